@@ -1,0 +1,53 @@
+"""Canonical bytes, event hashes and base64 helpers.
+
+The canonical form is pinned by the protocol so that any language can reproduce it:
+the event without ``signature``, keys sorted, no spaces, every non-ASCII character
+escaped (``json.dumps(..., sort_keys=True, separators=(",", ":"), ensure_ascii=True)``).
+Floats are forbidden anywhere in an event, so number formatting never differs.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def canonical_json(value: Any) -> bytes:
+    """Canonical UTF-8 (in fact ASCII) JSON of ``value``."""
+    return _ENCODER.encode(value).encode("ascii")
+
+
+def canonical_bytes(event: Mapping[str, Any]) -> bytes:
+    """The bytes that are signed and hashed: the event without its ``signature``."""
+    if "signature" in event:
+        event = {k: v for k, v in event.items() if k != "signature"}
+    return canonical_json(event)
+
+
+def hash_bytes(data: bytes) -> str:
+    """Standard base64 of SHA-256 of ``data`` (the protocol's hash text form)."""
+    return base64.b64encode(hashlib.sha256(data).digest()).decode("ascii")
+
+
+def event_hash(event: Mapping[str, Any]) -> str:
+    """The event hash that a chain successor names in ``prev_event_hash``."""
+    return hash_bytes(canonical_bytes(event))
+
+
+def b64encode(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def b64decode_exact(text: str, size: int) -> bytes | None:
+    """Decode strict standard base64 of exactly ``size`` bytes, or None if it is not that."""
+    try:
+        raw = binascii.a2b_base64(text.encode("ascii"), strict_mode=True)
+    except (binascii.Error, ValueError, UnicodeEncodeError):
+        return None
+    return raw if len(raw) == size else None

@@ -1,0 +1,82 @@
+"""Findings: what a reader reports about hostile or broken input.
+
+Parsing never raises into the caller: a bad line becomes a ``Finding`` that names the
+object and line it came from, and the good events around it are kept.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class Severity(enum.StrEnum):
+    ERROR = "error"  # the history is not clean: verify exits non-zero
+    NOTICE = "notice"  # worth knowing, not a sign of tampering
+
+
+class Kind(enum.StrEnum):
+    # line level
+    LINE_TOO_LONG = "line-too-long"
+    BAD_ENCODING = "bad-encoding"
+    BAD_JSON = "bad-json"
+    TOO_DEEP = "too-deep"
+    FLOAT = "float-not-allowed"
+    BAD_SCHEMA = "bad-schema"
+    WRONG_ROOM = "wrong-room"
+    TRUNCATED = "truncated"
+    # segment level
+    SEGMENT_NAME_MISMATCH = "segment-name-mismatch"
+    SEGMENT_TOO_LARGE = "segment-too-large"
+    SEGMENT_UNREADABLE = "segment-unreadable"
+    UNEXPECTED_OBJECT = "unexpected-object"
+    EMPTY_SEGMENT = "empty-segment"
+    # event and room level
+    INVALID_SIGNATURE = "invalid-signature"
+    SENDER_MISMATCH = "sender-mismatch"
+    GAP = "gap"
+    FORK = "fork"
+    REPLAY = "replay"
+    KEY_CHANGED = "key-changed"
+    MISSING_JOIN = "missing-join"
+    # room metadata
+    METADATA_MISSING = "metadata-missing"
+    METADATA_UNSIGNED = "metadata-unsigned"
+    METADATA_INVALID = "metadata-invalid"
+
+
+_NOTICES = {
+    Kind.UNEXPECTED_OBJECT,
+    Kind.MISSING_JOIN,
+    Kind.METADATA_UNSIGNED,
+    Kind.METADATA_MISSING,
+    Kind.EMPTY_SEGMENT,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    kind: Kind
+    message: str
+    path: str | None = None
+    line: int | None = None
+    event_id: str | None = None
+
+    @property
+    def severity(self) -> Severity:
+        return Severity.NOTICE if self.kind in _NOTICES else Severity.ERROR
+
+    def where(self) -> str:
+        if self.path is None:
+            return "room"
+        return f"{self.path}:{self.line}" if self.line is not None else self.path
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "kind": self.kind.value,
+            "severity": self.severity.value,
+            "message": self.message,
+            "path": self.path,
+            "line": self.line,
+            "event_id": self.event_id,
+        }

@@ -1,0 +1,130 @@
+"""Identifiers: room ids, client ids, event ids and segment object names."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import re
+from dataclasses import dataclass
+
+ROOM_ID_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
+CLIENT_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# Readers are lenient about the client part: the reference implementation keeps any
+# alphanumeric character (str.isalnum), which includes non-ASCII letters.
+_SEGMENT_NAME_RE = re.compile(r"messages_(\d{1,16})_(\d{1,16})_([^/\\\x00]{1,128})\.jsonl")
+_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+class InvalidRoomIdError(ValueError):
+    """A room id that must not be used to build a path."""
+
+
+def check_room_id(room_id: str) -> str:
+    """Return ``room_id`` if it is a valid room id, else raise with the reason.
+
+    Checked before any storage path is built, so ``../x``, ``a/b``, empty ids and NULs
+    never reach a file system or a bucket.
+    """
+    if not isinstance(room_id, str) or not room_id:
+        raise InvalidRoomIdError("a room id must not be empty")
+    if len(room_id) > 128:
+        raise InvalidRoomIdError(
+            f"a room id has at most 128 characters (this one has {len(room_id)})"
+        )
+    if room_id.startswith("."):
+        raise InvalidRoomIdError(f"room id {room_id!r} must not start with '.'")
+    if not ROOM_ID_RE.fullmatch(room_id):
+        bad = sorted({c for c in room_id if not re.fullmatch(r"[A-Za-z0-9._-]", c)})
+        shown = ", ".join(repr(c) for c in bad)
+        raise InvalidRoomIdError(
+            f"room id {room_id!r} may only use letters, digits, '.', '_' and '-' (found {shown})"
+        )
+    return room_id
+
+
+def is_valid_room_id(room_id: str) -> bool:
+    return isinstance(room_id, str) and ROOM_ID_RE.fullmatch(room_id) is not None
+
+
+def key_tag(public_key: bytes) -> str:
+    """First 8 hex digits of SHA-256 of a device's raw public key."""
+    return hashlib.sha256(public_key).hexdigest()[:8]
+
+
+def client_id_for(sender_id: str, public_key: bytes) -> str:
+    """Our client id: sanitised user part of ``sender_id``, ``-``, the device key tag."""
+    user = sender_id.split("@", 1)[0]
+    clean = re.sub(r"[^A-Za-z0-9_-]", "", user)[:40] or "user"
+    return f"{clean}-{key_tag(public_key)}"
+
+
+def iso_utc_ms(timestamp_ms: int) -> str:
+    """``2025-09-14T12:00:00.123Z`` for a Unix time in milliseconds."""
+    seconds, millis = divmod(timestamp_ms, 1000)
+    moment = _dt.datetime.fromtimestamp(seconds, tz=_dt.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{millis:03d}Z"
+
+
+def utc_date(timestamp_ms: int) -> str:
+    return _dt.datetime.fromtimestamp(timestamp_ms // 1000, tz=_dt.UTC).strftime("%Y-%m-%d")
+
+
+def make_event_id(room_id: str, timestamp_ms: int, uuid4_text: str) -> str:
+    return f"{room_id}::{iso_utc_ms(timestamp_ms)}::{uuid4_text}"
+
+
+def room_prefix(room_id: str) -> str:
+    return f"rooms/{check_room_id(room_id)}/"
+
+
+def logs_prefix(room_id: str) -> str:
+    return f"rooms/{check_room_id(room_id)}/logs/"
+
+
+def metadata_path(room_id: str) -> str:
+    return f"rooms/{check_room_id(room_id)}/metadata.json"
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentName:
+    """A parsed segment object name; ``path`` is relative to the storage root."""
+
+    path: str
+    room_id: str
+    date: str
+    start_ts: int
+    end_ts: int
+    client_id: str
+
+    @property
+    def file_name(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+
+def segment_path(room_id: str, start_ts: int, end_ts: int, client_id: str) -> str:
+    """Where a segment is written: the UTC date folder of its first event."""
+    if not CLIENT_ID_RE.fullmatch(client_id):
+        raise ValueError(f"client id {client_id!r} must match [A-Za-z0-9_-]{{1,64}}")
+    if start_ts > end_ts:
+        raise ValueError("a segment's start_ts must not be after its end_ts")
+    return (
+        f"{logs_prefix(room_id)}{utc_date(start_ts)}/messages_{start_ts}_{end_ts}_{client_id}.jsonl"
+    )
+
+
+def parse_segment_path(path: str) -> SegmentName | None:
+    """Parse ``rooms/<room>/logs/<date>/messages_<s>_<e>_<client>.jsonl``; None otherwise.
+
+    Every date folder name is accepted (the reference implementation writes local dates);
+    the date folder must still look like a date.
+    """
+    parts = path.split("/")
+    if len(parts) != 5 or parts[0] != "rooms" or parts[2] != "logs":
+        return None
+    _, room_id, _, date, name = parts
+    if not is_valid_room_id(room_id) or not _DATE_RE.fullmatch(date):
+        return None
+    m = _SEGMENT_NAME_RE.fullmatch(name)
+    if m is None:
+        return None
+    return SegmentName(path, room_id, date, int(m.group(1)), int(m.group(2)), m.group(3))

@@ -1,0 +1,110 @@
+"""Room metadata: ``rooms/<room_id>/metadata.json``, written create-only by the creator."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from nacl.signing import SigningKey
+
+from .canonical import canonical_bytes, canonical_json
+from .event import Malformed, decode_json_line
+from .findings import Finding, Kind
+from .ids import check_room_id
+from .signing import SignatureChecker, public_key_text, sign_mapping
+
+PROTOCOL = "bucket-chat-v1"
+VERSION = "1.0"
+MAX_METADATA_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class RoomMetadata:
+    room_id: str
+    name: str | None
+    created_at: str | None
+    creator_id: str | None
+    creator_key: str | None
+    signed: bool  # True only when the creator's signature was checked and is good
+    raw: dict[str, Any]
+
+
+def build_metadata(
+    *, room_id: str, name: str, created_at: str, creator_id: str, signing_key: SigningKey
+) -> bytes:
+    """Signed metadata bytes (canonical JSON and a newline)."""
+    check_room_id(room_id)
+    body = {
+        "room_id": room_id,
+        "name": name,
+        "created_at": created_at,
+        "version": VERSION,
+        "protocol": PROTOCOL,
+        "creator_id": creator_id,
+        "creator_key": public_key_text(signing_key),
+    }
+    return canonical_json(sign_mapping(body, signing_key)) + b"\n"
+
+
+def parse_metadata(
+    data: bytes, room_id: str, path: str, checker: SignatureChecker | None = None
+) -> tuple[RoomMetadata | None, list[Finding]]:
+    """Parse metadata; the reference implementation's unsigned four-field form opens too."""
+    if len(data) > MAX_METADATA_BYTES:
+        return None, [
+            Finding(Kind.METADATA_INVALID, f"metadata is {len(data):,} bytes; too large", path)
+        ]
+    decoded = decode_json_line(data.strip())
+    if isinstance(decoded, Malformed):
+        return None, [Finding(Kind.METADATA_INVALID, decoded.reason, path)]
+    if not isinstance(decoded, dict):
+        return None, [Finding(Kind.METADATA_INVALID, "metadata must be a JSON object", path)]
+    if decoded.get("room_id") != room_id:
+        return None, [
+            Finding(
+                Kind.METADATA_INVALID,
+                f"metadata names room {decoded.get('room_id')!r}, expected {room_id!r}",
+                path,
+            )
+        ]
+    findings: list[Finding] = []
+    text = {
+        k: decoded.get(k) if isinstance(decoded.get(k), str) else None
+        for k in ("name", "created_at", "creator_id", "creator_key", "signature")
+    }
+    signed = False
+    if text["signature"] is None or text["creator_key"] is None:
+        findings.append(
+            Finding(
+                Kind.METADATA_UNSIGNED,
+                "room metadata is unsigned (reference-implementation form)",
+                path,
+            )
+        )
+    else:
+        ok, why = (checker or SignatureChecker()).check_bytes(
+            text["creator_key"], canonical_bytes(decoded), text["signature"]
+        )
+        if ok:
+            signed = True
+        else:
+            findings.append(Finding(Kind.METADATA_INVALID, f"metadata signature: {why}", path))
+    meta = RoomMetadata(
+        room_id=room_id,
+        name=text["name"],
+        created_at=text["created_at"],
+        creator_id=text["creator_id"],
+        creator_key=text["creator_key"] if signed else None,
+        signed=signed,
+        raw=decoded,
+    )
+    return meta, findings
+
+
+def describe(meta: RoomMetadata) -> str:
+    name = meta.name or meta.room_id
+    state = f"signed by {meta.creator_id}" if meta.signed else "unsigned"
+    return f"{name} ({state})"
+
+
+__all__ = ["RoomMetadata", "build_metadata", "describe", "parse_metadata"]

@@ -1,0 +1,23 @@
+"""Async object-store adapters: one small interface, one implementation per kind of store."""
+
+from .base import (
+    AlreadyExistsError,
+    ObjectInfo,
+    Storage,
+    StorageError,
+    StorageFullError,
+    StorageNotFoundError,
+    check_object_path,
+)
+from .open import open_storage
+
+__all__ = [
+    "AlreadyExistsError",
+    "ObjectInfo",
+    "Storage",
+    "StorageError",
+    "StorageFullError",
+    "StorageNotFoundError",
+    "check_object_path",
+    "open_storage",
+]
