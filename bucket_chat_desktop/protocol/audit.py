@@ -9,9 +9,11 @@ comes from here and nowhere else.
 from __future__ import annotations
 
 import enum
+import gc
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import NamedTuple
 
 from .event import MEMBER, Event
 from .findings import Finding, Kind, Severity
@@ -28,8 +30,7 @@ class TrustState(enum.StrEnum):
     INVALID = "invalid"
 
 
-@dataclass(frozen=True, slots=True)
-class Assessed:
+class Assessed(NamedTuple):
     """An event with the verdict on it and the sentence that explains the verdict."""
 
     event: Event
@@ -65,19 +66,33 @@ class AuditResult:
         return not self.errors
 
 
-@dataclass(slots=True)
 class _Copy:
-    located: Located
-    sig_ok: bool | None
-    sig_why: str
+    """One copy of an event as read, with its signature verdict."""
+
+    __slots__ = ("depth", "eff", "ev", "line", "path", "problems", "sig_ok", "sig_why")
+
+    def __init__(self, located: Located, sig_ok: bool | None, sig_why: str) -> None:
+        self.ev = located.event
+        self.path = located.path
+        self.line = located.line
+        self.sig_ok = sig_ok
+        self.sig_why = sig_why
+        self.depth = 0
+        self.eff: tuple[int, str] = (0, "")
+        self.problems: list[str] | None = None
+
+    def problem(self, text: str) -> None:
+        if self.problems is None:
+            self.problems = []
+        self.problems.append(text)
+
+    @property
+    def where(self) -> str:
+        return f"{self.path}:{self.line}"
 
 
-@dataclass(slots=True)
-class _Node:
-    copy: _Copy
-    depth: int = 0
-    eff: tuple[int, str] = (0, "")
-    problems: list[str] = field(default_factory=list)
+def _order_key(c: _Copy) -> tuple[int, str]:
+    return (c.ev.timestamp_ms, c.ev.event_id)
 
 
 class RoomLedger:
@@ -94,6 +109,10 @@ class RoomLedger:
     def segment_count(self) -> int:
         return len(self._seen_paths)
 
+    @property
+    def event_count(self) -> int:
+        return len(self._copies)
+
     def has_segment(self, path: str) -> bool:
         return path in self._seen_paths
 
@@ -105,24 +124,39 @@ class RoomLedger:
         self.add_decoded(decoded)
         return decoded
 
+    def add_segments(self, segments: Iterable[tuple[str, bytes]]) -> list[DecodedSegment]:
+        """Bulk ``add_segment`` with the cyclic garbage collector paused.
+
+        Decoding creates only acyclic objects, yet the collector would scan the growing
+        room again and again; pausing it makes a cold read of a large room about a fifth
+        faster. The collector's previous state is restored.
+        """
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return [self.add_segment(path, data) for path, data in segments]
+        finally:
+            if was_enabled:
+                gc.enable()
+
     def add_decoded(self, decoded: DecodedSegment) -> None:
         """Keep a segment decoded elsewhere (e.g. on a worker thread)."""
         if decoded.path in self._seen_paths:
             return
         self._seen_paths.add(decoded.path)
         self._findings.extend(decoded.findings)
+        check = self.checker.check
         for located in decoded.events:
-            self.add_event(located)
-
-    def add_event(self, located: Located) -> None:
-        ev = located.event
-        copies = self._copies.setdefault(ev.event_id, [])
-        for existing in copies:
-            old = existing.located.event
-            if old.canonical == ev.canonical and old.signature == ev.signature:
-                return  # an identical copy is just de-duplicated
-        ok, why = self.checker.check(ev)
-        copies.append(_Copy(located, ok, why))
+            ev = located.event
+            copies = self._copies.get(ev.event_id)
+            if copies is None:
+                ok, why = check(ev)
+                self._copies[ev.event_id] = [_Copy(located, ok, why)]
+            elif not any(
+                c.ev.canonical == ev.canonical and c.ev.signature == ev.signature for c in copies
+            ):  # an identical copy is just de-duplicated
+                ok, why = check(ev)
+                copies.append(_Copy(located, ok, why))
 
     def add_finding(self, finding: Finding) -> None:
         self._findings.append(finding)
@@ -131,199 +165,192 @@ class RoomLedger:
         """Assess every event. ``pinned`` maps sender ids to keys this device pinned before."""
         findings = list(self._findings)
         invalid: list[Assessed] = []
-        chosen: list[_Copy] = []
+        unsigned: list[_Copy] = []
+        by_key: dict[str, list[_Copy]] = defaultdict(list)
 
         for event_id, copies in self._copies.items():
-            copies.sort(key=lambda c: (c.located.path, c.located.line))
-            good = [c for c in copies if c.sig_ok is not False]
-            for bad in (c for c in copies if c.sig_ok is False):
-                loc = bad.located
-                invalid.append(
-                    Assessed(loc.event, TrustState.INVALID, bad.sig_why, loc.path, loc.line)
-                )
-                findings.append(
-                    Finding(
-                        Kind.INVALID_SIGNATURE,
-                        f"{bad.sig_why}; event not shown",
-                        loc.path,
-                        loc.line,
-                        event_id,
-                    )
-                )
-            if len(copies) > 1:
-                first = copies[0].located
-                others = ", ".join(f"{c.located.path}:{c.located.line}" for c in copies[1:])
+            choice: _Copy | None = None
+            if len(copies) == 1:
+                if copies[0].sig_ok is False:
+                    self._invalid(copies[0], invalid, findings)
+                else:
+                    choice = copies[0]
+            else:
+                copies.sort(key=lambda c: (c.path, c.line))
+                for c in copies:
+                    if c.sig_ok is False:
+                        self._invalid(c, invalid, findings)
+                    elif choice is None:
+                        choice = c
+                others = ", ".join(c.where for c in copies[1:])
                 findings.append(
                     Finding(
                         Kind.REPLAY,
                         f"event id appears {len(copies)} times with different contents "
                         f"(also at {others}); only one copy is shown",
-                        first.path,
-                        first.line,
+                        copies[0].path,
+                        copies[0].line,
                         event_id,
                     )
                 )
-            if good:
-                chosen.append(good[0])
+            if choice is None:
+                continue
+            if choice.sig_ok is None:
+                unsigned.append(choice)
+            else:
+                by_key[choice.ev.sender_key or ""].append(choice)
 
-        unsigned = [c for c in chosen if c.sig_ok is None]
-        signed = [c for c in chosen if c.sig_ok]
-        nodes = self._check_chains(signed, findings, invalid)
-        shown = self._order(unsigned, nodes)
-        timeline = self._assess(shown, nodes, pinned or {}, findings)
+        chained: list[_Copy] = []
+        for key, copies in by_key.items():
+            chained.extend(self._check_chain(key, copies, findings, invalid))
+        rows = [((c.ev.timestamp_ms, c.ev.event_id, 0), c, False) for c in unsigned]
+        rows.extend(((c.eff[0], c.eff[1], c.depth), c, True) for c in chained)
+        rows.sort(key=lambda r: r[0])
+        timeline = self._assess(rows, pinned or {}, findings)
         invalid.sort(key=lambda a: (a.path, a.line))
         return AuditResult(self.room_id, timeline, invalid, findings, self.segment_count)
 
+    @staticmethod
+    def _invalid(c: _Copy, invalid: list[Assessed], findings: list[Finding]) -> None:
+        invalid.append(Assessed(c.ev, TrustState.INVALID, c.sig_why, c.path, c.line))
+        findings.append(
+            Finding(
+                Kind.INVALID_SIGNATURE,
+                f"{c.sig_why}; event not shown",
+                c.path,
+                c.line,
+                c.ev.event_id,
+            )
+        )
+
     # -- chains -------------------------------------------------------------------------
 
-    def _check_chains(
-        self, signed: list[_Copy], findings: list[Finding], invalid: list[Assessed]
-    ) -> dict[str, _Node]:
-        by_key: dict[str, list[_Copy]] = defaultdict(list)
-        for copy in signed:
-            by_key[copy.located.event.sender_key or ""].append(copy)
-        nodes: dict[str, _Node] = {}  # by event_id
-        for key, copies in by_key.items():
-            copies.sort(key=lambda c: c.located.event.order_key)
-            # A key is bound to the sender id of its chain root (its join), else its first event.
-            roots = [c for c in copies if c.located.event.prev_event_hash is None]
-            bound = (roots[0] if roots else copies[0]).located.event.sender_id
-            kept: list[_Copy] = []
-            for c in copies:
-                ev, loc = c.located.event, c.located
-                if ev.sender_id != bound:
-                    why = f"signed by the key of {bound!r} but claims to be from {ev.sender_id!r}"
-                    invalid.append(Assessed(ev, TrustState.INVALID, why, loc.path, loc.line))
-                    findings.append(
-                        Finding(Kind.SENDER_MISMATCH, why, loc.path, loc.line, ev.event_id)
+    @staticmethod
+    def _check_chain(
+        key: str, copies: list[_Copy], findings: list[Finding], invalid: list[Assessed]
+    ) -> list[_Copy]:
+        """Check one device key's chain; set each kept copy's effective order and depth."""
+        copies.sort(key=_order_key)
+        # A key is bound to the sender id of its chain root (its join), else its first event.
+        root = next((c for c in copies if c.ev.prev_event_hash is None), copies[0])
+        bound = root.ev.sender_id
+        kept: list[_Copy] = []
+        for c in copies:
+            if c.ev.sender_id == bound:
+                kept.append(c)
+                continue
+            why = f"signed by the key of {bound!r} but claims to be from {c.ev.sender_id!r}"
+            invalid.append(Assessed(c.ev, TrustState.INVALID, why, c.path, c.line))
+            findings.append(Finding(Kind.SENDER_MISMATCH, why, c.path, c.line, c.ev.event_id))
+        by_hash = {c.ev.hash: c for c in kept}
+        children: dict[str | None, list[_Copy]] = {}
+        for c in kept:
+            prev = c.ev.prev_event_hash
+            kids = children.get(prev)
+            if kids is None:
+                children[prev] = [c]
+            else:
+                kids.append(c)
+        short = key[:12]
+        for prev, kids in children.items():
+            if len(kids) > 1:
+                where = ", ".join(f"{k.ev.event_id} ({k.where})" for k in kids)
+                what = "start a chain" if prev is None else f"follow {prev[:12]}…"
+                findings.append(
+                    Finding(
+                        Kind.FORK,
+                        f"fork: {len(kids)} events by {bound!r} (key {short}…) {what}: {where}",
+                        kids[0].path,
+                        kids[0].line,
+                        kids[0].ev.event_id,
                     )
-                else:
-                    kept.append(c)
-            by_hash = {c.located.event.hash: c for c in kept}
-            children: dict[str | None, list[_Copy]] = defaultdict(list)
-            for c in kept:
-                children[c.located.event.prev_event_hash].append(c)
-                nodes[c.located.event.event_id] = _Node(c)
-            short = key[:12]
-            for prev, kids in children.items():
-                if len(kids) > 1:
-                    where = ", ".join(
-                        f"{k.located.event.event_id} ({k.located.path}:{k.located.line})"
-                        for k in kids
-                    )
-                    what = "start a chain" if prev is None else f"follow {prev[:12]}…"
-                    first = kids[0].located
+                )
+                for k in kids:
+                    k.problem("its chain forks here")
+            if prev is not None and prev not in by_hash:
+                for k in kids:
                     findings.append(
                         Finding(
-                            Kind.FORK,
-                            f"fork: {len(kids)} events by {bound!r} (key {short}…) {what}: {where}",
-                            first.path,
-                            first.line,
-                            first.event.event_id,
+                            Kind.GAP,
+                            f"gap: the predecessor of this event by {bound!r} "
+                            f"(hash {prev[:12]}…) is not in the room: "
+                            "a segment is missing, or an event was modified",
+                            k.path,
+                            k.line,
+                            k.ev.event_id,
                         )
                     )
-                    for k in kids:
-                        nodes[k.located.event.event_id].problems.append("its chain forks here")
-                if prev is not None and prev not in by_hash:
-                    for k in kids:
-                        loc = k.located
+                    k.problem("its chain predecessor is missing")
+            if prev is None:
+                for k in kids:
+                    if not (k.ev.type == MEMBER and k.ev.content.get("membership") == "join"):
                         findings.append(
                             Finding(
-                                Kind.GAP,
-                                f"gap: the predecessor of this event by {bound!r} "
-                                f"(hash {prev[:12]}…) is not in the room: "
-                                "a segment is missing, or an event was modified",
-                                loc.path,
-                                loc.line,
-                                loc.event.event_id,
+                                Kind.MISSING_JOIN,
+                                f"the first event of {bound!r}'s device key {short}… is not a join",
+                                k.path,
+                                k.line,
+                                k.ev.event_id,
                             )
                         )
-                        nodes[loc.event.event_id].problems.append(
-                            "its chain predecessor is missing"
-                        )
-            for c in roots:
-                ev = c.located.event
-                if ev.event_id in nodes and not (
-                    ev.type == MEMBER and ev.content.get("membership") == "join"
-                ):
-                    findings.append(
-                        Finding(
-                            Kind.MISSING_JOIN,
-                            f"the first event of {bound!r}'s device key {short}… is not a join",
-                            c.located.path,
-                            c.located.line,
-                            ev.event_id,
-                        )
-                    )
-            # Effective order key: never before the chain predecessor.
-            for c in sorted(kept, key=lambda c: c.located.event.order_key):
-                self._effective(nodes, by_hash, c.located.event.event_id)
-        return nodes
-
-    @staticmethod
-    def _effective(nodes: dict[str, _Node], by_hash: Mapping[str, _Copy], event_id: str) -> None:
-        # Walk up to the nearest computed ancestor iteratively (chains can be long).
-        path: list[_Node] = []
-        node: _Node | None = nodes[event_id]
-        while node is not None and node.eff == (0, ""):
-            path.append(node)
-            prev = node.copy.located.event.prev_event_hash
-            parent = by_hash.get(prev) if prev is not None else None
-            node = nodes.get(parent.located.event.event_id) if parent is not None else None
-            if node is not None and node in path:  # a hash cycle cannot occur; stay safe
-                node = None
-        for item in reversed(path):
-            ev = item.copy.located.event
-            prev = ev.prev_event_hash
-            parent = by_hash.get(prev) if prev is not None else None
-            pnode = nodes.get(parent.located.event.event_id) if parent is not None else None
-            if pnode is not None and pnode.eff != (0, ""):
-                item.eff = max(ev.order_key, pnode.eff)
-                item.depth = pnode.depth + 1
-            else:
-                item.eff = ev.order_key
-                item.depth = 0
-
-    @staticmethod
-    def _order(
-        unsigned: list[_Copy], nodes: Mapping[str, _Node]
-    ) -> list[tuple[_Copy, _Node | None]]:
-        rows: list[tuple[tuple[int, str, int], _Copy, _Node | None]] = []
-        for c in unsigned:
-            ev = c.located.event
-            rows.append(((ev.timestamp_ms, ev.event_id, 0), c, None))
-        for node in nodes.values():
-            rows.append(((node.eff[0], node.eff[1], node.depth), node.copy, node))
-        rows.sort(key=lambda r: r[0])
-        return [(c, n) for _, c, n in rows]
+        # Effective order: an event never shows before its chain predecessor. One pass in
+        # order; a child whose parent sorts later waits until the parent is placed.
+        done: set[str] = set()
+        waiting: dict[str, list[_Copy]] = {}
+        for c in kept:
+            prev = c.ev.prev_event_hash
+            if prev is not None and prev in by_hash and prev not in done:
+                waiting.setdefault(prev, []).append(c)
+                continue
+            stack = [c]
+            while stack:
+                item = stack.pop()
+                parent = by_hash.get(item.ev.prev_event_hash or "")
+                own = (item.ev.timestamp_ms, item.ev.event_id)
+                if parent is not None:
+                    item.eff = max(own, parent.eff)
+                    item.depth = parent.depth + 1
+                else:
+                    item.eff = own
+                done.add(item.ev.hash)
+                stack.extend(waiting.pop(item.ev.hash, ()))
+        for orphans in waiting.values():  # only reachable through a hash cycle: impossible
+            for item in orphans:
+                item.eff = (item.ev.timestamp_ms, item.ev.event_id)
+        return kept
 
     # -- trust ----------------------------------------------------------------------------
 
     @staticmethod
     def _assess(
-        shown: list[tuple[_Copy, _Node | None]],
-        nodes: Mapping[str, _Node],
+        rows: list[tuple[tuple[int, str, int], _Copy, bool]],
         pinned: Mapping[str, Iterable[str]],
         findings: list[Finding],
     ) -> list[Assessed]:
         authorized: dict[str, set[str]] = {s: set(keys) for s, keys in pinned.items()}
         reported: set[tuple[str, str]] = set()
         out: list[Assessed] = []
-        for copy, node in shown:
-            loc = copy.located
-            ev = loc.event
-            if node is None:
-                out.append(Assessed(ev, TrustState.UNVERIFIED, copy.sig_why, loc.path, loc.line))
+        verified = TrustState.VERIFIED
+        good = "signature good, chain intact, key pinned for this sender"
+        for _, c, signed in rows:
+            ev = c.ev
+            if not signed:
+                out.append(Assessed(ev, TrustState.UNVERIFIED, c.sig_why, c.path, c.line))
                 continue
             key = ev.sender_key or ""
-            keys = authorized.setdefault(ev.sender_id, set())
-            if not keys:
-                keys.add(key)  # trust on first use
+            keys = authorized.get(ev.sender_id)
+            if keys is None:
+                keys = authorized[ev.sender_id] = {key}  # trust on first use
             if key not in keys:
-                state = TrustState.KEY_CHANGED
-                reason = (
-                    f"signature good, but {ev.sender_id!r} used another key before and no "
-                    "statement from that key introduced this one"
+                out.append(
+                    Assessed(
+                        ev,
+                        TrustState.KEY_CHANGED,
+                        f"signature good, but {ev.sender_id!r} used another key before and no "
+                        "statement from that key introduced this one",
+                        c.path,
+                        c.line,
+                    )
                 )
                 if (ev.sender_id, key) not in reported:
                     reported.add((ev.sender_id, key))
@@ -332,19 +359,18 @@ class RoomLedger:
                             Kind.KEY_CHANGED,
                             f"{ev.sender_id!r} now signs with key {key[:12]}…, which no earlier "
                             "key of theirs introduced",
-                            loc.path,
-                            loc.line,
+                            c.path,
+                            c.line,
                             ev.event_id,
                         )
                     )
-            elif node.problems:
-                state = TrustState.UNVERIFIED
-                reason = "signature good, but " + " and ".join(node.problems)
+            elif c.problems:
+                reason = "signature good, but " + " and ".join(c.problems)
+                out.append(Assessed(ev, TrustState.UNVERIFIED, reason, c.path, c.line))
             else:
-                state = TrustState.VERIFIED
-                reason = "signature good, chain intact, key pinned for this sender"
-                added = ev.content.get(DEVICE_ADD_FIELD) if ev.type == MEMBER else None
-                if isinstance(added, str):
-                    keys.add(added)
-            out.append(Assessed(ev, state, reason, loc.path, loc.line))
+                out.append(Assessed(ev, verified, good, c.path, c.line))
+                if ev.type == MEMBER:
+                    added = ev.content.get(DEVICE_ADD_FIELD)
+                    if isinstance(added, str):
+                        keys.add(added)
         return out

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import datetime as _dt
 import hashlib
 import re
+import time
 from dataclasses import dataclass
 
 ROOM_ID_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
 CLIENT_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # Readers are lenient about the client part: the reference implementation keeps any
 # alphanumeric character (str.isalnum), which includes non-ASCII letters.
-_SEGMENT_NAME_RE = re.compile(r"messages_(\d{1,16})_(\d{1,16})_([^/\\\x00]{1,128})\.jsonl")
-_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
+# [0-9], not \d: \d also matches non-ASCII digits, which int() would then accept.
+_SEGMENT_NAME_RE = re.compile(r"messages_([0-9]{1,16})_([0-9]{1,16})_([^/\\\x00]{1,128})\.jsonl")
+_DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 class InvalidRoomIdError(ValueError):
@@ -61,12 +62,16 @@ def client_id_for(sender_id: str, public_key: bytes) -> str:
 def iso_utc_ms(timestamp_ms: int) -> str:
     """``2025-09-14T12:00:00.123Z`` for a Unix time in milliseconds."""
     seconds, millis = divmod(timestamp_ms, 1000)
-    moment = _dt.datetime.fromtimestamp(seconds, tz=_dt.UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{millis:03d}Z"
+    t = time.gmtime(seconds)
+    return (
+        f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T"
+        f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.{millis:03d}Z"
+    )
 
 
 def utc_date(timestamp_ms: int) -> str:
-    return _dt.datetime.fromtimestamp(timestamp_ms // 1000, tz=_dt.UTC).strftime("%Y-%m-%d")
+    t = time.gmtime(timestamp_ms // 1000)
+    return f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}"
 
 
 def make_event_id(room_id: str, timestamp_ms: int, uuid4_text: str) -> str:

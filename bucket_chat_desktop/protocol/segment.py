@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from .event import Event, Malformed, parse_line
 from .findings import Finding, Kind
@@ -12,8 +13,7 @@ from .ids import SegmentName, parse_segment_path, segment_path
 MAX_SEGMENT_BYTES = 64 * 1024 * 1024
 
 
-@dataclass(frozen=True, slots=True)
-class Located:
+class Located(NamedTuple):
     """An event and where it was read: object path and 1-based line number."""
 
     event: Event

@@ -8,8 +8,16 @@ from typing import Any
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 
-from .canonical import b64decode_exact, b64encode, canonical_bytes
-from .event import Event, Malformed, parse_event
+from .canonical import b64decode_exact, b64encode, canonical_bytes, canonical_json, hash_bytes
+from .event import (
+    MAX_DEPTH,
+    MAX_LINE_BYTES,
+    MAX_TIMESTAMP_MS,
+    MEMBER,
+    MEMBERSHIPS,
+    MESSAGE,
+    Event,
+)
 from .ids import check_room_id, make_event_id
 
 
@@ -37,23 +45,88 @@ def build_event(
     signing_key: SigningKey,
     parent_event_id: str | None = None,
 ) -> Event:
-    """Build and sign an event. ``unique`` is a fresh uuid4 text, passed in by the caller."""
+    """Build and sign an event. ``unique`` is a fresh uuid4 text, passed in by the caller.
+
+    The inputs are checked against the same rules a reader applies (see ``event.py``), so
+    we never publish an event another client would reject.
+    """
     check_room_id(room_id)
+    body = dict(content)
+    problem = _write_problem(sender_id, event_type, body, timestamp_ms, prev_event_hash)
+    if problem:
+        raise ValueError(f"refusing to write an invalid event: {problem}")
+    event_id = make_event_id(room_id, timestamp_ms, unique)
+    sender_key = b64encode(bytes(signing_key.verify_key))
     unsigned: dict[str, Any] = {
-        "event_id": make_event_id(room_id, timestamp_ms, unique),
+        "event_id": event_id,
         "room_id": room_id,
         "timestamp_ms": timestamp_ms,
         "sender_id": sender_id,
         "type": event_type,
         "parent_event_id": parent_event_id,
         "prev_event_hash": prev_event_hash,
-        "sender_key": public_key_text(signing_key),
-        "content": dict(content),
+        "sender_key": sender_key,
+        "content": body,
     }
-    parsed = parse_event(sign_mapping(unsigned, signing_key), room_id)
-    if isinstance(parsed, Malformed):  # our own output must satisfy our own reader
-        raise ValueError(f"refusing to write an invalid event: {parsed.reason}")
-    return parsed
+    canonical = canonical_json(unsigned)
+    if len(canonical) > MAX_LINE_BYTES - 200:
+        raise ValueError("refusing to write an invalid event: it is too large")
+    signature = b64encode(signing_key.sign(canonical).signature)
+    unsigned["signature"] = signature
+    return Event(
+        raw=unsigned,
+        canonical=canonical,
+        hash=hash_bytes(canonical),
+        event_id=event_id,
+        room_id=room_id,
+        timestamp_ms=timestamp_ms,
+        sender_id=sender_id,
+        type=event_type,
+        parent_event_id=parent_event_id,
+        prev_event_hash=prev_event_hash,
+        signature=signature,
+        sender_key=sender_key,
+        content=body,
+    )
+
+
+def _write_problem(
+    sender_id: str, event_type: str, content: dict[str, Any], ts: int, prev: str | None
+) -> str | None:
+    if not sender_id or not event_type:
+        return "sender_id and type must not be empty"
+    if type(ts) is not int or not 0 <= ts <= MAX_TIMESTAMP_MS:
+        return "timestamp_ms must be a non-negative integer"
+    if event_type == MESSAGE and not isinstance(content.get("body"), str):
+        return "m.room.message content.body must be a string"
+    if event_type == MEMBER and content.get("membership") not in MEMBERSHIPS:
+        return "m.room.member membership is not valid"
+    if prev is not None and b64decode_exact(prev, 32) is None:
+        return "prev_event_hash must be base64 of 32 bytes"
+    return _content_problem(content, 2)
+
+
+def _content_problem(value: Any, depth: int) -> str | None:
+    """Floats, non-JSON values and deep nesting are refused before anything is signed."""
+    if depth > MAX_DEPTH:
+        return f"content is nested deeper than {MAX_DEPTH} levels"
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                return "content keys must be strings"
+            problem = _content_problem(v, depth + 1)
+            if problem:
+                return problem
+    elif isinstance(value, list):
+        for v in value:
+            problem = _content_problem(v, depth + 1)
+            if problem:
+                return problem
+    elif isinstance(value, float):
+        return "floats are forbidden in events: use integers"
+    elif value is not None and not isinstance(value, str | int):
+        return f"content holds a {type(value).__name__}, which is not JSON"
+    return None
 
 
 class SignatureChecker:

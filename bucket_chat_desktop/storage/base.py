@@ -76,6 +76,13 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     async def exists(self, path: str) -> bool: ...
 
+    async def remove_probe(self, path: str) -> None:
+        """Remove an object written by a self-test under ``.bucket-chat-probe/``.
+
+        Nothing else is ever deleted. Stores that cannot delete keep the tiny probe.
+        """
+        return None
+
     async def close(self) -> None:
         return None
 

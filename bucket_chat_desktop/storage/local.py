@@ -28,6 +28,7 @@ log = logging.getLogger("bucket_chat.storage")
 
 _NO_LINK = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK, errno.ENOSYS}
 TEMP_PREFIX = ".bc-tmp-"
+PROBE_PREFIX = ".bucket-chat-probe/"
 
 
 class LocalStorage(Storage):
@@ -153,6 +154,16 @@ class LocalStorage(Storage):
             return []
         except OSError as exc:
             raise self._error(exc, f"cannot list {base}") from exc
+
+    async def remove_probe(self, path: str) -> None:
+        if not path.startswith(PROBE_PREFIX):
+            raise StorageError(f"refusing to delete {path!r}: only self-test probes are removed")
+        target = self._fs_path(path)
+        try:
+            target.unlink()
+            target.parent.rmdir()
+        except OSError:
+            pass
 
     def _error(self, exc: OSError, what: str) -> StorageError:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):

@@ -1,0 +1,1 @@
+"""The ``bucket-chat`` command."""

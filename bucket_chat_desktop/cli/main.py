@@ -1,0 +1,413 @@
+"""``bucket-chat``: a scriptable client for Bucket Chat rooms.
+
+Exit status: 0 success (for ``verify``: the room is clean), 1 the room has findings or a
+message could not be delivered, 2 a usage, key or storage problem (one line on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+from .. import __version__, paths
+from ..keys import KeysError, load_or_create_identity, open_key_store
+from ..protocol.audit import AuditResult
+from ..protocol.ids import InvalidRoomIdError, check_room_id
+from ..protocol.metadata import describe
+from ..storage import Storage, StorageError, open_storage
+from ..sync.reader import list_rooms, open_room, room_exists
+from ..sync.writer import Draft, RoomError, RoomWriter
+from . import format as fmt
+
+EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+MAX_BATCH = 1000
+
+
+class UsageError(Exception):
+    pass
+
+
+def _storage_arg(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    parser.add_argument(
+        "-s",
+        "--storage",
+        metavar="PATH_OR_URL",
+        default=None if top else argparse.SUPPRESS,
+        help="folder (or bucket URL) holding the rooms; default: %(default)s"
+        if top
+        else argparse.SUPPRESS,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bucket-chat",
+        description="Serverless, tamper-evident chat over a shared folder or bucket.",
+    )
+    _storage_arg(parser, top=True)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    parser.add_argument("--version", action="version", version=f"bucket-chat {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def command(name: str, text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=text, description=text)
+        _storage_arg(p, top=False)
+        return p
+
+    def room(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--room-id", required=True, help="the room's id")
+
+    def user(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--user-id", required=True, help="who you are, e.g. alice@example.com")
+
+    command("version", "print the version")
+    command("test-crypto", "self-test signing, verification and hashing")
+    p = command("test-storage", "check that the storage works (create-only write, read, list)")
+    room(p)
+    p = command("setup-keys", "create this device's signing key for a user")
+    user(p)
+    p.add_argument("--force", action="store_true", help="replace an existing key (dangerous)")
+    p = command("show-key", "print this device's public key and fingerprint")
+    user(p)
+    p = command("create-room", "create a room (you sign its metadata)")
+    room(p)
+    p.add_argument("--name", required=True, help="the room's display name")
+    user(p)
+    p.add_argument("--displayname", help="your display name in the room")
+    command("rooms", "list the rooms in the storage")
+    p = command("send", "send one message (for scripts)")
+    room(p)
+    user(p)
+    p.add_argument("--displayname", help="your display name, used when you first join")
+    p.add_argument("text", nargs="+", help="the message; '-' reads it from standard input")
+    p.add_argument(
+        "--each-line",
+        action="store_true",
+        help="send every non-empty line as its own message (in one segment)",
+    )
+    p = command("history", "print the room's messages with their trust state")
+    room(p)
+    p.add_argument("--limit", type=int, default=None, help="only the newest N events")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p = command("verify", "audit the room: signatures, chains, keys; exit 0 only when clean")
+    room(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p = command("add-device", "let another device of yours sign in this room")
+    room(p)
+    user(p)
+    p.add_argument("--key", required=True, help="the other device's public key (show-key)")
+    p.add_argument("--device-name", help="a name for that device")
+    p = command("chat", "chat interactively; incoming messages appear as they arrive")
+    room(p)
+    user(p)
+    p.add_argument("--displayname", help="your display name, used when you first join")
+    return parser
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def _storage(args: argparse.Namespace) -> Storage:
+    spec = args.storage or os.environ.get("BUCKET_CHAT_STORAGE") or str(paths.default_store_dir())
+    return open_storage(spec)
+
+
+def _room_id(args: argparse.Namespace) -> str:
+    try:
+        return check_room_id(args.room_id)
+    except InvalidRoomIdError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def _identity(user_id: str, *, create: bool = False) -> Any:
+    store = open_key_store()
+    identity, created = load_or_create_identity(store, user_id, create=create)
+    return identity, created, store
+
+
+def _writer(args: argparse.Namespace, storage: Storage, room_id: str) -> RoomWriter:
+    identity, _, _ = _identity(args.user_id)
+    return RoomWriter(
+        storage,
+        room_id,
+        identity.user_id,
+        identity.signing_key,
+        displayname=getattr(args, "displayname", None),
+    )
+
+
+async def _require_room(storage: Storage, room_id: str) -> None:
+    if not await room_exists(storage, room_id):
+        raise RoomError(
+            f"room {room_id!r} does not exist in {storage.describe()}: "
+            f"create it with 'bucket-chat create-room --room-id {room_id} --name ...'"
+        )
+
+
+def _print_findings(result: AuditResult, out: Any) -> None:
+    if result.findings:
+        print(f"Findings ({len(result.findings)}):", file=out)
+        for f in result.findings:
+            print(fmt.finding_line(f), file=out)
+
+
+def _now_iso() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+# -- commands -----------------------------------------------------------------------------
+
+
+async def cmd_test_crypto(args: argparse.Namespace) -> int:
+    from .selftest import crypto_selftest
+
+    return crypto_selftest()
+
+
+async def cmd_test_storage(args: argparse.Namespace) -> int:
+    from .selftest import storage_selftest
+
+    return await storage_selftest(_storage(args), _room_id(args))
+
+
+async def cmd_setup_keys(args: argparse.Namespace) -> int:
+    store = open_key_store()
+    existing = store.load(args.user_id)
+    if existing is not None and not args.force:
+        identity, _, _ = _identity(args.user_id)
+        print(f"A key for {args.user_id} already exists on this device ({store.name}).")
+        print(f"  public key:  {identity.public_key_b64}")
+        print(f"  fingerprint: {identity.fingerprint}")
+        print("Use --force to replace it (messages signed with the old key stay valid).")
+        return EXIT_OK
+    if existing is not None:
+        store.delete(args.user_id)
+    identity, _, _ = _identity(args.user_id, create=True)
+    print(f"Created a signing key for {args.user_id}, stored in {store.name}.")
+    print(f"  public key:  {identity.public_key_b64}")
+    print(f"  fingerprint: {identity.fingerprint}")
+    return EXIT_OK
+
+
+async def cmd_show_key(args: argparse.Namespace) -> int:
+    identity, _, store = _identity(args.user_id)
+    print(f"user:        {identity.user_id}")
+    print(f"public key:  {identity.public_key_b64}")
+    print(f"fingerprint: {identity.fingerprint}")
+    print(f"stored in:   {store.name}")
+    return EXIT_OK
+
+
+async def cmd_create_room(args: argparse.Namespace) -> int:
+    storage = _storage(args)
+    room_id = _room_id(args)
+    writer = _writer(args, storage, room_id)
+    await writer.create_room(args.name, _now_iso())
+    print(f"Created room {room_id!r} ({args.name}) in {storage.describe()}.")
+    return EXIT_OK
+
+
+async def cmd_rooms(args: argparse.Namespace) -> int:
+    from ..sync.reader import read_metadata
+
+    storage = _storage(args)
+    rooms = await list_rooms(storage)
+    if not rooms:
+        print(f"No rooms in {storage.describe()}.")
+        return EXIT_OK
+    for room_id in rooms:
+        meta, _ = await read_metadata(storage, room_id)
+        label = describe(meta) if meta else "(no metadata)"
+        print(f"{room_id:32} {label}")
+    return EXIT_OK
+
+
+def _message_texts(args: argparse.Namespace) -> list[str]:
+    if args.text == ["-"]:
+        text = sys.stdin.read()
+        text = text[:-1] if text.endswith("\n") else text
+    else:
+        text = " ".join(args.text)
+    texts = [t for t in text.splitlines() if t.strip()] if args.each_line else [text]
+    if not texts or not all(t.strip() for t in texts):
+        raise UsageError("refusing to send an empty message")
+    if len(texts) > MAX_BATCH:
+        raise UsageError(f"at most {MAX_BATCH} messages at once")
+    return texts
+
+
+async def cmd_send(args: argparse.Namespace) -> int:
+    storage = _storage(args)
+    room_id = _room_id(args)
+    texts = _message_texts(args)
+    await _require_room(storage, room_id)
+    writer = _writer(args, storage, room_id)
+    from .lock import device_lock
+
+    with device_lock(writer.client_id, room_id):
+        path, events = await writer.send([Draft.text(t) for t in texts])
+    sent = [e for e in events if e.type == "m.room.message"]
+    what = sent[-1].event_id if len(sent) == 1 else f"{len(sent)} messages"
+    print(f"Sent {what} in {path}")
+    return EXIT_OK
+
+
+async def cmd_add_device(args: argparse.Namespace) -> int:
+    from ..protocol.event import valid_key_text
+
+    storage = _storage(args)
+    room_id = _room_id(args)
+    if valid_key_text(args.key) is None:
+        raise UsageError("--key must be the other device's public key (base64 of 32 bytes)")
+    await _require_room(storage, room_id)
+    writer = _writer(args, storage, room_id)
+    from .lock import device_lock
+
+    with device_lock(writer.client_id, room_id):
+        path = await writer.add_device(args.key, args.device_name)
+    print(f"Introduced device key {args.key[:12]}… for {args.user_id} in {room_id!r} ({path}).")
+    return EXIT_OK
+
+
+async def _audited(args: argparse.Namespace) -> tuple[Any, AuditResult]:
+    storage = _storage(args)
+    room_id = _room_id(args)
+    await _require_room(storage, room_id)
+    view = await open_room(storage, room_id)
+    result = view.ledger.audit()
+    result.findings[:0] = view.metadata_findings
+    return view, result
+
+
+async def cmd_history(args: argparse.Namespace) -> int:
+    view, result = await _audited(args)
+    timeline = result.timeline
+    if args.limit is not None:
+        if args.limit < 0:
+            raise UsageError("--limit must be 0 or more")
+        timeline = timeline[-args.limit :] if args.limit else []
+    if args.json:
+        doc = {
+            "room_id": view.room_id,
+            "events": [fmt.event_json(a) for a in timeline],
+            "findings": [f.as_dict() for f in result.findings],
+        }
+        print(json.dumps(doc, ensure_ascii=False, indent=1))
+        return EXIT_OK
+    title = describe(view.metadata) if view.metadata else view.room_id
+    print(f"# {title}")
+    for item in timeline:
+        print(fmt.event_line(item))
+    if result.errors:
+        print(
+            f"\nThis room has {len(result.errors)} finding(s); "
+            f"run 'bucket-chat verify --room-id {view.room_id}' for the audit.",
+            file=sys.stderr,
+        )
+    return EXIT_OK
+
+
+async def cmd_verify(args: argparse.Namespace) -> int:
+    view, result = await _audited(args)
+    status = EXIT_OK if result.clean else EXIT_FINDINGS
+    if args.json:
+        doc = {
+            "room_id": view.room_id,
+            "clean": result.clean,
+            "segments": result.segments,
+            "metadata": {
+                "name": view.metadata.name if view.metadata else None,
+                "signed": bool(view.metadata and view.metadata.signed),
+                "creator_id": view.metadata.creator_id if view.metadata else None,
+            },
+            "counts": {k.value: v for k, v in result.counts.items()},
+            "findings": [f.as_dict() for f in result.findings],
+        }
+        print(json.dumps(doc, ensure_ascii=False, indent=1))
+        return status
+    title = describe(view.metadata) if view.metadata else f"{view.room_id} (no metadata)"
+    total = len(result.timeline) + len(result.invalid)
+    print(f"Room {view.room_id}: {title}")
+    print(f"{total:,} events in {result.segments:,} segments")
+    for line in fmt.counts_text(result):
+        print(line)
+    _print_findings(result, sys.stdout)
+    if result.clean:
+        notices = len(result.findings)
+        extra = f" ({notices} notice(s))" if notices else ""
+        print(f"CLEAN: every signature and chain checks out{extra}.")
+    else:
+        print(f"NOT CLEAN: {len(result.errors)} finding(s) need attention.")
+    return status
+
+
+async def cmd_chat(args: argparse.Namespace) -> int:
+    """Chat; a first-time user gets a key and, for a room nobody created yet, the room."""
+    from .chat import run_chat
+
+    storage = _storage(args)
+    room_id = _room_id(args)
+    identity, created, store = _identity(args.user_id, create=True)
+    if created:
+        print(f"Created a signing key for {identity.user_id} ({store.name}).")
+        print(f"  fingerprint: {identity.display_fingerprint}")
+    writer = RoomWriter(
+        storage, room_id, identity.user_id, identity.signing_key, displayname=args.displayname
+    )
+    if not await room_exists(storage, room_id):
+        await writer.create_room(room_id, _now_iso())
+        print(f"Created room {room_id!r} in {storage.describe()}.")
+    return await run_chat(storage, writer)
+
+
+async def cmd_version(args: argparse.Namespace) -> int:
+    print(f"bucket-chat {__version__}")
+    return EXIT_OK
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, int]]] = {
+    "version": cmd_version,
+    "test-crypto": cmd_test_crypto,
+    "test-storage": cmd_test_storage,
+    "setup-keys": cmd_setup_keys,
+    "show-key": cmd_show_key,
+    "create-room": cmd_create_room,
+    "rooms": cmd_rooms,
+    "send": cmd_send,
+    "history": cmd_history,
+    "verify": cmd_verify,
+    "add-device": cmd_add_device,
+    "chat": cmd_chat,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if not args.command:
+        parser.print_help()
+        return EXIT_ERROR
+    try:
+        return asyncio.run(COMMANDS[args.command](args))
+    except (UsageError, KeysError, StorageError, RoomError) as exc:
+        print(f"bucket-chat: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Reading rooms from storage into a verified ledger, and writing signed segments."""

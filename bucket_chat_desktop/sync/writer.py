@@ -1,0 +1,196 @@
+"""Sign and publish events of one device into a room, continuing its hash chain."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from nacl.signing import SigningKey
+
+from ..protocol.audit import DEVICE_ADD_FIELD
+from ..protocol.canonical import b64encode
+from ..protocol.event import MEMBER, MESSAGE, Event
+from ..protocol.ids import client_id_for, logs_prefix, metadata_path, parse_segment_path
+from ..protocol.metadata import build_metadata
+from ..protocol.segment import decode_segment, encode_segment, path_for
+from ..protocol.signing import SignatureChecker, build_event
+from ..storage.base import AlreadyExistsError, Storage, StorageError
+
+log = logging.getLogger("bucket_chat.sync")
+
+MAX_NAME_ATTEMPTS = 20
+
+
+class RoomError(Exception):
+    """A room-level problem a user can act on (room missing, already exists, …)."""
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """What the user wants to say: an event type and its content."""
+
+    event_type: str
+    content: Mapping[str, Any]
+
+    @staticmethod
+    def text(body: str) -> Draft:
+        return Draft(MESSAGE, {"body": body, "msgtype": "m.text"})
+
+
+class RoomWriter:
+    """Writes this device's events. One writer per device and room at a time.
+
+    The chain head is recovered from this device's own segments (their names carry the
+    device's client id), so a restart or a second machine never forks the chain.
+    """
+
+    def __init__(
+        self,
+        storage: Storage,
+        room_id: str,
+        user_id: str,
+        signing_key: SigningKey,
+        *,
+        displayname: str | None = None,
+        clock: Callable[[], int] = now_ms,
+        unique: Callable[[], str] = lambda: str(uuid.uuid4()),
+    ) -> None:
+        self.storage = storage
+        self.room_id = room_id
+        self.user_id = user_id
+        self.key = signing_key
+        self.key_text = b64encode(bytes(signing_key.verify_key))
+        self.client_id = client_id_for(user_id, bytes(signing_key.verify_key))
+        self.displayname = displayname
+        self._clock = clock
+        self._unique = unique
+        self._head: Event | None = None
+        self._loaded = False
+
+    def _own(self, client: str) -> bool:
+        return client == self.client_id or client.startswith(self.client_id + "-r")
+
+    async def load_head(self) -> Event | None:
+        """Find this device's newest event in the room (None if it never wrote here)."""
+        checker = SignatureChecker()
+        mine: list[Event] = []
+        for item in await self.storage.list_objects(logs_prefix(self.room_id)):
+            name = parse_segment_path(item.path)
+            if name is None or not self._own(name.client_id):
+                continue
+            decoded = decode_segment(item.path, await self.storage.get(item.path), self.room_id)
+            for loc in decoded.events:
+                ev = loc.event
+                if ev.sender_key == self.key_text and checker.check(ev)[0]:
+                    mine.append(ev)
+        referenced = {e.prev_event_hash for e in mine}
+        heads = [e for e in mine if e.hash not in referenced]
+        self._head = max(heads, key=lambda e: e.order_key) if heads else None
+        if len(heads) > 1:
+            log.warning(
+                "device chain in %s has %d heads; continuing the newest", self.room_id, len(heads)
+            )
+        self._loaded = True
+        return self._head
+
+    @property
+    def joined(self) -> bool:
+        return self._head is not None
+
+    def _next(self, draft: Draft, ts: int) -> Event:
+        prev = self._head
+        if prev is not None:
+            ts = max(ts, prev.timestamp_ms)
+        ev = build_event(
+            room_id=self.room_id,
+            sender_id=self.user_id,
+            event_type=draft.event_type,
+            content=draft.content,
+            timestamp_ms=ts,
+            unique=self._unique(),
+            prev_event_hash=prev.hash if prev else None,
+            signing_key=self.key,
+        )
+        self._head = ev
+        return ev
+
+    def prepare(self, drafts: Sequence[Draft]) -> list[Event]:
+        """Sign ``drafts`` as the next events of the chain (a join first if needed)."""
+        if not self._loaded:
+            raise RuntimeError("call load_head() first")
+        ts = self._clock()
+        events: list[Event] = []
+        if self._head is None and not (drafts and _is_join(drafts[0])):
+            content: dict[str, Any] = {"membership": "join"}
+            if self.displayname:
+                content["displayname"] = self.displayname
+            events.append(self._next(Draft(MEMBER, content), ts))
+        events.extend(self._next(d, ts) for d in drafts)
+        return events
+
+    async def publish(self, events: Sequence[Event]) -> str:
+        """Write ``events`` as one create-only segment; returns its path."""
+        data = encode_segment(events)
+        for attempt in range(MAX_NAME_ATTEMPTS):
+            path = path_for(events, self.client_id, attempt)
+            try:
+                await self.storage.put_if_absent(path, data)
+                return path
+            except AlreadyExistsError:
+                continue  # a different segment holds that name: pick another
+        raise StorageError(f"could not find a free segment name after {MAX_NAME_ATTEMPTS} tries")
+
+    async def send(self, drafts: Sequence[Draft]) -> tuple[str, list[Event]]:
+        if not self._loaded:
+            await self.load_head()
+        saved = self._head
+        events = self.prepare(drafts)
+        try:
+            return await self.publish(events), events
+        except BaseException:
+            self._head = saved  # nothing was published: the chain continues from before
+            raise
+
+    async def create_room(self, name: str, created_at: str) -> str:
+        data = build_metadata(
+            room_id=self.room_id,
+            name=name,
+            created_at=created_at,
+            creator_id=self.user_id,
+            signing_key=self.key,
+        )
+        try:
+            await self.storage.put_if_absent(metadata_path(self.room_id), data)
+        except AlreadyExistsError as exc:
+            raise RoomError(f"room {self.room_id!r} already exists") from exc
+        await self.load_head()
+        if self._head is None:
+            path, _ = await self.send([])
+            return path
+        return metadata_path(self.room_id)
+
+    async def add_device(self, new_key_text: str, device_name: str | None = None) -> str:
+        await self.load_head()
+        if self._head is None:
+            raise RoomError(
+                f"this device has not joined {self.room_id!r}: it cannot introduce another device"
+            )
+        content: dict[str, Any] = {"membership": "join", DEVICE_ADD_FIELD: new_key_text}
+        if self.displayname:
+            content["displayname"] = self.displayname
+        if device_name:
+            content["device_name"] = device_name
+        path, _ = await self.send([Draft(MEMBER, content)])
+        return path
+
+
+def _is_join(draft: Draft) -> bool:
+    return draft.event_type == MEMBER and draft.content.get("membership") == "join"

@@ -1,0 +1,122 @@
+"""The issue's "done when": people on several devices chat through one folder."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+from .conftest import EXE, Device, kinds
+
+ROOM = "team-room"
+
+
+def _public_key(dev: Device) -> str:
+    out = dev.user("show-key").stdout
+    return next(line.split()[-1] for line in out.splitlines() if line.startswith("public key"))
+
+
+def test_two_users_three_devices_exchange_1000_messages(device) -> None:  # type: ignore[no-untyped-def]
+    alice_laptop = device("alice-laptop", "alice@example.com")
+    alice_phone = device("alice-phone", "alice@example.com")
+    bob = device("bob-desktop", "bob@example.com")
+
+    alice_laptop.user("create-room", "--room-id", ROOM, "--name", "Team room")
+    # Alice's laptop introduces her phone's key, so the phone's messages are not "key changed".
+    alice_laptop.user("add-device", "--room-id", ROOM, "--key", _public_key(alice_phone))
+
+    sent: list[tuple[str, str]] = []
+    devices = [alice_laptop, bob, alice_phone]
+    total, rounds = 1000, 30
+    n = 0
+    for r in range(rounds):
+        for dev in devices:
+            batch = [f"{dev.home.name} round {r} message {i}" for i in range(12)]
+            batch = batch[: max(0, total - n)]
+            if not batch:
+                continue
+            dev.user("send", "--room-id", ROOM, "--each-line", "-", input="\n".join(batch) + "\n")
+            sent.extend((dev.user_id, text) for text in batch)
+            n += len(batch)
+    assert n == total
+
+    doc = bob.json("history", "--room-id", ROOM)
+    messages = [e for e in doc["events"] if e["type"] == "m.room.message"]
+    assert [(e["sender_id"], e["content"]["body"]) for e in messages] == sent
+    assert all(e["trust"] == "verified" for e in doc["events"])
+    times = [e["timestamp_ms"] for e in doc["events"]]
+    assert times == sorted(times)
+    assert doc["findings"] == []
+
+    audit = subprocess.run(
+        [EXE, "-s", str(bob.store), "verify", "--room-id", ROOM],
+        env=bob.env(),
+        capture_output=True,
+        text=True,
+    )
+    assert audit.returncode == 0, audit.stdout + audit.stderr
+    assert "CLEAN" in audit.stdout
+    # history --limit keeps the newest events
+    last = bob.json("history", "--room-id", ROOM, "--limit", "5")["events"]
+    assert [e["content"].get("body") for e in last] == [t for _, t in sent[-5:]]
+
+
+def test_a_second_device_without_introduction_is_key_changed(device) -> None:  # type: ignore[no-untyped-def]
+    alice = device("alice", "alice@example.com")
+    alice.user("create-room", "--room-id", ROOM, "--name", "Team")
+    alice.user("send", "--room-id", ROOM, "first")
+    intruder = device("new-laptop", "alice@example.com")
+    intruder.user("send", "--room-id", ROOM, "it is me, alice, honestly")
+    doc = alice.json("verify", "--room-id", ROOM, check=False)
+    assert kinds(doc) == {"key-changed"}
+    assert doc["counts"]["key-changed"] == 2  # the new key's join and its message
+    history = alice.json("history", "--room-id", ROOM)["events"]
+    assert history[-1]["trust"] == "key-changed"
+
+
+def test_chat_shows_incoming_messages_live(device, store: Path) -> None:  # type: ignore[no-untyped-def]
+    alice = device("alice", "alice@example.com")
+    bob = device("bob", "bob@example.com")
+    alice.user("create-room", "--room-id", ROOM, "--name", "Team")
+    chat = subprocess.Popen(
+        [EXE, "-s", str(store), "chat", "--room-id", ROOM, "--user-id", bob.user_id],
+        env=bob.env(),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        bufsize=1,
+    )
+    try:
+        assert chat.stdout is not None and chat.stdin is not None
+        header = chat.stdout.readline()
+        assert "Team" in header
+        while "join" not in chat.stdout.readline():
+            pass  # the history so far: alice's join
+        alice.user("send", "--room-id", ROOM, "are you there, bob?")
+        deadline = time.monotonic() + 20
+        seen = ""
+        while "are you there, bob?" not in seen and time.monotonic() < deadline:
+            seen += chat.stdout.readline()
+        assert "are you there, bob?" in seen and "[verified]" in seen
+        chat.stdin.write("yes, typing in chat\n/quit\n")
+        chat.stdin.flush()
+        assert chat.wait(timeout=20) == 0
+    finally:
+        if chat.poll() is None:
+            chat.kill()
+            chat.wait()
+    bodies = [e["content"].get("body") for e in alice.json("history", "--room-id", ROOM)["events"]]
+    assert bodies[-1] == "yes, typing in chat"
+
+
+def test_json_history_is_machine_readable(device) -> None:  # type: ignore[no-untyped-def]
+    alice = device("alice", "alice@example.com")
+    alice.user("create-room", "--room-id", ROOM, "--name", "Team")
+    alice.user("send", "--room-id", ROOM, "naïve café ✓ \u202e")
+    doc = alice.json("history", "--room-id", ROOM)
+    assert doc["events"][-1]["content"]["body"] == "naïve café ✓ \u202e"
+    text = alice.run("history", "--room-id", ROOM).stdout
+    assert "naïve café ✓" in text
+    assert json.dumps(doc)  # round-trips
