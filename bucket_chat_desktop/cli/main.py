@@ -127,7 +127,7 @@ def _room_id(args: argparse.Namespace) -> str:
 
 
 def _identity(user_id: str, *, create: bool = False) -> Any:
-    store = open_key_store()
+    store = open_key_store(user_id=user_id)
     identity, created = load_or_create_identity(store, user_id, create=create)
     return identity, created, store
 
@@ -178,7 +178,7 @@ async def cmd_test_storage(args: argparse.Namespace) -> int:
 
 
 async def cmd_setup_keys(args: argparse.Namespace) -> int:
-    store = open_key_store()
+    store = open_key_store(user_id=args.user_id)
     existing = store.load(args.user_id)
     if existing is not None and not args.force:
         identity, _, _ = _identity(args.user_id)

@@ -389,6 +389,7 @@ def open_key_store(
     *,
     key_dir: Path | None = None,
     passphrase_provider: PassphraseProvider | None = None,
+    user_id: str | None = None,
 ) -> KeyStore:
     """The key store to use: ``preference`` or ``$BUCKET_CHAT_KEY_STORE`` or ``auto``.
 
@@ -397,6 +398,10 @@ def open_key_store(
     `KeyStoreUnavailableError` with the reason when the keyring cannot be used. ``file``
     always uses the files. ``passphrase_provider`` defaults to
     `DefaultPassphraseProvider` (env var, then terminal).
+
+    With ``user_id`` in ``auto`` mode, a key file that already exists for that user wins
+    over the keyring (a key made over SSH stays the identity in the desktop session), so
+    ``auto`` never quietly makes a second identity for one user on one device.
     """
     source = "the key store choice"
     if preference is None:
@@ -417,6 +422,12 @@ def open_key_store(
         )
         log.info("key store: %s (%s)", store.name, store.selection_reason)
         return store
+    if choice == "auto" and user_id is not None:
+        files = EncryptedFileStore(directory, passphrase_provider or DefaultPassphraseProvider())
+        if files.path_for(user_id).exists():
+            files.selection_reason = f"a key file for {user_id} already exists on this device"
+            log.info("key store: %s (%s)", files.name, files.selection_reason)
+            return files
     usable, reason = KeyringStore.usable()
     if usable:
         store = KeyringStore()

@@ -4,9 +4,13 @@ from .base import (
     AlreadyExistsError,
     ObjectInfo,
     Storage,
+    StorageAuthError,
     StorageError,
     StorageFullError,
     StorageNotFoundError,
+    StorageOfflineError,
+    StoragePermissionError,
+    StorageThrottledError,
     check_object_path,
 )
 from .open import open_storage
@@ -15,9 +19,13 @@ __all__ = [
     "AlreadyExistsError",
     "ObjectInfo",
     "Storage",
+    "StorageAuthError",
     "StorageError",
     "StorageFullError",
     "StorageNotFoundError",
+    "StorageOfflineError",
+    "StoragePermissionError",
+    "StorageThrottledError",
     "check_object_path",
     "open_storage",
 ]

@@ -11,25 +11,51 @@ from dataclasses import dataclass
 
 
 class StorageError(Exception):
-    """A storage failure, with a message a user can act on."""
+    """A storage failure, with a one-line message a user can act on.
+
+    ``transient`` says whether retrying later can succeed without the user doing anything
+    (network down, throttled, disk full being cleaned up) — the outbox retries those and
+    reports the others.
+    """
+
+    transient = False
 
 
 class StorageNotFoundError(StorageError):
-    pass
+    """The object (or the bucket/container/folder) does not exist."""
 
 
 class StorageFullError(StorageError):
-    pass
+    transient = True
+
+
+class StorageOfflineError(StorageError):
+    """The service cannot be reached (DNS, connection refused, timeout)."""
+
+    transient = True
+
+
+class StorageThrottledError(StorageError):
+    transient = True
+
+
+class StorageAuthError(StorageError):
+    """Credentials are missing, wrong or expired."""
+
+
+class StoragePermissionError(StorageError):
+    """The credentials work but may not do this (read, list or write)."""
 
 
 class AlreadyExistsError(StorageError):
-    """A create-only write met an existing object."""
+    """A create-only write met an existing object with other contents."""
 
 
 @dataclass(frozen=True, slots=True)
 class ObjectInfo:
     path: str
     size: int
+    etag: str | None = None
 
 
 def check_object_path(path: str) -> str:

@@ -296,3 +296,22 @@ def test_locked_keyring_is_unusable_and_auto_falls_back(secret_service: None) ->
         assert KeyringStore.usable()[0]
     finally:
         connection.close()
+
+
+@pytest.mark.keyring
+def test_auto_prefers_an_existing_key_file_for_that_user(
+    secret_service: None, tmp_path: Path
+) -> None:
+    files = EncryptedFileStore(tmp_path, lambda _u, _c: "pw")
+    key = SigningKey.generate()
+    files.save("ssh-user@example.com", key)
+    store = open_key_store(
+        "auto",
+        key_dir=tmp_path,
+        user_id="ssh-user@example.com",
+        passphrase_provider=lambda _u, _c: "pw",
+    )
+    assert isinstance(store, EncryptedFileStore)
+    assert store.load("ssh-user@example.com") == key
+    other = open_key_store("auto", key_dir=tmp_path, user_id="someone-else@example.com")
+    assert isinstance(other, KeyringStore)
