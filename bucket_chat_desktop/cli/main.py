@@ -1,7 +1,8 @@
 """``bucket-chat``: a scriptable client for Bucket Chat rooms.
 
-Exit status: 0 success (for ``verify``: the room is clean), 1 the room has findings or a
-message could not be delivered, 2 a usage, key or storage problem (one line on stderr).
+Exit status: 0 success (for ``verify``: the room is clean), 1 the room has findings, 2 a
+usage, key or storage problem (one line on stderr), 3 a message is safely queued in the
+outbox but could not be delivered yet.
 """
 
 from __future__ import annotations
@@ -19,14 +20,18 @@ from typing import Any
 from .. import __version__, paths
 from ..keys import KeysError, load_or_create_identity, open_key_store
 from ..protocol.audit import AuditResult
+from ..protocol.event import MEMBER, MESSAGE
 from ..protocol.ids import InvalidRoomIdError, check_room_id
 from ..protocol.metadata import describe
 from ..storage import Storage, StorageError, open_storage
-from ..sync.reader import list_rooms, open_room, room_exists
-from ..sync.writer import Draft, RoomError, RoomWriter
+from ..sync.events import EventsAppended, RoomLoaded
+from ..sync.reader import list_rooms, room_exists
+from ..sync.session import engine_session
+from ..sync.writer import RoomError, RoomWriter
 from . import format as fmt
 
-EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+EXIT_OK, EXIT_FINDINGS, EXIT_ERROR, EXIT_QUEUED = 0, 1, 2, 3
+SEND_TIMEOUT = 30.0
 MAX_BATCH = 1000
 
 
@@ -104,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     user(p)
     p.add_argument("--key", required=True, help="the other device's public key (show-key)")
     p.add_argument("--device-name", help="a name for that device")
+    p = command("sync", "fetch and verify the room's new messages, deliver the outbox")
+    room(p)
+    p.add_argument("--follow", action="store_true", help="keep running and print new messages")
     p = command("chat", "chat interactively; incoming messages appear as they arrive")
     room(p)
     user(p)
@@ -130,17 +138,6 @@ def _identity(user_id: str, *, create: bool = False) -> Any:
     store = open_key_store(user_id=user_id)
     identity, created = load_or_create_identity(store, user_id, create=create)
     return identity, created, store
-
-
-def _writer(args: argparse.Namespace, storage: Storage, room_id: str) -> RoomWriter:
-    identity, _, _ = _identity(args.user_id)
-    return RoomWriter(
-        storage,
-        room_id,
-        identity.user_id,
-        identity.signing_key,
-        displayname=getattr(args, "displayname", None),
-    )
 
 
 async def _require_room(storage: Storage, room_id: str) -> None:
@@ -208,9 +205,51 @@ async def cmd_show_key(args: argparse.Namespace) -> int:
 async def cmd_create_room(args: argparse.Namespace) -> int:
     storage = _storage(args)
     room_id = _room_id(args)
-    writer = _writer(args, storage, room_id)
-    await writer.create_room(args.name, _now_iso())
+    identity, _, _ = _identity(args.user_id)
+    writer = RoomWriter(storage, room_id, identity.user_id, identity.signing_key)
+    await writer.write_metadata(args.name, _now_iso())
     print(f"Created room {room_id!r} ({args.name}) in {storage.describe()}.")
+    join = (MEMBER, _join_content(args.displayname))
+    return await _send_and_deliver(storage, room_id, identity, [join], args.displayname, quiet=True)
+
+
+def _join_content(displayname: str | None) -> dict[str, Any]:
+    content: dict[str, Any] = {"membership": "join"}
+    if displayname:
+        content["displayname"] = displayname
+    return content
+
+
+async def _send_and_deliver(
+    storage: Storage,
+    room_id: str,
+    identity: Any,
+    drafts: list[tuple[str, dict[str, Any]]],
+    displayname: str | None,
+    *,
+    quiet: bool = False,
+) -> int:
+    """Queue durably in the outbox, then deliver (with anything queued before)."""
+    async with engine_session(storage, index=False) as engine:
+        events = await engine.send(
+            room_id, identity.user_id, identity.signing_key, drafts, displayname=displayname
+        )
+        delivered = await engine.flush(timeout=SEND_TIMEOUT)
+        assert engine.outbox is not None
+        if not delivered:
+            waiting = engine.outbox.pending()
+            error = next((p.error for p in waiting if p.error), "no answer from the storage")
+            print(
+                f"bucket-chat: queued, not delivered yet ({error}). {len(waiting)} event(s) "
+                "wait in the outbox and go out with the next bucket-chat command on this "
+                "storage (e.g. 'bucket-chat sync').",
+                file=sys.stderr,
+            )
+            return EXIT_QUEUED
+    if not quiet:
+        sent = [e for e in events if e.type == MESSAGE] or events
+        what = sent[-1].event_id if len(sent) == 1 else f"{len(sent)} events"
+        print(f"Sent {what}")
     return EXIT_OK
 
 
@@ -248,18 +287,13 @@ async def cmd_send(args: argparse.Namespace) -> int:
     room_id = _room_id(args)
     texts = _message_texts(args)
     await _require_room(storage, room_id)
-    writer = _writer(args, storage, room_id)
-    from .lock import device_lock
-
-    with device_lock(writer.client_id, room_id):
-        path, events = await writer.send([Draft.text(t) for t in texts])
-    sent = [e for e in events if e.type == "m.room.message"]
-    what = sent[-1].event_id if len(sent) == 1 else f"{len(sent)} messages"
-    print(f"Sent {what} in {path}")
-    return EXIT_OK
+    identity, _, _ = _identity(args.user_id)
+    drafts = [(MESSAGE, {"body": t, "msgtype": "m.text"}) for t in texts]
+    return await _send_and_deliver(storage, room_id, identity, drafts, args.displayname)
 
 
 async def cmd_add_device(args: argparse.Namespace) -> int:
+    from ..protocol.audit import DEVICE_ADD_FIELD
     from ..protocol.event import valid_key_text
 
     storage = _storage(args)
@@ -267,27 +301,77 @@ async def cmd_add_device(args: argparse.Namespace) -> int:
     if valid_key_text(args.key) is None:
         raise UsageError("--key must be the other device's public key (base64 of 32 bytes)")
     await _require_room(storage, room_id)
-    writer = _writer(args, storage, room_id)
-    from .lock import device_lock
+    identity, _, _ = _identity(args.user_id)
+    writer = RoomWriter(storage, room_id, identity.user_id, identity.signing_key)
+    if await writer.load_head() is None:
+        raise RoomError(
+            f"this device has not joined {room_id!r} yet: it cannot introduce another device"
+        )
+    content = _join_content(None)
+    content[DEVICE_ADD_FIELD] = args.key
+    if args.device_name:
+        content["device_name"] = args.device_name
+    status = await _send_and_deliver(
+        storage, room_id, identity, [(MEMBER, content)], None, quiet=True
+    )
+    if status == EXIT_OK:
+        print(f"Introduced device key {args.key[:12]}… for {args.user_id} in {room_id!r}.")
+    return status
 
-    with device_lock(writer.client_id, room_id):
-        path = await writer.add_device(args.key, args.device_name)
-    print(f"Introduced device key {args.key[:12]}… for {args.user_id} in {room_id!r} ({path}).")
-    return EXIT_OK
 
-
-async def _audited(args: argparse.Namespace) -> tuple[Any, AuditResult]:
+async def cmd_sync(args: argparse.Namespace) -> int:
     storage = _storage(args)
     room_id = _room_id(args)
     await _require_room(storage, room_id)
-    view = await open_room(storage, room_id)
-    result = view.ledger.audit()
-    result.findings[:0] = view.metadata_findings
-    return view, result
+    shown: set[str] = set()
+
+    def show(result: AuditResult) -> None:
+        for item in result.timeline:
+            if item.event.event_id not in shown:
+                shown.add(item.event.event_id)
+                if args.follow:
+                    print(fmt.event_line(item), flush=True)
+
+    def listener(event: Any) -> None:
+        if isinstance(event, RoomLoaded | EventsAppended) and event.room_id == room_id:
+            show(event.result)
+
+    async with engine_session(storage, start=args.follow, listener=listener) as engine:
+        before = engine.index.timeline_length(room_id) if engine.index else 0
+        room = await engine.open_room(room_id, background=False)
+        delivered = await engine.flush(timeout=SEND_TIMEOUT)
+        result = room.result
+        assert result is not None
+        total = len(result.timeline)
+        print(
+            f"{room_id}: {total:,} events ({max(0, total - before):,} new), "
+            f"{len(result.errors)} finding(s)"
+            + ("" if delivered else "; the outbox could not deliver everything yet"),
+            flush=True,
+        )
+        if not args.follow:
+            return EXIT_OK if delivered else EXIT_QUEUED
+        print("Following; Ctrl-C to stop.", flush=True)
+        while True:
+            await asyncio.sleep(3600)
+
+
+async def _audited(args: argparse.Namespace, *, cached: bool) -> tuple[Any, AuditResult]:
+    """The room read from storage: with ``cached``, through this device's index (only new
+    segments are downloaded); without, every segment is downloaded and checked again."""
+    storage = _storage(args)
+    room_id = _room_id(args)
+    await _require_room(storage, room_id)
+    async with engine_session(storage, index=cached, outbox=False) as engine:
+        room = await engine.open_room(room_id, background=False)
+    assert room.result is not None
+    result = room.result
+    result.findings[:0] = room.metadata_findings
+    return room, result
 
 
 async def cmd_history(args: argparse.Namespace) -> int:
-    view, result = await _audited(args)
+    view, result = await _audited(args, cached=True)
     timeline = result.timeline
     if args.limit is not None:
         if args.limit < 0:
@@ -315,7 +399,7 @@ async def cmd_history(args: argparse.Namespace) -> int:
 
 
 async def cmd_verify(args: argparse.Namespace) -> int:
-    view, result = await _audited(args)
+    view, result = await _audited(args, cached=False)
     status = EXIT_OK if result.clean else EXIT_FINDINGS
     if args.json:
         doc = {
@@ -358,13 +442,11 @@ async def cmd_chat(args: argparse.Namespace) -> int:
     if created:
         print(f"Created a signing key for {identity.user_id} ({store.name}).")
         print(f"  fingerprint: {identity.display_fingerprint}")
-    writer = RoomWriter(
-        storage, room_id, identity.user_id, identity.signing_key, displayname=args.displayname
-    )
     if not await room_exists(storage, room_id):
-        await writer.create_room(room_id, _now_iso())
+        writer = RoomWriter(storage, room_id, identity.user_id, identity.signing_key)
+        await writer.write_metadata(room_id, _now_iso())
         print(f"Created room {room_id!r} in {storage.describe()}.")
-    return await run_chat(storage, writer)
+    return await run_chat(storage, room_id, identity, args.displayname)
 
 
 async def cmd_version(args: argparse.Namespace) -> int:
@@ -385,6 +467,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, int]]] = 
     "verify": cmd_verify,
     "add-device": cmd_add_device,
     "chat": cmd_chat,
+    "sync": cmd_sync,
 }
 
 

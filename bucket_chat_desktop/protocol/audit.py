@@ -91,8 +91,48 @@ class _Copy:
         return f"{self.path}:{self.line}"
 
 
+@dataclass(slots=True)
+class PreparedSegment:
+    """A decoded segment with a signature verdict per event: the expensive part of
+    reading, done by ``prepare_segment`` on any thread."""
+
+    decoded: DecodedSegment
+    verdicts: list[tuple[bool | None, str]]
+
+    @property
+    def path(self) -> str:
+        return self.decoded.path
+
+
+def prepare_segment(
+    path: str, data: bytes, room_id: str, checker: SignatureChecker | None = None
+) -> PreparedSegment:
+    """Decode a segment and check every signature. Pure and thread-safe: the sync engine
+    runs it on a worker pool (libsodium releases the GIL while it verifies)."""
+    decoded = decode_segment(path, data, room_id)
+    check = (checker or SignatureChecker()).check
+    return PreparedSegment(decoded, [check(loc.event) for loc in decoded.events])
+
+
+@dataclass(slots=True)
+class _Tips:
+    """What the last full audit leaves for cheap appends: chain tips and pins."""
+
+    tips: dict[str, _Copy | None]  # per key: the single chain tip, None if not linear
+    bound: dict[str, str]
+    authorized: dict[str, set[str]]
+    reported: set[tuple[str, str]]
+    last_row: tuple[int, str, int]
+    result: AuditResult
+    complete: bool
+
+
 def _order_key(c: _Copy) -> tuple[int, str]:
     return (c.ev.timestamp_ms, c.ev.event_id)
+
+
+def _is_join(ev: Event) -> bool:
+    return ev.type == MEMBER and ev.content.get("membership") == "join"
 
 
 class RoomLedger:
@@ -104,6 +144,9 @@ class RoomLedger:
         self._copies: dict[str, list[_Copy]] = {}
         self._seen_paths: set[str] = set()
         self._findings: list[Finding] = []
+        self._new_findings: list[Finding] = []
+        self._replayed = False
+        self._tips: _Tips | None = None
 
     @property
     def segment_count(self) -> int:
@@ -140,29 +183,49 @@ class RoomLedger:
                 gc.enable()
 
     def add_decoded(self, decoded: DecodedSegment) -> None:
-        """Keep a segment decoded elsewhere (e.g. on a worker thread)."""
+        """Keep a decoded segment, checking its signatures here."""
+        check = self.checker.check
+        self.add_prepared(PreparedSegment(decoded, [check(loc.event) for loc in decoded.events]))
+
+    def add_prepared(self, prepared: PreparedSegment) -> list[_Copy]:
+        """Keep a segment prepared elsewhere; returns the copies that are new."""
+        decoded = prepared.decoded
         if decoded.path in self._seen_paths:
-            return
+            return []
         self._seen_paths.add(decoded.path)
         self._findings.extend(decoded.findings)
-        check = self.checker.check
-        for located in decoded.events:
+        self._new_findings.extend(decoded.findings)
+        added: list[_Copy] = []
+        for located, (ok, why) in zip(decoded.events, prepared.verdicts, strict=True):
             ev = located.event
             copies = self._copies.get(ev.event_id)
             if copies is None:
-                ok, why = check(ev)
-                self._copies[ev.event_id] = [_Copy(located, ok, why)]
+                copy = _Copy(located, ok, why)
+                self._copies[ev.event_id] = [copy]
+                added.append(copy)
             elif not any(
                 c.ev.canonical == ev.canonical and c.ev.signature == ev.signature for c in copies
             ):  # an identical copy is just de-duplicated
-                ok, why = check(ev)
-                copies.append(_Copy(located, ok, why))
+                copy = _Copy(located, ok, why)
+                copies.append(copy)
+                added.append(copy)
+                self._replayed = True
+        return added
 
     def add_finding(self, finding: Finding) -> None:
         self._findings.append(finding)
 
-    def audit(self, pinned: Mapping[str, Iterable[str]] | None = None) -> AuditResult:
-        """Assess every event. ``pinned`` maps sender ids to keys this device pinned before."""
+    def audit(
+        self, pinned: Mapping[str, Iterable[str]] | None = None, *, complete: bool = True
+    ) -> AuditResult:
+        """Assess every event. ``pinned`` maps sender ids to keys this device pinned before.
+
+        ``complete=False`` says older history is still being fetched (newest first): a
+        missing chain predecessor is then *pending*, not a gap, and is counted in
+        ``pending_gaps`` until back-fill reaches it or the history is complete.
+        """
+        self._new_findings = []
+        self._replayed = False
         findings = list(self._findings)
         invalid: list[Assessed] = []
         unsigned: list[_Copy] = []
@@ -180,8 +243,10 @@ class RoomLedger:
                 for c in copies:
                     if c.sig_ok is False:
                         self._invalid(c, invalid, findings)
-                    elif choice is None:
-                        choice = c
+                # Show a copy whose signature checked out before one that carries no key.
+                choice = next((c for c in copies if c.sig_ok), None) or next(
+                    (c for c in copies if c.sig_ok is None), None
+                )
                 others = ", ".join(c.where for c in copies[1:])
                 findings.append(
                     Finding(
@@ -201,14 +266,85 @@ class RoomLedger:
                 by_key[choice.ev.sender_key or ""].append(choice)
 
         chained: list[_Copy] = []
+        tips: dict[str, _Copy | None] = {}
+        bound: dict[str, str] = {}
+        pending: list[int] = [0]
         for key, copies in by_key.items():
-            chained.extend(self._check_chain(key, copies, findings, invalid))
+            kept, tip, sender = self._check_chain(key, copies, findings, invalid, complete, pending)
+            chained.extend(kept)
+            tips[key] = tip
+            bound[key] = sender
         rows = [((c.ev.timestamp_ms, c.ev.event_id, 0), c, False) for c in unsigned]
         rows.extend(((c.eff[0], c.eff[1], c.depth), c, True) for c in chained)
         rows.sort(key=lambda r: r[0])
-        timeline = self._assess(rows, pinned or {}, findings)
+        authorized: dict[str, set[str]] = {s: set(keys) for s, keys in (pinned or {}).items()}
+        reported: set[tuple[str, str]] = set()
+        timeline = self._assess(rows, authorized, reported, findings, complete)
         invalid.sort(key=lambda a: (a.path, a.line))
-        return AuditResult(self.room_id, timeline, invalid, findings, self.segment_count)
+        result = AuditResult(
+            self.room_id, timeline, invalid, findings, self.segment_count, pending[0]
+        )
+        last_row = rows[-1][0] if rows else (-1, "", 0)
+        self._tips = _Tips(tips, bound, authorized, reported, last_row, result, complete)
+        return result
+
+    def try_append(self, added: list[_Copy]) -> list[Assessed] | None:
+        """Assess copies just added on top of the last audit, if that is exact.
+
+        The common case — new events that continue their device's chain and sort after
+        everything shown — costs O(new events) instead of a full audit. Returns None when
+        anything else happened (a replay, a fork, an event sorting into the past, a new
+        segment-level finding…): the caller then runs ``audit()``.
+        """
+        state = self._tips
+        if state is None or self._replayed or self._new_findings:
+            return None
+        result = state.result
+        staged: list[tuple[tuple[int, str, int], _Copy, bool]] = []
+        tips = dict(state.tips)
+        bound = dict(state.bound)
+        last = state.last_row
+        invalid: list[_Copy] = []
+        for c in sorted(added, key=_order_key):
+            ev = c.ev
+            if c.sig_ok is False:
+                invalid.append(c)
+                continue
+            own = (ev.timestamp_ms, ev.event_id)
+            if c.sig_ok is None:
+                row = (own[0], own[1], 0)
+            else:
+                key = ev.sender_key or ""
+                if key not in tips:
+                    if ev.prev_event_hash is not None or not _is_join(ev):
+                        return None
+                    bound[key] = ev.sender_id
+                    c.eff, c.depth = own, 0
+                else:
+                    tip = tips[key]
+                    if (
+                        tip is None
+                        or ev.prev_event_hash != tip.ev.hash
+                        or ev.sender_id != bound[key]
+                    ):
+                        return None
+                    c.eff, c.depth = max(own, tip.eff), tip.depth + 1
+                tips[key] = c
+                row = (c.eff[0], c.eff[1], c.depth)
+            if row <= last:
+                return None
+            last = row
+            staged.append((row, c, c.sig_ok is not None))
+        findings: list[Finding] = []
+        new = self._assess(staged, state.authorized, state.reported, findings, state.complete)
+        for c in invalid:
+            self._invalid(c, result.invalid, findings)
+        result.timeline.extend(new)
+        result.findings.extend(findings)
+        result.segments = self.segment_count
+        state.tips, state.bound, state.last_row = tips, bound, last
+        self._new_findings = []
+        return new
 
     @staticmethod
     def _invalid(c: _Copy, invalid: list[Assessed], findings: list[Finding]) -> None:
@@ -227,10 +363,21 @@ class RoomLedger:
 
     @staticmethod
     def _check_chain(
-        key: str, copies: list[_Copy], findings: list[Finding], invalid: list[Assessed]
-    ) -> list[_Copy]:
-        """Check one device key's chain; set each kept copy's effective order and depth."""
+        key: str,
+        copies: list[_Copy],
+        findings: list[Finding],
+        invalid: list[Assessed],
+        complete: bool,
+        pending: list[int],
+    ) -> tuple[list[_Copy], _Copy | None, str]:
+        """Check one device key's chain; set each kept copy's effective order and depth.
+
+        Returns the kept copies, the chain's single tip (None when it is not a simple
+        line) and the sender id the key is bound to.
+        """
         copies.sort(key=_order_key)
+        for c in copies:  # verdicts of an earlier audit must not leak into this one
+            c.problems = None
         # A key is bound to the sender id of its chain root (its join), else its first event.
         root = next((c for c in copies if c.ev.prev_event_hash is None), copies[0])
         bound = root.ev.sender_id
@@ -267,7 +414,9 @@ class RoomLedger:
                 )
                 for k in kids:
                     k.problem("its chain forks here")
-            if prev is not None and prev not in by_hash:
+            if prev is not None and prev not in by_hash and not complete:
+                pending[0] += len(kids)
+            elif prev is not None and prev not in by_hash:
                 for k in kids:
                     findings.append(
                         Finding(
@@ -317,19 +466,28 @@ class RoomLedger:
         for orphans in waiting.values():  # only reachable through a hash cycle: impossible
             for item in orphans:
                 item.eff = (item.ev.timestamp_ms, item.ev.event_id)
-        return kept
+        forked = any(len(kids) > 1 for kids in children.values())
+        ends = [c for c in kept if c.ev.hash not in children]
+        tip = ends[0] if len(ends) == 1 and not forked else None
+        return kept, tip, bound
 
     # -- trust ----------------------------------------------------------------------------
 
     @staticmethod
     def _assess(
         rows: list[tuple[tuple[int, str, int], _Copy, bool]],
-        pinned: Mapping[str, Iterable[str]],
+        authorized: dict[str, set[str]],
+        reported: set[tuple[str, str]],
         findings: list[Finding],
+        complete: bool = True,
     ) -> list[Assessed]:
-        authorized: dict[str, set[str]] = {s: set(keys) for s, keys in pinned.items()}
-        reported: set[tuple[str, str]] = set()
+        """Key pinning in display order. While older history is still loading, a key that
+        nobody introduced yet may be introduced further back: it is taken provisionally
+        (and pinned by the caller only after a complete audit)."""
         out: list[Assessed] = []
+        provisional = (
+            "signature good; chain and key continuity are confirmed as older history loads"
+        )
         verified = TrustState.VERIFIED
         good = "signature good, chain intact, key pinned for this sender"
         for _, c, signed in rows:
@@ -341,6 +499,10 @@ class RoomLedger:
             keys = authorized.get(ev.sender_id)
             if keys is None:
                 keys = authorized[ev.sender_id] = {key}  # trust on first use
+            if key not in keys and not complete:
+                keys.add(key)
+                out.append(Assessed(ev, verified, provisional, c.path, c.line))
+                continue
             if key not in keys:
                 out.append(
                     Assessed(
@@ -369,7 +531,7 @@ class RoomLedger:
                 out.append(Assessed(ev, TrustState.UNVERIFIED, reason, c.path, c.line))
             else:
                 out.append(Assessed(ev, verified, good, c.path, c.line))
-                if ev.type == MEMBER:
+                if ev.type == MEMBER and ev.content.get("membership") == "join":
                     added = ev.content.get(DEVICE_ADD_FIELD)
                     if isinstance(added, str):
                         keys.add(added)

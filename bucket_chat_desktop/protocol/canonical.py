@@ -45,9 +45,16 @@ def b64encode(data: bytes) -> str:
 
 
 def b64decode_exact(text: str, size: int) -> bytes | None:
-    """Decode strict standard base64 of exactly ``size`` bytes, or None if it is not that."""
+    """Decode strict standard base64 of exactly ``size`` bytes, or None if it is not that.
+
+    Only the one canonical spelling is accepted (re-encoding must give the same text):
+    otherwise non-zero padding bits would give many texts for one signature, and a copy
+    of an honest event with a respelled signature would look like a replay.
+    """
     try:
         raw = binascii.a2b_base64(text.encode("ascii"), strict_mode=True)
     except (binascii.Error, ValueError, UnicodeEncodeError):
         return None
-    return raw if len(raw) == size else None
+    if len(raw) != size or binascii.b2a_base64(raw, newline=False) != text.encode("ascii"):
+        return None
+    return raw

@@ -99,7 +99,21 @@ def _depth_ok(value: Any, depth: int) -> bool:
     return True
 
 
-_DECODER = json.JSONDecoder(parse_float=_no_float, parse_constant=_no_float)
+class _BigInt(ValueError):
+    pass
+
+
+def _int_in_range(text: str) -> int:
+    # Every language can represent integers up to 2**53 - 1 exactly (16 digits); longer
+    # ones could not be canonicalised the same way everywhere.
+    if len(text.lstrip("-")) > 16 or abs(value := int(text)) > MAX_TIMESTAMP_MS:
+        raise _BigInt(text)
+    return value
+
+
+_DECODER = json.JSONDecoder(
+    parse_float=_no_float, parse_constant=_no_float, parse_int=_int_in_range
+)
 
 
 def decode_json_line(line: bytes) -> Any | Malformed:
@@ -119,12 +133,16 @@ def decode_json_line(line: bytes) -> Any | Malformed:
         return Malformed(
             Kind.FLOAT, f"number {exc.args[0]} is not an integer; floats are forbidden"
         )
+    except _BigInt as exc:
+        return Malformed(Kind.BAD_SCHEMA, f"integer {exc.args[0][:24]} is outside ±(2**53 - 1)")
     except RecursionError:
         return Malformed(Kind.TOO_DEEP, "JSON nested too deeply to parse")
     except ValueError as exc:
         return Malformed(Kind.BAD_JSON, f"not JSON: {exc}")
     # Counting brackets is C-fast; only a line with many of them needs the real walk.
-    if line.count(b"{") + line.count(b"[") > MAX_DEPTH and not _depth_ok(value, 1):
+    # With at most MAX_DEPTH - 1 brackets every value sits at depth MAX_DEPTH or less;
+    # MAX_DEPTH brackets can already put a value one level too deep.
+    if line.count(b"{") + line.count(b"[") >= MAX_DEPTH and not _depth_ok(value, 1):
         return Malformed(Kind.TOO_DEEP, f"JSON nested deeper than {MAX_DEPTH} levels")
     return value
 
@@ -168,9 +186,9 @@ def parse_event(obj: Any, room_id: str) -> Event | Malformed:
             and 0 < len(event_id) <= MAX_ID_CHARS
             and len(signature) <= MAX_ID_CHARS
             and event_id.startswith(room_id + "::")
-            and event_id.count("::") == 2
-            and not event_id.endswith("::")
-            and event_id[len(room_id) + 2 : len(room_id) + 4] != "::"
+            and len(parts := event_id.split("::")) == 3
+            and parts[1] != ""
+            and parts[2] != ""
         )
     except (KeyError, TypeError, AttributeError):
         good = False

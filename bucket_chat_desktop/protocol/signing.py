@@ -11,6 +11,7 @@ from nacl.signing import SigningKey, VerifyKey
 from .canonical import b64decode_exact, b64encode, canonical_bytes, canonical_json, hash_bytes
 from .event import (
     MAX_DEPTH,
+    MAX_ID_CHARS,
     MAX_LINE_BYTES,
     MAX_TIMESTAMP_MS,
     MEMBER,
@@ -56,6 +57,11 @@ def build_event(
     if problem:
         raise ValueError(f"refusing to write an invalid event: {problem}")
     event_id = make_event_id(room_id, timestamp_ms, unique)
+    if len(event_id) > MAX_ID_CHARS or not unique or "::" in unique:
+        raise ValueError(
+            "refusing to write an invalid event: event_id must have at most "
+            f"{MAX_ID_CHARS} characters and a non-empty unique part without '::'"
+        )
     sender_key = b64encode(bytes(signing_key.verify_key))
     unsigned: dict[str, Any] = {
         "event_id": event_id,
@@ -95,6 +101,8 @@ def _write_problem(
 ) -> str | None:
     if not sender_id or not event_type:
         return "sender_id and type must not be empty"
+    if len(sender_id) > MAX_ID_CHARS or len(event_type) > MAX_ID_CHARS:
+        return f"sender_id and type have at most {MAX_ID_CHARS} characters"
     if type(ts) is not int or not 0 <= ts <= MAX_TIMESTAMP_MS:
         return "timestamp_ms must be a non-negative integer"
     if event_type == MESSAGE and not isinstance(content.get("body"), str):
@@ -124,6 +132,8 @@ def _content_problem(value: Any, depth: int) -> str | None:
                 return problem
     elif isinstance(value, float):
         return "floats are forbidden in events: use integers"
+    elif type(value) is int and abs(value) > MAX_TIMESTAMP_MS:
+        return "integers in events must lie within ±(2**53 - 1)"
     elif value is not None and not isinstance(value, str | int):
         return f"content holds a {type(value).__name__}, which is not JSON"
     return None

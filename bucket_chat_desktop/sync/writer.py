@@ -159,6 +159,21 @@ class RoomWriter:
             self._head = saved  # nothing was published: the chain continues from before
             raise
 
+    async def write_metadata(self, name: str, created_at: str) -> str:
+        """Create the room's signed metadata (create-only); RoomError if the room exists."""
+        data = build_metadata(
+            room_id=self.room_id,
+            name=name,
+            created_at=created_at,
+            creator_id=self.user_id,
+            signing_key=self.key,
+        )
+        try:
+            await self.storage.put_if_absent(metadata_path(self.room_id), data)
+        except AlreadyExistsError as exc:
+            raise RoomError(f"room {self.room_id!r} already exists") from exc
+        return metadata_path(self.room_id)
+
     async def create_room(self, name: str, created_at: str) -> str:
         data = build_metadata(
             room_id=self.room_id,

@@ -1,0 +1,50 @@
+"""Activity markers (optional extension): one cheap listing tells which rooms changed.
+
+For every segment it publishes, a writer also creates an empty object
+
+    activity/<UTC date of publication>/<publication ms, 13 digits>~<room_id>~<date>~<file>
+
+naming the segment ``rooms/<room_id>/logs/<date>/<file>``. A reader polls one folder per
+storage (today's, listing only names after the last one it saw) instead of one folder per
+room, so an idle client's requests do not grow with the number of rooms. Markers are hints:
+a reader never trusts them for anything but "look at this segment", and older clients that
+neither write nor read them lose nothing but speed.
+"""
+
+from __future__ import annotations
+
+from .ids import parse_segment_path, utc_date
+
+ACTIVITY_PREFIX = "activity/"
+
+
+def activity_folder(date: str) -> str:
+    return f"{ACTIVITY_PREFIX}{date}/"
+
+
+def marker_path(published_ms: int, segment_path: str) -> str:
+    name = parse_segment_path(segment_path)
+    if name is None:
+        raise ValueError(f"not a segment path: {segment_path!r}")
+    return (
+        f"{activity_folder(utc_date(published_ms))}"
+        f"{published_ms:013d}~{name.room_id}~{name.date}~{name.file_name}"
+    )
+
+
+def parse_marker(path: str) -> tuple[int, str, str] | None:
+    """``(published_ms, room_id, segment_path)`` from a marker path, or None."""
+    if not path.startswith(ACTIVITY_PREFIX):
+        return None
+    rest = path[len(ACTIVITY_PREFIX) :].split("/")
+    if len(rest) != 2:
+        return None
+    parts = rest[1].split("~")
+    if len(parts) != 4 or not parts[0].isdigit() or len(parts[0]) > 16:
+        return None
+    ts, room_id, date, file_name = parts
+    segment = f"rooms/{room_id}/logs/{date}/{file_name}"
+    name = parse_segment_path(segment)
+    if name is None:
+        return None
+    return int(ts), name.room_id, segment

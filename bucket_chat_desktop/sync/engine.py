@@ -1,0 +1,726 @@
+"""The sync engine: fetch, verify, index and publish, for one storage.
+
+Design in one paragraph: everything that costs CPU or disk runs off the event loop — segment
+decoding and signature checks on a small thread pool (libsodium releases the GIL, so both
+cores verify), ledger/audit/index work on one serial worker thread, outbox commits on
+another. The loop only lists, downloads, schedules and reports (``listener`` receives the
+dataclasses of ``events.py``). New data is found by watching a local folder (watchdog) or
+by adaptive polling of the storage's activity markers (one listing per storage, whatever
+the number of rooms), with periodic per-room listings as a safety net.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from nacl.signing import SigningKey
+
+from ..index import Index, IndexedEvent
+from ..protocol.activity import activity_folder, marker_path, parse_marker
+from ..protocol.audit import AuditResult, PreparedSegment, RoomLedger, TrustState, prepare_segment
+from ..protocol.canonical import b64encode
+from ..protocol.event import Event, Malformed, parse_line
+from ..protocol.findings import Finding, Kind
+from ..protocol.ids import is_valid_room_id, logs_prefix, parse_segment_path, utc_date
+from ..protocol.metadata import RoomMetadata
+from ..protocol.segment import MAX_SEGMENT_BYTES, DecodedSegment, Located
+from ..storage.base import AlreadyExistsError, ObjectInfo, Storage, StorageError
+from ..storage.local import LocalStorage
+from .events import (
+    EngineEvent,
+    EventsAppended,
+    OutboxChanged,
+    RoomDiscovered,
+    RoomLoaded,
+    StorageStatus,
+    WarmTimeline,
+)
+from .outbox import Outbox, OutSegment
+from .reader import read_metadata
+
+log = logging.getLogger("bucket_chat.sync")
+T = TypeVar("T")
+
+FETCH_CONCURRENCY = 16
+FIRST_CHUNK = 8  # segments fetched before the first screen is shown
+CHUNK = 64
+WARM_ROWS = 100
+
+
+@dataclass(slots=True)
+class SyncConfig:
+    batch_window: float = 0.1  # seconds: what is composed within it shares a segment
+    active_interval: float = 1.0  # poll period while a conversation is active
+    idle_interval: float = 45.0  # longest poll period while idle
+    active_window: float = 60.0  # "active" = something happened this recently
+    focused_safety: float = 15 * 60.0  # full listing of the focused room, this often
+    background_safety: float = 4 * 3600.0  # and of every other followed room
+    local_rescan: float = 30.0  # local folders: re-scan although watched
+    workers: int = max(2, min(4, os.cpu_count() or 2))
+
+
+@dataclass(slots=True)
+class RoomState:
+    room_id: str
+    ledger: RoomLedger
+    known: dict[str, int] = field(default_factory=dict)
+    result: AuditResult | None = None
+    complete: bool = False
+    metadata: RoomMetadata | None = None
+    metadata_findings: list[Finding] = field(default_factory=list)
+    last_safety: float = 0.0
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    backfill: asyncio.Task[None] | None = None
+
+
+class SyncEngine:
+    def __init__(
+        self,
+        storage: Storage,
+        *,
+        index: Index | None = None,
+        outbox: Outbox | None = None,
+        listener: Callable[[EngineEvent], None] | None = None,
+        config: SyncConfig | None = None,
+    ) -> None:
+        self.storage = storage
+        self.index = index
+        self.outbox = outbox
+        self.config = config or SyncConfig()
+        self._listener = listener or (lambda _e: None)
+        self._pool = ThreadPoolExecutor(self.config.workers, thread_name_prefix="bc-verify")
+        self._serial = ThreadPoolExecutor(1, thread_name_prefix="bc-ledger")
+        self._io = ThreadPoolExecutor(1, thread_name_prefix="bc-outbox")
+        self.rooms: dict[str, RoomState] = {}
+        self.focused: str | None = None
+        self._poll_wake = asyncio.Event()
+        self._publish_wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._last_activity = 0.0
+        self._last_publish = -1e9
+        self._marker_cursor: dict[str, str] = {}
+        self._known_rooms: set[str] = set()
+        self._watch: Any = None
+        self._direct: asyncio.Queue[str] = asyncio.Queue()
+        self.online = True
+        self.requests = 0  # listings and downloads made by polling (for the benchmarks)
+        self._closed = False
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _emit(self, event: EngineEvent) -> None:
+        try:
+            self._listener(event)
+        except Exception:  # a listener's bug must not stop syncing
+            log.exception("engine listener failed on %s", type(event).__name__)
+
+    async def _serially(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._serial, fn, *args)
+
+    async def _outboxed(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._io, fn, *args)
+
+    def _set_online(self, online: bool, message: str) -> None:
+        if online != self.online:
+            self.online = online
+            self._emit(StorageStatus(online, message))
+
+    async def start(self) -> None:
+        """Start watching/polling and publishing. ``open_room`` works without it."""
+        self._tasks.append(asyncio.create_task(self._poller(), name="bc-poller"))
+        if self.outbox is not None:
+            self._tasks.append(asyncio.create_task(self._publisher(), name="bc-publisher"))
+        if isinstance(self.storage, LocalStorage):
+            self._start_watch(self.storage)
+            self._tasks.append(asyncio.create_task(self._direct_fetcher(), name="bc-direct"))
+
+    async def close(self) -> None:
+        self._closed = True
+        for room in self.rooms.values():
+            if room.backfill is not None:
+                room.backfill.cancel()
+                self._tasks.append(room.backfill)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        if self._watch is not None:
+            self._watch.stop()
+            await asyncio.to_thread(self._watch.join, 5)
+            self._watch = None
+        for pool in (self._pool, self._serial, self._io):
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def wake(self) -> None:
+        """Poll now (a send, window focus, the user opening a room)."""
+        self._last_activity = time.monotonic()
+        self._poll_wake.set()
+
+    def focus(self, room_id: str | None) -> None:
+        self.focused = room_id
+        if room_id is not None:
+            self.wake()
+
+    # -- reading rooms -----------------------------------------------------------------------
+
+    def _room(self, room_id: str) -> RoomState:
+        room = self.rooms.get(room_id)
+        if room is None:
+            room = self.rooms[room_id] = RoomState(room_id, RoomLedger(room_id))
+            self._known_rooms.add(room_id)
+        return room
+
+    async def open_room(self, room_id: str, *, background: bool = True) -> RoomState:
+        """Show a room as fast as possible, then make it complete.
+
+        1. the index's newest rows (no network, no crypto) -> ``WarmTimeline``;
+        2. the cached room rebuilt into a ledger (no signature re-checks) -> ``RoomLoaded``;
+        3. storage, newest date folder and newest segments first: the first few segments
+           are verified and shown before older history is fetched;
+        4. the rest of the history in the background (or awaited if not ``background``).
+        """
+        room = self._room(room_id)
+        self.focus(room_id)
+        async with room.lock:
+            if self.index is not None and room.result is None:
+                await self._warm(room)
+            if room.metadata is None:
+                try:
+                    room.metadata, room.metadata_findings = await read_metadata(
+                        self.storage, room_id
+                    )
+                    if self.index is not None and room.metadata is not None:
+                        meta = room.metadata
+                        await self._serially(
+                            self.index.set_room_info, room_id, meta.name, meta.signed
+                        )
+                except StorageError as exc:
+                    self._set_online(False, str(exc))
+        task = asyncio.create_task(self._fetch_history(room), name=f"bc-history-{room_id}")
+        if background:
+            room.backfill = task
+        else:
+            await task
+        return room
+
+    async def _warm(self, room: RoomState) -> None:
+        index = self.index
+        assert index is not None
+        total = await self._serially(index.timeline_length, room.room_id)
+        if total:
+            rows = await self._serially(index.newest, room.room_id, WARM_ROWS)
+            self._emit(WarmTimeline(room.room_id, rows, total))
+        complete = await self._serially(self._rebuild_from_index, room)
+        if room.result is not None:
+            room.complete = complete
+            self._emit(RoomLoaded(room.room_id, room.result, complete))
+
+    def _rebuild_from_index(self, room: RoomState) -> bool:
+        """Serial thread: refill the ledger from the cache (signature verdicts kept)."""
+        index = self.index
+        assert index is not None
+        info = {r["room_id"]: r for r in index.rooms()}.get(room.room_id)
+        count = 0
+        for path, cached, findings in index.room_segments(room.room_id):
+            events: list[Located] = []
+            verdicts: list[tuple[bool | None, str]] = []
+            for item in cached:
+                parsed = parse_line(item.raw.encode("utf-8"), room.room_id)
+                if isinstance(parsed, Malformed):
+                    continue  # cannot happen for what we stored; never trust it blindly
+                events.append(Located(parsed, item.path, item.line))
+                verdicts.append((item.sig_ok, item.sig_why))
+            decoded = DecodedSegment(path, events, list(findings))
+            room.ledger.add_prepared(PreparedSegment(decoded, verdicts))
+            count += 1
+        room.known.update(index.known_segments(room.room_id))
+        if count == 0:
+            return False
+        complete = bool(info and info["history_complete"])
+        room.result = room.ledger.audit(index.pins(), complete=complete)
+        return complete
+
+    async def _fetch_history(self, room: RoomState) -> None:
+        try:
+            await self._fetch_newest_first(room)
+        except StorageError as exc:
+            self._set_online(False, str(exc))
+            log.warning("reading room %s: %s", room.room_id, exc)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("reading room %s failed", room.room_id)
+
+    async def _fetch_newest_first(self, room: RoomState) -> None:
+        dates = sorted(await self._list_dirs(logs_prefix(room.room_id)), reverse=True)
+        self._set_online(True, "")
+        cached_dates = {p.split("/")[3] for p in room.known if p.count("/") == 4}
+        if room.complete and cached_dates:
+            # Warm: only the newest days and days never seen can hold anything new; late
+            # deliveries into older days are announced by activity markers.
+            dates = [d for i, d in enumerate(dates) if i < 2 or d not in cached_dates]
+        for i, date in enumerate(dates):
+            items = await self._list(f"{logs_prefix(room.room_id)}{date}/")
+            todo = sorted(
+                (it for it in items if it.path not in room.known),
+                key=lambda it: it.path,
+                reverse=True,
+            )
+            first = i == 0
+            last_date = i == len(dates) - 1
+            while todo:
+                size = FIRST_CHUNK if first else CHUNK
+                chunk, todo = todo[:size], todo[size:]
+                first = False
+                # Until the last chunk, predecessors may still be on their way: pending,
+                # not gaps (also when catching up a cached room, oldest news last).
+                done = last_date and not todo
+                await self._ingest(room, await self._download(room, chunk), complete=done)
+        if not room.complete or room.result is None:
+            await self._ingest(room, [], complete=True, force_audit=True)
+        room.last_safety = time.monotonic()
+
+    async def _list(self, prefix: str) -> list[ObjectInfo]:
+        self.requests += 1
+        return await self.storage.list_objects(prefix)
+
+    async def _list_dirs(self, prefix: str) -> list[str]:
+        self.requests += 1
+        return await self.storage.list_dirs(prefix)
+
+    async def _download(
+        self, room: RoomState, items: Sequence[ObjectInfo]
+    ) -> list[tuple[ObjectInfo, PreparedSegment]]:
+        """Download and verify (on the pool) segments, concurrently."""
+        loop = asyncio.get_running_loop()
+        sem = asyncio.Semaphore(FETCH_CONCURRENCY)
+        out: list[tuple[ObjectInfo, PreparedSegment]] = []
+
+        async def one(item: ObjectInfo) -> None:
+            name = parse_segment_path(item.path)
+            if name is None or name.room_id != room.room_id:
+                finding = Finding(Kind.UNEXPECTED_OBJECT, "not a segment name; ignored", item.path)
+                out.append((item, PreparedSegment(DecodedSegment(item.path, [], [finding]), [])))
+                return
+            if item.size > MAX_SEGMENT_BYTES:
+                finding = Finding(
+                    Kind.SEGMENT_TOO_LARGE,
+                    f"segment of {item.size:,} bytes exceeds {MAX_SEGMENT_BYTES:,}; not read",
+                    item.path,
+                )
+                out.append((item, PreparedSegment(DecodedSegment(item.path, [], [finding]), [])))
+                return
+            async with sem:
+                self.requests += 1
+                try:
+                    data = await self.storage.get(item.path)
+                except StorageError as exc:
+                    log.warning("could not read %s: %s (will retry)", item.path, exc)
+                    return
+            prepared = await loop.run_in_executor(
+                self._pool, prepare_segment, item.path, data, room.room_id
+            )
+            out.append((ObjectInfo(item.path, len(data), item.etag), prepared))
+
+        await asyncio.gather(*(one(it) for it in items))
+        return out
+
+    async def _ingest(
+        self,
+        room: RoomState,
+        fetched: Sequence[tuple[ObjectInfo, PreparedSegment]],
+        *,
+        complete: bool,
+        force_audit: bool = False,
+    ) -> None:
+        if not fetched and not force_audit:
+            return
+        appended, result = await self._serially(
+            self._ingest_serial, room, fetched, complete, force_audit
+        )
+        if appended is not None:
+            if appended:
+                self._last_activity = time.monotonic()
+                self._emit(EventsAppended(room.room_id, appended, result))
+        else:
+            self._emit(RoomLoaded(room.room_id, result, complete))
+
+    def _ingest_serial(
+        self,
+        room: RoomState,
+        fetched: Sequence[tuple[ObjectInfo, PreparedSegment]],
+        complete: bool,
+        force_audit: bool,
+    ) -> tuple[list[Any] | None, AuditResult]:
+        """Serial thread: add segments, audit (incrementally when exact), update the index."""
+        added = []
+        for info, prepared in fetched:
+            if info.path in room.known and room.ledger.has_segment(info.path):
+                continue
+            added.extend(room.ledger.add_prepared(prepared))
+            room.known[info.path] = info.size
+            if self.index is not None:
+                self.index.add_segment(
+                    room.room_id,
+                    info.path,
+                    info.size,
+                    info.etag,
+                    [
+                        IndexedEvent(
+                            loc.path,
+                            loc.line,
+                            loc.event.event_id,
+                            loc.event.timestamp_ms,
+                            loc.event.line().decode("ascii").rstrip("\n"),
+                            ok,
+                            why,
+                        )
+                        for loc, (ok, why) in zip(
+                            prepared.decoded.events, prepared.verdicts, strict=True
+                        )
+                    ],
+                    prepared.decoded.findings,
+                )
+        pins = self.index.pins() if self.index is not None else {}
+        if room.result is not None and not force_audit and complete == room.complete:
+            before = len(room.result.timeline)
+            new = room.ledger.try_append(added)
+            if new is not None:
+                if self.index is not None and new:
+                    self.index.append_timeline(room.room_id, before, new)
+                    if complete:
+                        self._pin(new)
+                return new, room.result
+        room.result = room.ledger.audit(pins, complete=complete)
+        room.complete = complete
+        if self.index is not None:
+            self.index.save_audit(room.room_id, room.result, history_complete=complete)
+            if complete:  # trust on first use only from the whole history
+                self._pin(room.result.timeline)
+        return None, room.result
+
+    def _pin(self, items: Iterable[Any]) -> None:
+        assert self.index is not None
+        self.index.add_pins(
+            {
+                (a.event.sender_id, a.event.sender_key)
+                for a in items
+                if a.state is TrustState.VERIFIED and a.event.sender_key
+            }
+        )
+
+    async def refresh(self, room_id: str) -> None:
+        """List the room's newest days and fetch what is new (the safety net)."""
+        room = self._room(room_id)
+        async with room.lock:
+            dates = sorted(await self._list_dirs(logs_prefix(room_id)), reverse=True)[:2]
+            items: list[ObjectInfo] = []
+            for date in dates:
+                items.extend(await self._list(f"{logs_prefix(room_id)}{date}/"))
+            new = [it for it in items if it.path not in room.known]
+            if new:
+                await self._ingest(room, await self._download(room, new), complete=room.complete)
+            room.last_safety = time.monotonic()
+
+    async def fetch_segment(self, room_id: str, path: str) -> bool:
+        """Fetch one segment named by a marker or a file-system event, if new."""
+        room = self.rooms.get(room_id)
+        if room is None or path in room.known:
+            return False
+        async with room.lock:
+            if path in room.known:
+                return False
+            try:
+                self.requests += 1
+                data = await self.storage.get(path)
+            except StorageError as exc:
+                log.info("segment %s named by a hint is not readable (%s)", path, exc)
+                return False
+            loop = asyncio.get_running_loop()
+            prepared = await loop.run_in_executor(self._pool, prepare_segment, path, data, room_id)
+            await self._ingest(
+                room, [(ObjectInfo(path, len(data)), prepared)], complete=room.complete
+            )
+            return True
+
+    # -- polling -------------------------------------------------------------------------------
+
+    async def poll_once(self) -> int:
+        """One round: activity markers, then any due safety listings. Returns segments read."""
+        found = 0
+        try:
+            found += await self._poll_markers()
+            now = time.monotonic()
+            for room in list(self.rooms.values()):
+                period = (
+                    self.config.focused_safety
+                    if room.room_id == self.focused
+                    else self.config.background_safety
+                )
+                if isinstance(self.storage, LocalStorage):
+                    period = min(period, self.config.local_rescan)
+                if room.complete and now - room.last_safety >= period:
+                    before = len(room.known)
+                    await self.refresh(room.room_id)
+                    found += len(room.known) - before
+            self._set_online(True, "")
+        except StorageError as exc:
+            self._set_online(False, str(exc))
+        return found
+
+    async def _poll_markers(self) -> int:
+        now_ms = int(time.time() * 1000)
+        dates = [utc_date(now_ms)]
+        if now_ms % 86_400_000 < 10 * 60_000:  # just after midnight: yesterday's tail too
+            dates.insert(0, utc_date(now_ms - 86_400_000))
+        found = 0
+        for date in dates:
+            folder = activity_folder(date)
+            cursor = self._marker_cursor.get(date)
+            if cursor is None and self.index is not None:
+                cursor = await self._serially(self.index.cursor, f"activity:{date}")
+            self.requests += 1
+            items = await self.storage.list_after(folder, cursor)
+            for item in items:
+                parsed = parse_marker(item.path)
+                if parsed is None:
+                    continue
+                _, room_id, segment = parsed
+                if room_id not in self._known_rooms and is_valid_room_id(room_id):
+                    self._known_rooms.add(room_id)
+                    self._emit(RoomDiscovered(room_id))
+                if room_id in self.rooms and await self.fetch_segment(room_id, segment):
+                    found += 1
+            if items:
+                last = items[-1].path
+                self._marker_cursor[date] = last
+                if self.index is not None:
+                    await self._serially(self.index.set_cursor, f"activity:{date}", last)
+        return found
+
+    async def _poller(self) -> None:
+        interval = self.config.active_interval
+        local = isinstance(self.storage, LocalStorage)
+        while not self._closed:
+            wait = self.config.local_rescan if local else interval
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._poll_wake.wait(), wait)
+            self._poll_wake.clear()
+            found = await self.poll_once()
+            if found:
+                self._last_activity = time.monotonic()
+            active = time.monotonic() - self._last_activity < self.config.active_window
+            interval = (
+                self.config.active_interval
+                if active
+                else min(interval * 2, self.config.idle_interval)
+            )
+
+    # -- local folders -------------------------------------------------------------------------
+
+    def _start_watch(self, storage: LocalStorage) -> None:
+        try:
+            from watchdog.events import FileSystemEvent, FileSystemEventHandler
+            from watchdog.observers import Observer
+        except ImportError:  # pragma: no cover
+            return
+        loop = asyncio.get_running_loop()
+        root = storage.root
+        queue = self._direct
+
+        class Handler(FileSystemEventHandler):
+            def on_any_event(self, event: FileSystemEvent) -> None:
+                if event.event_type not in ("created", "moved", "closed"):
+                    return
+                raw = getattr(event, "dest_path", "") or event.src_path
+                name = os.fsdecode(raw)
+                if not name.endswith(".jsonl"):
+                    return
+                try:
+                    rel = os.path.relpath(name, root).replace(os.sep, "/")
+                except ValueError:
+                    return
+                with contextlib.suppress(RuntimeError):  # the loop may be closing
+                    loop.call_soon_threadsafe(queue.put_nowait, rel)
+
+        (root / "rooms").mkdir(parents=True, exist_ok=True)
+        observer = Observer()
+        observer.schedule(Handler(), str(root / "rooms"), recursive=True)
+        observer.daemon = True
+        observer.start()
+        self._watch = observer
+
+    async def _direct_fetcher(self) -> None:
+        while True:
+            path = await self._direct.get()
+            name = parse_segment_path(path)
+            if name is None:
+                continue
+            if name.room_id not in self._known_rooms:
+                self._known_rooms.add(name.room_id)
+                self._emit(RoomDiscovered(name.room_id))
+            try:
+                if await self.fetch_segment(name.room_id, path):
+                    self._last_activity = time.monotonic()
+            except Exception:
+                log.exception("reading %s failed", path)
+
+    # -- writing -------------------------------------------------------------------------------
+
+    async def send(
+        self,
+        room_id: str,
+        user_id: str,
+        signing_key: SigningKey,
+        drafts: Sequence[tuple[str, dict[str, Any]]],
+        *,
+        displayname: str | None = None,
+    ) -> list[Event]:
+        """Sign and durably queue ``drafts``; they are published within the batch window.
+
+        Returns once the events are committed to the outbox (they survive a crash)."""
+        outbox = self.outbox
+        if outbox is None:
+            raise RuntimeError("this engine has no outbox")
+        key_text = b64encode(bytes(signing_key.verify_key))
+        if not await self._outboxed(outbox.has_head, room_id, key_text):
+            from .writer import RoomWriter
+
+            writer = RoomWriter(self.storage, room_id, user_id, signing_key)
+            head = await writer.load_head()
+            await self._outboxed(outbox.seed_head, room_id, key_text, head)
+        events = await self._outboxed(
+            lambda: outbox.enqueue(
+                room_id=room_id,
+                user_id=user_id,
+                signing_key=signing_key,
+                drafts=drafts,
+                clock=lambda: time.time_ns() // 1_000_000,
+                unique=lambda: str(uuid.uuid4()),
+                displayname=displayname,
+            )
+        )
+        self._emit(OutboxChanged(room_id, events, "sending"))
+        self._last_activity = time.monotonic()
+        # Leading edge: a message after a quiet spell goes out at once; during a burst,
+        # what arrives within the window after the last publish shares one segment.
+        delay = max(0.0, self._last_publish + self.config.batch_window - time.monotonic())
+        if delay:
+            asyncio.get_running_loop().call_later(delay, self._publish_wake.set)
+        else:
+            self._publish_wake.set()
+        return events
+
+    async def _publisher(self) -> None:
+        while not self._closed:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._publish_wake.wait(), 1.0)
+            self._publish_wake.clear()
+            try:
+                await self.publish_round()
+            except Exception:
+                log.exception("publishing failed")
+
+    async def publish_round(self, *, everything: bool = False) -> int:
+        """Batch what waits, then try every due segment once. Returns segments delivered."""
+        outbox = self.outbox
+        assert outbox is not None
+        now = time.time()
+        quiet = time.monotonic() - self._last_publish >= self.config.batch_window
+        cutoff = now if (everything or quiet) else now - self.config.batch_window
+        self._last_publish = time.monotonic()
+        for room_id, key in await self._outboxed(outbox.waiting_groups, cutoff):
+            await self._outboxed(outbox.take_batch, room_id, key)
+        delivered = 0
+        for seg in await self._outboxed(outbox.due, now):
+            if await self._deliver(seg):
+                delivered += 1
+        return delivered
+
+    async def _deliver(self, seg: OutSegment) -> bool:
+        outbox = self.outbox
+        assert outbox is not None
+        path = seg.path
+        try:
+            if seg.state == "assigned":
+                attempt = seg.attempt
+                while True:
+                    try:
+                        await self.storage.put_if_absent(path, seg.data)
+                        break
+                    except AlreadyExistsError:
+                        attempt += 1
+                        if attempt > 50:
+                            raise
+                        path = await self._outboxed(outbox.rename, seg.id, attempt)
+                await self._outboxed(outbox.mark_written, seg.id)
+                await self._ingest_own(seg.room_id, path, seg.data)
+            marker = marker_path(time.time_ns() // 1_000_000, path)
+            with contextlib.suppress(AlreadyExistsError):
+                await self.storage.put_if_absent(marker, b"")
+            await self._outboxed(outbox.mark_done, seg.id)
+        except StorageError as exc:
+            error, transient = str(exc), exc.transient
+            retry = await self._outboxed(
+                lambda: outbox.mark_failed(seg.id, error, transient=transient, now=time.time())
+            )
+            self._set_online(not exc.transient, str(exc))
+            events = seg.events() if seg.state == "assigned" else []
+            if events:
+                state = "sending" if exc.transient else "failed"
+                self._emit(OutboxChanged(seg.room_id, events, state, str(exc)))
+            asyncio.get_running_loop().call_later(
+                max(0.05, retry - time.time()), self._publish_wake.set
+            )
+            return False
+        self._set_online(True, "")
+        if seg.state == "assigned":
+            self._emit(OutboxChanged(seg.room_id, seg.events(), "sent"))
+        return True
+
+    async def _ingest_own(self, room_id: str, path: str, data: bytes) -> None:
+        room = self.rooms.get(room_id)
+        if room is None or path in room.known:
+            return
+        loop = asyncio.get_running_loop()
+        prepared = await loop.run_in_executor(self._pool, prepare_segment, path, data, room_id)
+        async with room.lock:
+            await self._ingest(
+                room, [(ObjectInfo(path, len(data)), prepared)], complete=room.complete
+            )
+
+    async def flush(self, timeout: float | None = None) -> bool:
+        """Publish everything queued now; True when the outbox is empty."""
+        outbox = self.outbox
+        if outbox is None:
+            return True
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            await self.publish_round(everything=True)
+            if await self._outboxed(outbox.is_empty):
+                return True
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.2)
+            await self._outboxed(outbox.retry_now)
+
+
+async def gather_limited(coros: Iterable[Awaitable[T]], limit: int) -> list[T]:
+    sem = asyncio.Semaphore(limit)
+
+    async def run(c: Awaitable[T]) -> T:
+        async with sem:
+            return await c
+
+    return await asyncio.gather(*(run(c) for c in coros))

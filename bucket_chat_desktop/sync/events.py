@@ -1,0 +1,74 @@
+"""What the sync engine reports. Plain dataclasses: the GUI bridge turns them into Qt
+signals, the CLI prints them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..index import TimelineRow
+from ..protocol.audit import Assessed, AuditResult
+from ..protocol.event import Event
+
+
+@dataclass(frozen=True, slots=True)
+class WarmTimeline:
+    """The newest cached rows of a room, read from the index before any network call."""
+
+    room_id: str
+    rows: list[TimelineRow]
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class RoomLoaded:
+    """The room's whole timeline was (re)assessed: replace what is shown."""
+
+    room_id: str
+    result: AuditResult
+    complete: bool  # False while older history is still being fetched
+
+
+@dataclass(frozen=True, slots=True)
+class EventsAppended:
+    """New events that sort after everything already shown."""
+
+    room_id: str
+    items: list[Assessed]
+    result: AuditResult
+
+
+@dataclass(frozen=True, slots=True)
+class RoomDiscovered:
+    room_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxChanged:
+    """Local echo: ``state`` is "sending", "sent" or "failed" (with ``error``)."""
+
+    room_id: str
+    events: list[Event]
+    state: str
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StorageStatus:
+    online: bool
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class CreateOnlyWarning:
+    message: str
+
+
+EngineEvent = (
+    WarmTimeline
+    | RoomLoaded
+    | EventsAppended
+    | RoomDiscovered
+    | OutboxChanged
+    | StorageStatus
+    | CreateOnlyWarning
+)

@@ -1,0 +1,350 @@
+"""The outbox: nothing the user sends is lost, nothing is delivered twice.
+
+A message is signed and committed to a local SQLite file (synchronous, WAL) before
+``enqueue`` returns. A publisher later groups what is waiting into a segment, and from the
+moment a segment's bytes and name are fixed (``take_batch``) every retry writes exactly
+those bytes under exactly that name. A retry after an unknown outcome (a lost reply, a
+SIGKILL between "written" and "acknowledged") therefore meets its own identical object
+and counts as delivered; only if *another* writer's segment holds the name is the next
+name (``-r1``, ``-r2``…) chosen, and that choice is committed before the next attempt.
+
+The device's chain head lives here too, so two processes of one device (the app and a
+script) never fork its chain: every enqueue runs in an IMMEDIATE transaction.
+
+This file is not a cache: deleting it loses undelivered messages. It lives next to, not
+inside, the index.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nacl.signing import SigningKey
+
+from ..protocol.canonical import b64encode
+from ..protocol.event import MEMBER, Event, Malformed, parse_line
+from ..protocol.ids import client_id_for
+from ..protocol.segment import encode_segment, path_for
+from ..protocol.signing import build_event
+
+log = logging.getLogger("bucket_chat.sync")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS heads (
+    room_id TEXT NOT NULL,
+    sender_key TEXT NOT NULL,
+    line TEXT,                      -- the device's newest event in the room; NULL: none yet
+    PRIMARY KEY (room_id, sender_key)
+);
+CREATE TABLE IF NOT EXISTS pending (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    room_id TEXT NOT NULL,
+    sender_key TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    line TEXT NOT NULL,
+    created REAL NOT NULL,
+    segment_id INTEGER
+);
+CREATE INDEX IF NOT EXISTS pending_room ON pending (room_id, sender_key, segment_id);
+CREATE TABLE IF NOT EXISTS segments (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    room_id TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    path TEXT NOT NULL,
+    data BLOB NOT NULL,
+    attempt INTEGER NOT NULL DEFAULT 0,
+    state TEXT NOT NULL DEFAULT 'assigned',   -- assigned -> published -> (deleted)
+    tries INTEGER NOT NULL DEFAULT 0,
+    next_try REAL NOT NULL DEFAULT 0,
+    last_error TEXT,
+    permanent INTEGER NOT NULL DEFAULT 0
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class OutSegment:
+    id: int
+    room_id: str
+    client_id: str
+    path: str
+    data: bytes
+    attempt: int
+    state: str
+    tries: int
+    last_error: str | None
+    event_ids: tuple[str, ...]
+
+    def events(self) -> list[Event]:
+        room = self.room_id
+        out: list[Event] = []
+        for line in self.data.splitlines():
+            parsed = parse_line(line, room)
+            if isinstance(parsed, Malformed):  # our own bytes: cannot happen
+                raise ValueError(f"outbox segment {self.id} holds a bad line: {parsed.reason}")
+            out.append(parsed)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class PendingMessage:
+    room_id: str
+    event_id: str
+    line: str
+    state: str  # "queued" (not yet in a segment), "sending", "failed"
+    error: str | None
+
+
+class Outbox:
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(
+            path if path is not None else ":memory:",
+            timeout=30,
+            isolation_level=None,  # explicit BEGIN IMMEDIATE / COMMIT
+            check_same_thread=False,
+        )
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- chain heads ------------------------------------------------------------------------
+
+    def has_head(self, room_id: str, sender_key: str) -> bool:
+        row = self._db.execute(
+            "SELECT 1 FROM heads WHERE room_id = ? AND sender_key = ?", (room_id, sender_key)
+        ).fetchone()
+        return row is not None
+
+    def seed_head(self, room_id: str, sender_key: str, head: Event | None) -> None:
+        """Record the head found in storage, unless another process recorded one first."""
+        line = head.line().decode("ascii").rstrip("\n") if head is not None else None
+        self._db.execute(
+            "INSERT OR IGNORE INTO heads VALUES (?, ?, ?)", (room_id, sender_key, line)
+        )
+
+    # -- enqueue ------------------------------------------------------------------------------
+
+    def enqueue(
+        self,
+        *,
+        room_id: str,
+        user_id: str,
+        signing_key: SigningKey,
+        drafts: Sequence[tuple[str, dict[str, Any]]],
+        clock: Callable[[], int],
+        unique: Callable[[], str],
+        displayname: str | None = None,
+    ) -> list[Event]:
+        """Sign ``drafts`` (type, content) as the next events of this device's chain and
+        commit them durably. A join comes first if the device never wrote in the room.
+        ``seed_head`` must have been called for this room and key."""
+        key_text = b64encode(bytes(signing_key.verify_key))
+        client_id = client_id_for(user_id, bytes(signing_key.verify_key))
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            row = db.execute(
+                "SELECT line FROM heads WHERE room_id = ? AND sender_key = ?",
+                (room_id, key_text),
+            ).fetchone()
+            if row is None:
+                raise RuntimeError("seed_head() first: the device's chain head is unknown")
+            head = _parse_own(row[0], room_id) if row[0] else None
+            ts = clock()
+            todo = list(drafts)
+            if head is None and not (
+                todo and todo[0][0] == MEMBER and todo[0][1].get("membership") == "join"
+            ):
+                content: dict[str, Any] = {"membership": "join"}
+                if displayname:
+                    content["displayname"] = displayname
+                todo.insert(0, (MEMBER, content))
+            events: list[Event] = []
+            now = time.time()
+            for event_type, content in todo:
+                ev = build_event(
+                    room_id=room_id,
+                    sender_id=user_id,
+                    event_type=event_type,
+                    content=content,
+                    timestamp_ms=max(ts, head.timestamp_ms) if head else ts,
+                    unique=unique(),
+                    prev_event_hash=head.hash if head else None,
+                    signing_key=signing_key,
+                )
+                line = ev.line().decode("ascii").rstrip("\n")
+                db.execute(
+                    "INSERT INTO pending (room_id, sender_key, client_id, event_id, line, created)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (room_id, key_text, client_id, ev.event_id, line, now),
+                )
+                events.append(ev)
+                head = ev
+            assert head is not None
+            db.execute(
+                "UPDATE heads SET line = ? WHERE room_id = ? AND sender_key = ?",
+                (head.line().decode("ascii").rstrip("\n"), room_id, key_text),
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return events
+
+    # -- publishing ---------------------------------------------------------------------------
+
+    def waiting_groups(self, older_than: float) -> list[tuple[str, str]]:
+        """(room, key) groups with messages not yet in a segment, the oldest queued before
+        ``older_than`` (the batching window)."""
+        return [
+            (r, k)
+            for r, k in self._db.execute(
+                "SELECT room_id, sender_key FROM pending WHERE segment_id IS NULL "
+                "GROUP BY room_id, sender_key HAVING MIN(created) <= ?",
+                (older_than,),
+            )
+        ]
+
+    def take_batch(self, room_id: str, sender_key: str, max_events: int = 500) -> int | None:
+        """Fix the bytes and name of a segment holding what waits; returns its id."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            rows = db.execute(
+                "SELECT seq, client_id, line FROM pending WHERE room_id = ? AND sender_key = ? "
+                "AND segment_id IS NULL ORDER BY seq LIMIT ?",
+                (room_id, sender_key, max_events),
+            ).fetchall()
+            if not rows:
+                db.execute("COMMIT")
+                return None
+            events = [_parse_own(line, room_id) for _, _, line in rows]
+            client_id = rows[0][1]
+            data = encode_segment(events)
+            cur = db.execute(
+                "INSERT INTO segments (room_id, client_id, path, data) VALUES (?, ?, ?, ?)",
+                (room_id, client_id, path_for(events, client_id), data),
+            )
+            seg_id = cur.lastrowid
+            db.executemany(
+                "UPDATE pending SET segment_id = ? WHERE seq = ?", [(seg_id, s) for s, _, _ in rows]
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        assert seg_id is not None
+        return seg_id
+
+    def due(self, now: float, *, include_permanent: bool = False) -> list[OutSegment]:
+        """Segments to (re)try now, oldest first."""
+        sql = "SELECT id FROM segments WHERE next_try <= ?"
+        if not include_permanent:
+            sql += " AND permanent = 0"
+        ids = [i for (i,) in self._db.execute(sql + " ORDER BY id", (now,))]
+        return [s for s in (self.segment(i) for i in ids) if s is not None]
+
+    def segment(self, seg_id: int) -> OutSegment | None:
+        row = self._db.execute(
+            "SELECT id, room_id, client_id, path, data, attempt, state, tries, last_error "
+            "FROM segments WHERE id = ?",
+            (seg_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        event_ids = tuple(
+            e
+            for (e,) in self._db.execute(
+                "SELECT event_id FROM pending WHERE segment_id = ? ORDER BY seq", (seg_id,)
+            )
+        )
+        sid, room, client, path, data, attempt, state, tries, error = row
+        return OutSegment(sid, room, client, path, data, attempt, state, tries, error, event_ids)
+
+    def rename(self, seg_id: int, attempt: int) -> str:
+        """Another writer's segment holds our name: commit the next name before retrying."""
+        seg = self.segment(seg_id)
+        assert seg is not None
+        path = path_for(seg.events(), seg.client_id, attempt)
+        self._db.execute(
+            "UPDATE segments SET attempt = ?, path = ? WHERE id = ?", (attempt, path, seg_id)
+        )
+        return path
+
+    def mark_written(self, seg_id: int) -> None:
+        """The segment is in storage; only its activity marker is left to write."""
+        self._db.execute(
+            "UPDATE segments SET state = 'published', tries = 0, next_try = 0, last_error = NULL,"
+            " permanent = 0 WHERE id = ?",
+            (seg_id,),
+        )
+
+    def mark_done(self, seg_id: int) -> None:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("DELETE FROM pending WHERE segment_id = ?", (seg_id,))
+        db.execute("DELETE FROM segments WHERE id = ?", (seg_id,))
+        db.execute("COMMIT")
+
+    def mark_failed(self, seg_id: int, error: str, *, transient: bool, now: float) -> float:
+        """Record a failed try; returns the time of the next one (exponential back-off)."""
+        row = self._db.execute("SELECT tries FROM segments WHERE id = ?", (seg_id,)).fetchone()
+        tries = (row[0] if row else 0) + 1
+        delay = min(60.0, 0.5 * 2 ** min(tries, 10)) if transient else 300.0
+        self._db.execute(
+            "UPDATE segments SET tries = ?, next_try = ?, last_error = ?, permanent = ? "
+            "WHERE id = ?",
+            (tries, now + delay, error, 0 if transient else 1, seg_id),
+        )
+        return now + delay
+
+    def retry_now(self) -> None:
+        """The user asked to retry (or the network came back): everything is due."""
+        self._db.execute("UPDATE segments SET next_try = 0, permanent = 0")
+
+    # -- what the UI shows ----------------------------------------------------------------------
+
+    def pending(self, room_id: str | None = None) -> list[PendingMessage]:
+        sql = (
+            "SELECT p.room_id, p.event_id, p.line, s.state, s.last_error, s.permanent "
+            "FROM pending p LEFT JOIN segments s ON s.id = p.segment_id"
+        )
+        args: tuple[str, ...] = ()
+        if room_id is not None:
+            sql += " WHERE p.room_id = ?"
+            args = (room_id,)
+        out = []
+        for room, event_id, line, state, error, permanent in self._db.execute(
+            sql + " ORDER BY p.seq", args
+        ):
+            if state is None:
+                shown = "queued"
+            elif state == "published":
+                shown = "sent"
+            else:
+                shown = "failed" if (permanent or error) else "sending"
+            out.append(PendingMessage(room, event_id, line, shown, error))
+        return out
+
+    def is_empty(self) -> bool:
+        return self._db.execute("SELECT 1 FROM pending LIMIT 1").fetchone() is None
+
+
+def _parse_own(line: str, room_id: str) -> Event:
+    parsed = parse_line(line.encode("ascii"), room_id)
+    if isinstance(parsed, Malformed):
+        raise ValueError(f"the outbox holds an unreadable event: {parsed.reason}")
+    return parsed

@@ -1,0 +1,48 @@
+"""Build a sync engine for a storage with this device's index and outbox files."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+from .. import paths
+from ..index import Index, index_path_for
+from ..storage.base import Storage
+from .engine import SyncConfig, SyncEngine
+from .events import EngineEvent
+from .outbox import Outbox
+
+
+def outbox_path_for(data_dir: Path, storage_url: str) -> Path:
+    digest = hashlib.sha256(storage_url.encode("utf-8")).hexdigest()[:20]
+    return data_dir / "outbox" / f"{digest}.sqlite3"
+
+
+@contextlib.asynccontextmanager
+async def engine_session(
+    storage: Storage,
+    *,
+    index: bool = True,
+    outbox: bool = True,
+    start: bool = False,
+    listener: Callable[[EngineEvent], None] | None = None,
+    config: SyncConfig | None = None,
+    data_dir: Path | None = None,
+) -> AsyncIterator[SyncEngine]:
+    """An engine on ``storage`` using this device's cache and outbox; closed on exit."""
+    base = data_dir or paths.data_dir()
+    idx = Index.open(index_path_for(base, storage.url), storage.url) if index else None
+    box = Outbox(outbox_path_for(base, storage.url)) if outbox else None
+    engine = SyncEngine(storage, index=idx, outbox=box, listener=listener, config=config)
+    try:
+        if start:
+            await engine.start()
+        yield engine
+    finally:
+        await engine.close()
+        if idx is not None:
+            idx.close()
+        if box is not None:
+            box.close()

@@ -1,0 +1,140 @@
+"""Small builders shared by the protocol tests: fixed keys, fixed uuids, signed chains."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from nacl.signing import SigningKey
+
+from bucket_chat_desktop.protocol.audit import AuditResult, RoomLedger
+from bucket_chat_desktop.protocol.canonical import canonical_json
+from bucket_chat_desktop.protocol.event import MEMBER, MESSAGE, Event
+from bucket_chat_desktop.protocol.findings import Finding
+from bucket_chat_desktop.protocol.ids import client_id_for
+from bucket_chat_desktop.protocol.segment import encode_segment, path_for
+from bucket_chat_desktop.protocol.signing import build_event, public_key_text
+
+ROOM = "room-1"
+T0 = 1757851245000  # 2025-09-14T12:00:45.000Z
+
+_counter = itertools.count(1)
+
+
+def next_uuid() -> str:
+    n = next(_counter)
+    return f"{n:08x}-0000-4000-8000-{n:012x}"
+
+
+def key(seed: int) -> SigningKey:
+    return SigningKey(bytes([seed]) * 32)
+
+
+class Device:
+    """One device of one user, writing one hash chain."""
+
+    def __init__(self, sender_id: str, seed: int, room_id: str = ROOM) -> None:
+        self.sender_id = sender_id
+        self.key = key(seed)
+        self.room_id = room_id
+        self.prev: str | None = None
+
+    @property
+    def public(self) -> str:
+        return public_key_text(self.key)
+
+    @property
+    def client_id(self) -> str:
+        return client_id_for(self.sender_id, bytes(self.key.verify_key))
+
+    def emit(
+        self,
+        ts: int,
+        event_type: str,
+        content: Mapping[str, Any],
+        *,
+        prev: str | bool | None = True,
+        parent: str | None = None,
+        sender_id: str | None = None,
+    ) -> Event:
+        """Sign the next event; ``prev=True`` chains it to this device's last event."""
+        ev = build_event(
+            room_id=self.room_id,
+            sender_id=sender_id or self.sender_id,
+            event_type=event_type,
+            content=content,
+            timestamp_ms=ts,
+            unique=next_uuid(),
+            prev_event_hash=self.prev if prev is True else (prev or None),
+            signing_key=self.key,
+            parent_event_id=parent,
+        )
+        self.prev = ev.hash
+        return ev
+
+    def join(self, ts: int, *, prev: str | bool | None = None, **content: Any) -> Event:
+        """A join; by default a new chain root (``prev_event_hash`` null)."""
+        return self.emit(ts, MEMBER, {"membership": "join", **content}, prev=prev)
+
+    def say(self, ts: int, body: str, **kw: Any) -> Event:
+        return self.emit(ts, MESSAGE, {"body": body, "msgtype": "m.text"}, **kw)
+
+
+def alice(room_id: str = ROOM) -> Device:
+    return Device("alice@example.com", 1, room_id)
+
+
+def bob(room_id: str = ROOM) -> Device:
+    return Device("bob@example.com", 2, room_id)
+
+
+def alice_laptop(room_id: str = ROOM) -> Device:
+    return Device("alice@example.com", 3, room_id)
+
+
+def seg(events: Sequence[Event], client_id: str = "c", attempt: int = 0) -> tuple[str, bytes]:
+    return path_for(events, client_id, attempt), encode_segment(events)
+
+
+def named_path(start: int, end: int, client_id: str = "c", room_id: str = ROOM) -> str:
+    from bucket_chat_desktop.protocol.ids import segment_path
+
+    return segment_path(room_id, start, end, client_id)
+
+
+def ledger(*segments: tuple[str, bytes], room_id: str = ROOM) -> RoomLedger:
+    led = RoomLedger(room_id)
+    for path, data in segments:
+        led.add_segment(path, data)
+    return led
+
+
+def audit(
+    *segments: tuple[str, bytes],
+    room_id: str = ROOM,
+    pinned: Mapping[str, Iterable[str]] | None = None,
+) -> AuditResult:
+    return ledger(*segments, room_id=room_id).audit(pinned)
+
+
+def kinds(findings: Iterable[Finding]) -> list[str]:
+    return sorted(f.kind.value for f in findings)
+
+
+def where(findings: Iterable[Finding]) -> list[tuple[str, str | None, int | None]]:
+    return sorted(((f.kind.value, f.path, f.line) for f in findings), key=repr)
+
+
+def states(result: AuditResult) -> list[tuple[str, str]]:
+    return [(a.event.event_id, a.state.value) for a in result.timeline]
+
+
+def line_of(obj: Mapping[str, Any]) -> bytes:
+    """Our stored form of any mapping (canonical JSON, signature included) plus newline."""
+    return canonical_json(dict(obj)) + b"\n"
+
+
+def raw_line(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8") + b"\n"

@@ -1,0 +1,562 @@
+"""The room audit: chains, keys, trust states, findings and display order."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from bucket_chat_desktop.protocol.audit import DEVICE_ADD_FIELD, RoomLedger, TrustState
+from bucket_chat_desktop.protocol.event import MEMBER, Event
+from bucket_chat_desktop.protocol.findings import Finding, Kind, Severity
+from bucket_chat_desktop.protocol.segment import decode_segment, encode_segment
+
+from ._support import (
+    ROOM,
+    T0,
+    Device,
+    alice,
+    alice_laptop,
+    audit,
+    bob,
+    kinds,
+    ledger,
+    line_of,
+    named_path,
+    raw_line,
+    seg,
+    states,
+    where,
+)
+
+V, U, K = "verified", "unverified", "key-changed"
+
+
+def ids(events: list[Event]) -> list[str]:
+    return [e.event_id for e in events]
+
+
+def shown(result: Any) -> list[str]:
+    return [a.event.event_id for a in result.timeline]
+
+
+def tampered(ev: Event, **changes: Any) -> bytes:
+    """The line of ``ev`` with fields changed and the old signature kept."""
+    obj = json.loads(ev.line())
+    for k, v in changes.items():
+        if k == "body":
+            obj["content"]["body"] = v
+        else:
+            obj[k] = v
+    return line_of(obj)
+
+
+def add_device(phone: Device, laptop: Device, ts: int) -> Event:
+    return phone.emit(ts, MEMBER, {"membership": "join", DEVICE_ADD_FIELD: laptop.public})
+
+
+# -- a clean room ---------------------------------------------------------------------------
+
+
+def test_clean_two_sender_room() -> None:
+    a, b = alice(), bob()
+    ae = [a.join(T0), a.say(T0 + 2000, "one"), a.say(T0 + 4000, "two")]
+    be = [b.join(T0 + 1000), b.say(T0 + 3000, "hi")]
+    result = audit(seg(ae, "a"), seg(be, "b"))
+    assert result.findings == [] and result.clean and result.errors == []
+    assert shown(result) == ids([ae[0], be[0], ae[1], be[1], ae[2]])
+    assert {a.state for a in result.timeline} == {TrustState.VERIFIED}
+    assert result.counts == {
+        TrustState.VERIFIED: 5,
+        TrustState.UNVERIFIED: 0,
+        TrustState.KEY_CHANGED: 0,
+        TrustState.INVALID: 0,
+    }
+    assert result.invalid == [] and result.segments == 2 and result.room_id == ROOM
+    first = result.timeline[0]
+    assert (first.path, first.line) == (seg(ae, "a")[0], 1)
+    assert "signature good" in first.reason
+
+
+def test_segments_in_any_order_give_the_same_result() -> None:
+    a, b = alice(), bob()
+    s1 = seg([a.join(T0), a.say(T0 + 10, "x")], "a")
+    s2 = seg([b.join(T0 + 5)], "b")
+    s3 = seg([a.say(T0 + 20, "y")], "a")
+    one = audit(s1, s2, s3)
+    two = audit(s3, s2, s1)
+    assert states(one) == states(two) and one.findings == two.findings == []
+
+
+def test_audit_is_repeatable_and_ledger_grows() -> None:
+    a = alice()
+    led = ledger(seg([a.join(T0)], "a"))
+    first = led.audit()
+    assert states(first) == states(led.audit())
+    later = seg([a.say(T0 + 1, "more")], "a")
+    assert not led.has_segment(later[0])
+    led.add_segment(*later)
+    assert led.has_segment(later[0]) and led.segment_count == 2
+    assert len(led.audit().timeline) == 2
+
+
+def test_re_adding_a_path_is_a_no_op() -> None:
+    a = alice()
+    path, data = seg([a.join(T0)], "a")
+    led = ledger((path, data))
+    again = led.add_segment(path, b"garbage that would be a finding")
+    assert again.events == [] and again.findings == []
+    assert led.audit().findings == [] and led.segment_count == 1
+
+
+def test_add_decoded_from_elsewhere() -> None:
+    a = alice()
+    path, data = seg([a.join(T0)], "a")
+    led = RoomLedger(ROOM)
+    led.add_decoded(decode_segment(path, data, ROOM))
+    led.add_finding(Finding(Kind.UNEXPECTED_OBJECT, "stray", "rooms/room-1/x"))
+    result = led.audit()
+    assert [a.state for a in result.timeline] == [TrustState.VERIFIED]
+    assert kinds(result.findings) == ["unexpected-object"] and result.clean
+
+
+# -- display order -----------------------------------------------------------------------------
+
+
+def test_order_is_timestamp_then_event_id() -> None:
+    a, b = alice(), bob()
+    a1, b1 = a.join(T0), b.join(T0)  # same millisecond: event id decides
+    result = audit(seg([a1], "a"), seg([b1], "b"))
+    assert shown(result) == sorted([a1.event_id, b1.event_id])
+
+
+def test_event_stamped_before_its_chain_predecessor_is_shown_after_it() -> None:
+    a, b = alice(), bob()
+    a1 = a.join(T0)
+    a2 = a.say(T0 + 5000, "second")
+    a3 = a.say(T0 + 1000, "third, slow clock")  # chained after a2, stamped earlier
+    a4 = a.say(T0 + 2000, "fourth, still slow")
+    b1 = b.join(T0 + 3000)
+    b2 = b.say(T0 + 6000, "later")
+    result = audit(seg([a1, a2, a3, a4], "a"), seg([b1, b2], "b"))
+    assert result.findings == []
+    assert shown(result) == ids([a1, b1, a2, a3, a4, b2])
+    assert {x.state for x in result.timeline} == {TrustState.VERIFIED}
+
+
+def test_long_chain_with_falling_timestamps_is_linear() -> None:
+    a = alice()
+    events = [a.join(T0 + 10_000_000)]
+    events += [a.say(T0 + 10_000_000 - i, str(i)) for i in range(1, 2000)]
+    led = ledger(seg(events, "a"))
+    started = time.perf_counter()
+    result = led.audit()
+    assert time.perf_counter() - started < 1.0  # was quadratic once: seconds here
+    assert shown(result) == ids(events)  # chain order wins over timestamps
+    assert result.findings == []
+
+
+def test_unsigned_events_interleave_by_their_own_timestamp() -> None:
+    a = alice()
+    a1, a2 = a.join(T0), a.say(T0 + 2000, "x")
+    ref = {
+        "event_id": f"{ROOM}::2025-09-14T14:00:46.000000Z::u",
+        "room_id": ROOM,
+        "timestamp_ms": T0 + 1000,
+        "sender_id": "ref@example.com",
+        "type": "m.room.message",
+        "parent_event_id": None,
+        "prev_event_hash": None,
+        "signature": "",
+        "content": {"body": "from the reference", "msgtype": "m.text"},
+    }
+    result = audit(seg([a1, a2], "a"), (named_path(T0 + 1000, T0 + 1000, "ref"), raw_line(ref)))
+    assert shown(result) == [a1.event_id, ref["event_id"], a2.event_id]
+    assert [x.state.value for x in result.timeline] == [V, U, V]
+    assert "no sender_key" in result.timeline[1].reason
+    assert result.findings == []
+
+
+# -- chain findings -------------------------------------------------------------------------
+
+
+def test_gap() -> None:
+    a = alice()
+    a1, a2, a3, a4 = a.join(T0), a.say(T0 + 1, "x"), a.say(T0 + 2, "y"), a.say(T0 + 3, "z")
+    last = seg([a4], "a")
+    result = audit(seg([a1], "a"), last)  # a2 and a3 never arrived
+    assert where(result.findings) == [("gap", last[0], 1)]
+    assert [x.state.value for x in result.timeline] == [V, U]
+    assert "predecessor is missing" in result.timeline[1].reason
+    assert result.findings[0].event_id == a4.event_id
+    del a2, a3
+
+
+def test_gap_then_intact_again() -> None:
+    a = alice()
+    ev = [a.join(T0)] + [a.say(T0 + i, str(i)) for i in range(1, 5)]
+    result = audit(seg(ev[:2], "a"), seg(ev[3:], "a"))
+    assert kinds(result.findings) == ["gap"]
+    assert [x.state.value for x in result.timeline] == [V, V, U, V]
+
+
+def test_fork() -> None:
+    a = alice()
+    a1, a2 = a.join(T0), a.say(T0 + 1000, "base")
+    left = a.say(T0 + 2000, "left")
+    right = a.say(T0 + 2500, "right", prev=a2.hash)
+    after = a.say(T0 + 3000, "after right")
+    first, second = seg([a1, a2, left], "a"), seg([right, after], "a")
+    result = audit(first, second)
+    assert where(result.findings) == [("fork", first[0], 3)]
+    assert result.findings[0].event_id == left.event_id
+    assert [x.state.value for x in result.timeline] == [V, V, U, U, V]
+    assert "forks" in result.timeline[2].reason
+
+
+def test_fork_of_two_roots() -> None:
+    a = alice()
+    j1, j2 = a.join(T0), a.join(T0 + 1, prev=None)
+    result = audit(seg([j1, j2], "a"))
+    assert kinds(result.findings) == ["fork"]
+    assert [x.state.value for x in result.timeline] == [U, U]
+
+
+def test_modified_event_fails_signature_and_breaks_the_chain() -> None:
+    a = alice()
+    a1, a2, a3 = a.join(T0), a.say(T0 + 1, "original"), a.say(T0 + 2, "next")
+    data = a1.line() + tampered(a2, body="edited") + a3.line()
+    path = named_path(T0, T0 + 2)
+    result = audit((path, data))
+    assert where(result.findings) == [("gap", path, 3), ("invalid-signature", path, 2)]
+    assert shown(result) == ids([a1, a3])
+    assert [x.state.value for x in result.timeline] == [V, U]
+    assert [(x.event.event_id, x.state, x.line) for x in result.invalid] == [
+        (a2.event_id, TrustState.INVALID, 2)
+    ]
+    assert result.counts[TrustState.INVALID] == 1 and not result.clean
+
+
+def test_modified_timestamp_is_caught_too() -> None:
+    a = alice()
+    a1 = a.join(T0)
+    data = tampered(a1, timestamp_ms=T0 - 1)
+    result = audit((named_path(T0 - 1, T0 - 1), data))
+    assert kinds(result.findings) == ["invalid-signature"] and result.timeline == []
+
+
+def test_replay_both_copies_valid() -> None:
+    a = alice()
+    a1 = a.join(T0)
+    uid = "00000000-0000-4000-8000-0000000000ff"
+    one = _sign_with_uid(a, a1, T0 + 1, "hello", uid)
+    two = _sign_with_uid(a, a1, T0 + 1, "a different hello", uid)
+    assert one.event_id == two.event_id and one.canonical != two.canonical
+    first, second = seg([a1, one], "a"), seg([two], "z")
+    result = audit(first, second)
+    assert where(result.findings) == [("replay", first[0], 2)]
+    assert second[0] in result.findings[0].message
+    assert shown(result) == ids([a1, one])
+    assert result.timeline[1].event.body == "hello"  # the first copy by (path, line)
+    assert result.invalid == []
+
+
+def _sign_with_uid(dev: Device, prev: Event, ts: int, body: str, uid: str) -> Event:
+    from bucket_chat_desktop.protocol.signing import build_event
+
+    return build_event(
+        room_id=ROOM,
+        sender_id=dev.sender_id,
+        event_type="m.room.message",
+        content={"body": body},
+        timestamp_ms=ts,
+        unique=uid,
+        prev_event_hash=prev.hash,
+        signing_key=dev.key,
+    )
+
+
+def test_replay_with_one_forged_copy() -> None:
+    a = alice()
+    a1, a2 = a.join(T0), a.say(T0 + 1, "real")
+    real = seg([a2], "b")
+    forged_path = named_path(T0 + 1, T0 + 1, "a")  # sorts before the real copy's path
+    result = audit(seg([a1], "a"), real, (forged_path, tampered(a2, body="forged")))
+    assert where(result.findings) == [
+        ("invalid-signature", forged_path, 1),
+        ("replay", forged_path, 1),
+    ]
+    assert shown(result) == ids([a1, a2])
+    assert result.timeline[1].event.body == "real"
+    assert [x.state.value for x in result.timeline] == [V, V]
+    assert [(x.path, x.line) for x in result.invalid] == [(forged_path, 1)]
+
+
+def test_identical_duplicate_is_silently_de_duplicated() -> None:
+    a = alice()
+    events = [a.join(T0), a.say(T0 + 1, "x")]
+    result = audit(seg(events, "a"), seg(events, "a", attempt=1), seg(events, "other"))
+    assert result.findings == []
+    assert shown(result) == ids(events)
+    assert result.counts[TrustState.VERIFIED] == 2
+
+
+def test_duplicate_within_one_segment() -> None:
+    a = alice()
+    a1 = a.join(T0)
+    result = audit((named_path(T0, T0), a1.line() + a1.line()))
+    assert result.findings == [] and shown(result) == [a1.event_id]
+
+
+def test_sender_mismatch() -> None:
+    a, b = alice(), bob()
+    b1 = b.join(T0)
+    lie = b.say(T0 + 1, "I am alice", sender_id=a.sender_id)
+    path = named_path(T0, T0 + 1, "b")
+    result = audit((path, b1.line() + lie.line()))
+    assert where(result.findings) == [("sender-mismatch", path, 2)]
+    assert shown(result) == [b1.event_id]
+    assert [(x.event.event_id, x.state) for x in result.invalid] == [
+        (lie.event_id, TrustState.INVALID)
+    ]
+    assert "bob@example.com" in result.invalid[0].reason
+
+
+def test_key_bound_by_its_chain_root_even_if_other_events_are_earlier() -> None:
+    b = bob()
+    b1 = b.join(T0 + 5)
+    lie = b.emit(T0, "m.room.message", {"body": "as alice"}, sender_id="alice@example.com")
+    result = audit((named_path(T0, T0 + 5, "b"), lie.line() + b1.line()))
+    assert "sender-mismatch" in kinds(result.findings)
+    assert shown(result) == [b1.event_id]
+
+
+def test_missing_join_is_a_notice() -> None:
+    a = alice()
+    first = a.say(T0, "no join", prev=None)
+    second = a.say(T0 + 1, "x")
+    path = named_path(T0, T0 + 1)
+    result = audit((path, first.line() + second.line()))
+    assert where(result.findings) == [("missing-join", path, 1)]
+    assert result.findings[0].severity is Severity.NOTICE and result.clean
+    assert [x.state.value for x in result.timeline] == [V, V]
+
+
+def test_unusable_sender_key_is_invalid() -> None:
+    a = alice()
+    a1 = a.join(T0)
+    path = named_path(T0, T0)
+    result = audit((path, tampered(a1, sender_key="bm90IGEga2V5")))
+    assert where(result.findings) == [("invalid-signature", path, 1)]
+    assert "not a valid Ed25519 public key" in result.invalid[0].reason
+
+
+# -- keys and devices -------------------------------------------------------------------------
+
+
+def test_second_device_added_by_statement_is_verified() -> None:
+    phone, laptop, b = alice(), alice_laptop(), bob()
+    p1, b1 = phone.join(T0), b.join(T0 + 1)
+    stmt = add_device(phone, laptop, T0 + 2)
+    l1 = laptop.join(T0 + 3)
+    l2 = laptop.say(T0 + 4, "from the laptop")
+    p2 = phone.say(T0 + 5, "and the phone")
+    result = audit(seg([p1, stmt, p2], "p"), seg([b1], "b"), seg([l1, l2], "l"))
+    assert result.findings == []
+    assert shown(result) == ids([p1, b1, stmt, l1, l2, p2])
+    assert {x.state for x in result.timeline} == {TrustState.VERIFIED}
+
+
+def test_device_chain_of_introductions() -> None:
+    one, two, three = alice(), alice_laptop(), Device("alice@example.com", 7)
+    e = [one.join(T0), add_device(one, two, T0 + 1), two.join(T0 + 2)]
+    e += [add_device(two, three, T0 + 3), three.join(T0 + 4)]
+    result = audit(seg(e[:2], "1"), seg(e[2:4], "2"), seg(e[4:], "3"))
+    assert result.findings == [] and {x.state.value for x in result.timeline} == {V}
+
+
+def test_key_change_without_statement() -> None:
+    phone, other = alice(), alice_laptop()
+    p1 = phone.join(T0)
+    o1, o2, o3 = other.join(T0 + 1), other.say(T0 + 2, "new phone"), other.say(T0 + 3, "!")
+    second = seg([o1, o2, o3], "o")
+    result = audit(seg([p1], "p"), second)
+    assert where(result.findings) == [("key-changed", second[0], 1)]  # once, not per event
+    assert [x.state.value for x in result.timeline] == [V, K, K, K]
+    assert "no statement" in result.timeline[1].reason
+    assert not result.clean
+
+
+def test_statement_signed_by_another_user_does_not_count() -> None:
+    a, b, laptop = alice(), bob(), alice_laptop()
+    a1, b1 = a.join(T0), b.join(T0 + 1)
+    stmt = add_device(b, laptop, T0 + 2)  # bob vouches for a key of alice: no
+    l1 = laptop.join(T0 + 3)
+    result = audit(seg([a1], "a"), seg([b1, stmt], "b"), seg([l1], "l"))
+    assert kinds(result.findings) == ["key-changed"]
+    assert result.timeline[-1].state is TrustState.KEY_CHANGED
+
+
+def test_statement_from_an_untrusted_key_does_not_count() -> None:
+    a, rogue, laptop = alice(), Device("alice@example.com", 9), alice_laptop()
+    a1 = a.join(T0)
+    r1 = rogue.join(T0 + 1)
+    stmt = add_device(rogue, laptop, T0 + 2)
+    l1 = laptop.join(T0 + 3)
+    result = audit(seg([a1], "a"), seg([r1, stmt], "r"), seg([l1], "l"))
+    assert [x.state.value for x in result.timeline] == [V, K, K, K]
+    assert kinds(result.findings) == ["key-changed", "key-changed"]
+
+
+def test_statement_only_in_a_join() -> None:
+    a, laptop = alice(), alice_laptop()
+    a1 = a.join(T0)
+    leave = a.emit(T0 + 1, MEMBER, {"membership": "leave", DEVICE_ADD_FIELD: laptop.public})
+    msg = a.emit(T0 + 2, "m.room.message", {"body": "x", DEVICE_ADD_FIELD: laptop.public})
+    l1 = laptop.join(T0 + 3)
+    result = audit(seg([a1, leave, msg], "a"), seg([l1], "l"))
+    assert [x.state.value for x in result.timeline] == [V, V, V, K]
+
+
+def test_statement_in_an_unverified_event_does_not_count() -> None:
+    a, laptop = alice(), alice_laptop()
+    a1, a2 = a.join(T0), a.say(T0 + 1, "will go missing")
+    stmt = add_device(a, laptop, T0 + 2)  # its predecessor is missing: unverified
+    l1 = laptop.join(T0 + 3)
+    result = audit(seg([a1], "a"), seg([stmt], "a"), seg([l1], "l"))
+    assert [x.state.value for x in result.timeline] == [V, U, K]
+    assert kinds(result.findings) == ["gap", "key-changed"]
+    del a2
+
+
+def test_device_used_before_its_statement() -> None:
+    a, laptop = alice(), alice_laptop()
+    a1 = a.join(T0)
+    l1 = laptop.join(T0 + 1)
+    stmt = add_device(a, laptop, T0 + 2)
+    l2 = laptop.say(T0 + 3, "after")
+    result = audit(seg([a1, stmt], "a"), seg([l1, l2], "l"))
+    assert [x.state.value for x in result.timeline] == [V, K, V, V]
+    assert kinds(result.findings) == ["key-changed"]
+
+
+def test_pinned_key_matches() -> None:
+    a = alice()
+    result = audit(seg([a.join(T0), a.say(T0 + 1, "x")], "a"), pinned={a.sender_id: [a.public]})
+    assert result.findings == [] and {x.state.value for x in result.timeline} == {V}
+
+
+def test_pinned_key_differs() -> None:
+    a, b = alice(), bob()
+    first = seg([a.join(T0), a.say(T0 + 2, "x")], "a")
+    result = audit(first, seg([b.join(T0 + 1)], "b"), pinned={a.sender_id: [bob().public]})
+    assert where(result.findings) == [("key-changed", first[0], 1)]
+    assert [x.state.value for x in result.timeline] == [K, V, K]
+
+
+def test_pinned_keys_plus_statement() -> None:
+    a, laptop = alice(), alice_laptop()
+    stmt_room = [a.join(T0), add_device(a, laptop, T0 + 1)]
+    result = audit(
+        seg(stmt_room, "a"),
+        seg([laptop.join(T0 + 2)], "l"),
+        pinned={a.sender_id: {a.public}},
+    )
+    assert result.findings == [] and {x.state.value for x in result.timeline} == {V}
+
+
+def test_pinned_device_not_in_the_room_yet() -> None:
+    a, laptop = alice(), alice_laptop()
+    result = audit(seg([laptop.join(T0)], "l"), pinned={a.sender_id: [a.public, laptop.public]})
+    assert result.findings == [] and result.timeline[0].state is TrustState.VERIFIED
+
+
+def test_first_key_seen_is_trusted_on_first_use() -> None:
+    early, late = alice_laptop(), alice()
+    result = audit(seg([early.join(T0)], "e"), seg([late.join(T0 + 1)], "l"))
+    assert [x.state.value for x in result.timeline] == [V, K]
+
+
+def test_key_change_beats_chain_problems() -> None:
+    a, other = alice(), alice_laptop()
+    o1, o2 = other.join(T0 + 1), other.say(T0 + 2, "x")
+    result = audit(seg([a.join(T0)], "a"), seg([o2], "o"))
+    assert [x.state.value for x in result.timeline] == [V, K]
+    assert kinds(result.findings) == ["gap", "key-changed"]
+    del o1
+
+
+# -- the reference implementation's rooms -------------------------------------------------------
+
+
+def _reference_line(n: int, ts: int, body: str | None = None) -> bytes:
+    # pydantic model_dump_json(): declaration order, compact, raw UTF-8, no sender_key
+    content: dict[str, Any] = (
+        {"membership": "join", "displayname": "jöran@example.com"}
+        if body is None
+        else {"body": body, "msgtype": "m.text"}
+    )
+    obj = {
+        "event_id": f"{ROOM}::2025-09-14T14:00:4{n}.123000Z::0000000{n}-0000-4000-8000-0000000",
+        "room_id": ROOM,
+        "timestamp_ms": ts,
+        "sender_id": "jöran@example.com",
+        "type": "m.room.member" if body is None else "m.room.message",
+        "parent_event_id": None,
+        "prev_event_hash": None,
+        "signature": "bm90IGNoZWNrYWJsZQ==",
+        "content": content,
+    }
+    return raw_line(obj)
+
+
+def test_reference_room_is_all_unverified_without_errors() -> None:
+    segments = [
+        (f"rooms/{ROOM}/logs/2025-09-14/messages_{ts}_{ts}_jöran.jsonl", line)
+        for ts, line in [
+            (T0, _reference_line(1, T0)),
+            (T0 + 1000, _reference_line(2, T0 + 1000, "Grüße 🍺")),
+            (T0 + 2000, _reference_line(3, T0 + 2000, "zweite")),
+        ]
+    ]
+    result = audit(*segments)
+    assert result.findings == [] and result.clean
+    assert [x.state.value for x in result.timeline] == [U, U, U]
+    assert [x.event.body for x in result.timeline] == [None, "Grüße 🍺", "zweite"]
+    assert [x.line for x in result.timeline] == [1, 1, 1]
+
+
+def test_reference_events_do_not_disturb_signed_chains() -> None:
+    a = alice()
+    a1 = a.join(T0)
+    signed = seg([a1, a.say(T0 + 3000, "x")], "a")
+    unsigned = (
+        f"rooms/{ROOM}/logs/2025-09-14/messages_{T0 + 1000}_{T0 + 1000}_alice.jsonl",
+        _reference_line(4, T0 + 1000, "as alice, unsigned").replace(
+            "jöran@example.com".encode(), b"alice@example.com"
+        ),
+    )
+    result = audit(signed, unsigned)
+    assert result.findings == []
+    assert [x.state.value for x in result.timeline] == [V, U, V]
+
+
+# -- results ------------------------------------------------------------------------------------
+
+
+def test_errors_and_clean() -> None:
+    a = alice()
+    a1 = a.join(T0)
+    a.say(T0 + 1, "lost")
+    a3 = a.say(T0 + 2, "after the gap")
+    result = audit(seg([a1], "a"), seg([a3], "a"))
+    assert [f.kind for f in result.errors] == [Kind.GAP] and not result.clean
+
+
+def test_invalid_events_never_in_timeline() -> None:
+    a = alice()
+    a1 = a.join(T0)
+    lines = tampered(a1, body="x") + encode_segment([a.say(T0 + 1, "ok")])
+    result = audit((named_path(T0, T0 + 1), lines))
+    assert all(x.state is not TrustState.INVALID for x in result.timeline)
+    assert all(x.state is TrustState.INVALID for x in result.invalid)

@@ -1,0 +1,362 @@
+"""The event schema: untrusted JSON in, an ``Event`` or a precise ``Malformed`` out."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import pytest
+
+from bucket_chat_desktop.protocol.canonical import canonical_bytes, event_hash
+from bucket_chat_desktop.protocol.event import (
+    MAX_DEPTH,
+    MAX_ID_CHARS,
+    MAX_LINE_BYTES,
+    MAX_TIMESTAMP_MS,
+    Event,
+    Malformed,
+    decode_json_line,
+    parse_event,
+    parse_line,
+)
+from bucket_chat_desktop.protocol.findings import Kind
+
+from ._support import ROOM, T0, alice
+
+UID = "00000001-0000-4000-8000-000000000001"
+
+
+def good(**changes: Any) -> dict[str, Any]:
+    """A schema-valid event object (its signature is not checked here)."""
+    obj: dict[str, Any] = {
+        "event_id": f"{ROOM}::2025-09-14T12:00:45.000Z::{UID}",
+        "room_id": ROOM,
+        "timestamp_ms": T0,
+        "sender_id": "alice@example.com",
+        "type": "m.room.message",
+        "parent_event_id": None,
+        "prev_event_hash": None,
+        "signature": "c2ln",
+        "content": {"body": "hi", "msgtype": "m.text"},
+    }
+    obj.update(changes)
+    return obj
+
+
+def parse(obj: Any, room_id: str = ROOM) -> Event | Malformed:
+    return parse_event(copy.deepcopy(obj), room_id)
+
+
+def bad(obj: Any, kind: Kind = Kind.BAD_SCHEMA, room_id: str = ROOM) -> Malformed:
+    result = parse(obj, room_id)
+    assert isinstance(result, Malformed), result
+    assert result.kind is kind, result
+    return result
+
+
+def nest(levels: int, leaf: Any = 1) -> Any:
+    value = leaf
+    for _ in range(levels):
+        value = {"a": value}
+    return value
+
+
+# -- a good event --------------------------------------------------------------------------
+
+
+def test_parse_good_event() -> None:
+    obj = good(sender_key="a2V5")
+    ev = parse(obj)
+    assert isinstance(ev, Event)
+    assert ev.event_id == obj["event_id"]
+    assert (ev.room_id, ev.timestamp_ms, ev.sender_id) == (ROOM, T0, "alice@example.com")
+    assert (ev.type, ev.parent_event_id, ev.prev_event_hash) == ("m.room.message", None, None)
+    assert (ev.signature, ev.sender_key) == ("c2ln", "a2V5")
+    assert ev.content == {"body": "hi", "msgtype": "m.text"}
+    assert ev.body == "hi"
+    assert ev.order_key == (T0, obj["event_id"])
+    assert ev.canonical == canonical_bytes(obj)
+    assert b"signature" not in ev.canonical
+    assert ev.hash == event_hash(obj)
+    assert dict(ev.raw) == obj  # the signature is put back
+
+
+def test_optional_fields_may_be_absent() -> None:
+    obj = good()
+    for field in ("parent_event_id", "prev_event_hash"):
+        del obj[field]
+    ev = parse(obj)
+    assert isinstance(ev, Event)
+    assert ev.parent_event_id is None and ev.prev_event_hash is None and ev.sender_key is None
+    assert b"parent_event_id" not in ev.canonical  # absent is not the same as null
+
+
+def test_unknown_fields_are_kept_and_signed() -> None:
+    obj = good(x_future={"k": [1, 2]}, another="v")
+    ev = parse(obj)
+    assert isinstance(ev, Event)
+    assert ev.raw["x_future"] == {"k": [1, 2]}
+    assert b'"x_future":{"k":[1,2]}' in ev.canonical
+
+
+def test_line_is_canonical_with_signature_and_round_trips() -> None:
+    ev = alice().say(T0, "héllo")
+    line = ev.line()
+    assert line.endswith(b"\n") and line.count(b"\n") == 1
+    assert line.isascii()
+    assert json.loads(line) == dict(ev.raw)
+    again = parse_line(line, ROOM)
+    assert isinstance(again, Event)
+    assert (again.canonical, again.hash, again.signature) == (ev.canonical, ev.hash, ev.signature)
+
+
+def test_reference_style_line_with_raw_utf8_parses() -> None:
+    obj = good(event_id=f"{ROOM}::2025-09-14T14:00:45.123000Z::{UID}", signature="")
+    obj["content"]["body"] = "Grüße 🍺"
+    line = json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    ev = parse_line(line, ROOM)
+    assert isinstance(ev, Event)
+    assert ev.body == "Grüße 🍺"
+    assert ev.canonical.isascii()
+    assert ev.canonical == canonical_bytes(obj)
+
+
+def test_body_property_only_for_text() -> None:
+    ev = parse(good(type="x.custom", content={"body": 5}))
+    assert isinstance(ev, Event) and ev.body is None
+
+
+# -- event ids -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "event_id",
+    [
+        f"{ROOM}::2025-09-14T12:00:45.123Z::{UID}",
+        f"{ROOM}::2025-09-14T14:00:45.123000Z::{UID}",  # the reference's local time form
+        f"{ROOM}::anything::x",  # readers accept any 3-part id for this room
+        f"{ROOM}::a:b::c:d",
+    ],
+)
+def test_accepted_event_ids(event_id: str) -> None:
+    assert isinstance(parse(good(event_id=event_id)), Event)
+
+
+@pytest.mark.parametrize(
+    "event_id",
+    [
+        f"other::2025-09-14T12:00:45.123Z::{UID}",
+        f"{ROOM}::only-two",
+        f"{ROOM}::a::b::c",
+        f"{ROOM}::::{UID}",
+        f"{ROOM}::time::",
+        f"{ROOM}x::t::u",
+        "::t::u",
+        f"{ROOM}::t::" + "u" * MAX_ID_CHARS,
+        "",
+    ],
+)
+def test_rejected_event_ids(event_id: str) -> None:
+    bad(good(event_id=event_id))
+
+
+def test_event_id_limit_is_inclusive() -> None:
+    prefix = f"{ROOM}::t::"
+    ok = prefix + "u" * (MAX_ID_CHARS - len(prefix))
+    assert isinstance(parse(good(event_id=ok)), Event)
+
+
+# -- fields --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "field",
+    ["event_id", "room_id", "timestamp_ms", "sender_id", "type", "signature", "content"],
+)
+def test_missing_required_field(field: str) -> None:
+    obj = good()
+    del obj[field]
+    result = bad(obj)
+    assert field in result.reason
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("event_id", 5),
+        ("event_id", None),
+        ("room_id", 5),
+        ("room_id", None),
+        ("timestamp_ms", "1757851245000"),
+        ("timestamp_ms", True),
+        ("timestamp_ms", False),
+        ("timestamp_ms", None),
+        ("timestamp_ms", -1),
+        ("timestamp_ms", MAX_TIMESTAMP_MS + 1),
+        ("timestamp_ms", [T0]),
+        ("sender_id", 1),
+        ("sender_id", ""),
+        ("sender_id", "s" * (MAX_ID_CHARS + 1)),
+        ("type", None),
+        ("type", ""),
+        ("type", ["m.room.message"]),
+        ("signature", None),
+        ("signature", 7),
+        ("signature", "s" * (MAX_ID_CHARS + 1)),
+        ("content", "hi"),
+        ("content", ["hi"]),
+        ("content", None),
+        ("parent_event_id", 5),
+        ("parent_event_id", {}),
+        ("prev_event_hash", 5),
+        ("prev_event_hash", ["h"]),
+        ("sender_key", 5),
+        ("sender_key", False),
+    ],
+)
+def test_wrong_types(field: str, value: Any) -> None:
+    bad(good(**{field: value}))
+
+
+@pytest.mark.parametrize("ts", [0, 1, T0, MAX_TIMESTAMP_MS])
+def test_timestamp_range(ts: int) -> None:
+    assert isinstance(parse(good(timestamp_ms=ts)), Event)
+
+
+def test_not_an_object() -> None:
+    values: list[Any] = [[], "x", 1, None, True]
+    for value in values:
+        assert "JSON object" in bad(value).reason
+
+
+def test_wrong_room() -> None:
+    obj = good(room_id="other", event_id=f"other::t::{UID}")
+    result = bad(obj, Kind.WRONG_ROOM)
+    assert result.event_id == obj["event_id"]
+
+
+def test_event_id_of_this_room_but_room_id_of_another() -> None:
+    bad(good(room_id="other"), Kind.WRONG_ROOM)
+
+
+def test_message_needs_string_body() -> None:
+    for content in ({}, {"body": None}, {"body": 5}, {"body": ["x"]}):
+        bad(good(content=content))
+    assert isinstance(parse(good(content={"body": ""})), Event)  # msgtype is optional
+
+
+@pytest.mark.parametrize("membership", ["join", "leave", "invite", "ban", "kick"])
+def test_member_memberships(membership: str) -> None:
+    obj = good(type="m.room.member", content={"membership": membership, "displayname": "A"})
+    assert isinstance(parse(obj), Event)
+
+
+@pytest.mark.parametrize("membership", [None, "knock", "JOIN", 1])
+def test_member_bad_memberships(membership: Any) -> None:
+    bad(good(type="m.room.member", content={"membership": membership}))
+
+
+def test_unknown_types_are_accepted() -> None:
+    assert isinstance(parse(good(type="org.example.thing", content={"anything": [1]})), Event)
+
+
+def test_malformed_keeps_the_event_id_when_it_can() -> None:
+    obj = good(timestamp_ms="x")
+    assert bad(obj).event_id == obj["event_id"]
+
+
+# -- depth ---------------------------------------------------------------------------------
+
+
+def _line(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def test_depth_limit_is_sixteen_counting_the_event_as_one() -> None:
+    # event 1, content 2, "x" 3, then n objects: the innermost value sits at depth 3 + n
+    at_limit = good(content={"body": "b", "x": nest(MAX_DEPTH - 3)})
+    over = good(content={"body": "b", "x": nest(MAX_DEPTH - 2)})
+    assert isinstance(parse_line(_line(at_limit), ROOM), Event)
+    result = parse_line(_line(over), ROOM)
+    assert isinstance(result, Malformed) and result.kind is Kind.TOO_DEEP
+
+
+def test_depth_with_arrays_and_empty_containers() -> None:
+    # an empty container is a value too: allowed at depth 16, not at 17
+    empty_at_16 = good(content={"body": "b", "x": nest(MAX_DEPTH - 3, [])})
+    assert isinstance(parse_line(_line(empty_at_16), ROOM), Event)
+    empty_at_17 = good(content={"body": "b", "x": nest(MAX_DEPTH - 2, {})})
+    result = parse_line(_line(empty_at_17), ROOM)
+    assert isinstance(result, Malformed) and result.kind is Kind.TOO_DEEP
+    # a top-level field is at depth 2: 15 arrays put the innermost 1 at depth 17
+    arrays: Any = 1
+    for _ in range(MAX_DEPTH - 1):
+        arrays = [arrays]
+    result = parse_line(_line(good(x=arrays)), ROOM)
+    assert isinstance(result, Malformed) and result.kind is Kind.TOO_DEEP
+    assert isinstance(parse_line(_line(good(x=arrays[0])), ROOM), Event)
+
+
+def test_wide_but_shallow_is_fine() -> None:
+    wide = good(content={"body": "b", "list": [{"a": [1]} for _ in range(500)]})
+    assert isinstance(parse_line(_line(wide), ROOM), Event)
+
+
+def test_brackets_inside_strings_do_not_count() -> None:
+    obj = good(content={"body": "[[[[{{{{" * 10})
+    assert isinstance(parse_line(_line(obj), ROOM), Event)
+
+
+# -- decode_json_line ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [b"1.0", b"1e3", b"1E3", b"-0.0", b"0.5", b"[1.5]", b"NaN", b"Infinity", b"-Infinity"],
+)
+def test_floats_are_refused(text: bytes) -> None:
+    result = decode_json_line(text)
+    assert isinstance(result, Malformed) and result.kind is Kind.FLOAT
+
+
+def test_integers_are_fine() -> None:
+    assert decode_json_line(b"[0,-1,9007199254740991]") == [0, -1, 9007199254740991]
+    assert decode_json_line(b"-9007199254740991") == -9007199254740991
+
+
+@pytest.mark.parametrize(
+    "text", [b"9007199254740992", b"-9007199254740992", b"[1,99999999999999999]", b"9" * 5000]
+)
+def test_integers_beyond_2_53_are_refused(text: bytes) -> None:
+    result = decode_json_line(text)
+    assert isinstance(result, Malformed) and result.kind is Kind.BAD_SCHEMA
+    assert "outside" in result.reason
+
+
+@pytest.mark.parametrize(
+    "text", [b"", b"{", b"{}x", b"{'a':1}", b"\xef\xbb\xbf{}", b'{"a":1,}']
+)
+def test_not_json(text: bytes) -> None:
+    result = decode_json_line(text)
+    assert isinstance(result, Malformed) and result.kind is Kind.BAD_JSON
+
+
+@pytest.mark.parametrize("text", [b"\xff", b'"\xc3"', b'"\xed\xa0\x80"', b'"\xc0\xaf"'])
+def test_not_utf8(text: bytes) -> None:
+    result = decode_json_line(text)
+    assert isinstance(result, Malformed) and result.kind is Kind.BAD_ENCODING
+
+
+def test_line_length_limit() -> None:
+    at_limit = b'"' + b"x" * (MAX_LINE_BYTES - 2) + b'"'
+    assert decode_json_line(at_limit) == "x" * (MAX_LINE_BYTES - 2)
+    result = decode_json_line(at_limit + b" ")
+    assert isinstance(result, Malformed) and result.kind is Kind.LINE_TOO_LONG
+
+
+def test_extreme_nesting_does_not_raise() -> None:
+    for text in (b"[" * 120_000 + b"]" * 120_000, b'{"a":' * 40_000 + b"1" + b"}" * 40_000):
+        assert len(text) < MAX_LINE_BYTES
+        result = decode_json_line(text)
+        assert isinstance(result, Malformed) and result.kind is Kind.TOO_DEEP

@@ -1,0 +1,152 @@
+"""Segments: encoding, object names and lenient, never-raising decoding."""
+
+from __future__ import annotations
+
+import pytest
+
+from bucket_chat_desktop.protocol.event import Event
+from bucket_chat_desktop.protocol.findings import Kind
+from bucket_chat_desktop.protocol.ids import CLIENT_ID_RE, parse_segment_path
+from bucket_chat_desktop.protocol.segment import decode_segment, encode_segment, path_for
+
+from ._support import ROOM, T0, alice, bob, kinds, named_path
+
+
+@pytest.fixture
+def three() -> list[Event]:
+    a = alice()
+    return [a.join(T0), a.say(T0 + 2000, "one"), a.say(T0 + 1000, "earlier stamp")]
+
+
+def test_encode_segment_is_lines_of_events(three: list[Event]) -> None:
+    data = encode_segment(three)
+    assert data == b"".join(e.line() for e in three)
+    assert data.count(b"\n") == 3 and data.endswith(b"\n")
+
+
+def test_encode_segment_needs_an_event() -> None:
+    with pytest.raises(ValueError):
+        encode_segment([])
+
+
+def test_path_for_uses_min_and_max_timestamps(three: list[Event]) -> None:
+    path = path_for(three, "alice-0123abcd")
+    assert path == (f"rooms/{ROOM}/logs/2025-09-14/messages_{T0}_{T0 + 2000}_alice-0123abcd.jsonl")
+
+
+def test_path_for_date_folder_is_utc_date_of_start() -> None:
+    a = alice()
+    late = [a.join(1757894399000), a.say(1757894401000, "after midnight UTC")]
+    name = parse_segment_path(path_for(late, "c"))
+    assert name is not None and name.date == "2025-09-14"
+
+
+def test_path_for_another_name_after_a_collision(three: list[Event]) -> None:
+    assert path_for(three, "alice-0123abcd", 1).endswith("_alice-0123abcd-r1.jsonl")
+    long_id = "x" * 64
+    for attempt in (1, 99, 99999):
+        name = parse_segment_path(path_for(three, long_id, attempt))
+        assert name is not None and CLIENT_ID_RE.fullmatch(name.client_id)
+        assert name.client_id.endswith(f"-r{attempt}")
+
+
+def test_round_trip(three: list[Event]) -> None:
+    path = path_for(three, "c")
+    decoded = decode_segment(path, encode_segment(three), ROOM)
+    assert decoded.path == path
+    assert decoded.findings == []
+    assert [x.event.event_id for x in decoded.events] == [e.event_id for e in three]
+    assert [x.line for x in decoded.events] == [1, 2, 3]
+    assert {x.path for x in decoded.events} == {path}
+    assert [x.event.canonical for x in decoded.events] == [e.canonical for e in three]
+
+
+def _lines(events: list[Event]) -> list[bytes]:
+    return [e.line().rstrip(b"\n") for e in events]
+
+
+def test_crlf_blank_lines_and_no_final_newline(three: list[Event]) -> None:
+    a, b, c = _lines(three)
+    data = b"\r\n" + a + b"\r\n\r\n   \n" + b + b"\n\t\n" + c
+    decoded = decode_segment(path_for(three, "c"), data, ROOM)
+    assert decoded.findings == []
+    assert [x.line for x in decoded.events] == [2, 5, 7]
+
+
+def test_truncated_last_line(three: list[Event]) -> None:
+    a, b, c = _lines(three)
+    path = named_path(T0, T0 + 2000)
+    decoded = decode_segment(path, a + b"\n" + b + b"\n" + c[:40], ROOM)
+    assert [(f.kind, f.path, f.line) for f in decoded.findings] == [(Kind.TRUNCATED, path, 3)]
+    assert len(decoded.events) == 2
+
+
+def test_truncated_inside_a_multibyte_character() -> None:
+    ev = alice().say(T0, "x")
+    cut = ev.line().rstrip(b"\n")[:-3] + b"\xc3"
+    decoded = decode_segment(named_path(T0, T0), ev.line() + cut, ROOM)
+    assert kinds(decoded.findings) == ["truncated"]
+
+
+def test_bad_last_line_with_newline_is_not_truncation(three: list[Event]) -> None:
+    a, b, c = _lines(three)
+    decoded = decode_segment(
+        named_path(T0, T0 + 2000), a + b"\n" + b + b"\n" + c[:40] + b"\n", ROOM
+    )
+    assert [(f.kind, f.line) for f in decoded.findings] == [(Kind.BAD_JSON, 3)]
+
+
+def test_bad_middle_line_is_bad_json(three: list[Event]) -> None:
+    a, b, c = _lines(three)
+    decoded = decode_segment(path_for(three, "c"), a + b"\n{oops\n" + b + b"\n" + c, ROOM)
+    assert [(f.kind, f.line) for f in decoded.findings] == [(Kind.BAD_JSON, 2)]
+    assert [x.line for x in decoded.events] == [1, 3, 4]
+
+
+def test_last_line_float_without_newline_stays_a_float() -> None:
+    ev = alice().say(T0, "x")
+    decoded = decode_segment(named_path(T0, T0), ev.line() + b'{"a":1.5}', ROOM)
+    assert kinds(decoded.findings) == ["float-not-allowed"]
+
+
+@pytest.mark.parametrize("data", [b"", b"\n", b"\r\n\r\n", b"  \n\t\n"])
+def test_empty_segment(data: bytes) -> None:
+    path = named_path(T0, T0)
+    decoded = decode_segment(path, data, ROOM)
+    assert [(f.kind, f.path, f.line) for f in decoded.findings] == [
+        (Kind.EMPTY_SEGMENT, path, None)
+    ]
+    assert decoded.findings[0].severity.value == "notice"
+
+
+def test_only_bad_lines_is_not_empty() -> None:
+    decoded = decode_segment(named_path(T0, T0), b"x\n", ROOM)
+    assert kinds(decoded.findings) == ["bad-json"]
+
+
+@pytest.mark.parametrize(("start", "end"), [(T0 - 1, T0 + 2000), (T0, T0 + 2001), (T0 + 5, T0)])
+def test_name_that_lies_about_its_timestamps(
+    three: list[Event],
+    start: int,
+    end: int,
+) -> None:
+    path = f"rooms/{ROOM}/logs/2025-09-14/messages_{start}_{end}_c.jsonl"
+    decoded = decode_segment(path, encode_segment(three), ROOM)
+    assert [(f.kind, f.path, f.line) for f in decoded.findings] == [
+        (Kind.SEGMENT_NAME_MISMATCH, path, None)
+    ]
+    assert len(decoded.events) == 3  # the events are still used
+    assert str(T0) in decoded.findings[0].message
+
+
+def test_name_checked_against_good_events_only(three: list[Event]) -> None:
+    stray = bob(room_id="other").join(T0 - 50_000).line()
+    data = stray + encode_segment(three)
+    decoded = decode_segment(path_for(three, "c"), data, ROOM)
+    assert kinds(decoded.findings) == ["wrong-room"]
+
+
+def test_unparseable_path_gets_no_name_check(three: list[Event]) -> None:
+    decoded = decode_segment("somewhere/else.jsonl", encode_segment(three), ROOM)
+    assert decoded.findings == []
+    assert len(decoded.events) == 3

@@ -1,0 +1,194 @@
+"""Building, signing and checking events."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import pytest
+from nacl.signing import SigningKey
+
+from bucket_chat_desktop.protocol.canonical import canonical_bytes
+from bucket_chat_desktop.protocol.event import (
+    MAX_DEPTH,
+    MAX_ID_CHARS,
+    MAX_LINE_BYTES,
+    MEMBER,
+    MESSAGE,
+    Event,
+    parse_event,
+    parse_line,
+)
+from bucket_chat_desktop.protocol.ids import InvalidRoomIdError
+from bucket_chat_desktop.protocol.signing import (
+    SignatureChecker,
+    build_event,
+    public_key_text,
+    sign_mapping,
+)
+
+from ._support import ROOM, T0, key
+
+UID = "00000001-0000-4000-8000-000000000001"
+
+
+def build(**changes: Any) -> Event:
+    args: dict[str, Any] = {
+        "room_id": ROOM,
+        "sender_id": "alice@example.com",
+        "event_type": MESSAGE,
+        "content": {"body": "hi", "msgtype": "m.text"},
+        "timestamp_ms": T0,
+        "unique": UID,
+        "prev_event_hash": None,
+        "signing_key": key(1),
+    }
+    args.update(changes)
+    return build_event(**args)
+
+
+def test_public_key_text() -> None:
+    k = key(1)
+    assert public_key_text(k) == base64.b64encode(bytes(k.verify_key)).decode()
+
+
+def test_sign_mapping_signs_canonical_bytes_and_copies() -> None:
+    body = {"b": 1, "a": "x", "signature": "old"}
+    signed = sign_mapping(body, key(1))
+    assert body["signature"] == "old"
+    raw = base64.b64decode(signed["signature"])
+    key(1).verify_key.verify(canonical_bytes(signed), raw)
+
+
+def test_build_event_fields() -> None:
+    ev = build(parent_event_id="p", prev_event_hash=base64.b64encode(bytes(32)).decode())
+    assert ev.event_id == f"{ROOM}::2025-09-14T12:00:45.000Z::{UID}"
+    assert ev.sender_key == public_key_text(key(1))
+    assert ev.parent_event_id == "p"
+    assert set(ev.raw) == {
+        "event_id",
+        "room_id",
+        "timestamp_ms",
+        "sender_id",
+        "type",
+        "parent_event_id",
+        "prev_event_hash",
+        "sender_key",
+        "content",
+        "signature",
+    }
+    assert SignatureChecker().check(ev) == (True, "Ed25519 signature good")
+
+
+def test_build_event_is_deterministic() -> None:
+    assert build().line() == build().line()
+    assert build().signature != build(signing_key=key(2)).signature
+
+
+def test_build_event_output_satisfies_the_reader() -> None:
+    ev = build(content={"body": "é", "extra": {"k": [1, None, True]}})
+    parsed = parse_line(ev.line(), ROOM)
+    assert isinstance(parsed, Event)
+    assert (parsed.canonical, parsed.hash) == (ev.canonical, ev.hash)
+
+
+def test_build_event_copies_content() -> None:
+    content = {"body": "hi"}
+    ev = build(content=content)
+    content["body"] = "changed"
+    assert ev.content["body"] == "hi"
+
+
+@pytest.mark.parametrize("room_id", ["../x", "a/b", "", ".h"])
+def test_build_event_refuses_bad_room(room_id: str) -> None:
+    with pytest.raises(InvalidRoomIdError):
+        build(room_id=room_id)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"content": {"body": 1.5}},
+        {"content": {"body": "x", "n": float("nan")}},
+        {"content": {"nobody": "x"}},
+        {"event_type": MEMBER, "content": {"membership": "knock"}},
+        {"sender_id": ""},
+        {"event_type": ""},
+        {"timestamp_ms": -1},
+        {"content": {"body": "x" * MAX_LINE_BYTES}},
+        {"sender_id": "s" * (MAX_ID_CHARS + 1)},
+        {"event_type": "t" * (MAX_ID_CHARS + 1)},
+        {"unique": "u" * MAX_ID_CHARS},  # the event id would exceed 512 characters
+        {"unique": ""},
+        {"unique": "a::b"},
+        {"prev_event_hash": "not a hash"},
+    ],
+)
+def test_build_event_refuses_what_a_reader_would_reject(changes: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="refusing"):
+        build(**changes)
+
+
+def test_build_event_limits_are_inclusive() -> None:
+    ev = build(sender_id="s" * MAX_ID_CHARS, event_type="t" * MAX_ID_CHARS)
+    assert isinstance(parse_line(ev.line(), ROOM), Event)
+
+
+def test_build_event_refuses_content_too_deep_for_the_event() -> None:
+    # content sits at depth 2 of the event: its innermost value may be at depth 16 at most
+    deepest: Any = 1
+    for _ in range(MAX_DEPTH - 3):
+        deepest = {"a": deepest}
+    ok = build(content={"body": "b", "x": deepest})
+    assert isinstance(parse_line(ok.line(), ROOM), Event)
+    with pytest.raises(ValueError, match="refusing"):
+        build(content={"body": "b", "x": {"a": deepest}})
+
+
+class TestSignatureChecker:
+    def test_good(self) -> None:
+        assert SignatureChecker().check(build())[0] is True
+
+    def test_no_sender_key_is_unknown_not_bad(self) -> None:
+        obj = dict(build().raw)
+        del obj["sender_key"]
+        ev = parse_event(obj, ROOM)
+        assert isinstance(ev, Event)
+        ok, why = SignatureChecker().check(ev)
+        assert ok is None and "no sender_key" in why
+
+    @pytest.mark.parametrize(
+        ("field", "value", "why"),
+        [
+            ("sender_key", "not base64", "not a valid Ed25519 public key"),
+            ("sender_key", base64.b64encode(bytes(31)).decode(), "not a valid Ed25519"),
+            ("sender_key", "", "not a valid Ed25519"),
+            ("signature", "", "not base64 of 64 bytes"),
+            ("signature", base64.b64encode(bytes(63)).decode(), "not base64 of 64 bytes"),
+            ("signature", base64.b64encode(bytes(64)).decode(), "does not match"),
+            ("sender_key", public_key_text(key(2)), "does not match"),
+        ],
+    )
+    def test_bad(self, field: str, value: str, why: str) -> None:
+        obj = dict(build().raw)
+        obj[field] = value
+        ev = parse_event(obj, ROOM)
+        assert isinstance(ev, Event)
+        ok, reason = SignatureChecker().check(ev)
+        assert ok is False and why in reason
+
+    def test_changed_content_fails(self) -> None:
+        obj = dict(build().raw)
+        obj["content"] = {"body": "other"}
+        ev = parse_event(obj, ROOM)
+        assert isinstance(ev, Event)
+        assert SignatureChecker().check(ev)[0] is False
+
+    def test_check_bytes(self) -> None:
+        k = SigningKey(bytes([9]) * 32)
+        sig = base64.b64encode(k.sign(b"msg").signature).decode()
+        checker = SignatureChecker()
+        assert checker.check_bytes(public_key_text(k), b"msg", sig)[0] is True
+        assert checker.check_bytes(public_key_text(k), b"msG", sig)[0] is False
+        # cached key objects give the same answers
+        assert checker.check_bytes(public_key_text(k), b"msg", sig)[0] is True
