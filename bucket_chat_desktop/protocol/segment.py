@@ -26,6 +26,7 @@ class DecodedSegment:
     path: str
     events: list[Located] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
+    lines: list[bytes] = field(default_factory=list)  # each event's line, as stored
 
 
 def encode_segment(events: Sequence[Event]) -> bytes:
@@ -67,6 +68,7 @@ def decode_segment(path: str, data: bytes, room_id: str) -> DecodedSegment:
             out.findings.append(Finding(kind, reason, path, number, parsed.event_id))
             continue
         out.events.append(Located(parsed, path, number))
+        out.lines.append(line)
     if not out.events and not out.findings:
         out.findings.append(Finding(Kind.EMPTY_SEGMENT, "segment holds no events", path))
     if name is not None and out.events:

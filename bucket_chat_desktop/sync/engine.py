@@ -17,7 +17,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -54,6 +54,7 @@ FETCH_CONCURRENCY = 16
 FIRST_CHUNK = 8  # segments fetched before the first screen is shown
 CHUNK = 64
 WARM_ROWS = 100
+PROGRESS_AUDIT = 2.0  # seconds between audits while back-filling
 
 
 @dataclass(slots=True)
@@ -263,6 +264,10 @@ class SyncEngine:
             log.exception("reading room %s failed", room.room_id)
 
     async def _fetch_newest_first(self, room: RoomState) -> None:
+        """Newest date folder first and, inside it, newest segments first. Downloading
+        (and verifying, on the pool) the next chunk overlaps with indexing the current
+        one; the room is audited after the first chunk (the first screen), then at most
+        every ``PROGRESS_AUDIT`` seconds, and once more at the end."""
         dates = sorted(await self._list_dirs(logs_prefix(room.room_id)), reverse=True)
         self._set_online(True, "")
         cached_dates = {p.split("/")[3] for p in room.known if p.count("/") == 4}
@@ -270,26 +275,51 @@ class SyncEngine:
             # Warm: only the newest days and days never seen can hold anything new; late
             # deliveries into older days are announced by activity markers.
             dates = [d for i, d in enumerate(dates) if i < 2 or d not in cached_dates]
-        for i, date in enumerate(dates):
-            items = await self._list(f"{logs_prefix(room.room_id)}{date}/")
-            todo = sorted(
-                (it for it in items if it.path not in room.known),
-                key=lambda it: it.path,
-                reverse=True,
-            )
-            first = i == 0
-            last_date = i == len(dates) - 1
-            while todo:
-                size = FIRST_CHUNK if first else CHUNK
-                chunk, todo = todo[:size], todo[size:]
-                first = False
-                # Until the last chunk, predecessors may still be on their way: pending,
-                # not gaps (also when catching up a cached room, oldest news last).
-                done = last_date and not todo
-                await self._ingest(room, await self._download(room, chunk), complete=done)
-        if not room.complete or room.result is None:
+
+        async def chunks() -> AsyncIterator[list[ObjectInfo]]:
+            size = FIRST_CHUNK
+            for date in dates:
+                items = await self._list(f"{logs_prefix(room.room_id)}{date}/")
+                todo = sorted(
+                    (it for it in items if it.path not in room.known),
+                    key=lambda it: it.path,
+                    reverse=True,
+                )
+                while todo:
+                    yield todo[:size]
+                    todo = todo[size:]
+                    size = CHUNK
+
+        ahead: asyncio.Task[list[tuple[ObjectInfo, PreparedSegment]]] | None = None
+        last_audit = 0.0
+        try:
+            async for chunk in chunks():
+                task = asyncio.create_task(self._download(room, chunk))
+                if ahead is not None:
+                    last_audit = await self._backfill_step(room, await ahead, last_audit)
+                ahead = task
+            if ahead is not None:
+                last_audit = await self._backfill_step(room, await ahead, last_audit)
+                ahead = None
+        finally:
+            if ahead is not None:
+                ahead.cancel()
+        if not room.complete or room.result is None or last_audit:
             await self._ingest(room, [], complete=True, force_audit=True)
         room.last_safety = time.monotonic()
+
+    async def _backfill_step(
+        self,
+        room: RoomState,
+        fetched: list[tuple[ObjectInfo, PreparedSegment]],
+        last_audit: float,
+    ) -> float:
+        """Keep a chunk; audit it if it is the first screen or progress is due. Until the
+        end, predecessors may still be on their way: pending, not gaps."""
+        now = time.monotonic()
+        audit = room.result is None or now - last_audit >= PROGRESS_AUDIT
+        await self._ingest(room, fetched, complete=False, audit=audit)
+        return now if audit else last_audit
 
     async def _list(self, prefix: str) -> list[ObjectInfo]:
         self.requests += 1
@@ -343,12 +373,15 @@ class SyncEngine:
         *,
         complete: bool,
         force_audit: bool = False,
+        audit: bool = True,
     ) -> None:
         if not fetched and not force_audit:
             return
         appended, result = await self._serially(
-            self._ingest_serial, room, fetched, complete, force_audit
+            self._ingest_serial, room, fetched, complete, force_audit, audit
         )
+        if result is None:
+            return
         if appended is not None:
             if appended:
                 self._last_activity = time.monotonic()
@@ -362,8 +395,12 @@ class SyncEngine:
         fetched: Sequence[tuple[ObjectInfo, PreparedSegment]],
         complete: bool,
         force_audit: bool,
-    ) -> tuple[list[Any] | None, AuditResult]:
-        """Serial thread: add segments, audit (incrementally when exact), update the index."""
+        audit: bool = True,
+    ) -> tuple[list[Any] | None, AuditResult | None]:
+        """Serial thread: add segments, audit (incrementally when exact), update the index.
+
+        The cached timeline is rewritten only by a complete audit (or the first one), so a
+        long back-fill does not rewrite 100,000 rows every few seconds."""
         added = []
         for info, prepared in fetched:
             if info.path in room.known and room.ledger.has_segment(info.path):
@@ -382,16 +419,21 @@ class SyncEngine:
                             loc.line,
                             loc.event.event_id,
                             loc.event.timestamp_ms,
-                            loc.event.line().decode("ascii").rstrip("\n"),
+                            raw.decode("utf-8"),
                             ok,
                             why,
                         )
-                        for loc, (ok, why) in zip(
-                            prepared.decoded.events, prepared.verdicts, strict=True
+                        for loc, raw, (ok, why) in zip(
+                            prepared.decoded.events,
+                            prepared.decoded.lines,
+                            prepared.verdicts,
+                            strict=True,
                         )
                     ],
                     prepared.decoded.findings,
                 )
+        if not audit:
+            return None, None
         pins = self.index.pins() if self.index is not None else {}
         if room.result is not None and not force_audit and complete == room.complete:
             before = len(room.result.timeline)
@@ -402,9 +444,10 @@ class SyncEngine:
                     if complete:
                         self._pin(new)
                 return new, room.result
+        first = room.result is None
         room.result = room.ledger.audit(pins, complete=complete)
         room.complete = complete
-        if self.index is not None:
+        if self.index is not None and (complete or first):
             self.index.save_audit(room.room_id, room.result, history_complete=complete)
             if complete:  # trust on first use only from the whole history
                 self._pin(room.result.timeline)

@@ -98,7 +98,7 @@ class PendingMessage:
     room_id: str
     event_id: str
     line: str
-    state: str  # "queued" (not yet in a segment), "sending", "failed"
+    state: str  # "queued" (not in a segment yet), "sending", "sent" (marker left), "failed"
     error: str | None
 
 
@@ -334,8 +334,8 @@ class Outbox:
                 shown = "queued"
             elif state == "published":
                 shown = "sent"
-            else:
-                shown = "failed" if (permanent or error) else "sending"
+            else:  # a transient error is retried by itself: still "sending" (with the error)
+                shown = "failed" if permanent else "sending"
             out.append(PendingMessage(room, event_id, line, shown, error))
         return out
 

@@ -1,0 +1,312 @@
+"""The ``bucket-chat`` command run in-process: exit codes, one-line errors, and the
+commands a script relies on. Keys go to encrypted files under a temp BUCKET_CHAT_HOME."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from nacl.signing import SigningKey
+
+from bucket_chat_desktop.cli.main import main
+from bucket_chat_desktop.protocol.signing import public_key_text
+from bucket_chat_desktop.storage.local import TEMP_PREFIX
+
+PASSPHRASE = "correct horse battery staple"
+ALICE = "alice@example.com"
+ROOM = "room-1"
+
+
+class Result:
+    def __init__(self, code: int, out: str, err: str) -> None:
+        self.code, self.out, self.err = code, out, err
+
+    def __repr__(self) -> str:
+        return f"exit {self.code}\n--- stdout\n{self.out}--- stderr\n{self.err}"
+
+
+Cli = Callable[..., Result]
+"""``cli(*args, storage=True)``: run ``bucket-chat -s <store> *args`` in-process."""
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "home"
+    monkeypatch.setenv("BUCKET_CHAT_HOME", str(home))
+    monkeypatch.setenv("BUCKET_CHAT_KEY_STORE", "file")
+    monkeypatch.setenv("BUCKET_CHAT_PASSPHRASE", PASSPHRASE)
+    monkeypatch.delenv("BUCKET_CHAT_STORAGE", raising=False)
+    return home
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Path:
+    return tmp_path / "shared"
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], store: Path) -> Cli:
+    def call(*args: str, storage: bool = True) -> Result:
+        capsys.readouterr()
+        argv = ["-s", str(store), *args] if storage else list(args)
+        try:
+            code = main(argv)
+        except SystemExit as exc:  # argparse
+            code = exc.code if isinstance(exc.code, int) else 2
+        out, err = capsys.readouterr()
+        return Result(code, out, err)
+
+    return call
+
+
+def assert_usage_error(r: Result, *needles: str) -> None:
+    assert r.code == 2, r
+    assert "Traceback" not in r.err and "Traceback" not in r.out, r
+    lines = r.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("bucket-chat: "), r
+    for needle in needles:
+        assert needle.lower() in lines[0].lower(), (needle, r)
+
+
+def fingerprint(out: str) -> str:
+    (line,) = [x for x in out.splitlines() if "fingerprint:" in x]
+    return line.split("fingerprint:", 1)[1].strip()
+
+
+def every_file(folder: Path) -> list[str]:
+    return sorted(
+        Path(d, n).relative_to(folder).as_posix() for d, _, ns in os.walk(folder) for n in ns
+    )
+
+
+@pytest.fixture
+def room(cli: Cli) -> str:
+    """A room created by alice, holding her join and one message."""
+    assert cli("setup-keys", "--user-id", ALICE).code == 0
+    r = cli("create-room", "--room-id", ROOM, "--name", "Café ☕", "--user-id", ALICE)
+    assert r.code == 0, r
+    r = cli("send", "--room-id", ROOM, "--user-id", ALICE, "hello", "world")
+    assert r.code == 0 and r.out.startswith("Sent "), r
+    return ROOM
+
+
+# -- usage errors ---------------------------------------------------------------------------
+
+HOSTILE_IDS = {
+    "../x": "must not start with '.'",
+    "a/b": "found '/'",
+    "": "must not be empty",
+    ".hidden": "must not start with '.'",
+    "r" * 129: "at most 128",
+    "tab\there": "found '\\t'",
+}
+KEY = public_key_text(SigningKey(b"\x07" * 32))
+COMMANDS = {
+    "history": ["history"],
+    "verify": ["verify", "--json"],
+    "send": ["send", "--user-id", ALICE, "hi"],
+    "create-room": ["create-room", "--name", "n", "--user-id", ALICE],
+    "test-storage": ["test-storage"],
+    "add-device": ["add-device", "--user-id", ALICE, "--key", KEY],
+}
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+@pytest.mark.parametrize("room_id", list(HOSTILE_IDS), ids=lambda r: repr(r)[:12])
+def test_hostile_room_ids_are_usage_errors(
+    cli: Cli, store: Path, tmp_path: Path, command: str, room_id: str
+) -> None:
+    name, *rest = COMMANDS[command]
+    r = cli(name, "--room-id", room_id, *rest)
+    assert_usage_error(r, HOSTILE_IDS[room_id])
+    assert r.out == ""
+    assert not store.exists()  # nothing was written, not even the storage folder
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no key was created either
+
+
+def test_send_to_a_room_that_does_not_exist(cli: Cli, store: Path) -> None:
+    r = cli("send", "--room-id", "nowhere", "--user-id", ALICE, "hi")
+    assert_usage_error(r, "does not exist", "create-room")
+    assert not store.exists() or every_file(store) == []
+
+
+@pytest.mark.parametrize(
+    "text", [[""], ["   "], ["", ""], ["--each-line", "\n \n"], ["-"]], ids=repr
+)
+def test_an_empty_message_is_refused(
+    cli: Cli, room: str, store: Path, monkeypatch: pytest.MonkeyPatch, text: list[str]
+) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n"))
+    before = every_file(store)
+    r = cli("send", "--room-id", room, "--user-id", ALICE, *text)
+    assert_usage_error(r, "empty message")
+    assert every_file(store) == before
+
+
+def test_an_unknown_storage_url_scheme(cli: Cli) -> None:
+    for url in ["ftp://host/x", "webdav://host/x"]:
+        assert_usage_error(cli("-s", url, "rooms", storage=False), "unknown storage URL")
+        assert_usage_error(cli("rooms", "-s", url, storage=False), "unknown storage URL")
+
+
+def test_history_limit_must_not_be_negative(cli: Cli, room: str) -> None:
+    assert_usage_error(cli("history", "--room-id", room, "--limit", "-1"), "--limit")
+    r = cli("history", "--room-id", room, "--limit", "1")
+    assert r.code == 0, r
+    assert "hello world" in r.out and "* join" not in r.out
+    r = cli("history", "--room-id", room, "--limit", "0", "--json")
+    assert r.code == 0 and json.loads(r.out)["events"] == []
+
+
+def test_no_command_prints_help_and_fails(cli: Cli) -> None:
+    r = cli(storage=False)
+    assert r.code == 2 and "usage:" in r.out
+
+
+# -- storage option placement ---------------------------------------------------------------
+
+
+def test_storage_option_before_and_after_the_command(cli: Cli, room: str, store: Path) -> None:
+    before = cli("-s", str(store), "rooms", storage=False)
+    after = cli("rooms", "-s", str(store), storage=False)
+    assert before.code == after.code == 0
+    assert room in before.out and before.out == after.out
+    # After the command wins over before it.
+    r = cli("-s", str(store.parent / "elsewhere"), "rooms", "--storage", str(store), storage=False)
+    assert r.out == before.out
+    r = cli("-s", str(store), "rooms", "-s", str(store.parent / "elsewhere"), storage=False)
+    assert r.code == 0 and "No rooms" in r.out
+
+
+def test_storage_from_the_environment(
+    cli: Cli, room: str, store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert "No rooms" in cli("rooms", storage=False).out  # the default store is empty
+    monkeypatch.setenv("BUCKET_CHAT_STORAGE", str(store))
+    assert room in cli("rooms", storage=False).out
+
+
+# -- commands -------------------------------------------------------------------------------
+
+
+def test_verify_json_on_a_clean_room(cli: Cli, room: str) -> None:
+    r = cli("verify", "--room-id", room, "--json")
+    assert r.code == 0, r
+    doc = json.loads(r.out)
+    assert doc["clean"] is True and doc["room_id"] == room and doc["findings"] == []
+    assert doc["counts"]["verified"] == 2 and doc["counts"]["invalid"] == 0
+    assert doc["metadata"] == {"name": "Café ☕", "signed": True, "creator_id": ALICE}
+    r = cli("verify", "--room-id", room)
+    assert r.code == 0 and "CLEAN" in r.out
+
+
+def test_verify_of_a_tampered_room_exits_1(cli: Cli, room: str, store: Path) -> None:
+    segments = [store / p for p in every_file(store) if p.endswith(".jsonl")]
+    (message,) = [p for p in segments if b"hello world" in p.read_bytes()]
+    message.write_bytes(message.read_bytes().replace(b"hello world", b"HELLO WORLD"))
+    r = cli("verify", "--room-id", room, "--json")
+    assert r.code == 1, r
+    doc = json.loads(r.out)
+    assert doc["clean"] is False
+    assert "invalid-signature" in [f["kind"] for f in doc["findings"]]
+    assert "NOT CLEAN" in cli("verify", "--room-id", room).out
+
+
+def test_history_json_shows_trust(cli: Cli, room: str) -> None:
+    r = cli("history", "--room-id", room, "--json")
+    assert r.code == 0, r
+    events = json.loads(r.out)["events"]
+    assert [(e["type"], e["trust"]) for e in events] == [
+        ("m.room.member", "verified"),
+        ("m.room.message", "verified"),
+    ]
+    assert events[1]["content"]["body"] == "hello world"
+
+
+def test_setup_keys_twice_keeps_the_key_and_force_replaces_it(cli: Cli) -> None:
+    first = cli("setup-keys", "--user-id", ALICE)
+    assert first.code == 0 and "Created" in first.out, first
+    again = cli("setup-keys", "--user-id", ALICE)
+    assert again.code == 0 and "already exists" in again.out, again
+    assert fingerprint(again.out) == fingerprint(first.out)
+    assert fingerprint(cli("show-key", "--user-id", ALICE).out) == fingerprint(first.out)
+    forced = cli("setup-keys", "--user-id", ALICE, "--force")
+    assert forced.code == 0 and "Created" in forced.out, forced
+    assert fingerprint(forced.out) != fingerprint(first.out)
+    assert fingerprint(cli("show-key", "--user-id", ALICE).out) == fingerprint(forced.out)
+
+
+def test_a_wrong_passphrase_is_a_one_line_error(
+    cli: Cli, room: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BUCKET_CHAT_PASSPHRASE", "not the passphrase")
+    assert_usage_error(cli("show-key", "--user-id", ALICE), "passphrase")
+    assert_usage_error(cli("send", "--room-id", room, "--user-id", ALICE, "x"), "passphrase")
+
+
+def test_a_missing_key_is_a_one_line_error(cli: Cli, room: str) -> None:
+    assert_usage_error(cli("show-key", "--user-id", "bob@example.com"), "no signing key")
+    assert_usage_error(
+        cli("send", "--room-id", room, "--user-id", "bob@example.com", "x"), "no signing key"
+    )
+
+
+def test_add_device_with_a_bad_key(cli: Cli, room: str) -> None:
+    r = cli("add-device", "--room-id", room, "--user-id", ALICE, "--key", "bm90IGEga2V5")
+    assert_usage_error(r, "--key")
+
+
+def test_test_crypto(cli: Cli) -> None:
+    r = cli("test-crypto", storage=False)
+    assert r.code == 0, r
+    assert "FAIL" not in r.out and "All cryptography checks passed." in r.out
+
+
+def test_test_storage_leaves_no_probe_behind(cli: Cli, store: Path) -> None:
+    r = cli("test-storage", "--room-id", ROOM)
+    assert r.code == 0, r
+    assert "FAIL" not in r.out and "Storage works." in r.out
+    assert store.is_dir()
+    leftovers = [p for p in every_file(store) if "probe" in p or TEMP_PREFIX in p]
+    assert leftovers == [] and every_file(store) == []
+    assert not (store / ".bucket-chat-probe").exists()
+
+
+def test_test_storage_on_a_room_with_segments(cli: Cli, room: str, store: Path) -> None:
+    before = every_file(store)
+    r = cli("test-storage", "--room-id", room)
+    assert r.code == 0 and "2 object(s)" in r.out, r
+    assert every_file(store) == before
+
+
+def test_rooms_lists_rooms_with_their_names(cli: Cli, room: str, store: Path) -> None:
+    r = cli("create-room", "--room-id", "second", "--name", "Zweiter Raum", "--user-id", ALICE)
+    assert r.code == 0, r
+    (store / "rooms" / "bare" / "logs" / "2025-09-14").mkdir(parents=True)
+    (store / "rooms" / "not a room").mkdir()
+    r = cli("rooms")
+    assert r.code == 0, r
+    lines = r.out.splitlines()
+    assert [line.split()[0] for line in lines] == ["bare", room, "second"]
+    assert "(no metadata)" in lines[0]
+    assert "Café ☕" in lines[1] and f"signed by {ALICE}" in lines[1]
+    assert "Zweiter Raum" in lines[2]
+
+
+def test_rooms_in_an_empty_store(cli: Cli) -> None:
+    r = cli("rooms")
+    assert r.code == 0 and r.out.startswith("No rooms in ")
+
+
+def test_create_room_twice_is_an_error(cli: Cli, room: str) -> None:
+    r = cli("create-room", "--room-id", room, "--name", "again", "--user-id", ALICE)
+    assert_usage_error(r, "already exists")
+
+
+def test_version(cli: Cli) -> None:
+    r = cli("version", storage=False)
+    assert r.code == 0 and r.out.startswith("bucket-chat ")
