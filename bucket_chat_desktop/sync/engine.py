@@ -182,7 +182,9 @@ class SyncEngine:
             self._known_rooms.add(room_id)
         return room
 
-    async def open_room(self, room_id: str, *, background: bool = True) -> RoomState:
+    async def open_room(
+        self, room_id: str, *, background: bool = True, focus: bool = True
+    ) -> RoomState:
         """Show a room as fast as possible, then make it complete.
 
         1. the index's newest rows (no network, no crypto) -> ``WarmTimeline``;
@@ -192,7 +194,10 @@ class SyncEngine:
         4. the rest of the history in the background (or awaited if not ``background``).
         """
         room = self._room(room_id)
-        self.focus(room_id)
+        if focus:
+            self.focus(room_id)
+        if room.backfill is not None and not room.backfill.done():
+            return room  # already being read
         async with room.lock:
             if self.index is not None and room.result is None:
                 await self._warm(room)
@@ -744,19 +749,24 @@ class SyncEngine:
             )
 
     async def flush(self, timeout: float | None = None) -> bool:
-        """Publish everything queued now; True when the outbox is empty."""
+        """Publish everything queued now, failed segments included; True when the outbox
+        is empty. Gives up early when only failures a user must fix are left (read-only
+        folder, no permission): retrying those until the timeout cannot help."""
         outbox = self.outbox
         if outbox is None:
             return True
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
+            await self._outboxed(outbox.retry_now)
             await self.publish_round(everything=True)
             if await self._outboxed(outbox.is_empty):
                 return True
             if deadline is not None and time.monotonic() >= deadline:
                 return False
+            left = await self._outboxed(outbox.pending)
+            if left and all(p.state == "failed" for p in left):
+                return False
             await asyncio.sleep(0.2)
-            await self._outboxed(outbox.retry_now)
 
 
 async def gather_limited(coros: Iterable[Awaitable[T]], limit: int) -> list[T]:

@@ -1,0 +1,1 @@
+"""The desktop GUI (PySide6 widgets). Qt appears nowhere below this package."""

@@ -1,0 +1,48 @@
+"""Turns the sync engines' plain event dataclasses into Qt signals.
+
+Engines call ``deliver`` on the asyncio loop, which under qasync *is* the Qt main thread,
+so the signals are emitted on the GUI thread and slots may touch widgets directly.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QObject, Signal
+
+from ..sync.events import (
+    CreateOnlyWarning,
+    EngineEvent,
+    EventsAppended,
+    OutboxChanged,
+    RoomDiscovered,
+    RoomLoaded,
+    StorageStatus,
+    WarmTimeline,
+)
+
+
+class EngineBridge(QObject):
+    timeline_warmed = Signal(str, object, int)  # room key, rows, total
+    room_loaded = Signal(str, object, bool)  # room key, AuditResult, complete
+    events_appended = Signal(str, object, object)  # room key, [Assessed], AuditResult
+    room_discovered = Signal(str, str)  # storage id, room id
+    outbox_changed = Signal(str, object, str, str)  # room key, [Event], state, error
+    storage_status_changed = Signal(str, bool, str)  # storage id, online, message
+    warning_raised = Signal(str, str)  # storage id, message
+
+    def deliver(self, storage_id: str, event: EngineEvent) -> None:
+        if isinstance(event, EventsAppended):
+            self.events_appended.emit(f"{storage_id}/{event.room_id}", event.items, event.result)
+        elif isinstance(event, RoomLoaded):
+            self.room_loaded.emit(f"{storage_id}/{event.room_id}", event.result, event.complete)
+        elif isinstance(event, WarmTimeline):
+            self.timeline_warmed.emit(f"{storage_id}/{event.room_id}", event.rows, event.total)
+        elif isinstance(event, OutboxChanged):
+            self.outbox_changed.emit(
+                f"{storage_id}/{event.room_id}", event.events, event.state, event.error or ""
+            )
+        elif isinstance(event, RoomDiscovered):
+            self.room_discovered.emit(storage_id, event.room_id)
+        elif isinstance(event, StorageStatus):
+            self.storage_status_changed.emit(storage_id, event.online, event.message)
+        elif isinstance(event, CreateOnlyWarning):
+            self.warning_raised.emit(storage_id, event.message)

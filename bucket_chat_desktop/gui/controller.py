@@ -1,0 +1,236 @@
+"""The GUI's controller: owns the chat client, the bridge, the models and the tasks, and
+turns engine events into model updates and notifications. Widgets call its methods and
+listen to its signals; it never touches a widget."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+
+from .. import settings as settings_store
+from ..keys import Identity
+from ..protocol.audit import Assessed, AuditResult
+from ..protocol.event import MEMBER, Event
+from ..settings import Settings, StorageSettings
+from ..sync.client import ChatClient, RoomRef
+from ..sync.events import EngineEvent
+from .bridge import EngineBridge
+from .models.rooms_model import RoomItem, RoomsModel
+from .models.timeline_model import TimelineModel
+from .tasks import TaskRunner
+
+log = logging.getLogger("bucket_chat.gui")
+
+
+def _ref(key: str) -> RoomRef:
+    storage_id, room_id = key.split("/", 1)
+    return RoomRef(storage_id, room_id)
+
+
+def _preview(ev: Event) -> str:
+    if ev.type == MEMBER:
+        return f"{ev.sender_id} {ev.content.get('membership', '')}ed"
+    msgtype = ev.content.get("msgtype")
+    if msgtype in ("m.file", "m.image"):
+        info = ev.content.get("info") or {}
+        return f"📎 {info.get('name') or ev.content.get('body') or 'file'}"
+    return ev.body or ""
+
+
+class Controller(QObject):
+    notify = Signal(str, str, str)  # room key, title, text
+    error = Signal(str, str)  # what, message
+    current_changed = Signal(str)  # room key ("" for none)
+    room_audit_changed = Signal(str)  # room key: its findings changed
+    storage_status = Signal(str, bool, str)  # storage id, online, message
+    unread_changed = Signal(int)
+
+    def __init__(
+        self, settings: Settings, identity: Identity, parent: QObject | None = None
+    ) -> None:
+        super().__init__(parent)
+        self.settings = settings
+        self.identity = identity
+        self.tasks = TaskRunner(self)
+        self.tasks.failed.connect(self.error)
+        self.bridge = EngineBridge(self)
+        self.client = ChatClient(settings, identity.user_id, identity.signing_key, self._deliver)
+        self.rooms = RoomsModel(self)
+        self.timelines: dict[str, TimelineModel] = {}
+        self.results: dict[str, AuditResult] = {}
+        self.current = ""
+        self.window_active = True
+        self.online: dict[str, tuple[bool, str]] = {}
+        b = self.bridge
+        b.timeline_warmed.connect(self._on_timeline_warmed)
+        b.room_loaded.connect(self._on_room_loaded)
+        b.events_appended.connect(self._on_events_appended)
+        b.outbox_changed.connect(self._on_outbox_changed)
+        b.storage_status_changed.connect(self._on_storage_status_changed)
+        b.room_discovered.connect(lambda sid, rid: log.info("room %s appeared on %s", rid, sid))
+        for ref in self.client.rooms():
+            self._add_room_item(ref)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def _deliver(self, storage_id: str, event: EngineEvent) -> None:
+        self.bridge.deliver(storage_id, event)
+
+    def start(self) -> None:
+        self.tasks.start(self._start(), "Connecting to your storages")
+
+    async def _start(self) -> None:
+        await self.client.start()
+        for key in self.rooms.room_keys():
+            info = self.client.room_info(_ref(key))
+            if info.get("name"):
+                self.rooms.update(key, name=str(info["name"]))
+        if self.settings.last_room and self.rooms.item(self.settings.last_room):
+            self.select_room(self.settings.last_room)
+
+    async def shutdown(self) -> None:
+        await self.tasks.shutdown()
+        await self.client.close()
+        self.save_settings()
+
+    def save_settings(self) -> None:
+        try:
+            settings_store.save(self.settings)
+        except OSError as exc:
+            self.error.emit("Saving settings", str(exc))
+
+    # -- rooms ------------------------------------------------------------------------------
+
+    def _storage_name(self, storage_id: str) -> str:
+        entry = self.settings.storage(storage_id)
+        return entry.name if entry else storage_id
+
+    def _add_room_item(self, ref: RoomRef) -> None:
+        muted = ref.key in self.settings.muted_rooms
+        self.rooms.add(
+            RoomItem(ref.key, ref.room_id, self._storage_name(ref.storage_id), muted=muted)
+        )
+
+    def timeline(self, key: str) -> TimelineModel:
+        model = self.timelines.get(key)
+        if model is None:
+            model = self.timelines[key] = TimelineModel(self.identity.public_key_b64, self)
+        return model
+
+    def select_room(self, key: str) -> None:
+        if key == self.current or self.rooms.item(key) is None:
+            return
+        self.current = key
+        self.settings.last_room = key
+        self.rooms.update(key, unread=0)
+        self.unread_changed.emit(self.rooms.total_unread())
+        self.current_changed.emit(key)
+        ref = _ref(key)
+        self.client.focus(ref)
+        if ref.storage_id in self.client.storages:
+            self.tasks.start(self.client.open_room(ref), f"Opening {ref.room_id}")
+
+    def create_room(self, storage_id: str, room_id: str, name: str) -> None:
+        async def run() -> None:
+            ref = await self.client.create_room(storage_id, room_id, name)
+            self._add_room_item(ref)
+            self.rooms.update(ref.key, name=name or room_id)
+            self.save_settings()
+            self.select_room(ref.key)
+
+        self.tasks.start(run(), f"Creating room {room_id}")
+
+    def join_room(self, storage_id: str, room_id: str) -> None:
+        async def run() -> None:
+            ref = await self.client.join_room(storage_id, room_id)
+            self._add_room_item(ref)
+            self.save_settings()
+            self.select_room(ref.key)
+
+        self.tasks.start(run(), f"Joining room {room_id}")
+
+    def leave_room(self, key: str) -> None:
+        async def run() -> None:
+            await self.client.leave_room(_ref(key))
+            self.rooms.remove(key)
+            self.timelines.pop(key, None)
+            if self.current == key:
+                self.current = ""
+                self.current_changed.emit("")
+            self.save_settings()
+
+        self.tasks.start(run(), "Leaving the room")
+
+    def send_text(self, text: str) -> None:
+        if not self.current:
+            return
+        ref = _ref(self.current)
+        self.tasks.start(self.client.send_text(ref, text), "Sending your message")
+
+    def send_content(self, key: str, content: dict[str, Any]) -> None:
+        self.tasks.start(self.client.send_content(_ref(key), content), "Sending")
+
+    def retry_failed(self) -> None:
+        self.client.retry_failed()
+
+    def set_window_active(self, active: bool) -> None:
+        self.window_active = active
+        if active and self.current:
+            self.rooms.update(self.current, unread=0)
+            self.unread_changed.emit(self.rooms.total_unread())
+            self.client.focus(_ref(self.current))
+
+    def add_storage(self, entry: StorageSettings) -> None:
+        async def run() -> None:
+            if self.settings.storage(entry.id) is None:
+                self.settings.storages.append(entry)
+            await self.client.attach(entry)
+            self.save_settings()
+
+        self.tasks.start(run(), f"Adding storage {entry.name}")
+
+    # -- engine events ----------------------------------------------------------------------
+
+    def _on_timeline_warmed(self, key: str, rows: Any, total: int) -> None:
+        self.timeline(key).show_cached(rows)
+
+    def _on_room_loaded(self, key: str, result: AuditResult, complete: bool) -> None:
+        self.results[key] = result
+        self.timeline(key).set_timeline(result.timeline, complete)
+        self._refresh_item(key, result, [])
+        self.room_audit_changed.emit(key)
+
+    def _on_events_appended(self, key: str, items: list[Assessed], result: AuditResult) -> None:
+        self.results[key] = result
+        self.timeline(key).append(items)
+        self._refresh_item(key, result, items)
+
+    def _refresh_item(self, key: str, result: AuditResult, new: list[Assessed]) -> None:
+        item = self.rooms.item(key)
+        if item is None:
+            return
+        last = result.timeline[-1].event if result.timeline else None
+        changes: dict[str, Any] = {"findings": len(result.errors)}
+        if last is not None:
+            changes.update(preview=_preview(last), last_ts=last.timestamp_ms)
+        own = self.identity.public_key_b64
+        incoming = [a for a in new if a.event.sender_key != own and a.event.type != MEMBER]
+        focused = key == self.current and self.window_active
+        if incoming and not focused:
+            changes["unread"] = item.unread + len(incoming)
+            if not item.muted and self.settings.notifications:
+                ev = incoming[-1].event
+                self.notify.emit(key, f"{ev.sender_id} in {item.name}", _preview(ev))
+        self.rooms.update(key, **changes)
+        if incoming and not focused:
+            self.unread_changed.emit(self.rooms.total_unread())
+
+    def _on_outbox_changed(self, key: str, events: list[Event], state: str, error: str) -> None:
+        self.timeline(key).set_echo(events, state, error)
+
+    def _on_storage_status_changed(self, storage_id: str, online: bool, message: str) -> None:
+        self.online[storage_id] = (online, message)
+        self.rooms.set_storage_online(storage_id, online)
+        self.storage_status.emit(storage_id, online, message)

@@ -1,0 +1,435 @@
+"""The main window: rooms on the left, the open room on the right."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QEvent, QObject, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QListView,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QPushButton,
+    QSplitter,
+    QStackedWidget,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..protocol.audit import TrustState
+from . import icons
+from .controller import Controller
+from .models.rooms_model import RoomRoles
+from .models.timeline_model import Roles
+from .widgets.composer import Composer, local_files
+from .widgets.message_delegate import MessageDelegate
+from .widgets.room_delegate import RoomDelegate
+from .widgets.room_dialogs import RoomDialog
+
+
+class TimelineView(QListView):
+    """The message list: pixel scrolling, stays at the bottom while at the bottom, loads
+    older pages when scrolled to the top, and takes dropped files."""
+
+    files_dropped = Signal(list)
+    echo_clicked = Signal(str)  # event id of a failed local echo
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+        self.setUniformItemSizes(False)
+        self.setResizeMode(QListView.ResizeMode.Adjust)
+        self.setMouseTracking(True)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setWordWrap(True)
+        self.setAcceptDrops(True)
+        self.viewport().setAcceptDrops(True)
+        self.setDragDropMode(QAbstractItemView.DragDropMode.DropOnly)
+        self.verticalScrollBar().setSingleStep(24)
+        self._stick = True
+        self.verticalScrollBar().valueChanged.connect(self._on_scrolled)
+        self.verticalScrollBar().rangeChanged.connect(self._on_range)
+
+    def setModel(self, model: Any) -> None:
+        old = self.model()
+        if old is not None:
+            old.rowsInserted.disconnect(self._on_rows)
+        super().setModel(model)
+        if model is not None:
+            model.rowsInserted.connect(self._on_rows)
+        self._stick = True
+        QTimer.singleShot(0, self.scrollToBottom)
+
+    def _on_scrolled(self, value: int) -> None:
+        bar = self.verticalScrollBar()
+        self._stick = value >= bar.maximum() - 8
+        model = self.model()
+        if (
+            value <= bar.minimum() + 4
+            and model is not None
+            and model.canFetchMore(self.rootIndex())
+        ):
+            before = bar.maximum()
+            model.fetchMore(self.rootIndex())
+            # keep the same message under the eye after older rows appear above
+            QTimer.singleShot(0, lambda: bar.setValue(bar.value() + bar.maximum() - before))
+
+    def _on_range(self, _lo: int, hi: int) -> None:
+        if self._stick:
+            self.verticalScrollBar().setValue(hi)
+
+    def _on_rows(self, *_args: Any) -> None:
+        if self._stick:
+            QTimer.singleShot(0, self.scrollToBottom)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if local_files(event.mimeData()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event: Any) -> None:
+        if local_files(event.mimeData()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        files = local_files(event.mimeData())
+        if files:
+            self.files_dropped.emit(files)
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def mouseReleaseEvent(self, event: Any) -> None:
+        index = self.indexAt(event.position().toPoint())
+        if index.isValid() and index.data(Roles.Echo) == "failed":
+            self.echo_clicked.emit(str(index.data(Roles.EventId)))
+        super().mouseReleaseEvent(event)
+
+
+class MainWindow(QMainWindow):
+    files_chosen = Signal(str, list)  # room key, paths (handled by the attachments feature)
+
+    def __init__(self, controller: Controller) -> None:
+        super().__init__()
+        self.controller = controller
+        self.setWindowTitle("Bucket Chat")
+        self.resize(1100, 720)
+        self.setMinimumSize(QSize(720, 480))
+        self.quitting = False
+        self.tray: Any = None  # set by the tray feature
+        self.notifier: Any = None
+
+        splitter = QSplitter()
+        splitter.setChildrenCollapsible(False)
+        splitter.addWidget(self._build_sidebar())
+        splitter.addWidget(self._build_room_area())
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([290, 810])
+        self.setCentralWidget(splitter)
+
+        c = controller
+        c.current_changed.connect(self._on_current_changed)
+        c.room_audit_changed.connect(self._on_audit_changed)
+        c.storage_status.connect(self._on_storage_status)
+        c.error.connect(self._on_error)
+        c.rooms.dataChanged.connect(lambda *_: self._update_header())
+        self._build_actions()
+        self._on_current_changed(c.current)
+
+    # -- construction --------------------------------------------------------------------
+
+    def _build_sidebar(self) -> QWidget:
+        side = QWidget()
+        side.setObjectName("sidebar")
+        layout = QVBoxLayout(side)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        top = QHBoxLayout()
+        top.setContentsMargins(14, 12, 10, 8)
+        me = QLabel(f"<b>{self.controller.identity.user_id}</b>")
+        me.setToolTip(
+            f"Your device key fingerprint: {self.controller.identity.display_fingerprint}"
+        )
+        me.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        top.addWidget(me, 1)
+        self.add_button = QToolButton()
+        self.add_button.setIcon(icons.plus())
+        self.add_button.setIconSize(QSize(20, 20))
+        self.add_button.setToolTip("New room, join a room, add a storage")
+        self.add_button.setStyleSheet("QToolButton::menu-indicator { image: none; }")
+        self.add_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        menu = QMenu(self.add_button)
+        menu.addAction("New room…", self.new_room)
+        menu.addAction("Join a room…", self.join_room)
+        self.add_button.setMenu(menu)
+        self.add_menu = menu
+        top.addWidget(self.add_button)
+        layout.addLayout(top)
+        self.room_list = QListView()
+        self.room_list.setModel(self.controller.rooms)
+        self.room_list.setItemDelegate(RoomDelegate(self.room_list))
+        self.room_list.setFrameShape(QFrame.Shape.NoFrame)
+        self.room_list.setMouseTracking(True)
+        self.room_list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.room_list.customContextMenuRequested.connect(self._room_menu)
+        self.room_list.selectionModel().currentChanged.connect(
+            lambda cur, _prev: (
+                self.controller.select_room(str(cur.data(RoomRoles.Key))) if cur.isValid() else None
+            )
+        )
+        layout.addWidget(self.room_list, 1)
+        self.status = QLabel()
+        self.status.setWordWrap(True)
+        self.status.setContentsMargins(14, 6, 14, 8)
+        self.status.setObjectName("status")
+        layout.addWidget(self.status)
+        return side
+
+    def _build_room_area(self) -> QWidget:
+        self.stack = QStackedWidget()
+        empty = QLabel(
+            "<h2>Welcome to Bucket Chat</h2><p>Pick a room on the left, or use + to create "
+            "one or join one by its id.</p><p>Every message is signed by its sender's device "
+            "and checked on yours.</p>"
+        )
+        empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        empty.setWordWrap(True)
+        self.stack.addWidget(empty)
+
+        room = QWidget()
+        layout = QVBoxLayout(room)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        header = QHBoxLayout()
+        header.setContentsMargins(16, 10, 12, 10)
+        titles = QVBoxLayout()
+        self.room_title = QLabel()
+        self.room_title.setObjectName("roomTitle")
+        self.room_subtitle = QLabel()
+        self.room_subtitle.setObjectName("roomSubtitle")
+        titles.addWidget(self.room_title)
+        titles.addWidget(self.room_subtitle)
+        header.addLayout(titles, 1)
+        self.members_button = QPushButton(icons.people(), "Members")
+        self.audit_button = QPushButton(icons.shield(), "Audit")
+        self.audit_button.setToolTip("Everything that was checked in this room, and every finding")
+        header.addWidget(self.members_button)
+        header.addWidget(self.audit_button)
+        layout.addLayout(header)
+
+        self.banner = QFrame()
+        self.banner.setObjectName("banner")
+        banner_layout = QHBoxLayout(self.banner)
+        banner_layout.setContentsMargins(16, 8, 12, 8)
+        self.banner_text = QLabel()
+        self.banner_text.setWordWrap(True)
+        banner_layout.addWidget(self.banner_text, 1)
+        self.banner_button = QPushButton("View audit")
+        banner_layout.addWidget(self.banner_button)
+        self.banner.hide()
+        layout.addWidget(self.banner)
+
+        self.offline = QLabel()
+        self.offline.setObjectName("offline")
+        self.offline.setWordWrap(True)
+        self.offline.setContentsMargins(16, 6, 16, 6)
+        self.offline.hide()
+        layout.addWidget(self.offline)
+
+        body = QHBoxLayout()
+        body.setSpacing(0)
+        self.timeline = TimelineView()
+        self.delegate = MessageDelegate(self.timeline)
+        self.timeline.setItemDelegate(self.delegate)
+        self.timeline.files_dropped.connect(self._on_files)
+        self.timeline.echo_clicked.connect(lambda _eid: self.controller.retry_failed())
+        body.addWidget(self.timeline, 1)
+        self.side_panel = QStackedWidget()  # members panel (added by that feature)
+        self.side_panel.hide()
+        body.addWidget(self.side_panel)
+        layout.addLayout(body, 1)
+
+        bar = QHBoxLayout()
+        bar.setContentsMargins(12, 8, 12, 12)
+        self.attach_button = QToolButton()
+        self.attach_button.setIcon(icons.paperclip())
+        self.attach_button.setIconSize(QSize(22, 22))
+        self.attach_button.setToolTip("Attach files")
+        self.composer = Composer()
+        self.composer.submitted.connect(self.controller.send_text)
+        self.composer.files_dropped.connect(self._on_files)
+        self.send_button = QPushButton(icons.send(), "Send")
+        self.send_button.setDefault(True)
+        self.send_button.clicked.connect(self._send_clicked)
+        bar.addWidget(self.attach_button, 0, Qt.AlignmentFlag.AlignBottom)
+        bar.addWidget(self.composer, 1)
+        bar.addWidget(self.send_button, 0, Qt.AlignmentFlag.AlignBottom)
+        layout.addLayout(bar)
+        self.stack.addWidget(room)
+        return self.stack
+
+    def _build_actions(self) -> None:
+        quit_action = QAction("Quit", self)
+        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+        quit_action.triggered.connect(self.quit)
+        self.addAction(quit_action)
+        self.quit_action = quit_action
+
+    # -- behaviour ---------------------------------------------------------------------------
+
+    def _send_clicked(self) -> None:
+        text = self.composer.toPlainText()
+        if text.strip():
+            self.controller.send_text(text)
+            self.composer.clear()
+        self.composer.setFocus()
+
+    def _on_files(self, paths: list[str]) -> None:
+        if self.controller.current:
+            self.files_chosen.emit(self.controller.current, paths)
+
+    def new_room(self) -> None:
+        dialog = RoomDialog(self.controller.settings, create=True, parent=self)
+        if dialog.exec():
+            storage_id, room_id, name = dialog.values
+            self.controller.create_room(storage_id, room_id, name)
+
+    def join_room(self) -> None:
+        dialog = RoomDialog(self.controller.settings, create=False, parent=self)
+        if dialog.exec():
+            storage_id, room_id, _ = dialog.values
+            self.controller.join_room(storage_id, room_id)
+
+    def _room_menu(self, pos: Any) -> None:
+        index = self.room_list.indexAt(pos)
+        if not index.isValid():
+            return
+        key = str(index.data(RoomRoles.Key))
+        menu = QMenu(self)
+        menu.addAction("Leave room", lambda: self._confirm_leave(key))
+        menu.exec(self.room_list.viewport().mapToGlobal(pos))
+
+    def _confirm_leave(self, key: str) -> None:
+        item = self.controller.rooms.item(key)
+        name = item.name if item else key
+        answer = QMessageBox.question(
+            self, "Leave room", f"Leave {name}? Its history stays in the storage."
+        )
+        if answer == QMessageBox.StandardButton.Yes:
+            self.controller.leave_room(key)
+
+    def _on_current_changed(self, key: str) -> None:
+        if not key:
+            self.stack.setCurrentIndex(0)
+            return
+        self.stack.setCurrentIndex(1)
+        self.timeline.setModel(self.controller.timeline(key))
+        row = self.controller.rooms.row_of(key)
+        if row >= 0:
+            index = self.controller.rooms.index(row)
+            if self.room_list.currentIndex() != index:
+                self.room_list.setCurrentIndex(index)
+        self._update_header()
+        self._on_audit_changed(key)
+        storage_id = key.split("/", 1)[0]
+        online, message = self.controller.online.get(storage_id, (True, ""))
+        self._on_storage_status(storage_id, online, message)
+        self.composer.setFocus()
+
+    def _update_header(self) -> None:
+        key = self.controller.current
+        item = self.controller.rooms.item(key) if key else None
+        if item is None:
+            return
+        self.room_title.setText(f"<b style='font-size:15pt'>{_esc(item.name)}</b>")
+        result = self.controller.results.get(key)
+        parts = [f"{item.room_id} on {_esc(item.storage_name)}"]
+        if result is not None:
+            verified = result.counts[TrustState.VERIFIED]
+            total = len(result.timeline)
+            parts.append(f"{verified:,} of {total:,} events verified")
+        self.room_subtitle.setText(" · ".join(parts))
+
+    def _on_audit_changed(self, key: str) -> None:
+        if key != self.controller.current:
+            return
+        self._update_header()
+        result = self.controller.results.get(key)
+        errors = result.errors if result else []
+        if not errors:
+            self.banner.hide()
+            return
+        kinds = sorted({f.kind.value for f in errors})
+        self.banner_text.setText(
+            f"<b>⚠ This room's history has {len(errors)} problem(s)</b> "
+            f"({', '.join(kinds)}). Messages that could not be verified are marked or hidden."
+        )
+        self.banner.show()
+
+    def _on_storage_status(self, storage_id: str, online: bool, message: str) -> None:
+        problems = [
+            f"{self.controller._storage_name(sid)}: {msg}"
+            for sid, (ok, msg) in self.controller.online.items()
+            if not ok
+        ]
+        self.status.setText(
+            "<span style='color:#d9822b'>Offline — "
+            + "; ".join(_esc(p) for p in problems)
+            + "</span>"
+            if problems
+            else "<span style='color:#2e9d5b'>●</span> All storages reachable"
+        )
+        key = self.controller.current
+        if key and key.split("/", 1)[0] == storage_id:
+            if online:
+                self.offline.hide()
+            else:
+                self.offline.setText(
+                    f"Offline: {message}. You can keep writing: messages wait in your outbox "
+                    "and are sent when the storage is back."
+                )
+                self.offline.show()
+
+    def _on_error(self, what: str, message: str) -> None:
+        self.statusBar().showMessage(f"{what}: {message}", 15000)
+
+    def changeEvent(self, event: QEvent) -> None:
+        if event.type() == QEvent.Type.ActivationChange:
+            self.controller.set_window_active(self.isActiveWindow())
+        super().changeEvent(event)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if (
+            not self.quitting
+            and self.tray is not None
+            and self.tray.isVisible()
+            and self.controller.settings.minimize_to_tray
+        ):
+            self.hide()
+            event.ignore()
+            return
+        event.accept()
+        self.quitting = True
+
+    def quit(self) -> None:
+        self.quitting = True
+        self.close()
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # for features
+        return super().eventFilter(watched, event)
+
+
+def _esc(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

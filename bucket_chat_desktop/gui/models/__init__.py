@@ -1,0 +1,1 @@
+"""Qt item models: rooms, one timeline per room, members."""

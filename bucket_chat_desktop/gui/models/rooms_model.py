@@ -1,0 +1,131 @@
+"""The room list: every room of every storage, with preview, unread count and a warning
+mark for rooms whose audit has findings."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any
+
+from PySide6.QtCore import QAbstractListModel, QByteArray, QModelIndex, QPersistentModelIndex, Qt
+
+Index = QModelIndex | QPersistentModelIndex
+
+
+class RoomRoles(enum.IntEnum):
+    Key = Qt.ItemDataRole.UserRole + 1
+    Name = enum.auto()
+    Preview = enum.auto()
+    LastTs = enum.auto()
+    Unread = enum.auto()
+    Findings = enum.auto()
+    StorageName = enum.auto()
+    Online = enum.auto()
+    Muted = enum.auto()
+
+
+@dataclass(slots=True)
+class RoomItem:
+    key: str  # "<storage id>/<room id>"
+    name: str
+    storage_name: str
+    preview: str = ""
+    last_ts: int = 0
+    unread: int = 0
+    findings: int = 0
+    online: bool = True
+    muted: bool = False
+
+    @property
+    def storage_id(self) -> str:
+        return self.key.split("/", 1)[0]
+
+    @property
+    def room_id(self) -> str:
+        return self.key.split("/", 1)[1]
+
+
+class RoomsModel(QAbstractListModel):
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self._items: list[RoomItem] = []
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._items)
+
+    def roleNames(self) -> dict[int, QByteArray]:
+        return {int(r): QByteArray(r.name.encode()) for r in RoomRoles}
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not 0 <= index.row() < len(self._items):
+            return None
+        item = self._items[index.row()]
+        match role:
+            case Qt.ItemDataRole.DisplayRole | RoomRoles.Name:
+                return item.name
+            case Qt.ItemDataRole.ToolTipRole:
+                return f"{item.room_id} on {item.storage_name}"
+            case RoomRoles.Key:
+                return item.key
+            case RoomRoles.Preview:
+                return item.preview
+            case RoomRoles.LastTs:
+                return item.last_ts
+            case RoomRoles.Unread:
+                return item.unread
+            case RoomRoles.Findings:
+                return item.findings
+            case RoomRoles.StorageName:
+                return item.storage_name
+            case RoomRoles.Online:
+                return item.online
+            case RoomRoles.Muted:
+                return item.muted
+        return None
+
+    # -- feeding it -----------------------------------------------------------------------
+
+    def item(self, key: str) -> RoomItem | None:
+        return next((i for i in self._items if i.key == key), None)
+
+    def row_of(self, key: str) -> int:
+        return next((n for n, i in enumerate(self._items) if i.key == key), -1)
+
+    def room_keys(self) -> list[str]:
+        return [i.key for i in self._items]
+
+    def add(self, item: RoomItem) -> None:
+        if self.item(item.key) is not None:
+            return
+        at = len(self._items)
+        self.beginInsertRows(QModelIndex(), at, at)
+        self._items.append(item)
+        self.endInsertRows()
+
+    def remove(self, key: str) -> None:
+        row = self.row_of(key)
+        if row >= 0:
+            self.beginRemoveRows(QModelIndex(), row, row)
+            del self._items[row]
+            self.endRemoveRows()
+
+    def update(self, key: str, **changes: Any) -> None:
+        row = self.row_of(key)
+        if row < 0:
+            return
+        item = self._items[row]
+        changed = False
+        for name, value in changes.items():
+            if getattr(item, name) != value:
+                setattr(item, name, value)
+                changed = True
+        if changed:
+            self.dataChanged.emit(self.index(row), self.index(row))
+
+    def set_storage_online(self, storage_id: str, online: bool) -> None:
+        for item in self._items:
+            if item.storage_id == storage_id:
+                self.update(item.key, online=online)
+
+    def total_unread(self) -> int:
+        return sum(i.unread for i in self._items if not i.muted)

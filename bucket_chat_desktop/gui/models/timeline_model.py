@@ -1,0 +1,334 @@
+"""One room's timeline as a list model.
+
+Rows are the audited events (``Assessed``) in display order, followed by local echoes of
+what this device is still sending. Only the newest ``PAGE`` rows are exposed at first;
+``fetchMore`` reveals older ones a page at a time, so opening a 100,000-event room lays
+out a few hundred rows, not all of them. Appends use ``beginInsertRows``; a reset happens
+only when a re-audit reorders what is shown.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from PySide6.QtCore import QAbstractListModel, QByteArray, QModelIndex, QPersistentModelIndex, Qt
+
+from ...index import TimelineRow
+from ...protocol.audit import Assessed, TrustState
+from ...protocol.event import MEMBER, MESSAGE, Event
+
+PAGE = 200
+
+Index = QModelIndex | QPersistentModelIndex
+
+
+class Roles(enum.IntEnum):
+    EventId = Qt.ItemDataRole.UserRole + 1
+    Sender = enum.auto()
+    SenderKey = enum.auto()
+    Timestamp = enum.auto()
+    Body = enum.auto()
+    Kind = enum.auto()  # "text", "file", "image", "member", "other"
+    Content = enum.auto()
+    Trust = enum.auto()  # TrustState value, or "" for a local echo
+    TrustReason = enum.auto()
+    Echo = enum.auto()  # "", "sending", "failed"
+    EchoError = enum.auto()
+    DayBreak = enum.auto()  # True when the row starts a new (local) day
+    Location = enum.auto()  # "path:line" the event was read from
+    Own = enum.auto()
+    DisplayName = enum.auto()  # from the sender's verified join, else their user id
+
+
+@dataclass(slots=True)
+class Row:
+    event_id: str
+    sender_id: str
+    sender_key: str
+    timestamp_ms: int
+    type: str
+    content: dict[str, Any]
+    trust: str
+    reason: str
+    location: str
+    echo: str = ""
+    echo_error: str = ""
+
+    @property
+    def kind(self) -> str:
+        if self.type == MEMBER:
+            return "member"
+        if self.type != MESSAGE:
+            return "other"
+        msgtype = self.content.get("msgtype")
+        return {"m.file": "file", "m.image": "image"}.get(str(msgtype), "text")
+
+    @property
+    def body(self) -> str:
+        if self.type == MEMBER:
+            membership = self.content.get("membership", "")
+            verb = {
+                "join": "joined the room",
+                "leave": "left the room",
+                "invite": "was invited",
+                "ban": "was banned",
+                "kick": "was removed",
+            }.get(str(membership), str(membership))
+            if self.content.get("add_device_key"):
+                verb = "added a device (key " + str(self.content["add_device_key"])[:12] + "…)"
+            return verb
+        body = self.content.get("body")
+        return body if isinstance(body, str) else ""
+
+    @property
+    def day(self) -> dt.date:
+        return dt.datetime.fromtimestamp(self.timestamp_ms / 1000).date()
+
+    @staticmethod
+    def from_assessed(item: Assessed) -> Row:
+        return Row.from_event(item.event, item.state.value, item.reason, f"{item.path}:{item.line}")
+
+    @staticmethod
+    def from_event(ev: Event, trust: str, reason: str, location: str, echo: str = "") -> Row:
+        return Row(
+            ev.event_id,
+            ev.sender_id,
+            ev.sender_key or "",
+            ev.timestamp_ms,
+            ev.type,
+            dict(ev.content),
+            trust,
+            reason,
+            location,
+            echo,
+        )
+
+    @staticmethod
+    def from_cached(row: TimelineRow) -> Row | None:
+        try:
+            raw = json.loads(row.raw)
+        except ValueError:
+            return None
+        content = raw.get("content") if isinstance(raw, dict) else None
+        if not isinstance(content, dict):
+            return None
+        return Row(
+            str(raw.get("event_id", "")),
+            str(raw.get("sender_id", "")),
+            str(raw.get("sender_key") or ""),
+            int(raw.get("timestamp_ms", 0)),
+            str(raw.get("type", "")),
+            content,
+            row.state.value,
+            row.reason,
+            f"{row.path}:{row.line}",
+        )
+
+
+class TimelineModel(QAbstractListModel):
+    def __init__(self, own_key: str = "", parent: Any = None) -> None:
+        super().__init__(parent)
+        self.own_key = own_key
+        self._hidden: list[Row] = []  # older rows not exposed yet (fetchMore)
+        self._rows: list[Row] = []  # exposed rows: confirmed events, then local echoes
+        self.complete = False
+        self.names: dict[str, str] = {}  # sender id -> display name (verified joins only)
+
+    # -- Qt model API ---------------------------------------------------------------------
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._rows)
+
+    def roleNames(self) -> dict[int, QByteArray]:
+        return {int(r): QByteArray(r.name.encode()) for r in Roles}
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not 0 <= index.row() < len(self._rows):
+            return None
+        row = self._rows[index.row()]
+        if role in (Qt.ItemDataRole.DisplayRole, Roles.Body):
+            return row.body
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return row.reason
+        return self._role(row, index.row(), role)
+
+    def _role(self, row: Row, i: int, role: int) -> Any:
+        match role:
+            case Roles.EventId:
+                return row.event_id
+            case Roles.Sender:
+                return row.sender_id
+            case Roles.SenderKey:
+                return row.sender_key
+            case Roles.Timestamp:
+                return row.timestamp_ms
+            case Roles.Kind:
+                return row.kind
+            case Roles.Content:
+                return row.content
+            case Roles.Trust:
+                return row.trust
+            case Roles.TrustReason:
+                return row.reason
+            case Roles.Echo:
+                return row.echo
+            case Roles.EchoError:
+                return row.echo_error
+            case Roles.DayBreak:
+                prev = self._rows[i - 1] if i else (self._hidden[-1] if self._hidden else None)
+                return prev is None or prev.day != row.day
+            case Roles.Location:
+                return row.location
+            case Roles.DisplayName:
+                return self.names.get(row.sender_id) or row.sender_id
+            case Roles.Own:
+                return bool(self.own_key) and row.sender_key == self.own_key
+        return None
+
+    def canFetchMore(self, parent: Index = QModelIndex()) -> bool:  # noqa: B008
+        return not parent.isValid() and bool(self._hidden)
+
+    def fetchMore(self, parent: Index = QModelIndex()) -> None:  # noqa: B008
+        if parent.isValid() or not self._hidden:
+            return
+        page = self._hidden[-PAGE:]
+        self.beginInsertRows(QModelIndex(), 0, len(page) - 1)
+        del self._hidden[-len(page) :]
+        self._rows[:0] = page
+        self.endInsertRows()
+
+    # -- feeding it -----------------------------------------------------------------------
+
+    @property
+    def total(self) -> int:
+        return len(self._hidden) + len(self._rows)
+
+    def row(self, i: int) -> Row:
+        return self._rows[i]
+
+    def _echo_start(self) -> int:
+        i = len(self._rows)
+        while i and self._rows[i - 1].echo:
+            i -= 1
+        return i
+
+    def show_cached(self, rows: Sequence[TimelineRow]) -> None:
+        """The index's newest rows, shown before the room is read (no crypto, no network)."""
+        if self._rows or self._hidden:
+            return
+        converted = [r for r in (Row.from_cached(x) for x in rows) if r is not None]
+        self.beginResetModel()
+        self._rows = converted
+        self.endResetModel()
+
+    def set_timeline(self, items: Sequence[Assessed], complete: bool) -> None:
+        """A full (re)audit: keep what is shown wherever the order allows."""
+        self.complete = complete
+        new = [Row.from_assessed(a) for a in items]
+        self.names = {}
+        self._learn_names(new)
+        echoes = [r for r in self._rows[self._echo_start() :] if r.echo]
+        confirmed = {r.event_id for r in new}
+        echoes = [e for e in echoes if e.event_id not in confirmed]
+        old = self._hidden + self._rows[: self._echo_start()]
+        old_ids = [r.event_id for r in old]
+        new_ids = [r.event_id for r in new]
+        n_old = len(old_ids)
+        start = _find(new_ids, old_ids)
+        if n_old and start >= 0:
+            # What is shown is still a contiguous run: older rows go to the hidden pages,
+            # newer ones are appended, verdicts that changed are refreshed.
+            exposed = self._echo_start()
+            first_shown = start + len(self._hidden)
+            self._hidden = new[:first_shown]
+            for i in range(exposed):
+                self._rows[i] = new[first_shown + i]
+            if exposed:
+                self.dataChanged.emit(self.index(0), self.index(exposed - 1))
+            self._drop_confirmed_echoes(confirmed)
+            self._insert_confirmed(new[first_shown + exposed :])
+            return
+        self.beginResetModel()
+        self._hidden = new[:-PAGE] if len(new) > PAGE else []
+        self._rows = new[-PAGE:] + echoes
+        self.endResetModel()
+
+    def _learn_names(self, rows: Sequence[Row]) -> None:
+        for r in rows:
+            if r.type == MEMBER and r.trust == TrustState.VERIFIED.value:
+                name = r.content.get("displayname")
+                if isinstance(name, str) and name.strip():
+                    self.names[r.sender_id] = name.strip()[:64]
+
+    def append(self, items: Sequence[Assessed]) -> None:
+        rows = [Row.from_assessed(a) for a in items]
+        self._learn_names(rows)
+        self._drop_confirmed_echoes({r.event_id for r in rows})
+        self._insert_confirmed(rows)
+
+    def _insert_confirmed(self, rows: Sequence[Row]) -> None:
+        if not rows:
+            return
+        at = self._echo_start()
+        self.beginInsertRows(QModelIndex(), at, at + len(rows) - 1)
+        self._rows[at:at] = rows
+        self.endInsertRows()
+
+    def _drop_confirmed_echoes(self, confirmed: set[str]) -> None:
+        i = len(self._rows) - 1
+        while i >= 0 and self._rows[i].echo:
+            if self._rows[i].event_id in confirmed:
+                self.beginRemoveRows(QModelIndex(), i, i)
+                del self._rows[i]
+                self.endRemoveRows()
+            i -= 1
+
+    def set_echo(self, events: Sequence[Event], state: str, error: str = "") -> None:
+        """Local echo of this device's events: "sending", "failed" or "sent"."""
+        if state == "sent":
+            return  # the confirmed event replaces the echo when the room reads it
+        known = {r.event_id: i for i, r in enumerate(self._rows) if r.echo}
+        confirmed = {r.event_id for r in self._rows[: self._echo_start()]}
+        fresh = []
+        for ev in events:
+            if ev.event_id in confirmed:
+                continue
+            if ev.event_id in known:
+                i = known[ev.event_id]
+                self._rows[i].echo = state
+                self._rows[i].echo_error = error
+                self.dataChanged.emit(self.index(i), self.index(i))
+            else:
+                row = Row.from_event(ev, "", "not yet sent", "outbox", state)
+                row.echo_error = error
+                fresh.append(row)
+        if fresh:
+            at = len(self._rows)
+            self.beginInsertRows(QModelIndex(), at, at + len(fresh) - 1)
+            self._rows.extend(fresh)
+            self.endInsertRows()
+
+
+def _find(haystack: list[str], needle: list[str]) -> int:
+    """Start of ``needle`` as a contiguous run in ``haystack`` (or -1). Linear: the run's
+    first id is located by dict lookup, then compared once."""
+    if not needle:
+        return -1
+    positions = {eid: i for i, eid in enumerate(haystack)}
+    start = positions.get(needle[0], -1)
+    if start < 0 or haystack[start : start + len(needle)] != needle:
+        return -1
+    return start
+
+
+TRUST_LABELS = {
+    TrustState.VERIFIED.value: "Verified",
+    TrustState.UNVERIFIED.value: "Unverified",
+    TrustState.KEY_CHANGED.value: "Key changed",
+    "": "Sending",
+}

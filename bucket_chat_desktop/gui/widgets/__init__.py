@@ -1,0 +1,1 @@
+"""Widgets, delegates and dialogs of the main window."""

@@ -1,0 +1,320 @@
+"""Paints timeline rows: day separators, avatar + name + time + trust badge, the body as
+safe rich text, membership lines, local-echo states and attachment cards."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import OrderedDict
+from typing import Any
+
+from PySide6.QtCore import QEvent, QModelIndex, QPersistentModelIndex, QPoint, QRect, QSize, Qt
+from PySide6.QtGui import (
+    QAbstractTextDocumentLayout,
+    QColor,
+    QFont,
+    QFontMetrics,
+    QHelpEvent,
+    QPainter,
+    QTextDocument,
+)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QToolTip,
+    QWidget,
+)
+
+from ..markdown import to_html
+from ..models.timeline_model import TRUST_LABELS, Roles
+from ..style import TRUST_COLORS, TRUST_SYMBOLS, initials, is_dark, key_color
+
+Index = QModelIndex | QPersistentModelIndex
+
+AVATAR = 36
+LEFT = 14 + AVATAR + 12
+RIGHT = 18
+DAY_H = 30
+HEADER_H = 22
+GAP_MS = 5 * 60 * 1000
+CACHE = 600
+
+
+def _fmt_day(ts: int) -> str:
+    day = dt.datetime.fromtimestamp(ts / 1000).date()
+    today = dt.date.today()
+    if day == today:
+        return "Today"
+    if day == today - dt.timedelta(days=1):
+        return "Yesterday"
+    return day.strftime("%A, %d %B %Y")
+
+
+def _fmt_time(ts: int) -> str:
+    return dt.datetime.fromtimestamp(ts / 1000).strftime("%H:%M")
+
+
+class MessageDelegate(QStyledItemDelegate):
+    """Stateless apart from a small cache of laid-out bodies (bodies never change)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._docs: OrderedDict[tuple[str, int], QTextDocument] = OrderedDict()
+        self.thumbnail_provider: Any = None  # set by the attachments feature
+
+    # -- layout -----------------------------------------------------------------------------
+
+    def _doc(self, index: Index, width: int, font: QFont) -> QTextDocument:
+        key = (str(index.data(Roles.EventId)), width)
+        doc = self._docs.get(key)
+        if doc is not None:
+            self._docs.move_to_end(key)
+            return doc
+        doc = QTextDocument()
+        doc.setDefaultFont(font)
+        doc.setDocumentMargin(0)
+        doc.setDefaultStyleSheet(
+            "a { color: #3a7bd5; } code, pre { font-family: monospace; }"
+            " p { margin: 0; } blockquote { color: #777; }"
+        )
+        doc.setHtml(to_html(str(index.data(Roles.Body) or "")))
+        doc.setTextWidth(max(60, width))
+        self._docs[key] = doc
+        if len(self._docs) > CACHE:
+            self._docs.popitem(last=False)
+        return doc
+
+    @staticmethod
+    def _grouped(index: Index) -> bool:
+        """Same sender as the row above, within a few minutes, same day: no header."""
+        if index.row() == 0 or index.data(Roles.DayBreak):
+            return False
+        prev = index.sibling(index.row() - 1, 0)
+        return (
+            prev.data(Roles.Kind) not in ("member",)
+            and index.data(Roles.Kind) != "member"
+            and prev.data(Roles.SenderKey) == index.data(Roles.SenderKey)
+            and prev.data(Roles.Sender) == index.data(Roles.Sender)
+            and int(index.data(Roles.Timestamp)) - int(prev.data(Roles.Timestamp)) < GAP_MS
+        )
+
+    def _extra_h(self, index: Index) -> int:
+        kind = index.data(Roles.Kind)
+        h = 0
+        if kind in ("file", "image"):
+            h += 64 if kind == "file" else self._image_h(index) + 8
+        if index.data(Roles.Echo):
+            h += 18
+        return h
+
+    def _image_h(self, index: Index) -> int:
+        info = (index.data(Roles.Content) or {}).get("info") or {}
+        w, h = info.get("w"), info.get("h")
+        if isinstance(w, int) and isinstance(h, int) and w > 0 and h > 0:
+            scale = min(1.0, 320 / w, 240 / h)
+            return max(40, int(h * scale))
+        return 180
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: Index) -> QSize:
+        width = option.rect.width() or 600
+        h = 6
+        if index.data(Roles.DayBreak):
+            h += DAY_H
+        if index.data(Roles.Kind) == "member":
+            return QSize(width, h + QFontMetrics(option.font).height() + 8)
+        if not self._grouped(index):
+            h += HEADER_H
+        text_w = width - LEFT - RIGHT
+        doc = self._doc(index, text_w, option.font)
+        h += int(doc.size().height()) + self._extra_h(index) + 4
+        if not self._grouped(index):
+            h = max(h, (DAY_H if index.data(Roles.DayBreak) else 0) + AVATAR + 14)
+        return QSize(width, h)
+
+    # -- painting ---------------------------------------------------------------------------
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
+        painter.save()
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        rect = QRect(option.rect)
+        dark = is_dark()
+        palette = option.palette
+        text_color = palette.color(palette.ColorRole.Text)
+        muted = QColor(text_color)
+        muted.setAlpha(150)
+        if option.state & QStyle.StateFlag.State_MouseOver:
+            hover = QColor(palette.color(palette.ColorRole.Highlight))
+            hover.setAlpha(22)
+            painter.fillRect(rect, hover)
+        y = rect.top() + 4
+        if index.data(Roles.DayBreak):
+            self._paint_day(painter, rect, y, int(index.data(Roles.Timestamp)), muted)
+            y += DAY_H
+        if index.data(Roles.Kind) == "member":
+            self._paint_member(
+                painter, option, index, QRect(rect.left(), y, rect.width(), 20), muted
+            )
+            painter.restore()
+            return
+        grouped = self._grouped(index)
+        sender = str(index.data(Roles.Sender))
+        key = str(index.data(Roles.SenderKey) or sender)
+        if not grouped:
+            color = key_color(key, dark)
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(key_color(key, False))
+            painter.drawEllipse(QRect(rect.left() + 14, y + 2, AVATAR, AVATAR))
+            painter.setPen(QColor("white"))
+            bold = QFont(option.font)
+            bold.setBold(True)
+            painter.setFont(bold)
+            painter.drawText(
+                QRect(rect.left() + 14, y + 2, AVATAR, AVATAR),
+                Qt.AlignmentFlag.AlignCenter,
+                initials(str(index.data(Roles.DisplayName) or sender)),
+            )
+            painter.setPen(color)
+            fm = QFontMetrics(bold)
+            shown = str(index.data(Roles.DisplayName) or sender)
+            name_w = fm.horizontalAdvance(shown)
+            painter.drawText(rect.left() + LEFT, y + fm.ascent() + 2, shown)
+            painter.setFont(option.font)
+            painter.setPen(muted)
+            x = rect.left() + LEFT + name_w + 8
+            if shown != sender:
+                painter.drawText(x, y + fm.ascent() + 2, sender)
+                x += QFontMetrics(option.font).horizontalAdvance(sender) + 10
+            painter.drawText(x, y + fm.ascent() + 2, _fmt_time(int(index.data(Roles.Timestamp))))
+            x += QFontMetrics(option.font).horizontalAdvance("00:00") + 8
+            self._paint_badge(painter, QRect(x, y + 3, 16, 16), str(index.data(Roles.Trust)))
+            y += HEADER_H
+        elif index.data(Roles.Trust) != "verified":
+            self._paint_badge(
+                painter, QRect(rect.left() + 24, y + 1, 14, 14), str(index.data(Roles.Trust))
+            )
+        text_w = rect.width() - LEFT - RIGHT
+        doc = self._doc(index, text_w, option.font)
+        painter.translate(rect.left() + LEFT, y)
+        ctx = QAbstractTextDocumentLayout.PaintContext()
+        ctx.palette.setColor(ctx.palette.ColorRole.Text, text_color)
+        doc.documentLayout().draw(painter, ctx)
+        painter.translate(-(rect.left() + LEFT), -y)
+        y += int(doc.size().height()) + 2
+        kind = index.data(Roles.Kind)
+        if kind in ("file", "image"):
+            y = self._paint_attachment(painter, option, index, rect, y, muted)
+        echo = index.data(Roles.Echo)
+        if echo:
+            small = QFont(option.font)
+            small.setPointSizeF(max(7.0, option.font.pointSizeF() * 0.85))
+            painter.setFont(small)
+            painter.setPen(QColor(TRUST_COLORS["invalid"]) if echo == "failed" else muted)
+            label = "Sending…" if echo == "sending" else "Not sent — click to retry"
+            error = index.data(Roles.EchoError)
+            if error:
+                label += f" ({error})"
+            painter.drawText(rect.left() + LEFT, y + 13, label)
+        painter.restore()
+
+    def _paint_day(self, painter: QPainter, rect: QRect, y: int, ts: int, muted: QColor) -> None:
+        label = _fmt_day(ts)
+        fm = painter.fontMetrics()
+        w = fm.horizontalAdvance(label) + 24
+        mid = rect.left() + rect.width() // 2
+        line_y = y + DAY_H // 2
+        painter.setPen(muted)
+        painter.drawLine(rect.left() + 16, line_y, mid - w // 2, line_y)
+        painter.drawLine(mid + w // 2, line_y, rect.right() - 16, line_y)
+        painter.drawText(QRect(mid - w // 2, y, w, DAY_H), Qt.AlignmentFlag.AlignCenter, label)
+
+    def _paint_member(
+        self,
+        painter: QPainter,
+        option: QStyleOptionViewItem,
+        index: Index,
+        rect: QRect,
+        muted: QColor,
+    ) -> None:
+        italic = QFont(option.font)
+        italic.setItalic(True)
+        painter.setFont(italic)
+        painter.setPen(muted)
+        when = _fmt_time(int(index.data(Roles.Timestamp)))
+        text = f"{index.data(Roles.DisplayName)} {index.data(Roles.Body)} · {when}"
+        badge = QRect(rect.left() + LEFT - 22, rect.top() + 2, 14, 14)
+        self._paint_badge(painter, badge, str(index.data(Roles.Trust)))
+        painter.setPen(muted)
+        painter.drawText(rect.adjusted(LEFT, 0, -RIGHT, 0), Qt.AlignmentFlag.AlignVCenter, text)
+
+    @staticmethod
+    def _paint_badge(painter: QPainter, rect: QRect, trust: str) -> None:
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(QColor(TRUST_COLORS.get(trust, "#8a8f98")))
+        painter.drawEllipse(rect)
+        painter.setPen(QColor("white"))
+        font = painter.font()
+        small = QFont(font)
+        small.setPixelSize(max(8, rect.height() - 5))
+        small.setBold(True)
+        painter.setFont(small)
+        painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, TRUST_SYMBOLS.get(trust, "?"))
+        painter.setFont(font)
+
+    def _paint_attachment(
+        self,
+        painter: QPainter,
+        option: QStyleOptionViewItem,
+        index: Index,
+        rect: QRect,
+        y: int,
+        muted: QColor,
+    ) -> int:
+        content = index.data(Roles.Content) or {}
+        info = content.get("info") or {}
+        if index.data(Roles.Kind) == "image" and self.thumbnail_provider is not None:
+            pix = self.thumbnail_provider(index)
+            if pix is not None and not pix.isNull():
+                painter.drawPixmap(rect.left() + LEFT, y + 4, pix)
+                return y + self._image_h(index) + 8
+        box = QRect(rect.left() + LEFT, y + 4, min(360, rect.width() - LEFT - RIGHT), 52)
+        painter.setPen(muted)
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.drawRoundedRect(box, 6, 6)
+        name = str(info.get("name") or content.get("body") or "file")
+        size = info.get("size")
+        painter.setPen(option.palette.color(option.palette.ColorRole.Text))
+        painter.drawText(box.adjusted(44, 6, -8, -26), Qt.AlignmentFlag.AlignLeft, name)
+        painter.setPen(muted)
+        detail = _human_size(size) if isinstance(size, int) else ""
+        painter.drawText(box.adjusted(44, 26, -8, -6), Qt.AlignmentFlag.AlignLeft, detail)
+        painter.drawText(box.adjusted(10, 0, 0, 0), Qt.AlignmentFlag.AlignVCenter, "📄")
+        return y + 60
+
+    # -- tooltips: the trust badge says what was checked --------------------------------------
+
+    def helpEvent(
+        self,
+        event: QHelpEvent,
+        view: QAbstractItemView,
+        option: QStyleOptionViewItem,
+        index: Index,
+    ) -> bool:
+        if event is None or event.type() != QEvent.Type.ToolTip or not index.isValid():
+            return super().helpEvent(event, view, option, index)
+        trust = str(index.data(Roles.Trust))
+        label = TRUST_LABELS.get(trust, trust)
+        text = (
+            f"<b>{label}</b><br>{index.data(Roles.TrustReason)}"
+            f"<br><small>{index.data(Roles.Location)}</small>"
+        )
+        QToolTip.showText(event.globalPos() + QPoint(8, 8), text, view)
+        return True
+
+
+def _human_size(n: int) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return f"{n} bytes"

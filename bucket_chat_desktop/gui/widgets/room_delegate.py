@@ -1,0 +1,111 @@
+"""Paints a room in the room list: name, last message, time, unread badge, warnings."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QSize, Qt
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter
+from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
+
+from ..models.rooms_model import RoomRoles
+from ..style import ACCENT, TRUST_COLORS, initials, key_color
+
+Index = QModelIndex | QPersistentModelIndex
+ROW_H = 58
+
+
+def _when(ts: int) -> str:
+    if not ts:
+        return ""
+    moment = dt.datetime.fromtimestamp(ts / 1000)
+    if moment.date() == dt.date.today():
+        return moment.strftime("%H:%M")
+    if (dt.date.today() - moment.date()).days < 7:
+        return moment.strftime("%a")
+    return moment.strftime("%d %b")
+
+
+class RoomDelegate(QStyledItemDelegate):
+    def sizeHint(self, option: QStyleOptionViewItem, index: Index) -> QSize:
+        return QSize(option.rect.width(), ROW_H)
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
+        painter.save()
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        rect = option.rect
+        palette = option.palette
+        selected = bool(option.state & QStyle.StateFlag.State_Selected)
+        if selected:
+            bg = QColor(ACCENT)
+            bg.setAlpha(60)
+            painter.fillRect(rect, bg)
+        elif option.state & QStyle.StateFlag.State_MouseOver:
+            bg = QColor(palette.color(palette.ColorRole.Highlight))
+            bg.setAlpha(20)
+            painter.fillRect(rect, bg)
+        name = str(index.data(RoomRoles.Name))
+        key = str(index.data(RoomRoles.Key))
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(key_color(key))
+        avatar = QRect(rect.left() + 10, rect.top() + 11, 36, 36)
+        painter.drawRoundedRect(avatar, 9, 9)
+        bold = QFont(option.font)
+        bold.setBold(True)
+        painter.setFont(bold)
+        painter.setPen(QColor("white"))
+        painter.drawText(avatar, Qt.AlignmentFlag.AlignCenter, initials(name))
+
+        unread = int(index.data(RoomRoles.Unread) or 0)
+        text = palette.color(palette.ColorRole.Text)
+        muted = QColor(text)
+        muted.setAlpha(140)
+        left = rect.left() + 56
+        right = rect.right() - 10
+        fm = QFontMetrics(bold)
+        when = _when(int(index.data(RoomRoles.LastTs) or 0))
+        painter.setFont(option.font)
+        painter.setPen(muted)
+        when_w = painter.fontMetrics().horizontalAdvance(when)
+        painter.drawText(QRect(right - when_w, rect.top() + 10, when_w, 20), 0, when)
+        name_font = bold if unread else QFont(option.font)
+        painter.setFont(name_font)
+        painter.setPen(text)
+        title_w = right - when_w - 8 - left
+        findings = int(index.data(RoomRoles.Findings) or 0)
+        if findings:
+            title_w -= 20
+        title = QFontMetrics(name_font).elidedText(name, Qt.TextElideMode.ElideRight, title_w)
+        painter.drawText(QRect(left, rect.top() + 9, title_w, 20), 0, title)
+        if findings:
+            x = left + QFontMetrics(name_font).horizontalAdvance(title) + 6
+            painter.setPen(QColor(TRUST_COLORS["key-changed"]))
+            painter.drawText(QRect(x, rect.top() + 9, 18, 20), 0, "⚠")
+        preview = str(index.data(RoomRoles.Preview) or "")
+        if not index.data(RoomRoles.Online):
+            preview = "offline · " + preview
+        painter.setFont(option.font)
+        painter.setPen(muted)
+        badge_w = 0
+        if unread:
+            label = "99+" if unread > 99 else str(unread)
+            badge_w = max(22, fm.horizontalAdvance(label) + 12)
+            badge = QRect(right - badge_w, rect.top() + 31, badge_w, 18)
+            painter.setPen(Qt.PenStyle.NoPen)
+            muted_room = bool(index.data(RoomRoles.Muted))
+            painter.setBrush(QColor("#8a8f98" if muted_room else ACCENT))
+            painter.drawRoundedRect(badge, 9, 9)
+            painter.setPen(QColor("white"))
+            small = QFont(option.font)
+            small.setBold(True)
+            small.setPointSizeF(max(7.0, option.font.pointSizeF() * 0.85))
+            painter.setFont(small)
+            painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, label)
+            painter.setFont(option.font)
+            painter.setPen(muted)
+        width = right - left - badge_w - 6
+        elided = painter.fontMetrics().elidedText(
+            preview.replace("\n", " "), Qt.TextElideMode.ElideRight, width
+        )
+        painter.drawText(QRect(left, rect.top() + 31, width, 20), 0, elided)
+        painter.restore()

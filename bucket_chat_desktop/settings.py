@@ -1,0 +1,130 @@
+"""The desktop app's settings: who you are, which storages, which rooms, preferences.
+
+A small JSON file in the user config folder, written atomically (temp file + replace).
+It holds no secret: keys live in the key store, storage credentials in the keyring or the
+SDKs' own credential files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import paths
+
+log = logging.getLogger("bucket_chat.settings")
+
+FORMAT = "bucket-chat-settings-v1"
+POLL_SPEEDS = ("fast", "normal", "saver")  # active/idle poll periods, see poll_intervals()
+THEMES = ("system", "light", "dark")
+
+
+def storage_id_for(spec: str) -> str:
+    return hashlib.sha256(spec.encode("utf-8")).hexdigest()[:12]
+
+
+@dataclass(slots=True)
+class StorageSettings:
+    spec: str  # a folder, a URL or a profile name
+    name: str
+    rooms: list[str] = field(default_factory=list)  # rooms the user is in, in list order
+
+    @property
+    def id(self) -> str:
+        return storage_id_for(self.spec)
+
+
+@dataclass(slots=True)
+class Settings:
+    user_id: str = ""
+    displayname: str = ""
+    storages: list[StorageSettings] = field(default_factory=list)
+    muted_rooms: list[str] = field(default_factory=list)  # "<storage id>/<room id>"
+    notifications: bool = True
+    poll_speed: str = "normal"
+    attachment_limit_mb: int = 25
+    theme: str = "system"
+    minimize_to_tray: bool = True
+    start_minimized: bool = False
+    last_room: str = ""  # "<storage id>/<room id>"
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.user_id and self.storages)
+
+    def storage(self, storage_id: str) -> StorageSettings | None:
+        return next((s for s in self.storages if s.id == storage_id), None)
+
+    def poll_intervals(self) -> tuple[float, float]:
+        """(active, idle) seconds between polls of a cloud storage."""
+        return {"fast": (0.5, 20.0), "normal": (1.0, 45.0), "saver": (3.0, 120.0)}.get(
+            self.poll_speed, (1.0, 45.0)
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["format"] = FORMAT
+        return data
+
+    @classmethod
+    def from_json(cls, data: Any) -> Settings:
+        """Tolerant: unknown keys are ignored, wrong types fall back to defaults."""
+        out = cls()
+        if not isinstance(data, dict):
+            return out
+        for name, default in asdict(cls()).items():
+            value = data.get(name, default)
+            if name == "storages":
+                continue
+            if isinstance(value, type(default)):
+                setattr(out, name, value)
+        storages = data.get("storages")
+        if isinstance(storages, list):
+            for item in storages:
+                if isinstance(item, dict) and isinstance(item.get("spec"), str):
+                    rooms = [r for r in item.get("rooms", []) if isinstance(r, str)]
+                    label = item.get("name")
+                    name = label if isinstance(label, str) else str(item["spec"])
+                    out.storages.append(StorageSettings(item["spec"], name, rooms))
+        if out.poll_speed not in POLL_SPEEDS:
+            out.poll_speed = "normal"
+        if out.theme not in THEMES:
+            out.theme = "system"
+        out.attachment_limit_mb = max(1, min(out.attachment_limit_mb, 2048))
+        return out
+
+
+def settings_path() -> Path:
+    return paths.config_dir() / "settings.json"
+
+
+def load(path: Path | None = None) -> Settings:
+    path = path or settings_path()
+    try:
+        return Settings.from_json(json.loads(path.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        return Settings()
+    except (OSError, ValueError) as exc:
+        log.warning("settings file %s is unreadable (%s); starting with defaults", path, exc)
+        return Settings()
+
+
+def save(settings: Settings, path: Path | None = None) -> None:
+    path = path or settings_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".settings-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(settings.to_json(), fh, indent=2, ensure_ascii=False)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,207 @@
+"""The chat client behind the desktop app: one identity, several storages, many rooms.
+
+Qt-free: the GUI drives it through coroutines and receives ``(storage_id, event)`` pairs.
+Each storage gets its own ``SyncEngine`` with this device's index and outbox for it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nacl.signing import SigningKey
+
+from .. import paths
+from ..index import Index, index_path_for
+from ..protocol.event import MEMBER, MESSAGE, Event
+from ..protocol.ids import check_room_id
+from ..settings import Settings, StorageSettings
+from ..storage import open_storage
+from ..storage.base import Storage, StorageError
+from .engine import SyncConfig, SyncEngine
+from .events import EngineEvent
+from .outbox import Outbox
+from .reader import room_exists
+from .session import outbox_path_for
+from .writer import RoomError, RoomWriter
+
+log = logging.getLogger("bucket_chat.sync")
+
+Listener = Callable[[str, EngineEvent], None]
+
+
+@dataclass(frozen=True, slots=True)
+class RoomRef:
+    storage_id: str
+    room_id: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.storage_id}/{self.room_id}"
+
+
+@dataclass(slots=True)
+class _Attached:
+    settings: StorageSettings
+    storage: Storage
+    engine: SyncEngine
+    index: Index
+    outbox: Outbox
+
+
+class ChatClient:
+    def __init__(
+        self,
+        settings: Settings,
+        user_id: str,
+        signing_key: SigningKey,
+        listener: Listener,
+        *,
+        data_dir: Path | None = None,
+    ) -> None:
+        self.settings = settings
+        self.user_id = user_id
+        self.key = signing_key
+        self._listener = listener
+        self._data_dir = data_dir or paths.data_dir()
+        self.storages: dict[str, _Attached] = {}
+
+    # -- storages -----------------------------------------------------------------------
+
+    def _config(self) -> SyncConfig:
+        active, idle = self.settings.poll_intervals()
+        return SyncConfig(active_interval=active, idle_interval=idle)
+
+    async def attach(self, entry: StorageSettings, *, start: bool = True) -> _Attached:
+        """Open a storage, start its engine, and start reading the rooms the user is in."""
+        storage = open_storage(entry.spec)
+        idx = Index.open(index_path_for(self._data_dir, storage.url), storage.url)
+        box = Outbox(outbox_path_for(self._data_dir, storage.url))
+        sid = entry.id
+        engine = SyncEngine(
+            storage,
+            index=idx,
+            outbox=box,
+            listener=lambda event: self._listener(sid, event),
+            config=self._config(),
+        )
+        attached = _Attached(entry, storage, engine, idx, box)
+        self.storages[sid] = attached
+        if start:
+            await engine.start()
+            for room_id in entry.rooms:
+                await engine.open_room(room_id, focus=False)
+        return attached
+
+    async def start(self) -> None:
+        for entry in self.settings.storages:
+            try:
+                await self.attach(entry)
+            except StorageError as exc:
+                log.warning("storage %s is not available: %s", entry.name, exc)
+
+    async def close(self) -> None:
+        for attached in list(self.storages.values()):
+            with contextlib.suppress(Exception):
+                await attached.engine.close()
+            with contextlib.suppress(Exception):
+                await attached.storage.close()
+            attached.index.close()
+            attached.outbox.close()
+        self.storages.clear()
+
+    def engine(self, storage_id: str) -> SyncEngine:
+        return self.storages[storage_id].engine
+
+    # -- rooms ----------------------------------------------------------------------------
+
+    def rooms(self) -> list[RoomRef]:
+        return [RoomRef(s.id, r) for s in self.settings.storages for r in s.rooms]
+
+    def room_info(self, ref: RoomRef) -> dict[str, Any]:
+        attached = self.storages.get(ref.storage_id)
+        if attached is None:
+            return {}
+        for row in attached.index.rooms():
+            if row["room_id"] == ref.room_id:
+                return row
+        return {}
+
+    async def open_room(self, ref: RoomRef) -> None:
+        engine = self.engine(ref.storage_id)
+        await engine.open_room(ref.room_id, focus=True)
+
+    def focus(self, ref: RoomRef | None) -> None:
+        for sid, attached in self.storages.items():
+            attached.engine.focus(ref.room_id if ref and ref.storage_id == sid else None)
+
+    def _follow(self, ref: RoomRef) -> None:
+        entry = self.settings.storage(ref.storage_id)
+        if entry is not None and ref.room_id not in entry.rooms:
+            entry.rooms.append(ref.room_id)
+
+    async def create_room(self, storage_id: str, room_id: str, name: str) -> RoomRef:
+        check_room_id(room_id)
+        attached = self.storages[storage_id]
+        writer = RoomWriter(attached.storage, room_id, self.user_id, self.key)
+        created = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+        await writer.write_metadata(name or room_id, created.replace("+00:00", "Z"))
+        ref = RoomRef(storage_id, room_id)
+        self._follow(ref)
+        await self._join(ref)
+        return ref
+
+    async def join_room(self, storage_id: str, room_id: str) -> RoomRef:
+        check_room_id(room_id)
+        attached = self.storages[storage_id]
+        if not await room_exists(attached.storage, room_id):
+            raise RoomError(f"there is no room {room_id!r} in {attached.settings.name}")
+        ref = RoomRef(storage_id, room_id)
+        self._follow(ref)
+        await self._join(ref)
+        return ref
+
+    async def _join(self, ref: RoomRef) -> None:
+        engine = self.engine(ref.storage_id)
+        await engine.open_room(ref.room_id, focus=True)
+        content: dict[str, Any] = {"membership": "join"}
+        if self.settings.displayname:
+            content["displayname"] = self.settings.displayname
+        await engine.send(ref.room_id, self.user_id, self.key, [(MEMBER, content)])
+
+    async def leave_room(self, ref: RoomRef) -> None:
+        engine = self.engine(ref.storage_id)
+        await engine.send(ref.room_id, self.user_id, self.key, [(MEMBER, {"membership": "leave"})])
+        entry = self.settings.storage(ref.storage_id)
+        if entry is not None and ref.room_id in entry.rooms:
+            entry.rooms.remove(ref.room_id)
+
+    async def send_text(self, ref: RoomRef, text: str) -> list[Event]:
+        engine = self.engine(ref.storage_id)
+        return await engine.send(
+            ref.room_id,
+            self.user_id,
+            self.key,
+            [(MESSAGE, {"body": text, "msgtype": "m.text"})],
+            displayname=self.settings.displayname or None,
+        )
+
+    async def send_content(self, ref: RoomRef, content: dict[str, Any]) -> list[Event]:
+        engine = self.engine(ref.storage_id)
+        return await engine.send(
+            ref.room_id,
+            self.user_id,
+            self.key,
+            [(MESSAGE, content)],
+            displayname=self.settings.displayname or None,
+        )
+
+    def retry_failed(self) -> None:
+        for attached in self.storages.values():
+            attached.outbox.retry_now()
+            attached.engine.wake()
