@@ -46,12 +46,15 @@ def _parser() -> MarkdownIt:
 @functools.lru_cache(maxsize=4096)
 def to_html(text: str) -> str:
     """Rich text for a message body (cached: bodies are immutable)."""
-    if not _looks_like_markdown(text):
+    if is_plain(text):
         return html.escape(text).replace("\n", "<br>")
     rendered = _parser().render(text)
     return str(rendered).strip()
 
 
-def _looks_like_markdown(text: str) -> bool:
-    # Most chat lines are plain: skip the parser for them (it is the costly part).
-    return any(c in text for c in "*_`#[>|~-") or "\n\n" in text or text[:3].isdigit()
+def is_plain(text: str) -> bool:
+    """True when Markdown could not change how ``text`` looks: most chat lines. Those are
+    laid out and painted as plain text, skipping the parser and QTextDocument."""
+    return not (
+        any(c in text for c in "*_`#[>|~-<&") or "\n\n" in text or text[:3].strip()[:1].isdigit()
+    )

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..markdown import to_html
+from ..markdown import is_plain, to_html
 from ..models.timeline_model import TRUST_LABELS, Roles
 from ..style import TRUST_COLORS, TRUST_SYMBOLS, initials, is_dark, key_color
 
@@ -38,7 +38,7 @@ RIGHT = 18
 DAY_H = 30
 HEADER_H = 22
 GAP_MS = 5 * 60 * 1000
-CACHE = 600
+CACHE = 3000
 
 
 def _fmt_day(ts: int) -> str:
@@ -61,9 +61,53 @@ class MessageDelegate(QStyledItemDelegate):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._docs: OrderedDict[tuple[str, int], QTextDocument] = OrderedDict()
+        self._heights: dict[tuple[str, int], int] = {}
         self.thumbnail_provider: Any = None  # set by the attachments feature
 
     # -- layout -----------------------------------------------------------------------------
+
+    def _body_height(self, index: Index, width: int, font: QFont) -> int:
+        body = str(index.data(Roles.Body) or "")
+        if is_plain(body):
+            key = (str(index.data(Roles.EventId)), width)
+            h = self._heights.get(key)
+            if h is None:
+                flags = int(Qt.TextFlag.TextWordWrap)
+                h = (
+                    QFontMetrics(font)
+                    .boundingRect(QRect(0, 0, max(60, width), 10**6), flags, body)
+                    .height()
+                )
+                self._heights[key] = h
+                if len(self._heights) > 20 * CACHE:
+                    self._heights.clear()
+            return h
+        return int(self._doc(index, width, font).size().height())
+
+    def _paint_body(
+        self,
+        painter: QPainter,
+        index: Index,
+        x: int,
+        y: int,
+        width: int,
+        font: QFont,
+        color: QColor,
+    ) -> int:
+        body = str(index.data(Roles.Body) or "")
+        if is_plain(body):
+            h = self._body_height(index, width, font)
+            painter.setFont(font)
+            painter.setPen(color)
+            painter.drawText(QRect(x, y, max(60, width), h), int(Qt.TextFlag.TextWordWrap), body)
+            return h
+        doc = self._doc(index, width, font)
+        painter.translate(x, y)
+        ctx = QAbstractTextDocumentLayout.PaintContext()
+        ctx.palette.setColor(ctx.palette.ColorRole.Text, color)
+        doc.documentLayout().draw(painter, ctx)
+        painter.translate(-x, -y)
+        return int(doc.size().height())
 
     def _doc(self, index: Index, width: int, font: QFont) -> QTextDocument:
         key = (str(index.data(Roles.EventId)), width)
@@ -126,8 +170,7 @@ class MessageDelegate(QStyledItemDelegate):
         if not self._grouped(index):
             h += HEADER_H
         text_w = width - LEFT - RIGHT
-        doc = self._doc(index, text_w, option.font)
-        h += int(doc.size().height()) + self._extra_h(index) + 4
+        h += self._body_height(index, text_w, option.font) + self._extra_h(index) + 4
         if not self._grouped(index):
             h = max(h, (DAY_H if index.data(Roles.DayBreak) else 0) + AVATAR + 14)
         return QSize(width, h)
@@ -194,13 +237,10 @@ class MessageDelegate(QStyledItemDelegate):
                 painter, QRect(rect.left() + 24, y + 1, 14, 14), str(index.data(Roles.Trust))
             )
         text_w = rect.width() - LEFT - RIGHT
-        doc = self._doc(index, text_w, option.font)
-        painter.translate(rect.left() + LEFT, y)
-        ctx = QAbstractTextDocumentLayout.PaintContext()
-        ctx.palette.setColor(ctx.palette.ColorRole.Text, text_color)
-        doc.documentLayout().draw(painter, ctx)
-        painter.translate(-(rect.left() + LEFT), -y)
-        y += int(doc.size().height()) + 2
+        y += self._paint_body(
+            painter, index, rect.left() + LEFT, y, text_w, option.font, text_color
+        )
+        y += 2
         kind = index.data(Roles.Kind)
         if kind in ("file", "image"):
             y = self._paint_attachment(painter, option, index, rect, y, muted)

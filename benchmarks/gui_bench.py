@@ -1,0 +1,330 @@
+"""Desktop-app figures: start to a usable window, room switching, a 100,000-event room.
+
+Run:  .venv/bin/python benchmarks/gui_bench.py [--events 100000]
+
+Prepares (once, cached under /tmp/bucket-chat-gui-bench) a local store with a room of N
+signed events in 1,000 segments plus five small rooms, and warms this device's index the
+way the app does on first open. Then, in fresh subprocesses (offscreen Qt):
+1. start to usable window (warm): process start -> main window shown with the last room's
+   newest messages painted (median of 5 runs);
+2. switching rooms: selecting a room -> its timeline painted (median over 40 switches);
+3. the big room: select -> first paint from the index; resident memory once audited;
+   scrolling what is loaded from top to bottom by driving the scroll bar, reporting the
+   longest frame (after loading older pages with fetchMore by scrolling up first).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+BENCH = Path("/tmp/bucket-chat-gui-bench")
+USER = "bench@example.com"
+SMALL = [f"small-{k}" for k in range(5)]
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        QT_QPA_PLATFORM="offscreen",
+        BUCKET_CHAT_HOME=str(BENCH / "home"),
+        BUCKET_CHAT_KEY_STORE="file",
+        BUCKET_CHAT_PASSPHRASE="bench passphrase",
+    )
+    return env
+
+
+# -- preparation (runs in a child with the bench environment) ----------------------------
+
+
+def _write_room(root: Path, rid: str, name: str, n: int, per: int) -> None:
+    from nacl.signing import SigningKey
+
+    from bucket_chat_desktop.protocol.ids import client_id_for
+    from bucket_chat_desktop.protocol.metadata import build_metadata
+    from bucket_chat_desktop.protocol.segment import encode_segment, path_for
+    from bucket_chat_desktop.protocol.signing import build_event
+
+    keys = [SigningKey(bytes([i + 1]) * 32) for i in range(10)]
+    (root / "rooms" / rid).mkdir(parents=True, exist_ok=True)
+    (root / "rooms" / rid / "metadata.json").write_bytes(
+        build_metadata(
+            room_id=rid,
+            name=name,
+            created_at="2025-01-01T00:00:00.000Z",
+            creator_id="u0@example.com",
+            signing_key=keys[0],
+        )
+    )
+    heads: list[str | None] = [None] * 10
+    buf: list[list[Any]] = [[] for _ in range(10)]
+    t = 1_760_000_000_000
+
+    def flush(s: int) -> None:
+        cid = client_id_for(f"u{s}@example.com", bytes(keys[s].verify_key))
+        path = root / path_for(buf[s], cid)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(encode_segment(buf[s]))
+        buf[s] = []
+
+    for i in range(n):
+        s = i % 10
+        t += 60_000 if i % 1000 == 0 else 37
+        first = heads[s] is None
+        phrase = (
+            "a **bold** claim and a [link](https://example.com) "
+            if i % 7 == 0
+            else "plain words about the project, nothing special "
+        )
+        content = (
+            {"membership": "join", "displayname": f"User {s}"}
+            if first
+            else {"body": f"message {i}: " + phrase * (1 + i % 3), "msgtype": "m.text"}
+        )
+        ev = build_event(
+            room_id=rid,
+            sender_id=f"u{s}@example.com",
+            event_type="m.room.member" if first else "m.room.message",
+            content=content,
+            timestamp_ms=t,
+            unique=str(uuid.UUID(int=i, version=4)),
+            prev_event_hash=heads[s],
+            signing_key=keys[s],
+        )
+        heads[s] = ev.hash
+        buf[s].append(ev)
+        if len(buf[s]) == per:
+            flush(s)
+    for s in range(10):
+        if buf[s]:
+            flush(s)
+
+
+def _prepare_child(events: int) -> None:
+    from bucket_chat_desktop import settings as settings_store
+    from bucket_chat_desktop.keys import load_or_create_identity, open_key_store
+    from bucket_chat_desktop.storage import open_storage
+    from bucket_chat_desktop.sync.session import engine_session
+
+    root = BENCH / "store"
+    load_or_create_identity(open_key_store(user_id=USER), USER, create=True)
+    _write_room(root, "big", "Big history", events, max(1, events // 1000))
+    for rid in SMALL:
+        _write_room(root, rid, f"Small room {rid[-1]}", 300, 10)
+    st = settings_store.Settings(
+        user_id=USER,
+        displayname="Bench",
+        storages=[settings_store.StorageSettings(str(root), "Bench store", ["big", *SMALL])],
+    )
+    st.last_room = st.storages[0].id + "/small-0"
+    settings_store.save(st)
+
+    async def warm() -> None:
+        async with engine_session(open_storage(str(root)), outbox=False) as engine:
+            for rid in ["big", *SMALL]:
+                await engine.open_room(rid, background=False)
+
+    asyncio.run(warm())
+
+
+def prepare(events: int) -> None:
+    marker = BENCH / f"ready-{events}"
+    if marker.exists():
+        return
+    shutil.rmtree(BENCH, ignore_errors=True)
+    (BENCH / "home").mkdir(parents=True)
+    t0 = time.perf_counter()
+    subprocess.run(
+        [sys.executable, __file__, "--prepare-child", "--events", str(events)],
+        env=_env(),
+        check=True,
+    )
+    took = time.perf_counter() - t0
+    print(f"prepared the {events:,}-event room and warmed the index in {took:.0f} s")
+    marker.touch()
+
+
+# -- measurement (runs in a fresh child per run) -----------------------------------------
+
+
+def _measure_child(t0: float, mode: str, pages: int) -> None:
+    import qasync
+    from PySide6.QtCore import QEvent, QObject
+    from PySide6.QtWidgets import QApplication
+
+    from bucket_chat_desktop import settings as settings_store
+    from bucket_chat_desktop.gui import theme
+
+    app = QApplication(sys.argv[:1])
+    st = settings_store.load()
+    theme.apply(app, st.theme)
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+
+    class Painted(QObject):
+        at: float | None = None
+
+        def eventFilter(self, obj: Any, ev: Any) -> bool:
+            if ev.type() == QEvent.Type.Paint and self.at is None:
+                self.at = time.perf_counter()
+            return False
+
+    def rss_mb() -> float:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+        return 0.0
+
+    async def until(cond: Any, limit: float = 30.0) -> None:
+        end = time.perf_counter() + limit
+        while not cond() and time.perf_counter() < end:
+            await asyncio.sleep(0.002)
+
+    async def main() -> dict[str, float]:
+        from bucket_chat_desktop.gui.controller import Controller
+        from bucket_chat_desktop.gui.main_window import MainWindow
+        from bucket_chat_desktop.gui.startup import load_identity
+
+        ident = await load_identity(st)
+        assert ident is not None
+        c = Controller(st, ident)
+        w = MainWindow(c)
+        w.resize(1100, 720)
+        painted = Painted()
+        w.timeline.viewport().installEventFilter(painted)
+        w.show()
+        c.start()
+        out: dict[str, float] = {}
+
+        def shown() -> bool:
+            model = w.timeline.model()
+            return painted.at is not None and model is not None and model.rowCount() > 0
+
+        await until(shown)
+        out["start_to_window"] = (painted.at or 0) - t0
+        if mode == "start":
+            return out
+        await asyncio.sleep(1.0)
+        keys = [k for k in c.rooms.room_keys() if "small" in k]
+        big = next(k for k in c.rooms.room_keys() if k.endswith("/big"))
+        switches = []
+        for i in range(40):
+            key = keys[(i * 2 + 1) % len(keys)]
+            painted.at = None
+            t = time.perf_counter()
+            c.select_room(key)
+            await until(lambda: painted.at is not None)
+            switches.append((painted.at or t) - t)
+        out["switch_median"] = statistics.median(switches)
+        out["switch_max"] = max(switches)
+        painted.at = None
+        t = time.perf_counter()
+        c.select_room(big)
+        await until(shown)
+        out["big_first_paint"] = (painted.at or t) - t
+
+        def audited() -> bool:
+            result = c.results.get(big)
+            return result is not None and len(result.timeline) > 0.9 * int(os.environ["EVENTS"])
+
+        await until(audited, 300)
+        await asyncio.sleep(0.5)
+        out["big_loaded"] = time.perf_counter() - t
+        out["rss_mb"] = rss_mb()
+        bar = w.timeline.verticalScrollBar()
+        model = w.timeline.model()
+        for _ in range(pages):
+            bar.setValue(bar.minimum())
+            app.processEvents()
+        out["rows_loaded"] = model.rowCount()
+        frames = []
+        step = max(1, bar.pageStep() // 2)
+        value = bar.minimum()
+        while value < bar.maximum():
+            value = min(bar.maximum(), value + step)
+            t = time.perf_counter()
+            bar.setValue(value)
+            w.timeline.viewport().repaint()
+            app.processEvents()
+            frames.append(time.perf_counter() - t)
+        out["scroll_frames"] = len(frames)
+        out["scroll_max_frame"] = max(frames, default=0.0)
+        out["scroll_p95_frame"] = sorted(frames)[int(len(frames) * 0.95)] if frames else 0.0
+        out["rss_after_scroll_mb"] = rss_mb()
+        return out
+
+    with loop:
+        result = loop.run_until_complete(main())
+    print(json.dumps(result), flush=True)
+
+
+def child(mode: str, events: int, pages: int = 0) -> dict[str, float]:
+    env = _env()
+    env["EVENTS"] = str(events)
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, __file__, "--measure-child", mode, str(t0), str(pages)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    if proc.returncode != 0:
+        raise SystemExit(proc.stderr[-3000:])
+    line = [x for x in proc.stdout.splitlines() if x.startswith("{")][-1]
+    return json.loads(line)  # type: ignore[no-any-return]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--pages", type=int, default=10, help="older pages to load first")
+    parser.add_argument("--prepare-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--measure-child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.prepare_child:
+        _prepare_child(args.events)
+        return
+    if args.measure_child:
+        mode, t0, pages = args.measure_child
+        _measure_child(float(t0), mode, int(pages))
+        return
+    prepare(args.events)
+    child("start", args.events)  # warm the OS file cache
+    starts = [child("start", args.events)["start_to_window"] for _ in range(5)]
+    runs = ", ".join(f"{s * 1000:.0f}" for s in starts)
+    print(
+        f"start to usable window (warm): median {statistics.median(starts) * 1000:.0f} ms "
+        f"(runs: {runs}); target <= 1500 ms"
+    )
+    r = child("full", args.events, args.pages)
+    print(
+        f"room switch: median {r['switch_median'] * 1000:.1f} ms, "
+        f"max {r['switch_max'] * 1000:.1f} ms; target <= 100 ms"
+    )
+    print(
+        f"{args.events:,}-event room: first paint {r['big_first_paint'] * 1000:.0f} ms "
+        f"(target <= 300 ms); fully audited after {r['big_loaded']:.1f} s; "
+        f"RSS {r['rss_mb']:.0f} MB (target <= 300 MB)"
+    )
+    print(
+        f"scrolling {r['rows_loaded']:,.0f} loaded rows top to bottom: "
+        f"{r['scroll_frames']:.0f} frames, longest {r['scroll_max_frame'] * 1000:.1f} ms, "
+        f"p95 {r['scroll_p95_frame'] * 1000:.1f} ms (target: none over 50 ms); "
+        f"RSS after {r['rss_after_scroll_mb']:.0f} MB"
+    )
+
+
+if __name__ == "__main__":
+    main()
