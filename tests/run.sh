@@ -8,7 +8,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(gnome-keyring dbus-x11 dbus libsecret-1-0)
+APT_PACKAGES=(
+  gnome-keyring dbus-x11 dbus libsecret-1-0
+  # Qt offscreen (PySide6 wheels bring Qt itself, not these system libraries) and fonts
+  libgl1 libegl1 libxkbcommon0 libglib2.0-0 libfreetype6 libfontconfig1 libdbus-1-3
+  fonts-dejavu-core fontconfig-config fonts-noto-color-emoji
+)
+# Node runs the Azure Blob emulator (azurite); Debian's is enough when none is installed.
+if ! command -v npm >/dev/null 2>&1; then
+  APT_PACKAGES+=(nodejs npm)
+fi
 
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
@@ -35,6 +44,17 @@ if [ ! -x .venv/bin/python ]; then
 fi
 echo "== installing Python dependencies"
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+
+# The Azure Blob emulator for tests/integration: azurite from npm, pinned by the lock file,
+# installed into tests/integration/node/node_modules (git-ignored). Skipped when that lock
+# file was already installed.
+NODE_DIR=tests/integration/node
+lock_sum=$(sha256sum "$NODE_DIR/package-lock.json" | cut -d' ' -f1)
+if [ "$(cat "$NODE_DIR/node_modules/.installed-lock" 2>/dev/null)" != "$lock_sum" ]; then
+  echo "== installing the Azure Blob emulator (npm ci)"
+  npm ci --prefix "$NODE_DIR" --no-audit --no-fund --loglevel=error
+  echo "$lock_sum" >"$NODE_DIR/node_modules/.installed-lock"
+fi
 
 export QT_QPA_PLATFORM=offscreen
 export PYTHONDONTWRITEBYTECODE=1

@@ -29,6 +29,7 @@ from ..sync.reader import list_rooms, room_exists
 from ..sync.session import engine_session
 from ..sync.writer import RoomError, RoomWriter
 from . import format as fmt
+from .storage_cmd import add_storage_parser, cmd_storage
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR, EXIT_QUEUED = 0, 1, 2, 3
 SEND_TIMEOUT = 30.0
@@ -116,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     room(p)
     user(p)
     p.add_argument("--displayname", help="your display name, used when you first join")
+    add_storage_parser(sub, lambda p: _storage_arg(p, top=False))
     return parser
 
 
@@ -468,6 +470,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, int]]] = 
     "add-device": cmd_add_device,
     "chat": cmd_chat,
     "sync": cmd_sync,
+    "storage": cmd_storage,
 }
 
 

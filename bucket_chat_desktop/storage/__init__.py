@@ -13,19 +13,28 @@ from .base import (
     StorageThrottledError,
     check_object_path,
 )
-from .open import open_storage
+from .open import open_location, open_storage
+from .profiles import ProfileError, ProfileStore, StorageProfile
+from .url import StorageLocation, StorageUrlError, parse_storage_url
 
 __all__ = [
     "AlreadyExistsError",
     "ObjectInfo",
+    "ProfileError",
+    "ProfileStore",
     "Storage",
     "StorageAuthError",
     "StorageError",
     "StorageFullError",
+    "StorageLocation",
     "StorageNotFoundError",
     "StorageOfflineError",
     "StoragePermissionError",
+    "StorageProfile",
     "StorageThrottledError",
+    "StorageUrlError",
     "check_object_path",
+    "open_location",
     "open_storage",
+    "parse_storage_url",
 ]

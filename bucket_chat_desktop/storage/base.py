@@ -7,7 +7,16 @@ Objects are written once and never modified: ``put_if_absent`` is the only write
 from __future__ import annotations
 
 import abc
+import logging
+import uuid
 from dataclasses import dataclass
+from types import TracebackType
+from typing import Self
+
+log = logging.getLogger("bucket_chat.storage")
+
+PROBE_PREFIX = ".bucket-chat-probe/"
+"""Where self-tests write; the only objects ``remove_probe`` ever deletes."""
 
 
 class StorageError(Exception):
@@ -114,3 +123,52 @@ class Storage(abc.ABC):
 
     def describe(self) -> str:
         return self.url
+
+    async def probe_create_only(self) -> tuple[bool, str]:
+        """Check that this store refuses to overwrite: ``(True, how)`` or ``(False, why not)``.
+
+        Writes a small object under ``.bucket-chat-probe/``, then different bytes to the same
+        name. The second write must raise ``AlreadyExistsError``; if it succeeds, the
+        service ignored the precondition and nothing but the store's own retention
+        policy keeps objects immutable. Storage failures are raised as ``StorageError``.
+        The probe is removed afterwards where the store allows it.
+        """
+        probe = f"{PROBE_PREFIX}create-only-{uuid.uuid4().hex}"
+        first = b"bucket-chat create-only probe: first write\n"
+        second = b"bucket-chat create-only probe: second write\n"
+        try:
+            await self.put_if_absent(probe, first)
+            try:
+                await self.put_if_absent(probe, second)
+            except AlreadyExistsError:
+                return True, self.create_only_mechanism()
+            kept = await self.get(probe)
+            what = "replaced" if kept == second else "accepted but did not show"
+            return False, self.create_only_failure(what)
+        finally:
+            try:
+                await self.remove_probe(probe)
+            except StorageError as exc:
+                log.info("could not remove probe %s: %s", probe, exc)
+
+    def create_only_mechanism(self) -> str:
+        """How this store makes a write create-only (shown by self-tests)."""
+        return "the store refused to overwrite an existing object"
+
+    def create_only_failure(self, what: str) -> str:
+        """The message for a store that let a create-only write overwrite an object."""
+        return (
+            f"{self.describe()} {what} an existing object on a create-only write: "
+            "immutability rests on the store's own retention settings"
+        )
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()

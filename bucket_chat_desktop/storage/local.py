@@ -90,10 +90,15 @@ class LocalStorage(Storage):
         log.warning("folder %s has no hard links; publishing with O_EXCL", target.parent)
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
-            os.write(fd, tmp.read_bytes())
+            view = memoryview(tmp.read_bytes())
+            while view:  # a full disk first gives a short write, then ENOSPC
+                view = view[os.write(fd, view) :]
             os.fsync(fd)
-        finally:
+        except BaseException:
             os.close(fd)
+            target.unlink(missing_ok=True)  # ours (O_EXCL): never leave half an object
+            raise
+        os.close(fd)
 
     def _same_or_raise(self, target: Path, data: bytes) -> bool:
         try:
@@ -117,16 +122,26 @@ class LocalStorage(Storage):
             raise self._error(exc, f"cannot read {target}") from exc
 
     async def exists(self, path: str) -> bool:
-        return await asyncio.to_thread(self._fs_path(path).is_file)
+        return await asyncio.to_thread(self._exists, path)
+
+    def _exists(self, path: str) -> bool:
+        target = self._fs_path(path)
+        try:
+            return target.is_file()
+        except OSError as exc:  # is_file() only swallows "not found"-like errors
+            raise self._error(exc, f"cannot check {target}") from exc
 
     async def list_objects(self, prefix: str) -> list[ObjectInfo]:
-        return await asyncio.to_thread(self._list, prefix)
+        try:
+            return await asyncio.to_thread(self._list, prefix)
+        except OSError as exc:  # an unreadable folder must not look like an empty one
+            raise self._error(exc, f"cannot list {exc.filename or prefix}") from exc
 
     def _list(self, prefix: str) -> list[ObjectInfo]:
         base = self._fs_path(prefix.rstrip("/")) if prefix.strip("/") else self.root
         out: list[ObjectInfo] = []
         rel_root = prefix.rstrip("/")
-        for dirpath, dirnames, filenames in os.walk(base, onerror=None):
+        for dirpath, dirnames, filenames in os.walk(base, onerror=_raise_unless_gone):
             dirnames[:] = [d for d in dirnames if not d.startswith(".")]
             rel_dir = os.path.relpath(dirpath, base).replace(os.sep, "/")
             for name in filenames:
@@ -173,6 +188,12 @@ class LocalStorage(Storage):
         if exc.errno == errno.EROFS:
             return StorageError(f"{what}: the folder is read-only")
         return StorageError(f"{what}: {exc.strerror or exc}")
+
+
+def _raise_unless_gone(exc: OSError) -> None:
+    """``os.walk`` error handler: a missing (or vanished) folder lists as empty."""
+    if not isinstance(exc, FileNotFoundError | NotADirectoryError):
+        raise exc
 
 
 def _fsync_dir(folder: Path) -> None:

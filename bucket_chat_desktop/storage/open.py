@@ -1,22 +1,45 @@
-"""Turn a storage argument (a folder path or URL) into a ``Storage``."""
+"""Turn a storage argument (a folder, a URL or a profile name) into a ``Storage``."""
 
 from __future__ import annotations
 
-from .base import Storage, StorageError
+from collections.abc import Mapping
+
+from .base import Storage
 from .local import LocalStorage
+from .profiles import ProfileStore, looks_like_profile_name
+from .url import StorageLocation, is_url, parse_storage_url
 
 CLOUD_SCHEMES = ("s3://", "gs://", "gcs://", "az://", "abfs://")
 
 
-def open_storage(spec: str) -> Storage:
-    """A folder path, ``file://`` URL or (with the cloud-sync work) a bucket URL."""
-    if spec.startswith("file://"):
-        return LocalStorage(spec[len("file://") :])
-    if spec.startswith(CLOUD_SCHEMES):
-        raise StorageError(
-            f"{spec.split('://', 1)[0]}:// storage is not available in this build yet; "
-            "use a local or synced folder"
-        )
-    if "://" in spec:
-        raise StorageError(f"unknown storage URL {spec!r}: use a folder, s3://, gs:// or az://")
-    return LocalStorage(spec)
+def open_storage(spec: str, *, profiles: ProfileStore | None = None) -> Storage:
+    """A folder path, ``file://`` URL, ``s3://``/``gs://``/``az://`` URL or profile name.
+
+    A bare name such as ``work`` is a profile when ``storages.json`` has one by that
+    name; otherwise it is a folder (write ``./work`` to mean the folder regardless).
+    ``profiles`` is a ``ProfileStore`` (the user's own by default). Nothing is contacted
+    until the storage is first used. Raises ``StorageError`` with what to fix.
+    """
+    if not is_url(spec) and looks_like_profile_name(spec):
+        store = profiles if profiles is not None else ProfileStore()
+        profile = store.get(spec)
+        if profile is not None:
+            return open_location(profile.location, store.secrets(profile))
+    return open_location(parse_storage_url(spec))
+
+
+def open_location(location: StorageLocation, secrets: Mapping[str, str] | None = None) -> Storage:
+    """The ``Storage`` for a parsed location; ``secrets`` as kept by a profile."""
+    if location.kind == "file":
+        return LocalStorage(location.bucket)
+    if location.kind == "s3":
+        from .s3 import S3Storage
+
+        return S3Storage(location, secrets)
+    if location.kind == "gs":
+        from .gcs import GCSStorage
+
+        return GCSStorage(location, secrets)
+    from .azure import AzureStorage
+
+    return AzureStorage(location, secrets)

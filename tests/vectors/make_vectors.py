@@ -290,7 +290,8 @@ def events_vectors() -> list[dict[str, Any]]:
                 },
                 prev=a1,
             ),
-            "integers within ±(2**53 - 1) are written in full (no exponent, no .0); true/false/null; empty values",
+            "integers within ±(2**53 - 1) are written in full (no exponent, no .0); "
+            "true/false/null; empty values",
         ),
         (
             event(

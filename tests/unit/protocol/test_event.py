@@ -334,9 +334,7 @@ def test_integers_beyond_2_53_are_refused(text: bytes) -> None:
     assert "outside" in result.reason
 
 
-@pytest.mark.parametrize(
-    "text", [b"", b"{", b"{}x", b"{'a':1}", b"\xef\xbb\xbf{}", b'{"a":1,}']
-)
+@pytest.mark.parametrize("text", [b"", b"{", b"{}x", b"{'a':1}", b"\xef\xbb\xbf{}", b'{"a":1,}'])
 def test_not_json(text: bytes) -> None:
     result = decode_json_line(text)
     assert isinstance(result, Malformed) and result.kind is Kind.BAD_JSON

@@ -1,0 +1,258 @@
+"""Azure Blob Storage (and Azurite) over adlfs.
+
+The account and its credential come, in this order, from the profile's keyring entry
+(account key, SAS token or connection string), then ``AZURE_STORAGE_CONNECTION_STRING``,
+``AZURE_STORAGE_ACCOUNT_KEY`` or ``AZURE_STORAGE_SAS_TOKEN`` (with
+``AZURE_STORAGE_ACCOUNT_NAME``), and otherwise ``DefaultAzureCredential`` (environment
+service principal, workload or managed identity, Azure CLI login).
+
+adlfs cannot take an endpoint URL nor bound its retries (the SDK default waits minutes
+for a refused connection), so this module builds the ``BlobServiceClient`` itself and
+hands it to adlfs.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any
+
+from .base import (
+    StorageAuthError,
+    StorageError,
+    StorageOfflineError,
+    StoragePermissionError,
+)
+from .cloud import FsspecStorage, MissingError, busy, exception_chain, one_line
+
+DEV_ACCOUNT = "devstoreaccount1"
+# Azurite's and the Storage Emulator's published, well-known development key.
+DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+AUTH_CODES = {
+    "AuthenticationFailed",
+    "InvalidAuthenticationInfo",
+    "NoAuthenticationInformation",
+    "AuthorizationSourceIPMismatch",
+}
+CREDENTIAL_HINT = (
+    "set AZURE_STORAGE_CONNECTION_STRING or AZURE_STORAGE_ACCOUNT_KEY, sign in with "
+    "'az login', or save a key with 'bucket-chat storage add'"
+)
+
+
+def parse_connection_string(text: str) -> dict[str, str]:
+    """``Key=Value;…`` into a dict with lower-case keys (values may contain ``=``)."""
+    out: dict[str, str] = {}
+    for part in text.strip().strip(";").split(";"):
+        if not part.strip():
+            continue
+        key, sep, value = part.partition("=")
+        if not sep:
+            raise StorageAuthError(
+                "the Azure connection string is malformed (expected Key=Value;…)"
+            )
+        out[key.strip().lower()] = value.strip()
+    if out.get("usedevelopmentstorage", "").lower() == "true":
+        out.setdefault("accountname", DEV_ACCOUNT)
+        out.setdefault("accountkey", DEV_KEY)
+        out.setdefault("blobendpoint", f"http://127.0.0.1:10000/{DEV_ACCOUNT}")
+    return out
+
+
+@functools.cache
+def _filesystem_class() -> Any:
+    from adlfs import AzureBlobFileSystem  # type: ignore[import-untyped]
+    from fsspec.asyn import get_loop  # type: ignore[import-untyped]
+
+    class ClientAzureBlobFileSystem(AzureBlobFileSystem):  # type: ignore[misc]
+        """adlfs on a ``BlobServiceClient`` built by the caller (``service_client=``)."""
+
+        def do_connect(self) -> None:
+            self.service_client = self.kwargs["service_client"]
+
+        @property
+        def loop(self) -> Any:
+            # adlfs registers exit-time finalizers that close the client on ``self.loop``,
+            # which is None for an asynchronous instance: each would print a traceback at
+            # exit. On fsspec's own loop they run, and find the client already closed.
+            return self._loop or get_loop()
+
+    return ClientAzureBlobFileSystem
+
+
+class AzureStorage(FsspecStorage):
+    kind = "az"
+    what = "container"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._owned_credential: Any = None
+
+    def create_only_mechanism(self) -> str:
+        return "Azure refuses the upload: Put Blob with If-None-Match: *"
+
+    def _account(self) -> tuple[str, str, Any]:
+        """``(account_url, account_name, credential)`` from the options, secrets and env."""
+        from azure.core.credentials import AzureNamedKeyCredential, AzureSasCredential
+
+        opts = self.location.options
+        named = opts.get("account_name")
+        env_name = os.environ.get("AZURE_STORAGE_ACCOUNT_NAME")
+        conn_text = self._secrets.get("connection_string")
+        key = self._secrets.get("account_key")
+        sas = self._secrets.get("sas_token")
+        if not (conn_text or key or sas) and not self.location.anonymous:
+            env_conn = os.environ.get("AZURE_STORAGE_CONNECTION_STRING")
+            if env_conn:
+                parsed = parse_connection_string(env_conn)
+                if named is None or parsed.get("accountname") == named:
+                    conn_text = env_conn
+            if not conn_text and (named is None or env_name in (None, named)):
+                key = os.environ.get("AZURE_STORAGE_ACCOUNT_KEY") or None
+                sas = None if key else os.environ.get("AZURE_STORAGE_SAS_TOKEN") or None
+        conn = parse_connection_string(conn_text) if conn_text else {}
+        account = named or conn.get("accountname") or env_name
+        endpoint = opts.get("endpoint_url") or conn.get("blobendpoint")
+        if not account and not endpoint:
+            raise StorageAuthError(
+                f"cannot open {self.display()}: no Azure storage account: add "
+                "?account_name=… to the URL or set AZURE_STORAGE_ACCOUNT_NAME"
+            )
+        if not endpoint:
+            protocol = conn.get("defaultendpointsprotocol", "https")
+            suffix = conn.get("endpointsuffix", "core.windows.net")
+            endpoint = f"{protocol}://{account}.blob.{suffix}"
+        key = key or conn.get("accountkey")
+        sas = sas or conn.get("sharedaccesssignature")
+        credential: Any = None
+        if self.location.anonymous:
+            credential = None
+        elif key:
+            if not account:
+                raise StorageAuthError(
+                    f"cannot open {self.display()}: an account key needs the account name "
+                    "(?account_name=…)"
+                )
+            credential = AzureNamedKeyCredential(account, key)
+        elif sas:
+            credential = AzureSasCredential(sas.lstrip("?"))
+        elif endpoint.startswith("http://"):
+            raise StorageAuthError(
+                f"cannot open {self.display()}: the http:// endpoint {endpoint} (an emulator?) "
+                "needs an account key, SAS token or connection string; "
+                "Azure sign-in tokens are only sent over https: " + CREDENTIAL_HINT
+            )
+        else:
+            from azure.identity.aio import DefaultAzureCredential
+
+            credential = self._owned_credential = DefaultAzureCredential(
+                exclude_interactive_browser_credential=True
+            )
+        return endpoint, account or "", credential
+
+    async def _open_fs(self) -> Any:
+        from azure.storage.blob.aio import BlobServiceClient, LinearRetry
+
+        try:
+            endpoint, account, credential = self._account()
+            client = BlobServiceClient(
+                endpoint,
+                credential=credential,
+                # About a second between attempts (the SDK default starts at 15 s).
+                retry_policy=LinearRetry(
+                    backoff=1, retry_total=self.retries - 1, random_jitter_range=1
+                ),
+                connection_timeout=self.timeout,
+                read_timeout=self.timeout,
+            )
+            return _filesystem_class()(
+                account_name=account or DEV_ACCOUNT,
+                credential=credential,
+                anon=credential is None,
+                service_client=client,
+                asynchronous=True,
+                skip_instance_cache=True,
+                use_listings_cache=False,
+            )
+        except Exception as exc:
+            await self._close_credential()
+            raise self._error(exc, f"cannot open {self.display()}") from exc
+
+    async def _close_credential(self) -> None:
+        credential, self._owned_credential = self._owned_credential, None
+        if credential is not None:
+            await credential.close()
+
+    async def _close_fs(self, fs: Any) -> None:
+        try:
+            await fs.service_client.close()
+        finally:
+            await self._close_credential()
+
+    async def _list_keys(
+        self, fs: Any, key_prefix: str, start_after: str | None, limit: int | None
+    ) -> list[tuple[str, int, str | None]]:
+        # Azurite ignores a start marker, so every listing is by prefix; the caller filters.
+        container = fs.service_client.get_container_client(self.bucket)
+        out: list[tuple[str, int, str | None]] = []
+        pages = container.list_blobs(name_starts_with=key_prefix or None, results_per_page=limit)
+        async for blob in pages:
+            etag = blob.etag
+            out.append((blob.name, int(blob.size or 0), etag.strip('"') if etag else None))
+            if limit is not None and len(out) >= limit:
+                break
+        return out
+
+    async def _list_prefixes(self, fs: Any, key_prefix: str) -> list[str]:
+        from azure.storage.blob.aio import BlobPrefix
+
+        container = fs.service_client.get_container_client(self.bucket)
+        return [
+            item.name
+            async for item in container.walk_blobs(name_starts_with=key_prefix or None)
+            if isinstance(item, BlobPrefix)
+        ]
+
+    def _service_error(self, exc: BaseException, what: str) -> StorageError | None:
+        from azure.core import exceptions as az
+
+        for item in exception_chain(exc):
+            if isinstance(item, az.ServiceRequestError | az.ServiceResponseError):
+                return self._network_error(item, what) or StorageOfflineError(
+                    f"{what}: cannot reach {self._endpoint_name()}: {one_line(item)}"
+                )
+            if not isinstance(item, az.AzureError):
+                continue
+            raw_code = getattr(item, "error_code", None) or ""
+            code = str(getattr(raw_code, "value", raw_code))
+            status = getattr(item, "status_code", None)
+            message = one_line(getattr(item, "reason", None) or item.message or code)
+            if code == "ContainerNotFound":
+                return self._missing_bucket(what)
+            if isinstance(item, az.ResourceNotFoundError) or status == 404:
+                return MissingError(f"{what}: not found")
+            auth_text = "failed to authenticate" in str(item.message)
+            if isinstance(item, az.ClientAuthenticationError) and status is None:
+                return StorageAuthError(
+                    f"{what}: no usable Azure credential ({one_line(item.message, 120)}): "
+                    + CREDENTIAL_HINT
+                )
+            if code in AUTH_CODES or auth_text or status == 401:
+                return StorageAuthError(
+                    f"{what}: the service rejected the credentials "
+                    f"({code or status}): check the account key or SAS token; " + CREDENTIAL_HINT
+                )
+            if status == 403 or isinstance(item, az.ClientAuthenticationError):
+                return StoragePermissionError(
+                    f"{what}: access denied ({code or status}): the credentials work but may "
+                    f"not do this on container {self.bucket}"
+                )
+            if status in (429, 503) or code == "ServerBusy":
+                return busy(what, code or status)
+            if status is not None and status >= 500:
+                return StorageOfflineError(f"{what}: service error {status} ({code}): {message}")
+            return StorageError(f"{what}: {code or status or type(item).__name__}: {message}")
+        for item in exception_chain(exc):
+            if isinstance(item, ValueError) and "base64" in str(item).lower():
+                return StorageAuthError(f"{what}: the Azure account key is not valid base64")
+        return None

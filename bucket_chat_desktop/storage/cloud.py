@@ -1,0 +1,411 @@
+"""Buckets over fsspec's async file systems (s3fs, gcsfs, adlfs).
+
+One class, ``FsspecStorage``, implements the ``Storage`` contract; a small subclass per
+service (``s3.py``, ``gcs.py``, ``azure.py``) builds the file system, lists with the
+service's own cursor and turns the service's errors into ``StorageError`` classes.
+
+What the caller must know:
+
+- The fsspec instance is created on first use *inside the running event loop*
+  (``asynchronous=True``) and only its ``_``-prefixed coroutines are awaited, so nothing
+  blocks the loop. A storage belongs to the loop that first used it; ``close()`` it there.
+- Listings are always fresh: nothing is served from fsspec's listing cache.
+- ``put_if_absent`` relies on the service's create-only precondition (S3 ``If-None-Match``,
+  GCS ``ifGenerationMatch=0``, Azure ``If-None-Match: *``); ``probe_create_only`` checks
+  that the service honours it.
+- Object names whose part below the listed prefix starts with ``.``, ends with ``/`` or
+  is otherwise not a valid object path are left out of listings, as on a local folder.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import errno
+import logging
+import socket
+import ssl
+from collections.abc import AsyncGenerator, Iterator, Mapping
+from typing import Any, ClassVar
+
+from .base import (
+    PROBE_PREFIX,
+    AlreadyExistsError,
+    ObjectInfo,
+    Storage,
+    StorageError,
+    StorageNotFoundError,
+    StorageOfflineError,
+    StoragePermissionError,
+    StorageThrottledError,
+    check_object_path,
+)
+from .url import StorageLocation
+
+log = logging.getLogger("bucket_chat.storage")
+
+IMMUTABILITY_HINT = {
+    "s3": "S3 Object Lock",
+    "gs": "a GCS retention policy (Bucket Lock)",
+    "az": "Azure immutable blob storage (version-level WORM)",
+}
+
+
+def exception_chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and its causes/contexts, innermost last, each once."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def one_line(text: object, limit: int = 200) -> str:
+    """The first line of a service message, trimmed: error messages stay one line."""
+    line = str(text).strip().splitlines()[0] if str(text).strip() else ""
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def busy(what: str, code: object) -> StorageThrottledError:
+    return StorageThrottledError(f"{what}: the service is busy ({code}); retry later")
+
+
+def _builtin_error(exc: BaseException, what: str) -> StorageError | None:
+    """The fsspec libraries' own translations to built-in exceptions."""
+    for item in exception_chain(exc):
+        if isinstance(item, FileNotFoundError):
+            return MissingError(f"{what}: not found")
+        if isinstance(item, PermissionError):
+            return StoragePermissionError(f"{what}: access denied: {one_line(item)}")
+    return None
+
+
+class MissingError(StorageNotFoundError):
+    """Something was not found and the service did not say whether it was the bucket."""
+
+
+class FsspecStorage(Storage, abc.ABC):
+    """A bucket (or container) and prefix reached through an fsspec async file system."""
+
+    kind: ClassVar[str]
+    what: ClassVar[str] = "bucket"
+
+    def __init__(self, location: StorageLocation, secrets: Mapping[str, str] | None = None):
+        if location.kind != self.kind:
+            raise ValueError(f"{type(self).__name__} cannot open {location.kind}:// locations")
+        self.location = location
+        self.bucket = location.bucket
+        self.prefix = location.prefix
+        self.timeout = location.timeout
+        self.retries = location.retries
+        # Names the data (endpoint and account included, tuning options and keys not):
+        # the sync engine keys its local index by it.
+        self.url = location.identity()
+        self._secrets = dict(secrets or {})
+        self._fs: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._opening = asyncio.Lock()
+        self._bucket_seen = False
+        self._guard: AsyncGenerator[None, None] | None = None
+
+    # -- what each service provides --------------------------------------------------------
+
+    @abc.abstractmethod
+    async def _open_fs(self) -> Any:
+        """Create the fsspec file system (``asynchronous=True``) in the running loop."""
+
+    @abc.abstractmethod
+    async def _close_fs(self, fs: Any) -> None:
+        """Close the file system's HTTP sessions and credentials."""
+
+    @abc.abstractmethod
+    async def _list_keys(
+        self, fs: Any, key_prefix: str, start_after: str | None, limit: int | None
+    ) -> list[tuple[str, int, str | None]]:
+        """``(key, size, etag)`` of objects whose key starts with ``key_prefix``.
+
+        Keys are relative to the bucket. With ``start_after`` only keys sorting after it
+        are needed (the service may return more; they are filtered). ``limit`` caps the
+        number wanted (a hint). A missing bucket must raise.
+        """
+
+    @abc.abstractmethod
+    async def _list_prefixes(self, fs: Any, key_prefix: str) -> list[str]:
+        """Full keys of the "folders" right below ``key_prefix`` (delimiter ``/``)."""
+
+    @abc.abstractmethod
+    def _service_error(self, exc: BaseException, what: str) -> StorageError | None:
+        """The ``StorageError`` for a service failure, or None if it is not one of these."""
+
+    async def _bucket_exists(self, fs: Any) -> bool | None:
+        """Whether the bucket exists, when the service's errors cannot tell (else None)."""
+        return None
+
+    def create_only_mechanism(self) -> str:
+        return "the service refused to overwrite an existing object"
+
+    def create_only_failure(self, what: str) -> str:
+        policy = IMMUTABILITY_HINT[self.kind]
+        return (
+            f"{self.describe()} {what} an existing object although the write asked it not "
+            f"to: this service or emulator ignores create-only preconditions, so "
+            f"immutability rests on the {self.what}'s own policy ({policy}); "
+            "see docs/STORAGE.md"
+        )
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    async def _filesystem(self) -> Any:
+        loop = asyncio.get_running_loop()
+        if self._fs is not None:
+            if loop is not self._loop:
+                raise RuntimeError(f"{self.describe()} is used from a second event loop")
+            return self._fs
+        async with self._opening:
+            if self._fs is None:
+                fs = await self._open_fs()
+                self._fs, self._loop = fs, loop
+                self._guard = self._close_with_loop()
+                await anext(self._guard)
+        return self._fs
+
+    async def _close_with_loop(self) -> AsyncGenerator[None, None]:
+        """A safety net for callers that never ``close()``: ``asyncio.run`` finalises
+        unfinished async generators before it closes the loop, which runs this
+        ``finally`` there, so the HTTP sessions are closed and not reported as leaked."""
+        try:
+            yield
+        finally:
+            if self._fs is not None:
+                self._guard = None
+                await self.close()
+
+    def _key(self, path: str) -> str:
+        return f"{self.prefix}/{path}" if self.prefix else path
+
+    def _fs_path(self, path: str) -> str:
+        return f"{self.bucket}/{self._key(check_object_path(path))}"
+
+    def _rel(self, key: str) -> str:
+        return key[len(self.prefix) + 1 :] if self.prefix else key
+
+    def _folder_key(self, prefix: str) -> str:
+        """The key prefix for a ``Storage`` folder prefix (``''`` is the whole root)."""
+        if prefix.strip("/"):  # as on a folder: "/x" is refused, "x/" is the folder x
+            folder = check_object_path(prefix.rstrip("/"))
+            return self._key(folder) + "/"
+        return f"{self.prefix}/" if self.prefix else ""
+
+    def display(self, path: str | None = None) -> str:
+        root = self.location.root()
+        return root if path is None else f"{root.rstrip('/')}/{path}"
+
+    def describe(self) -> str:
+        endpoint = self.location.options.get("endpoint_url")
+        return f"{self.location.root()} at {endpoint}" if endpoint else self.location.root()
+
+    def _error(self, exc: BaseException, what: str) -> StorageError:
+        """Map any failure to one ``StorageError`` with one line a user can act on."""
+        if isinstance(exc, StorageError):
+            return exc
+        mapped = self._service_error(exc, what)
+        if mapped is None:
+            mapped = self._network_error(exc, what)
+        if mapped is None:
+            mapped = _builtin_error(exc, what)
+        if mapped is None:
+            log.debug("unclassified storage failure", exc_info=exc)
+            mapped = StorageError(f"{what}: {type(exc).__name__}: {one_line(exc)}")
+        return mapped
+
+    def _endpoint_name(self) -> str:
+        return self.location.options.get("endpoint_url") or f"the {self.kind} service"
+
+    def _network_error(self, exc: BaseException, what: str) -> StorageError | None:
+        """DNS, refused, TLS, timeout or dropped connection anywhere in the chain."""
+        where = self._endpoint_name()
+        chain = list(exception_chain(exc))
+        names = [type(item).__name__ for item in chain]
+
+        def found(*types: type[BaseException], name_part: str | None = None) -> bool:
+            return any(isinstance(i, types) for i in chain) or (
+                name_part is not None and any(name_part in n for n in names)
+            )
+
+        if found(socket.gaierror, name_part="DNSError"):
+            return StorageOfflineError(
+                f"{what}: cannot resolve the host of {where} "
+                "(check the endpoint or account name, and your network)"
+            )
+        if found(ConnectionRefusedError):
+            return StorageOfflineError(
+                f"{what}: {where} refused the connection "
+                "(is the service running and the endpoint right?)"
+            )
+        if found(ssl.SSLError, ssl.CertificateError, name_part="SSLError"):
+            return StorageError(
+                f"{what}: the TLS connection to {where} failed (check the endpoint)"
+            )
+        if found(TimeoutError, socket.timeout, name_part="Timeout"):
+            return StorageOfflineError(
+                f"{what}: no answer from {where} within {self.timeout:g} s "
+                "(offline, or the service is slow; retry later)"
+            )
+        dropped = (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ECONNRESET, errno.ECONNABORTED)
+        network_names = ("ClientConnectorError", "ServerDisconnectedError", "ClientOSError")
+        for item in chain:
+            if (
+                isinstance(item, ConnectionError)
+                or (isinstance(item, OSError) and item.errno in dropped)
+                or type(item).__name__ in network_names
+                or type(item).__name__ == "EndpointConnectionError"
+            ):
+                return StorageOfflineError(f"{what}: cannot reach {where}: {one_line(item)}")
+        return None
+
+    def _missing_bucket(self, what: str) -> StorageNotFoundError:
+        endpoint = self.location.options.get("endpoint_url")
+        where = f" at {endpoint}" if endpoint else ""
+        return StorageNotFoundError(
+            f"{what}: {self.what} {self.bucket} does not exist{where} "
+            f"(create it, or check the {self.what} name)"
+        )
+
+    def _visible(self, folder_key: str, key: str) -> bool:
+        rest = key[len(folder_key) :]
+        if not rest or any(part.startswith(".") for part in rest.split("/")):
+            return False
+        try:
+            check_object_path(self._rel(key))
+        except StorageError:
+            return False
+        return True
+
+    # -- Storage ---------------------------------------------------------------------------
+
+    async def put_if_absent(self, path: str, data: bytes) -> bool:
+        target = self._fs_path(path)
+        what = f"cannot write {self.display(path)}"
+        fs = await self._filesystem()
+        try:
+            await self._create(fs, target, data)
+        except FileExistsError:
+            return await self._same_or_raise(path, data)
+        except Exception as exc:
+            raise await self._translated(fs, exc, what) from exc
+        self._bucket_seen = True
+        return True
+
+    async def _create(self, fs: Any, target: str, data: bytes) -> None:
+        """Write ``data`` only if ``target`` does not exist; ``FileExistsError`` if it does."""
+        await fs._pipe_file(target, data, mode="create")
+
+    async def _same_or_raise(self, path: str, data: bytes) -> bool:
+        existing = await self.get(path)
+        if existing == data:
+            return False
+        raise AlreadyExistsError(f"{self.display(path)} already exists with other contents")
+
+    async def get(self, path: str) -> bytes:
+        target = self._fs_path(path)
+        fs = await self._filesystem()
+        try:
+            data: bytes = await self._cat(fs, target)
+        except Exception as exc:
+            raise await self._translated(
+                fs, exc, f"cannot read {self.display(path)}", path=path
+            ) from exc
+        self._bucket_seen = True
+        return data
+
+    async def _cat(self, fs: Any, target: str) -> bytes:
+        data: bytes = await fs._cat_file(target)
+        return data
+
+    async def _translated(
+        self, fs: Any, exc: BaseException, what: str, *, path: str | None = None
+    ) -> StorageError:
+        """Like ``_error``, but a plain "not found" is checked against the bucket."""
+        error = self._error(exc, what)
+        if isinstance(error, MissingError):
+            if path is None:  # a write or listing: only the bucket can be missing
+                return self._missing_bucket(what)
+            exists = None if self._bucket_seen else await self._safe_bucket_exists(fs)
+            if exists is False:
+                return self._missing_bucket(what)
+            return StorageNotFoundError(f"{self.display(path)} does not exist")
+        return error
+
+    async def _safe_bucket_exists(self, fs: Any) -> bool | None:
+        try:
+            return await self._bucket_exists(fs)
+        except Exception as exc:
+            log.debug("bucket check failed: %s", exc)
+            return None
+
+    async def exists(self, path: str) -> bool:
+        key = self._key(check_object_path(path))
+        fs = await self._filesystem()
+        try:
+            found = await self._list_keys(fs, key, None, 1)
+        except Exception as exc:
+            raise await self._translated(fs, exc, f"cannot check {self.display(path)}") from exc
+        self._bucket_seen = True
+        return any(k == key for k, _, _ in found)
+
+    async def list_objects(self, prefix: str) -> list[ObjectInfo]:
+        return await self._list(prefix, None)
+
+    async def list_after(self, prefix: str, after: str | None) -> list[ObjectInfo]:
+        return await self._list(prefix, after)
+
+    async def _list(self, prefix: str, after: str | None) -> list[ObjectInfo]:
+        folder = self._folder_key(prefix)
+        start = self._key(after) if after else None
+        fs = await self._filesystem()
+        try:
+            found = await self._list_keys(fs, folder, start, None)
+        except Exception as exc:
+            raise await self._translated(fs, exc, f"cannot list {self.display(prefix)}") from exc
+        self._bucket_seen = True
+        items = [
+            ObjectInfo(self._rel(key), size, etag)
+            for key, size, etag in found
+            if self._visible(folder, key) and (start is None or key > start)
+        ]
+        items.sort(key=lambda i: i.path)
+        return items
+
+    async def list_dirs(self, prefix: str) -> list[str]:
+        folder = self._folder_key(prefix)
+        fs = await self._filesystem()
+        try:
+            found = await self._list_prefixes(fs, folder)
+        except Exception as exc:
+            raise await self._translated(fs, exc, f"cannot list {self.display(prefix)}") from exc
+        self._bucket_seen = True
+        names = {key[len(folder) :].strip("/") for key in found}
+        return sorted(n for n in names if n and "/" not in n and not n.startswith("."))
+
+    async def remove_probe(self, path: str) -> None:
+        if not path.startswith(PROBE_PREFIX):
+            raise StorageError(f"refusing to delete {path!r}: only self-test probes are removed")
+        target = self._fs_path(path)
+        fs = await self._filesystem()
+        try:
+            await fs._rm_file(target)
+        except Exception as exc:  # a retention policy may forbid it: keep the tiny probe
+            log.info("could not remove probe %s: %s", path, self._error(exc, "remove"))
+
+    async def close(self) -> None:
+        fs, self._fs, self._loop = self._fs, None, None
+        guard, self._guard = self._guard, None
+        self._bucket_seen = False
+        if guard is not None:
+            await guard.aclose()
+        if fs is not None:
+            try:
+                await self._close_fs(fs)
+            except Exception as exc:  # closing must never hide the caller's own error
+                log.debug("closing %s: %s", self.describe(), exc)

@@ -1,0 +1,202 @@
+"""Google Cloud Storage (and fake-gcs-server) over gcsfs.
+
+Credentials follow Google's Application Default Credentials unless the location says
+otherwise: ``GOOGLE_APPLICATION_CREDENTIALS``, ``gcloud auth application-default login``,
+the metadata server on Google Cloud. ``STORAGE_EMULATOR_HOST`` is honoured as the
+endpoint. As with Google's own client, a plain-``http`` endpoint (an emulator) is used
+without credentials.
+
+gcsfs's request retry (up to six attempts, 1 to 32 s apart) is replaced by this
+storage's ``retries`` so an unreachable service is reported in seconds, and credentials
+are refreshed in a worker thread (gcsfs refreshes them synchronously).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import random
+from typing import Any
+from urllib.parse import urlsplit
+
+from .base import (
+    StorageAuthError,
+    StorageError,
+    StorageOfflineError,
+    StoragePermissionError,
+)
+from .cloud import FsspecStorage, busy, exception_chain, one_line
+
+CREDENTIAL_HINT = (
+    "set GOOGLE_APPLICATION_CREDENTIALS, run 'gcloud auth application-default login', "
+    "or add ?credentials_file=… to the URL"
+)
+
+
+@functools.cache
+def _filesystem_class() -> Any:
+    # The default gcsfs class probes buckets over gRPC (hangs ~60 s on an emulator).
+    os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+    from gcsfs.core import GCSFileSystem  # type: ignore[import-untyped]
+    from gcsfs.retry import is_retriable  # type: ignore[import-untyped]
+
+    undecorated = getattr(GCSFileSystem._request, "__wrapped__", None)
+
+    class BoundedRetryGCSFileSystem(GCSFileSystem):  # type: ignore[misc]
+        attempts = 3
+
+        async def _request(self, method: str, path: str, *args: Any, **kwargs: Any) -> Any:
+            if undecorated is None:  # a gcsfs without the retry decorator's __wrapped__
+                return await super()._request(method, path, *args, **kwargs)
+            if self.credentials.credentials is not None:
+                await asyncio.to_thread(self.credentials.maybe_refresh)
+            for attempt in range(self.attempts):
+                try:
+                    return await undecorated(self, method, path, *args, **kwargs)
+                except Exception as exc:
+                    if attempt + 1 >= self.attempts or not is_retriable(exc):
+                        raise
+                await asyncio.sleep(min(0.25 * 2**attempt, 4.0) * (0.5 + random.random()))
+            raise AssertionError("unreachable")
+
+    return BoundedRetryGCSFileSystem
+
+
+class GCSStorage(FsspecStorage):
+    kind = "gs"
+
+    def create_only_mechanism(self) -> str:
+        return "GCS refuses the upload: ifGenerationMatch=0 (object must not exist)"
+
+    def _endpoint(self) -> str | None:
+        return self.location.options.get("endpoint_url") or os.environ.get("STORAGE_EMULATOR_HOST")
+
+    async def _open_fs(self) -> Any:
+        import aiohttp
+
+        cls = _filesystem_class()
+        opts = self.location.options
+        endpoint = self._endpoint()
+        kwargs: dict[str, Any] = {
+            "asynchronous": True,
+            "skip_instance_cache": True,
+            "use_listings_cache": False,
+            "requests_timeout": aiohttp.ClientTimeout(
+                total=None, connect=self.timeout, sock_read=self.timeout
+            ),
+        }
+        if "endpoint_url" in opts:
+            kwargs["endpoint_url"] = opts["endpoint_url"]
+        if "project" in opts:
+            kwargs["project"] = opts["project"]
+        key_file = (
+            os.path.expanduser(opts["credentials_file"]) if "credentials_file" in opts else None
+        )
+        if self.location.anonymous or (
+            key_file is None and endpoint and urlsplit(endpoint).scheme == "http"
+        ):
+            kwargs["token"] = "anon"
+        elif key_file is not None:
+            if not os.path.isfile(key_file):
+                raise StorageAuthError(
+                    f"cannot open {self.display()}: the credentials file {key_file} does not exist"
+                )
+            kwargs["token"] = key_file
+        try:
+            if kwargs.get("token") == "anon":
+                fs = cls(**kwargs)
+            else:  # finding credentials reads files and may ask the metadata server
+                fs = await asyncio.to_thread(functools.partial(cls, **kwargs))
+        except Exception as exc:
+            if key_file is not None:
+                raise StorageAuthError(
+                    f"cannot open {self.display()}: the credentials file {key_file} is not a "
+                    f"Google service-account or user key ({one_line(exc, 80)})"
+                ) from exc
+            raise self._error(exc, f"cannot open {self.display()}") from exc
+        fs.attempts = self.retries
+        return fs
+
+    async def _create(self, fs: Any, target: str, data: bytes) -> None:
+        # One simple upload whatever the size (segments stay below 64 MiB): gcsfs would
+        # switch to a resumable upload above 50 MiB, a path emulators handle differently.
+        await fs._pipe_file(target, data, mode="create", chunksize=max(len(data) + 1, 2**20))
+
+    async def _close_fs(self, fs: Any) -> None:
+        session = getattr(fs, "_session", None)
+        if session is not None:
+            await session.close()
+
+    async def _bucket_exists(self, fs: Any) -> bool | None:
+        try:
+            await fs._call("GET", "b/{}", self.bucket, json_out=True)
+        except FileNotFoundError:
+            return False
+        return True
+
+    async def _list_keys(
+        self, fs: Any, key_prefix: str, start_after: str | None, limit: int | None
+    ) -> list[tuple[str, int, str | None]]:
+        params: dict[str, Any] = {"prefix": key_prefix or None, "maxResults": limit or 1000}
+        if start_after is not None:
+            params["startOffset"] = start_after  # inclusive: the caller drops the equal key
+        out: list[tuple[str, int, str | None]] = []
+        while True:
+            page = await fs._call("GET", "b/{}/o", self.bucket, json_out=True, **params)
+            for item in page.get("items", []):
+                out.append((item["name"], int(item.get("size", 0)), item.get("etag")))
+            token = page.get("nextPageToken")
+            if not token or limit is not None:
+                return out
+            params["pageToken"] = token
+
+    async def _list_prefixes(self, fs: Any, key_prefix: str) -> list[str]:
+        params: dict[str, Any] = {"prefix": key_prefix or None, "delimiter": "/"}
+        out: list[str] = []
+        while True:
+            page = await fs._call("GET", "b/{}/o", self.bucket, json_out=True, **params)
+            out.extend(page.get("prefixes", []))
+            token = page.get("nextPageToken")
+            if not token:
+                return out
+            params["pageToken"] = token
+
+    def _service_error(self, exc: BaseException, what: str) -> StorageError | None:
+        from gcsfs.retry import HttpError, NonRetryableError
+        from google.auth import exceptions as auth_errors
+
+        for item in exception_chain(exc):
+            if isinstance(item, auth_errors.GoogleAuthError | NonRetryableError):
+                offline = self._network_error(item, what)
+                if offline is not None:
+                    return offline
+                return StorageAuthError(
+                    f"{what}: Google credentials could not be used ({one_line(item, 120)}): "
+                    + CREDENTIAL_HINT
+                )
+            if isinstance(item, HttpError):
+                code = item.code if isinstance(item.code, int) else None
+                if code == 401:
+                    return StorageAuthError(
+                        f"{what}: the service rejected the credentials (401): {CREDENTIAL_HINT}"
+                    )
+                if code == 403:
+                    return self._forbidden(what, item)
+                if code in (408, 429):
+                    return busy(what, code)
+                if code is not None and code >= 500:
+                    return StorageOfflineError(f"{what}: service error {code}: {one_line(item)}")
+                return StorageError(f"{what}: {one_line(item)}")
+            if type(item) is OSError and str(item).startswith("Forbidden"):
+                return self._forbidden(what, item)
+            if isinstance(item, ValueError) and str(item).startswith("Bad Request"):
+                return StorageError(f"{what}: the service refused the request: {one_line(item)}")
+        return None
+
+    def _forbidden(self, what: str, exc: BaseException) -> StorageError:
+        detail = str(exc).split("\n", 1)[-1] if "\n" in str(exc) else str(exc)
+        return StoragePermissionError(
+            f"{what}: access denied: the credentials work but may not do this on "
+            f"{self.bucket} ({one_line(detail, 120)})"
+        )

@@ -1,0 +1,190 @@
+"""Amazon S3 and S3-compatible services (MinIO, Cloudflare R2, moto) over s3fs.
+
+Credentials and endpoint follow botocore's own chain unless the location or a profile
+says otherwise: ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``/``AWS_SESSION_TOKEN``,
+``AWS_PROFILE``, ``~/.aws/config`` and ``credentials``, SSO, ``AWS_ENDPOINT_URL``
+(``AWS_ENDPOINT_URL_S3``), ``AWS_DEFAULT_REGION``, container and instance roles.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from .base import (
+    StorageAuthError,
+    StorageError,
+    StorageOfflineError,
+    StoragePermissionError,
+)
+from .cloud import FsspecStorage, MissingError, busy, exception_chain, one_line
+
+AUTH_CODES = {
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "InvalidToken",
+    "TokenRefreshRequired",
+    "InvalidSecurity",
+    "RequestTimeTooSkewed",
+    "UnrecognizedClientException",
+}
+PERMISSION_CODES = {"AccessDenied", "AllAccessDisabled", "AccountProblem", "InvalidObjectState"}
+THROTTLE_CODES = {
+    "SlowDown",
+    "Throttling",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "TooManyRequests",
+    "ServiceUnavailable",
+    "503",
+}
+OBJECT_LOCK_CODES = {"ObjectLockConfigurationNotFoundError"}
+CREDENTIAL_ERRORS = {
+    "NoCredentialsError": "no AWS credentials found",
+    "PartialCredentialsError": "the AWS credentials are incomplete",
+    "ProfileNotFound": "the AWS profile does not exist",
+    "CredentialRetrievalError": "the AWS credentials could not be loaded",
+    "TokenRetrievalError": "the AWS SSO token could not be loaded (run 'aws sso login')",
+    "SSOTokenLoadError": "the AWS SSO token could not be loaded (run 'aws sso login')",
+    "UnauthorizedSSOTokenError": "the AWS SSO token has expired (run 'aws sso login')",
+    "InvalidConfigError": "the AWS configuration is invalid",
+}
+CREDENTIAL_HINT = (
+    "set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE, or save keys with "
+    "'bucket-chat storage add'"
+)
+
+
+class S3Storage(FsspecStorage):
+    kind = "s3"
+
+    def create_only_mechanism(self) -> str:
+        return "S3 refuses the write: PutObject with If-None-Match: * (conditional write)"
+
+    async def _open_fs(self) -> Any:
+        from s3fs import S3FileSystem  # type: ignore[import-untyped]
+
+        opts = self.location.options
+        client_kwargs: dict[str, Any] = {}
+        config: dict[str, Any] = {
+            "connect_timeout": self.timeout,
+            "read_timeout": self.timeout,
+            # botocore retries connection errors, 5xx and throttling with jittered backoff.
+            "retries": {"total_max_attempts": self.retries, "mode": "standard"},
+        }
+        if "region" in opts:
+            client_kwargs["region_name"] = opts["region"]
+        if "addressing_style" in opts:
+            config["s3"] = {"addressing_style": opts["addressing_style"]}
+        kwargs: dict[str, Any] = {
+            "asynchronous": True,
+            "skip_instance_cache": True,
+            "use_listings_cache": False,
+            "client_kwargs": client_kwargs,
+            "config_kwargs": config,
+        }
+        if "endpoint_url" in opts:
+            kwargs["endpoint_url"] = opts["endpoint_url"]
+        if "profile" in opts:
+            kwargs["profile"] = opts["profile"]
+        if self.location.anonymous:
+            kwargs["anon"] = True
+        elif "access_key_id" in self._secrets:
+            kwargs["key"] = self._secrets["access_key_id"]
+            kwargs["secret"] = self._secrets["secret_access_key"]
+            if "session_token" in self._secrets:
+                kwargs["token"] = self._secrets["session_token"]
+        try:
+            fs = S3FileSystem(**kwargs)
+            fs.retries = 1  # botocore already retries; s3fs would multiply the attempts
+            client = await fs.set_session()
+        except Exception as exc:
+            raise self._error(exc, f"cannot open {self.display()}") from exc
+        # botocore sends "Expect: 100-continue" with every upload body, and aiohttp then
+        # waits for the "100 Continue" with no timeout at all: a service that stops
+        # answering would hang the write for ever. Our objects are small; send them whole.
+        from botocore.handlers import add_expect_header  # type: ignore[import-untyped]
+
+        client.meta.events.unregister("before-call.s3", add_expect_header)
+        return fs
+
+    async def _close_fs(self, fs: Any) -> None:
+        client = getattr(fs, "_s3", None)
+        if client is not None:
+            await client.close()
+
+    async def _cat(self, fs: Any, target: str) -> bytes:
+        # max_concurrency=1: one GET, without s3fs first asking for the size.
+        data: bytes = await fs._cat_file(target, max_concurrency=1)
+        return data
+
+    async def _list_keys(
+        self, fs: Any, key_prefix: str, start_after: str | None, limit: int | None
+    ) -> list[tuple[str, int, str | None]]:
+        params: dict[str, Any] = {"Bucket": self.bucket, "Prefix": key_prefix}
+        if start_after is not None:
+            params["StartAfter"] = start_after
+        if limit is not None:
+            params["MaxKeys"] = limit
+        out: list[tuple[str, int, str | None]] = []
+        while True:
+            page = await fs._call_s3("list_objects_v2", **params)
+            for item in page.get("Contents", []):
+                etag = item.get("ETag")
+                size = int(item.get("Size", 0))
+                out.append((item["Key"], size, etag.strip('"') if etag else None))
+            token = page.get("NextContinuationToken")
+            if not page.get("IsTruncated") or not token or limit is not None:
+                return out
+            params["ContinuationToken"] = token
+
+    async def _list_prefixes(self, fs: Any, key_prefix: str) -> list[str]:
+        params: dict[str, Any] = {"Bucket": self.bucket, "Prefix": key_prefix, "Delimiter": "/"}
+        out: list[str] = []
+        while True:
+            page = await fs._call_s3("list_objects_v2", **params)
+            out.extend(p["Prefix"] for p in page.get("CommonPrefixes", []))
+            token = page.get("NextContinuationToken")
+            if not page.get("IsTruncated") or not token:
+                return out
+            params["ContinuationToken"] = token
+
+    def _service_error(self, exc: BaseException, what: str) -> StorageError | None:
+        for item in exception_chain(exc):
+            name = type(item).__name__
+            if name in CREDENTIAL_ERRORS:
+                return StorageAuthError(f"{what}: {CREDENTIAL_ERRORS[name]}: {CREDENTIAL_HINT}")
+            response = getattr(item, "response", None)
+            if not isinstance(response, dict):
+                continue
+            error = response.get("Error") or {}
+            code = str(error.get("Code") or "")
+            status = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
+            message = one_line(error.get("Message") or code)
+            if code == "NoSuchBucket":
+                return self._missing_bucket(what)
+            if code in ("PermanentRedirect", "AuthorizationHeaderMalformed") or status == 301:
+                found = re.search(r"expecting '([a-z0-9-]+)'", str(error.get("Message", "")))
+                region = found.group(1) if found else error.get("Region") or "…"
+                return StorageError(
+                    f"{what}: bucket {self.bucket} is in another region: "
+                    f"add ?region={region} to the URL"
+                )
+            if code in ("NoSuchKey", "404") or status == 404:
+                return MissingError(f"{what}: not found")
+            if code in AUTH_CODES:
+                return StorageAuthError(
+                    f"{what}: the service rejected the credentials ({code}): {CREDENTIAL_HINT}"
+                )
+            if code in PERMISSION_CODES or status == 403:
+                return StoragePermissionError(
+                    f"{what}: access denied ({code or status}): the credentials work but "
+                    f"their policy does not allow this on {self.bucket}"
+                )
+            if code in THROTTLE_CODES or status in (429, 503):
+                return busy(what, code or status)
+            if status is not None and status >= 500:
+                return StorageOfflineError(f"{what}: service error {status} ({code}): {message}")
+            return StorageError(f"{what}: {code or status}: {message}")
+        return None

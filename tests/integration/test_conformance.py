@@ -1,0 +1,275 @@
+"""One storage contract, four backends: a local folder, S3 (moto), GCS (fake-gcs-server)
+and Azure (Azurite). Every test here runs against each of them."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from nacl.signing import SigningKey
+
+from bucket_chat_desktop.protocol.audit import TrustState
+from bucket_chat_desktop.storage import (
+    AlreadyExistsError,
+    ObjectInfo,
+    StorageError,
+    StorageNotFoundError,
+)
+from bucket_chat_desktop.sync.reader import list_rooms, open_room
+from bucket_chat_desktop.sync.writer import Draft, RoomWriter
+
+from .conftest import Stores, StoresMaker
+
+DAY = 86_400_000
+T0 = 1_735_732_800_000  # 2025-01-01T12:00:00Z
+
+SEG = "rooms/r/logs/2025-01-01/messages_1_1_a.jsonl"
+
+
+async def test_create_only_write_never_overwrites(stores: Stores) -> None:
+    store = stores.new()
+    assert await store.put_if_absent(SEG, b"first") is True
+    assert await store.put_if_absent(SEG, b"first") is False  # a retry meeting its own write
+    with pytest.raises(AlreadyExistsError) as caught:
+        await store.put_if_absent(SEG, b"second")
+    assert "already exists" in str(caught.value) and "\n" not in str(caught.value)
+    assert await store.get(SEG) == b"first"
+    # Another client sees the same object and may not replace it either.
+    other = stores.new()
+    with pytest.raises(AlreadyExistsError):
+        await other.put_if_absent(SEG, b"third")
+    assert await other.get(SEG) == b"first"
+
+
+async def test_empty_and_larger_objects(stores: Stores) -> None:
+    """Activity markers are empty objects; segments run to megabytes."""
+    store = stores.new()
+    marker = "activity/2025-01-01/1735732800000~r~2025-01-01~messages_1_1_a.jsonl"
+    assert await store.put_if_absent(marker, b"") is True
+    assert await store.put_if_absent(marker, b"") is False
+    assert await store.get(marker) == b""
+    big = bytes(range(256)) * 8192  # 2 MiB, every byte value
+    assert await store.put_if_absent(SEG, big) is True
+    assert await stores.new().get(SEG) == big
+    listed = await store.list_after("activity/2025-01-01/", None)
+    assert [(i.path, i.size) for i in listed] == [(marker, 0)]
+    assert [(i.path, i.size) for i in await store.list_objects("rooms/")] == [(SEG, len(big))]
+
+
+async def test_gcs_large_segments_stay_create_only(stores_for: StoresMaker) -> None:
+    """Above 50 MiB gcsfs would switch to a resumable upload; segments reach 64 MiB."""
+    stores = stores_for("gs")
+    store = stores.new()
+    big = b"x" * (51 * 2**20)
+    assert await store.put_if_absent(SEG, big) is True
+    with pytest.raises(AlreadyExistsError):
+        await store.put_if_absent(SEG, big[:-1] + b"y")
+    assert await store.put_if_absent(SEG, big) is False
+    assert await store.get(SEG) == big
+
+
+async def test_racers_on_one_name_have_exactly_one_winner(stores: Stores) -> None:
+    racers = [stores.new() for _ in range(8)]
+    payloads = [f"racer {i} ".encode() * (i + 1) for i in range(8)]
+
+    async def race(i: int) -> bool | BaseException:
+        try:
+            return await racers[i].put_if_absent(SEG, payloads[i])
+        except AlreadyExistsError as exc:
+            return exc
+
+    results = await asyncio.gather(*(race(i) for i in range(8)))
+    winners = [i for i, r in enumerate(results) if r is True]
+    assert len(winners) == 1, results
+    assert all(isinstance(r, AlreadyExistsError) for i, r in enumerate(results) if i != winners[0])
+    assert await stores.new().get(SEG) == payloads[winners[0]]
+
+
+async def test_get_of_a_missing_object(stores: Stores) -> None:
+    store = stores.new()
+    await store.put_if_absent("rooms/r/metadata.json", b"{}")
+    with pytest.raises(StorageNotFoundError) as caught:
+        await store.get("rooms/r/nothing-here.json")
+    message = str(caught.value)
+    assert "nothing-here.json" in message and "does not exist" in message
+    assert "\n" not in message
+
+
+async def test_listing_is_recursive_sorted_and_sized(stores: Stores) -> None:
+    store = stores.new()
+    objects = {
+        "rooms/r/metadata.json": b"{}",
+        "rooms/r/logs/2025-01-02/messages_2_2_b.jsonl": b"bb",
+        "rooms/r/logs/2025-01-01/messages_1_1_a.jsonl": b"a",
+        "rooms/r/logs/2025-01-01/messages_1_2_z.jsonl": b"zzz",
+        "rooms/r2/logs/2025-01-01/messages_1_1_a.jsonl": b"other room",
+        "rooms/r/logs/.hidden/x.jsonl": b"not listed",
+    }
+    for path, data in objects.items():
+        await store.put_if_absent(path, data)
+    listed = await stores.new().list_objects("rooms/r/")
+    assert [i.path for i in listed] == [
+        "rooms/r/logs/2025-01-01/messages_1_1_a.jsonl",
+        "rooms/r/logs/2025-01-01/messages_1_2_z.jsonl",
+        "rooms/r/logs/2025-01-02/messages_2_2_b.jsonl",
+        "rooms/r/metadata.json",
+    ]
+    assert [i.size for i in listed] == [1, 3, 2, 2]
+    if stores.kind != "local":
+        assert all(i.etag for i in listed), listed
+    # A prefix is a folder: "rooms/r" does not match "rooms/r2".
+    assert [i.path for i in await store.list_objects("rooms/r")] == [i.path for i in listed]
+    assert await store.list_objects("rooms/none/") == []
+    everything = await store.list_objects("")
+    assert len(everything) == 5 and everything == sorted(everything, key=lambda i: i.path)
+
+
+async def test_list_after_returns_only_later_names(stores: Stores) -> None:
+    store = stores.new()
+    names = [
+        "rooms/r/logs/2024-12-31/messages_0_0_a.jsonl",
+        "rooms/r/logs/2025-01-01/messages_1_1_a.jsonl",
+        "rooms/r/logs/2025-01-01/messages_1_2_a.jsonl",
+        "rooms/r/logs/2025-01-02/messages_2_2_a.jsonl",
+        "rooms/r/logs/2025-02-01/messages_3_3_a.jsonl",
+    ]
+    for name in reversed(names):
+        await store.put_if_absent(name, name.encode())
+    reader = stores.new()
+    prefix = "rooms/r/logs/"
+    assert [i.path for i in await reader.list_after(prefix, None)] == names
+    for k, name in enumerate(names):
+        assert [i.path for i in await reader.list_after(prefix, name)] == names[k + 1 :]
+    # A cursor between names, and one in a date folder that has no objects.
+    between = "rooms/r/logs/2025-01-01/messages_1_1_b.jsonl"
+    assert [i.path for i in await reader.list_after(prefix, between)] == names[2:]
+    assert [i.path for i in await reader.list_after(prefix, "rooms/r/logs/2025-01-15/")] == [
+        names[4]
+    ]
+    # New objects after the cursor show up at once (no listing cache).
+    late = "rooms/r/logs/2025-03-01/messages_4_4_a.jsonl"
+    await store.put_if_absent(late, b"late")
+    after = await reader.list_after(prefix, names[-1])
+    assert after == [ObjectInfo(late, 4, after[0].etag)]
+
+
+async def test_names_with_spaces_and_non_ascii_round_trip(stores: Stores) -> None:
+    store = stores.new()
+    names = [
+        "rooms/r/logs/2025-01-01/messages_1_1_a b+c%20d.jsonl",
+        "rooms/r/logs/2025-01-01/messages_1_2_ünïcødé-用户.jsonl",
+    ]
+    for name in names:
+        assert await store.put_if_absent(name, name.encode()) is True
+        assert await store.get(name) == name.encode()
+        assert await store.exists(name)
+    assert [i.path for i in await stores.new().list_objects("rooms/r/")] == sorted(names)
+    after = await store.list_after("rooms/r/logs/", names[0])
+    assert [i.path for i in after] == names[1:]
+
+
+async def test_list_dirs(stores: Stores) -> None:
+    store = stores.new()
+    for path in (
+        "rooms/b/logs/2025-01-02/messages_1_1_a.jsonl",
+        "rooms/a/logs/2025-01-01/messages_1_1_a.jsonl",
+        "rooms/a/logs/2025-01-03/messages_1_1_a.jsonl",
+        "rooms/a/metadata.json",
+        "rooms/.hidden/metadata.json",
+        "top.json",
+    ):
+        await store.put_if_absent(path, b"x")
+    await store.probe_create_only()
+    assert await store.list_dirs("rooms/") == ["a", "b"]
+    assert await store.list_dirs("rooms") == ["a", "b"]
+    assert await store.list_dirs("rooms/a/logs/") == ["2025-01-01", "2025-01-03"]
+    assert await store.list_dirs("") == ["rooms"]
+    assert await store.list_dirs("rooms/a/logs/2025-01-01/") == []
+    assert await store.list_dirs("nothing/") == []
+    assert await list_rooms(store) == ["a", "b"]
+
+
+async def test_exists(stores: Stores) -> None:
+    store = stores.new()
+    await store.put_if_absent("rooms/r/metadata.json", b"{}")
+    await store.put_if_absent("rooms/r/metadata.json.bak", b"{}")
+    assert await store.exists("rooms/r/metadata.json") is True
+    assert await store.exists("rooms/r/metadata.jso") is False
+    assert await store.exists("rooms/r") is False  # a folder is not an object
+    assert await store.exists("rooms/x/metadata.json") is False
+
+
+async def test_probe_reports_create_only_and_cleans_up(stores: Stores) -> None:
+    store = stores.new()
+    honoured, how = await store.probe_create_only()
+    assert honoured is True, how
+    assert how and "\n" not in how
+    assert await store.list_objects(".bucket-chat-probe/") == []
+    assert await store.list_objects("") == []
+
+
+@pytest.mark.parametrize(
+    "path", ["", "/abs", "../x", "a/../b", "a//b", "a/./b", "a/", "a\\b", "a/\x00b", "."]
+)
+async def test_hostile_paths_are_refused(stores: Stores, path: str) -> None:
+    store = stores.new()
+    for attempt in (
+        store.put_if_absent(path, b"x"),
+        store.get(path),
+        store.exists(path),
+    ):
+        with pytest.raises(StorageError, match="unsafe object path"):
+            await attempt
+    if path.strip("/") and path != "a/":  # "a/" is a fine folder to list
+        with pytest.raises(StorageError, match="unsafe object path"):
+            await store.list_objects(path)
+        with pytest.raises(StorageError, match="unsafe object path"):
+            await store.list_dirs(path)
+    assert await store.list_objects("") == []
+
+
+async def test_the_sync_layer_works_end_to_end(stores: Stores) -> None:
+    alice_key, bob_key = SigningKey.generate(), SigningKey.generate()
+    clock = iter(T0 + DAY * d + s for d in range(3) for s in range(0, 50_000, 1000))
+    alice = RoomWriter(
+        stores.new(), "team", "alice@example.com", alice_key, clock=lambda: next(clock)
+    )
+    await alice.create_room("Team room", "2025-01-01T12:00:00.000Z")
+    await alice.send([Draft.text("hello from alice")])
+    bob = RoomWriter(stores.new(), "team", "bob@example.com", bob_key, clock=lambda: next(clock))
+    await bob.send([Draft.text("hi alice"), Draft.text("second line")])
+    await alice.send([Draft.text("see you tomorrow")])
+
+    view = await open_room(stores.new(), "team")
+    result = view.ledger.audit()
+    assert result.clean, result.findings
+    assert view.metadata is not None and view.metadata.name == "Team room"
+    bodies = [
+        a.event.content.get("body") for a in result.timeline if a.event.type == "m.room.message"
+    ]
+    assert bodies == ["hello from alice", "hi alice", "second line", "see you tomorrow"]
+    assert all(a.state is TrustState.VERIFIED for a in result.timeline)
+    assert len({a.event.sender_key for a in result.timeline}) == 2
+    # A restarted writer continues its own chain from storage.
+    again = RoomWriter(
+        stores.new(), "team", "alice@example.com", alice_key, clock=lambda: next(clock)
+    )
+    await again.send([Draft.text("back again")])
+    final = (await open_room(stores.new(), "team")).ledger.audit()
+    assert final.clean, final.findings
+    assert final.timeline[-1].event.content.get("body") == "back again"
+
+
+async def test_a_second_client_sees_new_objects_at_once(stores: Stores) -> None:
+    writer, reader = stores.new(), stores.new()
+    assert await reader.list_objects("rooms/r/") == []
+    assert await reader.list_dirs("rooms/r/logs/") == []
+    start = time.monotonic()
+    for i in range(5):
+        path = f"rooms/r/logs/2025-01-0{i + 1}/messages_{i}_{i}_a.jsonl"
+        await writer.put_if_absent(path, b"x")
+        assert [o.path for o in await reader.list_objects("rooms/r/")][-1] == path
+        assert await reader.exists(path)
+        assert len(await reader.list_dirs("rooms/r/logs/")) == i + 1
+    assert time.monotonic() - start < 10

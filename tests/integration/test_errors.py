@@ -1,0 +1,176 @@
+"""What a user meets when the storage is misconfigured or unreachable: the right error class
+and one line that says what to do, quickly — never a traceback or a minute of retries."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from bucket_chat_desktop.storage import (
+    Storage,
+    StorageAuthError,
+    StorageError,
+    StorageNotFoundError,
+    StorageOfflineError,
+    StoragePermissionError,
+)
+from bucket_chat_desktop.storage.open import open_storage
+
+from . import _emulators as emu
+from .conftest import Stores, StoresMaker
+
+Op = Callable[[Storage], Awaitable[object]]
+OPS: dict[str, Op] = {
+    "get": lambda s: s.get("rooms/r/metadata.json"),
+    "put": lambda s: s.put_if_absent("rooms/r/logs/2025-01-01/messages_1_1_a.jsonl", b"x"),
+    "list": lambda s: s.list_objects("rooms/r/logs/"),
+    "list_after": lambda s: s.list_after("rooms/r/logs/", "rooms/r/logs/2025-01-01/a"),
+    "list_dirs": lambda s: s.list_dirs("rooms/"),
+    "exists": lambda s: s.exists("rooms/r/metadata.json"),
+    "probe": lambda s: s.probe_create_only(),
+}
+
+
+async def fails(store: Storage, op: str, kind: type[StorageError]) -> str:
+    """Run ``op`` and return its one-line message, checking the class and the speed."""
+    start = time.monotonic()
+    with pytest.raises(StorageError) as caught:
+        await OPS[op](store)
+    elapsed = time.monotonic() - start
+    assert type(caught.value) is kind, f"{op}: {type(caught.value).__name__}: {caught.value}"
+    message = str(caught.value)
+    assert message and "\n" not in message and "Traceback" not in message
+    assert elapsed < 8, f"{op} took {elapsed:.1f} s"
+    return message
+
+
+@pytest.mark.parametrize("op", list(OPS))
+async def test_a_missing_bucket_is_named(cloud_stores: Stores, op: str) -> None:
+    store = cloud_stores.new(bucket="bc-no-such-bucket")
+    message = await fails(store, op, StorageNotFoundError)
+    what = "container" if cloud_stores.kind == "az" else "bucket"
+    assert f"{what} bc-no-such-bucket does not exist" in message
+
+
+@pytest.mark.parametrize("op", ["get", "list", "put"])
+async def test_wrong_s3_keys(stores_for: StoresMaker, op: str) -> None:
+    stores = stores_for("s3")
+    admin = stores.emulators.s3_admin  # type: ignore[union-attr]
+    assert admin is not None
+    unknown = {"access_key_id": "AKIAUNKNOWN000000000", "secret_access_key": "nope"}
+    wrong_secret = {"access_key_id": admin.access_key_id, "secret_access_key": "nope"}
+    for secrets, code in ((unknown, "InvalidAccessKeyId"), (wrong_secret, "Signature")):
+        message = await fails(stores.new(secrets=secrets), op, StorageAuthError)
+        assert code in message and "AWS_ACCESS_KEY_ID" in message
+
+
+@pytest.mark.parametrize("op", ["get", "list", "put"])
+async def test_wrong_azure_key(stores_for: StoresMaker, op: str) -> None:
+    stores = stores_for("az")
+    bad_key = emu.AZ_KEY[:-6] + "AAAAA="
+    message = await fails(stores.new(secrets={"account_key": bad_key}), op, StorageAuthError)
+    assert "rejected the credentials" in message
+
+
+async def test_s3_read_only_keys_may_not_write(stores_for: StoresMaker) -> None:
+    stores = stores_for("s3")
+    await stores.new().put_if_absent("rooms/r/metadata.json", b"{}")
+    keys = stores.emulators.s3_reader  # type: ignore[union-attr]
+    assert keys is not None
+    reader = stores.new(
+        secrets={"access_key_id": keys.access_key_id, "secret_access_key": keys.secret_access_key}
+    )
+    await can_read_but_not_write(reader)
+
+
+async def test_azure_read_only_sas_may_not_write(stores_for: StoresMaker) -> None:
+    stores = stores_for("az")
+    await stores.new().put_if_absent("rooms/r/metadata.json", b"{}")
+    reader = stores.new(secrets={"sas_token": emu.az_read_only_sas(stores.bucket)})
+    await can_read_but_not_write(reader)
+
+
+async def can_read_but_not_write(reader: Storage) -> None:
+    assert await reader.get("rooms/r/metadata.json") == b"{}"
+    assert [o.path for o in await reader.list_objects("rooms/")] == ["rooms/r/metadata.json"]
+    message = await fails(reader, "put", StoragePermissionError)
+    assert "access denied" in message
+
+
+async def test_connection_refused(cloud_stores: Stores) -> None:
+    endpoint = f"http://127.0.0.1:{emu.closed_port()}"
+    if cloud_stores.kind == "az":
+        endpoint += f"/{emu.AZ_ACCOUNT}"
+    store = cloud_stores.new(options={"endpoint_url": endpoint})
+    for op in ("get", "put", "list"):
+        message = await fails(store, op, StorageOfflineError)
+        assert "refused the connection" in message and endpoint in message
+
+
+async def test_unknown_host(cloud_stores: Stores) -> None:
+    endpoint = "http://nonexistent.invalid:9000"
+    store = cloud_stores.new(options={"endpoint_url": endpoint})
+    message = await fails(store, "get", StorageOfflineError)
+    assert "cannot resolve the host" in message
+
+
+@pytest.fixture
+def silent_server() -> Iterator[str]:
+    """A TCP port that accepts connections (the kernel does) and never answers."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(64)
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+async def test_a_silent_service_times_out(cloud_stores: Stores, silent_server: str) -> None:
+    endpoint = silent_server + (f"/{emu.AZ_ACCOUNT}" if cloud_stores.kind == "az" else "")
+    store = cloud_stores.new(options={"endpoint_url": endpoint, "timeout": "1"})
+    for op in ("put", "get", "list"):  # an upload must not wait for ever either
+        start = time.monotonic()
+        message = await fails(store, op, StorageOfflineError)
+        assert "no answer" in message and "within 1 s" in message
+        assert time.monotonic() - start < 4, op
+
+
+async def test_s3_without_any_credentials(
+    stores_for: StoresMaker, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    stores = stores_for("s3")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    message = await fails(stores.new(secrets={}), "get", StorageAuthError)
+    assert "no AWS credentials found" in message
+    store = stores.new(secrets={}, options={"profile": "no-such-profile"})
+    message = await fails(store, "list", StorageAuthError)
+    assert "profile" in message
+
+
+async def test_gcs_credentials_file_problems(stores_for: StoresMaker, tmp_path: Path) -> None:
+    stores = stores_for("gs")
+    missing = tmp_path / "missing.json"
+    store = stores.new(options={"credentials_file": str(missing)})
+    message = await fails(store, "get", StorageAuthError)
+    assert str(missing) in message
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    store = stores.new(options={"credentials_file": str(broken)})
+    message = await fails(store, "get", StorageAuthError)
+    assert str(broken) in message
+
+
+async def test_azure_without_an_account(stores_for: StoresMaker) -> None:
+    stores = stores_for("az")
+    store = open_storage(f"az://{stores.bucket}/team")
+    stores.opened.append(store)
+    message = await fails(store, "get", StorageAuthError)
+    assert "account_name" in message
+    endpoint = stores.location.options["endpoint_url"]
+    store = open_storage(f"az://{stores.bucket}/team?endpoint_url={endpoint}")
+    stores.opened.append(store)
+    message = await fails(store, "list", StorageAuthError)
+    assert "needs an account key, SAS token or connection string" in message

@@ -1,0 +1,179 @@
+"""Storage URLs: what each form means, and the mistakes refused before anything is contacted."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bucket_chat_desktop.storage import open_storage
+from bucket_chat_desktop.storage.local import LocalStorage
+from bucket_chat_desktop.storage.url import (
+    DEFAULT_RETRIES,
+    DEFAULT_TIMEOUT,
+    StorageLocation,
+    StorageUrlError,
+    parse_storage_url,
+)
+
+
+@pytest.mark.parametrize(
+    ("url", "kind", "bucket", "prefix", "options"),
+    [
+        ("s3://bucket", "s3", "bucket", "", {}),
+        ("s3://bucket/", "s3", "bucket", "", {}),
+        ("s3://bucket/team/chat/", "s3", "bucket", "team/chat", {}),
+        (
+            "s3://b.k-t/p?region=eu-west-1&endpoint_url=http://127.0.0.1:9000/&profile=work",
+            "s3",
+            "b.k-t",
+            "p",
+            {"endpoint_url": "http://127.0.0.1:9000", "profile": "work", "region": "eu-west-1"},
+        ),
+        ("gs://bucket/p?project=my-proj", "gs", "bucket", "p", {"project": "my-proj"}),
+        ("gcs://bucket/p", "gs", "bucket", "p", {}),
+        (
+            "az://container/p?account_name=acct&endpoint_url=https://acct.blob.core.windows.net",
+            "az",
+            "container",
+            "p",
+            {"account_name": "acct", "endpoint_url": "https://acct.blob.core.windows.net"},
+        ),
+        ("abfs://container", "az", "container", "", {}),
+        ("S3://bucket/p?ANONYMOUS=TRUE", "s3", "bucket", "p", {"anonymous": "true"}),
+        ("s3://bucket/caf%C3%A9", "s3", "bucket", "café", {}),
+    ],
+)
+def test_cloud_urls(url: str, kind: str, bucket: str, prefix: str, options: dict[str, str]) -> None:
+    loc = parse_storage_url(url)
+    assert (loc.kind, loc.bucket, loc.prefix, dict(loc.options)) == (kind, bucket, prefix, options)
+    assert loc.is_cloud
+    assert parse_storage_url(loc.url()) == loc  # the canonical URL round-trips
+    assert loc.root() == f"{kind}://{bucket}{'/' + prefix if prefix else ''}"
+
+
+def test_folders_and_file_urls(tmp_path: Path) -> None:
+    assert parse_storage_url(str(tmp_path)) == StorageLocation("file", str(tmp_path))
+    assert parse_storage_url("relative/folder").bucket == "relative/folder"
+    assert parse_storage_url(f"file://{tmp_path}").bucket == str(tmp_path)
+    assert parse_storage_url(f"file://localhost{tmp_path}").bucket == str(tmp_path)
+    assert parse_storage_url("file:///tmp/a%20b").bucket == "/tmp/a b"
+    assert not parse_storage_url(str(tmp_path)).is_cloud
+    for bad, message in [
+        ("file://server/share", "mount the share"),
+        ("file:///tmp/x?region=y", "take no options"),
+        ("file://", "without a path"),
+    ]:
+        with pytest.raises(StorageUrlError, match=message):
+            parse_storage_url(bad)
+
+
+def test_defaults_and_tuning_options() -> None:
+    loc = parse_storage_url("s3://bucket")
+    assert (loc.timeout, loc.retries, loc.anonymous) == (DEFAULT_TIMEOUT, DEFAULT_RETRIES, False)
+    loc = parse_storage_url("gs://bucket?timeout=2.5&retries=1&anonymous=yes")
+    assert (loc.timeout, loc.retries, loc.anonymous) == (2.5, 1, True)
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("", "empty storage location"),
+        ("ftp://host/x", "unknown storage URL scheme ftp://"),
+        ("s3://", "without a bucket"),
+        ("s3:///prefix", "without a bucket"),
+        ("s3://b", "not a valid bucket name"),
+        ("s3://bad_bucket!/x", "not a valid bucket name"),
+        ("az://c%2Fx/y", "not a valid container name"),
+        ("s3://bucket/a/../b", "unsafe prefix"),
+        ("s3://bucket/a//b", "unsafe prefix"),
+        ("s3://bucket/p#frag", "no '#' part"),
+        ("s3://user:pass@bucket/p", "must not carry credentials"),
+        ("s3://bucket?secret_access_key=x", "is a secret"),
+        ("s3://bucket?aws_access_key_id=x", "is a secret"),
+        ("az://c1?account_key=x", "is a secret"),
+        ("az://c1?sig=x&se=y", "is a secret"),
+        ("az://c1?connection_string=x", "is a secret"),
+        ("s3://bucket?project=x", "unknown option 'project' for s3://"),
+        ("gs://bucket?region=x", "unknown option 'region' for gs://"),
+        ("s3://bucket?region=a&region=b", "given twice"),
+        ("s3://bucket?region=", "needs a value"),
+        ("s3://bucket?endpoint_url=ftp://host", "must look like https://host"),
+        ("s3://bucket?endpoint_url=localhost:9000", "must look like https://host"),
+        ("s3://bucket?endpoint_url=http://u:p@host", "must not carry credentials"),
+        ("s3://bucket?endpoint_url=http://host:99999", "bad port"),
+        ("s3://bucket?timeout=0", "timeout must be"),
+        ("s3://bucket?timeout=nan", "timeout must be"),
+        ("s3://bucket?timeout=9999", "timeout must be"),
+        ("s3://bucket?retries=0", "retries must be"),
+        ("s3://bucket?retries=2.5", "retries must be"),
+        ("s3://bucket?anonymous=maybe", "anonymous must be"),
+        ("s3://bucket?addressing_style=dns", "addressing_style must be"),
+    ],
+)
+def test_mistakes_are_refused_with_the_fix(url: str, message: str) -> None:
+    with pytest.raises(StorageUrlError, match=message) as caught:
+        parse_storage_url(url)
+    assert "\n" not in str(caught.value)
+
+
+def test_secrets_never_echo_in_errors() -> None:
+    with pytest.raises(StorageUrlError) as caught:
+        parse_storage_url("s3://bucket?secret_access_key=TOPSECRET")
+    assert "TOPSECRET" not in str(caught.value)
+
+
+def test_identity_names_the_data_not_the_tuning() -> None:
+    a = parse_storage_url("s3://bucket/p?endpoint_url=http://h:9&region=x&timeout=3&retries=1")
+    b = parse_storage_url("s3://bucket/p?endpoint_url=http://h:9&profile=other")
+    assert a.identity() == b.identity() == "s3://bucket/p?endpoint_url=http%3A%2F%2Fh%3A9"
+    assert parse_storage_url("s3://bucket/p").identity() != a.identity()
+    az = parse_storage_url("az://c1/p?account_name=one&timeout=1")
+    assert az.identity() == "az://c1/p?account_name=one"
+    assert parse_storage_url("gs://bucket/caf%C3%A9").identity() == "gs://bucket/caf%C3%A9"
+    assert parse_storage_url("/tmp/x").identity() == "/tmp/x"
+
+
+def test_with_options() -> None:
+    loc = parse_storage_url("s3://bucket/p?region=eu-west-1")
+    more = loc.with_options({"endpoint_url": "http://127.0.0.1:1", "region": "eu-west-1"})
+    assert dict(more.options) == {"endpoint_url": "http://127.0.0.1:1", "region": "eu-west-1"}
+    with pytest.raises(StorageUrlError, match="given twice with different values"):
+        loc.with_options({"region": "us-east-1"})
+    with pytest.raises(StorageUrlError, match="unknown option"):
+        loc.with_options({"project": "x"})
+
+
+def test_open_storage_picks_the_backend_without_contacting_it(tmp_path: Path) -> None:
+    from bucket_chat_desktop.storage.azure import AzureStorage
+    from bucket_chat_desktop.storage.gcs import GCSStorage
+    from bucket_chat_desktop.storage.s3 import S3Storage
+
+    assert isinstance(open_storage(str(tmp_path)), LocalStorage)
+    s3 = open_storage("s3://bucket/team?endpoint_url=http://127.0.0.1:1&region=eu-west-1")
+    assert isinstance(s3, S3Storage)
+    assert s3.describe() == "s3://bucket/team at http://127.0.0.1:1"
+    assert isinstance(open_storage("gs://bucket"), GCSStorage)
+    az = open_storage("az://container/x?account_name=acct")
+    assert isinstance(az, AzureStorage)
+    assert az.describe() == "az://container/x"
+
+
+def test_importing_storage_is_cheap_and_side_effect_free() -> None:
+    code = (
+        "import os, sys\n"
+        "before = dict(os.environ)\n"
+        "import bucket_chat_desktop.storage\n"
+        "import bucket_chat_desktop.storage.url, bucket_chat_desktop.storage.profiles\n"
+        "heavy = ('fsspec', 's3fs', 'gcsfs', 'adlfs', 'botocore', 'aiohttp', 'azure',\n"
+        "         'google', 'keyring')\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))\n"
+        "print(dict(os.environ) == before)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split("\n")
+    assert out[0] == "[]"
+    assert out[1] == "True"
