@@ -135,6 +135,28 @@ def _is_join(ev: Event) -> bool:
     return ev.type == MEMBER and ev.content.get("membership") == "join"
 
 
+def _parents_first(copies: list[_Copy]) -> list[_Copy]:
+    """``copies`` in order, except that one whose chain predecessor is among them comes
+    right after it: a batch shares one timestamp, so its random ids alone may put a
+    device's message before its own join."""
+    present = {c.ev.hash for c in copies}
+    placed: set[str] = set()
+    waiting: dict[str, list[_Copy]] = {}
+    out: list[_Copy] = []
+    for c in copies:
+        prev = c.ev.prev_event_hash
+        if prev is not None and prev in present and prev not in placed:
+            waiting.setdefault(prev, []).append(c)
+            continue
+        stack = [c]
+        while stack:
+            item = stack.pop()
+            out.append(item)
+            placed.add(item.ev.hash)
+            stack.extend(reversed(waiting.pop(item.ev.hash, [])))
+    return out
+
+
 class RoomLedger:
     """Everything read so far about one room, ready to be audited."""
 
@@ -305,7 +327,7 @@ class RoomLedger:
         bound = dict(state.bound)
         last = state.last_row
         invalid: list[_Copy] = []
-        for c in sorted(added, key=_order_key):
+        for c in _parents_first(sorted(added, key=_order_key)):
             ev = c.ev
             if c.sig_ok is False:
                 invalid.append(c)

@@ -1,0 +1,195 @@
+"""``bucket-chat sync`` and the outbox through the installed command: one-shot counts,
+following a room live, a send to a read-only store that is delivered later exactly once,
+and history that survives losing the local index."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import queue
+import re
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .conftest import EXE, Device, segments
+
+ROOM = "sync-room"
+
+
+def bodies_on_disk(store: Path, room: str = ROOM) -> list[str]:
+    """Every message body in every segment file, duplicates included."""
+    out = []
+    for seg in segments(store, room):
+        for line in seg.read_text().splitlines():
+            event = json.loads(line)
+            if event["type"] == "m.room.message":
+                out.append(event["content"]["body"])
+    return out
+
+
+def history_bodies(dev: Device) -> list[str]:
+    doc = dev.json("history", "--room-id", ROOM)
+    return [e["content"]["body"] for e in doc["events"] if e["type"] == "m.room.message"]
+
+
+def test_one_shot_sync_prints_counts(device) -> None:  # type: ignore[no-untyped-def]
+    alice = device("alice", "alice@example.com")
+    bob = device("bob", "bob@example.com", setup=False)  # reading needs no key
+    alice.user("create-room", "--room-id", ROOM, "--name", "Sync")
+    alice.user("send", "--room-id", ROOM, "one")
+    alice.user("send", "--room-id", ROOM, "two")
+
+    first = bob.run("sync", "--room-id", ROOM)
+    assert first.stdout.strip() == f"{ROOM}: 3 events (3 new), 0 finding(s)"
+    again = bob.run("sync", "--room-id", ROOM)
+    assert again.stdout.strip() == f"{ROOM}: 3 events (0 new), 0 finding(s)"
+    alice.user("send", "--room-id", ROOM, "three")
+    later = bob.run("sync", "--room-id", ROOM)
+    assert later.stdout.strip() == f"{ROOM}: 4 events (1 new), 0 finding(s)"
+
+    missing = bob.run("sync", "--room-id", "no-such-room", check=False)
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
+
+
+class Lines:
+    """A subprocess's stdout, read line by line on a thread, waited for with a deadline."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.seen: list[str] = []
+        self._queue: queue.Queue[str] = queue.Queue()
+        assert proc.stdout is not None
+        stream = proc.stdout
+        threading.Thread(
+            target=lambda: [self._queue.put(line) for line in stream], daemon=True
+        ).start()
+
+    def wait_for(self, text: str, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            found = next((line for line in self.seen if text in line), None)
+            if found is not None:
+                return found
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"no line with {text!r} within {timeout} s: {self.seen}")
+            with contextlib.suppress(queue.Empty):
+                self.seen.append(self._queue.get(timeout=left))
+
+
+def test_sync_follow_prints_messages_sent_while_it_runs(device, store: Path) -> None:  # type: ignore[no-untyped-def]
+    alice = device("alice", "alice@example.com")
+    bob = device("bob", "bob@example.com", setup=False)
+    alice.user("create-room", "--room-id", ROOM, "--name", "Sync")
+    alice.user("send", "--room-id", ROOM, "before bob follows")
+    follow = subprocess.Popen(
+        [EXE, "-s", str(store), "sync", "--room-id", ROOM, "--follow"],
+        env=bob.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        bufsize=1,
+    )
+    try:
+        lines = Lines(follow)
+        lines.wait_for("Following", timeout=20)
+        assert "before bob follows" in lines.wait_for("before bob follows", timeout=1)
+        alice.user("send", "--room-id", ROOM, "sent while bob follows")
+        line = lines.wait_for("sent while bob follows", timeout=20)
+        assert "[verified]" in line and "alice@example.com" in line
+        assert follow.poll() is None  # still following
+    finally:
+        follow.terminate()
+        try:
+            follow.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            follow.kill()
+            follow.wait()
+    assert sum("sent while bob follows" in line for line in lines.seen) == 1
+
+
+@pytest.fixture
+def small_store(tmp_path: Path) -> Iterator[Path]:
+    """A folder on its own tmpfs, so it can be made read-only (needs root)."""
+    mount = tmp_path / "small-store"
+    mount.mkdir()
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m,mode=0755", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs to make read-only (needs root): {proc.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["mount", "-o", "remount,rw", str(mount)], check=False)
+        if subprocess.run(["umount", str(mount)], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def remount(mount: Path, mode: str) -> None:
+    subprocess.run(["mount", "-o", f"remount,{mode}", str(mount)], check=True)
+
+
+def test_a_send_to_a_read_only_store_is_queued_then_delivered_once(
+    device,  # type: ignore[no-untyped-def]
+    small_store: Path,
+) -> None:
+    alice = device("alice", "alice@example.com", store_path=small_store)
+    bob = device("bob", "bob@example.com", setup=False, store_path=small_store)
+    alice.user("create-room", "--room-id", ROOM, "--name", "Sync")
+    alice.user("send", "--room-id", ROOM, "before")
+    remount(small_store, "ro")
+    started = time.monotonic()
+    queued = alice.user("send", "--room-id", ROOM, "while read-only", check=False)
+    assert queued.returncode == 3, queued.stdout + queued.stderr
+    assert "queued" in queued.stderr and "read-only" in queued.stderr
+    assert time.monotonic() - started < 15  # a read-only folder is not retried for 30 s
+    assert bodies_on_disk(small_store) == ["before"]
+
+    # Still read-only: sync reads fine, but reports the message as not delivered.
+    stuck = alice.run("sync", "--room-id", ROOM, check=False)
+    assert stuck.returncode == 3 and "could not deliver" in stuck.stdout
+
+    remount(small_store, "rw")
+    delivered = alice.run("sync", "--room-id", ROOM)
+    assert "could not deliver" not in delivered.stdout
+    assert bodies_on_disk(small_store) == ["before", "while read-only"]
+    alice.run("sync", "--room-id", ROOM)  # nothing is left to send twice
+    assert bodies_on_disk(small_store) == ["before", "while read-only"]
+    assert history_bodies(bob) == ["before", "while read-only"]
+    verify = bob.run("verify", "--room-id", ROOM)
+    assert "CLEAN" in verify.stdout
+
+
+def test_history_works_after_the_index_is_deleted_or_broken(device) -> None:  # type: ignore[no-untyped-def]
+    alice = device("alice", "alice@example.com")
+    bob = device("bob", "bob@example.com", setup=False)
+    alice.user("create-room", "--room-id", ROOM, "--name", "Sync")
+    alice.user("send", "--room-id", ROOM, "--each-line", "-", input="first\nsecond\nthird\n")
+    before = bob.json("history", "--room-id", ROOM)
+    index_dir = bob.home / "data" / "index"
+    files = [p for p in index_dir.iterdir() if p.suffix == ".sqlite3"]
+    assert len(files) == 1
+
+    shutil.rmtree(index_dir)
+    assert bob.json("history", "--room-id", ROOM) == before
+    assert index_dir.is_dir()  # rebuilt
+
+    for p in index_dir.iterdir():
+        p.unlink()
+    files[0].write_bytes(b"definitely not sqlite" * 100)
+    broken = bob.run("history", "--room-id", ROOM, "--json")
+    assert json.loads(broken.stdout) == before
+    assert "moved to" in broken.stderr  # says where the broken file went
+    assert [p for p in index_dir.iterdir() if re.search(r"\.broken-\d+$", p.name)]
+    text = bob.run("history", "--room-id", ROOM).stdout
+    assert [line for line in text.splitlines() if "third" in line]
+    assert history_bodies(bob) == ["first", "second", "third"]

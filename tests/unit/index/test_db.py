@@ -1,0 +1,338 @@
+"""The SQLite index on real files: schema, reopening, recovery from broken files, and every
+table's round trip (segments, audits, findings, pins, cursors, rooms)."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import sqlite3
+import uuid
+from pathlib import Path
+
+import pytest
+from nacl.signing import SigningKey
+
+from bucket_chat_desktop.index import Index, IndexedEvent, index_path_for
+from bucket_chat_desktop.index.db import SCHEMA_VERSION
+from bucket_chat_desktop.protocol.audit import AuditResult, RoomLedger, TrustState
+from bucket_chat_desktop.protocol.event import MEMBER, MESSAGE, Event
+from bucket_chat_desktop.protocol.findings import Finding, Kind
+from bucket_chat_desktop.protocol.ids import client_id_for
+from bucket_chat_desktop.protocol.segment import encode_segment, path_for
+from bucket_chat_desktop.protocol.signing import build_event, public_key_text
+
+ROOM = "room-1"
+T0 = 1757851245000  # 2025-09-14T12:00:45.000Z
+_ids = itertools.count(1)
+
+TABLES = {"segments", "events", "segment_findings", "timeline", "findings", "rooms", "pins"}
+
+
+def _chain(seed: int, user: str, bodies: list[str], ts: int = T0) -> list[Event]:
+    """A device's join followed by one message per body, each chained to the last."""
+    key = SigningKey(bytes([seed]) * 32)
+    out: list[Event] = []
+    prev: str | None = None
+    drafts = [(MEMBER, {"membership": "join"})] + [(MESSAGE, {"body": b}) for b in bodies]
+    for i, (event_type, content) in enumerate(drafts):
+        ev = build_event(
+            room_id=ROOM,
+            sender_id=user,
+            event_type=event_type,
+            content=content,
+            timestamp_ms=ts + i * 1000,
+            unique=str(uuid.UUID(int=next(_ids), version=4)),
+            prev_event_hash=prev,
+            signing_key=key,
+        )
+        prev = ev.hash
+        out.append(ev)
+    return out
+
+
+def _segment(events: list[Event], seed: int, user: str) -> tuple[str, bytes]:
+    key = SigningKey(bytes([seed]) * 32)
+    return path_for(events, client_id_for(user, bytes(key.verify_key))), encode_segment(events)
+
+
+def _indexed(path: str, events: list[Event], sig_ok: bool | None = True) -> list[IndexedEvent]:
+    return [
+        IndexedEvent(
+            path, n, e.event_id, e.timestamp_ms, e.line().decode().rstrip("\n"), sig_ok, ""
+        )
+        for n, e in enumerate(events, start=1)
+    ]
+
+
+def _audit(*segments: tuple[str, bytes]) -> AuditResult:
+    ledger = RoomLedger(ROOM)
+    for path, data in segments:
+        ledger.add_segment(path, data)
+    return ledger.audit({})
+
+
+def _tables(path: Path) -> set[str]:
+    conn = sqlite3.connect(path)
+    try:
+        return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "data" / "index" / "x.sqlite3"
+
+
+def test_index_path_depends_on_the_storage_url(tmp_path: Path) -> None:
+    a = index_path_for(tmp_path, "s3://bucket/a")
+    assert a == index_path_for(tmp_path, "s3://bucket/a")
+    assert a != index_path_for(tmp_path, "s3://bucket/b")
+    assert a.parent == tmp_path / "index" and a.suffix == ".sqlite3"
+
+
+def test_open_creates_the_schema_and_its_folder(db_path: Path) -> None:
+    index = Index.open(db_path, "file:///store")
+    index.close()
+    assert db_path.is_file()
+    assert _tables(db_path) >= TABLES
+    conn = sqlite3.connect(db_path)
+    try:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        conn.close()
+    index = Index.open(db_path)
+    assert index.cursor("storage_url") == "file:///store"
+    index.close()
+
+
+def test_in_memory_index_works(tmp_path: Path) -> None:
+    index = Index.open(None)
+    index.set_cursor("a", "1")
+    assert index.cursor("a") == "1"
+    assert index.path is None
+    index.close()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_reopening_keeps_data(db_path: Path) -> None:
+    events = _chain(1, "alice@example.com", ["hello", "again"])
+    path, data = _segment(events, 1, "alice@example.com")
+    index = Index.open(db_path, "url-1")
+    index.add_segment(ROOM, path, len(data), "etag-1", _indexed(path, events), [])
+    index.save_audit(ROOM, _audit((path, data)), history_complete=True)
+    index.add_pins([("alice@example.com", public_key_text(SigningKey(bytes([1]) * 32)))])
+    index.set_cursor("activity:2025-09-14", "activity/2025-09-14/x")
+    index.close()
+
+    again = Index.open(db_path, "url-2")  # a second url never replaces the first
+    try:
+        assert again.known_segments(ROOM) == {path: len(data)}
+        assert again.timeline_length(ROOM) == 3
+        assert [r.raw for r in again.newest(ROOM, 10)] == [
+            e.line().decode().rstrip("\n") for e in events
+        ]
+        assert set(again.pins()) == {"alice@example.com"}
+        assert again.cursor("activity:2025-09-14") == "activity/2025-09-14/x"
+        assert again.cursor("storage_url") == "url-1"
+    finally:
+        again.close()
+
+
+def test_a_corrupt_file_is_moved_aside_and_rebuilt(
+    db_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    db_path.parent.mkdir(parents=True)
+    garbage = b"this is not an SQLite database\x00\xff" * 200
+    db_path.write_bytes(garbage)
+    with caplog.at_level(logging.WARNING, logger="bucket_chat.index"):
+        index = Index.open(db_path, "url")
+    try:
+        index.set_cursor("k", "v")
+        assert index.cursor("k") == "v"
+        assert index.rooms() == []
+    finally:
+        index.close()
+    broken = [p for p in db_path.parent.iterdir() if ".broken-" in p.name]
+    assert len(broken) == 1 and broken[0].read_bytes() == garbage
+    assert _tables(db_path) >= TABLES
+    assert any(
+        "unusable" in r.getMessage() and r.levelno == logging.WARNING for r in caplog.records
+    )
+
+
+def test_a_newer_schema_is_refused_and_rebuilt(
+    db_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    db_path.parent.mkdir(parents=True)
+    conn = sqlite3.connect(db_path)
+    conn.execute("CREATE TABLE from_the_future (x)")
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.commit()
+    conn.close()
+    with caplog.at_level(logging.WARNING, logger="bucket_chat.index"):
+        index = Index.open(db_path)
+    index.close()
+    assert any("newer" in r.getMessage() for r in caplog.records)
+    tables = _tables(db_path)
+    assert tables >= TABLES and "from_the_future" not in tables
+    broken = [p for p in db_path.parent.iterdir() if ".broken-" in p.name]
+    assert len(broken) == 1 and "from_the_future" in _tables(broken[0])
+
+
+def test_add_segment_and_room_segments_round_trip(db_path: Path) -> None:
+    alice = _chain(1, "alice@example.com", ["a1", "a2"])
+    bob = _chain(2, "bob@example.com", ["b1"], ts=T0 + 500)
+    pa, da = _segment(alice, 1, "alice@example.com")
+    pb, db = _segment(bob, 2, "bob@example.com")
+    finding = Finding(Kind.BAD_JSON, "not JSON", pb, 7)
+    index = Index.open(db_path)
+    try:
+        index.add_segment(ROOM, pb, len(db), None, _indexed(pb, bob, sig_ok=None), [finding])
+        index.add_segment(ROOM, pa, len(da), "e", _indexed(pa, alice), [])
+        index.add_segment("other-room", "rooms/other-room/logs/x", 1, None, [], [])
+        got = list(index.room_segments(ROOM))
+        assert [p for p, _, _ in got] == sorted([pa, pb])
+        by_path = {p: (ev, f) for p, ev, f in got}
+        assert by_path[pa] == (_indexed(pa, alice), [])
+        assert by_path[pb] == (_indexed(pb, bob, sig_ok=None), [finding])
+        assert index.known_segments(ROOM) == {pa: len(da), pb: len(db)}
+
+        # Re-adding a segment replaces its rows instead of duplicating them.
+        index.add_segment(ROOM, pb, len(db), None, _indexed(pb, bob[:1], sig_ok=False), [])
+        again = {p: (ev, f) for p, ev, f in index.room_segments(ROOM)}
+        assert again[pb] == (_indexed(pb, bob[:1], sig_ok=False), [])
+        assert len(list(index.room_segments("other-room"))) == 1
+        assert list(index.room_segments("nobody")) == []
+    finally:
+        index.close()
+
+
+def test_save_audit_newest_and_append_timeline(db_path: Path) -> None:
+    events = _chain(1, "alice@example.com", [f"m{i}" for i in range(8)])  # 9 events
+    first, later = events[:6], events[6:]
+    p1, d1 = _segment(first, 1, "alice@example.com")
+    p2, d2 = _segment(later, 1, "alice@example.com")
+    index = Index.open(db_path)
+    try:
+        assert index.timeline_length(ROOM) == 0 and index.newest(ROOM, 5) == []
+        index.add_segment(ROOM, p1, len(d1), None, _indexed(p1, first), [])
+        result = _audit((p1, d1))
+        index.save_audit(ROOM, result, history_complete=False)
+        assert index.timeline_length(ROOM) == 6
+        rows = index.newest(ROOM, 4)
+        assert [r.pos for r in rows] == [2, 3, 4, 5]  # the newest, oldest first
+        assert [r.raw for r in rows] == [e.line().decode().rstrip("\n") for e in first[2:]]
+        assert all(r.state is TrustState.VERIFIED and r.path == p1 for r in rows)
+        assert [r.line for r in rows] == [3, 4, 5, 6]
+        assert [r.pos for r in index.newest(ROOM, 4, before=2)] == [0, 1]
+        room = index.rooms()[0]
+        assert room["last_ts"] == first[-1].timestamp_ms and room["last_preview"] == "m4"
+        assert room["history_complete"] == 0 and room["errors"] == 0
+
+        ledger = RoomLedger(ROOM)
+        ledger.add_segment(p1, d1)
+        ledger.audit({})
+        ledger.add_segment(p2, d2)
+        full = ledger.audit({})
+        index.add_segment(ROOM, p2, len(d2), None, _indexed(p2, later), [])
+        index.append_timeline(ROOM, 6, full.timeline[6:])
+        assert index.timeline_length(ROOM) == 9
+        assert [r.raw for r in index.newest(ROOM, 3)] == [  # exactly the appended rows
+            e.line().decode().rstrip("\n") for e in later
+        ]
+
+        # A new full audit replaces the timeline instead of adding to it.
+        index.save_audit(ROOM, full, history_complete=True)
+        assert index.timeline_length(ROOM) == 9
+        assert index.rooms()[0]["history_complete"] == 1
+    finally:
+        index.close()
+
+
+def test_findings_are_replaced_per_room(db_path: Path) -> None:
+    events = _chain(1, "alice@example.com", ["x"])
+    path, data = _segment(events, 1, "alice@example.com")
+    result = _audit((path, data))
+    gap = Finding(Kind.GAP, "gap: missing", path, 2, events[1].event_id)
+    notice = Finding(Kind.UNEXPECTED_OBJECT, "odd object", "rooms/room-1/logs/x")
+    result.findings[:] = [gap, notice]
+    index = Index.open(db_path)
+    try:
+        index.save_audit(ROOM, result, history_complete=True)
+        index.save_audit("room-2", _audit(), history_complete=True)
+        assert index.findings(ROOM) == [gap, notice]
+        assert index.findings("room-2") == []
+        rooms = {r["room_id"]: r for r in index.rooms()}
+        assert rooms[ROOM]["errors"] == 1  # the notice is not an error
+        assert rooms["room-2"]["last_ts"] == 0 and rooms["room-2"]["last_preview"] is None
+        result.findings[:] = []
+        index.save_audit(ROOM, result, history_complete=True)
+        assert index.findings(ROOM) == []
+    finally:
+        index.close()
+
+
+def test_pins_tofu_and_user_verified(db_path: Path) -> None:
+    index = Index.open(db_path)
+    try:
+        assert index.pins() == {} and index.user_verified_keys() == set()
+        index.add_pins([("alice@x", "K1"), ("alice@x", "K2"), ("bob@x", "K3")])
+        index.add_pins([("alice@x", "K1")])  # again: ignored
+        assert index.pins() == {"alice@x": {"K1", "K2"}, "bob@x": {"K3"}}
+        assert index.user_verified_keys() == set()
+        index.mark_verified("alice@x", "K2")  # a tofu pin is promoted
+        index.mark_verified("carol@x", "K4")  # a new one is added
+        assert index.user_verified_keys() == {"K2", "K4"}
+        index.add_pins([("carol@x", "K4")])  # tofu never demotes a user verification
+        assert index.user_verified_keys() == {"K2", "K4"}
+        assert index.pins()["carol@x"] == {"K4"}
+    finally:
+        index.close()
+
+
+def test_cursors(db_path: Path) -> None:
+    index = Index.open(db_path)
+    try:
+        assert index.cursor("activity:2025-09-14") is None
+        index.set_cursor("activity:2025-09-14", "a")
+        index.set_cursor("activity:2025-09-14", "b")
+        index.set_cursor("activity:2025-09-15", "c")
+        index.set_cursor("other", "d")
+        assert index.cursor("activity:2025-09-14") == "b"
+        assert index.cursors("activity:") == {
+            "activity:2025-09-14": "b",
+            "activity:2025-09-15": "c",
+        }
+        assert index.cursors("nothing:") == {}
+    finally:
+        index.close()
+
+
+def test_room_info_and_audit_summary_share_a_row(db_path: Path) -> None:
+    events = _chain(1, "alice@example.com", ["the last word"])
+    path, data = _segment(events, 1, "alice@example.com")
+    index = Index.open(db_path)
+    try:
+        index.set_room_info("b-room", "B", signed=False)
+        index.set_room_info(ROOM, "Room One", signed=True)
+        index.save_audit(ROOM, _audit((path, data)), history_complete=True)
+        index.set_room_info(ROOM, "Renamed", signed=True)  # keeps the audit summary
+        rooms = index.rooms()
+        assert [r["room_id"] for r in rooms] == ["b-room", ROOM]
+        assert rooms[0] == {
+            "room_id": "b-room",
+            "name": "B",
+            "signed": 0,
+            "last_ts": 0,
+            "last_preview": None,
+            "errors": 0,
+            "history_complete": 0,
+        }
+        assert rooms[1]["name"] == "Renamed" and rooms[1]["signed"] == 1
+        assert rooms[1]["last_preview"] == "the last word"
+        assert rooms[1]["last_ts"] == events[-1].timestamp_ms
+        assert rooms[1]["history_complete"] == 1
+    finally:
+        index.close()

@@ -1,0 +1,488 @@
+"""Attachment blobs on a real local folder: upload and download round trips, limits,
+cancellation, tampering, the cache, and images made with Pillow (thumbnails, EXIF
+orientation, decompression bombs)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import io
+import os
+import random
+import struct
+import time
+import zlib
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from nacl.signing import SigningKey
+from PIL import Image
+
+from bucket_chat_desktop.protocol.attachments import (
+    FILE,
+    IMAGE,
+    MAX_THUMBNAIL_BYTES,
+    FileInfo,
+    blob_path,
+    parse_file_content,
+)
+from bucket_chat_desktop.protocol.event import MESSAGE
+from bucket_chat_desktop.protocol.findings import Severity
+from bucket_chat_desktop.storage.local import LocalStorage
+from bucket_chat_desktop.sync import blobs
+from bucket_chat_desktop.sync.blobs import (
+    AttachmentRefusedError,
+    BlobCache,
+    BlobError,
+    BlobMismatchError,
+    BlobMissingError,
+    BlobTooLargeError,
+    UploadCancelledError,
+    download,
+    upload,
+)
+from bucket_chat_desktop.sync.reader import open_room
+from bucket_chat_desktop.sync.writer import Draft, RoomWriter
+
+ROOM = "room-1"
+MB = 1024 * 1024
+T = TypeVar("T")
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> LocalStorage:
+    return LocalStorage(tmp_path / "store")
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> Path:
+    folder = tmp_path / "files"
+    folder.mkdir()
+    return folder
+
+
+def info_of(content: dict[str, Any]) -> FileInfo:
+    info = parse_file_content(content)
+    assert isinstance(info, FileInfo), info
+    return info
+
+
+def blob_file(store: LocalStorage, sha: str) -> Path:
+    return store.root / "rooms" / ROOM / "blobs" / sha
+
+
+def stored_blobs(store: LocalStorage) -> list[str]:
+    folder = store.root / "rooms" / ROOM / "blobs"
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def image_bytes(size: tuple[int, int], fmt: str = "PNG", **save: Any) -> bytes:
+    img = Image.new("RGB", size)
+    w, h = size
+    # left half red, right half blue, a green bar at the top: orientation is checkable
+    img.paste((220, 30, 30), (0, 0, w // 2, h))
+    img.paste((30, 30, 220), (w // 2, 0, w, h))
+    img.paste((30, 200, 30), (0, 0, w, max(1, h // 10)))
+    out = io.BytesIO()
+    img.save(out, fmt, **save)
+    return out.getvalue()
+
+
+# -- round trips ------------------------------------------------------------------------------
+
+
+def test_upload_then_download_round_trip(store: LocalStorage, files: Path, tmp_path: Path) -> None:
+    data = os.urandom(3 * MB + 17)  # more than one read chunk
+    path = files / "report.pdf"
+    path.write_bytes(data)
+    sha = hashlib.sha256(data).hexdigest()
+    seen: list[tuple[int, int]] = []
+    stages: list[str] = []
+    content = run(
+        upload(
+            store,
+            ROOM,
+            path,
+            limit_bytes=25 * MB,
+            progress=lambda d, t: seen.append((d, t)),
+            stage=stages.append,
+        )
+    )
+    assert content == {
+        "msgtype": FILE,
+        "body": "report.pdf",
+        "info": {
+            "name": "report.pdf",
+            "size": len(data),
+            "mimetype": "application/pdf",
+            "sha256": sha,
+        },
+    }
+    assert blob_file(store, sha).read_bytes() == data
+    assert stages == [blobs.READING, blobs.PREVIEW, blobs.UPLOADING, blobs.DONE]
+    assert seen[0] == (0, len(data)) and seen[-1] == (len(data), len(data))
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+    dest = tmp_path / "saved.pdf"
+    assert run(download(store, ROOM, info_of(content), dest)) == data
+    assert dest.read_bytes() == data
+
+
+def test_an_identical_re_upload_reuses_the_blob(store: LocalStorage, files: Path) -> None:
+    (files / "a.txt").write_bytes(b"same bytes")
+    (files / "copy of a.txt").write_bytes(b"same bytes")
+    first = run(upload(store, ROOM, files / "a.txt", limit_bytes=MB))
+    again = run(upload(store, ROOM, files / "a.txt", limit_bytes=MB))
+    other = run(upload(store, ROOM, files / "copy of a.txt", limit_bytes=MB))
+    assert first == again
+    assert other["info"]["sha256"] == first["info"]["sha256"]
+    assert other["body"] == "copy of a.txt"
+    assert stored_blobs(store) == [first["info"]["sha256"]]
+
+
+def test_an_empty_file_is_a_valid_attachment(store: LocalStorage, files: Path) -> None:
+    (files / "empty").write_bytes(b"")
+    content = run(upload(store, ROOM, files / "empty", limit_bytes=MB))
+    assert content["info"]["size"] == 0
+    assert run(download(store, ROOM, info_of(content))) == b""
+
+
+def test_a_foreign_object_at_the_blob_name_refuses_the_upload(
+    store: LocalStorage, files: Path
+) -> None:
+    data = b"the real file"
+    (files / "f.txt").write_bytes(data)
+    run(store.put_if_absent(blob_path(ROOM, hashlib.sha256(data).hexdigest()), b"squatter"))
+    with pytest.raises(BlobError, match="different object already occupies"):
+        run(upload(store, ROOM, files / "f.txt", limit_bytes=MB))
+
+
+def test_the_room_still_audits_clean_with_blobs_beside_its_logs(
+    store: LocalStorage, files: Path
+) -> None:
+    (files / "a.txt").write_bytes(b"attached")
+    writer = RoomWriter(store, ROOM, "alice@example.com", SigningKey(b"\x01" * 32))
+    run(writer.create_room("Room", "2025-09-14T12:00:45.000Z"))
+    content = run(upload(store, ROOM, files / "a.txt", limit_bytes=MB))
+    run(writer.send([Draft(MESSAGE, content)]))
+    result = run(open_room(store, ROOM)).ledger.audit()
+    assert [f for f in result.findings if f.severity is Severity.ERROR] == []
+    assert not [f for f in result.findings if "blobs" in (f.path or "")]
+    assert result.timeline[-1].event.content["info"]["sha256"] == content["info"]["sha256"]
+
+
+# -- refusals ---------------------------------------------------------------------------------
+
+
+def test_a_file_over_the_limit_is_refused_with_the_reason(store: LocalStorage, files: Path) -> None:
+    path = files / "photo.raw"
+    with open(path, "wb") as fh:
+        fh.truncate(80 * MB)  # sparse: nothing is read
+    with pytest.raises(AttachmentRefusedError) as caught:
+        run(upload(store, ROOM, path, limit_bytes=25 * MB))
+    assert str(caught.value) == "photo.raw is 80 MB; the limit is 25 MB (Settings)"
+    assert stored_blobs(store) == []
+
+
+def test_a_file_that_grows_past_the_limit_while_read_is_refused(
+    store: LocalStorage, files: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = files / "log.txt"
+    path.write_bytes(b"x" * 100)
+    real = blobs._open_regular
+
+    def grown(p: Path) -> tuple[Any, int]:
+        fh, _ = real(p)
+        with open(p, "ab") as more:
+            more.write(b"y" * 2 * MB)
+        return fh, 100
+
+    monkeypatch.setattr(blobs, "_open_regular", grown)
+    with pytest.raises(AttachmentRefusedError, match="the limit is 1 MB"):
+        run(upload(store, ROOM, path, limit_bytes=MB))
+    assert stored_blobs(store) == []
+
+
+@pytest.mark.parametrize("what", ["missing", "folder", "fifo"])
+def test_things_that_are_not_regular_files_are_refused(
+    store: LocalStorage, files: Path, what: str
+) -> None:
+    path = files / "thing"
+    if what == "folder":
+        path.mkdir()
+    elif what == "fifo":
+        os.mkfifo(path)  # opening it would block forever
+    with pytest.raises(AttachmentRefusedError, match="thing"):
+        run(asyncio.wait_for(upload(store, ROOM, path, limit_bytes=MB), 10))
+
+
+# -- cancellation -----------------------------------------------------------------------------
+
+
+def test_cancel_before_the_upload_stores_nothing(store: LocalStorage, files: Path) -> None:
+    (files / "a.bin").write_bytes(b"a" * 100)
+    cancel = asyncio.Event()
+    cancel.set()
+    with pytest.raises(UploadCancelledError) as caught:
+        run(upload(store, ROOM, files / "a.bin", limit_bytes=MB, cancel=cancel))
+    assert not caught.value.stored
+    assert stored_blobs(store) == []
+
+
+def test_cancel_while_reading_stores_nothing(store: LocalStorage, files: Path) -> None:
+    (files / "big.bin").write_bytes(os.urandom(4 * MB))
+
+    async def go() -> None:
+        cancel = asyncio.Event()
+
+        def progress(done: int, total: int) -> None:
+            if done >= MB:
+                cancel.set()
+
+        await upload(
+            store, ROOM, files / "big.bin", limit_bytes=25 * MB, progress=progress, cancel=cancel
+        )
+
+    with pytest.raises(UploadCancelledError, match="nothing was stored"):
+        run(go())
+    assert stored_blobs(store) == []
+
+
+class SlowStorage(LocalStorage):
+    """A real folder whose writes take a while (a slow uplink)."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.started = asyncio.Event()
+
+    async def put_if_absent(self, path: str, data: bytes) -> bool:
+        self.started.set()
+        await asyncio.sleep(5)
+        return await super().put_if_absent(path, data)
+
+
+def test_cancel_during_the_put_abandons_it_and_says_so(tmp_path: Path, files: Path) -> None:
+    store = SlowStorage(tmp_path / "slow")
+    (files / "a.bin").write_bytes(b"a" * 1000)
+
+    async def go() -> None:
+        cancel = asyncio.Event()
+        task = asyncio.ensure_future(
+            upload(store, ROOM, files / "a.bin", limit_bytes=MB, cancel=cancel)
+        )
+        await store.started.wait()
+        cancel.set()
+        await task
+
+    started = time.monotonic()
+    with pytest.raises(UploadCancelledError) as caught:
+        run(go())
+    assert time.monotonic() - started < 4  # did not wait for the slow write
+    assert caught.value.stored  # best effort: the caller is told a blob may remain
+    assert "no message was sent" in str(caught.value)
+
+
+# -- downloads and tampering -------------------------------------------------------------------
+
+
+def test_a_tampered_blob_raises_and_writes_nothing(
+    store: LocalStorage, files: Path, tmp_path: Path
+) -> None:
+    (files / "contract.txt").write_bytes(b"pay 100 EUR")
+    content = run(upload(store, ROOM, files / "contract.txt", limit_bytes=MB))
+    info = info_of(content)
+    blob_file(store, info.sha256).write_bytes(b"pay 900 EUR")  # same size, other bytes
+    cache = BlobCache(tmp_path / "cache")
+    dest = tmp_path / "out.txt"
+    with pytest.raises(BlobMismatchError) as caught:
+        run(download(store, ROOM, info, dest, cache=cache, event_id="ev-1"))
+    assert caught.value.path == blob_path(ROOM, info.sha256)
+    assert caught.value.event_id == "ev-1"
+    assert str(caught.value).startswith("contract.txt: the stored file's SHA-256 is ")
+    assert str(caught.value).endswith("changed or damaged; it was not used.")
+    assert not dest.exists() and not list(tmp_path.glob(".out.txt*"))
+    assert not cache.path_for(info.sha256).exists()
+    blob_file(store, info.sha256).write_bytes(b"pay 100 EUR, thanks")  # other size
+    with pytest.raises(BlobMismatchError, match="bytes"):
+        run(download(store, ROOM, info, dest))
+
+
+def test_a_missing_blob_says_so(store: LocalStorage) -> None:
+    info = info_of({"msgtype": FILE, "body": "x", "info": {"size": 1, "sha256": "a" * 64}})
+    with pytest.raises(BlobMissingError, match="not in the storage"):
+        run(download(store, ROOM, info))
+
+
+def test_an_announced_size_over_the_download_limit_is_not_fetched(
+    store: LocalStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def no_get(path: str) -> bytes:
+        raise AssertionError("must not download")
+
+    monkeypatch.setattr(store, "get", no_get)
+    info = info_of({"msgtype": FILE, "body": "x", "info": {"size": 2**40, "sha256": "a" * 64}})
+    with pytest.raises(BlobTooLargeError, match="at most 256 MB"):
+        run(download(store, ROOM, info, max_bytes=256 * MB))
+
+
+def test_the_cache_serves_verified_blobs_and_drops_damaged_ones(
+    store: LocalStorage, files: Path, tmp_path: Path
+) -> None:
+    (files / "a.txt").write_bytes(b"cached bytes")
+    cache = BlobCache(tmp_path / "cache")
+    content = run(upload(store, ROOM, files / "a.txt", limit_bytes=MB, cache=cache))
+    info = info_of(content)
+    assert cache.path_for(info.sha256).read_bytes() == b"cached bytes"  # primed by upload
+    assert cache.path_for(info.sha256).stat().st_mode & 0o777 == 0o600
+    blob_file(store, info.sha256).unlink()
+    assert run(download(store, ROOM, info, cache=cache)) == b"cached bytes"  # no storage read
+    cache.path_for(info.sha256).write_bytes(b"cached bytez")  # damaged on this disk
+    with pytest.raises(BlobMissingError):  # not served from the cache, not in storage
+        run(download(store, ROOM, info, cache=cache))
+    assert not cache.path_for(info.sha256).exists()
+
+
+def test_open_copies_use_the_safe_name_and_are_not_executable(tmp_path: Path) -> None:
+    cache = BlobCache(tmp_path / "cache")
+    data = b"#!/bin/sh\necho hi\n"
+    content = {
+        "msgtype": FILE,
+        "body": "x",
+        "info": {
+            "name": "../../.bashrc",
+            "size": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(),
+        },
+    }
+    path = cache.open_copy(info_of(content), data)
+    assert path.name == "_.._.bashrc"
+    assert path.parent.parent == cache.root / "named"
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert cache.open_copy(info_of(content), data) == path
+
+
+def test_the_cache_prunes_least_recently_used_blobs(tmp_path: Path) -> None:
+    cache = BlobCache(tmp_path / "cache", max_bytes=250)
+    shas = []
+    for i in range(4):
+        data = bytes([i]) * 100
+        sha = hashlib.sha256(data).hexdigest()
+        cache.put(sha, data)
+        os.utime(cache.path_for(sha), (1000 + i, 1000 + i))
+        shas.append(sha)
+    cache.prune()
+    kept = [s for s in shas if cache.path_for(s).exists()]
+    assert kept == shas[2:]
+
+
+# -- images ---------------------------------------------------------------------------------
+
+
+def thumbnail_of(content: dict[str, Any]) -> Image.Image:
+    raw = base64.b64decode(content["info"]["thumbnail"])
+    assert len(raw) <= MAX_THUMBNAIL_BYTES
+    return Image.open(io.BytesIO(raw))
+
+
+def test_an_image_gets_its_size_and_a_small_thumbnail(store: LocalStorage, files: Path) -> None:
+    (files / "chart.png").write_bytes(image_bytes((800, 600)))
+    content = run(upload(store, ROOM, files / "chart.png", limit_bytes=MB))
+    assert content["msgtype"] == IMAGE
+    info = content["info"]
+    assert (info["w"], info["h"], info["mimetype"]) == (800, 600, "image/png")
+    thumb = thumbnail_of(content)
+    assert thumb.size == (320, 240)
+    assert thumb.convert("RGB").getpixel((10, 200))[0] > 150  # left half red
+    assert thumb.convert("RGB").getpixel((310, 200))[2] > 150  # right half blue
+
+
+def test_exif_orientation_is_applied(store: LocalStorage, files: Path) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored landscape, shown rotated 90° clockwise
+    (files / "phone.jpg").write_bytes(image_bytes((400, 200), "JPEG", exif=exif.tobytes()))
+    content = run(upload(store, ROOM, files / "phone.jpg", limit_bytes=MB))
+    info = content["info"]
+    assert (info["w"], info["h"], info["mimetype"]) == (200, 400, "image/jpeg")
+    thumb = thumbnail_of(content).convert("RGB")
+    assert thumb.size == (120, 240)
+    # rotated clockwise: the stored left (red) half is now on top, right (blue) below,
+    # and the green bar that ran along the stored top now runs down the right edge
+    assert thumb.getpixel((40, 30))[0] > 150
+    assert thumb.getpixel((40, 210))[2] > 150
+    assert thumb.getpixel((117, 120))[1] > 150
+
+
+def test_a_noisy_photo_still_gets_a_thumbnail_under_the_cap(
+    store: LocalStorage, files: Path
+) -> None:
+    rng = random.Random(7)
+    img = Image.frombytes("RGB", (1600, 1200), rng.randbytes(1600 * 1200 * 3))
+    out = io.BytesIO()
+    img.save(out, "PNG")
+    (files / "noise.png").write_bytes(out.getvalue())
+    content = run(upload(store, ROOM, files / "noise.png", limit_bytes=25 * MB))
+    assert content["msgtype"] == IMAGE
+    thumbnail_of(content).load()  # decodes, and the size is checked in thumbnail_of
+
+
+def test_a_transparent_png_keeps_a_usable_thumbnail(store: LocalStorage, files: Path) -> None:
+    img = Image.new("RGBA", (300, 300), (0, 0, 0, 0))
+    img.paste((255, 0, 0, 255), (100, 100, 200, 200))
+    out = io.BytesIO()
+    img.save(out, "PNG")
+    (files / "logo.png").write_bytes(out.getvalue())
+    content = run(upload(store, ROOM, files / "logo.png", limit_bytes=MB))
+    thumb = thumbnail_of(content)
+    assert thumb.format == "PNG" and thumb.mode == "RGBA"
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 1000))
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_a_decompression_bomb_is_sent_as_a_plain_file(store: LocalStorage, files: Path) -> None:
+    (files / "bomb.png").write_bytes(_png_header_only(60_000, 60_000))  # 3.6 gigapixels
+    started = time.monotonic()
+    content = run(upload(store, ROOM, files / "bomb.png", limit_bytes=MB))
+    assert time.monotonic() - started < 5
+    assert content["msgtype"] == FILE
+    assert "thumbnail" not in content["info"] and "w" not in content["info"]
+    assert content["info"]["mimetype"] == "image/png"
+
+
+def test_an_image_over_the_preview_pixel_cap_is_a_plain_file(
+    store: LocalStorage, files: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(blobs, "MAX_PREVIEW_PIXELS", 100 * 100)
+    (files / "wide.png").write_bytes(image_bytes((101, 100)))
+    assert run(upload(store, ROOM, files / "wide.png", limit_bytes=MB))["msgtype"] == FILE
+
+
+def test_a_broken_image_is_sent_as_a_plain_file(store: LocalStorage, files: Path) -> None:
+    (files / "broken.jpg").write_bytes(image_bytes((200, 200), "JPEG")[:300])
+    content = run(upload(store, ROOM, files / "broken.jpg", limit_bytes=MB))
+    assert content["msgtype"] == FILE and content["info"]["mimetype"] == "image/jpeg"
+
+
+def test_human_sizes() -> None:
+    assert blobs.human_size(512) == "512 bytes"
+    assert blobs.human_size(80 * MB) == "80 MB"
+    assert blobs.human_size(1536 * 1024) == "1.5 MB"
+    assert blobs.human_size(3 * 1024 * MB) == "3 GB"
