@@ -1,0 +1,133 @@
+"""``bucket-chat-desktop``: wiring and an explicit, ordered start-up and shutdown.
+
+1. Qt application and a qasync event loop (asyncio runs inside Qt's loop);
+2. settings; the first-run wizard when nobody is set up yet;
+3. the device key from the key store (a passphrase dialog for encrypted key files);
+4. controller (chat client, engines) and main window; tray;
+5. on quit: tasks cancelled, engines closed, settings saved — in that order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from . import __version__
+from . import settings as settings_store
+
+log = logging.getLogger("bucket_chat.app")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bucket-chat-desktop", description="Bucket Chat: serverless, tamper-evident chat."
+    )
+    parser.add_argument("--version", action="version", version=f"bucket-chat-desktop {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    parser.add_argument(
+        "--minimized", action="store_true", help="start in the tray (if there is one)"
+    )
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="self-check of an installed app: open the main window offscreen, a local store, "
+        "every storage backend and the keyring backend, then exit (0 = all good)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.smoke:
+        from .smoke import run_smoke
+
+        return run_smoke()
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    import qasync
+    from PySide6.QtGui import QIcon
+    from PySide6.QtWidgets import QApplication
+
+    from .gui import theme
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    assert isinstance(app, QApplication)
+    app.setApplicationName("Bucket Chat")
+    app.setOrganizationName("bucket-chat")
+    app.setDesktopFileName("bucket-chat-desktop")
+    app.setQuitOnLastWindowClosed(False)
+    icon = _app_icon()
+    if icon is not None:
+        app.setWindowIcon(QIcon(icon))
+    settings = settings_store.load()
+    theme.apply(app, settings.theme)
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+    with loop:
+        status: int = loop.run_until_complete(run(app, settings, start_minimized=args.minimized))
+        return status
+
+
+def _app_icon() -> str | None:
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    for candidate in (
+        here / "resources" / "icons" / "bucket-chat-256.png",
+        here.parent / "resources" / "icons" / "bucket-chat-256.png",
+    ):
+        if candidate.exists():
+            return str(candidate)
+    return None
+
+
+async def run(app: object, settings: settings_store.Settings, *, start_minimized: bool) -> int:
+    from .gui.controller import Controller
+    from .gui.main_window import MainWindow
+    from .gui.startup import first_run, load_identity
+
+    if not settings.configured:
+        settings_or_none = await first_run(settings)
+        if settings_or_none is None:
+            return 0
+        settings = settings_or_none
+    identity = await load_identity(settings)
+    if identity is None:
+        return 1
+    controller = Controller(settings, identity)
+    window = MainWindow(controller)
+    closed = asyncio.Event()
+    window.destroyed.connect(closed.set)
+    from .gui import tray as tray_feature
+    from .gui.widgets import settings_dialog
+
+    tray = tray_feature.install(window, controller)
+    settings_dialog.install(window, controller)
+    minimized = (start_minimized or settings.start_minimized) and tray is not None
+    if not minimized:
+        window.show()
+    controller.start()
+
+    original_close = window.closeEvent
+
+    def close_event(event: object) -> None:
+        original_close(event)  # type: ignore[arg-type]
+        if window.quitting:
+            closed.set()
+
+    window.closeEvent = close_event  # type: ignore[method-assign]
+    await closed.wait()
+    await controller.shutdown()
+    if tray is not None:
+        tray.hide()
+    return 0
+
+
+if os.environ.get("BUCKET_CHAT_DEBUG_ASYNCIO"):
+    logging.getLogger("asyncio").setLevel(logging.DEBUG)

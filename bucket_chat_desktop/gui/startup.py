@@ -1,0 +1,138 @@
+"""Start-up steps that may need the user: the first-run wizard and unlocking the key."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+
+from PySide6.QtWidgets import (
+    QApplication,
+    QDialog,
+    QDialogButtonBox,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..keys import (
+    PASSPHRASE_ENV,
+    Identity,
+    KeysError,
+    PassphraseRejectedError,
+    load_or_create_identity,
+    open_key_store,
+)
+from ..settings import Settings
+
+log = logging.getLogger("bucket_chat.gui")
+
+# The key the first-run wizard unlocked, by user id: `load_identity` takes it from here so
+# nobody types the passphrase twice in the same start-up.
+_unlocked: dict[str, Identity] = {}
+
+
+class PassphraseDialog(QDialog):
+    """Ask for a key file's passphrase; twice (and they must match) when ``creating``."""
+
+    def __init__(self, user_id: str, creating: bool, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.creating = creating
+        self.setWindowTitle("Protect your key" if creating else "Unlock your key")
+        self.setMinimumWidth(440)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(22, 20, 22, 16)
+        layout.setSpacing(10)
+        prompt = QLabel(
+            f"No OS keyring is used here, so the key of <b>{_esc(user_id)}</b> is kept in an "
+            "encrypted file. "
+            + ("Choose a passphrase to protect it:" if creating else "Enter its passphrase:")
+        )
+        prompt.setWordWrap(True)
+        layout.addWidget(prompt)
+        self.first = QLineEdit()
+        self.first.setEchoMode(QLineEdit.EchoMode.Password)
+        self.first.setPlaceholderText("Passphrase")
+        layout.addWidget(self.first)
+        self.second = QLineEdit()
+        self.second.setEchoMode(QLineEdit.EchoMode.Password)
+        self.second.setPlaceholderText("Repeat the passphrase")
+        self.second.setVisible(creating)
+        layout.addWidget(self.second)
+        self.problem = QLabel()
+        self.problem.setStyleSheet("color: #d64545;")
+        self.problem.setWordWrap(True)
+        layout.addWidget(self.problem)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
+        buttons.accepted.connect(self._check)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+
+    def _check(self) -> None:
+        if not self.first.text():
+            self.problem.setText("The passphrase must not be empty.")
+        elif self.creating and self.first.text() != self.second.text():
+            self.problem.setText("The two entries differ.")
+        else:
+            self.accept()
+
+    @property
+    def passphrase(self) -> str:
+        return self.first.text()
+
+
+def _esc(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _parent() -> QWidget | None:
+    return QApplication.activeWindow()
+
+
+def ask_passphrase(user_id: str, creating: bool) -> str:
+    """Passphrase for an encrypted key file (used where no OS keyring is usable)."""
+    if os.environ.get(PASSPHRASE_ENV):
+        return os.environ[PASSPHRASE_ENV]
+    dialog = PassphraseDialog(user_id, creating, _parent())
+    if not dialog.exec() or not dialog.passphrase:
+        raise PassphraseRejectedError("no passphrase was entered")
+    return dialog.passphrase
+
+
+async def load_identity(settings: Settings) -> Identity | None:
+    """The device key for ``settings.user_id``; a clear message if it cannot be had."""
+    unlocked = _unlocked.pop(settings.user_id, None)
+    if unlocked is not None:
+        return unlocked
+    for _attempt in range(3):
+        try:
+            store = open_key_store(user_id=settings.user_id, passphrase_provider=ask_passphrase)
+            identity, created = load_or_create_identity(store, settings.user_id, create=True)
+            if created:
+                log.info("created a new device key for %s in %s", settings.user_id, store.name)
+            return identity
+        except KeysError as exc:
+            answer = QMessageBox.warning(
+                _parent(),
+                "Your key",
+                f"Bucket Chat could not open your key:\n\n{exc}",
+                QMessageBox.StandardButton.Retry | QMessageBox.StandardButton.Cancel,
+            )
+            if answer != QMessageBox.StandardButton.Retry:
+                return None
+        await asyncio.sleep(0)
+    return None
+
+
+async def first_run(settings: Settings) -> Settings | None:
+    """Run the first-run wizard; None if the user cancelled."""
+    from .widgets.wizard import run_wizard
+
+    def remember(identity: Identity) -> None:
+        _unlocked[identity.user_id] = identity
+
+    return await run_wizard(settings, on_identity=remember)

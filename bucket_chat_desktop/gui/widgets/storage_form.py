@@ -1,0 +1,822 @@
+"""The "where do the rooms live" form: a folder or an S3 / GCS / Azure bucket, its options,
+its credentials, and a Test connection button.
+
+Used by the first-run wizard and by Settings → Add storage. Nothing is saved until the
+caller calls `StorageForm.save`: a folder or a bucket without keys becomes a plain spec (a
+path or URL), a bucket with keys becomes a named storage profile whose keys go to the OS
+keyring (``storage.profiles``), never to a file. Where no keyring is usable the form says
+so: keys can still be tested here but must then come from the environment.
+
+`check_storage` is the test itself: a real create-only write, read-back, listing and the
+overwrite probe, run on the caller's event loop (it never blocks the UI).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import secrets as _random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QRectF, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QPainter, QPaintEvent, QPalette, QPen
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QFileDialog,
+    QFrame,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QLayout,
+    QLineEdit,
+    QPushButton,
+    QRadioButton,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ... import paths
+from ...settings import StorageSettings
+from ...storage.base import PROBE_PREFIX, StorageError
+from ...storage.open import open_location
+from ...storage.profiles import ProfileStore, check_secrets, keyring_backend
+from ...storage.url import StorageLocation, StorageUrlError, parse_storage_url
+from ..tasks import TaskRunner
+
+log = logging.getLogger("bucket_chat.gui")
+
+KINDS = ("file", "s3", "gs", "az")
+KIND_LABELS = {
+    "file": "Folder",
+    "s3": "Amazon S3",
+    "gs": "Google Cloud",
+    "az": "Azure Blob",
+}
+KIND_NAMES = {
+    "file": "folder",
+    "s3": "S3 bucket",
+    "gs": "Google Cloud Storage bucket",
+    "az": "Azure Blob container",
+}
+CHECK_TIMEOUT = 90.0  # seconds for the whole connection test
+# A test the user waits for should fail fast: one attempt, a short timeout (unless the
+# user gave their own in a URL).
+TEST_OPTIONS = {"retries": "1", "timeout": "15"}
+OK_COLOR, WARN_COLOR, ERROR_COLOR = "#2e9d5b", "#d9822b", "#d64545"
+
+
+# -- the connection test -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """The outcome of `check_storage`: ``level`` is ``ok``, ``warning`` or ``error``."""
+
+    level: str
+    message: str
+
+    @property
+    def usable(self) -> bool:
+        """True when chatting can work (a warning still works, with weaker guarantees)."""
+        return self.level != "error"
+
+
+async def check_storage(
+    location: StorageLocation,
+    secrets: Mapping[str, str] | None = None,
+    *,
+    create_folder: bool = False,
+    timeout: float = CHECK_TIMEOUT,
+) -> CheckResult:
+    """Exercise a storage as the chat will: list the rooms, write an object create-only
+    under ``.bucket-chat-probe/``, read it back, list it, remove it, then check that the
+    service refuses to overwrite (`Storage.probe_create_only`).
+
+    Never raises for a storage problem: the one-line reason is in the result. A folder that
+    does not exist is an error unless ``create_folder`` (then it is created first).
+    """
+    if location.kind == "file":
+        folder = Path(location.bucket).expanduser()
+        problem = await asyncio.to_thread(_folder_problem, folder, create_folder)
+        if problem:
+            return CheckResult("error", problem)
+    elif location.is_cloud:
+        extra = {k: v for k, v in TEST_OPTIONS.items() if k not in location.options}
+        location = location.with_options(extra)
+    try:
+        storage = open_location(location, secrets)
+    except StorageError as exc:
+        return CheckResult("error", str(exc))
+    try:
+        return await asyncio.wait_for(_exercise(storage), timeout)
+    except TimeoutError:
+        return CheckResult("error", f"no answer within {timeout:g} s")
+    except StorageError as exc:
+        return CheckResult("error", str(exc))
+    except Exception as exc:  # a bug or an SDK surprise: shown, logged, never lost
+        log.exception("connection test of %s failed", location.root())
+        return CheckResult("error", f"unexpected error ({type(exc).__name__}): {exc}")
+    finally:
+        try:
+            await storage.close()
+        except Exception as exc:
+            log.debug("closing the tested storage: %s", exc)
+
+
+async def _exercise(storage: Any) -> CheckResult:
+    rooms = await storage.list_dirs("rooms/")
+    probe = f"{PROBE_PREFIX}gui-{_random.token_hex(8)}"
+    data = b"bucket-chat connection test " + _random.token_hex(16).encode()
+    await storage.put_if_absent(probe, data)
+    try:
+        if await storage.get(probe) != data:
+            return CheckResult("error", "the test object read back with different contents")
+        listed = [o.path for o in await storage.list_objects(PROBE_PREFIX)]
+        if probe not in listed:
+            return CheckResult("error", "the test object was written but is not listed")
+    finally:
+        try:
+            await storage.remove_probe(probe)
+        except StorageError as exc:
+            log.info("could not remove the probe %s: %s", probe, exc)
+    honoured, how = await storage.probe_create_only()
+    found = f"{len(rooms)} room{'s' if len(rooms) != 1 else ''} found"
+    if not honoured:
+        return CheckResult(
+            "warning",
+            f"Reads and writes work ({found}), but the store ignored the create-only "
+            f"precondition: {how}.",
+        )
+    return CheckResult("ok", f"Connection works: wrote, read and listed a test object; {found}.")
+
+
+def _folder_problem(folder: Path, create: bool) -> str:
+    if folder.is_dir():
+        return ""
+    if folder.exists():
+        return f"{folder} is not a folder"
+    if not create:
+        return f"the folder {folder} does not exist (create it, or choose another folder)"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"cannot create the folder {folder}: {exc.strerror or exc}"
+    return ""
+
+
+# -- small widgets -------------------------------------------------------------------------
+
+
+class Spinner(QWidget):
+    """A small busy indicator (a turning arc) drawn in the palette's accent colour."""
+
+    def __init__(self, parent: QWidget | None = None, size: int = 18) -> None:
+        super().__init__(parent)
+        self._angle = 0
+        self._size = size
+        self._timer = QTimer(self)
+        self._timer.setInterval(60)
+        self._timer.timeout.connect(self._turn)
+        self.setFixedSize(QSize(size, size))
+        self.hide()
+
+    def start(self) -> None:
+        self.show()
+        self._timer.start()
+
+    def stop(self) -> None:
+        self._timer.stop()
+        self.hide()
+
+    @property
+    def spinning(self) -> bool:
+        return self._timer.isActive()
+
+    def _turn(self) -> None:
+        self._angle = (self._angle + 30) % 360
+        self.update()
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        p = QPainter(self)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        width = max(2.0, self._size / 8)
+        rect = QRectF(width, width, self._size - 2 * width, self._size - 2 * width)
+        track = QColor(self.palette().color(QPalette.ColorRole.Mid))
+        track.setAlpha(90)
+        p.setPen(QPen(track, width))
+        p.drawEllipse(rect)
+        pen = QPen(self.palette().color(QPalette.ColorRole.Highlight), width)
+        pen.setCapStyle(Qt.PenCapStyle.RoundCap)
+        p.setPen(pen)
+        p.drawArc(rect, -self._angle * 16, 100 * 16)
+        p.end()
+
+
+def help_label(text: str) -> QLabel:
+    """Muted, wrapping help text under a field."""
+    label = QLabel(text)
+    label.setWordWrap(True)
+    label.setObjectName("help")
+    label.setTextFormat(Qt.TextFormat.RichText)
+    label.setOpenExternalLinks(False)
+    return label
+
+
+def result_html(level: str, message: str) -> str:
+    color = {"ok": OK_COLOR, "warning": WARN_COLOR, "error": ERROR_COLOR}.get(level, "")
+    symbol = {"ok": "✔", "warning": "⚠", "error": "✖"}.get(level, "")
+    text = message[:1].upper() + message[1:]
+    return f"<span style='color:{color}; font-weight:600'>{symbol}</span>&nbsp; {esc(text)}"
+
+
+def esc(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def segment_qss(position: str) -> str:
+    """Style of one button in a row of joined toggle buttons (``first``/``middle``/``last``)."""
+    left = "6px" if position == "first" else "0"
+    right = "6px" if position == "last" else "0"
+    return (
+        "QPushButton { padding: 6px 16px; margin: 0; border: 1px solid palette(mid);"
+        " background: palette(button);"
+        f" border-top-left-radius: {left}; border-bottom-left-radius: {left};"
+        f" border-top-right-radius: {right}; border-bottom-right-radius: {right}; }}"
+        " QPushButton:checked { background: palette(highlight);"
+        " color: palette(highlighted-text); border: 1px solid palette(highlight); }"
+    )
+
+
+# -- the form -----------------------------------------------------------------------------
+
+
+def _slug(text: str) -> str:
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "-", text.strip()).strip("-_")
+    return slug[:60] or "storage"
+
+
+class StorageForm(QWidget):
+    """Choose and describe a storage; test it; save it.
+
+    ``profiles`` is where bucket keys are saved (the user's `ProfileStore` by default);
+    ``default_folder`` is the suggested local folder (``paths.default_store_dir()``), the
+    only folder that is created when missing.
+    """
+
+    changed = Signal()
+    checked = Signal(str, str)  # level ("ok", "warning", "error"), message
+
+    def __init__(
+        self,
+        *,
+        profiles: ProfileStore | None = None,
+        default_folder: Path | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.profiles = profiles if profiles is not None else ProfileStore()
+        self.default_folder = default_folder or paths.default_store_dir()
+        self.tasks = TaskRunner(self)
+        self.tasks.failed.connect(lambda _what, msg: self._show_result(CheckResult("error", msg)))
+        self.last_result: CheckResult | None = None
+        self._check_task: asyncio.Task[Any] | None = None
+        self._build()
+        self.set_kind("file")
+
+    # -- construction --------------------------------------------------------------------
+
+    def _build(self) -> None:
+        self.setStyleSheet("QLabel#help { color: palette(placeholder-text); }")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(12)
+
+        row = QHBoxLayout()
+        row.setSpacing(0)
+        self.kind_group = QButtonGroup(self)
+        self.kind_buttons: dict[str, QPushButton] = {}
+        for i, kind in enumerate(KINDS):
+            button = QPushButton(KIND_LABELS[kind])
+            button.setCheckable(True)
+            button.setAutoDefault(False)
+            position = "first" if i == 0 else "last" if i == len(KINDS) - 1 else "middle"
+            button.setStyleSheet(segment_qss(position))
+            button.setCursor(Qt.CursorShape.PointingHandCursor)
+            self.kind_group.addButton(button, i)
+            self.kind_buttons[kind] = button
+            row.addWidget(button)
+        row.addStretch(1)
+        layout.addLayout(row)
+        self.kind_group.idClicked.connect(lambda i: self.set_kind(KINDS[i]))
+
+        # One form for every kind, rows shown or hidden: the labels stay aligned.
+        self.fields = form = FormGrid()
+        layout.addLayout(form)
+        self._build_folder(form)
+        self._build_cloud(form)
+        self.name_edit = QLineEdit()
+        self.name_edit.textChanged.connect(lambda _t: self.changed.emit())
+        form.add_row("Shown as", self.name_edit)
+
+        test_row = QHBoxLayout()
+        test_row.setSpacing(10)
+        self.test_button = QPushButton("Test connection")
+        self.test_button.setAutoDefault(False)
+        self.test_button.setToolTip(
+            "Write, read and remove a small test object, and check that the store refuses "
+            "to overwrite it"
+        )
+        self.test_button.clicked.connect(self.test_connection)
+        self.spinner = Spinner()
+        self.result_label = QLabel()
+        self.result_label.setTextFormat(Qt.TextFormat.RichText)
+        self.result_label.setWordWrap(True)
+        self.result_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.result_label.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        test_row.addWidget(self.test_button, 0, Qt.AlignmentFlag.AlignTop)
+        test_row.addWidget(self.spinner, 0, Qt.AlignmentFlag.AlignVCenter)
+        test_row.addWidget(self.result_label, 1)
+        layout.addLayout(test_row)
+
+    def _build_folder(self, form: FormGrid) -> None:
+        row = QHBoxLayout()
+        row.setSpacing(6)
+        self.folder_edit = QLineEdit(str(self.default_folder))
+        self.folder_edit.textChanged.connect(self._on_edited)
+        self.browse_button = QPushButton("Browse…")
+        self.browse_button.setAutoDefault(False)
+        self.browse_button.clicked.connect(self._browse_folder)
+        row.addWidget(self.folder_edit, 1)
+        row.addWidget(self.browse_button)
+        self.folder_row = form.add_row("Folder", row)
+        self.folder_help = help_label(
+            "Rooms are folders inside it. To chat with others, choose a folder you all "
+            "reach — a network share, or a Dropbox, OneDrive or Syncthing folder: everyone "
+            "who points Bucket Chat at it is in the same rooms."
+        )
+        form.add_row("", self.folder_help)
+
+    def _build_cloud(self, form: FormGrid) -> None:
+        self.bucket_edit = QLineEdit()
+        self.prefix_edit = QLineEdit()
+        self.prefix_edit.setPlaceholderText("optional, e.g. team/chat")
+        self.endpoint_edit = QLineEdit()
+        self.region_edit = QLineEdit()
+        self.region_edit.setPlaceholderText("optional, e.g. eu-west-1")
+        self.project_edit = QLineEdit()
+        self.project_edit.setPlaceholderText("optional")
+        self.account_edit = QLineEdit()
+        self.account_edit.setPlaceholderText("e.g. mystorageaccount")
+        self.bucket_label = QLabel("Bucket")
+        form.add_row(self.bucket_label, self.bucket_edit)
+        form.add_row("Prefix", self.prefix_edit)
+        form.add_row("Endpoint URL", self.endpoint_edit)
+        form.add_row("Region", self.region_edit)
+        form.add_row("Project", self.project_edit)
+        form.add_row("Account name", self.account_edit)
+        for edit in (
+            self.bucket_edit,
+            self.prefix_edit,
+            self.endpoint_edit,
+            self.region_edit,
+            self.project_edit,
+            self.account_edit,
+        ):
+            edit.textChanged.connect(self._on_edited)
+        self.s3_credentials = self._build_s3_credentials()
+        self.gs_credentials = self._build_gs_credentials()
+        self.az_credentials = self._build_az_credentials()
+        form.add_row("Credentials", self.s3_credentials)
+        form.add_row("Credentials", self.gs_credentials)
+        form.add_row("Credentials", self.az_credentials)
+        self.keyring_note = help_label("")
+        form.add_row("", self.keyring_note)
+        self.cloud_rows: list[QWidget] = [
+            self.bucket_edit,
+            self.prefix_edit,
+            self.endpoint_edit,
+        ]
+
+    def _radio_group(self, *labels: str) -> tuple[QButtonGroup, list[QRadioButton]]:
+        group = QButtonGroup(self)
+        buttons = []
+        for i, text in enumerate(labels):
+            button = QRadioButton(text)
+            group.addButton(button, i)
+            buttons.append(button)
+        buttons[0].setChecked(True)
+        group.idToggled.connect(lambda _i, _on: self._on_edited())
+        return group, buttons
+
+    def _build_s3_credentials(self) -> QWidget:
+        box = QWidget()
+        v = QVBoxLayout(box)
+        v.setContentsMargins(0, 0, 0, 0)
+        v.setSpacing(6)
+        self.s3_group, (self.s3_keys_radio, self.s3_env_radio) = self._radio_group(
+            "Access key", "Use my environment (AWS_* variables, ~/.aws, instance role)"
+        )
+        self.s3_key_id = QLineEdit()
+        self.s3_key_id.setPlaceholderText("Access key id")
+        self.s3_secret = QLineEdit()
+        self.s3_secret.setPlaceholderText("Secret access key")
+        self.s3_secret.setEchoMode(QLineEdit.EchoMode.Password)
+        self.s3_profile = QLineEdit()
+        self.s3_profile.setPlaceholderText("AWS profile (optional)")
+        keys = _indented(self.s3_key_id, self.s3_secret)
+        env = _indented(self.s3_profile)
+        v.addWidget(self.s3_keys_radio)
+        v.addWidget(keys)
+        v.addWidget(self.s3_env_radio)
+        v.addWidget(env)
+        self.s3_keys_radio.toggled.connect(keys.setVisible)
+        self.s3_env_radio.toggled.connect(env.setVisible)
+        env.hide()
+        for edit in (self.s3_key_id, self.s3_secret, self.s3_profile):
+            edit.textChanged.connect(self._on_edited)
+        return box
+
+    def _build_gs_credentials(self) -> QWidget:
+        box = QWidget()
+        v = QVBoxLayout(box)
+        v.setContentsMargins(0, 0, 0, 0)
+        v.setSpacing(6)
+        self.gs_group, (self.gs_keyfile_radio, self.gs_adc_radio) = self._radio_group(
+            "Service-account key file (JSON)",
+            "Application default credentials (gcloud auth application-default login)",
+        )
+        self.gs_keyfile = QLineEdit()
+        self.gs_keyfile.setPlaceholderText("/path/to/service-account.json")
+        self.gs_keyfile_browse = QPushButton("Browse…")
+        self.gs_keyfile_browse.setAutoDefault(False)
+        self.gs_keyfile_browse.clicked.connect(self._browse_keyfile)
+        file_row = QWidget()
+        h = QHBoxLayout(file_row)
+        h.setContentsMargins(22, 0, 0, 0)
+        h.addWidget(self.gs_keyfile, 1)
+        h.addWidget(self.gs_keyfile_browse)
+        v.addWidget(self.gs_keyfile_radio)
+        v.addWidget(file_row)
+        v.addWidget(self.gs_adc_radio)
+        self.gs_keyfile_radio.toggled.connect(file_row.setVisible)
+        self.gs_keyfile.textChanged.connect(self._on_edited)
+        return box
+
+    def _build_az_credentials(self) -> QWidget:
+        box = QWidget()
+        v = QVBoxLayout(box)
+        v.setContentsMargins(0, 0, 0, 0)
+        v.setSpacing(6)
+        self.az_group, (self.az_conn_radio, self.az_key_radio, self.az_env_radio) = (
+            self._radio_group(
+                "Connection string",
+                "Account key (with the account name above)",
+                "Use my environment (AZURE_STORAGE_* variables, az login)",
+            )
+        )
+        self.az_conn = QLineEdit()
+        self.az_conn.setPlaceholderText("DefaultEndpointsProtocol=https;AccountName=…")
+        self.az_conn.setEchoMode(QLineEdit.EchoMode.Password)
+        self.az_key = QLineEdit()
+        self.az_key.setPlaceholderText("Account key")
+        self.az_key.setEchoMode(QLineEdit.EchoMode.Password)
+        conn = _indented(self.az_conn)
+        key = _indented(self.az_key)
+        v.addWidget(self.az_conn_radio)
+        v.addWidget(conn)
+        v.addWidget(self.az_key_radio)
+        v.addWidget(key)
+        v.addWidget(self.az_env_radio)
+        self.az_conn_radio.toggled.connect(conn.setVisible)
+        self.az_key_radio.toggled.connect(key.setVisible)
+        key.hide()
+        for edit in (self.az_conn, self.az_key):
+            edit.textChanged.connect(self._on_edited)
+        return box
+
+    # -- behaviour -----------------------------------------------------------------------
+
+    def kind(self) -> str:
+        return KINDS[max(0, self.kind_group.checkedId())]
+
+    def set_kind(self, kind: str) -> None:
+        self.kind_buttons[kind].setChecked(True)
+        form = self.fields
+        cloud = kind != "file"
+        form.set_row_visible(self.folder_row, not cloud)
+        form.set_row_visible(self.folder_help, not cloud)
+        for widget in self.cloud_rows:
+            form.set_row_visible(widget, cloud)
+        form.set_row_visible(self.region_edit, kind == "s3")
+        form.set_row_visible(self.project_edit, kind == "gs")
+        form.set_row_visible(self.account_edit, kind == "az")
+        form.set_row_visible(self.s3_credentials, kind == "s3")
+        form.set_row_visible(self.gs_credentials, kind == "gs")
+        form.set_row_visible(self.az_credentials, kind == "az")
+        if cloud:
+            self.bucket_label.setText("Container" if kind == "az" else "Bucket")
+            self.bucket_edit.setPlaceholderText(
+                "my-container" if kind == "az" else "my-bucket (must exist already)"
+            )
+            self.endpoint_edit.setPlaceholderText(
+                {
+                    "s3": "optional: MinIO, Cloudflare R2, Backblaze… https://host:port",
+                    "gs": "optional: an emulator, e.g. http://127.0.0.1:4443",
+                    "az": "optional: Azurite or a custom endpoint",
+                }[kind]
+            )
+        self._on_edited()
+
+    def _on_edited(self, *_args: Any) -> None:
+        self.last_result = None
+        if not self.testing:
+            self.result_label.clear()
+        self.name_edit.setPlaceholderText(self._default_name())
+        self._update_keyring_note()
+        self.changed.emit()
+
+    def _update_keyring_note(self) -> None:
+        if not self.wants_secrets():
+            self.fields.set_row_visible(self.keyring_note, False)
+            return
+        backend, why = keyring_backend(getattr(self.profiles, "_backend", None))
+        if backend is not None:
+            text = f"Keys are kept in your OS keyring ({esc(str(backend.name))}), never in a file."
+        else:
+            reason = "" if why.startswith("no OS keyring") else f" ({esc(why)})"
+            text = (
+                f"<span style='color:{WARN_COLOR}'>No OS keyring is usable here{reason}, "
+                "so keys cannot be saved.</span> You can test them, but to use this storage "
+                "choose “Use my environment” and set the SDK's variables before starting "
+                "Bucket Chat."
+            )
+        self.keyring_note.setText(text)
+        self.fields.set_row_visible(self.keyring_note, True)
+
+    def keyring_usable(self) -> bool:
+        return keyring_backend(getattr(self.profiles, "_backend", None))[0] is not None
+
+    def _browse_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(
+            self, "Where your rooms live", self.folder_edit.text() or str(Path.home())
+        )
+        if folder:
+            self.folder_edit.setText(folder)
+
+    def _browse_keyfile(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Service-account key file", str(Path.home()), "JSON key files (*.json)"
+        )
+        if path:
+            self.gs_keyfile.setText(path)
+
+    def wants_secrets(self) -> bool:
+        kind = self.kind()
+        return (kind == "s3" and self.s3_keys_radio.isChecked()) or (
+            kind == "az" and not self.az_env_radio.isChecked()
+        )
+
+    def location(self) -> StorageLocation:
+        """The storage as filled in; raises `StorageError` saying what to fix."""
+        kind = self.kind()
+        if kind == "file":
+            text = self.folder_edit.text().strip()
+            if not text:
+                raise StorageUrlError("choose a folder")
+            folder = Path(text).expanduser()
+            if not folder.is_absolute():
+                raise StorageUrlError("give the folder's full path (or use Browse…)")
+            return StorageLocation("file", str(folder))
+        bucket = self.bucket_edit.text().strip()
+        if not bucket:
+            raise StorageUrlError(f"enter the {'container' if kind == 'az' else 'bucket'} name")
+        options: dict[str, str] = {}
+
+        def put(name: str, edit: QLineEdit) -> None:
+            value = edit.text().strip()
+            if value:
+                options[name] = value
+
+        put("endpoint_url", self.endpoint_edit)
+        if kind == "s3":
+            put("region", self.region_edit)
+            if self.s3_env_radio.isChecked():
+                put("profile", self.s3_profile)
+        elif kind == "gs":
+            put("project", self.project_edit)
+            if self.gs_keyfile_radio.isChecked():
+                key_file = self.gs_keyfile.text().strip()
+                if not key_file:
+                    raise StorageUrlError("choose the service-account key file")
+                options["credentials_file"] = key_file
+        elif kind == "az":
+            put("account_name", self.account_edit)
+        prefix = self.prefix_edit.text().strip().strip("/")
+        url = f"{kind}://{bucket}" + (f"/{prefix}" if prefix else "")
+        location = parse_storage_url(url)
+        return location.with_options(options) if options else location
+
+    def secrets(self) -> dict[str, str]:
+        """The keys typed in (empty when the environment is to be used)."""
+        kind = self.kind()
+        values: dict[str, str] = {}
+        if kind == "s3" and self.s3_keys_radio.isChecked():
+            key_id, secret = self.s3_key_id.text().strip(), self.s3_secret.text().strip()
+            if not key_id or not secret:
+                raise StorageUrlError("enter the access key id and the secret access key")
+            values = {"access_key_id": key_id, "secret_access_key": secret}
+        elif kind == "az" and self.az_conn_radio.isChecked():
+            text = self.az_conn.text().strip()
+            if not text:
+                raise StorageUrlError("paste the connection string")
+            values = {"connection_string": text}
+        elif kind == "az" and self.az_key_radio.isChecked():
+            if not self.account_edit.text().strip():
+                raise StorageUrlError("an account key needs the account name")
+            text = self.az_key.text().strip()
+            if not text:
+                raise StorageUrlError("enter the account key")
+            values = {"account_key": text}
+        return check_secrets(kind, values) if values else {}
+
+    def problem(self) -> str:
+        """What must be fixed before testing or saving ("" when nothing)."""
+        try:
+            self.location()
+            self.secrets()
+        except StorageError as exc:
+            return str(exc)
+        return ""
+
+    def _default_name(self) -> str:
+        kind = self.kind()
+        if kind == "file":
+            text = self.folder_edit.text().strip()
+            if not text or Path(text).expanduser() == self.default_folder:
+                return "This computer"
+            return Path(text).name or text
+        bucket = self.bucket_edit.text().strip() or "bucket"
+        prefix = self.prefix_edit.text().strip().strip("/")
+        return f"{bucket}/{prefix}" if prefix else bucket
+
+    def display_name(self) -> str:
+        return self.name_edit.text().strip() or self._default_name()
+
+    def describe(self) -> str:
+        """One line for summaries: what and where."""
+        try:
+            location = self.location()
+        except StorageError:
+            return KIND_NAMES[self.kind()]
+        if location.kind == "file":
+            return f"the folder {location.bucket}"
+        return f"the {KIND_NAMES[location.kind]} {location.root()}"
+
+    # -- testing -------------------------------------------------------------------------
+
+    @property
+    def testing(self) -> bool:
+        return self._check_task is not None and not self._check_task.done()
+
+    def test_connection(self) -> asyncio.Task[Any] | None:
+        """Start the connection test on the running loop; the result shows below the
+        button and is emitted as `checked`. Returns the task (None if the form is
+        incomplete: the problem is shown instead)."""
+        if self.testing:
+            return self._check_task
+        try:
+            location, secrets = self.location(), self.secrets()
+        except StorageError as exc:
+            self._show_result(CheckResult("error", str(exc)))
+            return None
+        create = location.kind == "file" and self.is_default_folder(location)
+        self.test_button.setEnabled(False)
+        self.spinner.start()
+        self.result_label.setText("Testing the connection…")
+        self._check_task = self.tasks.start(
+            self._run_check(location, secrets, create), "Testing the connection"
+        )
+        return self._check_task
+
+    async def _run_check(
+        self, location: StorageLocation, secrets: dict[str, str], create: bool
+    ) -> CheckResult:
+        try:
+            result = await check_storage(location, secrets, create_folder=create)
+        finally:
+            self.spinner.stop()
+            self.test_button.setEnabled(True)
+        self._show_result(result)
+        return result
+
+    def _show_result(self, result: CheckResult) -> None:
+        self.last_result = result
+        self.result_label.setText(result_html(result.level, result.message))
+        self.checked.emit(result.level, result.message)
+
+    def cancel(self) -> None:
+        """Stop a running test (the dialog is closing)."""
+        if self._check_task is not None and not self._check_task.done():
+            self._check_task.cancel()
+        self.spinner.stop()
+        self.test_button.setEnabled(True)
+
+    def is_default_folder(self, location: StorageLocation) -> bool:
+        return Path(location.bucket).expanduser().absolute() == self.default_folder.absolute()
+
+    # -- saving ---------------------------------------------------------------------------
+
+    def folder_problem(self, location: StorageLocation) -> str:
+        """Why a folder location cannot be used ("" if it can), creating the default
+        folder if it is missing (other folders must exist). Touches no widget: it may run
+        in a worker thread."""
+        if location.kind != "file":
+            return ""
+        return _folder_problem(Path(location.bucket), self.is_default_folder(location))
+
+    def prepare_folder(self) -> None:
+        """`folder_problem` for the form's location, raised as `StorageError`."""
+        problem = self.folder_problem(self.location())
+        if problem:
+            raise StorageError(problem)
+
+    def save(self) -> StorageSettings:
+        """The settings entry for this storage; bucket keys are saved as a named storage
+        profile (keys in the OS keyring). Raises `StorageError` (`ProfileError`) if the
+        form is incomplete or the keys cannot be kept."""
+        location, values = self.location(), self.secrets()
+        name = self.display_name()
+        if location.kind == "file":
+            self.prepare_folder()
+            return StorageSettings(str(Path(location.bucket).expanduser()), name)
+        if not values:
+            return StorageSettings(location.url(), name)
+        existing = {p.name for p in self.profiles.list()}
+        base = _slug(name)
+        profile_name, n = base, 2
+        while profile_name in existing:
+            profile_name, n = f"{base}-{n}", n + 1
+        profile = self.profiles.add(profile_name, location, values)
+        log.info("saved storage profile %s (%s)", profile.name, location.root())
+        return StorageSettings(profile.name, name)
+
+
+class FormGrid(QGridLayout):
+    """A label/field form on a grid.
+
+    Unlike ``QFormLayout`` it gives word-wrapped help labels their real height (no gaps),
+    and a hidden row takes no space. ``add_row`` returns the row's field widget (layouts are
+    wrapped in one), which is also the key for ``set_row_visible``.
+    """
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setContentsMargins(0, 0, 0, 0)
+        self.setHorizontalSpacing(14)
+        self.setVerticalSpacing(10)
+        self.setColumnStretch(1, 1)
+        self._count = 0
+        self._labels: dict[int, QLabel | None] = {}
+
+    def add_row(self, label: str | QLabel | None, field: QWidget | QLayout) -> QWidget:
+        if isinstance(field, QLayout):
+            holder = QWidget()
+            field.setContentsMargins(0, 0, 0, 0)
+            holder.setLayout(field)
+            field = holder
+        row = self._count
+        self._count += 1
+        layout = field.layout()
+        tall = isinstance(field, QLabel) or isinstance(layout, QVBoxLayout)
+        label_widget = QLabel(label) if isinstance(label, str) and label else label
+        if isinstance(label_widget, QLabel):
+            align = Qt.AlignmentFlag.AlignRight | (
+                Qt.AlignmentFlag.AlignTop if tall else Qt.AlignmentFlag.AlignVCenter
+            )
+            if tall:
+                label_widget.setContentsMargins(0, 2, 0, 0)
+            self.addWidget(label_widget, row, 0, align)
+        self.addWidget(field, row, 1)
+        self._labels[id(field)] = label_widget if isinstance(label_widget, QLabel) else None
+        return field
+
+    def set_row_visible(self, field: QWidget, visible: bool) -> None:
+        field.setVisible(visible)
+        label = self._labels.get(id(field))
+        if label is not None:
+            label.setVisible(visible)
+
+
+def _indented(*widgets: QWidget) -> QWidget:
+    box = QFrame()
+    v = QVBoxLayout(box)
+    v.setContentsMargins(22, 0, 0, 4)
+    v.setSpacing(6)
+    for w in widgets:
+        v.addWidget(w)
+    return box

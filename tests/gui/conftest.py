@@ -1,0 +1,108 @@
+"""Shared fixtures for the GUI tests (pytest-qt, Qt offscreen, real widgets).
+
+- ``qloop``: a ``qasync.QEventLoop`` over pytest-qt's ``qapp``, already "running" — qtbot's
+  ``waitUntil``/``waitSignal`` spin Qt, and that drives asyncio tasks. Teardown cancels the
+  tasks a test left behind and closes the loop *without* ``loop.stop()`` (which would call
+  ``app.exit()`` and break later waits).
+- ``run(coro, qtbot, timeout)``: await a coroutine from a synchronous test.
+- ``home``: an isolated ``BUCKET_CHAT_HOME`` with the encrypted-file key store and a
+  passphrase in ``BUCKET_CHAT_PASSPHRASE`` (no OS keyring is touched for device keys).
+- ``memory_keyring``: an in-memory keyring backend to hand to ``ProfileStore(backend=…)``
+  where a test needs storage keys kept (it is not installed globally).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import warnings
+from collections.abc import Coroutine, Iterator
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import qasync
+from keyring.backend import KeyringBackend
+from keyring.errors import PasswordDeleteError
+
+PASSPHRASE = "correct horse battery staple"
+T = TypeVar("T")
+
+
+@pytest.fixture
+def qloop(qapp: Any, qtbot: Any) -> Iterator[qasync.QEventLoop]:
+    loop = qasync.QEventLoop(qapp, already_running=True)
+    asyncio.set_event_loop(loop)
+    try:
+        yield loop
+    finally:
+        pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        for task in pending:
+            task.cancel()
+        if pending:
+            try:
+                qtbot.waitUntil(lambda: all(t.done() for t in pending), timeout=5000)
+            except Exception:  # a task that ignores cancellation must not hide the result
+                warnings.warn(
+                    f"{sum(not t.done() for t in pending)} task(s) outlived the test",
+                    RuntimeWarning,
+                    stacklevel=1,
+                )
+        # A loop made with already_running=True counts as running; close() refuses a
+        # running loop, and stop() would quit the QApplication. Mark it stopped instead.
+        loop._QEventLoop__is_running = False  # type: ignore[attr-defined]
+        with contextlib.suppress(RuntimeError, TypeError), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            qapp.aboutToQuit.disconnect(loop._after_run_forever)
+        loop.close()
+        asyncio.events._set_running_loop(None)
+        asyncio.set_event_loop(None)
+
+
+def run(coro: Coroutine[Any, Any, T], qtbot: Any, timeout: float = 10.0) -> T:
+    """Run ``coro`` on the test's qasync loop (``qloop`` must be active) and return its
+    result, spinning Qt until it is done; fails after ``timeout`` seconds."""
+    task = asyncio.ensure_future(coro)
+    qtbot.waitUntil(task.done, timeout=int(timeout * 1000))
+    return task.result()
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """This test's device: its own settings, keys and default store under ``tmp_path``."""
+    folder = tmp_path / "home"
+    folder.mkdir()
+    monkeypatch.setenv("BUCKET_CHAT_HOME", str(folder))
+    monkeypatch.setenv("BUCKET_CHAT_KEY_STORE", "file")
+    monkeypatch.setenv("BUCKET_CHAT_PASSPHRASE", PASSPHRASE)
+    monkeypatch.delenv("BUCKET_CHAT_STORAGE", raising=False)
+    return folder
+
+
+class MemoryKeyring(KeyringBackend):
+    """A real keyring backend that keeps secrets in a dict (priority 1: usable)."""
+
+    priority: ClassVar[float] = 1
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entries: dict[tuple[str, str], str] = {}
+
+    def get_password(self, service: str, username: str) -> str | None:
+        return self.entries.get((service, username))
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self.entries[(service, username)] = password
+
+    def delete_password(self, service: str, username: str) -> None:
+        if self.entries.pop((service, username), None) is None:
+            raise PasswordDeleteError(username)
+
+
+@pytest.fixture
+def memory_keyring() -> MemoryKeyring:
+    return MemoryKeyring()
