@@ -384,6 +384,11 @@ def test_the_cache_prunes_least_recently_used_blobs(tmp_path: Path) -> None:
 # -- images ---------------------------------------------------------------------------------
 
 
+def rgb(img: Image.Image, x: int, y: int) -> tuple[int, int, int]:
+    r, g, b = img.convert("RGB").getpixel((x, y))  # type: ignore[misc]
+    return int(r), int(g), int(b)
+
+
 def thumbnail_of(content: dict[str, Any]) -> Image.Image:
     raw = base64.b64decode(content["info"]["thumbnail"])
     assert len(raw) <= MAX_THUMBNAIL_BYTES
@@ -398,8 +403,8 @@ def test_an_image_gets_its_size_and_a_small_thumbnail(store: LocalStorage, files
     assert (info["w"], info["h"], info["mimetype"]) == (800, 600, "image/png")
     thumb = thumbnail_of(content)
     assert thumb.size == (320, 240)
-    assert thumb.convert("RGB").getpixel((10, 200))[0] > 150  # left half red
-    assert thumb.convert("RGB").getpixel((310, 200))[2] > 150  # right half blue
+    assert rgb(thumb, 10, 200)[0] > 150  # left half red
+    assert rgb(thumb, 310, 200)[2] > 150  # right half blue
 
 
 def test_exif_orientation_is_applied(store: LocalStorage, files: Path) -> None:
@@ -413,9 +418,9 @@ def test_exif_orientation_is_applied(store: LocalStorage, files: Path) -> None:
     assert thumb.size == (120, 240)
     # rotated clockwise: the stored left (red) half is now on top, right (blue) below,
     # and the green bar that ran along the stored top now runs down the right edge
-    assert thumb.getpixel((40, 30))[0] > 150
-    assert thumb.getpixel((40, 210))[2] > 150
-    assert thumb.getpixel((117, 120))[1] > 150
+    assert rgb(thumb, 40, 30)[0] > 150
+    assert rgb(thumb, 40, 210)[2] > 150
+    assert rgb(thumb, 117, 120)[1] > 150
 
 
 def test_a_noisy_photo_still_gets_a_thumbnail_under_the_cap(

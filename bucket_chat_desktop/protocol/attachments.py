@@ -1,0 +1,326 @@
+"""Attachments: where a file's bytes live and what the message announcing it says.
+
+A file is stored once, content-addressed, at ``rooms/<room_id>/blobs/<sha256 hex>``; an
+``m.room.message`` with ``msgtype`` ``m.file`` or ``m.image`` names it by that hash in its
+signed ``info``. The blob itself is unsigned: the signed hash is what makes it
+tamper-evident, so a reader checks every byte against it before showing or saving it
+(``verify_blob``). The path is always derived from the room id and the hash, never read
+from the event, so a hostile event cannot point a reader anywhere else.
+
+Everything in ``info`` is untrusted, the file name most of all: ``parse_file_content``
+turns it into a ``FileInfo`` whose ``name`` is safe to show and to use as a file name on
+Windows, macOS and Linux, or into a string saying what is wrong. Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+import binascii
+import hashlib
+import re
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, TypeGuard
+
+from .ids import check_room_id
+
+FILE = "m.file"
+IMAGE = "m.image"
+MSGTYPES = frozenset({FILE, IMAGE})
+
+MAX_NAME_BYTES = 255
+"""UTF-8 bytes in a file name: the common limit of ext4, APFS and NTFS (in practice)."""
+MAX_SIZE = 2**53 - 1
+"""The largest ``size`` an event can carry (every integer in an event is within ±2**53-1)."""
+THUMBNAIL_BOX = (320, 240)
+"""Writers make thumbnails no larger than this (width, height), orientation applied."""
+MAX_THUMBNAIL_BYTES = 12 * 1024
+"""Writers' cap on a thumbnail's decoded bytes: keeps the event line far under 256 KiB."""
+MAX_THUMBNAIL_READ_BYTES = 32 * 1024
+"""Readers ignore (do not decode) a thumbnail larger than this."""
+MAX_DIMENSION = 1_000_000
+"""Readers ignore ``w``/``h`` outside 1 … this."""
+DEFAULT_MIMETYPE = "application/octet-stream"
+FALLBACK_NAME = "file"
+
+_SHA256_RE = re.compile(r"[0-9a-f]{64}")
+_MIME_RE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")
+# Characters Windows refuses in names, plus both path separators. ':' is also the
+# NTFS alternate-data-stream separator and the classic Mac OS path separator.
+_UNSAFE_CHARS = frozenset('/\\:*?"<>|')
+_RESERVED = frozenset(
+    {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"}
+    | {f"{p}{d}" for p in ("COM", "LPT") for d in "0123456789¹²³"}
+)
+_THUMB_SIGNATURES = ((b"\xff\xd8\xff", "jpeg"), (b"\x89PNG\r\n\x1a\n", "png"))
+
+# Opening these runs code (or something that can run code) on some desktop: a received
+# file of one of these kinds is only ever saved, never opened by a click.
+_RISKY = """
+app appimage application apk bash bat bin cmd com command cpl csh deb desktop dll dmg exe
+fish gadget hta inf ins isp jar js jse ksh lnk mde msc msi msix msp mst pif pkg pl ps1 ps2
+psc1 psc2 psd1 psm1 py pyc pyo pyw rb reg rpm run scf scr sct sh shb so swf sys url vb vbe
+vbs vxd website ws wsc wsf wsh xbap xll zsh action chm hlp img iso jnlp scpt terminal vhd
+vhdx workflow library-ms settingcontent-ms
+"""
+RISKY_EXTENSIONS = frozenset(_RISKY.split())
+
+
+@dataclass(frozen=True, slots=True)
+class FileInfo:
+    """A file announced by a message, checked and made safe to use.
+
+    ``name`` is sanitised (``safe_file_name``); ``thumbnail`` holds the decoded bytes of a
+    JPEG or PNG whose format is in ``thumbnail_format``, or None when the event had none
+    or it was unusable. Width and height are None unless both were valid.
+    """
+
+    msgtype: str
+    name: str
+    size: int
+    mimetype: str
+    sha256: str
+    width: int | None = None
+    height: int | None = None
+    thumbnail: bytes | None = None
+    thumbnail_format: str | None = None
+
+    @property
+    def is_image(self) -> bool:
+        return self.msgtype == IMAGE
+
+    @property
+    def risky_to_open(self) -> bool:
+        return is_risky_to_open(self.name)
+
+
+def is_sha256_hex(text: object) -> TypeGuard[str]:
+    return isinstance(text, str) and _SHA256_RE.fullmatch(text) is not None
+
+
+def blob_path(room_id: str, sha256_hex: str) -> str:
+    """``rooms/<room_id>/blobs/<sha256_hex>``; refuses a bad room id or hash (ValueError)."""
+    check_room_id(room_id)
+    if not is_sha256_hex(sha256_hex):
+        raise ValueError("a blob name is the SHA-256 of its bytes: 64 lowercase hex digits")
+    return f"rooms/{room_id}/blobs/{sha256_hex}"
+
+
+def blobs_prefix(room_id: str) -> str:
+    return f"rooms/{check_room_id(room_id)}/blobs/"
+
+
+def _keep(ch: str) -> bool:
+    # Cc: C0/C1 controls (NUL, newline, ESC…); Cf: format characters, which include the
+    # bidirectional overrides (U+202E makes "gpj.exe" look like "exe.jpg") and zero-width
+    # joiners; Cs: lone surrogates; Zl/Zp: line and paragraph separators.
+    return unicodedata.category(ch) not in ("Cc", "Cf", "Cs", "Zl", "Zp")
+
+
+def safe_file_name(name: object, fallback: str = FALLBACK_NAME) -> str:
+    """A file name that is safe to display and to create in any folder on any desktop OS.
+
+    Path separators and the characters Windows forbids become ``_``; controls, format
+    characters (bidi overrides, zero-width characters) and separators are dropped;
+    whitespace runs become one space; leading dots and spaces (hidden files, ``..``) and
+    trailing dots and spaces (which Windows strips) are removed; Windows device names
+    (``CON``, ``nul.txt``, ``COM1``…) get a ``_`` prefix; the result is cut to 255 UTF-8
+    bytes keeping the extension. Never empty: ``fallback`` when nothing is left.
+    """
+    if not isinstance(name, str):
+        return fallback
+    text = unicodedata.normalize("NFC", name)
+    out = []
+    for ch in text:
+        if ch in _UNSAFE_CHARS:
+            out.append("_")
+        elif ch.isspace():
+            out.append(" ")
+        elif _keep(ch):
+            out.append(ch)
+    text = re.sub(r" {2,}", " ", "".join(out))
+    text = text.lstrip(". ").rstrip(". ")
+    if not text:
+        return fallback
+    stem = text.split(".", 1)[0].rstrip(" ")
+    if stem.upper() in _RESERVED:
+        text = "_" + text
+    return _cut_utf8(text, MAX_NAME_BYTES) or fallback
+
+
+def _cut_utf8(text: str, limit: int) -> str:
+    """Cut ``text`` to ``limit`` UTF-8 bytes, keeping a short extension when it has one."""
+    if len(text.encode("utf-8")) <= limit:
+        return text
+    stem, dot, ext = text.rpartition(".")
+    if not dot or not stem or len(ext.encode("utf-8")) > 16:
+        stem, ext = text, ""
+    tail = f".{ext}" if ext else ""
+    room = limit - len(tail.encode("utf-8"))
+    cut = stem.encode("utf-8")[:room].decode("utf-8", "ignore").rstrip(". ")
+    return cut + tail if cut else tail.lstrip(".")
+
+
+def is_risky_to_open(name: str) -> bool:
+    """True when opening a file of this name could run code (``.exe``, ``.sh``, ``.desktop``…).
+
+    The last extension of the sanitised name decides, as it does for the desktop:
+    ``invoice.exe.pdf`` is a PDF, ``invoice.pdf.exe`` (or its bidi-spoofed spelling
+    ``invoice\u202efdp.exe``) is a program.
+    """
+    _, dot, ext = safe_file_name(name).rpartition(".")
+    return bool(dot) and ext.lower().strip() in RISKY_EXTENSIONS
+
+
+def clean_mimetype(value: object) -> str:
+    """A syntactically plain ``type/subtype`` in lowercase, else ``application/octet-stream``.
+
+    Parameters (``; charset=…``) are dropped. The result is a label only: nothing decides
+    how to open a file from the sender's mimetype.
+    """
+    if not isinstance(value, str):
+        return DEFAULT_MIMETYPE
+    base = value.split(";", 1)[0].strip().lower()
+    return base if _MIME_RE.fullmatch(base) else DEFAULT_MIMETYPE
+
+
+def thumbnail_format(data: bytes) -> str | None:
+    """``"jpeg"`` or ``"png"`` from the data's signature bytes, else None."""
+    for magic, fmt in _THUMB_SIGNATURES:
+        if data.startswith(magic):
+            return fmt
+    return None
+
+
+def file_content(
+    name: str,
+    size: int,
+    mimetype: str,
+    sha256: str,
+    *,
+    width: int | None = None,
+    height: int | None = None,
+    thumbnail_b64: str | None = None,
+) -> dict[str, Any]:
+    """The ``m.room.message`` content announcing a stored blob.
+
+    ``m.image`` when both ``width`` and ``height`` are given, else ``m.file``. ``body`` is
+    the (sanitised) file name, so clients that know nothing about attachments still show
+    something meaningful. Raises ValueError for values a reader would refuse, and for a
+    thumbnail that is not base64 of a JPEG or PNG within ``MAX_THUMBNAIL_BYTES``.
+    """
+    if not is_sha256_hex(sha256):
+        raise ValueError("sha256 must be 64 lowercase hex digits")
+    if type(size) is not int or not 0 <= size <= MAX_SIZE:
+        raise ValueError("size must be a non-negative integer within 2**53 - 1")
+    safe = safe_file_name(name)
+    info: dict[str, Any] = {
+        "name": safe,
+        "size": size,
+        "mimetype": clean_mimetype(mimetype),
+        "sha256": sha256,
+    }
+    image = width is not None and height is not None
+    if image:
+        if not (_dimension_ok(width) and _dimension_ok(height)):
+            raise ValueError(f"width and height must be integers in 1…{MAX_DIMENSION}")
+        info["w"] = width
+        info["h"] = height
+    if thumbnail_b64 is not None:
+        raw = _b64decode(thumbnail_b64)
+        if raw is None or thumbnail_format(raw) is None:
+            raise ValueError("thumbnail must be standard base64 of a JPEG or PNG")
+        if len(raw) > MAX_THUMBNAIL_BYTES:
+            raise ValueError(
+                f"thumbnail of {len(raw):,} bytes exceeds the {MAX_THUMBNAIL_BYTES:,}-byte cap"
+            )
+        info["thumbnail"] = thumbnail_b64
+    return {"msgtype": IMAGE if image else FILE, "body": safe, "info": info}
+
+
+def _dimension_ok(value: object) -> bool:
+    return type(value) is int and 1 <= value <= MAX_DIMENSION
+
+
+def _b64decode(text: object) -> bytes | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        raw = binascii.a2b_base64(text.encode("ascii"), strict_mode=True)
+    except (binascii.Error, ValueError, UnicodeEncodeError):
+        return None
+    return raw
+
+
+def parse_file_content(content: object) -> FileInfo | str:
+    """Check an untrusted message content that announces a file.
+
+    Returns a ``FileInfo`` or a sentence saying why the content cannot be used. Required:
+    ``msgtype`` ``m.file``/``m.image``, an ``info`` object, ``info.sha256`` (64 lowercase
+    hex digits) and ``info.size`` (an integer ≥ 0). The name comes from ``info.name``,
+    else ``body``, and is always sanitised. A bad ``mimetype`` becomes
+    ``application/octet-stream``; bad ``w``/``h`` or an unusable thumbnail are dropped
+    (the file itself is still usable).
+    """
+    if not isinstance(content, Mapping):
+        return "content is not an object"
+    msgtype = content.get("msgtype")
+    if msgtype not in MSGTYPES:
+        return f"msgtype is not {FILE} or {IMAGE}"
+    info = content.get("info")
+    if not isinstance(info, Mapping):
+        return "info is missing or not an object"
+    sha = info.get("sha256")
+    if not is_sha256_hex(sha):
+        return "info.sha256 is not 64 lowercase hex digits"
+    size = info.get("size")
+    if type(size) is not int or not 0 <= size <= MAX_SIZE:
+        return "info.size is not a non-negative integer"
+    raw_name = info.get("name")
+    if not isinstance(raw_name, str) or not raw_name.strip():
+        raw_name = content.get("body")
+    width, height = info.get("w"), info.get("h")
+    if not (_dimension_ok(width) and _dimension_ok(height)):
+        width = height = None
+    thumb: bytes | None = None
+    fmt: str | None = None
+    text = info.get("thumbnail")
+    # A base64 text 4/3 the size of the cap is the longest worth decoding.
+    if isinstance(text, str) and len(text) <= (MAX_THUMBNAIL_READ_BYTES + 2) // 3 * 4:
+        thumb = _b64decode(text)
+        fmt = thumbnail_format(thumb) if thumb else None
+        if fmt is None:
+            thumb = None
+    return FileInfo(
+        msgtype=str(msgtype),
+        name=safe_file_name(raw_name),
+        size=size,
+        mimetype=clean_mimetype(info.get("mimetype")),
+        sha256=sha,
+        width=width if isinstance(width, int) else None,
+        height=height if isinstance(height, int) else None,
+        thumbnail=thumb,
+        thumbnail_format=fmt,
+    )
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def verify_blob(data: bytes, info: FileInfo) -> str | None:
+    """None when ``data`` is exactly the announced file; otherwise what differs (a clause
+    without the file's name, e.g. "the stored file has 12 bytes, the signed message says 11").
+
+    The size is compared first (cheap, and says more than a hash to a person), then the
+    SHA-256. A caller MUST NOT show, open or save bytes for which this returns a problem.
+    """
+    if len(data) != info.size:
+        return f"the stored file has {len(data):,} bytes, the signed message says {info.size:,}"
+    actual = sha256_hex(data)
+    if actual != info.sha256:
+        return (
+            f"the stored file's SHA-256 is {actual[:16]}…, "
+            f"the signed message says {info.sha256[:16]}…"
+        )
+    return None

@@ -1,0 +1,328 @@
+"""Attachment messages: blob paths, the content a writer builds, and what a reader makes of
+hostile content — names that try to escape a folder, hide an extension, or name a device."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+
+import pytest
+from nacl.signing import SigningKey
+
+from bucket_chat_desktop.protocol.attachments import (
+    FILE,
+    IMAGE,
+    MAX_NAME_BYTES,
+    MAX_THUMBNAIL_BYTES,
+    FileInfo,
+    blob_path,
+    clean_mimetype,
+    file_content,
+    is_risky_to_open,
+    parse_file_content,
+    safe_file_name,
+    verify_blob,
+)
+from bucket_chat_desktop.protocol.event import MAX_LINE_BYTES, MESSAGE, parse_line
+from bucket_chat_desktop.protocol.ids import InvalidRoomIdError
+from bucket_chat_desktop.protocol.signing import build_event
+
+DATA = b"hello attachments\n"
+SHA = hashlib.sha256(DATA).hexdigest()
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+JPEG_MAGIC = b"\xff\xd8\xff\xe0"
+
+
+def content(**info: object) -> dict[str, object]:
+    base: dict[str, object] = {"name": "a.txt", "size": len(DATA), "sha256": SHA}
+    base.update(info)
+    return {"msgtype": FILE, "body": "a.txt", "info": base}
+
+
+# -- blob paths ---------------------------------------------------------------------------
+
+
+def test_blob_path_is_derived_from_room_and_hash() -> None:
+    assert blob_path("room-1", SHA) == f"rooms/room-1/blobs/{SHA}"
+
+
+@pytest.mark.parametrize("sha", ["", SHA.upper(), SHA[:-1], SHA + "0", "../" + SHA[3:], "g" * 64])
+def test_blob_path_refuses_anything_but_a_lowercase_hex_digest(sha: str) -> None:
+    with pytest.raises(ValueError):
+        blob_path("room-1", sha)
+
+
+@pytest.mark.parametrize("room", ["", "..", "a/b", ".hidden", "a\x00b"])
+def test_blob_path_refuses_bad_room_ids(room: str) -> None:
+    with pytest.raises(InvalidRoomIdError):
+        blob_path(room, SHA)
+
+
+# -- file names ---------------------------------------------------------------------------
+
+HOSTILE = {
+    "../../etc/passwd": "_.._etc_passwd",
+    "..\\..\\Windows\\system32\\drivers": "_.._Windows_system32_drivers",
+    "/etc/shadow": "_etc_shadow",
+    "C:\\boot.ini": "C__boot.ini",
+    "CON": "_CON",
+    "con.txt": "_con.txt",
+    "Nul": "_Nul",
+    "LPT1.log": "_LPT1.log",
+    "COM¹.txt": "_COM¹.txt",
+    "CON .txt": "_CON .txt",
+    "a\x00b.txt": "ab.txt",
+    "tab\there.txt": "tab here.txt",
+    "line\nbreak.txt": "line break.txt",
+    "esc\x1b[31mred.txt": "esc[31mred.txt",
+    "\u202egpj.exe": "gpj.exe",  # shows as "exe.jpg" when the override is kept
+    "zero\u200bwidth.txt": "zerowidth.txt",
+    ".bashrc": "bashrc",
+    "..": "file",
+    "...": "file",
+    "": "file",
+    "   ": "file",
+    "name.": "name",
+    "name ": "name",
+    'what?<>|*":.txt': "what_______.txt",
+    "naïve café.pdf": "naïve café.pdf",
+    "日本語のファイル.txt": "日本語のファイル.txt",
+    "plain.txt": "plain.txt",
+}
+
+
+@pytest.mark.parametrize(("raw", "safe"), sorted(HOSTILE.items()))
+def test_hostile_names_are_made_safe(raw: str, safe: str) -> None:
+    assert safe_file_name(raw) == safe
+
+
+@pytest.mark.parametrize("raw", sorted(HOSTILE))
+def test_a_safe_name_is_a_single_harmless_path_component(raw: str) -> None:
+    name = safe_file_name(raw)
+    assert name and name == safe_file_name(name)  # idempotent
+    assert not set(name) & set('/\\:*?"<>|\x00')
+    assert not name.startswith((".", " ")) and not name.endswith((".", " "))
+    assert all(c.isprintable() for c in name)
+    assert len(name.encode("utf-8")) <= MAX_NAME_BYTES
+
+
+def test_long_names_are_cut_to_255_bytes_keeping_the_extension() -> None:
+    name = safe_file_name("é" * 400 + ".tar.gz")
+    assert name.endswith(".gz") and len(name.encode("utf-8")) <= 255
+    name = safe_file_name("x" * 1000)
+    assert name == "x" * 255
+
+
+def test_non_strings_get_the_fallback_name() -> None:
+    assert safe_file_name(None) == "file"
+    assert safe_file_name(42) == "file"
+
+
+@pytest.mark.parametrize(
+    ("name", "risky"),
+    [
+        ("setup.exe", True),
+        ("invoice.pdf.exe", True),
+        ("\u202efdp.exe", True),
+        ("run.SH", True),
+        ("app.desktop", True),
+        ("Installer.msi", True),
+        ("invoice.exe.pdf", False),
+        ("photo.jpg", False),
+        ("README", False),
+        ("notes.txt", False),
+    ],
+)
+def test_programs_and_scripts_are_risky_to_open(name: str, risky: bool) -> None:
+    assert is_risky_to_open(name) is risky
+
+
+@pytest.mark.parametrize(
+    ("raw", "clean"),
+    [
+        ("image/png", "image/png"),
+        ("Text/Plain; charset=utf-8", "text/plain"),
+        (
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        ),
+        ("text/html\r\nX-Evil: 1", "application/octet-stream"),
+        ("nonsense", "application/octet-stream"),
+        ("", "application/octet-stream"),
+        (5, "application/octet-stream"),
+    ],
+)
+def test_mimetypes_are_cleaned(raw: object, clean: str) -> None:
+    assert clean_mimetype(raw) == clean
+
+
+# -- writing ------------------------------------------------------------------------------
+
+
+def test_file_content_shape() -> None:
+    c = file_content("report.pdf", 1234, "application/pdf", SHA)
+    assert c == {
+        "msgtype": FILE,
+        "body": "report.pdf",
+        "info": {"name": "report.pdf", "size": 1234, "mimetype": "application/pdf", "sha256": SHA},
+    }
+
+
+def test_image_content_has_size_and_thumbnail() -> None:
+    thumb = base64.b64encode(PNG_MAGIC + b"\x00" * 100).decode()
+    c = file_content("p.png", 10, "image/png", SHA, width=640, height=480, thumbnail_b64=thumb)
+    assert c["msgtype"] == IMAGE
+    assert c["info"]["w"] == 640 and c["info"]["h"] == 480 and c["info"]["thumbnail"] == thumb
+
+
+def test_the_writer_sanitises_the_name_it_publishes() -> None:
+    c = file_content("../../secret\u202etxt.exe", 1, "text/plain", SHA)
+    assert c["body"] == c["info"]["name"] == "_.._secrettxt.exe"
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"sha256": SHA.upper()},
+        {"size": -1},
+        {"size": True},
+        {"size": 2**53},
+        {"width": 0, "height": 10},
+        {"width": 10, "height": 10, "thumbnail_b64": "not base64!"},
+        {"width": 10, "height": 10, "thumbnail_b64": base64.b64encode(b"GIF89a").decode()},
+        {
+            "width": 10,
+            "height": 10,
+            "thumbnail_b64": base64.b64encode(JPEG_MAGIC + b"\0" * MAX_THUMBNAIL_BYTES).decode(),
+        },
+    ],
+)
+def test_file_content_refuses_what_a_reader_would_not_accept(kwargs: dict[str, object]) -> None:
+    args: dict[str, object] = {"name": "x", "size": 1, "mimetype": "x/y", "sha256": SHA}
+    args.update(kwargs)
+    with pytest.raises(ValueError):
+        file_content(**args)  # type: ignore[arg-type]
+
+
+def test_a_signed_image_event_stays_far_under_the_line_limit() -> None:
+    thumb = base64.b64encode(JPEG_MAGIC + b"\x01" * (MAX_THUMBNAIL_BYTES - 4)).decode()
+    c = file_content(
+        "p" * 300, 2**40, "image/jpeg", SHA, width=9000, height=6000, thumbnail_b64=thumb
+    )
+    event = build_event(
+        room_id="room-1",
+        sender_id="alice@example.com",
+        event_type=MESSAGE,
+        content=c,
+        timestamp_ms=1757851245000,
+        unique="00000001-0000-4000-8000-000000000001",
+        prev_event_hash=None,
+        signing_key=SigningKey(b"\x01" * 32),
+    )
+    line = event.line()
+    assert len(line) < MAX_LINE_BYTES // 8
+    parsed = parse_line(line.rstrip(b"\n"), "room-1")
+    info = parse_file_content(parsed.content)  # type: ignore[union-attr]
+    assert isinstance(info, FileInfo) and info.thumbnail is not None
+
+
+# -- reading ------------------------------------------------------------------------------
+
+
+def test_parse_round_trip() -> None:
+    thumb = PNG_MAGIC + b"\x00" * 50
+    c = file_content(
+        "a.png",
+        len(DATA),
+        "image/png",
+        SHA,
+        width=3,
+        height=2,
+        thumbnail_b64=base64.b64encode(thumb).decode(),
+    )
+    info = parse_file_content(json.loads(json.dumps(c)))
+    assert info == FileInfo(IMAGE, "a.png", len(DATA), "image/png", SHA, 3, 2, thumb, "png")
+    assert info.is_image and not info.risky_to_open
+
+
+@pytest.mark.parametrize(
+    ("bad", "problem"),
+    [
+        ("just a string", "not an object"),
+        ({"msgtype": "m.text", "body": "x"}, "msgtype"),
+        ({"msgtype": FILE, "body": "x"}, "info"),
+        ({"msgtype": FILE, "body": "x", "info": []}, "info"),
+        (content(sha256=SHA.upper()), "sha256"),
+        (content(sha256=SHA[:63]), "sha256"),
+        (content(sha256=None), "sha256"),
+        (content(sha256="../../../../etc/passwd" + "0" * 42), "sha256"),
+        (content(size=-5), "size"),
+        (content(size="5"), "size"),
+        (content(size=True), "size"),
+        (content(size=1.5), "size"),
+    ],
+)
+def test_unusable_contents_say_why(bad: object, problem: str) -> None:
+    result = parse_file_content(bad)
+    assert isinstance(result, str) and problem in result
+
+
+def test_hostile_name_fields_are_sanitised_when_read() -> None:
+    info = parse_file_content(content(name="../../.ssh/authorized_keys"))
+    assert isinstance(info, FileInfo) and info.name == "_.._.ssh_authorized_keys"
+    info = parse_file_content({**content(name=7), "body": "CON"})
+    assert isinstance(info, FileInfo) and info.name == "_CON"
+    info = parse_file_content({**content(name=""), "body": None})
+    assert isinstance(info, FileInfo) and info.name == "file"
+
+
+def test_bad_optional_fields_are_dropped_not_fatal() -> None:
+    info = parse_file_content(
+        content(mimetype="text/html\nX: y", w=True, h=10, thumbnail="!!!not base64")
+    )
+    assert isinstance(info, FileInfo)
+    assert info.mimetype == "application/octet-stream"
+    assert info.width is None and info.height is None and info.thumbnail is None
+    gif = base64.b64encode(b"GIF89a" + b"\0" * 10).decode()
+    assert parse_file_content(content(thumbnail=gif)).thumbnail is None  # type: ignore[union-attr]
+    huge = base64.b64encode(PNG_MAGIC + b"\0" * 40_000).decode()
+    assert parse_file_content(content(thumbnail=huge)).thumbnail is None  # type: ignore[union-attr]
+
+
+# -- verification -------------------------------------------------------------------------
+
+
+def test_verify_blob() -> None:
+    info = parse_file_content(content())
+    assert isinstance(info, FileInfo)
+    assert verify_blob(DATA, info) is None
+    tampered = DATA.replace(b"hello", b"HELLO")
+    problem = verify_blob(tampered, info)
+    assert problem is not None and "SHA-256" in problem
+    problem = verify_blob(DATA + b"x", info)
+    assert problem is not None and "bytes" in problem
+    assert verify_blob(b"", info) is not None
+
+
+# -- the specification --------------------------------------------------------------------
+
+
+def test_section_17_of_the_protocol_states_the_code_s_limits() -> None:
+    from pathlib import Path
+
+    from bucket_chat_desktop.protocol import attachments as a
+    from bucket_chat_desktop.sync import blobs
+
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "PROTOCOL.md").read_text("utf-8")
+    section = doc[doc.index("## 17. Attachments") :]
+    assert f"at most {a.MAX_THUMBNAIL_BYTES:,} bytes decoded" in section
+    assert f"above {a.MAX_THUMBNAIL_READ_BYTES:,} bytes decoded" in section
+    assert f"{a.THUMBNAIL_BOX[0]} × {a.THUMBNAIL_BOX[1]} pixels" in section
+    assert f"1 … {a.MAX_DIMENSION:,}" in section
+    assert f"{a.MAX_NAME_BYTES} bytes of UTF-8" in section
+    assert f"{blobs.MAX_PREVIEW_PIXELS:,} pixels" in section
+    for ext in ("exe", "bat", "cmd", "msi", "ps1", "vbs", "js", "jar", "sh", "desktop", "app"):
+        assert ext in a.RISKY_EXTENSIONS
+    for raw, safe in (("../../etc/passwd", "_.._etc_passwd"), (".bashrc", "bashrc")):
+        assert f"`{raw}` → `{safe}`" in section and a.safe_file_name(raw) == safe
