@@ -108,6 +108,9 @@ async def run(app: object, settings: settings_store.Settings, *, start_minimized
     from .gui.widgets import settings_dialog
 
     tray = tray_feature.install(window, controller)
+    from .gui import features
+
+    features.install(window, controller)
     settings_dialog.install(window, controller)
     minimized = (start_minimized or settings.start_minimized) and tray is not None
     if not minimized:

@@ -13,6 +13,7 @@ from .. import settings as settings_store
 from ..keys import Identity
 from ..protocol.audit import Assessed, AuditResult
 from ..protocol.event import MEMBER, Event
+from ..protocol.findings import Finding, Severity
 from ..settings import Settings, StorageSettings
 from ..sync.client import ChatClient, RoomRef
 from ..sync.events import EngineEvent
@@ -172,6 +173,13 @@ class Controller(QObject):
     def send_content(self, key: str, content: dict[str, Any]) -> None:
         self.tasks.start(self.client.send_content(_ref(key), content), "Sending")
 
+    def reaudit(self, key: str) -> None:
+        """Audit a room again, e.g. after the user confirmed a device (new pins)."""
+        ref = _ref(key)
+        attached = self.client.storages.get(ref.storage_id)
+        if attached is not None:
+            self.tasks.start(attached.engine.reaudit(ref.room_id), "Checking the room again")
+
     def retry_failed(self) -> None:
         self.client.retry_failed()
 
@@ -212,7 +220,7 @@ class Controller(QObject):
         if item is None:
             return
         last = result.timeline[-1].event if result.timeline else None
-        changes: dict[str, Any] = {"findings": len(result.errors)}
+        changes: dict[str, Any] = {"findings": len(self.room_errors(key))}
         if last is not None:
             changes.update(preview=_preview(last), last_ts=last.timestamp_ms)
         own = self.identity.public_key_b64
@@ -226,6 +234,18 @@ class Controller(QObject):
         self.rooms.update(key, **changes)
         if incoming and not focused:
             self.unread_changed.emit(self.rooms.total_unread())
+
+    def room_errors(self, key: str) -> list[Finding]:
+        """Every error-level finding about a room: its metadata's and its audit's."""
+        result = self.results.get(key)
+        errors = list(result.errors) if result else []
+        ref = _ref(key)
+        attached = self.client.storages.get(ref.storage_id)
+        room = attached.engine.rooms.get(ref.room_id) if attached else None
+        if room is not None:
+            meta = [f for f in room.metadata_findings if f.severity is Severity.ERROR]
+            errors = meta + errors
+        return errors
 
     def _on_outbox_changed(self, key: str, events: list[Event], state: str, error: str) -> None:
         self.timeline(key).set_echo(events, state, error)

@@ -366,8 +366,7 @@ class MainWindow(QMainWindow):
         if key != self.controller.current:
             return
         self._update_header()
-        result = self.controller.results.get(key)
-        errors = result.errors if result else []
+        errors = self.controller.room_errors(key)
         if not errors:
             self.banner.hide()
             return

@@ -11,18 +11,23 @@ and trust states) is stored too, so the newest screen of a room is one indexed q
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import sqlite3
+import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 from ..protocol.audit import Assessed, AuditResult, TrustState
 from ..protocol.findings import Finding, Kind
 
 log = logging.getLogger("bucket_chat.index")
+P = ParamSpec("P")
+R = TypeVar("R")
 
 SCHEMA_VERSION = 1
 
@@ -127,13 +132,27 @@ class TimelineRow:
     line: int
 
 
+def _locked(method: Callable[P, R]) -> Callable[P, R]:
+    """Serialise every use of the shared connection: the engine's worker thread and the GUI
+    thread both use the index, and a Python sqlite3 connection must not be used by two
+    threads at once (it can crash the interpreter)."""
+
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        with args[0]._lock:  # type: ignore[attr-defined]
+            return method(*args, **kwargs)
+
+    return wrapper
+
+
 class Index:
-    """Synchronous on purpose: callers run it on a worker thread (SQLite is quick but the
-    UI thread must never wait on disk)."""
+    """Synchronous on purpose: the engine runs it on its worker thread (SQLite is quick but
+    the UI thread must never wait on disk); every method is serialised by a lock."""
 
     def __init__(self, conn: sqlite3.Connection, path: Path | None) -> None:
         self._db = conn
         self.path = path
+        self._lock = threading.RLock()
 
     @classmethod
     def open(cls, path: Path | None, storage_url: str = "") -> Index:
@@ -180,11 +199,13 @@ class Index:
             raise
         return cls(conn, path)
 
+    @_locked
     def close(self) -> None:
         self._db.close()
 
     # -- segments and events --------------------------------------------------------------
 
+    @_locked
     def known_segments(self, room_id: str) -> dict[str, int]:
         rows = self._db.execute("SELECT path, size FROM segments WHERE room_id = ?", (room_id,))
         return dict(rows.fetchall())
@@ -232,6 +253,10 @@ class Index:
         self, room_id: str
     ) -> Iterator[tuple[str, list[IndexedEvent], list[Finding]]]:
         """Every cached segment of a room with its events and findings, in path order."""
+        yield from self._room_segments(room_id)
+
+    @_locked
+    def _room_segments(self, room_id: str) -> list[tuple[str, list[IndexedEvent], list[Finding]]]:
         findings: dict[str, list[Finding]] = {}
         for path, kind, message, line, event_id in self._db.execute(
             "SELECT path, kind, message, line, event_id FROM segment_findings WHERE room_id = ?",
@@ -248,13 +273,16 @@ class Index:
             events.setdefault(path, []).append(
                 IndexedEvent(path, line, event_id, ts, raw, ok, sig_why)
             )
-        for (path,) in self._db.execute(
-            "SELECT path FROM segments WHERE room_id = ? ORDER BY path", (room_id,)
-        ):
-            yield path, events.get(path, []), findings.get(path, [])
+        return [
+            (path, events.get(path, []), findings.get(path, []))
+            for (path,) in self._db.execute(
+                "SELECT path FROM segments WHERE room_id = ? ORDER BY path", (room_id,)
+            )
+        ]
 
     # -- audits --------------------------------------------------------------------------------
 
+    @_locked
     def save_audit(self, room_id: str, result: AuditResult, *, history_complete: bool) -> None:
         """Replace the room's cached timeline and findings with ``result``."""
         with self._db:
@@ -289,6 +317,7 @@ class Index:
                 ),
             )
 
+    @_locked
     def append_timeline(self, room_id: str, start: int, items: Sequence[Assessed]) -> None:
         """Append assessed events at positions ``start``… after an incremental audit."""
         with self._db:
@@ -300,6 +329,7 @@ class Index:
                 ],
             )
 
+    @_locked
     def newest(self, room_id: str, limit: int, before: int | None = None) -> list[TimelineRow]:
         """The newest ``limit`` cached rows before position ``before``, oldest first."""
         bound = before if before is not None else 2**62
@@ -314,12 +344,14 @@ class Index:
             for pos, raw, state, reason, path, line in reversed(rows)
         ]
 
+    @_locked
     def timeline_length(self, room_id: str) -> int:
         row = self._db.execute(
             "SELECT COALESCE(MAX(pos) + 1, 0) FROM timeline WHERE room_id = ?", (room_id,)
         ).fetchone()
         return int(row[0])
 
+    @_locked
     def findings(self, room_id: str) -> list[Finding]:
         return [
             Finding(Kind(kind), message, path, line, event_id)
@@ -331,6 +363,7 @@ class Index:
 
     # -- rooms ---------------------------------------------------------------------------------
 
+    @_locked
     def set_room_info(self, room_id: str, name: str | None, signed: bool) -> None:
         with self._db:
             self._db.execute(
@@ -340,6 +373,7 @@ class Index:
                 (room_id, name, int(signed)),
             )
 
+    @_locked
     def rooms(self) -> list[dict[str, object]]:
         cols = (
             "room_id",
@@ -357,12 +391,14 @@ class Index:
 
     # -- trust pins ------------------------------------------------------------------------------
 
+    @_locked
     def pins(self) -> dict[str, set[str]]:
         out: dict[str, set[str]] = {}
         for sender, key in self._db.execute("SELECT sender_id, sender_key FROM pins"):
             out.setdefault(sender, set()).add(key)
         return out
 
+    @_locked
     def add_pins(self, pairs: Iterable[tuple[str, str]], source: str = "tofu") -> None:
         now = int(time.time())
         with self._db:
@@ -371,9 +407,11 @@ class Index:
                 [(s, k, source, now) for s, k in pairs],
             )
 
+    @_locked
     def user_verified_keys(self) -> set[str]:
         return {k for (k,) in self._db.execute("SELECT sender_key FROM pins WHERE source = 'user'")}
 
+    @_locked
     def mark_verified(self, sender_id: str, sender_key: str) -> None:
         with self._db:
             self._db.execute(
@@ -384,10 +422,12 @@ class Index:
 
     # -- cursors ---------------------------------------------------------------------------------
 
+    @_locked
     def cursor(self, name: str) -> str | None:
         row = self._db.execute("SELECT value FROM cursors WHERE name = ?", (name,)).fetchone()
         return None if row is None else str(row[0])
 
+    @_locked
     def set_cursor(self, name: str, value: str) -> None:
         with self._db:
             self._db.execute(
@@ -395,6 +435,7 @@ class Index:
                 (name, value, value),
             )
 
+    @_locked
     def cursors(self, prefix: str) -> Mapping[str, str]:
         return dict(
             self._db.execute(

@@ -468,6 +468,15 @@ class SyncEngine:
             }
         )
 
+    async def reaudit(self, room_id: str) -> None:
+        """Audit a room again with the current pins (the user confirmed a device key):
+        emits ``RoomLoaded``. Nothing is downloaded."""
+        room = self.rooms.get(room_id)
+        if room is None or room.result is None:
+            return
+        async with room.lock:
+            await self._ingest(room, [], complete=room.complete, force_audit=True)
+
     async def refresh(self, room_id: str) -> None:
         """List the room's newest days and fetch what is new (the safety net)."""
         room = self._room(room_id)

@@ -43,6 +43,7 @@ class Roles(enum.IntEnum):
     Location = enum.auto()  # "path:line" the event was read from
     Own = enum.auto()
     DisplayName = enum.auto()  # from the sender's verified join, else their user id
+    Confirmed = enum.auto()  # verified, and the user confirmed its key out of band
 
 
 @dataclass(slots=True)
@@ -138,6 +139,9 @@ class TimelineModel(QAbstractListModel):
         self._rows: list[Row] = []  # exposed rows: confirmed events, then local echoes
         self.complete = False
         self.names: dict[str, str] = {}  # sender id -> display name (verified joins only)
+        self.confirmed_keys: frozenset[str] = frozenset()  # Index.user_verified_keys()
+        self._busy = 0  # > 0 while a change is being signalled: no fetchMore then
+        self._ids: set[str] | None = None  # ids of confirmed rows, built when first needed
 
     # -- Qt model API ---------------------------------------------------------------------
 
@@ -188,13 +192,21 @@ class TimelineModel(QAbstractListModel):
                 return self.names.get(row.sender_id) or row.sender_id
             case Roles.Own:
                 return bool(self.own_key) and row.sender_key == self.own_key
+            case Roles.Confirmed:
+                return (
+                    row.trust == TrustState.VERIFIED.value
+                    and bool(row.sender_key)
+                    and row.sender_key in self.confirmed_keys
+                )
         return None
 
     def canFetchMore(self, parent: Index = QModelIndex()) -> bool:  # noqa: B008
-        return not parent.isValid() and bool(self._hidden)
+        return not parent.isValid() and bool(self._hidden) and not self._busy
 
     def fetchMore(self, parent: Index = QModelIndex()) -> None:  # noqa: B008
-        if parent.isValid() or not self._hidden:
+        # A slot of one of our own change signals may ask for more (Qt's model tester
+        # does): a nested insert would corrupt the model, so not now.
+        if parent.isValid() or not self._hidden or self._busy:
             return
         page = self._hidden[-PAGE:]
         self.beginInsertRows(QModelIndex(), 0, len(page) - 1)
@@ -202,7 +214,47 @@ class TimelineModel(QAbstractListModel):
         self._rows[:0] = page
         self.endInsertRows()
 
+    # Every change is bracketed, so fetchMore can tell it is called from inside one.
+    def beginInsertRows(self, parent: Index, first: int, last: int) -> None:
+        self._busy += 1
+        super().beginInsertRows(parent, first, last)
+
+    def endInsertRows(self) -> None:
+        try:
+            super().endInsertRows()
+        finally:
+            self._busy -= 1
+
+    def beginRemoveRows(self, parent: Index, first: int, last: int) -> None:
+        self._busy += 1
+        super().beginRemoveRows(parent, first, last)
+
+    def endRemoveRows(self) -> None:
+        try:
+            super().endRemoveRows()
+        finally:
+            self._busy -= 1
+
+    def beginResetModel(self) -> None:
+        self._busy += 1
+        super().beginResetModel()
+
+    def endResetModel(self) -> None:
+        try:
+            super().endResetModel()
+        finally:
+            self._busy -= 1
+
     # -- feeding it -----------------------------------------------------------------------
+
+    def set_confirmed_keys(self, keys: frozenset[str]) -> None:
+        """Keys the user confirmed out of band: their verified events show "confirmed"."""
+        if keys == self.confirmed_keys:
+            return
+        self.confirmed_keys = keys
+        if self._rows:
+            last = self.index(len(self._rows) - 1)
+            self.dataChanged.emit(self.index(0), last, [int(Roles.Confirmed)])
 
     @property
     def total(self) -> int:
@@ -222,6 +274,7 @@ class TimelineModel(QAbstractListModel):
         if self._rows or self._hidden:
             return
         converted = [r for r in (Row.from_cached(x) for x in rows) if r is not None]
+        self._ids = None
         self.beginResetModel()
         self._rows = converted
         self.endResetModel()
@@ -229,6 +282,7 @@ class TimelineModel(QAbstractListModel):
     def set_timeline(self, items: Sequence[Assessed], complete: bool) -> None:
         """A full (re)audit: keep what is shown wherever the order allows."""
         self.complete = complete
+        self._ids = None
         new = [Row.from_assessed(a) for a in items]
         self.names = {}
         self._learn_names(new)
@@ -266,15 +320,26 @@ class TimelineModel(QAbstractListModel):
                     self.names[r.sender_id] = name.strip()[:64]
 
     def append(self, items: Sequence[Assessed]) -> None:
-        rows = [Row.from_assessed(a) for a in items]
+        # An append may repeat rows a full re-audit already brought (the engine's result
+        # object is shared), so rows already shown are skipped.
+        shown = self._confirmed_ids()
+        rows = [Row.from_assessed(a) for a in items if a.event.event_id not in shown]
         self._learn_names(rows)
         self._drop_confirmed_echoes({r.event_id for r in rows})
         self._insert_confirmed(rows)
+
+    def _confirmed_ids(self) -> set[str]:
+        if self._ids is None:
+            self._ids = {r.event_id for r in self._hidden}
+            self._ids.update(r.event_id for r in self._rows if not r.echo)
+        return self._ids
 
     def _insert_confirmed(self, rows: Sequence[Row]) -> None:
         if not rows:
             return
         at = self._echo_start()
+        if self._ids is not None:
+            self._ids.update(r.event_id for r in rows)
         self.beginInsertRows(QModelIndex(), at, at + len(rows) - 1)
         self._rows[at:at] = rows
         self.endInsertRows()

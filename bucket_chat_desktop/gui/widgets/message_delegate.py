@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 from ..markdown import is_plain, to_html
 from ..models.timeline_model import TRUST_LABELS, Roles
 from ..style import TRUST_COLORS, TRUST_SYMBOLS, initials, is_dark, key_color
+from .members_panel import paint_trust_badge
 
 Index = QModelIndex | QPersistentModelIndex
 
@@ -230,7 +231,7 @@ class MessageDelegate(QStyledItemDelegate):
                 x += QFontMetrics(option.font).horizontalAdvance(sender) + 10
             painter.drawText(x, y + fm.ascent() + 2, _fmt_time(int(index.data(Roles.Timestamp))))
             x += QFontMetrics(option.font).horizontalAdvance("00:00") + 8
-            self._paint_badge(painter, QRect(x, y + 3, 16, 16), str(index.data(Roles.Trust)))
+            self._paint_badge(painter, QRect(x, y + 3, 16, 16), _badge(index))
             y += HEADER_H
         elif index.data(Roles.Trust) != "verified":
             self._paint_badge(
@@ -283,12 +284,15 @@ class MessageDelegate(QStyledItemDelegate):
         when = _fmt_time(int(index.data(Roles.Timestamp)))
         text = f"{index.data(Roles.DisplayName)} {index.data(Roles.Body)} · {when}"
         badge = QRect(rect.left() + LEFT - 22, rect.top() + 2, 14, 14)
-        self._paint_badge(painter, badge, str(index.data(Roles.Trust)))
+        self._paint_badge(painter, badge, _badge(index))
         painter.setPen(muted)
         painter.drawText(rect.adjusted(LEFT, 0, -RIGHT, 0), Qt.AlignmentFlag.AlignVCenter, text)
 
     @staticmethod
     def _paint_badge(painter: QPainter, rect: QRect, trust: str) -> None:
+        if trust == "confirmed":  # the user compared the key: a double check
+            paint_trust_badge(painter, rect, trust)
+            return
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(QColor(TRUST_COLORS.get(trust, "#8a8f98")))
         painter.drawEllipse(rect)
@@ -344,12 +348,18 @@ class MessageDelegate(QStyledItemDelegate):
             return super().helpEvent(event, view, option, index)
         trust = str(index.data(Roles.Trust))
         label = TRUST_LABELS.get(trust, trust)
+        if index.data(Roles.Confirmed):
+            label += " · device confirmed by you"
         text = (
             f"<b>{label}</b><br>{index.data(Roles.TrustReason)}"
             f"<br><small>{index.data(Roles.Location)}</small>"
         )
         QToolTip.showText(event.globalPos() + QPoint(8, 8), text, view)
         return True
+
+
+def _badge(index: Index) -> str:
+    return "confirmed" if index.data(Roles.Confirmed) else str(index.data(Roles.Trust))
 
 
 def _human_size(n: int) -> str:

@@ -1,0 +1,253 @@
+"""Members panel, audit dialog and quick switcher, wired into an existing main window.
+
+``install(window, controller)`` is the only entry point: it uses the window's
+``members_button``, ``audit_button``, ``banner_button`` and ``side_panel`` and the
+controller's signals, and changes nothing else. Everything shown comes from the
+controller's last audit of the room (``controller.results``) and the engine's room state;
+the only thing written is a device confirmation, into the storage's index (pins table,
+source ``user``).
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from typing import Any
+
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer
+from PySide6.QtGui import QColor, QKeyEvent, QKeySequence, QShortcut
+from PySide6.QtWidgets import QMessageBox
+
+from ..protocol.audit import Assessed, AuditResult
+from .controller import Controller
+from .main_window import MainWindow
+from .models.members_model import Device, MembersModel
+from .style import ACCENT
+from .widgets.audit_dialog import AuditDialog, AuditView
+from .widgets.members_panel import MembersPanel, VerifyDeviceDialog
+from .widgets.quick_switcher import QuickSwitcher
+
+log = logging.getLogger("bucket_chat.gui")
+
+SWITCHER_KEYS = QKeySequence("Ctrl+K")
+AUDIT_REFRESH_MS = 300  # an open audit dialog follows new messages this often at most
+
+
+def _tint(color: str, alpha: int = 40) -> str:
+    c = QColor(color)
+    return f"rgba({c.red()}, {c.green()}, {c.blue()}, {alpha})"
+
+
+def _split(key: str) -> tuple[str, str]:
+    storage_id, _, room_id = key.partition("/")
+    return storage_id, room_id
+
+
+class Features(QObject):
+    """Owns the three features' widgets; parented to the window, so it lives as long."""
+
+    def __init__(self, window: MainWindow, controller: Controller) -> None:
+        super().__init__(window)
+        self.window = window
+        self.controller = controller
+        identity = controller.identity
+        self._confirmed: dict[str, frozenset[str]] = {}  # storage id -> confirmed keys
+        self._members_key: str | None = None  # room the members model shows
+        self.audit_dialog: AuditDialog | None = None
+        self._audit_timer = QTimer(self)
+        self._audit_timer.setSingleShot(True)
+        self._audit_timer.setInterval(AUDIT_REFRESH_MS)
+        self._audit_timer.timeout.connect(lambda: self._refresh_audit(self.controller.current))
+        self.verify_dialog: VerifyDeviceDialog | None = None
+
+        # members
+        self.members_model = MembersModel(identity.user_id, identity.public_key_b64, self)
+        self.members_panel = MembersPanel(self.members_model)
+        window.side_panel.addWidget(self.members_panel)
+        window.members_button.setCheckable(True)
+        window.members_button.setStyleSheet(
+            f"QPushButton:checked {{ background: {_tint(ACCENT)}; border-color: {ACCENT}; }}"
+        )
+        window.members_button.setToolTip("Who is in this room, and their devices' fingerprints")
+        window.members_button.toggled.connect(self._on_members_toggled)
+        self.members_panel.close_requested.connect(lambda: window.members_button.setChecked(False))
+        self.members_panel.confirm_requested.connect(self.ask_confirm)
+
+        # audit
+        window.audit_button.clicked.connect(self.open_audit)
+        window.banner_button.clicked.connect(self.open_audit)
+
+        # quick switcher
+        self.switcher = QuickSwitcher(controller.rooms, window)
+        self.switcher.room_chosen.connect(controller.select_room)
+        self.shortcut = QShortcut(SWITCHER_KEYS, window)
+        self.shortcut.setContext(Qt.ShortcutContext.WindowShortcut)
+        self.shortcut.activated.connect(self.switcher.toggle)
+        # Text editors take Ctrl+K for themselves (delete to end of line): claim it first.
+        window.composer.installEventFilter(self)
+
+        controller.current_changed.connect(self._on_current_changed)
+        controller.room_audit_changed.connect(self._on_audit_changed)
+        controller.bridge.events_appended.connect(self._on_events_appended)
+        self._on_current_changed(controller.current)
+
+    # -- confirmed keys (per storage, from its index) ----------------------------------------
+
+    def confirmed_keys(self, storage_id: str) -> frozenset[str]:
+        keys = self._confirmed.get(storage_id)
+        if keys is None:
+            attached = self.controller.client.storages.get(storage_id)
+            if attached is None:
+                return frozenset()
+            keys = self._confirmed[storage_id] = frozenset(attached.index.user_verified_keys())
+        return keys
+
+    def _push_confirmed(self, storage_id: str) -> None:
+        """Give the timelines of a storage its confirmed keys (the "confirmed" badge)."""
+        keys = self.confirmed_keys(storage_id)
+        for key, model in self.controller.timelines.items():
+            setter = getattr(model, "set_confirmed_keys", None)  # once timeline_model has it
+            if setter is not None and _split(key)[0] == storage_id:
+                setter(keys)
+        current = self.controller.current
+        if current and _split(current)[0] == storage_id:
+            self.members_model.set_confirmed(keys)
+
+    # -- members ------------------------------------------------------------------------------
+
+    @property
+    def members_visible(self) -> bool:
+        return self.window.members_button.isChecked()
+
+    def _on_members_toggled(self, shown: bool) -> None:
+        panel = self.window.side_panel
+        if shown:
+            panel.setCurrentWidget(self.members_panel)
+            self._load_members(self.controller.current)
+            panel.show()
+        elif panel.currentWidget() is self.members_panel:
+            panel.hide()
+
+    def _load_members(self, key: str) -> None:
+        self._members_key = key
+        if key:
+            self.members_model.set_confirmed(self.confirmed_keys(_split(key)[0]))
+        self.members_model.set_result(self.controller.results.get(key) if key else None)
+
+    def ask_confirm(self, device: Device) -> None:
+        """Show the compare-out-of-band dialog; confirming it marks the device verified."""
+        row = self.members_model.row_of(device.sender_id)
+        name = self.members_model.member(row).display_name if row >= 0 else device.sender_id
+        dialog = VerifyDeviceDialog(device, name, self.window)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        key = self.controller.current
+        dialog.accepted.connect(lambda: self.mark_verified(key, device))
+        self.verify_dialog = dialog
+        dialog.open()
+
+    def mark_verified(self, room_key: str, device: Device) -> bool:
+        """Record the user's confirmation of ``device`` in the room's storage index."""
+        storage_id = _split(room_key)[0]
+        attached = self.controller.client.storages.get(storage_id)
+        if attached is None or not device.key:
+            return False
+        try:
+            attached.index.mark_verified(device.sender_id, device.key)
+        except sqlite3.Error as exc:
+            log.warning("could not record the confirmation of %s: %s", device.sender_id, exc)
+            QMessageBox.warning(self.window, "Verify device", f"Could not save it: {exc}")
+            return False
+        self._confirmed[storage_id] = self.confirmed_keys(storage_id) | {device.key}
+        self._push_confirmed(storage_id)
+        reaudit = getattr(self.controller, "reaudit", None)  # hook: pins take effect now
+        if reaudit is not None:
+            reaudit(room_key)
+        return True
+
+    # -- audit ------------------------------------------------------------------------------
+
+    def audit_view(self, key: str) -> AuditView | None:
+        if not key:
+            return None
+        storage_id, room_id = _split(key)
+        result = self.controller.results.get(key) or AuditResult(room_id, [], [], [], 0)
+        attached = self.controller.client.storages.get(storage_id)
+        room = attached.engine.rooms.get(room_id) if attached is not None else None
+        item = self.controller.rooms.item(key)
+        # Complete only when the result shown is the engine's latest, complete audit: the
+        # engine sets RoomState.complete on its worker thread before the GUI receives that
+        # audit, so the flag alone may describe a newer result than the one shown.
+        complete = room is not None and room.complete and room.result is result
+        return AuditView(
+            room_id,
+            result,
+            room.metadata if room is not None else None,
+            tuple(room.metadata_findings) if room is not None else (),
+            complete,
+            item.storage_name if item is not None else "",
+        )
+
+    def open_audit(self) -> None:
+        view = self.audit_view(self.controller.current)
+        if view is None:
+            return
+        if self.audit_dialog is None:
+            self.audit_dialog = AuditDialog(self.window)
+        self.audit_dialog.set_view(view)
+        self.audit_dialog.show()
+        self.audit_dialog.raise_()
+        self.audit_dialog.activateWindow()
+
+    def _refresh_audit(self, key: str) -> None:
+        dialog = self.audit_dialog
+        if dialog is not None and dialog.isVisible() and key == self.controller.current:
+            view = self.audit_view(key)
+            if view is not None:
+                dialog.set_view(view)
+
+    def _refresh_audit_soon(self) -> None:
+        """Messages stream in: refresh the open dialog at most a few times a second."""
+        dialog = self.audit_dialog
+        if dialog is not None and dialog.isVisible() and not self._audit_timer.isActive():
+            self._audit_timer.start()
+
+    # -- controller signals --------------------------------------------------------------------
+
+    def _on_current_changed(self, key: str) -> None:
+        if key:
+            self._push_confirmed(_split(key)[0])
+        if self.members_visible:
+            self._load_members(key)
+        else:
+            self._members_key = None
+        self._refresh_audit(key)
+
+    def _on_audit_changed(self, key: str) -> None:
+        if key != self.controller.current:
+            return
+        self._push_confirmed(_split(key)[0])
+        if self.members_visible:
+            self._load_members(key)
+        self._refresh_audit(key)
+
+    def _on_events_appended(self, key: str, items: list[Assessed], _result: Any) -> None:
+        if key != self.controller.current:
+            return
+        if self.members_visible and self._members_key == key:
+            self.members_model.append(items)
+        self._refresh_audit_soon()
+
+    # -- Ctrl+K inside text fields -------------------------------------------------------------
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.ShortcutOverride and isinstance(event, QKeyEvent):
+            combo = QKeySequence(event.keyCombination())
+            if combo.matches(SWITCHER_KEYS) == QKeySequence.SequenceMatch.ExactMatch:
+                event.ignore()  # unclaimed by the editor: the shortcut fires
+                return True
+        return super().eventFilter(watched, event)
+
+
+def install(window: MainWindow, controller: Controller) -> Features:
+    """Wire the members panel, audit dialog and quick switcher into ``window``."""
+    return Features(window, controller)

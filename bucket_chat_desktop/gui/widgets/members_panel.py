@@ -1,0 +1,557 @@
+"""The members panel (right of the timeline) and the "verify a device" dialog.
+
+Each member is a card with their devices: fingerprint grouped for reading aloud, trust
+state, first and last seen, and "Mark as verified…" for devices the user has not
+confirmed. Confirming is the user's word, given after comparing the fingerprint out of
+band; the panel only asks for it (``confirm_requested``) and never decides trust itself.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from PySide6.QtCore import QPointF, QRect, QRectF, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import (
+    QColor,
+    QFont,
+    QFontDatabase,
+    QPainter,
+    QPainterPath,
+    QPen,
+    QPixmap,
+)
+from PySide6.QtWidgets import (
+    QDialog,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..models.members_model import DEVICE_STATE_LABELS, Device, DeviceState, Member, MembersModel
+from ..style import TRUST_COLORS, initials, is_dark, key_color
+
+PANEL_WIDTH = 320
+CONFIRMED_COLOR = "#17744a"
+STATE_COLORS = {
+    DeviceState.CONFIRMED.value: CONFIRMED_COLOR,
+    DeviceState.VERIFIED.value: TRUST_COLORS["verified"],
+    DeviceState.UNVERIFIED.value: TRUST_COLORS["unverified"],
+    DeviceState.KEY_CHANGED.value: TRUST_COLORS["key-changed"],
+    "invalid": TRUST_COLORS["invalid"],
+}
+
+DEVICE_STATE_HELP = {
+    DeviceState.CONFIRMED: "You compared this device's fingerprint with its owner.",
+    DeviceState.VERIFIED: (
+        "Signatures and chain check out and the key is pinned for this person (first key "
+        "seen, or introduced by one of their trusted devices). Compare fingerprints to be "
+        "sure it is really them."
+    ),
+    DeviceState.UNVERIFIED: (
+        "Could not be checked: written without a key (an older app), or its chain of "
+        "messages is broken."
+    ),
+    DeviceState.KEY_CHANGED: (
+        "A new key writes as this person and none of their earlier devices introduced it. "
+        "It may be a new install, or someone else. Ask them before trusting it."
+    ),
+}
+
+
+# -- badges -------------------------------------------------------------------------------
+
+
+def _check(path: QPainterPath, x: float, y: float, s: float) -> None:
+    """A check mark whose box starts at (x, y), ``s`` wide."""
+    path.moveTo(x, y + 0.52 * s)
+    path.lineTo(x + 0.36 * s, y + 0.86 * s)
+    path.lineTo(x + s, y + 0.14 * s)
+
+
+def paint_trust_badge(painter: QPainter, rect: QRect | QRectF, state: str) -> None:
+    """A round trust badge: ✔ verified, double ✔ confirmed by the user, ! key changed,
+    ? unverified, ✖ invalid. Drawn with paths, so it needs no emoji or symbol font."""
+    r = QRectF(rect)
+    painter.save()
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    painter.setPen(Qt.PenStyle.NoPen)
+    painter.setBrush(QColor(STATE_COLORS.get(state, TRUST_COLORS[""])))
+    painter.drawEllipse(r)
+    s = r.width()
+    pen = QPen(QColor("white"), max(1.3, s * 0.12))
+    pen.setCapStyle(Qt.PenCapStyle.RoundCap)
+    pen.setJoinStyle(Qt.PenJoinStyle.RoundJoin)
+    painter.setPen(pen)
+    painter.setBrush(Qt.BrushStyle.NoBrush)
+    x, y = r.left(), r.top()
+    if state == DeviceState.CONFIRMED.value:
+        path = QPainterPath()
+        _check(path, x + 0.16 * s, y + 0.30 * s, 0.42 * s)
+        _check(path, x + 0.40 * s, y + 0.30 * s, 0.42 * s)
+        painter.drawPath(path)
+    elif state == DeviceState.VERIFIED.value:
+        path = QPainterPath()
+        _check(path, x + 0.27 * s, y + 0.28 * s, 0.46 * s)
+        painter.drawPath(path)
+    elif state == "invalid":
+        a, b = 0.32 * s, 0.68 * s
+        painter.drawLine(QPointF(x + a, y + a), QPointF(x + b, y + b))
+        painter.drawLine(QPointF(x + b, y + a), QPointF(x + a, y + b))
+    else:
+        font = QFont(painter.font())
+        font.setPixelSize(max(7, int(s * 0.72)))
+        font.setBold(True)
+        painter.setFont(font)
+        symbol = "!" if state == DeviceState.KEY_CHANGED.value else "?"
+        painter.drawText(r, Qt.AlignmentFlag.AlignCenter, symbol)
+    painter.restore()
+
+
+def trust_badge(state: str, size: int = 16, ratio: float = 2.0) -> QPixmap:
+    pix = QPixmap(int(size * ratio), int(size * ratio))
+    pix.setDevicePixelRatio(ratio)
+    pix.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(pix)
+    paint_trust_badge(painter, QRectF(0.5, 0.5, size - 1, size - 1), state)
+    painter.end()
+    return pix
+
+
+def avatar(name: str, key: str, size: int = 36, ratio: float = 2.0) -> QPixmap:
+    pix = QPixmap(int(size * ratio), int(size * ratio))
+    pix.setDevicePixelRatio(ratio)
+    pix.fill(Qt.GlobalColor.transparent)
+    p = QPainter(pix)
+    p.setRenderHint(QPainter.RenderHint.Antialiasing)
+    p.setPen(Qt.PenStyle.NoPen)
+    p.setBrush(key_color(key))
+    p.drawEllipse(QRectF(0, 0, size, size))
+    font = QFont()
+    font.setBold(True)
+    font.setPixelSize(int(size * 0.38))
+    p.setFont(font)
+    p.setPen(QColor("white"))
+    p.drawText(QRectF(0, 0, size, size), Qt.AlignmentFlag.AlignCenter, initials(name))
+    p.end()
+    return pix
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def when(ts: int) -> str:
+    if not ts:
+        return "never"
+    moment = dt.datetime.fromtimestamp(ts / 1000)
+    today = dt.date.today()
+    if moment.date() == today:
+        return f"today {moment:%H:%M}"
+    if moment.date() == today - dt.timedelta(days=1):
+        return f"yesterday {moment:%H:%M}"
+    if moment.year == today.year:
+        return f"{moment:%d %b %H:%M}"
+    return f"{moment:%d %b %Y}"
+
+
+def fingerprint_lines(fingerprint: str) -> str:
+    """Eight groups of four as two lines of four: easy to read out and compare."""
+    groups = fingerprint.split()
+    return "\n".join(" ".join(groups[i : i + 4]) for i in range(0, len(groups), 4))
+
+
+def _mono(size_delta: float = 0.0) -> QFont:
+    font = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
+    if size_delta:
+        font.setPointSizeF(max(6.0, font.pointSizeF() + size_delta))
+    return font
+
+
+def _esc(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _muted() -> str:
+    return "#9aa0a8" if is_dark() else "#6b717a"
+
+
+def device_title(device: Device) -> str:
+    if device.own:
+        return "This device"
+    if device.name:
+        return device.name
+    if not device.signed:
+        return "No key (unsigned)"
+    return f"Device {device.number}"
+
+
+def state_color(state: str) -> str:
+    """The state's colour for text on the panel's background (lighter when dark)."""
+    if state == DeviceState.CONFIRMED.value and is_dark():
+        return "#4cc38a"
+    return STATE_COLORS.get(state, TRUST_COLORS[""])
+
+
+# -- the panel ------------------------------------------------------------------------------
+
+
+class DeviceRow(QFrame):
+    confirm_clicked = Signal(object)  # Device
+
+    def __init__(self, device: Device, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.device = device
+        self.setObjectName("device")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(10, 8, 10, 8)
+        layout.setSpacing(3)
+        top = QHBoxLayout()
+        top.setSpacing(6)
+        badge = QLabel()
+        badge.setPixmap(trust_badge(device.state.value, 16))
+        badge.setFixedSize(16, 16)
+        top.addWidget(badge)
+        title = QLabel(f"<b>{_esc(device_title(device))}</b>")
+        top.addWidget(title)
+        top.addStretch(1)
+        self.state_label = QLabel(DEVICE_STATE_LABELS[device.state])
+        self.state_label.setObjectName("state")
+        color = state_color(device.state.value)
+        self.state_label.setStyleSheet(
+            f"color: {color}; border: 1px solid {color}; border-radius: 8px; padding: 0 6px;"
+        )
+        top.addWidget(self.state_label)
+        layout.addLayout(top)
+        self.setToolTip(DEVICE_STATE_HELP[device.state])
+        if device.signed:
+            fp = QLabel(fingerprint_lines(device.fingerprint) or "not a valid key")
+            fp.setObjectName("fingerprint")
+            fp.setFont(_mono())
+            fp.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            fp.setToolTip(f"SHA-256 of the device key:\n{device.full_fingerprint}")
+            layout.addWidget(fp)
+            self.fingerprint_label = fp
+        if device.events:
+            plural = "s" if device.events != 1 else ""
+            seen = (
+                f"First seen {when(device.first_seen)}<br>"
+                f"Last seen {when(device.last_seen)} · {device.events:,} event{plural}"
+            )
+        else:
+            seen = "Introduced; has not written yet"
+        if device.introduced_by:
+            seen += "<br>Added by another of their devices"
+        details = QLabel(seen)
+        details.setObjectName("muted")
+        details.setWordWrap(True)
+        layout.addWidget(details)
+        if device.state is DeviceState.KEY_CHANGED:
+            warning = QLabel(
+                "None of their earlier devices introduced this key. Ask them whether it is "
+                "theirs before you trust it."
+            )
+            warning.setWordWrap(True)
+            warning.setStyleSheet(f"color: {color};")
+            layout.addWidget(warning)
+        self.confirm_button: QPushButton | None = None
+        if device.can_confirm:
+            button = QPushButton("Mark as verified…")
+            button.setObjectName("confirm")
+            button.setCursor(Qt.CursorShape.PointingHandCursor)
+            button.setToolTip("Compare this fingerprint with its owner, then confirm it")
+            button.clicked.connect(lambda: self.confirm_clicked.emit(self.device))
+            row = QHBoxLayout()
+            row.addWidget(button)
+            row.addStretch(1)
+            layout.addLayout(row)
+            self.confirm_button = button
+
+
+class MemberCard(QFrame):
+    confirm_requested = Signal(object)  # Device
+
+    def __init__(self, member: Member, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.member = member
+        self.setObjectName("member")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(12, 10, 12, 10)
+        layout.setSpacing(8)
+        head = QHBoxLayout()
+        head.setSpacing(10)
+        face = QLabel()
+        key = member.devices[0].key if member.devices else member.user_id
+        face.setPixmap(avatar(member.display_name, key or member.user_id, 36))
+        face.setFixedSize(36, 36)
+        head.addWidget(face, 0, Qt.AlignmentFlag.AlignTop)
+        names = QVBoxLayout()
+        names.setSpacing(0)
+        you = " <span style='font-weight:normal'>(you)</span>" if member.own else ""
+        name = QLabel(f"<b>{_esc(member.display_name)}</b>{you}")
+        name.setObjectName("name")
+        names.addWidget(name)
+        user = QLabel(_esc(member.user_id))
+        user.setObjectName("muted")
+        user.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        names.addWidget(user)
+        if not member.joined:
+            note = QLabel("wrote without joining")
+            note.setObjectName("muted")
+            names.addWidget(note)
+        head.addLayout(names, 1)
+        badge = QLabel()
+        badge.setPixmap(trust_badge(member.state.value, 18))
+        badge.setFixedSize(18, 18)
+        badge.setToolTip(DEVICE_STATE_LABELS[member.state])
+        head.addWidget(badge, 0, Qt.AlignmentFlag.AlignTop)
+        layout.addLayout(head)
+        self.device_rows: list[DeviceRow] = []
+        for device in member.devices:
+            row = DeviceRow(device)
+            row.confirm_clicked.connect(self.confirm_requested)
+            layout.addWidget(row)
+            self.device_rows.append(row)
+
+
+class MembersPanel(QFrame):
+    """Shows a ``MembersModel``; rebuilt (coalesced) whenever the model changes."""
+
+    confirm_requested = Signal(object)  # Device
+    close_requested = Signal()
+
+    def __init__(self, model: MembersModel, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.model = model
+        self.setObjectName("membersPanel")
+        self.setFixedWidth(PANEL_WIDTH)
+        self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Expanding)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        head = QHBoxLayout()
+        head.setContentsMargins(16, 12, 8, 4)
+        self.title = QLabel()
+        self.title.setObjectName("panelTitle")
+        head.addWidget(self.title, 1)
+        close = QToolButton()
+        close.setText("✕")
+        close.setObjectName("close")
+        close.setToolTip("Hide members")
+        close.setCursor(Qt.CursorShape.PointingHandCursor)
+        close.clicked.connect(self.close_requested)
+        head.addWidget(close)
+        layout.addLayout(head)
+        hint = QLabel(
+            "Compare a device's fingerprint with its owner in person or on a call, "
+            "then mark it as verified."
+        )
+        hint.setObjectName("muted")
+        hint.setWordWrap(True)
+        hint.setContentsMargins(16, 0, 16, 8)
+        layout.addWidget(hint)
+        self.scroll_area = QScrollArea()
+        self.scroll_area.setWidgetResizable(True)
+        self.scroll_area.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroll_area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        layout.addWidget(self.scroll_area, 1)
+        self.cards: list[MemberCard] = []
+        self._pending = False
+        self._body_layout: QVBoxLayout | None = None
+        self._full = False  # a rebuild of every card is due
+        self._changed: set[int] = set()  # rows whose card is due for a refresh
+        for sig in (model.modelReset, model.rowsInserted, model.rowsRemoved, model.layoutChanged):
+            sig.connect(self._schedule)
+        model.dataChanged.connect(self._on_data_changed)
+        self._apply_style()
+        self.rebuild()
+
+    def _apply_style(self) -> None:
+        dark = is_dark()
+        card = "#20242a" if dark else "#ffffff"
+        device = "#272c33" if dark else "#f6f7f9"
+        border = "#343a42" if dark else "#e1e4e8"
+        panel = "#1a1d22" if dark else "#f1f3f6"
+        self.setStyleSheet(
+            f"""
+            QFrame#membersPanel {{ background: {panel}; border-left: 1px solid {border}; }}
+            QLabel#panelTitle {{ font-size: 13pt; font-weight: bold; }}
+            QLabel#muted {{ color: {_muted()}; }}
+            QFrame#member {{ background: {card}; border: 1px solid {border};
+                             border-radius: 10px; }}
+            QFrame#device {{ background: {device}; border: none; border-radius: 8px; }}
+            QFrame#member QLabel {{ background: transparent; border: none; }}
+            QPushButton#confirm {{ padding: 3px 10px; border-radius: 6px; font-weight: bold;
+                                   border: 1px solid {CONFIRMED_COLOR};
+                                   color: {CONFIRMED_COLOR if not dark else "#5fd39a"};
+                                   background: transparent; }}
+            QPushButton#confirm:hover {{ background: rgba(23, 116, 74, 0.12); }}
+            QToolButton#close {{ font-size: 11pt; color: {_muted()}; border: none;
+                                 padding: 2px 8px; border-radius: 6px; }}
+            QToolButton#close:hover {{ background: {border}; }}
+            QScrollArea, QScrollArea > QWidget > QWidget {{ background: transparent; }}
+            QScrollBar:vertical {{ background: transparent; width: 10px; margin: 2px; }}
+            QScrollBar::handle:vertical {{ background: {border}; border-radius: 3px;
+                                           min-height: 32px; }}
+            QScrollBar::handle:vertical:hover {{ background: {_muted()}; }}
+            QScrollBar::add-line:vertical, QScrollBar::sub-line:vertical {{ height: 0; }}
+            QScrollBar::add-page:vertical, QScrollBar::sub-page:vertical {{
+                background: transparent; }}
+            """
+        )
+
+    def _schedule(self, *_args: Any) -> None:
+        """Members came or went: every card is rebuilt, once, when control returns."""
+        self._full = True
+        self._later()
+
+    def _on_data_changed(self, top: Any, bottom: Any, *_args: Any) -> None:
+        """Someone's devices or counts changed (a message arrived): only their card."""
+        self._changed.update(range(top.row(), bottom.row() + 1))
+        self._later()
+
+    def _later(self) -> None:
+        if not self._pending:
+            self._pending = True
+            QTimer.singleShot(0, self._flush)
+
+    def _flush(self) -> None:
+        self._pending = False
+        if self._full or self._body_layout is None:
+            self.rebuild()
+            return
+        layout = self._body_layout
+        for row in sorted(self._changed):
+            if not 0 <= row < min(len(self.cards), self.model.rowCount()):
+                continue
+            old = self.cards[row]
+            member = self.model.member(row)
+            if old.member == member:
+                continue
+            card = self._card(member)
+            layout.replaceWidget(old, card)
+            old.hide()
+            old.deleteLater()
+            self.cards[row] = card
+        self._changed.clear()
+
+    def _card(self, member: Member) -> MemberCard:
+        card = MemberCard(member)
+        card.confirm_requested.connect(self.confirm_requested)
+        return card
+
+    def rebuild(self) -> None:
+        self._pending = False
+        self._full = False
+        self._changed.clear()
+        count = self.model.rowCount()
+        self.title.setText(f"Members <span style='color:{_muted()}'>{count}</span>")
+        keep = self.scroll_area.verticalScrollBar().value()
+        body = QWidget()
+        layout = QVBoxLayout(body)
+        layout.setContentsMargins(12, 4, 12, 12)
+        layout.setSpacing(10)
+        self.cards = [self._card(self.model.member(row)) for row in range(count)]
+        for card in self.cards:
+            layout.addWidget(card)
+        if not count:
+            empty = QLabel("Nobody has joined yet, or the room is still loading.")
+            empty.setObjectName("muted")
+            empty.setWordWrap(True)
+            layout.addWidget(empty)
+        layout.addStretch(1)
+        self._body_layout = layout
+        self.scroll_area.setWidget(body)  # deletes the previous body
+        self.scroll_area.verticalScrollBar().setValue(keep)
+
+    def sizeHint(self) -> QSize:
+        return QSize(PANEL_WIDTH, 600)
+
+
+class VerifyDeviceDialog(QDialog):
+    """Asks the user to compare a device's fingerprint out of band before confirming it."""
+
+    def __init__(self, device: Device, display_name: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.device = device
+        who = _esc(display_name)
+        self.setWindowTitle(f"Verify {display_name}'s device")
+        self.setMinimumWidth(500)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(22, 20, 22, 16)
+        layout.setSpacing(12)
+        head = QHBoxLayout()
+        head.setSpacing(12)
+        badge = QLabel()
+        badge.setPixmap(trust_badge(DeviceState.CONFIRMED.value, 40))
+        badge.setFixedSize(40, 40)
+        head.addWidget(badge, 0, Qt.AlignmentFlag.AlignTop)
+        title = QLabel(
+            f"<span style='font-size:14pt'><b>Is this really {who}?</b></span><br>"
+            f"<span style='color:{_muted()}'>{_esc(device.sender_id)}</span>"
+        )
+        head.addWidget(title, 1)
+        layout.addLayout(head)
+        intro = QLabel(
+            f"Contact {who} <b>another way than this chat</b> — in person, or on a phone or "
+            "video call where you recognise them — and ask them to read out their device's "
+            "fingerprint. In Bucket Chat they find it by pointing at their name at the top "
+            "left; on the command line, <code>bucket-chat show-key</code> prints it."
+        )
+        intro.setWordWrap(True)
+        intro.setTextFormat(Qt.TextFormat.RichText)
+        layout.addWidget(intro)
+        box = QFrame()
+        box.setObjectName("fingerprintBox")
+        border = "#3a3f47" if is_dark() else "#d5d9df"
+        bg = "#17191d" if is_dark() else "#f6f7f9"
+        box.setStyleSheet(
+            f"QFrame#fingerprintBox {{ background: {bg}; border: 1px solid {border};"
+            " border-radius: 10px; }"
+        )
+        box_layout = QVBoxLayout(box)
+        box_layout.setContentsMargins(16, 12, 16, 12)
+        self.fingerprint = QLabel(fingerprint_lines(device.fingerprint))
+        self.fingerprint.setFont(_mono(5))
+        self.fingerprint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.fingerprint.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        box_layout.addWidget(self.fingerprint)
+        layout.addWidget(box)
+        if device.state is DeviceState.KEY_CHANGED:
+            warn = QLabel(
+                f"<b>Careful:</b> none of {who}'s earlier devices introduced this key. It may "
+                "be their new install — or someone else. Confirm it only if they tell you "
+                "these exact digits."
+            )
+            warn.setWordWrap(True)
+            warn.setStyleSheet(f"color: {STATE_COLORS[DeviceState.KEY_CHANGED.value]};")
+            layout.addWidget(warn)
+        steps = QLabel(
+            "Compare every group. <b>Only if all of them match</b>, mark the device as "
+            f"verified: its messages then show a double check. If anything differs, do not "
+            f"mark it — someone else may be writing as {who}; tell them."
+        )
+        steps.setWordWrap(True)
+        layout.addWidget(steps)
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        self.confirm_button = QPushButton("They match — mark as verified")
+        self.cancel_button = QPushButton("Cancel")
+        # Enter must not confirm by accident: no default button at all.
+        for button in (self.confirm_button, self.cancel_button):
+            button.setAutoDefault(False)
+            button.setDefault(False)
+            buttons.addWidget(button)
+        self.confirm_button.setStyleSheet(
+            f"QPushButton {{ background: {CONFIRMED_COLOR}; color: white; border: none;"
+            " font-weight: bold; padding: 6px 14px; border-radius: 6px; }"
+        )
+        self.confirm_button.clicked.connect(self.accept)
+        self.cancel_button.clicked.connect(self.reject)
+        layout.addLayout(buttons)
+        self.cancel_button.setFocus()

@@ -1,0 +1,446 @@
+"""Ctrl+K: jump to a room by typing a few letters of its name or id.
+
+A card over a dimmed window: a search field and the matching rooms, best match first.
+Matching is "all typed characters, in order" (``fcn`` finds *Project Falcon*), ranked so
+that a prefix beats a word start beats a scattered match; ties go to the most recent room.
+Up/Down/PageUp/PageDown move, Enter opens, Esc or a click outside closes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from PySide6.QtCore import (
+    QEvent,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    QRect,
+    QSize,
+    QSortFilterProxyModel,
+    Qt,
+    Signal,
+)
+from PySide6.QtGui import (
+    QColor,
+    QFont,
+    QFontMetrics,
+    QKeyEvent,
+    QMouseEvent,
+    QPainter,
+    QPaintEvent,
+)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFrame,
+    QGraphicsDropShadowEffect,
+    QLabel,
+    QLineEdit,
+    QListView,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..models.rooms_model import RoomRoles
+from ..style import ACCENT, TRUST_COLORS, initials, is_dark, key_color
+
+Index = QModelIndex | QPersistentModelIndex
+
+CARD_WIDTH = 520
+ROW_H = 48
+VISIBLE_ROWS = 7
+
+
+def match_positions(query: str, text: str) -> list[int] | None:
+    """Where the characters of ``query`` occur in order in ``text`` (case-insensitive),
+    preferring word starts; None when they do not all occur."""
+    q = query.casefold()
+    t = text.casefold()
+    if not q:
+        return []
+    # A contiguous run beats scattered letters: take the first prefix/word-start/substring.
+    at = t.find(q)
+    if at >= 0:
+        starts = [i for i in range(len(t)) if _word_start(t, i) and t.startswith(q, i)]
+        first = starts[0] if starts else at
+        return list(range(first, first + len(q)))
+    out: list[int] = []
+    i = 0
+    for ch in q:
+        found = -1
+        # Prefer the next word start holding the character, if it comes before any
+        # scattered occurrence would leave us stuck.
+        j = t.find(ch, i)
+        while j >= 0:
+            if _word_start(t, j):
+                found = j
+                break
+            j = t.find(ch, j + 1)
+        if found < 0 or not _rest_fits(q[len(out) + 1 :], t, found + 1):
+            found = t.find(ch, i)
+        if found < 0:
+            return None
+        out.append(found)
+        i = found + 1
+    return out
+
+
+def _word_start(t: str, i: int) -> bool:
+    return i == 0 or not t[i - 1].isalnum()
+
+
+def _rest_fits(rest: str, t: str, start: int) -> bool:
+    i = start
+    for ch in rest:
+        i = t.find(ch, i)
+        if i < 0:
+            return False
+        i += 1
+    return True
+
+
+def match_score(query: str, text: str) -> int | None:
+    """Higher is better; None means no match."""
+    positions = match_positions(query, text)
+    if positions is None:
+        return None
+    if not positions:
+        return 0
+    t = text.casefold()
+    score = 0
+    if positions[0] == 0:
+        score += 100
+    for n, p in enumerate(positions):
+        if _word_start(t, p):
+            score += 20
+        if n and p == positions[n - 1] + 1:
+            score += 10  # contiguous
+    score -= positions[-1] - positions[0] - len(positions) + 1  # spread
+    return score
+
+
+class RoomFilter(QSortFilterProxyModel):
+    """Rooms whose name or id holds the typed characters in order, best first."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._query = ""
+        self.setDynamicSortFilter(True)
+
+    @property
+    def query(self) -> str:
+        return self._query
+
+    def set_query(self, text: str) -> None:
+        self._query = text.strip()
+        self.invalidate()
+        self.sort(0)
+
+    def _score(self, source_row: int) -> int | None:
+        model = self.sourceModel()
+        index = model.index(source_row, 0)
+        name = str(index.data(RoomRoles.Name) or "")
+        key = str(index.data(RoomRoles.Key) or "")
+        room_id = key.split("/", 1)[-1]
+        by_name = match_score(self._query, name)
+        by_id = match_score(self._query, room_id)
+        if by_name is None and by_id is None:
+            return None
+        # The name is what people read: a name match counts a little more.
+        return max(by_name + 5 if by_name is not None else -(10**6), by_id or -(10**6))
+
+    def filterAcceptsRow(self, source_row: int, source_parent: Index) -> bool:
+        return self._score(source_row) is not None
+
+    def lessThan(self, left: Index, right: Index) -> bool:
+        a = self._score(left.row()) or 0
+        b = self._score(right.row()) or 0
+        if a != b:
+            return a > b  # best first
+        ta = int(left.data(RoomRoles.LastTs) or 0)
+        tb = int(right.data(RoomRoles.LastTs) or 0)
+        if ta != tb:
+            return ta > tb  # then the most recent
+        return (
+            str(left.data(RoomRoles.Name)).casefold() < str(right.data(RoomRoles.Name)).casefold()
+        )
+
+
+class SwitcherDelegate(QStyledItemDelegate):
+    """Avatar, name with the matched letters in bold, room id and storage, badges."""
+
+    def __init__(self, proxy: RoomFilter, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.proxy = proxy
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: Index) -> QSize:
+        return QSize(option.rect.width(), ROW_H)
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
+        painter.save()
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        rect = QRect(option.rect)
+        palette = option.palette
+        text = palette.color(palette.ColorRole.Text)
+        muted = QColor(text)
+        muted.setAlpha(140)
+        if option.state & QStyle.StateFlag.State_Selected:
+            bg = QColor(ACCENT)
+            bg.setAlpha(48 if not is_dark() else 90)
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(bg)
+            painter.drawRoundedRect(rect.adjusted(6, 2, -6, -2), 8, 8)
+        elif option.state & QStyle.StateFlag.State_MouseOver:
+            bg = QColor(palette.color(palette.ColorRole.Highlight))
+            bg.setAlpha(18)
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(bg)
+            painter.drawRoundedRect(rect.adjusted(6, 2, -6, -2), 8, 8)
+        name = str(index.data(RoomRoles.Name) or "")
+        key = str(index.data(RoomRoles.Key) or "")
+        room_id = key.split("/", 1)[-1]
+        avatar = QRect(rect.left() + 16, rect.top() + (ROW_H - 30) // 2, 30, 30)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(key_color(key))
+        painter.drawRoundedRect(avatar, 8, 8)
+        bold = QFont(option.font)
+        bold.setBold(True)
+        small_bold = QFont(bold)
+        small_bold.setPointSizeF(max(7.0, option.font.pointSizeF() * 0.85))
+        painter.setFont(small_bold)
+        painter.setPen(QColor("white"))
+        painter.drawText(avatar, Qt.AlignmentFlag.AlignCenter, initials(name))
+
+        x = avatar.right() + 12
+        right = rect.right() - 16
+        unread = int(index.data(RoomRoles.Unread) or 0)
+        findings = int(index.data(RoomRoles.Findings) or 0)
+        if unread:
+            label = "99+" if unread > 99 else str(unread)
+            fm = QFontMetrics(small_bold)
+            w = max(20, fm.horizontalAdvance(label) + 12)
+            badge = QRect(right - w, rect.top() + (ROW_H - 18) // 2, w, 18)
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(QColor("#8a8f98" if index.data(RoomRoles.Muted) else ACCENT))
+            painter.drawRoundedRect(badge, 9, 9)
+            painter.setPen(QColor("white"))
+            painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, label)
+            right = badge.left() - 8
+        if findings:
+            painter.setFont(bold)
+            painter.setPen(QColor(TRUST_COLORS["key-changed"]))
+            warn = QRect(right - 18, rect.top(), 18, ROW_H)
+            painter.drawText(warn, Qt.AlignmentFlag.AlignCenter, "⚠")
+            right = warn.left() - 6
+
+        # name: matched characters bold
+        top = rect.top() + 6
+        positions = set(match_positions(self.proxy.query, name) or [])
+        normal = QFont(option.font)
+        cx = x
+        limit = right
+        for i, ch in enumerate(name):
+            font = bold if i in positions else normal
+            fm = QFontMetrics(font)
+            w = fm.horizontalAdvance(ch)
+            if cx + w > limit - fm.horizontalAdvance("…"):
+                painter.setFont(normal)
+                painter.setPen(text)
+                painter.drawText(cx, top + fm.ascent(), "…")
+                break
+            painter.setFont(font)
+            painter.setPen(QColor(ACCENT) if i in positions else text)
+            painter.drawText(cx, top + fm.ascent(), ch)
+            cx += w
+        small = QFont(option.font)
+        small.setPointSizeF(max(7.0, option.font.pointSizeF() * 0.88))
+        painter.setFont(small)
+        painter.setPen(muted)
+        detail = f"{room_id} · {index.data(RoomRoles.StorageName) or ''}"
+        if not index.data(RoomRoles.Online):
+            detail += " · offline"
+        sfm = QFontMetrics(small)
+        detail = sfm.elidedText(detail, Qt.TextElideMode.ElideRight, max(10, right - x))
+        painter.drawText(x, rect.top() + ROW_H - 8 - sfm.descent(), detail)
+        painter.restore()
+
+
+class QuickSwitcher(QWidget):
+    """Covers its parent window; the card in the middle holds the search and the list."""
+
+    room_chosen = Signal(str)  # room key
+
+    def __init__(self, rooms: Any, parent: QWidget) -> None:
+        super().__init__(parent)
+        self.setObjectName("quickSwitcher")
+        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, False)
+        self.proxy = RoomFilter(self)
+        self.proxy.setSourceModel(rooms)
+        self.card = QFrame(self)
+        self.card.setObjectName("switcherCard")
+        dark = is_dark()
+        border = "#3a3f47" if dark else "#d5d9df"
+        bg = "#23272e" if dark else "#ffffff"
+        muted = "#9aa0a8" if dark else "#6b717a"
+        self.card.setStyleSheet(
+            f"""
+            QFrame#switcherCard {{ background: {bg}; border: 1px solid {border};
+                                    border-radius: 12px; }}
+            QLineEdit {{ border: none; border-bottom: 1px solid {border}; border-radius: 0;
+                         padding: 12px 16px; font-size: 13pt; background: transparent; }}
+            QListView {{ border: none; background: transparent; outline: 0; }}
+            QLabel#hint {{ color: {muted}; padding: 6px 16px 10px 16px; }}
+            """
+        )
+        shadow = QGraphicsDropShadowEffect(self.card)
+        shadow.setBlurRadius(36)
+        shadow.setOffset(0, 8)
+        shadow.setColor(QColor(0, 0, 0, 110))
+        self.card.setGraphicsEffect(shadow)
+        layout = QVBoxLayout(self.card)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        self.search = QLineEdit()
+        self.search.setPlaceholderText("Jump to a room…")
+        self.search.setClearButtonEnabled(True)
+        self.search.textChanged.connect(self._on_text)
+        self.search.installEventFilter(self)
+        layout.addWidget(self.search)
+        self.list = QListView()
+        self.list.setModel(self.proxy)
+        self.list.setItemDelegate(SwitcherDelegate(self.proxy, self.list))
+        self.list.setUniformItemSizes(True)
+        self.list.setMouseTracking(True)
+        self.list.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.list.clicked.connect(self._choose)
+        layout.addWidget(self.list)
+        self.empty = QLabel("No room matches.")
+        self.empty.setObjectName("hint")
+        self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        layout.addWidget(self.empty)
+        self.hint = QLabel("↑↓ to move · Enter to open · Esc to close")
+        self.hint.setObjectName("hint")
+        layout.addWidget(self.hint)
+        self.proxy.modelReset.connect(self._after_filter)
+        self.proxy.layoutChanged.connect(self._after_filter)
+        self.proxy.rowsInserted.connect(self._after_filter)
+        self.proxy.rowsRemoved.connect(self._after_filter)
+        parent.installEventFilter(self)
+        self.hide()
+
+    # -- showing ---------------------------------------------------------------------------------
+
+    def open(self) -> None:
+        self.search.clear()
+        self.proxy.set_query("")
+        self._place()
+        self.show()
+        self.raise_()
+        self.search.setFocus(Qt.FocusReason.PopupFocusReason)
+        self._after_filter()
+
+    def toggle(self) -> None:
+        if self.isVisible():
+            self.hide()
+        else:
+            self.open()
+
+    def _place(self) -> None:
+        parent = self.parentWidget()
+        if parent is None:
+            return
+        self.setGeometry(parent.rect())
+        rows = max(1, min(VISIBLE_ROWS, self.proxy.rowCount()))
+        self.list.setFixedHeight(rows * ROW_H + 8)
+        width = min(CARD_WIDTH, max(280, self.width() - 48))
+        self.card.setFixedWidth(width)
+        self.card.adjustSize()
+        self.card.move((self.width() - width) // 2, max(24, self.height() // 7))
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        painter = QPainter(self)
+        painter.fillRect(self.rect(), QColor(0, 0, 0, 90 if not is_dark() else 130))
+        painter.end()
+
+    # -- behaviour -------------------------------------------------------------------------------
+
+    def _on_text(self, text: str) -> None:
+        self.proxy.set_query(text)
+        self._after_filter()
+        if self.proxy.rowCount():  # after typing, Enter opens the best match
+            self.list.setCurrentIndex(self.proxy.index(0, 0))
+
+    def _after_filter(self, *_args: Any) -> None:
+        count = self.proxy.rowCount()
+        self.empty.setVisible(count == 0)
+        self.list.setVisible(count > 0)
+        if count and not self.list.currentIndex().isValid():
+            self.list.setCurrentIndex(self.proxy.index(0, 0))
+        if self.isVisible():
+            self._place()
+
+    def _move(self, delta: int) -> None:
+        count = self.proxy.rowCount()
+        if not count:
+            return
+        row = self.list.currentIndex().row()
+        row = max(0, min(count - 1, (row if row >= 0 else -1) + delta))
+        self.list.setCurrentIndex(self.proxy.index(row, 0))
+
+    def _choose(self, index: Index | None = None) -> None:
+        index = index if index is not None and index.isValid() else self.list.currentIndex()
+        if not index.isValid():
+            return
+        key = str(index.data(RoomRoles.Key))
+        self.hide()
+        self.room_chosen.emit(key)
+
+    def visible_keys(self) -> Sequence[str]:
+        return [
+            str(self.proxy.index(r, 0).data(RoomRoles.Key)) for r in range(self.proxy.rowCount())
+        ]
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.parentWidget() and event.type() == QEvent.Type.Resize:
+            if self.isVisible():
+                self._place()
+            return False
+        if watched is self.search and event.type() == QEvent.Type.KeyPress:
+            assert isinstance(event, QKeyEvent)
+            key = event.key()
+            page = max(1, VISIBLE_ROWS - 1)
+            moves = {
+                Qt.Key.Key_Down: 1,
+                Qt.Key.Key_Up: -1,
+                Qt.Key.Key_PageDown: page,
+                Qt.Key.Key_PageUp: -page,
+            }
+            if key in moves:
+                self._move(moves[Qt.Key(key)])
+                return True
+            if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+                self._choose()
+                return True
+            if key == Qt.Key.Key_Escape:
+                self.hide()
+                return True
+        return super().eventFilter(watched, event)
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        if not self.card.geometry().contains(event.position().toPoint()):
+            self.hide()
+            event.accept()
+            return
+        super().mousePressEvent(event)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if event.key() == Qt.Key.Key_Escape:
+            self.hide()
+            return
+        super().keyPressEvent(event)

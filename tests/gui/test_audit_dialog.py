@@ -1,0 +1,328 @@
+"""The audit dialog in the real window: the same audit as ``bucket-chat verify`` — counts,
+metadata, every finding with its object and line — for clean and tampered rooms."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from nacl.signing import SigningKey
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QWidget
+
+from bucket_chat_desktop.gui.controller import Controller
+from bucket_chat_desktop.gui.features import Features, install
+from bucket_chat_desktop.gui.main_window import MainWindow
+from bucket_chat_desktop.gui.widgets.audit_dialog import (
+    EXPLANATIONS,
+    AuditDialog,
+    AuditView,
+    Column,
+    report_text,
+)
+from bucket_chat_desktop.keys.identity import Identity
+from bucket_chat_desktop.protocol.audit import AuditResult, RoomLedger, TrustState
+from bucket_chat_desktop.protocol.canonical import b64encode
+from bucket_chat_desktop.protocol.findings import Finding, Kind
+from bucket_chat_desktop.settings import Settings, StorageSettings
+from bucket_chat_desktop.storage.local import LocalStorage
+from bucket_chat_desktop.sync.reader import read_metadata
+from bucket_chat_desktop.sync.writer import Draft, RoomWriter
+
+ROOM = "falcon"
+ALICE = SigningKey(b"\x01" * 32)
+BOB = SigningKey(b"\x02" * 32)
+BOB_PHONE = SigningKey(b"\x04" * 32)
+T0 = 1_764_000_000_000
+EDITED = "Checking it now."
+
+
+def shot(widget: QWidget, name: str, tmp_path: Path) -> Path:
+    """Render ``widget``; also into $BUCKET_CHAT_GUI_SHOTS when set, to look at."""
+    path = tmp_path / f"{name}.png"
+    image = widget.grab()
+    assert image.save(str(path))
+    folder = os.environ.get("BUCKET_CHAT_GUI_SHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        image.save(str(Path(folder) / f"{name}.png"))
+    return path
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> int:
+        self.now += 7 * 60_000
+        return self.now
+
+
+async def build_room(root: Path) -> LocalStorage:
+    storage = LocalStorage(root)
+    clock = Clock()
+    alice = RoomWriter(storage, ROOM, "alice@example.com", ALICE, displayname="Alice", clock=clock)
+    bob = RoomWriter(storage, ROOM, "bob@example.com", BOB, displayname="Bob", clock=clock)
+    await alice.write_metadata("Project Falcon", "2025-11-24T10:00:00.000Z")
+    await alice.send([Draft.text("Morning! The new build is up.")])
+    await bob.send([Draft.text(EDITED)])
+    await bob.add_device(b64encode(bytes(BOB_PHONE.verify_key)), device_name="Bob's phone")
+    phone = RoomWriter(storage, ROOM, "bob@example.com", BOB_PHONE, displayname="Bob", clock=clock)
+    await phone.send([Draft.text("Now from my phone")])
+    await alice.send([Draft.text("Shipping at 3pm then.")])
+    return storage
+
+
+def tamper(store: Path) -> tuple[str, int]:
+    """Change the text of Bob's first message in its segment; returns (object path, line)."""
+    for file in sorted((store / "rooms" / ROOM / "logs").rglob("*.jsonl")):
+        lines = file.read_text("utf-8").splitlines(keepends=True)
+        for n, line in enumerate(lines, 1):
+            if EDITED in line:
+                lines[n - 1] = line.replace(EDITED, "Deleting it now.")
+                file.write_text("".join(lines), "utf-8")
+                return file.relative_to(store).as_posix(), n
+    raise AssertionError("message not found")
+
+
+async def audit_directly(store: Path) -> tuple[AuditResult, list[Finding]]:
+    """What the protocol code says, read straight from the folder."""
+    storage = LocalStorage(store)
+    ledger = RoomLedger(ROOM)
+    for item in await storage.list_objects(f"rooms/{ROOM}/logs/"):
+        ledger.add_segment(item.path, await storage.get(item.path))
+    _, metadata_findings = await read_metadata(storage, ROOM)
+    return ledger.audit(), metadata_findings
+
+
+def run(qtbot: Any, coro: Coroutine[Any, Any, Any], timeout: int = 15_000) -> Any:
+    """Await ``coro`` on the test's qasync loop (conftest's ``qloop``), spinning Qt."""
+    task = asyncio.ensure_future(coro)
+    qtbot.waitUntil(task.done, timeout=timeout)
+    return task.result()
+
+
+@dataclass
+class App:
+    controller: Controller
+    window: MainWindow
+    features: Features
+    key: str
+    store: Path
+    tampered: tuple[str, int] | None
+
+    def dialog(self) -> AuditDialog:
+        dialog = self.features.audit_dialog
+        assert dialog is not None and dialog.isVisible()
+        return dialog
+
+
+@pytest.fixture
+def make_app(qtbot: Any, qloop: Any, home: Path, tmp_path: Path) -> Iterator[Callable[..., App]]:
+    controllers: list[Controller] = []
+
+    def make(*, tampered: bool) -> App:
+        store = tmp_path / "store"
+        run(qtbot, build_room(store))
+        where = tamper(store) if tampered else None
+        entry = StorageSettings(str(store), "Team share", [ROOM])
+        key = f"{entry.id}/{ROOM}"
+        settings = Settings("alice@example.com", "Alice", [entry], last_room=key)
+        controller = Controller(settings, Identity("alice@example.com", ALICE))
+        controllers.append(controller)
+        window = MainWindow(controller)
+        qtbot.addWidget(window)
+        features = install(window, controller)
+        window.resize(1100, 700)
+        window.show()
+        controller.start()
+
+        def loaded() -> bool:
+            attached = controller.client.storages.get(entry.id)
+            room = attached.engine.rooms.get(ROOM) if attached else None
+            # the GUI holds the engine's final audit (not only the engine)
+            return room is not None and room.complete and controller.results.get(key) is room.result
+
+        qtbot.waitUntil(loaded, timeout=15_000)
+        return App(controller, window, features, key, store, where)
+
+    yield make
+    for controller in controllers:
+        run(qtbot, controller.shutdown())
+
+
+def table_rows(dialog: AuditDialog) -> list[dict[Column, str]]:
+    proxy = dialog.proxy
+    return [
+        {col: str(proxy.index(r, col).data()) for col in Column} for r in range(proxy.rowCount())
+    ]
+
+
+def cli_verify(store: Path) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "bucket_chat_desktop.cli", "-s", str(store)]
+    return subprocess.run(
+        [*cmd, "verify", "--room-id", ROOM], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_tampered_room_shows_its_findings_with_file_and_line(
+    qtbot: Any, make_app: Callable[..., App], tmp_path: Path
+) -> None:
+    app = make_app(tampered=True)
+    assert app.tampered is not None
+    path, line = app.tampered
+    expected, metadata_findings = run(qtbot, audit_directly(app.store))
+    assert not metadata_findings
+
+    app.window.audit_button.click()
+    dialog = app.dialog()
+    # counts: what RoomLedger.audit says
+    shown = {
+        state: int(tile.number.text().replace(",", "")) for state, tile in dialog.tiles.items()
+    }
+    assert shown == expected.counts
+    assert expected.counts[TrustState.INVALID] == 1
+    assert "1 problem" not in dialog.headline.text()
+    assert f"{len(expected.errors)} problems" in dialog.headline.text()
+    # findings: each one, with object path and line, kind and event id
+    rows = table_rows(dialog)
+    want = [
+        {
+            Column.SEVERITY: "Error",
+            Column.KIND: f.kind.value,
+            Column.EXPLANATION: EXPLANATIONS[f.kind].title,
+            Column.WHERE: f.where(),
+            Column.EVENT: f.event_id or "—",
+        }
+        for f in expected.findings
+    ]
+    assert rows == want
+    kinds = [r[Column.KIND] for r in rows]
+    assert kinds[0] == "invalid-signature" and {"gap", "key-changed"} <= set(kinds)
+    assert rows[0][Column.WHERE] == f"{path}:{line}"
+    # the detail of the selected finding explains it in plain words
+    detail = dialog.detail.toPlainText()
+    assert "Bad signature" in detail and "What to do" in detail
+    assert path in detail and f"line {line}" in detail
+    assert "Complete" in dialog.history.text()
+    assert "signed by alice@example.com" in dialog.metadata_label.text()
+    shot(dialog, "audit_dialog_tampered", tmp_path)
+
+    # the filter by severity
+    dialog.filter.setCurrentIndex(dialog.filter.findData("notice"))
+    assert dialog.proxy.rowCount() == 0
+    assert "Nothing of this kind" in dialog.detail.toPlainText()
+    dialog.filter.setCurrentIndex(dialog.filter.findData("error"))
+    assert dialog.proxy.rowCount() == len(expected.errors)
+    dialog.table.selectRow(1)
+    assert "Missing link in the chain" in dialog.detail.toPlainText()
+    assert dialog.view is not None
+    dialog.set_view(dialog.view)  # a refresh (new messages) keeps what is being read
+    assert dialog.table.currentIndex().row() == 1
+    assert dialog.filter.currentData() == "error"
+    assert "Missing link in the chain" in dialog.detail.toPlainText()
+
+
+def test_the_banner_opens_the_audit_and_the_report_is_the_cli_output(
+    qtbot: Any, make_app: Callable[..., App]
+) -> None:
+    app = make_app(tampered=True)
+    assert app.window.banner.isVisible()
+    app.window.banner_button.click()
+    dialog = app.dialog()
+    dialog.copy_button.click()
+    copied = QGuiApplication.clipboard().text()
+    cli = cli_verify(app.store)
+    assert cli.returncode == 1, cli.stderr
+    assert copied == cli.stdout
+    assert "NOT CLEAN: 3 finding(s) need attention." in copied
+    assert "copied" in dialog.copied.text()
+
+
+def test_clean_room(qtbot: Any, make_app: Callable[..., App], tmp_path: Path) -> None:
+    app = make_app(tampered=False)
+    expected, _ = run(qtbot, audit_directly(app.store))
+    assert not app.window.banner.isVisible()
+    app.window.audit_button.click()
+    dialog = app.dialog()
+    assert dialog.headline.text() == "History verified"
+    assert not dialog.table.isVisible()
+    assert "No findings" in dialog.detail.toPlainText()
+    shown = {state: int(tile.number.text()) for state, tile in dialog.tiles.items()}
+    assert (
+        shown
+        == expected.counts
+        == {
+            TrustState.VERIFIED: 8,
+            TrustState.UNVERIFIED: 0,
+            TrustState.KEY_CHANGED: 0,
+            TrustState.INVALID: 0,
+        }
+    )
+    text = dialog.checked.text()
+    assert "Ed25519" in text and "chain link" in text and "SHA-256" in text
+    shot(dialog, "audit_dialog_clean", tmp_path)
+    dialog.copy_button.click()
+    cli = cli_verify(app.store)
+    assert cli.returncode == 0, cli.stderr
+    assert QGuiApplication.clipboard().text() == cli.stdout
+
+    # the open dialog follows new messages
+    async def bob_writes() -> None:
+        storage = LocalStorage(app.store)
+        await RoomWriter(storage, ROOM, "bob@example.com", BOB).send([Draft.text("still here")])
+
+    run(qtbot, bob_writes())
+    verified = dialog.tiles[TrustState.VERIFIED].number
+    qtbot.waitUntil(lambda: verified.text() == "9", timeout=20_000)
+    assert dialog.headline.text() == "History verified"
+
+
+def test_still_loading_older_history(
+    qtbot: Any, make_app: Callable[..., App], tmp_path: Path
+) -> None:
+    app = make_app(tampered=False)
+    storage_id = app.key.split("/")[0]
+    room = app.controller.client.storages[storage_id].engine.rooms[ROOM]
+    room.complete = False  # what the engine says while it back-fills
+    app.window.audit_button.click()
+    dialog = app.dialog()
+    assert "Still loading older history" in dialog.history.text()
+    assert dialog.headline.text() == "No problems so far"
+    assert dialog.view is not None
+    assert "(still loading older history" in report_text(dialog.view)
+    # a new audit while the dialog is open refreshes it
+    room.complete = True
+    app.controller.room_audit_changed.emit(app.key)
+    assert "Complete" in dialog.history.text()
+    assert dialog.headline.text() == "History verified"
+
+
+def test_metadata_findings_come_first_like_verify(qtbot: Any, qapp: Any, tmp_path: Path) -> None:
+    result = AuditResult(ROOM, [], [], [Finding(Kind.GAP, "gap: …", "rooms/x/logs/a.jsonl", 3)], 1)
+    missing = Finding(Kind.METADATA_MISSING, "room has no metadata.json", "rooms/x/metadata.json")
+    view = AuditView(ROOM, result, None, (missing,), complete=False)
+    dialog = AuditDialog()
+    qtbot.addWidget(dialog)
+    dialog.set_view(view)
+    rows = table_rows(dialog)
+    assert [r[Column.KIND] for r in rows] == ["metadata-missing", "gap"]
+    assert [r[Column.SEVERITY] for r in rows] == ["Notice", "Error"]
+    assert "no metadata.json" in dialog.metadata_label.text()
+    text = report_text(view)
+    assert text.splitlines()[0] == f"Room {ROOM}: {ROOM} (no metadata)"
+    assert "  NOTICE metadata-missing       rooms/x/metadata.json" in text
+    assert text.endswith("NOT CLEAN: 1 finding(s) need attention.\n")
+
+
+def test_every_kind_of_finding_is_explained() -> None:
+    assert set(EXPLANATIONS) == set(Kind)
+    for explanation in EXPLANATIONS.values():
+        assert explanation.title and explanation.meaning and explanation.action

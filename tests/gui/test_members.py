@@ -1,0 +1,317 @@
+"""The members panel in the real window: members and devices from the room's audit,
+"Mark as verified…" writing the user's pin into the storage's index, live updates."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Coroutine, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from nacl.signing import SigningKey
+from PySide6.QtWidgets import QWidget
+
+from bucket_chat_desktop.gui.controller import Controller
+from bucket_chat_desktop.gui.features import Features, install
+from bucket_chat_desktop.gui.main_window import MainWindow
+from bucket_chat_desktop.gui.models.members_model import DeviceState
+from bucket_chat_desktop.gui.models.timeline_model import Roles, TimelineModel
+from bucket_chat_desktop.gui.widgets.members_panel import fingerprint_lines
+from bucket_chat_desktop.index import Index
+from bucket_chat_desktop.keys.identity import Identity, display_fingerprint
+from bucket_chat_desktop.protocol.canonical import b64encode
+from bucket_chat_desktop.settings import Settings, StorageSettings
+from bucket_chat_desktop.storage.local import LocalStorage
+from bucket_chat_desktop.sync.writer import Draft, RoomWriter
+
+ROOM = "falcon"
+ALICE = SigningKey(b"\x01" * 32)
+BOB = SigningKey(b"\x02" * 32)
+BOB_PHONE = SigningKey(b"\x04" * 32)
+CAROL = SigningKey(b"\x03" * 32)
+T0 = 1_764_000_000_000
+
+
+def key_text(key: SigningKey) -> str:
+    return b64encode(bytes(key.verify_key))
+
+
+def shot(widget: QWidget, name: str, tmp_path: Path) -> Path:
+    """Render ``widget``; also into $BUCKET_CHAT_GUI_SHOTS when set, to look at."""
+    path = tmp_path / f"{name}.png"
+    image = widget.grab()
+    assert image.save(str(path))
+    folder = os.environ.get("BUCKET_CHAT_GUI_SHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        image.save(str(Path(folder) / f"{name}.png"))
+    return path
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> int:
+        self.now += 7 * 60_000
+        return self.now
+
+
+async def build_room(root: Path) -> LocalStorage:
+    """Alice and Bob; Bob's laptop introduces his phone, which then writes."""
+    storage = LocalStorage(root)
+    clock = Clock()
+    alice = RoomWriter(storage, ROOM, "alice@example.com", ALICE, displayname="Alice", clock=clock)
+    bob = RoomWriter(storage, ROOM, "bob@example.com", BOB, displayname="Bob", clock=clock)
+    await alice.write_metadata("Project Falcon", "2025-11-24T10:00:00.000Z")
+    await alice.send([Draft.text("Morning! The new build is up.")])
+    await bob.send([Draft.text("Checking it now.")])
+    await bob.add_device(key_text(BOB_PHONE), device_name="Bob's phone")
+    phone = RoomWriter(storage, ROOM, "bob@example.com", BOB_PHONE, displayname="Bob", clock=clock)
+    await phone.send([Draft.text("Now from my phone")])
+    await alice.send([Draft.text("Shipping at 3pm then.")])
+    return storage
+
+
+def run(qtbot: Any, coro: Coroutine[Any, Any, Any], timeout: int = 15_000) -> Any:
+    """Await ``coro`` on the test's qasync loop (conftest's ``qloop``), spinning Qt."""
+    task = asyncio.ensure_future(coro)
+    qtbot.waitUntil(task.done, timeout=timeout)
+    return task.result()
+
+
+@dataclass
+class App:
+    controller: Controller
+    window: MainWindow
+    features: Features
+    key: str
+    store: Path
+
+    @property
+    def index(self) -> Index:
+        return self.controller.client.storages[self.key.split("/")[0]].index
+
+
+@pytest.fixture
+def app(qtbot: Any, qloop: Any, home: Path, tmp_path: Path) -> Iterator[App]:
+    store = tmp_path / "store"
+    run(qtbot, build_room(store))
+    entry = StorageSettings(str(store), "Team share", [ROOM])
+    key = f"{entry.id}/{ROOM}"
+    settings = Settings("alice@example.com", "Alice", [entry], last_room=key)
+    controller = Controller(settings, Identity("alice@example.com", ALICE))
+    window = MainWindow(controller)
+    qtbot.addWidget(window)
+    features = install(window, controller)
+    window.resize(1200, 760)
+    window.show()
+    controller.start()
+
+    def loaded() -> bool:
+        attached = controller.client.storages.get(entry.id)
+        room = attached.engine.rooms.get(ROOM) if attached else None
+        return (
+            controller.current == key
+            and room is not None
+            and room.complete
+            and controller.results.get(key) is room.result
+        )
+
+    qtbot.waitUntil(loaded, timeout=15_000)
+    yield App(controller, window, features, key, store)
+    run(qtbot, controller.shutdown())
+
+
+def open_panel(qtbot: Any, app: App) -> None:
+    app.window.members_button.click()
+    qtbot.waitUntil(lambda: app.window.side_panel.isVisible())
+    panel = app.features.members_panel
+    qtbot.waitUntil(lambda: len(panel.cards) == app.features.members_model.rowCount() > 0)
+
+
+def test_members_panel_lists_members_and_their_devices(
+    qtbot: Any, app: App, tmp_path: Path
+) -> None:
+    open_panel(qtbot, app)
+    window, features = app.window, app.features
+    assert window.members_button.isChecked()
+    assert window.side_panel.currentWidget() is features.members_panel
+    model = features.members_model
+    assert [m.display_name for m in model.members] == ["Alice", "Bob"]
+    alice, bob = model.members
+    assert alice.own and [d.key for d in alice.devices] == [key_text(ALICE)]
+    assert {d.key for d in bob.devices} == {key_text(BOB), key_text(BOB_PHONE)}
+    phone = next(d for d in bob.devices if d.key == key_text(BOB_PHONE))
+    assert phone.introduced_by == key_text(BOB) and phone.name == "Bob's phone"
+    assert all(d.state is DeviceState.VERIFIED for m in model.members for d in m.devices)
+    assert phone.fingerprint == display_fingerprint(bytes(BOB_PHONE.verify_key))
+    assert phone.first_seen > 0 and phone.last_seen >= phone.first_seen and phone.events == 2
+
+    cards = features.members_panel.cards
+    rows = [row for card in cards for row in card.device_rows]
+    assert len(cards) == 2 and len(rows) == 3  # two people, three devices
+    by_key = {row.device.key: row for row in rows}
+    assert by_key[key_text(ALICE)].confirm_button is None  # this device: nothing to check
+    assert by_key[key_text(BOB)].confirm_button is not None
+    shown = by_key[key_text(BOB_PHONE)].fingerprint_label.text()
+    assert shown == fingerprint_lines(display_fingerprint(bytes(BOB_PHONE.verify_key)))
+    assert shown.split()[0] == phone.full_fingerprint[:4]
+    shot(window, "members_panel", tmp_path)
+    shot(features.members_panel, "members_panel_only", tmp_path)
+
+    features.members_panel.close_requested.emit()  # the panel's ✕
+    assert not window.members_button.isChecked()
+    assert not window.side_panel.isVisible()
+
+
+def test_mark_as_verified_asks_then_pins_the_key_in_the_index(
+    qtbot: Any, app: App, tmp_path: Path
+) -> None:
+    open_panel(qtbot, app)
+    features = app.features
+
+    def row_for(key: str) -> Any:
+        rows = [r for card in features.members_panel.cards for r in card.device_rows]
+        return next(r for r in rows if r.device.key == key)
+
+    # Cancel: nothing is written
+    row_for(key_text(BOB_PHONE)).confirm_button.click()
+    dialog = features.verify_dialog
+    assert dialog is not None
+    qtbot.waitUntil(dialog.isVisible)
+    expected = fingerprint_lines(display_fingerprint(bytes(BOB_PHONE.verify_key)))
+    assert dialog.fingerprint.text() == expected
+    assert not dialog.confirm_button.isDefault() and not dialog.cancel_button.isDefault()
+    dialog.cancel_button.click()
+    assert key_text(BOB_PHONE) not in app.index.user_verified_keys()
+
+    # Confirm Bob's laptop
+    row_for(key_text(BOB)).confirm_button.click()
+    dialog = features.verify_dialog
+    assert dialog is not None
+    qtbot.waitUntil(dialog.isVisible)
+    shot(dialog, "verify_device_dialog", tmp_path)
+    dialog.confirm_button.click()
+    assert app.index.user_verified_keys() == {key_text(BOB)}
+    assert key_text(BOB) in app.index.pins()["bob@example.com"]
+    qtbot.waitUntil(lambda: row_for(key_text(BOB)).confirm_button is None)
+    assert row_for(key_text(BOB)).device.state is DeviceState.CONFIRMED
+    assert row_for(key_text(BOB_PHONE)).confirm_button is not None
+
+    # it is in the database file, not only in memory
+    path = app.index.path
+    assert path is not None
+    again = Index.open(path)
+    try:
+        assert again.user_verified_keys() == {key_text(BOB)}
+    finally:
+        again.close()
+    shot(app.window, "members_panel_confirmed", tmp_path)
+
+
+@pytest.mark.skipif(
+    not hasattr(TimelineModel, "set_confirmed_keys"),
+    reason="needs the timeline_model.py hook (Roles.Confirmed, set_confirmed_keys)",
+)
+def test_confirmed_devices_get_the_confirmed_role_in_the_timeline(
+    qtbot: Any, app: App, tmp_path: Path
+) -> None:
+    open_panel(qtbot, app)
+    from bucket_chat_desktop.gui.models.members_model import Device
+
+    bob = app.features.members_model.member(1)
+    laptop: Device = next(d for d in bob.devices if d.key == key_text(BOB))
+    assert app.features.mark_verified(app.key, laptop)
+    timeline = app.controller.timeline(app.key)
+    confirmed = {
+        timeline.index(i).data(Roles.SenderKey)
+        for i in range(timeline.rowCount())
+        if timeline.index(i).data(getattr(Roles, "Confirmed"))  # noqa: B009
+    }
+    assert confirmed == {key_text(BOB)}
+    panel = app.features.members_panel
+
+    def shown() -> bool:
+        rows = [r for card in panel.cards for r in card.device_rows]
+        return any(r.device.state is DeviceState.CONFIRMED for r in rows)
+
+    qtbot.waitUntil(shown)
+    shot(app.window, "timeline_confirmed", tmp_path)
+
+
+def test_panel_follows_new_messages_and_members_as_they_arrive(
+    qtbot: Any, app: App, tmp_path: Path
+) -> None:
+    open_panel(qtbot, app)
+    model = app.features.members_model
+    panel = app.features.members_panel
+    alice_card, bob_card = panel.cards
+
+    async def bob_writes() -> None:
+        storage = LocalStorage(app.store)
+        await RoomWriter(storage, ROOM, "bob@example.com", BOB).send([Draft.text("one more")])
+
+    run(qtbot, bob_writes())
+    qtbot.waitUntil(lambda: panel.cards[1] is not bob_card, timeout=20_000)
+    laptop = next(r.device for r in panel.cards[1].device_rows if r.device.key == key_text(BOB))
+    assert laptop.events == 4
+    assert panel.cards[0] is alice_card  # only the card that changed is redrawn
+    shot(app.window, "members_panel_live", tmp_path)
+
+    async def carol_joins() -> None:
+        storage = LocalStorage(app.store)
+        carol = RoomWriter(storage, ROOM, "carol@example.com", CAROL, displayname="Carol")
+        await carol.send([Draft.text("Hi all, Carol here")])
+
+    run(qtbot, carol_joins())
+    qtbot.waitUntil(lambda: model.row_of("carol@example.com") >= 0, timeout=20_000)
+    carol = model.member(model.row_of("carol@example.com"))
+    assert carol.display_name == "Carol" and len(carol.devices) == 1
+    qtbot.waitUntil(lambda: len(app.features.members_panel.cards) == 3)
+
+
+def test_hiding_and_showing_again_reloads_from_the_latest_audit(qtbot: Any, app: App) -> None:
+    open_panel(qtbot, app)
+    app.window.members_button.click()  # hide
+    assert not app.window.side_panel.isVisible()
+    app.features.members_model.set_result(None)  # stale while hidden
+    app.window.members_button.click()  # show again
+    assert app.window.side_panel.isVisible()
+    assert app.features.members_model.rowCount() == 2
+
+
+@pytest.mark.skipif(
+    not hasattr(Controller, "reaudit"),
+    reason="needs the controller/engine hook (Controller.reaudit, SyncEngine.reaudit)",
+)
+def test_confirming_an_unintroduced_key_makes_it_trusted(qtbot: Any, app: App) -> None:
+    open_panel(qtbot, app)
+    model = app.features.members_model
+    new_key = SigningKey(b"\x05" * 32)
+
+    async def carol_reinstalls() -> None:
+        storage = LocalStorage(app.store)
+        for key in (CAROL, new_key):  # the second install lost the first key
+            writer = RoomWriter(storage, ROOM, "carol@example.com", key, displayname="Carol")
+            await writer.send([Draft.text("hello")])
+
+    run(qtbot, carol_reinstalls())
+
+    def carol_devices() -> dict[str, DeviceState]:
+        row = model.row_of("carol@example.com")
+        return {d.key: d.state for d in model.member(row).devices} if row >= 0 else {}
+
+    qtbot.waitUntil(lambda: len(carol_devices()) == 2, timeout=20_000)
+    assert carol_devices()[key_text(new_key)] is DeviceState.KEY_CHANGED
+    assert any(f.kind.value == "key-changed" for f in app.controller.results[app.key].errors)
+    carol = model.member(model.row_of("carol@example.com"))
+    device = next(d for d in carol.devices if d.key == key_text(new_key))
+    assert app.features.mark_verified(app.key, device)
+    qtbot.waitUntil(lambda: not app.controller.results[app.key].errors, timeout=20_000)
+    states = {a.event.sender_key: a.state.value for a in app.controller.results[app.key].timeline}
+    assert states[key_text(new_key)] == "verified"
+    assert carol_devices()[key_text(new_key)] is DeviceState.CONFIRMED

@@ -1,0 +1,318 @@
+"""Qt's model tester on every list model of the GUI, fed with real audited rooms.
+
+The C++ ``QAbstractItemModelTester`` stays connected to the model and re-checks it after
+every signal, so each feeding path (reset, inserts at the top by ``fetchMore``, appends,
+in-place refreshes, local echoes coming and going) is checked as it happens; its
+complaints are Qt warnings, which ``qt_log_level_fail`` turns into failures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from nacl.signing import SigningKey
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex
+
+from bucket_chat_desktop.gui.models.members_model import DeviceState, MemberRoles, MembersModel
+from bucket_chat_desktop.gui.models.rooms_model import RoomItem, RoomRoles, RoomsModel
+from bucket_chat_desktop.gui.models.timeline_model import PAGE, Roles, TimelineModel
+from bucket_chat_desktop.index import TimelineRow
+from bucket_chat_desktop.protocol.audit import Assessed, AuditResult, RoomLedger, TrustState
+from bucket_chat_desktop.protocol.canonical import b64encode
+from bucket_chat_desktop.protocol.event import MEMBER, Event
+from bucket_chat_desktop.storage.local import LocalStorage
+from bucket_chat_desktop.sync.writer import Draft, RoomWriter
+
+pytestmark = pytest.mark.qt_log_level_fail("WARNING")
+TESTERS = pytest.mark.parametrize("force_py", [False, True], ids=["qt-tester", "py-tester"])
+
+ROOM = "models"
+ALICE = SigningKey(b"\x01" * 32)
+BOB = SigningKey(b"\x02" * 32)
+BOB_PHONE = SigningKey(b"\x04" * 32)
+CAROL = SigningKey(b"\x03" * 32)
+T0 = 1_764_000_000_000
+AnyIndex = QModelIndex | QPersistentModelIndex
+
+
+def key_text(key: SigningKey) -> str:
+    return b64encode(bytes(key.verify_key))
+
+
+class Clock:
+    def __init__(self, start: int = T0, step: int = 60_000) -> None:
+        self.now = start
+        self.step = step
+
+    def __call__(self) -> int:
+        self.now += self.step
+        return self.now
+
+
+def writer(
+    storage: LocalStorage, user: str, key: SigningKey, name: str, clock: Clock
+) -> RoomWriter:
+    return RoomWriter(storage, ROOM, user, key, displayname=name, clock=clock)
+
+
+async def _read(storage: LocalStorage) -> RoomLedger:
+    ledger = RoomLedger(ROOM)
+    for item in await storage.list_objects(f"rooms/{ROOM}/logs/"):
+        ledger.add_segment(item.path, await storage.get(item.path))
+    return ledger
+
+
+class Room:
+    """A real room on disk and its writers, for feeding the models."""
+
+    def __init__(self, root: Path) -> None:
+        self.storage = LocalStorage(root)
+        self.clock = Clock()
+        self.alice = writer(self.storage, "alice@example.com", ALICE, "Alice", self.clock)
+        self.bob = writer(self.storage, "bob@example.com", BOB, "Bob", self.clock)
+        self.carol = writer(self.storage, "carol@example.com", CAROL, "Carol", self.clock)
+
+    def run(self, coro: object) -> object:
+        return asyncio.run(coro)  # type: ignore[arg-type]
+
+    def audit(self) -> AuditResult:
+        ledger = asyncio.run(_read(self.storage))
+        return ledger.audit()
+
+
+@pytest.fixture
+def room(tmp_path: Path) -> Room:
+    return Room(tmp_path / "store")
+
+
+def _chatter(room: Room, messages: int) -> AuditResult:
+    """Three people talk: ``messages`` messages each, in batches (several per segment)."""
+
+    async def go() -> None:
+        for w in (room.alice, room.bob, room.carol):
+            await w.send([])  # join
+        done = 0
+        while done < messages:
+            n = min(37, messages - done)
+            for w in (room.alice, room.bob, room.carol):
+                await w.send([Draft.text(f"{w.user_id} says {done + i}") for i in range(n)])
+            done += n
+
+    asyncio.run(go())
+    return room.audit()
+
+
+def _ids(model: TimelineModel) -> list[str]:
+    return [str(model.index(i).data(Roles.EventId)) for i in range(model.rowCount())]
+
+
+def _cached(items: list[Assessed]) -> list[TimelineRow]:
+    return [
+        TimelineRow(pos, a.event.line().decode(), a.state, a.reason, a.path, a.line)
+        for pos, a in enumerate(items)
+    ]
+
+
+# -- rooms ------------------------------------------------------------------------------------
+
+
+@TESTERS
+def test_rooms_model(qtmodeltester: Any, force_py: bool) -> None:
+    model = RoomsModel()
+    qtmodeltester.check(model, force_py=force_py)
+    for i, name in enumerate(["General", "Project Falcon", "Random"]):
+        model.add(RoomItem(f"s{i % 2}/room-{i}", name, f"Storage {i % 2}"))
+    model.add(RoomItem("s0/room-0", "duplicate", "Storage 0"))  # ignored
+    assert model.rowCount() == 3
+    model.update("s1/room-1", unread=3, preview="hi", last_ts=T0, findings=2)
+    model.update("s1/room-1", unread=3)  # no change, no signal
+    model.update("nope/room", unread=1)  # unknown: ignored
+    model.set_storage_online("s0", False)
+    assert model.index(0).data(RoomRoles.Online) is False
+    assert model.index(1).data(RoomRoles.Online) is True
+    assert model.total_unread() == 3
+    model.remove("s1/room-1")
+    model.remove("s1/room-1")
+    assert model.room_keys() == ["s0/room-0", "s0/room-2"]
+    assert model.index(5).data(RoomRoles.Name) is None
+
+
+# -- timeline ---------------------------------------------------------------------------------
+
+
+@TESTERS
+def test_timeline_model_every_feeding_path(qtmodeltester: Any, room: Room, force_py: bool) -> None:
+    result = _chatter(room, 160)  # 3 joins + 480 messages
+    items = result.timeline
+    assert len(items) == 483 and all(a.state is TrustState.VERIFIED for a in items)
+    model = TimelineModel(key_text(ALICE))
+    qtmodeltester.check(model, force_py=force_py)
+
+    # 1. first audit of a room: a reset showing the newest page, older pages hidden
+    model.set_timeline(items[:300], complete=False)
+    assert model.total == 300
+    assert _ids(model) == [a.event.event_id for a in items[300 - model.rowCount() : 300]]
+    assert model.rowCount() >= PAGE
+
+    # 2. back-fill by scrolling up: older pages are inserted at the top
+    while model.canFetchMore(QModelIndex()):
+        model.fetchMore(QModelIndex())
+    assert _ids(model) == [a.event.event_id for a in items[:300]]
+    assert model.index(0).data(Roles.DayBreak) is True
+
+    # 3. incremental audit: appended at the end
+    model.append(items[300:310])
+    assert _ids(model)[-1] == items[309].event.event_id
+
+    # 4. local echo of two messages this device is sending, then failing
+    pending = _prepare(room, ["one", "two"])
+    model.set_echo(pending, "sending")
+    assert [model.index(i).data(Roles.Echo) for i in (310, 311)] == ["sending", "sending"]
+    model.set_echo(pending, "failed", "no network")
+    assert model.index(311).data(Roles.EchoError) == "no network"
+    model.set_echo(pending, "sent")  # no change until the room reads them
+
+    # 5. a full re-audit whose order keeps what is shown: appended in place, echoes kept
+    model.set_timeline(items[:330], complete=True)
+    assert model.total == 330 + 2
+    assert _ids(model)[-2:] == [ev.event_id for ev in pending]
+
+    # 6. the echoed events arrive: confirmed rows replace the echoes
+    asyncio.run(room.alice.publish(pending))
+    confirmed = [
+        a for a in room.audit().timeline if a.event.event_id in {e.event_id for e in pending}
+    ]
+    model.append(confirmed)
+    assert not any(model.index(i).data(Roles.Echo) for i in range(model.rowCount()))
+    assert _ids(model)[-2:] == [ev.event_id for ev in pending]
+
+    # 7. a re-audit that reorders history (an event vanished): reset, newest page shown
+    shorter = items[:100] + items[101:330]
+    model.set_timeline(shorter, complete=True)
+    assert model.total == len(shorter)
+    assert _ids(model)[-1] == shorter[-1].event.event_id
+
+
+def test_timeline_model_fetch_more_during_a_change(qtmodeltester: Any, room: Room) -> None:
+    items = _chatter(room, 300).timeline  # 903 events: four and a half pages
+    model = TimelineModel(key_text(ALICE))  # the model as it is
+    model.set_timeline(items, complete=True)
+    qtmodeltester.check(model)  # fetches a page or two itself, correctly
+    before, hidden = model.rowCount(), model.total - model.rowCount()
+    assert hidden > PAGE
+    model.fetchMore(QModelIndex())  # what scrolling to the top does
+    assert model.rowCount() == before + PAGE
+    assert len(set(_ids(model))) == model.rowCount()
+
+
+def _prepare(room: Room, texts: list[str]) -> list[Event]:
+    async def go() -> list[Event]:
+        await room.alice.load_head()
+        return room.alice.prepare([Draft.text(t) for t in texts])
+
+    return asyncio.run(go())
+
+
+@TESTERS
+def test_timeline_model_from_cache_then_audit(
+    qtmodeltester: Any, room: Room, force_py: bool
+) -> None:
+    items = _chatter(room, 90).timeline
+    model = TimelineModel(key_text(ALICE))
+    qtmodeltester.check(model, force_py=force_py)
+    model.show_cached(_cached(items[-120:]))  # the index's newest rows, before any audit
+    assert model.rowCount() == 120
+    assert model.index(0).data(Roles.Trust) == "verified"
+    model.show_cached(_cached(items))  # ignored once something is shown
+    assert model.rowCount() == 120
+    model.set_timeline(items, complete=True)  # the cached rows are a contiguous run
+    assert model.total == len(items)
+    assert _ids(model)[-1] == items[-1].event.event_id
+    own = [model.index(i).data(Roles.Own) for i in range(model.rowCount())]
+    assert any(own) and not all(own)
+    names = {model.index(i).data(Roles.DisplayName) for i in range(model.rowCount())}
+    assert names <= {"Alice", "Bob", "Carol"}
+
+
+# -- members ----------------------------------------------------------------------------------
+
+
+def _member_room(room: Room) -> AuditResult:
+    async def go() -> None:
+        await room.alice.send([Draft.text("hello")])
+        await room.bob.send([Draft.text("hi")])
+        await room.bob.add_device(key_text(BOB_PHONE), device_name="Bob's phone")
+        phone = writer(room.storage, "bob@example.com", BOB_PHONE, "Bob", room.clock)
+        await phone.send([Draft.text("from my phone")])
+        await room.carol.send([Draft.text("bye soon")])
+
+    asyncio.run(go())
+    return room.audit()
+
+
+@TESTERS
+def test_members_model_fold_and_updates(qtmodeltester: Any, room: Room, force_py: bool) -> None:
+    result = _member_room(room)
+    model = MembersModel("alice@example.com", key_text(ALICE))
+    qtmodeltester.check(model, force_py=force_py)
+    model.set_result(None)
+    assert model.rowCount() == 0
+
+    # incremental: the first events, then the rest appended (inserts in sorted place)
+    model.set_result(AuditResult(ROOM, result.timeline[:2], [], [], 1))
+    assert [m.user_id for m in model.members] == ["alice@example.com"]
+    model.append(result.timeline[2:])
+    model.append(result.timeline[2:])  # the same events again: counted once
+    assert [m.display_name for m in model.members] == ["Alice", "Bob", "Carol"]
+    bob = model.member(model.row_of("bob@example.com"))
+    assert [d.events for d in sorted(bob.devices, key=lambda d: d.number)] == [3, 2]
+    phone = next(d for d in bob.devices if d.key == key_text(BOB_PHONE))
+    assert phone.name == "Bob's phone" and phone.introduced_by == key_text(BOB)
+    assert phone.state is DeviceState.VERIFIED
+    alice = model.index(model.row_of("alice@example.com"))
+    assert alice.data(MemberRoles.Own) is True
+    assert alice.data(MemberRoles.State) == "verified"
+    assert alice.data(MemberRoles.DeviceCount) == 1
+
+    # the user confirms Bob's laptop: one row changes
+    model.confirm(key_text(BOB))
+    bob = model.member(model.row_of("bob@example.com"))
+    assert {d.key: d.state for d in bob.devices}[key_text(BOB)] is DeviceState.CONFIRMED
+    assert bob.state is DeviceState.VERIFIED  # the phone is not confirmed yet
+    model.confirm(key_text(BOB_PHONE))
+    assert model.member(model.row_of("bob@example.com")).state is DeviceState.CONFIRMED
+
+    # Carol leaves: her row is removed
+    asyncio.run(room.carol.send([Draft(MEMBER, {"membership": "leave"})]))
+    full = room.audit()
+    model.append(full.timeline[-1:])
+    assert model.row_of("carol@example.com") == -1
+
+    # Bob renames himself "Zed": members reorder (a reset)
+    asyncio.run(room.bob.send([Draft(MEMBER, {"membership": "join", "displayname": "Zed"})]))
+    model.set_result(room.audit())
+    assert [m.display_name for m in model.members] == ["Alice", "Zed"]
+
+
+def test_members_model_key_changed_and_unintroduced_leave(qtmodeltester: Any, room: Room) -> None:
+    _member_room(room)
+    intruder = SigningKey(b"\x09" * 32)
+    fake = writer(room.storage, "alice@example.com", intruder, "Alice", room.clock)
+    asyncio.run(fake.send([Draft(MEMBER, {"membership": "leave"})]))  # join, then "leave"
+    model = MembersModel("bob@example.com", key_text(BOB))
+    qtmodeltester.check(model)
+    model.set_result(room.audit())
+    alice = model.member(model.row_of("alice@example.com"))  # a key nobody introduced
+    assert alice.state is DeviceState.KEY_CHANGED  # cannot make her look gone
+    states = {d.key: d.state for d in alice.devices}
+    assert states == {
+        key_text(ALICE): DeviceState.VERIFIED,
+        key_text(intruder): DeviceState.KEY_CHANGED,
+    }
+    assert alice.devices[0].key == key_text(intruder)  # the device in use first
+    assert alice.devices[0].can_confirm
+    bob = model.member(model.row_of("bob@example.com"))
+    assert [d.own for d in sorted(bob.devices, key=lambda d: d.number)] == [True, False]

@@ -1,0 +1,187 @@
+"""Ctrl+K in the real window: filter the rooms by name or id, move, open, close."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from nacl.signing import SigningKey
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QWidget
+
+from bucket_chat_desktop.gui.controller import Controller
+from bucket_chat_desktop.gui.features import Features, install
+from bucket_chat_desktop.gui.main_window import MainWindow
+from bucket_chat_desktop.gui.models.rooms_model import RoomItem, RoomsModel
+from bucket_chat_desktop.gui.widgets.quick_switcher import (
+    QuickSwitcher,
+    match_positions,
+    match_score,
+)
+from bucket_chat_desktop.keys.identity import Identity
+from bucket_chat_desktop.settings import Settings, StorageSettings
+
+ROOMS = {
+    "falcon": "Project Falcon",
+    "general": "General",
+    "design-reviews": "Design reviews",
+    "ops-oncall": "Ops on-call",
+    "random": "Random",
+}
+CTRL = Qt.KeyboardModifier.ControlModifier
+
+
+def shot(widget: QWidget, name: str, tmp_path: Path) -> Path:
+    """Render ``widget``; also into $BUCKET_CHAT_GUI_SHOTS when set, to look at."""
+    path = tmp_path / f"{name}.png"
+    image = widget.grab()
+    assert image.save(str(path))
+    folder = os.environ.get("BUCKET_CHAT_GUI_SHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        image.save(str(Path(folder) / f"{name}.png"))
+    return path
+
+
+@dataclass
+class App:
+    controller: Controller
+    window: MainWindow
+    features: Features
+    storage_id: str
+
+    @property
+    def switcher(self) -> QuickSwitcher:
+        return self.features.switcher
+
+    def key(self, room_id: str) -> str:
+        return f"{self.storage_id}/{room_id}"
+
+
+@pytest.fixture
+def app(qtbot: Any, home: Path, tmp_path: Path) -> Iterator[App]:
+    """The window over a controller that is not started: rooms come from the settings,
+    nothing is read from storage (the switcher needs only the room list)."""
+    entry = StorageSettings(str(tmp_path / "store"), "Team share", list(ROOMS))
+    settings = Settings("alice@example.com", "Alice", [entry])
+    controller = Controller(settings, Identity("alice@example.com", SigningKey(b"\x01" * 32)))
+    for n, (room_id, name) in enumerate(ROOMS.items()):
+        controller.rooms.update(f"{entry.id}/{room_id}", name=name, last_ts=1_000 + n)
+    controller.rooms.update(f"{entry.id}/falcon", unread=3, findings=1)
+    window = MainWindow(controller)
+    qtbot.addWidget(window)
+    features = install(window, controller)
+    window.resize(1100, 700)
+    window.show()
+    qtbot.waitExposed(window)
+    yield App(controller, window, features, entry.id)
+
+
+def test_fuzzy_matching_prefers_prefixes_and_word_starts() -> None:
+    assert match_positions("fcn", "Project Falcon") == [8, 11, 13]
+    assert match_positions("pf", "Project Falcon") == [0, 8]  # word starts
+    assert match_positions("falc", "Project Falcon") == [8, 9, 10, 11]
+    assert match_positions("xyz", "Project Falcon") is None
+    assert match_positions("", "anything") == []
+    assert match_score("ge", "General")  # prefix
+    prefix, inner = match_score("ra", "Random"), match_score("ra", "Project Falcon")
+    assert prefix is not None and (inner is None or prefix > inner)
+    word, scattered = match_score("or", "Ops reviews"), match_score("or", "Factory")
+    assert word is not None and scattered is not None and word > scattered
+
+
+def test_ctrl_k_opens_it_from_anywhere_even_the_composer(qtbot: Any, app: App) -> None:
+    app.window.composer.setFocus()
+    qtbot.waitUntil(app.window.composer.hasFocus)
+    QTest.keyClick(app.window.composer, Qt.Key.Key_K, CTRL)
+    assert app.switcher.isVisible()
+    assert app.switcher.search.hasFocus()
+    assert app.window.composer.toPlainText() == ""  # the editor did not take the key
+    assert len(app.switcher.visible_keys()) == len(ROOMS)
+    QTest.keyClick(app.switcher.search, Qt.Key.Key_Escape)
+    assert not app.switcher.isVisible()
+    QTest.keyClick(app.window, Qt.Key.Key_K, CTRL)
+    assert app.switcher.isVisible()
+    QTest.keyClick(app.window, Qt.Key.Key_K, CTRL)  # toggles
+    assert not app.switcher.isVisible()
+
+
+def test_typing_filters_names_and_ids_best_first(qtbot: Any, app: App, tmp_path: Path) -> None:
+    app.switcher.open()
+    # empty: every room, most recent first
+    assert app.switcher.visible_keys() == [app.key(r) for r in reversed(list(ROOMS))]
+    QTest.keyClicks(app.switcher.search, "fcn")
+    assert app.switcher.visible_keys() == [app.key("falcon")]
+    app.switcher.search.clear()
+    QTest.keyClicks(app.switcher.search, "oncall")  # only in the id "ops-oncall"
+    assert app.switcher.visible_keys() == [app.key("ops-oncall")]
+    app.switcher.search.clear()
+    QTest.keyClicks(app.switcher.search, "r")
+    keys = app.switcher.visible_keys()
+    assert keys[0] == app.key("random")  # a prefix wins
+    assert set(keys) == {app.key(r) for r in ("random", "design-reviews", "falcon", "general")}
+    shot(app.window, "quick_switcher", tmp_path)
+    app.switcher.search.clear()
+    QTest.keyClicks(app.switcher.search, "zzz")
+    assert app.switcher.visible_keys() == []
+    assert app.switcher.empty.isVisible() and not app.switcher.list.isVisible()
+
+
+def test_arrows_and_enter_open_the_room(qtbot: Any, app: App) -> None:
+    QTest.keyClick(app.window, Qt.Key.Key_K, CTRL)
+    QTest.keyClicks(app.switcher.search, "e")
+    keys = app.switcher.visible_keys()
+    assert len(keys) >= 3
+    assert app.switcher.list.currentIndex().row() == 0
+    QTest.keyClick(app.switcher.search, Qt.Key.Key_Down)
+    QTest.keyClick(app.switcher.search, Qt.Key.Key_Down)
+    QTest.keyClick(app.switcher.search, Qt.Key.Key_Up)
+    assert app.switcher.list.currentIndex().row() == 1
+    with qtbot.waitSignal(app.controller.current_changed) as changed:
+        QTest.keyClick(app.switcher.search, Qt.Key.Key_Return)
+    assert changed.args == [keys[1]]
+    assert app.controller.current == keys[1]
+    assert not app.switcher.isVisible()
+    assert app.window.room_title.text().find(ROOMS[keys[1].split("/", 1)[1]]) >= 0
+
+
+def test_a_click_on_a_room_opens_it_and_a_click_outside_closes(qtbot: Any, app: App) -> None:
+    app.switcher.open()
+    QTest.keyClicks(app.switcher.search, "general")
+    view = app.switcher.list
+    rect = view.visualRect(view.model().index(0, 0))
+    QTest.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    assert app.controller.current == app.key("general")
+    assert not app.switcher.isVisible()
+    app.switcher.open()
+    QTest.mouseClick(app.switcher, Qt.MouseButton.LeftButton, pos=QPoint(5, 5))
+    assert not app.switcher.isVisible()
+    assert app.controller.current == app.key("general")
+
+
+@pytest.mark.qt_log_level_fail("WARNING")
+def test_the_filter_model(qtmodeltester: Any, qtbot: Any) -> None:
+    rooms = RoomsModel()
+    for n, (room_id, name) in enumerate(ROOMS.items()):
+        rooms.add(RoomItem(f"s/{room_id}", name, "Team share", last_ts=n))
+    parent = QWidget()
+    qtbot.addWidget(parent)
+    switcher = QuickSwitcher(rooms, parent)
+    qtmodeltester.check(switcher.proxy)
+    for query in ("", "o", "op", "ops", "", "zz", "falcon"):
+        switcher.proxy.set_query(query)
+    rooms.add(RoomItem("s/opsec", "OpSec", "Team share", last_ts=99))
+    rooms.update("s/falcon", name="Ops Falcon")
+    switcher.proxy.set_query("ops")
+    assert [switcher.proxy.index(r, 0).data() for r in range(switcher.proxy.rowCount())] == [
+        "OpSec",  # equally good matches: the most recent first
+        "Ops on-call",
+        "Ops Falcon",
+    ]
+    rooms.remove("s/opsec")
+    assert switcher.proxy.rowCount() == 2
