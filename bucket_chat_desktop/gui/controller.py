@@ -35,8 +35,9 @@ def _preview(ev: Event) -> str:
         return f"{ev.sender_id} {ev.content.get('membership', '')}ed"
     msgtype = ev.content.get("msgtype")
     if msgtype in ("m.file", "m.image"):
-        info = ev.content.get("info") or {}
-        return f"📎 {info.get('name') or ev.content.get('body') or 'file'}"
+        info = ev.content.get("info")
+        name = info.get("name") if isinstance(info, dict) else None
+        return f"📎 {name if isinstance(name, str) else ev.body or 'file'}"
     return ev.body or ""
 
 

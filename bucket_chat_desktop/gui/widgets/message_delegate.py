@@ -154,7 +154,7 @@ class MessageDelegate(QStyledItemDelegate):
         return h
 
     def _image_h(self, index: Index) -> int:
-        info = (index.data(Roles.Content) or {}).get("info") or {}
+        info = _info(index.data(Roles.Content))
         w, h = info.get("w"), info.get("h")
         if isinstance(w, int) and isinstance(h, int) and w > 0 and h > 0:
             scale = min(1.0, 320 / w, 240 / h)
@@ -315,7 +315,7 @@ class MessageDelegate(QStyledItemDelegate):
         muted: QColor,
     ) -> int:
         content = index.data(Roles.Content) or {}
-        info = content.get("info") or {}
+        info = _info(content)
         if index.data(Roles.Kind) == "image" and self.thumbnail_provider is not None:
             pix = self.thumbnail_provider(index)
             if pix is not None and not pix.isNull():
@@ -360,6 +360,12 @@ class MessageDelegate(QStyledItemDelegate):
 
 def _badge(index: Index) -> str:
     return "confirmed" if index.data(Roles.Confirmed) else str(index.data(Roles.Trust))
+
+
+def _info(content: Any) -> dict[str, Any]:
+    """``content["info"]`` if it is an object: content is signed but still untrusted."""
+    info = content.get("info") if isinstance(content, dict) else None
+    return info if isinstance(info, dict) else {}
 
 
 def _human_size(n: int) -> str:
