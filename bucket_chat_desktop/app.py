@@ -112,6 +112,9 @@ async def run(app: object, settings: settings_store.Settings, *, start_minimized
 
     features.install(window, controller)
     settings_dialog.install(window, controller)
+    from .gui import attachments
+
+    attachments.install(window, controller)
     minimized = (start_minimized or settings.start_minimized) and tray is not None
     if not minimized:
         window.show()

@@ -11,6 +11,7 @@ from PySide6.QtCore import QObject, Signal
 
 from .. import settings as settings_store
 from ..keys import Identity
+from ..protocol.attachments import safe_file_name
 from ..protocol.audit import Assessed, AuditResult
 from ..protocol.event import MEMBER, Event
 from ..protocol.findings import Finding, Severity
@@ -37,7 +38,7 @@ def _preview(ev: Event) -> str:
     if msgtype in ("m.file", "m.image"):
         info = ev.content.get("info")
         name = info.get("name") if isinstance(info, dict) else None
-        return f"📎 {name if isinstance(name, str) else ev.body or 'file'}"
+        return f"📎 {safe_file_name(name if isinstance(name, str) else ev.body)}"
     return ev.body or ""
 
 

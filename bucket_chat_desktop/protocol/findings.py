@@ -43,6 +43,8 @@ class Kind(enum.StrEnum):
     METADATA_MISSING = "metadata-missing"
     METADATA_UNSIGNED = "metadata-unsigned"
     METADATA_INVALID = "metadata-invalid"
+    # attachments
+    BLOB_MISMATCH = "blob-mismatch"
 
 
 _NOTICES = {

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import warnings
 from collections.abc import Coroutine, Iterator
@@ -61,6 +62,10 @@ def qloop(qapp: Any, qtbot: Any) -> Iterator[qasync.QEventLoop]:
         loop.close()
         asyncio.events._set_running_loop(None)
         asyncio.set_event_loop(None)
+        # Collect the closed loop and its Qt timers now, on the GUI thread: left to the
+        # cycle collector they may be destroyed on a worker thread, where Qt cannot
+        # unregister timers (a crash in QTimerInfoList::activateTimers).
+        gc.collect()
 
 
 def run(coro: Coroutine[Any, Any, T], qtbot: Any, timeout: float = 10.0) -> T:

@@ -225,6 +225,12 @@ EXPLANATIONS: dict[Kind, Explanation] = {
         "bad: the room's name or creator may have been changed.",
         "Do not rely on the room name shown. Ask the room's creator. " + _TAMPER,
     ),
+    Kind.BLOB_MISMATCH: Explanation(
+        "Attachment does not match its message",
+        "A file's bytes in storage differ from the size or SHA-256 that its signed message "
+        "announces: the file was replaced or damaged after it was sent.",
+        "The file is never shown or opened. Ask the sender to send it again. " + _TAMPER,
+    ),
 }
 
 

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ...protocol.attachments import safe_file_name
 from ..markdown import is_plain, to_html
 from ..models.timeline_model import TRUST_LABELS, Roles
 from ..style import TRUST_COLORS, TRUST_SYMBOLS, initials, is_dark, key_color
@@ -171,7 +172,9 @@ class MessageDelegate(QStyledItemDelegate):
         if not self._grouped(index):
             h += HEADER_H
         text_w = width - LEFT - RIGHT
-        h += self._body_height(index, text_w, option.font) + self._extra_h(index) + 4
+        attachment = index.data(Roles.Kind) in ("file", "image")
+        body_h = 0 if attachment else self._body_height(index, text_w, option.font)
+        h += body_h + self._extra_h(index) + 4
         if not self._grouped(index):
             h = max(h, (DAY_H if index.data(Roles.DayBreak) else 0) + AVATAR + 14)
         return QSize(width, h)
@@ -238,9 +241,10 @@ class MessageDelegate(QStyledItemDelegate):
                 painter, QRect(rect.left() + 24, y + 1, 14, 14), str(index.data(Roles.Trust))
             )
         text_w = rect.width() - LEFT - RIGHT
-        y += self._paint_body(
-            painter, index, rect.left() + LEFT, y, text_w, option.font, text_color
-        )
+        if index.data(Roles.Kind) not in ("file", "image"):  # the card names the file safely
+            y += self._paint_body(
+                painter, index, rect.left() + LEFT, y, text_w, option.font, text_color
+            )
         y += 2
         kind = index.data(Roles.Kind)
         if kind in ("file", "image"):
@@ -325,7 +329,7 @@ class MessageDelegate(QStyledItemDelegate):
         painter.setPen(muted)
         painter.setBrush(Qt.BrushStyle.NoBrush)
         painter.drawRoundedRect(box, 6, 6)
-        name = str(info.get("name") or content.get("body") or "file")
+        name = safe_file_name(info.get("name") or content.get("body"))
         size = info.get("size")
         painter.setPen(option.palette.color(option.palette.ColorRole.Text))
         painter.drawText(box.adjusted(44, 6, -8, -26), Qt.AlignmentFlag.AlignLeft, name)

@@ -26,6 +26,7 @@ def test_the_kinds_are_the_documented_ones() -> None:
         "segment-name-mismatch",
         "segment-too-large",
         "segment-unreadable",
+        "blob-mismatch",
         "unexpected-object",
         "empty-segment",
         "invalid-signature",

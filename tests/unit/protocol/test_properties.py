@@ -89,9 +89,18 @@ def _depth_ok(value: Any, depth: int = 1) -> bool:
     return all(_depth_ok(v, depth + 1) for v in children)
 
 
+def _ints_in_range(value: Any) -> bool:
+    if type(value) is int:
+        return abs(value) <= MAX_TIMESTAMP_MS
+    children = (
+        value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    )
+    return all(_ints_in_range(v) for v in children)
+
+
 def spec_accepts(obj: Any, room_id: str) -> bool:
     """docs/PROTOCOL.md "Event schema", written out plainly as an independent model."""
-    if not isinstance(obj, dict):
+    if not isinstance(obj, dict) or not _ints_in_range(obj):
         return False
     required = ("event_id", "room_id", "timestamp_ms", "sender_id", "type", "signature", "content")
     if any(f not in obj for f in required):

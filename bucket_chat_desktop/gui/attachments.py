@@ -1,0 +1,533 @@
+"""The attachments feature: send files and images, show image thumbnails, open and save
+received files — verified against their signed hash first, always.
+
+``install(window, controller)`` wires it into an existing ``MainWindow`` through the
+window's hooks (``files_chosen``, ``composer.image_pasted``, ``attach_button``,
+``delegate.thumbnail_provider``) and an event filter on the timeline's viewport; it
+edits no other module.
+
+- Dropped, pasted or picked files are uploaded one at a time, in the order given, each
+  with a row in a strip above the composer (progress, Cancel; refusals and errors stay
+  in the row, in red, with the reason). When a blob is stored, the message is sent.
+- Image rows are painted from the thumbnail embedded in the signed event (never from the
+  blob), cached per event.
+- A click on a file card or image (or a double-click on its row) opens a menu: Open
+  (download into the cache, verify, hand the verified copy to the desktop) or Save as…
+  (a verified copy where the user says). A blob that does not match its message is
+  never opened or saved: the row says so in red.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import hashlib
+import logging
+import shutil
+import tempfile
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import (
+    QBuffer,
+    QByteArray,
+    QEvent,
+    QIODevice,
+    QObject,
+    QPoint,
+    QRect,
+    QSize,
+    Qt,
+    QUrl,
+)
+from PySide6.QtGui import (
+    QColor,
+    QDesktopServices,
+    QDragEnterEvent,
+    QFont,
+    QImage,
+    QImageReader,
+    QMouseEvent,
+    QPainter,
+    QPainterPath,
+    QPixmap,
+)
+from PySide6.QtWidgets import QBoxLayout, QFileDialog, QLabel, QMenu, QWidget
+
+from ..protocol.attachments import FileInfo, parse_file_content, safe_file_name
+from ..storage.base import Storage, StorageError
+from ..sync import blobs
+from .controller import Controller
+from .models.timeline_model import Roles
+from .style import ACCENT
+from .widgets.attachment_strip import AttachmentStrip, TransferRow
+from .widgets.composer import local_files
+from .widgets.message_delegate import LEFT, RIGHT
+
+log = logging.getLogger("bucket_chat.gui")
+
+MB = 1024 * 1024
+MIN_DOWNLOAD_LIMIT = 256 * MB
+"""Received files up to this size (or the send limit, if larger) are downloaded on
+request; larger announcements are refused before any byte is fetched."""
+THUMB_CACHE = 300
+IMAGE_BOX = (320, 240)  # as the delegate lays out image rows
+NO_SIZE_HEIGHT = 180  # the delegate's image row height when w/h are unknown
+FILE_CARD = (360, 52)
+STAGES = {
+    blobs.READING: "Reading",
+    blobs.PREVIEW: "Making a preview…",
+    blobs.UPLOADING: "Uploading…",
+    blobs.DONE: "Sending…",
+}
+
+Index = Any  # QModelIndex | QPersistentModelIndex
+
+
+def display_size(content: Mapping[str, Any] | None) -> tuple[int, int]:
+    """Where an image row's picture goes: the box the delegate reserves for it.
+
+    Mirrors ``MessageDelegate._image_h`` (which reads ``info.w``/``info.h`` as sent) so the
+    pixmap fills exactly the space laid out for it.
+    """
+    info = (content or {}).get("info")
+    info = info if isinstance(info, Mapping) else {}
+    w, h = info.get("w"), info.get("h")
+    if isinstance(w, int) and isinstance(h, int) and w > 0 and h > 0:
+        scale = min(1.0, IMAGE_BOX[0] / w, IMAGE_BOX[1] / h)
+        return max(1, int(w * scale)), max(40, int(h * scale))
+    return IMAGE_BOX[0], NO_SIZE_HEIGHT
+
+
+def decode_thumbnail(data: bytes, fmt: str) -> QImage | None:
+    """Decode an untrusted thumbnail, refusing anything but a small JPEG or PNG."""
+    buffer = QBuffer()
+    buffer.setData(QByteArray(data))
+    buffer.open(QIODevice.OpenModeFlag.ReadOnly)
+    reader = QImageReader(buffer, fmt.encode("ascii"))
+    size = reader.size()
+    if not size.isValid() or size.width() > 1024 or size.height() > 1024:
+        return None
+    image = reader.read()
+    return None if image.isNull() else image
+
+
+class AttachmentsFeature(QObject):
+    def __init__(
+        self, window: Any, controller: Controller, *, cache: blobs.BlobCache | None = None
+    ) -> None:
+        super().__init__(window)
+        self.window = window
+        self.controller = controller
+        self.cache = cache or blobs.BlobCache()
+        self.strip = AttachmentStrip()
+        self._thumbs: OrderedDict[tuple[str, str, int], QPixmap] = OrderedDict()
+        self._queue = asyncio.Lock()
+        self.mismatches: list[blobs.BlobMismatchError] = []
+        self.last_menu: QMenu | None = None
+        # Seams for tests (and a future portal-based file chooser).
+        self.open_url: Callable[[QUrl], Any] = QDesktopServices.openUrl
+        self.choose_files: Callable[[], list[str]] = self._choose_files
+        self.choose_save_path: Callable[[FileInfo], str | None] = self._choose_save_path
+
+        self._place_strip()
+        window.files_chosen.connect(self.attach_files)
+        window.composer.image_pasted.connect(self._on_image_pasted)
+        window.attach_button.clicked.connect(self._on_attach_clicked)
+        window.delegate.thumbnail_provider = self.thumbnail_for
+        self.view = window.timeline
+        viewport = self.view.viewport()
+        viewport.setMouseTracking(True)  # hover cursor over cards
+        viewport.installEventFilter(self)
+        self.drop_hint = QLabel(viewport)
+        self.drop_hint.setObjectName("dropHint")
+        self.drop_hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.drop_hint.setStyleSheet(
+            f"QLabel#dropHint {{ background: rgba(58, 123, 213, 28); color: {ACCENT};"
+            f" border: 2px dashed {ACCENT}; border-radius: 12px; font-size: 14pt; }}"
+        )
+        self.drop_hint.hide()
+
+    def _place_strip(self) -> None:
+        """Put the strip right above the composer's row of the room area."""
+        parent = self.window.composer.parentWidget()
+        layout = parent.layout() if parent is not None else None
+        if isinstance(layout, QBoxLayout):
+            for i in range(layout.count()):
+                item = layout.itemAt(i)
+                child = item.layout() if item is not None else None
+                if child is not None and child.indexOf(self.window.composer) >= 0:
+                    layout.insertWidget(i, self.strip)
+                    return
+        log.warning("attachments: composer row not found; the transfer strip is not shown")
+
+    # -- limits ---------------------------------------------------------------------------------
+
+    @property
+    def limit_bytes(self) -> int:
+        return max(1, int(self.controller.settings.attachment_limit_mb)) * MB
+
+    @property
+    def download_limit(self) -> int:
+        return max(self.limit_bytes, MIN_DOWNLOAD_LIMIT)
+
+    def _storage(self, key: str) -> tuple[Storage, str]:
+        storage_id, room_id = key.split("/", 1)
+        attached = self.controller.client.storages.get(storage_id)
+        if attached is None:
+            raise StorageError("this room's storage is not connected yet")
+        return attached.storage, room_id
+
+    # -- sending --------------------------------------------------------------------------------
+
+    def _on_attach_clicked(self) -> None:
+        key = self.controller.current
+        if not key:
+            return
+        paths = self.choose_files()
+        if paths:
+            self.attach_files(key, paths)
+
+    def _choose_files(self) -> list[str]:
+        paths, _ = QFileDialog.getOpenFileNames(self.window, "Attach files")
+        return list(paths)
+
+    def attach_files(
+        self, key: str, paths: list[str], *, names: list[str] | None = None
+    ) -> list[asyncio.Task[Any]]:
+        """Upload ``paths`` to room ``key`` in order, sending one message per file."""
+        tasks = []
+        for i, path in enumerate(paths):
+            name = names[i] if names else None
+            shown = safe_file_name(name or Path(path).name)
+            row = self.strip.add_row(shown, "Waiting…")
+            cancel = asyncio.Event()
+            coro = self._upload(key, Path(path), row, cancel, name)
+            task = self.controller.tasks.start(coro, f"Attaching {shown}")
+            row.cancel_requested.connect(
+                lambda t=task, c=cancel, r=row: self._cancel_upload(t, c, r)
+            )
+            tasks.append(task)
+        return tasks
+
+    @staticmethod
+    def _cancel_upload(task: asyncio.Task[Any], cancel: asyncio.Event, row: TransferRow) -> None:
+        """Still queued: drop it at once. Running: let ``upload`` stop at a safe point."""
+        cancel.set()
+        if not row.started:
+            task.cancel()
+
+    def _on_image_pasted(self, image: QImage) -> None:
+        key = self.controller.current
+        if key and not image.isNull():
+            self.controller.tasks.start(self._send_pasted(key, image.copy()), "Pasting an image")
+
+    async def _send_pasted(self, key: str, image: QImage) -> None:
+        folder = Path(tempfile.mkdtemp(prefix="bucket-chat-paste-"))
+        stamp = dt.datetime.now().strftime("%Y-%m-%d %H.%M.%S")
+        path = folder / f"Pasted image {stamp}.png"
+        try:
+            saved = await asyncio.to_thread(_save_png, image, path)
+            if not saved:
+                row = self.strip.add_row(path.name, "")
+                row.set_error("The pasted image could not be converted to PNG")
+                return
+            tasks = self.attach_files(key, [str(path)])
+            await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            await asyncio.to_thread(shutil.rmtree, folder, True)
+
+    async def _upload(
+        self, key: str, path: Path, row: TransferRow, cancel: asyncio.Event, name: str | None
+    ) -> None:
+        try:
+            async with self._queue:
+                row.started = True
+                storage, room_id = self._storage(key)
+
+                def progress(done: int, total: int) -> None:
+                    row.set_progress(done, total)
+                    if total:
+                        row.set_status(
+                            f"Reading {done * 100 // total}% of {blobs.human_size(total)}"
+                        )
+
+                def stage(what: str) -> None:
+                    if what != blobs.READING:
+                        row.set_status(STAGES.get(what, what))
+                        row.set_busy()
+
+                content = await blobs.upload(
+                    storage,
+                    room_id,
+                    path,
+                    limit_bytes=self.limit_bytes,
+                    progress=progress,
+                    cancel=cancel,
+                    stage=stage,
+                    name=name,
+                    cache=self.cache,
+                )
+            self.controller.send_content(key, content)
+            self.strip.remove_row(row)
+        except blobs.UploadCancelledError as exc:
+            log.info("upload of %s cancelled: %s", path.name, exc)
+            self.strip.remove_row(row)
+        except asyncio.CancelledError:
+            self.strip.remove_row(row)
+            raise
+        except (blobs.BlobError, StorageError, OSError, ValueError) as exc:
+            log.warning("could not attach %s: %s", path.name, exc)
+            row.set_error(str(exc))
+        except Exception as exc:
+            log.exception("attaching %s failed", path.name)
+            row.set_error(f"Unexpected error ({type(exc).__name__}): {exc}")
+
+    # -- thumbnails -----------------------------------------------------------------------------
+
+    def thumbnail_for(self, index: Index) -> QPixmap | None:
+        """The picture for an image row: its embedded thumbnail, or a placeholder."""
+        content = index.data(Roles.Content)
+        if not isinstance(content, Mapping):
+            return None
+        info = content.get("info")
+        thumb_text = info.get("thumbnail") if isinstance(info, Mapping) else None
+        key = (
+            str(index.data(Roles.EventId)),
+            hashlib.sha256(str(thumb_text).encode("utf-8", "replace")).hexdigest()[:16],
+            round(self._dpr() * 100),
+        )
+        pix = self._thumbs.get(key)
+        if pix is not None:
+            self._thumbs.move_to_end(key)
+            return pix
+        pix = self._render_thumbnail(content)
+        self._thumbs[key] = pix
+        if len(self._thumbs) > THUMB_CACHE:
+            self._thumbs.popitem(last=False)
+        return pix
+
+    def _dpr(self) -> float:
+        return float(self.view.devicePixelRatioF()) or 1.0
+
+    def _render_thumbnail(self, content: Mapping[str, Any]) -> QPixmap:
+        width, height = display_size(content)
+        dpr = self._dpr()
+        pix = QPixmap(QSize(round(width * dpr), round(height * dpr)))
+        pix.setDevicePixelRatio(dpr)
+        pix.fill(Qt.GlobalColor.transparent)
+        info = parse_file_content(content)
+        image = None
+        if isinstance(info, FileInfo) and info.thumbnail and info.thumbnail_format:
+            image = decode_thumbnail(info.thumbnail, info.thumbnail_format)
+        painter = QPainter(pix)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+        clip = QPainterPath()
+        clip.addRoundedRect(0, 0, width, height, 8, 8)
+        painter.setClipPath(clip)
+        if image is not None:
+            scaled = image.scaled(
+                round(width * dpr),
+                round(height * dpr),
+                Qt.AspectRatioMode.KeepAspectRatio,
+                Qt.TransformationMode.SmoothTransformation,
+            )
+            scaled.setDevicePixelRatio(dpr)
+            w = scaled.width() / dpr
+            h = scaled.height() / dpr
+            painter.drawImage(QPoint(round((width - w) / 2), round((height - h) / 2)), scaled)
+        else:
+            painter.fillRect(QRect(0, 0, width, height), QColor(128, 128, 128, 40))
+            painter.setPen(QColor(128, 128, 128))
+            font = QFont(self.view.font())
+            painter.setFont(font)
+            name = info.name if isinstance(info, FileInfo) else "unusable attachment"
+            text = f"{name}\nNo preview available"
+            painter.drawText(
+                QRect(8, 0, width - 16, height),
+                Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
+                text,
+            )
+        painter.end()
+        return pix
+
+    # -- clicks ---------------------------------------------------------------------------------
+
+    def card_rect(self, index: Index) -> QRect | None:
+        """Where the delegate painted the file card or image of ``index``, in viewport
+        coordinates (it paints it at the bottom of the row, above an echo line)."""
+        kind = index.data(Roles.Kind)
+        if kind not in ("file", "image"):
+            return None
+        rect = self.view.visualRect(index)
+        echo = 18 if index.data(Roles.Echo) else 0
+        if kind == "file":
+            width = min(FILE_CARD[0], rect.width() - LEFT - RIGHT)
+            height, extra = FILE_CARD[1], 64
+        else:
+            width, height = display_size(index.data(Roles.Content))
+            extra = height + 8
+        top = rect.top() + rect.height() - 4 - echo - extra + 4
+        return QRect(rect.left() + LEFT, top, width, height)
+
+    def _show_drop_hint(self, event: QDragEnterEvent) -> None:
+        item = self.controller.rooms.item(self.controller.current)
+        files = local_files(event.mimeData())
+        if item is None or not files:
+            return
+        what = "this file" if len(files) == 1 else f"these {len(files)} files"
+        self.drop_hint.setText(f"Drop to send {what} to {item.name}")
+        self.drop_hint.setGeometry(self.view.viewport().rect().adjusted(12, 12, -12, -12))
+        self.drop_hint.raise_()
+        self.drop_hint.show()
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        kind = event.type()
+        if kind == QEvent.Type.DragEnter and isinstance(event, QDragEnterEvent):
+            self._show_drop_hint(event)
+        elif kind in (QEvent.Type.DragLeave, QEvent.Type.Drop):
+            self.drop_hint.hide()
+        elif kind == QEvent.Type.MouseMove and isinstance(event, QMouseEvent):
+            self._hover(event.position().toPoint())
+        elif (
+            kind in (QEvent.Type.MouseButtonRelease, QEvent.Type.MouseButtonDblClick)
+            and isinstance(event, QMouseEvent)
+            and event.button() == Qt.MouseButton.LeftButton
+        ):
+            pos = event.position().toPoint()
+            index = self.view.indexAt(pos)
+            card = self.card_rect(index) if index.isValid() else None
+            on_card = card is not None and card.contains(pos)
+            # A click on the card, or a double-click elsewhere on the row (not both: a
+            # double-click on the card already opened the menu at its first release).
+            if card is not None and on_card != (kind == QEvent.Type.MouseButtonDblClick):
+                self.show_menu(index, self.view.viewport().mapToGlobal(pos))
+        return False
+
+    def _hover(self, pos: QPoint) -> None:
+        index = self.view.indexAt(pos)
+        card = self.card_rect(index) if index.isValid() else None
+        viewport: QWidget = self.view.viewport()
+        if card is not None and card.contains(pos):
+            viewport.setCursor(Qt.CursorShape.PointingHandCursor)
+        else:
+            viewport.unsetCursor()
+
+    def show_menu(self, index: Index, global_pos: QPoint) -> QMenu | None:
+        key = self.controller.current
+        content = index.data(Roles.Content)
+        info = parse_file_content(content)
+        event_id = str(index.data(Roles.EventId))
+        menu = QMenu(self.view)
+        menu.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        if isinstance(info, str):
+            title = menu.addAction(f"This attachment cannot be used: {info}")
+            title.setEnabled(False)
+        else:
+            title = menu.addAction(f"{info.name} · {blobs.human_size(info.size)}")
+            title.setEnabled(False)
+            menu.addSeparator()
+            open_action = menu.addAction("Open")
+            if info.risky_to_open:
+                open_action.setText("Open (not for programs and scripts: save it instead)")
+                open_action.setEnabled(False)
+            open_action.triggered.connect(
+                lambda _checked=False: self.open_attachment(key, event_id, info)
+            )
+            save_action = menu.addAction("Save as…")
+            save_action.triggered.connect(
+                lambda _checked=False: self.save_attachment(key, event_id, info)
+            )
+        self.last_menu = menu
+        menu.popup(global_pos)
+        return menu
+
+    # -- receiving ------------------------------------------------------------------------------
+
+    def open_attachment(self, key: str, event_id: str, info: FileInfo) -> asyncio.Task[Any]:
+        return self._transfer(key, event_id, info, None)
+
+    def save_attachment(
+        self, key: str, event_id: str, info: FileInfo, dest: str | None = None
+    ) -> asyncio.Task[Any] | None:
+        dest = dest or self.choose_save_path(info)
+        if not dest:
+            return None
+        return self._transfer(key, event_id, info, Path(dest))
+
+    def _choose_save_path(self, info: FileInfo) -> str | None:
+        folder = Path.home() / "Downloads"
+        start = str((folder if folder.is_dir() else Path.home()) / info.name)
+        path, _ = QFileDialog.getSaveFileName(self.window, "Save attachment", start)
+        return path or None
+
+    def _transfer(
+        self, key: str, event_id: str, info: FileInfo, dest: Path | None
+    ) -> asyncio.Task[Any]:
+        row = self.strip.add_row(info.name, "Downloading…" if dest is None else "Saving…")
+        row.started = True
+        row.set_busy()  # the Storage interface reads whole objects: no byte count
+        coro = self._download(key, event_id, info, dest, row)
+        task = self.controller.tasks.start(coro, f"Downloading {info.name}")
+        row.cancel_requested.connect(task.cancel)
+        return task
+
+    async def _download(
+        self, key: str, event_id: str, info: FileInfo, dest: Path | None, row: TransferRow
+    ) -> Path | None:
+        try:
+            if dest is None and info.risky_to_open:  # the menu disables it; check anyway
+                raise blobs.BlobError(f"{info.name} is a program or script: save it instead")
+            storage, room_id = self._storage(key)
+            data = await blobs.download(
+                storage,
+                room_id,
+                info,
+                dest,
+                cache=self.cache,
+                max_bytes=self.download_limit,
+                event_id=event_id,
+            )
+            if dest is None:
+                row.set_status("Opening…")
+                path = await asyncio.to_thread(self.cache.open_copy, info, data)
+                self.open_url(QUrl.fromLocalFile(str(path)))
+            else:
+                path = dest
+            self.strip.remove_row(row)
+            return path
+        except blobs.BlobMismatchError as exc:
+            self.mismatches.append(exc)
+            verb = "Not opened" if dest is None else "Not saved"
+            row.set_error(f"{verb}: {exc.problem}. The file in the storage was changed or damaged.")
+        except asyncio.CancelledError:
+            self.strip.remove_row(row)
+            raise
+        except (blobs.BlobError, StorageError, OSError, ValueError) as exc:
+            log.warning("could not fetch %s: %s", info.name, exc)
+            row.set_error(str(exc))
+        except Exception as exc:
+            log.exception("downloading %s failed", info.name)
+            row.set_error(f"Unexpected error ({type(exc).__name__}): {exc}")
+        return None
+
+    def shutdown(self) -> None:
+        """Nothing to close: transfers are the controller's tasks, cancelled with it."""
+        with contextlib.suppress(RuntimeError):
+            self.view.viewport().removeEventFilter(self)
+
+
+def _save_png(image: QImage, path: Path) -> bool:
+    """QImage is reentrant: saving a private copy in a worker thread is safe."""
+    return bool(image.save(str(path)))  # the format follows the ".png" suffix
+
+
+def install(window: Any, controller: Controller) -> AttachmentsFeature:
+    """Wire attachments into ``window``; the feature lives as long as the window."""
+    feature = AttachmentsFeature(window, controller)
+    window.attachments = feature
+    return feature

@@ -1,0 +1,536 @@
+"""The attachments feature in the real window: a real Controller and MainWindow on a
+temporary local storage, real drops, pastes and clicks, offscreen.
+
+Screenshots go to ``$BUCKET_CHAT_SHOTS`` when set (else the test's temp folder)."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import hashlib
+import io
+import os
+import time
+from collections.abc import Coroutine, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+pytest.importorskip("pytestqt")
+
+from nacl.signing import SigningKey
+from PIL import Image
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtGui import (
+    QColor,
+    QDragEnterEvent,
+    QDragLeaveEvent,
+    QDropEvent,
+    QGuiApplication,
+    QImage,
+)
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication, QStyleOptionViewItem
+
+from bucket_chat_desktop.gui import theme
+from bucket_chat_desktop.gui.attachments import AttachmentsFeature, install
+from bucket_chat_desktop.gui.controller import Controller
+from bucket_chat_desktop.gui.main_window import MainWindow
+from bucket_chat_desktop.gui.models.timeline_model import Roles, Row
+from bucket_chat_desktop.keys import load_or_create_identity, open_key_store
+from bucket_chat_desktop.protocol.attachments import blob_path
+from bucket_chat_desktop.settings import Settings, StorageSettings
+from bucket_chat_desktop.storage.local import LocalStorage
+from bucket_chat_desktop.sync.writer import Draft, RoomWriter
+
+ROOM = "design"
+ALICE = "alice@example.com"
+MB = 1024 * 1024
+T = TypeVar("T")
+
+
+# -- fixtures -----------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _qt_garbage_dies_on_the_main_thread() -> Iterator[None]:
+    """Collect each test's Qt garbage (the closed qasync loop and its timer object, the
+    window) here, on the main thread, after every other fixture's teardown.
+
+    Left to the cyclic GC it can die on whichever thread allocates next — a hashing or
+    engine worker — where ``~QObject`` cannot unregister its timers; the next test's
+    event loop then fires a timer at freed memory (a segfault in
+    ``QTimerInfoList::activateTimers``)."""
+    gc.collect()
+    yield
+    gc.collect()
+
+
+def wait(qtbot: Any, coro: Coroutine[Any, Any, T], timeout: int = 15000) -> T:
+    task = asyncio.ensure_future(coro)
+    qtbot.waitUntil(task.done, timeout=timeout)
+    return task.result()
+
+
+@dataclass
+class Chat:
+    qtbot: Any
+    store: Path
+    storage_id: str
+    controller: Controller
+    window: MainWindow
+    feature: AttachmentsFeature
+    shots: Path
+
+    @property
+    def key(self) -> str:
+        return f"{self.storage_id}/{ROOM}"
+
+    @property
+    def storage(self) -> LocalStorage:
+        storage = self.controller.client.storages[self.storage_id].storage
+        assert isinstance(storage, LocalStorage)
+        return storage
+
+    def rows(self) -> list[Row]:
+        model = self.controller.timeline(self.key)
+        return [model.row(i) for i in range(model.rowCount())]
+
+    def confirmed(self, kind: str) -> list[Row]:
+        return [r for r in self.rows() if r.kind == kind and not r.echo]
+
+    def wait_for(self, kind: str, count: int = 1, timeout: int = 15000) -> list[Row]:
+        self.qtbot.waitUntil(lambda: len(self.confirmed(kind)) >= count, timeout=timeout)
+        return self.confirmed(kind)
+
+    def index_of(self, event_id: str) -> Any:
+        model = self.controller.timeline(self.key)
+        for i in range(model.rowCount()):
+            if model.row(i).event_id == event_id:
+                return model.index(i)
+        raise AssertionError(f"{event_id} is not in the timeline")
+
+    def blobs(self) -> list[str]:
+        folder = self.store / "rooms" / ROOM / "blobs"
+        return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+    def settle(self) -> None:
+        self.window.timeline.doItemsLayout()
+        self.window.timeline.scrollToBottom()
+        self.qtbot.wait(150)
+
+    def shot(self, name: str) -> QImage:
+        self.settle()
+        path = self.shots / name
+        self.window.grab().save(str(path))
+        return QImage(str(path))
+
+
+@pytest.fixture
+def chat(qtbot: Any, qloop: Any, home: Path, tmp_path: Path, qapp: QApplication) -> Iterator[Chat]:
+    """Alice's real Controller + MainWindow on a temp local store (``home`` of conftest
+    gives the isolated BUCKET_CHAT_HOME and file key store), in a room where Bob asked
+    for files."""
+    theme.apply(qapp, "light")
+    store = tmp_path / "store"
+    identity, _ = load_or_create_identity(open_key_store(user_id=ALICE), ALICE, create=True)
+    storage = LocalStorage(store)
+    alice = RoomWriter(storage, ROOM, ALICE, identity.signing_key, displayname="Alice")
+    wait(qtbot, alice.create_room("Design review", "2026-01-05T09:00:00.000Z"))
+    bob = RoomWriter(storage, ROOM, "bob@example.com", SigningKey(b"\x02" * 32), displayname="Bob")
+    wait(qtbot, bob.send([Draft.text("Can you send the mock-ups and the spec?")]))
+    entry = StorageSettings(str(store), "Team share", [ROOM])
+    settings = Settings(user_id=ALICE, displayname="Alice", storages=[entry])
+    settings.last_room = f"{entry.id}/{ROOM}"
+    controller = Controller(settings, identity)
+    window = MainWindow(controller)
+    window.resize(1000, 760)
+    feature = install(window, controller)
+    window.show()
+    controller.start()
+    shots = Path(os.environ.get("BUCKET_CHAT_SHOTS") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    c = Chat(qtbot, store, entry.id, controller, window, feature, shots)
+    qtbot.waitUntil(lambda: len(c.confirmed("text")) >= 1, timeout=15000)
+    yield c
+    wait(qtbot, controller.shutdown())
+    window.quitting = True
+    window.close()
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def image_file(path: Path, size: tuple[int, int] = (640, 480)) -> Path:
+    img = Image.new("RGB", size, (30, 30, 220))
+    w, h = size
+    img.paste((220, 40, 40), (0, 0, w // 2, h))
+    img.paste((250, 200, 40), (w // 4, h // 4, 3 * w // 4, 3 * h // 4))
+    img.save(path)
+    return path
+
+
+def drop(widget: Any, paths: list[Path]) -> bool:
+    """A real drag enter + drop of local files, as a file manager sends them."""
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    pos = QPointF(widget.rect().center())
+    enter = QDragEnterEvent(
+        pos.toPoint(),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    QApplication.sendEvent(widget, enter)
+    if not enter.isAccepted():
+        return False
+    event = QDropEvent(
+        pos,
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    QApplication.sendEvent(widget, event)
+    return event.isAccepted()
+
+
+def color_near(color: QColor, rgb: tuple[int, int, int], tolerance: int = 60) -> bool:
+    return all(
+        abs(a - b) <= tolerance
+        for a, b in zip((color.red(), color.green(), color.blue()), rgb, strict=True)
+    )
+
+
+# -- sending --------------------------------------------------------------------------------
+
+
+def test_files_dropped_on_the_timeline_become_blobs_and_messages(
+    chat: Chat, tmp_path: Path
+) -> None:
+    spec = tmp_path / "spec v2.pdf"
+    spec.write_bytes(b"%PDF-1.7\n" + os.urandom(200_000))
+    mock = image_file(tmp_path / "mock-up.png")
+    assert drop(chat.window.timeline.viewport(), [spec, mock])
+
+    files = chat.wait_for("file")
+    images = chat.wait_for("image")
+    spec_sha = hashlib.sha256(spec.read_bytes()).hexdigest()
+    mock_sha = hashlib.sha256(mock.read_bytes()).hexdigest()
+    assert chat.blobs() == sorted([spec_sha, mock_sha])
+    assert (chat.store / blob_path(ROOM, spec_sha)).read_bytes() == spec.read_bytes()
+    f, i = files[-1], images[-1]
+    assert f.content["info"] == {
+        "name": "spec v2.pdf",
+        "size": spec.stat().st_size,
+        "mimetype": "application/pdf",
+        "sha256": spec_sha,
+    }
+    assert f.body == "spec v2.pdf" and f.trust == "verified"
+    assert i.content["msgtype"] == "m.image" and i.trust == "verified"
+    assert (i.content["info"]["w"], i.content["info"]["h"]) == (640, 480)
+    assert chat.rows().index(f) < chat.rows().index(i)  # sent in the order dropped
+    chat.qtbot.waitUntil(lambda: not chat.feature.strip.rows)
+    assert chat.controller.results[chat.key].clean
+
+    # the thumbnail is painted from the event: red left, blue right, yellow centre
+    image = chat.shot("attachments-sent.png")
+    card = chat.feature.card_rect(chat.index_of(i.event_id))
+    assert card is not None and card.width() == 320 and card.height() == 240
+    origin = chat.window.timeline.viewport().mapTo(chat.window, QPoint(0, 0))
+    card.translate(origin)
+    dpr = image.devicePixelRatio() or 1
+
+    def px(x: int, y: int) -> QColor:
+        return image.pixelColor(int(x * dpr), int(y * dpr))
+
+    assert color_near(px(card.left() + 20, card.top() + 20), (220, 40, 40))
+    assert color_near(px(card.right() - 20, card.top() + 20), (30, 30, 220))
+    assert color_near(px(card.center().x(), card.center().y()), (250, 200, 40))
+
+
+def test_dragging_files_over_the_timeline_says_where_they_go(chat: Chat, tmp_path: Path) -> None:
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    a.write_text("a")
+    b.write_text("b")
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(a)), QUrl.fromLocalFile(str(b))])
+    viewport = chat.window.timeline.viewport()
+    enter = QDragEnterEvent(
+        viewport.rect().center(),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    QApplication.sendEvent(viewport, enter)
+    assert enter.isAccepted()
+    hint = chat.feature.drop_hint
+    assert hint.isVisible() and hint.text() == "Drop to send these 2 files to Design review"
+    chat.shot("attachments-drag.png")
+    QApplication.sendEvent(viewport, QDragLeaveEvent())
+    assert not hint.isVisible()
+    assert chat.blobs() == []
+
+
+def test_a_file_dropped_on_the_composer_is_sent(chat: Chat, tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("meeting notes\n")
+    assert drop(chat.window.composer.viewport(), [notes])
+    row = chat.wait_for("file")[-1]
+    assert row.content["info"]["mimetype"] == "text/plain"
+    assert chat.window.composer.toPlainText() == ""  # the path was not pasted as text
+
+
+def test_a_pasted_image_is_sent_as_an_image(chat: Chat) -> None:
+    img = QImage(200, 100, QImage.Format.Format_RGB32)
+    img.fill(QColor(40, 160, 90))
+    QGuiApplication.clipboard().setImage(img)
+    chat.window.composer.setFocus()
+    chat.window.composer.paste()
+    row = chat.wait_for("image")[-1]
+    info = row.content["info"]
+    assert info["name"].startswith("Pasted image ") and info["name"].endswith(".png")
+    assert (info["w"], info["h"], info["mimetype"]) == (200, 100, "image/png")
+    assert chat.blobs() == [info["sha256"]]
+    pix = chat.feature.thumbnail_for(chat.index_of(row.event_id))
+    assert pix is not None and not pix.isNull()
+    assert color_near(pix.toImage().pixelColor(100, 50), (40, 160, 90), 20)
+
+
+def test_the_attach_button_uploads_the_chosen_files(chat: Chat, tmp_path: Path) -> None:
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    a.write_text("x,y\n1,2\n")
+    b.write_text("x,y\n3,4\n")
+    chat.feature.choose_files = lambda: [str(a), str(b)]
+    QTest.mouseClick(chat.window.attach_button, Qt.MouseButton.LeftButton)
+    rows = chat.wait_for("file", 2)
+    assert [r.body for r in rows[-2:]] == ["a.csv", "b.csv"]
+
+
+def test_a_file_over_the_limit_is_refused_with_the_reason(chat: Chat, tmp_path: Path) -> None:
+    chat.controller.settings.attachment_limit_mb = 1
+    big = tmp_path / "photo.raw"
+    big.write_bytes(b"\0" * (3 * MB))
+    chat.window.files_chosen.emit(chat.key, [str(big)])
+    chat.qtbot.waitUntil(lambda: bool(chat.feature.strip.errors()))
+    assert chat.feature.strip.errors() == ["photo.raw is 3 MB; the limit is 1 MB (Settings)"]
+    chat.shot("attachments-refused.png")
+    chat.qtbot.wait(300)
+    assert chat.blobs() == [] and chat.confirmed("file") == []
+    row = chat.feature.strip.rows[0]
+    QTest.mouseClick(row.button, Qt.MouseButton.LeftButton)  # Dismiss
+    assert chat.feature.strip.rows == [] and chat.feature.strip.isHidden()
+
+
+class SlowStorage(LocalStorage):
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.puts = 0
+
+    async def put_if_absent(self, path: str, data: bytes) -> bool:
+        self.puts += 1
+        await asyncio.sleep(30)
+        return await super().put_if_absent(path, data)
+
+
+def test_cancel_in_the_strip_stops_the_upload_and_the_queue(chat: Chat, tmp_path: Path) -> None:
+    slow = SlowStorage(chat.store)
+    chat.controller.client.storages[chat.storage_id].storage = slow
+    first, second = tmp_path / "first.bin", tmp_path / "second.bin"
+    first.write_bytes(b"1" * 1000)
+    second.write_bytes(b"2" * 1000)
+    chat.window.files_chosen.emit(chat.key, [str(first), str(second)])
+    strip = chat.feature.strip
+    chat.qtbot.waitUntil(lambda: strip.rows and strip.rows[0].status_label.text() == "Uploading…")
+    assert strip.rows[1].status_label.text() == "Waiting…"
+    chat.shot("attachments-uploading.png")
+    started = time.monotonic()
+    QTest.mouseClick(strip.rows[1].button, Qt.MouseButton.LeftButton)  # still queued
+    chat.qtbot.waitUntil(lambda: len(strip.rows) == 1)
+    QTest.mouseClick(strip.rows[0].button, Qt.MouseButton.LeftButton)  # uploading
+    chat.qtbot.waitUntil(lambda: not strip.rows)
+    assert time.monotonic() - started < 10
+    chat.qtbot.wait(300)
+    assert slow.puts == 1 and chat.confirmed("file") == [] and chat.rows()[-1].kind == "text"
+
+
+def test_many_files_scroll_in_a_strip_of_bounded_height(chat: Chat, tmp_path: Path) -> None:
+    chat.controller.client.storages[chat.storage_id].storage = SlowStorage(chat.store)
+    paths = []
+    for i in range(9):
+        path = tmp_path / f"scan-{i:02d}.pdf"
+        path.write_bytes(b"%PDF" + bytes([i]) * 100)
+        paths.append(str(path))
+    chat.window.files_chosen.emit(chat.key, paths)
+    strip = chat.feature.strip
+    chat.qtbot.waitUntil(lambda: strip.rows[0].status_label.text() == "Uploading…")
+    assert len(strip.rows) == 9
+    row_h = strip.rows[0].sizeHint().height()
+    assert strip.height() < 5 * row_h
+    assert strip.verticalScrollBar().maximum() > 0
+    assert chat.window.timeline.height() > 300
+    chat.shot("attachments-many.png")
+
+
+# -- receiving ------------------------------------------------------------------------------
+
+
+def click_card(chat: Chat, row: Row) -> dict[str, Any]:
+    """Click the row's file card or image; return the menu's actions by text."""
+    chat.settle()
+    card = chat.feature.card_rect(chat.index_of(row.event_id))
+    assert card is not None
+    QTest.mouseClick(
+        chat.window.timeline.viewport(),
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+        card.center(),
+    )
+    chat.qtbot.waitUntil(lambda: chat.feature.last_menu is not None)
+    menu = chat.feature.last_menu
+    assert menu is not None and menu.isVisible()
+    return {a.text(): a for a in menu.actions() if a.text()}
+
+
+def send_and_click(chat: Chat, path: Path, kind: str) -> tuple[Row, dict[str, Any]]:
+    chat.window.files_chosen.emit(chat.key, [str(path)])
+    row = chat.wait_for(kind)[-1]
+    return row, click_card(chat, row)
+
+
+def test_open_and_save_hand_out_verified_copies(chat: Chat, tmp_path: Path) -> None:
+    opened: list[QUrl] = []
+    chat.feature.open_url = opened.append
+    report = tmp_path / "report.pdf"
+    report.write_bytes(b"%PDF-1.4 quarterly numbers")
+    row, actions = send_and_click(chat, report, "file")
+    assert set(actions) >= {"Open", "Save as…"}
+    menu = chat.feature.last_menu
+    assert menu is not None
+    menu.grab().save(str(chat.shots / "attachments-menu.png"))
+    actions["Open"].trigger()
+    chat.qtbot.waitUntil(lambda: bool(opened))
+    local = Path(opened[0].toLocalFile())
+    assert local.name == "report.pdf" and local.read_bytes() == report.read_bytes()
+    assert not os.access(local, os.X_OK)
+    dest = tmp_path / "saved" / "copy.pdf"
+    dest.parent.mkdir()
+    chat.feature.choose_save_path = lambda info: str(dest)
+    menu = chat.feature.show_menu(chat.index_of(row.event_id), QPoint(0, 0))
+    assert menu is not None
+    next(a for a in menu.actions() if a.text() == "Save as…").trigger()
+    chat.qtbot.waitUntil(dest.exists)
+    assert dest.read_bytes() == report.read_bytes()
+    assert chat.feature.strip.errors() == []
+
+
+def test_a_tampered_blob_is_reported_and_never_opened(chat: Chat, tmp_path: Path) -> None:
+    opened: list[QUrl] = []
+    chat.feature.open_url = opened.append
+    photo = image_file(tmp_path / "whiteboard.png", (400, 300))
+    sha = hashlib.sha256(photo.read_bytes()).hexdigest()
+    chat.window.files_chosen.emit(chat.key, [str(photo)])
+    [row] = chat.wait_for("image")
+    # someone with write access to the bucket swaps the bytes; the cache of this
+    # device is cleared too, so the bytes come from the storage
+    blob = chat.store / blob_path(ROOM, sha)
+    blob.write_bytes(image_file(tmp_path / "evil.png", (400, 300)).read_bytes()[:-1] + b"!")
+    chat.feature.cache.path_for(sha).unlink()
+    actions = click_card(chat, row)
+    actions["Open"].trigger()
+    chat.qtbot.waitUntil(lambda: bool(chat.feature.strip.errors()))
+    [error] = chat.feature.strip.errors()
+    assert error.startswith("Not opened: the stored file")
+    assert error.endswith("The file in the storage was changed or damaged.")
+    assert opened == []
+    assert [m.path for m in chat.feature.mismatches] == [blob_path(ROOM, sha)]
+    assert not chat.feature.cache.path_for(sha).exists()
+    assert not list((chat.feature.cache.root / "named").glob("*/whiteboard.png"))
+    chat.shot("attachments-tampered.png")
+
+
+def test_programs_are_never_opened_by_a_click(chat: Chat, tmp_path: Path) -> None:
+    opened: list[QUrl] = []
+    chat.feature.open_url = opened.append
+    script = tmp_path / "install.sh"
+    script.write_text("#!/bin/sh\nrm -rf ~\n")
+    row, actions = send_and_click(chat, script, "file")
+    [open_action] = [a for t, a in actions.items() if t.startswith("Open")]
+    assert not open_action.isEnabled()
+    from bucket_chat_desktop.protocol.attachments import parse_file_content
+
+    info = parse_file_content(row.content)
+    task = chat.feature.open_attachment(chat.key, row.event_id, info)  # type: ignore[arg-type]
+    chat.qtbot.waitUntil(task.done)
+    assert opened == [] and "save it instead" in chat.feature.strip.errors()[0]
+
+
+def test_an_image_without_a_usable_thumbnail_gets_a_placeholder(chat: Chat) -> None:
+    content = {
+        "msgtype": "m.image",
+        "body": "\u202egnp.exe",
+        "info": {
+            "name": "\u202egnp.exe",
+            "size": 5,
+            "sha256": "b" * 64,
+            "w": 800,
+            "h": 600,
+            "thumbnail": "bm90IGFuIGltYWdl",
+        },
+    }
+    chat.controller.send_content(chat.key, content)
+    row = chat.wait_for("image")[-1]
+    index = chat.index_of(row.event_id)
+    pix = chat.feature.thumbnail_for(index)
+    assert pix is not None and (pix.width(), pix.height()) == (320, 240)
+    assert chat.feature.thumbnail_for(index) is pix  # cached per event
+    chat.shot("attachments-placeholder.png")
+    menu = chat.feature.show_menu(index, QPoint(0, 0))
+    assert menu is not None
+    texts = [a.text() for a in menu.actions()]
+    assert texts[0].startswith("gnp.exe")  # bidi override removed from what is shown
+    assert any(t.startswith("Open (not for programs") for t in texts)
+
+
+def test_thumbnails_of_hostile_size_are_not_decoded(chat: Chat) -> None:
+    from bucket_chat_desktop.gui.attachments import decode_thumbnail
+
+    out = io.BytesIO()
+    Image.new("RGB", (4000, 10)).save(out, "PNG")
+    assert decode_thumbnail(out.getvalue(), "png") is None
+    out = io.BytesIO()
+    Image.new("RGB", (40, 10)).save(out, "PNG")
+    image = decode_thumbnail(out.getvalue(), "png")
+    assert image is not None and image.width() == 40
+    assert decode_thumbnail(b"\x89PNG\r\n\x1a\n garbage", "png") is None
+    assert Roles.Content  # the role the feature reads
+
+
+def test_a_message_whose_info_is_not_an_object_is_painted_as_text(chat: Chat) -> None:
+    """Any member can sign ``"info": "oops"``: nothing may raise while painting it."""
+    from bucket_chat_desktop.gui.controller import _preview
+
+    chat.controller.send_content(chat.key, {"msgtype": "m.file", "body": "x", "info": "oops"})
+    chat.qtbot.waitUntil(lambda: chat.rows()[-1].body == "x" and not chat.rows()[-1].echo)
+    index = chat.index_of(chat.rows()[-1].event_id)
+    assert chat.feature.card_rect(index) is not None  # ours copes with it
+    option = QStyleOptionViewItem()
+    option.rect = chat.window.timeline.visualRect(index)
+    option.font = chat.window.timeline.font()
+    assert chat.window.delegate.sizeHint(option, index).height() > 0
+    chat.shot("attachments-bad-info.png")  # painted; pytest-qt fails on paint errors
+    assert _preview(chat.controller.results[chat.key].timeline[-1].event) == "📎 x"
+
+
+def test_the_room_preview_shows_the_safe_file_name() -> None:
+    from types import SimpleNamespace
+
+    from bucket_chat_desktop.gui.controller import _preview
+
+    content = {"msgtype": "m.file", "body": "\u202egnp.exe", "info": {"name": "\u202egnp.exe"}}
+    event = SimpleNamespace(type="m.room.message", content=content, body=content["body"])
+    assert _preview(event) == "📎 gnp.exe"  # type: ignore[arg-type]
