@@ -175,17 +175,8 @@ class RoomWriter:
         return metadata_path(self.room_id)
 
     async def create_room(self, name: str, created_at: str) -> str:
-        data = build_metadata(
-            room_id=self.room_id,
-            name=name,
-            created_at=created_at,
-            creator_id=self.user_id,
-            signing_key=self.key,
-        )
-        try:
-            await self.storage.put_if_absent(metadata_path(self.room_id), data)
-        except AlreadyExistsError as exc:
-            raise RoomError(f"room {self.room_id!r} already exists") from exc
+        """Signed metadata, then this device's join (published directly, no outbox)."""
+        await self.write_metadata(name, created_at)
         await self.load_head()
         if self._head is None:
             path, _ = await self.send([])
