@@ -5,4 +5,4 @@ from importlib.metadata import PackageNotFoundError, version
 try:
     __version__ = version("bucket-chat-desktop")
 except PackageNotFoundError:  # running from a source tree
-    __version__ = "0.1.0"
+    __version__ = "0+unknown"  # metadata missing: a broken install or bundle

@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
-  gnome-keyring dbus-x11 dbus libsecret-1-0
+  gnome-keyring dbus-x11 dbus libsecret-1-0 desktop-file-utils appstream
   # Qt offscreen (PySide6 wheels bring Qt itself, not these system libraries) and fonts
   libgl1 libegl1 libxkbcommon0 libglib2.0-0 libfreetype6 libfontconfig1 libdbus-1-3
   fonts-dejavu-core fontconfig-config fonts-noto-color-emoji
@@ -60,8 +60,8 @@ export QT_QPA_PLATFORM=offscreen
 export PYTHONDONTWRITEBYTECODE=1
 
 echo "== ruff"
-.venv/bin/ruff check bucket_chat_desktop tests benchmarks
-.venv/bin/ruff format --check bucket_chat_desktop tests benchmarks
+.venv/bin/ruff check bucket_chat_desktop tests benchmarks resources installer
+.venv/bin/ruff format --check bucket_chat_desktop tests benchmarks resources installer
 echo "== mypy"
 .venv/bin/mypy bucket_chat_desktop
 echo "== pytest"
