@@ -54,7 +54,8 @@ FETCH_CONCURRENCY = 16
 FIRST_CHUNK = 8  # segments fetched before the first screen is shown
 CHUNK = 64
 WARM_ROWS = 100
-PROGRESS_AUDIT = 2.0  # seconds between audits while back-filling
+PROGRESS_AUDIT = 2.0  # at least this many seconds between audits while back-filling
+AUDIT_SHARE = 0.15  # ... and audits take at most this share of the back-fill's time
 
 
 @dataclass(slots=True)
@@ -272,7 +273,9 @@ class SyncEngine:
         """Newest date folder first and, inside it, newest segments first. Downloading
         (and verifying, on the pool) the next chunk overlaps with indexing the current
         one; the room is audited after the first chunk (the first screen), then at most
-        every ``PROGRESS_AUDIT`` seconds, and once more at the end."""
+        every ``PROGRESS_AUDIT`` seconds (and never more than ``AUDIT_SHARE`` of the time:
+        each audit of a large room is O(n) and holds the GIL the verifiers need), and once
+        more at the end."""
         dates = sorted(await self._list_dirs(logs_prefix(room.room_id)), reverse=True)
         self._set_online(True, "")
         cached_dates = {p.split("/")[3] for p in room.known if p.count("/") == 4}
@@ -296,20 +299,20 @@ class SyncEngine:
                     size = CHUNK
 
         ahead: asyncio.Task[list[tuple[ObjectInfo, PreparedSegment]]] | None = None
-        last_audit = 0.0
+        next_audit = 0.0  # 0: no audit yet
         try:
             async for chunk in chunks():
                 task = asyncio.create_task(self._download(room, chunk))
                 if ahead is not None:
-                    last_audit = await self._backfill_step(room, await ahead, last_audit)
+                    next_audit = await self._backfill_step(room, await ahead, next_audit)
                 ahead = task
             if ahead is not None:
-                last_audit = await self._backfill_step(room, await ahead, last_audit)
+                next_audit = await self._backfill_step(room, await ahead, next_audit)
                 ahead = None
         finally:
             if ahead is not None:
                 ahead.cancel()
-        if not room.complete or room.result is None or last_audit:
+        if not room.complete or room.result is None or next_audit:
             await self._ingest(room, [], complete=True, force_audit=True)
         room.last_safety = time.monotonic()
 
@@ -317,14 +320,18 @@ class SyncEngine:
         self,
         room: RoomState,
         fetched: list[tuple[ObjectInfo, PreparedSegment]],
-        last_audit: float,
+        next_audit: float,
     ) -> float:
         """Keep a chunk; audit it if it is the first screen or progress is due. Until the
-        end, predecessors may still be on their way: pending, not gaps."""
-        now = time.monotonic()
-        audit = room.result is None or now - last_audit >= PROGRESS_AUDIT
+        end, predecessors may still be on their way: pending, not gaps. Returns when the
+        next progress audit is due."""
+        start = time.monotonic()
+        audit = room.result is None or start >= next_audit
         await self._ingest(room, fetched, complete=False, audit=audit)
-        return now if audit else last_audit
+        if not audit:
+            return next_audit
+        took = time.monotonic() - start
+        return time.monotonic() + max(PROGRESS_AUDIT, took / AUDIT_SHARE)
 
     async def _list(self, prefix: str) -> list[ObjectInfo]:
         self.requests += 1
