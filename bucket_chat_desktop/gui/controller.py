@@ -149,6 +149,9 @@ class Controller(QObject):
         async def run() -> None:
             ref = await self.client.join_room(storage_id, room_id)
             self._add_room_item(ref)
+            name = self.client.room_info(ref).get("name")
+            if isinstance(name, str) and name:
+                self.rooms.update(ref.key, name=name)
             self.save_settings()
             self.select_room(ref.key)
 

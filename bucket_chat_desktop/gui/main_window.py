@@ -27,7 +27,7 @@ from ..protocol.audit import TrustState
 from . import icons
 from .controller import Controller
 from .models.rooms_model import RoomRoles
-from .models.timeline_model import Roles
+from .models.timeline_model import Roles, TimelineModel
 from .widgets.composer import Composer, local_files
 from .widgets.message_delegate import MessageDelegate
 from .widgets.room_delegate import RoomDelegate
@@ -75,13 +75,15 @@ class TimelineView(QListView):
         model = self.model()
         if (
             value <= bar.minimum() + 4
-            and model is not None
-            and model.canFetchMore(self.rootIndex())
+            and isinstance(model, TimelineModel)
+            and model.can_fetch_older()
         ):
             before = bar.maximum()
-            model.fetchMore(self.rootIndex())
-            # keep the same message under the eye after older rows appear above
-            QTimer.singleShot(0, lambda: bar.setValue(bar.value() + bar.maximum() - before))
+            model.fetch_older()
+            # keep the same message under the eye after older rows appear above: lay the
+            # new rows out now, so the scroll range already includes them
+            self.executeDelayedItemsLayout()
+            bar.setValue(bar.value() + bar.maximum() - before)
 
     def _on_range(self, _lo: int, hi: int) -> None:
         if self._stick:
@@ -214,6 +216,7 @@ class MainWindow(QMainWindow):
         layout.setSpacing(0)
         header = QHBoxLayout()
         header.setContentsMargins(16, 10, 12, 10)
+        header.setSpacing(8)
         titles = QVBoxLayout()
         self.room_title = QLabel()
         self.room_title.setObjectName("roomTitle")
@@ -372,7 +375,8 @@ class MainWindow(QMainWindow):
             return
         kinds = sorted({f.kind.value for f in errors})
         self.banner_text.setText(
-            f"<b>⚠ This room's history has {len(errors)} problem(s)</b> "
+            f"<b>⚠ This room's history has {len(errors)} "
+            f"problem{'s' if len(errors) != 1 else ''}</b> "
             f"({', '.join(kinds)}). Messages that could not be verified are marked or hidden."
         )
         self.banner.show()

@@ -48,7 +48,7 @@ def tray_icon(unread: int, base: QIcon | None = None) -> QIcon:
         p.drawText(
             QRect(size - 34, 0, 34, 34),
             Qt.AlignmentFlag.AlignCenter,
-            "9+" if unread > 9 and unread < 100 else ("99" if unread >= 100 else str(unread)),
+            "9+" if unread > 9 else str(unread),
         )
     p.end()
     return QIcon(pix)

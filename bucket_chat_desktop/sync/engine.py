@@ -662,7 +662,13 @@ class SyncEngine:
             from .writer import RoomWriter
 
             writer = RoomWriter(self.storage, room_id, user_id, signing_key)
-            head = await writer.load_head()
+            try:
+                head = await writer.load_head()
+            except StorageError:
+                # Offline: the room as already read and checked knows this device's chain
+                # just as well, if it was read completely. Otherwise the message cannot be
+                # chained safely yet, and the caller is told so (nothing is lost).
+                head = self._own_head(room_id, key_text)
             await self._outboxed(outbox.seed_head, room_id, key_text, head)
         events = await self._outboxed(
             lambda: outbox.enqueue(
@@ -685,6 +691,19 @@ class SyncEngine:
         else:
             self._publish_wake.set()
         return events
+
+    def _own_head(self, room_id: str, key_text: str) -> Event | None:
+        """This device's newest event in a completely read room (raises if not read)."""
+        room = self.rooms.get(room_id)
+        if room is None or room.result is None or not room.complete:
+            raise StorageError(
+                "the storage is unreachable and this room has not been read completely yet: "
+                "try again when it is back"
+            )
+        mine = [a.event for a in room.result.timeline if a.event.sender_key == key_text]
+        referenced = {e.prev_event_hash for e in mine}
+        heads = [e for e in mine if e.hash not in referenced]
+        return max(heads, key=lambda e: e.order_key) if heads else None
 
     async def _publisher(self) -> None:
         while not self._closed:

@@ -158,8 +158,8 @@ def test_timeline_model_every_feeding_path(qtmodeltester: Any, room: Room, force
     assert model.rowCount() >= PAGE
 
     # 2. back-fill by scrolling up: older pages are inserted at the top
-    while model.canFetchMore(QModelIndex()):
-        model.fetchMore(QModelIndex())
+    while model.can_fetch_older():
+        model.fetch_older()
     assert _ids(model) == [a.event.event_id for a in items[:300]]
     assert model.index(0).data(Roles.DayBreak) is True
 
@@ -203,7 +203,7 @@ def test_timeline_model_fetch_more_during_a_change(qtmodeltester: Any, room: Roo
     qtmodeltester.check(model)  # fetches a page or two itself, correctly
     before, hidden = model.rowCount(), model.total - model.rowCount()
     assert hidden > PAGE
-    model.fetchMore(QModelIndex())  # what scrolling to the top does
+    model.fetch_older()  # what scrolling to the top does
     assert model.rowCount() == before + PAGE
     assert len(set(_ids(model))) == model.rowCount()
 

@@ -200,13 +200,21 @@ class TimelineModel(QAbstractListModel):
                 )
         return None
 
+    # Older history is paged in at the *top*, so it is not offered through Qt's
+    # canFetchMore/fetchMore: item views call those by themselves whenever the last row is
+    # visible, and a view kept at the bottom would page in the whole history. The view
+    # asks for older rows explicitly when the user scrolls to the top.
     def canFetchMore(self, parent: Index = QModelIndex()) -> bool:  # noqa: B008
-        return not parent.isValid() and bool(self._hidden) and not self._busy
+        return False
 
-    def fetchMore(self, parent: Index = QModelIndex()) -> None:  # noqa: B008
-        # A slot of one of our own change signals may ask for more (Qt's model tester
-        # does): a nested insert would corrupt the model, so not now.
-        if parent.isValid() or not self._hidden or self._busy:
+    def can_fetch_older(self) -> bool:
+        return bool(self._hidden) and not self._busy
+
+    def fetch_older(self) -> None:
+        """Reveal the next page of older rows above those shown."""
+        # A slot of one of our own change signals may ask for more: a nested insert
+        # would corrupt the model, so not now.
+        if not self._hidden or self._busy:
             return
         page = self._hidden[-PAGE:]
         self.beginInsertRows(QModelIndex(), 0, len(page) - 1)

@@ -53,7 +53,8 @@ SPEED_LABELS = {"fast": "Fast", "normal": "Normal", "saver": "Data saver"}
 SECTIONS = ("General", "Notifications", "Storages")
 
 DIALOG_QSS = """
-QListWidget#nav { border: none; background: %(side)s; padding-top: 10px; font-size: 11pt; }
+QListWidget#nav { border: none; outline: 0; background: %(side)s; padding-top: 10px;
+                  font-size: 11pt; }
 QListWidget#nav::item { padding: 9px 18px; border-radius: 6px; margin: 1px 8px; }
 QListWidget#nav::item:selected { background: palette(highlight);
                                   color: palette(highlighted-text); }

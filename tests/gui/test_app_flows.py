@@ -1,0 +1,796 @@
+"""The app as a user meets it, offscreen: ``app.run`` builds the controller, main window,
+tray, features and settings dialog exactly as after the first-run wizard (the device key
+comes from the real encrypted key file in a temporary ``BUCKET_CHAT_HOME``), real local
+folders and an S3 emulator are the storages, and a second device is a *separate process*
+(the ``bucket-chat`` command with its own home) writing into the same folder or bucket.
+
+What is checked is what a user sees: the composer's Enter and Shift+Enter, the local echo
+turning into a verified row, messages from the other process in the open room and as an
+unread count plus a notification in another room, the tamper banner and the audit it
+opens, the offline notice and the outbox delivering after an outage, creating, joining
+and leaving rooms through their dialogs and menus, and a long room paging in older rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any, TypeVar
+
+import pytest
+
+pytest.importorskip("pytestqt")
+
+from nacl.signing import SigningKey
+from PySide6.QtCore import QPoint, Qt, QTimer
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import (
+    QApplication,
+    QMenu,
+    QMessageBox,
+    QSystemTrayIcon,
+    QWidget,
+)
+
+from bucket_chat_desktop import app as app_module
+from bucket_chat_desktop.gui.main_window import MainWindow
+from bucket_chat_desktop.gui.models.rooms_model import RoomRoles
+from bucket_chat_desktop.gui.models.timeline_model import PAGE, Roles, Row, TimelineModel
+from bucket_chat_desktop.gui.tray import Notifier
+from bucket_chat_desktop.gui.widgets.room_dialogs import RoomDialog
+from bucket_chat_desktop.settings import Settings, StorageSettings
+from bucket_chat_desktop.storage.local import LocalStorage
+from bucket_chat_desktop.sync.writer import Draft, RoomWriter
+
+ALICE = "alice@example.com"
+BOB = "bob@example.com"
+CAROL = SigningKey(b"\x03" * 32)
+DAVE = SigningKey(b"\x05" * 32)
+CLI = Path(sys.executable).with_name("bucket-chat")
+T = TypeVar("T")
+
+try:
+    from bucket_chat_desktop.gui import attachments as attachments_feature
+except ImportError:  # the feature is optional: the app runs without it
+    attachments_feature = None  # type: ignore[assignment]
+
+
+# -- plumbing ---------------------------------------------------------------------------------
+
+
+def wait_for(qtbot: Any, coro: Coroutine[Any, Any, T], timeout: int = 15_000) -> T:
+    """Await ``coro`` on the test's qasync loop, spinning Qt meanwhile."""
+    task = asyncio.ensure_future(coro)
+    qtbot.waitUntil(task.done, timeout=timeout)
+    return task.result()
+
+
+def answer_when_shown(kind: type[QWidget], act: Callable[[Any], None]) -> None:
+    """Act on the next ``kind`` modal dialog or popup as soon as it is shown: dialogs
+    run their own nested event loop (``exec``), so the test answers from a timer."""
+
+    def look() -> None:
+        widget = QApplication.activeModalWidget() or QApplication.activePopupWidget()
+        if isinstance(widget, kind) and widget.isVisible():
+            act(widget)
+        else:
+            QTimer.singleShot(10, look)
+
+    QTimer.singleShot(0, look)
+
+
+@dataclass
+class Device:
+    """Another device of another person: the ``bucket-chat`` command, own home folder."""
+
+    home: Path
+    user_id: str
+    displayname: str
+    has_key: bool = False
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            BUCKET_CHAT_HOME=str(self.home),
+            BUCKET_CHAT_KEY_STORE="file",
+            BUCKET_CHAT_PASSPHRASE="another device's passphrase",
+        )
+        return env
+
+    def run(self, qtbot: Any, *args: str, timeout: int = 30_000) -> str:
+        """Run ``bucket-chat ARGS`` as a separate process while the app keeps running."""
+        proc = subprocess.Popen(
+            [str(CLI), *args],
+            env=self.env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )
+        try:
+            qtbot.waitUntil(lambda: proc.poll() is not None, timeout=timeout)
+            out, err = proc.communicate()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert proc.returncode == 0, f"bucket-chat {' '.join(args)} -> {proc.returncode}: {err}"
+        return out
+
+    def ensure_key(self, qtbot: Any) -> None:
+        if not self.has_key:
+            self.run(qtbot, "setup-keys", "--user-id", self.user_id)
+            self.has_key = True
+
+    def send(self, qtbot: Any, spec: str, room: str, text: str) -> None:
+        self.ensure_key(qtbot)
+        self.run(
+            qtbot,
+            "-s",
+            spec,
+            "send",
+            "--room-id",
+            room,
+            "--user-id",
+            self.user_id,
+            "--displayname",
+            self.displayname,
+            text,
+        )
+
+    def create_room(self, qtbot: Any, spec: str, room: str, name: str) -> None:
+        self.ensure_key(qtbot)
+        self.run(
+            qtbot,
+            "-s",
+            spec,
+            "create-room",
+            "--room-id",
+            room,
+            "--name",
+            name,
+            "--user-id",
+            self.user_id,
+            "--displayname",
+            self.displayname,
+        )
+
+
+@pytest.fixture
+def bob(tmp_path: Path) -> Device:
+    return Device(tmp_path / "bob-home", BOB, "Bob")
+
+
+@dataclass
+class Desk:
+    """The running app: ``app.run``'s task and the window it built."""
+
+    qtbot: Any
+    settings: Settings
+    window: MainWindow
+    task: asyncio.Future[int]
+
+    @property
+    def controller(self) -> Any:
+        return self.window.controller
+
+    def key(self, room: str, storage: int = 0) -> str:
+        return f"{self.settings.storages[storage].id}/{room}"
+
+    def model(self, room: str) -> TimelineModel:
+        return self.controller.timeline(self.key(room))  # type: ignore[no-any-return]
+
+    def rows(self, room: str) -> list[Row]:
+        model = self.model(room)
+        return [model.row(i) for i in range(model.rowCount())]
+
+    def item(self, room: str) -> Any:
+        return self.controller.rooms.item(self.key(room))
+
+    def loaded(self, room: str) -> bool:
+        key = self.key(room)
+        attached = self.controller.client.storages.get(key.split("/")[0])
+        state = attached.engine.rooms.get(room) if attached else None
+        return bool(
+            state is not None
+            and state.complete
+            and self.controller.results.get(key) is state.result
+        )
+
+    def wait_loaded(self, room: str, timeout: int = 15_000) -> None:
+        self.qtbot.waitUntil(lambda: self.loaded(room), timeout=timeout)
+
+    def wait_row(self, room: str, body: str, timeout: int = 15_000) -> Row:
+        """The confirmed row with ``body``, once the room shows it."""
+
+        def found() -> Row | None:
+            return next((r for r in self.rows(room) if r.body == body and not r.echo), None)
+
+        self.qtbot.waitUntil(lambda: found() is not None, timeout=timeout)
+        row = found()
+        assert row is not None
+        return row
+
+    def select(self, room: str) -> None:
+        row = self.controller.rooms.row_of(self.key(room))
+        self.window.room_list.setCurrentIndex(self.controller.rooms.index(row))
+        self.qtbot.waitUntil(lambda: self.controller.current == self.key(room))
+
+    def quit(self) -> int:
+        if not self.task.done():
+            self.window.quit()
+            self.qtbot.waitUntil(self.task.done, timeout=15_000)
+        return self.task.result()
+
+
+@pytest.fixture
+def launch(qtbot: Any, qloop: Any, home: Path, qapp: QApplication) -> Iterator[Callable[..., Desk]]:
+    """Start the app the way ``bucket-chat-desktop`` does once settings exist."""
+    desks: list[Desk] = []
+
+    def start(settings: Settings) -> Desk:
+        task = asyncio.ensure_future(app_module.run(qapp, settings, start_minimized=False))
+
+        def window() -> MainWindow | None:
+            return next(
+                (
+                    w
+                    for w in QApplication.topLevelWidgets()
+                    if isinstance(w, MainWindow) and w.controller.settings is settings
+                ),
+                None,
+            )
+
+        qtbot.waitUntil(lambda: window() is not None or task.done(), timeout=15_000)
+        if task.done():
+            raise AssertionError(f"the app stopped at start-up: {task.result()}")
+        win = window()
+        assert win is not None
+        if attachments_feature is not None and not hasattr(win, "attachments"):
+            attachments_feature.install(win, win.controller)  # not yet wired in app.run
+        desk = Desk(qtbot, settings, win, task)
+        desks.append(desk)
+        return desk
+
+    yield start
+    for desk in desks:
+        assert desk.quit() == 0
+        desk.window.deleteLater()
+
+
+def settings_for(store: Path | str, rooms: list[str], name: str = "Team share") -> Settings:
+    entry = StorageSettings(str(store), name, list(rooms))
+    settings = Settings(user_id=ALICE, displayname="Alice", storages=[entry])
+    if rooms:
+        settings.last_room = f"{entry.id}/{rooms[0]}"
+    return settings
+
+
+async def seed(storage: LocalStorage, room: str, name: str, texts: list[str]) -> None:
+    """A room Carol created and wrote in; Dave answers every other message."""
+    carol = RoomWriter(storage, room, "carol@example.com", CAROL, displayname="Carol")
+    dave = RoomWriter(storage, room, "dave@example.com", DAVE, displayname="Dave")
+    await carol.write_metadata(name, "2026-01-05T09:00:00.000Z")
+    for i, text in enumerate(texts):
+        await (carol if i % 2 == 0 else dave).send([Draft.text(text)])
+
+
+@pytest.fixture
+def store(tmp_path: Path, qtbot: Any, qloop: Any) -> Path:
+    """A shared folder with two rooms: Project Falcon and General."""
+    root = tmp_path / "store"
+    storage = LocalStorage(root)
+    wait_for(
+        qtbot,
+        seed(storage, "falcon", "Project Falcon", ["The new build is up.", "Checking it now."]),
+    )
+    wait_for(qtbot, seed(storage, "general", "General", ["Welcome, everyone!"]))
+    return root
+
+
+# -- sending ----------------------------------------------------------------------------------
+
+
+def test_enter_sends_with_a_local_echo_then_shows_the_verified_row(
+    qtbot: Any, launch: Callable[..., Desk], store: Path
+) -> None:
+    desk = launch(settings_for(store, ["falcon", "general"]))
+    desk.wait_loaded("falcon")
+    window = desk.window
+    assert window.isVisible() and window.tray is None  # offscreen: no system tray
+    assert window.notifier is not None and hasattr(window, "attachments") == (
+        attachments_feature is not None
+    )
+    assert desk.controller.current == desk.key("falcon")
+    model = desk.model("falcon")
+    inserted: list[tuple[str, str]] = []
+    model.rowsInserted.connect(
+        lambda _parent, first, last: inserted.extend(
+            (model.index(i).data(Roles.Echo), model.index(i).data(Roles.Body))
+            for i in range(first, last + 1)
+        )
+    )
+
+    composer = window.composer
+    composer.setFocus()
+    QTest.keyClicks(composer, "Lunch at noon?")
+    QTest.keyClick(composer, Qt.Key.Key_Return, Qt.KeyboardModifier.ShiftModifier)
+    QTest.keyClicks(composer, "The usual place.")
+    text = "Lunch at noon?\nThe usual place."
+    assert composer.toPlainText() == text  # Shift+Enter broke the line, sent nothing
+    assert inserted == []
+
+    QTest.keyClick(composer, Qt.Key.Key_Return)
+    assert composer.toPlainText() == ""
+    qtbot.waitUntil(lambda: ("sending", text) in inserted, timeout=5_000)
+    row = desk.wait_row("falcon", text)
+    assert row.trust == "verified" and row.sender_id == ALICE
+    assert row.content == {"body": text, "msgtype": "m.text"}
+    qtbot.waitUntil(lambda: not any(r.echo for r in desk.rows("falcon")))
+    own = model.index(desk.rows("falcon").index(row))
+    assert own.data(Roles.Own) is True and own.data(Roles.DisplayName) == "Alice"
+    assert desk.item("falcon").preview == text
+    assert "verified" in window.room_subtitle.text()
+
+    # the Send button sends what is typed, and nothing when it is blank
+    count = model.rowCount()
+    QTest.keyClicks(composer, "   ")
+    window.send_button.click()
+    assert model.rowCount() == count and composer.toPlainText() == "   "
+    composer.clear()
+    QTest.keyClicks(composer, "See you there")
+    window.send_button.click()
+    desk.wait_row("falcon", "See you there")
+    assert [r.body for r in desk.rows("falcon") if r.sender_id == ALICE][-2:] == [
+        text,
+        "See you there",
+    ]
+
+
+# -- receiving from another process -----------------------------------------------------------
+
+
+class RecordingTray(QSystemTrayIcon):
+    """A real tray icon that says it is shown (offscreen has no tray) and records what it
+    was asked to show."""
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self.messages: list[tuple[str, str]] = []
+
+    def isVisible(self) -> bool:
+        return True
+
+    def showMessage(self, title: str, text: str, *args: Any) -> None:
+        self.messages.append((title, text))
+
+
+def test_messages_from_another_process_arrive_and_notify(
+    qtbot: Any,
+    launch: Callable[..., Desk],
+    store: Path,
+    bob: Device,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    desk = launch(settings_for(store, ["falcon", "general"]))
+    desk.wait_loaded("falcon")
+    alerts: list[QWidget] = []
+    monkeypatch.setattr(QApplication, "alert", staticmethod(lambda w, _ms=0: alerts.append(w)))
+    tray = RecordingTray(desk.window)
+    with_tray = Notifier(desk.window, desk.controller, tray)  # as on a desktop with a tray
+    notifier = desk.window.notifier
+
+    # into the open room: shown at once, nothing to notify
+    bob.send(qtbot, str(store), "falcon", "Build 142 passes on my machine.")
+    row = desk.wait_row("falcon", "Build 142 passes on my machine.")
+    assert row.sender_id == BOB and row.trust == "verified"
+    index = desk.model("falcon").index(desk.rows("falcon").index(row))
+    assert index.data(Roles.DisplayName) == "Bob" and index.data(Roles.Own) is False
+    assert desk.item("falcon").unread == 0
+    assert notifier.shown == [] and alerts == [] and tray.messages == []
+
+    # into another room: unread count, a notification, the tray badge
+    bob.send(qtbot, str(store), "general", "Is anyone around for lunch?")
+    general = desk.key("general")
+    qtbot.waitUntil(lambda: desk.item("general").unread >= 1, timeout=15_000)
+    assert desk.item("general").unread == 1  # Bob's join is not counted
+    assert desk.item("general").preview == "Is anyone around for lunch?"
+    rooms = desk.controller.rooms
+    assert rooms.index(rooms.row_of(general)).data(RoomRoles.Unread) == 1
+    assert notifier.shown == [(general, f"{BOB} in General", "Is anyone around for lunch?")]
+    assert alerts == [desk.window]  # no tray: the window asks for attention
+    assert tray.messages == [(f"{BOB} in General", "Is anyone around for lunch?")]
+    assert tray.toolTip() == "Bucket Chat — 1 unread"
+    assert desk.controller.current == desk.key("falcon")
+
+    # clicking the notification opens that room and clears its count
+    notifier.open_last()
+    assert desk.controller.current == general
+    assert desk.window.room_list.currentIndex().data(RoomRoles.Key) == general
+    assert desk.item("general").unread == 0
+    desk.wait_row("general", "Is anyone around for lunch?")
+    assert desk.window.room_title.text().count("General") == 1
+
+    # the same through the tray's balloon
+    desk.select("falcon")
+    bob.send(qtbot, str(store), "general", "Pizza place at 12:30.")
+    qtbot.waitUntil(lambda: len(tray.messages) == 2, timeout=15_000)
+    tray.messageClicked.emit()
+    assert desk.controller.current == general
+    assert with_tray.last_room == general
+
+
+# -- tampering --------------------------------------------------------------------------------
+
+
+def edit_a_line(root: Path, room: str, old: str, new: str) -> Path:
+    """Change a message's text inside its (signed, write-once) segment file."""
+    for path in sorted((root / "rooms" / room / "logs").rglob("*.jsonl")):
+        data = path.read_text(encoding="utf-8")
+        if json.dumps(old) in data:
+            path.write_text(data.replace(json.dumps(old), json.dumps(new)), encoding="utf-8")
+            return path
+    raise AssertionError(f"no segment of {room} says {old!r}")
+
+
+def test_a_segment_edited_before_opening_raises_the_banner_and_the_audit(
+    qtbot: Any, launch: Callable[..., Desk], store: Path
+) -> None:
+    edit_a_line(store, "falcon", "Checking it now.", "Ship it without checking.")
+    desk = launch(settings_for(store, ["falcon", "general"]))
+    desk.wait_loaded("falcon")
+    window = desk.window
+    qtbot.waitUntil(window.banner.isVisible)
+    text = window.banner_text.text()
+    assert "invalid-signature" in text and "problem" in text
+    assert desk.item("falcon").findings >= 1
+    assert all(r.body != "Ship it without checking." for r in desk.rows("falcon"))
+
+    window.banner_button.click()
+    dialog = _features(window).audit_dialog
+    assert dialog is not None
+    qtbot.waitUntil(dialog.isVisible)
+    kinds = {dialog.model.finding(i).kind.value for i in range(dialog.model.rowCount())}
+    assert "invalid-signature" in kinds
+
+    # a clean room has no banner
+    desk.select("general")
+    desk.wait_loaded("general")
+    assert not window.banner.isVisible()
+
+
+def _features(window: MainWindow) -> Any:
+    from bucket_chat_desktop.gui.features import Features
+
+    found = window.findChild(Features)
+    assert found is not None
+    return found
+
+
+def test_a_forged_segment_appearing_while_running_raises_the_banner(
+    qtbot: Any, launch: Callable[..., Desk], store: Path
+) -> None:
+    desk = launch(settings_for(store, ["general", "falcon"]))
+    desk.wait_loaded("general")
+    window = desk.window
+    assert not window.banner.isVisible()
+
+    # Someone with write access to the folder copies Carol's segment under a new name
+    # and changes what she said.
+    source = next((store / "rooms" / "general" / "logs").rglob("*.jsonl"))
+    forged = source.with_name(source.name.replace(".jsonl", "-r1.jsonl"))
+    data = source.read_text(encoding="utf-8")
+    assert json.dumps("Welcome, everyone!") in data
+    tmp = store / "forged.tmp"
+    tmp.write_text(data.replace("Welcome, everyone!", "Send your passwords to Dave."))
+    os.replace(tmp, forged)
+
+    qtbot.waitUntil(window.banner.isVisible, timeout=15_000)
+    kinds = {f.kind.value for f in desk.controller.room_errors(desk.key("general"))}
+    assert kinds and all(k in window.banner_text.text() for k in kinds)
+    assert "invalid-signature" in kinds
+    assert all(r.body != "Send your passwords to Dave." for r in desk.rows("general"))
+    window.banner_button.click()
+    dialog = _features(window).audit_dialog
+    qtbot.waitUntil(lambda: dialog is not None and dialog.isVisible())
+
+
+# -- rooms: switch, create, join, leave -------------------------------------------------------
+
+
+def test_switch_create_join_and_leave_rooms(
+    qtbot: Any, launch: Callable[..., Desk], store: Path, bob: Device
+) -> None:
+    desk = launch(settings_for(store, ["falcon", "general"]))
+    desk.wait_loaded("falcon")
+    window, controller = desk.window, desk.controller
+
+    # switching
+    desk.select("general")
+    desk.wait_row("general", "Welcome, everyone!")
+    assert window.timeline.model() is desk.model("general")
+    assert "General" in window.room_title.text()
+    desk.select("falcon")
+    assert window.timeline.model() is desk.model("falcon")
+
+    # create through the + menu and the dialog
+    def create(dialog: RoomDialog) -> None:
+        assert dialog.creating
+        QTest.keyClicks(dialog.name, "Release planning")
+        assert dialog.room_id.text() == "release-planning"
+        dialog.buttons.button(dialog.buttons.StandardButton.Ok).click()
+
+    answer_when_shown(RoomDialog, create)
+    action = next(a for a in window.add_menu.actions() if a.text() == "New room…")
+    action.trigger()
+    created = desk.key("release-planning")
+    qtbot.waitUntil(lambda: controller.current == created, timeout=15_000)
+    assert desk.item("release-planning").name == "Release planning"
+    assert (store / "rooms" / "release-planning" / "metadata.json").exists()
+    joined = desk.wait_row("release-planning", "joined the room")
+    assert joined.sender_id == ALICE and joined.trust == "verified"
+    assert "release-planning" in desk.settings.storages[0].rooms
+
+    # join a room Bob made in another process, by its id
+    bob.create_room(qtbot, str(store), "ops", "Ops on call")
+
+    def join(dialog: RoomDialog) -> None:
+        assert not dialog.creating
+        QTest.keyClicks(dialog.room_id, "ops")
+        dialog.buttons.button(dialog.buttons.StandardButton.Ok).click()
+
+    answer_when_shown(RoomDialog, join)
+    window.join_room()
+    ops = desk.key("ops")
+    qtbot.waitUntil(lambda: controller.current == ops, timeout=15_000)
+    desk.wait_row("ops", "joined the room")
+    assert {r.sender_id for r in desk.rows("ops")} == {BOB, ALICE}
+
+    # leave through the room list's context menu, confirming
+    def choose_leave(menu: QMenu) -> None:
+        leave = next(a for a in menu.actions() if a.text() == "Leave room")
+        answer_when_shown(
+            QMessageBox, lambda box: box.button(QMessageBox.StandardButton.Yes).click()
+        )
+        menu.setActiveAction(leave)
+        QTest.keyClick(menu, Qt.Key.Key_Return)
+
+    answer_when_shown(QMenu, choose_leave)
+    rect = window.room_list.visualRect(controller.rooms.index(controller.rooms.row_of(ops)))
+    window.room_list.customContextMenuRequested.emit(rect.center())
+    qtbot.waitUntil(lambda: controller.rooms.item(ops) is None, timeout=15_000)
+    assert controller.current in controller.rooms.room_keys()  # a neighbour opens instead
+    assert window.timeline.model() is controller.timeline(controller.current)
+    assert "ops" not in desk.settings.storages[0].rooms
+
+    def left() -> bool:  # the leave event is published from the outbox
+        segments = (store / "rooms" / "ops" / "logs").rglob("*.jsonl")
+        return any('"membership":"leave"' in p.read_text() for p in segments)
+
+    qtbot.waitUntil(left, timeout=10_000)
+
+
+def test_a_joined_room_is_listed_under_its_name(
+    qtbot: Any, launch: Callable[..., Desk], store: Path, bob: Device
+) -> None:
+    bob.create_room(qtbot, str(store), "ops", "Ops on call")
+    desk = launch(settings_for(store, ["falcon"]))
+    desk.wait_loaded("falcon")
+    desk.controller.join_room(desk.settings.storages[0].id, "ops")
+    qtbot.waitUntil(lambda: desk.controller.current == desk.key("ops"), timeout=15_000)
+    assert desk.item("ops").name == "Ops on call"
+    assert "Ops on call" in desk.window.room_title.text()
+
+
+# -- a long room ------------------------------------------------------------------------------
+
+
+async def long_room(storage: LocalStorage, room: str, total: int) -> None:
+    t0 = int(dt.datetime(2026, 1, 5, 9, tzinfo=dt.UTC).timestamp() * 1000)
+    clock = iter(range(t0, t0 + total * 60_000, 60_000))
+    carol = RoomWriter(
+        storage, room, "carol@example.com", CAROL, displayname="Carol", clock=lambda: next(clock)
+    )
+    dave = RoomWriter(
+        storage, room, "dave@example.com", DAVE, displayname="Dave", clock=lambda: next(clock)
+    )
+    await carol.write_metadata("Incident log", "2026-01-05T09:00:00.000Z")
+    per = 100
+    for n in range(0, total, per):
+        writer = carol if (n // per) % 2 == 0 else dave
+        await writer.send([Draft.text(f"entry {i}") for i in range(n, n + per)])
+
+
+def test_a_2000_event_room_opens_at_the_newest_page_and_pages_in_older_rows(
+    qtbot: Any, launch: Callable[..., Desk], tmp_path: Path
+) -> None:
+    root = tmp_path / "big"
+    wait_for(qtbot, long_room(LocalStorage(root), "incidents", 2000), timeout=60_000)
+    desk = launch(settings_for(root, ["incidents"]))
+    desk.wait_loaded("incidents", timeout=30_000)
+    model = desk.model("incidents")
+    view = desk.window.timeline
+    total = 2000 + 2  # two joins
+    assert model.total == total
+    assert model.rowCount() == PAGE
+    assert model.row(model.rowCount() - 1).body == "entry 1999"
+    qtbot.waitUntil(lambda: _last_visible(view) == model.rowCount() - 1, timeout=5_000)
+    assert model.rowCount() == PAGE  # sitting at the bottom fetched nothing older
+
+    bar = view.verticalScrollBar()
+    bar.setValue(bar.minimum())
+    qtbot.waitUntil(lambda: model.rowCount() == 2 * PAGE, timeout=5_000)
+    assert model.row(0).body == f"entry {total - 2 * PAGE - 2}"
+    qtbot.waitUntil(lambda: bar.value() > 0)  # the row that was on top stays in view
+    assert model.total > model.rowCount()
+
+    while model.total > model.rowCount():
+        before = model.rowCount()
+        bar.setValue(bar.minimum())
+        qtbot.waitUntil(lambda b=before: model.rowCount() > b, timeout=5_000)
+    assert model.rowCount() == total
+    assert model.row(0).kind == "member" and model.row(1).body == "entry 0"
+
+
+def _last_visible(view: Any) -> int:
+    index = view.indexAt(QPoint(10, view.viewport().height() - 5))
+    return int(index.row()) if index.isValid() else -1
+
+
+# -- an S3 bucket: live messages, then an outage ----------------------------------------------
+
+
+def _load_emulators() -> ModuleType:
+    path = Path(__file__).resolve().parents[1] / "integration" / "_emulators.py"
+    spec = importlib.util.spec_from_file_location("_bucket_chat_emulators", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look themselves up there
+    spec.loader.exec_module(module)
+    return module
+
+
+@dataclass
+class S3:
+    process: subprocess.Popen[bytes]
+    endpoint: str
+    region: str
+    keys: Any
+    emulators: ModuleType
+
+    def bucket(self, name: str) -> str:
+        """A new bucket; the storage spec of a prefix in it (short timeouts, one try)."""
+        self.emulators.s3_create_bucket(self.endpoint, self.keys, name)
+        return (
+            f"s3://{name}/team?endpoint_url={self.endpoint}&region={self.region}"
+            "&timeout=1&retries=1"
+        )
+
+
+@pytest.fixture(scope="module")
+def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3]:
+    emulators = _load_emulators()
+    proc = emulators.moto_emulator(tmp_path_factory.mktemp("moto"))
+    proc.start()
+    try:
+        proc.wait_ready()
+        admin, _reader = emulators.s3_setup(proc.endpoint)
+        assert proc.process is not None
+        yield S3(proc.process, proc.endpoint, emulators.S3_REGION, admin, emulators)
+    finally:
+        if proc.process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.process.send_signal(signal.SIGCONT)
+        proc.stop()
+
+
+@pytest.fixture
+def s3(moto: S3, monkeypatch: pytest.MonkeyPatch) -> S3:
+    """Credentials the way a user gives them: the SDK's environment variables."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", moto.keys.access_key_id)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", moto.keys.secret_access_key)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(name, raising=False)
+    return moto
+
+
+def test_send_and_receive_through_an_s3_bucket(
+    qtbot: Any, launch: Callable[..., Desk], s3: S3, bob: Device, tmp_path: Path
+) -> None:
+    spec = s3.bucket("bc-gui-live")
+    bob.create_room(qtbot, spec, "falcon", "Project Falcon")
+    desk = launch(settings_for(spec, ["falcon"], name="Team bucket"))
+    desk.wait_loaded("falcon", timeout=20_000)
+    assert desk.item("falcon").name == "Project Falcon"
+
+    QTest.keyClicks(desk.window.composer, "Hello from the bucket")
+    QTest.keyClick(desk.window.composer, Qt.Key.Key_Return)
+    mine = desk.wait_row("falcon", "Hello from the bucket", timeout=20_000)
+    assert mine.trust == "verified"
+
+    bob.send(qtbot, spec, "falcon", "Got it, loud and clear.")
+    theirs = desk.wait_row("falcon", "Got it, loud and clear.", timeout=20_000)
+    assert theirs.sender_id == BOB and theirs.trust == "verified"
+    assert bob.run(qtbot, "-s", spec, "history", "--room-id", "falcon").count("verified") >= 3
+
+
+def type_and_send(window: MainWindow, text: str) -> None:
+    window.composer.setFocus()
+    QTest.keyClicks(window.composer, text)
+    QTest.keyClick(window.composer, Qt.Key.Key_Return)
+
+
+def test_an_s3_outage_shows_offline_and_the_message_goes_out_after(
+    qtbot: Any, launch: Callable[..., Desk], s3: S3, bob: Device
+) -> None:
+    spec = s3.bucket("bc-gui-outage")
+    bob.create_room(qtbot, spec, "falcon", "Project Falcon")
+    desk = launch(settings_for(spec, ["falcon"], name="Team bucket"))
+    desk.wait_loaded("falcon", timeout=20_000)
+    window = desk.window
+    type_and_send(window, "Before the outage")
+    desk.wait_row("falcon", "Before the outage", timeout=20_000)
+    assert not window.offline.isVisible()
+
+    s3.process.send_signal(signal.SIGSTOP)  # the service stops answering
+    try:
+        type_and_send(window, "Written during the outage")
+        qtbot.waitUntil(window.offline.isVisible, timeout=15_000)
+        assert window.offline.text().startswith("Offline:")
+        assert "no answer" in window.offline.text()
+        assert "Offline" in window.status.text()
+        assert not desk.item("falcon").online
+        echo = [r for r in desk.rows("falcon") if r.body == "Written during the outage"]
+        assert [r.echo for r in echo] == ["sending"]
+        assert window.composer.toPlainText() == ""
+    finally:
+        s3.process.send_signal(signal.SIGCONT)
+
+    row = desk.wait_row("falcon", "Written during the outage", timeout=30_000)
+    assert row.trust == "verified"
+    qtbot.waitUntil(lambda: not window.offline.isVisible(), timeout=15_000)
+    assert "All storages reachable" in window.status.text()
+    assert not any(r.echo for r in desk.rows("falcon"))
+    bodies = [r.body for r in desk.rows("falcon") if r.sender_id == ALICE and r.kind == "text"]
+    assert bodies == ["Before the outage", "Written during the outage"]
+
+
+def test_the_first_message_written_offline_is_kept_in_the_outbox(
+    qtbot: Any, launch: Callable[..., Desk], s3: S3, bob: Device, home: Path
+) -> None:
+    spec = s3.bucket("bc-gui-first-offline")
+    bob.create_room(qtbot, spec, "falcon", "Project Falcon")
+    desk = launch(settings_for(spec, ["falcon"], name="Team bucket"))
+    desk.wait_loaded("falcon", timeout=20_000)
+    errors: list[tuple[str, str]] = []
+    desk.controller.error.connect(lambda what, message: errors.append((what, message)))
+    window = desk.window
+
+    s3.process.send_signal(signal.SIGSTOP)
+    try:
+        type_and_send(window, "My first words, offline")
+        qtbot.waitUntil(
+            lambda: (
+                bool(errors)
+                or any(r.body == "My first words, offline" for r in desk.rows("falcon"))
+            ),
+            timeout=15_000,
+        )
+        assert errors == []
+        echo = [r for r in desk.rows("falcon") if r.body == "My first words, offline"]
+        assert [r.echo for r in echo] == ["sending"]
+    finally:
+        s3.process.send_signal(signal.SIGCONT)
+    desk.wait_row("falcon", "My first words, offline", timeout=30_000)
