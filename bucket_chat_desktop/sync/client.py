@@ -94,8 +94,11 @@ class ChatClient:
         self.storages[sid] = attached
         if start:
             await engine.start()
-            for room_id in entry.rooms:
-                await engine.open_room(room_id, focus=False)
+            # The room the user was in first: the others queue behind it for the index.
+            last = self.settings.last_room.split("/", 1)
+            first = last[1] if len(last) == 2 and last[0] == entry.id else None
+            for room_id in sorted(entry.rooms, key=lambda r: r != first):
+                await engine.open_room(room_id, focus=room_id == first)
         return attached
 
     async def start(self) -> None:

@@ -108,6 +108,11 @@ class MemoryKeyring(KeyringBackend):
             raise PasswordDeleteError(username)
 
 
+# keyring registers every backend class it sees; keep this one out of its auto-detection
+# (tests pass instances explicitly), or later tests would find it instead of the real one.
+KeyringBackend._classes.discard(MemoryKeyring)
+
+
 @pytest.fixture
 def memory_keyring() -> MemoryKeyring:
     return MemoryKeyring()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,7 +53,7 @@ class Row:
     sender_key: str
     timestamp_ms: int
     type: str
-    content: dict[str, Any]
+    content: Mapping[str, Any]
     trust: str
     reason: str
     location: str
@@ -102,7 +102,7 @@ class Row:
             ev.sender_key or "",
             ev.timestamp_ms,
             ev.type,
-            dict(ev.content),
+            ev.content,  # shared, not copied: events are never modified
             trust,
             reason,
             location,

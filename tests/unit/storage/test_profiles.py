@@ -54,6 +54,11 @@ class MemoryKeyring(KeyringBackend):
             raise PasswordDeleteError("not found")
 
 
+# keyring registers every backend class it sees; keep this one out of its auto-detection
+# (tests pass instances explicitly), or later tests would find it instead of the real one.
+KeyringBackend._classes.discard(MemoryKeyring)
+
+
 @pytest.fixture(autouse=True)
 def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "home"
