@@ -211,6 +211,11 @@ class Controller(QObject):
 
     def _on_room_loaded(self, key: str, result: AuditResult, complete: bool) -> None:
         self.results[key] = result
+        ref = _ref(key)
+        attached = self.client.storages.get(ref.storage_id)
+        room = attached.engine.rooms.get(ref.room_id) if attached else None
+        if room is not None and room.metadata is not None and room.metadata.name:
+            self.rooms.update(key, name=room.metadata.name)
         self.timeline(key).set_timeline(result.timeline, complete)
         self._refresh_item(key, result, [])
         self.room_audit_changed.emit(key)

@@ -6,6 +6,7 @@ Each storage gets its own ``SyncEngine`` with this device's index and outbox for
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import logging
@@ -70,6 +71,7 @@ class ChatClient:
         self._listener = listener
         self._data_dir = data_dir or paths.data_dir()
         self.storages: dict[str, _Attached] = {}
+        self._background: list[asyncio.Task[None]] = []
 
     # -- storages -----------------------------------------------------------------------
 
@@ -94,12 +96,24 @@ class ChatClient:
         self.storages[sid] = attached
         if start:
             await engine.start()
-            # The room the user was in first: the others queue behind it for the index.
+            # The room the user was in is read first; the others are read in the
+            # background, so a huge room elsewhere never delays the first screen.
             last = self.settings.last_room.split("/", 1)
             first = last[1] if len(last) == 2 and last[0] == entry.id else None
-            for room_id in sorted(entry.rooms, key=lambda r: r != first):
-                await engine.open_room(room_id, focus=room_id == first)
+            if first in entry.rooms:
+                await engine.open_room(first, focus=True)
+            rest = [r for r in entry.rooms if r != first]
+            if rest:
+                self._background.append(asyncio.create_task(self._open_rooms(engine, rest)))
         return attached
+
+    @staticmethod
+    async def _open_rooms(engine: SyncEngine, rooms: list[str]) -> None:
+        for room_id in rooms:
+            try:
+                await engine.open_room(room_id, focus=False)
+            except StorageError as exc:
+                log.warning("room %s is not available: %s", room_id, exc)
 
     async def start(self) -> None:
         for entry in self.settings.storages:
@@ -109,6 +123,12 @@ class ChatClient:
                 log.warning("storage %s is not available: %s", entry.name, exc)
 
     async def close(self) -> None:
+        for task in self._background:
+            task.cancel()
+        for task in self._background:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._background.clear()
         for attached in list(self.storages.values()):
             with contextlib.suppress(Exception):
                 await attached.engine.close()
