@@ -106,9 +106,8 @@ class Features(QObject):
         """Give the timelines of a storage its confirmed keys (the "confirmed" badge)."""
         keys = self.confirmed_keys(storage_id)
         for key, model in self.controller.timelines.items():
-            setter = getattr(model, "set_confirmed_keys", None)  # once timeline_model has it
-            if setter is not None and _split(key)[0] == storage_id:
-                setter(keys)
+            if _split(key)[0] == storage_id:
+                model.set_confirmed_keys(keys)
         current = self.controller.current
         if current and _split(current)[0] == storage_id:
             self.members_model.set_confirmed(keys)
@@ -159,9 +158,7 @@ class Features(QObject):
             return False
         self._confirmed[storage_id] = self.confirmed_keys(storage_id) | {device.key}
         self._push_confirmed(storage_id)
-        reaudit = getattr(self.controller, "reaudit", None)  # hook: pins take effect now
-        if reaudit is not None:
-            reaudit(room_key)
+        self.controller.reaudit(room_key)  # the new pin takes effect now
         return True
 
     # -- audit ------------------------------------------------------------------------------

@@ -129,14 +129,20 @@ class ChatClient:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._background.clear()
-        for attached in list(self.storages.values()):
-            with contextlib.suppress(Exception):
-                await attached.engine.close()
-            with contextlib.suppress(Exception):
-                await attached.storage.close()
-            attached.index.close()
-            attached.outbox.close()
-        self.storages.clear()
+        for storage_id in list(self.storages):
+            await self.detach(storage_id)
+
+    async def detach(self, storage_id: str) -> None:
+        """Stop syncing one storage and close its engine, cache and outbox."""
+        attached = self.storages.pop(storage_id, None)
+        if attached is None:
+            return
+        with contextlib.suppress(Exception):
+            await attached.engine.close()
+        with contextlib.suppress(Exception):
+            await attached.storage.close()
+        attached.index.close()
+        attached.outbox.close()
 
     def engine(self, storage_id: str) -> SyncEngine:
         return self.storages[storage_id].engine

@@ -17,7 +17,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -446,7 +446,6 @@ class SyncEngine:
                 )
         if not audit:
             return None, None
-        pins = self.index.pins() if self.index is not None else {}
         if room.result is not None and not force_audit and complete == room.complete:
             before = len(room.result.timeline)
             new = room.ledger.try_append(added)
@@ -457,6 +456,7 @@ class SyncEngine:
                         self._pin(new)
                 return new, room.result
         first = room.result is None
+        pins = self.index.pins() if self.index is not None else {}  # full audits only
         room.result = room.ledger.audit(pins, complete=complete)
         room.complete = complete
         if self.index is not None and (complete or first):
@@ -802,13 +802,3 @@ class SyncEngine:
             if left and all(p.state == "failed" for p in left):
                 return False
             await asyncio.sleep(0.2)
-
-
-async def gather_limited(coros: Iterable[Awaitable[T]], limit: int) -> list[T]:
-    sem = asyncio.Semaphore(limit)
-
-    async def run(c: Awaitable[T]) -> T:
-        async with sem:
-            return await c
-
-    return await asyncio.gather(*(run(c) for c in coros))

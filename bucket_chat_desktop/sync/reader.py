@@ -114,7 +114,3 @@ async def open_room(storage: Storage, room_id: str) -> RoomView:
     view = RoomView(room_id, RoomLedger(room_id))
     await refresh_room(storage, view)
     return view
-
-
-def room_findings(view: RoomView) -> list[Finding]:
-    return list(view.metadata_findings)

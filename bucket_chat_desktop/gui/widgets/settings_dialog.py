@@ -10,10 +10,9 @@ put back on Cancel). Adding or removing a storage takes effect at once.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
@@ -26,7 +25,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QListWidget,
     QListWidgetItem,
-    QMainWindow,
     QMessageBox,
     QPushButton,
     QSpinBox,
@@ -43,6 +41,7 @@ from ...storage.url import parse_storage_url
 from ...sync.engine import SyncConfig
 from .. import theme as theme_feature
 from ..controller import Controller
+from ..main_window import MainWindow
 from ..style import is_dark
 from .storage_form import ERROR_COLOR, FormGrid, StorageForm, help_label
 
@@ -557,20 +556,7 @@ def remove_storage(controller: Controller, storage_id: str) -> None:
 
 
 async def _detach(controller: Controller, storage_id: str) -> None:
-    client: Any = controller.client
-    detach = getattr(client, "detach", None)
-    if detach is not None:
-        await detach(storage_id)
-        return
-    attached = client.storages.pop(storage_id, None)
-    if attached is None:
-        return
-    with contextlib.suppress(Exception):
-        await attached.engine.close()
-    with contextlib.suppress(Exception):
-        await attached.storage.close()
-    attached.index.close()
-    attached.outbox.close()
+    await controller.client.detach(storage_id)
 
 
 # -- installing into the main window ---------------------------------------------------------
@@ -613,7 +599,7 @@ def open_add_storage(
 
 
 def install(
-    window: QMainWindow, controller: Controller, *, profiles: ProfileStore | None = None
+    window: MainWindow, controller: Controller, *, profiles: ProfileStore | None = None
 ) -> SettingsActions:
     """Add "Settings…" (Ctrl+,) and "Add storage…" to the window's + menu; the shortcut
     works anywhere in the window."""
@@ -624,11 +610,9 @@ def install(
     add_action = QAction("Add storage…", window)
     add_action.triggered.connect(lambda: open_add_storage(window, controller, profiles=profiles))
     window.addAction(settings_action)
-    menu = getattr(window, "add_menu", None)
-    if menu is not None:
-        menu.addSeparator()
-        menu.addAction(add_action)
-        menu.addAction(settings_action)
+    window.add_menu.addSeparator()
+    window.add_menu.addAction(add_action)
+    window.add_menu.addAction(settings_action)
     return SettingsActions(settings_action, add_action)
 
 
