@@ -22,7 +22,7 @@ from ..keys import KeysError, load_or_create_identity, open_key_store
 from ..protocol.audit import AuditResult
 from ..protocol.event import MEMBER, MESSAGE
 from ..protocol.ids import InvalidRoomIdError, check_room_id
-from ..protocol.metadata import describe
+from ..protocol.metadata import check_signer, describe
 from ..storage import Storage, StorageError, open_storage
 from ..sync.events import EventsAppended, RoomLoaded
 from ..sync.reader import list_rooms, room_exists
@@ -368,7 +368,8 @@ async def _audited(args: argparse.Namespace, *, cached: bool) -> tuple[Any, Audi
         room = await engine.open_room(room_id, background=False)
     assert room.result is not None
     result = room.result
-    result.findings[:0] = room.metadata_findings
+    signer = check_signer(room.metadata, result.authorized)[1] if room.metadata else []
+    result.findings[:0] = [*room.metadata_findings, *signer]
     return room, result
 
 
@@ -387,7 +388,7 @@ async def cmd_history(args: argparse.Namespace) -> int:
         }
         print(json.dumps(doc, ensure_ascii=False, indent=1))
         return EXIT_OK
-    title = describe(view.metadata) if view.metadata else view.room_id
+    title = describe(view.metadata, result.authorized) if view.metadata else view.room_id
     print(f"# {title}")
     for item in timeline:
         print(fmt.event_line(item))
@@ -411,6 +412,11 @@ async def cmd_verify(args: argparse.Namespace) -> int:
             "metadata": {
                 "name": view.metadata.name if view.metadata else None,
                 "signed": bool(view.metadata and view.metadata.signed),
+                "signer": (
+                    check_signer(view.metadata, result.authorized)[0].value
+                    if view.metadata
+                    else None
+                ),
                 "creator_id": view.metadata.creator_id if view.metadata else None,
             },
             "counts": {k.value: v for k, v in result.counts.items()},
@@ -418,7 +424,11 @@ async def cmd_verify(args: argparse.Namespace) -> int:
         }
         print(json.dumps(doc, ensure_ascii=False, indent=1))
         return status
-    title = describe(view.metadata) if view.metadata else f"{view.room_id} (no metadata)"
+    title = (
+        describe(view.metadata, result.authorized)
+        if view.metadata
+        else f"{view.room_id} (no metadata)"
+    )
     total = len(result.timeline) + len(result.invalid)
     print(f"Room {view.room_id}: {title}")
     print(f"{total:,} events in {result.segments:,} segments")

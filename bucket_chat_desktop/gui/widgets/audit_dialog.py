@@ -53,7 +53,7 @@ from PySide6.QtWidgets import (
 from ...keys.identity import display_fingerprint
 from ...protocol.audit import AuditResult, TrustState
 from ...protocol.findings import Finding, Kind, Severity
-from ...protocol.metadata import RoomMetadata
+from ...protocol.metadata import RoomMetadata, Signer, check_signer, describe, signer_text
 from ..models.members_model import key_bytes
 from ..style import TRUST_COLORS, is_dark
 from .members_panel import trust_badge
@@ -201,6 +201,38 @@ EXPLANATIONS: dict[Kind, Explanation] = {
         "Ask them — not in this chat — whether they set up a new device. Compare the "
         "fingerprint in Members and mark the device as verified if it matches.",
     ),
+    Kind.KEY_CONFLICT: Explanation(
+        "Two keys claim one person",
+        "Two or more device keys sign as the same person and none of them introduced the "
+        "others. One may be an impostor who backdated their messages to look first, so "
+        "none of them is trusted.",
+        "Ask the person — not in this chat — which device is theirs, compare its "
+        "fingerprint in Members and mark it verified; the other keys then show as not theirs.",
+    ),
+    Kind.IMPERSONATION: Explanation(
+        "Unsigned message under a signing person's name",
+        "A message without a signature claims to be from someone whose devices sign every "
+        "message. Anyone with access to the storage can write such a line.",
+        "Do not believe it came from them. " + _TAMPER,
+    ),
+    Kind.TRUNCATED_CHAIN: Explanation(
+        "Messages were removed from the end of a history",
+        "Another member's device saw a message that is no longer in the room: the newest "
+        "part of someone's history was deleted from the storage.",
+        "Ask the author what they sent last. " + _TAMPER,
+    ),
+    Kind.UNREAD: Explanation(
+        "History could not be read completely",
+        "Part of the room could not be listed (the storage did not answer, or refused). "
+        "What is shown was checked, but the verdict is not final until everything is read.",
+        "The app tries again by itself. If it persists, check the storage connection.",
+    ),
+    Kind.METADATA_SIGNER_UNKNOWN: Explanation(
+        "Room metadata signed by someone else",
+        "metadata.json is signed, but not by a key of the person it names as the room's "
+        "creator: someone else wrote the room's name and creator.",
+        "Do not rely on the room name or creator shown. " + _TAMPER,
+    ),
     Kind.MISSING_JOIN: Explanation(
         "Wrote before joining",
         "A device's first event is not a join. Other or older apps do this; it is no sign "
@@ -255,8 +287,15 @@ class AuditView:
     confirmed_keys: frozenset[str] = field(default_factory=frozenset)
 
     @property
+    def signer(self) -> tuple[Signer, list[Finding]]:
+        """Who signed the metadata, as far as this audit knows (PROTOCOL.md section 10)."""
+        if self.metadata is None:
+            return Signer.UNSIGNED, []
+        return check_signer(self.metadata, self.result.authorized)
+
+    @property
     def findings(self) -> list[Finding]:
-        return [*self.metadata_findings, *self.result.findings]
+        return [*self.metadata_findings, *self.signer[1], *self.result.findings]
 
     @property
     def errors(self) -> list[Finding]:
@@ -280,9 +319,7 @@ class AuditView:
         meta = self.metadata
         if meta is None:
             return f"{self.room_id} (no metadata)"
-        name = meta.name or meta.room_id
-        state = f"signed by {meta.creator_id}" if meta.signed else "unsigned"
-        return f"{name} ({state})"
+        return describe(meta, self.result.authorized)
 
     @property
     def name(self) -> str:
@@ -762,8 +799,11 @@ class AuditDialog(QDialog):
             return f"<b>Room metadata:</b> <span style='color:{warn}'>{what}</span>."
         name = _esc(meta.name or meta.room_id)
         created = _created(meta.created_at)
+        signer = view.signer[0]
         if meta.signed:
-            state = f"<span style='color:{ok}'>✔ signed by {_esc(meta.creator_id or '?')}</span>"
+            color = ok if signer is Signer.CONFIRMED else warn
+            mark = "✔ " if signer is Signer.CONFIRMED else ""
+            state = f"<span style='color:{color}'>{mark}{_esc(signer_text(meta, signer))}</span>"
             fp = ""
             raw = key_bytes(meta.creator_key or "")
             if raw is not None:
