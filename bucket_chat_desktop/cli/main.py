@@ -231,8 +231,9 @@ async def _send_and_deliver(
     *,
     quiet: bool = False,
 ) -> int:
-    """Queue durably in the outbox, then deliver (with anything queued before)."""
-    async with engine_session(storage, index=False) as engine:
+    """Queue durably in the outbox, then deliver (with anything queued before). The index
+    is opened (read only here) so the events can witness what this device has read."""
+    async with engine_session(storage) as engine:
         events = await engine.send(
             room_id, identity.user_id, identity.signing_key, drafts, displayname=displayname
         )

@@ -65,6 +65,7 @@ WARM_ROWS = 100
 PROGRESS_AUDIT = 2.0  # at least this many seconds between audits while back-filling
 AUDIT_SHARE = 0.15  # ... and audits take at most this share of the back-fill's time
 MAX_WITNESS = 64  # other devices' chains named in one event's witness
+WITNESS_ROWS = 500  # newest cached rows a send that did not open the room witnesses from
 UNREAD_RETRY = 60.0  # seconds between new attempts at a room that was read only partly
 
 
@@ -768,7 +769,15 @@ class SyncEngine:
             if displayname:
                 join["displayname"] = displayname
             drafts = [(MEMBER, join), *drafts]
-        witness = self._witness(room, key_text)
+        if room is not None and room.result is not None:
+            seen: Iterable[Event] = (a.event for a in reversed(room.result.timeline))
+        elif self.index is not None:  # not open here (the CLI): what this device cached
+            rows = await self._serially(self.index.newest, room_id, WITNESS_ROWS)
+            parsed = (parse_line(r.raw.encode("utf-8"), room_id) for r in reversed(rows))
+            seen = [e for e in parsed if isinstance(e, Event)]
+        else:
+            seen = ()
+        witness = self._witness(room_id, key_text, seen)
         events = await self._outboxed(
             lambda: outbox.enqueue(
                 room_id=room_id,
@@ -792,20 +801,19 @@ class SyncEngine:
             self._publish_wake.set()
         return events
 
-    def _witness(self, room: RoomState | None, key_text: str) -> dict[str, str]:
-        """The other devices' newest events this device has read, for the witness of its
-        next event (PROTOCOL.md section 6.1): only chains that moved since this device's
-        last witness in the room, at most ``MAX_WITNESS``, the most recently active first."""
-        if room is None or room.result is None:
-            return {}
+    def _witness(self, room_id: str, key_text: str, seen: Iterable[Event]) -> dict[str, str]:
+        """The other devices' newest events this device has read (``seen``, newest first
+        in display order), for the witness of its next event (PROTOCOL.md section 6.1): only chains
+        that moved since this device's last witness in the room, at most ``MAX_WITNESS``,
+        the most recently active first."""
         tips: dict[str, str] = {}
-        for item in reversed(room.result.timeline):  # display order: a chain's tip is last
-            key = item.event.sender_key
+        for ev in seen:  # newest first: the first event of a key is its chain's tip
+            key = ev.sender_key
             if key and key != key_text and key not in tips:
-                tips[key] = item.event.hash
+                tips[key] = ev.hash
                 if len(tips) >= MAX_WITNESS * 4:
                     break
-        told = self._witnessed.setdefault((room.room_id, key_text), {})
+        told = self._witnessed.setdefault((room_id, key_text), {})
         out = {k: h for k, h in tips.items() if told.get(k) != h}
         out = dict(list(out.items())[:MAX_WITNESS])
         told.update(out)

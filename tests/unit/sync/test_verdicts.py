@@ -1,4 +1,5 @@
-"""A partial read is never a final verdict (PROTOCOL.md section 16).
+"""Verdicts the engine must not get wrong: a partial read is never final (PROTOCOL.md
+section 16), and what a device writes witnesses what it read (section 6.1).
 
 The red-team case: a reader pinned alice's key earlier; an impostor key writes as alice in
 the newest day folder; reading the room then fails part-way (a listing, or one segment).
@@ -173,3 +174,31 @@ def test_verify_style_read_with_a_dead_listing_is_never_clean(tmp_path: Path) ->
     assert rows == []
     assert [f.kind for f in room.result.errors] == [Kind.UNREAD]
     assert not room.result.clean
+
+
+def test_a_send_witnesses_the_chains_this_device_read(tmp_path: Path) -> None:
+    """PROTOCOL.md 6.1: the first event of a batch names the newest event of every other
+    chain read; the next batch names only chains that moved since."""
+    from bucket_chat_desktop.protocol.audit import WITNESS_FIELD
+    from bucket_chat_desktop.sync.outbox import Outbox
+
+    build(tmp_path / "store")
+
+    async def go() -> None:
+        box = Outbox(tmp_path / "out.sqlite3")
+        engine = SyncEngine(LocalStorage(tmp_path / "store"), outbox=box, config=QUIET)
+        try:
+            room = await engine.open_room(ROOM, background=False)
+            assert room.result is not None
+            tips = {a.event.sender_key: a.event.hash for a in room.result.timeline}
+            first = await engine.send(ROOM, BOB, key(2), [("m.room.message", {"body": "a"})])
+            assert dict(first[0].raw[WITNESS_FIELD]) == {
+                k: h for k, h in tips.items() if k != ktext(2)
+            }
+            again = await engine.send(ROOM, BOB, key(2), [("m.room.message", {"body": "b"})])
+            assert WITNESS_FIELD not in again[0].raw  # nothing moved since
+        finally:
+            await engine.close()
+            box.close()
+
+    asyncio.run(go())
