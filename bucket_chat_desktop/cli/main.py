@@ -20,6 +20,7 @@ from typing import Any
 from .. import __version__, paths
 from ..keys import KeysError, load_or_create_identity, open_key_store
 from ..protocol.audit import AuditResult
+from ..protocol.canonical import b64encode
 from ..protocol.event import MEMBER, MESSAGE
 from ..protocol.ids import InvalidRoomIdError, check_room_id
 from ..protocol.metadata import check_signer, describe
@@ -110,6 +111,14 @@ def build_parser() -> argparse.ArgumentParser:
     user(p)
     p.add_argument("--key", required=True, help="the other device's public key (show-key)")
     p.add_argument("--device-name", help="a name for that device")
+    p = command(
+        "accept-device",
+        "on a new device: accept the introduction by your other device (run add-device there "
+        "first); needed only if this device wrote in the room before it was introduced",
+    )
+    room(p)
+    user(p)
+    p.add_argument("--key", required=True, help="the introducing device's public key")
     p = command("sync", "fetch and verify the room's new messages, deliver the outbox")
     room(p)
     p.add_argument("--follow", action="store_true", help="keep running and print new messages")
@@ -322,6 +331,30 @@ async def cmd_add_device(args: argparse.Namespace) -> int:
     return status
 
 
+async def cmd_accept_device(args: argparse.Namespace) -> int:
+    """A join naming the introducing key (PROTOCOL.md section 7): the second signature an
+    introduction needs. The person vouches for that key by running this."""
+    from ..protocol.audit import DEVICE_ACCEPT_FIELD
+    from ..protocol.event import valid_key_text
+
+    storage = _storage(args)
+    room_id = _room_id(args)
+    if valid_key_text(args.key) is None:
+        raise UsageError("--key must be the introducing device's public key (base64 of 32 bytes)")
+    await _require_room(storage, room_id)
+    identity, _, _ = _identity(args.user_id)
+    if args.key == b64encode(bytes(identity.signing_key.verify_key)):
+        raise UsageError("--key is this device's own key: name the device that introduced it")
+    content = _join_content(None)
+    content[DEVICE_ACCEPT_FIELD] = args.key
+    status = await _send_and_deliver(
+        storage, room_id, identity, [(MEMBER, content)], None, quiet=True
+    )
+    if status == EXIT_OK:
+        print(f"Accepted the introduction by device key {args.key[:12]}… in {room_id!r}.")
+    return status
+
+
 async def cmd_sync(args: argparse.Namespace) -> int:
     storage = _storage(args)
     room_id = _room_id(args)
@@ -479,6 +512,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, int]]] = 
     "history": cmd_history,
     "verify": cmd_verify,
     "add-device": cmd_add_device,
+    "accept-device": cmd_accept_device,
     "chat": cmd_chat,
     "sync": cmd_sync,
     "storage": cmd_storage,

@@ -712,16 +712,20 @@ def _conflict_reason(claimants: list[str]) -> str:
     )
 
 
-def pending_introduction(result: AuditResult, user_id: str, key_text: str) -> str | None:
-    """The key that introduced ``key_text`` for ``user_id`` and still waits for this
-    key's acceptance (section 7), or None.
+def pending_introduction(
+    shown: Iterable[tuple[Event, TrustState]], user_id: str, key_text: str
+) -> str | None:
+    """The key whose *verified* statement introduced ``key_text`` for ``user_id`` and
+    still waits for this key's acceptance (section 7), or None. ``shown``: events with
+    their trust states, as this device sees them.
 
-    Only a *verified* statement counts: an impostor that copies a real statement naming
-    this key gains nothing, because its own statement is not verified."""
+    Only a verified statement is accepted without asking: an impostor copying a real
+    statement gains nothing (its own statement is not verified). A device that wrote
+    before it was introduced is in conflict with the introducer; there the person decides
+    (confirms the other device's fingerprint, or ``bucket-chat accept-device``)."""
     accepted: set[str] = set()
     introducer: str | None = None
-    for item in result.timeline:
-        ev = item.event
+    for ev, state in shown:
         if ev.sender_id != user_id or not _is_join(ev):
             continue
         if ev.sender_key == key_text:
@@ -730,7 +734,7 @@ def pending_introduction(result: AuditResult, user_id: str, key_text: str) -> st
                 accepted.add(by)
         elif (
             introducer is None
-            and item.state is TrustState.VERIFIED
+            and state is TrustState.VERIFIED
             and ev.content.get(DEVICE_ADD_FIELD) == key_text
         ):
             introducer = ev.sender_key

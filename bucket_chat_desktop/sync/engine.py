@@ -759,8 +759,29 @@ class SyncEngine:
                 head = self._own_head(room_id, key_text)
             await self._outboxed(outbox.seed_head, room_id, key_text, head)
         room = self.rooms.get(room_id)
-        if introducer is None and room is not None and room.result is not None and room.complete:
-            introducer = pending_introduction(room.result, user_id, key_text)
+        if room is not None and room.result is not None:
+            result = room.result
+            seen: Iterable[Event] = (a.event for a in reversed(result.timeline))
+            settled = room.complete and not room.unread and not room.unlisted
+            if (
+                introducer is None
+                and settled  # provisional verdicts could let an impostor's statement in
+                and key_text not in result.authorized.get(user_id, ())
+            ):
+                shown = ((a.event, a.state) for a in result.timeline)
+                introducer = pending_introduction(shown, user_id, key_text)
+        elif self.index is not None:  # not open here (the CLI): what this device cached
+            rows = await self._serially(self.index.newest, room_id, WITNESS_ROWS)
+            cached = [
+                (ev, row.state)
+                for row in rows
+                if isinstance(ev := parse_line(row.raw.encode("utf-8"), room_id), Event)
+            ]
+            seen = [ev for ev, _ in reversed(cached)]
+            if introducer is None:
+                introducer = pending_introduction(cached, user_id, key_text)
+        else:
+            seen = ()
         if introducer is not None and (room_id, key_text, introducer) not in self._accepted:
             # Accept the introduction by another device of ours (PROTOCOL.md section 7):
             # until this join is stored, that device's statement counts for nothing.
@@ -769,14 +790,6 @@ class SyncEngine:
             if displayname:
                 join["displayname"] = displayname
             drafts = [(MEMBER, join), *drafts]
-        if room is not None and room.result is not None:
-            seen: Iterable[Event] = (a.event for a in reversed(room.result.timeline))
-        elif self.index is not None:  # not open here (the CLI): what this device cached
-            rows = await self._serially(self.index.newest, room_id, WITNESS_ROWS)
-            parsed = (parse_line(r.raw.encode("utf-8"), room_id) for r in reversed(rows))
-            seen = [e for e in parsed if isinstance(e, Event)]
-        else:
-            seen = ()
         witness = self._witness(room_id, key_text, seen)
         events = await self._outboxed(
             lambda: outbox.enqueue(

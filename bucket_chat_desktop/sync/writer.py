@@ -124,7 +124,8 @@ class RoomWriter:
         except StorageError as exc:
             log.info("could not look for an introduction of this device: %s", exc)
             return None
-        return pending_introduction(ledger.audit(), self.user_id, self.key_text)
+        shown = ((a.event, a.state) for a in ledger.audit().timeline)
+        return pending_introduction(shown, self.user_id, self.key_text)
 
     @property
     def joined(self) -> bool:

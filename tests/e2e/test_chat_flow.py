@@ -77,6 +77,34 @@ def test_a_second_device_without_introduction_is_a_conflict(device) -> None:  # 
     assert {e["trust"] for e in history} == {"key-changed"}
 
 
+def test_a_device_introduced_after_it_wrote_accepts_when_its_owner_says_so(device) -> None:  # type: ignore[no-untyped-def]
+    """The laptop wrote before the phone introduced it: a conflict. Its owner then accepts
+    the phone's introduction on the laptop: its later messages are verified, the earlier
+    ones stay key-changed (they came before the statement)."""
+    phone = device("phone", "alice@example.com")
+    laptop = device("laptop", "alice@example.com")
+    bob = device("bob", "bob@example.com")
+    phone.user("create-room", "--room-id", ROOM, "--name", "Team")
+    laptop.user("send", "--room-id", ROOM, "too early")
+    assert kinds(bob.json("verify", "--room-id", ROOM, check=False)) == {"key-conflict"}
+    phone.user("add-device", "--room-id", ROOM, "--key", _public_key(laptop))
+    # Not accepted by itself: an impostor could have written that statement as well
+    laptop.user("send", "--room-id", ROOM, "still not introduced")
+    assert kinds(bob.json("verify", "--room-id", ROOM, check=False)) == {"key-conflict"}
+    out = laptop.user("accept-device", "--room-id", ROOM, "--key", _public_key(phone)).stdout
+    assert "Accepted the introduction" in out
+    laptop.user("send", "--room-id", ROOM, "now introduced")
+    doc = bob.json("verify", "--room-id", ROOM, check=False)
+    assert kinds(doc) == {"key-changed"}
+    events = bob.json("history", "--room-id", ROOM)["events"]
+    trust = {e["content"].get("body"): e["trust"] for e in events}
+    assert trust["too early"] == "key-changed" and trust["now introduced"] == "verified"
+    # once accepted, the statement counts from its place in the history on
+    assert trust["still not introduced"] == "verified"
+    accept = [e for e in events if e["content"].get("introduced_by")]
+    assert accept and accept[0]["content"]["introduced_by"] == _public_key(phone)
+
+
 def test_chat_shows_incoming_messages_live(device, store: Path) -> None:  # type: ignore[no-untyped-def]
     alice = device("alice", "alice@example.com")
     bob = device("bob", "bob@example.com")

@@ -11,6 +11,7 @@ from bucket_chat_desktop.protocol.audit import (
     DEVICE_ADD_FIELD,
     RoomLedger,
     TrustState,
+    pending_introduction,
 )
 from bucket_chat_desktop.protocol.event import MEMBER, Event
 from bucket_chat_desktop.protocol.findings import Finding, Kind, Severity
@@ -708,3 +709,27 @@ def test_invalid_events_never_in_timeline() -> None:
     result = audit((named_path(T0, T0 + 1), lines))
     assert all(x.state is not TrustState.INVALID for x in result.timeline)
     assert all(x.state is TrustState.INVALID for x in result.invalid)
+
+
+def test_pending_introduction_for_the_new_device() -> None:
+    phone, laptop = alice(), alice_laptop()
+    p1, stmt = phone.join(T0), add_device(phone, laptop, T0 + 1)
+
+    def pending(*segments: tuple[str, bytes], pinned: Any = None) -> str | None:
+        shown = ((a.event, a.state) for a in audit(*segments, pinned=pinned).timeline)
+        return pending_introduction(shown, laptop.sender_id, laptop.public)
+
+    assert pending(seg([p1, stmt], "p")) == phone.public  # verified statement
+    accepted = seg([accept(laptop, phone, T0 + 2)], "l")
+    assert pending(seg([p1, stmt], "p"), accepted) is None  # already accepted
+    # an impostor copying the statement: two keys claim alice, nothing is verified
+    rogue = Device("alice@example.com", 9)
+    copied = seg([rogue.join(T0 - 9), add_device(rogue, laptop, T0 - 8)], "r")
+    assert pending(seg([p1, stmt], "p"), copied) is None
+    # the laptop wrote first (a conflict): not accepted without the person deciding ...
+    early = seg([laptop.join(T0 - 5)], "e")
+    assert pending(seg([p1, stmt], "p"), early) is None
+    assert pending(copied, early) is None
+    # ... e.g. by confirming the phone's fingerprint (a pin) on the laptop
+    mine = {alice().sender_id: [phone.public, laptop.public]}
+    assert pending(seg([p1, stmt], "p"), early, pinned=mine) == phone.public
