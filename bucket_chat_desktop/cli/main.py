@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import json
 import logging
 import os
 import sys
@@ -22,7 +21,7 @@ from ..keys import KeysError, load_or_create_identity, open_key_store
 from ..protocol.audit import AuditResult
 from ..protocol.event import MEMBER, MESSAGE
 from ..protocol.ids import InvalidRoomIdError, check_room_id
-from ..protocol.metadata import describe
+from ..protocol.untrusted_text import RoomIds, terminal_safe
 from ..storage import Storage, StorageError, open_storage
 from ..sync.events import EventsAppended, RoomLoaded
 from ..sync.reader import list_rooms, room_exists
@@ -210,7 +209,10 @@ async def cmd_create_room(args: argparse.Namespace) -> int:
     identity, _, _ = _identity(args.user_id)
     writer = RoomWriter(storage, room_id, identity.user_id, identity.signing_key)
     await writer.write_metadata(args.name, _now_iso())
-    print(f"Created room {room_id!r} ({args.name}) in {storage.describe()}.")
+    print(
+        f"Created room {room_id!r} ({terminal_safe(args.name, limit=fmt.TITLE_LIMIT)}) "
+        f"in {terminal_safe(storage.describe())}."
+    )
     join = (MEMBER, _join_content(args.displayname))
     return await _send_and_deliver(storage, room_id, identity, [join], args.displayname, quiet=True)
 
@@ -242,7 +244,8 @@ async def _send_and_deliver(
             waiting = engine.outbox.pending()
             error = next((p.error for p in waiting if p.error), "no answer from the storage")
             print(
-                f"bucket-chat: queued, not delivered yet ({error}). {len(waiting)} event(s) "
+                f"bucket-chat: queued, not delivered yet ({terminal_safe(error)}). "
+                f"{len(waiting)} event(s) "
                 "wait in the outbox and go out with the next bucket-chat command on this "
                 "storage (e.g. 'bucket-chat sync').",
                 file=sys.stderr,
@@ -261,11 +264,11 @@ async def cmd_rooms(args: argparse.Namespace) -> int:
     storage = _storage(args)
     rooms = await list_rooms(storage)
     if not rooms:
-        print(f"No rooms in {storage.describe()}.")
+        print(f"No rooms in {terminal_safe(storage.describe())}.")
         return EXIT_OK
     for room_id in rooms:
         meta, _ = await read_metadata(storage, room_id)
-        label = describe(meta) if meta else "(no metadata)"
+        label = fmt.room_title(meta, room_id) if meta else "(no metadata)"
         print(f"{room_id:32} {label}")
     return EXIT_OK
 
@@ -326,13 +329,15 @@ async def cmd_sync(args: argparse.Namespace) -> int:
     room_id = _room_id(args)
     await _require_room(storage, room_id)
     shown: set[str] = set()
+    ids = RoomIds()
 
     def show(result: AuditResult) -> None:
         for item in result.timeline:
             if item.event.event_id not in shown:
                 shown.add(item.event.event_id)
+                ids.add(item.event.sender_id)
                 if args.follow:
-                    print(fmt.event_line(item), flush=True)
+                    print(fmt.event_line(item, ids), flush=True)
 
     def listener(event: Any) -> None:
         if isinstance(event, RoomLoaded | EventsAppended) and event.room_id == room_id:
@@ -385,12 +390,19 @@ async def cmd_history(args: argparse.Namespace) -> int:
             "events": [fmt.event_json(a) for a in timeline],
             "findings": [f.as_dict() for f in result.findings],
         }
-        print(json.dumps(doc, ensure_ascii=False, indent=1))
+        print(fmt.json_text(doc))
         return EXIT_OK
-    title = describe(view.metadata) if view.metadata else view.room_id
+    title = fmt.room_title(view.metadata, view.room_id) if view.metadata else view.room_id
     print(f"# {title}")
+    ids = RoomIds()
+    ids.update(a.event.sender_id for a in result.timeline)  # first seen in the whole room
     for item in timeline:
-        print(fmt.event_line(item))
+        print(fmt.event_line(item, ids))
+    notes = fmt.id_notes((a.event.sender_id for a in timeline), ids)
+    if notes:
+        print(f"\nIds marked {fmt.LOOKALIKE_MARK} may imitate someone else:")
+        for line in notes:
+            print(line)
     if result.errors:
         print(
             f"\nThis room has {len(result.errors)} finding(s); "
@@ -416,15 +428,22 @@ async def cmd_verify(args: argparse.Namespace) -> int:
             "counts": {k.value: v for k, v in result.counts.items()},
             "findings": [f.as_dict() for f in result.findings],
         }
-        print(json.dumps(doc, ensure_ascii=False, indent=1))
+        print(fmt.json_text(doc))
         return status
-    title = describe(view.metadata) if view.metadata else f"{view.room_id} (no metadata)"
+    title = fmt.room_title(view.metadata, view.room_id)
     total = len(result.timeline) + len(result.invalid)
     print(f"Room {view.room_id}: {title}")
     print(f"{total:,} events in {result.segments:,} segments")
     for line in fmt.counts_text(result):
         print(line)
     _print_findings(result, sys.stdout)
+    ids = RoomIds()
+    ids.update(a.event.sender_id for a in result.timeline)
+    notes = fmt.id_notes((a.event.sender_id for a in result.timeline), ids)
+    if notes:
+        print(f"Ids that may imitate someone else ({len(notes)}):")
+        for line in notes:
+            print(line)
     if result.clean:
         notices = len(result.findings)
         extra = f" ({notices} notice(s))" if notices else ""
@@ -447,7 +466,7 @@ async def cmd_chat(args: argparse.Namespace) -> int:
     if not await room_exists(storage, room_id):
         writer = RoomWriter(storage, room_id, identity.user_id, identity.signing_key)
         await writer.write_metadata(room_id, _now_iso())
-        print(f"Created room {room_id!r} in {storage.describe()}.")
+        print(f"Created room {room_id!r} in {terminal_safe(storage.describe())}.")
     return await run_chat(storage, room_id, identity, args.displayname)
 
 
@@ -487,7 +506,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return asyncio.run(COMMANDS[args.command](args))
     except (UsageError, KeysError, StorageError, RoomError) as exc:
-        print(f"bucket-chat: {exc}", file=sys.stderr)
+        print(f"bucket-chat: {terminal_safe(str(exc))}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130
