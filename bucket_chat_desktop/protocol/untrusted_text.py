@@ -28,6 +28,7 @@ from __future__ import annotations
 import html
 import unicodedata
 from collections.abc import Iterable
+from functools import lru_cache
 
 # -- character classes --------------------------------------------------------------------
 
@@ -162,6 +163,12 @@ def isolate(text: str) -> str:
     return f"{FSI}{text}{PDI}"
 
 
+def shown_id(sender_id: str) -> str:
+    """A sender id as the GUI or a terminal shows it: the real id, never cleaned up, with
+    anything invisible or active spelled out as an escape and the length capped."""
+    return terminal_safe(sender_id, limit=ID_LIMIT)
+
+
 def html_escape(text: object) -> str:
     """The one escape for rich text (Qt labels, tooltips, documents): ``& < > " '``."""
     return html.escape(text if isinstance(text, str) else str(text), quote=True)
@@ -214,6 +221,7 @@ def _script(ch: str) -> str | None:
     return _SCRIPT_ALIASES.get(word, word)
 
 
+@lru_cache(maxsize=4096)
 def skeleton(text: str) -> str:
     """What an id looks like: compatibility forms folded (NFKC), invisible characters
     dropped, look-alike letters and digits mapped to one letter, case folded. Two ids
@@ -252,6 +260,7 @@ def _describe(chars: Iterable[str], limit: int = 2) -> str:
     return shown + (f" and {more} more" if more > 0 else "")
 
 
+@lru_cache(maxsize=4096)
 def id_warning(sender_id: str) -> str | None:
     """Why ``sender_id`` may be taken for another id, in one sentence; None when it is
     plain. Looks at the id alone; ``RoomIds`` adds the comparison with the room's ids."""
@@ -333,6 +342,7 @@ __all__ = [
     "id_warning",
     "isolate",
     "one_line",
+    "shown_id",
     "skeleton",
     "terminal_safe",
 ]
