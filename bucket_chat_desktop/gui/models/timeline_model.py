@@ -21,7 +21,7 @@ from PySide6.QtCore import QAbstractListModel, QByteArray, QModelIndex, QPersist
 from ...index import TimelineRow
 from ...protocol.audit import Assessed, TrustState
 from ...protocol.event import MEMBER, MESSAGE, Event
-from ...protocol.untrusted_text import RoomIds
+from ...protocol.untrusted_text import RoomIds, display_name_safe
 
 PAGE = 200
 
@@ -330,9 +330,9 @@ class TimelineModel(QAbstractListModel):
         for r in rows:
             self.ids.add(r.sender_id)
             if r.type == MEMBER and r.trust == TrustState.VERIFIED.value:
-                name = r.content.get("displayname")
-                if isinstance(name, str) and name.strip():
-                    self.names[r.sender_id] = name.strip()[:64]
+                name = display_name_safe(r.content.get("displayname"))
+                if name:
+                    self.names[r.sender_id] = name
 
     def append(self, items: Sequence[Assessed]) -> None:
         # An append may repeat rows a full re-audit already brought (the engine's result
