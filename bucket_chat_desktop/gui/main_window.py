@@ -333,9 +333,11 @@ class MainWindow(QMainWindow):
 
     def _confirm_leave(self, key: str) -> None:
         item = self.controller.rooms.item(key)
-        name = item.name if item else key
-        answer = QMessageBox.question(
-            self, "Leave room", f"Leave {name}? Its history stays in the storage."
+        name = item.shown_name if item else key
+        answer = QMessageBox.question(  # rich text, so the escaped name shows as written
+            self,
+            "Leave room",
+            f"<p>Leave “{html_escape(name)}”? Its history stays in the storage.</p>",
         )
         if answer == QMessageBox.StandardButton.Yes:
             self.controller.leave_room(key)

@@ -319,18 +319,29 @@ class RoomIds:
         first = self._first.get(skeleton(sender_id))
         return first if first is not None and first != sender_id else None
 
-    def warning(self, sender_id: str) -> str | None:
+    def warning(self, sender_id: str, display_name: str | None = None) -> str | None:
         """``id_warning`` plus "looks like <earlier id>" when another id of the room
-        looks the same."""
+        looks the same, and a note when ``display_name`` looks like another sender's id."""
+        parts: list[str] = []
         own = id_warning(sender_id)
+        if own:
+            parts.append(own)
         other = self.lookalike_of(sender_id)
-        if other is None:
-            return own
-        clash = (
-            f"It looks like {terminal_safe(other, limit=ID_LIMIT)}, a different sender "
-            "who wrote in this room first."
-        )
-        return f"{own} {clash}" if own else f"This id may imitate another. {clash}"
+        if other is not None:
+            if not own:
+                parts.append("This id may imitate another.")
+            parts.append(
+                f"It looks like {terminal_safe(other, limit=ID_LIMIT)}, a different sender "
+                "who wrote in this room first."
+            )
+        if display_name:
+            named = self._first.get(skeleton(display_name))
+            if named is not None and named != sender_id:
+                parts.append(
+                    f"Its display name looks like the id of {terminal_safe(named, limit=ID_LIMIT)},"
+                    " a different sender."
+                )
+        return " ".join(parts) or None
 
 
 __all__ = [

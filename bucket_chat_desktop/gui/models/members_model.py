@@ -265,7 +265,7 @@ class Roster:
                     sender.last_seen,
                     bool(self.own_user) and user_id == self.own_user,
                     sender.joined,
-                    self._ids.warning(user_id),
+                    self._ids.warning(user_id, sender.name),
                 )
             )
         out.sort(key=lambda m: (m.display_name.casefold(), m.user_id))

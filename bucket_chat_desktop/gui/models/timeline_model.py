@@ -194,7 +194,7 @@ class TimelineModel(QAbstractListModel):
             case Roles.DisplayName:
                 return self.names.get(row.sender_id) or row.sender_id
             case Roles.SenderWarning:
-                return self.ids.warning(row.sender_id)
+                return self.ids.warning(row.sender_id, self.names.get(row.sender_id))
             case Roles.Own:
                 return bool(self.own_key) and row.sender_key == self.own_key
             case Roles.Confirmed:

@@ -148,3 +148,13 @@ def test_a_warning_never_carries_raw_controls() -> None:
     ids.add("alice\x1b]0;y\x07@example.com")
     warning = ids.warning("alice\x1b]0;y\x07@example.com")
     assert warning is not None and "\x1b" not in warning and "\x07" not in warning
+
+
+def test_a_display_name_copying_another_id_is_marked() -> None:
+    ids = RoomIds()
+    ids.update(["alice@example.com", "bob@example.com"])
+    warning = ids.warning("bob@example.com", "alice@example.com")
+    assert warning is not None and "display name looks like the id of alice@example.com" in warning
+    assert ids.warning("bob@example.com", "\u0430lice@EXAMPLE.com") is not None
+    assert ids.warning("bob@example.com", "Bob") is None
+    assert ids.warning("alice@example.com", "alice@example.com") is None  # their own id
