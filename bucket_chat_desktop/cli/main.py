@@ -39,6 +39,14 @@ class UsageError(Exception):
     pass
 
 
+class _SafeFormatter(logging.Formatter):
+    """Log lines quote object names and error text from storage: escaped like all
+    other output before they reach the terminal."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return terminal_safe(super().format(record), multiline=True)
+
+
 def _storage_arg(parser: argparse.ArgumentParser, *, top: bool) -> None:
     parser.add_argument(
         "-s",
@@ -496,10 +504,9 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, int]]] = 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    handler = logging.StreamHandler()
+    handler.setFormatter(_SafeFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, handlers=[handler])
     if not args.command:
         parser.print_help()
         return EXIT_ERROR

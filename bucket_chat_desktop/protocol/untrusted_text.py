@@ -68,10 +68,6 @@ def _escape(ch: str) -> str:
     return f"\\U{code:08x}"
 
 
-def _char_name(ch: str) -> str:
-    return unicodedata.name(ch, "") or f"U+{ord(ch):04X}"
-
-
 # -- terminals ------------------------------------------------------------------------------
 
 
@@ -255,7 +251,10 @@ def _describe(chars: Iterable[str], limit: int = 2) -> str:
     for ch in chars:
         if ch not in seen:
             seen.append(ch)
-    shown = ", ".join(f"U+{ord(c):04X} {_char_name(c)}" for c in seen[:limit])
+    shown = ", ".join(
+        f"U+{ord(c):04X} {unicodedata.name(c)}" if unicodedata.name(c, "") else f"U+{ord(c):04X}"
+        for c in seen[:limit]
+    )
     more = len(seen) - limit
     return shown + (f" and {more} more" if more > 0 else "")
 

@@ -163,9 +163,9 @@ def test_history_json_escapes_what_a_terminal_acts_on(planted: Device) -> None:
 
 
 def test_verify_keeps_not_clean_visible(planted: Device) -> None:
-    out = planted.run("verify", "--room-id", ROOM, check=False)
+    out = planted.run("-v", "verify", "--room-id", ROOM, check=False)
     assert out.returncode == 1, out
-    assert _bad(out.stdout + out.stderr) == []
+    assert _bad(out.stdout + out.stderr) == []  # log lines too
     last = out.stdout.rstrip("\n").splitlines()[-1]
     assert last.startswith("NOT CLEAN:")
     assert "Ids that may imitate someone else" in out.stdout

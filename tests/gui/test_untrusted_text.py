@@ -24,10 +24,11 @@ from bucket_chat_desktop.gui.models.members_model import MemberRoles, MembersMod
 from bucket_chat_desktop.gui.models.rooms_model import RoomItem, RoomRoles, RoomsModel
 from bucket_chat_desktop.gui.models.timeline_model import Roles, TimelineModel
 from bucket_chat_desktop.gui.style import TRUST_COLORS
-from bucket_chat_desktop.gui.widgets.audit_dialog import AuditDialog, AuditView
+from bucket_chat_desktop.gui.widgets.audit_dialog import AuditDialog, AuditView, Column
 from bucket_chat_desktop.gui.widgets.members_panel import MembersPanel, VerifyDeviceDialog
 from bucket_chat_desktop.gui.widgets.message_delegate import LEFT, MessageDelegate
 from bucket_chat_desktop.protocol.audit import AuditResult, RoomLedger
+from bucket_chat_desktop.protocol.findings import Finding, Kind
 from bucket_chat_desktop.protocol.metadata import build_metadata, parse_metadata
 from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync.writer import Draft, RoomWriter
@@ -248,7 +249,18 @@ def test_tooltips_and_labels_show_html_in_ids_and_names_as_text(
     meta, _ = parse_metadata(meta_bytes, ROOM, f"rooms/{ROOM}/metadata.json")
     audit = AuditDialog()
     qtbot.addWidget(audit)
-    audit.set_view(AuditView(ROOM, result, meta, storage_name="<b>store</b>"))
+    found = Finding(
+        Kind.BAD_JSON,
+        "not JSON: <b>x</b>",
+        path=f"rooms/{ROOM}/logs/2026-01-01/messages_1_2_<img src=x>.jsonl",
+        line=1,
+        event_id="<b>e</b>",
+    )
+    audit.set_view(AuditView(ROOM, result, meta, [found], storage_name="<b>store</b>"))
+    for column in (Column.WHERE, Column.EVENT):
+        tip = audit.model.index(0, column).data(Qt.ItemDataRole.ToolTipRole)
+        assert "&lt;" in tip and "<img" not in tip and "<b>e" not in tip
+    assert "<img" not in audit.detail.toHtml() and "&lt;img src=x&gt;" in audit.detail.toHtml()
     assert "&lt;img src=x&gt;Room" in audit.metadata_label.text()
     assert "<img" not in audit.metadata_label.text() and "<img" not in audit.subtitle.text()
     assert "\u202e" not in audit.windowTitle()

@@ -57,6 +57,7 @@ from ...protocol.metadata import RoomMetadata
 from ...protocol.untrusted_text import (
     display_name_safe,
     html_escape,
+    id_warning,
     one_line,
     shown_id,
     terminal_safe,
@@ -437,11 +438,13 @@ class FindingsModel(QAbstractTableModel):
                     return terminal_safe(f.where())
                 case Column.EVENT:
                     return terminal_safe(f.event_id or "—")
-        if role == Qt.ItemDataRole.ToolTipRole:
+        if role == Qt.ItemDataRole.ToolTipRole:  # rich text (Qt guesses): escaped
             if col == Column.WHERE:
-                return terminal_safe(f.where())
+                return f"<p>{html_escape(terminal_safe(f.where()))}</p>"
             if col == Column.EVENT:
-                return terminal_safe(f.event_id or "")
+                return (
+                    f"<p>{html_escape(terminal_safe(f.event_id or ''))}</p>" if f.event_id else ""
+                )
             return explain(f.kind).meaning
         if role == Qt.ItemDataRole.DecorationRole and col == Column.SEVERITY:
             return self._icons[f.severity]
@@ -767,6 +770,9 @@ class AuditDialog(QDialog):
         if meta.signed:
             creator = html_escape(shown_id(meta.creator_id or "?"))
             state = f"<span style='color:{ok}'>✔ signed by {creator}</span>"
+            lookalike = id_warning(meta.creator_id or "")
+            if lookalike:
+                state += f" <span style='color:{warn}'>⚠ {html_escape(lookalike)}</span>"
             fp = ""
             raw = key_bytes(meta.creator_key or "")
             if raw is not None:
