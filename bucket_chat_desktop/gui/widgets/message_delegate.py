@@ -268,6 +268,12 @@ class MessageDelegate(QStyledItemDelegate):
             name_w = max(0, min(name_full, avail - id_w - GAP))
         else:
             id_w, name_w = min(id_full, avail), 0
+        # Rects fit the elided texts, so nothing leaves a gap before the mark or the time.
+        id_metrics = QFontMetrics(id_font)
+        ident = id_metrics.elidedText(ident, Qt.TextElideMode.ElideMiddle, id_w)
+        id_w = min(id_w, id_metrics.horizontalAdvance(ident) + 1)
+        name = fm.elidedText(name, Qt.TextElideMode.ElideRight, name_w) if name else ""
+        name_w = min(name_w, fm.horizontalAdvance(name) + 1) if name else 0
         x = left
         name_rect = QRect(x, top, name_w, h)
         if name:
@@ -279,8 +285,8 @@ class MessageDelegate(QStyledItemDelegate):
         time_rect = QRect(x, top, time_w, h)
         x += time_w + 8
         return Header(
-            name=fm.elidedText(name, Qt.TextElideMode.ElideRight, name_w) if name else "",
-            ident=QFontMetrics(id_font).elidedText(ident, Qt.TextElideMode.ElideMiddle, id_w),
+            name=name,
+            ident=ident,
             warning=str(warning) if warning else "",
             when=when,
             name_rect=name_rect,
@@ -374,20 +380,15 @@ class MessageDelegate(QStyledItemDelegate):
         mark_w = fm.horizontalAdvance(WARNING_MARK) + 6 if warning else 0
         id_w = min(fm.horizontalAdvance(label) + 1, max(0, avail * 2 // 5 - mark_w))
         if name:
-            name_w = min(fm.horizontalAdvance(name) + 1, max(0, avail * 3 // 10))
+            name = fm.elidedText(name, Qt.TextElideMode.ElideRight, max(0, avail * 3 // 10))
+            name_w = fm.horizontalAdvance(name) + 1
             painter.setPen(muted)
-            painter.drawText(
-                QRect(x, rect.top(), name_w, rect.height()),
-                flags,
-                fm.elidedText(name, Qt.TextElideMode.ElideRight, name_w),
-            )
+            painter.drawText(QRect(x, rect.top(), name_w, rect.height()), flags, name)
             x += name_w + 4
+        label = fm.elidedText(label, Qt.TextElideMode.ElideMiddle, id_w)
+        id_w = fm.horizontalAdvance(label) + 1
         painter.setPen(muted)
-        painter.drawText(
-            QRect(x, rect.top(), id_w, rect.height()),
-            ltr,
-            fm.elidedText(label, Qt.TextElideMode.ElideMiddle, id_w),
-        )
+        painter.drawText(QRect(x, rect.top(), id_w, rect.height()), ltr, label)
         x += id_w + 4
         if warning:
             painter.setPen(QColor(TRUST_COLORS["key-changed"]))
