@@ -124,7 +124,7 @@ def display_name_safe(name: object, limit: int = NAME_LIMIT) -> str:
         if cat in ("Zs", "Zl", "Zp") or ch in "\t\n\r\v\f\x85":
             space = bool(out)
             continue
-        if _hidden(ch):
+        if _hidden(ch) and cat != "Cn":  # unassigned here may be a newer emoji: kept
             continue
         if cat in ("Mn", "Me", "Mc") or ch in _VARIATION_SELECTORS:
             if not out or out[-1] == " " or marks >= MAX_MARKS:
@@ -190,7 +190,8 @@ _LOOKALIKES: dict[str, str] = {
     "օ": "o", "Օ": "O", "ս": "u", "Ս": "U", "հ": "h", "ո": "n", "ց": "g", "զ": "q",
     "ա": "w", "Տ": "S", "Լ": "L",
     # Latin letters that pass for others
-    "ı": "i", "ɑ": "a", "ɡ": "g", "ɩ": "i", "ʋ": "u", "ȷ": "j",
+    "ı": "i", "ɑ": "a", "ɡ": "g", "ɩ": "i", "ʋ": "u", "ȷ": "j", "ǀ": "l", "ɪ": "i",
+    "ʟ": "l", "ᴀ": "a", "ᴄ": "c", "ᴏ": "o", "ᴠ": "v", "ᴡ": "w", "ᴢ": "z", "ꜱ": "s",
 }  # fmt: skip
 # ASCII that passes for other ASCII, folded after case folding (so "ALICE" ~ "alice").
 _FOLDED_PAIRS = (("1", "l"), ("|", "l"), ("0", "o"), ("rn", "m"), ("vv", "w"), ("cl", "d"))

@@ -24,6 +24,7 @@ from bucket_chat_desktop.gui.models.members_model import MemberRoles, MembersMod
 from bucket_chat_desktop.gui.models.rooms_model import RoomItem, RoomRoles, RoomsModel
 from bucket_chat_desktop.gui.models.timeline_model import Roles, TimelineModel
 from bucket_chat_desktop.gui.style import TRUST_COLORS
+from bucket_chat_desktop.gui.tray import notification_text
 from bucket_chat_desktop.gui.widgets.audit_dialog import AuditDialog, AuditView, Column
 from bucket_chat_desktop.gui.widgets.members_panel import MembersPanel, VerifyDeviceDialog
 from bucket_chat_desktop.gui.widgets.message_delegate import LEFT, MessageDelegate
@@ -265,3 +266,14 @@ def test_tooltips_and_labels_show_html_in_ids_and_names_as_text(
     assert "<img" not in audit.metadata_label.text() and "<img" not in audit.subtitle.text()
     assert "\u202e" not in audit.windowTitle()
     audit.grab().save(str(SHOTS / "hostile-audit.png"))
+
+
+def test_notifications_carry_no_markup_controls_or_padding() -> None:
+    title, text = notification_text(
+        f"<b>{IMPOSTOR_ID}</b>\u202e\x1b[2J in <img src=x>",
+        "<img src=http://127.0.0.1:9/x>" + PADDING + "hi\nthere",
+    )
+    assert "<" not in title + text and ">" not in title + text
+    assert "\\u202e" in title and "\\x1b" in title  # the id's tricks are spelled out
+    assert text.endswith("hi there") and "\u3164" not in text and "\u200b" not in text
+    assert not Qt.mightBeRichText(title)

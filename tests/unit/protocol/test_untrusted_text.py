@@ -125,6 +125,7 @@ def test_skeletons_match_look_alikes() -> None:
     ):
         assert skeleton(other) == base, other
     assert skeleton("rnallory@x") == skeleton("mallory@x")
+    assert skeleton("ǀaura@x") == skeleton("laura@x")
     assert skeleton("bob@example.com") != base
 
 
