@@ -297,31 +297,41 @@ def id_warning(sender_id: str) -> str | None:
 
 class RoomIds:
     """The sender ids of one room in the order they were first seen, and which of them
-    look like an earlier one. The later id is the one marked: whoever wrote first under
-    a look is taken as its owner, and a newcomer who copies it is flagged."""
+    look like another. Of two ids that look the same, the one marked is the one whose own
+    characters are suspect (mixed scripts, invisible characters…); when neither or both
+    are, the later one: whoever wrote first under a look is taken as its owner."""
 
     def __init__(self) -> None:
-        self._first: dict[str, str] = {}  # skeleton -> first id seen with it
+        self._groups: dict[str, list[str]] = {}  # skeleton -> ids, first seen first
         self._ids: set[str] = set()
 
     def add(self, sender_id: str) -> None:
         if sender_id in self._ids:
             return
         self._ids.add(sender_id)
-        self._first.setdefault(skeleton(sender_id), sender_id)
+        self._groups.setdefault(skeleton(sender_id), []).append(sender_id)
 
     def update(self, ids: Iterable[str]) -> None:
         for sender_id in ids:
             self.add(sender_id)
 
     def lookalike_of(self, sender_id: str) -> str | None:
-        """The earlier id that ``sender_id`` looks like, if any."""
-        first = self._first.get(skeleton(sender_id))
-        return first if first is not None and first != sender_id else None
+        """The id that ``sender_id`` is taken to imitate, if any."""
+        group = self._groups.get(skeleton(sender_id), [])
+        others = [i for i in group if i != sender_id]
+        if not others:
+            return None
+        plain = [i for i in others if id_warning(i) is None]
+        if id_warning(sender_id) is not None:
+            return (plain or others)[0]
+        # A plain id is marked only for a plain id that came before it.
+        earlier = group[: group.index(sender_id)] if sender_id in group else group
+        before = [i for i in earlier if id_warning(i) is None]
+        return before[0] if before else None
 
     def warning(self, sender_id: str, display_name: str | None = None) -> str | None:
-        """``id_warning`` plus "looks like <earlier id>" when another id of the room
-        looks the same, and a note when ``display_name`` looks like another sender's id."""
+        """``id_warning`` plus "looks like <other id>" when another id of the room looks
+        the same, and a note when ``display_name`` looks like another sender's id."""
         parts: list[str] = []
         own = id_warning(sender_id)
         if own:
@@ -331,12 +341,13 @@ class RoomIds:
             if not own:
                 parts.append("This id may imitate another.")
             parts.append(
-                f"It looks like {terminal_safe(other, limit=ID_LIMIT)}, a different sender "
-                "who wrote in this room first."
+                f"It looks like {terminal_safe(other, limit=ID_LIMIT)}, a different sender"
+                + (" who wrote in this room first." if not own else ".")
             )
         if display_name:
-            named = self._first.get(skeleton(display_name))
-            if named is not None and named != sender_id:
+            group = self._groups.get(skeleton(display_name), [])
+            named = next((i for i in group if i != sender_id), None)
+            if named is not None:
                 parts.append(
                     f"Its display name looks like the id of {terminal_safe(named, limit=ID_LIMIT)},"
                     " a different sender."

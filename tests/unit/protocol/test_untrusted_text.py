@@ -159,3 +159,11 @@ def test_a_display_name_copying_another_id_is_marked() -> None:
     assert ids.warning("bob@example.com", "\u0430lice@EXAMPLE.com") is not None
     assert ids.warning("bob@example.com", "Bob") is None
     assert ids.warning("alice@example.com", "alice@example.com") is None  # their own id
+
+
+def test_the_suspect_id_is_marked_even_when_it_wrote_first() -> None:
+    ids = RoomIds()
+    ids.update(["\u0430lice@example.com", "alice@example.com"])  # the impostor came first
+    assert ids.warning("alice@example.com") is None
+    impostor = ids.warning("\u0430lice@example.com")
+    assert impostor is not None and "looks like alice@example.com" in impostor
