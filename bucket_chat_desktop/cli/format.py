@@ -6,16 +6,17 @@ error text quoting them) goes through ``terminal_safe`` before it is printed.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..protocol.audit import Assessed, AuditResult, TrustState
 from ..protocol.event import MEMBER, MESSAGE
 from ..protocol.findings import Finding
-from ..protocol.metadata import RoomMetadata
+from ..protocol.metadata import RoomMetadata, check_signer, signer_text
 from ..protocol.untrusted_text import (
     ID_LIMIT,
     RoomIds,
@@ -92,13 +93,19 @@ def finding_line(f: Finding) -> str:
     return f"{head}\n         {terminal_safe(f.message)}"
 
 
-def room_title(meta: RoomMetadata | None, room_id: str) -> str:
-    """``describe(meta)`` for a terminal: the name and the creator id are untrusted."""
+def room_title(
+    meta: RoomMetadata | None,
+    room_id: str,
+    authorized: Mapping[str, frozenset[str]] | None = None,
+) -> str:
+    """``describe(meta, authorized)`` for a terminal: the name is cleaned, the creator id
+    escaped and marked when it may imitate another (the check uses the real id)."""
     if meta is None:
         return f"{room_id} (no metadata)"
+    signer = check_signer(meta, authorized)[0]
+    shown = dataclasses.replace(meta, creator_id=shown_id(meta.creator_id or "?"))
     name = display_name_safe(meta.name, TITLE_LIMIT) or room_id
-    state = f"signed by {shown_id(meta.creator_id or '?')}" if meta.signed else "unsigned"
-    return f"{terminal_safe(name)} ({state})"
+    return f"{terminal_safe(name)} ({signer_text(shown, signer)})"
 
 
 TITLE_LIMIT = 200

@@ -21,6 +21,7 @@ from ..keys import KeysError, load_or_create_identity, open_key_store
 from ..protocol.audit import AuditResult
 from ..protocol.event import MEMBER, MESSAGE
 from ..protocol.ids import InvalidRoomIdError, check_room_id
+from ..protocol.metadata import check_signer
 from ..protocol.untrusted_text import RoomIds, terminal_safe
 from ..storage import Storage, StorageError, open_storage
 from ..sync.events import EventsAppended, RoomLoaded
@@ -241,8 +242,9 @@ async def _send_and_deliver(
     *,
     quiet: bool = False,
 ) -> int:
-    """Queue durably in the outbox, then deliver (with anything queued before)."""
-    async with engine_session(storage, index=False) as engine:
+    """Queue durably in the outbox, then deliver (with anything queued before). The index
+    is opened (read only here) so the events can witness what this device has read."""
+    async with engine_session(storage) as engine:
         events = await engine.send(
             room_id, identity.user_id, identity.signing_key, drafts, displayname=displayname
         )
@@ -381,7 +383,8 @@ async def _audited(args: argparse.Namespace, *, cached: bool) -> tuple[Any, Audi
         room = await engine.open_room(room_id, background=False)
     assert room.result is not None
     result = room.result
-    result.findings[:0] = room.metadata_findings
+    signer = check_signer(room.metadata, result.authorized)[1] if room.metadata else []
+    result.findings[:0] = [*room.metadata_findings, *signer]
     return room, result
 
 
@@ -400,7 +403,11 @@ async def cmd_history(args: argparse.Namespace) -> int:
         }
         print(fmt.json_text(doc))
         return EXIT_OK
-    title = fmt.room_title(view.metadata, view.room_id) if view.metadata else view.room_id
+    title = (
+        fmt.room_title(view.metadata, view.room_id, result.authorized)
+        if view.metadata
+        else view.room_id
+    )
     print(f"# {title}")
     ids = RoomIds()
     ids.update(a.event.sender_id for a in result.timeline)  # first seen in the whole room
@@ -431,6 +438,11 @@ async def cmd_verify(args: argparse.Namespace) -> int:
             "metadata": {
                 "name": view.metadata.name if view.metadata else None,
                 "signed": bool(view.metadata and view.metadata.signed),
+                "signer": (
+                    check_signer(view.metadata, result.authorized)[0].value
+                    if view.metadata
+                    else None
+                ),
                 "creator_id": view.metadata.creator_id if view.metadata else None,
             },
             "counts": {k.value: v for k, v in result.counts.items()},
@@ -438,7 +450,7 @@ async def cmd_verify(args: argparse.Namespace) -> int:
         }
         print(fmt.json_text(doc))
         return status
-    title = fmt.room_title(view.metadata, view.room_id)
+    title = fmt.room_title(view.metadata, view.room_id, result.authorized)
     total = len(result.timeline) + len(result.invalid)
     print(f"Room {view.room_id}: {title}")
     print(f"{total:,} events in {result.segments:,} segments")

@@ -13,7 +13,7 @@ import enum
 import gc
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from .event import MEMBER, Event
@@ -22,6 +22,8 @@ from .segment import DecodedSegment, Located, decode_segment
 from .signing import SignatureChecker
 
 DEVICE_ADD_FIELD = "add_device_key"
+DEVICE_ACCEPT_FIELD = "introduced_by"
+WITNESS_FIELD = "witness"
 
 
 class TrustState(enum.StrEnum):
@@ -49,6 +51,9 @@ class AuditResult:
     findings: list[Finding]
     segments: int
     pending_gaps: int = 0
+    # Per sender id, the keys that speak for it after the whole walk (section 7): what
+    # "signed by <user>" may be said of (room metadata, the members panel).
+    authorized: dict[str, frozenset[str]] = field(default_factory=dict)
 
     @property
     def counts(self) -> dict[TrustState, int]:
@@ -129,6 +134,25 @@ class _Tips:
     last_row: tuple[int, str, int]
     result: AuditResult
     complete: bool
+    trust: _Trust
+
+
+@dataclass(slots=True)
+class _Trust:
+    """Who may speak for whom, decided before the walk in display order (section 7).
+
+    ``roots``: per sender id without pins, the one key that nobody introduced (trust on
+    first use of the *only* such key, not of the earliest-stamped one: timestamps are
+    the writer's word). ``conflicts``: sender ids claimed by two or more keys that no
+    authorized key introduced, with those keys. ``edges``: introductions both sides
+    signed (statement and acceptance). ``signers``: sender ids that sign their events."""
+
+    roots: dict[str, str]
+    conflicts: dict[str, list[str]]
+    edges: set[tuple[str, str, str]]
+    signers: set[str]
+    unsigned: set[str]  # sender ids with unsigned events (their verdict hangs on signers)
+    settled: bool = True  # False after a partial read: no trust on first use
 
 
 def _order_key(c: _Copy) -> tuple[int, str]:
@@ -249,19 +273,29 @@ class RoomLedger:
         self._findings.append(finding)
 
     def audit(
-        self, pinned: Mapping[str, Iterable[str]] | None = None, *, complete: bool = True
+        self,
+        pinned: Mapping[str, Iterable[str]] | None = None,
+        *,
+        complete: bool = True,
+        partial: bool = False,
     ) -> AuditResult:
         # The audit allocates only acyclic values; without the pause the cyclic collector
         # rescans the whole room several times per audit (3x slower on 100,000 events).
         with _gc_paused():
-            return self._audit(pinned, complete)
+            return self._audit(pinned, complete, partial)
 
-    def _audit(self, pinned: Mapping[str, Iterable[str]] | None, complete: bool) -> AuditResult:
+    def _audit(
+        self, pinned: Mapping[str, Iterable[str]] | None, complete: bool, partial: bool
+    ) -> AuditResult:
         """Assess every event. ``pinned`` maps sender ids to keys this device pinned before.
 
         ``complete=False`` says older history is still being fetched (newest first): a
         missing chain predecessor is then *pending*, not a gap, and is counted in
         ``pending_gaps`` until back-fill reaches it or the history is complete.
+
+        ``partial=True`` (with ``complete``) says part of the room could not be read: the
+        final rules apply, but nobody is trusted on first use — the unread part may hold
+        another key of the same sender (section 16). Pinned keys still count.
         """
         self._new_findings = []
         self._replayed = False
@@ -317,14 +351,25 @@ class RoomLedger:
         rows.extend(((c.eff[0], c.eff[1], c.depth), c, True) for c in chained)
         rows.sort(key=lambda r: r[0])
         authorized: dict[str, set[str]] = {s: set(keys) for s, keys in (pinned or {}).items()}
+        trust = _decide_trust(chained, bound, set(authorized), complete)
+        trust.settled = not partial
+        trust.unsigned.update(c.ev.sender_id for c in unsigned)
         reported: set[tuple[str, str]] = set()
-        timeline = self._assess(rows, authorized, reported, findings, complete)
+        timeline = self._assess(rows, authorized, reported, findings, complete, trust)
+        if complete:
+            _check_witnesses(chained, by_key, findings)
         invalid.sort(key=lambda a: (a.path, a.line))
         result = AuditResult(
-            self.room_id, timeline, invalid, findings, self.segment_count, pending[0]
+            self.room_id,
+            timeline,
+            invalid,
+            findings,
+            self.segment_count,
+            pending[0],
+            _frozen(authorized),
         )
         last_row = rows[-1][0] if rows else (-1, "", 0)
-        self._tips = _Tips(tips, bound, authorized, reported, last_row, result, complete)
+        self._tips = _Tips(tips, bound, authorized, reported, last_row, result, complete, trust)
         return result
 
     def try_append(self, added: list[_Copy]) -> list[Assessed] | None:
@@ -344,20 +389,40 @@ class RoomLedger:
         bound = dict(state.bound)
         last = state.last_row
         invalid: list[_Copy] = []
+        trust = state.trust
+        newcomers: set[str] = set()
+        unsigned_from: set[str] = set()
         for c in _parents_first(sorted(added, key=_order_key)):
             ev = c.ev
             if c.sig_ok is False:
                 invalid.append(c)
                 continue
+            if _changes_trust(ev):
+                return None  # introductions and witnesses are decided by a full audit
             own = (ev.timestamp_ms, ev.event_id)
             if c.sig_ok is None:
+                if ev.sender_id in newcomers:
+                    return None
+                unsigned_from.add(ev.sender_id)
                 row = (own[0], own[1], 0)
             else:
                 key = ev.sender_key or ""
                 if key not in tips:
-                    if ev.prev_event_hash is not None or not _is_join(ev):
+                    # A new device of someone already known can start a conflict over their
+                    # id, or make earlier unsigned lines under it impersonations: only a
+                    # newcomer's first join (a new chain root) stays incremental.
+                    sender = ev.sender_id
+                    if (
+                        ev.prev_event_hash is not None
+                        or not _is_join(ev)
+                        or sender in trust.signers
+                        or sender in trust.unsigned
+                        or sender in state.authorized
+                        or sender in newcomers
+                    ):
                         return None
-                    bound[key] = ev.sender_id
+                    newcomers.add(sender)
+                    bound[key] = sender
                     c.eff, c.depth = own, 0
                 else:
                     tip = tips[key]
@@ -374,13 +439,20 @@ class RoomLedger:
                 return None
             last = row
             staged.append((row, c, c.sig_ok is not None))
+        if newcomers & unsigned_from:
+            return None
+        trust.signers |= newcomers
+        trust.unsigned |= unsigned_from
         findings: list[Finding] = []
-        new = self._assess(staged, state.authorized, state.reported, findings, state.complete)
+        new = self._assess(
+            staged, state.authorized, state.reported, findings, state.complete, trust
+        )
         for c in invalid:
             self._invalid(c, result.invalid, findings)
         result.timeline.extend(new)
         result.findings.extend(findings)
         result.segments = self.segment_count
+        result.authorized = _frozen(state.authorized)
         state.tips, state.bound, state.last_row = tips, bound, last
         self._new_findings = []
         return new
@@ -518,26 +590,67 @@ class RoomLedger:
         authorized: dict[str, set[str]],
         reported: set[tuple[str, str]],
         findings: list[Finding],
-        complete: bool = True,
+        complete: bool,
+        trust: _Trust,
     ) -> list[Assessed]:
-        """Key pinning in display order. While older history is still loading, a key that
-        nobody introduced yet may be introduced further back: it is taken provisionally
-        (and pinned by the caller only after a complete audit)."""
+        """Key pinning in display order (sections 7 and 8). While older history is still
+        loading, a key that nobody introduced yet may be introduced further back: it is
+        taken provisionally (and pinned by the caller only after a complete audit)."""
         out: list[Assessed] = []
         provisional = (
             "signature good; chain and key continuity are confirmed as older history loads"
         )
         verified = TrustState.VERIFIED
+        changed = TrustState.KEY_CHANGED
         good = "signature good, chain intact, key pinned for this sender"
         for _, c, signed in rows:
             ev = c.ev
+            sender = ev.sender_id
             if not signed:
-                out.append(Assessed(ev, TrustState.UNVERIFIED, c.sig_why, c.path, c.line))
+                if sender in authorized or sender in trust.signers:
+                    out.append(Assessed(ev, changed, _IMPERSONATION, c.path, c.line))
+                    if (sender, "") not in reported:
+                        reported.add((sender, ""))
+                        findings.append(
+                            Finding(
+                                Kind.IMPERSONATION,
+                                f"an unsigned event claims to be from {sender!r}, who signs "
+                                "their events: someone may be writing under their name",
+                                c.path,
+                                c.line,
+                                ev.event_id,
+                            )
+                        )
+                else:
+                    out.append(Assessed(ev, TrustState.UNVERIFIED, c.sig_why, c.path, c.line))
                 continue
             key = ev.sender_key or ""
-            keys = authorized.get(ev.sender_id)
+            keys = authorized.get(sender)
             if keys is None:
-                keys = authorized[ev.sender_id] = {key}  # trust on first use
+                claimants = trust.conflicts.get(sender)
+                if claimants is not None:
+                    out.append(Assessed(ev, changed, _conflict_reason(claimants), c.path, c.line))
+                    if (sender, "*") not in reported:
+                        reported.add((sender, "*"))
+                        fingerprints = ", ".join(f"{k[:12]}…" for k in claimants)
+                        findings.append(
+                            Finding(
+                                Kind.KEY_CONFLICT,
+                                f"{len(claimants)} keys claim to be {sender!r} and none was "
+                                f"introduced by another ({fingerprints}): none is trusted until "
+                                "a member confirms one (compare fingerprints in person)",
+                                c.path,
+                                c.line,
+                                ev.event_id,
+                            )
+                        )
+                    continue
+                if not trust.settled:
+                    out.append(Assessed(ev, TrustState.UNVERIFIED, _UNSETTLED, c.path, c.line))
+                    continue
+                # Trust on first use of the one key nobody introduced (while loading,
+                # of the first key seen).
+                keys = authorized[sender] = {trust.roots.get(sender, key)}
             if key not in keys and not complete:
                 keys.add(key)
                 out.append(Assessed(ev, verified, provisional, c.path, c.line))
@@ -546,19 +659,19 @@ class RoomLedger:
                 out.append(
                     Assessed(
                         ev,
-                        TrustState.KEY_CHANGED,
-                        f"signature good, but {ev.sender_id!r} used another key before and no "
+                        changed,
+                        f"signature good, but {sender!r} used another key before and no "
                         "statement from that key introduced this one",
                         c.path,
                         c.line,
                     )
                 )
-                if (ev.sender_id, key) not in reported:
-                    reported.add((ev.sender_id, key))
+                if (sender, key) not in reported:
+                    reported.add((sender, key))
                     findings.append(
                         Finding(
                             Kind.KEY_CHANGED,
-                            f"{ev.sender_id!r} now signs with key {key[:12]}…, which no earlier "
+                            f"{sender!r} now signs with key {key[:12]}…, which no earlier "
                             "key of theirs introduced",
                             c.path,
                             c.line,
@@ -570,8 +683,136 @@ class RoomLedger:
                 out.append(Assessed(ev, TrustState.UNVERIFIED, reason, c.path, c.line))
             else:
                 out.append(Assessed(ev, verified, good, c.path, c.line))
-                if ev.type == MEMBER and ev.content.get("membership") == "join":
+                if _is_join(ev):
                     added = ev.content.get(DEVICE_ADD_FIELD)
-                    if isinstance(added, str):
+                    # An introduction counts once the new key accepted it (its own join
+                    # names this key); while loading, the acceptance may still be on its way.
+                    if isinstance(added, str) and (
+                        not complete or (sender, key, added) in trust.edges
+                    ):
                         keys.add(added)
         return out
+
+
+_UNSETTLED = (
+    "signature good, but part of the room could not be read: which keys speak for this "
+    "sender is not settled until it can"
+)
+
+_IMPERSONATION = (
+    "no signature, but this sender signs their events with a device key: "
+    "this line may have been written by someone else under their name"
+)
+
+
+def _conflict_reason(claimants: list[str]) -> str:
+    return (
+        f"signature good, but {len(claimants)} keys claim this sender and none introduced "
+        "the others: none is trusted until a member confirms one"
+    )
+
+
+def pending_introduction(result: AuditResult, user_id: str, key_text: str) -> str | None:
+    """The key that introduced ``key_text`` for ``user_id`` and still waits for this
+    key's acceptance (section 7), or None.
+
+    Only a *verified* statement counts: an impostor that copies a real statement naming
+    this key gains nothing, because its own statement is not verified."""
+    accepted: set[str] = set()
+    introducer: str | None = None
+    for item in result.timeline:
+        ev = item.event
+        if ev.sender_id != user_id or not _is_join(ev):
+            continue
+        if ev.sender_key == key_text:
+            by = ev.content.get(DEVICE_ACCEPT_FIELD)
+            if isinstance(by, str):
+                accepted.add(by)
+        elif (
+            introducer is None
+            and item.state is TrustState.VERIFIED
+            and ev.content.get(DEVICE_ADD_FIELD) == key_text
+        ):
+            introducer = ev.sender_key
+    return None if introducer is None or introducer in accepted else introducer
+
+
+def _frozen(authorized: Mapping[str, set[str]]) -> dict[str, frozenset[str]]:
+    return {sender: frozenset(keys) for sender, keys in authorized.items()}
+
+
+def _changes_trust(ev: Event) -> bool:
+    """True for events whose effect reaches beyond their own row: device introductions,
+    their acceptance and witnesses of other chains."""
+    return WITNESS_FIELD in ev.raw or (
+        ev.type == MEMBER and (DEVICE_ADD_FIELD in ev.content or DEVICE_ACCEPT_FIELD in ev.content)
+    )
+
+
+def _decide_trust(
+    chained: list[_Copy], bound: Mapping[str, str], pinned: set[str], complete: bool
+) -> _Trust:
+    """Section 7: introductions both sides signed, and per sender id the one key nobody
+    introduced, or a conflict when there are several (only final once history is
+    complete: until then an introduction may still be loading)."""
+    keys_of: dict[str, set[str]] = defaultdict(set)
+    for key, sender in bound.items():
+        keys_of[sender].add(key)
+    statements: set[tuple[str, str, str]] = set()
+    accepted: set[tuple[str, str, str]] = set()
+    for c in chained:
+        ev = c.ev
+        if c.problems or not _is_join(ev):
+            continue
+        key = ev.sender_key or ""
+        added = ev.content.get(DEVICE_ADD_FIELD)
+        if isinstance(added, str) and added != key:
+            statements.add((ev.sender_id, key, added))
+        by = ev.content.get(DEVICE_ACCEPT_FIELD)
+        if isinstance(by, str) and by != key:
+            accepted.add((ev.sender_id, by, key))
+    edges = statements & accepted
+    introduced = {(sender, new) for sender, _, new in edges}
+    roots: dict[str, str] = {}
+    conflicts: dict[str, list[str]] = {}
+    for sender, keys in keys_of.items():
+        if sender in pinned:
+            continue  # what this device pinned decides; other keys are key-changed
+        free = sorted(k for k in keys if (sender, k) not in introduced)
+        if len(free) == 1:
+            roots[sender] = free[0]
+        elif complete:
+            conflicts[sender] = free or sorted(keys)  # none free: only a cycle of claims
+    return _Trust(roots, conflicts, edges, set(keys_of), set())
+
+
+def _check_witnesses(
+    chained: list[_Copy], by_key: Mapping[str, list[_Copy]], findings: list[Finding]
+) -> None:
+    """Section 6.1: an event another device witnessed must be in the room. Reports each
+    missing witnessed event once, naming who witnessed it."""
+    present = {c.ev.hash for c in chained}
+    reported: set[str] = set()
+    for c in chained:
+        witness = c.ev.raw.get(WITNESS_FIELD)
+        if not isinstance(witness, dict) or c.problems:
+            continue
+        for key, seen in witness.items():
+            if not isinstance(seen, str) or seen in present or seen in reported:
+                continue
+            if key == c.ev.sender_key:
+                continue  # a device does not witness itself
+            reported.add(seen)
+            owner = by_key.get(key)
+            who = repr(owner[0].ev.sender_id) if owner else "a device"
+            findings.append(
+                Finding(
+                    Kind.TRUNCATED_CHAIN,
+                    f"{c.ev.sender_id!r} saw event {seen[:12]}… of {who} (key {key[:12]}…), "
+                    "which is not in the room: that device's history was cut short or "
+                    "a segment was removed",
+                    c.path,
+                    c.line,
+                    c.ev.event_id,
+                )
+            )

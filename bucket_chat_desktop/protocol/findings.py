@@ -38,11 +38,17 @@ class Kind(enum.StrEnum):
     FORK = "fork"
     REPLAY = "replay"
     KEY_CHANGED = "key-changed"
+    KEY_CONFLICT = "key-conflict"
+    IMPERSONATION = "impersonation"
+    TRUNCATED_CHAIN = "truncated-chain"
     MISSING_JOIN = "missing-join"
+    # reading
+    UNREAD = "unread"
     # room metadata
     METADATA_MISSING = "metadata-missing"
     METADATA_UNSIGNED = "metadata-unsigned"
     METADATA_INVALID = "metadata-invalid"
+    METADATA_SIGNER_UNKNOWN = "metadata-signer-unknown"
     # attachments
     BLOB_MISMATCH = "blob-mismatch"
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import enum
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,7 +12,7 @@ from nacl.signing import SigningKey
 from .canonical import canonical_bytes, canonical_json
 from .event import Malformed, decode_json_line
 from .findings import Finding, Kind
-from .ids import check_room_id
+from .ids import check_room_id, metadata_path
 from .signing import SignatureChecker, public_key_text, sign_mapping
 
 PROTOCOL = "bucket-chat-v1"
@@ -101,10 +103,64 @@ def parse_metadata(
     return meta, findings
 
 
-def describe(meta: RoomMetadata) -> str:
+class Signer(enum.StrEnum):
+    """What a good metadata signature says about who wrote it (PROTOCOL.md section 10)."""
+
+    CONFIRMED = "confirmed"  # creator_key speaks for creator_id in the audited room
+    UNCONFIRMED = "unconfirmed"  # creator_id has no trusted key here: only a claim
+    UNKNOWN_KEY = "unknown-key"  # creator_id's trusted keys do not include creator_key
+    NOT_CHECKED = "not-checked"  # no audit to check against (e.g. a room list)
+    UNSIGNED = "unsigned"
+
+
+def check_signer(
+    meta: RoomMetadata, authorized: Mapping[str, frozenset[str]] | None
+) -> tuple[Signer, list[Finding]]:
+    """Whether the metadata's signing key is one the audit trusts for ``creator_id``.
+
+    ``authorized`` is ``AuditResult.authorized`` (None: not audited)."""
+    if not meta.signed or meta.creator_key is None or meta.creator_id is None:
+        return Signer.UNSIGNED, []
+    if authorized is None:
+        return Signer.NOT_CHECKED, []
+    keys = authorized.get(meta.creator_id)
+    if not keys:
+        return Signer.UNCONFIRMED, []
+    if meta.creator_key in keys:
+        return Signer.CONFIRMED, []
+    finding = Finding(
+        Kind.METADATA_SIGNER_UNKNOWN,
+        f"metadata is signed by key {meta.creator_key[:12]}…, which is not a key of its "
+        f"claimed creator {meta.creator_id!r} in this room: someone else wrote it",
+        metadata_path(meta.room_id),
+    )
+    return Signer.UNKNOWN_KEY, [finding]
+
+
+def signer_text(meta: RoomMetadata, signer: Signer) -> str:
+    """A short phrase for people: who signed the metadata, only as far as it is known."""
+    who = meta.creator_id or "?"
+    return {
+        Signer.CONFIRMED: f"signed by {who}",
+        Signer.UNCONFIRMED: f"signed by a key that claims to be {who}, not confirmed",
+        Signer.UNKNOWN_KEY: f"signed by an unknown key, not {who}'s",
+        Signer.NOT_CHECKED: f"signed; claims to be created by {who}, not checked",
+        Signer.UNSIGNED: "unsigned",
+    }[signer]
+
+
+def describe(meta: RoomMetadata, authorized: Mapping[str, frozenset[str]] | None = None) -> str:
+    """``name (who signed it)``; say "signed by <creator>" only when the audit allows."""
     name = meta.name or meta.room_id
-    state = f"signed by {meta.creator_id}" if meta.signed else "unsigned"
-    return f"{name} ({state})"
+    return f"{name} ({signer_text(meta, check_signer(meta, authorized)[0])})"
 
 
-__all__ = ["RoomMetadata", "build_metadata", "describe", "parse_metadata"]
+__all__ = [
+    "RoomMetadata",
+    "Signer",
+    "build_metadata",
+    "check_signer",
+    "describe",
+    "parse_metadata",
+    "signer_text",
+]

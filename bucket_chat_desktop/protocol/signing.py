@@ -45,8 +45,12 @@ def build_event(
     prev_event_hash: str | None,
     signing_key: SigningKey,
     parent_event_id: str | None = None,
+    witness: Mapping[str, str] | None = None,
 ) -> Event:
     """Build and sign an event. ``unique`` is a fresh uuid4 text, passed in by the caller.
+
+    ``witness`` maps other devices' keys to the hash of the newest event of theirs this
+    writer has read (PROTOCOL.md section 6.1); it is signed with the event.
 
     The inputs are checked against the same rules a reader applies (see ``event.py``), so
     we never publish an event another client would reject.
@@ -74,6 +78,8 @@ def build_event(
         "sender_key": sender_key,
         "content": body,
     }
+    if witness:
+        unsigned["witness"] = dict(witness)
     canonical = canonical_json(unsigned)
     if len(canonical) > MAX_LINE_BYTES - 200:
         raise ValueError("refusing to write an invalid event: it is too large")

@@ -19,6 +19,7 @@ from nacl.signing import SigningKey
 
 from .. import paths
 from ..index import Index, index_path_for
+from ..protocol.canonical import b64encode
 from ..protocol.event import MEMBER, MESSAGE, Event
 from ..protocol.ids import check_room_id
 from ..settings import Settings, StorageSettings
@@ -83,6 +84,9 @@ class ChatClient:
         """Open a storage, start its engine, and start reading the rooms the user is in."""
         storage = open_storage(entry.spec)
         idx = Index.open(index_path_for(self._data_dir, storage.url), storage.url)
+        # This device knows its own key is its user's: pinned, so an impostor claiming our
+        # id is "key changed" here, never a conflict that puts our own messages in doubt.
+        idx.add_pins([(self.user_id, b64encode(bytes(self.key.verify_key)))], source="own")
         box = Outbox(outbox_path_for(self._data_dir, storage.url))
         sid = entry.id
         engine = SyncEngine(

@@ -26,9 +26,17 @@ from nacl.signing import SigningKey
 
 from ..index import Index, IndexedEvent
 from ..protocol.activity import activity_folder, marker_path, parse_marker
-from ..protocol.audit import AuditResult, PreparedSegment, RoomLedger, TrustState, prepare_segment
+from ..protocol.audit import (
+    DEVICE_ACCEPT_FIELD,
+    AuditResult,
+    PreparedSegment,
+    RoomLedger,
+    TrustState,
+    pending_introduction,
+    prepare_segment,
+)
 from ..protocol.canonical import b64encode
-from ..protocol.event import Event, Malformed, parse_line
+from ..protocol.event import MEMBER, Event, Malformed, parse_line
 from ..protocol.findings import Finding, Kind
 from ..protocol.ids import is_valid_room_id, logs_prefix, parse_segment_path, utc_date
 from ..protocol.metadata import RoomMetadata
@@ -56,6 +64,9 @@ CHUNK = 64
 WARM_ROWS = 100
 PROGRESS_AUDIT = 2.0  # at least this many seconds between audits while back-filling
 AUDIT_SHARE = 0.15  # ... and audits take at most this share of the back-fill's time
+MAX_WITNESS = 64  # other devices' chains named in one event's witness
+WITNESS_ROWS = 500  # newest cached rows a send that did not open the room witnesses from
+UNREAD_RETRY = 60.0  # seconds between new attempts at a room that was read only partly
 
 
 @dataclass(slots=True)
@@ -76,12 +87,40 @@ class RoomState:
     ledger: RoomLedger
     known: dict[str, int] = field(default_factory=dict)
     result: AuditResult | None = None
-    complete: bool = False
+    complete: bool = False  # the final rules apply (the whole history was gone through)
+    # What could not be read in the last pass: object path (or listed prefix) -> why. While
+    # anything is here the verdict is not final: error findings, no pinning.
+    unread: dict[str, str] = field(default_factory=dict)
+    unlisted: dict[str, str] = field(default_factory=dict)
     metadata: RoomMetadata | None = None
     metadata_findings: list[Finding] = field(default_factory=list)
     last_safety: float = 0.0
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     backfill: asyncio.Task[None] | None = None
+
+
+def _unread_findings(room: RoomState) -> list[Finding]:
+    """What the last pass could not read: errors, so the room is not clean (a partial
+    read is never a final verdict, PROTOCOL.md section 16)."""
+    out = [
+        Finding(
+            Kind.UNREAD,
+            f"the room could not be listed completely ({why}): what is shown is what could "
+            "be read, and the verdict is not final until it can",
+            prefix,
+        )
+        for prefix, why in room.unlisted.items()
+    ]
+    out.extend(
+        Finding(
+            Kind.SEGMENT_UNREADABLE,
+            f"this segment could not be read ({why}); its events are missing and the "
+            "verdict is not final until it can be read",
+            path,
+        )
+        for path, why in sorted(room.unread.items())
+    )
+    return out
 
 
 class SyncEngine:
@@ -110,6 +149,8 @@ class SyncEngine:
         self._last_activity = 0.0
         self._last_publish = -1e9
         self._marker_cursor: dict[str, str] = {}
+        self._accepted: set[tuple[str, str, str]] = set()
+        self._witnessed: dict[tuple[str, str], dict[str, str]] = {}
         self._known_rooms: set[str] = set()
         self._watch: Any = None
         self._direct: asyncio.Queue[str] = asyncio.Queue()
@@ -275,11 +316,32 @@ class SyncEngine:
         one; the room is audited after the first chunk (the first screen), then at most
         every ``PROGRESS_AUDIT`` seconds (and never more than ``AUDIT_SHARE`` of the time:
         each audit of a large room is O(n) and holds the GIL the verifiers need), and once
-        more at the end."""
+        more at the end — also when a listing failed part-way: then with the final rules
+        and a finding that says what was not read, never the provisional verdict."""
+        was_partial = bool(room.unread or room.unlisted)
+        had_final = room.complete and not was_partial
+        room.unlisted.clear()
+        try:
+            progressed = await self._read_history(room, warm=had_final)
+        except StorageError as exc:
+            self._set_online(False, str(exc))
+            log.warning("reading room %s: %s", room.room_id, exc)
+            if not had_final:  # no earlier final verdict to stand on: say what is missing
+                room.unlisted[logs_prefix(room.room_id)] = str(exc)
+            await self._ingest(room, [], complete=True, force_audit=True)
+            room.last_safety = time.monotonic()
+            return
+        if not room.complete or room.result is None or progressed or room.unread or was_partial:
+            await self._ingest(room, [], complete=True, force_audit=True)
+        room.last_safety = time.monotonic()
+
+    async def _read_history(self, room: RoomState, *, warm: bool) -> bool:
+        """Fetch what is new, newest first; True when anything was ingested. ``warm``:
+        an earlier pass read everything, so only new days need listing."""
         dates = sorted(await self._list_dirs(logs_prefix(room.room_id)), reverse=True)
         self._set_online(True, "")
         cached_dates = {p.split("/")[3] for p in room.known if p.count("/") == 4}
-        if room.complete and cached_dates:
+        if warm and cached_dates:
             # Warm: only the newest days and days never seen can hold anything new; late
             # deliveries into older days are announced by activity markers.
             dates = [d for i, d in enumerate(dates) if i < 2 or d not in cached_dates]
@@ -301,20 +363,24 @@ class SyncEngine:
         ahead: asyncio.Task[list[tuple[ObjectInfo, PreparedSegment]]] | None = None
         next_audit = 0.0  # 0: no audit yet
         try:
-            async for chunk in chunks():
-                task = asyncio.create_task(self._download(room, chunk))
-                if ahead is not None:
-                    next_audit = await self._backfill_step(room, await ahead, next_audit)
-                ahead = task
+            try:
+                async for chunk in chunks():
+                    task = asyncio.create_task(self._download(room, chunk))
+                    if ahead is not None:
+                        next_audit = await self._backfill_step(room, await ahead, next_audit)
+                    ahead = task
+            except StorageError:
+                if ahead is not None:  # keep what was read before the listing failed
+                    task, ahead = ahead, None
+                    await self._backfill_step(room, await task, next_audit)
+                raise
             if ahead is not None:
                 next_audit = await self._backfill_step(room, await ahead, next_audit)
                 ahead = None
         finally:
             if ahead is not None:
                 ahead.cancel()
-        if not room.complete or room.result is None or next_audit:
-            await self._ingest(room, [], complete=True, force_audit=True)
-        room.last_safety = time.monotonic()
+        return bool(next_audit)
 
     async def _backfill_step(
         self,
@@ -369,6 +435,7 @@ class SyncEngine:
                     data = await self.storage.get(item.path)
                 except StorageError as exc:
                     log.warning("could not read %s: %s (will retry)", item.path, exc)
+                    room.unread[item.path] = str(exc)
                     return
             prepared = await loop.run_in_executor(
                 self._pool, prepare_segment, item.path, data, room.room_id
@@ -415,6 +482,8 @@ class SyncEngine:
         long back-fill does not rewrite 100,000 rows every few seconds."""
         added = []
         for info, prepared in fetched:
+            if room.unread.pop(info.path, None) is not None:
+                force_audit = True  # its unreadable-finding must go
             if info.path in room.known and room.ledger.has_segment(info.path):
                 continue
             added.extend(room.ledger.add_prepared(prepared))
@@ -446,26 +515,37 @@ class SyncEngine:
                 )
         if not audit:
             return None, None
-        if room.result is not None and not force_audit and complete == room.complete:
+        partial = bool(room.unread or room.unlisted)
+        if (
+            room.result is not None
+            and not force_audit
+            and not partial
+            and complete == room.complete
+        ):
             before = len(room.result.timeline)
             new = room.ledger.try_append(added)
             if new is not None:
                 if self.index is not None and new:
                     self.index.append_timeline(room.room_id, before, new)
-                    if complete:
+                    if complete and not room.unread and not room.unlisted:
                         self._pin(new)
                 return new, room.result
         first = room.result is None
         pins = self.index.pins() if self.index is not None else {}  # full audits only
-        room.result = room.ledger.audit(pins, complete=complete)
+        room.result = room.ledger.audit(pins, complete=complete, partial=complete and partial)
         room.complete = complete
+        whole = complete and not partial
+        if complete:
+            room.result.findings.extend(_unread_findings(room))
         if self.index is not None and (complete or first):
-            self.index.save_audit(room.room_id, room.result, history_complete=complete)
-            if complete:  # trust on first use only from the whole history
+            self.index.save_audit(room.room_id, room.result, history_complete=whole)
+            if whole:  # trust on first use only from the whole history
                 self._pin(room.result.timeline)
         return None, room.result
 
     def _pin(self, items: Iterable[Any]) -> None:
+        """Pin the keys of verified events (trust on first use): only ever from an audit
+        of the whole history."""
         assert self.index is not None
         self.index.add_pins(
             {
@@ -534,9 +614,15 @@ class SyncEngine:
                 )
                 if isinstance(self.storage, LocalStorage):
                     period = min(period, self.config.local_rescan)
+                if room.complete and (room.unread or room.unlisted):
+                    period = min(period, UNREAD_RETRY)
                 if room.complete and now - room.last_safety >= period:
                     before = len(room.known)
-                    await self.refresh(room.room_id)
+                    if room.unread or room.unlisted:  # read it all again: the verdict waits
+                        async with room.lock:
+                            await self._fetch_newest_first(room)
+                    else:
+                        await self.refresh(room.room_id)
                     found += len(room.known) - before
             self._set_online(True, "")
         except StorageError as exc:
@@ -658,18 +744,40 @@ class SyncEngine:
         if outbox is None:
             raise RuntimeError("this engine has no outbox")
         key_text = b64encode(bytes(signing_key.verify_key))
+        introducer: str | None = None
         if not await self._outboxed(outbox.has_head, room_id, key_text):
             from .writer import RoomWriter
 
             writer = RoomWriter(self.storage, room_id, user_id, signing_key)
             try:
                 head = await writer.load_head()
+                introducer = writer.introduced_by
             except StorageError:
                 # Offline: the room as already read and checked knows this device's chain
                 # just as well, if it was read completely. Otherwise the message cannot be
                 # chained safely yet, and the caller is told so (nothing is lost).
                 head = self._own_head(room_id, key_text)
             await self._outboxed(outbox.seed_head, room_id, key_text, head)
+        room = self.rooms.get(room_id)
+        if introducer is None and room is not None and room.result is not None and room.complete:
+            introducer = pending_introduction(room.result, user_id, key_text)
+        if introducer is not None and (room_id, key_text, introducer) not in self._accepted:
+            # Accept the introduction by another device of ours (PROTOCOL.md section 7):
+            # until this join is stored, that device's statement counts for nothing.
+            self._accepted.add((room_id, key_text, introducer))
+            join: dict[str, Any] = {"membership": "join", DEVICE_ACCEPT_FIELD: introducer}
+            if displayname:
+                join["displayname"] = displayname
+            drafts = [(MEMBER, join), *drafts]
+        if room is not None and room.result is not None:
+            seen: Iterable[Event] = (a.event for a in reversed(room.result.timeline))
+        elif self.index is not None:  # not open here (the CLI): what this device cached
+            rows = await self._serially(self.index.newest, room_id, WITNESS_ROWS)
+            parsed = (parse_line(r.raw.encode("utf-8"), room_id) for r in reversed(rows))
+            seen = [e for e in parsed if isinstance(e, Event)]
+        else:
+            seen = ()
+        witness = self._witness(room_id, key_text, seen)
         events = await self._outboxed(
             lambda: outbox.enqueue(
                 room_id=room_id,
@@ -679,6 +787,7 @@ class SyncEngine:
                 clock=lambda: time.time_ns() // 1_000_000,
                 unique=lambda: str(uuid.uuid4()),
                 displayname=displayname,
+                witness=witness,
             )
         )
         self._emit(OutboxChanged(room_id, events, "sending"))
@@ -692,10 +801,28 @@ class SyncEngine:
             self._publish_wake.set()
         return events
 
+    def _witness(self, room_id: str, key_text: str, seen: Iterable[Event]) -> dict[str, str]:
+        """The other devices' newest events this device has read (``seen``, newest first
+        in display order), for the witness of its next event (PROTOCOL.md section 6.1): only chains
+        that moved since this device's last witness in the room, at most ``MAX_WITNESS``,
+        the most recently active first."""
+        tips: dict[str, str] = {}
+        for ev in seen:  # newest first: the first event of a key is its chain's tip
+            key = ev.sender_key
+            if key and key != key_text and key not in tips:
+                tips[key] = ev.hash
+                if len(tips) >= MAX_WITNESS * 4:
+                    break
+        told = self._witnessed.setdefault((room_id, key_text), {})
+        out = {k: h for k, h in tips.items() if told.get(k) != h}
+        out = dict(list(out.items())[:MAX_WITNESS])
+        told.update(out)
+        return out
+
     def _own_head(self, room_id: str, key_text: str) -> Event | None:
         """This device's newest event in a completely read room (raises if not read)."""
         room = self.rooms.get(room_id)
-        if room is None or room.result is None or not room.complete:
+        if room is None or room.result is None or not room.complete or room.unlisted:
             raise StorageError(
                 "the storage is unreachable and this room has not been read completely yet: "
                 "try again when it is back"

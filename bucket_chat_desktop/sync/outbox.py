@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -147,6 +147,7 @@ class Outbox:
         clock: Callable[[], int],
         unique: Callable[[], str],
         displayname: str | None = None,
+        witness: Mapping[str, str] | None = None,
     ) -> list[Event]:
         """Sign ``drafts`` (type, content) as the next events of this device's chain and
         commit them durably. A join comes first if the device never wrote in the room.
@@ -176,6 +177,7 @@ class Outbox:
             now = time.time()
             for event_type, content in todo:
                 ev = build_event(
+                    witness=witness if not events else None,
                     room_id=room_id,
                     sender_id=user_id,
                     event_type=event_type,

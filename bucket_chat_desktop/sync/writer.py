@@ -11,14 +11,19 @@ from typing import Any
 
 from nacl.signing import SigningKey
 
-from ..protocol.audit import DEVICE_ADD_FIELD
+from ..protocol.audit import (
+    DEVICE_ACCEPT_FIELD,
+    DEVICE_ADD_FIELD,
+    RoomLedger,
+    pending_introduction,
+)
 from ..protocol.canonical import b64encode
 from ..protocol.event import MEMBER, MESSAGE, Event
 from ..protocol.ids import client_id_for, logs_prefix, metadata_path, parse_segment_path
 from ..protocol.metadata import build_metadata
-from ..protocol.segment import decode_segment, encode_segment, path_for
+from ..protocol.segment import MAX_SEGMENT_BYTES, decode_segment, encode_segment, path_for
 from ..protocol.signing import SignatureChecker, build_event
-from ..storage.base import AlreadyExistsError, Storage, StorageError
+from ..storage.base import AlreadyExistsError, ObjectInfo, Storage, StorageError
 
 log = logging.getLogger("bucket_chat.sync")
 
@@ -74,6 +79,9 @@ class RoomWriter:
         self._unique = unique
         self._head: Event | None = None
         self._loaded = False
+        # The key whose statement introduced this device (PROTOCOL.md section 7): named in
+        # this device's first join, which accepts the introduction.
+        self.introduced_by: str | None = None
 
     def _own(self, client: str) -> bool:
         return client == self.client_id or client.startswith(self.client_id + "-r")
@@ -82,7 +90,8 @@ class RoomWriter:
         """Find this device's newest event in the room (None if it never wrote here)."""
         checker = SignatureChecker()
         mine: list[Event] = []
-        for item in await self.storage.list_objects(logs_prefix(self.room_id)):
+        items = await self.storage.list_objects(logs_prefix(self.room_id))
+        for item in items:
             name = parse_segment_path(item.path)
             if name is None or not self._own(name.client_id):
                 continue
@@ -98,8 +107,24 @@ class RoomWriter:
             log.warning(
                 "device chain in %s has %d heads; continuing the newest", self.room_id, len(heads)
             )
+        if self._head is None and items:
+            self.introduced_by = await self._find_introduction(items)
         self._loaded = True
         return self._head
+
+    async def _find_introduction(self, items: Sequence[ObjectInfo]) -> str | None:
+        """A device's first event in a room: read the room once to find a verified
+        statement of another device of this user introducing this key, to accept it. Best
+        effort: if the room cannot be read now, the engine accepts with a later join."""
+        ledger = RoomLedger(self.room_id)
+        try:
+            for item in items:
+                if parse_segment_path(item.path) is not None and item.size <= MAX_SEGMENT_BYTES:
+                    ledger.add_segment(item.path, await self.storage.get(item.path))
+        except StorageError as exc:
+            log.info("could not look for an introduction of this device: %s", exc)
+            return None
+        return pending_introduction(ledger.audit(), self.user_id, self.key_text)
 
     @property
     def joined(self) -> bool:
@@ -132,6 +157,8 @@ class RoomWriter:
             content: dict[str, Any] = {"membership": "join"}
             if self.displayname:
                 content["displayname"] = self.displayname
+            if self.introduced_by:
+                content[DEVICE_ACCEPT_FIELD] = self.introduced_by
             events.append(self._next(Draft(MEMBER, content), ts))
         events.extend(self._next(d, ts) for d in drafts)
         return events

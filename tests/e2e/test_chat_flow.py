@@ -62,17 +62,19 @@ def test_two_users_three_devices_exchange_1000_messages(device) -> None:  # type
     assert [e["content"].get("body") for e in last] == [t for _, t in sent[-5:]]
 
 
-def test_a_second_device_without_introduction_is_key_changed(device) -> None:  # type: ignore[no-untyped-def]
+def test_a_second_device_without_introduction_is_a_conflict(device) -> None:  # type: ignore[no-untyped-def]
     alice = device("alice", "alice@example.com")
     alice.user("create-room", "--room-id", ROOM, "--name", "Team")
     alice.user("send", "--room-id", ROOM, "first")
     intruder = device("new-laptop", "alice@example.com")
     intruder.user("send", "--room-id", ROOM, "it is me, alice, honestly")
     doc = alice.json("verify", "--room-id", ROOM, check=False)
-    assert kinds(doc) == {"key-changed"}
-    assert doc["counts"]["key-changed"] == 2  # the new key's join and its message
+    # Two keys claim alice and neither introduced the other: nobody is trusted
+    assert kinds(doc) == {"key-conflict"}
+    assert doc["counts"]["key-changed"] == 4 and doc["counts"]["verified"] == 0
+    assert doc["metadata"]["signer"] == "unconfirmed"
     history = alice.json("history", "--room-id", ROOM)["events"]
-    assert history[-1]["trust"] == "key-changed"
+    assert {e["trust"] for e in history} == {"key-changed"}
 
 
 def test_chat_shows_incoming_messages_live(device, store: Path) -> None:  # type: ignore[no-untyped-def]

@@ -102,6 +102,29 @@ def test_deleted_segment_is_a_gap(clean_room, tmp_path) -> None:  # type: ignore
     assert _finding(doc, "gap")["path"].endswith(_seg(dev, "alice", 2).name)
 
 
+def test_deleted_newest_segment_is_caught_once_someone_witnessed_it(clean_room, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Dropping a device's newest segment leaves an intact, shorter chain. Once another
+    member read it and wrote after (its events witness what it read), it is a finding."""
+    store, base = clean_room
+    dev = _copy(clean_room, tmp_path)
+    newest = _seg(dev, "alice", -1)
+    # bob reads the room (his device caches it), then writes: his event witnesses alice's
+    bob = Device(base / "bob", dev.store, "bob@example.com")
+    bob.run("history", "--room-id", ROOM)
+    bob.user("send", "--room-id", ROOM, "seen all of it")
+    newest.unlink()
+    doc = _audit(dev)
+    assert kinds(doc) == {"truncated-chain"}
+    finding = _finding(doc, "truncated-chain")
+    assert finding["path"].endswith(_seg(dev, "bob", -1).name)
+    assert "alice@example.com" in finding["message"]
+    # without a witness after it, the same deletion is not detectable (PROTOCOL.md 6.1)
+    quiet = _copy(clean_room, tmp_path / "quiet")
+    _seg(quiet, "alice", -1).unlink()
+    assert quiet.json("verify", "--room-id", ROOM)["clean"]
+    del store
+
+
 def test_forged_event_with_someone_elses_key_is_invalid(clean_room, tmp_path) -> None:  # type: ignore[no-untyped-def]
     dev = _copy(clean_room, tmp_path)
     seg = _seg(dev, "alice", 1)

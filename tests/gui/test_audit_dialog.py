@@ -99,7 +99,10 @@ async def audit_directly(store: Path) -> tuple[AuditResult, list[Finding]]:
     for item in await storage.list_objects(f"rooms/{ROOM}/logs/"):
         ledger.add_segment(item.path, await storage.get(item.path))
     _, metadata_findings = await read_metadata(storage, ROOM)
-    return ledger.audit(), metadata_findings
+    # The app runs as alice: her device pins its own key (a second key is then "key
+    # changed" for her, where an outsider without pins sees a conflict).
+    own = {"alice@example.com": {b64encode(bytes(ALICE.verify_key))}}
+    return ledger.audit(own), metadata_findings
 
 
 def run(qtbot: Any, coro: Coroutine[Any, Any, Any], timeout: int = 15_000) -> Any:
@@ -205,7 +208,9 @@ def test_tampered_room_shows_its_findings_with_file_and_line(
     ]
     assert rows == want
     kinds = [r[Column.KIND] for r in rows]
-    assert kinds[0] == "invalid-signature" and {"gap", "key-changed"} <= set(kinds)
+    # the edit breaks the chain link of bob's device statement, so his phone is no longer
+    # introduced: two keys claim bob (a conflict)
+    assert kinds[0] == "invalid-signature" and {"gap", "key-conflict"} <= set(kinds)
     assert rows[0][Column.WHERE] == f"{path}:{line}"
     # the detail of the selected finding explains it in plain words
     detail = dialog.detail.toPlainText()

@@ -304,7 +304,13 @@ def test_members_model_key_changed_and_unintroduced_leave(qtmodeltester: Any, ro
     asyncio.run(fake.send([Draft(MEMBER, {"membership": "leave"})]))  # join, then "leave"
     model = MembersModel("bob@example.com", key_text(BOB))
     qtmodeltester.check(model)
+    # Without pins two keys claim alice: a conflict, neither device is trusted.
     model.set_result(room.audit())
+    alice = model.member(model.row_of("alice@example.com"))
+    assert {d.state for d in alice.devices} == {DeviceState.KEY_CHANGED}
+    # Bob's device pinned alice's key earlier: only the intruder's key is not hers.
+    pinned = {"alice@example.com": {key_text(ALICE)}}
+    model.set_result(asyncio.run(_read(room.storage)).audit(pinned))
     alice = model.member(model.row_of("alice@example.com"))  # a key nobody introduced
     assert alice.state is DeviceState.KEY_CHANGED  # cannot make her look gone
     states = {d.key: d.state for d in alice.devices}

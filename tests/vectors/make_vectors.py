@@ -166,8 +166,12 @@ def event(
     return Ev(name, body, stored_line(body))
 
 
-def join(name: str, device: Device, ts: int, n: int, **kw: Any) -> Ev:
+def join(
+    name: str, device: Device, ts: int, n: int, introduced_by: Device | None = None, **kw: Any
+) -> Ev:
     content = {"membership": "join", "displayname": device.name.capitalize()}
+    if introduced_by is not None:  # the new device accepts the introduction (section 7)
+        content["introduced_by"] = introduced_by.public_text
     return event(name, device, ts, n, content, kind="m.room.member", prev=None, **kw)
 
 
@@ -479,7 +483,7 @@ def chain_case() -> tuple[Case, dict[str, Ev]]:
     )
     # alice's phone clock is behind: a4 is stamped before a3 yet follows it in her chain
     a4 = msg("a4", ALICE, T0 + 3 * SECOND + 500, 106, "(sent with a slow clock)", a3)
-    c1 = join("c1", ALICE2, T0 + 5 * SECOND, 107)
+    c1 = join("c1", ALICE2, T0 + 5 * SECOND, 107, introduced_by=ALICE)
     c2 = msg("c2", ALICE2, T0 + 6 * SECOND, 108, "now from my laptop", c1)
     b3 = msg("b3", BOB, T0 + 6 * SECOND + 500, 109, "welcome, laptop", b2, parent=c2.event_id)
     segments = sorted(
@@ -494,7 +498,8 @@ def chain_case() -> tuple[Case, dict[str, Ev]]:
     )
     case = Case(
         "chain",
-        "A valid room: alice (two devices, the second introduced by add_device_key) and bob. "
+        "A valid room: alice (two devices, the second introduced by add_device_key and "
+        "accepting it with introduced_by) and bob. "
         "a4 carries an earlier timestamp than its chain predecessor a3 and is shown after it.",
         segments,
         timeline=[
@@ -683,18 +688,40 @@ def broken_cases() -> list[tuple[Case, dict[str, Ev]]]:
         )
     )
 
-    # key change without a statement
+    # a second key without an introduction: a conflict over alice's name
     m1 = join("m1", MALLORY, T0 + 4 * SECOND + 500, 70)
     m2 = msg("m2", MALLORY, T0 + 5 * SECOND + 500, 71, "it's me, alice, new phone", m1)
     mall = segment([m1, m2], device=MALLORY)
+    alice = segment([a1, a2, a3, a4], device=ALICE)
+    add(
+        Case(
+            "key-conflict",
+            "A second key signs as alice@example.com and no key of alice introduced it. Two "
+            "keys claim alice and neither introduced the other: every event of both is "
+            "key-changed, one key-conflict finding at alice's first event in display order.",
+            sort_segments(alice, segment([b1, b2, b3], device=BOB), mall),
+            timeline=[
+                ("a1", K),
+                ("b1", V),
+                ("a2", K),
+                ("b2", V),
+                ("a3", K),
+                ("m1", K),
+                ("a4", K),
+                ("m2", K),
+                ("b3", V),
+            ],
+            findings=[("key-conflict", alice.path, 1)],
+        ),
+        m1,
+        m2,
+    )
     add(
         Case(
             "key-changed",
-            "A second key signs as alice@example.com and no key of alice introduced it. "
-            "Its events are key-changed; one finding, at its first event in display order.",
-            sort_segments(
-                segment([a1, a2, a3, a4], device=ALICE), segment([b1, b2, b3], device=BOB), mall
-            ),
+            "The same room, read by a reader that pinned alice's key before: mallory's "
+            "events are key-changed; one finding, at its first event in display order.",
+            sort_segments(alice, segment([b1, b2, b3], device=BOB), mall),
             timeline=[
                 ("a1", V),
                 ("b1", V),
@@ -707,9 +734,96 @@ def broken_cases() -> list[tuple[Case, dict[str, Ev]]]:
                 ("b3", V),
             ],
             findings=[("key-changed", mall.path, 1)],
+            pinned={ALICE.sender_id: [ALICE.public_text]},
         ),
         m1,
         m2,
+    )
+
+    # the backdated impostor: stamped before alice's first event, "introducing" her key
+    i1 = join("i1", MALLORY, T0 - 2 * SECOND, 72)
+    i2 = event(
+        "i2",
+        MALLORY,
+        T0 - 1 * SECOND,
+        73,
+        {"membership": "join", "add_device_key": ALICE.public_text},
+        kind="m.room.member",
+        prev=i1,
+    )
+    imp = segment([i1, i2], device=MALLORY)
+    add(
+        Case(
+            "impostor-backdated",
+            "An un-introduced key signs as alice, stamped before alice's first event, and "
+            "states that it introduces alice's real key. Alice never accepted that: both "
+            "keys claim alice, a key-conflict; nothing of either is verified.",
+            sort_segments(alice, segment([b1, b2, b3], device=BOB), imp),
+            timeline=[
+                ("i1", K),
+                ("i2", K),
+                ("a1", K),
+                ("b1", V),
+                ("a2", K),
+                ("b2", V),
+                ("a3", K),
+                ("a4", K),
+                ("b3", V),
+            ],
+            findings=[("key-conflict", imp.path, 1)],
+        ),
+        i1,
+        i2,
+    )
+
+    # an unsigned line under the name of a user who signs
+    u1 = {
+        "event_id": f"{ROOM}::{iso_utc_ms(T0 + 4 * SECOND + 200)}::{fixed_uuid(74)}",
+        "room_id": ROOM,
+        "timestamp_ms": T0 + 4 * SECOND + 200,
+        "sender_id": ALICE.sender_id,
+        "type": "m.room.message",
+        "parent_event_id": None,
+        "prev_event_hash": None,
+        "signature": "bm90IGNoZWNrYWJsZQ==",
+        "content": {"body": "pay mallory", "msgtype": "m.text"},
+    }
+    unsigned = Ev("u1", u1, stored_line(u1))
+    forged = segment([unsigned], client_id="alice")
+    add(
+        Case(
+            "impersonation",
+            "An unsigned (reference-style) event claims to be from alice, who signs her "
+            "events: shown key-changed, one impersonation finding.",
+            sort_segments(alice, segment([b1, b2, b3], device=BOB), forged),
+            timeline=[*BASE_TIMELINE[:4], ("a3", V), ("u1", K), ("a4", V), ("b3", V)],
+            findings=[("impersonation", forged.path, 1)],
+        ),
+        unsigned,
+    )
+
+    # bob witnessed alice's newest event; her newest segment was deleted afterwards
+    w3 = event(
+        "b3",
+        BOB,
+        T0 + 6 * SECOND,
+        75,
+        {"body": "bye", "msgtype": "m.text"},
+        prev=b2,
+        extra={"witness": {ALICE.public_text: a4.hash}},
+    )
+    bob = segment([b1, b2, w3], device=BOB)
+    add(
+        Case(
+            "truncated-chain",
+            "bob's b3 witnesses a4, alice's newest event; the segment holding a4 is gone. "
+            "alice's remaining chain is intact, but a truncated-chain finding names the "
+            "missing event at bob's witnessing event.",
+            sort_segments(segment([a1, a2, a3], device=ALICE), bob),
+            timeline=[x for x in BASE_TIMELINE if x[0] != "a4"],
+            findings=[("truncated-chain", bob.path, 3)],
+        ),
+        w3,
     )
 
     # pinned: the reader had pinned another key for alice before
@@ -727,7 +841,7 @@ def broken_cases() -> list[tuple[Case, dict[str, Ev]]]:
     )
 
     # a device used before the statement that introduces it
-    c1 = join("c1", ALICE2, T0 + 2 * SECOND + 500, 80)
+    c1 = join("c1", ALICE2, T0 + 2 * SECOND + 500, 80, introduced_by=ALICE)
     a_add = event(
         "a5",
         ALICE,
@@ -779,13 +893,13 @@ def broken_cases() -> list[tuple[Case, dict[str, Ev]]]:
         kind="m.room.member",
         prev=a4,
     )
-    c1b = join("c1", ALICE2, T0 + 6 * SECOND + 500, 84)
+    c1b = join("c1", ALICE2, T0 + 6 * SECOND + 500, 84, introduced_by=ALICE)
     laptop = segment([c1b], device=ALICE2)
     add(
         Case(
             "device-add-not-join",
-            "add_device_key inside a membership 'leave' event introduces nothing: the "
-            "laptop key is key-changed.",
+            "add_device_key inside a membership 'leave' event introduces nothing: for a "
+            "reader that pinned alice's phone key, the laptop key is key-changed.",
             sort_segments(
                 segment([a1, a2, a3, a4, a_leave], device=ALICE),
                 segment([b1, b2, b3], device=BOB),
@@ -793,6 +907,7 @@ def broken_cases() -> list[tuple[Case, dict[str, Ev]]]:
             ),
             timeline=[*BASE_TIMELINE[:-1], ("a5", V), ("b3", V), ("c1", K)],
             findings=[("key-changed", laptop.path, 1)],
+            pinned={ALICE.sender_id: [ALICE.public_text]},
         ),
         a_leave,
         c1b,
@@ -950,6 +1065,18 @@ def broken_cases() -> list[tuple[Case, dict[str, Ev]]]:
             timeline=BASE_TIMELINE,
             findings=[("metadata-invalid", META_PATH, None)],
             metadata=(META_PATH, forged, False),
+        )
+    )
+    add(
+        Case(
+            "metadata-signer-unknown",
+            "metadata.json validly signed by mallory's key but naming alice as creator; "
+            "alice's key in the room is another one: metadata-signer-unknown. The metadata "
+            "is used (its signature is good) but must not be shown as signed by alice.",
+            sort_segments(*clean),
+            timeline=BASE_TIMELINE,
+            findings=[("metadata-signer-unknown", META_PATH, None)],
+            metadata=(META_PATH, metadata_bytes(MALLORY), True),
         )
     )
     add(

@@ -8,6 +8,7 @@ command line's ``verify``.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import enum
 from collections.abc import Sequence
@@ -53,7 +54,7 @@ from PySide6.QtWidgets import (
 from ...keys.identity import display_fingerprint
 from ...protocol.audit import AuditResult, TrustState
 from ...protocol.findings import Finding, Kind, Severity
-from ...protocol.metadata import RoomMetadata
+from ...protocol.metadata import RoomMetadata, Signer, check_signer, signer_text
 from ...protocol.untrusted_text import (
     display_name_safe,
     html_escape,
@@ -210,6 +211,38 @@ EXPLANATIONS: dict[Kind, Explanation] = {
         "Ask them — not in this chat — whether they set up a new device. Compare the "
         "fingerprint in Members and mark the device as verified if it matches.",
     ),
+    Kind.KEY_CONFLICT: Explanation(
+        "Two keys claim one person",
+        "Two or more device keys sign as the same person and none of them introduced the "
+        "others. One may be an impostor who backdated their messages to look first, so "
+        "none of them is trusted.",
+        "Ask the person — not in this chat — which device is theirs, compare its "
+        "fingerprint in Members and mark it verified; the other keys then show as not theirs.",
+    ),
+    Kind.IMPERSONATION: Explanation(
+        "Unsigned message under a signing person's name",
+        "A message without a signature claims to be from someone whose devices sign every "
+        "message. Anyone with access to the storage can write such a line.",
+        "Do not believe it came from them. " + _TAMPER,
+    ),
+    Kind.TRUNCATED_CHAIN: Explanation(
+        "Messages were removed from the end of a history",
+        "Another member's device saw a message that is no longer in the room: the newest "
+        "part of someone's history was deleted from the storage.",
+        "Ask the author what they sent last. " + _TAMPER,
+    ),
+    Kind.UNREAD: Explanation(
+        "History could not be read completely",
+        "Part of the room could not be listed (the storage did not answer, or refused). "
+        "What is shown was checked, but the verdict is not final until everything is read.",
+        "The app tries again by itself. If it persists, check the storage connection.",
+    ),
+    Kind.METADATA_SIGNER_UNKNOWN: Explanation(
+        "Room metadata signed by someone else",
+        "metadata.json is signed, but not by a key of the person it names as the room's "
+        "creator: someone else wrote the room's name and creator.",
+        "Do not rely on the room name or creator shown. " + _TAMPER,
+    ),
     Kind.MISSING_JOIN: Explanation(
         "Wrote before joining",
         "A device's first event is not a join. Other or older apps do this; it is no sign "
@@ -264,8 +297,15 @@ class AuditView:
     confirmed_keys: frozenset[str] = field(default_factory=frozenset)
 
     @property
+    def signer(self) -> tuple[Signer, list[Finding]]:
+        """Who signed the metadata, as far as this audit knows (PROTOCOL.md section 10)."""
+        if self.metadata is None:
+            return Signer.UNSIGNED, []
+        return check_signer(self.metadata, self.result.authorized)
+
+    @property
     def findings(self) -> list[Finding]:
-        return [*self.metadata_findings, *self.result.findings]
+        return [*self.metadata_findings, *self.signer[1], *self.result.findings]
 
     @property
     def errors(self) -> list[Finding]:
@@ -289,8 +329,18 @@ class AuditView:
         meta = self.metadata
         if meta is None:
             return f"{self.room_id} (no metadata)"
-        state = f"signed by {shown_id(meta.creator_id or '?')}" if meta.signed else "unsigned"
-        return f"{self.name} ({state})"
+        return f"{self.name} ({self.signer_phrase})"
+
+    @property
+    def signer_phrase(self) -> str:
+        """Who signed the metadata (``signer_text``), with the creator id as it is shown:
+        the check itself uses the real id."""
+        if self.metadata is None:
+            return ""
+        shown = dataclasses.replace(
+            self.metadata, creator_id=shown_id(self.metadata.creator_id or "?")
+        )
+        return signer_text(shown, self.signer[0])
 
     @property
     def name(self) -> str:
@@ -767,9 +817,12 @@ class AuditDialog(QDialog):
             return f"<b>Room metadata:</b> <span style='color:{warn}'>{what}</span>."
         name = html_escape(view.name)
         created = _created(meta.created_at)
+        signer = view.signer[0]
         if meta.signed:
-            creator = html_escape(shown_id(meta.creator_id or "?"))
-            state = f"<span style='color:{ok}'>✔ signed by {creator}</span>"
+            color = ok if signer is Signer.CONFIRMED else warn
+            mark = "✔ " if signer is Signer.CONFIRMED else ""
+            phrase = html_escape(view.signer_phrase)
+            state = f"<span style='color:{color}'>{mark}{phrase}</span>"
             lookalike = id_warning(meta.creator_id or "")
             if lookalike:
                 state += f" <span style='color:{warn}'>⚠ {html_escape(lookalike)}</span>"

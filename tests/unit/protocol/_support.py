@@ -58,6 +58,7 @@ class Device:
         prev: str | bool | None = True,
         parent: str | None = None,
         sender_id: str | None = None,
+        witness: Mapping[str, str] | None = None,
     ) -> Event:
         """Sign the next event; ``prev=True`` chains it to this device's last event."""
         ev = build_event(
@@ -70,6 +71,7 @@ class Device:
             prev_event_hash=self.prev if prev is True else (prev or None),
             signing_key=self.key,
             parent_event_id=parent,
+            witness=witness,
         )
         self.prev = ev.hash
         return ev

@@ -6,10 +6,16 @@ import json
 import time
 from typing import Any
 
-from bucket_chat_desktop.protocol.audit import DEVICE_ADD_FIELD, RoomLedger, TrustState
+from bucket_chat_desktop.protocol.audit import (
+    DEVICE_ACCEPT_FIELD,
+    DEVICE_ADD_FIELD,
+    RoomLedger,
+    TrustState,
+)
 from bucket_chat_desktop.protocol.event import MEMBER, Event
 from bucket_chat_desktop.protocol.findings import Finding, Kind, Severity
 from bucket_chat_desktop.protocol.segment import decode_segment, encode_segment
+from bucket_chat_desktop.protocol.signing import sign_mapping
 
 from ._support import (
     ROOM,
@@ -53,6 +59,11 @@ def tampered(ev: Event, **changes: Any) -> bytes:
 
 def add_device(phone: Device, laptop: Device, ts: int) -> Event:
     return phone.emit(ts, MEMBER, {"membership": "join", DEVICE_ADD_FIELD: laptop.public})
+
+
+def accept(laptop: Device, phone: Device, ts: int) -> Event:
+    """The new device's own join, accepting the introduction by ``phone``."""
+    return laptop.join(ts, **{DEVICE_ACCEPT_FIELD: phone.public})
 
 
 # -- a clean room ---------------------------------------------------------------------------
@@ -358,7 +369,7 @@ def test_second_device_added_by_statement_is_verified() -> None:
     phone, laptop, b = alice(), alice_laptop(), bob()
     p1, b1 = phone.join(T0), b.join(T0 + 1)
     stmt = add_device(phone, laptop, T0 + 2)
-    l1 = laptop.join(T0 + 3)
+    l1 = accept(laptop, phone, T0 + 3)
     l2 = laptop.say(T0 + 4, "from the laptop")
     p2 = phone.say(T0 + 5, "and the phone")
     result = audit(seg([p1, stmt, p2], "p"), seg([b1], "b"), seg([l1, l2], "l"))
@@ -369,32 +380,155 @@ def test_second_device_added_by_statement_is_verified() -> None:
 
 def test_device_chain_of_introductions() -> None:
     one, two, three = alice(), alice_laptop(), Device("alice@example.com", 7)
-    e = [one.join(T0), add_device(one, two, T0 + 1), two.join(T0 + 2)]
-    e += [add_device(two, three, T0 + 3), three.join(T0 + 4)]
+    e = [one.join(T0), add_device(one, two, T0 + 1), accept(two, one, T0 + 2)]
+    e += [add_device(two, three, T0 + 3), accept(three, two, T0 + 4)]
     result = audit(seg(e[:2], "1"), seg(e[2:4], "2"), seg(e[4:], "3"))
     assert result.findings == [] and {x.state.value for x in result.timeline} == {V}
 
 
-def test_key_change_without_statement() -> None:
+def test_two_unintroduced_keys_are_a_conflict() -> None:
+    phone, other = alice(), alice_laptop()
+    p1 = phone.join(T0)
+    o1, o2, o3 = other.join(T0 + 1), other.say(T0 + 2, "new phone"), other.say(T0 + 3, "!")
+    first, second = seg([p1], "p"), seg([o1, o2, o3], "o")
+    result = audit(first, second)
+    assert where(result.findings) == [("key-conflict", first[0], 1)]  # once, not per event
+    assert [x.state.value for x in result.timeline] == [K, K, K, K]
+    assert "none is trusted" in result.timeline[1].reason
+    assert phone.public[:12] in result.findings[0].message
+    assert other.public[:12] in result.findings[0].message
+    assert not result.clean and result.authorized.get(phone.sender_id) is None
+
+
+def test_key_change_without_statement_against_a_pin() -> None:
     phone, other = alice(), alice_laptop()
     p1 = phone.join(T0)
     o1, o2, o3 = other.join(T0 + 1), other.say(T0 + 2, "new phone"), other.say(T0 + 3, "!")
     second = seg([o1, o2, o3], "o")
-    result = audit(seg([p1], "p"), second)
+    result = audit(seg([p1], "p"), second, pinned={phone.sender_id: [phone.public]})
     assert where(result.findings) == [("key-changed", second[0], 1)]  # once, not per event
     assert [x.state.value for x in result.timeline] == [V, K, K, K]
     assert "no statement" in result.timeline[1].reason
     assert not result.clean
 
 
+def test_backdated_impostor_is_not_trusted_on_first_use() -> None:
+    """The red-team case: a key nobody introduced signs a join and a message as alice,
+    stamped just before alice's first event. Neither key is verified; both are named."""
+    real, impostor, b = alice(), Device("alice@example.com", 9), bob()
+    r = [real.join(T0), real.say(T0 + 10, "it's me")]
+    i = [impostor.join(T0 - 2), impostor.say(T0 - 1, "send the money to X")]
+    result = audit(seg(r, "r"), seg(i, "i"), seg([b.join(T0 + 5)], "b"))
+    by_sender = {x.event.event_id: x.state.value for x in result.timeline}
+    assert [by_sender[e.event_id] for e in r + i] == [K, K, K, K]
+    assert kinds(result.findings) == ["key-conflict"]
+    assert result.authorized == {b.sender_id: frozenset({b.public})}
+
+
+def test_impostor_claiming_to_introduce_the_real_key_gains_nothing() -> None:
+    """The impostor also states that it introduced alice's real key: without alice's
+    acceptance that statement counts for nothing."""
+    real, impostor = alice(), Device("alice@example.com", 9)
+    i = [impostor.join(T0 - 2), add_device(impostor, real, T0 - 1)]
+    r = [real.join(T0), real.say(T0 + 10, "it's me")]
+    result = audit(seg(r, "r"), seg(i, "i"))
+    assert {x.state.value for x in result.timeline} == {K}
+    assert kinds(result.findings) == ["key-conflict"]
+
+
+def test_impostor_claiming_to_be_introduced_gains_nothing() -> None:
+    real, impostor = alice(), Device("alice@example.com", 9)
+    r = [real.join(T0), real.say(T0 + 10, "it's me")]
+    i = [accept(impostor, real, T0 + 20), impostor.say(T0 + 21, "me too")]
+    result = audit(seg(r, "r"), seg(i, "i"))
+    assert kinds(result.findings) == ["key-conflict"]
+
+
+def test_conflict_is_resolved_by_pinning_one_key() -> None:
+    real, impostor = alice(), Device("alice@example.com", 9)
+    r, i = seg([real.join(T0)], "r"), seg([impostor.join(T0 - 1)], "i")
+    result = audit(r, i, pinned={real.sender_id: [real.public]})
+    assert [x.state.value for x in result.timeline] == [K, V]
+    assert where(result.findings) == [("key-changed", i[0], 1)]
+
+
+def test_conflict_is_provisional_while_history_loads() -> None:
+    real, impostor = alice(), Device("alice@example.com", 9)
+    led = ledger(seg([real.join(T0)], "r"), seg([impostor.join(T0 - 1)], "i"))
+    assert led.audit(complete=False).findings == []
+    assert kinds(led.audit(complete=True).findings) == ["key-conflict"]
+
+
+def test_unsigned_line_under_a_signing_users_name_is_impersonation() -> None:
+    a = alice()
+    signed = seg([a.join(T0), a.say(T0 + 2, "signed")], "a")
+    forged = {
+        "event_id": f"{ROOM}::2025-09-14T12:00:00.001Z::forged",
+        "room_id": ROOM,
+        "timestamp_ms": T0 + 1,
+        "sender_id": a.sender_id,
+        "type": "m.room.message",
+        "signature": "",
+        "content": {"body": "pay X", "msgtype": "m.text"},
+    }
+    path = named_path(T0 + 1, T0 + 1, "x")
+    result = audit(signed, (path, raw_line(forged)))
+    assert [x.state.value for x in result.timeline] == [V, K, V]
+    assert where(result.findings) == [("impersonation", path, 1)]
+    assert "someone else" in result.timeline[1].reason and not result.clean
+    # also when the unsigned line sorts before alice's first signed event
+    forged["timestamp_ms"] = T0 - 5
+    early = named_path(T0 - 5, T0 - 5, "x")
+    assert kinds(audit(signed, (early, raw_line(forged))).findings) == ["impersonation"]
+
+
+def test_witnessed_event_missing_is_a_truncated_chain() -> None:
+    """Bob saw alice's newest event; deleting alice's newest segment is then reported."""
+    a, b = alice(), bob()
+    a1, a2, a3 = a.join(T0), a.say(T0 + 1, "one"), a.say(T0 + 2, "dropped later")
+    b1 = b.join(T0 + 3)
+    b2 = b.emit(T0 + 4, "m.room.message", {"body": "ok"}, witness={a.public: a3.hash})
+    older, newest, bobs = seg([a1, a2], "a"), seg([a3], "a"), seg([b1, b2], "b")
+    assert audit(older, newest, bobs).findings == []
+    result = audit(older, bobs)
+    assert where(result.findings) == [("truncated-chain", bobs[0], 2)]
+    assert "alice@example.com" in result.findings[0].message and not result.clean
+    # the older events stay verified: only the tail is gone
+    assert [x.state.value for x in result.timeline] == [V, V, V, V]
+    # while history is still loading it is not (yet) a finding
+    assert ledger(older, bobs).audit(complete=False).findings == []
+    # a whole deleted device is caught as well
+    assert kinds(audit(bobs).findings) == ["truncated-chain"]
+
+
+def test_hostile_witness_values_are_ignored_safely() -> None:
+    a, b = alice(), bob()
+    a1 = a.join(T0)
+    for junk in ({a.public: 5}, {a.public: None}, {"x" * 600: a1.hash}, {}):
+        b = bob()
+        b1 = b.join(T0 + 3)
+        b2 = b.emit(T0 + 4, "m.room.message", {"body": "ok"}, witness=junk)  # type: ignore[arg-type]
+        assert audit(seg([a1], "a"), seg([b1, b2], "b")).findings == []
+    for junk_value in ("not a map", [a1.hash], 7):
+        obj = json.loads(b2.line())
+        del obj["signature"]
+        obj["witness"] = junk_value
+        path = named_path(T0 + 3, T0 + 4, "w")
+        result = audit(seg([a1], "a"), (path, b1.line() + line_of(sign_mapping(obj, b.key))))
+        assert result.findings == [], junk_value
+
+
 def test_statement_signed_by_another_user_does_not_count() -> None:
     a, b, laptop = alice(), bob(), alice_laptop()
     a1, b1 = a.join(T0), b.join(T0 + 1)
     stmt = add_device(b, laptop, T0 + 2)  # bob vouches for a key of alice: no
-    l1 = laptop.join(T0 + 3)
+    l1 = accept(laptop, b, T0 + 3)
     result = audit(seg([a1], "a"), seg([b1, stmt], "b"), seg([l1], "l"))
-    assert kinds(result.findings) == ["key-changed"]
+    assert kinds(result.findings) == ["key-conflict"]
     assert result.timeline[-1].state is TrustState.KEY_CHANGED
+    pin = {a1.sender_id: [a.public]}
+    pinned = audit(seg([a1], "a"), seg([b1, stmt], "b"), seg([l1], "l"), pinned=pin)
+    assert kinds(pinned.findings) == ["key-changed"]
 
 
 def test_statement_from_an_untrusted_key_does_not_count() -> None:
@@ -402,10 +536,14 @@ def test_statement_from_an_untrusted_key_does_not_count() -> None:
     a1 = a.join(T0)
     r1 = rogue.join(T0 + 1)
     stmt = add_device(rogue, laptop, T0 + 2)
-    l1 = laptop.join(T0 + 3)
+    l1 = accept(laptop, rogue, T0 + 3)
     result = audit(seg([a1], "a"), seg([r1, stmt], "r"), seg([l1], "l"))
-    assert [x.state.value for x in result.timeline] == [V, K, K, K]
-    assert kinds(result.findings) == ["key-changed", "key-changed"]
+    assert [x.state.value for x in result.timeline] == [K, K, K, K]
+    assert kinds(result.findings) == ["key-conflict"]
+    pin = {a.sender_id: [a.public]}
+    pinned = audit(seg([a1], "a"), seg([r1, stmt], "r"), seg([l1], "l"), pinned=pin)
+    assert [x.state.value for x in pinned.timeline] == [V, K, K, K]
+    assert kinds(pinned.findings) == ["key-changed", "key-changed"]
 
 
 def test_statement_only_in_a_join() -> None:
@@ -413,8 +551,8 @@ def test_statement_only_in_a_join() -> None:
     a1 = a.join(T0)
     leave = a.emit(T0 + 1, MEMBER, {"membership": "leave", DEVICE_ADD_FIELD: laptop.public})
     msg = a.emit(T0 + 2, "m.room.message", {"body": "x", DEVICE_ADD_FIELD: laptop.public})
-    l1 = laptop.join(T0 + 3)
-    result = audit(seg([a1, leave, msg], "a"), seg([l1], "l"))
+    l1 = accept(laptop, a, T0 + 3)
+    result = audit(seg([a1, leave, msg], "a"), seg([l1], "l"), pinned={a.sender_id: [a.public]})
     assert [x.state.value for x in result.timeline] == [V, V, V, K]
 
 
@@ -422,8 +560,9 @@ def test_statement_in_an_unverified_event_does_not_count() -> None:
     a, laptop = alice(), alice_laptop()
     a1, a2 = a.join(T0), a.say(T0 + 1, "will go missing")
     stmt = add_device(a, laptop, T0 + 2)  # its predecessor is missing: unverified
-    l1 = laptop.join(T0 + 3)
-    result = audit(seg([a1], "a"), seg([stmt], "a"), seg([l1], "l"))
+    l1 = accept(laptop, a, T0 + 3)
+    pin = {a.sender_id: [a.public]}
+    result = audit(seg([a1], "a"), seg([stmt], "a"), seg([l1], "l"), pinned=pin)
     assert [x.state.value for x in result.timeline] == [V, U, K]
     assert kinds(result.findings) == ["gap", "key-changed"]
     del a2
@@ -432,7 +571,7 @@ def test_statement_in_an_unverified_event_does_not_count() -> None:
 def test_device_used_before_its_statement() -> None:
     a, laptop = alice(), alice_laptop()
     a1 = a.join(T0)
-    l1 = laptop.join(T0 + 1)
+    l1 = accept(laptop, a, T0 + 1)
     stmt = add_device(a, laptop, T0 + 2)
     l2 = laptop.say(T0 + 3, "after")
     result = audit(seg([a1, stmt], "a"), seg([l1, l2], "l"))
@@ -459,7 +598,7 @@ def test_pinned_keys_plus_statement() -> None:
     stmt_room = [a.join(T0), add_device(a, laptop, T0 + 1)]
     result = audit(
         seg(stmt_room, "a"),
-        seg([laptop.join(T0 + 2)], "l"),
+        seg([accept(laptop, a, T0 + 2)], "l"),
         pinned={a.sender_id: {a.public}},
     )
     assert result.findings == [] and {x.state.value for x in result.timeline} == {V}
@@ -471,16 +610,23 @@ def test_pinned_device_not_in_the_room_yet() -> None:
     assert result.findings == [] and result.timeline[0].state is TrustState.VERIFIED
 
 
-def test_first_key_seen_is_trusted_on_first_use() -> None:
+def test_only_key_is_trusted_on_first_use() -> None:
+    only = alice_laptop()
+    result = audit(seg([only.join(T0), only.say(T0 + 1, "hi")], "e"))
+    assert [x.state.value for x in result.timeline] == [V, V]
+    assert result.authorized == {only.sender_id: frozenset({only.public})}
+
+
+def test_earliest_stamp_wins_nothing() -> None:
     early, late = alice_laptop(), alice()
     result = audit(seg([early.join(T0)], "e"), seg([late.join(T0 + 1)], "l"))
-    assert [x.state.value for x in result.timeline] == [V, K]
+    assert [x.state.value for x in result.timeline] == [K, K]
 
 
 def test_key_change_beats_chain_problems() -> None:
     a, other = alice(), alice_laptop()
     o1, o2 = other.join(T0 + 1), other.say(T0 + 2, "x")
-    result = audit(seg([a.join(T0)], "a"), seg([o2], "o"))
+    result = audit(seg([a.join(T0)], "a"), seg([o2], "o"), pinned={a.sender_id: [a.public]})
     assert [x.state.value for x in result.timeline] == [V, K]
     assert kinds(result.findings) == ["gap", "key-changed"]
     del o1
@@ -537,8 +683,10 @@ def test_reference_events_do_not_disturb_signed_chains() -> None:
         ),
     )
     result = audit(signed, unsigned)
-    assert result.findings == []
-    assert [x.state.value for x in result.timeline] == [V, U, V]
+    # The signed chain is undisturbed; the unsigned line under a signing user's name is
+    # reported as an impersonation, not shown as a mere "unverified" message of theirs.
+    assert kinds(result.findings) == ["impersonation"]
+    assert [x.state.value for x in result.timeline] == [V, K, V]
 
 
 # -- results ------------------------------------------------------------------------------------

@@ -14,7 +14,9 @@ from bucket_chat_desktop.protocol.metadata import (
     MAX_METADATA_BYTES,
     PROTOCOL,
     VERSION,
+    Signer,
     build_metadata,
+    check_signer,
     describe,
     parse_metadata,
 )
@@ -72,7 +74,29 @@ def test_build_and_parse_signed() -> None:
         "creator_key",
         "signature",
     }
-    assert describe(meta) == "Café ☕ (signed by alice@example.com)"
+    # Without an audit the signature proves only that *a* key signed.
+    claim = "signed; claims to be created by alice@example.com, not checked"
+    assert describe(meta) == f"Café ☕ ({claim})"
+    alice_keys = {"alice@example.com": frozenset({public_key_text(key(1))})}
+    assert describe(meta, alice_keys) == "Café ☕ (signed by alice@example.com)"
+    assert check_signer(meta, alice_keys) == (Signer.CONFIRMED, [])
+
+
+def test_signed_by_a_key_that_is_not_the_creators() -> None:
+    """Any key can sign metadata naming alice as creator: "signed by alice" only when
+    that key is alice's in the audited room."""
+    meta, _ = parse_metadata(signed(), ROOM, PATH)
+    assert meta is not None and meta.signed
+    others = {"alice@example.com": frozenset({public_key_text(key(2))})}
+    state, findings = check_signer(meta, others)
+    assert state is Signer.UNKNOWN_KEY
+    assert [(f.kind, f.path) for f in findings] == [(Kind.METADATA_SIGNER_UNKNOWN, PATH)]
+    assert findings[0].severity is Severity.ERROR
+    assert "signed by alice" not in describe(meta, others)
+    assert describe(meta, others) == "Café ☕ (signed by an unknown key, not alice@example.com's)"
+    # alice never wrote in the room (or is in conflict): only a claim
+    assert check_signer(meta, {}) == (Signer.UNCONFIRMED, [])
+    assert "not confirmed" in describe(meta, {})
 
 
 def test_build_refuses_bad_room_id() -> None:

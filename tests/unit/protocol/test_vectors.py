@@ -18,7 +18,7 @@ from bucket_chat_desktop.protocol.audit import RoomLedger
 from bucket_chat_desktop.protocol.canonical import canonical_bytes, event_hash
 from bucket_chat_desktop.protocol.event import Event, parse_line
 from bucket_chat_desktop.protocol.ids import client_id_for, parse_segment_path
-from bucket_chat_desktop.protocol.metadata import parse_metadata
+from bucket_chat_desktop.protocol.metadata import check_signer, parse_metadata
 from bucket_chat_desktop.protocol.signing import SignatureChecker, build_event
 
 VECTORS = Path(__file__).resolve().parents[2] / "vectors"
@@ -156,6 +156,7 @@ def run_room_vector(case: dict[str, Any]) -> dict[str, Any]:
     """What this implementation concludes, in the vectors' own format."""
     room = case["room_id"]
     findings = []
+    meta = None
     if "metadata" in case:
         meta, meta_findings = parse_metadata(
             case["metadata"]["data"].encode("utf-8"), room, case["metadata"]["path"]
@@ -170,6 +171,8 @@ def run_room_vector(case: dict[str, Any]) -> dict[str, Any]:
         ledger.add_segment(segment["path"], _segment_bytes(segment))
     result = ledger.audit(case["pinned"])
     findings += result.findings
+    if meta is not None:
+        findings += check_signer(meta, result.authorized)[1]
 
     def row(a: Any) -> dict[str, Any]:
         return {

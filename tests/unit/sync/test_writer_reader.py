@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import pytest
 from nacl.signing import SigningKey
 
-from bucket_chat_desktop.protocol.audit import AuditResult, TrustState
+from bucket_chat_desktop.protocol.audit import DEVICE_ACCEPT_FIELD, AuditResult, TrustState
 from bucket_chat_desktop.protocol.event import MEMBER, MESSAGE
 from bucket_chat_desktop.protocol.findings import Kind, Severity
 from bucket_chat_desktop.protocol.ids import InvalidRoomIdError, segment_path
@@ -467,10 +467,18 @@ def test_add_device_makes_a_second_key_verified(store: CountingStorage) -> None:
     assert bodies(result)[3:] == [None, "from the laptop", "phone again"]
 
 
-def test_a_second_key_without_add_device_is_key_changed(store: CountingStorage) -> None:
+def test_a_second_key_without_add_device_is_a_conflict(store: CountingStorage) -> None:
     result = _two_devices(store, introduce=False)
-    assert [f.kind for f in result.findings] == [Kind.KEY_CHANGED] and not result.clean
-    assert states(result) == [V, V, K, K, V]
+    assert [f.kind for f in result.findings] == [Kind.KEY_CONFLICT] and not result.clean
+    assert states(result) == [K, K, K, K, K]
+
+
+def test_the_new_device_accepts_its_introduction(store: CountingStorage) -> None:
+    _two_devices(store, introduce=True)
+    laptop = writer(store, seed=2)
+    result = audited(store)[1]
+    joins = [a.event for a in result.timeline if a.event.sender_key == laptop.key_text]
+    assert joins[0].content[DEVICE_ACCEPT_FIELD] == writer(store).key_text
 
 
 def test_add_device_needs_a_joined_device(store: CountingStorage) -> None:
