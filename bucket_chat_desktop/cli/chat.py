@@ -14,6 +14,7 @@ from typing import Any
 
 from ..protocol.audit import Assessed, AuditResult
 from ..protocol.event import MESSAGE
+from ..protocol.untrusted_text import RoomIds, display_name_safe, terminal_safe
 from ..storage.base import Storage
 from ..sync.events import EngineEvent, EventsAppended, OutboxChanged, RoomLoaded, StorageStatus
 from ..sync.session import engine_session
@@ -35,6 +36,7 @@ class _Screen:
         self.shown: set[str] = set()
         self.reported = 0
         self.ready = False
+        self.ids = RoomIds()
 
     def say(self, text: str) -> None:
         if self.interactive and readline is not None and self.ready:
@@ -46,16 +48,17 @@ class _Screen:
 
     def events(self, items: list[Assessed], *, echo_own: bool) -> None:
         for item in items:
+            self.ids.add(item.event.sender_id)
             if item.event.event_id in self.shown:
                 continue
             self.shown.add(item.event.event_id)
             if echo_own or item.event.sender_key != self.own_key:
-                self.say(fmt.event_line(item))
+                self.say(fmt.event_line(item, self.ids))
 
     def findings(self, result: AuditResult) -> None:
         errors = result.errors
         for f in errors[self.reported :]:
-            self.say(f"! {f.kind.value}: {f.message} ({f.where()})")
+            self.say(f"! {f.kind.value}: {terminal_safe(f.message)} ({terminal_safe(f.where())})")
         self.reported = max(self.reported, len(errors))
 
 
@@ -71,18 +74,22 @@ async def run_chat(storage: Storage, room_id: str, identity: Any, displayname: s
             screen.events(items, echo_own=False)
             screen.findings(event.result)
         elif isinstance(event, OutboxChanged) and event.state == "failed":
-            screen.say(f"! not sent yet: {event.error} (will retry)")
+            screen.say(f"! not sent yet: {terminal_safe(event.error)} (will retry)")
         elif isinstance(event, StorageStatus):
             screen.say(
-                "* storage reachable again" if event.online else f"! offline: {event.message}"
+                "* storage reachable again"
+                if event.online
+                else f"! offline: {terminal_safe(event.message)}"
             )
 
     async with engine_session(storage, start=True, listener=listener) as engine:
         room = await engine.open_room(room_id, background=False)
-        title = room.metadata.name if room.metadata and room.metadata.name else room_id
+        name = display_name_safe(room.metadata.name, fmt.TITLE_LIMIT) if room.metadata else ""
+        title = terminal_safe(name or room_id)
         print(f"# {title} — type a message and press Enter; /quit or Ctrl-D to leave")
         result = room.result
         if result is not None:
+            screen.ids.update(a.event.sender_id for a in result.timeline)
             screen.events(result.timeline[-20:], echo_own=True)
             screen.shown.update(a.event.event_id for a in result.timeline)
             screen.findings(result)

@@ -1,13 +1,29 @@
-"""How the command line shows events, findings and audits to a person."""
+"""How the command line shows events, findings and audits to a person.
+
+Every string read from storage (room names, ids, display names, bodies, object names,
+error text quoting them) goes through ``terminal_safe`` before it is printed.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import json
+import re
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..protocol.audit import Assessed, AuditResult, TrustState
 from ..protocol.event import MEMBER, MESSAGE
 from ..protocol.findings import Finding
+from ..protocol.metadata import RoomMetadata, check_signer, signer_text
+from ..protocol.untrusted_text import (
+    ID_LIMIT,
+    RoomIds,
+    display_name_safe,
+    id_warning,
+    terminal_safe,
+)
 
 BADGES = {
     TrustState.VERIFIED: "[verified]",
@@ -22,41 +38,99 @@ def local_time(timestamp_ms: int) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
+BODY_LIMIT = 20_000  # characters of one body on a terminal; --json has them all
+
+
 def describe_event(item: Assessed) -> str:
     ev = item.event
     if ev.type == MESSAGE:
-        text = ev.body or ""
+        body = ev.body or ""
+        text = terminal_safe(body, limit=BODY_LIMIT, multiline=True)
     elif ev.type == MEMBER:
         membership = ev.content.get("membership")
-        name = ev.content.get("displayname")
-        who = f" as {name!r}" if isinstance(name, str) and name else ""
-        text = f"* {membership}{who}"
+        name = display_name_safe(ev.content.get("displayname"))
+        who = f' as "{terminal_safe(name)}"' if name else ""
+        text = f"* {terminal_safe(membership, limit=40)}{who}"
         if "add_device_key" in ev.content:
-            text += f" (introduces device key {str(ev.content['add_device_key'])[:12]}…)"
+            key = terminal_safe(str(ev.content["add_device_key"])[:12])
+            text += f" (introduces device key {key}…)"
     else:
-        text = f"* {ev.type}"
-    return _printable(text)
+        text = f"* {terminal_safe(ev.type, limit=ID_LIMIT)}"
+    return text.replace("\n", "\n" + " " * 4)
 
 
-def _printable(text: str) -> str:
-    """Neutralise terminal control characters in text read from storage."""
-    return "".join(
-        c if c.isprintable() or c == "\n" else f"\\x{ord(c):02x}" if ord(c) < 256 else "?"
-        for c in text
-    ).replace("\n", "\n" + " " * 4)
+def shown_id(sender_id: str, ids: RoomIds | None = None) -> str:
+    """A sender id for a terminal: escaped, capped, and marked when it may imitate another
+    (the reason is listed by ``id_notes``)."""
+    text = terminal_safe(sender_id, limit=ID_LIMIT)
+    warned = ids.warning(sender_id) if ids is not None else id_warning(sender_id)
+    return f"{text} {LOOKALIKE_MARK}" if warned else text
 
 
-def event_line(item: Assessed) -> str:
+LOOKALIKE_MARK = "[!LOOK-ALIKE ID]"
+
+
+def id_notes(sender_ids: Iterable[str], ids: RoomIds | None = None) -> list[str]:
+    """One line per marked id saying why it is marked."""
+    lines: list[str] = []
+    for sender_id in dict.fromkeys(sender_ids):
+        warned = ids.warning(sender_id) if ids is not None else id_warning(sender_id)
+        if warned:
+            lines.append(f"  {terminal_safe(sender_id, limit=ID_LIMIT)}: {warned}")
+    return lines
+
+
+def event_line(item: Assessed, ids: RoomIds | None = None) -> str:
     ev = item.event
     return (
-        f"{local_time(ev.timestamp_ms)}  {_printable(ev.sender_id)}  "
+        f"{local_time(ev.timestamp_ms)}  {shown_id(ev.sender_id, ids)}  "
         f"{BADGES[item.state]}  {describe_event(item)}"
     )
 
 
 def finding_line(f: Finding) -> str:
-    head = f"  {f.severity.value.upper():6} {f.kind.value:22} {_printable(f.where())}"
-    return f"{head}\n         {_printable(f.message)}"
+    head = f"  {f.severity.value.upper():6} {f.kind.value:22} {terminal_safe(f.where())}"
+    return f"{head}\n         {terminal_safe(f.message)}"
+
+
+def room_title(
+    meta: RoomMetadata | None,
+    room_id: str,
+    authorized: Mapping[str, frozenset[str]] | None = None,
+) -> str:
+    """``describe(meta, authorized)`` for a terminal: the name is cleaned, the creator id
+    escaped and marked when it may imitate another (the check uses the real id)."""
+    if meta is None:
+        return f"{room_id} (no metadata)"
+    signer = check_signer(meta, authorized)[0]
+    shown = dataclasses.replace(meta, creator_id=shown_id(meta.creator_id or "?"))
+    name = display_name_safe(meta.name, TITLE_LIMIT) or room_id
+    return f"{terminal_safe(name)} ({signer_text(shown, signer)})"
+
+
+TITLE_LIMIT = 200
+
+
+def json_text(doc: object) -> str:
+    """JSON for a terminal or a pipe: readable non-ASCII text, but every character that
+    could act on a terminal (C1, DEL, bidi, separators, lone surrogates) as a ``\\u``
+    escape, which any JSON reader turns back into the same string."""
+    text = json.dumps(doc, ensure_ascii=False, indent=1)
+    return _JSON_UNSAFE.sub(_json_escape, text)
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    ch = match.group()
+    if terminal_safe(ch) == ch:
+        return ch
+    code = ord(ch)
+    if code > 0xFFFF:  # as a UTF-16 surrogate pair, as JSON spells it
+        code -= 0x10000
+        return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+    return f"\\u{code:04x}"
+
+
+_JSON_UNSAFE = re.compile("[^\x20-\x7e\n]")  # json.dumps escapes the other C0 itself
 
 
 def event_json(item: Assessed) -> dict[str, Any]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import json
 import logging
 import os
 import sys
@@ -23,7 +22,8 @@ from ..protocol.audit import AuditResult
 from ..protocol.canonical import b64encode
 from ..protocol.event import MEMBER, MESSAGE
 from ..protocol.ids import InvalidRoomIdError, check_room_id
-from ..protocol.metadata import check_signer, describe
+from ..protocol.metadata import check_signer
+from ..protocol.untrusted_text import RoomIds, terminal_safe
 from ..storage import Storage, StorageError, open_storage
 from ..sync.events import EventsAppended, RoomLoaded
 from ..sync.reader import list_rooms, room_exists
@@ -39,6 +39,14 @@ MAX_BATCH = 1000
 
 class UsageError(Exception):
     pass
+
+
+class _SafeFormatter(logging.Formatter):
+    """Log lines quote object names and error text from storage: escaped like all
+    other output before they reach the terminal."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return terminal_safe(super().format(record), multiline=True)
 
 
 def _storage_arg(parser: argparse.ArgumentParser, *, top: bool) -> None:
@@ -219,7 +227,10 @@ async def cmd_create_room(args: argparse.Namespace) -> int:
     identity, _, _ = _identity(args.user_id)
     writer = RoomWriter(storage, room_id, identity.user_id, identity.signing_key)
     await writer.write_metadata(args.name, _now_iso())
-    print(f"Created room {room_id!r} ({args.name}) in {storage.describe()}.")
+    print(
+        f"Created room {room_id!r} ({terminal_safe(args.name, limit=fmt.TITLE_LIMIT)}) "
+        f"in {terminal_safe(storage.describe())}."
+    )
     join = (MEMBER, _join_content(args.displayname))
     return await _send_and_deliver(storage, room_id, identity, [join], args.displayname, quiet=True)
 
@@ -252,7 +263,8 @@ async def _send_and_deliver(
             waiting = engine.outbox.pending()
             error = next((p.error for p in waiting if p.error), "no answer from the storage")
             print(
-                f"bucket-chat: queued, not delivered yet ({error}). {len(waiting)} event(s) "
+                f"bucket-chat: queued, not delivered yet ({terminal_safe(error)}). "
+                f"{len(waiting)} event(s) "
                 "wait in the outbox and go out with the next bucket-chat command on this "
                 "storage (e.g. 'bucket-chat sync').",
                 file=sys.stderr,
@@ -271,11 +283,11 @@ async def cmd_rooms(args: argparse.Namespace) -> int:
     storage = _storage(args)
     rooms = await list_rooms(storage)
     if not rooms:
-        print(f"No rooms in {storage.describe()}.")
+        print(f"No rooms in {terminal_safe(storage.describe())}.")
         return EXIT_OK
     for room_id in rooms:
         meta, _ = await read_metadata(storage, room_id)
-        label = describe(meta) if meta else "(no metadata)"
+        label = fmt.room_title(meta, room_id) if meta else "(no metadata)"
         print(f"{room_id:32} {label}")
     return EXIT_OK
 
@@ -360,13 +372,15 @@ async def cmd_sync(args: argparse.Namespace) -> int:
     room_id = _room_id(args)
     await _require_room(storage, room_id)
     shown: set[str] = set()
+    ids = RoomIds()
 
     def show(result: AuditResult) -> None:
         for item in result.timeline:
             if item.event.event_id not in shown:
                 shown.add(item.event.event_id)
+                ids.add(item.event.sender_id)
                 if args.follow:
-                    print(fmt.event_line(item), flush=True)
+                    print(fmt.event_line(item, ids), flush=True)
 
     def listener(event: Any) -> None:
         if isinstance(event, RoomLoaded | EventsAppended) and event.room_id == room_id:
@@ -420,12 +434,23 @@ async def cmd_history(args: argparse.Namespace) -> int:
             "events": [fmt.event_json(a) for a in timeline],
             "findings": [f.as_dict() for f in result.findings],
         }
-        print(json.dumps(doc, ensure_ascii=False, indent=1))
+        print(fmt.json_text(doc))
         return EXIT_OK
-    title = describe(view.metadata, result.authorized) if view.metadata else view.room_id
+    title = (
+        fmt.room_title(view.metadata, view.room_id, result.authorized)
+        if view.metadata
+        else view.room_id
+    )
     print(f"# {title}")
+    ids = RoomIds()
+    ids.update(a.event.sender_id for a in result.timeline)  # first seen in the whole room
     for item in timeline:
-        print(fmt.event_line(item))
+        print(fmt.event_line(item, ids))
+    notes = fmt.id_notes((a.event.sender_id for a in timeline), ids)
+    if notes:
+        print(f"\nIds marked {fmt.LOOKALIKE_MARK} may imitate someone else:")
+        for line in notes:
+            print(line)
     if result.errors:
         print(
             f"\nThis room has {len(result.errors)} finding(s); "
@@ -456,19 +481,22 @@ async def cmd_verify(args: argparse.Namespace) -> int:
             "counts": {k.value: v for k, v in result.counts.items()},
             "findings": [f.as_dict() for f in result.findings],
         }
-        print(json.dumps(doc, ensure_ascii=False, indent=1))
+        print(fmt.json_text(doc))
         return status
-    title = (
-        describe(view.metadata, result.authorized)
-        if view.metadata
-        else f"{view.room_id} (no metadata)"
-    )
+    title = fmt.room_title(view.metadata, view.room_id, result.authorized)
     total = len(result.timeline) + len(result.invalid)
     print(f"Room {view.room_id}: {title}")
     print(f"{total:,} events in {result.segments:,} segments")
     for line in fmt.counts_text(result):
         print(line)
     _print_findings(result, sys.stdout)
+    ids = RoomIds()
+    ids.update(a.event.sender_id for a in result.timeline)
+    notes = fmt.id_notes((a.event.sender_id for a in result.timeline), ids)
+    if notes:
+        print(f"Ids that may imitate someone else ({len(notes)}):")
+        for line in notes:
+            print(line)
     if result.clean:
         notices = len(result.findings)
         extra = f" ({notices} notice(s))" if notices else ""
@@ -491,7 +519,7 @@ async def cmd_chat(args: argparse.Namespace) -> int:
     if not await room_exists(storage, room_id):
         writer = RoomWriter(storage, room_id, identity.user_id, identity.signing_key)
         await writer.write_metadata(room_id, _now_iso())
-        print(f"Created room {room_id!r} in {storage.describe()}.")
+        print(f"Created room {room_id!r} in {terminal_safe(storage.describe())}.")
     return await run_chat(storage, room_id, identity, args.displayname)
 
 
@@ -522,17 +550,16 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, int]]] = 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    handler = logging.StreamHandler()
+    handler.setFormatter(_SafeFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, handlers=[handler])
     if not args.command:
         parser.print_help()
         return EXIT_ERROR
     try:
         return asyncio.run(COMMANDS[args.command](args))
     except (UsageError, KeysError, StorageError, RoomError) as exc:
-        print(f"bucket-chat: {exc}", file=sys.stderr)
+        print(f"bucket-chat: {terminal_safe(str(exc))}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130

@@ -13,11 +13,13 @@ from ..protocol.event import MESSAGE, Event, parse_event
 from ..protocol.ids import logs_prefix, room_prefix
 from ..protocol.segment import encode_segment, path_for
 from ..protocol.signing import SignatureChecker, build_event
+from ..protocol.untrusted_text import terminal_safe
 from ..storage.base import AlreadyExistsError, Storage, StorageError
 
 
 def _check(label: str, ok: bool, detail: str = "") -> bool:
-    print(f"  {'ok  ' if ok else 'FAIL'} {label}{f' ({detail})' if detail else ''}")
+    shown = f" ({terminal_safe(detail)})" if detail else ""
+    print(f"  {'ok  ' if ok else 'FAIL'} {label}{shown}")
     return ok
 
 
@@ -77,7 +79,7 @@ def crypto_selftest() -> int:
 
 
 async def storage_selftest(storage: Storage, room_id: str) -> int:
-    print(f"Storage self-test on {storage.describe()}:")
+    print(f"Storage self-test on {terminal_safe(storage.describe())}:")
     room_prefix(room_id)
     probe = f".bucket-chat-probe/{uuid.uuid4()}"
     data = secrets.token_bytes(64)

@@ -9,7 +9,6 @@ of shell history and process listings.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import secrets
 import sys
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import paths
+from ..protocol.untrusted_text import terminal_safe
 from ..storage.base import PROBE_PREFIX, Storage, StorageError
 from ..storage.open import open_storage
 from ..storage.profiles import (
@@ -29,6 +29,7 @@ from ..storage.profiles import (
     check_profile_name,
 )
 from ..storage.url import StorageLocation, parse_storage_url
+from .format import json_text
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -183,7 +184,7 @@ async def _add(args: argparse.Namespace) -> int:
     values = _secrets(args, location.kind)
     store = ProfileStore()
     profile = store.add(args.name, location, values, replace=args.replace)
-    print(f"Saved storage {profile.name!r}: {_shown_url(profile)}")
+    print(f"Saved storage {profile.name!r}: {terminal_safe(_shown_url(profile))}")
     print(f"  credentials: {_credentials_text(profile)}")
     print(f"  settings in: {store.path}")
     print(f"Check it with: bucket-chat storage test {profile.name}")
@@ -200,15 +201,15 @@ async def _list(args: argparse.Namespace) -> int:
     profiles = store.list()
     if args.json:
         doc = {p.name: {**p.as_json(), "credentials": _credentials_text(p)} for p in profiles}
-        print(json.dumps(doc, indent=1, ensure_ascii=False))
+        print(json_text(doc))
         return EXIT_OK
     if not profiles:
         print("No named storages (add one with 'bucket-chat storage add NAME URL').")
         return EXIT_OK
-    width = max(len(p.name) for p in profiles)
+    width = max(len(terminal_safe(p.name)) for p in profiles)
     for p in profiles:
-        print(f"{p.name:{width}}  {_shown_url(p)}")
-        print(f"{'':{width}}  credentials: {_credentials_text(p)}")
+        print(f"{terminal_safe(p.name):{width}}  {terminal_safe(_shown_url(p))}")
+        print(f"{'':{width}}  credentials: {terminal_safe(_credentials_text(p))}")
     return EXIT_OK
 
 
@@ -223,7 +224,8 @@ async def _remove(args: argparse.Namespace) -> int:
 
 
 def _check(label: str, ok: bool, detail: str = "") -> bool:
-    print(f"  {'ok  ' if ok else 'FAIL'} {label}{f' ({detail})' if detail else ''}")
+    shown = f" ({terminal_safe(detail)})" if detail else ""
+    print(f"  {'ok  ' if ok else 'FAIL'} {label}{shown}")
     return ok
 
 
@@ -244,7 +246,7 @@ async def _test(args: argparse.Namespace) -> int:
 async def storage_check(storage: Storage) -> int:
     """Exercise ``storage`` as the chat will and say what works; 0 ok, 1 not create-only,
     2 a storage error (printed as the failed step)."""
-    print(f"Testing {storage.describe()}:")
+    print(f"Testing {terminal_safe(storage.describe())}:")
     probe = f"{PROBE_PREFIX}{uuid.uuid4().hex}"
     data = b"bucket-chat storage test " + secrets.token_hex(16).encode()
     step = "reach the storage and list its rooms"
@@ -273,7 +275,7 @@ async def storage_check(storage: Storage) -> int:
             await _quietly_remove(storage, probe)
     if not honoured:
         _check(step, False, "precondition ignored")
-        print(f"WARNING: {how}")
+        print(f"WARNING: {terminal_safe(how)}")
         return EXIT_FINDINGS
     _check(step, True, how)
     print("Storage works: create-only writes are enforced by the service.")
@@ -284,4 +286,7 @@ async def _quietly_remove(storage: Storage, probe: str) -> None:
     try:
         await storage.remove_probe(probe)
     except StorageError as exc:
-        print(f"  note: the probe {probe} was not removed ({exc})", file=sys.stderr)
+        print(
+            f"  note: the probe {probe} was not removed ({terminal_safe(str(exc))})",
+            file=sys.stderr,
+        )

@@ -144,6 +144,7 @@ class AttachmentsFeature(QObject):
         viewport.installEventFilter(self)
         self.drop_hint = QLabel(viewport)
         self.drop_hint.setObjectName("dropHint")
+        self.drop_hint.setTextFormat(Qt.TextFormat.PlainText)  # names the room
         self.drop_hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.drop_hint.setStyleSheet(
             f"QLabel#dropHint {{ background: rgba(58, 123, 213, 28); color: {ACCENT};"
@@ -380,7 +381,7 @@ class AttachmentsFeature(QObject):
         if item is None or not files:
             return
         what = "this file" if len(files) == 1 else f"these {len(files)} files"
-        self.drop_hint.setText(f"Drop to send {what} to {item.name}")
+        self.drop_hint.setText(f"Drop to send {what} to {item.shown_name}")
         self.drop_hint.setGeometry(self.view.viewport().rect().adjusted(12, 12, -12, -12))
         self.drop_hint.raise_()
         self.drop_hint.show()

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..protocol.audit import TrustState
+from ..protocol.untrusted_text import html_escape, one_line, shown_id
 from . import icons
 from .controller import Controller
 from .models.rooms_model import RoomRoles
@@ -160,7 +161,8 @@ class MainWindow(QMainWindow):
         layout.setSpacing(0)
         top = QHBoxLayout()
         top.setContentsMargins(14, 12, 10, 8)
-        me = QLabel(f"<b>{self.controller.identity.user_id}</b>")
+        me = QLabel(f"<b>{html_escape(shown_id(self.controller.identity.user_id))}</b>")
+        me.setTextFormat(Qt.TextFormat.RichText)
         me.setToolTip(
             f"Your device key fingerprint: {self.controller.identity.display_fingerprint}"
         )
@@ -193,6 +195,7 @@ class MainWindow(QMainWindow):
         )
         layout.addWidget(self.room_list, 1)
         self.status = QLabel()
+        self.status.setTextFormat(Qt.TextFormat.RichText)  # storage messages escaped
         self.status.setWordWrap(True)
         self.status.setContentsMargins(14, 6, 14, 8)
         self.status.setObjectName("status")
@@ -220,8 +223,10 @@ class MainWindow(QMainWindow):
         titles = QVBoxLayout()
         self.room_title = QLabel()
         self.room_title.setObjectName("roomTitle")
+        self.room_title.setTextFormat(Qt.TextFormat.RichText)  # escaped names only
         self.room_subtitle = QLabel()
         self.room_subtitle.setObjectName("roomSubtitle")
+        self.room_subtitle.setTextFormat(Qt.TextFormat.RichText)
         titles.addWidget(self.room_title)
         titles.addWidget(self.room_subtitle)
         header.addLayout(titles, 1)
@@ -237,6 +242,7 @@ class MainWindow(QMainWindow):
         banner_layout = QHBoxLayout(self.banner)
         banner_layout.setContentsMargins(16, 8, 12, 8)
         self.banner_text = QLabel()
+        self.banner_text.setTextFormat(Qt.TextFormat.RichText)
         self.banner_text.setWordWrap(True)
         banner_layout.addWidget(self.banner_text, 1)
         self.banner_button = QPushButton("View audit")
@@ -245,6 +251,7 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.banner)
 
         self.offline = QLabel()
+        self.offline.setTextFormat(Qt.TextFormat.PlainText)  # quotes storage errors
         self.offline.setObjectName("offline")
         self.offline.setWordWrap(True)
         self.offline.setContentsMargins(16, 6, 16, 6)
@@ -326,9 +333,11 @@ class MainWindow(QMainWindow):
 
     def _confirm_leave(self, key: str) -> None:
         item = self.controller.rooms.item(key)
-        name = item.name if item else key
-        answer = QMessageBox.question(
-            self, "Leave room", f"Leave {name}? Its history stays in the storage."
+        name = item.shown_name if item else key
+        answer = QMessageBox.question(  # rich text, so the escaped name shows as written
+            self,
+            "Leave room",
+            f"<p>Leave “{html_escape(name)}”? Its history stays in the storage.</p>",
         )
         if answer == QMessageBox.StandardButton.Yes:
             self.controller.leave_room(key)
@@ -356,9 +365,9 @@ class MainWindow(QMainWindow):
         item = self.controller.rooms.item(key) if key else None
         if item is None:
             return
-        self.room_title.setText(f"<b style='font-size:15pt'>{_esc(item.name)}</b>")
+        self.room_title.setText(f"<b style='font-size:15pt'>{html_escape(item.shown_name)}</b>")
         result = self.controller.results.get(key)
-        parts = [f"{item.room_id} on {_esc(item.storage_name)}"]
+        parts = [f"{html_escape(item.room_id)} on {html_escape(one_line(item.storage_name))}"]
         if result is not None:
             verified = result.counts[TrustState.VERIFIED]
             total = len(result.timeline)
@@ -377,7 +386,8 @@ class MainWindow(QMainWindow):
         self.banner_text.setText(
             f"<b>⚠ This room's history has {len(errors)} "
             f"problem{'s' if len(errors) != 1 else ''}</b> "
-            f"({', '.join(kinds)}). Messages that could not be verified are marked or hidden."
+            f"({html_escape(', '.join(kinds))}). Messages that could not be verified are "
+            "marked or hidden."
         )
         self.banner.show()
 
@@ -389,7 +399,7 @@ class MainWindow(QMainWindow):
         ]
         self.status.setText(
             "<span style='color:#d9822b'>Offline — "
-            + "; ".join(_esc(p) for p in problems)
+            + "; ".join(html_escape(one_line(p, 300)) for p in problems)
             + "</span>"
             if problems
             else "<span style='color:#2e9d5b'>●</span> All storages reachable"
@@ -400,13 +410,13 @@ class MainWindow(QMainWindow):
                 self.offline.hide()
             else:
                 self.offline.setText(
-                    f"Offline: {message}. You can keep writing: messages wait in your outbox "
-                    "and are sent when the storage is back."
+                    f"Offline: {one_line(message, 300)}. You can keep writing: messages wait "
+                    "in your outbox and are sent when the storage is back."
                 )
                 self.offline.show()
 
     def _on_error(self, what: str, message: str) -> None:
-        self.statusBar().showMessage(f"{what}: {message}", 15000)
+        self.statusBar().showMessage(f"{one_line(what)}: {one_line(message, 300)}", 15000)
 
     def changeEvent(self, event: QEvent) -> None:
         if event.type() == QEvent.Type.ActivationChange:
@@ -432,7 +442,3 @@ class MainWindow(QMainWindow):
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # for features
         return super().eventFilter(watched, event)
-
-
-def _esc(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -11,6 +11,7 @@ from PySide6.QtCore import QRect, Qt
 from PySide6.QtGui import QColor, QFont, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import QApplication, QMenu, QSystemTrayIcon
 
+from ..protocol.untrusted_text import one_line, terminal_safe
 from .controller import Controller
 from .main_window import MainWindow
 from .style import ACCENT
@@ -54,6 +55,24 @@ def tray_icon(unread: int, base: QIcon | None = None) -> QIcon:
     return QIcon(pix)
 
 
+def notification_text(title: str, text: str) -> tuple[str, str]:
+    """A notification's title and text, both built from untrusted ids, names and bodies.
+
+    The title holds a sender id: control, bidi and invisible characters are spelled out
+    (``terminal_safe``) so a look-alike id shows its trick. The text is a one-line
+    preview. Neither may carry markup: Qt's balloon renders a title that looks like HTML
+    as rich text and desktop notification servers render markup in the body, so angle
+    brackets become the look-alike quotation marks ‹ › (the message itself is intact in
+    the room)."""
+    title = terminal_safe(title, limit=120)
+    text = one_line(text, 200)
+    return _no_markup(title), _no_markup(text)
+
+
+def _no_markup(text: str) -> str:
+    return text.replace("<", "‹").replace(">", "›")
+
+
 class Notifier:
     """Routes controller notifications to the tray, or to a window alert without one."""
 
@@ -75,7 +94,8 @@ class Notifier:
         self.last_room = room_key
         self.shown.append((room_key, title, text))
         if self.tray is not None and self.tray.isVisible():
-            self.tray.showMessage(title, text[:200], QSystemTrayIcon.MessageIcon.Information, 6000)
+            title, text = notification_text(title, text)
+            self.tray.showMessage(title, text, QSystemTrayIcon.MessageIcon.Information, 6000)
         else:
             QApplication.alert(self.window, 0)
 

@@ -172,7 +172,12 @@ def test_with_a_tray_a_notification_is_a_tray_message(win: Window) -> None:
     long_text = "x" * 300
     win.controller.notify.emit(general, "bob@example.com in General", long_text)
     assert icon.messages == [
-        ("bob@example.com in General", "x" * 200, QSystemTrayIcon.MessageIcon.Information, 6000)
+        (
+            "bob@example.com in General",
+            "x" * 199 + "…",  # cut at 200 characters, and the cut is marked
+            QSystemTrayIcon.MessageIcon.Information,
+            6000,
+        )
     ]
     assert win.alerts == []  # the tray message is the notification
     assert notifier.shown == [(general, "bob@example.com in General", long_text)]

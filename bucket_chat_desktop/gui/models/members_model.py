@@ -25,6 +25,7 @@ from PySide6.QtCore import QAbstractListModel, QByteArray, QModelIndex, QPersist
 from ...keys.identity import display_fingerprint, fingerprint_of
 from ...protocol.audit import DEVICE_ADD_FIELD, Assessed, AuditResult, TrustState
 from ...protocol.event import MEMBER
+from ...protocol.untrusted_text import RoomIds, display_name_safe, html_escape, shown_id
 
 Index = QModelIndex | QPersistentModelIndex
 
@@ -60,6 +61,7 @@ class MemberRoles(enum.IntEnum):
     LastSeen = enum.auto()  # timestamp_ms
     Own = enum.auto()  # the signed-in user
     Joined = enum.auto()  # False: wrote without a join (reference implementation)
+    IdWarning = enum.auto()  # why the user id may imitate another member's, or None
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +113,7 @@ class Member:
     last_seen: int
     own: bool
     joined: bool
+    id_warning: str | None = None  # the id may imitate another (RoomIds.warning)
 
     @property
     def state(self) -> DeviceState:
@@ -168,11 +171,13 @@ class Roster:
         self._senders: dict[str, _SenderStats] = {}
         self._seen: set[str] = set()
         self._order = 0
+        self._ids = RoomIds()
 
     def clear(self) -> None:
         self._senders.clear()
         self._seen.clear()
         self._order = 0
+        self._ids = RoomIds()
 
     def add(self, items: Iterable[Assessed]) -> None:
         for item in items:
@@ -197,6 +202,7 @@ class Roster:
         sender = self._senders.get(ev.sender_id)
         if sender is None:
             sender = self._senders[ev.sender_id] = _SenderStats(first_seen=ev.timestamp_ms)
+            self._ids.add(ev.sender_id)
         ts = ev.timestamp_ms
         sender.first_seen = min(sender.first_seen, ts)
         sender.last_seen = max(sender.last_seen, ts)
@@ -223,16 +229,16 @@ class Roster:
             sender.membership = membership
         if item.state is not TrustState.VERIFIED or membership != "join":
             return
-        name = ev.content.get("displayname")
-        if isinstance(name, str) and name.strip():
-            sender.name = name.strip()[:NAME_LIMIT]
+        name = display_name_safe(ev.content.get("displayname"), NAME_LIMIT)
+        if name:
+            sender.name = name
         added = ev.content.get(DEVICE_ADD_FIELD)
         if isinstance(added, str) and added and added != ev.sender_key:
             new = self._device(sender, added)
             new.introduced_by = ev.sender_key or ""
-            device_name = ev.content.get("device_name")
-            if isinstance(device_name, str) and device_name.strip():
-                new.name = device_name.strip()[:NAME_LIMIT]
+            device_name = display_name_safe(ev.content.get("device_name"), NAME_LIMIT)
+            if device_name:
+                new.name = device_name
             new.ever_verified = True  # a verified statement authorizes it from here on
             new.last_state = None  # what it wrote before the statement is history
 
@@ -259,6 +265,7 @@ class Roster:
                     sender.last_seen,
                     bool(self.own_user) and user_id == self.own_user,
                     sender.joined,
+                    self._ids.warning(user_id, sender.name),
                 )
             )
         out.sort(key=lambda m: (m.display_name.casefold(), m.user_id))
@@ -319,8 +326,13 @@ class MembersModel(QAbstractListModel):
         match role:
             case Qt.ItemDataRole.DisplayRole | MemberRoles.DisplayName:
                 return m.display_name
-            case Qt.ItemDataRole.ToolTipRole | MemberRoles.UserId:
+            case MemberRoles.UserId:
                 return m.user_id
+            case Qt.ItemDataRole.ToolTipRole:  # rich text, escaped: ids come from storage
+                warning = f"<br>⚠ {html_escape(m.id_warning)}" if m.id_warning else ""
+                return f"<b>{html_escape(shown_id(m.user_id))}</b>{warning}"
+            case MemberRoles.IdWarning:
+                return m.id_warning
             case MemberRoles.State:
                 return m.state.value
             case MemberRoles.Devices:

@@ -9,7 +9,11 @@ from typing import Any
 
 from PySide6.QtCore import QAbstractListModel, QByteArray, QModelIndex, QPersistentModelIndex, Qt
 
+from ...protocol.untrusted_text import display_name_safe, html_escape, one_line
+
 Index = QModelIndex | QPersistentModelIndex
+NAME_LIMIT = 200
+PREVIEW_LIMIT = 300
 
 
 class RoomRoles(enum.IntEnum):
@@ -37,6 +41,12 @@ class RoomItem:
     muted: bool = False
 
     @property
+    def shown_name(self) -> str:
+        """The name as every view shows it: read from the room's metadata (untrusted), so
+        cleaned of invisible and bidi characters and capped; the room id when empty."""
+        return display_name_safe(self.name, NAME_LIMIT) or self.room_id
+
+    @property
     def storage_id(self) -> str:
         return self.key.split("/", 1)[0]
 
@@ -62,13 +72,16 @@ class RoomsModel(QAbstractListModel):
         item = self._items[index.row()]
         match role:
             case Qt.ItemDataRole.DisplayRole | RoomRoles.Name:
-                return item.name
-            case Qt.ItemDataRole.ToolTipRole:
-                return f"{item.room_id} on {item.storage_name}"
+                return item.shown_name
+            case Qt.ItemDataRole.ToolTipRole:  # rich text: every piece escaped
+                return (
+                    f"<b>{html_escape(item.shown_name)}</b><br>{html_escape(item.room_id)} on "
+                    f"{html_escape(one_line(item.storage_name))}"
+                )
             case RoomRoles.Key:
                 return item.key
             case RoomRoles.Preview:
-                return item.preview
+                return one_line(item.preview, PREVIEW_LIMIT)
             case RoomRoles.LastTs:
                 return item.last_ts
             case RoomRoles.Unread:

@@ -21,6 +21,7 @@ from PySide6.QtCore import QAbstractListModel, QByteArray, QModelIndex, QPersist
 from ...index import TimelineRow
 from ...protocol.audit import Assessed, TrustState
 from ...protocol.event import MEMBER, MESSAGE, Event
+from ...protocol.untrusted_text import RoomIds, display_name_safe
 
 PAGE = 200
 
@@ -44,6 +45,7 @@ class Roles(enum.IntEnum):
     Own = enum.auto()
     DisplayName = enum.auto()  # from the sender's verified join, else their user id
     Confirmed = enum.auto()  # verified, and the user confirmed its key out of band
+    SenderWarning = enum.auto()  # why the sender id may imitate another, or None
 
 
 @dataclass(slots=True)
@@ -139,6 +141,7 @@ class TimelineModel(QAbstractListModel):
         self._rows: list[Row] = []  # exposed rows: confirmed events, then local echoes
         self.complete = False
         self.names: dict[str, str] = {}  # sender id -> display name (verified joins only)
+        self.ids = RoomIds()  # every sender id in first-seen order: look-alikes are marked
         self.confirmed_keys: frozenset[str] = frozenset()  # Index.user_verified_keys()
         self._busy = 0  # > 0 while a change is being signalled: no fetchMore then
         self._ids: set[str] | None = None  # ids of confirmed rows, built when first needed
@@ -190,6 +193,8 @@ class TimelineModel(QAbstractListModel):
                 return row.location
             case Roles.DisplayName:
                 return self.names.get(row.sender_id) or row.sender_id
+            case Roles.SenderWarning:
+                return self.ids.warning(row.sender_id, self.names.get(row.sender_id))
             case Roles.Own:
                 return bool(self.own_key) and row.sender_key == self.own_key
             case Roles.Confirmed:
@@ -293,6 +298,7 @@ class TimelineModel(QAbstractListModel):
         self._ids = None
         new = [Row.from_assessed(a) for a in items]
         self.names = {}
+        self.ids = RoomIds()
         self._learn_names(new)
         echoes = [r for r in self._rows[self._echo_start() :] if r.echo]
         confirmed = {r.event_id for r in new}
@@ -322,10 +328,11 @@ class TimelineModel(QAbstractListModel):
 
     def _learn_names(self, rows: Sequence[Row]) -> None:
         for r in rows:
+            self.ids.add(r.sender_id)
             if r.type == MEMBER and r.trust == TrustState.VERIFIED.value:
-                name = r.content.get("displayname")
-                if isinstance(name, str) and name.strip():
-                    self.names[r.sender_id] = name.strip()[:64]
+                name = display_name_safe(r.content.get("displayname"))
+                if name:
+                    self.names[r.sender_id] = name
 
     def append(self, items: Sequence[Assessed]) -> None:
         # An append may repeat rows a full re-audit already brought (the engine's result

@@ -8,6 +8,7 @@ command line's ``verify``.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import enum
 from collections.abc import Sequence
@@ -53,7 +54,15 @@ from PySide6.QtWidgets import (
 from ...keys.identity import display_fingerprint
 from ...protocol.audit import AuditResult, TrustState
 from ...protocol.findings import Finding, Kind, Severity
-from ...protocol.metadata import RoomMetadata, Signer, check_signer, describe, signer_text
+from ...protocol.metadata import RoomMetadata, Signer, check_signer, signer_text
+from ...protocol.untrusted_text import (
+    display_name_safe,
+    html_escape,
+    id_warning,
+    one_line,
+    shown_id,
+    terminal_safe,
+)
 from ..models.members_model import key_bytes
 from ..style import TRUST_COLORS, is_dark
 from .members_panel import trust_badge
@@ -61,6 +70,7 @@ from .members_panel import trust_badge
 Index = QModelIndex | QPersistentModelIndex
 
 NOTICE_COLOR = "#4a7fc1"
+TITLE_LIMIT = 200
 SEVERITY_COLORS = {Severity.ERROR: TRUST_COLORS["invalid"], Severity.NOTICE: NOTICE_COLOR}
 
 
@@ -319,19 +329,24 @@ class AuditView:
         meta = self.metadata
         if meta is None:
             return f"{self.room_id} (no metadata)"
-        return describe(meta, self.result.authorized)
+        return f"{self.name} ({self.signer_phrase})"
+
+    @property
+    def signer_phrase(self) -> str:
+        """Who signed the metadata (``signer_text``), with the creator id as it is shown:
+        the check itself uses the real id."""
+        if self.metadata is None:
+            return ""
+        shown = dataclasses.replace(
+            self.metadata, creator_id=shown_id(self.metadata.creator_id or "?")
+        )
+        return signer_text(shown, self.signer[0])
 
     @property
     def name(self) -> str:
-        return (self.metadata.name if self.metadata else None) or self.room_id
-
-
-def _printable(text: str) -> str:
-    """Control characters read from storage, neutralised as ``verify`` does."""
-    return "".join(
-        c if c.isprintable() or c == "\n" else f"\\x{ord(c):02x}" if ord(c) < 256 else "?"
-        for c in text
-    ).replace("\n", "\n" + " " * 4)
+        """The room's name cleaned for display (it is read from storage)."""
+        raw = self.metadata.name if self.metadata else None
+        return display_name_safe(raw, TITLE_LIMIT) or self.room_id
 
 
 def report_text(view: AuditView) -> str:
@@ -350,8 +365,8 @@ def report_text(view: AuditView) -> str:
     if findings:
         lines.append(f"Findings ({len(findings)}):")
         for f in findings:
-            head = f"  {f.severity.value.upper():6} {f.kind.value:22} {_printable(f.where())}"
-            lines.append(f"{head}\n         {_printable(f.message)}")
+            head = f"  {f.severity.value.upper():6} {f.kind.value:22} {terminal_safe(f.where())}"
+            lines.append(f"{head}\n         {terminal_safe(f.message)}")
     if view.clean:
         extra = f" ({len(findings)} notice(s))" if findings else ""
         lines.append(f"CLEAN: every signature and chain checks out{extra}.")
@@ -470,14 +485,16 @@ class FindingsModel(QAbstractTableModel):
                 case Column.EXPLANATION:
                     return explain(f.kind).title
                 case Column.WHERE:
-                    return _printable(f.where())
+                    return terminal_safe(f.where())
                 case Column.EVENT:
-                    return _printable(f.event_id or "—")
-        if role == Qt.ItemDataRole.ToolTipRole:
+                    return terminal_safe(f.event_id or "—")
+        if role == Qt.ItemDataRole.ToolTipRole:  # rich text (Qt guesses): escaped
             if col == Column.WHERE:
-                return _printable(f.where())
+                return f"<p>{html_escape(terminal_safe(f.where()))}</p>"
             if col == Column.EVENT:
-                return _printable(f.event_id or "")
+                return (
+                    f"<p>{html_escape(terminal_safe(f.event_id or ''))}</p>" if f.event_id else ""
+                )
             return explain(f.kind).meaning
         if role == Qt.ItemDataRole.DecorationRole and col == Column.SEVERITY:
             return self._icons[f.severity]
@@ -597,6 +614,7 @@ class AuditDialog(QDialog):
         self.headline = QLabel()
         self.headline.setObjectName("headline")
         self.subtitle = QLabel()
+        self.subtitle.setTextFormat(Qt.TextFormat.RichText)  # holds escaped names
         self.subtitle.setObjectName("muted")
         self.subtitle.setWordWrap(True)
         self.history = QLabel()
@@ -737,9 +755,9 @@ class AuditDialog(QDialog):
             headline = "History verified"
         self.icon.setPixmap(_shield(color, mark))
         self.headline.setText(headline)
-        where = f" on {view.storage_name}" if view.storage_name else ""
+        where = f" on {one_line(view.storage_name)}" if view.storage_name else ""
         self.subtitle.setText(
-            f"{_esc(view.name)} · {_esc(view.room_id)}{_esc(where)} · "
+            f"{html_escape(view.name)} · {html_escape(view.room_id)}{html_escape(where)} · "
             f"{view.total_events:,} events in {result.segments:,} segments"
         )
         self.setWindowTitle(f"Audit — {view.name}")
@@ -783,7 +801,7 @@ class AuditDialog(QDialog):
                 if self.proxy.index(row, 0).data(FindingRoles.Finding) == selected:
                     self.table.selectRow(row)
                     break
-        self.checked.setText("<b>What was checked.</b> " + _esc(checked_text(view)))
+        self.checked.setText("<b>What was checked.</b> " + html_escape(checked_text(view)))
 
     def _metadata_html(self, view: AuditView) -> str:
         meta = view.metadata
@@ -797,13 +815,17 @@ class AuditDialog(QDialog):
                 else "this room has no metadata.json"
             )
             return f"<b>Room metadata:</b> <span style='color:{warn}'>{what}</span>."
-        name = _esc(meta.name or meta.room_id)
+        name = html_escape(view.name)
         created = _created(meta.created_at)
         signer = view.signer[0]
         if meta.signed:
             color = ok if signer is Signer.CONFIRMED else warn
             mark = "✔ " if signer is Signer.CONFIRMED else ""
-            state = f"<span style='color:{color}'>{mark}{_esc(signer_text(meta, signer))}</span>"
+            phrase = html_escape(view.signer_phrase)
+            state = f"<span style='color:{color}'>{mark}{phrase}</span>"
+            lookalike = id_warning(meta.creator_id or "")
+            if lookalike:
+                state += f" <span style='color:{warn}'>⚠ {html_escape(lookalike)}</span>"
             fp = ""
             raw = key_bytes(meta.creator_key or "")
             if raw is not None:
@@ -859,22 +881,24 @@ class AuditDialog(QDialog):
         color = SEVERITY_COLORS[f.severity]
         severity = "Error" if f.severity is Severity.ERROR else "Notice"
         where = (
-            f"<b>Where:</b> <code>{_esc(_printable(f.path))}</code>"
+            f"<b>Where:</b> <code>{html_escape(terminal_safe(f.path))}</code>"
             + (f", line <b>{f.line}</b>" if f.line is not None else "")
             if f.path
             else "<b>Where:</b> the room as a whole"
         )
         event = (
-            f"<br><b>Event:</b> <code>{_esc(_printable(f.event_id))}</code>" if f.event_id else ""
+            f"<br><b>Event:</b> <code>{html_escape(terminal_safe(f.event_id))}</code>"
+            if f.event_id
+            else ""
         )
         self.detail.setHtml(
             f"<p><span style='color:{color}'><b>{severity}</b></span> · "
-            f"<b>{_esc(info.title)}</b> <span style='color:{self._muted}'>({f.kind.value})"
+            f"<b>{html_escape(info.title)}</b> <span style='color:{self._muted}'>({f.kind.value})"
             f"</span></p>"
-            f"<p>{_esc(info.meaning)}</p>"
-            f"<p><b>What to do:</b> {_esc(info.action)}</p>"
+            f"<p>{html_escape(info.meaning)}</p>"
+            f"<p><b>What to do:</b> {html_escape(info.action)}</p>"
             f"<p style='color:{self._muted}'>{where}{event}<br><b>Audit says:</b> "
-            f"{_esc(_printable(f.message))}</p>"
+            f"{html_escape(terminal_safe(f.message))}</p>"
         )
 
     def copy_report(self) -> None:
@@ -890,9 +914,5 @@ def _created(value: str | None) -> str:
     try:
         moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        return _esc(value)
+        return html_escape(value)
     return moment.strftime("%d %b %Y")
-
-
-def _esc(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ...protocol.untrusted_text import display_name_safe, html_escape, id_warning, shown_id
 from ..models.members_model import DEVICE_STATE_LABELS, Device, DeviceState, Member, MembersModel
 from ..style import TRUST_COLORS, initials, is_dark, key_color
 
@@ -173,10 +174,6 @@ def _mono(size_delta: float = 0.0) -> QFont:
     return font
 
 
-def _esc(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def _muted() -> str:
     return "#9aa0a8" if is_dark() else "#6b717a"
 
@@ -217,8 +214,13 @@ class DeviceRow(QFrame):
         badge.setPixmap(trust_badge(device.state.value, 16))
         badge.setFixedSize(16, 16)
         top.addWidget(badge)
-        title = QLabel(f"<b>{_esc(device_title(device))}</b>")
-        top.addWidget(title)
+        title = QLabel(device_title(device))  # a device name comes from storage
+        title.setTextFormat(Qt.TextFormat.PlainText)
+        bold = QFont(title.font())
+        bold.setBold(True)
+        title.setFont(bold)
+        self.title_label = title
+        top.addWidget(title, 1)
         top.addStretch(1)
         self.state_label = QLabel(DEVICE_STATE_LABELS[device.state])
         self.state_label.setObjectName("state")
@@ -292,14 +294,36 @@ class MemberCard(QFrame):
         head.addWidget(face, 0, Qt.AlignmentFlag.AlignTop)
         names = QVBoxLayout()
         names.setSpacing(0)
-        you = " <span style='font-weight:normal'>(you)</span>" if member.own else ""
-        name = QLabel(f"<b>{_esc(member.display_name)}</b>{you}")
+        # Names and ids come from storage: plain text only, the id always shown in full
+        # (wrapped, never pushed away) with a warning when it may imitate someone else.
+        named = member.display_name != member.user_id
+        you = " (you)" if member.own else ""
+        shown = display_name_safe(member.display_name) if named else shown_id(member.user_id)
+        name = QLabel(shown + you)
         name.setObjectName("name")
+        name.setTextFormat(Qt.TextFormat.PlainText)
+        bold = QFont(name.font())
+        bold.setBold(True)
+        name.setFont(bold)
         names.addWidget(name)
-        user = QLabel(_esc(member.user_id))
+        self.name_label = name
+        user = QLabel(shown_id(member.user_id))
         user.setObjectName("muted")
+        user.setTextFormat(Qt.TextFormat.PlainText)
+        user.setWordWrap(True)
         user.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        user.setVisible(named)
         names.addWidget(user)
+        self.id_label = user
+        self.warning_label: QLabel | None = None
+        if member.id_warning:
+            warning = QLabel(f"⚠ {member.id_warning}")
+            warning.setObjectName("idWarning")
+            warning.setTextFormat(Qt.TextFormat.PlainText)
+            warning.setWordWrap(True)
+            warning.setStyleSheet(f"color: {TRUST_COLORS['key-changed']};")
+            names.addWidget(warning)
+            self.warning_label = warning
         if not member.joined:
             note = QLabel("wrote without joining")
             note.setObjectName("muted")
@@ -479,8 +503,9 @@ class VerifyDeviceDialog(QDialog):
     def __init__(self, device: Device, display_name: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.device = device
-        who = _esc(display_name)
-        self.setWindowTitle(f"Verify {display_name}'s device")
+        plain = display_name_safe(display_name) or shown_id(device.sender_id)
+        who = html_escape(plain)
+        self.setWindowTitle(f"Verify {plain}'s device")
         self.setMinimumWidth(500)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(22, 20, 22, 16)
@@ -493,9 +518,12 @@ class VerifyDeviceDialog(QDialog):
         head.addWidget(badge, 0, Qt.AlignmentFlag.AlignTop)
         title = QLabel(
             f"<span style='font-size:14pt'><b>Is this really {who}?</b></span><br>"
-            f"<span style='color:{_muted()}'>{_esc(device.sender_id)}</span>"
+            f"<span style='color:{_muted()}'>{html_escape(shown_id(device.sender_id))}</span>"
         )
+        title.setTextFormat(Qt.TextFormat.RichText)
+        title.setWordWrap(True)
         head.addWidget(title, 1)
+        self.title_label = title
         layout.addLayout(head)
         intro = QLabel(
             f"Contact {who} <b>another way than this chat</b> — in person, or on a phone or "
@@ -506,6 +534,13 @@ class VerifyDeviceDialog(QDialog):
         intro.setWordWrap(True)
         intro.setTextFormat(Qt.TextFormat.RichText)
         layout.addWidget(intro)
+        lookalike = id_warning(device.sender_id)
+        if lookalike:
+            note = QLabel(f"⚠ {lookalike}")
+            note.setTextFormat(Qt.TextFormat.PlainText)
+            note.setWordWrap(True)
+            note.setStyleSheet(f"color: {STATE_COLORS[DeviceState.KEY_CHANGED.value]};")
+            layout.addWidget(note)
         box = QFrame()
         box.setObjectName("fingerprintBox")
         border = "#3a3f47" if is_dark() else "#d5d9df"
@@ -529,6 +564,7 @@ class VerifyDeviceDialog(QDialog):
                 "these exact digits."
             )
             warn.setWordWrap(True)
+            warn.setTextFormat(Qt.TextFormat.RichText)  # holds an escaped name
             warn.setStyleSheet(f"color: {STATE_COLORS[DeviceState.KEY_CHANGED.value]};")
             layout.addWidget(warn)
         steps = QLabel(
@@ -537,6 +573,7 @@ class VerifyDeviceDialog(QDialog):
             f"mark it — someone else may be writing as {who}; tell them."
         )
         steps.setWordWrap(True)
+        steps.setTextFormat(Qt.TextFormat.RichText)
         layout.addWidget(steps)
         buttons = QHBoxLayout()
         buttons.addStretch(1)

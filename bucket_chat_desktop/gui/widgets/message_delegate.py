@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any
 
 from PySide6.QtCore import QEvent, QModelIndex, QPersistentModelIndex, QPoint, QRect, QSize, Qt
@@ -27,6 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from ...protocol.attachments import safe_file_name
+from ...protocol.untrusted_text import display_name_safe, html_escape, one_line, shown_id
 from ..markdown import is_plain, to_html
 from ..models.timeline_model import TRUST_LABELS, Roles
 from ..style import TRUST_COLORS, TRUST_SYMBOLS, initials, is_dark, key_color
@@ -41,6 +43,9 @@ DAY_H = 30
 HEADER_H = 22
 GAP_MS = 5 * 60 * 1000
 CACHE = 3000
+BADGE = 16
+GAP = 8
+WARNING_MARK = "⚠"
 
 
 def _fmt_day(ts: int) -> str:
@@ -205,36 +210,8 @@ class MessageDelegate(QStyledItemDelegate):
             painter.restore()
             return
         grouped = self._grouped(index)
-        sender = str(index.data(Roles.Sender))
-        key = str(index.data(Roles.SenderKey) or sender)
         if not grouped:
-            color = key_color(key, dark)
-            painter.setPen(Qt.PenStyle.NoPen)
-            painter.setBrush(key_color(key, False))
-            painter.drawEllipse(QRect(rect.left() + 14, y + 2, AVATAR, AVATAR))
-            painter.setPen(QColor("white"))
-            bold = QFont(option.font)
-            bold.setBold(True)
-            painter.setFont(bold)
-            painter.drawText(
-                QRect(rect.left() + 14, y + 2, AVATAR, AVATAR),
-                Qt.AlignmentFlag.AlignCenter,
-                initials(str(index.data(Roles.DisplayName) or sender)),
-            )
-            painter.setPen(color)
-            fm = QFontMetrics(bold)
-            shown = str(index.data(Roles.DisplayName) or sender)
-            name_w = fm.horizontalAdvance(shown)
-            painter.drawText(rect.left() + LEFT, y + fm.ascent() + 2, shown)
-            painter.setFont(option.font)
-            painter.setPen(muted)
-            x = rect.left() + LEFT + name_w + 8
-            if shown != sender:
-                painter.drawText(x, y + fm.ascent() + 2, sender)
-                x += QFontMetrics(option.font).horizontalAdvance(sender) + 10
-            painter.drawText(x, y + fm.ascent() + 2, _fmt_time(int(index.data(Roles.Timestamp))))
-            x += QFontMetrics(option.font).horizontalAdvance("00:00") + 8
-            self._paint_badge(painter, QRect(x, y + 3, 16, 16), _badge(index))
+            self._paint_header(painter, option, index, y, muted, dark)
             y += HEADER_H
         elif index.data(Roles.Trust) != "verified":
             self._paint_badge(
@@ -262,6 +239,103 @@ class MessageDelegate(QStyledItemDelegate):
             painter.drawText(rect.left() + LEFT, y + 13, label)
         painter.restore()
 
+    def header_layout(self, option: QStyleOptionViewItem, index: Index, y: int) -> Header:
+        """Where a message's header pieces go. The sender id, the look-alike mark, the
+        time and the trust badge get their room first; the display name (already cleaned
+        of invisible padding) is elided into what is left, so no name can push the id or
+        the badge out of the row."""
+        rect = option.rect
+        sender = str(index.data(Roles.Sender) or "")
+        raw_name = index.data(Roles.DisplayName)
+        name = display_name_safe(raw_name) if raw_name and raw_name != sender else ""
+        ident = shown_id(sender)
+        warning = index.data(Roles.SenderWarning)
+        bold = QFont(option.font)
+        bold.setBold(True)
+        fm, nfm = QFontMetrics(bold), QFontMetrics(option.font)
+        when = _fmt_time(int(index.data(Roles.Timestamp)))
+        left, right = rect.left() + LEFT, rect.right() - RIGHT
+        h = fm.height() + 2
+        top = y + 2
+        time_w = nfm.horizontalAdvance(when)
+        mark_w = nfm.horizontalAdvance(WARNING_MARK) + 6 if warning else 0
+        avail = max(0, right - left - (time_w + 8) - BADGE - mark_w)
+        id_font = option.font if name else bold
+        id_full = QFontMetrics(id_font).horizontalAdvance(ident) + 1
+        if name:
+            name_full = fm.horizontalAdvance(name) + 1
+            id_w = min(id_full, max(avail * 2 // 5, avail - name_full - GAP))
+            name_w = max(0, min(name_full, avail - id_w - GAP))
+        else:
+            id_w, name_w = min(id_full, avail), 0
+        # Rects fit the elided texts, so nothing leaves a gap before the mark or the time.
+        id_metrics = QFontMetrics(id_font)
+        ident = id_metrics.elidedText(ident, Qt.TextElideMode.ElideMiddle, id_w)
+        id_w = min(id_w, id_metrics.horizontalAdvance(ident) + 1)
+        name = fm.elidedText(name, Qt.TextElideMode.ElideRight, name_w) if name else ""
+        name_w = min(name_w, fm.horizontalAdvance(name) + 1) if name else 0
+        x = left
+        name_rect = QRect(x, top, name_w, h)
+        if name:
+            x += name_w + GAP
+        id_rect = QRect(x, top, id_w, h)
+        x += id_w + 6
+        mark_rect = QRect(x, top, mark_w, h)
+        x += mark_w
+        time_rect = QRect(x, top, time_w, h)
+        x += time_w + 8
+        return Header(
+            name=name,
+            ident=ident,
+            warning=str(warning) if warning else "",
+            when=when,
+            name_rect=name_rect,
+            id_rect=id_rect,
+            mark_rect=mark_rect,
+            time_rect=time_rect,
+            badge_rect=QRect(x, y + 3, BADGE, BADGE),
+        )
+
+    def _paint_header(
+        self,
+        painter: QPainter,
+        option: QStyleOptionViewItem,
+        index: Index,
+        y: int,
+        muted: QColor,
+        dark: bool,
+    ) -> None:
+        rect = option.rect
+        sender = str(index.data(Roles.Sender) or "")
+        key = str(index.data(Roles.SenderKey) or sender)
+        head = self.header_layout(option, index, y)
+        avatar = QRect(rect.left() + 14, y + 2, AVATAR, AVATAR)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(key_color(key, False))
+        painter.drawEllipse(avatar)
+        bold = QFont(option.font)
+        bold.setBold(True)
+        painter.setFont(bold)
+        painter.setPen(QColor("white"))
+        painter.drawText(avatar, Qt.AlignmentFlag.AlignCenter, initials(head.name or sender))
+        # Each piece is its own paragraph, drawn left to right: right-to-left letters in a
+        # name or id can only reorder themselves, never the pieces around them.
+        flags = int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+        ltr = flags | int(Qt.TextFlag.TextForceLeftToRight)
+        painter.setPen(key_color(key, dark))
+        if head.name:
+            painter.drawText(head.name_rect, flags, head.name)
+            painter.setFont(option.font)
+            painter.setPen(muted)
+        painter.drawText(head.id_rect, ltr, head.ident)
+        painter.setFont(option.font)
+        if head.warning:
+            painter.setPen(QColor(TRUST_COLORS["key-changed"]))
+            painter.drawText(head.mark_rect, flags, WARNING_MARK)
+        painter.setPen(muted)
+        painter.drawText(head.time_rect, ltr, head.when)
+        self._paint_badge(painter, head.badge_rect, _badge(index))
+
     def _paint_day(self, painter: QPainter, rect: QRect, y: int, ts: int, muted: QColor) -> None:
         label = _fmt_day(ts)
         fm = painter.fontMetrics()
@@ -285,12 +359,48 @@ class MessageDelegate(QStyledItemDelegate):
         italic.setItalic(True)
         painter.setFont(italic)
         painter.setPen(muted)
+        fm = QFontMetrics(italic)
         when = _fmt_time(int(index.data(Roles.Timestamp)))
-        text = f"{index.data(Roles.DisplayName)} {index.data(Roles.Body)} · {when}"
+        sender = str(index.data(Roles.Sender) or "")
+        raw_name = index.data(Roles.DisplayName)
+        name = display_name_safe(raw_name) if raw_name and raw_name != sender else ""
+        ident = shown_id(sender)
+        warning = index.data(Roles.SenderWarning)
+        rest = f"{one_line(index.data(Roles.Body), 120)} · {when}"
         badge = QRect(rect.left() + LEFT - 22, rect.top() + 2, 14, 14)
         self._paint_badge(painter, badge, _badge(index))
+        painter.setFont(italic)
+        # Name, id (and mark), then what happened: drawn as separate pieces, the id always
+        # with at least 40% of the width, so neither a name nor bidi text can hide it.
+        flags = int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+        ltr = flags | int(Qt.TextFlag.TextForceLeftToRight)
+        x, right = rect.left() + LEFT, rect.right() - RIGHT
+        avail = max(0, right - x)
+        label = f"({ident})" if name else ident
+        mark_w = fm.horizontalAdvance(WARNING_MARK) + 6 if warning else 0
+        id_w = min(fm.horizontalAdvance(label) + 1, max(0, avail * 2 // 5 - mark_w))
+        if name:
+            name = fm.elidedText(name, Qt.TextElideMode.ElideRight, max(0, avail * 3 // 10))
+            name_w = fm.horizontalAdvance(name) + 1
+            painter.setPen(muted)
+            painter.drawText(QRect(x, rect.top(), name_w, rect.height()), flags, name)
+            x += name_w + 4
+        label = fm.elidedText(label, Qt.TextElideMode.ElideMiddle, id_w)
+        id_w = fm.horizontalAdvance(label) + 1
         painter.setPen(muted)
-        painter.drawText(rect.adjusted(LEFT, 0, -RIGHT, 0), Qt.AlignmentFlag.AlignVCenter, text)
+        painter.drawText(QRect(x, rect.top(), id_w, rect.height()), ltr, label)
+        x += id_w + 4
+        if warning:
+            painter.setPen(QColor(TRUST_COLORS["key-changed"]))
+            painter.drawText(QRect(x, rect.top(), mark_w, rect.height()), flags, WARNING_MARK)
+            x += mark_w
+        painter.setPen(muted)
+        rest_w = max(0, right - x)
+        painter.drawText(
+            QRect(x, rect.top(), rest_w, rect.height()),
+            flags,
+            fm.elidedText(rest, Qt.TextElideMode.ElideRight, rest_w),
+        )
 
     @staticmethod
     def _paint_badge(painter: QPainter, rect: QRect, trust: str) -> None:
@@ -350,16 +460,46 @@ class MessageDelegate(QStyledItemDelegate):
     ) -> bool:
         if event is None or event.type() != QEvent.Type.ToolTip or not index.isValid():
             return super().helpEvent(event, view, option, index)
-        trust = str(index.data(Roles.Trust))
-        label = TRUST_LABELS.get(trust, trust)
-        if index.data(Roles.Confirmed):
-            label += " · device confirmed by you"
-        text = (
-            f"<b>{label}</b><br>{index.data(Roles.TrustReason)}"
-            f"<br><small>{index.data(Roles.Location)}</small>"
-        )
-        QToolTip.showText(event.globalPos() + QPoint(8, 8), text, view)
+        QToolTip.showText(event.globalPos() + QPoint(8, 8), tooltip_html(index), view)
         return True
+
+
+def tooltip_html(index: Index) -> str:
+    """The trust badge's tooltip: what was checked, who sent it (the real id, and why it
+    may imitate another), where it was read. Every piece from storage is escaped."""
+    trust = str(index.data(Roles.Trust))
+    label = TRUST_LABELS.get(trust, trust)
+    if index.data(Roles.Confirmed):
+        label += " · device confirmed by you"
+    sender = shown_id(str(index.data(Roles.Sender) or ""))
+    warning = index.data(Roles.SenderWarning)
+    warn = (
+        f"<br><span style='color:{TRUST_COLORS['key-changed']}'>{WARNING_MARK} "
+        f"{html_escape(warning)}</span>"
+        if warning
+        else ""
+    )
+    reason = one_line(index.data(Roles.TrustReason), 600)
+    return (
+        f"<b>{html_escape(label)}</b><br>{html_escape(reason)}"
+        f"<br>Sender: {html_escape(sender)}{warn}"
+        f"<br><small>{html_escape(shown_id(str(index.data(Roles.Location) or '')))}</small>"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    """A message header's texts and where they are painted (``header_layout``)."""
+
+    name: str
+    ident: str
+    warning: str
+    when: str
+    name_rect: QRect
+    id_rect: QRect
+    mark_rect: QRect
+    time_rect: QRect
+    badge_rect: QRect
 
 
 def _badge(index: Index) -> str:

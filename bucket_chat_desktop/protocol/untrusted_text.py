@@ -1,0 +1,370 @@
+"""How strings read from storage may be shown: on a terminal, in a name slot, as an id.
+
+Every room name, display name, sender id, object name and body came from someone who
+may be hostile. This module is the one policy both front ends use:
+
+- ``terminal_safe`` for the command line: control characters (C0, DEL, C1 including the
+  8-bit CSI), bidi controls, invisible format characters, line/paragraph separators and
+  lone surrogates are shown as visible escapes (``\\x1b``, ``\\u202e``), so no string can
+  move the cursor, rewrite a line, recolour the screen or hide "NOT CLEAN".
+- ``display_name_safe`` for a name shown next to an id: invisible and format characters
+  go, runs of blanks collapse, combining-mark floods are cut and the length is capped,
+  so a name can never push the real id or the trust badge out of view.
+- ``id_warning`` and ``RoomIds`` say why an id may fool a reader: invisible characters,
+  mixed scripts in one label, look-alike letters from other scripts or compatibility
+  forms, and ids that look the same as an id already seen in the room.
+- ``html_escape`` is the one escape for rich text (``html.escape`` underneath).
+
+Pure: no I/O, no Qt. Scripts are read from ``unicodedata`` character names and the
+look-alike table is our own short list of the letters people actually confuse (Cyrillic,
+Greek, Armenian, and ASCII digit/letter pairs); NFKC folds full-width and mathematical
+forms first. It is not the full Unicode confusables table (UTS #39), so an exotic
+look-alike from a script not listed can slip through the look-alike check; the mixed-script
+and invisible-character checks do not depend on the table.
+"""
+
+from __future__ import annotations
+
+import html
+import unicodedata
+from collections.abc import Iterable
+from functools import lru_cache
+
+# -- character classes --------------------------------------------------------------------
+
+# Letters that render as nothing (their category is not Cf, so they need naming).
+_BLANK_LETTERS = frozenset(
+    "\u115f\u1160\u3164\uffa0"  # Hangul fillers
+    "\u2800"  # braille pattern blank
+    "\u034f"  # combining grapheme joiner
+    "\u17b4\u17b5"  # Khmer inherent vowels
+    "\u180b\u180c\u180d\u180f"  # Mongolian variation selectors
+)
+_BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f"  # Arabic letter mark, LRM, RLM
+    "\u202a\u202b\u202c\u202d\u202e"  # embeddings and overrides
+    "\u2066\u2067\u2068\u2069"  # isolates
+)
+_VARIATION_SELECTORS = frozenset(chr(c) for c in range(0xFE00, 0xFE10)) | frozenset(
+    chr(c) for c in range(0xE0100, 0xE01F0)
+)
+MAX_MARKS = 2  # combining marks kept on one base character in a name
+NAME_LIMIT = 64
+ID_LIMIT = 128
+
+
+def _hidden(ch: str) -> bool:
+    """Characters that are invisible, move the cursor or change the text's direction."""
+    cat = unicodedata.category(ch)
+    return cat in ("Cc", "Cf", "Cs", "Zl", "Zp", "Co", "Cn") or ch in _BLANK_LETTERS
+
+
+def _escape(ch: str) -> str:
+    code = ord(ch)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    return f"\\U{code:08x}"
+
+
+# -- terminals ------------------------------------------------------------------------------
+
+
+def terminal_safe(text: object, *, limit: int | None = None, multiline: bool = False) -> str:
+    """``text`` made harmless for a terminal: every character that could act on the
+    terminal or hide/reorder text becomes a visible escape.
+
+    With ``multiline`` a ``\\n`` is kept (the caller indents what follows); ``\\r``, tab,
+    backspace, ESC and every other control never are. ``limit`` caps the number of
+    characters shown and says how many were left out.
+    """
+    if not isinstance(text, str):
+        text = str(text)
+    cut = 0
+    if limit is not None and len(text) > limit:
+        cut = len(text) - limit
+        text = text[:limit]
+    out: list[str] = []
+    for ch in text:
+        if ch == "\n" and multiline:
+            out.append(ch)
+        elif ch in _BLANK_LETTERS:
+            out.append(_escape(ch))
+        elif ch.isprintable() or ch == " ":
+            out.append(ch)
+        elif unicodedata.category(ch) == "Zs":  # a no-break or wide space is harmless
+            out.append(" ")
+        else:
+            out.append(_escape(ch))
+    if cut:
+        out.append(f"… ({cut:,} more characters)")
+    return "".join(out)
+
+
+# -- names ----------------------------------------------------------------------------------
+
+
+def display_name_safe(name: object, limit: int = NAME_LIMIT) -> str:
+    """A display name fit to show beside its id: no invisible, control or bidi
+    characters, single spaces, at most ``MAX_MARKS`` combining marks per letter, at most
+    ``limit`` characters (an ellipsis shows a cut). "" when nothing visible is left: the
+    caller then shows the id alone.
+
+    Bidi controls are removed, but right-to-left letters stay: a caller that puts the
+    name on one line with other text isolates it (``isolate``) or draws it on its own.
+    """
+    if not isinstance(name, str):
+        return ""
+    out: list[str] = []
+    marks = 0
+    space = False
+    for ch in name:
+        cat = unicodedata.category(ch)
+        if cat in ("Zs", "Zl", "Zp") or ch in "\t\n\r\v\f\x85":
+            space = bool(out)
+            continue
+        if _hidden(ch) and cat != "Cn":  # unassigned here may be a newer emoji: kept
+            continue
+        if cat in ("Mn", "Me", "Mc") or ch in _VARIATION_SELECTORS:
+            if not out or out[-1] == " " or marks >= MAX_MARKS:
+                continue
+            marks += 1
+            out.append(ch)
+            continue
+        if space:
+            out.append(" ")
+            space = False
+        marks = 0
+        out.append(ch)
+    text = "".join(out)
+    if len(text) > limit:
+        text = text[: max(1, limit - 1)].rstrip() + "…"
+    return text
+
+
+def one_line(text: object, limit: int = 200) -> str:
+    """A preview or a title from untrusted text: ``display_name_safe`` with a longer cap
+    (line breaks become spaces)."""
+    return display_name_safe(text, limit)
+
+
+FSI, PDI = "\u2068", "\u2069"
+
+
+def isolate(text: str) -> str:
+    """``text`` wrapped as a bidi isolate, so its direction cannot reorder the text
+    around it on the same line (FIRST STRONG ISOLATE … POP DIRECTIONAL ISOLATE). Use on
+    text that went through ``display_name_safe`` (which removed any stray PDI)."""
+    return f"{FSI}{text}{PDI}"
+
+
+def shown_id(sender_id: str) -> str:
+    """A sender id as the GUI or a terminal shows it: the real id, never cleaned up, with
+    anything invisible or active spelled out as an escape and the length capped."""
+    return terminal_safe(sender_id, limit=ID_LIMIT)
+
+
+def html_escape(text: object) -> str:
+    """The one escape for rich text (Qt labels, tooltips, documents): ``& < > " '``."""
+    return html.escape(text if isinstance(text, str) else str(text), quote=True)
+
+
+# -- ids ------------------------------------------------------------------------------------
+
+# Look-alikes of ASCII letters and digits (case-sensitive, applied after NFKC).
+_LOOKALIKES: dict[str, str] = {
+    # Cyrillic
+    "а": "a", "А": "A", "В": "B", "в": "b", "Ь": "b", "ь": "b", "с": "c", "С": "C",
+    "ԁ": "d", "е": "e", "Е": "E", "һ": "h", "Н": "H", "н": "h", "і": "i", "І": "I",
+    "ј": "j", "Ј": "J", "к": "k", "К": "K", "ӏ": "l", "Ӏ": "l", "м": "m", "М": "M",
+    "п": "n", "о": "o", "О": "O", "р": "p", "Р": "P", "ԛ": "q", "г": "r", "ѕ": "s",
+    "Ѕ": "S", "т": "t", "Т": "T", "у": "y", "У": "Y", "ү": "y", "ԝ": "w", "Ԝ": "W",
+    "х": "x", "Х": "X", "З": "3", "з": "3", "Ꙇ": "l",
+    # Greek
+    "α": "a", "Α": "A", "Β": "B", "β": "b", "Ε": "E", "ε": "e", "Ζ": "Z", "Η": "H",
+    "η": "n", "Ι": "I", "ι": "i", "Κ": "K", "κ": "k", "Μ": "M", "Ν": "N", "ν": "v",
+    "Ο": "O", "ο": "o", "Ρ": "P", "ρ": "p", "Τ": "T", "τ": "t", "Υ": "Y", "υ": "u",
+    "Χ": "X", "χ": "x", "γ": "y", "ϲ": "c", "Ϲ": "C", "ϳ": "j",
+    # Armenian
+    "օ": "o", "Օ": "O", "ս": "u", "Ս": "U", "հ": "h", "ո": "n", "ց": "g", "զ": "q",
+    "ա": "w", "Տ": "S", "Լ": "L",
+    # Latin letters that pass for others
+    "ı": "i", "ɑ": "a", "ɡ": "g", "ɩ": "i", "ʋ": "u", "ȷ": "j", "ǀ": "l", "ɪ": "i",
+    "ʟ": "l", "ᴀ": "a", "ᴄ": "c", "ᴏ": "o", "ᴠ": "v", "ᴡ": "w", "ᴢ": "z", "ꜱ": "s",
+}  # fmt: skip
+# ASCII that passes for other ASCII, folded after case folding (so "ALICE" ~ "alice").
+_FOLDED_PAIRS = (("1", "l"), ("|", "l"), ("0", "o"), ("rn", "m"), ("vv", "w"), ("cl", "d"))
+# Scripts that mix within one word in everyday use (Japanese, Chinese, Korean).
+_MIXES_OK = (
+    frozenset({"CJK", "HIRAGANA", "KATAKANA", "LATIN"}),
+    frozenset({"CJK", "BOPOMOFO", "LATIN"}),
+    frozenset({"CJK", "HANGUL", "LATIN"}),
+)
+_SCRIPT_ALIASES = {"FULLWIDTH": "LATIN", "HALFWIDTH": "KATAKANA", "IDEOGRAPHIC": "CJK"}
+
+
+def _script(ch: str) -> str | None:
+    """The script of a letter, from its Unicode name (``CYRILLIC SMALL LETTER A`` →
+    CYRILLIC); None for digits, punctuation and symbols."""
+    if not unicodedata.category(ch).startswith("L"):
+        return None
+    name = unicodedata.name(ch, "")
+    if not name:
+        return "UNKNOWN"
+    word = name.split(" ", 1)[0]
+    if word == "MODIFIER":
+        return None
+    return _SCRIPT_ALIASES.get(word, word)
+
+
+@lru_cache(maxsize=4096)
+def skeleton(text: str) -> str:
+    """What an id looks like: compatibility forms folded (NFKC), invisible characters
+    dropped, look-alike letters and digits mapped to one letter, case folded. Two ids
+    with the same skeleton can be taken for each other."""
+    folded = unicodedata.normalize("NFKC", text)
+    kept = "".join(_LOOKALIKES.get(ch, ch) for ch in folded if not _hidden(ch))
+    kept = "".join(ch for ch in kept if unicodedata.category(ch) != "Zs")
+    kept = kept.casefold()
+    for old, new in _FOLDED_PAIRS:
+        kept = kept.replace(old, new)
+    return kept
+
+
+def _labels(text: str) -> list[str]:
+    out: list[str] = []
+    word: list[str] = []
+    for ch in text:
+        if ch in "@.:/_-+ ":
+            if word:
+                out.append("".join(word))
+            word = []
+        else:
+            word.append(ch)
+    if word:
+        out.append("".join(word))
+    return out
+
+
+def _describe(chars: Iterable[str], limit: int = 2) -> str:
+    seen: list[str] = []
+    for ch in chars:
+        if ch not in seen:
+            seen.append(ch)
+    shown = ", ".join(
+        f"U+{ord(c):04X} {unicodedata.name(c)}" if unicodedata.name(c, "") else f"U+{ord(c):04X}"
+        for c in seen[:limit]
+    )
+    more = len(seen) - limit
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+@lru_cache(maxsize=4096)
+def id_warning(sender_id: str) -> str | None:
+    """Why ``sender_id`` may be taken for another id, in one sentence; None when it is
+    plain. Looks at the id alone; ``RoomIds`` adds the comparison with the room's ids."""
+    reasons: list[str] = []
+    hidden = [ch for ch in sender_id if _hidden(ch) or ch in _VARIATION_SELECTORS]
+    bidi = [ch for ch in hidden if ch in _BIDI_CONTROLS]
+    if bidi:
+        reasons.append(f"it holds text-direction controls ({_describe(bidi)})")
+    other = [ch for ch in hidden if ch not in _BIDI_CONTROLS]
+    if other:
+        reasons.append(f"it holds invisible or control characters ({_describe(other)})")
+    spaces = [ch for ch in sender_id if unicodedata.category(ch) == "Zs"]
+    if spaces:
+        reasons.append("it holds spaces")
+    folded = unicodedata.normalize("NFKC", sender_id)
+    changed = [ch for ch in sender_id if unicodedata.normalize("NFKC", ch) != ch]
+    if changed and not all(_hidden(ch) for ch in changed):
+        reasons.append(f"it uses look-alike forms ({_describe(changed)})")
+    for label in _labels(folded):
+        scripts = {s for s in map(_script, label) if s is not None}
+        lookalikes = [ch for ch in label if ch in _LOOKALIKES and not ch.isascii()]
+        if len(scripts) > 1 and not any(scripts <= ok for ok in _MIXES_OK):
+            names = " and ".join(s.title() for s in sorted(scripts))
+            reasons.append(f"it mixes {names} letters in one word")
+            if lookalikes:
+                reasons.append(f"{_describe(lookalikes)}: not Latin, but looks it")
+        elif lookalikes and all(skeleton(ch).isascii() for ch in label):
+            reasons.append(f"its letters only look like Latin ones ({_describe(lookalikes)})")
+    if not reasons:
+        return None
+    unique = list(dict.fromkeys(reasons))
+    return "This id may imitate another: " + "; ".join(unique) + "."
+
+
+class RoomIds:
+    """The sender ids of one room in the order they were first seen, and which of them
+    look like another. Of two ids that look the same, the one marked is the one whose own
+    characters are suspect (mixed scripts, invisible characters…); when neither or both
+    are, the later one: whoever wrote first under a look is taken as its owner."""
+
+    def __init__(self) -> None:
+        self._groups: dict[str, list[str]] = {}  # skeleton -> ids, first seen first
+        self._ids: set[str] = set()
+
+    def add(self, sender_id: str) -> None:
+        if sender_id in self._ids:
+            return
+        self._ids.add(sender_id)
+        self._groups.setdefault(skeleton(sender_id), []).append(sender_id)
+
+    def update(self, ids: Iterable[str]) -> None:
+        for sender_id in ids:
+            self.add(sender_id)
+
+    def lookalike_of(self, sender_id: str) -> str | None:
+        """The id that ``sender_id`` is taken to imitate, if any."""
+        group = self._groups.get(skeleton(sender_id), [])
+        others = [i for i in group if i != sender_id]
+        if not others:
+            return None
+        plain = [i for i in others if id_warning(i) is None]
+        if id_warning(sender_id) is not None:
+            return (plain or others)[0]
+        # A plain id is marked only for a plain id that came before it.
+        earlier = group[: group.index(sender_id)] if sender_id in group else group
+        before = [i for i in earlier if id_warning(i) is None]
+        return before[0] if before else None
+
+    def warning(self, sender_id: str, display_name: str | None = None) -> str | None:
+        """``id_warning`` plus "looks like <other id>" when another id of the room looks
+        the same, and a note when ``display_name`` looks like another sender's id."""
+        parts: list[str] = []
+        own = id_warning(sender_id)
+        if own:
+            parts.append(own)
+        other = self.lookalike_of(sender_id)
+        if other is not None:
+            if not own:
+                parts.append("This id may imitate another.")
+            parts.append(
+                f"It looks like {terminal_safe(other, limit=ID_LIMIT)}, a different sender"
+                + (" who wrote in this room first." if not own else ".")
+            )
+        if display_name:
+            group = self._groups.get(skeleton(display_name), [])
+            named = next((i for i in group if i != sender_id), None)
+            if named is not None:
+                parts.append(
+                    f"Its display name looks like the id of {terminal_safe(named, limit=ID_LIMIT)},"
+                    " a different sender."
+                )
+        return " ".join(parts) or None
+
+
+__all__ = [
+    "ID_LIMIT",
+    "NAME_LIMIT",
+    "RoomIds",
+    "display_name_safe",
+    "html_escape",
+    "id_warning",
+    "isolate",
+    "one_line",
+    "shown_id",
+    "skeleton",
+    "terminal_safe",
+]

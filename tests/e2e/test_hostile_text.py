@@ -1,0 +1,173 @@
+"""Hostile strings in a room folder never reach the terminal raw.
+
+A room is planted in a real local folder by a member with write access: its name, display
+names, message bodies, sender ids and an object name carry ESC/OSC/CSI sequences, carriage
+returns, backspaces, C1 controls, bidi overrides, line separators and invisible padding.
+``rooms``, ``history`` (also ``--json``) and ``verify`` run as the real command; their
+output must hold no raw control character, "NOT CLEAN" must stay readable, and the id
+that imitates alice's must be marked.
+"""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from nacl.signing import SigningKey
+
+from bucket_chat_desktop.protocol.event import MEMBER, MESSAGE, Event
+from bucket_chat_desktop.protocol.ids import client_id_for
+from bucket_chat_desktop.protocol.metadata import build_metadata
+from bucket_chat_desktop.protocol.segment import encode_segment, path_for
+from bucket_chat_desktop.protocol.signing import build_event
+
+from .conftest import Device
+
+ROOM = "hostile"
+T0 = 1_780_000_000_000
+ALICE = "alice@example.com"
+IMPOSTOR = "\u0430lice@example.com"  # Cyrillic а
+EVE = "eve\x1b[8m\u202e@example.com"  # conceal + right-to-left override inside the id
+
+ROOM_NAME = "Team\x1b[8m\x1b]0;owned\x07\r\u202eNAELC TON\u2028\x9b2J"
+PADDED_NAME = "Alice" + "\u3164" * 300 + "\u200b" * 300 + "\x1b[2K\r"
+BODY = (
+    "\x1b]0;pwned\x07\rCLEAN: every signature and chain checks out.\x1b[8m"
+    "\x9b8m\u202edetsurt\u2029\x08\x08\x08\x7f"
+)
+
+
+def _bad(text: str) -> list[str]:
+    """Characters a terminal acts on or that hide or reorder text."""
+    return [
+        f"U+{ord(ch):04X}"
+        for ch in text
+        if (unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") and ch != "\n") or ch == "\u3164"
+    ]
+
+
+def _events(key: SigningKey, sender: str, drafts: list[tuple[str, dict[str, Any]]], t: int):  # type: ignore[no-untyped-def]
+    out: list[Event] = []
+    prev = None
+    for n, (kind, content) in enumerate(drafts):
+        ev = build_event(
+            room_id=ROOM,
+            sender_id=sender,
+            event_type=kind,
+            content=content,
+            timestamp_ms=t + n,
+            unique=str(uuid.uuid4()),
+            prev_event_hash=prev,
+            signing_key=key,
+        )
+        prev = ev.hash
+        out.append(ev)
+    return out
+
+
+def _write(store: Path, sender: str, key: SigningKey, events: list[Event]) -> None:
+    path = store / path_for(events, client_id_for(sender, bytes(key.verify_key)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(encode_segment(events))
+
+
+@pytest.fixture
+def planted(tmp_path: Path) -> Device:
+    store = tmp_path / "store"
+    room = store / "rooms" / ROOM
+    room.mkdir(parents=True)
+    alice, impostor, eve = (SigningKey(bytes([n]) * 32) for n in (1, 2, 3))
+    (room / "metadata.json").write_bytes(
+        build_metadata(
+            room_id=ROOM,
+            name=ROOM_NAME,
+            created_at="2026-06-01T00:00:00.000Z",
+            creator_id=ALICE,
+            signing_key=alice,
+        )
+    )
+    text = {"msgtype": "m.text"}
+    _write(
+        store,
+        ALICE,
+        alice,
+        _events(
+            alice,
+            ALICE,
+            [
+                (MEMBER, {"membership": "join", "displayname": "Alice"}),
+                (MESSAGE, {**text, "body": "hi"}),
+            ],
+            T0,
+        ),
+    )
+    _write(
+        store,
+        IMPOSTOR,
+        impostor,
+        _events(
+            impostor,
+            IMPOSTOR,
+            [
+                (MEMBER, {"membership": "join", "displayname": PADDED_NAME}),
+                (MESSAGE, {**text, "body": BODY}),
+            ],
+            T0 + 10,
+        ),
+    )
+    _write(store, EVE, eve, _events(eve, EVE, [(MESSAGE, {**text, "body": "x" * 50_000})], T0 + 20))
+    # An object whose very name tries to conceal what follows it, holding no event.
+    junk = room / "logs" / "2026-06-01" / "messages_1_2_x\x1b[8m\r.jsonl"
+    junk.parent.mkdir(parents=True, exist_ok=True)
+    junk.write_bytes(b"not json \x1b[8m\n")
+    home = tmp_path / "reader"
+    home.mkdir()
+    return Device(home, store, "reader@example.com")
+
+
+def test_rooms_prints_the_room_name_escaped(planted: Device) -> None:
+    out = planted.run("rooms")
+    assert _bad(out.stdout + out.stderr) == []
+    # A name is a label: its controls are dropped, what is left is shown on one line.
+    assert out.stdout.startswith(f"{ROOM} ") and "Team[8m]0;owned NAELC TON" in out.stdout
+    assert len(out.stdout.splitlines()) == 1
+
+
+def test_history_escapes_everything_and_marks_the_impostor(planted: Device) -> None:
+    out = planted.run("history", "--room-id", ROOM)
+    shown = out.stdout + out.stderr
+    assert _bad(shown) == []
+    lines = out.stdout.splitlines()
+    impostor = [line for line in lines if "lice@example.com" in line and "[verified]" in line]
+    assert len(impostor) == 4
+    marked = [line for line in impostor if "[!LOOK-ALIKE ID]" in line]
+    assert len(marked) == 2 and all("\u0430lice" in line for line in marked)
+    assert 'as "Alice"' in out.stdout  # the padding is gone, the name is readable
+    assert "\\x1b]0;pwned\\x07\\x0dCLEAN" in out.stdout
+    assert "more characters" in out.stdout  # a 50,000-character body is cut on a terminal
+    assert "may imitate someone else" in out.stdout
+    assert "looks like alice@example.com" in out.stdout
+
+
+def test_history_json_escapes_what_a_terminal_acts_on(planted: Device) -> None:
+    out = planted.run("history", "--room-id", ROOM, "--json")
+    assert _bad(out.stdout) == []
+    doc = json.loads(out.stdout)
+    bodies = [e["content"].get("body") for e in doc["events"]]
+    assert BODY in bodies  # the JSON still carries the exact strings
+    assert {e["sender_id"] for e in doc["events"]} == {ALICE, IMPOSTOR, EVE}
+
+
+def test_verify_keeps_not_clean_visible(planted: Device) -> None:
+    out = planted.run("-v", "verify", "--room-id", ROOM, check=False)
+    assert out.returncode == 1, out
+    assert _bad(out.stdout + out.stderr) == []  # log lines too
+    last = out.stdout.rstrip("\n").splitlines()[-1]
+    assert last.startswith("NOT CLEAN:")
+    assert "Ids that may imitate someone else" in out.stdout
+    doc = json.loads(planted.run("verify", "--room-id", ROOM, "--json", check=False).stdout)
+    assert doc["metadata"]["name"] == ROOM_NAME and not doc["clean"]

@@ -1,0 +1,95 @@
+"""What ``bucket-chat chat`` and ``sync --follow`` print for hostile events: every line goes
+through the same formatting as ``history``, and findings and storage messages are escaped
+too."""
+
+from __future__ import annotations
+
+import unicodedata
+import uuid
+
+import pytest
+from nacl.signing import SigningKey
+
+from bucket_chat_desktop.cli import format as fmt
+from bucket_chat_desktop.cli.chat import _Screen
+from bucket_chat_desktop.protocol.audit import AuditResult, RoomLedger
+from bucket_chat_desktop.protocol.event import MEMBER, MESSAGE
+from bucket_chat_desktop.protocol.ids import client_id_for
+from bucket_chat_desktop.protocol.segment import encode_segment, path_for
+from bucket_chat_desktop.protocol.signing import build_event
+
+ROOM = "chat"
+ALICE = "alice@example.com"
+IMPOSTOR = "\u0430lice@example.com"
+
+
+def _raw(text: str) -> list[str]:
+    return [
+        f"U+{ord(c):04X}"
+        for c in text
+        if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") and c != "\n"
+    ]
+
+
+def _room() -> AuditResult:
+    ledger = RoomLedger(ROOM)
+    t = 1_780_000_000_000
+    for n, (sender, name, body) in enumerate(
+        [
+            (ALICE, "Alice", "hi"),
+            (IMPOSTOR, "Alice\u3164\u3164\x1b[2K", "\x1b]0;owned\x07\rok\x9b2J\u202e\u2028"),
+        ]
+    ):
+        key = SigningKey(bytes([n + 1]) * 32)
+        prev = None
+        events = []
+        for i, (kind, content) in enumerate(
+            [
+                (MEMBER, {"membership": "join", "displayname": name}),
+                (MESSAGE, {"msgtype": "m.text", "body": body}),
+            ]
+        ):
+            ev = build_event(
+                room_id=ROOM,
+                sender_id=sender,
+                event_type=kind,
+                content=content,
+                timestamp_ms=t + 10 * n + i,
+                unique=str(uuid.uuid4()),
+                prev_event_hash=prev,
+                signing_key=key,
+            )
+            prev = ev.hash
+            events.append(ev)
+        path = path_for(events, client_id_for(sender, bytes(key.verify_key)))
+        ledger.add_segment(path, encode_segment(events))
+    ledger.add_segment(
+        f"rooms/{ROOM}/logs/2026-06-01/messages_1_2_x\x1b[8m.jsonl", b"not json\x1b[8m\n"
+    )
+    return ledger.audit()
+
+
+def test_chat_screen_prints_nothing_raw_and_marks_the_impostor(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    result = _room()
+    screen = _Screen(interactive=False, own_key="")
+    screen.ids.update(a.event.sender_id for a in result.timeline)
+    screen.events(result.timeline, echo_own=True)
+    screen.findings(result)
+    out = capsys.readouterr().out
+    assert _raw(out) == []
+    impostor = [line for line in out.splitlines() if "\u0430lice" in line]
+    assert impostor and all(fmt.LOOKALIKE_MARK in line for line in impostor)
+    assert all(fmt.LOOKALIKE_MARK not in line for line in out.splitlines() if ALICE in line)
+    assert "! bad-json:" in out and "\\x1b[8m" in out
+
+
+def test_json_output_escapes_terminal_controls_and_round_trips() -> None:
+    import json
+
+    doc = {"s": "a\x1b]0;x\x07\x9b2J\u202e\u2028\ud800 ✓ 日本 🎉", "n": 1}
+    text = fmt.json_text(doc)
+    assert _raw(text) == [] and "\ud800" not in text
+    assert "✓ 日本 🎉" in text  # ordinary text stays readable
+    assert json.loads(text) == doc

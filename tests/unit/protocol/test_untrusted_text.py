@@ -1,0 +1,169 @@
+"""The untrusted-text policy: what may reach a terminal, a name slot, an id."""
+
+from __future__ import annotations
+
+import unicodedata
+
+import pytest
+
+from bucket_chat_desktop.protocol.untrusted_text import (
+    NAME_LIMIT,
+    RoomIds,
+    display_name_safe,
+    html_escape,
+    id_warning,
+    isolate,
+    skeleton,
+    terminal_safe,
+)
+
+HOSTILE = (
+    "\x1b[2J\x1b]0;owned\x07"  # clear screen, set the window title
+    "\rNOT CLEAN\x08\x08\x08"  # carriage return, backspaces
+    "\x9b31m"  # 8-bit CSI (C1)
+    "\x85\u2028\u2029"  # NEL, line and paragraph separators
+    "\u202e\u2066\u200e\u061c"  # bidi controls
+    "\u200b\ufeff\u3164"  # zero width space, BOM, Hangul filler
+    "\ud800"  # a lone surrogate (JSON can carry one)
+    "\x7f"
+)
+
+
+def _raw_controls(text: str) -> list[str]:
+    return [
+        ch
+        for ch in text
+        if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp") or ch == "\u3164"
+    ]
+
+
+def test_terminal_safe_leaves_no_control_character() -> None:
+    shown = terminal_safe(HOSTILE)
+    assert _raw_controls(shown) == []
+    assert "\\x1b" in shown and "\\x9b" in shown and "\\x0d" in shown and "\\x08" in shown
+    assert "\\u202e" in shown and "\\u2028" in shown and "\\ud800" in shown
+    assert "\\u3164" in shown  # a blank letter is named, not shown as nothing
+
+
+def test_terminal_safe_keeps_text_and_newlines_only_when_asked() -> None:
+    assert terminal_safe("héllo wörld ✓ 日本") == "héllo wörld ✓ 日本"
+    assert terminal_safe("a\nb") == "a\\x0ab"
+    assert terminal_safe("a\nb", multiline=True) == "a\nb"
+    assert terminal_safe("a\u00a0b") == "a b"  # a no-break space is only a space
+
+
+def test_terminal_safe_caps_long_strings() -> None:
+    shown = terminal_safe("x" * 5000, limit=100)
+    assert shown.startswith("x" * 100) and "4,900 more characters" in shown
+    assert len(shown) < 140
+
+
+def test_display_name_loses_padding_and_controls() -> None:
+    padded = "Bob" + "\u3164" * 400 + "\u200b" * 400 + " " * 300 + "\u202e\u2066Smith\u2069"
+    assert display_name_safe(padded) == "Bob Smith"
+    assert display_name_safe("\u200b\u200d\u3164  \u2800") == ""
+    assert display_name_safe(None) == ""
+    assert display_name_safe("a\nb\r\tc\u2028d") == "a b c d"
+
+
+def test_display_name_is_capped_and_marks_are_bounded() -> None:
+    assert len(display_name_safe("W" * 1000)) == NAME_LIMIT
+    assert display_name_safe("W" * 1000).endswith("…")
+    zalgo = "Z" + "\u0301" * 200 + "oe"
+    assert display_name_safe(zalgo) == "Z\u0301\u0301oe"
+    assert display_name_safe("❤️ Ana") == "❤️ Ana"  # one variation selector is fine
+    assert display_name_safe("שלום") == "שלום"  # right-to-left letters stay
+
+
+def test_isolate_and_html_escape() -> None:
+    assert isolate("abc") == "\u2068abc\u2069"
+    assert html_escape("<b>x</b> & <img src=y>'\"") == (
+        "&lt;b&gt;x&lt;/b&gt; &amp; &lt;img src=y&gt;&#x27;&quot;"
+    )
+
+
+@pytest.mark.parametrize(
+    "sender_id",
+    [
+        "alice@example.com",
+        "bob.smith+chat@example.org",
+        "дмитрий@почта.рф",  # one script per label is fine
+        "田中たろう@example.jp",  # Japanese mixes scripts in everyday use
+        "josé@example.es",
+    ],
+)
+def test_plain_ids_have_no_warning(sender_id: str) -> None:
+    assert id_warning(sender_id) is None
+
+
+@pytest.mark.parametrize(
+    ("sender_id", "says"),
+    [
+        ("\u0430lice@example.com", "mixes Cyrillic and Latin"),
+        ("\u0391lice@example.com", "mixes Greek and Latin"),
+        ("\u0430\u0440\u0440\u04cf\u0435@example.com", "only look like Latin"),
+        ("a\u200blice@example.com", "ZERO WIDTH SPACE"),
+        ("alice\u202e@example.com", "text-direction controls"),
+        ("\uff41lice@example.com", "look-alike forms"),
+        ("alice @example.com", "spaces"),
+        ("alice\x1b[2J@example.com", "control characters"),
+    ],
+)
+def test_confusable_ids_say_why(sender_id: str, says: str) -> None:
+    warning = id_warning(sender_id)
+    assert warning is not None and says in warning
+
+
+def test_skeletons_match_look_alikes() -> None:
+    base = skeleton("alice@example.com")
+    for other in (
+        "\u0430lice@example.com",
+        "ALICE@example.com",
+        "a\u200blice@example.com",
+        "\uff41lice@example.com",
+        "a1ice@example.com",
+    ):
+        assert skeleton(other) == base, other
+    assert skeleton("rnallory@x") == skeleton("mallory@x")
+    assert skeleton("ǀaura@x") == skeleton("laura@x")
+    assert skeleton("bob@example.com") != base
+
+
+def test_room_ids_mark_the_later_look_alike() -> None:
+    ids = RoomIds()
+    ids.update(["alice@example.com", "mallory@example.com"])
+    ids.add("\u0430lice@example.com")
+    ids.add("rnallory@example.com")
+    assert ids.warning("alice@example.com") is None
+    assert ids.warning("mallory@example.com") is None
+    cyrillic = ids.warning("\u0430lice@example.com")
+    assert cyrillic is not None and "looks like alice@example.com" in cyrillic
+    ascii_only = ids.warning("rnallory@example.com")
+    assert ascii_only is not None and "looks like mallory@example.com" in ascii_only
+    assert ids.lookalike_of("bob@example.com") is None
+
+
+def test_a_warning_never_carries_raw_controls() -> None:
+    ids = RoomIds()
+    ids.add("alice\x1b]0;x\x07@example.com")
+    ids.add("alice\x1b]0;y\x07@example.com")
+    warning = ids.warning("alice\x1b]0;y\x07@example.com")
+    assert warning is not None and "\x1b" not in warning and "\x07" not in warning
+
+
+def test_a_display_name_copying_another_id_is_marked() -> None:
+    ids = RoomIds()
+    ids.update(["alice@example.com", "bob@example.com"])
+    warning = ids.warning("bob@example.com", "alice@example.com")
+    assert warning is not None and "display name looks like the id of alice@example.com" in warning
+    assert ids.warning("bob@example.com", "\u0430lice@EXAMPLE.com") is not None
+    assert ids.warning("bob@example.com", "Bob") is None
+    assert ids.warning("alice@example.com", "alice@example.com") is None  # their own id
+
+
+def test_the_suspect_id_is_marked_even_when_it_wrote_first() -> None:
+    ids = RoomIds()
+    ids.update(["\u0430lice@example.com", "alice@example.com"])  # the impostor came first
+    assert ids.warning("alice@example.com") is None
+    impostor = ids.warning("\u0430lice@example.com")
+    assert impostor is not None and "looks like alice@example.com" in impostor
