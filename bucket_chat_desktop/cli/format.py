@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
+from .. import timestamps
 from ..protocol.audit import Assessed, AuditResult, TrustState
 from ..protocol.event import MEMBER, MESSAGE
 from ..protocol.findings import Finding
@@ -18,8 +18,9 @@ BADGES = {
 
 
 def local_time(timestamp_ms: int) -> str:
-    moment = dt.datetime.fromtimestamp(timestamp_ms / 1000).astimezone()
-    return moment.strftime("%Y-%m-%d %H:%M:%S")
+    """Never raises: a time past the year 9999 (the protocol allows up to 2^53-1 ms) is
+    shown as a label, not a crash of ``history`` or ``sync --follow``."""
+    return timestamps.full(timestamp_ms)
 
 
 def describe_event(item: Assessed) -> str:

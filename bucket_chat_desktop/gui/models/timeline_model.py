@@ -18,9 +18,11 @@ from typing import Any
 
 from PySide6.QtCore import QAbstractListModel, QByteArray, QModelIndex, QPersistentModelIndex, Qt
 
+from ... import timestamps
 from ...index import TimelineRow
 from ...protocol.audit import Assessed, TrustState
 from ...protocol.event import MEMBER, MESSAGE, Event
+from ..safe import guard
 
 PAGE = 200
 
@@ -87,8 +89,9 @@ class Row:
         return body if isinstance(body, str) else ""
 
     @property
-    def day(self) -> dt.date:
-        return dt.datetime.fromtimestamp(self.timestamp_ms / 1000).date()
+    def day(self) -> dt.date | None:
+        """The local day, None for a time past the year 9999 (never raises)."""
+        return timestamps.local_day(self.timestamp_ms)
 
     @staticmethod
     def from_assessed(item: Assessed) -> Row:
@@ -113,16 +116,17 @@ class Row:
     def from_cached(row: TimelineRow) -> Row | None:
         try:
             raw = json.loads(row.raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
         content = raw.get("content") if isinstance(raw, dict) else None
-        if not isinstance(content, dict):
+        ts = raw.get("timestamp_ms") if isinstance(raw, dict) else None
+        if not isinstance(content, dict) or type(ts) is not int:
             return None
         return Row(
             str(raw.get("event_id", "")),
             str(raw.get("sender_id", "")),
             str(raw.get("sender_key") or ""),
-            int(raw.get("timestamp_ms", 0)),
+            ts,
             str(raw.get("type", "")),
             content,
             row.state.value,
@@ -151,6 +155,7 @@ class TimelineModel(QAbstractListModel):
     def roleNames(self) -> dict[int, QByteArray]:
         return {int(r): QByteArray(r.name.encode()) for r in Roles}
 
+    @guard(None)  # a row that cannot answer shows as "could not be shown", never a crash
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or not 0 <= index.row() < len(self._rows):
             return None

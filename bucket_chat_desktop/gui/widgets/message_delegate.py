@@ -3,7 +3,6 @@ safe rich text, membership lines, local-echo states and attachment cards."""
 
 from __future__ import annotations
 
-import datetime as dt
 from collections import OrderedDict
 from typing import Any
 
@@ -20,15 +19,16 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QStyle,
-    QStyledItemDelegate,
     QStyleOptionViewItem,
     QToolTip,
     QWidget,
 )
 
+from ... import timestamps
 from ...protocol.attachments import safe_file_name
-from ..markdown import is_plain, to_html
+from ..markdown import is_plain, shown_text, to_html
 from ..models.timeline_model import TRUST_LABELS, Roles
+from ..safe import SafeDelegate
 from ..style import TRUST_COLORS, TRUST_SYMBOLS, initials, is_dark, key_color
 from .members_panel import paint_trust_badge
 
@@ -43,26 +43,17 @@ GAP_MS = 5 * 60 * 1000
 CACHE = 3000
 
 
-def _fmt_day(ts: int) -> str:
-    day = dt.datetime.fromtimestamp(ts / 1000).date()
-    today = dt.date.today()
-    if day == today:
-        return "Today"
-    if day == today - dt.timedelta(days=1):
-        return "Yesterday"
-    return day.strftime("%A, %d %B %Y")
+class MessageDelegate(SafeDelegate):
+    """Stateless apart from a small cache of laid-out bodies (bodies never change).
 
+    Painting and sizing go through ``SafeDelegate``: a row that fails is drawn as
+    "This message could not be shown: <why>" and never takes the app down."""
 
-def _fmt_time(ts: int) -> str:
-    return dt.datetime.fromtimestamp(ts / 1000).strftime("%H:%M")
-
-
-class MessageDelegate(QStyledItemDelegate):
-    """Stateless apart from a small cache of laid-out bodies (bodies never change)."""
+    failure_text = "This message could not be shown"
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._docs: OrderedDict[tuple[str, int], QTextDocument] = OrderedDict()
+        self._docs: OrderedDict[str, QTextDocument] = OrderedDict()
         self._heights: dict[tuple[str, int], int] = {}
         self.thumbnail_provider: Any = None  # set by the attachments feature
 
@@ -71,6 +62,7 @@ class MessageDelegate(QStyledItemDelegate):
     def _body_height(self, index: Index, width: int, font: QFont) -> int:
         body = str(index.data(Roles.Body) or "")
         if is_plain(body):
+            body = shown_text(body)
             key = (str(index.data(Roles.EventId)), width)
             h = self._heights.get(key)
             if h is None:
@@ -84,7 +76,11 @@ class MessageDelegate(QStyledItemDelegate):
                 if len(self._heights) > 20 * CACHE:
                     self._heights.clear()
             return h
-        return int(self._doc(index, width, font).size().height())
+        key = (str(index.data(Roles.EventId)), width)
+        h = self._heights.get(key)
+        if h is None:  # a scroll bar coming and going alternates two widths: no re-layout
+            h = self._heights[key] = int(self._doc(index, width, font).size().height())
+        return h
 
     def _paint_body(
         self,
@@ -98,6 +94,7 @@ class MessageDelegate(QStyledItemDelegate):
     ) -> int:
         body = str(index.data(Roles.Body) or "")
         if is_plain(body):
+            body = shown_text(body)
             h = self._body_height(index, width, font)
             painter.setFont(font)
             painter.setPen(color)
@@ -112,10 +109,15 @@ class MessageDelegate(QStyledItemDelegate):
         return int(doc.size().height())
 
     def _doc(self, index: Index, width: int, font: QFont) -> QTextDocument:
-        key = (str(index.data(Roles.EventId)), width)
+        """The body laid out at ``width``. One document per message, re-laid out when the
+        width changes (parsing the HTML again at every width of a resize cost more than
+        the layout); ``markdown.to_html`` bounds what one layout may cost."""
+        key = str(index.data(Roles.EventId))
         doc = self._docs.get(key)
         if doc is not None:
             self._docs.move_to_end(key)
+            if doc.textWidth() != max(60, width):
+                doc.setTextWidth(max(60, width))
             return doc
         doc = QTextDocument()
         doc.setDefaultFont(font)
@@ -162,7 +164,7 @@ class MessageDelegate(QStyledItemDelegate):
             return max(40, int(h * scale))
         return 180
 
-    def sizeHint(self, option: QStyleOptionViewItem, index: Index) -> QSize:
+    def row_size(self, option: QStyleOptionViewItem, index: Index) -> QSize:
         width = option.rect.width() or 600
         h = 6
         if index.data(Roles.DayBreak):
@@ -181,8 +183,8 @@ class MessageDelegate(QStyledItemDelegate):
 
     # -- painting ---------------------------------------------------------------------------
 
-    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
-        painter.save()
+    def paint_row(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
+        # SafeDelegate.paint saves the painter before and restores it after.
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         rect = QRect(option.rect)
         dark = is_dark()
@@ -196,13 +198,12 @@ class MessageDelegate(QStyledItemDelegate):
             painter.fillRect(rect, hover)
         y = rect.top() + 4
         if index.data(Roles.DayBreak):
-            self._paint_day(painter, rect, y, int(index.data(Roles.Timestamp)), muted)
+            self._paint_day(painter, rect, y, index.data(Roles.Timestamp), muted)
             y += DAY_H
         if index.data(Roles.Kind) == "member":
             self._paint_member(
                 painter, option, index, QRect(rect.left(), y, rect.width(), 20), muted
             )
-            painter.restore()
             return
         grouped = self._grouped(index)
         sender = str(index.data(Roles.Sender))
@@ -232,8 +233,9 @@ class MessageDelegate(QStyledItemDelegate):
             if shown != sender:
                 painter.drawText(x, y + fm.ascent() + 2, sender)
                 x += QFontMetrics(option.font).horizontalAdvance(sender) + 10
-            painter.drawText(x, y + fm.ascent() + 2, _fmt_time(int(index.data(Roles.Timestamp))))
-            x += QFontMetrics(option.font).horizontalAdvance("00:00") + 8
+            when = timestamps.clock(index.data(Roles.Timestamp))
+            painter.drawText(x, y + fm.ascent() + 2, when)
+            x += QFontMetrics(option.font).horizontalAdvance(when) + 8
             self._paint_badge(painter, QRect(x, y + 3, 16, 16), _badge(index))
             y += HEADER_H
         elif index.data(Roles.Trust) != "verified":
@@ -260,10 +262,9 @@ class MessageDelegate(QStyledItemDelegate):
             if error:
                 label += f" ({error})"
             painter.drawText(rect.left() + LEFT, y + 13, label)
-        painter.restore()
 
     def _paint_day(self, painter: QPainter, rect: QRect, y: int, ts: int, muted: QColor) -> None:
-        label = _fmt_day(ts)
+        label = timestamps.day_label(ts)
         fm = painter.fontMetrics()
         w = fm.horizontalAdvance(label) + 24
         mid = rect.left() + rect.width() // 2
@@ -285,7 +286,7 @@ class MessageDelegate(QStyledItemDelegate):
         italic.setItalic(True)
         painter.setFont(italic)
         painter.setPen(muted)
-        when = _fmt_time(int(index.data(Roles.Timestamp)))
+        when = timestamps.clock(index.data(Roles.Timestamp))
         text = f"{index.data(Roles.DisplayName)} {index.data(Roles.Body)} · {when}"
         badge = QRect(rect.left() + LEFT - 22, rect.top() + 2, 14, 14)
         self._paint_badge(painter, badge, _badge(index))
@@ -341,7 +342,7 @@ class MessageDelegate(QStyledItemDelegate):
 
     # -- tooltips: the trust badge says what was checked --------------------------------------
 
-    def helpEvent(
+    def row_help(
         self,
         event: QHelpEvent,
         view: QAbstractItemView,
@@ -349,7 +350,7 @@ class MessageDelegate(QStyledItemDelegate):
         index: Index,
     ) -> bool:
         if event is None or event.type() != QEvent.Type.ToolTip or not index.isValid():
-            return super().helpEvent(event, view, option, index)
+            return super().row_help(event, view, option, index)
         trust = str(index.data(Roles.Trust))
         label = TRUST_LABELS.get(trust, trust)
         if index.data(Roles.Confirmed):
