@@ -149,9 +149,11 @@ class TimelineModel(QAbstractListModel):
 
     # -- Qt model API ---------------------------------------------------------------------
 
+    @guard(0)
     def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(self._rows)
 
+    @guard()
     def roleNames(self) -> dict[int, QByteArray]:
         return {int(r): QByteArray(r.name.encode()) for r in Roles}
 
@@ -209,6 +211,7 @@ class TimelineModel(QAbstractListModel):
     # canFetchMore/fetchMore: item views call those by themselves whenever the last row is
     # visible, and a view kept at the bottom would page in the whole history. The view
     # asks for older rows explicitly when the user scrolls to the top.
+    @guard(False)
     def canFetchMore(self, parent: Index = QModelIndex()) -> bool:  # noqa: B008
         return False
 

@@ -55,6 +55,7 @@ from ...protocol.audit import AuditResult, TrustState
 from ...protocol.findings import Finding, Kind, Severity
 from ...protocol.metadata import RoomMetadata
 from ..models.members_model import key_bytes
+from ..safe import guard
 from ..style import TRUST_COLORS, is_dark
 from .members_panel import trust_badge
 
@@ -396,12 +397,15 @@ class FindingsModel(QAbstractTableModel):
     def finding(self, row: int) -> Finding:
         return self._findings[row]
 
+    @guard(0)
     def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(self._findings)
 
+    @guard(0)
     def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(Column)
 
+    @guard(None)
     def headerData(
         self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
     ) -> Any:
@@ -413,6 +417,7 @@ class FindingsModel(QAbstractTableModel):
             return HEADERS[Column(section)]
         return None
 
+    @guard(None)
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or not 0 <= index.row() < len(self._findings):
             return None
@@ -679,6 +684,7 @@ class AuditDialog(QDialog):
         buttons.addWidget(self.close_button)
         layout.addLayout(buttons)
 
+    @guard()
     def sizeHint(self) -> QSize:
         return QSize(940, 700)
 

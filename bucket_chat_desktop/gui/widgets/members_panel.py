@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 
 from ... import timestamps
 from ..models.members_model import DEVICE_STATE_LABELS, Device, DeviceState, Member, MembersModel
+from ..safe import guard
 from ..style import TRUST_COLORS, initials, is_dark, key_color
 
 PANEL_WIDTH = 320
@@ -459,6 +460,7 @@ class MembersPanel(QFrame):
         self.scroll_area.setWidget(body)  # deletes the previous body
         self.scroll_area.verticalScrollBar().setValue(keep)
 
+    @guard()
     def sizeHint(self) -> QSize:
         return QSize(PANEL_WIDTH, 600)
 
