@@ -83,13 +83,13 @@ def guard(fallback: Any = _BASE) -> Callable[[F], F]:
 
     def decorate(method: F) -> F:
         name = method.__name__
-        where = method.__qualname__
 
         @functools.wraps(method)
         def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
             try:
                 return method(self, *args, **kwargs)
             except Exception as exc:  # nothing may reach shiboken
+                where = f"{type(self).__name__}.{name}"
                 report(where, exc)
                 try:
                     if fallback is _BASE:
@@ -159,6 +159,8 @@ class SafeDelegate(QStyledItemDelegate):
             reason = report(f"{type(self).__name__}.paint_row", exc)
             painter.restore()
             painter.save()
+            # cover what was drawn before the failure, then say what happened
+            painter.fillRect(option.rect, option.palette.base())
             paint_failure(painter, QRect(option.rect), f"{self.failure_text}: {reason}")
         finally:
             painter.restore()

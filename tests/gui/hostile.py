@@ -29,7 +29,9 @@ TABLE_COLS = 8
 def big_table(rows: int = TABLE_ROWS, cols: int = TABLE_COLS, tag: str = "") -> str:
     head = "| " + " | ".join(f"h{c}" for c in range(cols)) + " |"
     rule = "|" + "---|" * cols
-    body = ["| " + " | ".join(f"**{tag}r{r}c{c}**" for c in range(cols)) + " |" for r in range(rows)]
+    body = [
+        "| " + " | ".join(f"**{tag}r{r}c{c}**" for c in range(cols)) + " |" for r in range(rows)
+    ]
     return "\n".join([head, rule, *body])
 
 
