@@ -7,7 +7,8 @@ The room holds a few ordinary messages and ``--messages`` messages that are each
 Markdown table of ``--rows`` x ``--cols`` cells (what a hostile member can write within
 the 256 KiB line limit). Reported, in wall-clock seconds on the GUI thread:
 - open: the rows handed to the view -> the first frame painted;
-- resize: each of five window widths -> the frame painted (total and worst).
+- resize: each of five window widths -> the frame painted (total and worst);
+- drag: 40 steps of 3 px, as when dragging the window's edge (total and worst).
 
 Figures are machine-dependent; compare runs on one machine (e.g. this branch against the
 previous commit by pointing PYTHONPATH at the other checkout).
@@ -94,12 +95,20 @@ def main() -> None:
         view.repaint()
         app.processEvents()
         resizes.append(time.perf_counter() - t)
+    drag = []
+    for step in range(40):  # dragging the window's edge: 40 small steps
+        t = time.perf_counter()
+        view.resize(900 - 3 * step, 700)
+        app.processEvents()
+        view.repaint()
+        drag.append(time.perf_counter() - t)
     print(
         f"{args.messages} tables of {args.rows}x{args.cols} cells "
         f"(largest body {size:,} bytes) among {len(rows)} messages"
     )
     print(f"open (rows -> first frame): {opened:.2f} s")
     print(f"resize x5: total {sum(resizes):.2f} s, worst {max(resizes):.2f} s")
+    print(f"drag-resize, 40 steps of 3 px: total {sum(drag):.2f} s, worst {max(drag):.2f} s")
 
 
 if __name__ == "__main__":

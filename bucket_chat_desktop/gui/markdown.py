@@ -63,18 +63,26 @@ def _parser() -> MarkdownIt:
 # per message (benchmarks/markdown_bench.py). Past these limits the body is shown as plain
 # text with a note saying why; past MAX_SHOWN_CHARS only its beginning is shown.
 MAX_RICH_CHARS = 8_000  # longer bodies are not parsed as Markdown at all
-MAX_TABLE_CELLS = 200  # table cells in one message
+MAX_TABLE_CELLS = 150  # table cells in one message
 MAX_TOKENS = 4_000  # Markdown elements in one message
 MAX_NESTING = 8  # quotes, lists and emphasis inside each other
-MAX_SHOWN_CHARS = 20_000  # what the timeline shows of one body
+MAX_SHOWN_CHARS = 20_000  # what the timeline shows of one body...
+MAX_SHOWN_LINES = 400  # ...and of its lines (a row must not be a screen-sized blank)
 
 
 def shown_text(text: str) -> str:
     """The part of a body the timeline lays out, with a note when it was shortened."""
-    if len(text) <= MAX_SHOWN_CHARS:
+    cut = len(text)
+    if cut > MAX_SHOWN_CHARS:
+        cut = MAX_SHOWN_CHARS
+    if text.count("\n", 0, cut) >= MAX_SHOWN_LINES:
+        cut = -1
+        for _ in range(MAX_SHOWN_LINES):
+            cut = text.index("\n", cut + 1)
+    if cut >= len(text):
         return text
-    rest = len(text) - MAX_SHOWN_CHARS
-    return f"{text[:MAX_SHOWN_CHARS]}\n[… {rest:,} more characters not shown here]"
+    rest = len(text) - cut
+    return f"{text[:cut]}\n[… {rest:,} more characters not shown here]"
 
 
 def _plain_html(text: str, note: str = "") -> str:

@@ -9,6 +9,7 @@ from bucket_chat_desktop.gui import markdown
 from bucket_chat_desktop.gui.markdown import (
     MAX_RICH_CHARS,
     MAX_SHOWN_CHARS,
+    MAX_SHOWN_LINES,
     MAX_TABLE_CELLS,
     shown_text,
     to_html,
@@ -72,6 +73,14 @@ def test_long_bodies_are_not_parsed_and_very_long_ones_are_shortened() -> None:
     assert len(shown_text(huge)) < MAX_SHOWN_CHARS + 100
     assert "5,000 more characters not shown here" in shown_text(huge)
     assert shown_text("short") == "short"
+    tall = "\n" * 100_000 + "end"
+    shown = shown_text(tall)
+    assert shown.count("\n") == MAX_SHOWN_LINES and shown.endswith(
+        "[… 99,604 more characters not shown here]"
+    )
+    assert "<br>" * (MAX_SHOWN_LINES + 1) not in to_html(tall)
+    lines = "\n".join(f"line {i}" for i in range(MAX_SHOWN_LINES))
+    assert shown_text(lines) == lines
 
 
 def test_deep_nesting_is_plain_text_and_nothing_is_dropped() -> None:

@@ -41,6 +41,7 @@ DAY_H = 30
 HEADER_H = 22
 GAP_MS = 5 * 60 * 1000
 CACHE = 3000
+RICH_STEP = 24
 
 
 class MessageDelegate(SafeDelegate):
@@ -76,6 +77,7 @@ class MessageDelegate(SafeDelegate):
                 if len(self._heights) > 20 * CACHE:
                     self._heights.clear()
             return h
+        width = _rich_width(width)
         key = (str(index.data(Roles.EventId)), width)
         h = self._heights.get(key)
         if h is None:  # a scroll bar coming and going alternates two widths: no re-layout
@@ -100,7 +102,7 @@ class MessageDelegate(SafeDelegate):
             painter.setPen(color)
             painter.drawText(QRect(x, y, max(60, width), h), int(Qt.TextFlag.TextWordWrap), body)
             return h
-        doc = self._doc(index, width, font)
+        doc = self._doc(index, _rich_width(width), font)
         painter.translate(x, y)
         ctx = QAbstractTextDocumentLayout.PaintContext()
         ctx.palette.setColor(ctx.palette.ColorRole.Text, color)
@@ -116,8 +118,8 @@ class MessageDelegate(SafeDelegate):
         doc = self._docs.get(key)
         if doc is not None:
             self._docs.move_to_end(key)
-            if doc.textWidth() != max(60, width):
-                doc.setTextWidth(max(60, width))
+            if doc.textWidth() != width:
+                doc.setTextWidth(width)
             return doc
         doc = QTextDocument()
         doc.setDefaultFont(font)
@@ -127,7 +129,7 @@ class MessageDelegate(SafeDelegate):
             " p { margin: 0; } blockquote { color: #777; }"
         )
         doc.setHtml(to_html(str(index.data(Roles.Body) or "")))
-        doc.setTextWidth(max(60, width))
+        doc.setTextWidth(width)
         self._docs[key] = doc
         if len(self._docs) > CACHE:
             self._docs.popitem(last=False)
@@ -361,6 +363,13 @@ class MessageDelegate(SafeDelegate):
         )
         QToolTip.showText(event.globalPos() + QPoint(8, 8), text, view)
         return True
+
+
+def _rich_width(width: int) -> int:
+    """Formatted bodies are laid out at widths in steps of RICH_STEP pixels (never wider
+    than the row): dragging the window's edge re-lays them out every few steps, not at
+    every pixel."""
+    return max(60, width - width % RICH_STEP)
 
 
 def _badge(index: Index) -> str:
