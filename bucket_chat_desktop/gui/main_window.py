@@ -29,6 +29,7 @@ from . import icons
 from .controller import Controller
 from .models.rooms_model import RoomRoles
 from .models.timeline_model import Roles, TimelineModel
+from .safe import guard
 from .widgets.composer import Composer, local_files
 from .widgets.message_delegate import MessageDelegate
 from .widgets.room_delegate import RoomDelegate
@@ -60,6 +61,7 @@ class TimelineView(QListView):
         self.verticalScrollBar().valueChanged.connect(self._on_scrolled)
         self.verticalScrollBar().rangeChanged.connect(self._on_range)
 
+    @guard()
     def setModel(self, model: Any) -> None:
         old = self.model()
         if old is not None:
@@ -94,18 +96,21 @@ class TimelineView(QListView):
         if self._stick:
             QTimer.singleShot(0, self.scrollToBottom)
 
+    @guard()
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if local_files(event.mimeData()):
             event.acceptProposedAction()
         else:
             event.ignore()
 
+    @guard()
     def dragMoveEvent(self, event: Any) -> None:
         if local_files(event.mimeData()):
             event.acceptProposedAction()
         else:
             event.ignore()
 
+    @guard()
     def dropEvent(self, event: QDropEvent) -> None:
         files = local_files(event.mimeData())
         if files:
@@ -114,6 +119,7 @@ class TimelineView(QListView):
         else:
             event.ignore()
 
+    @guard()
     def mouseReleaseEvent(self, event: Any) -> None:
         index = self.indexAt(event.position().toPoint())
         if index.isValid() and index.data(Roles.Echo) == "failed":
@@ -418,11 +424,13 @@ class MainWindow(QMainWindow):
     def _on_error(self, what: str, message: str) -> None:
         self.statusBar().showMessage(f"{one_line(what)}: {one_line(message, 300)}", 15000)
 
+    @guard()
     def changeEvent(self, event: QEvent) -> None:
         if event.type() == QEvent.Type.ActivationChange:
             self.controller.set_window_active(self.isActiveWindow())
         super().changeEvent(event)
 
+    @guard()
     def closeEvent(self, event: QCloseEvent) -> None:
         if (
             not self.quitting
@@ -440,5 +448,6 @@ class MainWindow(QMainWindow):
         self.quitting = True
         self.close()
 
+    @guard()
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # for features
         return super().eventFilter(watched, event)
