@@ -29,9 +29,11 @@ from collections.abc import AsyncGenerator, Iterator, Mapping
 from typing import Any, ClassVar
 
 from .base import (
+    DEFAULT_MAX_READ,
     PROBE_PREFIX,
     AlreadyExistsError,
     ObjectInfo,
+    ObjectTooLargeError,
     Storage,
     StorageError,
     StorageNotFoundError,
@@ -65,6 +67,22 @@ def one_line(text: object, limit: int = 200) -> str:
     """The first line of a service message, trimmed: error messages stay one line."""
     line = str(text).strip().splitlines()[0] if str(text).strip() else ""
     return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+MIN_READ_RATE = 256 * 1024
+"""Bytes per second a read is allowed on top of the service's own timeouts."""
+
+
+def _range_not_satisfiable(exc: BaseException) -> bool:
+    """HTTP 416 / ``InvalidRange``: what S3-like services answer to a ranged read of an
+    empty object (the range asked for starts at byte 0, so nothing can be missed)."""
+    for item in exception_chain(exc):
+        if getattr(item, "status", None) == 416 or getattr(item, "status_code", None) == 416:
+            return True
+        text = f"{type(item).__name__} {item}"
+        if "InvalidRange" in text or "Range Not Satisfiable" in text or "416" in text.split():
+            return True
+    return False
 
 
 def busy(what: str, code: object) -> StorageThrottledError:
@@ -307,21 +325,40 @@ class FsspecStorage(Storage, abc.ABC):
             return False
         raise AlreadyExistsError(f"{self.display(path)} already exists with other contents")
 
-    async def get(self, path: str) -> bytes:
+    async def get(self, path: str, *, max_bytes: int = DEFAULT_MAX_READ) -> bytes:
         target = self._fs_path(path)
         fs = await self._filesystem()
+        # One deadline for the whole read: the per-socket read timeout alone lets a
+        # service that trickles a byte now and then hold the read open for ever.
+        deadline = self.timeout * max(1, self.retries) + max_bytes / MIN_READ_RATE
         try:
-            data: bytes = await self._cat(fs, target)
+            data: bytes = await asyncio.wait_for(self._cat(fs, target, max_bytes), deadline)
+        except TimeoutError as exc:
+            raise StorageOfflineError(
+                f"cannot read {self.display(path)}: not read within {deadline:.0f} s "
+                "(offline, or the service is very slow; retry later)"
+            ) from exc
         except Exception as exc:
+            if _range_not_satisfiable(exc):
+                return b""  # a ranged read from byte 0 of an empty object
             raise await self._translated(
                 fs, exc, f"cannot read {self.display(path)}", path=path
             ) from exc
         self._bucket_seen = True
+        if len(data) > max_bytes:
+            raise ObjectTooLargeError(
+                f"cannot read {self.display(path)}: it holds more than {max_bytes:,} bytes; "
+                "not read",
+                path=path,
+                limit=max_bytes,
+            )
         return data
 
-    async def _cat(self, fs: Any, target: str) -> bytes:
-        data: bytes = await fs._cat_file(target)
-        return data
+    async def _cat(self, fs: Any, target: str, max_bytes: int) -> bytes:
+        """At most ``max_bytes + 1`` bytes of the object (a ranged read): one byte more
+        than allowed tells "too large" apart without reading the rest."""
+        data: bytes = await fs._cat_file(target, start=0, end=max_bytes + 1)
+        return data[: max_bytes + 1]  # a service that ignores the range is still cut
 
     async def _translated(
         self, fs: Any, exc: BaseException, what: str, *, path: str | None = None
