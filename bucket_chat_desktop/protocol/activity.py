@@ -32,15 +32,28 @@ def marker_path(published_ms: int, segment_path: str) -> str:
     )
 
 
+MARKER_TS_DIGITS = 13
+"""Publication times are written with 13 digits (years 2001 to 2286)."""
+
+
 def parse_marker(path: str) -> tuple[int, str, str] | None:
-    """``(published_ms, room_id, segment_path)`` from a marker path, or None."""
+    """``(published_ms, room_id, segment_path)`` from a marker path, or None.
+
+    Anything else in an activity folder is junk and must never move a reader's cursor:
+    the time must be 13 ASCII digits and fall on the day of the folder holding the
+    marker (a marker "from the future" would otherwise sort after every real one).
+    """
     if not path.startswith(ACTIVITY_PREFIX):
         return None
     rest = path[len(ACTIVITY_PREFIX) :].split("/")
     if len(rest) != 2:
         return None
     parts = rest[1].split("~")
-    if len(parts) != 4 or not parts[0].isdigit() or len(parts[0]) > 16:
+    if len(parts) != 4 or len(parts[0]) != MARKER_TS_DIGITS:
+        return None
+    if not (parts[0].isascii() and parts[0].isdigit()):
+        return None
+    if utc_date(int(parts[0])) != rest[0]:
         return None
     ts, room_id, date, file_name = parts
     segment = f"rooms/{room_id}/logs/{date}/{file_name}"

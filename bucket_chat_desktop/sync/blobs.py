@@ -50,7 +50,13 @@ from ..protocol.attachments import (
     verify_blob,
 )
 from ..protocol.canonical import b64encode
-from ..storage.base import AlreadyExistsError, Storage, StorageNotFoundError
+from ..storage.base import (
+    AlreadyExistsError,
+    ObjectTooLargeError,
+    Storage,
+    StorageNotFoundError,
+    UnreadableObjectError,
+)
 
 log = logging.getLogger("bucket_chat.sync")
 
@@ -438,11 +444,21 @@ async def download(
                 f"{human_size(max_bytes)} (Settings)"
             )
         try:
-            data = await storage.get(path)
+            # The signed size is the cap: a blob that holds more is refused after
+            # info.size + 1 bytes, never read whole (nor a FIFO/link put in its place).
+            data = await storage.get(path, max_bytes=info.size)
         except StorageNotFoundError as exc:
             raise BlobMissingError(
                 f"{info.name} is not in the storage (yet): {path} does not exist"
             ) from exc
+        except UnreadableObjectError as exc:
+            problem = (
+                f"the stored object is larger than the announced {human_size(info.size)}"
+                if isinstance(exc, ObjectTooLargeError)
+                else f"the stored object is not a regular file ({exc})"
+            )
+            log.warning("blob %s does not match its message %s: %s", path, event_id, problem)
+            raise BlobMismatchError(problem, name=info.name, path=path, event_id=event_id) from exc
         problem = await asyncio.to_thread(verify_blob, data, info)
         if problem is not None:
             log.warning("blob %s does not match its message %s: %s", path, event_id, problem)

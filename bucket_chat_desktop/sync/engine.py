@@ -33,7 +33,13 @@ from ..protocol.findings import Finding, Kind
 from ..protocol.ids import is_valid_room_id, logs_prefix, parse_segment_path, utc_date
 from ..protocol.metadata import RoomMetadata
 from ..protocol.segment import MAX_SEGMENT_BYTES, DecodedSegment, Located
-from ..storage.base import AlreadyExistsError, ObjectInfo, Storage, StorageError
+from ..storage.base import (
+    AlreadyExistsError,
+    ObjectInfo,
+    Storage,
+    StorageError,
+    UnreadableObjectError,
+)
 from ..storage.local import LocalStorage
 from .events import (
     EngineEvent,
@@ -45,7 +51,7 @@ from .events import (
     WarmTimeline,
 )
 from .outbox import Outbox, OutSegment
-from .reader import read_metadata
+from .reader import read_metadata, special_finding, unreadable_finding
 
 log = logging.getLogger("bucket_chat.sync")
 T = TypeVar("T")
@@ -55,6 +61,7 @@ FIRST_CHUNK = 8  # segments fetched before the first screen is shown
 CHUNK = 64
 WARM_ROWS = 100
 PROGRESS_AUDIT = 2.0  # at least this many seconds between audits while back-filling
+MARKER_CLOCK_SKEW_MS = 5 * 60_000  # markers further in the future do not move the cursor
 AUDIT_SHARE = 0.15  # ... and audits take at most this share of the back-fill's time
 
 
@@ -110,6 +117,7 @@ class SyncEngine:
         self._last_activity = 0.0
         self._last_publish = -1e9
         self._marker_cursor: dict[str, str] = {}
+        self._markers_seen: dict[str, set[str]] = {}  # per day: junk and future markers
         self._known_rooms: set[str] = set()
         self._watch: Any = None
         self._direct: asyncio.Queue[str] = asyncio.Queue()
@@ -498,25 +506,62 @@ class SyncEngine:
             room.last_safety = time.monotonic()
 
     async def fetch_segment(self, room_id: str, path: str) -> bool:
-        """Fetch one segment named by a marker or a file-system event, if new."""
+        """Fetch one segment named by a marker or a file-system event, if new.
+
+        An object that can never be read (a FIFO or link in a local folder, anything
+        over the segment size limit) is kept as a finding, once: it is not retried."""
         room = self.rooms.get(room_id)
         if room is None or path in room.known:
             return False
         async with room.lock:
             if path in room.known:
                 return False
-            try:
-                self.requests += 1
-                data = await self.storage.get(path)
-            except StorageError as exc:
-                log.info("segment %s named by a hint is not readable (%s)", path, exc)
+            self.requests += 1
+            got = await self._read_segment(room_id, ObjectInfo(path, 0))
+            if got is None:
                 return False
-            loop = asyncio.get_running_loop()
-            prepared = await loop.run_in_executor(self._pool, prepare_segment, path, data, room_id)
-            await self._ingest(
-                room, [(ObjectInfo(path, len(data)), prepared)], complete=room.complete
-            )
+            await self._ingest(room, [got], complete=room.complete)
             return True
+
+    async def _read_segment(
+        self, room_id: str, item: ObjectInfo
+    ) -> tuple[ObjectInfo, PreparedSegment] | None:
+        """Download and verify (on the pool) one listed or hinted object of a room.
+
+        What can never be read — not a segment name, a FIFO/link/device, larger than
+        ``MAX_SEGMENT_BYTES`` (declared or real) — comes back as a segment holding only
+        the finding that says so; a failure worth retrying (offline, permission) is
+        logged and gives None."""
+
+        def finding_only(finding: Finding) -> tuple[ObjectInfo, PreparedSegment]:
+            return item, PreparedSegment(DecodedSegment(item.path, [], [finding]), [])
+
+        name = parse_segment_path(item.path)
+        if item.special is not None:
+            return finding_only(special_finding(item))
+        if name is None or name.room_id != room_id:
+            return finding_only(
+                Finding(Kind.UNEXPECTED_OBJECT, "not a segment name; ignored", item.path)
+            )
+        if item.size > MAX_SEGMENT_BYTES:
+            return finding_only(
+                Finding(
+                    Kind.SEGMENT_TOO_LARGE,
+                    f"segment of {item.size:,} bytes exceeds {MAX_SEGMENT_BYTES:,}; not read",
+                    item.path,
+                )
+            )
+        try:
+            data = await self.storage.get(item.path, max_bytes=MAX_SEGMENT_BYTES)
+        except UnreadableObjectError as exc:
+            log.warning("%s", exc)
+            return finding_only(unreadable_finding(exc, Kind.SEGMENT_TOO_LARGE))
+        except StorageError as exc:
+            log.info("could not read %s: %s (will retry)", item.path, exc)
+            return None
+        loop = asyncio.get_running_loop()
+        prepared = await loop.run_in_executor(self._pool, prepare_segment, item.path, data, room_id)
+        return ObjectInfo(item.path, len(data), item.etag), prepared
 
     # -- polling -------------------------------------------------------------------------------
 
@@ -544,31 +589,50 @@ class SyncEngine:
         return found
 
     async def _poll_markers(self) -> int:
+        """List today's activity folder after the cursor and fetch what markers name.
+
+        Only a well-formed marker of that day, published no later than a few minutes
+        from now, moves the cursor: a junk name (or a forged marker "from the future")
+        sorting after the real ones would otherwise hide them. Junk is reported once."""
         now_ms = int(time.time() * 1000)
         dates = [utc_date(now_ms)]
         if now_ms % 86_400_000 < 10 * 60_000:  # just after midnight: yesterday's tail too
             dates.insert(0, utc_date(now_ms - 86_400_000))
+        for stale in set(self._markers_seen) - set(dates):
+            del self._markers_seen[stale]
         found = 0
         for date in dates:
             folder = activity_folder(date)
             cursor = self._marker_cursor.get(date)
             if cursor is None and self.index is not None:
                 cursor = await self._serially(self.index.cursor, f"activity:{date}")
+                if cursor is not None and parse_marker(cursor) is None:
+                    cursor = None  # left by an older version that trusted junk
+            seen = self._markers_seen.setdefault(date, set())
             self.requests += 1
             items = await self.storage.list_after(folder, cursor)
+            last: str | None = None
             for item in items:
-                parsed = parse_marker(item.path)
-                if parsed is None:
+                if item.path in seen:
                     continue
-                _, room_id, segment = parsed
+                parsed = parse_marker(item.path) if item.special is None else None
+                if parsed is None:
+                    seen.add(item.path)
+                    log.warning("ignoring %s: not an activity marker", item.path)
+                    continue
+                published, room_id, segment = parsed
+                if published > now_ms + MARKER_CLOCK_SKEW_MS:
+                    seen.add(item.path)  # acted on once; the cursor stays before it
+                elif last is None or item.path > last:
+                    last = item.path
                 if room_id not in self._known_rooms and is_valid_room_id(room_id):
                     self._known_rooms.add(room_id)
                     self._emit(RoomDiscovered(room_id))
                 if room_id in self.rooms and await self.fetch_segment(room_id, segment):
                     found += 1
-            if items:
-                last = items[-1].path
+            if last is not None:
                 self._marker_cursor[date] = last
+                seen.difference_update({p for p in seen if p <= last})
                 if self.index is not None:
                     await self._serially(self.index.set_cursor, f"activity:{date}", last)
         return found
@@ -618,7 +682,12 @@ class SyncEngine:
                 with contextlib.suppress(RuntimeError):  # the loop may be closing
                     loop.call_soon_threadsafe(queue.put_nowait, rel)
 
-        (root / "rooms").mkdir(parents=True, exist_ok=True)
+        rooms = root / "rooms"
+        rooms.mkdir(parents=True, exist_ok=True)
+        if rooms.is_symlink() or not rooms.is_dir():
+            # Never watch (or write) through a link: polling lists it as what it is.
+            log.warning("%s is not a folder of this storage; not watching it", rooms)
+            return
         observer = Observer()
         observer.schedule(Handler(), str(root / "rooms"), recursive=True)
         observer.daemon = True

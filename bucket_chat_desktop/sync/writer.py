@@ -16,9 +16,9 @@ from ..protocol.canonical import b64encode
 from ..protocol.event import MEMBER, MESSAGE, Event
 from ..protocol.ids import client_id_for, logs_prefix, metadata_path, parse_segment_path
 from ..protocol.metadata import build_metadata
-from ..protocol.segment import decode_segment, encode_segment, path_for
+from ..protocol.segment import MAX_SEGMENT_BYTES, decode_segment, encode_segment, path_for
 from ..protocol.signing import SignatureChecker, build_event
-from ..storage.base import AlreadyExistsError, Storage, StorageError
+from ..storage.base import AlreadyExistsError, Storage, StorageError, UnreadableObjectError
 
 log = logging.getLogger("bucket_chat.sync")
 
@@ -84,9 +84,16 @@ class RoomWriter:
         mine: list[Event] = []
         for item in await self.storage.list_objects(logs_prefix(self.room_id)):
             name = parse_segment_path(item.path)
-            if name is None or not self._own(name.client_id):
+            if name is None or not self._own(name.client_id) or item.special is not None:
                 continue
-            decoded = decode_segment(item.path, await self.storage.get(item.path), self.room_id)
+            try:
+                data = await self.storage.get(item.path, max_bytes=MAX_SEGMENT_BYTES)
+            except UnreadableObjectError as exc:
+                # Not something this device wrote (it writes plain objects under the
+                # limit): someone else squats on our name. Our chain is elsewhere.
+                log.warning("ignoring %s while looking for this device's head: %s", item, exc)
+                continue
+            decoded = decode_segment(item.path, data, self.room_id)
             for loc in decoded.events:
                 ev = loc.event
                 if ev.sender_key == self.key_text and checker.check(ev)[0]:
