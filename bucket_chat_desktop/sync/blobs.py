@@ -52,7 +52,7 @@ from ..protocol.attachments import (
 from ..protocol.canonical import b64encode
 from ..storage.base import (
     AlreadyExistsError,
-    ObjectTooLargeError,
+    NotRegularFileError,
     Storage,
     StorageNotFoundError,
     UnreadableObjectError,
@@ -452,13 +452,12 @@ async def download(
                 f"{info.name} is not in the storage (yet): {path} does not exist"
             ) from exc
         except UnreadableObjectError as exc:
-            problem = (
-                f"the stored object is larger than the announced {human_size(info.size)}"
-                if isinstance(exc, ObjectTooLargeError)
-                else f"the stored object is not a regular file ({exc})"
-            )
-            log.warning("blob %s does not match its message %s: %s", path, event_id, problem)
-            raise BlobMismatchError(problem, name=info.name, path=path, event_id=event_id) from exc
+            if isinstance(exc, NotRegularFileError):
+                why = f"the stored object is not a regular file: {exc.kind}"
+            else:
+                why = f"the stored object is larger than the announced {human_size(info.size)}"
+            log.warning("blob %s does not match its message %s: %s", path, event_id, why)
+            raise BlobMismatchError(why, name=info.name, path=path, event_id=event_id) from exc
         problem = await asyncio.to_thread(verify_blob, data, info)
         if problem is not None:
             log.warning("blob %s does not match its message %s: %s", path, event_id, problem)
