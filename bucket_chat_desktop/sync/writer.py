@@ -84,14 +84,24 @@ class RoomWriter:
         mine: list[Event] = []
         for item in await self.storage.list_objects(logs_prefix(self.room_id)):
             name = parse_segment_path(item.path)
-            if name is None or not self._own(name.client_id) or item.special is not None:
+            if name is None or not self._own(name.client_id):
+                continue
+            # Not something this device wrote (it writes plain objects under the limit):
+            # someone squats on our name. Say so, and look for the chain elsewhere.
+            if item.special is not None:
+                log.warning(
+                    "ignoring %s while looking for this device's last event: "
+                    "not a regular file: %s",
+                    item.path,
+                    item.special,
+                )
                 continue
             try:
                 data = await self.storage.get(item.path, max_bytes=MAX_SEGMENT_BYTES)
             except UnreadableObjectError as exc:
-                # Not something this device wrote (it writes plain objects under the
-                # limit): someone else squats on our name. Our chain is elsewhere.
-                log.warning("ignoring %s while looking for this device's head: %s", item, exc)
+                log.warning(
+                    "ignoring %s while looking for this device's last event: %s", item.path, exc
+                )
                 continue
             decoded = decode_segment(item.path, data, self.room_id)
             for loc in decoded.events:
