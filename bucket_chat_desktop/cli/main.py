@@ -19,6 +19,7 @@ from typing import Any
 
 from .. import __version__, paths
 from ..keys import KeysError, load_or_create_identity, open_key_store
+from ..keys.passphrase import claim_env_passphrase
 from ..protocol.audit import AuditResult
 from ..protocol.event import MEMBER, MESSAGE
 from ..protocol.ids import InvalidRoomIdError, check_room_id
@@ -475,6 +476,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, int]]] = 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    claim_env_passphrase()  # out of the environment before anything can inherit it
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
