@@ -61,7 +61,12 @@ _O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 _O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 _O_NOCTTY = getattr(os, "O_NOCTTY", 0)
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
-_REPARSE_POINT = getattr(stat, "FILE_ATTRIBUTE_REPARSE_POINT", 0x400)
+# Windows: symbolic links and junctions (mount points) lead elsewhere; other reparse
+# points (OneDrive/Dropbox "files on demand" placeholders, dedup) are ordinary files.
+_LINK_TAGS = {
+    getattr(stat, "IO_REPARSE_TAG_SYMLINK", 0xA000000C),
+    getattr(stat, "IO_REPARSE_TAG_MOUNT_POINT", 0xA0000003),
+}
 
 # Descriptor-relative calls make the "no links below the root" check race-free.
 _AT_CALLS = (
@@ -81,9 +86,9 @@ Folder = int | Path
 """An opened folder: a descriptor (POSIX, race-free) or a checked path (elsewhere)."""
 
 
-def kind_of(mode: int, attributes: int = 0) -> str | None:
+def kind_of(mode: int, reparse_tag: int = 0) -> str | None:
     """What a non-regular, non-folder entry is (None for a regular file or a folder)."""
-    if stat.S_ISLNK(mode) or attributes & _REPARSE_POINT:
+    if stat.S_ISLNK(mode) or reparse_tag in _LINK_TAGS:
         return "symbolic link"
     if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
         return None
@@ -99,7 +104,8 @@ def kind_of(mode: int, attributes: int = 0) -> str | None:
 
 
 def _attributes(st: os.stat_result) -> int:
-    return getattr(st, "st_file_attributes", 0)
+    """The Windows reparse tag of an ``lstat`` result (0 elsewhere)."""
+    return int(getattr(st, "st_reparse_tag", 0))
 
 
 class LocalStorage(Storage):
@@ -477,10 +483,15 @@ class LocalStorage(Storage):
                     for e in entries:
                         if e.name.startswith("."):
                             continue
-                        if e.is_dir(follow_symlinks=False) and not e.is_symlink():
+                        try:
+                            st = e.stat(follow_symlinks=False)
+                        except FileNotFoundError:
+                            continue
+                        kind = kind_of(st.st_mode, _attributes(st))
+                        if kind is None and stat.S_ISDIR(st.st_mode):
                             names.append(e.name)
-                        elif e.is_dir():
-                            log.warning("not following the linked folder %s/%s", rel, e.name)
+                        elif kind is not None:
+                            log.info("not following %s/%s: a %s", rel, e.name, kind)
                 return sorted(names)
         except NotRegularFileError as exc:
             log.warning("%s", exc)

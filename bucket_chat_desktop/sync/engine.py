@@ -61,7 +61,7 @@ FIRST_CHUNK = 8  # segments fetched before the first screen is shown
 CHUNK = 64
 WARM_ROWS = 100
 PROGRESS_AUDIT = 2.0  # at least this many seconds between audits while back-filling
-MARKER_CLOCK_SKEW_MS = 5 * 60_000  # markers further in the future do not move the cursor
+MARKER_SETTLE_MS = 2 * 60_000  # only markers at least this old move the marker cursor
 AUDIT_SHARE = 0.15  # ... and audits take at most this share of the back-fill's time
 
 
@@ -117,7 +117,7 @@ class SyncEngine:
         self._last_activity = 0.0
         self._last_publish = -1e9
         self._marker_cursor: dict[str, str] = {}
-        self._markers_seen: dict[str, set[str]] = {}  # per day: junk and future markers
+        self._markers_seen: dict[str, set[str]] = {}  # per day: junk, unsettled markers
         self._known_rooms: set[str] = set()
         self._watch: Any = None
         self._direct: asyncio.Queue[str] = asyncio.Queue()
@@ -591,9 +591,11 @@ class SyncEngine:
     async def _poll_markers(self) -> int:
         """List today's activity folder after the cursor and fetch what markers name.
 
-        Only a well-formed marker of that day, published no later than a few minutes
-        from now, moves the cursor: a junk name (or a forged marker "from the future")
-        sorting after the real ones would otherwise hide them. Junk is reported once."""
+        Only a well-formed marker of that day that has *settled* (published at least
+        ``MARKER_SETTLE_MS`` ago by its writer's clock) moves the cursor: a junk name, a
+        forged marker dated later today, or an honest writer whose clock runs fast
+        would otherwise sort after markers still to come and hide them. Newer markers
+        are acted on once and listed again until they settle; junk is logged once."""
         now_ms = int(time.time() * 1000)
         dates = [utc_date(now_ms)]
         if now_ms % 86_400_000 < 10 * 60_000:  # just after midnight: yesterday's tail too
@@ -621,7 +623,7 @@ class SyncEngine:
                     log.warning("ignoring %s: not an activity marker", item.path)
                     continue
                 published, room_id, segment = parsed
-                if published > now_ms + MARKER_CLOCK_SKEW_MS:
+                if published > now_ms - MARKER_SETTLE_MS:
                     seen.add(item.path)  # acted on once; the cursor stays before it
                 elif last is None or item.path > last:
                     last = item.path

@@ -22,13 +22,14 @@ from bucket_chat_desktop.protocol.findings import Kind
 from bucket_chat_desktop.protocol.ids import utc_date
 from bucket_chat_desktop.storage.base import ObjectInfo
 from bucket_chat_desktop.storage.local import LocalStorage
-from bucket_chat_desktop.sync.engine import SyncConfig, SyncEngine
+from bucket_chat_desktop.sync.engine import MARKER_SETTLE_MS, SyncConfig, SyncEngine
 from bucket_chat_desktop.sync.events import EngineEvent, EventsAppended
 from bucket_chat_desktop.sync.outbox import Outbox
-from bucket_chat_desktop.sync.writer import RoomWriter
+from bucket_chat_desktop.sync.writer import Draft, RoomWriter
 
 ROOM = "room-1"
 ALICE = "alice@example.com"
+BOB = "bob@example.com"
 CREATED = "2025-09-14T12:00:45.000Z"
 # Nothing but the folder watch (or an explicit call) may find new data in these tests.
 QUIET = SyncConfig(batch_window=0.05, local_rescan=3600.0, active_interval=3600.0)
@@ -163,8 +164,19 @@ def test_junk_in_the_activity_folder_never_hides_real_markers(tmp_path: Path) ->
                 assert await receiver.poll_once() == 1, n
             assert bodies(rec.events) == ["real 0", "real 1", "real 2"]
             assert len(store_segments(root)) == 3
+            assert await receiver.poll_once() == 0  # each marker is acted on once
+            # A marker old enough to have settled moves the cursor; the junk and the
+            # forged end-of-day marker sorting after it never do.
+            settled = int(time.time() * 1000) - MARKER_SETTLE_MS - 1000
+            if utc_date(settled) != today:
+                pytest.skip("too close to UTC midnight for a settled marker of today")
+            writer = RoomWriter(LocalStorage(root), ROOM, BOB, key(2))
+            late, _ = await writer.send([Draft.text("settled")])
+            (root / marker_path(settled, late)).write_bytes(b"")
+            assert await receiver.poll_once() == 1
+            assert bodies(rec.events)[-1] == "settled"
             cursor = index.cursor(f"activity:{today}")
-            assert cursor is not None and "~" in cursor and cursor < future
+            assert cursor == marker_path(settled, late) and cursor < future
         finally:
             await sender.close()
             await receiver.close()
