@@ -128,7 +128,11 @@ def secure_database_file(path: Path) -> None:
     if not _POSIX:
         return
     flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-    fd = os.open(path, flags, 0o600)
+    try:
+        fd = os.open(path, flags, 0o600)
+    except OSError as exc:  # a link or a read-only file: SQLite says what it thinks
+        log.warning("could not make %s private: %s", path, exc)
+        return
     try:
         os.fchmod(fd, 0o600)
     finally:

@@ -52,6 +52,9 @@ _NO_LINK = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EML
 TEMP_PREFIX = ".bc-tmp-"
 PROBE_PREFIX = ".bucket-chat-probe/"
 
+MAX_LIST_DEPTH = 12
+"""Listings do not descend further (objects sit at most 4 folders deep): a hostile
+nesting of thousands of folders is reported as one entry, not walked."""
 READ_TIMEOUT = 120.0
 """Seconds a single local read may take (a hung network share must not hang the app)."""
 
@@ -460,7 +463,9 @@ class LocalStorage(Storage):
                 except FileNotFoundError:
                     continue  # vanished between listing and stat
                 kind = kind_of(st.st_mode, _attributes(st))
-                if kind is None and stat.S_ISDIR(st.st_mode):
+                if kind is None and stat.S_ISDIR(st.st_mode) and len(parts) >= MAX_LIST_DEPTH:
+                    found.append(ObjectInfo(rel, 0, special="folder nested too deep"))
+                elif kind is None and stat.S_ISDIR(st.st_mode):
                     pending.append([*parts, name])
                 elif kind is None:
                     found.append(ObjectInfo(rel, st.st_size))

@@ -685,7 +685,8 @@ class SyncEngine:
                     loop.call_soon_threadsafe(queue.put_nowait, rel)
 
         rooms = root / "rooms"
-        rooms.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):  # a link or file there: checked just below
+            rooms.mkdir(parents=True, exist_ok=True)
         if rooms.is_symlink() or not rooms.is_dir():
             # Never watch (or write) through a link: polling lists it as what it is.
             log.warning("%s is not a folder of this storage; not watching it", rooms)

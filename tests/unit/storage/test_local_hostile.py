@@ -166,3 +166,14 @@ def test_missing_objects_and_folders_are_still_not_found(root: Path) -> None:
     with pytest.raises(StorageNotFoundError):
         run(store.get(SEG))
     assert run(store.exists(SEG)) is False
+
+
+def test_a_deep_nesting_is_reported_not_walked(root: Path) -> None:
+    deep = root / "rooms" / "r" / "logs"
+    for _ in range(200):
+        deep = deep / "d"
+    deep.mkdir(parents=True)
+    (deep / "x.jsonl").write_bytes(b"x")
+    listed = run(LocalStorage(root).list_objects("rooms/"))
+    assert len(listed) == 1 and listed[0].special == "folder nested too deep"
+    assert listed[0].path.count("/") == 12
