@@ -122,8 +122,10 @@ class LocalStorage(Storage):
     # -- safe folder walking -------------------------------------------------------------------
 
     def _refuse(self, rel: str, kind: str, doing: str) -> NotRegularFileError:
-        if kind == "file":
+        if kind == "file" and doing == "cannot write":
             message = f"cannot create folder {self.root / rel}: a file has that name"
+        elif kind == "file":
+            message = f"{doing} under {self.root / rel}: {rel} is a file, not a folder"
         else:
             message = (
                 f"{doing} under {self.root / rel}: {rel} is a {kind}, not a folder; links "
@@ -339,6 +341,10 @@ class LocalStorage(Storage):
                 return self._read_in(folder, parts[-1], path, target, max_bytes)
         except FileNotFoundError as exc:
             raise StorageNotFoundError(f"{target} does not exist") from exc
+        except NotRegularFileError as exc:
+            if exc.kind == "file":  # a plain object where a folder would be: no such object
+                raise StorageNotFoundError(f"{target} does not exist") from exc
+            raise
         except StorageError:
             raise
         except OSError as exc:
@@ -413,8 +419,8 @@ class LocalStorage(Storage):
                 st = self._lstat_in(folder, parts[-1])
         except FileNotFoundError:
             return False
-        except StorageError:
-            return True  # a link on the way occupies the name; reading it says so
+        except NotRegularFileError as exc:
+            return exc.kind != "file"  # a link on the way: taken; reading it says why
         except OSError as exc:
             raise self._error(exc, f"cannot check {target}") from exc
         return not stat.S_ISDIR(st.st_mode)
@@ -443,7 +449,8 @@ class LocalStorage(Storage):
                     out.extend(self._scan(folder, parts, pending))
             except NotRegularFileError as exc:
                 # A linked folder on the way: report the link itself, do not follow it.
-                out.append(ObjectInfo(exc.path, 0, special=exc.kind))
+                if exc.kind != "file":  # a plain object where a folder would be: empty
+                    out.append(ObjectInfo(exc.path, 0, special=exc.kind))
             except NotADirectoryError:
                 continue
         out.sort(key=lambda i: i.path)
@@ -499,7 +506,8 @@ class LocalStorage(Storage):
                             log.info("not following %s/%s: a %s", rel, e.name, kind)
                 return sorted(names)
         except NotRegularFileError as exc:
-            log.warning("%s", exc)
+            if exc.kind != "file":
+                log.warning("%s", exc)
             return []
         except (FileNotFoundError, NotADirectoryError):
             return []
