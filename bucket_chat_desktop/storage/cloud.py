@@ -99,6 +99,10 @@ def _builtin_error(exc: BaseException, what: str) -> StorageError | None:
     return None
 
 
+class _ServiceTimeoutError(Exception):
+    """A timeout raised inside a request (socket read, connect), not the overall one."""
+
+
 class MissingError(StorageNotFoundError):
     """Something was not found and the service did not say whether it was the bucket."""
 
@@ -332,8 +336,13 @@ class FsspecStorage(Storage, abc.ABC):
         # service that trickles a byte now and then hold the read open for ever.
         deadline = self.timeout * max(1, self.retries) + max_bytes / MIN_READ_RATE
         try:
-            data: bytes = await asyncio.wait_for(self._cat(fs, target, max_bytes), deadline)
-        except TimeoutError as exc:
+            data: bytes = await asyncio.wait_for(self._cat_within(fs, target, max_bytes), deadline)
+        except _ServiceTimeoutError as exc:  # the service's own (per-request) timeout
+            cause = exc.__cause__ or exc
+            raise await self._translated(
+                fs, cause, f"cannot read {self.display(path)}", path=path
+            ) from cause
+        except TimeoutError as exc:  # only the overall deadline can raise it here
             raise StorageOfflineError(
                 f"cannot read {self.display(path)}: not read within {deadline:.0f} s "
                 "(offline, or the service is very slow; retry later)"
@@ -353,6 +362,13 @@ class FsspecStorage(Storage, abc.ABC):
                 limit=max_bytes,
             )
         return data
+
+    async def _cat_within(self, fs: Any, target: str, max_bytes: int) -> bytes:
+        """``_cat``, with the service's own timeouts told apart from the overall one."""
+        try:
+            return await self._cat(fs, target, max_bytes)
+        except TimeoutError as exc:
+            raise _ServiceTimeoutError() from exc
 
     async def _cat(self, fs: Any, target: str, max_bytes: int) -> bytes:
         """At most ``max_bytes + 1`` bytes of the object (a ranged read): one byte more
