@@ -488,7 +488,7 @@ class AttachmentsFeature(QObject):
             menu.addSeparator()
             open_action = menu.addAction("Open")
             if info.risky_to_open:
-                open_action.setText("Open (not for programs and scripts: save it instead)")
+                open_action.setText("Open (this kind of file can run code: save it instead)")
                 open_action.setEnabled(False)
             open_action.triggered.connect(
                 lambda _checked=False: self.open_attachment(key, event_id, info)
@@ -536,7 +536,7 @@ class AttachmentsFeature(QObject):
     ) -> Path | None:
         try:
             if dest is None and info.risky_to_open:  # the menu disables it; check anyway
-                raise blobs.BlobError(f"{info.name} is a program or script: save it instead")
+                raise blobs.BlobError(f"{info.name} can run code when opened: save it instead")
             storage, room_id = self._storage(key)
             data = await blobs.download(
                 storage,

@@ -480,6 +480,9 @@ def test_active_content_is_never_opened_by_a_click(chat: Chat, tmp_path: Path, n
     [open_action] = [a for t, a in actions.items() if t.startswith("Open")]
     assert not open_action.isEnabled()
     assert actions["Save as…"].isEnabled()
+    menu = chat.feature.last_menu
+    assert menu is not None
+    menu.grab().save(str(chat.shots / f"attachments-save-only-{path.suffix[1:].lower()}.png"))
 
 
 def test_opened_and_saved_copies_carry_the_downloaded_mark(
@@ -539,7 +542,7 @@ def test_an_image_without_a_usable_thumbnail_gets_a_placeholder(chat: Chat) -> N
     assert menu is not None
     texts = [a.text() for a in menu.actions()]
     assert texts[0].startswith("gnp.exe")  # bidi override removed from what is shown
-    assert any(t.startswith("Open (not for programs") for t in texts)
+    assert any(t.startswith("Open (this kind of file can run code") for t in texts)
 
 
 def test_thumbnails_of_hostile_size_are_not_decoded(chat: Chat) -> None:
