@@ -516,7 +516,6 @@ class SyncEngine:
         async with room.lock:
             if path in room.known:
                 return False
-            self.requests += 1
             got = await self._read_segment(room_id, ObjectInfo(path, 0))
             if got is None:
                 return False
@@ -551,6 +550,7 @@ class SyncEngine:
                     item.path,
                 )
             )
+        self.requests += 1
         try:
             data = await self.storage.get(item.path, max_bytes=MAX_SEGMENT_BYTES)
         except UnreadableObjectError as exc:
