@@ -45,7 +45,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bucket_chat_desktop.storage.base import ObjectInfo, Storage  # noqa: E402
+from bucket_chat_desktop.storage.base import DEFAULT_MAX_READ, ObjectInfo, Storage  # noqa: E402
 
 WORK = Path(tempfile.gettempdir()) / "bucket-chat-sync-bench"
 REGION = "eu-west-1"
@@ -122,9 +122,9 @@ class CountingStorage(Storage):
         self.counts["put"] += 1
         return await self.inner.put_if_absent(path, data)
 
-    async def get(self, path: str) -> bytes:
+    async def get(self, path: str, *, max_bytes: int = DEFAULT_MAX_READ) -> bytes:
         self.counts["get"] += 1
-        return await self.inner.get(path)
+        return await self.inner.get(path, max_bytes=max_bytes)
 
     async def list_objects(self, prefix: str) -> list[ObjectInfo]:
         items = await self.inner.list_objects(prefix)

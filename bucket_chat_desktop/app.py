@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from . import __version__, paths
 from . import settings as settings_store
 from .crashes import CrashReports, LastRun
+from .keys.passphrase import claim_env_passphrase
 
 log = logging.getLogger("bucket_chat.app")
 
@@ -51,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Programs started to open attachments inherit the environment: no passphrase in it.
+    claim_env_passphrase()
     args = build_parser().parse_args(argv)
     if args.smoke:
         from .smoke import run_smoke

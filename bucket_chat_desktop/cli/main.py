@@ -18,6 +18,7 @@ from typing import Any
 
 from .. import __version__, paths
 from ..keys import KeysError, load_or_create_identity, open_key_store
+from ..keys.passphrase import claim_env_passphrase
 from ..protocol.audit import AuditResult
 from ..protocol.canonical import b64encode
 from ..protocol.event import MEMBER, MESSAGE
@@ -548,6 +549,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, int]]] = 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    claim_env_passphrase()  # out of the environment before anything can inherit it
     parser = build_parser()
     args = parser.parse_args(argv)
     handler = logging.StreamHandler()

@@ -15,6 +15,10 @@ edits no other module.
   (download into the cache, verify, hand the verified copy to the desktop) or Save as…
   (a verified copy where the user says). A blob that does not match its message is
   never opened or saved: the row says so in red.
+- Programs, scripts, installers, shortcuts, macro documents and active web content
+  (``is_risky_to_open``) are only saved, never opened by a click. Every copy handed
+  out (opened or saved) carries the platform's "downloaded from the internet" mark
+  (``mark_as_downloaded``), so the desktop's own warnings apply to it.
 """
 
 from __future__ import annotations
@@ -24,8 +28,11 @@ import contextlib
 import datetime as dt
 import hashlib
 import logging
+import os
 import shutil
+import sys
 import tempfile
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -57,7 +64,13 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QBoxLayout, QFileDialog, QLabel, QMenu, QWidget
 
-from ..protocol.attachments import FileInfo, parse_file_content, safe_file_name
+from ..protocol.attachments import (
+    FileInfo,
+    parse_file_content,
+    quarantine_attribute,
+    safe_file_name,
+    zone_identifier,
+)
 from ..storage.base import Storage, StorageError
 from ..sync import blobs
 from .controller import Controller
@@ -86,6 +99,48 @@ STAGES = {
 }
 
 Index = Any  # QModelIndex | QPersistentModelIndex
+
+QUARANTINE_AGENT = "Bucket Chat"
+PLATFORM = sys.platform  # which mark ``mark_as_downloaded`` writes
+
+
+def mark_as_downloaded(path: Path, *, platform: str | None = None) -> bool:
+    """Mark a received file the way browsers mark downloads; True when it was marked.
+
+    Windows: the ``Zone.Identifier`` alternate data stream with ``ZoneId=3``
+    (Mark-of-the-Web: SmartScreen, Office's Protected View, script hosts). macOS: the
+    ``com.apple.quarantine`` extended attribute (Gatekeeper). No source URL is written:
+    the storage's address stays on this machine. Linux desktops have no such mark that
+    anything enforces, so nothing is written there. A file system without streams or
+    attributes (FAT, some network shares) leaves the file unmarked, which is logged.
+    """
+    platform = platform or PLATFORM
+    try:
+        if platform == "win32":
+            with open(f"{path}:Zone.Identifier", "wb") as stream:
+                stream.write(zone_identifier())
+            return True
+        if platform == "darwin":
+            _set_xattr_darwin(
+                path,
+                "com.apple.quarantine",
+                quarantine_attribute(QUARANTINE_AGENT, int(time.time())),
+            )
+            return True
+    except OSError as exc:
+        log.info("could not mark %s as downloaded: %s", path, exc)
+    return False
+
+
+def _set_xattr_darwin(path: Path, name: str, value: bytes) -> None:
+    """``setxattr(2)`` on macOS, where Python's ``os`` has no xattr calls."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    rc = libc.setxattr(os.fsencode(path), name.encode(), value, len(value), 0, 0)
+    if rc != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), str(path))
 
 
 def display_size(content: Mapping[str, Any] | None) -> tuple[int, int]:
@@ -436,7 +491,7 @@ class AttachmentsFeature(QObject):
             menu.addSeparator()
             open_action = menu.addAction("Open")
             if info.risky_to_open:
-                open_action.setText("Open (not for programs and scripts: save it instead)")
+                open_action.setText("Open (this kind of file can run code: save it instead)")
                 open_action.setEnabled(False)
             open_action.triggered.connect(
                 lambda _checked=False: self.open_attachment(key, event_id, info)
@@ -484,7 +539,7 @@ class AttachmentsFeature(QObject):
     ) -> Path | None:
         try:
             if dest is None and info.risky_to_open:  # the menu disables it; check anyway
-                raise blobs.BlobError(f"{info.name} is a program or script: save it instead")
+                raise blobs.BlobError(f"{info.name} can run code when opened: save it instead")
             storage, room_id = self._storage(key)
             data = await blobs.download(
                 storage,
@@ -498,9 +553,11 @@ class AttachmentsFeature(QObject):
             if dest is None:
                 row.set_status("Opening…")
                 path = await asyncio.to_thread(self.cache.open_copy, info, data)
+                await asyncio.to_thread(mark_as_downloaded, path)
                 self.open_url(QUrl.fromLocalFile(str(path)))
             else:
                 path = dest
+                await asyncio.to_thread(mark_as_downloaded, path)
             self.strip.remove_row(row)
             return path
         except blobs.BlobMismatchError as exc:

@@ -11,10 +11,13 @@ and trust states) is stored too, so the newest screen of a room is one indexed q
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import logging
+import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -104,6 +107,45 @@ _MIGRATIONS: dict[int, str] = {
 }
 
 
+_POSIX = os.name == "posix"
+
+
+def ensure_private_dir(folder: Path) -> None:
+    """Create ``folder`` (and parents) and make it the user's own (0700; a folder that
+    already existed with looser modes is fixed). Windows keeps its inherited ACLs."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if _POSIX:
+        with contextlib.suppress(OSError):  # not ours (a shared parent): leave it be
+            os.chmod(folder, 0o700)
+
+
+def secure_database_file(path: Path) -> None:
+    """Make an SQLite file private before SQLite opens it: the index and the outbox hold
+    every message in clear text. The file is created 0600 (SQLite gives its -wal, -shm
+    and -journal files the database file's mode) and files left 0644 by older versions
+    are fixed, companions included. Links are not followed."""
+    ensure_private_dir(path.parent)
+    if not _POSIX:
+        return
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags, 0o600)
+    except OSError as exc:  # a link or a read-only file: SQLite says what it thinks
+        log.warning("could not make %s private: %s", path, exc)
+        return
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+    for extra in ("-wal", "-shm", "-journal"):
+        companion = Path(f"{path}{extra}")
+        try:
+            if stat.S_ISREG(os.lstat(companion).st_mode):
+                os.chmod(companion, 0o600)
+        except FileNotFoundError:
+            continue
+
+
 def index_path_for(data_dir: Path, storage_url: str) -> Path:
     digest = hashlib.sha256(storage_url.encode("utf-8")).hexdigest()[:20]
     return data_dir / "index" / f"{digest}.sqlite3"
@@ -159,7 +201,7 @@ class Index:
         """Open (creating or migrating) the index; a broken file is moved aside."""
         if path is None:
             return cls._open_conn(sqlite3.connect(":memory:", check_same_thread=False), None, "")
-        path.parent.mkdir(parents=True, exist_ok=True)
+        secure_database_file(path)
         try:
             return cls._open_conn(
                 sqlite3.connect(path, check_same_thread=False, timeout=30), path, storage_url
@@ -170,6 +212,7 @@ class Index:
             path.replace(broken)
             for extra in ("-wal", "-shm"):
                 Path(f"{path}{extra}").unlink(missing_ok=True)
+            secure_database_file(path)
             return cls._open_conn(
                 sqlite3.connect(path, check_same_thread=False, timeout=30), path, storage_url
             )

@@ -20,6 +20,23 @@ PassphraseProvider = Callable[[str, bool], str]
 
 _ATTEMPTS = 3
 
+_claimed: str | None = None
+
+
+def claim_env_passphrase() -> str | None:
+    """Move ``$BUCKET_CHAT_PASSPHRASE`` out of the environment into this process's memory.
+
+    Whatever the program starts later (the application that opens an attachment, a
+    browser, a shell) inherits the environment; the passphrase must not go with it.
+    The app and the CLI call this first thing; `DefaultPassphraseProvider` calls it too,
+    so the value is still served after it left the environment. Returns the value.
+    """
+    global _claimed
+    value = os.environ.pop(PASSPHRASE_ENV, None)  # pop also unsets it at the C level
+    if value is not None:  # set again (even to ""): the newest value counts
+        _claimed = value or None
+    return _claimed
+
 
 class DefaultPassphraseProvider:
     """``$BUCKET_CHAT_PASSPHRASE`` if set, else a terminal prompt, else an error.
@@ -33,7 +50,7 @@ class DefaultPassphraseProvider:
         self.keyring_reason = keyring_reason
 
     def __call__(self, user_id: str, creating: bool) -> str:
-        from_env = os.environ.get(PASSPHRASE_ENV)
+        from_env = claim_env_passphrase()
         if from_env:
             return from_env
         if not _stdin_is_terminal():

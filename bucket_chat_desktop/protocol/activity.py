@@ -32,15 +32,33 @@ def marker_path(published_ms: int, segment_path: str) -> str:
     )
 
 
+MARKER_TS_DIGITS = 13
+"""Publication times are written with at least 13 digits (13 for years 2001 to 2286)."""
+MARKER_TS_MAX_DIGITS = 16
+
+
 def parse_marker(path: str) -> tuple[int, str, str] | None:
-    """``(published_ms, room_id, segment_path)`` from a marker path, or None."""
+    """``(published_ms, room_id, segment_path)`` from a marker path, or None.
+
+    Anything else in an activity folder is junk and must never move a reader's cursor:
+    the time must be 13 to 16 ASCII digits and fall on the day of the folder holding
+    the marker (a marker dated years ahead would otherwise sort after every real one).
+    """
     if not path.startswith(ACTIVITY_PREFIX):
         return None
     rest = path[len(ACTIVITY_PREFIX) :].split("/")
     if len(rest) != 2:
         return None
     parts = rest[1].split("~")
-    if len(parts) != 4 or not parts[0].isdigit() or len(parts[0]) > 16:
+    if len(parts) != 4 or not MARKER_TS_DIGITS <= len(parts[0]) <= MARKER_TS_MAX_DIGITS:
+        return None
+    if not (parts[0].isascii() and parts[0].isdigit()):
+        return None
+    try:
+        on_day = utc_date(int(parts[0])) == rest[0]
+    except (OverflowError, ValueError, OSError):  # beyond what the platform's gmtime takes
+        return None
+    if not on_day:
         return None
     ts, room_id, date, file_name = parts
     segment = f"rooms/{room_id}/logs/{date}/{file_name}"

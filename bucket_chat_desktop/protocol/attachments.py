@@ -54,14 +54,30 @@ _RESERVED = frozenset(
 )
 _THUMB_SIGNATURES = ((b"\xff\xd8\xff", "jpeg"), (b"\x89PNG\r\n\x1a\n", "png"))
 
-# Opening these runs code (or something that can run code) on some desktop: a received
-# file of one of these kinds is only ever saved, never opened by a click.
+# Opening these runs code, or hands the file to something that runs code, installs
+# software, trust or settings, or renders active content: a received file of one of these
+# kinds is only ever saved ("Save as"), never opened by a click. Grouped by what they do;
+# entries with a dot are compound extensions (checked against the name's last parts).
 _RISKY = """
-app appimage application apk bash bat bin cmd com command cpl csh deb desktop dll dmg exe
-fish gadget hta inf ins isp jar js jse ksh lnk mde msc msi msix msp mst pif pkg pl ps1 ps2
-psc1 psc2 psd1 psm1 py pyc pyo pyw rb reg rpm run scf scr sct sh shb so swf sys url vb vbe
-vbs vxd website ws wsc wsf wsh xbap xll zsh action chm hlp img iso jnlp scpt terminal vhd
-vhdx workflow library-ms settingcontent-ms
+exe com scr pif cpl dll ocx sys drv vxd msi msp mst msix msixbundle appx appxbundle
+application appref-ms xbap gadget diagcab shb
+bat cmd vb vbs vbe js jse mjs cjs wsf wsh wsc ws sct hta ps1 ps2 psm1 psd1 ps1xml ps2xml
+psc1 psc2 pssc cdxml msh msh1 msh2 mshxml msh1xml msh2xml
+lnk url website scf inf ins isp reg rdp wsb job settingcontent-ms library-ms search-ms
+searchconnector-ms theme themepack deskthemepack desktopthemepackfile
+chm hlp msc mde mda mdb ade adp accde accdr accdt one onepkg xll iqy slk
+docm dotm xlsm xltm xlam xla pptm potm ppam ppsm sldm
+html htm xhtml xht shtml mht mhtml svg svgz xml xsl xslt
+img iso vhd vhdx
+crt cer der p7b p7c mobileconfig
+jar jnlp class swf
+app command terminal tool workflow action scpt scptd applescript osax prefpane saver
+kext pkg mpkg dmg fileloc webloc inetloc afploc ftploc
+sh bash zsh csh ksh fish run bin appimage desktop kdelnk deb rpm snap flatpak
+flatpakref flatpakrepo apk so
+py pyc pyo pyw pyz pyzw pl rb
+xpi crx vsix
+pkg.tar.zst pkg.tar.xz pkg.tar.gz user.js
 """
 RISKY_EXTENSIONS = frozenset(_RISKY.split())
 
@@ -162,14 +178,43 @@ def _cut_utf8(text: str, limit: int) -> str:
 
 
 def is_risky_to_open(name: str) -> bool:
-    """True when opening a file of this name could run code (``.exe``, ``.sh``, ``.desktop``…).
+    """True when opening a file of this name could run code (``.exe``, ``.sh``, ``.desktop``,
+    ``.html``, ``.docm``…); such files are only saved, never opened by a click.
 
-    The last extension of the sanitised name decides, as it does for the desktop:
-    ``invoice.exe.pdf`` is a PDF, ``invoice.pdf.exe`` (or its bidi-spoofed spelling
-    ``invoice\u202efdp.exe``) is a program.
+    The sanitised name decides, as it will be on disk: case does not matter (``.ExE``),
+    trailing dots and spaces are ignored as Windows ignores them (``x.exe .``), and the
+    last parts count together for compound extensions (``x.pkg.tar.zst``). Only the end
+    of the name counts, as it does for the desktop: ``invoice.exe.pdf`` is a PDF,
+    ``invoice.pdf.exe`` (or its bidi-spoofed spelling ``invoice\u202efdp.exe``) is a
+    program.
     """
-    _, dot, ext = safe_file_name(name).rpartition(".")
-    return bool(dot) and ext.lower().strip() in RISKY_EXTENSIONS
+    clean = safe_file_name(name).rstrip(". ").casefold()
+    parts = [p.strip() for p in clean.split(".")]
+    return any(
+        ".".join(parts[i:]) in RISKY_EXTENSIONS for i in range(max(1, len(parts) - 3), len(parts))
+    )
+
+
+ZONE_INTERNET = 3
+"""Windows' URL security zone for files from the internet (Mark-of-the-Web)."""
+
+
+def zone_identifier(host_url: str | None = None) -> bytes:
+    """The ``Zone.Identifier`` stream Windows reads to know a file was downloaded
+    (Mark-of-the-Web): SmartScreen, Office's Protected View and script hosts then warn
+    or sandbox. ``host_url`` (optional) says where it came from; it is made one line."""
+    lines = ["[ZoneTransfer]", f"ZoneId={ZONE_INTERNET}"]
+    if host_url:
+        lines.append("HostUrl=" + "".join(ch for ch in host_url if ch.isprintable())[:2000])
+    return ("\r\n".join(lines) + "\r\n").encode("utf-8")
+
+
+def quarantine_attribute(agent: str, when_s: int, event_uuid: str = "") -> bytes:
+    """The ``com.apple.quarantine`` extended attribute macOS reads to know a file was
+    downloaded: Gatekeeper checks it before anything in it runs, and apps warn.
+    ``flags;hex seconds;agent;uuid`` with flags 0081 (downloaded, not yet approved)."""
+    clean_agent = "".join(ch for ch in agent if ch.isprintable() and ch != ";")[:64]
+    return f"0081;{when_s:08x};{clean_agent};{event_uuid}".encode()
 
 
 def clean_mimetype(value: object) -> str:

@@ -221,6 +221,12 @@ class RoomLedger:
     def has_segment(self, path: str) -> bool:
         return path in self._seen_paths
 
+    @property
+    def has_unreadable(self) -> bool:
+        """Whether an object that stands where history could be was not read (a finding
+        ``segment-unreadable``): then the history is not whole (section 16)."""
+        return any(f.kind is Kind.SEGMENT_UNREADABLE for f in self._findings)
+
     def add_segment(self, path: str, data: bytes) -> DecodedSegment:
         """Decode, check signatures and keep one segment. Re-adding a path is a no-op."""
         if path in self._seen_paths:

@@ -2,7 +2,9 @@
 
 from .base import (
     AlreadyExistsError,
+    NotRegularFileError,
     ObjectInfo,
+    ObjectTooLargeError,
     Storage,
     StorageAuthError,
     StorageError,
@@ -11,6 +13,7 @@ from .base import (
     StorageOfflineError,
     StoragePermissionError,
     StorageThrottledError,
+    UnreadableObjectError,
     check_object_path,
 )
 from .open import open_location, open_storage
@@ -19,7 +22,9 @@ from .url import StorageLocation, StorageUrlError, parse_storage_url
 
 __all__ = [
     "AlreadyExistsError",
+    "NotRegularFileError",
     "ObjectInfo",
+    "ObjectTooLargeError",
     "ProfileError",
     "ProfileStore",
     "Storage",
@@ -33,6 +38,7 @@ __all__ = [
     "StorageProfile",
     "StorageThrottledError",
     "StorageUrlError",
+    "UnreadableObjectError",
     "check_object_path",
     "open_location",
     "open_storage",

@@ -60,11 +60,52 @@ class AlreadyExistsError(StorageError):
     """A create-only write met an existing object with other contents."""
 
 
+class UnreadableObjectError(StorageError):
+    """This object can never be read as it is: retrying cannot help.
+
+    Raised by ``get`` for an object larger than the caller's cap and, on a local folder,
+    for anything that is not a regular file inside the storage (a FIFO, a device, a
+    symbolic link). Callers report it as a finding about ``path`` and move on.
+    """
+
+    def __init__(self, message: str, *, path: str) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class ObjectTooLargeError(UnreadableObjectError):
+    """The object is larger than the reader agreed to read (it was not read whole)."""
+
+    def __init__(self, message: str, *, path: str, limit: int) -> None:
+        super().__init__(message, path=path)
+        self.limit = limit
+
+
+class NotRegularFileError(UnreadableObjectError):
+    """A local object (or a folder on its way) is a FIFO, device, socket or link.
+
+    ``kind`` names what it is (``"FIFO"``, ``"symbolic link"``, …).
+    """
+
+    def __init__(self, message: str, *, path: str, kind: str) -> None:
+        super().__init__(message, path=path)
+        self.kind = kind
+
+
+DEFAULT_MAX_READ = 64 * 1024 * 1024
+"""What ``get`` reads at most when the caller names no cap (the segment size limit)."""
+
+
 @dataclass(frozen=True, slots=True)
 class ObjectInfo:
+    """One listed object. ``special`` is set (``"FIFO"``, ``"symbolic link"``, …) for a
+    local entry that is not a regular file: it is listed so that callers can report it,
+    and ``get`` refuses it."""
+
     path: str
     size: int
     etag: str | None = None
+    special: str | None = None
 
 
 def check_object_path(path: str) -> str:
@@ -92,8 +133,14 @@ class Storage(abc.ABC):
         """
 
     @abc.abstractmethod
-    async def get(self, path: str) -> bytes:
-        """The object's bytes; ``StorageNotFoundError`` if there is none."""
+    async def get(self, path: str, *, max_bytes: int = DEFAULT_MAX_READ) -> bytes:
+        """The object's bytes; ``StorageNotFoundError`` if there is none.
+
+        Reads at most ``max_bytes + 1`` bytes whatever the object's size (declared or
+        real): a larger object raises ``ObjectTooLargeError`` without being read whole.
+        Anything that is not a plain object raises ``NotRegularFileError``. Both are
+        ``UnreadableObjectError``: retrying will not help, report it.
+        """
 
     @abc.abstractmethod
     async def list_objects(self, prefix: str) -> list[ObjectInfo]:

@@ -29,9 +29,11 @@ from collections.abc import AsyncGenerator, Iterator, Mapping
 from typing import Any, ClassVar
 
 from .base import (
+    DEFAULT_MAX_READ,
     PROBE_PREFIX,
     AlreadyExistsError,
     ObjectInfo,
+    ObjectTooLargeError,
     Storage,
     StorageError,
     StorageNotFoundError,
@@ -67,6 +69,22 @@ def one_line(text: object, limit: int = 200) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
+MIN_READ_RATE = 256 * 1024
+"""Bytes per second a read is allowed on top of the service's own timeouts."""
+
+
+def _range_not_satisfiable(exc: BaseException) -> bool:
+    """HTTP 416 / ``InvalidRange``: what S3-like services answer to a ranged read of an
+    empty object (the range asked for starts at byte 0, so nothing can be missed)."""
+    for item in exception_chain(exc):
+        if getattr(item, "status", None) == 416 or getattr(item, "status_code", None) == 416:
+            return True
+        text = f"{type(item).__name__} {item}"
+        if "InvalidRange" in text or "Range Not Satisfiable" in text or "416" in text.split():
+            return True
+    return False
+
+
 def busy(what: str, code: object) -> StorageThrottledError:
     return StorageThrottledError(f"{what}: the service is busy ({code}); retry later")
 
@@ -79,6 +97,10 @@ def _builtin_error(exc: BaseException, what: str) -> StorageError | None:
         if isinstance(item, PermissionError):
             return StoragePermissionError(f"{what}: access denied: {one_line(item)}")
     return None
+
+
+class _ServiceTimeoutError(Exception):
+    """A timeout raised inside a request (socket read, connect), not the overall one."""
 
 
 class MissingError(StorageNotFoundError):
@@ -307,21 +329,52 @@ class FsspecStorage(Storage, abc.ABC):
             return False
         raise AlreadyExistsError(f"{self.display(path)} already exists with other contents")
 
-    async def get(self, path: str) -> bytes:
+    async def get(self, path: str, *, max_bytes: int = DEFAULT_MAX_READ) -> bytes:
         target = self._fs_path(path)
         fs = await self._filesystem()
+        # One deadline for the whole read: the per-socket read timeout alone lets a
+        # service that trickles a byte now and then hold the read open for ever.
+        deadline = self.timeout * max(1, self.retries) + max_bytes / MIN_READ_RATE
         try:
-            data: bytes = await self._cat(fs, target)
+            data: bytes = await asyncio.wait_for(self._cat_within(fs, target, max_bytes), deadline)
+        except _ServiceTimeoutError as exc:  # the service's own (per-request) timeout
+            cause = exc.__cause__ or exc
+            raise await self._translated(
+                fs, cause, f"cannot read {self.display(path)}", path=path
+            ) from cause
+        except TimeoutError as exc:  # only the overall deadline can raise it here
+            raise StorageOfflineError(
+                f"cannot read {self.display(path)}: not read within {deadline:.0f} s "
+                "(offline, or the service is very slow; retry later)"
+            ) from exc
         except Exception as exc:
+            if _range_not_satisfiable(exc):
+                return b""  # a ranged read from byte 0 of an empty object
             raise await self._translated(
                 fs, exc, f"cannot read {self.display(path)}", path=path
             ) from exc
         self._bucket_seen = True
+        if len(data) > max_bytes:
+            raise ObjectTooLargeError(
+                f"cannot read {self.display(path)}: it holds more than {max_bytes:,} bytes; "
+                "not read",
+                path=path,
+                limit=max_bytes,
+            )
         return data
 
-    async def _cat(self, fs: Any, target: str) -> bytes:
-        data: bytes = await fs._cat_file(target)
-        return data
+    async def _cat_within(self, fs: Any, target: str, max_bytes: int) -> bytes:
+        """``_cat``, with the service's own timeouts told apart from the overall one."""
+        try:
+            return await self._cat(fs, target, max_bytes)
+        except TimeoutError as exc:
+            raise _ServiceTimeoutError() from exc
+
+    async def _cat(self, fs: Any, target: str, max_bytes: int) -> bytes:
+        """At most ``max_bytes + 1`` bytes of the object (a ranged read): one byte more
+        than allowed tells "too large" apart without reading the rest."""
+        data: bytes = await fs._cat_file(target, start=0, end=max_bytes + 1)
+        return data[: max_bytes + 1]  # a service that ignores the range is still cut
 
     async def _translated(
         self, fs: Any, exc: BaseException, what: str, *, path: str | None = None

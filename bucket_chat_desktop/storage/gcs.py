@@ -123,6 +123,29 @@ class GCSStorage(FsspecStorage):
         # switch to a resumable upload above 50 MiB, a path emulators handle differently.
         await fs._pipe_file(target, data, mode="create", chunksize=max(len(data) + 1, 2**20))
 
+    async def _cat(self, fs: Any, target: str, max_bytes: int) -> bytes:
+        """One GET of the object's media, streamed and cut after ``max_bytes + 1`` bytes
+        whatever the service sends. No Range header: GCS answers a ranged read of an
+        empty object (an activity marker) with 416, and fake-gcs-server then drops the
+        kept-alive connection under the next upload."""
+        from gcsfs.retry import validate_response
+
+        await fs._set_session()
+        async with fs.session.get(
+            fs.url(target), headers=fs._get_headers(None), timeout=fs.requests_timeout
+        ) as resp:
+            if resp.status >= 400:
+                validate_response(resp.status, await resp.content.read(64 * 1024), target)
+            chunks: list[bytes] = []
+            left = max_bytes + 1
+            while left > 0:
+                chunk: bytes = await resp.content.read(min(left, 1024 * 1024))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                left -= len(chunk)
+        return b"".join(chunks)
+
     async def _close_fs(self, fs: Any) -> None:
         session = getattr(fs, "_session", None)
         if session is not None:

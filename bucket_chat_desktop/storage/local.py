@@ -3,6 +3,21 @@
 Create-only writes go through a temp file in the same folder that is published with a
 hard link (no-clobber by the OS), so readers never see half an object even if the writer
 is killed mid-write. Blocking file calls run in a worker thread.
+
+Anyone who can write to the folder may be hostile, so below the root nothing is taken on
+trust:
+
+- Every folder on the way to an object is opened one component at a time without
+  following links (``O_NOFOLLOW | O_DIRECTORY`` relative to its parent's descriptor where
+  the OS has ``*at`` calls; an ``lstat`` check of each component elsewhere). A symbolic
+  link (or Windows junction) below the root raises ``NotRegularFileError`` naming it, so
+  nothing is read from or written to outside the storage. The root itself may be a link:
+  the user chose it.
+- Reads open the object with ``O_NOFOLLOW | O_NONBLOCK``, check with ``fstat`` that it
+  is a regular file (a FIFO would block for ever, a device could be endless) and read at
+  most the caller's cap plus one byte.
+- Listings never descend into linked folders; links, FIFOs, sockets and devices are
+  listed with ``ObjectInfo.special`` set so that callers report them.
 """
 
 from __future__ import annotations
@@ -12,15 +27,22 @@ import errno
 import logging
 import os
 import secrets
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from .base import (
+    DEFAULT_MAX_READ,
     AlreadyExistsError,
+    NotRegularFileError,
     ObjectInfo,
+    ObjectTooLargeError,
     Storage,
     StorageError,
     StorageFullError,
     StorageNotFoundError,
+    StorageOfflineError,
     check_object_path,
 )
 
@@ -29,6 +51,64 @@ log = logging.getLogger("bucket_chat.storage")
 _NO_LINK = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK, errno.ENOSYS}
 TEMP_PREFIX = ".bc-tmp-"
 PROBE_PREFIX = ".bucket-chat-probe/"
+
+MAX_LIST_DEPTH = 12
+"""Listings do not descend further (objects sit at most 4 folders deep): a hostile
+nesting of thousands of folders is reported as one entry, not walked."""
+READ_TIMEOUT = 120.0
+"""Seconds a single local read may take (a hung network share must not hang the app)."""
+
+_O_BINARY = getattr(os, "O_BINARY", 0)
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+_O_NOCTTY = getattr(os, "O_NOCTTY", 0)
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+# Windows: symbolic links and junctions (mount points) lead elsewhere; other reparse
+# points (OneDrive/Dropbox "files on demand" placeholders, dedup) are ordinary files.
+_LINK_TAGS = {
+    getattr(stat, "IO_REPARSE_TAG_SYMLINK", 0xA000000C),
+    getattr(stat, "IO_REPARSE_TAG_MOUNT_POINT", 0xA0000003),
+}
+
+# Descriptor-relative calls make the "no links below the root" check race-free.
+_AT_CALLS = (
+    bool(_O_NOFOLLOW and _O_DIRECTORY)
+    and {
+        os.open,
+        os.mkdir,
+        os.link,
+        os.unlink,
+        os.stat,
+        os.rmdir,
+    }
+    <= os.supports_dir_fd
+)
+
+Folder = int | Path
+"""An opened folder: a descriptor (POSIX, race-free) or a checked path (elsewhere)."""
+
+
+def kind_of(mode: int, reparse_tag: int = 0) -> str | None:
+    """What a non-regular, non-folder entry is (None for a regular file or a folder)."""
+    if stat.S_ISLNK(mode) or reparse_tag in _LINK_TAGS:
+        return "symbolic link"
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    if stat.S_ISFIFO(mode):
+        return "FIFO"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    if stat.S_ISCHR(mode):
+        return "character device"
+    if stat.S_ISBLK(mode):
+        return "block device"
+    return "special file"
+
+
+def _attributes(st: os.stat_result) -> int:
+    """The Windows reparse tag of an ``lstat`` result (0 elsewhere)."""
+    return int(getattr(st, "st_reparse_tag", 0))
 
 
 class LocalStorage(Storage):
@@ -39,18 +119,132 @@ class LocalStorage(Storage):
     def _fs_path(self, path: str) -> Path:
         return self.root.joinpath(*check_object_path(path).split("/"))
 
+    # -- safe folder walking -------------------------------------------------------------------
+
+    def _refuse(self, rel: str, kind: str, doing: str) -> NotRegularFileError:
+        if kind == "file" and doing == "cannot write":
+            message = f"cannot create folder {self.root / rel}: a file has that name"
+        elif kind == "file":
+            message = f"{doing} under {self.root / rel}: {rel} is a file, not a folder"
+        else:
+            message = (
+                f"{doing} under {self.root / rel}: {rel} is a {kind}, not a folder; links "
+                "and special files inside the storage are never followed"
+            )
+        return NotRegularFileError(message, path=rel, kind=kind)
+
+    def _lstat_in(self, folder: Folder, name: str) -> os.stat_result:
+        if isinstance(folder, int):
+            return os.stat(name, dir_fd=folder, follow_symlinks=False)
+        return os.lstat(folder / name)
+
+    @contextmanager
+    def _folder(self, parts: list[str], *, create: bool, doing: str) -> Iterator[Folder | None]:
+        """The folder ``root/parts...`` opened without following links below the root.
+
+        Yields None when it does not exist (and ``create`` is false). Raises
+        ``NotRegularFileError`` when a component is a link or not a folder.
+        """
+        folder: Folder
+        if _AT_CALLS:
+            try:
+                fd = os.open(self.root, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
+            except FileNotFoundError:
+                if not create:
+                    yield None
+                    return
+                self.root.mkdir(parents=True, exist_ok=True)
+                fd = os.open(self.root, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
+            try:
+                for i, part in enumerate(parts):
+                    child = self._step(fd, part, parts[: i + 1], create=create, doing=doing)
+                    if child is None:
+                        yield None
+                        return
+                    os.close(fd)
+                    fd = child
+                yield fd
+            finally:
+                os.close(fd)
+            return
+        folder = self.root
+        if not folder.is_dir():
+            if not create:
+                yield None
+                return
+            folder.mkdir(parents=True, exist_ok=True)
+        for i, part in enumerate(parts):
+            rel = "/".join(parts[: i + 1])
+            try:
+                st = os.lstat(folder / part)
+            except FileNotFoundError:
+                if not create:
+                    yield None
+                    return
+                with suppress(FileExistsError):
+                    os.mkdir(folder / part)
+                st = os.lstat(folder / part)
+            kind = kind_of(st.st_mode, _attributes(st))
+            if kind is not None or not stat.S_ISDIR(st.st_mode):
+                raise self._refuse(rel, kind or "file", doing)
+            folder = folder / part
+        yield folder
+
+    def _step(self, fd: int, part: str, done: list[str], *, create: bool, doing: str) -> int | None:
+        flags = os.O_RDONLY | _O_DIRECTORY | _O_NOFOLLOW | _O_CLOEXEC
+        for _ in range(2):
+            try:
+                return os.open(part, flags, dir_fd=fd)
+            except FileNotFoundError:
+                if not create:
+                    return None
+                with suppress(FileExistsError):
+                    os.mkdir(part, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno not in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK):
+                    raise
+                try:
+                    st = os.stat(part, dir_fd=fd, follow_symlinks=False)
+                except FileNotFoundError:
+                    continue  # vanished between the two calls: try once more
+                raise self._refuse("/".join(done), kind_of(st.st_mode) or "file", doing) from exc
+        return os.open(part, flags, dir_fd=fd)
+
+    @staticmethod
+    def _open_in(folder: Folder, name: str, flags: int, mode: int = 0o644) -> int:
+        if isinstance(folder, int):
+            return os.open(name, flags | _O_CLOEXEC, mode, dir_fd=folder)
+        return os.open(folder / name, flags, mode)
+
+    @staticmethod
+    def _unlink_in(folder: Folder, name: str) -> None:
+        if isinstance(folder, int):
+            os.unlink(name, dir_fd=folder)
+        else:
+            os.unlink(folder / name)
+
+    # -- writing -----------------------------------------------------------------------------
+
     async def put_if_absent(self, path: str, data: bytes) -> bool:
         return await asyncio.to_thread(self._put_if_absent, path, data)
 
     def _put_if_absent(self, path: str, data: bytes) -> bool:
+        parts = check_object_path(path).split("/")
         target = self._fs_path(path)
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
+            with self._folder(parts[:-1], create=True, doing="cannot write") as folder:
+                assert folder is not None
+                return self._put_in(folder, parts[-1], path, target, data)
+        except StorageError:
+            raise
         except OSError as exc:
-            raise self._error(exc, f"cannot create folder {target.parent}") from exc
-        tmp = target.parent / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
+            raise self._error(exc, f"cannot write {target}") from exc
+
+    def _put_in(self, folder: Folder, name: str, path: str, target: Path, data: bytes) -> bool:
+        tmp = f"{TEMP_PREFIX}{secrets.token_hex(8)}"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_BINARY
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            fd = self._open_in(folder, tmp, flags, 0o644)
             try:
                 view = memoryview(data)
                 while view:
@@ -58,126 +252,282 @@ class LocalStorage(Storage):
                 os.fsync(fd)
             finally:
                 os.close(fd)
-            self._publish(tmp, target)
+            self._publish(folder, tmp, name, data)
         except FileExistsError:
-            return self._same_or_raise(target, data)
+            return self._same_or_raise(path, target, data)
         except OSError as exc:
             raise self._error(exc, f"cannot write {target}") from exc
         finally:
             try:
-                tmp.unlink()
+                self._unlink_in(folder, tmp)
             except FileNotFoundError:
                 pass
             except OSError as exc:  # never fatal: the object is already published
                 log.warning("could not remove temp file %s: %s", tmp, exc)
-        _fsync_dir(target.parent)
+        _fsync_dir(folder)
         return True
 
-    @staticmethod
-    def _publish(tmp: Path, target: Path) -> None:
+    def _publish(self, folder: Folder, tmp: str, name: str, data: bytes) -> None:
         try:
-            os.link(tmp, target)
+            if isinstance(folder, int):
+                os.link(tmp, name, src_dir_fd=folder, dst_dir_fd=folder, follow_symlinks=False)
+            else:
+                os.link(folder / tmp, folder / name)
             return
         except FileExistsError:
             raise
         except OSError as exc:
             if exc.errno not in _NO_LINK:
                 raise
-        if os.name == "nt":  # Windows' rename never replaces an existing file
-            os.rename(tmp, target)
+        if os.name == "nt" and isinstance(folder, Path):  # rename never replaces there
+            os.rename(folder / tmp, folder / name)
             return
-        # A folder without hard links (some FAT/SMB mounts): O_EXCL create, then copy.
-        log.warning("folder %s has no hard links; publishing with O_EXCL", target.parent)
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        log.warning("folder %s has no hard links; publishing with O_EXCL", folder)
+        self._write_exclusive(folder, name, data)
+
+    @classmethod
+    def _write_exclusive(cls, folder: Folder, name: str, data: bytes) -> None:
+        """Publish without hard links (some FAT/SMB mounts): O_EXCL create, then write.
+        ``O_CREAT | O_EXCL`` never follows a link that occupies the name; a failed write
+        removes the partial object (it is ours)."""
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_BINARY
+        fd = cls._open_in(folder, name, flags, 0o644)
         try:
-            view = memoryview(tmp.read_bytes())
+            view = memoryview(data)
             while view:  # a full disk first gives a short write, then ENOSPC
                 view = view[os.write(fd, view) :]
             os.fsync(fd)
         except BaseException:
             os.close(fd)
-            target.unlink(missing_ok=True)  # ours (O_EXCL): never leave half an object
+            with suppress(OSError):
+                cls._unlink_in(folder, name)
             raise
         os.close(fd)
 
-    def _same_or_raise(self, target: Path, data: bytes) -> bool:
+    def _same_or_raise(self, path: str, target: Path, data: bytes) -> bool:
         try:
-            existing = target.read_bytes()
-        except OSError as exc:
-            raise self._error(exc, f"cannot read {target}") from exc
+            existing = self._get(path, len(data))
+        except ObjectTooLargeError:
+            existing = None
+        except NotRegularFileError as exc:
+            if exc.kind == "folder":
+                raise StorageError(f"cannot write {target}: a folder has that name") from exc
+            # A squatted name (FIFO, link): the caller picks another name.
+            raise AlreadyExistsError(f"{target} is occupied by a {exc.kind}") from exc
         if existing == data:
             return False
         raise AlreadyExistsError(f"{target} already exists with other contents")
 
-    async def get(self, path: str) -> bytes:
-        return await asyncio.to_thread(self._get, path)
+    # -- reading -----------------------------------------------------------------------------
 
-    def _get(self, path: str) -> bytes:
+    async def get(self, path: str, *, max_bytes: int = DEFAULT_MAX_READ) -> bytes:
+        try:
+            return await asyncio.wait_for(
+                asyncio.to_thread(self._get, path, max_bytes), READ_TIMEOUT
+            )
+        except TimeoutError as exc:
+            raise StorageOfflineError(
+                f"cannot read {self._fs_path(path)}: no answer within {READ_TIMEOUT:g} s "
+                "(is the folder on a network share that stopped answering?)"
+            ) from exc
+
+    def _get(self, path: str, max_bytes: int) -> bytes:
+        parts = check_object_path(path).split("/")
         target = self._fs_path(path)
         try:
-            return target.read_bytes()
+            with self._folder(parts[:-1], create=False, doing="cannot read") as folder:
+                if folder is None:
+                    raise StorageNotFoundError(f"{target} does not exist")
+                return self._read_in(folder, parts[-1], path, target, max_bytes)
         except FileNotFoundError as exc:
             raise StorageNotFoundError(f"{target} does not exist") from exc
+        except NotRegularFileError as exc:
+            if exc.kind == "file":  # a plain object where a folder would be: no such object
+                raise StorageNotFoundError(f"{target} does not exist") from exc
+            raise
+        except StorageError:
+            raise
         except OSError as exc:
             raise self._error(exc, f"cannot read {target}") from exc
+
+    def _read_in(self, folder: Folder, name: str, path: str, target: Path, cap: int) -> bytes:
+        # lstat first: a device is never even opened (opening some has side effects).
+        before = self._lstat_in(folder, name)
+        self._check_regular(before, path, target)
+        flags = os.O_RDONLY | _O_NOFOLLOW | _O_NONBLOCK | _O_NOCTTY | _O_BINARY
+        try:
+            fd = self._open_in(folder, name, flags)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise self._not_regular(path, target, "symbolic link") from exc
+            raise
+        try:
+            st = os.fstat(fd)  # what was opened, not what the name pointed to before
+            self._check_regular(st, path, target)
+            if st.st_size > cap:
+                raise self._too_large(path, target, st.st_size, cap)
+            chunks: list[bytes] = []
+            left = cap + 1  # one more than allowed tells "too large" from "exactly cap"
+            while left > 0:
+                chunk = os.read(fd, min(left, 1024 * 1024))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                left -= len(chunk)
+        finally:
+            os.close(fd)
+        data = b"".join(chunks)
+        if len(data) > cap:  # the file grew after fstat
+            raise self._too_large(path, target, len(data), cap)
+        return data
+
+    def _check_regular(self, st: os.stat_result, path: str, target: Path) -> None:
+        kind = kind_of(st.st_mode, _attributes(st))
+        if kind is None and stat.S_ISDIR(st.st_mode):
+            kind = "folder"
+        if kind is not None:
+            raise self._not_regular(path, target, kind)
+
+    @staticmethod
+    def _not_regular(path: str, target: Path, kind: str) -> NotRegularFileError:
+        return NotRegularFileError(
+            f"cannot read {target}: not a regular file: {kind} (not read)", path=path, kind=kind
+        )
+
+    @staticmethod
+    def _too_large(path: str, target: Path, size: int, cap: int) -> ObjectTooLargeError:
+        return ObjectTooLargeError(
+            f"cannot read {target}: it holds more than {cap:,} bytes"
+            + (f" ({size:,})" if size > cap + 1 else "")
+            + "; not read",
+            path=path,
+            limit=cap,
+        )
 
     async def exists(self, path: str) -> bool:
         return await asyncio.to_thread(self._exists, path)
 
     def _exists(self, path: str) -> bool:
+        """Whether something that is not a folder occupies ``path`` (a FIFO counts: the
+        name is taken, and reading it says why it cannot be read)."""
+        parts = check_object_path(path).split("/")
         target = self._fs_path(path)
         try:
-            return target.is_file()
-        except OSError as exc:  # is_file() only swallows "not found"-like errors
+            with self._folder(parts[:-1], create=False, doing="cannot check") as folder:
+                if folder is None:
+                    return False
+                st = self._lstat_in(folder, parts[-1])
+        except FileNotFoundError:
+            return False
+        except NotRegularFileError as exc:
+            return exc.kind != "file"  # a link on the way: taken; reading it says why
+        except OSError as exc:
             raise self._error(exc, f"cannot check {target}") from exc
+        return not stat.S_ISDIR(st.st_mode)
+
+    # -- listing -----------------------------------------------------------------------------
 
     async def list_objects(self, prefix: str) -> list[ObjectInfo]:
         try:
             return await asyncio.to_thread(self._list, prefix)
+        except StorageError:
+            raise
         except OSError as exc:  # an unreadable folder must not look like an empty one
             raise self._error(exc, f"cannot list {exc.filename or prefix}") from exc
 
     def _list(self, prefix: str) -> list[ObjectInfo]:
-        base = self._fs_path(prefix.rstrip("/")) if prefix.strip("/") else self.root
+        rel_root = prefix.rstrip("/") if prefix.strip("/") else ""
+        start = check_object_path(rel_root).split("/") if rel_root else []
         out: list[ObjectInfo] = []
-        rel_root = prefix.rstrip("/")
-        for dirpath, dirnames, filenames in os.walk(base, onerror=_raise_unless_gone):
-            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-            rel_dir = os.path.relpath(dirpath, base).replace(os.sep, "/")
-            for name in filenames:
-                if name.startswith("."):
-                    continue  # temp files, OS and sync-tool litter
-                rel = name if rel_dir == "." else f"{rel_dir}/{name}"
-                full = f"{rel_root}/{rel}" if rel_root else rel
-                try:
-                    size = os.stat(os.path.join(dirpath, name)).st_size
-                except OSError:
-                    continue  # vanished between listing and stat
-                out.append(ObjectInfo(full, size))
+        pending = [start]
+        while pending:
+            parts = pending.pop()
+            try:
+                with self._folder(parts, create=False, doing="cannot list") as folder:
+                    if folder is None:
+                        continue  # missing (or vanished): lists as empty
+                    out.extend(self._scan(folder, parts, pending))
+            except NotRegularFileError as exc:
+                # A linked folder on the way: report the link itself, do not follow it.
+                if exc.kind != "file":  # a plain object where a folder would be: empty
+                    out.append(ObjectInfo(exc.path, 0, special=exc.kind))
+            except NotADirectoryError:
+                continue
         out.sort(key=lambda i: i.path)
         return out
+
+    def _scan(self, folder: Folder, parts: list[str], pending: list[list[str]]) -> list[ObjectInfo]:
+        found: list[ObjectInfo] = []
+        rel_dir = "/".join(parts)
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                name = entry.name
+                if name.startswith("."):
+                    continue  # temp files, OS and sync-tool litter
+                rel = f"{rel_dir}/{name}" if rel_dir else name
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue  # vanished between listing and stat
+                kind = kind_of(st.st_mode, _attributes(st))
+                if kind is None and stat.S_ISDIR(st.st_mode) and len(parts) >= MAX_LIST_DEPTH:
+                    found.append(ObjectInfo(rel, 0, special="folder nested too deep"))
+                elif kind is None and stat.S_ISDIR(st.st_mode):
+                    pending.append([*parts, name])
+                elif kind is None:
+                    found.append(ObjectInfo(rel, st.st_size))
+                else:
+                    found.append(ObjectInfo(rel, 0, special=kind))
+        return found
 
     async def list_dirs(self, prefix: str) -> list[str]:
         return await asyncio.to_thread(self._list_dirs, prefix)
 
     def _list_dirs(self, prefix: str) -> list[str]:
-        base = self._fs_path(prefix.rstrip("/")) if prefix.strip("/") else self.root
+        rel = prefix.rstrip("/") if prefix.strip("/") else ""
+        parts = check_object_path(rel).split("/") if rel else []
         try:
-            with os.scandir(base) as it:
-                return sorted(e.name for e in it if e.is_dir() and not e.name.startswith("."))
-        except FileNotFoundError:
+            with self._folder(parts, create=False, doing="cannot list") as folder:
+                if folder is None:
+                    return []
+                names: list[str] = []
+                with os.scandir(folder) as entries:
+                    for e in entries:
+                        if e.name.startswith("."):
+                            continue
+                        try:
+                            st = e.stat(follow_symlinks=False)
+                        except FileNotFoundError:
+                            continue
+                        kind = kind_of(st.st_mode, _attributes(st))
+                        if kind is None and stat.S_ISDIR(st.st_mode):
+                            names.append(e.name)
+                        elif kind is not None:
+                            log.info("not following %s/%s: a %s", rel, e.name, kind)
+                return sorted(names)
+        except NotRegularFileError as exc:
+            if exc.kind != "file":
+                log.warning("%s", exc)
+            return []
+        except (FileNotFoundError, NotADirectoryError):
             return []
         except OSError as exc:
-            raise self._error(exc, f"cannot list {base}") from exc
+            raise self._error(exc, f"cannot list {self.root / rel}") from exc
 
     async def remove_probe(self, path: str) -> None:
         if not path.startswith(PROBE_PREFIX):
             raise StorageError(f"refusing to delete {path!r}: only self-test probes are removed")
-        target = self._fs_path(path)
+        await asyncio.to_thread(self._remove_probe, path)
+
+    def _remove_probe(self, path: str) -> None:
+        parts = check_object_path(path).split("/")
         try:
-            target.unlink()
-            target.parent.rmdir()
-        except OSError:
+            with self._folder(parts[:-1], create=False, doing="cannot remove") as folder:
+                if folder is None:
+                    return
+                self._unlink_in(folder, parts[-1])
+            self._fs_path(path).parent.rmdir()
+        except (OSError, StorageError):
             pass
 
     def _error(self, exc: OSError, what: str) -> StorageError:
@@ -190,14 +540,12 @@ class LocalStorage(Storage):
         return StorageError(f"{what}: {exc.strerror or exc}")
 
 
-def _raise_unless_gone(exc: OSError) -> None:
-    """``os.walk`` error handler: a missing (or vanished) folder lists as empty."""
-    if not isinstance(exc, FileNotFoundError | NotADirectoryError):
-        raise exc
-
-
-def _fsync_dir(folder: Path) -> None:
+def _fsync_dir(folder: Folder) -> None:
     if os.name == "nt":
+        return
+    if isinstance(folder, int):
+        with suppress(OSError):
+            os.fsync(folder)
         return
     try:
         fd = os.open(folder, os.O_RDONLY)

@@ -114,10 +114,24 @@ class S3Storage(FsspecStorage):
         if client is not None:
             await client.close()
 
-    async def _cat(self, fs: Any, target: str) -> bytes:
-        # max_concurrency=1: one GET, without s3fs first asking for the size.
-        data: bytes = await fs._cat_file(target, max_concurrency=1)
-        return data
+    async def _cat(self, fs: Any, target: str, max_bytes: int) -> bytes:
+        # One ranged GET, its body read in pieces and dropped after max_bytes + 1 bytes:
+        # a service that ignores the Range header still cannot make us hold more.
+        bucket, key, _ = fs.split_path(target)
+        resp = await fs._call_s3("get_object", Bucket=bucket, Key=key, Range=f"bytes=0-{max_bytes}")
+        body = resp["Body"]
+        chunks: list[bytes] = []
+        left = max_bytes + 1
+        try:
+            while left > 0:
+                chunk: bytes = await body.read(min(left, 1024 * 1024))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                left -= len(chunk)
+        finally:
+            body.close()
+        return b"".join(chunks)
 
     async def _list_keys(
         self, fs: Any, key_prefix: str, start_after: str | None, limit: int | None

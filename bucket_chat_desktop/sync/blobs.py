@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from .. import paths
+from ..index.db import ensure_private_dir
 from ..protocol.attachments import (
     MAX_THUMBNAIL_BYTES,
     THUMBNAIL_BOX,
@@ -50,7 +51,13 @@ from ..protocol.attachments import (
     verify_blob,
 )
 from ..protocol.canonical import b64encode
-from ..storage.base import AlreadyExistsError, Storage, StorageNotFoundError
+from ..storage.base import (
+    AlreadyExistsError,
+    NotRegularFileError,
+    Storage,
+    StorageNotFoundError,
+    UnreadableObjectError,
+)
 
 log = logging.getLogger("bucket_chat.sync")
 
@@ -438,11 +445,20 @@ async def download(
                 f"{human_size(max_bytes)} (Settings)"
             )
         try:
-            data = await storage.get(path)
+            # The signed size is the cap: a blob that holds more is refused after
+            # info.size + 1 bytes, never read whole (nor a FIFO/link put in its place).
+            data = await storage.get(path, max_bytes=info.size)
         except StorageNotFoundError as exc:
             raise BlobMissingError(
                 f"{info.name} is not in the storage (yet): {path} does not exist"
             ) from exc
+        except UnreadableObjectError as exc:
+            if isinstance(exc, NotRegularFileError):
+                why = f"the stored object is not a regular file: {exc.kind}"
+            else:
+                why = f"the stored object is larger than the announced {human_size(info.size)}"
+            log.warning("blob %s does not match its message %s: %s", path, event_id, why)
+            raise BlobMismatchError(why, name=info.name, path=path, event_id=event_id) from exc
         problem = await asyncio.to_thread(verify_blob, data, info)
         if problem is not None:
             log.warning("blob %s does not match its message %s: %s", path, event_id, problem)
@@ -489,6 +505,14 @@ class BlobCache:
         self.root = root if root is not None else paths.data_dir() / "cache" / "blobs"
         self.max_bytes = max_bytes
 
+    def _private(self, folder: Path) -> None:
+        """Cached attachments are the user's alone: the cache's folders are 0700 (also
+        those an older version created 0755), its files 0600 (``write_atomic``)."""
+        ensure_private_dir(self.root)
+        for part in reversed(folder.relative_to(self.root).parents):
+            ensure_private_dir(self.root / part)
+        ensure_private_dir(folder)
+
     def path_for(self, sha256: str) -> Path:
         if not is_sha256_hex(sha256):
             raise ValueError("not a SHA-256 hex digest")
@@ -512,7 +536,7 @@ class BlobCache:
     def put(self, sha256: str, data: bytes) -> Path:
         """Store bytes the caller has verified (or hashed itself) under their hash."""
         path = self.path_for(sha256)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        self._private(path.parent)
         if not path.exists():
             write_atomic(path, data, 0o600)
             self.prune()
@@ -521,7 +545,7 @@ class BlobCache:
     def open_copy(self, info: FileInfo, data: bytes) -> Path:
         """A copy named ``info.name`` (sanitised) to hand to the desktop; not executable."""
         folder = self.root / "named" / info.sha256[:32]
-        folder.mkdir(parents=True, exist_ok=True)
+        self._private(folder)
         path = folder / safe_file_name(info.name)
         try:
             if path.read_bytes() == data:

@@ -41,7 +41,13 @@ from ..protocol.findings import Finding, Kind
 from ..protocol.ids import is_valid_room_id, logs_prefix, parse_segment_path, utc_date
 from ..protocol.metadata import RoomMetadata
 from ..protocol.segment import MAX_SEGMENT_BYTES, DecodedSegment, Located
-from ..storage.base import AlreadyExistsError, ObjectInfo, Storage, StorageError
+from ..storage.base import (
+    AlreadyExistsError,
+    ObjectInfo,
+    Storage,
+    StorageError,
+    UnreadableObjectError,
+)
 from ..storage.local import LocalStorage
 from .events import (
     EngineEvent,
@@ -53,7 +59,7 @@ from .events import (
     WarmTimeline,
 )
 from .outbox import Outbox, OutSegment
-from .reader import read_metadata
+from .reader import read_metadata, special_finding, unreadable_finding
 
 log = logging.getLogger("bucket_chat.sync")
 T = TypeVar("T")
@@ -63,6 +69,7 @@ FIRST_CHUNK = 8  # segments fetched before the first screen is shown
 CHUNK = 64
 WARM_ROWS = 100
 PROGRESS_AUDIT = 2.0  # at least this many seconds between audits while back-filling
+MARKER_SETTLE_MS = 2 * 60_000  # only markers at least this old move the marker cursor
 AUDIT_SHARE = 0.15  # ... and audits take at most this share of the back-fill's time
 MAX_WITNESS = 64  # other devices' chains named in one event's witness
 WITNESS_ROWS = 500  # newest cached rows a send that did not open the room witnesses from
@@ -95,6 +102,11 @@ class RoomState:
     metadata: RoomMetadata | None = None
     metadata_findings: list[Finding] = field(default_factory=list)
     last_safety: float = 0.0
+
+    @property
+    def partial(self) -> bool:
+        """Part of the room could not be read: no final verdict, no trust on first use."""
+        return bool(self.unread or self.unlisted or self.ledger.has_unreadable)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     backfill: asyncio.Task[None] | None = None
 
@@ -151,6 +163,7 @@ class SyncEngine:
         self._marker_cursor: dict[str, str] = {}
         self._accepted: set[tuple[str, str, str]] = set()
         self._witnessed: dict[tuple[str, str], dict[str, str]] = {}
+        self._markers_seen: dict[str, set[str]] = {}  # per day: junk, unsettled markers
         self._known_rooms: set[str] = set()
         self._watch: Any = None
         self._direct: asyncio.Queue[str] = asyncio.Queue()
@@ -321,6 +334,10 @@ class SyncEngine:
         was_partial = bool(room.unread or room.unlisted)
         had_final = room.complete and not was_partial
         room.unlisted.clear()
+        if not had_final:
+            # Read it all again: what failed last time is retried (and re-noted if it
+            # fails again); what was removed since no longer counts as unread.
+            room.unread.clear()
         try:
             progressed = await self._read_history(room, warm=had_final)
         except StorageError as exc:
@@ -411,36 +428,14 @@ class SyncEngine:
         self, room: RoomState, items: Sequence[ObjectInfo]
     ) -> list[tuple[ObjectInfo, PreparedSegment]]:
         """Download and verify (on the pool) segments, concurrently."""
-        loop = asyncio.get_running_loop()
         sem = asyncio.Semaphore(FETCH_CONCURRENCY)
         out: list[tuple[ObjectInfo, PreparedSegment]] = []
 
         async def one(item: ObjectInfo) -> None:
-            name = parse_segment_path(item.path)
-            if name is None or name.room_id != room.room_id:
-                finding = Finding(Kind.UNEXPECTED_OBJECT, "not a segment name; ignored", item.path)
-                out.append((item, PreparedSegment(DecodedSegment(item.path, [], [finding]), [])))
-                return
-            if item.size > MAX_SEGMENT_BYTES:
-                finding = Finding(
-                    Kind.SEGMENT_TOO_LARGE,
-                    f"segment of {item.size:,} bytes exceeds {MAX_SEGMENT_BYTES:,}; not read",
-                    item.path,
-                )
-                out.append((item, PreparedSegment(DecodedSegment(item.path, [], [finding]), [])))
-                return
             async with sem:
-                self.requests += 1
-                try:
-                    data = await self.storage.get(item.path)
-                except StorageError as exc:
-                    log.warning("could not read %s: %s (will retry)", item.path, exc)
-                    room.unread[item.path] = str(exc)
-                    return
-            prepared = await loop.run_in_executor(
-                self._pool, prepare_segment, item.path, data, room.room_id
-            )
-            out.append((ObjectInfo(item.path, len(data), item.etag), prepared))
+                got = await self._read_segment(room.room_id, item, room.unread)
+            if got is not None:
+                out.append(got)
 
         await asyncio.gather(*(one(it) for it in items))
         return out
@@ -515,7 +510,7 @@ class SyncEngine:
                 )
         if not audit:
             return None, None
-        partial = bool(room.unread or room.unlisted)
+        partial = room.partial
         if (
             room.result is not None
             and not force_audit
@@ -527,7 +522,7 @@ class SyncEngine:
             if new is not None:
                 if self.index is not None and new:
                     self.index.append_timeline(room.room_id, before, new)
-                    if complete and not room.unread and not room.unlisted:
+                    if complete and not room.partial:
                         self._pin(new)
                 return new, room.result
         first = room.result is None
@@ -578,25 +573,64 @@ class SyncEngine:
             room.last_safety = time.monotonic()
 
     async def fetch_segment(self, room_id: str, path: str) -> bool:
-        """Fetch one segment named by a marker or a file-system event, if new."""
+        """Fetch one segment named by a marker or a file-system event, if new.
+
+        An object that can never be read (a FIFO or link in a local folder, anything
+        over the segment size limit) is kept as a finding, once: it is not retried."""
         room = self.rooms.get(room_id)
         if room is None or path in room.known:
             return False
         async with room.lock:
             if path in room.known:
                 return False
-            try:
-                self.requests += 1
-                data = await self.storage.get(path)
-            except StorageError as exc:
-                log.info("segment %s named by a hint is not readable (%s)", path, exc)
+            got = await self._read_segment(room_id, ObjectInfo(path, 0))
+            if got is None:
                 return False
-            loop = asyncio.get_running_loop()
-            prepared = await loop.run_in_executor(self._pool, prepare_segment, path, data, room_id)
-            await self._ingest(
-                room, [(ObjectInfo(path, len(data)), prepared)], complete=room.complete
-            )
+            await self._ingest(room, [got], complete=room.complete)
             return True
+
+    async def _read_segment(
+        self, room_id: str, item: ObjectInfo, unread: dict[str, str] | None = None
+    ) -> tuple[ObjectInfo, PreparedSegment] | None:
+        """Download and verify (on the pool) one listed or hinted object of a room.
+
+        What can never be read — not a segment name, a FIFO/link/device, larger than
+        ``MAX_SEGMENT_BYTES`` (declared or real) — comes back as a segment holding only
+        the finding that says so; a failure worth retrying (offline, permission) is
+        logged, noted in ``unread`` (the verdict is then not final) and gives None."""
+
+        def finding_only(finding: Finding) -> tuple[ObjectInfo, PreparedSegment]:
+            return item, PreparedSegment(DecodedSegment(item.path, [], [finding]), [])
+
+        name = parse_segment_path(item.path)
+        if item.special is not None:
+            return finding_only(special_finding(item))
+        if name is None or name.room_id != room_id:
+            return finding_only(
+                Finding(Kind.UNEXPECTED_OBJECT, "not a segment name; ignored", item.path)
+            )
+        if item.size > MAX_SEGMENT_BYTES:
+            return finding_only(
+                Finding(
+                    Kind.SEGMENT_TOO_LARGE,
+                    f"segment of {item.size:,} bytes exceeds {MAX_SEGMENT_BYTES:,}; not read",
+                    item.path,
+                )
+            )
+        self.requests += 1
+        try:
+            data = await self.storage.get(item.path, max_bytes=MAX_SEGMENT_BYTES)
+        except UnreadableObjectError as exc:
+            log.warning("%s", exc)
+            return finding_only(unreadable_finding(exc, Kind.SEGMENT_TOO_LARGE))
+        except StorageError as exc:
+            log.info("could not read %s: %s (will retry)", item.path, exc)
+            if unread is not None:
+                unread[item.path] = str(exc)
+            return None
+        loop = asyncio.get_running_loop()
+        prepared = await loop.run_in_executor(self._pool, prepare_segment, item.path, data, room_id)
+        return ObjectInfo(item.path, len(data), item.etag), prepared
 
     # -- polling -------------------------------------------------------------------------------
 
@@ -630,31 +664,52 @@ class SyncEngine:
         return found
 
     async def _poll_markers(self) -> int:
+        """List today's activity folder after the cursor and fetch what markers name.
+
+        Only a well-formed marker of that day that has *settled* (published at least
+        ``MARKER_SETTLE_MS`` ago by its writer's clock) moves the cursor: a junk name, a
+        forged marker dated later today, or an honest writer whose clock runs fast
+        would otherwise sort after markers still to come and hide them. Newer markers
+        are acted on once and listed again until they settle; junk is logged once."""
         now_ms = int(time.time() * 1000)
         dates = [utc_date(now_ms)]
         if now_ms % 86_400_000 < 10 * 60_000:  # just after midnight: yesterday's tail too
             dates.insert(0, utc_date(now_ms - 86_400_000))
+        for stale in set(self._markers_seen) - set(dates):
+            del self._markers_seen[stale]
         found = 0
         for date in dates:
             folder = activity_folder(date)
             cursor = self._marker_cursor.get(date)
             if cursor is None and self.index is not None:
                 cursor = await self._serially(self.index.cursor, f"activity:{date}")
+                if cursor is not None and parse_marker(cursor) is None:
+                    cursor = None  # left by an older version that trusted junk
+            seen = self._markers_seen.setdefault(date, set())
             self.requests += 1
             items = await self.storage.list_after(folder, cursor)
+            last: str | None = None
             for item in items:
-                parsed = parse_marker(item.path)
-                if parsed is None:
+                if item.path in seen:
                     continue
-                _, room_id, segment = parsed
+                parsed = parse_marker(item.path) if item.special is None else None
+                if parsed is None:
+                    seen.add(item.path)
+                    log.warning("ignoring %s: not an activity marker", item.path)
+                    continue
+                published, room_id, segment = parsed
+                if published > now_ms - MARKER_SETTLE_MS:
+                    seen.add(item.path)  # acted on once; the cursor stays before it
+                elif last is None or item.path > last:
+                    last = item.path
                 if room_id not in self._known_rooms and is_valid_room_id(room_id):
                     self._known_rooms.add(room_id)
                     self._emit(RoomDiscovered(room_id))
                 if room_id in self.rooms and await self.fetch_segment(room_id, segment):
                     found += 1
-            if items:
-                last = items[-1].path
+            if last is not None:
                 self._marker_cursor[date] = last
+                seen.difference_update({p for p in seen if p <= last})
                 if self.index is not None:
                     await self._serially(self.index.set_cursor, f"activity:{date}", last)
         return found
@@ -704,7 +759,13 @@ class SyncEngine:
                 with contextlib.suppress(RuntimeError):  # the loop may be closing
                     loop.call_soon_threadsafe(queue.put_nowait, rel)
 
-        (root / "rooms").mkdir(parents=True, exist_ok=True)
+        rooms = root / "rooms"
+        with contextlib.suppress(OSError):  # a link or file there: checked just below
+            rooms.mkdir(parents=True, exist_ok=True)
+        if rooms.is_symlink() or not rooms.is_dir():
+            # Never watch (or write) through a link: polling lists it as what it is.
+            log.warning("%s is not a folder of this storage; not watching it", rooms)
+            return
         observer = Observer()
         observer.schedule(Handler(), str(root / "rooms"), recursive=True)
         observer.daemon = True
@@ -762,7 +823,7 @@ class SyncEngine:
         if room is not None and room.result is not None:
             result = room.result
             seen: Iterable[Event] = (a.event for a in reversed(result.timeline))
-            settled = room.complete and not room.unread and not room.unlisted
+            settled = room.complete and not room.partial
             if (
                 introducer is None
                 and settled  # provisional verdicts could let an impostor's statement in
@@ -890,8 +951,14 @@ class SyncEngine:
                 await self._outboxed(outbox.mark_written, seg.id)
                 await self._ingest_own(seg.room_id, path, seg.data)
             marker = marker_path(time.time_ns() // 1_000_000, path)
-            with contextlib.suppress(AlreadyExistsError):
+            try:
                 await self.storage.put_if_absent(marker, b"")
+            except AlreadyExistsError:
+                pass
+            except UnreadableObjectError as exc:  # e.g. a linked activity folder
+                # Markers are only hints (readers list rooms anyway): the message is
+                # stored, and a booby-trapped marker folder must not make it look unsent.
+                log.warning("activity marker not written: %s", exc)
             await self._outboxed(outbox.mark_done, seg.id)
         except StorageError as exc:
             error, transient = str(exc), exc.transient

@@ -27,6 +27,7 @@ from typing import Any
 
 from nacl.signing import SigningKey
 
+from ..index.db import secure_database_file
 from ..protocol.canonical import b64encode
 from ..protocol.event import MEMBER, Event, Malformed, parse_line
 from ..protocol.ids import client_id_for
@@ -106,7 +107,7 @@ class Outbox:
     def __init__(self, path: Path | None) -> None:
         self.path = path
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            secure_database_file(path)  # every message in clear text: the user's only
         self._db = sqlite3.connect(
             path if path is not None else ":memory:",
             timeout=30,

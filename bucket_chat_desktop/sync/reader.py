@@ -9,9 +9,17 @@ from dataclasses import dataclass, field
 from ..protocol.audit import RoomLedger
 from ..protocol.findings import Finding, Kind
 from ..protocol.ids import logs_prefix, metadata_path, parse_segment_path, room_prefix
-from ..protocol.metadata import RoomMetadata, parse_metadata
+from ..protocol.metadata import MAX_METADATA_BYTES, RoomMetadata, parse_metadata
 from ..protocol.segment import MAX_SEGMENT_BYTES
-from ..storage.base import ObjectInfo, Storage, StorageError, StorageNotFoundError
+from ..storage.base import (
+    NotRegularFileError,
+    ObjectInfo,
+    ObjectTooLargeError,
+    Storage,
+    StorageError,
+    StorageNotFoundError,
+    UnreadableObjectError,
+)
 
 log = logging.getLogger("bucket_chat.sync")
 
@@ -46,10 +54,38 @@ async def read_metadata(
 ) -> tuple[RoomMetadata | None, list[Finding]]:
     path = metadata_path(room_id)
     try:
-        data = await storage.get(path)
+        data = await storage.get(path, max_bytes=MAX_METADATA_BYTES)
     except StorageNotFoundError:
         return None, [Finding(Kind.METADATA_MISSING, "room has no metadata.json", path)]
+    except UnreadableObjectError as exc:
+        return None, [unreadable_finding(exc, Kind.METADATA_INVALID)]
     return parse_metadata(data, room_id, path)
+
+
+def unreadable_finding(exc: UnreadableObjectError, too_large: Kind) -> Finding:
+    """The finding for an object that cannot be read as it is (reported, never retried)."""
+    if isinstance(exc, NotRegularFileError):
+        return _not_regular(exc.path, exc.kind)
+    assert isinstance(exc, ObjectTooLargeError)
+    return Finding(too_large, f"larger than the {exc.limit:,}-byte limit; not read", exc.path)
+
+
+def special_finding(item: ObjectInfo) -> Finding:
+    """The finding for a listed entry that is a link, FIFO, socket or device."""
+    return _not_regular(item.path, str(item.special))
+
+
+def _not_regular(path: str, kind: str) -> Finding:
+    """Something that is not a file. Named like a segment it stands where history could
+    be (a link put in place of a real segment, a FIFO): an error, the verdict is not
+    final. Under any other name it is litter: a notice."""
+    if parse_segment_path(path) is not None:
+        return Finding(
+            Kind.SEGMENT_UNREADABLE,
+            f"named like a segment but not a regular file ({kind}); not read",
+            path,
+        )
+    return Finding(Kind.UNEXPECTED_OBJECT, f"not a regular file: {kind}; not read", path)
 
 
 def _classify(room_id: str, items: list[ObjectInfo]) -> tuple[list[ObjectInfo], list[Finding]]:
@@ -57,7 +93,9 @@ def _classify(room_id: str, items: list[ObjectInfo]) -> tuple[list[ObjectInfo], 
     findings: list[Finding] = []
     for item in items:
         name = parse_segment_path(item.path)
-        if name is None or name.room_id != room_id:
+        if item.special is not None:
+            findings.append(special_finding(item))
+        elif name is None or name.room_id != room_id:
             findings.append(
                 Finding(Kind.UNEXPECTED_OBJECT, "not a segment name; ignored", item.path)
             )
@@ -87,18 +125,25 @@ async def refresh_room(storage: Storage, view: RoomView) -> list[str]:
         if f.path not in view.sizes:
             view.sizes[f.path or ""] = -1
             view.ledger.add_finding(f)
-    new = [s for s in segments if not view.ledger.has_segment(s.path)]
+    new = [
+        s for s in segments if not view.ledger.has_segment(s.path) and view.sizes.get(s.path) != -1
+    ]
     sem = asyncio.Semaphore(FETCH_CONCURRENCY)
 
     async def fetch(item: ObjectInfo) -> tuple[ObjectInfo, bytes | StorageError]:
         async with sem:
             try:
-                return item, await storage.get(item.path)
+                return item, await storage.get(item.path, max_bytes=MAX_SEGMENT_BYTES)
             except StorageError as exc:
                 return item, exc
 
     done: list[str] = []
     for item, data in await asyncio.gather(*(fetch(i) for i in new)):
+        if isinstance(data, UnreadableObjectError):  # retrying cannot help: report it once
+            if item.path not in view.sizes:
+                view.sizes[item.path] = -1
+                view.ledger.add_finding(unreadable_finding(data, Kind.SEGMENT_TOO_LARGE))
+            continue
         if isinstance(data, StorageError):
             log.warning("could not read %s: %s", item.path, data)
             continue

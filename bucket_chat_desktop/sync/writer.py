@@ -23,7 +23,13 @@ from ..protocol.ids import client_id_for, logs_prefix, metadata_path, parse_segm
 from ..protocol.metadata import build_metadata
 from ..protocol.segment import MAX_SEGMENT_BYTES, decode_segment, encode_segment, path_for
 from ..protocol.signing import SignatureChecker, build_event
-from ..storage.base import AlreadyExistsError, ObjectInfo, Storage, StorageError
+from ..storage.base import (
+    AlreadyExistsError,
+    ObjectInfo,
+    Storage,
+    StorageError,
+    UnreadableObjectError,
+)
 
 log = logging.getLogger("bucket_chat.sync")
 
@@ -95,7 +101,24 @@ class RoomWriter:
             name = parse_segment_path(item.path)
             if name is None or not self._own(name.client_id):
                 continue
-            decoded = decode_segment(item.path, await self.storage.get(item.path), self.room_id)
+            # Not something this device wrote (it writes plain objects under the limit):
+            # someone squats on our name. Say so, and look for the chain elsewhere.
+            if item.special is not None:
+                log.warning(
+                    "ignoring %s while looking for this device's last event: "
+                    "not a regular file: %s",
+                    item.path,
+                    item.special,
+                )
+                continue
+            try:
+                data = await self.storage.get(item.path, max_bytes=MAX_SEGMENT_BYTES)
+            except UnreadableObjectError as exc:
+                log.warning(
+                    "ignoring %s while looking for this device's last event: %s", item.path, exc
+                )
+                continue
+            decoded = decode_segment(item.path, data, self.room_id)
             for loc in decoded.events:
                 ev = loc.event
                 if ev.sender_key == self.key_text and checker.check(ev)[0]:

@@ -34,6 +34,7 @@ from PySide6.QtGui import (
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QStyleOptionViewItem
 
+from bucket_chat_desktop.gui import attachments as attachments_feature
 from bucket_chat_desktop.gui import theme
 from bucket_chat_desktop.gui.attachments import AttachmentsFeature, install
 from bucket_chat_desktop.gui.controller import Controller
@@ -469,6 +470,54 @@ def test_programs_are_never_opened_by_a_click(chat: Chat, tmp_path: Path) -> Non
     assert opened == [] and "save it instead" in chat.feature.strip.errors()[0]
 
 
+@pytest.mark.parametrize("name", ["invite.HTML", "logo.svg", "budget.docm", "app.flatpakref"])
+def test_active_content_is_never_opened_by_a_click(chat: Chat, tmp_path: Path, name: str) -> None:
+    opened: list[QUrl] = []
+    chat.feature.open_url = opened.append
+    path = tmp_path / name
+    path.write_text("<script>alert(1)</script>")
+    _row, actions = send_and_click(chat, path, "file")
+    [open_action] = [a for t, a in actions.items() if t.startswith("Open")]
+    assert not open_action.isEnabled()
+    assert actions["Save as…"].isEnabled()
+    menu = chat.feature.last_menu
+    assert menu is not None
+    menu.grab().save(str(chat.shots / f"attachments-save-only-{path.suffix[1:].lower()}.png"))
+
+
+def test_opened_and_saved_copies_carry_the_downloaded_mark(
+    chat: Chat, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As on Windows: the mark is an alternate data stream named ``<file>:Zone.Identifier``
+    (on Linux that path is a plain sibling file, which lets the test read it)."""
+    monkeypatch.setattr(attachments_feature, "PLATFORM", "win32")
+    opened: list[QUrl] = []
+    chat.feature.open_url = opened.append
+    report = tmp_path / "report.pdf"
+    report.write_bytes(b"%PDF-1.4 numbers")
+    row, actions = send_and_click(chat, report, "file")
+    actions["Open"].trigger()
+    chat.qtbot.waitUntil(lambda: bool(opened))
+    local = Path(opened[0].toLocalFile())
+    assert Path(f"{local}:Zone.Identifier").read_bytes() == b"[ZoneTransfer]\r\nZoneId=3\r\n"
+    dest = tmp_path / "saved.pdf"
+    chat.feature.choose_save_path = lambda info: str(dest)
+    menu = chat.feature.show_menu(chat.index_of(row.event_id), QPoint(0, 0))
+    assert menu is not None
+    next(a for a in menu.actions() if a.text() == "Save as…").trigger()
+    chat.qtbot.waitUntil(lambda: Path(f"{dest}:Zone.Identifier").exists())
+    assert dest.read_bytes() == report.read_bytes()
+
+
+def test_no_mark_is_written_where_nothing_enforces_one(tmp_path: Path) -> None:
+    path = tmp_path / "x.pdf"
+    path.write_bytes(b"x")
+    assert attachments_feature.mark_as_downloaded(path, platform="linux") is False
+    assert [p.name for p in tmp_path.iterdir()] == ["x.pdf"]
+    assert attachments_feature.mark_as_downloaded(path, platform="win32") is True
+    assert (tmp_path / "x.pdf:Zone.Identifier").read_bytes().startswith(b"[ZoneTransfer]")
+
+
 def test_an_image_without_a_usable_thumbnail_gets_a_placeholder(chat: Chat) -> None:
     content = {
         "msgtype": "m.image",
@@ -493,7 +542,7 @@ def test_an_image_without_a_usable_thumbnail_gets_a_placeholder(chat: Chat) -> N
     assert menu is not None
     texts = [a.text() for a in menu.actions()]
     assert texts[0].startswith("gnp.exe")  # bidi override removed from what is shown
-    assert any(t.startswith("Open (not for programs") for t in texts)
+    assert any(t.startswith("Open (this kind of file can run code") for t in texts)
 
 
 def test_thumbnails_of_hostile_size_are_not_decoded(chat: Chat) -> None:

@@ -4,6 +4,7 @@ and Azure (Azurite). Every test here runs against each of them."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 
 import pytest
@@ -13,6 +14,7 @@ from bucket_chat_desktop.protocol.audit import TrustState
 from bucket_chat_desktop.storage import (
     AlreadyExistsError,
     ObjectInfo,
+    ObjectTooLargeError,
     StorageError,
     StorageNotFoundError,
 )
@@ -55,6 +57,24 @@ async def test_empty_and_larger_objects(stores: Stores) -> None:
     listed = await store.list_after("activity/2025-01-01/", None)
     assert [(i.path, i.size) for i in listed] == [(marker, 0)]
     assert [(i.path, i.size) for i in await store.list_objects("rooms/")] == [(SEG, len(big))]
+
+
+async def test_reads_stop_at_the_callers_cap(stores: Stores) -> None:
+    """An object larger than the reader's cap is refused after at most cap + 1 bytes (a
+    ranged read on the services), whatever the listing said about its size; an object
+    of exactly the cap and an empty one (markers) read normally."""
+    store = stores.new()
+    big = os.urandom(300_000)
+    await store.put_if_absent(SEG, big)
+    with pytest.raises(ObjectTooLargeError) as caught:
+        await store.get(SEG, max_bytes=1000)
+    assert caught.value.limit == 1000 and caught.value.path == SEG
+    assert "more than 1,000 bytes" in str(caught.value)
+    assert await store.get(SEG, max_bytes=len(big)) == big
+    marker = "activity/2025-01-01/1735732800000~r~2025-01-01~messages_1_1_a.jsonl"
+    await store.put_if_absent(marker, b"")
+    assert await store.get(marker, max_bytes=10) == b""
+    assert await store.put_if_absent(marker, b"") is False  # the retry reads it back
 
 
 async def test_gcs_large_segments_stay_create_only(stores_for: StoresMaker) -> None:

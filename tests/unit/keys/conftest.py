@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from nacl.pwhash import argon2id
 
-from bucket_chat_desktop.keys import EncryptedFileStore
+from bucket_chat_desktop.keys import EncryptedFileStore, passphrase
 
 PASSPHRASE = "correct horse battery staple"
 
@@ -21,6 +21,7 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "home"
     monkeypatch.setenv("BUCKET_CHAT_HOME", str(home))
     monkeypatch.delenv("BUCKET_CHAT_PASSPHRASE", raising=False)
+    monkeypatch.setattr(passphrase, "_claimed", None)  # nothing claimed by an earlier test
     monkeypatch.delenv("BUCKET_CHAT_KEY_STORE", raising=False)
     return home
 

@@ -34,6 +34,7 @@ from bucket_chat_desktop.keys import (
     key_file_name,
     load_or_create_identity,
     open_key_store,
+    passphrase,
 )
 
 USER = "alice@example.org"
@@ -334,6 +335,50 @@ def test_env_var_passphrase(key_dir: Path, monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("BUCKET_CHAT_PASSPHRASE", "something else")
     with pytest.raises(WrongPassphraseError):
         store.load(USER)
+
+
+def test_the_env_passphrase_leaves_the_environment_once_read(
+    key_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Programs started later (the one opening an attachment) inherit the environment:
+    the passphrase is taken out of it, at the C level too, and still serves this process."""
+    import subprocess
+    import sys
+
+    store = EncryptedFileStore(key_dir, DefaultPassphraseProvider(), **FAST)
+    monkeypatch.setenv("BUCKET_CHAT_PASSPHRASE", "from the environment")
+    store.save(USER, KEY)
+    assert "BUCKET_CHAT_PASSPHRASE" not in os.environ
+    child = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.environ.get('BUCKET_CHAT_PASSPHRASE'))"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert child.stdout.strip() == "None"
+    assert store.load(USER) == KEY  # asked again: still known to this process
+
+
+def test_the_cli_claims_the_passphrase_before_anything_runs(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bucket_chat_desktop.cli.main import main
+
+    monkeypatch.setenv("BUCKET_CHAT_PASSPHRASE", "typed by a script")
+    assert main(["version"]) == 0  # a command that never needs the key
+    assert "BUCKET_CHAT_PASSPHRASE" not in os.environ
+    assert passphrase.claim_env_passphrase() == "typed by a script"
+
+
+def test_the_app_claims_the_passphrase_before_anything_runs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bucket_chat_desktop import app
+
+    monkeypatch.setenv("BUCKET_CHAT_PASSPHRASE", "typed by a script")
+    with pytest.raises(SystemExit):
+        app.main(["--version"])
+    assert "BUCKET_CHAT_PASSPHRASE" not in os.environ
 
 
 def test_without_env_var_or_terminal_the_error_says_what_to_do(key_dir: Path) -> None:

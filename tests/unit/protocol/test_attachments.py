@@ -21,8 +21,10 @@ from bucket_chat_desktop.protocol.attachments import (
     file_content,
     is_risky_to_open,
     parse_file_content,
+    quarantine_attribute,
     safe_file_name,
     verify_blob,
+    zone_identifier,
 )
 from bucket_chat_desktop.protocol.event import MAX_LINE_BYTES, MESSAGE, parse_line
 from bucket_chat_desktop.protocol.ids import InvalidRoomIdError
@@ -132,10 +134,54 @@ def test_non_strings_get_the_fallback_name() -> None:
         ("photo.jpg", False),
         ("README", False),
         ("notes.txt", False),
+        # case, and the trailing dots and spaces Windows ignores
+        ("SETUP.ExE", True),
+        ("setup.exe.", True),
+        ("setup.exe . ", True),
+        ("setup.exe\u200b", True),  # a zero-width space is dropped from the name
+        # shortcuts, installers and handlers that run things
+        ("app.appref-ms", True),
+        ("fix.diagcab", True),
+        ("results.search-ms", True),
+        ("home.fileloc", True),
+        ("site.webloc", True),
+        ("nice.theme", True),
+        ("app.flatpakref", True),
+        ("connect.rdp", True),
+        ("profile.mobileconfig", True),
+        # active content a browser or Office runs
+        ("invoice.html", True),
+        ("invoice.HTM", True),
+        ("logo.svg", True),
+        ("budget.docm", True),
+        ("budget.xlsm", True),
+        ("notes.one", True),
+        # compound extensions: the last parts count together
+        ("tool.pkg.tar.zst", True),
+        ("backup.tar.zst", False),
+        ("tweak.user.js", True),
+        ("report.docx", False),
+        ("data.csv", False),
     ],
 )
 def test_programs_and_scripts_are_risky_to_open(name: str, risky: bool) -> None:
     assert is_risky_to_open(name) is risky
+
+
+def test_the_mark_of_the_web_says_internet_zone() -> None:
+    assert zone_identifier() == b"[ZoneTransfer]\r\nZoneId=3\r\n"
+    marked = zone_identifier("https://example.com/a\r\nZoneId=0")
+    assert marked.decode().splitlines() == [
+        "[ZoneTransfer]",
+        "ZoneId=3",
+        "HostUrl=https://example.com/aZoneId=0",  # no second line can be smuggled in
+    ]
+
+
+def test_the_quarantine_attribute_names_the_agent_and_time() -> None:
+    value = quarantine_attribute("Bucket Chat", 0x5F5E100)
+    assert value == b"0081;05f5e100;Bucket Chat;"
+    assert quarantine_attribute("a;b\nc", 1, "UUID") == b"0081;00000001;abc;UUID"
 
 
 @pytest.mark.parametrize(

@@ -576,9 +576,7 @@ def other_device(tmp_path: Path) -> Iterator[Path]:
     pytest.skip("no folder on another file system is available")
 
 
-def test_publish_falls_back_when_hard_links_fail(
-    tmp_path: Path, other_device: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_publish_falls_back_when_hard_links_fail(tmp_path: Path, other_device: Path) -> None:
     tmp = tmp_path / f"{TEMP_PREFIX}src"
     data = os.urandom(300_000)
     tmp.write_bytes(data)
@@ -586,22 +584,23 @@ def test_publish_falls_back_when_hard_links_fail(
     with pytest.raises(OSError) as info:  # this is really the case the fallback is for
         os.link(tmp, other_device / "probe")
     assert info.value.errno == errno.EXDEV
-    LocalStorage._publish(tmp, target)
+    LocalStorage._write_exclusive(other_device, "obj", data)
     assert target.read_bytes() == data
-    assert "no hard links" in caplog.text
     with pytest.raises(FileExistsError):
-        LocalStorage._publish(tmp, target)
+        LocalStorage._write_exclusive(other_device, "obj", b"other")
     assert target.read_bytes() == data
+    (other_device / "link").symlink_to(tmp_path / "outside")
+    with pytest.raises(FileExistsError):  # a link at the name is never followed
+        LocalStorage._write_exclusive(other_device, "link", data)
+    assert not (tmp_path / "outside").exists()
 
 
 def test_publish_fallback_on_a_full_disk_leaves_no_partial_object(
     tmp_path: Path, tiny_disk: Path
 ) -> None:
-    tmp = tmp_path / f"{TEMP_PREFIX}src"
-    tmp.write_bytes(b"x" * 200_000)  # more than the 64 KiB disk holds
     target = tiny_disk / "obj"
-    with pytest.raises(OSError) as info:
-        LocalStorage._publish(tmp, target)
+    with pytest.raises(OSError) as info:  # more than the 64 KiB disk holds
+        LocalStorage._write_exclusive(tiny_disk, "obj", b"x" * 200_000)
     assert info.value.errno == errno.ENOSPC
     assert not target.exists(), "a truncated object was left at the final name"
     # and the storage error a caller then builds says "full"

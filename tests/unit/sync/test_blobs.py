@@ -313,6 +313,48 @@ def test_a_tampered_blob_raises_and_writes_nothing(
         run(download(store, ROOM, info, dest))
 
 
+def test_a_blob_larger_than_its_signed_size_is_refused_unread(
+    store: LocalStorage, files: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The message says 10 bytes; the storage holds 64 GiB (sparse) at the blob's name.
+    Reading it whole before comparing sizes would take minutes and all the memory."""
+    (files / "note.txt").write_bytes(b"0123456789")
+    info = info_of(run(upload(store, ROOM, files / "note.txt", limit_bytes=MB)))
+    blob = blob_file(store, info.sha256)
+    blob.unlink()
+    with open(blob, "wb") as fh:
+        fh.truncate(64 * 1024**3)
+    read: list[int] = []
+    real_read = os.read
+
+    def counting(fd: int, n: int) -> bytes:
+        data = real_read(fd, n)
+        read.append(len(data))
+        return data
+
+    monkeypatch.setattr(os, "read", counting)
+    dest = tmp_path / "out.txt"
+    with pytest.raises(BlobMismatchError, match="larger than the announced 10 bytes"):
+        run(download(store, ROOM, info, dest, cache=BlobCache(tmp_path / "cache")))
+    assert sum(read) <= 11 and not dest.exists()
+
+
+def test_a_fifo_at_the_blob_name_is_refused_without_hanging(
+    store: LocalStorage, files: Path, tmp_path: Path
+) -> None:
+    (files / "note.txt").write_bytes(b"0123456789")
+    info = info_of(run(upload(store, ROOM, files / "note.txt", limit_bytes=MB)))
+    blob = blob_file(store, info.sha256)
+    blob.unlink()
+    os.mkfifo(blob)
+
+    async def bounded() -> None:
+        await asyncio.wait_for(download(store, ROOM, info, tmp_path / "out.txt"), 20)
+
+    with pytest.raises(BlobMismatchError, match="not a regular file: FIFO"):
+        run(bounded())
+
+
 def test_a_missing_blob_says_so(store: LocalStorage) -> None:
     info = info_of({"msgtype": FILE, "body": "x", "info": {"size": 1, "sha256": "a" * 64}})
     with pytest.raises(BlobMissingError, match="not in the storage"):
@@ -322,7 +364,7 @@ def test_a_missing_blob_says_so(store: LocalStorage) -> None:
 def test_an_announced_size_over_the_download_limit_is_not_fetched(
     store: LocalStorage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async def no_get(path: str) -> bytes:
+    async def no_get(path: str, **_: Any) -> bytes:
         raise AssertionError("must not download")
 
     monkeypatch.setattr(store, "get", no_get)

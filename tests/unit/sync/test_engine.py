@@ -25,7 +25,7 @@ from bucket_chat_desktop.protocol.findings import Kind
 from bucket_chat_desktop.protocol.ids import client_id_for, parse_segment_path, utc_date
 from bucket_chat_desktop.protocol.segment import decode_segment, encode_segment, path_for
 from bucket_chat_desktop.protocol.signing import build_event
-from bucket_chat_desktop.storage.base import ObjectInfo
+from bucket_chat_desktop.storage.base import DEFAULT_MAX_READ, ObjectInfo
 from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync.engine import FIRST_CHUNK, WARM_ROWS, SyncConfig, SyncEngine
 from bucket_chat_desktop.sync.events import (
@@ -99,9 +99,9 @@ class CountingStorage(LocalStorage):
         super().__init__(root)
         self.calls: list[tuple[str, str]] = []
 
-    async def get(self, path: str) -> bytes:
+    async def get(self, path: str, *, max_bytes: int = DEFAULT_MAX_READ) -> bytes:
         self.calls.append(("get", path))
-        return await super().get(path)
+        return await super().get(path, max_bytes=max_bytes)
 
     async def list_objects(self, prefix: str) -> list[ObjectInfo]:
         self.calls.append(("list_objects", prefix))

@@ -21,7 +21,7 @@ from bucket_chat_desktop.protocol.ids import InvalidRoomIdError, segment_path
 from bucket_chat_desktop.protocol.metadata import parse_metadata
 from bucket_chat_desktop.protocol.segment import decode_segment, encode_segment
 from bucket_chat_desktop.protocol.signing import build_event, public_key_text
-from bucket_chat_desktop.storage.base import StorageError
+from bucket_chat_desktop.storage.base import DEFAULT_MAX_READ, StorageError
 from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync import reader
 from bucket_chat_desktop.sync.reader import (
@@ -75,9 +75,9 @@ class CountingStorage(LocalStorage):
         super().__init__(root)
         self.gets: list[str] = []
 
-    async def get(self, path: str) -> bytes:
+    async def get(self, path: str, *, max_bytes: int = DEFAULT_MAX_READ) -> bytes:
         self.gets.append(path)
-        return await super().get(path)
+        return await super().get(path, max_bytes=max_bytes)
 
 
 @pytest.fixture

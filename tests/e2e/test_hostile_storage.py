@@ -1,0 +1,110 @@
+"""The ``bucket-chat`` command on a shared folder someone with write access booby-trapped:
+a FIFO named like a segment (also like one of our own), linked folders leading out of
+the storage, oversized metadata. Every command must finish (each subprocess runs under
+a timeout), say what it met, and write nothing outside the storage."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import Device, segments
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="FIFOs and POSIX links")
+
+ROOM = "trapped"
+
+
+def today() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
+
+
+@pytest.fixture
+def alice(device) -> Device:  # type: ignore[no-untyped-def]
+    dev: Device = device("alice", "alice@example.com")
+    dev.user("create-room", "--room-id", ROOM, "--name", "Trapped")
+    dev.user("send", "--room-id", ROOM, "before the trap")
+    return dev
+
+
+def own_name_fifo(dev: Device) -> str:
+    """A FIFO at a segment name carrying alice's own client id (the head lookup reads
+    those before every send)."""
+    mine = [p for p in segments(dev.store, ROOM) if "_alice-" in p.name][-1]
+    _, start, end, rest = mine.name.split("_", 3)
+    fifo = mine.parent / f"messages_{int(start) + 5}_{int(end) + 5}_{rest}"
+    os.mkfifo(fifo)
+    return str(fifo.relative_to(dev.store))
+
+
+def test_verify_history_and_send_finish_and_name_a_fifo(alice: Device) -> None:
+    fifo = own_name_fifo(alice)
+    other = alice.store / "rooms" / ROOM / "logs" / today() / "messages_1_1_mallory-x.jsonl"
+    other.parent.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(other)
+
+    verify = alice.run("verify", "--room-id", ROOM, check=False)
+    # A FIFO where a segment could be is an object that could not be read: never clean
+    assert verify.returncode == 1, verify.stdout + verify.stderr
+    assert fifo in verify.stdout and "FIFO" in verify.stdout
+    assert "segment-unreadable" in verify.stdout and "NOT CLEAN" in verify.stdout
+
+    history = alice.run("history", "--room-id", ROOM, check=False)
+    assert history.returncode == 0, history.stderr
+    assert "before the trap" in history.stdout
+
+    # Alice on a fresh machine (same key, empty outbox): the send first looks for her
+    # chain's head among the segments carrying her client id, the FIFO among them.
+    for box in alice.home.rglob("outbox"):
+        for file in box.iterdir():
+            file.unlink()
+    sent = alice.user("send", "--room-id", ROOM, "after the trap")
+    assert sent.returncode == 0
+    assert fifo in sent.stderr and "FIFO" in sent.stderr  # named, then skipped
+    doc = alice.json("verify", "--room-id", ROOM, check=False)
+    events = alice.json("history", "--room-id", ROOM)["events"]
+    bodies = [e["content"].get("body") for e in events if e["type"] == "m.room.message"]
+    assert bodies == ["before the trap", "after the trap"]
+    assert doc["counts"]["verified"] == len(events)  # one chain, continued, no fork
+    assert "fork" not in {f["kind"] for f in doc["findings"]}
+
+
+@pytest.mark.parametrize("linked", ["logs", "date"])
+def test_a_linked_folder_never_leads_a_send_out_of_the_storage(
+    alice: Device, tmp_path: Path, linked: str
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    logs = alice.store / "rooms" / ROOM / "logs"
+    if linked == "logs":
+        moved = tmp_path / "old-logs"
+        logs.rename(moved)
+        logs.symlink_to(outside, target_is_directory=True)
+        rel = f"rooms/{ROOM}/logs"
+    else:
+        day = logs / today()
+        if day.exists():
+            day.rename(tmp_path / "old-day")
+        day.symlink_to(outside, target_is_directory=True)
+        rel = f"rooms/{ROOM}/logs/{today()}"
+    sent = alice.user("send", "--room-id", ROOM, "into the link?", check=False)
+    assert sent.returncode != 0
+    assert f"{rel} is a symbolic link" in sent.stderr
+    assert list(outside.rglob("*")) == []  # no folder, no temp file, no segment
+    verify = alice.run("verify", "--room-id", ROOM, check=False)
+    assert verify.returncode in (0, 1)  # finishes, and does not read through the link
+    assert list(outside.rglob("*")) == []
+
+
+def test_oversized_metadata_is_a_finding_not_a_read(alice: Device) -> None:
+    meta = alice.store / "rooms" / ROOM / "metadata.json"
+    meta.unlink()
+    with open(meta, "wb") as fh:
+        fh.truncate(32 * 1024**3)  # 32 GiB, sparse
+    doc = alice.json("verify", "--room-id", ROOM, check=False)
+    (finding,) = [f for f in doc["findings"] if f["kind"] == "metadata-invalid"]
+    assert "65,536-byte limit" in finding["message"]

@@ -1,0 +1,214 @@
+"""The sync engine on a local folder someone has booby-trapped: a FIFO named like a
+segment appearing under the folder watch, junk names in the activity folder. Real
+folders, real FIFOs, the real watchdog observer and a real SQLite index."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from nacl.signing import SigningKey
+
+from bucket_chat_desktop.index import Index
+from bucket_chat_desktop.protocol.activity import marker_path
+from bucket_chat_desktop.protocol.event import MESSAGE
+from bucket_chat_desktop.protocol.findings import Kind
+from bucket_chat_desktop.protocol.ids import utc_date
+from bucket_chat_desktop.storage.base import ObjectInfo
+from bucket_chat_desktop.storage.local import LocalStorage
+from bucket_chat_desktop.sync.engine import MARKER_SETTLE_MS, SyncConfig, SyncEngine
+from bucket_chat_desktop.sync.events import EngineEvent, EventsAppended
+from bucket_chat_desktop.sync.outbox import Outbox
+from bucket_chat_desktop.sync.writer import Draft, RoomWriter
+
+ROOM = "room-1"
+ALICE = "alice@example.com"
+BOB = "bob@example.com"
+CREATED = "2025-09-14T12:00:45.000Z"
+# Nothing but the folder watch (or an explicit call) may find new data in these tests.
+QUIET = SyncConfig(batch_window=0.05, local_rescan=3600.0, active_interval=3600.0)
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[EngineEvent] = []
+
+    def __call__(self, event: EngineEvent) -> None:
+        self.events.append(event)
+
+
+def key(seed: int) -> SigningKey:
+    return SigningKey(bytes([seed]) * 32)
+
+
+def text(body: str) -> list[tuple[str, dict[str, Any]]]:
+    return [(MESSAGE, {"body": body, "msgtype": "m.text"})]
+
+
+def create_room(store: LocalStorage) -> None:
+    asyncio.run(RoomWriter(store, ROOM, ALICE, key(1)).write_metadata(ROOM, CREATED))
+
+
+def store_segments(root: Path) -> list[Path]:
+    return sorted((root / "rooms" / ROOM / "logs").rglob("*.jsonl"))
+
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="FIFOs")
+
+
+class NoMarkers(LocalStorage):
+    """Markers invisible: only the folder watch can find news."""
+
+    async def list_after(self, prefix: str, after: str | None) -> list[ObjectInfo]:
+        return []
+
+
+async def until(what: Callable[[], object], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not what():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+def bodies(events: list[EngineEvent]) -> list[str | None]:
+    return [
+        a.event.body
+        for e in events
+        if isinstance(e, EventsAppended)
+        for a in e.items
+        if a.event.body is not None
+    ]
+
+
+def test_the_watching_engine_survives_a_fifo_named_like_a_segment(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    create_room(LocalStorage(root))
+    received = Recorder()
+    fifo = f"rooms/{ROOM}/logs/{utc_date(int(time.time() * 1000))}/messages_1_1_evil.jsonl"
+
+    async def go() -> None:
+        sender = SyncEngine(LocalStorage(root), outbox=Outbox(tmp_path / "a.sqlite3"), config=QUIET)
+        receiver = SyncEngine(
+            NoMarkers(root),
+            index=Index.open(tmp_path / "b.sqlite3"),
+            listener=received,
+            config=QUIET,
+        )
+        try:
+            await receiver.start()
+            room = await receiver.open_room(ROOM, background=False)
+            (root / fifo).parent.mkdir(parents=True, exist_ok=True)
+            os.mkfifo(root / fifo)  # the watch sees it at once
+            await until(lambda: fifo in room.known)
+            assert room.result is not None
+            (finding,) = [f for f in room.result.findings if f.path == fifo]
+            assert finding.kind is Kind.UNEXPECTED_OBJECT
+            assert finding.message == "not a regular file: FIFO; not read"
+            # ...and the engine still receives what is sent afterwards.
+            await sender.start()
+            await sender.send(ROOM, ALICE, key(1), text("still here"))
+            assert await sender.flush(timeout=5)
+            await until(lambda: "still here" in bodies(received.events))
+            # The rescan meets the FIFO again: reported once, never read.
+            await receiver.refresh(ROOM)
+            assert [f.path for f in room.result.findings].count(fifo) == 1
+        finally:
+            await asyncio.wait_for(sender.close(), 20)
+            await asyncio.wait_for(receiver.close(), 20)  # quitting does not hang either
+            assert receiver.outbox is None and receiver.index is not None
+            receiver.index.close()
+            assert sender.outbox is not None
+            sender.outbox.close()
+
+    asyncio.run(go())
+
+
+def test_junk_in_the_activity_folder_never_hides_real_markers(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    create_room(LocalStorage(root))
+    rec = Recorder()
+    today = utc_date(int(time.time() * 1000))
+    folder = root / "activity" / today
+
+    async def go() -> None:
+        sender = SyncEngine(LocalStorage(root), outbox=Outbox(tmp_path / "a.sqlite3"), config=QUIET)
+        index = Index.open(tmp_path / "b.sqlite3")
+        receiver = SyncEngine(LocalStorage(root), index=index, listener=rec, config=QUIET)
+        try:
+            await receiver.open_room(ROOM, background=False)
+            folder.mkdir(parents=True, exist_ok=True)
+            # Names sorting after any real marker of today: junk, a marker claiming to be
+            # from the end of the day, one with a 16-digit time, a FIFO, a folder.
+            (folder / "zzzz-junk").write_bytes(b"")
+            end_of_day = int(time.time() * 1000) // 86_400_000 * 86_400_000 + 86_399_999
+            seg = f"rooms/{ROOM}/logs/{today}/messages_1_1_x.jsonl"
+            future = marker_path(end_of_day, seg)
+            (root / future).write_bytes(b"")
+            (folder / f"9999999999999999~{ROOM}~{today}~messages_1_1_y.jsonl").write_bytes(b"")
+            os.mkfifo(folder / "~~fifo")
+            (folder / "~~folder").mkdir()
+            assert await receiver.poll_once() == 0
+            cursor = index.cursor(f"activity:{today}")
+            assert cursor is None  # nothing real yet: the cursor did not move
+
+            for n in range(3):
+                await sender.send(ROOM, ALICE, key(1), text(f"real {n}"))
+                assert await sender.flush(timeout=5)
+                assert await receiver.poll_once() == 1, n
+            assert bodies(rec.events) == ["real 0", "real 1", "real 2"]
+            assert len(store_segments(root)) == 3
+            assert await receiver.poll_once() == 0  # each marker is acted on once
+            # A marker old enough to have settled moves the cursor; the junk and the
+            # forged end-of-day marker sorting after it never do.
+            settled = int(time.time() * 1000) - MARKER_SETTLE_MS - 1000
+            if utc_date(settled) != today:
+                pytest.skip("too close to UTC midnight for a settled marker of today")
+            writer = RoomWriter(LocalStorage(root), ROOM, BOB, key(2))
+            late, _ = await writer.send([Draft.text("settled")])
+            (root / marker_path(settled, late)).write_bytes(b"")
+            assert await receiver.poll_once() == 1
+            assert bodies(rec.events)[-1] == "settled"
+            cursor = index.cursor(f"activity:{today}")
+            assert cursor == marker_path(settled, late) and cursor < future
+        finally:
+            await sender.close()
+            await receiver.close()
+            index.close()
+            assert sender.outbox is not None
+            sender.outbox.close()
+
+    asyncio.run(go())
+
+
+def test_a_junk_cursor_left_in_the_index_is_not_trusted(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    create_room(LocalStorage(root))
+    today = utc_date(int(time.time() * 1000))
+    rec = Recorder()
+
+    async def go() -> None:
+        index = Index.open(tmp_path / "b.sqlite3")
+        index.set_cursor(f"activity:{today}", f"activity/{today}/zzzz-junk")
+        sender = SyncEngine(LocalStorage(root), outbox=Outbox(tmp_path / "a.sqlite3"), config=QUIET)
+        receiver = SyncEngine(LocalStorage(root), index=index, listener=rec, config=QUIET)
+        try:
+            await receiver.open_room(ROOM, background=False)
+            await sender.send(ROOM, ALICE, key(1), text("after the junk"))
+            assert await sender.flush(timeout=5)
+            assert await receiver.poll_once() == 1
+            assert bodies(rec.events) == ["after the junk"]
+        finally:
+            await sender.close()
+            await receiver.close()
+            index.close()
+            assert sender.outbox is not None
+            sender.outbox.close()
+
+    asyncio.run(go())
