@@ -234,7 +234,10 @@ class Controller(QObject):
         if item is None:
             return
         last = result.timeline[-1].event if result.timeline else None
-        changes: dict[str, Any] = {"findings": len(self.room_errors(key))}
+        changes: dict[str, Any] = {
+            "findings": len(self.room_errors(key)),
+            "partial": self.history_partial(key),
+        }
         if last is not None:
             changes.update(preview=_preview(last), last_ts=last.timestamp_ms)
         own = self.identity.public_key_b64
@@ -267,7 +270,8 @@ class Controller(QObject):
     def history_partial(self, key: str) -> bool:
         """Whether part of the room could not be listed or read: its verdicts are then not
         final (PROTOCOL.md section 16), whatever else the audit says."""
-        return any(f.kind in PARTIAL_READ for f in self.room_errors(key))
+        result = self.results.get(key)  # these are audit findings, never metadata ones
+        return result is not None and any(f.kind in PARTIAL_READ for f in result.findings)
 
     def _on_outbox_changed(self, key: str, events: list[Event], state: str, error: str) -> None:
         self.timeline(key).set_echo(events, state, error)

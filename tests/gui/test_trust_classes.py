@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from conftest import run, shot  # tests/gui/conftest.py
 from nacl.signing import SigningKey
+from PySide6.QtCore import Qt
 
 from bucket_chat_desktop.gui.controller import Controller
 from bucket_chat_desktop.gui.features import Features, install
@@ -223,12 +224,16 @@ def test_a_backdated_impostor_is_a_conflict_until_carol_confirms_one_key(
         key_text(IMPOSTOR): DeviceState.DISPUTED,
     }
     assert alice.state is DeviceState.DISPUTED
+    card = next(c for c in app.features.members_panel.cards if c.member.user_id == ALICE_ID)
+    assert card.dispute_label is not None
+    assert "claim to be this person" in card.dispute_label.text()
     rows = app.device_rows(ALICE_ID)
     assert len(rows) == 2
     for row in rows:
         assert row.state_label.text() == "Disputed"
         assert row.confirm_button is not None
-        assert "claim to be this person" in row.explanation.text()
+        assert row.explanation is not None
+        assert "other keys claim to be this person" in row.explanation.text()
     shot(app.window, "trust_conflict_members", tmp_path)
 
     # Carol compares fingerprints with alice in person and confirms the real key
@@ -390,6 +395,9 @@ def test_a_segment_that_cannot_be_read_is_no_verdict_and_pins_nothing(
     assert app.room_list_findings() >= 1 and app.window.banner.isVisible()
     banner = app.window.banner_text.text()
     assert "could not be read completely" in banner
+    listed = app.controller.rooms.index(app.controller.rooms.row_of(app.key))
+    assert listed.data(RoomRoles.Partial) is True
+    assert "could not be read completely" in listed.data(Qt.ItemDataRole.ToolTipRole)
     assert "events verified" not in app.window.room_subtitle.text()
     assert "not completely read" in app.window.room_subtitle.text()
     # no trust on first use from a partial read: nobody is verified, each row says why
@@ -421,6 +429,7 @@ def test_a_segment_that_cannot_be_read_is_no_verdict_and_pins_nothing(
         BOB_ID: {key_text(BOB)},
     }
     assert "events verified" in app.window.room_subtitle.text()
+    assert listed.data(RoomRoles.Partial) is False
 
 
 # -- 5. metadata signed by another key than the creator's ------------------------------------

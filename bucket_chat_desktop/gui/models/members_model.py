@@ -138,10 +138,16 @@ class Member:
 def conflicted_senders(result: AuditResult) -> frozenset[str]:
     """The sender ids of the audit's ``key-conflict`` findings (each names the event it
     was found at). Conflicts are decided by full audits only, so appends never change it."""
-    at = {f.event_id for f in result.findings if f.kind is Kind.KEY_CONFLICT and f.event_id}
+    at = {
+        (f.event_id, f.path, f.line)
+        for f in result.findings
+        if f.kind is Kind.KEY_CONFLICT and f.event_id
+    }
     if not at:
         return frozenset()
-    return frozenset(a.event.sender_id for a in result.timeline if a.event.event_id in at)
+    return frozenset(
+        a.event.sender_id for a in result.timeline if (a.event.event_id, a.path, a.line) in at
+    )
 
 
 def key_bytes(key: str) -> bytes | None:

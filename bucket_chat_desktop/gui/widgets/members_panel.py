@@ -76,10 +76,13 @@ DEVICE_STATE_HELP = {
     ),
 }
 
-# What a device row says under its state when the state is bad news.
+# What a device row says under its state when the state is bad news; a disputed member's
+# card says DISPUTED_TEXT once, above the devices.
+DISPUTED_ROW_TEXT = "Not trusted: other keys claim to be this person too."
 DISPUTED_TEXT = (
     "Several keys claim to be this person and none introduced the others: none of them is "
-    "trusted. Ask them — not in this chat — which device is theirs, compare its "
+    "trusted. Dates are each writer's own word, so the one that looks first proves "
+    "nothing. Ask them — not in this chat — which device is theirs, compare its "
     "fingerprint, then mark it as verified."
 )
 CHANGED_TEXT = (
@@ -104,7 +107,7 @@ def device_explanation(device: Device) -> str:
     """Why the device is not trusted, for the row (plain text), or "" when it is. Past the
     fixed sentences, it is the audit's own reason (e.g. part of the room was unreadable)."""
     if device.state is DeviceState.DISPUTED:
-        return DISPUTED_TEXT
+        return DISPUTED_ROW_TEXT
     if device.state is DeviceState.KEY_CHANGED:
         return CHANGED_TEXT if device.signed else IMPERSONATION_TEXT
     if device.state is DeviceState.UNVERIFIED and device.reason:
@@ -398,6 +401,15 @@ class MemberCard(QFrame):
         self.badge_label = badge
         head.addWidget(badge, 0, Qt.AlignmentFlag.AlignTop)
         layout.addLayout(head)
+        self.dispute_label: QLabel | None = None
+        if member.state is DeviceState.DISPUTED:
+            dispute = QLabel(DISPUTED_TEXT)
+            dispute.setObjectName("dispute")
+            dispute.setTextFormat(Qt.TextFormat.PlainText)
+            dispute.setWordWrap(True)
+            dispute.setStyleSheet(f"color: {TRUST_COLORS['key-changed']};")
+            layout.addWidget(dispute)
+            self.dispute_label = dispute
         self.device_rows: list[DeviceRow] = []
         for device in member.devices:
             row = DeviceRow(device)
