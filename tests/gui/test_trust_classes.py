@@ -459,3 +459,36 @@ def test_metadata_signed_by_another_key_is_not_shown_as_the_creators(
     assert kinds == ["metadata-signer-unknown"]
     shot(dialog, "trust_metadata_signer", tmp_path)
     shot(app.window, "trust_metadata_window", tmp_path)
+
+
+def test_an_impostor_writing_while_the_room_is_open_turns_it_into_a_conflict(
+    qtbot: Any, open_room: Callable[..., App], tmp_path: Path
+) -> None:
+    app = open_room(alice_and_bob)
+    qtbot.waitUntil(lambda: app.room.complete)
+    assert not app.kinds() and not app.window.banner.isVisible()
+    app.open_members(qtbot)
+    # Carol trusted alice's only key on first use (pinned): a later key is "key changed"
+    assert app.index.pins()[ALICE_ID] == {key_text(ALICE)}
+
+    async def impostor_writes() -> None:
+        fake = writer(LocalStorage(app.store), ALICE_ID, IMPOSTOR, "Alice", Clock(T0 - DAY))
+        await fake.send([Draft.text(SCAM)])
+
+    run(impostor_writes(), qtbot)
+    qtbot.waitUntil(lambda: app.kinds() == ["key-changed"], timeout=20_000)
+    assert app.window.banner.isVisible() and app.room_list_findings() == 1
+    # the backdated rows sort above everything shown: they are shown all the same
+    scam = [i for i in app.rows(ALICE_ID) if i.data(Roles.Body) == SCAM]
+    assert len(scam) == 1 and scam[0].data(Roles.Trust) == "key-changed"
+    assert app.rows()[0].data(Roles.SenderKey) == key_text(IMPOSTOR)
+    qtbot.waitUntil(
+        lambda: (
+            {d.key: d.state for d in app.member(ALICE_ID).devices}
+            == {key_text(ALICE): DeviceState.VERIFIED, key_text(IMPOSTOR): DeviceState.KEY_CHANGED}
+        )
+    )
+    qtbot.waitUntil(lambda: len(app.device_rows(ALICE_ID)) == 2)
+    fake_row = next(r for r in app.device_rows(ALICE_ID) if r.device.key == key_text(IMPOSTOR))
+    assert fake_row.state_label.text() == "Key changed"
+    shot(app.window, "trust_live_impostor", tmp_path)
