@@ -135,6 +135,11 @@ class App:
         panel = self.features.members_panel
         qtbot.waitUntil(lambda: len(panel.cards) == self.features.members_model.rowCount() > 0)
 
+    def wait_for_cards(self, qtbot: Any) -> None:
+        """A replaced card is shown by Qt one event-loop turn after it joins the panel."""
+        cards = self.features.members_panel.cards
+        qtbot.waitUntil(lambda: all(c.isVisible() for c in cards))
+
     def open_audit(self) -> AuditDialog:
         self.window.audit_button.click()
         dialog = self.features.audit_dialog
@@ -261,7 +266,7 @@ def test_a_backdated_impostor_is_a_conflict_until_carol_confirms_one_key(
         )
     )
     qtbot.waitUntil(lambda: len(app.device_rows(ALICE_ID)) == 2)
-    qtbot.wait(200)  # let the wrapped labels of the new cards lay out before the picture
+    app.wait_for_cards(qtbot)
     shot(app.window, "trust_conflict_resolved", tmp_path)
 
 
@@ -489,6 +494,7 @@ def test_an_impostor_writing_while_the_room_is_open_turns_it_into_a_conflict(
         )
     )
     qtbot.waitUntil(lambda: len(app.device_rows(ALICE_ID)) == 2)
+    app.wait_for_cards(qtbot)
     fake_row = next(r for r in app.device_rows(ALICE_ID) if r.device.key == key_text(IMPOSTOR))
     assert fake_row.state_label.text() == "Key changed"
     shot(app.window, "trust_live_impostor", tmp_path)
