@@ -5,6 +5,10 @@
 3. the device key from the key store (a passphrase dialog for encrypted key files);
 4. controller (chat client, engines) and main window; tray;
 5. on quit: tasks cancelled, engines closed, settings saved — in that order.
+
+Around all of it, ``crashes.CrashReports``: faulthandler writes native crashes to
+``<data dir>/crash/``; when the last run did not end cleanly (or with ``--safe-mode``) the
+app starts in safe mode — no room is opened, and the user is told where the report is.
 """
 
 from __future__ import annotations
@@ -16,8 +20,9 @@ import os
 import sys
 from collections.abc import Sequence
 
-from . import __version__
+from . import __version__, paths
 from . import settings as settings_store
+from .crashes import CrashReports, LastRun
 
 log = logging.getLogger("bucket_chat.app")
 
@@ -30,6 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     parser.add_argument(
         "--minimized", action="store_true", help="start in the tray (if there is one)"
+    )
+    parser.add_argument(
+        "--safe-mode",
+        action="store_true",
+        help="open no room at start (the app does this by itself after a crash)",
     )
     parser.add_argument(
         "--smoke",
@@ -50,6 +60,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    reports = CrashReports(paths.crash_dir())
+    last = reports.start()
+    if args.safe_mode:
+        last = LastRun(clean=False, report=last.report)
+    try:
+        status = _main(args, last)
+    except (KeyboardInterrupt, SystemExit):
+        reports.clean_exit()  # the user stopped it: not a crash
+        raise
+    except BaseException as exc:  # the app ends abnormally: the next start is safe mode
+        reports.record_exception(exc)
+        raise
+    reports.clean_exit()
+    return status
+
+
+def _log_unhandled(kind: type[BaseException], exc: BaseException, tb: object) -> None:
+    """Exceptions in Qt slots and timers reach ``sys.excepthook`` (PySide prints and goes
+    on): log them, so they are not lost on a stderr nobody reads."""
+    if issubclass(kind, KeyboardInterrupt):
+        sys.__excepthook__(kind, exc, tb)  # type: ignore[arg-type]
+        return
+    log.error("unhandled exception in a Qt callback", exc_info=exc)
+
+
+def _main(args: argparse.Namespace, last: LastRun) -> int:
+    sys.excepthook = _log_unhandled
     import qasync
     from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
@@ -70,7 +107,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
     with loop:
-        status: int = loop.run_until_complete(run(app, settings, start_minimized=args.minimized))
+        status: int = loop.run_until_complete(
+            run(app, settings, start_minimized=args.minimized, last_run=last)
+        )
         return status
 
 
@@ -87,10 +126,18 @@ def _app_icon() -> str | None:
     return None
 
 
-async def run(app: object, settings: settings_store.Settings, *, start_minimized: bool) -> int:
+async def run(
+    app: object,
+    settings: settings_store.Settings,
+    *,
+    start_minimized: bool,
+    last_run: LastRun | None = None,
+) -> int:
+    """The app until the user quits. ``last_run`` not clean: safe mode (no room opened,
+    a notice says why and where the crash report is)."""
     from .gui.controller import Controller
     from .gui.main_window import MainWindow
-    from .gui.startup import first_run, load_identity
+    from .gui.startup import first_run, load_identity, show_safe_mode_notice
 
     if not settings.configured:
         settings_or_none = await first_run(settings)
@@ -100,6 +147,10 @@ async def run(app: object, settings: settings_store.Settings, *, start_minimized
     identity = await load_identity(settings)
     if identity is None:
         return 1
+    safe_mode = last_run is not None and not last_run.clean
+    if safe_mode:
+        log.warning("safe mode: the last run did not end cleanly; no room is opened")
+        settings.last_room = ""  # the room that was open may be what crashed the app
     controller = Controller(settings, identity)
     window = MainWindow(controller)
     closed = asyncio.Event()
@@ -118,7 +169,10 @@ async def run(app: object, settings: settings_store.Settings, *, start_minimized
     minimized = (start_minimized or settings.start_minimized) and tray is not None
     if not minimized:
         window.show()
+    if safe_mode and last_run is not None:
+        show_safe_mode_notice(window, last_run.report)
     controller.start()
+    log.info("started; %s", f"opening {settings.last_room}" if settings.last_room else "no room")
 
     original_close = window.closeEvent
 

@@ -42,6 +42,12 @@ def config_dir() -> Path:
     return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False))
 
 
+def crash_dir() -> Path:
+    """Crash reports of the desktop app (native tracebacks written by faulthandler) and
+    the marker that says a run is in progress (see ``crashes.py``)."""
+    return data_dir() / "crash"
+
+
 def default_store_dir() -> Path:
     """The default local store (the folder that plays the part of a bucket)."""
     return data_dir() / "store"

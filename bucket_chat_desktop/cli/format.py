@@ -7,12 +7,12 @@ error text quoting them) goes through ``terminal_safe`` before it is printed.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import json
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from .. import timestamps
 from ..protocol.audit import Assessed, AuditResult, TrustState
 from ..protocol.event import MEMBER, MESSAGE
 from ..protocol.findings import Finding
@@ -34,8 +34,9 @@ BADGES = {
 
 
 def local_time(timestamp_ms: int) -> str:
-    moment = dt.datetime.fromtimestamp(timestamp_ms / 1000).astimezone()
-    return moment.strftime("%Y-%m-%d %H:%M:%S")
+    """Never raises: a time past the year 9999 (the protocol allows up to 2^53-1 ms) is
+    shown as a label, not a crash of ``history`` or ``sync --follow``."""
+    return timestamps.full(timestamp_ms)
 
 
 BODY_LIMIT = 20_000  # characters of one body on a terminal; --json has them all

@@ -62,6 +62,7 @@ from ..storage.base import Storage, StorageError
 from ..sync import blobs
 from .controller import Controller
 from .models.timeline_model import Roles
+from .safe import guard
 from .style import ACCENT
 from .widgets.attachment_strip import AttachmentStrip, TransferRow
 from .widgets.composer import local_files
@@ -386,6 +387,7 @@ class AttachmentsFeature(QObject):
         self.drop_hint.raise_()
         self.drop_hint.show()
 
+    @guard()
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         kind = event.type()
         if kind == QEvent.Type.DragEnter and isinstance(event, QDragEnterEvent):

@@ -22,6 +22,7 @@ from ..protocol.audit import Assessed, AuditResult
 from .controller import Controller
 from .main_window import MainWindow
 from .models.members_model import Device, MembersModel
+from .safe import guard
 from .style import ACCENT
 from .widgets.audit_dialog import AuditDialog, AuditView
 from .widgets.members_panel import MembersPanel, VerifyDeviceDialog
@@ -236,6 +237,7 @@ class Features(QObject):
 
     # -- Ctrl+K inside text fields -------------------------------------------------------------
 
+    @guard()
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if event.type() == QEvent.Type.ShortcutOverride and isinstance(event, QKeyEvent):
             combo = QKeySequence(event.keyCombination())

@@ -30,6 +30,7 @@ from . import icons
 from .controller import PARTIAL_READ, Controller
 from .models.rooms_model import RoomRoles
 from .models.timeline_model import Roles, TimelineModel
+from .safe import guard
 from .style import TRUST_COLORS
 from .widgets.audit_dialog import explain
 from .widgets.composer import Composer, local_files
@@ -82,6 +83,7 @@ class TimelineView(QListView):
         self.verticalScrollBar().valueChanged.connect(self._on_scrolled)
         self.verticalScrollBar().rangeChanged.connect(self._on_range)
 
+    @guard()
     def setModel(self, model: Any) -> None:
         old = self.model()
         if old is not None:
@@ -116,18 +118,21 @@ class TimelineView(QListView):
         if self._stick:
             QTimer.singleShot(0, self.scrollToBottom)
 
+    @guard()
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if local_files(event.mimeData()):
             event.acceptProposedAction()
         else:
             event.ignore()
 
+    @guard()
     def dragMoveEvent(self, event: Any) -> None:
         if local_files(event.mimeData()):
             event.acceptProposedAction()
         else:
             event.ignore()
 
+    @guard()
     def dropEvent(self, event: QDropEvent) -> None:
         files = local_files(event.mimeData())
         if files:
@@ -136,6 +141,7 @@ class TimelineView(QListView):
         else:
             event.ignore()
 
+    @guard()
     def mouseReleaseEvent(self, event: Any) -> None:
         index = self.indexAt(event.position().toPoint())
         if index.isValid() and index.data(Roles.Echo) == "failed":
@@ -441,11 +447,13 @@ class MainWindow(QMainWindow):
     def _on_error(self, what: str, message: str) -> None:
         self.statusBar().showMessage(f"{one_line(what)}: {one_line(message, 300)}", 15000)
 
+    @guard()
     def changeEvent(self, event: QEvent) -> None:
         if event.type() == QEvent.Type.ActivationChange:
             self.controller.set_window_active(self.isActiveWindow())
         super().changeEvent(event)
 
+    @guard()
     def closeEvent(self, event: QCloseEvent) -> None:
         if (
             not self.quitting
@@ -463,5 +471,6 @@ class MainWindow(QMainWindow):
         self.quitting = True
         self.close()
 
+    @guard()
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # for features
         return super().eventFilter(watched, event)

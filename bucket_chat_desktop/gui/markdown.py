@@ -9,20 +9,31 @@ from __future__ import annotations
 
 import functools
 import html
+import logging
 from typing import Any
 
 from markdown_it import MarkdownIt
 
+log = logging.getLogger("bucket_chat.gui")
+
 SAFE_SCHEMES = ("http://", "https://", "mailto:")
 
 
-def _render_image(tokens: Any, idx: int, options: Any, env: Any) -> str:
+def _render_image(self: Any, tokens: Any, idx: int, options: Any, env: Any) -> str:
+    # markdown-it calls a render rule as rule(renderer, tokens, idx, options, env).
     token = tokens[idx]
     src = token.attrGet("src") or ""
-    alt = html.escape(token.content or src)
+    alt = html.escape(_plain_text(token) or str(src))
     if isinstance(src, str) and src.startswith(SAFE_SCHEMES):
         return f'<a href="{html.escape(src)}">[image: {alt}]</a>'
     return f"[image: {alt}]"
+
+
+def _plain_text(token: Any) -> str:
+    """An image's alt text: its children's text (``token.content`` is the raw source)."""
+    children = token.children or []
+    text = "".join(str(c.content) for c in children if c.type in ("text", "code_inline"))
+    return text or str(token.content or "")
 
 
 def _safe_links(md: MarkdownIt) -> None:
@@ -36,19 +47,93 @@ def _safe_links(md: MarkdownIt) -> None:
 
 @functools.cache
 def _parser() -> MarkdownIt:
-    md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
+    md = MarkdownIt(
+        "commonmark",
+        {"html": False, "linkify": False, "typographer": False, "maxNesting": 20},
+    )
     md.enable(["strikethrough", "table"])
     md.add_render_rule("image", _render_image)
     _safe_links(md)
     return md
 
 
+# What one message may cost to lay out. A body is written by any member of the room, so
+# its layout cost must be bounded: Qt lays out a rich-text table cell by cell, on the GUI
+# thread, again at every width, and a 256 KiB body of tables held the window for seconds
+# per message (benchmarks/markdown_bench.py). Past these limits the body is shown as plain
+# text with a note saying why; past MAX_SHOWN_CHARS only its beginning is shown.
+MAX_RICH_CHARS = 8_000  # longer bodies are not parsed as Markdown at all
+MAX_TABLE_CELLS = 150  # table cells in one message
+MAX_TOKENS = 4_000  # Markdown elements in one message
+MAX_NESTING = 8  # quotes, lists and emphasis inside each other
+MAX_SHOWN_CHARS = 20_000  # what the timeline shows of one body...
+MAX_SHOWN_LINES = 400  # ...and of its lines (a row must not be a screen-sized blank)
+
+
+def shown_text(text: str) -> str:
+    """The part of a body the timeline lays out, with a note when it was shortened."""
+    cut = len(text)
+    if cut > MAX_SHOWN_CHARS:
+        cut = MAX_SHOWN_CHARS
+    if text.count("\n", 0, cut) >= MAX_SHOWN_LINES:
+        cut = -1
+        for _ in range(MAX_SHOWN_LINES):
+            cut = text.index("\n", cut + 1)
+    if cut >= len(text):
+        return text
+    rest = len(text) - cut
+    return f"{text[:cut]}\n[… {rest:,} more characters not shown here]"
+
+
+def _plain_html(text: str, note: str = "") -> str:
+    out = html.escape(shown_text(text)).replace("\n", "<br>")
+    if note:
+        out = f"<p>{out}</p><p><i>{html.escape(note)}</i></p>"
+    return out
+
+
 @functools.lru_cache(maxsize=4096)
 def to_html(text: str) -> str:
-    """Rich text for a message body (cached: bodies are immutable)."""
+    """Rich text for a message body (cached: bodies are immutable). Never raises: a body
+    that is too costly to format, or that the renderer fails on, is shown as plain text
+    with a note saying why."""
     if is_plain(text):
-        return html.escape(text).replace("\n", "<br>")
-    rendered = _parser().render(text)
+        return _plain_html(text)
+    if len(text) > MAX_RICH_CHARS:
+        return _plain_html(
+            text,
+            f"Shown as plain text: the message is too long to format ({len(text):,} characters).",
+        )
+    try:
+        md = _parser()
+        tokens = md.parse(text)
+        cells = elements = depth = 0
+        for token in tokens:
+            children = token.children or ()
+            elements += 1 + len(children)
+            depth = max(depth, token.level, *(token.level + c.level for c in children))
+            if token.type in ("td_open", "th_open"):
+                cells += 1
+        if cells > MAX_TABLE_CELLS:
+            return _plain_html(
+                text,
+                f"Shown as plain text: its tables have {cells:,} cells "
+                f"(at most {MAX_TABLE_CELLS:,} are formatted).",
+            )
+        if depth > MAX_NESTING:
+            return _plain_html(
+                text, "Shown as plain text: its quotes or lists are nested too deeply."
+            )
+        if elements > MAX_TOKENS:
+            return _plain_html(
+                text, "Shown as plain text: the message has too many formatted parts to lay out."
+            )
+        rendered = md.renderer.render(tokens, md.options, {})
+    except Exception as exc:  # a renderer bug must not hide the message
+        log.error("formatting a message failed", exc_info=exc)
+        return _plain_html(
+            text, f"Shown as plain text: it could not be formatted ({type(exc).__name__})."
+        )
     return str(rendered).strip()
 
 

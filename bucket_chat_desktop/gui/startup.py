@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import html
 import logging
 import os
+from pathlib import Path
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QApplication,
     QDialog,
@@ -136,3 +139,32 @@ async def first_run(settings: Settings) -> Settings | None:
         _unlocked[identity.user_id] = identity
 
     return await run_wizard(settings, on_identity=remember)
+
+
+def show_safe_mode_notice(window: QWidget, report: Path | None) -> QMessageBox:
+    """Safe mode: say that no room was opened, why, and where the crash report is.
+    Not modal: the room list works as usual, and opening a room leaves safe mode."""
+    if report is not None:
+        where = (
+            "A crash report was saved to:<br><code>"
+            f"{html.escape(str(report))}</code><br>Please include it when you report the "
+            "problem."
+        )
+    else:
+        where = "No crash report was written (the app may have been stopped from outside)."
+    box = QMessageBox(
+        QMessageBox.Icon.Warning,
+        "Safe mode",
+        "<b>Bucket Chat did not close properly last time.</b><br><br>"
+        "To be safe it opened no room this time, in case the room that was open caused "
+        "the problem. Choose a room from the list to open it as usual.<br><br>" + where,
+        QMessageBox.StandardButton.Ok,
+        window,
+    )
+    box.setObjectName("safeModeNotice")
+    box.setTextFormat(Qt.TextFormat.RichText)
+    box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    box.setModal(False)
+    box.setWindowModality(Qt.WindowModality.NonModal)
+    box.show()
+    return box

@@ -27,6 +27,7 @@ from ...protocol.audit import DEVICE_ADD_FIELD, Assessed, AuditResult, TrustStat
 from ...protocol.event import MEMBER
 from ...protocol.findings import Kind
 from ...protocol.untrusted_text import RoomIds, display_name_safe, html_escape, shown_id
+from ..safe import guard
 
 Index = QModelIndex | QPersistentModelIndex
 
@@ -343,12 +344,15 @@ class MembersModel(QAbstractListModel):
 
     # -- Qt model API ---------------------------------------------------------------------
 
+    @guard(0)
     def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(self._members)
 
+    @guard()
     def roleNames(self) -> dict[int, QByteArray]:
         return {int(r): QByteArray(r.name.encode()) for r in MemberRoles}
 
+    @guard(None)
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or not 0 <= index.row() < len(self._members):
             return None

@@ -10,6 +10,7 @@ from typing import Any
 from PySide6.QtCore import QAbstractListModel, QByteArray, QModelIndex, QPersistentModelIndex, Qt
 
 from ...protocol.untrusted_text import display_name_safe, html_escape, one_line
+from ..safe import guard
 
 Index = QModelIndex | QPersistentModelIndex
 NAME_LIMIT = 200
@@ -72,12 +73,15 @@ class RoomsModel(QAbstractListModel):
         super().__init__(parent)
         self._items: list[RoomItem] = []
 
+    @guard(0)
     def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(self._items)
 
+    @guard()
     def roleNames(self) -> dict[int, QByteArray]:
         return {int(r): QByteArray(r.name.encode()) for r in RoomRoles}
 
+    @guard(None)
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or not 0 <= index.row() < len(self._items):
             return None

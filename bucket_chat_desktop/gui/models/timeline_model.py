@@ -18,10 +18,12 @@ from typing import Any
 
 from PySide6.QtCore import QAbstractListModel, QByteArray, QModelIndex, QPersistentModelIndex, Qt
 
+from ... import timestamps
 from ...index import TimelineRow
 from ...protocol.audit import Assessed, TrustState
 from ...protocol.event import MEMBER, MESSAGE, Event
 from ...protocol.untrusted_text import RoomIds, display_name_safe
+from ..safe import guard
 
 PAGE = 200
 
@@ -89,8 +91,9 @@ class Row:
         return body if isinstance(body, str) else ""
 
     @property
-    def day(self) -> dt.date:
-        return dt.datetime.fromtimestamp(self.timestamp_ms / 1000).date()
+    def day(self) -> dt.date | None:
+        """The local day, None for a time past the year 9999 (never raises)."""
+        return timestamps.local_day(self.timestamp_ms)
 
     @staticmethod
     def from_assessed(item: Assessed) -> Row:
@@ -115,16 +118,17 @@ class Row:
     def from_cached(row: TimelineRow) -> Row | None:
         try:
             raw = json.loads(row.raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
         content = raw.get("content") if isinstance(raw, dict) else None
-        if not isinstance(content, dict):
+        ts = raw.get("timestamp_ms") if isinstance(raw, dict) else None
+        if not isinstance(content, dict) or type(ts) is not int:
             return None
         return Row(
             str(raw.get("event_id", "")),
             str(raw.get("sender_id", "")),
             str(raw.get("sender_key") or ""),
-            int(raw.get("timestamp_ms", 0)),
+            ts,
             str(raw.get("type", "")),
             content,
             row.state.value,
@@ -148,12 +152,15 @@ class TimelineModel(QAbstractListModel):
 
     # -- Qt model API ---------------------------------------------------------------------
 
+    @guard(0)
     def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(self._rows)
 
+    @guard()
     def roleNames(self) -> dict[int, QByteArray]:
         return {int(r): QByteArray(r.name.encode()) for r in Roles}
 
+    @guard(None)  # a row that cannot answer shows as "could not be shown", never a crash
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or not 0 <= index.row() < len(self._rows):
             return None
@@ -209,6 +216,7 @@ class TimelineModel(QAbstractListModel):
     # canFetchMore/fetchMore: item views call those by themselves whenever the last row is
     # visible, and a view kept at the bottom would page in the whole history. The view
     # asks for older rows explicitly when the user scrolls to the top.
+    @guard(False)
     def canFetchMore(self, parent: Index = QModelIndex()) -> bool:  # noqa: B008
         return False
 

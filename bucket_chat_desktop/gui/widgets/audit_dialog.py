@@ -64,6 +64,7 @@ from ...protocol.untrusted_text import (
     terminal_safe,
 )
 from ..models.members_model import key_bytes
+from ..safe import guard
 from ..style import TRUST_COLORS, is_dark
 from .members_panel import trust_badge
 
@@ -448,12 +449,15 @@ class FindingsModel(QAbstractTableModel):
     def finding(self, row: int) -> Finding:
         return self._findings[row]
 
+    @guard(0)
     def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(self._findings)
 
+    @guard(0)
     def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(Column)
 
+    @guard(None)
     def headerData(
         self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
     ) -> Any:
@@ -465,6 +469,7 @@ class FindingsModel(QAbstractTableModel):
             return HEADERS[Column(section)]
         return None
 
+    @guard(None)
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or not 0 <= index.row() < len(self._findings):
             return None
@@ -734,6 +739,7 @@ class AuditDialog(QDialog):
         buttons.addWidget(self.close_button)
         layout.addLayout(buttons)
 
+    @guard()
     def sizeHint(self) -> QSize:
         return QSize(940, 700)
 

@@ -7,6 +7,8 @@ from PySide6.QtCore import QMimeData, QSize, Qt, Signal
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage, QKeyEvent
 from PySide6.QtWidgets import QPlainTextEdit, QWidget
 
+from ..safe import guard
+
 MAX_LINES = 8
 
 
@@ -33,9 +35,11 @@ class Composer(QPlainTextEdit):
         line_h = self.fontMetrics().lineSpacing()
         self.setFixedHeight(lines * line_h + 20)
 
+    @guard()
     def sizeHint(self) -> QSize:
         return QSize(400, self.fontMetrics().lineSpacing() + 20)
 
+    @guard()
     def keyPressEvent(self, event: QKeyEvent) -> None:
         if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and not (
             event.modifiers() & (Qt.KeyboardModifier.ShiftModifier)
@@ -48,11 +52,13 @@ class Composer(QPlainTextEdit):
             return
         super().keyPressEvent(event)
 
+    @guard()
     def canInsertFromMimeData(self, source: QMimeData) -> bool:
         return (
             source.hasImage() or bool(local_files(source)) or super().canInsertFromMimeData(source)
         )
 
+    @guard()
     def insertFromMimeData(self, source: QMimeData) -> None:
         files = local_files(source)
         if files:
@@ -65,12 +71,14 @@ class Composer(QPlainTextEdit):
                 return
         super().insertFromMimeData(source)
 
+    @guard()
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if local_files(event.mimeData()):
             event.acceptProposedAction()
             return
         super().dragEnterEvent(event)
 
+    @guard()
     def dropEvent(self, event: QDropEvent) -> None:
         files = local_files(event.mimeData())
         if files:

@@ -8,7 +8,6 @@ band; the panel only asks for it (``confirm_requested``) and never decides trust
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from PySide6.QtCore import QPointF, QRect, QRectF, QSize, Qt, QTimer, Signal
@@ -34,6 +33,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ... import timestamps
 from ...protocol.untrusted_text import (
     display_name_safe,
     html_escape,
@@ -42,6 +42,7 @@ from ...protocol.untrusted_text import (
     shown_id,
 )
 from ..models.members_model import DEVICE_STATE_LABELS, Device, DeviceState, Member, MembersModel
+from ..safe import guard
 from ..style import TRUST_COLORS, initials, is_dark, key_color
 
 PANEL_WIDTH = 320
@@ -211,17 +212,7 @@ def avatar(name: str, key: str, size: int = 36, ratio: float = 2.0) -> QPixmap:
 
 
 def when(ts: int) -> str:
-    if not ts:
-        return "never"
-    moment = dt.datetime.fromtimestamp(ts / 1000)
-    today = dt.date.today()
-    if moment.date() == today:
-        return f"today {moment:%H:%M}"
-    if moment.date() == today - dt.timedelta(days=1):
-        return f"yesterday {moment:%H:%M}"
-    if moment.year == today.year:
-        return f"{moment:%d %b %H:%M}"
-    return f"{moment:%d %b %Y}"
+    return timestamps.members_when(ts)  # never raises, also past the year 9999
 
 
 def fingerprint_lines(fingerprint: str) -> str:
@@ -568,6 +559,7 @@ class MembersPanel(QFrame):
         self.scroll_area.setWidget(body)  # deletes the previous body
         self.scroll_area.verticalScrollBar().setValue(keep)
 
+    @guard()
     def sizeHint(self) -> QSize:
         return QSize(PANEL_WIDTH, 600)
 

@@ -3,7 +3,6 @@ safe rich text, membership lines, local-echo states and attachment cards."""
 
 from __future__ import annotations
 
-import datetime as dt
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -21,16 +20,17 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QStyle,
-    QStyledItemDelegate,
     QStyleOptionViewItem,
     QToolTip,
     QWidget,
 )
 
+from ... import timestamps
 from ...protocol.attachments import safe_file_name
 from ...protocol.untrusted_text import display_name_safe, html_escape, one_line, shown_id
-from ..markdown import is_plain, to_html
+from ..markdown import is_plain, shown_text, to_html
 from ..models.timeline_model import TRUST_LABELS, Roles
+from ..safe import SafeDelegate
 from ..style import TRUST_COLORS, TRUST_SYMBOLS, initials, is_dark, key_color
 from .members_panel import paint_trust_badge
 
@@ -46,28 +46,20 @@ CACHE = 3000
 BADGE = 16
 GAP = 8
 WARNING_MARK = "⚠"
+RICH_STEP = 24
 
 
-def _fmt_day(ts: int) -> str:
-    day = dt.datetime.fromtimestamp(ts / 1000).date()
-    today = dt.date.today()
-    if day == today:
-        return "Today"
-    if day == today - dt.timedelta(days=1):
-        return "Yesterday"
-    return day.strftime("%A, %d %B %Y")
+class MessageDelegate(SafeDelegate):
+    """Stateless apart from a small cache of laid-out bodies (bodies never change).
 
+    Painting and sizing go through ``SafeDelegate``: a row that fails is drawn as
+    "This message could not be shown: <why>" and never takes the app down."""
 
-def _fmt_time(ts: int) -> str:
-    return dt.datetime.fromtimestamp(ts / 1000).strftime("%H:%M")
-
-
-class MessageDelegate(QStyledItemDelegate):
-    """Stateless apart from a small cache of laid-out bodies (bodies never change)."""
+    failure_text = "This message could not be shown"
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._docs: OrderedDict[tuple[str, int], QTextDocument] = OrderedDict()
+        self._docs: OrderedDict[str, QTextDocument] = OrderedDict()
         self._heights: dict[tuple[str, int], int] = {}
         self.thumbnail_provider: Any = None  # set by the attachments feature
 
@@ -76,6 +68,7 @@ class MessageDelegate(QStyledItemDelegate):
     def _body_height(self, index: Index, width: int, font: QFont) -> int:
         body = str(index.data(Roles.Body) or "")
         if is_plain(body):
+            body = shown_text(body)
             key = (str(index.data(Roles.EventId)), width)
             h = self._heights.get(key)
             if h is None:
@@ -89,7 +82,12 @@ class MessageDelegate(QStyledItemDelegate):
                 if len(self._heights) > 20 * CACHE:
                     self._heights.clear()
             return h
-        return int(self._doc(index, width, font).size().height())
+        width = _rich_width(width)
+        key = (str(index.data(Roles.EventId)), width)
+        h = self._heights.get(key)
+        if h is None:  # a scroll bar coming and going alternates two widths: no re-layout
+            h = self._heights[key] = int(self._doc(index, width, font).size().height())
+        return h
 
     def _paint_body(
         self,
@@ -103,12 +101,13 @@ class MessageDelegate(QStyledItemDelegate):
     ) -> int:
         body = str(index.data(Roles.Body) or "")
         if is_plain(body):
+            body = shown_text(body)
             h = self._body_height(index, width, font)
             painter.setFont(font)
             painter.setPen(color)
             painter.drawText(QRect(x, y, max(60, width), h), int(Qt.TextFlag.TextWordWrap), body)
             return h
-        doc = self._doc(index, width, font)
+        doc = self._doc(index, _rich_width(width), font)
         painter.translate(x, y)
         ctx = QAbstractTextDocumentLayout.PaintContext()
         ctx.palette.setColor(ctx.palette.ColorRole.Text, color)
@@ -117,10 +116,15 @@ class MessageDelegate(QStyledItemDelegate):
         return int(doc.size().height())
 
     def _doc(self, index: Index, width: int, font: QFont) -> QTextDocument:
-        key = (str(index.data(Roles.EventId)), width)
+        """The body laid out at ``width``. One document per message, re-laid out when the
+        width changes (parsing the HTML again at every width of a resize cost more than
+        the layout); ``markdown.to_html`` bounds what one layout may cost."""
+        key = str(index.data(Roles.EventId))
         doc = self._docs.get(key)
         if doc is not None:
             self._docs.move_to_end(key)
+            if doc.textWidth() != width:
+                doc.setTextWidth(width)
             return doc
         doc = QTextDocument()
         doc.setDefaultFont(font)
@@ -130,7 +134,7 @@ class MessageDelegate(QStyledItemDelegate):
             " p { margin: 0; } blockquote { color: #777; }"
         )
         doc.setHtml(to_html(str(index.data(Roles.Body) or "")))
-        doc.setTextWidth(max(60, width))
+        doc.setTextWidth(width)
         self._docs[key] = doc
         if len(self._docs) > CACHE:
             self._docs.popitem(last=False)
@@ -167,7 +171,7 @@ class MessageDelegate(QStyledItemDelegate):
             return max(40, int(h * scale))
         return 180
 
-    def sizeHint(self, option: QStyleOptionViewItem, index: Index) -> QSize:
+    def row_size(self, option: QStyleOptionViewItem, index: Index) -> QSize:
         width = option.rect.width() or 600
         h = 6
         if index.data(Roles.DayBreak):
@@ -186,8 +190,8 @@ class MessageDelegate(QStyledItemDelegate):
 
     # -- painting ---------------------------------------------------------------------------
 
-    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
-        painter.save()
+    def paint_row(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
+        # SafeDelegate.paint saves the painter before and restores it after.
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         rect = QRect(option.rect)
         dark = is_dark()
@@ -201,13 +205,12 @@ class MessageDelegate(QStyledItemDelegate):
             painter.fillRect(rect, hover)
         y = rect.top() + 4
         if index.data(Roles.DayBreak):
-            self._paint_day(painter, rect, y, int(index.data(Roles.Timestamp)), muted)
+            self._paint_day(painter, rect, y, index.data(Roles.Timestamp), muted)
             y += DAY_H
         if index.data(Roles.Kind) == "member":
             self._paint_member(
                 painter, option, index, QRect(rect.left(), y, rect.width(), 20), muted
             )
-            painter.restore()
             return
         grouped = self._grouped(index)
         if not grouped:
@@ -237,7 +240,6 @@ class MessageDelegate(QStyledItemDelegate):
             if error:
                 label += f" ({error})"
             painter.drawText(rect.left() + LEFT, y + 13, label)
-        painter.restore()
 
     def header_layout(self, option: QStyleOptionViewItem, index: Index, y: int) -> Header:
         """Where a message's header pieces go. The sender id, the look-alike mark, the
@@ -253,7 +255,7 @@ class MessageDelegate(QStyledItemDelegate):
         bold = QFont(option.font)
         bold.setBold(True)
         fm, nfm = QFontMetrics(bold), QFontMetrics(option.font)
-        when = _fmt_time(int(index.data(Roles.Timestamp)))
+        when = timestamps.clock(index.data(Roles.Timestamp))
         left, right = rect.left() + LEFT, rect.right() - RIGHT
         h = fm.height() + 2
         top = y + 2
@@ -337,7 +339,7 @@ class MessageDelegate(QStyledItemDelegate):
         self._paint_badge(painter, head.badge_rect, _badge(index))
 
     def _paint_day(self, painter: QPainter, rect: QRect, y: int, ts: int, muted: QColor) -> None:
-        label = _fmt_day(ts)
+        label = timestamps.day_label(ts)
         fm = painter.fontMetrics()
         w = fm.horizontalAdvance(label) + 24
         mid = rect.left() + rect.width() // 2
@@ -360,7 +362,7 @@ class MessageDelegate(QStyledItemDelegate):
         painter.setFont(italic)
         painter.setPen(muted)
         fm = QFontMetrics(italic)
-        when = _fmt_time(int(index.data(Roles.Timestamp)))
+        when = timestamps.clock(index.data(Roles.Timestamp))
         sender = str(index.data(Roles.Sender) or "")
         raw_name = index.data(Roles.DisplayName)
         name = display_name_safe(raw_name) if raw_name and raw_name != sender else ""
@@ -451,7 +453,7 @@ class MessageDelegate(QStyledItemDelegate):
 
     # -- tooltips: the trust badge says what was checked --------------------------------------
 
-    def helpEvent(
+    def row_help(
         self,
         event: QHelpEvent,
         view: QAbstractItemView,
@@ -459,7 +461,7 @@ class MessageDelegate(QStyledItemDelegate):
         index: Index,
     ) -> bool:
         if event is None or event.type() != QEvent.Type.ToolTip or not index.isValid():
-            return super().helpEvent(event, view, option, index)
+            return super().row_help(event, view, option, index)
         QToolTip.showText(event.globalPos() + QPoint(8, 8), tooltip_html(index), view)
         return True
 
@@ -500,6 +502,13 @@ class Header:
     mark_rect: QRect
     time_rect: QRect
     badge_rect: QRect
+
+
+def _rich_width(width: int) -> int:
+    """Formatted bodies are laid out at widths in steps of RICH_STEP pixels (never wider
+    than the row): dragging the window's edge re-lays them out every few steps, not at
+    every pixel."""
+    return max(60, width - width % RICH_STEP)
 
 
 def _badge(index: Index) -> str:

@@ -39,13 +39,13 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QListView,
     QStyle,
-    QStyledItemDelegate,
     QStyleOptionViewItem,
     QVBoxLayout,
     QWidget,
 )
 
 from ..models.rooms_model import RoomRoles
+from ..safe import SafeDelegate, guard
 from ..style import ACCENT, TRUST_COLORS, initials, is_dark, key_color
 
 Index = QModelIndex | QPersistentModelIndex
@@ -153,9 +153,11 @@ class RoomFilter(QSortFilterProxyModel):
         # The name is what people read: a name match counts a little more.
         return max(by_name + 5 if by_name is not None else -(10**6), by_id or -(10**6))
 
+    @guard()
     def filterAcceptsRow(self, source_row: int, source_parent: Index) -> bool:
         return self._score(source_row) is not None
 
+    @guard()
     def lessThan(self, left: Index, right: Index) -> bool:
         a = self._score(left.row()) or 0
         b = self._score(right.row()) or 0
@@ -170,17 +172,17 @@ class RoomFilter(QSortFilterProxyModel):
         )
 
 
-class SwitcherDelegate(QStyledItemDelegate):
+class SwitcherDelegate(SafeDelegate):
     """Avatar, name with the matched letters in bold, room id and storage, badges."""
 
     def __init__(self, proxy: RoomFilter, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.proxy = proxy
 
-    def sizeHint(self, option: QStyleOptionViewItem, index: Index) -> QSize:
+    def row_size(self, option: QStyleOptionViewItem, index: Index) -> QSize:
         return QSize(option.rect.width(), ROW_H)
 
-    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
+    def paint_row(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
         painter.save()
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         rect = QRect(option.rect)
@@ -363,6 +365,7 @@ class QuickSwitcher(QWidget):
         self.card.adjustSize()
         self.card.move((self.width() - width) // 2, max(24, self.height() // 7))
 
+    @guard()
     def paintEvent(self, event: QPaintEvent) -> None:
         painter = QPainter(self)
         painter.fillRect(self.rect(), QColor(0, 0, 0, 90 if not is_dark() else 130))
@@ -406,6 +409,7 @@ class QuickSwitcher(QWidget):
             str(self.proxy.index(r, 0).data(RoomRoles.Key)) for r in range(self.proxy.rowCount())
         ]
 
+    @guard()
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if watched is self.parentWidget() and event.type() == QEvent.Type.Resize:
             if self.isVisible():
@@ -432,6 +436,7 @@ class QuickSwitcher(QWidget):
                 return True
         return super().eventFilter(watched, event)
 
+    @guard()
     def mousePressEvent(self, event: QMouseEvent) -> None:
         if not self.card.geometry().contains(event.position().toPoint()):
             self.hide()
@@ -439,6 +444,7 @@ class QuickSwitcher(QWidget):
             return
         super().mousePressEvent(event)
 
+    @guard()
     def keyPressEvent(self, event: QKeyEvent) -> None:
         if event.key() == Qt.Key.Key_Escape:
             self.hide()

@@ -2,36 +2,27 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QSize, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter
-from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
+from PySide6.QtWidgets import QStyle, QStyleOptionViewItem
 
+from ... import timestamps
 from ..models.rooms_model import RoomRoles
+from ..safe import SafeDelegate
 from ..style import ACCENT, TRUST_COLORS, initials, key_color
 
 Index = QModelIndex | QPersistentModelIndex
 ROW_H = 58
 
 
-def _when(ts: int) -> str:
-    if not ts:
-        return ""
-    moment = dt.datetime.fromtimestamp(ts / 1000)
-    if moment.date() == dt.date.today():
-        return moment.strftime("%H:%M")
-    if (dt.date.today() - moment.date()).days < 7:
-        return moment.strftime("%a")
-    return moment.strftime("%d %b")
+class RoomDelegate(SafeDelegate):
+    failure_text = "This room could not be shown"
 
-
-class RoomDelegate(QStyledItemDelegate):
-    def sizeHint(self, option: QStyleOptionViewItem, index: Index) -> QSize:
+    def row_size(self, option: QStyleOptionViewItem, index: Index) -> QSize:
         return QSize(option.rect.width(), ROW_H)
 
-    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
-        painter.save()
+    def paint_row(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
+        # SafeDelegate.paint saves the painter before and restores it after.
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         rect = option.rect
         palette = option.palette
@@ -63,7 +54,7 @@ class RoomDelegate(QStyledItemDelegate):
         left = rect.left() + 56
         right = rect.right() - 10
         fm = QFontMetrics(bold)
-        when = _when(int(index.data(RoomRoles.LastTs) or 0))
+        when = timestamps.room_list_when(index.data(RoomRoles.LastTs) or 0)
         painter.setFont(option.font)
         painter.setPen(muted)
         when_w = painter.fontMetrics().horizontalAdvance(when)
@@ -108,4 +99,3 @@ class RoomDelegate(QStyledItemDelegate):
             preview.replace("\n", " "), Qt.TextElideMode.ElideRight, width
         )
         painter.drawText(QRect(left, rect.top() + 31, width, 20), 0, elided)
-        painter.restore()

@@ -42,6 +42,7 @@ from ...sync.engine import SyncConfig
 from .. import theme as theme_feature
 from ..controller import Controller
 from ..main_window import MainWindow
+from ..safe import guard
 from ..style import is_dark
 from .storage_form import ERROR_COLOR, FormGrid, StorageForm, help_label
 
@@ -177,6 +178,7 @@ class AddStorageDialog(QDialog):
         self.accept()
         return self.entry
 
+    @guard()
     def done(self, result: int) -> None:
         self.form.cancel()
         super().done(result)
@@ -461,11 +463,13 @@ class SettingsDialog(QDialog):
                     engine.config, active_interval=active, idle_interval=idle
                 )
 
+    @guard()
     def reject(self) -> None:
         if self.settings.theme != str(self.theme_combo.currentData()):
             self.theme_combo.setCurrentIndex(max(0, self.theme_combo.findData(self.original_theme)))
         super().reject()
 
+    @guard()
     def closeEvent(self, event: QCloseEvent) -> None:
         if self.add_dialog is not None:
             self.add_dialog.close()

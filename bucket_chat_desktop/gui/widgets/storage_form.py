@@ -46,6 +46,7 @@ from ...storage.base import PROBE_PREFIX, StorageError
 from ...storage.open import open_location
 from ...storage.profiles import ProfileStore, check_secrets, keyring_backend
 from ...storage.url import StorageLocation, StorageUrlError, parse_storage_url
+from ..safe import guard
 from ..tasks import TaskRunner
 
 log = logging.getLogger("bucket_chat.gui")
@@ -201,6 +202,7 @@ class Spinner(QWidget):
         self._angle = (self._angle + 30) % 360
         self.update()
 
+    @guard()
     def paintEvent(self, event: QPaintEvent) -> None:
         p = QPainter(self)
         p.setRenderHint(QPainter.RenderHint.Antialiasing)

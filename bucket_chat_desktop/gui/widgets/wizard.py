@@ -60,6 +60,7 @@ from ...storage.open import open_location
 from ...storage.profiles import ProfileStore
 from ...sync.reader import room_exists
 from ...sync.writer import RoomError, RoomWriter
+from ..safe import guard
 from ..style import ACCENT, is_dark
 from ..tasks import TaskRunner
 from .storage_form import (
@@ -159,6 +160,7 @@ class StepsWidget(QWidget):
         self.current = index
         self.update()
 
+    @guard()
     def paintEvent(self, event: QPaintEvent) -> None:
         p = QPainter(self)
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
@@ -1067,10 +1069,12 @@ class SetupWizard(QDialog):
             self._task.cancel()
         self.storage_page.form.cancel()
 
+    @guard()
     def reject(self) -> None:
         self.cancel_tasks()
         super().reject()
 
+    @guard()
     def closeEvent(self, event: QCloseEvent) -> None:
         self.cancel_tasks()
         super().closeEvent(event)

@@ -1,0 +1,128 @@
+"""Event times for people: one place that turns a timestamp into text and never raises.
+
+An event's ``timestamp_ms`` is chosen by its sender. The protocol accepts any integer from
+0 to 2^53-1 ms, which reaches the year 287396; Python's ``datetime`` stops at 9999 and
+raises ``ValueError``/``OverflowError``/``OSError`` beyond (or before 1970 on some
+platforms). Every screen and command that shows an event time goes through here, so a
+hostile timestamp becomes a clear label ("after the year 9999") instead of an exception in
+a paint path or a command's output loop.
+
+Pure standard library (no Qt, no I/O besides the local time zone), so ``gui/`` and ``cli/``
+can both use it. ``today`` is passed in where a label depends on it, for tests.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+__all__ = [
+    "FAR_FUTURE",
+    "TOO_EARLY",
+    "clock",
+    "day_label",
+    "full",
+    "local",
+    "local_day",
+    "members_when",
+    "room_list_when",
+]
+
+FAR_FUTURE = "after the year 9999"
+TOO_EARLY = "before 1970"
+NOT_A_TIME = "no valid time"
+
+
+def local(timestamp_ms: object) -> dt.datetime | None:
+    """The local date and time of ``timestamp_ms``, or None when it has none (out of
+    ``datetime``'s range, negative, not an integer)."""
+    if type(timestamp_ms) is not int or timestamp_ms < 0:
+        return None
+    try:
+        return dt.datetime.fromtimestamp(timestamp_ms / 1000).astimezone()
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
+def local_day(timestamp_ms: object) -> dt.date | None:
+    """The local calendar day, or None for a time that has no date (all such times count
+    as one "day", so a run of them gets a single day separator)."""
+    moment = local(timestamp_ms)
+    return moment.date() if moment is not None else None
+
+
+def unrepresentable(timestamp_ms: object) -> str:
+    """What to show for a time that has no date."""
+    if type(timestamp_ms) is not int:
+        return NOT_A_TIME
+    return TOO_EARLY if timestamp_ms < 0 else FAR_FUTURE
+
+
+def _strftime(moment: dt.datetime | dt.date, pattern: str, timestamp_ms: object) -> str:
+    # strftime itself can fail at the edges of the range on some platforms.
+    try:
+        return moment.strftime(pattern)
+    except (ValueError, OverflowError, OSError):
+        return unrepresentable(timestamp_ms)
+
+
+def full(timestamp_ms: object) -> str:
+    """``2026-12-03 22:31:07`` (the CLI's format and tooltips), or a label."""
+    moment = local(timestamp_ms)
+    if moment is None:
+        return unrepresentable(timestamp_ms)
+    return _strftime(moment, "%Y-%m-%d %H:%M:%S", timestamp_ms)
+
+
+def clock(timestamp_ms: object) -> str:
+    """``14:05`` next to a message, or a label."""
+    moment = local(timestamp_ms)
+    if moment is None:
+        return unrepresentable(timestamp_ms)
+    return _strftime(moment, "%H:%M", timestamp_ms)
+
+
+def day_label(timestamp_ms: object, today: dt.date | None = None) -> str:
+    """A day separator: "Today", "Yesterday", "Monday, 30 November 2026", or a label."""
+    day = local_day(timestamp_ms)
+    if day is None:
+        return unrepresentable(timestamp_ms).capitalize()
+    today = today or dt.date.today()
+    if day == today:
+        return "Today"
+    if day == today - dt.timedelta(days=1):
+        return "Yesterday"
+    return _strftime(day, "%A, %d %B %Y", timestamp_ms)
+
+
+def room_list_when(timestamp_ms: object, today: dt.date | None = None) -> str:
+    """The room list's short time: "14:05" today, "Mon" this past week, else "30 Nov"
+    ("" when there is no message yet; "> 9999" when the time has no date)."""
+    if timestamp_ms == 0:
+        return ""
+    moment = local(timestamp_ms)
+    if moment is None:
+        return "> 9999" if type(timestamp_ms) is int and timestamp_ms > 0 else "?"
+    today = today or dt.date.today()
+    if moment.date() == today:
+        return _strftime(moment, "%H:%M", timestamp_ms)
+    if 0 < (today - moment.date()).days < 7:
+        return _strftime(moment, "%a", timestamp_ms)
+    return _strftime(moment, "%d %b", timestamp_ms)
+
+
+def members_when(timestamp_ms: object, today: dt.date | None = None) -> str:
+    """When a member or device was last seen: "today 14:05", "yesterday 09:12",
+    "30 Nov 14:05", "30 Nov 2025" ("never" for 0)."""
+    if timestamp_ms == 0:
+        return "never"
+    moment = local(timestamp_ms)
+    if moment is None:
+        return unrepresentable(timestamp_ms)
+    today = today or dt.date.today()
+    if moment.date() == today:
+        return "today " + _strftime(moment, "%H:%M", timestamp_ms)
+    if moment.date() == today - dt.timedelta(days=1):
+        return "yesterday " + _strftime(moment, "%H:%M", timestamp_ms)
+    if moment.year == today.year:
+        return _strftime(moment, "%d %b %H:%M", timestamp_ms)
+    return _strftime(moment, "%d %b %Y", timestamp_ms)

@@ -1,0 +1,120 @@
+"""``gui/markdown.py``: bodies become safe rich text, never raise, and never cost more to
+lay out than a bounded amount (past the limits: plain text with a note)."""
+
+from __future__ import annotations
+
+import pytest
+
+from bucket_chat_desktop.gui import markdown
+from bucket_chat_desktop.gui.markdown import (
+    MAX_RICH_CHARS,
+    MAX_SHOWN_CHARS,
+    MAX_SHOWN_LINES,
+    MAX_TABLE_CELLS,
+    shown_text,
+    to_html,
+)
+
+
+def table(rows: int, cols: int) -> str:
+    lines = ["| " + " | ".join(f"h{c}" for c in range(cols)) + " |", "|" + "---|" * cols]
+    lines += ["| " + " | ".join(f"*{r}.{c}*" for c in range(cols)) + " |" for r in range(rows)]
+    return "\n".join(lines)
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("![x](https://example.com/a.png)", '<a href="https://example.com/a.png">[image: x]</a>'),
+        ("![](https://example.com/a.png)", "[image: https://example.com/a.png]"),
+        ("![a *b* `c`](http://e.com/i.png)", "[image: a b c]"),
+        ("![<script>](https://e.com/x.png)", "[image: &lt;script&gt;]"),
+        ('![x](https://e.com/a.png "title")', "[image: x]"),
+        ("[![x](https://e.com/i.png)](https://e.com)", "[image: x]"),
+        ('![x](https://e.com/a".png)', "a%22.png"),
+    ],
+)
+def test_images_render_as_links_and_never_load(body: str, expected: str) -> None:
+    html = to_html(body)
+    assert expected in html
+    assert "<img" not in html
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["![x](javascript:alert(1))", "![x](file:///etc/passwd)", "![x](data:image/png;base64,AA)"],
+)
+def test_images_with_unsafe_schemes_stay_text(body: str) -> None:
+    html = to_html(body)
+    assert "<img" not in html and "<a" not in html and "href" not in html
+
+
+def test_ordinary_markdown_is_still_formatted() -> None:
+    assert to_html("**bold** and `code`") == "<p><strong>bold</strong> and <code>code</code></p>"
+    assert "<table>" in to_html(table(5, 4))
+    assert to_html("a <b>raw</b> tag") == "<p>a &lt;b&gt;raw&lt;/b&gt; tag</p>"
+
+
+def test_tables_with_too_many_cells_are_plain_text_with_a_note() -> None:
+    rows = MAX_TABLE_CELLS // 4 + 1  # header + rows cells > the limit
+    html = to_html(table(rows, 4))
+    assert "<table" not in html
+    assert f"tables have {(rows + 1) * 4:,} cells (at most {MAX_TABLE_CELLS:,} are formatted)" in (
+        html
+    )
+    assert "*0.0*" in html  # the text is all there, unformatted
+
+
+def test_long_bodies_are_not_parsed_and_very_long_ones_are_shortened() -> None:
+    long = "*x* " * (MAX_RICH_CHARS // 4 + 1)
+    html = to_html(long)
+    assert "<em>" not in html and "too long to format" in html
+    huge = "word " * (MAX_SHOWN_CHARS // 5 + 1000)
+    assert len(shown_text(huge)) < MAX_SHOWN_CHARS + 100
+    assert "5,000 more characters not shown here" in shown_text(huge)
+    assert shown_text("short") == "short"
+    tall = "\n" * 100_000 + "end"
+    shown = shown_text(tall)
+    assert shown.count("\n") == MAX_SHOWN_LINES and shown.endswith(
+        "[… 99,604 more characters not shown here]"
+    )
+    assert "<br>" * (MAX_SHOWN_LINES + 1) not in to_html(tall)
+    lines = "\n".join(f"line {i}" for i in range(MAX_SHOWN_LINES))
+    assert shown_text(lines) == lines
+
+
+def test_deep_nesting_is_plain_text_and_nothing_is_dropped() -> None:
+    body = "> " * 40 + "the deepest words"
+    html = to_html(body)
+    assert "the deepest words" in html and "<blockquote>" not in html
+    assert "nested too deeply" in html
+    lists = "\n".join("  " * i + "- item" + str(i) for i in range(30))
+    html = to_html(lists)
+    assert "item29" in html
+
+
+def test_too_many_elements_are_plain_text() -> None:
+    body = "*a* " * (markdown.MAX_TOKENS // 3)  # ~4 elements per 4 characters
+    assert len(body) < MAX_RICH_CHARS
+    html = to_html(body)
+    assert "<em>" not in html and "too many formatted parts" in html
+    assert "<em>" in to_html("*a* " * 100)
+
+
+def test_a_renderer_failure_shows_the_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug in a render rule (the original image rule had the wrong signature) must not
+    hide the message: the body is shown as text with a note."""
+
+    def broken(*args: object) -> str:
+        raise TypeError("render rule failed")
+
+    markdown._parser.cache_clear()
+    to_html.cache_clear()
+    parser = markdown._parser()
+    monkeypatch.setitem(parser.renderer.rules, "strong_open", broken)
+    try:
+        html = to_html("a **strong** claim")
+        assert "a **strong** claim" in html and "could not be formatted (TypeError)" in html
+    finally:
+        markdown._parser.cache_clear()
+        to_html.cache_clear()

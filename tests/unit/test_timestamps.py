@@ -1,0 +1,92 @@
+"""``bucket_chat_desktop.timestamps``: every time a sender may choose becomes text."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from bucket_chat_desktop import timestamps as ts
+from bucket_chat_desktop.protocol.event import MAX_TIMESTAMP_MS
+
+TODAY = dt.date(2026, 12, 3)
+# The last millisecond datetime can represent in any time zone, and the first it cannot.
+LAST_OK = int(dt.datetime(9999, 12, 30, tzinfo=dt.UTC).timestamp() * 1000)
+FIRST_BAD = int(dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.UTC).timestamp() * 1000) + 1000
+
+EDGES = [
+    0,
+    1,
+    999,
+    1_796_300_000_000,
+    LAST_OK,
+    FIRST_BAD - 1,
+    FIRST_BAD,
+    FIRST_BAD + 86_400_000,
+    2**31,
+    2**32 * 1000,
+    10**15,
+    MAX_TIMESTAMP_MS - 1,
+    MAX_TIMESTAMP_MS,
+    MAX_TIMESTAMP_MS + 1,
+    2**63,
+    2**64 + 5,
+    -1,
+    -(2**53),
+]
+FORMATTERS = [ts.full, ts.clock, ts.day_label, ts.room_list_when, ts.members_when]
+
+
+@pytest.mark.parametrize("value", EDGES)
+@pytest.mark.parametrize("formatter", FORMATTERS, ids=lambda f: f.__name__)
+def test_no_timestamp_makes_a_formatter_raise(formatter: object, value: int) -> None:
+    text = formatter(value)  # type: ignore[operator]
+    assert isinstance(text, str)
+
+
+@pytest.mark.parametrize("formatter", FORMATTERS, ids=lambda f: f.__name__)
+@pytest.mark.parametrize("value", [None, "1796300000000", 1.5e12, float("nan"), True, [1]])
+def test_values_that_are_not_integers_say_so(formatter: object, value: object) -> None:
+    assert isinstance(formatter(value), str)  # type: ignore[operator]
+    assert ts.local(value) is None
+
+
+def test_every_millisecond_step_from_zero_to_the_protocol_limit() -> None:
+    # a coarse sweep over the whole range, then every day around the year 9999 edge
+    for value in range(0, MAX_TIMESTAMP_MS + 1, MAX_TIMESTAMP_MS // 997):
+        assert ts.full(value)
+        assert ts.day_label(value, TODAY)
+    for value in range(LAST_OK - 5 * 86_400_000, FIRST_BAD + 5 * 86_400_000, 3_600_000):
+        assert ts.full(value) and ts.clock(value) and ts.members_when(value, TODAY)
+
+
+def test_representable_times_show_the_real_date() -> None:
+    moment = dt.datetime(2026, 11, 30, 14, 5, 7).astimezone()
+    value = int(moment.timestamp() * 1000)
+    assert ts.full(value) == "2026-11-30 14:05:07"
+    assert ts.clock(value) == "14:05"
+    assert ts.day_label(value, TODAY) == "Monday, 30 November 2026"
+    assert ts.day_label(value, dt.date(2026, 11, 30)) == "Today"
+    assert ts.day_label(value, dt.date(2026, 12, 1)) == "Yesterday"
+    assert ts.room_list_when(value, dt.date(2026, 11, 30)) == "14:05"
+    assert ts.room_list_when(value, TODAY) == "Mon"
+    assert ts.room_list_when(value, dt.date(2027, 3, 1)) == "30 Nov"
+    assert ts.members_when(value, dt.date(2026, 11, 30)) == "today 14:05"
+    assert ts.members_when(value, dt.date(2026, 12, 1)) == "yesterday 14:05"
+    assert ts.members_when(value, TODAY) == "30 Nov 14:05"
+    assert ts.members_when(value, dt.date(2027, 1, 2)) == "30 Nov 2026"
+    assert ts.local_day(value) == dt.date(2026, 11, 30)
+    assert ts.full(LAST_OK).startswith("9999-12-")
+
+
+def test_times_without_a_date_get_a_clear_label() -> None:
+    for value in (FIRST_BAD + 86_400_000, MAX_TIMESTAMP_MS):
+        assert ts.full(value) == "after the year 9999"
+        assert ts.clock(value) == "after the year 9999"
+        assert ts.day_label(value, TODAY) == "After the year 9999"
+        assert ts.members_when(value, TODAY) == "after the year 9999"
+        assert ts.room_list_when(value, TODAY) == "> 9999"
+        assert ts.local_day(value) is None
+    assert ts.full(-1) == "before 1970"
+    assert ts.members_when(0) == "never" and ts.room_list_when(0) == ""
+    assert ts.full(0) != ""  # the epoch itself is a real date
