@@ -300,7 +300,8 @@ def test_an_unsigned_line_under_a_signing_name_is_shown_as_not_theirs(
     assert forged.data(Roles.Trust) == "key-changed" and forged.data(Roles.SenderKey) == ""
     # the warning badge ("!"), not the "could not check" one ("?")
     assert TRUST_SYMBOLS[_badge(forged)] == "!"
-    assert "someone else under their name" in tooltip_html(forged)
+    tip = tooltip_html(forged)
+    assert tip.startswith("<b>Not from them</b>") and "someone else under their name" in tip
     # her signed messages stay hers
     signed = [i for i in app.rows(ALICE_ID) if i.data(Roles.SenderKey)]
     assert signed and all(i.data(Roles.Trust) == "verified" for i in signed)
