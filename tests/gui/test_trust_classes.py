@@ -38,7 +38,9 @@ from bucket_chat_desktop.protocol.findings import Kind
 from bucket_chat_desktop.protocol.ids import iso_utc_ms, segment_path
 from bucket_chat_desktop.protocol.signing import build_event
 from bucket_chat_desktop.settings import Settings, StorageSettings
+from bucket_chat_desktop.storage.base import StorageOfflineError
 from bucket_chat_desktop.storage.local import LocalStorage
+from bucket_chat_desktop.sync import client as client_module
 from bucket_chat_desktop.sync.engine import RoomState
 from bucket_chat_desktop.sync.writer import Draft, RoomWriter
 
@@ -370,30 +372,64 @@ def test_a_deleted_witnessed_message_raises_the_banner_and_is_explained(
 # -- 4. part of the room cannot be read ------------------------------------------------------
 
 
-def plant_unreadable_segment(store: Path) -> Path:
+class Stalling(LocalStorage):
+    """A real folder whose storage stops answering for some objects (what a dropped
+    connection or a hostile provider does part-way through a read)."""
+
+    def __init__(self, root: Path, fail_get: set[str]) -> None:
+        super().__init__(root)
+        self.fail_get = fail_get
+
+    async def get(self, path: str, *args: Any, **kwargs: Any) -> bytes:
+        if path in self.fail_get:
+            raise StorageOfflineError(f"no answer for {path}")
+        return await super().get(path, *args, **kwargs)
+
+
+def plant_socket(store: Path) -> tuple[Path, Callable[[], None]]:
     """A socket where a segment should be: listed like a file, refused on every read (the
-    kernel gives ENXIO; a storage that accepts only regular files refuses it as well)."""
+    kernel gives ENXIO; a storage that reads only regular files refuses it as well).
+    Returns its path and how to mend it (an ordinary, empty file in its place)."""
     folder = store / "rooms" / ROOM / "logs" / "2025-11-24"
-    name = f"messages_{T0 - 5}_{T0 - 5}_ghost.jsonl"
+    path = folder / f"messages_{T0 - 5}_{T0 - 5}_ghost.jsonl"
     here = os.getcwd()
     os.chdir(folder)  # a socket path is limited to ~100 bytes: bind by relative name
     try:
         sock = socket.socket(socket.AF_UNIX)
-        sock.bind(name)
+        sock.bind(path.name)
         sock.close()
     finally:
         os.chdir(here)
-    return folder / name
+
+    def mend() -> None:
+        path.unlink()
+        path.write_bytes(b"")
+
+    return path, mend
 
 
+@pytest.mark.parametrize("how", ["refused", "stalled"])
 def test_a_segment_that_cannot_be_read_is_no_verdict_and_pins_nothing(
-    qtbot: Any, open_room: Callable[..., App], tmp_path: Path
+    qtbot: Any,
+    open_room: Callable[..., App],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    how: str,
 ) -> None:
-    planted: list[Path] = []
+    """``refused``: an object the folder cannot give (a socket named like a segment);
+    ``stalled``: the storage does not answer for alice's first segment (the app's own
+    storage, opened by the app, with one read failing)."""
+    mend: list[Callable[[], None]] = []
 
     async def build(storage: LocalStorage) -> None:
         await alice_and_bob(storage)
-        planted.append(plant_unreadable_segment(storage.root))
+        if how == "refused":
+            mend.append(plant_socket(storage.root)[1])
+            return
+        first = (await storage.list_objects(f"rooms/{ROOM}/logs/"))[0].path
+        stalling = Stalling(storage.root, {first})
+        monkeypatch.setattr(client_module, "open_storage", lambda spec, **_: stalling)
+        mend.append(stalling.fail_get.clear)
 
     app = open_room(build)
     qtbot.waitUntil(lambda: bool(app.room.unread))
@@ -401,11 +437,11 @@ def test_a_segment_that_cannot_be_read_is_no_verdict_and_pins_nothing(
     assert app.room_list_findings() >= 1 and app.window.banner.isVisible()
     banner = app.window.banner_text.text()
     assert "could not be read completely" in banner
+    assert "events verified" not in app.window.room_subtitle.text()
+    assert "not completely read" in app.window.room_subtitle.text()
     listed = app.controller.rooms.index(app.controller.rooms.row_of(app.key))
     assert listed.data(RoomRoles.Partial) is True
     assert "could not be read completely" in listed.data(Qt.ItemDataRole.ToolTipRole)
-    assert "events verified" not in app.window.room_subtitle.text()
-    assert "not completely read" in app.window.room_subtitle.text()
     # no trust on first use from a partial read: nobody is verified, each row says why
     rows = app.rows()
     assert rows and all(i.data(Roles.Trust) == "unverified" for i in rows)
@@ -413,16 +449,14 @@ def test_a_segment_that_cannot_be_read_is_no_verdict_and_pins_nothing(
     # ... and nothing is pinned but Carol's own key
     assert app.index.pins() == {CAROL_ID: {key_text(CAROL)}}
     app.open_members(qtbot)
-    for user in (ALICE_ID, BOB_ID):
-        assert {d.state for d in app.member(user).devices} == {DeviceState.UNVERIFIED}
-        row = app.device_rows(user)[0]
-        assert "could not be read" in row.explanation.text()
-    shot(app.window, "trust_partial_read", tmp_path)
+    for user in app.features.members_model.members:
+        assert {d.state for d in user.devices} == {DeviceState.UNVERIFIED}
+        row = app.device_rows(user.user_id)[0]
+        assert row.explanation is not None and "could not be read" in row.explanation.text()
+    shot(app.window, f"trust_partial_read_{how}", tmp_path)
 
-    # the storage answers again (the object is a regular, empty file now): the next pass
-    # reads everything and the room is clean
-    planted[0].unlink()
-    planted[0].write_bytes(b"")
+    # the storage answers again: the next pass reads everything and the room is clean
+    mend[0]()
     app.room.last_safety = 0.0
     engine = app.controller.client.storages[app.storage_id].engine
     run(engine.poll_once(), qtbot, timeout=20)
