@@ -14,7 +14,8 @@ from ..keys import Identity
 from ..protocol.attachments import safe_file_name
 from ..protocol.audit import Assessed, AuditResult
 from ..protocol.event import MEMBER, Event
-from ..protocol.findings import Finding, Severity
+from ..protocol.findings import Finding, Kind, Severity
+from ..protocol.metadata import check_signer
 from ..settings import Settings, StorageSettings
 from ..sync.client import ChatClient, RoomRef
 from ..sync.events import EngineEvent
@@ -24,6 +25,9 @@ from .models.timeline_model import TimelineModel
 from .tasks import TaskRunner
 
 log = logging.getLogger("bucket_chat.gui")
+
+# Findings that mean the room was not read whole: no verdict on it is final.
+PARTIAL_READ = frozenset({Kind.UNREAD, Kind.SEGMENT_UNREADABLE})
 
 
 def _ref(key: str) -> RoomRef:
@@ -230,7 +234,10 @@ class Controller(QObject):
         if item is None:
             return
         last = result.timeline[-1].event if result.timeline else None
-        changes: dict[str, Any] = {"findings": len(self.room_errors(key))}
+        changes: dict[str, Any] = {
+            "findings": len(self.room_errors(key)),
+            "partial": self.history_partial(key),
+        }
         if last is not None:
             changes.update(preview=_preview(last), last_ts=last.timestamp_ms)
         own = self.identity.public_key_b64
@@ -246,7 +253,8 @@ class Controller(QObject):
             self.unread_changed.emit(self.rooms.total_unread())
 
     def room_errors(self, key: str) -> list[Finding]:
-        """Every error-level finding about a room: its metadata's and its audit's."""
+        """Every error-level finding about a room, as ``verify`` lists them: its metadata's
+        (including who signed it, checked against the audit's keys), then its audit's."""
         result = self.results.get(key)
         errors = list(result.errors) if result else []
         ref = _ref(key)
@@ -254,8 +262,16 @@ class Controller(QObject):
         room = attached.engine.rooms.get(ref.room_id) if attached else None
         if room is not None:
             meta = [f for f in room.metadata_findings if f.severity is Severity.ERROR]
+            if room.metadata is not None and result is not None:
+                meta += check_signer(room.metadata, result.authorized)[1]
             errors = meta + errors
         return errors
+
+    def history_partial(self, key: str) -> bool:
+        """Whether part of the room could not be listed or read: its verdicts are then not
+        final (PROTOCOL.md section 16), whatever else the audit says."""
+        result = self.results.get(key)  # these are audit findings, never metadata ones
+        return result is not None and any(f.kind in PARTIAL_READ for f in result.findings)
 
     def _on_outbox_changed(self, key: str, events: list[Event], state: str, error: str) -> None:
         self.timeline(key).set_echo(events, state, error)

@@ -24,16 +24,38 @@ from PySide6.QtWidgets import (
 )
 
 from ..protocol.audit import TrustState
+from ..protocol.findings import Finding
 from ..protocol.untrusted_text import html_escape, one_line, shown_id
 from . import icons
-from .controller import Controller
+from .controller import PARTIAL_READ, Controller
 from .models.rooms_model import RoomRoles
 from .models.timeline_model import Roles, TimelineModel
 from .safe import guard
+from .style import TRUST_COLORS
+from .widgets.audit_dialog import explain
 from .widgets.composer import Composer, local_files
 from .widgets.message_delegate import MessageDelegate
 from .widgets.room_delegate import RoomDelegate
 from .widgets.room_dialogs import RoomDialog
+
+
+def banner_html(errors: list[Finding]) -> str:
+    """The room's warning: what kinds of problem its history has, in words and by their
+    finding names (as ``verify`` prints them), worst news first — a partial read, because
+    then no verdict shown is final."""
+    kinds = list(dict.fromkeys(f.kind for f in errors))  # first appearance, no repeats
+    named = "; ".join(f"{html_escape(explain(k).title)} ({html_escape(k.value)})" for k in kinds)
+    n = len(errors)
+    if any(k in PARTIAL_READ for k in kinds):
+        return (
+            "<b>⚠ This room's history could not be read completely.</b> Until it can, nobody's "
+            "key is trusted on first use and no verdict is final; the app keeps trying. "
+            f"{n} problem{'s' if n != 1 else ''}: {named}."
+        )
+    return (
+        f"<b>⚠ This room's history has {n} problem{'s' if n != 1 else ''}:</b> {named}. "
+        "Messages that could not be verified are marked or hidden."
+    )
 
 
 class TimelineView(QListView):
@@ -374,7 +396,14 @@ class MainWindow(QMainWindow):
         self.room_title.setText(f"<b style='font-size:15pt'>{html_escape(item.shown_name)}</b>")
         result = self.controller.results.get(key)
         parts = [f"{html_escape(item.room_id)} on {html_escape(one_line(item.storage_name))}"]
-        if result is not None:
+        if result is not None and self.controller.history_partial(key):
+            # A count of "verified" events would read as a verdict; there is none yet.
+            parts.append(
+                f"{len(result.timeline):,} events read · "
+                f"<span style='color:{TRUST_COLORS['key-changed']}'>history not completely "
+                "read: nothing is final</span>"
+            )
+        elif result is not None:
             verified = result.counts[TrustState.VERIFIED]
             total = len(result.timeline)
             parts.append(f"{verified:,} of {total:,} events verified")
@@ -388,13 +417,7 @@ class MainWindow(QMainWindow):
         if not errors:
             self.banner.hide()
             return
-        kinds = sorted({f.kind.value for f in errors})
-        self.banner_text.setText(
-            f"<b>⚠ This room's history has {len(errors)} "
-            f"problem{'s' if len(errors) != 1 else ''}</b> "
-            f"({html_escape(', '.join(kinds))}). Messages that could not be verified are "
-            "marked or hidden."
-        )
+        self.banner_text.setText(banner_html(errors))
         self.banner.show()
 
     def _on_storage_status(self, storage_id: str, online: bool, message: str) -> None:

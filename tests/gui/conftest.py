@@ -116,3 +116,16 @@ KeyringBackend._classes.discard(MemoryKeyring)
 @pytest.fixture
 def memory_keyring() -> MemoryKeyring:
     return MemoryKeyring()
+
+
+def shot(widget: Any, name: str, tmp_path: Path) -> Path:
+    """Render ``widget`` to ``tmp_path``; also into $BUCKET_CHAT_GUI_SHOTS when set, to look
+    at it."""
+    path = tmp_path / f"{name}.png"
+    image = widget.grab()
+    assert image.save(str(path))
+    folder = os.environ.get("BUCKET_CHAT_GUI_SHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        image.save(str(Path(folder) / f"{name}.png"))
+    return path

@@ -307,7 +307,8 @@ def test_members_model_key_changed_and_unintroduced_leave(qtmodeltester: Any, ro
     # Without pins two keys claim alice: a conflict, neither device is trusted.
     model.set_result(room.audit())
     alice = model.member(model.row_of("alice@example.com"))
-    assert {d.state for d in alice.devices} == {DeviceState.KEY_CHANGED}
+    assert {d.state for d in alice.devices} == {DeviceState.DISPUTED}
+    assert alice.state is DeviceState.DISPUTED
     # Bob's device pinned alice's key earlier: only the intruder's key is not hers.
     pinned = {"alice@example.com": {key_text(ALICE)}}
     model.set_result(asyncio.run(_read(room.storage)).audit(pinned))

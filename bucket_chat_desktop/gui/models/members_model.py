@@ -25,6 +25,7 @@ from PySide6.QtCore import QAbstractListModel, QByteArray, QModelIndex, QPersist
 from ...keys.identity import display_fingerprint, fingerprint_of
 from ...protocol.audit import DEVICE_ADD_FIELD, Assessed, AuditResult, TrustState
 from ...protocol.event import MEMBER
+from ...protocol.findings import Kind
 from ...protocol.untrusted_text import RoomIds, display_name_safe, html_escape, shown_id
 from ..safe import guard
 
@@ -42,6 +43,7 @@ class DeviceState(enum.StrEnum):
     VERIFIED = "verified"  # pinned: first key seen, or introduced by a trusted device
     UNVERIFIED = "unverified"  # unsigned, or every event of it has a broken chain
     KEY_CHANGED = "key-changed"  # nothing trusted introduced this key
+    DISPUTED = "disputed"  # several keys claim this person, none trusted (key-conflict)
 
 
 DEVICE_STATE_LABELS = {
@@ -49,6 +51,7 @@ DEVICE_STATE_LABELS = {
     DeviceState.VERIFIED: "Verified",
     DeviceState.UNVERIFIED: "Unverified",
     DeviceState.KEY_CHANGED: "Key changed",
+    DeviceState.DISPUTED: "Disputed",
 }
 
 
@@ -79,6 +82,7 @@ class Device:
     introduced_by: str = ""  # the key whose statement introduced it
     own: bool = False  # this very device
     number: int = 1  # 1-based, in order of first appearance among the member's devices
+    reason: str = ""  # the audit's sentence for the verdict on its newest event
 
     @property
     def signed(self) -> bool:
@@ -120,6 +124,8 @@ class Member:
     def state(self) -> DeviceState:
         """Worst news first: any unintroduced key is what the user must see."""
         states = {d.state for d in self.devices}
+        if DeviceState.DISPUTED in states:
+            return DeviceState.DISPUTED
         if DeviceState.KEY_CHANGED in states:
             return DeviceState.KEY_CHANGED
         signed = [d for d in self.devices if d.signed]
@@ -128,6 +134,21 @@ class Member:
         if states & {DeviceState.VERIFIED, DeviceState.CONFIRMED}:
             return DeviceState.VERIFIED
         return DeviceState.UNVERIFIED
+
+
+def conflicted_senders(result: AuditResult) -> frozenset[str]:
+    """The sender ids of the audit's ``key-conflict`` findings (each names the event it
+    was found at). Conflicts are decided by full audits only, so appends never change it."""
+    at = {
+        (f.event_id, f.path, f.line)
+        for f in result.findings
+        if f.kind is Kind.KEY_CONFLICT and f.event_id
+    }
+    if not at:
+        return frozenset()
+    return frozenset(
+        a.event.sender_id for a in result.timeline if (a.event.event_id, a.path, a.line) in at
+    )
 
 
 def key_bytes(key: str) -> bytes | None:
@@ -147,6 +168,7 @@ class _DeviceStats:
     first_seen: int = 0
     last_seen: int = 0
     last_state: TrustState | None = None
+    last_reason: str = ""
     ever_verified: bool = False
     name: str = ""
     introduced_by: str = ""
@@ -173,12 +195,16 @@ class Roster:
         self._seen: set[str] = set()
         self._order = 0
         self._ids = RoomIds()
+        # Senders the audit found in a key conflict (its key-conflict findings): their
+        # keys are "disputed", not merely "changed".
+        self.disputed: frozenset[str] = frozenset()
 
     def clear(self) -> None:
         self._senders.clear()
         self._seen.clear()
         self._order = 0
         self._ids = RoomIds()
+        self.disputed = frozenset()
 
     def add(self, items: Iterable[Assessed]) -> None:
         for item in items:
@@ -214,6 +240,7 @@ class Roster:
         device.first_seen = min(device.first_seen, ts)
         device.last_seen = max(device.last_seen, ts)
         device.last_state = item.state
+        device.last_reason = item.reason
         device.ever_verified |= item.state is TrustState.VERIFIED
         if ev.type != MEMBER:
             return
@@ -242,6 +269,7 @@ class Roster:
                 new.name = device_name
             new.ever_verified = True  # a verified statement authorizes it from here on
             new.last_state = None  # what it wrote before the statement is history
+            new.last_reason = ""
 
     def members(self, confirmed: set[str] | frozenset[str] = frozenset()) -> list[Member]:
         """Current members sorted by display name; ``confirmed`` are the keys the user
@@ -283,7 +311,8 @@ class Roster:
         if key and key in confirmed:
             state = DeviceState.CONFIRMED
         elif stats.last_state is TrustState.KEY_CHANGED:
-            state = DeviceState.KEY_CHANGED
+            disputed = bool(key) and user_id in self.disputed
+            state = DeviceState.DISPUTED if disputed else DeviceState.KEY_CHANGED
         elif stats.ever_verified:
             state = DeviceState.VERIFIED
         else:
@@ -299,6 +328,7 @@ class Roster:
             stats.introduced_by,
             bool(self.own_key) and key == self.own_key,
             number,
+            stats.last_reason,
         )
 
 
@@ -370,6 +400,7 @@ class MembersModel(QAbstractListModel):
         self._roster.clear()
         if result is not None:
             self._roster.add(result.timeline)
+            self._roster.disputed = conflicted_senders(result)
         self._publish()
 
     def append(self, items: Sequence[Assessed]) -> None:

@@ -27,6 +27,7 @@ class RoomRoles(enum.IntEnum):
     StorageName = enum.auto()
     Online = enum.auto()
     Muted = enum.auto()
+    Partial = enum.auto()  # its history could not be read completely
 
 
 @dataclass(slots=True)
@@ -37,7 +38,8 @@ class RoomItem:
     preview: str = ""
     last_ts: int = 0
     unread: int = 0
-    findings: int = 0
+    findings: int = 0  # error-level findings of its audit and metadata
+    partial: bool = False  # part of its history could not be read: no verdict is final
     online: bool = True
     muted: bool = False
 
@@ -54,6 +56,16 @@ class RoomItem:
     @property
     def room_id(self) -> str:
         return self.key.split("/", 1)[1]
+
+
+def _problems(item: RoomItem) -> str:
+    """The warning mark's words, for the tooltip."""
+    if item.partial:
+        return "<br>⚠ Its history could not be read completely: no verdict is final yet."
+    if item.findings:
+        s = "s" if item.findings != 1 else ""
+        return f"<br>⚠ {item.findings:,} problem{s} in its history: see its audit."
+    return ""
 
 
 class RoomsModel(QAbstractListModel):
@@ -80,7 +92,7 @@ class RoomsModel(QAbstractListModel):
             case Qt.ItemDataRole.ToolTipRole:  # rich text: every piece escaped
                 return (
                     f"<b>{html_escape(item.shown_name)}</b><br>{html_escape(item.room_id)} on "
-                    f"{html_escape(one_line(item.storage_name))}"
+                    f"{html_escape(one_line(item.storage_name))}{_problems(item)}"
                 )
             case RoomRoles.Key:
                 return item.key
@@ -98,6 +110,8 @@ class RoomsModel(QAbstractListModel):
                 return item.online
             case RoomRoles.Muted:
                 return item.muted
+            case RoomRoles.Partial:
+                return item.partial
         return None
 
     # -- feeding it -----------------------------------------------------------------------

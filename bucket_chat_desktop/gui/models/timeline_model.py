@@ -328,6 +328,11 @@ class TimelineModel(QAbstractListModel):
                 self.dataChanged.emit(self.index(0), self.index(exposed - 1))
             self._drop_confirmed_echoes(confirmed)
             self._insert_confirmed(new[first_shown + exposed :])
+            # Older rows that arrived above a short page (history read newest first, or a
+            # backdated writer) are shown at once: a view that does not scroll yet has no
+            # top to scroll to, so it would never ask for them.
+            if self._hidden and self._echo_start() < PAGE:
+                self.fetch_older()
             return
         self.beginResetModel()
         self._hidden = new[:-PAGE] if len(new) > PAGE else []

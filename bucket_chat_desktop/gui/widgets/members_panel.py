@@ -34,7 +34,13 @@ from PySide6.QtWidgets import (
 )
 
 from ... import timestamps
-from ...protocol.untrusted_text import display_name_safe, html_escape, id_warning, shown_id
+from ...protocol.untrusted_text import (
+    display_name_safe,
+    html_escape,
+    id_warning,
+    one_line,
+    shown_id,
+)
 from ..models.members_model import DEVICE_STATE_LABELS, Device, DeviceState, Member, MembersModel
 from ..safe import guard
 from ..style import TRUST_COLORS, initials, is_dark, key_color
@@ -46,6 +52,7 @@ STATE_COLORS = {
     DeviceState.VERIFIED.value: TRUST_COLORS["verified"],
     DeviceState.UNVERIFIED.value: TRUST_COLORS["unverified"],
     DeviceState.KEY_CHANGED.value: TRUST_COLORS["key-changed"],
+    DeviceState.DISPUTED.value: TRUST_COLORS["key-changed"],
     "invalid": TRUST_COLORS["invalid"],
 }
 
@@ -64,7 +71,62 @@ DEVICE_STATE_HELP = {
         "A new key writes as this person and none of their earlier devices introduced it. "
         "It may be a new install, or someone else. Ask them before trusting it."
     ),
+    DeviceState.DISPUTED: (
+        "Two or more keys claim to be this person and none introduced the others. One may "
+        "be an impostor who backdated their messages to look first, so none is trusted."
+    ),
 }
+
+# What a device row says under its state when the state is bad news; a disputed member's
+# card says DISPUTED_TEXT once, above the devices.
+DISPUTED_ROW_TEXT = "Not trusted: other keys claim to be this person too."
+DISPUTED_TEXT = (
+    "Several keys claim to be this person and none introduced the others: none of them is "
+    "trusted. Dates are each writer's own word, so the one that looks first proves "
+    "nothing. Ask them — not in this chat — which device is theirs, compare its "
+    "fingerprint, then mark it as verified."
+)
+CHANGED_TEXT = (
+    "None of their earlier devices introduced this key. Ask them whether it is theirs "
+    "before you trust it."
+)
+IMPERSONATION_TEXT = (
+    "Written without a signature under the name of someone whose devices sign everything: "
+    "these lines are not from any of their devices, someone else may have written them."
+)
+
+
+def device_label(device: Device) -> str:
+    """The state as the row's pill says it. Unsigned lines under a signing person's name
+    are not a changed key: they are not from any of their devices."""
+    if device.state is DeviceState.KEY_CHANGED and not device.signed:
+        return "Not from them"
+    return DEVICE_STATE_LABELS[device.state]
+
+
+def device_explanation(device: Device) -> str:
+    """Why the device is not trusted, for the row (plain text), or "" when it is. Past the
+    fixed sentences, it is the audit's own reason (e.g. part of the room was unreadable)."""
+    if device.state is DeviceState.DISPUTED:
+        return DISPUTED_ROW_TEXT
+    if device.state is DeviceState.KEY_CHANGED:
+        return CHANGED_TEXT if device.signed else IMPERSONATION_TEXT
+    if device.state is DeviceState.UNVERIFIED and device.reason:
+        reason = one_line(device.reason, 300)
+        return reason[:1].upper() + reason[1:] + "."
+    return ""
+
+
+def device_tooltip(device: Device) -> str:
+    """Rich text: the state's help, then the audit's reason (which may quote a sender id
+    from storage, so escaped)."""
+    help_text = DEVICE_STATE_HELP[device.state]
+    if device.state is DeviceState.KEY_CHANGED and not device.signed:
+        help_text = IMPERSONATION_TEXT
+    tip = f"<p>{html_escape(help_text)}</p>"
+    if device.reason:
+        tip += f"<p><small>Audit: {html_escape(one_line(device.reason, 300))}</small></p>"
+    return tip
 
 
 # -- badges -------------------------------------------------------------------------------
@@ -111,7 +173,8 @@ def paint_trust_badge(painter: QPainter, rect: QRect | QRectF, state: str) -> No
         font.setPixelSize(max(7, int(s * 0.72)))
         font.setBold(True)
         painter.setFont(font)
-        symbol = "!" if state == DeviceState.KEY_CHANGED.value else "?"
+        warn = (DeviceState.KEY_CHANGED.value, DeviceState.DISPUTED.value)
+        symbol = "!" if state in warn else "?"
         painter.drawText(r, Qt.AlignmentFlag.AlignCenter, symbol)
     painter.restore()
 
@@ -213,7 +276,7 @@ class DeviceRow(QFrame):
         self.title_label = title
         top.addWidget(title, 1)
         top.addStretch(1)
-        self.state_label = QLabel(DEVICE_STATE_LABELS[device.state])
+        self.state_label = QLabel(device_label(device))
         self.state_label.setObjectName("state")
         color = state_color(device.state.value)
         self.state_label.setStyleSheet(
@@ -221,7 +284,7 @@ class DeviceRow(QFrame):
         )
         top.addWidget(self.state_label)
         layout.addLayout(top)
-        self.setToolTip(DEVICE_STATE_HELP[device.state])
+        self.setToolTip(device_tooltip(device))
         if device.signed:
             fp = QLabel(fingerprint_lines(device.fingerprint) or "not a valid key")
             fp.setObjectName("fingerprint")
@@ -244,14 +307,16 @@ class DeviceRow(QFrame):
         details.setObjectName("muted")
         details.setWordWrap(True)
         layout.addWidget(details)
-        if device.state is DeviceState.KEY_CHANGED:
-            warning = QLabel(
-                "None of their earlier devices introduced this key. Ask them whether it is "
-                "theirs before you trust it."
-            )
+        self.explanation: QLabel | None = None
+        text = device_explanation(device)
+        if text:
+            warning = QLabel(text)
+            warning.setObjectName("explanation")
+            warning.setTextFormat(Qt.TextFormat.PlainText)  # the audit's reason quotes ids
             warning.setWordWrap(True)
             warning.setStyleSheet(f"color: {color};")
             layout.addWidget(warning)
+            self.explanation = warning
         self.confirm_button: QPushButton | None = None
         if device.can_confirm:
             button = QPushButton("Mark as verified…")
@@ -324,8 +389,18 @@ class MemberCard(QFrame):
         badge.setPixmap(trust_badge(member.state.value, 18))
         badge.setFixedSize(18, 18)
         badge.setToolTip(DEVICE_STATE_LABELS[member.state])
+        self.badge_label = badge
         head.addWidget(badge, 0, Qt.AlignmentFlag.AlignTop)
         layout.addLayout(head)
+        self.dispute_label: QLabel | None = None
+        if member.state is DeviceState.DISPUTED:
+            dispute = QLabel(DISPUTED_TEXT)
+            dispute.setObjectName("dispute")
+            dispute.setTextFormat(Qt.TextFormat.PlainText)
+            dispute.setWordWrap(True)
+            dispute.setStyleSheet(f"color: {TRUST_COLORS['key-changed']};")
+            layout.addWidget(dispute)
+            self.dispute_label = dispute
         self.device_rows: list[DeviceRow] = []
         for device in member.devices:
             row = DeviceRow(device)
@@ -549,11 +624,15 @@ class VerifyDeviceDialog(QDialog):
         self.fingerprint.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         box_layout.addWidget(self.fingerprint)
         layout.addWidget(box)
-        if device.state is DeviceState.KEY_CHANGED:
+        if device.state in (DeviceState.KEY_CHANGED, DeviceState.DISPUTED):
             warn = QLabel(
-                f"<b>Careful:</b> none of {who}'s earlier devices introduced this key. It may "
-                "be their new install — or someone else. Confirm it only if they tell you "
-                "these exact digits."
+                f"<b>Careful:</b> another key also claims to be {who}, and neither introduced "
+                "the other: one of them may be an impostor. Confirm this one only if they "
+                "tell you these exact digits; the other keys then show as not theirs."
+                if device.state is DeviceState.DISPUTED
+                else f"<b>Careful:</b> none of {who}'s earlier devices introduced this key. "
+                "It may be their new install — or someone else. Confirm it only if they tell "
+                "you these exact digits."
             )
             warn.setWordWrap(True)
             warn.setTextFormat(Qt.TextFormat.RichText)  # holds an escaped name

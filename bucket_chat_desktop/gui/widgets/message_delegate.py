@@ -471,6 +471,8 @@ def tooltip_html(index: Index) -> str:
     may imitate another), where it was read. Every piece from storage is escaped."""
     trust = str(index.data(Roles.Trust))
     label = TRUST_LABELS.get(trust, trust)
+    if trust == "key-changed" and not index.data(Roles.SenderKey):
+        label = "Not from them"  # unsigned under a signing person's name: no key changed
     if index.data(Roles.Confirmed):
         label += " · device confirmed by you"
     sender = shown_id(str(index.data(Roles.Sender) or ""))
