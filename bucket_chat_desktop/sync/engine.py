@@ -107,6 +107,7 @@ class RoomState:
     def partial(self) -> bool:
         """Part of the room could not be read: no final verdict, no trust on first use."""
         return bool(self.unread or self.unlisted or self.ledger.has_unreadable)
+
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     backfill: asyncio.Task[None] | None = None
 
