@@ -26,15 +26,18 @@ from ..protocol.ids import InvalidRoomIdError, check_room_id
 from ..protocol.metadata import check_signer
 from ..protocol.untrusted_text import RoomIds, terminal_safe
 from ..storage import Storage, StorageError, open_storage
+from ..sync.engine import SyncEngine
 from ..sync.events import EventsAppended, RoomLoaded
 from ..sync.reader import list_rooms, room_exists
 from ..sync.session import engine_session
+from ..sync.watched import INTERACTIVE_DEADLINE, NoAnswerError, answer_within
 from ..sync.writer import RoomError, RoomWriter
 from . import format as fmt
 from .storage_cmd import add_storage_parser, cmd_storage
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR, EXIT_QUEUED = 0, 1, 2, 3
 SEND_TIMEOUT = 30.0
+VERIFY_NO_ANSWER = 10.0  # verify reads everything fresh: it fails (exit 2) after this long
 MAX_BATCH = 1000
 
 
@@ -160,12 +163,49 @@ def _identity(user_id: str, *, create: bool = False) -> Any:
     return identity, created, store
 
 
-async def _require_room(storage: Storage, room_id: str) -> None:
-    if not await room_exists(storage, room_id):
+async def _require_room(
+    storage: Storage,
+    room_id: str,
+    *,
+    engine: SyncEngine | None = None,
+    seconds: float | None = None,
+) -> None:
+    """The room must exist. A room this device knows (index, outbox) is not checked
+    again; otherwise the storage is asked, within ``seconds`` of no answer if given."""
+    if engine is not None:
+        if await engine.knows_room(room_id):
+            return
+        storage = engine.storage
+    check = room_exists(storage, room_id)
+    try:
+        if engine is not None and seconds is not None:
+            found = await answer_within(engine.storage, check, seconds, what=storage.describe())
+        else:
+            found = await check
+    except NoAnswerError as exc:
+        raise StorageError(
+            f"cannot check that room {room_id!r} exists: {exc}; this device has no copy "
+            "of it, so nothing was done"
+        ) from exc
+    if not found:
         raise RoomError(
             f"room {room_id!r} does not exist in {storage.describe()}: "
             f"create it with 'bucket-chat create-room --room-id {room_id} --name ...'"
         )
+
+
+def _clock(wall: float | None) -> str:
+    if wall is None:
+        return "never completely"
+    stamp = dt.datetime.fromtimestamp(wall).astimezone()
+    return stamp.strftime("%Y-%m-%d %H:%M:%S %Z").strip()
+
+
+def _stale_note(exc: BaseException, last_read: float | None) -> str:
+    return (
+        f"the storage did not answer ({terminal_safe(str(exc))}); showing what this device "
+        f"verified, last read {_clock(last_read)}"
+    )
 
 
 def _print_findings(result: AuditResult, out: Any) -> None:
@@ -251,23 +291,39 @@ async def _send_and_deliver(
     displayname: str | None,
     *,
     quiet: bool = False,
+    check_room: bool = False,
 ) -> int:
-    """Queue durably in the outbox, then deliver (with anything queued before). The index
-    is opened (read only here) so the events can witness what this device has read."""
+    """Commit to the outbox first (no network access when this device knows the room and
+    its own chain head), then deliver it with anything queued before — giving up as soon
+    as one request has waited ``INTERACTIVE_DEADLINE`` seconds without an answer: the
+    message is safe in the outbox and exit 3 says so. The index is opened (read only
+    here) so the events can witness what this device has read."""
     async with engine_session(storage) as engine:
+        if check_room:
+            await _require_room(storage, room_id, engine=engine, seconds=INTERACTIVE_DEADLINE)
+        if callable(identity):
+            identity = identity()
         events = await engine.send(
             room_id, identity.user_id, identity.signing_key, drafts, displayname=displayname
         )
-        delivered = await engine.flush(timeout=SEND_TIMEOUT)
+        error: str | None = None
+        try:
+            delivered = await answer_within(
+                engine.storage,
+                engine.flush(timeout=SEND_TIMEOUT),
+                what=engine.storage.describe(),
+            )
+        except NoAnswerError as exc:
+            delivered, error = False, str(exc)
         assert engine.outbox is not None
         if not delivered:
             waiting = engine.outbox.pending()
-            error = next((p.error for p in waiting if p.error), "no answer from the storage")
+            error = error or next((p.error for p in waiting if p.error), None)
             print(
-                f"bucket-chat: queued, not delivered yet ({terminal_safe(error)}). "
-                f"{len(waiting)} event(s) "
-                "wait in the outbox and go out with the next bucket-chat command on this "
-                "storage (e.g. 'bucket-chat sync').",
+                f"bucket-chat: queued, not delivered yet ({terminal_safe(error or 'no answer')})."
+                f" {len(waiting)} event(s) wait in the outbox and will be delivered by the "
+                "next 'bucket-chat sync' (or any command that sends) on this storage, or by "
+                "the app.",
                 file=sys.stderr,
             )
             return EXIT_QUEUED
@@ -279,16 +335,37 @@ async def _send_and_deliver(
 
 
 async def cmd_rooms(args: argparse.Namespace) -> int:
+    """The storage's rooms; if it does not answer within ``INTERACTIVE_DEADLINE``, the
+    rooms this device's index knows, with a note saying so."""
     from ..sync.reader import read_metadata
 
     storage = _storage(args)
-    rooms = await list_rooms(storage)
+
+    async def listed(store: Storage) -> list[tuple[str, str]]:
+        out = []
+        for room_id in await list_rooms(store):
+            meta, _ = await read_metadata(store, room_id)
+            out.append((room_id, fmt.room_title(meta, room_id) if meta else "(no metadata)"))
+        return out
+
+    async with engine_session(storage, outbox=False) as engine:
+        try:
+            rooms = await answer_within(engine.storage, listed(engine.storage))
+        except NoAnswerError as exc:
+            assert engine.index is not None
+            known = engine.index.rooms()
+            reads = [await engine.last_read(str(r["room_id"])) for r in known]
+            newest = max((t for t in reads if t is not None), default=None)
+            print(f"bucket-chat: {_stale_note(exc, newest)}", file=sys.stderr)
+            for row in known:
+                name = row["name"]
+                label = terminal_safe(str(name), limit=fmt.TITLE_LIMIT) if name else ""
+                print(f"{row['room_id']!s:32} {label}".rstrip())
+            return EXIT_OK
     if not rooms:
         print(f"No rooms in {terminal_safe(storage.describe())}.")
         return EXIT_OK
-    for room_id in rooms:
-        meta, _ = await read_metadata(storage, room_id)
-        label = fmt.room_title(meta, room_id) if meta else "(no metadata)"
+    for room_id, label in rooms:
         print(f"{room_id:32} {label}")
     return EXIT_OK
 
@@ -311,10 +388,15 @@ async def cmd_send(args: argparse.Namespace) -> int:
     storage = _storage(args)
     room_id = _room_id(args)
     texts = _message_texts(args)
-    await _require_room(storage, room_id)
-    identity, _, _ = _identity(args.user_id)
     drafts = [(MESSAGE, {"body": t, "msgtype": "m.text"}) for t in texts]
-    return await _send_and_deliver(storage, room_id, identity, drafts, args.displayname)
+    return await _send_and_deliver(
+        storage,
+        room_id,
+        lambda: _identity(args.user_id)[0],  # loaded once the room is known to exist
+        drafts,
+        args.displayname,
+        check_room=True,
+    )
 
 
 async def cmd_add_device(args: argparse.Namespace) -> int:
@@ -371,7 +453,6 @@ async def cmd_accept_device(args: argparse.Namespace) -> int:
 async def cmd_sync(args: argparse.Namespace) -> int:
     storage = _storage(args)
     room_id = _room_id(args)
-    await _require_room(storage, room_id)
     shown: set[str] = set()
     ids = RoomIds()
 
@@ -388,9 +469,12 @@ async def cmd_sync(args: argparse.Namespace) -> int:
             show(event.result)
 
     async with engine_session(storage, start=args.follow, listener=listener) as engine:
+        await _require_room(storage, room_id, engine=engine)
         before = engine.index.timeline_length(room_id) if engine.index else 0
         room = await engine.open_room(room_id, background=False)
-        delivered = await engine.flush(timeout=SEND_TIMEOUT)
+        # Background work: the storage's own patient timeouts and retries, but one round
+        # the storage does not answer is enough to say "queued" (exit 3).
+        delivered = await engine.flush(timeout=SEND_TIMEOUT, give_up_offline=True)
         result = room.result
         assert result is not None
         total = len(result.timeline)
@@ -407,23 +491,44 @@ async def cmd_sync(args: argparse.Namespace) -> int:
             await asyncio.sleep(3600)
 
 
-async def _audited(args: argparse.Namespace, *, cached: bool) -> tuple[Any, AuditResult]:
+async def _audited(
+    args: argparse.Namespace, *, cached: bool
+) -> tuple[Any, AuditResult, str | None]:
     """The room read from storage: with ``cached``, through this device's index (only new
-    segments are downloaded); without, every segment is downloaded and checked again."""
+    segments are downloaded) and, when the storage does not answer within
+    ``INTERACTIVE_DEADLINE``, as the index knows it (the third value says so); without,
+    every segment is downloaded and checked again, and a storage that does not answer
+    within ``VERIFY_NO_ANSWER`` fails the command: nothing unchecked is called clean."""
     storage = _storage(args)
     room_id = _room_id(args)
-    await _require_room(storage, room_id)
+    stale: str | None = None
     async with engine_session(storage, index=cached, outbox=False) as engine:
-        room = await engine.open_room(room_id, background=False)
+        seconds = INTERACTIVE_DEADLINE if cached else VERIFY_NO_ANSWER
+        await _require_room(storage, room_id, engine=engine, seconds=seconds)
+        snapshot = await engine.cached_room(room_id) if cached else None
+        try:
+            room = await answer_within(
+                engine.storage,
+                engine.open_room(room_id, background=False),
+                seconds,
+                what=engine.storage.describe(),
+            )
+        except NoAnswerError as exc:
+            if snapshot is None:
+                what = "has no copy of the room to show" if cached else "verified nothing"
+                raise StorageError(f"{exc}; this device {what}") from exc
+            room, stale = snapshot, _stale_note(exc, await engine.last_read(room_id))
     assert room.result is not None
     result = room.result
     signer = check_signer(room.metadata, result.authorized)[1] if room.metadata else []
     result.findings[:0] = [*room.metadata_findings, *signer]
-    return room, result
+    return room, result, stale
 
 
 async def cmd_history(args: argparse.Namespace) -> int:
-    view, result = await _audited(args, cached=True)
+    view, result, stale = await _audited(args, cached=True)
+    if stale is not None:
+        print(f"bucket-chat: {stale}", file=sys.stderr)
     timeline = result.timeline
     if args.limit is not None:
         if args.limit < 0:
@@ -435,6 +540,8 @@ async def cmd_history(args: argparse.Namespace) -> int:
             "events": [fmt.event_json(a) for a in timeline],
             "findings": [f.as_dict() for f in result.findings],
         }
+        if stale is not None:
+            doc["stale"] = stale
         print(fmt.json_text(doc))
         return EXIT_OK
     title = (
@@ -462,7 +569,7 @@ async def cmd_history(args: argparse.Namespace) -> int:
 
 
 async def cmd_verify(args: argparse.Namespace) -> int:
-    view, result = await _audited(args, cached=False)
+    view, result, _ = await _audited(args, cached=False)
     status = EXIT_OK if result.clean else EXIT_FINDINGS
     if args.json:
         doc = {

@@ -38,7 +38,13 @@ from ..protocol.audit import (
 from ..protocol.canonical import b64encode
 from ..protocol.event import MEMBER, Event, Malformed, parse_line
 from ..protocol.findings import Finding, Kind
-from ..protocol.ids import is_valid_room_id, logs_prefix, parse_segment_path, utc_date
+from ..protocol.ids import (
+    client_id_for,
+    is_valid_room_id,
+    logs_prefix,
+    parse_segment_path,
+    utc_date,
+)
 from ..protocol.metadata import RoomMetadata
 from ..protocol.segment import MAX_SEGMENT_BYTES, DecodedSegment, Located
 from ..storage.base import (
@@ -60,6 +66,12 @@ from .events import (
 )
 from .outbox import Outbox, OutSegment
 from .reader import read_metadata, special_finding, unreadable_finding
+from .watched import (
+    STALL_AFTER,
+    answer_within,
+    clock_text,
+    watched,
+)
 
 log = logging.getLogger("bucket_chat.sync")
 T = TypeVar("T")
@@ -136,6 +148,18 @@ def _unread_findings(room: RoomState) -> list[Finding]:
     return out
 
 
+class NotQueuedError(StorageError):
+    """A send could not even be queued (nothing local knows the chain's head and the
+    storage did not tell): nothing was signed, nothing is lost but the attempt."""
+
+
+def _newest_head(mine: Sequence[Event]) -> Event | None:
+    """The newest event no other of ``mine`` continues (the chain's head)."""
+    referenced = {e.prev_event_hash for e in mine}
+    heads = [e for e in mine if e.hash not in referenced]
+    return max(heads, key=lambda e: e.order_key) if heads else None
+
+
 class SyncEngine:
     def __init__(
         self,
@@ -146,7 +170,13 @@ class SyncEngine:
         listener: Callable[[EngineEvent], None] | None = None,
         config: SyncConfig | None = None,
     ) -> None:
-        self.storage = storage
+        # Every request is timed (``watched.py``): a storage that stops answering is told
+        # apart from one that refuses, and interactive steps can give up in seconds.
+        self.storage = watched(storage)
+        self.storage.on_answer = self._on_answer
+        self._local: LocalStorage | None = (
+            self.storage.inner if isinstance(self.storage.inner, LocalStorage) else None
+        )
         self.index = index
         self.outbox = outbox
         self.config = config or SyncConfig()
@@ -169,6 +199,7 @@ class SyncEngine:
         self._watch: Any = None
         self._direct: asyncio.Queue[str] = asyncio.Queue()
         self.online = True
+        self.status_message = ""
         self.requests = 0  # listings and downloads made by polling (for the benchmarks)
         self._closed = False
 
@@ -187,17 +218,39 @@ class SyncEngine:
         return await asyncio.get_running_loop().run_in_executor(self._io, fn, *args)
 
     def _set_online(self, online: bool, message: str) -> None:
-        if online != self.online:
+        if online and self.storage.stalled(STALL_AFTER) is not None:
+            return  # one answer while another request hangs: still not answering
+        if online != self.online or (not online and message != self.status_message):
             self.online = online
+            self.status_message = message
             self._emit(StorageStatus(online, message))
+
+    def _on_answer(self) -> None:
+        """The storage answered a request: it is reachable again (if it was silent)."""
+        if not self.online and self.status_message.startswith("not answering"):
+            self._set_online(True, "")
+
+    async def _watchdog(self) -> None:
+        """Say "not answering" once a request has waited ``STALL_AFTER`` seconds: a
+        hung connection fails only after the service's timeout times its retries."""
+        while not self._closed:
+            await asyncio.sleep(1.0)
+            since = self.storage.stalled(STALL_AFTER)
+            if since is not None and not self.status_message.startswith("not answering"):
+                self._set_online(
+                    False,
+                    f"not answering since {clock_text(since)} "
+                    f"(a request has waited over {STALL_AFTER:g} s)",
+                )
 
     async def start(self) -> None:
         """Start watching/polling and publishing. ``open_room`` works without it."""
         self._tasks.append(asyncio.create_task(self._poller(), name="bc-poller"))
+        self._tasks.append(asyncio.create_task(self._watchdog(), name="bc-watchdog"))
         if self.outbox is not None:
             self._tasks.append(asyncio.create_task(self._publisher(), name="bc-publisher"))
-        if isinstance(self.storage, LocalStorage):
-            self._start_watch(self.storage)
+        if self._local is not None:
+            self._start_watch(self._local)
             self._tasks.append(asyncio.create_task(self._direct_fetcher(), name="bc-direct"))
 
     async def close(self) -> None:
@@ -352,6 +405,32 @@ class SyncEngine:
         if not room.complete or room.result is None or progressed or room.unread or was_partial:
             await self._ingest(room, [], complete=True, force_audit=True)
         room.last_safety = time.monotonic()
+        if self.index is not None and room.complete and not room.partial:
+            # When this device last saw the whole room: how stale an offline view is.
+            await self._serially(
+                self.index.set_cursor, f"read:{room.room_id}", f"{time.time():.3f}"
+            )
+
+    async def last_read(self, room_id: str) -> float | None:
+        """Wall-clock time of this device's last complete read of the room (index)."""
+        if self.index is None:
+            return None
+        value = await self._serially(self.index.cursor, f"read:{room_id}")
+        try:
+            return float(value) if value else None
+        except ValueError:
+            return None
+
+    async def cached_room(self, room_id: str) -> RoomState | None:
+        """The room as this device's index knows it, without any network access: what
+        the app shows first, and what ``history`` shows when the storage does not answer.
+        Its verdict is the index's (final only if the last read covered everything).
+        None when the index holds nothing of the room."""
+        if self.index is None:
+            return None
+        room = RoomState(room_id, RoomLedger(room_id))
+        room.complete = await self._serially(self._rebuild_from_index, room)
+        return room if room.result is not None else None
 
     async def _read_history(self, room: RoomState, *, warm: bool) -> bool:
         """Fetch what is new, newest first; True when anything was ingested. ``warm``:
@@ -647,7 +726,7 @@ class SyncEngine:
                     if room.room_id == self.focused
                     else self.config.background_safety
                 )
-                if isinstance(self.storage, LocalStorage):
+                if self._local is not None:
                     period = min(period, self.config.local_rescan)
                 if room.complete and (room.unread or room.unlisted):
                     period = min(period, UNREAD_RETRY)
@@ -717,7 +796,7 @@ class SyncEngine:
 
     async def _poller(self) -> None:
         interval = self.config.active_interval
-        local = isinstance(self.storage, LocalStorage)
+        local = self._local is not None
         while not self._closed:
             wait = self.config.local_rescan if local else interval
             with contextlib.suppress(TimeoutError):
@@ -808,17 +887,27 @@ class SyncEngine:
         key_text = b64encode(bytes(signing_key.verify_key))
         introducer: str | None = None
         if not await self._outboxed(outbox.has_head, room_id, key_text):
-            from .writer import RoomWriter
+            # The commit comes before any network access when this device knows where
+            # its chain continues: from the room as read completely here, or from the
+            # index. Only a device that never read the room whole asks the storage, and
+            # gives up in seconds if it does not answer (a guessed head forks the chain).
+            known, head = await self._local_head(room_id, user_id, signing_key)
+            if not known:
+                from .writer import RoomWriter
 
-            writer = RoomWriter(self.storage, room_id, user_id, signing_key)
-            try:
-                head = await writer.load_head()
+                writer = RoomWriter(self.storage, room_id, user_id, signing_key)
+                try:
+                    head = await answer_within(
+                        self.storage, writer.load_head(), what=self.storage.describe()
+                    )
+                except StorageError as exc:
+                    raise NotQueuedError(
+                        f"nothing was queued: {exc}. This device has not read room "
+                        f"{room_id!r} completely, so it cannot know where its own chain "
+                        "continues (guessing would fork it); try again when the storage "
+                        "answers"
+                    ) from exc
                 introducer = writer.introduced_by
-            except StorageError:
-                # Offline: the room as already read and checked knows this device's chain
-                # just as well, if it was read completely. Otherwise the message cannot be
-                # chained safely yet, and the caller is told so (nothing is lost).
-                head = self._own_head(room_id, key_text)
             await self._outboxed(outbox.seed_head, room_id, key_text, head)
         room = self.rooms.get(room_id)
         if room is not None and room.result is not None:
@@ -894,18 +983,43 @@ class SyncEngine:
         told.update(out)
         return out
 
-    def _own_head(self, room_id: str, key_text: str) -> Event | None:
-        """This device's newest event in a completely read room (raises if not read)."""
+    async def _local_head(
+        self, room_id: str, user_id: str, signing_key: SigningKey
+    ) -> tuple[bool, Event | None]:
+        """``(True, this device's newest event)`` when a complete read of the room on this
+        device knows it (in memory, else the index); ``(False, None)`` when only the
+        storage can tell. Events count only with a good signature by this device's key."""
+        key_text = b64encode(bytes(signing_key.verify_key))
         room = self.rooms.get(room_id)
-        if room is None or room.result is None or not room.complete or room.unlisted:
-            raise StorageError(
-                "the storage is unreachable and this room has not been read completely yet: "
-                "try again when it is back"
+        if room is not None and room.result is not None and room.complete and not room.partial:
+            return True, _newest_head(
+                [a.event for a in room.result.timeline if a.event.sender_key == key_text]
             )
-        mine = [a.event for a in room.result.timeline if a.event.sender_key == key_text]
-        referenced = {e.prev_event_hash for e in mine}
-        heads = [e for e in mine if e.hash not in referenced]
-        return max(heads, key=lambda e: e.order_key) if heads else None
+        index = self.index
+        if index is None:
+            return False, None
+        own = client_id_for(user_id, bytes(signing_key.verify_key))
+
+        def from_index() -> tuple[bool, Event | None]:
+            info = {r["room_id"]: r for r in index.rooms()}.get(room_id)
+            if not info or not info["history_complete"]:
+                return False, None
+            mine: list[Event] = []
+            for path, cached, _ in index.room_segments(room_id):
+                name = parse_segment_path(path)
+                if name is None or not (
+                    name.client_id == own or name.client_id.startswith(own + "-r")
+                ):
+                    continue
+                for item in cached:
+                    if not item.sig_ok:
+                        continue
+                    ev = parse_line(item.raw.encode("utf-8"), room_id)
+                    if isinstance(ev, Event) and ev.sender_key == key_text:
+                        mine.append(ev)
+            return True, _newest_head(mine)
+
+        return await self._serially(from_index)
 
     async def _publisher(self) -> None:
         while not self._closed:
@@ -991,10 +1105,24 @@ class SyncEngine:
                 room, [(ObjectInfo(path, len(data)), prepared)], complete=room.complete
             )
 
-    async def flush(self, timeout: float | None = None) -> bool:
+    async def knows_room(self, room_id: str) -> bool:
+        """Whether this device has the room locally (read into the index, or written to
+        through the outbox): then it exists, and nothing needs to ask the storage."""
+        if self.index is not None:
+            index = self.index
+            rows = await self._serially(index.rooms)
+            if any(r["room_id"] == room_id for r in rows):
+                return True
+        if self.outbox is not None:
+            return await self._outboxed(self.outbox.knows_room, room_id)
+        return False
+
+    async def flush(self, timeout: float | None = None, *, give_up_offline: bool = False) -> bool:
         """Publish everything queued now, failed segments included; True when the outbox
         is empty. Gives up early when only failures a user must fix are left (read-only
-        folder, no permission): retrying those until the timeout cannot help."""
+        folder, no permission): retrying those until the timeout cannot help. With
+        ``give_up_offline`` also after one round in which the storage did not answer
+        (each request had the storage's own patient timeout and retries already)."""
         outbox = self.outbox
         if outbox is None:
             return True
@@ -1005,6 +1133,8 @@ class SyncEngine:
             if await self._outboxed(outbox.is_empty):
                 return True
             if deadline is not None and time.monotonic() >= deadline:
+                return False
+            if give_up_offline and not self.online:
                 return False
             left = await self._outboxed(outbox.pending)
             if left and all(p.state == "failed" for p in left):

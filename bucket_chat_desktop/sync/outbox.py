@@ -129,6 +129,11 @@ class Outbox:
         ).fetchone()
         return row is not None
 
+    def knows_room(self, room_id: str) -> bool:
+        """Whether this device ever queued anything for the room (then it exists)."""
+        row = self._db.execute("SELECT 1 FROM heads WHERE room_id = ? LIMIT 1", (room_id,))
+        return row.fetchone() is not None
+
     def seed_head(self, room_id: str, sender_key: str, head: Event | None) -> None:
         """Record the head found in storage, unless another process recorded one first."""
         line = head.line().decode("ascii").rstrip("\n") if head is not None else None

@@ -1,0 +1,175 @@
+"""Tell a hung storage from a slow one: every request is timed while it is in flight.
+
+A storage that refuses connections fails fast; one that accepts them and never answers
+(a frozen service, a dead NAT mapping, a captive portal) makes each request wait for the
+service's own timeout times its retries — 90 s with the defaults. Background work should
+keep that patience; a person should not. ``WatchedStorage`` wraps the engine's storage
+and records when each request started and when the last one was answered, so that
+
+- ``answer_within`` can give up an interactive step (a send's delivery, opening a room
+  for ``history``) once *one request* has waited ``INTERACTIVE_DEADLINE`` seconds without
+  an answer — a slow but answering storage is never cut off, a silent one is;
+- the engine's watchdog can say "not answering since …" once a request has waited
+  ``STALL_AFTER`` seconds, and clear it with the next answer.
+
+An answer is any outcome the service gave: data, "not found", "already exists" and
+"access denied" all count; only timeouts and broken connections do not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
+
+from ..storage.base import (
+    DEFAULT_MAX_READ,
+    ObjectInfo,
+    Storage,
+    StorageError,
+    StorageOfflineError,
+)
+
+T = TypeVar("T")
+
+INTERACTIVE_DEADLINE = 1.5
+"""Seconds one request may go unanswered while a person waits (``send``, ``history``,
+``rooms``, opening a room, Test connection): then the step falls back to what this
+device knows. Background work (the publisher, polling, ``sync``) is not bound by it."""
+
+STALL_AFTER = 8.0
+"""Seconds a request may go unanswered before the storage is shown as not answering."""
+
+
+class NoAnswerError(StorageOfflineError):
+    """A request got no answer within an interactive deadline (the step was given up)."""
+
+    def __init__(self, message: str, *, since: float) -> None:
+        super().__init__(message)
+        self.since = since  # wall-clock time the unanswered request was sent
+
+
+def clock_text(wall: float) -> str:
+    """``HH:MM:SS`` local time, for messages a person reads."""
+    return time.strftime("%H:%M:%S", time.localtime(wall))
+
+
+class WatchedStorage(Storage):
+    """``inner`` with every request timed. Behaves exactly like ``inner`` otherwise."""
+
+    def __init__(self, inner: Storage) -> None:
+        self.inner = inner
+        self.url = inner.url
+        self._ids = itertools.count()
+        self._in_flight: dict[int, tuple[float, float]] = {}  # id -> (monotonic, wall)
+        self.last_answer: float | None = None  # wall-clock time of the last answer
+        self.on_answer: Callable[[], None] | None = None
+
+    # -- what the engine asks ----------------------------------------------------------------
+
+    def oldest_unanswered(self) -> tuple[float, float] | None:
+        """``(monotonic, wall)`` start of the longest-waiting request in flight, if any."""
+        return min(self._in_flight.values(), default=None)
+
+    def stalled(self, after: float) -> float | None:
+        """Wall-clock start of a request unanswered for ``after`` seconds, else None."""
+        oldest = self.oldest_unanswered()
+        if oldest is None or time.monotonic() - oldest[0] < after:
+            return None
+        return oldest[1]
+
+    async def _timed(self, call: Awaitable[T]) -> T:
+        rid = next(self._ids)
+        self._in_flight[rid] = (time.monotonic(), time.time())
+        answered = False
+        try:
+            result = await call
+            answered = True
+            return result
+        except StorageOfflineError:
+            raise  # a timeout or a broken connection: no answer
+        except StorageError:
+            answered = True  # the service answered, if only to say no
+            raise
+        finally:
+            del self._in_flight[rid]
+            if answered:
+                self.last_answer = time.time()
+                if self.on_answer is not None:
+                    self.on_answer()
+
+    # -- Storage -------------------------------------------------------------------------------
+
+    async def put_if_absent(self, path: str, data: bytes) -> bool:
+        return await self._timed(self.inner.put_if_absent(path, data))
+
+    async def get(self, path: str, *, max_bytes: int = DEFAULT_MAX_READ) -> bytes:
+        return await self._timed(self.inner.get(path, max_bytes=max_bytes))
+
+    async def list_objects(self, prefix: str) -> list[ObjectInfo]:
+        return await self._timed(self.inner.list_objects(prefix))
+
+    async def list_dirs(self, prefix: str) -> list[str]:
+        return await self._timed(self.inner.list_dirs(prefix))
+
+    async def list_after(self, prefix: str, after: str | None) -> list[ObjectInfo]:
+        return await self._timed(self.inner.list_after(prefix, after))
+
+    async def exists(self, path: str) -> bool:
+        return await self._timed(self.inner.exists(path))
+
+    async def remove_probe(self, path: str) -> None:
+        await self._timed(self.inner.remove_probe(path))
+
+    async def probe_create_only(self) -> tuple[bool, str]:
+        return await self._timed(self.inner.probe_create_only())
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+    def describe(self) -> str:
+        return self.inner.describe()
+
+    def create_only_mechanism(self) -> str:
+        return self.inner.create_only_mechanism()
+
+    def create_only_failure(self, what: str) -> str:
+        return self.inner.create_only_failure(what)
+
+
+def watched(storage: Storage) -> WatchedStorage:
+    return storage if isinstance(storage, WatchedStorage) else WatchedStorage(storage)
+
+
+async def answer_within(
+    storage: WatchedStorage,
+    step: Coroutine[Any, Any, T],
+    seconds: float = INTERACTIVE_DEADLINE,
+    *,
+    what: str = "the storage",
+) -> T:
+    """Run ``step``; give it up (cancelled, ``NoAnswerError``) as soon as one of its
+    requests has waited ``seconds`` without an answer. A step that keeps getting answers
+    runs as long as it needs. What a cancelled write already sent may still arrive:
+    callers only give up steps that are safe to repeat (create-only writes, reads)."""
+    task = asyncio.ensure_future(step)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=0.05)
+            if done:
+                return task.result()
+            oldest = storage.oldest_unanswered()
+            if oldest is not None and time.monotonic() - oldest[0] >= seconds:
+                raise NoAnswerError(
+                    f"no answer from {what} within {seconds:g} s "
+                    f"(waiting since {clock_text(oldest[1])})",
+                    since=oldest[1],
+                )
+    finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
