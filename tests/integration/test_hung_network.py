@@ -1,0 +1,233 @@
+"""A storage that hangs (connections open, no answers) is not one that refuses.
+
+Each emulator is frozen with SIGSTOP mid-conversation, as a flaky network or a stuck
+service behaves, and thawed with SIGCONT (always, in a ``finally``). The real
+``bucket-chat`` command runs as a subprocess, as a user runs it, so a command that hangs
+fails the test by its ``timeout`` instead of hanging the suite:
+
+- ``send`` commits to the outbox before any network access and reports "queued" (exit 3)
+  instead of waiting for the service's timeouts; a device that knows nothing of the room
+  queues nothing and says why (exit 2) — it never signs onto a guessed chain head;
+- ``history`` and ``rooms`` answer from this device's index, saying the storage did not
+  answer and since when the view is stale (exit 0);
+- ``sync`` keeps the patient retries and then says "queued" (exit 3);
+- after the thaw every message is stored exactly once and the room verifies clean — the
+  process that queued them exited (was gone) right after it returned.
+
+How long each step takes is measured by ``benchmarks/hung_network.py``, not asserted here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from bucket_chat_desktop.protocol.event import MESSAGE
+from bucket_chat_desktop.protocol.segment import decode_segment
+from bucket_chat_desktop.storage.base import ObjectInfo, Storage, StorageOfflineError
+from bucket_chat_desktop.storage.local import LocalStorage
+from bucket_chat_desktop.storage.url import StorageLocation
+from bucket_chat_desktop.sync.watched import NoAnswerError, WatchedStorage, answer_within
+
+from . import _emulators as emu
+from .conftest import Emulators, Stores
+
+ROOM = "team"
+PASSPHRASE = "hung network test"
+
+
+@contextmanager
+def frozen(process: subprocess.Popen[bytes] | None) -> Iterator[None]:
+    """The emulator stops answering (its sockets stay open) until the block ends."""
+    assert process is not None and process.poll() is None
+    process.send_signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        process.send_signal(signal.SIGCONT)
+
+
+class Cli:
+    """``bucket-chat`` as a separate process, as one device (its own home folder)."""
+
+    def __init__(self, stores: Stores, home: Path) -> None:
+        self.home = home
+        self.env = dict(os.environ)
+        self.env.update(
+            BUCKET_CHAT_HOME=str(home),
+            BUCKET_CHAT_KEY_STORE="file",
+            BUCKET_CHAT_PASSPHRASE=PASSPHRASE,
+        )
+        if stores.kind == "s3":
+            self.env["AWS_ACCESS_KEY_ID"] = stores.secrets["access_key_id"]
+            self.env["AWS_SECRET_ACCESS_KEY"] = stores.secrets["secret_access_key"]
+        elif stores.kind == "az":
+            self.env["AZURE_STORAGE_ACCOUNT_KEY"] = emu.AZ_KEY
+
+    def __call__(
+        self, url: str, *args: str, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "bucket_chat_desktop.cli.main", "-s", url, *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+
+def with_options(stores: Stores, **options: str) -> str:
+    """This test's storage URL with some tuning options replaced (same data, same index)."""
+    loc = stores.location
+    return StorageLocation(loc.kind, loc.bucket, loc.prefix, {**loc.options, **options}).url()
+
+
+async def stored_bodies(store: Storage) -> tuple[Counter[str], Counter[str]]:
+    """(message bodies, event ids) of every event stored in the room, with multiplicity."""
+    bodies: Counter[str] = Counter()
+    ids: Counter[str] = Counter()
+    for item in await store.list_objects(f"rooms/{ROOM}/logs/"):
+        decoded = decode_segment(item.path, await store.get(item.path), ROOM)
+        assert decoded.findings == [], decoded.findings
+        for loc in decoded.events:
+            ids[loc.event.event_id] += 1
+            if loc.event.type == MESSAGE:
+                bodies[loc.event.body or ""] += 1
+    return bodies, ids
+
+
+def test_cli_with_a_frozen_storage_queues_reads_the_index_and_delivers_once_after(
+    cloud_stores: Stores, emulators: Emulators, tmp_path: Path
+) -> None:
+    stores = cloud_stores
+    # The storage's own timeout is long (as by default): only the interactive deadline
+    # can make the commands return while it is frozen.
+    url = with_options(stores, timeout="30", retries="3")
+    alice = Cli(stores, tmp_path / "alice")
+    assert alice(url, "setup-keys", "--user-id", "alice@example.com").returncode == 0
+    made = alice(url, "create-room", "--room-id", ROOM, "--name", "Team", "--user-id",
+                 "alice@example.com")  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    sent = alice(url, "send", "--room-id", ROOM, "--user-id", "alice@example.com", "before")
+    assert sent.returncode == 0, sent.stderr
+    read = alice(url, "history", "--room-id", ROOM)  # this device reads the room whole
+    assert read.returncode == 0 and "before" in read.stdout, read.stderr
+    stranger = Cli(stores, tmp_path / "stranger")  # a device that never read the room
+    assert stranger(url, "setup-keys", "--user-id", "sam@example.com").returncode == 0
+
+    bodies = ["before", "during 1", "during 2"]
+    with frozen(emulators.get(stores.kind).process):
+        for body in bodies[1:]:
+            queued = alice(url, "send", "--room-id", ROOM, "--user-id", "alice@example.com",
+                           body, timeout=20)  # fmt: skip
+            assert queued.returncode == 3, queued.stderr
+            assert "queued" in queued.stderr and "no answer" in queued.stderr
+            assert "bucket-chat sync" in queued.stderr and "Traceback" not in queued.stderr
+
+        history = alice(url, "history", "--room-id", ROOM, timeout=20)
+        assert history.returncode == 0, history.stderr
+        assert "before" in history.stdout  # what this device verified...
+        assert "during" not in history.stdout  # ...not what is only queued
+        (note,) = history.stderr.strip().splitlines()
+        assert "did not answer" in note and "last read 20" in note
+
+        rooms = alice(url, "rooms", timeout=20)
+        assert rooms.returncode == 0, rooms.stderr
+        assert rooms.stdout.split() == [ROOM, "Team"]
+        assert "did not answer" in rooms.stderr
+
+        nothing = stranger(url, "send", "--room-id", ROOM, "--user-id", "sam@example.com",
+                           "guess", timeout=20)  # fmt: skip
+        assert nothing.returncode == 2
+        (line,) = nothing.stderr.strip().splitlines()
+        assert "no answer" in line and "nothing was done" in line
+
+        if stores.kind == "s3":  # the patient path once (it waits for the timeouts)
+            patient = alice(with_options(stores, timeout="1", retries="1"), "sync",
+                            "--room-id", ROOM, timeout=30)  # fmt: skip
+            assert patient.returncode == 3, patient.stderr
+            assert "could not deliver everything yet" in patient.stdout
+
+    # Thawed: the next sync delivers what the exited sends queued, exactly once.
+    synced = alice(url, "sync", "--room-id", ROOM)
+    assert synced.returncode == 0, synced.stderr
+    assert "0 finding(s)" in synced.stdout
+    verified = alice(url, "verify", "--room-id", ROOM)
+    assert verified.returncode == 0 and "CLEAN" in verified.stdout, verified.stdout
+    bystander = Cli(stores, tmp_path / "bob")  # another device's fresh, complete read
+    cold = bystander(url, "verify", "--room-id", ROOM)
+    assert cold.returncode == 0 and "CLEAN:" in cold.stdout, cold.stdout
+
+    async def check() -> None:
+        found, ids = await stored_bodies(stores.new())
+        assert found == Counter(bodies)
+        assert max(ids.values()) == 1
+        assert len(ids) == len(bodies) + 1  # + alice's join
+
+    asyncio.run(check())
+
+
+def test_a_stranger_never_signs_onto_a_guessed_head(tmp_path: Path) -> None:
+    """The engine itself, without the CLI's room check: nothing local knows the head and
+    the storage does not answer -> nothing is signed or queued, and it says why."""
+    from nacl.signing import SigningKey
+
+    from bucket_chat_desktop.sync.engine import NotQueuedError, SyncEngine
+    from bucket_chat_desktop.sync.outbox import Outbox
+
+    class Silent(LocalStorage):
+        async def list_objects(self, prefix: str) -> list[ObjectInfo]:
+            await asyncio.sleep(3600)  # a request that never gets an answer
+            raise AssertionError
+
+    async def go() -> None:
+        box = Outbox(tmp_path / "outbox.sqlite3")
+        engine = SyncEngine(Silent(tmp_path / "store"), outbox=box)
+        try:
+            with pytest.raises(NotQueuedError, match="nothing was queued: no answer"):
+                await engine.send(
+                    ROOM, "sam@example.com", SigningKey(bytes(32)), [(MESSAGE, {"body": "x"})]
+                )
+            assert box.is_empty() and not box.knows_room(ROOM)
+        finally:
+            await engine.close()
+            box.close()
+
+    asyncio.run(go())
+
+
+async def test_answer_within_cuts_off_silence_but_not_a_slow_answering_storage(
+    tmp_path: Path,
+) -> None:
+    """Silence: given up after the deadline. Slow but answering: never cut off."""
+
+    class Slow(LocalStorage):
+        async def list_dirs(self, prefix: str) -> list[str]:
+            await asyncio.sleep(0.3)
+            return await super().list_dirs(prefix)
+
+    store = WatchedStorage(Slow(tmp_path / "store"))
+
+    async def many_slow_answers() -> int:
+        for _ in range(5):  # 1.5 s in all, each answer within 0.3 s
+            await store.list_dirs("rooms/")
+        return 5
+
+    assert await answer_within(store, many_slow_answers(), 0.6) == 5
+
+    async def silence() -> None:
+        await store._timed(asyncio.sleep(3600))
+
+    with pytest.raises(NoAnswerError) as caught:
+        await answer_within(store, silence(), 0.3)
+    assert isinstance(caught.value, StorageOfflineError) and caught.value.transient
+    assert store.oldest_unanswered() is None  # the given-up request is no longer counted
