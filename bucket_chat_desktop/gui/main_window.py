@@ -421,15 +421,20 @@ class MainWindow(QMainWindow):
         self.banner.show()
 
     def _on_storage_status(self, storage_id: str, online: bool, message: str) -> None:
-        problems = [
-            f"{self.controller._storage_name(sid)}: {msg}"
-            for sid, (ok, msg) in self.controller.online.items()
-            if not ok
-        ]
+        """One line for every storage with a problem, by name: "not answering" (a hung
+        connection, from the engine's watchdog) reads differently from offline (refused,
+        failed); the line clears per storage as soon as that storage answers again."""
+        problems = []
+        for sid, (ok, msg) in self.controller.online.items():
+            if ok:
+                continue
+            name = one_line(self.controller._storage_name(sid), 80)
+            if msg.startswith("not answering"):
+                problems.append(f"{name} {one_line(msg, 300)}")
+            else:
+                problems.append(f"Offline — {name}: {one_line(msg, 300)}")
         self.status.setText(
-            "<span style='color:#d9822b'>Offline — "
-            + "; ".join(html_escape(one_line(p, 300)) for p in problems)
-            + "</span>"
+            "<span style='color:#d9822b'>" + "; ".join(html_escape(p) for p in problems) + "</span>"
             if problems
             else "<span style='color:#2e9d5b'>●</span> All storages reachable"
         )
@@ -437,6 +442,13 @@ class MainWindow(QMainWindow):
         if key and key.split("/", 1)[0] == storage_id:
             if online:
                 self.offline.hide()
+            elif message.startswith("not answering"):
+                name = one_line(self.controller._storage_name(storage_id), 80)
+                self.offline.setText(
+                    f"{name} is {one_line(message, 300)}. You can keep writing: messages "
+                    "wait in your outbox and are sent when it answers again."
+                )
+                self.offline.show()
             else:
                 self.offline.setText(
                     f"Offline: {one_line(message, 300)}. You can keep writing: messages wait "
