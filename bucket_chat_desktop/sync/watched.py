@@ -35,7 +35,7 @@ from ..storage.base import (
 
 T = TypeVar("T")
 
-INTERACTIVE_DEADLINE = 1.5
+INTERACTIVE_DEADLINE = 1.2
 """Seconds one request may go unanswered while a person waits (``send``, ``history``,
 ``rooms``, opening a room, Test connection): then the step falls back to what this
 device knows. Background work (the publisher, polling, ``sync``) is not bound by it."""
