@@ -39,7 +39,6 @@ from ..protocol.canonical import b64encode
 from ..protocol.event import MEMBER, Event, Malformed, parse_line
 from ..protocol.findings import Finding, Kind
 from ..protocol.ids import (
-    client_id_for,
     is_valid_room_id,
     logs_prefix,
     parse_segment_path,
@@ -891,7 +890,7 @@ class SyncEngine:
             # its chain continues: from the room as read completely here, or from the
             # index. Only a device that never read the room whole asks the storage, and
             # gives up in seconds if it does not answer (a guessed head forks the chain).
-            known, head = await self._local_head(room_id, user_id, signing_key)
+            known, head = await self._local_head(room_id, signing_key)
             if not known:
                 from .writer import RoomWriter
 
@@ -983,9 +982,7 @@ class SyncEngine:
         told.update(out)
         return out
 
-    async def _local_head(
-        self, room_id: str, user_id: str, signing_key: SigningKey
-    ) -> tuple[bool, Event | None]:
+    async def _local_head(self, room_id: str, signing_key: SigningKey) -> tuple[bool, Event | None]:
         """``(True, this device's newest event)`` when a complete read of the room on this
         device knows it (in memory, else the index); ``(False, None)`` when only the
         storage can tell. Events count only with a good signature by this device's key."""
@@ -998,19 +995,15 @@ class SyncEngine:
         index = self.index
         if index is None:
             return False, None
-        own = client_id_for(user_id, bytes(signing_key.verify_key))
 
         def from_index() -> tuple[bool, Event | None]:
             info = {r["room_id"]: r for r in index.rooms()}.get(room_id)
             if not info or not info["history_complete"]:
                 return False, None
+            # Wherever they are stored: only this device can sign with its key, and a
+            # copy under another name must not hide the chain's newest event.
             mine: list[Event] = []
-            for path, cached, _ in index.room_segments(room_id):
-                name = parse_segment_path(path)
-                if name is None or not (
-                    name.client_id == own or name.client_id.startswith(own + "-r")
-                ):
-                    continue
+            for _path, cached, _ in index.room_segments(room_id):
                 for item in cached:
                     if not item.sig_ok:
                         continue

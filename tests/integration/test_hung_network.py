@@ -28,6 +28,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -231,3 +232,68 @@ async def test_answer_within_cuts_off_silence_but_not_a_slow_answering_storage(
         await answer_within(store, silence(), 0.3)
     assert isinstance(caught.value, StorageOfflineError) and caught.value.transient
     assert store.oldest_unanswered() is None  # the given-up request is no longer counted
+
+
+def test_a_device_that_read_the_room_whole_queues_without_any_network(tmp_path: Path) -> None:
+    """No outbox head (this outbox never wrote here), but the index holds a complete read:
+    the head comes from it — the device's own newest event — and nothing is asked of the
+    storage, which here would never answer."""
+    from nacl.signing import SigningKey
+
+    from bucket_chat_desktop.index import Index
+    from bucket_chat_desktop.sync.engine import SyncEngine
+    from bucket_chat_desktop.sync.outbox import Outbox
+    from bucket_chat_desktop.sync.writer import Draft, RoomWriter
+
+    root = tmp_path / "store"
+    mine, other = SigningKey(bytes([1]) * 32), SigningKey(bytes([2]) * 32)
+
+    class Hangs(LocalStorage):
+        """Every request waits for ever (a frozen service)."""
+
+        async def _hang(self) -> Any:
+            await asyncio.sleep(3600)
+
+        async def get(self, path: str, *, max_bytes: int = 0) -> bytes:
+            return await self._hang()  # type: ignore[no-any-return]
+
+        async def list_objects(self, prefix: str) -> list[ObjectInfo]:
+            return await self._hang()  # type: ignore[no-any-return]
+
+        async def list_dirs(self, prefix: str) -> list[str]:
+            return await self._hang()  # type: ignore[no-any-return]
+
+        async def exists(self, path: str) -> bool:
+            return await self._hang()  # type: ignore[no-any-return]
+
+        async def put_if_absent(self, path: str, data: bytes) -> bool:
+            return await self._hang()  # type: ignore[no-any-return]
+
+    async def go() -> None:
+        store = LocalStorage(root)
+        me = RoomWriter(store, ROOM, "alice@example.com", mine)
+        await me.write_metadata("Team", "2026-01-05T09:00:00.000Z")
+        await me.send([Draft.text("one")])
+        _, last = await me.send([Draft.text("two")])
+        await RoomWriter(store, ROOM, "bob@example.com", other).send([Draft.text("hi")])
+        index = Index.open(tmp_path / "index.sqlite3")
+        reading = SyncEngine(store, index=index)
+        await reading.open_room(ROOM, background=False)  # a complete read, into the index
+        await reading.close()
+
+        box = Outbox(tmp_path / "fresh-outbox.sqlite3")
+        engine = SyncEngine(Hangs(root), index=index, outbox=box)
+        try:
+            sent = await asyncio.wait_for(
+                engine.send(ROOM, "alice@example.com", mine, [(MESSAGE, {"body": "three"})]),
+                timeout=10,
+            )
+            assert [e.body for e in sent] == ["three"]  # no second join: it knew its chain
+            assert sent[0].prev_event_hash == last[-1].hash
+            assert [p.state for p in box.pending()] == ["queued"]
+        finally:
+            await engine.close()
+            box.close()
+            index.close()
+
+    asyncio.run(go())
