@@ -219,6 +219,12 @@ class SyncEngine:
     def _set_online(self, online: bool, message: str) -> None:
         if online and self.storage.stalled(STALL_AFTER) is not None:
             return  # one answer while another request hangs: still not answering
+        if (
+            not online
+            and self.status_message.startswith("not answering")
+            and self.storage.silent_since is not None
+        ):
+            return  # a timeout of the same silence: "not answering since …" stays true
         if online != self.online or (not online and message != self.status_message):
             self.online = online
             self.status_message = message
@@ -234,8 +240,9 @@ class SyncEngine:
         hung connection fails only after the service's timeout times its retries."""
         while not self._closed:
             await asyncio.sleep(1.0)
-            since = self.storage.stalled(STALL_AFTER)
-            if since is not None and not self.status_message.startswith("not answering"):
+            stalled = self.storage.stalled(STALL_AFTER)
+            if stalled is not None and not self.status_message.startswith("not answering"):
+                since = min(stalled, self.storage.silent_since or stalled)
                 self._set_online(
                     False,
                     f"not answering since {clock_text(since)} "

@@ -66,6 +66,10 @@ class WatchedStorage(Storage):
         self._ids = itertools.count()
         self._in_flight: dict[int, tuple[float, float]] = {}  # id -> (monotonic, wall)
         self.last_answer: float | None = None  # wall-clock time of the last answer
+        # Wall-clock start of the first request sent since the last answer (None right
+        # after an answer): how long the storage has been silent, across timeouts and
+        # retries — a request that timed out is no longer in flight, but still unanswered.
+        self.silent_since: float | None = None
         self.on_answer: Callable[[], None] | None = None
 
     # -- what the engine asks ----------------------------------------------------------------
@@ -84,6 +88,8 @@ class WatchedStorage(Storage):
     async def _timed(self, call: Awaitable[T]) -> T:
         rid = next(self._ids)
         self._in_flight[rid] = (time.monotonic(), time.time())
+        if self.silent_since is None:
+            self.silent_since = self._in_flight[rid][1]
         answered = False
         try:
             result = await call
@@ -98,6 +104,7 @@ class WatchedStorage(Storage):
             del self._in_flight[rid]
             if answered:
                 self.last_answer = time.time()
+                self.silent_since = None
                 if self.on_answer is not None:
                     self.on_answer()
 
