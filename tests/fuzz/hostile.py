@@ -504,14 +504,17 @@ BLOCKING_KINDS = [
     "symlink-to-dev-zero",
     "sparse-huge-metadata",
 ]
-# Kinds where a segment name is present but its content cannot be read: the audit of such
-# a room must never be CLEAN.
+# Kinds where a segment (or the room's metadata) is present but cannot be read or is not
+# read: ``verify`` of such a room must never say CLEAN.
 UNREADABLE_KINDS = {
     "fifo-segment",
     "symlink-to-dev-zero",
     "dangling-symlink",
     "symlink-loop",
     "sparse-huge-segment",
+    "fifo-metadata",
+    "sparse-huge-metadata",
+    "metadata-is-dir",
 }
 
 
@@ -698,7 +701,6 @@ REGRESSION_ROOMS: dict[str, Any] = {
     "surrogate-in-sender": lambda: room_of(join(), say("hi", sender="\udfff@example.com")),
     "surrogate-in-display-name": lambda: room_of(join(displayname="\ud800"), say("hi")),
     "surrogate-in-room-name": lambda: room_of(join(), say("hi"), name="\ud800 room"),
-    "surrogate-in-file-name": lambda: room_of(join(), say("hi"), specials=("non-utf8-name",)),
     "escapes-in-room-name": lambda: room_of(join(), say("hi"), name=ESCAPES),
     "escapes-in-sender-and-names": lambda: room_of(
         join(displayname=ESCAPES), say("hi", sender="\x1b[31mmallory" + ESCAPES)
@@ -742,3 +744,7 @@ REGRESSION_ROOMS: dict[str, Any] = {
     "garbage-lines": lambda: room_of(join(), *GARBAGE_LINES, say("after the garbage")),
     "wrong-types": _wrong_types,
 }
+for _kind in SPECIAL_KINDS:
+    REGRESSION_ROOMS[f"odd-entry-{_kind}"] = lambda kind=_kind: room_of(
+        join(), say("hi"), specials=(kind,)
+    )

@@ -32,22 +32,17 @@ import pytest
 from hypothesis import given
 
 from bucket_chat_desktop.cli.main import main
-from bucket_chat_desktop.protocol.metadata import build_metadata
 
 from .conftest import fuzz_settings
 from .hostile import (
     BLOCKING_KINDS,
-    KEYS,
     ROOM,
     SPECIAL_KINDS,
-    T0,
-    UNREADABLE_KINDS,
-    EventSpec,
     HostileRoom,
-    SegmentSpec,
-    event_line,
     hostile_rooms,
-    sign_event,
+    join,
+    room_of,
+    say,
     write_room,
 )
 
@@ -150,7 +145,6 @@ def run_bounded(home: Path, *args: str) -> Result:
 def check_result(r: Result, *, json_out: bool = False) -> None:
     assert r.code in (0, 1, 2), r
     assert "Traceback" not in r.out and "Traceback" not in r.err, r
-    assert "\ufffd" not in r.err or r.code != 2, r
     if r.code == 2:
         lines = r.err.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("bucket-chat: "), r
@@ -206,42 +200,12 @@ def test_cli_on_hostile_rooms(home: Path, tmp_path: Path, room: HostileRoom) -> 
         check_room(store, room)
 
 
-# -- one plain regression per class of odd file-system entry -----------------------------------
-
-
-def _small_room(kind: str) -> HostileRoom:
-    """An honest two-event room with one odd entry of ``kind``."""
-    heads: dict[int, str | None] = {}
-    join = sign_event(EventSpec(0, T0, "m.room.member", {"membership": "join"}, "u1", True), heads)
-    say = sign_event(
-        EventSpec(0, T0 + 1, "m.room.message", {"body": "hi", "msgtype": "m.text"}, "u2", True),
-        heads,
-    )
-    name = f"2025-11-24/messages_{T0}_{T0 + 1}_c.jsonl"
-    meta = build_metadata(
-        room_id=ROOM,
-        name="Odd files",
-        created_at="x",
-        creator_id="alice@example.com",
-        signing_key=KEYS[0],
-    )
-    segment = SegmentSpec(name, [event_line(join), event_line(say)])
-    return HostileRoom(metadata=meta, segments=[segment], specials=[kind])
-
-
-@pytest.mark.parametrize("kind", SPECIAL_KINDS)
-def test_odd_entry_in_process(home: Path, tmp_path: Path, kind: str) -> None:
-    room = _small_room(kind)
-    write_room(tmp_path / "store", room, tmp_path / "outside")
-    check_room(tmp_path / "store", room)
-    if kind in UNREADABLE_KINDS:
-        r = run_inprocess("-s", str(tmp_path / "store"), "verify", "--room-id", ROOM)
-        assert r.code == 1, r
+# -- entries a reader without bounds would hang on or exhaust memory with ---------------------
 
 
 @pytest.mark.parametrize("kind", BLOCKING_KINDS)
 def test_unbounded_entry_is_read_within_bounds(tmp_path: Path, kind: str) -> None:
-    room = _small_room(kind)
+    room = room_of(join(), say("hi"), specials=(kind,))
     store = tmp_path / "store"
     write_room(store, room, tmp_path / "outside")
     home = tmp_path / "home"

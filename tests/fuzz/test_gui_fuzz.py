@@ -8,7 +8,7 @@ attachments) with that room selected. Once the engine has read and audited the r
   answers ``data()`` for every role;
 - every timeline row is measured and painted by the real ``MessageDelegate`` onto an
   image, and its trust-badge tooltip is asked for;
-- the window, the members panel and the audit dialog are painted (``grab``);
+- the window, the members panel, the audit dialog and the quick switcher are painted;
 - all of it twice: the second start first shows the rows this device's index kept;
 - nothing was reported through ``sys.excepthook``, ``sys.unraisablehook``, a thread's
   hook or the asyncio handler — PySide reports an exception raised in a Python ``paint``
@@ -157,6 +157,9 @@ def _check_panels(app: App) -> None:
     assert features.audit_dialog is not None
     features.audit_dialog.grab()
     features.audit_dialog.close()
+    features.switcher.open()  # Ctrl+K: room names with the typed part highlighted
+    features.switcher.grab()
+    features.switcher.hide()
     app.window.members_button.setChecked(False)
 
 
@@ -183,7 +186,7 @@ def check_room_in_app(
         hooks.check()
 
 
-@fuzz_settings(0.08)
+@fuzz_settings(0.12)
 @given(room=hostile_rooms(specials=SPECIAL_KINDS, max_segments=3))
 def test_app_opens_hostile_rooms(
     qtbot: Any,
