@@ -17,6 +17,8 @@ segments, sparse files larger than every limit).
 from __future__ import annotations
 
 import os
+import struct
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -169,6 +171,28 @@ deep_values = st.integers(min_value=1, max_value=MAX_DEPTH - 2).map(nested)
 
 # -- content ----------------------------------------------------------------------------------
 
+
+def _png(width: int, height: int, idat: bytes) -> bytes:
+    """A PNG whose header says ``width`` x ``height``, whatever its data holds."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+THUMBNAILS = [
+    b64encode(_png(1, 1, zlib.compress(b"\x00\xff\x00\x00"))),  # a real 1x1 image
+    b64encode(_png(60_000, 60_000, zlib.compress(b"\x00" * 4096))),  # decompression bomb
+    b64encode(_png(0, 0, b"")),
+    b64encode(b"\xff\xd8\xff" + b"\x00" * 64),  # a JPEG that is only a signature
+    b64encode(b"\x89PNG\r\n\x1a\n" + b"\xff" * 40_000),  # larger than a reader decodes
+    "not base64 at all!",
+    "",
+]
+
 hostile_info = st.one_of(
     st.fixed_dictionaries(
         {},
@@ -184,7 +208,7 @@ hostile_info = st.one_of(
             "sha256": st.one_of(st.text(alphabet="0123456789abcdef", max_size=64), hostile_text),
             "path": hostile_text,
             "url": hostile_text,
-            "thumbnail": json_values,
+            "thumbnail": st.one_of(st.sampled_from(THUMBNAILS), json_values),
         },
     ),
     json_values,  # not a dict at all
@@ -728,6 +752,13 @@ REGRESSION_ROOMS: dict[str, Any] = {
         join(),
         say("f.png", msgtype="m.image", info="not a dict"),
         say("g", msgtype="m.file", info=[1]),
+    ),
+    "hostile-thumbnails": lambda: room_of(
+        join(),
+        *(
+            say(f"t{i}.png", ts=T0 + i, msgtype="m.image", info={"thumbnail": t, "w": 9, "h": 9})
+            for i, t in enumerate(THUMBNAILS)
+        ),
     ),
     "lying-attachment-sizes": lambda: room_of(
         join(),
