@@ -116,14 +116,19 @@ class HookCapture(logging.Handler):
             )
 
     def excepthook(self, kind: type[BaseException], exc: BaseException, tb: Any) -> None:
-        self.errors.append(f"excepthook: {kind.__name__}: {exc}")
+        self.errors.append(f"excepthook: {kind.__name__}: {exc} (at {_last_frame(exc)})")
 
     def unraisablehook(self, unraisable: Any) -> None:
         exc = unraisable.exc_value
-        self.errors.append(f"unraisable: {type(exc).__name__}: {exc} ({unraisable.object!r})")
+        self.errors.append(
+            f"unraisable: {type(exc).__name__}: {exc} ({unraisable.object!r}"
+            f" at {_last_frame(exc) if exc is not None else '?'})"
+        )
 
     def threadhook(self, args: Any) -> None:
-        self.errors.append(f"thread: {args.exc_type.__name__}: {args.exc_value}")
+        exc = args.exc_value
+        where = _last_frame(exc) if exc is not None else "?"
+        self.errors.append(f"thread: {args.exc_type.__name__}: {exc} (at {where})")
 
     def loop_handler(self, loop: Any, context: dict[str, Any]) -> None:
         self.errors.append(f"asyncio: {context.get('message')}: {context.get('exception')!r}")
