@@ -1,8 +1,10 @@
 """Properties of the ``bucket-chat`` command on hostile rooms in a local folder.
 
 - It exits 0, 1 or 2, never with a traceback; on 2 with one line on stderr.
-- What it prints holds no raw terminal controls (C0/C1 controls, bidi controls, line
-  separators) and encodes as UTF-8 (a lone surrogate in a signed event must not crash it).
+- What it prints holds no raw terminal controls (C0/C1 controls and DEL; in the text
+  output also bidi controls and line separators, which JSON may carry) and encodes as
+  UTF-8 (a lone surrogate, valid as a JSON escape in a signed event, must not crash it);
+  its log records, on stderr as in the real command, are held to the same rules.
 - ``verify`` is never CLEAN (nor exits 0) when a segment was left unread.
 - Reads stay bounded: entries that would block (a FIFO) or never end (``/dev/zero``) or
   are larger than any limit (a sparse 3 GB ``metadata.json``) are read by a subprocess
