@@ -16,7 +16,9 @@ segments, sparse files larger than every limit).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import struct
 import zlib
 from collections.abc import Mapping
@@ -521,6 +523,7 @@ SPECIAL_KINDS = [
     "empty-segment",
     "metadata-is-dir",
     "non-utf8-name",
+    "socket-named-like-segment",
 ]
 BLOCKING_KINDS = [
     "fifo-segment",
@@ -539,6 +542,7 @@ UNREADABLE_KINDS = {
     "fifo-metadata",
     "sparse-huge-metadata",
     "metadata-is-dir",
+    "socket-named-like-segment",
 }
 
 
@@ -625,6 +629,9 @@ def _write_special(base: Path, logs: Path, kind: str, outside: Path) -> None:
             f.truncate(65 * 1024 * 1024)
     elif kind == "empty-segment":
         path.write_bytes(b"")
+    elif kind == "socket-named-like-segment":  # opening it fails at once (ENXIO)
+        with contextlib.chdir(path.parent), socket.socket(socket.AF_UNIX) as sock:
+            sock.bind(path.name)  # relative: the full path may exceed sun_path's 108 bytes
     elif kind == "non-utf8-name":  # listed as a str with lone surrogates (surrogateescape)
         name = os.fsencode(path.parent) + b"/messages_1_2_\xff\xfe.jsonl"
         with open(name, "wb") as f:
