@@ -287,6 +287,9 @@ WRONG_TYPES: list[tuple[str, Any]] = [
 # -- events -----------------------------------------------------------------------------------
 
 
+FORK = "fork"  # ``EventSpec.prev``: name the device's previous head again (a fork)
+
+
 @dataclass
 class EventSpec:
     """One event a device signs: what it says and how it lies."""
@@ -314,9 +317,9 @@ event_specs = st.builds(
         st.uuids().map(str), hostile_id.filter(lambda s: "::" not in s and bool(s))
     ).map(lambda s: s[:300]),
     chain=st.booleans(),
-    prev=st.one_of(st.none(), st.just(hash_bytes(b"nothing")), hostile_id),
+    prev=st.one_of(st.none(), st.just(hash_bytes(b"nothing")), st.just(FORK), hostile_id),
     parent=st.one_of(st.none(), hostile_id),
-    sender=st.one_of(st.none(), hostile_id),
+    sender=st.one_of(st.none(), st.sampled_from(SENDERS), hostile_id),  # impostors too
     wrong=st.one_of(st.none(), st.none(), st.sampled_from(WRONG_TYPES)),
     resign=st.booleans(),
 ).flatmap(
@@ -336,6 +339,8 @@ def sign_event(
     """
     key = KEYS[spec.device]
     prev = heads.get(spec.device) if spec.chain else spec.prev
+    if prev == FORK:  # the head before the last one: a second successor of it
+        prev = heads.get(-1 - spec.device)
     raw: dict[str, Any] = {
         "event_id": f"{room_id}::{iso_utc_ms(spec.ts)}::{spec.unique}",
         "room_id": room_id,
@@ -353,6 +358,7 @@ def sign_event(
     if spec.wrong is not None and not spec.resign:
         _set_field(signed, *spec.wrong)
     unsigned = {k: v for k, v in signed.items() if k != "signature"}
+    heads[-1 - spec.device] = heads.get(spec.device)
     heads[spec.device] = hash_bytes(canonical_json(unsigned))
     return signed
 
@@ -433,7 +439,7 @@ line_choice = st.one_of(
     st.just("event"),
     st.just("event"),
     st.just("event"),
-    st.sampled_from(["garbage", "binary", "truncate", "blank", "duplicate"]),
+    st.sampled_from(["garbage", "binary", "truncate", "blank", "duplicate", "replay"]),
 )
 
 
@@ -458,6 +464,9 @@ def segments(draw: st.DrawFn, specs: list[EventSpec], heads: dict[int, str | Non
             lines.append(line[:cut] + (b"\n" if draw(st.booleans()) else b""))
         elif kind == "blank":
             lines.extend([b"\n", b"   \n", line])
+        elif kind == "replay":  # the same event id, signed again with other contents
+            other = EventSpec(**{**spec.__dict__, "content": {"body": "replayed", "n": 1}})
+            lines.extend([line, event_line(sign_event(other, heads))])
         else:
             lines.extend([line, line])
     start, end = (min(times), max(times)) if times else (T0, T0)
@@ -524,6 +533,7 @@ SPECIAL_KINDS = [
     "metadata-is-dir",
     "non-utf8-name",
     "socket-named-like-segment",
+    "odd-room-folders",
 ]
 BLOCKING_KINDS = [
     "fifo-segment",
@@ -632,6 +642,19 @@ def _write_special(base: Path, logs: Path, kind: str, outside: Path) -> None:
     elif kind == "socket-named-like-segment":  # opening it fails at once (ENXIO)
         with contextlib.chdir(path.parent), socket.socket(socket.AF_UNIX) as sock:
             sock.bind(path.name)  # relative: the full path may exceed sun_path's 108 bytes
+    elif kind == "odd-room-folders":  # beside the room: other "rooms" a listing meets
+        rooms = base.parent
+        (rooms / "\x1b[31mred\x07").mkdir(exist_ok=True)  # not a valid room id
+        (rooms / ".hidden" / "logs").mkdir(parents=True, exist_ok=True)
+        (rooms / "not-a-folder").write_bytes(b"x")
+        longest = rooms / ("r" * 128)  # the longest valid room id
+        (longest / "logs").mkdir(parents=True, exist_ok=True)
+        (longest / "metadata.json").write_bytes(
+            canonical_json({"room_id": "r" * 128, "name": "\x1b]0;title\x07\u202e" * 50})
+        )
+        alias = rooms / "alias-room"
+        if not alias.exists():
+            alias.symlink_to(base, target_is_directory=True)  # the same room twice
     elif kind == "non-utf8-name":  # listed as a str with lone surrogates (surrogateescape)
         name = os.fsencode(path.parent) + b"/messages_1_2_\xff\xfe.jsonl"
         with open(name, "wb") as f:
