@@ -8,10 +8,11 @@ entries); ``write_room`` lays it out in a local folder exactly as a storage woul
 The classes covered: every field at and beyond its range (timestamps, ids, names, sizes,
 nesting, integers), text with terminal controls, bidi and zero-width characters and lone
 surrogates, Markdown bombs and links with odd schemes, content of the wrong types,
-attachments whose metadata lies, byte garbage, truncated and non-UTF-8 lines, segment
-names at and beyond their edges, a hostile ``metadata.json``, and non-regular files
-(FIFOs, symlinks to devices, outside files, nowhere or themselves, directories named like
-segments, sparse files larger than every limit).
+attachments whose metadata lies and forged thumbnails, forks, replays and impostors,
+byte garbage, truncated and non-UTF-8 lines, segment names at and beyond their edges
+(non-UTF-8 file names too), a hostile ``metadata.json``, odd folders beside the room, and
+non-regular files (FIFOs, sockets, symlinks to devices, outside files, nowhere or
+themselves, directories named like segments, sparse files larger than every limit).
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ from bucket_chat_desktop.protocol.signing import public_key_text, sign_mapping
 ROOM = "fuzz-room"
 T0 = 1_764_000_000_000  # 2025-11-24
 
-# Devices: two honest-looking members and one whose events are signed by someone else.
+# Devices: two members, and a third whose user id looks like the first one's (Cyrillic а).
+# ``EventSpec.sender`` lets any of them claim another id (an impostor).
 KEYS = [SigningKey(bytes([seed]) * 32) for seed in (11, 12, 13)]
 SENDERS = ["alice@example.com", "bob@example.com", "аlice@example.com"]  # Cyrillic а
 
