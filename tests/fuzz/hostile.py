@@ -285,6 +285,8 @@ WRONG_TYPES: list[tuple[str, Any]] = [
     ("signature", 1),
     ("signature", ""),
     ("signature", "A" * 600),
+    *(("content.n", n) for n in BEYOND_INTS),  # integers past what every language keeps
+    *(("timestamp_ms", n) for n in BEYOND_INTS),
 ]
 
 # -- events -----------------------------------------------------------------------------------
