@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
-import os
 from pathlib import Path
 
 from PySide6.QtCore import Qt
@@ -21,13 +20,13 @@ from PySide6.QtWidgets import (
 )
 
 from ..keys import (
-    PASSPHRASE_ENV,
     Identity,
     KeysError,
     PassphraseRejectedError,
     load_or_create_identity,
     open_key_store,
 )
+from ..keys.passphrase import claim_env_passphrase
 from ..settings import Settings
 
 log = logging.getLogger("bucket_chat.gui")
@@ -97,9 +96,13 @@ def _parent() -> QWidget | None:
 
 
 def ask_passphrase(user_id: str, creating: bool) -> str:
-    """Passphrase for an encrypted key file (used where no OS keyring is usable)."""
-    if os.environ.get(PASSPHRASE_ENV):
-        return os.environ[PASSPHRASE_ENV]
+    """Passphrase for an encrypted key file (used where no OS keyring is usable).
+
+    ``$BUCKET_CHAT_PASSPHRASE`` was moved out of the environment at start-up (programs
+    the app starts must not inherit it): its value is asked of the keys package."""
+    given = claim_env_passphrase()
+    if given:
+        return given
     dialog = PassphraseDialog(user_id, creating, _parent())
     if not dialog.exec() or not dialog.passphrase:
         raise PassphraseRejectedError("no passphrase was entered")

@@ -144,7 +144,24 @@ def decode_json_line(line: bytes) -> Any | Malformed:
     # MAX_DEPTH brackets can already put a value one level too deep.
     if line.count(b"{") + line.count(b"[") >= MAX_DEPTH and not _depth_ok(value, 1):
         return Malformed(Kind.TOO_DEEP, f"JSON nested deeper than {MAX_DEPTH} levels")
+    # A \uD800-\uDFFF escape that is not half of a pair is no character at all: such a
+    # string cannot be stored, printed or canonicalised the same way everywhere. Only
+    # lines with such an escape pay for the walk (emoji in canonical form are pairs).
+    if (b"\\ud" in line or b"\\uD" in line) and _lone_surrogate(value):
+        return Malformed(
+            Kind.BAD_ENCODING, "a string holds a lone UTF-16 surrogate (\\uD800-\\uDFFF)"
+        )
     return value
+
+
+def _lone_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        return any("\ud800" <= c <= "\udfff" for c in value)
+    if isinstance(value, dict):
+        return any(_lone_surrogate(k) or _lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_lone_surrogate(v) for v in value)
+    return False
 
 
 def _is_int(value: Any) -> bool:
@@ -199,7 +216,9 @@ def parse_event(obj: Any, room_id: str) -> Event | Malformed:
             return Malformed(
                 Kind.BAD_SCHEMA, "m.room.message content.body must be a string", event_id
             )
-    elif event_type == MEMBER and content.get("membership") not in MEMBERSHIPS:
+    elif event_type == MEMBER and not (
+        type(membership := content.get("membership")) is str and membership in MEMBERSHIPS
+    ):
         return Malformed(
             Kind.BAD_SCHEMA,
             f"m.room.member membership must be one of {', '.join(sorted(MEMBERSHIPS))}",

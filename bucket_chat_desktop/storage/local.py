@@ -464,6 +464,13 @@ class LocalStorage(Storage):
                 name = entry.name
                 if name.startswith("."):
                     continue  # temp files, OS and sync-tool litter
+                if not _utf8(name):
+                    # Object names are UTF-8 text; bytes that are not cannot be named,
+                    # stored or shown as they are: reported under an escaped name.
+                    shown = os.fsencode(name).decode("utf-8", "backslashreplace")
+                    shown = f"{rel_dir}/{shown}" if rel_dir else shown
+                    found.append(ObjectInfo(shown, 0, special="name that is not UTF-8"))
+                    continue
                 rel = f"{rel_dir}/{name}" if rel_dir else name
                 try:
                     st = entry.stat(follow_symlinks=False)
@@ -557,3 +564,13 @@ def _fsync_dir(folder: Folder) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def _utf8(name: str) -> bool:
+    """Whether a file name read from the system is proper UTF-8 (undecodable bytes come
+    back as lone surrogates, which cannot be stored in the index or printed)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

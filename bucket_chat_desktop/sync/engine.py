@@ -48,6 +48,7 @@ from ..protocol.metadata import RoomMetadata
 from ..protocol.segment import MAX_SEGMENT_BYTES, DecodedSegment, Located
 from ..storage.base import (
     AlreadyExistsError,
+    NotRegularFileError,
     ObjectInfo,
     Storage,
     StorageError,
@@ -597,12 +598,10 @@ class SyncEngine:
         if not audit:
             return None, None
         partial = room.partial
-        if (
-            room.result is not None
-            and not force_audit
-            and not partial
-            and complete == room.complete
-        ):
+        # Appends stay incremental also while the history is partial: the last full audit
+        # already applied those rules (no trust on first use), and whatever changes what is
+        # unread (a new unreadable object, an unread one read at last) forces a full audit.
+        if room.result is not None and not force_audit and complete == room.complete:
             before = len(room.result.timeline)
             new = room.ledger.try_append(added)
             if new is not None:
@@ -661,16 +660,20 @@ class SyncEngine:
     async def fetch_segment(self, room_id: str, path: str) -> bool:
         """Fetch one segment named by a marker or a file-system event, if new.
 
-        An object that can never be read (a FIFO or link in a local folder, anything
-        over the segment size limit) is kept as a finding, once: it is not retried."""
+        Anything over the segment size limit is kept as a finding, once. A FIFO, link or
+        device at a segment's name is noted as unread (the verdict is not final) and
+        looked at again by the next full pass."""
         room = self.rooms.get(room_id)
         if room is None or path in room.known:
             return False
         async with room.lock:
             if path in room.known:
                 return False
-            got = await self._read_segment(room_id, ObjectInfo(path, 0))
+            before = dict(room.unread)
+            got = await self._read_segment(room_id, ObjectInfo(path, 0), room.unread)
             if got is None:
+                if room.unread != before:  # the room's verdict is no longer final
+                    await self._ingest(room, [], complete=room.complete, force_audit=True)
                 return False
             await self._ingest(room, [got], complete=room.complete)
             return True
@@ -680,16 +683,26 @@ class SyncEngine:
     ) -> tuple[ObjectInfo, PreparedSegment] | None:
         """Download and verify (on the pool) one listed or hinted object of a room.
 
-        What can never be read — not a segment name, a FIFO/link/device, larger than
-        ``MAX_SEGMENT_BYTES`` (declared or real) — comes back as a segment holding only
-        the finding that says so; a failure worth retrying (offline, permission) is
-        logged, noted in ``unread`` (the verdict is then not final) and gives None."""
+        What is not a segment at all (another name, litter that is no file) or is larger
+        than ``MAX_SEGMENT_BYTES`` comes back as a segment holding only the finding that
+        says so. What stands at a segment's name but cannot be read now — a FIFO, a link,
+        a device, the service not answering — is noted in ``unread`` (the verdict is then
+        not final, PROTOCOL.md section 16; the next full pass tries again and forgets it
+        if it is gone) and gives None."""
 
         def finding_only(finding: Finding) -> tuple[ObjectInfo, PreparedSegment]:
             return item, PreparedSegment(DecodedSegment(item.path, [], [finding]), [])
 
+        def not_now(why: str) -> None:
+            if unread is not None:
+                unread[item.path] = why
+
         name = parse_segment_path(item.path)
+        segment_named = name is not None and name.room_id == room_id
         if item.special is not None:
+            if segment_named:
+                not_now(f"not a regular file: {item.special}")
+                return None
             return finding_only(special_finding(item))
         if name is None or name.room_id != room_id:
             return finding_only(
@@ -706,13 +719,16 @@ class SyncEngine:
         self.requests += 1
         try:
             data = await self.storage.get(item.path, max_bytes=MAX_SEGMENT_BYTES)
+        except NotRegularFileError as exc:
+            log.info("%s", exc)
+            not_now(f"not a regular file: {exc.kind}")
+            return None
         except UnreadableObjectError as exc:
             log.warning("%s", exc)
             return finding_only(unreadable_finding(exc, Kind.SEGMENT_TOO_LARGE))
         except StorageError as exc:
             log.info("could not read %s: %s (will retry)", item.path, exc)
-            if unread is not None:
-                unread[item.path] = str(exc)
+            not_now(str(exc))
             return None
         loop = asyncio.get_running_loop()
         prepared = await loop.run_in_executor(self._pool, prepare_segment, item.path, data, room_id)

@@ -57,6 +57,10 @@ async def read_metadata(
         data = await storage.get(path, max_bytes=MAX_METADATA_BYTES)
     except StorageNotFoundError:
         return None, [Finding(Kind.METADATA_MISSING, "room has no metadata.json", path)]
+    except NotRegularFileError as exc:
+        # Where the room's name and creator should be: an error, not litter.
+        why = f"metadata.json is not a regular file ({exc.kind}); not used"
+        return None, [Finding(Kind.METADATA_INVALID, why, path)]
     except UnreadableObjectError as exc:
         return None, [unreadable_finding(exc, Kind.METADATA_INVALID)]
     return parse_metadata(data, room_id, path)

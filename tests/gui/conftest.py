@@ -76,6 +76,15 @@ def run(coro: Coroutine[Any, Any, T], qtbot: Any, timeout: float = 10.0) -> T:
     return task.result()
 
 
+@pytest.fixture(autouse=True)
+def _no_claimed_passphrase(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The app moves $BUCKET_CHAT_PASSPHRASE out of the environment into memory when it
+    reads it; an earlier test's value must not survive into the next test."""
+    from bucket_chat_desktop.keys import passphrase
+
+    monkeypatch.setattr(passphrase, "_claimed", None)
+
+
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """This test's device: its own settings, keys and default store under ``tmp_path``."""

@@ -53,6 +53,7 @@ from ...keys import (
     load_or_create_identity,
     open_key_store,
 )
+from ...keys.passphrase import claim_env_passphrase
 from ...protocol.ids import InvalidRoomIdError, check_room_id
 from ...settings import Settings
 from ...storage.base import StorageError
@@ -517,7 +518,7 @@ class IdentityPage(Page):
         grid = self.key_form
         grid.set_row_visible(self.backup_row, importing)
         grid.set_row_visible(self.backup_pass, importing)
-        needs = self.uses_file_store(user_id) and not os.environ.get(PASSPHRASE_ENV)
+        needs = self.uses_file_store(user_id) and not claim_env_passphrase()
         unlocking = self.existing_key_file(user_id) and not importing
         grid.set_row_visible(self.pass1, needs)
         grid.set_row_visible(self.pass2, needs and not unlocking)
@@ -529,7 +530,7 @@ class IdentityPage(Page):
                 "for the key file; empty: the backup's" if importing else "protects the key file"
             )
             self.pass1_label.setText("New passphrase")
-        if self.uses_file_store(user_id) and os.environ.get(PASSPHRASE_ENV):
+        if self.uses_file_store(user_id) and claim_env_passphrase():
             self.store_label.setText(
                 self.store_label.text() + f" Its passphrase comes from {PASSPHRASE_ENV}."
             )
@@ -839,7 +840,7 @@ class SetupWizard(QDialog):
         """(passphrase for an existing key file, passphrase for a new one); raises
         KeysError when the fields are not filled in right."""
         page = self.identity_page
-        env = os.environ.get(PASSPHRASE_ENV)
+        env = claim_env_passphrase()  # moved out of the environment at start-up
         if env:
             return env, env
         if not page.uses_file_store(user_id):

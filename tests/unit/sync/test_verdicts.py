@@ -19,7 +19,7 @@ from bucket_chat_desktop.protocol.audit import TrustState
 from bucket_chat_desktop.protocol.canonical import b64encode
 from bucket_chat_desktop.protocol.findings import Kind
 from bucket_chat_desktop.protocol.ids import logs_prefix
-from bucket_chat_desktop.storage.base import ObjectInfo, StorageOfflineError
+from bucket_chat_desktop.storage.base import DEFAULT_MAX_READ, ObjectInfo, StorageOfflineError
 from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync.engine import SyncConfig, SyncEngine
 from bucket_chat_desktop.sync.writer import Draft, RoomWriter
@@ -48,10 +48,10 @@ class Flaky(LocalStorage):
         self.fail_get: set[str] = set()
         self.fail_list: set[str] = set()
 
-    async def get(self, path: str) -> bytes:
+    async def get(self, path: str, *, max_bytes: int = DEFAULT_MAX_READ) -> bytes:
         if path in self.fail_get:
             raise StorageOfflineError(f"no answer for {path}")
-        return await super().get(path)
+        return await super().get(path, max_bytes=max_bytes)
 
     async def list_objects(self, prefix: str) -> list[ObjectInfo]:
         if prefix in self.fail_list:
