@@ -122,10 +122,14 @@ def test_cli_with_a_frozen_storage_queues_reads_the_index_and_delivers_once_afte
     assert sent.returncode == 0, sent.stderr
     read = alice(url, "history", "--room-id", ROOM)  # this device reads the room whole
     assert read.returncode == 0 and "before" in read.stdout, read.stderr
+    # Everything on every backend would add ~10 s per backend to the suite: S3 also runs
+    # a second send, a device that knows nothing, the patient sync and a fresh device.
+    full = stores.kind == "s3"
     stranger = Cli(stores, tmp_path / "stranger")  # a device that never read the room
-    assert stranger(url, "setup-keys", "--user-id", "sam@example.com").returncode == 0
+    if full:
+        assert stranger(url, "setup-keys", "--user-id", "sam@example.com").returncode == 0
 
-    bodies = ["before", "during 1", "during 2"]
+    bodies = ["before", "during 1", "during 2"] if full else ["before", "during 1"]
     with frozen(emulators.get(stores.kind).process):
         for body in bodies[1:]:
             queued = alice(url, "send", "--room-id", ROOM, "--user-id", "alice@example.com",
@@ -146,13 +150,14 @@ def test_cli_with_a_frozen_storage_queues_reads_the_index_and_delivers_once_afte
         assert rooms.stdout.split() == [ROOM, "Team"]
         assert "did not answer" in rooms.stderr
 
-        nothing = stranger(url, "send", "--room-id", ROOM, "--user-id", "sam@example.com",
-                           "guess", timeout=20)  # fmt: skip
-        assert nothing.returncode == 2
-        (line,) = nothing.stderr.strip().splitlines()
-        assert "no answer" in line and "nothing was done" in line
+        if full:  # a device that never read the room: nothing can be queued
+            nothing = stranger(url, "send", "--room-id", ROOM, "--user-id", "sam@example.com",
+                               "guess", timeout=20)  # fmt: skip
+            assert nothing.returncode == 2
+            (line,) = nothing.stderr.strip().splitlines()
+            assert "no answer" in line and "nothing was done" in line
 
-        if stores.kind == "s3":  # the patient path once (it waits for the timeouts)
+        if full:  # the patient path once (it waits for the storage's timeouts)
             patient = alice(with_options(stores, timeout="1", retries="1"), "sync",
                             "--room-id", ROOM, timeout=30)  # fmt: skip
             assert patient.returncode == 3, patient.stderr
@@ -164,9 +169,10 @@ def test_cli_with_a_frozen_storage_queues_reads_the_index_and_delivers_once_afte
     assert "0 finding(s)" in synced.stdout
     verified = alice(url, "verify", "--room-id", ROOM)
     assert verified.returncode == 0 and "CLEAN" in verified.stdout, verified.stdout
-    bystander = Cli(stores, tmp_path / "bob")  # another device's fresh, complete read
-    cold = bystander(url, "verify", "--room-id", ROOM)
-    assert cold.returncode == 0 and "CLEAN:" in cold.stdout, cold.stdout
+    if full:
+        bystander = Cli(stores, tmp_path / "bob")  # another device's fresh, complete read
+        cold = bystander(url, "verify", "--room-id", ROOM)
+        assert cold.returncode == 0 and "CLEAN:" in cold.stdout, cold.stdout
 
     async def check() -> None:
         found, ids = await stored_bodies(stores.new())
