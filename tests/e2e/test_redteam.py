@@ -1,0 +1,85 @@
+"""Red-team cases through the installed ``bucket-chat`` command: rooms written with the
+project's own signing code as a hostile member would, then read by a fresh reader."""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from nacl.signing import SigningKey
+
+from bucket_chat_desktop.protocol.event import MEMBER, MESSAGE, Event
+from bucket_chat_desktop.protocol.segment import encode_segment, path_for
+from bucket_chat_desktop.protocol.signing import build_event
+
+from .conftest import EXE
+from .test_sync_cli import Lines
+
+ROOM = "redteam-room"
+T0 = 1757851245000
+_uuids = itertools.count(1)
+
+
+class Device:
+    """A device key writing one chain, as anyone with the project's code can."""
+
+    def __init__(self, sender_id: str, seed: int) -> None:
+        self.sender_id, self.key = sender_id, SigningKey(bytes([seed]) * 32)
+        self.prev: str | None = None
+
+    def emit(self, ts: int, event_type: str, content: dict[str, Any]) -> Event:
+        n = next(_uuids)
+        ev = build_event(
+            room_id=ROOM,
+            sender_id=self.sender_id,
+            event_type=event_type,
+            content=content,
+            timestamp_ms=ts,
+            unique=f"{n:08x}-0000-4000-8000-{n:012x}",
+            prev_event_hash=self.prev,
+            signing_key=self.key,
+        )
+        self.prev = ev.hash
+        return ev
+
+    def join(self, ts: int) -> Event:
+        return self.emit(ts, MEMBER, {"membership": "join"})
+
+    def say(self, ts: int, body: str) -> Event:
+        return self.emit(ts, MESSAGE, {"body": body, "msgtype": "m.text"})
+
+
+def _put(store: Path, events: list[Event], client: str) -> None:
+    path = store / path_for(events, client, 0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(encode_segment(events))
+
+
+def test_sync_follow_never_prints_a_provisional_verdict(device, store: Path) -> None:  # type: ignore[no-untyped-def]
+    """A backdated impostor key next to alice's real one is a key-conflict. While history
+    still loads, the engine's audit accepts keys provisionally (section 16); ``sync
+    --follow`` printed those verdicts — the impostor as [verified] — and never took them
+    back."""
+    real = Device("alice@example.com", 1)
+    impostor = Device("alice@example.com", 9)
+    _put(store, [impostor.join(T0 - 1000), impostor.say(T0 - 999, "backdated impostor")], "i")
+    _put(store, [real.join(T0), real.say(T0 + 1, "real alice")], "r")
+    bob = device("bob", "bob@example.com", setup=False)
+    follow = subprocess.Popen(
+        [EXE, "-s", str(store), "sync", "--room-id", ROOM, "--follow"],
+        env=bob.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        lines = Lines(follow)
+        lines.wait_for("Following", timeout=60)
+    finally:
+        follow.kill()
+        follow.wait()
+    printed = [line for line in lines.seen if "alice@example.com" in line]
+    assert len(printed) == 4, lines.seen
+    assert all("[KEY CHANGED]" in line for line in printed), printed
