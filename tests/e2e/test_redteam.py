@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 from nacl.signing import SigningKey
 
 from bucket_chat_desktop.protocol.event import MEMBER, MESSAGE, Event
@@ -83,3 +84,33 @@ def test_sync_follow_never_prints_a_provisional_verdict(device, store: Path) -> 
     printed = [line for line in lines.seen if "alice@example.com" in line]
     assert len(printed) == 4, lines.seen
     assert all("[KEY CHANGED]" in line for line in printed), printed
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open: sync/writer.py _find_introduction (and engine.send) accept a statement "
+    "that is verified only by this room's trust on first use; see the red-team report",
+)
+def test_a_device_does_not_vouch_for_an_impostor_introducing_it(device, store: Path) -> None:  # type: ignore[no-untyped-def]
+    """An impostor key claims alice in a room she has not written in yet (trusted on first
+    use: a known limit) and "introduces" the public key of her real device, known from any
+    other room. Her device's first send there used to accept that introduction on its own:
+    instead of a key-conflict, the room verified CLEAN with the impostor as alice."""
+    alice = device("alice", "alice@example.com")
+    shown = alice.user("show-key").stdout
+    real_key = next(line.split()[-1] for line in shown.splitlines() if "public key" in line)
+    impostor = Device("alice@example.com", 9)
+    _put(
+        store,
+        [
+            impostor.join(T0),
+            impostor.emit(T0 + 1, MEMBER, {"membership": "join", "add_device_key": real_key}),
+            impostor.say(T0 + 2, "alice here: pay account X"),
+        ],
+        "imp",
+    )
+    alice.user("send", "--room-id", ROOM, "hi, the real alice")
+    reader = device("reader", "reader@example.com", setup=False)
+    doc = reader.json("verify", "--room-id", ROOM, check=False)
+    assert not doc["clean"]
+    assert "key-conflict" in {f["kind"] for f in doc["findings"]}
