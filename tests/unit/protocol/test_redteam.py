@@ -1,0 +1,54 @@
+"""Red-team cases against the protocol layer: what a member with write access to the
+room folder can plant, checked against the promises in docs/SECURITY.md."""
+
+from __future__ import annotations
+
+from bucket_chat_desktop.protocol.untrusted_text import RoomIds, id_warning
+
+
+def _case_variants(base: str, n: int) -> list[str]:
+    """``n`` distinct ids that all look like ``base`` (they differ only in case)."""
+    letters = [i for i, c in enumerate(base) if c.isalpha()]
+    out = []
+    for k in range(n):
+        chars = list(base)
+        for bit, pos in enumerate(letters):
+            if k >> bit & 1:
+                chars[pos] = chars[pos].upper()
+        out.append("".join(chars))
+    return out
+
+
+def test_thousands_of_lookalike_ids_cost_linear_work() -> None:
+    """Unsigned lines cost nothing to write, and case variants of one id share one
+    skeleton. Asking about each id walked the whole group, and past the 4,096-entry cache
+    every step recomputed ``id_warning``: 8,000 such ids made ``verify`` run for minutes.
+    Measured in work done (cache misses), not in seconds."""
+    ids = _case_variants("alicebobcarol@example.com", 4300)
+    id_warning.cache_clear()
+    room = RoomIds()
+    room.update(ids)
+    answers = [room.warning(i) for i in ids[:40]]
+    assert id_warning.cache_info().misses <= len(ids) + 40
+    # ... and the answers are the same as before: the first id owns the look, the others
+    # are marked as looking like it.
+    assert answers[0] is None
+    assert all(a is not None and ids[0] in a for a in answers[1:])
+
+
+def test_lookalike_verdicts_follow_first_seen_and_suspect_characters() -> None:
+    room = RoomIds()
+    room.update(["alice@example.com", "\u0430lice@example.com", "ALICE@example.com"])
+    assert room.lookalike_of("alice@example.com") is None
+    assert room.lookalike_of("\u0430lice@example.com") == "alice@example.com"
+    assert room.lookalike_of("ALICE@example.com") == "alice@example.com"
+    # a suspect id seen first does not own the look: the plain one is not marked for it
+    first = RoomIds()
+    first.update(["\u0430lice@example.com", "alice@example.com"])
+    assert first.lookalike_of("alice@example.com") is None
+    assert first.lookalike_of("\u0430lice@example.com") == "alice@example.com"
+    # an id never added is compared with the room's ids
+    assert room.lookalike_of("Alice@example.com") == "alice@example.com"
+    lone = RoomIds()
+    lone.add("\u0430lice@example.com")
+    assert lone.lookalike_of("\u0430lice@example.com") is None
