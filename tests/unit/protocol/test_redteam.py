@@ -3,7 +3,13 @@ room folder can plant, checked against the promises in docs/SECURITY.md."""
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
+
+from bucket_chat_desktop.protocol.audit import RoomLedger
 from bucket_chat_desktop.protocol.untrusted_text import RoomIds, id_warning
+
+from ._support import ROOM, T0, audit, kinds, named_path, raw_line
 
 
 def _case_variants(base: str, n: int) -> list[str]:
@@ -52,3 +58,55 @@ def test_lookalike_verdicts_follow_first_seen_and_suspect_characters() -> None:
     lone = RoomIds()
     lone.add("\u0430lice@example.com")
     assert lone.lookalike_of("\u0430lice@example.com") is None
+
+
+def _python_calls(fn: Callable[[], object]) -> int:
+    """How many Python-level calls (generator steps included) ``fn`` makes: a measure of
+    work that does not depend on the machine's speed."""
+    calls = 0
+
+    def count(frame: object, event: str, arg: object) -> None:
+        nonlocal calls
+        if event == "call":
+            calls += 1
+
+    sys.setprofile(count)
+    try:
+        fn()
+    finally:
+        sys.setprofile(None)
+    return calls
+
+
+def _copies_of_one_id(n: int) -> bytes:
+    lines = [
+        raw_line(
+            {
+                "event_id": f"{ROOM}::t::same",
+                "room_id": ROOM,
+                "timestamp_ms": T0,
+                "sender_id": "mallory@example.com",
+                "type": "m.room.message",
+                "signature": "",
+                "content": {"body": str(k)},
+            }
+        )
+        for k in range(n)
+    ]
+    return b"".join(lines)
+
+
+def test_many_copies_of_one_event_id_cost_linear_work() -> None:
+    """Unsigned copies of one event id cost nothing to write; each new copy was compared
+    with every copy before it (20,000 copies: 10 s of ``verify``, a 64 MB segment: hours).
+    The replay finding names a bounded number of places."""
+    small, large = _copies_of_one_id(500), _copies_of_one_id(2000)
+    path = named_path(T0, T0, "x")
+    work_small = _python_calls(lambda: RoomLedger(ROOM).add_segment(path, small))
+    work_large = _python_calls(lambda: RoomLedger(ROOM).add_segment(path, large))
+    assert work_large < 6 * work_small  # 4x the copies: linear, not 16x
+    result = audit((path, large))
+    assert kinds(result.findings) == ["replay"]
+    assert "and 1,980 more" in result.findings[0].message
+    assert len(result.findings[0].message) < 5_000
+    assert len(result.timeline) == 1
