@@ -558,6 +558,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, int]]] = 
 
 def main(argv: Sequence[str] | None = None) -> int:
     claim_env_passphrase()  # out of the environment before anything can inherit it
+    fmt.harden_streams()
     parser = build_parser()
     args = parser.parse_args(argv)
     handler = logging.StreamHandler()

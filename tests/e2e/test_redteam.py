@@ -114,3 +114,24 @@ def test_a_device_does_not_vouch_for_an_impostor_introducing_it(device, store: P
     doc = reader.json("verify", "--room-id", ROOM, check=False)
     assert not doc["clean"]
     assert "key-conflict" in {f["kind"] for f in doc["findings"]}
+
+
+def test_text_the_terminal_cannot_encode_is_escaped_not_a_traceback(device, store: Path) -> None:  # type: ignore[no-untyped-def]
+    """A body with an emoji, read on a terminal whose encoding lacks it (Latin-1, or a
+    Windows console's ANSI code page when output is redirected), ended ``history`` with a
+    UnicodeEncodeError traceback."""
+    mallory = Device("mallory@example.com", 7)
+    _put(store, [mallory.join(T0), mallory.say(T0 + 1, "emoji \U0001f600 and \u2211")], "m")
+    reader = device("reader", "reader@example.com", setup=False)
+    env = {**reader.env(), "PYTHONIOENCODING": "latin-1"}
+    for command in ("history", "verify"):
+        proc = subprocess.run(
+            [EXE, "-s", str(store), command, "--room-id", ROOM],
+            env=env,
+            capture_output=True,
+            timeout=120,
+        )
+        assert b"Traceback" not in proc.stderr, proc.stderr
+        assert proc.returncode == 0, proc.stderr
+        if command == "history":
+            assert b"emoji \\U0001f600 and \\u2211" in proc.stdout
