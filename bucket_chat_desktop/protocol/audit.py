@@ -27,6 +27,9 @@ WITNESS_FIELD = "witness"
 MAX_LISTED = 20  # places named in one finding's message (a finding stays one line)
 
 
+_UNREAD_HISTORY = frozenset({Kind.SEGMENT_UNREADABLE, Kind.SEGMENT_TOO_LARGE})
+
+
 class TrustState(enum.StrEnum):
     VERIFIED = "verified"
     UNVERIFIED = "unverified"
@@ -227,8 +230,11 @@ class RoomLedger:
     @property
     def has_unreadable(self) -> bool:
         """Whether an object that stands where history could be was not read (a finding
-        ``segment-unreadable``): then the history is not whole (section 16)."""
-        return any(f.kind is Kind.SEGMENT_UNREADABLE for f in self._findings)
+        ``segment-unreadable``, or ``segment-too-large``: only ever reported for an
+        object at a segment's name): then the history is not whole (section 16). A
+        member who replaces someone's segments with oversized files must not get an
+        impostor trusted on first use in the gap they leave."""
+        return any(f.kind in _UNREAD_HISTORY for f in self._findings)
 
     def add_segment(self, path: str, data: bytes) -> DecodedSegment:
         """Decode, check signatures and keep one segment. Re-adding a path is a no-op."""

@@ -135,3 +135,23 @@ def test_text_the_terminal_cannot_encode_is_escaped_not_a_traceback(device, stor
         assert proc.returncode == 0, proc.stderr
         if command == "history":
             assert b"emoji \\U0001f600 and \\u2211" in proc.stdout
+
+
+def test_oversized_file_at_a_segment_name_trusts_nobody_on_first_use(device, store: Path) -> None:  # type: ignore[no-untyped-def]
+    """A member replaces alice's segment with a file over the 64 MiB limit. What is left
+    of alice is the impostor's key: it was trusted on first use (and pinned by the
+    reader's index), although SECURITY.md promises that a file that is too large leaves
+    the verdict partial, like a FIFO or a link."""
+    real = Device("alice@example.com", 1)
+    impostor = Device("alice@example.com", 9)
+    events = [real.join(T0), real.say(T0 + 1, "real alice")]
+    _put(store, events, "real")
+    _put(store, [impostor.join(T0 + 5), impostor.say(T0 + 6, "impostor: pay X")], "imp")
+    replaced = store / path_for(events, "real", 0)
+    with replaced.open("r+b") as f:
+        f.truncate(70 * 1024 * 1024)  # sparse: costs no disk
+    reader = device("reader", "reader@example.com", setup=False)
+    doc = reader.json("history", "--room-id", ROOM)
+    assert [e["trust"] for e in doc["events"]] == ["unverified", "unverified"]
+    assert "could not be read" in doc["events"][0]["reason"]
+    assert not reader.json("verify", "--room-id", ROOM, check=False)["clean"]
