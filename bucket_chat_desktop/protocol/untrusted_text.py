@@ -276,6 +276,16 @@ def id_warning(sender_id: str) -> str | None:
     if spaces:
         reasons.append("it holds spaces")
     folded = unicodedata.normalize("NFKC", sender_id)
+    # Marks NFC cannot fold into a letter (an overlay stroke, a dot on a dot) draw on
+    # their neighbour: "alice@example.com" with U+0335 on the m reads as the plain id.
+    marks = [ch for ch in unicodedata.normalize("NFC", folded) if unicodedata.combining(ch)]
+    if marks:
+        reasons.append(f"it holds combining marks ({_describe(marks)})")
+    # Punctuation from other scripts passes for the separators of an id (U+06D4 ARABIC
+    # FULL STOP for "."); ids are ASCII-punctuated in practice.
+    foreign = [ch for ch in folded if not ch.isascii() and unicodedata.category(ch)[0] in "PS"]
+    if foreign:
+        reasons.append(f"it holds punctuation or symbols from outside ASCII ({_describe(foreign)})")
     changed = [ch for ch in sender_id if unicodedata.normalize("NFKC", ch) != ch]
     if changed and not all(_hidden(ch) for ch in changed):
         reasons.append(f"it uses look-alike forms ({_describe(changed)})")

@@ -110,3 +110,16 @@ def test_many_copies_of_one_event_id_cost_linear_work() -> None:
     assert "and 1,980 more" in result.findings[0].message
     assert len(result.findings[0].message) < 5_000
     assert len(result.timeline) == 1
+
+
+def test_ids_with_overlay_marks_or_foreign_punctuation_are_marked() -> None:
+    """Neither a look-alike letter nor an invisible character, so nothing marked them:
+    a stroke overlaid on the last letter, and a full stop from another script."""
+    for forged in ("alice@example.com\u0335", "alice@example\u06d4com", "alice@example\u0701com"):
+        assert id_warning(forged) is not None, forged
+        room = RoomIds()
+        room.update(["alice@example.com", forged])
+        assert room.warning(forged) is not None
+    # letters with accents are letters: they stay plain
+    assert id_warning("jos\u00e9@example.com") is None
+    assert id_warning("jose\u0301@example.com") is None
