@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -24,6 +25,17 @@ from ..protocol.untrusted_text import (
     id_warning,
     terminal_safe,
 )
+
+
+def harden_streams() -> None:
+    """Text from storage that the terminal's encoding cannot show (an emoji on a Latin-1
+    terminal, or on Windows when output goes to a file in the ANSI code page) is written
+    as a visible escape instead of ending the command with a traceback."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
+
 
 BADGES = {
     TrustState.VERIFIED: "[verified]",

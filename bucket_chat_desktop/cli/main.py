@@ -455,8 +455,14 @@ async def cmd_sync(args: argparse.Namespace) -> int:
     room_id = _room_id(args)
     shown: set[str] = set()
     ids = RoomIds()
+    final = [False]  # whether the last audit was of the whole history
 
     def show(result: AuditResult) -> None:
+        # An audit made while older history still loads accepts keys provisionally
+        # (PROTOCOL.md section 16): a backdated impostor would print as [verified] and a
+        # printed line is never taken back. Only the verdicts of the whole history print.
+        if not final[0]:
+            return
         for item in result.timeline:
             if item.event.event_id not in shown:
                 shown.add(item.event.event_id)
@@ -466,6 +472,8 @@ async def cmd_sync(args: argparse.Namespace) -> int:
 
     def listener(event: Any) -> None:
         if isinstance(event, RoomLoaded | EventsAppended) and event.room_id == room_id:
+            if isinstance(event, RoomLoaded):
+                final[0] = event.complete
             show(event.result)
 
     async with engine_session(storage, start=args.follow, listener=listener) as engine:
@@ -657,6 +665,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, int]]] = 
 
 def main(argv: Sequence[str] | None = None) -> int:
     claim_env_passphrase()  # out of the environment before anything can inherit it
+    fmt.harden_streams()
     parser = build_parser()
     args = parser.parse_args(argv)
     handler = logging.StreamHandler()

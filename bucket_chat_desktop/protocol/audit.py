@@ -24,6 +24,10 @@ from .signing import SignatureChecker
 DEVICE_ADD_FIELD = "add_device_key"
 DEVICE_ACCEPT_FIELD = "introduced_by"
 WITNESS_FIELD = "witness"
+MAX_LISTED = 20  # places named in one finding's message (a finding stays one line)
+
+
+_UNREAD_HISTORY = frozenset({Kind.SEGMENT_UNREADABLE, Kind.SEGMENT_TOO_LARGE})
 
 
 class TrustState(enum.StrEnum):
@@ -204,6 +208,8 @@ class RoomLedger:
         self.room_id = room_id
         self.checker = checker or SignatureChecker()
         self._copies: dict[str, list[_Copy]] = {}
+        # Only for event ids read more than once: the (hash, signature) of each copy.
+        self._distinct: dict[str, set[tuple[str, str]]] = {}
         self._seen_paths: set[str] = set()
         self._findings: list[Finding] = []
         self._new_findings: list[Finding] = []
@@ -224,8 +230,11 @@ class RoomLedger:
     @property
     def has_unreadable(self) -> bool:
         """Whether an object that stands where history could be was not read (a finding
-        ``segment-unreadable``): then the history is not whole (section 16)."""
-        return any(f.kind is Kind.SEGMENT_UNREADABLE for f in self._findings)
+        ``segment-unreadable``, or ``segment-too-large``: only ever reported for an
+        object at a segment's name): then the history is not whole (section 16). A
+        member who replaces someone's segments with oversized files must not get an
+        impostor trusted on first use in the gap they leave."""
+        return any(f.kind in _UNREAD_HISTORY for f in self._findings)
 
     def add_segment(self, path: str, data: bytes) -> DecodedSegment:
         """Decode, check signatures and keep one segment. Re-adding a path is a no-op."""
@@ -266,9 +275,15 @@ class RoomLedger:
                 copy = _Copy(located, ok, why)
                 self._copies[ev.event_id] = [copy]
                 added.append(copy)
-            elif not any(
-                c.ev.hash == ev.hash and c.ev.signature == ev.signature for c in copies
-            ):  # an identical copy is just de-duplicated
+                continue
+            # An identical copy is just de-duplicated. Distinct copies of one id are
+            # looked up in a set: unsigned copies cost nothing to write, and comparing
+            # each with all before it was quadratic (20,000 copies: 10 s).
+            seen = self._distinct.get(ev.event_id)
+            if seen is None:
+                seen = self._distinct[ev.event_id] = {(c.ev.hash, c.ev.signature) for c in copies}
+            if (ev.hash, ev.signature) not in seen:
+                seen.add((ev.hash, ev.signature))
                 copy = _Copy(located, ok, why)
                 copies.append(copy)
                 added.append(copy)
@@ -326,7 +341,9 @@ class RoomLedger:
                 choice = next((c for c in copies if c.sig_ok), None) or next(
                     (c for c in copies if c.sig_ok is None), None
                 )
-                others = ", ".join(c.where for c in copies[1:])
+                others = ", ".join(c.where for c in copies[1:MAX_LISTED])
+                if len(copies) > MAX_LISTED:
+                    others += f" and {len(copies) - MAX_LISTED:,} more"
                 findings.append(
                     Finding(
                         Kind.REPLAY,
@@ -518,7 +535,9 @@ class RoomLedger:
         short = key[:12]
         for prev, kids in children.items():
             if len(kids) > 1:
-                where = ", ".join(f"{k.ev.event_id} ({k.where})" for k in kids)
+                where = ", ".join(f"{k.ev.event_id} ({k.where})" for k in kids[:MAX_LISTED])
+                if len(kids) > MAX_LISTED:
+                    where += f" and {len(kids) - MAX_LISTED:,} more"
                 what = "start a chain" if prev is None else f"follow {prev[:12]}…"
                 findings.append(
                     Finding(
@@ -638,7 +657,9 @@ class RoomLedger:
                     out.append(Assessed(ev, changed, _conflict_reason(claimants), c.path, c.line))
                     if (sender, "*") not in reported:
                         reported.add((sender, "*"))
-                        fingerprints = ", ".join(f"{k[:12]}…" for k in claimants)
+                        fingerprints = ", ".join(f"{k[:12]}…" for k in claimants[:MAX_LISTED])
+                        if len(claimants) > MAX_LISTED:
+                            fingerprints += f" and {len(claimants) - MAX_LISTED:,} more"
                         findings.append(
                             Finding(
                                 Kind.KEY_CONFLICT,

@@ -276,6 +276,16 @@ def id_warning(sender_id: str) -> str | None:
     if spaces:
         reasons.append("it holds spaces")
     folded = unicodedata.normalize("NFKC", sender_id)
+    # Marks NFC cannot fold into a letter (an overlay stroke, a dot on a dot) draw on
+    # their neighbour: "alice@example.com" with U+0335 on the m reads as the plain id.
+    marks = [ch for ch in unicodedata.normalize("NFC", folded) if unicodedata.combining(ch)]
+    if marks:
+        reasons.append(f"it holds combining marks ({_describe(marks)})")
+    # Punctuation from other scripts passes for the separators of an id (U+06D4 ARABIC
+    # FULL STOP for "."); ids are ASCII-punctuated in practice.
+    foreign = [ch for ch in folded if not ch.isascii() and unicodedata.category(ch)[0] in "PS"]
+    if foreign:
+        reasons.append(f"it holds punctuation or symbols from outside ASCII ({_describe(foreign)})")
     changed = [ch for ch in sender_id if unicodedata.normalize("NFKC", ch) != ch]
     if changed and not all(_hidden(ch) for ch in changed):
         reasons.append(f"it uses look-alike forms ({_describe(changed)})")
@@ -303,13 +313,24 @@ class RoomIds:
 
     def __init__(self) -> None:
         self._groups: dict[str, list[str]] = {}  # skeleton -> ids, first seen first
-        self._ids: set[str] = set()
+        # Per id, its own warning and skeleton, and per skeleton its first plain id:
+        # computed once when the id is added. Asking about an id is then O(1) — a room of
+        # thousands of ids that share one skeleton (case variants cost nothing to write)
+        # must not make every question walk the whole group (it took minutes).
+        self._own: dict[str, str | None] = {}
+        self._skeleton: dict[str, str] = {}
+        self._first_plain: dict[str, str] = {}
 
     def add(self, sender_id: str) -> None:
-        if sender_id in self._ids:
+        if sender_id in self._own:
             return
-        self._ids.add(sender_id)
-        self._groups.setdefault(skeleton(sender_id), []).append(sender_id)
+        key = skeleton(sender_id)
+        own = id_warning(sender_id)
+        self._own[sender_id] = own
+        self._skeleton[sender_id] = key
+        self._groups.setdefault(key, []).append(sender_id)
+        if own is None:
+            self._first_plain.setdefault(key, sender_id)
 
     def update(self, ids: Iterable[str]) -> None:
         for sender_id in ids:
@@ -317,23 +338,25 @@ class RoomIds:
 
     def lookalike_of(self, sender_id: str) -> str | None:
         """The id that ``sender_id`` is taken to imitate, if any."""
-        group = self._groups.get(skeleton(sender_id), [])
-        others = [i for i in group if i != sender_id]
-        if not others:
-            return None
-        plain = [i for i in others if id_warning(i) is None]
-        if id_warning(sender_id) is not None:
-            return (plain or others)[0]
-        # A plain id is marked only for a plain id that came before it.
-        earlier = group[: group.index(sender_id)] if sender_id in group else group
-        before = [i for i in earlier if id_warning(i) is None]
-        return before[0] if before else None
+        key = self._skeleton.get(sender_id)
+        if key is None:
+            key = skeleton(sender_id)
+        group = self._groups.get(key, ())
+        first_plain = self._first_plain.get(key)
+        own = self._own[sender_id] if sender_id in self._own else id_warning(sender_id)
+        if own is not None:
+            if first_plain is not None:
+                return first_plain  # never sender_id itself: it is not plain
+            return next((i for i in group[:2] if i != sender_id), None)
+        # A plain id is marked only for a plain id that came before it: the group's first
+        # plain id (an id not added yet comes after all of them).
+        return first_plain if first_plain != sender_id else None
 
     def warning(self, sender_id: str, display_name: str | None = None) -> str | None:
         """``id_warning`` plus "looks like <other id>" when another id of the room looks
         the same, and a note when ``display_name`` looks like another sender's id."""
         parts: list[str] = []
-        own = id_warning(sender_id)
+        own = self._own[sender_id] if sender_id in self._own else id_warning(sender_id)
         if own:
             parts.append(own)
         other = self.lookalike_of(sender_id)
@@ -346,7 +369,7 @@ class RoomIds:
             )
         if display_name:
             group = self._groups.get(skeleton(display_name), [])
-            named = next((i for i in group if i != sender_id), None)
+            named = next((i for i in group[:2] if i != sender_id), None)
             if named is not None:
                 parts.append(
                     f"Its display name looks like the id of {terminal_safe(named, limit=ID_LIMIT)},"
