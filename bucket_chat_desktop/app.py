@@ -18,7 +18,7 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from . import __version__, paths
 from . import settings as settings_store
@@ -185,11 +185,44 @@ async def run(
             closed.set()
 
     window.closeEvent = close_event  # type: ignore[method-assign]
-    await closed.wait()
-    await controller.shutdown()
+    quit_filter = _watch_application_quit(app, window.quit)
+    try:
+        await closed.wait()
+        await controller.shutdown()
+    finally:
+        _stop_watching(app, quit_filter)
     if tray is not None:
         tray.hide()
     return 0
+
+
+def _watch_application_quit(app: object, quit_window: Callable[[], None]) -> object:
+    """Make every application quit an orderly one.
+
+    Cmd+Q, the macOS app menu's Quit, a logout and ``QApplication.quit()`` all send the
+    application a Quit event; Qt would then close the windows (the main window's close
+    handler only hides it while minimise-to-tray is on, which cancels the quit) and stop
+    the event loop under ``run_until_complete`` (which raises if ``run`` has not returned,
+    as with a second quit during shutdown). Instead the event is taken here and becomes
+    the window's own Quit: ``run`` then shuts down and returns, and that ends the loop.
+    Only the window's close button still minimises to the tray."""
+    from PySide6.QtCore import QEvent, QObject
+
+    class QuitFilter(QObject):
+        def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+            if event.type() != QEvent.Type.Quit or watched is not app:
+                return False
+            log.info("the application was asked to quit")
+            quit_window()  # a second quit finds the window closing already: no-op
+            return True
+
+    quit_filter = QuitFilter()
+    app.installEventFilter(quit_filter)  # type: ignore[attr-defined]
+    return quit_filter
+
+
+def _stop_watching(app: object, quit_filter: object) -> None:
+    app.removeEventFilter(quit_filter)  # type: ignore[attr-defined]
 
 
 if os.environ.get("BUCKET_CHAT_DEBUG_ASYNCIO"):
