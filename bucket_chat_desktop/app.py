@@ -88,8 +88,24 @@ def _log_unhandled(kind: type[BaseException], exc: BaseException, tb: object) ->
     log.error("unhandled exception in a Qt callback", exc_info=exc)
 
 
+APP_USER_MODEL_ID = "io.github.bucketchat.BucketChat"
+"""Windows groups windows, taskbar buttons and notifications by this id; the Start-menu
+shortcut the installer makes carries the same (installer/windows/bucket-chat.iss)."""
+
+
+def set_app_user_model_id() -> bool:
+    """Give this process the app's AppUserModelID (Windows only; True if it took)."""
+    if sys.platform != "win32":
+        return False
+    import ctypes
+
+    shell32 = ctypes.windll.shell32
+    return bool(shell32.SetCurrentProcessExplicitAppUserModelID(APP_USER_MODEL_ID) == 0)
+
+
 def _main(args: argparse.Namespace, last: LastRun) -> int:
     sys.excepthook = _log_unhandled
+    set_app_user_model_id()  # before the first window or notification exists
     import qasync
     from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
