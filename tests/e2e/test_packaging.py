@@ -384,7 +384,13 @@ def test_release_workflow_builds_on_three_systems_with_the_linux_scripts() -> No
     assert triggers["push"]["tags"] == ["v*"]
     jobs = doc["jobs"]
     runners = {job["runs-on"] for job in jobs.values()}
-    assert {"ubuntu-latest", "windows-latest", "macos-latest"} <= runners
+    assert {"ubuntu-latest", "windows-latest"} <= runners
+    mac = jobs["macos"]
+    assert mac["runs-on"] == "${{ matrix.runner }}"
+    assert {(m["runner"], m["arch"]) for m in mac["strategy"]["matrix"]["include"]} == {
+        ("macos-latest", "arm64"),
+        ("macos-15-intel", "x86_64"),
+    }
     linux_steps = " ".join(s.get("run", "") for s in jobs["linux"]["steps"])
     assert "bash installer/build-linux.sh" in linux_steps
     assert "bash installer/smoke-linux.sh" in linux_steps
@@ -397,3 +403,37 @@ def test_release_workflow_builds_on_three_systems_with_the_linux_scripts() -> No
     publish = jobs["publish"]
     assert publish["permissions"] == {"contents": "write"}
     assert set(publish["needs"]) == {"linux", "windows", "macos"}
+
+
+def test_release_workflow_pins_every_action_to_a_commit() -> None:
+    uses = re.findall(r"^\s*-?\s*uses:\s*(\S+)(.*)$", RELEASE.read_text(encoding="utf-8"), re.M)
+    assert uses
+    for ref, comment in uses:
+        assert re.fullmatch(r"[\w.-]+/[\w./-]+@[0-9a-f]{40}", ref), ref
+        assert re.fullmatch(r"\s*# v\d+\.\d+\.\d+", comment), f"{ref}: say which tag it was"
+
+
+def test_release_workflow_proves_what_only_windows_and_macos_can_show() -> None:
+    yaml = pytest.importorskip("yaml")
+    jobs = yaml.safe_load(RELEASE.read_text(encoding="utf-8"))["jobs"]
+
+    def runs(job: str) -> str:
+        return "\n".join(s.get("run", "") for s in jobs[job]["steps"])
+
+    windows, macos = runs("windows"), runs("macos")
+    assert windows.count("installer\\windows\\smoke.ps1") == 2  # frozen and installed
+    assert "VersionInfo" in windows and "check_cli_output.py" in windows
+    smoke_ps1 = (ROOT / "installer" / "windows" / "smoke.ps1").read_text(encoding="utf-8")
+    for needle in (
+        "WaitForExit(300000)",
+        "WinVaultKeyring",
+        "^ok   binary files",
+        "AppUserModelID",
+    ):
+        assert needle in smoke_ps1
+    assert "codesign --verify --deep --strict" in macos
+    assert "keyring.backends.macOS.Keyring" in macos and "^ok   binary files" in macos
+    assert "unins000.exe" in windows and 'rm -rf "$installed"' in macos
+    dmg = (ROOT / "installer" / "macos" / "build-dmg.sh").read_text(encoding="utf-8")
+    for command in ("hdiutil create", "hdiutil attach", "hdiutil detach"):
+        assert f"retry {command}" in dmg
