@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import sys
@@ -229,7 +230,10 @@ def _watch_application_quit(app: object, quit_window: Callable[[], None]) -> obj
             if event.type() != QEvent.Type.Quit or watched is not app:
                 return False
             log.info("the application was asked to quit")
-            quit_window()  # a second quit finds the window closing already: no-op
+            # A second quit finds the window closing already (a no-op); a window already
+            # deleted (RuntimeError) means run() is ending anyway.
+            with contextlib.suppress(RuntimeError):
+                quit_window()
             return True
 
     quit_filter = QuitFilter()

@@ -32,6 +32,10 @@ from pathlib import Path
 
 def run_smoke() -> int:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    for stream in (sys.stdout, sys.stderr):  # a file on Windows gets the ANSI code page:
+        reconfigure = getattr(stream, "reconfigure", None)  # a reason in another script
+        if reconfigure is not None:  # must not turn a passing check into a crash
+            reconfigure(errors="backslashreplace")
     results: list[tuple[str, bool, str]] = []
 
     def check(name: str, fn: Callable[[], str]) -> None:
