@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from . import __version__, paths
 from . import settings as settings_store
@@ -88,8 +89,24 @@ def _log_unhandled(kind: type[BaseException], exc: BaseException, tb: object) ->
     log.error("unhandled exception in a Qt callback", exc_info=exc)
 
 
+APP_USER_MODEL_ID = "io.github.bucketchat.BucketChat"
+"""Windows groups windows, taskbar buttons and notifications by this id; the Start-menu
+shortcut the installer makes carries the same (installer/windows/bucket-chat.iss)."""
+
+
+def set_app_user_model_id() -> bool:
+    """Give this process the app's AppUserModelID (Windows only; True if it took)."""
+    if sys.platform != "win32":
+        return False
+    import ctypes
+
+    shell32 = ctypes.windll.shell32
+    return bool(shell32.SetCurrentProcessExplicitAppUserModelID(APP_USER_MODEL_ID) == 0)
+
+
 def _main(args: argparse.Namespace, last: LastRun) -> int:
     sys.excepthook = _log_unhandled
+    set_app_user_model_id()  # before the first window or notification exists
     import qasync
     from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
@@ -185,11 +202,47 @@ async def run(
             closed.set()
 
     window.closeEvent = close_event  # type: ignore[method-assign]
-    await closed.wait()
-    await controller.shutdown()
+    quit_filter = _watch_application_quit(app, window.quit)
+    try:
+        await closed.wait()
+        await controller.shutdown()
+    finally:
+        _stop_watching(app, quit_filter)
     if tray is not None:
         tray.hide()
     return 0
+
+
+def _watch_application_quit(app: object, quit_window: Callable[[], None]) -> object:
+    """Make every application quit an orderly one.
+
+    Cmd+Q, the macOS app menu's Quit, a logout and ``QApplication.quit()`` all send the
+    application a Quit event; Qt would then close the windows (the main window's close
+    handler only hides it while minimise-to-tray is on, which cancels the quit) and stop
+    the event loop under ``run_until_complete`` (which raises if ``run`` has not returned,
+    as with a second quit during shutdown). Instead the event is taken here and becomes
+    the window's own Quit: ``run`` then shuts down and returns, and that ends the loop.
+    Only the window's close button still minimises to the tray."""
+    from PySide6.QtCore import QEvent, QObject
+
+    class QuitFilter(QObject):
+        def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+            if event.type() != QEvent.Type.Quit or watched is not app:
+                return False
+            log.info("the application was asked to quit")
+            # A second quit finds the window closing already (a no-op); a window already
+            # deleted (RuntimeError) means run() is ending anyway.
+            with contextlib.suppress(RuntimeError):
+                quit_window()
+            return True
+
+    quit_filter = QuitFilter()
+    app.installEventFilter(quit_filter)  # type: ignore[attr-defined]
+    return quit_filter
+
+
+def _stop_watching(app: object, quit_filter: object) -> None:
+    app.removeEventFilter(quit_filter)  # type: ignore[attr-defined]
 
 
 if os.environ.get("BUCKET_CHAT_DEBUG_ASYNCIO"):

@@ -11,12 +11,13 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
+import secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import paths
+from .osfiles import open_fd
 
 log = logging.getLogger("bucket_chat.settings")
 
@@ -118,7 +119,8 @@ def load(path: Path | None = None) -> Settings:
 def save(settings: Settings, path: Path | None = None) -> None:
     path = path or settings_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".settings-", dir=path.parent)
+    tmp = path.parent / f".settings-{secrets.token_hex(6)}.tmp"
+    fd = open_fd(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(settings.to_json(), fh, indent=2, ensure_ascii=False)

@@ -4,11 +4,23 @@ Everything the app loads dynamically is exercised: Qt platform plugin and widget
 window is built and rendered offscreen), the qasync loop, PyNaCl's native library, a local
 store with a create-only write, the fsspec cloud backends (imported and instantiated — no
 network), the keyring backend, image formats and Markdown. Prints one line per check.
+
+Two checks exist for Windows and macOS, where nothing else proves them before a user would:
+
+- binary files: bytes holding ``\n``, ``\r\n``, ``\r``, NUL and Ctrl-Z go through the
+  local-folder storage, an attachment blob (upload, download, the blob cache, a saved
+  copy), a key file and the settings file; each file is then read back by name, in
+  binary, and its SHA-256 compared. A descriptor opened in text mode on Windows would
+  have changed them.
+- the keyring backend is named, and on Windows and macOS it must be the system's own
+  (Windows Credential Manager, macOS Keychain) and answer; elsewhere, or with
+  ``BUCKET_CHAT_SMOKE_KEYRING`` set to a backend's class path (``any`` for none), that.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import importlib
 import os
 import sys
@@ -20,6 +32,10 @@ from pathlib import Path
 
 def run_smoke() -> int:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    for stream in (sys.stdout, sys.stderr):  # a file on Windows gets the ANSI code page:
+        reconfigure = getattr(stream, "reconfigure", None)  # a reason in another script
+        if reconfigure is not None:  # must not turn a passing check into a crash
+            reconfigure(errors="backslashreplace")
     results: list[tuple[str, bool, str]] = []
 
     def check(name: str, fn: Callable[[], str]) -> None:
@@ -35,6 +51,9 @@ def run_smoke() -> int:
     check("version", _version)
     check("crypto (PyNaCl / libsodium)", _crypto)
     check("keyring backend", _keyring)
+    check("binary files (local storage, blob, cache, key file)", _binary_files)
+    if sys.platform == "win32":
+        check("Windows AppUserModelID", _app_user_model_id)
     for module in ("s3fs", "gcsfs", "adlfs"):
         check(f"storage backend {module}", lambda m=module: _backend(m))  # type: ignore[misc]
     check("Qt + main window (offscreen) + local store", _gui)
@@ -63,11 +82,97 @@ def _crypto() -> str:
     return f"PyNaCl {nacl.__version__}: sign + verify ok"
 
 
+PLATFORM_KEYRINGS = {
+    "win32": "keyring.backends.Windows.WinVaultKeyring",
+    "darwin": "keyring.backends.macOS.Keyring",
+}
+"""The backend a user of that system gets: Windows Credential Manager, macOS Keychain."""
+
+
 def _keyring() -> str:
     from .keys import KeyringStore
+    from .keys.store import select_keyring_backend
 
+    chosen, _ = select_keyring_backend(None)
+    if chosen is None:  # refused (no keyring, or one keeping secrets in files): name it
+        import keyring
+
+        chosen = keyring.get_keyring()
+    name = f"{type(chosen).__module__}.{type(chosen).__qualname__}"
     usable, reason = KeyringStore.usable()
-    return f"{'usable' if usable else 'not usable (encrypted key file fallback)'}: {reason}"
+    expected = os.environ.get("BUCKET_CHAT_SMOKE_KEYRING") or PLATFORM_KEYRINGS.get(sys.platform)
+    if expected and expected != "any":
+        assert name == expected, f"the keyring backend is {name} ({reason}), not {expected}"
+        assert usable, f"{name} does not answer: {reason}"
+    state = "usable" if usable else "not usable (encrypted key file fallback)"
+    return f"{state}: {reason} [{name}]"
+
+
+AWKWARD_BYTES = bytes(range(256)) + b"line\nCRLF\r\nCR\r NUL\x00 EOF\x1a\n" * 64
+"""Every byte value, and the ones a text-mode descriptor changes or stops at."""
+
+
+def _binary_files() -> str:
+    with tempfile.TemporaryDirectory() as tmp:
+        return asyncio.run(_binary_round_trips(Path(tmp)))
+
+
+async def _binary_round_trips(tmp: Path) -> str:
+    from .keys._files import write_file_atomically
+    from .protocol.attachments import FileInfo, blob_path, parse_file_content
+    from .storage.local import LocalStorage
+    from .sync.blobs import BlobCache, download, upload
+
+    want = hashlib.sha256(AWKWARD_BYTES).hexdigest()
+
+    def same_on_disk(path: Path, what: str) -> None:
+        with open(path, "rb") as fh:  # by name: always binary, whatever wrote it
+            got = fh.read()
+        digest = hashlib.sha256(got).hexdigest()
+        assert digest == want, (
+            f"{what}: {path.name} has {len(got)} bytes, SHA-256 {digest[:12]}, "
+            f"not {len(AWKWARD_BYTES)} bytes, {want[:12]} (text-mode write?)"
+        )
+
+    store = LocalStorage(tmp / "store")
+    assert await store.put_if_absent("smoke/binary", AWKWARD_BYTES)
+    same_on_disk(tmp / "store" / "smoke" / "binary", "local storage")
+    assert await store.get("smoke/binary") == AWKWARD_BYTES, "local storage read changed it"
+    LocalStorage._write_exclusive(tmp / "store", "no-links", AWKWARD_BYTES)
+    same_on_disk(tmp / "store" / "no-links", "local storage without hard links")
+
+    source = tmp / "attachment.bin"
+    source.write_bytes(AWKWARD_BYTES)
+    cache = BlobCache(tmp / "cache")
+    content = await upload(store, "smoke", source, limit_bytes=1 << 20, cache=cache)
+    info = parse_file_content(content)
+    assert isinstance(info, FileInfo), f"upload gave no file content: {info}"
+    assert info.sha256 == want, "the blob's announced hash is not the file's"
+    same_on_disk(tmp / "store" / Path(blob_path("smoke", info.sha256)), "blob in storage")
+    saved = tmp / "saved.bin"
+    fresh = BlobCache(tmp / "cache2")
+    assert await download(store, "smoke", info, saved, cache=fresh) == AWKWARD_BYTES
+    same_on_disk(saved, "saved attachment")
+    same_on_disk(fresh.path_for(info.sha256), "blob cache")
+    write_file_atomically(tmp / "key", AWKWARD_BYTES, overwrite=False)
+    same_on_disk(tmp / "key", "key file")
+    return (
+        f"{len(AWKWARD_BYTES)} bytes with LF, CR, NUL, ^Z: SHA-256 {want[:12]} kept by the "
+        "storage, the blob, the caches, the saved copy and the key file"
+    )
+
+
+def _app_user_model_id() -> str:
+    import ctypes
+
+    from .app import APP_USER_MODEL_ID, set_app_user_model_id
+
+    assert set_app_user_model_id(), "SetCurrentProcessExplicitAppUserModelID failed"
+    value = ctypes.c_wchar_p()
+    shell32 = ctypes.windll.shell32  # type: ignore[attr-defined]
+    assert shell32.GetCurrentProcessExplicitAppUserModelID(ctypes.byref(value)) == 0
+    assert value.value == APP_USER_MODEL_ID, f"the process says {value.value!r}"
+    return str(value.value)
 
 
 def _backend(module: str) -> str:

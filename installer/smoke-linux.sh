@@ -64,13 +64,18 @@ run_smoke() {
 step "frozen folder: bucket-chat-desktop --smoke"
 if [ -x tests/with-keyring.sh ] && command -v gnome-keyring-daemon >/dev/null \
   && command -v dbus-run-session >/dev/null; then
-  run_smoke "frozen (with a Secret Service)" tests/with-keyring.sh "$BUNDLE/bucket-chat-desktop"
+  # The smoke itself fails unless this exact backend answers.
+  BUCKET_CHAT_SMOKE_KEYRING=keyring.backends.SecretService.Keyring \
+    run_smoke "frozen (with a Secret Service)" tests/with-keyring.sh "$BUNDLE/bucket-chat-desktop"
   grep -q "keyring backend.*usable: SecretService" <<<"$SMOKE_OUT" \
     || fail "the frozen app does not use the Secret Service it was given"
 else
   echo "   (no gnome-keyring here: the keyring check runs without a Secret Service)"
   run_smoke "frozen" "$BUNDLE/bucket-chat-desktop"
 fi
+# Bytes with LF, CR, NUL and ^Z written through the local storage, a blob, the caches and
+# a key file come back with their SHA-256 (on Windows this catches a text-mode write).
+grep -q "^ok   binary files" <<<"$SMOKE_OUT" || fail "the smoke did not check binary files"
 
 step "frozen folder: versions and metadata"
 [ "$("$BUNDLE/bucket-chat" --version)" = "bucket-chat $version" ] \

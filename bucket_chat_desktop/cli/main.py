@@ -663,9 +663,25 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, int]]] = 
 }
 
 
+def use_utf8_output() -> None:
+    """On Windows, write stdout and stderr as UTF-8.
+
+    There a pipe or file gets the ANSI code page (cp1252 and the like) unless Python runs
+    in UTF-8 mode, so ``bucket-chat history | more`` would stop at the first emoji or CJK
+    character with UnicodeEncodeError. A console is unaffected (Python writes UTF-16 to
+    it); elsewhere the locale's encoding is kept."""
+    if sys.platform != "win32":
+        return
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None and str(getattr(stream, "encoding", "")).lower() != "utf-8":
+            reconfigure(encoding="utf-8")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     claim_env_passphrase()  # out of the environment before anything can inherit it
-    fmt.harden_streams()
+    use_utf8_output()
+    fmt.harden_streams()  # after: a new encoding would reset the error handler to strict
     parser = build_parser()
     args = parser.parse_args(argv)
     handler = logging.StreamHandler()

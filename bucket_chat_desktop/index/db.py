@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
+from ..osfiles import open_fd
 from ..protocol.audit import Assessed, AuditResult, TrustState
 from ..protocol.findings import Finding, Kind
 
@@ -129,7 +130,7 @@ def secure_database_file(path: Path) -> None:
         return
     flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
-        fd = os.open(path, flags, 0o600)
+        fd = open_fd(path, flags, 0o600)
     except OSError as exc:  # a link or a read-only file: SQLite says what it thinks
         log.warning("could not make %s private: %s", path, exc)
         return

@@ -7,6 +7,8 @@ import os
 import secrets
 from pathlib import Path
 
+from ..osfiles import open_fd
+
 _POSIX = os.name == "posix"
 
 
@@ -28,7 +30,7 @@ def write_file_atomically(path: Path, data: bytes, *, overwrite: bool, mode: int
     directory = path.parent
     temp = directory / f".{path.name}.{secrets.token_hex(6)}.tmp"
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    fd = os.open(temp, flags, mode)
+    fd = open_fd(temp, flags, mode)
     try:
         with os.fdopen(fd, "wb") as handle:
             if _POSIX:
@@ -62,7 +64,7 @@ def _fsync_dir(directory: Path) -> None:
     if not _POSIX:
         return
     try:
-        fd = os.open(directory, os.O_RDONLY)
+        fd = open_fd(directory, os.O_RDONLY)
     except OSError:
         return
     try:

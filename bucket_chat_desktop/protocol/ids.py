@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 ROOM_ID_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
@@ -40,6 +41,48 @@ def check_room_id(room_id: str) -> str:
         raise InvalidRoomIdError(
             f"room id {room_id!r} may only use letters, digits, '.', '_' and '-' (found {shown})"
         )
+    return room_id
+
+
+_WINDOWS_DEVICE_NAMES = frozenset(
+    ["con", "prn", "aux", "nul"] + [f"{port}{n}" for port in ("com", "lpt") for n in range(10)]
+)
+
+
+def room_id_folded(room_id: str) -> str:
+    """The form under which two room ids name the same folder on a file system that
+    ignores case (Windows, macOS by default): ASCII case folded."""
+    return room_id.lower()
+
+
+def check_new_room_id(room_id: str, existing: Iterable[str] = ()) -> str:
+    """Return ``room_id`` if a room may be created under it, else raise with the reason.
+
+    Beyond `check_room_id` (which readers use: rooms others made stay readable), a new
+    room's id must be one folder on every file system a shared folder can live on:
+    it does not end with ``.`` (Windows drops a trailing dot, so ``team.`` is ``team``),
+    its part before the first ``.`` is no Windows device name (``con``, ``nul.x``,
+    ``com1`` ...), and it differs from each ``existing`` room id by more than case
+    (``Team`` and ``team`` are one folder on Windows and macOS).
+    """
+    check_room_id(room_id)
+    if room_id.endswith("."):
+        raise InvalidRoomIdError(
+            f"room id {room_id!r} must not end with '.' (Windows drops a trailing dot, "
+            "so it would share a folder with the id without it)"
+        )
+    stem = room_id.split(".", 1)[0].lower()
+    if stem in _WINDOWS_DEVICE_NAMES:
+        raise InvalidRoomIdError(
+            f"room id {room_id!r} is a device name on Windows ({stem.upper()}); choose another"
+        )
+    folded = room_id_folded(room_id)
+    for other in existing:
+        if other != room_id and room_id_folded(other) == folded:
+            raise InvalidRoomIdError(
+                f"room id {room_id!r} differs from the existing room {other!r} only in case; "
+                "on Windows and macOS both would be one folder"
+            )
     return room_id
 
 

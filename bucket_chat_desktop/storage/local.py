@@ -32,6 +32,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+from ..osfiles import open_fd
 from .base import (
     DEFAULT_MAX_READ,
     AlreadyExistsError,
@@ -48,7 +49,16 @@ from .base import (
 
 log = logging.getLogger("bucket_chat.storage")
 
-_NO_LINK = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK, errno.ENOSYS}
+# EINVAL: what Windows reports for FAT/exFAT volumes and many network shares.
+_NO_LINK = {
+    errno.EPERM,
+    errno.ENOTSUP,
+    errno.EOPNOTSUPP,
+    errno.EXDEV,
+    errno.EMLINK,
+    errno.ENOSYS,
+    errno.EINVAL,
+}
 TEMP_PREFIX = ".bc-tmp-"
 PROBE_PREFIX = ".bucket-chat-probe/"
 
@@ -148,13 +158,13 @@ class LocalStorage(Storage):
         folder: Folder
         if _AT_CALLS:
             try:
-                fd = os.open(self.root, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
+                fd = open_fd(self.root, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
             except FileNotFoundError:
                 if not create:
                     yield None
                     return
                 self.root.mkdir(parents=True, exist_ok=True)
-                fd = os.open(self.root, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
+                fd = open_fd(self.root, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
             try:
                 for i, part in enumerate(parts):
                     child = self._step(fd, part, parts[: i + 1], create=create, doing=doing)
@@ -194,7 +204,7 @@ class LocalStorage(Storage):
         flags = os.O_RDONLY | _O_DIRECTORY | _O_NOFOLLOW | _O_CLOEXEC
         for _ in range(2):
             try:
-                return os.open(part, flags, dir_fd=fd)
+                return open_fd(part, flags, dir_fd=fd)
             except FileNotFoundError:
                 if not create:
                     return None
@@ -208,13 +218,13 @@ class LocalStorage(Storage):
                 except FileNotFoundError:
                     continue  # vanished between the two calls: try once more
                 raise self._refuse("/".join(done), kind_of(st.st_mode) or "file", doing) from exc
-        return os.open(part, flags, dir_fd=fd)
+        return open_fd(part, flags, dir_fd=fd)
 
     @staticmethod
     def _open_in(folder: Folder, name: str, flags: int, mode: int = 0o644) -> int:
         if isinstance(folder, int):
-            return os.open(name, flags | _O_CLOEXEC, mode, dir_fd=folder)
-        return os.open(folder / name, flags, mode)
+            return open_fd(name, flags | _O_CLOEXEC, mode, dir_fd=folder)
+        return open_fd(folder / name, flags, mode)
 
     @staticmethod
     def _unlink_in(folder: Folder, name: str) -> None:
@@ -555,7 +565,7 @@ def _fsync_dir(folder: Folder) -> None:
             os.fsync(folder)
         return
     try:
-        fd = os.open(folder, os.O_RDONLY)
+        fd = open_fd(folder, os.O_RDONLY)
     except OSError:
         return
     try:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import paths
+from ..osfiles import open_fd
 from .base import StorageError
 from .url import StorageLocation, StorageUrlError, parse_storage_url
 
@@ -155,7 +156,7 @@ class ProfileStore:
         tmp = folder / f".{self.path.name}.{_random.token_hex(6)}.tmp"
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            fd = open_fd(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 f.write(data)
                 f.flush()

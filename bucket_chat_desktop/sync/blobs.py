@@ -40,6 +40,7 @@ from typing import Any, BinaryIO
 
 from .. import paths
 from ..index.db import ensure_private_dir
+from ..osfiles import open_fd
 from ..protocol.attachments import (
     MAX_THUMBNAIL_BYTES,
     THUMBNAIL_BOX,
@@ -476,7 +477,7 @@ async def download(
 def write_atomic(dest: Path, data: bytes, mode: int = 0o644) -> None:
     """Write ``data`` to ``dest`` through a temp file in the same folder (never half a file)."""
     tmp = dest.with_name(f".{dest.name[:200]}.{secrets.token_hex(4)}.part")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    fd = open_fd(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)

@@ -19,7 +19,15 @@ from ..protocol.audit import (
 )
 from ..protocol.canonical import b64encode
 from ..protocol.event import MEMBER, MESSAGE, Event
-from ..protocol.ids import client_id_for, logs_prefix, metadata_path, parse_segment_path
+from ..protocol.ids import (
+    InvalidRoomIdError,
+    check_new_room_id,
+    check_room_id,
+    client_id_for,
+    logs_prefix,
+    metadata_path,
+    parse_segment_path,
+)
 from ..protocol.metadata import build_metadata
 from ..protocol.segment import MAX_SEGMENT_BYTES, decode_segment, encode_segment, path_for
 from ..protocol.signing import SignatureChecker, build_event
@@ -30,6 +38,7 @@ from ..storage.base import (
     StorageError,
     UnreadableObjectError,
 )
+from .reader import list_rooms
 
 log = logging.getLogger("bucket_chat.sync")
 
@@ -211,7 +220,13 @@ class RoomWriter:
             raise
 
     async def write_metadata(self, name: str, created_at: str) -> str:
-        """Create the room's signed metadata (create-only); RoomError if the room exists."""
+        """Create the room's signed metadata (create-only); RoomError if the room exists
+        or its id would share a folder with another room's on Windows or macOS."""
+        check_room_id(self.room_id)  # InvalidRoomIdError before any storage call
+        try:
+            check_new_room_id(self.room_id, await list_rooms(self.storage))
+        except InvalidRoomIdError as exc:
+            raise RoomError(str(exc)) from exc
         data = build_metadata(
             room_id=self.room_id,
             name=name,

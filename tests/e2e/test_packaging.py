@@ -194,6 +194,65 @@ def test_spec_is_python_and_builds_both_executables_into_one_folder() -> None:
         assert (ROOT / "installer" / "pyinstaller" / entry).is_file()
 
 
+def _spec_function(name: str, **names: object) -> object:
+    """One top-level function of build.spec, defined with ``names`` as its globals."""
+    tree = ast.parse(spec_text())
+    node = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == name)
+    scope: dict[str, object] = {"sys": sys, "os": os, **names}
+    exec(compile(ast.Module([node], []), str(SPEC), "exec"), scope)
+    return scope[name]
+
+
+def test_spec_gives_the_windows_executables_a_version_resource(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Built on Linux with PyInstaller's own classes and serialised as Windows would get it.
+    (``versioninfo`` imports pefile and pywin32 for PE-file helpers this path never
+    calls; where they are missing, empty stand-ins let the module load.)"""
+    pytest.importorskip("PyInstaller")
+    try:
+        import pefile  # noqa: F401
+    except ImportError:
+        import types
+
+        monkeypatch.setitem(sys.modules, "pefile", types.ModuleType("pefile"))
+    import PyInstaller.compat
+
+    if not hasattr(PyInstaller.compat, "win32api"):  # Windows-only, unused here
+        monkeypatch.setattr(PyInstaller.compat, "win32api", None, raising=False)
+    make = _spec_function("_windows_version_resource", VERSION="1.2.3", APP_NAME="Bucket Chat")
+    resource = make("Bucket Chat", "bucket-chat-desktop")  # type: ignore[operator]
+    text = str(resource)
+    assert "filevers=(1, 2, 3, 0)" in text and "prodvers=(1, 2, 3, 0)" in text
+    for needle in (
+        "'ProductName', 'Bucket Chat'",
+        "'ProductVersion', '1.2.3'",
+        "'OriginalFilename', 'bucket-chat-desktop.exe'",
+    ):
+        assert needle in text
+    assert len(resource.toRaw()) > 500  # type: ignore[attr-defined]
+    spec = spec_text()
+    assert spec.count("**_version_for(") == 2  # both executables
+
+
+def test_spec_drops_dangling_links_on_linux_only() -> None:
+    """On macOS the framework links (Versions/Current ...) point at folders that are not
+    collected entries; dropping them breaks `codesign --verify --deep --strict`."""
+    tree = ast.parse(spec_text())
+    guarded = [
+        n
+        for n in tree.body
+        if isinstance(n, ast.If)
+        and "linux" in ast.unparse(n.test)
+        and "_without_dangling_symlinks" in ast.unparse(n)
+    ]
+    assert len(guarded) == 1
+    top_level_calls = [
+        ast.unparse(n) for n in tree.body if "_without_dangling_symlinks(a." in ast.unparse(n)
+    ]
+    assert top_level_calls == [ast.unparse(guarded[0])]
+
+
 @pytest.mark.parametrize(
     "needle",
     [
@@ -325,7 +384,13 @@ def test_release_workflow_builds_on_three_systems_with_the_linux_scripts() -> No
     assert triggers["push"]["tags"] == ["v*"]
     jobs = doc["jobs"]
     runners = {job["runs-on"] for job in jobs.values()}
-    assert {"ubuntu-latest", "windows-latest", "macos-latest"} <= runners
+    assert {"ubuntu-latest", "windows-latest"} <= runners
+    mac = jobs["macos"]
+    assert mac["runs-on"] == "${{ matrix.runner }}"
+    assert {(m["runner"], m["arch"]) for m in mac["strategy"]["matrix"]["include"]} == {
+        ("macos-latest", "arm64"),
+        ("macos-15-intel", "x86_64"),
+    }
     linux_steps = " ".join(s.get("run", "") for s in jobs["linux"]["steps"])
     assert "bash installer/build-linux.sh" in linux_steps
     assert "bash installer/smoke-linux.sh" in linux_steps
@@ -338,3 +403,37 @@ def test_release_workflow_builds_on_three_systems_with_the_linux_scripts() -> No
     publish = jobs["publish"]
     assert publish["permissions"] == {"contents": "write"}
     assert set(publish["needs"]) == {"linux", "windows", "macos"}
+
+
+def test_release_workflow_pins_every_action_to_a_commit() -> None:
+    uses = re.findall(r"^\s*-?\s*uses:\s*(\S+)(.*)$", RELEASE.read_text(encoding="utf-8"), re.M)
+    assert uses
+    for ref, comment in uses:
+        assert re.fullmatch(r"[\w.-]+/[\w./-]+@[0-9a-f]{40}", ref), ref
+        assert re.fullmatch(r"\s*# v\d+\.\d+\.\d+", comment), f"{ref}: say which tag it was"
+
+
+def test_release_workflow_proves_what_only_windows_and_macos_can_show() -> None:
+    yaml = pytest.importorskip("yaml")
+    jobs = yaml.safe_load(RELEASE.read_text(encoding="utf-8"))["jobs"]
+
+    def runs(job: str) -> str:
+        return "\n".join(s.get("run", "") for s in jobs[job]["steps"])
+
+    windows, macos = runs("windows"), runs("macos")
+    assert windows.count("installer\\windows\\smoke.ps1") == 2  # frozen and installed
+    assert "VersionInfo" in windows and "check_cli_output.py" in windows
+    smoke_ps1 = (ROOT / "installer" / "windows" / "smoke.ps1").read_text(encoding="utf-8")
+    for needle in (
+        "WaitForExit(300000)",
+        "WinVaultKeyring",
+        "^ok   binary files",
+        "AppUserModelID",
+    ):
+        assert needle in smoke_ps1
+    assert "codesign --verify --deep --strict" in macos
+    assert "keyring.backends.macOS.Keyring" in macos and "^ok   binary files" in macos
+    assert "unins000.exe" in windows and 'rm -rf "$installed"' in macos
+    dmg = (ROOT / "installer" / "macos" / "build-dmg.sh").read_text(encoding="utf-8")
+    for command in ("hdiutil create", "hdiutil attach", "hdiutil detach"):
+        assert f"retry {command}" in dmg

@@ -54,6 +54,7 @@ from ...keys import (
     open_key_store,
 )
 from ...keys.passphrase import claim_env_passphrase
+from ...osfiles import open_fd
 from ...protocol.ids import InvalidRoomIdError, check_room_id
 from ...settings import Settings
 from ...storage.base import StorageError
@@ -367,7 +368,7 @@ def _safe(user_id: str) -> str:
 
 def _write_private(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = open_fd(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(data)
         fh.flush()

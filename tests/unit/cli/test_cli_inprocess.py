@@ -316,3 +316,28 @@ def test_create_room_twice_is_an_error(cli: Cli, room: str) -> None:
 def test_version(cli: Cli) -> None:
     r = cli("version", storage=False)
     assert r.code == 0 and r.out.startswith("bucket-chat ")
+
+
+def test_on_windows_piped_output_is_utf8_whatever_the_code_page(tmp_path: Path) -> None:
+    """A pipe on Windows gets the ANSI code page: an emoji in a room's history would stop
+    ``bucket-chat history | more``. The real function runs on a real pipe encoded cp1252
+    in a child process that says it is Windows while the function runs."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from bucket_chat_desktop.cli import main\n"
+        "real, sys.platform = sys.platform, 'win32'\n"
+        "try:\n"
+        "    main.use_utf8_output()\n"
+        "finally:\n"
+        "    sys.platform = real\n"
+        "print('\\U0001f680 caf\\u00e9 \\u6f22')\n"
+        "print('\\u00e9', file=sys.stderr)\n"
+    )
+    env = {**os.environ, "PYTHONIOENCODING": "cp1252", "PYTHONUTF8": "0"}
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True)
+    assert proc.returncode == 0, proc.stderr.decode("utf-8", "replace")
+    assert proc.stdout.decode("utf-8").strip() == "\U0001f680 caf\u00e9 \u6f22"
+    assert proc.stderr.decode("utf-8").strip() == "\u00e9"

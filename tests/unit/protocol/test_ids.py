@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 
 import pytest
@@ -216,3 +217,40 @@ def test_module_has_no_clock_or_randomness() -> None:
     source = Path(ids.__file__).read_text("utf-8")
     for banned in ("time.time(", "datetime.now(", "uuid4(", "random"):
         assert banned not in source
+
+
+# -- new room ids: one folder on every file system (PROTOCOL.md 2.1) ---------------------------
+
+
+@pytest.mark.parametrize("room_id", ["team", "Team-2", "a.b", "con-call", "com10", "nul_", "x.con"])
+def test_a_new_room_id_that_is_one_folder_everywhere_is_accepted(room_id: str) -> None:
+    assert ids.check_new_room_id(room_id, ["other", "TEAMS"]) == room_id
+
+
+@pytest.mark.parametrize(
+    ("room_id", "why"),
+    [
+        ("team.", "must not end with '.'"),
+        ("a..", "must not end with '.'"),
+        ("CON", "device name on Windows"),
+        ("nul.txt", "device name on Windows"),
+        ("Com1", "device name on Windows"),
+        ("lpt9.x.y", "device name on Windows"),
+        ("a/b", "may only use"),
+    ],
+)
+def test_a_new_room_id_that_windows_cannot_hold_is_refused(room_id: str, why: str) -> None:
+    with pytest.raises(InvalidRoomIdError, match=re.escape(why)):
+        ids.check_new_room_id(room_id)
+
+
+def test_a_new_room_id_differing_from_an_existing_one_only_in_case_is_refused() -> None:
+    with pytest.raises(InvalidRoomIdError, match="'Team' differs from the existing room 'tEAM'"):
+        ids.check_new_room_id("Team", ["general", "tEAM"])
+    assert ids.check_new_room_id("team", ["team"]) == "team"  # the same room: the writer says so
+
+
+def test_readers_still_accept_ids_a_creator_may_not_use() -> None:
+    """Rooms others made under such ids stay readable (PROTOCOL.md 2.1)."""
+    for room_id in ("team.", "CON", "nul.txt"):
+        assert check_room_id(room_id) == room_id and is_valid_room_id(room_id)

@@ -494,3 +494,17 @@ def _fresh_uuids() -> Iterator[None]:
     global _uuids
     _uuids = itertools.count(1)
     yield
+
+
+def test_a_room_whose_id_differs_from_an_existing_one_only_in_case_is_not_created(
+    store: CountingStorage, tmp_path: Path
+) -> None:
+    """On Windows and macOS ``Team`` and ``team`` are one folder: the second creator would
+    write into the first room (PROTOCOL.md 2.1)."""
+    run(writer(store).create_room("first", CREATED))
+    upper = ROOM.upper()  # "ROOM-1"
+    with pytest.raises(RoomError, match="only in case"):
+        run(RoomWriter(store, upper, "bob@example.com", key(2)).create_room("second", CREATED))
+    with pytest.raises(RoomError, match="must not end with"):
+        run(RoomWriter(store, f"{ROOM}.", "bob@example.com", key(2)).create_room("x", CREATED))
+    assert sorted(p.name for p in (tmp_path / "store" / "rooms").iterdir()) == [ROOM]
