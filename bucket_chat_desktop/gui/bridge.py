@@ -8,10 +8,14 @@ from __future__ import annotations
 
 from PySide6.QtCore import QObject, Signal
 
+from ..keys.identity import display_fingerprint
+from ..protocol.event import valid_key_text
+from ..protocol.untrusted_text import one_line
 from ..sync.events import (
     CreateOnlyWarning,
     EngineEvent,
     EventsAppended,
+    IntroductionOffered,
     OutboxChanged,
     RoomDiscovered,
     RoomLoaded,
@@ -46,3 +50,15 @@ class EngineBridge(QObject):
             self.storage_status_changed.emit(storage_id, event.online, event.message)
         elif isinstance(event, CreateOnlyWarning):
             self.warning_raised.emit(storage_id, event.message)
+        elif isinstance(event, IntroductionOffered):
+            self.warning_raised.emit(
+                storage_id,
+                f"a device key ({_fingerprint(event.introducer)}) says it added this device "
+                f"in {one_line(event.room_id, 40)}; nothing was accepted. Yours? Mark it as "
+                "verified in Members",
+            )
+
+
+def _fingerprint(key_text: str) -> str:
+    raw = valid_key_text(key_text)
+    return display_fingerprint(raw)[:19] + " …" if raw is not None else "not a valid key"

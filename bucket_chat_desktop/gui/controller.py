@@ -76,6 +76,7 @@ class Controller(QObject):
         b.events_appended.connect(self._on_events_appended)
         b.outbox_changed.connect(self._on_outbox_changed)
         b.storage_status_changed.connect(self._on_storage_status_changed)
+        b.warning_raised.connect(self._on_warning)
         b.room_discovered.connect(lambda sid, rid: log.info("room %s appeared on %s", rid, sid))
         for ref in self.client.rooms():
             self._add_room_item(ref)
@@ -275,6 +276,10 @@ class Controller(QObject):
 
     def _on_outbox_changed(self, key: str, events: list[Event], state: str, error: str) -> None:
         self.timeline(key).set_echo(events, state, error)
+
+    def _on_warning(self, storage_id: str, message: str) -> None:
+        entry = self.settings.storage(storage_id)
+        self.error.emit(entry.name if entry is not None else storage_id, message)
 
     def _on_storage_status_changed(self, storage_id: str, online: bool, message: str) -> None:
         self.online[storage_id] = (online, message)

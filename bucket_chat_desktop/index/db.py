@@ -456,6 +456,17 @@ class Index:
         return {k for (k,) in self._db.execute("SELECT sender_key FROM pins WHERE source = 'user'")}
 
     @_locked
+    def confirmed_keys(self, sender_id: str) -> set[str]:
+        """The keys the person confirmed (compared fingerprints) as ``sender_id``'s."""
+        return {
+            k
+            for (k,) in self._db.execute(
+                "SELECT sender_key FROM pins WHERE source = 'user' AND sender_id = ?",
+                (sender_id,),
+            )
+        }
+
+    @_locked
     def mark_verified(self, sender_id: str, sender_key: str) -> None:
         with self._db:
             self._db.execute(

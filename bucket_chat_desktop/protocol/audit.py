@@ -12,7 +12,7 @@ import contextlib
 import enum
 import gc
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -739,19 +739,15 @@ def _conflict_reason(claimants: list[str]) -> str:
     )
 
 
-def pending_introduction(
+def offered_introductions(
     shown: Iterable[tuple[Event, TrustState]], user_id: str, key_text: str
-) -> str | None:
-    """The key whose *verified* statement introduced ``key_text`` for ``user_id`` and
-    still waits for this key's acceptance (section 7), or None. ``shown``: events with
-    their trust states, as this device sees them.
-
-    Only a verified statement is accepted without asking: an impostor copying a real
-    statement gains nothing (its own statement is not verified). A device that wrote
-    before it was introduced is in conflict with the introducer; there the person decides
-    (confirms the other device's fingerprint, or ``bucket-chat accept-device``)."""
+) -> list[str]:
+    """The keys whose signed statements introduce ``key_text`` for ``user_id`` and that
+    this key has not accepted yet (section 7), in display order. ``shown``: events with
+    their trust states, as this device sees them. A statement's key is only *claimed* to
+    be this user's: any writer can copy a public key into a statement."""
     accepted: set[str] = set()
-    introducer: str | None = None
+    offered: list[str] = []
     for ev, state in shown:
         if ev.sender_id != user_id or not _is_join(ev):
             continue
@@ -760,12 +756,34 @@ def pending_introduction(
             if isinstance(by, str):
                 accepted.add(by)
         elif (
-            introducer is None
-            and state is TrustState.VERIFIED
+            state in (TrustState.VERIFIED, TrustState.KEY_CHANGED)  # signed, signature good
+            and ev.sender_key is not None
             and ev.content.get(DEVICE_ADD_FIELD) == key_text
+            and ev.sender_key not in offered
         ):
-            introducer = ev.sender_key
-    return None if introducer is None or introducer in accepted else introducer
+            offered.append(ev.sender_key)
+    return [k for k in offered if k not in accepted]
+
+
+def pending_introduction(
+    shown: Iterable[tuple[Event, TrustState]],
+    user_id: str,
+    key_text: str,
+    confirmed: Collection[str],
+) -> str | None:
+    """The key whose statement introduced ``key_text`` for ``user_id``, to be accepted by
+    this key without asking, or None (section 7).
+
+    Only a statement by a key the person *confirmed* as theirs on this device (compared
+    fingerprints, ``Index.confirmed_keys``) is accepted by itself. Being verified in the
+    room is not enough: a key nobody else claims is trusted on first use there, so an
+    impostor writing first in a room the user has not used yet could introduce the real
+    device's public key and have that device vouch for it. Every other offer waits for
+    the person (``bucket-chat accept-device``, or confirming the fingerprint in the app)."""
+    for introducer in offered_introductions(shown, user_id, key_text):
+        if introducer in confirmed:
+            return introducer
+    return None
 
 
 def _frozen(authorized: Mapping[str, set[str]]) -> dict[str, frozenset[str]]:

@@ -32,6 +32,7 @@ from ..protocol.audit import (
     PreparedSegment,
     RoomLedger,
     TrustState,
+    offered_introductions,
     pending_introduction,
     prepare_segment,
 )
@@ -46,6 +47,7 @@ from ..protocol.ids import (
 )
 from ..protocol.metadata import RoomMetadata
 from ..protocol.segment import MAX_SEGMENT_BYTES, DecodedSegment, Located
+from ..protocol.untrusted_text import terminal_safe
 from ..storage.base import (
     AlreadyExistsError,
     NotRegularFileError,
@@ -58,6 +60,7 @@ from ..storage.local import LocalStorage
 from .events import (
     EngineEvent,
     EventsAppended,
+    IntroductionOffered,
     OutboxChanged,
     RoomDiscovered,
     RoomLoaded,
@@ -193,6 +196,7 @@ class SyncEngine:
         self._last_publish = -1e9
         self._marker_cursor: dict[str, str] = {}
         self._accepted: set[tuple[str, str, str]] = set()
+        self._told: set[tuple[str, str, str]] = set()  # offers this engine has reported
         self._witnessed: dict[tuple[str, str], dict[str, str]] = {}
         self._markers_seen: dict[str, set[str]] = {}  # per day: junk, unsettled markers
         self._known_rooms: set[str] = set()
@@ -908,6 +912,10 @@ class SyncEngine:
             raise RuntimeError("this engine has no outbox")
         key_text = b64encode(bytes(signing_key.verify_key))
         introducer: str | None = None
+        offered: list[str] = []
+        confirmed: set[str] = set()
+        if self.index is not None:
+            confirmed = await self._serially(self.index.confirmed_keys, user_id)
         if not await self._outboxed(outbox.has_head, room_id, key_text):
             # The commit comes before any network access when this device knows where
             # its chain continues: from the room as read completely here, or from the
@@ -917,7 +925,9 @@ class SyncEngine:
             if not known:
                 from .writer import RoomWriter
 
-                writer = RoomWriter(self.storage, room_id, user_id, signing_key)
+                writer = RoomWriter(
+                    self.storage, room_id, user_id, signing_key, confirmed=confirmed
+                )
                 try:
                     head = await answer_within(
                         self.storage, writer.load_head(), what=self.storage.describe()
@@ -929,20 +939,19 @@ class SyncEngine:
                         "continues (guessing would fork it); try again when the storage "
                         "answers"
                     ) from exc
-                introducer = writer.introduced_by
+                introducer, offered = writer.introduced_by, writer.offered
             await self._outboxed(outbox.seed_head, room_id, key_text, head)
         room = self.rooms.get(room_id)
         if room is not None and room.result is not None:
             result = room.result
             seen: Iterable[Event] = (a.event for a in reversed(result.timeline))
             settled = room.complete and not room.partial
-            if (
-                introducer is None
-                and settled  # provisional verdicts could let an impostor's statement in
-                and key_text not in result.authorized.get(user_id, ())
-            ):
-                shown = ((a.event, a.state) for a in result.timeline)
-                introducer = pending_introduction(shown, user_id, key_text)
+            # Asked even when this device's own view trusts this key (its own pin): the
+            # acceptance is for every other reader.
+            if introducer is None and settled:  # a provisional view may lack statements
+                shown = [(a.event, a.state) for a in result.timeline]
+                introducer = pending_introduction(shown, user_id, key_text, confirmed)
+                offered = offered or offered_introductions(shown, user_id, key_text)
         elif self.index is not None:  # not open here (the CLI): what this device cached
             rows = await self._serially(self.index.newest, room_id, WITNESS_ROWS)
             cached = [
@@ -952,9 +961,12 @@ class SyncEngine:
             ]
             seen = [ev for ev, _ in reversed(cached)]
             if introducer is None:
-                introducer = pending_introduction(cached, user_id, key_text)
+                introducer = pending_introduction(cached, user_id, key_text, confirmed)
+                offered = offered or offered_introductions(cached, user_id, key_text)
         else:
             seen = ()
+        if introducer is None:
+            self._tell_unconfirmed(room_id, user_id, key_text, offered)
         if introducer is not None and (room_id, key_text, introducer) not in self._accepted:
             # Accept the introduction by another device of ours (PROTOCOL.md section 7):
             # until this join is stored, that device's statement counts for nothing.
@@ -986,6 +998,28 @@ class SyncEngine:
         else:
             self._publish_wake.set()
         return events
+
+    def _tell_unconfirmed(
+        self, room_id: str, user_id: str, key_text: str, offered: Sequence[str]
+    ) -> None:
+        """A statement introduces this device, by a key the person has not confirmed as
+        theirs: say how to accept it, once per room and key, and accept nothing."""
+        for introducer in offered:
+            if (room_id, key_text, introducer) in self._told:
+                continue
+            self._told.add((room_id, key_text, introducer))  # said once is enough
+            self._emit(IntroductionOffered(room_id, user_id, introducer))
+            log.warning(
+                "device key %s says it introduced this device as %s in %r. Not accepted: "
+                "this device cannot tell your other device from someone who copied this "
+                "device's public key. If it is yours (compare with 'bucket-chat show-key' "
+                "there), run: bucket-chat accept-device --room-id %s --key %s",
+                introducer[:12] + "…",
+                terminal_safe(user_id),
+                terminal_safe(room_id),
+                terminal_safe(room_id),
+                introducer,
+            )
 
     def _witness(self, room_id: str, key_text: str, seen: Iterable[Event]) -> dict[str, str]:
         """The other devices' newest events this device has read (``seen``, newest first

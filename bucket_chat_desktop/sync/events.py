@@ -63,6 +63,17 @@ class CreateOnlyWarning:
     message: str
 
 
+@dataclass(frozen=True, slots=True)
+class IntroductionOffered:
+    """A statement in ``room_id`` introduces this device as ``user_id``, by ``introducer``,
+    a key the person has not confirmed as theirs: nothing was accepted (PROTOCOL.md
+    section 7). The person compares fingerprints, then accepts."""
+
+    room_id: str
+    user_id: str
+    introducer: str
+
+
 EngineEvent = (
     WarmTimeline
     | RoomLoaded
@@ -71,4 +82,5 @@ EngineEvent = (
     | OutboxChanged
     | StorageStatus
     | CreateOnlyWarning
+    | IntroductionOffered
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +15,7 @@ from ..protocol.audit import (
     DEVICE_ACCEPT_FIELD,
     DEVICE_ADD_FIELD,
     RoomLedger,
+    offered_introductions,
     pending_introduction,
 )
 from ..protocol.canonical import b64encode
@@ -82,6 +83,7 @@ class RoomWriter:
         displayname: str | None = None,
         clock: Callable[[], int] = now_ms,
         unique: Callable[[], str] = lambda: str(uuid.uuid4()),
+        confirmed: Collection[str] = (),
     ) -> None:
         self.storage = storage
         self.room_id = room_id
@@ -97,6 +99,10 @@ class RoomWriter:
         # The key whose statement introduced this device (PROTOCOL.md section 7): named in
         # this device's first join, which accepts the introduction.
         self.introduced_by: str | None = None
+        # Keys the person confirmed as this user's (Index.confirmed_keys): only their
+        # introductions of this device are accepted without asking.
+        self.confirmed: frozenset[str] = frozenset(confirmed)
+        self.offered: list[str] = []  # introductions seen, confirmed or not
 
     def _own(self, client: str) -> bool:
         return client == self.client_id or client.startswith(self.client_id + "-r")
@@ -156,8 +162,9 @@ class RoomWriter:
         except StorageError as exc:
             log.info("could not look for an introduction of this device: %s", exc)
             return None
-        shown = ((a.event, a.state) for a in ledger.audit().timeline)
-        return pending_introduction(shown, self.user_id, self.key_text)
+        shown = [(a.event, a.state) for a in ledger.audit().timeline]
+        self.offered = offered_introductions(shown, self.user_id, self.key_text)
+        return pending_introduction(shown, self.user_id, self.key_text, self.confirmed)
 
     @property
     def joined(self) -> bool:

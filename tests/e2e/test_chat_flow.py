@@ -25,6 +25,12 @@ def test_two_users_three_devices_exchange_1000_messages(device) -> None:  # type
     alice_laptop.user("create-room", "--room-id", ROOM, "--name", "Team room")
     # Alice's laptop introduces her phone's key, so the phone's messages are not "key changed".
     alice_laptop.user("add-device", "--room-id", ROOM, "--key", _public_key(alice_phone))
+    # Her phone cannot tell her laptop from anyone who copied the phone's public key into
+    # a statement: she compares the laptop's key and accepts on the phone.
+    accepted = alice_phone.user(
+        "accept-device", "--room-id", ROOM, "--key", _public_key(alice_laptop)
+    )
+    assert "Accepted the introduction" in accepted.stdout
 
     sent: list[tuple[str, str]] = []
     devices = [alice_laptop, bob, alice_phone]

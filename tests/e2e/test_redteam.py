@@ -8,7 +8,6 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
 from nacl.signing import SigningKey
 
 from bucket_chat_desktop.protocol.event import MEMBER, MESSAGE, Event
@@ -86,11 +85,6 @@ def test_sync_follow_never_prints_a_provisional_verdict(device, store: Path) -> 
     assert all("[KEY CHANGED]" in line for line in printed), printed
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open: sync/writer.py _find_introduction (and engine.send) accept a statement "
-    "that is verified only by this room's trust on first use; see the red-team report",
-)
 def test_a_device_does_not_vouch_for_an_impostor_introducing_it(device, store: Path) -> None:  # type: ignore[no-untyped-def]
     """An impostor key claims alice in a room she has not written in yet (trusted on first
     use: a known limit) and "introduces" the public key of her real device, known from any
@@ -109,7 +103,8 @@ def test_a_device_does_not_vouch_for_an_impostor_introducing_it(device, store: P
         ],
         "imp",
     )
-    alice.user("send", "--room-id", ROOM, "hi, the real alice")
+    sent = alice.user("send", "--room-id", ROOM, "hi, the real alice")
+    assert "Not accepted" in sent.stderr and "accept-device" in sent.stderr
     reader = device("reader", "reader@example.com", setup=False)
     doc = reader.json("verify", "--room-id", ROOM, check=False)
     assert not doc["clean"]

@@ -70,7 +70,16 @@ async def build_room(root: Path) -> LocalStorage:
     await alice.send([Draft.text("Morning! The new build is up.")])
     await bob.send([Draft.text("Checking it now.")])
     await bob.add_device(key_text(BOB_PHONE), device_name="Bob's phone")
-    phone = RoomWriter(storage, ROOM, "bob@example.com", BOB_PHONE, displayname="Bob", clock=clock)
+    # Bob confirmed his laptop's key on the phone: its first send accepts the introduction.
+    phone = RoomWriter(
+        storage,
+        ROOM,
+        "bob@example.com",
+        BOB_PHONE,
+        displayname="Bob",
+        clock=clock,
+        confirmed={key_text(BOB)},
+    )
     await phone.send([Draft.text("Now from my phone")])
     await alice.send([Draft.text("Shipping at 3pm then.")])
     return storage
@@ -315,3 +324,59 @@ def test_confirming_an_unintroduced_key_makes_it_trusted(qtbot: Any, app: App) -
     states = {a.event.sender_key: a.state.value for a in app.controller.results[app.key].timeline}
     assert states[key_text(new_key)] == "verified"
     assert carol_devices()[key_text(new_key)] is DeviceState.CONFIRMED
+
+
+def test_an_introduction_is_accepted_only_after_the_person_confirms_the_introducer(
+    qtbot: Any, app: App
+) -> None:
+    """A key claiming alice says it added this device (alice's). The app cannot tell her
+    other device from someone who copied her public key: its next message accepts
+    nothing and the status line says how to accept. Once she confirms that key's
+    fingerprint in Members, her next message there accepts the introduction."""
+    open_panel(qtbot, app)
+    model = app.features.members_model
+    other = SigningKey(b"\x06" * 32)
+
+    async def other_device_introduces_this_one() -> None:
+        storage = LocalStorage(app.store)
+        writer = RoomWriter(storage, ROOM, "alice@example.com", other, displayname="Alice")
+        await writer.send([Draft.text("from my tablet")])
+        await writer.add_device(key_text(ALICE), device_name="Alice's desktop")
+
+    run(qtbot, other_device_introduces_this_one())
+
+    def alice_devices() -> dict[str, DeviceState]:
+        row = model.row_of("alice@example.com")
+        return {d.key: d.state for d in model.member(row).devices} if row >= 0 else {}
+
+    qtbot.waitUntil(lambda: key_text(other) in alice_devices(), timeout=20_000)
+    assert alice_devices()[key_text(other)] is DeviceState.KEY_CHANGED
+
+    def sent_joins() -> list[dict[str, Any]]:
+        timeline = app.controller.results[app.key].timeline
+        return [
+            a.event.content
+            for a in timeline
+            if a.event.sender_key == key_text(ALICE) and a.event.type == "m.room.member"
+        ]
+
+    def body_arrived(body: str) -> bool:
+        timeline = app.controller.results[app.key].timeline
+        return any(a.event.body == body for a in timeline)
+
+    app.controller.send_text("before confirming")
+    qtbot.waitUntil(lambda: body_arrived("before confirming"), timeout=20_000)
+    status = app.window.statusBar().currentMessage()
+    assert "says it added this device" in status and "nothing was accepted" in status
+    assert not any("introduced_by" in c for c in sent_joins())
+
+    alice = model.member(model.row_of("alice@example.com"))
+    device = next(d for d in alice.devices if d.key == key_text(other))
+    assert app.features.mark_verified(app.key, device)
+    app.controller.send_text("after confirming")
+    qtbot.waitUntil(lambda: body_arrived("after confirming"), timeout=20_000)
+    assert [c.get("introduced_by") for c in sent_joins() if "introduced_by" in c] == [
+        key_text(other)
+    ]
+    qtbot.waitUntil(lambda: not app.controller.results[app.key].errors, timeout=20_000)
+    assert alice_devices()[key_text(other)] is DeviceState.CONFIRMED

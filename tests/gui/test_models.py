@@ -246,6 +246,7 @@ def _member_room(room: Room) -> AuditResult:
         await room.bob.send([Draft.text("hi")])
         await room.bob.add_device(key_text(BOB_PHONE), device_name="Bob's phone")
         phone = writer(room.storage, "bob@example.com", BOB_PHONE, "Bob", room.clock)
+        phone.confirmed = frozenset({key_text(BOB)})  # Bob confirmed his laptop on it
         await phone.send([Draft.text("from my phone")])
         await room.carol.send([Draft.text("bye soon")])
 

@@ -11,6 +11,7 @@ from bucket_chat_desktop.protocol.audit import (
     DEVICE_ADD_FIELD,
     RoomLedger,
     TrustState,
+    offered_introductions,
     pending_introduction,
 )
 from bucket_chat_desktop.protocol.event import MEMBER, Event
@@ -714,22 +715,41 @@ def test_invalid_events_never_in_timeline() -> None:
 def test_pending_introduction_for_the_new_device() -> None:
     phone, laptop = alice(), alice_laptop()
     p1, stmt = phone.join(T0), add_device(phone, laptop, T0 + 1)
+    confirmed_phone = {phone.public}
 
-    def pending(*segments: tuple[str, bytes], pinned: Any = None) -> str | None:
-        shown = ((a.event, a.state) for a in audit(*segments, pinned=pinned).timeline)
-        return pending_introduction(shown, laptop.sender_id, laptop.public)
+    def shown(*segments: tuple[str, bytes], pinned: Any = None) -> list[tuple[Event, TrustState]]:
+        return [(a.event, a.state) for a in audit(*segments, pinned=pinned).timeline]
 
-    assert pending(seg([p1, stmt], "p")) == phone.public  # verified statement
+    def pending(*segments: tuple[str, bytes], confirmed: Any = (), pinned: Any = None) -> Any:
+        return pending_introduction(
+            shown(*segments, pinned=pinned), laptop.sender_id, laptop.public, confirmed
+        )
+
+    def offered(*segments: tuple[str, bytes]) -> list[str]:
+        return offered_introductions(shown(*segments), laptop.sender_id, laptop.public)
+
+    # a statement by the key the person confirmed on the laptop is accepted by itself ...
+    assert pending(seg([p1, stmt], "p"), confirmed=confirmed_phone) == phone.public
+    # ... one the room merely trusts on first use is offered, not accepted
+    assert pending(seg([p1, stmt], "p")) is None
+    assert offered(seg([p1, stmt], "p")) == [phone.public]
     accepted = seg([accept(laptop, phone, T0 + 2)], "l")
-    assert pending(seg([p1, stmt], "p"), accepted) is None  # already accepted
-    # an impostor copying the statement: two keys claim alice, nothing is verified
+    assert pending(seg([p1, stmt], "p"), accepted, confirmed=confirmed_phone) is None
+    assert offered(seg([p1, stmt], "p"), accepted) == []
+    # an impostor alone in the room (trusted on first use there) introducing the laptop's
+    # public key: the laptop does not vouch for it
     rogue = Device("alice@example.com", 9)
     copied = seg([rogue.join(T0 - 9), add_device(rogue, laptop, T0 - 8)], "r")
-    assert pending(seg([p1, stmt], "p"), copied) is None
-    # the laptop wrote first (a conflict): not accepted without the person deciding ...
+    assert pending(copied) is None and pending(copied, confirmed=confirmed_phone) is None
+    assert offered(copied) == [rogue.public]
+    # the impostor next to the real phone: only the confirmed one is accepted
+    assert pending(seg([p1, stmt], "p"), copied, confirmed=confirmed_phone) == phone.public
+    assert set(offered(seg([p1, stmt], "p"), copied)) == {phone.public, rogue.public}
+    # the laptop wrote first (a conflict): the confirmed phone's statement still counts
     early = seg([laptop.join(T0 - 5)], "e")
     assert pending(seg([p1, stmt], "p"), early) is None
-    assert pending(copied, early) is None
-    # ... e.g. by confirming the phone's fingerprint (a pin) on the laptop
+    assert pending(copied, early, confirmed=confirmed_phone) is None
     mine = {alice().sender_id: [phone.public, laptop.public]}
-    assert pending(seg([p1, stmt], "p"), early, pinned=mine) == phone.public
+    assert pending(seg([p1, stmt], "p"), early, pinned=mine, confirmed=confirmed_phone) == (
+        phone.public
+    )

@@ -7,7 +7,7 @@ import asyncio
 import itertools
 import json
 import uuid
-from collections.abc import Coroutine, Iterator
+from collections.abc import Collection, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -93,6 +93,7 @@ def writer(
     clock: Clock | None = None,
     room: str = ROOM,
     displayname: str | None = None,
+    confirmed: Collection[str] = (),
 ) -> RoomWriter:
     return RoomWriter(
         store,
@@ -102,6 +103,7 @@ def writer(
         displayname=displayname,
         clock=clock or Clock(),
         unique=unique,
+        confirmed=confirmed,
     )
 
 
@@ -450,7 +452,8 @@ def _two_devices(store: LocalStorage, introduce: bool) -> AuditResult:
     phone = writer(store, clock=clock, displayname="Alice")
     run(phone.create_room("r", CREATED))
     run(phone.send([Draft.text("from the phone")]))
-    laptop = writer(store, seed=2, clock=clock, displayname="Alice")
+    # Its owner confirmed the phone's key on the laptop (compared fingerprints).
+    laptop = writer(store, seed=2, clock=clock, displayname="Alice", confirmed={phone.key_text})
     if introduce:
         run(phone.add_device(laptop.key_text, "laptop"))
     run(laptop.send([Draft.text("from the laptop")]))
@@ -479,6 +482,23 @@ def test_the_new_device_accepts_its_introduction(store: CountingStorage) -> None
     result = audited(store)[1]
     joins = [a.event for a in result.timeline if a.event.sender_key == laptop.key_text]
     assert joins[0].content[DEVICE_ACCEPT_FIELD] == writer(store).key_text
+
+
+def test_an_introduction_by_a_key_nobody_confirmed_is_offered_not_accepted(
+    store: CountingStorage,
+) -> None:
+    """The room trusts the phone on first use, but the laptop cannot tell it from an
+    impostor that copied the laptop's public key: it accepts nothing by itself."""
+    clock = Clock()
+    phone = writer(store, clock=clock)
+    run(phone.create_room("r", CREATED))
+    laptop = writer(store, seed=2, clock=clock)
+    run(phone.add_device(laptop.key_text, "laptop"))
+    run(laptop.send([Draft.text("from the laptop")]))
+    assert laptop.introduced_by is None and laptop.offered == [phone.key_text]
+    result = audited(store)[1]
+    assert DEVICE_ACCEPT_FIELD not in result.timeline[-2].event.content
+    assert [f.kind for f in result.findings] == [Kind.KEY_CONFLICT]
 
 
 def test_add_device_needs_a_joined_device(store: CountingStorage) -> None:
