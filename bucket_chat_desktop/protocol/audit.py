@@ -822,17 +822,38 @@ def _decide_trust(
             accepted.add((ev.sender_id, by, key))
     edges = statements & accepted
     introduced = {(sender, new) for sender, _, new in edges}
+    onward: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for sender, by, new in edges:
+        onward[(sender, by)].append(new)
     roots: dict[str, str] = {}
     conflicts: dict[str, list[str]] = {}
     for sender, keys in keys_of.items():
         if sender in pinned:
             continue  # what this device pinned decides; other keys are key-changed
         free = sorted(k for k in keys if (sender, k) not in introduced)
-        if len(free) == 1:
+        # Keys that introduced each other in a cycle, out of reach of the free key, are
+        # claimants too: otherwise a pair of real devices that introduced each other
+        # would hand trust on first use to an impostor's one free key.
+        stranded = sorted(keys - _reached(sender, free, onward))
+        if len(free) == 1 and not stranded:
             roots[sender] = free[0]
         elif complete:
-            conflicts[sender] = free or sorted(keys)  # none free: only a cycle of claims
+            conflicts[sender] = free + stranded
     return _Trust(roots, conflicts, edges, set(keys_of), set())
+
+
+def _reached(
+    sender: str, start: list[str], onward: Mapping[tuple[str, str], list[str]]
+) -> set[str]:
+    """The keys of ``sender`` that introductions lead to from ``start`` (and ``start``)."""
+    seen = set(start)
+    todo = list(start)
+    while todo:
+        for new in onward.get((sender, todo.pop()), ()):
+            if new not in seen:
+                seen.add(new)
+                todo.append(new)
+    return seen
 
 
 def _check_witnesses(

@@ -446,6 +446,37 @@ def test_impostor_claiming_to_be_introduced_gains_nothing() -> None:
     assert kinds(result.findings) == ["key-conflict"]
 
 
+def test_devices_that_introduced_each_other_do_not_hand_trust_to_an_impostor() -> None:
+    """Alice's phone and laptop introduced each other (add-device run on both, each
+    accepted): neither key is free, a cycle. An impostor then wrote once as alice: its
+    key was the only one nobody introduced, so it was trusted on first use (and pinned by
+    every new reader) while both real devices were key-changed."""
+    phone, laptop, impostor = alice(), alice_laptop(), Device("alice@example.com", 9)
+    p = [phone.join(T0), add_device(phone, laptop, T0 + 1)]
+    lap = [accept(laptop, phone, T0 + 2), add_device(laptop, phone, T0 + 3)]
+    p.append(phone.emit(T0 + 4, MEMBER, {"membership": "join", DEVICE_ACCEPT_FIELD: laptop.public}))
+    i = [impostor.join(T0 + 10), impostor.say(T0 + 11, "alice here: pay account X")]
+    result = audit(seg(p, "p"), seg(lap, "l"), seg(i, "i"))
+    assert {x.state.value for x in result.timeline} == {K}
+    assert kinds(result.findings) == ["key-conflict"]
+    assert impostor.public[:12] in result.findings[0].message
+    assert phone.sender_id not in result.authorized
+    # an impostor's own cycle next to the real phone is a conflict too, as one key is
+    m1, m2 = Device("alice@example.com", 9), Device("alice@example.com", 10)
+    m = [m1.join(T0), add_device(m1, m2, T0 + 1), accept(m2, m1, T0 + 2)]
+    m += [add_device(m2, m1, T0 + 3)]
+    m.append(m1.emit(T0 + 4, MEMBER, {"membership": "join", DEVICE_ACCEPT_FIELD: m2.public}))
+    real = alice()
+    result = audit(seg([real.join(T0 + 5)], "r"), seg(m, "m"))
+    assert kinds(result.findings) == ["key-conflict"]
+    assert {x.state.value for x in result.timeline} == {K}
+    # a chain of introductions from the one free key is still trusted
+    one, two, three = alice(), alice_laptop(), Device("alice@example.com", 7)
+    e = [one.join(T0), add_device(one, two, T0 + 1), accept(two, one, T0 + 2)]
+    e += [add_device(two, three, T0 + 3), accept(three, two, T0 + 4)]
+    assert audit(seg(e[:2], "1"), seg(e[2:4], "2"), seg(e[4:], "3")).findings == []
+
+
 def test_conflict_is_resolved_by_pinning_one_key() -> None:
     real, impostor = alice(), Device("alice@example.com", 9)
     r, i = seg([real.join(T0)], "r"), seg([impostor.join(T0 - 1)], "i")
