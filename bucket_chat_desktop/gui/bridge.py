@@ -51,11 +51,16 @@ class EngineBridge(QObject):
         elif isinstance(event, CreateOnlyWarning):
             self.warning_raised.emit(storage_id, event.message)
         elif isinstance(event, IntroductionOffered):
+            keys = event.introducers
+            who = (
+                f"a device key ({_fingerprint(keys[0])}) says"
+                if len(keys) == 1
+                else f"{len(keys):,} device keys (first {_fingerprint(keys[0])}) say"
+            )
             self.warning_raised.emit(
                 storage_id,
-                f"a device key ({_fingerprint(event.introducer)}) says it added this device "
-                f"in {one_line(event.room_id, 40)}; nothing was accepted. Yours? Mark it as "
-                "verified in Members",
+                f"{who} it added this device in {one_line(event.room_id, 40)}; nothing was "
+                "accepted. Yours? Mark it as verified in Members",
             )
 
 

@@ -747,7 +747,7 @@ def offered_introductions(
     their trust states, as this device sees them. A statement's key is only *claimed* to
     be this user's: any writer can copy a public key into a statement."""
     accepted: set[str] = set()
-    offered: list[str] = []
+    offered: dict[str, None] = {}  # ordered and O(1): thousands of offers are cheap to make
     for ev, state in shown:
         if ev.sender_id != user_id or not _is_join(ev):
             continue
@@ -759,9 +759,8 @@ def offered_introductions(
             state in (TrustState.VERIFIED, TrustState.KEY_CHANGED)  # signed, signature good
             and ev.sender_key is not None
             and ev.content.get(DEVICE_ADD_FIELD) == key_text
-            and ev.sender_key not in offered
         ):
-            offered.append(ev.sender_key)
+            offered[ev.sender_key] = None
     return [k for k in offered if k not in accepted]
 
 
@@ -780,10 +779,12 @@ def pending_introduction(
     impostor writing first in a room the user has not used yet could introduce the real
     device's public key and have that device vouch for it. Every other offer waits for
     the person (``bucket-chat accept-device``, or confirming the fingerprint in the app)."""
-    for introducer in offered_introductions(shown, user_id, key_text):
-        if introducer in confirmed:
-            return introducer
-    return None
+    return first_confirmed(offered_introductions(shown, user_id, key_text), confirmed)
+
+
+def first_confirmed(offered: Iterable[str], confirmed: Collection[str]) -> str | None:
+    """The first of ``offered`` (``offered_introductions``) the person confirmed, or None."""
+    return next((k for k in offered if k in confirmed), None)
 
 
 def _frozen(authorized: Mapping[str, set[str]]) -> dict[str, frozenset[str]]:

@@ -32,8 +32,8 @@ from ..protocol.audit import (
     PreparedSegment,
     RoomLedger,
     TrustState,
+    first_confirmed,
     offered_introductions,
-    pending_introduction,
     prepare_segment,
 )
 from ..protocol.canonical import b64encode
@@ -88,6 +88,7 @@ MARKER_SETTLE_MS = 2 * 60_000  # only markers at least this old move the marker 
 AUDIT_SHARE = 0.15  # ... and audits take at most this share of the back-fill's time
 MAX_WITNESS = 64  # other devices' chains named in one event's witness
 WITNESS_ROWS = 500  # newest cached rows a send that did not open the room witnesses from
+MAX_OFFERS_TOLD = 3  # introductions one warning names (with the command to accept each)
 UNREAD_RETRY = 60.0  # seconds between new attempts at a room that was read only partly
 
 
@@ -154,6 +155,11 @@ def _unread_findings(room: RoomState) -> list[Finding]:
 class NotQueuedError(StorageError):
     """A send could not even be queued (nothing local knows the chain's head and the
     storage did not tell): nothing was signed, nothing is lost but the attempt."""
+
+
+def _merged(first: Sequence[str], second: Sequence[str]) -> list[str]:
+    """Both lists of keys in order, each key once."""
+    return list(dict.fromkeys([*first, *second]))
 
 
 def _newest_head(mine: Sequence[Event]) -> Event | None:
@@ -949,9 +955,9 @@ class SyncEngine:
             # Asked even when this device's own view trusts this key (its own pin): the
             # acceptance is for every other reader.
             if introducer is None and settled:  # a provisional view may lack statements
-                shown = [(a.event, a.state) for a in result.timeline]
-                introducer = pending_introduction(shown, user_id, key_text, confirmed)
-                offered = offered or offered_introductions(shown, user_id, key_text)
+                shown = ((a.event, a.state) for a in result.timeline)
+                offered = _merged(offered, offered_introductions(shown, user_id, key_text))
+                introducer = first_confirmed(offered, confirmed)
         elif self.index is not None:  # not open here (the CLI): what this device cached
             rows = await self._serially(self.index.newest, room_id, WITNESS_ROWS)
             cached = [
@@ -961,8 +967,8 @@ class SyncEngine:
             ]
             seen = [ev for ev, _ in reversed(cached)]
             if introducer is None:
-                introducer = pending_introduction(cached, user_id, key_text, confirmed)
-                offered = offered or offered_introductions(cached, user_id, key_text)
+                offered = _merged(offered, offered_introductions(cached, user_id, key_text))
+                introducer = first_confirmed(offered, confirmed)
         else:
             seen = ()
         if introducer is None:
@@ -1002,24 +1008,32 @@ class SyncEngine:
     def _tell_unconfirmed(
         self, room_id: str, user_id: str, key_text: str, offered: Sequence[str]
     ) -> None:
-        """A statement introduces this device, by a key the person has not confirmed as
-        theirs: say how to accept it, once per room and key, and accept nothing."""
-        for introducer in offered:
-            if (room_id, key_text, introducer) in self._told:
-                continue
-            self._told.add((room_id, key_text, introducer))  # said once is enough
-            self._emit(IntroductionOffered(room_id, user_id, introducer))
-            log.warning(
-                "device key %s says it introduced this device as %s in %r. Not accepted: "
-                "this device cannot tell your other device from someone who copied this "
-                "device's public key. If it is yours (compare with 'bucket-chat show-key' "
-                "there), run: bucket-chat accept-device --room-id %s --key %s",
-                introducer[:12] + "…",
-                terminal_safe(user_id),
-                terminal_safe(room_id),
-                terminal_safe(room_id),
-                introducer,
-            )
+        """Statements introduce this device, by keys the person has not confirmed as
+        theirs: say how to accept, once per room and key, and accept nothing. One event
+        and one warning per send however many keys make the claim (anyone can make
+        thousands), naming at most ``MAX_OFFERS_TOLD`` of them."""
+        new = [k for k in offered if (room_id, key_text, k) not in self._told]
+        if not new:
+            return
+        self._told.update((room_id, key_text, k) for k in new)  # said once is enough
+        self._emit(IntroductionOffered(room_id, user_id, tuple(new)))
+        commands = "; ".join(
+            f"bucket-chat accept-device --room-id {terminal_safe(room_id)} --key {k}"
+            for k in new[:MAX_OFFERS_TOLD]
+        )
+        more = len(new) - MAX_OFFERS_TOLD
+        log.warning(
+            "%s says it introduced this device as %s in %r. Not accepted: this device "
+            "cannot tell your other device from someone who copied this device's public "
+            "key. If it is yours (compare with 'bucket-chat show-key' there), run: %s%s",
+            f"device key {new[0][:12]}…" if len(new) == 1 else f"each of {len(new):,} device keys",
+            terminal_safe(user_id),
+            terminal_safe(room_id),
+            commands,
+            f" ({more:,} more keys make the same claim: someone may be flooding the room)"
+            if more > 0
+            else "",
+        )
 
     def _witness(self, room_id: str, key_text: str, seen: Iterable[Event]) -> dict[str, str]:
         """The other devices' newest events this device has read (``seen``, newest first

@@ -65,13 +65,14 @@ class CreateOnlyWarning:
 
 @dataclass(frozen=True, slots=True)
 class IntroductionOffered:
-    """A statement in ``room_id`` introduces this device as ``user_id``, by ``introducer``,
-    a key the person has not confirmed as theirs: nothing was accepted (PROTOCOL.md
-    section 7). The person compares fingerprints, then accepts."""
+    """Statements in ``room_id`` introduce this device as ``user_id``, by
+    ``introducers``, keys the person has not confirmed as theirs (in display order, each
+    reported once): nothing was accepted (PROTOCOL.md section 7). The person compares
+    fingerprints, then accepts. More than one is suspect: each may be an impostor."""
 
     room_id: str
     user_id: str
-    introducer: str
+    introducers: tuple[str, ...]
 
 
 EngineEvent = (

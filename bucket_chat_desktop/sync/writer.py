@@ -15,8 +15,8 @@ from ..protocol.audit import (
     DEVICE_ACCEPT_FIELD,
     DEVICE_ADD_FIELD,
     RoomLedger,
+    first_confirmed,
     offered_introductions,
-    pending_introduction,
 )
 from ..protocol.canonical import b64encode
 from ..protocol.event import MEMBER, MESSAGE, Event
@@ -164,7 +164,7 @@ class RoomWriter:
             return None
         shown = [(a.event, a.state) for a in ledger.audit().timeline]
         self.offered = offered_introductions(shown, self.user_id, self.key_text)
-        return pending_introduction(shown, self.user_id, self.key_text, self.confirmed)
+        return first_confirmed(self.offered, self.confirmed)
 
     @property
     def joined(self) -> bool:

@@ -31,6 +31,7 @@ from bucket_chat_desktop.sync.engine import FIRST_CHUNK, WARM_ROWS, SyncConfig, 
 from bucket_chat_desktop.sync.events import (
     EngineEvent,
     EventsAppended,
+    IntroductionOffered,
     OutboxChanged,
     RoomDiscovered,
     RoomLoaded,
@@ -583,3 +584,62 @@ def test_flush_gives_up_at_once_on_a_failure_only_a_user_can_fix(tmp_path: Path)
     run(go())
     (segment,) = store_segments(root)
     assert len(segment.read_bytes().splitlines()) == 2  # the join and the message, once
+
+
+def _claims_to_introduce(root: Path, new_key: SigningKey, count: int) -> list[str]:
+    """``count`` keys under alice's name, each saying it added ``new_key``: what anyone
+    with write access can make by the thousand. Returns the claiming keys, in order."""
+    claimed = b64encode(bytes(new_key.verify_key))
+    keys: list[str] = []
+    for i in range(count):
+        claimer = SigningKey(i.to_bytes(4, "big") * 8)
+        ev = build_event(
+            room_id=ROOM,
+            sender_id=ALICE,
+            event_type=MEMBER,
+            content={"membership": "join", "add_device_key": claimed},
+            timestamp_ms=T0 + i,
+            unique=unique(),
+            prev_event_hash=None,
+            signing_key=claimer,
+        )
+        path = root / path_for([ev], client_id_for(ALICE, bytes(claimer.verify_key)))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(encode_segment([ev]))
+        keys.append(b64encode(bytes(claimer.verify_key)))
+    return keys
+
+
+def test_a_flood_of_introductions_is_reported_once_in_one_bounded_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Hundreds of keys claim to have added this device. Each became its own warning
+    (with the accept-device command) and its own status-line message, on every first
+    send of each process: a flood on stderr and in the app. Now one event names them all,
+    one warning names a few, and the next send says nothing new."""
+    root = tmp_path / "store"
+    create_room(LocalStorage(root))
+    claimers = _claims_to_introduce(root, key(1), 300)
+    rec = Recorder()
+
+    async def go() -> None:
+        engine = SyncEngine(
+            LocalStorage(root), outbox=Outbox(tmp_path / "out.sqlite3"), listener=rec, config=QUIET
+        )
+        try:
+            await engine.start()
+            sent = await engine.send(ROOM, ALICE, key(1), text("hi"))
+            assert "introduced_by" not in sent[0].content  # nobody confirmed: none accepted
+            await engine.send(ROOM, ALICE, key(1), text("again"))
+        finally:
+            await engine.close()
+
+    with caplog.at_level("WARNING", logger="bucket_chat.sync"):
+        run(go())
+    offers = rec.of(IntroductionOffered)
+    assert [len(o.introducers) for o in offers] == [300]
+    assert offers[0].introducers == tuple(claimers)
+    told = [r.getMessage() for r in caplog.records if "introduced this device" in r.getMessage()]
+    assert len(told) == 1 and len(told[0]) < 1500, told
+    assert "300 device keys" in told[0] and "297 more keys" in told[0]
+    assert told[0].count("accept-device") == 3 and claimers[0] in told[0]
