@@ -973,10 +973,11 @@ class SyncEngine:
             seen = ()
         if introducer is None:
             self._tell_unconfirmed(room_id, user_id, key_text, offered)
+        acceptance: tuple[str, str, str] | None = None
         if introducer is not None and (room_id, key_text, introducer) not in self._accepted:
+            acceptance = (room_id, key_text, introducer)
             # Accept the introduction by another device of ours (PROTOCOL.md section 7):
             # until this join is stored, that device's statement counts for nothing.
-            self._accepted.add((room_id, key_text, introducer))
             join: dict[str, Any] = {"membership": "join", DEVICE_ACCEPT_FIELD: introducer}
             if displayname:
                 join["displayname"] = displayname
@@ -994,6 +995,8 @@ class SyncEngine:
                 witness=witness,
             )
         )
+        if acceptance is not None:  # queued: not again (a refused send left it to the next)
+            self._accepted.add(acceptance)
         self._emit(OutboxChanged(room_id, events, "sending"))
         self._last_activity = time.monotonic()
         # Leading edge: a message after a quiet spell goes out at once; during a burst,

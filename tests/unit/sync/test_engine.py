@@ -643,3 +643,35 @@ def test_a_flood_of_introductions_is_reported_once_in_one_bounded_warning(
     assert len(told) == 1 and len(told[0]) < 1500, told
     assert "300 device keys" in told[0] and "297 more keys" in told[0]
     assert told[0].count("accept-device") == 3 and claimers[0] in told[0]
+
+
+def test_a_refused_send_does_not_use_up_the_acceptance_of_an_introduction(
+    tmp_path: Path,
+) -> None:
+    """The laptop's owner confirmed the phone's key; the phone introduced the laptop. The
+    laptop's first send was refused (a message too large to sign): the acceptance it
+    would have carried was marked done anyway, so no later send of that session
+    accepted, and the phone's statement kept counting for nothing."""
+    root = tmp_path / "store"
+    store = LocalStorage(root)
+    create_room(store)
+    phone = RoomWriter(store, ROOM, ALICE, key(2))
+    run(phone.send([Draft.text("from the phone")]))
+    run(phone.add_device(b64encode(bytes(key(1).verify_key)), "laptop"))
+
+    async def go() -> list[Event]:
+        index = Index.open(None)
+        index.mark_verified(ALICE, phone.key_text)
+        engine = SyncEngine(
+            store, index=index, outbox=Outbox(tmp_path / "out.sqlite3"), config=QUIET
+        )
+        try:
+            await engine.open_room(ROOM, background=False)
+            with pytest.raises(ValueError, match="too large"):
+                await engine.send(ROOM, ALICE, key(1), text("x" * 300_000))
+            return await engine.send(ROOM, ALICE, key(1), text("short"))
+        finally:
+            await engine.close()
+
+    sent = run(go())
+    assert [e.content.get("introduced_by") for e in sent] == [phone.key_text, None]
