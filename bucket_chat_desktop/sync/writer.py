@@ -34,7 +34,6 @@ from ..protocol.segment import MAX_SEGMENT_BYTES, decode_segment, encode_segment
 from ..protocol.signing import SignatureChecker, build_event
 from ..storage.base import (
     AlreadyExistsError,
-    ObjectInfo,
     Storage,
     StorageError,
     UnreadableObjectError,
@@ -108,31 +107,50 @@ class RoomWriter:
         return client == self.client_id or client.startswith(self.client_id + "-r")
 
     async def load_head(self) -> Event | None:
-        """Find this device's newest event in the room (None if it never wrote here)."""
+        """Find this device's newest event in the room (None if it never wrote here).
+
+        Every segment is read, not only those named after this device: names are not
+        signed, and a storage that moved this device's newest segment under another
+        device's name would otherwise have the next event fork the chain (both of its
+        events then unverified, a fork finding blaming this device)."""
         checker = SignatureChecker()
         mine: list[Event] = []
+        read: list[tuple[str, bytes]] = []
         items = await self.storage.list_objects(logs_prefix(self.room_id))
         for item in items:
             name = parse_segment_path(item.path)
-            if name is None or not self._own(name.client_id):
+            if name is None:
                 continue
+            own = self._own(name.client_id)
             # Not something this device wrote (it writes plain objects under the limit):
             # someone squats on our name. Say so, and look for the chain elsewhere.
             if item.special is not None:
-                log.warning(
-                    "ignoring %s while looking for this device's last event: "
-                    "not a regular file: %s",
-                    item.path,
-                    item.special,
-                )
+                if own:
+                    log.warning(
+                        "ignoring %s while looking for this device's last event: "
+                        "not a regular file: %s",
+                        item.path,
+                        item.special,
+                    )
                 continue
             try:
                 data = await self.storage.get(item.path, max_bytes=MAX_SEGMENT_BYTES)
             except UnreadableObjectError as exc:
-                log.warning(
-                    "ignoring %s while looking for this device's last event: %s", item.path, exc
+                if own:
+                    log.warning(
+                        "ignoring %s while looking for this device's last event: %s",
+                        item.path,
+                        exc,
+                    )
+                continue
+            except StorageError as exc:
+                if own or exc.transient:
+                    raise  # ask again later rather than guess the head
+                log.info(
+                    "could not read %s while looking for this device's events: %s", item.path, exc
                 )
                 continue
+            read.append((item.path, data))
             decoded = decode_segment(item.path, data, self.room_id)
             for loc in decoded.events:
                 ev = loc.event
@@ -145,23 +163,17 @@ class RoomWriter:
             log.warning(
                 "device chain in %s has %d heads; continuing the newest", self.room_id, len(heads)
             )
-        if self._head is None and items:
-            self.introduced_by = await self._find_introduction(items)
+        if self._head is None and read:
+            self.introduced_by = self._find_introduction(read)
         self._loaded = True
         return self._head
 
-    async def _find_introduction(self, items: Sequence[ObjectInfo]) -> str | None:
-        """A device's first event in a room: read the room once to find a verified
-        statement of another device of this user introducing this key, to accept it. Best
-        effort: if the room cannot be read now, the engine accepts with a later join."""
+    def _find_introduction(self, segments: Sequence[tuple[str, bytes]]) -> str | None:
+        """A device's first event in a room: a statement of another device of this user
+        introducing this key, by a key the person confirmed, to accept it (``offered``
+        keeps every offer, confirmed or not)."""
         ledger = RoomLedger(self.room_id)
-        try:
-            for item in items:
-                if parse_segment_path(item.path) is not None and item.size <= MAX_SEGMENT_BYTES:
-                    ledger.add_segment(item.path, await self.storage.get(item.path))
-        except StorageError as exc:
-            log.info("could not look for an introduction of this device: %s", exc)
-            return None
+        ledger.add_segments(segments)
         shown = [(a.event, a.state) for a in ledger.audit().timeline]
         self.offered = offered_introductions(shown, self.user_id, self.key_text)
         return first_confirmed(self.offered, self.confirmed)

@@ -209,6 +209,26 @@ def test_load_head_ignores_other_devices_and_users(store: CountingStorage) -> No
     assert run(writer(store, "carol@example.com", 4).load_head()) is None
 
 
+def test_a_segment_moved_under_another_name_does_not_fork_the_chain(
+    store: CountingStorage, tmp_path: Path
+) -> None:
+    """The storage provider moved alice's newest segment under another device's name
+    (names are not signed). Her next send from an install without the outbox's head
+    looked only at segments named after her device, continued from the older event and
+    forked her chain: both her messages unverified, a fork finding blaming her."""
+    clock = Clock()
+    run(writer(store, clock=clock).create_room("r", CREATED))
+    path, _ = run(writer(store, clock=clock).send([Draft.text("one")]))
+    moved = path.replace("_alice-", "_bob-")
+    assert moved != path
+    (tmp_path / "store" / path).rename(tmp_path / "store" / moved)
+    run(writer(store, clock=clock).send([Draft.text("two")]))
+    _, result = audited(store)
+    assert Kind.FORK not in {f.kind for f in result.findings}
+    assert bodies(result) == [None, "one", "two"] and chain_is_linear(result)
+    assert states(result) == [V, V, V]
+
+
 def test_a_segment_name_collision_picks_the_r1_name(store: CountingStorage) -> None:
     clock = Clock(step=0)
     w = writer(store, clock=clock)
