@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -34,6 +35,7 @@ from ..protocol.segment import MAX_SEGMENT_BYTES, decode_segment, encode_segment
 from ..protocol.signing import SignatureChecker, build_event
 from ..storage.base import (
     AlreadyExistsError,
+    ObjectInfo,
     Storage,
     StorageError,
     UnreadableObjectError,
@@ -43,6 +45,7 @@ from .reader import list_rooms
 log = logging.getLogger("bucket_chat.sync")
 
 MAX_NAME_ATTEMPTS = 20
+READ_CONCURRENCY = 8  # segments read at once while looking for this device's last event
 
 
 class RoomError(Exception):
@@ -114,13 +117,13 @@ class RoomWriter:
         device's name would otherwise have the next event fork the chain (both of its
         events then unverified, a fork finding blaming this device)."""
         checker = SignatureChecker()
-        mine: list[Event] = []
-        read: list[tuple[str, bytes]] = []
         items = await self.storage.list_objects(logs_prefix(self.room_id))
-        for item in items:
+        gate = asyncio.Semaphore(READ_CONCURRENCY)
+
+        async def fetch(item: ObjectInfo) -> tuple[str, bytes] | None:
             name = parse_segment_path(item.path)
             if name is None:
-                continue
+                return None
             own = self._own(name.client_id)
             # Not something this device wrote (it writes plain objects under the limit):
             # someone squats on our name. Say so, and look for the chain elsewhere.
@@ -132,9 +135,10 @@ class RoomWriter:
                         item.path,
                         item.special,
                     )
-                continue
+                return None
             try:
-                data = await self.storage.get(item.path, max_bytes=MAX_SEGMENT_BYTES)
+                async with gate:
+                    return item.path, await self.storage.get(item.path, max_bytes=MAX_SEGMENT_BYTES)
             except UnreadableObjectError as exc:
                 if own:
                     log.warning(
@@ -142,17 +146,26 @@ class RoomWriter:
                         item.path,
                         exc,
                     )
-                continue
+                return None
             except StorageError as exc:
                 if own or exc.transient:
                     raise  # ask again later rather than guess the head
                 log.info(
                     "could not read %s while looking for this device's events: %s", item.path, exc
                 )
-                continue
-            read.append((item.path, data))
-            decoded = decode_segment(item.path, data, self.room_id)
-            for loc in decoded.events:
+                return None
+
+        tasks = [asyncio.ensure_future(fetch(item)) for item in items]
+        try:
+            read = [got for got in await asyncio.gather(*tasks) if got is not None]
+        except BaseException:
+            for task in tasks:
+                task.cancel()  # one failed (or the step was given up): stop the others
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        mine: list[Event] = []
+        for path, data in read:
+            for loc in decode_segment(path, data, self.room_id).events:
                 ev = loc.event
                 if ev.sender_key == self.key_text and checker.check(ev)[0]:
                     mine.append(ev)
