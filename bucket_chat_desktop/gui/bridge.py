@@ -53,13 +53,13 @@ class EngineBridge(QObject):
         elif isinstance(event, IntroductionOffered):
             keys = event.introducers
             who = (
-                f"a device key ({_fingerprint(keys[0])}) says"
+                f"a device key ({_fingerprint(keys[0])}) says it"
                 if len(keys) == 1
-                else f"{len(keys):,} device keys (first {_fingerprint(keys[0])}) say"
+                else f"{len(keys):,} device keys (first {_fingerprint(keys[0])}) say they"
             )
             self.warning_raised.emit(
                 storage_id,
-                f"{who} it added this device in {one_line(event.room_id, 40)}; nothing was "
+                f"{who} added this device in {one_line(event.room_id, 40)}; nothing was "
                 "accepted. Yours? Mark it as verified in Members",
             )
 

@@ -23,6 +23,10 @@ from bucket_chat_desktop.gui.widgets.members_panel import fingerprint_lines
 from bucket_chat_desktop.index import Index
 from bucket_chat_desktop.keys.identity import Identity, display_fingerprint
 from bucket_chat_desktop.protocol.canonical import b64encode
+from bucket_chat_desktop.protocol.event import MEMBER
+from bucket_chat_desktop.protocol.ids import client_id_for
+from bucket_chat_desktop.protocol.segment import encode_segment, path_for
+from bucket_chat_desktop.protocol.signing import build_event
 from bucket_chat_desktop.settings import Settings, StorageSettings
 from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync.writer import Draft, RoomWriter
@@ -380,3 +384,45 @@ def test_an_introduction_is_accepted_only_after_the_person_confirms_the_introduc
     ]
     qtbot.waitUntil(lambda: not app.controller.results[app.key].errors, timeout=20_000)
     assert alice_devices()[key_text(other)] is DeviceState.CONFIRMED
+
+
+def test_many_keys_offering_to_introduce_this_device_make_one_status_message(
+    qtbot: Any, app: App, tmp_path: Path
+) -> None:
+    """Two hundred keys claim alice and each says it added this device. Each offer was
+    its own status-line message (the last one hid the rest, and a flood of thousands
+    kept the line busy); now one message counts them, and nothing is accepted."""
+    claimers = [SigningKey(bytes([7, i]) * 16) for i in range(200)]
+
+    messages: list[str] = []
+    app.window.statusBar().messageChanged.connect(messages.append)
+    for n, claimer in enumerate(claimers):
+        ev = build_event(
+            room_id=ROOM,
+            sender_id="alice@example.com",
+            event_type=MEMBER,
+            content={"membership": "join", "add_device_key": key_text(ALICE)},
+            timestamp_ms=T0 + n,
+            unique=f"00000000-0000-4000-8000-{n:012x}",
+            prev_event_hash=None,
+            signing_key=claimer,
+        )
+        client = client_id_for("alice@example.com", bytes(claimer.verify_key))
+        path = app.store / path_for([ev], client)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(encode_segment([ev]))
+
+    def offers_read() -> int:
+        timeline = app.controller.results[app.key].timeline
+        return sum(a.event.content.get("add_device_key") == key_text(ALICE) for a in timeline)
+
+    qtbot.waitUntil(lambda: offers_read() == 200, timeout=30_000)
+    app.controller.send_text("still me")
+    qtbot.waitUntil(
+        lambda: any(a.event.body == "still me" for a in app.controller.results[app.key].timeline),
+        timeout=20_000,
+    )
+    offers = [m for m in messages if "added this device" in m]
+    assert len(offers) == 1, offers[:3]
+    assert "200 device keys" in offers[0] and "nothing was accepted" in offers[0]
+    shot(app.window, "introduction-flood-status", tmp_path)
