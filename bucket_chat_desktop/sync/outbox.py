@@ -31,7 +31,7 @@ from ..index.db import secure_database_file
 from ..protocol.canonical import b64encode
 from ..protocol.event import MEMBER, Event, Malformed, parse_line
 from ..protocol.ids import client_id_for
-from ..protocol.segment import encode_segment, path_for
+from ..protocol.segment import MAX_SEGMENT_BYTES, encode_segment, path_for
 from ..protocol.signing import build_event
 
 log = logging.getLogger("bucket_chat.sync")
@@ -226,8 +226,17 @@ class Outbox:
             )
         ]
 
-    def take_batch(self, room_id: str, sender_key: str, max_events: int = 500) -> int | None:
-        """Fix the bytes and name of a segment holding what waits; returns its id."""
+    def take_batch(
+        self,
+        room_id: str,
+        sender_key: str,
+        max_events: int = 500,
+        max_bytes: int = MAX_SEGMENT_BYTES,
+    ) -> int | None:
+        """Fix the bytes and name of a segment holding what waits; returns its id. The
+        segment stays within ``max_bytes``, the size readers accept (what is left waits
+        for the next segment): 500 long messages queued offline made one segment of up to
+        128 MB, which every reader refuses unread."""
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -239,6 +248,12 @@ class Outbox:
             if not rows:
                 db.execute("COMMIT")
                 return None
+            size = 0
+            for n, (_, _, line) in enumerate(rows):
+                size += len(line) + 1  # ASCII, and the newline
+                if size > max_bytes and n > 0:
+                    rows = rows[:n]
+                    break
             events = [_parse_own(line, room_id) for _, _, line in rows]
             client_id = rows[0][1]
             data = encode_segment(events)

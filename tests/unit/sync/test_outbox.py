@@ -17,9 +17,14 @@ from nacl.signing import SigningKey
 
 from bucket_chat_desktop.protocol.audit import RoomLedger, TrustState
 from bucket_chat_desktop.protocol.canonical import b64encode
-from bucket_chat_desktop.protocol.event import MEMBER, MESSAGE, Event, parse_line
+from bucket_chat_desktop.protocol.event import MAX_LINE_BYTES, MEMBER, MESSAGE, Event, parse_line
 from bucket_chat_desktop.protocol.ids import client_id_for
-from bucket_chat_desktop.protocol.segment import decode_segment, encode_segment, path_for
+from bucket_chat_desktop.protocol.segment import (
+    MAX_SEGMENT_BYTES,
+    decode_segment,
+    encode_segment,
+    path_for,
+)
 from bucket_chat_desktop.protocol.signing import build_event
 from bucket_chat_desktop.sync.outbox import Outbox
 
@@ -429,3 +434,18 @@ def test_two_processes_of_one_device_never_fork_its_chain(path: Path) -> None:
         assert {a.state for a in result.timeline} == {TrustState.VERIFIED}
     finally:
         box.close()
+
+
+def test_a_segment_stays_within_the_size_readers_accept(box: Outbox) -> None:
+    """Long messages queued while offline (each just under the line limit) made one
+    segment of every one of them: past 64 MB, which every reader refuses unread, so the
+    messages were published and lost alike. Now what does not fit waits for the next."""
+    body = "x" * (MAX_LINE_BYTES - 1000)
+    events = enqueue(box, *[body] * 260)  # about 67 MB with the join
+    me = key_text(key(1))
+    taken = [box.take_batch(ROOM, me), box.take_batch(ROOM, me)]
+    assert box.take_batch(ROOM, me) is None
+    data = [box.segment(s).data for s in taken if s is not None]  # type: ignore[union-attr]
+    assert len(data) == 2 and all(len(d) <= MAX_SEGMENT_BYTES for d in data)
+    assert sum(d.count(b"\n") for d in data) == len(events)  # all of them, in order
+    assert data[0].startswith(events[0].line()) and data[1].endswith(events[-1].line())
