@@ -74,7 +74,15 @@ async def build_room(root: Path) -> LocalStorage:
     await alice.send([Draft.text("Morning! The new build is up.")])
     await bob.send([Draft.text(EDITED)])
     await bob.add_device(b64encode(bytes(BOB_PHONE.verify_key)), device_name="Bob's phone")
-    phone = RoomWriter(storage, ROOM, "bob@example.com", BOB_PHONE, displayname="Bob", clock=clock)
+    phone = RoomWriter(  # Bob confirmed his laptop's key on the phone
+        storage,
+        ROOM,
+        "bob@example.com",
+        BOB_PHONE,
+        displayname="Bob",
+        clock=clock,
+        confirmed={b64encode(bytes(BOB.verify_key))},
+    )
     await phone.send([Draft.text("Now from my phone")])
     await alice.send([Draft.text("Shipping at 3pm then.")])
     return storage

@@ -303,3 +303,27 @@ def test_a_device_that_read_the_room_whole_queues_without_any_network(tmp_path: 
             index.close()
 
     asyncio.run(go())
+
+
+def test_test_connection_says_a_frozen_storage_does_not_answer(
+    cloud_stores: Stores, emulators: Emulators
+) -> None:
+    """The connection test a person waits for gives up when one request has gone
+    unanswered for TEST_NO_ANSWER seconds — not after the SDK's own timeouts and retries
+    (up to CHECK_TIMEOUT) — and works again once the service answers."""
+    from bucket_chat_desktop.gui.widgets.storage_form import TEST_NO_ANSWER, check_storage
+
+    stores = cloud_stores
+    location = StorageLocation(
+        stores.location.kind,
+        stores.location.bucket,
+        stores.location.prefix,
+        {**stores.location.options, "timeout": "30", "retries": "3"},
+    )
+    with frozen(emulators.get(stores.kind).process):
+        result = asyncio.run(check_storage(location, stores.secrets))
+    assert result.level == "error", result
+    assert result.message.startswith("no answer from "), result.message
+    assert f"within {TEST_NO_ANSWER:g} s" in result.message, result.message
+    after = asyncio.run(check_storage(location, stores.secrets))
+    assert after.level == "ok", after

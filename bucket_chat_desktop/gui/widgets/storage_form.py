@@ -46,6 +46,7 @@ from ...storage.base import PROBE_PREFIX, StorageError
 from ...storage.open import open_location
 from ...storage.profiles import ProfileStore, check_secrets, keyring_backend
 from ...storage.url import StorageLocation, StorageUrlError, parse_storage_url
+from ...sync.watched import answer_within, watched
 from ..safe import guard
 from ..tasks import TaskRunner
 
@@ -65,6 +66,11 @@ KIND_NAMES = {
     "az": "Azure Blob container",
 }
 CHECK_TIMEOUT = 90.0  # seconds for the whole connection test
+# Seconds one request of the test may go unanswered: a storage that does not answer at
+# all (a frozen service, a dead VPN) is reported in seconds, a slow one that keeps
+# answering still gets CHECK_TIMEOUT.
+TEST_NO_ANSWER = 6.0
+PROBE_CLEANUP = 2.0  # seconds for removing the test object after the test was given up
 # A test the user waits for should fail fast: one attempt, a short timeout (unless the
 # user gave their own in a URL).
 TEST_OPTIONS = {"retries": "1", "timeout": "15"}
@@ -93,6 +99,7 @@ async def check_storage(
     *,
     create_folder: bool = False,
     timeout: float = CHECK_TIMEOUT,
+    no_answer: float = TEST_NO_ANSWER,
 ) -> CheckResult:
     """Exercise a storage as the chat will: list the rooms, write an object create-only
     under ``.bucket-chat-probe/``, read it back, list it, remove it, then check that the
@@ -110,11 +117,12 @@ async def check_storage(
         extra = {k: v for k, v in TEST_OPTIONS.items() if k not in location.options}
         location = location.with_options(extra)
     try:
-        storage = open_location(location, secrets)
+        storage = watched(open_location(location, secrets))
     except StorageError as exc:
         return CheckResult("error", str(exc))
     try:
-        return await asyncio.wait_for(_exercise(storage), timeout)
+        step = answer_within(storage, _exercise(storage), no_answer, what=storage.describe())
+        return await asyncio.wait_for(step, timeout)
     except TimeoutError:
         return CheckResult("error", f"no answer within {timeout:g} s")
     except StorageError as exc:
@@ -141,10 +149,12 @@ async def _exercise(storage: Any) -> CheckResult:
         if probe not in listed:
             return CheckResult("error", "the test object was written but is not listed")
     finally:
+        # Bounded: this also runs when the test was given up on a storage that stopped
+        # answering. A probe left behind under .bucket-chat-probe/ is harmless.
         try:
-            await storage.remove_probe(probe)
-        except StorageError as exc:
-            log.info("could not remove the probe %s: %s", probe, exc)
+            await asyncio.wait_for(storage.remove_probe(probe), PROBE_CLEANUP)
+        except (StorageError, TimeoutError) as exc:
+            log.info("could not remove the probe %s: %s", probe, exc or "no answer")
     honoured, how = await storage.probe_create_only()
     found = f"{len(rooms)} room{'s' if len(rooms) != 1 else ''} found"
     if not honoured:
