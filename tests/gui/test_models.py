@@ -254,6 +254,32 @@ def _member_room(room: Room) -> AuditResult:
     return room.audit()
 
 
+def test_a_statement_nobody_accepted_makes_no_device_verified(room: Room) -> None:
+    """Bob (verified) states that he added a device whose key is Alice's real one, and
+    the room's audit authorizes nothing (Alice never accepted). The members panel listed
+    that key on Bob's card as a verified device of his, before it wrote a line."""
+
+    async def go() -> None:
+        await room.alice.send([Draft.text("hello")])
+        await room.bob.send([Draft.text("hi")])
+        await room.bob.add_device(key_text(ALICE), device_name="Bob's phone")
+        await room.bob.add_device(key_text(BOB_PHONE), device_name="Bob's tablet")
+
+    asyncio.run(go())
+    result = room.audit()
+    assert key_text(ALICE) not in result.authorized["bob@example.com"]
+    model = MembersModel("carol@example.com", key_text(CAROL))
+    model.set_result(result)
+    bob = model.member(model.row_of("bob@example.com"))
+    states = {d.key: d.state for d in bob.devices}
+    assert states[key_text(BOB)] is DeviceState.VERIFIED
+    assert states[key_text(ALICE)] is DeviceState.UNVERIFIED
+    assert states[key_text(BOB_PHONE)] is DeviceState.UNVERIFIED
+    assert bob.state is DeviceState.VERIFIED
+    tablet = next(d for d in bob.devices if d.key == key_text(BOB_PHONE))
+    assert tablet.events == 0 and "has not accepted" in tablet.reason
+
+
 @TESTERS
 def test_members_model_fold_and_updates(qtmodeltester: Any, room: Room, force_py: bool) -> None:
     result = _member_room(room)

@@ -267,9 +267,14 @@ class Roster:
             device_name = display_name_safe(ev.content.get("device_name"), NAME_LIMIT)
             if device_name:
                 new.name = device_name
-            new.ever_verified = True  # a verified statement authorizes it from here on
-            new.last_state = None  # what it wrote before the statement is history
-            new.last_reason = ""
+            # Its state comes from its own events only: a statement authorizes nothing
+            # until the new key accepts it (section 7), and anyone verified can name any
+            # key, another person's real one included.
+            if new.events == 0:
+                new.last_reason = (
+                    "named by a statement of another device of theirs; this key has not "
+                    "written yet, so it has not accepted"
+                )
 
     def members(self, confirmed: set[str] | frozenset[str] = frozenset()) -> list[Member]:
         """Current members sorted by display name; ``confirmed`` are the keys the user
