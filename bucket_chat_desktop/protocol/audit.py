@@ -745,8 +745,10 @@ def offered_introductions(
     """The keys whose signed statements introduce ``key_text`` for ``user_id`` and that
     this key has not accepted yet (section 7), in display order. ``shown``: events with
     their trust states, as this device sees them. A statement's key is only *claimed* to
-    be this user's: any writer can copy a public key into a statement."""
-    accepted: set[str] = set()
+    be this user's: any writer can copy a public key into a statement. A key this key
+    introduced itself is never offered: accepting it would close a cycle of introductions,
+    which leaves no key of the user free, a key-conflict for every reader."""
+    answered: set[str] = set()  # keys this key accepted, or introduced itself
     offered: dict[str, None] = {}  # ordered and O(1): thousands of offers are cheap to make
     for ev, state in shown:
         if ev.sender_id != user_id or not _is_join(ev):
@@ -754,14 +756,17 @@ def offered_introductions(
         if ev.sender_key == key_text:
             by = ev.content.get(DEVICE_ACCEPT_FIELD)
             if isinstance(by, str):
-                accepted.add(by)
+                answered.add(by)
+            added = ev.content.get(DEVICE_ADD_FIELD)
+            if isinstance(added, str):
+                answered.add(added)
         elif (
             state in (TrustState.VERIFIED, TrustState.KEY_CHANGED)  # signed, signature good
             and ev.sender_key is not None
             and ev.content.get(DEVICE_ADD_FIELD) == key_text
         ):
             offered[ev.sender_key] = None
-    return [k for k in offered if k not in accepted]
+    return [k for k in offered if k not in answered]
 
 
 def pending_introduction(

@@ -780,6 +780,13 @@ def test_pending_introduction_for_the_new_device() -> None:
     early = seg([laptop.join(T0 - 5)], "e")
     assert pending(seg([p1, stmt], "p"), early) is None
     assert pending(copied, early, confirmed=confirmed_phone) is None
+    # the laptop introduced the phone itself (and the phone accepted): a statement by the
+    # phone naming the laptop is not offered, even confirmed (a cycle: a key-conflict)
+    back = [laptop.join(T0 + 20), add_device(laptop, phone, T0 + 21)]
+    p2 = [phone.join(T0 + 22, **{DEVICE_ACCEPT_FIELD: laptop.public})]
+    p2.append(add_device(phone, laptop, T0 + 23))
+    assert offered(seg(back, "b"), seg(p2, "q")) == []
+    assert pending(seg(back, "b"), seg(p2, "q"), confirmed=confirmed_phone) is None
     mine = {alice().sender_id: [phone.public, laptop.public]}
     assert pending(seg([p1, stmt], "p"), early, pinned=mine, confirmed=confirmed_phone) == (
         phone.public
