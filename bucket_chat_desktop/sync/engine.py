@@ -1020,22 +1020,35 @@ class SyncEngine:
             return
         self._told.update((room_id, key_text, k) for k in new)  # said once is enough
         self._emit(IntroductionOffered(room_id, user_id, tuple(new)))
-        commands = "; ".join(
-            f"bucket-chat accept-device --room-id {terminal_safe(room_id)} --key {k}"
-            for k in new[:MAX_OFFERS_TOLD]
-        )
+        room, user = terminal_safe(room_id), terminal_safe(user_id)
+        command = f"bucket-chat accept-device --room-id {room} --key"
+        if len(new) == 1:
+            log.warning(
+                "device key %s… says it introduced this device as %s in %r. Not accepted: "
+                "this device cannot tell your other device from someone who copied this "
+                "device's public key. If it is yours (compare with 'bucket-chat show-key' "
+                "there), run: %s %s",
+                new[0][:12],
+                user,
+                room,
+                command,
+                new[0],
+            )
+            return
+        # Several claims: no list of commands to paste at once, since each key accepted
+        # is vouched for, and an impostor may well be among them.
         more = len(new) - MAX_OFFERS_TOLD
         log.warning(
-            "%s says it introduced this device as %s in %r. Not accepted: this device "
-            "cannot tell your other device from someone who copied this device's public "
-            "key. If it is yours (compare with 'bucket-chat show-key' there), run: %s%s",
-            f"device key {new[0][:12]}…" if len(new) == 1 else f"each of {len(new):,} device keys",
-            terminal_safe(user_id),
-            terminal_safe(room_id),
-            commands,
-            f" ({more:,} more keys make the same claim: someone may be flooding the room)"
-            if more > 0
-            else "",
+            "%s device keys say they introduced this device as %s in %r; an impostor may "
+            "be among them. Nothing was accepted. Compare each with 'bucket-chat show-key' "
+            "on your other devices and accept only those that match, one at a time: "
+            "%s <that key>. The keys: %s%s",
+            f"{len(new):,}",
+            user,
+            room,
+            command,
+            ", ".join(new[:MAX_OFFERS_TOLD]),
+            f" and {more:,} more (someone may be flooding the room)" if more > 0 else "",
         )
 
     def _witness(self, room_id: str, key_text: str, seen: Iterable[Event]) -> dict[str, str]:
