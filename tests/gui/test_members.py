@@ -17,9 +17,14 @@ from PySide6.QtWidgets import QWidget
 from bucket_chat_desktop.gui.controller import Controller
 from bucket_chat_desktop.gui.features import Features, install
 from bucket_chat_desktop.gui.main_window import MainWindow
-from bucket_chat_desktop.gui.models.members_model import DeviceState
+from bucket_chat_desktop.gui.models.members_model import Device, DeviceState, Member
 from bucket_chat_desktop.gui.models.timeline_model import Roles, TimelineModel
-from bucket_chat_desktop.gui.widgets.members_panel import fingerprint_lines
+from bucket_chat_desktop.gui.widgets.members_panel import (
+    MAX_DEVICE_ROWS,
+    PANEL_WIDTH,
+    MemberCard,
+    fingerprint_lines,
+)
 from bucket_chat_desktop.index import Index
 from bucket_chat_desktop.keys.identity import Identity, display_fingerprint
 from bucket_chat_desktop.protocol.canonical import b64encode
@@ -234,8 +239,6 @@ def test_confirmed_devices_get_the_confirmed_role_in_the_timeline(
     qtbot: Any, app: App, tmp_path: Path
 ) -> None:
     open_panel(qtbot, app)
-    from bucket_chat_desktop.gui.models.members_model import Device
-
     bob = app.features.members_model.member(1)
     laptop: Device = next(d for d in bob.devices if d.key == key_text(BOB))
     assert app.features.mark_verified(app.key, laptop)
@@ -426,3 +429,39 @@ def test_many_keys_offering_to_introduce_this_device_make_one_status_message(
     assert len(offers) == 1, offers[:3]
     assert "200 device keys" in offers[0] and "nothing was accepted" in offers[0]
     shot(app.window, "introduction-flood-status", tmp_path)
+    # where the message sends the user: their own card lists a bounded number of keys
+    open_panel(qtbot, app)
+    card = next(c for c in app.features.members_panel.cards if c.member.own)
+    assert len(card.member.devices) == 201 and len(card.device_rows) == MAX_DEVICE_ROWS
+    assert any(row.device.own for row in card.device_rows)
+    assert card.more_label is not None and "171 more" in card.more_label.text()
+    app.features.members_panel.scroll_area.verticalScrollBar().setValue(10**6)
+    shot(app.window, "introduction-flood-members", tmp_path)
+
+
+def test_a_person_claimed_by_thousands_of_keys_shows_a_bounded_card(qtbot: Any) -> None:
+    """Anyone can make thousands of keys claim a person (a flood of introductions lands
+    them all on the user's own card, where the status line sends the user). The card
+    built one row per key: 2,000 took 17 s and 700 MB, again on each of their messages.
+    Now it lists a bounded number, this device and the trusted ones first."""
+    claims = [
+        Device(
+            "alice@example.com",
+            key_text(SigningKey(bytes([9, n]) * 16)),
+            DeviceState.DISPUTED,
+            1,
+            T0 + n,
+            T0 + n,
+            number=n + 2,
+        )
+        for n in range(200)
+    ]
+    own = Device("alice@example.com", key_text(ALICE), DeviceState.VERIFIED, 3, 1, 1, own=True)
+    member = Member("alice@example.com", "Alice", (*claims, own), 1, T0, True, True)
+    card = MemberCard(member)
+    qtbot.addWidget(card)
+    card.setFixedWidth(PANEL_WIDTH)
+    assert len(card.device_rows) == MAX_DEVICE_ROWS
+    assert card.device_rows[-1].device.own  # listed, though the oldest
+    assert [r.device for r in card.device_rows[:-1]] == claims[: MAX_DEVICE_ROWS - 1]
+    assert card.more_label is not None and "171 more device keys" in card.more_label.text()

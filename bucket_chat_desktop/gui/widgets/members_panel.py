@@ -8,6 +8,7 @@ band; the panel only asks for it (``confirm_requested``) and never decides trust
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from PySide6.QtCore import QPointF, QRect, QRectF, QSize, Qt, QTimer, Signal
@@ -46,6 +47,9 @@ from ..safe import guard
 from ..style import TRUST_COLORS, initials, is_dark, key_color
 
 PANEL_WIDTH = 320
+# Device rows one card shows: anyone can make thousands of keys claim a person (2,000 rows
+# took 17 s and 700 MB to build, and a card is rebuilt on each of their messages).
+MAX_DEVICE_ROWS = 30
 CONFIRMED_COLOR = "#17744a"
 STATE_COLORS = {
     DeviceState.CONFIRMED.value: CONFIRMED_COLOR,
@@ -331,6 +335,21 @@ class DeviceRow(QFrame):
             self.confirm_button = button
 
 
+def shown_devices(devices: Sequence[Device]) -> list[Device]:
+    """At most ``MAX_DEVICE_ROWS`` of ``devices``, in their order: this device and the
+    ones the user confirmed first, then the verified, then the newest of the rest."""
+
+    def rank(device: Device) -> int:
+        if device.own:
+            return 0
+        return {DeviceState.CONFIRMED: 1, DeviceState.VERIFIED: 2}.get(device.state, 3)
+
+    if len(devices) <= MAX_DEVICE_ROWS:
+        return list(devices)
+    best = sorted(range(len(devices)), key=lambda i: (rank(devices[i]), i))[:MAX_DEVICE_ROWS]
+    return [devices[i] for i in sorted(best)]
+
+
 class MemberCard(QFrame):
     confirm_requested = Signal(object)  # Device
 
@@ -402,11 +421,23 @@ class MemberCard(QFrame):
             layout.addWidget(dispute)
             self.dispute_label = dispute
         self.device_rows: list[DeviceRow] = []
-        for device in member.devices:
+        for device in shown_devices(member.devices):
             row = DeviceRow(device)
             row.confirm_clicked.connect(self.confirm_requested)
             layout.addWidget(row)
             self.device_rows.append(row)
+        self.more_label: QLabel | None = None
+        hidden = len(member.devices) - len(self.device_rows)
+        if hidden > 0:
+            more = QLabel(
+                f"{hidden:,} more device keys claim to be this person and are not listed "
+                "here. To accept one of yours, compare it with 'bucket-chat show-key' on "
+                "that device and use 'bucket-chat accept-device'."
+            )
+            more.setObjectName("muted")
+            more.setWordWrap(True)
+            layout.addWidget(more)
+            self.more_label = more
 
 
 class MembersPanel(QFrame):
