@@ -88,7 +88,7 @@ MARKER_SETTLE_MS = 2 * 60_000  # only markers at least this old move the marker 
 AUDIT_SHARE = 0.15  # ... and audits take at most this share of the back-fill's time
 MAX_WITNESS = 64  # other devices' chains named in one event's witness
 WITNESS_ROWS = 500  # newest cached rows a send that did not open the room witnesses from
-MAX_OFFERS_TOLD = 3  # introductions one warning names (with the command to accept each)
+MAX_OFFERS_TOLD = 3  # keys one warning names when several offer to introduce this device
 UNREAD_RETRY = 60.0  # seconds between new attempts at a room that was read only partly
 
 
