@@ -18,6 +18,7 @@ from ..protocol.audit import Assessed, AuditResult, TrustState
 from ..protocol.event import MEMBER, MESSAGE
 from ..protocol.findings import Finding
 from ..protocol.metadata import RoomMetadata, check_signer, signer_text
+from ..protocol.room_state import membership_text
 from ..protocol.untrusted_text import (
     ID_LIMIT,
     RoomIds,
@@ -60,13 +61,7 @@ def describe_event(item: Assessed) -> str:
         body = ev.body or ""
         text = terminal_safe(body, limit=BODY_LIMIT, multiline=True)
     elif ev.type == MEMBER:
-        membership = ev.content.get("membership")
-        name = display_name_safe(ev.content.get("displayname"))
-        who = f' as "{terminal_safe(name)}"' if name else ""
-        text = f"* {terminal_safe(membership, limit=40)}{who}"
-        if "add_device_key" in ev.content:
-            key = terminal_safe(str(ev.content["add_device_key"])[:12])
-            text += f" (introduces device key {key}…)"
+        text = f"* {terminal_safe(membership_text(ev.content, with_name=True))}"
     else:
         text = f"* {terminal_safe(ev.type, limit=ID_LIMIT)}"
     return text.replace("\n", "\n" + " " * 4)
