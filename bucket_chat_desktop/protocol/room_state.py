@@ -145,6 +145,23 @@ class DeviceState(enum.StrEnum):
     DISPUTED = "disputed"  # several keys claim this person, none trusted (key-conflict)
 
 
+def member_state(devices: Iterable[tuple[DeviceState, bool]]) -> DeviceState:
+    """What one member's devices (state, signed) come to, worst news first: any key
+    nobody introduced is what the user must see."""
+    devices = list(devices)
+    states = {state for state, _ in devices}
+    if DeviceState.DISPUTED in states:
+        return DeviceState.DISPUTED
+    if DeviceState.KEY_CHANGED in states:
+        return DeviceState.KEY_CHANGED
+    signed = [state for state, is_signed in devices if is_signed]
+    if signed and all(state is DeviceState.CONFIRMED for state in signed):
+        return DeviceState.CONFIRMED
+    if states & {DeviceState.VERIFIED, DeviceState.CONFIRMED}:
+        return DeviceState.VERIFIED
+    return DeviceState.UNVERIFIED
+
+
 @dataclass(frozen=True, slots=True)
 class DeviceRecord:
     """One device key of a member, as the audit saw it."""
@@ -179,6 +196,10 @@ class MemberRecord:
     @property
     def shown_name(self) -> str:
         return self.display_name or self.user_id
+
+    @property
+    def state(self) -> DeviceState:
+        return member_state((d.state, bool(d.key)) for d in self.devices)
 
 
 def conflicted_senders(result: AuditResult) -> frozenset[str]:

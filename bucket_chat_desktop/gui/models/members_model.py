@@ -24,6 +24,7 @@ from ...protocol.room_state import (
     RoomState,
     conflicted_senders,
     key_bytes,
+    member_state,
 )
 from ...protocol.untrusted_text import html_escape, shown_id
 from ..safe import guard
@@ -143,17 +144,7 @@ class Member:
     @property
     def state(self) -> DeviceState:
         """Worst news first: any unintroduced key is what the user must see."""
-        states = {d.state for d in self.devices}
-        if DeviceState.DISPUTED in states:
-            return DeviceState.DISPUTED
-        if DeviceState.KEY_CHANGED in states:
-            return DeviceState.KEY_CHANGED
-        signed = [d for d in self.devices if d.signed]
-        if signed and all(d.state is DeviceState.CONFIRMED for d in signed):
-            return DeviceState.CONFIRMED
-        if states & {DeviceState.VERIFIED, DeviceState.CONFIRMED}:
-            return DeviceState.VERIFIED
-        return DeviceState.UNVERIFIED
+        return member_state((d.state, d.signed) for d in self.devices)
 
 
 class MembersModel(QAbstractListModel):

@@ -276,6 +276,34 @@ def test_history_words_member_events_as_the_app_does(cli: Cli) -> None:
     assert lines == ['* joined the room as "Alice"', f"* added a device (key {KEY[:12]}…)"]
 
 
+def test_members_lists_names_and_devices_as_the_app_does(cli: Cli) -> None:
+    assert cli("setup-keys", "--user-id", ALICE).code == 0
+    r = cli(
+        "create-room", "--room-id", ROOM, "--name", "n", "--user-id", ALICE,
+        "--displayname", "Alice",
+    )  # fmt: skip
+    assert r.code == 0, r
+    r = cli(
+        "add-device", "--room-id", ROOM, "--user-id", ALICE, "--key", KEY,
+        "--device-name", "\u202ephone",
+    )  # fmt: skip
+    assert r.code == 0, r
+    r = cli("members", "--room-id", ROOM)
+    assert r.code == 0, r
+    head, alice, laptop, phone = r.out.splitlines()
+    assert head.startswith("# n (") and alice == f'"Alice"  {ALICE}  [verified]'
+    assert laptop.startswith("  device 1  [verified]  fingerprint ") and "2 event(s)" in laptop
+    assert phone.startswith('  device 2 "phone"  [verified]  fingerprint ')
+    r = cli("members", "--room-id", ROOM, "--json")
+    assert r.code == 0, r
+    (member,) = json.loads(r.out)["members"]
+    assert member["display_name"] == "Alice" and member["state"] == "verified"
+    own, added = member["devices"]
+    assert (added["key"], added["name"], added["events"]) == (KEY, "phone", 0)
+    assert added["introduced_by"] == own["key"] and own["events"] == 2
+    assert phone.endswith(f"0 event(s)  (added by key {own['key'][:12]}…)")
+
+
 def test_add_device_with_a_bad_key(cli: Cli, room: str) -> None:
     r = cli("add-device", "--room-id", room, "--user-id", ALICE, "--key", "bm90IGEga2V5")
     assert_usage_error(r, "--key")

@@ -283,3 +283,27 @@ def test_invalid_events_are_never_counted() -> None:
     names = DisplayNames()
     names.add(item)
     assert names.shown(ALICE) == ALICE
+
+
+def test_the_command_line_lists_who_left_with_all_and_words_events_once() -> None:
+    from bucket_chat_desktop.cli import format as fmt
+
+    a, b = alice(), bob()
+    result = audit(
+        seg([a.join(T0, displayname="Alice"), a.emit(T0 + 1, MEMBER, {"membership": "ban"})], "a"),
+        seg([b.join(T0 + 2), b.emit(T0 + 3, MEMBER, {"membership": "leave"})], "b"),
+    )
+    state = RoomState.of(result)
+    assert state.members() == []
+    heads = [fmt.member_lines(m)[0] for m in state.members(everyone=True)]
+    assert heads == [
+        '"Alice"  alice@example.com  [verified]  (was banned)',
+        "bob@example.com  [verified]  (left the room)",
+    ]
+    lines = [fmt.describe_event(x) for x in result.timeline]
+    assert lines == [
+        '* joined the room as "Alice"',
+        "* was banned",
+        "* joined the room",
+        "* left the room",
+    ]
