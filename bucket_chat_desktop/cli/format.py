@@ -208,6 +208,7 @@ def member_json(member: MemberRecord) -> dict[str, Any]:
         "membership": member.membership or None,
         "joined": member.joined,
         "state": member.state.value,
+        "id_warning": member.id_warning,
         "devices": [
             {
                 "key": d.key or None,

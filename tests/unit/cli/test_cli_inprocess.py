@@ -298,6 +298,7 @@ def test_members_lists_names_and_devices_as_the_app_does(cli: Cli) -> None:
     assert r.code == 0, r
     (member,) = json.loads(r.out)["members"]
     assert member["display_name"] == "Alice" and member["state"] == "verified"
+    assert member["id_warning"] is None and member["membership"] == "join"
     own, added = member["devices"]
     assert (added["key"], added["name"], added["events"]) == (KEY, "phone", 0)
     assert added["introduced_by"] == own["key"] and own["events"] == 2
