@@ -14,10 +14,18 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .. import timestamps
+from ..keys.identity import display_fingerprint, fingerprint_of
 from ..protocol.audit import Assessed, AuditResult, TrustState
 from ..protocol.event import MEMBER, MESSAGE
 from ..protocol.findings import Finding
 from ..protocol.metadata import RoomMetadata, check_signer, signer_text
+from ..protocol.room_state import (
+    DeviceRecord,
+    DeviceState,
+    MemberRecord,
+    key_bytes,
+    membership_text,
+)
 from ..protocol.untrusted_text import (
     ID_LIMIT,
     RoomIds,
@@ -60,13 +68,7 @@ def describe_event(item: Assessed) -> str:
         body = ev.body or ""
         text = terminal_safe(body, limit=BODY_LIMIT, multiline=True)
     elif ev.type == MEMBER:
-        membership = ev.content.get("membership")
-        name = display_name_safe(ev.content.get("displayname"))
-        who = f' as "{terminal_safe(name)}"' if name else ""
-        text = f"* {terminal_safe(membership, limit=40)}{who}"
-        if "add_device_key" in ev.content:
-            key = terminal_safe(str(ev.content["add_device_key"])[:12])
-            text += f" (introduces device key {key}…)"
+        text = f"* {terminal_safe(membership_text(ev.content, with_name=True))}"
     else:
         text = f"* {terminal_safe(ev.type, limit=ID_LIMIT)}"
     return text.replace("\n", "\n" + " " * 4)
@@ -144,6 +146,85 @@ def _json_escape(match: re.Match[str]) -> str:
 
 
 _JSON_UNSAFE = re.compile("[^\x20-\x7e\n]")  # json.dumps escapes the other C0 itself
+
+
+DEVICE_BADGES = {
+    DeviceState.CONFIRMED: "[confirmed]",
+    DeviceState.VERIFIED: "[verified]",
+    DeviceState.UNVERIFIED: "[UNVERIFIED]",
+    DeviceState.KEY_CHANGED: "[KEY CHANGED]",
+    DeviceState.DISPUTED: "[DISPUTED]",
+}
+
+
+def member_lines(member: MemberRecord) -> list[str]:
+    """A member and their devices, as ``protocol.room_state`` folds them (the same members,
+    names and device states as the app's members panel). The id is marked when it, or
+    the name it goes by, may imitate someone else's (``member_notes`` says why)."""
+    name = f'"{terminal_safe(member.display_name)}"  ' if member.display_name else ""
+    if not member.joined:
+        note = "  (wrote without joining)"
+    elif not member.present:
+        note = f"  ({membership_text({'membership': member.membership})})"
+    else:
+        note = ""
+    who = terminal_safe(member.user_id, limit=ID_LIMIT)
+    if member.id_warning:
+        who += f" {LOOKALIKE_MARK}"
+    head = f"{name}{who}  {DEVICE_BADGES[member.state]}{note}"
+    return [head, *(_device_line(d) for d in member.devices)]
+
+
+def member_notes(members: Iterable[MemberRecord]) -> list[str]:
+    return [
+        f"  {terminal_safe(m.user_id, limit=ID_LIMIT)}: {terminal_safe(m.id_warning)}"
+        for m in members
+        if m.id_warning
+    ]
+
+
+def _device_line(device: DeviceRecord) -> str:
+    raw = key_bytes(device.key)
+    if not device.key:
+        what = "unsigned events (no device key)"
+    elif raw is None:
+        what = "a key that is not one"
+    else:
+        what = f"fingerprint {display_fingerprint(raw)}"
+    name = f' "{terminal_safe(device.name)}"' if device.name else ""
+    seen = f"{device.events:,} event(s)"
+    if device.events:
+        seen += f", last {local_time(device.last_seen)}"
+    elif device.introduced_by:
+        seen += ", not accepted yet"  # a statement alone authorizes nothing (section 7)
+    line = f"  device {device.number}{name}  {DEVICE_BADGES[device.state]}  {what}  {seen}"
+    if device.introduced_by:
+        line += f"  (added by key {terminal_safe(device.introduced_by[:12])}…)"
+    return line
+
+
+def member_json(member: MemberRecord) -> dict[str, Any]:
+    return {
+        "user_id": member.user_id,
+        "display_name": member.display_name or None,
+        "membership": member.membership or None,
+        "joined": member.joined,
+        "state": member.state.value,
+        "id_warning": member.id_warning,
+        "devices": [
+            {
+                "key": d.key or None,
+                "fingerprint": fingerprint_of(raw) if (raw := key_bytes(d.key)) else None,
+                "name": d.name or None,
+                "state": d.state.value,
+                "events": d.events,
+                "first_seen": d.first_seen,
+                "last_seen": d.last_seen,
+                "introduced_by": d.introduced_by or None,
+            }
+            for d in member.devices
+        ],
+    }
 
 
 def event_json(item: Assessed) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from ..protocol.canonical import b64encode
 from ..protocol.event import MEMBER, MESSAGE
 from ..protocol.ids import InvalidRoomIdError, check_room_id
 from ..protocol.metadata import check_signer
+from ..protocol.room_state import RoomState
 from ..protocol.untrusted_text import RoomIds, terminal_safe
 from ..storage import Storage, StorageError, open_storage
 from ..sync.engine import SyncEngine
@@ -114,6 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("history", "print the room's messages with their trust state")
     room(p)
     p.add_argument("--limit", type=int, default=None, help="only the newest N events")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p = command("members", "list the room's members, their display names and devices")
+    room(p)
+    p.add_argument("--all", action="store_true", help="also those who left or were removed")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p = command("verify", "audit the room: signatures, chains, keys; exit 0 only when clean")
     room(p)
@@ -576,6 +581,40 @@ async def cmd_history(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def cmd_members(args: argparse.Namespace) -> int:
+    view, result, stale = await _audited(args, cached=True)
+    if stale is not None:
+        print(f"bucket-chat: {stale}", file=sys.stderr)
+    state = RoomState.of(result)
+    members = state.members(everyone=args.all)
+    if args.json:
+        doc: dict[str, Any] = {
+            "room_id": view.room_id,
+            "members": [fmt.member_json(m) for m in members],
+        }
+        if stale is not None:
+            doc["stale"] = stale
+        print(fmt.json_text(doc))
+        return EXIT_OK
+    title = (
+        fmt.room_title(view.metadata, view.room_id, result.authorized)
+        if view.metadata
+        else view.room_id
+    )
+    print(f"# {title}")
+    for member in members:
+        for line in fmt.member_lines(member):
+            print(line)
+    if not members:
+        print("Nobody has joined yet.")
+    notes = fmt.member_notes(members)
+    if notes:
+        print(f"\nIds marked {fmt.LOOKALIKE_MARK} may imitate someone else:")
+        for line in notes:
+            print(line)
+    return EXIT_OK
+
+
 async def cmd_verify(args: argparse.Namespace) -> int:
     view, result, _ = await _audited(args, cached=False)
     status = EXIT_OK if result.clean else EXIT_FINDINGS
@@ -654,6 +693,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, int]]] = 
     "rooms": cmd_rooms,
     "send": cmd_send,
     "history": cmd_history,
+    "members": cmd_members,
     "verify": cmd_verify,
     "add-device": cmd_add_device,
     "accept-device": cmd_accept_device,

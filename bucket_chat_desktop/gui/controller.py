@@ -16,6 +16,7 @@ from ..protocol.audit import Assessed, AuditResult
 from ..protocol.event import MEMBER, Event
 from ..protocol.findings import Finding, Kind, Severity
 from ..protocol.metadata import check_signer
+from ..protocol.room_state import membership_text
 from ..settings import Settings, StorageSettings
 from ..sync.client import ChatClient, RoomRef
 from ..sync.events import EngineEvent
@@ -37,7 +38,7 @@ def _ref(key: str) -> RoomRef:
 
 def _preview(ev: Event) -> str:
     if ev.type == MEMBER:
-        return f"{ev.sender_id} {ev.content.get('membership', '')}ed"
+        return f"{ev.sender_id} {membership_text(ev.content)}"
     msgtype = ev.content.get("msgtype")
     if msgtype in ("m.file", "m.image"):
         info = ev.content.get("info")

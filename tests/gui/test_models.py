@@ -350,3 +350,78 @@ def test_members_model_key_changed_and_unintroduced_leave(qtmodeltester: Any, ro
     assert alice.devices[0].can_confirm
     bob = model.member(model.row_of("bob@example.com"))
     assert [d.own for d in sorted(bob.devices, key=lambda d: d.number)] == [True, False]
+
+
+# -- one room state for the members panel, the timeline and the room list -------------------
+
+
+def _membership_room(room: Room) -> AuditResult:
+    """Alice and Bob; Bob signs an "invite" and Carol a "leave", each carrying a display
+    name (verified, but not joins), then Dave is banned: every event is signed and
+    verified."""
+
+    async def go() -> None:
+        await room.alice.send([Draft.text("hello")])
+        await room.bob.send([Draft.text("hi")])
+        await room.bob.send([Draft(MEMBER, {"membership": "invite", "displayname": "Zed"})])
+        await room.carol.send([Draft(MEMBER, {"membership": "leave", "displayname": "Alice"})])
+        dave = writer(room.storage, "dave@example.com", SigningKey(b"\x05" * 32), "", room.clock)
+        await dave.send([Draft(MEMBER, {"membership": "ban"})])
+
+    asyncio.run(go())
+    return room.audit()
+
+
+def test_timeline_and_members_use_one_display_name_rule(room: Room) -> None:
+    """Only a verified join names its sender: the timeline used to take the name of any
+    verified member event, so Bob's "invite" renamed him "Zed" in the timeline while the
+    members panel still said "Bob"."""
+    result = _membership_room(room)
+    assert {a.state for a in result.timeline} == {TrustState.VERIFIED}
+    timeline = TimelineModel()
+    timeline.set_timeline(result.timeline, True)
+    members = MembersModel()
+    members.set_result(result)
+    shown = {
+        str(timeline.index(i).data(Roles.Sender)): timeline.index(i).data(Roles.DisplayName)
+        for i in range(timeline.rowCount())
+    }
+    assert shown == {
+        "alice@example.com": "Alice",
+        "bob@example.com": "Bob",
+        "carol@example.com": "Carol",
+        "dave@example.com": "dave@example.com",
+    }
+    listed = {m.user_id: m.display_name for m in members.members}
+    assert listed == {"alice@example.com": "Alice", "bob@example.com": "Bob"}
+    assert all(shown[user] == name for user, name in listed.items())
+    # appended events follow the same rule
+    grown = TimelineModel()
+    grown.set_timeline(result.timeline[:2], False)
+    grown.append(result.timeline)
+    assert grown.names.shown("bob@example.com") == "Bob"
+
+
+def test_membership_rows_and_previews_are_worded_once(room: Room) -> None:
+    """The room list's preview glued "ed" to the membership ("leaveed", "baned")."""
+    from bucket_chat_desktop.gui.controller import _preview
+
+    result = _membership_room(room)
+    timeline = TimelineModel()
+    timeline.set_timeline(result.timeline, True)
+    members = [
+        (str(timeline.index(i).data(Roles.Sender)), timeline.index(i).data(Roles.Body))
+        for i in range(timeline.rowCount())
+        if timeline.index(i).data(Roles.Kind) == "member"
+    ]
+    assert members == [
+        ("alice@example.com", "joined the room"),
+        ("bob@example.com", "joined the room"),
+        ("bob@example.com", "was invited"),
+        ("carol@example.com", "joined the room"),  # the writer joins before the leave
+        ("carol@example.com", "left the room"),
+        ("dave@example.com", "joined the room"),
+        ("dave@example.com", "was banned"),
+    ]
+    previews = [_preview(a.event) for a in result.timeline if a.event.type == MEMBER]
+    assert previews == [f"{user} {text}" for user, text in members]

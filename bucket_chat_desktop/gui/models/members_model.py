@@ -1,49 +1,37 @@
-"""The members of one room and their devices, derived from the room's audit.
+"""The members of one room and their devices, as a list model.
 
-Who is a member and which keys they use is read from the audited timeline only (never
-from raw storage): a member is a sender whose last trusted membership event is a join
-(or who wrote without ever joining, as rooms of the reference implementation do), a
-device is a distinct ``sender_key`` of theirs, and a device's state comes from the trust
-states the audit gave its events. Display names come from verified joins only, like the
-timeline's.
-
-``Roster`` folds events in display order; the audit's incremental appends continue the
-fold, so a new message costs O(1) here, not a walk over the whole history.
+Who is a member, which keys they use, what each device's state is and what everyone is
+called are decided by ``protocol.room_state`` (the same fold and the same display-name
+rule as the timeline and the command line); this module adds what only the window needs:
+which member and device are the user's own, and fingerprints to read aloud.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import enum
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from PySide6.QtCore import QAbstractListModel, QByteArray, QModelIndex, QPersistentModelIndex, Qt
 
 from ...keys.identity import display_fingerprint, fingerprint_of
-from ...protocol.audit import DEVICE_ADD_FIELD, Assessed, AuditResult, TrustState
-from ...protocol.event import MEMBER
-from ...protocol.findings import Kind
-from ...protocol.untrusted_text import RoomIds, display_name_safe, html_escape, shown_id
+from ...protocol.audit import Assessed, AuditResult
+from ...protocol.room_state import (
+    DeviceRecord,
+    DeviceState,
+    MemberRecord,
+    RoomState,
+    conflicted_senders,
+    key_bytes,
+    member_state,
+)
+from ...protocol.untrusted_text import html_escape, shown_id
 from ..safe import guard
 
+__all__ = ["DEVICE_STATE_LABELS", "Device", "DeviceState", "Member", "MembersModel", "key_bytes"]
+
 Index = QModelIndex | QPersistentModelIndex
-
-# Membership changes that take a sender out of the member list.
-_GONE = {"leave", "ban", "kick"}
-NAME_LIMIT = 64
-
-
-class DeviceState(enum.StrEnum):
-    """How far a device key is trusted, strongest first."""
-
-    CONFIRMED = "confirmed"  # the user compared its fingerprint out of band
-    VERIFIED = "verified"  # pinned: first key seen, or introduced by a trusted device
-    UNVERIFIED = "unverified"  # unsigned, or every event of it has a broken chain
-    KEY_CHANGED = "key-changed"  # nothing trusted introduced this key
-    DISPUTED = "disputed"  # several keys claim this person, none trusted (key-conflict)
 
 
 DEVICE_STATE_LABELS = {
@@ -84,6 +72,22 @@ class Device:
     number: int = 1  # 1-based, in order of first appearance among the member's devices
     reason: str = ""  # the audit's sentence for the verdict on its newest event
 
+    @staticmethod
+    def of(user_id: str, record: DeviceRecord, own_key: str) -> Device:
+        return Device(
+            user_id,
+            record.key,
+            record.state,
+            record.events,
+            record.first_seen,
+            record.last_seen,
+            record.name,
+            record.introduced_by,
+            bool(own_key) and record.key == own_key,
+            record.number,
+            record.reason,
+        )
+
     @property
     def signed(self) -> bool:
         return bool(self.key)
@@ -112,229 +116,35 @@ class Device:
 @dataclass(frozen=True, slots=True)
 class Member:
     user_id: str
-    display_name: str
-    devices: tuple[Device, ...]
+    display_name: str  # the display name under the room-state rule, else the user id
+    devices: tuple[Device, ...]  # the device in use first
     first_seen: int
     last_seen: int
     own: bool
     joined: bool
     id_warning: str | None = None  # the id may imitate another (RoomIds.warning)
 
+    @staticmethod
+    def of(record: MemberRecord, own_user: str, own_key: str) -> Member:
+        devices = sorted(
+            (Device.of(record.user_id, d, own_key) for d in record.devices),
+            key=lambda d: -d.last_seen,
+        )
+        return Member(
+            record.user_id,
+            record.shown_name,
+            tuple(devices),
+            record.first_seen,
+            record.last_seen,
+            bool(own_user) and record.user_id == own_user,
+            record.joined,
+            record.id_warning,
+        )
+
     @property
     def state(self) -> DeviceState:
         """Worst news first: any unintroduced key is what the user must see."""
-        states = {d.state for d in self.devices}
-        if DeviceState.DISPUTED in states:
-            return DeviceState.DISPUTED
-        if DeviceState.KEY_CHANGED in states:
-            return DeviceState.KEY_CHANGED
-        signed = [d for d in self.devices if d.signed]
-        if signed and all(d.state is DeviceState.CONFIRMED for d in signed):
-            return DeviceState.CONFIRMED
-        if states & {DeviceState.VERIFIED, DeviceState.CONFIRMED}:
-            return DeviceState.VERIFIED
-        return DeviceState.UNVERIFIED
-
-
-def conflicted_senders(result: AuditResult) -> frozenset[str]:
-    """The sender ids of the audit's ``key-conflict`` findings (each names the event it
-    was found at). Conflicts are decided by full audits only, so appends never change it."""
-    at = {
-        (f.event_id, f.path, f.line)
-        for f in result.findings
-        if f.kind is Kind.KEY_CONFLICT and f.event_id
-    }
-    if not at:
-        return frozenset()
-    return frozenset(
-        a.event.sender_id for a in result.timeline if (a.event.event_id, a.path, a.line) in at
-    )
-
-
-def key_bytes(key: str) -> bytes | None:
-    """The 32 raw bytes of a ``sender_key``, or None when it is not one."""
-    if not key:
-        return None
-    try:
-        raw = base64.b64decode(key, validate=True)
-    except (binascii.Error, ValueError):
-        return None
-    return raw if len(raw) == 32 else None
-
-
-@dataclass(slots=True)
-class _DeviceStats:
-    events: int = 0
-    first_seen: int = 0
-    last_seen: int = 0
-    last_state: TrustState | None = None
-    last_reason: str = ""
-    ever_verified: bool = False
-    name: str = ""
-    introduced_by: str = ""
-    order: int = 0  # first appearance, for a stable device order
-
-
-@dataclass(slots=True)
-class _SenderStats:
-    first_seen: int = 0
-    last_seen: int = 0
-    membership: str = ""  # last trusted membership ("" = never said)
-    joined: bool = False
-    name: str = ""
-    devices: dict[str, _DeviceStats] = field(default_factory=dict)
-
-
-class Roster:
-    """The member fold over an audited timeline, in display order."""
-
-    def __init__(self, own_user: str = "", own_key: str = "") -> None:
-        self.own_user = own_user
-        self.own_key = own_key
-        self._senders: dict[str, _SenderStats] = {}
-        self._seen: set[str] = set()
-        self._order = 0
-        self._ids = RoomIds()
-        # Senders the audit found in a key conflict (its key-conflict findings): their
-        # keys are "disputed", not merely "changed".
-        self.disputed: frozenset[str] = frozenset()
-
-    def clear(self) -> None:
-        self._senders.clear()
-        self._seen.clear()
-        self._order = 0
-        self._ids = RoomIds()
-        self.disputed = frozenset()
-
-    def add(self, items: Iterable[Assessed]) -> None:
-        for item in items:
-            self._add(item)
-
-    def _device(self, sender: _SenderStats, key: str) -> _DeviceStats:
-        stats = sender.devices.get(key)
-        if stats is None:
-            self._order += 1
-            stats = sender.devices[key] = _DeviceStats(order=self._order)
-        return stats
-
-    def _add(self, item: Assessed) -> None:
-        ev = item.event
-        if item.state is TrustState.INVALID:  # never shown, never counted
-            return
-        # The engine extends a result's timeline in place, so an append may carry events
-        # a fold of that same result already saw.
-        if ev.event_id in self._seen:
-            return
-        self._seen.add(ev.event_id)
-        sender = self._senders.get(ev.sender_id)
-        if sender is None:
-            sender = self._senders[ev.sender_id] = _SenderStats(first_seen=ev.timestamp_ms)
-            self._ids.add(ev.sender_id)
-        ts = ev.timestamp_ms
-        sender.first_seen = min(sender.first_seen, ts)
-        sender.last_seen = max(sender.last_seen, ts)
-        device = self._device(sender, ev.sender_key or "")
-        if device.events == 0:
-            device.first_seen = ts
-        device.events += 1
-        device.first_seen = min(device.first_seen, ts)
-        device.last_seen = max(device.last_seen, ts)
-        device.last_state = item.state
-        device.last_reason = item.reason
-        device.ever_verified |= item.state is TrustState.VERIFIED
-        if ev.type != MEMBER:
-            return
-        membership = ev.content.get("membership")
-        if not isinstance(membership, str):
-            return
-        if membership == "join":
-            # Any shown join lists the sender: an unintroduced key joining is exactly
-            # what the user must be able to see (its device is then "key changed").
-            sender.joined = True
-            sender.membership = "join"
-        elif item.state is not TrustState.KEY_CHANGED:
-            # A key nobody introduced must not be able to make someone look gone.
-            sender.membership = membership
-        if item.state is not TrustState.VERIFIED or membership != "join":
-            return
-        name = display_name_safe(ev.content.get("displayname"), NAME_LIMIT)
-        if name:
-            sender.name = name
-        added = ev.content.get(DEVICE_ADD_FIELD)
-        if isinstance(added, str) and added and added != ev.sender_key:
-            new = self._device(sender, added)
-            new.introduced_by = ev.sender_key or ""
-            device_name = display_name_safe(ev.content.get("device_name"), NAME_LIMIT)
-            if device_name:
-                new.name = device_name
-            # Its state comes from its own events only: a statement authorizes nothing
-            # until the new key accepts it (section 7), and anyone verified can name any
-            # key, another person's real one included.
-            if new.events == 0:
-                new.last_reason = (
-                    "named by a statement of another device of theirs; this key has not "
-                    "written yet, so it has not accepted"
-                )
-
-    def members(self, confirmed: set[str] | frozenset[str] = frozenset()) -> list[Member]:
-        """Current members sorted by display name; ``confirmed`` are the keys the user
-        verified out of band."""
-        out: list[Member] = []
-        for user_id, sender in self._senders.items():
-            if sender.membership in _GONE:
-                continue
-            devices = [
-                self._make_device(user_id, key, stats, confirmed, n)
-                for n, (key, stats) in enumerate(
-                    sorted(sender.devices.items(), key=lambda kv: kv[1].order), 1
-                )
-            ]
-            devices.sort(key=lambda d: -d.last_seen)  # the device in use first
-            out.append(
-                Member(
-                    user_id,
-                    sender.name or user_id,
-                    tuple(devices),
-                    sender.first_seen,
-                    sender.last_seen,
-                    bool(self.own_user) and user_id == self.own_user,
-                    sender.joined,
-                    self._ids.warning(user_id, sender.name),
-                )
-            )
-        out.sort(key=lambda m: (m.display_name.casefold(), m.user_id))
-        return out
-
-    def _make_device(
-        self,
-        user_id: str,
-        key: str,
-        stats: _DeviceStats,
-        confirmed: set[str] | frozenset[str],
-        number: int,
-    ) -> Device:
-        if key and key in confirmed:
-            state = DeviceState.CONFIRMED
-        elif stats.last_state is TrustState.KEY_CHANGED:
-            disputed = bool(key) and user_id in self.disputed
-            state = DeviceState.DISPUTED if disputed else DeviceState.KEY_CHANGED
-        elif stats.ever_verified:
-            state = DeviceState.VERIFIED
-        else:
-            state = DeviceState.UNVERIFIED
-        return Device(
-            user_id,
-            key,
-            state,
-            stats.events,
-            stats.first_seen,
-            stats.last_seen,
-            stats.name,
-            stats.introduced_by,
-            bool(self.own_key) and key == self.own_key,
-            number,
-            stats.last_reason,
-        )
+        return member_state((d.state, d.signed) for d in self.devices)
 
 
 class MembersModel(QAbstractListModel):
@@ -343,7 +153,9 @@ class MembersModel(QAbstractListModel):
 
     def __init__(self, own_user: str = "", own_key: str = "", parent: Any = None) -> None:
         super().__init__(parent)
-        self._roster = Roster(own_user, own_key)
+        self.own_user = own_user
+        self.own_key = own_key
+        self._state = RoomState()
         self._confirmed: frozenset[str] = frozenset()
         self._members: list[Member] = []
 
@@ -402,15 +214,15 @@ class MembersModel(QAbstractListModel):
 
     def set_result(self, result: AuditResult | None) -> None:
         """A full (re)audit: fold the whole timeline again."""
-        self._roster.clear()
+        self._state.clear()
         if result is not None:
-            self._roster.add(result.timeline)
-            self._roster.disputed = conflicted_senders(result)
+            self._state.add(result.timeline)
+            self._state.disputed = conflicted_senders(result)
         self._publish()
 
     def append(self, items: Sequence[Assessed]) -> None:
         """Events the audit appended after everything shown."""
-        self._roster.add(items)
+        self._state.add(items)
         self._publish()
 
     def set_confirmed(self, keys: Iterable[str]) -> None:
@@ -424,7 +236,8 @@ class MembersModel(QAbstractListModel):
         self.set_confirmed(self._confirmed | {key})
 
     def _publish(self) -> None:
-        new = self._roster.members(self._confirmed)
+        own_user, own_key = self.own_user, self.own_key
+        new = [Member.of(r, own_user, own_key) for r in self._state.members(self._confirmed)]
         new_ids = [m.user_id for m in new]
         keep = set(new_ids)
         # 1. members who left

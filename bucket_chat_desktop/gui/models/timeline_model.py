@@ -22,7 +22,7 @@ from ... import timestamps
 from ...index import TimelineRow
 from ...protocol.audit import Assessed, TrustState
 from ...protocol.event import MEMBER, MESSAGE, Event
-from ...protocol.untrusted_text import RoomIds, display_name_safe
+from ...protocol.room_state import DisplayNames, membership_text
 from ..safe import guard
 
 PAGE = 200
@@ -76,17 +76,7 @@ class Row:
     @property
     def body(self) -> str:
         if self.type == MEMBER:
-            membership = self.content.get("membership", "")
-            verb = {
-                "join": "joined the room",
-                "leave": "left the room",
-                "invite": "was invited",
-                "ban": "was banned",
-                "kick": "was removed",
-            }.get(str(membership), str(membership))
-            if self.content.get("add_device_key"):
-                verb = "added a device (key " + str(self.content["add_device_key"])[:12] + "…)"
-            return verb
+            return membership_text(self.content)
         body = self.content.get("body")
         return body if isinstance(body, str) else ""
 
@@ -144,8 +134,9 @@ class TimelineModel(QAbstractListModel):
         self._hidden: list[Row] = []  # older rows not exposed yet (fetchMore)
         self._rows: list[Row] = []  # exposed rows: confirmed events, then local echoes
         self.complete = False
-        self.names: dict[str, str] = {}  # sender id -> display name (verified joins only)
-        self.ids = RoomIds()  # every sender id in first-seen order: look-alikes are marked
+        # Display names under the room-state rule, and every sender id in first-seen
+        # order (look-alikes are marked).
+        self.names = DisplayNames()
         self.confirmed_keys: frozenset[str] = frozenset()  # Index.user_verified_keys()
         self._busy = 0  # > 0 while a change is being signalled: no fetchMore then
         self._ids: set[str] | None = None  # ids of confirmed rows, built when first needed
@@ -199,9 +190,9 @@ class TimelineModel(QAbstractListModel):
             case Roles.Location:
                 return row.location
             case Roles.DisplayName:
-                return self.names.get(row.sender_id) or row.sender_id
+                return self.names.shown(row.sender_id)
             case Roles.SenderWarning:
-                return self.ids.warning(row.sender_id, self.names.get(row.sender_id))
+                return self.names.warning(row.sender_id)
             case Roles.Own:
                 return bool(self.own_key) and row.sender_key == self.own_key
             case Roles.Confirmed:
@@ -305,9 +296,8 @@ class TimelineModel(QAbstractListModel):
         self.complete = complete
         self._ids = None
         new = [Row.from_assessed(a) for a in items]
-        self.names = {}
-        self.ids = RoomIds()
-        self._learn_names(new)
+        self.names = DisplayNames()
+        self.names.update(items)
         echoes = [r for r in self._rows[self._echo_start() :] if r.echo]
         confirmed = {r.event_id for r in new}
         echoes = [e for e in echoes if e.event_id not in confirmed]
@@ -339,20 +329,13 @@ class TimelineModel(QAbstractListModel):
         self._rows = new[-PAGE:] + echoes
         self.endResetModel()
 
-    def _learn_names(self, rows: Sequence[Row]) -> None:
-        for r in rows:
-            self.ids.add(r.sender_id)
-            if r.type == MEMBER and r.trust == TrustState.VERIFIED.value:
-                name = display_name_safe(r.content.get("displayname"))
-                if name:
-                    self.names[r.sender_id] = name
-
     def append(self, items: Sequence[Assessed]) -> None:
         # An append may repeat rows a full re-audit already brought (the engine's result
         # object is shared), so rows already shown are skipped.
         shown = self._confirmed_ids()
-        rows = [Row.from_assessed(a) for a in items if a.event.event_id not in shown]
-        self._learn_names(rows)
+        fresh = [a for a in items if a.event.event_id not in shown]
+        self.names.update(fresh)
+        rows = [Row.from_assessed(a) for a in fresh]
         self._drop_confirmed_echoes({r.event_id for r in rows})
         self._insert_confirmed(rows)
 

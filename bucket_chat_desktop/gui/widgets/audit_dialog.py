@@ -55,6 +55,7 @@ from ...keys.identity import display_fingerprint
 from ...protocol.audit import AuditResult, TrustState
 from ...protocol.findings import Finding, Kind, Severity
 from ...protocol.metadata import RoomMetadata, Signer, check_signer, signer_text
+from ...protocol.room_state import key_bytes
 from ...protocol.untrusted_text import (
     display_name_safe,
     html_escape,
@@ -63,7 +64,6 @@ from ...protocol.untrusted_text import (
     shown_id,
     terminal_safe,
 )
-from ..models.members_model import key_bytes
 from ..safe import guard
 from ..style import TRUST_COLORS, is_dark
 from .members_panel import trust_badge

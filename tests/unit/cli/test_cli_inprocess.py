@@ -157,7 +157,7 @@ def test_history_limit_must_not_be_negative(cli: Cli, room: str) -> None:
     assert_usage_error(cli("history", "--room-id", room, "--limit", "-1"), "--limit")
     r = cli("history", "--room-id", room, "--limit", "1")
     assert r.code == 0, r
-    assert "hello world" in r.out and "* join" not in r.out
+    assert "hello world" in r.out and "* joined" not in r.out
     r = cli("history", "--room-id", room, "--limit", "0", "--json")
     assert r.code == 0 and json.loads(r.out)["events"] == []
 
@@ -258,6 +258,52 @@ def test_a_missing_key_is_a_one_line_error(cli: Cli, room: str) -> None:
     assert_usage_error(
         cli("send", "--room-id", room, "--user-id", "bob@example.com", "x"), "no signing key"
     )
+
+
+def test_history_words_member_events_as_the_app_does(cli: Cli) -> None:
+    """Member lines come from the shared wording (``protocol.room_state``): the same
+    phrases as the app's timeline, with the name the join claims."""
+    assert cli("setup-keys", "--user-id", ALICE).code == 0
+    r = cli(
+        "create-room", "--room-id", ROOM, "--name", "n", "--user-id", ALICE,
+        "--displayname", "Al\u200bice\u202e",
+    )  # fmt: skip
+    assert r.code == 0, r
+    assert cli("add-device", "--room-id", ROOM, "--user-id", ALICE, "--key", KEY).code == 0
+    r = cli("history", "--room-id", ROOM)
+    assert r.code == 0, r
+    lines = [line.split("[verified]  ", 1)[1] for line in r.out.splitlines() if "* " in line]
+    assert lines == ['* joined the room as "Alice"', f"* added a device (key {KEY[:12]}…)"]
+
+
+def test_members_lists_names_and_devices_as_the_app_does(cli: Cli) -> None:
+    assert cli("setup-keys", "--user-id", ALICE).code == 0
+    r = cli(
+        "create-room", "--room-id", ROOM, "--name", "n", "--user-id", ALICE,
+        "--displayname", "Alice",
+    )  # fmt: skip
+    assert r.code == 0, r
+    r = cli(
+        "add-device", "--room-id", ROOM, "--user-id", ALICE, "--key", KEY,
+        "--device-name", "\u202ephone",
+    )  # fmt: skip
+    assert r.code == 0, r
+    r = cli("members", "--room-id", ROOM)
+    assert r.code == 0, r
+    head, alice, laptop, phone = r.out.splitlines()
+    assert head.startswith("# n (") and alice == f'"Alice"  {ALICE}  [verified]'
+    assert laptop.startswith("  device 1  [verified]  fingerprint ") and "2 event(s)" in laptop
+    # Named by a statement but never written: it has not accepted, so it is not verified.
+    assert phone.startswith('  device 2 "phone"  [UNVERIFIED]  fingerprint ')
+    r = cli("members", "--room-id", ROOM, "--json")
+    assert r.code == 0, r
+    (member,) = json.loads(r.out)["members"]
+    assert member["display_name"] == "Alice" and member["state"] == "verified"
+    assert member["id_warning"] is None and member["membership"] == "join"
+    own, added = member["devices"]
+    assert (added["key"], added["name"], added["events"]) == (KEY, "phone", 0)
+    assert added["introduced_by"] == own["key"] and own["events"] == 2
+    assert phone.endswith(f"0 event(s), not accepted yet  (added by key {own['key'][:12]}…)")
 
 
 def test_add_device_with_a_bad_key(cli: Cli, room: str) -> None:

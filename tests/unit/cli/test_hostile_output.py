@@ -15,6 +15,7 @@ from bucket_chat_desktop.cli.chat import _Screen
 from bucket_chat_desktop.protocol.audit import AuditResult, RoomLedger
 from bucket_chat_desktop.protocol.event import MEMBER, MESSAGE
 from bucket_chat_desktop.protocol.ids import client_id_for
+from bucket_chat_desktop.protocol.room_state import RoomState
 from bucket_chat_desktop.protocol.segment import encode_segment, path_for
 from bucket_chat_desktop.protocol.signing import build_event
 
@@ -83,6 +84,21 @@ def test_chat_screen_prints_nothing_raw_and_marks_the_impostor(
     assert impostor and all(fmt.LOOKALIKE_MARK in line for line in impostor)
     assert all(fmt.LOOKALIKE_MARK not in line for line in out.splitlines() if ALICE in line)
     assert "! bad-json:" in out and "\\x1b[8m" in out
+
+
+def test_members_print_nothing_raw_and_mark_the_impostor() -> None:
+    """The impostor's id imitates alice's and its name carries invisible filler and an
+    escape sequence: the member list cleans the name and marks the id."""
+    members = RoomState.of(_room()).members()
+    lines = [line for m in members for line in fmt.member_lines(m)]
+    notes = fmt.member_notes(members)
+    assert _raw("\n".join(lines + notes)) == [] and "\x1b" not in "".join(lines + notes)
+    impostor = next(line for line in lines if "\u0430lice" in line)
+    assert impostor.startswith('"Alice[2K"  ') and fmt.LOOKALIKE_MARK in impostor
+    assert [line for line in lines if line.startswith('"Alice"  ')] == [
+        f'"Alice"  {ALICE}  [verified]'
+    ]
+    assert len(notes) == 1 and "\u0430lice" in notes[0]
 
 
 def test_json_output_escapes_terminal_controls_and_round_trips() -> None:

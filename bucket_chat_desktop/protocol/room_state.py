@@ -1,0 +1,399 @@
+"""Room state: who is in a room, which device keys they use, what they are called, and how
+a membership event is put into words. Pure (no I/O, no Qt): the GUI and the CLI both read
+members, names and membership lines from here, so they cannot disagree.
+
+Everything here is derived from the audit's verdicts (``Assessed``), never from raw
+storage, and every string taken from an event is hostile: names go through
+``display_name_safe``; keys are shown only when they are keys.
+
+The display-name rule (PROTOCOL.md section 4.4, "Display names"): a user's display name is
+the ``displayname`` of their latest *verified* ``join`` in display order, cleaned by
+``display_name_safe`` and capped at ``NAME_LIMIT`` characters. A verified join without a
+usable name keeps the previous one; no other membership, and no event that is not
+verified (unsigned, key changed, broken chain), names anyone. Without a name the user id
+is shown.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import enum
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from .audit import DEVICE_ACCEPT_FIELD, DEVICE_ADD_FIELD, Assessed, AuditResult, TrustState
+from .event import MEMBER
+from .findings import Kind
+from .untrusted_text import NAME_LIMIT, RoomIds, display_name_safe, one_line
+
+# Memberships that take a sender out of the member list.
+GONE = frozenset({"leave", "ban", "kick"})
+
+# What a membership event says, as a phrase after the sender's name or id.
+_PHRASES = {
+    "join": "joined the room",
+    "leave": "left the room",
+    "invite": "was invited",
+    "ban": "was banned",
+    "kick": "was removed",
+}
+_UNKNOWN_LIMIT = 40  # characters of an unknown membership word that are shown
+
+
+def membership_text(content: Mapping[str, object], *, with_name: bool = False) -> str:
+    """The one wording of an ``m.room.member`` event, a phrase to put after who sent it
+    ("joined the room", "left the room", "added a device (key AbCd…)"…).
+
+    Never raises and never builds a word from the membership value: a membership this
+    version does not know, or one that is not a string (only possible for what did not
+    go through the parser, such as a cached row), is quoted, cleaned and capped.
+    ``with_name`` adds the name a join claims (``as "Alice"``); that is the event's
+    claim, not the user's display name (see ``display_name_set_by``)."""
+    membership = content.get("membership")
+    if not isinstance(membership, str):
+        return "changed their membership (not readable)"
+    phrase = _PHRASES.get(membership)
+    if phrase is None:
+        shown = one_line(membership, _UNKNOWN_LIMIT)
+        return f"changed their membership to “{shown}”" if shown else "changed their membership"
+    if membership == "join":
+        if DEVICE_ADD_FIELD in content:
+            phrase = f"added a device ({_key_label(content.get(DEVICE_ADD_FIELD))})"
+        elif DEVICE_ACCEPT_FIELD in content:
+            by = _key_label(content.get(DEVICE_ACCEPT_FIELD))
+            phrase = f"accepted a new device (introduced by {by})"
+        if with_name:
+            name = display_name_safe(content.get("displayname"))
+            if name:
+                phrase += f' as "{name}"'
+    return phrase
+
+
+def _key_label(value: object) -> str:
+    """A device key named in an event, shortened for reading; never the raw value when it
+    is not a key (it could be any text the writer chose)."""
+    if isinstance(value, str) and key_bytes(value) is not None:
+        return f"key {value[:12]}…"
+    return "a malformed key"
+
+
+def key_bytes(key: str) -> bytes | None:
+    """The 32 raw bytes of a ``sender_key``, or None when it is not one."""
+    if not key:
+        return None
+    try:
+        raw = base64.b64decode(key, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return raw if len(raw) == 32 else None
+
+
+def display_name_set_by(item: Assessed) -> str:
+    """The display name this event gives its sender under the rule in the module
+    docstring, or "" when it gives none."""
+    ev = item.event
+    if (
+        item.state is not TrustState.VERIFIED
+        or ev.type != MEMBER
+        or ev.content.get("membership") != "join"
+    ):
+        return ""
+    return display_name_safe(ev.content.get("displayname"), NAME_LIMIT)
+
+
+class DisplayNames:
+    """The display-name rule folded over a room's events in display order, with the
+    room's sender ids (for look-alike warnings). The caller feeds each event once."""
+
+    def __init__(self) -> None:
+        self._names: dict[str, str] = {}
+        self.ids = RoomIds()
+
+    def add(self, item: Assessed) -> None:
+        if item.state is TrustState.INVALID:
+            return
+        self.ids.add(item.event.sender_id)
+        name = display_name_set_by(item)
+        if name:
+            self._names[item.event.sender_id] = name
+
+    def update(self, items: Iterable[Assessed]) -> None:
+        for item in items:
+            self.add(item)
+
+    def name(self, user_id: str) -> str:
+        """The user's display name, "" when they have none."""
+        return self._names.get(user_id, "")
+
+    def shown(self, user_id: str) -> str:
+        """What to show for the user: their display name, else their id."""
+        return self._names.get(user_id) or user_id
+
+    def warning(self, user_id: str) -> str | None:
+        """Why the id (or the name it goes by) may imitate another sender's, or None."""
+        return self.ids.warning(user_id, self._names.get(user_id))
+
+
+class DeviceState(enum.StrEnum):
+    """How far a device key is trusted, strongest first."""
+
+    CONFIRMED = "confirmed"  # the user compared its fingerprint out of band
+    VERIFIED = "verified"  # pinned: first key seen, or introduced by a trusted device
+    UNVERIFIED = "unverified"  # unsigned, or every event of it has a broken chain
+    KEY_CHANGED = "key-changed"  # nothing trusted introduced this key
+    DISPUTED = "disputed"  # several keys claim this person, none trusted (key-conflict)
+
+
+def member_state(devices: Iterable[tuple[DeviceState, bool]]) -> DeviceState:
+    """What one member's devices (state, signed) come to, worst news first: any key
+    nobody introduced is what the user must see."""
+    devices = list(devices)
+    states = {state for state, _ in devices}
+    if DeviceState.DISPUTED in states:
+        return DeviceState.DISPUTED
+    if DeviceState.KEY_CHANGED in states:
+        return DeviceState.KEY_CHANGED
+    signed = [state for state, is_signed in devices if is_signed]
+    if signed and all(state is DeviceState.CONFIRMED for state in signed):
+        return DeviceState.CONFIRMED
+    if states & {DeviceState.VERIFIED, DeviceState.CONFIRMED}:
+        return DeviceState.VERIFIED
+    return DeviceState.UNVERIFIED
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRecord:
+    """One device key of a member, as the audit saw it."""
+
+    key: str  # standard base64 of the public key; "" for unsigned events
+    number: int  # 1-based, in order of first appearance among the member's devices
+    state: DeviceState
+    events: int
+    first_seen: int  # timestamp_ms; 0 when the device has not written yet
+    last_seen: int
+    name: str  # from the statement that introduced it ("device_name"), cleaned
+    introduced_by: str  # the key whose verified statement introduced it
+    reason: str  # the audit's sentence for the verdict on its newest event
+
+
+@dataclass(frozen=True, slots=True)
+class MemberRecord:
+    user_id: str
+    display_name: str  # under the rule; "" when they have none
+    membership: str  # the last membership that counts ("" = never said)
+    joined: bool  # False: wrote without a join (reference implementation)
+    first_seen: int
+    last_seen: int
+    devices: tuple[DeviceRecord, ...]  # in order of first appearance
+    id_warning: str | None  # why the id may imitate another (RoomIds.warning)
+
+    @property
+    def present(self) -> bool:
+        """Still a member: never left, was banned or removed."""
+        return self.membership not in GONE
+
+    @property
+    def shown_name(self) -> str:
+        return self.display_name or self.user_id
+
+    @property
+    def state(self) -> DeviceState:
+        return member_state((d.state, bool(d.key)) for d in self.devices)
+
+
+def conflicted_senders(result: AuditResult) -> frozenset[str]:
+    """The sender ids of the audit's ``key-conflict`` findings (each names the event it
+    was found at). Conflicts are decided by full audits only, so appends never change it."""
+    at = {
+        (f.event_id, f.path, f.line)
+        for f in result.findings
+        if f.kind is Kind.KEY_CONFLICT and f.event_id
+    }
+    if not at:
+        return frozenset()
+    return frozenset(
+        a.event.sender_id for a in result.timeline if (a.event.event_id, a.path, a.line) in at
+    )
+
+
+@dataclass(slots=True)
+class _DeviceStats:
+    events: int = 0
+    first_seen: int = 0
+    last_seen: int = 0
+    last_state: TrustState | None = None
+    last_reason: str = ""
+    ever_verified: bool = False
+    name: str = ""
+    introduced_by: str = ""
+    order: int = 0  # first appearance, for a stable device order
+
+
+@dataclass(slots=True)
+class _SenderStats:
+    first_seen: int = 0
+    last_seen: int = 0
+    membership: str = ""
+    joined: bool = False
+    devices: dict[str, _DeviceStats] = field(default_factory=dict)
+
+
+class RoomState:
+    """The member fold over an audited timeline, in display order.
+
+    ``add`` continues the fold with the audit's appends, so a new event costs O(1), not a
+    walk over the history. Events already folded are skipped: the engine may hand the same
+    event again in an append."""
+
+    def __init__(self) -> None:
+        self._senders: dict[str, _SenderStats] = {}
+        self._seen: set[str] = set()
+        self._order = 0
+        self.names = DisplayNames()
+        # Senders the audit found in a key conflict: their keys are "disputed", not
+        # merely "changed" (``conflicted_senders`` of the latest full audit).
+        self.disputed: frozenset[str] = frozenset()
+
+    def clear(self) -> None:
+        self._senders.clear()
+        self._seen.clear()
+        self._order = 0
+        self.names = DisplayNames()
+        self.disputed = frozenset()
+
+    @classmethod
+    def of(cls, result: AuditResult) -> RoomState:
+        """The state after a full audit."""
+        state = cls()
+        state.add(result.timeline)
+        state.disputed = conflicted_senders(result)
+        return state
+
+    def add(self, items: Iterable[Assessed]) -> None:
+        for item in items:
+            self._add(item)
+
+    def _device(self, sender: _SenderStats, key: str) -> _DeviceStats:
+        stats = sender.devices.get(key)
+        if stats is None:
+            self._order += 1
+            stats = sender.devices[key] = _DeviceStats(order=self._order)
+        return stats
+
+    def _add(self, item: Assessed) -> None:
+        ev = item.event
+        if item.state is TrustState.INVALID:  # never shown, never counted
+            return
+        if ev.event_id in self._seen:
+            return
+        self._seen.add(ev.event_id)
+        self.names.add(item)
+        sender = self._senders.get(ev.sender_id)
+        ts = ev.timestamp_ms
+        if sender is None:
+            sender = self._senders[ev.sender_id] = _SenderStats(first_seen=ts)
+        sender.first_seen = min(sender.first_seen, ts)
+        sender.last_seen = max(sender.last_seen, ts)
+        device = self._device(sender, ev.sender_key or "")
+        if device.events == 0:
+            device.first_seen = ts
+        device.events += 1
+        device.first_seen = min(device.first_seen, ts)
+        device.last_seen = max(device.last_seen, ts)
+        device.last_state = item.state
+        device.last_reason = item.reason
+        device.ever_verified |= item.state is TrustState.VERIFIED
+        if ev.type != MEMBER:
+            return
+        membership = ev.content.get("membership")
+        if not isinstance(membership, str):
+            return
+        if membership == "join":
+            # Any shown join lists the sender: an unintroduced key joining is exactly
+            # what the user must be able to see (its device is then "key changed").
+            sender.joined = True
+            sender.membership = "join"
+        elif item.state is not TrustState.KEY_CHANGED:
+            # A key nobody introduced must not be able to make someone look gone.
+            sender.membership = membership
+        if item.state is not TrustState.VERIFIED or membership != "join":
+            return
+        added = ev.content.get(DEVICE_ADD_FIELD)
+        if isinstance(added, str) and added and added != ev.sender_key:
+            new = self._device(sender, added)
+            new.introduced_by = ev.sender_key or ""
+            device_name = display_name_safe(ev.content.get("device_name"), NAME_LIMIT)
+            if device_name:
+                new.name = device_name
+            # Its state comes from its own events only: a statement authorizes nothing
+            # until the new key accepts it (section 7), and anyone verified can name any
+            # key, another person's real one included.
+            if new.events == 0:
+                new.last_reason = (
+                    "named by a statement of another device of theirs; this key has not "
+                    "written yet, so it has not accepted"
+                )
+
+    def display_name(self, user_id: str) -> str:
+        return self.names.name(user_id)
+
+    def members(
+        self, confirmed: Iterable[str] = frozenset(), *, everyone: bool = False
+    ) -> list[MemberRecord]:
+        """Current members (``everyone``: also those who left or were removed), sorted
+        by what is shown for them; ``confirmed`` are the keys the user verified out of
+        band."""
+        confirmed = frozenset(confirmed)
+        out: list[MemberRecord] = []
+        for user_id, sender in self._senders.items():
+            if not everyone and sender.membership in GONE:
+                continue
+            ordered = sorted(sender.devices.items(), key=lambda kv: kv[1].order)
+            devices = tuple(
+                self._record(user_id, key, stats, confirmed, n)
+                for n, (key, stats) in enumerate(ordered, 1)
+            )
+            out.append(
+                MemberRecord(
+                    user_id,
+                    self.names.name(user_id),
+                    sender.membership,
+                    sender.joined,
+                    sender.first_seen,
+                    sender.last_seen,
+                    devices,
+                    self.names.warning(user_id),
+                )
+            )
+        out.sort(key=lambda m: (m.shown_name.casefold(), m.user_id))
+        return out
+
+    def _record(
+        self,
+        user_id: str,
+        key: str,
+        stats: _DeviceStats,
+        confirmed: frozenset[str],
+        number: int,
+    ) -> DeviceRecord:
+        if key and key in confirmed:
+            state = DeviceState.CONFIRMED
+        elif stats.last_state is TrustState.KEY_CHANGED:
+            disputed = bool(key) and user_id in self.disputed
+            state = DeviceState.DISPUTED if disputed else DeviceState.KEY_CHANGED
+        elif stats.ever_verified:
+            state = DeviceState.VERIFIED
+        else:
+            state = DeviceState.UNVERIFIED
+        return DeviceRecord(
+            key,
+            number,
+            state,
+            stats.events,
+            stats.first_seen,
+            stats.last_seen,
+            stats.name,
+            stats.introduced_by,
+            stats.last_reason,
+        )

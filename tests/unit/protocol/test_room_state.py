@@ -1,0 +1,309 @@
+"""Room state: the member fold, the one display-name rule and the one membership wording,
+fed real signed segments through the real audit (and hostile content where the wording
+takes a mapping)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bucket_chat_desktop.protocol.audit import (
+    DEVICE_ACCEPT_FIELD,
+    DEVICE_ADD_FIELD,
+    Assessed,
+    AuditResult,
+    TrustState,
+)
+from bucket_chat_desktop.protocol.event import MEMBER
+from bucket_chat_desktop.protocol.room_state import (
+    DeviceState,
+    DisplayNames,
+    RoomState,
+    display_name_set_by,
+    membership_text,
+)
+from bucket_chat_desktop.protocol.untrusted_text import MAX_MARKS, NAME_LIMIT
+
+from ._support import T0, Device, alice, alice_laptop, audit, bob, raw_line, seg
+
+ALICE = "alice@example.com"
+BOB = "bob@example.com"
+
+
+def names_of(result: AuditResult) -> dict[str, str]:
+    """Both folds of the rule: the member list's and the timeline's must agree."""
+    state = RoomState.of(result)
+    names = DisplayNames()
+    names.update(result.timeline)
+    members = {m.user_id: m.display_name for m in state.members(everyone=True)}
+    assert members == {u: names.name(u) for u in members}
+    return members
+
+
+# -- membership wording ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("membership", "text"),
+    [
+        ("join", "joined the room"),
+        ("leave", "left the room"),
+        ("invite", "was invited"),
+        ("ban", "was banned"),
+        ("kick", "was removed"),
+    ],
+)
+def test_each_membership_has_its_own_words(membership: str, text: str) -> None:
+    assert membership_text({"membership": membership}) == text
+    assert not membership_text({"membership": membership}).endswith(f"{membership}ed")
+
+
+def test_device_statements_are_worded_with_a_short_key() -> None:
+    key = Device(ALICE, 5).public
+    added = {"membership": "join", DEVICE_ADD_FIELD: key, "device_name": "phone"}
+    assert membership_text(added) == f"added a device (key {key[:12]}…)"
+    accepted = {"membership": "join", DEVICE_ACCEPT_FIELD: key}
+    assert membership_text(accepted) == f"accepted a new device (introduced by key {key[:12]}…)"
+    # only a join introduces a device: the same field in a leave is not worded as one
+    assert membership_text({"membership": "leave", DEVICE_ADD_FIELD: key}) == "left the room"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [None, 7, ["k"], {"k": 1}, "", "not base64!", "\u202e" + "A" * 43 + "=", "QUJD" * 5000],
+)
+def test_a_key_that_is_not_a_key_is_never_shown(value: Any) -> None:
+    text = membership_text({"membership": "join", DEVICE_ADD_FIELD: value})
+    assert text == "added a device (a malformed key)"
+    text = membership_text({"membership": "join", DEVICE_ACCEPT_FIELD: value})
+    assert text == "accepted a new device (introduced by a malformed key)"
+
+
+@pytest.mark.parametrize("value", [None, 1, 1.5, True, ["join"], {"join": 1}])
+def test_a_membership_that_is_not_a_string_is_worded_safely(value: Any) -> None:
+    assert membership_text({"membership": value}) == "changed their membership (not readable)"
+    assert membership_text({}) == "changed their membership (not readable)"
+
+
+def test_an_unknown_membership_is_quoted_cleaned_and_capped() -> None:
+    assert membership_text({"membership": "knock"}) == "changed their membership to “knock”"
+    hostile = "\u202eevil\u200b\n" + "x" * 5000
+    text = membership_text({"membership": hostile})
+    assert "\u202e" not in text and "\u200b" not in text and "\n" not in text
+    assert len(text) < 80 and text.endswith("…”")
+    assert membership_text({"membership": "\u200b\u202e"}) == "changed their membership"
+
+
+def test_the_claimed_name_is_added_only_when_asked_and_cleaned() -> None:
+    content = {"membership": "join", "displayname": "  \u202eAl\u200bice\u2066  "}
+    assert membership_text(content) == "joined the room"
+    assert membership_text(content, with_name=True) == 'joined the room as "Alice"'
+    huge = {"membership": "join", "displayname": "B" * 100_000}
+    claimed = membership_text(huge, with_name=True)
+    assert len(claimed) < len("joined the room as ") + NAME_LIMIT + 3
+    assert membership_text({"membership": "leave", "displayname": "X"}, with_name=True) == (
+        "left the room"
+    )
+    assert membership_text({"membership": "join", "displayname": 5}, with_name=True) == (
+        "joined the room"
+    )
+
+
+# -- the display-name rule ------------------------------------------------------------------
+
+
+def test_the_latest_verified_join_names_the_user() -> None:
+    a = alice()
+    events = [
+        a.join(T0, displayname="Alice"),
+        a.say(T0 + 1, "hi"),
+        a.emit(T0 + 2, MEMBER, {"membership": "join", "displayname": "Ally"}),
+        a.emit(T0 + 3, MEMBER, {"membership": "join"}),  # no name: keeps "Ally"
+        a.emit(T0 + 4, MEMBER, {"membership": "join", "displayname": "\u200b\u2067"}),
+        a.emit(T0 + 5, MEMBER, {"membership": "join", "displayname": 42}),
+    ]
+    result = audit(seg(events, "a"))
+    assert {x.state for x in result.timeline} == {TrustState.VERIFIED}
+    assert names_of(result) == {ALICE: "Ally"}
+
+
+@pytest.mark.parametrize("membership", ["leave", "invite", "ban", "kick"])
+def test_no_other_membership_renames_anyone(membership: str) -> None:
+    a, b = alice(), bob()
+    result = audit(
+        seg([a.join(T0, displayname="Alice")], "a"),
+        seg(
+            [
+                b.join(T0 + 1, displayname="Bob"),
+                b.emit(T0 + 2, MEMBER, {"membership": membership, "displayname": "Alice"}),
+            ],
+            "b",
+        ),
+    )
+    assert names_of(result) == {ALICE: "Alice", BOB: "Bob"}
+    state = RoomState.of(result)
+    present = [m.user_id for m in state.members()]
+    assert present == ([ALICE, BOB] if membership == "invite" else [ALICE])
+
+
+def test_a_key_changed_event_does_not_rename_or_remove_the_real_user() -> None:
+    a = alice()
+    impostor = Device(ALICE, 9)
+    result = audit(
+        seg([a.join(T0, displayname="Alice"), a.say(T0 + 1, "hi")], "a"),
+        seg(
+            [
+                impostor.join(T0 + 2, displayname="Alice (new phone)"),
+                impostor.emit(T0 + 3, MEMBER, {"membership": "join", "displayname": "Mallory"}),
+                impostor.emit(T0 + 4, MEMBER, {"membership": "leave"}),
+            ],
+            "i",
+        ),
+        pinned={ALICE: [a.public]},
+    )
+    assert [x.state for x in result.timeline][2:] == [TrustState.KEY_CHANGED] * 3
+    assert all(display_name_set_by(x) == "" for x in result.timeline[2:])
+    assert names_of(result) == {ALICE: "Alice"}
+    (member,) = RoomState.of(result).members()  # still a member: a leave cannot remove her
+    assert member.display_name == "Alice" and member.present
+    states = {d.key: d.state for d in member.devices}
+    assert states == {a.public: DeviceState.VERIFIED, impostor.public: DeviceState.KEY_CHANGED}
+
+
+def test_a_join_with_a_broken_chain_does_not_rename() -> None:
+    a = alice()
+    first = a.join(T0, displayname="Alice")
+    a.say(T0 + 1, "lost")  # never stored: the next link is a gap
+    later = a.emit(T0 + 2, MEMBER, {"membership": "join", "displayname": "Gap"})
+    result = audit(seg([first], "a"), seg([later], "a2"))
+    assert [x.state for x in result.timeline] == [TrustState.VERIFIED, TrustState.UNVERIFIED]
+    assert names_of(result) == {ALICE: "Alice"}
+
+
+def test_unsigned_lines_name_nobody() -> None:
+    line = raw_line(
+        {
+            "event_id": "room-1::2025-09-14T14:00:41.123000Z::00000001-0000-4000-8000-0000000",
+            "room_id": "room-1",
+            "timestamp_ms": T0,
+            "sender_id": "joran@example.com",
+            "type": MEMBER,
+            "parent_event_id": None,
+            "prev_event_hash": None,
+            "signature": "bm90IGNoZWNrYWJsZQ==",
+            "content": {"membership": "join", "displayname": "Alice"},
+        }
+    )
+    result = audit((f"rooms/room-1/logs/2025-09-14/messages_{T0}_{T0}_joran.jsonl", line))
+    assert [x.state for x in result.timeline] == [TrustState.UNVERIFIED]
+    assert names_of(result) == {"joran@example.com": ""}
+    (member,) = RoomState.of(result).members()
+    assert member.shown_name == "joran@example.com"
+    assert [d.state for d in member.devices] == [DeviceState.UNVERIFIED]
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        ("\u202eecilA", "ecilA"),  # bidi override removed, letters kept
+        ("A\u200b\u200bl\u2060ice", "Alice"),  # invisible characters removed
+        ("Al\nice\t\tB", "Al ice B"),  # line breaks and tabs become single spaces
+        ("Z" * 10_000, "Z" * (NAME_LIMIT - 1) + "…"),  # capped, the cut shown
+        ("e" + "\u0301" * 500, "e" + "\u0301" * MAX_MARKS),  # marks capped per letter
+    ],
+)
+def test_hostile_display_names_are_cleaned_before_they_are_kept(raw: str, shown: str) -> None:
+    a = alice()
+    result = audit(seg([a.join(T0, displayname=raw)], "a"))
+    assert names_of(result)[ALICE] == shown
+
+
+def test_a_name_that_looks_like_another_id_is_marked() -> None:
+    a, b = alice(), bob()
+    result = audit(
+        seg([a.join(T0, displayname="Alice")], "a"),
+        seg([b.join(T0 + 1, displayname=ALICE)], "b"),
+    )
+    members = {m.user_id: m for m in RoomState.of(result).members()}
+    assert members[BOB].id_warning and members[ALICE].id_warning is None
+
+
+# -- members and devices --------------------------------------------------------------------
+
+
+def test_devices_introductions_and_repeated_appends() -> None:
+    phone, laptop = alice(), alice_laptop()
+    events_phone = [
+        phone.join(T0, displayname="Alice"),
+        phone.emit(
+            T0 + 1,
+            MEMBER,
+            {"membership": "join", DEVICE_ADD_FIELD: laptop.public, "device_name": "\u202elaptop"},
+        ),
+    ]
+    events_laptop = [laptop.join(T0 + 2, **{DEVICE_ACCEPT_FIELD: phone.public})]
+    result = audit(seg(events_phone, "p"), seg(events_laptop, "l"))
+    state = RoomState()
+    state.add(result.timeline[:2])
+    state.add(result.timeline)  # the engine may hand events again: folded once
+    (member,) = state.members(confirmed={phone.public})
+    assert [(d.number, d.key, d.events) for d in member.devices] == [
+        (1, phone.public, 2),
+        (2, laptop.public, 1),
+    ]
+    by_key = {d.key: d for d in member.devices}
+    assert by_key[phone.public].state is DeviceState.CONFIRMED
+    assert by_key[laptop.public].state is DeviceState.VERIFIED
+    assert by_key[laptop.public].introduced_by == phone.public
+    assert by_key[laptop.public].name == "laptop"
+    assert member.joined and member.membership == "join"
+    texts = [membership_text(x.event.content) for x in result.timeline]
+    assert texts == [
+        "joined the room",
+        f"added a device (key {laptop.public[:12]}…)",
+        f"accepted a new device (introduced by key {phone.public[:12]}…)",
+    ]
+
+
+def test_a_conflict_marks_the_keys_disputed() -> None:
+    a, other = alice(), Device(ALICE, 9)
+    result = audit(seg([a.join(T0)], "a"), seg([other.join(T0 + 1)], "o"))
+    (member,) = RoomState.of(result).members()
+    assert {d.state for d in member.devices} == {DeviceState.DISPUTED}
+
+
+def test_invalid_events_are_never_counted() -> None:
+    a = alice()
+    ev = a.join(T0, displayname="Alice")
+    item = Assessed(ev, TrustState.INVALID, "bad signature", "p", 1)
+    state = RoomState()
+    state.add([item])
+    assert state.members(everyone=True) == [] and state.display_name(ALICE) == ""
+    names = DisplayNames()
+    names.add(item)
+    assert names.shown(ALICE) == ALICE
+
+
+def test_the_command_line_lists_who_left_with_all_and_words_events_once() -> None:
+    from bucket_chat_desktop.cli import format as fmt
+
+    a, b = alice(), bob()
+    result = audit(
+        seg([a.join(T0, displayname="Alice"), a.emit(T0 + 1, MEMBER, {"membership": "ban"})], "a"),
+        seg([b.join(T0 + 2), b.emit(T0 + 3, MEMBER, {"membership": "leave"})], "b"),
+    )
+    state = RoomState.of(result)
+    assert state.members() == []
+    heads = [fmt.member_lines(m)[0] for m in state.members(everyone=True)]
+    assert heads == [
+        '"Alice"  alice@example.com  [verified]  (was banned)',
+        "bob@example.com  [verified]  (left the room)",
+    ]
+    lines = [fmt.describe_event(x) for x in result.timeline]
+    assert lines == [
+        '* joined the room as "Alice"',
+        "* was banned",
+        "* joined the room",
+        "* left the room",
+    ]
