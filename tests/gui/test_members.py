@@ -18,7 +18,7 @@ from bucket_chat_desktop.gui.controller import Controller
 from bucket_chat_desktop.gui.features import Features, install
 from bucket_chat_desktop.gui.main_window import MainWindow
 from bucket_chat_desktop.gui.models.members_model import DeviceState
-from bucket_chat_desktop.gui.models.timeline_model import Roles, TimelineModel
+from bucket_chat_desktop.gui.models.timeline_model import Roles
 from bucket_chat_desktop.gui.widgets.members_panel import fingerprint_lines
 from bucket_chat_desktop.index import Index
 from bucket_chat_desktop.keys.identity import Identity, display_fingerprint
@@ -222,10 +222,6 @@ def test_mark_as_verified_asks_then_pins_the_key_in_the_index(
     shot(app.window, "members_panel_confirmed", tmp_path)
 
 
-@pytest.mark.skipif(
-    not hasattr(TimelineModel, "set_confirmed_keys"),
-    reason="needs the timeline_model.py hook (Roles.Confirmed, set_confirmed_keys)",
-)
 def test_confirmed_devices_get_the_confirmed_role_in_the_timeline(
     qtbot: Any, app: App, tmp_path: Path
 ) -> None:
@@ -293,10 +289,6 @@ def test_hiding_and_showing_again_reloads_from_the_latest_audit(qtbot: Any, app:
     assert app.features.members_model.rowCount() == 2
 
 
-@pytest.mark.skipif(
-    not hasattr(Controller, "reaudit"),
-    reason="needs the controller/engine hook (Controller.reaudit, SyncEngine.reaudit)",
-)
 def test_confirming_an_unintroduced_key_makes_it_trusted(qtbot: Any, app: App) -> None:
     open_panel(qtbot, app)
     model = app.features.members_model
