@@ -59,11 +59,6 @@ class StorageStatus:
 
 
 @dataclass(frozen=True, slots=True)
-class CreateOnlyWarning:
-    message: str
-
-
-@dataclass(frozen=True, slots=True)
 class IntroductionOffered:
     """A statement in ``room_id`` introduces this device as ``user_id``, by ``introducer``,
     a key the person has not confirmed as theirs: nothing was accepted (PROTOCOL.md
@@ -81,6 +76,5 @@ EngineEvent = (
     | RoomDiscovered
     | OutboxChanged
     | StorageStatus
-    | CreateOnlyWarning
     | IntroductionOffered
 )
