@@ -4,13 +4,14 @@ Imports flow one way::
 
     protocol  <-  storage, keys, index, settings  <-  sync  <-  gui, cli  <-  app, smoke
 
-with a few plain helpers underneath everything but ``protocol`` (``osfiles``, ``paths``,
-``timestamps``, ``crashes`` and the package root's ``__version__``). Qt (PySide6, shiboken6,
-qasync) appears only in ``gui/``, ``app.py`` and ``smoke.py``. ``protocol/`` is pure: it
-imports nothing of the package but itself and no module that reaches the clock, randomness,
-files, the network or threads. Importing any module has no side effect: it creates no file
-or folder, opens nothing for writing, starts no thread, opens no socket, changes no
-environment variable, logging handler or exception hook.
+with plain helpers (``osfiles``, ``paths``, ``timestamps`` and the package root's
+``__version__``) under everything but ``protocol``, and ``crashes`` (the desktop app's
+crash reports) for gui, cli and app. Siblings of one layer do not import each other.
+Qt (PySide6, shiboken6, qasync) appears only in ``gui/``, ``app.py`` and ``smoke.py``.
+``protocol/`` is pure: it imports nothing of the package but itself, only pure modules from
+outside, and never reads the clock. Importing any module has no side effect: it writes no
+file, makes no folder, starts no thread, opens no socket, and changes no environment
+variable, logging handler, exception hook, signal handler or exit hook.
 
 Imports are read with ``ast``, so an import inside a function or under ``TYPE_CHECKING``
 counts as much as one at the top: it is a dependency all the same.
@@ -50,7 +51,7 @@ ALLOWED: dict[str, set[str]] = {
     "keys": {"protocol"} | HELPERS,
     "index": {"protocol"} | HELPERS,
     "settings": {"protocol"} | HELPERS,
-    "sync": {"protocol", "crashes"} | LOCAL_STATE | HELPERS,
+    "sync": {"protocol"} | LOCAL_STATE | HELPERS,
     "cli": {"protocol", "sync", "crashes"} | LOCAL_STATE | HELPERS,
     "gui": {"protocol", "sync", "crashes"} | LOCAL_STATE | HELPERS,
     "app": {"protocol", "sync", "crashes", "gui", "smoke"} | LOCAL_STATE | HELPERS,
@@ -95,7 +96,8 @@ PROTOCOL_EXTERNAL = {
     "typing",
     "unicodedata",
 }
-CLOCK_CALLS = {"time", "time_ns", "monotonic", "monotonic_ns", "perf_counter", "now", "utcnow"}
+CLOCK_CALLS = {"time", "time_ns", "monotonic", "monotonic_ns", "perf_counter", "process_time"}
+DATE_CALLS = {"now", "utcnow", "today", "fromtimestamp"}  # local "now" or the local zone
 
 
 @dataclass(frozen=True)
@@ -204,6 +206,21 @@ def test_qt_only_in_the_gui_the_app_and_its_smoke_test() -> None:
     assert not wrong, "Qt outside gui/, app.py and smoke.py:\n" + "\n".join(wrong)
 
 
+def test_no_import_hides_from_these_rules() -> None:
+    """An import by name at run time (``importlib.import_module``, ``__import__``) is not
+    seen by the rules above. Only the packaged app's self-test does it: it checks that each
+    storage backend was bundled, by module name."""
+    wrong = []
+    for module, path in _modules():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call):
+                func = node.func
+                name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+                if name in {"import_module", "__import__"} and _part(module) != "smoke":
+                    wrong.append(f"{module}:{node.lineno} calls {name}")
+    assert not wrong, "\n".join(wrong)
+
+
 def test_protocol_imports_only_pure_modules() -> None:
     wrong = [
         imp.where()
@@ -222,11 +239,21 @@ def test_protocol_never_reads_the_clock() -> None:
     for module, path in _modules():
         if _part(module) != "protocol":
             continue
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        time_names = {
+            alias.asname or alias.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Import)
+            for alias in node.names
+            if alias.name == "time"
+        }
+        for node in ast.walk(tree):
             name = None
-            if isinstance(node, ast.Attribute) and node.attr in CLOCK_CALLS:
-                name = node.attr
-            elif isinstance(node, ast.ImportFrom) and node.module in {"time", "datetime"}:
+            if isinstance(node, ast.Attribute):
+                on_time = isinstance(node.value, ast.Name) and node.value.id in time_names
+                if (on_time and node.attr in CLOCK_CALLS) or node.attr in DATE_CALLS:
+                    name = node.attr
+            elif isinstance(node, ast.ImportFrom) and node.module == "time":
                 name = next((a.name for a in node.names if a.name in CLOCK_CALLS), None)
             if name is not None:
                 wrong.append(f"{module}:{node.lineno} uses {name}")
@@ -286,6 +313,24 @@ def state():
         list(logging.getLogger().handlers), sys.excepthook, sys.stdout, sys.stderr,
     )
 
+def guard(module, name):  # report a call of module.name made by code of this package
+    original = getattr(module, name)
+
+    def guarded(*args, **kwargs):
+        caller = sys._getframe(1).f_globals.get("__name__", "")
+        if current[0] is not None and caller.startswith("bucket_chat_desktop"):
+            found.append([f"{current[0]} (in {caller})", f"calls {module.__name__}.{name}"])
+        return original(*args, **kwargs)
+
+    setattr(module, name, guarded)
+
+import atexit, faulthandler, signal, warnings
+for module, name in [
+    (atexit, "register"), (signal, "signal"), (faulthandler, "enable"),
+    (warnings, "filterwarnings"), (warnings, "simplefilter"), (sys, "setrecursionlimit"),
+    (os, "chdir"), (os, "umask"),
+]:
+    guard(module, name)
 sys.addaudithook(hook)
 before = state()
 for name in sys.argv[1:]:
@@ -336,7 +381,10 @@ def _probe(modules: list[str], tmp_path: Path, pythonpath: str) -> list[list[str
     )
     assert result.returncode == 0, result.stderr
     found: list[list[str]] = json.loads(result.stdout.strip().splitlines()[-1])
-    left = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p != home)
+    made = [p for folder in (home, tmp_path / "bucket-chat-home") for p in folder.rglob("*")]
+    left = sorted(str(p.relative_to(tmp_path)) for p in made)
+    if (tmp_path / "bucket-chat-home").exists():
+        left.append("bucket-chat-home")
     if left:
         found.append(["(all)", f"files left behind: {left}"])
     return found
@@ -363,14 +411,17 @@ def test_importing_any_module_has_no_side_effect(tmp_path: Path) -> None:
         ),
         ("import os\nos.environ['BUCKET_CHAT_X'] = '1'\n", "os.putenv"),
         ("import logging\nlogging.basicConfig()\n", "logging handlers"),
+        ("import atexit\natexit.register(print)\n", "atexit.register"),
+        ("import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n", "signal.signal"),
     ],
 )
 def test_the_side_effect_probe_catches_each_kind(tmp_path: Path, body: str, expected: str) -> None:
     """The probe is not blind: a module that does each forbidden thing is reported."""
-    sandbox = tmp_path / "src"
-    sandbox.mkdir()
-    (sandbox / "acting.py").write_text(body)
-    found = _probe(["acting"], tmp_path, str(sandbox))
+    package = tmp_path / "src" / PACKAGE  # a stand-in package of the same name
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "acting.py").write_text(body)
+    found = _probe([f"{PACKAGE}.acting"], tmp_path, str(package.parent))
     assert any(expected in what for _, what in found), found
 
 
