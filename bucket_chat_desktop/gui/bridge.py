@@ -12,7 +12,6 @@ from ..keys.identity import display_fingerprint
 from ..protocol.event import valid_key_text
 from ..protocol.untrusted_text import one_line
 from ..sync.events import (
-    CreateOnlyWarning,
     EngineEvent,
     EventsAppended,
     IntroductionOffered,
@@ -48,8 +47,6 @@ class EngineBridge(QObject):
             self.room_discovered.emit(storage_id, event.room_id)
         elif isinstance(event, StorageStatus):
             self.storage_status_changed.emit(storage_id, event.online, event.message)
-        elif isinstance(event, CreateOnlyWarning):
-            self.warning_raised.emit(storage_id, event.message)
         elif isinstance(event, IntroductionOffered):
             keys = event.introducers
             who = (

@@ -102,10 +102,6 @@ class FileInfo:
     thumbnail_format: str | None = None
 
     @property
-    def is_image(self) -> bool:
-        return self.msgtype == IMAGE
-
-    @property
     def risky_to_open(self) -> bool:
         return is_risky_to_open(self.name)
 
@@ -120,10 +116,6 @@ def blob_path(room_id: str, sha256_hex: str) -> str:
     if not is_sha256_hex(sha256_hex):
         raise ValueError("a blob name is the SHA-256 of its bytes: 64 lowercase hex digits")
     return f"rooms/{room_id}/blobs/{sha256_hex}"
-
-
-def blobs_prefix(room_id: str) -> str:
-    return f"rooms/{check_room_id(room_id)}/blobs/"
 
 
 def _keep(ch: str) -> bool:

@@ -164,10 +164,6 @@ def _lone_surrogate(value: Any) -> bool:
     return False
 
 
-def _is_int(value: Any) -> bool:
-    return type(value) is int
-
-
 def parse_event(obj: Any, room_id: str) -> Event | Malformed:
     """Validate a decoded JSON value as an event of ``room_id``.
 

@@ -9,8 +9,6 @@ from .local import LocalStorage
 from .profiles import ProfileStore, looks_like_profile_name
 from .url import StorageLocation, is_url, parse_storage_url
 
-CLOUD_SCHEMES = ("s3://", "gs://", "gcs://", "az://", "abfs://")
-
 
 def open_storage(spec: str, *, profiles: ProfileStore | None = None) -> Storage:
     """A folder path, ``file://`` URL, ``s3://``/``gs://``/``az://`` URL or profile name.

@@ -39,7 +39,6 @@ THROTTLE_CODES = {
     "ServiceUnavailable",
     "503",
 }
-OBJECT_LOCK_CODES = {"ObjectLockConfigurationNotFoundError"}
 CREDENTIAL_ERRORS = {
     "NoCredentialsError": "no AWS credentials found",
     "PartialCredentialsError": "the AWS credentials are incomplete",

@@ -59,11 +59,6 @@ class StorageStatus:
 
 
 @dataclass(frozen=True, slots=True)
-class CreateOnlyWarning:
-    message: str
-
-
-@dataclass(frozen=True, slots=True)
 class IntroductionOffered:
     """Statements in ``room_id`` introduce this device as ``user_id``, by
     ``introducers``, keys the person has not confirmed as theirs (in display order, each
@@ -82,6 +77,5 @@ EngineEvent = (
     | RoomDiscovered
     | OutboxChanged
     | StorageStatus
-    | CreateOnlyWarning
     | IntroductionOffered
 )

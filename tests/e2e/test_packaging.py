@@ -16,7 +16,9 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import PyInstaller.compat
 import pytest
+import yaml
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -209,15 +211,12 @@ def test_spec_gives_the_windows_executables_a_version_resource(
     """Built on Linux with PyInstaller's own classes and serialised as Windows would get it.
     (``versioninfo`` imports pefile and pywin32 for PE-file helpers this path never
     calls; where they are missing, empty stand-ins let the module load.)"""
-    pytest.importorskip("PyInstaller")
     try:
         import pefile  # noqa: F401
     except ImportError:
         import types
 
         monkeypatch.setitem(sys.modules, "pefile", types.ModuleType("pefile"))
-    import PyInstaller.compat
-
     if not hasattr(PyInstaller.compat, "win32api"):  # Windows-only, unused here
         monkeypatch.setattr(PyInstaller.compat, "win32api", None, raising=False)
     make = _spec_function("_windows_version_resource", VERSION="1.2.3", APP_NAME="Bucket Chat")
@@ -378,7 +377,6 @@ def test_inno_setup_script_installs_per_user() -> None:
 
 
 def test_release_workflow_builds_on_three_systems_with_the_linux_scripts() -> None:
-    yaml = pytest.importorskip("yaml")
     doc = yaml.safe_load(RELEASE.read_text(encoding="utf-8"))
     triggers = doc.get("on", doc.get(True))  # YAML 1.1 reads the key `on` as True
     assert triggers["push"]["tags"] == ["v*"]
@@ -414,7 +412,6 @@ def test_release_workflow_pins_every_action_to_a_commit() -> None:
 
 
 def test_release_workflow_proves_what_only_windows_and_macos_can_show() -> None:
-    yaml = pytest.importorskip("yaml")
     jobs = yaml.safe_load(RELEASE.read_text(encoding="utf-8"))["jobs"]
 
     def runs(job: str) -> str:

@@ -28,9 +28,6 @@ from typing import Any
 
 import pytest
 from hypothesis import given
-
-pytest.importorskip("pytestqt")
-
 from PySide6.QtCore import QEvent, QPoint, QRect, Qt
 from PySide6.QtGui import QHelpEvent, QImage, QPainter
 from PySide6.QtWidgets import QApplication, QStyleOptionViewItem

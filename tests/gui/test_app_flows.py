@@ -29,9 +29,6 @@ from types import ModuleType
 from typing import Any, TypeVar
 
 import pytest
-
-pytest.importorskip("pytestqt")
-
 from nacl.signing import SigningKey
 from PySide6.QtCore import QPoint, Qt, QTimer
 from PySide6.QtTest import QTest
@@ -59,12 +56,6 @@ CAROL = SigningKey(b"\x03" * 32)
 DAVE = SigningKey(b"\x05" * 32)
 CLI = Path(sys.executable).with_name("bucket-chat")
 T = TypeVar("T")
-
-try:
-    from bucket_chat_desktop.gui import attachments as attachments_feature
-except ImportError:  # the feature is optional: the app runs without it
-    attachments_feature = None  # type: ignore[assignment]
-
 
 # -- plumbing ---------------------------------------------------------------------------------
 
@@ -257,8 +248,6 @@ def launch(qtbot: Any, qloop: Any, home: Path, qapp: QApplication) -> Iterator[C
             raise AssertionError(f"the app stopped at start-up: {task.result()}")
         win = window()
         assert win is not None
-        if attachments_feature is not None and not hasattr(win, "attachments"):
-            attachments_feature.install(win, win.controller)  # not yet wired in app.run
         desk = Desk(qtbot, settings, win, task)
         desks.append(desk)
         return desk
@@ -309,9 +298,7 @@ def test_enter_sends_with_a_local_echo_then_shows_the_verified_row(
     desk.wait_loaded("falcon")
     window = desk.window
     assert window.isVisible() and window.tray is None  # offscreen: no system tray
-    assert window.notifier is not None and hasattr(window, "attachments") == (
-        attachments_feature is not None
-    )
+    assert window.notifier is not None and window.attachments is not None  # type: ignore[attr-defined]
     assert desk.controller.current == desk.key("falcon")
     model = desk.model("falcon")
     inserted: list[tuple[str, str]] = []

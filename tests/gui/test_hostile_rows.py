@@ -16,9 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-pytest.importorskip("pytestqt")
-
 from hostile import EVE, FAR, big_table, eve_writes, unsigned_line, write_raw
 from PySide6.QtWidgets import QListView, QWidget
 from test_app_flows import Desk, launch, settings_for, store  # noqa: F401 - fixtures

@@ -18,7 +18,7 @@ from bucket_chat_desktop.gui.controller import Controller
 from bucket_chat_desktop.gui.features import Features, install
 from bucket_chat_desktop.gui.main_window import MainWindow
 from bucket_chat_desktop.gui.models.members_model import Device, DeviceState, Member
-from bucket_chat_desktop.gui.models.timeline_model import Roles, TimelineModel
+from bucket_chat_desktop.gui.models.timeline_model import Roles
 from bucket_chat_desktop.gui.widgets.members_panel import (
     MAX_DEVICE_ROWS,
     PANEL_WIDTH,
@@ -231,10 +231,6 @@ def test_mark_as_verified_asks_then_pins_the_key_in_the_index(
     shot(app.window, "members_panel_confirmed", tmp_path)
 
 
-@pytest.mark.skipif(
-    not hasattr(TimelineModel, "set_confirmed_keys"),
-    reason="needs the timeline_model.py hook (Roles.Confirmed, set_confirmed_keys)",
-)
 def test_confirmed_devices_get_the_confirmed_role_in_the_timeline(
     qtbot: Any, app: App, tmp_path: Path
 ) -> None:
@@ -300,10 +296,6 @@ def test_hiding_and_showing_again_reloads_from_the_latest_audit(qtbot: Any, app:
     assert app.features.members_model.rowCount() == 2
 
 
-@pytest.mark.skipif(
-    not hasattr(Controller, "reaudit"),
-    reason="needs the controller/engine hook (Controller.reaudit, SyncEngine.reaudit)",
-)
 def test_confirming_an_unintroduced_key_makes_it_trusted(qtbot: Any, app: App) -> None:
     open_panel(qtbot, app)
     model = app.features.members_model

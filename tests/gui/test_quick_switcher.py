@@ -164,7 +164,6 @@ def test_a_click_on_a_room_opens_it_and_a_click_outside_closes(qtbot: Any, app: 
     assert app.controller.current == app.key("general")
 
 
-@pytest.mark.qt_log_level_fail("WARNING")
 def test_the_filter_model(qtmodeltester: Any, qtbot: Any) -> None:
     rooms = RoomsModel()
     for n, (room_id, name) in enumerate(ROOMS.items()):

@@ -19,9 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-pytest.importorskip("pytestqt")
-
 from test_app_flows import settings_for, store  # noqa: F401 - fixtures
 from test_safe_mode import desktop_env
 

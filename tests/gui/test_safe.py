@@ -25,9 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-pytest.importorskip("pytestqt")
-
 from PySide6.QtCore import QObject, QSize
 from PySide6.QtGui import QColor, QImage
 from PySide6.QtWidgets import QAbstractItemDelegate, QStyleOptionViewItem

@@ -23,9 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-pytest.importorskip("pytestqt")
-
 from PySide6.QtWidgets import QApplication, QMessageBox
 from test_app_flows import Desk, settings_for, store  # noqa: F401 - fixtures
 

@@ -15,9 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-pytest.importorskip("pytestqt")
-
 from nacl.signing import SigningKey
 from PySide6.QtCore import QRect
 from PySide6.QtGui import QColor, QIcon, QImage, QPixmap

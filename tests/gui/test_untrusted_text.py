@@ -34,12 +34,6 @@ from bucket_chat_desktop.protocol.metadata import build_metadata, parse_metadata
 from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync.writer import Draft, RoomWriter
 
-pytestmark = [
-    pytest.mark.qt_log_level_fail("WARNING"),
-    # the offscreen platform cannot raise a tooltip or size a top-level window to hints
-    pytest.mark.qt_log_ignore("This plugin does not support"),
-]
-
 ROOM = "hostile"
 ALICE_ID = "alice@example.com"
 IMPOSTOR_ID = "\u0430lice@example.com"  # Cyrillic а
