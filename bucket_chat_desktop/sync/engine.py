@@ -55,6 +55,7 @@ from ..storage.base import (
     ObjectInfo,
     Storage,
     StorageError,
+    StorageNotFoundError,
     UnreadableObjectError,
 )
 from ..storage.local import LocalStorage
@@ -706,7 +707,7 @@ class SyncEngine:
             if path in room.known:
                 return False
             before = dict(room.unread)
-            got = await self._read_segment(room_id, ObjectInfo(path, 0), room.unread)
+            got = await self._read_segment(room_id, ObjectInfo(path, 0), room.unread, hint=True)
             if got is None:
                 if room.unread != before:  # the room's verdict is no longer final
                     await self._ingest(room, [], complete=room.complete, force_audit=True)
@@ -715,7 +716,12 @@ class SyncEngine:
             return True
 
     async def _read_segment(
-        self, room_id: str, item: ObjectInfo, unread: dict[str, str] | None = None
+        self,
+        room_id: str,
+        item: ObjectInfo,
+        unread: dict[str, str] | None = None,
+        *,
+        hint: bool = False,
     ) -> tuple[ObjectInfo, PreparedSegment] | None:
         """Download and verify (on the pool) one listed or hinted object of a room.
 
@@ -724,7 +730,9 @@ class SyncEngine:
         says so. What stands at a segment's name but cannot be read now — a FIFO, a link,
         a device, the service not answering — is noted in ``unread`` (the verdict is then
         not final, PROTOCOL.md section 16; the next full pass tries again and forgets it
-        if it is gone) and gives None."""
+        if it is gone) and gives None. ``hint``: the path comes from a marker or a file-system
+        event, not a listing; if nothing is there, nothing happened (a marker naming a
+        missing segment changes nothing, PROTOCOL.md section 15)."""
 
         def finding_only(finding: Finding) -> tuple[ObjectInfo, PreparedSegment]:
             return item, PreparedSegment(DecodedSegment(item.path, [], [finding]), [])
@@ -762,6 +770,13 @@ class SyncEngine:
         except UnreadableObjectError as exc:
             log.warning("%s", exc)
             return finding_only(unreadable_finding(exc, Kind.SEGMENT_TOO_LARGE))
+        except StorageNotFoundError as exc:
+            if hint:
+                log.info("ignoring a hint at %s: %s", item.path, exc)
+                return None
+            log.info("could not read %s: %s (will retry)", item.path, exc)
+            not_now(str(exc))
+            return None
         except StorageError as exc:
             log.info("could not read %s: %s (will retry)", item.path, exc)
             not_now(str(exc))
