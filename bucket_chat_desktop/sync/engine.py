@@ -770,14 +770,10 @@ class SyncEngine:
         except UnreadableObjectError as exc:
             log.warning("%s", exc)
             return finding_only(unreadable_finding(exc, Kind.SEGMENT_TOO_LARGE))
-        except StorageNotFoundError as exc:
-            if hint:
+        except StorageError as exc:
+            if hint and isinstance(exc, StorageNotFoundError):
                 log.info("ignoring a hint at %s: %s", item.path, exc)
                 return None
-            log.info("could not read %s: %s (will retry)", item.path, exc)
-            not_now(str(exc))
-            return None
-        except StorageError as exc:
             log.info("could not read %s: %s (will retry)", item.path, exc)
             not_now(str(exc))
             return None

@@ -14,6 +14,8 @@ from pathlib import Path
 from nacl.signing import SigningKey
 
 from bucket_chat_desktop.index import Index
+from bucket_chat_desktop.protocol.activity import marker_path
+from bucket_chat_desktop.protocol.ids import utc_date
 from bucket_chat_desktop.sync.engine import SyncConfig, SyncEngine
 from bucket_chat_desktop.sync.events import EngineEvent, EventsAppended
 from bucket_chat_desktop.sync.outbox import Outbox
@@ -114,3 +116,22 @@ async def test_a_focused_follower_sees_a_message_after_a_lull_without_the_idle_w
         await follower.close()
         await writer.close()
         index.close()
+
+
+async def test_a_marker_naming_a_missing_segment_changes_nothing_on_s3(
+    stores_for: StoresMaker, tmp_path: Path
+) -> None:
+    stores = stores_for("s3")
+    alice = SigningKey.generate()
+    await RoomWriter(stores.new(), ROOM, "alice@x", alice).create_room("Lull", "now")
+    follower = SyncEngine(stores.new(), config=CONFIG)
+    try:
+        room = await follower.open_room(ROOM, background=False)
+        assert room.result is not None and room.result.clean and not room.partial
+        now = int(time.time() * 1000)
+        missing = f"rooms/{ROOM}/logs/{utc_date(now)}/messages_{now}_1_nothere.jsonl"
+        assert await stores.new().put_if_absent(marker_path(now, missing), b"")
+        assert await follower.poll_once() == 0
+        assert room.unread == {} and not room.partial and room.result.clean
+    finally:
+        await follower.close()
