@@ -30,20 +30,13 @@ UNREAD_RETRY = 60.0  # seconds between new attempts at a room that was read only
 class PollTimes(Protocol):
     """The periods the schedule needs (``SyncConfig`` has them), in seconds."""
 
-    @property
-    def active_interval(self) -> float: ...
-    @property
-    def focused_interval(self) -> float: ...
-    @property
-    def idle_interval(self) -> float: ...
-    @property
-    def active_window(self) -> float: ...
-    @property
-    def focused_safety(self) -> float: ...
-    @property
-    def background_safety(self) -> float: ...
-    @property
-    def local_rescan(self) -> float: ...
+    active_interval: float
+    focused_interval: float
+    idle_interval: float
+    active_window: float
+    focused_safety: float
+    background_safety: float
+    local_rescan: float
 
 
 def poll_delay(
