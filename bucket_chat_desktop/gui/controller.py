@@ -196,6 +196,9 @@ class Controller(QObject):
 
     def set_window_active(self, active: bool) -> None:
         self.window_active = active
+        # Engines poll buckets often only while someone looks (they start believing
+        # nobody does: a window that never comes to the front costs little).
+        self.client.set_window_focused(active)
         if active and self.current:
             self.rooms.update(self.current, unread=0)
             self.unread_changed.emit(self.rooms.total_unread())

@@ -72,13 +72,14 @@ class ChatClient:
         self._listener = listener
         self._data_dir = data_dir or paths.data_dir()
         self.storages: dict[str, _Attached] = {}
+        self.window_focused = False  # see set_window_focused
         self._background: list[asyncio.Task[None]] = []
 
     # -- storages -----------------------------------------------------------------------
 
     def _config(self) -> SyncConfig:
-        active, idle = self.settings.poll_intervals()
-        return SyncConfig(active_interval=active, idle_interval=idle)
+        active, focused, idle = self.settings.poll_intervals()
+        return SyncConfig(active_interval=active, focused_interval=focused, idle_interval=idle)
 
     async def attach(self, entry: StorageSettings, *, start: bool = True) -> _Attached:
         """Open a storage, start its engine, and start reading the rooms the user is in."""
@@ -96,6 +97,7 @@ class ChatClient:
             listener=lambda event: self._listener(sid, event),
             config=self._config(),
         )
+        engine.set_window_focused(self.window_focused)
         attached = _Attached(entry, storage, engine, idx, box)
         self.storages[sid] = attached
         if start:
@@ -172,6 +174,13 @@ class ChatClient:
     def focus(self, ref: RoomRef | None) -> None:
         for sid, attached in self.storages.items():
             attached.engine.focus(ref.room_id if ref and ref.storage_id == sid else None)
+
+    def set_window_focused(self, focused: bool) -> None:
+        """Someone looks at the app (its window is focused) or not: every engine polls
+        often, at once on focus, or sparingly."""
+        self.window_focused = focused
+        for attached in self.storages.values():
+            attached.engine.set_window_focused(focused)
 
     def _follow(self, ref: RoomRef) -> None:
         entry = self.settings.storage(ref.storage_id)

@@ -6,7 +6,8 @@ cores verify), ledger/audit/index work on one serial worker thread, outbox commi
 another. The loop only lists, downloads, schedules and reports (``listener`` receives the
 dataclasses of ``events.py``). New data is found by watching a local folder (watchdog) or
 by adaptive polling of the storage's activity markers (one listing per storage, whatever
-the number of rooms), with periodic per-room listings as a safety net.
+the number of rooms), with periodic per-room listings as a safety net; ``schedule.py``
+says how often (often while the app's window is focused, sparingly behind it).
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from ..storage.base import (
     ObjectInfo,
     Storage,
     StorageError,
+    StorageNotFoundError,
     UnreadableObjectError,
 )
 from ..storage.local import LocalStorage
@@ -69,6 +71,7 @@ from .events import (
 )
 from .outbox import Outbox, OutSegment
 from .reader import read_metadata, special_finding, unreadable_finding
+from .schedule import poll_delay, safety_period
 from .watched import (
     STALL_AFTER,
     answer_within,
@@ -89,17 +92,18 @@ AUDIT_SHARE = 0.15  # ... and audits take at most this share of the back-fill's 
 MAX_WITNESS = 64  # other devices' chains named in one event's witness
 WITNESS_ROWS = 500  # newest cached rows a send that did not open the room witnesses from
 MAX_OFFERS_TOLD = 3  # keys one warning names when several offer to introduce this device
-UNREAD_RETRY = 60.0  # seconds between new attempts at a room that was read only partly
 
 
 @dataclass(slots=True)
 class SyncConfig:
     batch_window: float = 0.1  # seconds: what is composed within it shares a segment
-    active_interval: float = 1.0  # poll period while a conversation is active
-    idle_interval: float = 45.0  # longest poll period while idle
+    # Polling a bucket (``schedule.py``): periods in seconds.
+    active_interval: float = 1.0  # while a conversation is active
+    focused_interval: float = 3.0  # longest while the app's window is focused
+    idle_interval: float = 45.0  # longest while it is not
     active_window: float = 60.0  # "active" = something happened this recently
     focused_safety: float = 15 * 60.0  # full listing of the focused room, this often
-    background_safety: float = 4 * 3600.0  # and of every other followed room
+    background_safety: float = 4 * 3600.0  # and of every other room (of all, unfocused)
     local_rescan: float = 30.0  # local folders: re-scan although watched
     workers: int = max(2, min(4, os.cpu_count() or 2))
 
@@ -195,10 +199,16 @@ class SyncEngine:
         self._io = ThreadPoolExecutor(1, thread_name_prefix="bc-outbox")
         self.rooms: dict[str, RoomState] = {}
         self.focused: str | None = None
+        # Whether someone looks at the app (its window is focused): polls often then.
+        # False for the CLI and until a front end says otherwise.
+        self.window_focused = False
+        self.next_poll_in = self.config.active_interval  # the poller's current wait
+        self.polls = 0  # marker polling rounds done (for tests and the benchmarks)
         self._poll_wake = asyncio.Event()
         self._publish_wake = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
-        self._last_activity = 0.0
+        self._activity_at = 0.0  # monotonic time of the last activity (see _last_activity)
+        self._in_poll = False
         self._last_publish = -1e9
         self._marker_cursor: dict[str, str] = {}
         self._accepted: set[tuple[str, str, str]] = set()
@@ -289,6 +299,22 @@ class SyncEngine:
         for pool in (self._pool, self._serial, self._io):
             pool.shutdown(wait=True, cancel_futures=True)
 
+    @property
+    def _last_activity(self) -> float:
+        return self._activity_at
+
+    @_last_activity.setter
+    def _last_activity(self, when: float) -> None:
+        """Activity (a send, a message read, the user) ends a long wait: the poller looks
+        at once and then often. During a round the poller reschedules by itself."""
+        self._activity_at = when
+        if (
+            self._local is None  # a folder is watched: nothing to look at sooner
+            and not self._in_poll
+            and self.next_poll_in > self.config.active_interval
+        ):
+            self._poll_wake.set()
+
     def wake(self) -> None:
         """Poll now (a send, window focus, the user opening a room)."""
         self._last_activity = time.monotonic()
@@ -297,6 +323,13 @@ class SyncEngine:
     def focus(self, room_id: str | None) -> None:
         self.focused = room_id
         if room_id is not None:
+            self.wake()
+
+    def set_window_focused(self, focused: bool) -> None:
+        """The app's window came to the front (poll at once, then often) or went behind
+        others (poll sparingly from the next round on)."""
+        was, self.window_focused = self.window_focused, focused
+        if focused and not was:
             self.wake()
 
     # -- reading rooms -----------------------------------------------------------------------
@@ -680,7 +713,7 @@ class SyncEngine:
             if path in room.known:
                 return False
             before = dict(room.unread)
-            got = await self._read_segment(room_id, ObjectInfo(path, 0), room.unread)
+            got = await self._read_segment(room_id, ObjectInfo(path, 0), room.unread, hint=True)
             if got is None:
                 if room.unread != before:  # the room's verdict is no longer final
                     await self._ingest(room, [], complete=room.complete, force_audit=True)
@@ -689,7 +722,12 @@ class SyncEngine:
             return True
 
     async def _read_segment(
-        self, room_id: str, item: ObjectInfo, unread: dict[str, str] | None = None
+        self,
+        room_id: str,
+        item: ObjectInfo,
+        unread: dict[str, str] | None = None,
+        *,
+        hint: bool = False,
     ) -> tuple[ObjectInfo, PreparedSegment] | None:
         """Download and verify (on the pool) one listed or hinted object of a room.
 
@@ -698,7 +736,9 @@ class SyncEngine:
         says so. What stands at a segment's name but cannot be read now — a FIFO, a link,
         a device, the service not answering — is noted in ``unread`` (the verdict is then
         not final, PROTOCOL.md section 16; the next full pass tries again and forgets it
-        if it is gone) and gives None."""
+        if it is gone) and gives None. ``hint``: the path comes from a marker or a file-system
+        event, not a listing; if nothing is there, nothing happened (a marker naming a
+        missing segment changes nothing, PROTOCOL.md section 15)."""
 
         def finding_only(finding: Finding) -> tuple[ObjectInfo, PreparedSegment]:
             return item, PreparedSegment(DecodedSegment(item.path, [], [finding]), [])
@@ -737,6 +777,9 @@ class SyncEngine:
             log.warning("%s", exc)
             return finding_only(unreadable_finding(exc, Kind.SEGMENT_TOO_LARGE))
         except StorageError as exc:
+            if hint and isinstance(exc, StorageNotFoundError):
+                log.info("ignoring a hint at %s: %s", item.path, exc)
+                return None
             log.info("could not read %s: %s (will retry)", item.path, exc)
             not_now(str(exc))
             return None
@@ -753,15 +796,13 @@ class SyncEngine:
             found += await self._poll_markers()
             now = time.monotonic()
             for room in list(self.rooms.values()):
-                period = (
-                    self.config.focused_safety
-                    if room.room_id == self.focused
-                    else self.config.background_safety
+                period = safety_period(
+                    self.config,
+                    room_focused=room.room_id == self.focused,
+                    window_focused=self.window_focused,
+                    partial=room.complete and bool(room.unread or room.unlisted),
+                    local=self._local is not None,
                 )
-                if self._local is not None:
-                    period = min(period, self.config.local_rescan)
-                if room.complete and (room.unread or room.unlisted):
-                    period = min(period, UNREAD_RETRY)
                 if room.complete and now - room.last_safety >= period:
                     before = len(room.known)
                     if room.unread or room.unlisted:  # read it all again: the verdict waits
@@ -827,21 +868,25 @@ class SyncEngine:
         return found
 
     async def _poller(self) -> None:
-        interval = self.config.active_interval
         local = self._local is not None
         while not self._closed:
-            wait = self.config.local_rescan if local else interval
+            wait = self.config.local_rescan if local else self.next_poll_in
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._poll_wake.wait(), wait)
             self._poll_wake.clear()
-            found = await self.poll_once()
+            self._in_poll = True
+            try:
+                found = await self.poll_once()
+            finally:
+                self._in_poll = False
+            self.polls += 1
             if found:
-                self._last_activity = time.monotonic()
-            active = time.monotonic() - self._last_activity < self.config.active_window
-            interval = (
-                self.config.active_interval
-                if active
-                else min(interval * 2, self.config.idle_interval)
+                self._activity_at = time.monotonic()  # rescheduled just below
+            self.next_poll_in = poll_delay(
+                self.config,
+                quiet_for=time.monotonic() - self._last_activity,
+                window_focused=self.window_focused,
+                previous=self.next_poll_in,
             )
 
     # -- local folders -------------------------------------------------------------------------

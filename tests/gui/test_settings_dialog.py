@@ -140,7 +140,33 @@ def test_a_poll_speed_change_reaches_running_engines(qtbot: Any, controller: Con
     dialog.speed_combo.setCurrentIndex(dialog.speed_combo.findData("fast"))
     dialog.save()
     configs = [a.engine.config for a in controller.client.storages.values()]
-    assert configs and all((c.active_interval, c.idle_interval) == (0.5, 20.0) for c in configs)
+    assert configs and all(
+        (c.active_interval, c.focused_interval, c.idle_interval) == (0.5, 1.5, 20.0)
+        for c in configs
+    )
+
+
+def test_the_window_in_front_makes_the_engines_poll_often(
+    qtbot: Any, controller: Controller
+) -> None:
+    run(controller.client.start(), qtbot, timeout=20)
+    engines = [a.engine for a in controller.client.storages.values()]
+    assert engines and not any(e.window_focused for e in engines)  # nobody looks yet
+    window = MainWindow(controller)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow)
+    qtbot.waitUntil(lambda: all(e.window_focused for e in engines))
+    other = QMessageBox()  # another window comes to the front
+    qtbot.addWidget(other)
+    other.show()
+    other.activateWindow()
+    qtbot.waitUntil(lambda: not window.isActiveWindow())
+    qtbot.waitUntil(lambda: not any(e.window_focused for e in engines))
+    other.close()
+    window.close()
 
 
 def test_a_storage_is_added_after_a_connection_test(
@@ -229,3 +255,4 @@ def test_install_adds_settings_and_add_storage_to_the_window(
 
 def test_speed_texts_follow_the_settings() -> None:
     assert settings_dialog.speed_text("fast").startswith("Buckets are checked every 0.5 s")
+    assert "every 3 s while this window is in front" in settings_dialog.speed_text("normal")

@@ -84,10 +84,10 @@ def _title(text: str, name: str = "sectionTitle") -> QLabel:
 
 def speed_text(speed: str) -> str:
     """How often buckets are checked at ``speed``, in words."""
-    active, idle = Settings(poll_speed=speed).poll_intervals()
+    active, focused, idle = Settings(poll_speed=speed).poll_intervals()
     return (
-        f"Buckets are checked every {active:g} s while you chat, "
-        f"and at least every {idle:g} s when it is quiet"
+        f"Buckets are checked every {active:g} s while you chat, every {focused:g} s "
+        f"while this window is in front, and at least every {idle:g} s behind other windows"
     )
 
 
@@ -455,12 +455,15 @@ class SettingsDialog(QDialog):
 
     def _apply_poll_speed(self) -> None:
         """Running engines poll at the new speed from their next round."""
-        active, idle = self.settings.poll_intervals()
+        active, focused, idle = self.settings.poll_intervals()
         for attached in self.controller.client.storages.values():
             engine = attached.engine
             if isinstance(engine.config, SyncConfig):
                 engine.config = dataclasses.replace(
-                    engine.config, active_interval=active, idle_interval=idle
+                    engine.config,
+                    active_interval=active,
+                    focused_interval=focused,
+                    idle_interval=idle,
                 )
 
     @guard()

@@ -188,6 +188,40 @@ def test_junk_in_the_activity_folder_never_hides_real_markers(tmp_path: Path) ->
     asyncio.run(go())
 
 
+def test_a_marker_naming_a_missing_segment_changes_nothing(tmp_path: Path) -> None:
+    """Markers are hints (PROTOCOL.md section 15): one naming a segment that is not there
+    must not make the room "partly read" — an error finding, no final verdict, and a full
+    listing of the room every minute — for as long as the member keeps writing them."""
+    root = tmp_path / "store"
+    create_room(LocalStorage(root))
+    today = utc_date(int(time.time() * 1000))
+
+    async def go() -> None:
+        sender = SyncEngine(LocalStorage(root), outbox=Outbox(tmp_path / "a.sqlite3"), config=QUIET)
+        receiver = SyncEngine(LocalStorage(root), config=QUIET)
+        try:
+            await sender.send(ROOM, ALICE, key(1), text("hello"))
+            assert await sender.flush(timeout=5)
+            room = await receiver.open_room(ROOM, background=False)
+            assert room.result is not None and room.result.clean and not room.partial
+            for published in (int(time.time() * 1000), int(time.time() * 1000) - 3 * 60_000):
+                if utc_date(published) != today:
+                    pytest.skip("too close to UTC midnight for markers of today")
+                missing = f"rooms/{ROOM}/logs/{today}/messages_{published}_1_nothere.jsonl"
+                (root / marker_path(published, missing)).parent.mkdir(parents=True, exist_ok=True)
+                (root / marker_path(published, missing)).write_bytes(b"")
+                assert await receiver.poll_once() == 0
+                assert room.unread == {} and not room.partial
+                assert room.result.clean, room.result.findings
+        finally:
+            await sender.close()
+            await receiver.close()
+            assert sender.outbox is not None
+            sender.outbox.close()
+
+    asyncio.run(go())
+
+
 def test_a_junk_cursor_left_in_the_index_is_not_trusted(tmp_path: Path) -> None:
     root = tmp_path / "store"
     create_room(LocalStorage(root))

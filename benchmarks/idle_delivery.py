@@ -1,0 +1,291 @@
+"""Idle delivery on a bucket (issue 9, item 11): how late the first message after a lull
+arrives, and what an idle app costs in requests — each figure printed with its target.
+
+Run:  .venv/bin/python benchmarks/idle_delivery.py [latency|requests|schedule|all]
+          [--followers 12] [--messages 5] [--minutes 10]
+
+Real components only: moto's S3 server started here on 127.0.0.1 (stopped by PID), real
+engines with the app's default ("normal") schedule, requests counted by a wrapper around
+each follower's storage (a listing or a download is one request).
+
+latency   REAL TIME, nothing compressed. One writer engine and N idle follower engines
+          (each its own S3 client, started at random moments so their poll phases are
+          independent). Each message is sent at a random moment after a lull long enough
+          for every follower to have settled into its idle rhythm (focused: 65-80 s,
+          unfocused: 125-170 s); its delivery latency is the time from the writer's
+          ``send`` to the follower's ``EventsAppended``. Prints p50/p95 with the window
+          focused and unfocused (target p95 <= 5 s focused).
+requests  REAL TIME. Idle followers with 1 and with 50 rooms, window unfocused (the one
+          with 50 rooms also has a room on screen), counted for ``--minutes`` after they
+          settled: marker listings and anything else they do per hour; plus what one
+          room's full listing costs, measured, times the rooms every 4 hours (a ten-minute
+          run cannot wait for the 4-hourly listings). Target <= 150 per hour per storage.
+schedule  TIME COMPRESSED 60x (every engine period divided by 60: a real minute is a
+          simulated hour), 4.5 simulated hours, 1 and 50 rooms, unfocused and focused.
+          This proves the schedule's logic end to end (all periodic requests, the 4-hourly
+          listings included, add up as the docs say); its absolute figures are not the
+          measurement (each round's own duration stretches a compressed period more).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from nacl.signing import SigningKey
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from sync_bench import WORK, CountingStorage, make_bucket, moto, s3_env
+
+from bucket_chat_desktop.storage import open_storage
+from bucket_chat_desktop.sync.engine import SyncConfig, SyncEngine
+from bucket_chat_desktop.sync.events import EngineEvent, EventsAppended
+from bucket_chat_desktop.sync.outbox import Outbox
+from bucket_chat_desktop.sync.writer import RoomWriter
+
+ROOM = "room-0"
+DEFAULT = SyncConfig()  # the app's "normal" speed (Settings().poll_intervals() gives these)
+BUDGET = 150  # requests per hour per storage, idle and unfocused
+RAMP = DEFAULT.active_window + 2 + 4 + 8 + 16 + 32  # until an unfocused wait reaches 45 s
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * p))]
+
+
+async def make_rooms(spec: str, rooms: int) -> None:
+    storage = open_storage(spec)
+    signer = SigningKey.generate()
+    for i in range(rooms):
+        await RoomWriter(storage, f"room-{i}", "owner@x", signer).create_room(f"Room {i}", "now")
+    await storage.close()
+
+
+def new_engine(
+    spec: str, config: SyncConfig, listener: Any = None
+) -> tuple[SyncEngine, CountingStorage]:
+    counting = CountingStorage(open_storage(spec))
+    home = Path(tempfile.mkdtemp(dir=WORK))
+    engine = SyncEngine(
+        counting, outbox=Outbox(home / "outbox.sqlite3"), listener=listener, config=config
+    )
+    return engine, counting
+
+
+# -- latency (real time) -----------------------------------------------------------------------
+
+
+async def _latency(spec: str, focused: bool, followers: int, messages: int) -> list[float]:
+    lull = (65.0, 80.0) if focused else (RAMP + 3, RAMP + 48)
+    sent: dict[str, float] = {}
+    got: list[float] = []
+
+    def listener(event: EngineEvent) -> None:
+        if isinstance(event, EventsAppended):
+            now = time.time()
+            for a in event.items:
+                body = a.event.content.get("body")
+                if isinstance(body, str) and body in sent:
+                    got.append(now - sent[body])
+
+    await make_rooms(spec, 1)
+    writer, _ = new_engine(spec, DEFAULT)
+    await writer.start()
+    engines = [writer]
+    try:
+        for _ in range(followers):  # random starts: independent poll phases
+            engine, _store = new_engine(spec, DEFAULT, listener)
+            await engine.open_room(ROOM, background=False)
+            engine.set_window_focused(focused)
+            await engine.start()
+            engines.append(engine)
+            await asyncio.sleep(random.uniform(0.0, 3.0))
+        key = SigningKey.generate()
+        for m in range(messages):
+            await asyncio.sleep(random.uniform(*lull))
+            body = f"message {m}"
+            sent[body] = time.time()
+            await writer.send(ROOM, "writer@x", key, [("m.room.message", {"body": body})])
+        deadline = time.monotonic() + DEFAULT.idle_interval + 30
+        while len(got) < followers * messages and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+    finally:
+        for engine in engines:
+            await engine.close()
+            await engine.storage.inner.close()
+    return got
+
+
+def bench_latency(followers: int, messages: int) -> None:
+    with moto() as endpoint:
+        s3_env_update(endpoint)
+        for focused in (True, False):
+            spec = make_bucket(endpoint, f"lat-{uuid.uuid4().hex[:8]}")
+            started = time.monotonic()
+            lat = asyncio.run(_latency(spec, focused, followers, messages))
+            label = "focused" if focused else "unfocused"
+            target = " (target p95 <= 5 s)" if focused else ""
+            print(
+                f"delivery after a lull, window {label}: p50 {statistics.median(lat):.2f} s, "
+                f"p95 {pct(lat, 0.95):.2f} s, max {max(lat):.2f} s over "
+                f"{len(lat)}/{followers * messages} deliveries "
+                f"({followers} followers x {messages} messages, "
+                f"{(time.monotonic() - started) / 60:.1f} min real time){target}",
+                flush=True,
+            )
+
+
+def s3_env_update(endpoint: str) -> None:
+    os.environ.update(s3_env(endpoint))
+
+
+# -- requests per hour (real time) ----------------------------------------------------------
+
+
+async def settled(
+    spec: str, config: SyncConfig, rooms: int, focused: bool
+) -> tuple[SyncEngine, CountingStorage]:
+    """An engine following ``rooms`` rooms (the first on screen), settled into its idle
+    rhythm, its request counts at zero."""
+    await make_rooms(spec, rooms)
+    engine, counting = new_engine(spec, config)
+    for i in range(rooms):
+        await engine.open_room(f"room-{i}", background=False, focus=(i == 0))
+    engine.set_window_focused(focused)
+    await engine.start()
+    await asyncio.sleep(RAMP * config.active_window / DEFAULT.active_window + 1)
+    for k in counting.counts:
+        counting.counts[k] = 0
+    return engine, counting
+
+
+async def _idle(spec: str, rooms: int, minutes: float) -> dict[str, float]:
+    engine, counting = await settled(spec, DEFAULT, rooms, focused=False)
+    try:
+        polls = engine.polls
+        await asyncio.sleep(minutes * 60)
+        per_hour = 60 / minutes
+        counted = {k: v * per_hour for k, v in counting.counts.items()}
+        rounds = (engine.polls - polls) * per_hour
+        before = counting.total()
+        await engine.refresh(ROOM)  # what one room's safety listing costs
+        one_listing = counting.total() - before
+    finally:
+        await engine.close()
+        await counting.close()
+    safety = rooms * one_listing * 3600 / DEFAULT.background_safety
+    return {
+        "counted": sum(counted.values()),
+        "rounds": rounds,
+        "one": one_listing,
+        "safety": safety,
+    }
+
+
+def bench_requests(minutes: float) -> None:
+    async def both(specs: dict[int, str]) -> dict[int, dict[str, float]]:
+        runs = [_idle(spec, rooms, minutes) for rooms, spec in specs.items()]
+        return dict(zip(specs, await asyncio.gather(*runs), strict=True))
+
+    with moto() as endpoint:
+        s3_env_update(endpoint)
+        specs = {n: make_bucket(endpoint, f"idle-{n}-{uuid.uuid4().hex[:6]}") for n in (1, 50)}
+        for rooms, r in asyncio.run(both(specs)).items():
+            total = r["counted"] + r["safety"]
+            print(
+                f"idle, window unfocused, {rooms} room(s): {total:.0f} requests per hour "
+                f"= {r['counted']:.0f} counted over {minutes:g} min real time "
+                f"({r['rounds']:.0f} polling rounds/h) + {r['safety']:.1f} for every room's "
+                f"4-hourly listing ({r['one']:.0f} requests each, measured); "
+                f"target <= {BUDGET}",
+                flush=True,
+            )
+
+
+# -- the schedule's logic (compressed) ----------------------------------------------------------
+
+
+async def _compressed(spec: str, rooms: int, focused: bool, hours: float) -> tuple[float, int]:
+    scale = 60.0
+    config = replace(
+        DEFAULT,
+        active_interval=DEFAULT.active_interval / scale,
+        focused_interval=DEFAULT.focused_interval / scale,
+        idle_interval=DEFAULT.idle_interval / scale,
+        active_window=DEFAULT.active_window / scale,
+        focused_safety=DEFAULT.focused_safety / scale,
+        background_safety=DEFAULT.background_safety / scale,
+        batch_window=DEFAULT.batch_window / scale,
+    )
+    engine, counting = await settled(spec, config, rooms, focused)
+    try:
+        await asyncio.sleep(hours * 3600 / scale)
+        total = counting.total()
+    finally:
+        await engine.close()
+        await counting.close()
+    return total / hours, rooms
+
+
+def bench_schedule(hours: float) -> None:
+    async def all_runs(specs: dict[tuple[int, bool], str]) -> list[tuple[float, int]]:
+        runs = [_compressed(spec, n, f, hours) for (n, f), spec in specs.items()]
+        return list(await asyncio.gather(*runs))
+
+    with moto() as endpoint:
+        s3_env_update(endpoint)
+        specs = {
+            (n, f): make_bucket(endpoint, f"sch-{n}-{int(f)}-{uuid.uuid4().hex[:6]}")
+            for n in (1, 50)
+            for f in (False, True)
+        }
+        for (rooms, focused), (per_hour, _) in zip(
+            specs, asyncio.run(all_runs(specs)), strict=True
+        ):
+            expected = (
+                3600 / (DEFAULT.focused_interval if focused else DEFAULT.idle_interval)
+                + (1 if focused else 0) * 3 * 3600 / DEFAULT.focused_safety
+                + rooms * 3 * 3600 / DEFAULT.background_safety
+            )
+            print(
+                f"schedule (60x compressed, {hours:g} simulated h), "
+                f"{'focused' if focused else 'unfocused'}, {rooms} room(s): "
+                f"{per_hour:.0f} requests per simulated hour "
+                f"(the schedule says at most {expected:.0f})",
+                flush=True,
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "what", nargs="?", default="all", choices=["latency", "requests", "schedule", "all"]
+    )
+    parser.add_argument("--followers", type=int, default=12)
+    parser.add_argument("--messages", type=int, default=5)
+    parser.add_argument("--minutes", type=float, default=10.0, help="real idle minutes counted")
+    parser.add_argument("--hours", type=float, default=4.5, help="simulated hours (schedule)")
+    args = parser.parse_args()
+    WORK.mkdir(parents=True, exist_ok=True)
+    if args.what in ("latency", "all"):
+        bench_latency(args.followers, args.messages)
+    if args.what in ("requests", "all"):
+        bench_requests(args.minutes)
+    if args.what in ("schedule", "all"):
+        bench_schedule(args.hours)
+
+
+if __name__ == "__main__":
+    main()

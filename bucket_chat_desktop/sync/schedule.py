@@ -1,0 +1,76 @@
+"""When the engine polls a bucket, and when it lists a room in full: pure functions.
+
+A bucket cannot tell a reader that something changed, so a reader polls one listing of
+activity markers per storage (PROTOCOL.md section 15). How often is a trade between how
+late a message arrives and how many requests the storage bills:
+
+- right after activity (a send, a message received, the window coming to the front, the
+  user opening a room): every ``active_interval`` for ``active_window`` seconds;
+- then, while the app's window is focused: every ``focused_interval`` however long it is
+  quiet (someone is looking: a message after a lull must not wait long);
+- while it is not focused: the period doubles after each quiet round up to
+  ``idle_interval`` (nobody is looking: requests are what counts).
+
+Full listings of a room (the safety net for writers that make no markers, and the retry
+of a room that was read only partly) follow the same rule: their short periods apply
+only while the window is focused; in the background every room waits
+``background_safety``, and coming to the front polls at once and catches up on what is
+due.
+
+Nothing here reads a clock: the engine passes in how long it has been quiet.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+UNREAD_RETRY = 60.0  # seconds between new attempts at a room that was read only partly
+
+
+class PollTimes(Protocol):
+    """The periods the schedule needs (``SyncConfig`` has them), in seconds."""
+
+    active_interval: float
+    focused_interval: float
+    idle_interval: float
+    active_window: float
+    focused_safety: float
+    background_safety: float
+    local_rescan: float
+
+
+def poll_delay(
+    times: PollTimes, *, quiet_for: float, window_focused: bool, previous: float
+) -> float:
+    """Seconds to wait before the next marker listing.
+
+    ``quiet_for``: seconds since the last activity; ``previous``: the delay chosen last
+    time (it doubles while it is quiet and the window is in the background)."""
+    active = max(times.active_interval, 0.0)
+    if quiet_for < times.active_window:
+        return active
+    ceiling = max(times.idle_interval, active)
+    if window_focused:
+        ceiling = min(ceiling, max(times.focused_interval, active))
+    return min(max(previous, active) * 2, ceiling)
+
+
+def safety_period(
+    times: PollTimes,
+    *,
+    room_focused: bool,
+    window_focused: bool,
+    partial: bool,
+    local: bool,
+) -> float:
+    """Seconds between full listings of one room.
+
+    ``room_focused``: the room on screen; ``partial``: part of it could not be read last
+    time (the verdict waits for a new attempt); ``local``: a folder, where listing costs
+    nothing and the watcher may miss events."""
+    period = times.focused_safety if room_focused else times.background_safety
+    if local:  # listing a folder costs nothing: as often as when someone looks
+        period = min(period, times.local_rescan)
+    elif not window_focused:
+        return times.background_safety  # nobody looks; coming to the front catches up
+    return min(period, UNREAD_RETRY) if partial else period

@@ -1,0 +1,85 @@
+"""The polling schedule as a pure function: focused, unfocused, after activity."""
+
+from __future__ import annotations
+
+from bucket_chat_desktop.settings import Settings
+from bucket_chat_desktop.sync.engine import SyncConfig
+from bucket_chat_desktop.sync.schedule import UNREAD_RETRY, poll_delay, safety_period
+
+NORMAL = SyncConfig()  # active 1 s, focused 3 s, idle 45 s, active window 60 s
+
+
+def delays(*, focused: bool, start: float, quiet: float, rounds: int) -> list[float]:
+    """The delays the poller chooses in ``rounds`` quiet rounds after ``quiet`` seconds."""
+    out, previous = [], start
+    for _ in range(rounds):
+        previous = poll_delay(NORMAL, quiet_for=quiet, window_focused=focused, previous=previous)
+        out.append(previous)
+        quiet += previous
+    return out
+
+
+def test_after_activity_both_poll_every_active_interval() -> None:
+    for focused in (True, False):
+        for quiet in (0.0, 30.0, 59.9):
+            assert poll_delay(NORMAL, quiet_for=quiet, window_focused=focused, previous=45.0) == 1.0
+
+
+def test_a_focused_window_never_waits_longer_than_the_focused_interval() -> None:
+    got = delays(focused=True, start=1.0, quiet=60.0, rounds=2000)  # well over an hour quiet
+    assert got[:2] == [2.0, 3.0]
+    assert max(got) == 3.0 and set(got[2:]) == {3.0}
+
+
+def test_an_unfocused_window_backs_off_to_the_idle_interval() -> None:
+    got = delays(focused=False, start=1.0, quiet=60.0, rounds=12)
+    assert got[:7] == [2.0, 4.0, 8.0, 16.0, 32.0, 45.0, 45.0]
+    assert set(got[5:]) == {45.0}
+
+
+def test_coming_to_the_front_cuts_a_long_wait_and_going_behind_backs_off_again() -> None:
+    # after 45 s waits in the background the focused ceiling applies from the next round
+    assert poll_delay(NORMAL, quiet_for=3600.0, window_focused=True, previous=45.0) == 3.0
+    # behind other windows again: doubling from where it was
+    assert poll_delay(NORMAL, quiet_for=3600.0, window_focused=False, previous=3.0) == 6.0
+
+
+def test_odd_settings_never_give_a_zero_or_negative_delay() -> None:
+    odd = SyncConfig(active_interval=2.0, focused_interval=0.0, idle_interval=1.0)
+    assert poll_delay(odd, quiet_for=1e9, window_focused=True, previous=0.0) == 2.0
+    assert poll_delay(odd, quiet_for=1e9, window_focused=False, previous=0.0) == 2.0
+
+
+def test_full_room_listings_are_frequent_only_while_someone_looks() -> None:
+    def period(**kw: bool) -> float:
+        args = {"room_focused": True, "window_focused": True, "partial": False, "local": False}
+        args.update(kw)
+        return safety_period(NORMAL, **args)
+
+    assert period() == NORMAL.focused_safety
+    assert period(room_focused=False) == NORMAL.background_safety
+    assert period(partial=True) == UNREAD_RETRY
+    assert period(room_focused=False, partial=True) == UNREAD_RETRY
+    # behind other windows every room, even a partly read one, waits the long period
+    for room_focused in (True, False):
+        for partial in (True, False):
+            got = period(window_focused=False, room_focused=room_focused, partial=partial)
+            assert got == NORMAL.background_safety
+    # a folder costs nothing to list: focus does not matter there
+    for window_focused in (True, False):
+        assert period(local=True, window_focused=window_focused) == NORMAL.local_rescan
+        assert period(local=True, partial=True, window_focused=window_focused) == min(
+            NORMAL.local_rescan, UNREAD_RETRY
+        )
+
+
+def test_every_speed_orders_its_periods_and_normal_meets_the_targets() -> None:
+    for speed in ("fast", "normal", "saver"):
+        active, focused, idle = Settings(poll_speed=speed).poll_intervals()
+        assert 0 < active < focused < idle
+    active, focused, idle = Settings().poll_intervals()
+    # focused: a message after a lull waits at most one period (p95 <= 5 s with margin
+    # for the listing, download and check); unfocused: markers + every room's listing
+    # (list the day folders + two days) every 4 hours, 50 rooms, under 150 an hour
+    assert focused <= 4.0
+    assert 3600 / idle + 50 * 3 * 3600 / NORMAL.background_safety <= 150
