@@ -147,20 +147,22 @@ def decode_json_line(line: bytes) -> Any | Malformed:
     # A \uD800-\uDFFF escape that is not half of a pair is no character at all: such a
     # string cannot be stored, printed or canonicalised the same way everywhere. Only
     # lines with such an escape pay for the walk (emoji in canonical form are pairs).
-    if (b"\\ud" in line or b"\\uD" in line) and _lone_surrogate(value):
+    if (b"\\ud" in line or b"\\uD" in line) and has_lone_surrogate(value):
         return Malformed(
             Kind.BAD_ENCODING, "a string holds a lone UTF-16 surrogate (\\uD800-\\uDFFF)"
         )
     return value
 
 
-def _lone_surrogate(value: Any) -> bool:
+def has_lone_surrogate(value: Any) -> bool:
+    """Whether a string in decoded JSON ``value`` (keys included) holds a UTF-16
+    surrogate: after decoding, one is left only where an escape was no proper pair."""
     if isinstance(value, str):
         return any("\ud800" <= c <= "\udfff" for c in value)
     if isinstance(value, dict):
-        return any(_lone_surrogate(k) or _lone_surrogate(v) for k, v in value.items())
+        return any(has_lone_surrogate(k) or has_lone_surrogate(v) for k, v in value.items())
     if isinstance(value, list):
-        return any(_lone_surrogate(v) for v in value)
+        return any(has_lone_surrogate(v) for v in value)
     return False
 
 

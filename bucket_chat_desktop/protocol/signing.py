@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from binascii import b2a_base64
 from collections.abc import Mapping
 from functools import lru_cache
@@ -29,6 +30,7 @@ from .event import (
     MEMBERSHIPS,
     MESSAGE,
     Event,
+    has_lone_surrogate,
 )
 from .ids import check_room_id, make_event_id
 
@@ -136,6 +138,13 @@ def build_event(
         canonical = canonical_json(unsigned)
     if len(canonical) > MAX_LINE_BYTES - 200:
         raise ValueError("refusing to write an invalid event: it is too large")
+    # Readers reject a lone surrogate (decode_json_line); the same test on the decoded
+    # bytes, paid only by events with a \udXXX escape (emoji are such pairs).
+    if b"\\ud" in canonical and has_lone_surrogate(json.loads(canonical)):
+        raise ValueError(
+            "refusing to write an invalid event: a string holds a lone UTF-16 surrogate "
+            "(\\uD800-\\uDFFF), which readers reject"
+        )
     signature = b2a_base64(signing_key.sign(canonical).signature, newline=False).decode("ascii")
     unsigned["signature"] = signature
     return _new_event(

@@ -44,6 +44,7 @@ from bucket_chat_desktop.protocol.event import (
     MEMBERSHIPS,
     MESSAGE,
     Event,
+    has_lone_surrogate,
     parse_line,
 )
 from bucket_chat_desktop.protocol.ids import check_room_id, iso_utc_ms
@@ -130,6 +131,11 @@ def _slow_build_event(
     canonical = canonical_json(unsigned)
     if len(canonical) > MAX_LINE_BYTES - 200:
         raise ValueError("refusing to write an invalid event: it is too large")
+    if has_lone_surrogate(json.loads(canonical)):
+        raise ValueError(
+            "refusing to write an invalid event: a string holds a lone UTF-16 surrogate "
+            "(\\uD800-\\uDFFF), which readers reject"
+        )
     signature = b64encode(signing_key.sign(canonical).signature)
     unsigned["signature"] = signature
     return Event(
@@ -333,7 +339,7 @@ def _respelled_hashes() -> st.SearchStrategy[Any]:
 
 _escapes_text = st.one_of(
     st.text(alphabet=st.characters(codec="utf-8"), max_size=24),
-    st.sampled_from(['"', "\\", "\x00", "\u2028", "é", "😀", "</script>", "\x7f"]),
+    st.sampled_from(['"', "\\", "\x00", "\u2028", "é", "😀", "</script>", "\x7f", "\udce9"]),
 )
 _valid_room = st.from_regex(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,20}", fullmatch=True)
 _valid_text = st.text(alphabet=st.characters(codec="utf-8"), min_size=1, max_size=30)

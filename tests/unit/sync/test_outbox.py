@@ -429,3 +429,16 @@ def test_two_processes_of_one_device_never_fork_its_chain(path: Path) -> None:
         assert {a.state for a in result.timeline} == {TrustState.VERIFIED}
     finally:
         box.close()
+
+
+def test_a_lone_surrogate_is_refused_and_the_room_stays_writable(box: Outbox) -> None:
+    # A lone surrogate reaches a str from undecodable bytes (Python's surrogateescape in
+    # argv or file names) or a broken paste. Every reader rejects such a line as
+    # bad-encoding; signed and queued, it also became this device's chain head, which
+    # the next enqueue could not read: the room was unwritable from then on.
+    with pytest.raises(ValueError, match="lone UTF-16 surrogate"):
+        enqueue(box, "ok", "caf\udce9")
+    assert box.pending() == []  # the whole draft list was rolled back
+    events = enqueue(box, "after")
+    assert [e.body for e in events] == [None, "after"]
+    assert_one_chain(pending_events(box))
