@@ -567,3 +567,92 @@ def test_without_the_c_encoder_the_general_encoder_is_used(
     monkeypatch.setattr(canonical, "_ACYCLIC", None)
     assert canonical_text_acyclic(value) == fast
     assert fast.encode("ascii") == canonical_json(value)
+
+
+# -- the reading side: parse_event's written-out canonical bytes, decode's short cut -----
+
+_EVENT_FIELDS = {
+    "event_id": "room-1::2025-09-14T12:00:45.000Z::u",
+    "room_id": "room-1",
+    "timestamp_ms": 1757851245000,
+    "sender_id": "alice@example.com",
+    "type": MESSAGE,
+    "parent_event_id": None,
+    "prev_event_hash": None,
+    "sender_key": _HASHES[1],
+    "content": {"body": "hi", "msgtype": "m.text"},
+    "signature": "c2ln",
+}
+
+
+_OPTIONAL = ["parent_event_id", "prev_event_hash", "sender_key"]
+
+
+@SETTINGS
+@given(
+    changes=st.one_of(
+        st.dictionaries(  # anything anywhere: mostly malformed
+            st.one_of(st.sampled_from(sorted(_EVENT_FIELDS)), st.sampled_from(["witness", "a"])),
+            st.one_of(_decoded_json(), st.sampled_from(["room-1", "room-1::t::u", _HASHES[2]])),
+            max_size=4,
+        ),
+        st.fixed_dictionaries(  # valid events with odd text, extensions and witnesses
+            {},
+            optional={
+                "parent_event_id": st.one_of(st.none(), _escapes_text),
+                "prev_event_hash": st.one_of(st.none(), _escapes_text),
+                "sender_key": st.one_of(st.none(), _escapes_text),
+                "sender_id": _escapes_text.filter(bool),
+                "content": st.dictionaries(st.text(max_size=5), _decoded_json(), max_size=3),
+                "type": st.sampled_from(["org.x", "é"]),
+                "witness": st.dictionaries(st.text(max_size=5), st.text(max_size=5)),
+                "a_first": _decoded_json(),
+                "zz": _decoded_json(),
+            },
+        ),
+    ),
+    dropped=st.sets(st.sampled_from(_OPTIONAL), max_size=3),
+)
+def test_parsed_canonical_bytes_equal_canonical_json(
+    changes: dict[str, Any], dropped: set[str]
+) -> None:
+    obj = {**_EVENT_FIELDS, **changes}
+    for field in dropped:
+        obj.pop(field, None)
+    expected = canonical_json({k: v for k, v in obj.items() if k != "signature"})
+    parsed = parse_line(json.dumps(obj).encode("utf-8"), "room-1")
+    event("parsed" if isinstance(parsed, Event) else "malformed")
+    if isinstance(parsed, Event):
+        assert parsed.canonical == expected
+        assert parsed.hash == hash_bytes(expected)
+        assert dict(parsed.raw) == obj
+
+
+def _json_texts() -> st.SearchStrategy[str]:
+    space = st.sampled_from(["", " ", "\n", "\t", " \r\n"])
+    return st.one_of(
+        st.builds(lambda a, v, b: a + json.dumps(v) + b, space, _decoded_json(), space),
+        st.builds(lambda v, tail: json.dumps(v) + tail, _decoded_json(), st.text(max_size=5)),
+        st.sampled_from(
+            ["", " ", "1.5", '{"a":1e3}', "NaN", '{"a":-Infinity}', "[1,]", '{"a" 1}', "{}{}"]
+        ),
+        st.sampled_from(['{"n":12345678901234567}', "[-9007199254740992]", "9007199254740991"]),
+        st.text(max_size=30),
+    )
+
+
+def _decoded_or_error(decode: Any, text: str) -> Any:
+    try:
+        return ("value", decode(text))
+    except Exception as exc:  # the exception is the outcome being compared
+        return ("error", type(exc), str(exc))
+
+
+@SETTINGS
+@given(_json_texts())
+def test_decode_short_cut_equals_json_decoder(text: str) -> None:
+    from bucket_chat_desktop.protocol import event as event_module
+
+    fast = _decoded_or_error(event_module._decode, text)
+    slow = _decoded_or_error(event_module._DECODER.decode, text)
+    assert fast == slow
