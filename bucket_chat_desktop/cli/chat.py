@@ -13,7 +13,7 @@ import threading
 from typing import Any
 
 from ..protocol.audit import Assessed, AuditResult
-from ..protocol.event import MESSAGE
+from ..protocol.event import MESSAGE, has_lone_surrogate
 from ..protocol.untrusted_text import RoomIds, display_name_safe, terminal_safe
 from ..storage.base import Storage
 from ..sync.events import EngineEvent, EventsAppended, OutboxChanged, RoomLoaded, StorageStatus
@@ -119,6 +119,9 @@ async def run_chat(storage: Storage, room_id: str, identity: Any, displayname: s
             if text is None or text.strip() in ("/quit", "/exit"):
                 break
             if not text.strip():
+                continue
+            if has_lone_surrogate(text):  # undecodable input bytes (surrogateescape)
+                print("Not sent: the line holds bytes that are not valid UTF-8 text.")
                 continue
             await engine.send(
                 room_id,

@@ -21,7 +21,7 @@ from ..keys import KeysError, load_or_create_identity, open_key_store
 from ..keys.passphrase import claim_env_passphrase
 from ..protocol.audit import AuditResult
 from ..protocol.canonical import b64encode
-from ..protocol.event import MEMBER, MESSAGE
+from ..protocol.event import MEMBER, MESSAGE, has_lone_surrogate
 from ..protocol.ids import InvalidRoomIdError, check_room_id
 from ..protocol.metadata import check_signer
 from ..protocol.room_state import RoomState
@@ -386,6 +386,8 @@ def _message_texts(args: argparse.Namespace) -> list[str]:
         raise UsageError("refusing to send an empty message")
     if len(texts) > MAX_BATCH:
         raise UsageError(f"at most {MAX_BATCH} messages at once")
+    if any(has_lone_surrogate(t) for t in texts):  # surrogateescape of undecodable bytes
+        raise UsageError("the message holds bytes that are not valid UTF-8 text; nothing sent")
     return texts
 
 

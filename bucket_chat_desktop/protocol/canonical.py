@@ -12,6 +12,7 @@ import base64
 import binascii
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,6 +22,45 @@ _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=
 def canonical_json(value: Any) -> bytes:
     """Canonical UTF-8 (in fact ASCII) JSON of ``value``."""
     return _ENCODER.encode(value).encode("ascii")
+
+
+def _no_default(value: Any) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+# The encoder ``_ENCODER.encode`` builds on every call, made once: same separators,
+# key order and escaping (it is the same C code), but no table of the containers being
+# encoded, so it holds no state and threads can share it. Without that table a cycle is
+# not detected, hence only for values known to be acyclic.
+def _make_acyclic_encoder() -> Any:
+    make = getattr(json.encoder, "c_make_encoder", None)  # None without the C accelerator
+    if make is None:
+        return None
+    try:
+        return make(
+            None,  # no markers: no cycle check
+            _no_default,
+            json.encoder.encode_basestring_ascii,
+            None,  # indent
+            ":",
+            ",",
+            True,  # sort_keys
+            False,  # skipkeys
+            True,  # allow_nan, as json.JSONEncoder
+        )
+    except TypeError:  # another interpreter's signature: use the general encoder
+        return None
+
+
+_ACYCLIC = _make_acyclic_encoder()
+
+
+def canonical_text_acyclic(value: Any) -> str:
+    """The text of ``canonical_json(value)`` for a value that holds no cycle (decoded
+    JSON, or a structure whose depth was checked): the hot paths' cheaper form."""
+    if _ACYCLIC is None:  # an interpreter without the C accelerator
+        return _ENCODER.encode(value)
+    return "".join(_ACYCLIC(value, 0))
 
 
 def canonical_bytes(event: Mapping[str, Any]) -> bytes:
@@ -38,6 +78,11 @@ def hash_bytes(data: bytes) -> str:
 def event_hash(event: Mapping[str, Any]) -> str:
     """The event hash that a chain successor names in ``prev_event_hash``."""
     return hash_bytes(canonical_bytes(event))
+
+
+# The one spelling ``b64decode_exact(text, 32)`` accepts (a hash or a public key): 43
+# base64 digits, the last with its two low bits zero (they are padding), then "=".
+HASH_TEXT = re.compile(r"[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=")
 
 
 def b64encode(data: bytes) -> str:

@@ -7,11 +7,14 @@ of every room on every start: it is on the hot path the benchmark measures.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from binascii import b2a_base64
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from hashlib import sha256
+from json.encoder import encode_basestring_ascii
 from typing import Any, NamedTuple
 
-from .canonical import b64decode_exact, canonical_json, hash_bytes
+from .canonical import b64decode_exact, canonical_text_acyclic
 from .findings import Kind
 
 MESSAGE = "m.room.message"
@@ -106,6 +109,8 @@ class _BigInt(ValueError):
 def _int_in_range(text: str) -> int:
     # Every language can represent integers up to 2**53 - 1 exactly (16 digits); longer
     # ones could not be canonicalised the same way everywhere.
+    if len(text) < 16:  # at most 15 digits: within range (and the usual case)
+        return int(text)
     if len(text.lstrip("-")) > 16 or abs(value := int(text)) > MAX_TIMESTAMP_MS:
         raise _BigInt(text)
     return value
@@ -114,6 +119,25 @@ def _int_in_range(text: str) -> int:
 _DECODER = json.JSONDecoder(
     parse_float=_no_float, parse_constant=_no_float, parse_int=_int_in_range
 )
+
+
+def _decode(text: str) -> Any:
+    """``_DECODER.decode(text)``, minus its Python wrapper for the usual line.
+
+    A line that starts with its value and ends with it is what ``decode`` would scan
+    from the same position with the same scanner; anything else (leading or trailing
+    whitespace or data, no value) goes through ``decode`` for its exact error.
+    """
+    try:
+        value, end = _scan_once(text, 0)
+    except StopIteration:
+        return _DECODER.decode(text)
+    if end != len(text):
+        return _DECODER.decode(text)
+    return value
+
+
+_scan_once: Callable[[str, int], tuple[Any, int]] = _DECODER.scan_once  # type: ignore[attr-defined]
 
 
 def decode_json_line(line: bytes) -> Any | Malformed:
@@ -128,7 +152,7 @@ def decode_json_line(line: bytes) -> Any | Malformed:
     except UnicodeDecodeError as exc:
         return Malformed(Kind.BAD_ENCODING, f"not valid UTF-8 at byte {exc.start}")
     try:
-        value = _DECODER.decode(text)
+        value = _decode(text)
     except _FloatFound as exc:
         return Malformed(
             Kind.FLOAT, f"number {exc.args[0]} is not an integer; floats are forbidden"
@@ -147,20 +171,22 @@ def decode_json_line(line: bytes) -> Any | Malformed:
     # A \uD800-\uDFFF escape that is not half of a pair is no character at all: such a
     # string cannot be stored, printed or canonicalised the same way everywhere. Only
     # lines with such an escape pay for the walk (emoji in canonical form are pairs).
-    if (b"\\ud" in line or b"\\uD" in line) and _lone_surrogate(value):
+    if (b"\\ud" in line or b"\\uD" in line) and has_lone_surrogate(value):
         return Malformed(
             Kind.BAD_ENCODING, "a string holds a lone UTF-16 surrogate (\\uD800-\\uDFFF)"
         )
     return value
 
 
-def _lone_surrogate(value: Any) -> bool:
+def has_lone_surrogate(value: Any) -> bool:
+    """Whether a string in decoded JSON ``value`` (keys included) holds a UTF-16
+    surrogate: after decoding, one is left only where an escape was no proper pair."""
     if isinstance(value, str):
         return any("\ud800" <= c <= "\udfff" for c in value)
     if isinstance(value, dict):
-        return any(_lone_surrogate(k) or _lone_surrogate(v) for k, v in value.items())
+        return any(has_lone_surrogate(k) or has_lone_surrogate(v) for k, v in value.items())
     if isinstance(value, list):
-        return any(_lone_surrogate(v) for v in value)
+        return any(has_lone_surrogate(v) for v in value)
     return False
 
 
@@ -168,7 +194,8 @@ def parse_event(obj: Any, room_id: str) -> Event | Malformed:
     """Validate a decoded JSON value as an event of ``room_id``.
 
     Takes ownership of ``obj`` (pass a copy if you keep using it). Nesting depth is
-    checked by ``decode_json_line``; callers with other sources must check it themselves.
+    checked by ``decode_json_line``; callers with other sources must check it themselves
+    (and pass no cycle: decoded JSON never holds one).
     """
     # Fast path: one combined test for the shape every well-formed event has. Anything
     # else takes the slow path, which says exactly what is wrong.
@@ -221,25 +248,64 @@ def parse_event(obj: Any, room_id: str) -> Event | Malformed:
             event_id,
         )
     # The signature is popped and put back rather than copying the dict: this keeps
-    # canonicalisation cheap on the hot path.
+    # canonicalisation cheap on the hot path. Decoded JSON holds no cycle.
     del obj["signature"]
-    canonical = canonical_json(obj)
+    if (
+        len(obj) == 9
+        and "parent_event_id" in obj
+        and "prev_event_hash" in obj
+        and "sender_key" in obj
+    ):
+        # Exactly the fields build_event writes, all read and type-checked above:
+        # canonical_json(obj) written out in its sorted key order.
+        canonical = "".join(
+            (
+                '{"content":',
+                canonical_text_acyclic(content),
+                ',"event_id":',
+                _quote(event_id),
+                ',"parent_event_id":',
+                "null" if parent is None else _quote(parent),
+                ',"prev_event_hash":',
+                "null" if prev is None else _quote(prev),
+                ',"room_id":',
+                _quote(room_id),
+                ',"sender_id":',
+                _quote(sender_id),
+                ',"sender_key":',
+                "null" if sender_key is None else _quote(sender_key),
+                ',"timestamp_ms":',
+                int.__repr__(ts),
+                ',"type":',
+                _quote(event_type),
+                "}",
+            )
+        ).encode("ascii")
+    else:  # extension fields, witness, or an optional field left out
+        canonical = canonical_text_acyclic(obj).encode("ascii")
     obj["signature"] = signature
-    return Event(
-        raw=obj,
-        canonical=canonical,
-        hash=hash_bytes(canonical),
-        event_id=event_id,
-        room_id=room_id,
-        timestamp_ms=ts,
-        sender_id=sender_id,
-        type=event_type,
-        parent_event_id=parent,
-        prev_event_hash=prev,
-        signature=signature,
-        sender_key=sender_key,
-        content=content,
+    return _new_event(
+        Event,
+        (
+            obj,
+            canonical,
+            b2a_base64(sha256(canonical).digest(), newline=False).decode("ascii"),
+            event_id,
+            room_id,
+            ts,
+            sender_id,
+            event_type,
+            parent,
+            prev,
+            signature,
+            sender_key,
+            content,
+        ),
     )
+
+
+_new_event = tuple.__new__  # Event's own __new__ adds a Python call per event
+_quote = encode_basestring_ascii  # a JSON string, as canonical_json writes it
 
 
 def _explain(obj: Any, room_id: str) -> Malformed:

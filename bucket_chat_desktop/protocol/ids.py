@@ -7,6 +7,7 @@ import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 ROOM_ID_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
 CLIENT_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -103,13 +104,24 @@ def client_id_for(sender_id: str, public_key: bytes) -> str:
 
 
 def iso_utc_ms(timestamp_ms: int) -> str:
-    """``2025-09-14T12:00:00.123Z`` for a Unix time in milliseconds."""
+    """``2025-09-14T12:00:00.123Z`` for a Unix time in milliseconds.
+
+    Every event id holds one, so it is on the signing hot path: the date part comes
+    from a small cache of days and the time of day from integer arithmetic (UTC days
+    have exactly 86,400 seconds in Unix time, so this equals ``gmtime`` of the second).
+    """
     seconds, millis = divmod(timestamp_ms, 1000)
-    t = time.gmtime(seconds)
-    return (
-        f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T"
-        f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.{millis:03d}Z"
-    )
+    days, second_of_day = divmod(seconds, 86_400)
+    hour, rest = divmod(second_of_day, 3600)
+    minute, second = divmod(rest, 60)
+    # %-formatting: a third faster than the f-string with format specs, on the hot path
+    return "%s%02d:%02d:%02d.%03dZ" % (_iso_day(days), hour, minute, second, millis)  # noqa: UP031
+
+
+@lru_cache(maxsize=64)
+def _iso_day(days: int) -> str:
+    t = time.gmtime(days * 86_400)
+    return f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T"
 
 
 def utc_date(timestamp_ms: int) -> str:

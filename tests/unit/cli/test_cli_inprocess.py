@@ -147,6 +147,19 @@ def test_an_empty_message_is_refused(
     assert every_file(store) == before
 
 
+def test_undecodable_bytes_in_a_message_are_refused_and_the_room_stays_writable(
+    cli: Cli, room: str, store: Path
+) -> None:
+    # Bytes that are not UTF-8 reach argv as lone surrogates (surrogateescape). Signed,
+    # such an event is one every reader rejects; it also wedged this device's chain.
+    before = every_file(store)
+    r = cli("send", "--room-id", room, "--user-id", ALICE, "caf\udce9")
+    assert_usage_error(r, "not valid UTF-8")
+    assert every_file(store) == before
+    assert cli("send", "--room-id", room, "--user-id", ALICE, "café").code == 0
+    assert "café" in cli("history", "--room-id", room).out
+
+
 def test_an_unknown_storage_url_scheme(cli: Cli) -> None:
     for url in ["ftp://host/x", "webdav://host/x"]:
         assert_usage_error(cli("-s", url, "rooms", storage=False), "unknown storage URL")

@@ -192,3 +192,36 @@ class TestSignatureChecker:
         assert checker.check_bytes(public_key_text(k), b"msG", sig)[0] is False
         # cached key objects give the same answers
         assert checker.check_bytes(public_key_text(k), b"msg", sig)[0] is True
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"content": {"body": "\ud800", "msgtype": "m.text"}},
+        {"content": {"body": "hi", "x": ["ok", {"k\udfff": 1}]}},
+        {"sender_id": "al\udcffce@example.com"},
+        {"unique": "u\udc80"},
+        {"parent_event_id": "p\ud83d"},
+        {"event_type": "m.\udc00"},
+    ],
+)
+def test_build_event_refuses_a_lone_surrogate_the_reader_would_reject(
+    changes: dict[str, Any],
+) -> None:
+    with pytest.raises(ValueError, match="lone UTF-16 surrogate"):
+        build(**changes)
+
+
+def test_build_event_keeps_surrogate_pairs_written_as_escapes() -> None:
+    ev = build(content={"body": "smile 😀 \U0001f600", "msgtype": "m.text"})
+    assert b"\\ud83d\\ude00" in ev.canonical
+    parsed = parse_line(ev.line(), ROOM)
+    assert isinstance(parsed, Event) and parsed.canonical == ev.canonical
+
+
+def test_build_event_takes_a_surrogate_pair_held_as_two_code_points() -> None:
+    # "\ud83d\ude00" as two code points is written as the escapes of 😀; a reader
+    # decodes them into one character, so the event is valid and is signed.
+    ev = build(content={"body": "\ud83d\ude00", "msgtype": "m.text"})
+    parsed = parse_line(ev.line(), ROOM)
+    assert isinstance(parsed, Event) and parsed.body == "😀"

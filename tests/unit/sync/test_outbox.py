@@ -449,3 +449,16 @@ def test_a_segment_stays_within_the_size_readers_accept(box: Outbox) -> None:
     assert len(data) == 2 and all(len(d) <= MAX_SEGMENT_BYTES for d in data)
     assert sum(d.count(b"\n") for d in data) == len(events)  # all of them, in order
     assert data[0].startswith(events[0].line()) and data[1].endswith(events[-1].line())
+
+
+def test_a_lone_surrogate_is_refused_and_the_room_stays_writable(box: Outbox) -> None:
+    # A lone surrogate reaches a str from undecodable bytes (Python's surrogateescape in
+    # argv or file names) or a broken paste. Every reader rejects such a line as
+    # bad-encoding; signed and queued, it also became this device's chain head, which
+    # the next enqueue could not read: the room was unwritable from then on.
+    with pytest.raises(ValueError, match="lone UTF-16 surrogate"):
+        enqueue(box, "ok", "caf\udce9")
+    assert box.pending() == []  # the whole draft list was rolled back
+    events = enqueue(box, "after")
+    assert [e.body for e in events] == [None, "after"]
+    assert_one_chain(pending_events(box))
