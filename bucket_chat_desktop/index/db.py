@@ -20,7 +20,7 @@ import sqlite3
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ParamSpec, TypeVar
@@ -178,13 +178,15 @@ class TimelineRow:
 def _locked(method: Callable[P, R]) -> Callable[P, R]:
     """Serialise every use of the shared connection: the engine's worker thread and the GUI
     thread both use the index, and a Python sqlite3 connection must not be used by two
-    threads at once (it can crash the interpreter)."""
+    threads at once (it can crash the interpreter, and one thread's statements land in
+    the other's transaction)."""
 
     @functools.wraps(method)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         with args[0]._lock:  # type: ignore[attr-defined]
             return method(*args, **kwargs)
 
+    wrapper.takes_index_lock = True  # type: ignore[attr-defined]  # checked by a test
     return wrapper
 
 
@@ -254,6 +256,7 @@ class Index:
         rows = self._db.execute("SELECT path, size FROM segments WHERE room_id = ?", (room_id,))
         return dict(rows.fetchall())
 
+    @_locked
     def add_segment(
         self,
         room_id: str,
@@ -293,14 +296,9 @@ class Index:
                 [(room_id, path, f.kind.value, f.message, f.line, f.event_id) for f in findings],
             )
 
-    def room_segments(
-        self, room_id: str
-    ) -> Iterator[tuple[str, list[IndexedEvent], list[Finding]]]:
-        """Every cached segment of a room with its events and findings, in path order."""
-        yield from self._room_segments(room_id)
-
     @_locked
-    def _room_segments(self, room_id: str) -> list[tuple[str, list[IndexedEvent], list[Finding]]]:
+    def room_segments(self, room_id: str) -> list[tuple[str, list[IndexedEvent], list[Finding]]]:
+        """Every cached segment of a room with its events and findings, in path order."""
         findings: dict[str, list[Finding]] = {}
         for path, kind, message, line, event_id in self._db.execute(
             "SELECT path, kind, message, line, event_id FROM segment_findings WHERE room_id = ?",
