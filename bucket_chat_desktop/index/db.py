@@ -20,7 +20,7 @@ import sqlite3
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ParamSpec, TypeVar
@@ -285,6 +285,16 @@ class Index:
         self.path = path
         self._lock = threading.RLock()
 
+    @contextlib.contextmanager
+    def _released(self) -> Iterator[None]:
+        """Inside a locked method: let other threads use the connection while this one
+        does pure computation on rows it already fetched (no SQL in the block)."""
+        self._lock.release()
+        try:
+            yield
+        finally:
+            self._lock.acquire()
+
     @classmethod
     def open(cls, path: Path | None, storage_url: str = "") -> Index:
         """Open (creating or migrating) the index; a broken file is moved aside."""
@@ -409,27 +419,27 @@ class Index:
                 damaged.note(_where(path, line), f"finding of unknown kind {str(kind)[:40]!r}")
                 continue
             findings.setdefault(path, []).append(finding)
-        events: dict[str, list[CachedEvent]] = {}
-        for path, line, event_id, ts, raw, sig_ok, sig_why in self._db.execute(
+        rows = self._db.execute(
             "SELECT path, line, event_id, timestamp_ms, CAST(raw AS BLOB), sig_ok, sig_why "
             "FROM events WHERE room_id = ? ORDER BY path, line",
             (room_id,),
-        ):
-            ev = _reenter(raw, room_id, event_id, ts)
-            if not (isinstance(path, str) and type(line) is int and isinstance(sig_why, str)):
-                ev = Malformed(Kind.BAD_SCHEMA, "the cached row's columns have the wrong types")
-            if isinstance(ev, Malformed):
-                damaged.note(_where(path, line), ev.reason)
-            ok = sig_ok if sig_ok is None else sig_ok == 1
-            events.setdefault(str(path), []).append(
-                CachedEvent(str(path), line if type(line) is int else -1, ev, ok, str(sig_why))
-            )
-        return [
-            (path, events.get(path, []), findings.get(path, []))
-            for (path,) in self._db.execute(
-                "SELECT path FROM segments WHERE room_id = ? ORDER BY path", (room_id,)
-            )
-        ]
+        ).fetchall()
+        paths = self._db.execute(
+            "SELECT path FROM segments WHERE room_id = ? ORDER BY path", (room_id,)
+        ).fetchall()
+        events: dict[str, list[CachedEvent]] = {}
+        with self._released():  # parsing a large room takes a while: no SQL in here
+            for path, line, event_id, ts, raw, sig_ok, sig_why in rows:
+                ev = _reenter(raw, room_id, event_id, ts)
+                if not (isinstance(path, str) and type(line) is int and isinstance(sig_why, str)):
+                    ev = Malformed(Kind.BAD_SCHEMA, "the cached row's columns have the wrong types")
+                if isinstance(ev, Malformed):
+                    damaged.note(_where(path, line), ev.reason)
+                ok = sig_ok if sig_ok is None else sig_ok == 1
+                events.setdefault(str(path), []).append(
+                    CachedEvent(str(path), line if type(line) is int else -1, ev, ok, str(sig_why))
+                )
+        return [(path, events.get(path, []), findings.get(path, [])) for (path,) in paths]
 
     # -- audits --------------------------------------------------------------------------------
 
