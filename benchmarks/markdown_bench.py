@@ -47,6 +47,7 @@ def main() -> None:
     from bucket_chat_desktop.gui.widgets.message_delegate import MessageDelegate
     from bucket_chat_desktop.index import TimelineRow
     from bucket_chat_desktop.protocol.audit import TrustState
+    from bucket_chat_desktop.protocol.event import parse_event
 
     app = QApplication.instance() or QApplication([])
     base = 1_764_000_000_000
@@ -66,10 +67,11 @@ def main() -> None:
             "timestamp_ms": base + i * 60_000,
             "type": "m.room.message",
             "content": {"body": body, "msgtype": "m.text"},
+            "signature": "",
         }
-        rows.append(
-            TimelineRow(i, json.dumps(raw), TrustState.VERIFIED, "signature checks out", "p", i)
-        )
+        # Cached rows come back from the index already parsed (Index.newest).
+        event = parse_event(json.loads(json.dumps(raw)), "bench")
+        rows.append(TimelineRow(i, event, TrustState.VERIFIED, "signature checks out", "p", i))
     size = max(len(b.encode()) for b in bodies)
 
     view = TimelineView()

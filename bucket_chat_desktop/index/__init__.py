@@ -1,5 +1,5 @@
 """The local SQLite cache of verified events, audits, trust pins and sync cursors."""
 
-from .db import Index, IndexedEvent, TimelineRow, index_path_for
+from .db import CachedEvent, Index, IndexedEvent, TimelineRow, index_path_for
 
-__all__ = ["Index", "IndexedEvent", "TimelineRow", "index_path_for"]
+__all__ = ["CachedEvent", "Index", "IndexedEvent", "TimelineRow", "index_path_for"]

@@ -27,6 +27,7 @@ from typing import ParamSpec, TypeVar
 
 from ..osfiles import open_fd
 from ..protocol.audit import Assessed, AuditResult, TrustState
+from ..protocol.event import Event, Malformed, parse_line
 from ..protocol.findings import Finding, Kind
 
 log = logging.getLogger("bucket_chat.index")
@@ -154,7 +155,8 @@ def index_path_for(data_dir: Path, storage_url: str) -> Path:
 
 @dataclass(frozen=True, slots=True)
 class IndexedEvent:
-    """An event as cached: its raw line and its signature verdict."""
+    """An event to cache: its raw line and its signature verdict (written, never read
+    back in this form: what comes back is a ``CachedEvent``)."""
 
     path: str
     line: int
@@ -166,25 +168,111 @@ class IndexedEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class CachedEvent:
+    """A cached event as it came back through the protocol parser: ``event`` is either a
+    valid ``Event`` or a ``Malformed`` that says why the cached row is not one any more
+    (the index is a local file another program can edit). There is no raw line to parse
+    a second way."""
+
+    path: str
+    line: int
+    event: Event | Malformed
+    sig_ok: bool | None
+    sig_why: str
+
+
+@dataclass(frozen=True, slots=True)
 class TimelineRow:
+    """A row of the last audit's cached timeline. ``state`` and ``reason`` are that
+    audit's verdict as this device stored it, not a fresh one."""
+
     pos: int
-    raw: str
+    event: Event | Malformed
     state: TrustState
     reason: str
     path: str
     line: int
 
 
+LOG_DAMAGED = 20  # damaged rows logged one by one per read; the rest are counted
+
+
+def _reenter(
+    raw: object, room_id: str, event_id: object, timestamp_ms: object
+) -> Event | Malformed:
+    """The one way a cached row becomes an event again: the protocol parser, then a check
+    that the line is the one its columns describe. ``raw`` is read as a BLOB, so a row
+    holding bad UTF-8, a number or nothing at all is a ``Malformed``, not an exception."""
+    if not isinstance(raw, bytes):
+        return Malformed(
+            Kind.BAD_SCHEMA,
+            f"the cached row holds {type(raw).__name__} where its JSON line belongs",
+        )
+    parsed = parse_line(raw, room_id)
+    if isinstance(parsed, Malformed):
+        return Malformed(parsed.kind, f"the cached line no longer parses: {parsed.reason}")
+    if parsed.event_id != event_id or parsed.timestamp_ms != timestamp_ms:
+        return Malformed(
+            Kind.BAD_SCHEMA,
+            "the cached line is not the event its row names (the index was changed "
+            "outside this app)",
+            parsed.event_id,
+        )
+    return parsed
+
+
+def _finding(
+    kind: object, message: object, path: object, line: object, event_id: object
+) -> Finding | None:
+    """A cached finding, or None when its row is not one this app wrote."""
+    try:
+        known = Kind(str(kind))
+    except ValueError:
+        return None
+    return Finding(
+        known,
+        str(message),
+        path if isinstance(path, str) else None,
+        line if type(line) is int else None,
+        event_id if isinstance(event_id, str) else None,
+    )
+
+
+class _DamageLog:
+    """Logs damaged cached rows specifically, without letting a hostile file flood the log."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.count = 0
+
+    def note(self, where: str, reason: str) -> None:
+        self.count += 1
+        if self.count <= LOG_DAMAGED:
+            log.warning("index: %s %s is damaged and is not used: %s", self.what, where, reason)
+
+    def close(self) -> None:
+        if self.count > LOG_DAMAGED:
+            log.warning(
+                "index: %d more damaged rows of %s not listed", self.count - LOG_DAMAGED, self.what
+            )
+
+
+def _where(path: object, line: object) -> str:
+    return f"{str(path)[:200]}:{str(line)[:20]}"
+
+
 def _locked(method: Callable[P, R]) -> Callable[P, R]:
     """Serialise every use of the shared connection: the engine's worker thread and the GUI
     thread both use the index, and a Python sqlite3 connection must not be used by two
-    threads at once (it can crash the interpreter)."""
+    threads at once (it can crash the interpreter, and one thread's statements land in
+    the other's transaction)."""
 
     @functools.wraps(method)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         with args[0]._lock:  # type: ignore[attr-defined]
             return method(*args, **kwargs)
 
+    wrapper.takes_index_lock = True  # type: ignore[attr-defined]  # checked by a test
     return wrapper
 
 
@@ -196,6 +284,16 @@ class Index:
         self._db = conn
         self.path = path
         self._lock = threading.RLock()
+
+    @contextlib.contextmanager
+    def _released(self) -> Iterator[None]:
+        """Inside a locked method: let other threads use the connection while this one
+        does pure computation on rows it already fetched (no SQL in the block)."""
+        self._lock.release()
+        try:
+            yield
+        finally:
+            self._lock.acquire()
 
     @classmethod
     def open(cls, path: Path | None, storage_url: str = "") -> Index:
@@ -254,6 +352,7 @@ class Index:
         rows = self._db.execute("SELECT path, size FROM segments WHERE room_id = ?", (room_id,))
         return dict(rows.fetchall())
 
+    @_locked
     def add_segment(
         self,
         room_id: str,
@@ -293,36 +392,54 @@ class Index:
                 [(room_id, path, f.kind.value, f.message, f.line, f.event_id) for f in findings],
             )
 
-    def room_segments(
-        self, room_id: str
-    ) -> Iterator[tuple[str, list[IndexedEvent], list[Finding]]]:
-        """Every cached segment of a room with its events and findings, in path order."""
-        yield from self._room_segments(room_id)
-
     @_locked
-    def _room_segments(self, room_id: str) -> list[tuple[str, list[IndexedEvent], list[Finding]]]:
+    def room_segments(self, room_id: str) -> list[tuple[str, list[CachedEvent], list[Finding]]]:
+        """Every cached segment of a room with its events (re-entered through the parser:
+        see ``CachedEvent``) and findings, in path order. A row SQLite itself cannot hand
+        back (text that is not UTF-8) makes the whole room uncached: it is read again."""
+        damaged = _DamageLog(f"room {room_id[:200]!r}")
+        try:
+            return self._room_segments(room_id, damaged)
+        except sqlite3.OperationalError as exc:
+            log.warning("index: room %r cannot be read back (%s); it is read again", room_id, exc)
+            return []
+        finally:
+            damaged.close()
+
+    def _room_segments(
+        self, room_id: str, damaged: _DamageLog
+    ) -> list[tuple[str, list[CachedEvent], list[Finding]]]:
         findings: dict[str, list[Finding]] = {}
         for path, kind, message, line, event_id in self._db.execute(
             "SELECT path, kind, message, line, event_id FROM segment_findings WHERE room_id = ?",
             (room_id,),
         ):
-            findings.setdefault(path, []).append(Finding(Kind(kind), message, path, line, event_id))
-        events: dict[str, list[IndexedEvent]] = {}
-        for path, line, event_id, ts, raw, sig_ok, sig_why in self._db.execute(
-            "SELECT path, line, event_id, timestamp_ms, raw, sig_ok, sig_why FROM events "
-            "WHERE room_id = ? ORDER BY path, line",
+            finding = _finding(kind, message, path, line, event_id)
+            if finding is None:
+                damaged.note(_where(path, line), f"finding of unknown kind {str(kind)[:40]!r}")
+                continue
+            findings.setdefault(path, []).append(finding)
+        rows = self._db.execute(
+            "SELECT path, line, event_id, timestamp_ms, CAST(raw AS BLOB), sig_ok, sig_why "
+            "FROM events WHERE room_id = ? ORDER BY path, line",
             (room_id,),
-        ):
-            ok = None if sig_ok is None else bool(sig_ok)
-            events.setdefault(path, []).append(
-                IndexedEvent(path, line, event_id, ts, raw, ok, sig_why)
-            )
-        return [
-            (path, events.get(path, []), findings.get(path, []))
-            for (path,) in self._db.execute(
-                "SELECT path FROM segments WHERE room_id = ? ORDER BY path", (room_id,)
-            )
-        ]
+        ).fetchall()
+        paths = self._db.execute(
+            "SELECT path FROM segments WHERE room_id = ? ORDER BY path", (room_id,)
+        ).fetchall()
+        events: dict[str, list[CachedEvent]] = {}
+        with self._released():  # parsing a large room takes a while: no SQL in here
+            for path, line, event_id, ts, raw, sig_ok, sig_why in rows:
+                ev = _reenter(raw, room_id, event_id, ts)
+                if not (isinstance(path, str) and type(line) is int and isinstance(sig_why, str)):
+                    ev = Malformed(Kind.BAD_SCHEMA, "the cached row's columns have the wrong types")
+                if isinstance(ev, Malformed):
+                    damaged.note(_where(path, line), ev.reason)
+                ok = sig_ok if sig_ok is None else sig_ok == 1
+                events.setdefault(str(path), []).append(
+                    CachedEvent(str(path), line if type(line) is int else -1, ev, ok, str(sig_why))
+                )
+        return [(path, events.get(path, []), findings.get(path, [])) for (path,) in paths]
 
     # -- audits --------------------------------------------------------------------------------
 
@@ -375,18 +492,48 @@ class Index:
 
     @_locked
     def newest(self, room_id: str, limit: int, before: int | None = None) -> list[TimelineRow]:
-        """The newest ``limit`` cached rows before position ``before``, oldest first."""
+        """The newest ``limit`` cached rows before position ``before``, oldest first. Each
+        event re-enters through the parser; a damaged row comes back as a ``Malformed``
+        (shown as such), and rows SQLite cannot hand back at all give an empty list."""
         bound = before if before is not None else 2**62
-        rows = self._db.execute(
-            "SELECT t.pos, e.raw, t.state, t.reason, t.path, t.line FROM timeline t "
-            "JOIN events e ON e.room_id = t.room_id AND e.path = t.path AND e.line = t.line "
-            "WHERE t.room_id = ? AND t.pos < ? ORDER BY t.pos DESC LIMIT ?",
-            (room_id, bound, limit),
-        ).fetchall()
-        return [
-            TimelineRow(pos, raw, TrustState(state), reason, path, line)
-            for pos, raw, state, reason, path, line in reversed(rows)
-        ]
+        damaged = _DamageLog(f"timeline of room {room_id[:200]!r}")
+        try:
+            rows = self._db.execute(
+                "SELECT t.pos, CAST(e.raw AS BLOB), t.state, t.reason, t.path, t.line, "
+                "t.event_id, e.event_id, e.timestamp_ms FROM timeline t "
+                "JOIN events e ON e.room_id = t.room_id AND e.path = t.path AND e.line = t.line "
+                "WHERE t.room_id = ? AND t.pos < ? ORDER BY t.pos DESC LIMIT ?",
+                (room_id, bound, limit),
+            ).fetchall()
+        except sqlite3.OperationalError as exc:
+            log.warning("index: the timeline of room %r cannot be read (%s)", room_id, exc)
+            return []
+        out = []
+        for pos, raw, state, reason, path, line, event_id, e_event_id, ts in reversed(rows):
+            # The timeline and the events table must both name the line's event.
+            ev = _reenter(raw, room_id, event_id if event_id == e_event_id else None, ts)
+            try:
+                trust = TrustState(state)
+            except ValueError:
+                trust = TrustState.INVALID
+                ev = Malformed(Kind.BAD_SCHEMA, f"unknown cached trust state {str(state)[:40]!r}")
+            if not (isinstance(reason, str) and isinstance(path, str) and type(line) is int):
+                ev = Malformed(Kind.BAD_SCHEMA, "the cached row's columns have the wrong types")
+            if isinstance(ev, Malformed):
+                damaged.note(_where(path, line), ev.reason)
+                trust = TrustState.INVALID
+            out.append(
+                TimelineRow(
+                    pos,
+                    ev,
+                    trust,
+                    str(reason)[:2000],
+                    str(path),
+                    line if type(line) is int else -1,
+                )
+            )
+        damaged.close()
+        return out
 
     @_locked
     def timeline_length(self, room_id: str) -> int:
@@ -397,13 +544,11 @@ class Index:
 
     @_locked
     def findings(self, room_id: str) -> list[Finding]:
-        return [
-            Finding(Kind(kind), message, path, line, event_id)
-            for kind, message, path, line, event_id in self._db.execute(
-                "SELECT kind, message, path, line, event_id FROM findings WHERE room_id = ?",
-                (room_id,),
-            )
-        ]
+        rows = self._db.execute(
+            "SELECT kind, message, path, line, event_id FROM findings WHERE room_id = ?",
+            (room_id,),
+        )
+        return [f for f in (_finding(*row) for row in rows) if f is not None]
 
     # -- rooms ---------------------------------------------------------------------------------
 

@@ -38,7 +38,7 @@ from ..protocol.audit import (
     prepare_segment,
 )
 from ..protocol.canonical import b64encode
-from ..protocol.event import MEMBER, Event, Malformed, parse_line
+from ..protocol.event import MEMBER, Event, Malformed
 from ..protocol.findings import Finding, Kind
 from ..protocol.ids import (
     is_valid_room_id,
@@ -397,23 +397,32 @@ class SyncEngine:
         assert index is not None
         info = {r["room_id"]: r for r in index.rooms()}.get(room.room_id)
         count = 0
+        damaged: set[str] = set()
         for path, cached, findings in index.room_segments(room.room_id):
             events: list[Located] = []
             verdicts: list[tuple[bool | None, str]] = []
             for item in cached:
-                parsed = parse_line(item.raw.encode("utf-8"), room.room_id)
-                if isinstance(parsed, Malformed):
-                    continue  # cannot happen for what we stored; never trust it blindly
-                events.append(Located(parsed, item.path, item.line))
+                if isinstance(item.event, Malformed):
+                    damaged.add(path)  # logged by the index; never trusted blindly
+                    break
+                events.append(Located(item.event, item.path, item.line))
                 verdicts.append((item.sig_ok, item.sig_why))
+            if path in damaged:
+                continue
             decoded = DecodedSegment(path, events, list(findings))
             room.ledger.add_prepared(PreparedSegment(decoded, verdicts))
             count += 1
-        room.known.update(index.known_segments(room.room_id))
+        # A segment whose cached copy is damaged is not known: it is read (and checked)
+        # again from storage, which also repairs the cache; until then it is unread.
+        known = index.known_segments(room.room_id)
+        room.known.update({p: size for p, size in known.items() if p not in damaged})
+        for path in damaged:
+            room.unread[path] = "this device's cached copy of it is damaged; it is read again"
         if count == 0:
             return False
-        complete = bool(info and info["history_complete"])
+        complete = bool(info and info["history_complete"]) and not damaged
         room.result = room.ledger.audit(index.pins(), complete=complete)
+        room.result.findings.extend(_unread_findings(room))
         return complete
 
     async def _fetch_history(self, room: RoomState) -> None:
@@ -1005,11 +1014,7 @@ class SyncEngine:
                 introducer = first_confirmed(offered, confirmed)
         elif self.index is not None:  # not open here (the CLI): what this device cached
             rows = await self._serially(self.index.newest, room_id, WITNESS_ROWS)
-            cached = [
-                (ev, row.state)
-                for row in rows
-                if isinstance(ev := parse_line(row.raw.encode("utf-8"), room_id), Event)
-            ]
+            cached = [(row.event, row.state) for row in rows if isinstance(row.event, Event)]
             seen = [ev for ev, _ in reversed(cached)]
             if introducer is None:
                 offered = _merged(offered, offered_introductions(cached, user_id, key_text))
@@ -1137,10 +1142,10 @@ class SyncEngine:
             mine: list[Event] = []
             for _path, cached, _ in index.room_segments(room_id):
                 for item in cached:
-                    if not item.sig_ok:
+                    ev = item.event
+                    if not item.sig_ok or not isinstance(ev, Event):
                         continue
-                    ev = parse_line(item.raw.encode("utf-8"), room_id)
-                    if isinstance(ev, Event) and ev.sender_key == key_text:
+                    if ev.sender_key == key_text:
                         mine.append(ev)
             return True, _newest_head(mine)
 

@@ -9,6 +9,7 @@ import json
 import queue
 import re
 import shutil
+import sqlite3
 import subprocess
 import threading
 import time
@@ -193,3 +194,48 @@ def test_history_works_after_the_index_is_deleted_or_broken(device) -> None:  # 
     text = bob.run("history", "--room-id", ROOM).stdout
     assert [line for line in text.splitlines() if "third" in line]
     assert history_bodies(bob) == ["first", "second", "third"]
+
+
+def test_history_from_an_index_edited_to_hold_hostile_rows(device) -> None:  # type: ignore[no-untyped-def]
+    """The index is a local file another program can edit. Rows that are not JSON, hold
+    bad UTF-8, numbers too large, the wrong types, another event's line or a made-up
+    trust state never crash ``history``; each damaged segment is read again from storage,
+    so the history shown is exactly the one before, and the cache is repaired."""
+    alice = device("alice", "alice@example.com")
+    bob = device("bob", "bob@example.com", setup=False)
+    alice.user("create-room", "--room-id", ROOM, "--name", "Sync")
+    for body in ("first", "second", "third", "fourth"):
+        alice.user("send", "--room-id", ROOM, body)
+    before = bob.json("history", "--room-id", ROOM)
+    (db,) = [p for p in (bob.home / "data" / "index").iterdir() if p.suffix == ".sqlite3"]
+    conn = sqlite3.connect(db)
+    with conn:
+        rows = conn.execute("SELECT path, line, raw FROM events ORDER BY path, line").fetchall()
+        assert len(rows) >= 5  # the join and four messages
+        raw = {(p, n): r for p, n, r in rows}
+        first, second, third, fourth = [k for k, r in raw.items() if '"m.room.message"' in r]
+        put = "UPDATE events SET raw = ? WHERE path = ? AND line = ?"
+        conn.execute(put, ("{not json", *first))
+        huge = json.loads(raw[second])
+        huge["timestamp_ms"] = 10**30
+        conn.execute(put, (json.dumps(huge), *second))
+        conn.execute(put, (raw[fourth], *third))  # another event's line under this row
+        conn.execute(
+            "UPDATE events SET raw = CAST(x'7bff22' AS TEXT) WHERE path = ? AND line = ?", fourth
+        )
+        conn.execute("UPDATE timeline SET state = 'trust-me'")
+        conn.execute("UPDATE segment_findings SET kind = 'made-up'")
+    conn.close()
+
+    again = bob.run("history", "--room-id", ROOM, "--json")
+    assert json.loads(again.stdout) == before
+    assert "Traceback" not in again.stderr
+    text = bob.run("history", "--room-id", ROOM)
+    assert [line for line in text.stdout.splitlines() if "fourth" in line]
+    conn = sqlite3.connect(db)  # repaired: every cached line is its row's event again
+    with conn:
+        repaired = dict(
+            ((p, n), r) for p, n, r in conn.execute("SELECT path, line, raw FROM events")
+        )
+    conn.close()
+    assert repaired == raw

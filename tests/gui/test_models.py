@@ -110,8 +110,7 @@ def _ids(model: TimelineModel) -> list[str]:
 
 def _cached(items: list[Assessed]) -> list[TimelineRow]:
     return [
-        TimelineRow(pos, a.event.line().decode(), a.state, a.reason, a.path, a.line)
-        for pos, a in enumerate(items)
+        TimelineRow(pos, a.event, a.state, a.reason, a.path, a.line) for pos, a in enumerate(items)
     ]
 
 

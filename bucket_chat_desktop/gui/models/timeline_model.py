@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-import json
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,11 +21,14 @@ from PySide6.QtCore import QAbstractListModel, QByteArray, QModelIndex, QPersist
 from ... import timestamps
 from ...index import TimelineRow
 from ...protocol.audit import Assessed, TrustState
-from ...protocol.event import MEMBER, MESSAGE, Event
+from ...protocol.event import MEMBER, MESSAGE, Event, Malformed
 from ...protocol.room_state import DisplayNames, membership_text
 from ..safe import guard
 
 PAGE = 200
+EARLIER_CHECK = "from this device's earlier check; the room is being read again"
+
+log = logging.getLogger("bucket_chat.gui")
 
 Index = QModelIndex | QPersistentModelIndex
 
@@ -48,6 +51,7 @@ class Roles(enum.IntEnum):
     DisplayName = enum.auto()  # from the sender's verified join, else their user id
     Confirmed = enum.auto()  # verified, and the user confirmed its key out of band
     SenderWarning = enum.auto()  # why the sender id may imitate another, or None
+    Cached = enum.auto()  # True: the verdict is the index's, from an earlier check
 
 
 @dataclass(slots=True)
@@ -63,6 +67,7 @@ class Row:
     location: str
     echo: str = ""
     echo_error: str = ""
+    cached: bool = False  # shown from the index: its verdict is an earlier check's
 
     @property
     def kind(self) -> str:
@@ -105,26 +110,28 @@ class Row:
         )
 
     @staticmethod
-    def from_cached(row: TimelineRow) -> Row | None:
-        try:
-            raw = json.loads(row.raw)
-        except (ValueError, RecursionError):
-            return None
-        content = raw.get("content") if isinstance(raw, dict) else None
-        ts = raw.get("timestamp_ms") if isinstance(raw, dict) else None
-        if not isinstance(content, dict) or type(ts) is not int:
-            return None
-        return Row(
-            str(raw.get("event_id", "")),
-            str(raw.get("sender_id", "")),
-            str(raw.get("sender_key") or ""),
-            ts,
-            str(raw.get("type", "")),
-            content,
-            row.state.value,
-            row.reason,
-            f"{row.path}:{row.line}",
-        )
+    def from_cached(row: TimelineRow) -> Row:
+        """A row of the index, shown before the room's audit arrives. Its event came back
+        through the protocol parser (``Index.newest``); a damaged one is shown as such."""
+        location = f"{row.path}:{row.line}"
+        ev = row.event
+        if isinstance(ev, Malformed):
+            reason = f"this device's cached copy of this row is damaged: {ev.reason}"
+            return Row(
+                f"damaged-cache:{location}",
+                "",
+                "",
+                0,
+                "",
+                {"body": "This cached message could not be shown (the room is read again)."},
+                TrustState.INVALID.value,
+                reason,
+                location,
+                cached=True,
+            )
+        out = Row.from_event(ev, row.state.value, row.reason, location)
+        out.cached = True
+        return out
 
 
 class TimelineModel(QAbstractListModel):
@@ -193,6 +200,8 @@ class TimelineModel(QAbstractListModel):
                 return self.names.shown(row.sender_id)
             case Roles.SenderWarning:
                 return self.names.warning(row.sender_id)
+            case Roles.Cached:
+                return row.cached
             case Roles.Own:
                 return bool(self.own_key) and row.sender_key == self.own_key
             case Roles.Confirmed:
@@ -285,7 +294,18 @@ class TimelineModel(QAbstractListModel):
         """The index's newest rows, shown before the room is read (no crypto, no network)."""
         if self._rows or self._hidden:
             return
-        converted = [r for r in (Row.from_cached(x) for x in rows) if r is not None]
+        converted = [Row.from_cached(x) for x in rows]
+        # A damaged row has no time of its own: it takes its neighbour's, so it starts
+        # no day of its own (1970) and sits where it was.
+        damaged = [isinstance(x.event, Malformed) for x in rows]
+        ts = next((r.timestamp_ms for r, bad in zip(converted, damaged, strict=True) if not bad), 0)
+        for r, bad in zip(converted, damaged, strict=True):
+            if bad:
+                r.timestamp_ms = ts
+            else:
+                ts = r.timestamp_ms
+        if any(damaged):
+            log.warning("%d cached row(s) of this room are damaged; shown as such", sum(damaged))
         self._ids = None
         self.beginResetModel()
         self._rows = converted

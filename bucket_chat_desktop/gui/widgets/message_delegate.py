@@ -15,6 +15,7 @@ from PySide6.QtGui import (
     QFontMetrics,
     QHelpEvent,
     QPainter,
+    QPen,
     QTextDocument,
 )
 from PySide6.QtWidgets import (
@@ -29,7 +30,7 @@ from ... import timestamps
 from ...protocol.attachments import safe_file_name
 from ...protocol.untrusted_text import display_name_safe, html_escape, one_line, shown_id
 from ..markdown import is_plain, shown_text, to_html
-from ..models.timeline_model import TRUST_LABELS, Roles
+from ..models.timeline_model import EARLIER_CHECK, TRUST_LABELS, Roles
 from ..safe import SafeDelegate
 from ..style import TRUST_COLORS, TRUST_SYMBOLS, initials, is_dark, key_color
 from .members_panel import paint_trust_badge
@@ -218,7 +219,10 @@ class MessageDelegate(SafeDelegate):
             y += HEADER_H
         elif index.data(Roles.Trust) != "verified":
             self._paint_badge(
-                painter, QRect(rect.left() + 24, y + 1, 14, 14), str(index.data(Roles.Trust))
+                painter,
+                QRect(rect.left() + 24, y + 1, 14, 14),
+                str(index.data(Roles.Trust)),
+                earlier=bool(index.data(Roles.Cached)),
             )
         text_w = rect.width() - LEFT - RIGHT
         if index.data(Roles.Kind) not in ("file", "image"):  # the card names the file safely
@@ -336,7 +340,9 @@ class MessageDelegate(SafeDelegate):
             painter.drawText(head.mark_rect, flags, WARNING_MARK)
         painter.setPen(muted)
         painter.drawText(head.time_rect, ltr, head.when)
-        self._paint_badge(painter, head.badge_rect, _badge(index))
+        self._paint_badge(
+            painter, head.badge_rect, _badge(index), earlier=bool(index.data(Roles.Cached))
+        )
 
     def _paint_day(self, painter: QPainter, rect: QRect, y: int, ts: int, muted: QColor) -> None:
         label = timestamps.day_label(ts)
@@ -370,7 +376,7 @@ class MessageDelegate(SafeDelegate):
         warning = index.data(Roles.SenderWarning)
         rest = f"{one_line(index.data(Roles.Body), 120)} · {when}"
         badge = QRect(rect.left() + LEFT - 22, rect.top() + 2, 14, 14)
-        self._paint_badge(painter, badge, _badge(index))
+        self._paint_badge(painter, badge, _badge(index), earlier=bool(index.data(Roles.Cached)))
         painter.setFont(italic)
         # Name, id (and mark), then what happened: drawn as separate pieces, the id always
         # with at least 40% of the width, so neither a name nor bidi text can hide it.
@@ -405,15 +411,29 @@ class MessageDelegate(SafeDelegate):
         )
 
     @staticmethod
-    def _paint_badge(painter: QPainter, rect: QRect, trust: str) -> None:
+    def _paint_badge(painter: QPainter, rect: QRect, trust: str, *, earlier: bool) -> None:
+        """``earlier``: the verdict is the index's, from an earlier check; it is drawn as a
+        ring, so it never looks like this session's verdict (the audit replaces it)."""
+        shown = "verified" if trust == "confirmed" else trust
+        color = QColor(TRUST_COLORS.get(shown, "#8a8f98"))
+        font = painter.font()
+        if earlier:
+            painter.setPen(QPen(color, 1.5))
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.drawEllipse(rect.adjusted(1, 1, -1, -1))
+            small = QFont(font)
+            small.setPixelSize(max(7, rect.height() - 6))
+            painter.setFont(small)
+            painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, TRUST_SYMBOLS.get(shown, "?"))
+            painter.setFont(font)
+            return
         if trust == "confirmed":  # the user compared the key: a double check
             paint_trust_badge(painter, rect, trust)
             return
         painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(QColor(TRUST_COLORS.get(trust, "#8a8f98")))
+        painter.setBrush(color)
         painter.drawEllipse(rect)
         painter.setPen(QColor("white"))
-        font = painter.font()
         small = QFont(font)
         small.setPixelSize(max(8, rect.height() - 5))
         small.setBold(True)
@@ -475,6 +495,8 @@ def tooltip_html(index: Index) -> str:
         label = "Not from them"  # unsigned under a signing person's name: no key changed
     if index.data(Roles.Confirmed):
         label += " · device confirmed by you"
+    if index.data(Roles.Cached):  # not this session's verdict: the audit replaces it
+        label += f" · {EARLIER_CHECK}"
     sender = shown_id(str(index.data(Roles.Sender) or ""))
     warning = index.data(Roles.SenderWarning)
     warn = (

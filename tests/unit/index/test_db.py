@@ -4,6 +4,7 @@ table's round trip (segments, audits, findings, pins, cursors, rooms)."""
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import sqlite3
 import uuid
@@ -12,10 +13,10 @@ from pathlib import Path
 import pytest
 from nacl.signing import SigningKey
 
-from bucket_chat_desktop.index import Index, IndexedEvent, index_path_for
+from bucket_chat_desktop.index import CachedEvent, Index, IndexedEvent, index_path_for
 from bucket_chat_desktop.index.db import SCHEMA_VERSION
 from bucket_chat_desktop.protocol.audit import AuditResult, RoomLedger, TrustState
-from bucket_chat_desktop.protocol.event import MEMBER, MESSAGE, Event
+from bucket_chat_desktop.protocol.event import MEMBER, MESSAGE, Event, Malformed
 from bucket_chat_desktop.protocol.findings import Finding, Kind
 from bucket_chat_desktop.protocol.ids import client_id_for
 from bucket_chat_desktop.protocol.segment import encode_segment, path_for
@@ -62,6 +63,11 @@ def _indexed(path: str, events: list[Event], sig_ok: bool | None = True) -> list
         )
         for n, e in enumerate(events, start=1)
     ]
+
+
+def _cached(path: str, events: list[Event], sig_ok: bool | None = True) -> list[CachedEvent]:
+    """What ``room_segments`` hands back for ``_indexed(path, events, sig_ok)``."""
+    return [CachedEvent(path, n, e, sig_ok, "") for n, e in enumerate(events, start=1)]
 
 
 def _audit(*segments: tuple[str, bytes]) -> AuditResult:
@@ -130,9 +136,7 @@ def test_reopening_keeps_data(db_path: Path) -> None:
     try:
         assert again.known_segments(ROOM) == {path: len(data)}
         assert again.timeline_length(ROOM) == 3
-        assert [r.raw for r in again.newest(ROOM, 10)] == [
-            e.line().decode().rstrip("\n") for e in events
-        ]
+        assert [r.event for r in again.newest(ROOM, 10)] == events
         assert set(again.pins()) == {"alice@example.com"}
         assert again.cursor("activity:2025-09-14") == "activity/2025-09-14/x"
         assert again.cursor("storage_url") == "url-1"
@@ -195,14 +199,14 @@ def test_add_segment_and_room_segments_round_trip(db_path: Path) -> None:
         got = list(index.room_segments(ROOM))
         assert [p for p, _, _ in got] == sorted([pa, pb])
         by_path = {p: (ev, f) for p, ev, f in got}
-        assert by_path[pa] == (_indexed(pa, alice), [])
-        assert by_path[pb] == (_indexed(pb, bob, sig_ok=None), [finding])
+        assert by_path[pa] == (_cached(pa, alice), [])
+        assert by_path[pb] == (_cached(pb, bob, sig_ok=None), [finding])
         assert index.known_segments(ROOM) == {pa: len(da), pb: len(db)}
 
         # Re-adding a segment replaces its rows instead of duplicating them.
         index.add_segment(ROOM, pb, len(db), None, _indexed(pb, bob[:1], sig_ok=False), [])
         again = {p: (ev, f) for p, ev, f in index.room_segments(ROOM)}
-        assert again[pb] == (_indexed(pb, bob[:1], sig_ok=False), [])
+        assert again[pb] == (_cached(pb, bob[:1], sig_ok=False), [])
         assert len(list(index.room_segments("other-room"))) == 1
         assert list(index.room_segments("nobody")) == []
     finally:
@@ -223,7 +227,7 @@ def test_save_audit_newest_and_append_timeline(db_path: Path) -> None:
         assert index.timeline_length(ROOM) == 6
         rows = index.newest(ROOM, 4)
         assert [r.pos for r in rows] == [2, 3, 4, 5]  # the newest, oldest first
-        assert [r.raw for r in rows] == [e.line().decode().rstrip("\n") for e in first[2:]]
+        assert [r.event for r in rows] == first[2:]
         assert all(r.state is TrustState.VERIFIED and r.path == p1 for r in rows)
         assert [r.line for r in rows] == [3, 4, 5, 6]
         assert [r.pos for r in index.newest(ROOM, 4, before=2)] == [0, 1]
@@ -239,9 +243,7 @@ def test_save_audit_newest_and_append_timeline(db_path: Path) -> None:
         index.add_segment(ROOM, p2, len(d2), None, _indexed(p2, later), [])
         index.append_timeline(ROOM, 6, full.timeline[6:])
         assert index.timeline_length(ROOM) == 9
-        assert [r.raw for r in index.newest(ROOM, 3)] == [  # exactly the appended rows
-            e.line().decode().rstrip("\n") for e in later
-        ]
+        assert [r.event for r in index.newest(ROOM, 3)] == later  # exactly the appended rows
 
         # A new full audit replaces the timeline instead of adding to it.
         index.save_audit(ROOM, full, history_complete=True)
@@ -334,5 +336,113 @@ def test_room_info_and_audit_summary_share_a_row(db_path: Path) -> None:
         assert rooms[1]["last_preview"] == "the last word"
         assert rooms[1]["last_ts"] == events[-1].timestamp_ms
         assert rooms[1]["history_complete"] == 1
+    finally:
+        index.close()
+
+
+# -- cached rows come back only through the protocol parser ---------------------------------
+# The index is a local file that another program can edit: a row that no longer parses, holds
+# the wrong types or is not the event its columns name comes back as a ``Malformed`` saying
+# so (and is logged), the good rows around it are kept, and nothing raises.
+
+
+def _cached_room(db_path: Path) -> tuple[list[Event], str]:
+    events = _chain(1, "alice@example.com", [f"m{i}" for i in range(7)])  # 8 events
+    path, data = _segment(events, 1, "alice@example.com")
+    index = Index.open(db_path)
+    index.add_segment(ROOM, path, len(data), None, _indexed(path, events), [])
+    index.save_audit(ROOM, _audit((path, data)), history_complete=True)
+    index.close()
+    return events, path
+
+
+def _edit(db_path: Path, events: list[Event]) -> dict[int, str]:
+    """Damage lines 2-7 of the cached segment the way a hostile program could; returns the
+    reason each damaged line must be reported with."""
+    other = dict(events[4].raw)
+    huge = dict(events[5].raw)
+    huge["timestamp_ms"] = 10**30
+    typed = dict(events[6].raw)
+    typed["timestamp_ms"] = str(typed["timestamp_ms"])
+    conn = sqlite3.connect(db_path)
+    with conn:
+        put = "UPDATE events SET raw = ? WHERE line = ?"
+        conn.execute(put, ("{not json", 2))
+        conn.execute(put, (json.dumps(other), 3))  # a real event, but not this row's
+        conn.execute("UPDATE events SET raw = CAST(x'7bff22' AS TEXT) WHERE line = 4")
+        conn.execute(put, (json.dumps(huge), 6))
+        conn.execute(put, (json.dumps(typed), 7))
+        conn.execute("UPDATE events SET raw = 12 WHERE line = 8")
+        conn.execute("UPDATE timeline SET state = 'trust-me' WHERE line = 5")
+    conn.close()
+    return {
+        2: "the cached line no longer parses: not JSON",
+        3: "the cached line is not the event its row names",
+        4: "the cached line no longer parses: not valid UTF-8",
+        5: "unknown cached trust state 'trust-me'",
+        6: "the cached line no longer parses: integer 100000000000000000000000 is outside",
+        7: "the cached line no longer parses: timestamp_ms",
+        8: "the cached line no longer parses: an event must be a JSON object, not int",
+    }
+
+
+def test_damaged_rows_come_back_as_malformed_with_the_reason(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    db_path = tmp_path / "index.sqlite3"
+    events, path = _cached_room(db_path)
+    reasons = _edit(db_path, events)
+    index = Index.open(db_path)
+    try:
+        caplog.set_level(logging.WARNING, "bucket_chat.index")
+        rows = index.newest(ROOM, 100)
+        assert [r.line for r in rows] == list(range(1, 9))
+        for r in rows:
+            if r.line in reasons:
+                assert isinstance(r.event, Malformed), r.line
+                assert r.event.reason.startswith(reasons[r.line]), (r.line, r.event.reason)
+                assert r.state is TrustState.INVALID  # never the cached "verified"
+            else:
+                assert r.event == events[r.line - 1] and r.state is TrustState.VERIFIED
+        logged = [rec.getMessage() for rec in caplog.records]
+        assert len(logged) == len(reasons)
+        assert all(f"{path}:" in m and "is damaged" in m for m in logged)
+
+        caplog.clear()
+        ((seg, cached, _findings),) = index.room_segments(ROOM)
+        assert seg == path and [c.line for c in cached] == list(range(1, 9))
+        bad = {c.line for c in cached if isinstance(c.event, Malformed)}
+        assert bad == set(reasons) - {5}  # the trust state is the timeline's, not the event's
+        assert [c.event for c in cached if c.line not in bad] == [events[0], events[4]]
+        assert len(caplog.records) == len(bad)
+    finally:
+        index.close()
+
+
+def test_wrong_column_types_and_unknown_kinds_do_not_raise(tmp_path: Path) -> None:
+    db_path = tmp_path / "index.sqlite3"
+    _events, path = _cached_room(db_path)
+    conn = sqlite3.connect(db_path)
+    with conn:
+        conn.execute("UPDATE events SET line = 'two', sig_why = 3 WHERE line = 2")
+        conn.execute("UPDATE timeline SET reason = x'00' WHERE line = 3")
+        conn.execute("UPDATE events SET event_id = 'someone-else' WHERE line = 4")
+        conn.execute(
+            "INSERT INTO findings VALUES (?, 'made-up-kind', 'x', NULL, NULL, NULL)", (ROOM,)
+        )
+        conn.execute(
+            "INSERT INTO segment_findings VALUES (?, ?, 'made-up-kind', 'x', 1, NULL)",
+            (ROOM, path),
+        )
+    conn.close()
+    index = Index.open(db_path)
+    try:
+        assert index.findings(ROOM) == []
+        ((_seg, cached, findings),) = index.room_segments(ROOM)
+        assert findings == []
+        bad = [c for c in cached if isinstance(c.event, Malformed)]
+        assert len(bad) == 2 and {c.line for c in bad} == {-1, 4}
+        rows = index.newest(ROOM, 100)  # 'two' no longer joins the timeline's line 2
+        assert [r.line for r in rows if isinstance(r.event, Malformed)] == [3, 4]
     finally:
         index.close()

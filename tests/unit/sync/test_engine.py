@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import logging
+import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Coroutine
@@ -342,12 +344,72 @@ def test_a_warm_open_shows_the_index_before_touching_storage(tmp_path: Path) -> 
     assert calls_at["RoomLoaded"] == 0  # nor before the cached room is rebuilt
     shown = warm.events[0]
     assert shown.total == WARM_ROWS + 21
-    assert [json.loads(r.raw)["event_id"] for r in shown.rows] == [
+    assert [r.event.event_id for r in shown.rows if isinstance(r.event, Event)] == [
         a.event.event_id for a in first.timeline[-WARM_ROWS:]
     ]
     assert {r.state for r in shown.rows} == {TrustState.VERIFIED}
     assert second.timeline == first.timeline and second.findings == []
     assert store.gets() == [f"rooms/{ROOM}/metadata.json"]  # no segment downloaded again
+
+
+def test_a_damaged_cached_segment_is_read_again_and_the_cache_repaired(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The index is a local file another program can edit. A cached row that no longer
+    parses (or is not the event its row names) is shown as damaged on the first screen,
+    its segment is not trusted from the cache but read and checked again from storage,
+    the verdict meanwhile says it is unread, and the cache is repaired."""
+    root = tmp_path / "store"
+    store = CountingStorage(root)
+    create_room(store)
+    alice = RoomWriter(store, ROOM, ALICE, key(1), unique=unique)
+    run(alice.send([Draft.text(f"a{i}") for i in range(4)] + [Draft.text("damage-me")]))
+    run(RoomWriter(store, ROOM, BOB, key(2), unique=unique).send([Draft.text("b")]))
+    db = tmp_path / "index.sqlite3"
+
+    async def open_once(rec: Recorder) -> AuditResult:
+        index = Index.open(db)
+        engine = SyncEngine(store, index=index, listener=rec, config=QUIET)
+        try:
+            room = await engine.open_room(ROOM, background=False)
+            assert room.result is not None
+            return room.result
+        finally:
+            await engine.close()
+            index.close()
+
+    first = run(open_once(Recorder()))
+    conn = sqlite3.connect(db)
+    with conn:
+        damaged = conn.execute("SELECT path FROM events WHERE raw LIKE '%damage-me%'").fetchone()[0]
+        conn.execute("UPDATE events SET raw = '{not json' WHERE raw LIKE '%damage-me%'")
+    conn.close()
+
+    store.calls.clear()
+    warm = Recorder()
+    caplog.set_level(logging.WARNING, "bucket_chat.index")
+    second = run(open_once(warm))
+    (shown,) = warm.of(WarmTimeline)
+    bad = [r for r in shown.rows if not isinstance(r.event, Event)]
+    assert len(bad) == 1 and bad[0].path == damaged and bad[0].state is TrustState.INVALID
+    assert any(
+        f"{damaged}:" in r.getMessage() and "not JSON" in r.getMessage() for r in caplog.records
+    )
+    provisional, final = warm.of(RoomLoaded)[0], warm.of(RoomLoaded)[-1]
+    assert not provisional.complete
+    assert [(f.kind, f.path) for f in provisional.result.findings] == [
+        (Kind.SEGMENT_UNREADABLE, damaged)
+    ]
+    assert "cached copy of it is damaged" in provisional.result.findings[0].message
+    assert second.timeline == first.timeline and second.findings == []
+    assert final.complete
+    assert damaged in store.gets()  # read again from storage, nothing else was
+    assert [p for p in store.gets() if "/logs/" in p] == [damaged]
+    index = Index.open(db)  # and the cache is whole again
+    try:
+        assert all(isinstance(r.event, Event) for r in index.newest(ROOM, 100))
+    finally:
+        index.close()
 
 
 def test_a_deleted_index_costs_only_a_resync(tmp_path: Path) -> None:

@@ -1,0 +1,130 @@
+"""Rows shown from this device's index before the room's audit arrives, through the real
+engine, a real SQLite index file and the real timeline model and delegate.
+
+The index is a local file another program can edit: a row that no longer parses is
+shown as a damaged row (never a crash, never the cached "verified"), the rows around it
+are kept, and every cached verdict is marked as this device's earlier check until the
+room's audit replaces it."""
+
+from __future__ import annotations
+
+import html
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import run, shot
+from PySide6.QtCore import QModelIndex
+from test_models import ALICE, Room, _chatter, key_text
+
+from bucket_chat_desktop.gui import safe
+from bucket_chat_desktop.gui.main_window import TimelineView
+from bucket_chat_desktop.gui.models.timeline_model import EARLIER_CHECK, Roles, TimelineModel
+from bucket_chat_desktop.gui.widgets.message_delegate import MessageDelegate, tooltip_html
+from bucket_chat_desktop.index import Index
+from bucket_chat_desktop.protocol.audit import TrustState
+from bucket_chat_desktop.sync.engine import SyncEngine
+from bucket_chat_desktop.sync.events import EngineEvent, RoomLoaded, WarmTimeline
+
+ROOM = "models"
+
+
+def _open(room: Room, db: Path, events: list[EngineEvent], qtbot: Any) -> None:
+    async def go() -> None:
+        index = Index.open(db)
+        engine = SyncEngine(room.storage, index=index, listener=events.append)
+        try:
+            await engine.open_room(ROOM, background=False)
+        finally:
+            await engine.close()
+            index.close()
+
+    run(go(), qtbot, timeout=30)
+
+
+def _hostile_edit(db: Path) -> dict[str, str]:
+    """Damage three cached message rows; returns body -> what the row must say."""
+    conn = sqlite3.connect(db)
+    with conn:
+        rows = conn.execute("SELECT path, line, raw FROM events").fetchall()
+        by_body = {json.loads(r)["content"].get("body"): (p, n, r) for p, n, r in rows}
+        targets = [
+            "bob@example.com says 88",
+            "alice@example.com says 89",
+            "carol@example.com says 89",
+        ]
+        put = "UPDATE events SET raw = ? WHERE path = ? AND line = ?"
+        p, n, _ = by_body[targets[0]]
+        conn.execute(put, ("{not json", p, n))
+        p, n, raw = by_body[targets[1]]
+        typed = json.loads(raw)
+        typed["timestamp_ms"] = "soon"  # Row.from_cached's int() of old would have raised
+        conn.execute(put, (json.dumps(typed), p, n))
+        p, n, _ = by_body[targets[2]]
+        conn.execute(put, (by_body["bob@example.com says 1"][2], p, n))  # not this row's event
+    conn.close()
+    return {
+        targets[0]: "not JSON",
+        targets[1]: "timestamp_ms",
+        targets[2]: "not the event its row names",
+    }
+
+
+@pytest.fixture
+def chatty(tmp_path: Path) -> Room:
+    """A real room where three people talked (written before the test's Qt loop runs)."""
+    room = Room(tmp_path / "store")
+    _chatter(room, 90)
+    return room
+
+
+def test_cached_rows_are_marked_and_damaged_ones_shown_as_such(
+    chatty: Room, qtbot: Any, qloop: Any, tmp_path: Path
+) -> None:
+    safe._reported.clear()
+    room = chatty
+    db = tmp_path / "index.sqlite3"
+    _open(room, db, [], qtbot)  # the index now holds the room
+    damaged = _hostile_edit(db)
+
+    events: list[EngineEvent] = []
+    _open(room, db, events, qtbot)
+    (warm,) = [e for e in events if isinstance(e, WarmTimeline)]
+    model = TimelineModel(key_text(ALICE))
+    view = TimelineView()
+    view.setItemDelegate(MessageDelegate(view))
+    view.setModel(model)
+    view.resize(700, 900)
+    view.show()
+    model.show_cached(warm.rows)
+    assert model.rowCount() == len(warm.rows)  # nothing dropped, nothing raised
+    rows = [model.index(i) for i in range(model.rowCount())]
+    assert all(ix.data(Roles.Cached) is True for ix in rows)
+    bad = [ix for ix in rows if ix.data(Roles.Trust) == TrustState.INVALID.value]
+    assert len(bad) == len(damaged)
+    reasons = " | ".join(str(ix.data(Roles.TrustReason)) for ix in bad)
+    for why in damaged.values():
+        assert why in reasons
+    assert all("could not be shown" in str(ix.data(Roles.Body)) for ix in bad)
+    good = [ix for ix in rows if ix not in bad]
+    assert {ix.data(Roles.Trust) for ix in good} == {TrustState.VERIFIED.value}
+    assert all(html.escape(EARLIER_CHECK) in tooltip_html(ix) for ix in rows)
+    view.scrollToBottom()
+    shot(view, "cached-rows", tmp_path)
+    assert not safe.failures()
+
+    # The room's audit arrives (existing flow): its verdicts replace the cached ones.
+    final = [e for e in events if isinstance(e, RoomLoaded)][-1]
+    model.set_timeline(final.result.timeline, final.complete)
+    rows = [model.index(i) for i in range(model.rowCount())]
+    assert not any(ix.data(Roles.Cached) for ix in rows)
+    assert {ix.data(Roles.Trust) for ix in rows} == {TrustState.VERIFIED.value}
+    assert not any(html.escape(EARLIER_CHECK) in tooltip_html(ix) for ix in rows)
+    bodies = {str(ix.data(Roles.Body)) for ix in rows}
+    assert set(damaged) <= bodies  # read again from storage: nothing is lost
+    view.scrollToBottom()
+    shot(view, "audited-rows", tmp_path)
+    assert not safe.failures()
+    assert model.index(0).parent() == QModelIndex()
