@@ -584,13 +584,21 @@ class SyncEngine:
         room: RoomState,
         fetched: Sequence[tuple[ObjectInfo, PreparedSegment]],
         *,
-        complete: bool,
+        complete: bool | None,
         force_audit: bool = False,
         audit: bool = True,
     ) -> None:
+        """Add ``fetched`` and audit. ``complete``: whether the final rules apply (only a
+        pass through the whole history says so, True or False); None for what arrives
+        outside such a pass (a hint, a safety listing, an own send, a re-audit): then the
+        room's standing *when the serial worker gets to it* applies. Read earlier, on the
+        loop, it may be the provisional False of a pass whose final audit is queued just
+        ahead: this ingest would then audit the room provisionally again after that final
+        verdict, and no pass would ever make it final again (the safety net only looks at
+        complete rooms)."""
         if not fetched and not force_audit:
             return
-        appended, result = await self._serially(
+        appended, result, final = await self._serially(
             self._ingest_serial, room, fetched, complete, force_audit, audit
         )
         if result is None:
@@ -600,20 +608,24 @@ class SyncEngine:
                 self._last_activity = time.monotonic()
                 self._emit(EventsAppended(room.room_id, appended, result))
         else:
-            self._emit(RoomLoaded(room.room_id, result, complete))
+            self._emit(RoomLoaded(room.room_id, result, final))
 
     def _ingest_serial(
         self,
         room: RoomState,
         fetched: Sequence[tuple[ObjectInfo, PreparedSegment]],
-        complete: bool,
+        complete: bool | None,
         force_audit: bool,
         audit: bool = True,
-    ) -> tuple[list[Any] | None, AuditResult | None]:
+    ) -> tuple[list[Any] | None, AuditResult | None, bool]:
         """Serial thread: add segments, audit (incrementally when exact), update the index.
+        Returns the appended items (None after a full audit), the result and whether the
+        final rules applied.
 
         The cached timeline is rewritten only by a complete audit (or the first one), so a
         long back-fill does not rewrite 100,000 rows every few seconds."""
+        if complete is None:
+            complete = room.complete
         added = []
         for info, prepared in fetched:
             if room.unread.pop(info.path, None) is not None:
@@ -648,7 +660,7 @@ class SyncEngine:
                     prepared.decoded.findings,
                 )
         if not audit:
-            return None, None
+            return None, None, complete
         partial = room.partial
         # Appends stay incremental also while the history is partial: the last full audit
         # already applied those rules (no trust on first use), and whatever changes what is
@@ -661,7 +673,7 @@ class SyncEngine:
                     self.index.append_timeline(room.room_id, before, new)
                     if complete and not room.partial:
                         self._pin(new)
-                return new, room.result
+                return new, room.result, complete
         first = room.result is None
         pins = self.index.pins() if self.index is not None else {}  # full audits only
         room.result = room.ledger.audit(pins, complete=complete, partial=complete and partial)
@@ -673,7 +685,7 @@ class SyncEngine:
             self.index.save_audit(room.room_id, room.result, history_complete=whole)
             if whole:  # trust on first use only from the whole history
                 self._pin(room.result.timeline)
-        return None, room.result
+        return None, room.result, complete
 
     def _pin(self, items: Iterable[Any]) -> None:
         """Pin the keys of verified events (trust on first use): only ever from an audit
@@ -694,7 +706,7 @@ class SyncEngine:
         if room is None or room.result is None:
             return
         async with room.lock:
-            await self._ingest(room, [], complete=room.complete, force_audit=True)
+            await self._ingest(room, [], complete=None, force_audit=True)
 
     async def refresh(self, room_id: str) -> None:
         """List the room's newest days and fetch what is new (the safety net)."""
@@ -706,7 +718,7 @@ class SyncEngine:
                 items.extend(await self._list(f"{logs_prefix(room_id)}{date}/"))
             new = [it for it in items if it.path not in room.known]
             if new:
-                await self._ingest(room, await self._download(room, new), complete=room.complete)
+                await self._ingest(room, await self._download(room, new), complete=None)
             room.last_safety = time.monotonic()
 
     async def fetch_segment(self, room_id: str, path: str) -> bool:
@@ -725,9 +737,9 @@ class SyncEngine:
             got = await self._read_segment(room_id, ObjectInfo(path, 0), room.unread, hint=True)
             if got is None:
                 if room.unread != before:  # the room's verdict is no longer final
-                    await self._ingest(room, [], complete=room.complete, force_audit=True)
+                    await self._ingest(room, [], complete=None, force_audit=True)
                 return False
-            await self._ingest(room, [got], complete=room.complete)
+            await self._ingest(room, [got], complete=None)
             return True
 
     async def _read_segment(
@@ -1231,9 +1243,7 @@ class SyncEngine:
         loop = asyncio.get_running_loop()
         prepared = await loop.run_in_executor(self._pool, prepare_segment, path, data, room_id)
         async with room.lock:
-            await self._ingest(
-                room, [(ObjectInfo(path, len(data)), prepared)], complete=room.complete
-            )
+            await self._ingest(room, [(ObjectInfo(path, len(data)), prepared)], complete=None)
 
     async def knows_room(self, room_id: str) -> bool:
         """Whether this device has the room locally (read into the index, or written to

@@ -9,6 +9,7 @@ import itertools
 import json
 import logging
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import Callable, Coroutine
@@ -574,6 +575,77 @@ def test_tampering_arriving_later_reloads_the_room_with_the_finding(
             await engine.close()
 
     run(go())
+
+
+def test_a_hint_read_while_a_pass_ends_never_undoes_its_final_verdict(tmp_path: Path) -> None:
+    """A segment hinted (file-system event, marker) while a pass through the history is
+    about to give its final verdict: the hint's ingest must apply the room's standing when
+    the serial worker gets to it. Taken on the loop before, it was the pass's provisional
+    False, and the hint re-audited the room provisionally *after* the final audit: every
+    listener was told the verdict is not final (``sync --follow`` then printed nothing
+    more) and, the room no longer complete, no safety pass ever made it final again."""
+    root = tmp_path / "store"
+    store = LocalStorage(root)
+    create_room(store)
+    writer = RoomWriter(store, ROOM, ALICE, key(1), unique=unique)
+    run(writer.send([Draft.text("before the pass")]))
+    rec = Recorder()
+    gate = threading.Event()  # holds the engine's serial worker
+
+    async def go() -> None:
+        engine = SyncEngine(store, index=Index.open(None), listener=rec, config=QUIET)
+        submitted: list[str] = []
+        queued = asyncio.Event()
+        real = engine._serially
+
+        async def serially(fn: Callable[..., T], *args: Any) -> T:
+            submitted.append(getattr(fn, "__name__", repr(fn)))
+            queued.set()
+            return await real(fn, *args)
+
+        engine._serially = serially  # type: ignore[method-assign]
+        provisional = asyncio.Event()
+
+        def hold_the_worker(event: EngineEvent) -> None:
+            # The pass's first (provisional) audit is out; its final audit is submitted
+            # right after this returns, and waits behind the gate.
+            if isinstance(event, RoomLoaded) and not event.complete and not provisional.is_set():
+                engine._serial.submit(gate.wait)
+                provisional.set()
+
+        rec.hooks.append(hold_the_worker)
+        try:
+            opening = asyncio.create_task(engine.open_room(ROOM, background=False))
+            await provisional.wait()
+            assert submitted[-1] == "_ingest_serial"  # the final audit, queued
+            assert not engine.rooms[ROOM].complete
+            path, _ = await writer.send([Draft.text("hinted while the pass ends")])
+            queued.clear()
+            hint = asyncio.create_task(engine.fetch_segment(ROOM, path))
+            await queued.wait()  # the hint's ingest is queued behind the final audit
+            assert submitted[-1] == "_ingest_serial"
+            gate.set()
+            await opening
+            assert await hint
+            assert engine.rooms[ROOM].complete
+        finally:
+            gate.set()
+            await engine.close()
+            assert engine.index is not None
+            engine.index.close()
+
+    run(go())
+    final = next(i for i, e in enumerate(rec.events) if isinstance(e, RoomLoaded) and e.complete)
+    after = rec.events[final + 1 :]
+    assert not [e for e in after if isinstance(e, RoomLoaded) and not e.complete]
+    # the hinted message reaches the listener after the final verdict, as final
+    shown = [
+        item.event.content.get("body")
+        for e in after
+        if isinstance(e, EventsAppended | RoomLoaded)
+        for item in (e.items if isinstance(e, EventsAppended) else e.result.timeline)
+    ]
+    assert "hinted while the pass ends" in shown
 
 
 # -- writing -----------------------------------------------------------------------------------
