@@ -119,8 +119,13 @@ class Features(QObject):
     async def _load_confirmed(self, storage_id: str) -> None:
         try:
             keys = await self.controller.client.confirmed_keys(storage_id)
+        except (RuntimeError, sqlite3.Error) as exc:  # its engine closed meanwhile
+            log.warning("could not read the confirmed devices of %s: %s", storage_id, exc)
+            return
         finally:
             self._confirmed_loading.discard(storage_id)
+        if storage_id not in self.controller.client.storages:
+            return  # removed meanwhile: read again if it comes back
         # a confirmation recorded meanwhile is in ``keys`` too (the worker runs in order)
         self._confirmed[storage_id] = keys | self._confirmed.get(storage_id, frozenset())
         self._push_confirmed(storage_id)
@@ -221,7 +226,11 @@ class Features(QObject):
     async def _show_audit(self, key: str) -> None:
         self._audit_asked += 1
         asked = self._audit_asked
-        view = await self.audit_view(key)
+        try:
+            view = await self.audit_view(key)
+        except (RuntimeError, sqlite3.Error) as exc:  # its engine closed meanwhile
+            log.warning("could not show the audit of %s: %s", key, exc)
+            return
         if view is None or asked != self._audit_asked or key != self.controller.current:
             return  # a newer request (or another room) answers instead
         dialog = self.audit_dialog
