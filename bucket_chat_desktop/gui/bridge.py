@@ -25,7 +25,8 @@ from ..sync.events import (
 
 class EngineBridge(QObject):
     timeline_warmed = Signal(str, object, int)  # room key, rows, total
-    room_loaded = Signal(str, object, bool)  # room key, AuditResult, complete
+    # room key, AuditResult, complete, RoomMetadata | None, tuple of its findings
+    room_loaded = Signal(str, object, bool, object, object)
     events_appended = Signal(str, object, object)  # room key, [Assessed], AuditResult
     room_discovered = Signal(str, str)  # storage id, room id
     outbox_changed = Signal(str, object, str, str)  # room key, [Event], state, error
@@ -36,7 +37,13 @@ class EngineBridge(QObject):
         if isinstance(event, EventsAppended):
             self.events_appended.emit(f"{storage_id}/{event.room_id}", event.items, event.result)
         elif isinstance(event, RoomLoaded):
-            self.room_loaded.emit(f"{storage_id}/{event.room_id}", event.result, event.complete)
+            self.room_loaded.emit(
+                f"{storage_id}/{event.room_id}",
+                event.result,
+                event.complete,
+                event.metadata,
+                event.metadata_findings,
+            )
         elif isinstance(event, WarmTimeline):
             self.timeline_warmed.emit(f"{storage_id}/{event.room_id}", event.rows, event.total)
         elif isinstance(event, OutboxChanged):

@@ -15,7 +15,7 @@ from ..protocol.attachments import safe_file_name
 from ..protocol.audit import Assessed, AuditResult
 from ..protocol.event import MEMBER, Event
 from ..protocol.findings import Finding, Kind, Severity
-from ..protocol.metadata import check_signer
+from ..protocol.metadata import RoomMetadata, check_signer
 from ..protocol.room_state import membership_text
 from ..settings import Settings, StorageSettings
 from ..sync.client import ChatClient, RoomRef
@@ -68,6 +68,8 @@ class Controller(QObject):
         self.rooms = RoomsModel(self)
         self.timelines: dict[str, TimelineModel] = {}
         self.results: dict[str, AuditResult] = {}
+        # room key -> its metadata and what is wrong with it, as the last RoomLoaded said
+        self.metadata: dict[str, tuple[RoomMetadata | None, tuple[Finding, ...]]] = {}
         self.current = ""
         self.window_active = True
         self.online: dict[str, tuple[bool, str]] = {}
@@ -186,10 +188,7 @@ class Controller(QObject):
 
     def reaudit(self, key: str) -> None:
         """Audit a room again, e.g. after the user confirmed a device (new pins)."""
-        ref = _ref(key)
-        attached = self.client.storages.get(ref.storage_id)
-        if attached is not None:
-            self.tasks.start(attached.engine.reaudit(ref.room_id), "Checking the room again")
+        self.tasks.start(self.client.reaudit(_ref(key)), "Checking the room again")
 
     def retry_failed(self) -> None:
         self.client.retry_failed()
@@ -218,13 +217,18 @@ class Controller(QObject):
     def _on_timeline_warmed(self, key: str, rows: Any, total: int) -> None:
         self.timeline(key).show_cached(rows)
 
-    def _on_room_loaded(self, key: str, result: AuditResult, complete: bool) -> None:
+    def _on_room_loaded(
+        self,
+        key: str,
+        result: AuditResult,
+        complete: bool,
+        metadata: RoomMetadata | None,
+        metadata_findings: tuple[Finding, ...],
+    ) -> None:
         self.results[key] = result
-        ref = _ref(key)
-        attached = self.client.storages.get(ref.storage_id)
-        room = attached.engine.rooms.get(ref.room_id) if attached else None
-        if room is not None and room.metadata is not None and room.metadata.name:
-            self.rooms.update(key, name=room.metadata.name)
+        self.metadata[key] = (metadata, metadata_findings)
+        if metadata is not None and metadata.name:
+            self.rooms.update(key, name=metadata.name)
         self.timeline(key).set_timeline(result.timeline, complete)
         self._refresh_item(key, result, [])
         self.room_audit_changed.emit(key)
@@ -262,13 +266,11 @@ class Controller(QObject):
         (including who signed it, checked against the audit's keys), then its audit's."""
         result = self.results.get(key)
         errors = list(result.errors) if result else []
-        ref = _ref(key)
-        attached = self.client.storages.get(ref.storage_id)
-        room = attached.engine.rooms.get(ref.room_id) if attached else None
-        if room is not None:
-            meta = [f for f in room.metadata_findings if f.severity is Severity.ERROR]
-            if room.metadata is not None and result is not None:
-                meta += check_signer(room.metadata, result.authorized)[1]
+        if key in self.metadata:
+            metadata, findings = self.metadata[key]
+            meta = [f for f in findings if f.severity is Severity.ERROR]
+            if metadata is not None and result is not None:
+                meta += check_signer(metadata, result.authorized)[1]
             errors = meta + errors
         return errors
 

@@ -3,9 +3,10 @@
 ``install(window, controller)`` is the only entry point: it uses the window's
 ``members_button``, ``audit_button``, ``banner_button`` and ``side_panel`` and the
 controller's signals, and changes nothing else. Everything shown comes from the
-controller's last audit of the room (``controller.results``) and the engine's room state;
-the only thing written is a device confirmation, into the storage's index (pins table,
-source ``user``).
+controller's last audit of the room (``controller.results``) and the client's snapshots of
+the room (``ChatClient.room_view``); the only thing written is a device confirmation, through
+``ChatClient.mark_verified`` (pins table, source ``user``). Nothing here touches an index or
+the engine's rooms: those calls run on the engine's serial worker and come back as values.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from PySide6.QtGui import QColor, QKeyEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import QMessageBox
 
 from ..protocol.audit import Assessed, AuditResult
+from ..sync.client import RoomRef
 from .controller import Controller
 from .main_window import MainWindow
 from .models.members_model import Device, MembersModel
@@ -53,6 +55,9 @@ class Features(QObject):
         self.controller = controller
         identity = controller.identity
         self._confirmed: dict[str, frozenset[str]] = {}  # storage id -> confirmed keys
+        self._confirmed_loading: set[str] = set()  # storages whose keys are being read
+        self._audit_asked = 0  # newest audit-view request: older answers are dropped
+        self._audit_open_pending = False  # the user asked to open the dialog: the answer does
         self._members_key: str | None = None  # room the members model shows
         self.audit_dialog: AuditDialog | None = None
         self._audit_timer = QTimer(self)
@@ -95,13 +100,35 @@ class Features(QObject):
     # -- confirmed keys (per storage, from its index) ----------------------------------------
 
     def confirmed_keys(self, storage_id: str) -> frozenset[str]:
+        """The storage's confirmed keys as known so far. The first call starts reading them
+        (on the engine's worker, never blocking the GUI); when they arrive, the timelines and
+        the members panel get them."""
         keys = self._confirmed.get(storage_id)
-        if keys is None:
-            attached = self.controller.client.storages.get(storage_id)
-            if attached is None:
-                return frozenset()
-            keys = self._confirmed[storage_id] = frozenset(attached.index.user_verified_keys())
-        return keys
+        if keys is not None:
+            return keys
+        if (
+            storage_id in self.controller.client.storages
+            and storage_id not in self._confirmed_loading
+        ):
+            self._confirmed_loading.add(storage_id)
+            self.controller.tasks.start(
+                self._load_confirmed(storage_id), "Reading the devices you confirmed"
+            )
+        return frozenset()
+
+    async def _load_confirmed(self, storage_id: str) -> None:
+        try:
+            keys = await self.controller.client.confirmed_keys(storage_id)
+        except (RuntimeError, sqlite3.Error) as exc:  # its engine closed meanwhile
+            log.warning("could not read the confirmed devices of %s: %s", storage_id, exc)
+            return
+        finally:
+            self._confirmed_loading.discard(storage_id)
+        if storage_id not in self.controller.client.storages:
+            return  # removed meanwhile: read again if it comes back
+        # a confirmation recorded meanwhile is in ``keys`` too (the worker runs in order)
+        self._confirmed[storage_id] = keys | self._confirmed.get(storage_id, frozenset())
+        self._push_confirmed(storage_id)
 
     def _push_confirmed(self, storage_id: str) -> None:
         """Give the timelines of a storage its confirmed keys (the "confirmed" badge)."""
@@ -141,18 +168,23 @@ class Features(QObject):
         dialog = VerifyDeviceDialog(device, name, self.window)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         key = self.controller.current
-        dialog.accepted.connect(lambda: self.mark_verified(key, device))
+        dialog.accepted.connect(
+            lambda: self.controller.tasks.start(
+                self.mark_verified(key, device), "Saving the device confirmation"
+            )
+        )
         self.verify_dialog = dialog
         dialog.open()
 
-    def mark_verified(self, room_key: str, device: Device) -> bool:
+    async def mark_verified(self, room_key: str, device: Device) -> bool:
         """Record the user's confirmation of ``device`` in the room's storage index."""
         storage_id = _split(room_key)[0]
-        attached = self.controller.client.storages.get(storage_id)
-        if attached is None or not device.key:
+        if storage_id not in self.controller.client.storages or not device.key:
             return False
         try:
-            attached.index.mark_verified(device.sender_id, device.key)
+            await self.controller.client.mark_verified(storage_id, device.sender_id, device.key)
+        except KeyError:  # the storage was removed while the dialog was open
+            return False
         except sqlite3.Error as exc:
             log.warning("could not record the confirmation of %s: %s", device.sender_id, exc)
             QMessageBox.warning(self.window, "Verify device", f"Could not save it: {exc}")
@@ -164,44 +196,59 @@ class Features(QObject):
 
     # -- audit ------------------------------------------------------------------------------
 
-    def audit_view(self, key: str) -> AuditView | None:
+    async def audit_view(self, key: str) -> AuditView | None:
         if not key:
             return None
         storage_id, room_id = _split(key)
+        room = await self.controller.client.room_view(RoomRef(storage_id, room_id))
+        # what the GUI shows now (read after the wait: it may have moved on meanwhile)
         result = self.controller.results.get(key) or AuditResult(room_id, [], [], [], 0)
-        attached = self.controller.client.storages.get(storage_id)
-        room = attached.engine.rooms.get(room_id) if attached is not None else None
         item = self.controller.rooms.item(key)
         # Complete only when the result shown is the engine's latest, complete audit: the
-        # engine sets RoomState.complete on its worker thread before the GUI receives that
-        # audit, so the flag alone may describe a newer result than the one shown.
+        # engine sets that flag on its worker thread before the GUI receives that audit, so
+        # the flag alone may describe a newer result than the one shown.
         complete = room is not None and room.complete and room.result is result
         return AuditView(
             room_id,
             result,
             room.metadata if room is not None else None,
-            tuple(room.metadata_findings) if room is not None else (),
+            room.metadata_findings if room is not None else (),
             complete,
             item.storage_name if item is not None else "",
         )
 
     def open_audit(self) -> None:
-        view = self.audit_view(self.controller.current)
-        if view is None:
+        key = self.controller.current
+        if key:
+            self._audit_open_pending = True
+            self.controller.tasks.start(self._show_audit(key), "Opening the audit")
+
+    async def _show_audit(self, key: str) -> None:
+        self._audit_asked += 1
+        asked = self._audit_asked
+        try:
+            view = await self.audit_view(key)
+        except (RuntimeError, sqlite3.Error) as exc:  # its engine closed meanwhile
+            log.warning("could not show the audit of %s: %s", key, exc)
             return
-        if self.audit_dialog is None:
-            self.audit_dialog = AuditDialog(self.window)
-        self.audit_dialog.set_view(view)
-        self.audit_dialog.show()
-        self.audit_dialog.raise_()
-        self.audit_dialog.activateWindow()
+        if view is None or asked != self._audit_asked or key != self.controller.current:
+            return  # a newer request (or another room) answers instead
+        dialog = self.audit_dialog
+        if self._audit_open_pending:
+            self._audit_open_pending = False
+            if dialog is None:
+                dialog = self.audit_dialog = AuditDialog(self.window)
+            dialog.set_view(view)
+            dialog.show()
+            dialog.raise_()
+            dialog.activateWindow()
+        elif dialog is not None and dialog.isVisible():
+            dialog.set_view(view)
 
     def _refresh_audit(self, key: str) -> None:
         dialog = self.audit_dialog
         if dialog is not None and dialog.isVisible() and key == self.controller.current:
-            view = self.audit_view(key)
-            if view is not None:
-                dialog.set_view(view)
+            self.controller.tasks.start(self._show_audit(key), "Refreshing the audit")
 
     def _refresh_audit_soon(self) -> None:
         """Messages stream in: refresh the open dialog at most a few times a second."""

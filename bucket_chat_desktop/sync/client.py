@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Callable
@@ -25,7 +26,7 @@ from ..protocol.ids import check_room_id
 from ..settings import Settings, StorageSettings
 from ..storage import open_storage
 from ..storage.base import Storage, StorageError
-from .engine import SyncConfig, SyncEngine
+from .engine import RoomView, SyncConfig, SyncEngine
 from .events import EngineEvent
 from .outbox import Outbox
 from .reader import room_exists
@@ -167,6 +168,34 @@ class ChatClient:
                 return row
         return {}
 
+    async def room_view(self, ref: RoomRef) -> RoomView | None:
+        """A frozen snapshot of a room's state (latest audit, metadata and its findings,
+        complete and partial flags), or None when its storage or room is not read."""
+        attached = self.storages.get(ref.storage_id)
+        if attached is None:
+            return None
+        return await attached.engine.room_view(ref.room_id)
+
+    async def confirmed_keys(self, storage_id: str) -> frozenset[str]:
+        """The keys the person confirmed in one storage (its index's ``user`` pins)."""
+        attached = self.storages.get(storage_id)
+        if attached is None:
+            return frozenset()
+        return await attached.engine.user_confirmed_keys()
+
+    async def mark_verified(self, storage_id: str, sender_id: str, sender_key: str) -> None:
+        """Record the person's confirmation of a device key in that storage's index.
+        Raises ``KeyError`` for a storage that is not attached, ``sqlite3.Error`` when the
+        confirmation cannot be saved."""
+        await self.storages[storage_id].engine.mark_verified(sender_id, sender_key)
+
+    async def reaudit(self, ref: RoomRef) -> None:
+        """Audit a room again with the current pins (after a confirmation): the engine
+        emits ``RoomLoaded``. Nothing is downloaded."""
+        attached = self.storages.get(ref.storage_id)
+        if attached is not None:
+            await attached.engine.reaudit(ref.room_id)
+
     async def open_room(self, ref: RoomRef) -> None:
         engine = self.engine(ref.storage_id)
         await engine.open_room(ref.room_id, focus=True)
@@ -181,6 +210,17 @@ class ChatClient:
         self.window_focused = focused
         for attached in self.storages.values():
             attached.engine.set_window_focused(focused)
+
+    def set_poll_intervals(self, active: float, focused: float, idle: float) -> None:
+        """Running engines poll at these periods (seconds) from their next round."""
+        for attached in self.storages.values():
+            engine = attached.engine
+            engine.config = dataclasses.replace(
+                engine.config,
+                active_interval=active,
+                focused_interval=focused,
+                idle_interval=idle,
+            )
 
     def _follow(self, ref: RoomRef) -> None:
         entry = self.settings.storage(ref.storage_id)

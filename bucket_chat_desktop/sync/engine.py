@@ -132,6 +132,21 @@ class RoomState:
     backfill: asyncio.Task[None] | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class RoomView:
+    """What a front end may know of a room's state: copied on the engine's serial worker,
+    so it is one consistent moment and nobody changes it afterwards. ``result`` is the
+    engine's latest audit (compare it by identity with the one shown: ``complete`` and
+    ``partial`` describe that audit, not necessarily an older one)."""
+
+    room_id: str
+    result: AuditResult | None
+    metadata: RoomMetadata | None
+    metadata_findings: tuple[Finding, ...]
+    complete: bool
+    partial: bool
+
+
 def _unread_findings(room: RoomState) -> list[Finding]:
     """What the last pass could not read: errors, so the room is not clean (a partial
     read is never a final verdict, PROTOCOL.md section 16)."""
@@ -389,7 +404,7 @@ class SyncEngine:
         complete = await self._serially(self._rebuild_from_index, room)
         if room.result is not None:
             room.complete = complete
-            self._emit(RoomLoaded(room.room_id, room.result, complete))
+            self._emit(self._room_loaded(room, room.result, complete))
 
     def _rebuild_from_index(self, room: RoomState) -> bool:
         """Serial thread: refill the ledger from the cache (signature verdicts kept)."""
@@ -608,7 +623,7 @@ class SyncEngine:
                 self._last_activity = time.monotonic()
                 self._emit(EventsAppended(room.room_id, appended, result))
         else:
-            self._emit(RoomLoaded(room.room_id, result, final))
+            self._emit(self._room_loaded(room, result, final))
 
     def _ingest_serial(
         self,
@@ -698,6 +713,49 @@ class SyncEngine:
                 if a.state is TrustState.VERIFIED and a.event.sender_key
             }
         )
+
+    @staticmethod
+    def _room_loaded(room: RoomState, result: AuditResult, complete: bool) -> RoomLoaded:
+        """The event, with the room's metadata as read so far (set on the loop thread, where
+        this runs, so it is one consistent moment)."""
+        return RoomLoaded(
+            room.room_id, result, complete, room.metadata, tuple(room.metadata_findings)
+        )
+
+    # -- what front ends may ask (plain values, computed on the serial worker) ------------------
+
+    async def room_view(self, room_id: str) -> RoomView | None:
+        """A snapshot of a room's state, or None for a room this engine does not read."""
+        return await self._serially(self._room_view, room_id)
+
+    def _room_view(self, room_id: str) -> RoomView | None:
+        room = self.rooms.get(room_id)
+        if room is None:
+            return None
+        return RoomView(
+            room_id,
+            room.result,
+            room.metadata,
+            tuple(room.metadata_findings),
+            room.complete,
+            room.partial,
+        )
+
+    async def user_confirmed_keys(self) -> frozenset[str]:
+        """Every key the person confirmed (compared fingerprints), whoever's it is."""
+        index = self.index
+        if index is None:
+            return frozenset()
+        return frozenset(await self._serially(index.user_verified_keys))
+
+    async def mark_verified(self, sender_id: str, sender_key: str) -> None:
+        """Record the person's confirmation that ``sender_key`` is ``sender_id``'s (a pin
+        with source ``user``). Raises ``sqlite3.Error`` when it cannot be saved; without an
+        index there is nowhere to keep it, which is an error too."""
+        index = self.index
+        if index is None:
+            raise RuntimeError("this engine keeps no index: nowhere to record a confirmation")
+        await self._serially(index.mark_verified, sender_id, sender_key)
 
     async def reaudit(self, room_id: str) -> None:
         """Audit a room again with the current pins (the user confirmed a device key):

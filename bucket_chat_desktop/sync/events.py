@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from ..index import TimelineRow
 from ..protocol.audit import Assessed, AuditResult
 from ..protocol.event import Event
+from ..protocol.findings import Finding
+from ..protocol.metadata import RoomMetadata
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +28,10 @@ class RoomLoaded:
     room_id: str
     result: AuditResult
     complete: bool  # False while older history is still being fetched
+    # the room's metadata as read so far (None until it could be read) and what is wrong
+    # with it: a front end shows them with this result and never asks the engine's rooms
+    metadata: RoomMetadata | None = None
+    metadata_findings: tuple[Finding, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

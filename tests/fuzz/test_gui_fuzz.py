@@ -156,7 +156,10 @@ def _check_panels(app: App) -> None:
     app.window.members_button.setChecked(True)
     _every_role(features.members_model, [*QT_ROLES, *MemberRoles])
     app.window.grab()
-    features.open_audit()
+    features.open_audit()  # opens when the client's snapshot of the room arrives
+    app.qtbot.waitUntil(
+        lambda: features.audit_dialog is not None and features.audit_dialog.isVisible()
+    )
     assert features.audit_dialog is not None
     features.audit_dialog.grab()
     features.audit_dialog.close()

@@ -445,9 +445,7 @@ def test_a_segment_edited_before_opening_raises_the_banner_and_the_audit(
     assert all(r.body != "Ship it without checking." for r in desk.rows("falcon"))
 
     window.banner_button.click()
-    dialog = _features(window).audit_dialog
-    assert dialog is not None
-    qtbot.waitUntil(dialog.isVisible)
+    dialog = _shown_audit(qtbot, window)
     kinds = {dialog.model.finding(i).kind.value for i in range(dialog.model.rowCount())}
     assert "invalid-signature" in kinds
 
@@ -463,6 +461,14 @@ def _features(window: MainWindow) -> Any:
     found = window.findChild(Features)
     assert found is not None
     return found
+
+
+def _shown_audit(qtbot: Any, window: MainWindow) -> Any:
+    """The audit dialog once it shows: it opens when the client's snapshot of the room
+    arrives from the engine's worker."""
+    features = _features(window)
+    qtbot.waitUntil(lambda: features.audit_dialog is not None and features.audit_dialog.isVisible())
+    return features.audit_dialog
 
 
 def test_a_forged_segment_appearing_while_running_raises_the_banner(
@@ -489,8 +495,7 @@ def test_a_forged_segment_appearing_while_running_raises_the_banner(
     assert "invalid-signature" in kinds
     assert all(r.body != "Send your passwords to Dave." for r in desk.rows("general"))
     window.banner_button.click()
-    dialog = _features(window).audit_dialog
-    qtbot.waitUntil(lambda: dialog is not None and dialog.isVisible())
+    _shown_audit(qtbot, window)
 
 
 # -- rooms: switch, create, join, leave -------------------------------------------------------

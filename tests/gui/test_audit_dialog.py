@@ -129,9 +129,16 @@ class App:
     store: Path
     tampered: tuple[str, int] | None
 
-    def dialog(self) -> AuditDialog:
+    def dialog(self, qtbot: Any) -> AuditDialog:
+        """The audit dialog, once it shows (it opens when the client's snapshot of the room
+        arrives from the engine's worker)."""
+        qtbot.waitUntil(
+            lambda: (
+                self.features.audit_dialog is not None and self.features.audit_dialog.isVisible()
+            )
+        )
         dialog = self.features.audit_dialog
-        assert dialog is not None and dialog.isVisible()
+        assert dialog is not None
         return dialog
 
 
@@ -193,7 +200,7 @@ def test_tampered_room_shows_its_findings_with_file_and_line(
     assert not metadata_findings
 
     app.window.audit_button.click()
-    dialog = app.dialog()
+    dialog = app.dialog(qtbot)
     # counts: what RoomLedger.audit says
     shown = {
         state: int(tile.number.text().replace(",", "")) for state, tile in dialog.tiles.items()
@@ -249,7 +256,7 @@ def test_the_banner_opens_the_audit_and_the_report_is_the_cli_output(
     app = make_app(tampered=True)
     assert app.window.banner.isVisible()
     app.window.banner_button.click()
-    dialog = app.dialog()
+    dialog = app.dialog(qtbot)
     dialog.copy_button.click()
     copied = QGuiApplication.clipboard().text()
     cli = cli_verify(app.store)
@@ -264,7 +271,7 @@ def test_clean_room(qtbot: Any, make_app: Callable[..., App], tmp_path: Path) ->
     expected, _ = run(qtbot, audit_directly(app.store))
     assert not app.window.banner.isVisible()
     app.window.audit_button.click()
-    dialog = app.dialog()
+    dialog = app.dialog(qtbot)
     assert dialog.headline.text() == "History verified"
     assert not dialog.table.isVisible()
     assert "No findings" in dialog.detail.toPlainText()
@@ -306,7 +313,7 @@ def test_still_loading_older_history(
     room = app.controller.client.storages[storage_id].engine.rooms[ROOM]
     room.complete = False  # what the engine says while it back-fills
     app.window.audit_button.click()
-    dialog = app.dialog()
+    dialog = app.dialog(qtbot)
     assert "Still loading older history" in dialog.history.text()
     assert dialog.headline.text() == "No problems so far"
     assert dialog.view is not None
@@ -314,7 +321,7 @@ def test_still_loading_older_history(
     # a new audit while the dialog is open refreshes it
     room.complete = True
     app.controller.room_audit_changed.emit(app.key)
-    assert "Complete" in dialog.history.text()
+    qtbot.waitUntil(lambda: "Complete" in dialog.history.text())
     assert dialog.headline.text() == "History verified"
 
 

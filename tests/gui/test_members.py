@@ -214,7 +214,7 @@ def test_mark_as_verified_asks_then_pins_the_key_in_the_index(
     qtbot.waitUntil(dialog.isVisible)
     shot(dialog, "verify_device_dialog", tmp_path)
     dialog.confirm_button.click()
-    assert app.index.user_verified_keys() == {key_text(BOB)}
+    qtbot.waitUntil(lambda: app.index.user_verified_keys() == {key_text(BOB)})
     assert key_text(BOB) in app.index.pins()["bob@example.com"]
     qtbot.waitUntil(lambda: row_for(key_text(BOB)).confirm_button is None)
     assert row_for(key_text(BOB)).device.state is DeviceState.CONFIRMED
@@ -237,7 +237,7 @@ def test_confirmed_devices_get_the_confirmed_role_in_the_timeline(
     open_panel(qtbot, app)
     bob = app.features.members_model.member(1)
     laptop: Device = next(d for d in bob.devices if d.key == key_text(BOB))
-    assert app.features.mark_verified(app.key, laptop)
+    assert run(qtbot, app.features.mark_verified(app.key, laptop))
     timeline = app.controller.timeline(app.key)
     confirmed = {
         timeline.index(i).data(Roles.SenderKey)
@@ -318,7 +318,7 @@ def test_confirming_an_unintroduced_key_makes_it_trusted(qtbot: Any, app: App) -
     assert any(f.kind.value == "key-changed" for f in app.controller.results[app.key].errors)
     carol = model.member(model.row_of("carol@example.com"))
     device = next(d for d in carol.devices if d.key == key_text(new_key))
-    assert app.features.mark_verified(app.key, device)
+    assert run(qtbot, app.features.mark_verified(app.key, device))
     qtbot.waitUntil(lambda: not app.controller.results[app.key].errors, timeout=20_000)
     states = {a.event.sender_key: a.state.value for a in app.controller.results[app.key].timeline}
     assert states[key_text(new_key)] == "verified"
@@ -373,7 +373,7 @@ def test_an_introduction_is_accepted_only_after_the_person_confirms_the_introduc
 
     alice = model.member(model.row_of("alice@example.com"))
     device = next(d for d in alice.devices if d.key == key_text(other))
-    assert app.features.mark_verified(app.key, device)
+    assert run(qtbot, app.features.mark_verified(app.key, device))
     app.controller.send_text("after confirming")
     qtbot.waitUntil(lambda: body_arrived("after confirming"), timeout=20_000)
     assert [c.get("introduced_by") for c in sent_joins() if "introduced_by" in c] == [

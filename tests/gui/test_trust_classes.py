@@ -142,10 +142,19 @@ class App:
         cards = self.features.members_panel.cards
         qtbot.waitUntil(lambda: all(c.isVisible() for c in cards))
 
-    def open_audit(self) -> AuditDialog:
+    def open_audit(self, qtbot: Any) -> AuditDialog:
         self.window.audit_button.click()
+        return self.audit_dialog(qtbot)
+
+    def audit_dialog(self, qtbot: Any) -> AuditDialog:
+        """The audit dialog, once it shows (after the client's snapshot of the room)."""
+        qtbot.waitUntil(
+            lambda: (
+                self.features.audit_dialog is not None and self.features.audit_dialog.isVisible()
+            )
+        )
         dialog = self.features.audit_dialog
-        assert dialog is not None and dialog.isVisible()
+        assert dialog is not None
         return dialog
 
 
@@ -357,8 +366,7 @@ def test_a_deleted_witnessed_message_raises_the_banner_and_is_explained(
     assert EXPLANATIONS[Kind.TRUNCATED_CHAIN].title in banner and "truncated-chain" in banner
     shot(app.window, "trust_truncated_window", tmp_path)
     app.window.banner_button.click()
-    dialog = app.features.audit_dialog
-    assert dialog is not None and dialog.isVisible()
+    dialog = app.audit_dialog(qtbot)
     proxy = dialog.proxy
     kinds = [str(proxy.index(r, Column.KIND).data()) for r in range(proxy.rowCount())]
     dialog.table.selectRow(kinds.index("truncated-chain"))
@@ -490,7 +498,7 @@ def test_metadata_signed_by_another_key_is_not_shown_as_the_creators(
     assert all(i.data(Roles.Trust) == "verified" for i in app.rows())
     assert app.kinds() == ["metadata-signer-unknown"]
     assert app.room_list_findings() == 1 and app.window.banner.isVisible()
-    dialog = app.open_audit()
+    dialog = app.open_audit(qtbot)
     meta = dialog.metadata_label.text()
     assert f"signed by {ALICE_ID}" not in meta
     assert "unknown key" in meta

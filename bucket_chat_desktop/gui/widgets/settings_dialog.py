@@ -10,7 +10,6 @@ put back on Cancel). Adding or removing a storage takes effect at once.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from typing import NamedTuple
 
@@ -38,7 +37,6 @@ from ...settings import POLL_SPEEDS, THEMES, Settings, StorageSettings
 from ...storage.base import StorageError
 from ...storage.profiles import ProfileStore
 from ...storage.url import parse_storage_url
-from ...sync.engine import SyncConfig
 from .. import theme as theme_feature
 from ..controller import Controller
 from ..main_window import MainWindow
@@ -455,16 +453,7 @@ class SettingsDialog(QDialog):
 
     def _apply_poll_speed(self) -> None:
         """Running engines poll at the new speed from their next round."""
-        active, focused, idle = self.settings.poll_intervals()
-        for attached in self.controller.client.storages.values():
-            engine = attached.engine
-            if isinstance(engine.config, SyncConfig):
-                engine.config = dataclasses.replace(
-                    engine.config,
-                    active_interval=active,
-                    focused_interval=focused,
-                    idle_interval=idle,
-                )
+        self.controller.client.set_poll_intervals(*self.settings.poll_intervals())
 
     @guard()
     def reject(self) -> None:

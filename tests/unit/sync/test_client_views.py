@@ -1,0 +1,77 @@
+"""What a front end may ask the ChatClient, on a real local folder, index and engine: plain
+values made on the engine's serial worker, never the engine's live room state or its index."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from pathlib import Path
+
+import pytest
+from nacl.signing import SigningKey
+
+from bucket_chat_desktop.index import Index, index_path_for
+from bucket_chat_desktop.protocol.canonical import b64encode
+from bucket_chat_desktop.settings import Settings, StorageSettings
+from bucket_chat_desktop.sync.client import ChatClient, RoomRef
+from bucket_chat_desktop.sync.engine import RoomView
+from bucket_chat_desktop.sync.events import EngineEvent, RoomLoaded
+
+ALICE = "alice@example.com"
+ROOM = "room-1"
+
+
+def test_room_view_confirmed_keys_and_mark_verified_hand_back_values(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    store.mkdir()
+    entry = StorageSettings(str(store), "Team share", [])
+    events: list[EngineEvent] = []
+    client = ChatClient(
+        Settings(ALICE, "Alice", [entry]),
+        ALICE,
+        SigningKey(bytes(range(32))),
+        lambda _sid, event: events.append(event),
+        data_dir=tmp_path / "data",
+    )
+    bob_key = b64encode(bytes(SigningKey(bytes(range(1, 33))).verify_key))
+
+    async def scenario() -> tuple[RoomView | None, ...]:
+        await client.attach(entry)
+        try:
+            ref = await client.create_room(entry.id, ROOM, "Launch plans")
+            before = await client.confirmed_keys(entry.id)
+            await client.mark_verified(entry.id, "bob@example.com", bob_key)
+            after = await client.confirmed_keys(entry.id)
+            assert before == frozenset() and after == frozenset({bob_key})
+            assert isinstance(after, frozenset)
+            assert await client.confirmed_keys("no-such-storage") == frozenset()
+            with pytest.raises(KeyError):
+                await client.mark_verified("no-such-storage", "bob@example.com", bob_key)
+            view = await client.room_view(ref)
+            missing_room = await client.room_view(RoomRef(entry.id, "no-such-room"))
+            missing_storage = await client.room_view(RoomRef("nowhere", ROOM))
+            return view, missing_room, missing_storage
+        finally:
+            await client.close()
+
+    view, missing_room, missing_storage = asyncio.run(scenario())
+    assert missing_room is None and missing_storage is None
+    assert view is not None and view.room_id == ROOM
+    assert view.metadata is not None and view.metadata.name == "Launch plans"
+    assert isinstance(view.metadata_findings, tuple) and not view.metadata_findings
+    assert view.result is not None and view.complete and not view.partial
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        view.complete = False  # type: ignore[misc]
+
+    # the room's metadata reaches the front end with the audit, not through engine.rooms
+    loaded = [e for e in events if isinstance(e, RoomLoaded) and e.metadata is not None]
+    assert loaded and loaded[-1].metadata is not None
+    assert loaded[-1].metadata.name == "Launch plans"
+    assert loaded[-1].metadata_findings == ()
+
+    # the confirmation is in the storage's index file, as a pin the user made
+    index = Index.open(index_path_for(tmp_path / "data", str(store)))
+    try:
+        assert index.user_verified_keys() == {bob_key}
+    finally:
+        index.close()
