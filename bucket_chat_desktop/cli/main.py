@@ -555,16 +555,9 @@ async def cmd_history(args: argparse.Namespace) -> int:
             "events": [fmt.event_json(a) for a in timeline],
             "findings": [f.as_dict() for f in result.findings],
         }
-        if stale is not None:
-            doc["stale"] = stale
-        print(fmt.json_text(doc))
+        _print_json(doc, stale)
         return EXIT_OK
-    title = (
-        fmt.room_title(view.metadata, view.room_id, result.authorized)
-        if view.metadata
-        else view.room_id
-    )
-    print(f"# {title}")
+    _print_title(view, result)
     ids = RoomIds()
     ids.update(a.event.sender_id for a in result.timeline)  # first seen in the whole room
     for item in timeline:
@@ -583,6 +576,22 @@ async def cmd_history(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _print_title(view: Any, result: AuditResult) -> None:
+    title = (
+        fmt.room_title(view.metadata, view.room_id, result.authorized)
+        if view.metadata
+        else view.room_id
+    )
+    print(f"# {title}")
+
+
+def _print_json(doc: dict[str, Any], stale: str | None) -> None:
+    """A command's JSON document; ``stale`` says the storage did not answer (from the index)."""
+    if stale is not None:
+        doc["stale"] = stale
+    print(fmt.json_text(doc))
+
+
 async def cmd_members(args: argparse.Namespace) -> int:
     view, result, stale = await _audited(args, cached=True)
     if stale is not None:
@@ -594,16 +603,9 @@ async def cmd_members(args: argparse.Namespace) -> int:
             "room_id": view.room_id,
             "members": [fmt.member_json(m) for m in members],
         }
-        if stale is not None:
-            doc["stale"] = stale
-        print(fmt.json_text(doc))
+        _print_json(doc, stale)
         return EXIT_OK
-    title = (
-        fmt.room_title(view.metadata, view.room_id, result.authorized)
-        if view.metadata
-        else view.room_id
-    )
-    print(f"# {title}")
+    _print_title(view, result)
     for member in members:
         for line in fmt.member_lines(member):
             print(line)
