@@ -440,7 +440,9 @@ def test_a_segment_that_cannot_be_read_is_no_verdict_and_pins_nothing(
         mend.append(stalling.fail_get.clear)
 
     app = open_room(build)
-    qtbot.waitUntil(lambda: bool(app.room.unread))
+    qtbot.waitUntil(
+        lambda: bool(app.room.unread), timeout=20_000
+    )  # as the waits below: a loaded machine
     assert "segment-unreadable" in app.kinds()
     assert app.room_list_findings() >= 1 and app.window.banner.isVisible()
     banner = app.window.banner_text.text()
