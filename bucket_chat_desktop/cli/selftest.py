@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 import time
 import uuid
 
@@ -10,11 +9,12 @@ from nacl.signing import SigningKey
 
 from ..protocol.audit import RoomLedger, TrustState
 from ..protocol.event import MESSAGE, Event, parse_event
-from ..protocol.ids import logs_prefix, room_prefix
+from ..protocol.ids import room_prefix
 from ..protocol.segment import encode_segment, path_for
 from ..protocol.signing import SignatureChecker, build_event
 from ..protocol.untrusted_text import terminal_safe
-from ..storage.base import AlreadyExistsError, Storage, StorageError
+from ..storage.base import Storage
+from ..sync.selfcheck import check_storage_use
 
 
 def _check(label: str, ok: bool, detail: str = "") -> bool:
@@ -79,31 +79,15 @@ def crypto_selftest() -> int:
 
 
 async def storage_selftest(storage: Storage, room_id: str) -> int:
+    """The same self-check as the app's *Test connection* (`sync.selfcheck`), step by
+    step; exit 0 only when everything holds, create-only writes included."""
     print(f"Storage self-test on {terminal_safe(storage.describe())}:")
     room_prefix(room_id)
-    probe = f".bucket-chat-probe/{uuid.uuid4()}"
-    data = secrets.token_bytes(64)
-    results: list[bool] = []
-    try:
-        results.append(_check("create-only write", await storage.put_if_absent(probe, data)))
-        results.append(
-            _check(
-                "a retry of the same write is recognised",
-                not await storage.put_if_absent(probe, data),
-            )
-        )
-        try:
-            await storage.put_if_absent(probe, data + b"x")
-            results.append(_check("an existing object is never overwritten", False))
-        except AlreadyExistsError:
-            results.append(_check("an existing object is never overwritten", True))
-        results.append(_check("read back", await storage.get(probe) == data))
-        segments = await storage.list_objects(logs_prefix(room_id))
-        results.append(_check(f"list room {room_id!r}", True, f"{len(segments)} object(s)"))
-    except StorageError as exc:
-        results.append(_check("storage reachable", False, str(exc)))
-    finally:
-        await storage.remove_probe(probe)
-    ok = all(results)
-    print("Storage works." if ok else "Storage self-test FAILED.")
+    result = await check_storage_use(storage, room_id=room_id)
+    for step in result.steps:
+        _check(step.label, step.ok, step.detail)
+    if result.level == "error" and all(step.ok for step in result.steps):
+        _check("storage reachable", False, result.message)  # stopped before a step ended
+    ok = result.level == "ok"
+    print("Storage works." if ok else f"Storage self-test FAILED: {terminal_safe(result.message)}")
     return 0 if ok else 1

@@ -16,9 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import secrets as _random
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,11 +40,16 @@ from PySide6.QtWidgets import (
 
 from ... import paths
 from ...settings import StorageSettings
-from ...storage.base import PROBE_PREFIX, StorageError
+from ...storage.base import StorageError
 from ...storage.open import open_location
 from ...storage.profiles import ProfileStore, check_secrets, keyring_backend
 from ...storage.url import StorageLocation, StorageUrlError, parse_storage_url
-from ...sync.watched import answer_within, watched
+from ...sync.selfcheck import (
+    CHECK_TIMEOUT,
+    TEST_NO_ANSWER,
+    CheckResult,
+    check_storage_use,
+)
 from ..safe import guard
 from ..tasks import TaskRunner
 
@@ -65,12 +68,6 @@ KIND_NAMES = {
     "gs": "Google Cloud Storage bucket",
     "az": "Azure Blob container",
 }
-CHECK_TIMEOUT = 90.0  # seconds for the whole connection test
-# Seconds one request of the test may go unanswered: a storage that does not answer at
-# all (a frozen service, a dead VPN) is reported in seconds, a slow one that keeps
-# answering still gets CHECK_TIMEOUT.
-TEST_NO_ANSWER = 6.0
-PROBE_CLEANUP = 2.0  # seconds for removing the test object after the test was given up
 # A test the user waits for should fail fast: one attempt, a short timeout (unless the
 # user gave their own in a URL).
 TEST_OPTIONS = {"retries": "1", "timeout": "15"}
@@ -78,19 +75,6 @@ OK_COLOR, WARN_COLOR, ERROR_COLOR = "#2e9d5b", "#d9822b", "#d64545"
 
 
 # -- the connection test -------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class CheckResult:
-    """The outcome of `check_storage`: ``level`` is ``ok``, ``warning`` or ``error``."""
-
-    level: str
-    message: str
-
-    @property
-    def usable(self) -> bool:
-        """True when chatting can work (a warning still works, with weaker guarantees)."""
-        return self.level != "error"
 
 
 async def check_storage(
@@ -117,16 +101,11 @@ async def check_storage(
         extra = {k: v for k, v in TEST_OPTIONS.items() if k not in location.options}
         location = location.with_options(extra)
     try:
-        storage = watched(open_location(location, secrets))
+        storage = open_location(location, secrets)
     except StorageError as exc:
         return CheckResult("error", str(exc))
     try:
-        step = answer_within(storage, _exercise(storage), no_answer, what=storage.describe())
-        return await asyncio.wait_for(step, timeout)
-    except TimeoutError:
-        return CheckResult("error", f"no answer within {timeout:g} s")
-    except StorageError as exc:
-        return CheckResult("error", str(exc))
+        return await check_storage_use(storage, no_answer=no_answer, timeout=timeout)
     except Exception as exc:  # a bug or an SDK surprise: shown, logged, never lost
         log.exception("connection test of %s failed", location.root())
         return CheckResult("error", f"unexpected error ({type(exc).__name__}): {exc}")
@@ -135,35 +114,6 @@ async def check_storage(
             await storage.close()
         except Exception as exc:
             log.debug("closing the tested storage: %s", exc)
-
-
-async def _exercise(storage: Any) -> CheckResult:
-    rooms = await storage.list_dirs("rooms/")
-    probe = f"{PROBE_PREFIX}gui-{_random.token_hex(8)}"
-    data = b"bucket-chat connection test " + _random.token_hex(16).encode()
-    await storage.put_if_absent(probe, data)
-    try:
-        if await storage.get(probe) != data:
-            return CheckResult("error", "the test object read back with different contents")
-        listed = [o.path for o in await storage.list_objects(PROBE_PREFIX)]
-        if probe not in listed:
-            return CheckResult("error", "the test object was written but is not listed")
-    finally:
-        # Bounded: this also runs when the test was given up on a storage that stopped
-        # answering. A probe left behind under .bucket-chat-probe/ is harmless.
-        try:
-            await asyncio.wait_for(storage.remove_probe(probe), PROBE_CLEANUP)
-        except (StorageError, TimeoutError) as exc:
-            log.info("could not remove the probe %s: %s", probe, exc or "no answer")
-    honoured, how = await storage.probe_create_only()
-    found = f"{len(rooms)} room{'s' if len(rooms) != 1 else ''} found"
-    if not honoured:
-        return CheckResult(
-            "warning",
-            f"Reads and writes work ({found}), but the store ignored the create-only "
-            f"precondition: {how}.",
-        )
-    return CheckResult("ok", f"Connection works: wrote, read and listed a test object; {found}.")
 
 
 def _folder_problem(folder: Path, create: bool) -> str:
