@@ -774,14 +774,9 @@ def offered_introductions(
     return [k for k in offered if k not in answered]
 
 
-def pending_introduction(
-    shown: Iterable[tuple[Event, TrustState]],
-    user_id: str,
-    key_text: str,
-    confirmed: Collection[str],
-) -> str | None:
-    """The key whose statement introduced ``key_text`` for ``user_id``, to be accepted by
-    this key without asking, or None (section 7).
+def first_confirmed(offered: Iterable[str], confirmed: Collection[str]) -> str | None:
+    """The first of ``offered`` (``offered_introductions``) the person confirmed, or None:
+    the introduction this device accepts without asking (section 7).
 
     Only a statement by a key the person *confirmed* as theirs on this device (compared
     fingerprints, ``Index.confirmed_keys``) is accepted by itself. Being verified in the
@@ -789,11 +784,6 @@ def pending_introduction(
     impostor writing first in a room the user has not used yet could introduce the real
     device's public key and have that device vouch for it. Every other offer waits for
     the person (``bucket-chat accept-device``, or confirming the fingerprint in the app)."""
-    return first_confirmed(offered_introductions(shown, user_id, key_text), confirmed)
-
-
-def first_confirmed(offered: Iterable[str], confirmed: Collection[str]) -> str | None:
-    """The first of ``offered`` (``offered_introductions``) the person confirmed, or None."""
     return next((k for k in offered if k in confirmed), None)
 
 

@@ -11,8 +11,8 @@ from bucket_chat_desktop.protocol.audit import (
     DEVICE_ADD_FIELD,
     RoomLedger,
     TrustState,
+    first_confirmed,
     offered_introductions,
-    pending_introduction,
 )
 from bucket_chat_desktop.protocol.event import MEMBER, Event
 from bucket_chat_desktop.protocol.findings import Finding, Kind, Severity
@@ -752,8 +752,9 @@ def test_pending_introduction_for_the_new_device() -> None:
         return [(a.event, a.state) for a in audit(*segments, pinned=pinned).timeline]
 
     def pending(*segments: tuple[str, bytes], confirmed: Any = (), pinned: Any = None) -> Any:
-        return pending_introduction(
-            shown(*segments, pinned=pinned), laptop.sender_id, laptop.public, confirmed
+        rows = shown(*segments, pinned=pinned)
+        return first_confirmed(
+            offered_introductions(rows, laptop.sender_id, laptop.public), confirmed
         )
 
     def offered(*segments: tuple[str, bytes]) -> list[str]:
