@@ -410,7 +410,7 @@ class SyncEngine:
         """Serial thread: refill the ledger from the cache (signature verdicts kept)."""
         index = self.index
         assert index is not None
-        info = {r["room_id"]: r for r in index.rooms()}.get(room.room_id)
+        info = index.room(room.room_id)
         count = 0
         damaged: set[str] = set()
         for path, cached, findings in index.room_segments(room.room_id):
@@ -1204,7 +1204,7 @@ class SyncEngine:
             return False, None
 
         def from_index() -> tuple[bool, Event | None]:
-            info = {r["room_id"]: r for r in index.rooms()}.get(room_id)
+            info = index.room(room_id)
             if not info or not info["history_complete"]:
                 return False, None
             # Wherever they are stored: only this device can sign with its key, and a
@@ -1306,11 +1306,8 @@ class SyncEngine:
     async def knows_room(self, room_id: str) -> bool:
         """Whether this device has the room locally (read into the index, or written to
         through the outbox): then it exists, and nothing needs to ask the storage."""
-        if self.index is not None:
-            index = self.index
-            rows = await self._serially(index.rooms)
-            if any(r["room_id"] == room_id for r in rows):
-                return True
+        if self.index is not None and await self._serially(self.index.room, room_id) is not None:
+            return True
         if self.outbox is not None:
             return await self._outboxed(self.outbox.knows_room, room_id)
         return False
