@@ -562,21 +562,32 @@ class Index:
                 (room_id, name, int(signed)),
             )
 
+    _ROOM_COLUMNS = (
+        "room_id",
+        "name",
+        "signed",
+        "last_ts",
+        "last_preview",
+        "errors",
+        "history_complete",
+    )
+
     @_locked
     def rooms(self) -> list[dict[str, object]]:
-        cols = (
-            "room_id",
-            "name",
-            "signed",
-            "last_ts",
-            "last_preview",
-            "errors",
-            "history_complete",
-        )
+        cols = self._ROOM_COLUMNS
         return [
             dict(zip(cols, row, strict=True))
             for row in self._db.execute(f"SELECT {', '.join(cols)} FROM rooms ORDER BY room_id")
         ]
+
+    @_locked
+    def room(self, room_id: str) -> dict[str, object] | None:
+        """One row of ``rooms()``, or None when the index knows nothing of the room."""
+        cols = self._ROOM_COLUMNS
+        row = self._db.execute(
+            f"SELECT {', '.join(cols)} FROM rooms WHERE room_id = ?", (room_id,)
+        ).fetchone()
+        return dict(zip(cols, row, strict=True)) if row is not None else None
 
     # -- trust pins ------------------------------------------------------------------------------
 

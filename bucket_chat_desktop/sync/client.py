@@ -163,10 +163,7 @@ class ChatClient:
         attached = self.storages.get(ref.storage_id)
         if attached is None:
             return {}
-        for row in attached.index.rooms():
-            if row["room_id"] == ref.room_id:
-                return row
-        return {}
+        return attached.index.room(ref.room_id) or {}
 
     async def room_view(self, ref: RoomRef) -> RoomView | None:
         """A frozen snapshot of a room's state (latest audit, metadata and its findings,

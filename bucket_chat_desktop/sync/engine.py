@@ -78,6 +78,7 @@ from .watched import (
     clock_text,
     watched,
 )
+from .writer import RoomWriter, newest_head
 
 log = logging.getLogger("bucket_chat.sync")
 T = TypeVar("T")
@@ -179,13 +180,6 @@ class NotQueuedError(StorageError):
 def _merged(first: Sequence[str], second: Sequence[str]) -> list[str]:
     """Both lists of keys in order, each key once."""
     return list(dict.fromkeys([*first, *second]))
-
-
-def _newest_head(mine: Sequence[Event]) -> Event | None:
-    """The newest event no other of ``mine`` continues (the chain's head)."""
-    referenced = {e.prev_event_hash for e in mine}
-    heads = [e for e in mine if e.hash not in referenced]
-    return max(heads, key=lambda e: e.order_key) if heads else None
 
 
 class SyncEngine:
@@ -410,7 +404,7 @@ class SyncEngine:
         """Serial thread: refill the ledger from the cache (signature verdicts kept)."""
         index = self.index
         assert index is not None
-        info = {r["room_id"]: r for r in index.rooms()}.get(room.room_id)
+        info = index.room(room.room_id)
         count = 0
         damaged: set[str] = set()
         for path, cached, findings in index.room_segments(room.room_id):
@@ -1053,8 +1047,6 @@ class SyncEngine:
             # gives up in seconds if it does not answer (a guessed head forks the chain).
             known, head = await self._local_head(room_id, signing_key)
             if not known:
-                from .writer import RoomWriter
-
                 writer = RoomWriter(
                     self.storage, room_id, user_id, signing_key, confirmed=confirmed
                 )
@@ -1196,15 +1188,15 @@ class SyncEngine:
         key_text = b64encode(bytes(signing_key.verify_key))
         room = self.rooms.get(room_id)
         if room is not None and room.result is not None and room.complete and not room.partial:
-            return True, _newest_head(
+            return True, newest_head(
                 [a.event for a in room.result.timeline if a.event.sender_key == key_text]
-            )
+            )[0]
         index = self.index
         if index is None:
             return False, None
 
         def from_index() -> tuple[bool, Event | None]:
-            info = {r["room_id"]: r for r in index.rooms()}.get(room_id)
+            info = index.room(room_id)
             if not info or not info["history_complete"]:
                 return False, None
             # Wherever they are stored: only this device can sign with its key, and a
@@ -1217,7 +1209,7 @@ class SyncEngine:
                         continue
                     if ev.sender_key == key_text:
                         mine.append(ev)
-            return True, _newest_head(mine)
+            return True, newest_head(mine)[0]
 
         return await self._serially(from_index)
 
@@ -1306,11 +1298,8 @@ class SyncEngine:
     async def knows_room(self, room_id: str) -> bool:
         """Whether this device has the room locally (read into the index, or written to
         through the outbox): then it exists, and nothing needs to ask the storage."""
-        if self.index is not None:
-            index = self.index
-            rows = await self._serially(index.rooms)
-            if any(r["room_id"] == room_id for r in rows):
-                return True
+        if self.index is not None and await self._serially(self.index.room, room_id) is not None:
+            return True
         if self.outbox is not None:
             return await self._outboxed(self.outbox.knows_room, room_id)
         return False

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from ..protocol.ids import logs_prefix
 from ..storage.base import PROBE_PREFIX, AlreadyExistsError, Storage, StorageError
+from .reader import list_rooms
 from .watched import WatchedStorage, answer_within, watched
 
 log = logging.getLogger("bucket_chat.sync.selfcheck")
@@ -80,7 +81,7 @@ async def _exercise(
         steps.append(CheckStep(label, False, detail))
         return CheckResult("error", f"{label}: {detail}", tuple(steps))
 
-    rooms = await storage.list_dirs("rooms/")
+    rooms = await list_rooms(storage)
     found = f"{len(rooms)} room{'s' if len(rooms) != 1 else ''} found"
     steps.append(CheckStep("list the rooms", True, found))
     probe = f"{PROBE_PREFIX}check-{secrets.token_hex(8)}"

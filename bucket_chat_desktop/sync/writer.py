@@ -48,6 +48,14 @@ MAX_NAME_ATTEMPTS = 20
 READ_CONCURRENCY = 8  # segments read at once while looking for this device's last event
 
 
+def newest_head(mine: Sequence[Event]) -> tuple[Event | None, int]:
+    """The newest of ``mine`` (one device's events) that no other of them continues: the
+    chain's head; and how many such heads there are (more than one: the chain forked)."""
+    referenced = {e.prev_event_hash for e in mine}
+    heads = [e for e in mine if e.hash not in referenced]
+    return (max(heads, key=lambda e: e.order_key) if heads else None), len(heads)
+
+
 class RoomError(Exception):
     """A room-level problem a user can act on (room missing, already exists, …)."""
 
@@ -169,12 +177,10 @@ class RoomWriter:
                 ev = loc.event
                 if ev.sender_key == self.key_text and checker.check(ev)[0]:
                     mine.append(ev)
-        referenced = {e.prev_event_hash for e in mine}
-        heads = [e for e in mine if e.hash not in referenced]
-        self._head = max(heads, key=lambda e: e.order_key) if heads else None
-        if len(heads) > 1:
+        self._head, heads = newest_head(mine)
+        if heads > 1:
             log.warning(
-                "device chain in %s has %d heads; continuing the newest", self.room_id, len(heads)
+                "device chain in %s has %d heads; continuing the newest", self.room_id, heads
             )
         if self._head is None and read:
             self.introduced_by = self._find_introduction(read)
