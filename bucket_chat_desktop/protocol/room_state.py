@@ -255,13 +255,6 @@ class RoomState:
         # merely "changed" (``conflicted_senders`` of the latest full audit).
         self.disputed: frozenset[str] = frozenset()
 
-    def clear(self) -> None:
-        self._senders.clear()
-        self._seen.clear()
-        self._order = 0
-        self.names = DisplayNames()
-        self.disputed = frozenset()
-
     @classmethod
     def of(cls, result: AuditResult) -> RoomState:
         """The state after a full audit."""
