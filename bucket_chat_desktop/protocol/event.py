@@ -256,38 +256,92 @@ def parse_event(obj: Any, room_id: str) -> Event | Malformed:
         and "prev_event_hash" in obj
         and "sender_key" in obj
     ):
-        # Exactly the fields build_event writes, all read and type-checked above:
-        # canonical_json(obj) written out in its sorted key order.
-        canonical = "".join(
-            (
-                '{"content":',
-                canonical_text_acyclic(content),
-                ',"event_id":',
-                _quote(event_id),
-                ',"parent_event_id":',
-                "null" if parent is None else _quote(parent),
-                ',"prev_event_hash":',
-                "null" if prev is None else _quote(prev),
-                ',"room_id":',
-                _quote(room_id),
-                ',"sender_id":',
-                _quote(sender_id),
-                ',"sender_key":',
-                "null" if sender_key is None else _quote(sender_key),
-                ',"timestamp_ms":',
-                int.__repr__(ts),
-                ',"type":',
-                _quote(event_type),
-                "}",
-            )
+        # Exactly the fields build_event writes, all read and type-checked above.
+        canonical = nine_fields_text(
+            content, event_id, parent, prev, room_id, sender_id, sender_key, ts, event_type
         ).encode("ascii")
     else:  # extension fields, witness, or an optional field left out
         canonical = canonical_text_acyclic(obj).encode("ascii")
     obj["signature"] = signature
+    return event_of_parts(
+        obj,
+        canonical,
+        event_id,
+        room_id,
+        ts,
+        sender_id,
+        event_type,
+        parent,
+        prev,
+        signature,
+        sender_key,
+        content,
+    )
+
+
+def nine_fields_text(
+    content: Mapping[str, Any],
+    event_id: str,
+    parent: str | None,
+    prev: str | None,
+    room_id: str,
+    sender_id: str,
+    sender_key: str | None,
+    ts: int,
+    event_type: str,
+    tail: str = "",
+) -> str:
+    """``canonical_json`` text of an event of exactly the nine fields ``build_event``
+    writes, and ``tail`` (``',"witness":…'``, the one key sorted after them), written out
+    in sorted key order: the hot paths' form, shared by the writer and the reader so
+    their bytes cannot drift apart. The caller checked every field's type; ``content``
+    must hold no cycle."""
+    return "".join(
+        (
+            '{"content":',
+            canonical_text_acyclic(content),
+            ',"event_id":',
+            _quote(event_id),
+            ',"parent_event_id":',
+            "null" if parent is None else _quote(parent),
+            ',"prev_event_hash":',
+            "null" if prev is None else _quote(prev),
+            ',"room_id":',
+            _quote(room_id),
+            ',"sender_id":',
+            _quote(sender_id),
+            ',"sender_key":',
+            "null" if sender_key is None else _quote(sender_key),
+            ',"timestamp_ms":',
+            int.__repr__(ts),
+            ',"type":',
+            _quote(event_type),
+            tail,
+            "}",
+        )
+    )
+
+
+def event_of_parts(
+    raw: Mapping[str, Any],
+    canonical: bytes,
+    event_id: str,
+    room_id: str,
+    ts: int,
+    sender_id: str,
+    event_type: str,
+    parent: str | None,
+    prev: str | None,
+    signature: str,
+    sender_key: str | None,
+    content: Mapping[str, Any],
+) -> Event:
+    """The ``Event`` of checked parts and their canonical bytes, with its hash
+    (``hash_bytes(canonical)``): the one place the writer and the reader build one."""
     return _new_event(
         Event,
         (
-            obj,
+            raw,
             canonical,
             b2a_base64(sha256(canonical).digest(), newline=False).decode("ascii"),
             event_id,

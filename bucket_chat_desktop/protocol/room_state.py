@@ -16,14 +16,12 @@ is shown.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from .audit import DEVICE_ACCEPT_FIELD, DEVICE_ADD_FIELD, Assessed, AuditResult, TrustState
-from .event import MEMBER
+from .event import MEMBER, valid_key_text
 from .findings import Kind
 from .untrusted_text import NAME_LIMIT, RoomIds, display_name_safe, one_line
 
@@ -79,14 +77,10 @@ def _key_label(value: object) -> str:
 
 
 def key_bytes(key: str) -> bytes | None:
-    """The 32 raw bytes of a ``sender_key``, or None when it is not one."""
-    if not key:
-        return None
-    try:
-        raw = base64.b64decode(key, validate=True)
-    except (binascii.Error, ValueError):
-        return None
-    return raw if len(raw) == 32 else None
+    """The 32 raw bytes of a ``sender_key``, or None when it is not one: the reader's own
+    test (``valid_key_text``, strict base64), so a text is a key here exactly when an
+    event may carry it as one."""
+    return valid_key_text(key) if key else None
 
 
 def display_name_set_by(item: Assessed) -> str:
@@ -254,13 +248,6 @@ class RoomState:
         # Senders the audit found in a key conflict: their keys are "disputed", not
         # merely "changed" (``conflicted_senders`` of the latest full audit).
         self.disputed: frozenset[str] = frozenset()
-
-    def clear(self) -> None:
-        self._senders.clear()
-        self._seen.clear()
-        self._order = 0
-        self.names = DisplayNames()
-        self.disputed = frozenset()
 
     @classmethod
     def of(cls, result: AuditResult) -> RoomState:

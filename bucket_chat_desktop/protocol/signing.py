@@ -6,8 +6,6 @@ import json
 from binascii import b2a_base64
 from collections.abc import Mapping
 from functools import lru_cache
-from hashlib import sha256
-from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from nacl.exceptions import BadSignatureError
@@ -19,7 +17,6 @@ from .canonical import (
     b64encode,
     canonical_bytes,
     canonical_json,
-    canonical_text_acyclic,
 )
 from .event import (
     MAX_DEPTH,
@@ -30,7 +27,9 @@ from .event import (
     MEMBERSHIPS,
     MESSAGE,
     Event,
+    event_of_parts,
     has_lone_surrogate,
+    nine_fields_text,
 )
 from .ids import check_room_id, make_event_id
 
@@ -108,31 +107,19 @@ def build_event(
         and (parent_event_id is None or type(parent_event_id) is str)
         and (prev_event_hash is None or type(prev_event_hash) is str)
     ):
-        # canonical_json(unsigned), written out in its sorted key order. room_id matched
-        # the room-id pattern and sender_key and prev_event_hash are strict base64, so
-        # they need no escaping; body is acyclic (_write_problem bounded its depth).
-        canonical = "".join(
-            (
-                '{"content":',
-                canonical_text_acyclic(body),
-                ',"event_id":',
-                _quote(event_id),
-                ',"parent_event_id":',
-                "null" if parent_event_id is None else _quote(parent_event_id),
-                ',"prev_event_hash":',
-                "null" if prev_event_hash is None else f'"{prev_event_hash}"',
-                ',"room_id":"',
-                room_id,
-                '","sender_id":',
-                _quote(sender_id),
-                ',"sender_key":"',
-                sender_key,
-                '","timestamp_ms":',
-                int.__repr__(timestamp_ms),
-                ',"type":',
-                _quote(event_type),
-                "}" if not witness else f',"witness":{_canonical_text(unsigned["witness"])}}}',
-            )
+        # canonical_json(unsigned), in the reader's own form. body is acyclic
+        # (_write_problem bounded its depth).
+        canonical = nine_fields_text(
+            body,
+            event_id,
+            parent_event_id,
+            prev_event_hash,
+            room_id,
+            sender_id,
+            sender_key,
+            timestamp_ms,
+            event_type,
+            "" if not witness else f',"witness":{_canonical_text(unsigned["witness"])}',
         ).encode("ascii")
     else:  # odd argument types: the general encoder says what it makes of them
         canonical = canonical_json(unsigned)
@@ -147,30 +134,24 @@ def build_event(
         )
     signature = b2a_base64(signing_key.sign(canonical).signature, newline=False).decode("ascii")
     unsigned["signature"] = signature
-    return _new_event(
-        Event,
-        (
-            unsigned,
-            canonical,
-            b2a_base64(sha256(canonical).digest(), newline=False).decode("ascii"),
-            event_id,
-            room_id,
-            timestamp_ms,
-            sender_id,
-            event_type,
-            parent_event_id,
-            prev_event_hash,
-            signature,
-            sender_key,
-            body,
-        ),
+    return event_of_parts(
+        unsigned,
+        canonical,
+        event_id,
+        room_id,
+        timestamp_ms,
+        sender_id,
+        event_type,
+        parent_event_id,
+        prev_event_hash,
+        signature,
+        sender_key,
+        body,
     )
 
 
 # Most events go to a few rooms: a room id passes the room-id rules once, not per event.
 _good_room_ids: set[str] = set()
-_new_event = tuple.__new__  # Event's own __new__ adds a Python call per event
-_quote = encode_basestring_ascii  # a JSON string, as canonical_json writes it
 
 
 @lru_cache(maxsize=64)

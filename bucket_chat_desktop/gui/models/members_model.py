@@ -22,7 +22,6 @@ from ...protocol.room_state import (
     DeviceState,
     MemberRecord,
     RoomState,
-    conflicted_senders,
     key_bytes,
     member_state,
 )
@@ -214,10 +213,7 @@ class MembersModel(QAbstractListModel):
 
     def set_result(self, result: AuditResult | None) -> None:
         """A full (re)audit: fold the whole timeline again."""
-        self._state.clear()
-        if result is not None:
-            self._state.add(result.timeline)
-            self._state.disputed = conflicted_senders(result)
+        self._state = RoomState.of(result) if result is not None else RoomState()
         self._publish()
 
     def append(self, items: Sequence[Assessed]) -> None:
