@@ -27,7 +27,9 @@ WITNESS_FIELD = "witness"
 MAX_LISTED = 20  # places named in one finding's message (a finding stays one line)
 
 
-_UNREAD_HISTORY = frozenset({Kind.SEGMENT_UNREADABLE, Kind.SEGMENT_TOO_LARGE})
+_UNREAD_HISTORY = frozenset(
+    {Kind.SEGMENT_UNREADABLE, Kind.SEGMENT_TOO_LARGE, Kind.SEGMENT_ABANDONED}
+)
 
 
 class TrustState(enum.StrEnum):

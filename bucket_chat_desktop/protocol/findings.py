@@ -28,6 +28,7 @@ class Kind(enum.StrEnum):
     # segment level
     SEGMENT_NAME_MISMATCH = "segment-name-mismatch"
     SEGMENT_TOO_LARGE = "segment-too-large"
+    SEGMENT_ABANDONED = "segment-abandoned"
     SEGMENT_UNREADABLE = "segment-unreadable"
     UNEXPECTED_OBJECT = "unexpected-object"
     EMPTY_SEGMENT = "empty-segment"

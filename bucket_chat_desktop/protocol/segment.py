@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -11,6 +11,9 @@ from .findings import Finding, Kind
 from .ids import SegmentName, parse_segment_path, segment_path
 
 MAX_SEGMENT_BYTES = 64 * 1024 * 1024
+# Bad lines one segment may report one by one; past them the rest of the segment is not
+# read (a 64 MiB object of tiny junk lines was 21 million findings: minutes and gigabytes).
+MAX_BAD_LINES = 1_000
 
 
 class Located(NamedTuple):
@@ -47,25 +50,50 @@ def path_for(events: Sequence[Event], client_id: str, attempt: int = 0) -> str:
     return segment_path(room_id, start, end, cid)
 
 
+def _pieces(data: bytes) -> Iterator[tuple[int, bytes, bool]]:
+    """``(index, piece, is_last)`` of ``data`` split on ``\n``, one at a time: a reader
+    that stops early (``MAX_BAD_LINES``) never splits the rest of a 64 MiB object."""
+    start = index = 0
+    while True:
+        end = data.find(b"\n", start)
+        if end < 0:
+            yield index, data[start:], True
+            return
+        yield index, data[start:end], False
+        start, index = end + 1, index + 1
+
+
 def decode_segment(path: str, data: bytes, room_id: str) -> DecodedSegment:
-    """Decode a segment; every bad line becomes a finding, good lines are kept.
+    """Decode a segment; every bad line becomes a finding, good lines are kept — up to
+    ``MAX_BAD_LINES`` bad lines: at the next one the rest is not read (one
+    ``segment-abandoned`` finding at that line).
 
     Accepts CRLF line ends, blank lines and a missing final newline. A last line that
     does not parse and has no newline is reported as a truncated write.
     """
     out = DecodedSegment(path)
     name: SegmentName | None = parse_segment_path(path)
-    lines = data.split(b"\n")
-    last_index = len(lines) - 1
-    for index, raw in enumerate(lines):
+    bad = 0
+    for index, raw, last in _pieces(data):
         line = raw[:-1] if raw.endswith(b"\r") else raw
         if not line or line.isspace():  # = not line.strip(), without copying the line
             continue
         number = index + 1
         parsed = parse_line(line, room_id)
         if isinstance(parsed, Malformed):
+            if bad == MAX_BAD_LINES:
+                out.findings.append(
+                    Finding(
+                        Kind.SEGMENT_ABANDONED,
+                        f"more than {MAX_BAD_LINES:,} bad lines: not read from here on",
+                        path,
+                        number,
+                    )
+                )
+                break
+            bad += 1
             kind, reason = parsed.kind, parsed.reason
-            if index == last_index and kind in (Kind.BAD_JSON, Kind.BAD_ENCODING):
+            if last and kind in (Kind.BAD_JSON, Kind.BAD_ENCODING):
                 kind = Kind.TRUNCATED
                 reason = f"last line is cut off (no newline, does not parse): {parsed.reason}"
             out.findings.append(Finding(kind, reason, path, number, parsed.event_id))

@@ -153,6 +153,13 @@ EXPLANATIONS: dict[Kind, Explanation] = {
         "downloaded.",
         "Its contents, if any, are not shown. Find out where the file came from.",
     ),
+    Kind.SEGMENT_ABANDONED: Explanation(
+        "Segment mostly garbage",
+        "A segment held more than 1,000 lines that are not events; the rest of it was not "
+        "read, so the room's history is not complete.",
+        "Its good lines before that point are shown. No app writes such a file: find out "
+        "where it came from and remove it.",
+    ),
     Kind.SEGMENT_UNREADABLE: Explanation(
         "File could not be read",
         "The storage listed a segment but would not return its contents.",

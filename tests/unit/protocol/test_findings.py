@@ -25,6 +25,7 @@ def test_the_kinds_are_the_documented_ones() -> None:
         "truncated",
         "segment-name-mismatch",
         "segment-too-large",
+        "segment-abandoned",
         "segment-unreadable",
         "blob-mismatch",
         "unexpected-object",

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import pytest
 
+from bucket_chat_desktop.protocol.audit import RoomLedger
 from bucket_chat_desktop.protocol.event import Event
 from bucket_chat_desktop.protocol.findings import Kind
 from bucket_chat_desktop.protocol.ids import CLIENT_ID_RE, parse_segment_path
-from bucket_chat_desktop.protocol.segment import decode_segment, encode_segment, path_for
+from bucket_chat_desktop.protocol.segment import (
+    MAX_BAD_LINES,
+    decode_segment,
+    encode_segment,
+    path_for,
+)
 
 from ._support import ROOM, T0, alice, bob, kinds, named_path
 
@@ -150,3 +156,20 @@ def test_unparseable_path_gets_no_name_check(three: list[Event]) -> None:
     decoded = decode_segment("somewhere/else.jsonl", encode_segment(three), ROOM)
     assert decoded.findings == []
     assert len(decoded.events) == 3
+
+
+def test_a_segment_of_junk_lines_is_abandoned_after_the_limit(three: list[Event]) -> None:
+    """A 64 MiB object of tiny junk lines (``{}`` 21 million times) was 21 million
+    findings: minutes and gigabytes for every reader. Past MAX_BAD_LINES the rest of the
+    segment is not read; what came before is kept."""
+    path = path_for(three[:1], "c")  # the name of what is read: no name mismatch
+    good = _lines(three)
+    data = b"\n".join([good[0], *[b"{}"] * (MAX_BAD_LINES + 5), good[1]]) + b"\n"
+    decoded = decode_segment(path, data, ROOM)
+    assert [loc.event for loc in decoded.events] == [three[0]]
+    assert len(decoded.findings) == MAX_BAD_LINES + 1  # each bad line, then one for the rest
+    last = decoded.findings[-1]
+    assert last.kind is Kind.SEGMENT_ABANDONED and last.line == MAX_BAD_LINES + 2
+    ledger = RoomLedger(ROOM)
+    ledger.add_segment(path, data)
+    assert ledger.has_unreadable  # the history is not complete: no final verdict
