@@ -440,9 +440,11 @@ def test_a_segment_that_cannot_be_read_is_no_verdict_and_pins_nothing(
         mend.append(stalling.fail_get.clear)
 
     app = open_room(build)
+    # The engine notes the unread segment before its audit reaches the window (an event):
+    # wait for both.
     qtbot.waitUntil(
-        lambda: bool(app.room.unread), timeout=20_000
-    )  # as the waits below: a loaded machine
+        lambda: bool(app.room.unread) and "segment-unreadable" in app.kinds(), timeout=20_000
+    )
     assert "segment-unreadable" in app.kinds()
     assert app.room_list_findings() >= 1 and app.window.banner.isVisible()
     banner = app.window.banner_text.text()
