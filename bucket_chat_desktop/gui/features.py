@@ -21,12 +21,12 @@ from PySide6.QtWidgets import QMessageBox
 
 from ..protocol.audit import Assessed, AuditResult
 from ..sync.client import RoomRef
+from .audit.dialog import AuditDialog, AuditView
 from .controller import Controller
 from .main_window import MainWindow
 from .models.members_model import Device, MembersModel
 from .safe import guard
 from .style import ACCENT
-from .widgets.audit_dialog import AuditDialog, AuditView
 from .widgets.members_panel import MembersPanel, VerifyDeviceDialog
 from .widgets.quick_switcher import QuickSwitcher
 

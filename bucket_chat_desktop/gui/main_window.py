@@ -27,12 +27,12 @@ from ..protocol.audit import TrustState
 from ..protocol.findings import Finding
 from ..protocol.untrusted_text import html_escape, one_line, shown_id
 from . import icons
+from .audit.dialog import explain
 from .controller import PARTIAL_READ, Controller
 from .models.rooms_model import RoomRoles
 from .models.timeline_model import Roles, TimelineModel
 from .safe import guard
 from .style import TRUST_COLORS
-from .widgets.audit_dialog import explain
 from .widgets.composer import Composer, local_files
 from .widgets.message_delegate import MessageDelegate
 from .widgets.room_delegate import RoomDelegate

@@ -136,7 +136,7 @@ async def load_identity(settings: Settings) -> Identity | None:
 
 async def first_run(settings: Settings) -> Settings | None:
     """Run the first-run wizard; None if the user cancelled."""
-    from .widgets.wizard import run_wizard
+    from .setup.wizard import run_wizard
 
     def remember(identity: Identity) -> None:
         _unlocked[identity.user_id] = identity

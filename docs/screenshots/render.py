@@ -331,7 +331,7 @@ async def render(out: Path, home: Path) -> None:
 
     from bucket_chat_desktop.gui import theme
     from bucket_chat_desktop.gui.widgets.settings_dialog import open_settings
-    from bucket_chat_desktop.gui.widgets.wizard import SetupWizard
+    from bucket_chat_desktop.gui.setup.wizard import SetupWizard
     from bucket_chat_desktop.keys.identity import Identity
     from bucket_chat_desktop.settings import Settings, StorageSettings
 

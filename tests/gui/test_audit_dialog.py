@@ -17,16 +17,16 @@ from nacl.signing import SigningKey
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QWidget
 
-from bucket_chat_desktop.gui.controller import Controller
-from bucket_chat_desktop.gui.features import Features, install
-from bucket_chat_desktop.gui.main_window import MainWindow
-from bucket_chat_desktop.gui.widgets.audit_dialog import (
+from bucket_chat_desktop.gui.audit.dialog import (
     EXPLANATIONS,
     AuditDialog,
     AuditView,
     Column,
     report_text,
 )
+from bucket_chat_desktop.gui.controller import Controller
+from bucket_chat_desktop.gui.features import Features, install
+from bucket_chat_desktop.gui.main_window import MainWindow
 from bucket_chat_desktop.keys.identity import Identity
 from bucket_chat_desktop.protocol.audit import AuditResult, RoomLedger, TrustState
 from bucket_chat_desktop.protocol.canonical import b64encode

@@ -21,6 +21,7 @@ from conftest import run, shot  # tests/gui/conftest.py
 from nacl.signing import SigningKey
 from PySide6.QtCore import Qt
 
+from bucket_chat_desktop.gui.audit.dialog import EXPLANATIONS, AuditDialog, Column
 from bucket_chat_desktop.gui.controller import Controller
 from bucket_chat_desktop.gui.features import Features, install
 from bucket_chat_desktop.gui.main_window import MainWindow
@@ -28,7 +29,6 @@ from bucket_chat_desktop.gui.models.members_model import DeviceState, Member
 from bucket_chat_desktop.gui.models.rooms_model import RoomRoles
 from bucket_chat_desktop.gui.models.timeline_model import Roles
 from bucket_chat_desktop.gui.style import TRUST_SYMBOLS
-from bucket_chat_desktop.gui.widgets.audit_dialog import EXPLANATIONS, AuditDialog, Column
 from bucket_chat_desktop.gui.widgets.members_panel import DeviceRow
 from bucket_chat_desktop.gui.widgets.message_delegate import _badge, tooltip_html
 from bucket_chat_desktop.index import Index

@@ -20,12 +20,12 @@ from PySide6.QtCore import QEvent, QPoint
 from PySide6.QtGui import QColor, QHelpEvent, QImage, Qt
 from PySide6.QtWidgets import QListView, QStyleOptionViewItem, QToolTip
 
+from bucket_chat_desktop.gui.audit.dialog import AuditDialog, AuditView, Column
 from bucket_chat_desktop.gui.models.members_model import MemberRoles, MembersModel
 from bucket_chat_desktop.gui.models.rooms_model import RoomItem, RoomRoles, RoomsModel
 from bucket_chat_desktop.gui.models.timeline_model import Roles, TimelineModel
 from bucket_chat_desktop.gui.style import TRUST_COLORS
 from bucket_chat_desktop.gui.tray import notification_text
-from bucket_chat_desktop.gui.widgets.audit_dialog import AuditDialog, AuditView, Column
 from bucket_chat_desktop.gui.widgets.members_panel import MembersPanel, VerifyDeviceDialog
 from bucket_chat_desktop.gui.widgets.message_delegate import LEFT, MessageDelegate
 from bucket_chat_desktop.protocol.audit import AuditResult, RoomLedger

@@ -22,8 +22,8 @@ from PySide6.QtWidgets import QApplication, QRadioButton
 
 from bucket_chat_desktop import settings as settings_store
 from bucket_chat_desktop.gui import startup
-from bucket_chat_desktop.gui.widgets.storage_form import StorageForm, check_storage
-from bucket_chat_desktop.gui.widgets.wizard import BackupDialog, SetupWizard, run_wizard
+from bucket_chat_desktop.gui.setup.wizard import BackupDialog, SetupWizard, run_wizard
+from bucket_chat_desktop.gui.storage.form import StorageForm, check_storage
 from bucket_chat_desktop.keys import (
     EncryptedFileStore,
     Identity,

@@ -41,8 +41,8 @@ from .. import theme as theme_feature
 from ..controller import Controller
 from ..main_window import MainWindow
 from ..safe import guard
+from ..storage.form import ERROR_COLOR, FormGrid, StorageForm, help_label
 from ..style import is_dark
-from .storage_form import ERROR_COLOR, FormGrid, StorageForm, help_label
 
 log = logging.getLogger("bucket_chat.gui")
 

@@ -63,9 +63,7 @@ from ...storage.profiles import ProfileStore
 from ...sync.reader import room_exists
 from ...sync.writer import RoomError, RoomWriter
 from ..safe import guard
-from ..style import ACCENT, is_dark
-from ..tasks import TaskRunner
-from .storage_form import (
+from ..storage.form import (
     ERROR_COLOR,
     OK_COLOR,
     WARN_COLOR,
@@ -75,6 +73,8 @@ from .storage_form import (
     esc,
     help_label,
 )
+from ..style import ACCENT, is_dark
+from ..tasks import TaskRunner
 
 log = logging.getLogger("bucket_chat.gui")
 

@@ -66,7 +66,7 @@ from ...protocol.untrusted_text import (
 )
 from ..safe import guard
 from ..style import TRUST_COLORS, is_dark
-from .members_panel import trust_badge
+from ..widgets.members_panel import trust_badge
 
 Index = QModelIndex | QPersistentModelIndex
 
