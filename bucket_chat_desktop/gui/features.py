@@ -21,7 +21,8 @@ from PySide6.QtWidgets import QMessageBox
 
 from ..protocol.audit import Assessed, AuditResult
 from ..sync.client import RoomRef
-from .audit.dialog import AuditDialog, AuditView
+from .audit.dialog import AuditDialog
+from .audit.view import AuditView
 from .controller import Controller
 from .main_window import MainWindow
 from .models.members_model import Device, MembersModel

@@ -27,7 +27,7 @@ from ..protocol.audit import TrustState
 from ..protocol.findings import Finding
 from ..protocol.untrusted_text import html_escape, one_line, shown_id
 from . import icons
-from .audit.dialog import explain
+from .audit.explanations import explain
 from .controller import PARTIAL_READ, Controller
 from .models.rooms_model import RoomRoles
 from .models.timeline_model import Roles, TimelineModel

@@ -17,13 +17,10 @@ from nacl.signing import SigningKey
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QWidget
 
-from bucket_chat_desktop.gui.audit.dialog import (
-    EXPLANATIONS,
-    AuditDialog,
-    AuditView,
-    Column,
-    report_text,
-)
+from bucket_chat_desktop.gui.audit.dialog import AuditDialog
+from bucket_chat_desktop.gui.audit.explanations import EXPLANATIONS
+from bucket_chat_desktop.gui.audit.findings_model import Column
+from bucket_chat_desktop.gui.audit.view import AuditView, report_text
 from bucket_chat_desktop.gui.controller import Controller
 from bucket_chat_desktop.gui.features import Features, install
 from bucket_chat_desktop.gui.main_window import MainWindow

@@ -21,7 +21,9 @@ from conftest import run, shot  # tests/gui/conftest.py
 from nacl.signing import SigningKey
 from PySide6.QtCore import Qt
 
-from bucket_chat_desktop.gui.audit.dialog import EXPLANATIONS, AuditDialog, Column
+from bucket_chat_desktop.gui.audit.dialog import AuditDialog
+from bucket_chat_desktop.gui.audit.explanations import EXPLANATIONS
+from bucket_chat_desktop.gui.audit.findings_model import Column
 from bucket_chat_desktop.gui.controller import Controller
 from bucket_chat_desktop.gui.features import Features, install
 from bucket_chat_desktop.gui.main_window import MainWindow

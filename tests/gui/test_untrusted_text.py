@@ -20,7 +20,9 @@ from PySide6.QtCore import QEvent, QPoint
 from PySide6.QtGui import QColor, QHelpEvent, QImage, Qt
 from PySide6.QtWidgets import QListView, QStyleOptionViewItem, QToolTip
 
-from bucket_chat_desktop.gui.audit.dialog import AuditDialog, AuditView, Column
+from bucket_chat_desktop.gui.audit.dialog import AuditDialog
+from bucket_chat_desktop.gui.audit.findings_model import Column
+from bucket_chat_desktop.gui.audit.view import AuditView
 from bucket_chat_desktop.gui.models.members_model import MemberRoles, MembersModel
 from bucket_chat_desktop.gui.models.rooms_model import RoomItem, RoomRoles, RoomsModel
 from bucket_chat_desktop.gui.models.timeline_model import Roles, TimelineModel

@@ -3,33 +3,25 @@
 It shows what the audit code decided and nothing else: counts per trust state, the room
 metadata's signature, every finding with where it was found and what it means, and
 whether older history is still loading. "Copy report" gives the same text as the
-command line's ``verify``.
+command line's ``verify``. The data is `view.AuditView`, the table's model is
+`findings_model.FindingsModel`, the words are in `explanations`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
-import enum
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 from PySide6.QtCore import (
-    QAbstractTableModel,
     QModelIndex,
-    QPersistentModelIndex,
     QPointF,
-    QRectF,
     QSize,
     QSortFilterProxyModel,
     Qt,
 )
 from PySide6.QtGui import (
     QColor,
-    QFont,
     QGuiApplication,
-    QIcon,
     QPainter,
     QPainterPath,
     QPen,
@@ -52,472 +44,29 @@ from PySide6.QtWidgets import (
 )
 
 from ...keys.identity import display_fingerprint
-from ...protocol.audit import AuditResult, TrustState
+from ...protocol.audit import TrustState
 from ...protocol.findings import Finding, Kind, Severity
-from ...protocol.metadata import RoomMetadata, Signer, check_signer, signer_text
+from ...protocol.metadata import Signer
 from ...protocol.room_state import key_bytes
 from ...protocol.untrusted_text import (
-    display_name_safe,
     html_escape,
     id_warning,
     one_line,
-    shown_id,
     terminal_safe,
 )
 from ..safe import guard
 from ..style import TRUST_COLORS, is_dark
 from ..widgets.members_panel import trust_badge
-
-Index = QModelIndex | QPersistentModelIndex
-
-NOTICE_COLOR = "#4a7fc1"
-TITLE_LIMIT = 200
-SEVERITY_COLORS = {Severity.ERROR: TRUST_COLORS["invalid"], Severity.NOTICE: NOTICE_COLOR}
-
-
-# -- what each finding means ------------------------------------------------------------------
-
-
-class Explanation(NamedTuple):
-    title: str
-    meaning: str
-    action: str
-
-
-_TAMPER = (
-    "Someone with write access to the storage (or a broken sync tool) changed the folder. "
-    "Ask the people in the room whether anyone edited files by hand; if nobody did, treat "
-    "it as tampering."
+from .explanations import explain
+from .findings_model import (
+    NOTICE_COLOR,
+    SEVERITY_COLORS,
+    Column,
+    FindingRoles,
+    FindingsModel,
+    Index,
 )
-
-EXPLANATIONS: dict[Kind, Explanation] = {
-    Kind.LINE_TOO_LONG: Explanation(
-        "Line too long",
-        "A line of this segment is longer than 256 KiB. No chat app writes such a line, so "
-        "it was not read: it is damage, or an attempt to slow readers down.",
-        "Nothing from that line is shown. " + _TAMPER,
-    ),
-    Kind.BAD_ENCODING: Explanation(
-        "Not valid text",
-        "A line is not valid UTF-8 text: the file was damaged on disk or in transfer, or "
-        "edited by a program that is not a chat app.",
-        "That line is skipped; the rest of the segment is read. Restore the file from a "
-        "backup if you have one.",
-    ),
-    Kind.BAD_JSON: Explanation(
-        "Unreadable line",
-        "A line is not one valid JSON value, so it cannot be an event.",
-        "That line is skipped. " + _TAMPER,
-    ),
-    Kind.TOO_DEEP: Explanation(
-        "Too deeply nested",
-        "A line nests objects or lists more than 16 levels deep, which no event needs.",
-        "That line is skipped. " + _TAMPER,
-    ),
-    Kind.FLOAT: Explanation(
-        "Fractional number",
-        "Events may only hold whole numbers; a fraction, NaN or Infinity makes the signed "
-        "form ambiguous, so a conforming app never writes one.",
-        "That line is skipped. " + _TAMPER,
-    ),
-    Kind.BAD_SCHEMA: Explanation(
-        "Malformed event",
-        "A line is JSON but not a well-formed event: a required field is missing or has "
-        "the wrong type.",
-        "That line is skipped. If everyone uses an up-to-date app, "
-        + _TAMPER[0].lower()
-        + _TAMPER[1:],
-    ),
-    Kind.WRONG_ROOM: Explanation(
-        "Event from another room",
-        "An event names a different room than the folder it is stored in: it was copied "
-        "here, perhaps to make it look as if it was said in this room.",
-        "It is not shown here. Find out who copied files between rooms.",
-    ),
-    Kind.TRUNCATED: Explanation(
-        "Cut-off last line",
-        "The segment's last line is incomplete: a write was interrupted, or the file was "
-        "copied while it was being written.",
-        "If a sync tool is still copying, wait and open the room again. If it stays, the "
-        "file is damaged and the cut-off message is lost.",
-    ),
-    Kind.SEGMENT_NAME_MISMATCH: Explanation(
-        "File name does not match its contents",
-        "A segment's name carries the time span of its events; this one's events are from "
-        "another time. The file was renamed or its contents replaced.",
-        "Its events are still checked one by one. " + _TAMPER,
-    ),
-    Kind.SEGMENT_TOO_LARGE: Explanation(
-        "Segment too large",
-        "A segment is larger than 64 MiB, far beyond anything an app writes, so it was not "
-        "downloaded.",
-        "Its contents, if any, are not shown. Find out where the file came from.",
-    ),
-    Kind.SEGMENT_ABANDONED: Explanation(
-        "Segment mostly garbage",
-        "A segment held more than 1,000 lines that are not events; the rest of it was not "
-        "read, so the room's history is not complete.",
-        "Its good lines before that point are shown. No app writes such a file: find out "
-        "where it came from and remove it.",
-    ),
-    Kind.SEGMENT_UNREADABLE: Explanation(
-        "File could not be read",
-        "The storage listed a segment but would not return its contents.",
-        "Check the storage (permissions, connection); the room is read again later.",
-    ),
-    Kind.UNEXPECTED_OBJECT: Explanation(
-        "Stray file",
-        "A file in the room's folder is not a message segment. It was ignored.",
-        "Nothing to do. Remove it if you know where it came from.",
-    ),
-    Kind.EMPTY_SEGMENT: Explanation(
-        "Empty segment",
-        "A segment holds no events. Harmless, but no app writes empty segments.",
-        "Nothing to do.",
-    ),
-    Kind.INVALID_SIGNATURE: Explanation(
-        "Bad signature — message changed",
-        "This event's signature does not match its contents: it was modified after its "
-        "sender signed it, or it names a key that did not sign it. It is hidden, and the "
-        "next event of the same device reports a gap.",
-        "The original cannot be recovered from this copy. " + _TAMPER,
-    ),
-    Kind.SENDER_MISMATCH: Explanation(
-        "Written in someone else's name",
-        "A device key that belongs to one person signed an event claiming to come from "
-        "another. The event is hidden.",
-        "Find out who controls that key: it tried to speak for another member.",
-    ),
-    Kind.GAP: Explanation(
-        "Missing link in the chain",
-        "Every event names the hash of its device's previous event. This event's "
-        "predecessor is not in the room: a segment was deleted or has not arrived yet, or "
-        "an earlier event was modified (it then also fails its signature).",
-        "If a sync tool is still copying, wait and open the room again. Otherwise messages "
-        "before this one were removed or changed. " + _TAMPER,
-    ),
-    Kind.FORK: Explanation(
-        "History forked",
-        "Two events of one device follow the same predecessor. A device never does that on "
-        "its own: its key was used on two machines at once, or a rewritten history was "
-        "added next to the real one.",
-        "Ask the sender whether they copied their key to another machine. If not, their "
-        "key may be in someone else's hands.",
-    ),
-    Kind.REPLAY: Explanation(
-        "Conflicting copies of one event",
-        "The same event id is stored more than once with different contents. Only one copy "
-        "is shown (one whose signature is good).",
-        "Someone re-uploaded a changed version of an event. Compare the copies listed in "
-        "the details.",
-    ),
-    Kind.KEY_CHANGED: Explanation(
-        "New key nobody introduced",
-        "This person now signs with a key that none of their earlier devices introduced. "
-        "It may be a reinstall that lost the old key, or someone else writing under their "
-        "name.",
-        "Ask them — not in this chat — whether they set up a new device. Compare the "
-        "fingerprint in Members and mark the device as verified if it matches.",
-    ),
-    Kind.KEY_CONFLICT: Explanation(
-        "Two keys claim one person",
-        "Two or more device keys sign as the same person and none of them introduced the "
-        "others. One may be an impostor who backdated their messages to look first, so "
-        "none of them is trusted.",
-        "Ask the person — not in this chat — which device is theirs, compare its "
-        "fingerprint in Members and mark it verified; the other keys then show as not theirs.",
-    ),
-    Kind.IMPERSONATION: Explanation(
-        "Unsigned message under a signing person's name",
-        "A message without a signature claims to be from someone whose devices sign every "
-        "message. Anyone with access to the storage can write such a line.",
-        "Do not believe it came from them. " + _TAMPER,
-    ),
-    Kind.TRUNCATED_CHAIN: Explanation(
-        "Messages were removed from the end of a history",
-        "Another member's device saw a message that is no longer in the room: the newest "
-        "part of someone's history was deleted from the storage.",
-        "Ask the author what they sent last. " + _TAMPER,
-    ),
-    Kind.UNREAD: Explanation(
-        "History could not be read completely",
-        "Part of the room could not be listed (the storage did not answer, or refused). "
-        "What is shown was checked, but the verdict is not final until everything is read.",
-        "The app tries again by itself. If it persists, check the storage connection.",
-    ),
-    Kind.METADATA_SIGNER_UNKNOWN: Explanation(
-        "Room metadata signed by someone else",
-        "metadata.json is signed, but not by a key of the person it names as the room's "
-        "creator: someone else wrote the room's name and creator.",
-        "Do not rely on the room name or creator shown. " + _TAMPER,
-    ),
-    Kind.MISSING_JOIN: Explanation(
-        "Wrote before joining",
-        "A device's first event is not a join. Other or older apps do this; it is no sign "
-        "of tampering.",
-        "Nothing to do.",
-    ),
-    Kind.METADATA_MISSING: Explanation(
-        "No room metadata",
-        "The room has no metadata.json, so its name and creator are unknown. The messages "
-        "are checked all the same.",
-        "Nothing to do, unless the room used to have metadata.",
-    ),
-    Kind.METADATA_UNSIGNED: Explanation(
-        "Unsigned room metadata",
-        "The room's name and creation details were written without a signature (by the "
-        "reference app), so they cannot be checked. The messages are checked.",
-        "Nothing to do.",
-    ),
-    Kind.METADATA_INVALID: Explanation(
-        "Room metadata rejected",
-        "metadata.json is malformed, too large, names another room, or its signature is "
-        "bad: the room's name or creator may have been changed.",
-        "Do not rely on the room name shown. Ask the room's creator. " + _TAMPER,
-    ),
-    Kind.BLOB_MISMATCH: Explanation(
-        "Attachment does not match its message",
-        "A file's bytes in storage differ from the size or SHA-256 that its signed message "
-        "announces: the file was replaced or damaged after it was sent.",
-        "The file is never shown or opened. Ask the sender to send it again. " + _TAMPER,
-    ),
-}
-
-
-def explain(kind: Kind) -> Explanation:
-    return EXPLANATIONS.get(kind) or Explanation(kind.value, "", "")
-
-
-# -- the data shown -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class AuditView:
-    """One room's audit as shown: the engine's result plus the metadata findings, which
-    the engine keeps apart and ``verify`` lists first."""
-
-    room_id: str
-    result: AuditResult
-    metadata: RoomMetadata | None = None
-    metadata_findings: Sequence[Finding] = ()
-    complete: bool = True
-    storage_name: str = ""
-    confirmed_keys: frozenset[str] = field(default_factory=frozenset)
-
-    @property
-    def signer(self) -> tuple[Signer, list[Finding]]:
-        """Who signed the metadata, as far as this audit knows (PROTOCOL.md section 10)."""
-        if self.metadata is None:
-            return Signer.UNSIGNED, []
-        return check_signer(self.metadata, self.result.authorized)
-
-    @property
-    def findings(self) -> list[Finding]:
-        return [*self.metadata_findings, *self.signer[1], *self.result.findings]
-
-    @property
-    def errors(self) -> list[Finding]:
-        return [f for f in self.findings if f.severity is Severity.ERROR]
-
-    @property
-    def notices(self) -> list[Finding]:
-        return [f for f in self.findings if f.severity is Severity.NOTICE]
-
-    @property
-    def clean(self) -> bool:
-        return not self.errors
-
-    @property
-    def total_events(self) -> int:
-        return len(self.result.timeline) + len(self.result.invalid)
-
-    @property
-    def title(self) -> str:
-        """As ``verify`` prints it after "Room <id>: "."""
-        meta = self.metadata
-        if meta is None:
-            return f"{self.room_id} (no metadata)"
-        return f"{self.name} ({self.signer_phrase})"
-
-    @property
-    def signer_phrase(self) -> str:
-        """Who signed the metadata (``signer_text``), with the creator id as it is shown:
-        the check itself uses the real id."""
-        if self.metadata is None:
-            return ""
-        shown = dataclasses.replace(
-            self.metadata, creator_id=shown_id(self.metadata.creator_id or "?")
-        )
-        return signer_text(shown, self.signer[0])
-
-    @property
-    def name(self) -> str:
-        """The room's name cleaned for display (it is read from storage)."""
-        raw = self.metadata.name if self.metadata else None
-        return display_name_safe(raw, TITLE_LIMIT) or self.room_id
-
-
-def report_text(view: AuditView) -> str:
-    """The text ``bucket-chat verify`` prints for this audit (plus a line when older
-    history is still loading)."""
-    result = view.result
-    counts = result.counts
-    lines = [
-        f"Room {view.room_id}: {view.title}",
-        f"{view.total_events:,} events in {result.segments:,} segments",
-    ]
-    if not view.complete:
-        lines.append("(still loading older history: this covers what was read so far)")
-    lines.extend(f"  {state.value:12} {n:>8,}" for state, n in counts.items())
-    findings = view.findings
-    if findings:
-        lines.append(f"Findings ({len(findings)}):")
-        for f in findings:
-            head = f"  {f.severity.value.upper():6} {f.kind.value:22} {terminal_safe(f.where())}"
-            lines.append(f"{head}\n         {terminal_safe(f.message)}")
-    if view.clean:
-        extra = f" ({len(findings)} notice(s))" if findings else ""
-        lines.append(f"CLEAN: every signature and chain checks out{extra}.")
-    else:
-        lines.append(f"NOT CLEAN: {len(view.errors)} finding(s) need attention.")
-    return "\n".join(lines) + "\n"
-
-
-def checked_text(view: AuditView) -> str:
-    result = view.result
-    signed = sum(1 for a in result.timeline if a.event.sender_key) + len(result.invalid)
-    unsigned = len(result.timeline) - sum(1 for a in result.timeline if a.event.sender_key)
-    parts = [
-        f"Every signature ({signed:,}) checked with Ed25519; a message whose signature fails "
-        "is never shown.",
-        "Every chain link followed: each event names the SHA-256 hash of its device's "
-        "previous one, so a removed, reordered or edited event breaks the chain.",
-        "Every key matched against the keys pinned for its sender on this computer.",
-        f"Every line of {result.segments:,} segment(s) parsed strictly.",
-    ]
-    if unsigned:
-        parts.append(
-            f"{unsigned:,} event(s) carry no key (an older app wrote them): they are shown "
-            "as unverified."
-        )
-    return " ".join(parts)
-
-
-# -- findings table ---------------------------------------------------------------------------
-
-
-class FindingRoles(enum.IntEnum):
-    Severity = Qt.ItemDataRole.UserRole + 1
-    Kind = enum.auto()
-    Finding = enum.auto()
-
-
-class Column(enum.IntEnum):
-    SEVERITY = 0
-    KIND = 1
-    EXPLANATION = 2
-    WHERE = 3
-    EVENT = 4
-
-
-HEADERS = {
-    Column.SEVERITY: "Severity",
-    Column.KIND: "Kind",
-    Column.EXPLANATION: "What it means",
-    Column.WHERE: "Where (object : line)",
-    Column.EVENT: "Event id",
-}
-
-
-def _dot(color: str) -> QIcon:
-    pix = QPixmap(20, 20)
-    pix.setDevicePixelRatio(2.0)
-    pix.fill(Qt.GlobalColor.transparent)
-    p = QPainter(pix)
-    p.setRenderHint(QPainter.RenderHint.Antialiasing)
-    p.setPen(Qt.PenStyle.NoPen)
-    p.setBrush(QColor(color))
-    p.drawEllipse(QRectF(1.5, 1.5, 7, 7))
-    p.end()
-    return QIcon(pix)
-
-
-class FindingsModel(QAbstractTableModel):
-    def __init__(self, parent: Any = None) -> None:
-        super().__init__(parent)
-        self._findings: list[Finding] = []
-        self._icons = {s: _dot(c) for s, c in SEVERITY_COLORS.items()}
-
-    def set_findings(self, findings: Sequence[Finding]) -> None:
-        self.beginResetModel()
-        self._findings = list(findings)
-        self.endResetModel()
-
-    def finding(self, row: int) -> Finding:
-        return self._findings[row]
-
-    @guard(0)
-    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._findings)
-
-    @guard(0)
-    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(Column)
-
-    @guard(None)
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        if (
-            orientation == Qt.Orientation.Horizontal
-            and role == Qt.ItemDataRole.DisplayRole
-            and 0 <= section < len(Column)
-        ):
-            return HEADERS[Column(section)]
-        return None
-
-    @guard(None)
-    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self._findings):
-            return None
-        f = self._findings[index.row()]
-        col = index.column()
-        if role == FindingRoles.Severity:
-            return f.severity.value
-        if role == FindingRoles.Kind:
-            return f.kind.value
-        if role == FindingRoles.Finding:
-            return f
-        if role == Qt.ItemDataRole.DisplayRole:
-            match col:
-                case Column.SEVERITY:
-                    return "Error" if f.severity is Severity.ERROR else "Notice"
-                case Column.KIND:
-                    return f.kind.value
-                case Column.EXPLANATION:
-                    return explain(f.kind).title
-                case Column.WHERE:
-                    return terminal_safe(f.where())
-                case Column.EVENT:
-                    return terminal_safe(f.event_id or "—")
-        if role == Qt.ItemDataRole.ToolTipRole:  # rich text (Qt guesses): escaped
-            if col == Column.WHERE:
-                return f"<p>{html_escape(terminal_safe(f.where()))}</p>"
-            if col == Column.EVENT:
-                return (
-                    f"<p>{html_escape(terminal_safe(f.event_id or ''))}</p>" if f.event_id else ""
-                )
-            return explain(f.kind).meaning
-        if role == Qt.ItemDataRole.DecorationRole and col == Column.SEVERITY:
-            return self._icons[f.severity]
-        if role == Qt.ItemDataRole.FontRole and col == Column.SEVERITY:
-            font = QFont()
-            font.setBold(f.severity is Severity.ERROR)
-            return font
-        return None
-
-
-# -- the dialog ------------------------------------------------------------------------------
+from .view import AuditView, checked_text, report_text
 
 
 def _shield(color: str, mark: str, size: int = 52) -> QPixmap:
