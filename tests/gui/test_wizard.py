@@ -18,12 +18,15 @@ from conftest import PASSPHRASE, MemoryKeyring, run  # tests/gui/conftest.py
 from keyring.backends import fail
 from nacl.signing import SigningKey
 from PySide6.QtCore import QPoint, Qt
+from PySide6.QtGui import QTextDocumentFragment
 from PySide6.QtWidgets import QApplication, QRadioButton
 
 from bucket_chat_desktop import settings as settings_store
 from bucket_chat_desktop.gui import startup
-from bucket_chat_desktop.gui.setup.wizard import BackupDialog, SetupWizard, run_wizard
-from bucket_chat_desktop.gui.storage.form import StorageForm, check_storage
+from bucket_chat_desktop.gui.setup.key_card import BackupDialog
+from bucket_chat_desktop.gui.setup.wizard import SetupWizard, run_wizard
+from bucket_chat_desktop.gui.storage.check import check_storage
+from bucket_chat_desktop.gui.storage.form import StorageForm
 from bucket_chat_desktop.keys import (
     EncryptedFileStore,
     Identity,
@@ -409,7 +412,8 @@ def test_joining_an_existing_room_by_id(qtbot: Any, tmp_path: Path) -> None:
     qtbot.keyClicks(done.room_id, "no-such-room")
     click(qtbot, wizard.next_button)
     qtbot.waitUntil(lambda: not wizard.busy)
-    assert "no room 'no-such-room'" in wizard.status.text()
+    shown = QTextDocumentFragment.fromHtml(wizard.status.text()).toPlainText()
+    assert "no room 'no-such-room'" in shown
     assert wizard.result_settings is None
     done.room_id.setText("lobby")
     click(qtbot, wizard.next_button)

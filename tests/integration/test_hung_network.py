@@ -311,7 +311,7 @@ def test_test_connection_says_a_frozen_storage_does_not_answer(
     """The connection test a person waits for gives up when one request has gone
     unanswered for TEST_NO_ANSWER seconds — not after the SDK's own timeouts and retries
     (up to CHECK_TIMEOUT) — and works again once the service answers."""
-    from bucket_chat_desktop.gui.storage.form import TEST_NO_ANSWER, check_storage
+    from bucket_chat_desktop.gui.storage.check import TEST_NO_ANSWER, check_storage
 
     stores = cloud_stores
     location = StorageLocation(

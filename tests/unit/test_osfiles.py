@@ -136,7 +136,7 @@ def test_every_write_path_opens_binary(
 def test_the_wizards_key_export_opens_binary(
     tmp_path: Path, write_opens: list[tuple[str, int]]
 ) -> None:
-    from bucket_chat_desktop.gui.setup.wizard import _write_private
+    from bucket_chat_desktop.gui.setup.key_card import _write_private
 
     _write_private(tmp_path / "identity.key", AWKWARD)
     assert write_opens and all(flags & MARK for _, flags in write_opens)

@@ -7,8 +7,7 @@ path or URL), a bucket with keys becomes a named storage profile whose keys go t
 keyring (``storage.profiles``), never to a file. Where no keyring is usable the form says
 so: keys can still be tested here but must then come from the environment.
 
-`check_storage` is the test itself: a real create-only write, read-back, listing and the
-overwrite probe, run on the caller's event loop (it never blocks the UI).
+The test itself is `check.check_storage`; the small widgets are in `parts`.
 """
 
 from __future__ import annotations
@@ -16,20 +15,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QRectF, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QPainter, QPaintEvent, QPalette, QPen
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QButtonGroup,
     QFileDialog,
-    QFrame,
-    QGridLayout,
     QHBoxLayout,
     QLabel,
-    QLayout,
     QLineEdit,
     QPushButton,
     QRadioButton,
@@ -39,180 +33,19 @@ from PySide6.QtWidgets import (
 )
 
 from ... import paths
+from ...protocol.untrusted_text import html_escape
 from ...settings import StorageSettings
 from ...storage.base import StorageError
-from ...storage.open import open_location
 from ...storage.profiles import ProfileStore, check_secrets, keyring_backend
 from ...storage.url import StorageLocation, StorageUrlError, parse_storage_url
 from ...sync.selfcheck import (
-    CHECK_TIMEOUT,
-    TEST_NO_ANSWER,
     CheckResult,
-    check_storage_use,
 )
-from ..safe import guard
 from ..tasks import TaskRunner
+from .check import KIND_LABELS, KIND_NAMES, KINDS, check_storage, folder_problem
+from .parts import WARN_COLOR, FormGrid, Spinner, help_label, indented, result_html, segment_qss
 
 log = logging.getLogger("bucket_chat.gui")
-
-KINDS = ("file", "s3", "gs", "az")
-KIND_LABELS = {
-    "file": "Folder",
-    "s3": "Amazon S3",
-    "gs": "Google Cloud",
-    "az": "Azure Blob",
-}
-KIND_NAMES = {
-    "file": "folder",
-    "s3": "S3 bucket",
-    "gs": "Google Cloud Storage bucket",
-    "az": "Azure Blob container",
-}
-# A test the user waits for should fail fast: one attempt, a short timeout (unless the
-# user gave their own in a URL).
-TEST_OPTIONS = {"retries": "1", "timeout": "15"}
-OK_COLOR, WARN_COLOR, ERROR_COLOR = "#2e9d5b", "#d9822b", "#d64545"
-
-
-# -- the connection test -------------------------------------------------------------------
-
-
-async def check_storage(
-    location: StorageLocation,
-    secrets: Mapping[str, str] | None = None,
-    *,
-    create_folder: bool = False,
-    timeout: float = CHECK_TIMEOUT,
-    no_answer: float = TEST_NO_ANSWER,
-) -> CheckResult:
-    """Exercise a storage as the chat will: list the rooms, write an object create-only
-    under ``.bucket-chat-probe/``, read it back, list it, remove it, then check that the
-    service refuses to overwrite (`Storage.probe_create_only`).
-
-    Never raises for a storage problem: the one-line reason is in the result. A folder that
-    does not exist is an error unless ``create_folder`` (then it is created first).
-    """
-    if location.kind == "file":
-        folder = Path(location.bucket).expanduser()
-        problem = await asyncio.to_thread(_folder_problem, folder, create_folder)
-        if problem:
-            return CheckResult("error", problem)
-    elif location.is_cloud:
-        extra = {k: v for k, v in TEST_OPTIONS.items() if k not in location.options}
-        location = location.with_options(extra)
-    try:
-        storage = open_location(location, secrets)
-    except StorageError as exc:
-        return CheckResult("error", str(exc))
-    try:
-        return await check_storage_use(storage, no_answer=no_answer, timeout=timeout)
-    except Exception as exc:  # a bug or an SDK surprise: shown, logged, never lost
-        log.exception("connection test of %s failed", location.root())
-        return CheckResult("error", f"unexpected error ({type(exc).__name__}): {exc}")
-    finally:
-        try:
-            await storage.close()
-        except Exception as exc:
-            log.debug("closing the tested storage: %s", exc)
-
-
-def _folder_problem(folder: Path, create: bool) -> str:
-    if folder.is_dir():
-        return ""
-    if folder.exists():
-        return f"{folder} is not a folder"
-    if not create:
-        return f"the folder {folder} does not exist (create it, or choose another folder)"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        return f"cannot create the folder {folder}: {exc.strerror or exc}"
-    return ""
-
-
-# -- small widgets -------------------------------------------------------------------------
-
-
-class Spinner(QWidget):
-    """A small busy indicator (a turning arc) drawn in the palette's accent colour."""
-
-    def __init__(self, parent: QWidget | None = None, size: int = 18) -> None:
-        super().__init__(parent)
-        self._angle = 0
-        self._size = size
-        self._timer = QTimer(self)
-        self._timer.setInterval(60)
-        self._timer.timeout.connect(self._turn)
-        self.setFixedSize(QSize(size, size))
-        self.hide()
-
-    def start(self) -> None:
-        self.show()
-        self._timer.start()
-
-    def stop(self) -> None:
-        self._timer.stop()
-        self.hide()
-
-    @property
-    def spinning(self) -> bool:
-        return self._timer.isActive()
-
-    def _turn(self) -> None:
-        self._angle = (self._angle + 30) % 360
-        self.update()
-
-    @guard()
-    def paintEvent(self, event: QPaintEvent) -> None:
-        p = QPainter(self)
-        p.setRenderHint(QPainter.RenderHint.Antialiasing)
-        width = max(2.0, self._size / 8)
-        rect = QRectF(width, width, self._size - 2 * width, self._size - 2 * width)
-        track = QColor(self.palette().color(QPalette.ColorRole.Mid))
-        track.setAlpha(90)
-        p.setPen(QPen(track, width))
-        p.drawEllipse(rect)
-        pen = QPen(self.palette().color(QPalette.ColorRole.Highlight), width)
-        pen.setCapStyle(Qt.PenCapStyle.RoundCap)
-        p.setPen(pen)
-        p.drawArc(rect, -self._angle * 16, 100 * 16)
-        p.end()
-
-
-def help_label(text: str) -> QLabel:
-    """Muted, wrapping help text under a field."""
-    label = QLabel(text)
-    label.setWordWrap(True)
-    label.setObjectName("help")
-    label.setTextFormat(Qt.TextFormat.RichText)
-    label.setOpenExternalLinks(False)
-    return label
-
-
-def result_html(level: str, message: str) -> str:
-    color = {"ok": OK_COLOR, "warning": WARN_COLOR, "error": ERROR_COLOR}.get(level, "")
-    symbol = {"ok": "✔", "warning": "⚠", "error": "✖"}.get(level, "")
-    text = message[:1].upper() + message[1:]
-    return f"<span style='color:{color}; font-weight:600'>{symbol}</span>&nbsp; {esc(text)}"
-
-
-def esc(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def segment_qss(position: str) -> str:
-    """Style of one button in a row of joined toggle buttons (``first``/``middle``/``last``)."""
-    left = "6px" if position == "first" else "0"
-    right = "6px" if position == "last" else "0"
-    return (
-        "QPushButton { padding: 6px 16px; margin: 0; border: 1px solid palette(mid);"
-        " background: palette(button);"
-        f" border-top-left-radius: {left}; border-bottom-left-radius: {left};"
-        f" border-top-right-radius: {right}; border-bottom-right-radius: {right}; }}"
-        " QPushButton:checked { background: palette(highlight);"
-        " color: palette(highlighted-text); border: 1px solid palette(highlight); }"
-    )
-
 
 # -- the form -----------------------------------------------------------------------------
 
@@ -390,8 +223,8 @@ class StorageForm(QWidget):
         self.s3_secret.setEchoMode(QLineEdit.EchoMode.Password)
         self.s3_profile = QLineEdit()
         self.s3_profile.setPlaceholderText("AWS profile (optional)")
-        keys = _indented(self.s3_key_id, self.s3_secret)
-        env = _indented(self.s3_profile)
+        keys = indented(self.s3_key_id, self.s3_secret)
+        env = indented(self.s3_profile)
         v.addWidget(self.s3_keys_radio)
         v.addWidget(keys)
         v.addWidget(self.s3_env_radio)
@@ -447,8 +280,8 @@ class StorageForm(QWidget):
         self.az_key = QLineEdit()
         self.az_key.setPlaceholderText("Account key")
         self.az_key.setEchoMode(QLineEdit.EchoMode.Password)
-        conn = _indented(self.az_conn)
-        key = _indented(self.az_key)
+        conn = indented(self.az_conn)
+        key = indented(self.az_key)
         v.addWidget(self.az_conn_radio)
         v.addWidget(conn)
         v.addWidget(self.az_key_radio)
@@ -508,9 +341,10 @@ class StorageForm(QWidget):
             return
         backend, why = keyring_backend(getattr(self.profiles, "_backend", None))
         if backend is not None:
-            text = f"Keys are kept in your OS keyring ({esc(str(backend.name))}), never in a file."
+            shown = html_escape(backend.name)
+            text = f"Keys are kept in your OS keyring ({shown}), never in a file."
         else:
-            reason = "" if why.startswith("no OS keyring") else f" ({esc(why)})"
+            reason = "" if why.startswith("no OS keyring") else f" ({html_escape(why)})"
             text = (
                 f"<span style='color:{WARN_COLOR}'>No OS keyring is usable here{reason}, "
                 "so keys cannot be saved.</span> You can test them, but to use this storage "
@@ -699,7 +533,7 @@ class StorageForm(QWidget):
         in a worker thread."""
         if location.kind != "file":
             return ""
-        return _folder_problem(Path(location.bucket), self.is_default_folder(location))
+        return folder_problem(Path(location.bucket), self.is_default_folder(location))
 
     def prepare_folder(self) -> None:
         """`folder_problem` for the form's location, raised as `StorageError`."""
@@ -726,59 +560,3 @@ class StorageForm(QWidget):
         profile = self.profiles.add(profile_name, location, values)
         log.info("saved storage profile %s (%s)", profile.name, location.root())
         return StorageSettings(profile.name, name)
-
-
-class FormGrid(QGridLayout):
-    """A label/field form on a grid.
-
-    Unlike ``QFormLayout`` it gives word-wrapped help labels their real height (no gaps),
-    and a hidden row takes no space. ``add_row`` returns the row's field widget (layouts are
-    wrapped in one), which is also the key for ``set_row_visible``.
-    """
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setContentsMargins(0, 0, 0, 0)
-        self.setHorizontalSpacing(14)
-        self.setVerticalSpacing(10)
-        self.setColumnStretch(1, 1)
-        self._count = 0
-        self._labels: dict[int, QLabel | None] = {}
-
-    def add_row(self, label: str | QLabel | None, field: QWidget | QLayout) -> QWidget:
-        if isinstance(field, QLayout):
-            holder = QWidget()
-            field.setContentsMargins(0, 0, 0, 0)
-            holder.setLayout(field)
-            field = holder
-        row = self._count
-        self._count += 1
-        layout = field.layout()
-        tall = isinstance(field, QLabel) or isinstance(layout, QVBoxLayout)
-        label_widget = QLabel(label) if isinstance(label, str) and label else label
-        if isinstance(label_widget, QLabel):
-            align = Qt.AlignmentFlag.AlignRight | (
-                Qt.AlignmentFlag.AlignTop if tall else Qt.AlignmentFlag.AlignVCenter
-            )
-            if tall:
-                label_widget.setContentsMargins(0, 2, 0, 0)
-            self.addWidget(label_widget, row, 0, align)
-        self.addWidget(field, row, 1)
-        self._labels[id(field)] = label_widget if isinstance(label_widget, QLabel) else None
-        return field
-
-    def set_row_visible(self, field: QWidget, visible: bool) -> None:
-        field.setVisible(visible)
-        label = self._labels.get(id(field))
-        if label is not None:
-            label.setVisible(visible)
-
-
-def _indented(*widgets: QWidget) -> QWidget:
-    box = QFrame()
-    v = QVBoxLayout(box)
-    v.setContentsMargins(22, 0, 0, 4)
-    v.setSpacing(6)
-    for w in widgets:
-        v.addWidget(w)
-    return box

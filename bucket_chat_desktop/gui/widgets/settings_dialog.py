@@ -41,7 +41,8 @@ from .. import theme as theme_feature
 from ..controller import Controller
 from ..main_window import MainWindow
 from ..safe import guard
-from ..storage.form import ERROR_COLOR, FormGrid, StorageForm, help_label
+from ..storage.form import StorageForm
+from ..storage.parts import ERROR_COLOR, FormGrid, help_label
 from ..style import is_dark
 
 log = logging.getLogger("bucket_chat.gui")
