@@ -8,11 +8,12 @@ http(s) and mailto links are made clickable.
 from __future__ import annotations
 
 import functools
-import html
 import logging
 from typing import Any
 
 from markdown_it import MarkdownIt
+
+from ..protocol.untrusted_text import html_escape
 
 log = logging.getLogger("bucket_chat.gui")
 
@@ -23,9 +24,9 @@ def _render_image(self: Any, tokens: Any, idx: int, options: Any, env: Any) -> s
     # markdown-it calls a render rule as rule(renderer, tokens, idx, options, env).
     token = tokens[idx]
     src = token.attrGet("src") or ""
-    alt = html.escape(_plain_text(token) or str(src))
+    alt = html_escape(_plain_text(token) or str(src))
     if isinstance(src, str) and src.startswith(SAFE_SCHEMES):
-        return f'<a href="{html.escape(src)}">[image: {alt}]</a>'
+        return f'<a href="{html_escape(src)}">[image: {alt}]</a>'
     return f"[image: {alt}]"
 
 
@@ -86,9 +87,9 @@ def shown_text(text: str) -> str:
 
 
 def _plain_html(text: str, note: str = "") -> str:
-    out = html.escape(shown_text(text)).replace("\n", "<br>")
+    out = html_escape(shown_text(text)).replace("\n", "<br>")
     if note:
-        out = f"<p>{out}</p><p><i>{html.escape(note)}</i></p>"
+        out = f"<p>{out}</p><p><i>{html_escape(note)}</i></p>"
     return out
 
 

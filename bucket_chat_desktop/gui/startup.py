@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import html
 import logging
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from ..keys import (
     open_key_store,
 )
 from ..keys.passphrase import claim_env_passphrase
+from ..protocol.untrusted_text import html_escape
 from ..settings import Settings
 
 log = logging.getLogger("bucket_chat.gui")
@@ -48,8 +48,8 @@ class PassphraseDialog(QDialog):
         layout.setContentsMargins(22, 20, 22, 16)
         layout.setSpacing(10)
         prompt = QLabel(
-            f"No OS keyring is used here, so the key of <b>{_esc(user_id)}</b> is kept in an "
-            "encrypted file. "
+            f"No OS keyring is used here, so the key of <b>{html_escape(user_id)}</b> is kept in "
+            "an encrypted file. "
             + ("Choose a passphrase to protect it:" if creating else "Enter its passphrase:")
         )
         prompt.setWordWrap(True)
@@ -85,10 +85,6 @@ class PassphraseDialog(QDialog):
     @property
     def passphrase(self) -> str:
         return self.first.text()
-
-
-def _esc(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _parent() -> QWidget | None:
@@ -150,7 +146,7 @@ def show_safe_mode_notice(window: QWidget, report: Path | None) -> QMessageBox:
     if report is not None:
         where = (
             "A crash report was saved to:<br><code>"
-            f"{html.escape(str(report))}</code><br>Please include it when you report the "
+            f"{html_escape(str(report))}</code><br>Please include it when you report the "
             "problem."
         )
     else:

@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ...protocol.untrusted_text import html_escape
 from ...settings import POLL_SPEEDS, THEMES, Settings, StorageSettings
 from ...storage.base import StorageError
 from ...storage.profiles import ProfileStore
@@ -69,10 +70,6 @@ QLabel#error { color: %(error)s; }
 
 def _qss() -> str:
     return DIALOG_QSS % {"side": "#1a1d22" if is_dark() else "#eceef2", "error": ERROR_COLOR}
-
-
-def _esc(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _title(text: str, name: str = "sectionTitle") -> QLabel:
@@ -389,7 +386,7 @@ class SettingsDialog(QDialog):
             box = QVBoxLayout(row)
             box.setContentsMargins(10, 6, 10, 6)
             box.setSpacing(1)
-            name = QLabel(f"<b>{_esc(entry.name)}</b>")
+            name = QLabel(f"<b>{html_escape(entry.name)}</b>")
             name.setTextFormat(Qt.TextFormat.RichText)
             detail = QLabel(f"{where} · {rooms} room{'s' if rooms != 1 else ''}")
             detail.setTextFormat(Qt.TextFormat.PlainText)

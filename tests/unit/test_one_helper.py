@@ -1,0 +1,67 @@
+"""One helper per job (docs: STYLE.md, "Seams"), as rules that run over the package's source.
+
+A second copy of a helper is how a fix gets lost: the storage form once escaped rich text
+with its own ``esc`` that left quotes alone while the rest of the app used
+``html_escape``. Each rule names the one module allowed to do the job, and every other
+module that does it is listed by file and line.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGE_DIR = ROOT / "bucket_chat_desktop"
+
+
+def _trees() -> Iterator[tuple[str, ast.Module]]:
+    for path in sorted(PACKAGE_DIR.rglob("*.py")):
+        rel = path.relative_to(PACKAGE_DIR).as_posix()
+        yield rel, ast.parse(path.read_text("utf-8"), filename=rel)
+
+
+def _offenders(is_bad: Callable[[ast.AST], bool], allowed: set[str]) -> list[str]:
+    found = []
+    for rel, tree in _trees():
+        if rel in allowed:
+            continue
+        found.extend(f"{rel}:{node.lineno}" for node in ast.walk(tree) if is_bad(node))
+    return found
+
+
+def _imports(node: ast.AST, module: str) -> bool:
+    if isinstance(node, ast.Import):
+        return any(a.name == module or a.name.startswith(module + ".") for a in node.names)
+    if isinstance(node, ast.ImportFrom):
+        name = node.module or ""
+        return node.level == 0 and (name == module or name.startswith(module + "."))
+    return False
+
+
+def _calls_attribute(node: ast.AST, owner: str, names: set[str]) -> bool:
+    """``owner.name(...)`` for a name in ``names`` (``os.replace(...)``)."""
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in names
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == owner
+    )
+
+
+def test_one_html_escape() -> None:
+    """Rich text is escaped by ``protocol.untrusted_text.html_escape`` (stdlib
+    ``html.escape`` with quotes) and nothing else: no ``html`` import, no hand-made
+    ``&lt;``, no ``toHtmlEscaped`` anywhere else."""
+    allowed = {"protocol/untrusted_text.py"}
+
+    def bad(node: ast.AST) -> bool:
+        if _imports(node, "html"):
+            return True
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            return "&lt;" in node.value or "&gt;" in node.value or "&amp;" == node.value
+        return isinstance(node, ast.Attribute) and node.attr == "toHtmlEscaped"
+
+    assert _offenders(bad, allowed) == []
