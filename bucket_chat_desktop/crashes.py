@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from .osfiles import write_atomic
+
 log = logging.getLogger("bucket_chat.app")
 
 KEEP_REPORTS = 10  # crash logs kept; older ones are deleted
@@ -67,9 +69,8 @@ class CrashReports:
             self._file.write(f"Bucket Chat crash report (pid {self.pid}, started {stamp})\n")
             self._file.flush()
             faulthandler.enable(self._file, all_threads=True)
-            tmp = self.marker.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"pid": self.pid, "log": self.log_path.name}))
-            os.replace(tmp, self.marker)
+            marker = json.dumps({"pid": self.pid, "log": self.log_path.name})
+            write_atomic(self.marker, marker.encode("utf-8"))
         except OSError as exc:
             log.warning("crash reports are off: %s", exc)
             return LastRun(clean=True)

@@ -1,22 +1,42 @@
-"""The one door to ``os.open``: every descriptor this program opens is in binary mode.
+"""The one door to ``os.open``, the one atomic file write and the one private folder.
 
-On Windows, ``os.open`` without ``O_BINARY`` gives a text-mode descriptor: ``os.write`` and
-a file object made with ``os.fdopen(fd, "wb")`` both turn each ``\\n`` byte into ``\\r\\n``
-(and reads turn it back, and stop at a ``\\x1a`` byte). A blob written that way fails its
-SHA-256 check and a segment changes its bytes. POSIX has no text mode, so nothing shows
-on Linux or macOS: a test (tests/unit/test_osfiles.py) reads the package's source and
-refuses any ``os.open`` call outside this module.
+Binary descriptors. On Windows, ``os.open`` without ``O_BINARY`` gives a text-mode
+descriptor: ``os.write`` and a file object made with ``os.fdopen(fd, "wb")`` both turn each
+``\\n`` byte into ``\\r\\n`` (and reads turn it back, and stop at a ``\\x1a`` byte). A blob
+written that way fails its SHA-256 check and a segment changes its bytes. POSIX has no text
+mode, so nothing shows on Linux or macOS: a test (tests/unit/test_osfiles.py) reads the
+package's source and refuses any ``os.open`` call outside this module.
 
 Files opened by name (``open(path, "wb")``, ``Path.write_bytes``, ``tempfile.mkstemp``)
 are binary at the descriptor already; Python adds ``O_BINARY`` itself there.
+
+Atomic writes. Every file the app owns (settings, storage profiles, key files, the public
+identity index, crash markers, cached and saved attachments, key backups) is written by
+`write_atomic`: readers see the old file or the whole new one, never half of it, and a
+link planted at the final name is replaced, never written through. A test
+(tests/unit/test_one_helper.py) refuses ``os.replace`` and ``os.fsync`` of a written file
+anywhere else in the package except the local object store, whose create-only publish is
+its own protocol (``storage/local.py``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
+import time
+from pathlib import Path
 
 BINARY: int = getattr(os, "O_BINARY", 0)
 """``os.O_BINARY`` on Windows, 0 elsewhere."""
+
+_POSIX = os.name == "posix"
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+# On Windows a replace fails while another process (a virus scanner, the search indexer, a
+# sync client) holds the target open without delete sharing; it lets go within moments.
+_WINDOWS_REPLACE_TRIES = 10
+_WINDOWS_REPLACE_PAUSE = 0.05  # seconds, times the try number
 
 
 def open_fd(
@@ -28,3 +48,88 @@ def open_fd(
 ) -> int:
     """``os.open`` with ``O_BINARY`` added to ``flags`` (see the module's docstring)."""
     return os.open(path, flags | BINARY, mode, dir_fd=dir_fd)
+
+
+def ensure_private_dir(folder: Path) -> None:
+    """Create ``folder`` (and parents) and make it the user's own (0700; a folder that
+    already existed with looser modes is fixed). Windows keeps its inherited ACLs."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if _POSIX:
+        with contextlib.suppress(OSError):  # not ours (a shared parent): leave it be
+            os.chmod(folder, 0o700)
+
+
+def write_atomic(path: Path, data: bytes, *, mode: int = 0o600, overwrite: bool = True) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the whole new one.
+
+    The bytes go to a new temporary file in the same folder (created exclusively, never
+    through a link, flushed to disk), which then takes the final name: with a replace
+    when ``overwrite`` is true (a link at ``path`` is replaced, not followed), otherwise
+    with a hard link, which fails with `FileExistsError` if ``path`` exists, so two
+    writers can never both believe they created the file. The folder is synced after.
+
+    ``mode``: a private mode (no group or other bits, the default 0600: keys, secrets,
+    settings, the user's messages) is set exactly whatever the umask; a wider one (0644 for
+    an attachment saved where the user chose) is left to the umask, as any program would.
+    The folder must exist. Raises `OSError` (the temporary file is gone then).
+    """
+    folder = path.parent
+    temp = folder / f".{path.name[:200]}.{secrets.token_hex(6)}.tmp"
+    fd = open_fd(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, mode)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            if _POSIX and not mode & 0o077:
+                os.fchmod(handle.fileno(), mode)
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if overwrite:
+            _replace(temp, path)
+        else:
+            _publish_new(temp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+    _fsync_dir(folder)
+
+
+def _replace(temp: Path, path: Path) -> None:
+    if _POSIX:
+        os.replace(temp, path)
+        return
+    for attempt in range(1, _WINDOWS_REPLACE_TRIES + 1):
+        try:
+            os.replace(temp, path)
+            return
+        except PermissionError:
+            if attempt == _WINDOWS_REPLACE_TRIES:
+                raise
+            time.sleep(_WINDOWS_REPLACE_PAUSE * attempt)
+
+
+def _publish_new(temp: Path, path: Path) -> None:
+    try:
+        os.link(temp, path)
+    except FileExistsError:
+        raise
+    except OSError:
+        # A file system without hard links (FAT, many SMB shares): check, then rename.
+        if os.path.lexists(path):
+            raise FileExistsError(path) from None
+        _replace(temp, path)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the new name durable (POSIX; Windows has no directory handles to sync)."""
+    if not _POSIX:
+        return
+    try:
+        fd = open_fd(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -118,7 +118,7 @@ def _binary_files() -> str:
 
 
 async def _binary_round_trips(tmp: Path) -> str:
-    from .keys._files import write_file_atomically
+    from .osfiles import write_atomic
     from .protocol.attachments import FileInfo, blob_path, parse_file_content
     from .storage.local import LocalStorage
     from .sync.blobs import BlobCache, download, upload
@@ -154,7 +154,7 @@ async def _binary_round_trips(tmp: Path) -> str:
     assert await download(store, "smoke", info, saved, cache=fresh) == AWKWARD_BYTES
     same_on_disk(saved, "saved attachment")
     same_on_disk(fresh.path_for(info.sha256), "blob cache")
-    write_file_atomically(tmp / "key", AWKWARD_BYTES, overwrite=False)
+    write_atomic(tmp / "key", AWKWARD_BYTES, overwrite=False)
     same_on_disk(tmp / "key", "key file")
     return (
         f"{len(AWKWARD_BYTES)} bytes with LF, CR, NUL, ^Z: SHA-256 {want[:12]} kept by the "

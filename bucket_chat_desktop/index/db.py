@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
-from ..osfiles import open_fd
+from ..osfiles import ensure_private_dir, open_fd
 from ..protocol.audit import Assessed, AuditResult, TrustState
 from ..protocol.event import Event, Malformed, parse_line
 from ..protocol.findings import Finding, Kind
@@ -110,15 +110,6 @@ _MIGRATIONS: dict[int, str] = {
 
 
 _POSIX = os.name == "posix"
-
-
-def ensure_private_dir(folder: Path) -> None:
-    """Create ``folder`` (and parents) and make it the user's own (0700; a folder that
-    already existed with looser modes is fixed). Windows keeps its inherited ACLs."""
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if _POSIX:
-        with contextlib.suppress(OSError):  # not ours (a shared parent): leave it be
-            os.chmod(folder, 0o700)
 
 
 def secure_database_file(path: Path) -> None:

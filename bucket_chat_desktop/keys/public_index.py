@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from ._files import write_file_atomically
+from ..osfiles import write_atomic
 
 FORMAT = "bucket-chat-identities-v1"
 
@@ -83,4 +83,4 @@ class PublicIndex:
         document = {"format": FORMAT, "identities": entries}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         data = (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
-        write_file_atomically(self.path, data, overwrite=True)
+        write_atomic(self.path, data)

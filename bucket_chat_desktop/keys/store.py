@@ -25,8 +25,8 @@ from keyring.backends import chainer, fail, null
 from keyring.errors import KeyringLocked
 from nacl.signing import SigningKey
 
+from ..osfiles import ensure_private_dir, write_atomic
 from ..paths import config_dir, data_dir
-from ._files import ensure_private_dir, write_file_atomically
 from .errors import (
     InvalidKeyStoreChoiceError,
     KeyExistsError,
@@ -339,7 +339,7 @@ class EncryptedFileStore(KeyStore):
                 f"Cannot create the key folder {self.directory}: {exc}"
             ) from exc
         try:
-            write_file_atomically(path, data, overwrite=overwrite)
+            write_atomic(path, data, overwrite=overwrite)
         except FileExistsError:
             raise KeyExistsError(f"A key file for {user_id} already exists: {path}") from None
         except OSError as exc:

@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
-import secrets as _random
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import paths
-from ..osfiles import open_fd
+from ..osfiles import write_atomic
 from .base import StorageError
 from .url import StorageLocation, StorageUrlError, parse_storage_url
 
@@ -152,18 +150,10 @@ class ProfileStore:
     def _write(self, storages: Mapping[str, Any]) -> None:
         doc = {"version": FORMAT_VERSION, "storages": dict(sorted(storages.items()))}
         data = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
-        folder = self.path.parent
-        tmp = folder / f".{self.path.name}.{_random.token_hex(6)}.tmp"
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-            fd = open_fd(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(self.path, data.encode("utf-8"))
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
             raise ProfileError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
 
     def _parse(self, name: str, entry: Any) -> StorageProfile:

@@ -31,7 +31,6 @@ import io
 import logging
 import mimetypes
 import os
-import secrets
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,8 +38,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from .. import paths
-from ..index.db import ensure_private_dir
-from ..osfiles import open_fd
+from ..osfiles import ensure_private_dir, write_atomic
 from ..protocol.attachments import (
     MAX_THUMBNAIL_BYTES,
     THUMBNAIL_BOX,
@@ -470,24 +468,8 @@ async def download(
             except OSError as exc:
                 log.warning("could not cache %s: %s", path, exc)
     if dest is not None:
-        await asyncio.to_thread(write_atomic, Path(dest), data)
+        await asyncio.to_thread(write_atomic, Path(dest), data, mode=0o644)
     return data
-
-
-def write_atomic(dest: Path, data: bytes, mode: int = 0o644) -> None:
-    """Write ``data`` to ``dest`` through a temp file in the same folder (never half a file)."""
-    tmp = dest.with_name(f".{dest.name[:200]}.{secrets.token_hex(4)}.part")
-    fd = open_fd(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
 
 
 # -- cache -----------------------------------------------------------------------------------
@@ -539,7 +521,7 @@ class BlobCache:
         path = self.path_for(sha256)
         self._private(path.parent)
         if not path.exists():
-            write_atomic(path, data, 0o600)
+            write_atomic(path, data)
             self.prune()
         return path
 
@@ -553,7 +535,7 @@ class BlobCache:
                 return path
         except OSError:
             pass
-        write_atomic(path, data, 0o600)
+        write_atomic(path, data)
         return path
 
     def prune(self) -> None:

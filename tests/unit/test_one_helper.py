@@ -61,7 +61,30 @@ def test_one_html_escape() -> None:
         if _imports(node, "html"):
             return True
         if isinstance(node, ast.Constant) and isinstance(node.value, str):
-            return "&lt;" in node.value or "&gt;" in node.value or "&amp;" == node.value
+            return "&lt;" in node.value or "&gt;" in node.value or node.value == "&amp;"
         return isinstance(node, ast.Attribute) and node.attr == "toHtmlEscaped"
 
     assert _offenders(bad, allowed) == []
+
+
+def test_one_atomic_write() -> None:
+    """Files the app owns are written by ``osfiles.write_atomic``: no other module renames
+    a temporary file into place or syncs a file it wrote. The local object store is the
+    exception: its create-only publish (temp file, hard link) is the storage protocol."""
+    allowed = {"osfiles.py", "storage/local.py"}
+
+    def bad(node: ast.AST) -> bool:
+        return _calls_attribute(node, "os", {"replace", "rename", "fsync"})
+
+    assert _offenders(bad, allowed) == []
+
+
+def test_one_private_folder_helper() -> None:
+    """``ensure_private_dir`` is defined once (``osfiles``)."""
+    defined = [
+        f"{rel}:{node.lineno}"
+        for rel, tree in _trees()
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef) and node.name == "ensure_private_dir"
+    ]
+    assert [d.split(":")[0] for d in defined] == ["osfiles.py"]

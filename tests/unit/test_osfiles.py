@@ -25,11 +25,11 @@ import pytest
 import bucket_chat_desktop
 from bucket_chat_desktop import osfiles, settings
 from bucket_chat_desktop.index.db import secure_database_file
-from bucket_chat_desktop.keys._files import write_file_atomically
+from bucket_chat_desktop.osfiles import write_atomic
 from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.storage.profiles import ProfileStore
 from bucket_chat_desktop.storage.url import parse_storage_url
-from bucket_chat_desktop.sync.blobs import BlobCache, write_atomic
+from bucket_chat_desktop.sync.blobs import BlobCache
 
 PACKAGE = Path(bucket_chat_desktop.__file__).parent
 AWKWARD = b"line\nbreak\r\nreturn\r nul\x00 eof\x1a end\n"
@@ -112,8 +112,8 @@ WRITERS: dict[str, Callable[[Path], None]] = {
     "local storage without hard links": lambda tmp: LocalStorage._write_exclusive(
         tmp, "obj", AWKWARD
     ),
-    "key files": lambda tmp: write_file_atomically(tmp / "key", AWKWARD, overwrite=False),
-    "saved attachment": lambda tmp: write_atomic(tmp / "saved.bin", AWKWARD),
+    "key files": lambda tmp: write_atomic(tmp / "key", AWKWARD, overwrite=False),
+    "saved attachment": lambda tmp: write_atomic(tmp / "saved.bin", AWKWARD, mode=0o644),
     "blob cache": lambda tmp: BlobCache(tmp / "cache").put("ab" * 32, AWKWARD) and None,
     "index and outbox database": lambda tmp: secure_database_file(tmp / "index.sqlite"),
     "storage profiles": lambda tmp: (

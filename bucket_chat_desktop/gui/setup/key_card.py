@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ from ...keys import (
     KeysError,
     export_backup,
 )
-from ...osfiles import open_fd
+from ...osfiles import write_atomic
 from ...protocol.untrusted_text import html_escape
 from ..storage.parts import FormGrid, Spinner, help_label
 from ..tasks import TaskRunner
@@ -193,9 +192,6 @@ def _safe(user_id: str) -> str:
 
 
 def _write_private(path: Path, data: bytes) -> None:
+    """The backup, readable by its owner only, written whole or not at all."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = open_fd(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
+    write_atomic(path, data)
