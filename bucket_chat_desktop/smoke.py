@@ -90,15 +90,10 @@ PLATFORM_KEYRINGS = {
 
 
 def _keyring() -> str:
+    from .keyring_policy import backend_name
     from .keys import KeyringStore
-    from .keys.store import select_keyring_backend
 
-    chosen, _ = select_keyring_backend(None)
-    if chosen is None:  # refused (no keyring, or one keeping secrets in files): name it
-        import keyring
-
-        chosen = keyring.get_keyring()
-    name = f"{type(chosen).__module__}.{type(chosen).__qualname__}"
+    name = backend_name()  # also when refused (no keyring, or one keeping secrets in files)
     usable, reason = KeyringStore.usable()
     expected = os.environ.get("BUCKET_CHAT_SMOKE_KEYRING") or PLATFORM_KEYRINGS.get(sys.platform)
     if expected and expected != "any":

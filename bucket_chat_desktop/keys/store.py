@@ -15,16 +15,12 @@ import hashlib
 import logging
 import os
 import re
-import sys
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-import keyring
-from keyring.backend import KeyringBackend
-from keyring.backends import chainer, fail, null
-from keyring.errors import KeyringLocked
 from nacl.signing import SigningKey
 
+from ..keyring_policy import KEY_SERVICE, failure, probe, select_keyring_backend
 from ..osfiles import ensure_private_dir, write_atomic
 from ..paths import config_dir, data_dir
 from .errors import (
@@ -41,16 +37,15 @@ from .keyfile import DEFAULT_MEMLIMIT, DEFAULT_OPSLIMIT, decrypt_key, encrypt_ke
 from .passphrase import DefaultPassphraseProvider, PassphraseProvider
 from .public_index import PublicIndex
 
+if TYPE_CHECKING:
+    from ..keyring_policy import KeyringBackend
+
 log = logging.getLogger("bucket_chat.keys")
 
-KEYRING_SERVICE = "bucket-chat"
+KEYRING_SERVICE = KEY_SERVICE  # see keyring_policy
 KEY_STORE_ENV = "BUCKET_CHAT_KEY_STORE"
 KEY_STORE_CHOICES = ("auto", "keyring", "file")
 INDEX_FILE_NAME = "identities.json"
-# Looked up (never written) to check that the keyring answers.
-_PROBE_USER = "bucket-chat-availability-probe"
-# Backends that keep secrets in plain files or ask for a password through getpass.
-_REJECTED_MODULE_PREFIXES = ("keyrings.alt", "keyrings.cryptfile")
 
 
 class KeyStore(abc.ABC):
@@ -87,78 +82,6 @@ class KeyStore(abc.ABC):
 # --- OS keyring -------------------------------------------------------------------------
 
 
-def _qualified_name(backend: KeyringBackend) -> str:
-    cls = type(backend)
-    return f"{cls.__module__}.{cls.__qualname__}"
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text if text else type(exc).__name__
-
-
-def _why_no_backend() -> str:
-    configured = os.environ.get("PYTHON_KEYRING_BACKEND")
-    if configured:
-        return f"PYTHON_KEYRING_BACKEND={configured} selects no keyring"
-    if sys.platform.startswith("linux"):
-        try:
-            from keyring.backends import SecretService
-
-            SecretService.Keyring.priority  # noqa: B018 - raises with the reason
-        except Exception as exc:
-            return f"no OS keyring backend is available; Secret Service: {_describe(exc)}"
-    return "no OS keyring backend is available"
-
-
-def _rejection(backend: KeyringBackend) -> str | None:
-    """Why ``backend`` must not hold our keys, or None if it may."""
-    if isinstance(backend, fail.Keyring):
-        return _why_no_backend()
-    if isinstance(backend, null.Keyring):
-        return "the keyring is disabled (keyring.backends.null.Keyring)"
-    if isinstance(backend, chainer.ChainerBackend):
-        return "a chained keyring cannot be used directly"
-    qualified = _qualified_name(backend)
-    if type(backend).__module__.startswith(_REJECTED_MODULE_PREFIXES):
-        return f"{qualified} stores secrets in a file or asks for them on a terminal"
-    try:
-        priority = float(type(backend).priority)
-    except Exception as exc:
-        return f"{qualified} is not available: {_describe(exc)}"
-    if priority < 1:
-        return f"{qualified} is not a recommended keyring (priority {priority:g} < 1)"
-    return None
-
-
-def select_keyring_backend(
-    backend: KeyringBackend | None = None,
-) -> tuple[KeyringBackend | None, str]:
-    """``(backend, "")`` for the keyring backend to use, or ``(None, reason)``.
-
-    ``backend`` defaults to ``keyring.get_keyring()`` (which honours
-    ``PYTHON_KEYRING_BACKEND`` and keyring's config file). A chainer is replaced by the
-    first of its backends that passes; fail, null, plaintext/file and low-priority
-    backends are refused.
-    """
-    if backend is None:
-        backend = keyring.get_keyring()
-    if isinstance(backend, chainer.ChainerBackend):
-        reasons = []
-        for candidate in backend.backends:
-            reason = _rejection(candidate)
-            if reason is None:
-                return candidate, ""
-            reasons.append(reason)
-        if not reasons:
-            return None, _why_no_backend()
-        return None, "; ".join(reasons)
-    reason = _rejection(backend)
-    if reason is not None:
-        return None, reason
-    return backend, ""
-
-
 def _seed_text(key: SigningKey) -> str:
     return base64.b64encode(bytes(key)).decode("ascii")
 
@@ -192,19 +115,11 @@ class KeyringStore(KeyStore):
         key is saved. On a desktop whose keyring is locked this may show the system's
         unlock prompt and wait for the user.
         """
-        chosen, reason = select_keyring_backend(backend)
-        if chosen is None:
-            return False, reason
-        try:
-            chosen.get_password(KEYRING_SERVICE, _PROBE_USER)
-        except KeyringLocked as exc:
-            return False, f"{chosen.name} is locked and was not unlocked ({_describe(exc)})"
-        except Exception as exc:
-            return False, f"{chosen.name} cannot be used: {_describe(exc)}"
-        return True, str(chosen.name)
+        return probe(backend)
 
     def _failed(self, action: str, exc: Exception) -> KeyStoreUnavailableError:
-        return KeyStoreUnavailableError(f"The {self.name} could not {action}: {_describe(exc)}")
+        text = failure(self.backend, action, exc)
+        return KeyStoreUnavailableError(text[:1].upper() + text[1:] + ".")
 
     def _get(self, user_id: str) -> str | None:
         try:

@@ -19,16 +19,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import paths
+from ..keyring_policy import STORAGE_SERVICE, failure, select_keyring_backend
 from ..osfiles import write_atomic
 from .base import StorageError
 from .url import StorageLocation, StorageUrlError, parse_storage_url
 
 if TYPE_CHECKING:
-    from keyring.backend import KeyringBackend
+    from ..keyring_policy import KeyringBackend
 
 log = logging.getLogger("bucket_chat.storage")
 
-KEYRING_SERVICE = "bucket-chat-storage"
+KEYRING_SERVICE = STORAGE_SERVICE  # see keyring_policy
 FILE_NAME = "storages.json"
 FORMAT_VERSION = 1
 PROFILE_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
@@ -39,8 +40,6 @@ SECRET_NAMES: Mapping[str, tuple[str, ...]] = {
     "az": ("account_key", "sas_token", "connection_string"),
     "file": (),
 }
-# Backends that keep secrets in plain files or ask on a terminal (see STACK-NOTES).
-_REJECTED_MODULES = ("keyrings.alt", "keyrings.cryptfile")
 
 
 class ProfileError(StorageError):
@@ -90,39 +89,12 @@ def check_secrets(kind: str, values: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
-def keyring_backend(
-    backend: KeyringBackend | None = None,
-) -> tuple[KeyringBackend | None, str]:
-    """``(backend, "")`` for a keyring that may hold storage secrets, or ``(None, why)``."""
-    import keyring
-    from keyring.backends import chainer, fail, null
-
-    chosen = backend if backend is not None else keyring.get_keyring()
-    candidates = list(chosen.backends) if isinstance(chosen, chainer.ChainerBackend) else [chosen]
-    reasons: list[str] = []
-    for candidate in candidates:
-        name = f"{type(candidate).__module__}.{type(candidate).__qualname__}"
-        if isinstance(candidate, fail.Keyring | null.Keyring):
-            reasons.append("no OS keyring is available")
-        elif type(candidate).__module__.startswith(_REJECTED_MODULES):
-            reasons.append(f"{name} stores secrets in a file or asks on a terminal")
-        else:
-            try:
-                priority = float(type(candidate).priority)
-            except Exception as exc:
-                reasons.append(f"{name} is not available ({exc})")
-                continue
-            if priority >= 1:
-                return candidate, ""
-            reasons.append(f"{name} is not a recommended keyring")
-    return None, "; ".join(reasons) or "no OS keyring is available"
-
-
 class ProfileStore:
     """The named storages of this user: a JSON file plus OS-keyring entries.
 
-    ``backend`` chooses the keyring backend (tests pass one); by default keyring's own
-    choice, refusing the fail/null backends and those that keep secrets in files.
+    ``backend`` chooses the keyring backend (tests pass one); by default the one
+    ``keyring_policy`` chooses, which refuses the fail/null backends and those that keep
+    secrets in files.
     """
 
     def __init__(self, path: Path | None = None, *, backend: KeyringBackend | None = None):
@@ -229,9 +201,8 @@ class ProfileStore:
         try:
             text = backend.get_password(KEYRING_SERVICE, profile.name)
         except Exception as exc:
-            raise ProfileError(
-                f"the OS keyring could not read the keys of storage {profile.name!r}: {exc}"
-            ) from exc
+            action = f"read the keys of storage {profile.name!r}"
+            raise ProfileError(failure(backend, action, exc)) from exc
         if text is None:
             raise ProfileError(
                 f"the OS keyring has no keys for storage {profile.name!r}: add it again "
@@ -249,8 +220,13 @@ class ProfileStore:
 
     # -- keyring ---------------------------------------------------------------------------
 
+    def keyring_backend(self) -> tuple[KeyringBackend | None, str]:
+        """``(backend, "")`` for the keyring that holds this store's secrets, or ``(None,
+        why)`` where none may (``keyring_policy``). Does not contact the keyring."""
+        return select_keyring_backend(self._backend)
+
     def _keyring(self, action: str) -> KeyringBackend:
-        backend, why = keyring_backend(self._backend)
+        backend, why = self.keyring_backend()
         if backend is None:
             raise ProfileError(
                 f"cannot {action}: {why}. Keys are never written to files: use the SDK's "
@@ -265,14 +241,13 @@ class ProfileStore:
             backend.set_password(KEYRING_SERVICE, name, text)
             stored = backend.get_password(KEYRING_SERVICE, name)
         except Exception as exc:
-            raise ProfileError(
-                f"the OS keyring could not keep the keys of storage {name!r}: {exc}"
-            ) from exc
+            action = f"keep the keys of storage {name!r}"
+            raise ProfileError(failure(backend, action, exc)) from exc
         if stored != text:
             raise ProfileError(f"the OS keyring did not keep the keys of storage {name!r}")
 
     def _delete_secrets(self, name: str) -> None:
-        backend, why = keyring_backend(self._backend)
+        backend, why = self.keyring_backend()
         if backend is None:
             log.warning("cannot remove the keys of storage %r from the keyring: %s", name, why)
             return

@@ -184,7 +184,7 @@ def test_keys_are_never_written_to_files_without_a_keyring(
         "MY_SECRET",
     )
     assert status == 2
-    assert "no OS keyring is available" in err and "environment variables" in err
+    assert "selects no keyring" in err and "environment variables" in err
     assert not (home / "config" / "storages.json").exists()
     assert "very-secret" not in every_text(home) and "AKIAEXAMPLE" not in every_text(home)
     # Without keys the profile is fine: the SDK's own chain supplies them.

@@ -4,9 +4,9 @@ Imports flow one way::
 
     protocol  <-  storage, keys, index, settings  <-  sync  <-  gui, cli  <-  app, smoke
 
-with plain helpers (``osfiles``, ``paths``, ``timestamps`` and the package root's
-``__version__``) under everything but ``protocol``, and ``crashes`` (the desktop app's
-crash reports) for gui, cli and app. Siblings of one layer do not import each other.
+with plain helpers (``osfiles``, ``paths``, ``timestamps``, ``keyring_policy`` and the
+package root's ``__version__``) under everything but ``protocol``, and ``crashes`` (the
+desktop app's crash reports) for gui, cli and app. Siblings of one layer do not import each other.
 Qt (PySide6, shiboken6, qasync) appears only in ``gui/``, ``app.py`` and ``smoke.py``.
 ``protocol/`` is pure: it imports nothing of the package but itself, only pure modules from
 outside, and never reads the clock. Importing any module has no side effect: it writes no
@@ -37,7 +37,7 @@ PACKAGE_DIR = ROOT / PACKAGE
 
 # What each part of the package may import besides itself. A part is a sub-package
 # (``sync``) or a top-level module (``settings``); "" is the package root (``__version__``).
-HELPERS = {"", "osfiles", "paths", "timestamps"}
+HELPERS = {"", "osfiles", "paths", "timestamps", "keyring_policy"}
 LOCAL_STATE = {"storage", "keys", "index", "settings"}  # the layer above protocol
 ALLOWED: dict[str, set[str]] = {
     "protocol": set(),
@@ -45,6 +45,7 @@ ALLOWED: dict[str, set[str]] = {
     "osfiles": set(),
     "paths": set(),
     "timestamps": set(),
+    "keyring_policy": set(),
     "crashes": HELPERS,
     # storage, keys, index and settings sit side by side and do not lean on each other
     "storage": {"protocol"} | HELPERS,

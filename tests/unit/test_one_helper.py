@@ -88,3 +88,15 @@ def test_one_private_folder_helper() -> None:
         if isinstance(node, ast.FunctionDef) and node.name == "ensure_private_dir"
     ]
     assert [d.split(":")[0] for d in defined] == ["osfiles.py"]
+
+
+def test_one_keyring_policy() -> None:
+    """Only ``keyring_policy`` imports keyring (also for types: the others take
+    ``KeyringBackend`` from it), so the keys and the storage secrets cannot drift apart
+    in which backend they accept or what they say when it fails."""
+    allowed = {"keyring_policy.py"}
+
+    def bad(node: ast.AST) -> bool:
+        return _imports(node, "keyring") or _imports(node, "keyrings")
+
+    assert _offenders(bad, allowed) == []

@@ -36,7 +36,7 @@ from ... import paths
 from ...protocol.untrusted_text import html_escape
 from ...settings import StorageSettings
 from ...storage.base import StorageError
-from ...storage.profiles import ProfileStore, check_secrets, keyring_backend
+from ...storage.profiles import ProfileStore, check_secrets
 from ...storage.url import StorageLocation, StorageUrlError, parse_storage_url
 from ...sync.selfcheck import (
     CheckResult,
@@ -339,7 +339,7 @@ class StorageForm(QWidget):
         if not self.wants_secrets():
             self.fields.set_row_visible(self.keyring_note, False)
             return
-        backend, why = keyring_backend(getattr(self.profiles, "_backend", None))
+        backend, why = self.profiles.keyring_backend()
         if backend is not None:
             shown = html_escape(backend.name)
             text = f"Keys are kept in your OS keyring ({shown}), never in a file."
@@ -355,7 +355,7 @@ class StorageForm(QWidget):
         self.fields.set_row_visible(self.keyring_note, True)
 
     def keyring_usable(self) -> bool:
-        return keyring_backend(getattr(self.profiles, "_backend", None))[0] is not None
+        return self.profiles.keyring_backend()[0] is not None
 
     def _browse_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(

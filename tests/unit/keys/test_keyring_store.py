@@ -27,6 +27,7 @@ from keyring.backend import KeyringBackend
 from keyring.backends import SecretService, chainer, fail, null
 from nacl.signing import SigningKey
 
+from bucket_chat_desktop.keyring_policy import KEY_SERVICE, STORAGE_SERVICE
 from bucket_chat_desktop.keys import (
     KEYRING_SERVICE,
     EncryptedFileStore,
@@ -40,6 +41,8 @@ from bucket_chat_desktop.keys import (
     open_key_store,
     select_keyring_backend,
 )
+from bucket_chat_desktop.storage.profiles import ProfileError, ProfileStore
+from bucket_chat_desktop.storage.url import parse_storage_url
 
 SECRET_SERVICE_ENV = "BUCKET_CHAT_TEST_SECRET_SERVICE"
 
@@ -315,3 +318,66 @@ def test_auto_prefers_an_existing_key_file_for_that_user(
     assert store.load("ssh-user@example.com") == key
     other = open_key_store("auto", key_dir=tmp_path, user_id="someone-else@example.com")
     assert isinstance(other, KeyringStore)
+
+
+# -- one policy for the signing keys and the storage secrets (keyring_policy) ----------------
+
+STORAGE_KEYS = {"access_key_id": "AKIAPOLICYTEST000000", "secret_access_key": "policy-secret"}
+
+
+@pytest.mark.keyring
+def test_keys_and_storage_secrets_share_one_backend_under_their_own_services(
+    secret_service: None, tmp_path: Path
+) -> None:
+    store = KeyringStore(index_path=tmp_path / "identities.json")
+    profiles = ProfileStore(tmp_path / "storages.json")
+    user = f"policy-{uuid.uuid4().hex[:8]}@example.com"
+    name = f"policy-{uuid.uuid4().hex[:8]}"
+    store.save(user, SigningKey.generate())
+    profiles.add(name, parse_storage_url("s3://bucket"), STORAGE_KEYS)
+    try:
+        chosen, _ = profiles.keyring_backend()
+        assert isinstance(store.backend, SecretService.Keyring)
+        assert type(chosen) is type(store.backend)
+        assert keyring.get_password(KEY_SERVICE, user) is not None
+        assert json.loads(keyring.get_password(STORAGE_SERVICE, name) or "") == STORAGE_KEYS
+        assert keyring.get_password(STORAGE_SERVICE, user) is None
+        assert keyring.get_password(KEY_SERVICE, name) is None
+    finally:
+        store.delete(user)
+        profiles.remove(name)
+    assert keyring.get_password(STORAGE_SERVICE, name) is None
+
+
+@pytest.mark.keyring
+def test_a_locked_keyring_reads_the_same_for_keys_and_storage_secrets(
+    secret_service: None, tmp_path: Path
+) -> None:
+    """Both used to say it their own way ("could not keep the keys ...: Failed to unlock
+    the collection!"); now each names the keyring as locked, and nothing is written."""
+    import secretstorage
+
+    store = KeyringStore(index_path=tmp_path / "identities.json")
+    profiles = ProfileStore(tmp_path / "storages.json")
+    connection = secretstorage.dbus_init()
+    try:
+        collection = secretstorage.get_default_collection(connection)
+        collection.lock()
+        try:
+            with warnings.catch_warnings():  # see the test above: an unclosed D-Bus link
+                warnings.simplefilter("ignore", ResourceWarning)
+                usable, reason = KeyringStore.usable()
+                with pytest.raises(KeyStoreUnavailableError) as key_error:
+                    store.save("locked-out@example.com", SigningKey.generate())
+                with pytest.raises(ProfileError) as storage_error:
+                    profiles.add("locked", parse_storage_url("s3://bucket"), STORAGE_KEYS)
+                gc.collect()
+        finally:
+            _unlock_login_keyring(collection)
+    finally:
+        connection.close()
+    assert not usable
+    for text in (reason, str(key_error.value), str(storage_error.value)):
+        assert "OS keyring (SecretService Keyring) is locked and was not unlocked" in text
+    assert not profiles.path.exists()
+    assert not (tmp_path / "identities.json").exists()

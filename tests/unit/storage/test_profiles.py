@@ -22,12 +22,7 @@ from keyring.errors import PasswordDeleteError
 
 from bucket_chat_desktop.storage import open_storage
 from bucket_chat_desktop.storage.local import LocalStorage
-from bucket_chat_desktop.storage.profiles import (
-    KEYRING_SERVICE,
-    ProfileError,
-    ProfileStore,
-    keyring_backend,
-)
+from bucket_chat_desktop.storage.profiles import KEYRING_SERVICE, ProfileError, ProfileStore
 from bucket_chat_desktop.storage.s3 import S3Storage
 from bucket_chat_desktop.storage.url import parse_storage_url
 
@@ -155,7 +150,7 @@ def test_no_usable_keyring_means_no_stored_keys(backend: Any, isolated_home: Pat
     assert not any(isolated_home.rglob("*")) if isolated_home.exists() else True
     # Without keys a profile is fine.
     store.add("w", parse_storage_url("s3://bucket"))
-    assert keyring_backend(backend)[0] is None
+    assert store.keyring_backend()[0] is None
 
 
 def test_keys_missing_from_the_keyring(profiles: ProfileStore, ring: MemoryKeyring) -> None:
