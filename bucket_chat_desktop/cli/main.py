@@ -13,7 +13,7 @@ import datetime as dt
 import logging
 import os
 import sys
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 from .. import __version__, paths
@@ -21,7 +21,7 @@ from ..keys import KeysError, load_or_create_identity, open_key_store
 from ..keys.passphrase import claim_env_passphrase
 from ..protocol.audit import AuditResult
 from ..protocol.canonical import b64encode
-from ..protocol.event import MEMBER, MESSAGE, has_lone_surrogate
+from ..protocol.event import MEMBER, MESSAGE, Event, has_lone_surrogate
 from ..protocol.ids import InvalidRoomIdError, check_room_id
 from ..protocol.metadata import check_signer
 from ..protocol.room_state import RoomState
@@ -30,6 +30,7 @@ from ..storage import Storage, StorageError, open_storage
 from ..sync.engine import SyncEngine
 from ..sync.events import EventsAppended, RoomLoaded
 from ..sync.reader import list_rooms, room_exists
+from ..sync.rooms import create_room, join_content
 from ..sync.session import engine_session
 from ..sync.watched import INTERACTIVE_DEADLINE, NoAnswerError, answer_within
 from ..sync.writer import RoomError, RoomWriter
@@ -220,10 +221,6 @@ def _print_findings(result: AuditResult, out: Any) -> None:
             print(fmt.finding_line(f), file=out)
 
 
-def _now_iso() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 # -- commands -----------------------------------------------------------------------------
 
 
@@ -271,21 +268,21 @@ async def cmd_create_room(args: argparse.Namespace) -> int:
     storage = _storage(args)
     room_id = _room_id(args)
     identity, _, _ = _identity(args.user_id)
-    writer = RoomWriter(storage, room_id, identity.user_id, identity.signing_key)
-    await writer.write_metadata(args.name, _now_iso())
-    print(
-        f"Created room {room_id!r} ({terminal_safe(args.name, limit=fmt.TITLE_LIMIT)}) "
-        f"in {terminal_safe(storage.describe())}."
+
+    async def create(engine: SyncEngine) -> list[Event]:
+        user, key = identity.user_id, identity.signing_key
+        events = await create_room(
+            engine, room_id, args.name, user, key, displayname=args.displayname
+        )
+        print(
+            f"Created room {room_id!r} ({terminal_safe(args.name, limit=fmt.TITLE_LIMIT)}) "
+            f"in {terminal_safe(storage.describe())}."
+        )
+        return events
+
+    return await _send_and_deliver(
+        storage, room_id, identity, [], args.displayname, quiet=True, queue=create
     )
-    join = (MEMBER, _join_content(args.displayname))
-    return await _send_and_deliver(storage, room_id, identity, [join], args.displayname, quiet=True)
-
-
-def _join_content(displayname: str | None) -> dict[str, Any]:
-    content: dict[str, Any] = {"membership": "join"}
-    if displayname:
-        content["displayname"] = displayname
-    return content
 
 
 async def _send_and_deliver(
@@ -297,6 +294,7 @@ async def _send_and_deliver(
     *,
     quiet: bool = False,
     check_room: bool = False,
+    queue: Callable[[SyncEngine], Awaitable[list[Event]]] | None = None,
 ) -> int:
     """Commit to the outbox first (no network access when this device knows the room and
     its own chain head), then deliver it with anything queued before — giving up as soon
@@ -308,9 +306,12 @@ async def _send_and_deliver(
             await _require_room(storage, room_id, engine=engine, seconds=INTERACTIVE_DEADLINE)
         if callable(identity):
             identity = identity()
-        events = await engine.send(
-            room_id, identity.user_id, identity.signing_key, drafts, displayname=displayname
-        )
+        if queue is not None:  # what to commit is more than drafts (a new room: sync.rooms)
+            events = await queue(engine)
+        else:
+            events = await engine.send(
+                room_id, identity.user_id, identity.signing_key, drafts, displayname=displayname
+            )
         error: str | None = None
         try:
             delivered = await answer_within(
@@ -421,7 +422,7 @@ async def cmd_add_device(args: argparse.Namespace) -> int:
         raise RoomError(
             f"this device has not joined {room_id!r} yet: it cannot introduce another device"
         )
-    content = _join_content(None)
+    content = join_content(None)
     content[DEVICE_ADD_FIELD] = args.key
     if args.device_name:
         content["device_name"] = args.device_name
@@ -447,7 +448,7 @@ async def cmd_accept_device(args: argparse.Namespace) -> int:
     identity, _, _ = _identity(args.user_id)
     if args.key == b64encode(bytes(identity.signing_key.verify_key)):
         raise UsageError("--key is this device's own key: name the device that introduced it")
-    content = _join_content(None)
+    content = join_content(None)
     content[DEVICE_ACCEPT_FIELD] = args.key
     status = await _send_and_deliver(
         storage, room_id, identity, [(MEMBER, content)], None, quiet=True
@@ -676,8 +677,9 @@ async def cmd_chat(args: argparse.Namespace) -> int:
         print(f"Created a signing key for {identity.user_id} ({store.name}).")
         print(f"  fingerprint: {identity.display_fingerprint}")
     if not await room_exists(storage, room_id):
-        writer = RoomWriter(storage, room_id, identity.user_id, identity.signing_key)
-        await writer.write_metadata(room_id, _now_iso())
+        async with engine_session(storage) as engine:  # the join goes out as the chat starts
+            user, key = identity.user_id, identity.signing_key
+            await create_room(engine, room_id, room_id, user, key, displayname=args.displayname)
         print(f"Created room {room_id!r} in {terminal_safe(storage.describe())}.")
     return await run_chat(storage, room_id, identity, args.displayname)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import datetime as dt
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,8 +29,9 @@ from .engine import RoomView, SyncConfig, SyncEngine
 from .events import EngineEvent
 from .outbox import Outbox
 from .reader import room_exists
+from .rooms import create_room, join_content
 from .session import outbox_path_for
-from .writer import RoomError, RoomWriter
+from .writer import RoomError
 
 log = logging.getLogger("bucket_chat.sync")
 
@@ -225,14 +225,22 @@ class ChatClient:
             entry.rooms.append(ref.room_id)
 
     async def create_room(self, storage_id: str, room_id: str, name: str) -> RoomRef:
+        """Create the room (`rooms.create_room`: metadata, then this device's join through
+        the outbox), follow it and show it."""
         check_room_id(room_id)
         attached = self.storages[storage_id]
-        writer = RoomWriter(attached.storage, room_id, self.user_id, self.key)
-        created = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
-        await writer.write_metadata(name or room_id, created.replace("+00:00", "Z"))
+        displayname = self.settings.displayname or None
+        await create_room(
+            attached.engine,
+            room_id,
+            name,
+            self.user_id,
+            self.key,
+            displayname=displayname,
+            show=True,
+        )
         ref = RoomRef(storage_id, room_id)
         self._follow(ref)
-        await self._join(ref)
         return ref
 
     async def join_room(self, storage_id: str, room_id: str) -> RoomRef:
@@ -248,9 +256,7 @@ class ChatClient:
     async def _join(self, ref: RoomRef) -> None:
         engine = self.engine(ref.storage_id)
         await engine.open_room(ref.room_id, focus=True)
-        content: dict[str, Any] = {"membership": "join"}
-        if self.settings.displayname:
-            content["displayname"] = self.settings.displayname
+        content = join_content(self.settings.displayname or None)
         await engine.send(ref.room_id, self.user_id, self.key, [(MEMBER, content)])
 
     async def leave_room(self, ref: RoomRef) -> None:

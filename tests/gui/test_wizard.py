@@ -36,11 +36,14 @@ from bucket_chat_desktop.keys import (
     open_key_store,
 )
 from bucket_chat_desktop.protocol.event import MEMBER
+from bucket_chat_desktop.protocol.segment import decode_segment
 from bucket_chat_desktop.settings import Settings
 from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.storage.profiles import ProfileStore
 from bucket_chat_desktop.storage.url import StorageLocation
+from bucket_chat_desktop.sync.outbox import Outbox
 from bucket_chat_desktop.sync.reader import room_exists
+from bucket_chat_desktop.sync.session import outbox_path_for
 from bucket_chat_desktop.sync.writer import RoomWriter
 
 pytestmark = pytest.mark.usefixtures("qloop", "home")
@@ -163,6 +166,17 @@ def test_the_wizard_sets_up_key_storage_and_a_first_room(qtbot: Any, tmp_path: P
     saved = settings_store.load()
     assert saved.to_json() == result.to_json()
     assert run(room_exists(LocalStorage(shared), "general-chat"), qtbot)
+    # made the one way every room is (sync.rooms): the join went through this device's
+    # outbox, which the app opens for that storage, and is delivered
+    outbox = outbox_path_for(settings_store.paths.data_dir(), LocalStorage(shared).url)
+    assert outbox.exists() and Outbox(outbox).pending() == []
+    logs = shared / "rooms" / "general-chat" / "logs"
+    joins = [
+        (at.event.sender_id, dict(at.event.content))
+        for seg in sorted(logs.rglob("*.jsonl"))
+        for at in decode_segment(seg.name, seg.read_bytes(), "general-chat").events
+    ]
+    assert joins == [(USER, {"membership": "join", "displayname": "Alice"})]
     assert [i.user_id for i in remembered] == [USER]
     assert bytes(remembered[0].signing_key) == bytes(key)
 

@@ -13,7 +13,6 @@ The pages are in `pages`, the key step's logic in `key_setup`, the look in `part
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -40,10 +39,13 @@ from ...keys import (
 from ...protocol.ids import InvalidRoomIdError, check_room_id
 from ...protocol.untrusted_text import html_escape
 from ...settings import Settings
-from ...storage.base import StorageError
+from ...storage.base import Storage, StorageError
 from ...storage.open import open_location
 from ...storage.profiles import ProfileStore
 from ...sync.reader import room_exists
+from ...sync.rooms import create_room
+from ...sync.session import engine_session
+from ...sync.watched import NoAnswerError, answer_within
 from ...sync.writer import RoomError, RoomWriter
 from ..safe import guard
 from ..storage.parts import ERROR_COLOR, OK_COLOR, WARN_COLOR, Spinner
@@ -53,6 +55,8 @@ from .pages import DonePage, IdentityPage, StoragePage
 from .parts import STEPS, StepsWidget, wizard_qss
 
 log = logging.getLogger("bucket_chat.gui")
+
+FIRST_ROOM_DELIVERY = 15.0  # seconds the wizard waits for the first room's join to go out
 
 # -- the wizard ----------------------------------------------------------------------------
 
@@ -390,6 +394,9 @@ class SetupWizard(QDialog):
         displayname = self.identity_page.display_name.text().strip() or None
         storage = open_location(location, secrets)
         try:
+            if mode == "create":
+                await self._create_first_room(storage, room_id, name, displayname)
+                return
             writer = RoomWriter(
                 storage,
                 room_id,
@@ -397,10 +404,6 @@ class SetupWizard(QDialog):
                 self.identity.signing_key,
                 displayname=displayname,
             )
-            if mode == "create":
-                created = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
-                await writer.create_room(name, created.replace("+00:00", "Z"))
-                return
             if not await room_exists(storage, room_id):
                 raise RoomError(
                     f"there is no room {room_id!r} in this storage (check the id, or create it)"
@@ -410,6 +413,26 @@ class SetupWizard(QDialog):
                 await writer.send([])
         finally:
             await storage.close()
+
+    async def _create_first_room(
+        self, storage: Storage, room_id: str, name: str, displayname: str | None
+    ) -> None:
+        """The room is made the one way every room is (``sync.rooms``), with this device's
+        outbox and index: a join that cannot go out now is delivered when the app starts."""
+        assert self.identity is not None
+        user, key = self.identity.user_id, self.identity.signing_key
+        async with engine_session(storage) as engine:
+            await create_room(engine, room_id, name, user, key, displayname=displayname)
+            try:
+                delivered = await answer_within(
+                    engine.storage,
+                    engine.flush(timeout=FIRST_ROOM_DELIVERY),
+                    what=storage.describe(),
+                )
+            except NoAnswerError:
+                delivered = False
+        if not delivered:
+            log.warning("the join of room %s waits in the outbox for the app", room_id)
 
     # -- closing -------------------------------------------------------------------------
 
