@@ -90,7 +90,7 @@ def write_atomic(path: Path, data: bytes, *, mode: int = 0o600, overwrite: bool 
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp)
-    _fsync_dir(folder)
+    fsync_dir(folder)
 
 
 def _replace(temp: Path, path: Path) -> None:
@@ -119,9 +119,15 @@ def _publish_new(temp: Path, path: Path) -> None:
         _replace(temp, path)
 
 
-def _fsync_dir(folder: Path) -> None:
-    """Make the new name durable (POSIX; Windows has no directory handles to sync)."""
+def fsync_dir(folder: Path | int) -> None:
+    """Make a new name in ``folder`` (a path, or an open descriptor of it) durable. POSIX
+    only (Windows has no directory handles to sync); a folder that cannot be synced is
+    left as it is: the data itself was synced already."""
     if not _POSIX:
+        return
+    if isinstance(folder, int):
+        with contextlib.suppress(OSError):
+            os.fsync(folder)
         return
     try:
         fd = open_fd(folder, os.O_RDONLY)

@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from ..osfiles import open_fd
+from ..osfiles import fsync_dir, open_fd
 from .base import (
     DEFAULT_MAX_READ,
     AlreadyExistsError,
@@ -274,7 +274,7 @@ class LocalStorage(Storage):
                 pass
             except OSError as exc:  # never fatal: the object is already published
                 log.warning("could not remove temp file %s: %s", tmp, exc)
-        _fsync_dir(folder)
+        fsync_dir(folder)
         return True
 
     def _publish(self, folder: Folder, tmp: str, name: str, data: bytes) -> None:
@@ -555,25 +555,6 @@ class LocalStorage(Storage):
         if exc.errno == errno.EROFS:
             return StorageError(f"{what}: the folder is read-only")
         return StorageError(f"{what}: {exc.strerror or exc}")
-
-
-def _fsync_dir(folder: Folder) -> None:
-    if os.name == "nt":
-        return
-    if isinstance(folder, int):
-        with suppress(OSError):
-            os.fsync(folder)
-        return
-    try:
-        fd = open_fd(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _utf8(name: str) -> bool:
