@@ -26,7 +26,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
-    QRadioButton,
     QSizePolicy,
     QVBoxLayout,
     QWidget,
@@ -36,14 +35,15 @@ from ... import paths
 from ...protocol.untrusted_text import html_escape
 from ...settings import StorageSettings
 from ...storage.base import StorageError
-from ...storage.profiles import ProfileStore, check_secrets
+from ...storage.profiles import ProfileStore
 from ...storage.url import StorageLocation, StorageUrlError, parse_storage_url
 from ...sync.selfcheck import (
     CheckResult,
 )
 from ..tasks import TaskRunner
 from .check import KIND_LABELS, KIND_NAMES, KINDS, check_storage, folder_problem
-from .parts import WARN_COLOR, FormGrid, Spinner, help_label, indented, result_html, segment_qss
+from .credentials import CredentialsForm
+from .parts import WARN_COLOR, FormGrid, Spinner, help_label, result_html, segment_qss
 
 log = logging.getLogger("bucket_chat.gui")
 
@@ -55,7 +55,7 @@ def _slug(text: str) -> str:
     return slug[:60] or "storage"
 
 
-class StorageForm(QWidget):
+class StorageForm(CredentialsForm):
     """Choose and describe a storage; test it; save it.
 
     ``profiles`` is where bucket keys are saved (the user's `ProfileStore` by default);
@@ -197,103 +197,6 @@ class StorageForm(QWidget):
             self.endpoint_edit,
         ]
 
-    def _radio_group(self, *labels: str) -> tuple[QButtonGroup, list[QRadioButton]]:
-        group = QButtonGroup(self)
-        buttons = []
-        for i, text in enumerate(labels):
-            button = QRadioButton(text)
-            group.addButton(button, i)
-            buttons.append(button)
-        buttons[0].setChecked(True)
-        group.idToggled.connect(lambda _i, _on: self._on_edited())
-        return group, buttons
-
-    def _build_s3_credentials(self) -> QWidget:
-        box = QWidget()
-        v = QVBoxLayout(box)
-        v.setContentsMargins(0, 0, 0, 0)
-        v.setSpacing(6)
-        self.s3_group, (self.s3_keys_radio, self.s3_env_radio) = self._radio_group(
-            "Access key", "Use my environment (AWS_* variables, ~/.aws, instance role)"
-        )
-        self.s3_key_id = QLineEdit()
-        self.s3_key_id.setPlaceholderText("Access key id")
-        self.s3_secret = QLineEdit()
-        self.s3_secret.setPlaceholderText("Secret access key")
-        self.s3_secret.setEchoMode(QLineEdit.EchoMode.Password)
-        self.s3_profile = QLineEdit()
-        self.s3_profile.setPlaceholderText("AWS profile (optional)")
-        keys = indented(self.s3_key_id, self.s3_secret)
-        env = indented(self.s3_profile)
-        v.addWidget(self.s3_keys_radio)
-        v.addWidget(keys)
-        v.addWidget(self.s3_env_radio)
-        v.addWidget(env)
-        self.s3_keys_radio.toggled.connect(keys.setVisible)
-        self.s3_env_radio.toggled.connect(env.setVisible)
-        env.hide()
-        for edit in (self.s3_key_id, self.s3_secret, self.s3_profile):
-            edit.textChanged.connect(self._on_edited)
-        return box
-
-    def _build_gs_credentials(self) -> QWidget:
-        box = QWidget()
-        v = QVBoxLayout(box)
-        v.setContentsMargins(0, 0, 0, 0)
-        v.setSpacing(6)
-        self.gs_group, (self.gs_keyfile_radio, self.gs_adc_radio) = self._radio_group(
-            "Service-account key file (JSON)",
-            "Application default credentials (gcloud auth application-default login)",
-        )
-        self.gs_keyfile = QLineEdit()
-        self.gs_keyfile.setPlaceholderText("/path/to/service-account.json")
-        self.gs_keyfile_browse = QPushButton("Browse…")
-        self.gs_keyfile_browse.setAutoDefault(False)
-        self.gs_keyfile_browse.clicked.connect(self._browse_keyfile)
-        file_row = QWidget()
-        h = QHBoxLayout(file_row)
-        h.setContentsMargins(22, 0, 0, 0)
-        h.addWidget(self.gs_keyfile, 1)
-        h.addWidget(self.gs_keyfile_browse)
-        v.addWidget(self.gs_keyfile_radio)
-        v.addWidget(file_row)
-        v.addWidget(self.gs_adc_radio)
-        self.gs_keyfile_radio.toggled.connect(file_row.setVisible)
-        self.gs_keyfile.textChanged.connect(self._on_edited)
-        return box
-
-    def _build_az_credentials(self) -> QWidget:
-        box = QWidget()
-        v = QVBoxLayout(box)
-        v.setContentsMargins(0, 0, 0, 0)
-        v.setSpacing(6)
-        self.az_group, (self.az_conn_radio, self.az_key_radio, self.az_env_radio) = (
-            self._radio_group(
-                "Connection string",
-                "Account key (with the account name above)",
-                "Use my environment (AZURE_STORAGE_* variables, az login)",
-            )
-        )
-        self.az_conn = QLineEdit()
-        self.az_conn.setPlaceholderText("DefaultEndpointsProtocol=https;AccountName=…")
-        self.az_conn.setEchoMode(QLineEdit.EchoMode.Password)
-        self.az_key = QLineEdit()
-        self.az_key.setPlaceholderText("Account key")
-        self.az_key.setEchoMode(QLineEdit.EchoMode.Password)
-        conn = indented(self.az_conn)
-        key = indented(self.az_key)
-        v.addWidget(self.az_conn_radio)
-        v.addWidget(conn)
-        v.addWidget(self.az_key_radio)
-        v.addWidget(key)
-        v.addWidget(self.az_env_radio)
-        self.az_conn_radio.toggled.connect(conn.setVisible)
-        self.az_key_radio.toggled.connect(key.setVisible)
-        key.hide()
-        for edit in (self.az_conn, self.az_key):
-            edit.textChanged.connect(self._on_edited)
-        return box
-
     # -- behaviour -----------------------------------------------------------------------
 
     def kind(self) -> str:
@@ -364,19 +267,6 @@ class StorageForm(QWidget):
         if folder:
             self.folder_edit.setText(folder)
 
-    def _browse_keyfile(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self, "Service-account key file", str(Path.home()), "JSON key files (*.json)"
-        )
-        if path:
-            self.gs_keyfile.setText(path)
-
-    def wants_secrets(self) -> bool:
-        kind = self.kind()
-        return (kind == "s3" and self.s3_keys_radio.isChecked()) or (
-            kind == "az" and not self.az_env_radio.isChecked()
-        )
-
     def location(self) -> StorageLocation:
         """The storage as filled in; raises `StorageError` saying what to fix."""
         kind = self.kind()
@@ -416,29 +306,6 @@ class StorageForm(QWidget):
         url = f"{kind}://{bucket}" + (f"/{prefix}" if prefix else "")
         location = parse_storage_url(url)
         return location.with_options(options) if options else location
-
-    def secrets(self) -> dict[str, str]:
-        """The keys typed in (empty when the environment is to be used)."""
-        kind = self.kind()
-        values: dict[str, str] = {}
-        if kind == "s3" and self.s3_keys_radio.isChecked():
-            key_id, secret = self.s3_key_id.text().strip(), self.s3_secret.text().strip()
-            if not key_id or not secret:
-                raise StorageUrlError("enter the access key id and the secret access key")
-            values = {"access_key_id": key_id, "secret_access_key": secret}
-        elif kind == "az" and self.az_conn_radio.isChecked():
-            text = self.az_conn.text().strip()
-            if not text:
-                raise StorageUrlError("paste the connection string")
-            values = {"connection_string": text}
-        elif kind == "az" and self.az_key_radio.isChecked():
-            if not self.account_edit.text().strip():
-                raise StorageUrlError("an account key needs the account name")
-            text = self.az_key.text().strip()
-            if not text:
-                raise StorageUrlError("enter the account key")
-            values = {"account_key": text}
-        return check_secrets(kind, values) if values else {}
 
     def problem(self) -> str:
         """What must be fixed before testing or saving ("" when nothing)."""
