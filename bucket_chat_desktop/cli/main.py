@@ -29,7 +29,7 @@ from ..protocol.untrusted_text import RoomIds, terminal_safe
 from ..storage import Storage, StorageError, open_storage
 from ..sync.engine import SyncEngine
 from ..sync.events import EventsAppended, RoomLoaded
-from ..sync.reader import list_rooms, room_exists
+from ..sync.room_objects import list_rooms, room_exists
 from ..sync.session import engine_session
 from ..sync.watched import INTERACTIVE_DEADLINE, NoAnswerError, answer_within
 from ..sync.writer import RoomError, RoomWriter
@@ -342,7 +342,7 @@ async def _send_and_deliver(
 async def cmd_rooms(args: argparse.Namespace) -> int:
     """The storage's rooms; if it does not answer within ``INTERACTIVE_DEADLINE``, the
     rooms this device's index knows, with a note saying so."""
-    from ..sync.reader import read_metadata
+    from ..sync.room_objects import read_metadata
 
     storage = _storage(args)
 

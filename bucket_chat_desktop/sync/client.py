@@ -29,7 +29,7 @@ from ..storage.base import Storage, StorageError
 from .engine import RoomView, SyncConfig, SyncEngine
 from .events import EngineEvent
 from .outbox import Outbox
-from .reader import room_exists
+from .room_objects import room_exists
 from .session import outbox_path_for
 from .writer import RoomError, RoomWriter
 

@@ -38,9 +38,11 @@ from ..protocol.audit import (
     prepare_segment,
 )
 from ..protocol.canonical import b64encode
+from ..protocol.chain import OwnChain, chain_head, own_chain
 from ..protocol.event import MEMBER, Event, Malformed
 from ..protocol.findings import Finding, Kind
 from ..protocol.ids import (
+    client_id_for,
     is_valid_room_id,
     logs_prefix,
     parse_segment_path,
@@ -70,7 +72,7 @@ from .events import (
     WarmTimeline,
 )
 from .outbox import Outbox, OutSegment
-from .reader import read_metadata, special_finding, unreadable_finding
+from .room_objects import not_read_finding, read_metadata, special_finding, unreadable_finding
 from .schedule import poll_delay, safety_period
 from .watched import (
     STALL_AFTER,
@@ -78,7 +80,7 @@ from .watched import (
     clock_text,
     watched,
 )
-from .writer import RoomWriter, newest_head
+from .writer import read_room_segments
 
 log = logging.getLogger("bucket_chat.sync")
 T = TypeVar("T")
@@ -827,18 +829,9 @@ class SyncEngine:
                 not_now(f"not a regular file: {item.special}")
                 return None
             return finding_only(special_finding(item))
-        if name is None or name.room_id != room_id:
-            return finding_only(
-                Finding(Kind.UNEXPECTED_OBJECT, "not a segment name; ignored", item.path)
-            )
-        if item.size > MAX_SEGMENT_BYTES:
-            return finding_only(
-                Finding(
-                    Kind.SEGMENT_TOO_LARGE,
-                    f"segment of {item.size:,} bytes exceeds {MAX_SEGMENT_BYTES:,}; not read",
-                    item.path,
-                )
-            )
+        not_read = not_read_finding(room_id, item)
+        if not_read is not None:
+            return finding_only(not_read)
         self.requests += 1
         try:
             data = await self.storage.get(item.path, max_bytes=MAX_SEGMENT_BYTES)
@@ -1047,12 +1040,12 @@ class SyncEngine:
             # gives up in seconds if it does not answer (a guessed head forks the chain).
             known, head = await self._local_head(room_id, signing_key)
             if not known:
-                writer = RoomWriter(
-                    self.storage, room_id, user_id, signing_key, confirmed=confirmed
-                )
+                client_id = client_id_for(user_id, bytes(signing_key.verify_key))
                 try:
-                    head = await answer_within(
-                        self.storage, writer.load_head(), what=self.storage.describe()
+                    segments = await answer_within(
+                        self.storage,
+                        read_room_segments(self.storage, room_id, client_id),
+                        what=self.storage.describe(),
                     )
                 except StorageError as exc:
                     raise NotQueuedError(
@@ -1061,7 +1054,9 @@ class SyncEngine:
                         "continues (guessing would fork it); try again when the storage "
                         "answers"
                     ) from exc
-                introducer, offered = writer.introduced_by, writer.offered
+                # Decoded and checked once, on the pool (never on the loop).
+                chain = await self._own_chain(segments, room_id, user_id, key_text, confirmed)
+                head, introducer, offered = chain.head, chain.introduced_by, list(chain.offered)
             await self._outboxed(outbox.seed_head, room_id, key_text, head)
         room = self.rooms.get(room_id)
         if room is not None and room.result is not None:
@@ -1188,8 +1183,10 @@ class SyncEngine:
         key_text = b64encode(bytes(signing_key.verify_key))
         room = self.rooms.get(room_id)
         if room is not None and room.result is not None and room.complete and not room.partial:
-            return True, newest_head(
-                [a.event for a in room.result.timeline if a.event.sender_key == key_text]
+            # The verifier's verdicts: the timeline never holds an event whose
+            # signature failed (those are ``result.invalid``).
+            return True, chain_head(
+                a.event for a in room.result.timeline if a.event.sender_key == key_text
             )[0]
         index = self.index
         if index is None:
@@ -1209,9 +1206,41 @@ class SyncEngine:
                         continue
                     if ev.sender_key == key_text:
                         mine.append(ev)
-            return True, newest_head(mine)[0]
+            return True, chain_head(mine)[0]
 
         return await self._serially(from_index)
+
+    async def _own_chain(
+        self,
+        segments: Sequence[tuple[str, bytes]],
+        room_id: str,
+        user_id: str,
+        key_text: str,
+        confirmed: set[str],
+    ) -> OwnChain:
+        """This device's chain in segments read from storage: each decoded and checked
+        once on the pool (``prepare_segment``), then the head and introductions from the
+        verifier's verdicts (``protocol/chain.py``)."""
+        loop = asyncio.get_running_loop()
+        prepared = await asyncio.gather(
+            *(
+                loop.run_in_executor(self._pool, prepare_segment, path, data, room_id)
+                for path, data in segments
+            )
+        )
+        chain = await asyncio.to_thread(
+            own_chain,
+            prepared,
+            room_id=room_id,
+            user_id=user_id,
+            key_text=key_text,
+            confirmed=confirmed,
+        )
+        if chain.heads > 1:
+            log.warning(
+                "device chain in %s has %d heads; continuing the newest", room_id, chain.heads
+            )
+        return chain
 
     async def _publisher(self) -> None:
         while not self._closed:

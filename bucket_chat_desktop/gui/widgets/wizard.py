@@ -60,7 +60,7 @@ from ...settings import Settings
 from ...storage.base import StorageError
 from ...storage.open import open_location
 from ...storage.profiles import ProfileStore
-from ...sync.reader import room_exists
+from ...sync.room_objects import room_exists
 from ...sync.writer import RoomError, RoomWriter
 from ..safe import guard
 from ..style import ACCENT, is_dark
