@@ -8,7 +8,7 @@ import asyncio
 import itertools
 import json
 import uuid
-from collections.abc import Collection, Coroutine, Iterator
+from collections.abc import Callable, Collection, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -16,6 +16,8 @@ import pytest
 from nacl.signing import SigningKey
 
 from bucket_chat_desktop.protocol.audit import DEVICE_ACCEPT_FIELD, AuditResult, TrustState
+from bucket_chat_desktop.protocol.canonical import b64encode
+from bucket_chat_desktop.protocol.chain import continue_chain
 from bucket_chat_desktop.protocol.event import MEMBER, MESSAGE
 from bucket_chat_desktop.protocol.findings import Kind, Severity
 from bucket_chat_desktop.protocol.ids import InvalidRoomIdError, segment_path
@@ -26,6 +28,7 @@ from bucket_chat_desktop.storage.base import DEFAULT_MAX_READ, StorageError
 from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync import room_objects
 from bucket_chat_desktop.sync.engine import RoomView, SyncEngine
+from bucket_chat_desktop.sync.outbox import Outbox
 from bucket_chat_desktop.sync.room_objects import list_rooms, room_exists
 from bucket_chat_desktop.sync.session import read_room
 from bucket_chat_desktop.sync.writer import Draft, RoomError, RoomWriter
@@ -579,3 +582,49 @@ def test_a_room_whose_id_differs_from_an_existing_one_only_in_case_is_not_create
     with pytest.raises(RoomError, match="must not end with"):
         run(RoomWriter(store, f"{ROOM}.", "bob@example.com", key(2)).create_room("x", CREATED))
     assert sorted(p.name for p in (tmp_path / "store" / "rooms").iterdir()) == [ROOM]
+
+
+def ids() -> Callable[[], str]:
+    counter = itertools.count(1)
+    return lambda: str(uuid.UUID(int=next(counter), version=4))
+
+
+def test_the_outbox_and_the_direct_writer_sign_what_continue_chain_signs(tmp_path: Path) -> None:
+    """One continuation: given the same head, clock and ids, the outbox (every send of
+    the app and the CLI) and the writer that creates rooms sign the same events."""
+    expected = continue_chain(
+        None,
+        [(MESSAGE, {"body": "hi", "msgtype": "m.text"})],
+        room_id=ROOM,
+        sender_id="alice@example.com",
+        signing_key=key(1),
+        timestamp_ms=T0,
+        unique=ids(),
+        join={"membership": "join", "displayname": "Al"},
+    )
+    box = Outbox(None)
+    key_text = b64encode(bytes(key(1).verify_key))
+    box.seed_head(ROOM, key_text, None)
+    queued = box.enqueue(
+        room_id=ROOM,
+        user_id="alice@example.com",
+        signing_key=key(1),
+        drafts=[(MESSAGE, {"body": "hi", "msgtype": "m.text"})],
+        clock=lambda: T0,
+        unique=ids(),
+        displayname="Al",
+    )
+    box.close()
+    w = RoomWriter(
+        LocalStorage(tmp_path / "store"),
+        ROOM,
+        "alice@example.com",
+        key(1),
+        displayname="Al",
+        clock=lambda: T0,
+        unique=ids(),
+    )
+    assert run(w.load_head()) is None  # a device that never wrote here
+    written = w.prepare([Draft.text("hi")])
+    assert [e.line() for e in queued] == [e.line() for e in expected]
+    assert [e.line() for e in written] == [e.line() for e in expected]
