@@ -357,15 +357,14 @@ async def cmd_rooms(args: argparse.Namespace) -> int:
         try:
             rooms = await answer_within(engine.storage, listed(engine.storage))
         except NoAnswerError as exc:
-            assert engine.index is not None
-            known = engine.index.rooms()
-            reads = [await engine.last_read(str(r["room_id"])) for r in known]
-            newest = max((t for t in reads if t is not None), default=None)
-            print(f"bucket-chat: {_stale_note(exc, newest)}", file=sys.stderr)
-            for row in known:
-                name = row["name"]
-                label = terminal_safe(str(name), limit=fmt.TITLE_LIMIT) if name else ""
-                print(f"{row['room_id']!s:32} {label}".rstrip())
+            # What this device's index knows, asked of the engine like any front end
+            # (``ChatClient.cached_rooms`` for the app), never of the index directly.
+            known = await engine.cached_rooms()
+            reads = [r.last_read for r in known if r.last_read is not None]
+            print(f"bucket-chat: {_stale_note(exc, max(reads, default=None))}", file=sys.stderr)
+            for room in known:
+                label = terminal_safe(room.name, limit=fmt.TITLE_LIMIT) if room.name else ""
+                print(f"{terminal_safe(room.room_id):32} {label}".rstrip())
             return EXIT_OK
     if not rooms:
         print(f"No rooms in {terminal_safe(storage.describe())}.")

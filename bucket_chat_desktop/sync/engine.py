@@ -150,6 +150,16 @@ class RoomView:
     partial: bool
 
 
+@dataclass(frozen=True, slots=True)
+class CachedRoom:
+    """A room as this device's index knows it: its id, the name its metadata gave (None:
+    unknown) and when this device last read it completely (seconds since the epoch)."""
+
+    room_id: str
+    name: str | None
+    last_read: float | None
+
+
 def _unread_findings(room: RoomState) -> list[Finding]:
     """What the last pass could not read: errors, so the room is not clean (a partial
     read is never a final verdict, PROTOCOL.md section 16)."""
@@ -490,6 +500,26 @@ class SyncEngine:
             return float(value) if value else None
         except ValueError:
             return None
+
+    async def cached_rooms(self) -> tuple[CachedRoom, ...]:
+        """Every room this device's index knows, without any network access: what a
+        front end shows when the storage does not answer. Empty without an index."""
+        index = self.index
+        if index is None:
+            return ()
+
+        def read() -> tuple[CachedRoom, ...]:
+            out = []
+            for row in index.rooms():
+                room_id, name = str(row["room_id"]), row["name"]
+                try:
+                    last = float(index.cursor(f"read:{room_id}") or "")
+                except ValueError:
+                    last = None
+                out.append(CachedRoom(room_id, str(name) if name else None, last))
+            return tuple(out)
+
+        return await self._serially(read)
 
     async def cached_room(self, room_id: str) -> RoomState | None:
         """The room as this device's index knows it, without any network access: what
