@@ -32,7 +32,9 @@ def chain_head(own: Iterable[Event]) -> tuple[Event | None, int]:
     moved the device's newest segment under another name must not hide it (continuing an
     older event would fork the chain). An event with a bad signature is anyone's forgery:
     continuing it would hang the device's next events on it."""
-    mine = list(own)
+    # One event stored twice (a copied segment, a retried write) is one event, not a
+    # second head: the hash covers every signed byte.
+    mine = list({e.hash: e for e in own}.values())
     referenced = {e.prev_event_hash for e in mine}
     heads = [e for e in mine if e.hash not in referenced]
     return (max(heads, key=lambda e: e.order_key) if heads else None), len(heads)

@@ -81,6 +81,8 @@ def test_the_head_is_the_newest_event_nothing_continues() -> None:
     events = chain(None, "a", "b", "c")
     assert chain_head(reversed(events)) == (events[-1], 1)
     assert chain_head([]) == (None, 0)
+    # The same events read twice (a segment copied under another name): still one head.
+    assert chain_head([*events, *events]) == (events[-1], 1)
     fork = chain(events[1], "other c", ts=T0 + 5000, unique=lambda: str(uuid.uuid4()))
     head, heads = chain_head([*events, *fork])
     assert (head, heads) == (fork[-1], 2)
