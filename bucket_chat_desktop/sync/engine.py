@@ -76,6 +76,7 @@ from .room_objects import not_read_finding, read_metadata, special_finding, unre
 from .schedule import poll_delay, safety_period
 from .watched import (
     STALL_AFTER,
+    NoAnswerError,
     answer_within,
     clock_text,
     watched,
@@ -1069,6 +1070,23 @@ class SyncEngine:
             # index. Only a device that never read the room whole asks the storage, and
             # gives up in seconds if it does not answer (a guessed head forks the chain).
             known, head = await self._local_head(room_id, signing_key)
+            reading = self.rooms[room_id].backfill if room_id in self.rooms else None
+            if not known and reading is not None and not reading.done():
+                # This engine is reading the room right now: wait for that read (given up
+                # like any interactive step when the storage stops answering; the read
+                # goes on) rather than download and verify every segment a second time.
+                async def read_through(task: asyncio.Task[None]) -> None:
+                    try:
+                        await asyncio.shield(task)
+                    except asyncio.CancelledError:
+                        if not task.cancelled():  # this send was cancelled, not the read
+                            raise
+
+                with contextlib.suppress(NoAnswerError):
+                    await answer_within(
+                        self.storage, read_through(reading), what=self.storage.describe()
+                    )
+                known, head = await self._local_head(room_id, signing_key)
             if not known:
                 client_id = client_id_for(user_id, bytes(signing_key.verify_key))
                 try:

@@ -24,7 +24,7 @@ from bucket_chat_desktop.protocol.findings import Kind
 from bucket_chat_desktop.protocol.signing import SignatureChecker
 from bucket_chat_desktop.storage.base import DEFAULT_MAX_READ, ObjectInfo
 from bucket_chat_desktop.storage.local import LocalStorage
-from bucket_chat_desktop.sync.engine import SyncConfig, SyncEngine
+from bucket_chat_desktop.sync.engine import NotQueuedError, SyncConfig, SyncEngine
 from bucket_chat_desktop.sync.outbox import Outbox
 from bucket_chat_desktop.sync.session import read_room
 from bucket_chat_desktop.sync.writer import Draft, RoomWriter
@@ -197,3 +197,84 @@ def test_a_first_send_from_storage_checks_each_signature_once_off_the_event_loop
         assert on_loop == []
         assert len(checks) >= 5 and set(checks.values()) == {1}, checks
     assert_linear_and_verified(store, ["one", "hi", "two", "three", "hello"])
+
+
+class GatedStorage(CountingStorage):
+    """Segment downloads wait until the gate opens: the room's read is still going on."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.gate: asyncio.Event | None = None
+
+    async def get(self, path: str, *, max_bytes: int = DEFAULT_MAX_READ) -> bytes:
+        if self.gate is not None and "/logs/" in path:
+            await self.gate.wait()
+        return await super().get(path, max_bytes=max_bytes)
+
+
+def test_a_send_while_the_room_is_being_read_waits_for_that_read_not_a_second_one(
+    tmp_path: Path,
+) -> None:
+    """The app opened the room (its history is read in the background) and the person
+    sends at once. The send takes its head from that read when it completes: each
+    segment is downloaded once (a second, private read of the whole room used to race
+    the first, downloading and verifying everything twice)."""
+    store = GatedStorage(tmp_path / "store")
+    a_room_with_history(store)
+
+    async def go() -> None:
+        box = Outbox(None)
+        engine = SyncEngine(store, outbox=box, config=QUIET)
+        store.gate = asyncio.Event()
+        try:
+            store.calls.clear()
+            await engine.open_room(ROOM)  # background: the read waits at the gate
+            sending = asyncio.ensure_future(
+                engine.send(ROOM, ALICE, key(1), [(MESSAGE, {"body": "three"})])
+            )
+            await asyncio.sleep(0.2)  # the send reaches its head lookup (deadline 1.2 s)
+            assert not sending.done()
+            store.gate.set()
+            await sending
+            assert await engine.flush(timeout=10)
+            downloads = Counter(p for c, p in store.calls if c == "get" and "/logs/" in p)
+            assert downloads and set(downloads.values()) == {1}, downloads
+        finally:
+            store.gate.set()
+            await engine.close()
+            box.close()
+
+    run(go())
+    assert_linear_and_verified(store, ["one", "hi", "two", "three"])
+
+
+def test_a_send_while_a_silent_storage_is_being_read_queues_nothing_and_keeps_reading(
+    tmp_path: Path,
+) -> None:
+    """Waiting for the room's read is given up like any interactive step when a download
+    gets no answer; the send then asks the storage itself, gets no answer either, and
+    queues nothing (a guessed head would fork the chain). The room's read goes on."""
+    store = GatedStorage(tmp_path / "store")
+    a_room_with_history(store)
+
+    async def go() -> None:
+        box = Outbox(None)
+        engine = SyncEngine(store, outbox=box, config=QUIET)
+        store.gate = asyncio.Event()  # never opened before the send gives up
+        try:
+            await engine.open_room(ROOM)
+            with pytest.raises(NotQueuedError, match="nothing was queued: no answer"):
+                await engine.send(ROOM, ALICE, key(1), [(MESSAGE, {"body": "lost"})])
+            assert box.is_empty() and not box.knows_room(ROOM)
+            reading = engine.rooms[ROOM].backfill
+            assert reading is not None and not reading.done()  # not cancelled by the send
+            store.gate.set()
+            await reading
+            await send(engine, ALICE, 1, "three")  # now from the completed read
+        finally:
+            store.gate.set()
+            await engine.close()
+            box.close()
+
+    run(go())
+    assert_linear_and_verified(store, ["one", "hi", "two", "three"])
