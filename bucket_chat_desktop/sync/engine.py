@@ -38,7 +38,7 @@ from ..protocol.audit import (
     prepare_segment,
 )
 from ..protocol.canonical import b64encode
-from ..protocol.chain import OwnChain, chain_head, own_chain
+from ..protocol.chain import chain_head
 from ..protocol.event import MEMBER, Event, Malformed
 from ..protocol.findings import Finding, Kind
 from ..protocol.ids import (
@@ -81,7 +81,7 @@ from .watched import (
     clock_text,
     watched,
 )
-from .writer import read_room_segments
+from .writer import own_chain_off_loop, read_room_segments
 
 log = logging.getLogger("bucket_chat.sync")
 T = TypeVar("T")
@@ -1103,7 +1103,14 @@ class SyncEngine:
                         "answers"
                     ) from exc
                 # Decoded and checked once, on the pool (never on the loop).
-                chain = await self._own_chain(segments, room_id, user_id, key_text, confirmed)
+                chain = await own_chain_off_loop(
+                    segments,
+                    room_id=room_id,
+                    user_id=user_id,
+                    key_text=key_text,
+                    confirmed=confirmed,
+                    pool=self._pool,
+                )
                 head, introducer, offered = chain.head, chain.introduced_by, list(chain.offered)
             await self._outboxed(outbox.seed_head, room_id, key_text, head)
         room = self.rooms.get(room_id)
@@ -1257,38 +1264,6 @@ class SyncEngine:
             return True, chain_head(mine)[0]
 
         return await self._serially(from_index)
-
-    async def _own_chain(
-        self,
-        segments: Sequence[tuple[str, bytes]],
-        room_id: str,
-        user_id: str,
-        key_text: str,
-        confirmed: set[str],
-    ) -> OwnChain:
-        """This device's chain in segments read from storage: each decoded and checked
-        once on the pool (``prepare_segment``), then the head and introductions from the
-        verifier's verdicts (``protocol/chain.py``)."""
-        loop = asyncio.get_running_loop()
-        prepared = await asyncio.gather(
-            *(
-                loop.run_in_executor(self._pool, prepare_segment, path, data, room_id)
-                for path, data in segments
-            )
-        )
-        chain = await asyncio.to_thread(
-            own_chain,
-            prepared,
-            room_id=room_id,
-            user_id=user_id,
-            key_text=key_text,
-            confirmed=confirmed,
-        )
-        if chain.heads > 1:
-            log.warning(
-                "device chain in %s has %d heads; continuing the newest", room_id, chain.heads
-            )
-        return chain
 
     async def _publisher(self) -> None:
         while not self._closed:

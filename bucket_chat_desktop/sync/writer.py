@@ -11,6 +11,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +19,7 @@ from nacl.signing import SigningKey
 
 from ..protocol.audit import DEVICE_ACCEPT_FIELD, DEVICE_ADD_FIELD, prepare_segment
 from ..protocol.canonical import b64encode
-from ..protocol.chain import continue_chain, own_chain
+from ..protocol.chain import OwnChain, continue_chain, own_chain
 from ..protocol.event import MEMBER, MESSAGE, Event
 from ..protocol.ids import (
     InvalidRoomIdError,
@@ -126,6 +127,39 @@ async def read_room_segments(
         raise
 
 
+async def own_chain_off_loop(
+    segments: Sequence[tuple[str, bytes]],
+    *,
+    room_id: str,
+    user_id: str,
+    key_text: str,
+    confirmed: Collection[str] = (),
+    pool: Executor | None = None,
+) -> OwnChain:
+    """This device's chain in segments read from storage (``read_room_segments``): each
+    decoded and its signatures checked once, on ``pool`` (the engine's verify pool; else
+    the loop's default executor), never on the event loop, which may be the app's (Qt);
+    then the head and introductions from the verifier's verdicts (``protocol/chain.py``)."""
+    loop = asyncio.get_running_loop()
+    prepared = await asyncio.gather(
+        *(
+            loop.run_in_executor(pool, prepare_segment, path, data, room_id)
+            for path, data in segments
+        )
+    )
+    chain = await asyncio.to_thread(
+        own_chain,
+        prepared,
+        room_id=room_id,
+        user_id=user_id,
+        key_text=key_text,
+        confirmed=confirmed,
+    )
+    if chain.heads > 1:
+        log.warning("device chain in %s has %d heads; continuing the newest", room_id, chain.heads)
+    return chain
+
+
 class RoomWriter:
     """Writes this device's events. One writer per device and room at a time.
 
@@ -168,18 +202,13 @@ class RoomWriter:
         """Find this device's newest event in the room (None if it never wrote here),
         from every segment of the room, each decoded and checked once."""
         segments = await read_room_segments(self.storage, self.room_id, self.client_id)
-        prepared = [prepare_segment(path, data, self.room_id) for path, data in segments]
-        chain = own_chain(
-            prepared,
+        chain = await own_chain_off_loop(
+            segments,
             room_id=self.room_id,
             user_id=self.user_id,
             key_text=self.key_text,
             confirmed=self.confirmed,
         )
-        if chain.heads > 1:
-            log.warning(
-                "device chain in %s has %d heads; continuing the newest", self.room_id, chain.heads
-            )
         self._head, self.introduced_by, self.offered = (
             chain.head,
             chain.introduced_by,

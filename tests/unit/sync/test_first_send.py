@@ -196,6 +196,11 @@ def test_a_first_send_from_storage_checks_each_signature_once_off_the_event_loop
         run(go(user, seed, body))
         assert on_loop == []
         assert len(checks) >= 5 and set(checks.values()) == {1}, checks
+    # The direct writer (room creation: the setup wizard runs it on the app's loop) too.
+    checks.clear()
+    dave = RoomWriter(store, ROOM, "dave@example.com", key(4))
+    assert run(dave.load_head()) is None
+    assert on_loop == [] and len(checks) >= 5 and set(checks.values()) == {1}, checks
     assert_linear_and_verified(store, ["one", "hi", "two", "three", "hello"])
 
 
