@@ -29,7 +29,7 @@ from ..protocol.untrusted_text import RoomIds, terminal_safe
 from ..storage import Storage, StorageError, open_storage
 from ..sync.engine import SyncEngine
 from ..sync.events import EventsAppended, RoomLoaded
-from ..sync.reader import list_rooms, room_exists
+from ..sync.room_objects import list_rooms, room_exists
 from ..sync.rooms import create_room, join_content
 from ..sync.session import engine_session
 from ..sync.watched import INTERACTIVE_DEADLINE, NoAnswerError, answer_within
@@ -343,7 +343,7 @@ async def _send_and_deliver(
 async def cmd_rooms(args: argparse.Namespace) -> int:
     """The storage's rooms; if it does not answer within ``INTERACTIVE_DEADLINE``, the
     rooms this device's index knows, with a note saying so."""
-    from ..sync.reader import read_metadata
+    from ..sync.room_objects import read_metadata
 
     storage = _storage(args)
 
@@ -358,15 +358,14 @@ async def cmd_rooms(args: argparse.Namespace) -> int:
         try:
             rooms = await answer_within(engine.storage, listed(engine.storage))
         except NoAnswerError as exc:
-            assert engine.index is not None
-            known = engine.index.rooms()
-            reads = [await engine.last_read(str(r["room_id"])) for r in known]
-            newest = max((t for t in reads if t is not None), default=None)
-            print(f"bucket-chat: {_stale_note(exc, newest)}", file=sys.stderr)
-            for row in known:
-                name = row["name"]
-                label = terminal_safe(str(name), limit=fmt.TITLE_LIMIT) if name else ""
-                print(f"{row['room_id']!s:32} {label}".rstrip())
+            # What this device's index knows, asked of the engine like any front end
+            # (``ChatClient.cached_rooms`` for the app), never of the index directly.
+            known = await engine.cached_rooms()
+            reads = [r.last_read for r in known if r.last_read is not None]
+            print(f"bucket-chat: {_stale_note(exc, max(reads, default=None))}", file=sys.stderr)
+            for room in known:
+                label = terminal_safe(room.name, limit=fmt.TITLE_LIMIT) if room.name else ""
+                print(f"{terminal_safe(room.room_id):32} {label}".rstrip())
             return EXIT_OK
     if not rooms:
         print(f"No rooms in {terminal_safe(storage.describe())}.")

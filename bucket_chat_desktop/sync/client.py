@@ -25,10 +25,10 @@ from ..protocol.ids import check_room_id
 from ..settings import Settings, StorageSettings
 from ..storage import open_storage
 from ..storage.base import Storage, StorageError
-from .engine import RoomView, SyncConfig, SyncEngine
+from .engine import CachedRoom, RoomView, SyncConfig, SyncEngine
 from .events import EngineEvent
 from .outbox import Outbox
-from .reader import room_exists
+from .room_objects import room_exists
 from .rooms import create_room, join_content
 from .session import outbox_path_for
 from .writer import RoomError
@@ -164,6 +164,13 @@ class ChatClient:
         if attached is None:
             return {}
         return attached.index.room(ref.room_id) or {}
+
+    async def cached_rooms(self, storage_id: str) -> tuple[CachedRoom, ...]:
+        """The rooms of one storage this device's index knows (no network access)."""
+        attached = self.storages.get(storage_id)
+        if attached is None:
+            return ()
+        return await attached.engine.cached_rooms()
 
     async def room_view(self, ref: RoomRef) -> RoomView | None:
         """A frozen snapshot of a room's state (latest audit, metadata and its findings,

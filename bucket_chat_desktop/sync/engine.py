@@ -38,9 +38,11 @@ from ..protocol.audit import (
     prepare_segment,
 )
 from ..protocol.canonical import b64encode
+from ..protocol.chain import chain_head
 from ..protocol.event import MEMBER, Event, Malformed
 from ..protocol.findings import Finding, Kind
 from ..protocol.ids import (
+    client_id_for,
     is_valid_room_id,
     logs_prefix,
     parse_segment_path,
@@ -70,15 +72,16 @@ from .events import (
     WarmTimeline,
 )
 from .outbox import Outbox, OutSegment
-from .reader import read_metadata, special_finding, unreadable_finding
+from .room_objects import not_read_finding, read_metadata, special_finding, unreadable_finding
 from .schedule import poll_delay, safety_period
 from .watched import (
     STALL_AFTER,
+    NoAnswerError,
     answer_within,
     clock_text,
     watched,
 )
-from .writer import RoomWriter, newest_head
+from .writer import own_chain_off_loop, read_room_segments
 
 log = logging.getLogger("bucket_chat.sync")
 T = TypeVar("T")
@@ -146,6 +149,16 @@ class RoomView:
     metadata_findings: tuple[Finding, ...]
     complete: bool
     partial: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CachedRoom:
+    """A room as this device's index knows it: its id, the name its metadata gave (None:
+    unknown) and when this device last read it completely (seconds since the epoch)."""
+
+    room_id: str
+    name: str | None
+    last_read: float | None
 
 
 def _unread_findings(room: RoomState) -> list[Finding]:
@@ -489,6 +502,26 @@ class SyncEngine:
         except ValueError:
             return None
 
+    async def cached_rooms(self) -> tuple[CachedRoom, ...]:
+        """Every room this device's index knows, without any network access: what a
+        front end shows when the storage does not answer. Empty without an index."""
+        index = self.index
+        if index is None:
+            return ()
+
+        def read() -> tuple[CachedRoom, ...]:
+            out = []
+            for row in index.rooms():
+                room_id, name = str(row["room_id"]), row["name"]
+                try:
+                    last = float(index.cursor(f"read:{room_id}") or "")
+                except ValueError:
+                    last = None
+                out.append(CachedRoom(room_id, str(name) if name else None, last))
+            return tuple(out)
+
+        return await self._serially(read)
+
     async def cached_room(self, room_id: str) -> RoomState | None:
         """The room as this device's index knows it, without any network access: what
         the app shows first, and what ``history`` shows when the storage does not answer.
@@ -827,18 +860,9 @@ class SyncEngine:
                 not_now(f"not a regular file: {item.special}")
                 return None
             return finding_only(special_finding(item))
-        if name is None or name.room_id != room_id:
-            return finding_only(
-                Finding(Kind.UNEXPECTED_OBJECT, "not a segment name; ignored", item.path)
-            )
-        if item.size > MAX_SEGMENT_BYTES:
-            return finding_only(
-                Finding(
-                    Kind.SEGMENT_TOO_LARGE,
-                    f"segment of {item.size:,} bytes exceeds {MAX_SEGMENT_BYTES:,}; not read",
-                    item.path,
-                )
-            )
+        not_read = not_read_finding(room_id, item)
+        if not_read is not None:
+            return finding_only(not_read)
         self.requests += 1
         try:
             data = await self.storage.get(item.path, max_bytes=MAX_SEGMENT_BYTES)
@@ -1046,13 +1070,30 @@ class SyncEngine:
             # index. Only a device that never read the room whole asks the storage, and
             # gives up in seconds if it does not answer (a guessed head forks the chain).
             known, head = await self._local_head(room_id, signing_key)
+            reading = self.rooms[room_id].backfill if room_id in self.rooms else None
+            if not known and reading is not None and not reading.done():
+                # This engine is reading the room right now: wait for that read (given up
+                # like any interactive step when the storage stops answering; the read
+                # goes on) rather than download and verify every segment a second time.
+                async def read_through(task: asyncio.Task[None]) -> None:
+                    try:
+                        await asyncio.shield(task)
+                    except asyncio.CancelledError:
+                        if not task.cancelled():  # this send was cancelled, not the read
+                            raise
+
+                with contextlib.suppress(NoAnswerError):
+                    await answer_within(
+                        self.storage, read_through(reading), what=self.storage.describe()
+                    )
+                known, head = await self._local_head(room_id, signing_key)
             if not known:
-                writer = RoomWriter(
-                    self.storage, room_id, user_id, signing_key, confirmed=confirmed
-                )
+                client_id = client_id_for(user_id, bytes(signing_key.verify_key))
                 try:
-                    head = await answer_within(
-                        self.storage, writer.load_head(), what=self.storage.describe()
+                    segments = await answer_within(
+                        self.storage,
+                        read_room_segments(self.storage, room_id, client_id),
+                        what=self.storage.describe(),
                     )
                 except StorageError as exc:
                     raise NotQueuedError(
@@ -1061,7 +1102,16 @@ class SyncEngine:
                         "continues (guessing would fork it); try again when the storage "
                         "answers"
                     ) from exc
-                introducer, offered = writer.introduced_by, writer.offered
+                # Decoded and checked once, on the pool (never on the loop).
+                chain = await own_chain_off_loop(
+                    segments,
+                    room_id=room_id,
+                    user_id=user_id,
+                    key_text=key_text,
+                    confirmed=confirmed,
+                    pool=self._pool,
+                )
+                head, introducer, offered = chain.head, chain.introduced_by, list(chain.offered)
             await self._outboxed(outbox.seed_head, room_id, key_text, head)
         room = self.rooms.get(room_id)
         if room is not None and room.result is not None:
@@ -1188,8 +1238,10 @@ class SyncEngine:
         key_text = b64encode(bytes(signing_key.verify_key))
         room = self.rooms.get(room_id)
         if room is not None and room.result is not None and room.complete and not room.partial:
-            return True, newest_head(
-                [a.event for a in room.result.timeline if a.event.sender_key == key_text]
+            # The verifier's verdicts: the timeline never holds an event whose
+            # signature failed (those are ``result.invalid``).
+            return True, chain_head(
+                a.event for a in room.result.timeline if a.event.sender_key == key_text
             )[0]
         index = self.index
         if index is None:
@@ -1209,7 +1261,7 @@ class SyncEngine:
                         continue
                     if ev.sender_key == key_text:
                         mine.append(ev)
-            return True, newest_head(mine)[0]
+            return True, chain_head(mine)[0]
 
         return await self._serially(from_index)
 

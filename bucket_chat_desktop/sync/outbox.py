@@ -29,10 +29,10 @@ from nacl.signing import SigningKey
 
 from ..index.db import secure_database_file
 from ..protocol.canonical import b64encode
-from ..protocol.event import MEMBER, Event, Malformed, parse_line
+from ..protocol.chain import continue_chain
+from ..protocol.event import Event, Malformed, parse_line
 from ..protocol.ids import client_id_for
 from ..protocol.segment import MAX_SEGMENT_BYTES, encode_segment, path_for
-from ..protocol.signing import build_event
 
 log = logging.getLogger("bucket_chat.sync")
 
@@ -170,37 +170,29 @@ class Outbox:
             if row is None:
                 raise RuntimeError("seed_head() first: the device's chain head is unknown")
             head = _parse_own(row[0], room_id) if row[0] else None
-            ts = clock()
-            todo = list(drafts)
-            if head is None and not (
-                todo and todo[0][0] == MEMBER and todo[0][1].get("membership") == "join"
-            ):
-                content: dict[str, Any] = {"membership": "join"}
-                if displayname:
-                    content["displayname"] = displayname
-                todo.insert(0, (MEMBER, content))
-            events: list[Event] = []
+            join: dict[str, Any] = {"membership": "join"}
+            if displayname:
+                join["displayname"] = displayname
+            events = continue_chain(
+                head,
+                drafts,
+                room_id=room_id,
+                sender_id=user_id,
+                signing_key=signing_key,
+                timestamp_ms=clock(),
+                unique=unique,
+                join=join,
+                witness=witness,
+            )
             now = time.time()
-            for event_type, content in todo:
-                ev = build_event(
-                    witness=witness if not events else None,
-                    room_id=room_id,
-                    sender_id=user_id,
-                    event_type=event_type,
-                    content=content,
-                    timestamp_ms=max(ts, head.timestamp_ms) if head else ts,
-                    unique=unique(),
-                    prev_event_hash=head.hash if head else None,
-                    signing_key=signing_key,
-                )
+            for ev in events:
                 line = ev.line().decode("ascii").rstrip("\n")
                 db.execute(
                     "INSERT INTO pending (room_id, sender_key, client_id, event_id, line, created)"
                     " VALUES (?, ?, ?, ?, ?, ?)",
                     (room_id, key_text, client_id, ev.event_id, line, now),
                 )
-                events.append(ev)
-                head = ev
+            head = events[-1] if events else head
             assert head is not None
             db.execute(
                 "UPDATE heads SET line = ? WHERE room_id = ? AND sender_key = ?",

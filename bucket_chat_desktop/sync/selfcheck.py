@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from ..protocol.ids import logs_prefix
 from ..storage.base import PROBE_PREFIX, AlreadyExistsError, Storage, StorageError
-from .reader import list_rooms
+from .room_objects import list_rooms
 from .watched import WatchedStorage, answer_within, watched
 
 log = logging.getLogger("bucket_chat.sync.selfcheck")

@@ -1,4 +1,5 @@
-"""Build a sync engine for a storage with this device's index and outbox files."""
+"""Build a sync engine for a storage: with this device's index and outbox files
+(``engine_session``), or bare, for one complete read of a room (``read_room``)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from pathlib import Path
 
 from .. import paths
 from ..index import Index, index_path_for
+from ..protocol.ids import room_prefix
 from ..storage.base import Storage
-from .engine import SyncConfig, SyncEngine
+from .engine import RoomView, SyncConfig, SyncEngine
 from .events import EngineEvent
 from .outbox import Outbox
 
@@ -46,3 +48,19 @@ async def engine_session(
             idx.close()
         if box is not None:
             box.close()
+
+
+async def read_room(storage: Storage, room_id: str) -> RoomView:
+    """Read a whole room once, through the engine (the one read path of the app and the
+    CLI), with no index and no outbox: nothing is cached or kept. The view holds the
+    final audit of the complete read, or, when part of the room could not be read, the
+    audit that says what is missing (``partial``)."""
+    room_prefix(room_id)  # a bad id is refused before any request
+    engine = SyncEngine(storage)
+    try:
+        await engine.open_room(room_id, background=False, focus=False)
+        view = await engine.room_view(room_id)
+    finally:
+        await engine.close()
+    assert view is not None and view.result is not None  # a complete pass always audits
+    return view

@@ -1,4 +1,8 @@
-"""Sign and publish events of one device into a room, continuing its hash chain."""
+"""Write directly into a room, without the outbox: a room's creation (its signed metadata
+and the creator's join) and what tests and benchmarks set up.
+
+Everything the app and the CLI *send* goes through the engine and the outbox
+(``engine.send``); both continue the chain with the one ``protocol/chain.py``."""
 
 from __future__ import annotations
 
@@ -7,19 +11,15 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
 from nacl.signing import SigningKey
 
-from ..protocol.audit import (
-    DEVICE_ACCEPT_FIELD,
-    DEVICE_ADD_FIELD,
-    RoomLedger,
-    first_confirmed,
-    offered_introductions,
-)
+from ..protocol.audit import DEVICE_ACCEPT_FIELD, DEVICE_ADD_FIELD, prepare_segment
 from ..protocol.canonical import b64encode
+from ..protocol.chain import OwnChain, continue_chain, own_chain
 from ..protocol.event import MEMBER, MESSAGE, Event
 from ..protocol.ids import (
     InvalidRoomIdError,
@@ -31,8 +31,7 @@ from ..protocol.ids import (
     parse_segment_path,
 )
 from ..protocol.metadata import build_metadata
-from ..protocol.segment import MAX_SEGMENT_BYTES, decode_segment, encode_segment, path_for
-from ..protocol.signing import SignatureChecker, build_event
+from ..protocol.segment import MAX_SEGMENT_BYTES, encode_segment, path_for
 from ..storage.base import (
     AlreadyExistsError,
     ObjectInfo,
@@ -40,20 +39,12 @@ from ..storage.base import (
     StorageError,
     UnreadableObjectError,
 )
-from .reader import list_rooms
+from .room_objects import list_rooms
 
 log = logging.getLogger("bucket_chat.sync")
 
 MAX_NAME_ATTEMPTS = 20
 READ_CONCURRENCY = 8  # segments read at once while looking for this device's last event
-
-
-def newest_head(mine: Sequence[Event]) -> tuple[Event | None, int]:
-    """The newest of ``mine`` (one device's events) that no other of them continues: the
-    chain's head; and how many such heads there are (more than one: the chain forked)."""
-    referenced = {e.prev_event_hash for e in mine}
-    heads = [e for e in mine if e.hash not in referenced]
-    return (max(heads, key=lambda e: e.order_key) if heads else None), len(heads)
 
 
 class RoomError(Exception):
@@ -76,11 +67,104 @@ class Draft:
         return Draft(MESSAGE, {"body": body, "msgtype": "m.text"})
 
 
+async def read_room_segments(
+    storage: Storage, room_id: str, client_id: str
+) -> list[tuple[str, bytes]]:
+    """Every segment of the room, downloaded to find this device's chain (``client_id``)
+    when nothing local knows it.
+
+    Every segment is read, not only those named after this device: names are not
+    signed, and a storage that moved this device's newest segment under another device's
+    name would otherwise have the next event fork the chain (both of its events then
+    unverified, a fork finding blaming this device). What cannot be read under this
+    device's name, or cannot be read *now* under any name, raises: the head is asked for
+    again later rather than guessed."""
+
+    def own(client: str) -> bool:
+        return client == client_id or client.startswith(client_id + "-r")
+
+    items = await storage.list_objects(logs_prefix(room_id))
+    gate = asyncio.Semaphore(READ_CONCURRENCY)
+
+    async def fetch(item: ObjectInfo) -> tuple[str, bytes] | None:
+        name = parse_segment_path(item.path)
+        if name is None:
+            return None
+        mine = own(name.client_id)
+        # Not something this device wrote (it writes plain objects under the limit):
+        # someone squats on our name. Say so, and look for the chain elsewhere.
+        if item.special is not None:
+            if mine:
+                log.warning(
+                    "ignoring %s while looking for this device's last event: "
+                    "not a regular file: %s",
+                    item.path,
+                    item.special,
+                )
+            return None
+        try:
+            async with gate:
+                return item.path, await storage.get(item.path, max_bytes=MAX_SEGMENT_BYTES)
+        except UnreadableObjectError as exc:
+            if mine:
+                log.warning(
+                    "ignoring %s while looking for this device's last event: %s", item.path, exc
+                )
+            return None
+        except StorageError as exc:
+            if mine or exc.transient:
+                raise  # ask again later rather than guess the head
+            log.info("could not read %s while looking for this device's events: %s", item.path, exc)
+            return None
+
+    tasks = [asyncio.ensure_future(fetch(item)) for item in items]
+    try:
+        return [got for got in await asyncio.gather(*tasks) if got is not None]
+    except BaseException:
+        for task in tasks:
+            task.cancel()  # one failed (or the step was given up): stop the others
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+async def own_chain_off_loop(
+    segments: Sequence[tuple[str, bytes]],
+    *,
+    room_id: str,
+    user_id: str,
+    key_text: str,
+    confirmed: Collection[str] = (),
+    pool: Executor | None = None,
+) -> OwnChain:
+    """This device's chain in segments read from storage (``read_room_segments``): each
+    decoded and its signatures checked once, on ``pool`` (the engine's verify pool; else
+    the loop's default executor), never on the event loop, which may be the app's (Qt);
+    then the head and introductions from the verifier's verdicts (``protocol/chain.py``)."""
+    loop = asyncio.get_running_loop()
+    prepared = await asyncio.gather(
+        *(
+            loop.run_in_executor(pool, prepare_segment, path, data, room_id)
+            for path, data in segments
+        )
+    )
+    chain = await asyncio.to_thread(
+        own_chain,
+        prepared,
+        room_id=room_id,
+        user_id=user_id,
+        key_text=key_text,
+        confirmed=confirmed,
+    )
+    if chain.heads > 1:
+        log.warning("device chain in %s has %d heads; continuing the newest", room_id, chain.heads)
+    return chain
+
+
 class RoomWriter:
     """Writes this device's events. One writer per device and room at a time.
 
-    The chain head is recovered from this device's own segments (their names carry the
-    device's client id), so a restart or a second machine never forks the chain.
+    The chain head is recovered from every segment of the room (``read_room_segments``),
+    so a restart or a second machine never forks the chain.
     """
 
     def __init__(
@@ -114,124 +198,50 @@ class RoomWriter:
         self.confirmed: frozenset[str] = frozenset(confirmed)
         self.offered: list[str] = []  # introductions seen, confirmed or not
 
-    def _own(self, client: str) -> bool:
-        return client == self.client_id or client.startswith(self.client_id + "-r")
-
     async def load_head(self) -> Event | None:
-        """Find this device's newest event in the room (None if it never wrote here).
-
-        Every segment is read, not only those named after this device: names are not
-        signed, and a storage that moved this device's newest segment under another
-        device's name would otherwise have the next event fork the chain (both of its
-        events then unverified, a fork finding blaming this device)."""
-        checker = SignatureChecker()
-        items = await self.storage.list_objects(logs_prefix(self.room_id))
-        gate = asyncio.Semaphore(READ_CONCURRENCY)
-
-        async def fetch(item: ObjectInfo) -> tuple[str, bytes] | None:
-            name = parse_segment_path(item.path)
-            if name is None:
-                return None
-            own = self._own(name.client_id)
-            # Not something this device wrote (it writes plain objects under the limit):
-            # someone squats on our name. Say so, and look for the chain elsewhere.
-            if item.special is not None:
-                if own:
-                    log.warning(
-                        "ignoring %s while looking for this device's last event: "
-                        "not a regular file: %s",
-                        item.path,
-                        item.special,
-                    )
-                return None
-            try:
-                async with gate:
-                    return item.path, await self.storage.get(item.path, max_bytes=MAX_SEGMENT_BYTES)
-            except UnreadableObjectError as exc:
-                if own:
-                    log.warning(
-                        "ignoring %s while looking for this device's last event: %s",
-                        item.path,
-                        exc,
-                    )
-                return None
-            except StorageError as exc:
-                if own or exc.transient:
-                    raise  # ask again later rather than guess the head
-                log.info(
-                    "could not read %s while looking for this device's events: %s", item.path, exc
-                )
-                return None
-
-        tasks = [asyncio.ensure_future(fetch(item)) for item in items]
-        try:
-            read = [got for got in await asyncio.gather(*tasks) if got is not None]
-        except BaseException:
-            for task in tasks:
-                task.cancel()  # one failed (or the step was given up): stop the others
-            await asyncio.gather(*tasks, return_exceptions=True)
-            raise
-        mine: list[Event] = []
-        for path, data in read:
-            for loc in decode_segment(path, data, self.room_id).events:
-                ev = loc.event
-                if ev.sender_key == self.key_text and checker.check(ev)[0]:
-                    mine.append(ev)
-        self._head, heads = newest_head(mine)
-        if heads > 1:
-            log.warning(
-                "device chain in %s has %d heads; continuing the newest", self.room_id, heads
-            )
-        if self._head is None and read:
-            self.introduced_by = self._find_introduction(read)
+        """Find this device's newest event in the room (None if it never wrote here),
+        from every segment of the room, each decoded and checked once."""
+        segments = await read_room_segments(self.storage, self.room_id, self.client_id)
+        chain = await own_chain_off_loop(
+            segments,
+            room_id=self.room_id,
+            user_id=self.user_id,
+            key_text=self.key_text,
+            confirmed=self.confirmed,
+        )
+        self._head, self.introduced_by, self.offered = (
+            chain.head,
+            chain.introduced_by,
+            list(chain.offered),
+        )
         self._loaded = True
         return self._head
-
-    def _find_introduction(self, segments: Sequence[tuple[str, bytes]]) -> str | None:
-        """A device's first event in a room: a statement of another device of this user
-        introducing this key, by a key the person confirmed, to accept it (``offered``
-        keeps every offer, confirmed or not)."""
-        ledger = RoomLedger(self.room_id)
-        ledger.add_segments(segments)
-        shown = [(a.event, a.state) for a in ledger.audit().timeline]
-        self.offered = offered_introductions(shown, self.user_id, self.key_text)
-        return first_confirmed(self.offered, self.confirmed)
 
     @property
     def joined(self) -> bool:
         return self._head is not None
 
-    def _next(self, draft: Draft, ts: int) -> Event:
-        prev = self._head
-        if prev is not None:
-            ts = max(ts, prev.timestamp_ms)
-        ev = build_event(
-            room_id=self.room_id,
-            sender_id=self.user_id,
-            event_type=draft.event_type,
-            content=draft.content,
-            timestamp_ms=ts,
-            unique=self._unique(),
-            prev_event_hash=prev.hash if prev else None,
-            signing_key=self.key,
-        )
-        self._head = ev
-        return ev
-
     def prepare(self, drafts: Sequence[Draft]) -> list[Event]:
         """Sign ``drafts`` as the next events of the chain (a join first if needed)."""
         if not self._loaded:
             raise RuntimeError("call load_head() first")
-        ts = self._clock()
-        events: list[Event] = []
-        if self._head is None and not (drafts and _is_join(drafts[0])):
-            content: dict[str, Any] = {"membership": "join"}
-            if self.displayname:
-                content["displayname"] = self.displayname
-            if self.introduced_by:
-                content[DEVICE_ACCEPT_FIELD] = self.introduced_by
-            events.append(self._next(Draft(MEMBER, content), ts))
-        events.extend(self._next(d, ts) for d in drafts)
+        join: dict[str, Any] = {"membership": "join"}
+        if self.displayname:
+            join["displayname"] = self.displayname
+        if self.introduced_by:
+            join[DEVICE_ACCEPT_FIELD] = self.introduced_by
+        events = continue_chain(
+            self._head,
+            [(d.event_type, d.content) for d in drafts],
+            room_id=self.room_id,
+            sender_id=self.user_id,
+            signing_key=self.key,
+            timestamp_ms=self._clock(),
+            unique=self._unique,
+            join=join,
+        )
+        if events:
+            self._head = events[-1]
         return events
 
     async def publish(self, events: Sequence[Event]) -> str:
@@ -300,7 +310,3 @@ class RoomWriter:
             content["device_name"] = device_name
         path, _ = await self.send([Draft(MEMBER, content)])
         return path
-
-
-def _is_join(draft: Draft) -> bool:
-    return draft.event_type == MEMBER and draft.content.get("membership") == "join"

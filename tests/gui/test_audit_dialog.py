@@ -30,7 +30,7 @@ from bucket_chat_desktop.protocol.canonical import b64encode
 from bucket_chat_desktop.protocol.findings import Finding, Kind
 from bucket_chat_desktop.settings import Settings, StorageSettings
 from bucket_chat_desktop.storage.local import LocalStorage
-from bucket_chat_desktop.sync.reader import read_metadata
+from bucket_chat_desktop.sync.room_objects import read_metadata
 from bucket_chat_desktop.sync.writer import Draft, RoomWriter
 
 ROOM = "falcon"

@@ -42,7 +42,7 @@ from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.storage.profiles import ProfileStore
 from bucket_chat_desktop.storage.url import StorageLocation
 from bucket_chat_desktop.sync.outbox import Outbox
-from bucket_chat_desktop.sync.reader import room_exists
+from bucket_chat_desktop.sync.room_objects import room_exists
 from bucket_chat_desktop.sync.session import outbox_path_for
 from bucket_chat_desktop.sync.writer import RoomWriter
 

@@ -1,5 +1,6 @@
 """One storage contract, four backends: a local folder, S3 (moto), GCS (fake-gcs-server)
-and Azure (Azurite). Every test here runs against each of them."""
+and Azure (Azurite). Every test here runs against each of them. Rooms are written through
+the engine and its outbox and read by the engine: the paths the app and the CLI run."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import pytest
 from nacl.signing import SigningKey
 
 from bucket_chat_desktop.protocol.audit import TrustState
+from bucket_chat_desktop.protocol.event import MESSAGE
+from bucket_chat_desktop.protocol.findings import Kind, Severity
 from bucket_chat_desktop.storage import (
     AlreadyExistsError,
     ObjectInfo,
@@ -18,8 +21,12 @@ from bucket_chat_desktop.storage import (
     StorageError,
     StorageNotFoundError,
 )
-from bucket_chat_desktop.sync.reader import list_rooms, open_room
-from bucket_chat_desktop.sync.writer import Draft, RoomWriter
+from bucket_chat_desktop.sync import room_objects
+from bucket_chat_desktop.sync.engine import NotQueuedError, SyncEngine
+from bucket_chat_desktop.sync.outbox import Outbox
+from bucket_chat_desktop.sync.room_objects import list_rooms
+from bucket_chat_desktop.sync.session import read_room
+from bucket_chat_desktop.sync.writer import RoomWriter
 
 from .conftest import Stores, StoresMaker
 
@@ -249,36 +256,114 @@ async def test_hostile_paths_are_refused(stores: Stores, path: str) -> None:
     assert await store.list_objects("") == []
 
 
+async def _send(engine: SyncEngine, user: str, key: SigningKey, *bodies: str) -> None:
+    """Sign and queue through the outbox, then deliver: what the app and the CLI do."""
+    drafts = [(MESSAGE, {"body": b, "msgtype": "m.text"}) for b in bodies]
+    assert engine.outbox is not None
+    for _ in range(3):
+        try:
+            await engine.send("team", user, key, drafts)
+            break
+        except NotQueuedError:
+            # A device that never read the room asks the storage for its chain's head
+            # and gives up when one request waits 1.2 s (an emulator on a busy machine
+            # can): nothing was queued, and trying again is what the message says.
+            assert engine.outbox.is_empty()
+    else:
+        raise AssertionError("the storage never answered within the interactive deadline")
+    assert await engine.flush(timeout=60), engine.outbox.pending()
+
+
 async def test_the_sync_layer_works_end_to_end(stores: Stores) -> None:
     alice_key, bob_key = SigningKey.generate(), SigningKey.generate()
-    clock = iter(T0 + DAY * d + s for d in range(3) for s in range(0, 50_000, 1000))
-    alice = RoomWriter(
-        stores.new(), "team", "alice@example.com", alice_key, clock=lambda: next(clock)
+    alice_id, bob_id = "alice@example.com", "bob@example.com"
+    await RoomWriter(stores.new(), "team", alice_id, alice_key).create_room(
+        "Team room", "2025-01-01T12:00:00.000Z"
     )
-    await alice.create_room("Team room", "2025-01-01T12:00:00.000Z")
-    await alice.send([Draft.text("hello from alice")])
-    bob = RoomWriter(stores.new(), "team", "bob@example.com", bob_key, clock=lambda: next(clock))
-    await bob.send([Draft.text("hi alice"), Draft.text("second line")])
-    await alice.send([Draft.text("see you tomorrow")])
+    engines: list[SyncEngine] = []
 
-    view = await open_room(stores.new(), "team")
-    result = view.ledger.audit()
-    assert result.clean, result.findings
-    assert view.metadata is not None and view.metadata.name == "Team room"
-    bodies = [
-        a.event.content.get("body") for a in result.timeline if a.event.type == "m.room.message"
-    ]
-    assert bodies == ["hello from alice", "hi alice", "second line", "see you tomorrow"]
-    assert all(a.state is TrustState.VERIFIED for a in result.timeline)
-    assert len({a.event.sender_key for a in result.timeline}) == 2
-    # A restarted writer continues its own chain from storage.
-    again = RoomWriter(
-        stores.new(), "team", "alice@example.com", alice_key, clock=lambda: next(clock)
+    def device() -> SyncEngine:  # a device with its own outbox and nothing read yet
+        engines.append(SyncEngine(stores.new(), outbox=Outbox(None)))
+        return engines[-1]
+
+    try:
+        alice, bob = device(), device()
+        await _send(alice, alice_id, alice_key, "hello from alice")
+        await _send(bob, bob_id, bob_key, "hi alice", "second line")
+        await _send(alice, alice_id, alice_key, "see you tomorrow")
+
+        view = await read_room(stores.new(), "team")
+        result = view.result
+        assert result is not None and view.complete and not view.partial
+        assert result.clean, result.findings
+        assert view.metadata is not None and view.metadata.name == "Team room"
+        bodies = [a.event.body for a in result.timeline if a.event.type == MESSAGE]
+        assert bodies == ["hello from alice", "hi alice", "second line", "see you tomorrow"]
+        assert all(a.state is TrustState.VERIFIED for a in result.timeline)
+        assert len({a.event.sender_key for a in result.timeline}) == 2
+        # A device that lost its outbox (a reinstall) continues its own chain from storage.
+        await _send(device(), alice_id, alice_key, "back again")
+        # One that read the room completely continues it from what it verified.
+        reader = device()
+        await reader.open_room("team", background=False)
+        await _send(reader, bob_id, bob_key, "bob again")
+    finally:
+        for engine in engines:
+            await engine.close()
+            assert engine.outbox is not None
+            engine.outbox.close()
+    final = (await read_room(stores.new(), "team")).result
+    assert final is not None and final.clean, final.findings
+    assert [a.event.body for a in final.timeline[-2:]] == ["back again", "bob again"]
+    assert all(a.state is TrustState.VERIFIED for a in final.timeline)
+
+
+async def test_objects_the_engine_does_not_read_are_findings(
+    stores: Stores, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What stands in a room's folders but is not a segment to read: too large by its
+    listed size (history that cannot be read: an error), or not a segment's name
+    (litter: a notice). Neither is downloaded, what was good is kept, and a second read
+    reports each once."""
+    monkeypatch.setattr(room_objects, "MAX_SEGMENT_BYTES", 4000)
+    store = stores.new()
+    await RoomWriter(store, "team", "alice@example.com", SigningKey.generate()).create_room(
+        "Team room", "2025-01-01T12:00:00.000Z"
     )
-    await again.send([Draft.text("back again")])
-    final = (await open_room(stores.new(), "team")).ledger.audit()
-    assert final.clean, final.findings
-    assert final.timeline[-1].event.content.get("body") == "back again"
+    big = "rooms/team/logs/2025-01-01/messages_1_1_bob.jsonl"
+    odd = [
+        "rooms/team/logs/2025-01-01/notes.txt",
+        "rooms/team/logs/2025-01-01/messages_1_2_x.json",
+        "rooms/team/logs/not-a-date/messages_1_2_x.jsonl",
+        "rooms/team/logs/2025-01-01/deeper/messages_1_2_x.jsonl",
+    ]
+    await store.put_if_absent(big, b"x" * 5000)
+    for path in odd:
+        await store.put_if_absent(path, b"{}\n")
+    engine = SyncEngine(stores.new())
+    try:
+        room = await engine.open_room("team", background=False)
+        for again in (False, True):
+            if again:
+                await engine.refresh("team")
+                await engine.reaudit("team")
+            result = room.result
+            # Read through, but history stands unread: the verdict is not final.
+            assert result is not None and room.complete and room.partial
+            too_large = [f for f in result.findings if f.kind is Kind.SEGMENT_TOO_LARGE]
+            assert [(f.path, f.severity) for f in too_large] == [(big, Severity.ERROR)]
+            assert "5,000 bytes exceeds 4,000" in too_large[0].message
+            unexpected = [f for f in result.findings if f.kind is Kind.UNEXPECTED_OBJECT]
+            assert sorted(f.path or "" for f in unexpected) == sorted(odd)
+            assert all(f.severity is Severity.NOTICE for f in unexpected)
+            assert len(result.findings) == len(odd) + 1 and not result.clean
+            # What was good is kept, without trust on first use while history is unread.
+            assert [a.event.sender_id for a in result.timeline] == ["alice@example.com"]
+            assert [a.state for a in result.timeline] == [TrustState.UNVERIFIED]
+            # Had it been downloaded, its junk line would be a finding of its own.
+            assert room.known[big] == 5000
+    finally:
+        await engine.close()
 
 
 async def test_a_second_client_sees_new_objects_at_once(stores: Stores) -> None:

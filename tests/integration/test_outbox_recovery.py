@@ -25,7 +25,6 @@ from bucket_chat_desktop.protocol.event import MESSAGE, Event
 from bucket_chat_desktop.protocol.segment import decode_segment
 from bucket_chat_desktop.storage.base import Storage
 from bucket_chat_desktop.storage.local import TEMP_PREFIX, LocalStorage
-from bucket_chat_desktop.sync import reader
 from bucket_chat_desktop.sync.engine import SyncConfig, SyncEngine
 from bucket_chat_desktop.sync.events import (
     EngineEvent,
@@ -33,6 +32,7 @@ from bucket_chat_desktop.sync.events import (
     StorageStatus,
 )
 from bucket_chat_desktop.sync.outbox import Outbox
+from bucket_chat_desktop.sync.session import read_room
 from bucket_chat_desktop.sync.writer import RoomWriter
 
 from .conftest import Emulators, StoresMaker
@@ -89,8 +89,9 @@ async def stored_events(store: Storage, room: str = ROOM) -> list[tuple[str, Eve
 
 def audit(store: Storage, room: str = ROOM) -> AuditResult:
     async def go() -> AuditResult:
-        view = await reader.open_room(store, room)
-        return view.ledger.audit()
+        view = await read_room(store, room)
+        assert view.complete and view.result is not None
+        return view.result
 
     return run(go())
 
@@ -367,8 +368,9 @@ async def test_messages_sent_while_s3_is_frozen_go_out_once_it_answers(
     check = stores.new(options={"timeout": "5"})  # another client, as another device
     events = await stored_events(check)
     assert_exactly_once(events, bodies)
-    view = await reader.open_room(check, ROOM)
-    assert_clean(view.ledger.audit(), len(bodies) + 1)
+    view = await read_room(check, ROOM)
+    assert view.complete and view.result is not None
+    assert_clean(view.result, len(bodies) + 1)
 
 
 # -- d. ten writers at once --------------------------------------------------------------------

@@ -42,7 +42,7 @@ from ...settings import Settings
 from ...storage.base import Storage, StorageError
 from ...storage.open import open_location
 from ...storage.profiles import ProfileStore
-from ...sync.reader import room_exists
+from ...sync.room_objects import room_exists
 from ...sync.rooms import create_room
 from ...sync.session import engine_session
 from ...sync.watched import NoAnswerError, answer_within

@@ -44,7 +44,7 @@ from bucket_chat_desktop.sync.blobs import (
     download,
     upload,
 )
-from bucket_chat_desktop.sync.reader import open_room
+from bucket_chat_desktop.sync.session import read_room
 from bucket_chat_desktop.sync.writer import Draft, RoomWriter
 
 ROOM = "room-1"
@@ -171,7 +171,9 @@ def test_the_room_still_audits_clean_with_blobs_beside_its_logs(
     run(writer.create_room("Room", "2025-09-14T12:00:45.000Z"))
     content = run(upload(store, ROOM, files / "a.txt", limit_bytes=MB))
     run(writer.send([Draft(MESSAGE, content)]))
-    result = run(open_room(store, ROOM)).ledger.audit()
+    view = run(read_room(store, ROOM))
+    assert view.complete and not view.partial and view.result is not None
+    result = view.result
     assert [f for f in result.findings if f.severity is Severity.ERROR] == []
     assert not [f for f in result.findings if "blobs" in (f.path or "")]
     assert result.timeline[-1].event.content["info"]["sha256"] == content["info"]["sha256"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from bucket_chat_desktop.index import Index, index_path_for
 from bucket_chat_desktop.protocol.canonical import b64encode
 from bucket_chat_desktop.settings import Settings, StorageSettings
 from bucket_chat_desktop.sync.client import ChatClient, RoomRef
-from bucket_chat_desktop.sync.engine import RoomView
+from bucket_chat_desktop.sync.engine import CachedRoom, RoomView
 from bucket_chat_desktop.sync.events import EngineEvent, RoomLoaded
 
 ALICE = "alice@example.com"
@@ -75,3 +76,40 @@ def test_room_view_confirmed_keys_and_mark_verified_hand_back_values(tmp_path: P
         assert index.user_verified_keys() == {bob_key}
     finally:
         index.close()
+
+
+def test_cached_rooms_hand_back_what_the_index_knows_as_values(tmp_path: Path) -> None:
+    """What ``bucket-chat rooms`` shows when the storage does not answer: the index's rooms
+    with their names and the time of the last complete read, asked through the engine."""
+    store = tmp_path / "store"
+    store.mkdir()
+    entry = StorageSettings(str(store), "Team share", [])
+    client = ChatClient(
+        Settings(ALICE, "Alice", [entry]),
+        ALICE,
+        SigningKey(bytes(range(32))),
+        lambda _sid, _event: None,
+        data_dir=tmp_path / "data",
+    )
+
+    async def scenario() -> tuple[CachedRoom, ...]:
+        await client.attach(entry)
+        try:
+            assert await client.cached_rooms(entry.id) == ()
+            await client.create_room(entry.id, ROOM, "Launch plans")
+            for _ in range(500):  # the first complete read runs in the background
+                known = await client.cached_rooms(entry.id)
+                if known and known[0].last_read is not None:
+                    break
+                await asyncio.sleep(0.01)
+            assert await client.cached_rooms("no-such-storage") == ()
+            return known
+        finally:
+            await client.close()
+
+    before = time.time()
+    (room,) = asyncio.run(scenario())
+    assert (room.room_id, room.name) == (ROOM, "Launch plans")
+    assert room.last_read is not None and before <= room.last_read <= time.time()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        room.name = "changed"  # type: ignore[misc]

@@ -1,4 +1,5 @@
-"""RoomWriter and the reader on a real local folder: creating rooms, continuing chains
+"""RoomWriter (the direct writer that creates rooms) on a real local folder, each room
+read back by the engine (the app's one read path): creating rooms, continuing chains
 across restarts, name collisions, failed writes, incremental reads and odd objects."""
 
 from __future__ import annotations
@@ -7,7 +8,7 @@ import asyncio
 import itertools
 import json
 import uuid
-from collections.abc import Collection, Coroutine, Iterator
+from collections.abc import Callable, Collection, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -15,6 +16,8 @@ import pytest
 from nacl.signing import SigningKey
 
 from bucket_chat_desktop.protocol.audit import DEVICE_ACCEPT_FIELD, AuditResult, TrustState
+from bucket_chat_desktop.protocol.canonical import b64encode
+from bucket_chat_desktop.protocol.chain import continue_chain
 from bucket_chat_desktop.protocol.event import MEMBER, MESSAGE
 from bucket_chat_desktop.protocol.findings import Kind, Severity
 from bucket_chat_desktop.protocol.ids import InvalidRoomIdError, segment_path
@@ -23,14 +26,11 @@ from bucket_chat_desktop.protocol.segment import decode_segment, encode_segment
 from bucket_chat_desktop.protocol.signing import build_event, public_key_text
 from bucket_chat_desktop.storage.base import DEFAULT_MAX_READ, StorageError
 from bucket_chat_desktop.storage.local import LocalStorage
-from bucket_chat_desktop.sync import reader
-from bucket_chat_desktop.sync.reader import (
-    RoomView,
-    list_rooms,
-    open_room,
-    refresh_room,
-    room_exists,
-)
+from bucket_chat_desktop.sync import room_objects
+from bucket_chat_desktop.sync.engine import RoomView, SyncEngine
+from bucket_chat_desktop.sync.outbox import Outbox
+from bucket_chat_desktop.sync.room_objects import list_rooms, room_exists
+from bucket_chat_desktop.sync.session import read_room
 from bucket_chat_desktop.sync.writer import Draft, RoomError, RoomWriter
 
 ROOM = "room-1"
@@ -108,8 +108,9 @@ def writer(
 
 
 def audited(store: LocalStorage, room: str = ROOM) -> tuple[RoomView, AuditResult]:
-    view = run(open_room(store, room))
-    return view, view.ledger.audit()
+    view = run(read_room(store, room))
+    assert view.complete and view.result is not None
+    return view, view.result
 
 
 def states(result: AuditResult) -> list[TrustState]:
@@ -149,7 +150,7 @@ def test_create_room_writes_signed_metadata_and_a_join(store: CountingStorage) -
     assert (join.type, join.prev_event_hash, join.sender_key) == (MEMBER, None, w.key_text)
     assert dict(join.content) == {"membership": "join", "displayname": "Alice"}
     view, result = audited(store)
-    assert view.metadata == meta and view.metadata_findings == []
+    assert view.metadata == meta and view.metadata_findings == ()
     assert result.findings == [] and states(result) == [V]
 
 
@@ -316,19 +317,28 @@ def test_refresh_reads_only_new_segments(store: CountingStorage) -> None:
     w = writer(store, clock=clock)
     run(w.create_room("r", CREATED))
     run(w.send([Draft.text("a")]))
+    everything = sorted([f"rooms/{ROOM}/metadata.json", *segments(store)])
     store.gets.clear()
-    view = run(open_room(store, ROOM))
-    assert sorted(store.gets) == sorted([f"rooms/{ROOM}/metadata.json", *segments(store)])
-    store.gets.clear()
-    assert run(refresh_room(store, view)) == []
-    assert store.gets == []
-    new, _ = run(writer(store, clock=clock).send([Draft.text("b")]))
-    store.gets.clear()  # (the writer read its own segments to find its head)
-    assert run(refresh_room(store, view)) == [new]
-    assert store.gets == [new]  # neither the metadata nor old segments again
-    result = view.ledger.audit()
-    assert result.findings == [] and bodies(result) == [None, "a", "b"]
-    assert view.sizes[new] == len(run(store.get(new)))
+
+    async def go() -> None:
+        engine = SyncEngine(store)
+        try:
+            room = await engine.open_room(ROOM, background=False)
+            assert sorted(store.gets) == everything
+            store.gets.clear()
+            await engine.refresh(ROOM)
+            assert store.gets == []
+            new, _ = await writer(store, clock=clock).send([Draft.text("b")])
+            store.gets.clear()  # (the writer read its own segments to find its head)
+            await engine.refresh(ROOM)
+            assert store.gets == [new]  # neither the metadata nor old segments again
+            assert room.result is not None
+            assert room.result.findings == [] and bodies(room.result) == [None, "a", "b"]
+            assert room.known[new] == len(await store.get(new))
+        finally:
+            await engine.close()
+
+    run(go())
 
 
 def test_an_oversized_segment_is_reported_and_not_read(
@@ -339,44 +349,68 @@ def test_an_oversized_segment_is_reported_and_not_read(
     run(w.create_room("r", CREATED))
     big, _ = run(w.send([Draft.text("x" * 5000)]))
     small, _ = run(w.send([Draft.text("small")]))
-    monkeypatch.setattr(reader, "MAX_SEGMENT_BYTES", 4000)
+    monkeypatch.setattr(room_objects, "MAX_SEGMENT_BYTES", 4000)
     assert len(run(store.get(small))) < 4000 < len(run(store.get(big)))
     store.gets.clear()
-    view = run(open_room(store, ROOM))
-    assert big not in store.gets and small in store.gets
-    assert not view.ledger.has_segment(big)
-    result = view.ledger.audit()
-    too_large = [f for f in result.findings if f.kind is Kind.SEGMENT_TOO_LARGE]
-    assert [f.path for f in too_large] == [big]
-    assert too_large[0].severity is Severity.ERROR and not result.clean
-    assert "x" * 5000 not in bodies(result)
-    run(refresh_room(store, view))  # a second pass neither reads nor reports it again
-    assert big not in store.gets
-    assert [f.kind for f in view.ledger.audit().findings].count(Kind.SEGMENT_TOO_LARGE) == 1
+
+    async def go() -> None:
+        engine = SyncEngine(store)
+        try:
+            room = await engine.open_room(ROOM, background=False)
+            assert big not in store.gets and small in store.gets
+            result = room.result
+            assert result is not None and room.complete
+            too_large = [f for f in result.findings if f.kind is Kind.SEGMENT_TOO_LARGE]
+            assert [f.path for f in too_large] == [big]
+            assert too_large[0].severity is Severity.ERROR and not result.clean
+            assert "x" * 5000 not in bodies(result)
+            # A second pass neither reads nor reports it again.
+            await engine.refresh(ROOM)
+            await engine.reaudit(ROOM)
+            assert big not in store.gets and room.result is not None
+            kinds = [f.kind for f in room.result.findings]
+            assert kinds.count(Kind.SEGMENT_TOO_LARGE) == 1
+        finally:
+            await engine.close()
+
+    run(go())
 
 
 def test_objects_that_are_not_segments_are_notices(store: CountingStorage) -> None:
     w = writer(store)
     run(w.create_room("r", CREATED))
     odd = [
-        f"rooms/{ROOM}/logs/README.txt",
         f"rooms/{ROOM}/logs/2025-09-14/notes.txt",
         f"rooms/{ROOM}/logs/2025-09-14/messages_1_2_x.json",
         f"rooms/{ROOM}/logs/not-a-date/messages_1_2_x.jsonl",
         f"rooms/{ROOM}/logs/2025-09-14/deeper/messages_1_2_x.jsonl",
     ]
-    for path in odd:
+    # Outside every date folder: the engine lists date folders only, so this is never
+    # listed, downloaded or reported (the retired sequential reader noted it).
+    beside = f"rooms/{ROOM}/logs/README.txt"
+    for path in [*odd, beside]:
         run(store.put_if_absent(path, b"{}\n"))
     store.gets.clear()
-    view = run(open_room(store, ROOM))
-    assert not set(odd) & set(store.gets)
-    result = view.ledger.audit()
-    unexpected = [f for f in result.findings if f.kind is Kind.UNEXPECTED_OBJECT]
-    assert sorted(f.path or "" for f in unexpected) == sorted(odd)
-    assert all(f.severity is Severity.NOTICE for f in unexpected)
-    assert result.clean and states(result) == [V]
-    run(refresh_room(store, view))
-    assert len(view.ledger.audit().findings) == len(odd)  # not reported twice
+
+    async def go() -> None:
+        engine = SyncEngine(store)
+        try:
+            room = await engine.open_room(ROOM, background=False)
+            assert not {*odd, beside} & set(store.gets)
+            result = room.result
+            assert result is not None and room.complete
+            unexpected = [f for f in result.findings if f.kind is Kind.UNEXPECTED_OBJECT]
+            assert sorted(f.path or "" for f in unexpected) == sorted(odd)
+            assert all(f.severity is Severity.NOTICE for f in unexpected)
+            assert result.clean and states(result) == [V]
+            await engine.refresh(ROOM)
+            await engine.reaudit(ROOM)
+            assert room.result is not None
+            assert len(room.result.findings) == len(odd)  # not reported twice
+        finally:
+            await engine.close()
+
+    run(go())
 
 
 def test_room_exists_and_list_rooms(store: CountingStorage, tmp_path: Path) -> None:
@@ -396,7 +430,7 @@ def test_room_exists_and_list_rooms(store: CountingStorage, tmp_path: Path) -> N
         with pytest.raises(InvalidRoomIdError):
             run(room_exists(store, bad))
         with pytest.raises(InvalidRoomIdError):
-            run(open_room(store, bad))
+            run(read_room(store, bad))
 
 
 def test_list_rooms_of_an_empty_store(tmp_path: Path) -> None:
@@ -548,3 +582,49 @@ def test_a_room_whose_id_differs_from_an_existing_one_only_in_case_is_not_create
     with pytest.raises(RoomError, match="must not end with"):
         run(RoomWriter(store, f"{ROOM}.", "bob@example.com", key(2)).create_room("x", CREATED))
     assert sorted(p.name for p in (tmp_path / "store" / "rooms").iterdir()) == [ROOM]
+
+
+def ids() -> Callable[[], str]:
+    counter = itertools.count(1)
+    return lambda: str(uuid.UUID(int=next(counter), version=4))
+
+
+def test_the_outbox_and_the_direct_writer_sign_what_continue_chain_signs(tmp_path: Path) -> None:
+    """One continuation: given the same head, clock and ids, the outbox (every send of
+    the app and the CLI) and the writer that creates rooms sign the same events."""
+    expected = continue_chain(
+        None,
+        [(MESSAGE, {"body": "hi", "msgtype": "m.text"})],
+        room_id=ROOM,
+        sender_id="alice@example.com",
+        signing_key=key(1),
+        timestamp_ms=T0,
+        unique=ids(),
+        join={"membership": "join", "displayname": "Al"},
+    )
+    box = Outbox(None)
+    key_text = b64encode(bytes(key(1).verify_key))
+    box.seed_head(ROOM, key_text, None)
+    queued = box.enqueue(
+        room_id=ROOM,
+        user_id="alice@example.com",
+        signing_key=key(1),
+        drafts=[(MESSAGE, {"body": "hi", "msgtype": "m.text"})],
+        clock=lambda: T0,
+        unique=ids(),
+        displayname="Al",
+    )
+    box.close()
+    w = RoomWriter(
+        LocalStorage(tmp_path / "store"),
+        ROOM,
+        "alice@example.com",
+        key(1),
+        displayname="Al",
+        clock=lambda: T0,
+        unique=ids(),
+    )
+    assert run(w.load_head()) is None  # a device that never wrote here
+    written = w.prepare([Draft.text("hi")])
+    assert [e.line() for e in queued] == [e.line() for e in expected]
+    assert [e.line() for e in written] == [e.line() for e in expected]

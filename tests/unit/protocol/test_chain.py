@@ -1,0 +1,115 @@
+"""protocol/chain.py: one device's chain head and its continuation, written once and used
+by the outbox (every send), the direct writer (room creation) and the engine."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from nacl.signing import SigningKey
+
+from bucket_chat_desktop.protocol.audit import DEVICE_ADD_FIELD, prepare_segment
+from bucket_chat_desktop.protocol.canonical import b64encode
+from bucket_chat_desktop.protocol.chain import chain_head, continue_chain, own_chain
+from bucket_chat_desktop.protocol.event import MEMBER, MESSAGE, Event, parse_line
+from bucket_chat_desktop.protocol.segment import encode_segment, path_for
+from bucket_chat_desktop.protocol.signing import SignatureChecker
+
+ROOM = "room-1"
+ALICE = "alice@example.com"
+T0 = 1757851245000
+
+
+def key(seed: int) -> SigningKey:
+    return SigningKey(bytes([seed]) * 32)
+
+
+def ids() -> Callable[[], str]:
+    counter = itertools.count(1)
+    return lambda: str(uuid.UUID(int=next(counter), version=4))
+
+
+def msg(body: str) -> tuple[str, dict[str, Any]]:
+    return (MESSAGE, {"body": body, "msgtype": "m.text"})
+
+
+def chain(head: Event | None, *bodies: str, ts: int = T0, seed: int = 1, **kw: Any) -> list[Event]:
+    return continue_chain(
+        head,
+        [msg(b) for b in bodies],
+        room_id=ROOM,
+        sender_id=ALICE,
+        signing_key=key(seed),
+        timestamp_ms=ts,
+        unique=kw.pop("unique", ids()),
+        **kw,
+    )
+
+
+def test_a_first_send_starts_with_a_join_and_links_every_event() -> None:
+    events = chain(None, "one", "two", join={"membership": "join", "displayname": "Al"})
+    assert [e.type for e in events] == [MEMBER, MESSAGE, MESSAGE]
+    assert dict(events[0].content) == {"membership": "join", "displayname": "Al"}
+    assert events[0].prev_event_hash is None
+    assert all(b.prev_event_hash == a.hash for a, b in itertools.pairwise(events))
+    assert all(SignatureChecker().check(e)[0] for e in events)
+    # A first draft that is a join is not preceded by another one.
+    (only,) = continue_chain(
+        None,
+        [(MEMBER, {"membership": "join", DEVICE_ADD_FIELD: b64encode(bytes(32))})],
+        room_id=ROOM,
+        sender_id=ALICE,
+        signing_key=key(1),
+        timestamp_ms=T0,
+        unique=ids(),
+    )
+    assert only.type == MEMBER and DEVICE_ADD_FIELD in only.content
+
+
+def test_a_clock_that_went_back_never_stamps_before_the_head_and_witness_goes_first() -> None:
+    first = chain(None, "one", ts=T0)
+    later = chain(first[-1], "two", "three", ts=T0 - 86_400_000, witness={"k": "h"})
+    assert later[0].prev_event_hash == first[-1].hash
+    assert [e.timestamp_ms for e in later] == [T0, T0]
+    assert later[0].raw.get("witness") == {"k": "h"} and "witness" not in later[1].raw
+
+
+def test_the_head_is_the_newest_event_nothing_continues() -> None:
+    events = chain(None, "a", "b", "c")
+    assert chain_head(reversed(events)) == (events[-1], 1)
+    assert chain_head([]) == (None, 0)
+    # The same events read twice (a segment copied under another name): still one head.
+    assert chain_head([*events, *events]) == (events[-1], 1)
+    fork = chain(events[1], "other c", ts=T0 + 5000, unique=lambda: str(uuid.uuid4()))
+    head, heads = chain_head([*events, *fork])
+    assert (head, heads) == (fork[-1], 2)
+
+
+def _forged_after(ev: Event) -> bytes:
+    """Alice's key and a later timestamp, but not her signature: anyone can write this."""
+    obj = json.loads(ev.line())
+    obj["timestamp_ms"] += 60_000
+    obj["event_id"] = obj["event_id"].replace(obj["event_id"].split("::")[1], "forged")
+    obj["prev_event_hash"] = ev.hash
+    return json.dumps(obj, separators=(",", ":")).encode() + b"\n"
+
+
+def test_own_chain_counts_only_events_whose_signature_checked_wherever_they_are() -> None:
+    mine = chain(None, "one", "two")
+    key_text = b64encode(bytes(key(1).verify_key))
+    forged = _forged_after(mine[-1])
+    assert parse_line(forged.rstrip(b"\n"), ROOM).sender_key == key_text  # type: ignore[union-attr]
+    # Her newest segment stored under another device's name, a forgery beside it.
+    segments = [
+        prepare_segment(path_for(mine[:1], "alice-aaaa"), encode_segment(mine[:1]), ROOM),
+        prepare_segment(path_for(mine[1:], "bob-bbbb"), encode_segment(mine[1:]), ROOM),
+        prepare_segment(path_for(mine[1:], "mallory-cc"), forged, ROOM),
+    ]
+    got = own_chain(segments, room_id=ROOM, user_id=ALICE, key_text=key_text)
+    assert (got.head, got.heads) == (mine[-1], 1)
+    stranger = b64encode(bytes(key(9).verify_key))
+    none = own_chain(segments, room_id=ROOM, user_id="carol@example.com", key_text=stranger)
+    assert (none.head, none.heads, none.introduced_by, none.offered) == (None, 0, None, ())
