@@ -57,10 +57,33 @@ _ACYCLIC = _make_acyclic_encoder()
 
 def canonical_text_acyclic(value: Any) -> str:
     """The text of ``canonical_json(value)`` for a value that holds no cycle (decoded
-    JSON, or a structure whose depth was checked): the hot paths' cheaper form."""
+    JSON, or a structure whose depth was checked): the hot paths' cheaper form.
+
+    An object of one or two text members (a message's ``body`` and ``msgtype``, a
+    member event's ``membership``: nearly every event's content) is written out here:
+    the C encoder's list of pieces and its join cost more than the whole object. The
+    same string escaping (``encode_basestring_ascii``, which the encoder calls too) and
+    the same key order (``sorted`` compares ``str`` by code point, as ``sort_keys``
+    does); ``tests/unit/protocol/test_canonical.py`` proves the equality.
+    """
+    if type(value) is dict:
+        size = len(value)
+        if size == 2:
+            (k1, v1), (k2, v2) = value.items()
+            if type(k1) is str and type(v1) is str and type(k2) is str and type(v2) is str:
+                if k2 < k1:
+                    return f"{{{_quote(k2)}:{_quote(v2)},{_quote(k1)}:{_quote(v1)}}}"
+                return f"{{{_quote(k1)}:{_quote(v1)},{_quote(k2)}:{_quote(v2)}}}"
+        elif size == 1:
+            ((k1, v1),) = value.items()
+            if type(k1) is str and type(v1) is str:
+                return f"{{{_quote(k1)}:{_quote(v1)}}}"
     if _ACYCLIC is None:  # an interpreter without the C accelerator
         return _ENCODER.encode(value)
     return "".join(_ACYCLIC(value, 0))
+
+
+_quote = json.encoder.encode_basestring_ascii  # what the encoders above call for a str
 
 
 def canonical_bytes(event: Mapping[str, Any]) -> bytes:
