@@ -6,6 +6,7 @@ import json
 from binascii import b2a_base64
 from collections.abc import Mapping
 from functools import lru_cache
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from nacl.exceptions import BadSignatureError
@@ -17,6 +18,7 @@ from .canonical import (
     b64encode,
     canonical_bytes,
     canonical_json,
+    canonical_text_acyclic,
 )
 from .event import (
     MAX_DEPTH,
@@ -29,7 +31,7 @@ from .event import (
     Event,
     event_of_parts,
     has_lone_surrogate,
-    nine_fields_text,
+    nine_fields_json,
 )
 from .ids import check_room_id, make_event_id
 
@@ -102,36 +104,51 @@ def build_event(
     if witness:
         unsigned["witness"] = dict(witness)
     if (
-        type(sender_id) is str
+        type(room_id) is str
+        and type(sender_id) is str
         and type(event_type) is str
         and (parent_event_id is None or type(parent_event_id) is str)
         and (prev_event_hash is None or type(prev_event_hash) is str)
     ):
-        # canonical_json(unsigned), in the reader's own form. body is acyclic
-        # (_write_problem bounded its depth).
-        canonical = nine_fields_text(
-            body,
-            event_id,
-            parent_event_id,
-            prev_event_hash,
-            room_id,
-            sender_id,
-            sender_key,
-            timestamp_ms,
-            event_type,
+        # canonical_json(unsigned), in the reader's own layout. body is acyclic
+        # (_write_problem bounded its depth). The room id (checked above), the hash
+        # (HASH_TEXT) and the key (base64) hold no character JSON escapes: quoted by hand.
+        content_text = canonical_text_acyclic(body)
+        text = nine_fields_json(
+            content_text,
+            _quote(event_id),
+            "null" if parent_event_id is None else _quote(parent_event_id),
+            "null" if prev_event_hash is None else f'"{prev_event_hash}"',
+            f'"{room_id}"',
+            _quote(sender_id),
+            f'"{sender_key}"',
+            int.__repr__(timestamp_ms),
+            _quote(event_type),
             "" if not witness else f',"witness":{_canonical_text(unsigned["witness"])}',
-        ).encode("ascii")
+        )
+        # Only a text holding a surrogate code point can give a lone surrogate below;
+        # an ASCII text holds none (isascii reads a flag, it does not scan). The room
+        # id, the hash and the key are ASCII.
+        surrogate_possible = bool(witness) or not (
+            sender_id.isascii()
+            and event_type.isascii()
+            and event_id.isascii()
+            and (parent_event_id is None or parent_event_id.isascii())
+            and "\\ud" not in content_text
+        )
     else:  # odd argument types: the general encoder says what it makes of them
-        canonical = canonical_json(unsigned)
-    if len(canonical) > MAX_LINE_BYTES - 200:
+        text = _canonical_text(unsigned)
+        surrogate_possible = True
+    if len(text) > MAX_LINE_BYTES - 200:
         raise ValueError("refusing to write an invalid event: it is too large")
     # Readers reject a lone surrogate (decode_json_line); the same test on the decoded
-    # bytes, paid only by events with a \udXXX escape (emoji are such pairs).
-    if b"\\ud" in canonical and has_lone_surrogate(json.loads(canonical)):
+    # text, paid only by events with a \udXXX escape (emoji are such pairs).
+    if surrogate_possible and "\\ud" in text and has_lone_surrogate(json.loads(text)):
         raise ValueError(
             "refusing to write an invalid event: a string holds a lone UTF-16 surrogate "
             "(\\uD800-\\uDFFF), which readers reject"
         )
+    canonical = text.encode("ascii")
     signature = b2a_base64(signing_key.sign(canonical).signature, newline=False).decode("ascii")
     unsigned["signature"] = signature
     return event_of_parts(
@@ -162,6 +179,9 @@ def _key_text(public_key: bytes) -> str:
 
 def _canonical_text(value: Any) -> str:
     return canonical_json(value).decode("ascii")
+
+
+_quote = encode_basestring_ascii  # a JSON string, as canonical_json writes it
 
 
 def _write_problem(

@@ -656,3 +656,52 @@ def test_decode_short_cut_equals_json_decoder(text: str) -> None:
     fast = _decoded_or_error(event_module._decode, text)
     slow = _decoded_or_error(event_module._DECODER.decode, text)
     assert fast == slow
+
+
+# -- the writer's surrogate short cut -----------------------------------------------------
+# build_event decodes its own text to look for a lone surrogate only when some input text
+# may hold a surrogate code point (an ASCII text cannot; content is searched for "\ud").
+# Each field the writer takes from its caller, alone, with a lone surrogate (refused), a
+# pair of them as two code points (accepted: it decodes to one character), an astral
+# character (accepted) and a backslash, u, d spelled out (accepted): fast equals slow.
+
+_BASE: dict[str, Any] = {
+    "room_id": "room-1",
+    "sender_id": "alice@example.com",
+    "event_type": "org.example.note",
+    "content": {"body": "hi", "msgtype": "m.text"},
+    "timestamp_ms": 1757851245000,
+    "unique": "00000001-0000-4000-8000-000000000001",
+    "prev_event_hash": _HASHES[0],
+    "parent_event_id": None,
+    "witness": None,
+    "signing_key": _KEY,
+}
+_PLACES = {
+    "sender_id": lambda t: {"sender_id": f"alice{t}@example.com"},
+    "event_type": lambda t: {"event_type": f"org.x{t}"},
+    "unique": lambda t: {"unique": f"u{t}"},
+    "parent_event_id": lambda t: {"parent_event_id": f"room-1::p{t}"},
+    "body": lambda t: {"content": {"body": f"hi {t}", "msgtype": "m.text"}},
+    "member key": lambda t: {"content": {f"k{t}": "v"}},
+    "nested": lambda t: {"content": {"a": [1, {"b": t}], "c": None, "d": "x"}},
+    "witness key": lambda t: {"witness": {f"k{t}": _HASHES[1]}},
+    "witness value": lambda t: {"witness": {_HASHES[2]: f"v{t}"}},
+}
+_SPELLINGS = [  # (text, signed)
+    ("\ud800", False),
+    ("x\udfff", False),
+    ("\udc00\ud800", False),  # low before high: two lone halves
+    ("\ud83d\ude00", True),
+    ("😀", True),
+    ("\\ud800", True),
+]
+
+
+@pytest.mark.parametrize("place", sorted(_PLACES))
+@pytest.mark.parametrize(("text", "signed"), _SPELLINGS, ids=ascii)
+def test_each_field_with_a_surrogate_is_refused_or_signed_as_by_the_slow_path(
+    place: str, text: str, signed: bool
+) -> None:
+    built = _assert_same({**_BASE, **_PLACES[place](text)})
+    assert (built is not None) is signed
