@@ -126,3 +126,19 @@ def b64decode_exact(text: str, size: int) -> bytes | None:
     if len(raw) != size or binascii.b2a_base64(raw, newline=False) != text.encode("ascii"):
         return None
     return raw
+
+
+def signature_bytes(text: str) -> bytes | None:
+    """``b64decode_exact(text, 64)``, for every signature read: the strict decode alone,
+    then the one test re-encoding would add. 64 bytes are 21 groups of four digits and
+    ``XY==``; strict decoding refuses any other shape, and only the low four bits of
+    ``Y`` are padding, which must be zero: ``Y`` is one of ``AQgw``."""
+    if type(text) is not str:  # as b64decode_exact: only text is decoded
+        return b64decode_exact(text, 64)
+    try:
+        raw = binascii.a2b_base64(text, strict_mode=True)
+    except (binascii.Error, ValueError):
+        return None
+    if len(raw) != 64 or text[85] not in "AQgw":
+        return None
+    return raw

@@ -34,6 +34,7 @@ from bucket_chat_desktop.protocol.canonical import (
     canonical_json,
     canonical_text_acyclic,
     hash_bytes,
+    signature_bytes,
 )
 from bucket_chat_desktop.protocol.event import (
     MAX_DEPTH,
@@ -474,6 +475,50 @@ def test_cyclic_content_is_refused_alike(content: dict[str, Any]) -> None:
 )
 def test_hash_pattern_accepts_exactly_what_strict_base64_accepts(text: str) -> None:
     assert (HASH_TEXT.fullmatch(text) is not None) == (b64decode_exact(text, 32) is not None)
+
+
+_SIGNATURES = [b64encode(_KEY.sign(bytes([i])).signature) for i in range(4)]
+
+
+@SETTINGS
+@given(
+    st.one_of(
+        st.sampled_from(_SIGNATURES),
+        st.builds(lambda b: b64encode(b), st.binary(min_size=62, max_size=66)),
+        st.builds(  # every character in every place: respelled padding bits and worse
+            lambda s, i, c: s[:i] + c + s[i + 1 :],
+            st.sampled_from(_SIGNATURES),
+            st.integers(0, 87),
+            st.one_of(st.characters(codec="utf-8"), st.sampled_from("AQgwBRhx=+/-_")),
+        ),
+        st.builds(
+            lambda s, i: s[:i] + s[i + 1 :], st.sampled_from(_SIGNATURES), st.integers(0, 87)
+        ),
+        st.builds(
+            lambda s, t: s + t, st.sampled_from(_SIGNATURES), st.sampled_from(["\n", "=", " ", "A"])
+        ),
+        st.text(max_size=100),
+        st.text(alphabet=string.ascii_letters + string.digits + "+/=", min_size=86, max_size=90),
+        _not_text,
+    )
+)
+def test_signature_decoder_accepts_exactly_what_strict_base64_accepts(text: Any) -> None:
+    def outcome(decode: Any) -> Any:
+        try:
+            return decode(text)
+        except Exception as exc:  # the exception is the outcome being compared
+            return type(exc)
+
+    assert outcome(signature_bytes) == outcome(lambda t: b64decode_exact(t, 64))
+
+
+def test_signature_decoder_accepts_every_last_digit_a_signature_can_end_with() -> None:
+    endings = {b64encode(bytes([0] * 63 + [b]))[85] for b in range(256)}
+    assert endings == set("AQgw")
+    for c in string.ascii_letters + string.digits + "+/":
+        text = "A" * 85 + c + "=="
+        assert (signature_bytes(text) is not None) == (c in endings)
+        assert (signature_bytes(text) is not None) == (b64decode_exact(text, 64) is not None)
 
 
 def test_hash_pattern_accepts_every_last_digit_a_hash_can_end_with() -> None:
