@@ -108,8 +108,8 @@ def iso_utc_ms(timestamp_ms: int) -> str:
 
     Every event id holds one, so it is on the signing hot path: the text up to the
     minute comes from a small cache (a writer's events mostly share their minute), the
-    date part of a new minute from a small cache of days, the rest from integer
-    arithmetic (UTC days have exactly 86,400 seconds in Unix time, so this equals
+    date part of a new minute from a small cache of days, the seconds and milliseconds
+    from two tables (UTC days have exactly 86,400 seconds in Unix time, so this equals
     ``gmtime`` of the second).
     """
     minutes, millis = divmod(timestamp_ms, 60_000)
@@ -117,9 +117,12 @@ def iso_utc_ms(timestamp_ms: int) -> str:
     if head is None:
         head = _minute_head(minutes)
     second, millis = divmod(millis, 1000)
-    # %-formatting: a third faster than the f-string with format specs, on the hot path
-    return "%s%02d.%03dZ" % (head, second, millis)  # noqa: UP031
+    return f"{head}{_SECONDS[second]}{_MILLIS[millis]}"
 
+
+# "05." and "007Z": looked up, not formatted (two %0Nd formats cost twice the rest).
+_SECONDS = [f"{s:02d}." for s in range(60)]
+_MILLIS = [f"{m:03d}Z" for m in range(1000)]
 
 _minute_heads: dict[int, str] = {}
 
