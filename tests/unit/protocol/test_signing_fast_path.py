@@ -750,3 +750,21 @@ def test_each_field_with_a_surrogate_is_refused_or_signed_as_by_the_slow_path(
 ) -> None:
     built = _assert_same({**_BASE, **_PLACES[place](text)})
     assert (built is not None) is signed
+
+
+def test_a_hash_this_writer_made_is_taken_as_prev_only_as_spelled() -> None:
+    # build_event remembers the hashes it made so that the next event of the chain needs
+    # no pattern match for its prev_event_hash: a respelling of one (other padding bits,
+    # a line break) is still tested, and refused, as by the slow path.
+    first = build_event(**{**_BASE, "prev_event_hash": None})
+    assert _assert_same({**_BASE, "prev_event_hash": first.hash}) is not None
+    alphabet = string.ascii_uppercase + string.ascii_lowercase + string.digits + "+/"
+    last = alphabet.index(first.hash[42])  # its two low bits are padding, zero
+    respelled = [first.hash[:42] + alphabet[last + bits] + "=" for bits in (1, 2, 3)] + [
+        first.hash + "\n",
+        first.hash[:-1],
+        " " + first.hash,
+    ]
+    assert all(base64.b64decode(p) == base64.b64decode(first.hash) for p in respelled[:3])
+    for prev in respelled:
+        assert _assert_same({**_BASE, "prev_event_hash": prev}) is None
