@@ -153,7 +153,7 @@ _json = st.recursive(
 
 
 @settings(
-    max_examples=1000,
+    max_examples=600,
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],

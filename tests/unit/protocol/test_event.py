@@ -370,7 +370,7 @@ def test_extreme_nesting_does_not_raise() -> None:
 # a line the slow path refuses.
 
 _FAST_SETTINGS = settings(
-    max_examples=1500,
+    max_examples=600,
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
