@@ -57,10 +57,33 @@ _ACYCLIC = _make_acyclic_encoder()
 
 def canonical_text_acyclic(value: Any) -> str:
     """The text of ``canonical_json(value)`` for a value that holds no cycle (decoded
-    JSON, or a structure whose depth was checked): the hot paths' cheaper form."""
+    JSON, or a structure whose depth was checked): the hot paths' cheaper form.
+
+    An object of one or two text members (a message's ``body`` and ``msgtype``, a
+    member event's ``membership``: nearly every event's content) is written out here:
+    the C encoder's list of pieces and its join cost more than the whole object. The
+    same string escaping (``encode_basestring_ascii``, which the encoder calls too) and
+    the same key order (``sorted`` compares ``str`` by code point, as ``sort_keys``
+    does); ``tests/unit/protocol/test_canonical.py`` proves the equality.
+    """
+    if type(value) is dict:
+        size = len(value)
+        if size == 2:
+            (k1, v1), (k2, v2) = value.items()
+            if type(k1) is str and type(v1) is str and type(k2) is str and type(v2) is str:
+                if k2 < k1:
+                    return f"{{{_quote(k2)}:{_quote(v2)},{_quote(k1)}:{_quote(v1)}}}"
+                return f"{{{_quote(k1)}:{_quote(v1)},{_quote(k2)}:{_quote(v2)}}}"
+        elif size == 1:
+            ((k1, v1),) = value.items()
+            if type(k1) is str and type(v1) is str:
+                return f"{{{_quote(k1)}:{_quote(v1)}}}"
     if _ACYCLIC is None:  # an interpreter without the C accelerator
         return _ENCODER.encode(value)
     return "".join(_ACYCLIC(value, 0))
+
+
+_quote = json.encoder.encode_basestring_ascii  # what the encoders above call for a str
 
 
 def canonical_bytes(event: Mapping[str, Any]) -> bytes:
@@ -101,5 +124,21 @@ def b64decode_exact(text: str, size: int) -> bytes | None:
     except (binascii.Error, ValueError, UnicodeEncodeError):
         return None
     if len(raw) != size or binascii.b2a_base64(raw, newline=False) != text.encode("ascii"):
+        return None
+    return raw
+
+
+def signature_bytes(text: str) -> bytes | None:
+    """``b64decode_exact(text, 64)``, for every signature read: the strict decode alone,
+    then the one test re-encoding would add. 64 bytes are 21 groups of four digits and
+    ``XY==``; strict decoding refuses any other shape, and only the low four bits of
+    ``Y`` are padding, which must be zero: ``Y`` is one of ``AQgw``."""
+    if type(text) is not str:  # as b64decode_exact: only text is decoded
+        return b64decode_exact(text, 64)
+    try:
+        raw = binascii.a2b_base64(text, strict_mode=True)
+    except (binascii.Error, ValueError):
+        return None
+    if len(raw) != 64 or text[85] not in "AQgw":
         return None
     return raw

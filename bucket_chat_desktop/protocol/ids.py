@@ -106,16 +106,37 @@ def client_id_for(sender_id: str, public_key: bytes) -> str:
 def iso_utc_ms(timestamp_ms: int) -> str:
     """``2025-09-14T12:00:00.123Z`` for a Unix time in milliseconds.
 
-    Every event id holds one, so it is on the signing hot path: the date part comes
-    from a small cache of days and the time of day from integer arithmetic (UTC days
-    have exactly 86,400 seconds in Unix time, so this equals ``gmtime`` of the second).
+    Every event id holds one, so it is on the signing hot path: the text up to the
+    minute comes from a small cache (a writer's events mostly share their minute), the
+    date part of a new minute from a small cache of days, the seconds and milliseconds
+    from two tables (UTC days have exactly 86,400 seconds in Unix time, so this equals
+    ``gmtime`` of the second).
     """
-    seconds, millis = divmod(timestamp_ms, 1000)
-    days, second_of_day = divmod(seconds, 86_400)
-    hour, rest = divmod(second_of_day, 3600)
-    minute, second = divmod(rest, 60)
-    # %-formatting: a third faster than the f-string with format specs, on the hot path
-    return "%s%02d:%02d:%02d.%03dZ" % (_iso_day(days), hour, minute, second, millis)  # noqa: UP031
+    minutes, millis = divmod(timestamp_ms, 60_000)
+    head = _minute_heads.get(minutes)
+    if head is None:
+        head = _minute_head(minutes)
+    second, millis = divmod(millis, 1000)
+    return f"{head}{_SECONDS[second]}{_MILLIS[millis]}"
+
+
+# "05." and "007Z": looked up, not formatted (two %0Nd formats cost twice the rest).
+_SECONDS = [f"{s:02d}." for s in range(60)]
+_MILLIS = [f"{m:03d}Z" for m in range(1000)]
+
+_minute_heads: dict[int, str] = {}
+
+
+def _minute_head(minutes: int) -> str:
+    """``2025-09-14T12:00:`` of a Unix time in minutes, kept in ``_minute_heads`` (at
+    most 256: a cleared cache only costs a recomputation, so threads may share it)."""
+    days, minute_of_day = divmod(minutes, 1440)
+    hour, minute = divmod(minute_of_day, 60)
+    head = f"{_iso_day(days)}{hour:02d}:{minute:02d}:"
+    if len(_minute_heads) >= 256:
+        _minute_heads.clear()
+    _minute_heads[minutes] = head
+    return head
 
 
 @lru_cache(maxsize=64)

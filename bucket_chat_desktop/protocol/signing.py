@@ -6,6 +6,7 @@ import json
 from binascii import b2a_base64
 from collections.abc import Mapping
 from functools import lru_cache
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from nacl.exceptions import BadSignatureError
@@ -17,6 +18,8 @@ from .canonical import (
     b64encode,
     canonical_bytes,
     canonical_json,
+    canonical_text_acyclic,
+    signature_bytes,
 )
 from .event import (
     MAX_DEPTH,
@@ -29,7 +32,7 @@ from .event import (
     Event,
     event_of_parts,
     has_lone_surrogate,
-    nine_fields_text,
+    nine_fields_json,
 )
 from .ids import check_room_id, make_event_id
 
@@ -102,39 +105,54 @@ def build_event(
     if witness:
         unsigned["witness"] = dict(witness)
     if (
-        type(sender_id) is str
+        type(room_id) is str
+        and type(sender_id) is str
         and type(event_type) is str
         and (parent_event_id is None or type(parent_event_id) is str)
         and (prev_event_hash is None or type(prev_event_hash) is str)
     ):
-        # canonical_json(unsigned), in the reader's own form. body is acyclic
-        # (_write_problem bounded its depth).
-        canonical = nine_fields_text(
-            body,
-            event_id,
-            parent_event_id,
-            prev_event_hash,
-            room_id,
-            sender_id,
-            sender_key,
-            timestamp_ms,
-            event_type,
+        # canonical_json(unsigned), in the reader's own layout. body is acyclic
+        # (_write_problem bounded its depth). The room id (checked above), the hash
+        # (HASH_TEXT) and the key (base64) hold no character JSON escapes: quoted by hand.
+        content_text = canonical_text_acyclic(body)
+        text = nine_fields_json(
+            content_text,
+            _quote(event_id),
+            "null" if parent_event_id is None else _quote(parent_event_id),
+            "null" if prev_event_hash is None else f'"{prev_event_hash}"',
+            f'"{room_id}"',
+            _quote(sender_id),
+            f'"{sender_key}"',
+            int.__repr__(timestamp_ms),
+            _quote(event_type),
             "" if not witness else f',"witness":{_canonical_text(unsigned["witness"])}',
-        ).encode("ascii")
+        )
+        # Only a text holding a surrogate code point can give a lone surrogate below;
+        # an ASCII text holds none (isascii reads a flag, it does not scan). The room
+        # id, the hash and the key are ASCII.
+        surrogate_possible = bool(witness) or not (
+            sender_id.isascii()
+            and event_type.isascii()
+            and event_id.isascii()
+            and (parent_event_id is None or parent_event_id.isascii())
+            and "\\ud" not in content_text
+        )
     else:  # odd argument types: the general encoder says what it makes of them
-        canonical = canonical_json(unsigned)
-    if len(canonical) > MAX_LINE_BYTES - 200:
+        text = _canonical_text(unsigned)
+        surrogate_possible = True
+    if len(text) > MAX_LINE_BYTES - 200:
         raise ValueError("refusing to write an invalid event: it is too large")
     # Readers reject a lone surrogate (decode_json_line); the same test on the decoded
-    # bytes, paid only by events with a \udXXX escape (emoji are such pairs).
-    if b"\\ud" in canonical and has_lone_surrogate(json.loads(canonical)):
+    # text, paid only by events with a \udXXX escape (emoji are such pairs).
+    if surrogate_possible and "\\ud" in text and has_lone_surrogate(json.loads(text)):
         raise ValueError(
             "refusing to write an invalid event: a string holds a lone UTF-16 surrogate "
             "(\\uD800-\\uDFFF), which readers reject"
         )
+    canonical = text.encode("ascii")
     signature = b2a_base64(signing_key.sign(canonical).signature, newline=False).decode("ascii")
     unsigned["signature"] = signature
-    return event_of_parts(
+    event = event_of_parts(
         unsigned,
         canonical,
         event_id,
@@ -148,10 +166,18 @@ def build_event(
         sender_key,
         body,
     )
+    if len(_own_hashes) >= 1024:
+        _own_hashes.clear()
+    _own_hashes.add(event.hash)
+    return event
 
 
 # Most events go to a few rooms: a room id passes the room-id rules once, not per event.
 _good_room_ids: set[str] = set()
+# The hashes of the events built last: base64 of SHA-256 by construction, and the next
+# event of the same chain names one as prev_event_hash. It then needs no pattern match.
+# Threads may share both sets: a cleared set only costs the full test again.
+_own_hashes: set[str] = set()
 
 
 @lru_cache(maxsize=64)
@@ -162,6 +188,9 @@ def _key_text(public_key: bytes) -> str:
 
 def _canonical_text(value: Any) -> str:
     return canonical_json(value).decode("ascii")
+
+
+_quote = encode_basestring_ascii  # a JSON string, as canonical_json writes it
 
 
 def _write_problem(
@@ -178,7 +207,9 @@ def _write_problem(
     if event_type == MEMBER and content.get("membership") not in MEMBERSHIPS:
         return "m.room.member membership is not valid"
     if prev is not None and not (
-        HASH_TEXT.fullmatch(prev) if type(prev) is str else b64decode_exact(prev, 32)
+        (prev in _own_hashes or HASH_TEXT.fullmatch(prev))
+        if type(prev) is str
+        else b64decode_exact(prev, 32)
     ):
         return "prev_event_hash must be base64 of 32 bytes"
     for key, value in content.items():
@@ -213,40 +244,51 @@ def _content_problem(value: Any, depth: int) -> str | None:
 
 
 class SignatureChecker:
-    """Checks event signatures, caching one ``VerifyKey`` per sender key text."""
+    """Checks event signatures, caching one ``VerifyKey`` per sender key text.
+
+    The reading hot path (``benchmarks/protocol_throughput.py``): a good signature costs
+    one dictionary look-up, one strict base64 decode and the Ed25519 verification, and
+    its verdict is a shared constant, not a new tuple per event."""
 
     def __init__(self) -> None:
         self._keys: dict[str, VerifyKey | None] = {}
 
     def _key(self, text: str) -> VerifyKey | None:
-        try:
-            return self._keys[text]
-        except KeyError:
-            raw = b64decode_exact(text, 32)
-            key = None
-            if raw is not None:
-                try:
-                    key = VerifyKey(raw)
-                except Exception:  # an invalid point is just an unusable key
-                    key = None
-            self._keys[text] = key
-            return key
+        raw = b64decode_exact(text, 32)
+        key = None
+        if raw is not None:
+            try:
+                key = VerifyKey(raw)
+            except Exception:  # an invalid point is just an unusable key
+                key = None
+        self._keys[text] = key
+        return key
 
     def check(self, event: Event) -> tuple[bool | None, str]:
         """(True, why) good signature; (False, why) bad; (None, why) nothing to check."""
         if event.sender_key is None:
-            return None, "no sender_key: the signature cannot be checked"
+            return _UNSIGNED
         return self.check_bytes(event.sender_key, event.canonical, event.signature)
 
     def check_bytes(self, key_text: str, message: bytes, signature_text: str) -> tuple[bool, str]:
-        key = self._key(key_text)
+        key = self._keys.get(key_text, _UNKNOWN)
+        if key is _UNKNOWN:
+            key = self._key(key_text)
         if key is None:
-            return False, "sender_key is not a valid Ed25519 public key"
-        signature = b64decode_exact(signature_text, 64)
+            return _BAD_KEY
+        signature = signature_bytes(signature_text)
         if signature is None:
-            return False, "signature is not base64 of 64 bytes"
+            return _BAD_SIGNATURE_TEXT
         try:
             key.verify(message, signature)
         except BadSignatureError:
-            return False, "Ed25519 signature does not match the event's canonical bytes"
-        return True, "Ed25519 signature good"
+            return _BAD_SIGNATURE
+        return _GOOD
+
+
+_UNKNOWN: Any = object()
+_UNSIGNED = (None, "no sender_key: the signature cannot be checked")
+_BAD_KEY = (False, "sender_key is not a valid Ed25519 public key")
+_BAD_SIGNATURE_TEXT = (False, "signature is not base64 of 64 bytes")
+_BAD_SIGNATURE = (False, "Ed25519 signature does not match the event's canonical bytes")
+_GOOD = (True, "Ed25519 signature good")

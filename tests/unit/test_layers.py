@@ -64,10 +64,11 @@ ALLOWED: dict[str, set[str]] = {
 QT_MODULES = {"PySide6", "shiboken6", "qasync"}
 QT_PARTS = {"gui", "app", "smoke"}
 
-# Everything protocol/ may import from outside the package: pure standard library modules
-# and PyNaCl (signatures and hashes, no I/O). ``time`` is here for ``gmtime`` (a pure
-# conversion); reading the clock is refused separately below. ``gc`` lets the audit pause
-# the cycle collector while it builds many small objects.
+# Everything protocol/ may import from outside the package: pure standard library modules,
+# PyNaCl (signatures and hashes, no I/O) and orjson (decoding a line from bytes: no I/O).
+# ``time`` is here for ``gmtime`` (a pure conversion); reading the clock is refused
+# separately below. ``gc`` lets the audit pause the cycle collector while it builds many
+# small objects.
 PROTOCOL_EXTERNAL = {
     "__future__",
     "abc",
@@ -89,6 +90,7 @@ PROTOCOL_EXTERNAL = {
     "math",
     "nacl",
     "operator",
+    "orjson",
     "re",
     "string",
     "struct",

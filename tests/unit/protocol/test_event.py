@@ -7,6 +7,8 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from bucket_chat_desktop.protocol.canonical import canonical_bytes, event_hash
 from bucket_chat_desktop.protocol.event import (
@@ -16,6 +18,7 @@ from bucket_chat_desktop.protocol.event import (
     MAX_TIMESTAMP_MS,
     Event,
     Malformed,
+    _decode_json_line_slow,
     decode_json_line,
     parse_event,
     parse_line,
@@ -358,3 +361,141 @@ def test_extreme_nesting_does_not_raise() -> None:
         assert len(text) < MAX_LINE_BYTES
         result = decode_json_line(text)
         assert isinstance(result, Malformed) and result.kind is Kind.TOO_DEEP
+
+
+# -- the orjson fast path equals the json module ------------------------------------------
+# decode_json_line takes orjson's value of a plain object line and sends every other line
+# to the json module (_decode_json_line_slow). Whatever the bytes, both must give the same
+# value (same types, same member order) or the same finding: the fast path may never take
+# a line the slow path refuses.
+
+_FAST_SETTINGS = settings(
+    max_examples=600,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+_odd_text = st.text(
+    st.one_of(
+        st.characters(exclude_categories=()),  # lone surrogates too
+        st.sampled_from(['"', "\\", "\x00", "\x1f", "\x7f", "\u2028", "\ufeff", "é", "😀"]),
+    ),
+    max_size=6,
+)
+_numbers = st.one_of(
+    st.integers(min_value=-(2**53 - 1), max_value=2**53 - 1),
+    st.sampled_from([2**53 - 1, 2**53, -(2**53), 2**63 - 1, 2**63, 2**64, -(2**63) - 1, 10**30]),
+    st.integers(),
+    st.floats(allow_nan=True, allow_infinity=True),
+)
+_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), _numbers, _odd_text),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(_odd_text, inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+def _nested(levels: int, inner: Any) -> Any:
+    for i in range(levels):
+        inner = [inner] if i % 2 else {"k": inner}
+    return inner
+
+
+def _spellings(value: Any) -> st.SearchStrategy[bytes]:
+    """Lines of ``value``: escaped or raw UTF-8, with surrogates as escapes."""
+    ascii_text = json.dumps(value, allow_nan=True)  # floats as written, NaN as NaN
+    raw = json.dumps(value, ensure_ascii=False, allow_nan=True)
+    return st.sampled_from(
+        [
+            ascii_text.encode("ascii"),
+            raw.encode("utf-8", "backslashreplace"),
+            raw.encode("utf-8", "surrogatepass"),  # encoded surrogates: not UTF-8
+        ]
+    )
+
+
+def _mutated(line: bytes, data: st.DataObject) -> bytes:
+    """``line`` with one byte changed, inserted or removed."""
+    if not line:
+        return line
+    i = data.draw(st.integers(0, len(line) - 1))
+    byte = data.draw(st.sampled_from(b' "\\{}[],:.-+0eE\t\n\x00\x7f\x80\xc3\xed\xef\xff'))
+    how = data.draw(st.sampled_from(["set", "insert", "delete"]))
+    if how == "set":
+        return line[:i] + bytes([byte]) + line[i + 1 :]
+    if how == "insert":
+        return line[:i] + bytes([byte]) + line[i:]
+    return line[:i] + line[i + 1 :]
+
+
+def _same(line: bytes) -> None:
+    fast = decode_json_line(line)
+    slow = _decode_json_line_slow(line)
+    assert type(fast) is type(slow)
+    assert fast == slow
+    if isinstance(fast, dict):
+        assert json.dumps(fast) == json.dumps(slow)  # member order and nested types too
+
+
+@_FAST_SETTINGS
+@given(st.data())
+def test_fast_decoder_equals_the_json_module_on_generated_lines(data: st.DataObject) -> None:
+    source = data.draw(
+        st.one_of(
+            st.dictionaries(_odd_text, _values, max_size=4),  # objects: the fast path's shape
+            _values,
+            st.builds(lambda e, c: {**e, "content": c}, st.just(good()), _values),
+            st.builds(
+                _nested, st.integers(MAX_DEPTH - 3, MAX_DEPTH + 2), st.sampled_from([1, [], {}])
+            ),
+        )
+    )
+    line = data.draw(_spellings(source))
+    if data.draw(st.booleans()):
+        line = _mutated(line, data)
+    if data.draw(st.booleans()):
+        line = data.draw(st.sampled_from([b" ", b"\t", b"\r", b"\x0c", b"\xef\xbb\xbf"])) + line
+    _same(line)
+
+
+@_FAST_SETTINGS
+@given(st.binary(max_size=40))
+def test_fast_decoder_equals_the_json_module_on_any_bytes(line: bytes) -> None:
+    _same(line)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b'{"a":1.0}',
+        b'{"a":1e2}',
+        b'{"a":-0}',
+        b'{"a":9007199254740991,"b":-9007199254740991}',
+        b'{"a":9007199254740992}',
+        b'{"a":18446744073709551616}',  # orjson makes it a float
+        b'{"a":-9223372036854775809}',
+        b'{"a":NaN}',
+        b'{"a":"\\ud800"}',
+        b'{"a":"\\ud83d\\ude00"}',
+        b'{"a":"\xed\xa0\x80"}',  # a surrogate encoded in UTF-8
+        b'{"a":"\xc0\x80"}',  # an overlong NUL
+        b'{"a":"\xf4\x90\x80\x80"}',  # above U+10FFFF
+        b'{"a":"\t"}',  # a raw control character
+        b'\xef\xbb\xbf{"a":1}',
+        b'\x0c{"a":1}',
+        b'{"a":1}\x00',
+        b'{"a":1,"a":2,"b":3}',
+        b'{"b":1,"a":2,"b":3}',
+        b'{"a":01}',
+        json.dumps(_nested(MAX_DEPTH - 1, 1)).encode(),
+        json.dumps(_nested(MAX_DEPTH, 1)).encode(),
+        json.dumps(_nested(MAX_DEPTH - 1, {})).encode(),
+        json.dumps(_nested(MAX_DEPTH, {})).encode(),
+        b"[" * 2000 + b"1" + b"]" * 2000,
+        json.dumps(good()).encode(),
+    ],
+)
+def test_fast_decoder_equals_the_json_module_on_known_differences(line: bytes) -> None:
+    _same(line)

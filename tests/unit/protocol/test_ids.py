@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -122,6 +123,19 @@ def test_iso_utc_ms() -> None:
     assert iso_utc_ms(0) == "1970-01-01T00:00:00.000Z"
     assert iso_utc_ms(T0) == "2025-09-14T12:00:45.123Z"
     assert iso_utc_ms(951782400007) == "2000-02-29T00:00:00.007Z"
+
+
+def test_iso_utc_ms_from_its_minute_cache_equals_gmtime() -> None:
+    # Steps of 7.001 s across 300 minutes: repeated minutes (cache hits), new ones, a
+    # day boundary and more minutes than the cache holds (it is cleared and refilled).
+    start = 1757894400000 - 150 * 60_000  # 150 minutes before 2025-09-15T00:00Z
+    for ts in range(start, start + 300 * 60_000, 7_001):
+        t = time.gmtime(ts // 1000)
+        assert iso_utc_ms(ts) == (
+            f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T"
+            f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.{ts % 1000:03d}Z"
+        )
+    assert 0 < len(ids._minute_heads) <= 256
 
 
 def test_utc_date_is_utc_not_local() -> None:

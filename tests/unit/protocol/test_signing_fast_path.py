@@ -34,6 +34,7 @@ from bucket_chat_desktop.protocol.canonical import (
     canonical_json,
     canonical_text_acyclic,
     hash_bytes,
+    signature_bytes,
 )
 from bucket_chat_desktop.protocol.event import (
     MAX_DEPTH,
@@ -476,6 +477,50 @@ def test_hash_pattern_accepts_exactly_what_strict_base64_accepts(text: str) -> N
     assert (HASH_TEXT.fullmatch(text) is not None) == (b64decode_exact(text, 32) is not None)
 
 
+_SIGNATURES = [b64encode(_KEY.sign(bytes([i])).signature) for i in range(4)]
+
+
+@SETTINGS
+@given(
+    st.one_of(
+        st.sampled_from(_SIGNATURES),
+        st.builds(lambda b: b64encode(b), st.binary(min_size=62, max_size=66)),
+        st.builds(  # every character in every place: respelled padding bits and worse
+            lambda s, i, c: s[:i] + c + s[i + 1 :],
+            st.sampled_from(_SIGNATURES),
+            st.integers(0, 87),
+            st.one_of(st.characters(codec="utf-8"), st.sampled_from("AQgwBRhx=+/-_")),
+        ),
+        st.builds(
+            lambda s, i: s[:i] + s[i + 1 :], st.sampled_from(_SIGNATURES), st.integers(0, 87)
+        ),
+        st.builds(
+            lambda s, t: s + t, st.sampled_from(_SIGNATURES), st.sampled_from(["\n", "=", " ", "A"])
+        ),
+        st.text(max_size=100),
+        st.text(alphabet=string.ascii_letters + string.digits + "+/=", min_size=86, max_size=90),
+        _not_text,
+    )
+)
+def test_signature_decoder_accepts_exactly_what_strict_base64_accepts(text: Any) -> None:
+    def outcome(decode: Any) -> Any:
+        try:
+            return decode(text)
+        except Exception as exc:  # the exception is the outcome being compared
+            return type(exc)
+
+    assert outcome(signature_bytes) == outcome(lambda t: b64decode_exact(t, 64))
+
+
+def test_signature_decoder_accepts_every_last_digit_a_signature_can_end_with() -> None:
+    endings = {b64encode(bytes([0] * 63 + [b]))[85] for b in range(256)}
+    assert endings == set("AQgw")
+    for c in string.ascii_letters + string.digits + "+/":
+        text = "A" * 85 + c + "=="
+        assert (signature_bytes(text) is not None) == (c in endings)
+        assert (signature_bytes(text) is not None) == (b64decode_exact(text, 64) is not None)
+
+
 def test_hash_pattern_accepts_every_last_digit_a_hash_can_end_with() -> None:
     endings = {b64encode(bytes([0] * 31 + [b]))[42] for b in range(256)}
     assert len(endings) == 16
@@ -656,3 +701,70 @@ def test_decode_short_cut_equals_json_decoder(text: str) -> None:
     fast = _decoded_or_error(event_module._decode, text)
     slow = _decoded_or_error(event_module._DECODER.decode, text)
     assert fast == slow
+
+
+# -- the writer's surrogate short cut -----------------------------------------------------
+# build_event decodes its own text to look for a lone surrogate only when some input text
+# may hold a surrogate code point (an ASCII text cannot; content is searched for "\ud").
+# Each field the writer takes from its caller, alone, with a lone surrogate (refused), a
+# pair of them as two code points (accepted: it decodes to one character), an astral
+# character (accepted) and a backslash, u, d spelled out (accepted): fast equals slow.
+
+_BASE: dict[str, Any] = {
+    "room_id": "room-1",
+    "sender_id": "alice@example.com",
+    "event_type": "org.example.note",
+    "content": {"body": "hi", "msgtype": "m.text"},
+    "timestamp_ms": 1757851245000,
+    "unique": "00000001-0000-4000-8000-000000000001",
+    "prev_event_hash": _HASHES[0],
+    "parent_event_id": None,
+    "witness": None,
+    "signing_key": _KEY,
+}
+_PLACES = {
+    "sender_id": lambda t: {"sender_id": f"alice{t}@example.com"},
+    "event_type": lambda t: {"event_type": f"org.x{t}"},
+    "unique": lambda t: {"unique": f"u{t}"},
+    "parent_event_id": lambda t: {"parent_event_id": f"room-1::p{t}"},
+    "body": lambda t: {"content": {"body": f"hi {t}", "msgtype": "m.text"}},
+    "member key": lambda t: {"content": {f"k{t}": "v"}},
+    "nested": lambda t: {"content": {"a": [1, {"b": t}], "c": None, "d": "x"}},
+    "witness key": lambda t: {"witness": {f"k{t}": _HASHES[1]}},
+    "witness value": lambda t: {"witness": {_HASHES[2]: f"v{t}"}},
+}
+_SPELLINGS = [  # (text, signed)
+    ("\ud800", False),
+    ("x\udfff", False),
+    ("\udc00\ud800", False),  # low before high: two lone halves
+    ("\ud83d\ude00", True),
+    ("😀", True),
+    ("\\ud800", True),
+]
+
+
+@pytest.mark.parametrize("place", sorted(_PLACES))
+@pytest.mark.parametrize(("text", "signed"), _SPELLINGS, ids=ascii)
+def test_each_field_with_a_surrogate_is_refused_or_signed_as_by_the_slow_path(
+    place: str, text: str, signed: bool
+) -> None:
+    built = _assert_same({**_BASE, **_PLACES[place](text)})
+    assert (built is not None) is signed
+
+
+def test_a_hash_this_writer_made_is_taken_as_prev_only_as_spelled() -> None:
+    # build_event remembers the hashes it made so that the next event of the chain needs
+    # no pattern match for its prev_event_hash: a respelling of one (other padding bits,
+    # a line break) is still tested, and refused, as by the slow path.
+    first = build_event(**{**_BASE, "prev_event_hash": None})
+    assert _assert_same({**_BASE, "prev_event_hash": first.hash}) is not None
+    alphabet = string.ascii_uppercase + string.ascii_lowercase + string.digits + "+/"
+    last = alphabet.index(first.hash[42])  # its two low bits are padding, zero
+    respelled = [first.hash[:42] + alphabet[last + bits] + "=" for bits in (1, 2, 3)] + [
+        first.hash + "\n",
+        first.hash[:-1],
+        " " + first.hash,
+    ]
+    assert all(base64.b64decode(p) == base64.b64decode(first.hash) for p in respelled[:3])
+    for prev in respelled:
+        assert _assert_same({**_BASE, "prev_event_hash": prev}) is None
