@@ -187,6 +187,12 @@ class _Slimmer:
         self._shared: dict[str | None, str | None] = {None: None}
         self._hashes: dict[str, str] = {}  # this segment's hashes: chain links share them
 
+    def share(self, text: str) -> str:
+        """One string object for equal verdict texts (a cache hands back a copy per row)."""
+        got = self._shared.setdefault(text, text)
+        assert got is not None
+        return got
+
     def segment_done(self) -> None:
         self._hashes.clear()
 
@@ -349,7 +355,7 @@ class RoomLedger:
             ev = located.event
             got = self._copies.get(ev.event_id)
             if got is None:
-                copy = _Copy(located, ok, why, slim(ev))
+                copy = _Copy(located, ok, slim.share(why), slim(ev))
                 self._copies[ev.event_id] = copy
                 added.append(copy)
                 continue
@@ -362,7 +368,7 @@ class RoomLedger:
                 seen = self._distinct[ev.event_id] = {(c.ev.hash, c.ev.signature) for c in copies}
             if (ev.hash, ev.signature) not in seen:
                 seen.add((ev.hash, ev.signature))
-                copy = _Copy(located, ok, why, slim(ev))
+                copy = _Copy(located, ok, slim.share(why), slim(ev))
                 copies.append(copy)
                 self._copies[ev.event_id] = copies
                 added.append(copy)
