@@ -106,6 +106,10 @@ def test_a_slim_room_pages_every_body_with_the_audits_verdict(tmp_path: Path) ->
                 assert [x.verdict for x in page] == result.timeline
                 assert sum(1 for x in page if isinstance(x.event, Event) and x.event.body) == n - 2
                 assert warm or rec.of(RoomLoaded)[0].newest  # the first screen came with rows
+                # the room list's preview (kept in the index) has the newest body
+                assert engine.index is not None
+                info = engine.index.room(ROOM)
+                assert info is not None and info["last_preview"] == whole.timeline[-1].event.body
             finally:
                 await _close(engine)
 
