@@ -259,6 +259,21 @@ def test_timeline_model_holds_what_it_shows_and_pages_in_the_rest(
     while pager.asked:
         pager.answer()
     assert _ids(model) == [a.event.event_id for a in items[903 - 3 * PAGE :]]
+    assert model.held == 4 * PAGE  # a page above, fetched ahead under the first audit
+
+    # a re-audit that changes old verdicts: until its page of what is shown arrives,
+    # scrolling up shows none of the rows fetched under the old audit
+    pager.items = [a._replace(state=TrustState.KEY_CHANGED) for a in items[:-PAGE]]
+    pager.items += items[-PAGE:]
+    model.set_audit(len(items), newest, True, pager.items, pager)
+    model.fetch_older()
+    assert model.rowCount() == 3 * PAGE
+    while pager.asked:
+        pager.answer()
+    states = {model.index(i).data(Roles.Trust) for i in range(model.rowCount() - PAGE)}
+    assert states == {TrustState.KEY_CHANGED.value}
+    assert len(set(_ids(model))) == model.rowCount()  # every row once, in order
+    assert _ids(model) == [a.event.event_id for a in items[903 - model.rowCount() :]]
 
     # an audit replaced on the engine's side answers None: nothing changes
     model.fetch_older()

@@ -418,10 +418,15 @@ class TimelineModel(QAbstractListModel):
         if exposed > len(new) and base > 0 and pager is not None:
             # The user scrolled above the newest page: the rows shown get this audit's
             # verdicts from a page of it (a moment later), or a reset if it moved on.
-            gen = self._gen
+            # Until then nothing is fetched ahead: positions belong to the new audit.
+            gen = self._asking = self._gen
             want = min(exposed, total) - len(new)
+            self._above = []
+            self._ids = None
 
             def merge(rows: Sequence[ShownEvent] | None) -> None:
+                if self._asking == gen:
+                    self._asking = None
                 if gen == self._gen and rows is not None:
                     self._merge([Row.from_shown(x) for x in rows] + new, total)
 
