@@ -289,9 +289,10 @@ class TimelineModel(QAbstractListModel):
     def _on_page(self, gen: int, top: int, rows: Sequence[ShownEvent] | None) -> None:
         if self._asking == gen:
             self._asking = None
-        if gen != self._gen or rows is None or top != self._first - len(self._above):
-            if gen != self._gen:
-                self._fetch_ahead()  # the audit shown now has its own positions
+        if rows is None:
+            return  # that audit was replaced: its successor's RoomLoaded is on its way
+        if gen != self._gen or top != self._first - len(self._above):
+            self._fetch_ahead()  # what is held moved on: the page above it now
             return
         fresh = [Row.from_shown(x) for x in rows]
         self._above[:0] = fresh
@@ -403,8 +404,8 @@ class TimelineModel(QAbstractListModel):
         pager: Pager | None,
     ) -> None:
         """A full (re)audit of ``total`` rows, of which ``newest`` are the last (with
-        bodies); ``members``: the audit's rows (only member events are read, for display
-        names); ``pager`` fetches other rows of this audit. What is shown is kept wherever
+        bodies); ``members``: the audit's rows (for senders and display names: the events
+        of a ledger without bodies are enough); ``pager`` fetches other rows of this audit. What is shown is kept wherever
         the order allows."""
         self.complete = complete
         self._gen += 1
