@@ -405,8 +405,8 @@ class TimelineModel(QAbstractListModel):
     ) -> None:
         """A full (re)audit of ``total`` rows, of which ``newest`` are the last (with
         bodies); ``members``: the audit's rows (for senders and display names: the events
-        of a ledger without bodies are enough); ``pager`` fetches other rows of this audit. What is shown is kept wherever
-        the order allows."""
+        of a ledger without bodies are enough); ``pager`` fetches other rows of this
+        audit. What is shown is kept wherever the order allows."""
         self.complete = complete
         self._gen += 1
         self._pager = pager
