@@ -505,7 +505,7 @@ class SyncEngine:
         worker: an immutable snapshot. None when that audit is not the room's latest any
         more (a ``RoomLoaded`` with the new one is on its way)."""
         room = self.rooms.get(room_id)
-        if room is None:
+        if room is None or self._closed:  # a storage removed while scrolling: no page
             return None
         return await self._serially(self._page, room, result, start, stop)
 

@@ -134,6 +134,8 @@ def test_a_page_of_an_audit_that_was_replaced_is_refused(tmp_path: Path) -> None
             assert await engine.timeline_page("no-such-room", old, 0, 2) is None
             page = await engine.timeline_page(ROOM, room.result, -5, 10**9)
             assert page is not None and len(page) == len(room.result.timeline)
+            await engine.close()  # a storage removed while its timeline is scrolled
+            assert await engine.timeline_page(ROOM, room.result, 0, 2) is None
         finally:
             await _close(engine)
 
