@@ -25,8 +25,9 @@ from ..sync.events import (
 
 class EngineBridge(QObject):
     timeline_warmed = Signal(str, object, int)  # room key, rows, total
-    # room key, AuditResult, complete, RoomMetadata | None, tuple of its findings
-    room_loaded = Signal(str, object, bool, object, object)
+    # room key, AuditResult, complete, RoomMetadata | None, tuple of its findings,
+    # the audit's row count and its newest rows (tuple of ShownEvent)
+    room_loaded = Signal(str, object, bool, object, object, int, object)
     events_appended = Signal(str, object, object)  # room key, [Assessed], AuditResult
     room_discovered = Signal(str, str)  # storage id, room id
     outbox_changed = Signal(str, object, str, str)  # room key, [Event], state, error
@@ -43,6 +44,8 @@ class EngineBridge(QObject):
                 event.complete,
                 event.metadata,
                 event.metadata_findings,
+                event.total,
+                event.newest,
             )
         elif isinstance(event, WarmTimeline):
             self.timeline_warmed.emit(f"{storage_id}/{event.room_id}", event.rows, event.total)

@@ -4,6 +4,7 @@ listen to its signals; it never touches a widget."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 from typing import Any
 
@@ -19,10 +20,10 @@ from ..protocol.metadata import RoomMetadata, check_signer
 from ..protocol.room_state import membership_text
 from ..settings import Settings, StorageSettings
 from ..sync.client import ChatClient, RoomRef
-from ..sync.events import EngineEvent
+from ..sync.events import EngineEvent, ShownEvent
 from .bridge import EngineBridge
 from .models.rooms_model import RoomItem, RoomsModel
-from .models.timeline_model import TimelineModel
+from .models.timeline_model import Pager, Reply, TimelineModel
 from .tasks import TaskRunner
 
 log = logging.getLogger("bucket_chat.gui")
@@ -224,25 +225,45 @@ class Controller(QObject):
         complete: bool,
         metadata: RoomMetadata | None,
         metadata_findings: tuple[Finding, ...],
+        total: int,
+        newest: tuple[ShownEvent, ...],
     ) -> None:
         self.results[key] = result
         self.metadata[key] = (metadata, metadata_findings)
         if metadata is not None and metadata.name:
             self.rooms.update(key, name=metadata.name)
-        self.timeline(key).set_timeline(result.timeline, complete)
-        self._refresh_item(key, result, [])
+        timeline = self.timeline(key)
+        rows = itertools.islice(result.timeline, total)  # not a copy of a long list
+        timeline.set_audit(total, newest, complete, rows, self._pager(key, result))
+        whole = newest[-1].event if newest else None
+        self._refresh_item(key, result, [], whole if isinstance(whole, Event) else None)
         self.room_audit_changed.emit(key)
+
+    def _pager(self, key: str, result: AuditResult) -> Pager:
+        """Pages of ``result`` for the room's timeline, read by the client on the
+        engine's worker (the GUI never reads the index or the engine's rooms itself)."""
+        ref = _ref(key)
+
+        def pager(start: int, stop: int, reply: Reply) -> None:
+            async def run() -> None:
+                reply(await self.client.timeline_page(ref, result, start, stop))
+
+            self.tasks.start(run(), "Reading older messages")
+
+        return pager
 
     def _on_events_appended(self, key: str, items: list[Assessed], result: AuditResult) -> None:
         self.results[key] = result
         self.timeline(key).append(items)
-        self._refresh_item(key, result, items)
+        self._refresh_item(key, result, items, items[-1].event if items else None)
 
-    def _refresh_item(self, key: str, result: AuditResult, new: list[Assessed]) -> None:
+    def _refresh_item(
+        self, key: str, result: AuditResult, new: list[Assessed], last: Event | None
+    ) -> None:
+        """``last``: the newest event with its body (a slim audit's events have none)."""
         item = self.rooms.item(key)
         if item is None:
             return
-        last = result.timeline[-1].event if result.timeline else None
         changes: dict[str, Any] = {
             "findings": len(self.room_errors(key)),
             "partial": self.history_partial(key),

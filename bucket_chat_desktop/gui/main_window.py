@@ -80,6 +80,7 @@ class TimelineView(QListView):
         self.setDragDropMode(QAbstractItemView.DragDropMode.DropOnly)
         self.verticalScrollBar().setSingleStep(24)
         self._stick = True
+        self._from_bottom: int | None = None  # kept while older rows go in above
         self.verticalScrollBar().valueChanged.connect(self._on_scrolled)
         self.verticalScrollBar().rangeChanged.connect(self._on_range)
 
@@ -87,9 +88,11 @@ class TimelineView(QListView):
     def setModel(self, model: Any) -> None:
         old = self.model()
         if old is not None:
+            old.rowsAboutToBeInserted.disconnect(self._on_rows_coming)
             old.rowsInserted.disconnect(self._on_rows)
         super().setModel(model)
         if model is not None:
+            model.rowsAboutToBeInserted.connect(self._on_rows_coming)
             model.rowsInserted.connect(self._on_rows)
         self._stick = True
         QTimer.singleShot(0, self.scrollToBottom)
@@ -103,18 +106,27 @@ class TimelineView(QListView):
             and isinstance(model, TimelineModel)
             and model.can_fetch_older()
         ):
-            before = bar.maximum()
+            # Older rows go in above now, or as soon as their page arrives.
             model.fetch_older()
-            # keep the same message under the eye after older rows appear above: lay the
-            # new rows out now, so the scroll range already includes them
-            self.executeDelayedItemsLayout()
-            bar.setValue(bar.value() + bar.maximum() - before)
 
     def _on_range(self, _lo: int, hi: int) -> None:
         if self._stick:
             self.verticalScrollBar().setValue(hi)
 
+    def _on_rows_coming(self, _parent: Any, first: int, _last: int) -> None:
+        model = self.model()
+        if first == 0 and not self._stick and model is not None and model.rowCount():
+            bar = self.verticalScrollBar()
+            self._from_bottom = bar.maximum() - bar.value()
+
     def _on_rows(self, *_args: Any) -> None:
+        if self._from_bottom is not None:
+            # Older rows appeared above: keep the same message under the eye. Lay the new
+            # rows out now, so the scroll range already includes them.
+            from_bottom, self._from_bottom = self._from_bottom, None
+            self.executeDelayedItemsLayout()
+            bar = self.verticalScrollBar()
+            bar.setValue(bar.maximum() - from_bottom)
         if self._stick:
             QTimer.singleShot(0, self.scrollToBottom)
 

@@ -384,13 +384,29 @@ class Index:
             )
 
     @_locked
-    def room_segments(self, room_id: str) -> list[tuple[str, list[CachedEvent], list[Finding]]]:
-        """Every cached segment of a room with its events (re-entered through the parser:
-        see ``CachedEvent``) and findings, in path order. A row SQLite itself cannot hand
-        back (text that is not UTF-8) makes the whole room uncached: it is read again."""
+    def segment_paths(self, room_id: str) -> list[str]:
+        """The paths of a room's cached segments, in order (for ``room_segments`` in
+        batches: a large room is never all in memory at once)."""
+        try:
+            rows = self._db.execute(
+                "SELECT path FROM segments WHERE room_id = ? ORDER BY path", (room_id,)
+            ).fetchall()
+        except sqlite3.OperationalError as exc:
+            log.warning("index: room %r cannot be read back (%s); it is read again", room_id, exc)
+            return []
+        return [p for (p,) in rows if isinstance(p, str)]
+
+    @_locked
+    def room_segments(
+        self, room_id: str, paths: Sequence[str] | None = None
+    ) -> list[tuple[str, list[CachedEvent], list[Finding]]]:
+        """The cached segments of a room (all, or those of ``paths``) with their events
+        (re-entered through the parser: see ``CachedEvent``) and findings, in path order.
+        A row SQLite itself cannot hand back (text that is not UTF-8) makes what was asked
+        for uncached: it is read again."""
         damaged = _DamageLog(f"room {room_id[:200]!r}")
         try:
-            return self._room_segments(room_id, damaged)
+            return self._room_segments(room_id, damaged, paths)
         except sqlite3.OperationalError as exc:
             log.warning("index: room %r cannot be read back (%s); it is read again", room_id, exc)
             return []
@@ -398,12 +414,16 @@ class Index:
             damaged.close()
 
     def _room_segments(
-        self, room_id: str, damaged: _DamageLog
+        self, room_id: str, damaged: _DamageLog, only: Sequence[str] | None
     ) -> list[tuple[str, list[CachedEvent], list[Finding]]]:
+        where, args = "room_id = ?", [room_id]
+        if only is not None:
+            where += f" AND path IN ({', '.join('?' * len(only))})"
+            args.extend(only)
         findings: dict[str, list[Finding]] = {}
         for path, kind, message, line, event_id in self._db.execute(
-            "SELECT path, kind, message, line, event_id FROM segment_findings WHERE room_id = ?",
-            (room_id,),
+            f"SELECT path, kind, message, line, event_id FROM segment_findings WHERE {where}",
+            args,
         ):
             finding = _finding(kind, message, path, line, event_id)
             if finding is None:
@@ -412,11 +432,11 @@ class Index:
             findings.setdefault(path, []).append(finding)
         rows = self._db.execute(
             "SELECT path, line, event_id, timestamp_ms, CAST(raw AS BLOB), sig_ok, sig_why "
-            "FROM events WHERE room_id = ? ORDER BY path, line",
-            (room_id,),
+            f"FROM events WHERE {where} ORDER BY path, line",
+            args,
         ).fetchall()
         paths = self._db.execute(
-            "SELECT path FROM segments WHERE room_id = ? ORDER BY path", (room_id,)
+            f"SELECT path FROM segments WHERE {where} ORDER BY path", args
         ).fetchall()
         events: dict[str, list[CachedEvent]] = {}
         with self._released():  # parsing a large room takes a while: no SQL in here
@@ -455,6 +475,12 @@ class Index:
                 ],
             )
             last = result.timeline[-1].event if result.timeline else None
+            if last is not None and not last.content and result.timeline:
+                # A ledger that keeps no bodies: the preview comes from the cached line.
+                item = result.timeline[-1]
+                (whole,) = self.events_at(room_id, [(item.path, item.line)])
+                if isinstance(whole, Event) and whole.hash == last.hash:
+                    last = whole
             self._db.execute(
                 "INSERT INTO rooms (room_id, last_ts, last_preview, errors, history_complete) "
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT (room_id) DO UPDATE SET "
@@ -524,6 +550,38 @@ class Index:
                 )
             )
         damaged.close()
+        return out
+
+    @_locked
+    def events_at(self, room_id: str, places: Sequence[tuple[str, int]]) -> list[Event | Malformed]:
+        """The cached events at ``places`` ((path, line) pairs), each re-entered through
+        the parser; a place with no row, or one that does not parse, is a ``Malformed``.
+        This is how the app reads message bodies its audit does not keep in memory: the
+        caller checks that each is the event its audit judged (same hash)."""
+        wanted: dict[str, list[int]] = {}
+        for path, line in places:
+            wanted.setdefault(path, []).append(line)
+        found: dict[tuple[str, int], tuple[object, object, object]] = {}
+        try:
+            for path, lines in wanted.items():
+                for start in range(0, len(lines), 500):
+                    part = lines[start : start + 500]
+                    marks = ", ".join("?" * len(part))
+                    for line, raw, event_id, ts in self._db.execute(
+                        "SELECT line, CAST(raw AS BLOB), event_id, timestamp_ms FROM events "
+                        f"WHERE room_id = ? AND path = ? AND line IN ({marks})",
+                        (room_id, path, *part),
+                    ):
+                        if type(line) is int:
+                            found[(path, line)] = (raw, event_id, ts)
+        except sqlite3.OperationalError as exc:
+            log.warning("index: events of room %r cannot be read (%s)", room_id, exc)
+        missing = Malformed(Kind.BAD_SCHEMA, "this device's cache no longer holds the line")
+        with self._released():  # parsing: no SQL in here
+            out: list[Event | Malformed] = []
+            for place in places:
+                got = found.get(place)
+                out.append(missing if got is None else _reenter(got[0], room_id, *got[1:]))
         return out
 
     @_locked

@@ -19,6 +19,7 @@ from nacl.signing import SigningKey
 
 from .. import paths
 from ..index import Index, index_path_for
+from ..protocol.audit import AuditResult
 from ..protocol.canonical import b64encode
 from ..protocol.event import MEMBER, MESSAGE, Event
 from ..protocol.ids import check_room_id
@@ -26,7 +27,7 @@ from ..settings import Settings, StorageSettings
 from ..storage import open_storage
 from ..storage.base import Storage, StorageError
 from .engine import CachedRoom, RoomView, SyncConfig, SyncEngine
-from .events import EngineEvent
+from .events import EngineEvent, ShownEvent
 from .outbox import Outbox
 from .room_objects import room_exists
 from .rooms import create_room, join_content
@@ -80,7 +81,13 @@ class ChatClient:
 
     def _config(self) -> SyncConfig:
         active, focused, idle = self.settings.poll_intervals()
-        return SyncConfig(active_interval=active, focused_interval=focused, idle_interval=idle)
+        # The app reads bodies page by page (timeline_page): its rooms keep none in memory.
+        return SyncConfig(
+            active_interval=active,
+            focused_interval=focused,
+            idle_interval=idle,
+            keep_bodies=False,
+        )
 
     async def attach(self, entry: StorageSettings, *, start: bool = True) -> _Attached:
         """Open a storage, start its engine, and start reading the rooms the user is in."""
@@ -179,6 +186,18 @@ class ChatClient:
         if attached is None:
             return None
         return await attached.engine.room_view(ref.room_id)
+
+    async def timeline_page(
+        self, ref: RoomRef, result: AuditResult, start: int, stop: int
+    ) -> tuple[ShownEvent, ...] | None:
+        """Rows ``start:stop`` of a room's audit ``result`` (the one a ``RoomLoaded``
+        handed over) with their bodies: what the timeline shows as it is scrolled. Read on
+        the engine's serial worker; None when that audit was replaced (a ``RoomLoaded``
+        with the new one follows) or the storage is not attached."""
+        attached = self.storages.get(ref.storage_id)
+        if attached is None:
+            return None
+        return await attached.engine.timeline_page(ref.room_id, result, start, stop)
 
     async def confirmed_keys(self, storage_id: str) -> frozenset[str]:
         """The keys the person confirmed in one storage (its index's ``user`` pins)."""

@@ -18,14 +18,14 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from nacl.signing import SigningKey
 
-from ..index import Index, IndexedEvent
+from ..index import CachedEvent, Index, IndexedEvent
 from ..protocol.activity import activity_folder, marker_path, parse_marker
 from ..protocol.audit import (
     DEVICE_ACCEPT_FIELD,
@@ -68,6 +68,7 @@ from .events import (
     OutboxChanged,
     RoomDiscovered,
     RoomLoaded,
+    ShownEvent,
     StorageStatus,
     WarmTimeline,
 )
@@ -90,6 +91,8 @@ FETCH_CONCURRENCY = 16
 FIRST_CHUNK = 8  # segments fetched before the first screen is shown
 CHUNK = 64
 WARM_ROWS = 100
+NEWEST_ROWS = 200  # rows with bodies sent along with each full audit (the first screen)
+REBUILD_BATCH = 25  # cached segments parsed at a time when a room is rebuilt
 PROGRESS_AUDIT = 2.0  # at least this many seconds between audits while back-filling
 MARKER_SETTLE_MS = 2 * 60_000  # only markers at least this old move the marker cursor
 AUDIT_SHARE = 0.15  # ... and audits take at most this share of the back-fill's time
@@ -110,6 +113,10 @@ class SyncConfig:
     background_safety: float = 4 * 3600.0  # and of every other room (of all, unfocused)
     local_rescan: float = 30.0  # local folders: re-scan although watched
     workers: int = max(2, min(4, os.cpu_count() or 2))
+    # False (the app): with an index, rooms keep only what the audit needs in memory and
+    # front ends read bodies page by page (``timeline_page``). True: whole events in every
+    # result (the CLI prints them).
+    keep_bodies: bool = True
 
 
 @dataclass(slots=True)
@@ -126,6 +133,9 @@ class RoomState:
     metadata: RoomMetadata | None = None
     metadata_findings: list[Finding] = field(default_factory=list)
     last_safety: float = 0.0
+    # The last full audit's row count and newest rows with bodies, made on the serial
+    # worker with it (``RoomLoaded.total`` / ``.newest``); the result says which audit.
+    shown: tuple[AuditResult | None, int, tuple[ShownEvent, ...]] = (None, 0, ())
 
     @property
     def partial(self) -> bool:
@@ -359,7 +369,9 @@ class SyncEngine:
     def _room(self, room_id: str) -> RoomState:
         room = self.rooms.get(room_id)
         if room is None:
-            room = self.rooms[room_id] = RoomState(room_id, RoomLedger(room_id))
+            # Without an index there is nowhere else to read bodies from: kept in memory.
+            keep = self.config.keep_bodies or self.index is None
+            room = self.rooms[room_id] = RoomState(room_id, RoomLedger(room_id, keep_bodies=keep))
             self._known_rooms.add(room_id)
         return room
 
@@ -420,14 +432,14 @@ class SyncEngine:
         info = index.room(room.room_id)
         count = 0
         damaged: set[str] = set()
-        for path, cached, findings in index.room_segments(room.room_id):
+        for path, cached, findings in self._cached_segments(room.room_id, damaged):
             events: list[Located] = []
             verdicts: list[tuple[bool | None, str]] = []
             for item in cached:
                 if isinstance(item.event, Malformed):
                     damaged.add(path)  # logged by the index; never trusted blindly
                     break
-                events.append(Located(item.event, item.path, item.line))
+                events.append(Located(item.event, path, item.line))  # one path string
                 verdicts.append((item.sig_ok, item.sig_why))
             if path in damaged:
                 continue
@@ -445,7 +457,70 @@ class SyncEngine:
         complete = bool(info and info["history_complete"]) and not damaged
         room.result = room.ledger.audit(index.pins(), complete=complete)
         room.result.findings.extend(_unread_findings(room))
+        self._note_shown(room)
         return complete
+
+    def _cached_segments(
+        self, room_id: str, damaged: set[str]
+    ) -> Iterator[tuple[str, list[CachedEvent], list[Finding]]]:
+        """Serial thread: the room's cached segments a batch at a time, so a room of a
+        million events is never parsed into memory all at once (each batch is slimmed by
+        the ledger before the next is read). A segment the index lists but cannot hand
+        back is added to ``damaged``."""
+        index = self.index
+        assert index is not None
+        paths = index.segment_paths(room_id)
+        for start in range(0, len(paths), REBUILD_BATCH):
+            batch = paths[start : start + REBUILD_BATCH]
+            got = index.room_segments(room_id, batch)
+            damaged.update(set(batch) - {path for path, _, _ in got})
+            yield from got
+
+    def _note_shown(self, room: RoomState) -> None:
+        """Serial thread, after a full audit: its row count and newest rows with bodies."""
+        result = room.result
+        if result is None:
+            return
+        total = len(result.timeline)
+        room.shown = (result, total, self._page(room, result, total - NEWEST_ROWS, total) or ())
+
+    def _page(
+        self, room: RoomState, result: AuditResult, start: int, stop: int
+    ) -> tuple[ShownEvent, ...] | None:
+        """Serial thread: rows ``start:stop`` of ``result`` with their bodies, or None
+        when ``result`` is no longer the room's latest audit (the caller's positions
+        belong to an older one)."""
+        if room.result is not result:
+            return None
+        items = result.timeline[max(0, start) : max(0, stop)]
+        if room.ledger.keeps_bodies or self.index is None:
+            return tuple(ShownEvent(a, a.event) for a in items)
+        whole = self.index.events_at(room.room_id, [(a.path, a.line) for a in items])
+        out = []
+        for a, ev in zip(items, whole, strict=True):
+            if isinstance(ev, Event) and (
+                ev.hash != a.event.hash or ev.signature != a.event.signature
+            ):
+                ev = Malformed(
+                    Kind.BAD_SCHEMA,
+                    "this device's cached line is not the event the audit checked (the "
+                    "cache was changed outside this app)",
+                    ev.event_id,
+                )
+            out.append(ShownEvent(a, ev))
+        return tuple(out)
+
+    async def timeline_page(
+        self, room_id: str, result: AuditResult, start: int, stop: int
+    ) -> tuple[ShownEvent, ...] | None:
+        """Rows ``start:stop`` of the audit ``result`` (as a ``RoomLoaded`` or
+        ``EventsAppended`` handed it over) with their bodies, read on the engine's serial
+        worker: an immutable snapshot. None when that audit is not the room's latest any
+        more (a ``RoomLoaded`` with the new one is on its way)."""
+        room = self.rooms.get(room_id)
+        if room is None or self._closed:  # a storage removed while scrolling: no page
+            return None
+        return await self._serially(self._page, room, result, start, stop)
 
     async def _fetch_history(self, room: RoomState) -> None:
         try:
@@ -715,7 +790,7 @@ class SyncEngine:
                     self.index.append_timeline(room.room_id, before, new)
                     if complete and not room.partial:
                         self._pin(new)
-                return new, room.result, complete
+                return self._whole(new, fetched), room.result, complete
         first = room.result is None
         pins = self.index.pins() if self.index is not None else {}  # full audits only
         room.result = room.ledger.audit(pins, complete=complete, partial=complete and partial)
@@ -727,7 +802,23 @@ class SyncEngine:
             self.index.save_audit(room.room_id, room.result, history_complete=whole)
             if whole:  # trust on first use only from the whole history
                 self._pin(room.result.timeline)
+        self._note_shown(room)
         return None, room.result, complete
+
+    @staticmethod
+    def _whole(
+        items: list[Any], fetched: Sequence[tuple[ObjectInfo, PreparedSegment]]
+    ) -> list[Any]:
+        """Appended items with their whole events (a ledger without bodies judged slim
+        copies): the segments just read still hold them."""
+        if not items or all(a.event.content or a.event.type == MEMBER for a in items):
+            return items
+        whole = {
+            (loc.path, loc.line): loc.event
+            for _, prepared in fetched
+            for loc in prepared.decoded.events
+        }
+        return [a._replace(event=whole.get((a.path, a.line), a.event)) for a in items]
 
     def _pin(self, items: Iterable[Any]) -> None:
         """Pin the keys of verified events (trust on first use): only ever from an audit
@@ -744,9 +835,19 @@ class SyncEngine:
     @staticmethod
     def _room_loaded(room: RoomState, result: AuditResult, complete: bool) -> RoomLoaded:
         """The event, with the room's metadata as read so far (set on the loop thread, where
-        this runs, so it is one consistent moment)."""
+        this runs, so it is one consistent moment) and the audit's newest rows (when a
+        later audit replaced them already, none: the front end asks for a page)."""
+        shown, total, newest = room.shown
+        if shown is not result:
+            total, newest = len(result.timeline), ()
         return RoomLoaded(
-            room.room_id, result, complete, room.metadata, tuple(room.metadata_findings)
+            room.room_id,
+            result,
+            complete,
+            room.metadata,
+            tuple(room.metadata_findings),
+            total,
+            newest,
         )
 
     # -- what front ends may ask (plain values, computed on the serial worker) ------------------
@@ -1240,9 +1341,17 @@ class SyncEngine:
         if room is not None and room.result is not None and room.complete and not room.partial:
             # The verifier's verdicts: the timeline never holds an event whose
             # signature failed (those are ``result.invalid``).
-            return True, chain_head(
-                a.event for a in room.result.timeline if a.event.sender_key == key_text
+            result = room.result
+            head = chain_head(
+                a.event for a in result.timeline if a.event.sender_key == key_text
             )[0]
+            if head is None or room.ledger.keeps_bodies:
+                return True, head
+            # The audit's copy is slim: the outbox continues the chain from the whole line.
+            at = next(a for a in reversed(result.timeline) if a.event is head)
+            page = await self._serially(self._whole_head, room, at)
+            if page is not None:
+                return True, page
         index = self.index
         if index is None:
             return False, None
@@ -1264,6 +1373,15 @@ class SyncEngine:
             return True, chain_head(mine)[0]
 
         return await self._serially(from_index)
+
+    def _whole_head(self, room: RoomState, at: Any) -> Event | None:
+        """Serial thread: this device's chain head as its whole cached event, or None."""
+        if self.index is None:
+            return None
+        (ev,) = self.index.events_at(room.room_id, [(at.path, at.line)])
+        if isinstance(ev, Event) and ev.hash == at.event.hash:
+            return ev
+        return None
 
     async def _publisher(self) -> None:
         while not self._closed:

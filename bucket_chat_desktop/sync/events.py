@@ -4,10 +4,11 @@ signals, the CLI prints them."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from ..index import TimelineRow
 from ..protocol.audit import Assessed, AuditResult
-from ..protocol.event import Event
+from ..protocol.event import Event, Malformed
 from ..protocol.findings import Finding
 from ..protocol.metadata import RoomMetadata
 
@@ -21,6 +22,18 @@ class WarmTimeline:
     total: int
 
 
+class ShownEvent(NamedTuple):
+    """One row of a room's timeline as a front end shows it: ``verdict`` is the audit's
+    (the verifier's word on the event: its trust state and why), ``event`` the whole event
+    with its body. The app's audit keeps no bodies in memory (``RoomLedger``): ``event``
+    then comes from this device's index, re-entered through the protocol parser and
+    checked to be the event the audit judged (same hash and signature); a cached line
+    that is not is a ``Malformed`` that says why (shown as damaged, never trusted)."""
+
+    verdict: Assessed
+    event: Event | Malformed
+
+
 @dataclass(frozen=True, slots=True)
 class RoomLoaded:
     """The room's whole timeline was (re)assessed: replace what is shown."""
@@ -32,6 +45,11 @@ class RoomLoaded:
     # with it: a front end shows them with this result and never asks the engine's rooms
     metadata: RoomMetadata | None = None
     metadata_findings: tuple[Finding, ...] = ()
+    # How many rows this audit shows (``result.timeline`` as it was then: appends extend
+    # that list later) and its newest rows with their bodies, oldest first: the first
+    # screen, with no second trip to the engine. Older rows: ``SyncEngine.timeline_page``.
+    total: int = 0
+    newest: tuple[ShownEvent, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +57,7 @@ class EventsAppended:
     """New events that sort after everything already shown."""
 
     room_id: str
-    items: list[Assessed]
+    items: list[Assessed]  # whole events (with bodies), also from a ledger without them
     result: AuditResult
 
 

@@ -619,6 +619,7 @@ def test_a_2000_event_room_opens_at_the_newest_page_and_pages_in_older_rows(
     assert model.row(model.rowCount() - 1).body == "entry 1999"
     qtbot.waitUntil(lambda: _last_visible(view) == model.rowCount() - 1, timeout=5_000)
     assert model.rowCount() == PAGE  # sitting at the bottom fetched nothing older
+    assert model.held <= 2 * PAGE  # what is shown and one page ahead, not the room
 
     bar = view.verticalScrollBar()
     bar.setValue(bar.minimum())

@@ -22,8 +22,10 @@ from bucket_chat_desktop.gui.models.timeline_model import PAGE, Roles, TimelineM
 from bucket_chat_desktop.index import TimelineRow
 from bucket_chat_desktop.protocol.audit import Assessed, AuditResult, RoomLedger, TrustState
 from bucket_chat_desktop.protocol.canonical import b64encode
-from bucket_chat_desktop.protocol.event import MEMBER, Event
+from bucket_chat_desktop.protocol.event import MEMBER, Event, Malformed
+from bucket_chat_desktop.protocol.findings import Kind
 from bucket_chat_desktop.storage.local import LocalStorage
+from bucket_chat_desktop.sync.events import ShownEvent
 from bucket_chat_desktop.sync.writer import Draft, RoomWriter
 
 TESTERS = pytest.mark.parametrize("force_py", [False, True], ids=["qt-tester", "py-tester"])
@@ -204,6 +206,91 @@ def test_timeline_model_fetch_more_during_a_change(qtmodeltester: Any, room: Roo
     model.fetch_older()  # what scrolling to the top does
     assert model.rowCount() == before + PAGE
     assert len(set(_ids(model))) == model.rowCount()
+
+
+class Deferred:
+    """A pager whose replies wait until the test delivers them (as the engine's worker
+    answers a moment later), over a room's whole timeline."""
+
+    def __init__(self, items: list[Assessed]) -> None:
+        self.items = items
+        self.asked: list[tuple[int, int, Any]] = []
+
+    def __call__(self, start: int, stop: int, reply: Any) -> None:
+        self.asked.append((start, stop, reply))
+
+    def answer(self, rows: Any = "page") -> None:
+        start, stop, reply = self.asked.pop(0)
+        if rows == "page":
+            rows = [ShownEvent(a, a.event) for a in self.items[max(0, start) : stop]]
+        reply(rows)
+
+
+def test_timeline_model_holds_what_it_shows_and_pages_in_the_rest(
+    qtmodeltester: Any, room: Room
+) -> None:
+    items = _chatter(room, 300).timeline  # 903 events
+    pager = Deferred(items)
+    model = TimelineModel(key_text(ALICE))
+    qtmodeltester.check(model)
+    newest = [ShownEvent(a, a.event) for a in items[-PAGE:]]
+    model.set_audit(len(items), newest, True, items, pager)
+    assert model.rowCount() == PAGE and model.total == len(items)
+    assert model.held == PAGE  # not the room: the page ahead is on its way
+    assert [(a, b) for a, b, _ in pager.asked] == [(903 - 2 * PAGE, 903 - PAGE)]
+    pager.answer()
+    assert model.held == 2 * PAGE and model.rowCount() == PAGE
+
+    model.fetch_older()  # scrolled to the top: the page fetched ahead goes in at once
+    assert model.rowCount() == 2 * PAGE and _ids(model)[0] == items[903 - 2 * PAGE].event.event_id
+    model.fetch_older()  # the next page is not here yet: it goes in when it arrives
+    assert model.rowCount() == 2 * PAGE
+    pager.answer()
+    assert model.rowCount() == 3 * PAGE
+    assert model.held <= model.rowCount() + PAGE
+
+    # a re-audit (same order) while a page is on its way: the old reply is dropped
+    assert pager.asked
+    model.set_audit(len(items), newest, True, items, pager)
+    assert model.rowCount() == 3 * PAGE  # what is shown stays (its verdicts: a new page)
+    stale = pager.asked.pop(0)
+    stale[2]([ShownEvent(a, a.event) for a in items[:5]])
+    assert _ids(model) == [a.event.event_id for a in items[903 - 3 * PAGE :]]
+    while pager.asked:
+        pager.answer()
+    assert _ids(model) == [a.event.event_id for a in items[903 - 3 * PAGE :]]
+    assert model.held == 4 * PAGE  # a page above, fetched ahead under the first audit
+
+    # a re-audit that changes old verdicts: until its page of what is shown arrives,
+    # scrolling up shows none of the rows fetched under the old audit
+    pager.items = [a._replace(state=TrustState.KEY_CHANGED) for a in items[:-PAGE]]
+    pager.items += items[-PAGE:]
+    model.set_audit(len(items), newest, True, pager.items, pager)
+    model.fetch_older()
+    assert model.rowCount() == 3 * PAGE
+    while pager.asked:
+        pager.answer()
+    states = {model.index(i).data(Roles.Trust) for i in range(model.rowCount() - PAGE)}
+    assert states == {TrustState.KEY_CHANGED.value}
+    assert len(set(_ids(model))) == model.rowCount()  # every row once, in order
+    assert _ids(model) == [a.event.event_id for a in items[903 - model.rowCount() :]]
+
+    # an audit replaced on the engine's side answers None: nothing changes
+    model.fetch_older()
+    while pager.asked:
+        pager.answer(None)
+    assert model.rowCount() >= 3 * PAGE
+
+    # a cached body that is not the audited event shows as damaged, never verified
+    bad = Malformed(Kind.BAD_SCHEMA, "not the event the audit checked")
+    shown = [ShownEvent(a, a.event) for a in items[-PAGE:-1]] + [ShownEvent(items[-1], bad)]
+    model = TimelineModel(key_text(ALICE))
+    model.set_audit(len(items), shown, True, items, None)
+    last = model.index(model.rowCount() - 1)
+    assert last.data(Roles.EventId) == items[-1].event.event_id
+    assert last.data(Roles.Trust) == TrustState.INVALID.value
+    assert "not the event the audit checked" in last.data(Roles.TrustReason)
+    assert "could not be read" in last.data(Roles.Body)
 
 
 def _prepare(room: Room, texts: list[str]) -> list[Event]:

@@ -1,10 +1,13 @@
 """One room's timeline as a list model.
 
-Rows are the audited events (``Assessed``) in display order, followed by local echoes of
-what this device is still sending. Only the newest ``PAGE`` rows are exposed at first;
-``fetchMore`` reveals older ones a page at a time, so opening a 100,000-event room lays
-out a few hundred rows, not all of them. Appends use ``beginInsertRows``; a reset happens
-only when a re-audit reorders what is shown.
+Rows are the audited events in display order, followed by local echoes of what this
+device is still sending. The model never holds the whole history: it holds the rows it
+exposes (the newest ``PAGE`` at first, more as the user scrolls up) and one page of older
+rows fetched ahead, so scrolling up never waits. Pages come from a *pager* (the
+controller asks the ``ChatClient``, which reads them on the engine's worker from the
+audit in memory and the index: ``SyncEngine.timeline_page``), each row with the audit's
+verdict. A million-event room costs what is on screen, not a million rows. Appends use
+``beginInsertRows``; a reset happens only when a re-audit reorders what is shown.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +26,7 @@ from ...index import TimelineRow
 from ...protocol.audit import Assessed, TrustState
 from ...protocol.event import MEMBER, MESSAGE, Event, Malformed
 from ...protocol.room_state import DisplayNames, membership_text
+from ...sync.events import ShownEvent
 from ..safe import guard
 
 PAGE = 200
@@ -31,6 +35,10 @@ EARLIER_CHECK = "from this device's earlier check; the room is being read again"
 log = logging.getLogger("bucket_chat.gui")
 
 Index = QModelIndex | QPersistentModelIndex
+# pager(start, stop, reply): ask for rows start:stop of the audit shown; ``reply`` is called
+# (now or later, on the GUI thread) with them, or with None when that audit was replaced.
+Reply = Callable[[Sequence[ShownEvent] | None], None]
+Pager = Callable[[int, int, Reply], None]
 
 
 class Roles(enum.IntEnum):
@@ -110,6 +118,27 @@ class Row:
         )
 
     @staticmethod
+    def from_shown(item: ShownEvent) -> Row:
+        """A row as the engine hands it over: the audit's verdict, the event's body from
+        wherever the engine keeps it (a cached line that is not the audited event is
+        shown as damaged, never with the verdict)."""
+        verdict = item.verdict
+        location = f"{verdict.path}:{verdict.line}"
+        if isinstance(item.event, Malformed):
+            return Row(
+                verdict.event.event_id,
+                verdict.event.sender_id,
+                verdict.event.sender_key or "",
+                verdict.event.timestamp_ms,
+                "",
+                {"body": "This message could not be read from this device's cache."},
+                TrustState.INVALID.value,
+                f"this device's cached copy of this row is damaged: {item.event.reason}",
+                location,
+            )
+        return Row.from_event(item.event, verdict.state.value, verdict.reason, location)
+
+    @staticmethod
     def from_cached(row: TimelineRow) -> Row:
         """A row of the index, shown before the room's audit arrives. Its event came back
         through the protocol parser (``Index.newest``); a damaged one is shown as such."""
@@ -138,8 +167,13 @@ class TimelineModel(QAbstractListModel):
     def __init__(self, own_key: str = "", parent: Any = None) -> None:
         super().__init__(parent)
         self.own_key = own_key
-        self._hidden: list[Row] = []  # older rows not exposed yet (fetchMore)
+        self._above: list[Row] = []  # older rows fetched ahead, not exposed yet
         self._rows: list[Row] = []  # exposed rows: confirmed events, then local echoes
+        self._first = 0  # audit position of the first exposed row (rows above it: _first)
+        self._pager: Pager | None = None
+        self._gen = 0  # which audit the positions belong to (one per set_audit)
+        self._asking: int | None = None  # generation of the page request in flight
+        self._wanted = False  # the view asked for older rows before they were here
         self.complete = False
         # Display names under the room-state rule, and every sender id in first-seen
         # order (look-alikes are marked).
@@ -192,7 +226,7 @@ class TimelineModel(QAbstractListModel):
             case Roles.EchoError:
                 return row.echo_error
             case Roles.DayBreak:
-                prev = self._rows[i - 1] if i else (self._hidden[-1] if self._hidden else None)
+                prev = self._rows[i - 1] if i else (self._above[-1] if self._above else None)
                 return prev is None or prev.day != row.day
             case Roles.Location:
                 return row.location
@@ -221,19 +255,52 @@ class TimelineModel(QAbstractListModel):
         return False
 
     def can_fetch_older(self) -> bool:
-        return bool(self._hidden) and not self._busy
+        return (bool(self._above) or self._first > 0) and not self._busy
 
     def fetch_older(self) -> None:
-        """Reveal the next page of older rows above those shown."""
+        """Reveal the next page of older rows above those shown (fetched ahead; if they
+        are not here yet, they are shown as soon as they are), and fetch the next."""
         # A slot of one of our own change signals may ask for more: a nested insert
         # would corrupt the model, so not now.
-        if not self._hidden or self._busy:
+        if self._busy:
             return
-        page = self._hidden[-PAGE:]
+        if not self._above:
+            if self._first > 0:
+                self._wanted = True
+                self._fetch_ahead()
+            return
+        page = self._above[-PAGE:]
         self.beginInsertRows(QModelIndex(), 0, len(page) - 1)
-        del self._hidden[-len(page) :]
+        del self._above[-len(page) :]
         self._rows[:0] = page
+        self._first -= len(page)
         self.endInsertRows()
+        if len(self._above) < PAGE:
+            self._fetch_ahead()
+
+    def _fetch_ahead(self) -> None:
+        """Ask the pager for the page above what is held (one request at a time)."""
+        top = self._first - len(self._above)
+        if self._pager is None or top <= 0 or self._asking == self._gen:
+            return
+        gen = self._asking = self._gen
+        self._pager(max(0, top - PAGE), top, lambda rows: self._on_page(gen, top, rows))
+
+    def _on_page(self, gen: int, top: int, rows: Sequence[ShownEvent] | None) -> None:
+        if self._asking == gen:
+            self._asking = None
+        if rows is None:
+            return  # that audit was replaced: its successor's RoomLoaded is on its way
+        if gen != self._gen or top != self._first - len(self._above):
+            self._fetch_ahead()  # what is held moved on: the page above it now
+            return
+        fresh = [Row.from_shown(x) for x in rows]
+        self._above[:0] = fresh
+        if self._ids is not None:
+            self._ids.update(r.event_id for r in fresh)
+        if self._wanted:
+            self._wanted = False
+            self.fetch_older()
 
     # Every change is bracketed, so fetchMore can tell it is called from inside one.
     def beginInsertRows(self, parent: Index, first: int, last: int) -> None:
@@ -279,7 +346,13 @@ class TimelineModel(QAbstractListModel):
 
     @property
     def total(self) -> int:
-        return len(self._hidden) + len(self._rows)
+        """Rows of the audit shown (those above the exposed ones too), and echoes."""
+        return self._first + len(self._rows)
+
+    @property
+    def held(self) -> int:
+        """Rows this model holds in memory (exposed and fetched ahead)."""
+        return len(self._above) + len(self._rows)
 
     def row(self, i: int) -> Row:
         return self._rows[i]
@@ -292,7 +365,7 @@ class TimelineModel(QAbstractListModel):
 
     def show_cached(self, rows: Sequence[TimelineRow]) -> None:
         """The index's newest rows, shown before the room is read (no crypto, no network)."""
-        if self._rows or self._hidden:
+        if self._rows or self._above:
             return
         converted = [Row.from_cached(x) for x in rows]
         # A damaged row has no time of its own: it takes its neighbour's, so it starts
@@ -312,42 +385,91 @@ class TimelineModel(QAbstractListModel):
         self.endResetModel()
 
     def set_timeline(self, items: Sequence[Assessed], complete: bool) -> None:
-        """A full (re)audit: keep what is shown wherever the order allows."""
+        """A full (re)audit given whole (events with bodies), paged from that list: for
+        callers that hold a room's result themselves (tests, tools)."""
+        whole = list(items)
+
+        def pager(start: int, stop: int, reply: Reply) -> None:
+            reply([ShownEvent(a, a.event) for a in whole[max(0, start) : max(0, stop)]])
+
+        newest = [ShownEvent(a, a.event) for a in whole[-PAGE:]]
+        self.set_audit(len(whole), newest, complete, whole, pager)
+
+    def set_audit(
+        self,
+        total: int,
+        newest: Sequence[ShownEvent],
+        complete: bool,
+        members: Iterable[Assessed],
+        pager: Pager | None,
+    ) -> None:
+        """A full (re)audit of ``total`` rows, of which ``newest`` are the last (with
+        bodies); ``members``: the audit's rows (for senders and display names: the events
+        of a ledger without bodies are enough); ``pager`` fetches other rows of this
+        audit. What is shown is kept wherever the order allows."""
         self.complete = complete
-        self._ids = None
-        new = [Row.from_assessed(a) for a in items]
+        self._gen += 1
+        self._pager = pager
+        self._wanted = False
         self.names = DisplayNames()
-        self.names.update(items)
+        self.names.update(members)
+        new = [Row.from_shown(x) for x in newest]
+        base = total - len(new)
+        exposed = self._echo_start()
+        if exposed > len(new) and base > 0 and pager is not None:
+            # The user scrolled above the newest page: the rows shown get this audit's
+            # verdicts from a page of it (a moment later), or a reset if it moved on.
+            # Until then nothing is fetched ahead: positions belong to the new audit.
+            gen = self._asking = self._gen
+            want = min(exposed, total) - len(new)
+            self._above = []
+            self._ids = None
+
+            def merge(rows: Sequence[ShownEvent] | None) -> None:
+                if self._asking == gen:
+                    self._asking = None
+                if gen == self._gen and rows is not None:
+                    self._merge([Row.from_shown(x) for x in rows] + new, total)
+
+            pager(base - want, base, merge)
+            return
+        self._merge(new, total)
+
+    def _merge(self, new: list[Row], total: int) -> None:
+        """Show ``new``, the last rows of an audit of ``total`` rows."""
+        self._ids = None
+        base = total - len(new)
         echoes = [r for r in self._rows[self._echo_start() :] if r.echo]
         confirmed = {r.event_id for r in new}
         echoes = [e for e in echoes if e.event_id not in confirmed]
-        old = self._hidden + self._rows[: self._echo_start()]
-        old_ids = [r.event_id for r in old]
-        new_ids = [r.event_id for r in new]
-        n_old = len(old_ids)
-        start = _find(new_ids, old_ids)
-        if n_old and start >= 0:
-            # What is shown is still a contiguous run: older rows go to the hidden pages,
-            # newer ones are appended, verdicts that changed are refreshed.
-            exposed = self._echo_start()
-            first_shown = start + len(self._hidden)
-            self._hidden = new[:first_shown]
+        old_ids = [r.event_id for r in self._rows[: self._echo_start()]]
+        start = _find([r.event_id for r in new], old_ids)
+        if old_ids and start >= 0:
+            # What is shown is still a contiguous run: older rows go above (fetched
+            # ahead), newer ones are appended, verdicts that changed are refreshed.
+            exposed = len(old_ids)
+            self._above = new[:start]
+            self._first = base + start
             for i in range(exposed):
-                self._rows[i] = new[first_shown + i]
+                self._rows[i] = new[start + i]
             if exposed:
                 self.dataChanged.emit(self.index(0), self.index(exposed - 1))
             self._drop_confirmed_echoes(confirmed)
-            self._insert_confirmed(new[first_shown + exposed :])
+            self._insert_confirmed(new[start + exposed :])
             # Older rows that arrived above a short page (history read newest first, or a
             # backdated writer) are shown at once: a view that does not scroll yet has no
             # top to scroll to, so it would never ask for them.
-            if self._hidden and self._echo_start() < PAGE:
+            if self._first > 0 and self._echo_start() < PAGE:
                 self.fetch_older()
+            else:
+                self._fetch_ahead()
             return
         self.beginResetModel()
-        self._hidden = new[:-PAGE] if len(new) > PAGE else []
+        self._above = new[:-PAGE] if len(new) > PAGE else []
         self._rows = new[-PAGE:] + echoes
+        self._first = total - len(self._rows) + len(echoes)
         self.endResetModel()
+        self._fetch_ahead()
 
     def append(self, items: Sequence[Assessed]) -> None:
         # An append may repeat rows a full re-audit already brought (the engine's result
@@ -361,7 +483,7 @@ class TimelineModel(QAbstractListModel):
 
     def _confirmed_ids(self) -> set[str]:
         if self._ids is None:
-            self._ids = {r.event_id for r in self._hidden}
+            self._ids = {r.event_id for r in self._above}
             self._ids.update(r.event_id for r in self._rows if not r.echo)
         return self._ids
 
