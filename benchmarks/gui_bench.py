@@ -10,7 +10,12 @@ way the app does on first open. Then, in fresh subprocesses (offscreen Qt):
 2. switching rooms: selecting a room -> its timeline painted (median over 40 switches);
 3. the big room: select -> first paint from the index; resident memory once audited;
    scrolling what is loaded from top to bottom by driving the scroll bar, reporting the
-   longest frame (after loading older pages with fetchMore by scrolling up first).
+   longest frame (after loading older pages with fetchMore by scrolling up first);
+4. switching during a back-fill: the big room is read from a cold index (this device's
+   index holds only the small rooms) while the user keeps switching between the small
+   rooms; each switch is timed from the click to the first paint of the target room's
+   timeline with its rows in it (p50 and p100 over every switch made until the back-fill
+   is done).
 """
 
 from __future__ import annotations
@@ -129,16 +134,29 @@ def _prepare_child(events: int) -> None:
     st.last_room = st.storages[0].id + "/small-0"
     settings_store.save(st)
 
-    async def warm() -> None:
+    async def warm(rooms: list[str]) -> None:
         async with engine_session(open_storage(str(root)), outbox=False) as engine:
-            for rid in ["big", *SMALL]:
+            for rid in rooms:
                 await engine.open_room(rid, background=False)
 
-    asyncio.run(warm())
+    asyncio.run(warm(SMALL))
+    # This device's index as it is before the big room was ever read: measurement 4
+    # starts from it, so the big room back-fills from nothing while the user switches.
+    shutil.copyfile(_index_file(), BENCH / "index-without-big.sqlite3")
+    (BENCH / "index-path").write_text(str(_index_file()))
+    asyncio.run(warm(["big"]))
+
+
+def _index_file() -> Path:
+    from bucket_chat_desktop import paths
+    from bucket_chat_desktop.index import index_path_for
+    from bucket_chat_desktop.storage import open_storage
+
+    return index_path_for(paths.data_dir(), open_storage(str(BENCH / "store")).url)
 
 
 def prepare(events: int) -> None:
-    marker = BENCH / f"ready-{events}"
+    marker = BENCH / f"ready-v2-{events}"
     if marker.exists():
         return
     shutil.rmtree(BENCH, ignore_errors=True)
@@ -179,6 +197,26 @@ def _measure_child(t0: float, mode: str, pages: int) -> None:
                 self.at = time.perf_counter()
             return False
 
+    class RowsPainted(QObject):
+        """The first paint of the timeline with rows in it (an empty room is not shown)."""
+
+        at: float | None = None
+
+        def __init__(self, view: Any) -> None:
+            super().__init__()
+            self.view = view
+
+        def eventFilter(self, obj: Any, ev: Any) -> bool:
+            model = self.view.model()
+            if (
+                ev.type() == QEvent.Type.Paint
+                and self.at is None
+                and model is not None
+                and model.rowCount() > 0
+            ):
+                self.at = time.perf_counter()
+            return False
+
     def rss_mb() -> float:
         with open("/proc/self/status") as fh:
             for line in fh:
@@ -190,6 +228,46 @@ def _measure_child(t0: float, mode: str, pages: int) -> None:
         end = time.perf_counter() + limit
         while not cond() and time.perf_counter() < end:
             await asyncio.sleep(0.002)
+
+    async def switch_during_backfill(
+        c: Any, w: Any, rows_painted: Any, out: dict[str, float]
+    ) -> None:
+        """Switch between the small rooms (a user reading, ~10 switches a second) for as
+        long as the big room back-fills from the cold index; time click -> the target
+        room's rows painted. The big room's back-fill started with the app (the client
+        opens every room; the big one before the small ones that follow it)."""
+        keys = [k for k in c.rooms.room_keys() if "small" in k]
+        big = next(k for k in c.rooms.room_keys() if k.endswith("/big"))
+        engine = c.client.engine(big.split("/", 1)[0])
+
+        def backfilling() -> bool:
+            room = engine.rooms.get("big")
+            return room is None or room.backfill is None or not room.backfill.done()
+
+        def target_painted() -> bool:
+            model = w.timeline.model()
+            return rows_painted.at is not None and model is not None and model.rowCount() > 0
+
+        switches: list[float] = []
+        started = time.perf_counter()
+        i = 0
+        while backfilling() and time.perf_counter() - started < 600:
+            key = keys[(i * 2 + 1) % len(keys)]
+            i += 1
+            rows_painted.at = None
+            t = time.perf_counter()
+            c.select_room(key)
+            await until(target_painted, 60)
+            switches.append((rows_painted.at or time.perf_counter()) - t)
+            await asyncio.sleep(0.1)
+        out["backfill_s"] = time.perf_counter() - started
+        out["backfill_switches"] = len(switches)
+        ordered = sorted(switches)
+        out["backfill_switch_p50"] = statistics.median(ordered) if ordered else 0.0
+        out["backfill_switch_p95"] = ordered[int(len(ordered) * 0.95)] if ordered else 0.0
+        out["backfill_switch_p100"] = ordered[-1] if ordered else 0.0
+        audited = c.results.get(big)
+        out["backfill_events"] = len(audited.timeline) if audited is not None else 0
 
     async def main() -> dict[str, float]:
         from bucket_chat_desktop.gui.controller import Controller
@@ -203,6 +281,8 @@ def _measure_child(t0: float, mode: str, pages: int) -> None:
         w.resize(1100, 720)
         painted = Painted()
         w.timeline.viewport().installEventFilter(painted)
+        rows_painted = RowsPainted(w.timeline)
+        w.timeline.viewport().installEventFilter(rows_painted)
         w.show()
         c.start()
         out: dict[str, float] = {}
@@ -214,6 +294,9 @@ def _measure_child(t0: float, mode: str, pages: int) -> None:
         await until(shown)
         out["start_to_window"] = (painted.at or 0) - t0
         if mode == "start":
+            return out
+        if mode == "backfill":
+            await switch_during_backfill(c, w, rows_painted, out)
             return out
         await asyncio.sleep(1.0)
         keys = [k for k in c.rooms.room_keys() if "small" in k]
@@ -290,6 +373,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--pages", type=int, default=10, help="older pages to load first")
+    parser.add_argument(
+        "--switch-only", action="store_true", help="only measure 4 (switching during back-fill)"
+    )
     parser.add_argument("--prepare-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--measure-child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -301,6 +387,9 @@ def main() -> None:
         _measure_child(float(t0), mode, int(pages))
         return
     prepare(args.events)
+    if args.switch_only:
+        switch_during_backfill(args.events)
+        return
     child("start", args.events)  # warm the OS file cache
     starts = [child("start", args.events)["start_to_window"] for _ in range(5)]
     runs = ", ".join(f"{s * 1000:.0f}" for s in starts)
@@ -323,6 +412,33 @@ def main() -> None:
         f"{r['scroll_frames']:.0f} frames, longest {r['scroll_max_frame'] * 1000:.1f} ms, "
         f"p95 {r['scroll_p95_frame'] * 1000:.1f} ms (target: none over 50 ms); "
         f"RSS after {r['rss_after_scroll_mb']:.0f} MB"
+    )
+    switch_during_backfill(args.events)
+
+
+def switch_during_backfill(events: int) -> None:
+    """Measurement 4, from this device's index as it was before the big room was read
+    (restored afterwards, so the other measurements stay warm)."""
+    index = Path((BENCH / "index-path").read_text())
+    warm = BENCH / "index-warm.sqlite3"
+    shutil.copyfile(index, warm)
+    try:
+        for extra in ("-wal", "-shm"):
+            Path(f"{index}{extra}").unlink(missing_ok=True)
+        shutil.copyfile(BENCH / "index-without-big.sqlite3", index)
+        load = os.getloadavg()[0]
+        r = child("backfill", events)
+    finally:
+        for extra in ("-wal", "-shm"):
+            Path(f"{index}{extra}").unlink(missing_ok=True)
+        shutil.copyfile(warm, index)
+    print(
+        f"room switch while the {events:,}-event room back-fills from a cold index "
+        f"({r['backfill_s']:.1f} s, {r['backfill_events']:,.0f} events shown at the end): "
+        f"{r['backfill_switches']:.0f} switches, p50 {r['backfill_switch_p50'] * 1000:.1f} ms, "
+        f"p95 {r['backfill_switch_p95'] * 1000:.1f} ms, "
+        f"p100 {r['backfill_switch_p100'] * 1000:.1f} ms; target p100 <= 100 ms "
+        f"(load average {load:.2f} at the start)"
     )
 
 
