@@ -29,6 +29,7 @@ log = logging.getLogger("bucket_chat.gui")
 
 # Findings that mean the room was not read whole: no verdict on it is final.
 PARTIAL_READ = frozenset({Kind.UNREAD, Kind.SEGMENT_UNREADABLE})
+DEFER_ROWS = 2_000  # a room not shown with a longer timeline is redrawn when shown
 
 
 def _ref(key: str) -> RoomRef:
@@ -67,6 +68,10 @@ class Controller(QObject):
         self.client = ChatClient(settings, identity.user_id, identity.signing_key, self._deliver)
         self.rooms = RoomsModel(self)
         self.timelines: dict[str, TimelineModel] = {}
+        # A large room's new audit that arrived while another room was shown: its model
+        # is brought up to date when the room is shown (``_catch_up``), not while the
+        # person reads elsewhere. key -> (audit, complete, items appended since).
+        self._behind: dict[str, tuple[AuditResult, bool, list[Assessed]]] = {}
         self.results: dict[str, AuditResult] = {}
         # room key -> its metadata and what is wrong with it, as the last RoomLoaded said
         self.metadata: dict[str, tuple[RoomMetadata | None, tuple[Finding, ...]]] = {}
@@ -130,10 +135,20 @@ class Controller(QObject):
             model = self.timelines[key] = TimelineModel(self.identity.public_key_b64, self)
         return model
 
+    def _catch_up(self, key: str) -> None:
+        """Apply the audit a room not shown was left behind on (see ``_behind``)."""
+        behind = self._behind.pop(key, None)
+        if behind is not None:
+            result, complete, appended = behind
+            model = self.timeline(key)
+            model.set_timeline(result.timeline, complete)
+            model.append(appended)  # what is shown already is skipped
+
     def select_room(self, key: str) -> None:
         if key == self.current or self.rooms.item(key) is None:
             return
         self.current = key
+        self._catch_up(key)
         self.settings.last_room = key
         self.rooms.update(key, unread=0)
         self.unread_changed.emit(self.rooms.total_unread())
@@ -170,6 +185,7 @@ class Controller(QObject):
             await self.client.leave_room(_ref(key))
             self.rooms.remove(key)
             self.timelines.pop(key, None)
+            self._behind.pop(key, None)
             if self.current == key:
                 self.current = ""
                 self.current_changed.emit("")
@@ -229,13 +245,24 @@ class Controller(QObject):
         self.metadata[key] = (metadata, metadata_findings)
         if metadata is not None and metadata.name:
             self.rooms.update(key, name=metadata.name)
-        self.timeline(key).set_timeline(result.timeline, complete)
+        if key != self.current and len(result.timeline) > DEFER_ROWS:
+            # Rebuilding a long timeline's model takes the GUI thread for a while (a
+            # quarter second and more at 100,000 events): not now, for a room nobody
+            # looks at, but when it is shown.
+            self._behind[key] = (result, complete, [])
+        else:
+            self._behind.pop(key, None)
+            self.timeline(key).set_timeline(result.timeline, complete)
         self._refresh_item(key, result, [])
         self.room_audit_changed.emit(key)
 
     def _on_events_appended(self, key: str, items: list[Assessed], result: AuditResult) -> None:
         self.results[key] = result
-        self.timeline(key).append(items)
+        behind = self._behind.get(key)
+        if behind is not None:
+            self._behind[key] = (result, behind[1], [*behind[2], *items])
+        else:
+            self.timeline(key).append(items)
         self._refresh_item(key, result, items)
 
     def _refresh_item(self, key: str, result: AuditResult, new: list[Assessed]) -> None:

@@ -101,6 +101,7 @@ MAX_WITNESS = 64  # other devices' chains named in one event's witness
 WITNESS_ROWS = 500  # newest cached rows a send that did not open the room witnesses from
 MAX_OFFERS_TOLD = 3  # keys one warning names when several offer to introduce this device
 SLICE_EVENTS = 400  # a background job indexes segments of at most about this many events
+FOREGROUND_GRACE = 0.2  # seconds background work starts nothing new after a person acts
 
 
 @dataclass(slots=True)
@@ -289,6 +290,10 @@ class SyncEngine:
         self._publish_wake = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self._activity_at = 0.0  # monotonic time of the last activity (see _last_activity)
+        self._quiet_until = 0.0  # background work waits until then (see ``interacted``)
+        # Background verifications in flight: no more than the pool runs at once, so a
+        # person's action waits for at most one per worker (``interacted``).
+        self._verify_slots = asyncio.Semaphore(self.config.workers)
         self._in_poll = False
         self._last_publish = -1e9
         self._marker_cursor: dict[str, str] = {}
@@ -429,7 +434,21 @@ class SyncEngine:
     def focus(self, room_id: str | None) -> None:
         self.focused = room_id
         if room_id is not None:
+            self.interacted()
             self.wake()
+
+    def interacted(self) -> None:
+        """A person acted (opened a room, sent): for ``FOREGROUND_GRACE`` seconds the
+        back-fill starts no new download, verification or indexing slice, so what answers
+        the person (the loop, the GUI thread) has the process's cores and the GIL to
+        itself; what is running finishes (at most one slice and one verification per
+        worker). Calling it again extends the window."""
+        self._quiet_until = time.monotonic() + FOREGROUND_GRACE
+
+    async def _background_turn(self) -> None:
+        """Wait until no person's action is being answered (see ``interacted``)."""
+        while (wait := self._quiet_until - time.monotonic()) > 0:
+            await asyncio.sleep(wait)
 
     def set_window_focused(self, focused: bool) -> None:
         """The app's window came to the front (poll at once, then often) or went behind
@@ -589,6 +608,7 @@ class SyncEngine:
             room.last_safety = time.monotonic()
             return
         if not room.complete or room.result is None or progressed or room.unread or was_partial:
+            await self._background_turn()  # the longest job there is: not while answering
             await self._ingest(room, [], complete=True, force_audit=True)
         room.last_safety = time.monotonic()
         if self.index is not None and room.complete and not room.partial:
@@ -697,6 +717,7 @@ class SyncEngine:
             size += len(item[1].decoded.events)
         for i, part in enumerate(slices):
             last = i == len(slices) - 1
+            await self._background_turn()
             await self._ingest(room, part, complete=False, audit=audit and last)
         if not audit:
             return next_audit or time.monotonic() + PROGRESS_AUDIT
@@ -720,7 +741,8 @@ class SyncEngine:
 
         async def one(item: ObjectInfo) -> None:
             async with sem:
-                got = await self._read_segment(room.room_id, item, room.unread)
+                await self._background_turn()
+                got = await self._read_segment(room.room_id, item, room.unread, background=True)
             if got is not None:
                 out.append(got)
 
@@ -969,6 +991,7 @@ class SyncEngine:
         unread: dict[str, str] | None = None,
         *,
         hint: bool = False,
+        background: bool = False,
     ) -> tuple[ObjectInfo, PreparedSegment] | None:
         """Download and verify (on the pool) one listed or hinted object of a room.
 
@@ -979,7 +1002,8 @@ class SyncEngine:
         not final, PROTOCOL.md section 16; the next full pass tries again and forgets it
         if it is gone) and gives None. ``hint``: the path comes from a marker or a file-system
         event, not a listing; if nothing is there, nothing happened (a marker naming a
-        missing segment changes nothing, PROTOCOL.md section 15)."""
+        missing segment changes nothing, PROTOCOL.md section 15). ``background``: part of
+        a back-fill, so its verification stands aside for a person's action."""
 
         def finding_only(finding: Finding) -> tuple[ObjectInfo, PreparedSegment]:
             return item, PreparedSegment(DecodedSegment(item.path, [], [finding]), [])
@@ -1025,7 +1049,12 @@ class SyncEngine:
             not_now(str(exc))
             return None
         loop = asyncio.get_running_loop()
-        prepared = await loop.run_in_executor(self._pool, prepare_segment, item.path, data, room_id)
+        async with self._verify_slots if background else contextlib.nullcontext():
+            if background:
+                await self._background_turn()
+            prepared = await loop.run_in_executor(
+                self._pool, prepare_segment, item.path, data, room_id
+            )
         return ObjectInfo(item.path, len(data), item.etag), prepared
 
     # -- polling -------------------------------------------------------------------------------
@@ -1202,6 +1231,7 @@ class SyncEngine:
         outbox = self.outbox
         if outbox is None:
             raise RuntimeError("this engine has no outbox")
+        self.interacted()
         key_text = b64encode(bytes(signing_key.verify_key))
         introducer: str | None = None
         offered: list[str] = []

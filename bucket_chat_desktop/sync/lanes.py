@@ -9,8 +9,9 @@ always takes the oldest interactive job first, so an interactive job waits at mo
 the one background job that is running, never for the queue behind it.
 
 Jobs of one room are never reordered: an interactive job for a room promotes that room's
-queued background jobs to the interactive lane (they run first, in their order). The
-engine relies on that: a room's jobs see its state in the order they were submitted.
+queued background jobs to the interactive lane, in its place (they run just before it,
+in their order; interactive jobs submitted earlier still go first). The engine relies on
+that: a room's jobs see its state in the order they were submitted.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ class _Job:
     room: str | None  # None: jobs that touch no room's state (cursors, pins); FIFO too
     fn: Callable[..., Any]
     args: tuple[Any, ...]
-    interactive: bool
+    urgent: int | None  # when it joined the interactive lane (None: background)
     future: Future[Any] = field(default_factory=Future)
 
 
@@ -42,6 +43,7 @@ class StateWorker:
         self._cond = threading.Condition()
         self._queue: deque[_Job] = deque()
         self._closed = False
+        self._urgent = 0  # counts jobs joining the interactive lane
         self._thread = threading.Thread(target=self._work, name=name, daemon=True)
         self._thread.start()
 
@@ -52,14 +54,17 @@ class StateWorker:
         room: str | None = None,
         interactive: bool = False,
     ) -> Future[T]:
-        job = _Job(room, fn, args, interactive)
         with self._cond:
             if self._closed:
                 raise RuntimeError("the engine's state worker is shut down")
+            urgent = None
             if interactive:
+                self._urgent += 1
+                urgent = self._urgent
                 for queued in self._queue:  # keep the room's order: its queue goes first
-                    if queued.room == room:
-                        queued.interactive = True
+                    if queued.room == room and queued.urgent is None:
+                        queued.urgent = urgent
+            job = _Job(room, fn, args, urgent)
             self._queue.append(job)
             self._cond.notify()
         return job.future
@@ -84,11 +89,15 @@ class StateWorker:
                 self._cond.wait()
             if not self._queue:
                 return None
+            best: tuple[int, int] | None = None
             for i, job in enumerate(self._queue):
-                if job.interactive:
-                    del self._queue[i]
-                    return job
-            return self._queue.popleft()
+                if job.urgent is not None and (best is None or job.urgent < best[0]):
+                    best = (job.urgent, i)
+            if best is None:
+                return self._queue.popleft()
+            job = self._queue[best[1]]
+            del self._queue[best[1]]
+            return job
 
     def _work(self) -> None:
         while (job := self._next()) is not None:
