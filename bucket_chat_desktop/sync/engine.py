@@ -977,11 +977,14 @@ class SyncEngine:
                 return False
             before = dict(room.unread)
             got = await self._read_segment(room_id, ObjectInfo(path, 0), room.unread, hint=True)
+            # Someone waits for news in the room they look at; a room nobody looks at
+            # (where anyone with write access can make a flood of them) waits its turn.
+            shown = room_id == self.focused
             if got is None:
                 if room.unread != before:  # the room's verdict is no longer final
-                    await self._ingest(room, [], complete=None, force_audit=True, interactive=True)
+                    await self._ingest(room, [], complete=None, force_audit=True, interactive=shown)
                 return False
-            await self._ingest(room, [got], complete=None, interactive=True)
+            await self._ingest(room, [got], complete=None, interactive=shown)
             return True
 
     async def _read_segment(
