@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import run, shot  # tests/gui/conftest.py
 from nacl.signing import SigningKey
 
 from bucket_chat_desktop.gui import controller as controller_module
@@ -20,8 +21,6 @@ from bucket_chat_desktop.keys.identity import Identity
 from bucket_chat_desktop.settings import Settings, StorageSettings
 from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync.writer import Draft, RoomWriter
-
-from conftest import run, shot  # tests/gui/conftest.py
 
 LONG, SHORT = "long-room", "short-room"
 ALICE = SigningKey(b"\x01" * 32)
@@ -79,7 +78,9 @@ def test_a_long_rooms_audit_waits_to_be_shown_with_what_arrived_meanwhile(
     # a message arriving meanwhile is kept for later too
     bob = RoomWriter(LocalStorage(store), LONG, "bob@example.com", BOB)
     run(bob.send([Draft.text("arrived meanwhile")]), qtbot)
-    qtbot.waitUntil(lambda: "arrived meanwhile" in controller.rooms.item(long).preview, timeout=15_000)
+    qtbot.waitUntil(
+        lambda: "arrived meanwhile" in controller.rooms.item(long).preview, timeout=15_000
+    )
     assert controller.timeline(long).rowCount() == 0
 
     controller.select_room(long)  # shown: brought up to date, in order, nothing twice
