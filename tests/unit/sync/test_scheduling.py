@@ -6,6 +6,7 @@ from the timeline incrementally, on the state thread. Real folders, real index f
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 import time
 from collections.abc import Callable
@@ -134,10 +135,14 @@ def test_a_room_opened_during_another_rooms_back_fill_is_shown_while_that_is_hel
             bodies = [a.event.body for a in big_done.result.timeline if a.event.type == MESSAGE]
             assert sorted(bodies) == sorted(f"big {i}" for i in range(4 * FIRST_CHUNK + 8))
             assert big_done.result.clean
+            # what the back-fill keeps is out of the cycle collector's full scans (which
+            # hold the GIL: the GUI thread's too) until the engine closes
+            assert gc.get_freeze_count() > 0
         finally:
             gate.set()
             await engine.close()
             index.close()
+        assert gc.get_freeze_count() == 0
 
     asyncio.run(scenario())
     loaded = [e for e in events if isinstance(e, RoomLoaded) and e.room_id == SMALL]
