@@ -304,9 +304,9 @@ class SyncEngine:
         self._tasks: list[asyncio.Task[Any]] = []
         self._activity_at = 0.0  # monotonic time of the last activity (see _last_activity)
         self._quiet_until = 0.0  # background work waits until then (see ``interacted``)
-        # Background verifications in flight: no more than the pool runs at once, so a
-        # person's action waits for at most one per worker (``interacted``).
-        self._verify_slots = asyncio.Semaphore(self.config.workers)
+        # Background verifications in flight: one running and one queued per worker, so
+        # a person's action waits for at most two per worker (``interacted``).
+        self._verify_slots = asyncio.Semaphore(2 * self.config.workers)
         self._in_poll = False
         self._last_publish = -1e9
         self._marker_cursor: dict[str, str] = {}
@@ -455,13 +455,15 @@ class SyncEngine:
         """A person acted (opened a room, sent): for ``FOREGROUND_GRACE`` seconds the
         back-fill starts no new download, verification or indexing slice, so what answers
         the person (the loop, the GUI thread) has the process's cores and the GIL to
-        itself; what is running finishes (at most one slice and one verification per
-        worker). Calling it again extends the window."""
+        itself; what is running finishes (at most one slice and two verifications per
+        worker). The room being opened is not held back. Calling it again extends the
+        window."""
         self._quiet_until = time.monotonic() + FOREGROUND_GRACE
 
-    async def _background_turn(self) -> None:
-        """Wait until no person's action is being answered (see ``interacted``)."""
-        while (wait := self._quiet_until - time.monotonic()) > 0:
+    async def _background_turn(self, room_id: str) -> None:
+        """Wait until no person's action is being answered (see ``interacted``), unless
+        the work is for the room the person looks at: that is what they wait for."""
+        while room_id != self.focused and (wait := self._quiet_until - time.monotonic()) > 0:
             await asyncio.sleep(wait)
 
     def set_window_focused(self, focused: bool) -> None:
@@ -622,7 +624,7 @@ class SyncEngine:
             room.last_safety = time.monotonic()
             return
         if not room.complete or room.result is None or progressed or room.unread or was_partial:
-            await self._background_turn()  # the longest job there is: not while answering
+            await self._background_turn(room.room_id)  # the longest job: not while answering
             await self._ingest(room, [], complete=True, force_audit=True)
         room.last_safety = time.monotonic()
         if self.index is not None and room.complete and not room.partial:
@@ -731,7 +733,7 @@ class SyncEngine:
             size += len(item[1].decoded.events)
         for i, part in enumerate(slices):
             last = i == len(slices) - 1
-            await self._background_turn()
+            await self._background_turn(room.room_id)
             await self._ingest(room, part, complete=False, audit=audit and last)
             _settle_heap()
         if not audit:
@@ -756,7 +758,7 @@ class SyncEngine:
 
         async def one(item: ObjectInfo) -> None:
             async with sem:
-                await self._background_turn()
+                await self._background_turn(room.room_id)
                 got = await self._read_segment(room.room_id, item, room.unread, background=True)
             if got is not None:
                 out.append(got)
@@ -1069,7 +1071,7 @@ class SyncEngine:
         loop = asyncio.get_running_loop()
         async with self._verify_slots if background else contextlib.nullcontext():
             if background:
-                await self._background_turn()
+                await self._background_turn(room_id)
             prepared = await loop.run_in_executor(
                 self._pool, prepare_segment, item.path, data, room_id
             )
