@@ -329,6 +329,17 @@ class Index:
             raise
         return cls(conn, path)
 
+    @contextlib.contextmanager
+    def read_snapshot(self) -> Iterator[None]:
+        """Reads in the block see one moment of the database (one read transaction), also
+        while another connection writes: for a reader (``open_reader``), never a writer."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                yield
+            finally:
+                self._db.execute("COMMIT")
+
     @classmethod
     def _open_conn(cls, conn: sqlite3.Connection, path: Path | None, url: str) -> Index:
         try:

@@ -347,11 +347,16 @@ class SyncEngine:
         reader's own connection, never queued behind the state thread. It sees what was
         committed, and only whole transactions (one segment's rows come together)."""
         reader = self._reader
-        if reader is None:  # an index in memory has no second connection
-            index = self.index
+        if reader is None:  # an index in memory has no second connection: its one writer
+            index = self.index  # is the state thread, busy with this job meanwhile
             assert index is not None
             return await self._serially(fn, index, *args, interactive=True)
-        return await asyncio.get_running_loop().run_in_executor(self._reads, fn, reader, *args)
+
+        def in_one_snapshot() -> T:  # several queries, one moment of the database
+            with reader.read_snapshot():
+                return fn(reader, *args)
+
+        return await asyncio.get_running_loop().run_in_executor(self._reads, in_one_snapshot)
 
     async def _outboxed(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._io, fn, *args)
