@@ -182,8 +182,10 @@ def _measure_child(t0: float, mode: str, pages: int) -> None:
     from PySide6.QtWidgets import QApplication
 
     from bucket_chat_desktop import settings as settings_store
+    from bucket_chat_desktop.app import prefer_the_gui_thread
     from bucket_chat_desktop.gui import theme
 
+    prefer_the_gui_thread()  # as the app does at start
     app = QApplication(sys.argv[:1])
     st = settings_store.load()
     theme.apply(app, st.theme)
