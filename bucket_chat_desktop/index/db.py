@@ -340,6 +340,8 @@ class Index:
             finally:
                 self._db.execute("COMMIT")
 
+    read_snapshot.takes_index_lock = True  # type: ignore[attr-defined]  # held for the block
+
     @classmethod
     def _open_conn(cls, conn: sqlite3.Connection, path: Path | None, url: str) -> Index:
         try:
