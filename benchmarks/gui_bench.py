@@ -14,6 +14,11 @@ with --prepare-only first if you like). Then, in fresh subprocesses (offscreen Q
    memory once audited (the app's rooms keep no bodies in memory, its timeline holds what
    it shows); scrolling what is loaded from top to bottom by driving the scroll bar,
    reporting the longest frame (after loading older pages by scrolling up first).
+4. switching during a back-fill: the big room is read from a cold index (this device's
+   index holds only the small rooms) while the user keeps switching between the small
+   rooms; each switch is timed from the click to the first paint of the target room's
+   timeline with its rows in it (p50 and p100 over every switch made until the back-fill
+   is done).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ BENCH_ROOT = Path("/tmp/bucket-chat-gui-bench")
 BENCH = BENCH_ROOT  # set per room size by _use(): each size has its own cached store
 USER = "bench@example.com"
 SMALL = [f"small-{k}" for k in range(5)]
+PAUSE = 0.25  # seconds between two switches in measurement 4 (a quick reader)
 
 
 def _use(events: int) -> None:
@@ -143,14 +149,27 @@ def _prepare_child(events: int, phase: str) -> None:
     st.last_room = st.storages[0].id + "/small-0"
     settings_store.save(st)
 
-    async def warm() -> None:
+    async def warm(rooms: list[str]) -> None:
         # Rooms as the app keeps them (no bodies in memory): a million-event room fits.
         config = SyncConfig(keep_bodies=False)
         async with engine_session(open_storage(str(root)), outbox=False, config=config) as engine:
-            for rid in ["big", *SMALL]:
+            for rid in rooms:
                 await engine.open_room(rid, background=False)
 
-    asyncio.run(warm())
+    asyncio.run(warm(SMALL))
+    # This device's index as it is before the big room was ever read: measurement 4
+    # starts from it, so the big room back-fills from nothing while the user switches.
+    shutil.copyfile(_index_file(), BENCH / "index-without-big.sqlite3")
+    (BENCH / "index-path").write_text(str(_index_file()))
+    asyncio.run(warm(["big"]))
+
+
+def _index_file() -> Path:
+    from bucket_chat_desktop import paths
+    from bucket_chat_desktop.index import index_path_for
+    from bucket_chat_desktop.storage import open_storage
+
+    return index_path_for(paths.data_dir(), open_storage(str(BENCH / "store")).url)
 
 
 def prepare(events: int) -> None:
@@ -182,8 +201,10 @@ def _measure_child(t0: float, mode: str, pages: int) -> None:
     from PySide6.QtWidgets import QApplication
 
     from bucket_chat_desktop import settings as settings_store
+    from bucket_chat_desktop.app import prefer_the_gui_thread
     from bucket_chat_desktop.gui import theme
 
+    prefer_the_gui_thread()  # as the app does at start
     app = QApplication(sys.argv[:1])
     st = settings_store.load()
     theme.apply(app, st.theme)
@@ -195,6 +216,26 @@ def _measure_child(t0: float, mode: str, pages: int) -> None:
 
         def eventFilter(self, obj: Any, ev: Any) -> bool:
             if ev.type() == QEvent.Type.Paint and self.at is None:
+                self.at = time.perf_counter()
+            return False
+
+    class RowsPainted(QObject):
+        """The first paint of the timeline with rows in it (an empty room is not shown)."""
+
+        at: float | None = None
+
+        def __init__(self, view: Any) -> None:
+            super().__init__()
+            self.view = view
+
+        def eventFilter(self, obj: Any, ev: Any) -> bool:
+            model = self.view.model()
+            if (
+                ev.type() == QEvent.Type.Paint
+                and self.at is None
+                and model is not None
+                and model.rowCount() > 0
+            ):
                 self.at = time.perf_counter()
             return False
 
@@ -210,6 +251,58 @@ def _measure_child(t0: float, mode: str, pages: int) -> None:
         while not cond() and time.perf_counter() < end:
             await asyncio.sleep(0.002)
 
+    async def switch_during_backfill(
+        c: Any, w: Any, rows_painted: Any, out: dict[str, float]
+    ) -> None:
+        """Switch between the small rooms (a quick reader: a switch every ``PAUSE``) for as
+        long as the big room back-fills from the cold index; time click -> the target
+        room's rows painted. The big room's back-fill started with the app (the client
+        opens every room; the big one before the small ones that follow it)."""
+        keys = [k for k in c.rooms.room_keys() if "small" in k]
+        big = next(k for k in c.rooms.room_keys() if k.endswith("/big"))
+        engine = c.client.engine(big.split("/", 1)[0])
+
+        def backfilling() -> bool:
+            room = engine.rooms.get("big")
+            return room is None or room.backfill is None or not room.backfill.done()
+
+        def target_painted() -> bool:
+            model = w.timeline.model()
+            return rows_painted.at is not None and model is not None and model.rowCount() > 0
+
+        async def switch(i: int) -> float:
+            key = keys[(i * 2 + 1) % len(keys)]
+            if key == c.current:
+                key = keys[(i * 2 + 2) % len(keys)]
+            rows_painted.at = None
+            t = time.perf_counter()
+            c.select_room(key)
+            await until(target_painted, 60)
+            took = (rows_painted.at or time.perf_counter()) - t
+            await asyncio.sleep(PAUSE)
+            return took
+
+        switches: list[float] = []
+        at: list[float] = []
+        started = time.perf_counter()
+        while backfilling() and time.perf_counter() - started < 600:
+            at.append(time.perf_counter() - started)
+            switches.append(await switch(len(switches)))
+        out["backfill_s"] = time.perf_counter() - started
+        out["backfill_switches"] = len(switches)
+        ordered = sorted(switches)
+        out["backfill_switch_p50"] = statistics.median(ordered) if ordered else 0.0
+        out["backfill_switch_p95"] = ordered[int(len(ordered) * 0.95)] if ordered else 0.0
+        out["backfill_switch_p100"] = ordered[-1] if ordered else 0.0
+        out["backfill_slowest_at"] = at[switches.index(ordered[-1])] if ordered else 0.0
+        # The same switches with nothing in the background: what this machine gives now.
+        await asyncio.sleep(1.0)
+        quiet = sorted([await switch(i) for i in range(30)])
+        out["quiet_switch_p50"] = statistics.median(quiet)
+        out["quiet_switch_p100"] = quiet[-1]
+        audited = c.results.get(big)
+        out["backfill_events"] = len(audited.timeline) if audited is not None else 0
+
     async def main() -> dict[str, float]:
         from bucket_chat_desktop.gui.controller import Controller
         from bucket_chat_desktop.gui.main_window import MainWindow
@@ -222,6 +315,8 @@ def _measure_child(t0: float, mode: str, pages: int) -> None:
         w.resize(1100, 720)
         painted = Painted()
         w.timeline.viewport().installEventFilter(painted)
+        rows_painted = RowsPainted(w.timeline)
+        w.timeline.viewport().installEventFilter(rows_painted)
         w.show()
         c.start()
         out: dict[str, float] = {}
@@ -233,6 +328,9 @@ def _measure_child(t0: float, mode: str, pages: int) -> None:
         await until(shown)
         out["start_to_window"] = (painted.at or 0) - t0
         if mode == "start":
+            return out
+        if mode == "backfill":
+            await switch_during_backfill(c, w, rows_painted, out)
             return out
         await asyncio.sleep(1.0)
         keys = [k for k in c.rooms.room_keys() if "small" in k]
@@ -329,6 +427,9 @@ def main() -> None:
     parser.add_argument("--no-million", action="store_true", help="skip the 1,000,000 room")
     parser.add_argument("--pages", type=int, default=10, help="older pages to load first")
     parser.add_argument("--prepare-only", action="store_true", help="prepare, measure nothing")
+    parser.add_argument(
+        "--switch-only", action="store_true", help="only measure 4 (switching during back-fill)"
+    )
     parser.add_argument("--prepare-child", help=argparse.SUPPRESS)
     parser.add_argument("--measure-child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -345,6 +446,10 @@ def main() -> None:
         _use(events)
         prepare(events)
     if args.prepare_only:
+        return
+    if args.switch_only:
+        _use(sizes[0])
+        switch_during_backfill(sizes[0])
         return
     _use(sizes[0])
     child("start", sizes[0])  # warm the OS file cache
@@ -375,6 +480,40 @@ def main() -> None:
             f"p95 {r['scroll_p95_frame'] * 1000:.1f} ms (target: none over 50 ms); "
             f"RSS after {r['rss_after_scroll_mb']:.0f} MB"
         )
+    _use(sizes[0])
+    switch_during_backfill(sizes[0])
+
+
+def switch_during_backfill(events: int) -> None:
+    """Measurement 4, from this device's index as it was before the big room was read
+    (restored afterwards, so the other measurements stay warm)."""
+    index = Path((BENCH / "index-path").read_text())
+    warm = BENCH / "index-warm.sqlite3"
+    shutil.copyfile(index, warm)
+    try:
+        for extra in ("-wal", "-shm"):
+            Path(f"{index}{extra}").unlink(missing_ok=True)
+        shutil.copyfile(BENCH / "index-without-big.sqlite3", index)
+        load = os.getloadavg()[0]
+        r = child("backfill", events)
+    finally:
+        for extra in ("-wal", "-shm"):
+            Path(f"{index}{extra}").unlink(missing_ok=True)
+        shutil.copyfile(warm, index)
+    print(
+        f"room switch while the {events:,}-event room back-fills from a cold index "
+        f"({r['backfill_s']:.1f} s, {r['backfill_events']:,.0f} events shown at the end): "
+        f"{r['backfill_switches']:.0f} switches, p50 {r['backfill_switch_p50'] * 1000:.1f} ms, "
+        f"p95 {r['backfill_switch_p95'] * 1000:.1f} ms, "
+        f"p100 {r['backfill_switch_p100'] * 1000:.1f} ms "
+        f"(at {r['backfill_slowest_at']:.1f} s); target p100 <= 100 ms "
+        f"(load average {load:.2f} at the start)"
+    )
+    print(
+        f"  the same switches right after, nothing in the background: "
+        f"p50 {r['quiet_switch_p50'] * 1000:.1f} ms, p100 {r['quiet_switch_p100'] * 1000:.1f} ms; "
+        f"during/after p50 ratio {r['backfill_switch_p50'] / r['quiet_switch_p50']:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
@@ -30,6 +31,18 @@ log = logging.getLogger("bucket_chat.gui")
 
 # Findings that mean the room was not read whole: no verdict on it is final.
 PARTIAL_READ = frozenset({Kind.UNREAD, Kind.SEGMENT_UNREADABLE})
+DEFER_ROWS = 2_000  # a room not shown with a longer timeline is redrawn when shown
+
+
+@dataclass(slots=True)
+class _Behind:
+    """The audit a room not shown was left behind on, and what was appended since."""
+
+    result: AuditResult
+    total: int
+    newest: tuple[ShownEvent, ...]
+    complete: bool
+    appended: list[Assessed]
 
 
 def _ref(key: str) -> RoomRef:
@@ -68,6 +81,10 @@ class Controller(QObject):
         self.client = ChatClient(settings, identity.user_id, identity.signing_key, self._deliver)
         self.rooms = RoomsModel(self)
         self.timelines: dict[str, TimelineModel] = {}
+        # A large room's new audit that arrived while another room was shown: its model
+        # is brought up to date when the room is shown (``_catch_up``), not while the
+        # person reads elsewhere. key -> (audit, complete, items appended since).
+        self._behind: dict[str, _Behind] = {}
         self.results: dict[str, AuditResult] = {}
         # room key -> its metadata and what is wrong with it, as the last RoomLoaded said
         self.metadata: dict[str, tuple[RoomMetadata | None, tuple[Finding, ...]]] = {}
@@ -131,10 +148,29 @@ class Controller(QObject):
             model = self.timelines[key] = TimelineModel(self.identity.public_key_b64, self)
         return model
 
+    def _catch_up(self, key: str) -> None:
+        """Apply the audit a room not shown was left behind on (see ``_behind``)."""
+        behind = self._behind.pop(key, None)
+        if behind is not None:
+            self._show_audit(key, behind.result, behind.total, behind.newest, behind.complete)
+            self.timeline(key).append(behind.appended)  # what is shown already is skipped
+
+    def _show_audit(
+        self,
+        key: str,
+        result: AuditResult,
+        total: int,
+        newest: tuple[ShownEvent, ...],
+        complete: bool,
+    ) -> None:
+        rows = itertools.islice(result.timeline, total)  # not a copy of a long list
+        self.timeline(key).set_audit(total, newest, complete, rows, self._pager(key, result))
+
     def select_room(self, key: str) -> None:
         if key == self.current or self.rooms.item(key) is None:
             return
         self.current = key
+        self._catch_up(key)
         self.settings.last_room = key
         self.rooms.update(key, unread=0)
         self.unread_changed.emit(self.rooms.total_unread())
@@ -171,6 +207,7 @@ class Controller(QObject):
             await self.client.leave_room(_ref(key))
             self.rooms.remove(key)
             self.timelines.pop(key, None)
+            self._behind.pop(key, None)
             if self.current == key:
                 self.current = ""
                 self.current_changed.emit("")
@@ -232,9 +269,13 @@ class Controller(QObject):
         self.metadata[key] = (metadata, metadata_findings)
         if metadata is not None and metadata.name:
             self.rooms.update(key, name=metadata.name)
-        timeline = self.timeline(key)
-        rows = itertools.islice(result.timeline, total)  # not a copy of a long list
-        timeline.set_audit(total, newest, complete, rows, self._pager(key, result))
+        if key != self.current and total > DEFER_ROWS:
+            # Rebuilding a long timeline's model walks the whole audit on the GUI thread
+            # (display names): not now, for a room nobody looks at, but when it is shown.
+            self._behind[key] = _Behind(result, total, newest, complete, [])
+        else:
+            self._behind.pop(key, None)
+            self._show_audit(key, result, total, newest, complete)
         whole = newest[-1].event if newest else None
         self._refresh_item(key, result, [], whole if isinstance(whole, Event) else None)
         self.room_audit_changed.emit(key)
@@ -254,7 +295,11 @@ class Controller(QObject):
 
     def _on_events_appended(self, key: str, items: list[Assessed], result: AuditResult) -> None:
         self.results[key] = result
-        self.timeline(key).append(items)
+        behind = self._behind.get(key)
+        if behind is not None:
+            behind.appended.extend(items)
+        else:
+            self.timeline(key).append(items)
         self._refresh_item(key, result, items, items[-1].event if items else None)
 
     def _refresh_item(

@@ -308,6 +308,32 @@ class Index:
             )
 
     @classmethod
+    def open_reader(cls, path: Path) -> Index:
+        """A second, read-only connection to an index another ``Index`` has opened (and
+        migrated): WAL lets it read while the writer writes, and it sees only committed
+        transactions, never half of one. Its methods that write fail (``query_only``)."""
+        conn = sqlite3.connect(path, check_same_thread=False, timeout=30)
+        try:
+            conn.execute("PRAGMA query_only = ON")
+        except sqlite3.Error:
+            conn.close()
+            raise
+        return cls(conn, path)
+
+    @contextlib.contextmanager
+    def read_snapshot(self) -> Iterator[None]:
+        """Reads in the block see one moment of the database (one read transaction), also
+        while another connection writes: for a reader (``open_reader``), never a writer."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                yield
+            finally:
+                self._db.execute("COMMIT")
+
+    read_snapshot.takes_index_lock = True  # type: ignore[attr-defined]  # held for the block
+
+    @classmethod
     def _open_conn(cls, conn: sqlite3.Connection, path: Path | None, url: str) -> Index:
         try:
             conn.execute("PRAGMA journal_mode=WAL")

@@ -855,25 +855,44 @@ def offered_introductions(
     be this user's: any writer can copy a public key into a statement. A key this key
     introduced itself is never offered: accepting it would close a cycle of introductions,
     which leaves no key of the user free, a key-conflict for every reader."""
-    answered: set[str] = set()  # keys this key accepted, or introduced itself
-    offered: dict[str, None] = {}  # ordered and O(1): thousands of offers are cheap to make
-    for ev, state in shown:
-        if ev.sender_id != user_id or not _is_join(ev):
-            continue
-        if ev.sender_key == key_text:
-            by = ev.content.get(DEVICE_ACCEPT_FIELD)
-            if isinstance(by, str):
-                answered.add(by)
-            added = ev.content.get(DEVICE_ADD_FIELD)
-            if isinstance(added, str):
-                answered.add(added)
-        elif (
-            state in (TrustState.VERIFIED, TrustState.KEY_CHANGED)  # signed, signature good
-            and ev.sender_key is not None
-            and ev.content.get(DEVICE_ADD_FIELD) == key_text
-        ):
-            offered[ev.sender_key] = None
-    return [k for k in offered if k not in answered]
+    scan = IntroductionScan(user_id, key_text)
+    scan.feed(shown)
+    return scan.offers()
+
+
+class IntroductionScan:
+    """``offered_introductions`` fed a piece at a time (display order, each event once):
+    what a timeline that only grows at its end needs to look at again is what it grew by."""
+
+    __slots__ = ("_answered", "_offered", "key_text", "user_id")
+
+    def __init__(self, user_id: str, key_text: str) -> None:
+        self.user_id = user_id
+        self.key_text = key_text
+        self._answered: set[str] = set()  # keys this key accepted, or introduced itself
+        self._offered: dict[str, None] = {}  # ordered, O(1): thousands of offers are cheap
+
+    def feed(self, shown: Iterable[tuple[Event, TrustState]]) -> None:
+        user_id, key_text = self.user_id, self.key_text
+        for ev, state in shown:
+            if ev.sender_id != user_id or not _is_join(ev):
+                continue
+            if ev.sender_key == key_text:
+                by = ev.content.get(DEVICE_ACCEPT_FIELD)
+                if isinstance(by, str):
+                    self._answered.add(by)
+                added = ev.content.get(DEVICE_ADD_FIELD)
+                if isinstance(added, str):
+                    self._answered.add(added)
+            elif (
+                state in (TrustState.VERIFIED, TrustState.KEY_CHANGED)  # signed, signature good
+                and ev.sender_key is not None
+                and ev.content.get(DEVICE_ADD_FIELD) == key_text
+            ):
+                self._offered[ev.sender_key] = None
+
+    def offers(self) -> list[str]:
+        return [k for k in self._offered if k not in self._answered]
 
 
 def first_confirmed(offered: Iterable[str], confirmed: Collection[str]) -> str | None:

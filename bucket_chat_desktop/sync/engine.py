@@ -2,20 +2,26 @@
 
 Design in one paragraph: everything that costs CPU or disk runs off the event loop — segment
 decoding and signature checks on a small thread pool (libsodium releases the GIL, so both
-cores verify), ledger/audit/index work on one serial worker thread, outbox commits on
-another. The loop only lists, downloads, schedules and reports (``listener`` receives the
-dataclasses of ``events.py``). New data is found by watching a local folder (watchdog) or
-by adaptive polling of the storage's activity markers (one listing per storage, whatever
-the number of rooms), with periodic per-room listings as a safety net; ``schedule.py``
-says how often (often while the app's window is focused, sparingly behind it).
+cores verify), ledger/audit/index work on one state thread with an interactive and a
+background lane (``lanes.py``; a back-fill is cut into short background jobs, so what a
+person waits for runs after at most one of them), reads of the index for a front end on a
+reader thread with its own connection (never behind the writer), outbox commits on
+another thread. The loop only lists, downloads, schedules and reports (``listener``
+receives the dataclasses of ``events.py``); docs/SCHEDULING.md tells the whole story.
+New data is found by watching a local folder (watchdog) or by adaptive polling of the
+storage's activity markers (one listing per storage, whatever the number of rooms), with
+periodic per-room listings as a safety net; ``schedule.py`` says how often (often while
+the app's window is focused, sparingly behind it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
+import sqlite3
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
@@ -25,11 +31,12 @@ from typing import Any, TypeVar
 
 from nacl.signing import SigningKey
 
-from ..index import CachedEvent, Index, IndexedEvent
+from ..index import Index, IndexedEvent
 from ..protocol.activity import activity_folder, marker_path, parse_marker
 from ..protocol.audit import (
     DEVICE_ACCEPT_FIELD,
     AuditResult,
+    IntroductionScan,
     PreparedSegment,
     RoomLedger,
     TrustState,
@@ -72,6 +79,7 @@ from .events import (
     StorageStatus,
     WarmTimeline,
 )
+from .lanes import StateWorker
 from .outbox import Outbox, OutSegment
 from .room_objects import not_read_finding, read_metadata, special_finding, unreadable_finding
 from .schedule import poll_delay, safety_period
@@ -93,12 +101,15 @@ CHUNK = 64
 WARM_ROWS = 100
 NEWEST_ROWS = 200  # rows with bodies sent along with each full audit (the first screen)
 REBUILD_BATCH = 25  # cached segments parsed at a time when a room is rebuilt
+EAGER_ROWS = 20_000  # a cached room up to this long is parsed off the state thread at once
 PROGRESS_AUDIT = 2.0  # at least this many seconds between audits while back-filling
 MARKER_SETTLE_MS = 2 * 60_000  # only markers at least this old move the marker cursor
 AUDIT_SHARE = 0.15  # ... and audits take at most this share of the back-fill's time
 MAX_WITNESS = 64  # other devices' chains named in one event's witness
 WITNESS_ROWS = 500  # newest cached rows a send that did not open the room witnesses from
 MAX_OFFERS_TOLD = 3  # keys one warning names when several offer to introduce this device
+SLICE_EVENTS = 400  # a background job indexes segments of at most about this many events
+FOREGROUND_GRACE = 0.2  # seconds background work starts nothing new after a person acts
 
 
 @dataclass(slots=True)
@@ -144,6 +155,10 @@ class RoomState:
 
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     backfill: asyncio.Task[None] | None = None
+    # Published by the state thread after each of its jobs on the room (``room_view``).
+    view: RoomView | None = None
+    # What a send needs from the timeline, kept up to date incrementally (``_send_context``).
+    scan: _SendScan | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +184,86 @@ class CachedRoom:
     room_id: str
     name: str | None
     last_read: float | None
+
+
+@dataclass(slots=True)
+class _SendScan:
+    """What sends read from a room's timeline, brought up to date on the state thread by
+    looking only at what was appended since (a full audit makes a new result: then once
+    over all of it). A send used to scan the whole timeline on the loop, twice (~20 ms
+    at 100,000 events), while the state thread could be appending to it."""
+
+    result: AuditResult
+    seen: int = 0  # timeline items looked at
+    # sender key -> its newest event in display order; the most recently active key last
+    tips: dict[str, Event] = field(default_factory=dict)
+    offers: dict[tuple[str, str], IntroductionScan] = field(default_factory=dict)
+
+    def catch_up(self) -> None:
+        new = self.result.timeline[self.seen :]
+        self.seen += len(new)
+        tips = self.tips
+        for a in new:
+            key = a.event.sender_key
+            if key:
+                tips.pop(key, None)  # to the end: the most recently active last
+                tips[key] = a.event
+        for scan in self.offers.values():
+            scan.feed((a.event, a.state) for a in new)
+
+    def introductions(self, user_id: str, key_text: str) -> IntroductionScan:
+        scan = self.offers.get((user_id, key_text))
+        if scan is None:
+            scan = self.offers[(user_id, key_text)] = IntroductionScan(user_id, key_text)
+            scan.feed((a.event, a.state) for a in self.result.timeline[: self.seen])
+        return scan
+
+
+@dataclass(frozen=True, slots=True)
+class _Cached:
+    """A room as the index holds it, read on any connection (see ``_read_cached``)."""
+
+    segments: Iterable[tuple[str, list[Any], list[Finding]]]
+    known: dict[str, int]
+    history_complete: bool
+    damaged: set[str]  # listed segments the index could not hand back (once iterated)
+
+
+def _read_cached(index: Index, room_id: str, eager: bool = True) -> _Cached:
+    """``eager``: parse every cached segment now (a room read on one connection and
+    applied on another thread); else a batch at a time as the caller iterates, on this
+    connection's thread, so a room of a million events is never parsed into memory all at
+    once (each batch is slimmed by the ledger before the next is read)."""
+    info = index.room(room_id)
+    damaged: set[str] = set()
+
+    def batches() -> Iterator[tuple[str, list[Any], list[Finding]]]:
+        paths = index.segment_paths(room_id)
+        for start in range(0, len(paths), REBUILD_BATCH):
+            batch = paths[start : start + REBUILD_BATCH]
+            got = index.room_segments(room_id, batch)
+            # A segment the index lists but cannot hand back is damaged.
+            damaged.update(set(batch) - {path for path, _, _ in got})
+            yield from got
+
+    return _Cached(
+        list(batches()) if eager else batches(),
+        index.known_segments(room_id),
+        bool(info and info["history_complete"]),
+        damaged,
+    )
+
+
+def _settle_heap() -> None:
+    """What a back-fill keeps lives as long as the room: move it out of the cyclic garbage
+    collector's sight (``gc.freeze``). CPython scans every tracked object each time the
+    heap has grown by a quarter, holding the GIL all along; while a 100,000-event room
+    filled the heap that stopped every thread, the GUI's too, for 0.1-1.3 s at a time
+    (measured). Frozen objects are still freed by reference counting when dropped (the
+    ledger's are tuples, dicts and strings); reference cycles among them (an engine and
+    its tasks) wait until an engine closes, which hands everything back to the collector
+    (``gc.unfreeze``)."""
+    gc.freeze()
 
 
 def _unread_findings(room: RoomState) -> list[Finding]:
@@ -227,7 +322,16 @@ class SyncEngine:
         self.config = config or SyncConfig()
         self._listener = listener or (lambda _e: None)
         self._pool = ThreadPoolExecutor(self.config.workers, thread_name_prefix="bc-verify")
-        self._serial = ThreadPoolExecutor(1, thread_name_prefix="bc-ledger")
+        # Room state: one thread, two lanes (``lanes.py``). Reads a front end waits for:
+        # another thread with its own connection (WAL), so they never wait behind a write.
+        self._serial = StateWorker("bc-ledger")
+        self._reader: Index | None = None
+        self._reads = ThreadPoolExecutor(1, thread_name_prefix="bc-reader")
+        if index is not None and index.path is not None:
+            try:
+                self._reader = Index.open_reader(index.path)
+            except sqlite3.Error as exc:  # reads then take the state thread's interactive lane
+                log.warning("index reader not available (%s): reads wait for the writer", exc)
         self._io = ThreadPoolExecutor(1, thread_name_prefix="bc-outbox")
         self.rooms: dict[str, RoomState] = {}
         self.focused: str | None = None
@@ -240,6 +344,10 @@ class SyncEngine:
         self._publish_wake = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self._activity_at = 0.0  # monotonic time of the last activity (see _last_activity)
+        self._quiet_until = 0.0  # background work waits until then (see ``interacted``)
+        # Background verifications in flight: one running and one queued per worker, so
+        # a person's action waits for at most two per worker (``interacted``).
+        self._verify_slots = asyncio.Semaphore(2 * self.config.workers)
         self._in_poll = False
         self._last_publish = -1e9
         self._marker_cursor: dict[str, str] = {}
@@ -263,8 +371,33 @@ class SyncEngine:
         except Exception:  # a listener's bug must not stop syncing
             log.exception("engine listener failed on %s", type(event).__name__)
 
-    async def _serially(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._serial, fn, *args)
+    async def _serially(
+        self,
+        fn: Callable[..., T],
+        *args: Any,
+        room: str | None = None,
+        interactive: bool = False,
+    ) -> T:
+        """Run ``fn`` on the state thread: every change to a room's state goes through
+        here, tagged with the room (its jobs are never reordered) and the lane: a person
+        waits for it (``interactive``) or not (a back-fill's slices, cursors)."""
+        return await self._serial.run(fn, *args, room=room, interactive=interactive)
+
+    async def _read(self, fn: Callable[..., T], *args: Any) -> T:
+        """Read the index for someone who waits (a room being opened, a send): on the
+        reader's own connection, never queued behind the state thread. It sees what was
+        committed, and only whole transactions (one segment's rows come together)."""
+        reader = self._reader
+        if reader is None:  # an index in memory has no second connection: its one writer
+            index = self.index  # is the state thread, busy with this job meanwhile
+            assert index is not None
+            return await self._serially(fn, index, *args, interactive=True)
+
+        def in_one_snapshot() -> T:  # several queries, one moment of the database
+            with reader.read_snapshot():
+                return fn(reader, *args)
+
+        return await asyncio.get_running_loop().run_in_executor(self._reads, in_one_snapshot)
 
     async def _outboxed(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._io, fn, *args)
@@ -330,6 +463,12 @@ class SyncEngine:
             self._watch = None
         for pool in (self._pool, self._serial, self._io):
             pool.shutdown(wait=True, cancel_futures=True)
+        if self._reader is not None:
+            reader, self._reader = self._reader, None
+            with contextlib.suppress(Exception):
+                await asyncio.get_running_loop().run_in_executor(self._reads, reader.close)
+        self._reads.shutdown(wait=True, cancel_futures=True)
+        gc.unfreeze()  # this engine's cycles (and anything frozen meanwhile) can go now
 
     @property
     def _last_activity(self) -> float:
@@ -355,7 +494,23 @@ class SyncEngine:
     def focus(self, room_id: str | None) -> None:
         self.focused = room_id
         if room_id is not None:
+            self.interacted()
             self.wake()
+
+    def interacted(self) -> None:
+        """A person acted (opened a room, sent): for ``FOREGROUND_GRACE`` seconds the
+        back-fill starts no new download, verification or indexing slice, so what answers
+        the person (the loop, the GUI thread) has the process's cores and the GIL to
+        itself; what is running finishes (at most one slice and two verifications per
+        worker). The room being opened is not held back. Calling it again extends the
+        window."""
+        self._quiet_until = time.monotonic() + FOREGROUND_GRACE
+
+    async def _background_turn(self, room_id: str) -> None:
+        """Wait until no person's action is being answered (see ``interacted``), unless
+        the work is for the room the person looks at: that is what they wait for."""
+        while room_id != self.focused and (wait := self._quiet_until - time.monotonic()) > 0:
+            await asyncio.sleep(wait)
 
     def set_window_focused(self, focused: bool) -> None:
         """The app's window came to the front (poll at once, then often) or went behind
@@ -393,19 +548,14 @@ class SyncEngine:
             return room  # already being read
         async with room.lock:
             if self.index is not None and room.result is None:
-                await self._warm(room)
+                await self._warm(room, interactive=focus)
             if room.metadata is None:
                 try:
-                    room.metadata, room.metadata_findings = await read_metadata(
-                        self.storage, room_id
-                    )
-                    if self.index is not None and room.metadata is not None:
-                        meta = room.metadata
-                        await self._serially(
-                            self.index.set_room_info, room_id, meta.name, meta.signed
-                        )
+                    metadata, findings = await read_metadata(self.storage, room_id)
                 except StorageError as exc:
                     self._set_online(False, str(exc))
+                else:
+                    await self._serially(self._set_metadata, room, metadata, findings, room=room_id)
         task = asyncio.create_task(self._fetch_history(room), name=f"bc-history-{room_id}")
         if background:
             room.backfill = task
@@ -413,29 +563,59 @@ class SyncEngine:
             await task
         return room
 
-    async def _warm(self, room: RoomState) -> None:
-        index = self.index
-        assert index is not None
-        total = await self._serially(index.timeline_length, room.room_id)
+    def _set_metadata(
+        self, room: RoomState, metadata: RoomMetadata | None, findings: list[Finding]
+    ) -> None:
+        """State thread: the room's metadata as just read (and its name in the index)."""
+        room.metadata, room.metadata_findings = metadata, findings
+        if self.index is not None and metadata is not None:
+            self.index.set_room_info(room.room_id, metadata.name, metadata.signed)
+        self._publish(room)
+
+    async def _warm(self, room: RoomState, *, interactive: bool) -> None:
+        """The cached room: its newest rows at once (the reader's connection, never behind
+        another room's back-fill), then its ledger rebuilt on the state thread."""
+        room_id = room.room_id
+
+        def newest(index: Index) -> tuple[int, list[Any]]:
+            total = index.timeline_length(room_id)
+            return total, index.newest(room_id, WARM_ROWS) if total else []
+
+        total, rows = await self._read(newest)
         if total:
-            rows = await self._serially(index.newest, room.room_id, WARM_ROWS)
-            self._emit(WarmTimeline(room.room_id, rows, total))
-        complete = await self._serially(self._rebuild_from_index, room)
+            self._emit(WarmTimeline(room_id, rows, total))
+        # A small room is parsed on the reader's connection, off the state thread; a big
+        # one a batch at a time on the state thread (never all of it in memory at once).
+        cached = await self._read(_read_cached, room_id) if total <= EAGER_ROWS else None
+        complete = await self._serially(
+            self._rebuild_from_index, room, cached, room=room_id, interactive=interactive
+        )
         if room.result is not None:
-            room.complete = complete
             self._emit(self._room_loaded(room, room.result, complete))
 
-    def _rebuild_from_index(self, room: RoomState) -> bool:
-        """Serial thread: refill the ledger from the cache (signature verdicts kept)."""
+    def _rebuild_from_index(self, room: RoomState, cached: _Cached | None = None) -> bool:
+        """State thread (or, for a room no engine owns, any one thread): refill the ledger
+        from the cache (signature verdicts kept). ``cached``: read already, elsewhere."""
         index = self.index
         assert index is not None
-        info = index.room(room.room_id)
+        if cached is None:
+            cached = _read_cached(index, room.room_id, eager=False)
+        complete = self._apply_cached(room, cached, index.pins())
+        if room is self.rooms.get(room.room_id):
+            if room.result is not None:
+                room.complete = complete
+                self._note_shown(room)
+            self._publish(room)
+        return complete
+
+    @staticmethod
+    def _apply_cached(room: RoomState, cached: _Cached, pins: dict[str, set[str]]) -> bool:
         count = 0
         damaged: set[str] = set()
-        for path, cached, findings in self._cached_segments(room.room_id, damaged):
+        for path, items, findings in cached.segments:
             events: list[Located] = []
             verdicts: list[tuple[bool | None, str]] = []
-            for item in cached:
+            for item in items:
                 if isinstance(item.event, Malformed):
                     damaged.add(path)  # logged by the index; never trusted blindly
                     break
@@ -446,35 +626,18 @@ class SyncEngine:
             decoded = DecodedSegment(path, events, list(findings))
             room.ledger.add_prepared(PreparedSegment(decoded, verdicts))
             count += 1
+        damaged |= cached.damaged
         # A segment whose cached copy is damaged is not known: it is read (and checked)
         # again from storage, which also repairs the cache; until then it is unread.
-        known = index.known_segments(room.room_id)
-        room.known.update({p: size for p, size in known.items() if p not in damaged})
+        room.known.update({p: size for p, size in cached.known.items() if p not in damaged})
         for path in damaged:
             room.unread[path] = "this device's cached copy of it is damaged; it is read again"
         if count == 0:
             return False
-        complete = bool(info and info["history_complete"]) and not damaged
-        room.result = room.ledger.audit(index.pins(), complete=complete)
+        complete = cached.history_complete and not damaged
+        room.result = room.ledger.audit(pins, complete=complete)
         room.result.findings.extend(_unread_findings(room))
-        self._note_shown(room)
         return complete
-
-    def _cached_segments(
-        self, room_id: str, damaged: set[str]
-    ) -> Iterator[tuple[str, list[CachedEvent], list[Finding]]]:
-        """Serial thread: the room's cached segments a batch at a time, so a room of a
-        million events is never parsed into memory all at once (each batch is slimmed by
-        the ledger before the next is read). A segment the index lists but cannot hand
-        back is added to ``damaged``."""
-        index = self.index
-        assert index is not None
-        paths = index.segment_paths(room_id)
-        for start in range(0, len(paths), REBUILD_BATCH):
-            batch = paths[start : start + REBUILD_BATCH]
-            got = index.room_segments(room_id, batch)
-            damaged.update(set(batch) - {path for path, _, _ in got})
-            yield from got
 
     def _note_shown(self, room: RoomState) -> None:
         """Serial thread, after a full audit: its row count and newest rows with bodies."""
@@ -559,19 +722,20 @@ class SyncEngine:
             room.last_safety = time.monotonic()
             return
         if not room.complete or room.result is None or progressed or room.unread or was_partial:
+            await self._background_turn(room.room_id)  # the longest job: not while answering
             await self._ingest(room, [], complete=True, force_audit=True)
         room.last_safety = time.monotonic()
         if self.index is not None and room.complete and not room.partial:
             # When this device last saw the whole room: how stale an offline view is.
             await self._serially(
                 self.index.set_cursor, f"read:{room.room_id}", f"{time.time():.3f}"
-            )
+            )  # background: nobody waits for it
 
     async def last_read(self, room_id: str) -> float | None:
         """Wall-clock time of this device's last complete read of the room (index)."""
         if self.index is None:
             return None
-        value = await self._serially(self.index.cursor, f"read:{room_id}")
+        value = await self._read(Index.cursor, f"read:{room_id}")
         try:
             return float(value) if value else None
         except ValueError:
@@ -605,7 +769,11 @@ class SyncEngine:
         if self.index is None:
             return None
         room = RoomState(room_id, RoomLedger(room_id))
-        room.complete = await self._serially(self._rebuild_from_index, room)
+
+        def rebuild(index: Index) -> bool:  # a room nobody else holds: built where it is read
+            return self._apply_cached(room, _read_cached(index, room_id, False), index.pins())
+
+        room.complete = await self._read(rebuild)
         return room if room.result is not None else None
 
     async def _read_history(self, room: RoomState, *, warm: bool) -> bool:
@@ -663,12 +831,31 @@ class SyncEngine:
     ) -> float:
         """Keep a chunk; audit it if it is the first screen or progress is due. Until the
         end, predecessors may still be on their way: pending, not gaps. Returns when the
-        next progress audit is due."""
+        next progress audit is due.
+
+        The chunk is indexed in background jobs of about ``SLICE_EVENTS`` events, each
+        awaited before the next is submitted: an interactive job (another room opened, a
+        message arriving) runs after at most one slice, and the loop gets its turn in
+        between. Progress audits are for the room someone looks at; another room's
+        back-fill is audited for its first screen and at the end only (an audit of a large
+        room is the longest job there is, and nobody is reading it)."""
         start = time.monotonic()
-        audit = room.result is None or start >= next_audit
-        await self._ingest(room, fetched, complete=False, audit=audit)
+        audit = room.result is None or (start >= next_audit and room.room_id == self.focused)
+        slices: list[list[tuple[ObjectInfo, PreparedSegment]]] = [[]]
+        size = 0
+        for item in fetched:
+            if slices[-1] and size + len(item[1].decoded.events) > SLICE_EVENTS:
+                slices.append([])
+                size = 0
+            slices[-1].append(item)
+            size += len(item[1].decoded.events)
+        for i, part in enumerate(slices):
+            last = i == len(slices) - 1
+            await self._background_turn(room.room_id)
+            await self._ingest(room, part, complete=False, audit=audit and last)
+            _settle_heap()
         if not audit:
-            return next_audit
+            return next_audit or time.monotonic() + PROGRESS_AUDIT
         took = time.monotonic() - start
         return time.monotonic() + max(PROGRESS_AUDIT, took / AUDIT_SHARE)
 
@@ -689,7 +876,8 @@ class SyncEngine:
 
         async def one(item: ObjectInfo) -> None:
             async with sem:
-                got = await self._read_segment(room.room_id, item, room.unread)
+                await self._background_turn(room.room_id)
+                got = await self._read_segment(room.room_id, item, room.unread, background=True)
             if got is not None:
                 out.append(got)
 
@@ -704,8 +892,11 @@ class SyncEngine:
         complete: bool | None,
         force_audit: bool = False,
         audit: bool = True,
+        interactive: bool = False,
     ) -> None:
-        """Add ``fetched`` and audit. ``complete``: whether the final rules apply (only a
+        """Add ``fetched`` and audit, on the state thread in the lane given (a back-fill's
+        jobs are background; what someone waits for, a message arriving, is interactive).
+        ``complete``: whether the final rules apply (only a
         pass through the whole history says so, True or False); None for what arrives
         outside such a pass (a hint, a safety listing, an own send, a re-audit): then the
         room's standing *when the serial worker gets to it* applies. Read earlier, on the
@@ -716,7 +907,14 @@ class SyncEngine:
         if not fetched and not force_audit:
             return
         appended, result, final = await self._serially(
-            self._ingest_serial, room, fetched, complete, force_audit, audit
+            self._ingest_serial,
+            room,
+            fetched,
+            complete,
+            force_audit,
+            audit,
+            room=room.room_id,
+            interactive=interactive,
         )
         if result is None:
             return
@@ -735,12 +933,25 @@ class SyncEngine:
         force_audit: bool,
         audit: bool = True,
     ) -> tuple[list[Any] | None, AuditResult | None, bool]:
-        """Serial thread: add segments, audit (incrementally when exact), update the index.
+        """State thread: add segments, audit (incrementally when exact), update the index.
         Returns the appended items (None after a full audit), the result and whether the
-        final rules applied.
+        final rules applied; publishes the room's view (``room_view``) when done.
 
         The cached timeline is rewritten only by a complete audit (or the first one), so a
         long back-fill does not rewrite 100,000 rows every few seconds."""
+        try:
+            return self._ingest_here(room, fetched, complete, force_audit, audit)
+        finally:
+            self._publish(room)
+
+    def _ingest_here(
+        self,
+        room: RoomState,
+        fetched: Sequence[tuple[ObjectInfo, PreparedSegment]],
+        complete: bool | None,
+        force_audit: bool,
+        audit: bool,
+    ) -> tuple[list[Any] | None, AuditResult | None, bool]:
         if complete is None:
             complete = room.complete
         added = []
@@ -853,15 +1064,21 @@ class SyncEngine:
     # -- what front ends may ask (plain values, computed on the serial worker) ------------------
 
     async def room_view(self, room_id: str) -> RoomView | None:
-        """A snapshot of a room's state, or None for a room this engine does not read."""
-        return await self._serially(self._room_view, room_id)
-
-    def _room_view(self, room_id: str) -> RoomView | None:
+        """A snapshot of a room's state, or None for a room this engine does not read.
+        Answered at once, whatever the state thread is doing: it is the view the state
+        thread published at the end of its last job on the room (one consistent moment,
+        never half a job; frozen, so nobody changes it afterwards)."""
         room = self.rooms.get(room_id)
         if room is None:
             return None
-        return RoomView(
-            room_id,
+        return room.view or RoomView(room_id, None, None, (), False, False)
+
+    @staticmethod
+    def _publish(room: RoomState) -> None:
+        """State thread, at the end of each job on the room: its view for front ends (one
+        reference assignment, so a reader gets the old view or the new one)."""
+        room.view = RoomView(
+            room.room_id,
             room.result,
             room.metadata,
             tuple(room.metadata_findings),
@@ -874,7 +1091,7 @@ class SyncEngine:
         index = self.index
         if index is None:
             return frozenset()
-        return frozenset(await self._serially(index.user_verified_keys))
+        return frozenset(await self._read(Index.user_verified_keys))
 
     async def mark_verified(self, sender_id: str, sender_key: str) -> None:
         """Record the person's confirmation that ``sender_key`` is ``sender_id``'s (a pin
@@ -883,7 +1100,7 @@ class SyncEngine:
         index = self.index
         if index is None:
             raise RuntimeError("this engine keeps no index: nowhere to record a confirmation")
-        await self._serially(index.mark_verified, sender_id, sender_key)
+        await self._serially(index.mark_verified, sender_id, sender_key, interactive=True)
 
     async def reaudit(self, room_id: str) -> None:
         """Audit a room again with the current pins (the user confirmed a device key):
@@ -892,7 +1109,7 @@ class SyncEngine:
         if room is None or room.result is None:
             return
         async with room.lock:
-            await self._ingest(room, [], complete=None, force_audit=True)
+            await self._ingest(room, [], complete=None, force_audit=True, interactive=True)
 
     async def refresh(self, room_id: str) -> None:
         """List the room's newest days and fetch what is new (the safety net)."""
@@ -921,11 +1138,14 @@ class SyncEngine:
                 return False
             before = dict(room.unread)
             got = await self._read_segment(room_id, ObjectInfo(path, 0), room.unread, hint=True)
+            # Someone waits for news in the room they look at; a room nobody looks at
+            # (where anyone with write access can make a flood of them) waits its turn.
+            shown = room_id == self.focused
             if got is None:
                 if room.unread != before:  # the room's verdict is no longer final
-                    await self._ingest(room, [], complete=None, force_audit=True)
+                    await self._ingest(room, [], complete=None, force_audit=True, interactive=shown)
                 return False
-            await self._ingest(room, [got], complete=None)
+            await self._ingest(room, [got], complete=None, interactive=shown)
             return True
 
     async def _read_segment(
@@ -935,6 +1155,7 @@ class SyncEngine:
         unread: dict[str, str] | None = None,
         *,
         hint: bool = False,
+        background: bool = False,
     ) -> tuple[ObjectInfo, PreparedSegment] | None:
         """Download and verify (on the pool) one listed or hinted object of a room.
 
@@ -945,7 +1166,8 @@ class SyncEngine:
         not final, PROTOCOL.md section 16; the next full pass tries again and forgets it
         if it is gone) and gives None. ``hint``: the path comes from a marker or a file-system
         event, not a listing; if nothing is there, nothing happened (a marker naming a
-        missing segment changes nothing, PROTOCOL.md section 15)."""
+        missing segment changes nothing, PROTOCOL.md section 15). ``background``: part of
+        a back-fill, so its verification stands aside for a person's action."""
 
         def finding_only(finding: Finding) -> tuple[ObjectInfo, PreparedSegment]:
             return item, PreparedSegment(DecodedSegment(item.path, [], [finding]), [])
@@ -982,7 +1204,12 @@ class SyncEngine:
             not_now(str(exc))
             return None
         loop = asyncio.get_running_loop()
-        prepared = await loop.run_in_executor(self._pool, prepare_segment, item.path, data, room_id)
+        async with self._verify_slots if background else contextlib.nullcontext():
+            if background:
+                await self._background_turn(room_id)
+            prepared = await loop.run_in_executor(
+                self._pool, prepare_segment, item.path, data, room_id
+            )
         return ObjectInfo(item.path, len(data), item.etag), prepared
 
     # -- polling -------------------------------------------------------------------------------
@@ -1033,7 +1260,7 @@ class SyncEngine:
             folder = activity_folder(date)
             cursor = self._marker_cursor.get(date)
             if cursor is None and self.index is not None:
-                cursor = await self._serially(self.index.cursor, f"activity:{date}")
+                cursor = await self._read(Index.cursor, f"activity:{date}")
                 if cursor is not None and parse_marker(cursor) is None:
                     cursor = None  # left by an older version that trusted junk
             seen = self._markers_seen.setdefault(date, set())
@@ -1159,12 +1386,13 @@ class SyncEngine:
         outbox = self.outbox
         if outbox is None:
             raise RuntimeError("this engine has no outbox")
+        self.interacted()
         key_text = b64encode(bytes(signing_key.verify_key))
         introducer: str | None = None
         offered: list[str] = []
         confirmed: set[str] = set()
         if self.index is not None:
-            confirmed = await self._serially(self.index.confirmed_keys, user_id)
+            confirmed = await self._read(Index.confirmed_keys, user_id)
         if not await self._outboxed(outbox.has_head, room_id, key_text):
             # The commit comes before any network access when this device knows where
             # its chain continues: from the room as read completely here, or from the
@@ -1215,18 +1443,23 @@ class SyncEngine:
                 head, introducer, offered = chain.head, chain.introduced_by, list(chain.offered)
             await self._outboxed(outbox.seed_head, room_id, key_text, head)
         room = self.rooms.get(room_id)
-        if room is not None and room.result is not None:
-            result = room.result
-            seen: Iterable[Event] = (a.event for a in reversed(result.timeline))
-            settled = room.complete and not room.partial
+        context = None
+        if room is not None:
+            # On the state thread, in this room's order: the timeline as its last job
+            # left it, never one an append is changing meanwhile.
+            context = await self._serially(
+                self._send_context, room, user_id, key_text, room=room_id, interactive=True
+            )
+        seen: Iterable[Event]
+        if context is not None:
+            settled, offers, seen = context
             # Asked even when this device's own view trusts this key (its own pin): the
             # acceptance is for every other reader.
             if introducer is None and settled:  # a provisional view may lack statements
-                shown = ((a.event, a.state) for a in result.timeline)
-                offered = _merged(offered, offered_introductions(shown, user_id, key_text))
+                offered = _merged(offered, offers)
                 introducer = first_confirmed(offered, confirmed)
         elif self.index is not None:  # not open here (the CLI): what this device cached
-            rows = await self._serially(self.index.newest, room_id, WITNESS_ROWS)
+            rows = await self._read(Index.newest, room_id, WITNESS_ROWS)
             cached = [(row.event, row.state) for row in rows if isinstance(row.event, Event)]
             seen = [ev for ev, _ in reversed(cached)]
             if introducer is None:
@@ -1270,6 +1503,26 @@ class SyncEngine:
         else:
             self._publish_wake.set()
         return events
+
+    @staticmethod
+    def _send_context(
+        room: RoomState, user_id: str, key_text: str
+    ) -> tuple[bool, list[str], list[Event]] | None:
+        """State thread: what a send needs from the room's timeline — whether its verdict
+        is final, the introductions of ``key_text`` on offer, and each device's newest
+        event, the most recently active first (for the witness). Kept in ``room.scan``
+        and brought up to date from what was appended since the last send: O(new events),
+        not O(history). None when the room has no audit yet."""
+        result = room.result
+        if result is None:
+            return None
+        scan = room.scan
+        if scan is None or scan.result is not result or scan.seen > len(result.timeline):
+            scan = room.scan = _SendScan(result)  # a full audit: a new result, all again
+        scan.catch_up()
+        settled = room.complete and not room.partial
+        offers = scan.introductions(user_id, key_text).offers() if settled else []
+        return settled, offers, list(reversed(scan.tips.values()))
 
     def _tell_unconfirmed(
         self, room_id: str, user_id: str, key_text: str, offered: Sequence[str]
@@ -1338,25 +1591,29 @@ class SyncEngine:
         storage can tell. Events count only with a good signature by this device's key."""
         key_text = b64encode(bytes(signing_key.verify_key))
         room = self.rooms.get(room_id)
-        if room is not None and room.result is not None and room.complete and not room.partial:
-            # The verifier's verdicts: the timeline never holds an event whose
-            # signature failed (those are ``result.invalid``).
-            result = room.result
-            head = chain_head(
-                a.event for a in result.timeline if a.event.sender_key == key_text
-            )[0]
+
+        def from_memory() -> tuple[bool, Event | None]:  # state thread: the room's owner
+            if room is None or room.result is None or not room.complete or room.partial:
+                return False, None
+            # The verifier's verdicts: the timeline never holds an event whose signature
+            # failed (those are ``result.invalid``).
+            items = [a for a in room.result.timeline if a.event.sender_key == key_text]
+            head = chain_head(a.event for a in items)[0]
             if head is None or room.ledger.keeps_bodies:
                 return True, head
             # The audit's copy is slim: the outbox continues the chain from the whole line.
-            at = next(a for a in reversed(result.timeline) if a.event is head)
-            page = await self._serially(self._whole_head, room, at)
-            if page is not None:
-                return True, page
-        index = self.index
-        if index is None:
+            at = next(a for a in reversed(items) if a.event is head)
+            whole = self._whole_head(room, at)
+            return (True, whole) if whole is not None else (False, None)
+
+        if room is not None:
+            known, head = await self._serially(from_memory, room=room_id, interactive=True)
+            if known:
+                return True, head
+        if self.index is None:
             return False, None
 
-        def from_index() -> tuple[bool, Event | None]:
+        def from_index(index: Index) -> tuple[bool, Event | None]:
             info = index.room(room_id)
             if not info or not info["history_complete"]:
                 return False, None
@@ -1372,7 +1629,7 @@ class SyncEngine:
                         mine.append(ev)
             return True, chain_head(mine)[0]
 
-        return await self._serially(from_index)
+        return await self._read(from_index)
 
     def _whole_head(self, room: RoomState, at: Any) -> Event | None:
         """Serial thread: this device's chain head as its whole cached event, or None."""
@@ -1463,12 +1720,14 @@ class SyncEngine:
         loop = asyncio.get_running_loop()
         prepared = await loop.run_in_executor(self._pool, prepare_segment, path, data, room_id)
         async with room.lock:
-            await self._ingest(room, [(ObjectInfo(path, len(data)), prepared)], complete=None)
+            await self._ingest(
+                room, [(ObjectInfo(path, len(data)), prepared)], complete=None, interactive=True
+            )
 
     async def knows_room(self, room_id: str) -> bool:
         """Whether this device has the room locally (read into the index, or written to
         through the outbox): then it exists, and nothing needs to ask the storage."""
-        if self.index is not None and await self._serially(self.index.room, room_id) is not None:
+        if self.index is not None and await self._read(Index.room, room_id) is not None:
             return True
         if self.outbox is not None:
             return await self._outboxed(self.outbox.knows_room, room_id)

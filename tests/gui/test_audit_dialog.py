@@ -4,6 +4,7 @@ metadata, every finding with its object and line — for clean and tampered room
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import subprocess
 import sys
@@ -308,7 +309,9 @@ def test_still_loading_older_history(
     app = make_app(tampered=False)
     storage_id = app.key.split("/")[0]
     room = app.controller.client.storages[storage_id].engine.rooms[ROOM]
-    room.complete = False  # what the engine says while it back-fills
+    # what the engine says while it back-fills: the view its state thread publishes
+    assert room.view is not None
+    room.view = dataclasses.replace(room.view, complete=False)
     app.window.audit_button.click()
     dialog = app.dialog(qtbot)
     assert "Still loading older history" in dialog.history.text()
@@ -316,7 +319,7 @@ def test_still_loading_older_history(
     assert dialog.view is not None
     assert "(still loading older history" in report_text(dialog.view)
     # a new audit while the dialog is open refreshes it
-    room.complete = True
+    room.view = dataclasses.replace(room.view, complete=True)
     app.controller.room_audit_changed.emit(app.key)
     qtbot.waitUntil(lambda: "Complete" in dialog.history.text())
     assert dialog.headline.text() == "History verified"

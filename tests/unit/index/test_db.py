@@ -446,3 +446,29 @@ def test_wrong_column_types_and_unknown_kinds_do_not_raise(tmp_path: Path) -> No
         assert [r.line for r in rows if isinstance(r.event, Malformed)] == [3, 4]
     finally:
         index.close()
+
+
+def test_a_reader_sees_one_moment_and_cannot_write(db_path: Path) -> None:
+    """The engine's reader connection (docs/SCHEDULING.md): what the writer commits during
+    a read snapshot is not seen until the next one, never half of it; it cannot write."""
+    writer = Index.open(db_path, "file:///store")
+    reader = Index.open_reader(db_path)
+    first = _chain(1, "alice@example.com", ["one"])
+    second = _chain(2, "bob@example.com", ["two"])
+    path1, _ = _segment(first, 1, "alice@example.com")
+    path2, _ = _segment(second, 2, "bob@example.com")
+    try:
+        writer.add_segment(ROOM, path1, 10, None, _indexed(path1, first), [])
+        with reader.read_snapshot():
+            assert set(reader.known_segments(ROOM)) == {path1}
+            writer.add_segment(ROOM, path2, 20, None, _indexed(path2, second), [])
+            assert set(reader.known_segments(ROOM)) == {path1}  # the same moment
+            assert [p for p, _, _ in reader.room_segments(ROOM)] == [path1]
+        with reader.read_snapshot():
+            assert set(reader.known_segments(ROOM)) == {path1, path2}
+        with pytest.raises(sqlite3.OperationalError):
+            reader.set_cursor("x", "y")
+        assert writer.cursor("x") is None
+    finally:
+        reader.close()
+        writer.close()

@@ -48,6 +48,10 @@ def test_room_view_confirmed_keys_and_mark_verified_hand_back_values(tmp_path: P
             assert await client.confirmed_keys("no-such-storage") == frozenset()
             with pytest.raises(KeyError):
                 await client.mark_verified("no-such-storage", "bob@example.com", bob_key)
+            # The view is what the engine's state thread last published (at once, never
+            # queued behind its work): once the complete audit was reported, that one.
+            while not any(isinstance(e, RoomLoaded) and e.complete for e in events):
+                await asyncio.sleep(0.01)
             view = await client.room_view(ref)
             missing_room = await client.room_view(RoomRef(entry.id, "no-such-room"))
             missing_storage = await client.room_view(RoomRef("nowhere", ROOM))

@@ -598,10 +598,10 @@ def test_a_hint_read_while_a_pass_ends_never_undoes_its_final_verdict(tmp_path: 
         queued = asyncio.Event()
         real = engine._serially
 
-        async def serially(fn: Callable[..., T], *args: Any) -> T:
+        async def serially(fn: Callable[..., T], *args: Any, **lane: Any) -> T:
             submitted.append(getattr(fn, "__name__", repr(fn)))
             queued.set()
-            return await real(fn, *args)
+            return await real(fn, *args, **lane)
 
         engine._serially = serially  # type: ignore[method-assign]
         provisional = asyncio.Event()
