@@ -40,6 +40,7 @@ from ..protocol.audit import (
 from ..protocol.canonical import b64encode
 from ..protocol.event import MEMBER, Event, Malformed
 from ..protocol.findings import Finding, Kind
+from ..protocol.handover import HandoverError, unpack
 from ..protocol.ids import (
     is_valid_room_id,
     logs_prefix,
@@ -72,6 +73,7 @@ from .events import (
 from .outbox import Outbox, OutSegment
 from .reader import read_metadata, special_finding, unreadable_finding
 from .schedule import poll_delay, safety_period
+from .verifier import SegmentVerifier, gc_paused
 from .watched import (
     STALL_AFTER,
     answer_within,
@@ -106,7 +108,12 @@ class SyncConfig:
     focused_safety: float = 15 * 60.0  # full listing of the focused room, this often
     background_safety: float = 4 * 3600.0  # and of every other room (of all, unfocused)
     local_rescan: float = 30.0  # local folders: re-scan although watched
-    workers: int = max(2, min(4, os.cpu_count() or 2))
+    workers: int = max(2, min(4, os.cpu_count() or 2))  # threads: small reads, unpacking
+    # Reads of at least this many bytes at once (a back-fill chunk) are decoded and
+    # verified in worker processes, one per core (``verifier.py``); smaller ones (the
+    # first screen, a new message) on the threads, without the hand-over's cost.
+    process_workers: int = os.cpu_count() or 1
+    process_min_bytes: int = 1 << 20
 
 
 @dataclass(slots=True)
@@ -204,6 +211,7 @@ class SyncEngine:
         self.config = config or SyncConfig()
         self._listener = listener or (lambda _e: None)
         self._pool = ThreadPoolExecutor(self.config.workers, thread_name_prefix="bc-verify")
+        self._verifier = SegmentVerifier(self.config.process_workers)
         self._serial = ThreadPoolExecutor(1, thread_name_prefix="bc-ledger")
         self._io = ThreadPoolExecutor(1, thread_name_prefix="bc-outbox")
         self.rooms: dict[str, RoomState] = {}
@@ -307,6 +315,7 @@ class SyncEngine:
             self._watch = None
         for pool in (self._pool, self._serial, self._io):
             pool.shutdown(wait=True, cancel_futures=True)
+        self._verifier.close()
 
     @property
     def _last_activity(self) -> float:
@@ -461,7 +470,8 @@ class SyncEngine:
             # fails again); what was removed since no longer counts as unread.
             room.unread.clear()
         try:
-            progressed = await self._read_history(room, warm=had_final)
+            with gc_paused():  # see verifier.gc_paused: a third of a cold read's time
+                progressed = await self._read_history(room, warm=had_final)
         except StorageError as exc:
             self._set_online(False, str(exc))
             log.warning("reading room %s: %s", room.room_id, exc)
@@ -520,6 +530,8 @@ class SyncEngine:
                     key=lambda it: it.path,
                     reverse=True,
                 )
+                if sum(it.size for it in todo) >= self.config.process_min_bytes:
+                    self._verifier.warm()  # they start while the first screen is read
                 while todo:
                     yield todo[:size]
                     todo = todo[size:]
@@ -575,13 +587,15 @@ class SyncEngine:
     async def _download(
         self, room: RoomState, items: Sequence[ObjectInfo]
     ) -> list[tuple[ObjectInfo, PreparedSegment]]:
-        """Download and verify (on the pool) segments, concurrently."""
+        """Download and verify segments, concurrently: in worker processes when there is
+        enough to do (``SyncConfig.process_min_bytes``), else on the thread pool."""
         sem = asyncio.Semaphore(FETCH_CONCURRENCY)
         out: list[tuple[ObjectInfo, PreparedSegment]] = []
+        bulk = len(items) > 1 and sum(it.size for it in items) >= self.config.process_min_bytes
 
         async def one(item: ObjectInfo) -> None:
             async with sem:
-                got = await self._read_segment(room.room_id, item, room.unread)
+                got = await self._read_segment(room.room_id, item, room.unread, bulk=bulk)
             if got is not None:
                 out.append(got)
 
@@ -801,6 +815,7 @@ class SyncEngine:
         unread: dict[str, str] | None = None,
         *,
         hint: bool = False,
+        bulk: bool = False,
     ) -> tuple[ObjectInfo, PreparedSegment] | None:
         """Download and verify (on the pool) one listed or hinted object of a room.
 
@@ -856,9 +871,28 @@ class SyncEngine:
             log.info("could not read %s: %s (will retry)", item.path, exc)
             not_now(str(exc))
             return None
-        loop = asyncio.get_running_loop()
-        prepared = await loop.run_in_executor(self._pool, prepare_segment, item.path, data, room_id)
+        prepared = await self._prepare(item.path, data, room_id, bulk=bulk)
+        if isinstance(prepared, str):  # a worker process could not check it
+            not_now(prepared)
+            return None
         return ObjectInfo(item.path, len(data), item.etag), prepared
+
+    async def _prepare(
+        self, path: str, data: bytes, room_id: str, *, bulk: bool
+    ) -> PreparedSegment | str:
+        """Decode and verify one segment: in a worker process (``bulk``) or on a thread.
+        A ``str`` says why it could not be checked (a worker stopped on it)."""
+        loop = asyncio.get_running_loop()
+        if not bulk:
+            return await loop.run_in_executor(self._pool, prepare_segment, path, data, room_id)
+        packed = await self._verifier.prepare(path, data, room_id)
+        if isinstance(packed, str):
+            return packed
+        try:
+            return await loop.run_in_executor(self._pool, unpack, packed, room_id)
+        except HandoverError as exc:
+            log.error("%s: a worker's result does not unpack: %s", path, exc)
+            return "a worker process's result for it was not usable"
 
     # -- polling -------------------------------------------------------------------------------
 
