@@ -84,7 +84,8 @@ def test_a_worker_that_stops_costs_only_its_segment_and_the_pool_starts_again() 
     assert restarts >= 1
     reason = got[3]
     assert isinstance(reason, str) and "stopped twice" in reason
-    for (path, data), packed in [*zip(cases, got, strict=True), *zip(cases[:3], again, strict=True)]:
+    pairs = [*zip(cases, got, strict=True), *zip(cases[:3], again, strict=True)]
+    for (path, data), packed in pairs:
         if packed is reason:
             continue
         assert not isinstance(packed, str), (path, packed)
