@@ -27,6 +27,7 @@ from .audit import PreparedSegment, prepare_segment
 from .event import Event, _decode, event_of_hash
 from .findings import Finding
 from .segment import DecodedSegment, Located
+from .signing import SignatureChecker
 
 # (line number, line as stored, event hash, signature verdict, why)
 PackedEvent = tuple[int, bytes, str, bool | None, str]
@@ -52,9 +53,18 @@ def pack(prepared: PreparedSegment) -> PackedSegment:
     )
 
 
+_checker = SignatureChecker()
+MAX_CACHED_KEYS = 4096  # a worker's cache of parsed public keys; emptied when fuller
+
+
 def prepare_packed(path: str, data: bytes, room_id: str) -> PackedSegment:
-    """``pack(prepare_segment(path, data, room_id))``: what a worker process runs."""
-    return pack(prepare_segment(path, data, room_id))
+    """``pack(prepare_segment(path, data, room_id))``: what a worker process runs. The
+    worker keeps its parsed public keys from one segment to the next (bounded: a room
+    can name any number of keys)."""
+    global _checker
+    if _checker.cached_keys > MAX_CACHED_KEYS:
+        _checker = SignatureChecker()
+    return pack(prepare_segment(path, data, room_id, _checker))
 
 
 def unpack(packed: PackedSegment, room_id: str) -> PreparedSegment:

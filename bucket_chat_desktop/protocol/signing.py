@@ -218,6 +218,10 @@ class SignatureChecker:
     def __init__(self) -> None:
         self._keys: dict[str, VerifyKey | None] = {}
 
+    @property
+    def cached_keys(self) -> int:
+        return len(self._keys)
+
     def _key(self, text: str) -> VerifyKey | None:
         try:
             return self._keys[text]

@@ -18,6 +18,7 @@ import logging
 import os
 import time
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -88,6 +89,7 @@ T = TypeVar("T")
 FETCH_CONCURRENCY = 16
 FIRST_CHUNK = 8  # segments fetched before the first screen is shown
 CHUNK = 64
+AHEAD_BYTES = 32 << 20  # segment bytes a back-fill downloads ahead of what it has kept
 WARM_ROWS = 100
 PROGRESS_AUDIT = 2.0  # at least this many seconds between audits while back-filling
 MARKER_SETTLE_MS = 2 * 60_000  # only markers at least this old move the marker cursor
@@ -537,26 +539,42 @@ class SyncEngine:
                     todo = todo[size:]
                     size = CHUNK
 
-        ahead: asyncio.Task[list[tuple[ObjectInfo, PreparedSegment]]] | None = None
+        # Downloads (and the worker processes) run ahead of the ingest by up to
+        # AHEAD_BYTES, at least one chunk: neither the storage nor the workers wait for
+        # the serial worker, and memory stays bounded however large the room is.
+        ahead: deque[tuple[asyncio.Task[list[tuple[ObjectInfo, PreparedSegment]]], int]]
+        ahead = deque()
+        in_flight = 0
         next_audit = 0.0  # 0: no audit yet
+        sem = asyncio.Semaphore(FETCH_CONCURRENCY)  # shared by the chunks in flight
+
+        async def keep_oldest() -> None:
+            nonlocal in_flight, next_audit
+            task, size = ahead.popleft()
+            in_flight -= size
+            next_audit = await self._backfill_step(room, await task, next_audit)
+
         try:
             try:
                 async for chunk in chunks():
-                    task = asyncio.create_task(self._download(room, chunk))
-                    if ahead is not None:
-                        next_audit = await self._backfill_step(room, await ahead, next_audit)
-                    ahead = task
+                    size = sum(it.size for it in chunk)
+                    ahead.append((asyncio.create_task(self._download(room, chunk, sem)), size))
+                    in_flight += size
+                    while len(ahead) > 1 and (
+                        room.result is None  # the first screen, as soon as it is read
+                        or in_flight > AHEAD_BYTES
+                        or ahead[0][0].done()
+                    ):
+                        await keep_oldest()
             except StorageError:
-                if ahead is not None:  # keep what was read before the listing failed
-                    task, ahead = ahead, None
-                    await self._backfill_step(room, await task, next_audit)
+                while ahead:  # keep what was read before the listing failed
+                    await keep_oldest()
                 raise
-            if ahead is not None:
-                next_audit = await self._backfill_step(room, await ahead, next_audit)
-                ahead = None
+            while ahead:
+                await keep_oldest()
         finally:
-            if ahead is not None:
-                ahead.cancel()
+            for task, _ in ahead:
+                task.cancel()
         return bool(next_audit)
 
     async def _backfill_step(
@@ -585,11 +603,14 @@ class SyncEngine:
         return await self.storage.list_dirs(prefix)
 
     async def _download(
-        self, room: RoomState, items: Sequence[ObjectInfo]
+        self,
+        room: RoomState,
+        items: Sequence[ObjectInfo],
+        sem: asyncio.Semaphore | None = None,
     ) -> list[tuple[ObjectInfo, PreparedSegment]]:
         """Download and verify segments, concurrently: in worker processes when there is
         enough to do (``SyncConfig.process_min_bytes``), else on the thread pool."""
-        sem = asyncio.Semaphore(FETCH_CONCURRENCY)
+        sem = sem or asyncio.Semaphore(FETCH_CONCURRENCY)
         out: list[tuple[ObjectInfo, PreparedSegment]] = []
         bulk = len(items) > 1 and sum(it.size for it in items) >= self.config.process_min_bytes
 
