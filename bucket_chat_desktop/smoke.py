@@ -111,7 +111,7 @@ def _worker_process() -> str:
             packed = await asyncio.wait_for(verifier.prepare(path, event.line(), "smoke"), 60)
         finally:
             verifier.close()
-        assert not isinstance(packed, str), packed
+        assert packed is not None and not isinstance(packed, str), packed
         verdicts = unpack(packed, "smoke").verdicts
         assert verdicts == [(True, "Ed25519 signature good")], verdicts
         return "started, decoded and verified a segment"

@@ -88,7 +88,8 @@ T = TypeVar("T")
 
 FETCH_CONCURRENCY = 16
 FIRST_CHUNK = 8  # segments fetched before the first screen is shown
-CHUNK = 64
+CHUNK = 64  # segments in each later chunk
+CHUNK_BYTES = 16 << 20  # ... and at most this many bytes (but at least one segment)
 AHEAD_BYTES = 32 << 20  # segment bytes a back-fill downloads ahead of what it has kept
 WARM_ROWS = 100
 PROGRESS_AUDIT = 2.0  # at least this many seconds between audits while back-filling
@@ -184,6 +185,17 @@ def _unread_findings(room: RoomState) -> list[Finding]:
 class NotQueuedError(StorageError):
     """A send could not even be queued (nothing local knows the chain's head and the
     storage did not tell): nothing was signed, nothing is lost but the attempt."""
+
+
+def _chunk_length(items: Sequence[ObjectInfo], count: int, budget: int) -> int:
+    """How many of ``items`` the next chunk takes: at most ``count`` and ``budget`` bytes,
+    at least one."""
+    total = 0
+    for n, item in enumerate(items[:count]):
+        total += item.size
+        if n and total > budget:
+            return n
+    return min(count, len(items))
 
 
 def _merged(first: Sequence[str], second: Sequence[str]) -> list[str]:
@@ -535,8 +547,9 @@ class SyncEngine:
                 if sum(it.size for it in todo) >= self.config.process_min_bytes:
                     self._verifier.warm()  # they start while the first screen is read
                 while todo:
-                    yield todo[:size]
-                    todo = todo[size:]
+                    take = _chunk_length(todo, size, CHUNK_BYTES)
+                    yield todo[:take]
+                    todo = todo[take:]
                     size = CHUNK
 
         # Downloads (and the worker processes) run ahead of the ingest by up to
@@ -904,9 +917,9 @@ class SyncEngine:
         """Decode and verify one segment: in a worker process (``bulk``) or on a thread.
         A ``str`` says why it could not be checked (a worker stopped on it)."""
         loop = asyncio.get_running_loop()
-        if not bulk:
+        packed = await self._verifier.prepare(path, data, room_id) if bulk else None
+        if packed is None:  # a small read, or no worker process can run here
             return await loop.run_in_executor(self._pool, prepare_segment, path, data, room_id)
-        packed = await self._verifier.prepare(path, data, room_id)
         if isinstance(packed, str):
             return packed
         try:

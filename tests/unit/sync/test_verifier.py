@@ -21,7 +21,9 @@ from bucket_chat_desktop.protocol.event import MESSAGE
 from bucket_chat_desktop.protocol.findings import Kind
 from bucket_chat_desktop.protocol.handover import PackedSegment, prepare_packed, unpack
 from bucket_chat_desktop.protocol.segment import MAX_BAD_LINES
+from bucket_chat_desktop.storage.base import DEFAULT_MAX_READ
 from bucket_chat_desktop.storage.local import LocalStorage
+from bucket_chat_desktop.sync import engine as engine_module
 from bucket_chat_desktop.sync.engine import SyncConfig, SyncEngine
 from bucket_chat_desktop.sync.verifier import SegmentVerifier
 from bucket_chat_desktop.sync.writer import Draft, RoomWriter
@@ -52,6 +54,31 @@ def raises_on_marker(path: str, data: bytes, room_id: str) -> PackedSegment:
     if b"RAISE" in data:
         raise MemoryError("no memory for this one")
     return prepare_packed(path, data, room_id)
+
+
+def cannot_start() -> None:
+    """A worker that cannot even start (as where a sandbox or a broken install forbids
+    it): its process ends before taking any work."""
+    raise ImportError("this worker cannot start")
+
+
+def test_where_no_worker_can_start_the_caller_is_told_to_do_it_itself(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    cases = segment_bytes(3)
+
+    async def go() -> tuple[list[PackedSegment | str | None], bool]:
+        verifier = SegmentVerifier(2, initializer=cannot_start)
+        try:
+            got = await asyncio.gather(*(verifier.prepare(p, d, ROOM) for p, d in cases))
+            return list(got), verifier.usable
+        finally:
+            verifier.close()
+
+    got, usable = asyncio.run(go())
+    assert got == [None, None, None] and not usable
+    warned = [r for r in caplog.records if "cannot run here" in r.getMessage()]
+    assert len(warned) == 1
 
 
 def key(seed: int) -> SigningKey:
@@ -197,3 +224,53 @@ def test_hostile_segments_give_the_same_findings_in_a_worker_as_on_a_thread(
     assert [a.event.event_id for a in in_workers.timeline] == [
         a.event.event_id for a in on_threads.timeline
     ]
+
+
+class RecordingStorage(LocalStorage):
+    """A real local folder that notes, at each download, how many segment bytes were
+    downloaded and not yet kept by the engine's serial worker."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.engine: SyncEngine | None = None
+        self.fetched = 0
+        self.most_ahead = 0
+
+    async def get(self, path: str, *, max_bytes: int = DEFAULT_MAX_READ) -> bytes:
+        data = await super().get(path, max_bytes=max_bytes)
+        if "/logs/" in path and self.engine is not None:
+            self.fetched += len(data)
+            room = self.engine.rooms.get(ROOM)
+            kept = sum(room.known.values()) if room is not None else 0
+            self.most_ahead = max(self.most_ahead, self.fetched - kept)
+        return data
+
+
+def test_a_back_fill_downloads_a_bounded_number_of_bytes_ahead(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Scaled down: a back-fill may run 32 MiB ahead of what it keeps in chunks of at
+    # most 16 MiB; here 6 and 3 segments' worth. It used to run a whole chunk of 64
+    # segments ahead whatever their size (64 MiB each in a hostile room).
+    write_room(tmp_path, 120)
+    sizes = [p.stat().st_size for p in (tmp_path / "rooms" / ROOM / "logs").rglob("*.jsonl")]
+    segment = max(sizes)
+    monkeypatch.setattr(engine_module, "AHEAD_BYTES", 6 * segment)
+    monkeypatch.setattr(engine_module, "CHUNK_BYTES", 3 * segment)
+    storage = RecordingStorage(tmp_path)
+
+    async def go() -> AuditResult:
+        engine = SyncEngine(storage, index=Index.open(None), config=THREADS)
+        storage.engine = engine
+        try:
+            room = await engine.open_room(ROOM, background=False)
+            assert room.result is not None
+            return room.result
+        finally:
+            await engine.close()
+
+    result = asyncio.run(go())
+    assert result.clean
+    assert sum(a.event.type == MESSAGE for a in result.timeline) == 120
+    # At most the allowance, the chunk just started, and the download in progress.
+    assert storage.most_ahead <= 6 * segment + 3 * segment + segment, storage.most_ahead
