@@ -1,9 +1,13 @@
 """The sync engine: fetch, verify, index and publish, for one storage.
 
 Design in one paragraph: everything that costs CPU or disk runs off the event loop — segment
-decoding and signature checks on a small thread pool (libsodium releases the GIL, so both
-cores verify), ledger/audit/index work on one serial worker thread, outbox commits on
-another. The loop only lists, downloads, schedules and reports (``listener`` receives the
+decoding and signature checks of a back-fill in worker processes, one per core
+(``verifier.py``: on threads, decoding held the interpreter lock the verifiers and the
+serial worker needed, and a cold read reached a third of the raw verify rate of two
+cores), of small reads (the first screen, a new message) on a small thread pool;
+ledger/audit/index work on one serial worker thread, outbox commits on another. A
+back-fill downloads ahead of what it has kept by at most ``AHEAD_BYTES``, in chunks of at
+most ``CHUNK_BYTES``, so its memory does not grow with the room. The loop only lists, downloads, schedules and reports (``listener`` receives the
 dataclasses of ``events.py``). New data is found by watching a local folder (watchdog) or
 by adaptive polling of the storage's activity markers (one listing per storage, whatever
 the number of rooms), with periodic per-room listings as a safety net; ``schedule.py``
