@@ -7,11 +7,12 @@ serial worker needed, and a cold read reached a third of the raw verify rate of 
 cores), of small reads (the first screen, a new message) on a small thread pool;
 ledger/audit/index work on one serial worker thread, outbox commits on another. A
 back-fill downloads ahead of what it has kept by at most ``AHEAD_BYTES``, in chunks of at
-most ``CHUNK_BYTES``, so its memory does not grow with the room. The loop only lists, downloads, schedules and reports (``listener`` receives the
-dataclasses of ``events.py``). New data is found by watching a local folder (watchdog) or
-by adaptive polling of the storage's activity markers (one listing per storage, whatever
-the number of rooms), with periodic per-room listings as a safety net; ``schedule.py``
-says how often (often while the app's window is focused, sparingly behind it).
+most ``CHUNK_BYTES``, so its memory does not grow with the room. The loop only lists,
+downloads, schedules and reports (``listener`` receives the dataclasses of ``events.py``).
+New data is found by watching a local folder (watchdog) or by adaptive polling of the
+storage's activity markers (one listing per storage, whatever the number of rooms), with
+periodic per-room listings as a safety net; ``schedule.py`` says how often (often while the
+app's window is focused, sparingly behind it).
 """
 
 from __future__ import annotations
@@ -95,6 +96,9 @@ FIRST_CHUNK = 8  # segments fetched before the first screen is shown
 CHUNK = 64  # segments in each later chunk
 CHUNK_BYTES = 16 << 20  # ... and at most this many bytes (but at least one segment)
 AHEAD_BYTES = 32 << 20  # segment bytes a back-fill downloads ahead of what it has kept
+# ... in at most this many chunks: the bytes are counted as listed, and a storage that
+# lists wrong sizes must not get the whole room held at once.
+AHEAD_CHUNKS = 2
 WARM_ROWS = 100
 PROGRESS_AUDIT = 2.0  # at least this many seconds between audits while back-filling
 MARKER_SETTLE_MS = 2 * 60_000  # only markers at least this old move the marker cursor
@@ -557,8 +561,9 @@ class SyncEngine:
                     size = CHUNK
 
         # Downloads (and the worker processes) run ahead of the ingest by up to
-        # AHEAD_BYTES, at least one chunk: neither the storage nor the workers wait for
-        # the serial worker, and memory stays bounded however large the room is.
+        # AHEAD_BYTES in AHEAD_CHUNKS, at least one chunk: neither the storage nor the
+        # workers wait for the serial worker, and memory stays bounded however large the
+        # room is.
         ahead: deque[tuple[asyncio.Task[list[tuple[ObjectInfo, PreparedSegment]]], int]]
         ahead = deque()
         in_flight = 0
@@ -580,6 +585,7 @@ class SyncEngine:
                     while len(ahead) > 1 and (
                         room.result is None  # the first screen, as soon as it is read
                         or in_flight > AHEAD_BYTES
+                        or len(ahead) > AHEAD_CHUNKS
                         or ahead[0][0].done()
                     ):
                         await keep_oldest()

@@ -21,7 +21,7 @@ from bucket_chat_desktop.protocol.event import MESSAGE
 from bucket_chat_desktop.protocol.findings import Kind
 from bucket_chat_desktop.protocol.handover import PackedSegment, prepare_packed, unpack
 from bucket_chat_desktop.protocol.segment import MAX_BAD_LINES
-from bucket_chat_desktop.storage.base import DEFAULT_MAX_READ
+from bucket_chat_desktop.storage.base import DEFAULT_MAX_READ, ObjectInfo
 from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync import engine as engine_module
 from bucket_chat_desktop.sync.engine import SyncConfig, SyncEngine
@@ -230,11 +230,18 @@ class RecordingStorage(LocalStorage):
     """A real local folder that notes, at each download, how many segment bytes were
     downloaded and not yet kept by the engine's serial worker."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, lying: bool = False) -> None:
         super().__init__(root)
         self.engine: SyncEngine | None = None
         self.fetched = 0
         self.most_ahead = 0
+        self.lying = lying  # lists every object as 1 byte long (a hostile provider)
+
+    async def list_objects(self, prefix: str) -> list[ObjectInfo]:
+        items = await super().list_objects(prefix)
+        if not self.lying:
+            return items
+        return [ObjectInfo(it.path, 1, it.etag, it.special) for it in items]
 
     async def get(self, path: str, *, max_bytes: int = DEFAULT_MAX_READ) -> bytes:
         data = await super().get(path, max_bytes=max_bytes)
@@ -246,8 +253,9 @@ class RecordingStorage(LocalStorage):
         return data
 
 
+@pytest.mark.parametrize("lying", [False, True])
 def test_a_back_fill_downloads_a_bounded_number_of_bytes_ahead(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lying: bool
 ) -> None:
     # Scaled down: a back-fill may run 32 MiB ahead of what it keeps in chunks of at
     # most 16 MiB; here 6 and 3 segments' worth. It used to run a whole chunk of 64
@@ -257,7 +265,10 @@ def test_a_back_fill_downloads_a_bounded_number_of_bytes_ahead(
     segment = max(sizes)
     monkeypatch.setattr(engine_module, "AHEAD_BYTES", 6 * segment)
     monkeypatch.setattr(engine_module, "CHUNK_BYTES", 3 * segment)
-    storage = RecordingStorage(tmp_path)
+    # Sizes as listed are all the budget can count; a provider listing wrong ones still
+    # gets at most AHEAD_CHUNKS chunks (here of 3 segments) downloaded ahead.
+    monkeypatch.setattr(engine_module, "CHUNK", 3)
+    storage = RecordingStorage(tmp_path, lying=lying)
 
     async def go() -> AuditResult:
         engine = SyncEngine(storage, index=Index.open(None), config=THREADS)
