@@ -552,8 +552,9 @@ class SyncEngine:
                     key=lambda it: it.path,
                     reverse=True,
                 )
-                if sum(it.size for it in todo) >= self.config.process_min_bytes:
-                    self._verifier.warm()  # they start while the first screen is read
+                if sum(it.size for it in todo[:CHUNK]) >= self.config.process_min_bytes:
+                    self._verifier.warm()  # chunks will use them: start while the first
+                    # screen is read (not for many tiny segments: those stay on threads)
                 while todo:
                     take = _chunk_length(todo, size, CHUNK_BYTES)
                     yield todo[:take]
