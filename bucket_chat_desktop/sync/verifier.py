@@ -46,9 +46,9 @@ Work = Callable[[str, bytes, str], PackedSegment]
 
 
 def _worker_started() -> None:
-    """In each worker, once: import what ``prepare_packed`` needs before the first
-    segment arrives (it is imported already; this keeps the worker's start in ``warm``)."""
-    from ..protocol import audit, event, segment, signing  # noqa: F401
+    """What each worker runs first: nothing to set up, since unpickling this function
+    imported the parser already. (``SegmentVerifier(initializer=...)`` replaces it: a
+    test makes workers that cannot start.)"""
 
 
 def _nothing() -> None:
