@@ -343,13 +343,21 @@ def bench_cold(events: int, backends: list[str]) -> None:
             f"({raw:,.0f}/s: {before:,.0f} before, {after:,.0f} after; target >= 70 %); "
             f"load average {load:.2f} -> {os.getloadavg()[0]:.2f}"
         )
+        emulator_us = emulator / n * 1e6
         print(
             f"  CPU per event: {main_us:.0f} us in the engine's process + {workers_us:.0f} us "
             f"in its worker processes = {main_us + workers_us:.0f} us"
-            + (f" (+ {emulator / n * 1e6:.0f} us in the S3 emulator)" if emulator else "")
+            + (f" (+ {emulator_us:.0f} us in the S3 emulator)" if emulator else "")
             + f"; one raw verification takes {one:.0f} us of CPU "
-            f"= {one / (main_us + workers_us) * 100:.0f} % of the engine's CPU per event"
+            f"= {one / (main_us + workers_us) * 100:.0f} % of the engine's CPU per event; "
+            f"{one / (main_us + workers_us + emulator_us) * 100:.0f} % with everything this "
+            "machine did for the sync: the most the wall-clock ratio can reach here"
         )
+        if max(load, os.getloadavg()[0]) > 1.0:
+            print(
+                "  (the machine is busy: a run of several processes gets a larger share of "
+                "it than the raw measurement's, so only the CPU ratio compares across runs)"
+            )
 
 
 # -- 2. first look and warm open -------------------------------------------------------------
