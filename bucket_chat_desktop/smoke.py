@@ -50,6 +50,7 @@ def run_smoke() -> int:
 
     check("version", _version)
     check("crypto (PyNaCl / libsodium)", _crypto)
+    check("segment-checking worker process", _worker_process)
     check("keyring backend", _keyring)
     check("binary files (local storage, blob, cache, key file)", _binary_files)
     if sys.platform == "win32":
@@ -80,6 +81,42 @@ def _crypto() -> str:
     signed = key.sign(b"smoke")
     key.verify_key.verify(signed)
     return f"PyNaCl {nacl.__version__}: sign + verify ok"
+
+
+def _worker_process() -> str:
+    """A cold read verifies in worker processes (``sync/verifier.py``), started by
+    ``spawn``: a frozen app whose entry point lacks ``freeze_support()`` would start
+    itself again instead of a worker, or fail here."""
+    from nacl.signing import SigningKey
+
+    from .protocol.handover import unpack
+    from .protocol.signing import build_event
+    from .sync.verifier import SegmentVerifier
+
+    event = build_event(
+        room_id="smoke",
+        sender_id="smoke@example.com",
+        event_type="m.room.message",
+        content={"body": "smoke", "msgtype": "m.text"},
+        timestamp_ms=1_760_000_000_000,
+        unique="00000000-0000-4000-8000-000000000001",
+        prev_event_hash=None,
+        signing_key=SigningKey.generate(),
+    )
+    path = "rooms/smoke/logs/2025-10-09/messages_1760000000000_1760000000000_smoke.jsonl"
+
+    async def run() -> str:
+        verifier = SegmentVerifier(1)
+        try:
+            packed = await asyncio.wait_for(verifier.prepare(path, event.line(), "smoke"), 60)
+        finally:
+            verifier.close()
+        assert packed is not None and not isinstance(packed, str), packed
+        verdicts = unpack(packed, "smoke").verdicts
+        assert verdicts == [(True, "Ed25519 signature good")], verdicts
+        return "started, decoded and verified a segment"
+
+    return asyncio.run(run())
 
 
 PLATFORM_KEYRINGS = {

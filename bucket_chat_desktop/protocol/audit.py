@@ -8,17 +8,16 @@ comes from here and nowhere else.
 
 from __future__ import annotations
 
-import contextlib
 import enum
-import gc
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from .event import MEMBER, Event
 from .findings import Finding, Kind, Severity
+from .heap import gc_paused
 from .segment import DecodedSegment, Located, decode_segment
 from .signing import SignatureChecker
 
@@ -232,28 +231,6 @@ def _order_key(c: _Copy) -> tuple[int, str]:
     return (c.ev.timestamp_ms, c.ev.event_id)
 
 
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector (restoring its previous state).
-
-    What was allocated meanwhile (the room's events: acyclic, long-lived) then sits in
-    the youngest generation, and the next allocation would scan it all, and the full
-    collections after it again and again as the room grows (a fifth of the reading
-    overhead at 100,000 events, ``benchmarks/protocol_throughput.py``). It is moved to
-    the oldest generation instead (``freeze`` + ``unfreeze``: a list splice, no scan,
-    and not counted towards the next full collection); a cycle among it is still
-    collected by a full collection, as if it had aged there."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.freeze()
-            gc.unfreeze()
-            gc.enable()
-
-
 def _is_join(ev: Event) -> bool:
     return ev.type == MEMBER and ev.content.get("membership") == "join"
 
@@ -343,7 +320,7 @@ class RoomLedger:
         room again and again; pausing it makes a cold read of a large room about a fifth
         faster. The collector's previous state is restored.
         """
-        with _gc_paused():
+        with gc_paused():
             return [self.add_segment(path, data) for path, data in segments]
 
     def add_decoded(self, decoded: DecodedSegment) -> None:
@@ -403,7 +380,7 @@ class RoomLedger:
     ) -> AuditResult:
         # The audit allocates only acyclic values; without the pause the cyclic collector
         # rescans the whole room several times per audit (3x slower on 100,000 events).
-        with _gc_paused():
+        with gc_paused():
             return self._audit(pinned, complete, partial)
 
     def _audit(

@@ -416,6 +416,30 @@ def event_of_parts(
     )
 
 
+def event_of_hash(obj: dict[str, Any], event_hash: str) -> Event:
+    """The ``Event`` that ``parse_event`` made of ``obj`` in a worker process, which sent
+    its hash along; without canonical bytes (``handover.py``). Only for a value decoded
+    from a line that ``parse_event`` accepted: nothing is checked here."""
+    return _new_event(
+        Event,
+        (
+            obj,
+            b"",
+            event_hash,
+            obj["event_id"],
+            obj["room_id"],
+            obj["timestamp_ms"],
+            obj["sender_id"],
+            obj["type"],
+            obj.get("parent_event_id"),
+            obj.get("prev_event_hash"),
+            obj["signature"],
+            obj.get("sender_key"),
+            obj["content"],
+        ),
+    )
+
+
 _new_event = tuple.__new__  # Event's own __new__ adds a Python call per event
 _quote = encode_basestring_ascii  # a JSON string, as canonical_json writes it
 

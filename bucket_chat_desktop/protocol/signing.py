@@ -253,6 +253,10 @@ class SignatureChecker:
     def __init__(self) -> None:
         self._keys: dict[str, VerifyKey | None] = {}
 
+    @property
+    def cached_keys(self) -> int:
+        return len(self._keys)
+
     def _key(self, text: str) -> VerifyKey | None:
         raw = b64decode_exact(text, 32)
         key = None

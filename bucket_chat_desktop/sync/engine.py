@@ -1,29 +1,34 @@
 """The sync engine: fetch, verify, index and publish, for one storage.
 
 Design in one paragraph: everything that costs CPU or disk runs off the event loop — segment
-decoding and signature checks on a small thread pool (libsodium releases the GIL, so both
-cores verify), ledger/audit/index work on one state thread with an interactive and a
-background lane (``lanes.py``; a back-fill is cut into short background jobs, so what a
-person waits for runs after at most one of them), reads of the index for a front end on a
-reader thread with its own connection (never behind the writer), outbox commits on
-another thread. The loop only lists, downloads, schedules and reports (``listener``
-receives the dataclasses of ``events.py``); docs/SCHEDULING.md tells the whole story.
-New data is found by watching a local folder (watchdog) or by adaptive polling of the
-storage's activity markers (one listing per storage, whatever the number of rooms), with
-periodic per-room listings as a safety net; ``schedule.py`` says how often (often while
-the app's window is focused, sparingly behind it).
+decoding and signature checks of a back-fill in worker processes, one per core
+(``verifier.py``: on threads, decoding held the interpreter lock the verifiers and the
+state thread needed, and a cold read reached a third of the raw verify rate of two
+cores), of small reads (the first screen, a new message) on a small thread pool;
+ledger/audit/index work on one state thread with an interactive and a background lane
+(``lanes.py``; a back-fill is cut into short background jobs, so what a person waits for
+runs after at most one of them), reads of the index for a front end on a reader thread
+with its own connection (never behind the writer), outbox commits on another thread. A
+back-fill downloads ahead of what it has kept by at most ``AHEAD_BYTES``, in chunks of at
+most ``CHUNK_BYTES``, so its memory does not grow with the room. The loop only lists,
+downloads, schedules and reports (``listener`` receives the dataclasses of ``events.py``);
+docs/SCHEDULING.md tells the whole story. New data is found by watching a local folder
+(watchdog) or by adaptive polling of the storage's activity markers (one listing per
+storage, whatever the number of rooms), with periodic per-room listings as a safety net;
+``schedule.py`` says how often (often while the app's window is focused, sparingly behind
+it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import os
 import sqlite3
 import time
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -32,6 +37,7 @@ from typing import Any, TypeVar
 from nacl.signing import SigningKey
 
 from ..index import Index, IndexedEvent
+from ..protocol import heap
 from ..protocol.activity import activity_folder, marker_path, parse_marker
 from ..protocol.audit import (
     DEVICE_ACCEPT_FIELD,
@@ -48,6 +54,7 @@ from ..protocol.canonical import b64encode
 from ..protocol.chain import chain_head
 from ..protocol.event import MEMBER, Event, Malformed
 from ..protocol.findings import Finding, Kind
+from ..protocol.handover import HandoverError, unpack
 from ..protocol.ids import (
     client_id_for,
     is_valid_room_id,
@@ -83,6 +90,7 @@ from .lanes import StateWorker
 from .outbox import Outbox, OutSegment
 from .room_objects import not_read_finding, read_metadata, special_finding, unreadable_finding
 from .schedule import poll_delay, safety_period
+from .verifier import SegmentVerifier
 from .watched import (
     STALL_AFTER,
     NoAnswerError,
@@ -97,7 +105,12 @@ T = TypeVar("T")
 
 FETCH_CONCURRENCY = 16
 FIRST_CHUNK = 8  # segments fetched before the first screen is shown
-CHUNK = 64
+CHUNK = 64  # segments in each later chunk
+CHUNK_BYTES = 16 << 20  # ... and at most this many bytes (but at least one segment)
+AHEAD_BYTES = 32 << 20  # segment bytes a back-fill downloads ahead of what it has kept
+# ... in at most this many chunks: the bytes are counted as listed, and a storage that
+# lists wrong sizes must not get the whole room held at once.
+AHEAD_CHUNKS = 2
 WARM_ROWS = 100
 NEWEST_ROWS = 200  # rows with bodies sent along with each full audit (the first screen)
 REBUILD_BATCH = 25  # cached segments parsed at a time when a room is rebuilt
@@ -123,11 +136,16 @@ class SyncConfig:
     focused_safety: float = 15 * 60.0  # full listing of the focused room, this often
     background_safety: float = 4 * 3600.0  # and of every other room (of all, unfocused)
     local_rescan: float = 30.0  # local folders: re-scan although watched
-    workers: int = max(2, min(4, os.cpu_count() or 2))
     # False (the app): with an index, rooms keep only what the audit needs in memory and
     # front ends read bodies page by page (``timeline_page``). True: whole events in every
     # result (the CLI prints them).
     keep_bodies: bool = True
+    workers: int = max(2, min(4, os.cpu_count() or 2))  # threads: small reads, unpacking
+    # Reads of at least this many bytes at once (a back-fill chunk) are decoded and
+    # verified in worker processes, one per core (``verifier.py``); smaller ones (the
+    # first screen, a new message) on the threads, without the hand-over's cost.
+    process_workers: int = os.cpu_count() or 1
+    process_min_bytes: int = 1 << 20
 
 
 @dataclass(slots=True)
@@ -254,18 +272,6 @@ def _read_cached(index: Index, room_id: str, eager: bool = True) -> _Cached:
     )
 
 
-def _settle_heap() -> None:
-    """What a back-fill keeps lives as long as the room: move it out of the cyclic garbage
-    collector's sight (``gc.freeze``). CPython scans every tracked object each time the
-    heap has grown by a quarter, holding the GIL all along; while a 100,000-event room
-    filled the heap that stopped every thread, the GUI's too, for 0.1-1.3 s at a time
-    (measured). Frozen objects are still freed by reference counting when dropped (the
-    ledger's are tuples, dicts and strings); reference cycles among them (an engine and
-    its tasks) wait until an engine closes, which hands everything back to the collector
-    (``gc.unfreeze``)."""
-    gc.freeze()
-
-
 def _unread_findings(room: RoomState) -> list[Finding]:
     """What the last pass could not read: errors, so the room is not clean (a partial
     read is never a final verdict, PROTOCOL.md section 16)."""
@@ -293,6 +299,17 @@ def _unread_findings(room: RoomState) -> list[Finding]:
 class NotQueuedError(StorageError):
     """A send could not even be queued (nothing local knows the chain's head and the
     storage did not tell): nothing was signed, nothing is lost but the attempt."""
+
+
+def _chunk_length(items: Sequence[ObjectInfo], count: int, budget: int) -> int:
+    """How many of ``items`` the next chunk takes: at most ``count`` and ``budget`` bytes,
+    at least one."""
+    total = 0
+    for n, item in enumerate(items[:count]):
+        total += item.size
+        if n and total > budget:
+            return n
+    return min(count, len(items))
 
 
 def _merged(first: Sequence[str], second: Sequence[str]) -> list[str]:
@@ -332,6 +349,9 @@ class SyncEngine:
                 self._reader = Index.open_reader(index.path)
             except sqlite3.Error as exc:  # reads then take the state thread's interactive lane
                 log.warning("index reader not available (%s): reads wait for the writer", exc)
+        self._verifier = SegmentVerifier(self.config.process_workers)
+        heap.begin_settling()  # until close (``heap.unsettle``)
+        self._settling = True
         self._io = ThreadPoolExecutor(1, thread_name_prefix="bc-outbox")
         self.rooms: dict[str, RoomState] = {}
         self.focused: str | None = None
@@ -468,7 +488,10 @@ class SyncEngine:
             with contextlib.suppress(Exception):
                 await asyncio.get_running_loop().run_in_executor(self._reads, reader.close)
         self._reads.shutdown(wait=True, cancel_futures=True)
-        gc.unfreeze()  # this engine's cycles (and anything frozen meanwhile) can go now
+        if self._settling:  # once, however often close is called
+            self._settling = False
+            heap.unsettle()  # this engine's cycles (and anything frozen meanwhile) can go now
+        self._verifier.close()
 
     @property
     def _last_activity(self) -> float:
@@ -712,7 +735,8 @@ class SyncEngine:
             # fails again); what was removed since no longer counts as unread.
             room.unread.clear()
         try:
-            progressed = await self._read_history(room, warm=had_final)
+            with heap.gc_paused():  # see protocol/heap.py: a third of a cold read's time
+                progressed = await self._read_history(room, warm=had_final)
         except StorageError as exc:
             self._set_online(False, str(exc))
             log.warning("reading room %s: %s", room.room_id, exc)
@@ -796,31 +820,53 @@ class SyncEngine:
                     key=lambda it: it.path,
                     reverse=True,
                 )
+                if sum(it.size for it in todo[:CHUNK]) >= self.config.process_min_bytes:
+                    self._verifier.warm()  # chunks will use them: start while the first
+                    # screen is read (not for many tiny segments: those stay on threads)
                 while todo:
-                    yield todo[:size]
-                    todo = todo[size:]
+                    take = _chunk_length(todo, size, CHUNK_BYTES)
+                    yield todo[:take]
+                    todo = todo[take:]
                     size = CHUNK
 
-        ahead: asyncio.Task[list[tuple[ObjectInfo, PreparedSegment]]] | None = None
+        # Downloads (and the worker processes) run ahead of the ingest by up to
+        # AHEAD_BYTES in AHEAD_CHUNKS, at least one chunk: neither the storage nor the
+        # workers wait for the serial worker, and memory stays bounded however large the
+        # room is.
+        ahead: deque[tuple[asyncio.Task[list[tuple[ObjectInfo, PreparedSegment]]], int]]
+        ahead = deque()
+        in_flight = 0
         next_audit = 0.0  # 0: no audit yet
+        sem = asyncio.Semaphore(FETCH_CONCURRENCY)  # shared by the chunks in flight
+
+        async def keep_oldest() -> None:
+            nonlocal in_flight, next_audit
+            task, size = ahead.popleft()
+            in_flight -= size
+            next_audit = await self._backfill_step(room, await task, next_audit)
+
         try:
             try:
                 async for chunk in chunks():
-                    task = asyncio.create_task(self._download(room, chunk))
-                    if ahead is not None:
-                        next_audit = await self._backfill_step(room, await ahead, next_audit)
-                    ahead = task
+                    size = sum(it.size for it in chunk)
+                    ahead.append((asyncio.create_task(self._download(room, chunk, sem)), size))
+                    in_flight += size
+                    while len(ahead) > 1 and (
+                        room.result is None  # the first screen, as soon as it is read
+                        or in_flight > AHEAD_BYTES
+                        or len(ahead) > AHEAD_CHUNKS
+                        or ahead[0][0].done()
+                    ):
+                        await keep_oldest()
             except StorageError:
-                if ahead is not None:  # keep what was read before the listing failed
-                    task, ahead = ahead, None
-                    await self._backfill_step(room, await task, next_audit)
+                while ahead:  # keep what was read before the listing failed
+                    await keep_oldest()
                 raise
-            if ahead is not None:
-                next_audit = await self._backfill_step(room, await ahead, next_audit)
-                ahead = None
+            while ahead:
+                await keep_oldest()
         finally:
-            if ahead is not None:
-                ahead.cancel()
+            for task, _ in ahead:
+                task.cancel()
         return bool(next_audit)
 
     async def _backfill_step(
@@ -853,7 +899,7 @@ class SyncEngine:
             last = i == len(slices) - 1
             await self._background_turn(room.room_id)
             await self._ingest(room, part, complete=False, audit=audit and last)
-            _settle_heap()
+            heap.settle()  # what a back-fill keeps lives as long as the room
         if not audit:
             return next_audit or time.monotonic() + PROGRESS_AUDIT
         took = time.monotonic() - start
@@ -868,16 +914,23 @@ class SyncEngine:
         return await self.storage.list_dirs(prefix)
 
     async def _download(
-        self, room: RoomState, items: Sequence[ObjectInfo]
+        self,
+        room: RoomState,
+        items: Sequence[ObjectInfo],
+        sem: asyncio.Semaphore | None = None,
     ) -> list[tuple[ObjectInfo, PreparedSegment]]:
-        """Download and verify (on the pool) segments, concurrently."""
-        sem = asyncio.Semaphore(FETCH_CONCURRENCY)
+        """Download and verify segments, concurrently: in worker processes when there is
+        enough to do (``SyncConfig.process_min_bytes``), else on the thread pool."""
+        sem = sem or asyncio.Semaphore(FETCH_CONCURRENCY)
         out: list[tuple[ObjectInfo, PreparedSegment]] = []
+        bulk = len(items) > 1 and sum(it.size for it in items) >= self.config.process_min_bytes
 
         async def one(item: ObjectInfo) -> None:
             async with sem:
                 await self._background_turn(room.room_id)
-                got = await self._read_segment(room.room_id, item, room.unread, background=True)
+                got = await self._read_segment(
+                    room.room_id, item, room.unread, background=True, bulk=bulk
+                )
             if got is not None:
                 out.append(got)
 
@@ -1156,6 +1209,7 @@ class SyncEngine:
         *,
         hint: bool = False,
         background: bool = False,
+        bulk: bool = False,
     ) -> tuple[ObjectInfo, PreparedSegment] | None:
         """Download and verify (on the pool) one listed or hinted object of a room.
 
@@ -1203,14 +1257,31 @@ class SyncEngine:
             log.info("could not read %s: %s (will retry)", item.path, exc)
             not_now(str(exc))
             return None
-        loop = asyncio.get_running_loop()
         async with self._verify_slots if background else contextlib.nullcontext():
             if background:
                 await self._background_turn(room_id)
-            prepared = await loop.run_in_executor(
-                self._pool, prepare_segment, item.path, data, room_id
-            )
+            prepared = await self._prepare(item.path, data, room_id, bulk=bulk)
+        if isinstance(prepared, str):  # a worker process could not check it
+            not_now(prepared)
+            return None
         return ObjectInfo(item.path, len(data), item.etag), prepared
+
+    async def _prepare(
+        self, path: str, data: bytes, room_id: str, *, bulk: bool
+    ) -> PreparedSegment | str:
+        """Decode and verify one segment: in a worker process (``bulk``) or on a thread.
+        A ``str`` says why it could not be checked (a worker stopped on it)."""
+        loop = asyncio.get_running_loop()
+        packed = await self._verifier.prepare(path, data, room_id) if bulk else None
+        if packed is None:  # a small read, or no worker process can run here
+            return await loop.run_in_executor(self._pool, prepare_segment, path, data, room_id)
+        if isinstance(packed, str):
+            return packed
+        try:
+            return await loop.run_in_executor(self._pool, unpack, packed, room_id)
+        except HandoverError as exc:
+            log.error("%s: a worker's result does not unpack: %s", path, exc)
+            return "a worker process's result for it was not usable"
 
     # -- polling -------------------------------------------------------------------------------
 

@@ -4,7 +4,13 @@ PyInstaller runs this file as ``__main__``; it only adapts the process to being 
 program and hands over to `bucket_chat_desktop.app.main`.
 """
 
+import multiprocessing
 import sys
+
+# First: a worker process of a cold read (sync/verifier.py, started by ``spawn``) is this
+# executable run again with ``--multiprocessing-fork``; it becomes that worker here,
+# before anything of the app (Qt) is imported or a console attached.
+multiprocessing.freeze_support()
 
 
 def _attach_parent_console() -> None:

@@ -196,6 +196,25 @@ def test_spec_is_python_and_builds_both_executables_into_one_folder() -> None:
         assert (ROOT / "installer" / "pyinstaller" / entry).is_file()
 
 
+@pytest.mark.parametrize("entry", ["bucket_chat_desktop_gui.py", "bucket_chat_cli.py"])
+def test_entry_points_become_a_worker_process_before_loading_the_app(entry: str) -> None:
+    # A cold read verifies in worker processes started by ``spawn`` (sync/verifier.py): in
+    # the frozen app that is the executable itself, run again, and it must turn into the
+    # worker before importing the app (and Qt). ``--smoke`` proves the frozen result.
+    tree = ast.parse((ROOT / "installer" / "pyinstaller" / entry).read_text("utf-8"))
+    order = []
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("bucket_chat"):
+            order.append("app")
+        elif (
+            isinstance(node, ast.Expr)
+            and isinstance(node.value, ast.Call)
+            and ast.unparse(node.value.func) == "multiprocessing.freeze_support"
+        ):
+            order.append("freeze_support")
+    assert order[:2] == ["freeze_support", "app"], order
+
+
 def _spec_function(name: str, **names: object) -> object:
     """One top-level function of build.spec, defined with ``names`` as its globals."""
     tree = ast.parse(spec_text())

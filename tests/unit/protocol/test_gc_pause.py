@@ -14,7 +14,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from bucket_chat_desktop.protocol.audit import RoomLedger, _gc_paused
+from bucket_chat_desktop.protocol import heap
+from bucket_chat_desktop.protocol.audit import RoomLedger
+from bucket_chat_desktop.protocol.heap import gc_paused
 
 from ._support import ROOM, T0, alice, seg
 
@@ -90,10 +92,57 @@ class _Node:
 
 
 def test_a_cycle_made_during_a_pause_is_still_collected(collector_on: None) -> None:
-    with _gc_paused():
+    with gc_paused():
         node = _Node()
         gone = weakref.ref(node)
         del node
     assert gone() is not None  # a cycle: references alone do not free it
     gc.collect()
     assert gone() is None
+
+
+def test_a_pause_keeps_a_settled_heap_settled(collector_on: None) -> None:
+    """An engine settles what a back-fill keeps (``heap.settle``); a read's pause ending
+    meanwhile must not hand it all back to the collector (it used to: ``unfreeze``)."""
+    heap.begin_settling()
+    try:
+        kept = [(i, str(i)) for i in range(1000)]
+        heap.settle()
+        frozen = gc.get_freeze_count()
+        assert frozen >= len(kept)
+        with gc_paused():
+            with gc_paused():  # nested: counted, the outer one ends the pause
+                more = [(i, str(i)) for i in range(500)]
+            assert not gc.isenabled()
+        assert gc.isenabled()
+        assert gc.get_freeze_count() >= frozen + len(more)
+    finally:
+        heap.unsettle()
+    assert gc.get_freeze_count() == 0
+
+
+def test_concurrent_pauses_restore_the_collector_after_the_last() -> None:
+    import threading
+
+    was = gc.isenabled()
+    gc.enable()
+    try:
+        inside = threading.Barrier(2)
+        leave = threading.Event()
+
+        def hold() -> None:
+            with gc_paused():
+                inside.wait()
+                leave.wait(5)
+
+        t = threading.Thread(target=hold)
+        t.start()
+        with gc_paused():
+            inside.wait()
+        assert not gc.isenabled()  # the other read still runs: still paused
+        leave.set()
+        t.join()
+        assert gc.isenabled()
+    finally:
+        if not was:
+            gc.disable()

@@ -1,0 +1,86 @@
+"""One policy for the cyclic garbage collector while rooms are read (no I/O).
+
+A room's history is read into many small, acyclic, long-lived objects (events, tuples,
+strings). CPython's cyclic collector scans every tracked object in a generation each time
+it is due; while a big room fills the heap that rescanning took a third of a cold read's
+time and stopped every thread, the GUI's too, for 0.1-1.3 s at a time (measured,
+docs/design/hot-paths.md and docs/SCHEDULING.md). Two tools, used everywhere through here
+so that one caller never undoes another:
+
+``gc_paused()``
+    The collector pauses while a read or an audit runs (nested and concurrent uses count;
+    the state before the first is restored after the last). What was allocated meanwhile
+    is then moved out of the youngest generation without a scan (``gc.freeze``), else the
+    next allocation would scan it all at once.
+``settle()`` / ``unsettle()``
+    A back-fill's results live as long as the room: ``settle`` moves everything into the
+    permanent generation and keeps it there (reference counting still frees what is
+    dropped); ``unsettle`` (an engine closing) hands everything back to the collector, so
+    reference cycles made meanwhile are collected then.
+
+Unsettled, a pause ends with ``freeze`` + ``unfreeze``: what it allocated lands in the
+oldest generation, where a cycle among it is collected by the next full collection.
+Settled, it ends with ``freeze`` alone: an ``unfreeze`` would undo the settling.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import threading
+from collections.abc import Iterator
+
+_lock = threading.Lock()
+_holds = 0
+_was_enabled = False
+_settled = 0  # how many owners (engines) keep the heap settled
+
+
+def _age() -> None:
+    """Move what the youngest generations hold out of the collector's frequent scans."""
+    gc.freeze()
+    if not _settled:
+        gc.unfreeze()  # to the oldest generation, not the permanent one
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic collector for the duration (see the module's docstring). A caller
+    that disabled the collector itself keeps it disabled, and nothing is moved."""
+    global _holds, _was_enabled
+    with _lock:
+        if _holds == 0:
+            _was_enabled = gc.isenabled()
+            gc.disable()
+        _holds += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _holds -= 1
+            if _holds == 0 and _was_enabled:
+                _age()
+                gc.enable()
+
+
+def settle() -> None:
+    """Move everything tracked into the permanent generation and keep it there until the
+    last ``unsettle``. Call ``begin_settling`` once per owner first."""
+    with _lock:
+        gc.freeze()
+
+
+def begin_settling() -> None:
+    """An owner (an engine) will settle the heap from now on."""
+    global _settled
+    with _lock:
+        _settled += 1
+
+
+def unsettle() -> None:
+    """An owner is done: when it was the last, everything goes back to the collector."""
+    global _settled
+    with _lock:
+        _settled = max(0, _settled - 1)
+        if not _settled:
+            gc.unfreeze()
