@@ -255,7 +255,8 @@ class SqsChangeFeed(ChangeFeed):
         )
         attrs = reply.get("Attributes") if isinstance(reply, dict) else None
         waiting = attrs.get("ApproximateNumberOfMessages") if isinstance(attrs, dict) else None
-        return f"{self.describe()} answers ({_short(waiting, 20)} message(s) waiting)"
+        count = waiting if isinstance(waiting, str) and waiting.isdigit() else "?"
+        return f"{self.describe()} ({count} message(s) waiting)"
 
     async def wait(self, seconds: float) -> ChangeBatch:
         wait = max(0, min(MAX_WAIT, round(seconds)))

@@ -243,9 +243,12 @@ class SyncEngine:
         self.requests = 0  # listings and downloads made by polling (for the benchmarks)
         # The storage's change feed, if it has one (``storage/feed.py``): while it answers
         # the poller waits on it and polls the bucket only every ``feed_check`` seconds.
-        self.feed = feed if feed is not None or self._local else self.storage.change_feed()
+        if feed is None and self._local is None:
+            feed = self.storage.change_feed()
+        self.feed = feed
         self.feed_active = False
         self.feed_message = ""
+        self._feed_told: bool | None = None  # the last state reported in an event
         self.feed_rounds = 0  # waits on the feed that were answered (tests, benchmarks)
         self.feed_ignored = 0  # messages or records of the feed that were ignored
         self._feed_retry_at = 0.0
@@ -1006,7 +1009,7 @@ class SyncEngine:
             if not self.feed_active:
                 checked = await feed.check()
                 self._feed_checked_at = None  # catch up on what came before
-                self._set_feed(True, f"waiting on {checked}")
+                self._set_feed(True, f"waiting on the bucket's notifications in {checked}")
             now = time.monotonic()
             last = self._feed_checked_at
             markers = last is None or now - last >= self.config.feed_check
@@ -1051,11 +1054,16 @@ class SyncEngine:
         return True
 
     def _set_feed(self, active: bool, message: str) -> None:
+        """Note the feed's state; a change of state (not each retry) is reported."""
         if (active, message) == (self.feed_active, self.feed_message):
             return
         self.feed_active, self.feed_message = active, message
-        log.log(logging.INFO if active else logging.WARNING, "change feed: %s", message)
-        self._emit(ChangeFeedStatus(active, message))
+        told = active != self._feed_told
+        level = logging.INFO if active or not told else logging.WARNING
+        log.log(level, "change feed: %s", message)
+        if told:
+            self._feed_told = active
+            self._emit(ChangeFeedStatus(active, message))
 
     async def _follow(self, paths: Sequence[str]) -> int:
         """Read the segments that change notifications name (only hints: each is read and
