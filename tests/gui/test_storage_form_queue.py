@@ -9,8 +9,10 @@ from typing import Any
 import pytest
 from keyring.backends import fail
 
+from bucket_chat_desktop.gui.bridge import EngineBridge
 from bucket_chat_desktop.gui.widgets.storage_form import StorageForm
 from bucket_chat_desktop.storage.profiles import ProfileStore
+from bucket_chat_desktop.sync.events import ChangeFeedStatus
 
 pytestmark = pytest.mark.usefixtures("qloop", "home")
 
@@ -37,3 +39,14 @@ def test_the_queue_url_becomes_the_storage_option(qtbot: Any) -> None:
     form.gs_adc_radio.setChecked(True)
     assert form.queue_edit.isHidden()
     assert "queue_url" not in form.location().options
+
+
+def test_a_failing_queue_is_said_in_the_status_bar(qtbot: Any) -> None:
+    bridge = EngineBridge()
+    said: list[tuple[str, str]] = []
+    bridge.warning_raised.connect(lambda sid, text: said.append((sid, text)))
+    bridge.deliver("work", ChangeFeedStatus(False, "the queue does not exist\n" + "x" * 500))
+    bridge.deliver("work", ChangeFeedStatus(True, "waiting on the bucket's notifications"))
+    assert said[0][0] == "work" and said[0][1].startswith("push notifications are off: ")
+    assert "\n" not in said[0][1] and len(said[0][1]) < 400
+    assert said[1] == ("work", "waiting on the bucket's notifications")
