@@ -97,6 +97,7 @@ WITNESS_ROWS = 500  # newest cached rows a send that did not open the room witne
 MAX_OFFERS_TOLD = 3  # keys one warning names when several offer to introduce this device
 FEED_RETRY_MAX = 600.0  # seconds: the longest wait before a failed change feed is tried again
 MAX_HINTS = 50  # objects one wait on the change feed may make the engine read
+HINTS_KEPT = 4096  # paths the change feed named lately: named again, they are not read again
 
 
 @dataclass(slots=True)
@@ -254,6 +255,7 @@ class SyncEngine:
         self._feed_retry_at = 0.0
         self._feed_backoff = self.config.feed_retry
         self._feed_checked_at: float | None = None
+        self._hinted: dict[str, None] = {}  # oldest first
         self._closed = False
 
     # -- plumbing ----------------------------------------------------------------------------
@@ -1079,6 +1081,13 @@ class SyncEngine:
             self._feed_checked_at = None
         found = 0
         for path in paths[:MAX_HINTS]:
+            # Named again (SQS delivers at least once; a forger repeats itself): read
+            # once. What could not be read then is the room's listings' job.
+            if path in self._hinted:
+                continue
+            self._hinted[path] = None
+            if len(self._hinted) > HINTS_KEPT:
+                del self._hinted[next(iter(self._hinted))]
             marker = parse_marker(path)  # a notification set-up that covers markers too
             segment = marker[2] if marker is not None else path
             name = parse_segment_path(segment)

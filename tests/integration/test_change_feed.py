@@ -216,6 +216,13 @@ async def test_junk_and_hostile_queue_messages_are_ignored_and_deleted(
         assert room.result is not None and not room.result.clean  # the forged segment
         assert any(f.path == segment for f in room.result.findings)
         assert missing not in room.known and missing not in room.unread
+        # The same forged notification again and again: the bucket is asked once.
+        requests = c.follower.requests
+        again = json.dumps({"Records": [notification(stores.bucket, f"{prefix}/{missing}")]})
+        for _ in range(5):
+            sqs.send_message(QueueUrl=c.queue_url, MessageBody=again)
+        await until(lambda: c.waiting() == 0)
+        assert c.follower.requests == requests
         assert c.follower.feed_active  # junk does not stop the queue
         assert c.follower.feed_ignored >= 11
         said = " ".join(r.getMessage() for r in caplog.records if "ignored" in r.getMessage())
