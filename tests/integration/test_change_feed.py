@@ -27,6 +27,7 @@ from bucket_chat_desktop.storage.base import Storage
 from bucket_chat_desktop.sync.engine import SyncConfig, SyncEngine
 from bucket_chat_desktop.sync.events import ChangeFeedStatus, EngineEvent, EventsAppended
 from bucket_chat_desktop.sync.outbox import Outbox
+from bucket_chat_desktop.sync.selfcheck import check_storage_use
 from bucket_chat_desktop.sync.writer import RoomWriter
 
 from . import _emulators as emu
@@ -348,3 +349,21 @@ async def test_a_queue_that_does_not_answer_falls_back_without_hanging(
         await until(lambda: "the bucket still works" in c.bodies)
     finally:
         await c.close()
+
+
+async def test_the_connection_test_asks_the_queue(stores_for: StoresMaker) -> None:
+    """The wizard's and settings' *Test connection* (and ``test-storage``)."""
+    stores = stores_for("s3")
+    queue = queue_for(stores)
+    result = await check_storage_use(stores.new(options={"queue_url": queue}))
+    assert result.level == "ok", result.message
+    assert result.steps[-1].label == "the queue of the bucket's notifications answers"
+    assert result.steps[-1].ok and queue in result.steps[-1].detail
+    emulators = stores.emulators
+    assert emulators is not None and emulators.s3_admin is not None
+    endpoint = emulators.procs["s3"].endpoint
+    emu.s3_client(endpoint, emulators.s3_admin, "sqs").delete_queue(QueueUrl=queue)
+    result = await check_storage_use(stores.new(options={"queue_url": queue}))
+    assert result.level == "warning" and result.usable
+    assert "the queue does not exist" in result.message and "poll the bucket" in result.message
+    assert not result.steps[-1].ok
