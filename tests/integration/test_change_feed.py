@@ -13,7 +13,7 @@ import logging
 import socket
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus
@@ -321,6 +321,29 @@ async def test_keys_without_queue_permissions_say_which_ones_and_poll_the_bucket
         assert not status.active and "sqs:ReceiveMessage" in status.message
         await c.say("read by listing")
         await until(lambda: "read by listing" in c.bodies)
+    finally:
+        await c.close()
+
+
+async def test_a_queue_that_gets_no_notifications_is_backed_by_the_markers(
+    stores_for: StoresMaker, tmp_path: Path
+) -> None:
+    """A notification rule removed, or another reader emptying the queue: the queue
+    answers, stays silent, and the markers listed every ``feed_check`` deliver."""
+    stores = stores_for("s3")
+    emulators = stores.emulators
+    assert emulators is not None and emulators.s3_admin is not None
+    sqs = emu.s3_client(emulators.procs["s3"].endpoint, emulators.s3_admin, "sqs")
+    silent = sqs.create_queue(QueueName=f"nothing-{stores.bucket}")["QueueUrl"]
+    config = replace(QUEUE_ONLY, feed_check=1.0)  # instead of 10 minutes
+    c = await chat(stores, tmp_path, config, queue_url=silent)
+    try:
+        await until(lambda: c.follower.feed_active)
+        polls, rounds = c.follower.polls, c.follower.feed_rounds
+        await c.say("only in the markers")
+        await until(lambda: "only in the markers" in c.bodies)
+        assert c.follower.polls > polls and c.follower.feed_rounds > rounds
+        assert c.follower.feed_active
     finally:
         await c.close()
 
