@@ -256,6 +256,7 @@ class SyncEngine:
         self._feed_backoff = self.config.feed_retry
         self._feed_checked_at: float | None = None
         self._hinted: dict[str, None] = {}  # oldest first
+        self._junk_told_at = -1e9
         self._closed = False
 
     # -- plumbing ----------------------------------------------------------------------------
@@ -1029,12 +1030,18 @@ class SyncEngine:
             self.feed_rounds += 1
             if batch.ignored_count:
                 self.feed_ignored += batch.ignored_count
-                log.warning(
-                    "ignored %d message(s) or record(s) from %s: %s",
+                # A flood of junk is said once a minute, not at every answer.
+                quiet = time.monotonic() - self._junk_told_at < 60.0
+                log.log(
+                    logging.DEBUG if quiet else logging.WARNING,
+                    "ignored %d message(s) or record(s) from %s (%d so far): %s",
                     batch.ignored_count,
                     feed.describe(),
+                    self.feed_ignored,
                     terminal_safe("; ".join(batch.ignored)),
                 )
+                if not quiet:
+                    self._junk_told_at = time.monotonic()
             if batch.connected:
                 log.info("%s: the bucket's test notification arrived", feed.describe())
             found += await self._follow(batch.paths)
@@ -1043,7 +1050,8 @@ class SyncEngine:
             retry = self._feed_backoff
             self._feed_backoff = min(retry * 2, FEED_RETRY_MAX)
             self._feed_retry_at = time.monotonic() + retry
-            self.next_poll_in = self.config.active_interval  # poll the bucket at once
+            if self.feed_active:  # it just failed: poll the bucket at once, then as usual
+                self.next_poll_in = self.config.active_interval
             self._set_feed(
                 False,
                 f"{exc}; polling the bucket instead (the queue is tried again in {retry:g} s)",
