@@ -195,8 +195,10 @@ class SqsChangeFeed(ChangeFeed):
                 self._context = self._make_client()
                 try:
                     self._client = await self._context.__aenter__()
-                except Exception as exc:
+                except BaseException as exc:  # cancelled by a deadline too: open anew
                     self._context = None
+                    if not isinstance(exc, Exception):
+                        raise
                     raise self._error(exc, f"cannot open {self.describe()}") from exc
         return self._client
 
@@ -234,12 +236,16 @@ class SqsChangeFeed(ChangeFeed):
 
     async def _call(self, operation: str, deadline: float, **params: Any) -> Any:
         what = f"cannot {_VERBS.get(operation, operation)} {self.describe()}"
-        client = await self._sqs()
-        self.requests += 1
+
+        async def request() -> Any:
+            # Opening the client resolves credentials (files, SSO, an instance role):
+            # inside the deadline too.
+            client = await self._sqs()
+            self.requests += 1
+            return await getattr(client, operation)(QueueUrl=self.queue_url, **params)
+
         try:
-            return await asyncio.wait_for(
-                getattr(client, operation)(QueueUrl=self.queue_url, **params), deadline
-            )
+            return await asyncio.wait_for(request(), deadline)
         except TimeoutError as exc:
             raise StorageOfflineError(
                 f"{what}: no answer within {deadline:g} s (the queue's service is not answering)"
