@@ -7,6 +7,11 @@ option of the storage; requests go to that URL's host with the storage's own cre
 This device needs ``sqs:ReceiveMessage``, ``sqs:DeleteMessage`` and
 ``sqs:GetQueueAttributes`` on the queue.
 
+Requests are SQS's JSON protocol over aiohttp, signed with botocore's SigV4 signer and
+credential chain (the same ones s3fs uses), not a botocore client: that way each request
+has one deadline and each reply a size limit (``MAX_REPLY_BYTES``), whatever the service
+sends.
+
 ``parse_message`` is pure: it turns one queue message body, whoever sent it, into the
 object paths it names inside this storage or a one-line reason it was ignored.
 """
@@ -47,6 +52,9 @@ MAX_BODY_CHARS = 64 * 1024
 MAX_RECORDS = 10  # S3 sends one record per message
 MAX_KEY_CHARS = 3 * 1024  # a 1,024-byte key, every byte percent-encoded
 MAX_RECEIPT_CHARS = 8 * 1024
+MAX_REPLY_BYTES = 12 * 1024 * 1024
+"""The most a reply is read: ten messages of SQS's largest size (1 MiB) and their
+attributes. What is larger is refused unread (the feed fails; the bucket is polled)."""
 GONE_CODES = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
 PERMISSION_CODES = {"AccessDenied", "AccessDeniedException", "KMS.AccessDeniedException"}
 _AWS_SQS_HOST = re.compile(r"sqs\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?")
@@ -182,76 +190,100 @@ class SqsChangeFeed(ChangeFeed):
         self.grace = min(self.timeout, GRACE)  # the deadline of a request beyond its wait
         self.requests = 0
         self._secrets = dict(secrets or {})
-        self._client: Any = None
-        self._context: Any = None
-        self._opening = asyncio.Lock()
+        parts = urlsplit(self.queue_url)
+        # Requests go to the queue URL's host, signed for the region in it (AWS) or the
+        # storage's region.
+        self._endpoint = f"{parts.scheme}://{parts.netloc}/"
+        self.region = queue_region(self.queue_url) or location.options.get("region") or "us-east-1"
+        self._http: Any = None  # an aiohttp session, opened on first use in the loop
+        self._chain: Any = None  # botocore's credentials (they refresh themselves)
 
     def describe(self) -> str:
         return f"queue {self.queue_url}"
 
-    async def _sqs(self) -> Any:
-        async with self._opening:
-            if self._client is None:
-                self._context = self._make_client()
-                try:
-                    self._client = await self._context.__aenter__()
-                except BaseException as exc:  # cancelled by a deadline too: open anew
-                    self._context = None
-                    if not isinstance(exc, Exception):
-                        raise
-                    raise self._error(exc, f"cannot open {self.describe()}") from exc
-        return self._client
-
-    def _make_client(self) -> Any:
-        from aiobotocore.config import AioConfig  # type: ignore[import-untyped]
-        from aiobotocore.session import AioSession  # type: ignore[import-untyped]
-
-        opts = self.location.options
-        parts = urlsplit(self.queue_url)
-        region = queue_region(self.queue_url) or opts.get("region") or "us-east-1"
-        config: dict[str, Any] = {
-            "connect_timeout": self.grace,
-            # A long poll answers after up to MAX_WAIT seconds (each call has its own
-            # deadline on top: ``_call``).
-            "read_timeout": MAX_WAIT + self.grace,
-            # One attempt: a failure falls back to polling the bucket, and the engine
-            # tries the queue again later.
-            "retries": {"total_max_attempts": 1, "mode": "standard"},
-        }
-        kwargs: dict[str, Any] = {
-            "region_name": region,
-            "endpoint_url": f"{parts.scheme}://{parts.netloc}",
-        }
+    async def _credentials(self) -> Any:
+        """Frozen credentials to sign with (None: anonymous), as the bucket gets them:
+        the profile's keys, else botocore's own chain (environment, files, SSO, roles)."""
         if self.location.anonymous:
-            from botocore import UNSIGNED  # type: ignore[import-untyped]
+            return None
+        from botocore.credentials import ReadOnlyCredentials  # type: ignore[import-untyped]
 
-            config["signature_version"] = UNSIGNED
-        elif "access_key_id" in self._secrets:
-            kwargs["aws_access_key_id"] = self._secrets["access_key_id"]
-            kwargs["aws_secret_access_key"] = self._secrets["secret_access_key"]
-            if "session_token" in self._secrets:
-                kwargs["aws_session_token"] = self._secrets["session_token"]
-        session = AioSession(profile=opts.get("profile"))
-        return session.create_client("sqs", config=AioConfig(**config), **kwargs)
+        if "access_key_id" in self._secrets:
+            return ReadOnlyCredentials(
+                self._secrets["access_key_id"],
+                self._secrets["secret_access_key"],
+                self._secrets.get("session_token"),
+            )
+        if self._chain is None:
+            from aiobotocore.session import AioSession  # type: ignore[import-untyped]
 
-    async def _call(self, operation: str, deadline: float, **params: Any) -> Any:
+            session = AioSession(profile=self.location.options.get("profile"))
+            self._chain = await session.get_credentials()
+            if self._chain is None:
+                raise StorageAuthError(f"no AWS credentials found: {CREDENTIAL_HINT}")
+        return await self._chain.get_frozen_credentials()
+
+    async def _call(self, operation: str, deadline: float, **params: Any) -> dict[str, Any]:
+        """One request of SQS's JSON protocol, signed, within ``deadline`` seconds, its
+        reply read to at most ``MAX_REPLY_BYTES`` (a hostile service cannot make this
+        device hold more). Raises ``StorageError`` saying what failed."""
         what = f"cannot {_VERBS.get(operation, operation)} {self.describe()}"
-
-        async def request() -> Any:
-            # Opening the client resolves credentials (files, SSO, an instance role):
-            # inside the deadline too.
-            client = await self._sqs()
-            self.requests += 1
-            return await getattr(client, operation)(QueueUrl=self.queue_url, **params)
-
         try:
-            return await asyncio.wait_for(request(), deadline)
+            return await asyncio.wait_for(self._request(operation, what, params), deadline)
         except TimeoutError as exc:
             raise StorageOfflineError(
                 f"{what}: no answer within {deadline:g} s (the queue's service is not answering)"
             ) from exc
         except Exception as exc:
             raise self._error(exc, what) from exc
+
+    async def _request(self, operation: str, what: str, params: dict[str, Any]) -> dict[str, Any]:
+        import aiohttp
+        from botocore.auth import SigV4Auth  # type: ignore[import-untyped]
+        from botocore.awsrequest import AWSRequest  # type: ignore[import-untyped]
+
+        creds = await self._credentials()
+        body = json.dumps({"QueueUrl": self.queue_url, **params}).encode()
+        request = AWSRequest(
+            method="POST",
+            url=self._endpoint,
+            data=body,
+            headers={
+                "Content-Type": "application/x-amz-json-1.0",
+                "X-Amz-Target": f"AmazonSQS.{_TARGETS[operation]}",
+                "Accept-Encoding": "identity",
+            },
+        )
+        if creds is not None:
+            SigV4Auth(creds, "sqs", self.region).add_auth(request)
+        if self._http is None:
+            self._http = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.grace),
+                auto_decompress=False,
+            )
+        self.requests += 1
+        headers = dict(request.headers.items())
+        async with self._http.post(self._endpoint, data=body, headers=headers) as reply:
+            declared = reply.content_length
+            if declared is not None and declared > MAX_REPLY_BYTES:
+                raise StorageError(f"{what}: a reply of {declared:,} bytes (not read)")
+            data = bytearray()
+            while chunk := await reply.content.read(64 * 1024):
+                data += chunk
+                if len(data) > MAX_REPLY_BYTES:
+                    raise StorageError(
+                        f"{what}: a reply of more than {MAX_REPLY_BYTES:,} bytes (not read)"
+                    )
+            status, query = reply.status, reply.headers.get("x-amzn-query-error", "")
+        try:
+            doc = json.loads(data) if data else {}
+        except (ValueError, RecursionError):
+            doc = None
+        if status >= 300:
+            raise _Refused(status, doc if isinstance(doc, dict) else {}, query)
+        if not isinstance(doc, dict):
+            raise StorageError(f"{what}: the reply is not a JSON object")
+        return doc
 
     async def check(self) -> str:
         reply = await self._call(
@@ -317,10 +349,11 @@ class SqsChangeFeed(ChangeFeed):
                 log.info("%s: %d message(s) not deleted", self.describe(), len(failed))
 
     async def close(self) -> None:
-        context, self._context, self._client = self._context, None, None
-        if context is not None:
+        http, self._http = self._http, None
+        self._chain = None
+        if http is not None:
             try:
-                await context.__aexit__(None, None, None)
+                await http.close()
             except Exception as exc:  # closing must never hide the caller's own error
                 log.debug("closing %s: %s", self.describe(), exc)
 
@@ -364,6 +397,25 @@ class SqsChangeFeed(ChangeFeed):
         return StorageError(f"{what}: {type(exc).__name__}: {one_line(exc)}")
 
 
+class _Refused(Exception):
+    """The service's error reply, in the shape ``_error`` reads (botocore's)."""
+
+    def __init__(self, status: int, doc: dict[str, Any], query: str) -> None:
+        kind = str(doc.get("__type") or "")
+        code = kind.rsplit("#", 1)[-1]
+        message = str(doc.get("message") or doc.get("Message") or code or status)
+        super().__init__(f"{status} {code}: {message}")
+        self.response = {
+            "Error": {"Code": code, "QueryErrorCode": query.split(";", 1)[0], "Message": message},
+            "ResponseMetadata": {"HTTPStatusCode": status},
+        }
+
+
+_TARGETS = {
+    "receive_message": "ReceiveMessage",
+    "delete_message_batch": "DeleteMessageBatch",
+    "get_queue_attributes": "GetQueueAttributes",
+}
 _VERBS = {
     "receive_message": "read",
     "delete_message_batch": "delete messages from",
@@ -377,6 +429,8 @@ _NETWORK_ERRORS = {
     "ServerDisconnectedError",
     "ClientOSError",
     "ConnectionClosedError",
+    "ClientPayloadError",
+    "ServerTimeoutError",
 }
 
 

@@ -351,6 +351,53 @@ async def test_a_queue_that_gets_no_notifications_is_backed_by_the_markers(
         await c.close()
 
 
+async def test_a_queue_service_that_floods_its_reply_is_cut_off(
+    stores_for: StoresMaker, tmp_path: Path
+) -> None:
+    """A hostile queue service answers with an endless reply: read to 12 MiB, then the
+    queue is given up (the bucket is polled) — memory stays bounded."""
+    from aiohttp import web
+
+    from bucket_chat_desktop.storage.sqs import MAX_REPLY_BYTES
+
+    sent: list[int] = []
+
+    async def flood(request: web.Request) -> web.StreamResponse:
+        reply = web.StreamResponse(headers={"Content-Type": "application/x-amz-json-1.0"})
+        await reply.prepare(request)  # chunked: no length announced
+        chunk = b" " * (1024 * 1024)
+        try:
+            for _ in range(64):
+                await reply.write(chunk)
+                sent.append(len(chunk))
+        except (ConnectionError, RuntimeError):
+            pass  # the reader hung up
+        return reply
+
+    app = web.Application()
+    app.router.add_post("/", flood)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        queue = f"http://127.0.0.1:{port}/123456789012/flood"
+        c = await chat(stores_for("s3"), tmp_path, FALLBACK, queue_url=queue)
+        try:
+            await until(lambda: bool(c.statuses))
+            status = c.statuses[-1]
+            assert not status.active and "bytes (not read)" in status.message
+            assert sum(sent) < 64 * 1024 * 1024  # it stopped reading long before the end
+            assert MAX_REPLY_BYTES < 64 * 1024 * 1024
+            await c.say("the bucket still works")
+            await until(lambda: "the bucket still works" in c.bodies)
+        finally:
+            await c.close()
+    finally:
+        await runner.cleanup()
+
+
 @pytest.fixture
 def silent_port() -> Iterator[int]:
     """A port on 127.0.0.1 that accepts connections and never answers."""
