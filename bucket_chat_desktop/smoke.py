@@ -56,7 +56,6 @@ def run_smoke() -> int:
         check("Windows AppUserModelID", _app_user_model_id)
     for module in ("s3fs", "gcsfs", "adlfs"):
         check(f"storage backend {module}", lambda m=module: _backend(m))  # type: ignore[misc]
-    check("SQS model (an S3 storage's notification queue)", _sqs_model)
     check("Qt + main window (offscreen) + local store", _gui)
     width = max(len(n) for n, _, _ in results)
     for name, ok, detail in results:
@@ -185,14 +184,6 @@ def _backend(module: str) -> str:
     protocol = {"s3fs": "s3", "gcsfs": "gs", "adlfs": "az"}[module]
     cls = fsspec.get_filesystem_class(protocol)
     return f"{module} {getattr(mod, '__version__', '?')} -> {cls.__name__}"
-
-
-def _sqs_model() -> str:
-    """The frozen build keeps only some of botocore's service models (build.spec)."""
-    from botocore.session import get_session  # type: ignore[import-untyped]
-
-    model = get_session().get_service_model("sqs")
-    return f"sqs API {model.api_version}, {len(model.operation_names)} operations"
 
 
 def _gui() -> str:
