@@ -1,7 +1,7 @@
 """Idle delivery on a bucket (issue 9, item 11): how late the first message after a lull
 arrives, and what an idle app costs in requests — each figure printed with its target.
 
-Run:  .venv/bin/python benchmarks/idle_delivery.py [latency|requests|schedule|all]
+Run:  .venv/bin/python benchmarks/idle_delivery.py [latency|requests|schedule|sqs|all]
           [--followers 12] [--messages 5] [--minutes 10]
 
 Real components only: moto's S3 server started here on 127.0.0.1 (stopped by PID), real
@@ -25,6 +25,14 @@ schedule  TIME COMPRESSED 60x (every engine period divided by 60: a real minute 
           This proves the schedule's logic end to end (all periodic requests, the 4-hourly
           listings included, add up as the docs say); its absolute figures are not the
           measurement (each round's own duration stretches a compressed period more).
+sqs       REAL TIME. The push path: the bucket's event notifications (prefix chat/rooms/)
+          go to an SNS topic that fans out to one SQS queue per follower (a queue is read
+          by one device: each message reaches one reader), all on moto. Latency as above
+          with N followers waiting on their queues, messages after lulls of 25-45 s (past
+          a 20 s long poll, so they land anywhere in its cycle), target p95 <= 2 s; then
+          idle followers with 1 and 50 rooms counted for ``--minutes``: queue requests
+          (SQS bills them) and bucket requests (S3 bills them) apart, target <= 150 per
+          hour per storage for the bucket, the queue's own figure stated beside it.
 """
 
 from __future__ import annotations
@@ -46,9 +54,10 @@ from nacl.signing import SigningKey
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from sync_bench import WORK, CountingStorage, make_bucket, moto, s3_env
+from sync_bench import REGION, WORK, CountingStorage, make_bucket, moto, s3_env
 
 from bucket_chat_desktop.storage import open_storage
+from bucket_chat_desktop.storage.feed import ChangeFeed
 from bucket_chat_desktop.sync.engine import SyncConfig, SyncEngine
 from bucket_chat_desktop.sync.events import EngineEvent, EventsAppended
 from bucket_chat_desktop.sync.outbox import Outbox
@@ -78,8 +87,14 @@ def new_engine(
 ) -> tuple[SyncEngine, CountingStorage]:
     counting = CountingStorage(open_storage(spec))
     home = Path(tempfile.mkdtemp(dir=WORK))
+    # The counting wrapper hides the S3 storage's queue option: hand its feed over.
+    feed: ChangeFeed | None = counting.inner.change_feed()
     engine = SyncEngine(
-        counting, outbox=Outbox(home / "outbox.sqlite3"), listener=listener, config=config
+        counting,
+        outbox=Outbox(home / "outbox.sqlite3"),
+        listener=listener,
+        config=config,
+        feed=feed,
     )
     return engine, counting
 
@@ -87,8 +102,17 @@ def new_engine(
 # -- latency (real time) -----------------------------------------------------------------------
 
 
-async def _latency(spec: str, focused: bool, followers: int, messages: int) -> list[float]:
+async def _latency(
+    spec: str,
+    focused: bool,
+    followers: int,
+    messages: int,
+    queues: list[str] | None = None,
+) -> list[float]:
+    """``queues``: one per follower, which then waits on it (the push path)."""
     lull = (65.0, 80.0) if focused else (RAMP + 3, RAMP + 48)
+    if queues is not None:
+        lull = (25.0, 45.0)
     sent: dict[str, float] = {}
     got: list[float] = []
 
@@ -105,8 +129,9 @@ async def _latency(spec: str, focused: bool, followers: int, messages: int) -> l
     await writer.start()
     engines = [writer]
     try:
-        for _ in range(followers):  # random starts: independent poll phases
-            engine, _store = new_engine(spec, DEFAULT, listener)
+        for i in range(followers):  # random starts: independent poll phases
+            own = spec if queues is None else with_queue(spec, queues[i])
+            engine, _store = new_engine(own, DEFAULT, listener)
             await engine.open_room(ROOM, background=False)
             engine.set_window_focused(focused)
             await engine.start()
@@ -175,10 +200,14 @@ async def _idle(spec: str, rooms: int, minutes: float) -> dict[str, float]:
     engine, counting = await settled(spec, DEFAULT, rooms, focused=False)
     try:
         polls = engine.polls
+        queue = engine.feed.requests if engine.feed is not None else 0
         await asyncio.sleep(minutes * 60)
         per_hour = 60 / minutes
         counted = {k: v * per_hour for k, v in counting.counts.items()}
         rounds = (engine.polls - polls) * per_hour
+        if engine.feed is not None:
+            queue = (engine.feed.requests - queue) * per_hour
+            assert engine.feed_active, engine.feed_message
         before = counting.total()
         await engine.refresh(ROOM)  # what one room's safety listing costs
         one_listing = counting.total() - before
@@ -191,6 +220,7 @@ async def _idle(spec: str, rooms: int, minutes: float) -> dict[str, float]:
         "rounds": rounds,
         "one": one_listing,
         "safety": safety,
+        "queue": queue,
     }
 
 
@@ -268,10 +298,99 @@ def bench_schedule(hours: float) -> None:
             )
 
 
+# -- the push path: S3 event notifications through SQS ---------------------------------------
+
+
+def with_queue(spec: str, queue_url: str) -> str:
+    from urllib.parse import quote
+
+    return f"{spec}&queue_url={quote(queue_url, safe='')}"
+
+
+def fan_out(endpoint: str, spec: str, readers: int) -> list[str]:
+    """S3 notifications of new objects under the storage's rooms/ -> an SNS topic -> one
+    SQS queue per reader (as docs/STORAGE.md sets it up for several devices)."""
+    import boto3
+
+    from bucket_chat_desktop.storage.url import parse_storage_url
+
+    loc = parse_storage_url(spec)
+    keys = s3_env(endpoint)
+    kw = {
+        "endpoint_url": endpoint,
+        "region_name": REGION,
+        "aws_access_key_id": keys["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": keys["AWS_SECRET_ACCESS_KEY"],
+    }
+    sns, sqs = boto3.client("sns", **kw), boto3.client("sqs", **kw)
+    topic = sns.create_topic(Name=f"t-{loc.bucket}")["TopicArn"]
+    urls = []
+    for i in range(readers):
+        url = sqs.create_queue(QueueName=f"q-{loc.bucket}-{i}")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn["Attributes"]["QueueArn"])
+        urls.append(url)
+    rule = {"Name": "prefix", "Value": f"{loc.prefix}/rooms/"}
+    boto3.client("s3", **kw).put_bucket_notification_configuration(
+        Bucket=loc.bucket,
+        NotificationConfiguration={
+            "TopicConfigurations": [
+                {
+                    "TopicArn": topic,
+                    "Events": ["s3:ObjectCreated:*"],
+                    "Filter": {"Key": {"FilterRules": [rule]}},
+                }
+            ]
+        },
+    )
+    return urls
+
+
+def bench_sqs(followers: int, messages: int, minutes: float) -> None:
+    with moto() as endpoint:
+        s3_env_update(endpoint)
+        spec = make_bucket(endpoint, f"sqs-{uuid.uuid4().hex[:8]}")
+        queues = fan_out(endpoint, spec, followers)
+        started = time.monotonic()
+        lat = asyncio.run(_latency(spec, False, followers, messages, queues))
+        print(
+            f"push path (S3 -> SNS -> SQS, long polls of {DEFAULT.feed_wait:g} s): delivery "
+            f"after a lull p50 {statistics.median(lat):.2f} s, p95 {pct(lat, 0.95):.2f} s, "
+            f"max {max(lat):.2f} s over {len(lat)}/{followers * messages} deliveries "
+            f"({followers} followers x {messages} messages, "
+            f"{(time.monotonic() - started) / 60:.1f} min real time; target p95 <= 2 s)",
+            flush=True,
+        )
+
+        async def both() -> dict[int, dict[str, float]]:
+            specs = {}
+            for n in (1, 50):
+                one = make_bucket(endpoint, f"sqs-idle-{n}-{uuid.uuid4().hex[:6]}")
+                specs[n] = with_queue(one, fan_out(endpoint, one, 1)[0])
+            runs = [_idle(spec, rooms, minutes) for rooms, spec in specs.items()]
+            return dict(zip(specs, await asyncio.gather(*runs), strict=True))
+
+        for rooms, r in asyncio.run(both()).items():
+            bucket = r["counted"] + r["safety"]
+            print(
+                f"push path idle, window unfocused, {rooms} room(s): bucket {bucket:.0f} "
+                f"requests per hour (= {r['counted']:.0f} counted over {minutes:g} min, "
+                f"markers every {DEFAULT.feed_check / 60:g} min, + {r['safety']:.1f} for "
+                f"every room's 4-hourly listing; target <= {BUDGET}); queue "
+                f"{r['queue']:.0f} requests per hour (one long poll per "
+                f"{DEFAULT.feed_wait:g} s: {3600 / DEFAULT.feed_wait:.0f}; billed by SQS, "
+                "not the bucket)",
+                flush=True,
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
-        "what", nargs="?", default="all", choices=["latency", "requests", "schedule", "all"]
+        "what",
+        nargs="?",
+        default="all",
+        choices=["latency", "requests", "schedule", "sqs", "all"],
     )
     parser.add_argument("--followers", type=int, default=12)
     parser.add_argument("--messages", type=int, default=5)
@@ -285,6 +404,8 @@ def main() -> None:
         bench_requests(args.minutes)
     if args.what in ("schedule", "all"):
         bench_schedule(args.hours)
+    if args.what in ("sqs", "all"):
+        bench_sqs(args.followers, args.messages, args.minutes)
 
 
 if __name__ == "__main__":

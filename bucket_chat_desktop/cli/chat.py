@@ -16,7 +16,14 @@ from ..protocol.audit import Assessed, AuditResult
 from ..protocol.event import MESSAGE, has_lone_surrogate
 from ..protocol.untrusted_text import RoomIds, display_name_safe, terminal_safe
 from ..storage.base import Storage
-from ..sync.events import EngineEvent, EventsAppended, OutboxChanged, RoomLoaded, StorageStatus
+from ..sync.events import (
+    ChangeFeedStatus,
+    EngineEvent,
+    EventsAppended,
+    OutboxChanged,
+    RoomLoaded,
+    StorageStatus,
+)
 from ..sync.session import engine_session
 from . import format as fmt
 
@@ -81,6 +88,9 @@ async def run_chat(storage: Storage, room_id: str, identity: Any, displayname: s
                 if event.online
                 else f"! offline: {terminal_safe(event.message)}"
             )
+        elif isinstance(event, ChangeFeedStatus):
+            mark = "*" if event.active else "!"
+            screen.say(f"{mark} {terminal_safe(event.message)}")
 
     async with engine_session(storage, start=True, listener=listener) as engine:
         room = await engine.open_room(room_id, background=False)

@@ -32,6 +32,8 @@ from ..storage.url import StorageLocation, parse_storage_url
 from .format import json_text
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+OVERWRITE_STEP = "the service refuses to overwrite (probe)"
+QUEUE_STEP = "the queue of the bucket's notifications answers"
 
 # --flag -> (option name, kinds it applies to)
 OPTION_FLAGS: Mapping[str, tuple[str, tuple[str, ...]]] = {
@@ -39,6 +41,7 @@ OPTION_FLAGS: Mapping[str, tuple[str, tuple[str, ...]]] = {
     "region": ("region", ("s3",)),
     "aws_profile": ("profile", ("s3",)),
     "addressing_style": ("addressing_style", ("s3",)),
+    "queue_url": ("queue_url", ("s3",)),
     "project": ("project", ("gs",)),
     "credentials_file": ("credentials_file", ("gs",)),
     "account_name": ("account_name", ("az",)),
@@ -79,6 +82,13 @@ def add_storage_parser(
     add.add_argument("--region", help="S3 region")
     add.add_argument("--profile", dest="aws_profile", help="AWS profile (~/.aws/config)")
     add.add_argument("--addressing-style", choices=["auto", "path", "virtual"], help="S3 only")
+    add.add_argument(
+        "--queue-url",
+        metavar="URL",
+        help="S3 only: an SQS queue that receives the bucket's event notifications; new "
+        "messages then arrive within a second or two without polling the bucket "
+        "(docs/STORAGE.md says how to set it up)",
+    )
     add.add_argument("--project", help="GCS project")
     add.add_argument("--credentials-file", help="GCS service-account key file (a path)")
     add.add_argument("--account-name", help="Azure storage account")
@@ -210,6 +220,9 @@ async def _list(args: argparse.Namespace) -> int:
     for p in profiles:
         print(f"{terminal_safe(p.name):{width}}  {terminal_safe(_shown_url(p))}")
         print(f"{'':{width}}  credentials: {terminal_safe(_credentials_text(p))}")
+        queue = p.location.options.get("queue_url")
+        if queue:
+            print(f"{'':{width}}  notifications from: {terminal_safe(queue)}")
     return EXIT_OK
 
 
@@ -264,7 +277,7 @@ async def storage_check(storage: Storage) -> int:
         step = "the new object is listed"
         listed = [o.path for o in await storage.list_objects(PROBE_PREFIX)]
         _check(step, probe in listed)
-        step = "the service refuses to overwrite (probe)"
+        step = OVERWRITE_STEP
         honoured, how = await storage.probe_create_only()
     except StorageError as exc:
         _check(step, False, str(exc))
@@ -274,10 +287,24 @@ async def storage_check(storage: Storage) -> int:
         if wrote:
             await _quietly_remove(storage, probe)
     if not honoured:
-        _check(step, False, "precondition ignored")
+        _check(OVERWRITE_STEP, False, "precondition ignored")
         print(f"WARNING: {terminal_safe(how)}")
         return EXIT_FINDINGS
-    _check(step, True, how)
+    _check(OVERWRITE_STEP, True, how)
+    feed = storage.change_feed()
+    if feed is not None:
+        try:
+            found = await feed.check()
+        except StorageError as exc:
+            _check(QUEUE_STEP, False, str(exc))
+            print(
+                "Storage test FAILED: the bucket works, but the app will poll it instead "
+                "of waiting on the queue."
+            )
+            return EXIT_ERROR
+        finally:
+            await feed.close()
+        _check(QUEUE_STEP, True, found)
     print("Storage works: create-only writes are enforced by the service.")
     return EXIT_OK
 

@@ -12,6 +12,7 @@ from ..keys.identity import display_fingerprint
 from ..protocol.event import valid_key_text
 from ..protocol.untrusted_text import one_line
 from ..sync.events import (
+    ChangeFeedStatus,
     EngineEvent,
     EventsAppended,
     IntroductionOffered,
@@ -57,6 +58,9 @@ class EngineBridge(QObject):
             self.room_discovered.emit(storage_id, event.room_id)
         elif isinstance(event, StorageStatus):
             self.storage_status_changed.emit(storage_id, event.online, event.message)
+        elif isinstance(event, ChangeFeedStatus):  # the status bar, when it changes
+            state = "" if event.active else "push notifications are off: "
+            self.warning_raised.emit(storage_id, f"{state}{one_line(event.message, 300)}")
         elif isinstance(event, IntroductionOffered):
             keys = event.introducers
             who = (

@@ -11,7 +11,10 @@ import logging
 import uuid
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Self
+
+if TYPE_CHECKING:
+    from .feed import ChangeFeed
 
 log = logging.getLogger("bucket_chat.storage")
 
@@ -170,6 +173,11 @@ class Storage(abc.ABC):
 
     def describe(self) -> str:
         return self.url
+
+    def change_feed(self) -> ChangeFeed | None:
+        """A new feed of this storage's notifications of new objects, if it is set up
+        (an S3 bucket's SQS queue, ``feed.py``); the caller closes it. None by default."""
+        return None
 
     async def probe_create_only(self) -> tuple[bool, str]:
         """Check that this store refuses to overwrite: ``(True, how)`` or ``(False, why not)``.

@@ -18,6 +18,7 @@ from .base import (
     StoragePermissionError,
 )
 from .cloud import FsspecStorage, MissingError, busy, exception_chain, one_line
+from .feed import ChangeFeed
 
 AUTH_CODES = {
     "InvalidAccessKeyId",
@@ -57,6 +58,13 @@ CREDENTIAL_HINT = (
 
 class S3Storage(FsspecStorage):
     kind = "s3"
+
+    def change_feed(self) -> ChangeFeed | None:
+        if "queue_url" not in self.location.options:
+            return None
+        from .sqs import SqsChangeFeed
+
+        return SqsChangeFeed(self.location, self._secrets)
 
     def create_only_mechanism(self) -> str:
         return "S3 refuses the write: PutObject with If-None-Match: * (conditional write)"

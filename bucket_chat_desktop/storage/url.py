@@ -31,7 +31,15 @@ SCHEME_ALIASES = {"s3": "s3", "gs": "gs", "gcs": "gs", "az": "az", "abfs": "az",
 COMMON_OPTIONS = ("timeout", "retries")
 IDENTITY_OPTIONS = ("endpoint_url", "account_name")
 OPTIONS: Mapping[str, tuple[str, ...]] = {
-    "s3": ("endpoint_url", "region", "profile", "addressing_style", "anonymous", *COMMON_OPTIONS),
+    "s3": (
+        "endpoint_url",
+        "region",
+        "profile",
+        "addressing_style",
+        "anonymous",
+        "queue_url",  # an SQS queue with the bucket's event notifications (sqs.py)
+        *COMMON_OPTIONS,
+    ),
     "gs": ("endpoint_url", "project", "credentials_file", "anonymous", *COMMON_OPTIONS),
     "az": ("account_name", "endpoint_url", "anonymous", *COMMON_OPTIONS),
 }
@@ -243,6 +251,13 @@ def _check_option(name: str, value: str) -> str:
         if value.lower() not in _BOOL:
             raise StorageUrlError("anonymous must be true or false")
         return value.lower()
+    if name == "queue_url":
+        from .sqs import check_queue_url
+
+        try:
+            return check_queue_url(value)
+        except ValueError as exc:
+            raise StorageUrlError(str(exc)) from None
     if name == "addressing_style" and value not in ("auto", "path", "virtual"):
         raise StorageUrlError("addressing_style must be auto, path or virtual")
     return value

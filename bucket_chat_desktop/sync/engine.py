@@ -74,8 +74,10 @@ from ..storage.base import (
     StorageNotFoundError,
     UnreadableObjectError,
 )
+from ..storage.feed import ChangeFeed
 from ..storage.local import LocalStorage
 from .events import (
+    ChangeFeedStatus,
     EngineEvent,
     EventsAppended,
     IntroductionOffered,
@@ -123,6 +125,9 @@ WITNESS_ROWS = 500  # newest cached rows a send that did not open the room witne
 MAX_OFFERS_TOLD = 3  # keys one warning names when several offer to introduce this device
 SLICE_EVENTS = 400  # a background job indexes segments of at most about this many events
 FOREGROUND_GRACE = 0.2  # seconds background work starts nothing new after a person acts
+FEED_RETRY_MAX = 600.0  # seconds: the longest wait before a failed change feed is tried again
+MAX_HINTS = 50  # objects one wait on the change feed may make the engine read
+HINTS_KEPT = 4096  # paths the change feed named lately: named again, they are not read again
 
 
 @dataclass(slots=True)
@@ -136,6 +141,12 @@ class SyncConfig:
     focused_safety: float = 15 * 60.0  # full listing of the focused room, this often
     background_safety: float = 4 * 3600.0  # and of every other room (of all, unfocused)
     local_rescan: float = 30.0  # local folders: re-scan although watched
+    # With a change feed (an S3 bucket's SQS queue): each wait on it (SQS caps it at 20 s),
+    # and how often the activity markers are still listed as a safety net meanwhile.
+    # After the feed failed it is tried again in ``feed_retry`` s, doubling each time.
+    feed_wait: float = 20.0
+    feed_check: float = 600.0
+    feed_retry: float = 15.0
     # False (the app): with an index, rooms keep only what the audit needs in memory and
     # front ends read bodies page by page (``timeline_page``). True: whole events in every
     # result (the CLI prints them).
@@ -326,6 +337,7 @@ class SyncEngine:
         outbox: Outbox | None = None,
         listener: Callable[[EngineEvent], None] | None = None,
         config: SyncConfig | None = None,
+        feed: ChangeFeed | None = None,
     ) -> None:
         # Every request is timed (``watched.py``): a storage that stops answering is told
         # apart from one that refuses, and interactive steps can give up in seconds.
@@ -381,6 +393,21 @@ class SyncEngine:
         self.online = True
         self.status_message = ""
         self.requests = 0  # listings and downloads made by polling (for the benchmarks)
+        # The storage's change feed, if it has one (``storage/feed.py``): while it answers
+        # the poller waits on it and polls the bucket only every ``feed_check`` seconds.
+        if feed is None and self._local is None:
+            feed = self.storage.change_feed()
+        self.feed = feed
+        self.feed_active = False
+        self.feed_message = ""
+        self._feed_told: bool | None = None  # the last state reported in an event
+        self.feed_rounds = 0  # waits on the feed that were answered (tests, benchmarks)
+        self.feed_ignored = 0  # messages or records of the feed that were ignored
+        self._feed_retry_at = 0.0
+        self._feed_backoff = self.config.feed_retry
+        self._feed_checked_at: float | None = None
+        self._hinted: dict[str, None] = {}  # oldest first
+        self._junk_told_at = -1e9
         self._closed = False
 
     # -- plumbing ----------------------------------------------------------------------------
@@ -477,6 +504,8 @@ class SyncEngine:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
+        if self.feed is not None:
+            await self.feed.close()
         if self._watch is not None:
             self._watch.stop()
             await asyncio.to_thread(self._watch.join, 5)
@@ -1285,11 +1314,14 @@ class SyncEngine:
 
     # -- polling -------------------------------------------------------------------------------
 
-    async def poll_once(self) -> int:
-        """One round: activity markers, then any due safety listings. Returns segments read."""
+    async def poll_once(self, *, markers: bool = True) -> int:
+        """One round: activity markers (unless not ``markers``: a change feed tells),
+        then any due safety listings. Returns segments read."""
         found = 0
+        asked = markers  # whether the storage was asked anything (then it answered)
         try:
-            found += await self._poll_markers()
+            if markers:
+                found += await self._poll_markers()
             now = time.monotonic()
             for room in list(self.rooms.values()):
                 period = safety_period(
@@ -1300,14 +1332,15 @@ class SyncEngine:
                     local=self._local is not None,
                 )
                 if room.complete and now - room.last_safety >= period:
-                    before = len(room.known)
+                    before, asked = len(room.known), True
                     if room.unread or room.unlisted:  # read it all again: the verdict waits
                         async with room.lock:
                             await self._fetch_newest_first(room)
                     else:
                         await self.refresh(room.room_id)
                     found += len(room.known) - before
-            self._set_online(True, "")
+            if asked:
+                self._set_online(True, "")
         except StorageError as exc:
             self._set_online(False, str(exc))
         return found
@@ -1366,7 +1399,13 @@ class SyncEngine:
     async def _poller(self) -> None:
         local = self._local is not None
         while not self._closed:
+            feed = self.feed
+            due = feed is not None and time.monotonic() >= self._feed_retry_at
+            if feed is not None and due and await self._listen(feed):
+                continue
             wait = self.config.local_rescan if local else self.next_poll_in
+            if feed is not None:  # not past the time the feed is tried again
+                wait = min(wait, max(0.0, self._feed_retry_at - time.monotonic()))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._poll_wake.wait(), wait)
             self._poll_wake.clear()
@@ -1384,6 +1423,116 @@ class SyncEngine:
                 window_focused=self.window_focused,
                 previous=self.next_poll_in,
             )
+
+    async def _listen(self, feed: ChangeFeed) -> bool:
+        """One wait on the change feed, and reading what it names. The activity markers
+        are still listed when the feed starts (what came before) and every
+        ``feed_check`` seconds (notifications that never came: a queue that another
+        device empties, a notification set-up removed), and due safety listings run.
+        False when the feed failed: the poller then polls the bucket, and tries the feed
+        again after a backoff."""
+        try:
+            if not self.feed_active:
+                checked = await feed.check()
+                self._feed_checked_at = None  # catch up on what came before
+                self._set_feed(True, f"waiting on the bucket's notifications in {checked}")
+            now = time.monotonic()
+            last = self._feed_checked_at
+            markers = last is None or now - last >= self.config.feed_check
+            if markers:
+                self._feed_checked_at = now
+            self._in_poll = True
+            try:
+                found = await self.poll_once(markers=markers)
+            finally:
+                self._in_poll = False
+            if markers:
+                self.polls += 1
+            self._poll_wake.clear()  # what a wake would poll for, the feed tells
+            batch = await feed.wait(self.config.feed_wait)
+            self.feed_rounds += 1
+            if batch.ignored_count:
+                self.feed_ignored += batch.ignored_count
+                # A flood of junk is said once a minute, not at every answer.
+                quiet = time.monotonic() - self._junk_told_at < 60.0
+                log.log(
+                    logging.DEBUG if quiet else logging.WARNING,
+                    "ignored %d message(s) or record(s) from %s (%d so far): %s",
+                    batch.ignored_count,
+                    feed.describe(),
+                    self.feed_ignored,
+                    terminal_safe("; ".join(batch.ignored)),
+                )
+                if not quiet:
+                    self._junk_told_at = time.monotonic()
+            if batch.connected:
+                log.info("%s: the bucket's test notification arrived", feed.describe())
+            found += await self._follow(batch.paths)
+            await feed.ack(batch)  # after reading: a crash before it reads them again
+        except StorageError as exc:
+            retry = self._feed_backoff
+            self._feed_backoff = min(retry * 2, FEED_RETRY_MAX)
+            self._feed_retry_at = time.monotonic() + retry
+            if self.feed_active:  # it just failed: poll the bucket at once, then as usual
+                self.next_poll_in = self.config.active_interval
+            self._set_feed(
+                False,
+                f"{exc}; polling the bucket instead (the queue is tried again in {retry:g} s)",
+            )
+            await feed.close()  # a fresh connection next time
+            return False
+        self._feed_backoff = self.config.feed_retry
+        if found:
+            self._activity_at = time.monotonic()
+        return True
+
+    def _set_feed(self, active: bool, message: str) -> None:
+        """Note the feed's state; a change of state (not each retry) is reported."""
+        if (active, message) == (self.feed_active, self.feed_message):
+            return
+        self.feed_active, self.feed_message = active, message
+        told = active != self._feed_told
+        level = logging.INFO if active or not told else logging.WARNING
+        log.log(level, "change feed: %s", message)
+        if told:
+            self._feed_told = active
+            self._emit(ChangeFeedStatus(active, message))
+
+    async def _follow(self, paths: Sequence[str]) -> int:
+        """Read the segments that change notifications name (only hints: each is read and
+        verified like a listed one; a name that is no segment, or of a room not open
+        here, is not read). At most ``MAX_HINTS``; more make the markers be listed."""
+        if len(paths) > MAX_HINTS:
+            log.warning(
+                "%d objects named in one wait on the change feed: reading %d, the rest "
+                "from the activity markers",
+                len(paths),
+                MAX_HINTS,
+            )
+            self._feed_checked_at = None
+        found = 0
+        for path in paths[:MAX_HINTS]:
+            # Named again (SQS delivers at least once; a forger repeats itself): read
+            # once. What could not be read then is the room's listings' job.
+            if path in self._hinted:
+                continue
+            self._hinted[path] = None
+            if len(self._hinted) > HINTS_KEPT:
+                del self._hinted[next(iter(self._hinted))]
+            marker = parse_marker(path)  # a notification set-up that covers markers too
+            segment = marker[2] if marker is not None else path
+            name = parse_segment_path(segment)
+            if name is None:
+                continue  # another object of the storage (room metadata, a probe)
+            if name.room_id not in self._known_rooms:
+                self._known_rooms.add(name.room_id)
+                self._emit(RoomDiscovered(name.room_id))
+            try:
+                if name.room_id in self.rooms and await self.fetch_segment(name.room_id, segment):
+                    found += 1
+            except StorageError as exc:  # the next listing of the room reads it
+                log.info("could not read %s named by the change feed: %s", segment, exc)
+        return found
 
     # -- local folders -------------------------------------------------------------------------
 

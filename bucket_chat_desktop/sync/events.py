@@ -83,6 +83,16 @@ class StorageStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class ChangeFeedStatus:
+    """The storage's change feed (an SQS queue, ``storage/feed.py``) is waited on
+    (``active``) or failed and the engine polls the bucket instead; ``message`` says
+    which queue, or what went wrong and when it is tried again."""
+
+    active: bool
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
 class IntroductionOffered:
     """Statements in ``room_id`` introduce this device as ``user_id``, by
     ``introducers``, keys the person has not confirmed as theirs (in display order, each
@@ -101,5 +111,6 @@ EngineEvent = (
     | RoomDiscovered
     | OutboxChanged
     | StorageStatus
+    | ChangeFeedStatus
     | IntroductionOffered
 )

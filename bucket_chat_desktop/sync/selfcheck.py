@@ -4,7 +4,8 @@ wizard's and the settings' *Test connection* and by ``bucket-chat test-storage``
 It lists the rooms, writes a probe object create-only under ``.bucket-chat-probe/``,
 writes it again (a retry must be recognised) and with other bytes (must be refused), reads
 it back, finds it in a listing, removes it, and asks the service whether it honours the
-create-only precondition (`Storage.probe_create_only`). A storage that stops answering is
+create-only precondition (`Storage.probe_create_only`), and asks the bucket's
+notification queue if one is configured (`Storage.change_feed`). A storage that stops answering is
 given up after ``TEST_NO_ANSWER`` seconds without an answer (a person waits for this), a
 slow one that keeps answering gets ``CHECK_TIMEOUT`` for the whole check.
 """
@@ -123,6 +124,21 @@ async def _exercise(
             f"precondition: {how}.",
             tuple(steps),
         )
+    feed = storage.change_feed()
+    if feed is not None:  # an S3 bucket's notification queue: asked, never emptied here
+        label = "the queue of the bucket's notifications answers"
+        try:
+            steps.append(CheckStep(label, True, await feed.check()))
+        except StorageError as exc:
+            steps.append(CheckStep(label, False, str(exc)))
+            return CheckResult(
+                "warning",
+                f"The bucket works ({found}), but the queue does not: {exc}. The app will "
+                "poll the bucket instead.",
+                tuple(steps),
+            )
+        finally:
+            await feed.close()
     return CheckResult(
         "ok", f"Connection works: wrote, read and listed a test object; {found}.", tuple(steps)
     )

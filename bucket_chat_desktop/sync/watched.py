@@ -32,6 +32,7 @@ from ..storage.base import (
     StorageError,
     StorageOfflineError,
 )
+from ..storage.feed import ChangeFeed
 
 T = TypeVar("T")
 
@@ -139,6 +140,9 @@ class WatchedStorage(Storage):
 
     def describe(self) -> str:
         return self.inner.describe()
+
+    def change_feed(self) -> ChangeFeed | None:
+        return self.inner.change_feed()  # not timed here: a long poll waits on purpose
 
     def create_only_mechanism(self) -> str:
         return self.inner.create_only_mechanism()

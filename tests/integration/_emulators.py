@@ -294,3 +294,35 @@ def az_read_only_sas(name: str) -> str:
         permission=ContainerSasPermissions(read=True, list=True),
         expiry=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),
     )
+
+
+def s3_client(endpoint: str, keys: S3Keys, service: str = "s3") -> Any:
+    return boto3.client(
+        service,
+        endpoint_url=endpoint,
+        region_name=S3_REGION,
+        aws_access_key_id=keys.access_key_id,
+        aws_secret_access_key=keys.secret_access_key,
+    )
+
+
+def s3_notify_queue(endpoint: str, keys: S3Keys, bucket: str, prefix: str) -> str:
+    """An SQS queue receiving the bucket's ``s3:ObjectCreated:*`` notifications for keys
+    under ``prefix`` (as docs/STORAGE.md sets it up); returns the queue URL."""
+    sqs = s3_client(endpoint, keys, "sqs")
+    url: str = sqs.create_queue(QueueName=f"q-{bucket}")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
+    rule = {"Name": "prefix", "Value": prefix}
+    s3_client(endpoint, keys).put_bucket_notification_configuration(
+        Bucket=bucket,
+        NotificationConfiguration={
+            "QueueConfigurations": [
+                {
+                    "QueueArn": arn["QueueArn"],
+                    "Events": ["s3:ObjectCreated:*"],
+                    "Filter": {"Key": {"FilterRules": [rule]}},
+                }
+            ]
+        },
+    )
+    return url

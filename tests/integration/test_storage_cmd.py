@@ -313,3 +313,32 @@ def test_keys_live_in_the_os_keyring(
     assert keyring.get_password(KEYRING_SERVICE, "s3work") is None
     status, _, _ = cli(capsys, "storage", "remove", "azwork")
     assert keyring.get_password(KEYRING_SERVICE, "azwork") is None
+
+
+def test_a_storage_with_a_queue_is_saved_listed_and_tested(
+    capsys: pytest.CaptureFixture[str], stores_for: StoresMaker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stores = stores_for("s3")
+    env_credentials(stores, monkeypatch)
+    emulators = stores.emulators
+    assert emulators is not None and emulators.s3_admin is not None
+    endpoint = stores.location.options["endpoint_url"]
+    queue = emu.s3_notify_queue(endpoint, emulators.s3_admin, stores.bucket, "team/rooms/")
+    url = stores.url()
+    status, out, err = cli(capsys, "storage", "add", "pushed", url, "--queue-url", queue)
+    assert status == 0, err
+    status, out, _ = cli(capsys, "storage", "list")
+    assert f"notifications from: {queue}" in out
+    status, out, err = cli(capsys, "storage", "test", "pushed")
+    assert status == 0, out + err
+    assert f"ok   the queue of the bucket's notifications answers (queue {queue} (1 " in out
+    assert "(1 message(s) waiting))" in out  # S3's test event: 'storage test' only looks
+    # The queue is gone: the bucket still works, and the test says what will happen.
+    emu.s3_client(endpoint, emulators.s3_admin, "sqs").delete_queue(QueueUrl=queue)
+    status, out, err = cli(capsys, "storage", "test", "pushed")
+    assert status == 2 and "FAIL the queue of the bucket's notifications answers" in out
+    assert "the queue does not exist" in out and "will poll it instead" in out
+    status, _, err = cli(capsys, "storage", "add", "bad", url, "--queue-url", "ftp://x/y")
+    assert status == 2 and "queue_url must look like https://host/account/queue" in err
+    status, _, err = cli(capsys, "storage", "add", "gcs", "gs://bkt", "--queue-url", queue)
+    assert status == 2 and "--queue-url does not apply to gs:// storages" in err

@@ -167,6 +167,14 @@ class StorageForm(CredentialsForm):
         self.project_edit.setPlaceholderText("optional")
         self.account_edit = QLineEdit()
         self.account_edit.setPlaceholderText("e.g. mystorageaccount")
+        self.queue_edit = QLineEdit()  # S3 only: the bucket's notifications (storage/sqs.py)
+        self.queue_edit.setPlaceholderText("optional: SQS queue with the bucket's notifications")
+        self.queue_edit.setToolTip(
+            "New messages then arrive within a second or two without polling the bucket. "
+            "One queue per device; docs/STORAGE.md, “Push notifications on S3”, says how "
+            "to set it up."
+        )
+        self.queue_edit.textChanged.connect(self._on_edited)
         self.bucket_label = QLabel("Bucket")
         form.add_row(self.bucket_label, self.bucket_edit)
         form.add_row("Prefix", self.prefix_edit)
@@ -174,6 +182,7 @@ class StorageForm(CredentialsForm):
         form.add_row("Region", self.region_edit)
         form.add_row("Project", self.project_edit)
         form.add_row("Account name", self.account_edit)
+        form.add_row("Queue URL", self.queue_edit)
         for edit in (
             self.bucket_edit,
             self.prefix_edit,
@@ -211,6 +220,7 @@ class StorageForm(CredentialsForm):
         for widget in self.cloud_rows:
             form.set_row_visible(widget, cloud)
         form.set_row_visible(self.region_edit, kind == "s3")
+        form.set_row_visible(self.queue_edit, kind == "s3")
         form.set_row_visible(self.project_edit, kind == "gs")
         form.set_row_visible(self.account_edit, kind == "az")
         form.set_row_visible(self.s3_credentials, kind == "s3")
@@ -291,6 +301,7 @@ class StorageForm(CredentialsForm):
         put("endpoint_url", self.endpoint_edit)
         if kind == "s3":
             put("region", self.region_edit)
+            put("queue_url", self.queue_edit)
             if self.s3_env_radio.isChecked():
                 put("profile", self.s3_profile)
         elif kind == "gs":

@@ -1,0 +1,442 @@
+"""The push path on S3 (moto's S3 and SQS): the bucket's event notifications go to a
+queue, the follower waits on the queue instead of polling the bucket's markers, reads what
+each notification names and verifies it like anything else; junk in the queue is ignored
+and deleted; a queue that is deleted or stops answering makes the follower poll the bucket
+again, with a status that says so. Proven by counted requests and rounds, never by time:
+the marker polling interval is an hour wherever the queue must do the work."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import socket
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote_plus
+
+import pytest
+from nacl.signing import SigningKey
+
+from bucket_chat_desktop.protocol.findings import Kind
+from bucket_chat_desktop.protocol.ids import utc_date
+from bucket_chat_desktop.storage.base import Storage
+from bucket_chat_desktop.sync.engine import SyncConfig, SyncEngine
+from bucket_chat_desktop.sync.events import ChangeFeedStatus, EngineEvent, EventsAppended
+from bucket_chat_desktop.sync.outbox import Outbox
+from bucket_chat_desktop.sync.selfcheck import check_storage_use
+from bucket_chat_desktop.sync.writer import RoomWriter
+
+from . import _emulators as emu
+from .conftest import Stores, StoresMaker
+
+ROOM = "pushed"
+NEVER = 3600.0  # a follower that polled the markers at this interval would not see it
+LIVENESS = 60.0  # seconds: only a bound on a hung test
+QUEUE_ONLY = SyncConfig(
+    batch_window=0.02,
+    active_interval=NEVER,
+    focused_interval=NEVER,
+    idle_interval=NEVER,
+    active_window=0.5,
+    feed_wait=1.0,
+    feed_check=NEVER,
+    feed_retry=NEVER,
+)
+FALLBACK = SyncConfig(
+    batch_window=0.02,
+    active_interval=0.05,
+    focused_interval=0.2,
+    idle_interval=0.2,
+    active_window=0.5,
+    feed_wait=1.0,
+    feed_check=NEVER,
+    feed_retry=0.5,
+)
+
+
+async def until(what: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + LIVENESS
+    while not what():
+        assert time.monotonic() < deadline, "gave up waiting"
+        await asyncio.sleep(0.01)
+
+
+@dataclass
+class Chat:
+    """Alice writes with a plain engine; the follower reads with the queue configured."""
+
+    stores: Stores
+    queue_url: str
+    writer: SyncEngine
+    follower: SyncEngine
+    alice: SigningKey = field(default_factory=SigningKey.generate)
+    bodies: list[str] = field(default_factory=list)
+    statuses: list[ChangeFeedStatus] = field(default_factory=list)
+
+    def sqs(self) -> Any:
+        emulator = self.stores.emulators
+        assert emulator is not None and emulator.s3_admin is not None
+        return emu.s3_client(emulator.procs["s3"].endpoint, emulator.s3_admin, "sqs")
+
+    def waiting(self) -> int:
+        """Messages in the queue, visible or being processed."""
+        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        got = self.sqs().get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=names)
+        return sum(int(got["Attributes"][n]) for n in names)
+
+    async def say(self, text: str) -> None:
+        await self.writer.send(ROOM, "alice@x", self.alice, [("m.room.message", {"body": text})])
+        assert await self.writer.flush(LIVENESS)
+
+    async def close(self) -> None:
+        await self.follower.close()
+        await self.writer.close()
+
+
+def queue_for(stores: Stores) -> str:
+    emulators = stores.emulators
+    assert emulators is not None and emulators.s3_admin is not None
+    prefix = f"{stores.location.prefix}/rooms/"
+    return emu.s3_notify_queue(
+        emulators.procs["s3"].endpoint, emulators.s3_admin, stores.bucket, prefix
+    )
+
+
+async def chat(
+    stores: Stores,
+    tmp_path: Path,
+    config: SyncConfig,
+    queue_url: str | None = None,
+    follower_keys: emu.S3Keys | None = None,
+) -> Chat:
+    queue = queue_url or queue_for(stores)
+    owner = SigningKey.generate()
+    await RoomWriter(stores.new(), ROOM, "owner@x", owner).create_room("Pushed", "now")
+    writer = SyncEngine(stores.new(), outbox=Outbox(tmp_path / "w.sqlite3"), config=config)
+    holder: list[Chat] = []
+
+    def listener(event: EngineEvent) -> None:
+        if isinstance(event, EventsAppended):
+            holder[0].bodies.extend(str(a.event.content.get("body")) for a in event.items)
+        elif isinstance(event, ChangeFeedStatus):
+            holder[0].statuses.append(event)
+
+    keys = follower_keys
+    secrets = (
+        None
+        if keys is None
+        else {"access_key_id": keys.access_key_id, "secret_access_key": keys.secret_access_key}
+    )
+    storage: Storage = stores.new(options={"queue_url": queue}, secrets=secrets)
+    follower = SyncEngine(
+        storage, outbox=Outbox(tmp_path / "f.sqlite3"), listener=listener, config=config
+    )
+    holder.append(Chat(stores, queue, writer, follower))
+    await writer.start()
+    await follower.open_room(ROOM, background=False)
+    await follower.start()
+    return holder[0]
+
+
+async def test_a_message_arrives_through_the_queue_without_polling_the_bucket(
+    stores_for: StoresMaker, tmp_path: Path
+) -> None:
+    c = await chat(stores_for("s3"), tmp_path, QUEUE_ONLY)
+    try:
+        assert c.follower.feed is not None
+        await until(lambda: c.follower.feed_active and c.follower.feed_rounds >= 1)
+        assert c.statuses and c.statuses[-1].active and c.queue_url in c.statuses[-1].message
+        await until(lambda: c.waiting() == 0)  # the test event and the room's creation
+        polls, bucket = c.follower.polls, c.follower.requests
+        assert polls == 1  # the markers were listed once, when the queue was first read
+        queue = c.follower.feed.requests
+        await c.say("pushed through the queue")
+        await until(lambda: "pushed through the queue" in c.bodies)
+        # The bucket was asked for the one new segment and nothing else: no listing.
+        assert c.follower.polls == polls and c.follower.requests == bucket + 1
+        assert c.follower.feed.requests > queue
+        await until(lambda: c.waiting() == 0)  # what was read was deleted from the queue
+        room = c.follower.rooms[ROOM]
+        assert room.result is not None and room.result.clean
+    finally:
+        await c.close()
+
+
+def notification(bucket: str, key: str, event: str = "ObjectCreated:Put") -> dict[str, Any]:
+    return {
+        "eventName": event,
+        "s3": {"bucket": {"name": bucket}, "object": {"key": quote_plus(key), "size": 1}},
+    }
+
+
+async def test_junk_and_hostile_queue_messages_are_ignored_and_deleted(
+    stores_for: StoresMaker, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    stores = stores_for("s3")
+    c = await chat(stores, tmp_path, QUEUE_ONLY)
+    try:
+        await until(lambda: c.follower.feed_active and c.follower.feed_rounds >= 1)
+        await until(lambda: c.waiting() == 0)
+        feed = c.follower.feed
+        assert feed is not None
+        prefix = stores.location.prefix
+        now = int(time.time() * 1000)
+        segment = f"rooms/{ROOM}/logs/{utc_date(now)}/messages_{now}_{now}_forged.jsonl"
+        missing = f"rooms/{ROOM}/logs/{utc_date(now)}/messages_{now}_{now}_nothere.jsonl"
+        # A segment that someone with write access put there, named by a notification:
+        # read, and judged by its content (garbage), never by the notification.
+        assert await stores.new().put_if_absent(segment, b'{"not": "an event"}\n')
+        record = notification(stores.bucket, f"{prefix}/{segment}")
+        junk: list[str] = [
+            "not json {",
+            json.dumps({"hello": "world"}),
+            json.dumps([1, 2, 3]),
+            "x" * 100_000,  # huge
+            json.dumps({"Records": [notification("another-bucket", f"{prefix}/{segment}")]}),
+            json.dumps({"Records": [notification(stores.bucket, f"elsewhere/{segment}")]}),
+            json.dumps({"Records": [notification(stores.bucket, f"{prefix}/rooms/../../x")]}),
+            json.dumps({"Records": [notification(stores.bucket, f"{prefix}/{segment}")] * 11}),
+            json.dumps({"Records": [{"eventName": 7, "s3": "nope"}]}),
+            json.dumps({"Records": [{**record, "s3": {**record["s3"], "object": {"key": "%ff"}}}]}),
+            json.dumps({"Type": "Notification", "Message": "{not json"}),
+            json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": "other"}),
+            json.dumps({"Records": [notification(stores.bucket, f"{prefix}/{missing}")]}),
+            json.dumps({"Records": [notification(stores.bucket, f"{prefix}/{segment}")]}),
+        ]
+        sqs = c.sqs()
+        for body in junk:
+            sqs.send_message(QueueUrl=c.queue_url, MessageBody=body)
+        caplog.set_level(logging.DEBUG, "bucket_chat.sync")
+        await until(lambda: c.waiting() == 0)  # read and deleted, junk included
+        room = c.follower.rooms[ROOM]
+        await until(lambda: segment in room.known)
+        assert room.result is not None and not room.result.clean  # the forged segment
+        assert any(f.path == segment for f in room.result.findings)
+        assert missing not in room.known and missing not in room.unread
+        # The same forged notification again and again: the bucket is asked once.
+        requests = c.follower.requests
+        again = json.dumps({"Records": [notification(stores.bucket, f"{prefix}/{missing}")]})
+        for _ in range(5):
+            sqs.send_message(QueueUrl=c.queue_url, MessageBody=again)
+        await until(lambda: c.waiting() == 0)
+        assert c.follower.requests == requests
+        assert c.follower.feed_active  # junk does not stop the queue
+        assert c.follower.feed_ignored >= 11
+        told = [r for r in caplog.records if r.getMessage().startswith("ignored ")]
+        said = " ".join(r.getMessage() for r in told)
+        # More than one answer held junk (10 messages at most each): said once a minute.
+        assert len(told) >= 2 and [r.levelno for r in told].count(logging.WARNING) == 1
+        for reason in (
+            "not JSON",
+            "not a JSON object",
+            "no S3 event records",
+            "100,000 characters",
+            "another bucket",
+            "outside this storage's prefix",
+            "unsafe object key",
+            "11 records",
+            "without eventName",
+            "not UTF-8",
+            "SNS notification whose message is not JSON",
+            "test event of another bucket",
+        ):
+            assert reason in said
+        # An SNS envelope (a topic fanned out to one queue per device) is read too.
+        polls = c.follower.polls
+        await c.say("after the junk")
+        await until(lambda: "after the junk" in c.bodies)
+        assert c.follower.polls == polls
+        await until(lambda: c.waiting() == 0)
+        later = now + 1
+        sns_segment = f"rooms/{ROOM}/logs/{utc_date(later)}/messages_{later}_{later}_sns.jsonl"
+        assert await stores.new().put_if_absent(sns_segment, b"garbage\n")
+        inner = json.dumps({"Records": [notification(stores.bucket, f"{prefix}/{sns_segment}")]})
+        envelope = {"Type": "Notification", "Message": inner}
+        sqs.send_message(QueueUrl=c.queue_url, MessageBody=json.dumps(envelope))
+        await until(lambda: sns_segment in room.known)
+        assert c.follower.polls == polls
+    finally:
+        await c.close()
+
+
+async def test_a_notification_of_an_object_that_is_no_segment_reads_nothing(
+    stores_for: StoresMaker, tmp_path: Path
+) -> None:
+    stores = stores_for("s3")
+    c = await chat(stores, tmp_path, QUEUE_ONLY)
+    try:
+        await until(lambda: c.follower.feed_active and c.waiting() == 0)
+        now = int(time.time() * 1000)
+        odd = f"rooms/{ROOM}/logs/{utc_date(now)}/notes.txt"  # no segment name
+        assert await stores.new().put_if_absent(odd, b"x")
+        key = f"{stores.location.prefix}/{odd}"
+        body = json.dumps({"Records": [notification(stores.bucket, key)]})
+        c.sqs().send_message(QueueUrl=c.queue_url, MessageBody=body)
+        requests = c.follower.requests
+        await until(lambda: c.waiting() == 0)
+        assert c.follower.requests == requests  # not a segment name: nothing is read
+        room = c.follower.rooms[ROOM]
+        assert room.result is not None and room.result.clean
+        assert not [f for f in room.result.findings if f.kind == Kind.UNEXPECTED_OBJECT]
+    finally:
+        await c.close()
+
+
+async def test_a_deleted_queue_falls_back_to_polling_the_bucket_and_comes_back(
+    stores_for: StoresMaker, tmp_path: Path
+) -> None:
+    stores = stores_for("s3")
+    c = await chat(stores, tmp_path, FALLBACK)
+    try:
+        await until(lambda: c.follower.feed_active and c.follower.feed_rounds >= 1)
+        c.sqs().delete_queue(QueueUrl=c.queue_url)
+        await until(lambda: not c.follower.feed_active)
+        gone = c.statuses[-1]
+        assert not gone.active and "does not exist" in gone.message
+        assert "polling the bucket instead" in gone.message
+        polls = c.follower.polls
+        await c.say("while the queue is gone")
+        await until(lambda: "while the queue is gone" in c.bodies)
+        assert c.follower.polls > polls  # found by listing the markers
+        # The queue is made again: the follower finds it and waits on it again.
+        assert queue_for(stores) == c.queue_url
+        await until(lambda: c.follower.feed_active)
+        assert c.statuses[-1].active
+    finally:
+        await c.close()
+
+
+async def test_keys_without_queue_permissions_say_which_ones_and_poll_the_bucket(
+    stores_for: StoresMaker, tmp_path: Path
+) -> None:
+    stores = stores_for("s3")
+    emulators = stores.emulators
+    assert emulators is not None and emulators.s3_reader is not None
+    # The follower's keys may read the bucket and nothing else.
+    c = await chat(stores, tmp_path, FALLBACK, follower_keys=emulators.s3_reader)
+    try:
+        await until(lambda: bool(c.statuses))
+        status = c.statuses[-1]
+        assert not status.active and "sqs:ReceiveMessage" in status.message
+        await c.say("read by listing")
+        await until(lambda: "read by listing" in c.bodies)
+    finally:
+        await c.close()
+
+
+async def test_a_queue_that_gets_no_notifications_is_backed_by_the_markers(
+    stores_for: StoresMaker, tmp_path: Path
+) -> None:
+    """A notification rule removed, or another reader emptying the queue: the queue
+    answers, stays silent, and the markers listed every ``feed_check`` deliver."""
+    stores = stores_for("s3")
+    emulators = stores.emulators
+    assert emulators is not None and emulators.s3_admin is not None
+    sqs = emu.s3_client(emulators.procs["s3"].endpoint, emulators.s3_admin, "sqs")
+    silent = sqs.create_queue(QueueName=f"nothing-{stores.bucket}")["QueueUrl"]
+    config = replace(QUEUE_ONLY, feed_check=1.0)  # instead of 10 minutes
+    c = await chat(stores, tmp_path, config, queue_url=silent)
+    try:
+        await until(lambda: c.follower.feed_active)
+        polls, rounds = c.follower.polls, c.follower.feed_rounds
+        await c.say("only in the markers")
+        await until(lambda: "only in the markers" in c.bodies)
+        assert c.follower.polls > polls and c.follower.feed_rounds > rounds
+        assert c.follower.feed_active
+    finally:
+        await c.close()
+
+
+async def test_a_queue_service_that_floods_its_reply_is_cut_off(
+    stores_for: StoresMaker, tmp_path: Path
+) -> None:
+    """A hostile queue service answers with an endless reply: read to 12 MiB, then the
+    queue is given up (the bucket is polled) — memory stays bounded."""
+    from aiohttp import web
+
+    from bucket_chat_desktop.storage.sqs import MAX_REPLY_BYTES
+
+    sent: list[int] = []
+
+    async def flood(request: web.Request) -> web.StreamResponse:
+        reply = web.StreamResponse(headers={"Content-Type": "application/x-amz-json-1.0"})
+        await reply.prepare(request)  # chunked: no length announced
+        chunk = b" " * (1024 * 1024)
+        try:
+            for _ in range(64):
+                await reply.write(chunk)
+                sent.append(len(chunk))
+        except (ConnectionError, RuntimeError):
+            pass  # the reader hung up
+        return reply
+
+    app = web.Application()
+    app.router.add_post("/", flood)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        queue = f"http://127.0.0.1:{port}/123456789012/flood"
+        c = await chat(stores_for("s3"), tmp_path, FALLBACK, queue_url=queue)
+        try:
+            await until(lambda: bool(c.statuses))
+            status = c.statuses[-1]
+            assert not status.active and "bytes (not read)" in status.message
+            assert sum(sent) < 64 * 1024 * 1024  # it stopped reading long before the end
+            assert MAX_REPLY_BYTES < 64 * 1024 * 1024
+            await c.say("the bucket still works")
+            await until(lambda: "the bucket still works" in c.bodies)
+        finally:
+            await c.close()
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A port on 127.0.0.1 that accepts connections and never answers."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(16)
+        yield int(server.getsockname()[1])
+
+
+async def test_a_queue_that_does_not_answer_falls_back_without_hanging(
+    stores_for: StoresMaker, tmp_path: Path, silent_port: int
+) -> None:
+    stores = stores_for("s3")
+    queue = f"http://127.0.0.1:{silent_port}/123456789012/silent"
+    c = await chat(stores, tmp_path, FALLBACK, queue_url=queue)
+    try:
+        await until(lambda: bool(c.statuses))
+        status = c.statuses[-1]
+        assert not status.active and "polling the bucket instead" in status.message
+        assert not c.follower.feed_active
+        await c.say("the bucket still works")
+        await until(lambda: "the bucket still works" in c.bodies)
+    finally:
+        await c.close()
+
+
+async def test_the_connection_test_asks_the_queue(stores_for: StoresMaker) -> None:
+    """The wizard's and settings' *Test connection* (and ``test-storage``)."""
+    stores = stores_for("s3")
+    queue = queue_for(stores)
+    result = await check_storage_use(stores.new(options={"queue_url": queue}))
+    assert result.level == "ok", result.message
+    assert result.steps[-1].label == "the queue of the bucket's notifications answers"
+    assert result.steps[-1].ok and queue in result.steps[-1].detail
+    emulators = stores.emulators
+    assert emulators is not None and emulators.s3_admin is not None
+    endpoint = emulators.procs["s3"].endpoint
+    emu.s3_client(endpoint, emulators.s3_admin, "sqs").delete_queue(QueueUrl=queue)
+    result = await check_storage_use(stores.new(options={"queue_url": queue}))
+    assert result.level == "warning" and result.usable
+    assert "the queue does not exist" in result.message and "poll the bucket" in result.message
+    assert not result.steps[-1].ok
