@@ -703,9 +703,9 @@ class SyncEngine:
         self, room: RoomState, result: AuditResult, start: int, stop: int
     ) -> tuple[ShownEvent, ...] | None:
         """Serial thread: rows ``start:stop`` of ``result`` with their bodies, or None
-        when ``result`` is no longer the room's latest audit (the caller's positions
-        belong to an older one)."""
-        if room.result is not result:
+        when a later full audit replaced ``result``'s (the caller's positions belong to an
+        older one; appends since keep every position)."""
+        if room.result is None or room.result.audit_number != result.audit_number:
             return None
         items = result.timeline[max(0, start) : max(0, stop)]
         if room.ledger.keeps_bodies or self.index is None:
@@ -1079,6 +1079,7 @@ class SyncEngine:
             before = len(room.result.timeline)
             new = room.ledger.try_append(added)
             if new is not None:
+                room.result = room.ledger.result  # a new result: the old one is handed out
                 if self.index is not None and new:
                     self.index.append_timeline(room.room_id, before, new)
                     if complete and not room.partial:
@@ -1737,8 +1738,13 @@ class SyncEngine:
         if result is None:
             return None
         scan = room.scan
-        if scan is None or scan.result is not result or scan.seen > len(result.timeline):
+        if (
+            scan is None
+            or scan.result.audit_number != result.audit_number
+            or scan.seen > len(result.timeline)
+        ):
             scan = room.scan = _SendScan(result)  # a full audit: a new result, all again
+        scan.result = result  # appends make a new result of the same audit: the rest of it
         scan.catch_up()
         settled = room.complete and not room.partial
         offers = scan.introductions(user_id, key_text).offers() if settled else []
