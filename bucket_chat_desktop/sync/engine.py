@@ -814,11 +814,11 @@ class SyncEngine:
 
         return await self._serially(read)
 
-    async def cached_room(self, room_id: str) -> RoomState | None:
+    async def cached_room(self, room_id: str) -> RoomView | None:
         """The room as this device's index knows it, without any network access: what
-        the app shows first, and what ``history`` shows when the storage does not answer.
-        Its verdict is the index's (final only if the last read covered everything).
-        None when the index holds nothing of the room."""
+        ``history`` shows when the storage does not answer. Its verdict is the index's
+        (final only if the last read covered everything). None when the index holds
+        nothing of the room. A frozen view: the room is built apart from the engine's."""
         if self.index is None:
             return None
         room = RoomState(room_id, RoomLedger(room_id))
@@ -827,7 +827,16 @@ class SyncEngine:
             return self._apply_cached(room, _read_cached(index, room_id, False), index.pins())
 
         room.complete = await self._read(rebuild)
-        return room if room.result is not None else None
+        if room.result is None:
+            return None
+        self._publish(room)
+        return room.view
+
+    async def timeline_length(self, room_id: str) -> int:
+        """How many rows this device's index holds for the room (0 without an index)."""
+        if self.index is None:
+            return 0
+        return await self._read(lambda index: index.timeline_length(room_id))
 
     async def _read_history(self, room: RoomState, *, warm: bool) -> bool:
         """Fetch what is new, newest first; True when anything was ingested. ``warm``:
