@@ -33,7 +33,7 @@ from ..sync.events import EventsAppended, RoomLoaded
 from ..sync.room_objects import list_rooms, room_exists
 from ..sync.rooms import create_room, join_content
 from ..sync.session import engine_session
-from ..sync.watched import INTERACTIVE_DEADLINE, NoAnswerError, answer_within
+from ..sync.watched import NoAnswerError, answer_within, interactive_deadline
 from ..sync.writer import RoomError, RoomWriter
 from . import format as fmt
 from .storage_cmd import add_storage_parser, cmd_storage
@@ -304,7 +304,7 @@ async def _send_and_deliver(
     here) so the events can witness what this device has read."""
     async with engine_session(storage) as engine:
         if check_room:
-            await _require_room(storage, room_id, engine=engine, seconds=INTERACTIVE_DEADLINE)
+            await _require_room(storage, room_id, engine=engine, seconds=interactive_deadline())
         if callable(identity):
             identity = identity()
         if queue is not None:  # what to commit is more than drafts (a new room: sync.rooms)
@@ -520,7 +520,7 @@ async def _audited(
     room_id = _room_id(args)
     stale: str | None = None
     async with engine_session(storage, index=cached, outbox=False) as engine:
-        seconds = INTERACTIVE_DEADLINE if cached else VERIFY_NO_ANSWER
+        seconds = interactive_deadline() if cached else VERIFY_NO_ANSWER
         await _require_room(storage, room_id, engine=engine, seconds=seconds)
         snapshot = await engine.cached_room(room_id) if cached else None
         try:
