@@ -31,7 +31,7 @@ import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from nacl.signing import SigningKey
@@ -42,7 +42,6 @@ from ..protocol.activity import activity_folder, marker_path, parse_marker
 from ..protocol.audit import (
     DEVICE_ACCEPT_FIELD,
     AuditResult,
-    IntroductionScan,
     PreparedSegment,
     RoomLedger,
     TrustState,
@@ -91,6 +90,7 @@ from .events import (
 from .lanes import StateWorker
 from .outbox import Outbox, OutSegment
 from .room_objects import not_read_finding, read_metadata, special_finding, unreadable_finding
+from .room_state import CachedRoom, RoomState, RoomView, SendScan, unread_findings
 from .schedule import poll_delay, safety_period
 from .verifier import SegmentVerifier
 from .watched import (
@@ -101,6 +101,22 @@ from .watched import (
     watched,
 )
 from .writer import own_chain_off_loop, read_room_segments
+
+# What callers import from here: the facade, its configuration and the values it hands out
+# (defined beside the parts that make them), and the constants tests size their rooms by.
+__all__ = [
+    "FIRST_CHUNK",
+    "MARKER_SETTLE_MS",
+    "NEWEST_ROWS",
+    "REBUILD_BATCH",
+    "WARM_ROWS",
+    "CachedRoom",
+    "NotQueuedError",
+    "RoomState",
+    "RoomView",
+    "SyncConfig",
+    "SyncEngine",
+]
 
 log = logging.getLogger("bucket_chat.sync")
 T = TypeVar("T")
@@ -159,95 +175,6 @@ class SyncConfig:
     process_min_bytes: int = 1 << 20
 
 
-@dataclass(slots=True)
-class RoomState:
-    room_id: str
-    ledger: RoomLedger
-    known: dict[str, int] = field(default_factory=dict)
-    result: AuditResult | None = None
-    complete: bool = False  # the final rules apply (the whole history was gone through)
-    # What could not be read in the last pass: object path (or listed prefix) -> why. While
-    # anything is here the verdict is not final: error findings, no pinning.
-    unread: dict[str, str] = field(default_factory=dict)
-    unlisted: dict[str, str] = field(default_factory=dict)
-    metadata: RoomMetadata | None = None
-    metadata_findings: list[Finding] = field(default_factory=list)
-    last_safety: float = 0.0
-    # The last full audit's row count and newest rows with bodies, made on the serial
-    # worker with it (``RoomLoaded.total`` / ``.newest``); the result says which audit.
-    shown: tuple[AuditResult | None, int, tuple[ShownEvent, ...]] = (None, 0, ())
-
-    @property
-    def partial(self) -> bool:
-        """Part of the room could not be read: no final verdict, no trust on first use."""
-        return bool(self.unread or self.unlisted or self.ledger.has_unreadable)
-
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    backfill: asyncio.Task[None] | None = None
-    # Published by the state thread after each of its jobs on the room (``room_view``).
-    view: RoomView | None = None
-    # What a send needs from the timeline, kept up to date incrementally (``_send_context``).
-    scan: _SendScan | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RoomView:
-    """What a front end may know of a room's state: copied on the engine's serial worker,
-    so it is one consistent moment and nobody changes it afterwards. ``result`` is the
-    engine's latest audit (compare it by identity with the one shown: ``complete`` and
-    ``partial`` describe that audit, not necessarily an older one)."""
-
-    room_id: str
-    result: AuditResult | None
-    metadata: RoomMetadata | None
-    metadata_findings: tuple[Finding, ...]
-    complete: bool
-    partial: bool
-
-
-@dataclass(frozen=True, slots=True)
-class CachedRoom:
-    """A room as this device's index knows it: its id, the name its metadata gave (None:
-    unknown) and when this device last read it completely (seconds since the epoch)."""
-
-    room_id: str
-    name: str | None
-    last_read: float | None
-
-
-@dataclass(slots=True)
-class _SendScan:
-    """What sends read from a room's timeline, brought up to date on the state thread by
-    looking only at what was appended since (a full audit makes a new result: then once
-    over all of it). A send used to scan the whole timeline on the loop, twice (~20 ms
-    at 100,000 events), while the state thread could be appending to it."""
-
-    result: AuditResult
-    seen: int = 0  # timeline items looked at
-    # sender key -> its newest event in display order; the most recently active key last
-    tips: dict[str, Event] = field(default_factory=dict)
-    offers: dict[tuple[str, str], IntroductionScan] = field(default_factory=dict)
-
-    def catch_up(self) -> None:
-        new = self.result.timeline[self.seen :]
-        self.seen += len(new)
-        tips = self.tips
-        for a in new:
-            key = a.event.sender_key
-            if key:
-                tips.pop(key, None)  # to the end: the most recently active last
-                tips[key] = a.event
-        for scan in self.offers.values():
-            scan.feed((a.event, a.state) for a in new)
-
-    def introductions(self, user_id: str, key_text: str) -> IntroductionScan:
-        scan = self.offers.get((user_id, key_text))
-        if scan is None:
-            scan = self.offers[(user_id, key_text)] = IntroductionScan(user_id, key_text)
-            scan.feed((a.event, a.state) for a in self.result.timeline[: self.seen])
-        return scan
-
-
 @dataclass(frozen=True, slots=True)
 class _Cached:
     """A room as the index holds it, read on any connection (see ``_read_cached``)."""
@@ -281,30 +208,6 @@ def _read_cached(index: Index, room_id: str, eager: bool = True) -> _Cached:
         bool(info and info["history_complete"]),
         damaged,
     )
-
-
-def _unread_findings(room: RoomState) -> list[Finding]:
-    """What the last pass could not read: errors, so the room is not clean (a partial
-    read is never a final verdict, PROTOCOL.md section 16)."""
-    out = [
-        Finding(
-            Kind.UNREAD,
-            f"the room could not be listed completely ({why}): what is shown is what could "
-            "be read, and the verdict is not final until it can",
-            prefix,
-        )
-        for prefix, why in room.unlisted.items()
-    ]
-    out.extend(
-        Finding(
-            Kind.SEGMENT_UNREADABLE,
-            f"this segment could not be read ({why}); its events are missing and the "
-            "verdict is not final until it can be read",
-            path,
-        )
-        for path, why in sorted(room.unread.items())
-    )
-    return out
 
 
 class NotQueuedError(StorageError):
@@ -688,7 +591,7 @@ class SyncEngine:
             return False
         complete = cached.history_complete and not damaged
         room.result = room.ledger.audit(pins, complete=complete)
-        room.result.findings.extend(_unread_findings(room))
+        room.result.findings.extend(unread_findings(room))
         return complete
 
     def _note_shown(self, room: RoomState) -> None:
@@ -1090,7 +993,7 @@ class SyncEngine:
         room.complete = complete
         whole = complete and not partial
         if complete:
-            room.result.findings.extend(_unread_findings(room))
+            room.result.findings.extend(unread_findings(room))
         if self.index is not None and (complete or first):
             self.index.save_audit(room.room_id, room.result, history_complete=whole)
             if whole:  # trust on first use only from the whole history
@@ -1738,7 +1641,7 @@ class SyncEngine:
             return None
         scan = room.scan
         if scan is None or scan.result is not result or scan.seen > len(result.timeline):
-            scan = room.scan = _SendScan(result)  # a full audit: a new result, all again
+            scan = room.scan = SendScan(result)  # a full audit: a new result, all again
         scan.catch_up()
         settled = room.complete and not room.partial
         offers = scan.introductions(user_id, key_text).offers() if settled else []
