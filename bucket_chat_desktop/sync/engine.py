@@ -29,14 +29,14 @@ import sqlite3
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from nacl.signing import SigningKey
 
-from ..index import Index, IndexedEvent
+from ..index import Index
 from ..protocol import heap
 from ..protocol.activity import activity_folder, marker_path, parse_marker
 from ..protocol.audit import (
@@ -44,14 +44,13 @@ from ..protocol.audit import (
     AuditResult,
     PreparedSegment,
     RoomLedger,
-    TrustState,
     first_confirmed,
     offered_introductions,
     prepare_segment,
 )
 from ..protocol.canonical import b64encode
 from ..protocol.chain import chain_head
-from ..protocol.event import MEMBER, Event, Malformed
+from ..protocol.event import MEMBER, Event
 from ..protocol.findings import Finding, Kind
 from ..protocol.handover import HandoverError, unpack
 from ..protocol.ids import (
@@ -61,8 +60,7 @@ from ..protocol.ids import (
     parse_segment_path,
     utc_date,
 )
-from ..protocol.metadata import RoomMetadata
-from ..protocol.segment import MAX_SEGMENT_BYTES, DecodedSegment, Located
+from ..protocol.segment import MAX_SEGMENT_BYTES, DecodedSegment
 from ..protocol.untrusted_text import terminal_safe
 from ..storage.base import (
     AlreadyExistsError,
@@ -78,19 +76,17 @@ from ..storage.local import LocalStorage
 from .events import (
     ChangeFeedStatus,
     EngineEvent,
-    EventsAppended,
     IntroductionOffered,
     OutboxChanged,
     RoomDiscovered,
-    RoomLoaded,
     ShownEvent,
     StorageStatus,
-    WarmTimeline,
 )
+from .keeper import NEWEST_ROWS, REBUILD_BATCH, WARM_ROWS, RoomKeeper
 from .lanes import StateWorker
 from .outbox import Outbox, OutSegment
 from .room_objects import not_read_finding, read_metadata, special_finding, unreadable_finding
-from .room_state import CachedRoom, RoomState, RoomView, SendScan, unread_findings
+from .room_state import CachedRoom, RoomState, RoomView, SendScan
 from .schedule import poll_delay, safety_period
 from .verifier import SegmentVerifier
 from .watched import (
@@ -129,10 +125,6 @@ AHEAD_BYTES = 32 << 20  # segment bytes a back-fill downloads ahead of what it h
 # ... in at most this many chunks: the bytes are counted as listed, and a storage that
 # lists wrong sizes must not get the whole room held at once.
 AHEAD_CHUNKS = 2
-WARM_ROWS = 100
-NEWEST_ROWS = 200  # rows with bodies sent along with each full audit (the first screen)
-REBUILD_BATCH = 25  # cached segments parsed at a time when a room is rebuilt
-EAGER_ROWS = 20_000  # a cached room up to this long is parsed off the state thread at once
 PROGRESS_AUDIT = 2.0  # at least this many seconds between audits while back-filling
 MARKER_SETTLE_MS = 2 * 60_000  # only markers at least this old move the marker cursor
 AUDIT_SHARE = 0.15  # ... and audits take at most this share of the back-fill's time
@@ -173,41 +165,6 @@ class SyncConfig:
     # first screen, a new message) on the threads, without the hand-over's cost.
     process_workers: int = os.cpu_count() or 1
     process_min_bytes: int = 1 << 20
-
-
-@dataclass(frozen=True, slots=True)
-class _Cached:
-    """A room as the index holds it, read on any connection (see ``_read_cached``)."""
-
-    segments: Iterable[tuple[str, list[Any], list[Finding]]]
-    known: dict[str, int]
-    history_complete: bool
-    damaged: set[str]  # listed segments the index could not hand back (once iterated)
-
-
-def _read_cached(index: Index, room_id: str, eager: bool = True) -> _Cached:
-    """``eager``: parse every cached segment now (a room read on one connection and
-    applied on another thread); else a batch at a time as the caller iterates, on this
-    connection's thread, so a room of a million events is never parsed into memory all at
-    once (each batch is slimmed by the ledger before the next is read)."""
-    info = index.room(room_id)
-    damaged: set[str] = set()
-
-    def batches() -> Iterator[tuple[str, list[Any], list[Finding]]]:
-        paths = index.segment_paths(room_id)
-        for start in range(0, len(paths), REBUILD_BATCH):
-            batch = paths[start : start + REBUILD_BATCH]
-            got = index.room_segments(room_id, batch)
-            # A segment the index lists but cannot hand back is damaged.
-            damaged.update(set(batch) - {path for path, _, _ in got})
-            yield from got
-
-    return _Cached(
-        list(batches()) if eager else batches(),
-        index.known_segments(room_id),
-        bool(info and info["history_complete"]),
-        damaged,
-    )
 
 
 class NotQueuedError(StorageError):
@@ -269,6 +226,7 @@ class SyncEngine:
         self._settling = True
         self._io = ThreadPoolExecutor(1, thread_name_prefix="bc-outbox")
         self.rooms: dict[str, RoomState] = {}
+        self._keeper = RoomKeeper(self)  # every change to a room's state
         self.focused: str | None = None
         # Whether someone looks at the app (its window is focused): polls often then.
         # False for the CLI and until a front end says otherwise.
@@ -503,130 +461,22 @@ class SyncEngine:
             return room  # already being read
         async with room.lock:
             if self.index is not None and room.result is None:
-                await self._warm(room, interactive=focus)
+                await self._keeper.warm(room, interactive=focus)
             if room.metadata is None:
                 try:
                     metadata, findings = await read_metadata(self.storage, room_id)
                 except StorageError as exc:
                     self._set_online(False, str(exc))
                 else:
-                    await self._serially(self._set_metadata, room, metadata, findings, room=room_id)
+                    await self._serially(
+                        self._keeper.set_metadata, room, metadata, findings, room=room_id
+                    )
         task = asyncio.create_task(self._fetch_history(room), name=f"bc-history-{room_id}")
         if background:
             room.backfill = task
         else:
             await task
         return room
-
-    def _set_metadata(
-        self, room: RoomState, metadata: RoomMetadata | None, findings: list[Finding]
-    ) -> None:
-        """State thread: the room's metadata as just read (and its name in the index)."""
-        room.metadata, room.metadata_findings = metadata, findings
-        if self.index is not None and metadata is not None:
-            self.index.set_room_info(room.room_id, metadata.name, metadata.signed)
-        self._publish(room)
-
-    async def _warm(self, room: RoomState, *, interactive: bool) -> None:
-        """The cached room: its newest rows at once (the reader's connection, never behind
-        another room's back-fill), then its ledger rebuilt on the state thread."""
-        room_id = room.room_id
-
-        def newest(index: Index) -> tuple[int, list[Any]]:
-            total = index.timeline_length(room_id)
-            return total, index.newest(room_id, WARM_ROWS) if total else []
-
-        total, rows = await self._read(newest)
-        if total:
-            self._emit(WarmTimeline(room_id, rows, total))
-        # A small room is parsed on the reader's connection, off the state thread; a big
-        # one a batch at a time on the state thread (never all of it in memory at once).
-        cached = await self._read(_read_cached, room_id) if total <= EAGER_ROWS else None
-        complete = await self._serially(
-            self._rebuild_from_index, room, cached, room=room_id, interactive=interactive
-        )
-        if room.result is not None:
-            self._emit(self._room_loaded(room, room.result, complete))
-
-    def _rebuild_from_index(self, room: RoomState, cached: _Cached | None = None) -> bool:
-        """State thread (or, for a room no engine owns, any one thread): refill the ledger
-        from the cache (signature verdicts kept). ``cached``: read already, elsewhere."""
-        index = self.index
-        assert index is not None
-        if cached is None:
-            cached = _read_cached(index, room.room_id, eager=False)
-        complete = self._apply_cached(room, cached, index.pins())
-        if room is self.rooms.get(room.room_id):
-            if room.result is not None:
-                room.complete = complete
-                self._note_shown(room)
-            self._publish(room)
-        return complete
-
-    @staticmethod
-    def _apply_cached(room: RoomState, cached: _Cached, pins: dict[str, set[str]]) -> bool:
-        count = 0
-        damaged: set[str] = set()
-        for path, items, findings in cached.segments:
-            events: list[Located] = []
-            verdicts: list[tuple[bool | None, str]] = []
-            for item in items:
-                if isinstance(item.event, Malformed):
-                    damaged.add(path)  # logged by the index; never trusted blindly
-                    break
-                events.append(Located(item.event, path, item.line))  # one path string
-                verdicts.append((item.sig_ok, item.sig_why))
-            if path in damaged:
-                continue
-            decoded = DecodedSegment(path, events, list(findings))
-            room.ledger.add_prepared(PreparedSegment(decoded, verdicts))
-            count += 1
-        damaged |= cached.damaged
-        # A segment whose cached copy is damaged is not known: it is read (and checked)
-        # again from storage, which also repairs the cache; until then it is unread.
-        room.known.update({p: size for p, size in cached.known.items() if p not in damaged})
-        for path in damaged:
-            room.unread[path] = "this device's cached copy of it is damaged; it is read again"
-        if count == 0:
-            return False
-        complete = cached.history_complete and not damaged
-        room.result = room.ledger.audit(pins, complete=complete)
-        room.result.findings.extend(unread_findings(room))
-        return complete
-
-    def _note_shown(self, room: RoomState) -> None:
-        """Serial thread, after a full audit: its row count and newest rows with bodies."""
-        result = room.result
-        if result is None:
-            return
-        total = len(result.timeline)
-        room.shown = (result, total, self._page(room, result, total - NEWEST_ROWS, total) or ())
-
-    def _page(
-        self, room: RoomState, result: AuditResult, start: int, stop: int
-    ) -> tuple[ShownEvent, ...] | None:
-        """Serial thread: rows ``start:stop`` of ``result`` with their bodies, or None
-        when ``result`` is no longer the room's latest audit (the caller's positions
-        belong to an older one)."""
-        if room.result is not result:
-            return None
-        items = result.timeline[max(0, start) : max(0, stop)]
-        if room.ledger.keeps_bodies or self.index is None:
-            return tuple(ShownEvent(a, a.event) for a in items)
-        whole = self.index.events_at(room.room_id, [(a.path, a.line) for a in items])
-        out = []
-        for a, ev in zip(items, whole, strict=True):
-            if isinstance(ev, Event) and (
-                ev.hash != a.event.hash or ev.signature != a.event.signature
-            ):
-                ev = Malformed(
-                    Kind.BAD_SCHEMA,
-                    "this device's cached line is not the event the audit checked (the "
-                    "cache was changed outside this app)",
-                    ev.event_id,
-                )
-            out.append(ShownEvent(a, ev))
-        return tuple(out)
 
     async def timeline_page(
         self, room_id: str, result: AuditResult, start: int, stop: int
@@ -638,7 +488,7 @@ class SyncEngine:
         room = self.rooms.get(room_id)
         if room is None or self._closed:  # a storage removed while scrolling: no page
             return None
-        return await self._serially(self._page, room, result, start, stop)
+        return await self._serially(self._keeper.page, room, result, start, stop)
 
     async def _fetch_history(self, room: RoomState) -> None:
         try:
@@ -674,12 +524,12 @@ class SyncEngine:
             log.warning("reading room %s: %s", room.room_id, exc)
             if not had_final:  # no earlier final verdict to stand on: say what is missing
                 room.unlisted[logs_prefix(room.room_id)] = str(exc)
-            await self._ingest(room, [], complete=True, force_audit=True)
+            await self._keeper.ingest(room, [], complete=True, force_audit=True)
             room.last_safety = time.monotonic()
             return
         if not room.complete or room.result is None or progressed or room.unread or was_partial:
             await self._background_turn(room.room_id)  # the longest job: not while answering
-            await self._ingest(room, [], complete=True, force_audit=True)
+            await self._keeper.ingest(room, [], complete=True, force_audit=True)
         room.last_safety = time.monotonic()
         if self.index is not None and room.complete and not room.partial:
             # When this device last saw the whole room: how stale an offline view is.
@@ -722,15 +572,7 @@ class SyncEngine:
         the app shows first, and what ``history`` shows when the storage does not answer.
         Its verdict is the index's (final only if the last read covered everything).
         None when the index holds nothing of the room."""
-        if self.index is None:
-            return None
-        room = RoomState(room_id, RoomLedger(room_id))
-
-        def rebuild(index: Index) -> bool:  # a room nobody else holds: built where it is read
-            return self._apply_cached(room, _read_cached(index, room_id, False), index.pins())
-
-        room.complete = await self._read(rebuild)
-        return room if room.result is not None else None
+        return await self._keeper.cached_room(room_id)
 
     async def _read_history(self, room: RoomState, *, warm: bool) -> bool:
         """Fetch what is new, newest first; True when anything was ingested. ``warm``:
@@ -830,7 +672,7 @@ class SyncEngine:
         for i, part in enumerate(slices):
             last = i == len(slices) - 1
             await self._background_turn(room.room_id)
-            await self._ingest(room, part, complete=False, audit=audit and last)
+            await self._keeper.ingest(room, part, complete=False, audit=audit and last)
             heap.settle()  # what a back-fill keeps lives as long as the room
         if not audit:
             return next_audit or time.monotonic() + PROGRESS_AUDIT
@@ -869,183 +711,6 @@ class SyncEngine:
         await asyncio.gather(*(one(it) for it in items))
         return out
 
-    async def _ingest(
-        self,
-        room: RoomState,
-        fetched: Sequence[tuple[ObjectInfo, PreparedSegment]],
-        *,
-        complete: bool | None,
-        force_audit: bool = False,
-        audit: bool = True,
-        interactive: bool = False,
-    ) -> None:
-        """Add ``fetched`` and audit, on the state thread in the lane given (a back-fill's
-        jobs are background; what someone waits for, a message arriving, is interactive).
-        ``complete``: whether the final rules apply (only a
-        pass through the whole history says so, True or False); None for what arrives
-        outside such a pass (a hint, a safety listing, an own send, a re-audit): then the
-        room's standing *when the serial worker gets to it* applies. Read earlier, on the
-        loop, it may be the provisional False of a pass whose final audit is queued just
-        ahead: this ingest would then audit the room provisionally again after that final
-        verdict, and no pass would ever make it final again (the safety net only looks at
-        complete rooms)."""
-        if not fetched and not force_audit:
-            return
-        appended, result, final = await self._serially(
-            self._ingest_serial,
-            room,
-            fetched,
-            complete,
-            force_audit,
-            audit,
-            room=room.room_id,
-            interactive=interactive,
-        )
-        if result is None:
-            return
-        if appended is not None:
-            if appended:
-                self._last_activity = time.monotonic()
-                self._emit(EventsAppended(room.room_id, appended, result))
-        else:
-            self._emit(self._room_loaded(room, result, final))
-
-    def _ingest_serial(
-        self,
-        room: RoomState,
-        fetched: Sequence[tuple[ObjectInfo, PreparedSegment]],
-        complete: bool | None,
-        force_audit: bool,
-        audit: bool = True,
-    ) -> tuple[list[Any] | None, AuditResult | None, bool]:
-        """State thread: add segments, audit (incrementally when exact), update the index.
-        Returns the appended items (None after a full audit), the result and whether the
-        final rules applied; publishes the room's view (``room_view``) when done.
-
-        The cached timeline is rewritten only by a complete audit (or the first one), so a
-        long back-fill does not rewrite 100,000 rows every few seconds."""
-        try:
-            return self._ingest_here(room, fetched, complete, force_audit, audit)
-        finally:
-            self._publish(room)
-
-    def _ingest_here(
-        self,
-        room: RoomState,
-        fetched: Sequence[tuple[ObjectInfo, PreparedSegment]],
-        complete: bool | None,
-        force_audit: bool,
-        audit: bool,
-    ) -> tuple[list[Any] | None, AuditResult | None, bool]:
-        if complete is None:
-            complete = room.complete
-        added = []
-        for info, prepared in fetched:
-            if room.unread.pop(info.path, None) is not None:
-                force_audit = True  # its unreadable-finding must go
-            if info.path in room.known and room.ledger.has_segment(info.path):
-                continue
-            added.extend(room.ledger.add_prepared(prepared))
-            room.known[info.path] = info.size
-            if self.index is not None:
-                self.index.add_segment(
-                    room.room_id,
-                    info.path,
-                    info.size,
-                    info.etag,
-                    [
-                        IndexedEvent(
-                            loc.path,
-                            loc.line,
-                            loc.event.event_id,
-                            loc.event.timestamp_ms,
-                            raw.decode("utf-8"),
-                            ok,
-                            why,
-                        )
-                        for loc, raw, (ok, why) in zip(
-                            prepared.decoded.events,
-                            prepared.decoded.lines,
-                            prepared.verdicts,
-                            strict=True,
-                        )
-                    ],
-                    prepared.decoded.findings,
-                )
-        if not audit:
-            return None, None, complete
-        partial = room.partial
-        # Appends stay incremental also while the history is partial: the last full audit
-        # already applied those rules (no trust on first use), and whatever changes what is
-        # unread (a new unreadable object, an unread one read at last) forces a full audit.
-        if room.result is not None and not force_audit and complete == room.complete:
-            before = len(room.result.timeline)
-            new = room.ledger.try_append(added)
-            if new is not None:
-                if self.index is not None and new:
-                    self.index.append_timeline(room.room_id, before, new)
-                    if complete and not room.partial:
-                        self._pin(new)
-                return self._whole(new, fetched), room.result, complete
-        first = room.result is None
-        pins = self.index.pins() if self.index is not None else {}  # full audits only
-        room.result = room.ledger.audit(pins, complete=complete, partial=complete and partial)
-        room.complete = complete
-        whole = complete and not partial
-        if complete:
-            room.result.findings.extend(unread_findings(room))
-        if self.index is not None and (complete or first):
-            self.index.save_audit(room.room_id, room.result, history_complete=whole)
-            if whole:  # trust on first use only from the whole history
-                self._pin(room.result.timeline)
-        self._note_shown(room)
-        return None, room.result, complete
-
-    @staticmethod
-    def _whole(
-        items: list[Any], fetched: Sequence[tuple[ObjectInfo, PreparedSegment]]
-    ) -> list[Any]:
-        """Appended items with their whole events (a ledger without bodies judged slim
-        copies): the segments just read still hold them."""
-        if not items or all(a.event.content or a.event.type == MEMBER for a in items):
-            return items
-        whole = {
-            (loc.path, loc.line): loc.event
-            for _, prepared in fetched
-            for loc in prepared.decoded.events
-        }
-        return [a._replace(event=whole.get((a.path, a.line), a.event)) for a in items]
-
-    def _pin(self, items: Iterable[Any]) -> None:
-        """Pin the keys of verified events (trust on first use): only ever from an audit
-        of the whole history."""
-        assert self.index is not None
-        self.index.add_pins(
-            {
-                (a.event.sender_id, a.event.sender_key)
-                for a in items
-                if a.state is TrustState.VERIFIED and a.event.sender_key
-            }
-        )
-
-    @staticmethod
-    def _room_loaded(room: RoomState, result: AuditResult, complete: bool) -> RoomLoaded:
-        """The event, with the room's metadata as read so far (set on the loop thread, where
-        this runs, so it is one consistent moment) and the audit's newest rows (when a
-        later audit replaced them already, none: the front end asks for a page)."""
-        shown, total, newest = room.shown
-        if shown is not result:
-            total, newest = len(result.timeline), ()
-        return RoomLoaded(
-            room.room_id,
-            result,
-            complete,
-            room.metadata,
-            tuple(room.metadata_findings),
-            total,
-            newest,
-        )
-
     # -- what front ends may ask (plain values, computed on the serial worker) ------------------
 
     async def room_view(self, room_id: str) -> RoomView | None:
@@ -1057,19 +722,6 @@ class SyncEngine:
         if room is None:
             return None
         return room.view or RoomView(room_id, None, None, (), False, False)
-
-    @staticmethod
-    def _publish(room: RoomState) -> None:
-        """State thread, at the end of each job on the room: its view for front ends (one
-        reference assignment, so a reader gets the old view or the new one)."""
-        room.view = RoomView(
-            room.room_id,
-            room.result,
-            room.metadata,
-            tuple(room.metadata_findings),
-            room.complete,
-            room.partial,
-        )
 
     async def user_confirmed_keys(self) -> frozenset[str]:
         """Every key the person confirmed (compared fingerprints), whoever's it is."""
@@ -1094,7 +746,7 @@ class SyncEngine:
         if room is None or room.result is None:
             return
         async with room.lock:
-            await self._ingest(room, [], complete=None, force_audit=True, interactive=True)
+            await self._keeper.ingest(room, [], complete=None, force_audit=True, interactive=True)
 
     async def refresh(self, room_id: str) -> None:
         """List the room's newest days and fetch what is new (the safety net)."""
@@ -1106,7 +758,7 @@ class SyncEngine:
                 items.extend(await self._list(f"{logs_prefix(room_id)}{date}/"))
             new = [it for it in items if it.path not in room.known]
             if new:
-                await self._ingest(room, await self._download(room, new), complete=None)
+                await self._keeper.ingest(room, await self._download(room, new), complete=None)
             room.last_safety = time.monotonic()
 
     async def fetch_segment(self, room_id: str, path: str) -> bool:
@@ -1128,9 +780,11 @@ class SyncEngine:
             shown = room_id == self.focused
             if got is None:
                 if room.unread != before:  # the room's verdict is no longer final
-                    await self._ingest(room, [], complete=None, force_audit=True, interactive=shown)
+                    await self._keeper.ingest(
+                        room, [], complete=None, force_audit=True, interactive=shown
+                    )
                 return False
-            await self._ingest(room, [got], complete=None, interactive=shown)
+            await self._keeper.ingest(room, [got], complete=None, interactive=shown)
             return True
 
     async def _read_segment(
@@ -1843,7 +1497,7 @@ class SyncEngine:
         loop = asyncio.get_running_loop()
         prepared = await loop.run_in_executor(self._pool, prepare_segment, path, data, room_id)
         async with room.lock:
-            await self._ingest(
+            await self._keeper.ingest(
                 room, [(ObjectInfo(path, len(data)), prepared)], complete=None, interactive=True
             )
 

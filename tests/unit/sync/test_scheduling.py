@@ -92,7 +92,7 @@ def test_a_room_opened_during_another_rooms_back_fill_is_shown_while_that_is_hel
     async def scenario() -> None:
         index = Index.open(db)
         engine = SyncEngine(store, index=index, listener=events.append, config=QUIET)
-        real = engine._ingest_serial
+        real = engine._keeper._ingest_serial
 
         def hold_the_back_fill(room: Any, *args: Any) -> Any:
             if room.room_id == BIG and room.result is not None:  # after its first screen
@@ -100,7 +100,7 @@ def test_a_room_opened_during_another_rooms_back_fill_is_shown_while_that_is_hel
                 gate.wait()
             return real(room, *args)
 
-        engine._ingest_serial = hold_the_back_fill  # type: ignore[method-assign]
+        engine._keeper._ingest_serial = hold_the_back_fill  # type: ignore[method-assign]
         try:
             await engine.open_room(BIG, focus=False)
             backfill = engine.rooms[BIG].backfill
