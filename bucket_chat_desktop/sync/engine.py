@@ -28,8 +28,7 @@ import os
 import sqlite3
 import time
 import uuid
-from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -42,7 +41,6 @@ from ..protocol.activity import activity_folder, marker_path, parse_marker
 from ..protocol.audit import (
     DEVICE_ACCEPT_FIELD,
     AuditResult,
-    PreparedSegment,
     RoomLedger,
     first_confirmed,
     offered_introductions,
@@ -51,8 +49,6 @@ from ..protocol.audit import (
 from ..protocol.canonical import b64encode
 from ..protocol.chain import chain_head
 from ..protocol.event import MEMBER, Event
-from ..protocol.findings import Finding, Kind
-from ..protocol.handover import HandoverError, unpack
 from ..protocol.ids import (
     client_id_for,
     is_valid_room_id,
@@ -60,19 +56,17 @@ from ..protocol.ids import (
     parse_segment_path,
     utc_date,
 )
-from ..protocol.segment import MAX_SEGMENT_BYTES, DecodedSegment
 from ..protocol.untrusted_text import terminal_safe
 from ..storage.base import (
     AlreadyExistsError,
-    NotRegularFileError,
     ObjectInfo,
     Storage,
     StorageError,
-    StorageNotFoundError,
     UnreadableObjectError,
 )
 from ..storage.feed import ChangeFeed
 from ..storage.local import LocalStorage
+from .backfill import FIRST_CHUNK, Backfill
 from .events import (
     ChangeFeedStatus,
     EngineEvent,
@@ -85,7 +79,7 @@ from .events import (
 from .keeper import NEWEST_ROWS, REBUILD_BATCH, WARM_ROWS, RoomKeeper
 from .lanes import StateWorker
 from .outbox import Outbox, OutSegment
-from .room_objects import not_read_finding, read_metadata, special_finding, unreadable_finding
+from .room_objects import read_metadata
 from .room_state import CachedRoom, RoomState, RoomView, SendScan
 from .schedule import poll_delay, safety_period
 from .verifier import SegmentVerifier
@@ -117,22 +111,10 @@ __all__ = [
 log = logging.getLogger("bucket_chat.sync")
 T = TypeVar("T")
 
-FETCH_CONCURRENCY = 16
-FIRST_CHUNK = 8  # segments fetched before the first screen is shown
-CHUNK = 64  # segments in each later chunk
-CHUNK_BYTES = 16 << 20  # ... and at most this many bytes (but at least one segment)
-AHEAD_BYTES = 32 << 20  # segment bytes a back-fill downloads ahead of what it has kept
-# ... in at most this many chunks: the bytes are counted as listed, and a storage that
-# lists wrong sizes must not get the whole room held at once.
-AHEAD_CHUNKS = 2
-PROGRESS_AUDIT = 2.0  # at least this many seconds between audits while back-filling
 MARKER_SETTLE_MS = 2 * 60_000  # only markers at least this old move the marker cursor
-AUDIT_SHARE = 0.15  # ... and audits take at most this share of the back-fill's time
 MAX_WITNESS = 64  # other devices' chains named in one event's witness
 WITNESS_ROWS = 500  # newest cached rows a send that did not open the room witnesses from
 MAX_OFFERS_TOLD = 3  # keys one warning names when several offer to introduce this device
-SLICE_EVENTS = 400  # a background job indexes segments of at most about this many events
-FOREGROUND_GRACE = 0.2  # seconds background work starts nothing new after a person acts
 FEED_RETRY_MAX = 600.0  # seconds: the longest wait before a failed change feed is tried again
 MAX_HINTS = 50  # objects one wait on the change feed may make the engine read
 HINTS_KEPT = 4096  # paths the change feed named lately: named again, they are not read again
@@ -170,17 +152,6 @@ class SyncConfig:
 class NotQueuedError(StorageError):
     """A send could not even be queued (nothing local knows the chain's head and the
     storage did not tell): nothing was signed, nothing is lost but the attempt."""
-
-
-def _chunk_length(items: Sequence[ObjectInfo], count: int, budget: int) -> int:
-    """How many of ``items`` the next chunk takes: at most ``count`` and ``budget`` bytes,
-    at least one."""
-    total = 0
-    for n, item in enumerate(items[:count]):
-        total += item.size
-        if n and total > budget:
-            return n
-    return min(count, len(items))
 
 
 def _merged(first: Sequence[str], second: Sequence[str]) -> list[str]:
@@ -227,6 +198,7 @@ class SyncEngine:
         self._io = ThreadPoolExecutor(1, thread_name_prefix="bc-outbox")
         self.rooms: dict[str, RoomState] = {}
         self._keeper = RoomKeeper(self)  # every change to a room's state
+        self._backfill = Backfill(self, self._keeper)  # reading segments and a room's history
         self.focused: str | None = None
         # Whether someone looks at the app (its window is focused): polls often then.
         # False for the CLI and until a front end says otherwise.
@@ -237,10 +209,6 @@ class SyncEngine:
         self._publish_wake = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self._activity_at = 0.0  # monotonic time of the last activity (see _last_activity)
-        self._quiet_until = 0.0  # background work waits until then (see ``interacted``)
-        # Background verifications in flight: one running and one queued per worker, so
-        # a person's action waits for at most two per worker (``interacted``).
-        self._verify_slots = asyncio.Semaphore(2 * self.config.workers)
         self._in_poll = False
         self._last_publish = -1e9
         self._marker_cursor: dict[str, str] = {}
@@ -417,13 +385,7 @@ class SyncEngine:
         itself; what is running finishes (at most one slice and two verifications per
         worker). The room being opened is not held back. Calling it again extends the
         window."""
-        self._quiet_until = time.monotonic() + FOREGROUND_GRACE
-
-    async def _background_turn(self, room_id: str) -> None:
-        """Wait until no person's action is being answered (see ``interacted``), unless
-        the work is for the room the person looks at: that is what they wait for."""
-        while room_id != self.focused and (wait := self._quiet_until - time.monotonic()) > 0:
-            await asyncio.sleep(wait)
+        self._backfill.stand_aside()
 
     def set_window_focused(self, focused: bool) -> None:
         """The app's window came to the front (poll at once, then often) or went behind
@@ -471,7 +433,7 @@ class SyncEngine:
                     await self._serially(
                         self._keeper.set_metadata, room, metadata, findings, room=room_id
                     )
-        task = asyncio.create_task(self._fetch_history(room), name=f"bc-history-{room_id}")
+        task = asyncio.create_task(self._backfill.fetch_history(room), name=f"bc-history-{room_id}")
         if background:
             room.backfill = task
         else:
@@ -489,53 +451,6 @@ class SyncEngine:
         if room is None or self._closed:  # a storage removed while scrolling: no page
             return None
         return await self._serially(self._keeper.page, room, result, start, stop)
-
-    async def _fetch_history(self, room: RoomState) -> None:
-        try:
-            await self._fetch_newest_first(room)
-        except StorageError as exc:
-            self._set_online(False, str(exc))
-            log.warning("reading room %s: %s", room.room_id, exc)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("reading room %s failed", room.room_id)
-
-    async def _fetch_newest_first(self, room: RoomState) -> None:
-        """Newest date folder first and, inside it, newest segments first. Downloading
-        (and verifying, on the pool) the next chunk overlaps with indexing the current
-        one; the room is audited after the first chunk (the first screen), then at most
-        every ``PROGRESS_AUDIT`` seconds (and never more than ``AUDIT_SHARE`` of the time:
-        each audit of a large room is O(n) and holds the GIL the verifiers need), and once
-        more at the end — also when a listing failed part-way: then with the final rules
-        and a finding that says what was not read, never the provisional verdict."""
-        was_partial = bool(room.unread or room.unlisted)
-        had_final = room.complete and not was_partial
-        room.unlisted.clear()
-        if not had_final:
-            # Read it all again: what failed last time is retried (and re-noted if it
-            # fails again); what was removed since no longer counts as unread.
-            room.unread.clear()
-        try:
-            with heap.gc_paused():  # see protocol/heap.py: a third of a cold read's time
-                progressed = await self._read_history(room, warm=had_final)
-        except StorageError as exc:
-            self._set_online(False, str(exc))
-            log.warning("reading room %s: %s", room.room_id, exc)
-            if not had_final:  # no earlier final verdict to stand on: say what is missing
-                room.unlisted[logs_prefix(room.room_id)] = str(exc)
-            await self._keeper.ingest(room, [], complete=True, force_audit=True)
-            room.last_safety = time.monotonic()
-            return
-        if not room.complete or room.result is None or progressed or room.unread or was_partial:
-            await self._background_turn(room.room_id)  # the longest job: not while answering
-            await self._keeper.ingest(room, [], complete=True, force_audit=True)
-        room.last_safety = time.monotonic()
-        if self.index is not None and room.complete and not room.partial:
-            # When this device last saw the whole room: how stale an offline view is.
-            await self._serially(
-                self.index.set_cursor, f"read:{room.room_id}", f"{time.time():.3f}"
-            )  # background: nobody waits for it
 
     async def last_read(self, room_id: str) -> float | None:
         """Wall-clock time of this device's last complete read of the room (index)."""
@@ -573,143 +488,6 @@ class SyncEngine:
         Its verdict is the index's (final only if the last read covered everything).
         None when the index holds nothing of the room."""
         return await self._keeper.cached_room(room_id)
-
-    async def _read_history(self, room: RoomState, *, warm: bool) -> bool:
-        """Fetch what is new, newest first; True when anything was ingested. ``warm``:
-        an earlier pass read everything, so only new days need listing."""
-        dates = sorted(await self._list_dirs(logs_prefix(room.room_id)), reverse=True)
-        self._set_online(True, "")
-        cached_dates = {p.split("/")[3] for p in room.known if p.count("/") == 4}
-        if warm and cached_dates:
-            # Warm: only the newest days and days never seen can hold anything new; late
-            # deliveries into older days are announced by activity markers.
-            dates = [d for i, d in enumerate(dates) if i < 2 or d not in cached_dates]
-
-        async def chunks() -> AsyncIterator[list[ObjectInfo]]:
-            size = FIRST_CHUNK
-            for date in dates:
-                items = await self._list(f"{logs_prefix(room.room_id)}{date}/")
-                todo = sorted(
-                    (it for it in items if it.path not in room.known),
-                    key=lambda it: it.path,
-                    reverse=True,
-                )
-                if sum(it.size for it in todo[:CHUNK]) >= self.config.process_min_bytes:
-                    self._verifier.warm()  # chunks will use them: start while the first
-                    # screen is read (not for many tiny segments: those stay on threads)
-                while todo:
-                    take = _chunk_length(todo, size, CHUNK_BYTES)
-                    yield todo[:take]
-                    todo = todo[take:]
-                    size = CHUNK
-
-        # Downloads (and the worker processes) run ahead of the ingest by up to
-        # AHEAD_BYTES in AHEAD_CHUNKS, at least one chunk: neither the storage nor the
-        # workers wait for the serial worker, and memory stays bounded however large the
-        # room is.
-        ahead: deque[tuple[asyncio.Task[list[tuple[ObjectInfo, PreparedSegment]]], int]]
-        ahead = deque()
-        in_flight = 0
-        next_audit = 0.0  # 0: no audit yet
-        sem = asyncio.Semaphore(FETCH_CONCURRENCY)  # shared by the chunks in flight
-
-        async def keep_oldest() -> None:
-            nonlocal in_flight, next_audit
-            task, size = ahead.popleft()
-            in_flight -= size
-            next_audit = await self._backfill_step(room, await task, next_audit)
-
-        try:
-            try:
-                async for chunk in chunks():
-                    size = sum(it.size for it in chunk)
-                    ahead.append((asyncio.create_task(self._download(room, chunk, sem)), size))
-                    in_flight += size
-                    while len(ahead) > 1 and (
-                        room.result is None  # the first screen, as soon as it is read
-                        or in_flight > AHEAD_BYTES
-                        or len(ahead) > AHEAD_CHUNKS
-                        or ahead[0][0].done()
-                    ):
-                        await keep_oldest()
-            except StorageError:
-                while ahead:  # keep what was read before the listing failed
-                    await keep_oldest()
-                raise
-            while ahead:
-                await keep_oldest()
-        finally:
-            for task, _ in ahead:
-                task.cancel()
-        return bool(next_audit)
-
-    async def _backfill_step(
-        self,
-        room: RoomState,
-        fetched: list[tuple[ObjectInfo, PreparedSegment]],
-        next_audit: float,
-    ) -> float:
-        """Keep a chunk; audit it if it is the first screen or progress is due. Until the
-        end, predecessors may still be on their way: pending, not gaps. Returns when the
-        next progress audit is due.
-
-        The chunk is indexed in background jobs of about ``SLICE_EVENTS`` events, each
-        awaited before the next is submitted: an interactive job (another room opened, a
-        message arriving) runs after at most one slice, and the loop gets its turn in
-        between. Progress audits are for the room someone looks at; another room's
-        back-fill is audited for its first screen and at the end only (an audit of a large
-        room is the longest job there is, and nobody is reading it)."""
-        start = time.monotonic()
-        audit = room.result is None or (start >= next_audit and room.room_id == self.focused)
-        slices: list[list[tuple[ObjectInfo, PreparedSegment]]] = [[]]
-        size = 0
-        for item in fetched:
-            if slices[-1] and size + len(item[1].decoded.events) > SLICE_EVENTS:
-                slices.append([])
-                size = 0
-            slices[-1].append(item)
-            size += len(item[1].decoded.events)
-        for i, part in enumerate(slices):
-            last = i == len(slices) - 1
-            await self._background_turn(room.room_id)
-            await self._keeper.ingest(room, part, complete=False, audit=audit and last)
-            heap.settle()  # what a back-fill keeps lives as long as the room
-        if not audit:
-            return next_audit or time.monotonic() + PROGRESS_AUDIT
-        took = time.monotonic() - start
-        return time.monotonic() + max(PROGRESS_AUDIT, took / AUDIT_SHARE)
-
-    async def _list(self, prefix: str) -> list[ObjectInfo]:
-        self.requests += 1
-        return await self.storage.list_objects(prefix)
-
-    async def _list_dirs(self, prefix: str) -> list[str]:
-        self.requests += 1
-        return await self.storage.list_dirs(prefix)
-
-    async def _download(
-        self,
-        room: RoomState,
-        items: Sequence[ObjectInfo],
-        sem: asyncio.Semaphore | None = None,
-    ) -> list[tuple[ObjectInfo, PreparedSegment]]:
-        """Download and verify segments, concurrently: in worker processes when there is
-        enough to do (``SyncConfig.process_min_bytes``), else on the thread pool."""
-        sem = sem or asyncio.Semaphore(FETCH_CONCURRENCY)
-        out: list[tuple[ObjectInfo, PreparedSegment]] = []
-        bulk = len(items) > 1 and sum(it.size for it in items) >= self.config.process_min_bytes
-
-        async def one(item: ObjectInfo) -> None:
-            async with sem:
-                await self._background_turn(room.room_id)
-                got = await self._read_segment(
-                    room.room_id, item, room.unread, background=True, bulk=bulk
-                )
-            if got is not None:
-                out.append(got)
-
-        await asyncio.gather(*(one(it) for it in items))
-        return out
 
     # -- what front ends may ask (plain values, computed on the serial worker) ------------------
 
@@ -752,13 +530,15 @@ class SyncEngine:
         """List the room's newest days and fetch what is new (the safety net)."""
         room = self._room(room_id)
         async with room.lock:
-            dates = sorted(await self._list_dirs(logs_prefix(room_id)), reverse=True)[:2]
+            dates = sorted(await self._backfill.list_dirs(logs_prefix(room_id)), reverse=True)[:2]
             items: list[ObjectInfo] = []
             for date in dates:
-                items.extend(await self._list(f"{logs_prefix(room_id)}{date}/"))
+                items.extend(await self._backfill.list_objects(f"{logs_prefix(room_id)}{date}/"))
             new = [it for it in items if it.path not in room.known]
             if new:
-                await self._keeper.ingest(room, await self._download(room, new), complete=None)
+                await self._keeper.ingest(
+                    room, await self._backfill.download(room, new), complete=None
+                )
             room.last_safety = time.monotonic()
 
     async def fetch_segment(self, room_id: str, path: str) -> bool:
@@ -774,7 +554,9 @@ class SyncEngine:
             if path in room.known:
                 return False
             before = dict(room.unread)
-            got = await self._read_segment(room_id, ObjectInfo(path, 0), room.unread, hint=True)
+            got = await self._backfill.read_segment(
+                room_id, ObjectInfo(path, 0), room.unread, hint=True
+            )
             # Someone waits for news in the room they look at; a room nobody looks at
             # (where anyone with write access can make a flood of them) waits its turn.
             shown = room_id == self.focused
@@ -786,88 +568,6 @@ class SyncEngine:
                 return False
             await self._keeper.ingest(room, [got], complete=None, interactive=shown)
             return True
-
-    async def _read_segment(
-        self,
-        room_id: str,
-        item: ObjectInfo,
-        unread: dict[str, str] | None = None,
-        *,
-        hint: bool = False,
-        background: bool = False,
-        bulk: bool = False,
-    ) -> tuple[ObjectInfo, PreparedSegment] | None:
-        """Download and verify (on the pool) one listed or hinted object of a room.
-
-        What is not a segment at all (another name, litter that is no file) or is larger
-        than ``MAX_SEGMENT_BYTES`` comes back as a segment holding only the finding that
-        says so. What stands at a segment's name but cannot be read now — a FIFO, a link,
-        a device, the service not answering — is noted in ``unread`` (the verdict is then
-        not final, PROTOCOL.md section 16; the next full pass tries again and forgets it
-        if it is gone) and gives None. ``hint``: the path comes from a marker or a file-system
-        event, not a listing; if nothing is there, nothing happened (a marker naming a
-        missing segment changes nothing, PROTOCOL.md section 15). ``background``: part of
-        a back-fill, so its verification stands aside for a person's action."""
-
-        def finding_only(finding: Finding) -> tuple[ObjectInfo, PreparedSegment]:
-            return item, PreparedSegment(DecodedSegment(item.path, [], [finding]), [])
-
-        def not_now(why: str) -> None:
-            if unread is not None:
-                unread[item.path] = why
-
-        name = parse_segment_path(item.path)
-        segment_named = name is not None and name.room_id == room_id
-        if item.special is not None:
-            if segment_named:
-                not_now(f"not a regular file: {item.special}")
-                return None
-            return finding_only(special_finding(item))
-        not_read = not_read_finding(room_id, item)
-        if not_read is not None:
-            return finding_only(not_read)
-        self.requests += 1
-        try:
-            data = await self.storage.get(item.path, max_bytes=MAX_SEGMENT_BYTES)
-        except NotRegularFileError as exc:
-            log.info("%s", exc)
-            not_now(f"not a regular file: {exc.kind}")
-            return None
-        except UnreadableObjectError as exc:
-            log.warning("%s", exc)
-            return finding_only(unreadable_finding(exc, Kind.SEGMENT_TOO_LARGE))
-        except StorageError as exc:
-            if hint and isinstance(exc, StorageNotFoundError):
-                log.info("ignoring a hint at %s: %s", item.path, exc)
-                return None
-            log.info("could not read %s: %s (will retry)", item.path, exc)
-            not_now(str(exc))
-            return None
-        async with self._verify_slots if background else contextlib.nullcontext():
-            if background:
-                await self._background_turn(room_id)
-            prepared = await self._prepare(item.path, data, room_id, bulk=bulk)
-        if isinstance(prepared, str):  # a worker process could not check it
-            not_now(prepared)
-            return None
-        return ObjectInfo(item.path, len(data), item.etag), prepared
-
-    async def _prepare(
-        self, path: str, data: bytes, room_id: str, *, bulk: bool
-    ) -> PreparedSegment | str:
-        """Decode and verify one segment: in a worker process (``bulk``) or on a thread.
-        A ``str`` says why it could not be checked (a worker stopped on it)."""
-        loop = asyncio.get_running_loop()
-        packed = await self._verifier.prepare(path, data, room_id) if bulk else None
-        if packed is None:  # a small read, or no worker process can run here
-            return await loop.run_in_executor(self._pool, prepare_segment, path, data, room_id)
-        if isinstance(packed, str):
-            return packed
-        try:
-            return await loop.run_in_executor(self._pool, unpack, packed, room_id)
-        except HandoverError as exc:
-            log.error("%s: a worker's result does not unpack: %s", path, exc)
-            return "a worker process's result for it was not usable"
 
     # -- polling -------------------------------------------------------------------------------
 
@@ -892,7 +592,7 @@ class SyncEngine:
                     before, asked = len(room.known), True
                     if room.unread or room.unlisted:  # read it all again: the verdict waits
                         async with room.lock:
-                            await self._fetch_newest_first(room)
+                            await self._backfill.fetch_newest_first(room)
                     else:
                         await self.refresh(room.room_id)
                     found += len(room.known) - before
