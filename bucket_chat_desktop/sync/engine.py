@@ -37,7 +37,7 @@ from nacl.signing import SigningKey
 
 from ..index import Index
 from ..protocol import heap
-from ..protocol.activity import activity_folder, marker_path, parse_marker
+from ..protocol.activity import marker_path
 from ..protocol.audit import (
     DEVICE_ACCEPT_FIELD,
     AuditResult,
@@ -51,10 +51,6 @@ from ..protocol.chain import chain_head
 from ..protocol.event import MEMBER, Event
 from ..protocol.ids import (
     client_id_for,
-    is_valid_room_id,
-    logs_prefix,
-    parse_segment_path,
-    utc_date,
 )
 from ..protocol.untrusted_text import terminal_safe
 from ..storage.base import (
@@ -68,20 +64,18 @@ from ..storage.feed import ChangeFeed
 from ..storage.local import LocalStorage
 from .backfill import FIRST_CHUNK, Backfill
 from .events import (
-    ChangeFeedStatus,
     EngineEvent,
     IntroductionOffered,
     OutboxChanged,
-    RoomDiscovered,
     ShownEvent,
     StorageStatus,
 )
 from .keeper import NEWEST_ROWS, REBUILD_BATCH, WARM_ROWS, RoomKeeper
 from .lanes import StateWorker
 from .outbox import Outbox, OutSegment
+from .poller import MARKER_SETTLE_MS, Poller
 from .room_objects import read_metadata
 from .room_state import CachedRoom, RoomState, RoomView, SendScan
-from .schedule import poll_delay, safety_period
 from .verifier import SegmentVerifier
 from .watched import (
     STALL_AFTER,
@@ -111,13 +105,9 @@ __all__ = [
 log = logging.getLogger("bucket_chat.sync")
 T = TypeVar("T")
 
-MARKER_SETTLE_MS = 2 * 60_000  # only markers at least this old move the marker cursor
 MAX_WITNESS = 64  # other devices' chains named in one event's witness
 WITNESS_ROWS = 500  # newest cached rows a send that did not open the room witnesses from
 MAX_OFFERS_TOLD = 3  # keys one warning names when several offer to introduce this device
-FEED_RETRY_MAX = 600.0  # seconds: the longest wait before a failed change feed is tried again
-MAX_HINTS = 50  # objects one wait on the change feed may make the engine read
-HINTS_KEPT = 4096  # paths the change feed named lately: named again, they are not read again
 
 
 @dataclass(slots=True)
@@ -203,22 +193,13 @@ class SyncEngine:
         # Whether someone looks at the app (its window is focused): polls often then.
         # False for the CLI and until a front end says otherwise.
         self.window_focused = False
-        self.next_poll_in = self.config.active_interval  # the poller's current wait
-        self.polls = 0  # marker polling rounds done (for tests and the benchmarks)
-        self._poll_wake = asyncio.Event()
         self._publish_wake = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
-        self._activity_at = 0.0  # monotonic time of the last activity (see _last_activity)
-        self._in_poll = False
         self._last_publish = -1e9
-        self._marker_cursor: dict[str, str] = {}
         self._accepted: set[tuple[str, str, str]] = set()
         self._told: set[tuple[str, str, str]] = set()  # offers this engine has reported
         self._witnessed: dict[tuple[str, str], dict[str, str]] = {}
-        self._markers_seen: dict[str, set[str]] = {}  # per day: junk, unsettled markers
         self._known_rooms: set[str] = set()
-        self._watch: Any = None
-        self._direct: asyncio.Queue[str] = asyncio.Queue()
         self.online = True
         self.status_message = ""
         self.requests = 0  # listings and downloads made by polling (for the benchmarks)
@@ -226,17 +207,7 @@ class SyncEngine:
         # the poller waits on it and polls the bucket only every ``feed_check`` seconds.
         if feed is None and self._local is None:
             feed = self.storage.change_feed()
-        self.feed = feed
-        self.feed_active = False
-        self.feed_message = ""
-        self._feed_told: bool | None = None  # the last state reported in an event
-        self.feed_rounds = 0  # waits on the feed that were answered (tests, benchmarks)
-        self.feed_ignored = 0  # messages or records of the feed that were ignored
-        self._feed_retry_at = 0.0
-        self._feed_backoff = self.config.feed_retry
-        self._feed_checked_at: float | None = None
-        self._hinted: dict[str, None] = {}  # oldest first
-        self._junk_told_at = -1e9
+        self._poller = Poller(self, self._backfill, self._keeper, feed)
         self._closed = False
 
     # -- plumbing ----------------------------------------------------------------------------
@@ -313,13 +284,13 @@ class SyncEngine:
 
     async def start(self) -> None:
         """Start watching/polling and publishing. ``open_room`` works without it."""
-        self._tasks.append(asyncio.create_task(self._poller(), name="bc-poller"))
+        self._tasks.append(asyncio.create_task(self._poller.run(), name="bc-poller"))
         self._tasks.append(asyncio.create_task(self._watchdog(), name="bc-watchdog"))
         if self.outbox is not None:
             self._tasks.append(asyncio.create_task(self._publisher(), name="bc-publisher"))
         if self._local is not None:
-            self._start_watch(self._local)
-            self._tasks.append(asyncio.create_task(self._direct_fetcher(), name="bc-direct"))
+            self._poller.start_watch(self._local)
+            self._tasks.append(asyncio.create_task(self._poller.follow_folder(), name="bc-direct"))
 
     async def close(self) -> None:
         self._closed = True
@@ -333,12 +304,7 @@ class SyncEngine:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
-        if self.feed is not None:
-            await self.feed.close()
-        if self._watch is not None:
-            self._watch.stop()
-            await asyncio.to_thread(self._watch.join, 5)
-            self._watch = None
+        await self._poller.close()
         for pool in (self._pool, self._serial, self._io):
             pool.shutdown(wait=True, cancel_futures=True)
         if self._reader is not None:
@@ -351,26 +317,13 @@ class SyncEngine:
             heap.unsettle()  # this engine's cycles (and anything frozen meanwhile) can go now
         self._verifier.close()
 
-    @property
-    def _last_activity(self) -> float:
-        return self._activity_at
-
-    @_last_activity.setter
-    def _last_activity(self, when: float) -> None:
-        """Activity (a send, a message read, the user) ends a long wait: the poller looks
-        at once and then often. During a round the poller reschedules by itself."""
-        self._activity_at = when
-        if (
-            self._local is None  # a folder is watched: nothing to look at sooner
-            and not self._in_poll
-            and self.next_poll_in > self.config.active_interval
-        ):
-            self._poll_wake.set()
+    def _note_activity(self) -> None:
+        """Something happened (a send, a message read): the poller looks often again."""
+        self._poller.note_activity()
 
     def wake(self) -> None:
         """Poll now (a send, window focus, the user opening a room)."""
-        self._last_activity = time.monotonic()
-        self._poll_wake.set()
+        self._poller.wake()
 
     def focus(self, room_id: str | None) -> None:
         self.focused = room_id
@@ -526,20 +479,11 @@ class SyncEngine:
         async with room.lock:
             await self._keeper.ingest(room, [], complete=None, force_audit=True, interactive=True)
 
+    # -- finding what is new (``poller.py``) ----------------------------------------------------
+
     async def refresh(self, room_id: str) -> None:
         """List the room's newest days and fetch what is new (the safety net)."""
-        room = self._room(room_id)
-        async with room.lock:
-            dates = sorted(await self._backfill.list_dirs(logs_prefix(room_id)), reverse=True)[:2]
-            items: list[ObjectInfo] = []
-            for date in dates:
-                items.extend(await self._backfill.list_objects(f"{logs_prefix(room_id)}{date}/"))
-            new = [it for it in items if it.path not in room.known]
-            if new:
-                await self._keeper.ingest(
-                    room, await self._backfill.download(room, new), complete=None
-                )
-            room.last_safety = time.monotonic()
+        await self._poller.refresh(room_id)
 
     async def fetch_segment(self, room_id: str, path: str) -> bool:
         """Fetch one segment named by a marker or a file-system event, if new.
@@ -547,304 +491,50 @@ class SyncEngine:
         Anything over the segment size limit is kept as a finding, once. A FIFO, link or
         device at a segment's name is noted as unread (the verdict is not final) and
         looked at again by the next full pass."""
-        room = self.rooms.get(room_id)
-        if room is None or path in room.known:
-            return False
-        async with room.lock:
-            if path in room.known:
-                return False
-            before = dict(room.unread)
-            got = await self._backfill.read_segment(
-                room_id, ObjectInfo(path, 0), room.unread, hint=True
-            )
-            # Someone waits for news in the room they look at; a room nobody looks at
-            # (where anyone with write access can make a flood of them) waits its turn.
-            shown = room_id == self.focused
-            if got is None:
-                if room.unread != before:  # the room's verdict is no longer final
-                    await self._keeper.ingest(
-                        room, [], complete=None, force_audit=True, interactive=shown
-                    )
-                return False
-            await self._keeper.ingest(room, [got], complete=None, interactive=shown)
-            return True
-
-    # -- polling -------------------------------------------------------------------------------
+        return await self._poller.fetch_segment(room_id, path)
 
     async def poll_once(self, *, markers: bool = True) -> int:
         """One round: activity markers (unless not ``markers``: a change feed tells),
         then any due safety listings. Returns segments read."""
-        found = 0
-        asked = markers  # whether the storage was asked anything (then it answered)
-        try:
-            if markers:
-                found += await self._poll_markers()
-            now = time.monotonic()
-            for room in list(self.rooms.values()):
-                period = safety_period(
-                    self.config,
-                    room_focused=room.room_id == self.focused,
-                    window_focused=self.window_focused,
-                    partial=room.complete and bool(room.unread or room.unlisted),
-                    local=self._local is not None,
-                )
-                if room.complete and now - room.last_safety >= period:
-                    before, asked = len(room.known), True
-                    if room.unread or room.unlisted:  # read it all again: the verdict waits
-                        async with room.lock:
-                            await self._backfill.fetch_newest_first(room)
-                    else:
-                        await self.refresh(room.room_id)
-                    found += len(room.known) - before
-            if asked:
-                self._set_online(True, "")
-        except StorageError as exc:
-            self._set_online(False, str(exc))
-        return found
+        return await self._poller.poll_once(markers=markers)
 
-    async def _poll_markers(self) -> int:
-        """List today's activity folder after the cursor and fetch what markers name.
+    @property
+    def next_poll_in(self) -> float:
+        """The poller's current wait, in seconds."""
+        return self._poller.next_poll_in
 
-        Only a well-formed marker of that day that has *settled* (published at least
-        ``MARKER_SETTLE_MS`` ago by its writer's clock) moves the cursor: a junk name, a
-        forged marker dated later today, or an honest writer whose clock runs fast
-        would otherwise sort after markers still to come and hide them. Newer markers
-        are acted on once and listed again until they settle; junk is logged once."""
-        now_ms = int(time.time() * 1000)
-        dates = [utc_date(now_ms)]
-        if now_ms % 86_400_000 < 10 * 60_000:  # just after midnight: yesterday's tail too
-            dates.insert(0, utc_date(now_ms - 86_400_000))
-        for stale in set(self._markers_seen) - set(dates):
-            del self._markers_seen[stale]
-        found = 0
-        for date in dates:
-            folder = activity_folder(date)
-            cursor = self._marker_cursor.get(date)
-            if cursor is None and self.index is not None:
-                cursor = await self._read(Index.cursor, f"activity:{date}")
-                if cursor is not None and parse_marker(cursor) is None:
-                    cursor = None  # left by an older version that trusted junk
-            seen = self._markers_seen.setdefault(date, set())
-            self.requests += 1
-            items = await self.storage.list_after(folder, cursor)
-            last: str | None = None
-            for item in items:
-                if item.path in seen:
-                    continue
-                parsed = parse_marker(item.path) if item.special is None else None
-                if parsed is None:
-                    seen.add(item.path)
-                    log.warning("ignoring %s: not an activity marker", item.path)
-                    continue
-                published, room_id, segment = parsed
-                if published > now_ms - MARKER_SETTLE_MS:
-                    seen.add(item.path)  # acted on once; the cursor stays before it
-                elif last is None or item.path > last:
-                    last = item.path
-                if room_id not in self._known_rooms and is_valid_room_id(room_id):
-                    self._known_rooms.add(room_id)
-                    self._emit(RoomDiscovered(room_id))
-                if room_id in self.rooms and await self.fetch_segment(room_id, segment):
-                    found += 1
-            if last is not None:
-                self._marker_cursor[date] = last
-                seen.difference_update({p for p in seen if p <= last})
-                if self.index is not None:
-                    await self._serially(self.index.set_cursor, f"activity:{date}", last)
-        return found
+    @next_poll_in.setter
+    def next_poll_in(self, seconds: float) -> None:
+        self._poller.next_poll_in = seconds
 
-    async def _poller(self) -> None:
-        local = self._local is not None
-        while not self._closed:
-            feed = self.feed
-            due = feed is not None and time.monotonic() >= self._feed_retry_at
-            if feed is not None and due and await self._listen(feed):
-                continue
-            wait = self.config.local_rescan if local else self.next_poll_in
-            if feed is not None:  # not past the time the feed is tried again
-                wait = min(wait, max(0.0, self._feed_retry_at - time.monotonic()))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._poll_wake.wait(), wait)
-            self._poll_wake.clear()
-            self._in_poll = True
-            try:
-                found = await self.poll_once()
-            finally:
-                self._in_poll = False
-            self.polls += 1
-            if found:
-                self._activity_at = time.monotonic()  # rescheduled just below
-            self.next_poll_in = poll_delay(
-                self.config,
-                quiet_for=time.monotonic() - self._last_activity,
-                window_focused=self.window_focused,
-                previous=self.next_poll_in,
-            )
+    @property
+    def polls(self) -> int:
+        """Marker polling rounds done (for tests and the benchmarks)."""
+        return self._poller.polls
 
-    async def _listen(self, feed: ChangeFeed) -> bool:
-        """One wait on the change feed, and reading what it names. The activity markers
-        are still listed when the feed starts (what came before) and every
-        ``feed_check`` seconds (notifications that never came: a queue that another
-        device empties, a notification set-up removed), and due safety listings run.
-        False when the feed failed: the poller then polls the bucket, and tries the feed
-        again after a backoff."""
-        try:
-            if not self.feed_active:
-                checked = await feed.check()
-                self._feed_checked_at = None  # catch up on what came before
-                self._set_feed(True, f"waiting on the bucket's notifications in {checked}")
-            now = time.monotonic()
-            last = self._feed_checked_at
-            markers = last is None or now - last >= self.config.feed_check
-            if markers:
-                self._feed_checked_at = now
-            self._in_poll = True
-            try:
-                found = await self.poll_once(markers=markers)
-            finally:
-                self._in_poll = False
-            if markers:
-                self.polls += 1
-            self._poll_wake.clear()  # what a wake would poll for, the feed tells
-            batch = await feed.wait(self.config.feed_wait)
-            self.feed_rounds += 1
-            if batch.ignored_count:
-                self.feed_ignored += batch.ignored_count
-                # A flood of junk is said once a minute, not at every answer.
-                quiet = time.monotonic() - self._junk_told_at < 60.0
-                log.log(
-                    logging.DEBUG if quiet else logging.WARNING,
-                    "ignored %d message(s) or record(s) from %s (%d so far): %s",
-                    batch.ignored_count,
-                    feed.describe(),
-                    self.feed_ignored,
-                    terminal_safe("; ".join(batch.ignored)),
-                )
-                if not quiet:
-                    self._junk_told_at = time.monotonic()
-            if batch.connected:
-                log.info("%s: the bucket's test notification arrived", feed.describe())
-            found += await self._follow(batch.paths)
-            await feed.ack(batch)  # after reading: a crash before it reads them again
-        except StorageError as exc:
-            retry = self._feed_backoff
-            self._feed_backoff = min(retry * 2, FEED_RETRY_MAX)
-            self._feed_retry_at = time.monotonic() + retry
-            if self.feed_active:  # it just failed: poll the bucket at once, then as usual
-                self.next_poll_in = self.config.active_interval
-            self._set_feed(
-                False,
-                f"{exc}; polling the bucket instead (the queue is tried again in {retry:g} s)",
-            )
-            await feed.close()  # a fresh connection next time
-            return False
-        self._feed_backoff = self.config.feed_retry
-        if found:
-            self._activity_at = time.monotonic()
-        return True
+    @property
+    def feed(self) -> ChangeFeed | None:
+        """The storage's change feed, if it has one (``storage/feed.py``)."""
+        return self._poller.feed
 
-    def _set_feed(self, active: bool, message: str) -> None:
-        """Note the feed's state; a change of state (not each retry) is reported."""
-        if (active, message) == (self.feed_active, self.feed_message):
-            return
-        self.feed_active, self.feed_message = active, message
-        told = active != self._feed_told
-        level = logging.INFO if active or not told else logging.WARNING
-        log.log(level, "change feed: %s", message)
-        if told:
-            self._feed_told = active
-            self._emit(ChangeFeedStatus(active, message))
+    @property
+    def feed_active(self) -> bool:
+        """Whether the poller waits on the change feed now (not polling the bucket)."""
+        return self._poller.feed_active
 
-    async def _follow(self, paths: Sequence[str]) -> int:
-        """Read the segments that change notifications name (only hints: each is read and
-        verified like a listed one; a name that is no segment, or of a room not open
-        here, is not read). At most ``MAX_HINTS``; more make the markers be listed."""
-        if len(paths) > MAX_HINTS:
-            log.warning(
-                "%d objects named in one wait on the change feed: reading %d, the rest "
-                "from the activity markers",
-                len(paths),
-                MAX_HINTS,
-            )
-            self._feed_checked_at = None
-        found = 0
-        for path in paths[:MAX_HINTS]:
-            # Named again (SQS delivers at least once; a forger repeats itself): read
-            # once. What could not be read then is the room's listings' job.
-            if path in self._hinted:
-                continue
-            self._hinted[path] = None
-            if len(self._hinted) > HINTS_KEPT:
-                del self._hinted[next(iter(self._hinted))]
-            marker = parse_marker(path)  # a notification set-up that covers markers too
-            segment = marker[2] if marker is not None else path
-            name = parse_segment_path(segment)
-            if name is None:
-                continue  # another object of the storage (room metadata, a probe)
-            if name.room_id not in self._known_rooms:
-                self._known_rooms.add(name.room_id)
-                self._emit(RoomDiscovered(name.room_id))
-            try:
-                if name.room_id in self.rooms and await self.fetch_segment(name.room_id, segment):
-                    found += 1
-            except StorageError as exc:  # the next listing of the room reads it
-                log.info("could not read %s named by the change feed: %s", segment, exc)
-        return found
+    @property
+    def feed_message(self) -> str:
+        return self._poller.feed_message
 
-    # -- local folders -------------------------------------------------------------------------
+    @property
+    def feed_rounds(self) -> int:
+        """Waits on the feed that were answered (tests, benchmarks)."""
+        return self._poller.feed_rounds
 
-    def _start_watch(self, storage: LocalStorage) -> None:
-        try:
-            from watchdog.events import FileSystemEvent, FileSystemEventHandler
-            from watchdog.observers import Observer
-        except ImportError:  # pragma: no cover
-            return
-        loop = asyncio.get_running_loop()
-        root = storage.root
-        queue = self._direct
-
-        class Handler(FileSystemEventHandler):
-            def on_any_event(self, event: FileSystemEvent) -> None:
-                if event.event_type not in ("created", "moved", "closed"):
-                    return
-                raw = getattr(event, "dest_path", "") or event.src_path
-                name = os.fsdecode(raw)
-                if not name.endswith(".jsonl"):
-                    return
-                try:
-                    rel = os.path.relpath(name, root).replace(os.sep, "/")
-                except ValueError:
-                    return
-                with contextlib.suppress(RuntimeError):  # the loop may be closing
-                    loop.call_soon_threadsafe(queue.put_nowait, rel)
-
-        rooms = root / "rooms"
-        with contextlib.suppress(OSError):  # a link or file there: checked just below
-            rooms.mkdir(parents=True, exist_ok=True)
-        if rooms.is_symlink() or not rooms.is_dir():
-            # Never watch (or write) through a link: polling lists it as what it is.
-            log.warning("%s is not a folder of this storage; not watching it", rooms)
-            return
-        observer = Observer()
-        observer.schedule(Handler(), str(root / "rooms"), recursive=True)
-        observer.daemon = True
-        observer.start()
-        self._watch = observer
-
-    async def _direct_fetcher(self) -> None:
-        while True:
-            path = await self._direct.get()
-            name = parse_segment_path(path)
-            if name is None:
-                continue
-            if name.room_id not in self._known_rooms:
-                self._known_rooms.add(name.room_id)
-                self._emit(RoomDiscovered(name.room_id))
-            try:
-                if await self.fetch_segment(name.room_id, path):
-                    self._last_activity = time.monotonic()
-            except Exception:
-                log.exception("reading %s failed", path)
+    @property
+    def feed_ignored(self) -> int:
+        """Messages or records of the feed that were ignored."""
+        return self._poller.feed_ignored
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -971,7 +661,7 @@ class SyncEngine:
         if acceptance is not None:  # queued: not again (a refused send left it to the next)
             self._accepted.add(acceptance)
         self._emit(OutboxChanged(room_id, events, "sending"))
-        self._last_activity = time.monotonic()
+        self._note_activity()
         # Leading edge: a message after a quiet spell goes out at once; during a burst,
         # what arrives within the window after the last publish shares one segment.
         delay = max(0.0, self._last_publish + self.config.batch_window - time.monotonic())

@@ -13,7 +13,6 @@ are read on the state thread, so they match the audit they were asked for.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -116,7 +115,7 @@ class RoomKeeper:
             return
         if appended is not None:
             if appended:
-                self._engine._last_activity = time.monotonic()
+                self._engine._note_activity()
                 self._engine._emit(EventsAppended(room.room_id, appended, result))
         else:
             self._engine._emit(self._room_loaded(room, result, final))
