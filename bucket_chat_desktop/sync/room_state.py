@@ -47,7 +47,8 @@ class RoomState:
     backfill: asyncio.Task[None] | None = None
     # Published by the state thread after each of its jobs on the room (``room_view``).
     view: RoomView | None = None
-    # What a send needs from the timeline, kept up to date incrementally (``_send_context``).
+    # What a send needs from the timeline, kept up to date incrementally
+    # (``publisher.send_context``).
     scan: SendScan | None = None
 
 

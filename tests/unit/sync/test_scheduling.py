@@ -28,6 +28,7 @@ from bucket_chat_desktop.sync.engine import FIRST_CHUNK, SyncConfig, SyncEngine
 from bucket_chat_desktop.sync.events import EngineEvent, RoomLoaded, WarmTimeline
 from bucket_chat_desktop.sync.lanes import StateWorker
 from bucket_chat_desktop.sync.outbox import Outbox
+from bucket_chat_desktop.sync.publisher import send_context
 from bucket_chat_desktop.sync.writer import Draft, RoomWriter
 
 SMALL, BIG = "small-room", "big-room"
@@ -234,7 +235,7 @@ def test_sends_read_introductions_and_witness_incrementally_as_a_full_scan_would
                 path, _ = await bob.send([Draft.text(f"bob {step}")])
                 assert await engine.fetch_segment(SMALL, path)
                 context = await engine._serially(
-                    engine._send_context, room, ALICE, new_text, room=SMALL, interactive=True
+                    send_context, room, ALICE, new_text, room=SMALL, interactive=True
                 )
                 assert context is not None
                 settled, offers, tips = context
