@@ -1,22 +1,30 @@
-"""The sync engine: fetch, verify, index and publish, for one storage.
+"""The sync engine for one storage: a small facade over its parts.
 
-Design in one paragraph: everything that costs CPU or disk runs off the event loop — segment
-decoding and signature checks of a back-fill in worker processes, one per core
-(``verifier.py``: on threads, decoding held the interpreter lock the verifiers and the
-state thread needed, and a cold read reached a third of the raw verify rate of two
-cores), of small reads (the first screen, a new message) on a small thread pool;
-ledger/audit/index work on one state thread with an interactive and a background lane
-(``lanes.py``; a back-fill is cut into short background jobs, so what a person waits for
-runs after at most one of them), reads of the index for a front end on a reader thread
-with its own connection (never behind the writer), outbox commits on another thread. A
-back-fill downloads ahead of what it has kept by at most ``AHEAD_BYTES``, in chunks of at
-most ``CHUNK_BYTES``, so its memory does not grow with the room. The loop only lists,
-downloads, schedules and reports (``listener`` receives the dataclasses of ``events.py``);
-docs/SCHEDULING.md tells the whole story. New data is found by watching a local folder
-(watchdog) or by adaptive polling of the storage's activity markers (one listing per
-storage, whatever the number of rooms), with periodic per-room listings as a safety net;
-``schedule.py`` says how often (often while the app's window is focused, sparingly behind
-it).
+``SyncEngine`` is what the client, the CLI, the tests and the benchmarks hold. It owns
+the threads and the shared plumbing, and hands each job to one of four parts:
+
+- ``keeper.py`` (``RoomKeeper``): every change to a room's state, on the state thread —
+  ingest and audit, the index's rows, the published ``RoomView``, pages with bodies, a
+  room rebuilt from the index;
+- ``backfill.py`` (``Backfill``): reading a room's history newest first, in chunks that
+  download ahead of the ingest by a bounded amount, and reading any single segment;
+- ``poller.py`` (``Poller``): finding what is new — activity markers, a change feed,
+  safety listings, a watched local folder;
+- ``publisher.py`` (``Publisher``): sending (the chain's head, the witness) and
+  publishing the outbox.
+
+A room's state and the values front ends get of it are in ``room_state.py``.
+docs/design/engine-parts.md says why the cut is where it is.
+
+The threads (docs/SCHEDULING.md tells the whole story): everything that costs CPU or
+disk runs off the event loop — segment decoding and signature checks of a back-fill in
+worker processes, one per core (``verifier.py``), of small reads (the first screen, a
+new message) on a small thread pool (``bc-verify``); ledger/audit/index work on one state
+thread with an interactive and a background lane (``lanes.py``: a back-fill is cut into
+short background jobs, so what a person waits for runs after at most one of them), reads
+of the index for a front end on a reader thread with its own connection (never behind
+the writer), outbox commits on another thread. The loop only lists, downloads, schedules
+and reports (``listener`` receives the dataclasses of ``events.py``).
 """
 
 from __future__ import annotations
@@ -29,29 +37,19 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from nacl.signing import SigningKey
 
 from ..index import Index
 from ..protocol import heap
-from ..protocol.audit import (
-    AuditResult,
-    RoomLedger,
-)
+from ..protocol.audit import AuditResult, RoomLedger
 from ..protocol.event import Event
-from ..storage.base import (
-    Storage,
-    StorageError,
-)
+from ..storage.base import Storage, StorageError
 from ..storage.feed import ChangeFeed
 from ..storage.local import LocalStorage
 from .backfill import FIRST_CHUNK, Backfill
-from .events import (
-    EngineEvent,
-    ShownEvent,
-    StorageStatus,
-)
+from .events import EngineEvent, ShownEvent, StorageStatus
 from .keeper import NEWEST_ROWS, REBUILD_BATCH, WARM_ROWS, RoomKeeper
 from .lanes import StateWorker
 from .outbox import Outbox
@@ -60,11 +58,7 @@ from .publisher import NotQueuedError, Publisher
 from .room_objects import read_metadata
 from .room_state import CachedRoom, RoomState, RoomView
 from .verifier import SegmentVerifier
-from .watched import (
-    STALL_AFTER,
-    clock_text,
-    watched,
-)
+from .watched import STALL_AFTER, clock_text, watched
 
 # What callers import from here: the facade, its configuration and the values it hands out
 # (defined beside the parts that make them), and the constants tests size their rooms by.
@@ -115,7 +109,27 @@ class SyncConfig:
     process_min_bytes: int = 1 << 20
 
 
+class _Polled(Generic[T]):
+    """An attribute of the engine that the ``Poller`` keeps (its counters, its feed's
+    state): callers read it on the engine, as before the poller was a part of its own."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    def __get__(self, engine: SyncEngine, owner: type | None = None) -> T:
+        value: T = getattr(engine._poller, self._name)
+        return value
+
+    def __set__(self, engine: SyncEngine, value: T) -> None:
+        setattr(engine._poller, self._name, value)
+
+
 class SyncEngine:
+    """Fetch, verify, index and publish for one storage (see the module's docstring).
+    Construction starts the threads; ``start`` the poller, the watchdog, the publisher and
+    a folder's watch; ``close`` stops them all. ``rooms`` belongs to the state thread:
+    front ends ask ``room_view`` and the other methods here instead."""
+
     def __init__(
         self,
         storage: Storage,
@@ -153,9 +167,6 @@ class SyncEngine:
         self._settling = True
         self._io = ThreadPoolExecutor(1, thread_name_prefix="bc-outbox")
         self.rooms: dict[str, RoomState] = {}
-        self._keeper = RoomKeeper(self)  # every change to a room's state
-        self._backfill = Backfill(self, self._keeper)  # reading segments and a room's history
-        self._publisher = Publisher(self, self._keeper)  # sending and publishing
         self.focused: str | None = None
         # Whether someone looks at the app (its window is focused): polls often then.
         # False for the CLI and until a front end says otherwise.
@@ -165,12 +176,16 @@ class SyncEngine:
         self.online = True
         self.status_message = ""
         self.requests = 0  # listings and downloads made by polling (for the benchmarks)
-        # The storage's change feed, if it has one (``storage/feed.py``): while it answers
-        # the poller waits on it and polls the bucket only every ``feed_check`` seconds.
+        self._closed = False
+        # The parts (see the module's docstring). The storage's change feed, if it has
+        # one (``storage/feed.py``): while it answers the poller waits on it and polls the
+        # bucket only every ``feed_check`` seconds.
         if feed is None and self._local is None:
             feed = self.storage.change_feed()
+        self._keeper = RoomKeeper(self)
+        self._backfill = Backfill(self, self._keeper)
         self._poller = Poller(self, self._backfill, self._keeper, feed)
-        self._closed = False
+        self._publisher = Publisher(self, self._keeper)
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -460,43 +475,14 @@ class SyncEngine:
         then any due safety listings. Returns segments read."""
         return await self._poller.poll_once(markers=markers)
 
-    @property
-    def next_poll_in(self) -> float:
-        """The poller's current wait, in seconds."""
-        return self._poller.next_poll_in
-
-    @next_poll_in.setter
-    def next_poll_in(self, seconds: float) -> None:
-        self._poller.next_poll_in = seconds
-
-    @property
-    def polls(self) -> int:
-        """Marker polling rounds done (for tests and the benchmarks)."""
-        return self._poller.polls
-
-    @property
-    def feed(self) -> ChangeFeed | None:
-        """The storage's change feed, if it has one (``storage/feed.py``)."""
-        return self._poller.feed
-
-    @property
-    def feed_active(self) -> bool:
-        """Whether the poller waits on the change feed now (not polling the bucket)."""
-        return self._poller.feed_active
-
-    @property
-    def feed_message(self) -> str:
-        return self._poller.feed_message
-
-    @property
-    def feed_rounds(self) -> int:
-        """Waits on the feed that were answered (tests, benchmarks)."""
-        return self._poller.feed_rounds
-
-    @property
-    def feed_ignored(self) -> int:
-        """Messages or records of the feed that were ignored."""
-        return self._poller.feed_ignored
+    # What the poller keeps, read (and, by tests, set) here as before the split.
+    next_poll_in = _Polled[float]()  # the poller's current wait, in seconds
+    polls = _Polled[int]()  # marker polling rounds done (for tests and the benchmarks)
+    feed = _Polled[ChangeFeed | None]()  # the storage's change feed (``storage/feed.py``)
+    feed_active = _Polled[bool]()  # waiting on the feed now, not polling the bucket
+    feed_message = _Polled[str]()  # what the feed's state is, in words
+    feed_rounds = _Polled[int]()  # waits on the feed that were answered
+    feed_ignored = _Polled[int]()  # the feed's messages or records that were ignored
 
     # -- writing (``publisher.py``) ----------------------------------------------------------------
 
@@ -513,9 +499,7 @@ class SyncEngine:
 
         Returns once the events are committed to the outbox (they survive a crash).
         Raises ``NotQueuedError`` when nothing could be queued (see there)."""
-        return await self._publisher.send(
-            room_id, user_id, signing_key, drafts, displayname=displayname
-        )
+        return await self._publisher.send(room_id, user_id, signing_key, drafts, displayname)
 
     async def publish_round(self, *, everything: bool = False) -> int:
         """Batch what waits, then try every due segment once. Returns segments delivered."""

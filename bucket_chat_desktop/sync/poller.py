@@ -145,8 +145,8 @@ class Poller:
             )
 
     async def poll_once(self, *, markers: bool = True) -> int:
-        """One round: activity markers (unless not ``markers``: a change feed tells),
-        then any due safety listings. Returns segments read."""
+        """``SyncEngine.poll_once``. A room with something unread is read all over again
+        (its verdict waits for that); any other complete room is ``refresh``ed."""
         found = 0
         asked = markers  # whether the storage was asked anything (then it answered)
         try:
@@ -341,7 +341,8 @@ class Poller:
         return found
 
     async def refresh(self, room_id: str) -> None:
-        """List the room's newest days and fetch what is new (the safety net)."""
+        """``SyncEngine.refresh``: late deliveries land in the newest two days; older
+        ones are announced by markers or found by the next full pass."""
         room = self._engine._room(room_id)
         async with room.lock:
             dates = sorted(await self._backfill.list_dirs(logs_prefix(room_id)), reverse=True)[:2]
@@ -356,11 +357,8 @@ class Poller:
             room.last_safety = time.monotonic()
 
     async def fetch_segment(self, room_id: str, path: str) -> bool:
-        """Fetch one segment named by a marker or a file-system event, if new.
-
-        Anything over the segment size limit is kept as a finding, once. A FIFO, link or
-        device at a segment's name is noted as unread (the verdict is not final) and
-        looked at again by the next full pass."""
+        """``SyncEngine.fetch_segment``: what a marker, the change feed or the folder
+        watch names, read under the room's lock (never beside a pass or another hint)."""
         room = self._engine.rooms.get(room_id)
         if room is None or path in room.known:
             return False

@@ -59,6 +59,8 @@ MAX_WITNESS = 64  # other devices' chains named in one event's witness
 WITNESS_ROWS = 500  # newest cached rows a send that did not open the room witnesses from
 MAX_OFFERS_TOLD = 3  # keys one warning names when several offer to introduce this device
 
+Drafts = Sequence[tuple[str, dict[str, Any]]]  # (event type, content) of each event to send
+
 
 class NotQueuedError(StorageError):
     """A send could not even be queued (nothing local knows the chain's head and the
@@ -109,13 +111,12 @@ class Publisher:
         room_id: str,
         user_id: str,
         signing_key: SigningKey,
-        drafts: Sequence[tuple[str, dict[str, Any]]],
-        *,
-        displayname: str | None = None,
+        drafts: Drafts,
+        displayname: str | None,
     ) -> list[Event]:
-        """Sign and durably queue ``drafts``; they are published within the batch window.
-
-        Returns once the events are committed to the outbox (they survive a crash)."""
+        """``SyncEngine.send``: where this device's chain continues (see the module's
+        docstring), what the timeline offers and asks (introductions, the witness), then
+        one commit on the outbox thread and a publish at the leading edge of the window."""
         outbox = self._engine.outbox
         if outbox is None:
             raise RuntimeError("this engine has no outbox")
@@ -368,7 +369,7 @@ class Publisher:
                 log.exception("publishing failed")
 
     async def publish_round(self, *, everything: bool = False) -> int:
-        """Batch what waits, then try every due segment once. Returns segments delivered."""
+        """``SyncEngine.publish_round`` (also the publisher's task, each time it wakes)."""
         outbox = self._engine.outbox
         assert outbox is not None
         now = time.time()
@@ -442,11 +443,8 @@ class Publisher:
             )
 
     async def flush(self, timeout: float | None = None, *, give_up_offline: bool = False) -> bool:
-        """Publish everything queued now, failed segments included; True when the outbox
-        is empty. Gives up early when only failures a user must fix are left (read-only
-        folder, no permission): retrying those until the timeout cannot help. With
-        ``give_up_offline`` also after one round in which the storage did not answer
-        (each request had the storage's own patient timeout and retries already)."""
+        """``SyncEngine.flush``: rounds of publishing every 0.2 s until the outbox is
+        empty, the time is up, or only what a user must fix is left."""
         outbox = self._engine.outbox
         if outbox is None:
             return True
