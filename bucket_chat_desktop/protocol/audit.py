@@ -9,9 +9,10 @@ comes from here and nowhere else.
 from __future__ import annotations
 
 import enum
+import itertools
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
@@ -51,6 +52,10 @@ class Assessed(NamedTuple):
 
 @dataclass(slots=True)
 class AuditResult:
+    """One audit of a room, handed to front ends as it is: never changed after the ledger
+    returned it (an append makes a new result, ``RoomLedger.try_append``), so another
+    thread may read it while the ledger goes on."""
+
     room_id: str
     timeline: list[Assessed]  # shown events, in display order (never invalid ones)
     invalid: list[Assessed]
@@ -60,6 +65,9 @@ class AuditResult:
     # Per sender id, the keys that speak for it after the whole walk (section 7): what
     # "signed by <user>" may be said of (room metadata, the members panel).
     authorized: dict[str, frozenset[str]] = field(default_factory=dict)
+    # The full audit this result is, or extends by appends: two results with one number
+    # agree on every position the shorter one has (a page of either is a page of both).
+    audit_number: int = 0
 
     @property
     def counts(self) -> dict[TrustState, int]:
@@ -79,6 +87,7 @@ class AuditResult:
 
 
 _new_tuple = tuple.__new__
+_audit_numbers = itertools.count(1)  # AuditResult.audit_number
 
 
 _NO_ORDER = (0, "")
@@ -290,6 +299,11 @@ class RoomLedger:
         return len(self._seen_paths)
 
     @property
+    def result(self) -> AuditResult | None:
+        """The latest result: the last audit's, or the new one an append made of it."""
+        return self._tips.result if self._tips is not None else None
+
+    @property
     def event_count(self) -> int:
         return len(self._copies)
 
@@ -474,6 +488,7 @@ class RoomLedger:
             self.segment_count,
             pending[0],
             _frozen(authorized),
+            next(_audit_numbers),
         )
         last_row = rows[-1][0] if rows else (-1, "", 0)
         self._tips = _Tips(tips, bound, authorized, reported, last_row, result, complete, trust)
@@ -485,7 +500,8 @@ class RoomLedger:
         The common case — new events that continue their device's chain and sort after
         everything shown — costs O(new events) instead of a full audit. Returns None when
         anything else happened (a replay, a fork, an event sorting into the past, a new
-        segment-level finding…): the caller then runs ``audit()``.
+        segment-level finding…): the caller then runs ``audit()``. The last result is
+        left as it was; ``result`` is a new one with the appended rows.
         """
         state = self._tips
         if state is None or self._replayed or self._new_findings:
@@ -554,12 +570,19 @@ class RoomLedger:
         new = self._assess(
             staged, state.authorized, state.reported, findings, state.complete, trust
         )
+        refused: list[Assessed] = []
         for c in invalid:
-            self._invalid(c, result.invalid, findings)
-        result.timeline.extend(new)
-        result.findings.extend(findings)
-        result.segments = self.segment_count
-        result.authorized = _frozen(state.authorized)
+            self._invalid(c, refused, findings)
+        # A new result (the old one may be on its way to another thread, or read there):
+        # copying the lists of references costs a few milliseconds at a million events.
+        state.result = replace(
+            result,
+            timeline=result.timeline + new,
+            invalid=result.invalid + refused,
+            findings=result.findings + findings,
+            segments=self.segment_count,
+            authorized=_frozen(state.authorized),
+        )
         state.tips, state.bound, state.last_row = tips, bound, last
         self._new_findings = []
         return new

@@ -45,9 +45,10 @@ class RoomLoaded:
     # with it: a front end shows them with this result and never asks the engine's rooms
     metadata: RoomMetadata | None = None
     metadata_findings: tuple[Finding, ...] = ()
-    # How many rows this audit shows (``result.timeline`` as it was then: appends extend
-    # that list later) and its newest rows with their bodies, oldest first: the first
-    # screen, with no second trip to the engine. Older rows: ``SyncEngine.timeline_page``.
+    # How many rows this audit shows (``len(result.timeline)``: a result is never changed
+    # once handed out; appends arrive as new results of the same audit) and its newest
+    # rows with their bodies, oldest first: the first screen, with no second trip to the
+    # engine. Older rows: ``SyncEngine.timeline_page``.
     total: int = 0
     newest: tuple[ShownEvent, ...] = ()
 

@@ -192,6 +192,7 @@ class RoomKeeper:
             before = len(room.result.timeline)
             new = room.ledger.try_append(added)
             if new is not None:
+                room.result = room.ledger.result  # a new result: the old one is handed out
                 if self._engine.index is not None and new:
                     self._engine.index.append_timeline(room.room_id, before, new)
                     if complete and not room.partial:
@@ -283,9 +284,9 @@ class RoomKeeper:
         self, room: RoomState, result: AuditResult, start: int, stop: int
     ) -> tuple[ShownEvent, ...] | None:
         """Serial thread: rows ``start:stop`` of ``result`` with their bodies, or None
-        when ``result`` is no longer the room's latest audit (the caller's positions
-        belong to an older one)."""
-        if room.result is not result:
+        when a later full audit replaced ``result``'s (the caller's positions belong to an
+        older one; appends since keep every position)."""
+        if room.result is None or room.result.audit_number != result.audit_number:
             return None
         items = result.timeline[max(0, start) : max(0, stop)]
         if room.ledger.keeps_bodies or self._engine.index is None:

@@ -84,8 +84,13 @@ def send_context(
     if result is None:
         return None
     scan = room.scan
-    if scan is None or scan.result is not result or scan.seen > len(result.timeline):
+    if (
+        scan is None
+        or scan.result.audit_number != result.audit_number
+        or scan.seen > len(result.timeline)
+    ):
         scan = room.scan = SendScan(result)  # a full audit: a new result, all again
+    scan.result = result  # appends make a new result of the same audit: the rest of it
     scan.catch_up()
     settled = room.complete and not room.partial
     offers = scan.introductions(user_id, key_text).offers() if settled else []

@@ -7,10 +7,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from bucket_chat_desktop.gui.widgets.storage_form import StorageForm
 from keyring.backends import fail
 
 from bucket_chat_desktop.gui.bridge import EngineBridge
+from bucket_chat_desktop.gui.storage.form import StorageForm
 from bucket_chat_desktop.storage.profiles import ProfileStore
 from bucket_chat_desktop.sync.events import ChangeFeedStatus
 

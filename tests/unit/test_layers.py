@@ -68,7 +68,8 @@ QT_PARTS = {"gui", "app", "smoke"}
 # PyNaCl (signatures and hashes, no I/O) and orjson (decoding a line from bytes: no I/O).
 # ``time`` is here for ``gmtime`` (a pure conversion); reading the clock is refused
 # separately below. ``gc`` lets the audit pause the cycle collector while it builds many
-# small objects.
+# small objects; ``threading`` gives that pause (``protocol/heap.py``) its lock, as reads
+# on several threads share it (protocol/ starts no thread: the import probe checks).
 PROTOCOL_EXTERNAL = {
     "__future__",
     "abc",
@@ -94,6 +95,7 @@ PROTOCOL_EXTERNAL = {
     "re",
     "string",
     "struct",
+    "threading",
     "time",
     "types",
     "typing",

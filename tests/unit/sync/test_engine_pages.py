@@ -230,3 +230,53 @@ def test_new_events_arrive_whole_and_own_sends_continue_the_chain(tmp_path: Path
             box.close()
 
     run(go())
+
+
+def test_a_result_handed_out_never_changes_and_its_pages_outlive_appends(
+    tmp_path: Path,
+) -> None:
+    """What ``RoomLoaded`` and ``EventsAppended`` hand a front end is read there on another
+    thread while the engine goes on: an append makes a new result (the old one keeps its
+    rows and findings), and a page asked with an older result of the same audit is still
+    given (the timeline's pager holds the result its audit arrived with)."""
+    root = tmp_path / "store"
+    store = LocalStorage(root)
+    create_room(store)
+    run(RoomWriter(store, ROOM, ALICE, key(1), unique=unique).send([Draft.text("hello")]))
+
+    async def go() -> None:
+        rec = Recorder()
+        box = Outbox(tmp_path / "outbox.sqlite3")
+        engine = SyncEngine(
+            LocalStorage(root),
+            index=Index.open(tmp_path / "index.sqlite3"),
+            outbox=box,
+            listener=rec,
+            config=SLIM,
+        )
+        try:
+            await engine.start()
+            room = await engine.open_room(ROOM, background=False)
+            loaded = rec.of(RoomLoaded)[-1].result
+            rows, findings = list(loaded.timeline), list(loaded.findings)
+            for i in range(3):
+                await engine.send(ROOM, ALICE, key(1), text(f"more {i}"))
+                await engine.flush(5)
+            await until(lambda: len(room.result.timeline) == 5 if room.result else False)
+            handed = [e.result for e in rec.of(EventsAppended)]
+            assert handed and all(r is not loaded for r in handed)
+            # Each result as it was handed out, whatever came after it.
+            assert loaded.timeline == rows and loaded.findings == findings
+            sizes = [len(r.timeline) for r in handed]
+            assert sizes == sorted(sizes) and len(set(sizes)) == len(sizes)
+            assert {r.audit_number for r in handed} == {loaded.audit_number}
+            page = await engine.timeline_page(ROOM, loaded, 0, len(rows))
+            assert page is not None
+            assert [s.event.hash for s in page] == [a.event.hash for a in rows]
+            await engine.reaudit(ROOM)  # a new audit: older positions are refused
+            assert await engine.timeline_page(ROOM, loaded, 0, 1) is None
+        finally:
+            await _close(engine)
+            box.close()
+
+    run(go())
