@@ -343,7 +343,7 @@ class RoomKeeper:
         assert index is not None
         if cached is None:
             cached = read_cached(index, room.room_id, eager=False)
-        complete = self.apply_cached(room, cached, index.pins())
+        complete = self._apply_cached(room, cached, index.pins())
         if room is self._engine.rooms.get(room.room_id):
             if room.result is not None:
                 room.complete = complete
@@ -352,7 +352,7 @@ class RoomKeeper:
         return complete
 
     @staticmethod
-    def apply_cached(room: RoomState, cached: CachedCopy, pins: dict[str, set[str]]) -> bool:
+    def _apply_cached(room: RoomState, cached: CachedCopy, pins: dict[str, set[str]]) -> bool:
         count = 0
         damaged: set[str] = set()
         for path, items, findings in cached.segments:
@@ -390,7 +390,7 @@ class RoomKeeper:
         room = RoomState(room_id, RoomLedger(room_id))
 
         def rebuild(index: Index) -> bool:  # a room nobody else holds: built where it is read
-            return self.apply_cached(room, read_cached(index, room_id, False), index.pins())
+            return self._apply_cached(room, read_cached(index, room_id, False), index.pins())
 
         room.complete = await self._engine._read(rebuild)
         return room if room.result is not None else None
