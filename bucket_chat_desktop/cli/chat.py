@@ -93,7 +93,9 @@ async def run_chat(storage: Storage, room_id: str, identity: Any, displayname: s
             screen.say(f"{mark} {terminal_safe(event.message)}")
 
     async with engine_session(storage, start=True, listener=listener) as engine:
-        room = await engine.open_room(room_id, background=False)
+        await engine.open_room(room_id, background=False)
+        room = await engine.room_view(room_id)  # a frozen view, never the engine's state
+        assert room is not None
         name = display_name_safe(room.metadata.name, fmt.TITLE_LIMIT) if room.metadata else ""
         title = terminal_safe(name or room_id)
         print(f"# {title} — type a message and press Enter; /quit or Ctrl-D to leave")

@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import replace
 from typing import Any
 
 from .. import __version__, paths
@@ -32,7 +33,7 @@ from ..sync.events import EventsAppended, RoomLoaded
 from ..sync.room_objects import list_rooms, room_exists
 from ..sync.rooms import create_room, join_content
 from ..sync.session import engine_session
-from ..sync.watched import INTERACTIVE_DEADLINE, NoAnswerError, answer_within
+from ..sync.watched import NoAnswerError, answer_within, interactive_deadline
 from ..sync.writer import RoomError, RoomWriter
 from . import format as fmt
 from .storage_cmd import add_storage_parser, cmd_storage
@@ -303,7 +304,7 @@ async def _send_and_deliver(
     here) so the events can witness what this device has read."""
     async with engine_session(storage) as engine:
         if check_room:
-            await _require_room(storage, room_id, engine=engine, seconds=INTERACTIVE_DEADLINE)
+            await _require_room(storage, room_id, engine=engine, seconds=interactive_deadline())
         if callable(identity):
             identity = identity()
         if queue is not None:  # what to commit is more than drafts (a new room: sync.rooms)
@@ -485,12 +486,13 @@ async def cmd_sync(args: argparse.Namespace) -> int:
 
     async with engine_session(storage, start=args.follow, listener=listener) as engine:
         await _require_room(storage, room_id, engine=engine)
-        before = engine.index.timeline_length(room_id) if engine.index else 0
-        room = await engine.open_room(room_id, background=False)
+        before = await engine.timeline_length(room_id)
+        await engine.open_room(room_id, background=False)
+        view = await engine.room_view(room_id)
         # Background work: the storage's own patient timeouts and retries, but one round
         # the storage does not answer is enough to say "queued" (exit 3).
         delivered = await engine.flush(timeout=SEND_TIMEOUT, give_up_offline=True)
-        result = room.result
+        result = view.result if view is not None else None
         assert result is not None
         total = len(result.timeline)
         print(
@@ -518,26 +520,27 @@ async def _audited(
     room_id = _room_id(args)
     stale: str | None = None
     async with engine_session(storage, index=cached, outbox=False) as engine:
-        seconds = INTERACTIVE_DEADLINE if cached else VERIFY_NO_ANSWER
+        seconds = interactive_deadline() if cached else VERIFY_NO_ANSWER
         await _require_room(storage, room_id, engine=engine, seconds=seconds)
         snapshot = await engine.cached_room(room_id) if cached else None
         try:
-            room = await answer_within(
+            await answer_within(
                 engine.storage,
                 engine.open_room(room_id, background=False),
                 seconds,
                 what=engine.storage.describe(),
             )
+            room = await engine.room_view(room_id)
         except NoAnswerError as exc:
             if snapshot is None:
                 what = "has no copy of the room to show" if cached else "verified nothing"
                 raise StorageError(f"{exc}; this device {what}") from exc
             room, stale = snapshot, _stale_note(exc, await engine.last_read(room_id))
-    assert room.result is not None
-    result = room.result
-    signer = check_signer(room.metadata, result.authorized)[1] if room.metadata else []
-    result.findings[:0] = [*room.metadata_findings, *signer]
-    return room, result, stale
+    assert room is not None and room.result is not None
+    signer = check_signer(room.metadata, room.result.authorized)[1] if room.metadata else []
+    # The metadata's findings first; a new result: the engine's is never changed.
+    findings = [*room.metadata_findings, *signer, *room.result.findings]
+    return room, replace(room.result, findings=findings), stale
 
 
 async def cmd_history(args: argparse.Namespace) -> int:

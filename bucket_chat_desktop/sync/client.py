@@ -29,10 +29,8 @@ from ..storage.base import Storage, StorageError
 from .engine import CachedRoom, RoomView, SyncConfig, SyncEngine
 from .events import EngineEvent, ShownEvent
 from .outbox import Outbox
-from .room_objects import room_exists
-from .rooms import create_room, join_content
+from .rooms import create_room, join_room
 from .session import outbox_path_for
-from .writer import RoomError
 
 log = logging.getLogger("bucket_chat.sync")
 
@@ -272,18 +270,18 @@ class ChatClient:
     async def join_room(self, storage_id: str, room_id: str) -> RoomRef:
         check_room_id(room_id)
         attached = self.storages[storage_id]
-        if not await room_exists(attached.storage, room_id):
-            raise RoomError(f"there is no room {room_id!r} in {attached.settings.name}")
+        await join_room(
+            self.engine(storage_id),
+            room_id,
+            self.user_id,
+            self.key,
+            displayname=self.settings.displayname or None,
+            show=True,
+            where=attached.settings.name,
+        )
         ref = RoomRef(storage_id, room_id)
         self._follow(ref)
-        await self._join(ref)
         return ref
-
-    async def _join(self, ref: RoomRef) -> None:
-        engine = self.engine(ref.storage_id)
-        await engine.open_room(ref.room_id, focus=True)
-        content = join_content(self.settings.displayname or None)
-        await engine.send(ref.room_id, self.user_id, self.key, [(MEMBER, content)])
 
     async def leave_room(self, ref: RoomRef) -> None:
         engine = self.engine(ref.storage_id)

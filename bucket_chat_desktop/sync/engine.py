@@ -412,12 +412,18 @@ class SyncEngine:
 
         return await self._serially(read)
 
-    async def cached_room(self, room_id: str) -> RoomState | None:
+    async def cached_room(self, room_id: str) -> RoomView | None:
         """The room as this device's index knows it, without any network access: what
-        the app shows first, and what ``history`` shows when the storage does not answer.
-        Its verdict is the index's (final only if the last read covered everything).
-        None when the index holds nothing of the room."""
+        ``history`` shows when the storage does not answer. Its verdict is the index's
+        (final only if the last read covered everything). None when the index holds
+        nothing of the room. A frozen view: the room is built apart from the engine's."""
         return await self._keeper.cached_room(room_id)
+
+    async def timeline_length(self, room_id: str) -> int:
+        """How many rows this device's index holds for the room (0 without an index)."""
+        if self.index is None:
+            return 0
+        return await self._read(lambda index: index.timeline_length(room_id))
 
     # -- what front ends may ask (plain values, computed on the serial worker) ------------------
 

@@ -382,7 +382,7 @@ class RoomKeeper:
         room.result.findings.extend(unread_findings(room))
         return complete
 
-    async def cached_room(self, room_id: str) -> RoomState | None:
+    async def cached_room(self, room_id: str) -> RoomView | None:
         """``SyncEngine.cached_room``: rebuilt on the reader's connection (a room nobody
         else holds). None when the index holds nothing of the room."""
         if self._engine.index is None:
@@ -393,4 +393,7 @@ class RoomKeeper:
             return self._apply_cached(room, read_cached(index, room_id, False), index.pins())
 
         room.complete = await self._engine._read(rebuild)
-        return room if room.result is not None else None
+        if room.result is None:
+            return None
+        self._publish(room)
+        return room.view

@@ -1,5 +1,6 @@
-"""Creating a room: the one path, for the app (`ChatClient.create_room`), the first-run
-wizard and the command line (``create-room``, and ``chat`` in a room nobody made yet).
+"""Creating and joining a room: the one path for each, for the app
+(`ChatClient.create_room` / `join_room`), the first-run wizard and the command line
+(``create-room``, and ``chat`` in a room nobody made yet).
 
 A room is created in three steps, always the same:
 
@@ -11,7 +12,8 @@ A room is created in three steps, always the same:
    device's outbox, like every other event it sends. The app reads the new room first
    (it shows it); the command line and the wizard do not need to.
 
-The join is durable once this returns; it is published by the engine's next round. The
+Joining checks that the room exists (its metadata), then queues the join the same way.
+The join is durable once either returns; it is published by the engine's next round. The
 app's running engine does that on its own; the wizard and the command line call
 ``engine.flush``, and what did not go out is delivered by the next session on that storage.
 """
@@ -27,7 +29,8 @@ from nacl.signing import SigningKey
 from ..protocol.event import MEMBER, Event
 from ..protocol.ids import check_room_id, iso_utc_ms
 from .engine import SyncEngine
-from .writer import RoomWriter
+from .room_objects import room_exists
+from .writer import RoomError, RoomWriter
 
 
 def join_content(displayname: str | None) -> dict[str, Any]:
@@ -61,6 +64,31 @@ async def create_room(
     created_at = iso_utc_ms(int(clock() * 1000))
     writer = RoomWriter(engine.storage, room_id, user_id, signing_key)
     await writer.write_metadata(name or room_id, created_at)
+    if show:
+        await engine.open_room(room_id, focus=True)
+    return await engine.send(room_id, user_id, signing_key, [(MEMBER, join_content(displayname))])
+
+
+async def join_room(
+    engine: SyncEngine,
+    room_id: str,
+    user_id: str,
+    signing_key: SigningKey,
+    *,
+    displayname: str | None = None,
+    show: bool = False,
+    where: str = "this storage",
+) -> list[Event]:
+    """Join ``room_id`` on the engine's storage: queue this device's join (with the display
+    name, if any) in its outbox; returns the queued events. ``show``: the room is read and
+    becomes the one on screen first. ``where`` names the storage in the error.
+
+    Raises `InvalidRoomIdError` for an id that is not allowed (before any storage call),
+    `RoomError` when there is no such room, and the storage's errors as they come.
+    ``engine`` must have an outbox."""
+    check_room_id(room_id)
+    if not await room_exists(engine.storage, room_id):
+        raise RoomError(f"there is no room {room_id!r} in {where} (check the id, or create it)")
     if show:
         await engine.open_room(room_id, focus=True)
     return await engine.send(room_id, user_id, signing_key, [(MEMBER, join_content(displayname))])

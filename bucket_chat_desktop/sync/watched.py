@@ -21,6 +21,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
+import math
+import os
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
@@ -36,10 +39,40 @@ from ..storage.feed import ChangeFeed
 
 T = TypeVar("T")
 
+log = logging.getLogger("bucket_chat.sync")
+
 INTERACTIVE_DEADLINE = 1.2
 """Seconds one request may go unanswered while a person waits (``send``, ``history``,
 ``rooms``, opening a room, Test connection): then the step falls back to what this
-device knows. Background work (the publisher, polling, ``sync``) is not bound by it."""
+device knows. Background work (the publisher, polling, ``sync``) is not bound by it.
+``BUCKET_CHAT_INTERACTIVE_DEADLINE`` overrides it (``interactive_deadline``)."""
+
+DEADLINE_ENV = "BUCKET_CHAT_INTERACTIVE_DEADLINE"
+DEADLINE_RANGE = (0.5, 120.0)
+
+
+def interactive_deadline() -> float:
+    """The interactive deadline: ``INTERACTIVE_DEADLINE``, or the seconds set in
+    ``BUCKET_CHAT_INTERACTIVE_DEADLINE`` (for a slow link, where a new connection's first
+    answer takes longer), kept within ``DEADLINE_RANGE``. A value that is not a number
+    is ignored, with a warning."""
+    text = os.environ.get(DEADLINE_ENV, "").strip()
+    if not text:
+        return INTERACTIVE_DEADLINE
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds):
+        log.warning(
+            "%s=%r is not a number of seconds: using %g",
+            DEADLINE_ENV,
+            text[:40],
+            INTERACTIVE_DEADLINE,
+        )
+        return INTERACTIVE_DEADLINE
+    return min(max(seconds, DEADLINE_RANGE[0]), DEADLINE_RANGE[1])
+
 
 STALL_AFTER = 8.0
 """Seconds a request may go unanswered before the storage is shown as not answering."""
@@ -158,14 +191,17 @@ def watched(storage: Storage) -> WatchedStorage:
 async def answer_within(
     storage: WatchedStorage,
     step: Coroutine[Any, Any, T],
-    seconds: float = INTERACTIVE_DEADLINE,
+    seconds: float | None = None,
     *,
     what: str = "the storage",
 ) -> T:
     """Run ``step``; give it up (cancelled, ``NoAnswerError``) as soon as one of its
-    requests has waited ``seconds`` without an answer. A step that keeps getting answers
-    runs as long as it needs. What a cancelled write already sent may still arrive:
-    callers only give up steps that are safe to repeat (create-only writes, reads)."""
+    requests has waited ``seconds`` (default: ``interactive_deadline()``) without an
+    answer. A step that keeps getting answers runs as long as it needs. What a cancelled
+    write already sent may still arrive: callers only give up steps that are safe to
+    repeat (create-only writes, reads)."""
+    if seconds is None:
+        seconds = interactive_deadline()
     task = asyncio.ensure_future(step)
     try:
         while True:

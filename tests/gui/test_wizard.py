@@ -438,6 +438,9 @@ def test_joining_an_existing_room_by_id(qtbot: Any, tmp_path: Path) -> None:
     events = [json.loads(line) for p in segments for line in p.read_text().splitlines()]
     joins = [e for e in events if e["type"] == MEMBER and e["sender_id"] == USER]
     assert len(joins) == 1 and joins[0]["content"]["membership"] == "join"
+    # joined the one way every room is joined (sync.rooms): through this device's outbox
+    outbox = outbox_path_for(settings_store.paths.data_dir(), LocalStorage(shared).url)
+    assert outbox.exists() and Outbox(outbox).pending() == []
 
 
 # -- the cloud form ------------------------------------------------------------------------

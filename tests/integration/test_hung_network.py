@@ -327,3 +327,37 @@ def test_test_connection_says_a_frozen_storage_does_not_answer(
     assert f"within {TEST_NO_ANSWER:g} s" in result.message, result.message
     after = asyncio.run(check_storage(location, stores.secrets))
     assert after.level == "ok", after
+
+
+async def test_a_slow_link_can_wait_longer_than_the_interactive_deadline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``BUCKET_CHAT_INTERACTIVE_DEADLINE``: where a new connection's first answer takes
+    longer than 1.2 s (a slow link), a person can wait longer; the value is kept within
+    0.5-120 s, and what is not a number of seconds is ignored with a warning."""
+    from bucket_chat_desktop.sync.watched import (
+        INTERACTIVE_DEADLINE,
+        interactive_deadline,
+    )
+
+    class FirstAnswerSlow(LocalStorage):
+        async def list_dirs(self, prefix: str) -> list[str]:
+            await asyncio.sleep(0.8)  # one answer, later than a 0.5 s deadline
+            return await super().list_dirs(prefix)
+
+    store = WatchedStorage(FirstAnswerSlow(tmp_path / "store"))
+    monkeypatch.setenv("BUCKET_CHAT_INTERACTIVE_DEADLINE", "0.5")
+    assert interactive_deadline() == 0.5
+    with pytest.raises(NoAnswerError, match=r"within 0\.5 s"):
+        await answer_within(store, store.list_dirs("rooms/"))
+    monkeypatch.setenv("BUCKET_CHAT_INTERACTIVE_DEADLINE", " 4 ")
+    assert await answer_within(store, store.list_dirs("rooms/")) == []
+    for text, seconds in (("0", 0.5), ("-3", 0.5), ("1e9", 120.0), ("", INTERACTIVE_DEADLINE)):
+        monkeypatch.setenv("BUCKET_CHAT_INTERACTIVE_DEADLINE", text)
+        assert interactive_deadline() == seconds
+    for junk in ("soon", "nan", "inf", "\x1b[31m"):
+        monkeypatch.setenv("BUCKET_CHAT_INTERACTIVE_DEADLINE", junk)
+        with caplog.at_level("WARNING", logger="bucket_chat.sync"):
+            assert interactive_deadline() == INTERACTIVE_DEADLINE
+    assert "is not a number of seconds" in caplog.text
+    assert "\x1b" not in caplog.text  # shown with repr: no terminal escape reaches a log

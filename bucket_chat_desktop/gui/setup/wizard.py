@@ -39,14 +39,13 @@ from ...keys import (
 from ...protocol.ids import InvalidRoomIdError, check_room_id
 from ...protocol.untrusted_text import html_escape
 from ...settings import Settings
-from ...storage.base import Storage, StorageError
+from ...storage.base import StorageError
 from ...storage.open import open_location
 from ...storage.profiles import ProfileStore
-from ...sync.room_objects import room_exists
-from ...sync.rooms import create_room
+from ...sync.rooms import create_room, join_room
 from ...sync.session import engine_session
 from ...sync.watched import NoAnswerError, answer_within
-from ...sync.writer import RoomError, RoomWriter
+from ...sync.writer import RoomError
 from ..safe import guard
 from ..storage.parts import ERROR_COLOR, OK_COLOR, WARN_COLOR, Spinner
 from ..tasks import TaskRunner
@@ -390,47 +389,29 @@ class SetupWizard(QDialog):
     async def _open_first_room(
         self, location: Any, secrets: dict[str, str], mode: str, room_id: str, name: str
     ) -> None:
+        """The room is made or joined the one way every room is (``sync.rooms``), with
+        this device's outbox and index: a join that cannot go out now is delivered when
+        the app starts."""
         assert self.identity is not None
         displayname = self.identity_page.display_name.text().strip() or None
+        user, key = self.identity.user_id, self.identity.signing_key
         storage = open_location(location, secrets)
         try:
-            if mode == "create":
-                await self._create_first_room(storage, room_id, name, displayname)
-                return
-            writer = RoomWriter(
-                storage,
-                room_id,
-                self.identity.user_id,
-                self.identity.signing_key,
-                displayname=displayname,
-            )
-            if not await room_exists(storage, room_id):
-                raise RoomError(
-                    f"there is no room {room_id!r} in this storage (check the id, or create it)"
-                )
-            await writer.load_head()
-            if not writer.joined:
-                await writer.send([])
+            async with engine_session(storage) as engine:
+                if mode == "create":
+                    await create_room(engine, room_id, name, user, key, displayname=displayname)
+                else:
+                    await join_room(engine, room_id, user, key, displayname=displayname)
+                try:
+                    delivered = await answer_within(
+                        engine.storage,
+                        engine.flush(timeout=FIRST_ROOM_DELIVERY),
+                        what=storage.describe(),
+                    )
+                except NoAnswerError:
+                    delivered = False
         finally:
             await storage.close()
-
-    async def _create_first_room(
-        self, storage: Storage, room_id: str, name: str, displayname: str | None
-    ) -> None:
-        """The room is made the one way every room is (``sync.rooms``), with this device's
-        outbox and index: a join that cannot go out now is delivered when the app starts."""
-        assert self.identity is not None
-        user, key = self.identity.user_id, self.identity.signing_key
-        async with engine_session(storage) as engine:
-            await create_room(engine, room_id, name, user, key, displayname=displayname)
-            try:
-                delivered = await answer_within(
-                    engine.storage,
-                    engine.flush(timeout=FIRST_ROOM_DELIVERY),
-                    what=storage.describe(),
-                )
-            except NoAnswerError:
-                delivered = False
         if not delivered:
             log.warning("the join of room %s waits in the outbox for the app", room_id)
 

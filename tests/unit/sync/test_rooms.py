@@ -1,7 +1,8 @@
-"""Creating a room, the one path (``sync.rooms.create_room``), on real folders, a real index
-and outbox and the real engine; and the front ends that create rooms (the app's
-ChatClient, ``bucket-chat create-room`` and ``bucket-chat chat``) making the same room.
-The wizard's first room is checked in tests/gui/test_wizard.py."""
+"""Creating a room, the one path (``sync.rooms.create_room``), and joining one
+(``sync.rooms.join_room``), on real folders, a real index and outbox and the real engine;
+and the front ends that create rooms (the app's ChatClient, ``bucket-chat create-room``
+and ``bucket-chat chat``) making the same room. The wizard's first room is checked in
+tests/gui/test_wizard.py."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from bucket_chat_desktop.protocol.metadata import parse_metadata
 from bucket_chat_desktop.settings import Settings, StorageSettings
 from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync.client import ChatClient
-from bucket_chat_desktop.sync.rooms import create_room
+from bucket_chat_desktop.sync.rooms import create_room, join_room
 from bucket_chat_desktop.sync.session import engine_session
 from bucket_chat_desktop.sync.writer import RoomError
 
@@ -115,6 +116,52 @@ def test_a_bad_id_is_refused_before_any_storage_call(tmp_path: Path) -> None:
     error, queued = run_create(store, tmp_path / "data", "../escape", "x")
     assert isinstance(error, InvalidRoomIdError) and queued == 0
     assert list(store.iterdir()) == []
+
+
+BOB = "bob@example.org"
+BOB_KEY = SigningKey(bytes(range(1, 33)))
+
+
+def run_join(store: Path, data: Path, room_id: str, **kw: Any) -> Any:
+    async def go() -> Any:
+        async with engine_session(LocalStorage(store), data_dir=data) as engine:
+            assert engine.outbox is not None
+            try:
+                events = await join_room(engine, room_id, BOB, BOB_KEY, **kw)
+            except Exception as exc:
+                return exc, len(engine.outbox.pending())
+            queued = len(engine.outbox.pending())
+            delivered = await engine.flush(timeout=10)
+            return events, queued, delivered
+
+    return asyncio.run(go())
+
+
+def test_a_join_goes_through_the_outbox_and_continues_nobody_elses_chain(
+    tmp_path: Path,
+) -> None:
+    store = tmp_path / "store"
+    store.mkdir()
+    run_create(store, tmp_path / "alice", "general", "General")
+    events, queued, delivered = run_join(store, tmp_path / "bob", "general", displayname="Bob")
+    assert [e.type for e in events] == [MEMBER] and queued == 1 and delivered
+    assert events[0].prev_event_hash is None  # Bob's first event: his chain's root
+    _, shown = room_shape(store, "general")
+    assert shown == [
+        (MEMBER, ALICE, {"membership": "join"}),
+        (MEMBER, BOB, {"membership": "join", "displayname": "Bob"}),
+    ]
+
+
+def test_joining_a_room_that_is_not_there_queues_nothing(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    store.mkdir()
+    error, queued = run_join(store, tmp_path / "bob", "nowhere", where="Team share")
+    assert isinstance(error, RoomError) and queued == 0
+    assert str(error) == "there is no room 'nowhere' in Team share (check the id, or create it)"
+    assert not (store / "rooms").exists()
+    error, queued = run_join(store, tmp_path / "bob", "../escape")
+    assert isinstance(error, InvalidRoomIdError) and queued == 0
 
 
 # -- the front ends make the same room -------------------------------------------------------
