@@ -1,22 +1,30 @@
-"""The sync engine: fetch, verify, index and publish, for one storage.
+"""The sync engine for one storage: a small facade over its parts.
 
-Design in one paragraph: everything that costs CPU or disk runs off the event loop — segment
-decoding and signature checks of a back-fill in worker processes, one per core
-(``verifier.py``: on threads, decoding held the interpreter lock the verifiers and the
-state thread needed, and a cold read reached a third of the raw verify rate of two
-cores), of small reads (the first screen, a new message) on a small thread pool;
-ledger/audit/index work on one state thread with an interactive and a background lane
-(``lanes.py``; a back-fill is cut into short background jobs, so what a person waits for
-runs after at most one of them), reads of the index for a front end on a reader thread
-with its own connection (never behind the writer), outbox commits on another thread. A
-back-fill downloads ahead of what it has kept by at most ``AHEAD_BYTES``, in chunks of at
-most ``CHUNK_BYTES``, so its memory does not grow with the room. The loop only lists,
-downloads, schedules and reports (``listener`` receives the dataclasses of ``events.py``);
-docs/SCHEDULING.md tells the whole story. New data is found by watching a local folder
-(watchdog) or by adaptive polling of the storage's activity markers (one listing per
-storage, whatever the number of rooms), with periodic per-room listings as a safety net;
-``schedule.py`` says how often (often while the app's window is focused, sparingly behind
-it).
+``SyncEngine`` is what the client, the CLI, the tests and the benchmarks hold. It owns
+the threads and the shared plumbing, and hands each job to one of four parts:
+
+- ``keeper.py`` (``RoomKeeper``): every change to a room's state, on the state thread —
+  ingest and audit, the index's rows, the published ``RoomView``, pages with bodies, a
+  room rebuilt from the index;
+- ``backfill.py`` (``Backfill``): reading a room's history newest first, in chunks that
+  download ahead of the ingest by a bounded amount, and reading any single segment;
+- ``poller.py`` (``Poller``): finding what is new — activity markers, a change feed,
+  safety listings, a watched local folder;
+- ``publisher.py`` (``Publisher``): sending (the chain's head, the witness) and
+  publishing the outbox.
+
+A room's state and the values front ends get of it are in ``room_state.py``.
+docs/design/engine-parts.md says why the cut is where it is.
+
+The threads (docs/SCHEDULING.md tells the whole story): everything that costs CPU or
+disk runs off the event loop — segment decoding and signature checks of a back-fill in
+worker processes, one per core (``verifier.py``), of small reads (the first screen, a
+new message) on a small thread pool (``bc-verify``); ledger/audit/index work on one state
+thread with an interactive and a background lane (``lanes.py``: a back-fill is cut into
+short background jobs, so what a person waits for runs after at most one of them), reads
+of the index for a front end on a reader thread with its own connection (never behind
+the writer), outbox commits on another thread. The loop only lists, downloads, schedules
+and reports (``listener`` receives the dataclasses of ``events.py``).
 """
 
 from __future__ import annotations
@@ -26,108 +34,50 @@ import contextlib
 import logging
 import os
 import sqlite3
-import time
-import uuid
-from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from nacl.signing import SigningKey
 
-from ..index import Index, IndexedEvent
+from ..index import Index
 from ..protocol import heap
-from ..protocol.activity import activity_folder, marker_path, parse_marker
-from ..protocol.audit import (
-    DEVICE_ACCEPT_FIELD,
-    AuditResult,
-    IntroductionScan,
-    PreparedSegment,
-    RoomLedger,
-    TrustState,
-    first_confirmed,
-    offered_introductions,
-    prepare_segment,
-)
-from ..protocol.canonical import b64encode
-from ..protocol.chain import chain_head
-from ..protocol.event import MEMBER, Event, Malformed
-from ..protocol.findings import Finding, Kind
-from ..protocol.handover import HandoverError, unpack
-from ..protocol.ids import (
-    client_id_for,
-    is_valid_room_id,
-    logs_prefix,
-    parse_segment_path,
-    utc_date,
-)
-from ..protocol.metadata import RoomMetadata
-from ..protocol.segment import MAX_SEGMENT_BYTES, DecodedSegment, Located
-from ..protocol.untrusted_text import terminal_safe
-from ..storage.base import (
-    AlreadyExistsError,
-    NotRegularFileError,
-    ObjectInfo,
-    Storage,
-    StorageError,
-    StorageNotFoundError,
-    UnreadableObjectError,
-)
+from ..protocol.audit import AuditResult, RoomLedger
+from ..protocol.event import Event
+from ..storage.base import Storage, StorageError
 from ..storage.feed import ChangeFeed
 from ..storage.local import LocalStorage
-from .events import (
-    ChangeFeedStatus,
-    EngineEvent,
-    EventsAppended,
-    IntroductionOffered,
-    OutboxChanged,
-    RoomDiscovered,
-    RoomLoaded,
-    ShownEvent,
-    StorageStatus,
-    WarmTimeline,
-)
+from .backfill import FIRST_CHUNK, Backfill
+from .events import EngineEvent, ShownEvent, StorageStatus
+from .keeper import NEWEST_ROWS, REBUILD_BATCH, WARM_ROWS, RoomKeeper
 from .lanes import StateWorker
-from .outbox import Outbox, OutSegment
-from .room_objects import not_read_finding, read_metadata, special_finding, unreadable_finding
-from .schedule import poll_delay, safety_period
+from .outbox import Outbox
+from .poller import MARKER_SETTLE_MS, Poller
+from .publisher import NotQueuedError, Publisher
+from .room_objects import read_metadata
+from .room_state import CachedRoom, RoomState, RoomView
 from .verifier import SegmentVerifier
-from .watched import (
-    STALL_AFTER,
-    NoAnswerError,
-    answer_within,
-    clock_text,
-    watched,
-)
-from .writer import own_chain_off_loop, read_room_segments
+from .watched import STALL_AFTER, clock_text, watched
+
+# What callers import from here: the facade, its configuration and the values it hands out
+# (defined beside the parts that make them), and the constants tests size their rooms by.
+__all__ = [
+    "FIRST_CHUNK",
+    "MARKER_SETTLE_MS",
+    "NEWEST_ROWS",
+    "REBUILD_BATCH",
+    "WARM_ROWS",
+    "CachedRoom",
+    "NotQueuedError",
+    "RoomState",
+    "RoomView",
+    "SyncConfig",
+    "SyncEngine",
+]
 
 log = logging.getLogger("bucket_chat.sync")
 T = TypeVar("T")
-
-FETCH_CONCURRENCY = 16
-FIRST_CHUNK = 8  # segments fetched before the first screen is shown
-CHUNK = 64  # segments in each later chunk
-CHUNK_BYTES = 16 << 20  # ... and at most this many bytes (but at least one segment)
-AHEAD_BYTES = 32 << 20  # segment bytes a back-fill downloads ahead of what it has kept
-# ... in at most this many chunks: the bytes are counted as listed, and a storage that
-# lists wrong sizes must not get the whole room held at once.
-AHEAD_CHUNKS = 2
-WARM_ROWS = 100
-NEWEST_ROWS = 200  # rows with bodies sent along with each full audit (the first screen)
-REBUILD_BATCH = 25  # cached segments parsed at a time when a room is rebuilt
-EAGER_ROWS = 20_000  # a cached room up to this long is parsed off the state thread at once
-PROGRESS_AUDIT = 2.0  # at least this many seconds between audits while back-filling
-MARKER_SETTLE_MS = 2 * 60_000  # only markers at least this old move the marker cursor
-AUDIT_SHARE = 0.15  # ... and audits take at most this share of the back-fill's time
-MAX_WITNESS = 64  # other devices' chains named in one event's witness
-WITNESS_ROWS = 500  # newest cached rows a send that did not open the room witnesses from
-MAX_OFFERS_TOLD = 3  # keys one warning names when several offer to introduce this device
-SLICE_EVENTS = 400  # a background job indexes segments of at most about this many events
-FOREGROUND_GRACE = 0.2  # seconds background work starts nothing new after a person acts
-FEED_RETRY_MAX = 600.0  # seconds: the longest wait before a failed change feed is tried again
-MAX_HINTS = 50  # objects one wait on the change feed may make the engine read
-HINTS_KEPT = 4096  # paths the change feed named lately: named again, they are not read again
 
 
 @dataclass(slots=True)
@@ -159,176 +109,27 @@ class SyncConfig:
     process_min_bytes: int = 1 << 20
 
 
-@dataclass(slots=True)
-class RoomState:
-    room_id: str
-    ledger: RoomLedger
-    known: dict[str, int] = field(default_factory=dict)
-    result: AuditResult | None = None
-    complete: bool = False  # the final rules apply (the whole history was gone through)
-    # What could not be read in the last pass: object path (or listed prefix) -> why. While
-    # anything is here the verdict is not final: error findings, no pinning.
-    unread: dict[str, str] = field(default_factory=dict)
-    unlisted: dict[str, str] = field(default_factory=dict)
-    metadata: RoomMetadata | None = None
-    metadata_findings: list[Finding] = field(default_factory=list)
-    last_safety: float = 0.0
-    # The last full audit's row count and newest rows with bodies, made on the serial
-    # worker with it (``RoomLoaded.total`` / ``.newest``); the result says which audit.
-    shown: tuple[AuditResult | None, int, tuple[ShownEvent, ...]] = (None, 0, ())
+class _Polled(Generic[T]):
+    """An attribute of the engine that the ``Poller`` keeps (its counters, its feed's
+    state): callers read it on the engine, as before the poller was a part of its own."""
 
-    @property
-    def partial(self) -> bool:
-        """Part of the room could not be read: no final verdict, no trust on first use."""
-        return bool(self.unread or self.unlisted or self.ledger.has_unreadable)
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
 
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    backfill: asyncio.Task[None] | None = None
-    # Published by the state thread after each of its jobs on the room (``room_view``).
-    view: RoomView | None = None
-    # What a send needs from the timeline, kept up to date incrementally (``_send_context``).
-    scan: _SendScan | None = None
+    def __get__(self, engine: SyncEngine, owner: type | None = None) -> T:
+        value: T = getattr(engine._poller, self._name)
+        return value
 
-
-@dataclass(frozen=True, slots=True)
-class RoomView:
-    """What a front end may know of a room's state: copied on the engine's serial worker,
-    so it is one consistent moment and nobody changes it afterwards. ``result`` is the
-    engine's latest audit (compare it by identity with the one shown: ``complete`` and
-    ``partial`` describe that audit, not necessarily an older one)."""
-
-    room_id: str
-    result: AuditResult | None
-    metadata: RoomMetadata | None
-    metadata_findings: tuple[Finding, ...]
-    complete: bool
-    partial: bool
-
-
-@dataclass(frozen=True, slots=True)
-class CachedRoom:
-    """A room as this device's index knows it: its id, the name its metadata gave (None:
-    unknown) and when this device last read it completely (seconds since the epoch)."""
-
-    room_id: str
-    name: str | None
-    last_read: float | None
-
-
-@dataclass(slots=True)
-class _SendScan:
-    """What sends read from a room's timeline, brought up to date on the state thread by
-    looking only at what was appended since (a full audit makes a new result: then once
-    over all of it). A send used to scan the whole timeline on the loop, twice (~20 ms
-    at 100,000 events), while the state thread could be appending to it."""
-
-    result: AuditResult
-    seen: int = 0  # timeline items looked at
-    # sender key -> its newest event in display order; the most recently active key last
-    tips: dict[str, Event] = field(default_factory=dict)
-    offers: dict[tuple[str, str], IntroductionScan] = field(default_factory=dict)
-
-    def catch_up(self) -> None:
-        new = self.result.timeline[self.seen :]
-        self.seen += len(new)
-        tips = self.tips
-        for a in new:
-            key = a.event.sender_key
-            if key:
-                tips.pop(key, None)  # to the end: the most recently active last
-                tips[key] = a.event
-        for scan in self.offers.values():
-            scan.feed((a.event, a.state) for a in new)
-
-    def introductions(self, user_id: str, key_text: str) -> IntroductionScan:
-        scan = self.offers.get((user_id, key_text))
-        if scan is None:
-            scan = self.offers[(user_id, key_text)] = IntroductionScan(user_id, key_text)
-            scan.feed((a.event, a.state) for a in self.result.timeline[: self.seen])
-        return scan
-
-
-@dataclass(frozen=True, slots=True)
-class _Cached:
-    """A room as the index holds it, read on any connection (see ``_read_cached``)."""
-
-    segments: Iterable[tuple[str, list[Any], list[Finding]]]
-    known: dict[str, int]
-    history_complete: bool
-    damaged: set[str]  # listed segments the index could not hand back (once iterated)
-
-
-def _read_cached(index: Index, room_id: str, eager: bool = True) -> _Cached:
-    """``eager``: parse every cached segment now (a room read on one connection and
-    applied on another thread); else a batch at a time as the caller iterates, on this
-    connection's thread, so a room of a million events is never parsed into memory all at
-    once (each batch is slimmed by the ledger before the next is read)."""
-    info = index.room(room_id)
-    damaged: set[str] = set()
-
-    def batches() -> Iterator[tuple[str, list[Any], list[Finding]]]:
-        paths = index.segment_paths(room_id)
-        for start in range(0, len(paths), REBUILD_BATCH):
-            batch = paths[start : start + REBUILD_BATCH]
-            got = index.room_segments(room_id, batch)
-            # A segment the index lists but cannot hand back is damaged.
-            damaged.update(set(batch) - {path for path, _, _ in got})
-            yield from got
-
-    return _Cached(
-        list(batches()) if eager else batches(),
-        index.known_segments(room_id),
-        bool(info and info["history_complete"]),
-        damaged,
-    )
-
-
-def _unread_findings(room: RoomState) -> list[Finding]:
-    """What the last pass could not read: errors, so the room is not clean (a partial
-    read is never a final verdict, PROTOCOL.md section 16)."""
-    out = [
-        Finding(
-            Kind.UNREAD,
-            f"the room could not be listed completely ({why}): what is shown is what could "
-            "be read, and the verdict is not final until it can",
-            prefix,
-        )
-        for prefix, why in room.unlisted.items()
-    ]
-    out.extend(
-        Finding(
-            Kind.SEGMENT_UNREADABLE,
-            f"this segment could not be read ({why}); its events are missing and the "
-            "verdict is not final until it can be read",
-            path,
-        )
-        for path, why in sorted(room.unread.items())
-    )
-    return out
-
-
-class NotQueuedError(StorageError):
-    """A send could not even be queued (nothing local knows the chain's head and the
-    storage did not tell): nothing was signed, nothing is lost but the attempt."""
-
-
-def _chunk_length(items: Sequence[ObjectInfo], count: int, budget: int) -> int:
-    """How many of ``items`` the next chunk takes: at most ``count`` and ``budget`` bytes,
-    at least one."""
-    total = 0
-    for n, item in enumerate(items[:count]):
-        total += item.size
-        if n and total > budget:
-            return n
-    return min(count, len(items))
-
-
-def _merged(first: Sequence[str], second: Sequence[str]) -> list[str]:
-    """Both lists of keys in order, each key once."""
-    return list(dict.fromkeys([*first, *second]))
+    def __set__(self, engine: SyncEngine, value: T) -> None:
+        setattr(engine._poller, self._name, value)
 
 
 class SyncEngine:
+    """Fetch, verify, index and publish for one storage (see the module's docstring).
+    Construction starts the threads; ``start`` the poller, the watchdog, the publisher and
+    a folder's watch; ``close`` stops them all. ``rooms`` belongs to the state thread:
+    front ends ask ``room_view`` and the other methods here instead."""
+
     def __init__(
         self,
         storage: Storage,
@@ -370,45 +171,21 @@ class SyncEngine:
         # Whether someone looks at the app (its window is focused): polls often then.
         # False for the CLI and until a front end says otherwise.
         self.window_focused = False
-        self.next_poll_in = self.config.active_interval  # the poller's current wait
-        self.polls = 0  # marker polling rounds done (for tests and the benchmarks)
-        self._poll_wake = asyncio.Event()
-        self._publish_wake = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
-        self._activity_at = 0.0  # monotonic time of the last activity (see _last_activity)
-        self._quiet_until = 0.0  # background work waits until then (see ``interacted``)
-        # Background verifications in flight: one running and one queued per worker, so
-        # a person's action waits for at most two per worker (``interacted``).
-        self._verify_slots = asyncio.Semaphore(2 * self.config.workers)
-        self._in_poll = False
-        self._last_publish = -1e9
-        self._marker_cursor: dict[str, str] = {}
-        self._accepted: set[tuple[str, str, str]] = set()
-        self._told: set[tuple[str, str, str]] = set()  # offers this engine has reported
-        self._witnessed: dict[tuple[str, str], dict[str, str]] = {}
-        self._markers_seen: dict[str, set[str]] = {}  # per day: junk, unsettled markers
         self._known_rooms: set[str] = set()
-        self._watch: Any = None
-        self._direct: asyncio.Queue[str] = asyncio.Queue()
         self.online = True
         self.status_message = ""
         self.requests = 0  # listings and downloads made by polling (for the benchmarks)
-        # The storage's change feed, if it has one (``storage/feed.py``): while it answers
-        # the poller waits on it and polls the bucket only every ``feed_check`` seconds.
+        self._closed = False
+        # The parts (see the module's docstring). The storage's change feed, if it has
+        # one (``storage/feed.py``): while it answers the poller waits on it and polls the
+        # bucket only every ``feed_check`` seconds.
         if feed is None and self._local is None:
             feed = self.storage.change_feed()
-        self.feed = feed
-        self.feed_active = False
-        self.feed_message = ""
-        self._feed_told: bool | None = None  # the last state reported in an event
-        self.feed_rounds = 0  # waits on the feed that were answered (tests, benchmarks)
-        self.feed_ignored = 0  # messages or records of the feed that were ignored
-        self._feed_retry_at = 0.0
-        self._feed_backoff = self.config.feed_retry
-        self._feed_checked_at: float | None = None
-        self._hinted: dict[str, None] = {}  # oldest first
-        self._junk_told_at = -1e9
-        self._closed = False
+        self._keeper = RoomKeeper(self)
+        self._backfill = Backfill(self, self._keeper)
+        self._poller = Poller(self, self._backfill, self._keeper, feed)
+        self._publisher = Publisher(self, self._keeper)
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -484,13 +261,13 @@ class SyncEngine:
 
     async def start(self) -> None:
         """Start watching/polling and publishing. ``open_room`` works without it."""
-        self._tasks.append(asyncio.create_task(self._poller(), name="bc-poller"))
+        self._tasks.append(asyncio.create_task(self._poller.run(), name="bc-poller"))
         self._tasks.append(asyncio.create_task(self._watchdog(), name="bc-watchdog"))
         if self.outbox is not None:
-            self._tasks.append(asyncio.create_task(self._publisher(), name="bc-publisher"))
+            self._tasks.append(asyncio.create_task(self._publisher.run(), name="bc-publisher"))
         if self._local is not None:
-            self._start_watch(self._local)
-            self._tasks.append(asyncio.create_task(self._direct_fetcher(), name="bc-direct"))
+            self._poller.start_watch(self._local)
+            self._tasks.append(asyncio.create_task(self._poller.follow_folder(), name="bc-direct"))
 
     async def close(self) -> None:
         self._closed = True
@@ -504,12 +281,7 @@ class SyncEngine:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
-        if self.feed is not None:
-            await self.feed.close()
-        if self._watch is not None:
-            self._watch.stop()
-            await asyncio.to_thread(self._watch.join, 5)
-            self._watch = None
+        await self._poller.close()
         for pool in (self._pool, self._serial, self._io):
             pool.shutdown(wait=True, cancel_futures=True)
         if self._reader is not None:
@@ -522,26 +294,13 @@ class SyncEngine:
             heap.unsettle()  # this engine's cycles (and anything frozen meanwhile) can go now
         self._verifier.close()
 
-    @property
-    def _last_activity(self) -> float:
-        return self._activity_at
-
-    @_last_activity.setter
-    def _last_activity(self, when: float) -> None:
-        """Activity (a send, a message read, the user) ends a long wait: the poller looks
-        at once and then often. During a round the poller reschedules by itself."""
-        self._activity_at = when
-        if (
-            self._local is None  # a folder is watched: nothing to look at sooner
-            and not self._in_poll
-            and self.next_poll_in > self.config.active_interval
-        ):
-            self._poll_wake.set()
+    def _note_activity(self) -> None:
+        """Something happened (a send, a message read): the poller looks often again."""
+        self._poller.note_activity()
 
     def wake(self) -> None:
         """Poll now (a send, window focus, the user opening a room)."""
-        self._last_activity = time.monotonic()
-        self._poll_wake.set()
+        self._poller.wake()
 
     def focus(self, room_id: str | None) -> None:
         self.focused = room_id
@@ -556,13 +315,7 @@ class SyncEngine:
         itself; what is running finishes (at most one slice and two verifications per
         worker). The room being opened is not held back. Calling it again extends the
         window."""
-        self._quiet_until = time.monotonic() + FOREGROUND_GRACE
-
-    async def _background_turn(self, room_id: str) -> None:
-        """Wait until no person's action is being answered (see ``interacted``), unless
-        the work is for the room the person looks at: that is what they wait for."""
-        while room_id != self.focused and (wait := self._quiet_until - time.monotonic()) > 0:
-            await asyncio.sleep(wait)
+        self._backfill.stand_aside()
 
     def set_window_focused(self, focused: bool) -> None:
         """The app's window came to the front (poll at once, then often) or went behind
@@ -600,130 +353,22 @@ class SyncEngine:
             return room  # already being read
         async with room.lock:
             if self.index is not None and room.result is None:
-                await self._warm(room, interactive=focus)
+                await self._keeper.warm(room, interactive=focus)
             if room.metadata is None:
                 try:
                     metadata, findings = await read_metadata(self.storage, room_id)
                 except StorageError as exc:
                     self._set_online(False, str(exc))
                 else:
-                    await self._serially(self._set_metadata, room, metadata, findings, room=room_id)
-        task = asyncio.create_task(self._fetch_history(room), name=f"bc-history-{room_id}")
+                    await self._serially(
+                        self._keeper.set_metadata, room, metadata, findings, room=room_id
+                    )
+        task = asyncio.create_task(self._backfill.fetch_history(room), name=f"bc-history-{room_id}")
         if background:
             room.backfill = task
         else:
             await task
         return room
-
-    def _set_metadata(
-        self, room: RoomState, metadata: RoomMetadata | None, findings: list[Finding]
-    ) -> None:
-        """State thread: the room's metadata as just read (and its name in the index)."""
-        room.metadata, room.metadata_findings = metadata, findings
-        if self.index is not None and metadata is not None:
-            self.index.set_room_info(room.room_id, metadata.name, metadata.signed)
-        self._publish(room)
-
-    async def _warm(self, room: RoomState, *, interactive: bool) -> None:
-        """The cached room: its newest rows at once (the reader's connection, never behind
-        another room's back-fill), then its ledger rebuilt on the state thread."""
-        room_id = room.room_id
-
-        def newest(index: Index) -> tuple[int, list[Any]]:
-            total = index.timeline_length(room_id)
-            return total, index.newest(room_id, WARM_ROWS) if total else []
-
-        total, rows = await self._read(newest)
-        if total:
-            self._emit(WarmTimeline(room_id, rows, total))
-        # A small room is parsed on the reader's connection, off the state thread; a big
-        # one a batch at a time on the state thread (never all of it in memory at once).
-        cached = await self._read(_read_cached, room_id) if total <= EAGER_ROWS else None
-        complete = await self._serially(
-            self._rebuild_from_index, room, cached, room=room_id, interactive=interactive
-        )
-        if room.result is not None:
-            self._emit(self._room_loaded(room, room.result, complete))
-
-    def _rebuild_from_index(self, room: RoomState, cached: _Cached | None = None) -> bool:
-        """State thread (or, for a room no engine owns, any one thread): refill the ledger
-        from the cache (signature verdicts kept). ``cached``: read already, elsewhere."""
-        index = self.index
-        assert index is not None
-        if cached is None:
-            cached = _read_cached(index, room.room_id, eager=False)
-        complete = self._apply_cached(room, cached, index.pins())
-        if room is self.rooms.get(room.room_id):
-            if room.result is not None:
-                room.complete = complete
-                self._note_shown(room)
-            self._publish(room)
-        return complete
-
-    @staticmethod
-    def _apply_cached(room: RoomState, cached: _Cached, pins: dict[str, set[str]]) -> bool:
-        count = 0
-        damaged: set[str] = set()
-        for path, items, findings in cached.segments:
-            events: list[Located] = []
-            verdicts: list[tuple[bool | None, str]] = []
-            for item in items:
-                if isinstance(item.event, Malformed):
-                    damaged.add(path)  # logged by the index; never trusted blindly
-                    break
-                events.append(Located(item.event, path, item.line))  # one path string
-                verdicts.append((item.sig_ok, item.sig_why))
-            if path in damaged:
-                continue
-            decoded = DecodedSegment(path, events, list(findings))
-            room.ledger.add_prepared(PreparedSegment(decoded, verdicts))
-            count += 1
-        damaged |= cached.damaged
-        # A segment whose cached copy is damaged is not known: it is read (and checked)
-        # again from storage, which also repairs the cache; until then it is unread.
-        room.known.update({p: size for p, size in cached.known.items() if p not in damaged})
-        for path in damaged:
-            room.unread[path] = "this device's cached copy of it is damaged; it is read again"
-        if count == 0:
-            return False
-        complete = cached.history_complete and not damaged
-        room.result = room.ledger.audit(pins, complete=complete)
-        room.result.findings.extend(_unread_findings(room))
-        return complete
-
-    def _note_shown(self, room: RoomState) -> None:
-        """Serial thread, after a full audit: its row count and newest rows with bodies."""
-        result = room.result
-        if result is None:
-            return
-        total = len(result.timeline)
-        room.shown = (result, total, self._page(room, result, total - NEWEST_ROWS, total) or ())
-
-    def _page(
-        self, room: RoomState, result: AuditResult, start: int, stop: int
-    ) -> tuple[ShownEvent, ...] | None:
-        """Serial thread: rows ``start:stop`` of ``result`` with their bodies, or None
-        when a later full audit replaced ``result``'s (the caller's positions belong to an
-        older one; appends since keep every position)."""
-        if room.result is None or room.result.audit_number != result.audit_number:
-            return None
-        items = result.timeline[max(0, start) : max(0, stop)]
-        if room.ledger.keeps_bodies or self.index is None:
-            return tuple(ShownEvent(a, a.event) for a in items)
-        whole = self.index.events_at(room.room_id, [(a.path, a.line) for a in items])
-        out = []
-        for a, ev in zip(items, whole, strict=True):
-            if isinstance(ev, Event) and (
-                ev.hash != a.event.hash or ev.signature != a.event.signature
-            ):
-                ev = Malformed(
-                    Kind.BAD_SCHEMA,
-                    "this device's cached line is not the event the audit checked (the "
-                    "cache was changed outside this app)",
-                    ev.event_id,
-                )
-            out.append(ShownEvent(a, ev))
-        return tuple(out)
 
     async def timeline_page(
         self, room_id: str, result: AuditResult, start: int, stop: int
@@ -735,54 +380,7 @@ class SyncEngine:
         room = self.rooms.get(room_id)
         if room is None or self._closed:  # a storage removed while scrolling: no page
             return None
-        return await self._serially(self._page, room, result, start, stop)
-
-    async def _fetch_history(self, room: RoomState) -> None:
-        try:
-            await self._fetch_newest_first(room)
-        except StorageError as exc:
-            self._set_online(False, str(exc))
-            log.warning("reading room %s: %s", room.room_id, exc)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("reading room %s failed", room.room_id)
-
-    async def _fetch_newest_first(self, room: RoomState) -> None:
-        """Newest date folder first and, inside it, newest segments first. Downloading
-        (and verifying, on the pool) the next chunk overlaps with indexing the current
-        one; the room is audited after the first chunk (the first screen), then at most
-        every ``PROGRESS_AUDIT`` seconds (and never more than ``AUDIT_SHARE`` of the time:
-        each audit of a large room is O(n) and holds the GIL the verifiers need), and once
-        more at the end — also when a listing failed part-way: then with the final rules
-        and a finding that says what was not read, never the provisional verdict."""
-        was_partial = bool(room.unread or room.unlisted)
-        had_final = room.complete and not was_partial
-        room.unlisted.clear()
-        if not had_final:
-            # Read it all again: what failed last time is retried (and re-noted if it
-            # fails again); what was removed since no longer counts as unread.
-            room.unread.clear()
-        try:
-            with heap.gc_paused():  # see protocol/heap.py: a third of a cold read's time
-                progressed = await self._read_history(room, warm=had_final)
-        except StorageError as exc:
-            self._set_online(False, str(exc))
-            log.warning("reading room %s: %s", room.room_id, exc)
-            if not had_final:  # no earlier final verdict to stand on: say what is missing
-                room.unlisted[logs_prefix(room.room_id)] = str(exc)
-            await self._ingest(room, [], complete=True, force_audit=True)
-            room.last_safety = time.monotonic()
-            return
-        if not room.complete or room.result is None or progressed or room.unread or was_partial:
-            await self._background_turn(room.room_id)  # the longest job: not while answering
-            await self._ingest(room, [], complete=True, force_audit=True)
-        room.last_safety = time.monotonic()
-        if self.index is not None and room.complete and not room.partial:
-            # When this device last saw the whole room: how stale an offline view is.
-            await self._serially(
-                self.index.set_cursor, f"read:{room.room_id}", f"{time.time():.3f}"
-            )  # background: nobody waits for it
+        return await self._serially(self._keeper.page, room, result, start, stop)
 
     async def last_read(self, room_id: str) -> float | None:
         """Wall-clock time of this device's last complete read of the room (index)."""
@@ -819,339 +417,13 @@ class SyncEngine:
         ``history`` shows when the storage does not answer. Its verdict is the index's
         (final only if the last read covered everything). None when the index holds
         nothing of the room. A frozen view: the room is built apart from the engine's."""
-        if self.index is None:
-            return None
-        room = RoomState(room_id, RoomLedger(room_id))
-
-        def rebuild(index: Index) -> bool:  # a room nobody else holds: built where it is read
-            return self._apply_cached(room, _read_cached(index, room_id, False), index.pins())
-
-        room.complete = await self._read(rebuild)
-        if room.result is None:
-            return None
-        self._publish(room)
-        return room.view
+        return await self._keeper.cached_room(room_id)
 
     async def timeline_length(self, room_id: str) -> int:
         """How many rows this device's index holds for the room (0 without an index)."""
         if self.index is None:
             return 0
         return await self._read(lambda index: index.timeline_length(room_id))
-
-    async def _read_history(self, room: RoomState, *, warm: bool) -> bool:
-        """Fetch what is new, newest first; True when anything was ingested. ``warm``:
-        an earlier pass read everything, so only new days need listing."""
-        dates = sorted(await self._list_dirs(logs_prefix(room.room_id)), reverse=True)
-        self._set_online(True, "")
-        cached_dates = {p.split("/")[3] for p in room.known if p.count("/") == 4}
-        if warm and cached_dates:
-            # Warm: only the newest days and days never seen can hold anything new; late
-            # deliveries into older days are announced by activity markers.
-            dates = [d for i, d in enumerate(dates) if i < 2 or d not in cached_dates]
-
-        async def chunks() -> AsyncIterator[list[ObjectInfo]]:
-            size = FIRST_CHUNK
-            for date in dates:
-                items = await self._list(f"{logs_prefix(room.room_id)}{date}/")
-                todo = sorted(
-                    (it for it in items if it.path not in room.known),
-                    key=lambda it: it.path,
-                    reverse=True,
-                )
-                if sum(it.size for it in todo[:CHUNK]) >= self.config.process_min_bytes:
-                    self._verifier.warm()  # chunks will use them: start while the first
-                    # screen is read (not for many tiny segments: those stay on threads)
-                while todo:
-                    take = _chunk_length(todo, size, CHUNK_BYTES)
-                    yield todo[:take]
-                    todo = todo[take:]
-                    size = CHUNK
-
-        # Downloads (and the worker processes) run ahead of the ingest by up to
-        # AHEAD_BYTES in AHEAD_CHUNKS, at least one chunk: neither the storage nor the
-        # workers wait for the serial worker, and memory stays bounded however large the
-        # room is.
-        ahead: deque[tuple[asyncio.Task[list[tuple[ObjectInfo, PreparedSegment]]], int]]
-        ahead = deque()
-        in_flight = 0
-        next_audit = 0.0  # 0: no audit yet
-        sem = asyncio.Semaphore(FETCH_CONCURRENCY)  # shared by the chunks in flight
-
-        async def keep_oldest() -> None:
-            nonlocal in_flight, next_audit
-            task, size = ahead.popleft()
-            in_flight -= size
-            next_audit = await self._backfill_step(room, await task, next_audit)
-
-        try:
-            try:
-                async for chunk in chunks():
-                    size = sum(it.size for it in chunk)
-                    ahead.append((asyncio.create_task(self._download(room, chunk, sem)), size))
-                    in_flight += size
-                    while len(ahead) > 1 and (
-                        room.result is None  # the first screen, as soon as it is read
-                        or in_flight > AHEAD_BYTES
-                        or len(ahead) > AHEAD_CHUNKS
-                        or ahead[0][0].done()
-                    ):
-                        await keep_oldest()
-            except StorageError:
-                while ahead:  # keep what was read before the listing failed
-                    await keep_oldest()
-                raise
-            while ahead:
-                await keep_oldest()
-        finally:
-            for task, _ in ahead:
-                task.cancel()
-        return bool(next_audit)
-
-    async def _backfill_step(
-        self,
-        room: RoomState,
-        fetched: list[tuple[ObjectInfo, PreparedSegment]],
-        next_audit: float,
-    ) -> float:
-        """Keep a chunk; audit it if it is the first screen or progress is due. Until the
-        end, predecessors may still be on their way: pending, not gaps. Returns when the
-        next progress audit is due.
-
-        The chunk is indexed in background jobs of about ``SLICE_EVENTS`` events, each
-        awaited before the next is submitted: an interactive job (another room opened, a
-        message arriving) runs after at most one slice, and the loop gets its turn in
-        between. Progress audits are for the room someone looks at; another room's
-        back-fill is audited for its first screen and at the end only (an audit of a large
-        room is the longest job there is, and nobody is reading it)."""
-        start = time.monotonic()
-        audit = room.result is None or (start >= next_audit and room.room_id == self.focused)
-        slices: list[list[tuple[ObjectInfo, PreparedSegment]]] = [[]]
-        size = 0
-        for item in fetched:
-            if slices[-1] and size + len(item[1].decoded.events) > SLICE_EVENTS:
-                slices.append([])
-                size = 0
-            slices[-1].append(item)
-            size += len(item[1].decoded.events)
-        for i, part in enumerate(slices):
-            last = i == len(slices) - 1
-            await self._background_turn(room.room_id)
-            await self._ingest(room, part, complete=False, audit=audit and last)
-            heap.settle()  # what a back-fill keeps lives as long as the room
-        if not audit:
-            return next_audit or time.monotonic() + PROGRESS_AUDIT
-        took = time.monotonic() - start
-        return time.monotonic() + max(PROGRESS_AUDIT, took / AUDIT_SHARE)
-
-    async def _list(self, prefix: str) -> list[ObjectInfo]:
-        self.requests += 1
-        return await self.storage.list_objects(prefix)
-
-    async def _list_dirs(self, prefix: str) -> list[str]:
-        self.requests += 1
-        return await self.storage.list_dirs(prefix)
-
-    async def _download(
-        self,
-        room: RoomState,
-        items: Sequence[ObjectInfo],
-        sem: asyncio.Semaphore | None = None,
-    ) -> list[tuple[ObjectInfo, PreparedSegment]]:
-        """Download and verify segments, concurrently: in worker processes when there is
-        enough to do (``SyncConfig.process_min_bytes``), else on the thread pool."""
-        sem = sem or asyncio.Semaphore(FETCH_CONCURRENCY)
-        out: list[tuple[ObjectInfo, PreparedSegment]] = []
-        bulk = len(items) > 1 and sum(it.size for it in items) >= self.config.process_min_bytes
-
-        async def one(item: ObjectInfo) -> None:
-            async with sem:
-                await self._background_turn(room.room_id)
-                got = await self._read_segment(
-                    room.room_id, item, room.unread, background=True, bulk=bulk
-                )
-            if got is not None:
-                out.append(got)
-
-        await asyncio.gather(*(one(it) for it in items))
-        return out
-
-    async def _ingest(
-        self,
-        room: RoomState,
-        fetched: Sequence[tuple[ObjectInfo, PreparedSegment]],
-        *,
-        complete: bool | None,
-        force_audit: bool = False,
-        audit: bool = True,
-        interactive: bool = False,
-    ) -> None:
-        """Add ``fetched`` and audit, on the state thread in the lane given (a back-fill's
-        jobs are background; what someone waits for, a message arriving, is interactive).
-        ``complete``: whether the final rules apply (only a
-        pass through the whole history says so, True or False); None for what arrives
-        outside such a pass (a hint, a safety listing, an own send, a re-audit): then the
-        room's standing *when the serial worker gets to it* applies. Read earlier, on the
-        loop, it may be the provisional False of a pass whose final audit is queued just
-        ahead: this ingest would then audit the room provisionally again after that final
-        verdict, and no pass would ever make it final again (the safety net only looks at
-        complete rooms)."""
-        if not fetched and not force_audit:
-            return
-        appended, result, final = await self._serially(
-            self._ingest_serial,
-            room,
-            fetched,
-            complete,
-            force_audit,
-            audit,
-            room=room.room_id,
-            interactive=interactive,
-        )
-        if result is None:
-            return
-        if appended is not None:
-            if appended:
-                self._last_activity = time.monotonic()
-                self._emit(EventsAppended(room.room_id, appended, result))
-        else:
-            self._emit(self._room_loaded(room, result, final))
-
-    def _ingest_serial(
-        self,
-        room: RoomState,
-        fetched: Sequence[tuple[ObjectInfo, PreparedSegment]],
-        complete: bool | None,
-        force_audit: bool,
-        audit: bool = True,
-    ) -> tuple[list[Any] | None, AuditResult | None, bool]:
-        """State thread: add segments, audit (incrementally when exact), update the index.
-        Returns the appended items (None after a full audit), the result and whether the
-        final rules applied; publishes the room's view (``room_view``) when done.
-
-        The cached timeline is rewritten only by a complete audit (or the first one), so a
-        long back-fill does not rewrite 100,000 rows every few seconds."""
-        try:
-            return self._ingest_here(room, fetched, complete, force_audit, audit)
-        finally:
-            self._publish(room)
-
-    def _ingest_here(
-        self,
-        room: RoomState,
-        fetched: Sequence[tuple[ObjectInfo, PreparedSegment]],
-        complete: bool | None,
-        force_audit: bool,
-        audit: bool,
-    ) -> tuple[list[Any] | None, AuditResult | None, bool]:
-        if complete is None:
-            complete = room.complete
-        added = []
-        for info, prepared in fetched:
-            if room.unread.pop(info.path, None) is not None:
-                force_audit = True  # its unreadable-finding must go
-            if info.path in room.known and room.ledger.has_segment(info.path):
-                continue
-            added.extend(room.ledger.add_prepared(prepared))
-            room.known[info.path] = info.size
-            if self.index is not None:
-                self.index.add_segment(
-                    room.room_id,
-                    info.path,
-                    info.size,
-                    info.etag,
-                    [
-                        IndexedEvent(
-                            loc.path,
-                            loc.line,
-                            loc.event.event_id,
-                            loc.event.timestamp_ms,
-                            raw.decode("utf-8"),
-                            ok,
-                            why,
-                        )
-                        for loc, raw, (ok, why) in zip(
-                            prepared.decoded.events,
-                            prepared.decoded.lines,
-                            prepared.verdicts,
-                            strict=True,
-                        )
-                    ],
-                    prepared.decoded.findings,
-                )
-        if not audit:
-            return None, None, complete
-        partial = room.partial
-        # Appends stay incremental also while the history is partial: the last full audit
-        # already applied those rules (no trust on first use), and whatever changes what is
-        # unread (a new unreadable object, an unread one read at last) forces a full audit.
-        if room.result is not None and not force_audit and complete == room.complete:
-            before = len(room.result.timeline)
-            new = room.ledger.try_append(added)
-            if new is not None:
-                room.result = room.ledger.result  # a new result: the old one is handed out
-                if self.index is not None and new:
-                    self.index.append_timeline(room.room_id, before, new)
-                    if complete and not room.partial:
-                        self._pin(new)
-                return self._whole(new, fetched), room.result, complete
-        first = room.result is None
-        pins = self.index.pins() if self.index is not None else {}  # full audits only
-        room.result = room.ledger.audit(pins, complete=complete, partial=complete and partial)
-        room.complete = complete
-        whole = complete and not partial
-        if complete:
-            room.result.findings.extend(_unread_findings(room))
-        if self.index is not None and (complete or first):
-            self.index.save_audit(room.room_id, room.result, history_complete=whole)
-            if whole:  # trust on first use only from the whole history
-                self._pin(room.result.timeline)
-        self._note_shown(room)
-        return None, room.result, complete
-
-    @staticmethod
-    def _whole(
-        items: list[Any], fetched: Sequence[tuple[ObjectInfo, PreparedSegment]]
-    ) -> list[Any]:
-        """Appended items with their whole events (a ledger without bodies judged slim
-        copies): the segments just read still hold them."""
-        if not items or all(a.event.content or a.event.type == MEMBER for a in items):
-            return items
-        whole = {
-            (loc.path, loc.line): loc.event
-            for _, prepared in fetched
-            for loc in prepared.decoded.events
-        }
-        return [a._replace(event=whole.get((a.path, a.line), a.event)) for a in items]
-
-    def _pin(self, items: Iterable[Any]) -> None:
-        """Pin the keys of verified events (trust on first use): only ever from an audit
-        of the whole history."""
-        assert self.index is not None
-        self.index.add_pins(
-            {
-                (a.event.sender_id, a.event.sender_key)
-                for a in items
-                if a.state is TrustState.VERIFIED and a.event.sender_key
-            }
-        )
-
-    @staticmethod
-    def _room_loaded(room: RoomState, result: AuditResult, complete: bool) -> RoomLoaded:
-        """The event, with the room's metadata as read so far (set on the loop thread, where
-        this runs, so it is one consistent moment) and the audit's newest rows (when a
-        later audit replaced them already, none: the front end asks for a page)."""
-        shown, total, newest = room.shown
-        if shown is not result:
-            total, newest = len(result.timeline), ()
-        return RoomLoaded(
-            room.room_id,
-            result,
-            complete,
-            room.metadata,
-            tuple(room.metadata_findings),
-            total,
-            newest,
-        )
 
     # -- what front ends may ask (plain values, computed on the serial worker) ------------------
 
@@ -1164,19 +436,6 @@ class SyncEngine:
         if room is None:
             return None
         return room.view or RoomView(room_id, None, None, (), False, False)
-
-    @staticmethod
-    def _publish(room: RoomState) -> None:
-        """State thread, at the end of each job on the room: its view for front ends (one
-        reference assignment, so a reader gets the old view or the new one)."""
-        room.view = RoomView(
-            room.room_id,
-            room.result,
-            room.metadata,
-            tuple(room.metadata_findings),
-            room.complete,
-            room.partial,
-        )
 
     async def user_confirmed_keys(self) -> frozenset[str]:
         """Every key the person confirmed (compared fingerprints), whoever's it is."""
@@ -1201,20 +460,13 @@ class SyncEngine:
         if room is None or room.result is None:
             return
         async with room.lock:
-            await self._ingest(room, [], complete=None, force_audit=True, interactive=True)
+            await self._keeper.ingest(room, [], complete=None, force_audit=True, interactive=True)
+
+    # -- finding what is new (``poller.py``) ----------------------------------------------------
 
     async def refresh(self, room_id: str) -> None:
         """List the room's newest days and fetch what is new (the safety net)."""
-        room = self._room(room_id)
-        async with room.lock:
-            dates = sorted(await self._list_dirs(logs_prefix(room_id)), reverse=True)[:2]
-            items: list[ObjectInfo] = []
-            for date in dates:
-                items.extend(await self._list(f"{logs_prefix(room_id)}{date}/"))
-            new = [it for it in items if it.path not in room.known]
-            if new:
-                await self._ingest(room, await self._download(room, new), complete=None)
-            room.last_safety = time.monotonic()
+        await self._poller.refresh(room_id)
 
     async def fetch_segment(self, room_id: str, path: str) -> bool:
         """Fetch one segment named by a marker or a file-system event, if new.
@@ -1222,384 +474,23 @@ class SyncEngine:
         Anything over the segment size limit is kept as a finding, once. A FIFO, link or
         device at a segment's name is noted as unread (the verdict is not final) and
         looked at again by the next full pass."""
-        room = self.rooms.get(room_id)
-        if room is None or path in room.known:
-            return False
-        async with room.lock:
-            if path in room.known:
-                return False
-            before = dict(room.unread)
-            got = await self._read_segment(room_id, ObjectInfo(path, 0), room.unread, hint=True)
-            # Someone waits for news in the room they look at; a room nobody looks at
-            # (where anyone with write access can make a flood of them) waits its turn.
-            shown = room_id == self.focused
-            if got is None:
-                if room.unread != before:  # the room's verdict is no longer final
-                    await self._ingest(room, [], complete=None, force_audit=True, interactive=shown)
-                return False
-            await self._ingest(room, [got], complete=None, interactive=shown)
-            return True
-
-    async def _read_segment(
-        self,
-        room_id: str,
-        item: ObjectInfo,
-        unread: dict[str, str] | None = None,
-        *,
-        hint: bool = False,
-        background: bool = False,
-        bulk: bool = False,
-    ) -> tuple[ObjectInfo, PreparedSegment] | None:
-        """Download and verify (on the pool) one listed or hinted object of a room.
-
-        What is not a segment at all (another name, litter that is no file) or is larger
-        than ``MAX_SEGMENT_BYTES`` comes back as a segment holding only the finding that
-        says so. What stands at a segment's name but cannot be read now — a FIFO, a link,
-        a device, the service not answering — is noted in ``unread`` (the verdict is then
-        not final, PROTOCOL.md section 16; the next full pass tries again and forgets it
-        if it is gone) and gives None. ``hint``: the path comes from a marker or a file-system
-        event, not a listing; if nothing is there, nothing happened (a marker naming a
-        missing segment changes nothing, PROTOCOL.md section 15). ``background``: part of
-        a back-fill, so its verification stands aside for a person's action."""
-
-        def finding_only(finding: Finding) -> tuple[ObjectInfo, PreparedSegment]:
-            return item, PreparedSegment(DecodedSegment(item.path, [], [finding]), [])
-
-        def not_now(why: str) -> None:
-            if unread is not None:
-                unread[item.path] = why
-
-        name = parse_segment_path(item.path)
-        segment_named = name is not None and name.room_id == room_id
-        if item.special is not None:
-            if segment_named:
-                not_now(f"not a regular file: {item.special}")
-                return None
-            return finding_only(special_finding(item))
-        not_read = not_read_finding(room_id, item)
-        if not_read is not None:
-            return finding_only(not_read)
-        self.requests += 1
-        try:
-            data = await self.storage.get(item.path, max_bytes=MAX_SEGMENT_BYTES)
-        except NotRegularFileError as exc:
-            log.info("%s", exc)
-            not_now(f"not a regular file: {exc.kind}")
-            return None
-        except UnreadableObjectError as exc:
-            log.warning("%s", exc)
-            return finding_only(unreadable_finding(exc, Kind.SEGMENT_TOO_LARGE))
-        except StorageError as exc:
-            if hint and isinstance(exc, StorageNotFoundError):
-                log.info("ignoring a hint at %s: %s", item.path, exc)
-                return None
-            log.info("could not read %s: %s (will retry)", item.path, exc)
-            not_now(str(exc))
-            return None
-        async with self._verify_slots if background else contextlib.nullcontext():
-            if background:
-                await self._background_turn(room_id)
-            prepared = await self._prepare(item.path, data, room_id, bulk=bulk)
-        if isinstance(prepared, str):  # a worker process could not check it
-            not_now(prepared)
-            return None
-        return ObjectInfo(item.path, len(data), item.etag), prepared
-
-    async def _prepare(
-        self, path: str, data: bytes, room_id: str, *, bulk: bool
-    ) -> PreparedSegment | str:
-        """Decode and verify one segment: in a worker process (``bulk``) or on a thread.
-        A ``str`` says why it could not be checked (a worker stopped on it)."""
-        loop = asyncio.get_running_loop()
-        packed = await self._verifier.prepare(path, data, room_id) if bulk else None
-        if packed is None:  # a small read, or no worker process can run here
-            return await loop.run_in_executor(self._pool, prepare_segment, path, data, room_id)
-        if isinstance(packed, str):
-            return packed
-        try:
-            return await loop.run_in_executor(self._pool, unpack, packed, room_id)
-        except HandoverError as exc:
-            log.error("%s: a worker's result does not unpack: %s", path, exc)
-            return "a worker process's result for it was not usable"
-
-    # -- polling -------------------------------------------------------------------------------
+        return await self._poller.fetch_segment(room_id, path)
 
     async def poll_once(self, *, markers: bool = True) -> int:
         """One round: activity markers (unless not ``markers``: a change feed tells),
         then any due safety listings. Returns segments read."""
-        found = 0
-        asked = markers  # whether the storage was asked anything (then it answered)
-        try:
-            if markers:
-                found += await self._poll_markers()
-            now = time.monotonic()
-            for room in list(self.rooms.values()):
-                period = safety_period(
-                    self.config,
-                    room_focused=room.room_id == self.focused,
-                    window_focused=self.window_focused,
-                    partial=room.complete and bool(room.unread or room.unlisted),
-                    local=self._local is not None,
-                )
-                if room.complete and now - room.last_safety >= period:
-                    before, asked = len(room.known), True
-                    if room.unread or room.unlisted:  # read it all again: the verdict waits
-                        async with room.lock:
-                            await self._fetch_newest_first(room)
-                    else:
-                        await self.refresh(room.room_id)
-                    found += len(room.known) - before
-            if asked:
-                self._set_online(True, "")
-        except StorageError as exc:
-            self._set_online(False, str(exc))
-        return found
+        return await self._poller.poll_once(markers=markers)
 
-    async def _poll_markers(self) -> int:
-        """List today's activity folder after the cursor and fetch what markers name.
+    # What the poller keeps, read (and, by tests, set) here as before the split.
+    next_poll_in = _Polled[float]()  # the poller's current wait, in seconds
+    polls = _Polled[int]()  # marker polling rounds done (for tests and the benchmarks)
+    feed = _Polled[ChangeFeed | None]()  # the storage's change feed (``storage/feed.py``)
+    feed_active = _Polled[bool]()  # waiting on the feed now, not polling the bucket
+    feed_message = _Polled[str]()  # what the feed's state is, in words
+    feed_rounds = _Polled[int]()  # waits on the feed that were answered
+    feed_ignored = _Polled[int]()  # the feed's messages or records that were ignored
 
-        Only a well-formed marker of that day that has *settled* (published at least
-        ``MARKER_SETTLE_MS`` ago by its writer's clock) moves the cursor: a junk name, a
-        forged marker dated later today, or an honest writer whose clock runs fast
-        would otherwise sort after markers still to come and hide them. Newer markers
-        are acted on once and listed again until they settle; junk is logged once."""
-        now_ms = int(time.time() * 1000)
-        dates = [utc_date(now_ms)]
-        if now_ms % 86_400_000 < 10 * 60_000:  # just after midnight: yesterday's tail too
-            dates.insert(0, utc_date(now_ms - 86_400_000))
-        for stale in set(self._markers_seen) - set(dates):
-            del self._markers_seen[stale]
-        found = 0
-        for date in dates:
-            folder = activity_folder(date)
-            cursor = self._marker_cursor.get(date)
-            if cursor is None and self.index is not None:
-                cursor = await self._read(Index.cursor, f"activity:{date}")
-                if cursor is not None and parse_marker(cursor) is None:
-                    cursor = None  # left by an older version that trusted junk
-            seen = self._markers_seen.setdefault(date, set())
-            self.requests += 1
-            items = await self.storage.list_after(folder, cursor)
-            last: str | None = None
-            for item in items:
-                if item.path in seen:
-                    continue
-                parsed = parse_marker(item.path) if item.special is None else None
-                if parsed is None:
-                    seen.add(item.path)
-                    log.warning("ignoring %s: not an activity marker", item.path)
-                    continue
-                published, room_id, segment = parsed
-                if published > now_ms - MARKER_SETTLE_MS:
-                    seen.add(item.path)  # acted on once; the cursor stays before it
-                elif last is None or item.path > last:
-                    last = item.path
-                if room_id not in self._known_rooms and is_valid_room_id(room_id):
-                    self._known_rooms.add(room_id)
-                    self._emit(RoomDiscovered(room_id))
-                if room_id in self.rooms and await self.fetch_segment(room_id, segment):
-                    found += 1
-            if last is not None:
-                self._marker_cursor[date] = last
-                seen.difference_update({p for p in seen if p <= last})
-                if self.index is not None:
-                    await self._serially(self.index.set_cursor, f"activity:{date}", last)
-        return found
-
-    async def _poller(self) -> None:
-        local = self._local is not None
-        while not self._closed:
-            feed = self.feed
-            due = feed is not None and time.monotonic() >= self._feed_retry_at
-            if feed is not None and due and await self._listen(feed):
-                continue
-            wait = self.config.local_rescan if local else self.next_poll_in
-            if feed is not None:  # not past the time the feed is tried again
-                wait = min(wait, max(0.0, self._feed_retry_at - time.monotonic()))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._poll_wake.wait(), wait)
-            self._poll_wake.clear()
-            self._in_poll = True
-            try:
-                found = await self.poll_once()
-            finally:
-                self._in_poll = False
-            self.polls += 1
-            if found:
-                self._activity_at = time.monotonic()  # rescheduled just below
-            self.next_poll_in = poll_delay(
-                self.config,
-                quiet_for=time.monotonic() - self._last_activity,
-                window_focused=self.window_focused,
-                previous=self.next_poll_in,
-            )
-
-    async def _listen(self, feed: ChangeFeed) -> bool:
-        """One wait on the change feed, and reading what it names. The activity markers
-        are still listed when the feed starts (what came before) and every
-        ``feed_check`` seconds (notifications that never came: a queue that another
-        device empties, a notification set-up removed), and due safety listings run.
-        False when the feed failed: the poller then polls the bucket, and tries the feed
-        again after a backoff."""
-        try:
-            if not self.feed_active:
-                checked = await feed.check()
-                self._feed_checked_at = None  # catch up on what came before
-                self._set_feed(True, f"waiting on the bucket's notifications in {checked}")
-            now = time.monotonic()
-            last = self._feed_checked_at
-            markers = last is None or now - last >= self.config.feed_check
-            if markers:
-                self._feed_checked_at = now
-            self._in_poll = True
-            try:
-                found = await self.poll_once(markers=markers)
-            finally:
-                self._in_poll = False
-            if markers:
-                self.polls += 1
-            self._poll_wake.clear()  # what a wake would poll for, the feed tells
-            batch = await feed.wait(self.config.feed_wait)
-            self.feed_rounds += 1
-            if batch.ignored_count:
-                self.feed_ignored += batch.ignored_count
-                # A flood of junk is said once a minute, not at every answer.
-                quiet = time.monotonic() - self._junk_told_at < 60.0
-                log.log(
-                    logging.DEBUG if quiet else logging.WARNING,
-                    "ignored %d message(s) or record(s) from %s (%d so far): %s",
-                    batch.ignored_count,
-                    feed.describe(),
-                    self.feed_ignored,
-                    terminal_safe("; ".join(batch.ignored)),
-                )
-                if not quiet:
-                    self._junk_told_at = time.monotonic()
-            if batch.connected:
-                log.info("%s: the bucket's test notification arrived", feed.describe())
-            found += await self._follow(batch.paths)
-            await feed.ack(batch)  # after reading: a crash before it reads them again
-        except StorageError as exc:
-            retry = self._feed_backoff
-            self._feed_backoff = min(retry * 2, FEED_RETRY_MAX)
-            self._feed_retry_at = time.monotonic() + retry
-            if self.feed_active:  # it just failed: poll the bucket at once, then as usual
-                self.next_poll_in = self.config.active_interval
-            self._set_feed(
-                False,
-                f"{exc}; polling the bucket instead (the queue is tried again in {retry:g} s)",
-            )
-            await feed.close()  # a fresh connection next time
-            return False
-        self._feed_backoff = self.config.feed_retry
-        if found:
-            self._activity_at = time.monotonic()
-        return True
-
-    def _set_feed(self, active: bool, message: str) -> None:
-        """Note the feed's state; a change of state (not each retry) is reported."""
-        if (active, message) == (self.feed_active, self.feed_message):
-            return
-        self.feed_active, self.feed_message = active, message
-        told = active != self._feed_told
-        level = logging.INFO if active or not told else logging.WARNING
-        log.log(level, "change feed: %s", message)
-        if told:
-            self._feed_told = active
-            self._emit(ChangeFeedStatus(active, message))
-
-    async def _follow(self, paths: Sequence[str]) -> int:
-        """Read the segments that change notifications name (only hints: each is read and
-        verified like a listed one; a name that is no segment, or of a room not open
-        here, is not read). At most ``MAX_HINTS``; more make the markers be listed."""
-        if len(paths) > MAX_HINTS:
-            log.warning(
-                "%d objects named in one wait on the change feed: reading %d, the rest "
-                "from the activity markers",
-                len(paths),
-                MAX_HINTS,
-            )
-            self._feed_checked_at = None
-        found = 0
-        for path in paths[:MAX_HINTS]:
-            # Named again (SQS delivers at least once; a forger repeats itself): read
-            # once. What could not be read then is the room's listings' job.
-            if path in self._hinted:
-                continue
-            self._hinted[path] = None
-            if len(self._hinted) > HINTS_KEPT:
-                del self._hinted[next(iter(self._hinted))]
-            marker = parse_marker(path)  # a notification set-up that covers markers too
-            segment = marker[2] if marker is not None else path
-            name = parse_segment_path(segment)
-            if name is None:
-                continue  # another object of the storage (room metadata, a probe)
-            if name.room_id not in self._known_rooms:
-                self._known_rooms.add(name.room_id)
-                self._emit(RoomDiscovered(name.room_id))
-            try:
-                if name.room_id in self.rooms and await self.fetch_segment(name.room_id, segment):
-                    found += 1
-            except StorageError as exc:  # the next listing of the room reads it
-                log.info("could not read %s named by the change feed: %s", segment, exc)
-        return found
-
-    # -- local folders -------------------------------------------------------------------------
-
-    def _start_watch(self, storage: LocalStorage) -> None:
-        try:
-            from watchdog.events import FileSystemEvent, FileSystemEventHandler
-            from watchdog.observers import Observer
-        except ImportError:  # pragma: no cover
-            return
-        loop = asyncio.get_running_loop()
-        root = storage.root
-        queue = self._direct
-
-        class Handler(FileSystemEventHandler):
-            def on_any_event(self, event: FileSystemEvent) -> None:
-                if event.event_type not in ("created", "moved", "closed"):
-                    return
-                raw = getattr(event, "dest_path", "") or event.src_path
-                name = os.fsdecode(raw)
-                if not name.endswith(".jsonl"):
-                    return
-                try:
-                    rel = os.path.relpath(name, root).replace(os.sep, "/")
-                except ValueError:
-                    return
-                with contextlib.suppress(RuntimeError):  # the loop may be closing
-                    loop.call_soon_threadsafe(queue.put_nowait, rel)
-
-        rooms = root / "rooms"
-        with contextlib.suppress(OSError):  # a link or file there: checked just below
-            rooms.mkdir(parents=True, exist_ok=True)
-        if rooms.is_symlink() or not rooms.is_dir():
-            # Never watch (or write) through a link: polling lists it as what it is.
-            log.warning("%s is not a folder of this storage; not watching it", rooms)
-            return
-        observer = Observer()
-        observer.schedule(Handler(), str(root / "rooms"), recursive=True)
-        observer.daemon = True
-        observer.start()
-        self._watch = observer
-
-    async def _direct_fetcher(self) -> None:
-        while True:
-            path = await self._direct.get()
-            name = parse_segment_path(path)
-            if name is None:
-                continue
-            if name.room_id not in self._known_rooms:
-                self._known_rooms.add(name.room_id)
-                self._emit(RoomDiscovered(name.room_id))
-            try:
-                if await self.fetch_segment(name.room_id, path):
-                    self._last_activity = time.monotonic()
-            except Exception:
-                log.exception("reading %s failed", path)
-
-    # -- writing -------------------------------------------------------------------------------
+    # -- writing (``publisher.py``) ----------------------------------------------------------------
 
     async def send(
         self,
@@ -1612,352 +503,21 @@ class SyncEngine:
     ) -> list[Event]:
         """Sign and durably queue ``drafts``; they are published within the batch window.
 
-        Returns once the events are committed to the outbox (they survive a crash)."""
-        outbox = self.outbox
-        if outbox is None:
-            raise RuntimeError("this engine has no outbox")
-        self.interacted()
-        key_text = b64encode(bytes(signing_key.verify_key))
-        introducer: str | None = None
-        offered: list[str] = []
-        confirmed: set[str] = set()
-        if self.index is not None:
-            confirmed = await self._read(Index.confirmed_keys, user_id)
-        if not await self._outboxed(outbox.has_head, room_id, key_text):
-            # The commit comes before any network access when this device knows where
-            # its chain continues: from the room as read completely here, or from the
-            # index. Only a device that never read the room whole asks the storage, and
-            # gives up in seconds if it does not answer (a guessed head forks the chain).
-            known, head = await self._local_head(room_id, signing_key)
-            reading = self.rooms[room_id].backfill if room_id in self.rooms else None
-            if not known and reading is not None and not reading.done():
-                # This engine is reading the room right now: wait for that read (given up
-                # like any interactive step when the storage stops answering; the read
-                # goes on) rather than download and verify every segment a second time.
-                async def read_through(task: asyncio.Task[None]) -> None:
-                    try:
-                        await asyncio.shield(task)
-                    except asyncio.CancelledError:
-                        if not task.cancelled():  # this send was cancelled, not the read
-                            raise
-
-                with contextlib.suppress(NoAnswerError):
-                    await answer_within(
-                        self.storage, read_through(reading), what=self.storage.describe()
-                    )
-                known, head = await self._local_head(room_id, signing_key)
-            if not known:
-                client_id = client_id_for(user_id, bytes(signing_key.verify_key))
-                try:
-                    segments = await answer_within(
-                        self.storage,
-                        read_room_segments(self.storage, room_id, client_id),
-                        what=self.storage.describe(),
-                    )
-                except StorageError as exc:
-                    raise NotQueuedError(
-                        f"nothing was queued: {exc}. This device has not read room "
-                        f"{room_id!r} completely, so it cannot know where its own chain "
-                        "continues (guessing would fork it); try again when the storage "
-                        "answers"
-                    ) from exc
-                # Decoded and checked once, on the pool (never on the loop).
-                chain = await own_chain_off_loop(
-                    segments,
-                    room_id=room_id,
-                    user_id=user_id,
-                    key_text=key_text,
-                    confirmed=confirmed,
-                    pool=self._pool,
-                )
-                head, introducer, offered = chain.head, chain.introduced_by, list(chain.offered)
-            await self._outboxed(outbox.seed_head, room_id, key_text, head)
-        room = self.rooms.get(room_id)
-        context = None
-        if room is not None:
-            # On the state thread, in this room's order: the timeline as its last job
-            # left it, never one an append is changing meanwhile.
-            context = await self._serially(
-                self._send_context, room, user_id, key_text, room=room_id, interactive=True
-            )
-        seen: Iterable[Event]
-        if context is not None:
-            settled, offers, seen = context
-            # Asked even when this device's own view trusts this key (its own pin): the
-            # acceptance is for every other reader.
-            if introducer is None and settled:  # a provisional view may lack statements
-                offered = _merged(offered, offers)
-                introducer = first_confirmed(offered, confirmed)
-        elif self.index is not None:  # not open here (the CLI): what this device cached
-            rows = await self._read(Index.newest, room_id, WITNESS_ROWS)
-            cached = [(row.event, row.state) for row in rows if isinstance(row.event, Event)]
-            seen = [ev for ev, _ in reversed(cached)]
-            if introducer is None:
-                offered = _merged(offered, offered_introductions(cached, user_id, key_text))
-                introducer = first_confirmed(offered, confirmed)
-        else:
-            seen = ()
-        if introducer is None:
-            self._tell_unconfirmed(room_id, user_id, key_text, offered)
-        acceptance: tuple[str, str, str] | None = None
-        if introducer is not None and (room_id, key_text, introducer) not in self._accepted:
-            acceptance = (room_id, key_text, introducer)
-            # Accept the introduction by another device of ours (PROTOCOL.md section 7):
-            # until this join is stored, that device's statement counts for nothing.
-            join: dict[str, Any] = {"membership": "join", DEVICE_ACCEPT_FIELD: introducer}
-            if displayname:
-                join["displayname"] = displayname
-            drafts = [(MEMBER, join), *drafts]
-        witness = self._witness(room_id, key_text, seen)
-        events = await self._outboxed(
-            lambda: outbox.enqueue(
-                room_id=room_id,
-                user_id=user_id,
-                signing_key=signing_key,
-                drafts=drafts,
-                clock=lambda: time.time_ns() // 1_000_000,
-                unique=lambda: str(uuid.uuid4()),
-                displayname=displayname,
-                witness=witness,
-            )
-        )
-        if acceptance is not None:  # queued: not again (a refused send left it to the next)
-            self._accepted.add(acceptance)
-        self._emit(OutboxChanged(room_id, events, "sending"))
-        self._last_activity = time.monotonic()
-        # Leading edge: a message after a quiet spell goes out at once; during a burst,
-        # what arrives within the window after the last publish shares one segment.
-        delay = max(0.0, self._last_publish + self.config.batch_window - time.monotonic())
-        if delay:
-            asyncio.get_running_loop().call_later(delay, self._publish_wake.set)
-        else:
-            self._publish_wake.set()
-        return events
-
-    @staticmethod
-    def _send_context(
-        room: RoomState, user_id: str, key_text: str
-    ) -> tuple[bool, list[str], list[Event]] | None:
-        """State thread: what a send needs from the room's timeline — whether its verdict
-        is final, the introductions of ``key_text`` on offer, and each device's newest
-        event, the most recently active first (for the witness). Kept in ``room.scan``
-        and brought up to date from what was appended since the last send: O(new events),
-        not O(history). None when the room has no audit yet."""
-        result = room.result
-        if result is None:
-            return None
-        scan = room.scan
-        if (
-            scan is None
-            or scan.result.audit_number != result.audit_number
-            or scan.seen > len(result.timeline)
-        ):
-            scan = room.scan = _SendScan(result)  # a full audit: a new result, all again
-        scan.result = result  # appends make a new result of the same audit: the rest of it
-        scan.catch_up()
-        settled = room.complete and not room.partial
-        offers = scan.introductions(user_id, key_text).offers() if settled else []
-        return settled, offers, list(reversed(scan.tips.values()))
-
-    def _tell_unconfirmed(
-        self, room_id: str, user_id: str, key_text: str, offered: Sequence[str]
-    ) -> None:
-        """Statements introduce this device, by keys the person has not confirmed as
-        theirs: say how to accept, once per room and key, and accept nothing. One event
-        and one warning per send however many keys make the claim (anyone can make
-        thousands), naming at most ``MAX_OFFERS_TOLD`` of them."""
-        new = [k for k in offered if (room_id, key_text, k) not in self._told]
-        if not new:
-            return
-        self._told.update((room_id, key_text, k) for k in new)  # said once is enough
-        self._emit(IntroductionOffered(room_id, user_id, tuple(new)))
-        room, user = terminal_safe(room_id), terminal_safe(user_id)
-        command = f"bucket-chat accept-device --room-id {room} --key"
-        if len(new) == 1:
-            log.warning(
-                "device key %s… says it introduced this device as %s in %r. Not accepted: "
-                "this device cannot tell your other device from someone who copied this "
-                "device's public key. If it is yours (compare with 'bucket-chat show-key' "
-                "there), run: %s %s",
-                new[0][:12],
-                user,
-                room,
-                command,
-                new[0],
-            )
-            return
-        # Several claims: no list of commands to paste at once, since each key accepted
-        # is vouched for, and an impostor may well be among them.
-        more = len(new) - MAX_OFFERS_TOLD
-        log.warning(
-            "%s device keys say they introduced this device as %s in %r; an impostor may "
-            "be among them. Nothing was accepted. Compare each with 'bucket-chat show-key' "
-            "on your other devices and accept only those that match, one at a time: "
-            "%s <that key>. The keys: %s%s",
-            f"{len(new):,}",
-            user,
-            room,
-            command,
-            ", ".join(new[:MAX_OFFERS_TOLD]),
-            f" and {more:,} more (someone may be flooding the room)" if more > 0 else "",
-        )
-
-    def _witness(self, room_id: str, key_text: str, seen: Iterable[Event]) -> dict[str, str]:
-        """The other devices' newest events this device has read (``seen``, newest first
-        in display order), for the witness of its next event (PROTOCOL.md section 6.1): only chains
-        that moved since this device's last witness in the room, at most ``MAX_WITNESS``,
-        the most recently active first."""
-        tips: dict[str, str] = {}
-        for ev in seen:  # newest first: the first event of a key is its chain's tip
-            key = ev.sender_key
-            if key and key != key_text and key not in tips:
-                tips[key] = ev.hash
-                if len(tips) >= MAX_WITNESS * 4:
-                    break
-        told = self._witnessed.setdefault((room_id, key_text), {})
-        out = {k: h for k, h in tips.items() if told.get(k) != h}
-        out = dict(list(out.items())[:MAX_WITNESS])
-        told.update(out)
-        return out
-
-    async def _local_head(self, room_id: str, signing_key: SigningKey) -> tuple[bool, Event | None]:
-        """``(True, this device's newest event)`` when a complete read of the room on this
-        device knows it (in memory, else the index); ``(False, None)`` when only the
-        storage can tell. Events count only with a good signature by this device's key."""
-        key_text = b64encode(bytes(signing_key.verify_key))
-        room = self.rooms.get(room_id)
-
-        def from_memory() -> tuple[bool, Event | None]:  # state thread: the room's owner
-            if room is None or room.result is None or not room.complete or room.partial:
-                return False, None
-            # The verifier's verdicts: the timeline never holds an event whose signature
-            # failed (those are ``result.invalid``).
-            items = [a for a in room.result.timeline if a.event.sender_key == key_text]
-            head = chain_head(a.event for a in items)[0]
-            if head is None or room.ledger.keeps_bodies:
-                return True, head
-            # The audit's copy is slim: the outbox continues the chain from the whole line.
-            at = next(a for a in reversed(items) if a.event is head)
-            whole = self._whole_head(room, at)
-            return (True, whole) if whole is not None else (False, None)
-
-        if room is not None:
-            known, head = await self._serially(from_memory, room=room_id, interactive=True)
-            if known:
-                return True, head
-        if self.index is None:
-            return False, None
-
-        def from_index(index: Index) -> tuple[bool, Event | None]:
-            info = index.room(room_id)
-            if not info or not info["history_complete"]:
-                return False, None
-            # Wherever they are stored: only this device can sign with its key, and a
-            # copy under another name must not hide the chain's newest event.
-            mine: list[Event] = []
-            for _path, cached, _ in index.room_segments(room_id):
-                for item in cached:
-                    ev = item.event
-                    if not item.sig_ok or not isinstance(ev, Event):
-                        continue
-                    if ev.sender_key == key_text:
-                        mine.append(ev)
-            return True, chain_head(mine)[0]
-
-        return await self._read(from_index)
-
-    def _whole_head(self, room: RoomState, at: Any) -> Event | None:
-        """Serial thread: this device's chain head as its whole cached event, or None."""
-        if self.index is None:
-            return None
-        (ev,) = self.index.events_at(room.room_id, [(at.path, at.line)])
-        if isinstance(ev, Event) and ev.hash == at.event.hash:
-            return ev
-        return None
-
-    async def _publisher(self) -> None:
-        while not self._closed:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._publish_wake.wait(), 1.0)
-            self._publish_wake.clear()
-            try:
-                await self.publish_round()
-            except Exception:
-                log.exception("publishing failed")
+        Returns once the events are committed to the outbox (they survive a crash).
+        Raises ``NotQueuedError`` when nothing could be queued (see there)."""
+        return await self._publisher.send(room_id, user_id, signing_key, drafts, displayname)
 
     async def publish_round(self, *, everything: bool = False) -> int:
         """Batch what waits, then try every due segment once. Returns segments delivered."""
-        outbox = self.outbox
-        assert outbox is not None
-        now = time.time()
-        quiet = time.monotonic() - self._last_publish >= self.config.batch_window
-        cutoff = now if (everything or quiet) else now - self.config.batch_window
-        self._last_publish = time.monotonic()
-        for room_id, key in await self._outboxed(outbox.waiting_groups, cutoff):
-            await self._outboxed(outbox.take_batch, room_id, key)
-        delivered = 0
-        for seg in await self._outboxed(outbox.due, now):
-            if await self._deliver(seg):
-                delivered += 1
-        return delivered
+        return await self._publisher.publish_round(everything=everything)
 
-    async def _deliver(self, seg: OutSegment) -> bool:
-        outbox = self.outbox
-        assert outbox is not None
-        path = seg.path
-        try:
-            if seg.state == "assigned":
-                attempt = seg.attempt
-                while True:
-                    try:
-                        await self.storage.put_if_absent(path, seg.data)
-                        break
-                    except AlreadyExistsError:
-                        attempt += 1
-                        if attempt > 50:
-                            raise
-                        path = await self._outboxed(outbox.rename, seg.id, attempt)
-                await self._outboxed(outbox.mark_written, seg.id)
-                await self._ingest_own(seg.room_id, path, seg.data)
-            marker = marker_path(time.time_ns() // 1_000_000, path)
-            try:
-                await self.storage.put_if_absent(marker, b"")
-            except AlreadyExistsError:
-                pass
-            except UnreadableObjectError as exc:  # e.g. a linked activity folder
-                # Markers are only hints (readers list rooms anyway): the message is
-                # stored, and a booby-trapped marker folder must not make it look unsent.
-                log.warning("activity marker not written: %s", exc)
-            await self._outboxed(outbox.mark_done, seg.id)
-        except StorageError as exc:
-            error, transient = str(exc), exc.transient
-            retry = await self._outboxed(
-                lambda: outbox.mark_failed(seg.id, error, transient=transient, now=time.time())
-            )
-            self._set_online(not exc.transient, str(exc))
-            events = seg.events() if seg.state == "assigned" else []
-            if events:
-                state = "sending" if exc.transient else "failed"
-                self._emit(OutboxChanged(seg.room_id, events, state, str(exc)))
-            asyncio.get_running_loop().call_later(
-                max(0.05, retry - time.time()), self._publish_wake.set
-            )
-            return False
-        self._set_online(True, "")
-        if seg.state == "assigned":
-            self._emit(OutboxChanged(seg.room_id, seg.events(), "sent"))
-        return True
-
-    async def _ingest_own(self, room_id: str, path: str, data: bytes) -> None:
-        room = self.rooms.get(room_id)
-        if room is None or path in room.known:
-            return
-        loop = asyncio.get_running_loop()
-        prepared = await loop.run_in_executor(self._pool, prepare_segment, path, data, room_id)
-        async with room.lock:
-            await self._ingest(
-                room, [(ObjectInfo(path, len(data)), prepared)], complete=None, interactive=True
-            )
+    async def flush(self, timeout: float | None = None, *, give_up_offline: bool = False) -> bool:
+        """Publish everything queued now, failed segments included; True when the outbox
+        is empty. Gives up early when only failures a user must fix are left (read-only
+        folder, no permission): retrying those until the timeout cannot help. With
+        ``give_up_offline`` also after one round in which the storage did not answer
+        (each request had the storage's own patient timeout and retries already)."""
+        return await self._publisher.flush(timeout, give_up_offline=give_up_offline)
 
     async def knows_room(self, room_id: str) -> bool:
         """Whether this device has the room locally (read into the index, or written to
@@ -1967,27 +527,3 @@ class SyncEngine:
         if self.outbox is not None:
             return await self._outboxed(self.outbox.knows_room, room_id)
         return False
-
-    async def flush(self, timeout: float | None = None, *, give_up_offline: bool = False) -> bool:
-        """Publish everything queued now, failed segments included; True when the outbox
-        is empty. Gives up early when only failures a user must fix are left (read-only
-        folder, no permission): retrying those until the timeout cannot help. With
-        ``give_up_offline`` also after one round in which the storage did not answer
-        (each request had the storage's own patient timeout and retries already)."""
-        outbox = self.outbox
-        if outbox is None:
-            return True
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            await self._outboxed(outbox.retry_now)
-            await self.publish_round(everything=True)
-            if await self._outboxed(outbox.is_empty):
-                return True
-            if deadline is not None and time.monotonic() >= deadline:
-                return False
-            if give_up_offline and not self.online:
-                return False
-            left = await self._outboxed(outbox.pending)
-            if left and all(p.state == "failed" for p in left):
-                return False
-            await asyncio.sleep(0.2)

@@ -28,6 +28,7 @@ from bucket_chat_desktop.sync.engine import FIRST_CHUNK, SyncConfig, SyncEngine
 from bucket_chat_desktop.sync.events import EngineEvent, RoomLoaded, WarmTimeline
 from bucket_chat_desktop.sync.lanes import StateWorker
 from bucket_chat_desktop.sync.outbox import Outbox
+from bucket_chat_desktop.sync.publisher import send_context
 from bucket_chat_desktop.sync.writer import Draft, RoomWriter
 
 SMALL, BIG = "small-room", "big-room"
@@ -92,7 +93,7 @@ def test_a_room_opened_during_another_rooms_back_fill_is_shown_while_that_is_hel
     async def scenario() -> None:
         index = Index.open(db)
         engine = SyncEngine(store, index=index, listener=events.append, config=QUIET)
-        real = engine._ingest_serial
+        real = engine._keeper._ingest_serial
 
         def hold_the_back_fill(room: Any, *args: Any) -> Any:
             if room.room_id == BIG and room.result is not None:  # after its first screen
@@ -100,7 +101,7 @@ def test_a_room_opened_during_another_rooms_back_fill_is_shown_while_that_is_hel
                 gate.wait()
             return real(room, *args)
 
-        engine._ingest_serial = hold_the_back_fill  # type: ignore[method-assign]
+        engine._keeper._ingest_serial = hold_the_back_fill  # type: ignore[method-assign]
         try:
             await engine.open_room(BIG, focus=False)
             backfill = engine.rooms[BIG].backfill
@@ -234,7 +235,7 @@ def test_sends_read_introductions_and_witness_incrementally_as_a_full_scan_would
                 path, _ = await bob.send([Draft.text(f"bob {step}")])
                 assert await engine.fetch_segment(SMALL, path)
                 context = await engine._serially(
-                    engine._send_context, room, ALICE, new_text, room=SMALL, interactive=True
+                    send_context, room, ALICE, new_text, room=SMALL, interactive=True
                 )
                 assert context is not None
                 settled, offers, tips = context

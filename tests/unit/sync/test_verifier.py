@@ -23,7 +23,7 @@ from bucket_chat_desktop.protocol.handover import PackedSegment, prepare_packed,
 from bucket_chat_desktop.protocol.segment import MAX_BAD_LINES
 from bucket_chat_desktop.storage.base import DEFAULT_MAX_READ, ObjectInfo
 from bucket_chat_desktop.storage.local import LocalStorage
-from bucket_chat_desktop.sync import engine as engine_module
+from bucket_chat_desktop.sync import backfill as backfill_module
 from bucket_chat_desktop.sync.engine import SyncConfig, SyncEngine
 from bucket_chat_desktop.sync.verifier import SegmentVerifier
 from bucket_chat_desktop.sync.writer import Draft, RoomWriter
@@ -263,11 +263,11 @@ def test_a_back_fill_downloads_a_bounded_number_of_bytes_ahead(
     write_room(tmp_path, 120)
     sizes = [p.stat().st_size for p in (tmp_path / "rooms" / ROOM / "logs").rglob("*.jsonl")]
     segment = max(sizes)
-    monkeypatch.setattr(engine_module, "AHEAD_BYTES", 6 * segment)
-    monkeypatch.setattr(engine_module, "CHUNK_BYTES", 3 * segment)
+    monkeypatch.setattr(backfill_module, "AHEAD_BYTES", 6 * segment)
+    monkeypatch.setattr(backfill_module, "CHUNK_BYTES", 3 * segment)
     # Sizes as listed are all the budget can count; a provider listing wrong ones still
     # gets at most AHEAD_CHUNKS chunks (here of 3 segments) downloaded ahead.
-    monkeypatch.setattr(engine_module, "CHUNK", 3)
+    monkeypatch.setattr(backfill_module, "CHUNK", 3)
     storage = RecordingStorage(tmp_path, lying=lying)
 
     async def go() -> AuditResult:

@@ -1,0 +1,372 @@
+"""Reading a room's history from storage: newest first, in chunks, ahead of the ingest.
+
+A pass (``fetch_newest_first``) lists the room's date folders newest first and, in each,
+the segments not known yet, newest first. The first ``FIRST_CHUNK`` segments make the
+first screen; later chunks hold at most ``CHUNK`` segments and ``CHUNK_BYTES`` bytes.
+Downloads (and verification: in worker processes for a big chunk, ``verifier.py``, else
+on the engine's small pool) run ahead of what the state thread has kept by at most
+``AHEAD_BYTES`` in ``AHEAD_CHUNKS``, so memory does not grow with the room. Each chunk is
+handed to the ``RoomKeeper`` in background slices of about ``SLICE_EVENTS`` events, with
+progress audits only for the room someone looks at. While a person acts
+(``stand_aside``), a back-fill of any other room starts nothing new for
+``FOREGROUND_GRACE`` seconds. The poller reads single segments (a hint, a safety
+listing) through ``read_segment`` and ``download`` here: one way to read and check a
+segment. docs/SCHEDULING.md tells why each limit is what it is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING
+
+from ..protocol import heap
+from ..protocol.audit import PreparedSegment, prepare_segment
+from ..protocol.findings import Finding, Kind
+from ..protocol.handover import HandoverError, unpack
+from ..protocol.ids import logs_prefix, parse_segment_path
+from ..protocol.segment import MAX_SEGMENT_BYTES, DecodedSegment
+from ..storage.base import (
+    NotRegularFileError,
+    ObjectInfo,
+    StorageError,
+    StorageNotFoundError,
+    UnreadableObjectError,
+)
+from .room_objects import not_read_finding, special_finding, unreadable_finding
+from .room_state import RoomState
+
+if TYPE_CHECKING:
+    from .engine import SyncEngine
+    from .keeper import RoomKeeper
+
+log = logging.getLogger("bucket_chat.sync")
+
+FETCH_CONCURRENCY = 16
+FIRST_CHUNK = 8  # segments fetched before the first screen is shown
+CHUNK = 64  # segments in each later chunk
+CHUNK_BYTES = 16 << 20  # ... and at most this many bytes (but at least one segment)
+AHEAD_BYTES = 32 << 20  # segment bytes a back-fill downloads ahead of what it has kept
+# ... in at most this many chunks: the bytes are counted as listed, and a storage that
+# lists wrong sizes must not get the whole room held at once.
+AHEAD_CHUNKS = 2
+PROGRESS_AUDIT = 2.0  # at least this many seconds between audits while back-filling
+AUDIT_SHARE = 0.15  # ... and audits take at most this share of the back-fill's time
+SLICE_EVENTS = 400  # a background job indexes segments of at most about this many events
+FOREGROUND_GRACE = 0.2  # seconds background work starts nothing new after a person acts
+
+
+def _chunk_length(items: Sequence[ObjectInfo], count: int, budget: int) -> int:
+    """How many of ``items`` the next chunk takes: at most ``count`` and ``budget`` bytes,
+    at least one."""
+    total = 0
+    for n, item in enumerate(items[:count]):
+        total += item.size
+        if n and total > budget:
+            return n
+    return min(count, len(items))
+
+
+class Backfill:
+    """The engine's reads of segments (see the module's docstring). Its own state is the
+    person's grace window and the cap on background verifications; rooms, storage, pools
+    and the state thread are the engine's."""
+
+    def __init__(self, engine: SyncEngine, keeper: RoomKeeper) -> None:
+        self._engine = engine
+        self._keeper = keeper  # what is read goes there, on the state thread
+        self._quiet_until = 0.0  # background work waits until then (see ``stand_aside``)
+        # Background verifications in flight: one running and one queued per worker, so
+        # a person's action waits for at most two per worker (``stand_aside``).
+        self._verify_slots = asyncio.Semaphore(2 * engine.config.workers)
+
+    def stand_aside(self) -> None:
+        """A person acted: see ``SyncEngine.interacted``. Calling it again extends the
+        window."""
+        self._quiet_until = time.monotonic() + FOREGROUND_GRACE
+
+    async def _background_turn(self, room_id: str) -> None:
+        """Wait until no person's action is being answered (see ``stand_aside``), unless
+        the work is for the room the person looks at: that is what they wait for."""
+        while (
+            room_id != self._engine.focused and (wait := self._quiet_until - time.monotonic()) > 0
+        ):
+            await asyncio.sleep(wait)
+
+    async def fetch_history(self, room: RoomState) -> None:
+        """A pass as a task of its own (``open_room``): a failure is reported and logged,
+        never raised into the loop."""
+        try:
+            await self.fetch_newest_first(room)
+        except StorageError as exc:
+            self._engine._set_online(False, str(exc))
+            log.warning("reading room %s: %s", room.room_id, exc)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("reading room %s failed", room.room_id)
+
+    async def fetch_newest_first(self, room: RoomState) -> None:
+        """Newest date folder first and, inside it, newest segments first. Downloading
+        (and verifying, on the pool) the next chunk overlaps with indexing the current
+        one; the room is audited after the first chunk (the first screen), then at most
+        every ``PROGRESS_AUDIT`` seconds (and never more than ``AUDIT_SHARE`` of the time:
+        each audit of a large room is O(n) and holds the GIL the verifiers need), and once
+        more at the end — also when a listing failed part-way: then with the final rules
+        and a finding that says what was not read, never the provisional verdict."""
+        was_partial = bool(room.unread or room.unlisted)
+        had_final = room.complete and not was_partial
+        room.unlisted.clear()
+        if not had_final:
+            # Read it all again: what failed last time is retried (and re-noted if it
+            # fails again); what was removed since no longer counts as unread.
+            room.unread.clear()
+        try:
+            with heap.gc_paused():  # see protocol/heap.py: a third of a cold read's time
+                progressed = await self._read_history(room, warm=had_final)
+        except StorageError as exc:
+            self._engine._set_online(False, str(exc))
+            log.warning("reading room %s: %s", room.room_id, exc)
+            if not had_final:  # no earlier final verdict to stand on: say what is missing
+                room.unlisted[logs_prefix(room.room_id)] = str(exc)
+            await self._keeper.ingest(room, [], complete=True, force_audit=True)
+            room.last_safety = time.monotonic()
+            return
+        if not room.complete or room.result is None or progressed or room.unread or was_partial:
+            await self._background_turn(room.room_id)  # the longest job: not while answering
+            await self._keeper.ingest(room, [], complete=True, force_audit=True)
+        room.last_safety = time.monotonic()
+        if self._engine.index is not None and room.complete and not room.partial:
+            # When this device last saw the whole room: how stale an offline view is.
+            await self._engine._serially(
+                self._engine.index.set_cursor, f"read:{room.room_id}", f"{time.time():.3f}"
+            )  # background: nobody waits for it
+
+    async def _read_history(self, room: RoomState, *, warm: bool) -> bool:
+        """Fetch what is new, newest first; True when anything was ingested. ``warm``:
+        an earlier pass read everything, so only new days need listing."""
+        dates = sorted(await self.list_dirs(logs_prefix(room.room_id)), reverse=True)
+        self._engine._set_online(True, "")
+        cached_dates = {p.split("/")[3] for p in room.known if p.count("/") == 4}
+        if warm and cached_dates:
+            # Warm: only the newest days and days never seen can hold anything new; late
+            # deliveries into older days are announced by activity markers.
+            dates = [d for i, d in enumerate(dates) if i < 2 or d not in cached_dates]
+
+        async def chunks() -> AsyncIterator[list[ObjectInfo]]:
+            size = FIRST_CHUNK
+            for date in dates:
+                items = await self.list_objects(f"{logs_prefix(room.room_id)}{date}/")
+                todo = sorted(
+                    (it for it in items if it.path not in room.known),
+                    key=lambda it: it.path,
+                    reverse=True,
+                )
+                if sum(it.size for it in todo[:CHUNK]) >= self._engine.config.process_min_bytes:
+                    self._engine._verifier.warm()  # chunks will use them: start while the first
+                    # screen is read (not for many tiny segments: those stay on threads)
+                while todo:
+                    take = _chunk_length(todo, size, CHUNK_BYTES)
+                    yield todo[:take]
+                    todo = todo[take:]
+                    size = CHUNK
+
+        # Downloads (and the worker processes) run ahead of the ingest by up to
+        # AHEAD_BYTES in AHEAD_CHUNKS, at least one chunk: neither the storage nor the
+        # workers wait for the serial worker, and memory stays bounded however large the
+        # room is.
+        ahead: deque[tuple[asyncio.Task[list[tuple[ObjectInfo, PreparedSegment]]], int]]
+        ahead = deque()
+        in_flight = 0
+        next_audit = 0.0  # 0: no audit yet
+        sem = asyncio.Semaphore(FETCH_CONCURRENCY)  # shared by the chunks in flight
+
+        async def keep_oldest() -> None:
+            nonlocal in_flight, next_audit
+            task, size = ahead.popleft()
+            in_flight -= size
+            next_audit = await self._backfill_step(room, await task, next_audit)
+
+        try:
+            try:
+                async for chunk in chunks():
+                    size = sum(it.size for it in chunk)
+                    ahead.append((asyncio.create_task(self.download(room, chunk, sem)), size))
+                    in_flight += size
+                    while len(ahead) > 1 and (
+                        room.result is None  # the first screen, as soon as it is read
+                        or in_flight > AHEAD_BYTES
+                        or len(ahead) > AHEAD_CHUNKS
+                        or ahead[0][0].done()
+                    ):
+                        await keep_oldest()
+            except StorageError:
+                while ahead:  # keep what was read before the listing failed
+                    await keep_oldest()
+                raise
+            while ahead:
+                await keep_oldest()
+        finally:
+            for task, _ in ahead:
+                task.cancel()
+        return bool(next_audit)
+
+    async def _backfill_step(
+        self,
+        room: RoomState,
+        fetched: list[tuple[ObjectInfo, PreparedSegment]],
+        next_audit: float,
+    ) -> float:
+        """Keep a chunk; audit it if it is the first screen or progress is due. Until the
+        end, predecessors may still be on their way: pending, not gaps. Returns when the
+        next progress audit is due.
+
+        The chunk is indexed in background jobs of about ``SLICE_EVENTS`` events, each
+        awaited before the next is submitted: an interactive job (another room opened, a
+        message arriving) runs after at most one slice, and the loop gets its turn in
+        between. Progress audits are for the room someone looks at; another room's
+        back-fill is audited for its first screen and at the end only (an audit of a large
+        room is the longest job there is, and nobody is reading it)."""
+        start = time.monotonic()
+        audit = room.result is None or (
+            start >= next_audit and room.room_id == self._engine.focused
+        )
+        slices: list[list[tuple[ObjectInfo, PreparedSegment]]] = [[]]
+        size = 0
+        for item in fetched:
+            if slices[-1] and size + len(item[1].decoded.events) > SLICE_EVENTS:
+                slices.append([])
+                size = 0
+            slices[-1].append(item)
+            size += len(item[1].decoded.events)
+        for i, part in enumerate(slices):
+            last = i == len(slices) - 1
+            await self._background_turn(room.room_id)
+            await self._keeper.ingest(room, part, complete=False, audit=audit and last)
+            heap.settle()  # what a back-fill keeps lives as long as the room
+        if not audit:
+            return next_audit or time.monotonic() + PROGRESS_AUDIT
+        took = time.monotonic() - start
+        return time.monotonic() + max(PROGRESS_AUDIT, took / AUDIT_SHARE)
+
+    async def list_objects(self, prefix: str) -> list[ObjectInfo]:
+        self._engine.requests += 1
+        return await self._engine.storage.list_objects(prefix)
+
+    async def list_dirs(self, prefix: str) -> list[str]:
+        self._engine.requests += 1
+        return await self._engine.storage.list_dirs(prefix)
+
+    async def download(
+        self,
+        room: RoomState,
+        items: Sequence[ObjectInfo],
+        sem: asyncio.Semaphore | None = None,
+    ) -> list[tuple[ObjectInfo, PreparedSegment]]:
+        """Download and verify segments, concurrently: in worker processes when there is
+        enough to do (``SyncConfig.process_min_bytes``), else on the thread pool."""
+        sem = sem or asyncio.Semaphore(FETCH_CONCURRENCY)
+        out: list[tuple[ObjectInfo, PreparedSegment]] = []
+        bulk = (
+            len(items) > 1 and sum(it.size for it in items) >= self._engine.config.process_min_bytes
+        )
+
+        async def one(item: ObjectInfo) -> None:
+            async with sem:
+                await self._background_turn(room.room_id)
+                got = await self.read_segment(
+                    room.room_id, item, room.unread, background=True, bulk=bulk
+                )
+            if got is not None:
+                out.append(got)
+
+        await asyncio.gather(*(one(it) for it in items))
+        return out
+
+    async def read_segment(
+        self,
+        room_id: str,
+        item: ObjectInfo,
+        unread: dict[str, str] | None = None,
+        *,
+        hint: bool = False,
+        background: bool = False,
+        bulk: bool = False,
+    ) -> tuple[ObjectInfo, PreparedSegment] | None:
+        """Download and verify (on the pool) one listed or hinted object of a room.
+
+        What is not a segment at all (another name, litter that is no file) or is larger
+        than ``MAX_SEGMENT_BYTES`` comes back as a segment holding only the finding that
+        says so. What stands at a segment's name but cannot be read now — a FIFO, a link,
+        a device, the service not answering — is noted in ``unread`` (the verdict is then
+        not final, PROTOCOL.md section 16; the next full pass tries again and forgets it
+        if it is gone) and gives None. ``hint``: the path comes from a marker or a file-system
+        event, not a listing; if nothing is there, nothing happened (a marker naming a
+        missing segment changes nothing, PROTOCOL.md section 15). ``background``: part of
+        a back-fill, so its verification stands aside for a person's action."""
+
+        def finding_only(finding: Finding) -> tuple[ObjectInfo, PreparedSegment]:
+            return item, PreparedSegment(DecodedSegment(item.path, [], [finding]), [])
+
+        def not_now(why: str) -> None:
+            if unread is not None:
+                unread[item.path] = why
+
+        name = parse_segment_path(item.path)
+        segment_named = name is not None and name.room_id == room_id
+        if item.special is not None:
+            if segment_named:
+                not_now(f"not a regular file: {item.special}")
+                return None
+            return finding_only(special_finding(item))
+        not_read = not_read_finding(room_id, item)
+        if not_read is not None:
+            return finding_only(not_read)
+        self._engine.requests += 1
+        try:
+            data = await self._engine.storage.get(item.path, max_bytes=MAX_SEGMENT_BYTES)
+        except NotRegularFileError as exc:
+            log.info("%s", exc)
+            not_now(f"not a regular file: {exc.kind}")
+            return None
+        except UnreadableObjectError as exc:
+            log.warning("%s", exc)
+            return finding_only(unreadable_finding(exc, Kind.SEGMENT_TOO_LARGE))
+        except StorageError as exc:
+            if hint and isinstance(exc, StorageNotFoundError):
+                log.info("ignoring a hint at %s: %s", item.path, exc)
+                return None
+            log.info("could not read %s: %s (will retry)", item.path, exc)
+            not_now(str(exc))
+            return None
+        async with self._verify_slots if background else contextlib.nullcontext():
+            if background:
+                await self._background_turn(room_id)
+            prepared = await self._prepare(item.path, data, room_id, bulk=bulk)
+        if isinstance(prepared, str):  # a worker process could not check it
+            not_now(prepared)
+            return None
+        return ObjectInfo(item.path, len(data), item.etag), prepared
+
+    async def _prepare(
+        self, path: str, data: bytes, room_id: str, *, bulk: bool
+    ) -> PreparedSegment | str:
+        """Decode and verify one segment: in a worker process (``bulk``) or on a thread.
+        A ``str`` says why it could not be checked (a worker stopped on it)."""
+        loop = asyncio.get_running_loop()
+        packed = await self._engine._verifier.prepare(path, data, room_id) if bulk else None
+        if packed is None:  # a small read, or no worker process can run here
+            return await loop.run_in_executor(
+                self._engine._pool, prepare_segment, path, data, room_id
+            )
+        if isinstance(packed, str):
+            return packed
+        try:
+            return await loop.run_in_executor(self._engine._pool, unpack, packed, room_id)
+        except HandoverError as exc:
+            log.error("%s: a worker's result does not unpack: %s", path, exc)
+            return "a worker process's result for it was not usable"

@@ -1,0 +1,399 @@
+"""What the engine's state thread does to a room: the one place a ``RoomState`` changes.
+
+Every other part of the engine hands its work here: the back-fill its slices and audits,
+the poller what a hint or a safety listing found, the publisher this device's own sends,
+the facade a re-audit. ``RoomKeeper.ingest`` runs the job on the state thread (``lanes.py``)
+in the lane given, adds the segments to the room's ledger and the index, audits
+(incrementally when that is exact), publishes the room's ``RoomView`` and reports
+``EventsAppended`` or ``RoomLoaded``. A room opened from the cache is rebuilt here too
+(``warm``): its newest rows from the reader's connection first, then its ledger from the
+index without re-checking signatures. Pages of a timeline with their bodies (``page``)
+are read on the state thread, so they match the audit they were asked for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..index import Index, IndexedEvent
+from ..protocol.audit import AuditResult, PreparedSegment, RoomLedger, TrustState
+from ..protocol.event import MEMBER, Event, Malformed
+from ..protocol.findings import Finding, Kind
+from ..protocol.metadata import RoomMetadata
+from ..protocol.segment import DecodedSegment, Located
+from ..storage.base import ObjectInfo
+from .events import EventsAppended, RoomLoaded, ShownEvent, WarmTimeline
+from .room_state import RoomState, RoomView, unread_findings
+
+if TYPE_CHECKING:
+    from .engine import SyncEngine
+
+WARM_ROWS = 100
+NEWEST_ROWS = 200  # rows with bodies sent along with each full audit (the first screen)
+REBUILD_BATCH = 25  # cached segments parsed at a time when a room is rebuilt
+EAGER_ROWS = 20_000  # a cached room up to this long is parsed off the state thread at once
+
+
+@dataclass(frozen=True, slots=True)
+class CachedCopy:
+    """A room as the index holds it, read on any connection (see ``read_cached``)."""
+
+    segments: Iterable[tuple[str, list[Any], list[Finding]]]
+    known: dict[str, int]
+    history_complete: bool
+    damaged: set[str]  # listed segments the index could not hand back (once iterated)
+
+
+def read_cached(index: Index, room_id: str, eager: bool = True) -> CachedCopy:
+    """``eager``: parse every cached segment now (a room read on one connection and
+    applied on another thread); else a batch at a time as the caller iterates, on this
+    connection's thread, so a room of a million events is never parsed into memory all at
+    once (each batch is slimmed by the ledger before the next is read)."""
+    info = index.room(room_id)
+    damaged: set[str] = set()
+
+    def batches() -> Iterator[tuple[str, list[Any], list[Finding]]]:
+        paths = index.segment_paths(room_id)
+        for start in range(0, len(paths), REBUILD_BATCH):
+            batch = paths[start : start + REBUILD_BATCH]
+            got = index.room_segments(room_id, batch)
+            # A segment the index lists but cannot hand back is damaged.
+            damaged.update(set(batch) - {path for path, _, _ in got})
+            yield from got
+
+    return CachedCopy(
+        list(batches()) if eager else batches(),
+        index.known_segments(room_id),
+        bool(info and info["history_complete"]),
+        damaged,
+    )
+
+
+class RoomKeeper:
+    """The state thread's work on the engine's rooms (see the module's docstring). It
+    keeps nothing of its own: the rooms are the engine's (``SyncEngine.rooms``), and the
+    jobs reach the state thread, the reader and the listener through the engine."""
+
+    def __init__(self, engine: SyncEngine) -> None:
+        self._engine = engine
+
+    async def ingest(
+        self,
+        room: RoomState,
+        fetched: Sequence[tuple[ObjectInfo, PreparedSegment]],
+        *,
+        complete: bool | None,
+        force_audit: bool = False,
+        audit: bool = True,
+        interactive: bool = False,
+    ) -> None:
+        """Add ``fetched`` and audit, on the state thread in the lane given (a back-fill's
+        jobs are background; what someone waits for, a message arriving, is interactive).
+        ``complete``: whether the final rules apply (only a
+        pass through the whole history says so, True or False); None for what arrives
+        outside such a pass (a hint, a safety listing, an own send, a re-audit): then the
+        room's standing *when the serial worker gets to it* applies. Read earlier, on the
+        loop, it may be the provisional False of a pass whose final audit is queued just
+        ahead: this ingest would then audit the room provisionally again after that final
+        verdict, and no pass would ever make it final again (the safety net only looks at
+        complete rooms)."""
+        if not fetched and not force_audit:
+            return
+        appended, result, final = await self._engine._serially(
+            self._ingest_serial,
+            room,
+            fetched,
+            complete,
+            force_audit,
+            audit,
+            room=room.room_id,
+            interactive=interactive,
+        )
+        if result is None:
+            return
+        if appended is not None:
+            if appended:
+                self._engine._note_activity()
+                self._engine._emit(EventsAppended(room.room_id, appended, result))
+        else:
+            self._engine._emit(self._room_loaded(room, result, final))
+
+    def _ingest_serial(
+        self,
+        room: RoomState,
+        fetched: Sequence[tuple[ObjectInfo, PreparedSegment]],
+        complete: bool | None,
+        force_audit: bool,
+        audit: bool = True,
+    ) -> tuple[list[Any] | None, AuditResult | None, bool]:
+        """State thread: add segments, audit (incrementally when exact), update the index.
+        Returns the appended items (None after a full audit), the result and whether the
+        final rules applied; publishes the room's view (``room_view``) when done.
+
+        The cached timeline is rewritten only by a complete audit (or the first one), so a
+        long back-fill does not rewrite 100,000 rows every few seconds."""
+        try:
+            return self._ingest_here(room, fetched, complete, force_audit, audit)
+        finally:
+            self._publish(room)
+
+    def _ingest_here(
+        self,
+        room: RoomState,
+        fetched: Sequence[tuple[ObjectInfo, PreparedSegment]],
+        complete: bool | None,
+        force_audit: bool,
+        audit: bool,
+    ) -> tuple[list[Any] | None, AuditResult | None, bool]:
+        if complete is None:
+            complete = room.complete
+        added = []
+        for info, prepared in fetched:
+            if room.unread.pop(info.path, None) is not None:
+                force_audit = True  # its unreadable-finding must go
+            if info.path in room.known and room.ledger.has_segment(info.path):
+                continue
+            added.extend(room.ledger.add_prepared(prepared))
+            room.known[info.path] = info.size
+            if self._engine.index is not None:
+                self._engine.index.add_segment(
+                    room.room_id,
+                    info.path,
+                    info.size,
+                    info.etag,
+                    [
+                        IndexedEvent(
+                            loc.path,
+                            loc.line,
+                            loc.event.event_id,
+                            loc.event.timestamp_ms,
+                            raw.decode("utf-8"),
+                            ok,
+                            why,
+                        )
+                        for loc, raw, (ok, why) in zip(
+                            prepared.decoded.events,
+                            prepared.decoded.lines,
+                            prepared.verdicts,
+                            strict=True,
+                        )
+                    ],
+                    prepared.decoded.findings,
+                )
+        if not audit:
+            return None, None, complete
+        partial = room.partial
+        # Appends stay incremental also while the history is partial: the last full audit
+        # already applied those rules (no trust on first use), and whatever changes what is
+        # unread (a new unreadable object, an unread one read at last) forces a full audit.
+        if room.result is not None and not force_audit and complete == room.complete:
+            before = len(room.result.timeline)
+            new = room.ledger.try_append(added)
+            if new is not None:
+                room.result = room.ledger.result  # a new result: the old one is handed out
+                if self._engine.index is not None and new:
+                    self._engine.index.append_timeline(room.room_id, before, new)
+                    if complete and not room.partial:
+                        self._pin(new)
+                return self._whole(new, fetched), room.result, complete
+        first = room.result is None
+        pins = (
+            self._engine.index.pins() if self._engine.index is not None else {}
+        )  # full audits only
+        room.result = room.ledger.audit(pins, complete=complete, partial=complete and partial)
+        room.complete = complete
+        whole = complete and not partial
+        if complete:
+            room.result.findings.extend(unread_findings(room))
+        if self._engine.index is not None and (complete or first):
+            self._engine.index.save_audit(room.room_id, room.result, history_complete=whole)
+            if whole:  # trust on first use only from the whole history
+                self._pin(room.result.timeline)
+        self._note_shown(room)
+        return None, room.result, complete
+
+    @staticmethod
+    def _whole(
+        items: list[Any], fetched: Sequence[tuple[ObjectInfo, PreparedSegment]]
+    ) -> list[Any]:
+        """Appended items with their whole events (a ledger without bodies judged slim
+        copies): the segments just read still hold them."""
+        if not items or all(a.event.content or a.event.type == MEMBER for a in items):
+            return items
+        whole = {
+            (loc.path, loc.line): loc.event
+            for _, prepared in fetched
+            for loc in prepared.decoded.events
+        }
+        return [a._replace(event=whole.get((a.path, a.line), a.event)) for a in items]
+
+    def _pin(self, items: Iterable[Any]) -> None:
+        """Pin the keys of verified events (trust on first use): only ever from an audit
+        of the whole history."""
+        assert self._engine.index is not None
+        self._engine.index.add_pins(
+            {
+                (a.event.sender_id, a.event.sender_key)
+                for a in items
+                if a.state is TrustState.VERIFIED and a.event.sender_key
+            }
+        )
+
+    @staticmethod
+    def _room_loaded(room: RoomState, result: AuditResult, complete: bool) -> RoomLoaded:
+        """The event, with the room's metadata as read so far (set on the loop thread, where
+        this runs, so it is one consistent moment) and the audit's newest rows (when a
+        later audit replaced them already, none: the front end asks for a page)."""
+        shown, total, newest = room.shown
+        if shown is not result:
+            total, newest = len(result.timeline), ()
+        return RoomLoaded(
+            room.room_id,
+            result,
+            complete,
+            room.metadata,
+            tuple(room.metadata_findings),
+            total,
+            newest,
+        )
+
+    @staticmethod
+    def _publish(room: RoomState) -> None:
+        """State thread, at the end of each job on the room: its view for front ends (one
+        reference assignment, so a reader gets the old view or the new one)."""
+        room.view = RoomView(
+            room.room_id,
+            room.result,
+            room.metadata,
+            tuple(room.metadata_findings),
+            room.complete,
+            room.partial,
+        )
+
+    def _note_shown(self, room: RoomState) -> None:
+        """Serial thread, after a full audit: its row count and newest rows with bodies."""
+        result = room.result
+        if result is None:
+            return
+        total = len(result.timeline)
+        room.shown = (result, total, self.page(room, result, total - NEWEST_ROWS, total) or ())
+
+    def page(
+        self, room: RoomState, result: AuditResult, start: int, stop: int
+    ) -> tuple[ShownEvent, ...] | None:
+        """Serial thread: rows ``start:stop`` of ``result`` with their bodies, or None
+        when a later full audit replaced ``result``'s (the caller's positions belong to an
+        older one; appends since keep every position)."""
+        if room.result is None or room.result.audit_number != result.audit_number:
+            return None
+        items = result.timeline[max(0, start) : max(0, stop)]
+        if room.ledger.keeps_bodies or self._engine.index is None:
+            return tuple(ShownEvent(a, a.event) for a in items)
+        whole = self._engine.index.events_at(room.room_id, [(a.path, a.line) for a in items])
+        out = []
+        for a, ev in zip(items, whole, strict=True):
+            if isinstance(ev, Event) and (
+                ev.hash != a.event.hash or ev.signature != a.event.signature
+            ):
+                ev = Malformed(
+                    Kind.BAD_SCHEMA,
+                    "this device's cached line is not the event the audit checked (the "
+                    "cache was changed outside this app)",
+                    ev.event_id,
+                )
+            out.append(ShownEvent(a, ev))
+        return tuple(out)
+
+    def set_metadata(
+        self, room: RoomState, metadata: RoomMetadata | None, findings: list[Finding]
+    ) -> None:
+        """State thread: the room's metadata as just read (and its name in the index)."""
+        room.metadata, room.metadata_findings = metadata, findings
+        if self._engine.index is not None and metadata is not None:
+            self._engine.index.set_room_info(room.room_id, metadata.name, metadata.signed)
+        self._publish(room)
+
+    async def warm(self, room: RoomState, *, interactive: bool) -> None:
+        """The cached room: its newest rows at once (the reader's connection, never behind
+        another room's back-fill), then its ledger rebuilt on the state thread."""
+        room_id = room.room_id
+
+        def newest(index: Index) -> tuple[int, list[Any]]:
+            total = index.timeline_length(room_id)
+            return total, index.newest(room_id, WARM_ROWS) if total else []
+
+        total, rows = await self._engine._read(newest)
+        if total:
+            self._engine._emit(WarmTimeline(room_id, rows, total))
+        # A small room is parsed on the reader's connection, off the state thread; a big
+        # one a batch at a time on the state thread (never all of it in memory at once).
+        cached = await self._engine._read(read_cached, room_id) if total <= EAGER_ROWS else None
+        complete = await self._engine._serially(
+            self._rebuild_from_index, room, cached, room=room_id, interactive=interactive
+        )
+        if room.result is not None:
+            self._engine._emit(self._room_loaded(room, room.result, complete))
+
+    def _rebuild_from_index(self, room: RoomState, cached: CachedCopy | None = None) -> bool:
+        """State thread (or, for a room no engine owns, any one thread): refill the ledger
+        from the cache (signature verdicts kept). ``cached``: read already, elsewhere."""
+        index = self._engine.index
+        assert index is not None
+        if cached is None:
+            cached = read_cached(index, room.room_id, eager=False)
+        complete = self._apply_cached(room, cached, index.pins())
+        if room is self._engine.rooms.get(room.room_id):
+            if room.result is not None:
+                room.complete = complete
+                self._note_shown(room)
+            self._publish(room)
+        return complete
+
+    @staticmethod
+    def _apply_cached(room: RoomState, cached: CachedCopy, pins: dict[str, set[str]]) -> bool:
+        count = 0
+        damaged: set[str] = set()
+        for path, items, findings in cached.segments:
+            events: list[Located] = []
+            verdicts: list[tuple[bool | None, str]] = []
+            for item in items:
+                if isinstance(item.event, Malformed):
+                    damaged.add(path)  # logged by the index; never trusted blindly
+                    break
+                events.append(Located(item.event, path, item.line))  # one path string
+                verdicts.append((item.sig_ok, item.sig_why))
+            if path in damaged:
+                continue
+            decoded = DecodedSegment(path, events, list(findings))
+            room.ledger.add_prepared(PreparedSegment(decoded, verdicts))
+            count += 1
+        damaged |= cached.damaged
+        # A segment whose cached copy is damaged is not known: it is read (and checked)
+        # again from storage, which also repairs the cache; until then it is unread.
+        room.known.update({p: size for p, size in cached.known.items() if p not in damaged})
+        for path in damaged:
+            room.unread[path] = "this device's cached copy of it is damaged; it is read again"
+        if count == 0:
+            return False
+        complete = cached.history_complete and not damaged
+        room.result = room.ledger.audit(pins, complete=complete)
+        room.result.findings.extend(unread_findings(room))
+        return complete
+
+    async def cached_room(self, room_id: str) -> RoomView | None:
+        """``SyncEngine.cached_room``: rebuilt on the reader's connection (a room nobody
+        else holds). None when the index holds nothing of the room."""
+        if self._engine.index is None:
+            return None
+        room = RoomState(room_id, RoomLedger(room_id))
+
+        def rebuild(index: Index) -> bool:  # a room nobody else holds: built where it is read
+            return self._apply_cached(room, read_cached(index, room_id, False), index.pins())
+
+        room.complete = await self._engine._read(rebuild)
+        if room.result is None:
+            return None
+        self._publish(room)
+        return room.view

@@ -1,0 +1,439 @@
+"""Finding what is new: activity markers, a change feed, safety listings, a watched folder.
+
+A bucket is polled by listing its activity markers (one listing per storage, whatever
+the number of rooms; ``schedule.py`` says how often: often while the app's window is
+focused, sparingly behind it, at once after activity). With a change feed (an S3
+bucket's SQS queue, ``storage/feed.py``) the poller waits on the feed instead and lists
+the markers only every ``feed_check`` seconds; when the feed fails it polls, and tries
+the feed again after a backoff. A local folder is watched (watchdog): a file that was
+closed or linked there is read at once, and the folder is rescanned now and then.
+Whatever the source, a named segment is only a hint: ``fetch_segment`` reads and checks
+it like a listed one (``backfill.py``) and hands it to the ``RoomKeeper``. Every room
+read completely is also listed again now and then (``refresh``: the safety net for
+markers that never came).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..index import Index
+from ..protocol.activity import activity_folder, parse_marker
+from ..protocol.ids import is_valid_room_id, logs_prefix, parse_segment_path, utc_date
+from ..protocol.untrusted_text import terminal_safe
+from ..storage.base import ObjectInfo, StorageError
+from ..storage.feed import ChangeFeed
+from ..storage.local import LocalStorage
+from .events import ChangeFeedStatus, RoomDiscovered
+from .schedule import poll_delay, safety_period
+
+if TYPE_CHECKING:
+    from .backfill import Backfill
+    from .engine import SyncEngine
+    from .keeper import RoomKeeper
+
+log = logging.getLogger("bucket_chat.sync")
+
+MARKER_SETTLE_MS = 2 * 60_000  # only markers at least this old move the marker cursor
+FEED_RETRY_MAX = 600.0  # seconds: the longest wait before a failed change feed is tried again
+MAX_HINTS = 50  # objects one wait on the change feed may make the engine read
+HINTS_KEPT = 4096  # paths the change feed named lately: named again, they are not read again
+
+
+class Poller:
+    """Finds what is new for the engine (see the module's docstring) and keeps what that
+    takes: the markers' cursors, the feed's state, the folder watch, the next wait.
+    Reads go through the ``Backfill``, changes to rooms through the ``RoomKeeper``."""
+
+    def __init__(
+        self,
+        engine: SyncEngine,
+        backfill: Backfill,
+        keeper: RoomKeeper,
+        feed: ChangeFeed | None,
+    ) -> None:
+        self._engine = engine
+        self._backfill = backfill
+        self._keeper = keeper
+        self._local = engine._local
+        self.next_poll_in = engine.config.active_interval  # the current wait
+        self.polls = 0  # marker polling rounds done (for tests and the benchmarks)
+        self._poll_wake = asyncio.Event()
+        self._activity_at = 0.0  # monotonic time of the last activity (``note_activity``)
+        self._in_poll = False
+        self._marker_cursor: dict[str, str] = {}
+        self._markers_seen: dict[str, set[str]] = {}  # per day: junk, unsettled markers
+        self._watch: Any = None
+        self._direct: asyncio.Queue[str] = asyncio.Queue()
+        # The storage's change feed, if it has one: while it answers the poller waits on
+        # it and polls the bucket only every ``feed_check`` seconds.
+        self.feed = feed
+        self.feed_active = False
+        self.feed_message = ""
+        self._feed_told: bool | None = None  # the last state reported in an event
+        self.feed_rounds = 0  # waits on the feed that were answered (tests, benchmarks)
+        self.feed_ignored = 0  # messages or records of the feed that were ignored
+        self._feed_retry_at = 0.0
+        self._feed_backoff = engine.config.feed_retry
+        self._feed_checked_at: float | None = None
+        self._hinted: dict[str, None] = {}  # oldest first
+        self._junk_told_at = -1e9
+
+    def note_activity(self) -> None:
+        """Activity (a send, a message read, the user) ends a long wait: the poller looks
+        at once and then often. During a round the poller reschedules by itself."""
+        self._activity_at = time.monotonic()
+        if (
+            self._local is None  # a folder is watched: nothing to look at sooner
+            and not self._in_poll
+            and self.next_poll_in > self._engine.config.active_interval
+        ):
+            self._poll_wake.set()
+
+    def wake(self) -> None:
+        """Poll now (``SyncEngine.wake``)."""
+        self.note_activity()
+        self._poll_wake.set()
+
+    async def close(self) -> None:
+        """Close the feed's connection and stop watching the folder (the engine cancelled
+        the tasks already)."""
+        if self.feed is not None:
+            await self.feed.close()
+        if self._watch is not None:
+            self._watch.stop()
+            await asyncio.to_thread(self._watch.join, 5)
+            self._watch = None
+
+    # -- polling -------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """The poller's task (``SyncEngine.start``): wait on the change feed while it
+        answers; else wait (``schedule.py``: woken early by activity), poll, and work
+        out the next wait from how long it has been quiet."""
+        local = self._local is not None
+        while not self._engine._closed:
+            feed = self.feed
+            due = feed is not None and time.monotonic() >= self._feed_retry_at
+            if feed is not None and due and await self._listen(feed):
+                continue
+            wait = self._engine.config.local_rescan if local else self.next_poll_in
+            if feed is not None:  # not past the time the feed is tried again
+                wait = min(wait, max(0.0, self._feed_retry_at - time.monotonic()))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._poll_wake.wait(), wait)
+            self._poll_wake.clear()
+            self._in_poll = True
+            try:
+                found = await self.poll_once()
+            finally:
+                self._in_poll = False
+            self.polls += 1
+            if found:
+                self._activity_at = time.monotonic()  # rescheduled just below
+            self.next_poll_in = poll_delay(
+                self._engine.config,
+                quiet_for=time.monotonic() - self._activity_at,
+                window_focused=self._engine.window_focused,
+                previous=self.next_poll_in,
+            )
+
+    async def poll_once(self, *, markers: bool = True) -> int:
+        """``SyncEngine.poll_once``. A room with something unread is read all over again
+        (its verdict waits for that); any other complete room is ``refresh``ed."""
+        found = 0
+        asked = markers  # whether the storage was asked anything (then it answered)
+        try:
+            if markers:
+                found += await self._poll_markers()
+            now = time.monotonic()
+            for room in list(self._engine.rooms.values()):
+                period = safety_period(
+                    self._engine.config,
+                    room_focused=room.room_id == self._engine.focused,
+                    window_focused=self._engine.window_focused,
+                    partial=room.complete and bool(room.unread or room.unlisted),
+                    local=self._local is not None,
+                )
+                if room.complete and now - room.last_safety >= period:
+                    before, asked = len(room.known), True
+                    if room.unread or room.unlisted:  # read it all again: the verdict waits
+                        async with room.lock:
+                            await self._backfill.fetch_newest_first(room)
+                    else:
+                        await self.refresh(room.room_id)
+                    found += len(room.known) - before
+            if asked:
+                self._engine._set_online(True, "")
+        except StorageError as exc:
+            self._engine._set_online(False, str(exc))
+        return found
+
+    async def _poll_markers(self) -> int:
+        """List today's activity folder after the cursor and fetch what markers name.
+
+        Only a well-formed marker of that day that has *settled* (published at least
+        ``MARKER_SETTLE_MS`` ago by its writer's clock) moves the cursor: a junk name, a
+        forged marker dated later today, or an honest writer whose clock runs fast
+        would otherwise sort after markers still to come and hide them. Newer markers
+        are acted on once and listed again until they settle; junk is logged once."""
+        now_ms = int(time.time() * 1000)
+        dates = [utc_date(now_ms)]
+        if now_ms % 86_400_000 < 10 * 60_000:  # just after midnight: yesterday's tail too
+            dates.insert(0, utc_date(now_ms - 86_400_000))
+        for stale in set(self._markers_seen) - set(dates):
+            del self._markers_seen[stale]
+        found = 0
+        for date in dates:
+            folder = activity_folder(date)
+            cursor = self._marker_cursor.get(date)
+            if cursor is None and self._engine.index is not None:
+                cursor = await self._engine._read(Index.cursor, f"activity:{date}")
+                if cursor is not None and parse_marker(cursor) is None:
+                    cursor = None  # left by an older version that trusted junk
+            seen = self._markers_seen.setdefault(date, set())
+            self._engine.requests += 1
+            items = await self._engine.storage.list_after(folder, cursor)
+            last: str | None = None
+            for item in items:
+                if item.path in seen:
+                    continue
+                parsed = parse_marker(item.path) if item.special is None else None
+                if parsed is None:
+                    seen.add(item.path)
+                    log.warning("ignoring %s: not an activity marker", item.path)
+                    continue
+                published, room_id, segment = parsed
+                if published > now_ms - MARKER_SETTLE_MS:
+                    seen.add(item.path)  # acted on once; the cursor stays before it
+                elif last is None or item.path > last:
+                    last = item.path
+                if room_id not in self._engine._known_rooms and is_valid_room_id(room_id):
+                    self._engine._known_rooms.add(room_id)
+                    self._engine._emit(RoomDiscovered(room_id))
+                if room_id in self._engine.rooms and await self.fetch_segment(room_id, segment):
+                    found += 1
+            if last is not None:
+                self._marker_cursor[date] = last
+                seen.difference_update({p for p in seen if p <= last})
+                if self._engine.index is not None:
+                    await self._engine._serially(
+                        self._engine.index.set_cursor, f"activity:{date}", last
+                    )
+        return found
+
+    async def _listen(self, feed: ChangeFeed) -> bool:
+        """One wait on the change feed, and reading what it names. The activity markers
+        are still listed when the feed starts (what came before) and every
+        ``feed_check`` seconds (notifications that never came: a queue that another
+        device empties, a notification set-up removed), and due safety listings run.
+        False when the feed failed: the poller then polls the bucket, and tries the feed
+        again after a backoff."""
+        try:
+            if not self.feed_active:
+                checked = await feed.check()
+                self._feed_checked_at = None  # catch up on what came before
+                self._set_feed(True, f"waiting on the bucket's notifications in {checked}")
+            now = time.monotonic()
+            last = self._feed_checked_at
+            markers = last is None or now - last >= self._engine.config.feed_check
+            if markers:
+                self._feed_checked_at = now
+            self._in_poll = True
+            try:
+                found = await self.poll_once(markers=markers)
+            finally:
+                self._in_poll = False
+            if markers:
+                self.polls += 1
+            self._poll_wake.clear()  # what a wake would poll for, the feed tells
+            batch = await feed.wait(self._engine.config.feed_wait)
+            self.feed_rounds += 1
+            if batch.ignored_count:
+                self.feed_ignored += batch.ignored_count
+                # A flood of junk is said once a minute, not at every answer.
+                quiet = time.monotonic() - self._junk_told_at < 60.0
+                log.log(
+                    logging.DEBUG if quiet else logging.WARNING,
+                    "ignored %d message(s) or record(s) from %s (%d so far): %s",
+                    batch.ignored_count,
+                    feed.describe(),
+                    self.feed_ignored,
+                    terminal_safe("; ".join(batch.ignored)),
+                )
+                if not quiet:
+                    self._junk_told_at = time.monotonic()
+            if batch.connected:
+                log.info("%s: the bucket's test notification arrived", feed.describe())
+            found += await self._follow(batch.paths)
+            await feed.ack(batch)  # after reading: a crash before it reads them again
+        except StorageError as exc:
+            retry = self._feed_backoff
+            self._feed_backoff = min(retry * 2, FEED_RETRY_MAX)
+            self._feed_retry_at = time.monotonic() + retry
+            if self.feed_active:  # it just failed: poll the bucket at once, then as usual
+                self.next_poll_in = self._engine.config.active_interval
+            self._set_feed(
+                False,
+                f"{exc}; polling the bucket instead (the queue is tried again in {retry:g} s)",
+            )
+            await feed.close()  # a fresh connection next time
+            return False
+        self._feed_backoff = self._engine.config.feed_retry
+        if found:
+            self._activity_at = time.monotonic()
+        return True
+
+    def _set_feed(self, active: bool, message: str) -> None:
+        """Note the feed's state; a change of state (not each retry) is reported."""
+        if (active, message) == (self.feed_active, self.feed_message):
+            return
+        self.feed_active, self.feed_message = active, message
+        told = active != self._feed_told
+        level = logging.INFO if active or not told else logging.WARNING
+        log.log(level, "change feed: %s", message)
+        if told:
+            self._feed_told = active
+            self._engine._emit(ChangeFeedStatus(active, message))
+
+    async def _follow(self, paths: Sequence[str]) -> int:
+        """Read the segments that change notifications name (only hints: each is read and
+        verified like a listed one; a name that is no segment, or of a room not open
+        here, is not read). At most ``MAX_HINTS``; more make the markers be listed."""
+        if len(paths) > MAX_HINTS:
+            log.warning(
+                "%d objects named in one wait on the change feed: reading %d, the rest "
+                "from the activity markers",
+                len(paths),
+                MAX_HINTS,
+            )
+            self._feed_checked_at = None
+        found = 0
+        for path in paths[:MAX_HINTS]:
+            # Named again (SQS delivers at least once; a forger repeats itself): read
+            # once. What could not be read then is the room's listings' job.
+            if path in self._hinted:
+                continue
+            self._hinted[path] = None
+            if len(self._hinted) > HINTS_KEPT:
+                del self._hinted[next(iter(self._hinted))]
+            marker = parse_marker(path)  # a notification set-up that covers markers too
+            segment = marker[2] if marker is not None else path
+            name = parse_segment_path(segment)
+            if name is None:
+                continue  # another object of the storage (room metadata, a probe)
+            if name.room_id not in self._engine._known_rooms:
+                self._engine._known_rooms.add(name.room_id)
+                self._engine._emit(RoomDiscovered(name.room_id))
+            try:
+                if name.room_id in self._engine.rooms and await self.fetch_segment(
+                    name.room_id, segment
+                ):
+                    found += 1
+            except StorageError as exc:  # the next listing of the room reads it
+                log.info("could not read %s named by the change feed: %s", segment, exc)
+        return found
+
+    async def refresh(self, room_id: str) -> None:
+        """``SyncEngine.refresh``: late deliveries land in the newest two days; older
+        ones are announced by markers or found by the next full pass."""
+        room = self._engine._room(room_id)
+        async with room.lock:
+            dates = sorted(await self._backfill.list_dirs(logs_prefix(room_id)), reverse=True)[:2]
+            items: list[ObjectInfo] = []
+            for date in dates:
+                items.extend(await self._backfill.list_objects(f"{logs_prefix(room_id)}{date}/"))
+            new = [it for it in items if it.path not in room.known]
+            if new:
+                await self._keeper.ingest(
+                    room, await self._backfill.download(room, new), complete=None
+                )
+            room.last_safety = time.monotonic()
+
+    async def fetch_segment(self, room_id: str, path: str) -> bool:
+        """``SyncEngine.fetch_segment``: what a marker, the change feed or the folder
+        watch names, read under the room's lock (never beside a pass or another hint)."""
+        room = self._engine.rooms.get(room_id)
+        if room is None or path in room.known:
+            return False
+        async with room.lock:
+            if path in room.known:
+                return False
+            before = dict(room.unread)
+            got = await self._backfill.read_segment(
+                room_id, ObjectInfo(path, 0), room.unread, hint=True
+            )
+            # Someone waits for news in the room they look at; a room nobody looks at
+            # (where anyone with write access can make a flood of them) waits its turn.
+            shown = room_id == self._engine.focused
+            if got is None:
+                if room.unread != before:  # the room's verdict is no longer final
+                    await self._keeper.ingest(
+                        room, [], complete=None, force_audit=True, interactive=shown
+                    )
+                return False
+            await self._keeper.ingest(room, [got], complete=None, interactive=shown)
+            return True
+
+    # -- local folders -------------------------------------------------------------------------
+
+    def start_watch(self, storage: LocalStorage) -> None:
+        try:
+            from watchdog.events import FileSystemEvent, FileSystemEventHandler
+            from watchdog.observers import Observer
+        except ImportError:  # pragma: no cover
+            return
+        loop = asyncio.get_running_loop()
+        root = storage.root
+        queue = self._direct
+
+        class Handler(FileSystemEventHandler):
+            def on_any_event(self, event: FileSystemEvent) -> None:
+                if event.event_type not in ("created", "moved", "closed"):
+                    return
+                raw = getattr(event, "dest_path", "") or event.src_path
+                name = os.fsdecode(raw)
+                if not name.endswith(".jsonl"):
+                    return
+                try:
+                    rel = os.path.relpath(name, root).replace(os.sep, "/")
+                except ValueError:
+                    return
+                with contextlib.suppress(RuntimeError):  # the loop may be closing
+                    loop.call_soon_threadsafe(queue.put_nowait, rel)
+
+        rooms = root / "rooms"
+        with contextlib.suppress(OSError):  # a link or file there: checked just below
+            rooms.mkdir(parents=True, exist_ok=True)
+        if rooms.is_symlink() or not rooms.is_dir():
+            # Never watch (or write) through a link: polling lists it as what it is.
+            log.warning("%s is not a folder of this storage; not watching it", rooms)
+            return
+        observer = Observer()
+        observer.schedule(Handler(), str(root / "rooms"), recursive=True)
+        observer.daemon = True
+        observer.start()
+        self._watch = observer
+
+    async def follow_folder(self) -> None:
+        """The watched folder's task: read each segment file the watch names (a hint,
+        checked like any other)."""
+        while True:
+            path = await self._direct.get()
+            name = parse_segment_path(path)
+            if name is None:
+                continue
+            if name.room_id not in self._engine._known_rooms:
+                self._engine._known_rooms.add(name.room_id)
+                self._engine._emit(RoomDiscovered(name.room_id))
+            try:
+                if await self.fetch_segment(name.room_id, path):
+                    self.note_activity()
+            except Exception:
+                log.exception("reading %s failed", path)

@@ -1,0 +1,469 @@
+"""Writing: signing and queueing this device's messages, and publishing the outbox.
+
+``send`` signs drafts and commits them to the outbox (``outbox.py``, on the engine's
+outbox thread) before any network access whenever this device knows where its own chain
+continues: from the room as read completely here (``_local_head``: the audit's verdicts,
+never a second download) or from the index. Only a device that never read the room
+whole asks the storage, and gives up in seconds if it does not answer (a guessed head
+forks the chain). What a send needs from the timeline (``send_context``: the verdict,
+the introductions of this device on offer, each device's newest event for the witness)
+is read on the state thread in the room's order. The publisher's task batches what was
+composed within ``batch_window`` into one segment, writes it create-only, hands it to
+the ``RoomKeeper`` as this device's own news, and leaves an activity marker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from nacl.signing import SigningKey
+
+from ..index import Index
+from ..protocol.activity import marker_path
+from ..protocol.audit import (
+    DEVICE_ACCEPT_FIELD,
+    first_confirmed,
+    offered_introductions,
+    prepare_segment,
+)
+from ..protocol.canonical import b64encode
+from ..protocol.chain import chain_head
+from ..protocol.event import MEMBER, Event
+from ..protocol.ids import client_id_for
+from ..protocol.untrusted_text import terminal_safe
+from ..storage.base import (
+    AlreadyExistsError,
+    ObjectInfo,
+    StorageError,
+    UnreadableObjectError,
+)
+from .events import IntroductionOffered, OutboxChanged
+from .outbox import OutSegment
+from .room_state import RoomState, SendScan
+from .watched import NoAnswerError, answer_within
+from .writer import own_chain_off_loop, read_room_segments
+
+if TYPE_CHECKING:
+    from .engine import SyncEngine
+    from .keeper import RoomKeeper
+
+log = logging.getLogger("bucket_chat.sync")
+
+MAX_WITNESS = 64  # other devices' chains named in one event's witness
+WITNESS_ROWS = 500  # newest cached rows a send that did not open the room witnesses from
+MAX_OFFERS_TOLD = 3  # keys one warning names when several offer to introduce this device
+
+Drafts = Sequence[tuple[str, dict[str, Any]]]  # (event type, content) of each event to send
+
+
+class NotQueuedError(StorageError):
+    """A send could not even be queued (nothing local knows the chain's head and the
+    storage did not tell): nothing was signed, nothing is lost but the attempt."""
+
+
+def _merged(first: Sequence[str], second: Sequence[str]) -> list[str]:
+    """Both lists of keys in order, each key once."""
+    return list(dict.fromkeys([*first, *second]))
+
+
+def send_context(
+    room: RoomState, user_id: str, key_text: str
+) -> tuple[bool, list[str], list[Event]] | None:
+    """State thread: what a send needs from the room's timeline — whether its verdict
+    is final, the introductions of ``key_text`` on offer, and each device's newest
+    event, the most recently active first (for the witness). Kept in ``room.scan``
+    and brought up to date from what was appended since the last send: O(new events),
+    not O(history). None when the room has no audit yet."""
+    result = room.result
+    if result is None:
+        return None
+    scan = room.scan
+    if (
+        scan is None
+        or scan.result.audit_number != result.audit_number
+        or scan.seen > len(result.timeline)
+    ):
+        scan = room.scan = SendScan(result)  # a full audit: a new result, all again
+    scan.result = result  # appends make a new result of the same audit: the rest of it
+    scan.catch_up()
+    settled = room.complete and not room.partial
+    offers = scan.introductions(user_id, key_text).offers() if settled else []
+    return settled, offers, list(reversed(scan.tips.values()))
+
+
+class Publisher:
+    """This device's sends and the outbox's publishing (see the module's docstring). It
+    keeps what the engine has said or accepted already (introductions, witnesses) and
+    when it last published; the outbox, its thread and the rooms are the engine's."""
+
+    def __init__(self, engine: SyncEngine, keeper: RoomKeeper) -> None:
+        self._engine = engine
+        self._keeper = keeper  # this device's own segments go there once written
+        self._wake = asyncio.Event()
+        self._last_publish = -1e9
+        self._accepted: set[tuple[str, str, str]] = set()
+        self._told: set[tuple[str, str, str]] = set()  # offers this engine has reported
+        self._witnessed: dict[tuple[str, str], dict[str, str]] = {}
+
+    async def send(
+        self,
+        room_id: str,
+        user_id: str,
+        signing_key: SigningKey,
+        drafts: Drafts,
+        displayname: str | None,
+    ) -> list[Event]:
+        """``SyncEngine.send``: where this device's chain continues (see the module's
+        docstring), what the timeline offers and asks (introductions, the witness), then
+        one commit on the outbox thread and a publish at the leading edge of the window."""
+        outbox = self._engine.outbox
+        if outbox is None:
+            raise RuntimeError("this engine has no outbox")
+        self._engine.interacted()
+        key_text = b64encode(bytes(signing_key.verify_key))
+        introducer: str | None = None
+        offered: list[str] = []
+        confirmed: set[str] = set()
+        if self._engine.index is not None:
+            confirmed = await self._engine._read(Index.confirmed_keys, user_id)
+        if not await self._engine._outboxed(outbox.has_head, room_id, key_text):
+            # The commit comes before any network access when this device knows where
+            # its chain continues: from the room as read completely here, or from the
+            # index. Only a device that never read the room whole asks the storage, and
+            # gives up in seconds if it does not answer (a guessed head forks the chain).
+            known, head = await self._local_head(room_id, signing_key)
+            reading = (
+                self._engine.rooms[room_id].backfill if room_id in self._engine.rooms else None
+            )
+            if not known and reading is not None and not reading.done():
+                # This engine is reading the room right now: wait for that read (given up
+                # like any interactive step when the storage stops answering; the read
+                # goes on) rather than download and verify every segment a second time.
+                async def read_through(task: asyncio.Task[None]) -> None:
+                    try:
+                        await asyncio.shield(task)
+                    except asyncio.CancelledError:
+                        if not task.cancelled():  # this send was cancelled, not the read
+                            raise
+
+                with contextlib.suppress(NoAnswerError):
+                    await answer_within(
+                        self._engine.storage,
+                        read_through(reading),
+                        what=self._engine.storage.describe(),
+                    )
+                known, head = await self._local_head(room_id, signing_key)
+            if not known:
+                client_id = client_id_for(user_id, bytes(signing_key.verify_key))
+                try:
+                    segments = await answer_within(
+                        self._engine.storage,
+                        read_room_segments(self._engine.storage, room_id, client_id),
+                        what=self._engine.storage.describe(),
+                    )
+                except StorageError as exc:
+                    raise NotQueuedError(
+                        f"nothing was queued: {exc}. This device has not read room "
+                        f"{room_id!r} completely, so it cannot know where its own chain "
+                        "continues (guessing would fork it); try again when the storage "
+                        "answers"
+                    ) from exc
+                # Decoded and checked once, on the pool (never on the loop).
+                chain = await own_chain_off_loop(
+                    segments,
+                    room_id=room_id,
+                    user_id=user_id,
+                    key_text=key_text,
+                    confirmed=confirmed,
+                    pool=self._engine._pool,
+                )
+                head, introducer, offered = chain.head, chain.introduced_by, list(chain.offered)
+            await self._engine._outboxed(outbox.seed_head, room_id, key_text, head)
+        room = self._engine.rooms.get(room_id)
+        context = None
+        if room is not None:
+            # On the state thread, in this room's order: the timeline as its last job
+            # left it, never one an append is changing meanwhile.
+            context = await self._engine._serially(
+                send_context, room, user_id, key_text, room=room_id, interactive=True
+            )
+        seen: Iterable[Event]
+        if context is not None:
+            settled, offers, seen = context
+            # Asked even when this device's own view trusts this key (its own pin): the
+            # acceptance is for every other reader.
+            if introducer is None and settled:  # a provisional view may lack statements
+                offered = _merged(offered, offers)
+                introducer = first_confirmed(offered, confirmed)
+        elif self._engine.index is not None:  # not open here (the CLI): what this device cached
+            rows = await self._engine._read(Index.newest, room_id, WITNESS_ROWS)
+            cached = [(row.event, row.state) for row in rows if isinstance(row.event, Event)]
+            seen = [ev for ev, _ in reversed(cached)]
+            if introducer is None:
+                offered = _merged(offered, offered_introductions(cached, user_id, key_text))
+                introducer = first_confirmed(offered, confirmed)
+        else:
+            seen = ()
+        if introducer is None:
+            self._tell_unconfirmed(room_id, user_id, key_text, offered)
+        acceptance: tuple[str, str, str] | None = None
+        if introducer is not None and (room_id, key_text, introducer) not in self._accepted:
+            acceptance = (room_id, key_text, introducer)
+            # Accept the introduction by another device of ours (PROTOCOL.md section 7):
+            # until this join is stored, that device's statement counts for nothing.
+            join: dict[str, Any] = {"membership": "join", DEVICE_ACCEPT_FIELD: introducer}
+            if displayname:
+                join["displayname"] = displayname
+            drafts = [(MEMBER, join), *drafts]
+        witness = self._witness(room_id, key_text, seen)
+        events = await self._engine._outboxed(
+            lambda: outbox.enqueue(
+                room_id=room_id,
+                user_id=user_id,
+                signing_key=signing_key,
+                drafts=drafts,
+                clock=lambda: time.time_ns() // 1_000_000,
+                unique=lambda: str(uuid.uuid4()),
+                displayname=displayname,
+                witness=witness,
+            )
+        )
+        if acceptance is not None:  # queued: not again (a refused send left it to the next)
+            self._accepted.add(acceptance)
+        self._engine._emit(OutboxChanged(room_id, events, "sending"))
+        self._engine._note_activity()
+        # Leading edge: a message after a quiet spell goes out at once; during a burst,
+        # what arrives within the window after the last publish shares one segment.
+        delay = max(0.0, self._last_publish + self._engine.config.batch_window - time.monotonic())
+        if delay:
+            asyncio.get_running_loop().call_later(delay, self._wake.set)
+        else:
+            self._wake.set()
+        return events
+
+    def _tell_unconfirmed(
+        self, room_id: str, user_id: str, key_text: str, offered: Sequence[str]
+    ) -> None:
+        """Statements introduce this device, by keys the person has not confirmed as
+        theirs: say how to accept, once per room and key, and accept nothing. One event
+        and one warning per send however many keys make the claim (anyone can make
+        thousands), naming at most ``MAX_OFFERS_TOLD`` of them."""
+        new = [k for k in offered if (room_id, key_text, k) not in self._told]
+        if not new:
+            return
+        self._told.update((room_id, key_text, k) for k in new)  # said once is enough
+        self._engine._emit(IntroductionOffered(room_id, user_id, tuple(new)))
+        room, user = terminal_safe(room_id), terminal_safe(user_id)
+        command = f"bucket-chat accept-device --room-id {room} --key"
+        if len(new) == 1:
+            log.warning(
+                "device key %s… says it introduced this device as %s in %r. Not accepted: "
+                "this device cannot tell your other device from someone who copied this "
+                "device's public key. If it is yours (compare with 'bucket-chat show-key' "
+                "there), run: %s %s",
+                new[0][:12],
+                user,
+                room,
+                command,
+                new[0],
+            )
+            return
+        # Several claims: no list of commands to paste at once, since each key accepted
+        # is vouched for, and an impostor may well be among them.
+        more = len(new) - MAX_OFFERS_TOLD
+        log.warning(
+            "%s device keys say they introduced this device as %s in %r; an impostor may "
+            "be among them. Nothing was accepted. Compare each with 'bucket-chat show-key' "
+            "on your other devices and accept only those that match, one at a time: "
+            "%s <that key>. The keys: %s%s",
+            f"{len(new):,}",
+            user,
+            room,
+            command,
+            ", ".join(new[:MAX_OFFERS_TOLD]),
+            f" and {more:,} more (someone may be flooding the room)" if more > 0 else "",
+        )
+
+    def _witness(self, room_id: str, key_text: str, seen: Iterable[Event]) -> dict[str, str]:
+        """The other devices' newest events this device has read (``seen``, newest first
+        in display order), for the witness of its next event (PROTOCOL.md section 6.1): only chains
+        that moved since this device's last witness in the room, at most ``MAX_WITNESS``,
+        the most recently active first."""
+        tips: dict[str, str] = {}
+        for ev in seen:  # newest first: the first event of a key is its chain's tip
+            key = ev.sender_key
+            if key and key != key_text and key not in tips:
+                tips[key] = ev.hash
+                if len(tips) >= MAX_WITNESS * 4:
+                    break
+        told = self._witnessed.setdefault((room_id, key_text), {})
+        out = {k: h for k, h in tips.items() if told.get(k) != h}
+        out = dict(list(out.items())[:MAX_WITNESS])
+        told.update(out)
+        return out
+
+    async def _local_head(self, room_id: str, signing_key: SigningKey) -> tuple[bool, Event | None]:
+        """``(True, this device's newest event)`` when a complete read of the room on this
+        device knows it (in memory, else the index); ``(False, None)`` when only the
+        storage can tell. Events count only with a good signature by this device's key."""
+        key_text = b64encode(bytes(signing_key.verify_key))
+        room = self._engine.rooms.get(room_id)
+
+        def from_memory() -> tuple[bool, Event | None]:  # state thread: the room's owner
+            if room is None or room.result is None or not room.complete or room.partial:
+                return False, None
+            # The verifier's verdicts: the timeline never holds an event whose signature
+            # failed (those are ``result.invalid``).
+            items = [a for a in room.result.timeline if a.event.sender_key == key_text]
+            head = chain_head(a.event for a in items)[0]
+            if head is None or room.ledger.keeps_bodies:
+                return True, head
+            # The audit's copy is slim: the outbox continues the chain from the whole line.
+            at = next(a for a in reversed(items) if a.event is head)
+            whole = self._whole_head(room, at)
+            return (True, whole) if whole is not None else (False, None)
+
+        if room is not None:
+            known, head = await self._engine._serially(from_memory, room=room_id, interactive=True)
+            if known:
+                return True, head
+        if self._engine.index is None:
+            return False, None
+
+        def from_index(index: Index) -> tuple[bool, Event | None]:
+            info = index.room(room_id)
+            if not info or not info["history_complete"]:
+                return False, None
+            # Wherever they are stored: only this device can sign with its key, and a
+            # copy under another name must not hide the chain's newest event.
+            mine: list[Event] = []
+            for _path, cached, _ in index.room_segments(room_id):
+                for item in cached:
+                    ev = item.event
+                    if not item.sig_ok or not isinstance(ev, Event):
+                        continue
+                    if ev.sender_key == key_text:
+                        mine.append(ev)
+            return True, chain_head(mine)[0]
+
+        return await self._engine._read(from_index)
+
+    def _whole_head(self, room: RoomState, at: Any) -> Event | None:
+        """Serial thread: this device's chain head as its whole cached event, or None."""
+        if self._engine.index is None:
+            return None
+        (ev,) = self._engine.index.events_at(room.room_id, [(at.path, at.line)])
+        if isinstance(ev, Event) and ev.hash == at.event.hash:
+            return ev
+        return None
+
+    async def run(self) -> None:
+        while not self._engine._closed:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), 1.0)
+            self._wake.clear()
+            try:
+                await self.publish_round()
+            except Exception:
+                log.exception("publishing failed")
+
+    async def publish_round(self, *, everything: bool = False) -> int:
+        """``SyncEngine.publish_round`` (also the publisher's task, each time it wakes)."""
+        outbox = self._engine.outbox
+        assert outbox is not None
+        now = time.time()
+        quiet = time.monotonic() - self._last_publish >= self._engine.config.batch_window
+        cutoff = now if (everything or quiet) else now - self._engine.config.batch_window
+        self._last_publish = time.monotonic()
+        for room_id, key in await self._engine._outboxed(outbox.waiting_groups, cutoff):
+            await self._engine._outboxed(outbox.take_batch, room_id, key)
+        delivered = 0
+        for seg in await self._engine._outboxed(outbox.due, now):
+            if await self._deliver(seg):
+                delivered += 1
+        return delivered
+
+    async def _deliver(self, seg: OutSegment) -> bool:
+        outbox = self._engine.outbox
+        assert outbox is not None
+        path = seg.path
+        try:
+            if seg.state == "assigned":
+                attempt = seg.attempt
+                while True:
+                    try:
+                        await self._engine.storage.put_if_absent(path, seg.data)
+                        break
+                    except AlreadyExistsError:
+                        attempt += 1
+                        if attempt > 50:
+                            raise
+                        path = await self._engine._outboxed(outbox.rename, seg.id, attempt)
+                await self._engine._outboxed(outbox.mark_written, seg.id)
+                await self._ingest_own(seg.room_id, path, seg.data)
+            marker = marker_path(time.time_ns() // 1_000_000, path)
+            try:
+                await self._engine.storage.put_if_absent(marker, b"")
+            except AlreadyExistsError:
+                pass
+            except UnreadableObjectError as exc:  # e.g. a linked activity folder
+                # Markers are only hints (readers list rooms anyway): the message is
+                # stored, and a booby-trapped marker folder must not make it look unsent.
+                log.warning("activity marker not written: %s", exc)
+            await self._engine._outboxed(outbox.mark_done, seg.id)
+        except StorageError as exc:
+            error, transient = str(exc), exc.transient
+            retry = await self._engine._outboxed(
+                lambda: outbox.mark_failed(seg.id, error, transient=transient, now=time.time())
+            )
+            self._engine._set_online(not exc.transient, str(exc))
+            events = seg.events() if seg.state == "assigned" else []
+            if events:
+                state = "sending" if exc.transient else "failed"
+                self._engine._emit(OutboxChanged(seg.room_id, events, state, str(exc)))
+            asyncio.get_running_loop().call_later(max(0.05, retry - time.time()), self._wake.set)
+            return False
+        self._engine._set_online(True, "")
+        if seg.state == "assigned":
+            self._engine._emit(OutboxChanged(seg.room_id, seg.events(), "sent"))
+        return True
+
+    async def _ingest_own(self, room_id: str, path: str, data: bytes) -> None:
+        room = self._engine.rooms.get(room_id)
+        if room is None or path in room.known:
+            return
+        loop = asyncio.get_running_loop()
+        prepared = await loop.run_in_executor(
+            self._engine._pool, prepare_segment, path, data, room_id
+        )
+        async with room.lock:
+            await self._keeper.ingest(
+                room, [(ObjectInfo(path, len(data)), prepared)], complete=None, interactive=True
+            )
+
+    async def flush(self, timeout: float | None = None, *, give_up_offline: bool = False) -> bool:
+        """``SyncEngine.flush``: rounds of publishing every 0.2 s until the outbox is
+        empty, the time is up, or only what a user must fix is left."""
+        outbox = self._engine.outbox
+        if outbox is None:
+            return True
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            await self._engine._outboxed(outbox.retry_now)
+            await self.publish_round(everything=True)
+            if await self._engine._outboxed(outbox.is_empty):
+                return True
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            if give_up_offline and not self._engine.online:
+                return False
+            left = await self._engine._outboxed(outbox.pending)
+            if left and all(p.state == "failed" for p in left):
+                return False
+            await asyncio.sleep(0.2)

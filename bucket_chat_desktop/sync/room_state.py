@@ -1,0 +1,134 @@
+"""A room's state as the engine keeps it, and the values front ends get of it.
+
+``RoomState`` belongs to the engine's state thread (``lanes.py``): its ledger, audit and
+unread notes are changed only by jobs that run there (``keeper.py``), so they need no
+lock (``lock`` orders the loop's own steps on a room: a pass, a hint, a refresh). What
+leaves that thread is immutable: a ``RoomView`` (published at the end of each job on the
+room) or a ``CachedRoom``. ``SendScan`` is what sends read from a room's timeline, kept up
+to date on the state thread (``publisher.send_context``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from ..protocol.audit import AuditResult, IntroductionScan, RoomLedger
+from ..protocol.event import Event
+from ..protocol.findings import Finding, Kind
+from ..protocol.metadata import RoomMetadata
+from .events import ShownEvent
+
+
+@dataclass(slots=True)
+class RoomState:
+    room_id: str
+    ledger: RoomLedger
+    known: dict[str, int] = field(default_factory=dict)
+    result: AuditResult | None = None
+    complete: bool = False  # the final rules apply (the whole history was gone through)
+    # What could not be read in the last pass: object path (or listed prefix) -> why. While
+    # anything is here the verdict is not final: error findings, no pinning.
+    unread: dict[str, str] = field(default_factory=dict)
+    unlisted: dict[str, str] = field(default_factory=dict)
+    metadata: RoomMetadata | None = None
+    metadata_findings: list[Finding] = field(default_factory=list)
+    last_safety: float = 0.0
+    # The last full audit's row count and newest rows with bodies, made on the serial
+    # worker with it (``RoomLoaded.total`` / ``.newest``); the result says which audit.
+    shown: tuple[AuditResult | None, int, tuple[ShownEvent, ...]] = (None, 0, ())
+
+    @property
+    def partial(self) -> bool:
+        """Part of the room could not be read: no final verdict, no trust on first use."""
+        return bool(self.unread or self.unlisted or self.ledger.has_unreadable)
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    backfill: asyncio.Task[None] | None = None
+    # Published by the state thread after each of its jobs on the room (``room_view``).
+    view: RoomView | None = None
+    # What a send needs from the timeline, kept up to date incrementally
+    # (``publisher.send_context``).
+    scan: SendScan | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RoomView:
+    """What a front end may know of a room's state: copied on the engine's serial worker,
+    so it is one consistent moment and nobody changes it afterwards. ``result`` is the
+    engine's latest audit (compare it by identity with the one shown: ``complete`` and
+    ``partial`` describe that audit, not necessarily an older one)."""
+
+    room_id: str
+    result: AuditResult | None
+    metadata: RoomMetadata | None
+    metadata_findings: tuple[Finding, ...]
+    complete: bool
+    partial: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CachedRoom:
+    """A room as this device's index knows it: its id, the name its metadata gave (None:
+    unknown) and when this device last read it completely (seconds since the epoch)."""
+
+    room_id: str
+    name: str | None
+    last_read: float | None
+
+
+@dataclass(slots=True)
+class SendScan:
+    """What sends read from a room's timeline, brought up to date on the state thread by
+    looking only at what was appended since (a full audit makes a new result: then once
+    over all of it). A send used to scan the whole timeline on the loop, twice (~20 ms
+    at 100,000 events), while the state thread could be appending to it."""
+
+    result: AuditResult
+    seen: int = 0  # timeline items looked at
+    # sender key -> its newest event in display order; the most recently active key last
+    tips: dict[str, Event] = field(default_factory=dict)
+    offers: dict[tuple[str, str], IntroductionScan] = field(default_factory=dict)
+
+    def catch_up(self) -> None:
+        new = self.result.timeline[self.seen :]
+        self.seen += len(new)
+        tips = self.tips
+        for a in new:
+            key = a.event.sender_key
+            if key:
+                tips.pop(key, None)  # to the end: the most recently active last
+                tips[key] = a.event
+        for scan in self.offers.values():
+            scan.feed((a.event, a.state) for a in new)
+
+    def introductions(self, user_id: str, key_text: str) -> IntroductionScan:
+        scan = self.offers.get((user_id, key_text))
+        if scan is None:
+            scan = self.offers[(user_id, key_text)] = IntroductionScan(user_id, key_text)
+            scan.feed((a.event, a.state) for a in self.result.timeline[: self.seen])
+        return scan
+
+
+def unread_findings(room: RoomState) -> list[Finding]:
+    """What the last pass could not read: errors, so the room is not clean (a partial
+    read is never a final verdict, PROTOCOL.md section 16)."""
+    out = [
+        Finding(
+            Kind.UNREAD,
+            f"the room could not be listed completely ({why}): what is shown is what could "
+            "be read, and the verdict is not final until it can",
+            prefix,
+        )
+        for prefix, why in room.unlisted.items()
+    ]
+    out.extend(
+        Finding(
+            Kind.SEGMENT_UNREADABLE,
+            f"this segment could not be read ({why}); its events are missing and the "
+            "verdict is not final until it can be read",
+            path,
+        )
+        for path, why in sorted(room.unread.items())
+    )
+    return out
