@@ -34,7 +34,7 @@ from ..sync.room_objects import list_rooms, room_exists
 from ..sync.rooms import create_room, join_content
 from ..sync.session import engine_session
 from ..sync.watched import NoAnswerError, answer_within, interactive_deadline
-from ..sync.writer import RoomError, RoomWriter
+from ..sync.writer import RoomError
 from . import format as fmt
 from .storage_cmd import add_storage_parser, cmd_storage
 
@@ -415,19 +415,29 @@ async def cmd_add_device(args: argparse.Namespace) -> int:
     room_id = _room_id(args)
     if valid_key_text(args.key) is None:
         raise UsageError("--key must be the other device's public key (base64 of 32 bytes)")
-    await _require_room(storage, room_id)
-    identity, _, _ = _identity(args.user_id)
-    writer = RoomWriter(storage, room_id, identity.user_id, identity.signing_key)
-    if await writer.load_head() is None:
-        raise RoomError(
-            f"this device has not joined {room_id!r} yet: it cannot introduce another device"
-        )
     content = join_content(None)
     content[DEVICE_ADD_FIELD] = args.key
     if args.device_name:
         content["device_name"] = args.device_name
+    who: list[Any] = []
+
+    def identity() -> Any:  # asked for once the room is known to exist
+        who.append(_identity(args.user_id)[0])
+        return who[0]
+
+    def introduce(engine: SyncEngine) -> Awaitable[list[Event]]:
+        # Where this device's chain continues, as every send finds it (deadline-bound),
+        # and only from a device that joined: the introduction continues its chain.
+        return engine.send(
+            room_id,
+            who[0].user_id,
+            who[0].signing_key,
+            [(MEMBER, content)],
+            require_joined=True,
+        )
+
     status = await _send_and_deliver(
-        storage, room_id, identity, [(MEMBER, content)], None, quiet=True
+        storage, room_id, identity, [], None, quiet=True, check_room=True, queue=introduce
     )
     if status == EXIT_OK:
         print(f"Introduced device key {args.key[:12]}… for {args.user_id} in {room_id!r}.")

@@ -500,12 +500,17 @@ class SyncEngine:
         drafts: Sequence[tuple[str, dict[str, Any]]],
         *,
         displayname: str | None = None,
+        require_joined: bool = False,
     ) -> list[Event]:
         """Sign and durably queue ``drafts``; they are published within the batch window.
 
         Returns once the events are committed to the outbox (they survive a crash).
-        Raises ``NotQueuedError`` when nothing could be queued (see there)."""
-        return await self._publisher.send(room_id, user_id, signing_key, drafts, displayname)
+        Raises ``NotQueuedError`` when nothing could be queued (see there), and with
+        ``require_joined`` a ``RoomError`` when this device has written nothing in the room
+        yet (an introduction of another device comes from a device that joined)."""
+        return await self._publisher.send(
+            room_id, user_id, signing_key, drafts, displayname, require_joined=require_joined
+        )
 
     async def publish_round(self, *, everything: bool = False) -> int:
         """Batch what waits, then try every due segment once. Returns segments delivered."""

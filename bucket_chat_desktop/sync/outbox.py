@@ -129,6 +129,15 @@ class Outbox:
         ).fetchone()
         return row is not None
 
+    def has_chain(self, room_id: str, sender_key: str) -> bool:
+        """Whether this device's chain in the room has an event (its head is known here
+        and is not "nothing written yet")."""
+        row = self._db.execute(
+            "SELECT 1 FROM heads WHERE room_id = ? AND sender_key = ? AND line IS NOT NULL",
+            (room_id, sender_key),
+        ).fetchone()
+        return row is not None
+
     def knows_room(self, room_id: str) -> bool:
         """Whether this device ever queued anything for the room (then it exists)."""
         row = self._db.execute("SELECT 1 FROM heads WHERE room_id = ? LIMIT 1", (room_id,))

@@ -47,7 +47,7 @@ from .events import IntroductionOffered, OutboxChanged
 from .outbox import OutSegment
 from .room_state import RoomState, SendScan
 from .watched import NoAnswerError, answer_within
-from .writer import own_chain_off_loop, read_room_segments
+from .writer import RoomError, own_chain_off_loop, read_room_segments
 
 if TYPE_CHECKING:
     from .engine import SyncEngine
@@ -118,6 +118,8 @@ class Publisher:
         signing_key: SigningKey,
         drafts: Drafts,
         displayname: str | None,
+        *,
+        require_joined: bool = False,
     ) -> list[Event]:
         """``SyncEngine.send``: where this device's chain continues (see the module's
         docstring), what the timeline offers and asks (introductions, the witness), then
@@ -185,6 +187,10 @@ class Publisher:
                 )
                 head, introducer, offered = chain.head, chain.introduced_by, list(chain.offered)
             await self._engine._outboxed(outbox.seed_head, room_id, key_text, head)
+        if require_joined and not await self._engine._outboxed(outbox.has_chain, room_id, key_text):
+            raise RoomError(
+                f"this device has not joined {room_id!r} yet: it cannot introduce another device"
+            )
         room = self._engine.rooms.get(room_id)
         context = None
         if room is not None:

@@ -136,3 +136,17 @@ def test_the_cli_reaches_into_no_index_and_no_live_room() -> None:
     offending, stale = _offending(CLI, REMAINING_CLI, frozenset({".engine"}))
     assert not offending, "ask the engine's methods instead:\n" + "\n".join(offending)
     assert not stale, f"converted already, drop from REMAINING_CLI: {sorted(stale)}"
+
+
+def test_front_ends_write_only_through_the_engine() -> None:
+    """One write path (issue 9, item 2): events go out through the engine's outbox.
+    ``RoomWriter`` writes segments straight to storage (tests, benchmarks and the
+    metadata step of ``sync.rooms`` use it); the wizard's join and ``add-device`` did,
+    past the outbox and re-reading the room's segments themselves."""
+    found = [
+        f"{root.name}/{path.relative_to(root).as_posix()}"
+        for root in (GUI, CLI)
+        for path in sorted(root.rglob("*.py"))
+        if "RoomWriter" in path.read_text(encoding="utf-8")
+    ]
+    assert not found, "send through the engine (sync.rooms, engine.send) instead: " + str(found)

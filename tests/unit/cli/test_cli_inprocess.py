@@ -319,6 +319,24 @@ def test_members_lists_names_and_devices_as_the_app_does(cli: Cli) -> None:
     assert phone.endswith(f"0 event(s), not accepted yet  (added by key {own['key'][:12]}…)")
 
 
+def test_only_a_device_that_joined_introduces_another(cli: Cli, room: str, store: Path) -> None:
+    """The introduction continues this device's chain: a device that never wrote in the
+    room is refused, through the one send path (its head found as every send finds it,
+    within the interactive deadline), and nothing is written or queued."""
+    before = every_file(store)
+    bob = "bob@example.com"
+    assert cli("setup-keys", "--user-id", bob).code == 0
+    r = cli("add-device", "--room-id", room, "--user-id", bob, "--key", KEY)
+    assert r.code == 2, r
+    assert "this device has not joined 'room-1' yet: it cannot introduce another device" in r.err
+    assert every_file(store) == before
+    r = cli("add-device", "--room-id", "nowhere", "--user-id", bob, "--key", KEY)
+    assert_usage_error(r, "does not exist")
+    # Alice joined (she created it): hers goes out.
+    assert cli("add-device", "--room-id", room, "--user-id", ALICE, "--key", KEY).code == 0
+    assert len(every_file(store)) > len(before)
+
+
 def test_add_device_with_a_bad_key(cli: Cli, room: str) -> None:
     r = cli("add-device", "--room-id", room, "--user-id", ALICE, "--key", "bm90IGEga2V5")
     assert_usage_error(r, "--key")
