@@ -60,6 +60,12 @@ class Roles(enum.IntEnum):
     Confirmed = enum.auto()  # verified, and the user confirmed its key out of band
     SenderWarning = enum.auto()  # why the sender id may imitate another, or None
     Cached = enum.auto()  # True: the verdict is the index's, from an earlier check
+    # Everything a row's height depends on, in one call (the delegate caches heights by it):
+    # (event id, location, kind, day break, grouped under the row above, echo state)
+    Layout = enum.auto()
+
+
+GROUP_GAP_MS = 5 * 60 * 1000  # a message within this of the one above, same sender: no header
 
 
 @dataclass(slots=True)
@@ -228,6 +234,8 @@ class TimelineModel(QAbstractListModel):
             case Roles.DayBreak:
                 prev = self._rows[i - 1] if i else (self._above[-1] if self._above else None)
                 return prev is None or prev.day != row.day
+            case Roles.Layout:
+                return self._layout(row, i)
             case Roles.Location:
                 return row.location
             case Roles.DisplayName:
@@ -245,6 +253,24 @@ class TimelineModel(QAbstractListModel):
                     and row.sender_key in self.confirmed_keys
                 )
         return None
+
+    def _layout(self, row: Row, i: int) -> tuple[str, str, str, bool, bool, str]:
+        """``Roles.Layout``. Grouped: same sender as the row above, within
+        ``GROUP_GAP_MS``, same day, neither a membership row."""
+        prev = self._rows[i - 1] if i else (self._above[-1] if self._above else None)
+        day_break = prev is None or prev.day != row.day
+        kind = row.kind
+        grouped = (
+            i > 0
+            and prev is not None
+            and not day_break
+            and kind != "member"
+            and prev.kind != "member"
+            and prev.sender_key == row.sender_key
+            and prev.sender_id == row.sender_id
+            and row.timestamp_ms - prev.timestamp_ms < GROUP_GAP_MS
+        )
+        return (row.event_id, row.location, kind, day_break, grouped, row.echo)
 
     # Older history is paged in at the *top*, so it is not offered through Qt's
     # canFetchMore/fetchMore: item views call those by themselves whenever the last row is
