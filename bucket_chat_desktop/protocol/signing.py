@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import weakref
 from binascii import b2a_base64
 from collections.abc import Mapping
 from functools import lru_cache
 from json.encoder import encode_basestring_ascii
 from typing import Any
 
+from nacl.bindings import crypto_sign
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 
@@ -90,7 +92,7 @@ def build_event(
             "refusing to write an invalid event: event_id must have at most "
             f"{MAX_ID_CHARS} characters and a non-empty unique part without '::'"
         )
-    sender_key = _key_text(bytes(signing_key.verify_key))
+    secret, sender_key = _signer(signing_key)
     unsigned: dict[str, Any] = {
         "event_id": event_id,
         "room_id": room_id,
@@ -150,7 +152,9 @@ def build_event(
             "(\\uD800-\\uDFFF), which readers reject"
         )
     canonical = text.encode("ascii")
-    signature = b2a_base64(signing_key.sign(canonical).signature, newline=False).decode("ascii")
+    # libsodium's crypto_sign, as SigningKey.sign calls it, without that wrapper's
+    # SignedMessage: the first 64 bytes of the signed message are the signature.
+    signature = b2a_base64(crypto_sign(canonical, secret)[:64], newline=False).decode("ascii")
     unsigned["signature"] = signature
     event = event_of_parts(
         unsigned,
@@ -170,6 +174,19 @@ def build_event(
         _own_hashes.clear()
     _own_hashes.add(event.hash)
     return event
+
+
+# Per signing key (as long as that key object lives): libsodium's 64-byte secret key
+# (seed and public key) and the public key's text, made once, not per event.
+_signers: weakref.WeakKeyDictionary[SigningKey, tuple[bytes, str]] = weakref.WeakKeyDictionary()
+
+
+def _signer(signing_key: SigningKey) -> tuple[bytes, str]:
+    known = _signers.get(signing_key)
+    if known is None:
+        public = bytes(signing_key.verify_key)
+        known = _signers[signing_key] = (bytes(signing_key) + public, _key_text(public))
+    return known
 
 
 # Most events go to a few rooms: a room id passes the room-id rules once, not per event.

@@ -100,6 +100,7 @@ PROTOCOL_EXTERNAL = {
     "types",
     "typing",
     "unicodedata",
+    "weakref",
 }
 CLOCK_CALLS = {"time", "time_ns", "monotonic", "monotonic_ns", "perf_counter", "process_time"}
 DATE_CALLS = {"now", "utcnow", "today", "fromtimestamp"}  # local "now" or the local zone
