@@ -10,7 +10,7 @@ from functools import lru_cache
 from json.encoder import encode_basestring_ascii
 from typing import Any
 
-from nacl.bindings import crypto_sign
+from nacl.bindings import crypto_sign, crypto_sign_open
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 
@@ -268,18 +268,19 @@ class SignatureChecker:
     its verdict is a shared constant, not a new tuple per event."""
 
     def __init__(self) -> None:
-        self._keys: dict[str, VerifyKey | None] = {}
+        # the public key's bytes once PyNaCl accepted them as a key (VerifyKey), else None
+        self._keys: dict[str, bytes | None] = {}
 
     @property
     def cached_keys(self) -> int:
         return len(self._keys)
 
-    def _key(self, text: str) -> VerifyKey | None:
+    def _key(self, text: str) -> bytes | None:
         raw = b64decode_exact(text, 32)
         key = None
         if raw is not None:
             try:
-                key = VerifyKey(raw)
+                key = bytes(VerifyKey(raw))
             except Exception:  # an invalid point is just an unusable key
                 key = None
         self._keys[text] = key
@@ -301,7 +302,9 @@ class SignatureChecker:
         if signature is None:
             return _BAD_SIGNATURE_TEXT
         try:
-            key.verify(message, signature)
+            # What VerifyKey.verify does, without its wrapper's checks and copies (the
+            # signature is 64 bytes, the key a checked one): half a microsecond an event.
+            crypto_sign_open(signature + message, key)
         except BadSignatureError:
             return _BAD_SIGNATURE
         return _GOOD
