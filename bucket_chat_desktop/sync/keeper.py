@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..index import Index, IndexedEvent
+from ..index import Index
 from ..protocol.audit import AuditResult, PreparedSegment, RoomLedger, TrustState
 from ..protocol.event import MEMBER, Event, Malformed
 from ..protocol.findings import Finding, Kind
@@ -150,6 +150,7 @@ class RoomKeeper:
         if complete is None:
             complete = room.complete
         added = []
+        cache: list[tuple[str, int, str | None, PreparedSegment]] = []
         for info, prepared in fetched:
             if room.unread.pop(info.path, None) is not None:
                 force_audit = True  # its unreadable-finding must go
@@ -157,31 +158,11 @@ class RoomKeeper:
                 continue
             added.extend(room.ledger.add_prepared(prepared))
             room.known[info.path] = info.size
-            if self._engine.index is not None:
-                self._engine.index.add_segment(
-                    room.room_id,
-                    info.path,
-                    info.size,
-                    info.etag,
-                    [
-                        IndexedEvent(
-                            loc.path,
-                            loc.line,
-                            loc.event.event_id,
-                            loc.event.timestamp_ms,
-                            raw.decode("utf-8"),
-                            ok,
-                            why,
-                        )
-                        for loc, raw, (ok, why) in zip(
-                            prepared.decoded.events,
-                            prepared.decoded.lines,
-                            prepared.verdicts,
-                            strict=True,
-                        )
-                    ],
-                    prepared.decoded.findings,
-                )
+            cache.append((info.path, info.size, info.etag, prepared))
+        if self._engine.index is not None and cache:
+            # One transaction for the job's segments (a slice: a few of them): a reader
+            # of the index sees them all or none (docs/SCHEDULING.md).
+            self._engine.index.add_prepared(room.room_id, cache)
         if not audit:
             return None, None, complete
         partial = room.partial
