@@ -56,6 +56,16 @@ def raises_on_marker(path: str, data: bytes, room_id: str) -> PackedSegment:
     return prepare_packed(path, data, room_id)
 
 
+def garbles_marked(path: str, data: bytes, room_id: str) -> PackedSegment:
+    """A worker whose result for a segment holding ``message 3`` is not what ``pack``
+    makes (a bug in the hand-over, never input): its first line is not JSON."""
+    path_, rows, findings = prepare_packed(path, data, room_id)
+    if b"message 3" in data:
+        number, _, event_hash, ok, why = rows[0]
+        rows[0] = (number, b"not what the worker read", event_hash, ok, why)
+    return path_, rows, findings
+
+
 def cannot_start() -> None:
     """A worker that cannot even start (as where a sandbox or a broken install forbids
     it): its process ends before taking any work."""
@@ -285,3 +295,28 @@ def test_a_back_fill_downloads_a_bounded_number_of_bytes_ahead(
     assert sum(a.event.type == MESSAGE for a in result.timeline) == 120
     # At most the allowance, the chunk just started, and the download in progress.
     assert storage.most_ahead <= 6 * segment + 3 * segment + segment, storage.most_ahead
+
+
+def test_a_result_that_does_not_unpack_leaves_only_its_segment_unread(tmp_path: Path) -> None:
+    """The state thread unpacks what the workers packed as it keeps it: a result that
+    does not unpack is never an event; its segment is unread (said in the verdict, read
+    again by the next full pass) and every other segment is kept."""
+    write_room(tmp_path, 8)
+
+    async def go() -> tuple[AuditResult, dict[str, str], bool]:
+        engine = SyncEngine(LocalStorage(tmp_path), index=Index.open(None), config=WORKERS)
+        engine._verifier.close()
+        engine._verifier = SegmentVerifier(2, work=garbles_marked)
+        try:
+            room = await engine.open_room(ROOM, background=False)
+            assert room.result is not None
+            return room.result, dict(room.unread), room.complete and not room.partial
+        finally:
+            await engine.close()
+
+    result, unread, whole = asyncio.run(go())
+    assert list(unread.values()) == ["a worker process's result for it was not usable"]
+    assert not whole
+    assert any(f.kind is Kind.SEGMENT_UNREADABLE for f in result.findings)
+    bodies = {a.event.body for a in result.timeline if a.event.type == MESSAGE}
+    assert "message 3" not in bodies and len(bodies) == 7
