@@ -10,14 +10,17 @@ had, decoding each line with the function the worker's parser decoded it with
 (``event.decode_json_line``: orjson where it agrees with ``json``, else ``json``), which
 gives the same value for the same bytes; nothing is validated a second way, and what is
 not an event the worker accepted cannot come back as one (``unpack`` refuses anything
-that is not the shape the worker's parser produced).
+that is not the shape the worker's parser produced). The engine unpacks on its state
+thread as it keeps a slice of segments (``sync/keeper.py``), so the packed form, smaller
+than the events, is what waits in a back-fill's run-ahead.
 
 The one difference, on purpose: an unpacked ``Event`` carries no canonical bytes
 (``canonical == b""``). They exist to be verified, which the worker did; the ledger drops
-them anyway once a verdict is known (``audit._Copy``). ``tests/unit/protocol/
-test_handover.py`` proves on every test vector and on generated valid and hostile lines
-that ``unpack(pack(prepare_segment(...)))`` equals ``prepare_segment(...)`` in everything
-else: events field by field (the raw mapping's key order too), lines, findings, verdicts.
+them anyway once a verdict is known (``audit._Copy``).
+``tests/fuzz/test_handover_agreement.py`` proves on every test vector and on generated
+valid and hostile lines that ``unpack(pack(prepare_segment(...)))`` equals
+``prepare_segment(...)`` in everything else: events field by field (the raw mapping's key
+order too), lines, findings, verdicts.
 """
 
 from __future__ import annotations

@@ -184,13 +184,17 @@ class Backfill:
         ahead = deque()
         in_flight = 0
         next_audit = 0.0  # 0: no audit yet
+        finished = False  # every chunk listed: what is ahead is all there is
         sem = asyncio.Semaphore(FETCH_CONCURRENCY)  # shared by the chunks in flight
 
         async def keep_oldest() -> None:
             nonlocal in_flight, next_audit
             task, size = ahead.popleft()
             in_flight -= size
-            next_audit = await self._backfill_step(room, await task, next_audit)
+            # Once the listing is done, the last chunk is followed by the final audit
+            # (``fetch_newest_first``, also after a listing failed): no progress audit.
+            last = finished and not ahead
+            next_audit = await self._backfill_step(room, await task, next_audit, last=last)
 
         try:
             try:
@@ -206,9 +210,11 @@ class Backfill:
                     ):
                         await keep_oldest()
             except StorageError:
+                finished = True
                 while ahead:  # keep what was read before the listing failed
                     await keep_oldest()
                 raise
+            finished = True
             while ahead:
                 await keep_oldest()
         finally:
@@ -221,6 +227,8 @@ class Backfill:
         room: RoomState,
         fetched: list[Fetched],
         next_audit: float,
+        *,
+        last: bool = False,
     ) -> float:
         """Keep a chunk; audit it if it is the first screen or progress is due. Until the
         end, predecessors may still be on their way: pending, not gaps. Returns when the
@@ -231,10 +239,12 @@ class Backfill:
         message arriving) runs after at most one slice, and the loop gets its turn in
         between. Progress audits are for the room someone looks at; another room's
         back-fill is audited for its first screen and at the end only (an audit of a large
-        room is the longest job there is, and nobody is reading it)."""
+        room is the longest job there is, and nobody is reading it). ``last``: the pass's
+        final audit follows this chunk, so a progress audit due now would be a full audit
+        of the room whose verdict nobody sees (the first screen is still audited)."""
         start = time.monotonic()
         audit = room.result is None or (
-            start >= next_audit and room.room_id == self._engine.focused
+            not last and start >= next_audit and room.room_id == self._engine.focused
         )
         slices: list[list[Fetched]] = [[]]
         size = 0
