@@ -379,27 +379,9 @@ class Index:
         events: Sequence[IndexedEvent],
         findings: Sequence[Finding],
     ) -> None:
-        with self._db:
-            self._write_segment(
-                room_id,
-                path,
-                size,
-                etag,
-                [
-                    (
-                        room_id,
-                        e.path,
-                        e.line,
-                        e.event_id,
-                        e.timestamp_ms,
-                        e.raw,
-                        e.sig_ok,
-                        e.sig_why,
-                    )
-                    for e in events
-                ],
-                findings,
-            )
+        with self._db:  # an IndexedEvent's fields are the events table's, in order
+            rows = [(room_id, *e) for e in events]
+            self._write_segment(room_id, path, size, etag, rows, findings)
 
     @_locked
     def add_prepared(
