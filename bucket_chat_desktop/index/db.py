@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import NamedTuple, ParamSpec, TypeVar
 
 from ..osfiles import ensure_private_dir, open_fd
-from ..protocol.audit import Assessed, AuditResult, TrustState
+from ..protocol.audit import Assessed, AuditResult, PreparedSegment, TrustState
 from ..protocol.event import Event, Malformed, parse_line
 from ..protocol.findings import Finding, Kind
 
@@ -379,31 +379,66 @@ class Index:
         events: Sequence[IndexedEvent],
         findings: Sequence[Finding],
     ) -> None:
+        with self._db:  # an IndexedEvent's fields are the events table's, in order
+            rows = [(room_id, *e) for e in events]
+            self._write_segment(room_id, path, size, etag, rows, findings)
+
+    @_locked
+    def add_prepared(
+        self, room_id: str, segments: Sequence[tuple[str, int, str | None, PreparedSegment]]
+    ) -> None:
+        """Cache segments as read and verified — (path, size, etag, prepared) each — in one
+        transaction: a reader sees all of them or none (a back-fill's slice of a few
+        segments; one commit instead of one per segment). Each event's row is built here
+        from the prepared segment at once (its line as stored, its verdict), with no
+        ``IndexedEvent`` in between: this is a cold read's per-event path."""
         with self._db:
-            self._db.execute(
-                "INSERT OR REPLACE INTO segments VALUES (?, ?, ?, ?, ?)",
-                (room_id, path, size, etag, int(time.time())),
-            )
-            self._db.execute("DELETE FROM events WHERE room_id = ? AND path = ?", (room_id, path))
-            self._db.executemany(
-                "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        room_id,
-                        e.path,
-                        e.line,
-                        e.event_id,
-                        e.timestamp_ms,
-                        e.raw,
-                        None if e.sig_ok is None else int(e.sig_ok),
-                        e.sig_why,
-                    )
-                    for e in events
-                ],
-            )
-            self._db.execute(
-                "DELETE FROM segment_findings WHERE room_id = ? AND path = ?", (room_id, path)
-            )
+            for path, size, etag, prepared in segments:
+                decoded = prepared.decoded
+                self._write_segment(
+                    room_id,
+                    path,
+                    size,
+                    etag,
+                    [
+                        (
+                            room_id,
+                            loc.path,
+                            loc.line,
+                            loc.event.event_id,
+                            loc.event.timestamp_ms,
+                            raw.decode("utf-8"),
+                            ok,
+                            why,
+                        )
+                        for loc, raw, (ok, why) in zip(
+                            decoded.events, decoded.lines, prepared.verdicts, strict=True
+                        )
+                    ],
+                    decoded.findings,
+                )
+
+    def _write_segment(
+        self,
+        room_id: str,
+        path: str,
+        size: int,
+        etag: str | None,
+        rows: list[tuple[str, str, int, str, int, str, bool | None, str]],
+        findings: Sequence[Finding],
+    ) -> None:
+        """Inside the caller's transaction: replace a segment's rows. A verdict binds as
+        SQLite's integer 1/0 (a ``bool`` is an ``int``) or NULL."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO segments VALUES (?, ?, ?, ?, ?)",
+            (room_id, path, size, etag, int(time.time())),
+        )
+        self._db.execute("DELETE FROM events WHERE room_id = ? AND path = ?", (room_id, path))
+        self._db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        self._db.execute(
+            "DELETE FROM segment_findings WHERE room_id = ? AND path = ?", (room_id, path)
+        )
+        if findings:
             self._db.executemany(
                 "INSERT INTO segment_findings VALUES (?, ?, ?, ?, ?, ?)",
                 [(room_id, path, f.kind.value, f.message, f.line, f.event_id) for f in findings],

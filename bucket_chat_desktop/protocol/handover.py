@@ -6,17 +6,21 @@ the decoded ``Event`` tuples back cost more than decoding them (about 13 µs an 
 the 50 the whole read costs), so a worker sends what the parser established in a compact
 form instead: per event its line as stored, its hash and its signature verdict, and the
 segment's findings. ``unpack`` turns that back into the ``PreparedSegment`` the worker
-had, decoding each line with the parser's own decoder (``event._decode``), which gives
-the same value for the same bytes; nothing is validated a second way, and what is not an
-event the worker accepted cannot come back as one (``unpack`` refuses anything that is
-not the shape the worker's parser produced).
+had, decoding each line with the function the worker's parser decoded it with
+(``event.decode_json_line``: orjson where it agrees with ``json``, else ``json``), which
+gives the same value for the same bytes; nothing is validated a second way, and what is
+not an event the worker accepted cannot come back as one (``unpack`` refuses anything
+that is not the shape the worker's parser produced). The engine unpacks on its state
+thread as it keeps a slice of segments (``sync/keeper.py``), so the packed form, smaller
+than the events, is what waits in a back-fill's run-ahead.
 
 The one difference, on purpose: an unpacked ``Event`` carries no canonical bytes
 (``canonical == b""``). They exist to be verified, which the worker did; the ledger drops
-them anyway once a verdict is known (``audit._Copy``). ``tests/unit/protocol/
-test_handover.py`` proves on every test vector and on generated valid and hostile lines
-that ``unpack(pack(prepare_segment(...)))`` equals ``prepare_segment(...)`` in everything
-else: events field by field (the raw mapping's key order too), lines, findings, verdicts.
+them anyway once a verdict is known (``audit._Copy``).
+``tests/fuzz/test_handover_agreement.py`` proves on every test vector and on generated
+valid and hostile lines that ``unpack(pack(prepare_segment(...)))`` equals
+``prepare_segment(...)`` in everything else: events field by field (the raw mapping's key
+order too), lines, findings, verdicts.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from __future__ import annotations
 from typing import Any
 
 from .audit import PreparedSegment, prepare_segment
-from .event import Event, _decode, event_of_hash
+from .event import Event, Malformed, decode_json_line, event_of_hash
 from .findings import Finding
 from .segment import DecodedSegment, Located
 from .signing import SignatureChecker
@@ -81,8 +85,10 @@ def unpack(packed: PackedSegment, room_id: str) -> PreparedSegment:
 
 
 def _rebuilt(line: bytes, room_id: str, event_hash: str) -> Event:
+    obj: Any = decode_json_line(line)
+    if isinstance(obj, Malformed):
+        raise HandoverError(f"not an event the worker's parser accepted: {obj.reason}")
     try:
-        obj: Any = _decode(line.decode("utf-8"))
         signature = obj.pop("signature")
         # parse_event takes the signature out to canonicalise and puts it back: last.
         obj["signature"] = signature

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 from ..protocol import heap
 from ..protocol.audit import PreparedSegment, prepare_segment
 from ..protocol.findings import Finding, Kind
-from ..protocol.handover import HandoverError, unpack
+from ..protocol.handover import PackedSegment
 from ..protocol.ids import logs_prefix, parse_segment_path
 from ..protocol.segment import MAX_SEGMENT_BYTES, DecodedSegment
 from ..storage.base import (
@@ -37,6 +37,7 @@ from ..storage.base import (
     StorageNotFoundError,
     UnreadableObjectError,
 )
+from .keeper import Fetched
 from .room_objects import not_read_finding, special_finding, unreadable_finding
 from .room_state import RoomState
 
@@ -179,17 +180,21 @@ class Backfill:
         # AHEAD_BYTES in AHEAD_CHUNKS, at least one chunk: neither the storage nor the
         # workers wait for the serial worker, and memory stays bounded however large the
         # room is.
-        ahead: deque[tuple[asyncio.Task[list[tuple[ObjectInfo, PreparedSegment]]], int]]
+        ahead: deque[tuple[asyncio.Task[list[Fetched]], int]]
         ahead = deque()
         in_flight = 0
         next_audit = 0.0  # 0: no audit yet
+        finished = False  # every chunk listed: what is ahead is all there is
         sem = asyncio.Semaphore(FETCH_CONCURRENCY)  # shared by the chunks in flight
 
         async def keep_oldest() -> None:
             nonlocal in_flight, next_audit
             task, size = ahead.popleft()
             in_flight -= size
-            next_audit = await self._backfill_step(room, await task, next_audit)
+            # Once the listing is done, the last chunk is followed by the final audit
+            # (``fetch_newest_first``, also after a listing failed): no progress audit.
+            last = finished and not ahead
+            next_audit = await self._backfill_step(room, await task, next_audit, last=last)
 
         try:
             try:
@@ -205,9 +210,11 @@ class Backfill:
                     ):
                         await keep_oldest()
             except StorageError:
+                finished = True
                 while ahead:  # keep what was read before the listing failed
                     await keep_oldest()
                 raise
+            finished = True
             while ahead:
                 await keep_oldest()
         finally:
@@ -218,8 +225,10 @@ class Backfill:
     async def _backfill_step(
         self,
         room: RoomState,
-        fetched: list[tuple[ObjectInfo, PreparedSegment]],
+        fetched: list[Fetched],
         next_audit: float,
+        *,
+        last: bool = False,
     ) -> float:
         """Keep a chunk; audit it if it is the first screen or progress is due. Until the
         end, predecessors may still be on their way: pending, not gaps. Returns when the
@@ -230,19 +239,22 @@ class Backfill:
         message arriving) runs after at most one slice, and the loop gets its turn in
         between. Progress audits are for the room someone looks at; another room's
         back-fill is audited for its first screen and at the end only (an audit of a large
-        room is the longest job there is, and nobody is reading it)."""
+        room is the longest job there is, and nobody is reading it). ``last``: the pass's
+        final audit follows this chunk, so a progress audit due now would be a full audit
+        of the room whose verdict nobody sees (the first screen is still audited)."""
         start = time.monotonic()
         audit = room.result is None or (
-            start >= next_audit and room.room_id == self._engine.focused
+            not last and start >= next_audit and room.room_id == self._engine.focused
         )
-        slices: list[list[tuple[ObjectInfo, PreparedSegment]]] = [[]]
+        slices: list[list[Fetched]] = [[]]
         size = 0
         for item in fetched:
-            if slices[-1] and size + len(item[1].decoded.events) > SLICE_EVENTS:
+            events = _event_count(item[1])
+            if slices[-1] and size + events > SLICE_EVENTS:
                 slices.append([])
                 size = 0
             slices[-1].append(item)
-            size += len(item[1].decoded.events)
+            size += events
         for i, part in enumerate(slices):
             last = i == len(slices) - 1
             await self._background_turn(room.room_id)
@@ -266,11 +278,11 @@ class Backfill:
         room: RoomState,
         items: Sequence[ObjectInfo],
         sem: asyncio.Semaphore | None = None,
-    ) -> list[tuple[ObjectInfo, PreparedSegment]]:
+    ) -> list[Fetched]:
         """Download and verify segments, concurrently: in worker processes when there is
         enough to do (``SyncConfig.process_min_bytes``), else on the thread pool."""
         sem = sem or asyncio.Semaphore(FETCH_CONCURRENCY)
-        out: list[tuple[ObjectInfo, PreparedSegment]] = []
+        out: list[Fetched] = []
         bulk = (
             len(items) > 1 and sum(it.size for it in items) >= self._engine.config.process_min_bytes
         )
@@ -296,7 +308,7 @@ class Backfill:
         hint: bool = False,
         background: bool = False,
         bulk: bool = False,
-    ) -> tuple[ObjectInfo, PreparedSegment] | None:
+    ) -> Fetched | None:
         """Download and verify (on the pool) one listed or hinted object of a room.
 
         What is not a segment at all (another name, litter that is no file) or is larger
@@ -309,7 +321,7 @@ class Backfill:
         missing segment changes nothing, PROTOCOL.md section 15). ``background``: part of
         a back-fill, so its verification stands aside for a person's action."""
 
-        def finding_only(finding: Finding) -> tuple[ObjectInfo, PreparedSegment]:
+        def finding_only(finding: Finding) -> Fetched:
             return item, PreparedSegment(DecodedSegment(item.path, [], [finding]), [])
 
         def not_now(why: str) -> None:
@@ -354,19 +366,19 @@ class Backfill:
 
     async def _prepare(
         self, path: str, data: bytes, room_id: str, *, bulk: bool
-    ) -> PreparedSegment | str:
-        """Decode and verify one segment: in a worker process (``bulk``) or on a thread.
-        A ``str`` says why it could not be checked (a worker stopped on it)."""
-        loop = asyncio.get_running_loop()
+    ) -> PreparedSegment | PackedSegment | str:
+        """Decode and verify one segment: in a worker process (``bulk``: packed, unpacked
+        by the state thread as it keeps it, with no extra hop between threads per
+        segment) or on a thread. A ``str`` says why it could not be checked (a worker
+        stopped on it)."""
         packed = await self._engine._verifier.prepare(path, data, room_id) if bulk else None
         if packed is None:  # a small read, or no worker process can run here
+            loop = asyncio.get_running_loop()
             return await loop.run_in_executor(
                 self._engine._pool, prepare_segment, path, data, room_id
             )
-        if isinstance(packed, str):
-            return packed
-        try:
-            return await loop.run_in_executor(self._engine._pool, unpack, packed, room_id)
-        except HandoverError as exc:
-            log.error("%s: a worker's result does not unpack: %s", path, exc)
-            return "a worker process's result for it was not usable"
+        return packed
+
+
+def _event_count(got: PreparedSegment | PackedSegment) -> int:
+    return len(got.decoded.events) if isinstance(got, PreparedSegment) else len(got[1])

@@ -13,14 +13,16 @@ are read on the state thread, so they match the audit they were asked for.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..index import Index, IndexedEvent
+from ..index import Index
 from ..protocol.audit import AuditResult, PreparedSegment, RoomLedger, TrustState
 from ..protocol.event import MEMBER, Event, Malformed
 from ..protocol.findings import Finding, Kind
+from ..protocol.handover import HandoverError, PackedSegment, unpack
 from ..protocol.metadata import RoomMetadata
 from ..protocol.segment import DecodedSegment, Located
 from ..storage.base import ObjectInfo
@@ -29,6 +31,12 @@ from .room_state import RoomState, RoomView, unread_findings
 
 if TYPE_CHECKING:
     from .engine import SyncEngine
+
+log = logging.getLogger("bucket_chat.sync")
+
+# A segment as read: prepared on a thread, or packed by a worker process and unpacked on
+# the state thread as it is kept (no hop to another thread and back per segment).
+Fetched = tuple[ObjectInfo, PreparedSegment | PackedSegment]
 
 WARM_ROWS = 100
 NEWEST_ROWS = 200  # rows with bodies sent along with each full audit (the first screen)
@@ -82,7 +90,7 @@ class RoomKeeper:
     async def ingest(
         self,
         room: RoomState,
-        fetched: Sequence[tuple[ObjectInfo, PreparedSegment]],
+        fetched: Sequence[Fetched],
         *,
         complete: bool | None,
         force_audit: bool = False,
@@ -123,7 +131,7 @@ class RoomKeeper:
     def _ingest_serial(
         self,
         room: RoomState,
-        fetched: Sequence[tuple[ObjectInfo, PreparedSegment]],
+        fetched: Sequence[Fetched],
         complete: bool | None,
         force_audit: bool,
         audit: bool = True,
@@ -135,9 +143,30 @@ class RoomKeeper:
         The cached timeline is rewritten only by a complete audit (or the first one), so a
         long back-fill does not rewrite 100,000 rows every few seconds."""
         try:
-            return self._ingest_here(room, fetched, complete, force_audit, audit)
+            return self._ingest_here(
+                room, self._unpacked(room, fetched), complete, force_audit, audit
+            )
         finally:
             self._publish(room)
+
+    @staticmethod
+    def _unpacked(
+        room: RoomState, fetched: Sequence[Fetched]
+    ) -> list[tuple[ObjectInfo, PreparedSegment]]:
+        """``fetched`` with what worker processes packed unpacked (``protocol.handover``).
+        A result that does not unpack (a bug, never input) leaves its segment unread, as
+        a worker that stopped on it does: the next full pass tries again."""
+        out: list[tuple[ObjectInfo, PreparedSegment]] = []
+        for info, got in fetched:
+            if not isinstance(got, PreparedSegment):
+                try:
+                    got = unpack(got, room.room_id)
+                except HandoverError as exc:
+                    log.error("%s: a worker's result does not unpack: %s", info.path, exc)
+                    room.unread[info.path] = "a worker process's result for it was not usable"
+                    continue
+            out.append((info, got))
+        return out
 
     def _ingest_here(
         self,
@@ -150,6 +179,7 @@ class RoomKeeper:
         if complete is None:
             complete = room.complete
         added = []
+        cache: list[tuple[str, int, str | None, PreparedSegment]] = []
         for info, prepared in fetched:
             if room.unread.pop(info.path, None) is not None:
                 force_audit = True  # its unreadable-finding must go
@@ -157,31 +187,11 @@ class RoomKeeper:
                 continue
             added.extend(room.ledger.add_prepared(prepared))
             room.known[info.path] = info.size
-            if self._engine.index is not None:
-                self._engine.index.add_segment(
-                    room.room_id,
-                    info.path,
-                    info.size,
-                    info.etag,
-                    [
-                        IndexedEvent(
-                            loc.path,
-                            loc.line,
-                            loc.event.event_id,
-                            loc.event.timestamp_ms,
-                            raw.decode("utf-8"),
-                            ok,
-                            why,
-                        )
-                        for loc, raw, (ok, why) in zip(
-                            prepared.decoded.events,
-                            prepared.decoded.lines,
-                            prepared.verdicts,
-                            strict=True,
-                        )
-                    ],
-                    prepared.decoded.findings,
-                )
+            cache.append((info.path, info.size, info.etag, prepared))
+        if self._engine.index is not None and cache:
+            # One transaction for the job's segments (a slice: a few of them): a reader
+            # of the index sees them all or none (docs/SCHEDULING.md).
+            self._engine.index.add_prepared(room.room_id, cache)
         if not audit:
             return None, None, complete
         partial = room.partial

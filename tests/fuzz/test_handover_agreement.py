@@ -160,3 +160,19 @@ def test_a_result_never_unpacks_into_another_room() -> None:
     assert unpack(packed, room_id).decoded.events
     with pytest.raises(HandoverError):
         unpack(packed, room_id + "-other")
+
+
+@pytest.mark.parametrize(
+    "line",
+    [b"not json", b'{"event_id": 1.5}', b"[1, 2]", b'{"a": 1}', b'{"signature": "x"}'],
+)
+def test_a_line_no_parser_accepted_never_unpacks(line: bytes) -> None:
+    """``unpack`` decodes with the parser's own decoder; anything that is not what the
+    worker's parser accepted is refused, never turned into an event."""
+    room_id, path, data = next(
+        (r, p, d) for r, p, d in _vector_segments() if prepare_segment(p, d, r).decoded.events
+    )
+    path_, rows, findings = pack(prepare_segment(path, data, room_id))
+    number, _, event_hash, ok, why = rows[0]
+    with pytest.raises(HandoverError):
+        unpack((path_, [(number, line, event_hash, ok, why), *rows[1:]], findings), room_id)

@@ -15,7 +15,13 @@ from nacl.signing import SigningKey
 
 from bucket_chat_desktop.index import CachedEvent, Index, IndexedEvent, index_path_for
 from bucket_chat_desktop.index.db import SCHEMA_VERSION
-from bucket_chat_desktop.protocol.audit import AuditResult, RoomLedger, TrustState
+from bucket_chat_desktop.protocol.audit import (
+    AuditResult,
+    PreparedSegment,
+    RoomLedger,
+    TrustState,
+    prepare_segment,
+)
 from bucket_chat_desktop.protocol.event import MEMBER, MESSAGE, Event, Malformed
 from bucket_chat_desktop.protocol.findings import Finding, Kind
 from bucket_chat_desktop.protocol.ids import client_id_for
@@ -472,3 +478,69 @@ def test_a_reader_sees_one_moment_and_cannot_write(db_path: Path) -> None:
     finally:
         reader.close()
         writer.close()
+
+
+def test_prepared_segments_are_cached_as_one_transaction_with_the_same_rows(
+    db_path: Path,
+) -> None:
+    """``add_prepared`` (the engine's cold-read path) stores exactly what ``add_segment``
+    stores for the same events and verdicts, findings too; and a reader sees all of the
+    segments of one call or none of them (one transaction, docs/SCHEDULING.md)."""
+    alice = _chain(1, "alice@example.com", ["one", "two"])
+    bob = _chain(2, "bob@example.com", ["three"])
+    segments = [_segment(alice, 1, "alice@example.com"), _segment(bob, 2, "bob@example.com")]
+    prepared = [prepare_segment(path, data, ROOM) for path, data in segments]
+    finding = Finding(Kind.BAD_JSON, "a line that is not JSON", path=segments[1][0], line=9)
+    prepared[1].decoded.findings.append(finding)
+    prepared[1].verdicts[1] = (False, "bad signature")
+
+    plain = Index.open(db_path.with_name("plain.sqlite3"), "file:///store")
+    writer = Index.open(db_path, "file:///store")
+    reader = Index.open_reader(db_path)
+    try:
+        for (path, data), got in zip(segments, prepared, strict=True):
+            rows = [
+                IndexedEvent(
+                    loc.path,
+                    loc.line,
+                    loc.event.event_id,
+                    loc.event.timestamp_ms,
+                    raw.decode(),
+                    ok,
+                    why,
+                )
+                for loc, raw, (ok, why) in zip(
+                    got.decoded.events, got.decoded.lines, got.verdicts, strict=True
+                )
+            ]
+            plain.add_segment(ROOM, path, len(data), "e", rows, got.decoded.findings)
+        todo = [
+            (path, len(data), "e", got)
+            for (path, data), got in zip(segments, prepared, strict=True)
+        ]
+        broken = PreparedSegment(prepared[1].decoded, prepared[1].verdicts[:1])
+        with pytest.raises(ValueError):  # the second cannot be written: neither is
+            writer.add_prepared(ROOM, [todo[0], (*todo[1][:3], broken)])
+        assert writer.known_segments(ROOM) == {}
+        with reader.read_snapshot():
+            assert reader.known_segments(ROOM) == {}
+            writer.add_prepared(ROOM, todo)
+            assert reader.known_segments(ROOM) == {}  # the same moment
+        assert (
+            reader.known_segments(ROOM)
+            == plain.known_segments(ROOM)
+            == {path: len(data) for path, data in segments}
+        )
+        assert writer.room_segments(ROOM) == plain.room_segments(ROOM)
+        (_, events, findings) = writer.room_segments(ROOM, [segments[1][0]])[0]
+        assert findings == [finding]
+        assert [(e.sig_ok, e.sig_why) for e in events] == [
+            prepared[1].verdicts[0],
+            (False, "bad signature"),
+        ]
+        query = "SELECT * FROM events ORDER BY path, line"
+        assert writer._db.execute(query).fetchall() == plain._db.execute(query).fetchall()
+    finally:
+        reader.close()
+        writer.close()
+        plain.close()

@@ -11,12 +11,18 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from nacl.signing import SigningKey
 
 from bucket_chat_desktop.index import Index
-from bucket_chat_desktop.protocol.audit import AuditResult, TrustState, prepare_segment
+from bucket_chat_desktop.protocol.audit import (
+    AuditResult,
+    RoomLedger,
+    TrustState,
+    prepare_segment,
+)
 from bucket_chat_desktop.protocol.event import MESSAGE
 from bucket_chat_desktop.protocol.findings import Kind
 from bucket_chat_desktop.protocol.handover import PackedSegment, prepare_packed, unpack
@@ -54,6 +60,16 @@ def raises_on_marker(path: str, data: bytes, room_id: str) -> PackedSegment:
     if b"RAISE" in data:
         raise MemoryError("no memory for this one")
     return prepare_packed(path, data, room_id)
+
+
+def garbles_marked(path: str, data: bytes, room_id: str) -> PackedSegment:
+    """A worker whose result for a segment holding ``message 3`` is not what ``pack``
+    makes (a bug in the hand-over, never input): its first line is not JSON."""
+    path_, rows, findings = prepare_packed(path, data, room_id)
+    if b"message 3" in data:
+        number, _, event_hash, ok, why = rows[0]
+        rows[0] = (number, b"not what the worker read", event_hash, ok, why)
+    return path_, rows, findings
 
 
 def cannot_start() -> None:
@@ -285,3 +301,67 @@ def test_a_back_fill_downloads_a_bounded_number_of_bytes_ahead(
     assert sum(a.event.type == MESSAGE for a in result.timeline) == 120
     # At most the allowance, the chunk just started, and the download in progress.
     assert storage.most_ahead <= 6 * segment + 3 * segment + segment, storage.most_ahead
+
+
+def test_a_result_that_does_not_unpack_leaves_only_its_segment_unread(tmp_path: Path) -> None:
+    """The state thread unpacks what the workers packed as it keeps it: a result that
+    does not unpack is never an event; its segment is unread (said in the verdict, read
+    again by the next full pass) and every other segment is kept."""
+    write_room(tmp_path, 8)
+
+    async def go() -> tuple[AuditResult, dict[str, str], bool]:
+        engine = SyncEngine(LocalStorage(tmp_path), index=Index.open(None), config=WORKERS)
+        engine._verifier.close()
+        engine._verifier = SegmentVerifier(2, work=garbles_marked)
+        try:
+            room = await engine.open_room(ROOM, background=False)
+            assert room.result is not None
+            return room.result, dict(room.unread), room.complete and not room.partial
+        finally:
+            await engine.close()
+
+    result, unread, whole = asyncio.run(go())
+    assert list(unread.values()) == ["a worker process's result for it was not usable"]
+    assert not whole
+    assert any(f.kind is Kind.SEGMENT_UNREADABLE for f in result.findings)
+    bodies = {a.event.body for a in result.timeline if a.event.type == MESSAGE}
+    assert "message 3" not in bodies and len(bodies) == 7
+
+
+def test_a_focused_back_fill_makes_no_progress_audit_just_before_its_final_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Progress audits show a room being read to the person who looks at it; the last
+    chunk of a pass is followed by the final audit at once, so a progress audit due then
+    would be a second full audit of the whole room (a tenth of a cold read's CPU). Every
+    chunk is due here; every one but the last is audited, each over more of the room."""
+    write_room(tmp_path, 40)
+    monkeypatch.setattr(backfill_module, "PROGRESS_AUDIT", 0.0)
+    monkeypatch.setattr(backfill_module, "AUDIT_SHARE", 1e9)
+    monkeypatch.setattr(backfill_module, "FIRST_CHUNK", 8)
+    monkeypatch.setattr(backfill_module, "CHUNK", 8)
+    audits: list[tuple[int, bool]] = []
+    audit_of = RoomLedger.audit
+
+    def counted(self: RoomLedger, *args: Any, **kwargs: Any) -> AuditResult:
+        audits.append((self.event_count, bool(kwargs.get("complete", True))))
+        return audit_of(self, *args, **kwargs)
+
+    monkeypatch.setattr(RoomLedger, "audit", counted)
+
+    async def go() -> AuditResult:
+        engine = SyncEngine(LocalStorage(tmp_path), index=Index.open(None), config=THREADS)
+        try:
+            room = await engine.open_room(ROOM, background=False)
+            assert room.result is not None and room.complete
+            return room.result
+        finally:
+            await engine.close()
+
+    result = asyncio.run(go())
+    assert result.clean and sum(a.event.type == MESSAGE for a in result.timeline) == 40
+    counts = [count for count, _ in audits]
+    assert audits[-1] == (len(result.timeline), True)  # the final audit, of everything
+    assert len(audits) >= 3  # the first screen and progress between
+    assert counts == sorted(set(counts)), audits  # never the same room audited twice
+    assert all(not complete for _, complete in audits[:-1])
