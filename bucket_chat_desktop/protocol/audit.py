@@ -179,12 +179,50 @@ class _Copy:
     """One copy of an event as read, with its signature verdict.
 
     The canonical bytes are dropped once the signature was checked: the hash stands for
-    them from then on, and a room of 100,000 events is 45 MB lighter."""
+    them from then on, and a room of 100,000 events is 45 MB lighter. The event's other
+    fields are kept here, by the names ``Event`` gives them, rather than in an ``Event``
+    of their own: a second object per event was 160 bytes more than these slots cost
+    (72 MB in a room of a million events). ``ev`` makes that ``Event`` when asked (a
+    result's rows do: ``Timeline``): equal each time, not the same object."""
 
-    __slots__ = ("depth", "eff", "ev", "line", "path", "problems", "sig_ok", "sig_why")
+    __slots__ = (
+        "content",
+        "depth",
+        "eff",
+        "event_id",
+        "hash",
+        "line",
+        "parent_event_id",
+        "path",
+        "prev_event_hash",
+        "problems",
+        "raw",
+        "room_id",
+        "sender_id",
+        "sender_key",
+        "sig_ok",
+        "sig_why",
+        "signature",
+        "timestamp_ms",
+        "type",
+    )
 
     def __init__(self, path: str, line: int, sig_ok: bool | None, sig_why: str, ev: Event) -> None:
-        self.ev = ev
+        (
+            self.raw,
+            _,  # canonical bytes: never kept
+            self.hash,
+            self.event_id,
+            self.room_id,
+            self.timestamp_ms,
+            self.sender_id,
+            self.type,
+            self.parent_event_id,
+            self.prev_event_hash,
+            self.signature,
+            self.sender_key,
+            self.content,
+        ) = ev
         self.path = path
         self.line = line
         self.sig_ok = sig_ok
@@ -192,6 +230,28 @@ class _Copy:
         self.depth = 0
         self.eff: tuple[int, str] = _NO_ORDER
         self.problems: list[str] | None = None
+
+    @property
+    def ev(self) -> Event:
+        """The event as kept (no canonical bytes; see ``RoomLedger.__init__``)."""
+        return _new_tuple(
+            Event,
+            (
+                self.raw,
+                b"",
+                self.hash,
+                self.event_id,
+                self.room_id,
+                self.timestamp_ms,
+                self.sender_id,
+                self.type,
+                self.parent_event_id,
+                self.prev_event_hash,
+                self.signature,
+                self.sender_key,
+                self.content,
+            ),
+        )
 
     def problem(self, text: str) -> None:
         if self.problems is None:
@@ -294,8 +354,7 @@ class _Slimmer:
 
     def __call__(self, ev: Event) -> Event:
         if self.keep_bodies:
-            # Event._replace(canonical=b"") without its per-call Python machinery (hot path)
-            return _new_tuple(Event, (ev[0], b"", *ev[2:]))
+            return ev  # its canonical bytes are not kept by the copy (``_Copy``)
         share = self._shared.setdefault
         prev = ev.prev_event_hash
         if prev is not None:
@@ -325,10 +384,10 @@ class _Slimmer:
 
 
 def _order_key(c: _Copy) -> tuple[int, str]:
-    return (c.ev.timestamp_ms, c.ev.event_id)
+    return (c.timestamp_ms, c.event_id)
 
 
-def _is_join(ev: Event) -> bool:
+def _is_join(ev: Event | _Copy) -> bool:
     return ev.type == MEMBER and ev.content.get("membership") == "join"
 
 
@@ -336,12 +395,12 @@ def _parents_first(copies: list[_Copy]) -> list[_Copy]:
     """``copies`` in order, except that one whose chain predecessor is among them comes
     right after it: a batch shares one timestamp, so its random ids alone may put a
     device's message before its own join."""
-    present = {c.ev.hash for c in copies}
+    present = {c.hash for c in copies}
     placed: set[str] = set()
     waiting: dict[str, list[_Copy]] = {}
     out: list[_Copy] = []
     for c in copies:
-        prev = c.ev.prev_event_hash
+        prev = c.prev_event_hash
         if prev is not None and prev in present and prev not in placed:
             waiting.setdefault(prev, []).append(c)
             continue
@@ -349,8 +408,8 @@ def _parents_first(copies: list[_Copy]) -> list[_Copy]:
         while stack:
             item = stack.pop()
             out.append(item)
-            placed.add(item.ev.hash)
-            stack.extend(reversed(waiting.pop(item.ev.hash, [])))
+            placed.add(item.hash)
+            stack.extend(reversed(waiting.pop(item.hash, [])))
     return out
 
 
@@ -455,7 +514,7 @@ class RoomLedger:
             # each with all before it was quadratic (20,000 copies: 10 s).
             seen = self._distinct.get(ev.event_id)
             if seen is None:
-                seen = self._distinct[ev.event_id] = {(c.ev.hash, c.ev.signature) for c in copies}
+                seen = self._distinct[ev.event_id] = {(c.hash, c.signature) for c in copies}
             if (ev.hash, ev.signature) not in seen:
                 seen.add((ev.hash, ev.signature))
                 copy = _Copy(located.path, slim.number(located.line), ok, slim.share(why), slim(ev))
@@ -540,7 +599,7 @@ class RoomLedger:
             if choice.sig_ok is None:
                 unsigned.append(choice)
             else:
-                by_key[choice.ev.sender_key or ""].append(choice)
+                by_key[choice.sender_key or ""].append(choice)
 
         chained: list[_Copy] = []
         tips: dict[str, _Copy | None] = {}
@@ -551,7 +610,7 @@ class RoomLedger:
             chained.extend(kept)
             tips[key] = tip
             bound[key] = sender
-        rows = [((c.ev.timestamp_ms, c.ev.event_id, 0), c, False) for c in unsigned]
+        rows = [((c.timestamp_ms, c.event_id, 0), c, False) for c in unsigned]
         rows.extend(((c.eff[0], c.eff[1], c.depth), c, True) for c in chained)
         rows.sort(key=lambda r: r[0])
         # Only a chain tip's order is read again (by try_append); the next full audit
@@ -563,7 +622,7 @@ class RoomLedger:
         authorized: dict[str, set[str]] = {s: set(keys) for s, keys in (pinned or {}).items()}
         trust = _decide_trust(chained, bound, set(authorized), complete)
         trust.settled = not partial
-        trust.unsigned.update(c.ev.sender_id for c in unsigned)
+        trust.unsigned.update(c.sender_id for c in unsigned)
         reported: set[tuple[str, str]] = set()
         copies, codes = self._assess(
             rows, authorized, reported, findings, complete, trust, self._verdicts
@@ -608,7 +667,7 @@ class RoomLedger:
         newcomers: set[str] = set()
         unsigned_from: set[str] = set()
         for c in _parents_first(sorted(added, key=_order_key)):
-            ev = c.ev
+            ev = c
             if c.sig_ok is False:
                 invalid.append(c)
                 continue
@@ -641,11 +700,7 @@ class RoomLedger:
                     c.eff, c.depth = own, 0
                 else:
                     tip = tips[key]
-                    if (
-                        tip is None
-                        or ev.prev_event_hash != tip.ev.hash
-                        or ev.sender_id != bound[key]
-                    ):
+                    if tip is None or ev.prev_event_hash != tip.hash or ev.sender_id != bound[key]:
                         return None
                     c.eff, c.depth = max(own, tip.eff), tip.depth + 1
                 tips[key] = c
@@ -697,7 +752,7 @@ class RoomLedger:
                 f"{c.sig_why}; event not shown",
                 c.path,
                 c.line,
-                c.ev.event_id,
+                c.event_id,
             )
         )
 
@@ -721,20 +776,20 @@ class RoomLedger:
         for c in copies:  # verdicts of an earlier audit must not leak into this one
             c.problems = None
         # A key is bound to the sender id of its chain root (its join), else its first event.
-        root = next((c for c in copies if c.ev.prev_event_hash is None), copies[0])
-        bound = root.ev.sender_id
+        root = next((c for c in copies if c.prev_event_hash is None), copies[0])
+        bound = root.sender_id
         kept: list[_Copy] = []
         for c in copies:
-            if c.ev.sender_id == bound:
+            if c.sender_id == bound:
                 kept.append(c)
                 continue
-            why = f"signed by the key of {bound!r} but claims to be from {c.ev.sender_id!r}"
+            why = f"signed by the key of {bound!r} but claims to be from {c.sender_id!r}"
             invalid.append(Assessed(c.ev, TrustState.INVALID, why, c.path, c.line))
-            findings.append(Finding(Kind.SENDER_MISMATCH, why, c.path, c.line, c.ev.event_id))
-        by_hash = {c.ev.hash: c for c in kept}
+            findings.append(Finding(Kind.SENDER_MISMATCH, why, c.path, c.line, c.event_id))
+        by_hash = {c.hash: c for c in kept}
         children: dict[str | None, list[_Copy]] = {}
         for c in kept:
-            prev = c.ev.prev_event_hash
+            prev = c.prev_event_hash
             kids = children.get(prev)
             if kids is None:
                 children[prev] = [c]
@@ -743,7 +798,7 @@ class RoomLedger:
         short = key[:12]
         for prev, kids in children.items():
             if len(kids) > 1:
-                where = ", ".join(f"{k.ev.event_id} ({k.where})" for k in kids[:MAX_LISTED])
+                where = ", ".join(f"{k.event_id} ({k.where})" for k in kids[:MAX_LISTED])
                 if len(kids) > MAX_LISTED:
                     where += f" and {len(kids) - MAX_LISTED:,} more"
                 what = "start a chain" if prev is None else f"follow {prev[:12]}…"
@@ -753,7 +808,7 @@ class RoomLedger:
                         f"fork: {len(kids)} events by {bound!r} (key {short}…) {what}: {where}",
                         kids[0].path,
                         kids[0].line,
-                        kids[0].ev.event_id,
+                        kids[0].event_id,
                     )
                 )
                 for k in kids:
@@ -770,20 +825,20 @@ class RoomLedger:
                             "a segment is missing, or an event was modified",
                             k.path,
                             k.line,
-                            k.ev.event_id,
+                            k.event_id,
                         )
                     )
                     k.problem("its chain predecessor is missing")
             if prev is None:
                 for k in kids:
-                    if not (k.ev.type == MEMBER and k.ev.content.get("membership") == "join"):
+                    if not (k.type == MEMBER and k.content.get("membership") == "join"):
                         findings.append(
                             Finding(
                                 Kind.MISSING_JOIN,
                                 f"the first event of {bound!r}'s device key {short}… is not a join",
                                 k.path,
                                 k.line,
-                                k.ev.event_id,
+                                k.event_id,
                             )
                         )
         # Effective order: an event never shows before its chain predecessor. One pass in
@@ -791,27 +846,27 @@ class RoomLedger:
         done: set[str] = set()
         waiting: dict[str, list[_Copy]] = {}
         for c in kept:
-            prev = c.ev.prev_event_hash
+            prev = c.prev_event_hash
             if prev is not None and prev in by_hash and prev not in done:
                 waiting.setdefault(prev, []).append(c)
                 continue
             stack = [c]
             while stack:
                 item = stack.pop()
-                parent = by_hash.get(item.ev.prev_event_hash or "")
-                own = (item.ev.timestamp_ms, item.ev.event_id)
+                parent = by_hash.get(item.prev_event_hash or "")
+                own = (item.timestamp_ms, item.event_id)
                 if parent is not None:
                     item.eff = max(own, parent.eff)
                     item.depth = parent.depth + 1
                 else:
                     item.eff = own
-                done.add(item.ev.hash)
-                stack.extend(waiting.pop(item.ev.hash, ()))
+                done.add(item.hash)
+                stack.extend(waiting.pop(item.hash, ()))
         for orphans in waiting.values():  # only reachable through a hash cycle: impossible
             for item in orphans:
-                item.eff = (item.ev.timestamp_ms, item.ev.event_id)
+                item.eff = (item.timestamp_ms, item.event_id)
         forked = any(len(kids) > 1 for kids in children.values())
-        ends = [c for c in kept if c.ev.hash not in children]
+        ends = [c for c in kept if c.hash not in children]
         tip = ends[0] if len(ends) == 1 and not forked else None
         return kept, tip, bound
 
@@ -841,7 +896,7 @@ class RoomLedger:
         impersonation = code(changed, _IMPERSONATION)
         unsettled = code(TrustState.UNVERIFIED, _UNSETTLED)
         for _, c, signed in rows:
-            ev = c.ev
+            ev = c
             sender = ev.sender_id
             if not signed:
                 if sender in authorized or sender in trust.signers:
@@ -1024,7 +1079,7 @@ def _frozen(authorized: Mapping[str, set[str]]) -> dict[str, frozenset[str]]:
     return {sender: frozenset(keys) for sender, keys in authorized.items()}
 
 
-def _changes_trust(ev: Event) -> bool:
+def _changes_trust(ev: Event | _Copy) -> bool:
     """True for events whose effect reaches beyond their own row: device introductions,
     their acceptance and witnesses of other chains."""
     return WITNESS_FIELD in ev.raw or (
@@ -1044,7 +1099,7 @@ def _decide_trust(
     statements: set[tuple[str, str, str]] = set()
     accepted: set[tuple[str, str, str]] = set()
     for c in chained:
-        ev = c.ev
+        ev = c
         if c.problems or not _is_join(ev):
             continue
         key = ev.sender_key or ""
@@ -1095,28 +1150,28 @@ def _check_witnesses(
 ) -> None:
     """Section 6.1: an event another device witnessed must be in the room. Reports each
     missing witnessed event once, naming who witnessed it."""
-    present = {c.ev.hash for c in chained}
+    present = {c.hash for c in chained}
     reported: set[str] = set()
     for c in chained:
-        witness = c.ev.raw.get(WITNESS_FIELD)
+        witness = c.raw.get(WITNESS_FIELD)
         if not isinstance(witness, dict) or c.problems:
             continue
         for key, seen in witness.items():
             if not isinstance(seen, str) or seen in present or seen in reported:
                 continue
-            if key == c.ev.sender_key:
+            if key == c.sender_key:
                 continue  # a device does not witness itself
             reported.add(seen)
             owner = by_key.get(key)
-            who = repr(owner[0].ev.sender_id) if owner else "a device"
+            who = repr(owner[0].sender_id) if owner else "a device"
             findings.append(
                 Finding(
                     Kind.TRUNCATED_CHAIN,
-                    f"{c.ev.sender_id!r} saw event {seen[:12]}… of {who} (key {key[:12]}…), "
+                    f"{c.sender_id!r} saw event {seen[:12]}… of {who} (key {key[:12]}…), "
                     "which is not in the room: that device's history was cut short or "
                     "a segment was removed",
                     c.path,
                     c.line,
-                    c.ev.event_id,
+                    c.event_id,
                 )
             )
