@@ -155,6 +155,7 @@ def check_rows(
     assert result.timeline == shown and len(result.timeline) == len(shown)
     assert [result.timeline[i] for i in range(-len(shown), len(shown))] == shown + shown
     assert result.timeline[1:-1] == shown[1:-1] and result.timeline[::-1] == shown[::-1]
+    assert result.timeline[:2] + result.timeline[2:] == shown == [] + result.timeline + []
 
 
 def verdicts(result: AuditResult) -> tuple[object, ...]:
