@@ -11,14 +11,13 @@ from __future__ import annotations
 import enum
 import itertools
 from array import array
-from binascii import b2a_base64
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from operator import attrgetter
 from types import MappingProxyType
 from typing import Any, NamedTuple, overload
 
-from .canonical import signature_bytes
 from .event import MEMBER, Event
 from .findings import Finding, Kind, Severity
 from .heap import gc_paused
@@ -106,7 +105,7 @@ class Timeline(Sequence[Assessed]):
             return Timeline(self._copies[index], self._codes[index], self._pairs)
         c = self._copies[index]
         state, reason = self._pairs[self._codes[index]]
-        return _new_tuple(Assessed, (c.ev, state, reason, c.path, c.line))
+        return _new_tuple(Assessed, (_event_of(c), state, reason, c.path, c.line))
 
     def __iter__(self) -> Iterator[Assessed]:
         return _rows(self._copies, self._codes, self._pairs)
@@ -127,6 +126,11 @@ class Timeline(Sequence[Assessed]):
     def __repr__(self) -> str:
         return f"Timeline({list(self)!r})"
 
+    def state_counts(self) -> Iterator[tuple[TrustState, int]]:
+        """How many rows have each state (a state may come more than once)."""
+        pairs = self._pairs
+        return ((pairs[code][0], n) for code, n in Counter(self._codes).items())
+
     def extended(self, copies: list[_Copy], codes: array[int]) -> Timeline:
         """This timeline with rows added at its end (of the same ledger)."""
         return Timeline(self._copies + copies, self._codes + codes, self._pairs)
@@ -135,9 +139,10 @@ class Timeline(Sequence[Assessed]):
 def _rows(
     copies: list[_Copy], codes: array[int], pairs: list[tuple[TrustState, str]]
 ) -> Iterator[Assessed]:
+    event = _event_of
     for c, code in zip(copies, codes, strict=True):
         state, reason = pairs[code]
-        yield _new_tuple(Assessed, (c.ev, state, reason, c.path, c.line))
+        yield _new_tuple(Assessed, (event(c), state, reason, c.path, c.line))
 
 
 @dataclass(slots=True)
@@ -163,8 +168,12 @@ class AuditResult:
     @property
     def counts(self) -> dict[TrustState, int]:
         counts = dict.fromkeys(TrustState, 0)
-        for item in self.timeline:
-            counts[item.state] += 1
+        if isinstance(self.timeline, Timeline):  # from the verdict numbers: no rows made
+            for state, n in self.timeline.state_counts():
+                counts[state] += n
+        else:
+            for item in self.timeline:
+                counts[item.state] += 1
         counts[TrustState.INVALID] = len(self.invalid)
         return counts
 
@@ -195,7 +204,6 @@ class _Copy:
     result's rows do: ``Timeline``): equal each time, not the same object."""
 
     __slots__ = (
-        "_signature",
         "content",
         "depth",
         "eff",
@@ -212,6 +220,7 @@ class _Copy:
         "sender_key",
         "sig_ok",
         "sig_why",
+        "signature",
         "timestamp_ms",
         "type",
     )
@@ -228,13 +237,10 @@ class _Copy:
             self.type,
             self.parent_event_id,
             self.prev_event_hash,
-            signature,
+            self.signature,
             self.sender_key,
             self.content,
         ) = ev
-        # A signature in its one canonical spelling is kept as its 64 bytes (97 bytes
-        # of memory instead of 137); any other text as it was read.
-        self._signature: str | bytes = signature_bytes(signature) or signature
         self.path = path
         self.line = line
         self.sig_ok = sig_ok
@@ -243,33 +249,12 @@ class _Copy:
         self.eff: tuple[int, str] = _NO_ORDER
         self.problems: list[str] | None = None
 
+    canonical = b""  # never kept: a class attribute, for ``_event_of``
+
     @property
     def ev(self) -> Event:
         """The event as kept (no canonical bytes; see ``RoomLedger.__init__``)."""
-        return _new_tuple(
-            Event,
-            (
-                self.raw,
-                b"",
-                self.hash,
-                self.event_id,
-                self.room_id,
-                self.timestamp_ms,
-                self.sender_id,
-                self.type,
-                self.parent_event_id,
-                self.prev_event_hash,
-                self.signature,
-                self.sender_key,
-                self.content,
-            ),
-        )
-
-    @property
-    def signature(self) -> str:
-        """The signature's text as read (see ``__init__``)."""
-        sig = self._signature
-        return sig if isinstance(sig, str) else b2a_base64(sig, newline=False).decode("ascii")
+        return _event_of(self)
 
     def problem(self, text: str) -> None:
         if self.problems is None:
@@ -399,6 +384,14 @@ class _Slimmer:
                 ev.content if ev.type == MEMBER else _NOTHING,
             ),
         )
+
+
+_fields_of = attrgetter(*Event._fields)  # one C call for the 13 fields of a copy
+
+
+def _event_of(c: _Copy) -> Event:
+    """``c.ev``: the ``Event`` a row of a result carries (made each time it is read)."""
+    return _new_tuple(Event, _fields_of(c))
 
 
 def _order_key(c: _Copy) -> tuple[int, str]:

@@ -9,7 +9,7 @@ from typing import Any
 
 from nacl.signing import SigningKey
 
-from bucket_chat_desktop.protocol.audit import WITNESS_FIELD, AuditResult, RoomLedger
+from bucket_chat_desktop.protocol.audit import WITNESS_FIELD, AuditResult, RoomLedger, TrustState
 from bucket_chat_desktop.protocol.canonical import canonical_json
 from bucket_chat_desktop.protocol.event import MEMBER, MESSAGE, Event
 from bucket_chat_desktop.protocol.findings import Finding
@@ -156,6 +156,10 @@ def check_rows(
     assert [result.timeline[i] for i in range(-len(shown), len(shown))] == shown + shown
     assert result.timeline[1:-1] == shown[1:-1] and result.timeline[::-1] == shown[::-1]
     assert result.timeline[:2] + result.timeline[2:] == shown == [] + result.timeline + []
+    counts = dict.fromkeys(TrustState, 0)  # counted from the verdict numbers: the same
+    for a in shown:
+        counts[a.state] += 1
+    assert result.counts == {**counts, TrustState.INVALID: len(result.invalid)}
 
 
 def verdicts(result: AuditResult) -> tuple[object, ...]:

@@ -859,8 +859,8 @@ def test_a_ledger_without_bodies_is_far_smaller() -> None:
 
 
 def test_a_signature_comes_back_as_it_was_spelled() -> None:
-    """The ledger keeps a signature in its one canonical spelling as its 64 bytes; any
-    other spelling (padding bits set, not base64, empty) must come back exactly as read,
+    """However the ledger keeps a signature (in its own slots, perhaps one day as bytes),
+    any spelling (padding bits set, not base64, empty) must come back exactly as read,
     and two copies that differ only in that spelling stay two copies (a replay)."""
     a = alice()
     a1, a2, a3 = a.join(T0), a.say(T0 + 1, "hi"), a.say(T0 + 2, "again")
