@@ -126,6 +126,21 @@ class Timeline(Sequence[Assessed]):
     def __repr__(self) -> str:
         return f"Timeline({list(self)!r})"
 
+    def senders(self) -> Iterator[tuple[str, Assessed | None]]:
+        """Each row's sender id in order, with the row itself only for a member event: a
+        pass for what reads only senders and member events (display names), without
+        making every row (about 0.8 µs a row, 80 ms at 100,000 on the GUI thread)."""
+        pairs = self._pairs
+        for c, code in zip(self._copies, self._codes, strict=True):
+            if c.type == MEMBER:
+                state, reason = pairs[code]
+                yield (
+                    c.sender_id,
+                    _new_tuple(Assessed, (_event_of(c), state, reason, c.path, c.line)),
+                )
+            else:
+                yield c.sender_id, None
+
     def state_counts(self) -> Iterator[tuple[TrustState, int]]:
         """How many rows have each state (a state may come more than once)."""
         pairs = self._pairs

@@ -14,6 +14,7 @@ from bucket_chat_desktop.protocol.canonical import canonical_json
 from bucket_chat_desktop.protocol.event import MEMBER, MESSAGE, Event
 from bucket_chat_desktop.protocol.findings import Finding
 from bucket_chat_desktop.protocol.ids import client_id_for
+from bucket_chat_desktop.protocol.room_state import DisplayNames
 from bucket_chat_desktop.protocol.segment import decode_segment, encode_segment, path_for
 from bucket_chat_desktop.protocol.signing import build_event, public_key_text
 
@@ -156,6 +157,13 @@ def check_rows(
     assert [result.timeline[i] for i in range(-len(shown), len(shown))] == shown + shown
     assert result.timeline[1:-1] == shown[1:-1] and result.timeline[::-1] == shown[::-1]
     assert result.timeline[:2] + result.timeline[2:] == shown == shown[:1] + result.timeline[1:]
+    fast, slow = DisplayNames(), DisplayNames()  # the Timeline's own pass: the same
+    fast.update(result.timeline)
+    slow.update(shown)
+    senders = sorted({a.event.sender_id for a in shown})
+    assert [(fast.shown(u), fast.warning(u)) for u in senders] == [
+        (slow.shown(u), slow.warning(u)) for u in senders
+    ]
     counts = dict.fromkeys(TrustState, 0)  # counted from the verdict numbers: the same
     for a in shown:
         counts[a.state] += 1
