@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import threading
+from collections.abc import Iterable
 from typing import Any
 
 from ..protocol.audit import Assessed, AuditResult
@@ -53,7 +54,7 @@ class _Screen:
             sys.stdout.write(text + "\n")
         sys.stdout.flush()
 
-    def events(self, items: list[Assessed], *, echo_own: bool) -> None:
+    def events(self, items: Iterable[Assessed], *, echo_own: bool) -> None:
         for item in items:
             self.ids.add(item.event.sender_id)
             if item.event.event_id in self.shown:

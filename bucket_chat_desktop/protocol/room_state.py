@@ -20,7 +20,14 @@ import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from .audit import DEVICE_ACCEPT_FIELD, DEVICE_ADD_FIELD, Assessed, AuditResult, TrustState
+from .audit import (
+    DEVICE_ACCEPT_FIELD,
+    DEVICE_ADD_FIELD,
+    Assessed,
+    AuditResult,
+    Timeline,
+    TrustState,
+)
 from .event import MEMBER, valid_key_text
 from .findings import Kind
 from .untrusted_text import NAME_LIMIT, RoomIds, display_name_safe, one_line
@@ -113,6 +120,13 @@ class DisplayNames:
             self._names[item.event.sender_id] = name
 
     def update(self, items: Iterable[Assessed]) -> None:
+        if isinstance(items, Timeline):  # never invalid rows; names only from members
+            for sender, item in items.senders():
+                if item is None:
+                    self.ids.add(sender)
+                else:
+                    self.add(item)
+            return
         for item in items:
             self.add(item)
 

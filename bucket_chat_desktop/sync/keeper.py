@@ -40,7 +40,11 @@ Fetched = tuple[ObjectInfo, PreparedSegment | PackedSegment]
 
 WARM_ROWS = 100
 NEWEST_ROWS = 200  # rows with bodies sent along with each full audit (the first screen)
-REBUILD_BATCH = 25  # cached segments parsed at a time when a room is rebuilt
+REBUILD_BATCH = 25  # cached segments parsed at a time when a room is rebuilt, at most
+# ... and at most this many of their bytes (or one segment): the parsed events of a batch
+# are all in memory at once, about 7 times their size. 25 segments of 1,000 events were
+# 100 MB, and the memory allocator kept most of that high-water mark for good.
+REBUILD_BYTES = 3 * 1024 * 1024
 EAGER_ROWS = 20_000  # a cached room up to this long is parsed off the state thread at once
 
 
@@ -61,11 +65,19 @@ def read_cached(index: Index, room_id: str, eager: bool = True) -> CachedCopy:
     once (each batch is slimmed by the ledger before the next is read)."""
     info = index.room(room_id)
     damaged: set[str] = set()
+    known = index.known_segments(room_id)
 
     def batches() -> Iterator[tuple[str, list[Any], list[Finding]]]:
         paths = index.segment_paths(room_id)
-        for start in range(0, len(paths), REBUILD_BATCH):
-            batch = paths[start : start + REBUILD_BATCH]
+        start = 0
+        while start < len(paths):
+            stop, size = start + 1, known.get(paths[start], 0)
+            while stop < len(paths) and stop - start < REBUILD_BATCH:
+                size += known.get(paths[stop], 0)
+                if size > REBUILD_BYTES:
+                    break
+                stop += 1
+            batch, start = paths[start:stop], stop
             got = index.room_segments(room_id, batch)
             # A segment the index lists but cannot hand back is damaged.
             damaged.update(set(batch) - {path for path, _, _ in got})
@@ -73,7 +85,7 @@ def read_cached(index: Index, room_id: str, eager: bool = True) -> CachedCopy:
 
     return CachedCopy(
         list(batches()) if eager else batches(),
-        index.known_segments(room_id),
+        known,
         bool(info and info["history_complete"]),
         damaged,
     )

@@ -73,6 +73,7 @@ QT_PARTS = {"gui", "app", "smoke"}
 PROTOCOL_EXTERNAL = {
     "__future__",
     "abc",
+    "array",
     "base64",
     "binascii",
     "bisect",

@@ -9,12 +9,13 @@ from typing import Any
 
 from nacl.signing import SigningKey
 
-from bucket_chat_desktop.protocol.audit import AuditResult, RoomLedger
+from bucket_chat_desktop.protocol.audit import WITNESS_FIELD, AuditResult, RoomLedger, TrustState
 from bucket_chat_desktop.protocol.canonical import canonical_json
 from bucket_chat_desktop.protocol.event import MEMBER, MESSAGE, Event
 from bucket_chat_desktop.protocol.findings import Finding
 from bucket_chat_desktop.protocol.ids import client_id_for
-from bucket_chat_desktop.protocol.segment import encode_segment, path_for
+from bucket_chat_desktop.protocol.room_state import DisplayNames
+from bucket_chat_desktop.protocol.segment import decode_segment, encode_segment, path_for
 from bucket_chat_desktop.protocol.signing import build_event, public_key_text
 
 ROOM = "room-1"
@@ -124,8 +125,49 @@ def audit(
     slim = RoomLedger(room_id, keep_bodies=False)
     for path, data in segments:
         slim.add_segment(path, data)
-    assert verdicts(slim.audit(pinned)) == verdicts(result)
+    slim_result = slim.audit(pinned)
+    assert verdicts(slim_result) == verdicts(result)
+    check_rows(result, segments, room_id, slim=False)
+    check_rows(slim_result, segments, room_id, slim=True)
     return result
+
+
+def check_rows(
+    result: AuditResult, segments: Iterable[tuple[str, bytes]], room_id: str, *, slim: bool
+) -> None:
+    """Each row's event is the one read at its place (without its canonical bytes; a slim
+    ledger's also without a message's body and raw fields): the ledger keeps an event's
+    fields in its own form (a signature as bytes, say) and must give back what was read."""
+    read: dict[tuple[str, int], Event] = {}
+    for path, data in segments:
+        for loc in decode_segment(path, data, room_id).events:
+            read[(loc.path, loc.line)] = loc.event._replace(canonical=b"")
+    rows = [*result.timeline, *result.invalid]
+    for a in rows:
+        ev = read[(a.path, a.line)]
+        if slim:
+            assert set(a.event.raw) <= {WITNESS_FIELD}
+            assert a.event.content in ({}, ev.content)
+            assert a.event._replace(raw=ev.raw, content=ev.content) == ev
+        else:
+            assert a.event == ev
+    # A result's timeline reads like the list it stands for.
+    shown = list(result.timeline)
+    assert result.timeline == shown and len(result.timeline) == len(shown)
+    assert [result.timeline[i] for i in range(-len(shown), len(shown))] == shown + shown
+    assert result.timeline[1:-1] == shown[1:-1] and result.timeline[::-1] == shown[::-1]
+    assert result.timeline[:2] + result.timeline[2:] == shown == shown[:1] + result.timeline[1:]
+    fast, slow = DisplayNames(), DisplayNames()  # the Timeline's own pass: the same
+    fast.update(result.timeline)
+    slow.update(shown)
+    senders = sorted({a.event.sender_id for a in shown})
+    assert [(fast.shown(u), fast.warning(u)) for u in senders] == [
+        (slow.shown(u), slow.warning(u)) for u in senders
+    ]
+    counts = dict.fromkeys(TrustState, 0)  # counted from the verdict numbers: the same
+    for a in shown:
+        counts[a.state] += 1
+    assert result.counts == {**counts, TrustState.INVALID: len(result.invalid)}
 
 
 def verdicts(result: AuditResult) -> tuple[object, ...]:

@@ -856,3 +856,26 @@ def test_a_ledger_without_bodies_is_far_smaller() -> None:
 
     whole, slim = held(True), held(False)
     assert slim < 0.5 * whole, (slim, whole)
+
+
+def test_a_signature_comes_back_as_it_was_spelled() -> None:
+    """However the ledger keeps a signature (in its own slots, perhaps one day as bytes),
+    any spelling (padding bits set, not base64, empty) must come back exactly as read,
+    and two copies that differ only in that spelling stay two copies (a replay)."""
+    a = alice()
+    a1, a2, a3 = a.join(T0), a.say(T0 + 1, "hi"), a.say(T0 + 2, "again")
+    good = a2.signature
+    assert good[85] in "AQgw"
+    padded = good[:85] + chr(ord(good[85]) + 1) + good[86:]  # the padding bits set
+    odd = [padded, "", "not base64!"]
+    lines = [a1.line(), *(line_of({**a2.raw, "signature": s}) for s in odd), a3.line()]
+    path = named_path(T0, T0 + 2)
+    for keep in (True, False):
+        led = RoomLedger(ROOM, keep_bodies=keep)
+        led.add_segment(path, b"".join(lines))
+        result = led.audit()
+        assert [x.event.signature for x in result.invalid] == odd
+        assert [x.event.signature for x in result.timeline] == [a1.signature, a3.signature]
+    result = audit((path, b"".join(lines)))  # also: each row is the event read there
+    assert kinds(result.findings).count("invalid-signature") == 3
+    assert "replay" in kinds(result.findings)

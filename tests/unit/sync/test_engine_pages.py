@@ -6,8 +6,11 @@ SQLite index and the real engine, one asyncio loop."""
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+import pytest
 from test_engine import (  # the engine tests' helpers (same folder)
     ALICE,
     QUIET,
@@ -26,8 +29,10 @@ from bucket_chat_desktop.index import Index
 from bucket_chat_desktop.protocol.audit import AuditResult, TrustState
 from bucket_chat_desktop.protocol.event import MESSAGE, Event, Malformed
 from bucket_chat_desktop.storage.local import LocalStorage
+from bucket_chat_desktop.sync import keeper
 from bucket_chat_desktop.sync.engine import NEWEST_ROWS, REBUILD_BATCH, SyncConfig, SyncEngine
 from bucket_chat_desktop.sync.events import EventsAppended, RoomLoaded
+from bucket_chat_desktop.sync.keeper import read_cached
 from bucket_chat_desktop.sync.outbox import Outbox
 from bucket_chat_desktop.sync.writer import Draft, RoomWriter
 
@@ -280,3 +285,40 @@ def test_a_result_handed_out_never_changes_and_its_pages_outlive_appends(
             box.close()
 
     run(go())
+
+
+def test_a_rebuild_reads_the_cache_in_batches_bounded_by_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rebuild parses a batch of cached segments at a time, at most ``REBUILD_BYTES`` of
+    them (or one segment bigger than that): every segment comes back once, in order,
+    whatever the bound."""
+    root = tmp_path / "store"
+    store = LocalStorage(root)
+    create_room(store)
+    write_history(store, days=2, per_day=12)
+    _whole_room(root, tmp_path / "index.sqlite3")  # reads the room into the index
+    index = Index.open(tmp_path / "index.sqlite3")
+    try:
+        whole = read_cached(index, ROOM)
+        sizes = whole.known
+        biggest = max(sizes.values())
+        asked: list[int] = []
+        room_segments = index.room_segments
+
+        def counting(room_id: str, paths: Sequence[str] | None = None) -> Any:
+            asked.append(sum(sizes[p] for p in paths or ()))
+            return room_segments(room_id, paths)
+
+        monkeypatch.setattr(index, "room_segments", counting)
+        for bound in (1, biggest, 3 * biggest, 10**9):
+            monkeypatch.setattr(keeper, "REBUILD_BYTES", bound)
+            asked.clear()
+            got = read_cached(index, ROOM, eager=False)
+            assert list(got.segments) == list(whole.segments) and not got.damaged
+            assert len(asked) >= len(sizes) / keeper.REBUILD_BATCH
+            assert all(size <= max(bound, biggest) for size in asked)
+            if bound == 1:
+                assert len(asked) == len(sizes)  # one segment a batch
+    finally:
+        index.close()
