@@ -176,17 +176,29 @@ def build_event(
     return event
 
 
-# Per signing key (as long as that key object lives): libsodium's 64-byte secret key
-# (seed and public key) and the public key's text, made once, not per event.
-_signers: weakref.WeakKeyDictionary[SigningKey, tuple[bytes, str]] = weakref.WeakKeyDictionary()
+# The last signing key's libsodium 64-byte secret (seed and public key) and public key
+# text, made once, not per event; forgotten when that key object goes (a weak reference:
+# the cache never keeps key material alive). By identity: SigningKey's own ``==`` is a
+# constant-time compare through a C call, which cost more than the cache saved.
+_last_signer: tuple[weakref.ref[SigningKey], bytes, str] | None = None
+
+
+def _forget_signer(gone: weakref.ref[SigningKey]) -> None:
+    global _last_signer
+    last = _last_signer
+    if last is not None and last[0] is gone:
+        _last_signer = None
 
 
 def _signer(signing_key: SigningKey) -> tuple[bytes, str]:
-    known = _signers.get(signing_key)
-    if known is None:
-        public = bytes(signing_key.verify_key)
-        known = _signers[signing_key] = (bytes(signing_key) + public, _key_text(public))
-    return known
+    global _last_signer
+    last = _last_signer
+    if last is not None and last[0]() is signing_key:
+        return last[1], last[2]
+    public = bytes(signing_key.verify_key)
+    secret, text = bytes(signing_key) + public, _key_text(public)
+    _last_signer = (weakref.ref(signing_key, _forget_signer), secret, text)
+    return secret, text
 
 
 # Most events go to a few rooms: a room id passes the room-id rules once, not per event.

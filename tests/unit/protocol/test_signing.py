@@ -225,3 +225,33 @@ def test_build_event_takes_a_surrogate_pair_held_as_two_code_points() -> None:
     ev = build(content={"body": "\ud83d\ude00", "msgtype": "m.text"})
     parsed = parse_line(ev.line(), ROOM)
     assert isinstance(parsed, Event) and parsed.body == "😀"
+
+
+def test_the_signing_cache_follows_the_key_object_and_never_keeps_it() -> None:
+    """build_event keeps the last key's libsodium secret (``signing._signer``): by the key
+    object's identity, weakly — two keys used in turn each sign with their own secret,
+    and once a key object is gone its secret is no longer held."""
+    import gc
+
+    from nacl.signing import SigningKey
+
+    from bucket_chat_desktop.protocol import signing
+
+    keys = [SigningKey(bytes([n]) * 32) for n in (7, 8)]
+    for n in range(4):
+        key = keys[n % 2]
+        ev = signing.build_event(
+            room_id="room-1",
+            sender_id="alice@example.com",
+            event_type="m.room.message",
+            content={"msgtype": "m.text", "body": f"turn {n}"},
+            timestamp_ms=1_760_000_000_000 + n,
+            unique=f"00000000-0000-4000-8000-00000000000{n}",
+            prev_event_hash=None,
+            signing_key=key,
+        )
+        assert ev.sender_key == signing.public_key_text(key)
+        assert signing.SignatureChecker().check(ev) == (True, "Ed25519 signature good")
+    del key, keys
+    gc.collect()
+    assert signing._last_signer is None
