@@ -195,24 +195,36 @@ def test_a_cached_line_changed_behind_the_apps_back_is_never_shown_as_verified(
     run(go())
 
 
-def test_new_events_arrive_whole_and_own_sends_continue_the_chain(tmp_path: Path) -> None:
-    """Appends carry bodies (notifications, previews), and this device's next send
-    continues its chain from the whole cached head line, not from the slim copy."""
+def _room_alice_wrote_in(tmp_path: Path) -> Path:
+    """A room holding alice's "hello" (written directly, as another device would)."""
     root = tmp_path / "store"
     store = LocalStorage(root)
     create_room(store)
     run(RoomWriter(store, ROOM, ALICE, key(1), unique=unique).send([Draft.text("hello")]))
+    return root
+
+
+def _sending_engine(root: Path, tmp_path: Path, rec: Recorder) -> tuple[SyncEngine, Outbox]:
+    """The app's engine on ``root``: slim rooms, a real index and outbox."""
+    box = Outbox(tmp_path / "outbox.sqlite3")
+    engine = SyncEngine(
+        LocalStorage(root),
+        index=Index.open(tmp_path / "index.sqlite3"),
+        outbox=box,
+        listener=rec,
+        config=SLIM,
+    )
+    return engine, box
+
+
+def test_new_events_arrive_whole_and_own_sends_continue_the_chain(tmp_path: Path) -> None:
+    """Appends carry bodies (notifications, previews), and this device's next send
+    continues its chain from the whole cached head line, not from the slim copy."""
+    root = _room_alice_wrote_in(tmp_path)
 
     async def go() -> None:
         rec = Recorder()
-        box = Outbox(tmp_path / "outbox.sqlite3")
-        engine = SyncEngine(
-            LocalStorage(root),
-            index=Index.open(tmp_path / "index.sqlite3"),
-            outbox=box,
-            listener=rec,
-            config=SLIM,
-        )
+        engine, box = _sending_engine(root, tmp_path, rec)
         try:
             await engine.start()
             room = await engine.open_room(ROOM, background=False)
@@ -244,21 +256,11 @@ def test_a_result_handed_out_never_changes_and_its_pages_outlive_appends(
     thread while the engine goes on: an append makes a new result (the old one keeps its
     rows and findings), and a page asked with an older result of the same audit is still
     given (the timeline's pager holds the result its audit arrived with)."""
-    root = tmp_path / "store"
-    store = LocalStorage(root)
-    create_room(store)
-    run(RoomWriter(store, ROOM, ALICE, key(1), unique=unique).send([Draft.text("hello")]))
+    root = _room_alice_wrote_in(tmp_path)
 
     async def go() -> None:
         rec = Recorder()
-        box = Outbox(tmp_path / "outbox.sqlite3")
-        engine = SyncEngine(
-            LocalStorage(root),
-            index=Index.open(tmp_path / "index.sqlite3"),
-            outbox=box,
-            listener=rec,
-            config=SLIM,
-        )
+        engine, box = _sending_engine(root, tmp_path, rec)
         try:
             await engine.start()
             room = await engine.open_room(ROOM, background=False)
