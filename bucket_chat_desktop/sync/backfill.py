@@ -162,6 +162,7 @@ class Backfill:
             size = FIRST_CHUNK
             for date in dates:
                 items = await self.list_objects(f"{logs_prefix(room.room_id)}{date}/")
+                _note_vanished(room, f"{logs_prefix(room.room_id)}{date}/", items)
                 todo = sorted(
                     (it for it in items if it.path not in room.known),
                     key=lambda it: it.path,
@@ -382,3 +383,28 @@ class Backfill:
 
 def _event_count(got: PreparedSegment | PackedSegment) -> int:
     return len(got.decoded.events) if isinstance(got, PreparedSegment) else len(got[1])
+
+
+def _note_vanished(room: RoomState, folder: str, listed: Sequence[ObjectInfo]) -> None:
+    """Segments of ``folder`` this device read and checked earlier that the listing no
+    longer shows, or shows with another size: write-once history never loses or rewrites
+    an object, so either is someone with write access (or the provider) tampering. The
+    copy checked here stays shown; the room is not completely read (an error finding
+    names each) until the storage holds them again. A listing of one date folder covers
+    what was read from it: days a warm pass does not list are checked by a full pass."""
+    sizes = {it.path: it.size for it in listed}
+    for path, size in room.known.items():
+        if not path.startswith(folder):
+            continue
+        now = sizes.get(path)
+        if now is None:
+            room.unread[path] = (
+                "it was read and checked on this device earlier and is no longer in storage: "
+                "segments are never deleted, someone with write access removed or moved it"
+            )
+        elif now != size:
+            room.unread[path] = (
+                f"it changed in storage after this device read and checked it ({size:,} "
+                f"bytes then, {now:,} now): segments are never rewritten; the copy checked "
+                "here is kept"
+            )

@@ -28,6 +28,7 @@ from test_engine import (  # the engine tests' helpers (same folder)
 from bucket_chat_desktop.index import Index
 from bucket_chat_desktop.protocol.audit import AuditResult, TrustState
 from bucket_chat_desktop.protocol.event import MESSAGE, Event, Malformed
+from bucket_chat_desktop.protocol.findings import Kind
 from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync import keeper
 from bucket_chat_desktop.sync.engine import NEWEST_ROWS, REBUILD_BATCH, SyncConfig, SyncEngine
@@ -324,3 +325,41 @@ def test_a_rebuild_reads_the_cache_in_batches_bounded_by_bytes(
                 assert len(asked) == len(sizes)  # one segment a batch
     finally:
         index.close()
+
+
+def test_a_segment_read_before_that_vanishes_or_changes_is_reported(tmp_path: Path) -> None:
+    """A reader whose index holds the room read it whole before; then someone with write
+    access deletes one segment and rewrites another without a line. The cached copies
+    stay shown (they were checked), but the room is no longer called completely read:
+    an error names each segment and what happened to it."""
+    root = tmp_path / "store"
+    store = LocalStorage(root)
+    create_room(store)
+    write_history(store, days=1, per_day=6)
+    db = tmp_path / "index.sqlite3"
+
+    async def read() -> tuple[dict[str, str], AuditResult, bool]:
+        engine = _engine(root, db, Recorder())
+        try:
+            room = await engine.open_room(ROOM, background=False)
+            assert room.result is not None
+            return dict(room.unread), room.result, room.partial
+        finally:
+            await _close(engine)
+
+    unread, result, partial = run(read())
+    assert unread == {} and not partial and result.clean
+    segments = sorted((root / "rooms" / ROOM / "logs").rglob("*.jsonl"))
+    gone, changed = segments[1], segments[2]
+    gone.unlink()
+    changed.write_bytes(changed.read_bytes() + b"\n")  # any other bytes under its name
+    unread, result, partial = run(read())
+    as_path = lambda p: p.relative_to(root).as_posix()  # noqa: E731
+    assert set(unread) == {as_path(gone), as_path(changed)}
+    assert "no longer in storage" in unread[as_path(gone)]
+    assert "changed in storage after this device read and checked it" in unread[as_path(changed)]
+    assert partial and not result.clean
+    named = {f.path for f in result.findings if f.kind is Kind.SEGMENT_UNREADABLE}
+    assert named == {as_path(gone), as_path(changed)}
+    # what was checked before is still shown
+    assert sum(1 for a in result.timeline if a.event.type == MESSAGE) == 6
