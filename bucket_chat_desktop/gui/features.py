@@ -23,7 +23,7 @@ from ..protocol.audit import Assessed, AuditResult
 from ..sync.client import RoomRef
 from .audit.dialog import AuditDialog
 from .audit.view import AuditView
-from .controller import Controller
+from .controller import PARTIAL_READ, Controller
 from .main_window import MainWindow
 from .models.members_model import Device, MembersModel
 from .safe import guard
@@ -216,6 +216,8 @@ class Features(QObject):
             room.metadata_findings if room is not None else (),
             complete,
             item.storage_name if item is not None else "",
+            # from the result shown itself: it says what could not be read
+            partial=any(f.kind in PARTIAL_READ for f in result.findings),
         )
 
     def open_audit(self) -> None:

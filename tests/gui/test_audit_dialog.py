@@ -325,6 +325,26 @@ def test_still_loading_older_history(
     assert dialog.headline.text() == "History verified"
 
 
+def test_a_history_not_completely_read_never_says_complete(qtbot: Any, tmp_path: Path) -> None:
+    """A FIFO, a link, an oversized or vanished segment: the banner said the history could
+    not be read completely while the dialog said "Complete: the whole history was read"
+    and "Every line of N segment(s) parsed strictly" (found by planting a FIFO)."""
+    unread = Finding(
+        Kind.SEGMENT_UNREADABLE,
+        "this segment could not be read (not a regular file: FIFO); its events are missing",
+        "rooms/x/logs/2026-01-01/c/a.jsonl",
+    )
+    result = AuditResult(ROOM, [], [], [unread], 3)
+    dialog = AuditDialog()
+    qtbot.addWidget(dialog)
+    dialog.set_view(AuditView(ROOM, result, None, (), complete=True, partial=True))
+    assert "Not completely read" in dialog.history.text()
+    assert "Complete" not in dialog.history.text()
+    assert "Some segments could not be read" in dialog.checked.text()
+    assert dialog.headline.text() != "History verified"
+    shot(dialog, "audit_dialog_partial", tmp_path)
+
+
 def test_metadata_findings_come_first_like_verify(qtbot: Any, qapp: Any, tmp_path: Path) -> None:
     result = AuditResult(ROOM, [], [], [Finding(Kind.GAP, "gap: …", "rooms/x/logs/a.jsonl", 3)], 1)
     missing = Finding(Kind.METADATA_MISSING, "room has no metadata.json", "rooms/x/metadata.json")

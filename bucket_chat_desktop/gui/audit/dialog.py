@@ -323,7 +323,13 @@ class AuditDialog(QDialog):
             f"{view.total_events:,} events in {result.segments:,} segments"
         )
         self.setWindowTitle(f"Audit — {view.name}")
-        if view.complete:
+        if view.partial:
+            self.history.setText(
+                f"<span style='color:{TRUST_COLORS['invalid']}'>●</span> <b>Not completely "
+                "read</b> — part of the history could not be read (the findings say what); "
+                "no verdict is final until it can."
+            )
+        elif view.complete:
             self.history.setText(
                 f"<span style='color:{TRUST_COLORS['verified']}'>●</span> Complete: the whole "
                 "history was read and checked."

@@ -31,6 +31,9 @@ class AuditView:
     metadata_findings: Sequence[Finding] = ()
     complete: bool = True
     storage_name: str = ""
+    # Part of the history could not be read (a segment unreadable, vanished or changed,
+    # a listing that failed): what is shown is what could be read, no verdict is final.
+    partial: bool = False
     confirmed_keys: frozenset[str] = field(default_factory=frozenset)
 
     @property
@@ -122,7 +125,8 @@ def checked_text(view: AuditView) -> str:
         "Every chain link followed: each event names the SHA-256 hash of its device's "
         "previous one, so a removed, reordered or edited event breaks the chain.",
         "Every key matched against the keys pinned for its sender on this computer.",
-        f"Every line of {result.segments:,} segment(s) parsed strictly.",
+        f"Every line of {result.segments:,} segment(s) parsed strictly."
+        + (" Some segments could not be read: the findings name them." if view.partial else ""),
     ]
     if unsigned:
         parts.append(
