@@ -244,10 +244,16 @@ class Source(Protocol):
 
 
 class RowList:
-    """A plain list of rows as a ``Source`` (tests, callers with rows at hand)."""
+    """A plain list of rows as a ``Source`` (tests, callers with rows at hand): ``Row``s,
+    or ``audit.Assessed`` rows in display order (numbered here)."""
 
-    def __init__(self, rows: Iterable[Row]) -> None:
-        self.rows = list(rows)
+    def __init__(self, rows: Iterable[Any]) -> None:
+        self.rows = [
+            r
+            if isinstance(r, Row)
+            else Row(i, r.event, str(r.state), getattr(r, "path", None), getattr(r, "line", None))
+            for i, r in enumerate(rows)
+        ]
 
     def related_rows(self) -> Iterator[Row]:
         return (
@@ -260,7 +266,7 @@ class RowList:
         return {r.event.event_id: r for r in self.rows if r.event.event_id in wanted}
 
 
-def build(room_id: str, source: Source | Iterable[Row]) -> Relations:
+def build(room_id: str, source: Source | Iterable[Any]) -> Relations:
     """The relations among the shown rows of one audit (display order)."""
     src = source if isinstance(source, Source) else RowList(source)
     findings: list[Finding] = []
