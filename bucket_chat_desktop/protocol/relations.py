@@ -152,6 +152,9 @@ class Relations:
     thread_root: Mapping[str, str] = field(default_factory=dict)
     findings: tuple[Finding, ...] = ()
     waiting: int = 0  # relations whose target is not among the rows (yet)
+    # Timeline position of every relation event, reply and target read (a thread's
+    # replies, a quoted parent, an edit's original): where a front end finds their rows.
+    positions: Mapping[str, int] = field(default_factory=dict)
 
     def of(self, event_id: str) -> Aggregate | None:
         return self.aggregates.get(event_id)
@@ -453,6 +456,7 @@ def build(room_id: str, source: Source | Iterable[Any]) -> Relations:
         thread_root,
         tuple(findings),
         waiting,
+        {k: t.position for k, t in known.items()},
     )
 
 

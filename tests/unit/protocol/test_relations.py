@@ -28,7 +28,7 @@ def relations(result: AuditResult, room_id: str = ROOM) -> Relations:
     slow = build(room_id, rows)
     assert fast.aggregates == slow.aggregates and fast.findings == slow.findings
     assert list(fast.hidden) == list(slow.hidden) and fast.thread_root == slow.thread_root
-    assert fast.waiting == slow.waiting
+    assert fast.waiting == slow.waiting and fast.positions == slow.positions
     # A ledger that keeps no bodies (the app's) keeps what the rules read: the same.
     slim = RoomLedger(room_id, keep_bodies=False)
     for path in sorted({a.path for a in result.timeline}):
@@ -292,6 +292,11 @@ def test_threads_gather_every_reply_under_the_root() -> None:
     assert rel.of(root.event_id).thread == (r1.event_id, r2.event_id)  # type: ignore[union-attr]
     assert rel.thread_root == {r1.event_id: root.event_id, r2.event_id: root.event_id}
     assert rel.of(other.event_id) is None and list(rel.hidden) == []  # replies are rows
+    # where each thread row is, for a thread panel or a jump to the quoted parent
+    at = {a.event.event_id: i for i, a in enumerate(result.timeline)}
+    assert {k: rel.positions[k] for k in (root.event_id, r1.event_id, r2.event_id)} == {
+        k: at[k] for k in (root.event_id, r1.event_id, r2.event_id)
+    }
 
 
 def test_typing_is_never_a_row_nor_a_finding() -> None:
