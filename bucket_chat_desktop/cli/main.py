@@ -13,6 +13,7 @@ import datetime as dt
 import logging
 import os
 import sys
+from array import array
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import replace
 from typing import Any, NamedTuple
@@ -838,11 +839,15 @@ async def cmd_history(args: argparse.Namespace) -> int:
     # own: they change the events they point at. --limit counts the shown events.
     everything = result.timeline
     rel = related.relations_of(view.room_id, everything, view.relations)
-    timeline = [everything[p] for p in related.shown_positions(rel, len(everything), args.limit)]
+    # Positions, not rows: a row is made when it is printed (a room may hold a million).
+    shown = array("q", related.shown_positions(rel, len(everything), args.limit))
     if args.json:
         doc = {
             "room_id": view.room_id,
-            "events": [{**fmt.event_json(a), **related.relations_json(a, rel)} for a in timeline],
+            "events": [
+                {**fmt.event_json(a), **related.relations_json(a, rel)}
+                for a in (everything[p] for p in shown)
+            ],
             "findings": [f.as_dict() for f in result.findings],
         }
         _print_json(doc, stale)
@@ -850,9 +855,12 @@ async def cmd_history(args: argparse.Namespace) -> int:
     _print_title(view, result)
     ids = RoomIds()
     ids.update(a.event.sender_id for a in everything)  # first seen in the whole room
-    for item in timeline:
+    senders: dict[str, None] = {}
+    for p in shown:
+        item = everything[p]
+        senders[item.event.sender_id] = None
         print(related.event_lines(item, everything, rel, ids))
-    notes = fmt.id_notes((a.event.sender_id for a in timeline), ids)
+    notes = fmt.id_notes(senders, ids)
     if notes:
         print(f"\nIds marked {fmt.LOOKALIKE_MARK} may imitate someone else:")
         for line in notes:

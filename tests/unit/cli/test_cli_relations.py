@@ -11,10 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from nacl.signing import SigningKey
 
+from bucket_chat_desktop.cli.format import describe_event
 from bucket_chat_desktop.cli.main import main
 from bucket_chat_desktop.cli.related import chip_text
+from bucket_chat_desktop.protocol.audit import Assessed, TrustState
 from bucket_chat_desktop.protocol.relations import ReactionChip, Reactor
+from bucket_chat_desktop.protocol.signing import build_event
 
 PASSPHRASE = "correct horse battery staple"
 ALICE, BOB = "alice@example.com", "bob@example.com"
@@ -58,10 +62,11 @@ def cli(
     monkeypatch: pytest.MonkeyPatch,
 ) -> Cli:
     """``cli(user, *args)``: ``bucket-chat -s <store> *args --user-id <user>`` on that
-    user's own device (``user`` None: a device of nobody, no --user-id)."""
+    user's own device, or on ``device=`` (``user`` None: a device of nobody, no --user-id)."""
 
-    def call(user: str | None, *args: str) -> Result:
-        monkeypatch.setenv("BUCKET_CHAT_HOME", str(tmp_path / "devices" / (user or "reader")))
+    def call(user: str | None, *args: str, device: str | None = None) -> Result:
+        name = device or user or "reader"
+        monkeypatch.setenv("BUCKET_CHAT_HOME", str(tmp_path / "devices" / name))
         capsys.readouterr()
         argv = ["-s", str(store), *args] + (["--user-id", user] if user else [])
         try:
@@ -204,6 +209,24 @@ def test_an_edit_keeps_the_messages_msgtype_and_reads_stdin(
     assert "line one\n    line two (edited)" in text
 
 
+def test_text_from_storage_is_escaped_in_quotes_edits_and_reasons(
+    cli: Cli, room: dict[str, str]
+) -> None:
+    evil = "\x1b[2Jclear\u202eevil\x07\nsecond line"
+    target = cli(ALICE, "send", "--room-id", ROOM, evil).sent
+    reply = cli(BOB, "send", "--room-id", ROOM, "--reply-to", target, "re").sent
+    assert cli(ALICE, "edit", "--room-id", ROOM, room["alice"], "\x1b[31mred").code == 0
+    r = cli(BOB, "delete", "--room-id", ROOM, reply, "--reason", "\x1b]0;pwned\x07 x")
+    assert r.code == 0, r
+    out = cli(None, "history", "--room-id", ROOM).out
+    for raw in ("\x1b", "\x07", "\u202e"):
+        assert raw not in out, (raw, out)
+    # A deleted reply still quotes its parent (the quote is the parent's text, escaped).
+    assert "> alice@example.com: \\x1b[2Jclear\\u202eevil\\x07\n" in out
+    assert "\\x1b[31mred (edited)" in out
+    assert "reason: \\x1b]0;pwned\\x07 x)" in out
+
+
 def test_a_chip_with_an_unverified_reactor_says_so() -> None:
     chip = ReactionChip(
         "👍",
@@ -212,6 +235,32 @@ def test_a_chip_with_an_unverified_reactor_says_so() -> None:
     assert chip_text(chip) == "👍 2 [1 UNVERIFIED]"
     family = "\U0001f468\u200d\U0001f469\u200d\U0001f467"  # a ZWJ sequence is kept whole
     assert chip_text(ReactionChip(family, (Reactor(ALICE, "verified", ("a",)),))) == family + " 1"
+
+
+def test_sync_follow_and_chat_say_what_a_relation_event_asks() -> None:
+    def line(event_type: str, content: dict[str, Any]) -> str:
+        ev = build_event(
+            room_id=ROOM,
+            sender_id=BOB,
+            event_type=event_type,
+            content=content,
+            timestamp_ms=1,
+            unique="u1",
+            prev_event_hash=None,
+            signing_key=SigningKey(b"\x01" * 32),
+        )
+        return describe_event(Assessed(ev, TrustState.VERIFIED, "", "p", 1))
+
+    target = f"{ROOM}::2026-01-01T00:00:00.000Z::x"
+    assert line("m.room.reaction", {"relates_to": target, "reaction": "👍"}) == (
+        f"* reaction 👍 to {target}"
+    )
+    assert line("m.room.reaction", {"relates_to": target, "reaction": "\x1b[2J"}) == (
+        f"* reaction \\x1b[2J to {target}"
+    )
+    assert line("m.room.edit", {"replaces": target, "new_content": {}}) == f"* edit of {target}"
+    assert line("m.room.redaction", {"redacts": target}) == f"* deletion of {target}"
+    assert line("m.room.redaction", {}) == "* m.room.redaction"
 
 
 # -- refusals ------------------------------------------------------------------------------
@@ -258,6 +307,18 @@ def test_editing_or_deleting_someone_elses_message_is_refused(
     after = every_file(store)
     refused(cli(BOB, "delete", "--room-id", ROOM, reaction), "not yours")
     assert every_file(store) == after and len(after) > len(before)
+
+
+def test_editing_from_a_device_not_verified_for_the_sender_is_refused(
+    cli: Cli, room: dict[str, str], store: Path
+) -> None:
+    # Alice's phone was never introduced: every reader would ignore its edit.
+    assert cli(ALICE, "setup-keys", device="alice-phone").code == 0
+    before = every_file(store)
+    r = cli(ALICE, "edit", "--room-id", ROOM, room["alice"], "x", device="alice-phone")
+    refused(r, "not verified for", "add-device")
+    refused(cli(ALICE, "delete", "--room-id", ROOM, room["alice"], device="alice-phone"), "not")
+    assert every_file(store) == before
 
 
 def test_editing_a_non_message_is_refused(cli: Cli, room: dict[str, str], store: Path) -> None:
