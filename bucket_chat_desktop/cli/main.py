@@ -608,11 +608,12 @@ async def cmd_react(args: argparse.Namespace) -> int:
         mine = chip.by(identity.user_id) if chip is not None else None
         if args.remove:
             if mine is None:
-                print(f"You have no {shown} reaction on {target_id}; nothing to remove.")
+                where = terminal_safe(target_id)
+                print(f"You have no {shown} reaction on {where}; nothing to remove.")
                 return []
             return [(REDACTION, {"redacts": event_id}) for event_id in mine.event_ids]
         if mine is not None:
-            print(f"You already reacted {shown} to {target_id}; nothing sent.")
+            print(f"You already reacted {shown} to {terminal_safe(target_id)}; nothing sent.")
             return []
         return [(REACTION, {"relates_to": target_id, "reaction": key})]
 
@@ -638,7 +639,7 @@ async def cmd_edit(args: argparse.Namespace) -> int:
         agg = target.aggregate
         now = agg.latest.body if agg is not None and agg.latest is not None else ev.body
         if now == text:
-            print(f"{target_id} already says that; nothing sent.")
+            print(f"{terminal_safe(target_id)} already says that; nothing sent.")
             return []
         content = {"replaces": target_id, "new_content": {"body": text, "msgtype": msgtype}}
         return [(EDIT, content)]
@@ -664,7 +665,7 @@ async def cmd_delete(args: argparse.Namespace) -> int:
             raise UsageError(f"{_what(target)} cannot be deleted: there is nothing to undo")
         _refuse_not_own(target, identity, "delete")
         if target.aggregate is not None and target.aggregate.redacted is not None:
-            print(f"{target_id} is deleted already; nothing sent.")
+            print(f"{terminal_safe(target_id)} is deleted already; nothing sent.")
             return []
         content: dict[str, Any] = {"redacts": target_id}
         if reason:
@@ -778,9 +779,10 @@ async def cmd_sync(args: argparse.Namespace) -> int:
         result = view.result if view is not None else None
         assert result is not None
         total = len(result.timeline)
+        forged = len(view.relations.findings) if view is not None and view.relations else 0
         print(
             f"{room_id}: {total:,} events ({max(0, total - before):,} new), "
-            f"{len(result.errors)} finding(s)"
+            f"{len(result.errors) + forged} finding(s)"
             + ("" if delivered else "; the outbox could not deliver everything yet"),
             flush=True,
         )

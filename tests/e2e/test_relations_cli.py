@@ -119,6 +119,12 @@ def test_forged_relations_are_reported_and_change_nothing(
     assert text.returncode == 1 and "relation-not-sender" in text.stdout
     assert "NOT CLEAN" in text.stdout
 
+    synced = reader.run("sync", "--room-id", ROOM)
+    assert ", 5 finding(s)" in synced.stdout, synced.stdout
+    chat = alice.user("chat", "--room-id", ROOM, input="/quit\n")
+    assert "! relation-not-sender: an edit by 'bob@example.com'" in chat.stdout, chat.stdout
+    assert "! relation-cross-room" in chat.stdout
+
     for who in (reader, alice):  # a fresh reader and one that read the room before
         history = json.loads(who.run("history", "--room-id", ROOM, "--json").stdout)
         shown = {e["event_id"]: e for e in history["events"]}
