@@ -13,12 +13,14 @@ from typing import Any
 import pytest
 from nacl.signing import SigningKey
 
+import bucket_chat_desktop.cli.main as cli_main
 from bucket_chat_desktop.cli.format import describe_event
 from bucket_chat_desktop.cli.main import main
 from bucket_chat_desktop.cli.related import chip_text
 from bucket_chat_desktop.protocol.audit import Assessed, TrustState
 from bucket_chat_desktop.protocol.relations import ReactionChip, Reactor
 from bucket_chat_desktop.protocol.signing import build_event
+from bucket_chat_desktop.sync.watched import NoAnswerError
 
 PASSPHRASE = "correct horse battery staple"
 ALICE, BOB = "alice@example.com", "bob@example.com"
@@ -307,6 +309,9 @@ def test_editing_or_deleting_someone_elses_message_is_refused(
     after = every_file(store)
     refused(cli(BOB, "delete", "--room-id", ROOM, reaction), "not yours")
     assert every_file(store) == after and len(after) > len(before)
+    # Its sender may: deleting a reaction takes it back (as react --remove does).
+    assert cli(ALICE, "delete", "--room-id", ROOM, reaction).code == 0
+    assert by_body(history(cli))["hello alice"]["reactions"] == []
 
 
 def test_editing_from_a_device_not_verified_for_the_sender_is_refused(
@@ -345,3 +350,24 @@ def test_acting_on_a_deleted_message_is_refused(
 
 def test_an_empty_edit_is_refused(cli: Cli, room: dict[str, str]) -> None:
     refused(cli(ALICE, "edit", "--room-id", ROOM, room["alice"], "  "), "empty message")
+
+
+def test_when_the_storage_does_not_answer_the_cached_room_decides_and_the_outbox_keeps_it(
+    cli: Cli, room: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def silent(storage: Any, step: Any, seconds: Any = None, **kw: Any) -> Any:
+        step.close()  # never run: the storage is away
+        raise NoAnswerError("no answer from the storage within 1.2 s", since=0.0)
+
+    assert cli(None, "history", "--room-id", ROOM, device=ALICE).code == 0  # read by alice
+    with monkeypatch.context() as away:
+        away.setattr(cli_main, "answer_within", silent)
+        r = cli(ALICE, "react", "--room-id", ROOM, room["bob"], "👍")
+        assert r.code == 3, r  # queued in the outbox
+        assert "did not answer" in r.err and "queued, not delivered yet" in r.err, r
+        # What this device has not read cannot be checked: refused, nothing queued.
+        r = cli(BOB, "react", "--room-id", ROOM, room["alice"], "👍", device="bob-new")
+        refused(r, "no copy of", "nothing was done")
+    assert cli(None, "sync", "--room-id", ROOM, device=ALICE).code == 0  # the outbox delivers
+    chips = by_body(history(cli))["hello alice"]["reactions"]
+    assert [(c["key"], c["count"]) for c in chips] == [("👍", 1)]
