@@ -155,6 +155,9 @@ class Relations:
     # Timeline position of every relation event, reply and target read (a thread's
     # replies, a quoted parent, an edit's original): where a front end finds their rows.
     positions: Mapping[str, int] = field(default_factory=dict)
+    # The target ids those waiting relations name: a row with one of these ids changes
+    # the relations when it arrives; any other plain row does not.
+    waiting_for: frozenset[str] = frozenset()
 
     def of(self, event_id: str) -> Aggregate | None:
         return self.aggregates.get(event_id)
@@ -302,7 +305,7 @@ def build(room_id: str, source: Source | Iterable[Any]) -> Relations:
             replies.append(r)
             wanted.add(parent)
     if not relations and not replies:
-        return Relations(room_id, {}, hidden, {}, tuple(findings), 0)
+        return Relations(room_id, {}, hidden, {}, tuple(findings))
 
     # What the targets are: those that are related rows themselves (an edited edit, a
     # reply's parent that is a reply) are at hand; the rest is one look-up. Every related
@@ -322,6 +325,7 @@ def build(room_id: str, source: Source | Iterable[Any]) -> Relations:
         )
 
     waiting = 0
+    waiting_for: set[str] = set()
     redactions: dict[str, Redacted] = {}
     edits: list[tuple[str, Row]] = []
     reactions: list[tuple[str, Row]] = []
@@ -332,6 +336,7 @@ def build(room_id: str, source: Source | Iterable[Any]) -> Relations:
         found = known.get(target_id)
         if found is None:
             waiting += 1
+            waiting_for.add(target_id)
             continue
         if ev.type == REACTION:
             if found.type in HIDDEN_TYPES or found.type == MEMBER:
@@ -354,6 +359,7 @@ def build(room_id: str, source: Source | Iterable[Any]) -> Relations:
                     and _in_room(room_id, original_id)
                 ):
                     waiting += 1  # the edited edit is here, its original not yet
+                    waiting_for.add(original_id)
                 else:
                     findings.append(
                         _finding(Kind.RELATION_INVALID, r, "an edit whose original is not there")
@@ -442,6 +448,12 @@ def build(room_id: str, source: Source | Iterable[Any]) -> Relations:
         assert up is not None
         if up not in known:
             waiting += 1
+            waiting_for.add(up)
+            continue
+        if known[up].type in HIDDEN_TYPES:  # no row to quote or to hang a thread on
+            findings.append(
+                _finding(Kind.RELATION_INVALID, r, "a reply to a reaction, edit or redaction")
+            )
             continue
         root = _root(up, known)
         thread_root[r.event.event_id] = root
@@ -457,6 +469,7 @@ def build(room_id: str, source: Source | Iterable[Any]) -> Relations:
         tuple(findings),
         waiting,
         {k: t.position for k, t in known.items()},
+        frozenset(waiting_for),
     )
 
 
