@@ -26,6 +26,7 @@ later encrypted form can keep the target id in the clear and carry the rest seal
 
 from __future__ import annotations
 
+import functools
 import itertools
 import unicodedata
 from array import array
@@ -198,8 +199,13 @@ def target_of(ev: Event) -> str | None:
 
 def reaction_key(text: object) -> str | None:
     """The reaction text as counted: NFC, surrounding spaces removed; None if unusable."""
-    if not isinstance(text, str):
+    if not isinstance(text, str) or len(text) > 4 * MAX_REACTION_CHARS:
         return None
+    return _reaction_key(text)
+
+
+@functools.lru_cache(maxsize=4096)  # a room uses a few dozen texts, thousands of times
+def _reaction_key(text: str) -> str | None:
     key = unicodedata.normalize("NFC", text.strip())
     if not key or len(key) > MAX_REACTION_CHARS or "\n" in key:
         return None
