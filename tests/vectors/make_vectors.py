@@ -1549,23 +1549,25 @@ def relation_broken_cases() -> list[tuple[Case, dict[str, Ev]]]:
     v6 = redact("v6", ALICE, after(9.5), 446, v2, v5)  # good: alice takes v2 back
     v7 = redact("v7", ALICE, after(10), 447, v6, v6)  # no undo: a redaction of a redaction
     v8 = redact("v8", ALICE, after(10.5), 448, a1, v7)  # a member event cannot be taken back
-    evs = [v1, v2, v3, v4, v5, v6, v7, v8]
+    v9 = msg("v9", BOB, after(11), 449, "replying to a reaction", v3, parent=v2.event_id)
+    evs = [v1, v2, v3, v4, v5, v6, v7, v8, v9]
     add(
         Case(
             "relation-invalid-target",
             "Relations acting on what they cannot act on, each relation-invalid: bob reacts "
             "to alice's join (v1) and to alice's reaction v2 (v3); alice edits her join (v4) "
-            "and her reaction (v5), redacts her redaction v6 (v7) and her join (v8). v6, "
-            "alice taking back her reaction v2, applies.",
+            "and her reaction (v5), redacts her redaction v6 (v7) and her join (v8); bob "
+            "replies to the reaction v2 (v9: no row to quote or hang a thread on; the reply "
+            "is still shown). v6, alice taking back her reaction v2, applies.",
             sort_segments(
                 segment([a1, a2, a3, a4, v2, v4, v5, v6, v7, v8], device=ALICE),
-                segment([b1, b2, b3, v1, v3], device=BOB),
+                segment([b1, b2, b3, v1, v3, v9], device=BOB),
             ),
             timeline=[*BASE_TIMELINE, *((e.name, V) for e in evs)],
             relation_findings=[
-                ("relation-invalid", n) for n in ("v1", "v3", "v4", "v5", "v7", "v8")
+                ("relation-invalid", n) for n in ("v1", "v3", "v4", "v5", "v7", "v8", "v9")
             ],
-            hidden=[e.name for e in evs],
+            hidden=[e.name for e in evs if e is not v9],
             targets=[Target("v2", redacted="v6")],
         ),
         *evs,

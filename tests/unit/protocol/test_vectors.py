@@ -320,11 +320,14 @@ def test_relation_findings_are_reported_where_the_relation_is() -> None:
         want = _json(name)["expect"]
         kinds = {f["kind"] for f in want["findings"]}
         assert kinds & {"relation-invalid", "relation-cross-room", "relation-not-sender"}, name
+        case = _json(name)
         hidden = {h["event_id"] for h in want["relations"]["hidden"]}
         at = {(r["path"], r["line"]): r["event_id"] for r in want["timeline"]}
+        lines = {s["path"]: _segment_bytes(s).splitlines() for s in case["segments"]}
         for f in want["findings"]:
             if f["kind"].startswith("relation-"):
                 assert f["severity"] == "error" and (f["path"], f["line"]) in at, (name, f)
                 # a reply stays shown; every other relation is hidden
-                event_id = at[(f["path"], f["line"])]
-                assert event_id in hidden or name.endswith("cross-room.json"), (name, f)
+                ev = json.loads(lines[f["path"]][f["line"] - 1])
+                assert ev["event_id"] == at[(f["path"], f["line"])]
+                assert (ev["event_id"] in hidden) == (ev["parent_event_id"] is None), (name, f)
