@@ -1460,6 +1460,32 @@ def relation_broken_cases() -> list[tuple[Case, dict[str, Ev]]]:
         m4,
     )
 
+    # applied relations that are not verified: the aggregates stay marked
+    lost1 = msg("lost1", ALICE, after(6.5), 407, "never stored", a4)
+    e1 = edit("e1", ALICE, after(7), 408, a2, "one (first fix)", lost1)
+    e2 = edit("e2", ALICE, after(8), 409, a2, "one (second fix)", e1)
+    lost2 = msg("lost2", ALICE, after(9), 410, "never stored either", e2)
+    d1 = redact("d1", ALICE, after(10), 411, a3, lost2, reason="never mind")
+    later = segment([e1, e2, d1], device=ALICE)
+    add(
+        Case(
+            "relation-unverified",
+            "Two of alice's events are missing from storage, so her edit e1 and her "
+            "redaction d1 follow gaps and are unverified; e2, after e1, is verified. Both "
+            "edits apply to a2 (e2 gives the text), and a2 is shown unverified: an edited "
+            "message is no more trusted than any of its applied edits. a3 is redacted, "
+            "and the deletion is unverified like d1.",
+            sort_segments(alice, later, segment([b1, b2, b3], device=BOB)),
+            timeline=[*BASE_TIMELINE, ("e1", U), ("e2", V), ("d1", U)],
+            findings=[("gap", later.path, 1), ("gap", later.path, 3)],
+            hidden=["e1", "e2", "d1"],
+            targets=[Target("a2", edits=["e1", "e2"]), Target("a3", redacted="d1")],
+        ),
+        e1,
+        e2,
+        d1,
+    )
+
     # targets in another room
     elsewhere = missing_id(499, room_id=OTHER_ROOM)
     y1 = react("y1", BOB, after(7), 411, elsewhere, "👍", b3)
