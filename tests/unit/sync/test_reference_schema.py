@@ -60,6 +60,8 @@ def reference_refuses(line: bytes, now_ms: int) -> list[str]:
     if ev.get("type") not in REFERENCE_TYPES:
         problems.append(f"type {ev.get('type')!r} is not one of the reference's six")
     event_id, room_id = ev.get("event_id"), ev.get("room_id")
+    # Stricter than the reference (whose room comparison never runs, section 13): the
+    # first part is also this room's, as section 4.2 requires of every writer.
     if isinstance(event_id, str):
         parts = event_id.split("::")
         if len(parts) != 3 or parts[0] != room_id:
