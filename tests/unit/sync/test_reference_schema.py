@@ -155,8 +155,8 @@ def test_every_line_our_client_writes_for_relations_fits_the_reference(tmp_path:
     )
 
     async def scenario() -> None:
-        await alice.attach(entries[0])
-        await bob.attach(entries[1])
+        await alice.attach(entries[0], start=False)
+        await bob.attach(entries[1], start=False)
         try:
             ref = await alice.create_room(entries[0].id, ROOM, "Compat")
             refb = await bob.join_room(entries[1].id, ROOM)
