@@ -2,7 +2,7 @@
 
 Pure: fed the shown rows of an audit (display order, each with its trust state), it
 decides which relation events apply and what each target then looks like. Every client
-that follows PROTOCOL.md section 17 comes to the same result from the same rows:
+that follows PROTOCOL.md section 18 comes to the same result from the same rows:
 
 - A relation whose target is not (yet) among the rows *waits*: it is not an error, and it
   applies once its target is read.
@@ -17,7 +17,7 @@ that follows PROTOCOL.md section 17 comes to the same result from the same rows:
 - A reaction counts once per sender and reaction text. Every aggregate keeps the trust
   state of each event it is made of: a chip says which of its senders are unverified, an
   edited message is no more trusted than its least trusted applied edit.
-- ``m.room.typing`` is never a row and never a finding (section 17.6).
+- ``m.room.typing`` is never a row and never a finding (section 18.6).
 
 Content is never encrypted today; the rules read only ``type``, the target id, the
 sender and the trust state, plus the reaction text and the edit's ``new_content``, so a
@@ -26,6 +26,7 @@ later encrypted form can keep the target id in the clear and carry the rest seal
 
 from __future__ import annotations
 
+import functools
 import itertools
 import unicodedata
 from array import array
@@ -155,6 +156,9 @@ class Relations:
     # Timeline position of every relation event, reply and target read (a thread's
     # replies, a quoted parent, an edit's original): where a front end finds their rows.
     positions: Mapping[str, int] = field(default_factory=dict)
+    # The target ids those waiting relations name: a row with one of these ids changes
+    # the relations when it arrives; any other plain row does not.
+    waiting_for: frozenset[str] = frozenset()
 
     def of(self, event_id: str) -> Aggregate | None:
         return self.aggregates.get(event_id)
@@ -195,8 +199,13 @@ def target_of(ev: Event) -> str | None:
 
 def reaction_key(text: object) -> str | None:
     """The reaction text as counted: NFC, surrounding spaces removed; None if unusable."""
-    if not isinstance(text, str):
+    if not isinstance(text, str) or len(text) > 4 * MAX_REACTION_CHARS:
         return None
+    return _reaction_key(text)
+
+
+@functools.lru_cache(maxsize=4096)  # a room uses a few dozen texts, thousands of times
+def _reaction_key(text: str) -> str | None:
     key = unicodedata.normalize("NFC", text.strip())
     if not key or len(key) > MAX_REACTION_CHARS or "\n" in key:
         return None
@@ -302,7 +311,7 @@ def build(room_id: str, source: Source | Iterable[Any]) -> Relations:
             replies.append(r)
             wanted.add(parent)
     if not relations and not replies:
-        return Relations(room_id, {}, hidden, {}, tuple(findings), 0)
+        return Relations(room_id, {}, hidden, {}, tuple(findings))
 
     # What the targets are: those that are related rows themselves (an edited edit, a
     # reply's parent that is a reply) are at hand; the rest is one look-up. Every related
@@ -322,6 +331,7 @@ def build(room_id: str, source: Source | Iterable[Any]) -> Relations:
         )
 
     waiting = 0
+    waiting_for: set[str] = set()
     redactions: dict[str, Redacted] = {}
     edits: list[tuple[str, Row]] = []
     reactions: list[tuple[str, Row]] = []
@@ -332,6 +342,7 @@ def build(room_id: str, source: Source | Iterable[Any]) -> Relations:
         found = known.get(target_id)
         if found is None:
             waiting += 1
+            waiting_for.add(target_id)
             continue
         if ev.type == REACTION:
             if found.type in HIDDEN_TYPES or found.type == MEMBER:
@@ -354,6 +365,7 @@ def build(room_id: str, source: Source | Iterable[Any]) -> Relations:
                     and _in_room(room_id, original_id)
                 ):
                     waiting += 1  # the edited edit is here, its original not yet
+                    waiting_for.add(original_id)
                 else:
                     findings.append(
                         _finding(Kind.RELATION_INVALID, r, "an edit whose original is not there")
@@ -442,6 +454,12 @@ def build(room_id: str, source: Source | Iterable[Any]) -> Relations:
         assert up is not None
         if up not in known:
             waiting += 1
+            waiting_for.add(up)
+            continue
+        if known[up].type in HIDDEN_TYPES:  # no row to quote or to hang a thread on
+            findings.append(
+                _finding(Kind.RELATION_INVALID, r, "a reply to a reaction, edit or redaction")
+            )
             continue
         root = _root(up, known)
         thread_root[r.event.event_id] = root
@@ -457,6 +475,7 @@ def build(room_id: str, source: Source | Iterable[Any]) -> Relations:
         tuple(findings),
         waiting,
         {k: t.position for k, t in known.items()},
+        frozenset(waiting_for),
     )
 
 

@@ -11,9 +11,10 @@ to date on the state thread (``publisher.send_context``).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ..protocol.audit import AuditResult, IntroductionScan, RoomLedger
+from ..protocol.audit import Assessed, AuditResult, IntroductionScan, RoomLedger
 from ..protocol.event import Event
 from ..protocol.findings import Finding, Kind
 from ..protocol.metadata import RoomMetadata
@@ -70,8 +71,7 @@ class RoomState:
             old is not None
             and old[0].audit_number == result.audit_number
             and len(old[0].timeline) <= len(result.timeline)
-            and old[1].waiting == 0
-            and not _any_related(result.timeline[len(old[0].timeline) :])
+            and not _changes_relations(result.timeline[len(old[0].timeline) :], old[1])
         ):
             rel = old[1]
         else:
@@ -164,12 +164,13 @@ def unread_findings(room: RoomState) -> list[Finding]:
     return out
 
 
-def _any_related(rows: object) -> bool:
-    """Whether any of ``rows`` (a timeline slice) is a relation event or a reply."""
-    related = getattr(rows, "related_rows", None)
-    if related is not None:
-        return next(iter(related()), None) is not None
-    return any(
-        a.event.type in HIDDEN_TYPES or a.event.parent_event_id is not None
-        for a in rows  # type: ignore[attr-defined]
-    )
+def _changes_relations(rows: Sequence[Assessed], old: Relations) -> bool:
+    """Whether appending ``rows`` (a timeline slice) can change ``old``: a relation event
+    or a reply among them, or a row a waiting relation names as its target."""
+    for a in rows:
+        ev = a.event
+        if ev.type in HIDDEN_TYPES or ev.parent_event_id is not None:
+            return True
+        if ev.event_id in old.waiting_for:
+            return True
+    return False

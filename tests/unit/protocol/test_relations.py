@@ -342,3 +342,22 @@ def test_reaction_keys() -> None:
     assert reaction_key("e\u0301") == "\u00e9"  # NFC: one chip for both spellings
     for bad in ("", "  ", "a\nb", "x" * 65, "\u202eab", "\x1b[31m", 5, None):
         assert reaction_key(bad) is None
+
+
+def test_a_reply_to_a_reaction_is_a_finding_not_a_hidden_thread() -> None:
+    a, b = alice(), bob()
+    msg = a.say(T0 + 10, "x")
+    r = react(b, T0 + 20, msg.event_id)
+    reply = a.say(T0 + 30, "replying to a reaction", parent=r.event_id)
+    result = run((a, [a.join(T0), msg, reply]), (b, [b.join(T0 + 1), r]))
+    rel = relations(result)
+    assert kinds(rel) == ["relation-invalid"] and rel.thread_root == {}
+    assert rel.of(r.event_id) is None
+
+
+def test_waiting_relations_name_what_they_wait_for() -> None:
+    a, b = alice(), bob()
+    later = a.say(T0 + 10, "not yet read")
+    result = run((b, [b.join(T0 + 1), react(b, T0 + 20, later.event_id)]))
+    rel = relations(result)
+    assert rel.waiting == 1 and rel.waiting_for == {later.event_id}
