@@ -847,7 +847,7 @@ async def cmd_history(args: argparse.Namespace) -> int:
         doc = {
             "room_id": view.room_id,
             "events": [
-                {**fmt.event_json(a), **related.relations_json(a, rel)}
+                {**fmt.event_json(a), **related.relations_json(a, everything, rel)}
                 for a in (everything[p] for p in shown)
             ],
             "findings": [f.as_dict() for f in result.findings],

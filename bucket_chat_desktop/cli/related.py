@@ -18,7 +18,14 @@ from typing import Any
 
 from ..protocol.audit import Assessed, TrustState
 from ..protocol.event import MESSAGE
-from ..protocol.relations import Aggregate, ReactionChip, Relations, build, worst
+from ..protocol.relations import (
+    HIDDEN_TYPES,
+    Aggregate,
+    ReactionChip,
+    Relations,
+    build,
+    worst,
+)
 from ..protocol.untrusted_text import RoomIds, terminal_safe
 from . import format as fmt
 
@@ -119,7 +126,7 @@ def event_lines(item: Assessed, timeline: Sequence[Assessed], rel: Relations, id
     head = f"{fmt.local_time(ev.timestamp_ms)}  {fmt.shown_id(ev.sender_id, ids)}  "
     head += f"{fmt.BADGES[_state(item, agg)]}  "
     lines: list[str] = []
-    parent = _reply_parent(ev.parent_event_id, rel)
+    parent = _reply_parent(ev.parent_event_id, rel, timeline)
     if parent is not None:
         lines.append(f"> {quote(parent, timeline, rel, ids)}")
     if agg is not None and agg.redacted is not None:
@@ -145,14 +152,18 @@ def event_lines(item: Assessed, timeline: Sequence[Assessed], rel: Relations, id
     return head + text.replace("\n", "\n" + " " * 4)
 
 
-def _reply_parent(parent: str | None, rel: Relations) -> str | None:
-    """The parent a reply quotes: only one of this room (a cross-room one is a finding)."""
+def _reply_parent(parent: str | None, rel: Relations, timeline: Sequence[Assessed]) -> str | None:
+    """The parent a reply quotes: one of this room that is not a relation event (a
+    cross-room parent, or a reaction, edit or deletion as parent, is a finding)."""
     if parent is None or not parent.startswith(rel.room_id + "::"):
+        return None
+    position = rel.positions.get(parent)
+    if position is not None and timeline[position].event.type in HIDDEN_TYPES:
         return None
     return parent
 
 
-def relations_json(item: Assessed, rel: Relations) -> dict[str, Any]:
+def relations_json(item: Assessed, timeline: Sequence[Assessed], rel: Relations) -> dict[str, Any]:
     """What ``history --json`` adds to a shown event."""
     ev = item.event
     agg = rel.of(ev.event_id)
@@ -189,7 +200,7 @@ def relations_json(item: Assessed, rel: Relations) -> dict[str, Any]:
         for chip in (agg.reactions if agg is not None and agg.redacted is None else ())
     ]
     return {
-        "reply_to": _reply_parent(ev.parent_event_id, rel),
+        "reply_to": _reply_parent(ev.parent_event_id, rel, timeline),
         "thread_root": rel.thread_root.get(ev.event_id),
         "thread_replies": len(agg.thread) if agg is not None else 0,
         "body": shown_body(item, agg),

@@ -89,7 +89,7 @@ def test_forged_relations_are_reported_and_change_nothing(
     alice.user("create-room", "--room-id", ROOM, "--name", "Lunch")
     lunch = sent(alice.user("send", "--room-id", ROOM, "lunch at noon?"))
     sent(bob.user("send", "--room-id", ROOM, "hi"))
-    alice.user("react", "--room-id", ROOM, lunch, "👍")
+    thumb = sent(alice.user("react", "--room-id", ROOM, lunch, "👍"))
     before, text_before = seen(reader)
 
     elsewhere = lunch.replace(f"{ROOM}::", "other-room::", 1)
@@ -105,6 +105,7 @@ def test_forged_relations_are_reported_and_change_nothing(
             (REACTION, {"relates_to": lunch, "reaction": "\x1b[2J"}),
             (REACTION, {"reaction": "🎉"}),
             ("m.room.message", {"body": "about that", "msgtype": "m.text"}, unread),
+            ("m.room.message", {"body": "nice thumb", "msgtype": "m.text"}, thumb),
         ],
     )
 
@@ -114,13 +115,13 @@ def test_forged_relations_are_reported_and_change_nothing(
     assert not doc["clean"]
     assert {"relation-not-sender", "relation-cross-room", "relation-invalid"} <= kinds(doc)
     forged = [f for f in doc["findings"] if f["kind"].startswith("relation-")]
-    assert len(forged) == 5, forged
+    assert len(forged) == 6, forged
     text = reader.run("verify", "--room-id", ROOM, check=False)
     assert text.returncode == 1 and "relation-not-sender" in text.stdout
     assert "NOT CLEAN" in text.stdout
 
     synced = reader.run("sync", "--room-id", ROOM)
-    assert ", 5 finding(s)" in synced.stdout, synced.stdout
+    assert ", 6 finding(s)" in synced.stdout, synced.stdout
     chat = alice.user("chat", "--room-id", ROOM, input="/quit\n")
     assert "! relation-not-sender: an edit by 'bob@example.com'" in chat.stdout, chat.stdout
     assert "! relation-cross-room" in chat.stdout
@@ -136,13 +137,18 @@ def test_forged_relations_are_reported_and_change_nothing(
         # The planted reply is a message of bob's: its parent is not read, it waits.
         reply = next(e for e in history["events"] if e["original_body"] == "about that")
         assert reply["reply_to"] == unread and reply["thread_root"] is None
+        # A reply to a reaction is shown, but quotes nothing and starts no thread.
+        odd = next(e for e in history["events"] if e["original_body"] == "nice thumb")
+        assert odd["reply_to"] is None and odd["thread_root"] is None
+        assert shown[lunch]["thread_replies"] == 0
         out = who.run("history", "--room-id", ROOM)
         assert "lunch cancelled" not in out.stdout and "message deleted" not in out.stdout
         assert "> (message not loaded)" in out.stdout
+        assert "[verified]  nice thumb" in out.stdout
         assert "finding(s)" in out.stderr
-    # Everything shown before is shown the same; only the planted reply is new (newest).
+    # Everything shown before is shown the same; only the planted replies are new (newest).
     after = json.loads(reader.run("history", "--room-id", ROOM, "--json").stdout)
     assert project(after)[: len(before)] == before
-    assert len(after["events"]) == len(before) + 1
+    assert len(after["events"]) == len(before) + 2
     text_after = reader.run("history", "--room-id", ROOM).stdout.splitlines()
     assert text_after[: len(text_before.splitlines())] == text_before.splitlines()
