@@ -82,7 +82,7 @@ class Roles(enum.IntEnum):
     Cached = enum.auto()  # True: the verdict is the index's, from an earlier check
     # Everything a row's height depends on, in one call (the delegate caches heights by it):
     # (event id, location, kind, day break, grouped under the row above, echo state,
-    #  version, reaction chips as (key, count), quoted, thread summary)
+    #  version, reaction chips as (key, count, all verified), quoted, thread replies)
     Layout = enum.auto()
     # Relations (section 18). The body (``Body``) of an edited message is its latest
     # edit's text, of a deleted one "Message deleted"; ``Trust`` is the shown trust
@@ -411,7 +411,7 @@ class TimelineModel(QAbstractListModel):
             grouped,
             row.echo,
             _version(agg),
-            tuple((c.key, c.count) for c in reactions),
+            tuple((c.key, c.count, c.all_verified) for c in reactions),
             row.parent is not None and not deleted,
             0 if thread is None else thread.replies,
         )
