@@ -847,7 +847,12 @@ class TimelineModel(QAbstractListModel):
         self._rows = new[-PAGE:] + echoes
         self._first = total - len(self._rows) + len(echoes)
         self.endResetModel()
-        self._fetch_ahead()
+        if self._first > 0 and len(new) < PAGE // 2:
+            # The newest rows were mostly relation events: too few to fill a view that
+            # could then not scroll to ask for more. Show the page above as it comes.
+            self.fetch_older()
+        else:
+            self._fetch_ahead()
 
     def append(self, items: Sequence[Assessed], relations: Relations | None = None) -> None:
         """Rows that sort after everything shown, and the relations of the audit with

@@ -253,16 +253,16 @@ class MessageDelegate(SafeDelegate):
         chips = index.data(Roles.Reactions) if len(layout) > 7 and layout[7] else ()
         if edited is not None or chips:
             small = _small(font)
-            fm = QFontMetrics(small)
+            fm, chip_fm = QFontMetrics(small), QFontMetrics(font)
             items: list[tuple[str, Any, int]] = []
             if edited is not None:
                 items.append(("edited", edited, fm.horizontalAdvance(EDITED) + 6))
             shown = chips if len(chips) <= MAX_CHIPS else chips[: MAX_CHIPS - 1]
             for chip in shown:
-                items.append(("chip", chip, _chip_w(fm, chip)))
+                items.append(("chip", chip, _chip_w(chip_fm, chip)))
             if len(chips) > len(shown):
                 rest = chips[len(shown) :]
-                items.append(("more", rest, fm.horizontalAdvance(f"+{len(rest)}") + 16))
+                items.append(("more", rest, chip_fm.horizontalAdvance(f"+{len(rest)}") + 16))
             x, line_y = left, y + 2
             for what, payload, w in items:
                 w = min(w, text_w)
@@ -270,7 +270,7 @@ class MessageDelegate(SafeDelegate):
                     x, line_y = left, line_y + CHIP_H + 4
                 parts.append((what, payload, QRect(x, line_y, w, CHIP_H)))
                 x += w + CHIP_GAP
-            y = line_y + CHIP_H + 4
+            y = line_y + CHIP_H + 2
         thread = None
         if len(layout) > 9 and layout[9]:
             thread = QRect(left, y, min(text_w, 320), THREAD_H)
@@ -451,7 +451,7 @@ class MessageDelegate(SafeDelegate):
             painter.drawText(QRect(cx, y, min(mw, max(0, x + width - cx)), line_h), flags, mark)
             cx += mw + 8
         painter.setPen(muted)
-        when = f"at {timestamps.clock(deleted.timestamp_ms)}"
+        when = f"· {timestamps.clock(deleted.timestamp_ms)}"
         painter.drawText(QRect(cx, y, max(0, x + width - cx), line_h), flags, when)
         if deleted.reason:
             reason = sfm.elidedText(
@@ -467,7 +467,7 @@ class MessageDelegate(SafeDelegate):
         user's own highlighted, one with an unverified reactor outlined in the warning
         colour with a "!" badge."""
         small = _small(option.font)
-        fm = QFontMetrics(small)
+        fm = QFontMetrics(option.font)  # reactions are read at the text's size
         palette = option.palette
         text = palette.color(palette.ColorRole.Text)
         flags = int(Qt.AlignmentFlag.AlignCenter)
@@ -497,6 +497,7 @@ class MessageDelegate(SafeDelegate):
             painter.setBrush(fill)
             painter.drawRoundedRect(r.adjusted(0, 0, -1, -1), CHIP_H // 2, CHIP_H // 2)
             painter.setPen(text)
+            painter.setFont(option.font)
             if what == "more":
                 painter.drawText(r, flags, f"+{len(payload)}")
                 continue
