@@ -117,11 +117,14 @@ class TimelineView(QListView):
             old.rowsAboutToBeInserted.disconnect(self._on_rows_coming)
             old.rowsInserted.disconnect(self._on_rows)
             old.dataChanged.disconnect(self._on_data_changed)
+        if model is not None:
+            # Before the view's own slot (slots run in the order they were connected):
+            # the list view may move its rows when it handles the change.
+            model.dataChanged.connect(self._on_data_changed)
         super().setModel(model)
         if model is not None:
             model.rowsAboutToBeInserted.connect(self._on_rows_coming)
             model.rowsInserted.connect(self._on_rows)
-            model.dataChanged.connect(self._on_data_changed)
         self._stick = True
         QTimer.singleShot(0, self.scrollToBottom)
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from nacl.signing import SigningKey
-from PySide6.QtCore import QRect, Qt
+from PySide6.QtCore import QPoint, QRect, Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
@@ -367,3 +367,29 @@ def test_render_relations(qtbot: Any, qapp: QApplication, mode: str) -> None:
         assert view.grab().save(str(SHOTS / f"relations-{mode}.png"))
     finally:
         theme.apply(qapp, "light")
+
+
+def test_a_reaction_above_the_view_grows_its_row_and_the_view_does_not_move(qtbot: Any) -> None:
+    scene = Scene()
+    scene.join(ALICE)
+    scene.join(BOB)
+    msgs = [scene.msg(BOB if i % 2 else ALICE, f"line {i}") for i in range(120)]
+    model = model_of(scene)
+    view, _ = _view(qtbot, model)
+    bar = view.verticalScrollBar()
+    qtbot.wait(50)  # it opens at the bottom (a moment after the model is set)
+    bar.setValue(bar.maximum() // 2)
+    qtbot.wait(50)
+    assert bar.value() == bar.maximum() // 2
+    top = view.indexAt(QPoint(4, 4))
+    assert top.isValid() and top.row() > 10
+    y = view.visualRect(top).top()
+    above = model.index(top.row() - 5)
+    height = view.visualRect(above).height()
+    target = next(m for m in msgs if m.event_id == above.data(Roles.EventId))
+    start = len(scene.items)
+    scene.react(BOB, target, "🎉")
+    model.append(scene.items[start:], scene.relations())
+    qtbot.waitUntil(lambda: view.visualRect(above).height() > height)
+    qtbot.wait(50)
+    assert abs(view.visualRect(top).top() - y) <= 1  # the same row at the same place
