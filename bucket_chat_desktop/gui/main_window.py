@@ -99,6 +99,9 @@ class TimelineView(QListView):
         self.verticalScrollBar().valueChanged.connect(self._on_scrolled)
         self.verticalScrollBar().rangeChanged.connect(self._on_range)
         self.flash_id = ""  # the row a jump landed on, highlighted for a moment
+        # The reaction chip chosen with Left/Right on the current row (Space toggles it):
+        # (event id, chip number), painted with a focus ring.
+        self.chip_focus: tuple[str, int] | None = None
         self._flash_timer = QTimer(self)
         self._flash_timer.setSingleShot(True)
         self._flash_timer.timeout.connect(self._end_flash)
@@ -244,6 +247,33 @@ class TimelineView(QListView):
             event.acceptProposedAction()
         else:
             event.ignore()
+
+    @guard()
+    def keyPressEvent(self, event: Any) -> None:
+        """Left/Right choose a reaction chip of the current row (Up/Down move between
+        rows), Space or Enter toggle this user's reaction on it."""
+        index = self.currentIndex()
+        chips = index.data(Roles.Reactions) if index.isValid() else None
+        key = event.key()
+        if chips and key in (Qt.Key.Key_Left, Qt.Key.Key_Right):
+            event_id = str(index.data(Roles.EventId))
+            now = self.chip_focus[1] if self.chip_focus and self.chip_focus[0] == event_id else -1
+            step = 1 if key == Qt.Key.Key_Right else -1
+            now = len(chips) - 1 if now < 0 and step < 0 else now + step
+            self.chip_focus = (event_id, max(0, min(len(chips) - 1, now)))
+            self.viewport().update()
+            event.accept()
+            return
+        if chips and key in (Qt.Key.Key_Space, Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            event_id = str(index.data(Roles.EventId))
+            if self.chip_focus and self.chip_focus[0] == event_id:
+                chip = chips[min(self.chip_focus[1], len(chips) - 1)]
+                self.reaction_clicked.emit(event_id, chip.key, not chip.mine)
+                event.accept()
+                return
+        if key in (Qt.Key.Key_Up, Qt.Key.Key_Down):
+            self.chip_focus = None
+        super().keyPressEvent(event)
 
     @guard()
     def mouseReleaseEvent(self, event: Any) -> None:

@@ -393,3 +393,24 @@ def test_a_reaction_above_the_view_grows_its_row_and_the_view_does_not_move(qtbo
     qtbot.waitUntil(lambda: view.visualRect(above).height() > height)
     qtbot.wait(50)
     assert abs(view.visualRect(top).top() - y) <= 1  # the same row at the same place
+
+
+def test_the_current_rows_chips_are_reachable_by_keyboard(qtbot: Any) -> None:
+    scene = Scene()
+    ev = chat(scene)
+    model = model_of(scene)
+    view, _ = _view(qtbot, model)
+    view.setFocus()
+    view.setCurrentIndex(model.index(row_of(model, ev["ask"].event_id)))
+    QTest.keyClick(view, Qt.Key.Key_Right)
+    assert view.chip_focus == (ev["ask"].event_id, 0)
+    QTest.keyClick(view, Qt.Key.Key_Right)
+    QTest.keyClick(view, Qt.Key.Key_Right)  # stays on the last chip
+    assert view.chip_focus == (ev["ask"].event_id, 1)
+    SHOTS.mkdir(exist_ok=True)
+    assert view.grab().save(str(SHOTS / "relations-keyboard.png"))
+    with qtbot.waitSignal(view.reaction_clicked) as got:
+        QTest.keyClick(view, Qt.Key.Key_Space)
+    assert got.args == [ev["ask"].event_id, "🎉", True]
+    QTest.keyClick(view, Qt.Key.Key_Down)
+    assert view.chip_focus is None

@@ -313,6 +313,10 @@ class MessageDelegate(SafeDelegate):
             hover = QColor(palette.color(palette.ColorRole.Highlight))
             hover.setAlpha(22)
             painter.fillRect(rect, hover)
+        if option.state & QStyle.StateFlag.State_HasFocus:  # the keyboard's current row
+            painter.fillRect(
+                QRect(rect.left(), rect.top() + 2, 3, rect.height() - 4), QColor(ACCENT)
+            )
         y = rect.top() + 4
         if index.data(Roles.DayBreak):
             self._paint_day(painter, rect, y, index.data(Roles.Timestamp), muted)
@@ -349,6 +353,14 @@ class MessageDelegate(SafeDelegate):
         if kind in ("file", "image"):
             y = self._paint_attachment(painter, option, index, rect, y, muted)
         self._paint_parts(painter, option, regions, muted)
+        focus = getattr(option.widget, "chip_focus", None)
+        if focus and focus[0] == index.data(Roles.EventId):
+            chips = [r for what, _, r in regions.parts if what == "chip"]
+            if chips:
+                painter.setPen(QPen(palette.color(palette.ColorRole.Highlight), 2))
+                painter.setBrush(Qt.BrushStyle.NoBrush)
+                ring = chips[min(focus[1], len(chips) - 1)].adjusted(-2, -2, 1, 1)
+                painter.drawRoundedRect(ring, CHIP_H // 2 + 2, CHIP_H // 2 + 2)
         if regions.thread is not None:
             self._paint_thread(painter, option, index.data(Roles.Thread), regions.thread)
         echo = index.data(Roles.Echo)
