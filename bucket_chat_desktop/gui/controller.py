@@ -70,8 +70,6 @@ class Controller(QObject):
     room_audit_changed = Signal(str)  # room key: its findings changed
     storage_status = Signal(str, bool, str)  # storage id, online, message
     unread_changed = Signal(int)
-    # a reaction, a reaction taken back: (room key, target event id, reaction text)
-    reaction_toggled = Signal(str, str, str)
 
     def __init__(
         self, settings: Settings, identity: Identity, parent: QObject | None = None
@@ -249,7 +247,6 @@ class Controller(QObject):
                 await self.client.react(ref, target_id, text)
             else:
                 await self.client.unreact(ref, target_id, text)
-            self.reaction_toggled.emit(key, target_id, text)
 
         self.tasks.start(run(), "Reacting" if add else "Taking back your reaction")
 

@@ -23,7 +23,13 @@ from PySide6.QtWidgets import QApplication
 
 from bucket_chat_desktop.gui import theme
 from bucket_chat_desktop.gui.main_window import TimelineView
-from bucket_chat_desktop.gui.models.timeline_model import PAGE, Chip, Roles, TimelineModel
+from bucket_chat_desktop.gui.models.timeline_model import (
+    MAX_CHIPS,
+    PAGE,
+    Chip,
+    Roles,
+    TimelineModel,
+)
 from bucket_chat_desktop.gui.widgets.message_delegate import MessageDelegate, chip_tooltip
 from bucket_chat_desktop.protocol import relations
 from bucket_chat_desktop.protocol.audit import Assessed, TrustState
@@ -414,3 +420,30 @@ def test_the_current_rows_chips_are_reachable_by_keyboard(qtbot: Any) -> None:
     assert got.args == [ev["ask"].event_id, "🎉", True]
     QTest.keyClick(view, Qt.Key.Key_Down)
     assert view.chip_focus is None
+
+
+def test_a_flood_of_reactions_and_dangling_replies_stay_bounded(qtbot: Any) -> None:
+    """300 different reactions on one message: a bounded number of chips and a "+n";
+    a reply to another room's message or to one never read says so, never crashes."""
+    scene = Scene()
+    scene.join(ALICE)
+    scene.join(BOB)
+    msg = scene.msg(BOB, "react to me")
+    for i in range(300):
+        scene.react(ALICE, msg, f"r{i}")
+    elsewhere = scene.msg(ALICE, "about that", parent="otherroom::2025-01-01T00:00:00.000Z::x")
+    unknown = scene.msg(ALICE, "and this", parent=f"{ROOM}::2025-01-01T00:00:00.000Z::nope")
+    model = model_of(scene)
+    view, delegate = _view(qtbot, model)
+    index = model.index(row_of(model, msg.event_id))
+    assert len(index.data(Roles.Reactions)) == 300
+    rect = view.visualRect(index)
+    regions = delegate.regions(index, rect, view.font())
+    kinds = [what for what, _, _ in regions.parts]
+    assert kinds.count("chip") == MAX_CHIPS - 1 and kinds[-1] == "more"
+    assert rect.height() < 400
+    assert "r299" in (
+        delegate.part_tooltip(index, rect, view.font(), regions.parts[-1][2].center()) or ""
+    )
+    assert model.index(row_of(model, elsewhere.event_id)).data(Roles.Quote).status == "elsewhere"
+    assert model.index(row_of(model, unknown.event_id)).data(Roles.Quote).status == "missing"

@@ -82,7 +82,8 @@ class Roles(enum.IntEnum):
     Cached = enum.auto()  # True: the verdict is the index's, from an earlier check
     # Everything a row's height depends on, in one call (the delegate caches heights by it):
     # (event id, location, kind, day break, grouped under the row above, echo state,
-    #  version, reaction chips as (key, count, all verified), quoted, thread replies)
+    #  version, (chips, the first MAX_CHIPS as (key, number, all verified)), quoted,
+    #  thread replies)
     Layout = enum.auto()
     # Relations (section 18). The body (``Body``) of an edited message is its latest
     # edit's text, of a deleted one "Message deleted"; ``Trust`` is the shown trust
@@ -117,7 +118,7 @@ class Quote(NamedTuple):
     name: str  # the parent's sender's display name (untrusted: cleaned when painted)
     text: str  # first line of the parent's latest text, "" unless status is "ok"
     # "ok"; "loading" (its page is being read); "missing" (not read: "message not
-    # loaded yet"); "deleted"
+    # loaded yet"); "deleted"; "elsewhere" (another room's: ignored by the rules)
     status: str
 
 
@@ -260,8 +261,11 @@ class TimelineModel(QAbstractListModel):
         # The read marker as a timeline position (rows at or after it are unread), for
         # the thread summary's unread count; None: the app keeps no read marker.
         self.read_position: int | None = None
-        # Quoted parents that are not held: read through the pager, kept by event id.
-        self._quotes: dict[str, Row | None] = {}
+        # Quoted parents that are not held, read through the pager: their rows by event
+        # id, or "loading" / "missing" (could not be read).
+        self._quotes: dict[str, Row | str] = {}
+        # Reaction chips by event id, made once per relations and display names.
+        self._chip_cache: dict[str, tuple[Chip, ...]] = {}
         self._by_id: dict[str, Row] | None = None
         # Display names under the room-state rule, and every sender id in first-seen
         # order (look-alikes are marked).
@@ -400,9 +404,9 @@ class TimelineModel(QAbstractListModel):
         agg = self.aggregate(row)
         base = (row.event_id, row.location)
         if agg is None and row.parent is None:
-            return (*base, kind, day_break, grouped, row.echo, "", (), False, 0)
+            return (*base, kind, day_break, grouped, row.echo, "", (0, ()), False, 0)
         deleted = agg is not None and agg.redacted is not None
-        reactions = agg.reactions if agg is not None and not deleted else ()
+        chips = self._chips(row)
         thread = self._thread(row)
         return (
             *base,
@@ -411,7 +415,7 @@ class TimelineModel(QAbstractListModel):
             grouped,
             row.echo,
             _version(agg),
-            tuple((c.key, c.count, c.all_verified) for c in reactions),
+            (len(chips), tuple((c.key, c.number, c.all_verified) for c in chips[:MAX_CHIPS])),
             row.parent is not None and not deleted,
             0 if thread is None else thread.replies,
         )
@@ -422,7 +426,10 @@ class TimelineModel(QAbstractListModel):
         agg = self.aggregate(row)
         if agg is None or agg.redacted is not None or not agg.reactions:
             return ()
-        return tuple(self._chip(c) for c in agg.reactions)
+        got = self._chip_cache.get(row.event_id)
+        if got is None:
+            got = self._chip_cache[row.event_id] = tuple(self._chip(c) for c in agg.reactions)
+        return got
 
     def _chip(self, chip: ReactionChip) -> Chip:
         who = tuple((self.names.shown(r.sender_id), r.sender_id, r.state) for r in chip.reactors)
@@ -445,16 +452,19 @@ class TimelineModel(QAbstractListModel):
         if parent_id is None:
             return None
         agg = self.relations.aggregates.get(parent_id)
-        parent = self._held(parent_id)
+        deleted = agg is not None and agg.redacted is not None
+        parent: Row | str | None = self._held(parent_id)
         if parent is None:
             parent = self._quotes.get(parent_id)
         if parent is None:
-            status = self._ask_quote(parent_id)
-            if agg is not None and agg.redacted is not None:
-                status = "deleted"
-            return Quote(parent_id, "", "", status)
+            self._ask_quote(parent_id)
+            parent = self._quotes.get(parent_id, "missing")
+        if isinstance(parent, str):
+            if self.relations.room_id and not parent_id.startswith(self.relations.room_id + "::"):
+                parent = "elsewhere"  # another room's: the rules ignore it (a finding)
+            return Quote(parent_id, "", "", "deleted" if deleted else parent)
         name = self.names.shown(parent.sender_id)
-        if agg is not None and agg.redacted is not None:
+        if deleted:
             return Quote(parent_id, name, "", "deleted")
         text = agg.latest.body if agg is not None and agg.latest is not None else parent.body
         if parent.kind in ("file", "image") and not text:
@@ -469,28 +479,27 @@ class TimelineModel(QAbstractListModel):
             self._by_id.update((r.event_id, r) for r in self._rows if not r.echo)
         return self._by_id.get(event_id)
 
-    def _ask_quote(self, parent_id: str) -> str:
-        """Read a quoted parent that is not held (one row, by its timeline position)."""
-        if parent_id in self._quotes:
-            return "missing"  # asked already: it could not be read
+    def _ask_quote(self, parent_id: str) -> None:
+        """Read a quoted parent that is not held (one row, by its timeline position):
+        ``_quotes`` says "loading" until it is there (or "missing")."""
         position = self.relations.positions.get(parent_id)
         if position is None or self._pager is None:
-            return "missing"
-        self._quotes[parent_id] = None
+            self._quotes[parent_id] = "missing"
+            return
+        self._quotes[parent_id] = "loading"
         gen = self._gen
 
         def got(rows: Sequence[ShownEvent] | None) -> None:
-            if gen != self._gen or not rows:
+            if gen != self._gen:
                 return
-            found = Row.from_shown(rows[0])
-            if found.event_id != parent_id:
-                return  # not the row the relations named: shown as not loaded
-            self._quotes[parent_id] = found
+            found = Row.from_shown(rows[0]) if rows else None
+            # Not the row the relations named: shown as not loaded, never as the parent.
+            ok = found is not None and found.event_id == parent_id
+            self._quotes[parent_id] = found if found is not None and ok else "missing"
             # Never from inside data(): a synchronous pager answers while Qt asks.
             QTimer.singleShot(0, lambda: self._refresh_quoting(parent_id))
 
         self._pager(position, position + 1, got)
-        return "loading"
 
     def _refresh_quoting(self, parent_id: str) -> None:
         for i, r in enumerate(self._rows):
@@ -775,6 +784,7 @@ class TimelineModel(QAbstractListModel):
         self._pager = pager
         self._wanted = False
         self._quotes = {}
+        self._chip_cache = {}
         self.relations = relations if relations is not None else Relations("")
         rel = self.relations
         self.names = DisplayNames()
@@ -866,6 +876,8 @@ class TimelineModel(QAbstractListModel):
         old = self.relations
         if relations is not None:
             self.relations = relations
+        if relations is not None or any(a.event.type == MEMBER for a in fresh):
+            self._chip_cache = {}  # display names or reactions changed
         visible = [a for a in fresh if a.event.type not in HIDDEN_TYPES]
         rows = [Row.from_assessed(a) for a in visible]
         self._drop_confirmed_echoes({a.event.event_id for a in fresh})

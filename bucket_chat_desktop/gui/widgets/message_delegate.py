@@ -250,7 +250,7 @@ class MessageDelegate(SafeDelegate):
             y += self._image_h(index) + 8
         parts: list[tuple[str, Any, QRect]] = []
         edited = index.data(Roles.Edited) if len(layout) > 6 and layout[6] else None
-        chips = index.data(Roles.Reactions) if len(layout) > 7 and layout[7] else ()
+        chips = index.data(Roles.Reactions) if len(layout) > 7 and layout[7][0] else ()
         if edited is not None or chips:
             small = _small(font)
             fm, chip_fm = QFontMetrics(small), QFontMetrics(font)
@@ -400,7 +400,10 @@ class MessageDelegate(SafeDelegate):
         x += fm.horizontalAdvance(arrow)
         if quote is None or quote.status != "ok":
             status = quote.status if quote is not None else "missing"
-            text = "deleted message" if status == "deleted" else "message not loaded yet"
+            text = {
+                "deleted": "deleted message",
+                "elsewhere": "a message of another room (not shown)",
+            }.get(status, "message not loaded yet")
             if status == "deleted" and quote is not None and quote.name:
                 text = f"deleted message of {display_name_safe(quote.name) or 'someone'}"
             italic = QFont(small)
