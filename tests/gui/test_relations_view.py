@@ -433,6 +433,8 @@ def test_a_flood_of_reactions_and_dangling_replies_stay_bounded(qtbot: Any) -> N
         scene.react(ALICE, msg, f"r{i}")
     elsewhere = scene.msg(ALICE, "about that", parent="otherroom::2025-01-01T00:00:00.000Z::x")
     unknown = scene.msg(ALICE, "and this", parent=f"{ROOM}::2025-01-01T00:00:00.000Z::nope")
+    reaction = scene.items[-3].event
+    to_relation = scene.msg(BOB, "a reply to a reaction", parent=reaction.event_id)
     model = model_of(scene)
     view, delegate = _view(qtbot, model)
     index = model.index(row_of(model, msg.event_id))
@@ -447,3 +449,5 @@ def test_a_flood_of_reactions_and_dangling_replies_stay_bounded(qtbot: Any) -> N
     )
     assert model.index(row_of(model, elsewhere.event_id)).data(Roles.Quote).status == "elsewhere"
     assert model.index(row_of(model, unknown.event_id)).data(Roles.Quote).status == "missing"
+    odd = model.index(row_of(model, to_relation.event_id))  # relation-invalid: no quote
+    assert odd.data(Roles.Quote) is None and odd.data(Roles.Layout)[8] is False

@@ -403,7 +403,7 @@ class TimelineModel(QAbstractListModel):
         )
         agg = self.aggregate(row)
         base = (row.event_id, row.location)
-        if agg is None and row.parent is None:
+        if agg is None and self._quoted(row) is None:
             return (*base, kind, day_break, grouped, row.echo, "", (0, ()), False, 0)
         deleted = agg is not None and agg.redacted is not None
         chips = self._chips(row)
@@ -416,7 +416,7 @@ class TimelineModel(QAbstractListModel):
             row.echo,
             _version(agg),
             (len(chips), tuple((c.key, c.number, c.all_verified) for c in chips[:MAX_CHIPS])),
-            row.parent is not None and not deleted,
+            self._quoted(row) is not None and not deleted,
             0 if thread is None else thread.replies,
         )
 
@@ -447,8 +447,19 @@ class TimelineModel(QAbstractListModel):
             unread = sum(1 for r in agg.thread if positions.get(r, -1) >= mark)
         return ThreadSummary(len(agg.thread), unread)
 
-    def _quote(self, row: Row) -> Quote | None:
+    def _quoted(self, row: Row) -> str | None:
+        """The parent a row quotes: none for a reply to a relation event (a reaction,
+        an edit, a deletion: not a message, relation-invalid under the rules)."""
         parent_id = row.parent
+        if parent_id is None:
+            return None
+        position = self.relations.positions.get(parent_id)
+        if position is not None and self.relations.row_of(position) is None:
+            return None
+        return parent_id
+
+    def _quote(self, row: Row) -> Quote | None:
+        parent_id = self._quoted(row)
         if parent_id is None:
             return None
         agg = self.relations.aggregates.get(parent_id)
