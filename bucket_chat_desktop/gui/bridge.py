@@ -30,6 +30,10 @@ class EngineBridge(QObject):
     # the audit's row count and its newest rows (tuple of ShownEvent)
     room_loaded = Signal(str, object, bool, object, object, int, object)
     events_appended = Signal(str, object, object)  # room key, [Assessed], AuditResult
+    # room key, the Relations of the result that the room_loaded or events_appended
+    # emitted right after this carries (None: none made). Its own signal, so slots of
+    # the two above keep their shape.
+    relations_arrived = Signal(str, object)
     room_discovered = Signal(str, str)  # storage id, room id
     outbox_changed = Signal(str, object, str, str)  # room key, [Event], state, error
     storage_status_changed = Signal(str, bool, str)  # storage id, online, message
@@ -37,8 +41,10 @@ class EngineBridge(QObject):
 
     def deliver(self, storage_id: str, event: EngineEvent) -> None:
         if isinstance(event, EventsAppended):
+            self.relations_arrived.emit(f"{storage_id}/{event.room_id}", event.relations)
             self.events_appended.emit(f"{storage_id}/{event.room_id}", event.items, event.result)
         elif isinstance(event, RoomLoaded):
+            self.relations_arrived.emit(f"{storage_id}/{event.room_id}", event.relations)
             self.room_loaded.emit(
                 f"{storage_id}/{event.room_id}",
                 event.result,

@@ -17,6 +17,7 @@ from ..protocol.audit import Assessed, AuditResult
 from ..protocol.event import MEMBER, Event
 from ..protocol.findings import Finding, Kind, Severity
 from ..protocol.metadata import RoomMetadata, check_signer
+from ..protocol.relations import Relations
 from ..protocol.room_state import membership_text
 from ..settings import Settings, StorageSettings
 from ..sync.client import ChatClient, RoomRef
@@ -42,6 +43,8 @@ class _Behind:
     newest: tuple[ShownEvent, ...]
     complete: bool
     appended: list[Assessed]
+    relations: Relations | None = None  # of ``result``
+    appended_relations: Relations | None = None  # of the newest result appended
 
 
 def _ref(key: str) -> RoomRef:
@@ -85,6 +88,9 @@ class Controller(QObject):
         # person reads elsewhere. key -> (audit, complete, items appended since).
         self._behind: dict[str, _Behind] = {}
         self.results: dict[str, AuditResult] = {}
+        # room key -> the relations of the result the next room_loaded / events_appended
+        # carries (the bridge says so just before)
+        self._arriving: dict[str, Relations | None] = {}
         # room key -> its metadata and what is wrong with it, as the last RoomLoaded said
         self.metadata: dict[str, tuple[RoomMetadata | None, tuple[Finding, ...]]] = {}
         self.current = ""
@@ -92,6 +98,7 @@ class Controller(QObject):
         self.online: dict[str, tuple[bool, str]] = {}
         b = self.bridge
         b.timeline_warmed.connect(self._on_timeline_warmed)
+        b.relations_arrived.connect(self._on_relations_arrived)
         b.room_loaded.connect(self._on_room_loaded)
         b.events_appended.connect(self._on_events_appended)
         b.outbox_changed.connect(self._on_outbox_changed)
@@ -145,14 +152,18 @@ class Controller(QObject):
         model = self.timelines.get(key)
         if model is None:
             model = self.timelines[key] = TimelineModel(self.identity.public_key_b64, self)
+            model.own_user = self.identity.user_id
         return model
 
     def _catch_up(self, key: str) -> None:
         """Apply the audit a room not shown was left behind on (see ``_behind``)."""
         behind = self._behind.pop(key, None)
         if behind is not None:
-            self._show_audit(key, behind.result, behind.total, behind.newest, behind.complete)
-            self.timeline(key).append(behind.appended)  # what is shown already is skipped
+            self._show_audit(
+                key, behind.result, behind.total, behind.newest, behind.complete, behind.relations
+            )
+            # what is shown already is skipped
+            self.timeline(key).append(behind.appended, behind.appended_relations)
 
     def _show_audit(
         self,
@@ -161,9 +172,12 @@ class Controller(QObject):
         total: int,
         newest: tuple[ShownEvent, ...],
         complete: bool,
+        relations: Relations | None = None,
     ) -> None:
         rows = result.timeline[:total]  # a Timeline's slice: no rows made (display names)
-        self.timeline(key).set_audit(total, newest, complete, rows, self._pager(key, result))
+        self.timeline(key).set_audit(
+            total, newest, complete, rows, self._pager(key, result), relations
+        )
 
     def select_room(self, key: str) -> None:
         if key == self.current or self.rooms.item(key) is None:
@@ -223,6 +237,19 @@ class Controller(QObject):
     def send_content(self, key: str, content: dict[str, Any]) -> None:
         self.tasks.start(self.client.send_content(_ref(key), content), "Sending")
 
+    def toggle_reaction(self, key: str, target_id: str, text: str, add: bool) -> None:
+        """Add this user's reaction ``text`` to a message, or take it back (a redaction
+        of each of their reactions with that text)."""
+        ref = _ref(key)
+
+        async def run() -> None:
+            if add:
+                await self.client.react(ref, target_id, text)
+            else:
+                await self.client.unreact(ref, target_id, text)
+
+        self.tasks.start(run(), "Reacting" if add else "Taking back your reaction")
+
     def reaudit(self, key: str) -> None:
         """Audit a room again, e.g. after the user confirmed a device (new pins)."""
         self.tasks.start(self.client.reaudit(_ref(key)), "Checking the room again")
@@ -268,13 +295,14 @@ class Controller(QObject):
         self.metadata[key] = (metadata, metadata_findings)
         if metadata is not None and metadata.name:
             self.rooms.update(key, name=metadata.name)
+        relations = self._arriving.pop(key, None)
         if key != self.current and total > DEFER_ROWS:
             # Rebuilding a long timeline's model walks the whole audit on the GUI thread
             # (display names): not now, for a room nobody looks at, but when it is shown.
-            self._behind[key] = _Behind(result, total, newest, complete, [])
+            self._behind[key] = _Behind(result, total, newest, complete, [], relations)
         else:
             self._behind.pop(key, None)
-            self._show_audit(key, result, total, newest, complete)
+            self._show_audit(key, result, total, newest, complete, relations)
         whole = newest[-1].event if newest else None
         self._refresh_item(key, result, [], whole if isinstance(whole, Event) else None)
         self.room_audit_changed.emit(key)
@@ -294,12 +322,18 @@ class Controller(QObject):
 
     def _on_events_appended(self, key: str, items: list[Assessed], result: AuditResult) -> None:
         self.results[key] = result
+        relations = self._arriving.pop(key, None)
         behind = self._behind.get(key)
         if behind is not None:
             behind.appended.extend(items)
+            if relations is not None:
+                behind.appended_relations = relations
         else:
-            self.timeline(key).append(items)
+            self.timeline(key).append(items, relations)
         self._refresh_item(key, result, items, items[-1].event if items else None)
+
+    def _on_relations_arrived(self, key: str, relations: Relations | None) -> None:
+        self._arriving[key] = relations
 
     def _refresh_item(
         self, key: str, result: AuditResult, new: list[Assessed], last: Event | None
