@@ -3,7 +3,8 @@
 The data is the ``emoji`` package's (Unicode's emoji list with CLDR short names and the
 common aliases such as ``:+1:``): fully qualified emoji only, without the skin-tone
 variants (one of each), up to ``MAX_VERSION`` so that what is offered has a glyph in the
-emoji fonts people have. The package has no groups; ``GROUPS`` places each emoji by the
+emoji fonts people have, and only what the protocol takes as a reaction
+(``relations.reaction_key``). The package has no groups; ``GROUPS`` places each emoji by the
 Unicode block of its first code point, which is what the blocks were made for and good
 enough to browse by.
 """
@@ -17,6 +18,8 @@ from dataclasses import dataclass
 
 import emoji
 from emoji.unicode_codes import STATUS
+
+from ..protocol.relations import reaction_key
 
 MAX_VERSION = 15.0
 # (group, [(first, last) code point]): the first group whose range holds an emoji's
@@ -145,7 +148,18 @@ GROUPS: tuple[tuple[str, tuple[tuple[int, int], ...]], ...] = (
     ),
     ("Symbols", ((0, 0x10FFFF),)),
 )
-GROUP_NAMES = tuple(name for name, _ in GROUPS)
+# Shown in this order (``GROUPS`` is in matching order: flags first, their ranges
+# overlap the others').
+GROUP_NAMES = (
+    "Smileys & people",
+    "Animals & nature",
+    "Food & drink",
+    "Activities",
+    "Travel & places",
+    "Objects",
+    "Symbols",
+    "Flags",
+)
 FREQUENT = ("👍", "❤️", "😂", "🎉", "😮", "🙏")  # the hover bar's quick reactions
 _WORDS = re.compile(r"[a-z0-9+\-']+")
 
@@ -195,6 +209,8 @@ def all_emoji() -> tuple[Emoji, ...]:
             continue
         if float(data.get("E", 99)) > MAX_VERSION:
             continue
+        if reaction_key(char) != char:
+            continue  # tag sequences (🏴 of England): their tag characters are refused
         aliases = tuple(_plain(a) for a in data.get("alias", ()))
         out.append(Emoji(char, _plain(name), aliases, group_of(char)))
     order = {name: i for i, name in enumerate(GROUP_NAMES)}

@@ -56,6 +56,7 @@ log = logging.getLogger("bucket_chat.gui")
 
 Index = QModelIndex | QPersistentModelIndex
 MAX_THREAD_REPLIES = 500  # the newest replies a thread panel shows
+NARROW = 760  # px: a timeline narrower than this gets a shorter hover bar
 DELETED_TEXT = "Message deleted"
 
 
@@ -237,7 +238,9 @@ class RelationActions(QObject):
             self._hovered = QPersistentModelIndex()
             return
         self._hovered = QPersistentModelIndex(index)
-        self.bar.set_target(target)
+        # a narrow timeline (a thread panel beside it) gets fewer quick reactions
+        width = self.timeline.viewport().width()
+        self.bar.set_target(target, 6 if width >= NARROW else 3 if width >= 560 else 0)
         self._place()
         self.bar.show()
         self.bar.raise_()

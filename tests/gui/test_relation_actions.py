@@ -30,7 +30,7 @@ from bucket_chat_desktop.gui.relation_actions import RelationActions, install
 from bucket_chat_desktop.gui.widgets.emoji_picker import FREQUENT_TAB, EmojiPicker
 from bucket_chat_desktop.gui.widgets.message_actions import DELETE_WORDING, versions_html
 from bucket_chat_desktop.keys.identity import Identity
-from bucket_chat_desktop.protocol.relations import Aggregate
+from bucket_chat_desktop.protocol.relations import Aggregate, reaction_key
 from bucket_chat_desktop.settings import Settings, StorageSettings
 from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync.writer import Draft, RoomWriter
@@ -294,6 +294,11 @@ def test_emoji_index_names_aliases_and_recent() -> None:
     names = {e.name for e in emoji_index.all_emoji()}
     assert not any("skin tone" in n for n in names)  # one of each
     assert emoji_index.recent_list(["a", "b", "c"], "b", keep=2) == ["b", "a"]
+    assert set(emoji_index.GROUP_NAMES) == {name for name, _ in emoji_index.GROUPS}
+    assert emoji_index.GROUP_NAMES[-1] == "Flags"
+    # everything offered is a reaction the protocol takes
+    assert all(reaction_key(e.char) == e.char for e in emoji_index.all_emoji())
+    assert emoji_index.group_of("🇫🇷") == "Flags" and emoji_index.group_of("😀") != "Flags"
 
 
 def test_more_reactions_opens_the_picker_and_remembers_the_pick(

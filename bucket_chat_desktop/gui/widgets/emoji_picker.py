@@ -98,6 +98,10 @@ class EmojiPicker(QFrame):
         super().__init__(parent, Qt.WindowType.Popup)
         self.setObjectName("emojiPicker")
         self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setStyleSheet(
+            "QToolButton:checked { background: palette(highlight); border-radius: 6px; }"
+            " QToolButton { font-size: 14pt; padding: 1px 4px; }"
+        )
         self.recent = list(recent)
         self.group = FREQUENT_TAB
         layout = QVBoxLayout(self)

@@ -7,7 +7,7 @@ through the one escape (``html_escape``) or a plain-text label, bounded in lengt
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
@@ -29,7 +29,7 @@ from ... import timestamps
 from ...protocol.untrusted_text import html_escape, one_line
 from ..emoji_index import FREQUENT, lookup
 from ..markdown import to_html
-from ..style import TRUST_COLORS, TRUST_SYMBOLS, is_dark
+from ..style import ACCENT, TRUST_COLORS, TRUST_SYMBOLS, is_dark
 
 MAX_REASON = 300  # characters of a deletion's reason
 PREVIEW = 120  # characters of a quoted first line
@@ -189,12 +189,18 @@ class HoverBar(QFrame):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("hoverBar")
-        self.setFrameShape(QFrame.Shape.StyledPanel)
         self.setAutoFillBackground(True)
+        self.setStyleSheet(
+            "QFrame#hoverBar { background: palette(base); border: 1px solid palette(mid);"
+            " border-radius: 8px; }"
+            " QFrame#hoverBarLine { background: palette(mid); border: none; }"
+        )
         self.target: Target | None = None
+        self._icons_dark: bool | None = None  # the theme the icons were drawn for
         layout = QHBoxLayout(self)
         layout.setContentsMargins(4, 2, 4, 2)
         layout.setSpacing(0)
+        self._drawn = []
         self.reaction_buttons: dict[str, QToolButton] = {}
         for char in FREQUENT:
             entry = lookup(char)
@@ -207,9 +213,11 @@ class HoverBar(QFrame):
         self.more_button.clicked.connect(self.more_clicked)
         layout.addWidget(self.more_button)
         sep = QFrame()
-        sep.setFrameShape(QFrame.Shape.VLine)
-        sep.setFixedHeight(20)
+        sep.setObjectName("hoverBarLine")
+        sep.setFixedSize(QSize(1, 18))
+        layout.addSpacing(3)
         layout.addWidget(sep)
+        layout.addSpacing(3)
         self.reply_button = self._button("Reply (R)", reply_icon)
         self.reply_button.clicked.connect(self.reply_clicked)
         self.thread_button = self._button("Reply in thread (T)", thread_icon)
@@ -228,22 +236,40 @@ class HoverBar(QFrame):
             self.more_menu_button,
         ):
             layout.addWidget(b)
+        self._refresh_icons()
         self.hide()
 
-    def _button(self, tip: str, make_icon: object = None) -> QToolButton:
+    def _button(self, tip: str, make_icon: Callable[[str], QIcon] | None = None) -> QToolButton:
         b = QToolButton()
         b.setToolTip(tip)
         b.setAutoRaise(True)
         b.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # the timeline keeps the keyboard
         b.setFixedSize(QSize(30, 28))
-        b.setStyleSheet("QToolButton { font-size: 13pt; padding: 0; }")
-        if callable(make_icon):
-            b.setIcon(make_icon(icon_color()))
+        b.setStyleSheet(
+            "QToolButton { font-size: 13pt; padding: 0; border-radius: 6px; }"
+            " QToolButton:hover { background: palette(alternate-base); }"
+        )
+        if make_icon is not None:
             b.setIconSize(QSize(18, 18))
+            self._drawn.append((b, make_icon))
         return b
 
-    def set_target(self, target: Target) -> None:
+    _drawn: list[tuple[QToolButton, Callable[[str], QIcon]]]
+
+    def _refresh_icons(self) -> None:
+        dark = is_dark()
+        if dark != self._icons_dark:
+            self._icons_dark = dark
+            color = icon_color()
+            for button, make in self._drawn:
+                button.setIcon(make(color))
+
+    def set_target(self, target: Target, quick: int = len(FREQUENT)) -> None:
+        """Show the actions for ``target``; ``quick``: how many quick reactions fit."""
         self.target = target
+        self._refresh_icons()
+        for i, button in enumerate(self.reaction_buttons.values()):
+            button.setVisible(i < quick)
         self.edit_button.setVisible(target.can_edit)
         self.delete_button.setVisible(target.can_delete)
         self.adjustSize()
@@ -260,6 +286,10 @@ class ComposerModeBar(QFrame):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("composerMode")
+        self.setStyleSheet(
+            f"QFrame#composerMode {{ border-left: 3px solid {ACCENT};"
+            " background: palette(alternate-base); border-radius: 4px; }"
+        )
         layout = QHBoxLayout(self)
         layout.setContentsMargins(10, 4, 4, 4)
         layout.setSpacing(8)
