@@ -132,6 +132,8 @@ class RelationActions(QObject):
         self.mode_bar.cancelled.connect(self.composer.cancel_mode)
         self.composer.mode_changed.connect(self._on_mode_changed)
         self.composer.edit_last_requested.connect(self.edit_last)
+        # Shift+Tab from the composer goes straight to the messages (then the attach button)
+        QWidget.setTabOrder(self.timeline, self.composer)
 
         # the thread panel
         self.thread_key = ""
@@ -650,6 +652,8 @@ class RelationActions(QObject):
         root = self.thread_panel.root_id
         if root and self.thread_key == self.controller.current:
             self.controller.send_text(text, reply_to=root)
+        else:  # not sent: the text stays where it was written
+            self.thread_panel.composer.setPlainText(text)
 
     # -- the controller's signals ----------------------------------------------------------------
 

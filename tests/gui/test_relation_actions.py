@@ -28,7 +28,11 @@ from bucket_chat_desktop.gui.main_window import MainWindow
 from bucket_chat_desktop.gui.models.timeline_model import Roles
 from bucket_chat_desktop.gui.relation_actions import RelationActions, install
 from bucket_chat_desktop.gui.widgets.emoji_picker import FREQUENT_TAB, EmojiPicker
-from bucket_chat_desktop.gui.widgets.message_actions import DELETE_WORDING, versions_html
+from bucket_chat_desktop.gui.widgets.message_actions import (
+    DELETE_WORDING,
+    ComposerModeBar,
+    versions_html,
+)
 from bucket_chat_desktop.keys.identity import Identity
 from bucket_chat_desktop.protocol.relations import Aggregate, reaction_key
 from bucket_chat_desktop.settings import Settings, StorageSettings
@@ -606,3 +610,48 @@ def test_thread_panel_shows_edits_and_deletions_of_replies(qtbot: Any, app: App)
 def test_runs_group_near_positions() -> None:
     assert _runs([], 32) == []
     assert _runs([3, 5, 40, 100, 101], 32) == [(3, 6), (40, 41), (100, 102)]
+
+
+def test_shift_tab_from_the_composer_reaches_the_timeline(qtbot: Any, app: App) -> None:
+    composer, view = app.window.composer, app.window.timeline
+    composer.setFocus()
+    qtbot.waitUntil(composer.hasFocus)
+    QTest.keyClick(composer, Qt.Key.Key_Backtab, Qt.KeyboardModifier.ShiftModifier)
+    assert view.hasFocus()
+    # ...on the newest message, with its bar
+    assert view.currentIndex().row() == view.model().rowCount() - 1
+    qtbot.waitUntil(app.actions.bar.isVisible)
+    QTest.keyClick(view, Qt.Key.Key_Plus)  # more reactions
+    picker = app.actions.picker
+    assert picker is not None
+    qtbot.waitUntil(picker.isVisible)
+    QTest.keyClick(picker.search, Qt.Key.Key_Escape)
+    assert not picker.isVisible()
+    view.setFocus()
+    QTest.keyClick(view, Qt.Key.Key_Escape)
+    assert composer.hasFocus()
+
+
+def test_a_refused_action_is_shown_in_the_status_bar(qtbot: Any, app: App) -> None:
+    target = app.event_id("Thanks Bob!")
+    app.controller.react(target, "not\na reaction")  # the client refuses it (ValueError)
+    qtbot.waitUntil(lambda: "Reacting" in app.window.statusBar().currentMessage())
+    assert "1 to 64 characters" in app.window.statusBar().currentMessage()
+
+
+def test_hostile_names_and_text_are_escaped_in_the_mode_bar(qtbot: Any) -> None:
+    bar = ComposerModeBar()
+    qtbot.addWidget(bar)
+    bar.show_reply("<b>Mallory</b>", "<img src=x> " + "y" * 5000 + "\nsecond")
+    text = bar.text.text()
+    assert "&lt;b&gt;Mallory&lt;/b&gt;" in text and "<img" not in text
+    assert len(text) < 600 and "second" not in text
+
+
+def test_recent_emoji_in_settings_are_checked_when_read() -> None:
+    read = Settings.from_json(
+        {"recent_emoji": ["👍", 3, "", "x" * 65, *["🎉"] * 40], "user_id": "a@b"}
+    )
+    assert read.recent_emoji[0] == "👍" and len(read.recent_emoji) == 24
+    assert all(isinstance(e, str) and 0 < len(e) <= 64 for e in read.recent_emoji)
+    assert Settings.from_json({"recent_emoji": "👍"}).recent_emoji == []
