@@ -31,6 +31,7 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QCursor, QGuiApplication, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import QMenu, QWidget
+from shiboken6 import isValid as alive
 
 from ..protocol.audit import Assessed, TrustState
 from ..protocol.event import Event, Malformed
@@ -196,7 +197,6 @@ class RelationActions(QObject):
             can_edit=mine and kind == "text" and msgtype in EDITABLE_MSGTYPES,
             can_delete=mine,
             edited=agg is not None and bool(agg.edits),
-            deleted=False,
         )
 
     def target_of(self, event_id: str) -> Target | None:
@@ -270,6 +270,8 @@ class RelationActions(QObject):
         self.bar.move(x, y)
 
     def _reposition(self, *_args: Any) -> None:
+        if not alive(self.timeline):
+            return
         if self._keyboard:
             self._show_at(self.timeline.currentIndex())
         elif self.timeline.viewport().underMouse() or self.bar.underMouse():
@@ -287,7 +289,7 @@ class RelationActions(QObject):
             self._show_at(self._hovered_index())
 
     def _maybe_hide(self) -> None:
-        if self._keyboard:
+        if self._keyboard or not alive(self.timeline):
             return
         pos = self.timeline.viewport().mapFromGlobal(QCursor.pos())
         if not self.bar.geometry().contains(pos) and not self._menu_open:
@@ -676,6 +678,8 @@ class RelationActions(QObject):
 
     @guard(False)
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if not alive(self.timeline):
+            return False  # the window is being torn down: its children go first
         kind = event.type()
         if watched is self.timeline.viewport():
             if kind == QEvent.Type.MouseMove:

@@ -22,7 +22,7 @@ from PySide6.QtCore import QPoint, Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
-from bucket_chat_desktop.gui import emoji_index, theme
+from bucket_chat_desktop.gui import emoji_index, safe, theme
 from bucket_chat_desktop.gui.controller import Controller, _runs
 from bucket_chat_desktop.gui.main_window import MainWindow
 from bucket_chat_desktop.gui.models.timeline_model import Roles
@@ -131,6 +131,7 @@ class App:
 
 @pytest.fixture
 def app(qtbot: Any, qloop: Any, home: Path, tmp_path: Path) -> Iterator[App]:
+    safe._reported.clear()
     store = tmp_path / "store"
     room = run(qtbot, build_room(store))
     entry = StorageSettings(str(store), "Team share", [ROOM])
@@ -159,6 +160,7 @@ def app(qtbot: Any, qloop: Any, home: Path, tmp_path: Path) -> Iterator[App]:
     yield App(controller, window, actions, key, room)
     theme.apply(QApplication.instance(), "light")
     run(qtbot, controller.shutdown())
+    assert safe.failures() == {}  # no Qt callback of the window failed, not even quietly
 
 
 def shots(widget: Any, name: str, tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ from ... import timestamps
 from ...protocol.untrusted_text import html_escape, one_line
 from ..emoji_index import FREQUENT, lookup
 from ..markdown import to_html
+from ..safe import guard
 from ..style import ACCENT, TRUST_COLORS, TRUST_SYMBOLS, is_dark
 
 MAX_REASON = 300  # characters of a deletion's reason
@@ -170,7 +171,6 @@ class Target:
     can_edit: bool
     can_delete: bool
     edited: bool
-    deleted: bool
 
 
 class HoverBar(QFrame):
@@ -242,6 +242,7 @@ class HoverBar(QFrame):
     def _button(self, tip: str, make_icon: Callable[[str], QIcon] | None = None) -> QToolButton:
         b = QToolButton()
         b.setToolTip(tip)
+        b.setAccessibleName(tip)
         b.setAutoRaise(True)
         b.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # the timeline keeps the keyboard
         b.setFixedSize(QSize(30, 28))
@@ -390,6 +391,7 @@ class DeleteDialog(QDialog):
         self.delete_button.setAutoDefault(False)
         self.cancel_button.setDefault(True)  # Enter does not delete by accident
 
+    @guard()
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
         self.delete_button.setDefault(False)  # the button box made the accept button it

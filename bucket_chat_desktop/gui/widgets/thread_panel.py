@@ -30,6 +30,7 @@ from ...protocol.audit import Assessed
 from ...protocol.untrusted_text import html_escape, one_line
 from .. import icons
 from ..models.timeline_model import TimelineModel
+from ..safe import guard
 from .composer import Composer
 from .message_actions import close_icon, icon_color
 from .message_delegate import MessageDelegate
@@ -99,6 +100,7 @@ class ThreadPanel(QFrame):
         bar.addWidget(self.send_button, 0, Qt.AlignmentFlag.AlignBottom)
         layout.addLayout(bar)
 
+    @guard()
     def sizeHint(self) -> QSize:
         return QSize(PANEL_WIDTH, 400)
 
