@@ -297,11 +297,6 @@ class RelationActions(QObject):
 
     _menu_open = False
 
-    @property
-    def target(self) -> Target | None:
-        """The message the bar is on (the hovered or keyboard row)."""
-        return self.bar.target if self.bar.isVisible() else None
-
     def _act(self, action: str, arg: str = "", target: Target | None = None) -> None:
         target = target or self.bar.target
         if target is None:
@@ -603,7 +598,7 @@ class RelationActions(QObject):
                         self._thread_rows[root] = (audit, item)
                         break
         shown_rows = [
-            self._as_shown(rel, self._thread_rows[eid][1])
+            self._as_shown(rel, self._thread_rows[eid][1], root)
             for eid in ids
             if eid in self._thread_rows
         ]
@@ -620,11 +615,15 @@ class RelationActions(QObject):
         elif len(replies) <= MAX_THREAD_REPLIES:
             self.thread_panel.set_note("" if replies else "No replies yet: write the first one.")
 
-    def _as_shown(self, rel: Relations, item: Assessed) -> Assessed:
+    def _as_shown(self, rel: Relations, item: Assessed, root: str) -> Assessed:
         """A thread row as it reads now: its latest edit's text, or a deletion note, and
         no more trusted than its edits (the location names the version: the delegate
-        lays a body out once per location)."""
+        lays a body out once per location). A reply to the root quotes nothing: the
+        root is the panel's first row."""
         ev = item.event
+        if ev.parent_event_id == root:
+            ev = ev._replace(parent_event_id=None)
+            item = item._replace(event=ev)
         agg = rel.of(ev.event_id)
         if agg is None:
             return item

@@ -110,11 +110,20 @@ class App:
         model = self.window.timeline.model()
         return str(model.index(self.row_of(body), 0).data(Roles.EventId))
 
-    def hover(self, qtbot: Any, body: str) -> None:
-        """Move the mouse over the row showing ``body``: the bar appears on it."""
+    def row_of_id(self, event_id: str) -> int:
+        model = self.window.timeline.model()
+        for i in range(model.rowCount() - 1, -1, -1):
+            if model.index(i, 0).data(Roles.EventId) == event_id:
+                return i
+        return -1
+
+    def hover(self, qtbot: Any, body: str = "", event_id: str = "") -> None:
+        """Move the mouse over the row showing ``body`` (or of ``event_id``: an edited
+        message may show its latest text): the bar appears on it."""
         view = self.window.timeline
-        qtbot.waitUntil(lambda: self.row_of(body) >= 0)
-        index = view.model().index(self.row_of(body), 0)
+        find = (lambda: self.row_of_id(event_id)) if event_id else (lambda: self.row_of(body))
+        qtbot.waitUntil(lambda: find() >= 0)
+        index = view.model().index(find(), 0)
         view.scrollTo(index)
         rect = view.visualRect(index)
         QTest.mouseMove(view.viewport(), QPoint(rect.center().x(), rect.bottom() - 6))
@@ -278,9 +287,10 @@ def test_picker_search_finds_thumbs_up_and_keyboard_picks(qtbot: Any, tmp_path: 
     assert not picker.isVisible()
 
 
-def test_picker_groups_and_escape(qtbot: Any) -> None:
+def test_picker_groups_and_escape(qtbot: Any, qtmodeltester: Any) -> None:
     picker = EmojiPicker()
     qtbot.addWidget(picker)
+    qtmodeltester.check(picker.model)
     picker.popup_at(QPoint(600, 100))
     qtbot.waitUntil(picker.isVisible)
     picker.tabs["Food & drink"].click()
@@ -481,7 +491,7 @@ def test_previous_versions_lists_the_original_and_each_edit(
     app.controller.edit_message(target, "Plan: ship at 4pm, **tested**.")
     qtbot.waitUntil(lambda: len(app.aggregate(target).edits) == 2, timeout=15_000)  # type: ignore[union-attr]
 
-    app.hover(qtbot, "Plan for today: ship the build at 3pm.")
+    app.hover(qtbot, event_id=target)
     assert app.actions.bar.target is not None and app.actions.bar.target.edited
     texts = [a.text() for a in app.actions.build_menu(app.actions.bar.target, app.window).actions()]
     assert "View previous versions…" in texts
