@@ -667,3 +667,28 @@ def test_recent_emoji_in_settings_are_checked_when_read() -> None:
     assert read.recent_emoji[0] == "👍" and len(read.recent_emoji) == 24
     assert all(isinstance(e, str) and 0 < len(e) <= 64 for e in read.recent_emoji)
     assert Settings.from_json({"recent_emoji": "👍"}).recent_emoji == []
+
+
+def test_a_message_under_this_user_id_from_an_unknown_key_is_not_offered_for_editing(
+    qtbot: Any, app: App
+) -> None:
+    """Someone writing as alice@example.com with a key nobody introduced: the app would
+    send an edit the protocol ignores (and reports), so it offers none."""
+    mallory = RoomWriter(
+        app.room.storage, ROOM, ALICE_ID, SigningKey(b"\x13" * 32), displayname="Alice"
+    )
+    run(qtbot, mallory.send([Draft.text("Alice here, from a new laptop")]))
+    qtbot.waitUntil(lambda: app.row_of("Alice here, from a new laptop") >= 0, timeout=20_000)
+    model = app.window.timeline.model()
+    index = model.index(app.row_of("Alice here, from a new laptop"), 0)
+    assert index.data(Roles.Sender) == ALICE_ID and index.data(Roles.Trust) != "verified"
+    app.hover(qtbot, "Alice here, from a new laptop")
+    target = app.actions.bar.target
+    assert target is not None and not target.can_edit and not target.can_delete
+    assert app.actions.bar.edit_button.isHidden()
+    # and Up still edits this device's own last message, not that one
+    composer = app.window.composer
+    composer.setFocus()
+    QTest.keyClick(composer, Qt.Key.Key_Up)
+    assert composer.editing == app.event_id("Thanks Bob!")
+    composer.cancel_mode()
