@@ -27,7 +27,7 @@ from bucket_chat_desktop.gui.controller import Controller, _runs
 from bucket_chat_desktop.gui.main_window import MainWindow
 from bucket_chat_desktop.gui.models.timeline_model import Roles
 from bucket_chat_desktop.gui.relation_actions import RelationActions, install
-from bucket_chat_desktop.gui.widgets.emoji_picker import FREQUENT_TAB, EmojiPicker
+from bucket_chat_desktop.gui.widgets.emoji_picker import CELL, FREQUENT_TAB, EmojiPicker
 from bucket_chat_desktop.gui.widgets.message_actions import (
     DELETE_WORDING,
     ComposerModeBar,
@@ -293,10 +293,16 @@ def test_picker_groups_and_escape(qtbot: Any, qtmodeltester: Any) -> None:
     qtmodeltester.check(picker.model)
     picker.popup_at(QPoint(600, 100))
     qtbot.waitUntil(picker.isVisible)
+    # one grid: the frequent ones, then every group; a group button scrolls to its group
+    assert picker.model.rowCount() == len(picker.frequent()) + len(emoji_index.all_emoji())
     picker.tabs["Food & drink"].click()
-    assert picker.group == "Food & drink"
-    assert "🍕" in {e.char for e in picker.model.items}
-    assert all(e.group == "Food & drink" for e in picker.model.items)
+    assert picker.group == "Food & drink" and picker.tabs["Food & drink"].isChecked()
+    current = picker.grid.currentIndex()
+    assert current.data(Qt.ItemDataRole.UserRole).group == "Food & drink"
+    assert picker.model.items[current.row() - 1].group != "Food & drink"  # its first
+    assert 0 <= picker.grid.visualRect(current).top() < 2 * CELL  # scrolled to the top
+    picker.grid.scrollToTop()  # scrolling back checks the frequent group again
+    assert picker.tabs[FREQUENT_TAB].isChecked()
     QTest.keyClick(picker.search, Qt.Key.Key_Escape)
     assert not picker.isVisible()
 

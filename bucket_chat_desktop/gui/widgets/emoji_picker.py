@@ -1,5 +1,8 @@
 """The emoji picker: search by name as you type, browse by group, recent ones first.
 
+One grid: the frequently used (recent picks, then the quick reactions), then every group
+in turn; the group buttons scroll to theirs and follow the scrolling.
+
 Keyboard: the search field keeps the focus; typing searches, the arrows (and Page Up/Down,
 Home/End with Ctrl) move in the grid, Enter picks the emoji under the cursor (the first
 found when none is), Escape closes. Names and aliases come from ``emoji_index`` (the
@@ -17,6 +20,7 @@ from PySide6.QtCore import (
     QModelIndex,
     QObject,
     QPersistentModelIndex,
+    QPoint,
     QSize,
     Qt,
     Signal,
@@ -40,7 +44,7 @@ from ..emoji_index import Emoji
 from ..safe import guard
 
 Index = QModelIndex | QPersistentModelIndex
-CELL = 38
+CELL = 40
 COLUMNS = 9
 FREQUENT_TAB = "Frequently used"
 # The group buttons show one emoji each (the group's name is their tooltip).
@@ -84,6 +88,8 @@ class EmojiModel(QAbstractListModel):
             return item.name
         if role == Qt.ItemDataRole.TextAlignmentRole:
             return Qt.AlignmentFlag.AlignCenter
+        if role == Qt.ItemDataRole.SizeHintRole:
+            return QSize(CELL - 2, CELL - 2)  # the whole cell: a tall glyph is not clipped
         if role == Qt.ItemDataRole.UserRole:
             return item
         return None
@@ -147,10 +153,13 @@ class EmojiPicker(QFrame):
         self.grid.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # the search field keeps it
         self.grid.setMouseTracking(True)
         font = QFont(self.font())
-        font.setPointSizeF(max(15.0, font.pointSizeF() * 1.6))
+        font.setPointSizeF(17.0)  # a 40 px cell holds its glyph whole
         self.grid.setFont(font)
         self.grid.setMinimumSize(QSize(COLUMNS * CELL + 24, 6 * CELL + 4))
         self.grid.clicked.connect(self._pick_index)
+        self.grid.verticalScrollBar().valueChanged.connect(self._on_scrolled)
+        self._starts: dict[str, int] = {}  # group -> its first row in the grid
+        self._scrolling = False
         self.grid.entered.connect(self._show_name)
         self.grid.selectionModel().currentChanged.connect(lambda cur, _p: self._show_name(cur))
         layout.addWidget(self.grid, 1)
@@ -160,7 +169,8 @@ class EmojiPicker(QFrame):
         self.footer.setTextFormat(Qt.TextFormat.PlainText)
         self.footer.setMinimumHeight(self.fontMetrics().height() + 4)
         layout.addWidget(self.footer)
-        self.show_group(FREQUENT_TAB)
+        self._refresh()
+        self.tabs[FREQUENT_TAB].setChecked(True)
 
     # -- what is shown ------------------------------------------------------------------------
 
@@ -176,21 +186,34 @@ class EmojiPicker(QFrame):
         return out
 
     def show_group(self, name: str) -> None:
-        self.group = name
-        self.tabs[name].setChecked(True)
+        """Scroll the grid to a group (the search is cleared first)."""
         if self.search.text():
             self.search.clear()  # _refresh runs through textChanged
-        else:
-            self._refresh()
+        self.group = name
+        self.tabs[name].setChecked(True)
+        start = self._starts.get(name)
+        if start is not None and start < self.model.rowCount():
+            index = self.model.index(start)
+            self._scrolling = True  # the scrolling below must not pick another group
+            try:
+                self.grid.setCurrentIndex(index)
+                self.grid.scrollTo(index, QAbstractItemView.ScrollHint.PositionAtTop)
+            finally:
+                self._scrolling = False
 
     def _refresh(self, *_args: Any) -> None:
+        """The grid: what the search finds, or (no search) the frequent ones followed by
+        every group, one after the other (the group buttons scroll to theirs)."""
         query = self.search.text().strip()
+        self._starts = {}
         if query:
             items = emoji_index.search(query)
-        elif self.group == FREQUENT_TAB:
-            items = self.frequent()
         else:
-            items = [e for e in emoji_index.all_emoji() if e.group == self.group]
+            items = self.frequent()
+            self._starts[FREQUENT_TAB] = 0
+            for e in emoji_index.all_emoji():
+                self._starts.setdefault(e.group, len(items))
+                items.append(e)
         for button in self.tabs.values():
             button.setEnabled(not query)
         self.model.set_items(items)
@@ -199,6 +222,28 @@ class EmojiPicker(QFrame):
             self.grid.scrollToTop()
         else:
             self.footer.setText("No emoji by that name" if query else "")
+
+    def _on_scrolled(self, _value: int) -> None:
+        """The group button of what is at the top of the grid is the checked one."""
+        if self._scrolling or not self._starts:
+            return
+        top = self.grid.indexAt(QPoint(CELL // 2, CELL // 2))
+        if not top.isValid():
+            return
+        # A group starting on the top line is the one shown (the first, when two do);
+        # otherwise the group the top line is part of.
+        first = top.row()
+        columns = max(1, self.grid.viewport().width() // CELL)
+        starting = [g for g, start in self._starts.items() if first <= start < first + columns]
+        if starting:
+            name = min(starting, key=lambda g: self._starts[g])
+        else:
+            name = max(
+                ((start, group) for group, start in self._starts.items() if start <= first),
+                default=(0, FREQUENT_TAB),
+            )[1]
+        self.group = name
+        self.tabs[name].setChecked(True)
 
     def _show_name(self, index: Index) -> None:
         item = index.data(Qt.ItemDataRole.UserRole) if index.isValid() else None

@@ -461,6 +461,10 @@ class VersionsDialog(QDialog):
         self.browser = QTextBrowser()
         self.browser.setOpenLinks(False)
         self.browser.setOpenExternalLinks(False)
+        # as the timeline lays bodies out (message_delegate: no paragraph margins)
+        self.browser.document().setDefaultStyleSheet(
+            "p { margin: 0; } code, pre { font-family: monospace; } blockquote { color: #777; }"
+        )
         layout.addWidget(self.browser, 1)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)
