@@ -145,6 +145,8 @@ class RelationActions(QObject):
         window.timeline_splitter.addWidget(self.thread_panel)
         self.thread_panel.close_requested.connect(self.close_thread)
         self.thread_panel.reply_written.connect(self._thread_reply)
+        self.thread_panel.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.thread_panel.view.customContextMenuRequested.connect(self._thread_menu)
         requested = getattr(self.timeline, "threadRequested", None)  # the timeline's summary
         if requested is not None:
             requested.connect(self.open_thread)
@@ -322,7 +324,9 @@ class RelationActions(QObject):
 
     # -- the context menu -------------------------------------------------------------------------
 
-    def build_menu(self, target: Target, parent: QWidget) -> QMenu:
+    def build_menu(self, target: Target, parent: QWidget, in_thread: bool = False) -> QMenu:
+        """The message's menu; ``in_thread``: for a row of the thread panel (whose own
+        composer replies there: no Reply entries)."""
         menu = QMenu(parent)
         react = menu.addMenu("React")
         for char in FREQUENT:
@@ -335,12 +339,11 @@ class RelationActions(QObject):
             )
         react.addSeparator()
         react.addAction("More reactions…", lambda: self._act("pick", target=target))
-        menu.addAction("Reply", lambda: self._act("reply", target=target)).setShortcut(
-            QKeySequence("R")
-        )
-        menu.addAction("Reply in thread", lambda: self._act("thread", target=target)).setShortcut(
-            QKeySequence("T")
-        )
+        if not in_thread:
+            reply = menu.addAction("Reply", lambda: self._act("reply", target=target))
+            reply.setShortcut(QKeySequence("R"))
+            thread = menu.addAction("Reply in thread", lambda: self._act("thread", target=target))
+            thread.setShortcut(QKeySequence("T"))
         if target.can_edit:
             menu.addAction("Edit", lambda: self._act("edit", target=target)).setShortcut(
                 QKeySequence("E")
@@ -357,8 +360,8 @@ class RelationActions(QObject):
             )
         return menu
 
-    def _popup(self, target: Target, global_pos: QPoint) -> None:
-        self.menu = self.build_menu(target, self.window)
+    def _popup(self, target: Target, global_pos: QPoint, in_thread: bool = False) -> None:
+        self.menu = self.build_menu(target, self.window, in_thread)
         self._menu_open = True
         self.menu.aboutToHide.connect(self._menu_closed)
         self.menu.popup(global_pos)
@@ -372,6 +375,12 @@ class RelationActions(QObject):
         target = self.target_at(index)
         if target is not None:
             self._popup(target, self.timeline.viewport().mapToGlobal(pos))
+
+    def _thread_menu(self, pos: QPoint) -> None:
+        view = self.thread_panel.view
+        target = self.target_at(view.indexAt(pos))
+        if target is not None:
+            self._popup(target, view.viewport().mapToGlobal(pos), in_thread=True)
 
     def _bar_menu(self) -> None:
         target = self.bar.target

@@ -570,6 +570,13 @@ def test_thread_panel_shows_replies_sends_into_the_thread_and_follows_new_ones(
     # Bob's clock is in 2025, the app's is now: display order is by time
     assert bodies[3:] == ["Great, merging.", "Linux is done too."]
 
+    # the panel's rows have the message menu, without Reply (its composer replies there)
+    index = panel.model.index(4, 0)  # this device's reply
+    target = app.actions.target_at(index)
+    assert target is not None and target.can_edit and target.text == "Linux is done too."
+    texts = [a.text() for a in app.actions.build_menu(target, app.window, True).actions()]
+    assert "Edit" in texts and "Delete…" in texts and "Reply" not in texts
+
     # a reply's "Reply in thread" opens its root's thread
     app.actions.close_thread()
     assert not panel.isVisible()
