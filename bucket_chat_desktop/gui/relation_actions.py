@@ -235,7 +235,10 @@ class RelationActions(QObject):
         self._keyboard = False
         self._show_at(self.timeline.indexAt(pos))
 
-    def _show_at(self, index: Index) -> None:
+    def _show_at(self, index: Index, force: bool = False) -> None:
+        if not force and index.isValid() and self.bar.isVisible() and self._hovered == index:
+            self._place()  # the same row (the mouse moved within it): where it is now
+            return
         target = self.target_at(index) if index.isValid() else None
         if target is None:
             self.bar.hide()
@@ -288,7 +291,7 @@ class RelationActions(QObject):
     def _retarget(self) -> None:
         """A row changed (an edit, a deletion): what the bar offers may have too."""
         if self.bar.isVisible():
-            self._show_at(self._hovered_index())
+            self._show_at(self._hovered_index(), force=True)
 
     def _maybe_hide(self) -> None:
         if self._keyboard or not alive(self.timeline):
@@ -402,7 +405,8 @@ class RelationActions(QObject):
     def _picked(self, target: Target, picker: EmojiPicker, char: str) -> None:
         self.controller.settings.recent_emoji = list(picker.recent)
         self.controller.save_settings()
-        self.controller.react(target.event_id, char)
+        if not self.controller.own_reaction(self.controller.current, target.event_id, char):
+            self.controller.react(target.event_id, char)  # given already: nothing to add
 
     def reply(self, target: Target) -> None:
         self._reply_target = target
