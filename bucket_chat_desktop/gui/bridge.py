@@ -38,8 +38,14 @@ class EngineBridge(QObject):
     outbox_changed = Signal(str, object, str, str)  # room key, [Event], state, error
     storage_status_changed = Signal(str, bool, str)  # storage id, online, message
     warning_raised = Signal(str, str)  # storage id, message
+    # room key, AuditResult, Relations: the relations of that result (PROTOCOL.md section
+    # 18); emitted just before the room_loaded / events_appended that carries the result
+    relations_changed = Signal(str, object, object)
 
     def deliver(self, storage_id: str, event: EngineEvent) -> None:
+        if isinstance(event, (EventsAppended, RoomLoaded)) and event.relations is not None:
+            key = f"{storage_id}/{event.room_id}"
+            self.relations_changed.emit(key, event.result, event.relations)
         if isinstance(event, EventsAppended):
             self.relations_arrived.emit(f"{storage_id}/{event.room_id}", event.relations)
             self.events_appended.emit(f"{storage_id}/{event.room_id}", event.items, event.result)

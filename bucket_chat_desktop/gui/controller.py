@@ -5,6 +5,7 @@ listen to its signals; it never touches a widget."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +33,7 @@ log = logging.getLogger("bucket_chat.gui")
 # Findings that mean the room was not read whole: no verdict on it is final.
 PARTIAL_READ = frozenset({Kind.UNREAD, Kind.SEGMENT_UNREADABLE})
 DEFER_ROWS = 2_000  # a room not shown with a longer timeline is redrawn when shown
+ROW_RUN_GAP = 32  # rows read by position (a thread's replies): nearer ones share a page
 
 
 @dataclass(slots=True)
@@ -45,6 +47,18 @@ class _Behind:
     appended: list[Assessed]
     relations: Relations | None = None  # of ``result``
     appended_relations: Relations | None = None  # of the newest result appended
+
+
+def _runs(positions: list[int], gap: int) -> list[tuple[int, int]]:
+    """Sorted ``positions`` as (start, stop) ranges: positions less than ``gap`` apart
+    share one range (one page read instead of many)."""
+    out: list[tuple[int, int]] = []
+    for p in positions:
+        if out and p - out[-1][1] < gap:
+            out[-1] = (out[-1][0], p + 1)
+        else:
+            out.append((p, p + 1))
+    return out
 
 
 def _ref(key: str) -> RoomRef:
@@ -70,6 +84,7 @@ class Controller(QObject):
     room_audit_changed = Signal(str)  # room key: its findings changed
     storage_status = Signal(str, bool, str)  # storage id, online, message
     unread_changed = Signal(int)
+    relations_changed = Signal(str)  # room key: ``relations[key]`` is new
 
     def __init__(
         self, settings: Settings, identity: Identity, parent: QObject | None = None
@@ -96,7 +111,11 @@ class Controller(QObject):
         self.current = ""
         self.window_active = True
         self.online: dict[str, tuple[bool, str]] = {}
+        # room key -> (the audit result, its relations): positions in the relations are
+        # positions in that result's timeline (``rows_at`` reads rows by them)
+        self.relations: dict[str, tuple[AuditResult, Relations]] = {}
         b = self.bridge
+        b.relations_changed.connect(self._on_relations_changed)
         b.timeline_warmed.connect(self._on_timeline_warmed)
         b.relations_arrived.connect(self._on_relations_arrived)
         b.room_loaded.connect(self._on_room_loaded)
@@ -221,6 +240,7 @@ class Controller(QObject):
             self.rooms.remove(key)
             self.timelines.pop(key, None)
             self._behind.pop(key, None)
+            self.relations.pop(key, None)
             if self.current == key:
                 self.current = ""
                 self.current_changed.emit("")
@@ -228,11 +248,80 @@ class Controller(QObject):
 
         self.tasks.start(run(), "Leaving the room")
 
-    def send_text(self, text: str) -> None:
+    def send_text(self, text: str, reply_to: str | None = None) -> None:
+        """Send ``text`` in the room shown; ``reply_to``: the event it answers (a reply,
+        in that event's thread)."""
         if not self.current:
             return
         ref = _ref(self.current)
-        self.tasks.start(self.client.send_text(ref, text), "Sending your message")
+        what = "Sending your reply" if reply_to else "Sending your message"
+        self.tasks.start(self.client.send_text(ref, text, reply_to=reply_to), what)
+
+    # -- relations (replies, reactions, edits, deletions: PROTOCOL.md section 18) ----------
+    # Each goes through the outbox like a message; a refusal (ValueError: a bad reaction
+    # text, a blank edit, a target of another room) is shown through ``error``.
+
+    def react(self, event_id: str, text: str) -> None:
+        if self.current:
+            self.tasks.start(self.client.react(_ref(self.current), event_id, text), "Reacting")
+
+    def unreact(self, event_id: str, text: str) -> None:
+        if self.current:
+            ref = _ref(self.current)
+            self.tasks.start(self.client.unreact(ref, event_id, text), "Taking back your reaction")
+
+    def own_reaction(self, key: str, event_id: str, text: str) -> bool:
+        """Whether this user's reaction ``text`` on ``event_id`` is among the room's
+        relations as last received."""
+        known = self.relations.get(key)
+        agg = known[1].of(event_id) if known is not None else None
+        for chip in agg.reactions if agg is not None else ():
+            if chip.key == text.strip() and chip.by(self.identity.user_id) is not None:
+                return True
+        return False
+
+    def quick_react(self, event_id: str, text: str) -> None:
+        """Add this reaction, or take it back when it is there already (a redaction of
+        each of this user's reactions with that text)."""
+        if self.current and self.own_reaction(self.current, event_id, text):
+            self.unreact(event_id, text)
+        else:
+            self.react(event_id, text)
+
+    def edit_message(self, event_id: str, text: str) -> None:
+        if self.current:
+            ref = _ref(self.current)
+            self.tasks.start(self.client.edit_message(ref, event_id, text), "Saving your edit")
+
+    def delete_event(self, event_id: str, reason: str | None = None) -> None:
+        if self.current:
+            ref = _ref(self.current)
+            self.tasks.start(
+                self.client.delete_event(ref, event_id, reason), "Deleting the message"
+            )
+
+    async def rows_at(self, key: str, positions: Iterable[int]) -> dict[int, ShownEvent]:
+        """The rows (with bodies) at these positions of the room's audit that its
+        relations are of, read by the client on the engine's worker: runs of near
+        positions are read as one page. Positions whose audit was replaced meanwhile are
+        missing from the answer (its successor's relations follow)."""
+        known = self.relations.get(key)
+        if known is None:
+            return {}
+        result = known[0]
+        wanted = {p for p in positions if 0 <= p < len(result.timeline)}
+        out: dict[int, ShownEvent] = {}
+        ref = _ref(key)
+        for start, stop in _runs(sorted(wanted), ROW_RUN_GAP):
+            rows = await self.client.timeline_page(ref, result, start, stop)
+            if rows is None:
+                break
+            out.update((start + i, row) for i, row in enumerate(rows) if start + i in wanted)
+        return out
+
+    def _on_relations_changed(self, key: str, result: AuditResult, relations: Relations) -> None:
+        self.relations[key] = (result, relations)
+        self.relations_changed.emit(key)
 
     def send_content(self, key: str, content: dict[str, Any]) -> None:
         self.tasks.start(self.client.send_content(_ref(key), content), "Sending")

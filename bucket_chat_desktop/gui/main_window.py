@@ -317,6 +317,7 @@ class MainWindow(QMainWindow):
         self.quitting = False
         self.tray: Any = None  # set by the tray feature
         self.notifier: Any = None
+        self.relation_actions: Any = None  # set by the relation actions feature
 
         splitter = QSplitter()
         splitter.setChildrenCollapsible(False)
@@ -451,11 +452,21 @@ class MainWindow(QMainWindow):
         self.timeline.echo_clicked.connect(lambda _eid: self.controller.retry_failed())
         self.timeline.threadRequested.connect(self.threadRequested)
         self.timeline.reaction_clicked.connect(self._on_reaction_clicked)
-        body.addWidget(self.timeline, 1)
+        # The timeline and, beside it, a thread's panel (added by the relation actions).
+        self.timeline_splitter = QSplitter()
+        self.timeline_splitter.setChildrenCollapsible(False)
+        self.timeline_splitter.addWidget(self.timeline)
+        body.addWidget(self.timeline_splitter, 1)
         self.side_panel = QStackedWidget()  # members panel (added by that feature)
         self.side_panel.hide()
         body.addWidget(self.side_panel)
         layout.addLayout(body, 1)
+
+        # Bars above the composer (replying to / editing: the relation actions feature).
+        self.composer_extras = QVBoxLayout()
+        self.composer_extras.setContentsMargins(12, 0, 12, 0)
+        self.composer_extras.setSpacing(0)
+        layout.addLayout(self.composer_extras)
 
         bar = QHBoxLayout()
         bar.setContentsMargins(12, 8, 12, 12)
@@ -465,6 +476,8 @@ class MainWindow(QMainWindow):
         self.attach_button.setToolTip("Attach files")
         self.composer = Composer()
         self.composer.submitted.connect(self.controller.send_text)
+        self.composer.reply_submitted.connect(self.controller.send_text)
+        self.composer.edit_submitted.connect(self.controller.edit_message)
         self.composer.files_dropped.connect(self._on_files)
         self.send_button = QPushButton(icons.send(), "Send")
         self.send_button.setDefault(True)
@@ -486,15 +499,22 @@ class MainWindow(QMainWindow):
     # -- behaviour ---------------------------------------------------------------------------
 
     def _send_clicked(self) -> None:
-        text = self.composer.toPlainText()
-        if text.strip():
-            self.controller.send_text(text)
-            self.composer.clear()
+        self.composer.submit()  # as Enter does: a message, a reply or an edit
         self.composer.setFocus()
 
     def _on_reaction_clicked(self, target_id: str, text: str, add: bool) -> None:
         if self.controller.current:
             self.controller.toggle_reaction(self.controller.current, target_id, text, add)
+
+    def open_thread(self, root_event_id: str) -> None:
+        """Show the thread of ``root_event_id`` in the panel beside the timeline."""
+        if self.relation_actions is not None:
+            self.relation_actions.open_thread(root_event_id)
+
+    def show_versions(self, event_id: str) -> None:
+        """Show every version of an edited message (the original and each edit)."""
+        if self.relation_actions is not None:
+            self.relation_actions.show_versions(event_id)
 
     def _on_files(self, paths: list[str]) -> None:
         if self.controller.current:
