@@ -196,7 +196,11 @@ class HtmlWriter:
             ("Room id", html_escape(shown_id(s.room_id))),
             ("Storage", html_escape(one_line(s.storage, 300))),
             ("Exported", html_escape(timestamps.with_zone(int(self.exported_at * 1000)))),
-            ("Events", f"{s.total:,} shown"),
+            (
+                "Events",
+                f"{s.total:,} ({s.relations.shown_count(s.total):,} messages and notices; "
+                "reactions, edits and deletions are shown on the messages they concern)",
+            ),
         ]
         counts = ", ".join(
             f"{n:,} {html_escape(state)}"
