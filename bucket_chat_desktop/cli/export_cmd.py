@@ -100,10 +100,9 @@ async def run_export(args: argparse.Namespace, storage: Storage, room_id: str) -
     print(
         f"Exported {summary.events:,} events of {room_id!r} to {terminal_safe(str(summary.path))}"
     )
-    if summary.files_dir is not None:
-        print(
-            f"  attachments: {summary.copied:,} copied to {terminal_safe(str(summary.files_dir))}"
-        )
+    if summary.copied or summary.not_copied:
+        where = f" to {terminal_safe(str(summary.files_dir))}" if summary.files_dir else ""
+        print(f"  attachments: {summary.copied:,} copied{where}")
     for name, why in summary.not_copied:
         print(f"  NOT COPIED: {terminal_safe(name)}: {terminal_safe(why)}", file=sys.stderr)
     if summary.damaged:
