@@ -107,7 +107,7 @@ def atomic_output(path: Path, *, mode: int = 0o600, overwrite: bool = True) -> I
     temp = folder / f".{path.name[:200]}.{secrets.token_hex(6)}.tmp"
     fd = open_fd(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, mode)
     try:
-        with os.fdopen(fd, "wb") as handle:
+        with os.fdopen(fd, "wb", buffering=1 << 20) as handle:
             if _POSIX and not mode & 0o077:
                 os.fchmod(handle.fileno(), mode)
             yield handle

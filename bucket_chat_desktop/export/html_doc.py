@@ -340,10 +340,10 @@ class HtmlWriter:
         """Rows ``start…`` of the timeline (``attachments``: by event id, what the runner
         copied). Relation events are applied to their targets, not shown."""
         self.remember(rows)
-        parts: list[str] = []
         for offset, row in enumerate(rows):
-            parts.append(self._row(start + offset, row, attachments))
-        self._write(parts)
+            # One row at a time: a hostile room's rows can each be a 256 KiB body that
+            # escaping makes several times longer; a page of them is never one string.
+            self._write((self._row(start + offset, row, attachments),))
 
     def _row(self, position: int, row: ShownEvent, attachments: Mapping[str, Attachment]) -> str:
         verdict: Assessed = row.verdict

@@ -125,12 +125,10 @@ class JsonlWriter:
         self.out.flush()
 
     def page(self, start: int, rows: Sequence[ShownEvent], _attachments: object = None) -> None:
-        lines = []
         for offset, row in enumerate(rows):
             line = self._line(start + offset, row)
-            if line is not None:
-                lines.append(_dump(line))
-        self.out.write(b"".join(lines))
+            if line is not None:  # written one by one: a page is never one string
+                self.out.write(_dump(line))
 
     def _line(self, position: int, row: ShownEvent) -> dict[str, Any] | None:
         verdict = row.verdict

@@ -416,3 +416,20 @@ def test_body_safe_keeps_emoji_and_scripts_and_spells_out_controls() -> None:
 def test_a_huge_body_is_plain_text_with_a_note() -> None:
     out = body_html("*" * 50_000)
     assert 'class="plain"' in out and "too long to format" in out
+
+
+def test_the_cli_reports_progress_on_big_rooms_only(capsys: pytest.CaptureFixture[str]) -> None:
+    from bucket_chat_desktop.cli.export_cmd import _Progress
+
+    small = _Progress()
+    small(0, 4_999)
+    small(4_999, 4_999)
+    big = _Progress()
+    big(0, 100_000)
+    big(500, 100_000)  # within two seconds of the last line: quiet
+    big(100_000, 100_000)  # the last one always
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        "exporting: 0 of 100,000 events",
+        "exporting: 100,000 of 100,000 events",
+    ]
