@@ -17,6 +17,7 @@ import os
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, BinaryIO, TypeVar
 
 from ..osfiles import atomic_output, write_atomic
 from ..protocol.attachments import FileInfo, parse_file_content, safe_file_name, verify_blob
@@ -29,6 +30,7 @@ from .jsonl_doc import JsonlWriter
 from .snapshot import RoomSnapshot
 
 log = logging.getLogger("bucket_chat.export")
+T = TypeVar("T")
 
 FORMATS = ("html", "jsonl")
 PAGE_ROWS = 500
@@ -135,7 +137,7 @@ class _Files:
         if data is not None:
             # Checked here too: whatever fetched it, no byte is written that is not the
             # announced file.
-            mismatch = await asyncio.to_thread(verify_blob, data, info)
+            mismatch = await _off_loop(verify_blob, data, info)
             if mismatch is not None:
                 problem = (
                     f"the file in the storage does not match the signed message ({mismatch}); "
@@ -147,7 +149,7 @@ class _Files:
             self.not_copied.append((info.name, att.problem or ""))
             return att
         name = self._unique(info.name)
-        await asyncio.to_thread(self._write, name, data)
+        await _off_loop(self._write, name, data)
         image = info.msgtype == "m.image" and any(data.startswith(m) for m, _ in _INLINE_IMAGES)
         href = attachment_href(self.folder.name, name)
         att = Attachment(info.name, info.size, href, image=image, risky=info.risky_to_open)
@@ -194,7 +196,6 @@ async def export_room(
     not ``force``, ``ExportError`` for anything else the user must know."""
     path = Path(os.path.abspath(path))
     _check_destination(path, fmt, force)
-    total = snapshot.total
     summary = ExportSummary(path, fmt)
     files: _Files | None = None
     if fmt == "html" and read_blob is not None:
@@ -202,35 +203,18 @@ async def export_room(
         summary.files_dir = files.folder
     ok = False
     try:
-        with atomic_output(path, mode=0o644, overwrite=force) as out:
-            writer: HtmlWriter | JsonlWriter
-            if fmt == "html":
-                writer = HtmlWriter(snapshot, out, exported_at=exported_at)
-            else:
-                writer = JsonlWriter(snapshot, out, exported_at=exported_at)
-            await asyncio.to_thread(writer.begin)
-            if progress is not None:
-                progress(0, total)
-            for start in range(0, total, page_rows):
-                stop = min(total, start + page_rows)
-                rows = await _page(read_page, start, stop)
-                attachments: dict[str, Attachment] = {}
-                if isinstance(writer, HtmlWriter):
-                    for position in writer.wanted_quotes(rows).values():
-                        parent = await _page(read_page, position, position + 1)
-                        await asyncio.to_thread(writer.remember, parent)
-                    if files is not None:
-                        for row in rows:
-                            ev = row.event
-                            if isinstance(ev, Event) and _is_file(ev, snapshot):
-                                att = await files.copy(ev)
-                                if att is not None:
-                                    attachments[ev.event_id] = att
-                await asyncio.to_thread(writer.page, start, rows, attachments)
-                if progress is not None:
-                    progress(stop, total)
-            await asyncio.to_thread(writer.end)
-            summary.events, summary.damaged = writer.written, writer.damaged
+        output = atomic_output(path, mode=0o644, overwrite=force)
+        out = await _off_loop(output.__enter__)
+        try:
+            await _write(
+                snapshot, out, read_page, files, summary, fmt, exported_at, page_rows, progress
+            )
+        except BaseException as exc:
+            # The temporary file goes; ``path`` stays as it was. (No thread writes to it
+            # any more: ``_off_loop`` waited for the one that was running.)
+            await _off_loop(output.__exit__, type(exc), exc, exc.__traceback__)
+            raise
+        await _off_loop(output.__exit__, None, None, None)  # flushed, synced, named
         ok = True
     except FileExistsError as exc:
         raise ExportExistsError(f"{path} exists: choose another name, or overwrite it") from exc
@@ -238,7 +222,7 @@ async def export_room(
         raise ExportError(f"cannot write {path}: {exc.strerror or exc}") from exc
     finally:
         if not ok and files is not None:
-            await asyncio.to_thread(files.remove)
+            await _off_loop(files.remove)
     if files is not None:
         summary.copied, summary.not_copied = files.copied, files.not_copied
         if not files.folder.is_dir():
@@ -246,6 +230,63 @@ async def export_room(
     with contextlib.suppress(OSError):
         summary.bytes = path.stat().st_size
     return summary
+
+
+async def _write(
+    snapshot: RoomSnapshot,
+    out: BinaryIO,
+    read_page: PageReader,
+    files: _Files | None,
+    summary: ExportSummary,
+    fmt: str,
+    exported_at: float | None,
+    page_rows: int,
+    progress: Progress | None,
+) -> None:
+    total = snapshot.total
+
+    def make() -> HtmlWriter | JsonlWriter:  # folds the room's names: off the loop
+        if fmt == "html":
+            return HtmlWriter(snapshot, out, exported_at=exported_at)
+        return JsonlWriter(snapshot, out, exported_at=exported_at)
+
+    writer = await _off_loop(make)
+    await _off_loop(writer.begin)
+    if progress is not None:
+        progress(0, total)
+    for start in range(0, total, page_rows):
+        stop = min(total, start + page_rows)
+        rows = await _page(read_page, start, stop)
+        attachments: dict[str, Attachment] = {}
+        if isinstance(writer, HtmlWriter):
+            for position in writer.wanted_quotes(rows).values():
+                parent = await _page(read_page, position, position + 1)
+                await _off_loop(writer.remember, parent)
+            if files is not None:
+                for row in rows:
+                    ev = row.event
+                    if isinstance(ev, Event) and _is_file(ev, snapshot):
+                        att = await files.copy(ev)
+                        if att is not None:
+                            attachments[ev.event_id] = att
+        await _off_loop(writer.page, start, rows, attachments)
+        if progress is not None:
+            progress(stop, total)
+    await _off_loop(writer.end)
+    summary.events, summary.damaged = writer.written, writer.damaged
+
+
+async def _off_loop(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` in a worker thread. Cancelled meanwhile, it still waits for that
+    thread to finish before the cancellation goes on, so cleaning up never races a
+    thread that still writes."""
+    future = asyncio.get_running_loop().run_in_executor(None, fn, *args)
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await future
+        raise
 
 
 def _is_file(ev: Event, snapshot: RoomSnapshot) -> bool:
