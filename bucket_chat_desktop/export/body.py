@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 from typing import Any
 
 from markdown_it import MarkdownIt
@@ -46,7 +47,7 @@ def _render_link_open(self: Any, tokens: Any, idx: int, options: Any, env: Any) 
 def _parser() -> MarkdownIt:
     md = MarkdownIt(
         "commonmark",
-        {"html": False, "linkify": False, "typographer": False, "maxNesting": 20},
+        {"html": False, "linkify": False, "typographer": False, "breaks": True, "maxNesting": 20},
     )
     md.enable(["strikethrough", "table"])
     md.add_render_rule("image", _render_image)
@@ -68,10 +69,23 @@ def plain_html(text: str, note: str = "") -> str:
     return out
 
 
+# What can make Markdown change how a text looks: its punctuation, a blank line (a new
+# paragraph), a line starting with a digit (an ordered list), an indented first line (code).
+_MARKUP = re.compile(r"[*_`#\[\]>|~\-<&!\\+=]|\n[ \t]*\n|(?:^|\n)[ \t]{0,3}\d|^(?: {4}|\t)")
+
+
+def is_plain(text: str) -> bool:
+    """True when Markdown could not change how ``text`` looks (most chat lines): then it
+    is escaped, not parsed."""
+    return _MARKUP.search(text) is None
+
+
 def body_html(text: str) -> str:
     """A body as HTML. Never raises: what is too costly or fails to format is shown as
-    plain text with a note saying why."""
+    plain text with a note saying why. A line break in a body is a line break."""
     safe = body_safe(text)
+    if is_plain(safe):
+        return "<p>" + html_escape(safe).replace("\n", "<br />\n") + "</p>"
     if len(safe) > MAX_RICH_CHARS:
         return plain_html(
             text, f"Shown as plain text: too long to format ({len(text):,} characters)."

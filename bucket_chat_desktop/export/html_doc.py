@@ -31,6 +31,7 @@ from .snapshot import RoomSnapshot
 
 QUOTE_CHARS = 240  # of a quoted parent's text
 QUOTES_KEPT = 5_000  # recent messages whose quote is kept for replies to them
+WHO_KEPT = 10_000  # senders whose name, id and look-alike mark are rendered once
 
 BADGES = {
     "verified": ("✓ verified", "The signature checks out and the key is the sender's."),
@@ -160,12 +161,21 @@ class HtmlWriter:
         self.names: DisplayNames = snapshot.names()
         self.rel = snapshot.relations
         self._quotes: OrderedDict[str, Quote] = OrderedDict()
+        self._who_cache: dict[str, str] = {}  # sender id -> how the page names them
         self.written = 0  # rows shown as a message or a notice
         self.damaged = 0
 
     # -- who ---------------------------------------------------------------------------------
 
     def _who(self, sender_id: str) -> str:
+        got = self._who_cache.get(sender_id)
+        if got is None:
+            got = self._who_text(sender_id)
+            if len(self._who_cache) < WHO_KEPT:
+                self._who_cache[sender_id] = got
+        return got
+
+    def _who_text(self, sender_id: str) -> str:
         name = self.names.name(sender_id)
         parts = []
         if name:
@@ -464,10 +474,11 @@ class HtmlWriter:
         name = html_escape(info.name)
         size = html_escape(human_size(info.size))
         if att is None or att.href is None:
-            problem = att.problem if att is not None else "not copied"
+            problem = att.problem if att is not None else None
+            why = problem or "this export copies no attachments"
             return (
                 f'<div class="attachment missing">📎 <bdi>{name}</bdi> ({size}) — not copied: '
-                f"{html_escape(problem or 'not copied')}</div>"
+                f"{html_escape(why)}</div>"
             )
         if att.risky:
             return (

@@ -150,9 +150,9 @@ class RoomExport(QObject):
             view = await client.room_view(ref)
             if attached is None or view is None or view.result is None:
                 raise ExportError("this room has not been read yet: wait until it is shown")
-            where = (
-                f"{self.controller._storage_name(ref.storage_id)} ({attached.storage.describe()})"
-            )
+            item = self.controller.rooms.item(key)
+            name = item.storage_name if item is not None else ref.storage_id
+            where = f"{name} ({attached.storage.describe()})"
             snapshot = snapshot_of(view, where)
             result = view.result
             progress.setMaximum(max(1, snapshot.total))

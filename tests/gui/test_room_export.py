@@ -8,6 +8,7 @@ import asyncio
 import gc
 import hashlib
 import json
+import os
 from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,6 +126,9 @@ def test_export_from_the_room_menu_writes_html_and_offers_the_folder(
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script" not in html
     assert "Design &lt;i&gt;review&lt;/i&gt;" in html
     assert (out / "design_files" / "report.pdf").read_bytes() == REPORT
+    shots = Path(os.environ.get("BUCKET_CHAT_SHOTS") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    box.grab().save(str(shots / "export-done.png"))
     _button(box, "Open folder").click()
     assert app.opened == [QUrl.fromLocalFile(str(out))]
     assert app.feature.task is None and app.feature.progress is None

@@ -433,3 +433,15 @@ def test_the_cli_reports_progress_on_big_rooms_only(capsys: pytest.CaptureFixtur
         "exporting: 0 of 100,000 events",
         "exporting: 100,000 of 100,000 events",
     ]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["hello world", "a\nb\nc", "שלום עולם", "email a@b.c, (ok)?", "x\u200dy", "tab\there", "x1"],
+)
+def test_the_plain_fast_path_renders_as_the_markdown_parser_would(text: str) -> None:
+    from bucket_chat_desktop.export.body import _parser, is_plain
+
+    safe = body_safe(text)
+    assert is_plain(safe)
+    assert body_html(text) == _parser().render(safe).strip()
