@@ -65,7 +65,7 @@ class RoomExport(QObject):
         self._on_current_changed(controller.current)
 
     def _on_current_changed(self, key: str) -> None:
-        self.action.setEnabled(bool(key))
+        self.action.setEnabled(bool(key) and self.task is None)
 
     def _add_to_room_menu(self, menu: QMenu, key: str) -> None:
         action = menu.addAction("Export room…", lambda: self.start(key))
@@ -111,6 +111,7 @@ class RoomExport(QObject):
         )
         task.add_done_callback(self._finished)
         self.task = task
+        self.action.setEnabled(False)  # one export at a time
         return task
 
     def _finished(self, task: asyncio.Task[Any]) -> None:
@@ -118,6 +119,7 @@ class RoomExport(QObject):
         if task is not self.task:
             return
         self.task = None
+        self._on_current_changed(self.controller.current)
         progress, self.progress = self.progress, None
         if progress is not None:
             progress.canceled.disconnect(self.cancel)

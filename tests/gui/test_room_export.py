@@ -176,6 +176,9 @@ def test_cancelling_leaves_nothing_behind(app: App, tmp_path: Path) -> None:
     assert task is not None
     progress = app.feature.progress
     assert progress is not None
+    assert not app.feature.action.isEnabled()  # one export at a time
+    [again] = [a for a in app.window.room_menu(app.key).actions() if a.text() == "Export room…"]
+    assert not again.isEnabled()
     app.qtbot.waitUntil(lambda: bool(pages), timeout=5000)
     [cancel] = [b for b in progress.findChildren(QPushButton) if b.text() == "Cancel"]
     cancel.click()  # while a page is being read
@@ -183,3 +186,4 @@ def test_cancelling_leaves_nothing_behind(app: App, tmp_path: Path) -> None:
     assert task.cancelled()
     assert not path.exists() and not (tmp_path / "c_files").exists()
     assert app.feature.task is None and app.feature.notice is None
+    assert app.feature.action.isEnabled()
