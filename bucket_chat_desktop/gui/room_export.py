@@ -131,7 +131,10 @@ class RoomExport(QObject):
     def _show_progress(self, shown: str) -> QProgressDialog:
         dialog = QProgressDialog(f"Exporting “{one_line(shown, 80)}”…", "Cancel", 0, 0, self.window)
         dialog.setWindowTitle("Export room")
-        dialog.setWindowModality(Qt.WindowModality.WindowModal)
+        # Not modal: a modal progress dialog's setValue spins Qt's event loop from inside
+        # the asyncio callback that reports progress (re-entering qasync); and the app
+        # stays usable while a big room is written.
+        dialog.setWindowModality(Qt.WindowModality.NonModal)
         dialog.setMinimumDuration(300)
         dialog.setAutoClose(False)
         dialog.setAutoReset(False)
