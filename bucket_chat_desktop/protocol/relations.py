@@ -2,7 +2,7 @@
 
 Pure: fed the shown rows of an audit (display order, each with its trust state), it
 decides which relation events apply and what each target then looks like. Every client
-that follows PROTOCOL.md section 17 comes to the same result from the same rows:
+that follows PROTOCOL.md section 18 comes to the same result from the same rows:
 
 - A relation whose target is not (yet) among the rows *waits*: it is not an error, and it
   applies once its target is read.
@@ -17,7 +17,7 @@ that follows PROTOCOL.md section 17 comes to the same result from the same rows:
 - A reaction counts once per sender and reaction text. Every aggregate keeps the trust
   state of each event it is made of: a chip says which of its senders are unverified, an
   edited message is no more trusted than its least trusted applied edit.
-- ``m.room.typing`` is never a row and never a finding (section 17.6).
+- ``m.room.typing`` is never a row and never a finding (section 18.6).
 
 Content is never encrypted today; the rules read only ``type``, the target id, the
 sender and the trust state, plus the reaction text and the edit's ``new_content``, so a
