@@ -19,6 +19,7 @@ from dataclasses import replace
 from typing import Any, NamedTuple
 
 from .. import __version__, paths
+from ..export import ExportError
 from ..keys import KeysError, load_or_create_identity, open_key_store
 from ..keys.passphrase import claim_env_passphrase
 from ..protocol.audit import AuditResult
@@ -51,6 +52,7 @@ from ..sync.watched import NoAnswerError, answer_within, interactive_deadline
 from ..sync.writer import RoomError
 from . import format as fmt
 from . import related
+from .export_cmd import add_export_parser, run_export
 from .storage_cmd import add_storage_parser, cmd_storage
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR, EXIT_QUEUED = 0, 1, 2, 3
@@ -188,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     room(p)
     user(p)
     p.add_argument("--displayname", help="your display name, used when you first join")
+    add_export_parser(command)
     add_storage_parser(sub, lambda p: _storage_arg(p, top=False))
     return parser
 
@@ -983,6 +986,10 @@ async def cmd_chat(args: argparse.Namespace) -> int:
     return await run_chat(storage, room_id, identity, args.displayname)
 
 
+async def cmd_export(args: argparse.Namespace) -> int:
+    return await run_export(args, _storage(args), _room_id(args))
+
+
 async def cmd_version(args: argparse.Namespace) -> int:
     print(f"bucket-chat {__version__}")
     return EXIT_OK
@@ -1008,6 +1015,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, int]]] = 
     "chat": cmd_chat,
     "sync": cmd_sync,
     "storage": cmd_storage,
+    "export": cmd_export,
 }
 
 
@@ -1040,7 +1048,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     try:
         return asyncio.run(COMMANDS[args.command](args))
-    except (UsageError, KeysError, StorageError, RoomError) as exc:
+    except (UsageError, KeysError, StorageError, RoomError, ExportError) as exc:
         print(f"bucket-chat: {terminal_safe(str(exc))}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import (
@@ -316,6 +317,8 @@ class MainWindow(QMainWindow):
         self.setMinimumSize(QSize(720, 480))
         self.quitting = False
         self.tray: Any = None  # set by the tray feature
+        # Features that add to a room's context menu: hook(menu, room key).
+        self.room_menu_hooks: list[Callable[[QMenu, str], None]] = []
         self.notifier: Any = None
         self.relation_actions: Any = None  # set by the relation actions feature
 
@@ -537,9 +540,15 @@ class MainWindow(QMainWindow):
         if not index.isValid():
             return
         key = str(index.data(RoomRoles.Key))
+        self.room_menu(key).exec(self.room_list.viewport().mapToGlobal(pos))
+
+    def room_menu(self, key: str) -> QMenu:
+        """A room's context menu; features add their actions (``room_menu_hooks``)."""
         menu = QMenu(self)
+        for hook in self.room_menu_hooks:
+            hook(menu, key)
         menu.addAction("Leave room", lambda: self._confirm_leave(key))
-        menu.exec(self.room_list.viewport().mapToGlobal(pos))
+        return menu
 
     def _confirm_leave(self, key: str) -> None:
         item = self.controller.rooms.item(key)
