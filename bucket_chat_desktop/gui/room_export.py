@@ -11,6 +11,7 @@ notice says what was written, with "Open folder"; errors are shown as they are.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -224,6 +225,9 @@ class RoomExport(QObject):
         self._tell(icon, "Room exported", "".join(lines), summary.path.parent)
 
     def _tell(self, icon: QMessageBox.Icon, title: str, html: str, folder: Path | None) -> None:
+        if self.notice is not None:  # one notice at a time: the newest replaces the last
+            with contextlib.suppress(RuntimeError):  # closed by the user already (deleted)
+                self.notice.close()
         box = QMessageBox(icon, title, html, QMessageBox.StandardButton.Close, self.window)
         box.setTextFormat(Qt.TextFormat.RichText)  # every string in it was escaped
         if folder is not None:

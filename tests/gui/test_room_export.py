@@ -5,6 +5,7 @@ file written off the GUI thread, the notice with "Open folder"."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import hashlib
 import json
@@ -87,6 +88,9 @@ def app(qtbot: Any, qloop: Any, home: Path, tmp_path: Path, qapp: QApplication) 
     qtbot.waitUntil(lambda: controller.current == key and key in controller.results, timeout=15000)
     qtbot.waitUntil(lambda: len(controller.results[key].timeline) >= 4, timeout=15000)
     yield App(qtbot, store, key, controller, window, feature, opened)
+    if feature.notice is not None:  # a notice is a window of its own: never left behind
+        with contextlib.suppress(RuntimeError):
+            feature.notice.close()
     wait(qtbot, controller.shutdown())
     window.quitting = True
     window.close()
