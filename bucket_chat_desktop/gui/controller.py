@@ -115,7 +115,6 @@ class Controller(QObject):
         # positions in that result's timeline (``rows_at`` reads rows by them)
         self.relations: dict[str, tuple[AuditResult, Relations]] = {}
         b = self.bridge
-        b.relations_changed.connect(self._on_relations_changed)
         b.timeline_warmed.connect(self._on_timeline_warmed)
         b.relations_arrived.connect(self._on_relations_arrived)
         b.room_loaded.connect(self._on_room_loaded)
@@ -319,10 +318,6 @@ class Controller(QObject):
             out.update((start + i, row) for i, row in enumerate(rows) if start + i in wanted)
         return out
 
-    def _on_relations_changed(self, key: str, result: AuditResult, relations: Relations) -> None:
-        self.relations[key] = (result, relations)
-        self.relations_changed.emit(key)
-
     def send_content(self, key: str, content: dict[str, Any]) -> None:
         self.tasks.start(self.client.send_content(_ref(key), content), "Sending")
 
@@ -421,8 +416,16 @@ class Controller(QObject):
             self.timeline(key).append(items, relations)
         self._refresh_item(key, result, items, items[-1].event if items else None)
 
-    def _on_relations_arrived(self, key: str, relations: Relations | None) -> None:
+    def _on_relations_arrived(
+        self, key: str, result: AuditResult, relations: Relations | None
+    ) -> None:
+        """The relations of ``result``, just before the room_loaded / events_appended that
+        carries it: the timeline model takes them with that result (``_arriving``), the
+        relation actions (thread panel, versions) read ``relations[key]``."""
         self._arriving[key] = relations
+        if relations is not None:
+            self.relations[key] = (result, relations)
+            self.relations_changed.emit(key)
 
     def _refresh_item(
         self, key: str, result: AuditResult, new: list[Assessed], last: Event | None
