@@ -16,12 +16,15 @@ from ..protocol.attachments import safe_file_name
 from ..protocol.audit import Assessed, AuditResult
 from ..protocol.event import MEMBER, Event
 from ..protocol.findings import Finding, Kind, Severity
+from ..protocol.mentions import mentions_me, with_mentions
 from ..protocol.metadata import RoomMetadata, check_signer
 from ..protocol.room_state import membership_text
 from ..settings import Settings, StorageSettings
 from ..sync.client import ChatClient, RoomRef
 from ..sync.events import EngineEvent, ShownEvent
+from ..sync.room_objects import StorageRooms
 from .bridge import EngineBridge
+from .markdown import to_plain
 from .models.rooms_model import RoomItem, RoomsModel
 from .models.timeline_model import Pager, Reply, TimelineModel
 from .tasks import TaskRunner
@@ -57,7 +60,7 @@ def _preview(ev: Event) -> str:
         info = ev.content.get("info")
         name = info.get("name") if isinstance(info, dict) else None
         return f"📎 {safe_file_name(name if isinstance(name, str) else ev.body)}"
-    return ev.body or ""
+    return to_plain(ev.body or "")
 
 
 class Controller(QObject):
@@ -67,6 +70,9 @@ class Controller(QObject):
     room_audit_changed = Signal(str)  # room key: its findings changed
     storage_status = Signal(str, bool, str)  # storage id, online, message
     unread_changed = Signal(int)
+    # room key, id of its first event that arrived unread ("" for none): the room was
+    # just shown to the user (opened, or its window came to the front)
+    unread_seen = Signal(str, str)
 
     def __init__(
         self, settings: Settings, identity: Identity, parent: QObject | None = None
@@ -90,6 +96,7 @@ class Controller(QObject):
         self.current = ""
         self.window_active = True
         self.online: dict[str, tuple[bool, str]] = {}
+        self.first_unread: dict[str, str] = {}  # room key -> its first unread event's id
         b = self.bridge
         b.timeline_warmed.connect(self._on_timeline_warmed)
         b.room_loaded.connect(self._on_room_loaded)
@@ -174,6 +181,7 @@ class Controller(QObject):
         self.rooms.update(key, unread=0)
         self.unread_changed.emit(self.rooms.total_unread())
         self.current_changed.emit(key)
+        self.unread_seen.emit(key, self.first_unread.pop(key, ""))
         ref = _ref(key)
         self.client.focus(ref)
         if ref.storage_id in self.client.storages:
@@ -205,6 +213,7 @@ class Controller(QObject):
         async def run() -> None:
             await self.client.leave_room(_ref(key))
             self.rooms.remove(key)
+            self.first_unread.pop(key, None)
             self.timelines.pop(key, None)
             self._behind.pop(key, None)
             if self.current == key:
@@ -218,7 +227,39 @@ class Controller(QObject):
         if not self.current:
             return
         ref = _ref(self.current)
+        content = with_mentions({"body": text, "msgtype": "m.text"}, self.members(self.current))
+        if "mentions" in content:  # the mentioned ids go in a field too (PROTOCOL.md 18)
+            self.tasks.start(self.client.send_content(ref, content), "Sending your message")
+            return
         self.tasks.start(self.client.send_text(ref, text), "Sending your message")
+
+    async def list_storage_rooms(self, storage_id: str) -> StorageRooms:
+        """The rooms a storage holds (``ChatClient.storage_rooms``: a value, never a
+        storage error), for the join dialog."""
+        return await self.client.storage_rooms(storage_id)
+
+    def members(self, key: str) -> list[tuple[str, str]]:
+        """(user id, display name or "") of everyone who wrote in the room, first seen
+        first, as its timeline knows them: what "@" completes and mentions match."""
+        return self.timeline(key).names.members()
+
+    def set_notify_level(self, key: str, level: str) -> None:
+        """ "all", "mentions" or "none" (muted) for one room; saved at once."""
+        self.settings.set_notify_level(key, level)
+        self.rooms.update(key, muted=level == "none")
+        self.unread_changed.emit(self.rooms.total_unread())
+        self.save_settings()
+
+    def _mentions_me(self, key: str, ev: Event) -> bool:
+        own = self.identity.user_id
+        names = (self.settings.displayname, self.timeline(key).names.name(own))
+        return mentions_me(ev.content, own, names)
+
+    def _notification_title(self, key: str, ev: Event, room: str) -> str:
+        """Who wrote, by display name with the real id beside it, and where."""
+        name = self.timeline(key).names.name(ev.sender_id)
+        who = f"{name} ({ev.sender_id})" if name and name != ev.sender_id else ev.sender_id
+        return f"{who} in {room}"
 
     def send_content(self, key: str, content: dict[str, Any]) -> None:
         self.tasks.start(self.client.send_content(_ref(key), content), "Sending")
@@ -238,6 +279,8 @@ class Controller(QObject):
         if active and self.current:
             self.rooms.update(self.current, unread=0)
             self.unread_changed.emit(self.rooms.total_unread())
+            if self.current in self.first_unread:
+                self.unread_seen.emit(self.current, self.first_unread.pop(self.current))
             self.client.focus(_ref(self.current))
 
     def add_storage(self, entry: StorageSettings) -> None:
@@ -297,6 +340,7 @@ class Controller(QObject):
         behind = self._behind.get(key)
         if behind is not None:
             behind.appended.extend(items)
+            self.timeline(key).names.update(items)  # notifications name the senders
         else:
             self.timeline(key).append(items)
         self._refresh_item(key, result, items, items[-1].event if items else None)
@@ -318,10 +362,18 @@ class Controller(QObject):
         incoming = [a for a in new if a.event.sender_key != own and a.event.type != MEMBER]
         focused = key == self.current and self.window_active
         if incoming and not focused:
+            if not item.unread or key not in self.first_unread:
+                self.first_unread[key] = incoming[0].event.event_id
             changes["unread"] = item.unread + len(incoming)
-            if not item.muted and self.settings.notifications:
-                ev = incoming[-1].event
-                self.notify.emit(key, f"{ev.sender_id} in {item.name}", _preview(ev))
+            level = self.settings.notify_level(key)
+            if not item.muted and level != "none" and self.settings.notifications:
+                events = [a.event for a in incoming]
+                if level == "mentions":
+                    events = [e for e in events if self._mentions_me(key, e)]
+                if events:
+                    ev = events[-1]
+                    title = self._notification_title(key, ev, item.shown_name)
+                    self.notify.emit(key, title, _preview(ev))
         self.rooms.update(key, **changes)
         if incoming and not focused:
             self.unread_changed.emit(self.rooms.total_unread())

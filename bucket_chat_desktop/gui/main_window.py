@@ -35,6 +35,7 @@ from .safe import guard
 from .style import TRUST_COLORS
 from .widgets.composer import Composer, local_files
 from .widgets.message_delegate import MessageDelegate
+from .widgets.notify_menu import add_notify_menu
 from .widgets.room_delegate import RoomDelegate
 from .widgets.room_dialogs import RoomDialog
 
@@ -173,6 +174,7 @@ class MainWindow(QMainWindow):
         self.quitting = False
         self.tray: Any = None  # set by the tray feature
         self.notifier: Any = None
+        self.social: Any = None  # set by the social feature (mentions, unread line)
 
         splitter = QSplitter()
         splitter.setChildrenCollapsible(False)
@@ -357,7 +359,12 @@ class MainWindow(QMainWindow):
             self.controller.create_room(storage_id, room_id, name)
 
     def join_room(self) -> None:
-        dialog = RoomDialog(self.controller.settings, create=False, parent=self)
+        dialog = RoomDialog(
+            self.controller.settings,
+            create=False,
+            parent=self,
+            lister=self.controller.list_storage_rooms,
+        )
         if dialog.exec():
             storage_id, room_id, _ = dialog.values
             self.controller.join_room(storage_id, room_id)
@@ -368,6 +375,8 @@ class MainWindow(QMainWindow):
             return
         key = str(index.data(RoomRoles.Key))
         menu = QMenu(self)
+        add_notify_menu(menu, self.controller, key)
+        menu.addSeparator()
         menu.addAction("Leave room", lambda: self._confirm_leave(key))
         menu.exec(self.room_list.viewport().mapToGlobal(pos))
 

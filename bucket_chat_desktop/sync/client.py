@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,8 +30,10 @@ from ..storage.base import Storage, StorageError
 from .engine import CachedRoom, RoomView, SyncConfig, SyncEngine
 from .events import EngineEvent, ShownEvent
 from .outbox import Outbox
+from .room_objects import RoomSummary, StorageRooms, storage_rooms
 from .rooms import create_room, join_room
 from .session import outbox_path_for
+from .watched import answer_within
 
 log = logging.getLogger("bucket_chat.sync")
 
@@ -176,6 +179,29 @@ class ChatClient:
         if attached is None:
             return ()
         return await attached.engine.cached_rooms()
+
+    async def storage_rooms(self, storage_id: str) -> StorageRooms:
+        """The rooms a storage holds, with their names and last activity, for a person
+        choosing one to join. Never raises for the storage: when it does not answer
+        within the interactive deadline (``watched.py``) or fails, the rooms this
+        device's index knows come back instead, with a note saying why."""
+        attached = self.storages.get(storage_id)
+        if attached is None:
+            return StorageRooms((), note="This storage is not connected; it could not be read.")
+        storage = attached.engine.storage
+        now_ms = int(time.time() * 1000)
+        try:
+            return await answer_within(
+                storage, storage_rooms(storage, now_ms), what=attached.settings.name
+            )
+        except StorageError as exc:
+            log.warning("could not list the rooms of %s: %s", attached.settings.name, exc)
+            known = await attached.engine.cached_rooms()
+            rooms = tuple(RoomSummary(r.room_id, r.name, None) for r in known)
+            note = f"The storage could not be listed ({exc})."
+            if rooms:
+                note += " Shown: the rooms this device knows from earlier reads."
+            return StorageRooms(rooms, from_cache=True, note=note)
 
     async def room_view(self, ref: RoomRef) -> RoomView | None:
         """A frozen snapshot of a room's state (latest audit, metadata and its findings,
