@@ -32,6 +32,7 @@ class Social(QObject):
         self.view = window.timeline
         self.delegate = window.delegate
         self.delegate.own_user = controller.identity.user_id
+        self.delegate.own_names = (controller.settings.displayname,)
         self.popup = MentionPopup(
             window.composer,
             lambda: controller.members(controller.current) if controller.current else [],

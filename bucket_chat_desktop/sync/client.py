@@ -198,7 +198,7 @@ class ChatClient:
             log.warning("could not list the rooms of %s: %s", attached.settings.name, exc)
             known = await attached.engine.cached_rooms()
             rooms = tuple(RoomSummary(r.room_id, r.name, None) for r in known)
-            note = f"The storage could not be listed ({exc})."
+            note = f"Could not list the storage: {exc}."
             if rooms:
                 note += " Shown: the rooms this device knows from earlier reads."
             return StorageRooms(rooms, from_cache=True, note=note)

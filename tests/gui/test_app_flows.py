@@ -399,9 +399,11 @@ def test_messages_from_another_process_arrive_and_notify(
     assert desk.item("general").preview == "Is anyone around for lunch?"
     rooms = desk.controller.rooms
     assert rooms.index(rooms.row_of(general)).data(RoomRoles.Unread) == 1
-    assert notifier.shown == [(general, f"{BOB} in General", "Is anyone around for lunch?")]
+    # by display name, the real id beside it
+    title = f"Bob ({BOB}) in General"
+    assert notifier.shown == [(general, title, "Is anyone around for lunch?")]
     assert alerts == [desk.window]  # no tray: the window asks for attention
-    assert tray.messages == [(f"{BOB} in General", "Is anyone around for lunch?")]
+    assert tray.messages == [(title, "Is anyone around for lunch?")]
     assert tray.toolTip() == "Bucket Chat — 1 unread"
     assert desk.controller.current == desk.key("falcon")
 

@@ -80,6 +80,10 @@ class MentionPopup(QListWidget):
         self._dismissed: int | None = None  # "@" position the user closed the list for
         self._start = -1
         self.setObjectName("mentions")
+        self.setStyleSheet(
+            "QListWidget#mentions { border: 1px solid palette(mid); border-radius: 6px;"
+            " padding: 2px; } QListWidget#mentions::item { padding: 3px 8px; }"
+        )
         self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.setUniformItemSizes(True)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
@@ -107,8 +111,10 @@ class MentionPopup(QListWidget):
         if not hits:
             self.hide()
             return
+        same = self.isVisible() and start == self._start  # the same "@": keep the choice
+        current = self.currentItem()
+        chosen = current.data(Qt.ItemDataRole.UserRole) if same and current else None
         self._start = start
-        chosen = self.currentItem().data(Qt.ItemDataRole.UserRole) if self.currentItem() else None
         self.clear()
         for user_id, name in hits:
             shown = display_name_safe(name)

@@ -81,6 +81,7 @@ class MessageDelegate(SafeDelegate):
         # Set by the social feature (``gui/social.py``): the user, whose mentions give a
         # row an accent, and the event the "New messages" line is drawn above.
         self.own_user = ""
+        self.own_names: tuple[str, ...] = ()  # what the user calls themself (settings)
         self.first_unread = ""
         self._targets: tuple[Any, tuple[str, ...], tuple[str, ...]] | None = None
         self._mentioning: OrderedDict[tuple[str, str], bool] = OrderedDict()
@@ -97,7 +98,9 @@ class MessageDelegate(SafeDelegate):
         if self._targets is None or self._targets[0] != (id(names), size):
             members = names.members()
             targets = tuple(t for uid, name in members for t in (uid, name) if t)
-            own = tuple(t for t in (self.own_user, names.name(self.own_user)) if t)
+            own = (self.own_user, *self.own_names, names.name(self.own_user))
+            own = tuple(dict.fromkeys(t for t in own if t))
+            targets = tuple(dict.fromkeys(targets + own))
             self._targets = ((id(names), size), targets, own)
         return self._targets[1], self._targets[2]
 

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 
 from ... import timestamps
 from ...protocol.ids import InvalidRoomIdError, check_room_id
-from ...protocol.untrusted_text import display_name_safe, one_line, skeleton
+from ...protocol.untrusted_text import display_name_safe, id_warning, one_line, skeleton
 from ...settings import Settings
 from ...sync.room_objects import RoomSummary, StorageRooms
 from ..safe import guard
@@ -113,6 +113,7 @@ class RoomDialog(QDialog):
         tree.setUniformRowHeights(True)
         tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         tree.setMinimumHeight(220)
+        tree.setStyleSheet("QTreeWidget#storageRooms::item { padding: 3px 2px; }")
         header = tree.header()
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
@@ -196,6 +197,8 @@ class RoomDialog(QDialog):
             text = "No rooms in this storage yet. Type an id below to join one that will exist."
         if found.more:
             text += f" {found.more:,} more are not listed: type the id of one of them."
+        if any(r.room_id in joined for r in found.rooms):
+            text += " Greyed out: rooms you are in already."
         self.list_status.setText(text)
 
     def _joined(self) -> list[str]:
@@ -259,13 +262,18 @@ class RoomDialog(QDialog):
 
 def _lookalikes(rooms: tuple[RoomSummary, ...]) -> dict[str, str]:
     """Room id -> why its name may pass for another room's: it looks the same as another
-    listed room's name, or as another room's id."""
+    listed room's name, or as another room's id. Of two names that look the same, the one
+    whose own letters are suspect (``id_warning``: look-alike letters, mixed scripts) is
+    marked; when neither or both are, both are (rooms have no trustworthy order)."""
     by_look: dict[str, list[str]] = {}
     for room in rooms:
         name = display_name_safe(room.name) if room.name else ""
         if name:
             by_look.setdefault(skeleton(name.casefold()), []).append(room.room_id)
     ids = {skeleton(r.room_id.casefold()): r.room_id for r in rooms}
+    suspect = {  # names whose own letters may deceive (mixed scripts, look-alikes)
+        r.room_id: _suspect(display_name_safe(r.name)) for r in rooms if r.name
+    }
     out: dict[str, str] = {}
     for room in rooms:
         name = display_name_safe(room.name) if room.name else ""
@@ -273,6 +281,8 @@ def _lookalikes(rooms: tuple[RoomSummary, ...]) -> dict[str, str]:
             continue
         look = skeleton(name.casefold())
         others = [r for r in by_look.get(look, []) if r != room.room_id]
+        if others and not suspect.get(room.room_id) and any(suspect.get(r) for r in others):
+            continue  # a plain name imitated by another's look-alike letters: that one is marked
         if others:
             out[room.room_id] = (
                 f"Its name looks like the name of another room here ({', '.join(others[:3])})."
@@ -280,3 +290,9 @@ def _lookalikes(rooms: tuple[RoomSummary, ...]) -> dict[str, str]:
         elif ids.get(look, room.room_id) != room.room_id:
             out[room.room_id] = f"Its name looks like the id of another room ({ids[look]})."
     return out
+
+
+def _suspect(name: str) -> bool:
+    """Whether a name's own letters may deceive: ``id_warning``'s checks (look-alike
+    letters, mixed scripts, invisible characters), spaces allowed."""
+    return id_warning(name.replace(" ", "")) is not None
