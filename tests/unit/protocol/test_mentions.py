@@ -92,3 +92,14 @@ def test_mentions_me_by_field_by_id_or_by_name() -> None:
 def test_a_huge_body_is_searched_only_at_its_start() -> None:
     body = "x " * 20_000 + "@Bob"
     assert mention_spans(body, ["Bob"]) == []
+
+
+def test_protocol_md_states_the_limits_the_code_uses() -> None:
+    from pathlib import Path
+
+    from bucket_chat_desktop.protocol import mentions
+
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "PROTOCOL.md").read_text("utf-8")
+    section = doc[doc.index("## 18. Mentions") :]
+    assert f"at\nmost {MAX_MENTIONS} strings of 1–{MAX_ID_CHARS} characters" in section
+    assert f"first {mentions.MAX_SCANNED:,} characters" in section
