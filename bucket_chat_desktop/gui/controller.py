@@ -63,6 +63,23 @@ def _preview(ev: Event) -> str:
     return to_plain(ev.body or "")
 
 
+def _arrived(old: AuditResult | None, total: int, newest: tuple[ShownEvent, ...]) -> list[Assessed]:
+    """The rows a full re-audit brought after the newest row of the audit before it: new
+    messages, counted unread and notified like appended ones (a newcomer's first message
+    is audited in full, never appended). Nothing on a first read, nor when the row that
+    was newest is not among the new audit's newest rows."""
+    before = len(old.timeline) if old is not None else 0
+    if old is None or not before or total <= before:
+        return []
+    last = old.timeline[before - 1].event.event_id
+    at = next((i for i, s in enumerate(newest) if s.verdict.event.event_id == last), None)
+    if at is None:
+        return []
+    return [
+        s.verdict._replace(event=s.event) for s in newest[at + 1 :] if isinstance(s.event, Event)
+    ]
+
+
 class Controller(QObject):
     notify = Signal(str, str, str)  # room key, title, text
     error = Signal(str, str)  # what, message
@@ -307,6 +324,7 @@ class Controller(QObject):
         total: int,
         newest: tuple[ShownEvent, ...],
     ) -> None:
+        arrived = _arrived(self.results.get(key), total, newest)
         self.results[key] = result
         self.metadata[key] = (metadata, metadata_findings)
         if metadata is not None and metadata.name:
@@ -319,7 +337,7 @@ class Controller(QObject):
             self._behind.pop(key, None)
             self._show_audit(key, result, total, newest, complete)
         whole = newest[-1].event if newest else None
-        self._refresh_item(key, result, [], whole if isinstance(whole, Event) else None)
+        self._refresh_item(key, result, arrived, whole if isinstance(whole, Event) else None)
         self.room_audit_changed.emit(key)
 
     def _pager(self, key: str, result: AuditResult) -> Pager:

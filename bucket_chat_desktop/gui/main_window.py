@@ -364,10 +364,15 @@ class MainWindow(QMainWindow):
             create=False,
             parent=self,
             lister=self.controller.list_storage_rooms,
+            tasks=self.controller.tasks,
         )
         if dialog.exec():
             storage_id, room_id, _ = dialog.values
-            self.controller.join_room(storage_id, room_id)
+            key = f"{storage_id}/{room_id}"
+            if self.controller.rooms.item(key) is not None:
+                self.controller.select_room(key)  # in it already: no second join
+            else:
+                self.controller.join_room(storage_id, room_id)
 
     def _room_menu(self, pos: Any) -> None:
         index = self.room_list.indexAt(pos)

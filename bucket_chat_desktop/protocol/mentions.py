@@ -42,8 +42,11 @@ def mentions_of(content: Mapping[str, Any]) -> tuple[str, ...]:
 @functools.lru_cache(maxsize=256)
 def _pattern(targets: tuple[str, ...]) -> re.Pattern[str] | None:
     """``@`` and one of ``targets`` (longest first, case-insensitive), not inside a word:
-    no letter or digit before the ``@``, none right after the name."""
-    names = sorted({t for t in targets if t.strip()}, key=len, reverse=True)[:MAX_TARGETS]
+    no letter or digit before the ``@``, none right after the name. Only the first
+    ``MAX_TARGETS`` targets count: callers list a room's members first seen first, so a
+    flood of later senders cannot push the room's early members out."""
+    kept = list(dict.fromkeys(t for t in targets if t.strip()))[:MAX_TARGETS]
+    names = sorted(kept, key=len, reverse=True)
     if not names:
         return None
     alternatives = "|".join(re.escape(n) for n in names)

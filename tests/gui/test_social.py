@@ -38,6 +38,7 @@ from bucket_chat_desktop.sync.writer import Draft, RoomWriter
 ALICE = "alice@example.com"
 CAROL = ("carol@example.com", SigningKey(b"\x03" * 32), "Carol")
 DAVE = ("dave@example.com", SigningKey(b"\x05" * 32), "Dave")
+ERIN = ("erin@example.com", SigningKey(b"\x0b" * 32), "Erin")
 T = TypeVar("T")
 
 
@@ -390,10 +391,25 @@ def test_notification_level_mentions_lets_only_mentions_through_and_names_the_se
     wait_for(qtbot, people.send(CAROL, "general", {"body": "ping", "mentions": [ALICE]}))
     qtbot.waitUntil(lambda: len(tray.messages) == 2, timeout=15_000)
     assert tray.messages[1] == ("Carol (carol@example.com) in General", "ping")
+    # a newcomer's first message here (from a key this storage knows from another room)
+    # counts and notifies too
+    wait_for(qtbot, people.say(ERIN, "falcon", "Hi from Falcon."))
+    desk.wait_row("falcon", "Hi from Falcon.")
+    # (Falcon notifies at every message: offscreen the window is never the active one)
+    qtbot.waitUntil(lambda: len(tray.messages) == 3, timeout=15_000)
+    assert tray.messages.pop() == ("Erin (erin@example.com) in Project Falcon", "Hi from Falcon.")
+    unread = desk.item("general").unread
+    wait_for(qtbot, people.say(ERIN, "general", "Hello, I am new here."))
+    qtbot.waitUntil(lambda: desk.item("general").unread == unread + 1, timeout=15_000)
+    wait_for(qtbot, people.say(ERIN, "general", "@Alice may I ask you something?"))
+    qtbot.waitUntil(lambda: len(tray.messages) == 3, timeout=15_000)
+    assert tray.messages[2][0] == "Erin (erin@example.com) in General"
+    del tray.messages[2]
 
     # "Nothing": muted, not counted in the badge, never notified
     controller.set_notify_level(general, "none")
-    assert desk.item("general").muted and controller.rooms.total_unread() == 0
+    assert desk.item("general").muted
+    assert controller.rooms.total_unread() == desk.item("falcon").unread  # General's not counted
     wait_for(qtbot, people.say(DAVE, "general", "@Alice last call"))
     qtbot.waitUntil(lambda: desk.item("general").preview == "@Alice last call", timeout=15_000)
     qtbot.wait(100)
@@ -568,6 +584,20 @@ def test_the_join_dialog_lists_the_storage_rooms_and_joins_on_enter_or_double_cl
     qtbot.waitUntil(lambda: controller.current == desk.key("general"), timeout=15_000)
     desk.wait_row("general", "Welcome, everyone!")
 
+    # a room the user is in already (greyed out) just opens: no second join is written
+    def choose_falcon(dialog: RoomDialog) -> None:
+        qtbot.waitUntil(lambda: dialog.listing_state == "done", timeout=10_000)
+        QTimer.singleShot(5000, dialog, dialog.reject)
+        dialog.room_id.setText("falcon")
+        dialog.buttons.button(dialog.buttons.StandardButton.Ok).click()
+
+    answer_when_shown(RoomDialog, choose_falcon)
+    window.join_room()
+    qtbot.waitUntil(lambda: controller.current == desk.key("falcon"), timeout=15_000)
+    qtbot.wait(200)
+    segments = (store / "rooms" / "falcon" / "logs").rglob("*.jsonl")
+    assert not any(ALICE in p.read_text() for p in segments)
+
 
 def test_the_join_dialog_says_when_the_storage_does_not_answer(
     qtbot: Any,
@@ -594,7 +624,10 @@ def test_the_join_dialog_says_when_the_storage_does_not_answer(
     qtbot.waitUntil(lambda: dialog.listing_state == "done", timeout=10_000)
     status = dialog.list_status.text()
     assert status.startswith("Could not list the storage: no answer from Team share within 0.5 s")
-    assert status.endswith("Shown: the rooms this device knows from earlier reads.")
+    assert status.endswith(
+        "Shown: the rooms this device knows from earlier reads."
+        " Greyed out: rooms you are in already."
+    )
     tree = dialog.rooms_list
     assert sorted(tree.topLevelItem(i).text(1) for i in range(tree.topLevelItemCount())) == [
         "falcon",
@@ -603,3 +636,30 @@ def test_the_join_dialog_says_when_the_storage_does_not_answer(
     shot(dialog, "join-dialog-no-answer", tmp_path)
     dialog.reject()
     dialog.deleteLater()
+
+
+def test_a_full_reaudit_hands_on_what_arrived_after_the_newest_row_shown() -> None:
+    """``_arrived``: what a RoomLoaded brought after the row that was newest (counted
+    unread and notified like appended rows); nothing on a first read, a re-audit of the
+    same rows, or rows that came in above."""
+    from bucket_chat_desktop.gui.controller import _arrived
+    from bucket_chat_desktop.sync.events import ShownEvent
+    from tests.unit.protocol._support import alice, bob, ledger, seg
+
+    a, b = alice(), bob()
+    first = [a.join(1_000), a.say(2_000, "one")]
+    later = [b.join(3_000), b.say(4_000, "two")]
+    older = [b.join(10), b.say(20, "zero")]
+
+    def result_and_rows(*events: Any) -> tuple[Any, tuple[ShownEvent, ...]]:
+        result = ledger(*(seg(e, f"c{i}") for i, e in enumerate(events))).audit(None)
+        rows = tuple(ShownEvent(x, x.event) for x in result.timeline)
+        return result, rows
+
+    old, _ = result_and_rows(first)
+    new, rows = result_and_rows(first, later)
+    assert [x.event.body for x in _arrived(old, len(rows), rows)] == [None, "two"]  # join, text
+    assert _arrived(None, len(rows), rows) == []  # a first read
+    assert _arrived(new, len(rows), rows) == []  # the same rows again (a confirmation)
+    _, rows = result_and_rows(older, first)  # history that was read late, above
+    assert _arrived(old, len(rows), rows) == []

@@ -3,6 +3,7 @@ by its id."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -51,6 +52,7 @@ class RoomDialog(QDialog):
         create: bool,
         parent: QWidget | None = None,
         lister: Lister | None = None,
+        tasks: TaskRunner | None = None,
     ) -> None:
         super().__init__(parent)
         self.settings = settings
@@ -59,7 +61,9 @@ class RoomDialog(QDialog):
         self.rooms_list: QTreeWidget | None = None
         self.listing_state = ""  # "loading", "done", "failed" ("" without a lister)
         self._asked = 0  # newest listing request: older answers are dropped
-        self._tasks = TaskRunner(self)
+        # the app's task runner (cancelled at shutdown), else one of the dialog's own
+        self._tasks = tasks if tasks is not None else TaskRunner(self)
+        self._listing: asyncio.Task[Any] | None = None
         self.setWindowTitle("New room" if create else "Join a room")
         self.setMinimumWidth(420)
         form = QFormLayout(self)
@@ -139,7 +143,11 @@ class RoomDialog(QDialog):
         self._asked += 1
         self.listing_state = "loading"
         self.list_status.setText("Looking for rooms in this storage…")
-        self._tasks.start(self._load(self._asked, str(storage_id)), "Listing rooms")
+        if self._listing is not None:
+            self._listing.cancel()  # another storage was chosen: that answer is not wanted
+        self._listing = self._tasks.start(
+            self._load(self._asked, str(storage_id)), "Listing the rooms of a storage"
+        )
 
     async def _load(self, asked: int, storage_id: str) -> None:
         assert self.lister is not None
@@ -232,6 +240,8 @@ class RoomDialog(QDialog):
     @guard()
     def done(self, result: int) -> None:
         self._asked += 1  # an answer still on its way is dropped
+        if self._listing is not None:
+            self._listing.cancel()
         super().done(result)
 
     def _name_changed(self, text: str) -> None:
