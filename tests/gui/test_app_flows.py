@@ -331,7 +331,7 @@ def test_enter_sends_with_a_local_echo_then_shows_the_verified_row(
     qtbot.waitUntil(lambda: not any(r.echo for r in desk.rows("falcon")))
     own = model.index(desk.rows("falcon").index(row))
     assert own.data(Roles.Own) is True and own.data(Roles.DisplayName) == "Alice"
-    assert desk.item("falcon").preview == text
+    assert desk.item("falcon").preview == "Lunch at noon? The usual place."  # one plain line
     assert "verified" in window.room_subtitle.text()
 
     # the Send button sends what is typed, and nothing when it is blank

@@ -9,7 +9,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from PySide6.QtCore import QEvent, QObject, Qt
-from PySide6.QtGui import QKeyEvent
+from PySide6.QtGui import QColor, QKeyEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -30,6 +30,7 @@ from ...protocol.untrusted_text import display_name_safe, id_warning, one_line, 
 from ...settings import Settings
 from ...sync.room_objects import RoomSummary, StorageRooms
 from ..safe import guard
+from ..style import TRUST_COLORS
 from ..tasks import TaskRunner
 
 # storage id -> the rooms it holds (``Controller.list_storage_rooms``)
@@ -181,6 +182,7 @@ class RoomDialog(QDialog):
             tips = [f"Room id: {room.room_id}"]
             if warning:
                 tips.append(warning)
+                item.setForeground(0, QColor(TRUST_COLORS["key-changed"]))
             if room.problem:
                 tips.append(f"Its metadata could not be used: {one_line(room.problem, 200)}")
             if room.room_id in joined:
