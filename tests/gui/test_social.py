@@ -315,6 +315,9 @@ def test_a_message_that_mentions_me_gets_an_accent_and_its_mentions_are_highligh
     wait_for(qtbot, people.say(CAROL, "falcon", "@Alice can you look at the build?"))
     wait_for(qtbot, people.send(DAVE, "falcon", {"body": "see above", "mentions": [ALICE]}))
     wait_for(qtbot, people.say(DAVE, "falcon", "@Carol thanks, nobody else"))
+    # a field of the wrong shape is ignored whole (and the message is shown as written)
+    for bad in ([ALICE] * 65, ALICE, {"$in": [ALICE]}, [ALICE, 5]):
+        wait_for(qtbot, people.send(DAVE, "falcon", {"body": f"bad {bad!r:.20}", "mentions": bad}))
     named = desk.wait_row("falcon", "@Alice can you look at the build?")
     by_field = desk.wait_row("falcon", "see above")
     other = desk.wait_row("falcon", "@Carol thanks, nobody else")
@@ -325,6 +328,11 @@ def test_a_message_that_mentions_me_gets_an_accent_and_its_mentions_are_highligh
     assert delegate.mentions_me(model.index(by_field))  # the field alone is enough
     assert not delegate.mentions_me(model.index(other))
     assert not delegate.mentions_me(model.index(plain))
+    desk.wait_row("falcon", f"bad {[ALICE, 5]!r:.20}")
+    bad_rows = [i for i, r in enumerate(desk.rows("falcon")) if r.body.startswith("bad ")]
+    assert len(bad_rows) == 4
+    assert not any(delegate.mentions_me(model.index(i)) for i in bad_rows)
+    assert all(desk.rows("falcon")[i].trust == "verified" for i in bad_rows)
 
     # the mention spans are highlighted, the user's own more strongly
     html = delegate._html(model.index(named), "@Alice can you look at the build?")
