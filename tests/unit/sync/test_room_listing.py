@@ -72,3 +72,16 @@ def test_a_storage_with_very_many_rooms_is_summarised_in_part(
     monkeypatch.setattr(room_objects, "MAX_SUMMARISED", 5)
     found = asyncio.run(storage_rooms(LocalStorage(tmp_path), NOW))
     assert len(found.rooms) == 5 and found.more == 2
+
+
+def test_the_client_answers_with_a_value_for_a_storage_it_has_not_attached(
+    tmp_path: Path,
+) -> None:
+    from bucket_chat_desktop.settings import Settings
+    from bucket_chat_desktop.sync.client import ChatClient
+
+    client = ChatClient(Settings(), "a@example.com", KEY, lambda *_: None, data_dir=tmp_path)
+    found = asyncio.run(client.storage_rooms("nope"))
+    assert found.rooms == () and found.note == (
+        "This storage is not connected; it could not be read."
+    )
