@@ -1,6 +1,7 @@
 """Mentions and unread messages, wired into an existing main window.
 
-``install(window, controller)`` adds the ``@`` completion list to the composer, tells the
+``install(window, controller)`` adds the ``@`` completion list to the composer and the
+"Notify me about" choices to the room menu (``room_menu_hooks``), tells the
 timeline's delegate who the user is (messages that mention them get an accent) and
 draws the "New messages" line at the first message that arrived unread, with a
 "Jump to new messages" button floating over the timeline while that message is above
@@ -14,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import QEvent, QObject, QTimer
-from PySide6.QtWidgets import QAbstractItemView, QPushButton
+from PySide6.QtWidgets import QAbstractItemView, QMenu, QPushButton
 
 from .controller import Controller
 from .main_window import MainWindow
@@ -22,6 +23,7 @@ from .models.timeline_model import TimelineModel
 from .safe import guard
 from .style import ACCENT
 from .widgets.mention_popup import MentionPopup
+from .widgets.notify_menu import add_notify_menu
 
 
 class Social(QObject):
@@ -38,6 +40,7 @@ class Social(QObject):
             lambda: controller.members(controller.current) if controller.current else [],
         )
         self.popup.own_user = controller.identity.user_id
+        window.room_menu_hooks.append(self._add_to_room_menu)
 
         self.jump = QPushButton("↑ Jump to new messages", self.view)
         self.jump.setObjectName("jumpToUnread")
@@ -56,6 +59,10 @@ class Social(QObject):
         self.view.verticalScrollBar().valueChanged.connect(lambda _v: self._check())
         self.view.verticalScrollBar().rangeChanged.connect(lambda *_: self._check_soon())
         self.view.installEventFilter(self)
+
+    def _add_to_room_menu(self, menu: QMenu, key: str) -> None:
+        add_notify_menu(menu, self.controller, key)
+        menu.addSeparator()
 
     # -- the line --------------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """Mentions: whom a message names, in its text and in its ``mentions`` field.
 
-The wire form (PROTOCOL.md section 18): the body carries the readable mention, ``@`` and
+The wire form (PROTOCOL.md section 19): the body carries the readable mention, ``@`` and
 the person's display name or user id (``"@Bob, see this"``, ``"@bob@example.com"``), so
 a reader that only reads ``body`` — the reference implementation — shows it as text. A
 message may also carry ``"mentions": ["bob@example.com", ...]``: the user ids its sender

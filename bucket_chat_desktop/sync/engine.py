@@ -44,6 +44,7 @@ from nacl.signing import SigningKey
 from ..index import Index
 from ..protocol import heap
 from ..protocol.audit import AuditResult, RoomLedger
+from ..protocol.chain import Draft
 from ..protocol.event import Event
 from ..storage.base import Storage, StorageError
 from ..storage.feed import ChangeFeed
@@ -497,7 +498,7 @@ class SyncEngine:
         room_id: str,
         user_id: str,
         signing_key: SigningKey,
-        drafts: Sequence[tuple[str, dict[str, Any]]],
+        drafts: Sequence[Draft],
         *,
         displayname: str | None = None,
         require_joined: bool = False,

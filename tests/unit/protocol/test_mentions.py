@@ -100,6 +100,6 @@ def test_protocol_md_states_the_limits_the_code_uses() -> None:
     from bucket_chat_desktop.protocol import mentions
 
     doc = (Path(__file__).resolve().parents[3] / "docs" / "PROTOCOL.md").read_text("utf-8")
-    section = doc[doc.index("## 18. Mentions") :]
+    section = doc[doc.index("## 19. Mentions") :]
     assert f"at\nmost {MAX_MENTIONS} strings of 1–{MAX_ID_CHARS} characters" in section
     assert f"first {mentions.MAX_SCANNED:,} characters" in section
