@@ -1,5 +1,5 @@
 """Mentions: the ``mentions`` field read as untrusted input, text matches, what a sender
-writes (PROTOCOL.md section 18)."""
+writes (PROTOCOL.md section 19)."""
 
 from __future__ import annotations
 
