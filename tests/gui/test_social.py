@@ -28,8 +28,8 @@ from bucket_chat_desktop import settings as settings_store
 from bucket_chat_desktop.gui.main_window import MainWindow
 from bucket_chat_desktop.gui.models.rooms_model import RoomRoles
 from bucket_chat_desktop.gui.models.timeline_model import Row, TimelineModel
-from bucket_chat_desktop.gui.style import ACCENT
 from bucket_chat_desktop.gui.tray import Notifier
+from bucket_chat_desktop.gui.widgets.message_delegate import MENTION_COLOR
 from bucket_chat_desktop.gui.widgets.room_dialogs import RoomDialog
 from bucket_chat_desktop.settings import Settings, StorageSettings
 from bucket_chat_desktop.storage.local import LocalStorage
@@ -343,7 +343,7 @@ def test_a_message_that_mentions_me_gets_an_accent_and_its_mentions_are_highligh
     desk.window.resize(900, 600)
     qtbot.wait(50)
     shot(desk.window, "mentions-highlighted", tmp_path)
-    accent = QColor(ACCENT)
+    accent = QColor(MENTION_COLOR)
     image, rect = _row_image(view, named)
     bar = image.pixelColor(1, rect.center().y())
     assert (bar.red(), bar.green(), bar.blue()) == (accent.red(), accent.green(), accent.blue())

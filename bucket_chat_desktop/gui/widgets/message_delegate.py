@@ -71,6 +71,9 @@ THREAD_H = 22
 EDITED = "(edited)"
 NEW_H = 22  # the "New messages" line above the first unread message
 NEW_COLOR = "#d64545"
+# A message that mentions the user: gold, apart from the accent blue of the keyboard's
+# current row and of a jump's target.
+MENTION_COLOR = "#e0a800"
 
 
 def _body_key(index: Index, font: QFont) -> tuple[str, str, str]:
@@ -1044,10 +1047,10 @@ def _paint_new_line(painter: QPainter, rect: QRect, y: int, font: QFont) -> None
 
 def _paint_mention_accent(painter: QPainter, rect: QRect) -> None:
     """A message that mentions the user: a tinted row with a bar at its left edge."""
-    tint = QColor(ACCENT)
-    tint.setAlpha(28)
+    tint = QColor(MENTION_COLOR)
+    tint.setAlpha(34)
     painter.fillRect(rect, tint)
-    painter.fillRect(QRect(rect.left(), rect.top(), 3, rect.height()), QColor(ACCENT))
+    painter.fillRect(QRect(rect.left(), rect.top(), 3, rect.height()), QColor(MENTION_COLOR))
 
 
 def _highlight(html: str, targets: tuple[str, ...], own: tuple[str, ...], dark: bool) -> str:
