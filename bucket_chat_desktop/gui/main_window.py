@@ -321,6 +321,7 @@ class MainWindow(QMainWindow):
         self.room_menu_hooks: list[Callable[[QMenu, str], None]] = []
         self.notifier: Any = None
         self.relation_actions: Any = None  # set by the relation actions feature
+        self.social: Any = None  # set by the social feature (mentions, unread line)
 
         splitter = QSplitter()
         splitter.setChildrenCollapsible(False)
@@ -530,10 +531,20 @@ class MainWindow(QMainWindow):
             self.controller.create_room(storage_id, room_id, name)
 
     def join_room(self) -> None:
-        dialog = RoomDialog(self.controller.settings, create=False, parent=self)
+        dialog = RoomDialog(
+            self.controller.settings,
+            create=False,
+            parent=self,
+            lister=self.controller.list_storage_rooms,
+            tasks=self.controller.tasks,
+        )
         if dialog.exec():
             storage_id, room_id, _ = dialog.values
-            self.controller.join_room(storage_id, room_id)
+            key = f"{storage_id}/{room_id}"
+            if self.controller.rooms.item(key) is not None:
+                self.controller.select_room(key)  # in it already: no second join
+            else:
+                self.controller.join_room(storage_id, room_id)
 
     def _room_menu(self, pos: Any) -> None:
         index = self.room_list.indexAt(pos)

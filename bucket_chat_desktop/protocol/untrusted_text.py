@@ -336,6 +336,13 @@ class RoomIds:
         for sender_id in ids:
             self.add(sender_id)
 
+    def __len__(self) -> int:
+        return len(self._own)
+
+    def ids(self) -> list[str]:
+        """Every id added, first seen first."""
+        return list(self._own)
+
     def lookalike_of(self, sender_id: str) -> str | None:
         """The id that ``sender_id`` is taken to imitate, if any."""
         key = self._skeleton.get(sender_id)

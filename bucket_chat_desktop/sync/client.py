@@ -10,7 +10,8 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from ..protocol.canonical import b64encode
 from ..protocol.chain import Draft
 from ..protocol.event import MEMBER, MESSAGE, Event
 from ..protocol.ids import check_room_id
+from ..protocol.mentions import MAX_MENTIONS, MENTIONS_FIELD
 from ..protocol.relations import EDIT, REACTION, REDACTION, reaction_key
 from ..settings import Settings, StorageSettings
 from ..storage import open_storage
@@ -31,8 +33,10 @@ from ..storage.base import Storage, StorageError
 from .engine import CachedRoom, RoomView, SyncConfig, SyncEngine
 from .events import EngineEvent, ShownEvent
 from .outbox import Outbox
+from .room_objects import RoomSummary, StorageRooms, storage_rooms
 from .rooms import create_room, join_room
 from .session import outbox_path_for
+from .watched import answer_within
 
 log = logging.getLogger("bucket_chat.sync")
 
@@ -179,6 +183,29 @@ class ChatClient:
             return ()
         return await attached.engine.cached_rooms()
 
+    async def storage_rooms(self, storage_id: str) -> StorageRooms:
+        """The rooms a storage holds, with their names and last activity, for a person
+        choosing one to join. Never raises for the storage: when it does not answer
+        within the interactive deadline (``watched.py``) or fails, the rooms this
+        device's index knows come back instead, with a note saying why."""
+        attached = self.storages.get(storage_id)
+        if attached is None:
+            return StorageRooms((), note="This storage is not connected; it could not be read.")
+        storage = attached.engine.storage
+        now_ms = int(time.time() * 1000)
+        try:
+            return await answer_within(
+                storage, storage_rooms(storage, now_ms), what=attached.settings.name
+            )
+        except StorageError as exc:
+            log.warning("could not list the rooms of %s: %s", attached.settings.name, exc)
+            known = await attached.engine.cached_rooms()
+            rooms = tuple(RoomSummary(r.room_id, r.name, None) for r in known)
+            note = f"Could not list the storage: {exc}."
+            if rooms:
+                note += " Shown: the rooms this device knows from earlier reads."
+            return StorageRooms(rooms, from_cache=True, note=note)
+
     async def room_view(self, ref: RoomRef) -> RoomView | None:
         """A frozen snapshot of a room's state (latest audit, metadata and its findings,
         complete and partial flags), or None when its storage or room is not read."""
@@ -293,13 +320,21 @@ class ChatClient:
             entry.rooms.remove(ref.room_id)
 
     async def send_text(
-        self, ref: RoomRef, text: str, *, reply_to: str | None = None
+        self,
+        ref: RoomRef,
+        text: str,
+        *,
+        reply_to: str | None = None,
+        mentions: Sequence[str] = (),
     ) -> list[Event]:
         """Send a text message; ``reply_to``: the event id it answers (a reply, its thread
-        is the parent's)."""
+        is the parent's); ``mentions``: the user ids the text mentions (PROTOCOL.md 19)."""
         if reply_to is not None:
             _check_target(ref, reply_to)
-        return await self._send(ref, [(MESSAGE, {"body": text, "msgtype": "m.text"}, reply_to)])
+        content: dict[str, Any] = {"body": text, "msgtype": "m.text"}
+        if mentions:
+            content[MENTIONS_FIELD] = list(mentions)[:MAX_MENTIONS]
+        return await self._send(ref, [(MESSAGE, content, reply_to)])
 
     async def react(self, ref: RoomRef, target_id: str, reaction: str) -> list[Event]:
         """React to a message (PROTOCOL.md 18.3). Raises ValueError for an unusable text."""
