@@ -42,8 +42,9 @@ from typing import Any, Generic, TypeVar
 from nacl.signing import SigningKey
 
 from ..index import Index
+from ..index.search import SearchHit, SearchPage, build_query
 from ..protocol import heap
-from ..protocol.audit import AuditResult, RoomLedger
+from ..protocol.audit import AuditResult, RoomLedger, Timeline
 from ..protocol.event import Event
 from ..storage.base import Storage, StorageError
 from ..storage.feed import ChangeFeed
@@ -78,6 +79,8 @@ __all__ = [
 
 log = logging.getLogger("bucket_chat.sync")
 T = TypeVar("T")
+SEARCH_LIMIT = 50  # hits a search returns unless told otherwise
+SEARCH_ROUNDS = 4  # pages a search reads at most to make up for hidden hits
 
 
 @dataclass(slots=True)
@@ -172,6 +175,9 @@ class SyncEngine:
         # False for the CLI and until a front end says otherwise.
         self.window_focused = False
         self._tasks: list[asyncio.Task[Any]] = []
+        # Which search hits are shown (``search``): (room id, event id) -> bool, called
+        # on the event loop. Everything, until the relations layer says what was redacted.
+        self.search_visible: Callable[[str, str], bool] = lambda _room, _event: True
         self._known_rooms: set[str] = set()
         self.online = True
         self.status_message = ""
@@ -424,6 +430,74 @@ class SyncEngine:
         if self.index is None:
             return 0
         return await self._read(lambda index: index.timeline_length(room_id))
+
+    # -- search (``index/search.py``) ------------------------------------------------------------
+
+    async def search(
+        self,
+        query: str,
+        *,
+        room_id: str | None = None,
+        limit: int = SEARCH_LIMIT,
+        rounds: int = SEARCH_ROUNDS,
+    ) -> SearchPage:
+        """The newest ``limit`` messages of this storage's index that hold every term of
+        ``query`` (in ``room_id`` only, if given), read on the reader's connection (never
+        behind a back-fill). A message is found once (its newest matching text: an
+        edit's, or its own) and only if ``search_visible(room_id, event_id)`` says it is
+        shown; an edit's hit also needs its own id visible (a rejected edit's text never
+        finds its target). Hidden hits are made up for by reading further, at most
+        ``rounds`` pages. Never raises for what the query holds."""
+        if self.index is None:
+            return SearchPage((), error="this engine keeps no index")
+        query_text = build_query(query)
+        visible = self.search_visible
+        hits: list[SearchHit] = []
+        seen: set[tuple[str, str]] = set()
+        before: int | None = None
+        page = SearchPage(())
+        for _ in range(max(1, rounds)):
+            page = await self._read(
+                lambda index, b=before: index.search(
+                    query_text, room_id=room_id, limit=limit, before=b
+                )
+            )
+            for hit in page.hits:
+                if (hit.room_id, hit.event_id) in seen:
+                    continue
+                seen.add((hit.room_id, hit.event_id))
+                if self._shown(visible, hit):
+                    hits.append(hit)
+            if page.error or not page.more or len(hits) >= limit or not page.hits:
+                break
+            before = page.hits[-1].key
+        return SearchPage(tuple(hits[:limit]), page.more, page.error, query_text.cut)
+
+    @staticmethod
+    def _shown(visible: Callable[[str, str], bool], hit: SearchHit) -> bool:
+        try:
+            if not visible(hit.room_id, hit.event_id):
+                return False
+            return not hit.edited or visible(hit.room_id, hit.source_id)
+        except Exception:  # a predicate's bug hides the hit, it does not stop the search
+            log.exception("search: the visibility check failed on %s", hit.event_id)
+            return False
+
+    async def locate(self, room_id: str, result: AuditResult, event_id: str) -> int | None:
+        """The position of ``event_id`` in ``result``'s timeline (a search hit to show in
+        context), found on the state thread (a walk of up to a whole room), or None when
+        that audit does not show it."""
+        timeline = result.timeline
+
+        def find() -> int | None:
+            if isinstance(timeline, Timeline):
+                return timeline.position_of(event_id)
+            for i, item in enumerate(timeline):
+                if item.event.event_id == event_id:
+                    return i
+            return None
+
+        return await self._serially(find, room=room_id, interactive=True)
 
     # -- what front ends may ask (plain values, computed on the serial worker) ------------------
 
