@@ -201,6 +201,9 @@ async def run(
     from .gui import attachments
 
     attachments.install(window, controller)
+    from .gui import search
+
+    search.install(window, controller)
     minimized = (start_minimized or settings.start_minimized) and tray is not None
     if not minimized:
         window.show()

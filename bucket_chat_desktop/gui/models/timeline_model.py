@@ -19,7 +19,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from PySide6.QtCore import QAbstractListModel, QByteArray, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtCore import (
+    QAbstractListModel,
+    QByteArray,
+    QModelIndex,
+    QPersistentModelIndex,
+    Qt,
+    Signal,
+)
 
 from ... import timestamps
 from ...index import TimelineRow
@@ -170,6 +177,9 @@ class Row:
 
 
 class TimelineModel(QAbstractListModel):
+    # ``reveal``: the row now showing the event asked for, or -1 and why it is not shown.
+    revealed = Signal(int, str)
+
     def __init__(self, own_key: str = "", parent: Any = None) -> None:
         super().__init__(parent)
         self.own_key = own_key
@@ -327,6 +337,67 @@ class TimelineModel(QAbstractListModel):
         if self._wanted:
             self._wanted = False
             self.fetch_older()
+
+    # -- showing one event in context (a search hit) --------------------------------------
+
+    def reveal(self, pos: int, event_id: str, *, tries: int = 3) -> None:
+        """Expose the audit's row ``pos`` (which should be ``event_id``) with everything
+        below it, and half a page above it: the page around a message found by search.
+        Rows not held yet are asked of the pager in one request. Emits ``revealed`` with
+        the row (or -1 and why it cannot be shown) now or when the rows arrive."""
+        held_top = self._first - len(self._above)
+        if pos >= self._first or self._pager is None:
+            self._revealed(event_id)
+            return
+        start = max(0, pos - PAGE // 2)
+        if start >= held_top:
+            self._expose_from(start)
+            self._revealed(event_id)
+            return
+        gen = self._asking = self._gen
+
+        def arrived(rows: Sequence[ShownEvent] | None) -> None:
+            if self._asking == gen:
+                self._asking = None
+            if rows is None or gen != self._gen:
+                self.revealed.emit(-1, "the room was checked again meanwhile; try once more")
+                return
+            if held_top != self._first - len(self._above) or self._busy:
+                if tries > 1:  # what is held moved on while the page was read: again
+                    self.reveal(pos, event_id, tries=tries - 1)
+                else:
+                    self.revealed.emit(-1, "the room kept changing; try once more")
+                return
+            fresh = [Row.from_shown(x) for x in rows]
+            self._above[:0] = fresh
+            if self._ids is not None:
+                self._ids.update(r.event_id for r in fresh)
+            self._expose_from(start)
+            self._revealed(event_id)
+
+        self._pager(start, held_top, arrived)
+
+    def _expose_from(self, start: int) -> None:
+        """Move the held rows from audit position ``start`` on into the exposed rows."""
+        held_top = self._first - len(self._above)
+        cut = max(0, start - held_top)
+        page = self._above[cut:]
+        if not page or self._busy:
+            return
+        self.beginInsertRows(QModelIndex(), 0, len(page) - 1)
+        del self._above[cut:]
+        self._rows[:0] = page
+        self._first -= len(page)
+        self.endInsertRows()
+        if len(self._above) < PAGE:
+            self._fetch_ahead()
+
+    def _revealed(self, event_id: str) -> None:
+        for i, row in enumerate(self._rows):
+            if row.event_id == event_id and not row.echo:
+                self.revealed.emit(i, "")
+                return
+        self.revealed.emit(-1, "this message is not shown in the room's timeline")
 
     # Every change is bracketed, so fetchMore can tell it is called from inside one.
     def beginInsertRows(self, parent: Index, first: int, last: int) -> None:

@@ -1,0 +1,184 @@
+"""Search, wired into an existing main window: Ctrl+F searches the open room, Ctrl+Shift+F
+every room of every storage. ``install(window, controller)`` is the only entry point.
+
+Queries run through the controller (``Controller.search`` → ``ChatClient.search``, on
+each storage's index reader thread), never on the GUI thread; an answer for a query the
+field no longer holds is dropped. Choosing a result opens its room, loads the page
+around the message (``Controller.show_event`` → ``TimelineModel.reveal``), scrolls to it
+and flashes it.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from PySide6.QtCore import QEvent, QObject, QRect, Qt, QTimer
+from PySide6.QtGui import QColor, QKeyEvent, QKeySequence, QPainter, QPaintEvent, QShortcut
+from PySide6.QtWidgets import QAbstractItemView, QWidget
+
+from ..sync.client import SearchResults
+from .controller import Controller
+from .main_window import MainWindow
+from .models.timeline_model import Roles, TimelineModel
+from .safe import guard
+from .style import ACCENT
+from .widgets.search_panel import SearchPanel, ShownHit
+
+log = logging.getLogger("bucket_chat.gui")
+
+ROOM_KEYS = QKeySequence("Ctrl+F")
+EVERYWHERE_KEYS = QKeySequence("Ctrl+Shift+F")
+FLASH_MS = 1600
+
+
+class Flash(QWidget):
+    """A fading highlight over one row of the timeline (the message a search led to)."""
+
+    def __init__(self, parent: QWidget) -> None:
+        super().__init__(parent)
+        self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        self._alpha = 0
+        self._timer = QTimer(self)
+        self._timer.setInterval(40)
+        self._timer.timeout.connect(self._fade)
+        self.hide()
+
+    def flash(self, rect: QRect) -> None:
+        self.setGeometry(rect)
+        self._alpha = 110
+        self._steps = FLASH_MS // 40
+        self.show()
+        self.raise_()
+        self._timer.start()
+
+    def _fade(self) -> None:
+        self._steps -= 1
+        if self._steps <= 0:
+            self._timer.stop()
+            self.hide()
+            return
+        if self._steps < 15:
+            self._alpha = max(0, self._alpha - 7)
+        self.update()
+
+    @guard()
+    def paintEvent(self, event: QPaintEvent) -> None:
+        painter = QPainter(self)
+        color = QColor(ACCENT)
+        color.setAlpha(self._alpha)
+        painter.fillRect(self.rect(), color)
+        painter.end()
+
+
+class SearchFeature(QObject):
+    def __init__(self, window: MainWindow, controller: Controller) -> None:
+        super().__init__(window)
+        self.window = window
+        self.controller = controller
+        self.panel = SearchPanel(window)
+        self.panel.anchor = window.stack
+        self.panel.query_changed.connect(self._search)
+        self.panel.hit_chosen.connect(self.show_hit)
+        self.flash = Flash(window.timeline.viewport())
+        self.flashed: tuple[str, int] | None = None  # (event id, row) last flashed (tests)
+        self.last_message = ""  # why the last chosen message could not be shown
+        self._pending: tuple[str, str] | None = None  # (room key, event id) being revealed
+        self._watched: TimelineModel | None = None
+        for keys, everywhere in ((ROOM_KEYS, False), (EVERYWHERE_KEYS, True)):
+            shortcut = QShortcut(keys, window)
+            shortcut.setContext(Qt.ShortcutContext.WindowShortcut)
+            shortcut.activated.connect(
+                lambda everywhere=everywhere: self.open(everywhere=everywhere)
+            )
+        window.composer.installEventFilter(self)  # the composer must not eat the shortcuts
+        window.timeline.verticalScrollBar().valueChanged.connect(lambda _v: self.flash.hide())
+
+    # -- opening ---------------------------------------------------------------------------------
+
+    def open(self, *, everywhere: bool) -> None:
+        key = self.controller.current
+        if everywhere or not key:
+            self.panel.open("Search all rooms", None)
+            return
+        item = self.controller.rooms.item(key)
+        name = item.shown_name if item is not None else key
+        self.panel.open(f"Search in {name}", key)
+
+    # -- searching -------------------------------------------------------------------------------
+
+    def _search(self, text: str, room_key: str) -> None:
+        def reply(results: SearchResults) -> None:
+            self._show(text, results)
+
+        self.controller.search(text, room_key or None, reply)
+
+    def _show(self, text: str, results: SearchResults) -> None:
+        rows = []
+        for hit in results.hits:
+            key = f"{hit.storage_id}/{hit.room_id}"
+            item = self.controller.rooms.item(key)
+            model = self.controller.timelines.get(key)
+            name = model.names.shown(hit.sender_id) if model is not None else hit.sender_id
+            rows.append(
+                ShownHit(hit, key, item.shown_name if item is not None else hit.room_id, name)
+            )
+        problems = [f"{self.controller._storage_name(sid)}: {why}" for sid, why in results.errors]
+        self.panel.show_results(text, rows, results.more, problems)
+
+    # -- showing a message in its room -----------------------------------------------------------
+
+    def show_hit(self, room_key: str, event_id: str) -> None:
+        self._pending = (room_key, event_id)
+        self.last_message = ""
+        model = self.controller.timeline(room_key)
+        if self._watched is not model:
+            if self._watched is not None:
+                self._watched.revealed.disconnect(self._on_revealed)
+            model.revealed.connect(self._on_revealed)
+            self._watched = model
+        self.controller.show_event(room_key, event_id)
+
+    def _on_revealed(self, row: int, why: str) -> None:
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        key, event_id = pending
+        if row < 0:
+            self.last_message = why
+            self.controller.error.emit("Showing the message", why)
+            return
+        # After the view's own reactions to the rows that came in (it keeps the bottom
+        # in view while it was there, from a zero timer of its own).
+        QTimer.singleShot(0, lambda: self._scroll_to(key, row, event_id))
+
+    def _scroll_to(self, key: str, row: int, event_id: str) -> None:
+        view = self.window.timeline
+        model = view.model()
+        if self.controller.current != key or model is None or row >= model.rowCount():
+            return
+        index = model.index(row, 0)
+        if index.data(Roles.EventId) != event_id:
+            return
+        view.executeDelayedItemsLayout()
+        view.scrollTo(index, QAbstractItemView.ScrollHint.PositionAtCenter)
+        rect = view.visualRect(index)
+        if rect.isValid():
+            self.flash.flash(rect)
+        self.flashed = (event_id, row)
+
+    # -- shortcuts inside text fields -------------------------------------------------------------
+
+    @guard()
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.ShortcutOverride and isinstance(event, QKeyEvent):
+            combo = QKeySequence(event.keyCombination())
+            for keys in (ROOM_KEYS, EVERYWHERE_KEYS):
+                if combo.matches(keys) == QKeySequence.SequenceMatch.ExactMatch:
+                    event.ignore()  # unclaimed by the editor: the shortcut fires
+                    return True
+        return super().eventFilter(watched, event)
+
+
+def install(window: MainWindow, controller: Controller) -> SearchFeature:
+    """Wire Ctrl+F / Ctrl+Shift+F search into ``window``."""
+    return SearchFeature(window, controller)
