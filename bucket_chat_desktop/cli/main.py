@@ -608,6 +608,7 @@ async def cmd_search(args: argparse.Namespace) -> int:
     query = " ".join(args.query)
     async with engine_session(storage, outbox=False) as engine:
         known = await engine.cached_rooms()
+        await engine.catch_up_text()  # what sync and history read: searchable now
         page = await engine.search(query, room_id=room_id, limit=args.limit)
     if page.error:
         raise StorageError(f"cannot search this device's copy: {page.error}")

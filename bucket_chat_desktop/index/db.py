@@ -111,7 +111,10 @@ _MIGRATIONS: dict[int, str] = {
     # id is its ordering key (``_doc_key``: newest largest), so a common word's newest
     # hits are read first and the search stops at its limit. The FTS table holds only the
     # index; the text is in ``search_docs`` (an external-content table kept in step by the
-    # triggers). Filled from the cached events by ``_fill_search`` after this script.
+    # triggers). Text is indexed after its segment is cached, not with it (``index_text``:
+    # trigram indexing costs about as much as everything else a cold read does per event):
+    # ``search_pending`` lists the segments whose text is not indexed yet — here, every
+    # segment cached before search existed.
     2: """
     CREATE TABLE search_docs (
         id INTEGER PRIMARY KEY,
@@ -132,6 +135,12 @@ _MIGRATIONS: dict[int, str] = {
     CREATE TRIGGER search_docs_removed AFTER DELETE ON search_docs BEGIN
         INSERT INTO search_fts (search_fts, rowid, body) VALUES ('delete', old.id, old.body);
     END;
+    CREATE TABLE search_pending (
+        room_id TEXT NOT NULL,
+        path TEXT NOT NULL,
+        PRIMARY KEY (room_id, path)
+    );
+    INSERT OR IGNORE INTO search_pending SELECT room_id, path FROM segments;
     CREATE INDEX timeline_event ON timeline (room_id, event_id);
     """,
 }
@@ -214,6 +223,7 @@ class TimelineRow:
 
 
 SEARCH_DEADLINE = 2.0  # seconds a search may run before it gives up
+TEXT_BATCH = 1000  # events whose text ``index_text`` indexes in one go (about 40 ms)
 LOG_DAMAGED = 20  # damaged rows logged one by one per read; the rest are counted
 
 
@@ -310,23 +320,6 @@ def _doc(room_id: str, path: str, line: int, event: Event) -> dict[str, object] 
     }
 
 
-def _fill_search(conn: sqlite3.Connection) -> None:
-    """Migration 2: index the text of the events cached before search existed (each
-    re-entered through the parser; a damaged row is left out, as everywhere)."""
-    rows = conn.execute(
-        "SELECT room_id, path, line, event_id, timestamp_ms, CAST(raw AS BLOB) FROM events"
-    )
-    while batch := rows.fetchmany(2000):
-        docs = []
-        for room_id, path, line, event_id, ts, raw in batch:
-            if not (isinstance(room_id, str) and isinstance(path, str) and type(line) is int):
-                continue
-            ev = _reenter(raw, room_id, event_id, ts)
-            if isinstance(ev, Event) and (doc := _doc(room_id, path, line, ev)) is not None:
-                docs.append(doc)
-        conn.cursor().executemany(_ADD_DOC, docs)
-
-
 def _where(path: object, line: object) -> str:
     return f"{str(path)[:200]}:{str(line)[:20]}"
 
@@ -354,6 +347,9 @@ class Index:
         self._db = conn
         self.path = path
         self._lock = threading.RLock()
+        # Segments may wait for their text to be indexed (``index_text``): a hint read
+        # without the lock by whoever schedules that work, True until a pass finds none.
+        self.text_pending = True
 
     @contextlib.contextmanager
     def _released(self) -> Iterator[None]:
@@ -425,8 +421,6 @@ class Index:
             for target in range(version + 1, SCHEMA_VERSION + 1):
                 with conn:  # each step whole or not at all
                     conn.executescript("BEGIN;\n" + _MIGRATIONS[target])
-                    if target == 2:
-                        _fill_search(conn)
                     conn.execute(f"PRAGMA user_version = {target}")
             if url:
                 with conn:
@@ -462,12 +456,7 @@ class Index:
     ) -> None:
         with self._db:  # an IndexedEvent's fields are the events table's, in order
             rows = [(room_id, *e) for e in events]
-            docs = []
-            for e in events:
-                ev = parse_line(e.raw.encode("utf-8", "replace"), room_id)
-                if isinstance(ev, Event) and (doc := _doc(room_id, path, e.line, ev)) is not None:
-                    docs.append(doc)
-            self._write_segment(room_id, path, size, etag, rows, findings, docs)
+            self._write_segment(room_id, path, size, etag, rows, findings)
 
     @_locked
     def add_prepared(
@@ -502,11 +491,6 @@ class Index:
                         )
                     ],
                     decoded.findings,
-                    [
-                        doc
-                        for loc in decoded.events
-                        if (doc := _doc(room_id, loc.path, loc.line, loc.event)) is not None
-                    ],
                 )
 
     def _write_segment(
@@ -517,11 +501,10 @@ class Index:
         etag: str | None,
         rows: list[tuple[str, str, int, str, int, str, bool | None, str]],
         findings: Sequence[Finding],
-        docs: Sequence[Mapping[str, object]] = (),
     ) -> None:
-        """Inside the caller's transaction: replace a segment's rows (and its searchable
-        text, ``docs``). A verdict binds as SQLite's integer 1/0 (a ``bool`` is an
-        ``int``) or NULL."""
+        """Inside the caller's transaction: replace a segment's rows; its old searchable
+        text goes, the new is indexed later (``index_text``). A verdict binds as SQLite's
+        integer 1/0 (a ``bool`` is an ``int``) or NULL."""
         self._db.execute(
             "INSERT OR REPLACE INTO segments VALUES (?, ?, ?, ?, ?)",
             (room_id, path, size, etag, int(time.time())),
@@ -529,8 +512,8 @@ class Index:
         self._db.execute("DELETE FROM events WHERE room_id = ? AND path = ?", (room_id, path))
         self._db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
         self._db.execute("DELETE FROM search_docs WHERE room_id = ? AND path = ?", (room_id, path))
-        if docs:
-            self._db.executemany(_ADD_DOC, docs)
+        self._db.execute("INSERT OR IGNORE INTO search_pending VALUES (?, ?)", (room_id, path))
+        self.text_pending = True
         self._db.execute(
             "DELETE FROM segment_findings WHERE room_id = ? AND path = ?", (room_id, path)
         )
@@ -759,6 +742,60 @@ class Index:
     # -- search (``search.py``) ------------------------------------------------------------------
 
     @_locked
+    def index_text(self, max_events: int = TEXT_BATCH) -> int:
+        """Index the searchable text of cached segments not indexed yet, a few segments
+        at a time (at least one whole segment, then up to about ``max_events`` events),
+        in one transaction. Returns the segments done (0: nothing was waiting). Each line
+        re-enters through the parser; a damaged row is left out."""
+        try:
+            waiting = self._db.execute(
+                "SELECT room_id, path FROM search_pending ORDER BY rowid LIMIT 64"
+            ).fetchall()
+            if not waiting:
+                self.text_pending = False
+                return 0
+            done = events = 0
+            with self._db:
+                for room_id, path in waiting:
+                    if done and events >= max_events:
+                        break
+                    rows = self._db.execute(
+                        "SELECT line, event_id, timestamp_ms, CAST(raw AS BLOB) FROM events "
+                        "WHERE room_id = ? AND path = ?",
+                        (room_id, path),
+                    ).fetchall()
+                    docs = []
+                    for line, event_id, ts, raw in rows:
+                        if not (isinstance(room_id, str) and type(line) is int):
+                            continue
+                        ev = _reenter(raw, room_id, event_id, ts)
+                        if isinstance(ev, Event) and (d := _doc(room_id, path, line, ev)):
+                            docs.append(d)
+                    self._db.execute(
+                        "DELETE FROM search_docs WHERE room_id = ? AND path = ?", (room_id, path)
+                    )
+                    self._db.executemany(_ADD_DOC, docs)
+                    self._db.execute(
+                        "DELETE FROM search_pending WHERE room_id = ? AND path = ?",
+                        (room_id, path),
+                    )
+                    done += 1
+                    events += len(rows)
+            return done
+        except sqlite3.DatabaseError as exc:  # a damaged file: search says so when asked
+            log.warning("index: message text cannot be indexed for search (%s)", exc)
+            self.text_pending = False
+            return 0
+
+    @_locked
+    def text_backlog(self) -> int:
+        """Cached segments whose text is not searchable yet."""
+        try:
+            return int(self._db.execute("SELECT COUNT(*) FROM search_pending").fetchone()[0])
+        except sqlite3.DatabaseError:
+            return 0
+
+    @_locked
     def search(
         self,
         query: str | Query,
@@ -821,7 +858,8 @@ class Index:
             return SearchPage((), error=f"the index cannot be searched: {exc}", query_cut=q.cut)
         finally:
             self._db.set_progress_handler(None, 0)
-        return SearchPage(tuple(hits), more=len(rows) > limit, query_cut=q.cut)
+        backlog = self.text_backlog()
+        return SearchPage(tuple(hits), len(rows) > limit, None, q.cut, backlog)
 
     def _hit(self, row: Sequence[object], q: Query) -> SearchHit | None:
         key, room_id, path, line, event_id, source_id, body = row

@@ -204,9 +204,11 @@ class SearchHit:
 @dataclass(frozen=True, slots=True)
 class SearchPage:
     """What one index found, newest first. ``more``: older hits may exist (ask again with
-    ``before`` = the last hit's key). ``error``: why the search could not run, if so."""
+    ``before`` = the last hit's key). ``error``: why the search could not run, if so.
+    ``backlog``: cached segments whose text is not searchable yet (being indexed)."""
 
     hits: tuple[SearchHit, ...]
     more: bool = False
     error: str | None = None
     query_cut: bool = False
+    backlog: int = 0

@@ -51,12 +51,14 @@ class RoomRef:
 class SearchResults:
     """What ``ChatClient.search`` found: ``hits`` newest first, each naming its storage;
     ``more``: older hits may exist; ``errors``: (storage id, why) for each storage whose
-    index could not be searched; ``query_cut``: the query was too long and shortened."""
+    index could not be searched; ``query_cut``: the query was too long and shortened;
+    ``backlog``: segments read but not searchable yet (their text is being indexed)."""
 
     hits: tuple[SearchHit, ...]
     more: bool = False
     errors: tuple[tuple[str, str], ...] = ()
     query_cut: bool = False
+    backlog: int = 0
 
 
 @dataclass(slots=True)
@@ -234,6 +236,7 @@ class ChatClient:
         hits: list[SearchHit] = []
         errors: list[tuple[str, str]] = []
         more = cut = False
+        backlog = 0
         for (sid, _), page in zip(targets, pages, strict=True):
             if isinstance(page, BaseException):
                 if isinstance(page, asyncio.CancelledError):
@@ -244,9 +247,11 @@ class ChatClient:
             if page.error:
                 errors.append((sid, page.error))
             more, cut = more or page.more, cut or page.query_cut
+            backlog += page.backlog
             hits.extend(dataclasses.replace(h, storage_id=sid) for h in page.hits)
         hits.sort(key=lambda h: (h.key, h.storage_id, h.room_id), reverse=True)
-        return SearchResults(tuple(hits[:limit]), more or len(hits) > limit, tuple(errors), cut)
+        more = more or len(hits) > limit
+        return SearchResults(tuple(hits[:limit]), more, tuple(errors), cut, backlog)
 
     async def locate(self, ref: RoomRef, result: AuditResult, event_id: str) -> int | None:
         """Where ``event_id`` is in the room's audit ``result`` (a search hit to show in

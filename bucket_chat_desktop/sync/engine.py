@@ -81,6 +81,7 @@ log = logging.getLogger("bucket_chat.sync")
 T = TypeVar("T")
 SEARCH_LIMIT = 50  # hits a search returns unless told otherwise
 SEARCH_ROUNDS = 4  # pages a search reads at most to make up for hidden hits
+TEXT_IDLE = 1.0  # seconds between looks for text to index for search
 
 
 @dataclass(slots=True)
@@ -271,6 +272,8 @@ class SyncEngine:
         self._tasks.append(asyncio.create_task(self._watchdog(), name="bc-watchdog"))
         if self.outbox is not None:
             self._tasks.append(asyncio.create_task(self._publisher.run(), name="bc-publisher"))
+        if self.index is not None:
+            self._tasks.append(asyncio.create_task(self._index_text(), name="bc-search-text"))
         if self._local is not None:
             self._poller.start_watch(self._local)
             self._tasks.append(asyncio.create_task(self._poller.follow_folder(), name="bc-direct"))
@@ -471,7 +474,33 @@ class SyncEngine:
             if page.error or not page.more or len(hits) >= limit or not page.hits:
                 break
             before = page.hits[-1].key
-        return SearchPage(tuple(hits[:limit]), page.more, page.error, query_text.cut)
+        return SearchPage(tuple(hits[:limit]), page.more, page.error, query_text.cut, page.backlog)
+
+    async def _index_text(self) -> None:
+        """Make cached text searchable (``Index.index_text``), a short job at a time in
+        the state thread's background lane, only while no room's history is being read:
+        trigram indexing costs about as much per event as the rest of a cold read, so it
+        follows the read instead of slowing it (``SearchPage.backlog`` says what waits)."""
+        index = self.index
+        assert index is not None
+        while not self._closed:
+            reading = any(
+                r.backfill is not None and not r.backfill.done() for r in self.rooms.values()
+            )
+            if reading or not index.text_pending:
+                await asyncio.sleep(TEXT_IDLE)
+                continue
+            try:
+                await self._serially(index.index_text)
+            except RuntimeError:  # the state thread was shut down: closing
+                return
+
+    async def catch_up_text(self) -> None:
+        """Index all cached text not searchable yet, now (the CLI's ``search``)."""
+        index = self.index
+        if index is not None:
+            while await self._serially(index.index_text, interactive=True):
+                pass
 
     @staticmethod
     def _shown(visible: Callable[[str, str], bool], hit: SearchHit) -> bool:

@@ -63,11 +63,17 @@ def _store(index: Index, events: list[Event], seed: int, user: str, *, audit: bo
         for n, e in enumerate(events, start=1)
     ]
     index.add_segment(ROOM, path, len(data), None, rows, [])
+    _catch_up(index)
     if audit:
         ledger = RoomLedger(ROOM)
         ledger.add_segment(path, data)
         index.save_audit(ROOM, ledger.audit({}), history_complete=True)
     return path
+
+
+def _catch_up(index: Index) -> None:
+    while index.index_text():
+        pass
 
 
 def _msg(body: object) -> tuple[str, dict[str, Any]]:
@@ -301,6 +307,7 @@ def test_forged_signature_is_never_a_hit(index: Index) -> None:
         for n, e in enumerate(events, start=1)
     ]
     index.add_segment(ROOM, path, 1, None, rows, [])
+    _catch_up(index)
     assert index.search("forged").hits == ()
 
 
@@ -323,8 +330,8 @@ def test_a_slow_search_gives_up(index: Index) -> None:
 
 
 def test_an_index_from_before_search_is_migrated(tmp_path: Path) -> None:
-    """A version 1 database with cached events gains the search tables, filled from
-    its events (damaged rows left out), in one step."""
+    """A version 1 database with cached events gains the search tables in one step; its
+    segments then wait for their text to be indexed (damaged rows left out)."""
     path = tmp_path / "old.sqlite3"
     conn = sqlite3.connect(path)
     conn.executescript(_MIGRATIONS[1])
@@ -336,13 +343,54 @@ def test_an_index_from_before_search_is_migrated(tmp_path: Path) -> None:
             "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (ROOM, "p", n, e.event_id, e.timestamp_ms, e.line().decode().rstrip("\n"), 1, ""),
         )
+    conn.execute("INSERT INTO segments VALUES (?, 'p', 1, NULL, 0)", (ROOM,))
     conn.execute("INSERT INTO events VALUES (?, 'p', 9, 'x', 1, 'garbage', 1, '')", (ROOM,))
     conn.execute("INSERT INTO events VALUES (5, 'p', 10, 'x', 1, 'garbage', 1, '')")
     conn.commit()
     conn.close()
     index = Index.open(path)
     try:
+        assert index.text_backlog() == 1  # the old segment waits for its text to be indexed
+        page = index.search("message text")
+        assert page.hits == () and page.backlog == 1
+        _catch_up(index)
+        assert index.text_backlog() == 0
         assert _bodies(index.search("message text")) == ["older message text", "old message text"]
         assert index._db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     finally:
         index.close()
+
+
+def test_text_is_searchable_once_indexed_and_the_backlog_says_so(index: Index) -> None:
+    alice = "alice@example.com"
+    events = _events(1, alice, [_msg("pending words")])
+    path = path_for(events, "x")
+    rows = [
+        IndexedEvent(path, n, e.event_id, e.timestamp_ms, e.line().decode().strip(), True, "")
+        for n, e in enumerate(events, start=1)
+    ]
+    index.add_segment(ROOM, path, 1, None, rows, [])
+    assert index.text_pending
+    page = index.search("pending")
+    assert page.hits == () and page.backlog == 1
+    assert index.index_text() == 1
+    assert index.index_text() == 0 and not index.text_pending
+    page = index.search("pending")
+    assert _bodies(page) == ["pending words"] and page.backlog == 0
+    # Many segments: one batch does whole segments up to about its event budget.
+    for i in range(5):
+        more = _events(1, alice, [_msg(f"batch {i} {j}") for j in range(10)], ts=T0 + i * 10**6)
+        p = path_for(more, f"b{i}")
+        index.add_segment(
+            ROOM,
+            p,
+            1,
+            None,
+            [
+                IndexedEvent(p, n, e.event_id, e.timestamp_ms, e.line().decode().strip(), True, "")
+                for n, e in enumerate(more, start=1)
+            ],
+            [],
+        )
+    assert index.index_text(max_events=15) == 2  # 11 events each: the second passes 15
+    assert index.text_backlog() == 3

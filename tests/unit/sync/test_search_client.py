@@ -78,6 +78,9 @@ def test_search_across_storages_with_filters_and_visibility(
             for sid, room in ((one, "plans"), (two, "plans"), (one, "misc")):
                 await client.open_room(RoomRef(sid, room))
                 await _loaded(events, sid, room)
+            # Text is indexed after the read, in the background; here, at once.
+            for engine in (client.engine(one), client.engine(two)):
+                await engine.catch_up_text()
             out: dict[str, object] = {"first": first.event_id, "edit": edit[0].event_id}
             out["all"] = await client.search("launch")
             out["one"] = await client.search("launch", storage_id=one)
