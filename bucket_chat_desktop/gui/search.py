@@ -123,7 +123,7 @@ class SearchFeature(QObject):
                 ShownHit(hit, key, item.shown_name if item is not None else hit.room_id, name)
             )
         problems = [f"{self.controller._storage_name(sid)}: {why}" for sid, why in results.errors]
-        self.panel.show_results(text, rows, results.more, problems)
+        self.panel.show_results(text, rows, results.more, problems, results.backlog)
 
     # -- showing a message in its room -----------------------------------------------------------
 

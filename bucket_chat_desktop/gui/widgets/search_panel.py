@@ -365,7 +365,12 @@ class SearchPanel(QWidget):
         self.query_changed.emit(text, self.room_key or "")
 
     def show_results(
-        self, text: str, hits: Sequence[ShownHit], more: bool, problems: Sequence[str]
+        self,
+        text: str,
+        hits: Sequence[ShownHit],
+        more: bool,
+        problems: Sequence[str],
+        backlog: int = 0,
     ) -> None:
         """The results of a search for ``text``; dropped if the field says something
         else by now (a slower, older search finishing late)."""
@@ -381,6 +386,11 @@ class SearchPanel(QWidget):
             if not n
             else f"{n} message{'s' if n != 1 else ''}" + (" (the newest)" if more else "")
         ]
+        if backlog:
+            words.append(
+                f"{backlog:,} part{'s' if backlog != 1 else ''} of what was read "
+                "not searchable yet (being indexed)"
+            )
         words += [f"Could not search {p}" for p in problems]
         self.status.setText(" · ".join(words))
         self._after_results()
