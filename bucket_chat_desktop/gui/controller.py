@@ -334,8 +334,15 @@ class Controller(QObject):
         ref = _ref(key)
 
         def pager(start: int, stop: int, reply: Reply) -> None:
+            # Appends since make new results of the same audit that agree on every
+            # position this one has: the newest also has the appended rows (a window
+            # around a found message pages down into them).
+            latest = self.results.get(key)
+            same = latest is not None and latest.audit_number == result.audit_number
+            use = latest if same and latest is not None else result
+
             async def run() -> None:
-                reply(await self.client.timeline_page(ref, result, start, stop))
+                reply(await self.client.timeline_page(ref, use, start, stop))
 
             self.tasks.start(run(), "Reading older messages")
 

@@ -37,6 +37,7 @@ from ...sync.events import ShownEvent
 from ..safe import guard
 
 PAGE = 200
+JUMP_NEAR = 2 * PAGE  # a found message this far above what is shown is paged in; farther: a window
 EARLIER_CHECK = "from this device's earlier check; the room is being read again"
 
 log = logging.getLogger("bucket_chat.gui")
@@ -197,6 +198,13 @@ class TimelineModel(QAbstractListModel):
         self.confirmed_keys: frozenset[str] = frozenset()  # Index.user_verified_keys()
         self._busy = 0  # > 0 while a change is being signalled: no fetchMore then
         self._ids: set[str] | None = None  # ids of confirmed rows, built when first needed
+        # A window around a message found by search (``reveal`` of a far one): the audit's
+        # rows after the exposed ones that are not held (0: the exposed rows reach the
+        # newest), the ids appended meanwhile (counted once), and the local echoes kept
+        # aside until the window reaches the newest rows again.
+        self._below = 0
+        self._below_ids: set[str] = set()
+        self._parked: list[Row] = []
 
     # -- Qt model API ---------------------------------------------------------------------
 
@@ -340,16 +348,27 @@ class TimelineModel(QAbstractListModel):
 
     # -- showing one event in context (a search hit) --------------------------------------
 
+    @property
+    def detached(self) -> bool:
+        """The rows shown are a window around a found message, not the newest ones."""
+        return self._below > 0
+
     def reveal(self, pos: int, event_id: str, *, tries: int = 3) -> None:
-        """Expose the audit's row ``pos`` (which should be ``event_id``) with everything
-        below it, and half a page above it: the page around a message found by search.
-        Rows not held yet are asked of the pager in one request. Emits ``revealed`` with
-        the row (or -1 and why it cannot be shown) now or when the rows arrive."""
-        held_top = self._first - len(self._above)
-        if pos >= self._first or self._pager is None:
+        """Show the audit's row ``pos`` (which should be ``event_id``) in context: a
+        message near what is shown is exposed with everything below it and half a page
+        above it; a farther one gets a window of a page around it (``detached``: older
+        and newer rows page in as the view scrolls, ``return_to_newest`` goes back).
+        Rows not held are asked of the pager in one request. Emits ``revealed`` with the
+        row (or -1 and why it cannot be shown) now or when the rows arrive."""
+        end = self._first + self._echo_start()  # the audit's position after those shown
+        if self._first <= pos < end or self._pager is None or (pos >= end and not self._below):
             self._revealed(event_id)
             return
         start = max(0, pos - PAGE // 2)
+        if pos >= end or self._first - start > JUMP_NEAR:
+            self._jump(start, event_id)
+            return
+        held_top = self._first - len(self._above)
         if start >= held_top:
             self._expose_from(start)
             self._revealed(event_id)
@@ -377,6 +396,88 @@ class TimelineModel(QAbstractListModel):
 
         self._pager(start, held_top, arrived)
 
+    def _jump(self, start: int, event_id: str) -> None:
+        """Replace what is shown by the page of the audit from ``start`` (a window)."""
+        assert self._pager is not None
+        gen = self._asking = self._gen
+
+        def arrived(rows: Sequence[ShownEvent] | None) -> None:
+            if self._asking == gen:
+                self._asking = None
+            if rows is None or gen != self._gen or self._busy:
+                self.revealed.emit(-1, "the room was checked again meanwhile; try once more")
+                return
+            self._show_window(start, [Row.from_shown(x) for x in rows])
+            self._revealed(event_id)
+
+        self._pager(start, start + PAGE, arrived)
+
+    def _show_window(self, start: int, fresh: list[Row]) -> None:
+        confirmed = self._count()
+        echoes = [r for r in self._rows if r.echo] + self._parked
+        below = max(0, confirmed - start - len(fresh))
+        self.beginResetModel()
+        self._ids = None
+        self._above = []
+        self._first = start
+        self._below = below
+        if below:
+            self._rows, self._parked = fresh, echoes
+        else:
+            done = {r.event_id for r in fresh} | self._below_ids
+            self._rows = fresh + [r for r in echoes if r.event_id not in done]
+            self._parked = []
+        self._below_ids = set()
+        self.endResetModel()
+        self._fetch_ahead()
+
+    def _count(self) -> int:
+        """Rows of the audit shown (confirmed events, not echoes): above, exposed, below."""
+        return self._first + self._echo_start() + self._below
+
+    def can_fetch_newer(self) -> bool:
+        return self._below > 0 and not self._busy and self._asking != self._gen
+
+    def fetch_newer(self) -> None:
+        """Detached: the page of the audit below the window (the view reached its end)."""
+        if not self.can_fetch_newer() or self._pager is None:
+            return
+        gen = self._asking = self._gen
+        end = self._first + len(self._rows)
+
+        def arrived(rows: Sequence[ShownEvent] | None) -> None:
+            if self._asking == gen:
+                self._asking = None
+            if rows is None or gen != self._gen or self._busy:
+                return
+            if end != self._first + len(self._rows) or not self._below:
+                return
+            fresh = [Row.from_shown(x) for x in rows][: self._below]
+            self._below -= len(fresh)
+            if len(rows) < PAGE:  # the audit ends here, whatever was counted
+                self._below = 0
+            if self._ids is not None:
+                self._ids.update(r.event_id for r in fresh)
+            tail = fresh
+            if not self._below:  # the newest rows: the echoes kept aside come back
+                done = self._confirmed_ids() | self._below_ids
+                tail = fresh + [r for r in self._parked if r.event_id not in done]
+                self._parked, self._below_ids = [], set()
+            if tail:
+                at = len(self._rows)
+                self.beginInsertRows(QModelIndex(), at, at + len(tail) - 1)
+                self._rows.extend(tail)
+                self.endInsertRows()
+
+        self._pager(end, end + PAGE, arrived)
+
+    def return_to_newest(self) -> None:
+        """Leave a window around a found message: show the newest page again."""
+        if not self._below or self._pager is None:
+            return
+        total = self._count()
+        self._jump(max(0, total - PAGE), "")
+
     def _expose_from(self, start: int) -> None:
         """Move the held rows from audit position ``start`` on into the exposed rows."""
         held_top = self._first - len(self._above)
@@ -393,6 +494,8 @@ class TimelineModel(QAbstractListModel):
             self._fetch_ahead()
 
     def _revealed(self, event_id: str) -> None:
+        if not event_id:
+            return
         for i, row in enumerate(self._rows):
             if row.event_id == event_id and not row.echo:
                 self.revealed.emit(i, "")
@@ -444,7 +547,7 @@ class TimelineModel(QAbstractListModel):
     @property
     def total(self) -> int:
         """Rows of the audit shown (those above the exposed ones too), and echoes."""
-        return self._first + len(self._rows)
+        return self._first + len(self._rows) + self._below + len(self._parked)
 
     @property
     def held(self) -> int:
@@ -508,6 +611,15 @@ class TimelineModel(QAbstractListModel):
         self._gen += 1
         self._pager = pager
         self._wanted = False
+        if self._below or self._parked:
+            # A window around a found message: a new audit's positions may all have
+            # moved, so the newest rows are shown again (with the echoes kept aside).
+            parked, self._parked = self._parked, []
+            self._below, self._below_ids = 0, set()
+            self.beginResetModel()
+            self._ids = None
+            self._above, self._rows, self._first = [], parked, total
+            self.endResetModel()
         self.names = DisplayNames()
         self.names.update(members)
         new = [Row.from_shown(x) for x in newest]
@@ -574,6 +686,11 @@ class TimelineModel(QAbstractListModel):
         shown = self._confirmed_ids()
         fresh = [a for a in items if a.event.event_id not in shown]
         self.names.update(fresh)
+        if self._below:  # a window on older rows: these wait below it (fetch_newer)
+            new_ids = {a.event.event_id for a in fresh} - self._below_ids
+            self._below += len(new_ids)
+            self._below_ids |= new_ids
+            return
         rows = [Row.from_assessed(a) for a in fresh]
         self._drop_confirmed_echoes({r.event_id for r in rows})
         self._insert_confirmed(rows)
@@ -608,10 +725,15 @@ class TimelineModel(QAbstractListModel):
         if state == "sent":
             return  # the confirmed event replaces the echo when the room reads it
         known = {r.event_id: i for i, r in enumerate(self._rows) if r.echo}
-        confirmed = {r.event_id for r in self._rows[: self._echo_start()]}
+        confirmed = {r.event_id for r in self._rows[: self._echo_start()]} | self._below_ids
+        parked = {r.event_id: r for r in self._parked}
         fresh = []
         for ev in events:
             if ev.event_id in confirmed:
+                continue
+            if ev.event_id in parked:
+                parked[ev.event_id].echo = state
+                parked[ev.event_id].echo_error = error
                 continue
             if ev.event_id in known:
                 i = known[ev.event_id]
@@ -622,7 +744,12 @@ class TimelineModel(QAbstractListModel):
                 row = Row.from_event(ev, "", "not yet sent", "outbox", state)
                 row.echo_error = error
                 fresh.append(row)
-        if fresh:
+        if fresh and self._below:
+            # Something was sent while a window on older rows is shown: back to the
+            # newest rows, where it appears.
+            self._parked.extend(fresh)
+            self.return_to_newest()
+        elif fresh:
             at = len(self._rows)
             self.beginInsertRows(QModelIndex(), at, at + len(fresh) - 1)
             self._rows.extend(fresh)
