@@ -256,6 +256,9 @@ class Controller(QObject):
         """Open the room and show ``event_id`` in context: its position in the room's
         audit is found off the GUI thread, then the timeline loads the page around it
         and emits ``revealed`` (the row, or -1 and why not)."""
+        if self.rooms.item(key) is None:
+            self.timeline(key).revealed.emit(-1, "you are not in this room any more")
+            return
         self.select_room(key)
         ref = _ref(key)
 

@@ -16,6 +16,7 @@ from PySide6.QtCore import QEvent, QObject, QRect, Qt, QTimer
 from PySide6.QtGui import QColor, QKeyEvent, QKeySequence, QPainter, QPaintEvent, QShortcut
 from PySide6.QtWidgets import QAbstractItemView, QPushButton, QWidget
 
+from ..protocol.untrusted_text import one_line
 from ..sync.client import SearchResults
 from .controller import Controller
 from .main_window import MainWindow
@@ -113,8 +114,8 @@ class SearchFeature(QObject):
             self.panel.open("Search all rooms", None)
             return
         item = self.controller.rooms.item(key)
-        name = item.shown_name if item is not None else key
-        self.panel.open(f"Search in {name}", key)
+        name = one_line(item.shown_name, 60) if item is not None else ""
+        self.panel.open(f"Search in {name or key.split('/', 1)[-1]}", key)
 
     # -- searching -------------------------------------------------------------------------------
 
@@ -129,11 +130,11 @@ class SearchFeature(QObject):
         for hit in results.hits:
             key = f"{hit.storage_id}/{hit.room_id}"
             item = self.controller.rooms.item(key)
+            if item is None:
+                continue  # a room left since (its copy stays in the index): not offered
             model = self.controller.timelines.get(key)
             name = model.names.shown(hit.sender_id) if model is not None else hit.sender_id
-            rows.append(
-                ShownHit(hit, key, item.shown_name if item is not None else hit.room_id, name)
-            )
+            rows.append(ShownHit(hit, key, item.shown_name, name))
         problems = [f"{self.controller._storage_name(sid)}: {why}" for sid, why in results.errors]
         self.panel.show_results(text, rows, results.more, problems, results.backlog)
 
