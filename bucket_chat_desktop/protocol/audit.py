@@ -21,6 +21,7 @@ from typing import Any, NamedTuple, overload
 from .event import MEMBER, Event
 from .findings import Finding, Kind, Severity
 from .heap import gc_paused
+from .relations import EDIT, HIDDEN_TYPES, REACTION, REDACTION, Row
 from .segment import DecodedSegment, decode_segment
 from .signing import SignatureChecker
 
@@ -153,6 +154,27 @@ class Timeline(Sequence[Assessed]):
         """How many rows have each state (a state may come more than once)."""
         pairs = self._pairs
         return ((pairs[code][0], n) for code, n in Counter(self._codes).items())
+
+    def related_rows(self) -> Iterator[Row]:
+        """The rows the relation rules read (``relations.Source``): relation events and
+        replies, with their positions, without making the other rows."""
+        pairs = self._pairs
+        for i, (c, code) in enumerate(zip(self._copies, self._codes, strict=True)):
+            if c.parent_event_id is not None or c.type in HIDDEN_TYPES:
+                yield Row(i, _event_of(c), pairs[code][0].value, c.path, c.line)
+
+    def rows_by_id(self, wanted: Collection[str]) -> dict[str, Row]:
+        """The rows whose event ids are in ``wanted`` (``relations.Source``)."""
+        out: dict[str, Row] = {}
+        if not wanted:
+            return out
+        pairs = self._pairs
+        for i, c in enumerate(self._copies):
+            if c.event_id in wanted:
+                out[c.event_id] = Row(
+                    i, _event_of(c), pairs[self._codes[i]][0].value, c.path, c.line
+                )
+        return out
 
     def extended(self, copies: list[_Copy], codes: array[int]) -> Timeline:
         """This timeline with rows added at its end (of the same ledger)."""
@@ -345,6 +367,9 @@ class _Trust:
 
 
 _NOTHING: Mapping[str, Any] = MappingProxyType({})
+# A slim ledger keeps the content of these: the audit reads member events', and the
+# relation rules (``relations.py``) read relations' (small, except an edit's new text).
+_KEEPS_CONTENT = frozenset({MEMBER, REACTION, EDIT, REDACTION})
 
 
 class _Slimmer:
@@ -404,7 +429,7 @@ class _Slimmer:
                 prev,
                 ev.signature,
                 share(ev.sender_key, ev.sender_key),
-                ev.content if ev.type == MEMBER else _NOTHING,
+                ev.content if ev.type in _KEEPS_CONTENT else _NOTHING,
             ),
         )
 

@@ -20,7 +20,8 @@ from .audit import PreparedSegment, RoomLedger, first_confirmed, offered_introdu
 from .event import MEMBER, Event
 from .signing import build_event
 
-Draft = tuple[str, Mapping[str, Any]]  # event type, content
+# event type, content, and optionally the parent event id (a reply, PROTOCOL.md 18.2)
+Draft = tuple[str, Mapping[str, Any]] | tuple[str, Mapping[str, Any], str | None]
 
 
 def chain_head(own: Iterable[Event]) -> tuple[Event | None, int]:
@@ -109,7 +110,8 @@ def continue_chain(
     if head is None and not (todo and is_join(todo[0])):
         todo.insert(0, (MEMBER, dict(join) if join is not None else {"membership": "join"}))
     events: list[Event] = []
-    for event_type, content in todo:
+    for draft in todo:
+        event_type, content = draft[0], draft[1]
         ev = build_event(
             room_id=room_id,
             sender_id=sender_id,
@@ -120,6 +122,7 @@ def continue_chain(
             prev_event_hash=head.hash if head else None,
             signing_key=signing_key,
             witness=witness if not events else None,
+            parent_event_id=draft[2] if len(draft) > 2 else None,
         )
         events.append(ev)
         head = ev

@@ -52,6 +52,10 @@ class Kind(enum.StrEnum):
     METADATA_SIGNER_UNKNOWN = "metadata-signer-unknown"
     # attachments
     BLOB_MISMATCH = "blob-mismatch"
+    # relations (PROTOCOL.md section 17)
+    RELATION_INVALID = "relation-invalid"
+    RELATION_CROSS_ROOM = "relation-cross-room"
+    RELATION_NOT_SENDER = "relation-not-sender"
 
 
 _NOTICES = {

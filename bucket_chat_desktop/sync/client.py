@@ -21,8 +21,10 @@ from .. import paths
 from ..index import Index, SearchHit, index_path_for
 from ..protocol.audit import AuditResult
 from ..protocol.canonical import b64encode
+from ..protocol.chain import Draft
 from ..protocol.event import MEMBER, MESSAGE, Event
 from ..protocol.ids import check_room_id
+from ..protocol.relations import EDIT, REACTION, REDACTION, reaction_key
 from ..settings import Settings, StorageSettings
 from ..storage import open_storage
 from ..storage.base import Storage, StorageError
@@ -354,13 +356,69 @@ class ChatClient:
         if entry is not None and ref.room_id in entry.rooms:
             entry.rooms.remove(ref.room_id)
 
-    async def send_text(self, ref: RoomRef, text: str) -> list[Event]:
+    async def send_text(
+        self, ref: RoomRef, text: str, *, reply_to: str | None = None
+    ) -> list[Event]:
+        """Send a text message; ``reply_to``: the event id it answers (a reply, its thread
+        is the parent's)."""
+        if reply_to is not None:
+            _check_target(ref, reply_to)
+        return await self._send(ref, [(MESSAGE, {"body": text, "msgtype": "m.text"}, reply_to)])
+
+    async def react(self, ref: RoomRef, target_id: str, reaction: str) -> list[Event]:
+        """React to a message (PROTOCOL.md 18.3). Raises ValueError for an unusable text."""
+        _check_target(ref, target_id)
+        key = reaction_key(reaction)
+        if key is None:
+            raise ValueError(
+                "a reaction is 1 to 64 characters (an emoji or a short word), without "
+                "line breaks or control characters"
+            )
+        return await self._send(ref, [(REACTION, {"relates_to": target_id, "reaction": key})])
+
+    async def unreact(self, ref: RoomRef, target_id: str, reaction: str) -> list[Event]:
+        """Take back this user's reactions with this text: a redaction of each of them
+        (nothing is sent when there is none)."""
+        _check_target(ref, target_id)
+        view = await self.room_view(ref)
+        rel = view.relations if view is not None else None
+        agg = rel.of(target_id) if rel is not None else None
+        key = reaction_key(reaction)
+        mine: tuple[str, ...] = ()
+        for chip in agg.reactions if agg is not None else ():
+            if chip.key == key:
+                reactor = chip.by(self.user_id)
+                mine = reactor.event_ids if reactor is not None else ()
+        if not mine:
+            return []
+        return await self._send(ref, [(REDACTION, {"redacts": event_id}) for event_id in mine])
+
+    async def edit_message(self, ref: RoomRef, target_id: str, text: str) -> list[Event]:
+        """Replace the text of one's own message (PROTOCOL.md 18.4): the whole new text."""
+        _check_target(ref, target_id)
+        if not text.strip():
+            raise ValueError("an edit needs text (to take a message back, delete it)")
+        content = {"replaces": target_id, "new_content": {"body": text, "msgtype": "m.text"}}
+        return await self._send(ref, [(EDIT, content)])
+
+    async def delete_event(
+        self, ref: RoomRef, target_id: str, reason: str | None = None
+    ) -> list[Event]:
+        """Redact one's own message or reaction (PROTOCOL.md 18.4). Clients that follow
+        the protocol hide it; the original stays in storage (write-once)."""
+        _check_target(ref, target_id)
+        content: dict[str, Any] = {"redacts": target_id}
+        if reason and reason.strip():
+            content["reason"] = reason.strip()
+        return await self._send(ref, [(REDACTION, content)])
+
+    async def _send(self, ref: RoomRef, drafts: list[Draft]) -> list[Event]:
         engine = self.engine(ref.storage_id)
         return await engine.send(
             ref.room_id,
             self.user_id,
             self.key,
-            [(MESSAGE, {"body": text, "msgtype": "m.text"})],
+            drafts,
             displayname=self.settings.displayname or None,
         )
 
@@ -378,3 +436,9 @@ class ChatClient:
         for attached in self.storages.values():
             attached.outbox.retry_now()
             attached.engine.wake()
+
+
+def _check_target(ref: RoomRef, event_id: str) -> None:
+    """A relation only ever points into its own room (PROTOCOL.md 18.1)."""
+    if not event_id.startswith(ref.room_id + "::"):
+        raise ValueError(f"{event_id!r} is not an event of room {ref.room_id!r}")

@@ -45,6 +45,7 @@ from ..index import Index
 from ..index.search import SearchHit, SearchPage, build_query
 from ..protocol import heap
 from ..protocol.audit import AuditResult, RoomLedger, Timeline
+from ..protocol.chain import Draft
 from ..protocol.event import Event
 from ..storage.base import Storage, StorageError
 from ..storage.feed import ChangeFeed
@@ -600,7 +601,7 @@ class SyncEngine:
         room_id: str,
         user_id: str,
         signing_key: SigningKey,
-        drafts: Sequence[tuple[str, dict[str, Any]]],
+        drafts: Sequence[Draft],
         *,
         displayname: str | None = None,
         require_joined: bool = False,

@@ -11,6 +11,7 @@ from ..protocol.audit import Assessed, AuditResult
 from ..protocol.event import Event, Malformed
 from ..protocol.findings import Finding
 from ..protocol.metadata import RoomMetadata
+from ..protocol.relations import Relations
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +52,9 @@ class RoomLoaded:
     # engine. Older rows: ``SyncEngine.timeline_page``.
     total: int = 0
     newest: tuple[ShownEvent, ...] = ()
+    # Replies, reactions, edits and redactions of ``result`` (PROTOCOL.md section 18):
+    # which rows are hidden, what each target looks like. None: not made (no result).
+    relations: Relations | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +64,7 @@ class EventsAppended:
     room_id: str
     items: list[Assessed]  # whole events (with bodies), also from a ledger without them
     result: AuditResult
+    relations: Relations | None = None  # of ``result``: the aggregates after the append
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from ..protocol.event import MEMBER, Event, Malformed
 from ..protocol.findings import Finding, Kind
 from ..protocol.handover import HandoverError, PackedSegment, unpack
 from ..protocol.metadata import RoomMetadata
+from ..protocol.relations import Relations
 from ..protocol.segment import DecodedSegment, Located
 from ..storage.base import ObjectInfo
 from .events import EventsAppended, RoomLoaded, ShownEvent, WarmTimeline
@@ -121,7 +122,7 @@ class RoomKeeper:
         complete rooms)."""
         if not fetched and not force_audit:
             return
-        appended, result, final = await self._engine._serially(
+        appended, result, final, relations = await self._engine._serially(
             self._ingest_serial,
             room,
             fetched,
@@ -136,9 +137,9 @@ class RoomKeeper:
         if appended is not None:
             if appended:
                 self._engine._note_activity()
-                self._engine._emit(EventsAppended(room.room_id, appended, result))
+                self._engine._emit(EventsAppended(room.room_id, appended, result, relations))
         else:
-            self._engine._emit(self._room_loaded(room, result, final))
+            self._engine._emit(self._room_loaded(room, result, final, relations))
 
     def _ingest_serial(
         self,
@@ -147,7 +148,7 @@ class RoomKeeper:
         complete: bool | None,
         force_audit: bool,
         audit: bool = True,
-    ) -> tuple[list[Any] | None, AuditResult | None, bool]:
+    ) -> tuple[list[Any] | None, AuditResult | None, bool, Relations | None]:
         """State thread: add segments, audit (incrementally when exact), update the index.
         Returns the appended items (None after a full audit), the result and whether the
         final rules applied; publishes the room's view (``room_view``) when done.
@@ -155,11 +156,13 @@ class RoomKeeper:
         The cached timeline is rewritten only by a complete audit (or the first one), so a
         long back-fill does not rewrite 100,000 rows every few seconds."""
         try:
-            return self._ingest_here(
+            appended, result, final = self._ingest_here(
                 room, self._unpacked(room, fetched), complete, force_audit, audit
             )
         finally:
             self._publish(room)
+        related = room.related
+        return appended, result, final, related[1] if related and related[0] is result else None
 
     @staticmethod
     def _unpacked(
@@ -264,13 +267,21 @@ class RoomKeeper:
         )
 
     @staticmethod
-    def _room_loaded(room: RoomState, result: AuditResult, complete: bool) -> RoomLoaded:
+    def _room_loaded(
+        room: RoomState,
+        result: AuditResult,
+        complete: bool,
+        relations: Relations | None = None,
+    ) -> RoomLoaded:
         """The event, with the room's metadata as read so far (set on the loop thread, where
         this runs, so it is one consistent moment) and the audit's newest rows (when a
         later audit replaced them already, none: the front end asks for a page)."""
         shown, total, newest = room.shown
         if shown is not result:
             total, newest = len(result.timeline), ()
+        if relations is None:  # those the state thread made for this result, if it did
+            related = room.related
+            relations = related[1] if related and related[0] is result else None
         return RoomLoaded(
             room.room_id,
             result,
@@ -279,6 +290,7 @@ class RoomKeeper:
             tuple(room.metadata_findings),
             total,
             newest,
+            relations,
         )
 
     @staticmethod
@@ -292,6 +304,7 @@ class RoomKeeper:
             tuple(room.metadata_findings),
             room.complete,
             room.partial,
+            room.relations(),
         )
 
     def _note_shown(self, room: RoomState) -> None:

@@ -29,7 +29,7 @@ from nacl.signing import SigningKey
 
 from ..index.db import secure_database_file
 from ..protocol.canonical import b64encode
-from ..protocol.chain import continue_chain
+from ..protocol.chain import Draft, continue_chain
 from ..protocol.event import Event, Malformed, parse_line
 from ..protocol.ids import client_id_for
 from ..protocol.segment import MAX_SEGMENT_BYTES, encode_segment, path_for
@@ -158,7 +158,7 @@ class Outbox:
         room_id: str,
         user_id: str,
         signing_key: SigningKey,
-        drafts: Sequence[tuple[str, dict[str, Any]]],
+        drafts: Sequence[Draft],
         clock: Callable[[], int],
         unique: Callable[[], str],
         displayname: str | None = None,

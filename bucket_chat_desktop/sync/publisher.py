@@ -33,7 +33,7 @@ from ..protocol.audit import (
     prepare_segment,
 )
 from ..protocol.canonical import b64encode
-from ..protocol.chain import chain_head
+from ..protocol.chain import Draft, chain_head
 from ..protocol.event import MEMBER, Event
 from ..protocol.ids import client_id_for
 from ..protocol.untrusted_text import terminal_safe
@@ -59,7 +59,7 @@ MAX_WITNESS = 64  # other devices' chains named in one event's witness
 WITNESS_ROWS = 500  # newest cached rows a send that did not open the room witnesses from
 MAX_OFFERS_TOLD = 3  # keys one warning names when several offer to introduce this device
 
-Drafts = Sequence[tuple[str, dict[str, Any]]]  # (event type, content) of each event to send
+Drafts = Sequence[Draft]  # (event type, content[, parent event id]) of each event to send
 
 
 class NotQueuedError(StorageError):

@@ -11,12 +11,15 @@ to date on the state thread (``publisher.send_context``).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ..protocol.audit import AuditResult, IntroductionScan, RoomLedger
+from ..protocol.audit import Assessed, AuditResult, IntroductionScan, RoomLedger
 from ..protocol.event import Event
 from ..protocol.findings import Finding, Kind
 from ..protocol.metadata import RoomMetadata
+from ..protocol.relations import HIDDEN_TYPES, Relations
+from ..protocol.relations import build as build_relations
 from .events import ShownEvent
 
 
@@ -50,6 +53,31 @@ class RoomState:
     # What a send needs from the timeline, kept up to date incrementally
     # (``publisher.send_context``).
     scan: SendScan | None = None
+    # The relations of ``result`` (PROTOCOL.md section 18), made on the state thread when
+    # the result changes: (the result they are of, them).
+    related: tuple[AuditResult, Relations] | None = None
+
+    def relations(self) -> Relations | None:
+        """State thread: the relations of the current result, made anew only when the
+        result's new rows could change them (an append of plain messages with nothing
+        waiting for a target keeps the old ones: appends keep every position)."""
+        result = self.result
+        if result is None:
+            return None
+        old = self.related
+        if old is not None and old[0] is result:
+            return old[1]
+        if (
+            old is not None
+            and old[0].audit_number == result.audit_number
+            and len(old[0].timeline) <= len(result.timeline)
+            and not _changes_relations(result.timeline[len(old[0].timeline) :], old[1])
+        ):
+            rel = old[1]
+        else:
+            rel = build_relations(self.room_id, result.timeline)
+        self.related = (result, rel)
+        return rel
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +93,8 @@ class RoomView:
     metadata_findings: tuple[Finding, ...]
     complete: bool
     partial: bool
+    # Replies, reactions, edits, redactions of ``result`` (None: no result yet).
+    relations: Relations | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,3 +162,15 @@ def unread_findings(room: RoomState) -> list[Finding]:
         for path, why in sorted(room.unread.items())
     )
     return out
+
+
+def _changes_relations(rows: Sequence[Assessed], old: Relations) -> bool:
+    """Whether appending ``rows`` (a timeline slice) can change ``old``: a relation event
+    or a reply among them, or a row a waiting relation names as its target."""
+    for a in rows:
+        ev = a.event
+        if ev.type in HIDDEN_TYPES or ev.parent_event_id is not None:
+            return True
+        if ev.event_id in old.waiting_for:
+            return True
+    return False

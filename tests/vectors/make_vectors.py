@@ -373,6 +373,18 @@ def events_vectors() -> list[dict[str, Any]]:
 
 
 @dataclass
+class Target:
+    """What section 18 makes of one target event (by hand; states are looked up)."""
+
+    name: str
+    edits: list[str] = field(default_factory=list)  # applied edits, display order
+    redacted: str | None = None  # the redaction that applies
+    # chips, first counted reaction first: (key, [(sender_id, [reaction names])])
+    reactions: list[tuple[str, list[tuple[str, list[str]]]]] = field(default_factory=list)
+    thread: list[str] = field(default_factory=list)  # replies under this root
+
+
+@dataclass
 class Case:
     name: str
     description: str
@@ -383,6 +395,11 @@ class Case:
     pinned: dict[str, list[str]] | None = None
     metadata: tuple[str, bytes, bool | None] | None = None  # path, bytes, signed?
     room_id: str = ROOM
+    # Section 18, by hand: relation findings as (kind, event name), at the shown copy
+    relation_findings: list[tuple[str, str]] = field(default_factory=list)
+    targets: list[Target] = field(default_factory=list)  # every target with an aggregate
+    hidden: list[str] = field(default_factory=list)  # shown rows that are not messages
+    waiting: int = 0
 
     def locate(self, name: str) -> tuple[str, int]:
         """The first (path, line) holding the event called ``name``; segments are sorted."""
@@ -398,6 +415,9 @@ class Case:
         findings = []
         for kind, path, line in self.findings:
             findings.append({"kind": kind, "severity": severity(kind), "path": path, "line": line})
+        for kind, name in self.relation_findings:
+            path, line = self.locate(name)
+            findings.append({"kind": kind, "severity": "error", "path": path, "line": line})
         findings.sort(key=lambda f: (f["path"], f["line"] or 0, f["kind"]))
 
         def row(name: str, state: str) -> dict[str, Any]:
@@ -426,8 +446,86 @@ class Case:
             "invalid": sorted(
                 (row(n, "invalid") for n in self.invalid), key=lambda r: (r["path"], r["line"])
             ),
+            "relations": self.relations_json(names),
         }
         return out
+
+    def relations_json(self, names: dict[str, Ev]) -> dict[str, Any]:
+        """``expect.relations``: the hand-written outcome of section 18, with the trust
+        states of section 18.5 looked up in the hand-written timeline."""
+        states = dict(self.timeline)
+        order = [n for n, _ in self.timeline]
+        if not set(self.hidden) <= set(order) or self.hidden != sorted(
+            self.hidden, key=order.index
+        ):
+            raise ValueError(f"{self.name}: hidden rows are shown rows, in display order")
+        relation_rows = [n for n in order if names[n].obj["type"] in RELATION_TYPES]
+        if relation_rows != self.hidden:
+            raise ValueError(f"{self.name}: exactly the relation events are hidden")
+
+        def ref(name: str) -> dict[str, Any]:
+            return {"name": name, "event_id": names[name].event_id}
+
+        def edit(name: str) -> dict[str, Any]:
+            new = names[name].obj["content"]["new_content"]
+            return {
+                **ref(name),
+                "state": states[name],
+                "body": new["body"],
+                "msgtype": new.get("msgtype", "m.text"),
+            }
+
+        def chip(key: str, reactors: list[tuple[str, list[str]]]) -> dict[str, Any]:
+            people = [
+                {
+                    "sender_id": sender,
+                    "state": best(*(states[n] for n in events)),
+                    "events": [ref(n) for n in events],
+                }
+                for sender, events in reactors
+            ]
+            return {
+                "key": key,
+                "count": len(people),
+                "state": worst(*(p["state"] for p in people)),
+                "reactors": people,
+            }
+
+        targets = []
+        for t in sorted(self.targets, key=lambda t: order.index(t.name)):
+            redacted = None
+            if t.redacted is not None:
+                reason = names[t.redacted].obj["content"].get("reason")
+                redacted = {**ref(t.redacted), "state": states[t.redacted], "reason": reason}
+            edits = [edit(n) for n in t.edits]
+            targets.append(
+                {
+                    **ref(t.name),
+                    "state": worst(states[t.name], *(states[n] for n in t.edits)),
+                    "body": edits[-1]["body"] if edits else None,
+                    "edits": edits,
+                    "redacted": redacted,
+                    "reactions": [chip(k, r) for k, r in t.reactions],
+                    "thread": [ref(n) for n in t.thread],
+                }
+            )
+        return {
+            "targets": targets,
+            "hidden": [ref(n) for n in self.hidden],
+            "waiting": self.waiting,
+        }
+
+
+RELATION_TYPES = {"m.room.reaction", "m.room.edit", "m.room.redaction", "m.room.typing"}
+RANK = ["verified", "unverified", "key-changed", "invalid"]  # best first (section 18.5)
+
+
+def worst(*states: str) -> str:
+    return max(states, key=RANK.index)
+
+
+def best(*states: str) -> str:
+    return min(states, key=RANK.index)
 
 
 NOTICES = {
@@ -514,6 +612,7 @@ def chain_case() -> tuple[Case, dict[str, Ev]]:
             ("b3", V),
         ],
         metadata=(META_PATH, metadata_bytes(ALICE), True),
+        targets=[Target("c2", thread=["b3"])],  # b3 replies to c2: a thread of one
     )
     return case, {e.name: e for e in (a1, b1, a2, b2, a3, a4, c1, c2, b3)}
 
@@ -1093,6 +1192,416 @@ def broken_cases() -> list[tuple[Case, dict[str, Ev]]]:
 
 
 # ---------------------------------------------------------------------------------------
+# relations.json and broken/relation-*.json: section 18
+
+
+def react(
+    name: str,
+    device: Device,
+    ts: int,
+    n: int,
+    target: Ev | str,
+    text: Any,
+    prev: Ev | None,
+    **kw: Any,
+) -> Ev:
+    tid = target.event_id if isinstance(target, Ev) else target
+    content = {"relates_to": tid, "reaction": text}
+    return event(name, device, ts, n, content, kind="m.room.reaction", prev=prev, **kw)
+
+
+def edit(
+    name: str,
+    device: Device,
+    ts: int,
+    n: int,
+    target: Ev | str,
+    body: str,
+    prev: Ev | None,
+    msgtype: str = "m.text",
+    **kw: Any,
+) -> Ev:
+    tid = target.event_id if isinstance(target, Ev) else target
+    content = {"replaces": tid, "new_content": {"body": body, "msgtype": msgtype}}
+    return event(name, device, ts, n, content, kind="m.room.edit", prev=prev, **kw)
+
+
+def redact(
+    name: str,
+    device: Device,
+    ts: int,
+    n: int,
+    target: Ev | str,
+    prev: Ev | None,
+    reason: str | None = None,
+    **kw: Any,
+) -> Ev:
+    tid = target.event_id if isinstance(target, Ev) else target
+    content: dict[str, Any] = {"redacts": tid}
+    if reason is not None:
+        content["reason"] = reason
+    return event(name, device, ts, n, content, kind="m.room.redaction", prev=prev, **kw)
+
+
+def missing_id(n: int, ts: int = T0 + 30 * SECOND, room_id: str = ROOM) -> str:
+    """An event id of the form of ``room_id`` that no event in the vectors has."""
+    return f"{room_id}::{iso_utc_ms(ts)}::{fixed_uuid(n)}"
+
+
+def relations_case() -> tuple[Case, dict[str, Ev]]:
+    """A clean room with every relation of section 18 and no finding."""
+
+    def at(k: int) -> int:
+        return T0 + k * SECOND
+
+    a1 = join("a1", ALICE, at(0), 301)
+    b1 = join("b1", BOB, at(1), 302)
+    a2 = msg("a2", ALICE, at(2), 303, "Lunch at noon?", a1)
+    a3 = event(
+        "a3",
+        ALICE,
+        at(3),
+        304,
+        {"membership": "join", "displayname": "Alice", "add_device_key": ALICE2.public_text},
+        kind="m.room.member",
+        prev=a2,
+    )
+    c1 = join("c1", ALICE2, at(4), 305, introduced_by=ALICE)
+    # a thread of two under a2: bob replies to a2, alice (laptop) replies to that reply
+    b2 = msg("b2", BOB, at(5), 306, "Yes! Where?", b1, parent=a2.event_id)
+    c2 = msg("c2", ALICE2, at(6), 307, "The usual place", c1, parent=b2.event_id)
+    # reactions: bob twice with the same emoji (counted once), alice with spaces around it
+    b3 = react("b3", BOB, at(7), 308, a2, "👍", b2)
+    b4 = react("b4", BOB, at(8), 309, a2, "👍", b3)
+    # one text in two spellings: decomposed (alice) and precomposed (bob) are one chip
+    a4 = react("a4", ALICE, at(9), 310, b2, "e\u0301", a3)
+    b5 = react("b5", BOB, at(10), 311, b2, "\u00e9", b4)
+    a5 = react("a5", ALICE, at(11), 312, a2, " 👍 ", a4)
+    # an edit, and an edit of the edit from alice's other (introduced) device
+    a6 = edit("a6", ALICE, at(12), 313, a2, "Lunch at 12:30?", a5)
+    c3 = edit("c3", ALICE2, at(13), 314, a6, "Lunch at 13:00?", c2)
+    # a message with an edit and a reaction, then redacted: all three go
+    b6 = msg("b6", BOB, at(14), 315, "see you tomorow", b5)
+    b7 = edit("b7", BOB, at(15), 316, b6, "see you tomorrow", b6)
+    a7 = react("a7", ALICE, at(16), 317, b6, "😂", a6)
+    b8 = redact("b8", BOB, at(17), 318, b6, b7, reason="wrong room")
+    # a reaction taken back by its sender: a redaction of the reaction
+    a8 = react("a8", ALICE, at(18), 319, b2, "\u2764\ufe0f", a7)
+    a9 = redact("a9", ALICE, at(19), 320, a8, a8)
+    # waiting: a reaction and a reply whose targets are not in the room (yet)
+    b9 = react("b9", BOB, at(20), 321, missing_id(399), "🎉", b8)
+    b10 = event("b10", BOB, at(21), 322, {"typing": True}, kind="m.room.typing", prev=b9)
+    c4 = msg("c4", ALICE2, at(22), 323, "about that older message", c3, parent=missing_id(398))
+    evs = [
+        a1,
+        b1,
+        a2,
+        a3,
+        c1,
+        b2,
+        c2,
+        b3,
+        b4,
+        a4,
+        b5,
+        a5,
+        a6,
+        c3,
+        b6,
+        b7,
+        a7,
+        b8,
+        a8,
+        a9,
+        b9,
+        b10,
+        c4,
+    ]
+    segments = sort_segments(
+        segment([a1, a2, a3, a4, a5], device=ALICE),
+        segment([a6, a7, a8, a9], device=ALICE),
+        segment([b1, b2, b3, b4, b5], device=BOB),
+        segment([b6, b7, b8, b9, b10], device=BOB),
+        segment([c1, c2, c3, c4], device=ALICE2),
+    )
+    case = Case(
+        "relations",
+        "A clean room with relations (section 18). a2 has a thread of two (b2 replies to "
+        "a2, c2 to b2), a 👍 chip of bob (two reactions, counted once) and alice (' 👍 ', "
+        "spaces removed), and two applied edits: a6, then c3 from alice's laptop editing "
+        "a6, which applies to a2. b2 has one 'é' chip written in two spellings (NFD by "
+        "alice, NFC by bob); alice's ❤️ (a8) on it is taken back by her redaction a9. b6 "
+        "is redacted by bob (b8): its edit b7 and alice's reaction a7 go with it. b9 reacts "
+        "to and c4 replies to events not in the room: they wait (2). b10 is a typing "
+        "notice: hidden, no finding. No finding at all.",
+        segments,
+        timeline=[(e.name, V) for e in evs],
+        hidden=[
+            "b3",
+            "b4",
+            "a4",
+            "b5",
+            "a5",
+            "a6",
+            "c3",
+            "b7",
+            "a7",
+            "b8",
+            "a8",
+            "a9",
+            "b9",
+            "b10",
+        ],
+        targets=[
+            Target(
+                "a2",
+                edits=["a6", "c3"],
+                reactions=[("👍", [(BOB.sender_id, ["b3", "b4"]), (ALICE.sender_id, ["a5"])])],
+                thread=["b2", "c2"],
+            ),
+            Target(
+                "b2", reactions=[("\u00e9", [(ALICE.sender_id, ["a4"]), (BOB.sender_id, ["b5"])])]
+            ),
+            Target("b6", redacted="b8"),
+            Target("a8", redacted="a9"),
+        ],
+        waiting=2,
+        metadata=(META_PATH, metadata_bytes(ALICE), True),
+    )
+    return case, {e.name: e for e in evs}
+
+
+def relation_broken_cases() -> list[tuple[Case, dict[str, Ev]]]:
+    r = base_room()
+    a1, b1, a2, b2, a3, a4, b3 = (r[k] for k in ("a1", "b1", "a2", "b2", "a3", "a4", "b3"))
+    alice = segment([a1, a2, a3, a4], device=ALICE)
+    cases: list[tuple[Case, dict[str, Ev]]] = []
+
+    def add(case: Case, *extra: Ev) -> None:
+        names = dict(r)
+        names.update({e.name: e for e in extra})
+        cases.append((case, names))
+
+    def after(seconds: float) -> int:
+        return T0 + int(seconds * SECOND)
+
+    # another sender's edit and redaction
+    x1 = edit("x1", BOB, after(7), 401, a2, "one (as bob would have it)", b3)
+    x2 = redact("x2", BOB, after(8), 402, a3, x1, reason="bob does not like it")
+    bob = segment([b1, b2, b3, x1, x2], device=BOB)
+    add(
+        Case(
+            "relation-not-sender",
+            "bob edits alice's a2 (x1) and redacts alice's a3 (x2): neither applies, each "
+            "is relation-not-sender; a2 keeps its text and a3 stays shown.",
+            sort_segments(alice, bob),
+            timeline=[*BASE_TIMELINE, ("x1", V), ("x2", V)],
+            relation_findings=[("relation-not-sender", "x1"), ("relation-not-sender", "x2")],
+            hidden=["x1", "x2"],
+        ),
+        x1,
+        x2,
+    )
+
+    # an impostor key (claims alice, never introduced) edits alice's message
+    m1 = join("m1", MALLORY, after(5.5), 403)
+    m2 = edit("m2", MALLORY, after(6.5), 404, a2, "one (send coins to mallory)", m1)
+    # reactions keep their senders' states: bob's verified 👍 and the impostor's
+    # key-changed 👍 (as alice) make a key-changed chip; alice's own 🎉 and the impostor's
+    # make alice a verified reactor (a sender's best state among its reactions)
+    m3 = react("m3", MALLORY, after(7.5), 405, a2, "👍", m2)
+    ok = react("ok", BOB, after(8), 406, a2, "👍", b3)
+    a5 = react("a5", ALICE, after(8.5), 407, a2, "🎉", a4)
+    m4 = react("m4", MALLORY, after(9), 408, a2, "🎉", m3)
+    mall = segment([m1, m2, m3, m4], device=MALLORY)
+    add(
+        Case(
+            "relation-impostor-edit",
+            "A key that claims alice but was never introduced (mallory's; alice's key is "
+            "pinned) edits alice's a2 (m2): the edit is key-changed, speaks for nobody and "
+            "does not apply (relation-not-sender); a2 keeps its text and stays verified. "
+            "Its reactions count, marked: the 👍 chip of bob (verified) and 'alice' (m3, "
+            "key-changed) is key-changed; in the 🎉 chip alice is verified (her own a5 is "
+            "her best reaction) although m4 is key-changed.",
+            sort_segments(
+                segment([a1, a2, a3, a4, a5], device=ALICE),
+                segment([b1, b2, b3, ok], device=BOB),
+                mall,
+            ),
+            timeline=[
+                *BASE_TIMELINE[:-1],
+                ("m1", K),
+                ("b3", V),
+                ("m2", K),
+                ("m3", K),
+                ("ok", V),
+                ("a5", V),
+                ("m4", K),
+            ],
+            findings=[("key-changed", mall.path, 1)],
+            relation_findings=[("relation-not-sender", "m2")],
+            pinned={ALICE.sender_id: [ALICE.public_text]},
+            hidden=["m2", "m3", "ok", "a5", "m4"],
+            targets=[
+                Target(
+                    "a2",
+                    reactions=[
+                        ("👍", [(ALICE.sender_id, ["m3"]), (BOB.sender_id, ["ok"])]),
+                        ("🎉", [(ALICE.sender_id, ["a5", "m4"])]),
+                    ],
+                )
+            ],
+        ),
+        m1,
+        m2,
+        m3,
+        ok,
+        a5,
+        m4,
+    )
+
+    # applied relations that are not verified: the aggregates stay marked
+    lost1 = msg("lost1", ALICE, after(6.5), 407, "never stored", a4)
+    e1 = edit("e1", ALICE, after(7), 408, a2, "one (first fix)", lost1)
+    e2 = edit("e2", ALICE, after(8), 409, a2, "one (second fix)", e1)
+    lost2 = msg("lost2", ALICE, after(9), 410, "never stored either", e2)
+    d1 = redact("d1", ALICE, after(10), 411, a3, lost2, reason="never mind")
+    later = segment([e1, e2, d1], device=ALICE)
+    add(
+        Case(
+            "relation-unverified",
+            "Two of alice's events are missing from storage, so her edit e1 and her "
+            "redaction d1 follow gaps and are unverified; e2, after e1, is verified. Both "
+            "edits apply to a2 (e2 gives the text), and a2 is shown unverified: an edited "
+            "message is no more trusted than any of its applied edits. a3 is redacted, "
+            "and the deletion is unverified like d1.",
+            sort_segments(alice, later, segment([b1, b2, b3], device=BOB)),
+            timeline=[*BASE_TIMELINE, ("e1", U), ("e2", V), ("d1", U)],
+            findings=[("gap", later.path, 1), ("gap", later.path, 3)],
+            hidden=["e1", "e2", "d1"],
+            targets=[Target("a2", edits=["e1", "e2"]), Target("a3", redacted="d1")],
+        ),
+        e1,
+        e2,
+        d1,
+    )
+
+    # targets in another room
+    elsewhere = missing_id(499, room_id=OTHER_ROOM)
+    y1 = react("y1", BOB, after(7), 411, elsewhere, "👍", b3)
+    y2 = msg("y2", BOB, after(8), 412, "replying over there", y1, parent=elsewhere)
+    y3 = edit("y3", ALICE, after(9), 413, elsewhere, "edited over there", a4)
+    y4 = redact("y4", ALICE, after(10), 414, elsewhere, y3)
+    # a room id that is a prefix of this one's is another room too
+    y5 = react("y5", BOB, after(11), 415, missing_id(498, room_id=ROOM[:-1]), "👍", y2)
+    add(
+        Case(
+            "relation-cross-room",
+            "A reaction (y1), a reply (y2), an edit (y3) and a redaction (y4) naming an "
+            f"event of {OTHER_ROOM!r}, and a reaction (y5) naming one of {ROOM[:-1]!r}: "
+            "each is relation-cross-room and ignored; the reply is still shown, without a "
+            "thread.",
+            sort_segments(
+                segment([a1, a2, a3, a4, y3, y4], device=ALICE),
+                segment([b1, b2, b3, y1, y2, y5], device=BOB),
+            ),
+            timeline=[*BASE_TIMELINE, ("y1", V), ("y2", V), ("y3", V), ("y4", V), ("y5", V)],
+            relation_findings=[("relation-cross-room", n) for n in ("y1", "y2", "y3", "y4", "y5")],
+            hidden=["y1", "y3", "y4", "y5"],
+        ),
+        y1,
+        y2,
+        y3,
+        y4,
+        y5,
+    )
+
+    # malformed content
+    def rel(
+        name: str, device: Device, ts: int, n: int, kind: str, content: dict[str, Any], prev: Ev
+    ) -> Ev:
+        return event(name, device, ts, n, content, kind=kind, prev=prev)
+
+    R, E, D = "m.room.reaction", "m.room.edit", "m.room.redaction"
+    good = react("ok", BOB, after(7), 420, a2, "👍", b3)
+    z1 = rel("z1", BOB, after(8), 421, R, {"reaction": "👍"}, good)
+    z2 = rel("z2", BOB, after(9), 422, R, {"relates_to": 42, "reaction": "👍"}, z1)
+    z3 = rel("z3", BOB, after(10), 423, R, {"relates_to": "", "reaction": "👍"}, z2)
+    z4 = rel("z4", BOB, after(11), 424, R, {"relates_to": a2.event_id}, z3)
+    z5 = react("z5", BOB, after(12), 425, a2, "   ", z4)
+    z6 = react("z6", BOB, after(13), 426, a2, "ok\u202e", z5)  # a bidi override
+    z7 = react("z7", BOB, after(14), 427, a2, "x" * 65, z6)
+    z8 = react("z8", BOB, after(15), 428, a2, "two\nlines", z7)
+    w1 = rel("w1", ALICE, after(8.5), 431, E, {"replaces": a2.event_id}, a4)
+    w2 = edit("w2", ALICE, after(9.5), 432, a2, "  ", w1)
+    w3 = edit("w3", ALICE, after(10.5), 433, a2, "file.pdf", w2, msgtype="m.file")
+    w4 = rel(
+        "w4", ALICE, after(11.5), 434, E, {"replaces": a2.event_id, "new_content": {"body": 7}}, w3
+    )
+    w5 = rel("w5", ALICE, after(12.5), 435, D, {"reason": "no target"}, w4)
+    bad = [z1, z2, z3, z4, z5, z6, z7, z8, w1, w2, w3, w4, w5]
+    timeline = sorted(
+        [*BASE_TIMELINE, ("ok", V), *((e.name, V) for e in bad)],
+        key=lambda x: {**r, "ok": good, **{e.name: e for e in bad}}[x[0]].ts,
+    )
+    add(
+        Case(
+            "relation-invalid-content",
+            "Relations whose content is unusable, each relation-invalid and ignored: "
+            "reactions without relates_to (z1), with a number (z2) or an empty string (z3) "
+            "as target, without a text (z4), with a blank one (z5), a bidi control (z6), "
+            "65 characters (z7), a line break (z8); edits without new_content (w1), with a "
+            "blank body (w2), msgtype m.file (w3), a number as body (w4); a redaction "
+            "without redacts (w5). bob's good 👍 (ok) still counts.",
+            sort_segments(
+                segment([a1, a2, a3, a4, w1, w2, w3, w4, w5], device=ALICE),
+                segment([b1, b2, b3, good, z1, z2, z3, z4, z5, z6, z7, z8], device=BOB),
+            ),
+            timeline=timeline,
+            relation_findings=[("relation-invalid", e.name) for e in bad],
+            hidden=[n for n, _ in timeline if n == "ok" or n[0] in "zw"],
+            targets=[Target("a2", reactions=[("👍", [(BOB.sender_id, ["ok"])])])],
+        ),
+        good,
+        *bad,
+    )
+
+    # acting on what cannot be acted on
+    v1 = react("v1", BOB, after(7), 441, a1, "👋", b3)  # a member event
+    v2 = react("v2", ALICE, after(7.5), 442, b2, "🙂", a4)  # good, then taken back
+    v3 = react("v3", BOB, after(8), 443, v2, "🤔", v1)  # a reaction to a reaction
+    v4 = edit("v4", ALICE, after(8.5), 444, a1, "Alice (renamed)", v2)  # edit of a member event
+    v5 = edit("v5", ALICE, after(9), 445, v2, "😀", v4)  # edit of a reaction
+    v6 = redact("v6", ALICE, after(9.5), 446, v2, v5)  # good: alice takes v2 back
+    v7 = redact("v7", ALICE, after(10), 447, v6, v6)  # no undo: a redaction of a redaction
+    v8 = redact("v8", ALICE, after(10.5), 448, a1, v7)  # a member event cannot be taken back
+    v9 = msg("v9", BOB, after(11), 449, "replying to a reaction", v3, parent=v2.event_id)
+    evs = [v1, v2, v3, v4, v5, v6, v7, v8, v9]
+    add(
+        Case(
+            "relation-invalid-target",
+            "Relations acting on what they cannot act on, each relation-invalid: bob reacts "
+            "to alice's join (v1) and to alice's reaction v2 (v3); alice edits her join (v4) "
+            "and her reaction (v5), redacts her redaction v6 (v7) and her join (v8); bob "
+            "replies to the reaction v2 (v9: no row to quote or hang a thread on; the reply "
+            "is still shown). v6, alice taking back her reaction v2, applies.",
+            sort_segments(
+                segment([a1, a2, a3, a4, v2, v4, v5, v6, v7, v8], device=ALICE),
+                segment([b1, b2, b3, v1, v3, v9], device=BOB),
+            ),
+            timeline=[*BASE_TIMELINE, *((e.name, V) for e in evs)],
+            relation_findings=[
+                ("relation-invalid", n) for n in ("v1", "v3", "v4", "v5", "v7", "v8", "v9")
+            ],
+            hidden=[e.name for e in evs if e is not v9],
+            targets=[Target("v2", redacted="v6")],
+        ),
+        *evs,
+    )
+    return cases
+
+
+# ---------------------------------------------------------------------------------------
 # reference.json: a room written by the reference implementation (v0.1.0)
 
 
@@ -1198,7 +1707,11 @@ def build() -> dict[str, bytes]:
     )
     ref, ref_names = reference_case()
     files["reference.json"] = dump(ref.to_json(ref_names))
-    for case, names in broken_cases():
+    rel, rel_names = relations_case()
+    files["relations.json"] = dump(
+        {"devices": [d.describe() for d in DEVICES], **rel.to_json(rel_names)}
+    )
+    for case, names in broken_cases() + relation_broken_cases():
         files[f"broken/{case.name}.json"] = dump(case.to_json(names))
     return files
 

@@ -214,6 +214,28 @@ EXPLANATIONS: dict[Kind, Explanation] = {
         "announces: the file was replaced or damaged after it was sent.",
         "The file is never shown or opened. Ask the sender to send it again. " + _TAMPER,
     ),
+    Kind.RELATION_INVALID: Explanation(
+        "Malformed reply, reaction, edit or deletion",
+        "A reaction, edit or deletion names no usable target or carries unusable content "
+        "(an empty or over-long reaction, an edit without text), or acts on something it "
+        "cannot act on (an edit of a membership, a deletion of a deletion).",
+        "It is ignored: the message it points at is shown as it was. No client of this "
+        "protocol writes such events; ask who wrote it. " + _TAMPER,
+    ),
+    Kind.RELATION_CROSS_ROOM: Explanation(
+        "Reply or reaction pointing into another room",
+        "An event names a message of a different room as its target. Relations only ever "
+        "act within their own room, so it is ignored.",
+        "Nothing is changed by it. A correct client never writes one: it was written by "
+        "hand or by a faulty or hostile client. " + _TAMPER,
+    ),
+    Kind.RELATION_NOT_SENDER: Explanation(
+        "Someone tried to edit or delete another person's message",
+        "An edit or deletion of a message was written by someone other than the message's "
+        "sender, or its signature does not prove it comes from the sender of a verified "
+        "message. It is ignored: the message keeps its text and stays visible.",
+        "Find out who wrote it (the sender shown in the finding may itself be forged). " + _TAMPER,
+    ),
 }
 
 

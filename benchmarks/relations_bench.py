@@ -1,0 +1,192 @@
+"""The relation rules on a big room: build time, the append check, memory.
+
+Run:  .venv/bin/python benchmarks/relations_bench.py [--events 100000] [--reactions 10000]
+          [--edits 1000] [--replies 2000]
+
+Builds a room of N signed events by 20 senders (plain messages, then reactions, edits and
+replies spread over the messages), audits it on a ledger that keeps no bodies (the app's),
+and measures on that audit's timeline, in this process's CPU time:
+
+1. ``relations.build`` from scratch (what the engine's state thread does after a full audit
+   or an append that holds a relation): median of 5;
+2. the check an append of plain messages costs instead (``RoomState.relations`` keeps the
+   old relations): median of 5, for 10 appended rows;
+3. the memory the relations hold (tracemalloc, the built object only), and the memory the
+   slim ledger keeps for the relation events' contents (versus a room of plain messages).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import platform
+import statistics
+import time
+import tracemalloc
+import uuid
+
+from nacl.signing import SigningKey
+
+from bucket_chat_desktop.protocol.audit import RoomLedger
+from bucket_chat_desktop.protocol.event import MEMBER, MESSAGE, Event
+from bucket_chat_desktop.protocol.relations import EDIT, REACTION, build
+from bucket_chat_desktop.protocol.segment import encode_segment, path_for
+from bucket_chat_desktop.protocol.signing import build_event
+from bucket_chat_desktop.sync.room_state import RoomState, _changes_relations
+
+ROOM = "bench-room"
+EMOJI = ["👍", "❤️", "😂", "🎉", "😮", "🙏", "🚀", "👀"]
+
+
+def make_room(n: int, reactions: int, edits: int, replies: int) -> list[tuple[str, bytes]]:
+    senders = [(f"user{i}@example.com", SigningKey(bytes([i + 1]) * 32)) for i in range(20)]
+    prev: dict[str, str | None] = {s: None for s, _ in senders}
+    per_sender: dict[str, list[Event]] = {s: [] for s, _ in senders}
+    t = 1_757_851_245_000
+    plain = n - reactions - edits - replies - len(senders)
+    messages: list[Event] = []
+
+    def emit(i: int, kind: str, content: dict[str, object], parent: str | None = None) -> Event:
+        nonlocal t
+        sender, key = senders[i % len(senders)]
+        t += 1
+        ev = build_event(
+            room_id=ROOM,
+            sender_id=sender,
+            event_type=kind,
+            content=content,
+            timestamp_ms=t,
+            unique=str(uuid.uuid4()),
+            prev_event_hash=prev[sender],
+            signing_key=key,
+            parent_event_id=parent,
+        )
+        prev[sender] = ev.hash
+        per_sender[sender].append(ev)
+        return ev
+
+    for i in range(len(senders)):
+        emit(i, MEMBER, {"membership": "join"})
+    for i in range(plain):
+        messages.append(emit(i, MESSAGE, {"body": f"message {i} " * 4, "msgtype": "m.text"}))
+    for i in range(reactions):
+        target = messages[(i * 7919) % len(messages)]
+        emit(i, REACTION, {"relates_to": target.event_id, "reaction": EMOJI[i % len(EMOJI)]})
+    for i in range(edits):
+        j = (i * 104729) % len(messages) // len(senders) * len(senders)  # own messages
+        target = (
+            messages[j + i % len(senders)] if j + i % len(senders) < len(messages) else messages[0]
+        )
+        content = {
+            "replaces": target.event_id,
+            "new_content": {"body": "edited", "msgtype": "m.text"},
+        }
+        emit(messages.index(target) % len(senders), EDIT, content)
+    for i in range(replies):
+        parent = messages[(i * 15485863) % len(messages)]
+        emit(i, MESSAGE, {"body": f"reply {i}", "msgtype": "m.text"}, parent=parent.event_id)
+    segments = []
+    for sender, events in per_sender.items():
+        client = sender.split("@")[0]
+        for k in range(0, len(events), 200):
+            chunk = events[k : k + 200]
+            segments.append((path_for(chunk, client), encode_segment(chunk)))
+    return segments
+
+
+def ledger_of(segments: list[tuple[str, bytes]]) -> RoomLedger:
+    ledger = RoomLedger(ROOM, keep_bodies=False)
+    ledger.add_segments(segments)
+    return ledger
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--events", type=int, default=100_000)
+    ap.add_argument("--reactions", type=int, default=10_000)
+    ap.add_argument("--edits", type=int, default=1_000)
+    ap.add_argument("--replies", type=int, default=2_000)
+    args = ap.parse_args()
+    impl = f"{platform.python_implementation()} {platform.python_version()}"
+    print(f"machine: {platform.machine()}, {impl}")
+    t0 = time.perf_counter()
+    segments = make_room(args.events, args.reactions, args.edits, args.replies)
+    print(
+        f"room: {args.events:,} events ({args.reactions:,} reactions, {args.edits:,} edits, "
+        f"{args.replies:,} replies), signed in {time.perf_counter() - t0:.1f} s"
+    )
+    ledger = ledger_of(segments)
+    result = ledger.audit()
+    timeline = result.timeline
+    print(f"audited: {len(timeline):,} shown rows")
+
+    times = []
+    rel = None
+    for _ in range(5):
+        gc.collect()
+        c = time.process_time()
+        rel = build(ROOM, timeline)
+        times.append(time.process_time() - c)
+    assert rel is not None
+    edited = sum(1 for a in rel.aggregates.values() if a.edits)
+    chips = sum(len(a.reactions) for a in rel.aggregates.values())
+    print(
+        f"relations: {len(rel.aggregates):,} targets, {chips:,} chips, {edited:,} edited, "
+        f"{len(rel.hidden):,} hidden rows, {len(rel.findings)} findings, {rel.waiting} waiting"
+    )
+    print(
+        f"build from scratch: median {statistics.median(times) * 1000:.1f} ms "
+        f"(min {min(times) * 1000:.1f}, max {max(times) * 1000:.1f})"
+    )
+
+    tail = timeline[100:110]  # plain messages (they come first in this room)
+    assert not _changes_relations(tail, rel)
+    checks = []
+    for _ in range(5):
+        c = time.perf_counter()
+        for _ in range(100):
+            _changes_relations(tail, rel)
+        checks.append((time.perf_counter() - c) / 100)
+    print(
+        f"append of 10 plain rows, the check instead of a rebuild: median "
+        f"{statistics.median(checks) * 1e6:.0f} µs"
+    )
+    room = RoomState(ROOM, ledger)
+    room.result = result
+    assert room.relations() is room.relations()
+
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    kept = build(ROOM, timeline)
+    gc.collect()
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    print(
+        f"memory held by the relations: {(after - before) / 1e6:.1f} MB "
+        f"({(after - before) / max(1, len(kept.aggregates)):.0f} B per target)"
+    )
+
+    del ledger, result, timeline, room, rel, kept
+    gc.collect()
+    tracemalloc.start()
+    b0 = tracemalloc.get_traced_memory()[0]
+    led = ledger_of(segments)
+    with_rel = tracemalloc.get_traced_memory()[0] - b0
+    led.audit()
+    del led
+    gc.collect()
+    plain = make_room(args.events, 0, 0, 0)
+    b1 = tracemalloc.get_traced_memory()[0]
+    led2 = ledger_of(plain)
+    without = tracemalloc.get_traced_memory()[0] - b1
+    del led2
+    tracemalloc.stop()
+    print(
+        f"slim ledger: {with_rel / 1e6:.0f} MB with relations vs {without / 1e6:.0f} MB for "
+        f"plain messages ({(with_rel - without) / 1e6:+.1f} MB: relation contents kept)"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,563 @@
+"""Relations between events: replies and threads, reactions, edits and redactions.
+
+Pure: fed the shown rows of an audit (display order, each with its trust state), it
+decides which relation events apply and what each target then looks like. Every client
+that follows PROTOCOL.md section 18 comes to the same result from the same rows:
+
+- A relation whose target is not (yet) among the rows *waits*: it is not an error, and it
+  applies once its target is read.
+- A target in another room (the event id's room part differs) is a finding
+  (``relation-cross-room``); the relation is ignored.
+- An edit or redaction applies only when it is the target's sender's: the same
+  ``sender_id`` and, for a signed target, the same key or a key verified for that sender
+  (their other device). An unsigned or unintroduced key cannot speak for a signed
+  message. Otherwise it is ignored and reported (``relation-not-sender``).
+- An edit of an edit applies to the original; the latest applied edit (display order)
+  gives the text. A redacted event's edits and reactions go with it.
+- A reaction counts once per sender and reaction text. Every aggregate keeps the trust
+  state of each event it is made of: a chip says which of its senders are unverified, an
+  edited message is no more trusted than its least trusted applied edit.
+- ``m.room.typing`` is never a row and never a finding (section 18.6).
+
+Content is never encrypted today; the rules read only ``type``, the target id, the
+sender and the trust state, plus the reaction text and the edit's ``new_content``, so a
+later encrypted form can keep the target id in the clear and carry the rest sealed.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import unicodedata
+from array import array
+from bisect import bisect_right
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple, Protocol, runtime_checkable
+
+from .event import MEMBER, MESSAGE, Event
+from .findings import Finding, Kind
+
+REACTION = "m.room.reaction"
+EDIT = "m.room.edit"
+REDACTION = "m.room.redaction"
+TYPING = "m.room.typing"
+
+# Types that never make a row of their own in a timeline.
+HIDDEN_TYPES = frozenset({REACTION, EDIT, REDACTION, TYPING})
+# The content field naming the target, per relation type.
+TARGET_FIELD = {REACTION: "relates_to", EDIT: "replaces", REDACTION: "redacts"}
+
+MAX_REACTION_CHARS = 64  # one emoji sequence or a short word, not a message
+MAX_EDIT_HOPS = 16  # an edit of an edit of ... (a loop or a very long chain stops here)
+MAX_THREAD_HOPS = 64  # a reply's way up to its thread root
+EDITABLE_MSGTYPES = frozenset({"m.text", "m.notice", "m.emote"})
+
+# Trust states as they come from the audit, ordered from best to worst.
+_RANK = {"verified": 0, "unverified": 1, "key-changed": 2, "invalid": 3}
+
+
+def worst(*states: str) -> str:
+    """The least trusted of ``states`` (an aggregate is as trusted as its worst part)."""
+    return max(states, key=lambda s: _RANK.get(s, 3))
+
+
+class Row(NamedTuple):
+    """What the rules read of one shown row."""
+
+    position: int  # in the timeline the rows came from
+    event: Event
+    state: str
+    path: str | None = None  # where the shown copy was read (for findings)
+    line: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reactor:
+    sender_id: str
+    state: str  # the best trust state among this sender's reactions with this text
+    event_ids: tuple[str, ...]  # their reaction events (removing ours redacts each)
+
+
+@dataclass(frozen=True, slots=True)
+class ReactionChip:
+    key: str  # the reaction text as written (NFC)
+    reactors: tuple[Reactor, ...]  # first reaction first
+
+    @property
+    def count(self) -> int:
+        return len(self.reactors)
+
+    @property
+    def state(self) -> str:
+        return worst(*(r.state for r in self.reactors))
+
+    @property
+    def all_verified(self) -> bool:
+        return all(r.state == "verified" for r in self.reactors)
+
+    def by(self, sender_id: str) -> Reactor | None:
+        for r in self.reactors:
+            if r.sender_id == sender_id:
+                return r
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Edit:
+    event_id: str
+    timestamp_ms: int
+    state: str
+    body: str
+    msgtype: str
+
+
+@dataclass(frozen=True, slots=True)
+class Redacted:
+    event_id: str  # the redaction event
+    timestamp_ms: int
+    state: str
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Aggregate:
+    """What relations say about one event."""
+
+    event_id: str
+    edits: tuple[Edit, ...] = ()  # applied, in display order: the latest gives the text
+    redacted: Redacted | None = None
+    reactions: tuple[ReactionChip, ...] = ()
+    thread: tuple[str, ...] = ()  # for a thread root: every reply under it, display order
+
+    @property
+    def latest(self) -> Edit | None:
+        return self.edits[-1] if self.edits else None
+
+    def state(self, own_state: str) -> str:
+        """The trust state to show for the target: no better than its applied edits."""
+        return worst(own_state, *(e.state for e in self.edits)) if self.edits else own_state
+
+
+@dataclass(frozen=True, slots=True)
+class Relations:
+    """The relations of one audit's rows. Never changed once made (safe to hand to a
+    front end on another thread)."""
+
+    room_id: str
+    aggregates: Mapping[str, Aggregate] = field(default_factory=dict)
+    # Positions (in the timeline fed) of rows that are not shown as messages of their
+    # own: relation events and typing notices. Sorted.
+    hidden: Sequence[int] = field(default_factory=lambda: array("q"))
+    # Reply event id -> its thread root's event id.
+    thread_root: Mapping[str, str] = field(default_factory=dict)
+    findings: tuple[Finding, ...] = ()
+    waiting: int = 0  # relations whose target is not among the rows (yet)
+    # Timeline position of every relation event, reply and target read (a thread's
+    # replies, a quoted parent, an edit's original): where a front end finds their rows.
+    positions: Mapping[str, int] = field(default_factory=dict)
+    # The target ids those waiting relations name: a row with one of these ids changes
+    # the relations when it arrives; any other plain row does not.
+    waiting_for: frozenset[str] = frozenset()
+
+    def of(self, event_id: str) -> Aggregate | None:
+        return self.aggregates.get(event_id)
+
+    # Shown rows <-> timeline positions, in O(log hidden).
+
+    def shown_count(self, total: int) -> int:
+        return total - len(self.hidden)
+
+    def position_of(self, row: int) -> int:
+        """The timeline position of the ``row``-th shown row (0-based)."""
+        hidden = self.hidden
+        lo, hi = row, row + len(hidden)
+        while lo < hi:  # the smallest p with p - hidden_at_or_before(p) == row, p shown
+            mid = (lo + hi) // 2
+            if mid - bisect_right(hidden, mid) < row:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
+
+    def row_of(self, position: int) -> int | None:
+        """The shown row of a timeline position, None when that position is hidden."""
+        i = bisect_right(self.hidden, position)
+        if i and self.hidden[i - 1] == position:
+            return None
+        return position - i
+
+
+def target_of(ev: Event) -> str | None:
+    """The event id a relation event points at, or None (not a relation, or malformed)."""
+    name = TARGET_FIELD.get(ev.type)
+    if name is None:
+        return None
+    target = ev.content.get(name)
+    return target if isinstance(target, str) and target else None
+
+
+def reaction_key(text: object) -> str | None:
+    """The reaction text as counted: NFC, surrounding spaces removed; None if unusable."""
+    if not isinstance(text, str) or len(text) > 4 * MAX_REACTION_CHARS:
+        return None
+    return _reaction_key(text)
+
+
+@functools.lru_cache(maxsize=4096)  # a room uses a few dozen texts, thousands of times
+def _reaction_key(text: str) -> str | None:
+    key = unicodedata.normalize("NFC", text.strip())
+    if not key or len(key) > MAX_REACTION_CHARS or "\n" in key:
+        return None
+    if any(unicodedata.category(ch) in ("Cc", "Cf") and ch not in "\u200d\ufe0f" for ch in key):
+        return None  # controls and bidi overrides have no place in a badge
+    return key
+
+
+def edit_content(ev: Event) -> tuple[str, str] | None:
+    """(body, msgtype) of an edit's ``new_content``; None when it is not usable."""
+    new = ev.content.get("new_content")
+    if not isinstance(new, Mapping):
+        return None
+    body = new.get("body")
+    msgtype = new.get("msgtype", "m.text")
+    if not isinstance(body, str) or not body.strip() or not isinstance(msgtype, str):
+        return None
+    if msgtype not in EDITABLE_MSGTYPES:
+        return None
+    return body, msgtype
+
+
+def _in_room(room_id: str, event_id: str) -> bool:
+    return event_id.startswith(room_id + "::")
+
+
+class _Target(NamedTuple):
+    position: int
+    sender_id: str
+    type: str
+    state: str
+    target: str | None  # for an edit: what it replaces
+    parent: str | None
+    key: str | None  # the signing key (None: unsigned)
+
+
+@runtime_checkable
+class Source(Protocol):
+    """Where ``build`` reads rows from: a timeline (``audit.Timeline`` is one)."""
+
+    def related_rows(self) -> Iterator[Row]:
+        """Every row of a hidden type or with a ``parent_event_id``, in display order."""
+        ...
+
+    def rows_by_id(self, wanted: Collection[str]) -> dict[str, Row]:
+        """The rows whose event ids are in ``wanted``."""
+        ...
+
+
+class RowList:
+    """A plain list of rows as a ``Source`` (tests, callers with rows at hand): ``Row``s,
+    or ``audit.Assessed`` rows in display order (numbered here)."""
+
+    def __init__(self, rows: Iterable[Any]) -> None:
+        self.rows = [
+            r
+            if isinstance(r, Row)
+            else Row(i, r.event, str(r.state), getattr(r, "path", None), getattr(r, "line", None))
+            for i, r in enumerate(rows)
+        ]
+
+    def related_rows(self) -> Iterator[Row]:
+        return (
+            r
+            for r in self.rows
+            if r.event.type in HIDDEN_TYPES or r.event.parent_event_id is not None
+        )
+
+    def rows_by_id(self, wanted: Collection[str]) -> dict[str, Row]:
+        return {r.event.event_id: r for r in self.rows if r.event.event_id in wanted}
+
+
+def build(room_id: str, source: Source | Iterable[Any]) -> Relations:
+    """The relations among the shown rows of one audit (display order)."""
+    src = source if isinstance(source, Source) else RowList(source)
+    findings: list[Finding] = []
+    hidden = array("q")
+    relations: list[Row] = []
+    replies: list[Row] = []
+    related: dict[str, Row] = {}  # every related row by id: targets among them are known
+    wanted: set[str] = set()
+    for r in src.related_rows():
+        ev = r.event
+        related[ev.event_id] = r
+        if ev.type in HIDDEN_TYPES:
+            hidden.append(r.position)
+            if ev.type == TYPING:
+                continue
+            target = target_of(ev)
+            if target is None:
+                findings.append(_finding(Kind.RELATION_INVALID, r, _why_invalid(ev)))
+                continue
+            if not _in_room(room_id, target):
+                findings.append(_cross_room(r, target))
+                continue
+            relations.append(r)
+            wanted.add(target)
+        elif ev.parent_event_id is not None:
+            parent = ev.parent_event_id
+            if not _in_room(room_id, parent):
+                findings.append(_cross_room(r, parent))
+                continue
+            replies.append(r)
+            wanted.add(parent)
+    if not relations and not replies:
+        return Relations(room_id, {}, hidden, {}, tuple(findings))
+
+    # What the targets are: those that are related rows themselves (an edited edit, a
+    # reply's parent that is a reply) are at hand; the rest is one look-up. Every related
+    # row's own target is wanted, so the chains an edit or a thread walk are all known.
+    outside = wanted - related.keys()
+    known: dict[str, _Target] = {}
+    for r in itertools.chain(related.values(), src.rows_by_id(outside).values()):
+        ev = r.event
+        known[ev.event_id] = _Target(
+            r.position,
+            ev.sender_id,
+            ev.type,
+            r.state,
+            target_of(ev) if ev.type == EDIT else None,
+            ev.parent_event_id if ev.type not in HIDDEN_TYPES else None,
+            ev.sender_key,
+        )
+
+    waiting = 0
+    waiting_for: set[str] = set()
+    redactions: dict[str, Redacted] = {}
+    edits: list[tuple[str, Row]] = []
+    reactions: list[tuple[str, Row]] = []
+    for r in relations:
+        ev = r.event
+        target_id = target_of(ev)
+        assert target_id is not None
+        found = known.get(target_id)
+        if found is None:
+            waiting += 1
+            waiting_for.add(target_id)
+            continue
+        if ev.type == REACTION:
+            if found.type in HIDDEN_TYPES or found.type == MEMBER:
+                findings.append(
+                    _finding(
+                        Kind.RELATION_INVALID, r, "a reaction to something that is not a message"
+                    )
+                )
+            elif reaction_key(ev.content.get("reaction")) is None:
+                findings.append(_finding(Kind.RELATION_INVALID, r, _why_invalid(ev)))
+            else:
+                reactions.append((target_id, r))
+            continue
+        if ev.type == EDIT:
+            original_id, original = _original(target_id, known)
+            if original is None or original_id is None:
+                if (
+                    original_id is not None
+                    and original_id not in known
+                    and _in_room(room_id, original_id)
+                ):
+                    waiting += 1  # the edited edit is here, its original not yet
+                    waiting_for.add(original_id)
+                else:
+                    findings.append(
+                        _finding(Kind.RELATION_INVALID, r, "an edit whose original is not there")
+                    )
+                continue
+            if original.type != MESSAGE:
+                findings.append(
+                    _finding(Kind.RELATION_INVALID, r, "an edit of something that is not a message")
+                )
+                continue
+            if not _speaks_for(r, original):
+                findings.append(_not_sender(r, "an edit", original))
+                continue
+            if edit_content(ev) is None:
+                findings.append(_finding(Kind.RELATION_INVALID, r, _why_invalid(ev)))
+                continue
+            edits.append((original_id, r))
+            continue
+        # a redaction
+        if found.type == MEMBER:
+            findings.append(
+                _finding(
+                    Kind.RELATION_INVALID,
+                    r,
+                    "a redaction of a member event (membership and keys cannot be taken back)",
+                )
+            )
+        elif found.type in (REDACTION, TYPING):
+            findings.append(
+                _finding(Kind.RELATION_INVALID, r, "a redaction of a redaction (nothing to undo)")
+            )
+        elif not _speaks_for(r, found):
+            findings.append(_not_sender(r, "a redaction", found))
+        elif target_id not in redactions:  # the first applies; later ones change nothing
+            reason = ev.content.get("reason")
+            redactions[target_id] = Redacted(
+                ev.event_id,
+                ev.timestamp_ms,
+                r.state,
+                reason if isinstance(reason, str) and reason.strip() else None,
+            )
+
+    aggregates: dict[str, dict[str, Any]] = {}
+
+    def slot(event_id: str) -> dict[str, Any]:
+        got = aggregates.get(event_id)
+        if got is None:
+            got = aggregates[event_id] = {}
+        return got
+
+    for target_id, red in redactions.items():
+        slot(target_id)["redacted"] = red
+    for original_id, r in edits:
+        if original_id in redactions or r.event.event_id in redactions:
+            continue
+        # An edit whose own target (an edit) was redacted still applies to the original:
+        # the redaction took back that edit's text, not this one's.
+        body, msgtype = edit_content(r.event)  # type: ignore[misc]
+        slot(original_id).setdefault("edits", []).append(
+            Edit(r.event.event_id, r.event.timestamp_ms, r.state, body, msgtype)
+        )
+    chips: dict[str, dict[str, dict[str, list[Any]]]] = {}
+    for target_id, r in reactions:
+        if target_id in redactions or r.event.event_id in redactions:
+            continue
+        key = reaction_key(r.event.content.get("reaction"))
+        assert key is not None
+        per_sender = chips.setdefault(target_id, {}).setdefault(key, {})
+        got = per_sender.get(r.event.sender_id)
+        if got is None:
+            per_sender[r.event.sender_id] = [r.state, [r.event.event_id]]
+        else:
+            if _RANK.get(r.state, 3) < _RANK.get(got[0], 3):
+                got[0] = r.state
+            got[1].append(r.event.event_id)
+    for target_id, by_key in chips.items():
+        slot(target_id)["reactions"] = tuple(
+            ReactionChip(key, tuple(Reactor(s, st, tuple(ids)) for s, (st, ids) in senders.items()))
+            for key, senders in by_key.items()
+        )
+
+    thread_root: dict[str, str] = {}
+    threads: dict[str, list[str]] = {}
+    for r in replies:
+        up = r.event.parent_event_id
+        assert up is not None
+        if up not in known:
+            waiting += 1
+            waiting_for.add(up)
+            continue
+        if known[up].type in HIDDEN_TYPES:  # no row to quote or to hang a thread on
+            findings.append(
+                _finding(Kind.RELATION_INVALID, r, "a reply to a reaction, edit or redaction")
+            )
+            continue
+        root = _root(up, known)
+        thread_root[r.event.event_id] = root
+        threads.setdefault(root, []).append(r.event.event_id)
+    for root, ids in threads.items():
+        slot(root)["thread"] = tuple(ids)
+
+    return Relations(
+        room_id,
+        {k: Aggregate(k, **tuple_fields(v)) for k, v in aggregates.items()},
+        hidden,
+        thread_root,
+        tuple(findings),
+        waiting,
+        {k: t.position for k, t in known.items()},
+        frozenset(waiting_for),
+    )
+
+
+def tuple_fields(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+
+
+def _original(target_id: str, known: Mapping[str, _Target]) -> tuple[str | None, _Target | None]:
+    """Follow an edit of an edit down to the original (bounded; a loop finds nothing)."""
+    seen = set()
+    current: str | None = target_id
+    for _ in range(MAX_EDIT_HOPS):
+        if current is None or current in seen:
+            return None, None
+        seen.add(current)
+        t = known.get(current)
+        if t is None:
+            return current, None
+        if t.type != EDIT:
+            return current, t
+        current = t.target
+    return None, None
+
+
+def _root(parent: str, known: Mapping[str, _Target]) -> str:
+    """The thread root above ``parent``: its topmost known ancestor (bounded)."""
+    current = parent
+    seen = {current}
+    for _ in range(MAX_THREAD_HOPS):
+        t = known.get(current)
+        if t is None or t.parent is None or t.parent not in known or t.parent in seen:
+            return current
+        current = t.parent
+        seen.add(current)
+    return current
+
+
+def _speaks_for(r: Row, target: _Target) -> bool:
+    """An edit or redaction acts only for the target's own sender: the same sender id,
+    and for a signed target the same key or a key verified for that sender (another
+    device of theirs). An unsigned event can only act on an unsigned one."""
+    if r.event.sender_id != target.sender_id:
+        return False
+    if target.key is None:
+        return True
+    return r.event.sender_key == target.key or r.state == "verified"
+
+
+def _finding(kind: Kind, r: Row, message: str) -> Finding:
+    return Finding(kind, message, r.path, r.line, r.event.event_id)
+
+
+def _why_invalid(ev: Event) -> str:
+    name = TARGET_FIELD.get(ev.type)
+    if name is not None and target_of(ev) is None:
+        return f"a {ev.type} without a usable content.{name} (an event id)"
+    if ev.type == REACTION:
+        return (
+            "a reaction whose text is empty, too long (over "
+            f"{MAX_REACTION_CHARS} characters) or holds control characters"
+        )
+    if ev.type == EDIT:
+        return "an edit without a usable new_content (a text body and a text msgtype)"
+    return f"a malformed {ev.type}"
+
+
+def _cross_room(r: Row, target: str) -> Finding:
+    what = "a reply" if r.event.type not in HIDDEN_TYPES else f"a {r.event.type}"
+    room = target.split("::", 1)[0]
+    return _finding(
+        Kind.RELATION_CROSS_ROOM,
+        r,
+        f"{what} pointing at an event of another room ({room!r}); ignored",
+    )
+
+
+def _not_sender(r: Row, what: str, target: _Target) -> Finding:
+    if r.event.sender_id != target.sender_id:
+        who = f"{r.event.sender_id!r}, not the message's sender {target.sender_id!r}"
+    else:
+        who = (
+            f"{r.event.sender_id!r} with another key than the message's, "
+            f"not verified for that sender ({r.state})"
+        )
+    return _finding(Kind.RELATION_NOT_SENDER, r, f"{what} by {who}; ignored")

@@ -1,0 +1,160 @@
+"""Replies, reactions, edits and deletions through the ChatClient on a real local folder,
+index and engine: what is sent is what every reader's relations show (PROTOCOL.md 18)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from nacl.signing import SigningKey
+
+from bucket_chat_desktop.protocol.audit import RoomLedger, prepare_segment
+from bucket_chat_desktop.protocol.event import MEMBER, MESSAGE, Event
+from bucket_chat_desktop.protocol.relations import REACTION, Relations
+from bucket_chat_desktop.protocol.segment import encode_segment, path_for
+from bucket_chat_desktop.protocol.signing import build_event
+from bucket_chat_desktop.settings import Settings, StorageSettings
+from bucket_chat_desktop.sync.client import ChatClient, RoomRef
+from bucket_chat_desktop.sync.events import EngineEvent, EventsAppended, RoomLoaded
+from bucket_chat_desktop.sync.room_state import RoomState
+
+ALICE = "alice@example.com"
+ROOM = "room-1"
+
+
+async def _settled(client: ChatClient, ref: RoomRef, sent: list[str]) -> Relations:
+    """The room's relations once every event id in ``sent`` is in the published result."""
+    for _ in range(1000):
+        view = await client.room_view(ref)
+        if view is not None and view.result is not None and view.relations is not None:
+            ids = {a.event.event_id for a in view.result.timeline}
+            if set(sent) <= ids:
+                return view.relations
+        await asyncio.sleep(0.01)
+    raise AssertionError("the sent events never reached the room's view")
+
+
+def test_reply_react_edit_delete_through_the_client(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    store.mkdir()
+    entry = StorageSettings(str(store), "Team share", [])
+    events: list[EngineEvent] = []
+    client = ChatClient(
+        Settings(ALICE, "Alice", [entry]),
+        ALICE,
+        SigningKey(bytes(range(32))),
+        lambda _sid, event: events.append(event),
+        data_dir=tmp_path / "data",
+    )
+
+    async def scenario() -> None:
+        await client.attach(entry)
+        try:
+            ref = await client.create_room(entry.id, ROOM, "Plans")
+            [msg] = await client.send_text(ref, "teh plan")
+            [reply] = await client.send_text(ref, "sounds good", reply_to=msg.event_id)
+            assert reply.parent_event_id == msg.event_id
+            [r1] = await client.react(ref, msg.event_id, " 👍 ")
+            assert r1.content == {"relates_to": msg.event_id, "reaction": "👍"}
+            [e1] = await client.edit_message(ref, msg.event_id, "the plan")
+            rel = await _settled(
+                client, ref, [msg.event_id, reply.event_id, r1.event_id, e1.event_id]
+            )
+            agg = rel.of(msg.event_id)
+            assert agg is not None and agg.latest is not None and agg.latest.body == "the plan"
+            assert agg.reactions[0].key == "👍" and agg.reactions[0].all_verified
+            assert agg.thread == (reply.event_id,) and rel.findings == ()
+            assert len(rel.hidden) == 2  # the reaction and the edit are not rows
+
+            # taking the reaction back redacts it; deleting the reply hides it
+            [un] = await client.unreact(ref, msg.event_id, "👍")
+            assert un.content == {"redacts": r1.event_id}
+            assert await client.unreact(ref, msg.event_id, "🎉") == []  # none of mine
+            [gone] = await client.delete_event(ref, reply.event_id, " sent too early ")
+            rel = await _settled(client, ref, [un.event_id, gone.event_id])
+            assert rel.of(msg.event_id).reactions == ()  # type: ignore[union-attr]
+            red = rel.of(reply.event_id).redacted  # type: ignore[union-attr]
+            assert red is not None and red.reason == "sent too early"
+
+            # appends and full audits both carry the relations to front ends
+            appended = [e for e in events if isinstance(e, EventsAppended) and e.relations]
+            loaded = [e for e in events if isinstance(e, RoomLoaded)]
+            assert appended or any(e.relations is not None for e in loaded)
+
+            for bad in ("", "x" * 65, "a\nb", "\u202e"):
+                with pytest.raises(ValueError):
+                    await client.react(ref, msg.event_id, bad)
+            with pytest.raises(ValueError, match="not an event of room"):
+                await client.react(ref, "other-room::2025-01-01T00:00:00Z::u", "👍")
+            with pytest.raises(ValueError):
+                await client.edit_message(ref, msg.event_id, "   ")
+        finally:
+            await client.close()
+
+    asyncio.run(scenario())
+
+
+def test_relations_are_rebuilt_only_when_new_rows_can_change_them() -> None:
+    """RoomState.relations on appended results (as the keeper makes them): plain rows keep
+    the same Relations object; a relation, or the row a waiting relation names, makes new
+    ones. A full audit makes new ones too."""
+    key = SigningKey(bytes(range(32)))
+    state: dict[str, Any] = {"prev": None, "n": 0}
+
+    def ev(kind: str, content: dict[str, Any], ts: int) -> Event:
+        state["n"] += 1
+        e = build_event(
+            room_id=ROOM,
+            sender_id=ALICE,
+            event_type=kind,
+            content=content,
+            timestamp_ms=ts,
+            unique=f"{state['n']:08x}-0000-4000-8000-000000000000",
+            prev_event_hash=state["prev"],
+            signing_key=key,
+        )
+        state["prev"] = e.hash
+        return e
+
+    ledger = RoomLedger(ROOM, keep_bodies=False)
+    room = RoomState(ROOM, ledger)
+
+    def append(*events: Event) -> None:
+        prepared = prepare_segment(path_for(list(events), "c"), encode_segment(list(events)), ROOM)
+        added = ledger.add_prepared(prepared)
+        assert ledger.try_append(added) is not None  # an exact append
+        assert ledger.result is not None
+        room.result = ledger.result
+
+    t = 1757851245000
+    join = ev(MEMBER, {"membership": "join"}, t)
+    first_msg = ev(MESSAGE, {"body": "x", "msgtype": "m.text"}, t + 1)
+    ledger.add_prepared(
+        prepare_segment(path_for([join, first_msg], "c"), encode_segment([join, first_msg]), ROOM)
+    )
+    room.result = ledger.audit()
+    first = room.relations()
+    assert first is not None and room.relations() is first
+
+    append(ev(MESSAGE, {"body": "plain", "msgtype": "m.text"}, t + 2))
+    assert room.relations() is first  # a plain row cannot change them
+
+    later_id = f"{ROOM}::2025-09-14T12:00:45.900Z::ffffffff-0000-4000-8000-000000000000"
+    append(ev(REACTION, {"relates_to": later_id, "reaction": "👍"}, t + 3))
+    waiting = room.relations()
+    assert waiting is not first and waiting is not None and waiting.waiting_for == {later_id}
+
+    append(ev(MESSAGE, {"body": "more", "msgtype": "m.text"}, t + 4))
+    assert room.relations() is waiting  # still waiting, and this row is not the target
+
+    append(ev(REACTION, {"relates_to": first_msg.event_id, "reaction": "🎉"}, t + 5))
+    now = room.relations()
+    assert now is not waiting and now is not None
+    assert now.of(first_msg.event_id).reactions[0].key == "🎉"  # type: ignore[union-attr]
+    assert list(now.hidden) == [3, 5]
+
+    room.result = ledger.audit()  # a full audit: rebuilt, the same content
+    again = room.relations()
+    assert again is not now and again == now
