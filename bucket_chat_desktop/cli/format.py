@@ -270,6 +270,8 @@ def marked_snippet(snippet: Snippet, mark: tuple[str, str]) -> str:
 def search_line(hit: SearchHit, mark: tuple[str, str], room_label: str) -> str:
     badge = BADGES[hit.trust] if hit.trust is not None else UNCHECKED_BADGE
     edited = " (edited)" if hit.edited else ""
+    if hit.superseded:
+        edited += " (an earlier version: edited since)"
     return (
         f"{local_time(hit.timestamp_ms)}  {terminal_safe(room_label, limit=ID_LIMIT)}  "
         f"{shown_id(hit.sender_id)}  {badge}  {marked_snippet(hit.snippet, mark)}{edited}\n"
@@ -284,6 +286,7 @@ def search_json(hit: SearchHit) -> dict[str, Any]:
         "event_id": hit.event_id,
         "source_event_id": hit.source_id,
         "edited": hit.edited,
+        "superseded": hit.superseded,
         "sender_id": hit.sender_id,
         "timestamp_ms": hit.timestamp_ms,
         "trust": hit.trust.value if hit.trust is not None else None,

@@ -181,7 +181,8 @@ class SearchHit:
     ``sender_id``: the text's author is always the one named). ``trust`` is the trust
     state the last audit on this device gave the source event, None when that audit did
     not list it (not checked yet); ``trust_reason`` says why. ``storage_id`` is filled in
-    by the client that merged results of several storages ("" from one index)."""
+    by the client that merged results of several storages ("" from one index).
+    ``edited``: the text is an edit's; ``superseded``: a later edit replaced it."""
 
     room_id: str
     event_id: str
@@ -195,6 +196,9 @@ class SearchHit:
     line: int
     key: int  # the index's ordering key: newer hits have larger keys
     storage_id: str = ""
+    # The text matched is not the message's current one (an applied edit replaced it):
+    # set by the engine from the room's relations.
+    superseded: bool = False
 
     @property
     def edited(self) -> bool:

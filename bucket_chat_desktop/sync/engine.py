@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import sqlite3
@@ -47,6 +48,7 @@ from ..protocol import heap
 from ..protocol.audit import AuditResult, RoomLedger, Timeline
 from ..protocol.chain import Draft
 from ..protocol.event import Event
+from ..protocol.relations import Relations
 from ..storage.base import Storage, StorageError
 from ..storage.feed import ChangeFeed
 from ..storage.local import LocalStorage
@@ -177,9 +179,10 @@ class SyncEngine:
         # False for the CLI and until a front end says otherwise.
         self.window_focused = False
         self._tasks: list[asyncio.Task[Any]] = []
-        # Which search hits are shown (``search``): (room id, event id) -> bool, called
-        # on the event loop. Everything, until the relations layer says what was redacted.
+        # Which search hits are shown (``search``), besides what the room's relations
+        # hide: (room id, event id) -> bool, called on the event loop. Default: all.
         self.search_visible: Callable[[str, str], bool] = lambda _room, _event: True
+        self._edits_cache: dict[str, tuple[Relations, dict[str, str]]] = {}
         self._known_rooms: set[str] = set()
         self.online = True
         self.status_message = ""
@@ -447,11 +450,14 @@ class SyncEngine:
     ) -> SearchPage:
         """The newest ``limit`` messages of this storage's index that hold every term of
         ``query`` (in ``room_id`` only, if given), read on the reader's connection (never
-        behind a back-fill). A message is found once (its newest matching text: an
-        edit's, or its own) and only if ``search_visible(room_id, event_id)`` says it is
-        shown; an edit's hit also needs its own id visible (a rejected edit's text never
-        finds its target). Hidden hits are made up for by reading further, at most
-        ``rounds`` pages. Never raises for what the query holds."""
+        behind a back-fill). The room's relations (its published view's) decide what an
+        edit's text finds: only an edit they applied finds a message, and it finds the
+        original (an edit of an edit too); a redacted message is never found; a text an
+        applied edit replaced is marked ``superseded``. A message is found once (its
+        newest matching text), and only if ``search_visible(room_id, event_id)`` also
+        says it is shown (an edit's hit needs its own id visible too). Hidden hits are
+        made up for by reading further, at most ``rounds`` pages. Never raises for what
+        the query holds."""
         if self.index is None:
             return SearchPage((), error="this engine keeps no index")
         query_text = build_query(query)
@@ -466,8 +472,9 @@ class SyncEngine:
                     query_text, room_id=room_id, limit=limit, before=b
                 )
             )
-            for hit in page.hits:
-                if (hit.room_id, hit.event_id) in seen:
+            for found in page.hits:
+                hit = self._related(found)
+                if hit is None or (hit.room_id, hit.event_id) in seen:
                     continue
                 seen.add((hit.room_id, hit.event_id))
                 if self._shown(visible, hit):
@@ -502,6 +509,42 @@ class SyncEngine:
         if index is not None:
             while await self._serially(index.index_text, interactive=True):
                 pass
+
+    def _related(self, hit: SearchHit) -> SearchHit | None:
+        """``hit`` as the room's relations have it (see ``search``), or None when they
+        hide it. A room without relations yet (not read) keeps its hits as found."""
+        room = self.rooms.get(hit.room_id)
+        relations = room.view.relations if room is not None and room.view is not None else None
+        if relations is None:
+            return hit
+        edited_to = self._edit_targets(hit.room_id, relations)
+        target = hit.event_id
+        if hit.edited:
+            original = edited_to.get(hit.source_id)
+            if original is None:
+                return None  # an edit the rules did not apply: its text finds nothing
+            target = original
+        aggregate = relations.of(target)
+        if aggregate is not None and aggregate.redacted is not None:
+            return None
+        latest = aggregate.latest if aggregate is not None else None
+        superseded = latest is not None and latest.event_id != hit.source_id
+        if target != hit.event_id or superseded:
+            return dataclasses.replace(hit, event_id=target, superseded=superseded)
+        return hit
+
+    def _edit_targets(self, room_id: str, relations: Relations) -> dict[str, str]:
+        """Applied edit id -> the message it edits, made once per relations value."""
+        cached = self._edits_cache.get(room_id)
+        if cached is not None and cached[0] is relations:
+            return cached[1]
+        mapping = {
+            edit.event_id: aggregate.event_id
+            for aggregate in relations.aggregates.values()
+            for edit in aggregate.edits
+        }
+        self._edits_cache[room_id] = (relations, mapping)
+        return mapping
 
     @staticmethod
     def _shown(visible: Callable[[str, str], bool], hit: SearchHit) -> bool:

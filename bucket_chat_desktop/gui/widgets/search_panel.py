@@ -182,6 +182,8 @@ class SearchDelegate(SafeDelegate):
         sender = f"{name} ({who})" if name and name != who else who
         when = timestamps.full(hit.timestamp_ms)
         edited = " · edited" if hit.edited else ""
+        if hit.superseded:
+            edited += " · an earlier version"
         x = left
         painter.setFont(bold)
         painter.setPen(text)

@@ -138,3 +138,82 @@ def test_search_across_storages_with_filters_and_visibility(
     assert out["broken"].hits == ()  # type: ignore[attr-defined]
     assert isinstance(out["pos"], int) and out["pos"] >= 0
     assert out["nowhere"] is None and out["detached"] is None
+
+
+def test_the_rooms_relations_decide_what_edits_and_deletions_find(tmp_path: Path) -> None:
+    """Only an applied edit's text finds a message (the original, also through an edit of
+    an edit); a forged edit (another sender's) finds nothing; a deleted message is never
+    found; a text replaced by a later edit is marked superseded."""
+    (tmp_path / "store").mkdir()
+    entry = StorageSettings(str(tmp_path / "store"), "Share", [])
+    events: list[tuple[str, EngineEvent]] = []
+    alice = ChatClient(
+        Settings(ALICE, "Alice", [entry]),
+        ALICE,
+        SigningKey(bytes(range(32))),
+        lambda sid, event: events.append((sid, event)),
+        data_dir=tmp_path / "alice",
+    )
+    mallory_entry = StorageSettings(str(tmp_path / "store"), "Share", [])
+    mallory = ChatClient(
+        Settings("mallory@example.com", "Mallory", [mallory_entry]),
+        "mallory@example.com",
+        SigningKey(bytes(range(1, 33))),
+        lambda sid, event: None,
+        data_dir=tmp_path / "mallory",
+    )
+    sid = entry.id
+
+    async def scenario() -> dict[str, SearchResults]:
+        await alice.attach(entry)
+        await mallory.attach(mallory_entry)
+        try:
+            ref = await alice.create_room(sid, "plans", "Plans")
+            (kept,) = await alice.send_text(ref, "alpha original text")
+            (gone,) = await alice.send_text(ref, "alpha to be deleted")
+            (first_edit,) = await alice.edit_message(ref, kept.event_id, "alpha first edit")
+            await alice.edit_message(ref, first_edit.event_id, "alpha second edit")
+            await alice.delete_event(ref, gone.event_id)
+            await alice.engine(sid).flush(5)
+            mref = await mallory.join_room(mallory_entry.id, "plans")
+            await mallory.edit_message(mref, kept.event_id, "alpha forged edit")
+            await mallory.engine(mallory_entry.id).flush(5)
+            await alice.engine(sid).refresh("plans")
+            await alice.open_room(ref)
+            await _loaded(events, sid, "plans")
+            while True:  # until the forged edit was read and the relations applied
+                view = await alice.room_view(ref)
+                if (
+                    view
+                    and view.relations
+                    and any(
+                        e.event.content.get("new_content", {}).get("body") == "alpha forged edit"
+                        for e in view.result.timeline  # type: ignore[union-attr]
+                    )
+                ):
+                    break
+                await alice.engine(sid).refresh("plans")
+                await asyncio.sleep(0.05)
+            await alice.engine(sid).catch_up_text()
+            return {
+                "alpha": await alice.search("alpha"),
+                "forged": await alice.search("forged"),
+                "deleted": await alice.search("deleted"),
+                "second": await alice.search("second"),
+                "original": await alice.search("original"),
+                "ids": kept.event_id,  # type: ignore[dict-item]
+            }
+        finally:
+            await alice.close()
+            await mallory.close()
+
+    out = asyncio.run(scenario())
+    kept_id = out.pop("ids")
+    (hit,) = out["alpha"].hits  # one message: the deleted one and the forged text never
+    assert hit.event_id == kept_id and hit.snippet.text == "alpha second edit"
+    assert hit.edited and not hit.superseded
+    assert out["forged"].hits == () and out["deleted"].hits == ()
+    (second,) = out["second"].hits
+    assert second.event_id == kept_id  # an edit of an edit finds the original
+    (old,) = out["original"].hits  # found by the text it had: marked as replaced since
+    assert old.event_id == kept_id and old.superseded and not old.edited
