@@ -609,7 +609,7 @@ async def cmd_search(args: argparse.Namespace) -> int:
     async with engine_session(storage, outbox=False) as engine:
         known = await engine.cached_rooms()
         await engine.catch_up_text()  # what sync and history read: searchable now
-        page = await engine.search(query, room_id=room_id, limit=args.limit)
+        page = await engine.search_read_rooms(query, room_id=room_id, limit=args.limit)
     if page.error:
         raise StorageError(f"cannot search this device's copy: {page.error}")
     if page.query_cut:

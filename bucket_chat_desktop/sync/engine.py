@@ -35,7 +35,7 @@ import dataclasses
 import logging
 import os
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -447,6 +447,7 @@ class SyncEngine:
         room_id: str | None = None,
         limit: int = SEARCH_LIMIT,
         rounds: int = SEARCH_ROUNDS,
+        relations: Mapping[str, Relations] | None = None,
     ) -> SearchPage:
         """The newest ``limit`` messages of this storage's index that hold every term of
         ``query`` (in ``room_id`` only, if given), read on the reader's connection (never
@@ -456,8 +457,9 @@ class SyncEngine:
         applied edit replaced is marked ``superseded``. A message is found once (its
         newest matching text), and only if ``search_visible(room_id, event_id)`` also
         says it is shown (an edit's hit needs its own id visible too). Hidden hits are
-        made up for by reading further, at most ``rounds`` pages. Never raises for what
-        the query holds."""
+        made up for by reading further, at most ``rounds`` pages. ``relations``: room id
+        -> the relations to apply instead of the published view's (a front end that read
+        the rooms apart, like the CLI). Never raises for what the query holds."""
         if self.index is None:
             return SearchPage((), error="this engine keeps no index")
         query_text = build_query(query)
@@ -473,7 +475,7 @@ class SyncEngine:
                 )
             )
             for found in page.hits:
-                hit = self._related(found)
+                hit = self._related(found, relations)
                 if hit is None or (hit.room_id, hit.event_id) in seen:
                     continue
                 seen.add((hit.room_id, hit.event_id))
@@ -510,11 +512,14 @@ class SyncEngine:
             while await self._serially(index.index_text, interactive=True):
                 pass
 
-    def _related(self, hit: SearchHit) -> SearchHit | None:
+    def _related(self, hit: SearchHit, given: Mapping[str, Relations] | None) -> SearchHit | None:
         """``hit`` as the room's relations have it (see ``search``), or None when they
         hide it. A room without relations yet (not read) keeps its hits as found."""
-        room = self.rooms.get(hit.room_id)
-        relations = room.view.relations if room is not None and room.view is not None else None
+        relations = given.get(hit.room_id) if given is not None else None
+        if relations is None:
+            room = self.rooms.get(hit.room_id)
+            view = room.view if room is not None else None
+            relations = view.relations if view is not None else None
         if relations is None:
             return hit
         edited_to = self._edit_targets(hit.room_id, relations)
@@ -545,6 +550,27 @@ class SyncEngine:
         }
         self._edits_cache[room_id] = (relations, mapping)
         return mapping
+
+    async def search_read_rooms(
+        self, query: str, *, room_id: str | None = None, limit: int = SEARCH_LIMIT
+    ) -> SearchPage:
+        """``search`` for a front end whose engine reads no rooms (the CLI): the
+        relations of each room with hits are rebuilt from the index (``cached_room``)
+        and applied, until no hit comes from a room not looked at."""
+        related: dict[str, Relations] = {}
+        looked: set[str] = set()
+        page = await self.search(query, room_id=room_id, limit=limit)
+        for _ in range(3):
+            new = {h.room_id for h in page.hits} - looked
+            if not new:
+                break
+            for rid in sorted(new):
+                looked.add(rid)
+                view = await self.cached_room(rid)
+                if view is not None and view.relations is not None:
+                    related[rid] = view.relations
+            page = await self.search(query, room_id=room_id, limit=limit, relations=related)
+        return page
 
     @staticmethod
     def _shown(visible: Callable[[str, str], bool], hit: SearchHit) -> bool:

@@ -65,3 +65,61 @@ def test_search_output_is_sanitised(planted: Device) -> None:  # noqa: F811
 def test_search_of_an_empty_index_is_not_an_error(tmp_path: Path, device) -> None:  # type: ignore[no-untyped-def]
     bob = device("bob", "bob@example.com")
     assert bob.json("search", "anything") == {"query": "anything", "hits": [], "more": False}
+
+
+def test_search_follows_edits_and_deletions(device, store: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A room with an edit, an edit of it, a deletion and another member's forged edit
+    (written by two clients in this process): the command finds the edited message by
+    its latest text, never the deleted one, never by the forged text."""
+    import asyncio
+
+    from nacl.signing import SigningKey
+
+    from bucket_chat_desktop.settings import Settings, StorageSettings
+    from bucket_chat_desktop.sync.client import ChatClient
+
+    async def write() -> None:
+        entry = StorageSettings(str(store), "Share", [])
+        alice = ChatClient(
+            Settings("alice@example.com", "Alice", [entry]),
+            "alice@example.com",
+            SigningKey(b"\x0a" * 32),
+            lambda _s, _e: None,
+            data_dir=tmp_path / "alice-data",
+        )
+        other = StorageSettings(str(store), "Share", [])
+        mallory = ChatClient(
+            Settings("mallory@example.com", "M", [other]),
+            "mallory@example.com",
+            SigningKey(b"\x0b" * 32),
+            lambda _s, _e: None,
+            data_dir=tmp_path / "mallory-data",
+        )
+        await alice.attach(entry, start=False)
+        await mallory.attach(other, start=False)
+        try:
+            ref = await alice.create_room(entry.id, "plans", "Plans")
+            (kept,) = await alice.send_text(ref, "alpha original")
+            (gone,) = await alice.send_text(ref, "alpha deleted later")
+            (edit,) = await alice.edit_message(ref, kept.event_id, "alpha edited once")
+            await alice.edit_message(ref, edit.event_id, "alpha edited twice")
+            await alice.delete_event(ref, gone.event_id)
+            assert await alice.engine(entry.id).flush(10)
+            mref = await mallory.join_room(other.id, "plans")
+            await mallory.edit_message(mref, kept.event_id, "alpha forged")
+            assert await mallory.engine(other.id).flush(10)
+        finally:
+            await alice.close()
+            await mallory.close()
+
+    asyncio.run(write())
+    bob = device("bob", "bob@example.com")
+    bob.run("sync", "--room-id", "plans")
+    doc = bob.json("search", "alpha")
+    assert [h["snippet"] for h in doc["hits"]] == ["alpha edited twice"]
+    assert doc["hits"][0]["edited"] is True and doc["hits"][0]["superseded"] is False
+    assert bob.json("search", "forged")["hits"] == []
+    assert bob.json("search", "deleted")["hits"] == []
+    (old,) = bob.json("search", "original")["hits"]
+    assert old["superseded"] is True
+    assert "earlier version" in bob.run("search", "original").stdout
