@@ -25,7 +25,7 @@ from ..sync.client import ChatClient, RoomRef, SearchResults
 from ..sync.events import EngineEvent, ShownEvent
 from .bridge import EngineBridge
 from .models.rooms_model import RoomItem, RoomsModel
-from .models.timeline_model import Pager, Reply, TimelineModel
+from .models.timeline_model import Pager, Reply, Revealed, TimelineModel
 from .tasks import TaskRunner
 
 log = logging.getLogger("bucket_chat.gui")
@@ -252,12 +252,12 @@ class Controller(QObject):
 
         return self.tasks.start(run(), "Searching")
 
-    def show_event(self, key: str, event_id: str) -> None:
+    def show_event(self, key: str, event_id: str, done: Revealed) -> None:
         """Open the room and show ``event_id`` in context: its position in the room's
-        audit is found off the GUI thread, then the timeline loads the page around it
-        and emits ``revealed`` (the row, or -1 and why not)."""
+        audit is found off the GUI thread, then the timeline loads the rows around it
+        (``TimelineModel.reveal``); ``done`` gets the timeline row, or -1 and why not."""
         if self.rooms.item(key) is None:
-            self.timeline(key).revealed.emit(-1, "you are not in this room any more")
+            done(-1, "you are not in this room any more")
             return
         self.select_room(key)
         ref = _ref(key)
@@ -267,15 +267,14 @@ class Controller(QObject):
             while (result := self.results.get(key)) is None and waited < AUDIT_WAIT:
                 await asyncio.sleep(0.05)  # the room is being opened: its audit comes
                 waited += 0.05
-            model = self.timeline(key)
             if result is None:
-                model.revealed.emit(-1, "the room has not been read yet; try again soon")
+                done(-1, "the room has not been read yet; try again soon")
                 return
             pos = await self.client.locate(ref, result, event_id)
             if pos is None:
-                model.revealed.emit(-1, "this message is not shown in the room's timeline")
+                done(-1, "this message is not shown in the room's timeline")
             else:
-                model.reveal(pos, event_id)
+                self.timeline(key).reveal(pos, event_id, done)
 
         self.tasks.start(run(), "Showing the message")
 
@@ -337,15 +336,8 @@ class Controller(QObject):
         ref = _ref(key)
 
         def pager(start: int, stop: int, reply: Reply) -> None:
-            # Appends since make new results of the same audit that agree on every
-            # position this one has: the newest also has the appended rows (a window
-            # around a found message pages down into them).
-            latest = self.results.get(key)
-            same = latest is not None and latest.audit_number == result.audit_number
-            use = latest if same and latest is not None else result
-
             async def run() -> None:
-                reply(await self.client.timeline_page(ref, use, start, stop))
+                reply(await self.client.timeline_page(ref, result, start, stop))
 
             self.tasks.start(run(), "Reading older messages")
 

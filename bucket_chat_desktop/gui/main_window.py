@@ -99,10 +99,8 @@ class TimelineView(QListView):
 
     def _on_scrolled(self, value: int) -> None:
         bar = self.verticalScrollBar()
+        self._stick = value >= bar.maximum() - 8
         model = self.model()
-        detached = isinstance(model, TimelineModel) and model.detached
-        # A window around a found message is not the newest rows: nothing to stick to.
-        self._stick = value >= bar.maximum() - 8 and not detached
         if (
             value <= bar.minimum() + 4
             and isinstance(model, TimelineModel)
@@ -110,13 +108,6 @@ class TimelineView(QListView):
         ):
             # Older rows go in above now, or as soon as their page arrives.
             model.fetch_older()
-        elif (
-            isinstance(model, TimelineModel)
-            and detached
-            and value >= bar.maximum() - 4
-            and model.can_fetch_newer()
-        ):
-            model.fetch_newer()  # newer rows of the window go in below
 
     def _on_range(self, _lo: int, hi: int) -> None:
         if self._stick:

@@ -14,13 +14,13 @@ import logging
 
 from PySide6.QtCore import QEvent, QObject, QRect, Qt, QTimer
 from PySide6.QtGui import QColor, QKeyEvent, QKeySequence, QPainter, QPaintEvent, QShortcut
-from PySide6.QtWidgets import QAbstractItemView, QPushButton, QWidget
+from PySide6.QtWidgets import QAbstractItemView, QWidget
 
 from ..protocol.untrusted_text import one_line
 from ..sync.client import SearchResults
 from .controller import Controller
 from .main_window import MainWindow
-from .models.timeline_model import Roles, TimelineModel
+from .models.timeline_model import Roles
 from .safe import guard
 from .style import ACCENT
 from .widgets.search_panel import SearchPanel, ShownHit
@@ -84,7 +84,6 @@ class SearchFeature(QObject):
         self.flashed: tuple[str, int] | None = None  # (event id, row) last flashed (tests)
         self.last_message = ""  # why the last chosen message could not be shown
         self._pending: tuple[str, str] | None = None  # (room key, event id) being revealed
-        self._watched: TimelineModel | None = None
         for keys, everywhere in ((ROOM_KEYS, False), (EVERYWHERE_KEYS, True)):
             shortcut = QShortcut(keys, window)
             shortcut.setContext(Qt.ShortcutContext.WindowShortcut)
@@ -92,18 +91,6 @@ class SearchFeature(QObject):
                 lambda everywhere=everywhere: self.open(everywhere=everywhere)
             )
         window.composer.installEventFilter(self)  # the composer must not eat the shortcuts
-        # While the timeline shows a window around a found message: the way back.
-        self.newest_button = QPushButton("Back to the newest messages ↓", window.timeline)
-        self.newest_button.setObjectName("newestButton")
-        self.newest_button.setStyleSheet(
-            f"QPushButton#newestButton {{ background: {ACCENT}; color: white; border: none;"
-            " border-radius: 14px; padding: 6px 14px; font-weight: bold; }"
-        )
-        self.newest_button.setCursor(Qt.CursorShape.PointingHandCursor)
-        self.newest_button.clicked.connect(self._back_to_newest)
-        self.newest_button.hide()
-        window.timeline.installEventFilter(self)  # resizes: the button stays in its corner
-        controller.current_changed.connect(lambda _key: self._update_newest_button())
         window.timeline.verticalScrollBar().valueChanged.connect(lambda _v: self.flash.hide())
 
     # -- opening ---------------------------------------------------------------------------------
@@ -141,52 +128,17 @@ class SearchFeature(QObject):
     # -- showing a message in its room -----------------------------------------------------------
 
     def show_hit(self, room_key: str, event_id: str) -> None:
-        self._pending = (room_key, event_id)
+        wanted = self._pending = (room_key, event_id)
         self.last_message = ""
-        model = self.controller.timeline(room_key)
-        if self._watched is not model:
-            if self._watched is not None:
-                self._watched.revealed.disconnect(self._on_revealed)
-                self._watched.modelReset.disconnect(self._update_newest_button)
-                self._watched.rowsInserted.disconnect(self._update_newest_button)
-            model.revealed.connect(self._on_revealed)
-            model.modelReset.connect(self._update_newest_button)
-            model.rowsInserted.connect(self._update_newest_button)
-            self._watched = model
-        self.controller.show_event(room_key, event_id)
-
-    def _current_model(self) -> TimelineModel | None:
-        key = self.controller.current
-        return self.controller.timelines.get(key) if key else None
-
-    def _update_newest_button(self, *_args: object) -> None:
-        model = self._current_model()
-        shown = model is not None and model.detached
-        if shown:
-            self._place_newest_button()
-            self.newest_button.raise_()
-        elif self.newest_button.isVisible():  # back with the newest rows: stay there
-            QTimer.singleShot(0, self.window.timeline.scrollToBottom)
-        self.newest_button.setVisible(shown)
-
-    def _place_newest_button(self) -> None:
-        view = self.window.timeline
-        self.newest_button.adjustSize()
-        size = self.newest_button.size()
-        self.newest_button.move(
-            view.width() - size.width() - 24, view.height() - size.height() - 16
+        self.controller.show_event(
+            room_key, event_id, lambda row, why: self._on_revealed(wanted, row, why)
         )
 
-    def _back_to_newest(self) -> None:
-        model = self._current_model()
-        if model is not None:
-            model.return_to_newest()  # the newest rows come in a moment (a page)
-
-    def _on_revealed(self, row: int, why: str) -> None:
-        pending, self._pending = self._pending, None
-        if pending is None:
-            return
-        key, event_id = pending
+    def _on_revealed(self, wanted: tuple[str, str], row: int, why: str) -> None:
+        if wanted != self._pending:
+            return  # another result was chosen since
+        self._pending = None
+        key, event_id = wanted
         if row < 0:
             self.last_message = why
             self.controller.error.emit("Showing the message", why)
@@ -214,10 +166,6 @@ class SearchFeature(QObject):
 
     @guard()
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if watched is self.window.timeline and event.type() == QEvent.Type.Resize:
-            if self.newest_button.isVisible():
-                self._place_newest_button()
-            return False
         if event.type() == QEvent.Type.ShortcutOverride and isinstance(event, QKeyEvent):
             combo = QKeySequence(event.keyCombination())
             for keys in (ROOM_KEYS, EVERYWHERE_KEYS):

@@ -136,22 +136,6 @@ def test_ctrl_f_searches_the_room_and_enter_shows_an_old_message_in_context(
     assert view.viewport().rect().intersects(view.visualRect(model.index(row)))
     qtbot.waitUntil(app.feature.flash.isVisible, timeout=2_000)
     shot(app.window, "search-jumped", tmp_path)
-    # It is far back: a window of a page around it, not the whole history in between.
-    assert model.detached and model.rowCount() <= PAGE
-    button = app.feature.newest_button
-    assert button.isVisible()
-    # Scrolling to the end of the window pages in the rows below it.
-    rows = model.rowCount()
-    bar = view.verticalScrollBar()
-    bar.setValue(bar.maximum())
-    qtbot.waitUntil(lambda: model.rowCount() > rows, timeout=5_000)
-    # The button goes back to the newest messages, and goes away.
-    QTest.mouseClick(button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: not model.detached, timeout=5_000)
-    qtbot.waitUntil(lambda: not button.isVisible(), timeout=2_000)
-    last = model.index(model.rowCount() - 1)
-    assert last.data(Roles.Body) == "budget meeting moved to Friday"
-    qtbot.waitUntil(lambda: view.viewport().rect().intersects(view.visualRect(last)), timeout=2_000)
     # Escape closes an open panel.
     QTest.keyClick(app.window, Qt.Key.Key_F, CTRL)
     QTest.keyClick(panel.field, Qt.Key.Key_Escape)

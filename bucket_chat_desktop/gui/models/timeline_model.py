@@ -19,14 +19,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from PySide6.QtCore import (
-    QAbstractListModel,
-    QByteArray,
-    QModelIndex,
-    QPersistentModelIndex,
-    Qt,
-    Signal,
-)
+from PySide6.QtCore import QAbstractListModel, QByteArray, QModelIndex, QPersistentModelIndex, Qt
 
 from ... import timestamps
 from ...index import TimelineRow
@@ -37,7 +30,6 @@ from ...sync.events import ShownEvent
 from ..safe import guard
 
 PAGE = 200
-JUMP_NEAR = 2 * PAGE  # a found message this far above what is shown is paged in; farther: a window
 EARLIER_CHECK = "from this device's earlier check; the room is being read again"
 
 log = logging.getLogger("bucket_chat.gui")
@@ -47,6 +39,9 @@ Index = QModelIndex | QPersistentModelIndex
 # (now or later, on the GUI thread) with them, or with None when that audit was replaced.
 Reply = Callable[[Sequence[ShownEvent] | None], None]
 Pager = Callable[[int, int, Reply], None]
+# reveal's answer: the row showing the message, or -1 and why it is not shown.
+Revealed = Callable[[int, str], None]
+REVEAL_TRIES = 3
 
 
 class Roles(enum.IntEnum):
@@ -178,9 +173,6 @@ class Row:
 
 
 class TimelineModel(QAbstractListModel):
-    # ``reveal``: the row now showing the event asked for, or -1 and why it is not shown.
-    revealed = Signal(int, str)
-
     def __init__(self, own_key: str = "", parent: Any = None) -> None:
         super().__init__(parent)
         self.own_key = own_key
@@ -198,13 +190,6 @@ class TimelineModel(QAbstractListModel):
         self.confirmed_keys: frozenset[str] = frozenset()  # Index.user_verified_keys()
         self._busy = 0  # > 0 while a change is being signalled: no fetchMore then
         self._ids: set[str] | None = None  # ids of confirmed rows, built when first needed
-        # A window around a message found by search (``reveal`` of a far one): the audit's
-        # rows after the exposed ones that are not held (0: the exposed rows reach the
-        # newest), the ids appended meanwhile (counted once), and the local echoes kept
-        # aside until the window reaches the newest rows again.
-        self._below = 0
-        self._below_ids: set[str] = set()
-        self._parked: list[Row] = []
 
     # -- Qt model API ---------------------------------------------------------------------
 
@@ -346,162 +331,6 @@ class TimelineModel(QAbstractListModel):
             self._wanted = False
             self.fetch_older()
 
-    # -- showing one event in context (a search hit) --------------------------------------
-
-    @property
-    def detached(self) -> bool:
-        """The rows shown are a window around a found message, not the newest ones."""
-        return self._below > 0
-
-    def reveal(self, pos: int, event_id: str, *, tries: int = 3) -> None:
-        """Show the audit's row ``pos`` (which should be ``event_id``) in context: a
-        message near what is shown is exposed with everything below it and half a page
-        above it; a farther one gets a window of a page around it (``detached``: older
-        and newer rows page in as the view scrolls, ``return_to_newest`` goes back).
-        Rows not held are asked of the pager in one request. Emits ``revealed`` with the
-        row (or -1 and why it cannot be shown) now or when the rows arrive."""
-        end = self._first + self._echo_start()  # the audit's position after those shown
-        if self._first <= pos < end or self._pager is None or (pos >= end and not self._below):
-            self._revealed(event_id)
-            return
-        start = max(0, pos - PAGE // 2)
-        if pos >= end or self._first - start > JUMP_NEAR:
-            self._jump(start, event_id)
-            return
-        held_top = self._first - len(self._above)
-        if start >= held_top:
-            self._expose_from(start)
-            self._revealed(event_id)
-            return
-        gen = self._asking = self._gen
-
-        def arrived(rows: Sequence[ShownEvent] | None) -> None:
-            if self._asking == gen:
-                self._asking = None
-            if rows is None or gen != self._gen:
-                self.revealed.emit(-1, "the room was checked again meanwhile; try once more")
-                return
-            if held_top != self._first - len(self._above) or self._busy:
-                if tries > 1:  # what is held moved on while the page was read: again
-                    self.reveal(pos, event_id, tries=tries - 1)
-                else:
-                    self.revealed.emit(-1, "the room kept changing; try once more")
-                return
-            fresh = [Row.from_shown(x) for x in rows]
-            self._above[:0] = fresh
-            if self._ids is not None:
-                self._ids.update(r.event_id for r in fresh)
-            self._expose_from(start)
-            self._revealed(event_id)
-
-        self._pager(start, held_top, arrived)
-
-    def _jump(self, start: int, event_id: str) -> None:
-        """Replace what is shown by the page of the audit from ``start`` (a window)."""
-        assert self._pager is not None
-        gen = self._asking = self._gen
-
-        def arrived(rows: Sequence[ShownEvent] | None) -> None:
-            if self._asking == gen:
-                self._asking = None
-            if rows is None or gen != self._gen or self._busy:
-                self.revealed.emit(-1, "the room was checked again meanwhile; try once more")
-                return
-            self._show_window(start, [Row.from_shown(x) for x in rows])
-            self._revealed(event_id)
-
-        self._pager(start, start + PAGE, arrived)
-
-    def _show_window(self, start: int, fresh: list[Row]) -> None:
-        confirmed = self._count()
-        echoes = [r for r in self._rows if r.echo] + self._parked
-        below = max(0, confirmed - start - len(fresh))
-        self.beginResetModel()
-        self._ids = None
-        self._above = []
-        self._first = start
-        self._below = below
-        if below:
-            self._rows, self._parked = fresh, echoes
-        else:
-            done = {r.event_id for r in fresh} | self._below_ids
-            self._rows = fresh + [r for r in echoes if r.event_id not in done]
-            self._parked = []
-        self._below_ids = set()
-        self.endResetModel()
-        self._fetch_ahead()
-
-    def _count(self) -> int:
-        """Rows of the audit shown (confirmed events, not echoes): above, exposed, below."""
-        return self._first + self._echo_start() + self._below
-
-    def can_fetch_newer(self) -> bool:
-        return self._below > 0 and not self._busy and self._asking != self._gen
-
-    def fetch_newer(self) -> None:
-        """Detached: the page of the audit below the window (the view reached its end)."""
-        if not self.can_fetch_newer() or self._pager is None:
-            return
-        gen = self._asking = self._gen
-        end = self._first + len(self._rows)
-
-        def arrived(rows: Sequence[ShownEvent] | None) -> None:
-            if self._asking == gen:
-                self._asking = None
-            if rows is None or gen != self._gen or self._busy:
-                return
-            if end != self._first + len(self._rows) or not self._below:
-                return
-            fresh = [Row.from_shown(x) for x in rows][: self._below]
-            self._below -= len(fresh)
-            if len(rows) < PAGE:  # the audit ends here, whatever was counted
-                self._below = 0
-            if self._ids is not None:
-                self._ids.update(r.event_id for r in fresh)
-            tail = fresh
-            if not self._below:  # the newest rows: the echoes kept aside come back
-                done = self._confirmed_ids() | self._below_ids
-                tail = fresh + [r for r in self._parked if r.event_id not in done]
-                self._parked, self._below_ids = [], set()
-            if tail:
-                at = len(self._rows)
-                self.beginInsertRows(QModelIndex(), at, at + len(tail) - 1)
-                self._rows.extend(tail)
-                self.endInsertRows()
-
-        self._pager(end, end + PAGE, arrived)
-
-    def return_to_newest(self) -> None:
-        """Leave a window around a found message: show the newest page again."""
-        if not self._below or self._pager is None:
-            return
-        total = self._count()
-        self._jump(max(0, total - PAGE), "")
-
-    def _expose_from(self, start: int) -> None:
-        """Move the held rows from audit position ``start`` on into the exposed rows."""
-        held_top = self._first - len(self._above)
-        cut = max(0, start - held_top)
-        page = self._above[cut:]
-        if not page or self._busy:
-            return
-        self.beginInsertRows(QModelIndex(), 0, len(page) - 1)
-        del self._above[cut:]
-        self._rows[:0] = page
-        self._first -= len(page)
-        self.endInsertRows()
-        if len(self._above) < PAGE:
-            self._fetch_ahead()
-
-    def _revealed(self, event_id: str) -> None:
-        if not event_id:
-            return
-        for i, row in enumerate(self._rows):
-            if row.event_id == event_id and not row.echo:
-                self.revealed.emit(i, "")
-                return
-        self.revealed.emit(-1, "this message is not shown in the room's timeline")
-
     # Every change is bracketed, so fetchMore can tell it is called from inside one.
     def beginInsertRows(self, parent: Index, first: int, last: int) -> None:
         self._busy += 1
@@ -533,6 +362,66 @@ class TimelineModel(QAbstractListModel):
         finally:
             self._busy -= 1
 
+    # -- a message found by search, in context -------------------------------------------
+
+    def reveal(self, pos: int, event_id: str, done: Revealed, *, tries: int = REVEAL_TRIES) -> None:
+        """Expose the audit's row ``pos`` (which should be ``event_id``) with half a page
+        above it and everything below it, down to the newest rows (the timeline stays one
+        run): rows not held are asked of the pager in one request. ``done`` gets the
+        row showing the event, or -1 and why it cannot be shown, now or when the rows
+        arrive."""
+        held_top = self._first - len(self._above)
+        if pos >= self._first or self._pager is None:
+            done(*self._row_of(event_id))
+            return
+        start = max(0, pos - PAGE // 2)
+        if start >= held_top:
+            self._expose_from(start)
+            done(*self._row_of(event_id))
+            return
+        gen = self._asking = self._gen
+
+        def arrived(rows: Sequence[ShownEvent] | None) -> None:
+            if self._asking == gen:
+                self._asking = None
+            if rows is None or gen != self._gen:
+                done(-1, "the room was checked again meanwhile; try once more")
+            elif held_top != self._first - len(self._above) or self._busy:
+                if tries > 1:  # what is held moved on while the rows were read: again
+                    self.reveal(pos, event_id, done, tries=tries - 1)
+                else:
+                    done(-1, "the room kept changing; try once more")
+            else:
+                fresh = [Row.from_shown(x) for x in rows]
+                self._above[:0] = fresh
+                if self._ids is not None:
+                    self._ids.update(r.event_id for r in fresh)
+                self._expose_from(start)
+                done(*self._row_of(event_id))
+
+        self._pager(start, held_top, arrived)
+
+    def _expose_from(self, start: int) -> None:
+        """Move the held rows from audit position ``start`` on into the exposed rows."""
+        held_top = self._first - len(self._above)
+        cut = max(0, start - held_top)
+        page = self._above[cut:]
+        if not page or self._busy:
+            return
+        self.beginInsertRows(QModelIndex(), 0, len(page) - 1)
+        del self._above[cut:]
+        self._rows[:0] = page
+        self._first -= len(page)
+        self.endInsertRows()
+        if len(self._above) < PAGE:
+            self._fetch_ahead()
+
+    def _row_of(self, event_id: str) -> tuple[int, str]:
+        for i, row in enumerate(self._rows):
+            if row.event_id == event_id and not row.echo:
+                return i, ""
+        return -1, "this message is not shown in the room's timeline"
+
     # -- feeding it -----------------------------------------------------------------------
 
     def set_confirmed_keys(self, keys: frozenset[str]) -> None:
@@ -547,7 +436,7 @@ class TimelineModel(QAbstractListModel):
     @property
     def total(self) -> int:
         """Rows of the audit shown (those above the exposed ones too), and echoes."""
-        return self._first + len(self._rows) + self._below + len(self._parked)
+        return self._first + len(self._rows)
 
     @property
     def held(self) -> int:
@@ -611,15 +500,6 @@ class TimelineModel(QAbstractListModel):
         self._gen += 1
         self._pager = pager
         self._wanted = False
-        if self._below or self._parked:
-            # A window around a found message: a new audit's positions may all have
-            # moved, so the newest rows are shown again (with the echoes kept aside).
-            parked, self._parked = self._parked, []
-            self._below, self._below_ids = 0, set()
-            self.beginResetModel()
-            self._ids = None
-            self._above, self._rows, self._first = [], parked, total
-            self.endResetModel()
         self.names = DisplayNames()
         self.names.update(members)
         new = [Row.from_shown(x) for x in newest]
@@ -686,11 +566,6 @@ class TimelineModel(QAbstractListModel):
         shown = self._confirmed_ids()
         fresh = [a for a in items if a.event.event_id not in shown]
         self.names.update(fresh)
-        if self._below:  # a window on older rows: these wait below it (fetch_newer)
-            new_ids = {a.event.event_id for a in fresh} - self._below_ids
-            self._below += len(new_ids)
-            self._below_ids |= new_ids
-            return
         rows = [Row.from_assessed(a) for a in fresh]
         self._drop_confirmed_echoes({r.event_id for r in rows})
         self._insert_confirmed(rows)
@@ -725,15 +600,10 @@ class TimelineModel(QAbstractListModel):
         if state == "sent":
             return  # the confirmed event replaces the echo when the room reads it
         known = {r.event_id: i for i, r in enumerate(self._rows) if r.echo}
-        confirmed = {r.event_id for r in self._rows[: self._echo_start()]} | self._below_ids
-        parked = {r.event_id: r for r in self._parked}
+        confirmed = {r.event_id for r in self._rows[: self._echo_start()]}
         fresh = []
         for ev in events:
             if ev.event_id in confirmed:
-                continue
-            if ev.event_id in parked:
-                parked[ev.event_id].echo = state
-                parked[ev.event_id].echo_error = error
                 continue
             if ev.event_id in known:
                 i = known[ev.event_id]
@@ -744,12 +614,7 @@ class TimelineModel(QAbstractListModel):
                 row = Row.from_event(ev, "", "not yet sent", "outbox", state)
                 row.echo_error = error
                 fresh.append(row)
-        if fresh and self._below:
-            # Something was sent while a window on older rows is shown: back to the
-            # newest rows, where it appears.
-            self._parked.extend(fresh)
-            self.return_to_newest()
-        elif fresh:
+        if fresh:
             at = len(self._rows)
             self.beginInsertRows(QModelIndex(), at, at + len(fresh) - 1)
             self._rows.extend(fresh)
