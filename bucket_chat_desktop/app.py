@@ -197,13 +197,13 @@ async def run(
     from .gui import features
 
     features.install(window, controller)
+    from .gui import search
+
+    search.install(window, controller)
     settings_dialog.install(window, controller)
     from .gui import attachments
 
     attachments.install(window, controller)
-    from .gui import search
-
-    search.install(window, controller)
     minimized = (start_minimized or settings.start_minimized) and tray is not None
     if not minimized:
         window.show()
