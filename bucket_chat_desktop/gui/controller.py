@@ -4,9 +4,7 @@ listen to its signals; it never touches a widget."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,11 +19,11 @@ from ..protocol.findings import Finding, Kind, Severity
 from ..protocol.metadata import RoomMetadata, check_signer
 from ..protocol.room_state import membership_text
 from ..settings import Settings, StorageSettings
-from ..sync.client import ChatClient, RoomRef, SearchResults
+from ..sync.client import ChatClient, RoomRef
 from ..sync.events import EngineEvent, ShownEvent
 from .bridge import EngineBridge
 from .models.rooms_model import RoomItem, RoomsModel
-from .models.timeline_model import Pager, Reply, Revealed, TimelineModel
+from .models.timeline_model import Pager, Reply, TimelineModel
 from .tasks import TaskRunner
 
 log = logging.getLogger("bucket_chat.gui")
@@ -33,8 +31,6 @@ log = logging.getLogger("bucket_chat.gui")
 # Findings that mean the room was not read whole: no verdict on it is final.
 PARTIAL_READ = frozenset({Kind.UNREAD, Kind.SEGMENT_UNREADABLE})
 DEFER_ROWS = 2_000  # a room not shown with a longer timeline is redrawn when shown
-SEARCH_RESULTS = 50  # results a search in the app shows
-AUDIT_WAIT = 15.0  # seconds showing a found message waits for its room to be read
 
 
 @dataclass(slots=True)
@@ -230,53 +226,6 @@ class Controller(QObject):
     def reaudit(self, key: str) -> None:
         """Audit a room again, e.g. after the user confirmed a device (new pins)."""
         self.tasks.start(self.client.reaudit(_ref(key)), "Checking the room again")
-
-    # -- search -------------------------------------------------------------------------------
-
-    def search(
-        self, query: str, room_key: str | None, reply: Callable[[SearchResults], None]
-    ) -> asyncio.Task[Any]:
-        """Search every storage's index (or ``room_key``'s room only) off the GUI thread;
-        ``reply`` gets the frozen results on the GUI thread."""
-        ref = _ref(room_key) if room_key else None
-
-        async def run() -> None:
-            reply(
-                await self.client.search(
-                    query,
-                    storage_id=ref.storage_id if ref else None,
-                    room_id=ref.room_id if ref else None,
-                    limit=SEARCH_RESULTS,
-                )
-            )
-
-        return self.tasks.start(run(), "Searching")
-
-    def show_event(self, key: str, event_id: str, done: Revealed) -> None:
-        """Open the room and show ``event_id`` in context: its position in the room's
-        audit is found off the GUI thread, then the timeline loads the rows around it
-        (``TimelineModel.reveal``); ``done`` gets the timeline row, or -1 and why not."""
-        if self.rooms.item(key) is None:
-            done(-1, "you are not in this room any more")
-            return
-        self.select_room(key)
-        ref = _ref(key)
-
-        async def run() -> None:
-            waited = 0.0
-            while (result := self.results.get(key)) is None and waited < AUDIT_WAIT:
-                await asyncio.sleep(0.05)  # the room is being opened: its audit comes
-                waited += 0.05
-            if result is None:
-                done(-1, "the room has not been read yet; try again soon")
-                return
-            pos = await self.client.locate(ref, result, event_id)
-            if pos is None:
-                done(-1, "this message is not shown in the room's timeline")
-            else:
-                self.timeline(key).reveal(pos, event_id, done)
-
-        self.tasks.start(run(), "Showing the message")
 
     def retry_failed(self) -> None:
         self.client.retry_failed()

@@ -10,6 +10,7 @@ and flashes it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from PySide6.QtCore import QEvent, QObject, QRect, Qt, QTimer
@@ -17,10 +18,10 @@ from PySide6.QtGui import QColor, QKeyEvent, QKeySequence, QPainter, QPaintEvent
 from PySide6.QtWidgets import QAbstractItemView, QWidget
 
 from ..protocol.untrusted_text import one_line
-from ..sync.client import SearchResults
+from ..sync.client import RoomRef, SearchResults
 from .controller import Controller
 from .main_window import MainWindow
-from .models.timeline_model import Roles
+from .models.timeline_model import Revealed, Roles
 from .safe import guard
 from .style import ACCENT
 from .widgets.search_panel import SearchPanel, ShownHit
@@ -30,6 +31,8 @@ log = logging.getLogger("bucket_chat.gui")
 ROOM_KEYS = QKeySequence("Ctrl+F")
 EVERYWHERE_KEYS = QKeySequence("Ctrl+Shift+F")
 FLASH_MS = 1600
+SEARCH_RESULTS = 50  # results a search in the app shows
+AUDIT_WAIT = 15.0  # seconds showing a found message waits for its room to be read
 
 
 class Flash(QWidget):
@@ -107,10 +110,20 @@ class SearchFeature(QObject):
     # -- searching -------------------------------------------------------------------------------
 
     def _search(self, text: str, room_key: str) -> None:
-        def reply(results: SearchResults) -> None:
+        """Search every storage's index (or ``room_key``'s room only) off the GUI thread,
+        through the client; the frozen results come back here on the GUI thread."""
+        storage_id, _, room_id = room_key.partition("/")
+
+        async def run() -> None:
+            results = await self.controller.client.search(
+                text,
+                storage_id=storage_id or None,
+                room_id=room_id or None,
+                limit=SEARCH_RESULTS,
+            )
             self._show(text, results)
 
-        self.controller.search(text, room_key or None, reply)
+        self.controller.tasks.start(run(), "Searching")
 
     def _show(self, text: str, results: SearchResults) -> None:
         rows = []
@@ -130,9 +143,35 @@ class SearchFeature(QObject):
     def show_hit(self, room_key: str, event_id: str) -> None:
         wanted = self._pending = (room_key, event_id)
         self.last_message = ""
-        self.controller.show_event(
-            room_key, event_id, lambda row, why: self._on_revealed(wanted, row, why)
-        )
+        self.show_event(room_key, event_id, lambda row, why: self._on_revealed(wanted, row, why))
+
+    def show_event(self, key: str, event_id: str, done: Revealed) -> None:
+        """Open the room and show ``event_id`` in context: its position in the room's
+        audit is found off the GUI thread, then the timeline loads the rows around it
+        (``TimelineModel.reveal``); ``done`` gets the timeline row, or -1 and why not."""
+        controller = self.controller
+        if controller.rooms.item(key) is None:
+            done(-1, "you are not in this room any more")
+            return
+        controller.select_room(key)
+        storage_id, _, room_id = key.partition("/")
+        ref = RoomRef(storage_id, room_id)
+
+        async def run() -> None:
+            waited = 0.0
+            while (result := controller.results.get(key)) is None and waited < AUDIT_WAIT:
+                await asyncio.sleep(0.05)  # the room is being opened: its audit comes
+                waited += 0.05
+            if result is None:
+                done(-1, "the room has not been read yet; try again soon")
+                return
+            pos = await controller.client.locate(ref, result, event_id)
+            if pos is None:
+                done(-1, "this message is not shown in the room's timeline")
+            else:
+                controller.timeline(key).reveal(pos, event_id, done)
+
+        controller.tasks.start(run(), "Showing the message")
 
     def _on_revealed(self, wanted: tuple[str, str], row: int, why: str) -> None:
         if wanted != self._pending:

@@ -177,13 +177,14 @@ def test_nothing_found_and_hostile_queries(qtbot: Any, app: App) -> None:
         assert panel.status.text().startswith("No messages found")
     # Typing fast runs one search, for the last text (debounced).
     calls: list[str] = []
-    original = app.controller.search
+    client = app.controller.client
+    original = client.search
 
-    def counting(text: str, key: str | None, reply: Any) -> Any:
+    def counting(text: str, **kw: Any) -> Any:
         calls.append(text)
-        return original(text, key, reply)
+        return original(text, **kw)
 
-    app.controller.search = counting  # type: ignore[method-assign]
+    client.search = counting  # type: ignore[method-assign]
     panel.field.clear()
     QTest.keyClicks(panel.field, "filler message 599")
     qtbot.waitUntil(lambda: len(hits(app)) == 1, timeout=5_000)
