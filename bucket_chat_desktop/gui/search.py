@@ -1,11 +1,12 @@
 """Search, wired into an existing main window: Ctrl+F searches the open room, Ctrl+Shift+F
 every room of every storage. ``install(window, controller)`` is the only entry point.
 
-Queries run through the controller (``Controller.search`` → ``ChatClient.search``, on
-each storage's index reader thread), never on the GUI thread; an answer for a query the
-field no longer holds is dropped. Choosing a result opens its room, loads the page
-around the message (``Controller.show_event`` → ``TimelineModel.reveal``), scrolls to it
-and flashes it.
+Queries run through the controller's client (``ChatClient.search``, on each storage's
+index reader thread) as tasks of the controller's runner, never on the GUI thread; an
+answer for a query the field no longer holds is dropped. Choosing a result opens its
+room, loads the rows around the message (``show_event`` → ``ChatClient.locate`` →
+``TimelineModel.reveal``), scrolls to it and flashes it. The panel itself is
+``widgets/search_panel.py``; the controller is not changed.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import asyncio
 import logging
 
 from PySide6.QtCore import QEvent, QObject, QRect, Qt, QTimer
-from PySide6.QtGui import QColor, QKeyEvent, QKeySequence, QPainter, QPaintEvent, QShortcut
+from PySide6.QtGui import QColor, QKeySequence, QPainter, QPaintEvent, QShortcut
 from PySide6.QtWidgets import QAbstractItemView, QWidget
 
 from ..protocol.untrusted_text import one_line
@@ -23,6 +24,7 @@ from .controller import Controller
 from .main_window import MainWindow
 from .models.timeline_model import Revealed, Roles
 from .safe import guard
+from .shortcuts import let_through
 from .style import ACCENT
 from .widgets.search_panel import SearchPanel, ShownHit
 
@@ -205,12 +207,8 @@ class SearchFeature(QObject):
 
     @guard()
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if event.type() == QEvent.Type.ShortcutOverride and isinstance(event, QKeyEvent):
-            combo = QKeySequence(event.keyCombination())
-            for keys in (ROOM_KEYS, EVERYWHERE_KEYS):
-                if combo.matches(keys) == QKeySequence.SequenceMatch.ExactMatch:
-                    event.ignore()  # unclaimed by the editor: the shortcut fires
-                    return True
+        if let_through(event, (ROOM_KEYS, EVERYWHERE_KEYS)):
+            return True
         return super().eventFilter(watched, event)
 
 

@@ -21,10 +21,10 @@ from typing import Any
 
 from PySide6.QtCore import (
     QAbstractListModel,
-    QEvent,
     QModelIndex,
     QObject,
     QPersistentModelIndex,
+    QPoint,
     QRect,
     QSize,
     Qt,
@@ -35,21 +35,11 @@ from PySide6.QtGui import (
     QColor,
     QFont,
     QFontMetrics,
-    QKeyEvent,
-    QMouseEvent,
     QPainter,
-    QPaintEvent,
 )
 from PySide6.QtWidgets import (
-    QAbstractItemView,
-    QFrame,
-    QGraphicsDropShadowEffect,
     QLabel,
-    QLineEdit,
-    QListView,
-    QStyle,
     QStyleOptionViewItem,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -58,6 +48,7 @@ from ...index import SearchHit
 from ...protocol.untrusted_text import display_name_safe, inline_safe, shown_id
 from ..safe import SafeDelegate, guard
 from ..style import ACCENT, TRUST_COLORS, TRUST_SYMBOLS, is_dark
+from .card_popup import CardPopup, paint_choice_background
 
 Index = QModelIndex | QPersistentModelIndex
 
@@ -146,18 +137,7 @@ class SearchDelegate(SafeDelegate):
         text = palette.color(palette.ColorRole.Text)
         muted = QColor(text)
         muted.setAlpha(150)
-        if option.state & QStyle.StateFlag.State_Selected:
-            bg = QColor(ACCENT)
-            bg.setAlpha(48 if not is_dark() else 90)
-            painter.setPen(Qt.PenStyle.NoPen)
-            painter.setBrush(bg)
-            painter.drawRoundedRect(rect.adjusted(6, 2, -6, -2), 8, 8)
-        elif option.state & QStyle.StateFlag.State_MouseOver:
-            bg = QColor(palette.color(palette.ColorRole.Highlight))
-            bg.setAlpha(18)
-            painter.setPen(Qt.PenStyle.NoPen)
-            painter.setBrush(bg)
-            painter.drawRoundedRect(rect.adjusted(6, 2, -6, -2), 8, 8)
+        paint_choice_background(painter, option)
         left, right = rect.left() + 18, rect.right() - 18
         small = QFont(option.font)
         small.setPointSizeF(max(7.0, option.font.pointSizeF() * 0.88))
@@ -233,80 +213,46 @@ class SearchDelegate(SafeDelegate):
             painter.drawText(x, baseline, "…")
 
 
-class SearchPanel(QWidget):
-    """Covers its parent window; the card over the room area holds the field and the
-    results. ``open(scope_label, room_key)`` shows it; ``room_key`` is None for a search
-    everywhere."""
+class SearchPanel(CardPopup):
+    """Covers its parent window; the card over the room area (``anchor``) holds the
+    field and the results. ``open(scope_label, room_key)`` shows it; ``room_key`` is
+    None for a search everywhere."""
 
     query_changed = Signal(str, str)  # text, room key ("" for everywhere)
     hit_chosen = Signal(str, str)  # room key, event id
+    visible_rows = VISIBLE_ROWS
+    row_height = ROW_H
+    card_width = CARD_WIDTH
+    dim = (70, 120)
 
     def __init__(self, parent: QWidget) -> None:
-        super().__init__(parent)
-        self.setObjectName("searchPanel")
+        super().__init__(parent, "search", "QLabel#scope { color: MUTED; padding: 10px 16px 0; }")
         self.room_key: str | None = None
         self._choose_first = False  # Enter came before the results: choose the first
         self.anchor: QWidget | None = None  # the card is placed over this widget
         self.model = SearchResultsModel(self)
-        self.card = QFrame(self)
-        self.card.setObjectName("searchCard")
-        dark = is_dark()
-        border = "#3a3f47" if dark else "#d5d9df"
-        bg = "#23272e" if dark else "#ffffff"
-        muted = "#9aa0a8" if dark else "#6b717a"
-        self.card.setStyleSheet(
-            f"""
-            QFrame#searchCard {{ background: {bg}; border: 1px solid {border};
-                                  border-radius: 12px; }}
-            QLineEdit {{ border: none; border-bottom: 1px solid {border}; border-radius: 0;
-                         padding: 12px 16px; font-size: 13pt; background: transparent; }}
-            QListView {{ border: none; background: transparent; outline: 0; }}
-            QLabel#scope {{ color: {muted}; padding: 10px 16px 0 16px; }}
-            QLabel#hint {{ color: {muted}; padding: 6px 16px 10px 16px; }}
-            """
-        )
-        shadow = QGraphicsDropShadowEffect(self.card)
-        shadow.setBlurRadius(36)
-        shadow.setOffset(0, 8)
-        shadow.setColor(QColor(0, 0, 0, 110))
-        self.card.setGraphicsEffect(shadow)
-        layout = QVBoxLayout(self.card)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(0)
         self.scope = QLabel()
         self.scope.setObjectName("scope")
         self.scope.setTextFormat(Qt.TextFormat.PlainText)  # holds a room's name
-        layout.addWidget(self.scope)
-        self.field = QLineEdit()
+        self.layout_.addWidget(self.scope)
         self.field.setPlaceholderText("Search messages…")
-        self.field.setClearButtonEnabled(True)
         self.field.textChanged.connect(self._on_text)
-        self.field.installEventFilter(self)
-        layout.addWidget(self.field)
-        self.list = QListView()
+        self.layout_.addWidget(self.field)
         self.list.setModel(self.model)
         self.list.setItemDelegate(SearchDelegate(self.list))
-        self.list.setUniformItemSizes(True)
-        self.list.setMouseTracking(True)
-        self.list.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.list.clicked.connect(self._choose)
-        layout.addWidget(self.list)
+        self.layout_.addWidget(self.list)
         self.status = QLabel()
         self.status.setObjectName("hint")
         self.status.setTextFormat(Qt.TextFormat.PlainText)  # may quote an error
         self.status.setWordWrap(True)
-        layout.addWidget(self.status)
+        self.layout_.addWidget(self.status)
         self.hint = QLabel("↑↓ to move · Enter to show in the room · Esc to close")
         self.hint.setObjectName("hint")
-        layout.addWidget(self.hint)
+        self.layout_.addWidget(self.hint)
         self.timer = QTimer(self)
         self.timer.setSingleShot(True)
         self.timer.setInterval(DEBOUNCE_MS)
         self.timer.timeout.connect(self._fire)
-        parent.installEventFilter(self)
-        self.hide()
 
     # -- showing ---------------------------------------------------------------------------------
 
@@ -315,8 +261,9 @@ class SearchPanel(QWidget):
         typed last is kept and selected, and searched again in the new scope."""
         changed = room_key != self.room_key
         self.room_key = room_key
+        self._choose_first = False
         self.scope.setText(scope_label)
-        self._place()
+        self.place()
         self.show()
         self.raise_()
         self.field.setFocus(Qt.FocusReason.PopupFocusReason)
@@ -327,28 +274,21 @@ class SearchPanel(QWidget):
                 self._fire()
         self._after_results()
 
-    def _place(self) -> None:
+    def _area(self) -> QRect:
         parent = self.parentWidget()
-        if parent is None:
-            return
-        self.setGeometry(parent.rect())
-        area = QRect(self.rect())
-        if self.anchor is not None and self.anchor.isVisible():
-            top_left = self.anchor.mapTo(parent, self.anchor.rect().topLeft())
-            area = QRect(top_left, self.anchor.size())
-        rows = max(1, min(VISIBLE_ROWS, self.model.rowCount()))
-        self.list.setFixedHeight(rows * ROW_H + 8)
-        width = min(CARD_WIDTH, max(300, area.width() - 32))
-        self.card.setFixedWidth(width)
-        self.card.adjustSize()
-        x = area.left() + (area.width() - width) // 2
-        self.card.move(max(8, min(x, self.width() - width - 8)), area.top() + 12)
+        if parent is None or self.anchor is None or not self.anchor.isVisible():
+            return QRect(self.rect())
+        top_left = self.anchor.mapTo(parent, self.anchor.rect().topLeft())
+        return QRect(top_left, self.anchor.size())
 
-    @guard()
-    def paintEvent(self, event: QPaintEvent) -> None:
-        painter = QPainter(self)
-        painter.fillRect(self.rect(), QColor(0, 0, 0, 70 if not is_dark() else 120))
-        painter.end()
+    def card_width_for(self) -> int:
+        return min(self.card_width, max(300, self._area().width() - 32))
+
+    def card_position(self, width: int) -> QPoint:
+        """Over the room area (``anchor``): centred, near its top."""
+        area = self._area()
+        x = area.left() + (area.width() - width) // 2
+        return QPoint(max(8, min(x, self.width() - width - 8)), area.top() + 12)
 
     # -- searching -------------------------------------------------------------------------------
 
@@ -359,6 +299,7 @@ class SearchPanel(QWidget):
         self.timer.stop()
         text = self.field.text()
         if not text.strip():
+            self._choose_first = False
             self.model.set_hits([])
             self.status.setText("")
             self._after_results()
@@ -397,24 +338,16 @@ class SearchPanel(QWidget):
         self.status.setText(" · ".join(words))
         self._after_results()
         if choose and hits:
-            self._choose()
+            self.choose()
 
     def _after_results(self) -> None:
         count = self.model.rowCount()
         self.list.setVisible(count > 0)
         self.status.setVisible(bool(self.status.text()))
         if self.isVisible():
-            self._place()
+            self.place()
 
-    def _move(self, delta: int) -> None:
-        count = self.model.rowCount()
-        if not count:
-            return
-        row = self.list.currentIndex().row()
-        row = max(0, min(count - 1, (row if row >= 0 else -1) + delta))
-        self.list.setCurrentIndex(self.model.index(row, 0))
-
-    def _choose(self, index: Index | None = None) -> None:
+    def choose(self, index: Index | None = None) -> None:
         if self.timer.isActive() or self.status.text() == "Searching…":
             # Enter right after typing: the first result is shown once it is in.
             self._choose_first = True
@@ -427,45 +360,3 @@ class SearchPanel(QWidget):
         shown = self.model.hit(index.row())
         self.hide()
         self.hit_chosen.emit(shown.room_key, shown.hit.event_id)
-
-    @guard()
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if watched is self.parentWidget() and event.type() == QEvent.Type.Resize:
-            if self.isVisible():
-                self._place()
-            return False
-        if watched is self.field and event.type() == QEvent.Type.KeyPress:
-            assert isinstance(event, QKeyEvent)
-            key = event.key()
-            page = max(1, VISIBLE_ROWS - 1)
-            moves = {
-                Qt.Key.Key_Down: 1,
-                Qt.Key.Key_Up: -1,
-                Qt.Key.Key_PageDown: page,
-                Qt.Key.Key_PageUp: -page,
-            }
-            if key in moves:
-                self._move(moves[Qt.Key(key)])
-                return True
-            if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
-                self._choose()
-                return True
-            if key == Qt.Key.Key_Escape:
-                self.hide()
-                return True
-        return super().eventFilter(watched, event)
-
-    @guard()
-    def mousePressEvent(self, event: QMouseEvent) -> None:
-        if not self.card.geometry().contains(event.position().toPoint()):
-            self.hide()
-            event.accept()
-            return
-        super().mousePressEvent(event)
-
-    @guard()
-    def keyPressEvent(self, event: QKeyEvent) -> None:
-        if event.key() == Qt.Key.Key_Escape:
-            self.hide()
-            return
-        super().keyPressEvent(event)
