@@ -511,7 +511,7 @@ class Index:
         )
         self._db.execute("DELETE FROM events WHERE room_id = ? AND path = ?", (room_id, path))
         self._db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
-        self._db.execute("DELETE FROM search_docs WHERE room_id = ? AND path = ?", (room_id, path))
+        self._drop_text(room_id, path)
         self._db.execute("INSERT OR IGNORE INTO search_pending VALUES (?, ?)", (room_id, path))
         self.text_pending = True
         self._db.execute(
@@ -749,14 +749,14 @@ class Index:
         re-enters through the parser; a damaged row is left out."""
         try:
             waiting = self._db.execute(
-                "SELECT room_id, path FROM search_pending ORDER BY rowid LIMIT 64"
+                "SELECT rowid, room_id, path FROM search_pending ORDER BY rowid LIMIT 64"
             ).fetchall()
             if not waiting:
                 self.text_pending = False
                 return 0
             done = events = 0
             with self._db:
-                for room_id, path in waiting:
+                for rowid, room_id, path in waiting:
                     if done and events >= max_events:
                         break
                     rows = self._db.execute(
@@ -771,14 +771,11 @@ class Index:
                         ev = _reenter(raw, room_id, event_id, ts)
                         if isinstance(ev, Event) and (d := _doc(room_id, path, line, ev)):
                             docs.append(d)
-                    self._db.execute(
-                        "DELETE FROM search_docs WHERE room_id = ? AND path = ?", (room_id, path)
-                    )
+                    self._drop_text(room_id, path)
                     self._db.executemany(_ADD_DOC, docs)
-                    self._db.execute(
-                        "DELETE FROM search_pending WHERE room_id = ? AND path = ?",
-                        (room_id, path),
-                    )
+                    # By its rowid: a row another program put there (a NULL, a number)
+                    # goes too, instead of being looked at again forever.
+                    self._db.execute("DELETE FROM search_pending WHERE rowid = ?", (rowid,))
                     done += 1
                     events += len(rows)
             return done
@@ -786,6 +783,24 @@ class Index:
             log.warning("index: message text cannot be indexed for search (%s)", exc)
             self.text_pending = False
             return 0
+
+    def _drop_text(self, room_id: object, path: object) -> None:
+        """Inside the caller's transaction: remove a segment's searchable text. The FTS
+        index must be told the exact text it indexed; if another program changed the
+        stored text behind its back, SQLite calls the file malformed: the index is
+        rebuilt from the stored text (consistent again) and the removal done then, so a
+        damaged search index never stops a segment from being cached."""
+        drop = "DELETE FROM search_docs WHERE room_id = ? AND path = ?"
+        self._db.execute("SAVEPOINT drop_text")
+        try:
+            self._db.execute(drop, (room_id, path))
+        except sqlite3.DatabaseError as exc:
+            self._db.execute("ROLLBACK TO drop_text")
+            log.warning("index: the search index is damaged (%s); it is rebuilt", exc)
+            self._db.execute("INSERT INTO search_fts (search_fts) VALUES ('rebuild')")
+            self._db.execute(drop, (room_id, path))
+        finally:
+            self._db.execute("RELEASE drop_text")
 
     @_locked
     def text_backlog(self) -> int:

@@ -394,3 +394,43 @@ def test_text_is_searchable_once_indexed_and_the_backlog_says_so(index: Index) -
         )
     assert index.index_text(max_events=15) == 2  # 11 events each: the second passes 15
     assert index.text_backlog() == 3
+
+
+def test_hostile_rows_waiting_for_indexing_are_dropped_not_looped_over(index: Index) -> None:
+    """Another program put rows the app never writes into the list of segments waiting
+    for their text: each is looked at once and dropped; nothing loops or raises."""
+    db = index._db
+    db.execute("DROP TABLE search_pending")
+    db.execute("CREATE TABLE search_pending (room_id, path)")
+    db.executemany(
+        "INSERT INTO search_pending VALUES (?, ?)",
+        [(None, None), (5, b"x"), (ROOM, None), ("r", "no such segment")],
+    )
+    db.commit()
+    rounds = 0
+    while index.index_text():
+        rounds += 1
+        assert rounds < 5
+    assert index.text_backlog() == 0
+
+
+def test_text_changed_behind_the_search_index_never_stops_caching(
+    index: Index, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another program changed the stored text without telling the FTS index: removing
+    that text (a segment read again) makes SQLite call the file malformed. The index is
+    rebuilt from the stored text and the segment is cached all the same."""
+    alice = "alice@example.com"
+    path = _store(index, _events(1, alice, [_msg("original words here")]), 1, alice)
+    index._db.execute("UPDATE search_docs SET body = 'something else entirely'")
+    index._db.commit()
+    events = _events(1, alice, [_msg("rewritten words here")])
+    rows = [
+        IndexedEvent(path, n, e.event_id, e.timestamp_ms, e.line().decode().strip(), True, "")
+        for n, e in enumerate(events, start=1)
+    ]
+    index.add_segment(ROOM, path, 1, None, rows, [])  # no exception
+    assert "search index is damaged" in caplog.text
+    _catch_up(index)
+    assert _bodies(index.search("words")) == ["rewritten words here"]
+    index._db.execute("INSERT INTO search_fts (search_fts) VALUES ('integrity-check')")
