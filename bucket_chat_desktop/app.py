@@ -204,6 +204,10 @@ async def run(
     from .gui import attachments
 
     attachments.install(window, controller)
+    from .gui import relation_actions, room_export
+
+    relation_actions.install(window, controller)
+    room_export.install(window, controller)
     minimized = (start_minimized or settings.start_minimized) and tray is not None
     if not minimized:
         window.show()

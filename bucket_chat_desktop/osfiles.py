@@ -25,7 +25,9 @@ import contextlib
 import os
 import secrets
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 BINARY: int = getattr(os, "O_BINARY", 0)
 """``os.O_BINARY`` on Windows, 0 elsewhere."""
@@ -81,6 +83,34 @@ def write_atomic(path: Path, data: bytes, *, mode: int = 0o600, overwrite: bool 
             if _POSIX and not mode & 0o077:
                 os.fchmod(handle.fileno(), mode)
             handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if overwrite:
+            _replace(temp, path)
+        else:
+            _publish_new(temp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+    fsync_dir(folder)
+
+
+@contextlib.contextmanager
+def atomic_output(path: Path, *, mode: int = 0o600, overwrite: bool = True) -> Iterator[BinaryIO]:
+    """``write_atomic`` for output too large to hold in memory (a room's export): the
+    caller writes to the yielded file a piece at a time; when the block ends without an
+    exception the file is flushed to disk and takes the final name the way
+    ``write_atomic`` does it (``overwrite`` false: `FileExistsError` if ``path`` exists).
+    On an exception (a cancel included) the temporary file is removed and ``path`` is
+    left as it was."""
+    folder = path.parent
+    temp = folder / f".{path.name[:200]}.{secrets.token_hex(6)}.tmp"
+    fd = open_fd(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, mode)
+    try:
+        with os.fdopen(fd, "wb", buffering=1 << 20) as handle:
+            if _POSIX and not mode & 0o077:
+                os.fchmod(handle.fileno(), mode)
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         if overwrite:

@@ -54,6 +54,9 @@ class StorageSettings:
         return storage_id_for(self.spec)
 
 
+RECENT_EMOJI = 24  # recent emoji the picker remembers
+
+
 @dataclass(slots=True)
 class Settings:
     user_id: str = ""
@@ -67,6 +70,7 @@ class Settings:
     minimize_to_tray: bool = True
     start_minimized: bool = False
     last_room: str = ""  # "<storage id>/<room id>"
+    recent_emoji: list[str] = field(default_factory=list)  # the picker's, newest first
 
     @property
     def configured(self) -> bool:
@@ -111,6 +115,9 @@ class Settings:
         if out.theme not in THEMES:
             out.theme = "system"
         out.attachment_limit_mb = max(1, min(out.attachment_limit_mb, 2048))
+        out.recent_emoji = [e for e in out.recent_emoji if isinstance(e, str) and 0 < len(e) <= 64][
+            :RECENT_EMOJI
+        ]
         return out
 
 

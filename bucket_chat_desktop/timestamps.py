@@ -21,10 +21,12 @@ __all__ = [
     "clock",
     "day_label",
     "full",
+    "iso",
     "local",
     "local_day",
     "members_when",
     "room_list_when",
+    "with_zone",
 ]
 
 FAR_FUTURE = "after the year 9999"
@@ -71,6 +73,25 @@ def full(timestamp_ms: object) -> str:
     if moment is None:
         return unrepresentable(timestamp_ms)
     return _strftime(moment, "%Y-%m-%d %H:%M:%S", timestamp_ms)
+
+
+def with_zone(timestamp_ms: object) -> str:
+    """``2026-12-03 22:31:07 +0100`` (an export: read later, maybe elsewhere), or a label."""
+    moment = local(timestamp_ms)
+    if moment is None:
+        return unrepresentable(timestamp_ms)
+    return _strftime(moment, "%Y-%m-%d %H:%M:%S %z", timestamp_ms)
+
+
+def iso(timestamp_ms: object) -> str | None:
+    """``2026-12-03T22:31:07+01:00`` (machine-readable, local zone), or None."""
+    moment = local(timestamp_ms)
+    if moment is None:
+        return None
+    try:
+        return moment.isoformat(timespec="seconds")
+    except (ValueError, OverflowError):
+        return None
 
 
 def clock(timestamp_ms: object) -> str:

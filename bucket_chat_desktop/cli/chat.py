@@ -15,6 +15,7 @@ from typing import Any
 
 from ..protocol.audit import Assessed, AuditResult
 from ..protocol.event import MESSAGE, has_lone_surrogate
+from ..protocol.relations import Relations
 from ..protocol.untrusted_text import RoomIds, display_name_safe, terminal_safe
 from ..storage.base import Storage
 from ..sync.events import (
@@ -45,6 +46,7 @@ class _Screen:
         self.reported = 0
         self.ready = False
         self.ids = RoomIds()
+        self.related: set[tuple[str, str | None]] = set()
 
     def say(self, text: str) -> None:
         if self.interactive and readline is not None and self.ready:
@@ -69,6 +71,16 @@ class _Screen:
             self.say(f"! {f.kind.value}: {terminal_safe(f.message)} ({terminal_safe(f.where())})")
         self.reported = max(self.reported, len(errors))
 
+    def relation_findings(self, rel: Relations | None) -> None:
+        """Forged or malformed relations (PROTOCOL.md section 18), each said once."""
+        for f in rel.findings if rel is not None else ():
+            seen = (f.kind.value, f.event_id)
+            if seen not in self.related:
+                self.related.add(seen)
+                self.say(
+                    f"! {f.kind.value}: {terminal_safe(f.message)} ({terminal_safe(f.where())})"
+                )
+
 
 async def run_chat(storage: Storage, room_id: str, identity: Any, displayname: str | None) -> int:
     interactive = sys.stdin.isatty()
@@ -81,6 +93,7 @@ async def run_chat(storage: Storage, room_id: str, identity: Any, displayname: s
             items = event.result.timeline if isinstance(event, RoomLoaded) else event.items
             screen.events(items, echo_own=False)
             screen.findings(event.result)
+            screen.relation_findings(event.relations)
         elif isinstance(event, OutboxChanged) and event.state == "failed":
             screen.say(f"! not sent yet: {terminal_safe(event.error)} (will retry)")
         elif isinstance(event, StorageStatus):
@@ -106,6 +119,7 @@ async def run_chat(storage: Storage, room_id: str, identity: Any, displayname: s
             screen.events(result.timeline[-20:], echo_own=True)
             screen.shown.update(a.event.event_id for a in result.timeline)
             screen.findings(result)
+            screen.relation_findings(room.relations)
         screen.ready = True
         await engine.flush(timeout=0)
 

@@ -20,6 +20,7 @@ from ..protocol.audit import Assessed, AuditResult, TrustState
 from ..protocol.event import MEMBER, MESSAGE
 from ..protocol.findings import Finding
 from ..protocol.metadata import RoomMetadata, check_signer, signer_text
+from ..protocol.relations import EDIT, MAX_REACTION_CHARS, REACTION, REDACTION, target_of
 from ..protocol.room_state import (
     DeviceRecord,
     DeviceState,
@@ -70,6 +71,15 @@ def describe_event(item: Assessed) -> str:
         text = terminal_safe(body, limit=BODY_LIMIT, multiline=True)
     elif ev.type == MEMBER:
         text = f"* {terminal_safe(membership_text(ev.content, with_name=True))}"
+    elif ev.type in (REACTION, EDIT, REDACTION) and (target := target_of(ev)) is not None:
+        # What the event asks, not whether it applies (``history`` applies the rules):
+        # ``sync --follow`` and ``chat`` print each event as it arrives.
+        where = terminal_safe(target, limit=ID_LIMIT)
+        if ev.type == REACTION:
+            key = terminal_safe(ev.content.get("reaction", ""), limit=MAX_REACTION_CHARS)
+            text = f"* reaction {key} to {where}"
+        else:
+            text = f"* {'edit' if ev.type == EDIT else 'deletion'} of {where}"
     else:
         text = f"* {terminal_safe(ev.type, limit=ID_LIMIT)}"
     return text.replace("\n", "\n" + " " * 4)

@@ -13,18 +13,33 @@ import datetime as dt
 import logging
 import os
 import sys
+from array import array
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from .. import __version__, paths
+from ..export import ExportError
 from ..keys import KeysError, load_or_create_identity, open_key_store
 from ..keys.passphrase import claim_env_passphrase
 from ..protocol.audit import AuditResult
 from ..protocol.canonical import b64encode
+from ..protocol.chain import Draft
 from ..protocol.event import MEMBER, MESSAGE, Event, has_lone_surrogate
 from ..protocol.ids import InvalidRoomIdError, check_room_id
 from ..protocol.metadata import check_signer
+from ..protocol.relations import (
+    EDIT,
+    EDITABLE_MSGTYPES,
+    REACTION,
+    REDACTION,
+    TYPING,
+    Aggregate,
+    Row,
+    RowList,
+    Source,
+    reaction_key,
+)
 from ..protocol.room_state import RoomState
 from ..protocol.untrusted_text import RoomIds, terminal_safe
 from ..storage import Storage, StorageError, open_storage
@@ -36,6 +51,8 @@ from ..sync.session import engine_session
 from ..sync.watched import NoAnswerError, answer_within, interactive_deadline
 from ..sync.writer import RoomError
 from . import format as fmt
+from . import related
+from .export_cmd import add_export_parser, run_export
 from .storage_cmd import add_storage_parser, cmd_storage
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR, EXIT_QUEUED = 0, 1, 2, 3
@@ -114,6 +131,34 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="send every non-empty line as its own message (in one segment)",
     )
+    p.add_argument(
+        "--reply-to",
+        metavar="EVENT_ID",
+        help="answer this message of the room (history --json shows event ids)",
+    )
+    p = command(
+        "react",
+        "react to a message with an emoji or a short word (counted once per person and text)",
+    )
+    room(p)
+    user(p)
+    p.add_argument("event_id", metavar="EVENT_ID", help="the message to react to")
+    p.add_argument("reaction", metavar="TEXT", help="e.g. 👍 (1 to 64 characters)")
+    p.add_argument("--remove", action="store_true", help="take back your reaction with TEXT")
+    p = command("edit", "replace the text of one of your messages (the original stays stored)")
+    room(p)
+    user(p)
+    p.add_argument("event_id", metavar="EVENT_ID", help="your message")
+    p.add_argument("text", nargs="+", help="the new text; '-' reads it from standard input")
+    p = command(
+        "delete",
+        "delete one of your messages or reactions: clients that follow the protocol hide "
+        "it, but copies remain in the storage (write-once) and wherever it was copied",
+    )
+    room(p)
+    user(p)
+    p.add_argument("event_id", metavar="EVENT_ID", help="your message or reaction")
+    p.add_argument("--reason", help="why (shown instead of the message)")
     p = command("history", "print the room's messages with their trust state")
     room(p)
     p.add_argument("--limit", type=int, default=None, help="only the newest N events")
@@ -153,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     room(p)
     user(p)
     p.add_argument("--displayname", help="your display name, used when you first join")
+    add_export_parser(command)
     add_storage_parser(sub, lambda p: _storage_arg(p, top=False))
     return parser
 
@@ -404,6 +450,16 @@ async def cmd_send(args: argparse.Namespace) -> int:
     storage = _storage(args)
     room_id = _room_id(args)
     texts = _message_texts(args)
+    if args.reply_to is not None:
+        parent = _target_id(args.reply_to, room_id)
+
+        def reply(target: _Target, identity: Any) -> list[Draft]:
+            _refuse_deleted(target, "reply to")
+            if target.row.event.type != MESSAGE:
+                raise UsageError(f"{_what(target)} is not a message: only messages get replies")
+            return [(MESSAGE, {"body": t, "msgtype": "m.text"}, parent) for t in texts]
+
+        return await _relate(args, parent, reply, displayname=args.displayname, say="Sent")
     drafts = [(MESSAGE, {"body": t, "msgtype": "m.text"}) for t in texts]
     return await _send_and_deliver(
         storage,
@@ -413,6 +469,227 @@ async def cmd_send(args: argparse.Namespace) -> int:
         args.displayname,
         check_room=True,
     )
+
+
+# -- relations (PROTOCOL.md section 18) -------------------------------------------------------
+
+
+class _Target(NamedTuple):
+    """The event a relation command acts on, as this device read the room just now."""
+
+    room_id: str
+    row: Row
+    aggregate: Aggregate | None
+    result: AuditResult
+
+
+def _target_id(event_id: str, room_id: str) -> str:
+    """Refused before anything is read: a relation only points into its own room."""
+    if not event_id.startswith(room_id + "::") or len(event_id) <= len(room_id) + 2:
+        raise UsageError(
+            f"{event_id!r} is not an event of room {room_id!r} (its event ids start with "
+            f"'{room_id}::'; 'bucket-chat history --room-id {room_id} --json' lists them)"
+        )
+    return event_id
+
+
+def _what(target: _Target) -> str:
+    ev = target.row.event
+    kind = {
+        MESSAGE: "a message",
+        MEMBER: "a membership event",
+        REACTION: "a reaction",
+        EDIT: "an edit",
+        REDACTION: "a deletion",
+    }.get(ev.type, f"an event of type {ev.type!r}")
+    return f"{ev.event_id!r} ({kind} by {ev.sender_id!r})"
+
+
+def _refuse_deleted(target: _Target, verb: str) -> None:
+    if target.aggregate is not None and target.aggregate.redacted is not None:
+        raise UsageError(f"{_what(target)} was deleted: nothing to {verb}")
+
+
+def _refuse_not_own(target: _Target, identity: Any, verb: str) -> None:
+    """Only the sender may edit or delete (anyone else's would be ignored and reported
+    by every reader); from another device only once that device is verified for them."""
+    ev = target.row.event
+    if ev.sender_id != identity.user_id:
+        raise UsageError(
+            f"{_what(target)} is not yours: only its sender can {verb} it "
+            "(anyone else's would be ignored and reported by every reader)"
+        )
+    mine = identity.public_key_b64
+    if ev.sender_key not in (None, mine) and mine not in target.result.authorized.get(
+        identity.user_id, frozenset()
+    ):
+        raise UsageError(
+            f"{_what(target)} was sent from another device, and this device's key is not "
+            f"verified for {identity.user_id!r} in this room: every reader would ignore "
+            f"this {verb}. Do it from that device, or introduce this one (add-device there, "
+            "accept-device here)."
+        )
+
+
+async def _read_target(engine: SyncEngine, room_id: str, event_id: str) -> _Target:
+    """Read what is new in the room (through this device's index) and find ``event_id``.
+    When the storage does not answer, the room as this device last read it decides
+    (what is sent waits in the outbox)."""
+    try:
+        await answer_within(
+            engine.storage,
+            engine.open_room(room_id, background=False),
+            what=engine.storage.describe(),
+        )
+        view = await engine.room_view(room_id)
+    except NoAnswerError as exc:
+        view = await engine.cached_room(room_id)
+        if view is None or view.result is None:
+            raise StorageError(
+                f"{exc}; this device has no copy of room {room_id!r} to find "
+                f"{event_id!r} in, so nothing was done"
+            ) from exc
+        print(f"bucket-chat: {_stale_note(exc, await engine.last_read(room_id))}", file=sys.stderr)
+    assert view is not None and view.result is not None
+    result = view.result
+    rows = result.timeline if isinstance(result.timeline, Source) else RowList(result.timeline)
+    row = rows.rows_by_id({event_id}).get(event_id)
+    if row is None:
+        note = " (part of the room could not be read)" if view.partial else ""
+        raise UsageError(f"no event {event_id!r} in room {room_id!r}{note}; nothing was sent")
+    rel = related.relations_of(room_id, result.timeline, view.relations)
+    return _Target(room_id, row, rel.of(event_id), result)
+
+
+async def _relate(
+    args: argparse.Namespace,
+    target_id: str,
+    drafts_for: Callable[[_Target, Any], list[Draft]],
+    *,
+    displayname: str | None = None,
+    say: str,
+) -> int:
+    """Find the target, let ``drafts_for`` refuse (``UsageError``) or say what to send
+    (nothing: already so), then send through the outbox like every other command."""
+    storage = _storage(args)
+    room_id = _room_id(args)
+    sent: list[Event] = []
+    noop: list[str] = []
+
+    async def queue(engine: SyncEngine) -> list[Event]:
+        identity = _identity(args.user_id)[0]
+        target = await _read_target(engine, room_id, target_id)
+        drafts = drafts_for(target, identity)
+        if not drafts:
+            noop.append(target_id)
+            return []
+        events = await engine.send(
+            room_id, identity.user_id, identity.signing_key, drafts, displayname=displayname
+        )
+        sent.extend(events)
+        return events
+
+    status = await _send_and_deliver(
+        storage, room_id, None, [], None, quiet=True, check_room=True, queue=queue
+    )
+    if status == EXIT_OK and not noop:
+        mine = [e for e in sent if e.type != MEMBER] or sent
+        what = mine[-1].event_id if len(mine) == 1 else f"{len(mine)} events"
+        print(f"{say} {what}")
+    return status
+
+
+async def cmd_react(args: argparse.Namespace) -> int:
+    room_id = _room_id(args)
+    target_id = _target_id(args.event_id, room_id)
+    key = reaction_key(args.reaction)
+    if key is None or has_lone_surrogate(key):
+        raise UsageError(
+            "a reaction is 1 to 64 characters (an emoji or a short word), without line "
+            "breaks or control characters; nothing sent"
+        )
+    shown = related.key_text(key)
+
+    def drafts(target: _Target, identity: Any) -> list[Draft]:
+        _refuse_deleted(target, "react to")
+        if target.row.event.type != MESSAGE:
+            raise UsageError(f"{_what(target)} is not a message: only messages get reactions")
+        agg = target.aggregate
+        chip = next((c for c in (agg.reactions if agg else ()) if c.key == key), None)
+        mine = chip.by(identity.user_id) if chip is not None else None
+        if args.remove:
+            if mine is None:
+                where = terminal_safe(target_id)
+                print(f"You have no {shown} reaction on {where}; nothing to remove.")
+                return []
+            return [(REDACTION, {"redacts": event_id}) for event_id in mine.event_ids]
+        if mine is not None:
+            print(f"You already reacted {shown} to {terminal_safe(target_id)}; nothing sent.")
+            return []
+        return [(REACTION, {"relates_to": target_id, "reaction": key})]
+
+    say = f"Removed your {shown} reaction:" if args.remove else f"Reacted {shown}:"
+    return await _relate(args, target_id, drafts, say=say)
+
+
+async def cmd_edit(args: argparse.Namespace) -> int:
+    room_id = _room_id(args)
+    target_id = _target_id(args.event_id, room_id)
+    args.each_line = False
+    (text,) = _message_texts(args)
+
+    def drafts(target: _Target, identity: Any) -> list[Draft]:
+        ev = target.row.event
+        if ev.type != MESSAGE:
+            raise UsageError(f"{_what(target)} is not a message: only messages can be edited")
+        _refuse_deleted(target, "edit")
+        _refuse_not_own(target, identity, "edit")
+        msgtype = ev.content.get("msgtype")
+        if msgtype not in EDITABLE_MSGTYPES:
+            msgtype = "m.text"
+        agg = target.aggregate
+        now = agg.latest.body if agg is not None and agg.latest is not None else ev.body
+        if now == text:
+            print(f"{terminal_safe(target_id)} already says that; nothing sent.")
+            return []
+        content = {"replaces": target_id, "new_content": {"body": text, "msgtype": msgtype}}
+        return [(EDIT, content)]
+
+    return await _relate(args, target_id, drafts, say="Edited with")
+
+
+async def cmd_delete(args: argparse.Namespace) -> int:
+    room_id = _room_id(args)
+    target_id = _target_id(args.event_id, room_id)
+    reason = (args.reason or "").strip()
+    if has_lone_surrogate(reason):
+        raise UsageError("the reason holds bytes that are not valid UTF-8 text; nothing sent")
+
+    def drafts(target: _Target, identity: Any) -> list[Draft]:
+        ev = target.row.event
+        if ev.type == MEMBER:
+            raise UsageError(
+                f"{_what(target)} cannot be deleted: membership and keys cannot be taken "
+                "back (leave the room instead)"
+            )
+        if ev.type in (REDACTION, TYPING):
+            raise UsageError(f"{_what(target)} cannot be deleted: there is nothing to undo")
+        _refuse_not_own(target, identity, "delete")
+        if target.aggregate is not None and target.aggregate.redacted is not None:
+            print(f"{terminal_safe(target_id)} is deleted already; nothing sent.")
+            return []
+        content: dict[str, Any] = {"redacts": target_id}
+        if reason:
+            content["reason"] = reason
+        return [(REDACTION, content)]
+
+    status = await _relate(args, target_id, drafts, say="Deleted with")
+    if status == EXIT_OK:
+        print(
+            "Clients that follow the protocol now hide it; copies remain in the storage "
+            "(it is write-once) and wherever the room was copied or exported."
+        )
+    return status
 
 
 async def cmd_add_device(args: argparse.Namespace) -> int:
@@ -513,9 +790,10 @@ async def cmd_sync(args: argparse.Namespace) -> int:
         result = view.result if view is not None else None
         assert result is not None
         total = len(result.timeline)
+        forged = len(view.relations.findings) if view is not None and view.relations else 0
         print(
             f"{room_id}: {total:,} events ({max(0, total - before):,} new), "
-            f"{len(result.errors)} finding(s)"
+            f"{len(result.errors) + forged} finding(s)"
             + ("" if delivered else "; the outbox could not deliver everything yet"),
             flush=True,
         )
@@ -557,33 +835,45 @@ async def _audited(
     assert room is not None and room.result is not None
     signer = check_signer(room.metadata, room.result.authorized)[1] if room.metadata else []
     # The metadata's findings first; a new result: the engine's is never changed.
-    findings = [*room.metadata_findings, *signer, *room.result.findings]
-    return room, replace(room.result, findings=findings), stale
+    # Relation findings (forged edits or deletions, cross-room or malformed relations,
+    # PROTOCOL.md section 18) count like every other finding.
+    rel = related.relations_of(room_id, room.result.timeline, room.relations)
+    findings = [*room.metadata_findings, *signer, *room.result.findings, *rel.findings]
+    return replace(room, relations=rel), replace(room.result, findings=findings), stale
 
 
 async def cmd_history(args: argparse.Namespace) -> int:
     view, result, stale = await _audited(args, cached=True)
     if stale is not None:
         print(f"bucket-chat: {stale}", file=sys.stderr)
-    timeline = result.timeline
-    if args.limit is not None:
-        if args.limit < 0:
-            raise UsageError("--limit must be 0 or more")
-        timeline = timeline[-args.limit :] if args.limit else []
+    if args.limit is not None and args.limit < 0:
+        raise UsageError("--limit must be 0 or more")
+    # Relation events (reactions, edits, deletions) are not shown as events of their
+    # own: they change the events they point at. --limit counts the shown events.
+    everything = result.timeline
+    rel = related.relations_of(view.room_id, everything, view.relations)
+    # Positions, not rows: a row is made when it is printed (a room may hold a million).
+    shown = array("q", related.shown_positions(rel, len(everything), args.limit))
     if args.json:
         doc = {
             "room_id": view.room_id,
-            "events": [fmt.event_json(a) for a in timeline],
+            "events": [
+                {**fmt.event_json(a), **related.relations_json(a, everything, rel)}
+                for a in (everything[p] for p in shown)
+            ],
             "findings": [f.as_dict() for f in result.findings],
         }
         _print_json(doc, stale)
         return EXIT_OK
     _print_title(view, result)
     ids = RoomIds()
-    ids.update(a.event.sender_id for a in result.timeline)  # first seen in the whole room
-    for item in timeline:
-        print(fmt.event_line(item, ids))
-    notes = fmt.id_notes((a.event.sender_id for a in timeline), ids)
+    ids.update(a.event.sender_id for a in everything)  # first seen in the whole room
+    senders: dict[str, None] = {}
+    for p in shown:
+        item = everything[p]
+        senders[item.event.sender_id] = None
+        print(related.event_lines(item, everything, rel, ids))
+    notes = fmt.id_notes(senders, ids)
     if notes:
         print(f"\nIds marked {fmt.LOOKALIKE_MARK} may imitate someone else:")
         for line in notes:
@@ -746,6 +1036,10 @@ async def cmd_chat(args: argparse.Namespace) -> int:
     return await run_chat(storage, room_id, identity, args.displayname)
 
 
+async def cmd_export(args: argparse.Namespace) -> int:
+    return await run_export(args, _storage(args), _room_id(args))
+
+
 async def cmd_version(args: argparse.Namespace) -> int:
     print(f"bucket-chat {__version__}")
     return EXIT_OK
@@ -764,11 +1058,15 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, int]]] = 
     "search": cmd_search,
     "members": cmd_members,
     "verify": cmd_verify,
+    "react": cmd_react,
+    "edit": cmd_edit,
+    "delete": cmd_delete,
     "add-device": cmd_add_device,
     "accept-device": cmd_accept_device,
     "chat": cmd_chat,
     "sync": cmd_sync,
     "storage": cmd_storage,
+    "export": cmd_export,
 }
 
 
@@ -801,7 +1099,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     try:
         return asyncio.run(COMMANDS[args.command](args))
-    except (UsageError, KeysError, StorageError, RoomError) as exc:
+    except (UsageError, KeysError, StorageError, RoomError, ExportError) as exc:
         print(f"bucket-chat: {terminal_safe(str(exc))}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:

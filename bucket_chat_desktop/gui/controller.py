@@ -5,6 +5,7 @@ listen to its signals; it never touches a widget."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,7 @@ from ..protocol.audit import Assessed, AuditResult
 from ..protocol.event import MEMBER, Event
 from ..protocol.findings import Finding, Kind, Severity
 from ..protocol.metadata import RoomMetadata, check_signer
+from ..protocol.relations import Relations
 from ..protocol.room_state import membership_text
 from ..settings import Settings, StorageSettings
 from ..sync.client import ChatClient, RoomRef
@@ -31,6 +33,7 @@ log = logging.getLogger("bucket_chat.gui")
 # Findings that mean the room was not read whole: no verdict on it is final.
 PARTIAL_READ = frozenset({Kind.UNREAD, Kind.SEGMENT_UNREADABLE})
 DEFER_ROWS = 2_000  # a room not shown with a longer timeline is redrawn when shown
+ROW_RUN_GAP = 32  # rows read by position (a thread's replies): nearer ones share a page
 
 
 @dataclass(slots=True)
@@ -42,6 +45,20 @@ class _Behind:
     newest: tuple[ShownEvent, ...]
     complete: bool
     appended: list[Assessed]
+    relations: Relations | None = None  # of ``result``
+    appended_relations: Relations | None = None  # of the newest result appended
+
+
+def _runs(positions: list[int], gap: int) -> list[tuple[int, int]]:
+    """Sorted ``positions`` as (start, stop) ranges: positions less than ``gap`` apart
+    share one range (one page read instead of many)."""
+    out: list[tuple[int, int]] = []
+    for p in positions:
+        if out and p - out[-1][1] < gap:
+            out[-1] = (out[-1][0], p + 1)
+        else:
+            out.append((p, p + 1))
+    return out
 
 
 def _ref(key: str) -> RoomRef:
@@ -67,6 +84,7 @@ class Controller(QObject):
     room_audit_changed = Signal(str)  # room key: its findings changed
     storage_status = Signal(str, bool, str)  # storage id, online, message
     unread_changed = Signal(int)
+    relations_changed = Signal(str)  # room key: ``relations[key]`` is new
 
     def __init__(
         self, settings: Settings, identity: Identity, parent: QObject | None = None
@@ -85,13 +103,20 @@ class Controller(QObject):
         # person reads elsewhere. key -> (audit, complete, items appended since).
         self._behind: dict[str, _Behind] = {}
         self.results: dict[str, AuditResult] = {}
+        # room key -> the relations of the result the next room_loaded / events_appended
+        # carries (the bridge says so just before)
+        self._arriving: dict[str, Relations | None] = {}
         # room key -> its metadata and what is wrong with it, as the last RoomLoaded said
         self.metadata: dict[str, tuple[RoomMetadata | None, tuple[Finding, ...]]] = {}
         self.current = ""
         self.window_active = True
         self.online: dict[str, tuple[bool, str]] = {}
+        # room key -> (the audit result, its relations): positions in the relations are
+        # positions in that result's timeline (``rows_at`` reads rows by them)
+        self.relations: dict[str, tuple[AuditResult, Relations]] = {}
         b = self.bridge
         b.timeline_warmed.connect(self._on_timeline_warmed)
+        b.relations_arrived.connect(self._on_relations_arrived)
         b.room_loaded.connect(self._on_room_loaded)
         b.events_appended.connect(self._on_events_appended)
         b.outbox_changed.connect(self._on_outbox_changed)
@@ -145,14 +170,18 @@ class Controller(QObject):
         model = self.timelines.get(key)
         if model is None:
             model = self.timelines[key] = TimelineModel(self.identity.public_key_b64, self)
+            model.own_user = self.identity.user_id
         return model
 
     def _catch_up(self, key: str) -> None:
         """Apply the audit a room not shown was left behind on (see ``_behind``)."""
         behind = self._behind.pop(key, None)
         if behind is not None:
-            self._show_audit(key, behind.result, behind.total, behind.newest, behind.complete)
-            self.timeline(key).append(behind.appended)  # what is shown already is skipped
+            self._show_audit(
+                key, behind.result, behind.total, behind.newest, behind.complete, behind.relations
+            )
+            # what is shown already is skipped
+            self.timeline(key).append(behind.appended, behind.appended_relations)
 
     def _show_audit(
         self,
@@ -161,9 +190,12 @@ class Controller(QObject):
         total: int,
         newest: tuple[ShownEvent, ...],
         complete: bool,
+        relations: Relations | None = None,
     ) -> None:
         rows = result.timeline[:total]  # a Timeline's slice: no rows made (display names)
-        self.timeline(key).set_audit(total, newest, complete, rows, self._pager(key, result))
+        self.timeline(key).set_audit(
+            total, newest, complete, rows, self._pager(key, result), relations
+        )
 
     def select_room(self, key: str) -> None:
         if key == self.current or self.rooms.item(key) is None:
@@ -207,6 +239,7 @@ class Controller(QObject):
             self.rooms.remove(key)
             self.timelines.pop(key, None)
             self._behind.pop(key, None)
+            self.relations.pop(key, None)
             if self.current == key:
                 self.current = ""
                 self.current_changed.emit("")
@@ -214,14 +247,92 @@ class Controller(QObject):
 
         self.tasks.start(run(), "Leaving the room")
 
-    def send_text(self, text: str) -> None:
+    def send_text(self, text: str, reply_to: str | None = None) -> None:
+        """Send ``text`` in the room shown; ``reply_to``: the event it answers (a reply,
+        in that event's thread)."""
         if not self.current:
             return
         ref = _ref(self.current)
-        self.tasks.start(self.client.send_text(ref, text), "Sending your message")
+        what = "Sending your reply" if reply_to else "Sending your message"
+        self.tasks.start(self.client.send_text(ref, text, reply_to=reply_to), what)
+
+    # -- relations (replies, reactions, edits, deletions: PROTOCOL.md section 18) ----------
+    # Each goes through the outbox like a message; a refusal (ValueError: a bad reaction
+    # text, a blank edit, a target of another room) is shown through ``error``.
+
+    def react(self, event_id: str, text: str) -> None:
+        if self.current:
+            self.tasks.start(self.client.react(_ref(self.current), event_id, text), "Reacting")
+
+    def unreact(self, event_id: str, text: str) -> None:
+        if self.current:
+            ref = _ref(self.current)
+            self.tasks.start(self.client.unreact(ref, event_id, text), "Taking back your reaction")
+
+    def own_reaction(self, key: str, event_id: str, text: str) -> bool:
+        """Whether this user's reaction ``text`` on ``event_id`` is among the room's
+        relations as last received."""
+        known = self.relations.get(key)
+        agg = known[1].of(event_id) if known is not None else None
+        for chip in agg.reactions if agg is not None else ():
+            if chip.key == text.strip() and chip.by(self.identity.user_id) is not None:
+                return True
+        return False
+
+    def quick_react(self, event_id: str, text: str) -> None:
+        """Add this reaction, or take it back when it is there already (a redaction of
+        each of this user's reactions with that text)."""
+        if self.current and self.own_reaction(self.current, event_id, text):
+            self.unreact(event_id, text)
+        else:
+            self.react(event_id, text)
+
+    def edit_message(self, event_id: str, text: str) -> None:
+        if self.current:
+            ref = _ref(self.current)
+            self.tasks.start(self.client.edit_message(ref, event_id, text), "Saving your edit")
+
+    def delete_event(self, event_id: str, reason: str | None = None) -> None:
+        if self.current:
+            ref = _ref(self.current)
+            self.tasks.start(
+                self.client.delete_event(ref, event_id, reason), "Deleting the message"
+            )
+
+    async def rows_at(self, key: str, positions: Iterable[int]) -> dict[int, ShownEvent]:
+        """The rows (with bodies) at these positions of the room's audit that its
+        relations are of, read by the client on the engine's worker: runs of near
+        positions are read as one page. Positions whose audit was replaced meanwhile are
+        missing from the answer (its successor's relations follow)."""
+        known = self.relations.get(key)
+        if known is None:
+            return {}
+        result = known[0]
+        wanted = {p for p in positions if 0 <= p < len(result.timeline)}
+        out: dict[int, ShownEvent] = {}
+        ref = _ref(key)
+        for start, stop in _runs(sorted(wanted), ROW_RUN_GAP):
+            rows = await self.client.timeline_page(ref, result, start, stop)
+            if rows is None:
+                break
+            out.update((start + i, row) for i, row in enumerate(rows) if start + i in wanted)
+        return out
 
     def send_content(self, key: str, content: dict[str, Any]) -> None:
         self.tasks.start(self.client.send_content(_ref(key), content), "Sending")
+
+    def toggle_reaction(self, key: str, target_id: str, text: str, add: bool) -> None:
+        """Add this user's reaction ``text`` to a message, or take it back (a redaction
+        of each of their reactions with that text)."""
+        ref = _ref(key)
+
+        async def run() -> None:
+            if add:
+                await self.client.react(ref, target_id, text)
+            else:
+                await self.client.unreact(ref, target_id, text)
+
+        self.tasks.start(run(), "Reacting" if add else "Taking back your reaction")
 
     def reaudit(self, key: str) -> None:
         """Audit a room again, e.g. after the user confirmed a device (new pins)."""
@@ -268,13 +379,14 @@ class Controller(QObject):
         self.metadata[key] = (metadata, metadata_findings)
         if metadata is not None and metadata.name:
             self.rooms.update(key, name=metadata.name)
+        relations = self._arriving.pop(key, None)
         if key != self.current and total > DEFER_ROWS:
             # Rebuilding a long timeline's model walks the whole audit on the GUI thread
             # (display names): not now, for a room nobody looks at, but when it is shown.
-            self._behind[key] = _Behind(result, total, newest, complete, [])
+            self._behind[key] = _Behind(result, total, newest, complete, [], relations)
         else:
             self._behind.pop(key, None)
-            self._show_audit(key, result, total, newest, complete)
+            self._show_audit(key, result, total, newest, complete, relations)
         whole = newest[-1].event if newest else None
         self._refresh_item(key, result, [], whole if isinstance(whole, Event) else None)
         self.room_audit_changed.emit(key)
@@ -294,12 +406,26 @@ class Controller(QObject):
 
     def _on_events_appended(self, key: str, items: list[Assessed], result: AuditResult) -> None:
         self.results[key] = result
+        relations = self._arriving.pop(key, None)
         behind = self._behind.get(key)
         if behind is not None:
             behind.appended.extend(items)
+            if relations is not None:
+                behind.appended_relations = relations
         else:
-            self.timeline(key).append(items)
+            self.timeline(key).append(items, relations)
         self._refresh_item(key, result, items, items[-1].event if items else None)
+
+    def _on_relations_arrived(
+        self, key: str, result: AuditResult, relations: Relations | None
+    ) -> None:
+        """The relations of ``result``, just before the room_loaded / events_appended that
+        carries it: the timeline model takes them with that result (``_arriving``), the
+        relation actions (thread panel, versions) read ``relations[key]``."""
+        self._arriving[key] = relations
+        if relations is not None:
+            self.relations[key] = (result, relations)
+            self.relations_changed.emit(key)
 
     def _refresh_item(
         self, key: str, result: AuditResult, new: list[Assessed], last: Event | None

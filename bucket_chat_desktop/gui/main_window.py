@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QEvent, QObject, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import (
+    QEvent,
+    QObject,
+    QPersistentModelIndex,
+    QPoint,
+    QSize,
+    Qt,
+    QTimer,
+    Signal,
+)
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -60,10 +70,16 @@ def banner_html(errors: list[Finding]) -> str:
 
 class TimelineView(QListView):
     """The message list: pixel scrolling, stays at the bottom while at the bottom, loads
-    older pages when scrolled to the top, and takes dropped files."""
+    older pages when scrolled to the top, and takes dropped files. Clicks on what
+    relations painted on a message (``MessageDelegate.hit``): a reaction chip, a reply's
+    quote (jumps to the message replied to, loading the page around it if needed, and
+    flashes it), a thread summary (``threadRequested``)."""
 
     files_dropped = Signal(list)
     echo_clicked = Signal(str)  # event id of a failed local echo
+    threadRequested = Signal(str)  # root event id (the name the issue gives it)
+    reaction_clicked = Signal(str, str, bool)  # target event id, reaction text, add
+    FLASH_MS = 1600
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -83,6 +99,20 @@ class TimelineView(QListView):
         self._from_bottom: int | None = None  # kept while older rows go in above
         self.verticalScrollBar().valueChanged.connect(self._on_scrolled)
         self.verticalScrollBar().rangeChanged.connect(self._on_range)
+        self.flash_id = ""  # the row a jump landed on, highlighted for a moment
+        # The reaction chip chosen with Left/Right on the current row (Space toggles it):
+        # (event id, chip number), painted with a focus ring.
+        self.chip_focus: tuple[str, int] | None = None
+        self._flash_timer = QTimer(self)
+        self._flash_timer.setSingleShot(True)
+        self._flash_timer.timeout.connect(self._end_flash)
+        # Rows whose height changed (a reaction, an edit): laid out again once, with the
+        # row at the top of the view kept where it was.
+        self._anchor: tuple[Any, int] | None = None
+        self._relayout = QTimer(self)
+        self._relayout.setSingleShot(True)
+        self._relayout.setInterval(0)
+        self._relayout.timeout.connect(self._lay_out_again)
 
     @guard()
     def setModel(self, model: Any) -> None:
@@ -90,6 +120,11 @@ class TimelineView(QListView):
         if old is not None:
             old.rowsAboutToBeInserted.disconnect(self._on_rows_coming)
             old.rowsInserted.disconnect(self._on_rows)
+            old.dataChanged.disconnect(self._on_data_changed)
+        if model is not None:
+            # Before the view's own slot (slots run in the order they were connected):
+            # the list view may move its rows when it handles the change.
+            model.dataChanged.connect(self._on_data_changed)
         super().setModel(model)
         if model is not None:
             model.rowsAboutToBeInserted.connect(self._on_rows_coming)
@@ -99,8 +134,12 @@ class TimelineView(QListView):
 
     def _on_scrolled(self, value: int) -> None:
         bar = self.verticalScrollBar()
-        self._stick = value >= bar.maximum() - 8
         model = self.model()
+        at_bottom = value >= bar.maximum() - 8
+        newer = isinstance(model, TimelineModel) and model.can_fetch_newer()
+        self._stick = at_bottom and not newer
+        if at_bottom and newer and isinstance(model, TimelineModel):
+            model.fetch_newer()  # after a jump up: the rows below come page by page
         if (
             value <= bar.minimum() + 4
             and isinstance(model, TimelineModel)
@@ -108,6 +147,63 @@ class TimelineView(QListView):
         ):
             # Older rows go in above now, or as soon as their page arrives.
             model.fetch_older()
+
+    def _on_data_changed(self, first: Any, last: Any, roles: Any = ()) -> None:
+        """A row's height may have changed (relations, a verdict): lay the rows out again
+        (Qt's list view keeps the heights it measured), keeping the view still."""
+        if roles and int(Roles.Layout) not in [int(r) for r in roles]:
+            return
+        if self._anchor is None and not self._stick:
+            top = self.indexAt(QPoint(4, 4))
+            if top.isValid():
+                self._anchor = (QPersistentModelIndex(top), self.visualRect(top).top())
+        self._relayout.start()
+
+    def _lay_out_again(self) -> None:
+        anchor, self._anchor = self._anchor, None
+        self.doItemsLayout()
+        if self._stick:
+            self.scrollToBottom()
+            return
+        if anchor is not None and anchor[0].isValid():
+            index = self.model().index(anchor[0].row(), 0)
+            moved = self.visualRect(index).top() - anchor[1]
+            bar = self.verticalScrollBar()
+            bar.setValue(bar.value() + moved)
+
+    def jump_to(self, event_id: str) -> bool:
+        """Show the row of ``event_id`` (loading the page around it when it is not held),
+        scroll it to the middle and flash it. False when it is not known."""
+        model = self.model()
+        if not isinstance(model, TimelineModel):
+            return False
+        row = model.locate(event_id)
+        if row is not None:
+            self._land(row)
+            return True
+        shown = model.shown_row_of(event_id)
+        if shown is None:
+            return False
+        self._stick = False
+        model.show_around(shown, self._land)
+        return True
+
+    def _land(self, row: int) -> None:
+        model = self.model()
+        if model is None or not 0 <= row < model.rowCount():
+            return
+        index = model.index(row, 0)
+        self._stick = False
+        self.executeDelayedItemsLayout()
+        self.scrollTo(index, QAbstractItemView.ScrollHint.PositionAtCenter)
+        self.setCurrentIndex(index)
+        self.flash_id = str(index.data(Roles.EventId))
+        self._flash_timer.start(self.FLASH_MS)
+        self.viewport().update()
+
+    def _end_flash(self) -> None:
+        self.flash_id = ""
+        self.viewport().update()
 
     def _on_range(self, _lo: int, hi: int) -> None:
         if self._stick:
@@ -154,15 +250,64 @@ class TimelineView(QListView):
             event.ignore()
 
     @guard()
+    def keyPressEvent(self, event: Any) -> None:
+        """Left/Right choose a reaction chip of the current row (Up/Down move between
+        rows), Space or Enter toggle this user's reaction on it."""
+        index = self.currentIndex()
+        chips = index.data(Roles.Reactions) if index.isValid() else None
+        key = event.key()
+        if chips and key in (Qt.Key.Key_Left, Qt.Key.Key_Right):
+            event_id = str(index.data(Roles.EventId))
+            now = self.chip_focus[1] if self.chip_focus and self.chip_focus[0] == event_id else -1
+            step = 1 if key == Qt.Key.Key_Right else -1
+            now = len(chips) - 1 if now < 0 and step < 0 else now + step
+            self.chip_focus = (event_id, max(0, min(len(chips) - 1, now)))
+            self.viewport().update()
+            event.accept()
+            return
+        if chips and key in (Qt.Key.Key_Space, Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            event_id = str(index.data(Roles.EventId))
+            if self.chip_focus and self.chip_focus[0] == event_id:
+                chip = chips[min(self.chip_focus[1], len(chips) - 1)]
+                self.reaction_clicked.emit(event_id, chip.key, not chip.mine)
+                event.accept()
+                return
+        if key in (Qt.Key.Key_Up, Qt.Key.Key_Down):
+            self.chip_focus = None
+        super().keyPressEvent(event)
+
+    @guard()
     def mouseReleaseEvent(self, event: Any) -> None:
-        index = self.indexAt(event.position().toPoint())
+        pos = event.position().toPoint()
+        index = self.indexAt(pos)
         if index.isValid() and index.data(Roles.Echo) == "failed":
             self.echo_clicked.emit(str(index.data(Roles.EventId)))
+        elif index.isValid() and event.button() == Qt.MouseButton.LeftButton:
+            self._clicked(index, pos)
         super().mouseReleaseEvent(event)
+
+    def _clicked(self, index: Any, pos: QPoint) -> None:
+        delegate = self.itemDelegate()
+        hit = getattr(delegate, "hit", None)
+        if hit is None:
+            return
+        got = hit(index, self.visualRect(index), self.font(), pos)
+        if got is None:
+            return
+        what, payload = got
+        if what == "chip":
+            self.reaction_clicked.emit(
+                str(index.data(Roles.EventId)), payload.key, not payload.mine
+            )
+        elif what == "quote":
+            self.jump_to(str(payload))
+        elif what == "thread":
+            self.threadRequested.emit(str(payload))
 
 
 class MainWindow(QMainWindow):
     files_chosen = Signal(str, list)  # room key, paths (handled by the attachments feature)
+    threadRequested = Signal(str)  # root event id of a thread (the timeline's)
 
     def __init__(self, controller: Controller) -> None:
         super().__init__()
@@ -172,7 +317,10 @@ class MainWindow(QMainWindow):
         self.setMinimumSize(QSize(720, 480))
         self.quitting = False
         self.tray: Any = None  # set by the tray feature
+        # Features that add to a room's context menu: hook(menu, room key).
+        self.room_menu_hooks: list[Callable[[QMenu, str], None]] = []
         self.notifier: Any = None
+        self.relation_actions: Any = None  # set by the relation actions feature
 
         splitter = QSplitter()
         splitter.setChildrenCollapsible(False)
@@ -305,11 +453,23 @@ class MainWindow(QMainWindow):
         self.timeline.setItemDelegate(self.delegate)
         self.timeline.files_dropped.connect(self._on_files)
         self.timeline.echo_clicked.connect(lambda _eid: self.controller.retry_failed())
-        body.addWidget(self.timeline, 1)
+        self.timeline.threadRequested.connect(self.threadRequested)
+        self.timeline.reaction_clicked.connect(self._on_reaction_clicked)
+        # The timeline and, beside it, a thread's panel (added by the relation actions).
+        self.timeline_splitter = QSplitter()
+        self.timeline_splitter.setChildrenCollapsible(False)
+        self.timeline_splitter.addWidget(self.timeline)
+        body.addWidget(self.timeline_splitter, 1)
         self.side_panel = QStackedWidget()  # members panel (added by that feature)
         self.side_panel.hide()
         body.addWidget(self.side_panel)
         layout.addLayout(body, 1)
+
+        # Bars above the composer (replying to / editing: the relation actions feature).
+        self.composer_extras = QVBoxLayout()
+        self.composer_extras.setContentsMargins(12, 0, 12, 0)
+        self.composer_extras.setSpacing(0)
+        layout.addLayout(self.composer_extras)
 
         bar = QHBoxLayout()
         bar.setContentsMargins(12, 8, 12, 12)
@@ -319,6 +479,8 @@ class MainWindow(QMainWindow):
         self.attach_button.setToolTip("Attach files")
         self.composer = Composer()
         self.composer.submitted.connect(self.controller.send_text)
+        self.composer.reply_submitted.connect(self.controller.send_text)
+        self.composer.edit_submitted.connect(self.controller.edit_message)
         self.composer.files_dropped.connect(self._on_files)
         self.send_button = QPushButton(icons.send(), "Send")
         self.send_button.setDefault(True)
@@ -340,11 +502,22 @@ class MainWindow(QMainWindow):
     # -- behaviour ---------------------------------------------------------------------------
 
     def _send_clicked(self) -> None:
-        text = self.composer.toPlainText()
-        if text.strip():
-            self.controller.send_text(text)
-            self.composer.clear()
+        self.composer.submit()  # as Enter does: a message, a reply or an edit
         self.composer.setFocus()
+
+    def _on_reaction_clicked(self, target_id: str, text: str, add: bool) -> None:
+        if self.controller.current:
+            self.controller.toggle_reaction(self.controller.current, target_id, text, add)
+
+    def open_thread(self, root_event_id: str) -> None:
+        """Show the thread of ``root_event_id`` in the panel beside the timeline."""
+        if self.relation_actions is not None:
+            self.relation_actions.open_thread(root_event_id)
+
+    def show_versions(self, event_id: str) -> None:
+        """Show every version of an edited message (the original and each edit)."""
+        if self.relation_actions is not None:
+            self.relation_actions.show_versions(event_id)
 
     def _on_files(self, paths: list[str]) -> None:
         if self.controller.current:
@@ -367,9 +540,15 @@ class MainWindow(QMainWindow):
         if not index.isValid():
             return
         key = str(index.data(RoomRoles.Key))
+        self.room_menu(key).exec(self.room_list.viewport().mapToGlobal(pos))
+
+    def room_menu(self, key: str) -> QMenu:
+        """A room's context menu; features add their actions (``room_menu_hooks``)."""
         menu = QMenu(self)
+        for hook in self.room_menu_hooks:
+            hook(menu, key)
         menu.addAction("Leave room", lambda: self._confirm_leave(key))
-        menu.exec(self.room_list.viewport().mapToGlobal(pos))
+        return menu
 
     def _confirm_leave(self, key: str) -> None:
         item = self.controller.rooms.item(key)

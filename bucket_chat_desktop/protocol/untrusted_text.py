@@ -405,10 +405,37 @@ class RoomIds:
         return " ".join(parts) or None
 
 
+# Format characters a message body keeps as they are: joiners that build emoji and
+# scripts (ZWNJ, ZWJ) and the tag characters of subdivision flags.
+_BODY_FORMAT_OK = frozenset("\u200c\u200d") | frozenset(chr(c) for c in range(0xE0020, 0xE0080))
+
+
+def body_safe(text: str) -> str:
+    """A message body for a document a person reads (an export): line breaks and tabs
+    stay, every other control character, every bidi control and every invisible format
+    character is spelled out as a visible escape (``\\u202e``), so a body can neither
+    reorder the text around it nor hide part of itself. Right-to-left letters stay: the
+    document shows each body as its own bidi isolate."""
+    if text.isascii() and text.isprintable():
+        return text
+    out: list[str] = []
+    for ch in text:
+        if ch in "\n\t" or ch in _BODY_FORMAT_OK:
+            out.append(ch)
+        elif ch in "\u2028\u2029":
+            out.append("\n")
+        elif ch in _BLANK_LETTERS or (_hidden(ch) and unicodedata.category(ch) != "Cn"):
+            out.append(_escape(ch))
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
 __all__ = [
     "ID_LIMIT",
     "NAME_LIMIT",
     "RoomIds",
+    "body_safe",
     "display_name_safe",
     "html_escape",
     "id_warning",

@@ -61,10 +61,11 @@ class Draft:
 
     event_type: str
     content: Mapping[str, Any]
+    parent: str | None = None  # the event it replies to (a thread's parent)
 
     @staticmethod
-    def text(body: str) -> Draft:
-        return Draft(MESSAGE, {"body": body, "msgtype": "m.text"})
+    def text(body: str, parent: str | None = None) -> Draft:
+        return Draft(MESSAGE, {"body": body, "msgtype": "m.text"}, parent)
 
 
 async def read_room_segments(
@@ -232,7 +233,7 @@ class RoomWriter:
             join[DEVICE_ACCEPT_FIELD] = self.introduced_by
         events = continue_chain(
             self._head,
-            [(d.event_type, d.content) for d in drafts],
+            [(d.event_type, d.content, d.parent) for d in drafts],
             room_id=self.room_id,
             sender_id=self.user_id,
             signing_key=self.key,

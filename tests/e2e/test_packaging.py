@@ -453,3 +453,18 @@ def test_release_workflow_proves_what_only_windows_and_macos_can_show() -> None:
     dmg = (ROOT / "installer" / "macos" / "build-dmg.sh").read_text(encoding="utf-8")
     for command in ("hdiutil create", "hdiutil attach", "hdiutil detach"):
         assert f"retry {command}" in dmg
+
+
+def test_spec_bundles_the_emoji_names_the_picker_reads_and_no_other_language() -> None:
+    """PyInstaller's hook for ``emoji`` collects every language's names (4.5 MB); the
+    picker reads the English ones (``emoji.json``) only."""
+    wanted = _spec_function(
+        "_wanted_data",
+        _posix=lambda d: d.replace(os.sep, "/"),
+        BOTOCORE_SERVICES=(),
+        UNWANTED_QT=("PySide6/Qt/qml/",),
+    )
+    keep = [("emoji/unicode_codes/emoji.json", "src", "DATA")]
+    drop = [(f"emoji/unicode_codes/emoji_{lang}.json", "src", "DATA") for lang in ("de", "zh")]
+    assert [bool(wanted(e)) for e in keep + drop] == [True, False, False]  # type: ignore[operator]
+    assert bool(wanted(("emoji/unicode_codes/data_dict.py", "src", "DATA")))  # type: ignore[operator]

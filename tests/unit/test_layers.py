@@ -53,8 +53,10 @@ ALLOWED: dict[str, set[str]] = {
     "index": {"protocol"} | HELPERS,
     "settings": {"protocol"} | HELPERS,
     "sync": {"protocol"} | LOCAL_STATE | HELPERS,
-    "cli": {"protocol", "sync", "crashes"} | LOCAL_STATE | HELPERS,
-    "gui": {"protocol", "sync", "crashes"} | LOCAL_STATE | HELPERS,
+    # a room's timeline turned into files (HTML, JSONL): for the CLI and the app alike
+    "export": {"protocol", "sync"} | LOCAL_STATE | HELPERS,
+    "cli": {"protocol", "sync", "export", "crashes"} | LOCAL_STATE | HELPERS,
+    "gui": {"protocol", "sync", "export", "crashes"} | LOCAL_STATE | HELPERS,
     "app": {"protocol", "sync", "crashes", "gui", "smoke"} | LOCAL_STATE | HELPERS,
     # the packaged app's self-test drives the real app
     "smoke": {"protocol", "sync", "crashes", "gui", "app"} | LOCAL_STATE | HELPERS,

@@ -162,3 +162,22 @@ def test_publishing_falls_back_when_windows_refuses_hard_links_with_einval(
     assert (tmp_path / "rooms" / "r" / "obj").read_bytes() == AWKWARD
     assert _run(store.put_if_absent("rooms/r/obj", AWKWARD)) is False  # still create-only
     assert sorted(p.name for p in (tmp_path / "rooms" / "r").iterdir()) == ["obj"]
+
+
+def test_atomic_output_names_the_file_only_when_complete(tmp_path: Path) -> None:
+    """A big output (a room's export) streamed in pieces: an exception keeps what was
+    there, without ``overwrite`` an existing name is refused, no temporary file stays."""
+    path = tmp_path / "room.html"
+    path.write_bytes(b"old")
+    with pytest.raises(RuntimeError), osfiles.atomic_output(path, mode=0o644) as out:
+        out.write(b"half of the new")
+        raise RuntimeError("cancelled")
+    assert path.read_bytes() == b"old"
+    with pytest.raises(FileExistsError), osfiles.atomic_output(path, overwrite=False) as out:
+        out.write(b"new")
+    assert path.read_bytes() == b"old"
+    with osfiles.atomic_output(path, mode=0o644) as out:
+        for _ in range(3):
+            out.write(b"piece ")
+    assert path.read_bytes() == b"piece piece piece "
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["room.html"]

@@ -90,3 +90,12 @@ def test_times_without_a_date_get_a_clear_label() -> None:
     assert ts.full(-1) == "before 1970"
     assert ts.members_when(0) == "never" and ts.room_list_when(0) == ""
     assert ts.full(0) != ""  # the epoch itself is a real date
+
+
+def test_times_with_their_zone_for_an_export() -> None:
+    assert ts.with_zone(2**53 - 1) == ts.FAR_FUTURE
+    assert ts.iso(2**53 - 1) is None and ts.iso(-5) is None
+    text = ts.with_zone(1_790_000_000_000)
+    assert text.startswith("2026-09-2") and text[-5] in "+-" and text[-4:].isdigit()
+    iso = ts.iso(1_790_000_000_000)
+    assert iso is not None and iso[:10] == text[:10] and iso[-6] in "+-"

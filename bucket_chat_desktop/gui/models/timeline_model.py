@@ -8,6 +8,17 @@ controller asks the ``ChatClient``, which reads them on the engine's worker from
 audit in memory and the index: ``SyncEngine.timeline_page``), each row with the audit's
 verdict. A million-event room costs what is on screen, not a million rows. Appends use
 ``beginInsertRows``; a reset happens only when a re-audit reorders what is shown.
+
+Relations (PROTOCOL.md section 18): reactions, edits, redactions and typing notices are
+not rows. Rows are the *shown* rows of the audit; ``Relations.position_of`` /
+``row_of`` / ``shown_count`` map them to timeline positions (O(log n) per page, no list
+of positions is ever made), pages are asked for by timeline position and their hidden
+rows dropped. What relations say about a row comes from ``Relations.aggregates`` when the
+row is painted: the latest edit's text, a deletion placeholder, the shown trust (no
+better than an applied edit), a reply's quote, a thread root's summary and the reaction
+chips (roles ``Edited``, ``Deleted``, ``Quote``, ``Thread``, ``Reactions``). A jump to a
+row that is not held loads the page around it (``show_around``); the rows below it are
+then paged in as the view is scrolled down (``fetch_newer``).
 """
 
 from __future__ import annotations
@@ -17,15 +28,24 @@ import enum
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-from PySide6.QtCore import QAbstractListModel, QByteArray, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtCore import (
+    QAbstractListModel,
+    QByteArray,
+    QModelIndex,
+    QPersistentModelIndex,
+    Qt,
+    QTimer,
+)
 
 from ... import timestamps
 from ...index import TimelineRow
 from ...protocol.audit import Assessed, TrustState
 from ...protocol.event import MEMBER, MESSAGE, Event, Malformed
+from ...protocol.relations import HIDDEN_TYPES, Aggregate, ReactionChip, Relations
 from ...protocol.room_state import DisplayNames, membership_text
+from ...protocol.untrusted_text import one_line
 from ...sync.events import ShownEvent
 from ..safe import guard
 
@@ -64,11 +84,58 @@ class Roles(enum.IntEnum):
     SenderWarning = enum.auto()  # why the sender id may imitate another, or None
     Cached = enum.auto()  # True: the verdict is the index's, from an earlier check
     # Everything a row's height depends on, in one call (the delegate caches heights by it):
-    # (event id, location, kind, day break, grouped under the row above, echo state)
+    # (event id, location, kind, day break, grouped under the row above, echo state,
+    #  version, (chips, the first MAX_CHIPS as (key, number, all verified)), quoted,
+    #  thread replies)
     Layout = enum.auto()
+    # Relations (section 18). The body (``Body``) of an edited message is its latest
+    # edit's text, of a deleted one "Message deleted"; ``Trust`` is the shown trust
+    # (``Aggregate.state``: no better than an applied edit), ``Kind`` "deleted" for a
+    # deleted message (no attachment card, no text).
+    Version = enum.auto()  # "" / the latest edit's event id / "deleted:<redaction id>"
+    Edited = enum.auto()  # None, or Edited(times, timestamp_ms, state) of the latest edit
+    Deleted = enum.auto()  # None, or Deleted(timestamp_ms, state, reason)
+    Quote = enum.auto()  # None (not a reply), or Quote(parent id, name, text, status)
+    Thread = enum.auto()  # None, or ThreadSummary(replies, unread) on a thread root
+    Reactions = enum.auto()  # tuple of Chip (key, number, mine, all_verified, who)
 
 
 GROUP_GAP_MS = 5 * 60 * 1000  # a message within this of the one above, same sender: no header
+MAX_CHIPS = 24  # chips painted on one message; more are summed up in a "+n" chip
+
+
+class Edited(NamedTuple):
+    times: int  # applied edits
+    timestamp_ms: int
+    state: str  # the latest applied edit's trust state
+
+
+class Deleted(NamedTuple):
+    timestamp_ms: int
+    state: str  # the redaction's trust state
+    reason: str | None
+
+
+class Quote(NamedTuple):
+    parent_id: str
+    name: str  # the parent's sender's display name (untrusted: cleaned when painted)
+    text: str  # first line of the parent's latest text, "" unless status is "ok"
+    # "ok"; "loading" (its page is being read); "missing" (not read: "message not
+    # loaded yet"); "deleted"; "elsewhere" (another room's: ignored by the rules)
+    status: str
+
+
+class ThreadSummary(NamedTuple):
+    replies: int
+    unread: int | None  # replies after the read marker (None: the app has none)
+
+
+class Chip(NamedTuple):
+    key: str
+    number: int  # people who reacted so
+    mine: bool  # this user reacted so (clicking takes it back)
+    all_verified: bool  # False: at least one reactor is not verified (marked)
+    who: tuple[tuple[str, str, str], ...]  # (display name, sender id, trust state)
 
 
 @dataclass(slots=True)
@@ -85,6 +152,7 @@ class Row:
     echo: str = ""
     echo_error: str = ""
     cached: bool = False  # shown from the index: its verdict is an earlier check's
+    parent: str | None = None  # the event replied to (``parent_event_id``)
 
     @property
     def kind(self) -> str:
@@ -124,6 +192,7 @@ class Row:
             reason,
             location,
             echo,
+            parent=ev.parent_event_id,
         )
 
     @staticmethod
@@ -176,14 +245,31 @@ class TimelineModel(QAbstractListModel):
     def __init__(self, own_key: str = "", parent: Any = None) -> None:
         super().__init__(parent)
         self.own_key = own_key
+        self.own_user = ""  # this user's id: their reactions are highlighted
         self._above: list[Row] = []  # older rows fetched ahead, not exposed yet
         self._rows: list[Row] = []  # exposed rows: confirmed events, then local echoes
-        self._first = 0  # audit position of the first exposed row (rows above it: _first)
-        self._pager: Pager | None = None
+        self._first = 0  # shown-row number of the first exposed row (rows above it: _first)
+        # Shown rows of the audit below the last exposed confirmed one and not held (only
+        # after a jump to an older row: ``show_around``); paged in by ``fetch_newer``.
+        self._below = 0
+        self._below_ids: set[str] = set()
+        self._pager: Pager | None = None  # by timeline position (what the engine pages)
         self._gen = 0  # which audit the positions belong to (one per set_audit)
         self._asking: int | None = None  # generation of the page request in flight
+        self._asking_below: int | None = None
         self._wanted = False  # the view asked for older rows before they were here
         self.complete = False
+        # Relations of the audit shown (never None: an empty one when none came).
+        self.relations = Relations("")
+        # The read marker as a timeline position (rows at or after it are unread), for
+        # the thread summary's unread count; None: the app keeps no read marker.
+        self.read_position: int | None = None
+        # Quoted parents that are not held, read through the pager: their rows by event
+        # id, or "loading" / "missing" (could not be read).
+        self._quotes: dict[str, Row | str] = {}
+        # Reaction chips by event id, made once per relations and display names.
+        self._chip_cache: dict[str, tuple[Chip, ...]] = {}
+        self._by_id: dict[str, Row] | None = None
         # Display names under the room-state rule, and every sender id in first-seen
         # order (look-alikes are marked).
         self.names = DisplayNames()
@@ -207,10 +293,24 @@ class TimelineModel(QAbstractListModel):
             return None
         row = self._rows[index.row()]
         if role in (Qt.ItemDataRole.DisplayRole, Roles.Body):
-            return row.body
+            return self._body(row)
         if role == Qt.ItemDataRole.ToolTipRole:
             return row.reason
         return self._role(row, index.row(), role)
+
+    def aggregate(self, row: Row) -> Aggregate | None:
+        if row.echo or not self.relations.aggregates:
+            return None
+        return self.relations.aggregates.get(row.event_id)
+
+    def _body(self, row: Row) -> str:
+        agg = self.aggregate(row)
+        if agg is not None:
+            if agg.redacted is not None:
+                return "Message deleted"
+            if agg.latest is not None:
+                return agg.latest.body
+        return row.body
 
     def _role(self, row: Row, i: int, role: int) -> Any:
         match role:
@@ -223,13 +323,14 @@ class TimelineModel(QAbstractListModel):
             case Roles.Timestamp:
                 return row.timestamp_ms
             case Roles.Kind:
-                return row.kind
+                agg = self.aggregate(row)
+                return "deleted" if agg is not None and agg.redacted else row.kind
             case Roles.Content:
                 return row.content
             case Roles.Trust:
-                return row.trust
+                return self._trust(row)
             case Roles.TrustReason:
-                return row.reason
+                return self._trust_reason(row)
             case Roles.Echo:
                 return row.echo
             case Roles.EchoError:
@@ -251,13 +352,43 @@ class TimelineModel(QAbstractListModel):
                 return bool(self.own_key) and row.sender_key == self.own_key
             case Roles.Confirmed:
                 return (
-                    row.trust == TrustState.VERIFIED.value
+                    self._trust(row) == TrustState.VERIFIED.value
                     and bool(row.sender_key)
                     and row.sender_key in self.confirmed_keys
                 )
+            case Roles.Version:
+                return _version(self.aggregate(row))
+            case Roles.Edited:
+                agg = self.aggregate(row)
+                latest = agg.latest if agg is not None and not agg.redacted else None
+                if agg is None or latest is None:
+                    return None
+                return Edited(len(agg.edits), latest.timestamp_ms, latest.state)
+            case Roles.Deleted:
+                agg = self.aggregate(row)
+                red = agg.redacted if agg is not None else None
+                return None if red is None else Deleted(red.timestamp_ms, red.state, red.reason)
+            case Roles.Quote:
+                return self._quote(row)
+            case Roles.Thread:
+                return self._thread(row)
+            case Roles.Reactions:
+                return self._chips(row)
         return None
 
-    def _layout(self, row: Row, i: int) -> tuple[str, str, str, bool, bool, str]:
+    def _trust(self, row: Row) -> str:
+        agg = self.aggregate(row)
+        if agg is None or not agg.edits or agg.redacted is not None:
+            return row.trust
+        return agg.state(row.trust)
+
+    def _trust_reason(self, row: Row) -> str:
+        shown = self._trust(row)
+        if shown == row.trust:
+            return row.reason
+        return f"{row.reason}; an edit of this message is {TRUST_LABELS.get(shown, shown).lower()}"
+
+    def _layout(self, row: Row, i: int) -> tuple[Any, ...]:
         """``Roles.Layout``. Grouped: same sender as the row above, within
         ``GROUP_GAP_MS``, same day, neither a membership row."""
         prev = self._rows[i - 1] if i else (self._above[-1] if self._above else None)
@@ -273,7 +404,133 @@ class TimelineModel(QAbstractListModel):
             and prev.sender_id == row.sender_id
             and row.timestamp_ms - prev.timestamp_ms < GROUP_GAP_MS
         )
-        return (row.event_id, row.location, kind, day_break, grouped, row.echo)
+        agg = self.aggregate(row)
+        base = (row.event_id, row.location)
+        if agg is None and self._quoted(row) is None:
+            return (*base, kind, day_break, grouped, row.echo, "", (0, ()), False, 0)
+        deleted = agg is not None and agg.redacted is not None
+        chips = self._chips(row)
+        thread = self._thread(row)
+        return (
+            *base,
+            "deleted" if deleted else kind,
+            day_break,
+            grouped,
+            row.echo,
+            _version(agg),
+            (len(chips), tuple((c.key, c.number, c.all_verified) for c in chips[:MAX_CHIPS])),
+            self._quoted(row) is not None and not deleted,
+            0 if thread is None else thread.replies,
+        )
+
+    # -- relations of one row --------------------------------------------------------------
+
+    def _chips(self, row: Row) -> tuple[Chip, ...]:
+        agg = self.aggregate(row)
+        if agg is None or agg.redacted is not None or not agg.reactions:
+            return ()
+        got = self._chip_cache.get(row.event_id)
+        if got is None:
+            got = self._chip_cache[row.event_id] = tuple(self._chip(c) for c in agg.reactions)
+        return got
+
+    def _chip(self, chip: ReactionChip) -> Chip:
+        who = tuple((self.names.shown(r.sender_id), r.sender_id, r.state) for r in chip.reactors)
+        mine = bool(self.own_user) and chip.by(self.own_user) is not None
+        return Chip(chip.key, chip.count, mine, chip.all_verified, who)
+
+    def _thread(self, row: Row) -> ThreadSummary | None:
+        agg = self.aggregate(row)
+        if agg is None or not agg.thread:
+            return None
+        unread: int | None = None
+        if self.read_position is not None:
+            mark = self.read_position
+            positions = self.relations.positions
+            unread = sum(1 for r in agg.thread if positions.get(r, -1) >= mark)
+        return ThreadSummary(len(agg.thread), unread)
+
+    def _quoted(self, row: Row) -> str | None:
+        """The parent a row quotes: none for a reply to a relation event (a reaction,
+        an edit, a deletion: not a message, relation-invalid under the rules)."""
+        parent_id = row.parent
+        if parent_id is None:
+            return None
+        position = self.relations.positions.get(parent_id)
+        if position is not None and self.relations.row_of(position) is None:
+            return None
+        return parent_id
+
+    def _quote(self, row: Row) -> Quote | None:
+        parent_id = self._quoted(row)
+        if parent_id is None:
+            return None
+        agg = self.relations.aggregates.get(parent_id)
+        deleted = agg is not None and agg.redacted is not None
+        parent: Row | str | None = self._held(parent_id)
+        if parent is None:
+            parent = self._quotes.get(parent_id)
+        if parent is None:
+            self._ask_quote(parent_id)
+            parent = self._quotes.get(parent_id, "missing")
+        if isinstance(parent, str):
+            if self.relations.room_id and not parent_id.startswith(self.relations.room_id + "::"):
+                parent = "elsewhere"  # another room's: the rules ignore it (a finding)
+            return Quote(parent_id, "", "", "deleted" if deleted else parent)
+        name = self.names.shown(parent.sender_id)
+        if deleted:
+            return Quote(parent_id, name, "", "deleted")
+        text = agg.latest.body if agg is not None and agg.latest is not None else parent.body
+        if parent.kind in ("file", "image") and not text:
+            text = "an attachment"
+        first = next((line for line in text.splitlines() if line.strip()), "")
+        return Quote(parent_id, name, one_line(first, 160), "ok")
+
+    def _held(self, event_id: str) -> Row | None:
+        """A confirmed row held (exposed or fetched ahead) by its event id."""
+        if self._by_id is None:
+            self._by_id = {r.event_id: r for r in self._above}
+            self._by_id.update((r.event_id, r) for r in self._rows if not r.echo)
+        return self._by_id.get(event_id)
+
+    def _ask_quote(self, parent_id: str) -> None:
+        """Read a quoted parent that is not held (one row, by its timeline position):
+        ``_quotes`` says "loading" until it is there (or "missing")."""
+        position = self.relations.positions.get(parent_id)
+        if position is None or self._pager is None:
+            self._quotes[parent_id] = "missing"
+            return
+        self._quotes[parent_id] = "loading"
+        gen = self._gen
+
+        def got(rows: Sequence[ShownEvent] | None) -> None:
+            if gen != self._gen:
+                return
+            found = Row.from_shown(rows[0]) if rows else None
+            # Not the row the relations named: shown as not loaded, never as the parent.
+            ok = found is not None and found.event_id == parent_id
+            self._quotes[parent_id] = found if found is not None and ok else "missing"
+            # Never from inside data(): a synchronous pager answers while Qt asks.
+            QTimer.singleShot(0, lambda: self._refresh_quoting(parent_id))
+
+        self._pager(position, position + 1, got)
+
+    def _refresh_quoting(self, parent_id: str) -> None:
+        for i, r in enumerate(self._rows):
+            if r.parent == parent_id:
+                self.dataChanged.emit(self.index(i), self.index(i))
+
+    def locate(self, event_id: str) -> int | None:
+        """The exposed row showing ``event_id``, None when it is not exposed."""
+        for i in range(self._echo_start() - 1, -1, -1):
+            if self._rows[i].event_id == event_id:
+                return i
+        return None
+
+    def shown_row_of(self, event_id: str) -> int | None:
+        """The shown-row number (over the whole audit) of a row named by the relations."""
+        position = self.relations.positions.get(event_id)
+        return None if position is None else self.relations.row_of(position)
 
     # Older history is paged in at the *top*, so it is not offered through Qt's
     # canFetchMore/fetchMore: item views call those by themselves whenever the last row is
@@ -285,6 +542,10 @@ class TimelineModel(QAbstractListModel):
 
     def can_fetch_older(self) -> bool:
         return (bool(self._above) or self._first > 0) and not self._busy
+
+    def can_fetch_newer(self) -> bool:
+        """Rows below those shown are not held (after a jump to an older row)."""
+        return self._below > 0
 
     def fetch_older(self) -> None:
         """Reveal the next page of older rows above those shown (fetched ahead; if they
@@ -307,13 +568,57 @@ class TimelineModel(QAbstractListModel):
         if len(self._above) < PAGE:
             self._fetch_ahead()
 
+    def fetch_newer(self) -> None:
+        """Page in the rows below those shown (only after ``show_around``)."""
+        if self._busy or self._below <= 0 or self._asking_below == self._gen:
+            return
+        start = self._first + self._echo_start()
+        stop = start + min(PAGE, self._below)
+        gen = self._asking_below = self._gen
+
+        def got(rows: Sequence[ShownEvent] | None) -> None:
+            if self._asking_below == gen:
+                self._asking_below = None
+            if rows is None or gen != self._gen or start != self._first + self._echo_start():
+                return
+            fresh = [Row.from_shown(x) for x in rows][: self._below]
+            self._below -= len(fresh)
+            if self._below == 0:
+                self._below_ids.clear()
+            self._insert_confirmed(fresh)
+
+        self._page(start, stop, got)
+
     def _fetch_ahead(self) -> None:
         """Ask the pager for the page above what is held (one request at a time)."""
         top = self._first - len(self._above)
         if self._pager is None or top <= 0 or self._asking == self._gen:
             return
         gen = self._asking = self._gen
-        self._pager(max(0, top - PAGE), top, lambda rows: self._on_page(gen, top, rows))
+        self._page(max(0, top - PAGE), top, lambda rows: self._on_page(gen, top, rows))
+
+    def _page(self, start: int, stop: int, reply: Reply) -> None:
+        """Shown rows ``start:stop``: the timeline positions they span are asked for, the
+        hidden rows among them (relation events) dropped."""
+        if self._pager is None:
+            return
+        rel = self.relations
+        if stop <= start:
+            reply(())
+            return
+        first = rel.position_of(start) if rel.hidden else start
+        end = rel.position_of(stop - 1) + 1 if rel.hidden else stop
+        if not rel.hidden:
+            self._pager(first, end, reply)
+            return
+
+        def shown(rows: Sequence[ShownEvent] | None) -> None:
+            if rows is None:
+                reply(None)
+                return
+            reply([x for n, x in enumerate(rows) if rel.row_of(first + n) is not None])
+
+        self._pager(first, end, shown)
 
     def _on_page(self, gen: int, top: int, rows: Sequence[ShownEvent] | None) -> None:
         if self._asking == gen:
@@ -327,9 +632,50 @@ class TimelineModel(QAbstractListModel):
         self._above[:0] = fresh
         if self._ids is not None:
             self._ids.update(r.event_id for r in fresh)
+        self._by_id = None
         if self._wanted:
             self._wanted = False
             self.fetch_older()
+
+    def show_around(self, row: int, done: Callable[[int], None] | None = None) -> None:
+        """Show the page around shown row ``row`` of the audit (a jump to a quoted
+        message that is not held): what is held is replaced by that page (a reset), the
+        rows below it are paged in as the view scrolls down. ``done`` gets the model row
+        of ``row`` once it is shown."""
+        if self._pager is None:
+            return
+        exposed = self._echo_start()
+        shown_total = self._first + exposed + self._below
+        if not 0 <= row < shown_total:
+            return
+        if self._first <= row < self._first + exposed:
+            if done is not None:
+                done(row - self._first)
+            return
+        start = max(0, row - PAGE // 2)
+        stop = min(shown_total, start + PAGE)
+        self._gen += 1  # pages asked for before belong to what was held
+        gen = self._gen
+
+        def got(rows: Sequence[ShownEvent] | None) -> None:
+            if rows is None or gen != self._gen:
+                return
+            echoes = self._rows[self._echo_start() :]
+            fresh = [Row.from_shown(x) for x in rows]
+            self._ids = None
+            self._by_id = None
+            self.beginResetModel()
+            self._above = []
+            self._rows = fresh + echoes
+            self._first = start
+            self._below = max(0, shown_total - start - len(fresh))
+            self._below_ids = set()
+            self.endResetModel()
+            self._fetch_ahead()
+            if done is not None and start <= row < start + len(fresh):
+                done(row - start)
+
+        self._page(start, stop, got)
 
     # Every change is bracketed, so fetchMore can tell it is called from inside one.
     def beginInsertRows(self, parent: Index, first: int, last: int) -> None:
@@ -435,8 +781,9 @@ class TimelineModel(QAbstractListModel):
 
     @property
     def total(self) -> int:
-        """Rows of the audit shown (those above the exposed ones too), and echoes."""
-        return self._first + len(self._rows)
+        """Shown rows of the audit (those above and below the exposed ones too), and
+        echoes."""
+        return self._first + len(self._rows) + self._below
 
     @property
     def held(self) -> int:
@@ -453,9 +800,13 @@ class TimelineModel(QAbstractListModel):
         return i
 
     def show_cached(self, rows: Sequence[TimelineRow]) -> None:
-        """The index's newest rows, shown before the room is read (no crypto, no network)."""
+        """The index's newest rows, shown before the room is read (no crypto, no network).
+        Relation events are not rows (their aggregates come with the audit)."""
         if self._rows or self._above:
             return
+        rows = [
+            x for x in rows if isinstance(x.event, Malformed) or x.event.type not in HIDDEN_TYPES
+        ]
         converted = [Row.from_cached(x) for x in rows]
         # A damaged row has no time of its own: it takes its neighbour's, so it starts
         # no day of its own (1970) and sits where it was.
@@ -469,11 +820,14 @@ class TimelineModel(QAbstractListModel):
         if any(damaged):
             log.warning("%d cached row(s) of this room are damaged; shown as such", sum(damaged))
         self._ids = None
+        self._by_id = None
         self.beginResetModel()
         self._rows = converted
         self.endResetModel()
 
-    def set_timeline(self, items: Sequence[Assessed], complete: bool) -> None:
+    def set_timeline(
+        self, items: Sequence[Assessed], complete: bool, relations: Relations | None = None
+    ) -> None:
         """A full (re)audit given whole (events with bodies), paged from that list: for
         callers that hold a room's result themselves (tests, tools)."""
         whole = list(items)
@@ -482,7 +836,7 @@ class TimelineModel(QAbstractListModel):
             reply([ShownEvent(a, a.event) for a in whole[max(0, start) : max(0, stop)]])
 
         newest = [ShownEvent(a, a.event) for a in whole[-PAGE:]]
-        self.set_audit(len(whole), newest, complete, whole, pager)
+        self.set_audit(len(whole), newest, complete, whole, pager, relations)
 
     def set_audit(
         self,
@@ -491,17 +845,34 @@ class TimelineModel(QAbstractListModel):
         complete: bool,
         members: Iterable[Assessed],
         pager: Pager | None,
+        relations: Relations | None = None,
     ) -> None:
-        """A full (re)audit of ``total`` rows, of which ``newest`` are the last (with
-        bodies); ``members``: the audit's rows (for senders and display names: the events
-        of a ledger without bodies are enough); ``pager`` fetches other rows of this
-        audit. What is shown is kept wherever the order allows."""
+        """A full (re)audit of ``total`` timeline rows, of which ``newest`` are the last
+        (with bodies); ``members``: the audit's rows (for senders and display names: the
+        events of a ledger without bodies are enough); ``pager`` fetches other rows of
+        this audit by timeline position; ``relations``: the audit's (which rows are not
+        shown, what relations say about the others). What is shown is kept wherever the
+        order allows."""
         self.complete = complete
         self._gen += 1
         self._pager = pager
         self._wanted = False
+        self._quotes = {}
+        self._chip_cache = {}
+        self.relations = relations if relations is not None else Relations("")
+        rel = self.relations
         self.names = DisplayNames()
         self.names.update(members)
+        if rel.hidden:
+            at = total - len(newest)
+            newest = [x for n, x in enumerate(newest) if rel.row_of(at + n) is not None]
+            total = rel.shown_count(total)
+        if self._below:
+            # A page in the middle was shown (a jump): the new audit starts at its newest.
+            self._below = 0
+            self._below_ids = set()
+            self._above = []
+            del self._rows[: self._echo_start()]
         new = [Row.from_shown(x) for x in newest]
         base = total - len(new)
         exposed = self._echo_start()
@@ -513,6 +884,7 @@ class TimelineModel(QAbstractListModel):
             want = min(exposed, total) - len(new)
             self._above = []
             self._ids = None
+            self._by_id = None
 
             def merge(rows: Sequence[ShownEvent] | None) -> None:
                 if self._asking == gen:
@@ -520,13 +892,14 @@ class TimelineModel(QAbstractListModel):
                 if gen == self._gen and rows is not None:
                     self._merge([Row.from_shown(x) for x in rows] + new, total)
 
-            pager(base - want, base, merge)
+            self._page(base - want, base, merge)
             return
         self._merge(new, total)
 
     def _merge(self, new: list[Row], total: int) -> None:
         """Show ``new``, the last rows of an audit of ``total`` rows."""
         self._ids = None
+        self._by_id = None
         base = total - len(new)
         echoes = [r for r in self._rows[self._echo_start() :] if r.echo]
         confirmed = {r.event_id for r in new}
@@ -558,17 +931,54 @@ class TimelineModel(QAbstractListModel):
         self._rows = new[-PAGE:] + echoes
         self._first = total - len(self._rows) + len(echoes)
         self.endResetModel()
-        self._fetch_ahead()
+        if self._first > 0 and len(new) < PAGE // 2:
+            # The newest rows were mostly relation events: too few to fill a view that
+            # could then not scroll to ask for more. Show the page above as it comes.
+            self.fetch_older()
+        else:
+            self._fetch_ahead()
 
-    def append(self, items: Sequence[Assessed]) -> None:
+    def append(self, items: Sequence[Assessed], relations: Relations | None = None) -> None:
+        """Rows that sort after everything shown, and the relations of the audit with
+        them (None: unchanged). Relation events are not rows: the rows they change are
+        refreshed (``dataChanged``, their height measured again), nothing moves."""
         # An append may repeat rows a full re-audit already brought (the engine's result
         # object is shared), so rows already shown are skipped.
         shown = self._confirmed_ids()
         fresh = [a for a in items if a.event.event_id not in shown]
         self.names.update(fresh)
-        rows = [Row.from_assessed(a) for a in fresh]
-        self._drop_confirmed_echoes({r.event_id for r in rows})
-        self._insert_confirmed(rows)
+        old = self.relations
+        if relations is not None:
+            self.relations = relations
+        if relations is not None or any(a.event.type == MEMBER for a in fresh):
+            self._chip_cache = {}  # display names or reactions changed
+        visible = [a for a in fresh if a.event.type not in HIDDEN_TYPES]
+        rows = [Row.from_assessed(a) for a in visible]
+        self._drop_confirmed_echoes({a.event.event_id for a in fresh})
+        if self._below:
+            rows = [r for r in rows if r.event_id not in self._below_ids]
+            self._below_ids.update(r.event_id for r in rows)
+            self._below += len(rows)
+        else:
+            self._insert_confirmed(rows)
+        if self.relations is not old:
+            self._relations_changed(old)
+
+    def _relations_changed(self, old: Relations) -> None:
+        """Refresh the exposed rows whose aggregate (or quoted parent's) changed."""
+        new = self.relations
+        before, after = old.aggregates, new.aggregates
+        changed = [
+            i
+            for i, r in enumerate(self._rows)
+            if not r.echo
+            and (
+                before.get(r.event_id) != after.get(r.event_id)
+                or (r.parent is not None and before.get(r.parent) != after.get(r.parent))
+            )
+        ]
+        for i in changed:
+            self.dataChanged.emit(self.index(i), self.index(i))
 
     def _confirmed_ids(self) -> set[str]:
         if self._ids is None:
@@ -582,6 +992,7 @@ class TimelineModel(QAbstractListModel):
         at = self._echo_start()
         if self._ids is not None:
             self._ids.update(r.event_id for r in rows)
+        self._by_id = None
         self.beginInsertRows(QModelIndex(), at, at + len(rows) - 1)
         self._rows[at:at] = rows
         self.endInsertRows()
@@ -596,9 +1007,12 @@ class TimelineModel(QAbstractListModel):
             i -= 1
 
     def set_echo(self, events: Sequence[Event], state: str, error: str = "") -> None:
-        """Local echo of this device's events: "sending", "failed" or "sent"."""
+        """Local echo of this device's events: "sending", "failed" or "sent". Relation
+        events (a reaction, an edit, a deletion) have no row: they show on their target
+        once the room reads them."""
         if state == "sent":
             return  # the confirmed event replaces the echo when the room reads it
+        events = [ev for ev in events if ev.type not in HIDDEN_TYPES]
         known = {r.event_id: i for i, r in enumerate(self._rows) if r.echo}
         confirmed = {r.event_id for r in self._rows[: self._echo_start()]}
         fresh = []
@@ -619,6 +1033,16 @@ class TimelineModel(QAbstractListModel):
             self.beginInsertRows(QModelIndex(), at, at + len(fresh) - 1)
             self._rows.extend(fresh)
             self.endInsertRows()
+
+
+def _version(agg: Aggregate | None) -> str:
+    """What a row's text depends on beyond its own event (the delegate's cache key)."""
+    if agg is None:
+        return ""
+    if agg.redacted is not None:
+        return f"deleted:{agg.redacted.event_id}"
+    latest = agg.latest
+    return latest.event_id if latest is not None else ""
 
 
 def _find(haystack: list[str], needle: list[str]) -> int:

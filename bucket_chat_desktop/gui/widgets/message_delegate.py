@@ -1,5 +1,9 @@
 """Paints timeline rows: day separators, avatar + name + time + trust badge, the body as
-safe rich text, membership lines, local-echo states and attachment cards."""
+safe rich text, membership lines, local-echo states and attachment cards; and what
+relations say about a message (PROTOCOL.md section 18): the quote of the message a reply
+answers, a deletion's placeholder, the "(edited)" marker, reaction chips and a thread
+root's summary. ``regions`` says where each of those is, for painting, sizing, tooltips
+and clicks alike (``hit``)."""
 
 from __future__ import annotations
 
@@ -30,9 +34,19 @@ from ... import timestamps
 from ...protocol.attachments import safe_file_name
 from ...protocol.untrusted_text import display_name_safe, html_escape, one_line, shown_id
 from ..markdown import is_plain, shown_text, to_html
-from ..models.timeline_model import EARLIER_CHECK, TRUST_LABELS, Roles
+from ..models.timeline_model import (
+    EARLIER_CHECK,
+    MAX_CHIPS,
+    TRUST_LABELS,
+    Chip,
+    Deleted,
+    Edited,
+    Quote,
+    Roles,
+    ThreadSummary,
+)
 from ..safe import SafeDelegate
-from ..style import TRUST_COLORS, TRUST_SYMBOLS, initials, is_dark, key_color
+from ..style import ACCENT, TRUST_COLORS, TRUST_SYMBOLS, initials, is_dark, key_color
 from .members_panel import paint_trust_badge
 
 Index = QModelIndex | QPersistentModelIndex
@@ -47,13 +61,25 @@ BADGE = 16
 GAP = 8
 WARNING_MARK = "⚠"
 RICH_STEP = 24
+QUOTE_H = 24
+CHIP_H = 22
+CHIP_GAP = 6
+CHIP_KEY_W = 120  # a reaction's text is elided past this (64 characters fit no layout)
+THREAD_H = 22
+EDITED = "(edited)"
 
 
 def _body_key(index: Index, font: QFont) -> tuple[str, str, str]:
     """What a laid-out body is cached by: the row's event id *and* the line it was read
-    from (two stored lines may claim one id: each is laid out from its own text), and the
-    font (a size change in the settings lays everything out again)."""
-    return (str(index.data(Roles.EventId)), str(index.data(Roles.Location)), font.key())
+    from (two stored lines may claim one id: each is laid out from its own text), the
+    text's version (an edit's id: an edited message is laid out from its latest text)
+    and the font (a size change in the settings lays everything out again)."""
+    version = index.data(Roles.Version) or ""
+    return (
+        str(index.data(Roles.EventId)),
+        f"{index.data(Roles.Location)}#{version}",
+        font.key(),
+    )
 
 
 class MessageDelegate(SafeDelegate):
@@ -158,15 +184,6 @@ class MessageDelegate(SafeDelegate):
         model's rule, ``TimelineModel._layout``)."""
         return bool(index.data(Roles.Layout)[4])
 
-    def _extra_h(self, index: Index) -> int:
-        kind = index.data(Roles.Kind)
-        h = 0
-        if kind in ("file", "image"):
-            h += 64 if kind == "file" else self._image_h(index) + 8
-        if index.data(Roles.Echo):
-            h += 18
-        return h
-
     def _image_h(self, index: Index) -> int:
         info = _info(index.data(Roles.Content))
         w, h = info.get("w"), info.get("h")
@@ -194,15 +211,87 @@ class MessageDelegate(SafeDelegate):
             h += DAY_H
         if index.data(Roles.Kind) == "member":
             return QSize(width, h + QFontMetrics(option.font).height() + 8)
-        if not self._grouped(index):
-            h += HEADER_H
-        text_w = width - LEFT - RIGHT
-        attachment = index.data(Roles.Kind) in ("file", "image")
-        body_h = 0 if attachment else self._body_height(index, text_w, option.font)
-        h += body_h + self._extra_h(index) + 4
+        regions = self.regions(index, QRect(0, 0, width, 0), option.font)
+        h = regions.bottom + (18 if index.data(Roles.Echo) else 0) + 4
         if not self._grouped(index):
             h = max(h, (DAY_H if index.data(Roles.DayBreak) else 0) + AVATAR + 14)
         return QSize(width, h)
+
+    # -- relations: where each piece goes ---------------------------------------------------
+
+    def regions(self, index: Index, rect: QRect, font: QFont) -> Regions:
+        """Where a message's pieces go in ``rect`` (its row): the quote of a reply, the
+        body (or a deletion's placeholder), the attachment, the "(edited)" marker and the
+        reaction chips (wrapped over lines), the thread summary. Sizing, painting,
+        tooltips and clicks all use this, so what is clicked is what was painted."""
+        layout = index.data(Roles.Layout)
+        width = rect.width() or 600
+        left = rect.left() + LEFT
+        text_w = width - LEFT - RIGHT
+        y = rect.top() + 4
+        if layout[3]:
+            y += DAY_H
+        if not layout[4]:
+            y += HEADER_H
+        kind = layout[2]
+        quote = None
+        if len(layout) > 8 and layout[8]:
+            quote = QRect(left, y, text_w, QUOTE_H)
+            y += QUOTE_H + 2
+        body_y = y
+        if kind == "deleted":
+            y += _deleted_h(index, font)
+        elif kind not in ("file", "image"):
+            y += self._body_height(index, text_w, font)
+        y += 2
+        if kind == "file":
+            y += 64
+        elif kind == "image":
+            y += self._image_h(index) + 8
+        parts: list[tuple[str, Any, QRect]] = []
+        edited = index.data(Roles.Edited) if len(layout) > 6 and layout[6] else None
+        chips = index.data(Roles.Reactions) if len(layout) > 7 and layout[7][0] else ()
+        if edited is not None or chips:
+            small = _small(font)
+            fm, chip_fm = QFontMetrics(small), QFontMetrics(font)
+            items: list[tuple[str, Any, int]] = []
+            if edited is not None:
+                items.append(("edited", edited, fm.horizontalAdvance(EDITED) + 6))
+            shown = chips if len(chips) <= MAX_CHIPS else chips[: MAX_CHIPS - 1]
+            for chip in shown:
+                items.append(("chip", chip, _chip_w(chip_fm, chip)))
+            if len(chips) > len(shown):
+                rest = chips[len(shown) :]
+                items.append(("more", rest, chip_fm.horizontalAdvance(f"+{len(rest)}") + 16))
+            x, line_y = left, y + 2
+            for what, payload, w in items:
+                w = min(w, text_w)
+                if x > left and x + w > left + text_w:
+                    x, line_y = left, line_y + CHIP_H + 4
+                parts.append((what, payload, QRect(x, line_y, w, CHIP_H)))
+                x += w + CHIP_GAP
+            y = line_y + CHIP_H + 2
+        thread = None
+        if len(layout) > 9 and layout[9]:
+            thread = QRect(left, y, min(text_w, 320), THREAD_H)
+            y += THREAD_H + 2
+        return Regions(quote, body_y, tuple(parts), thread, y)
+
+    def hit(self, index: Index, rect: QRect, font: QFont, pos: QPoint) -> tuple[str, Any] | None:
+        """What a click at ``pos`` (view coordinates) on row ``rect`` lands on:
+        ("chip", Chip), ("quote", parent event id), ("thread", root event id) or None."""
+        if not index.isValid() or index.data(Roles.Kind) == "member" or index.data(Roles.Echo):
+            return None
+        regions = self.regions(index, rect, font)
+        for what, payload, r in regions.parts:
+            if what == "chip" and r.contains(pos):
+                return ("chip", payload)
+        if regions.quote is not None and regions.quote.contains(pos):
+            quote = index.data(Roles.Quote)
+            return ("quote", quote.parent_id) if quote is not None else None
+        if regions.thread is not None and regions.thread.contains(pos):
+            return ("thread", str(index.data(Roles.EventId)))
+        return None
 
     # -- painting ---------------------------------------------------------------------------
 
@@ -215,10 +304,19 @@ class MessageDelegate(SafeDelegate):
         text_color = palette.color(palette.ColorRole.Text)
         muted = QColor(text_color)
         muted.setAlpha(150)
-        if option.state & QStyle.StateFlag.State_MouseOver:
+        flash = getattr(option.widget, "flash_id", None)
+        if flash and flash == index.data(Roles.EventId):  # the target of a jump
+            glow = QColor(ACCENT)
+            glow.setAlpha(60)
+            painter.fillRect(rect, glow)
+        elif option.state & QStyle.StateFlag.State_MouseOver:
             hover = QColor(palette.color(palette.ColorRole.Highlight))
             hover.setAlpha(22)
             painter.fillRect(rect, hover)
+        if option.state & QStyle.StateFlag.State_HasFocus:  # the keyboard's current row
+            painter.fillRect(
+                QRect(rect.left(), rect.top() + 2, 3, rect.height() - 4), QColor(ACCENT)
+            )
         y = rect.top() + 4
         if index.data(Roles.DayBreak):
             self._paint_day(painter, rect, y, index.data(Roles.Timestamp), muted)
@@ -239,17 +337,35 @@ class MessageDelegate(SafeDelegate):
                 str(index.data(Roles.Trust)),
                 earlier=bool(index.data(Roles.Cached)),
             )
+        regions = self.regions(index, rect, option.font)
+        if regions.quote is not None:
+            self._paint_quote(painter, option, index.data(Roles.Quote), regions.quote, muted)
+        y = regions.body_y
         text_w = rect.width() - LEFT - RIGHT
-        if index.data(Roles.Kind) not in ("file", "image"):  # the card names the file safely
+        kind = index.data(Roles.Kind)
+        if kind == "deleted":
+            y += self._paint_deleted(painter, option, index, rect.left() + LEFT, y, text_w, muted)
+        elif kind not in ("file", "image"):  # the card names the file safely
             y += self._paint_body(
                 painter, index, rect.left() + LEFT, y, text_w, option.font, text_color
             )
         y += 2
-        kind = index.data(Roles.Kind)
         if kind in ("file", "image"):
             y = self._paint_attachment(painter, option, index, rect, y, muted)
+        self._paint_parts(painter, option, regions, muted)
+        focus = getattr(option.widget, "chip_focus", None)
+        if focus and focus[0] == index.data(Roles.EventId):
+            chips = [r for what, _, r in regions.parts if what == "chip"]
+            if chips:
+                painter.setPen(QPen(palette.color(palette.ColorRole.Highlight), 2))
+                painter.setBrush(Qt.BrushStyle.NoBrush)
+                ring = chips[min(focus[1], len(chips) - 1)].adjusted(-2, -2, 1, 1)
+                painter.drawRoundedRect(ring, CHIP_H // 2 + 2, CHIP_H // 2 + 2)
+        if regions.thread is not None:
+            self._paint_thread(painter, option, index.data(Roles.Thread), regions.thread)
         echo = index.data(Roles.Echo)
         if echo:
+            y = regions.bottom
             small = QFont(option.font)
             small.setPointSizeF(max(7.0, option.font.pointSizeF() * 0.85))
             painter.setFont(small)
@@ -259,6 +375,185 @@ class MessageDelegate(SafeDelegate):
             if error:
                 label += f" ({error})"
             painter.drawText(rect.left() + LEFT, y + 13, label)
+
+    def _paint_quote(
+        self,
+        painter: QPainter,
+        option: QStyleOptionViewItem,
+        quote: Quote | None,
+        r: QRect,
+        muted: QColor,
+    ) -> None:
+        """The message replied to: its sender and the first line of its latest text, or
+        why it is not shown. Pieces drawn apart: no name can reorder the text."""
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(QColor(ACCENT))
+        painter.drawRoundedRect(QRect(r.left(), r.top() + 3, 3, r.height() - 6), 1, 1)
+        small = _small(option.font)
+        fm = QFontMetrics(small)
+        flags = int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+        x, right = r.left() + 10, r.right()
+        painter.setFont(small)
+        painter.setPen(muted)
+        arrow = "↩ "
+        painter.drawText(QRect(x, r.top(), fm.horizontalAdvance(arrow), r.height()), flags, arrow)
+        x += fm.horizontalAdvance(arrow)
+        if quote is None or quote.status != "ok":
+            status = quote.status if quote is not None else "missing"
+            text = {
+                "deleted": "deleted message",
+                "elsewhere": "a message of another room (not shown)",
+            }.get(status, "message not loaded yet")
+            if status == "deleted" and quote is not None and quote.name:
+                text = f"deleted message of {display_name_safe(quote.name) or 'someone'}"
+            italic = QFont(small)
+            italic.setItalic(True)
+            painter.setFont(italic)
+            painter.drawText(QRect(x, r.top(), max(0, right - x), r.height()), flags, text)
+            return
+        bold = QFont(small)
+        bold.setBold(True)
+        bfm = QFontMetrics(bold)
+        name = display_name_safe(quote.name) or shown_id(quote.name)
+        name = bfm.elidedText(name, Qt.TextElideMode.ElideRight, max(0, (right - x) * 2 // 5))
+        name_w = bfm.horizontalAdvance(name) + 1
+        painter.setFont(bold)
+        painter.setPen(QColor(ACCENT))
+        painter.drawText(QRect(x, r.top(), name_w, r.height()), flags, name)
+        x += name_w + 8
+        painter.setFont(small)
+        painter.setPen(muted)
+        rest = max(0, right - x)
+        painter.drawText(
+            QRect(x, r.top(), rest, r.height()),
+            flags,
+            fm.elidedText(quote.text, Qt.TextElideMode.ElideRight, rest),
+        )
+
+    def _paint_deleted(
+        self,
+        painter: QPainter,
+        option: QStyleOptionViewItem,
+        index: Index,
+        x: int,
+        y: int,
+        width: int,
+        muted: QColor,
+    ) -> int:
+        """The placeholder of a deleted message: never its text; who took it back and
+        when, the reason if any, and the deletion's trust state unless verified."""
+        deleted: Deleted | None = index.data(Roles.Deleted)
+        italic = QFont(option.font)
+        italic.setItalic(True)
+        fm = QFontMetrics(italic)
+        line_h = fm.height() + 2
+        flags = int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+        painter.setFont(italic)
+        painter.setPen(muted)
+        label = "🗑 Message deleted"
+        w = fm.horizontalAdvance(label) + 1
+        painter.drawText(QRect(x, y, min(w, width), line_h), flags, label)
+        if deleted is None:
+            return line_h
+        small = _small(option.font)
+        sfm = QFontMetrics(small)
+        painter.setFont(small)
+        cx = x + w + 8
+        if deleted.state != "verified":
+            mark = f"⚠ deletion {TRUST_LABELS.get(deleted.state, deleted.state).lower()}"
+            mw = sfm.horizontalAdvance(mark) + 1
+            painter.setPen(QColor(TRUST_COLORS.get(deleted.state, TRUST_COLORS["invalid"])))
+            painter.drawText(QRect(cx, y, min(mw, max(0, x + width - cx)), line_h), flags, mark)
+            cx += mw + 8
+        painter.setPen(muted)
+        when = f"· {timestamps.clock(deleted.timestamp_ms)}"
+        painter.drawText(QRect(cx, y, max(0, x + width - cx), line_h), flags, when)
+        if deleted.reason:
+            reason = sfm.elidedText(
+                f"Reason: {one_line(deleted.reason, 300)}", Qt.TextElideMode.ElideRight, width
+            )
+            painter.drawText(QRect(x, y + line_h, width, line_h), flags, reason)
+        return _deleted_h(index, option.font)
+
+    def _paint_parts(
+        self, painter: QPainter, option: QStyleOptionViewItem, regions: Regions, muted: QColor
+    ) -> None:
+        """The "(edited)" marker and the reaction chips: the count after each text, this
+        user's own highlighted, one with an unverified reactor outlined in the warning
+        colour with a "!" badge."""
+        small = _small(option.font)
+        fm = QFontMetrics(option.font)  # reactions are read at the text's size
+        palette = option.palette
+        text = palette.color(palette.ColorRole.Text)
+        flags = int(Qt.AlignmentFlag.AlignCenter)
+        for what, payload, r in regions.parts:
+            painter.setFont(small)
+            if what == "edited":
+                edited: Edited = payload
+                painter.setPen(
+                    muted
+                    if edited.state == "verified"
+                    else QColor(TRUST_COLORS.get(edited.state, TRUST_COLORS["invalid"]))
+                )
+                painter.drawText(r, int(Qt.AlignmentFlag.AlignVCenter), EDITED)
+                continue
+            fill = QColor(palette.color(palette.ColorRole.AlternateBase))
+            border = QColor(muted)
+            border.setAlpha(90)
+            if what == "chip" and payload.mine:
+                fill = QColor(ACCENT)
+                fill.setAlpha(55)
+                border = QColor(ACCENT)
+            warn = what == "chip" and not payload.all_verified
+            pen = QPen(QColor(TRUST_COLORS["key-changed"]) if warn else border, 1.5 if warn else 1)
+            if warn:
+                pen.setStyle(Qt.PenStyle.DashLine)
+            painter.setPen(pen)
+            painter.setBrush(fill)
+            painter.drawRoundedRect(r.adjusted(0, 0, -1, -1), CHIP_H // 2, CHIP_H // 2)
+            painter.setPen(text)
+            painter.setFont(option.font)
+            if what == "more":
+                painter.drawText(r, flags, f"+{len(payload)}")
+                continue
+            chip: Chip = payload
+            key = fm.elidedText(chip.key, Qt.TextElideMode.ElideRight, CHIP_KEY_W)
+            count = str(chip.number)
+            count_w = fm.horizontalAdvance(count)
+            badge = 14 if warn else 0
+            inner = r.adjusted(8, 0, -8 - badge, 0)
+            key_r = QRect(inner.left(), r.top(), max(0, inner.width() - count_w - 5), r.height())
+            painter.drawText(key_r, int(Qt.AlignmentFlag.AlignVCenter), key)
+            ltr = int(Qt.AlignmentFlag.AlignVCenter | Qt.TextFlag.TextForceLeftToRight)
+            painter.drawText(
+                QRect(inner.right() - count_w, r.top(), count_w + 1, r.height()), ltr, count
+            )
+            if warn:
+                dot = QRect(r.right() - 8 - 12, r.top() + (CHIP_H - 12) // 2, 12, 12)
+                painter.setPen(Qt.PenStyle.NoPen)
+                painter.setBrush(QColor(TRUST_COLORS["key-changed"]))
+                painter.drawEllipse(dot)
+                tiny = QFont(small)
+                tiny.setPixelSize(9)
+                tiny.setBold(True)
+                painter.setFont(tiny)
+                painter.setPen(QColor("white"))
+                painter.drawText(dot, flags, "!")
+
+    def _paint_thread(
+        self,
+        painter: QPainter,
+        option: QStyleOptionViewItem,
+        thread: ThreadSummary | None,
+        r: QRect,
+    ) -> None:
+        if thread is None:
+            return
+        small = _small(option.font)
+        small.setBold(True)
+        painter.setFont(small)
+        painter.setPen(QColor(ACCENT))
+        painter.drawText(r, int(Qt.AlignmentFlag.AlignVCenter), thread_label(thread))
 
     def header_layout(self, option: QStyleOptionViewItem, index: Index, y: int) -> Header:
         """Where a message's header pieces go. The sender id, the look-alike mark, the
@@ -497,8 +792,28 @@ class MessageDelegate(SafeDelegate):
     ) -> bool:
         if event is None or event.type() != QEvent.Type.ToolTip or not index.isValid():
             return super().row_help(event, view, option, index)
-        QToolTip.showText(event.globalPos() + QPoint(8, 8), tooltip_html(index), view)
+        text = self.part_tooltip(index, option.rect, option.font, event.pos())
+        QToolTip.showText(event.globalPos() + QPoint(8, 8), text or tooltip_html(index), view)
         return True
+
+    def part_tooltip(self, index: Index, rect: QRect, font: QFont, pos: QPoint) -> str | None:
+        """The tooltip of a relation's piece under ``pos``: who reacted (display name,
+        real id and trust state each), when a message was edited, what a quote is."""
+        if index.data(Roles.Kind) == "member" or index.data(Roles.Echo):
+            return None
+        regions = self.regions(index, rect, font)
+        for what, payload, r in regions.parts:
+            if not r.contains(pos):
+                continue
+            if what == "edited":
+                return edited_tooltip(payload)
+            chips = payload if what == "more" else (payload,)
+            return "<br>".join(chip_tooltip(c) for c in chips)
+        if regions.quote is not None and regions.quote.contains(pos):
+            return "Replying to an earlier message: click to show it"
+        if regions.thread is not None and regions.thread.contains(pos):
+            return "Open this thread"
+        return None
 
 
 def tooltip_html(index: Index) -> str:
@@ -526,6 +841,74 @@ def tooltip_html(index: Index) -> str:
         f"<br>Sender: {html_escape(sender)}{warn}"
         f"<br><small>{html_escape(shown_id(str(index.data(Roles.Location) or '')))}</small>"
     )
+
+
+def chip_tooltip(chip: Chip) -> str:
+    """Who reacted so: each by display name and real id, with their trust state."""
+    lines = [f"<b>{html_escape(chip.key)}</b> · {chip.number}"]
+    for name, sender, state in chip.who[:50]:
+        clean = display_name_safe(name) if name and name != sender else ""
+        who = (
+            f"{html_escape(clean)} ({html_escape(shown_id(sender))})"
+            if clean
+            else html_escape(shown_id(sender))
+        )
+        label = TRUST_LABELS.get(state, state)
+        color = TRUST_COLORS.get(state, TRUST_COLORS["invalid"])
+        lines.append(f"{who} — <span style='color:{color}'>{html_escape(label)}</span>")
+    if len(chip.who) > 50:
+        lines.append(f"and {len(chip.who) - 50:,} more")
+    if not chip.all_verified:
+        lines.append("⚠ not every reaction here is verified")
+    return "<br>".join(lines)
+
+
+def edited_tooltip(edited: Edited) -> str:
+    times = "once" if edited.times == 1 else f"{edited.times} times"
+    label = TRUST_LABELS.get(edited.state, edited.state)
+    return (
+        f"Edited {times}, last at {html_escape(timestamps.full(edited.timestamp_ms))}"
+        f"<br>The latest edit is {html_escape(label.lower())}"
+    )
+
+
+def thread_label(thread: ThreadSummary) -> str:
+    label = f"💬 {thread.replies:,} repl{'y' if thread.replies == 1 else 'ies'}"
+    if thread.unread:
+        label += f" · {thread.unread:,} unread"
+    return label
+
+
+@dataclass(frozen=True, slots=True)
+class Regions:
+    """Where a message's pieces are (``MessageDelegate.regions``)."""
+
+    quote: QRect | None
+    body_y: int
+    # ("edited", Edited, rect), ("chip", Chip, rect), ("more", (Chip, ...), rect)
+    parts: tuple[tuple[str, Any, QRect], ...]
+    thread: QRect | None
+    bottom: int
+
+
+def _small(font: QFont) -> QFont:
+    small = QFont(font)
+    small.setPointSizeF(max(7.0, font.pointSizeF() * 0.9))
+    return small
+
+
+def _chip_w(fm: QFontMetrics, chip: Chip) -> int:
+    key = fm.elidedText(chip.key, Qt.TextElideMode.ElideRight, CHIP_KEY_W)
+    badge = 14 if not chip.all_verified else 0
+    return fm.horizontalAdvance(key) + fm.horizontalAdvance(str(chip.number)) + 21 + badge
+
+
+def _deleted_h(index: Index, font: QFont) -> int:
+    italic = QFont(font)
+    italic.setItalic(True)
+    line_h = QFontMetrics(italic).height() + 2
+    deleted = index.data(Roles.Deleted)
+    return line_h * (2 if deleted is not None and deleted.reason else 1)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,112 @@
+"""``bucket-chat export``: a room's verified timeline as an HTML page or JSONL.
+
+Reads the room through the app's read path (this device's index, the engine's audit,
+pages with bodies from the index) and its attachments through ``sync.blobs.download``
+(checked against the signed hash). Progress goes to stderr; the summary to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ..export import FORMATS, ExportError, export_room, snapshot_of
+from ..protocol.attachments import FileInfo
+from ..protocol.untrusted_text import terminal_safe
+from ..storage import Storage, StorageError
+from ..sync import blobs
+from ..sync.engine import SyncConfig
+from ..sync.session import engine_session
+from ..sync.watched import NoAnswerError, answer_within, interactive_deadline
+
+PROGRESS_EVERY = 2.0  # seconds between progress lines
+PROGRESS_MIN_ROWS = 5_000  # smaller rooms are quiet
+
+
+def add_export_parser(command: Any) -> None:
+    p = command("export", "write a room's verified timeline to an HTML page or JSONL file")
+    p.add_argument("--room-id", required=True, help="the room's id")
+    p.add_argument("--format", choices=FORMATS, default="html", help="default: %(default)s")
+    p.add_argument("-o", "--output", required=True, metavar="PATH", help="the file to write")
+    p.add_argument("--force", action="store_true", help="overwrite an existing export")
+    p.add_argument(
+        "--max-attachment-mb",
+        type=int,
+        default=512,
+        help="attachments larger than this are not copied (HTML); default: %(default)s",
+    )
+
+
+class _Progress:
+    def __init__(self) -> None:
+        self.last = 0.0
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if total < PROGRESS_MIN_ROWS or (now - self.last < PROGRESS_EVERY and done < total):
+            return
+        self.last = now
+        print(f"exporting: {done:,} of {total:,} events", file=sys.stderr, flush=True)
+
+
+async def run_export(args: argparse.Namespace, storage: Storage, room_id: str) -> int:
+    """0 when written (also for a room with findings: the export says so), 2 otherwise
+    (raised as ``ExportError``/``StorageError`` to ``main``)."""
+    from .main import _require_room  # the command's shared checks
+
+    if args.max_attachment_mb < 0:
+        raise ExportError("--max-attachment-mb must be 0 or more")
+    path = Path(args.output).expanduser()
+    # Bodies come from the index a page at a time, as in the app: a huge room is never
+    # held in memory whole.
+    config = SyncConfig(keep_bodies=False)
+    async with engine_session(storage, outbox=False, config=config) as engine:
+        seconds = interactive_deadline()
+        await _require_room(storage, room_id, engine=engine, seconds=seconds)
+        try:
+            await answer_within(
+                engine.storage,
+                engine.open_room(room_id, background=False, focus=False),
+                max(seconds, 30.0),
+                what=engine.storage.describe(),
+            )
+        except NoAnswerError as exc:
+            raise StorageError(f"{exc}; nothing was exported") from exc
+        view = await engine.room_view(room_id)
+        if view is None or view.result is None:
+            raise ExportError(f"room {room_id!r} could not be read: nothing was exported")
+        snapshot = snapshot_of(view, engine.storage.describe())
+        result = view.result
+
+        async def read_page(start: int, stop: int) -> Any:
+            return await engine.timeline_page(room_id, result, start, stop)
+
+        async def read_blob(info: FileInfo, event_id: str) -> bytes:
+            return await blobs.download(engine.storage, room_id, info, event_id=event_id)
+
+        summary = await export_room(
+            snapshot,
+            read_page,
+            read_blob,
+            fmt=args.format,
+            path=path,
+            force=args.force,
+            progress=_Progress(),
+            max_blob_bytes=args.max_attachment_mb * 1024 * 1024,
+        )
+    print(
+        f"Exported {summary.events:,} events of {room_id!r} to {terminal_safe(str(summary.path))}"
+    )
+    if summary.copied or summary.not_copied:
+        where = f" to {terminal_safe(str(summary.files_dir))}" if summary.files_dir else ""
+        print(f"  attachments: {summary.copied:,} copied{where}")
+    for name, why in summary.not_copied:
+        print(f"  NOT COPIED: {terminal_safe(name)}: {terminal_safe(why)}", file=sys.stderr)
+    if summary.damaged:
+        print(f"  {summary.damaged:,} event(s) damaged in this device's cache", file=sys.stderr)
+    verdict = "clean" if snapshot.clean else f"{len(snapshot.errors):,} finding(s)"
+    print(f"  audit: {verdict}" + ("" if snapshot.complete else "; history not completely read"))
+    return 0

@@ -1,0 +1,212 @@
+"""How ``history`` shows relations (PROTOCOL.md section 18) on a terminal and in JSON.
+
+Replies quote their parent (sender and first line), an edited message shows its latest
+text marked "(edited)", a deleted one says who deleted it and why but never its text,
+reactions are counted under the message (a chip with an unverified reactor says so), a
+thread root counts its replies. The relation events themselves are not shown as lines.
+
+The trust badge of a shown message is the worst of its own state and the states of what
+changed it (applied edits, the deletion): an edit from an unverified key cannot make a
+verified message look verified. Every string from storage goes through ``terminal_safe``.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from ..protocol.audit import Assessed, TrustState
+from ..protocol.event import MESSAGE
+from ..protocol.relations import (
+    HIDDEN_TYPES,
+    Aggregate,
+    ReactionChip,
+    Relations,
+    build,
+    worst,
+)
+from ..protocol.untrusted_text import RoomIds, terminal_safe
+from . import format as fmt
+
+QUOTE_LIMIT = 80  # characters of a quoted parent's first line
+REASON_LIMIT = 200
+NOT_LOADED = "(message not loaded)"
+DELETED = "(deleted message)"
+
+
+def relations_of(room_id: str, timeline: Any, given: Relations | None) -> Relations:
+    """The engine's relations of this timeline, or (a view from the cache has none) made
+    here by the same pure rules."""
+    return given if given is not None else build(room_id, timeline)
+
+
+def shown_positions(rel: Relations, total: int, limit: int | None) -> Iterator[int]:
+    """Timeline positions of the rows shown as messages, oldest first; with ``limit``
+    only the newest ``limit`` of them (relation events do not count)."""
+    shown = rel.shown_count(total)
+    first = 0 if limit is None else max(0, shown - limit)
+    if first >= shown:
+        return
+    hidden = rel.hidden
+    position = rel.position_of(first)
+    i = bisect_right(hidden, position)
+    while position < total:
+        if i < len(hidden) and hidden[i] == position:
+            i += 1
+        else:
+            yield position
+        position += 1
+
+
+def _state(item: Assessed, agg: Aggregate | None) -> TrustState:
+    if agg is None:
+        return item.state
+    states = [agg.state(item.state.value)]
+    if agg.redacted is not None:
+        states.append(agg.redacted.state)
+    return TrustState(worst(*states))
+
+
+def _first_line(text: str) -> str:
+    line = text.strip().split("\n", 1)[0]
+    return terminal_safe(line, limit=QUOTE_LIMIT)
+
+
+def shown_body(item: Assessed, agg: Aggregate | None) -> str | None:
+    """The text a client following the protocol shows: the latest applied edit, the
+    original body, or None for a deleted event (or one without a text body)."""
+    if agg is not None and agg.redacted is not None:
+        return None
+    if agg is not None and agg.latest is not None:
+        return agg.latest.body
+    return item.event.body
+
+
+def quote(parent_id: str, timeline: Sequence[Assessed], rel: Relations, ids: RoomIds) -> str:
+    """A reply's quote of its parent: sender and first line (its latest text)."""
+    position = rel.positions.get(parent_id)
+    if position is None:
+        return NOT_LOADED
+    parent = timeline[position]
+    if parent.event.event_id != parent_id:  # positions are of this timeline; be sure
+        return NOT_LOADED
+    agg = rel.of(parent_id)
+    if agg is not None and agg.redacted is not None:
+        return DELETED
+    who = fmt.shown_id(parent.event.sender_id, ids)
+    body = shown_body(parent, agg)
+    if parent.event.type == MESSAGE and body is not None:
+        text = _first_line(body)
+    else:
+        text = fmt.describe_event(parent).split("\n", 1)[0]
+    return f"{who}: {text}"
+
+
+def key_text(key: str) -> str:
+    """A reaction text for a terminal."""
+    return "\u200d".join(terminal_safe(part, limit=64) for part in key.split("\u200d"))
+
+
+def chip_text(chip: ReactionChip) -> str:
+    """``👍 2``; ``👍 2 [1 UNVERIFIED]`` when some reactors are not verified. A zero-width
+    joiner (emoji sequences) is kept; every other control was refused by ``reaction_key``
+    and would be escaped here anyway."""
+    text = f"{key_text(chip.key)} {chip.count}"
+    doubtful = sum(1 for r in chip.reactors if r.state != TrustState.VERIFIED.value)
+    if doubtful:
+        text += f" [{doubtful} UNVERIFIED]"
+    return text
+
+
+def event_lines(item: Assessed, timeline: Sequence[Assessed], rel: Relations, ids: RoomIds) -> str:
+    """One shown event, with what its relations say (several lines, indented)."""
+    ev = item.event
+    agg = rel.of(ev.event_id)
+    head = f"{fmt.local_time(ev.timestamp_ms)}  {fmt.shown_id(ev.sender_id, ids)}  "
+    head += f"{fmt.BADGES[_state(item, agg)]}  "
+    lines: list[str] = []
+    parent = _reply_parent(ev.parent_event_id, rel, timeline)
+    if parent is not None:
+        lines.append(f"> {quote(parent, timeline, rel, ids)}")
+    if agg is not None and agg.redacted is not None:
+        red = agg.redacted
+        text = f"(message deleted by {fmt.shown_id(ev.sender_id, ids)}"
+        if red.reason:
+            text += f"; reason: {terminal_safe(red.reason, limit=REASON_LIMIT)}"
+        lines.append(text + ")")
+    elif agg is not None and agg.latest is not None:
+        body = terminal_safe(agg.latest.body, limit=fmt.BODY_LIMIT, multiline=True)
+        lines.append(f"{body} (edited)")
+    elif ev.type == MESSAGE:  # indented below with the rest
+        lines.append(terminal_safe(ev.body or "", limit=fmt.BODY_LIMIT, multiline=True))
+    else:
+        lines.append(fmt.describe_event(item))  # one line
+    if agg is not None:
+        if agg.reactions and agg.redacted is None:
+            lines.append("  ".join(chip_text(c) for c in agg.reactions))
+        if agg.thread:
+            n = len(agg.thread)
+            lines.append(f"[{n} repl{'y' if n == 1 else 'ies'} in thread]")
+    text = "\n".join(lines)
+    return head + text.replace("\n", "\n" + " " * 4)
+
+
+def _reply_parent(parent: str | None, rel: Relations, timeline: Sequence[Assessed]) -> str | None:
+    """The parent a reply quotes: one of this room that is not a relation event (a
+    cross-room parent, or a reaction, edit or deletion as parent, is a finding)."""
+    if parent is None or not parent.startswith(rel.room_id + "::"):
+        return None
+    position = rel.positions.get(parent)
+    if position is not None and timeline[position].event.type in HIDDEN_TYPES:
+        return None
+    return parent
+
+
+def relations_json(item: Assessed, timeline: Sequence[Assessed], rel: Relations) -> dict[str, Any]:
+    """What ``history --json`` adds to a shown event."""
+    ev = item.event
+    agg = rel.of(ev.event_id)
+    edited = None
+    if agg is not None and agg.latest is not None and agg.redacted is None:
+        edited = {
+            "body": agg.latest.body,
+            "msgtype": agg.latest.msgtype,
+            "state": agg.state(item.state.value),
+            "edits": [
+                {"event_id": e.event_id, "timestamp_ms": e.timestamp_ms, "state": e.state}
+                for e in agg.edits
+            ],
+        }
+    redacted = None
+    if agg is not None and agg.redacted is not None:
+        red = agg.redacted
+        redacted = {
+            "event_id": red.event_id,
+            "timestamp_ms": red.timestamp_ms,
+            "reason": red.reason,
+            "state": red.state,
+        }
+    reactions = [
+        {
+            "key": chip.key,
+            "count": chip.count,
+            "state": chip.state,
+            "senders": [
+                {"sender_id": r.sender_id, "state": r.state, "event_ids": list(r.event_ids)}
+                for r in chip.reactors
+            ],
+        }
+        for chip in (agg.reactions if agg is not None and agg.redacted is None else ())
+    ]
+    return {
+        "reply_to": _reply_parent(ev.parent_event_id, rel, timeline),
+        "thread_root": rel.thread_root.get(ev.event_id),
+        "thread_replies": len(agg.thread) if agg is not None else 0,
+        "body": shown_body(item, agg),
+        "original_body": ev.body,
+        "shown_trust": _state(item, agg).value,
+        "edited": edited,
+        "redacted": redacted,
+        "reactions": reactions,
+    }

@@ -1,0 +1,108 @@
+"""Message bodies as HTML for a browser: Markdown with raw HTML off, only http(s) and
+mailto links, images never loaded (a link, or plain text), and bounded cost.
+
+The desktop app has its own renderer for Qt's rich text (``gui/markdown.py``, which this
+layer may not import); the rules here are the same and, for a browser, stricter: every
+link gets ``rel="noopener noreferrer nofollow"``. The body first goes through
+``body_safe``: bidi and invisible characters become visible escapes.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+from typing import Any
+
+from markdown_it import MarkdownIt
+
+from ..protocol.untrusted_text import body_safe, html_escape
+
+log = logging.getLogger("bucket_chat.export")
+
+SAFE_SCHEMES = ("http://", "https://", "mailto:")
+MAX_RICH_CHARS = 8_000  # longer bodies are shown as plain text
+MAX_TOKENS = 4_000
+MAX_NESTING = 8
+LINK_REL = "noopener noreferrer nofollow"
+
+
+def _render_image(self: Any, tokens: Any, idx: int, options: Any, env: Any) -> str:
+    token = tokens[idx]
+    src = token.attrGet("src") or ""
+    children = token.children or []
+    alt = "".join(str(c.content) for c in children if c.type in ("text", "code_inline"))
+    label = html_escape(alt or str(src))
+    if isinstance(src, str) and src.strip().lower().startswith(SAFE_SCHEMES):
+        return f'<a href="{html_escape(src)}" rel="{LINK_REL}">[image: {label}]</a>'
+    return f"[image: {label}]"
+
+
+def _render_link_open(self: Any, tokens: Any, idx: int, options: Any, env: Any) -> str:
+    tokens[idx].attrSet("rel", LINK_REL)
+    return str(self.renderToken(tokens, idx, options, env))
+
+
+@functools.cache
+def _parser() -> MarkdownIt:
+    md = MarkdownIt(
+        "commonmark",
+        {"html": False, "linkify": False, "typographer": False, "breaks": True, "maxNesting": 20},
+    )
+    md.enable(["strikethrough", "table"])
+    md.add_render_rule("image", _render_image)
+    md.add_render_rule("link_open", _render_link_open)
+    original = md.validateLink
+
+    def validate(url: str) -> bool:
+        return bool(original(url)) and url.strip().lower().startswith(SAFE_SCHEMES)
+
+    md.validateLink = validate  # type: ignore[method-assign]
+    return md
+
+
+def plain_html(text: str, note: str = "") -> str:
+    """``text`` escaped, line breaks kept (the CSS keeps white space), with a note."""
+    out = f'<p class="plain">{html_escape(body_safe(text))}</p>'
+    if note:
+        out += f'<p class="note">{html_escape(note)}</p>'
+    return out
+
+
+# What can make Markdown change how a text looks: its punctuation, a blank line (a new
+# paragraph), a line starting with a digit (an ordered list), an indented first line (code).
+_MARKUP = re.compile(r"[*_`#\[\]>|~\-<&!\\+=]|\n[ \t]*\n|(?:^|\n)[ \t]{0,3}\d|^(?: {4}|\t)")
+
+
+def is_plain(text: str) -> bool:
+    """True when Markdown could not change how ``text`` looks (most chat lines): then it
+    is escaped, not parsed."""
+    return _MARKUP.search(text) is None
+
+
+def body_html(text: str) -> str:
+    """A body as HTML. Never raises: what is too costly or fails to format is shown as
+    plain text with a note saying why. A line break in a body is a line break."""
+    safe = body_safe(text)
+    if is_plain(safe):
+        return "<p>" + html_escape(safe).replace("\n", "<br />\n") + "</p>"
+    if len(safe) > MAX_RICH_CHARS:
+        return plain_html(
+            text, f"Shown as plain text: too long to format ({len(text):,} characters)."
+        )
+    try:
+        md = _parser()
+        tokens = md.parse(safe)
+        elements = depth = 0
+        for token in tokens:
+            children = token.children or ()
+            elements += 1 + len(children)
+            depth = max(depth, token.level, *(token.level + c.level for c in children))
+        if depth > MAX_NESTING or elements > MAX_TOKENS:
+            return plain_html(text, "Shown as plain text: too deeply nested or too many parts.")
+        return str(md.renderer.render(tokens, md.options, {})).strip()
+    except Exception as exc:  # a renderer bug must not lose the message
+        log.error("formatting a message for export failed", exc_info=exc)
+        return plain_html(
+            text, f"Shown as plain text: it could not be formatted ({type(exc).__name__})."
+        )

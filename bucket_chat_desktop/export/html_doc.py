@@ -1,0 +1,536 @@
+"""The HTML export: one page a browser shows without a script or a remote resource.
+
+``HtmlWriter`` writes to a binary file a page of rows at a time (``begin``, ``page``
+for each page, ``end``): the room is never one string in memory. Every string read from
+storage goes through ``html_escape`` (bodies through ``body.body_html``), display names
+through the room's display-name rule and ``display_name_safe`` (shown in ``<bdi>`` next
+to the real id, spelled out by ``shown_id``), and every message carries a visible trust
+badge; what is not verified says so in words as well as in colour.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import BinaryIO
+from urllib.parse import quote
+
+from .. import __version__, timestamps
+from ..protocol.attachments import parse_file_content
+from ..protocol.audit import Assessed
+from ..protocol.event import MEMBER, MESSAGE, Event, Malformed
+from ..protocol.relations import HIDDEN_TYPES, Aggregate, Edit, ReactionChip, worst
+from ..protocol.room_state import DisplayNames, membership_text
+from ..protocol.untrusted_text import html_escape, one_line, shown_id
+from ..sync.blobs import human_size
+from ..sync.events import ShownEvent
+from .body import body_html
+from .snapshot import RoomSnapshot
+
+QUOTE_CHARS = 240  # of a quoted parent's text
+QUOTES_KEPT = 5_000  # recent messages whose quote is kept for replies to them
+WHO_KEPT = 10_000  # senders whose name, id and look-alike mark are rendered once
+
+BADGES = {
+    "verified": ("✓ verified", "The signature checks out and the key is the sender's."),
+    "unverified": ("UNVERIFIED", "Not verified: read the reason below the message."),
+    "key-changed": ("KEY CHANGED", "Signed with a key nobody introduced for this sender."),
+    "invalid": ("INVALID", "The audit could not accept this event."),
+}
+
+CSP = (
+    "default-src 'none'; img-src 'self' file:; style-src 'unsafe-inline'; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+
+STYLE = """
+:root { color-scheme: light dark; --bg: #ffffff; --fg: #1d2330; --muted: #5f6b7a;
+  --line: #e3e7ee; --card: #f6f8fb; --ok: #207a48; --warn: #a35a00; --bad: #b3261e;
+  --link: #1a5fb4; --chip: #eef2f7; }
+@media (prefers-color-scheme: dark) {
+  :root { --bg: #16191f; --fg: #e6e9ef; --muted: #9aa4b2; --line: #2b313b;
+    --card: #1e232b; --ok: #5cc38a; --warn: #f0a64a; --bad: #ff7b72; --link: #8ab4f8;
+    --chip: #262c36; }
+}
+* { box-sizing: border-box; }
+body { margin: 0; background: var(--bg); color: var(--fg);
+  font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }
+header, main, footer { max-width: 900px; margin: 0 auto; padding: 16px 20px; }
+header { border-bottom: 1px solid var(--line); }
+h1 { font-size: 1.5em; margin: 0 0 4px; overflow-wrap: anywhere; }
+dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: 2px 12px; margin: 8px 0; }
+dl.facts dt { color: var(--muted); }
+dl.facts dd { margin: 0; overflow-wrap: anywhere; }
+.verdict { padding: 8px 12px; border-radius: 6px; margin: 10px 0; border: 1px solid; }
+.verdict.clean { color: var(--ok); border-color: var(--ok); }
+.verdict.findings, .verdict.partial { color: var(--bad); border-color: var(--bad); }
+.verdict ul { margin: 4px 0 0; }
+ol.timeline { list-style: none; margin: 0; padding: 0; }
+ol.timeline > li { padding: 8px 10px; border-bottom: 1px solid var(--line); }
+li.msg.t-unverified, li.msg.t-key-changed, li.msg.t-invalid { border-left: 4px solid var(--bad); }
+li.notice { color: var(--muted); font-size: 0.92em; }
+.meta { display: flex; flex-wrap: wrap; gap: 4px 8px; align-items: baseline; }
+.name { font-weight: 600; }
+.uid { color: var(--muted); font-size: 0.88em; overflow-wrap: anywhere; }
+time { color: var(--muted); font-size: 0.85em; }
+.badge { font-size: 0.75em; font-weight: 700; padding: 1px 6px; border-radius: 4px;
+  border: 1px solid; white-space: nowrap; }
+.b-verified { color: var(--ok); border-color: var(--ok); }
+.b-unverified, .b-key-changed, .b-invalid { color: #fff; background: var(--bad);
+  border-color: var(--bad); }
+.lookalike { color: var(--warn); font-size: 0.85em; font-weight: 600; }
+.edited { color: var(--muted); font-size: 0.85em; font-style: italic; }
+.body { unicode-bidi: isolate; overflow-wrap: anywhere; margin-top: 2px; }
+.body p { margin: 4px 0; }
+.body pre { background: var(--card); padding: 8px; overflow-x: auto; }
+.plain { white-space: pre-wrap; }
+.note, .why { color: var(--muted); font-size: 0.85em; font-style: italic; margin: 2px 0; }
+.why { color: var(--bad); }
+.deleted { color: var(--muted); font-style: italic; }
+blockquote.quote { margin: 4px 0; padding: 4px 10px; border-left: 3px solid var(--line);
+  background: var(--card); color: var(--muted); font-size: 0.9em; unicode-bidi: isolate; }
+a { color: var(--link); }
+details.versions { margin-top: 4px; font-size: 0.9em; }
+details.versions li { margin: 4px 0; }
+.reactions { display: flex; flex-wrap: wrap; gap: 6px; margin-top: 6px; }
+.chip { background: var(--chip); border: 1px solid var(--line); border-radius: 12px;
+  padding: 1px 8px; font-size: 0.88em; }
+.chip.unverified { border-color: var(--bad); }
+.chip .who { color: var(--muted); }
+.chip .who .bad { color: var(--bad); font-weight: 600; }
+.thread { color: var(--muted); font-size: 0.85em; }
+.attachment { margin-top: 4px; padding: 6px 8px; background: var(--card); border-radius: 6px; }
+.attachment img { display: block; max-width: 100%; max-height: 480px; margin-top: 4px; }
+.attachment.missing { color: var(--bad); }
+footer { color: var(--muted); font-size: 0.85em; }
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """What became of one message's file: ``href`` (relative URL) when it was copied,
+    else ``problem`` says why not."""
+
+    name: str
+    size: int
+    href: str | None = None
+    image: bool = False  # shown inline (a raster image, by its bytes)
+    risky: bool = False  # copied, but not linked: opening it could run code
+    problem: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    sender_id: str
+    text: str
+    state: str
+
+
+def _badge(state: str, reason: str = "") -> str:
+    label, title = BADGES.get(state, (state.upper(), ""))
+    tip = html_escape(reason or title)
+    return f'<span class="badge b-{html_escape(state)}" title="{tip}">{html_escape(label)}</span>'
+
+
+def _time(ts: int) -> str:
+    stamp = timestamps.iso(ts)
+    attr = f' datetime="{html_escape(stamp)}"' if stamp else ""
+    return f"<time{attr}>{html_escape(timestamps.with_zone(ts))}</time>"
+
+
+def row_anchor(position: int) -> str:
+    return f"e{position}"
+
+
+class HtmlWriter:
+    """Writes one room's HTML export to ``out`` (binary). Not thread-safe: the runner
+    calls one method at a time (from a worker thread)."""
+
+    def __init__(
+        self,
+        snapshot: RoomSnapshot,
+        out: BinaryIO,
+        *,
+        exported_at: float | None = None,
+    ) -> None:
+        self.snap = snapshot
+        self.out = out
+        self.exported_at = time.time() if exported_at is None else exported_at
+        self.names: DisplayNames = snapshot.names()
+        self.rel = snapshot.relations
+        self._quotes: OrderedDict[str, Quote] = OrderedDict()
+        self._who_cache: dict[str, str] = {}  # sender id -> how the page names them
+        self.written = 0  # rows shown as a message or a notice
+        self.damaged = 0
+
+    # -- who ---------------------------------------------------------------------------------
+
+    def _who(self, sender_id: str) -> str:
+        got = self._who_cache.get(sender_id)
+        if got is None:
+            got = self._who_text(sender_id)
+            if len(self._who_cache) < WHO_KEPT:
+                self._who_cache[sender_id] = got
+        return got
+
+    def _who_text(self, sender_id: str) -> str:
+        name = self.names.name(sender_id)
+        parts = []
+        if name:
+            parts.append(f'<span class="name"><bdi>{html_escape(name)}</bdi></span>')
+        parts.append(f'<span class="uid">{html_escape(shown_id(sender_id))}</span>')
+        warning = self.names.warning(sender_id)
+        if warning:
+            parts.append(
+                f'<span class="lookalike" title="{html_escape(warning)}">⚠ look-alike id</span>'
+            )
+        return " ".join(parts)
+
+    def _short_who(self, sender_id: str) -> str:
+        name = self.names.name(sender_id)
+        uid = html_escape(shown_id(sender_id))
+        return f"<bdi>{html_escape(name)}</bdi> ({uid})" if name else uid
+
+    # -- the page ------------------------------------------------------------------------------
+
+    def _write(self, parts: Iterable[str]) -> None:
+        self.out.write("".join(parts).encode("utf-8", "backslashreplace"))
+
+    def begin(self) -> None:
+        s = self.snap
+        title = one_line(s.name, 200) if s.name else ""
+        shown_title = title or s.room_id
+        facts = [
+            ("Room id", html_escape(shown_id(s.room_id))),
+            ("Storage", html_escape(one_line(s.storage, 300))),
+            ("Exported", html_escape(timestamps.with_zone(int(self.exported_at * 1000)))),
+            (
+                "Events",
+                f"{s.total:,} ({s.relations.shown_count(s.total):,} messages and notices; "
+                "reactions, edits and deletions are shown on the messages they concern)",
+            ),
+        ]
+        counts = ", ".join(
+            f"{n:,} {html_escape(state)}"
+            for state, n in s.counts.items()
+            if n or state != "invalid"
+        )
+        facts.append(("Trust", counts))
+        head = [
+            '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n',
+            f'<meta http-equiv="Content-Security-Policy" content="{CSP}">\n',
+            '<meta name="referrer" content="no-referrer">\n',
+            '<meta name="viewport" content="width=device-width, initial-scale=1">\n',
+            f'<meta name="generator" content="Bucket Chat {html_escape(__version__)}">\n',
+            f"<title>{html_escape(shown_title)} — Bucket Chat export</title>\n",
+            f"<style>{STYLE}</style>\n</head>\n<body>\n<header>\n",
+            f"<h1><bdi>{html_escape(shown_title)}</bdi></h1>\n",
+            '<dl class="facts">',
+            *(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts),
+            "</dl>\n",
+            self._verdict(),
+            '</header>\n<main>\n<ol class="timeline">\n',
+        ]
+        self._write(head)
+
+    def _verdict(self) -> str:
+        s = self.snap
+        out = []
+        if not s.complete:
+            out.append(
+                '<div class="verdict partial"><strong>History not completely read.</strong> '
+                "This export holds what was read; no verdict in it is final.</div>\n"
+            )
+        if s.clean and not s.findings:
+            out.append(
+                '<div class="verdict clean"><strong>Audit: clean.</strong> Every signature '
+                "and chain checks out.</div>\n"
+            )
+            return "".join(out)
+        word = "clean, with notices" if s.clean else "findings"
+        cls = "clean" if s.clean else "findings"
+        items = "".join(
+            f"<li>{html_escape(kind)} ({html_escape(sev)}): {n:,}</li>"
+            for kind, sev, n in s.finding_kinds()
+        )
+        out.append(
+            f'<div class="verdict {cls}"><strong>Audit: {word}.</strong> '
+            f"{len(s.errors):,} error(s), {len(s.findings):,} finding(s) in all "
+            f"(<code>bucket-chat verify</code> explains each):<ul>{items}</ul></div>\n"
+        )
+        return "".join(out)
+
+    def end(self) -> None:
+        self._write(
+            [
+                "</ol>\n</main>\n<footer>\n",
+                f"<p>{self.written:,} messages and notices. Exported by Bucket Chat "
+                f"{html_escape(__version__)}. Trust states are this device's verdicts at export "
+                "time; a deleted message is hidden here, but copies can remain in the "
+                "storage.</p>\n",
+                "</footer>\n</body>\n</html>\n",
+            ]
+        )
+
+    # -- quotes (replies) ----------------------------------------------------------------------
+
+    def wanted_quotes(self, rows: Sequence[ShownEvent]) -> dict[str, int]:
+        """Parents of replies in ``rows`` whose quote is not at hand and not in ``rows``
+        themselves: event id -> timeline position (the runner reads those rows)."""
+        here = {r.event.event_id for r in rows if isinstance(r.event, Event)}
+        wanted: dict[str, int] = {}
+        for r in rows:
+            ev = r.event
+            if not isinstance(ev, Event) or ev.parent_event_id is None:
+                continue
+            parent = ev.parent_event_id
+            if parent in self._quotes or parent in here:
+                continue
+            position = self.rel.positions.get(parent)
+            if position is not None:
+                wanted[parent] = position
+        return wanted
+
+    def remember(self, rows: Iterable[ShownEvent]) -> None:
+        for r in rows:
+            ev = r.event
+            if isinstance(ev, Event) and ev.type == MESSAGE:
+                text = self._text_of(ev, self.rel.of(ev.event_id))
+                state = str(r.verdict.state)
+                agg = self.rel.of(ev.event_id)
+                if agg is not None:
+                    state = agg.state(state)
+                self._quotes[ev.event_id] = Quote(ev.sender_id, text[:QUOTE_CHARS], state)
+                self._quotes.move_to_end(ev.event_id)
+                while len(self._quotes) > QUOTES_KEPT:
+                    self._quotes.popitem(last=False)
+
+    @staticmethod
+    def _text_of(ev: Event, agg: Aggregate | None) -> str:
+        if agg is not None and agg.redacted is not None:
+            return "(message deleted)"
+        if agg is not None and agg.latest is not None:
+            return agg.latest.body
+        if ev.content.get("msgtype") in ("m.file", "m.image"):
+            info = parse_file_content(ev.content)
+            return f"📎 {info.name}" if not isinstance(info, str) else "📎 (a file)"
+        return ev.body or ""
+
+    def _quote(self, ev: Event) -> str:
+        parent = ev.parent_event_id
+        if parent is None:
+            return ""
+        position = self.rel.positions.get(parent)
+        q = self._quotes.get(parent)
+        if q is None:
+            if ev.event_id not in self.rel.thread_root:
+                return (
+                    '<blockquote class="quote">In reply to a message that was not read '
+                    f"(<code>{html_escape(one_line(parent, 160))}</code>).</blockquote>"
+                )
+            return '<blockquote class="quote">In reply to a message not shown here.</blockquote>'
+        link = f'<a href="#{row_anchor(position)}">↩</a> ' if position is not None else "↩ "
+        badge = "" if q.state == "verified" else " " + _badge(q.state)
+        text = html_escape(one_line(q.text, QUOTE_CHARS)) or "<i>(no text)</i>"
+        return (
+            f'<blockquote class="quote">{link}{self._short_who(q.sender_id)}{badge}: '
+            f"<bdi>{text}</bdi></blockquote>"
+        )
+
+    # -- rows ----------------------------------------------------------------------------------
+
+    def page(
+        self,
+        start: int,
+        rows: Sequence[ShownEvent],
+        attachments: Mapping[str, Attachment],
+    ) -> None:
+        """Rows ``start…`` of the timeline (``attachments``: by event id, what the runner
+        copied). Relation events are applied to their targets, not shown."""
+        self.remember(rows)
+        for offset, row in enumerate(rows):
+            # One row at a time: a hostile room's rows can each be a 256 KiB body that
+            # escaping makes several times longer; a page of them is never one string.
+            self._write((self._row(start + offset, row, attachments),))
+
+    def _row(self, position: int, row: ShownEvent, attachments: Mapping[str, Attachment]) -> str:
+        verdict: Assessed = row.verdict
+        ev = row.event
+        state = str(verdict.state)
+        if isinstance(ev, Malformed):
+            self.damaged += 1
+            self.written += 1
+            return (
+                f'<li class="notice t-invalid" id="{row_anchor(position)}">'
+                f"{_badge('invalid')} This device's copy of event "
+                f"<code>{html_escape(one_line(verdict.event.event_id, 200))}</code> is damaged: "
+                f"{html_escape(ev.reason)}</li>\n"
+            )
+        if ev.type in HIDDEN_TYPES:
+            return ""
+        self.written += 1
+        anchor = row_anchor(position)
+        if ev.type == MEMBER:
+            what = html_escape(membership_text(ev.content, with_name=True))
+            return (
+                f'<li class="notice t-{state}" id="{anchor}"><div class="meta">'
+                f"{self._who(ev.sender_id)} <span>{what}</span> {_time(ev.timestamp_ms)} "
+                f"{_badge(state, verdict.reason)}</div>{self._why(state, verdict.reason)}</li>\n"
+            )
+        if ev.type != MESSAGE:
+            kind = html_escape(one_line(ev.type, 120))
+            return (
+                f'<li class="notice t-{state}" id="{anchor}"><div class="meta">'
+                f"{self._who(ev.sender_id)} <span>sent an event of type <code>{kind}</code> "
+                f"(not shown)</span> {_time(ev.timestamp_ms)} {_badge(state, verdict.reason)}"
+                f"</div></li>\n"
+            )
+        agg = self.rel.of(ev.event_id)
+        return self._message(anchor, ev, state, verdict.reason, agg, attachments)
+
+    @staticmethod
+    def _why(state: str, reason: str) -> str:
+        if state == "verified" or not reason:
+            return ""
+        label = BADGES.get(state, (state.upper(), ""))[0]
+        return f'<p class="why">{html_escape(label)}: {html_escape(reason)}</p>'
+
+    def _message(
+        self,
+        anchor: str,
+        ev: Event,
+        own: str,
+        reason: str,
+        agg: Aggregate | None,
+        attachments: Mapping[str, Attachment],
+    ) -> str:
+        redacted = agg.redacted if agg is not None else None
+        edits = agg.edits if agg is not None and redacted is None else ()
+        shown = worst(own, *(e.state for e in edits)) if edits else own
+        if redacted is not None:
+            shown = worst(own, redacted.state)
+        parts = [
+            f'<li class="msg t-{shown}" id="{anchor}"><div class="meta">{self._who(ev.sender_id)} ',
+            f"{_time(ev.timestamp_ms)} {_badge(shown, reason)}",
+        ]
+        if edits:
+            parts.append(f' <span class="edited" title="{len(edits)} edit(s)">(edited)</span>')
+        parts.append("</div>")
+        parts.append(self._quote(ev))
+        if redacted is not None:
+            why = (
+                f" Reason given: “{html_escape(one_line(redacted.reason, 300))}”."
+                if redacted.reason
+                else ""
+            )
+            parts.append(
+                f'<div class="body deleted">Message deleted by its sender '
+                f"{_time(redacted.timestamp_ms)} {_badge(redacted.state)}.{why}</div>"
+            )
+            parts.append(self._why(own, reason))
+            parts.append("</li>\n")
+            return "".join(parts)
+        parts.append(self._content(ev, edits[-1].body if edits else None, attachments))
+        parts.append(self._why(own, reason))
+        for e in edits:
+            if e.state != "verified":
+                parts.append(
+                    f'<p class="why">An edit of this message is {html_escape(e.state)}: its '
+                    "text is shown, and the badge says so.</p>"
+                )
+                break
+        if edits:
+            parts.append(self._versions(ev, edits))
+        if agg is not None and agg.reactions:
+            parts.append(self._reactions(agg.reactions))
+        if agg is not None and agg.thread:
+            n = len(agg.thread)
+            replies = "1 reply" if n == 1 else f"{n:,} replies"
+            parts.append(f'<p class="thread">{replies} in this thread</p>')
+        parts.append("</li>\n")
+        return "".join(parts)
+
+    def _content(self, ev: Event, edited: str | None, attachments: Mapping[str, Attachment]) -> str:
+        msgtype = ev.content.get("msgtype")
+        if edited is None and msgtype in ("m.file", "m.image"):
+            return self._attachment(ev, attachments.get(ev.event_id))
+        text = edited if edited is not None else ev.body
+        if text is None:
+            return '<div class="body note">(a message without text)</div>'
+        html_body = body_html(text)
+        if msgtype == "m.emote" and edited is None:
+            html_body = f"<p><i>* {self._short_who(ev.sender_id)}</i></p>{html_body}"
+        return f'<div class="body" dir="auto">{html_body}</div>'
+
+    def _attachment(self, ev: Event, att: Attachment | None) -> str:
+        info = parse_file_content(ev.content)
+        if isinstance(info, str):
+            return (
+                '<div class="attachment missing">A file was announced, but the message '
+                f"cannot be used: {html_escape(info)}.</div>"
+            )
+        name = html_escape(info.name)
+        size = html_escape(human_size(info.size))
+        if att is None or att.href is None:
+            problem = att.problem if att is not None else None
+            why = problem or "this export copies no attachments"
+            return (
+                f'<div class="attachment missing">📎 <bdi>{name}</bdi> ({size}) — not copied: '
+                f"{html_escape(why)}</div>"
+            )
+        if att.risky:
+            return (
+                f'<div class="attachment">📎 <bdi>{name}</bdi> ({size}) — copied to '
+                f"<code>{html_escape(att.href)}</code>, not linked: opening this kind of file "
+                "can run code. Its SHA-256 matched the signed message.</div>"
+            )
+        href = html_escape(att.href)
+        img = f'<img src="{href}" alt="{name}" loading="lazy">' if att.image else ""
+        return (
+            f'<div class="attachment">📎 <a href="{href}"><bdi>{name}</bdi></a> ({size}, SHA-256 '
+            f"checked){img}</div>"
+        )
+
+    def _versions(self, ev: Event, edits: Sequence[Edit]) -> str:
+        items = [
+            f'<li>Original {_time(ev.timestamp_ms)}: <div class="body" dir="auto">'
+            f"{body_html(ev.body or '')}</div></li>"
+        ]
+        for e in edits[:-1]:
+            items.append(
+                f"<li>Edit {_time(e.timestamp_ms)} {_badge(e.state)}: "
+                f'<div class="body" dir="auto">{body_html(e.body)}</div></li>'
+            )
+        return (
+            f'<details class="versions"><summary>Previous versions ({len(items)})</summary>'
+            f"<ol>{''.join(items)}</ol></details>"
+        )
+
+    def _reactions(self, chips: Sequence[ReactionChip]) -> str:
+        out = ['<div class="reactions">']
+        for chip in chips:
+            who = ", ".join(
+                self._short_who(r.sender_id)
+                + (
+                    ""
+                    if r.state == "verified"
+                    else f' <span class="bad">{html_escape(r.state.upper())}</span>'
+                )
+                for r in chip.reactors
+            )
+            cls = "chip" if chip.all_verified else "chip unverified"
+            mark = "" if chip.all_verified else " ⚠"
+            out.append(
+                f'<span class="{cls}" title="{html_escape(chip.state)}">'
+                f"<bdi>{html_escape(chip.key)}</bdi> "
+                f'<b>{chip.count:,}</b>{mark} <span class="who">{who}</span></span>'
+            )
+        out.append("</div>")
+        return "".join(out)
+
+
+def attachment_href(folder_name: str, file_name: str) -> str:
+    """The relative URL of a copied file (both names already safe file names)."""
+    return f"{quote(folder_name)}/{quote(file_name)}"

@@ -1,0 +1,311 @@
+"""Run one export: pages of rows in, files out, with progress and clean cancellation.
+
+``export_room`` is a coroutine for the app's loop or the CLI's: reading pages and blobs
+is awaited (the engine's worker and the storage do it), and every step that costs CPU
+or disk (rendering a page, writing, hashing a blob) runs in a worker thread, so the
+event loop (the GUI's) only schedules. Cancelling the task stops it between steps: the
+output file never takes its name (``osfiles.atomic_output``) and the attachments copied
+so far are removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, TypeVar
+
+from ..osfiles import atomic_output, write_atomic
+from ..protocol.attachments import FileInfo, parse_file_content, safe_file_name, verify_blob
+from ..protocol.event import MESSAGE, Event
+from ..storage.base import StorageError
+from ..sync.blobs import BlobError, BlobMismatchError, human_size
+from ..sync.events import ShownEvent
+from .html_doc import Attachment, HtmlWriter, attachment_href
+from .jsonl_doc import JsonlWriter
+from .snapshot import RoomSnapshot
+
+log = logging.getLogger("bucket_chat.export")
+T = TypeVar("T")
+
+FORMATS = ("html", "jsonl")
+PAGE_ROWS = 500
+MAX_BLOB_BYTES = 512 * 1024 * 1024
+_INLINE_IMAGES = ((b"\x89PNG\r\n\x1a\n", "png"), (b"\xff\xd8\xff", "jpeg"), (b"GIF8", "gif"))
+
+PageReader = Callable[[int, int], Awaitable[Sequence[ShownEvent] | None]]
+BlobReader = Callable[[FileInfo, str], Awaitable[bytes]]
+Progress = Callable[[int, int], None]
+
+
+class ExportError(Exception):
+    """The export could not be made; the message is written for the user."""
+
+
+class ExportExistsError(ExportError):
+    """The output (or its attachments folder) exists and overwriting was not asked for."""
+
+
+@dataclass(slots=True)
+class ExportSummary:
+    path: Path
+    format: str
+    events: int = 0  # lines (JSONL) or messages and notices (HTML) written
+    damaged: int = 0  # rows whose cached copy was not the event the audit checked
+    files_dir: Path | None = None
+    copied: int = 0
+    not_copied: list[tuple[str, str]] = field(default_factory=list)  # (file name, why)
+    bytes: int = 0
+
+
+def files_dir_for(path: Path) -> Path:
+    """``report.html`` -> ``report_files`` beside it."""
+    return path.with_name(f"{path.stem}_files")
+
+
+def _check_destination(path: Path, fmt: str, force: bool) -> None:
+    if fmt not in FORMATS:
+        raise ExportError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
+    if not path.parent.is_dir():
+        raise ExportError(f"{path.parent} is not a folder")
+    if path.is_dir():
+        raise ExportError(f"{path} is a folder: name a file to write")
+    if path.exists() and not force:
+        raise ExportExistsError(f"{path} exists: choose another name, or overwrite it (--force)")
+    if fmt == "html":
+        folder = files_dir_for(path)
+        if folder.exists() and not folder.is_dir():
+            raise ExportError(f"{folder} exists and is not a folder")
+        if folder.is_dir() and any(folder.iterdir()) and not force:
+            raise ExportExistsError(
+                f"{folder} exists and is not empty: choose another name, or overwrite (--force)"
+            )
+
+
+class _Files:
+    """The attachments folder of an HTML export: each blob checked against its signed
+    hash and size before it is written, names made safe and unique, a blob announced
+    twice copied once. Remembers what it created, to remove it on failure."""
+
+    def __init__(self, folder: Path, read_blob: BlobReader, max_bytes: int) -> None:
+        self.folder = folder
+        self.read_blob = read_blob
+        self.max_bytes = max_bytes
+        self.created_folder = False
+        self.created: list[Path] = []
+        self._names: set[str] = set()
+        self._by_hash: dict[str, Attachment] = {}
+        self.copied = 0
+        self.not_copied: list[tuple[str, str]] = []
+
+    def _unique(self, name: str) -> str:
+        stem, dot, ext = name.rpartition(".")
+        if not dot or not stem:
+            stem, ext = name, ""
+        candidate, n = name, 1
+        while candidate.casefold() in self._names:  # one file per name on any OS
+            n += 1
+            candidate = safe_file_name(f"{stem} ({n}).{ext}" if ext else f"{stem} ({n})")
+        self._names.add(candidate.casefold())
+        return candidate
+
+    async def copy(self, ev: Event) -> Attachment | None:
+        info = parse_file_content(ev.content)
+        if isinstance(info, str):
+            return None  # the page says why the message cannot be used
+        known = self._by_hash.get(info.sha256)
+        if known is not None and known.href is not None:
+            return Attachment(info.name, info.size, known.href, known.image, known.risky)
+        problem: str | None = None
+        data: bytes | None = None
+        if info.size > self.max_bytes:
+            problem = f"larger than this export copies ({human_size(self.max_bytes)})"
+        else:
+            try:
+                data = await self.read_blob(info, ev.event_id)
+            except BlobMismatchError as exc:
+                problem = (
+                    f"the file in the storage does not match the signed message ({exc.problem}); "
+                    "it was changed or damaged"
+                )
+            except (BlobError, StorageError, OSError) as exc:
+                problem = str(exc) or type(exc).__name__
+        if data is not None:
+            # Checked here too: whatever fetched it, no byte is written that is not the
+            # announced file.
+            mismatch = await _off_loop(verify_blob, data, info)
+            if mismatch is not None:
+                problem = (
+                    f"the file in the storage does not match the signed message ({mismatch}); "
+                    "it was changed or damaged"
+                )
+                data = None
+        if data is None:
+            att = Attachment(info.name, info.size, problem=problem or "not read")
+            self.not_copied.append((info.name, att.problem or ""))
+            return att
+        name = self._unique(info.name)
+        await _off_loop(self._write, name, data)
+        image = info.msgtype == "m.image" and any(data.startswith(m) for m, _ in _INLINE_IMAGES)
+        href = attachment_href(self.folder.name, name)
+        att = Attachment(info.name, info.size, href, image=image, risky=info.risky_to_open)
+        self._by_hash[info.sha256] = att
+        self.copied += 1
+        return att
+
+    def _write(self, name: str, data: bytes) -> None:
+        if not self.folder.is_dir():
+            self.folder.mkdir()
+            self.created_folder = True
+        path = self.folder / name
+        write_atomic(path, data, mode=0o644)
+        self.created.append(path)
+
+    def remove(self) -> None:
+        for path in self.created:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        if self.created_folder:
+            with contextlib.suppress(OSError):
+                self.folder.rmdir()
+
+
+async def export_room(
+    snapshot: RoomSnapshot,
+    read_page: PageReader,
+    read_blob: BlobReader | None,
+    *,
+    fmt: str,
+    path: Path,
+    force: bool = False,
+    progress: Progress | None = None,
+    exported_at: float | None = None,
+    page_rows: int = PAGE_ROWS,
+    max_blob_bytes: int = MAX_BLOB_BYTES,
+) -> ExportSummary:
+    """Write ``snapshot``'s room to ``path`` as ``fmt`` (``html`` or ``jsonl``).
+
+    ``read_page(start, stop)``: rows of ``snapshot.result`` with their bodies (None when
+    that audit was replaced: the export stops with an ``ExportError``); ``read_blob``:
+    an attachment's verified bytes (HTML only; None copies nothing). ``progress(done,
+    total)`` after each page. Raises ``ExportExistsError`` when the output exists and
+    not ``force``, ``ExportError`` for anything else the user must know."""
+    path = Path(os.path.abspath(path))
+    _check_destination(path, fmt, force)
+    summary = ExportSummary(path, fmt)
+    files: _Files | None = None
+    if fmt == "html" and read_blob is not None:
+        files = _Files(files_dir_for(path), read_blob, max_blob_bytes)
+        summary.files_dir = files.folder
+    ok = False
+    try:
+        output = atomic_output(path, mode=0o644, overwrite=force)
+        out = await _off_loop(output.__enter__)
+        try:
+            await _write(
+                snapshot, out, read_page, files, summary, fmt, exported_at, page_rows, progress
+            )
+        except BaseException as exc:
+            # The temporary file goes; ``path`` stays as it was. (No thread writes to it
+            # any more: ``_off_loop`` waited for the one that was running.)
+            await _off_loop(output.__exit__, type(exc), exc, exc.__traceback__)
+            raise
+        await _off_loop(output.__exit__, None, None, None)  # flushed, synced, named
+        ok = True
+    except FileExistsError as exc:
+        raise ExportExistsError(f"{path} exists: choose another name, or overwrite it") from exc
+    except OSError as exc:
+        raise ExportError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    finally:
+        if not ok and files is not None:
+            await _off_loop(files.remove)
+    if files is not None:
+        summary.copied, summary.not_copied = files.copied, files.not_copied
+        if not files.folder.is_dir():
+            summary.files_dir = None
+    with contextlib.suppress(OSError):
+        summary.bytes = path.stat().st_size
+    return summary
+
+
+async def _write(
+    snapshot: RoomSnapshot,
+    out: BinaryIO,
+    read_page: PageReader,
+    files: _Files | None,
+    summary: ExportSummary,
+    fmt: str,
+    exported_at: float | None,
+    page_rows: int,
+    progress: Progress | None,
+) -> None:
+    total = snapshot.total
+
+    def make() -> HtmlWriter | JsonlWriter:  # folds the room's names: off the loop
+        if fmt == "html":
+            return HtmlWriter(snapshot, out, exported_at=exported_at)
+        return JsonlWriter(snapshot, out, exported_at=exported_at)
+
+    writer = await _off_loop(make)
+    await _off_loop(writer.begin)
+    if progress is not None:
+        progress(0, total)
+    for start in range(0, total, page_rows):
+        stop = min(total, start + page_rows)
+        rows = await _page(read_page, start, stop)
+        attachments: dict[str, Attachment] = {}
+        if isinstance(writer, HtmlWriter):
+            for position in writer.wanted_quotes(rows).values():
+                parent = await _page(read_page, position, position + 1)
+                await _off_loop(writer.remember, parent)
+            if files is not None:
+                for row in rows:
+                    ev = row.event
+                    if isinstance(ev, Event) and _is_file(ev, snapshot):
+                        att = await files.copy(ev)
+                        if att is not None:
+                            attachments[ev.event_id] = att
+        await _off_loop(writer.page, start, rows, attachments)
+        if progress is not None:
+            progress(stop, total)
+    await _off_loop(writer.end)
+    summary.events, summary.damaged = writer.written, writer.damaged
+
+
+async def _off_loop(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` in a worker thread. Cancelled meanwhile, it still waits for that
+    thread to finish before the cancellation goes on, so cleaning up never races a
+    thread that still writes."""
+    future = asyncio.get_running_loop().run_in_executor(None, fn, *args)
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await future
+        raise
+
+
+def _is_file(ev: Event, snapshot: RoomSnapshot) -> bool:
+    if ev.type != MESSAGE:
+        return False
+    if ev.content.get("msgtype") not in ("m.file", "m.image"):
+        return False
+    agg = snapshot.relations.of(ev.event_id)
+    # A deleted message's file is not copied; an edited one shows its new text instead.
+    return agg is None or (agg.redacted is None and not agg.edits)
+
+
+async def _page(read_page: PageReader, start: int, stop: int) -> Sequence[ShownEvent]:
+    rows = await read_page(start, stop)
+    if rows is None:
+        raise ExportError(
+            "the room was read again while it was being exported (its audit changed); "
+            "export it again"
+        )
+    if len(rows) != stop - start:
+        raise ExportError(f"the room's rows {start}…{stop} could not be read")
+    return rows

@@ -1,0 +1,82 @@
+"""What an export reads: a frozen snapshot of one room and the verdict on it."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from ..protocol.audit import AuditResult
+from ..protocol.findings import Finding, Severity
+from ..protocol.metadata import check_signer
+from ..protocol.relations import Relations, build
+from ..protocol.room_state import DisplayNames
+from ..sync.room_state import RoomView
+
+
+@dataclass(frozen=True, slots=True)
+class RoomSnapshot:
+    """One audit of a room as an export writes it. ``findings``: the metadata's, the
+    signer check's, the audit's and the relation rules' (the same list ``verify``
+    reports, plus the relations). ``complete``: the whole history was read (else the
+    export says that nothing in it is final)."""
+
+    room_id: str
+    name: str | None  # the metadata's name, untrusted (None: no metadata read)
+    storage: str  # where the room is (``Storage.describe``)
+    result: AuditResult
+    relations: Relations
+    findings: tuple[Finding, ...]
+    complete: bool = True
+
+    @property
+    def total(self) -> int:
+        return len(self.result.timeline)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Events per trust state (``invalid``: events the audit could not show)."""
+        return {state.value: n for state, n in self.result.counts.items()}
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity is Severity.ERROR]
+
+    @property
+    def clean(self) -> bool:
+        return not self.errors
+
+    def finding_kinds(self) -> list[tuple[str, str, int]]:
+        """(kind, severity, count), errors first, then by kind."""
+        counts = Counter((f.kind.value, f.severity.value) for f in self.findings)
+        return sorted(
+            ((k, s, n) for (k, s), n in counts.items()),
+            key=lambda t: (t[1] != Severity.ERROR.value, t[0]),
+        )
+
+    def names(self) -> DisplayNames:
+        """Display names under the protocol's rule, and the room's ids (look-alikes).
+        Folded over the timeline's verdicts: member events keep their content in every
+        ledger, bodies are not needed."""
+        names = DisplayNames()
+        names.update(self.result.timeline)
+        return names
+
+
+def snapshot_of(view: RoomView, storage: str) -> RoomSnapshot:
+    """The snapshot of an engine's ``RoomView`` (CLI and app alike). Raises ValueError
+    for a view without an audit (nothing read yet)."""
+    result = view.result
+    if result is None:
+        raise ValueError(f"room {view.room_id!r} has not been read yet: nothing to export")
+    relations = view.relations if view.relations is not None else build(view.room_id, [])
+    signer = check_signer(view.metadata, result.authorized)[1] if view.metadata else []
+    findings = (*view.metadata_findings, *signer, *result.findings, *relations.findings)
+    return RoomSnapshot(
+        room_id=view.room_id,
+        name=view.metadata.name if view.metadata is not None else None,
+        storage=storage,
+        result=result,
+        relations=relations,
+        findings=tuple(findings),
+        complete=view.complete and not view.partial,
+    )

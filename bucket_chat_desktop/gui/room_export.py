@@ -1,0 +1,245 @@
+""" "Export room…": a room's verified timeline saved as an HTML page or JSONL.
+
+``install(window, controller)`` adds the action to the window's main (+) menu (the room
+shown) and to every room's context menu. The export itself is ``bucket_chat_desktop.export``
+fed through the client's read path (``ChatClient.room_view`` and ``timeline_page``, blobs
+through ``sync.blobs.download``): rendering and writing run in worker threads, the GUI
+thread only shows progress. A progress dialog can cancel (nothing is left behind); a
+notice says what was written, with "Open folder"; errors are shown as they are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Qt, QUrl
+from PySide6.QtGui import QAction, QDesktopServices
+from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox, QProgressDialog, QWidget
+
+from ..export import ExportError, ExportSummary, export_room, snapshot_of
+from ..protocol.attachments import FileInfo, safe_file_name
+from ..protocol.untrusted_text import html_escape, one_line
+from ..storage.base import StorageError
+from ..sync import blobs
+from ..sync.client import RoomRef
+from .controller import Controller
+
+log = logging.getLogger("bucket_chat.gui")
+
+FILTERS = {"HTML page (*.html)": "html", "JSON Lines, one event a line (*.jsonl)": "jsonl"}
+
+# (suggested path, the room's shown name) -> (chosen path, format), None when cancelled
+Chooser = Callable[[str, str], tuple[str, str] | None]
+
+
+def _ref(key: str) -> RoomRef:
+    storage_id, room_id = key.split("/", 1)
+    return RoomRef(storage_id, room_id)
+
+
+class RoomExport(QObject):
+    """The "Export room…" actions and the one export running at a time."""
+
+    def __init__(self, window: Any, controller: Controller) -> None:
+        super().__init__(window)
+        self.window = window
+        self.controller = controller
+        self.task: asyncio.Task[Any] | None = None
+        self.progress: QProgressDialog | None = None
+        self.notice: QMessageBox | None = None  # the last "done" or "failed" notice
+        self.last: ExportSummary | None = None
+        # Seams for tests (and a portal-based file chooser later).
+        self.choose: Chooser = self._choose
+        self.open_url: Callable[[QUrl], Any] = QDesktopServices.openUrl
+
+        self.action = QAction("Export room…", window)
+        self.action.setToolTip("Save this room's verified messages as an HTML page or JSONL")
+        self.action.triggered.connect(lambda: self.start(self.controller.current))
+        window.add_menu.addAction(self.action)
+        window.room_menu_hooks.append(self._add_to_room_menu)
+        controller.current_changed.connect(self._on_current_changed)
+        self._on_current_changed(controller.current)
+
+    def _on_current_changed(self, key: str) -> None:
+        self.action.setEnabled(bool(key) and self.task is None)
+
+    def _add_to_room_menu(self, menu: QMenu, key: str) -> None:
+        action = menu.addAction("Export room…", lambda: self.start(key))
+        action.setEnabled(self.task is None)
+
+    # -- choosing ---------------------------------------------------------------------------
+
+    def _choose(self, suggested: str, room_name: str) -> tuple[str, str] | None:
+        dialog_filters = ";;".join(FILTERS)
+        path, chosen = QFileDialog.getSaveFileName(
+            self.window, f"Export “{room_name}”", suggested, dialog_filters
+        )
+        if not path:
+            return None
+        fmt = FILTERS.get(chosen) or ("jsonl" if path.lower().endswith(".jsonl") else "html")
+        if not path.lower().endswith(f".{fmt}"):
+            path += f".{fmt}"
+        return path, fmt
+
+    def _suggested(self, key: str) -> tuple[str, str]:
+        item = self.controller.rooms.item(key)
+        shown = item.shown_name if item is not None else _ref(key).room_id
+        folder = Path.home() / "Documents"
+        base = folder if folder.is_dir() else Path.home()
+        return str(base / f"{safe_file_name(shown, fallback='room')}.html"), shown
+
+    # -- running ------------------------------------------------------------------------------
+
+    def start(self, key: str) -> asyncio.Task[Any] | None:
+        """Ask where to, then export room ``key`` in the background."""
+        if not key or self.task is not None:
+            return None
+        suggested, shown = self._suggested(key)
+        chosen = self.choose(suggested, shown)
+        if chosen is None:
+            return None
+        path, fmt = chosen
+        self.progress = self._show_progress(shown)
+        # The save dialog asked before replacing a file: what is chosen may be overwritten.
+        task = self.controller.tasks.start(
+            self._export(key, Path(path), fmt, shown, self.progress),
+            f"Exporting {one_line(shown, 80)}",
+        )
+        task.add_done_callback(self._finished)
+        self.task = task
+        self.action.setEnabled(False)  # one export at a time
+        return task
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        """Whatever ended the export (done, failed, cancelled, even before it began)."""
+        if task is not self.task:
+            return
+        self.task = None
+        self._on_current_changed(self.controller.current)
+        progress, self.progress = self.progress, None
+        if progress is not None:
+            progress.canceled.disconnect(self.cancel)
+            progress.close()
+            progress.deleteLater()
+        if task.cancelled():
+            self.controller.error.emit("Export", "cancelled: nothing was written")
+
+    def _show_progress(self, shown: str) -> QProgressDialog:
+        dialog = QProgressDialog(f"Exporting “{one_line(shown, 80)}”…", "Cancel", 0, 0, self.window)
+        dialog.setWindowTitle("Export room")
+        # Not modal: a modal progress dialog's setValue spins Qt's event loop from inside
+        # the asyncio callback that reports progress (re-entering qasync); and the app
+        # stays usable while a big room is written.
+        dialog.setWindowModality(Qt.WindowModality.NonModal)
+        dialog.setMinimumDuration(300)
+        dialog.setAutoClose(False)
+        dialog.setAutoReset(False)
+        dialog.canceled.connect(self.cancel)
+        return dialog
+
+    def cancel(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+
+    async def _export(
+        self, key: str, path: Path, fmt: str, shown: str, progress: QProgressDialog
+    ) -> ExportSummary | None:
+        ref = _ref(key)
+        try:
+            client = self.controller.client
+            attached = client.storages.get(ref.storage_id)
+            view = await client.room_view(ref)
+            if attached is None or view is None or view.result is None:
+                raise ExportError("this room has not been read yet: wait until it is shown")
+            item = self.controller.rooms.item(key)
+            name = item.storage_name if item is not None else ref.storage_id
+            where = f"{name} ({attached.storage.describe()})"
+            snapshot = snapshot_of(view, where)
+            result = view.result
+            progress.setMaximum(max(1, snapshot.total))
+            cache = getattr(getattr(self.window, "attachments", None), "cache", None)
+
+            async def read_page(start: int, stop: int) -> Any:
+                return await client.timeline_page(ref, result, start, stop)
+
+            async def read_blob(info: FileInfo, event_id: str) -> bytes:
+                return await blobs.download(
+                    attached.storage, ref.room_id, info, cache=cache, event_id=event_id
+                )
+
+            def step(done: int, total: int) -> None:
+                progress.setMaximum(max(1, total))
+                progress.setValue(done)
+                progress.setLabelText(
+                    f"Exporting “{one_line(shown, 80)}”: {done:,} of {total:,} events"
+                )
+
+            summary = await export_room(
+                snapshot, read_page, read_blob, fmt=fmt, path=path, force=True, progress=step
+            )
+        except (ExportError, StorageError, OSError, ValueError) as exc:
+            log.warning("export of %s failed: %s", key, exc)
+            self._tell(
+                QMessageBox.Icon.Warning,
+                "Export failed",
+                f"<p>The room was not exported.</p><p>{html_escape(str(exc))}</p>",
+                None,
+            )
+            return None
+        self.last = summary
+        self._done(summary, snapshot.clean, snapshot.complete)
+        return summary
+
+    def _done(self, summary: ExportSummary, clean: bool, complete: bool) -> None:
+        lines = [
+            f"<p>{summary.events:,} events written to <b>{html_escape(summary.path.name)}</b>.</p>"
+        ]
+        if summary.files_dir is not None:
+            lines.append(
+                f"<p>{summary.copied:,} attachment(s) copied to "
+                f"<b>{html_escape(summary.files_dir.name)}</b>, each checked against its "
+                "signed hash.</p>"
+            )
+        if summary.not_copied:
+            items = "".join(
+                f"<li>{html_escape(name)}: {html_escape(why)}</li>"
+                for name, why in summary.not_copied[:10]
+            )
+            more = len(summary.not_copied) - 10
+            extra = f"<li>… and {more:,} more</li>" if more > 0 else ""
+            lines.append(f"<p>Not copied:</p><ul>{items}{extra}</ul>")
+        if not clean:
+            lines.append("<p>The room's audit has findings: the export lists them at the top.</p>")
+        if not complete:
+            lines.append("<p>The history was not completely read: the export says so.</p>")
+        icon = (
+            QMessageBox.Icon.Information
+            if clean and not summary.not_copied
+            else (QMessageBox.Icon.Warning)
+        )
+        self._tell(icon, "Room exported", "".join(lines), summary.path.parent)
+
+    def _tell(self, icon: QMessageBox.Icon, title: str, html: str, folder: Path | None) -> None:
+        if self.notice is not None:  # one notice at a time: the newest replaces the last
+            with contextlib.suppress(RuntimeError):  # closed by the user already (deleted)
+                self.notice.close()
+        box = QMessageBox(icon, title, html, QMessageBox.StandardButton.Close, self.window)
+        box.setTextFormat(Qt.TextFormat.RichText)  # every string in it was escaped
+        if folder is not None:
+            button = box.addButton("Open folder", QMessageBox.ButtonRole.ActionRole)
+            button.clicked.connect(lambda: self.open_url(QUrl.fromLocalFile(str(folder))))
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
+        self.notice = box
+
+
+def install(window: QWidget, controller: Controller) -> RoomExport:
+    """Wire "Export room…" into ``window``; the feature lives as long as the window."""
+    feature = RoomExport(window, controller)
+    window.room_export = feature  # type: ignore[attr-defined]
+    return feature

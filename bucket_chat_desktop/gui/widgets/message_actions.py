@@ -1,0 +1,477 @@
+"""What can be done with one message: the hover action bar, the bar above the composer
+while replying or editing, the delete confirmation and the previous-versions dialog.
+
+Everything here shows text read from storage (names, bodies, reasons): each piece goes
+through the one escape (``html_escape``) or a plain-text label, bounded in length.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QIcon, QPainter, QPainterPath, QPen, QPixmap, QShowEvent
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QTextBrowser,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ... import timestamps
+from ...protocol.untrusted_text import html_escape, one_line
+from ..emoji_index import FREQUENT, lookup
+from ..markdown import to_html
+from ..safe import guard
+from ..style import ACCENT, TRUST_COLORS, TRUST_SYMBOLS, is_dark
+
+MAX_REASON = 300  # characters of a deletion's reason
+PREVIEW = 120  # characters of a quoted first line
+TRUST_WORDS = {
+    "verified": "verified",
+    "unverified": "not verified",
+    "key-changed": "key changed",
+    "invalid": "invalid",
+}
+
+
+# -- icons (drawn, like gui/icons.py: no image files, no emoji font needed) -------------------
+
+ICON = 48
+
+
+def _canvas() -> tuple[QPixmap, QPainter]:
+    pix = QPixmap(ICON, ICON)
+    pix.fill(Qt.GlobalColor.transparent)
+    p = QPainter(pix)
+    p.setRenderHint(QPainter.RenderHint.Antialiasing)
+    return pix, p
+
+
+def _pen(color: str, width: float = 4.0) -> QPen:
+    pen = QPen(QColor(color), width)
+    pen.setCapStyle(Qt.PenCapStyle.RoundCap)
+    pen.setJoinStyle(Qt.PenJoinStyle.RoundJoin)
+    return pen
+
+
+def icon_color() -> str:
+    return "#aab0b8" if is_dark() else "#5f6670"
+
+
+def reply_icon(color: str) -> QIcon:
+    pix, p = _canvas()
+    p.setPen(_pen(color))
+    path = QPainterPath()
+    path.moveTo(40, 38)
+    path.cubicTo(40, 24, 32, 18, 12, 18)
+    p.drawPath(path)
+    p.drawLine(QPointF(12, 18), QPointF(22, 8))
+    p.drawLine(QPointF(12, 18), QPointF(22, 28))
+    p.end()
+    return QIcon(pix)
+
+
+def thread_icon(color: str) -> QIcon:
+    pix, p = _canvas()
+    p.setPen(_pen(color, 3.5))
+    p.drawRoundedRect(QRectF(6, 8, 30, 20), 6, 6)
+    p.drawLine(QPointF(14, 28), QPointF(12, 35))
+    p.drawLine(QPointF(12, 35), QPointF(21, 28))
+    p.drawLine(QPointF(40, 16), QPointF(42, 16))
+    p.drawRoundedRect(QRectF(22, 24, 20, 14), 5, 5)
+    p.end()
+    return QIcon(pix)
+
+
+def edit_icon(color: str) -> QIcon:
+    pix, p = _canvas()
+    p.setPen(_pen(color))
+    p.drawLine(QPointF(12, 36), QPointF(34, 14))
+    p.drawLine(QPointF(30, 10), QPointF(38, 18))
+    p.drawLine(QPointF(12, 36), QPointF(10, 40))
+    p.drawLine(QPointF(10, 40), QPointF(16, 38))
+    p.end()
+    return QIcon(pix)
+
+
+def delete_icon(color: str) -> QIcon:
+    pix, p = _canvas()
+    p.setPen(_pen(color, 3.5))
+    p.drawLine(QPointF(10, 13), QPointF(38, 13))
+    p.drawLine(QPointF(19, 13), QPointF(20, 7))
+    p.drawLine(QPointF(20, 7), QPointF(28, 7))
+    p.drawLine(QPointF(28, 7), QPointF(29, 13))
+    path = QPainterPath()
+    path.moveTo(13, 13)
+    path.lineTo(15, 41)
+    path.lineTo(33, 41)
+    path.lineTo(35, 13)
+    p.drawPath(path)
+    p.drawLine(QPointF(21, 20), QPointF(21, 34))
+    p.drawLine(QPointF(27, 20), QPointF(27, 34))
+    p.end()
+    return QIcon(pix)
+
+
+def more_icon(color: str) -> QIcon:
+    pix, p = _canvas()
+    p.setPen(Qt.PenStyle.NoPen)
+    p.setBrush(QColor(color))
+    for x in (12, 24, 36):
+        p.drawEllipse(QPointF(x, 24), 3.5, 3.5)
+    p.end()
+    return QIcon(pix)
+
+
+def add_reaction_icon(color: str) -> QIcon:
+    pix, p = _canvas()
+    p.setPen(_pen(color, 3.5))
+    p.drawEllipse(QRectF(5, 9, 30, 30))
+    p.drawArc(QRectF(13, 18, 14, 12), -20 * 16, -140 * 16)
+    p.setPen(Qt.PenStyle.NoPen)
+    p.setBrush(QColor(color))
+    p.drawEllipse(QPointF(15, 20), 2.2, 2.2)
+    p.drawEllipse(QPointF(25, 20), 2.2, 2.2)
+    p.setPen(_pen(color, 3.5))
+    p.drawLine(QPointF(40, 4), QPointF(40, 16))
+    p.drawLine(QPointF(34, 10), QPointF(46, 10))
+    p.end()
+    return QIcon(pix)
+
+
+def close_icon(color: str) -> QIcon:
+    pix, p = _canvas()
+    p.setPen(_pen(color, 4))
+    p.drawLine(QPointF(14, 14), QPointF(34, 34))
+    p.drawLine(QPointF(34, 14), QPointF(14, 34))
+    p.end()
+    return QIcon(pix)
+
+
+# -- the hover bar ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """The message an action is about, as the timeline shows it."""
+
+    event_id: str
+    sender_id: str
+    name: str  # display name (already made safe by the model)
+    text: str  # current text: the latest edit's, else the body
+    kind: str  # "text", "file", "image"
+    can_edit: bool
+    can_delete: bool
+    edited: bool
+
+
+class HoverBar(QFrame):
+    """A small floating bar over the message under the mouse (or the row the keyboard
+    is on): quick reactions, more reactions, reply, reply in thread, edit and delete (own
+    messages), and ⋯ for the rest (the same menu as a right click)."""
+
+    reacted = Signal(str)  # one of the quick reactions
+    more_clicked = Signal()
+    reply_clicked = Signal()
+    thread_clicked = Signal()
+    edit_clicked = Signal()
+    delete_clicked = Signal()
+    menu_clicked = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("hoverBar")
+        self.setAutoFillBackground(True)
+        self.setStyleSheet(
+            "QFrame#hoverBar { background: palette(base); border: 1px solid palette(mid);"
+            " border-radius: 8px; }"
+            " QFrame#hoverBarLine { background: palette(mid); border: none; }"
+        )
+        self.target: Target | None = None
+        self._icons_dark: bool | None = None  # the theme the icons were drawn for
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(4, 2, 4, 2)
+        layout.setSpacing(0)
+        self._drawn = []
+        self.reaction_buttons: dict[str, QToolButton] = {}
+        for char in FREQUENT:
+            entry = lookup(char)
+            b = self._button(f"React with {entry.name if entry else char}")
+            b.setText(char)
+            b.clicked.connect(lambda _=False, c=char: self.reacted.emit(c))
+            self.reaction_buttons[char] = b
+            layout.addWidget(b)
+        self.more_button = self._button("More reactions…", add_reaction_icon)
+        self.more_button.clicked.connect(self.more_clicked)
+        layout.addWidget(self.more_button)
+        sep = QFrame()
+        sep.setObjectName("hoverBarLine")
+        sep.setFixedSize(QSize(1, 18))
+        layout.addSpacing(3)
+        layout.addWidget(sep)
+        layout.addSpacing(3)
+        self.reply_button = self._button("Reply (R)", reply_icon)
+        self.reply_button.clicked.connect(self.reply_clicked)
+        self.thread_button = self._button("Reply in thread (T)", thread_icon)
+        self.thread_button.clicked.connect(self.thread_clicked)
+        self.edit_button = self._button("Edit (E)", edit_icon)
+        self.edit_button.clicked.connect(self.edit_clicked)
+        self.delete_button = self._button("Delete… (Del)", delete_icon)
+        self.delete_button.clicked.connect(self.delete_clicked)
+        self.more_menu_button = self._button("More actions", more_icon)
+        self.more_menu_button.clicked.connect(self.menu_clicked)
+        for b in (
+            self.reply_button,
+            self.thread_button,
+            self.edit_button,
+            self.delete_button,
+            self.more_menu_button,
+        ):
+            layout.addWidget(b)
+        self._refresh_icons()
+        self.hide()
+
+    def _button(self, tip: str, make_icon: Callable[[str], QIcon] | None = None) -> QToolButton:
+        b = QToolButton()
+        b.setToolTip(tip)
+        b.setAccessibleName(tip)
+        b.setAutoRaise(True)
+        b.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # the timeline keeps the keyboard
+        b.setFixedSize(QSize(30, 28))
+        b.setStyleSheet(
+            "QToolButton { font-size: 13pt; padding: 0; border-radius: 6px; }"
+            " QToolButton:hover { background: palette(alternate-base); }"
+        )
+        if make_icon is not None:
+            b.setIconSize(QSize(18, 18))
+            self._drawn.append((b, make_icon))
+        return b
+
+    _drawn: list[tuple[QToolButton, Callable[[str], QIcon]]]
+
+    def _refresh_icons(self) -> None:
+        dark = is_dark()
+        if dark != self._icons_dark:
+            self._icons_dark = dark
+            color = icon_color()
+            for button, make in self._drawn:
+                button.setIcon(make(color))
+
+    def set_target(self, target: Target, quick: int = len(FREQUENT)) -> None:
+        """Show the actions for ``target``; ``quick``: how many quick reactions fit."""
+        self.target = target
+        self._refresh_icons()
+        for i, button in enumerate(self.reaction_buttons.values()):
+            button.setVisible(i < quick)
+        self.edit_button.setVisible(target.can_edit)
+        self.delete_button.setVisible(target.can_delete)
+        self.adjustSize()
+
+
+# -- the bar above the composer ---------------------------------------------------------------
+
+
+class ComposerModeBar(QFrame):
+    """ "Replying to <name>: <first line>" or "Editing message", with ✕ (Escape)."""
+
+    cancelled = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("composerMode")
+        self.setStyleSheet(
+            f"QFrame#composerMode {{ border-left: 3px solid {ACCENT};"
+            " background: palette(alternate-base); border-radius: 4px; }"
+        )
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(10, 4, 4, 4)
+        layout.setSpacing(8)
+        self.icon = QLabel()
+        self.icon.setFixedSize(QSize(18, 18))
+        layout.addWidget(self.icon)
+        self.text = QLabel()
+        self.text.setTextFormat(Qt.TextFormat.RichText)  # escaped parts only
+        self.text.setMinimumWidth(50)
+        layout.addWidget(self.text, 1)
+        self.close_button = QToolButton()
+        self.close_button.setIcon(close_icon(icon_color()))
+        self.close_button.setIconSize(QSize(14, 14))
+        self.close_button.setToolTip("Cancel (Escape)")
+        self.close_button.setAutoRaise(True)
+        self.close_button.clicked.connect(self.cancelled)
+        layout.addWidget(self.close_button)
+        self.mode = ""
+        self.hide()
+
+    def show_reply(self, name: str, text: str) -> None:
+        self.mode = "reply"
+        self.icon.setPixmap(reply_icon(icon_color()).pixmap(18, 18))
+        first = one_line(text.strip().split("\n", 1)[0], PREVIEW) or "(no text)"
+        self.text.setText(
+            f"Replying to <b>{html_escape(one_line(name, 80))}</b>: "
+            f"<span style='color:{_muted()}'>{html_escape(first)}</span>"
+        )
+        self.show()
+
+    def show_edit(self) -> None:
+        self.mode = "edit"
+        self.icon.setPixmap(edit_icon(icon_color()).pixmap(18, 18))
+        self.text.setText(
+            "<b>Editing message</b> "
+            f"<span style='color:{_muted()}'>· Enter saves · Escape cancels</span>"
+        )
+        self.show()
+
+    def clear(self) -> None:
+        self.mode = ""
+        self.hide()
+
+
+def _muted() -> str:
+    return "#9aa0a8" if is_dark() else "#6b717a"
+
+
+# -- delete -------------------------------------------------------------------------------------
+
+DELETE_WORDING = (
+    "The message will be hidden for everyone whose app follows the Bucket Chat protocol, "
+    "this one included. It cannot be erased: the room's storage is write-once, so the "
+    "original stays in its history, where anyone who can read the storage (and the "
+    "storage provider) can still find it, and anyone who already read it may have kept "
+    "a copy."
+)
+
+
+class DeleteDialog(QDialog):
+    """Asks before a deletion, honestly; ``reason`` is what was typed (may be empty)."""
+
+    def __init__(self, target: Target, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Delete message")
+        self.setMinimumWidth(460)
+        layout = QVBoxLayout(self)
+        layout.setSpacing(10)
+        title = QLabel("<b>Delete this message?</b>")
+        title.setTextFormat(Qt.TextFormat.RichText)
+        layout.addWidget(title)
+        quote = QLabel(one_line(target.text, 300) or "(no text)")
+        quote.setTextFormat(Qt.TextFormat.PlainText)
+        quote.setWordWrap(True)
+        quote.setObjectName("deleteQuote")
+        quote.setStyleSheet(
+            f"QLabel#deleteQuote {{ border-left: 3px solid {TRUST_COLORS['invalid']};"
+            " padding: 4px 8px; }"
+        )
+        layout.addWidget(quote)
+        self.explanation = QLabel(DELETE_WORDING)
+        self.explanation.setWordWrap(True)
+        self.explanation.setTextFormat(Qt.TextFormat.PlainText)
+        layout.addWidget(self.explanation)
+        self.reason_edit = QLineEdit()
+        self.reason_edit.setMaxLength(MAX_REASON)
+        self.reason_edit.setPlaceholderText("Reason (optional, shown to everyone)")
+        layout.addWidget(self.reason_edit)
+        buttons = QDialogButtonBox()
+        self.delete_button = buttons.addButton("Delete", QDialogButtonBox.ButtonRole.AcceptRole)
+        self.delete_button.setStyleSheet(
+            f"QPushButton {{ background: {TRUST_COLORS['invalid']}; color: white; border: none; }}"
+        )
+        self.cancel_button = buttons.addButton(QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+        self.delete_button.setAutoDefault(False)
+        self.cancel_button.setDefault(True)  # Enter does not delete by accident
+
+    @guard()
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        self.delete_button.setDefault(False)  # the button box made the accept button it
+        self.cancel_button.setDefault(True)
+        self.cancel_button.setFocus()
+
+    @property
+    def reason(self) -> str | None:
+        text = self.reason_edit.text().strip()
+        return text or None
+
+
+# -- previous versions ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Version:
+    label: str  # "Original", "Edit 1", ...
+    timestamp_ms: int
+    state: str  # trust state
+    body: str | None  # None: not readable now (the original not loaded)
+
+
+def versions_html(versions: Sequence[Version]) -> str:
+    """The versions, newest first, each with its time and trust state; bodies rendered
+    as the timeline renders them (``markdown.to_html``: escaped, bounded)."""
+    parts = []
+    muted = _muted()
+    for i, v in enumerate(reversed(versions)):
+        color = TRUST_COLORS.get(v.state, TRUST_COLORS[""])
+        symbol = TRUST_SYMBOLS.get(v.state, "?")
+        word = TRUST_WORDS.get(v.state, "unknown")
+        current = " · <b>shown now</b>" if i == 0 and len(versions) > 1 else ""
+        head = (
+            f"<p style='margin:0'><b>{html_escape(v.label)}</b>"
+            f"<span style='color:{muted}'> · {html_escape(timestamps.full(v.timestamp_ms))}"
+            f"</span> · <span style='color:{color}'>{symbol} {html_escape(word)}</span>"
+            f"{current}</p>"
+        )
+        body = (
+            to_html(v.body)
+            if v.body is not None
+            else f"<i style='color:{muted}'>The original text is not loaded yet.</i>"
+        )
+        parts.append(
+            f"{head}<div style='margin: 4px 0 14px 10px'>{body}</div>"
+            + ("<hr>" if i < len(versions) - 1 else "")
+        )
+    return "".join(parts)
+
+
+class VersionsDialog(QDialog):
+    """Every version of an edited message: the original and each applied edit."""
+
+    def __init__(self, name: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Previous versions")
+        self.resize(560, 460)
+        layout = QVBoxLayout(self)
+        self.title = QLabel(
+            f"Versions of a message by <b>{html_escape(one_line(name, 80))}</b>, newest first. "
+            "Each edit is a signed event of its own, checked like any message."
+        )
+        self.title.setTextFormat(Qt.TextFormat.RichText)
+        self.title.setWordWrap(True)
+        layout.addWidget(self.title)
+        self.browser = QTextBrowser()
+        self.browser.setOpenLinks(False)
+        self.browser.setOpenExternalLinks(False)
+        # as the timeline lays bodies out (message_delegate: no paragraph margins)
+        self.browser.document().setDefaultStyleSheet(
+            "p { margin: 0; } code, pre { font-family: monospace; } blockquote { color: #777; }"
+        )
+        layout.addWidget(self.browser, 1)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.reject)
+        buttons.accepted.connect(self.accept)
+        layout.addWidget(buttons)
+        self.versions: list[Version] = []
+
+    def set_versions(self, versions: Sequence[Version]) -> None:
+        self.versions = list(versions)
+        self.browser.setHtml(versions_html(self.versions))

@@ -1,0 +1,136 @@
+"""The thread side panel: a thread's root message and its replies beside the timeline,
+with a small composer of its own whose messages are replies in that thread.
+
+Replies written here answer the thread's *root* (``reply_to = root``), never the last
+reply: every reader then finds them under the same root in one hop (PROTOCOL.md section
+18.2 walks up to the root, but a flat thread keeps working when a middle reply is
+deleted, and matches what the other clients write). The rows come from the owner
+(``RelationActions``) as ``Assessed`` rows with the text to show; this widget only
+shows them and says what it could not show.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QListView,
+    QPushButton,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ...protocol.audit import Assessed
+from ...protocol.untrusted_text import html_escape, one_line
+from .. import icons
+from ..models.timeline_model import TimelineModel
+from ..safe import guard
+from .composer import Composer
+from .message_actions import close_icon, icon_color
+from .message_delegate import MessageDelegate
+
+PANEL_WIDTH = 380
+
+
+class ThreadPanel(QFrame):
+    """``reply_written(text)``: the person sent ``text`` from the panel's composer."""
+
+    reply_written = Signal(str)
+    close_requested = Signal()
+
+    def __init__(self, own_key: str, view: QListView, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("threadPanel")
+        self.setMinimumWidth(300)
+        self.root_id = ""
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+
+        header = QHBoxLayout()
+        header.setContentsMargins(14, 10, 8, 8)
+        titles = QVBoxLayout()
+        titles.setSpacing(0)
+        self.title = QLabel("<b style='font-size:13pt'>Thread</b>")
+        self.title.setTextFormat(Qt.TextFormat.RichText)
+        self.subtitle = QLabel()
+        self.subtitle.setObjectName("roomSubtitle")
+        self.subtitle.setTextFormat(Qt.TextFormat.RichText)  # escaped parts only
+        titles.addWidget(self.title)
+        titles.addWidget(self.subtitle)
+        header.addLayout(titles, 1)
+        self.close_button = QToolButton()
+        self.close_button.setIcon(close_icon(icon_color()))
+        self.close_button.setIconSize(QSize(16, 16))
+        self.close_button.setToolTip("Close the thread")
+        self.close_button.clicked.connect(self.close_requested)
+        header.addWidget(self.close_button, 0, Qt.AlignmentFlag.AlignTop)
+        layout.addLayout(header)
+
+        self.note = QLabel()
+        self.note.setObjectName("threadNote")
+        self.note.setWordWrap(True)
+        self.note.setTextFormat(Qt.TextFormat.PlainText)
+        self.note.setContentsMargins(14, 0, 14, 6)
+        self.note.hide()
+        layout.addWidget(self.note)
+
+        self.model = TimelineModel(own_key, self)
+        self.view = view
+        self.view.setItemDelegate(MessageDelegate(self.view))
+        self.view.setModel(self.model)
+        layout.addWidget(self.view, 1)
+
+        bar = QHBoxLayout()
+        bar.setContentsMargins(10, 6, 10, 10)
+        self.composer = Composer()
+        self.composer.setPlaceholderText("Reply in thread…")
+        self.composer.submitted.connect(self.reply_written)
+        self.send_button = QPushButton(icons.send(), "")
+        self.send_button.setToolTip("Send the reply (Enter)")
+        self.send_button.setDefault(True)
+        self.send_button.clicked.connect(self._send_clicked)
+        bar.addWidget(self.composer, 1)
+        bar.addWidget(self.send_button, 0, Qt.AlignmentFlag.AlignBottom)
+        layout.addLayout(bar)
+
+    @guard()
+    def sizeHint(self) -> QSize:
+        return QSize(PANEL_WIDTH, 400)
+
+    def _send_clicked(self) -> None:
+        self.composer.submit()
+        self.composer.setFocus()
+
+    def start(self, root_id: str, name: str, note: str = "") -> None:
+        """A new thread: nothing shown until its rows arrive (``set_rows``)."""
+        if root_id != self.root_id:
+            self.root_id = root_id
+            self.model.set_timeline([], True)
+            self.composer.clear()
+        self.subtitle.setText(f"started by {html_escape(one_line(name, 60))}")
+        self.set_note(note)
+
+    def set_rows(self, rows: Sequence[Assessed], replies: int, names: Any = None) -> None:
+        """Show the root and replies (``rows``, display order); ``replies``: how many
+        the thread has (more than shown when it is long); ``names``: the room's display
+        names (the room timeline's, so a sender reads the same in both)."""
+        self.model.set_timeline(rows, True)
+        if names is not None:
+            self.model.names = names
+        shown = max(0, len(rows) - 1)
+        word = "reply" if replies == 1 else "replies"
+        base = self.subtitle.text().split(" · ")[0]
+        self.subtitle.setText(f"{base} · {replies:,} {word}")
+        if replies > shown:
+            self.set_note(f"The {replies - shown:,} earliest replies are not shown here.")
+
+    def set_note(self, text: str) -> None:
+        self.note.setText(text)
+        self.note.setVisible(bool(text))

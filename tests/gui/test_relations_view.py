@@ -1,0 +1,453 @@
+"""What relations look like in the timeline (PROTOCOL.md section 18), through the real
+model, delegate and view, offscreen: relation events are not rows (also across pages),
+an edited message shows its latest text and an "(edited)" marker, a deleted one a
+placeholder without its text, a reply the quote of its parent (a click jumps to it,
+loading the page around it), a thread root its reply count (a click asks for the thread
+panel), reactions chips with counts (an unverified reactor is marked, this user's own is
+highlighted, a click toggles it); hostile relations change nothing they must not.
+
+Rows are signed events of several people, judged as the audit would (``Assessed``), with
+the relations the protocol's rules make of them (``relations.build``)."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from nacl.signing import SigningKey
+from PySide6.QtCore import QPoint, QRect, Qt
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication
+
+from bucket_chat_desktop.gui import theme
+from bucket_chat_desktop.gui.main_window import TimelineView
+from bucket_chat_desktop.gui.models.timeline_model import (
+    MAX_CHIPS,
+    PAGE,
+    Chip,
+    Roles,
+    TimelineModel,
+)
+from bucket_chat_desktop.gui.widgets.message_delegate import MessageDelegate, chip_tooltip
+from bucket_chat_desktop.protocol import relations
+from bucket_chat_desktop.protocol.audit import Assessed, TrustState
+from bucket_chat_desktop.protocol.canonical import b64encode
+from bucket_chat_desktop.protocol.event import MEMBER, MESSAGE, Event
+from bucket_chat_desktop.protocol.findings import Kind
+from bucket_chat_desktop.protocol.relations import EDIT, HIDDEN_TYPES, REACTION, REDACTION
+from bucket_chat_desktop.protocol.signing import build_event
+
+ROOM = "relroom"
+T0 = 1_764_000_000_000
+ALICE = ("alice@example.com", SigningKey(b"\x01" * 32), "Alice")
+BOB = ("bob@example.com", SigningKey(b"\x02" * 32), "Bob")
+CAROL = ("carol@example.com", SigningKey(b"\x03" * 32), "Carol")
+SHOTS = Path("/tmp/gs_shots")
+
+Who = tuple[str, SigningKey, str]
+
+
+class Scene:
+    """A room's rows in display order, each signed by its sender and judged."""
+
+    def __init__(self) -> None:
+        self.items: list[Assessed] = []
+        self.heads: dict[str, str] = {}
+        self.t = T0
+
+    def add(
+        self,
+        who: Who,
+        kind: str,
+        content: dict[str, Any],
+        parent: str | None = None,
+        state: TrustState = TrustState.VERIFIED,
+    ) -> Event:
+        user, key, _ = who
+        self.t += 30_000
+        ev = build_event(
+            room_id=ROOM,
+            sender_id=user,
+            event_type=kind,
+            content=content,
+            timestamp_ms=self.t,
+            unique=str(uuid.uuid4()),
+            prev_event_hash=self.heads.get(user),
+            signing_key=key,
+            parent_event_id=parent,
+        )
+        self.heads[user] = ev.hash
+        reason = "signature and chain check out" if state is TrustState.VERIFIED else "not sure"
+        path = f"rooms/{ROOM}/logs/{user}.jsonl"
+        self.items.append(Assessed(ev, state, reason, path, len(self.items) + 1))
+        return ev
+
+    def join(self, who: Who) -> Event:
+        return self.add(who, MEMBER, {"membership": "join", "displayname": who[2]})
+
+    def msg(self, who: Who, text: str, parent: str | None = None, **kw: Any) -> Event:
+        return self.add(who, MESSAGE, {"body": text, "msgtype": "m.text"}, parent, **kw)
+
+    def react(self, who: Who, target: Event, key: str, **kw: Any) -> Event:
+        return self.add(who, REACTION, {"relates_to": target.event_id, "reaction": key}, **kw)
+
+    def edit(self, who: Who, target: Event, text: str, **kw: Any) -> Event:
+        content = {"replaces": target.event_id, "new_content": {"body": text, "msgtype": "m.text"}}
+        return self.add(who, EDIT, content, **kw)
+
+    def redact(self, who: Who, target: Event, reason: str | None = None) -> Event:
+        content: dict[str, Any] = {"redacts": target.event_id}
+        if reason:
+            content["reason"] = reason
+        return self.add(who, REDACTION, content)
+
+    def relations(self, upto: int | None = None) -> relations.Relations:
+        return relations.build(ROOM, self.items[:upto])
+
+
+def model_of(scene: Scene, upto: int | None = None) -> TimelineModel:
+    model = TimelineModel(b64encode(bytes(ALICE[1].verify_key)))
+    model.own_user = ALICE[0]
+    items = scene.items[:upto]
+    model.set_timeline(items, True, scene.relations(upto))
+    return model
+
+
+def row_of(model: TimelineModel, event_id: str) -> int:
+    found = model.locate(event_id)
+    assert found is not None, event_id
+    return found
+
+
+def chat(scene: Scene) -> dict[str, Event]:
+    """Bob asks, people react, Bob fixes a typo, Carol replies, Bob takes one back."""
+    for who in (ALICE, BOB, CAROL):
+        scene.join(who)
+    ask = scene.msg(BOB, "Shall we ship teh release on Friday?")
+    scene.react(ALICE, ask, "👍")
+    scene.react(CAROL, ask, "👍", state=TrustState.UNVERIFIED)
+    scene.react(CAROL, ask, "🎉")
+    scene.edit(BOB, ask, "Shall we ship the release on Friday?\nNotes follow.")
+    answer = scene.msg(CAROL, "Yes, Friday works for me.", parent=ask.event_id)
+    scene.msg(ALICE, "Same here.", parent=ask.event_id)
+    oops = scene.msg(BOB, "the secret password is hunter2")
+    scene.redact(BOB, oops, "wrong room")
+    tail = scene.msg(ALICE, "Let's go then.")
+    return {"ask": ask, "answer": answer, "oops": oops, "tail": tail}
+
+
+def test_relation_rows_are_hidden_and_their_targets_show_them(qtmodeltester: Any) -> None:
+    scene = Scene()
+    ev = chat(scene)
+    model = model_of(scene)
+    qtmodeltester.check(model)
+    kinds = [scene.items[i].event.type for i in range(len(scene.items))]
+    shown = [k for k in kinds if k not in HIDDEN_TYPES]
+    assert model.rowCount() == len(shown) == model.total
+    assert all(model.row(i).type not in HIDDEN_TYPES for i in range(model.rowCount()))
+
+    ask = model.index(row_of(model, ev["ask"].event_id))
+    assert ask.data(Roles.Body) == "Shall we ship the release on Friday?\nNotes follow."
+    edited = ask.data(Roles.Edited)
+    assert edited is not None and edited.times == 1 and edited.state == "verified"
+    chips = {c.key: c for c in ask.data(Roles.Reactions)}
+    assert chips["👍"].number == 2 and chips["👍"].mine and not chips["👍"].all_verified
+    assert chips["🎉"].number == 1 and not chips["🎉"].mine and chips["🎉"].all_verified
+    tip = chip_tooltip(chips["👍"])
+    assert "Alice" in tip and "Carol" in tip and "Unverified" in tip
+    thread = ask.data(Roles.Thread)
+    assert thread is not None and thread.replies == 2 and thread.unread is None
+    model.read_position = len(scene.items) - 4  # Alice's reply and later are unread
+    assert ask.data(Roles.Thread).unread == 1
+
+    answer = model.index(row_of(model, ev["answer"].event_id))
+    quote = answer.data(Roles.Quote)
+    assert quote.status == "ok" and quote.name == "Bob"
+    assert quote.text == "Shall we ship the release on Friday?"  # the latest, first line
+
+    oops = model.index(row_of(model, ev["oops"].event_id))
+    assert oops.data(Roles.Kind) == "deleted"
+    deleted = oops.data(Roles.Deleted)
+    assert deleted.reason == "wrong room" and deleted.state == "verified"
+    for role in [*Roles, Qt.ItemDataRole.DisplayRole]:
+        value = oops.data(role)
+        if role not in (Roles.Content,) and isinstance(value, str):
+            assert "hunter2" not in value
+    assert oops.data(Roles.Reactions) == ()
+
+
+def test_an_edit_less_trusted_than_its_message_shows_its_trust() -> None:
+    scene = Scene()
+    scene.join(BOB)
+    msg = scene.msg(BOB, "original")
+    scene.edit(BOB, msg, "changed", state=TrustState.UNVERIFIED)
+    model = model_of(scene)
+    index = model.index(row_of(model, msg.event_id))
+    assert index.data(Roles.Body) == "changed"
+    assert index.data(Roles.Trust) == "unverified"
+    assert "edit" in index.data(Roles.TrustReason)
+
+
+def test_hostile_relations_change_nothing_they_must_not(qtbot: Any) -> None:
+    scene = Scene()
+    for who in (ALICE, BOB, CAROL):
+        scene.join(who)
+    msg = scene.msg(BOB, "Bob's own words")
+    scene.edit(CAROL, msg, "Carol's forged words")  # another sender's edit
+    scene.redact(CAROL, msg)  # and another sender's deletion
+    scene.react(CAROL, msg, "\u202e👍")  # a bidi override: the rules reject it
+    long_key = "ab" * 32  # 64 characters: allowed, must not break the layout
+    scene.react(ALICE, msg, long_key)
+    rel = scene.relations()
+    assert {f.kind for f in rel.findings} >= {Kind.RELATION_NOT_SENDER, Kind.RELATION_INVALID}
+    model = model_of(scene)
+    index = model.index(row_of(model, msg.event_id))
+    assert index.data(Roles.Body) == "Bob's own words"
+    assert index.data(Roles.Edited) is None and index.data(Roles.Deleted) is None
+    chips = index.data(Roles.Reactions)
+    assert [c.key for c in chips] == [long_key]
+    assert all("\u202e" not in c.key for c in chips)
+
+    view, delegate = _view(qtbot, model, 420)
+    rect = view.visualRect(index)
+    regions = delegate.regions(index, rect, view.font())
+    [(what, _chip, chip_rect)] = regions.parts
+    assert what == "chip" and chip_rect.right() <= rect.right()
+    assert chip_rect.width() < 200  # elided, not 64 characters wide
+    assert rect.height() < 160
+
+
+def test_pages_skip_relation_rows_and_appended_relations_update_their_target(
+    qtmodeltester: Any,
+) -> None:
+    """600 messages, each followed by a reaction to it: pages hold only messages, in
+    order, and what is held stays bounded; a relation-only append changes its target's
+    row in place (no row inserted, the row's height key changes)."""
+    scene = Scene()
+    scene.join(ALICE)
+    scene.join(BOB)
+    texts = []
+    for i in range(600):
+        m = scene.msg(BOB if i % 3 else ALICE, f"message {i}")
+        texts.append(m.event_id)
+        scene.react(ALICE, m, "👀")
+    model = model_of(scene)
+    qtmodeltester.check(model)
+    assert model.total == 602 and model.rowCount() == PAGE // 2  # the newest 200 positions
+    while model.rowCount() < model.total:
+        model.fetch_older()
+    assert [model.row(i).event_id for i in range(2, 602)] == texts
+    assert all(model.index(i).data(Roles.Reactions)[0].number == 1 for i in range(2, 602))
+
+    last = scene.items[-2].event  # the newest message
+    before = model.index(model.rowCount() - 1).data(Roles.Layout)
+    changed: list[int] = []
+    model.dataChanged.connect(lambda a, b, *_: changed.extend(range(a.row(), b.row() + 1)))
+    start = len(scene.items)
+    scene.react(CAROL, last, "🚀")
+    scene.edit(BOB if scene.items[-4].event.sender_id == BOB[0] else ALICE, last, "edited!")
+    model.append(scene.items[start:], scene.relations())
+    assert model.rowCount() == 602  # nothing inserted
+    assert changed == [model.rowCount() - 1, model.rowCount() - 1][: len(changed)] and changed
+    index = model.index(model.rowCount() - 1)
+    assert [c.key for c in index.data(Roles.Reactions)] == ["👀", "🚀"]
+    assert index.data(Roles.Layout) != before
+
+
+def _view(qtbot: Any, model: TimelineModel, width: int = 640) -> tuple[TimelineView, Any]:
+    view = TimelineView()
+    qtbot.addWidget(view)
+    delegate = MessageDelegate(view)
+    view.setItemDelegate(delegate)
+    view.setModel(model)
+    view.resize(width, 560)
+    view.show()
+    qtbot.waitExposed(view)
+    view.executeDelayedItemsLayout()
+    return view, delegate
+
+
+def _part(
+    delegate: Any, view: TimelineView, event_id: str, what: str, key: str = ""
+) -> tuple[Any, QRect]:
+    """A painted piece of a row (scrolled into view): its payload and where it is."""
+    model = view.model()
+    index = model.index(row_of(model, event_id))
+    view.scrollTo(index)
+    view.executeDelayedItemsLayout()
+    regions = delegate.regions(index, view.visualRect(index), view.font())
+    if what in ("quote", "thread"):
+        return None, getattr(regions, what)
+    return next((p, r) for w, p, r in regions.parts if w == what and (not key or p.key == key))
+
+
+def test_clicks_toggle_chips_jump_to_quotes_and_open_threads(qtbot: Any) -> None:
+    scene = Scene()
+    ev = chat(scene)
+    model = model_of(scene)
+    view, delegate = _view(qtbot, model)
+    chip, rect = _part(delegate, view, ev["ask"].event_id, "chip")
+    assert isinstance(chip, Chip) and chip.key == "👍" and chip.mine
+    with qtbot.waitSignal(view.reaction_clicked) as got:
+        QTest.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    assert got.args == [ev["ask"].event_id, "👍", False]  # mine: take it back
+    _, rect2 = _part(delegate, view, ev["ask"].event_id, "chip", "🎉")
+    with qtbot.waitSignal(view.reaction_clicked) as got:
+        QTest.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=rect2.center())
+    assert got.args == [ev["ask"].event_id, "🎉", True]  # not mine: add it
+
+    _, thread = _part(delegate, view, ev["ask"].event_id, "thread")
+    with qtbot.waitSignal(view.threadRequested) as got:
+        QTest.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=thread.center())
+    assert got.args == [ev["ask"].event_id]
+
+    _, quote = _part(delegate, view, ev["answer"].event_id, "quote")
+    QTest.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=quote.center())
+    assert view.flash_id == ev["ask"].event_id
+    assert view.currentIndex().row() == row_of(model, ev["ask"].event_id)
+
+
+def test_a_quote_of_a_message_not_held_loads_the_page_around_it(qtbot: Any) -> None:
+    scene = Scene()
+    scene.join(ALICE)
+    scene.join(BOB)
+    first = scene.msg(BOB, "the very first plan")
+    for i in range(700):
+        scene.msg(ALICE if i % 2 else BOB, f"filler {i}")
+        if i % 4 == 0:
+            scene.react(BOB, first, f"{i}")
+    reply = scene.msg(ALICE, "About that first plan", parent=first.event_id)
+    model = model_of(scene)
+    view, delegate = _view(qtbot, model)
+    assert model.locate(first.event_id) is None  # not held
+    index = model.index(row_of(model, reply.event_id))
+    # its parent is read through the pager, by its timeline position
+    qtbot.waitUntil(lambda: index.data(Roles.Quote).status == "ok")
+    assert index.data(Roles.Quote).text == "the very first plan"
+    _, quote = _part(delegate, view, reply.event_id, "quote")
+    QTest.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=quote.center())
+    qtbot.waitUntil(lambda: view.flash_id == first.event_id)
+    assert model.locate(first.event_id) is not None
+    assert model.held <= 2 * PAGE + 10
+    # the rows below come back as the view is scrolled down, then new rows append again
+    assert model.can_fetch_newer()
+    bar = view.verticalScrollBar()
+    for _ in range(20):
+        if not model.can_fetch_newer():
+            break
+        bar.setValue(bar.maximum())
+        qtbot.wait(5)
+    assert not model.can_fetch_newer()
+    assert model.row(model.rowCount() - 1).event_id == reply.event_id
+    more = scene.msg(BOB, "a new one")
+    model.append(scene.items[-1:], scene.relations())
+    assert model.row(model.rowCount() - 1).event_id == more.event_id
+
+
+def test_relation_echoes_and_cached_rows_are_not_rows() -> None:
+    scene = Scene()
+    ev = chat(scene)
+    model = TimelineModel()
+    reaction = next(a.event for a in scene.items if a.event.type == REACTION)
+    model.set_echo([reaction], "sending")
+    assert model.rowCount() == 0
+    model.set_echo([ev["tail"]], "sending")
+    assert model.rowCount() == 1
+
+
+@pytest.mark.parametrize("mode", ["light", "dark"])
+def test_render_relations(qtbot: Any, qapp: QApplication, mode: str) -> None:
+    """Every piece painted, light and dark (PNGs in /tmp/gs_shots to look at)."""
+    theme.apply(qapp, mode)
+    try:
+        scene = Scene()
+        chat(scene)
+        model = model_of(scene)
+        view, _ = _view(qtbot, model, 700)
+        view.resize(700, 760)
+        view.scrollToBottom()
+        qtbot.wait(20)
+        SHOTS.mkdir(exist_ok=True)
+        assert view.grab().save(str(SHOTS / f"relations-{mode}.png"))
+    finally:
+        theme.apply(qapp, "light")
+
+
+def test_a_reaction_above_the_view_grows_its_row_and_the_view_does_not_move(qtbot: Any) -> None:
+    scene = Scene()
+    scene.join(ALICE)
+    scene.join(BOB)
+    msgs = [scene.msg(BOB if i % 2 else ALICE, f"line {i}") for i in range(120)]
+    model = model_of(scene)
+    view, _ = _view(qtbot, model)
+    bar = view.verticalScrollBar()
+    qtbot.wait(50)  # it opens at the bottom (a moment after the model is set)
+    bar.setValue(bar.maximum() // 2)
+    qtbot.wait(50)
+    assert bar.value() == bar.maximum() // 2
+    top = view.indexAt(QPoint(4, 4))
+    assert top.isValid() and top.row() > 10
+    y = view.visualRect(top).top()
+    above = model.index(top.row() - 5)
+    height = view.visualRect(above).height()
+    target = next(m for m in msgs if m.event_id == above.data(Roles.EventId))
+    start = len(scene.items)
+    scene.react(BOB, target, "🎉")
+    model.append(scene.items[start:], scene.relations())
+    qtbot.waitUntil(lambda: view.visualRect(above).height() > height)
+    qtbot.wait(50)
+    assert abs(view.visualRect(top).top() - y) <= 1  # the same row at the same place
+
+
+def test_the_current_rows_chips_are_reachable_by_keyboard(qtbot: Any) -> None:
+    scene = Scene()
+    ev = chat(scene)
+    model = model_of(scene)
+    view, _ = _view(qtbot, model)
+    view.setFocus()
+    view.setCurrentIndex(model.index(row_of(model, ev["ask"].event_id)))
+    QTest.keyClick(view, Qt.Key.Key_Right)
+    assert view.chip_focus == (ev["ask"].event_id, 0)
+    QTest.keyClick(view, Qt.Key.Key_Right)
+    QTest.keyClick(view, Qt.Key.Key_Right)  # stays on the last chip
+    assert view.chip_focus == (ev["ask"].event_id, 1)
+    SHOTS.mkdir(exist_ok=True)
+    assert view.grab().save(str(SHOTS / "relations-keyboard.png"))
+    with qtbot.waitSignal(view.reaction_clicked) as got:
+        QTest.keyClick(view, Qt.Key.Key_Space)
+    assert got.args == [ev["ask"].event_id, "🎉", True]
+    QTest.keyClick(view, Qt.Key.Key_Down)
+    assert view.chip_focus is None
+
+
+def test_a_flood_of_reactions_and_dangling_replies_stay_bounded(qtbot: Any) -> None:
+    """300 different reactions on one message: a bounded number of chips and a "+n";
+    a reply to another room's message or to one never read says so, never crashes."""
+    scene = Scene()
+    scene.join(ALICE)
+    scene.join(BOB)
+    msg = scene.msg(BOB, "react to me")
+    for i in range(300):
+        scene.react(ALICE, msg, f"r{i}")
+    elsewhere = scene.msg(ALICE, "about that", parent="otherroom::2025-01-01T00:00:00.000Z::x")
+    unknown = scene.msg(ALICE, "and this", parent=f"{ROOM}::2025-01-01T00:00:00.000Z::nope")
+    reaction = scene.items[-3].event
+    to_relation = scene.msg(BOB, "a reply to a reaction", parent=reaction.event_id)
+    model = model_of(scene)
+    view, delegate = _view(qtbot, model)
+    index = model.index(row_of(model, msg.event_id))
+    assert len(index.data(Roles.Reactions)) == 300
+    rect = view.visualRect(index)
+    regions = delegate.regions(index, rect, view.font())
+    kinds = [what for what, _, _ in regions.parts]
+    assert kinds.count("chip") == MAX_CHIPS - 1 and kinds[-1] == "more"
+    assert rect.height() < 400
+    assert "r299" in (
+        delegate.part_tooltip(index, rect, view.font(), regions.parts[-1][2].center()) or ""
+    )
+    assert model.index(row_of(model, elsewhere.event_id)).data(Roles.Quote).status == "elsewhere"
+    assert model.index(row_of(model, unknown.event_id)).data(Roles.Quote).status == "missing"
+    odd = model.index(row_of(model, to_relation.event_id))  # relation-invalid: no quote
+    assert odd.data(Roles.Quote) is None and odd.data(Roles.Layout)[8] is False

@@ -1,0 +1,193 @@
+"""Export room… in the real window: a real Controller and MainWindow on a temporary local
+storage, the action triggered from the room's context menu and from the main menu, the
+file written off the GUI thread, the notice with "Open folder"."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import hashlib
+import json
+import os
+from collections.abc import Coroutine, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from nacl.signing import SigningKey
+from PySide6.QtCore import QUrl
+from PySide6.QtWidgets import QApplication, QMessageBox, QPushButton
+
+from bucket_chat_desktop.gui import room_export
+from bucket_chat_desktop.gui.controller import Controller
+from bucket_chat_desktop.gui.main_window import MainWindow
+from bucket_chat_desktop.gui.room_export import RoomExport
+from bucket_chat_desktop.keys import load_or_create_identity, open_key_store
+from bucket_chat_desktop.protocol.attachments import blob_path, file_content
+from bucket_chat_desktop.protocol.event import MESSAGE
+from bucket_chat_desktop.settings import Settings, StorageSettings
+from bucket_chat_desktop.storage.local import LocalStorage
+from bucket_chat_desktop.sync.writer import Draft, RoomWriter
+
+ROOM = "design"
+ALICE = "alice@example.com"
+T = TypeVar("T")
+REPORT = b"%PDF-1.7 the quarterly report"
+
+
+@pytest.fixture(autouse=True)
+def _qt_garbage_dies_on_the_main_thread() -> Iterator[None]:
+    gc.collect()
+    yield
+    gc.collect()
+
+
+def wait(qtbot: Any, coro: Coroutine[Any, Any, T], timeout: int = 15000) -> T:
+    task = asyncio.ensure_future(coro)
+    qtbot.waitUntil(task.done, timeout=timeout)
+    return task.result()
+
+
+@dataclass
+class App:
+    qtbot: Any
+    store: Path
+    key: str
+    controller: Controller
+    window: MainWindow
+    feature: RoomExport
+    opened: list[QUrl]
+
+
+@pytest.fixture
+def app(qtbot: Any, qloop: Any, home: Path, tmp_path: Path, qapp: QApplication) -> Iterator[App]:
+    store = tmp_path / "store"
+    identity, _ = load_or_create_identity(open_key_store(user_id=ALICE), ALICE, create=True)
+    storage = LocalStorage(store)
+    alice = RoomWriter(storage, ROOM, ALICE, identity.signing_key, displayname="Alice")
+    wait(qtbot, alice.create_room("Design <i>review</i>", "2026-01-05T09:00:00.000Z"))
+    bob = RoomWriter(storage, ROOM, "bob@example.com", SigningKey(b"\x02" * 32), displayname="Bob")
+    wait(qtbot, bob.send([Draft.text("Here is the report <script>alert(1)</script>")]))
+    sha = hashlib.sha256(REPORT).hexdigest()
+    wait(qtbot, storage.put_if_absent(blob_path(ROOM, sha), REPORT))
+    content = file_content("report.pdf", len(REPORT), "application/pdf", sha)
+    wait(qtbot, bob.send([Draft(MESSAGE, content)]))
+    entry = StorageSettings(str(store), "Team share", [ROOM])
+    settings = Settings(user_id=ALICE, displayname="Alice", storages=[entry])
+    settings.last_room = f"{entry.id}/{ROOM}"
+    controller = Controller(settings, identity)
+    window = MainWindow(controller)
+    feature = room_export.install(window, controller)
+    opened: list[QUrl] = []
+    feature.open_url = opened.append
+    window.show()
+    controller.start()
+    key = f"{entry.id}/{ROOM}"
+    qtbot.waitUntil(lambda: controller.current == key and key in controller.results, timeout=15000)
+    qtbot.waitUntil(lambda: len(controller.results[key].timeline) >= 4, timeout=15000)
+    yield App(qtbot, store, key, controller, window, feature, opened)
+    if feature.notice is not None:  # a notice is a window of its own: never left behind
+        with contextlib.suppress(RuntimeError):
+            feature.notice.close()
+    wait(qtbot, controller.shutdown())
+    window.quitting = True
+    window.close()
+
+
+def _button(box: QMessageBox, text: str) -> QPushButton:
+    for b in box.buttons():
+        if b.text() == text and isinstance(b, QPushButton):
+            return b
+    raise AssertionError(f"no button {text!r} in {[b.text() for b in box.buttons()]}")
+
+
+def test_export_from_the_room_menu_writes_html_and_offers_the_folder(
+    app: App, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    asked: list[tuple[str, str]] = []
+
+    def choose(suggested: str, shown: str) -> tuple[str, str]:
+        asked.append((suggested, shown))
+        return str(out / "design.html"), "html"
+
+    app.feature.choose = choose
+    menu = app.window.room_menu(app.key)
+    [action] = [a for a in menu.actions() if a.text() == "Export room…"]
+    assert action.isEnabled()
+    action.trigger()
+    assert asked and asked[0][1] == "Design <i>review</i>"
+    assert asked[0][0].endswith("Design _i_review__i_.html")  # a safe file name
+    app.qtbot.waitUntil(lambda: app.feature.notice is not None, timeout=20000)
+    box = app.feature.notice
+    assert box is not None and box.windowTitle() == "Room exported"
+    assert "report.pdf" not in box.text()  # nothing failed to copy
+    assert "1 attachment(s) copied" in box.text()
+    html = (out / "design.html").read_text("utf-8")
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script" not in html
+    assert "Design &lt;i&gt;review&lt;/i&gt;" in html
+    assert (out / "design_files" / "report.pdf").read_bytes() == REPORT
+    shots = Path(os.environ.get("BUCKET_CHAT_SHOTS") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    box.grab().save(str(shots / "export-done.png"))
+    _button(box, "Open folder").click()
+    assert app.opened == [QUrl.fromLocalFile(str(out))]
+    assert app.feature.task is None and app.feature.progress is None
+
+
+def test_export_from_the_main_menu_as_jsonl(app: App, tmp_path: Path) -> None:
+    path = tmp_path / "design.jsonl"
+    app.feature.choose = lambda _s, _n: (str(path), "jsonl")
+    [action] = [a for a in app.window.add_menu.actions() if a.text() == "Export room…"]
+    assert action.isEnabled()
+    action.trigger()
+    app.qtbot.waitUntil(lambda: app.feature.notice is not None, timeout=20000)
+    lines = [json.loads(line) for line in path.read_text("ascii").splitlines()]
+    assert lines[0]["format"] == "bucket-chat-export" and lines[0]["room_id"] == ROOM
+    states = {line["trust"]["state"] for line in lines[1:]}
+    assert states == {"verified"}
+    bodies = [line["event"]["content"].get("body") for line in lines[1:]]
+    assert "Here is the report <script>alert(1)</script>" in bodies
+
+
+def test_a_failed_export_says_why(app: App, tmp_path: Path) -> None:
+    app.feature.choose = lambda _s, _n: (str(tmp_path / "missing" / "x.html"), "html")
+    app.feature.start(app.key)
+    app.qtbot.waitUntil(lambda: app.feature.notice is not None, timeout=20000)
+    box = app.feature.notice
+    assert box is not None and box.windowTitle() == "Export failed"
+    assert "is not a folder" in box.text()
+    assert app.feature.task is None
+
+
+def test_cancelling_leaves_nothing_behind(app: App, tmp_path: Path) -> None:
+    path = tmp_path / "c.html"
+    client = app.controller.client
+    original = client.timeline_page
+    pages: list[int] = []
+
+    async def slow_page(*args: Any) -> Any:  # a huge room: each page takes a while
+        pages.append(args[2])
+        await asyncio.sleep(0.3)
+        return await original(*args)
+
+    client.timeline_page = slow_page  # type: ignore[method-assign]
+    app.feature.choose = lambda _s, _n: (str(path), "html")
+    task = app.feature.start(app.key)
+    assert task is not None
+    progress = app.feature.progress
+    assert progress is not None
+    assert not app.feature.action.isEnabled()  # one export at a time
+    [again] = [a for a in app.window.room_menu(app.key).actions() if a.text() == "Export room…"]
+    assert not again.isEnabled()
+    app.qtbot.waitUntil(lambda: bool(pages), timeout=5000)
+    [cancel] = [b for b in progress.findChildren(QPushButton) if b.text() == "Cancel"]
+    cancel.click()  # while a page is being read
+    app.qtbot.waitUntil(task.done, timeout=10000)
+    assert task.cancelled()
+    assert not path.exists() and not (tmp_path / "c_files").exists()
+    assert app.feature.task is None and app.feature.notice is None
+    assert app.feature.action.isEnabled()

@@ -1,0 +1,373 @@
+"""``send --reply-to``, ``react``, ``edit`` and ``delete`` run in-process: what they send,
+what ``history`` then shows, and every refusal (exit 2, one line, nothing written)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from nacl.signing import SigningKey
+
+import bucket_chat_desktop.cli.main as cli_main
+from bucket_chat_desktop.cli.format import describe_event
+from bucket_chat_desktop.cli.main import main
+from bucket_chat_desktop.cli.related import chip_text
+from bucket_chat_desktop.protocol.audit import Assessed, TrustState
+from bucket_chat_desktop.protocol.relations import ReactionChip, Reactor
+from bucket_chat_desktop.protocol.signing import build_event
+from bucket_chat_desktop.sync.watched import NoAnswerError
+
+PASSPHRASE = "correct horse battery staple"
+ALICE, BOB = "alice@example.com", "bob@example.com"
+ROOM = "rel-room"
+
+
+class Result:
+    def __init__(self, code: int, out: str, err: str) -> None:
+        self.code, self.out, self.err = code, out, err
+
+    def __repr__(self) -> str:
+        return f"exit {self.code}\n--- stdout\n{self.out}--- stderr\n{self.err}"
+
+    @property
+    def sent(self) -> str:
+        """The event id a successful relation command printed last on its first line."""
+        assert self.code == 0, self
+        return self.out.splitlines()[0].split()[-1]
+
+
+Cli = Callable[..., Result]
+
+
+@pytest.fixture(autouse=True)
+def env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BUCKET_CHAT_KEY_STORE", "file")
+    monkeypatch.setenv("BUCKET_CHAT_PASSPHRASE", PASSPHRASE)
+    monkeypatch.delenv("BUCKET_CHAT_STORAGE", raising=False)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Path:
+    return tmp_path / "shared"
+
+
+@pytest.fixture
+def cli(
+    capsys: pytest.CaptureFixture[str],
+    store: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Cli:
+    """``cli(user, *args)``: ``bucket-chat -s <store> *args --user-id <user>`` on that
+    user's own device, or on ``device=`` (``user`` None: a device of nobody, no --user-id)."""
+
+    def call(user: str | None, *args: str, device: str | None = None) -> Result:
+        name = device or user or "reader"
+        monkeypatch.setenv("BUCKET_CHAT_HOME", str(tmp_path / "devices" / name))
+        capsys.readouterr()
+        argv = ["-s", str(store), *args] + (["--user-id", user] if user else [])
+        try:
+            code = main(argv)
+        except SystemExit as exc:  # argparse
+            code = exc.code if isinstance(exc.code, int) else 2
+        out, err = capsys.readouterr()
+        return Result(code, out, err)
+
+    return call
+
+
+def every_file(folder: Path) -> list[str]:
+    return sorted(
+        Path(d, n).relative_to(folder).as_posix() for d, _, ns in os.walk(folder) for n in ns
+    )
+
+
+def history(cli: Cli, *extra: str) -> dict[str, Any]:
+    r = cli(None, "history", "--room-id", ROOM, "--json", *extra)
+    assert r.code == 0, r
+    doc: dict[str, Any] = json.loads(r.out)
+    return doc
+
+
+def by_body(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {e["original_body"]: e for e in doc["events"] if e["original_body"] is not None}
+
+
+@pytest.fixture
+def room(cli: Cli) -> dict[str, str]:
+    """Alice's room: her message "hi all", Bob's "hello alice"; their event ids."""
+    for user in (ALICE, BOB):
+        assert cli(user, "setup-keys").code == 0
+    assert cli(ALICE, "create-room", "--room-id", ROOM, "--name", "Rel").code == 0
+    ids = {
+        "alice": cli(ALICE, "send", "--room-id", ROOM, "hi all").sent,
+        "bob": cli(BOB, "send", "--room-id", ROOM, "hello alice").sent,
+    }
+    events = history(cli)["events"]
+    ids["join"] = next(e["event_id"] for e in events if e["type"] != "m.room.message")
+    return ids
+
+
+def refused(r: Result, *needles: str) -> None:
+    assert r.code == 2, r
+    assert "Traceback" not in r.err + r.out, r
+    lines = r.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("bucket-chat: "), r
+    for needle in needles:
+        assert needle.lower() in lines[0].lower(), (needle, r)
+
+
+# -- what is sent and shown --------------------------------------------------------------------
+
+
+def test_reply_react_edit_delete_show_in_history(cli: Cli, room: dict[str, str]) -> None:
+    reply = cli(BOB, "send", "--room-id", ROOM, "--reply-to", room["alice"], "agreed").sent
+    assert cli(BOB, "react", "--room-id", ROOM, room["alice"], "👍").code == 0
+    assert cli(ALICE, "react", "--room-id", ROOM, room["alice"], "👍").code == 0
+    assert cli(ALICE, "react", "--room-id", ROOM, room["alice"], "🎉").code == 0
+    r = cli(ALICE, "edit", "--room-id", ROOM, room["alice"], "hi everyone")
+    assert r.code == 0 and r.out.startswith("Edited with "), r
+    r = cli(BOB, "delete", "--room-id", ROOM, room["bob"], "--reason", "wrong room")
+    assert r.code == 0 and "copies remain in the storage" in r.out, r
+
+    doc = history(cli)
+    assert [e["type"] for e in doc["events"]].count("m.room.reaction") == 0  # not rows
+    events = by_body(doc)
+    alice = events["hi all"]
+    assert alice["body"] == "hi everyone"
+    assert alice["edited"]["body"] == "hi everyone"
+    assert [e["state"] for e in alice["edited"]["edits"]] == ["verified"]
+    assert {c["key"]: c["count"] for c in alice["reactions"]} == {"👍": 2, "🎉": 1}
+    thumbs = next(c for c in alice["reactions"] if c["key"] == "👍")
+    assert {s["sender_id"] for s in thumbs["senders"]} == {ALICE, BOB}
+    assert alice["thread_replies"] == 1
+    agreed = events["agreed"]
+    assert agreed["event_id"] == reply
+    assert agreed["reply_to"] == room["alice"] and agreed["thread_root"] == room["alice"]
+    bob = events["hello alice"]
+    assert bob["body"] is None and bob["original_body"] == "hello alice"
+    assert bob["redacted"]["reason"] == "wrong room"
+    assert bob["redacted"]["state"] == "verified"
+    assert doc["findings"] == []
+
+    text = cli(None, "history", "--room-id", ROOM).out
+    assert "hi everyone (edited)" in text and "hi all" not in text
+    assert "> alice@example.com: hi everyone" in text  # the reply quotes the latest text
+    assert "👍 2  🎉 1" in text and "[1 reply in thread]" in text
+    assert "(message deleted by bob@example.com; reason: wrong room)" in text
+    assert "hello alice" not in text  # a deleted message's text is never printed
+    assert "m.room.reaction" not in text and "m.room.edit" not in text
+
+    # --limit counts shown events: relation events are not events of their own.
+    doc = history(cli, "--limit", "2")
+    assert [e["original_body"] for e in doc["events"]] == ["hello alice", "agreed"]
+
+
+def test_a_reply_to_a_deleted_parent_says_so(cli: Cli, room: dict[str, str]) -> None:
+    assert cli(BOB, "send", "--room-id", ROOM, "--reply-to", room["bob"], "(see above)").code == 0
+    assert cli(BOB, "delete", "--room-id", ROOM, room["bob"]).code == 0
+    text = cli(None, "history", "--room-id", ROOM).out
+    assert "> (deleted message)" in text
+    assert "(message deleted by bob@example.com)" in text
+
+
+def test_removing_a_reaction_and_doing_what_is_done_already(
+    cli: Cli, room: dict[str, str], store: Path
+) -> None:
+    target = room["bob"]
+    assert cli(ALICE, "react", "--room-id", ROOM, target, "👍").code == 0
+    before = every_file(store)
+    r = cli(ALICE, "react", "--room-id", ROOM, target, " 👍 ")  # the same text, counted once
+    assert r.code == 0 and "already reacted" in r.out, r
+    assert every_file(store) == before
+    r = cli(ALICE, "react", "--room-id", ROOM, "--remove", target, "👍")
+    assert r.code == 0 and r.out.startswith("Removed your 👍 reaction"), r
+    assert by_body(history(cli))["hello alice"]["reactions"] == []
+    before = every_file(store)
+    r = cli(ALICE, "react", "--room-id", ROOM, "--remove", target, "👍")
+    assert r.code == 0 and "nothing to remove" in r.out, r
+    r = cli(BOB, "edit", "--room-id", ROOM, target, "hello alice")
+    assert r.code == 0 and "already says that" in r.out, r
+    assert every_file(store) == before
+    assert cli(BOB, "delete", "--room-id", ROOM, target).code == 0
+    r = cli(BOB, "delete", "--room-id", ROOM, target)
+    assert r.code == 0 and "deleted already" in r.out, r
+
+
+def test_an_edit_keeps_the_messages_msgtype_and_reads_stdin(
+    cli: Cli, room: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO("line one\nline two\n"))
+    assert cli(ALICE, "edit", "--room-id", ROOM, room["alice"], "-").code == 0
+    alice = by_body(history(cli))["hi all"]
+    assert alice["edited"]["body"] == "line one\nline two"
+    assert alice["edited"]["msgtype"] == "m.text"
+    text = cli(None, "history", "--room-id", ROOM).out
+    assert "line one\n    line two (edited)" in text
+
+
+def test_text_from_storage_is_escaped_in_quotes_edits_and_reasons(
+    cli: Cli, room: dict[str, str]
+) -> None:
+    evil = "\x1b[2Jclear\u202eevil\x07\nsecond line"
+    target = cli(ALICE, "send", "--room-id", ROOM, evil).sent
+    reply = cli(BOB, "send", "--room-id", ROOM, "--reply-to", target, "re").sent
+    assert cli(ALICE, "edit", "--room-id", ROOM, room["alice"], "\x1b[31mred").code == 0
+    r = cli(BOB, "delete", "--room-id", ROOM, reply, "--reason", "\x1b]0;pwned\x07 x")
+    assert r.code == 0, r
+    out = cli(None, "history", "--room-id", ROOM).out
+    for raw in ("\x1b", "\x07", "\u202e"):
+        assert raw not in out, (raw, out)
+    # A deleted reply still quotes its parent (the quote is the parent's text, escaped).
+    assert "> alice@example.com: \\x1b[2Jclear\\u202eevil\\x07\n" in out
+    assert "\\x1b[31mred (edited)" in out
+    assert "reason: \\x1b]0;pwned\\x07 x)" in out
+
+
+def test_a_chip_with_an_unverified_reactor_says_so() -> None:
+    chip = ReactionChip(
+        "👍",
+        (Reactor(ALICE, "verified", ("a",)), Reactor(BOB, "unverified", ("b",))),
+    )
+    assert chip_text(chip) == "👍 2 [1 UNVERIFIED]"
+    family = "\U0001f468\u200d\U0001f469\u200d\U0001f467"  # a ZWJ sequence is kept whole
+    assert chip_text(ReactionChip(family, (Reactor(ALICE, "verified", ("a",)),))) == family + " 1"
+
+
+def test_sync_follow_and_chat_say_what_a_relation_event_asks() -> None:
+    def line(event_type: str, content: dict[str, Any]) -> str:
+        ev = build_event(
+            room_id=ROOM,
+            sender_id=BOB,
+            event_type=event_type,
+            content=content,
+            timestamp_ms=1,
+            unique="u1",
+            prev_event_hash=None,
+            signing_key=SigningKey(b"\x01" * 32),
+        )
+        return describe_event(Assessed(ev, TrustState.VERIFIED, "", "p", 1))
+
+    target = f"{ROOM}::2026-01-01T00:00:00.000Z::x"
+    assert line("m.room.reaction", {"relates_to": target, "reaction": "👍"}) == (
+        f"* reaction 👍 to {target}"
+    )
+    assert line("m.room.reaction", {"relates_to": target, "reaction": "\x1b[2J"}) == (
+        f"* reaction \\x1b[2J to {target}"
+    )
+    assert line("m.room.edit", {"replaces": target, "new_content": {}}) == f"* edit of {target}"
+    assert line("m.room.redaction", {"redacts": target}) == f"* deletion of {target}"
+    assert line("m.room.redaction", {}) == "* m.room.redaction"
+
+
+# -- refusals ------------------------------------------------------------------------------
+
+
+UNUSABLE_REACTIONS = ["", "   ", "a\nb", "x" * 65, "\x1b[31mred", "bad\u202e"]
+
+
+@pytest.mark.parametrize("text", UNUSABLE_REACTIONS, ids=repr)
+def test_an_unusable_reaction_text_is_refused(
+    cli: Cli, room: dict[str, str], store: Path, text: str
+) -> None:
+    before = every_file(store)
+    refused(cli(BOB, "react", "--room-id", ROOM, room["alice"], text), "1 to 64 characters")
+    assert every_file(store) == before
+
+
+@pytest.mark.parametrize("command", ["react", "edit", "delete", "reply"])
+def test_an_event_of_another_room_or_not_found_is_refused(
+    cli: Cli, room: dict[str, str], store: Path, command: str
+) -> None:
+    args = {
+        "react": ["react", "--room-id", ROOM, "{id}", "👍"],
+        "edit": ["edit", "--room-id", ROOM, "{id}", "new text"],
+        "delete": ["delete", "--room-id", ROOM, "{id}"],
+        "reply": ["send", "--room-id", ROOM, "--reply-to", "{id}", "re"],
+    }[command]
+    before = every_file(store)
+    other = room["alice"].replace(ROOM, "other-room", 1)
+    missing = room["alice"][:-4] + "0000"
+    for event_id, needle in [(other, "is not an event of room"), (missing, "no event")]:
+        r = cli(ALICE, *[a.replace("{id}", event_id) for a in args])
+        refused(r, needle)
+    assert every_file(store) == before
+
+
+def test_editing_or_deleting_someone_elses_message_is_refused(
+    cli: Cli, room: dict[str, str], store: Path
+) -> None:
+    before = every_file(store)
+    refused(cli(BOB, "edit", "--room-id", ROOM, room["alice"], "pwned"), "not yours")
+    refused(cli(BOB, "delete", "--room-id", ROOM, room["alice"]), "not yours")
+    reaction = cli(ALICE, "react", "--room-id", ROOM, room["bob"], "👍").sent
+    after = every_file(store)
+    refused(cli(BOB, "delete", "--room-id", ROOM, reaction), "not yours")
+    assert every_file(store) == after and len(after) > len(before)
+    # Its sender may: deleting a reaction takes it back (as react --remove does).
+    assert cli(ALICE, "delete", "--room-id", ROOM, reaction).code == 0
+    assert by_body(history(cli))["hello alice"]["reactions"] == []
+
+
+def test_editing_from_a_device_not_verified_for_the_sender_is_refused(
+    cli: Cli, room: dict[str, str], store: Path
+) -> None:
+    # Alice's phone was never introduced: every reader would ignore its edit.
+    assert cli(ALICE, "setup-keys", device="alice-phone").code == 0
+    before = every_file(store)
+    r = cli(ALICE, "edit", "--room-id", ROOM, room["alice"], "x", device="alice-phone")
+    refused(r, "not verified for", "add-device")
+    refused(cli(ALICE, "delete", "--room-id", ROOM, room["alice"], device="alice-phone"), "not")
+    assert every_file(store) == before
+
+
+def test_editing_a_non_message_is_refused(cli: Cli, room: dict[str, str], store: Path) -> None:
+    reaction = cli(ALICE, "react", "--room-id", ROOM, room["bob"], "👍").sent
+    before = every_file(store)
+    refused(cli(ALICE, "edit", "--room-id", ROOM, reaction, "x"), "not a message")
+    refused(cli(ALICE, "edit", "--room-id", ROOM, room["join"], "x"), "not a message")
+    refused(cli(ALICE, "react", "--room-id", ROOM, reaction, "🎉"), "not a message")
+    refused(cli(ALICE, "send", "--room-id", ROOM, "--reply-to", reaction, "x"), "not a message")
+    refused(cli(ALICE, "delete", "--room-id", ROOM, room["join"]), "cannot be deleted")
+    assert every_file(store) == before
+
+
+def test_acting_on_a_deleted_message_is_refused(
+    cli: Cli, room: dict[str, str], store: Path
+) -> None:
+    assert cli(ALICE, "delete", "--room-id", ROOM, room["alice"]).code == 0
+    before = every_file(store)
+    refused(cli(ALICE, "edit", "--room-id", ROOM, room["alice"], "x"), "was deleted")
+    refused(cli(BOB, "react", "--room-id", ROOM, room["alice"], "👍"), "was deleted")
+    refused(cli(BOB, "send", "--room-id", ROOM, "--reply-to", room["alice"], "x"), "was deleted")
+    assert every_file(store) == before
+
+
+def test_an_empty_edit_is_refused(cli: Cli, room: dict[str, str]) -> None:
+    refused(cli(ALICE, "edit", "--room-id", ROOM, room["alice"], "  "), "empty message")
+
+
+def test_when_the_storage_does_not_answer_the_cached_room_decides_and_the_outbox_keeps_it(
+    cli: Cli, room: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def silent(storage: Any, step: Any, seconds: Any = None, **kw: Any) -> Any:
+        step.close()  # never run: the storage is away
+        raise NoAnswerError("no answer from the storage within 1.2 s", since=0.0)
+
+    assert cli(None, "history", "--room-id", ROOM, device=ALICE).code == 0  # read by alice
+    with monkeypatch.context() as away:
+        away.setattr(cli_main, "answer_within", silent)
+        r = cli(ALICE, "react", "--room-id", ROOM, room["bob"], "👍")
+        assert r.code == 3, r  # queued in the outbox
+        assert "did not answer" in r.err and "queued, not delivered yet" in r.err, r
+        # What this device has not read cannot be checked: refused, nothing queued.
+        r = cli(BOB, "react", "--room-id", ROOM, room["alice"], "👍", device="bob-new")
+        refused(r, "no copy of", "nothing was done")
+    assert cli(None, "sync", "--room-id", ROOM, device=ALICE).code == 0  # the outbox delivers
+    chips = by_body(history(cli))["hello alice"]["reactions"]
+    assert [(c["key"], c["count"]) for c in chips] == [("👍", 1)]

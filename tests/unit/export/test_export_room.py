@@ -1,0 +1,447 @@
+"""Exporting a hostile room through the app's read path (index, engine audit, pages with
+bodies from the index, blobs checked against their signed hash): what the HTML page and
+the JSONL say, and what they never let through."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+import json
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+from nacl.signing import SigningKey
+
+from bucket_chat_desktop.export import (
+    ExportExistsError,
+    ExportSummary,
+    export_room,
+    files_dir_for,
+    snapshot_of,
+)
+from bucket_chat_desktop.export.body import body_html
+from bucket_chat_desktop.protocol.attachments import FileInfo, blob_path, file_content
+from bucket_chat_desktop.protocol.chain import continue_chain
+from bucket_chat_desktop.protocol.event import MESSAGE, Event
+from bucket_chat_desktop.protocol.relations import EDIT, REACTION, REDACTION
+from bucket_chat_desktop.protocol.untrusted_text import body_safe
+from bucket_chat_desktop.storage.local import LocalStorage
+from bucket_chat_desktop.sync import blobs
+from bucket_chat_desktop.sync.engine import SyncConfig
+from bucket_chat_desktop.sync.session import engine_session
+from bucket_chat_desktop.sync.writer import RoomWriter
+
+ROOM = "plans"
+ALICE, BOB = "alice@example.com", "bob@example.com"
+HOSTILE = (
+    "<script>alert(1)</script> </style><b>x</b> [click](javascript:alert(1)) "
+    "[ok](https://example.com/a?b=1&c=2) ![pic](https://tracker.example/p.png) **bold**"
+)
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360f8cf000000030101007f1e8f2b0000000049454e44ae426082"
+)
+
+
+async def _say(w: RoomWriter, *drafts: Any) -> list[Event]:
+    """One event per call, each a millisecond apart (a stable display order); a draft
+    may name a parent (a reply), which ``RoomWriter.send`` cannot."""
+    if not w._loaded:
+        await w.load_head()
+    events = continue_chain(
+        w._head,
+        list(drafts),
+        room_id=ROOM,
+        sender_id=w.user_id,
+        signing_key=w.key,
+        timestamp_ms=w._clock(),
+        unique=w._unique,
+        join={"membership": "join", "displayname": w.displayname},
+    )
+    w._head = events[-1]
+    await w.publish(events)
+    return events
+
+
+def _text(body: str) -> tuple[str, dict[str, Any]]:
+    return (MESSAGE, {"body": body, "msgtype": "m.text"})
+
+
+async def build_room(store: Path) -> dict[str, Event]:
+    storage = LocalStorage(store)
+    clock = itertools.count(1_790_000_000_000, 1000).__next__
+    alice = RoomWriter(
+        storage, ROOM, ALICE, SigningKey(b"\x01" * 32), displayname="Alice", clock=clock
+    )
+    await alice.create_room(
+        "Plans </title><script>x()</script>\u202egnp.exe", "2026-09-21T10:00:00.000Z"
+    )
+    bob = RoomWriter(
+        storage, ROOM, BOB, SigningKey(b"\x02" * 32), displayname="Bob\u202e", clock=clock
+    )
+    # Bob's id with a key nobody introduced: "key changed".
+    impostor = RoomWriter(
+        storage, ROOM, BOB, SigningKey(b"\x03" * 32), displayname="Bob", clock=clock
+    )
+    out: dict[str, Event] = {}
+    [out["m1"]] = await _say(alice, _text(HOSTILE))
+    _, out["m2"] = await _say(bob, _text("abc \u202edcba\u2066 x \u200b end"))
+    [out["reply"]] = await _say(alice, (*_text("an answer"), out["m2"].event_id))
+    [out["edit"]] = await _say(
+        alice,
+        (
+            EDIT,
+            {
+                "replaces": out["m1"].event_id,
+                "new_content": {"body": "fixed *text*", "msgtype": "m.text"},
+            },
+        ),
+    )
+    [out["r_bob"]] = await _say(
+        bob, (REACTION, {"relates_to": out["m1"].event_id, "reaction": "👍"})
+    )
+    [out["r_alice"]] = await _say(
+        alice, (REACTION, {"relates_to": out["m1"].event_id, "reaction": "👍"})
+    )
+    [out["m3"]] = await _say(bob, _text("a secret taken back"))
+    [out["red"]] = await _say(bob, (REDACTION, {"redacts": out["m3"].event_id, "reason": "oops"}))
+    [out["forged"]] = await _say(
+        bob,
+        (
+            EDIT,
+            {
+                "replaces": out["m1"].event_id,
+                "new_content": {"body": "hijacked", "msgtype": "m.text"},
+            },
+        ),
+    )
+    good_sha = hashlib.sha256(PNG).hexdigest()
+    await storage.put_if_absent(blob_path(ROOM, good_sha), PNG)
+    content = file_content("../../x.png", len(PNG), "image/png", good_sha, width=1, height=1)
+    content["info"]["name"] = "../../x.png"  # as a hostile writer would announce it
+    [out["image"]] = await _say(alice, (MESSAGE, content))
+    announced = b"the real report"
+    bad_sha = hashlib.sha256(announced).hexdigest()
+    await storage.put_if_absent(blob_path(ROOM, bad_sha), b"the FAKE report")
+    [out["bad"]] = await _say(
+        bob, (MESSAGE, file_content("report.pdf", len(announced), "application/pdf", bad_sha))
+    )
+    [out["same"]] = await _say(
+        alice, (MESSAGE, file_content("x.png", len(PNG), "image/png", good_sha))
+    )
+    _, out["fake"] = await _say(impostor, _text("trust me"))
+    # An id that looks like Alice's (Cyrillic "а"), under her display name.
+    lookalike = RoomWriter(
+        storage,
+        ROOM,
+        "\u0430lice@example.com",
+        SigningKey(b"\x04" * 32),
+        displayname="Alice",
+        clock=clock,
+    )
+    _, out["lookalike"] = await _say(lookalike, _text("it is me, Alice"))
+    return out
+
+
+async def run_export(
+    store: Path, data: Path, fmt: str, path: Path, **kw: Any
+) -> tuple[ExportSummary, Any]:
+    """As ``bucket-chat export`` reads: the app's read path, bodies from the index."""
+    storage = LocalStorage(store)
+    async with engine_session(
+        storage, outbox=False, config=SyncConfig(keep_bodies=False), data_dir=data
+    ) as engine:
+        await engine.open_room(ROOM, background=False, focus=False)
+        view = await engine.room_view(ROOM)
+        assert view is not None and view.result is not None
+        snap = snapshot_of(view, storage.describe())
+        result = view.result
+
+        async def page(start: int, stop: int) -> Any:
+            return await engine.timeline_page(ROOM, result, start, stop)
+
+        async def blob(info: FileInfo, event_id: str) -> bytes:
+            return await blobs.download(engine.storage, ROOM, info, event_id=event_id)
+
+        summary = await export_room(snap, page, blob, fmt=fmt, path=path, page_rows=4, **kw)
+        return summary, snap
+
+
+@pytest.fixture(scope="module")
+def room(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Event]]:
+    store = tmp_path_factory.mktemp("store")
+    events = asyncio.run(build_room(store))
+    return store, events
+
+
+class Page(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.text: list[str] = []
+        self.stack: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def parse(path: Path) -> tuple[str, Page]:
+    raw = path.read_text("utf-8")
+    page = Page()
+    page.feed(raw)
+    page.close()
+    return raw, page
+
+
+# -- HTML -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def html_export(
+    room: tuple[Path, dict[str, Event]], tmp_path_factory: pytest.TempPathFactory
+) -> Any:
+    store, events = room
+    out = tmp_path_factory.mktemp("out")
+    path = out / "plans.html"
+    summary, snap = asyncio.run(run_export(store, out / "data", "html", path))
+    raw, page = parse(path)
+    return summary, snap, raw, page, events, out
+
+
+def test_html_has_no_script_no_remote_resource_and_a_csp(html_export: Any) -> None:
+    summary, _, raw, page, _, _out = html_export
+    tags = [t for t, _ in page.tags]
+    assert "script" not in tags and "iframe" not in tags and "object" not in tags
+    assert tags.count("style") == 1
+    csp = [
+        a for t, a in page.tags if t == "meta" and a.get("http-equiv") == "Content-Security-Policy"
+    ]
+    assert csp and "default-src 'none'" in str(csp[0]["content"])
+    for tag, attrs in page.tags:
+        for name, value in attrs.items():
+            assert not name.startswith("on"), (tag, name)
+            if name in ("href", "src"):
+                assert value is not None
+                assert not value.lower().startswith(("javascript:", "data:", "vbscript:"))
+                if tag == "img":
+                    assert value.startswith("plans_files/"), value
+                if name == "href" and not value.startswith(("#", "plans_files/")):
+                    assert value.startswith(("https://", "http://", "mailto:")), value
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in raw
+    assert "&lt;/style&gt;&lt;b&gt;x&lt;/b&gt;" in raw and "<b>x</b>" not in raw
+    # the remote image is a link, never loaded
+    assert '<a href="https://tracker.example/p.png" rel="noopener noreferrer nofollow">' in raw
+    assert summary.events > 0
+
+
+def test_bidi_and_invisible_characters_are_spelled_out(html_export: Any) -> None:
+    _, _, raw, _, _, _ = html_export
+    for ch in "\u202e\u2066\u200b":
+        assert ch not in raw
+    assert "abc \\u202edcba\\u2066 x \\u200b end" in raw
+    assert "gnp.exe" in raw  # the room name, without its override
+    # Bob's join is not verified (two keys claim his id): it names nobody.
+    assert "Bob\u202e" not in raw and "<bdi>Bob" not in raw
+    quote = raw[raw.index('<blockquote class="quote">') :]
+    assert "<bdi>abc dcba x end</bdi>" in quote[: quote.index("</blockquote>")]
+
+
+def test_a_lookalike_id_is_marked(html_export: Any) -> None:
+    _, _, raw, _, _, _ = html_export
+    row = raw[: raw.index("it is me, Alice")]
+    row = row[row.rindex("<li ") :]
+    assert "\u0430lice@example.com" in row and "⚠ look-alike id" in row
+    assert "mixes Cyrillic and Latin letters" in row
+
+
+def test_every_message_has_a_trust_badge_and_the_impostor_is_marked(html_export: Any) -> None:
+    _, snap, raw, page, _events, _ = html_export
+    items = [a for t, a in page.tags if t == "li" and a.get("class")]
+    badges = [a for t, a in page.tags if t == "span" and "badge" in str(a.get("class"))]
+    assert len(badges) >= len(items)
+    fake = raw[raw.index("trust me") - 1500 : raw.index("trust me")]
+    assert "KEY CHANGED" in fake
+    assert 'class="msg t-key-changed"' in raw
+    assert snap.counts["key-changed"] >= 1
+
+
+def test_edits_deletions_reactions_and_replies(html_export: Any) -> None:
+    _, _, raw, _, _, _ = html_export
+    assert "fixed <em>text</em>" in raw and "(edited)" in raw
+    assert "Previous versions (1)" in raw  # the original, with its hostile text escaped
+    assert "hijacked" not in raw  # Bob's edit of Alice's message is not applied
+    assert "a secret taken back" not in raw
+    assert "Message deleted by its sender" in raw and "oops" in raw
+    assert "<bdi>👍</bdi> <b>2</b>" in raw
+    quote = raw[raw.index('<blockquote class="quote">') :]
+    assert quote.index("abc dcba") < quote.index("an answer")
+    assert '<p class="thread">1 reply in this thread</p>' in raw
+
+
+def test_the_verdict_names_the_forged_edit(html_export: Any) -> None:
+    _, snap, raw, _, _, _ = html_export
+    assert not snap.clean or any(f.kind.value == "relation-not-sender" for f in snap.findings)
+    assert "relation-not-sender" in raw
+    assert "Audit:" in raw
+
+
+def test_attachments_are_checked_named_safely_and_copied_once(html_export: Any) -> None:
+    summary, _, raw, _, _, out = html_export
+    folder = files_dir_for(out / "plans.html")
+    assert summary.files_dir == folder
+    files = sorted(p.name for p in folder.iterdir())
+    assert files == ["_.._x.png"]  # "../../x.png" made safe; the same blob announced twice
+    assert (folder / "_.._x.png").read_bytes() == PNG
+    assert not (out / "x.png").exists() and not (out.parent / "x.png").exists()
+    assert '<img src="plans_files/_.._x.png"' in raw
+    assert summary.copied == 1
+    assert [n for n, _ in summary.not_copied] == ["report.pdf"]
+    assert "does not match the signed message" in summary.not_copied[0][1]
+    assert not any("FAKE" in p.read_text("latin-1") for p in folder.iterdir())
+    bad = raw[raw.index("report.pdf") - 200 :]
+    assert "not copied: the file in the storage does not match" in bad
+
+
+# -- JSONL ------------------------------------------------------------------------------
+
+
+def test_jsonl_header_lines_and_trust(room: tuple[Path, dict[str, Event]], tmp_path: Path) -> None:
+    store, events = room
+    path = tmp_path / "plans.jsonl"
+    summary, snap = asyncio.run(run_export(store, tmp_path / "data", "jsonl", path))
+    lines = [json.loads(line) for line in path.read_text("ascii").splitlines()]
+    header, rows = lines[0], lines[1:]
+    assert header["format"] == "bucket-chat-export" and header["version"] == 1
+    assert header["room_id"] == ROOM and header["events"] == snap.total
+    assert header["verdict"] == ("clean" if snap.clean else "findings")
+    assert header["finding_kinds"]["relation-not-sender"] == 1
+    assert sum(header["counts"].values()) == snap.total + header["counts"]["invalid"]
+    assert len(rows) == summary.events == snap.total
+    by_id = {r["event"]["event_id"]: r for r in rows}
+    for r in rows:
+        assert r["trust"]["state"] in ("verified", "unverified", "key-changed")
+    m1 = by_id[events["m1"].event_id]
+    assert m1["event"] == dict(events["m1"].raw)  # the event as read
+    assert [e["body"] for e in m1["relations"]["edits"]] == ["fixed *text*"]
+    [chip] = m1["relations"]["reactions"]
+    assert chip["reaction"] == "👍" and chip["count"] == 2
+    assert by_id[events["forged"].event_id]["relation"] == {
+        "kind": "edit",
+        "target": events["m1"].event_id,
+        "applied": False,
+    }
+    assert by_id[events["r_bob"].event_id]["relation"]["applied"] is True
+    m3 = by_id[events["m3"].event_id]
+    assert m3["event"]["content"] == {} and "content_withheld" in m3
+    assert m3["relations"]["redacted"]["reason"] == "oops"
+    assert by_id[events["fake"].event_id]["trust"]["state"] == "key-changed"
+    assert by_id[events["reply"].event_id]["thread_root"] == events["m2"].event_id
+    assert "a secret taken back" not in path.read_text("ascii")
+
+
+# -- the output file ----------------------------------------------------------------------
+
+
+def test_an_existing_export_is_not_overwritten_without_force(
+    room: tuple[Path, dict[str, Event]], tmp_path: Path
+) -> None:
+    store, _ = room
+    path = tmp_path / "x.jsonl"
+    path.write_text("mine")
+    with pytest.raises(ExportExistsError):
+        asyncio.run(run_export(store, tmp_path / "data", "jsonl", path))
+    assert path.read_text() == "mine"
+    asyncio.run(run_export(store, tmp_path / "data", "jsonl", path, force=True))
+    assert path.read_text("ascii").startswith('{"format":"bucket-chat-export"')
+
+
+def test_a_cancelled_export_leaves_nothing(
+    room: tuple[Path, dict[str, Event]], tmp_path: Path
+) -> None:
+    store, _ = room
+    path = tmp_path / "c.html"
+    seen: list[int] = []
+
+    async def scenario() -> None:
+        def progress(done: int, total: int) -> None:
+            seen.append(done)
+            if done >= 8:
+                raise asyncio.CancelledError  # as a task cancelled between pages
+
+        with pytest.raises(asyncio.CancelledError):
+            await run_export(store, tmp_path / "data", "html", path, progress=progress)
+
+    asyncio.run(scenario())
+    assert seen and not path.exists()
+    assert not files_dir_for(path).exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+# -- bodies -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "absent", "present"),
+    [
+        ("<script>alert(1)</script>", "<script", "&lt;script&gt;"),
+        ("</style><style>*{display:none}", "</style>", "&lt;/style&gt;"),
+        ("[x](javascript:alert(1))", 'href="javascript', "[x](javascript:alert(1))"),
+        ("[x](JaVaScRiPt:alert(1))", "href=", "[x]"),
+        ("<img src=x onerror=alert(1)>", "<img", "&lt;img"),
+        ("![i](file:///etc/passwd)", "<img", "![i](file:///etc/passwd)"),
+        ("![i](https://x.example/i.png)", "<img", "[image: i]"),
+        ('[a](https://x.example/" onmouseover="x)', 'onmouseover="x"', "https://x.example/"),
+    ],
+)
+def test_a_hostile_body_stays_text(body: str, absent: str, present: str) -> None:
+    out = body_html(body)
+    assert absent not in out
+    assert present in out
+
+
+def test_body_safe_keeps_emoji_and_scripts_and_spells_out_controls() -> None:
+    family = "👨\u200d👩\u200d👧"
+    assert body_safe(family) == family
+    assert body_safe("שלום مرحبا\nnext\tline") == "שלום مرحبا\nnext\tline"
+    assert body_safe("a\u202eb\x1b[31mc\u2028d") == "a\\u202eb\\x1b[31mc\nd"
+    assert body_safe("x\u200by\u2067z") == "x\\u200by\\u2067z"
+
+
+def test_a_huge_body_is_plain_text_with_a_note() -> None:
+    out = body_html("*" * 50_000)
+    assert 'class="plain"' in out and "too long to format" in out
+
+
+def test_the_cli_reports_progress_on_big_rooms_only(capsys: pytest.CaptureFixture[str]) -> None:
+    from bucket_chat_desktop.cli.export_cmd import _Progress
+
+    small = _Progress()
+    small(0, 4_999)
+    small(4_999, 4_999)
+    big = _Progress()
+    big(0, 100_000)
+    big(500, 100_000)  # within two seconds of the last line: quiet
+    big(100_000, 100_000)  # the last one always
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        "exporting: 0 of 100,000 events",
+        "exporting: 100,000 of 100,000 events",
+    ]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["hello world", "a\nb\nc", "שלום עולם", "email a@b.c, (ok)?", "x\u200dy", "tab\there", "x1"],
+)
+def test_the_plain_fast_path_renders_as_the_markdown_parser_would(text: str) -> None:
+    from bucket_chat_desktop.export.body import _parser, is_plain
+
+    safe = body_safe(text)
+    assert is_plain(safe)
+    assert body_html(text) == _parser().render(safe).strip()
