@@ -59,9 +59,6 @@ Index = QModelIndex | QPersistentModelIndex
 # (now or later, on the GUI thread) with them, or with None when that audit was replaced.
 Reply = Callable[[Sequence[ShownEvent] | None], None]
 Pager = Callable[[int, int, Reply], None]
-# reveal's answer: the row showing the message, or -1 and why it is not shown.
-Revealed = Callable[[int, str], None]
-REVEAL_TRIES = 3
 
 
 class Roles(enum.IntEnum):
@@ -707,66 +704,6 @@ class TimelineModel(QAbstractListModel):
             super().endResetModel()
         finally:
             self._busy -= 1
-
-    # -- a message found by search, in context -------------------------------------------
-
-    def reveal(self, pos: int, event_id: str, done: Revealed, *, tries: int = REVEAL_TRIES) -> None:
-        """Expose the audit's row ``pos`` (which should be ``event_id``) with half a page
-        above it and everything below it, down to the newest rows (the timeline stays one
-        run): rows not held are asked of the pager in one request. ``done`` gets the
-        row showing the event, or -1 and why it cannot be shown, now or when the rows
-        arrive."""
-        held_top = self._first - len(self._above)
-        if pos >= self._first or self._pager is None:
-            done(*self._row_of(event_id))
-            return
-        start = max(0, pos - PAGE // 2)
-        if start >= held_top:
-            self._expose_from(start)
-            done(*self._row_of(event_id))
-            return
-        gen = self._asking = self._gen
-
-        def arrived(rows: Sequence[ShownEvent] | None) -> None:
-            if self._asking == gen:
-                self._asking = None
-            if rows is None or gen != self._gen:
-                done(-1, "the room was checked again meanwhile; try once more")
-            elif held_top != self._first - len(self._above) or self._busy:
-                if tries > 1:  # what is held moved on while the rows were read: again
-                    self.reveal(pos, event_id, done, tries=tries - 1)
-                else:
-                    done(-1, "the room kept changing; try once more")
-            else:
-                fresh = [Row.from_shown(x) for x in rows]
-                self._above[:0] = fresh
-                if self._ids is not None:
-                    self._ids.update(r.event_id for r in fresh)
-                self._expose_from(start)
-                done(*self._row_of(event_id))
-
-        self._pager(start, held_top, arrived)
-
-    def _expose_from(self, start: int) -> None:
-        """Move the held rows from audit position ``start`` on into the exposed rows."""
-        held_top = self._first - len(self._above)
-        cut = max(0, start - held_top)
-        page = self._above[cut:]
-        if not page or self._busy:
-            return
-        self.beginInsertRows(QModelIndex(), 0, len(page) - 1)
-        del self._above[cut:]
-        self._rows[:0] = page
-        self._first -= len(page)
-        self.endInsertRows()
-        if len(self._above) < PAGE:
-            self._fetch_ahead()
-
-    def _row_of(self, event_id: str) -> tuple[int, str]:
-        for i, row in enumerate(self._rows):
-            if row.event_id == event_id and not row.echo:
-                return i, ""
-        return -1, "this message is not shown in the room's timeline"
 
     # -- feeding it -----------------------------------------------------------------------
 
