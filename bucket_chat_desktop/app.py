@@ -197,6 +197,9 @@ async def run(
     from .gui import features
 
     features.install(window, controller)
+    from .gui import search
+
+    search.install(window, controller)
     settings_dialog.install(window, controller)
     from .gui import attachments
 

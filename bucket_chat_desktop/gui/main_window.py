@@ -171,9 +171,11 @@ class TimelineView(QListView):
             bar = self.verticalScrollBar()
             bar.setValue(bar.value() + moved)
 
-    def jump_to(self, event_id: str) -> bool:
+    def jump_to(self, event_id: str, shown_row: int | None = None) -> bool:
         """Show the row of ``event_id`` (loading the page around it when it is not held),
-        scroll it to the middle and flash it. False when it is not known."""
+        scroll it to the middle and flash it. False when it is not known. ``shown_row``:
+        its shown-row number when the caller knows it (a search hit: any message, not
+        only those the relations name)."""
         model = self.model()
         if not isinstance(model, TimelineModel):
             return False
@@ -181,7 +183,7 @@ class TimelineView(QListView):
         if row is not None:
             self._land(row)
             return True
-        shown = model.shown_row_of(event_id)
+        shown = model.shown_row_of(event_id) if shown_row is None else shown_row
         if shown is None:
             return False
         self._stick = False

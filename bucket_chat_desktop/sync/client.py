@@ -19,7 +19,7 @@ from typing import Any
 from nacl.signing import SigningKey
 
 from .. import paths
-from ..index import Index, index_path_for
+from ..index import Index, SearchHit, index_path_for
 from ..protocol.audit import AuditResult
 from ..protocol.canonical import b64encode
 from ..protocol.chain import Draft
@@ -30,7 +30,7 @@ from ..protocol.relations import EDIT, REACTION, REDACTION, reaction_key
 from ..settings import Settings, StorageSettings
 from ..storage import open_storage
 from ..storage.base import Storage, StorageError
-from .engine import CachedRoom, RoomView, SyncConfig, SyncEngine
+from .engine import SEARCH_LIMIT, CachedRoom, RoomView, SyncConfig, SyncEngine
 from .events import EngineEvent, ShownEvent
 from .outbox import Outbox
 from .room_objects import RoomSummary, StorageRooms, storage_rooms
@@ -51,6 +51,20 @@ class RoomRef:
     @property
     def key(self) -> str:
         return f"{self.storage_id}/{self.room_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResults:
+    """What ``ChatClient.search`` found: ``hits`` newest first, each naming its storage;
+    ``more``: older hits may exist; ``errors``: (storage id, why) for each storage whose
+    index could not be searched; ``query_cut``: the query was too long and shortened;
+    ``backlog``: segments read but not searchable yet (their text is being indexed)."""
+
+    hits: tuple[SearchHit, ...]
+    more: bool = False
+    errors: tuple[tuple[str, str], ...] = ()
+    query_cut: bool = False
+    backlog: int = 0
 
 
 @dataclass(slots=True)
@@ -225,6 +239,56 @@ class ChatClient:
         if attached is None:
             return None
         return await attached.engine.timeline_page(ref.room_id, result, start, stop)
+
+    async def search(
+        self,
+        query: str,
+        *,
+        storage_id: str | None = None,
+        room_id: str | None = None,
+        limit: int = SEARCH_LIMIT,
+    ) -> SearchResults:
+        """Messages holding every term of ``query``, newest first, across every attached
+        storage (or ``storage_id``'s) and room (or ``room_id``: with a storage, that
+        room; without, that room id wherever it is). Each storage's index is searched on
+        its reader thread, all at once; results are frozen. Never raises for what the
+        query holds: a storage whose index cannot be searched says why in ``errors``."""
+        targets = [
+            (sid, attached)
+            for sid, attached in self.storages.items()
+            if storage_id is None or sid == storage_id
+        ]
+        pages = await asyncio.gather(
+            *(a.engine.search(query, room_id=room_id, limit=limit) for _, a in targets),
+            return_exceptions=True,
+        )
+        hits: list[SearchHit] = []
+        errors: list[tuple[str, str]] = []
+        more = cut = False
+        backlog = 0
+        for (sid, _), page in zip(targets, pages, strict=True):
+            if isinstance(page, BaseException):
+                if isinstance(page, asyncio.CancelledError):
+                    raise page
+                log.warning("search in storage %s failed: %s", sid, page)
+                errors.append((sid, f"{type(page).__name__}: {page}"))
+                continue
+            if page.error:
+                errors.append((sid, page.error))
+            more, cut = more or page.more, cut or page.query_cut
+            backlog += page.backlog
+            hits.extend(dataclasses.replace(h, storage_id=sid) for h in page.hits)
+        hits.sort(key=lambda h: (h.key, h.storage_id, h.room_id), reverse=True)
+        more = more or len(hits) > limit
+        return SearchResults(tuple(hits[:limit]), more, tuple(errors), cut, backlog)
+
+    async def locate(self, ref: RoomRef, result: AuditResult, event_id: str) -> int | None:
+        """Where ``event_id`` is in the room's audit ``result`` (a search hit to show in
+        context: the timeline then pages around it), or None."""
+        attached = self.storages.get(ref.storage_id)
+        if attached is None:
+            return None
+        return await attached.engine.locate(ref.room_id, result, event_id)
 
     async def confirmed_keys(self, storage_id: str) -> frozenset[str]:
         """The keys the person confirmed in one storage (its index's ``user`` pins)."""
