@@ -29,6 +29,7 @@ from PySide6.QtTest import QTest
 from test_app_flows import (  # noqa: F401 (fixtures used by name)
     ALICE,
     BOB,
+    CAROL,
     S3,
     Desk,
     Device,
@@ -36,11 +37,17 @@ from test_app_flows import (  # noqa: F401 (fixtures used by name)
     moto,
     s3,
     settings_for,
+    store,
+    wait_for,
 )
 
+from bucket_chat_desktop.gui.controller import DELETED_PREVIEW
 from bucket_chat_desktop.gui.models.timeline_model import MESSAGE, Roles
 from bucket_chat_desktop.gui.relation_actions import RelationActions
+from bucket_chat_desktop.protocol.relations import EDIT, REACTION, REDACTION
 from bucket_chat_desktop.settings import Settings, StorageSettings
+from bucket_chat_desktop.storage.local import LocalStorage
+from bucket_chat_desktop.sync.writer import Draft, RoomWriter
 
 ROOM = "lunch"
 WAIT = 30_000  # a loaded 2-core machine: generous, every wait has a condition
@@ -307,8 +314,10 @@ def test_two_users_reply_react_edit_and_delete_and_everyone_sees_the_same(
         },
     }
 
-    # the app shows Bob's relations as they arrive
+    # the app shows Bob's relations as they arrive; the room list's preview is the
+    # newest shown message, deleted (it showed nothing after a relation event before)
     wait_for_summary(desk, expected)
+    qtbot.waitUntil(lambda: desk.item(ROOM).preview == DELETED_PREVIEW, timeout=WAIT)
     shows_the_relations(desk, lunch, yes, see, oops)
     kind = "s3" if "://" in spec else "local"
     shot(desk.window, f"relations_flow_{kind}", tmp_path)
@@ -343,6 +352,7 @@ def test_two_users_reply_react_edit_and_delete_and_everyone_sees_the_same(
     carol.wait_loaded(ROOM, timeout=WAIT)
     wait_for_summary(carol, expected)
     shows_the_relations(carol, lunch, yes, see, oops)
+    qtbot.waitUntil(lambda: carol.item(ROOM).preview == DELETED_PREVIEW, timeout=WAIT)
     assert not desk.window.isVisible() and not again.window.isVisible()
     shot(carol.window, f"relations_flow_fresh_{kind}", tmp_path)
 
@@ -380,3 +390,38 @@ def shows_the_relations(desk: Desk, lunch: str, yes: str, see: str, oops: str) -
     assert "hunter2" not in rows[oops].data(Roles.Body)
     assert rows[lunch].data(Roles.Thread).replies == 2
     assert not desk.window.banner.isVisible()  # no findings
+
+
+def test_the_room_list_previews_shown_messages_and_counts_no_relation_events_as_unread(
+    qtbot: Any,
+    launch: Callable[..., Desk],  # noqa: F811
+    store: Path,  # noqa: F811
+) -> None:
+    """In a room nobody looks at: a reaction, an edit and a deletion are not new
+    messages (no unread, no notification with an empty text), and the preview follows
+    the newest message's latest text, then says it was deleted (never its text)."""
+    desk = launch(settings_for(store, ["falcon", "general"]))
+    desk.wait_loaded("falcon")
+    desk.wait_loaded("general")  # in the background: what comes next is new
+    notifier = desk.window.notifier
+    carol = RoomWriter(LocalStorage(store), "general", "carol@example.com", CAROL)
+
+    _, [*_, msg] = wait_for(qtbot, carol.send([Draft.text("Pizza or sushi?")]))
+    qtbot.waitUntil(lambda: desk.item("general").preview == "Pizza or sushi?", timeout=WAIT)
+    assert desk.item("general").unread == 1 and len(notifier.shown) == 1
+
+    relate = [
+        Draft(REACTION, {"relates_to": msg.event_id, "reaction": "🍕"}),
+        Draft(
+            EDIT,
+            {
+                "replaces": msg.event_id,
+                "new_content": {"body": "Pizza, sushi or tacos?", "msgtype": "m.text"},
+            },
+        ),
+    ]
+    wait_for(qtbot, carol.send(relate))
+    qtbot.waitUntil(lambda: desk.item("general").preview == "Pizza, sushi or tacos?", timeout=WAIT)
+    wait_for(qtbot, carol.send([Draft(REDACTION, {"redacts": msg.event_id})]))
+    qtbot.waitUntil(lambda: desk.item("general").preview == DELETED_PREVIEW, timeout=WAIT)
+    assert desk.item("general").unread == 1 and len(notifier.shown) == 1
