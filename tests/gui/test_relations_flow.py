@@ -332,6 +332,7 @@ def test_two_users_reply_react_edit_and_delete_and_everyone_sees_the_same(
     # a fresh device of someone else reads the same
     fresh = Device(tmp_path / "fresh-home", "carol@example.com", "Carol")
     assert cli_summary(json.loads(cli(fresh, "history", "--room-id", ROOM, "--json"))) == expected
+    assert "CLEAN" in cli(fresh, "verify", "--room-id", ROOM)  # nothing forged or hidden
 
     # the app after a restart on the same home (its index holds the room)
     assert desk.quit() == 0
