@@ -19,7 +19,7 @@ from ..protocol.event import MEMBER, MESSAGE, Event
 from ..protocol.findings import Finding, Kind, Severity
 from ..protocol.mentions import mentions_in, mentions_me
 from ..protocol.metadata import RoomMetadata, check_signer
-from ..protocol.relations import Relations
+from ..protocol.relations import HIDDEN_TYPES, Relations
 from ..protocol.room_state import membership_text
 from ..settings import Settings, StorageSettings
 from ..sync.client import ChatClient, RoomRef
@@ -69,7 +69,18 @@ def _ref(key: str) -> RoomRef:
     return RoomRef(storage_id, room_id)
 
 
-def _preview(ev: Event) -> str:
+DELETED_PREVIEW = "Message deleted"
+
+
+def _preview(ev: Event, relations: Relations | None = None) -> str:
+    """The room list's line for ``ev`` (a shown event, never a relation event): with the
+    room's relations, an edited message's latest text, and for a deleted one only that it
+    was deleted (never its text)."""
+    agg = relations.of(ev.event_id) if relations is not None and ev.type == MESSAGE else None
+    if agg is not None and agg.redacted is not None:
+        return DELETED_PREVIEW
+    if agg is not None and agg.latest is not None:
+        return to_plain(agg.latest.body)
     if ev.type == MEMBER:
         return f"{ev.sender_id} {membership_text(ev.content)}"
     msgtype = ev.content.get("msgtype")
@@ -129,6 +140,9 @@ class Controller(QObject):
         # room key -> the relations of the result the next room_loaded / events_appended
         # carries (the bridge says so just before)
         self._arriving: dict[str, Relations | None] = {}
+        # The newest shown event of each room (with its body): the room list's preview,
+        # redone when an edit or a deletion of it arrives later.
+        self._previewed: dict[str, Event] = {}
         # room key -> its metadata and what is wrong with it, as the last RoomLoaded said
         self.metadata: dict[str, tuple[RoomMetadata | None, tuple[Finding, ...]]] = {}
         self.current = ""
@@ -266,6 +280,7 @@ class Controller(QObject):
             self.timelines.pop(key, None)
             self._behind.pop(key, None)
             self.relations.pop(key, None)
+            self._previewed.pop(key, None)
             if self.current == key:
                 self.current = ""
                 self.current_changed.emit("")
@@ -447,8 +462,15 @@ class Controller(QObject):
         else:
             self._behind.pop(key, None)
             self._show_audit(key, result, total, newest, complete, relations)
-        whole = newest[-1].event if newest else None
-        self._refresh_item(key, result, arrived, whole if isinstance(whole, Event) else None)
+        whole = next(
+            (
+                s.event
+                for s in reversed(newest)
+                if isinstance(s.event, Event) and s.event.type not in HIDDEN_TYPES
+            ),
+            None,
+        )
+        self._refresh_item(key, result, arrived, whole)
         self.room_audit_changed.emit(key)
 
     def _pager(self, key: str, result: AuditResult) -> Pager:
@@ -475,7 +497,8 @@ class Controller(QObject):
                 behind.appended_relations = relations
         else:
             self.timeline(key).append(items, relations)
-        self._refresh_item(key, result, items, items[-1].event if items else None)
+        shown = (a.event for a in reversed(items) if a.event.type not in HIDDEN_TYPES)
+        self._refresh_item(key, result, items, next(shown, None))
 
     def _on_relations_arrived(
         self, key: str, result: AuditResult, relations: Relations | None
@@ -491,7 +514,9 @@ class Controller(QObject):
     def _refresh_item(
         self, key: str, result: AuditResult, new: list[Assessed], last: Event | None
     ) -> None:
-        """``last``: the newest event with its body (a slim audit's events have none)."""
+        """``last``: the newest shown event with its body (a slim audit's events have
+        none); None when only relation events came (reactions, edits, deletions): the
+        preview stays, redone with the room's relations in case they are about it."""
         item = self.rooms.item(key)
         if item is None:
             return
@@ -499,10 +524,16 @@ class Controller(QObject):
             "findings": len(self.room_errors(key)),
             "partial": self.history_partial(key),
         }
-        if last is not None and last.type in (MESSAGE, MEMBER):  # a reaction has no text
-            changes.update(preview=_preview(last), last_ts=last.timestamp_ms)
+        known = self.relations.get(key)
+        relations = known[1] if known is not None else None
+        if last is not None:
+            self._previewed[key] = last
+            changes.update(preview=_preview(last, relations), last_ts=last.timestamp_ms)
+        elif key in self._previewed:
+            changes.update(preview=_preview(self._previewed[key], relations))
         own = self.identity.public_key_b64
-        # Messages only: a join, a reaction, an edit or a deletion is not unread news.
+        # Messages only count and notify: a join, a reaction, an edit or a deletion is not
+        # unread news and has no text of its own to show.
         incoming = [a for a in new if a.event.sender_key != own and a.event.type == MESSAGE]
         focused = key == self.current and self.window_active
         if incoming and not focused:

@@ -711,11 +711,16 @@ class RoomLedger:
         everything shown — costs O(new events) instead of a full audit. Returns None when
         anything else happened (a replay, a fork, an event sorting into the past, a new
         segment-level finding…): the caller then runs ``audit()``. The last result is
-        left as it was; ``result`` is a new one with the appended rows.
+        left as it was; ``result`` is a new one with the appended rows. Nothing added
+        (a segment read twice): ``result`` stays the very same object, so a front end that
+        compares the result it was handed with the engine's latest by identity still
+        finds them equal (a copy nobody is ever told about would look newer forever).
         """
         state = self._tips
         if state is None or self._replayed or self._new_findings:
             return None
+        if not added:
+            return []
         result = state.result
         staged: list[tuple[tuple[int, str, int], _Copy, bool]] = []
         tips = dict(state.tips)

@@ -15,6 +15,7 @@ from bucket_chat_desktop.protocol.audit import (
     TrustState,
     first_confirmed,
     offered_introductions,
+    prepare_segment,
 )
 from bucket_chat_desktop.protocol.event import MEMBER, Event
 from bucket_chat_desktop.protocol.findings import Finding, Kind, Severity
@@ -122,6 +123,26 @@ def test_re_adding_a_path_is_a_no_op() -> None:
     again = led.add_segment(path, b"garbage that would be a finding")
     assert again.events == [] and again.findings == []
     assert led.audit().findings == [] and led.segment_count == 1
+
+
+def test_an_append_of_nothing_keeps_the_result_itself() -> None:
+    """A segment read twice (a hint racing a listing) adds no copies: the result must
+    stay the very object it was. The engine hands results to front ends, which compare
+    the one they show with the engine's latest by identity; a silent equal copy made
+    them wait for an audit that never came (a flaky GUI test found it)."""
+    a = alice()
+    path, data = seg([a.join(T0)], "a")
+    led = RoomLedger(ROOM)
+    led.add_prepared(prepare_segment(path, data, ROOM))
+    first = led.audit()
+    assert led.add_prepared(prepare_segment(path, data, ROOM)) == []
+    assert led.try_append([]) == [] and led.result is first
+    # an append of something still makes a new result, the old one left as it was
+    later_path, later_data = seg([a.say(T0 + 1, "more")], "a")
+    new = led.try_append(led.add_prepared(prepare_segment(later_path, later_data, ROOM)))
+    assert new is not None and [x.event.body for x in new] == ["more"]
+    assert led.result is not first and len(first.timeline) == 1
+    assert len(led.result.timeline) == 2 and led.result.audit_number == first.audit_number
 
 
 def test_add_decoded_from_elsewhere() -> None:
