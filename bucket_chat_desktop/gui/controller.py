@@ -26,6 +26,7 @@ from ..sync.events import EngineEvent, ShownEvent
 from .bridge import EngineBridge
 from .models.rooms_model import RoomItem, RoomsModel
 from .models.timeline_model import Pager, Reply, TimelineModel
+from .room_preview import is_message_row, last_shown, relation_text
 from .tasks import TaskRunner
 
 log = logging.getLogger("bucket_chat.gui")
@@ -114,6 +115,8 @@ class Controller(QObject):
         # room key -> (the audit result, its relations): positions in the relations are
         # positions in that result's timeline (``rows_at`` reads rows by them)
         self.relations: dict[str, tuple[AuditResult, Relations]] = {}
+        # room key -> the event the room list's preview shows (relations change its text)
+        self._previewed: dict[str, Event] = {}
         b = self.bridge
         b.relations_changed.connect(self._on_relations_changed)
         b.timeline_warmed.connect(self._on_timeline_warmed)
@@ -239,6 +242,7 @@ class Controller(QObject):
             await self.client.leave_room(_ref(key))
             self.rooms.remove(key)
             self.timelines.pop(key, None)
+            self._previewed.pop(key, None)
             self._behind.pop(key, None)
             self.relations.pop(key, None)
             if self.current == key:
@@ -392,8 +396,7 @@ class Controller(QObject):
         else:
             self._behind.pop(key, None)
             self._show_audit(key, result, total, newest, complete, relations)
-        whole = newest[-1].event if newest else None
-        self._refresh_item(key, result, [], whole if isinstance(whole, Event) else None)
+        self._refresh_item(key, result, [], last_shown(newest))
         self.room_audit_changed.emit(key)
 
     def _pager(self, key: str, result: AuditResult) -> Pager:
@@ -419,7 +422,7 @@ class Controller(QObject):
                 behind.appended_relations = relations
         else:
             self.timeline(key).append(items, relations)
-        self._refresh_item(key, result, items, items[-1].event if items else None)
+        self._refresh_item(key, result, items, last_shown(items))
 
     def _on_relations_arrived(self, key: str, relations: Relations | None) -> None:
         self._arriving[key] = relations
@@ -436,9 +439,20 @@ class Controller(QObject):
             "partial": self.history_partial(key),
         }
         if last is not None:
-            changes.update(preview=_preview(last), last_ts=last.timestamp_ms)
+            self._previewed[key] = last
+            changes.update(last_ts=last.timestamp_ms)
+        shown = last or self._previewed.get(key)
+        if shown is not None:  # an edit or deletion of the previewed message changes it
+            got = self.relations.get(key)
+            changes.update(preview=relation_text(shown, got[1] if got else None) or _preview(shown))
         own = self.identity.public_key_b64
-        incoming = [a for a in new if a.event.sender_key != own and a.event.type != MEMBER]
+        # Reactions, edits, deletions and typing notices are not new messages: no unread
+        # count, no notification (room_preview says why)
+        incoming = [
+            a
+            for a in new
+            if a.event.sender_key != own and a.event.type != MEMBER and is_message_row(a.event)
+        ]
         focused = key == self.current and self.window_active
         if incoming and not focused:
             changes["unread"] = item.unread + len(incoming)
