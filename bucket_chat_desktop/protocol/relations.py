@@ -461,7 +461,10 @@ def build(room_id: str, source: Source | Iterable[Any]) -> Relations:
                 _finding(Kind.RELATION_INVALID, r, "a reply to a reaction, edit or redaction")
             )
             continue
-        root = _root(up, known)
+        if up == r.event.event_id:  # only a forger chooses an id that names itself
+            findings.append(_finding(Kind.RELATION_INVALID, r, "a reply to itself"))
+            continue
+        root = _root(up, known, r.event.event_id)
         thread_root[r.event.event_id] = root
         threads.setdefault(root, []).append(r.event.event_id)
     for root, ids in threads.items():
@@ -500,10 +503,12 @@ def _original(target_id: str, known: Mapping[str, _Target]) -> tuple[str | None,
     return None, None
 
 
-def _root(parent: str, known: Mapping[str, _Target]) -> str:
-    """The thread root above ``parent``: its topmost known ancestor (bounded)."""
+def _root(parent: str, known: Mapping[str, _Target], reply: str) -> str:
+    """The thread root above ``parent``: its topmost known ancestor (bounded). A loop of
+    replies stops where it closes, and never at ``reply`` itself: a reply is not its own
+    thread's root (in a loop of two, each is a reply in the other's thread)."""
     current = parent
-    seen = {current}
+    seen = {current, reply}
     for _ in range(MAX_THREAD_HOPS):
         t = known.get(current)
         if t is None or t.parent is None or t.parent not in known or t.parent in seen:

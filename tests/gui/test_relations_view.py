@@ -451,3 +451,36 @@ def test_a_flood_of_reactions_and_dangling_replies_stay_bounded(qtbot: Any) -> N
     assert model.index(row_of(model, unknown.event_id)).data(Roles.Quote).status == "missing"
     odd = model.index(row_of(model, to_relation.event_id))  # relation-invalid: no quote
     assert odd.data(Roles.Quote) is None and odd.data(Roles.Layout)[8] is False
+
+
+def test_a_reply_to_itself_quotes_nothing_and_is_no_thread(qtbot: Any) -> None:
+    """Red team: an event id is the writer's choice, so a reply can name itself as its
+    parent. Before, it quoted itself and was the root of a thread holding itself ("1
+    reply", a thread panel with the root under itself); now it is a plain message."""
+    scene = Scene()
+    scene.join(BOB)
+    scene.t += 30_000
+
+    def build(parent: str | None) -> Event:
+        return build_event(
+            room_id=ROOM,
+            sender_id=BOB[0],
+            event_type=MESSAGE,
+            content={"body": "I reply to myself", "msgtype": "m.text"},
+            timestamp_ms=scene.t,
+            unique="selfref",
+            prev_event_hash=scene.heads.get(BOB[0]),
+            signing_key=BOB[1],
+            parent_event_id=parent,
+        )
+
+    ev = build(build(None).event_id)
+    assert ev.parent_event_id == ev.event_id
+    scene.items.append(Assessed(ev, TrustState.VERIFIED, "ok", "p", len(scene.items) + 1))
+    model = model_of(scene)
+    index = model.index(row_of(model, ev.event_id))
+    assert index.data(Roles.Quote) is None and index.data(Roles.Thread) is None
+    assert [f.kind for f in scene.relations().findings] == [Kind.RELATION_INVALID]
+    view, delegate = _view(qtbot, model)
+    regions = delegate.regions(index, view.visualRect(index), view.font())
+    assert not [what for what, _, _ in regions.parts if what in ("quote", "thread")]

@@ -451,7 +451,7 @@ class TimelineModel(QAbstractListModel):
         """The parent a row quotes: none for a reply to a relation event (a reaction,
         an edit, a deletion: not a message, relation-invalid under the rules)."""
         parent_id = row.parent
-        if parent_id is None:
+        if parent_id is None or parent_id == row.event_id:  # a reply to itself: invalid
             return None
         position = self.relations.positions.get(parent_id)
         if position is not None and self.relations.row_of(position) is None:

@@ -18,6 +18,7 @@ from bucket_chat_desktop.cli.format import describe_event
 from bucket_chat_desktop.cli.main import main
 from bucket_chat_desktop.cli.related import chip_text
 from bucket_chat_desktop.protocol.audit import Assessed, TrustState
+from bucket_chat_desktop.protocol.ids import segment_path
 from bucket_chat_desktop.protocol.relations import ReactionChip, Reactor
 from bucket_chat_desktop.protocol.signing import build_event
 from bucket_chat_desktop.sync.watched import NoAnswerError
@@ -371,3 +372,62 @@ def test_when_the_storage_does_not_answer_the_cached_room_decides_and_the_outbox
     assert cli(None, "sync", "--room-id", ROOM, device=ALICE).code == 0  # the outbox delivers
     chips = by_body(history(cli))["hello alice"]["reactions"]
     assert [(c["key"], c["count"]) for c in chips] == [("👍", 1)]
+
+
+# -- red team: planted lines -------------------------------------------------------------------
+
+
+def plant(store: Path, events: list[dict[str, Any]], client: str = "mallory") -> None:
+    """Unsigned lines a writer with access to the folder adds, under ids it chose."""
+    start, end = events[0]["timestamp_ms"], events[-1]["timestamp_ms"]
+    path = store / segment_path(ROOM, start, end, client)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"".join(json.dumps(e).encode() + b"\n" for e in events))
+
+
+def planted(n: int, event_type: str, content: dict[str, Any], parent: str | None = None) -> Any:
+    return {
+        "event_id": f"{ROOM}::2026-12-01T00:00:00.000Z::m{n}",
+        "room_id": ROOM,
+        "timestamp_ms": 1_796_083_200_000 + n,
+        "sender_id": "mallory@example.com",
+        "type": event_type,
+        "parent_event_id": parent,
+        "prev_event_hash": None,
+        "signature": "",
+        "content": content,
+    }
+
+
+def test_a_reply_to_itself_a_reply_loop_and_a_chip_flood_in_history(
+    cli: Cli, room: dict[str, str], store: Path
+) -> None:
+    """A reply naming itself quotes nothing and is reported; two replies naming each
+    other are each in the other's thread, never their own; 300 distinct reaction texts
+    under one message print 20 chips and a count, not one endless line."""
+    mid = f"{ROOM}::2026-12-01T00:00:00.000Z::m"
+    text = {"body": "loop", "msgtype": "m.text"}
+    events = [
+        planted(1, "m.room.message", {"body": "me", "msgtype": "m.text"}, parent=f"{mid}1"),
+        planted(2, "m.room.message", text, parent=f"{mid}3"),
+        planted(3, "m.room.message", text, parent=f"{mid}2"),
+    ]
+    events += [
+        planted(10 + i, "m.room.reaction", {"relates_to": room["alice"], "reaction": f"r{i}"})
+        for i in range(300)
+    ]
+    plant(store, events)
+    doc = history(cli)
+    shown = {e["event_id"]: e for e in doc["events"]}
+    assert shown[f"{mid}1"]["reply_to"] is None and shown[f"{mid}1"]["thread_root"] is None
+    assert shown[f"{mid}1"]["thread_replies"] == 0
+    assert shown[f"{mid}2"]["thread_root"] == f"{mid}3"
+    assert shown[f"{mid}3"]["thread_root"] == f"{mid}2"
+    assert len(shown[room["alice"]]["reactions"]) == 300
+    out = cli(None, "history", "--room-id", ROOM).out
+    lines = out.splitlines()
+    chips = next(line for line in lines if "r0 1" in line)
+    assert "r19 1" in chips and "r20 1" not in chips and "… and 280 more reactions" in chips
+    assert "> mallory@example.com: me" not in out  # the self-reply quotes nothing
+    verify = cli(None, "verify", "--room-id", ROOM)
+    assert "a reply to itself" in verify.out, verify

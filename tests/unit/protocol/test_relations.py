@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from bucket_chat_desktop.protocol.audit import AuditResult, RoomLedger
-from bucket_chat_desktop.protocol.event import MEMBER, Event
+from bucket_chat_desktop.protocol.event import MEMBER, Event, parse_event
 from bucket_chat_desktop.protocol.relations import (
     EDIT,
     REACTION,
@@ -361,3 +361,41 @@ def test_waiting_relations_name_what_they_wait_for() -> None:
     result = run((b, [b.join(T0 + 1), react(b, T0 + 20, later.event_id)]))
     rel = relations(result)
     assert rel.waiting == 1 and rel.waiting_for == {later.event_id}
+
+
+def _plain(n: int, parent: int | None = None) -> Row:
+    """Row ``n``: an unsigned message whose id its writer chose (ids are not hashes)."""
+    ev = parse_event(
+        {
+            "event_id": f"{ROOM}::2026-01-01T00:00:00.000Z::{n}",
+            "room_id": ROOM,
+            "timestamp_ms": T0 + n,
+            "sender_id": "mallory@example.com",
+            "type": "m.room.message",
+            "parent_event_id": None
+            if parent is None
+            else f"{ROOM}::2026-01-01T00:00:00.000Z::{parent}",
+            "prev_event_hash": None,
+            "signature": "",
+            "content": {"body": f"m{n}", "msgtype": "m.text"},
+        },
+        ROOM,
+    )
+    assert isinstance(ev, Event)
+    return Row(n, ev, "unverified")
+
+
+def test_a_reply_is_never_its_own_thread_root() -> None:
+    """Red team: a reply to itself, and a loop of two replies, planted by a writer who
+    picks event ids. Before, each was the root of a thread holding itself ("1 reply",
+    a thread panel listing the root under itself)."""
+    rows = [_plain(1, parent=1), _plain(2, parent=3), _plain(3, parent=2), _plain(4, parent=2)]
+    rel = build(ROOM, rows)
+    self_reply, two, three, four = (r.event.event_id for r in rows)
+    assert kinds(rel) == ["relation-invalid"] and "itself" in rel.findings[0].message
+    assert rel.findings[0].event_id == self_reply and self_reply not in rel.thread_root
+    assert rel.of(self_reply) is None  # no thread, no reply count
+    assert rel.thread_root[two] == three and rel.thread_root[three] == two
+    assert rel.thread_root[four] == three  # up from 2, the loop closes at 3
+    for root, agg in rel.aggregates.items():
+        assert root not in agg.thread
