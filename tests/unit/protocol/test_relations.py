@@ -3,6 +3,7 @@ redactions, on rows exactly as an audit shows them."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from bucket_chat_desktop.protocol.audit import AuditResult, RoomLedger
@@ -399,3 +400,42 @@ def test_a_reply_is_never_its_own_thread_root() -> None:
     assert rel.thread_root[four] == three  # up from 2, the loop closes at 3
     for root, agg in rel.aggregates.items():
         assert root not in agg.thread
+
+
+def test_padded_relations_cost_the_slim_ledger_nothing_and_decide_the_same() -> None:
+    """Red team: writers MAY add fields, so a hostile member pads reactions, edits and
+    redactions to the line limit. The app's ledger keeps no message body, but it kept
+    these contents whole: 800 padded reactions held 200 MB. It now keeps only what the
+    rules read, and ``relations()`` checks the result is the same as from whole events.
+    A target longer than any event id names nothing (relation-invalid); a reason is kept
+    to its first 1,000 characters."""
+    a, b = alice(), bob()
+    pad = "x" * 100_000
+    msg = a.say(T0 + 10, "pad me")
+    new = {"body": "fixed", "msgtype": "m.text", "pad": pad}
+    a_events = [
+        a.join(T0),
+        msg,
+        a.emit(T0 + 40, EDIT, {"replaces": msg.event_id, "new_content": new, "pad": pad}),
+        redact(a, T0 + 50, msg.event_id, "why " * 50_000),
+    ]
+    long_target = f"{ROOM}::" + "z" * 600
+    b_events = [
+        b.join(T0 + 1),
+        b.emit(T0 + 20, REACTION, {"relates_to": msg.event_id, "reaction": "👍", "pad": pad}),
+        b.emit(T0 + 30, REACTION, {"relates_to": msg.event_id, "reaction": pad}),
+        b.emit(T0 + 31, REACTION, {"relates_to": long_target, "reaction": "👍"}),
+        b.emit(T0 + 32, EDIT, {"replaces": msg.event_id, "new_content": pad}),
+    ]
+    result = run((a, a_events), (b, b_events))
+    rel = relations(result)  # the slim ledger decides the same (checked inside)
+    agg = rel.of(msg.event_id)
+    assert agg is not None and agg.redacted is not None
+    assert agg.redacted.reason == "why " * 250  # its first 1,000 characters
+    assert rel.waiting == 0  # the over-long target does not wait for ever
+    assert kinds(rel).count("relation-invalid") == 2  # over-long target, over-long text
+    slim = RoomLedger(ROOM, keep_bodies=False)
+    for path in sorted({x.path for x in result.timeline}):
+        slim.add_segment(path, _data[path])
+    kept = sum(len(json.dumps(dict(x.event.content))) for x in slim.audit().timeline)
+    assert kept < 5_000, kept
