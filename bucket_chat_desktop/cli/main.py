@@ -762,7 +762,7 @@ async def cmd_sync(args: argparse.Namespace) -> int:
             if item.event.event_id not in shown:
                 shown.add(item.event.event_id)
                 ids.add(item.event.sender_id)
-                if args.follow:
+                if args.follow and item.event.type != TYPING:  # ignored (section 18.6)
                     print(fmt.event_line(item, ids), flush=True)
 
     def listener(event: Any) -> None:

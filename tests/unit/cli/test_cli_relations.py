@@ -431,3 +431,30 @@ def test_a_reply_to_itself_a_reply_loop_and_a_chip_flood_in_history(
     assert "> mallory@example.com: me" not in out  # the self-reply quotes nothing
     verify = cli(None, "verify", "--room-id", ROOM)
     assert "a reply to itself" in verify.out, verify
+
+
+def test_chat_prints_no_typing_notices(capsys: pytest.CaptureFixture[str]) -> None:
+    """Red team: a thousand typing notices (read and ignored, PROTOCOL.md 18.6) printed
+    a thousand "* m.room.typing" lines in ``chat``; the message after them still prints."""
+    from bucket_chat_desktop.cli.chat import _Screen
+
+    def item(n: int, event_type: str, content: dict[str, Any]) -> Assessed:
+        ev = build_event(
+            room_id=ROOM,
+            sender_id=BOB,
+            event_type=event_type,
+            content=content,
+            timestamp_ms=1 + n,
+            unique=f"u{n}",
+            prev_event_hash=None,
+            signing_key=SigningKey(b"\x01" * 32),
+        )
+        return Assessed(ev, TrustState.VERIFIED, "", "p", n)
+
+    screen = _Screen(interactive=False, own_key="")
+    typing = [item(n, "m.room.typing", {"typing": True}) for n in range(1000)]
+    screen.events(
+        [*typing, item(1000, "m.room.message", {"body": "hi", "msgtype": "m.text"})], echo_own=False
+    )
+    out = capsys.readouterr().out
+    assert "typing" not in out and out.count("\n") == 1 and out.rstrip().endswith("hi")
