@@ -26,7 +26,7 @@ from ..sync.events import EngineEvent, ShownEvent
 from .bridge import EngineBridge
 from .models.rooms_model import RoomItem, RoomsModel
 from .models.timeline_model import Pager, Reply, TimelineModel
-from .room_preview import is_message_row, last_shown, relation_text
+from .room_preview import DELETED, is_message_row, last_shown, relation_text
 from .tasks import TaskRunner
 
 log = logging.getLogger("bucket_chat.gui")
@@ -438,20 +438,25 @@ class Controller(QObject):
             "findings": len(self.room_errors(key)),
             "partial": self.history_partial(key),
         }
+        got = self.relations.get(key)
+        rel = got[1] if got else None
         if last is not None:
             self._previewed[key] = last
             changes.update(last_ts=last.timestamp_ms)
         shown = last or self._previewed.get(key)
         if shown is not None:  # an edit or deletion of the previewed message changes it
-            got = self.relations.get(key)
-            changes.update(preview=relation_text(shown, got[1] if got else None) or _preview(shown))
+            changes.update(preview=relation_text(shown, rel) or _preview(shown))
         own = self.identity.public_key_b64
         # Reactions, edits, deletions and typing notices are not new messages: no unread
-        # count, no notification (room_preview says why)
+        # count, no notification (room_preview says why); nor is a message that arrives
+        # deleted already (its deletion was read first): its text is shown nowhere
         incoming = [
             a
             for a in new
-            if a.event.sender_key != own and a.event.type != MEMBER and is_message_row(a.event)
+            if a.event.sender_key != own
+            and a.event.type != MEMBER
+            and is_message_row(a.event)
+            and relation_text(a.event, rel) != DELETED
         ]
         focused = key == self.current and self.window_active
         if incoming and not focused:

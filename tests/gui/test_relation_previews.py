@@ -113,3 +113,47 @@ def test_relations_neither_notify_nor_leak_into_the_preview(
     again.wait_loaded("general")
     assert again.item("general").preview == "Sure."
     assert BAIT not in again.item("general").preview
+
+
+def _segments(root: Path) -> set[Path]:
+    return set((root / "rooms" / "general" / "logs").rglob("*.jsonl"))
+
+
+def test_a_message_read_after_its_deletion_neither_notifies_nor_previews_its_text(
+    qtbot: Any,
+    launch: Callable[..., Desk],  # noqa: F811
+    store: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Red team: a deletion whose message is not read yet waits (section 18.1); a storage
+    that withholds the message's segment and hands it over later must not make the app
+    notify, count or preview the text its sender took back."""
+    desk = launch(settings_for(store, ["falcon", "general"]))
+    desk.wait_loaded("falcon")
+    desk.wait_loaded("general")
+    notifier = desk.window.notifier
+    # Carol's second device writes elsewhere first: her message, then its deletion
+    scratch = tmp_path / "scratch"
+    phone = RoomWriter(LocalStorage(scratch), "general", CAROL_ID, SigningKey(b"\x0b" * 32))
+    _, [*_, secret] = wait_for(qtbot, phone.send([Draft.text(BAIT)]))
+    first = _segments(scratch)
+    _, [redaction] = wait_for(qtbot, phone.send([Draft(REDACTION, {"redacts": secret.event_id})]))
+    second = _segments(scratch) - first
+
+    def publish(paths: set[Path]) -> None:
+        for path in paths:
+            target = store / path.relative_to(scratch)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(path.read_bytes())
+
+    publish(second)  # the deletion is listed first: it waits for its message
+    qtbot.waitUntil(lambda: _arrived(desk, "general", redaction), timeout=15_000)
+    publish(first)
+    qtbot.waitUntil(lambda: _arrived(desk, "general", secret), timeout=15_000)
+    _, relations = desk.controller.relations[desk.key("general")]
+    agg = relations.of(secret.event_id)
+    assert agg is not None and agg.redacted is not None  # the rules applied it
+    item = desk.item("general")
+    assert BAIT not in item.preview and item.preview == "Message deleted"
+    assert item.unread == 0
+    assert all(BAIT not in text for _key, _title, text in notifier.shown)
