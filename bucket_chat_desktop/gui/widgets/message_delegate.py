@@ -8,6 +8,7 @@ and clicks alike (``hit``)."""
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -807,8 +808,9 @@ class MessageDelegate(SafeDelegate):
                 continue
             if what == "edited":
                 return edited_tooltip(payload)
-            chips = payload if what == "more" else (payload,)
-            return "<br>".join(chip_tooltip(c) for c in chips)
+            if what == "more":
+                return more_tooltip(payload)
+            return chip_tooltip(payload)
         if regions.quote is not None and regions.quote.contains(pos):
             return "Replying to an earlier message: click to show it"
         if regions.thread is not None and regions.thread.contains(pos):
@@ -860,6 +862,24 @@ def chip_tooltip(chip: Chip) -> str:
         lines.append(f"and {len(chip.who) - 50:,} more")
     if not chip.all_verified:
         lines.append("⚠ not every reaction here is verified")
+    return "<br>".join(lines)
+
+
+MORE_IN_TOOLTIP = 40  # chips the "+n" chip's tooltip lists, one line each
+
+
+def more_tooltip(chips: Sequence[Chip]) -> str:
+    """The "+n" chip's tooltip: the first chips it stands for, one line each (text,
+    count, a mark when not every reaction is verified), and how many more. A member can
+    write tens of thousands of distinct reaction texts: each chip's full tooltip, all of
+    them, made a 5 MB rich text that took Qt seconds to lay out under the mouse."""
+    lines = []
+    for chip in chips[:MORE_IN_TOOLTIP]:
+        mark = "" if chip.all_verified else " ⚠ not all verified"
+        lines.append(f"<b>{html_escape(chip.key)}</b> · {chip.number}{mark}")
+    rest = len(chips) - MORE_IN_TOOLTIP
+    if rest > 0:
+        lines.append(f"and {rest:,} more reaction{'s' if rest > 1 else ''}")
     return "<br>".join(lines)
 
 
