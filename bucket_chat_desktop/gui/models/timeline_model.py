@@ -41,6 +41,7 @@ from PySide6.QtCore import (
 
 from ... import timestamps
 from ...index import TimelineRow
+from ...protocol import relations as relation_rules
 from ...protocol.audit import Assessed, TrustState
 from ...protocol.event import MEMBER, MESSAGE, Event, Malformed
 from ...protocol.relations import HIDDEN_TYPES, Aggregate, ReactionChip, Relations
@@ -741,8 +742,12 @@ class TimelineModel(QAbstractListModel):
         Relation events are not rows (their aggregates come with the audit)."""
         if self._rows or self._above:
             return
+        deleted = _deleted_among(rows)
         rows = [
-            x for x in rows if isinstance(x.event, Malformed) or x.event.type not in HIDDEN_TYPES
+            x
+            for x in rows
+            if isinstance(x.event, Malformed)
+            or (x.event.type not in HIDDEN_TYPES and x.event.event_id not in deleted)
         ]
         converted = [Row.from_cached(x) for x in rows]
         # A damaged row has no time of its own: it takes its neighbour's, so it starts
@@ -1000,3 +1005,18 @@ TRUST_LABELS = {
     TrustState.KEY_CHANGED.value: "Key changed",
     "": "Sending",
 }
+
+
+def _deleted_among(rows: Sequence[TimelineRow]) -> frozenset[str]:
+    """The cached rows a cached deletion among them takes back (the relation rules on
+    these rows and their cached verdicts). Shown before the audit, such a row would show
+    the text its sender deleted until the audit's relations arrive: it is left out."""
+    events = [
+        relation_rules.Row(i, x.event, x.state.value)
+        for i, x in enumerate(rows)
+        if isinstance(x.event, Event)
+    ]
+    if not any(r.event.type == relation_rules.REDACTION for r in events):
+        return frozenset()
+    rel = relation_rules.build(events[0].event.room_id, events)
+    return frozenset(k for k, agg in rel.aggregates.items() if agg.redacted is not None)
