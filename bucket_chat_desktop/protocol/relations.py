@@ -189,6 +189,31 @@ class Relations:
         return position - i
 
 
+def own_reaction(chip: ReactionChip, user_id: str) -> Reactor | None:
+    """``user_id``'s reactions in ``chip`` when at least one of them is verified (written
+    by a key verified for them): theirs to show as theirs and to take back. Anyone can
+    write an unsigned reaction, or one signed by a key of their own, under another's id:
+    it counts (marked unverified), but it is not that person's reaction."""
+    reactor = chip.by(user_id)
+    return reactor if reactor is not None and reactor.state == "verified" else None
+
+
+def verified_reactions(reactor: Reactor, rel: Relations, timeline: Sequence[Any]) -> list[str]:
+    """The reaction events of ``reactor`` whose own verdict is verified (``timeline``: the
+    rows ``rel`` was built from). Taking back one's reaction redacts these only: a member
+    who planted 100,000 reactions under your id would otherwise have your one click
+    write 100,000 redactions."""
+    out = []
+    for event_id in reactor.event_ids:
+        position = rel.positions.get(event_id)
+        if position is None:
+            continue
+        state = timeline[position].state
+        if getattr(state, "value", state) == "verified":
+            out.append(event_id)
+    return out
+
+
 def target_of(ev: Event) -> str | None:
     """The event id a relation event points at, or None (not a relation, or malformed)."""
     name = TARGET_FIELD.get(ev.type)

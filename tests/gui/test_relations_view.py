@@ -505,3 +505,19 @@ def test_the_more_chip_tooltip_of_a_reaction_flood_stays_small(qtbot: Any) -> No
     tip = delegate.part_tooltip(index, rect, view.font(), regions.parts[-1][2].center()) or ""
     assert len(tip) < 4_000 and tip.count("<br>") == 40
     assert "⚠ not all verified" in tip and "and 4,937 more reactions" in tip
+
+
+def test_a_reaction_planted_under_ones_id_is_not_shown_as_ones_own() -> None:
+    """Red team: a reaction under this user's id from no key of theirs counts (marked
+    unverified), but the chip is not highlighted as theirs: a click adds their own
+    reaction instead of trying to take back one they never wrote."""
+    scene = Scene()
+    scene.join(ALICE)
+    scene.join(BOB)
+    msg = scene.msg(BOB, "react to me")
+    scene.react(ALICE, msg, "👍", state=TrustState.UNVERIFIED)
+    scene.react(ALICE, msg, "🎉")
+    model = model_of(scene)
+    chips = {c.key: c for c in model.index(row_of(model, msg.event_id)).data(Roles.Reactions)}
+    assert not chips["👍"].mine and not chips["👍"].all_verified
+    assert chips["🎉"].mine and chips["🎉"].all_verified

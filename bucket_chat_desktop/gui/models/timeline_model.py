@@ -434,7 +434,8 @@ class TimelineModel(QAbstractListModel):
 
     def _chip(self, chip: ReactionChip) -> Chip:
         who = tuple((self.names.shown(r.sender_id), r.sender_id, r.state) for r in chip.reactors)
-        mine = bool(self.own_user) and chip.by(self.own_user) is not None
+        # a reaction under this user's id that no key of theirs wrote is not theirs
+        mine = bool(self.own_user) and relation_rules.own_reaction(chip, self.own_user) is not None
         return Chip(chip.key, chip.count, mine, chip.all_verified, who)
 
     def _thread(self, row: Row) -> ThreadSummary | None:

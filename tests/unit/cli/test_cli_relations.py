@@ -458,3 +458,32 @@ def test_chat_prints_no_typing_notices(capsys: pytest.CaptureFixture[str]) -> No
     )
     out = capsys.readouterr().out
     assert "typing" not in out and out.count("\n") == 1 and out.rstrip().endswith("hi")
+
+
+def test_removing_a_reaction_never_redacts_ones_planted_under_your_id(
+    cli: Cli, room: dict[str, str], store: Path
+) -> None:
+    """Red team: 200 unsigned 👍 under Alice's id on Bob's message. ``react --remove``
+    wrote 200 redactions for her; now they are not hers: nothing to remove, and her own
+    👍 can still be given, then taken back with one redaction."""
+    events = [
+        {
+            **planted(i, "m.room.reaction", {"relates_to": room["bob"], "reaction": "👍"}),
+            "sender_id": ALICE,
+        }
+        for i in range(200)
+    ]
+    plant(store, events)
+    before = every_file(store)
+    r = cli(ALICE, "react", "--room-id", ROOM, "--remove", room["bob"], "👍")
+    assert r.code == 0 and "no 👍 reaction" in r.out and every_file(store) == before, r
+    mine = cli(ALICE, "react", "--room-id", ROOM, room["bob"], "👍").sent
+    r = cli(ALICE, "react", "--room-id", ROOM, "--remove", room["bob"], "👍")
+    assert r.code == 0, r
+    redactions = [
+        json.loads(line)
+        for path in (store / "rooms" / ROOM).rglob("*.jsonl")
+        for line in path.read_text().splitlines()
+        if '"m.room.redaction"' in line
+    ]
+    assert [e["content"]["redacts"] for e in redactions] == [mine]
