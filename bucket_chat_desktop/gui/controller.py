@@ -18,7 +18,7 @@ from ..protocol.audit import Assessed, AuditResult
 from ..protocol.event import MEMBER, Event
 from ..protocol.findings import Finding, Kind, Severity
 from ..protocol.metadata import RoomMetadata, check_signer
-from ..protocol.relations import Relations
+from ..protocol.relations import Relations, own_reaction
 from ..protocol.room_state import membership_text
 from ..settings import Settings, StorageSettings
 from ..sync.client import ChatClient, RoomRef
@@ -280,7 +280,8 @@ class Controller(QObject):
         known = self.relations.get(key)
         agg = known[1].of(event_id) if known is not None else None
         for chip in agg.reactions if agg is not None else ():
-            if chip.key == text.strip() and chip.by(self.identity.user_id) is not None:
+            # one planted under this user's id by another key is not theirs (PROTOCOL 18.3)
+            if chip.key == text.strip() and own_reaction(chip, self.identity.user_id):
                 return True
         return False
 
