@@ -7,6 +7,7 @@ and clicks alike (``hit``)."""
 
 from __future__ import annotations
 
+import unicodedata
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -848,6 +849,9 @@ def tooltip_html(index: Index) -> str:
 def chip_tooltip(chip: Chip) -> str:
     """Who reacted so: each by display name and real id, with their trust state."""
     lines = [f"<b>{html_escape(chip.key)}</b> · {chip.number}"]
+    spelled = spelled_key(chip.key)
+    if spelled:
+        lines.append(f"<small>written as {spelled}</small>")
     for name, sender, state in chip.who[:50]:
         clean = display_name_safe(name) if name and name != sender else ""
         who = (
@@ -863,6 +867,16 @@ def chip_tooltip(chip: Chip) -> str:
     if not chip.all_verified:
         lines.append("⚠ not every reaction here is verified")
     return "<br>".join(lines)
+
+
+def spelled_key(key: str) -> str:
+    """The code points of a reaction text that holds invisible parts (variation
+    selectors, joiners, combining marks), else "". Such texts make chips that look
+    alike but count apart ("👍" and "👍" + U+FE0E, a letter under 30 combining marks):
+    the tooltip tells them apart."""
+    if not any(unicodedata.category(ch) in ("Mn", "Me", "Cf") for ch in key):
+        return ""
+    return " ".join(f"U+{ord(ch):04X}" for ch in key)
 
 
 MORE_IN_TOOLTIP = 40  # chips the "+n" chip's tooltip lists, one line each
