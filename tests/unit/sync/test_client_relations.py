@@ -14,10 +14,12 @@ from nacl.signing import SigningKey
 from bucket_chat_desktop.protocol.audit import RoomLedger, prepare_segment
 from bucket_chat_desktop.protocol.event import MEMBER, MESSAGE, Event
 from bucket_chat_desktop.protocol.ids import segment_path
-from bucket_chat_desktop.protocol.relations import REACTION, Relations
+from bucket_chat_desktop.protocol.relations import REACTION, TYPING, Relations
+from bucket_chat_desktop.protocol.relations import build as build_relations
 from bucket_chat_desktop.protocol.segment import encode_segment, path_for
 from bucket_chat_desktop.protocol.signing import build_event
 from bucket_chat_desktop.settings import Settings, StorageSettings
+from bucket_chat_desktop.sync import room_state as room_state_module
 from bucket_chat_desktop.sync.client import ChatClient, RoomRef
 from bucket_chat_desktop.sync.events import EngineEvent, EventsAppended, RoomLoaded
 from bucket_chat_desktop.sync.room_state import RoomState
@@ -160,6 +162,28 @@ def test_relations_are_rebuilt_only_when_new_rows_can_change_them() -> None:
     room.result = ledger.audit()  # a full audit: rebuilt, the same content
     again = room.relations()
     assert again is not now and again == now
+
+    # Typing notices, one append each (red team: a thousand of them rebuilt the room's
+    # relations a thousand times): hidden without a rebuild, the same as a full build.
+    calls: list[int] = []
+    real = room_state_module.build_relations
+
+    def counted(*args: Any) -> Relations:
+        calls.append(1)
+        return real(*args)
+
+    room_state_module.build_relations = counted  # type: ignore[assignment]
+    try:
+        for i in range(20):
+            append(ev(TYPING, {"typing": True}, t + 10 + i))
+            typed = room.relations()
+        assert typed is not None and calls == []
+        assert list(typed.hidden) == [3, 5, *range(6, 26)]
+        assert typed == build_relations(ROOM, room.result.timeline)  # type: ignore[union-attr]
+        append(ev(REACTION, {"relates_to": first_msg.event_id, "reaction": "🚀"}, t + 40))
+        assert room.relations() is not typed and calls == [1]  # a relation: rebuilt
+    finally:
+        room_state_module.build_relations = real  # type: ignore[assignment]
 
 
 def test_taking_back_a_reaction_redacts_only_ones_own(tmp_path: Path) -> None:
