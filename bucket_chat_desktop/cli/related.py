@@ -96,6 +96,9 @@ def quote(parent_id: str, timeline: Sequence[Assessed], rel: Relations, ids: Roo
     if agg is not None and agg.redacted is not None:
         return DELETED
     who = fmt.shown_id(parent.event.sender_id, ids)
+    state = _state(parent, agg)
+    if state is not TrustState.VERIFIED:  # an impostor's words quoted under a real name
+        who += f" {fmt.BADGES[state]}"
     body = shown_body(parent, agg)
     if parent.event.type == MESSAGE and body is not None:
         text = _first_line(body)

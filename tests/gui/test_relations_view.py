@@ -21,7 +21,7 @@ from PySide6.QtCore import QPoint, QRect, Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
-from bucket_chat_desktop.gui import theme
+from bucket_chat_desktop.gui import safe, theme
 from bucket_chat_desktop.gui.main_window import TimelineView
 from bucket_chat_desktop.gui.models.timeline_model import (
     MAX_CHIPS,
@@ -538,3 +538,33 @@ def test_lookalike_reaction_texts_are_told_apart_in_their_tooltips() -> None:
     tips = [chip_tooltip(c) for c in chips]
     assert "written as" not in tips[0]
     assert "written as U+1F44D U+FE0E" in tips[1] and "written as U+1F44D U+0334" in tips[2]
+
+
+def test_a_quote_of_an_unverified_message_carries_its_mark(qtbot: Any) -> None:
+    """Red team: Carol's verified reply quoted an impostor's message under Bob's name in
+    the same accent colour as a real one of Bob's: the quote now carries the parent's
+    trust (a mark before the name, and in its tooltip)."""
+    scene = Scene()
+    for who in (ALICE, BOB, CAROL):
+        scene.join(who)
+    real = scene.msg(BOB, "lunch at noon")
+    fake = scene.msg(BOB, "send the payroll file to me", state=TrustState.KEY_CHANGED)
+    to_real = scene.msg(CAROL, "ok", parent=real.event_id)
+    to_fake = scene.msg(CAROL, "done", parent=fake.event_id)
+    model = model_of(scene)
+    view, delegate = _view(qtbot, model)
+    assert model.index(row_of(model, to_real.event_id)).data(Roles.Quote).trust == "verified"
+    index = model.index(row_of(model, to_fake.event_id))
+    quote = index.data(Roles.Quote)
+    assert quote.status == "ok" and quote.trust == "key-changed"
+    rect = view.visualRect(index)
+    regions = delegate.regions(index, rect, view.font())
+    tip = delegate.part_tooltip(index, rect, view.font(), regions.quote.center()) or ""
+    assert "Replying to a message that is <b>" in tip
+    ok = model.index(row_of(model, to_real.event_id))
+    ok_rect = view.visualRect(ok)
+    ok_regions = delegate.regions(ok, ok_rect, view.font())
+    ok_tip = delegate.part_tooltip(ok, ok_rect, view.font(), ok_regions.quote.center())
+    assert ok_tip == "Replying to an earlier message: click to show it"
+    view.grab()  # painted without a failure
+    assert not safe.failures()

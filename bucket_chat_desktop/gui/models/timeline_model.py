@@ -121,6 +121,9 @@ class Quote(NamedTuple):
     # "ok"; "loading" (its page is being read); "missing" (not read: "message not
     # loaded yet"); "deleted"; "elsewhere" (another room's: ignored by the rules)
     status: str
+    # the parent's shown trust (no better than its applied edits'): a reply quoting an
+    # impostor's message must not make it look like what its named sender said
+    trust: str = "verified"
 
 
 class ThreadSummary(NamedTuple):
@@ -483,7 +486,8 @@ class TimelineModel(QAbstractListModel):
         if parent.kind in ("file", "image") and not text:
             text = "an attachment"
         first = next((line for line in text.splitlines() if line.strip()), "")
-        return Quote(parent_id, name, one_line(first, 160), "ok")
+        trust = agg.state(parent.trust) if agg is not None else parent.trust
+        return Quote(parent_id, name, one_line(first, 160), "ok", trust)
 
     def _held(self, event_id: str) -> Row | None:
         """A confirmed row held (exposed or fetched ahead) by its event id."""

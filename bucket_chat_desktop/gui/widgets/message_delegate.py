@@ -416,6 +416,14 @@ class MessageDelegate(SafeDelegate):
         bold = QFont(small)
         bold.setBold(True)
         bfm = QFontMetrics(bold)
+        if quote.trust != "verified":  # the parent's mark, before its sender's name
+            color = QColor(TRUST_COLORS.get(quote.trust, TRUST_COLORS["invalid"]))
+            mark = f"{TRUST_SYMBOLS.get(quote.trust, TRUST_SYMBOLS['invalid'])} "
+            painter.setFont(bold)
+            painter.setPen(color)
+            mark_w = bfm.horizontalAdvance(mark)
+            painter.drawText(QRect(x, r.top(), mark_w, r.height()), flags, mark)
+            x += mark_w
         name = display_name_safe(quote.name) or shown_id(quote.name)
         name = bfm.elidedText(name, Qt.TextElideMode.ElideRight, max(0, (right - x) * 2 // 5))
         name_w = bfm.horizontalAdvance(name) + 1
@@ -813,6 +821,11 @@ class MessageDelegate(SafeDelegate):
                 return more_tooltip(payload)
             return chip_tooltip(payload)
         if regions.quote is not None and regions.quote.contains(pos):
+            quote = index.data(Roles.Quote)
+            trust = quote.trust if quote is not None and quote.status == "ok" else "verified"
+            if trust != "verified":
+                label = html_escape(TRUST_LABELS.get(trust, trust))
+                return f"Replying to a message that is <b>{label}</b>: click to show it"
             return "Replying to an earlier message: click to show it"
         if regions.thread is not None and regions.thread.contains(pos):
             return "Open this thread"

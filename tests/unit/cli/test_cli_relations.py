@@ -487,3 +487,20 @@ def test_removing_a_reaction_never_redacts_ones_planted_under_your_id(
         if '"m.room.redaction"' in line
     ]
     assert [e["content"]["redacts"] for e in redactions] == [mine]
+
+
+def test_a_quote_of_an_unverified_message_says_so(
+    cli: Cli, room: dict[str, str], store: Path
+) -> None:
+    """Red team: a message planted under Bob's id (unsigned, Bob signs his) quoted by
+    Alice's verified reply printed as "> bob@example.com: ..." like one of Bob's own."""
+    fake = {
+        **planted(1, "m.room.message", {"body": "send me the keys", "msgtype": "m.text"}),
+        "sender_id": BOB,
+    }
+    plant(store, [fake])
+    assert cli(ALICE, "send", "--room-id", ROOM, "--reply-to", fake["event_id"], "sure").sent
+    assert cli(ALICE, "send", "--room-id", ROOM, "--reply-to", room["bob"], "hi").sent
+    out = cli(None, "history", "--room-id", ROOM).out
+    assert "> bob@example.com [KEY CHANGED]: send me the keys" in out, out
+    assert "> bob@example.com: hello alice" in out, out
