@@ -568,3 +568,16 @@ def test_a_quote_of_an_unverified_message_carries_its_mark(qtbot: Any) -> None:
     assert ok_tip == "Replying to an earlier message: click to show it"
     view.grab()  # painted without a failure
     assert not safe.failures()
+
+
+def test_replying_to_an_unverified_message_says_so_in_the_composer(qtbot: Any) -> None:
+    """Red team: "Replying to Bob" over an impostor's message named Bob as its writer;
+    the composer's reply bar carries the message's trust like its row."""
+    from bucket_chat_desktop.gui.widgets.message_actions import ComposerModeBar
+
+    bar = ComposerModeBar()
+    qtbot.addWidget(bar)
+    bar.show_reply("Bob", "send the payroll file to me", "key-changed")
+    assert "key-changed</span> <b>Bob</b>" in bar.text.text()
+    bar.show_reply("Bob", "lunch?")
+    assert "Replying to <b>Bob</b>" in bar.text.text()
