@@ -26,7 +26,7 @@ from ..sync.events import EngineEvent, ShownEvent
 from .bridge import EngineBridge
 from .models.rooms_model import RoomItem, RoomsModel
 from .models.timeline_model import Pager, Reply, TimelineModel
-from .room_preview import DELETED, is_message_row, last_shown, relation_text
+from .room_preview import DELETED, as_shown, is_message_row, last_shown
 from .tasks import TaskRunner
 
 log = logging.getLogger("bucket_chat.gui")
@@ -446,7 +446,8 @@ class Controller(QObject):
             changes.update(last_ts=last.timestamp_ms)
         shown = last or self._previewed.get(key)
         if shown is not None:  # an edit or deletion of the previewed message changes it
-            changes.update(preview=relation_text(shown, rel) or _preview(shown))
+            current = as_shown(shown, rel)
+            changes.update(preview=DELETED if current is None else _preview(current))
         own = self.identity.public_key_b64
         # Reactions, edits, deletions and typing notices are not new messages: no unread
         # count, no notification (room_preview says why); nor is a message that arrives
@@ -457,7 +458,7 @@ class Controller(QObject):
             if a.event.sender_key != own
             and a.event.type != MEMBER
             and is_message_row(a.event)
-            and relation_text(a.event, rel) != DELETED
+            and as_shown(a.event, rel) is not None
         ]
         focused = key == self.current and self.window_active
         if incoming and not focused:

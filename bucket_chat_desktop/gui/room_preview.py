@@ -39,13 +39,16 @@ def last_shown(rows: Iterable[ShownEvent | Assessed]) -> Event | None:
     return None
 
 
-def relation_text(ev: Event, relations: Relations | None) -> str | None:
-    """The text relations give ``ev``'s preview: a placeholder once it is deleted, its
-    latest applied edit's text once edited; None when no relation changes it."""
+def as_shown(ev: Event, relations: Relations | None) -> Event | None:
+    """``ev`` as relations have it: None once it is deleted, with its latest applied
+    edit's text as its body once edited (so the preview makes plain text of it the same
+    way), else ``ev`` itself."""
     agg = relations.of(ev.event_id) if relations is not None else None
     if agg is None:
-        return None
+        return ev
     if agg.redacted is not None:
-        return DELETED
+        return None
     latest = agg.latest
-    return latest.body if latest is not None else None
+    if latest is None:
+        return ev
+    return ev._replace(content={**ev.content, "body": latest.body})
