@@ -197,14 +197,18 @@ async def run(
     from .gui import features
 
     features.install(window, controller)
+    from .gui import search
+
+    search.install(window, controller)
     settings_dialog.install(window, controller)
     from .gui import attachments
 
     attachments.install(window, controller)
-    from .gui import relation_actions, room_export
+    from .gui import relation_actions, room_export, social
 
     relation_actions.install(window, controller)
     room_export.install(window, controller)
+    social.install(window, controller)
     minimized = (start_minimized or settings.start_minimized) and tray is not None
     if not minimized:
         window.show()

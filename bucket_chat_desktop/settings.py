@@ -22,6 +22,7 @@ log = logging.getLogger("bucket_chat.settings")
 FORMAT = "bucket-chat-settings-v1"
 POLL_SPEEDS = ("fast", "normal", "saver")  # how often buckets are polled, see poll_intervals()
 THEMES = ("system", "light", "dark")
+NOTIFY_LEVELS = ("all", "mentions", "none")  # per room: what notifies (see notify_level)
 
 
 def storage_id_for(spec: str) -> str:
@@ -63,6 +64,9 @@ class Settings:
     displayname: str = ""
     storages: list[StorageSettings] = field(default_factory=list)
     muted_rooms: list[str] = field(default_factory=list)  # "<storage id>/<room id>"
+    # "<storage id>/<room id>" -> "mentions" for rooms that notify only when they mention
+    # the user ("none" is kept in muted_rooms, "all" is the default and not stored)
+    notify_levels: dict[str, str] = field(default_factory=dict)
     notifications: bool = True
     poll_speed: str = "normal"
     attachment_limit_mb: int = 25
@@ -78,6 +82,27 @@ class Settings:
 
     def storage(self, storage_id: str) -> StorageSettings | None:
         return next((s for s in self.storages if s.id == storage_id), None)
+
+    def notify_level(self, room_key: str) -> str:
+        """ "all" (every message notifies), "mentions" (only messages that mention the
+        user) or "none" (a muted room: nothing notifies, no unread count in the badge)."""
+        if room_key in self.muted_rooms:
+            return "none"
+        level = self.notify_levels.get(room_key, "all")
+        return level if level in NOTIFY_LEVELS else "all"
+
+    def set_notify_level(self, room_key: str, level: str) -> None:
+        if level not in NOTIFY_LEVELS:
+            raise ValueError(f"unknown notification level {level!r}")
+        muted = level == "none"
+        if muted and room_key not in self.muted_rooms:
+            self.muted_rooms.append(room_key)
+        elif not muted and room_key in self.muted_rooms:
+            self.muted_rooms.remove(room_key)
+        if level == "mentions":
+            self.notify_levels[room_key] = level
+        else:
+            self.notify_levels.pop(room_key, None)
 
     def poll_intervals(self) -> PollIntervals:
         """How often a cloud storage is polled at this speed. "normal" keeps a message
@@ -110,6 +135,10 @@ class Settings:
                     label = item.get("name")
                     name = label if isinstance(label, str) else str(item["spec"])
                     out.storages.append(StorageSettings(item["spec"], name, rooms))
+        out.notify_levels = {
+            k: v for k, v in out.notify_levels.items() if isinstance(k, str) and v == "mentions"
+        }
+        out.muted_rooms = [k for k in out.muted_rooms if isinstance(k, str)]
         if out.poll_speed not in POLL_SPEEDS:
             out.poll_speed = "normal"
         if out.theme not in THEMES:

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .. import timestamps
+from ..index.search import SearchHit, Snippet
 from ..keys.identity import display_fingerprint, fingerprint_of
 from ..protocol.audit import Assessed, AuditResult, TrustState
 from ..protocol.event import MEMBER, MESSAGE
@@ -255,3 +256,53 @@ def event_json(item: Assessed) -> dict[str, Any]:
 
 def counts_text(result: AuditResult) -> list[str]:
     return [f"  {state.value:12} {n:>8,}" for state, n in result.counts.items()]
+
+
+# -- search -----------------------------------------------------------------------------------
+
+UNCHECKED_BADGE = "[NOT CHECKED YET]"
+SNIPPET_LIMIT = 300  # characters of a snippet on a terminal
+
+
+def marked_snippet(snippet: Snippet, mark: tuple[str, str]) -> str:
+    """A search snippet for a terminal: each piece made safe on its own (``terminal_safe``,
+    line breaks shown as ``\n``), matches wrapped in ``mark`` — added after the text was
+    made safe, so no text can pose as a mark or end one."""
+    out = ["…" if snippet.cut_before else ""]
+    for text, matched in snippet.parts():
+        safe = terminal_safe(text, limit=SNIPPET_LIMIT).replace("\n", "\\n")
+        out.append(f"{mark[0]}{safe}{mark[1]}" if matched else safe)
+    if snippet.cut_after:
+        out.append("…")
+    return "".join(out)
+
+
+def search_line(hit: SearchHit, mark: tuple[str, str], room_label: str) -> str:
+    badge = BADGES[hit.trust] if hit.trust is not None else UNCHECKED_BADGE
+    edited = " (edited)" if hit.edited else ""
+    if hit.superseded:
+        edited += " (an earlier version: edited since)"
+    return (
+        f"{local_time(hit.timestamp_ms)}  {terminal_safe(room_label, limit=ID_LIMIT)}  "
+        f"{shown_id(hit.sender_id)}  {badge}  {marked_snippet(hit.snippet, mark)}{edited}\n"
+        f"    event {terminal_safe(hit.event_id, limit=ID_LIMIT)}"
+    )
+
+
+def search_json(hit: SearchHit) -> dict[str, Any]:
+    return {
+        "storage_id": hit.storage_id,
+        "room_id": hit.room_id,
+        "event_id": hit.event_id,
+        "source_event_id": hit.source_id,
+        "edited": hit.edited,
+        "superseded": hit.superseded,
+        "sender_id": hit.sender_id,
+        "timestamp_ms": hit.timestamp_ms,
+        "trust": hit.trust.value if hit.trust is not None else None,
+        "trust_reason": hit.trust_reason,
+        "snippet": hit.snippet.text,
+        "marks": [list(m) for m in hit.snippet.marks],
+        "snippet_cut_before": hit.snippet.cut_before,
+        "snippet_cut_after": hit.snippet.cut_after,
+    }

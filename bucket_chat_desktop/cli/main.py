@@ -166,6 +166,14 @@ def build_parser() -> argparse.ArgumentParser:
     room(p)
     p.add_argument("--limit", type=int, default=None, help="only the newest N events")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p = command(
+        "search",
+        "find messages this device has read (its index of the storage), newest first",
+    )
+    p.add_argument("query", nargs="+", help='words to find (all of them); "a phrase" in quotes')
+    p.add_argument("--room-id", help="only in this room")
+    p.add_argument("--limit", type=int, default=20, help="at most N messages (default 20)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     p = command("members", "list the room's members, their display names and devices")
     room(p)
     p.add_argument("--all", action="store_true", help="also those who left or were removed")
@@ -885,6 +893,48 @@ async def cmd_history(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def cmd_search(args: argparse.Namespace) -> int:
+    """This device's index of the storage, searched without any network access: what
+    ``sync``, ``history`` or the app read before. Matches are marked in bold on a
+    terminal, between ``>>`` and ``<<`` in a pipe."""
+    storage = _storage(args)
+    room_id = _room_id(args) if args.room_id is not None else None
+    if not 1 <= args.limit <= 1000:
+        raise UsageError("--limit must be between 1 and 1000")
+    query = " ".join(args.query)
+    async with engine_session(storage, outbox=False) as engine:
+        known = await engine.cached_rooms()
+        await engine.catch_up_text()  # what sync and history read: searchable now
+        page = await engine.search_read_rooms(query, room_id=room_id, limit=args.limit)
+    if page.error:
+        raise StorageError(f"cannot search this device's copy: {page.error}")
+    if page.query_cut:
+        print("bucket-chat: the query was too long and was shortened", file=sys.stderr)
+    if args.json:
+        doc = {
+            "query": query,
+            "hits": [fmt.search_json(h) for h in page.hits],
+            "more": page.more,
+        }
+        print(fmt.json_text(doc))
+        return EXIT_OK
+    if not known:
+        print(
+            "bucket-chat: this device has read no room of this storage yet; run "
+            "'bucket-chat sync --room-id ROOM' first",
+            file=sys.stderr,
+        )
+    names = {r.room_id: r.name or r.room_id for r in known}
+    mark = ("\x1b[1;4m", "\x1b[22;24m") if sys.stdout.isatty() else (">>", "<<")
+    for hit in page.hits:
+        print(fmt.search_line(hit, mark, names.get(hit.room_id, hit.room_id)))
+    if not page.hits:
+        print("No messages found.")
+    elif page.more:
+        print(f"(only the newest {len(page.hits)}; --limit shows more)")
+    return EXIT_OK
+
+
 def _print_title(view: Any, result: AuditResult) -> None:
     title = (
         fmt.room_title(view.metadata, view.room_id, result.authorized)
@@ -1011,6 +1061,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, int]]] = 
     "rooms": cmd_rooms,
     "send": cmd_send,
     "history": cmd_history,
+    "search": cmd_search,
     "members": cmd_members,
     "verify": cmd_verify,
     "react": cmd_react,

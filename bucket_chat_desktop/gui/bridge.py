@@ -30,27 +30,23 @@ class EngineBridge(QObject):
     # the audit's row count and its newest rows (tuple of ShownEvent)
     room_loaded = Signal(str, object, bool, object, object, int, object)
     events_appended = Signal(str, object, object)  # room key, [Assessed], AuditResult
-    # room key, the Relations of the result that the room_loaded or events_appended
-    # emitted right after this carries (None: none made). Its own signal, so slots of
-    # the two above keep their shape.
-    relations_arrived = Signal(str, object)
+    # room key, AuditResult, the Relations of that result (PROTOCOL.md section 18; None:
+    # none made), emitted just before the room_loaded or events_appended that carries the
+    # result. Its own signal, so slots of the two above keep their shape.
+    relations_arrived = Signal(str, object, object)
     room_discovered = Signal(str, str)  # storage id, room id
     outbox_changed = Signal(str, object, str, str)  # room key, [Event], state, error
     storage_status_changed = Signal(str, bool, str)  # storage id, online, message
     warning_raised = Signal(str, str)  # storage id, message
-    # room key, AuditResult, Relations: the relations of that result (PROTOCOL.md section
-    # 18); emitted just before the room_loaded / events_appended that carries the result
-    relations_changed = Signal(str, object, object)
 
     def deliver(self, storage_id: str, event: EngineEvent) -> None:
-        if isinstance(event, (EventsAppended, RoomLoaded)) and event.relations is not None:
-            key = f"{storage_id}/{event.room_id}"
-            self.relations_changed.emit(key, event.result, event.relations)
         if isinstance(event, EventsAppended):
-            self.relations_arrived.emit(f"{storage_id}/{event.room_id}", event.relations)
+            key = f"{storage_id}/{event.room_id}"
+            self.relations_arrived.emit(key, event.result, event.relations)
             self.events_appended.emit(f"{storage_id}/{event.room_id}", event.items, event.result)
         elif isinstance(event, RoomLoaded):
-            self.relations_arrived.emit(f"{storage_id}/{event.room_id}", event.relations)
+            key = f"{storage_id}/{event.room_id}"
+            self.relations_arrived.emit(key, event.result, event.relations)
             self.room_loaded.emit(
                 f"{storage_id}/{event.room_id}",
                 event.result,

@@ -15,18 +15,21 @@ from .. import settings as settings_store
 from ..keys import Identity
 from ..protocol.attachments import safe_file_name
 from ..protocol.audit import Assessed, AuditResult
-from ..protocol.event import MEMBER, Event
+from ..protocol.event import MEMBER, MESSAGE, Event
 from ..protocol.findings import Finding, Kind, Severity
+from ..protocol.mentions import mentions_in, mentions_me
 from ..protocol.metadata import RoomMetadata, check_signer
 from ..protocol.relations import Relations, own_reaction
 from ..protocol.room_state import membership_text
 from ..settings import Settings, StorageSettings
 from ..sync.client import ChatClient, RoomRef
 from ..sync.events import EngineEvent, ShownEvent
+from ..sync.room_objects import StorageRooms
 from .bridge import EngineBridge
+from .markdown import to_plain
 from .models.rooms_model import RoomItem, RoomsModel
 from .models.timeline_model import Pager, Reply, TimelineModel
-from .room_preview import DELETED, as_shown, is_message_row, last_shown
+from .room_preview import DELETED, as_shown, last_shown
 from .tasks import TaskRunner
 
 log = logging.getLogger("bucket_chat.gui")
@@ -75,7 +78,24 @@ def _preview(ev: Event) -> str:
         info = ev.content.get("info")
         name = info.get("name") if isinstance(info, dict) else None
         return f"📎 {safe_file_name(name if isinstance(name, str) else ev.body)}"
-    return ev.body or ""
+    return to_plain(ev.body or "")
+
+
+def _arrived(old: AuditResult | None, total: int, newest: tuple[ShownEvent, ...]) -> list[Assessed]:
+    """The rows a full re-audit brought after the newest row of the audit before it: new
+    messages, counted unread and notified like appended ones (a newcomer's first message
+    is audited in full, never appended). Nothing on a first read, nor when the row that
+    was newest is not among the new audit's newest rows."""
+    before = len(old.timeline) if old is not None else 0
+    if old is None or not before or total <= before:
+        return []
+    last = old.timeline[before - 1].event.event_id
+    at = next((i for i, s in enumerate(newest) if s.verdict.event.event_id == last), None)
+    if at is None:
+        return []
+    return [
+        s.verdict._replace(event=s.event) for s in newest[at + 1 :] if isinstance(s.event, Event)
+    ]
 
 
 class Controller(QObject):
@@ -86,6 +106,9 @@ class Controller(QObject):
     storage_status = Signal(str, bool, str)  # storage id, online, message
     unread_changed = Signal(int)
     relations_changed = Signal(str)  # room key: ``relations[key]`` is new
+    # room key, id of its first event that arrived unread ("" for none): the room was
+    # just shown to the user (opened, or its window came to the front)
+    unread_seen = Signal(str, str)
 
     def __init__(
         self, settings: Settings, identity: Identity, parent: QObject | None = None
@@ -117,8 +140,8 @@ class Controller(QObject):
         self.relations: dict[str, tuple[AuditResult, Relations]] = {}
         # room key -> the event the room list's preview shows (relations change its text)
         self._previewed: dict[str, Event] = {}
+        self.first_unread: dict[str, str] = {}  # room key -> its first unread event's id
         b = self.bridge
-        b.relations_changed.connect(self._on_relations_changed)
         b.timeline_warmed.connect(self._on_timeline_warmed)
         b.relations_arrived.connect(self._on_relations_arrived)
         b.room_loaded.connect(self._on_room_loaded)
@@ -210,6 +233,7 @@ class Controller(QObject):
         self.rooms.update(key, unread=0)
         self.unread_changed.emit(self.rooms.total_unread())
         self.current_changed.emit(key)
+        self.unread_seen.emit(key, self.first_unread.pop(key, ""))
         ref = _ref(key)
         self.client.focus(ref)
         if ref.storage_id in self.client.storages:
@@ -241,6 +265,7 @@ class Controller(QObject):
         async def run() -> None:
             await self.client.leave_room(_ref(key))
             self.rooms.remove(key)
+            self.first_unread.pop(key, None)
             self.timelines.pop(key, None)
             self._previewed.pop(key, None)
             self._behind.pop(key, None)
@@ -259,7 +284,10 @@ class Controller(QObject):
             return
         ref = _ref(self.current)
         what = "Sending your reply" if reply_to else "Sending your message"
-        self.tasks.start(self.client.send_text(ref, text, reply_to=reply_to), what)
+        # the mentioned ids go in a field too (PROTOCOL.md 19)
+        mentioned = mentions_in(text, self.members(self.current))
+        send = self.client.send_text(ref, text, reply_to=reply_to, mentions=mentioned)
+        self.tasks.start(send, what)
 
     # -- relations (replies, reactions, edits, deletions: PROTOCOL.md section 18) ----------
     # Each goes through the outbox like a message; a refusal (ValueError: a bad reaction
@@ -324,9 +352,33 @@ class Controller(QObject):
             out.update((start + i, row) for i, row in enumerate(rows) if start + i in wanted)
         return out
 
-    def _on_relations_changed(self, key: str, result: AuditResult, relations: Relations) -> None:
-        self.relations[key] = (result, relations)
-        self.relations_changed.emit(key)
+    async def list_storage_rooms(self, storage_id: str) -> StorageRooms:
+        """The rooms a storage holds (``ChatClient.storage_rooms``: a value, never a
+        storage error), for the join dialog."""
+        return await self.client.storage_rooms(storage_id)
+
+    def members(self, key: str) -> list[tuple[str, str]]:
+        """(user id, display name or "") of everyone who wrote in the room, first seen
+        first, as its timeline knows them: what "@" completes and mentions match."""
+        return self.timeline(key).names.members()
+
+    def set_notify_level(self, key: str, level: str) -> None:
+        """ "all", "mentions" or "none" (muted) for one room; saved at once."""
+        self.settings.set_notify_level(key, level)
+        self.rooms.update(key, muted=level == "none")
+        self.unread_changed.emit(self.rooms.total_unread())
+        self.save_settings()
+
+    def _mentions_me(self, key: str, ev: Event) -> bool:
+        own = self.identity.user_id
+        names = (self.settings.displayname, self.timeline(key).names.name(own))
+        return mentions_me(ev.content, own, names)
+
+    def _notification_title(self, key: str, ev: Event, room: str) -> str:
+        """Who wrote, by display name with the real id beside it, and where."""
+        name = self.timeline(key).names.name(ev.sender_id)
+        who = f"{name} ({ev.sender_id})" if name and name != ev.sender_id else ev.sender_id
+        return f"{who} in {room}"
 
     def send_content(self, key: str, content: dict[str, Any]) -> None:
         self.tasks.start(self.client.send_content(_ref(key), content), "Sending")
@@ -359,6 +411,8 @@ class Controller(QObject):
         if active and self.current:
             self.rooms.update(self.current, unread=0)
             self.unread_changed.emit(self.rooms.total_unread())
+            if self.current in self.first_unread:
+                self.unread_seen.emit(self.current, self.first_unread.pop(self.current))
             self.client.focus(_ref(self.current))
 
     def add_storage(self, entry: StorageSettings) -> None:
@@ -385,6 +439,7 @@ class Controller(QObject):
         total: int,
         newest: tuple[ShownEvent, ...],
     ) -> None:
+        arrived = _arrived(self.results.get(key), total, newest)
         self.results[key] = result
         self.metadata[key] = (metadata, metadata_findings)
         if metadata is not None and metadata.name:
@@ -397,7 +452,7 @@ class Controller(QObject):
         else:
             self._behind.pop(key, None)
             self._show_audit(key, result, total, newest, complete, relations)
-        self._refresh_item(key, result, [], last_shown(newest))
+        self._refresh_item(key, result, arrived, last_shown(newest))
         self.room_audit_changed.emit(key)
 
     def _pager(self, key: str, result: AuditResult) -> Pager:
@@ -419,14 +474,23 @@ class Controller(QObject):
         behind = self._behind.get(key)
         if behind is not None:
             behind.appended.extend(items)
+            self.timeline(key).names.update(items)  # notifications name the senders
             if relations is not None:
                 behind.appended_relations = relations
         else:
             self.timeline(key).append(items, relations)
         self._refresh_item(key, result, items, last_shown(items))
 
-    def _on_relations_arrived(self, key: str, relations: Relations | None) -> None:
+    def _on_relations_arrived(
+        self, key: str, result: AuditResult, relations: Relations | None
+    ) -> None:
+        """The relations of ``result``, just before the room_loaded / events_appended that
+        carries it: the timeline model takes them with that result (``_arriving``), the
+        relation actions (thread panel, versions) read ``relations[key]``."""
         self._arriving[key] = relations
+        if relations is not None:
+            self.relations[key] = (result, relations)
+            self.relations_changed.emit(key)
 
     def _refresh_item(
         self, key: str, result: AuditResult, new: list[Assessed], last: Event | None
@@ -441,6 +505,8 @@ class Controller(QObject):
         }
         got = self.relations.get(key)
         rel = got[1] if got else None
+        if last is not None and last.type not in (MESSAGE, MEMBER):
+            last = None  # another shown type is no room's news either
         if last is not None:
             self._previewed[key] = last
             changes.update(last_ts=last.timestamp_ms)
@@ -449,23 +515,30 @@ class Controller(QObject):
             current = as_shown(shown, rel)
             changes.update(preview=DELETED if current is None else _preview(current))
         own = self.identity.public_key_b64
-        # Reactions, edits, deletions and typing notices are not new messages: no unread
-        # count, no notification (room_preview says why); nor is a message that arrives
-        # deleted already (its deletion was read first): its text is shown nowhere
+        # Messages only: a join, a reaction, an edit, a deletion or a typing notice is not
+        # unread news (room_preview says why), nor is a message that arrives deleted
+        # already (its deletion was read first): its text is shown nowhere
         incoming = [
             a
             for a in new
             if a.event.sender_key != own
-            and a.event.type != MEMBER
-            and is_message_row(a.event)
+            and a.event.type == MESSAGE
             and as_shown(a.event, rel) is not None
         ]
         focused = key == self.current and self.window_active
         if incoming and not focused:
+            if not item.unread or key not in self.first_unread:
+                self.first_unread[key] = incoming[0].event.event_id
             changes["unread"] = item.unread + len(incoming)
-            if not item.muted and self.settings.notifications:
-                ev = incoming[-1].event
-                self.notify.emit(key, f"{ev.sender_id} in {item.name}", _preview(ev))
+            level = self.settings.notify_level(key)
+            if not item.muted and level != "none" and self.settings.notifications:
+                events = [a.event for a in incoming]
+                if level == "mentions":
+                    events = [e for e in events if self._mentions_me(key, e)]
+                if events:
+                    ev = events[-1]
+                    title = self._notification_title(key, ev, item.shown_name)
+                    self.notify.emit(key, title, _preview(as_shown(ev, rel) or ev))
         self.rooms.update(key, **changes)
         if incoming and not focused:
             self.unread_changed.emit(self.rooms.total_unread())

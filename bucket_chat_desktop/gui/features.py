@@ -16,7 +16,7 @@ import sqlite3
 from typing import Any
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer
-from PySide6.QtGui import QColor, QKeyEvent, QKeySequence, QShortcut
+from PySide6.QtGui import QColor, QKeySequence, QShortcut
 from PySide6.QtWidgets import QMessageBox
 
 from ..protocol.audit import Assessed, AuditResult
@@ -27,6 +27,7 @@ from .controller import PARTIAL_READ, Controller
 from .main_window import MainWindow
 from .models.members_model import Device, MembersModel
 from .safe import guard
+from .shortcuts import let_through
 from .style import ACCENT
 from .widgets.members_panel import MembersPanel, VerifyDeviceDialog
 from .widgets.quick_switcher import QuickSwitcher
@@ -289,11 +290,8 @@ class Features(QObject):
 
     @guard()
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if event.type() == QEvent.Type.ShortcutOverride and isinstance(event, QKeyEvent):
-            combo = QKeySequence(event.keyCombination())
-            if combo.matches(SWITCHER_KEYS) == QKeySequence.SequenceMatch.ExactMatch:
-                event.ignore()  # unclaimed by the editor: the shortcut fires
-                return True
+        if let_through(event, (SWITCHER_KEYS,)):
+            return True
         return super().eventFilter(watched, event)
 
 

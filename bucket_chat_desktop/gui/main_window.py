@@ -171,9 +171,11 @@ class TimelineView(QListView):
             bar = self.verticalScrollBar()
             bar.setValue(bar.value() + moved)
 
-    def jump_to(self, event_id: str) -> bool:
+    def jump_to(self, event_id: str, shown_row: int | None = None) -> bool:
         """Show the row of ``event_id`` (loading the page around it when it is not held),
-        scroll it to the middle and flash it. False when it is not known."""
+        scroll it to the middle and flash it. False when it is not known. ``shown_row``:
+        its shown-row number when the caller knows it (a search hit: any message, not
+        only those the relations name)."""
         model = self.model()
         if not isinstance(model, TimelineModel):
             return False
@@ -181,7 +183,7 @@ class TimelineView(QListView):
         if row is not None:
             self._land(row)
             return True
-        shown = model.shown_row_of(event_id)
+        shown = model.shown_row_of(event_id) if shown_row is None else shown_row
         if shown is None:
             return False
         self._stick = False
@@ -321,6 +323,7 @@ class MainWindow(QMainWindow):
         self.room_menu_hooks: list[Callable[[QMenu, str], None]] = []
         self.notifier: Any = None
         self.relation_actions: Any = None  # set by the relation actions feature
+        self.social: Any = None  # set by the social feature (mentions, unread line)
 
         splitter = QSplitter()
         splitter.setChildrenCollapsible(False)
@@ -530,10 +533,20 @@ class MainWindow(QMainWindow):
             self.controller.create_room(storage_id, room_id, name)
 
     def join_room(self) -> None:
-        dialog = RoomDialog(self.controller.settings, create=False, parent=self)
+        dialog = RoomDialog(
+            self.controller.settings,
+            create=False,
+            parent=self,
+            lister=self.controller.list_storage_rooms,
+            tasks=self.controller.tasks,
+        )
         if dialog.exec():
             storage_id, room_id, _ = dialog.values
-            self.controller.join_room(storage_id, room_id)
+            key = f"{storage_id}/{room_id}"
+            if self.controller.rooms.item(key) is not None:
+                self.controller.select_room(key)  # in it already: no second join
+            else:
+                self.controller.join_room(storage_id, room_id)
 
     def _room_menu(self, pos: Any) -> None:
         index = self.room_list.indexAt(pos)

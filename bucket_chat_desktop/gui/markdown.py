@@ -13,7 +13,7 @@ from typing import Any
 
 from markdown_it import MarkdownIt
 
-from ..protocol.untrusted_text import html_escape
+from ..protocol.untrusted_text import html_escape, one_line
 
 log = logging.getLogger("bucket_chat.gui")
 
@@ -144,3 +144,38 @@ def is_plain(text: str) -> bool:
     return not (
         any(c in text for c in "*_`#[>|~-<&") or "\n\n" in text or text[:3].strip()[:1].isdigit()
     )
+
+
+PREVIEW_SOURCE = 2_000  # characters of a body a one-line preview is made from
+
+
+def to_plain(text: str, limit: int = 300) -> str:
+    """A body as one line of plain text, for the room list's preview (and anything else
+    that shows a message in a line): Markdown markup goes (``**bold**`` → ``bold``, a
+    link → its text, a code block → its code, an image → "Image"), and so do control,
+    bidi and invisible characters (``one_line``). Only the body's first
+    ``PREVIEW_SOURCE`` characters are read; never raises."""
+    source = text[:PREVIEW_SOURCE]
+    if is_plain(source):
+        return one_line(source, limit)
+    try:
+        tokens = _parser().parse(source)
+    except Exception as exc:  # a parser bug must not hide the preview
+        log.error("making a preview failed", exc_info=exc)
+        return one_line(source, limit)
+    parts: list[str] = []
+    for token in tokens:
+        if token.type in ("fence", "code_block"):
+            parts.append(str(token.content))
+        elif token.type == "inline":
+            for child in token.children or ():
+                if child.type in ("text", "code_inline"):
+                    parts.append(str(child.content))
+                elif child.type in ("softbreak", "hardbreak"):
+                    parts.append(" ")
+                elif child.type == "image":
+                    parts.append("Image")
+        else:
+            continue
+        parts.append(" ")
+    return one_line("".join(parts), limit)

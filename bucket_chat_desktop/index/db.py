@@ -29,12 +29,13 @@ from ..osfiles import ensure_private_dir, open_fd
 from ..protocol.audit import Assessed, AuditResult, PreparedSegment, TrustState
 from ..protocol.event import Event, Malformed, parse_line
 from ..protocol.findings import Finding, Kind
+from .search import Query, SearchHit, SearchPage, build_query, make_snippet, search_text
 
 log = logging.getLogger("bucket_chat.index")
 P = ParamSpec("P")
 R = TypeVar("R")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -105,6 +106,42 @@ _MIGRATIONS: dict[int, str] = {
         name TEXT PRIMARY KEY,
         value TEXT NOT NULL
     );
+    """,
+    # Full-text search (``search.py`` says what is indexed and why trigrams). A document's
+    # id is its ordering key (``_doc_key``: newest largest), so a common word's newest
+    # hits are read first and the search stops at its limit. The FTS table holds only the
+    # index; the text is in ``search_docs`` (an external-content table kept in step by the
+    # triggers). Text is indexed after its segment is cached, not with it (``index_text``:
+    # trigram indexing costs about as much as everything else a cold read does per event):
+    # ``search_pending`` lists the segments whose text is not indexed yet — here, every
+    # segment cached before search existed.
+    2: """
+    CREATE TABLE search_docs (
+        id INTEGER PRIMARY KEY,
+        room_id TEXT NOT NULL,
+        path TEXT NOT NULL,
+        line INTEGER NOT NULL,
+        event_id TEXT NOT NULL,
+        source_id TEXT NOT NULL,
+        body TEXT NOT NULL
+    );
+    CREATE INDEX search_docs_place ON search_docs (room_id, path);
+    CREATE VIRTUAL TABLE search_fts USING fts5 (
+        body, content = 'search_docs', content_rowid = 'id', tokenize = 'trigram'
+    );
+    CREATE TRIGGER search_docs_added AFTER INSERT ON search_docs BEGIN
+        INSERT INTO search_fts (rowid, body) VALUES (new.id, new.body);
+    END;
+    CREATE TRIGGER search_docs_removed AFTER DELETE ON search_docs BEGIN
+        INSERT INTO search_fts (search_fts, rowid, body) VALUES ('delete', old.id, old.body);
+    END;
+    CREATE TABLE search_pending (
+        room_id TEXT NOT NULL,
+        path TEXT NOT NULL,
+        PRIMARY KEY (room_id, path)
+    );
+    INSERT OR IGNORE INTO search_pending SELECT room_id, path FROM segments;
+    CREATE INDEX timeline_event ON timeline (room_id, event_id);
     """,
 }
 
@@ -185,6 +222,8 @@ class TimelineRow:
     line: int
 
 
+SEARCH_DEADLINE = 2.0  # seconds a search may run before it gives up
+TEXT_BATCH = 1000  # events whose text ``index_text`` indexes in one go (about 40 ms)
 LOG_DAMAGED = 20  # damaged rows logged one by one per read; the rest are counted
 
 
@@ -248,6 +287,39 @@ class _DamageLog:
             )
 
 
+_DOC_TIME_BITS = 42  # milliseconds since 1970 up to the year 2109; later ones share the top
+_DOC_SLOT_BITS = 20  # documents a millisecond can hold: their keys differ in these bits
+_ADD_DOC = (
+    "INSERT OR IGNORE INTO search_docs (id, room_id, path, line, event_id, source_id, body) "
+    "VALUES ((SELECT COALESCE(MAX(id) + 1, :key) FROM search_docs WHERE id BETWEEN :key "
+    f"AND :key + {(1 << _DOC_SLOT_BITS) - 1}), :room, :path, :line, :event, :source, :body)"
+)
+
+
+def _doc_key(timestamp_ms: int) -> int:
+    """The first search key of a millisecond: keys sort like the events' times (clamped to
+    1970..2109: a hostile time moves its own message in the results, nothing else), and
+    each millisecond has room for 2**20 documents (the next free one is taken)."""
+    ts = min(max(timestamp_ms, 0), (1 << _DOC_TIME_BITS) - 1)
+    return ts << _DOC_SLOT_BITS
+
+
+def _doc(room_id: str, path: str, line: int, event: Event) -> dict[str, object] | None:
+    found = search_text(event)
+    if found is None:
+        return None
+    target, body = found
+    return {
+        "key": _doc_key(event.timestamp_ms),
+        "room": room_id,
+        "path": path,
+        "line": line,
+        "event": target,
+        "source": event.event_id,
+        "body": body,
+    }
+
+
 def _where(path: object, line: object) -> str:
     return f"{str(path)[:200]}:{str(line)[:20]}"
 
@@ -275,6 +347,9 @@ class Index:
         self._db = conn
         self.path = path
         self._lock = threading.RLock()
+        # Segments may wait for their text to be indexed (``index_text``): a hint read
+        # without the lock by whoever schedules that work, True until a pass finds none.
+        self.text_pending = True
 
     @contextlib.contextmanager
     def _released(self) -> Iterator[None]:
@@ -344,8 +419,8 @@ class Index:
                     f"index schema {version} is newer than this app's {SCHEMA_VERSION}"
                 )
             for target in range(version + 1, SCHEMA_VERSION + 1):
-                with conn:
-                    conn.executescript(_MIGRATIONS[target])
+                with conn:  # each step whole or not at all
+                    conn.executescript("BEGIN;\n" + _MIGRATIONS[target])
                     conn.execute(f"PRAGMA user_version = {target}")
             if url:
                 with conn:
@@ -427,14 +502,18 @@ class Index:
         rows: list[tuple[str, str, int, str, int, str, bool | None, str]],
         findings: Sequence[Finding],
     ) -> None:
-        """Inside the caller's transaction: replace a segment's rows. A verdict binds as
-        SQLite's integer 1/0 (a ``bool`` is an ``int``) or NULL."""
+        """Inside the caller's transaction: replace a segment's rows; its old searchable
+        text goes, the new is indexed later (``index_text``). A verdict binds as SQLite's
+        integer 1/0 (a ``bool`` is an ``int``) or NULL."""
         self._db.execute(
             "INSERT OR REPLACE INTO segments VALUES (?, ?, ?, ?, ?)",
             (room_id, path, size, etag, int(time.time())),
         )
         self._db.execute("DELETE FROM events WHERE room_id = ? AND path = ?", (room_id, path))
         self._db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        self._drop_text(room_id, path)
+        self._db.execute("INSERT OR IGNORE INTO search_pending VALUES (?, ?)", (room_id, path))
+        self.text_pending = True
         self._db.execute(
             "DELETE FROM segment_findings WHERE room_id = ? AND path = ?", (room_id, path)
         )
@@ -659,6 +738,195 @@ class Index:
             (room_id,),
         )
         return [f for f in (_finding(*row) for row in rows) if f is not None]
+
+    # -- search (``search.py``) ------------------------------------------------------------------
+
+    @_locked
+    def index_text(self, max_events: int = TEXT_BATCH) -> int:
+        """Index the searchable text of cached segments not indexed yet, a few segments
+        at a time (at least one whole segment, then up to about ``max_events`` events),
+        in one transaction. Returns the segments done (0: nothing was waiting). Each line
+        re-enters through the parser; a damaged row is left out."""
+        try:
+            waiting = self._db.execute(
+                "SELECT rowid, room_id, path FROM search_pending ORDER BY rowid LIMIT 64"
+            ).fetchall()
+            if not waiting:
+                self.text_pending = False
+                return 0
+            done = events = 0
+            with self._db:
+                for rowid, room_id, path in waiting:
+                    if done and events >= max_events:
+                        break
+                    rows = self._db.execute(
+                        "SELECT line, event_id, timestamp_ms, CAST(raw AS BLOB) FROM events "
+                        "WHERE room_id = ? AND path = ?",
+                        (room_id, path),
+                    ).fetchall()
+                    docs = []
+                    for line, event_id, ts, raw in rows:
+                        if not (isinstance(room_id, str) and type(line) is int):
+                            continue
+                        ev = _reenter(raw, room_id, event_id, ts)
+                        if isinstance(ev, Event) and (d := _doc(room_id, path, line, ev)):
+                            docs.append(d)
+                    self._drop_text(room_id, path)
+                    self._db.executemany(_ADD_DOC, docs)
+                    # By its rowid: a row another program put there (a NULL, a number)
+                    # goes too, instead of being looked at again forever.
+                    self._db.execute("DELETE FROM search_pending WHERE rowid = ?", (rowid,))
+                    done += 1
+                    events += len(rows)
+            return done
+        except sqlite3.DatabaseError as exc:  # a damaged file: search says so when asked
+            log.warning("index: message text cannot be indexed for search (%s)", exc)
+            self.text_pending = False
+            return 0
+
+    def _drop_text(self, room_id: object, path: object) -> None:
+        """Inside the caller's transaction: remove a segment's searchable text. The FTS
+        index must be told the exact text it indexed; if another program changed the
+        stored text behind its back, SQLite calls the file malformed: the index is
+        rebuilt from the stored text (consistent again) and the removal done then, so a
+        damaged search index never stops a segment from being cached."""
+        drop = "DELETE FROM search_docs WHERE room_id = ? AND path = ?"
+        self._db.execute("SAVEPOINT drop_text")
+        try:
+            self._db.execute(drop, (room_id, path))
+        except sqlite3.DatabaseError as exc:
+            self._db.execute("ROLLBACK TO drop_text")
+            log.warning("index: the search index is damaged (%s); it is rebuilt", exc)
+            self._db.execute("INSERT INTO search_fts (search_fts) VALUES ('rebuild')")
+            self._db.execute(drop, (room_id, path))
+        finally:
+            self._db.execute("RELEASE drop_text")
+
+    @_locked
+    def text_backlog(self) -> int:
+        """Cached segments whose text is not searchable yet."""
+        try:
+            return int(self._db.execute("SELECT COUNT(*) FROM search_pending").fetchone()[0])
+        except sqlite3.DatabaseError:
+            return 0
+
+    @_locked
+    def search(
+        self,
+        query: str | Query,
+        *,
+        room_id: str | None = None,
+        limit: int = 50,
+        before: int | None = None,
+        deadline: float = SEARCH_DEADLINE,
+    ) -> SearchPage:
+        """The newest messages whose text holds every term of ``query`` (in ``room_id``
+        only, if given; older than the key ``before``, to page on). Never raises: a
+        query that finds nothing, runs past ``deadline`` seconds or meets a damaged
+        database gives a page that says so. Each hit's event re-enters through the
+        parser and must still hold the text that was found; a hit whose event failed
+        its signature check is left out (forged text is never shown as found)."""
+        q = query if isinstance(query, Query) else build_query(query)
+        if q.empty or limit <= 0:
+            return SearchPage((), query_cut=q.cut)
+        where: list[str] = []
+        args: dict[str, object] = {"n": limit + 1}
+        if room_id is not None:
+            where.append("d.room_id = :room")
+            args["room"] = room_id
+        for i, pattern in enumerate(q.likes):
+            where.append(f"d.body LIKE :like{i} ESCAPE '\\'")
+            args[f"like{i}"] = pattern
+        if q.match:
+            args["match"] = q.match
+            if before is not None:
+                where.append("search_fts.rowid < :before")
+                args["before"] = before
+            sql = (
+                "SELECT d.id, d.room_id, d.path, d.line, d.event_id, d.source_id, d.body "
+                "FROM search_fts JOIN search_docs d ON d.id = search_fts.rowid "
+                f"WHERE search_fts MATCH :match {''.join(' AND ' + w for w in where)} "
+                "ORDER BY search_fts.rowid DESC LIMIT :n"
+            )
+        else:  # only terms too short for trigrams: the newest documents, scanned
+            if before is not None:
+                where.append("d.id < :before")
+                args["before"] = before
+            sql = (
+                "SELECT d.id, d.room_id, d.path, d.line, d.event_id, d.source_id, d.body "
+                f"FROM search_docs d WHERE {' AND '.join(where) or '1'} "
+                "ORDER BY d.id DESC LIMIT :n"
+            )
+        stop_at = time.monotonic() + deadline
+        self._db.set_progress_handler(lambda: time.monotonic() > stop_at, 1000)
+        try:
+            rows = self._db.execute(sql, args).fetchall()
+            hits = [h for h in (self._hit(row, q) for row in rows[:limit]) if h is not None]
+        except sqlite3.OperationalError as exc:
+            if time.monotonic() > stop_at:
+                log.warning("search: gave up after %.1f s", deadline)
+                return SearchPage((), error="the search took too long", query_cut=q.cut)
+            log.warning("search: the index cannot be searched (%s)", exc)
+            return SearchPage((), error=f"the index cannot be searched: {exc}", query_cut=q.cut)
+        except sqlite3.DatabaseError as exc:
+            log.warning("search: the index cannot be searched (%s)", exc)
+            return SearchPage((), error=f"the index cannot be searched: {exc}", query_cut=q.cut)
+        finally:
+            self._db.set_progress_handler(None, 0)
+        backlog = self.text_backlog()
+        return SearchPage(tuple(hits), len(rows) > limit, None, q.cut, backlog)
+
+    def _hit(self, row: Sequence[object], q: Query) -> SearchHit | None:
+        key, room_id, path, line, event_id, source_id, body = row
+        if not (
+            type(key) is int
+            and isinstance(room_id, str)
+            and isinstance(path, str)
+            and type(line) is int
+            and isinstance(event_id, str)
+            and isinstance(source_id, str)
+            and isinstance(body, str)
+        ):
+            log.warning("search: a damaged row of the search index is not used")
+            return None
+        cached = self._db.execute(
+            "SELECT CAST(raw AS BLOB), event_id, timestamp_ms, sig_ok FROM events "
+            "WHERE room_id = ? AND path = ? AND line = ?",
+            (room_id, path, line),
+        ).fetchone()
+        if cached is None:
+            return None
+        raw, cached_id, ts, sig_ok = cached
+        ev = _reenter(raw, room_id, source_id if cached_id == source_id else None, ts)
+        if isinstance(ev, Malformed) or search_text(ev) != (event_id, body):
+            log.warning("search: %s no longer holds the text indexed for it", _where(path, line))
+            return None
+        verdict = self._db.execute(
+            "SELECT state, reason FROM timeline WHERE room_id = ? AND event_id = ? LIMIT 1",
+            (room_id, source_id),
+        ).fetchone()
+        trust: TrustState | None = None
+        reason = "not in this device's last check of the room yet"
+        if verdict is not None:
+            try:
+                trust, reason = TrustState(verdict[0]), str(verdict[1])[:2000]
+            except ValueError:
+                trust, reason = TrustState.INVALID, "unknown cached trust state"
+        elif sig_ok == 0:
+            return None  # its signature failed: not a message anyone sent
+        return SearchHit(
+            room_id,
+            event_id,
+            source_id,
+            ev.sender_id,
+            ev.timestamp_ms,
+            trust,
+            reason,
+            make_snippet(body, q.terms),
+            path,
+            line,
+            key,
+        )
 
     # -- rooms ---------------------------------------------------------------------------------
 

@@ -127,6 +127,14 @@ class Timeline(Sequence[Assessed]):
     def __repr__(self) -> str:
         return f"Timeline({list(self)!r})"
 
+    def position_of(self, event_id: str) -> int | None:
+        """Where ``event_id`` is shown (its first row), or None: one pass over the copies,
+        no rows made."""
+        for i, c in enumerate(self._copies):
+            if c.event_id == event_id:
+                return i
+        return None
+
     def senders(self) -> Iterator[tuple[str, Assessed | None]]:
         """Each row's sender id in order, with the row itself only for a member event: a
         pass for what reads only senders and member events (display names), without

@@ -130,6 +130,15 @@ class DisplayNames:
         for item in items:
             self.add(item)
 
+    @property
+    def size(self) -> tuple[int, int]:
+        """(senders, names) known: changes as either grows (a cheap cache key)."""
+        return len(self.ids), len(self._names)
+
+    def members(self) -> list[tuple[str, str]]:
+        """(user id, display name or "") of every sender seen, first seen first."""
+        return [(uid, self._names.get(uid, "")) for uid in self.ids.ids()]
+
     def name(self, user_id: str) -> str:
         """The user's display name, "" when they have none."""
         return self._names.get(user_id, "")

@@ -149,6 +149,33 @@ def one_line(text: object, limit: int = 200) -> str:
     return display_name_safe(text, limit)
 
 
+def inline_safe(text: object) -> str:
+    """A piece of untrusted text drawn inside a line (a search snippet, cut into matched
+    and unmatched pieces): invisible, control and bidi characters removed, every line
+    break or other blank a single space, at most ``MAX_MARKS`` combining marks per
+    letter. Unlike ``display_name_safe`` the blanks at either end are kept (the pieces
+    are drawn side by side) and nothing is capped (the caller cuts)."""
+    if not isinstance(text, str):
+        return ""
+    out: list[str] = []
+    marks = 0
+    for ch in text:
+        cat = unicodedata.category(ch)
+        if cat in ("Zs", "Zl", "Zp") or ch in "\t\n\r\v\f\x85":
+            out.append(" ")
+            marks = 0
+        elif _hidden(ch) and cat != "Cn":
+            continue
+        elif cat in ("Mn", "Me", "Mc") or ch in _VARIATION_SELECTORS:
+            if out and out[-1] != " " and marks < MAX_MARKS:
+                marks += 1
+                out.append(ch)
+        else:
+            marks = 0
+            out.append(ch)
+    return "".join(out)
+
+
 FSI, PDI = "\u2068", "\u2069"
 
 
@@ -335,6 +362,13 @@ class RoomIds:
     def update(self, ids: Iterable[str]) -> None:
         for sender_id in ids:
             self.add(sender_id)
+
+    def __len__(self) -> int:
+        return len(self._own)
+
+    def ids(self) -> list[str]:
+        """Every id added, first seen first."""
+        return list(self._own)
 
     def lookalike_of(self, sender_id: str) -> str | None:
         """The id that ``sender_id`` is taken to imitate, if any."""

@@ -10,7 +10,8 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,12 +19,13 @@ from typing import Any
 from nacl.signing import SigningKey
 
 from .. import paths
-from ..index import Index, index_path_for
+from ..index import Index, SearchHit, index_path_for
 from ..protocol.audit import AuditResult
 from ..protocol.canonical import b64encode
 from ..protocol.chain import Draft
 from ..protocol.event import MEMBER, MESSAGE, Event
 from ..protocol.ids import check_room_id
+from ..protocol.mentions import MAX_MENTIONS, MENTIONS_FIELD
 from ..protocol.relations import (
     EDIT,
     REACTION,
@@ -35,11 +37,13 @@ from ..protocol.relations import (
 from ..settings import Settings, StorageSettings
 from ..storage import open_storage
 from ..storage.base import Storage, StorageError
-from .engine import CachedRoom, RoomView, SyncConfig, SyncEngine
+from .engine import SEARCH_LIMIT, CachedRoom, RoomView, SyncConfig, SyncEngine
 from .events import EngineEvent, ShownEvent
 from .outbox import Outbox
+from .room_objects import RoomSummary, StorageRooms, storage_rooms
 from .rooms import create_room, join_room
 from .session import outbox_path_for
+from .watched import answer_within
 
 log = logging.getLogger("bucket_chat.sync")
 
@@ -54,6 +58,20 @@ class RoomRef:
     @property
     def key(self) -> str:
         return f"{self.storage_id}/{self.room_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResults:
+    """What ``ChatClient.search`` found: ``hits`` newest first, each naming its storage;
+    ``more``: older hits may exist; ``errors``: (storage id, why) for each storage whose
+    index could not be searched; ``query_cut``: the query was too long and shortened;
+    ``backlog``: segments read but not searchable yet (their text is being indexed)."""
+
+    hits: tuple[SearchHit, ...]
+    more: bool = False
+    errors: tuple[tuple[str, str], ...] = ()
+    query_cut: bool = False
+    backlog: int = 0
 
 
 @dataclass(slots=True)
@@ -186,6 +204,29 @@ class ChatClient:
             return ()
         return await attached.engine.cached_rooms()
 
+    async def storage_rooms(self, storage_id: str) -> StorageRooms:
+        """The rooms a storage holds, with their names and last activity, for a person
+        choosing one to join. Never raises for the storage: when it does not answer
+        within the interactive deadline (``watched.py``) or fails, the rooms this
+        device's index knows come back instead, with a note saying why."""
+        attached = self.storages.get(storage_id)
+        if attached is None:
+            return StorageRooms((), note="This storage is not connected; it could not be read.")
+        storage = attached.engine.storage
+        now_ms = int(time.time() * 1000)
+        try:
+            return await answer_within(
+                storage, storage_rooms(storage, now_ms), what=attached.settings.name
+            )
+        except StorageError as exc:
+            log.warning("could not list the rooms of %s: %s", attached.settings.name, exc)
+            known = await attached.engine.cached_rooms()
+            rooms = tuple(RoomSummary(r.room_id, r.name, None) for r in known)
+            note = f"Could not list the storage: {exc}."
+            if rooms:
+                note += " Shown: the rooms this device knows from earlier reads."
+            return StorageRooms(rooms, from_cache=True, note=note)
+
     async def room_view(self, ref: RoomRef) -> RoomView | None:
         """A frozen snapshot of a room's state (latest audit, metadata and its findings,
         complete and partial flags), or None when its storage or room is not read."""
@@ -205,6 +246,56 @@ class ChatClient:
         if attached is None:
             return None
         return await attached.engine.timeline_page(ref.room_id, result, start, stop)
+
+    async def search(
+        self,
+        query: str,
+        *,
+        storage_id: str | None = None,
+        room_id: str | None = None,
+        limit: int = SEARCH_LIMIT,
+    ) -> SearchResults:
+        """Messages holding every term of ``query``, newest first, across every attached
+        storage (or ``storage_id``'s) and room (or ``room_id``: with a storage, that
+        room; without, that room id wherever it is). Each storage's index is searched on
+        its reader thread, all at once; results are frozen. Never raises for what the
+        query holds: a storage whose index cannot be searched says why in ``errors``."""
+        targets = [
+            (sid, attached)
+            for sid, attached in self.storages.items()
+            if storage_id is None or sid == storage_id
+        ]
+        pages = await asyncio.gather(
+            *(a.engine.search(query, room_id=room_id, limit=limit) for _, a in targets),
+            return_exceptions=True,
+        )
+        hits: list[SearchHit] = []
+        errors: list[tuple[str, str]] = []
+        more = cut = False
+        backlog = 0
+        for (sid, _), page in zip(targets, pages, strict=True):
+            if isinstance(page, BaseException):
+                if isinstance(page, asyncio.CancelledError):
+                    raise page
+                log.warning("search in storage %s failed: %s", sid, page)
+                errors.append((sid, f"{type(page).__name__}: {page}"))
+                continue
+            if page.error:
+                errors.append((sid, page.error))
+            more, cut = more or page.more, cut or page.query_cut
+            backlog += page.backlog
+            hits.extend(dataclasses.replace(h, storage_id=sid) for h in page.hits)
+        hits.sort(key=lambda h: (h.key, h.storage_id, h.room_id), reverse=True)
+        more = more or len(hits) > limit
+        return SearchResults(tuple(hits[:limit]), more, tuple(errors), cut, backlog)
+
+    async def locate(self, ref: RoomRef, result: AuditResult, event_id: str) -> int | None:
+        """Where ``event_id`` is in the room's audit ``result`` (a search hit to show in
+        context: the timeline then pages around it), or None."""
+        attached = self.storages.get(ref.storage_id)
+        if attached is None:
+            return None
+        return await attached.engine.locate(ref.room_id, result, event_id)
 
     async def confirmed_keys(self, storage_id: str) -> frozenset[str]:
         """The keys the person confirmed in one storage (its index's ``user`` pins)."""
@@ -300,13 +391,21 @@ class ChatClient:
             entry.rooms.remove(ref.room_id)
 
     async def send_text(
-        self, ref: RoomRef, text: str, *, reply_to: str | None = None
+        self,
+        ref: RoomRef,
+        text: str,
+        *,
+        reply_to: str | None = None,
+        mentions: Sequence[str] = (),
     ) -> list[Event]:
         """Send a text message; ``reply_to``: the event id it answers (a reply, its thread
-        is the parent's)."""
+        is the parent's); ``mentions``: the user ids the text mentions (PROTOCOL.md 19)."""
         if reply_to is not None:
             _check_target(ref, reply_to)
-        return await self._send(ref, [(MESSAGE, {"body": text, "msgtype": "m.text"}, reply_to)])
+        content: dict[str, Any] = {"body": text, "msgtype": "m.text"}
+        if mentions:
+            content[MENTIONS_FIELD] = list(mentions)[:MAX_MENTIONS]
+        return await self._send(ref, [(MESSAGE, content, reply_to)])
 
     async def react(self, ref: RoomRef, target_id: str, reaction: str) -> list[Event]:
         """React to a message (PROTOCOL.md 18.3). Raises ValueError for an unusable text."""

@@ -31,10 +31,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -42,10 +43,12 @@ from typing import Any, Generic, TypeVar
 from nacl.signing import SigningKey
 
 from ..index import Index
+from ..index.search import SearchHit, SearchPage, build_query
 from ..protocol import heap
-from ..protocol.audit import AuditResult, RoomLedger
+from ..protocol.audit import AuditResult, RoomLedger, Timeline
 from ..protocol.chain import Draft
 from ..protocol.event import Event
+from ..protocol.relations import Relations
 from ..storage.base import Storage, StorageError
 from ..storage.feed import ChangeFeed
 from ..storage.local import LocalStorage
@@ -79,6 +82,9 @@ __all__ = [
 
 log = logging.getLogger("bucket_chat.sync")
 T = TypeVar("T")
+SEARCH_LIMIT = 50  # hits a search returns unless told otherwise
+SEARCH_ROUNDS = 4  # pages a search reads at most to make up for hidden hits
+TEXT_IDLE = 1.0  # seconds between looks for text to index for search
 
 
 @dataclass(slots=True)
@@ -173,6 +179,10 @@ class SyncEngine:
         # False for the CLI and until a front end says otherwise.
         self.window_focused = False
         self._tasks: list[asyncio.Task[Any]] = []
+        # Which search hits are shown (``search``), besides what the room's relations
+        # hide: (room id, event id) -> bool, called on the event loop. Default: all.
+        self.search_visible: Callable[[str, str], bool] = lambda _room, _event: True
+        self._edits_cache: dict[str, tuple[Relations, dict[str, str]]] = {}
         self._known_rooms: set[str] = set()
         self.online = True
         self.status_message = ""
@@ -266,6 +276,8 @@ class SyncEngine:
         self._tasks.append(asyncio.create_task(self._watchdog(), name="bc-watchdog"))
         if self.outbox is not None:
             self._tasks.append(asyncio.create_task(self._publisher.run(), name="bc-publisher"))
+        if self.index is not None:
+            self._tasks.append(asyncio.create_task(self._index_text(), name="bc-search-text"))
         if self._local is not None:
             self._poller.start_watch(self._local)
             self._tasks.append(asyncio.create_task(self._poller.follow_folder(), name="bc-direct"))
@@ -425,6 +437,166 @@ class SyncEngine:
         if self.index is None:
             return 0
         return await self._read(lambda index: index.timeline_length(room_id))
+
+    # -- search (``index/search.py``) ------------------------------------------------------------
+
+    async def search(
+        self,
+        query: str,
+        *,
+        room_id: str | None = None,
+        limit: int = SEARCH_LIMIT,
+        rounds: int = SEARCH_ROUNDS,
+        relations: Mapping[str, Relations] | None = None,
+    ) -> SearchPage:
+        """The newest ``limit`` messages of this storage's index that hold every term of
+        ``query`` (in ``room_id`` only, if given), read on the reader's connection (never
+        behind a back-fill). The room's relations (its published view's) decide what an
+        edit's text finds: only an edit they applied finds a message, and it finds the
+        original (an edit of an edit too); a redacted message is never found; a text an
+        applied edit replaced is marked ``superseded``. A message is found once (its
+        newest matching text), and only if ``search_visible(room_id, event_id)`` also
+        says it is shown (an edit's hit needs its own id visible too). Hidden hits are
+        made up for by reading further, at most ``rounds`` pages. ``relations``: room id
+        -> the relations to apply instead of the published view's (a front end that read
+        the rooms apart, like the CLI). Never raises for what the query holds."""
+        if self.index is None:
+            return SearchPage((), error="this engine keeps no index")
+        query_text = build_query(query)
+        visible = self.search_visible
+        hits: list[SearchHit] = []
+        seen: set[tuple[str, str]] = set()
+        before: int | None = None
+        page = SearchPage(())
+        for _ in range(max(1, rounds)):
+            page = await self._read(
+                lambda index, b=before: index.search(
+                    query_text, room_id=room_id, limit=limit, before=b
+                )
+            )
+            for found in page.hits:
+                hit = self._related(found, relations)
+                if hit is None or (hit.room_id, hit.event_id) in seen:
+                    continue
+                seen.add((hit.room_id, hit.event_id))
+                if self._shown(visible, hit):
+                    hits.append(hit)
+            if page.error or not page.more or len(hits) >= limit or not page.hits:
+                break
+            before = page.hits[-1].key
+        return SearchPage(tuple(hits[:limit]), page.more, page.error, query_text.cut, page.backlog)
+
+    async def _index_text(self) -> None:
+        """Make cached text searchable (``Index.index_text``), a short job at a time in
+        the state thread's background lane, only while no room's history is being read:
+        trigram indexing costs about as much per event as the rest of a cold read, so it
+        follows the read instead of slowing it (``SearchPage.backlog`` says what waits)."""
+        index = self.index
+        assert index is not None
+        while not self._closed:
+            reading = any(
+                r.backfill is not None and not r.backfill.done() for r in self.rooms.values()
+            )
+            if reading or not index.text_pending:
+                await asyncio.sleep(TEXT_IDLE)
+                continue
+            try:
+                await self._serially(index.index_text)
+            except RuntimeError:  # the state thread was shut down: closing
+                return
+
+    async def catch_up_text(self) -> None:
+        """Index all cached text not searchable yet, now (the CLI's ``search``)."""
+        index = self.index
+        if index is not None:
+            while await self._serially(index.index_text, interactive=True):
+                pass
+
+    def _related(self, hit: SearchHit, given: Mapping[str, Relations] | None) -> SearchHit | None:
+        """``hit`` as the room's relations have it (see ``search``), or None when they
+        hide it. A room without relations yet (not read) keeps its hits as found."""
+        relations = given.get(hit.room_id) if given is not None else None
+        if relations is None:
+            room = self.rooms.get(hit.room_id)
+            view = room.view if room is not None else None
+            relations = view.relations if view is not None else None
+        if relations is None:
+            return hit
+        edited_to = self._edit_targets(hit.room_id, relations)
+        target = hit.event_id
+        if hit.edited:
+            original = edited_to.get(hit.source_id)
+            if original is None:
+                return None  # an edit the rules did not apply: its text finds nothing
+            target = original
+        aggregate = relations.of(target)
+        if aggregate is not None and aggregate.redacted is not None:
+            return None
+        latest = aggregate.latest if aggregate is not None else None
+        superseded = latest is not None and latest.event_id != hit.source_id
+        if target != hit.event_id or superseded:
+            return dataclasses.replace(hit, event_id=target, superseded=superseded)
+        return hit
+
+    def _edit_targets(self, room_id: str, relations: Relations) -> dict[str, str]:
+        """Applied edit id -> the message it edits, made once per relations value."""
+        cached = self._edits_cache.get(room_id)
+        if cached is not None and cached[0] is relations:
+            return cached[1]
+        mapping = {
+            edit.event_id: aggregate.event_id
+            for aggregate in relations.aggregates.values()
+            for edit in aggregate.edits
+        }
+        self._edits_cache[room_id] = (relations, mapping)
+        return mapping
+
+    async def search_read_rooms(
+        self, query: str, *, room_id: str | None = None, limit: int = SEARCH_LIMIT
+    ) -> SearchPage:
+        """``search`` for a front end whose engine reads no rooms (the CLI): the
+        relations of each room with hits are rebuilt from the index (``cached_room``)
+        and applied, until no hit comes from a room not looked at."""
+        related: dict[str, Relations] = {}
+        looked: set[str] = set()
+        page = await self.search(query, room_id=room_id, limit=limit)
+        for _ in range(3):
+            new = {h.room_id for h in page.hits} - looked
+            if not new:
+                break
+            for rid in sorted(new):
+                looked.add(rid)
+                view = await self.cached_room(rid)
+                if view is not None and view.relations is not None:
+                    related[rid] = view.relations
+            page = await self.search(query, room_id=room_id, limit=limit, relations=related)
+        return page
+
+    @staticmethod
+    def _shown(visible: Callable[[str, str], bool], hit: SearchHit) -> bool:
+        try:
+            if not visible(hit.room_id, hit.event_id):
+                return False
+            return not hit.edited or visible(hit.room_id, hit.source_id)
+        except Exception:  # a predicate's bug hides the hit, it does not stop the search
+            log.exception("search: the visibility check failed on %s", hit.event_id)
+            return False
+
+    async def locate(self, room_id: str, result: AuditResult, event_id: str) -> int | None:
+        """The position of ``event_id`` in ``result``'s timeline (a search hit to show in
+        context), found on the state thread (a walk of up to a whole room), or None when
+        that audit does not show it."""
+        timeline = result.timeline
+
+        def find() -> int | None:
+            if isinstance(timeline, Timeline):
+                return timeline.position_of(event_id)
+            for i, item in enumerate(timeline):
+                if item.event.event_id == event_id:
+                    return i
+            return None
+
+        return await self._serially(find, room=room_id, interactive=True)
 
     # -- what front ends may ask (plain values, computed on the serial worker) ------------------
 

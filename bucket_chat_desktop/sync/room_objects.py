@@ -10,6 +10,10 @@ object: everything here was written by someone who may be hostile.
 
 from __future__ import annotations
 
+import asyncio
+import re
+from dataclasses import dataclass
+
 from ..protocol.findings import Finding, Kind
 from ..protocol.ids import is_valid_room_id, logs_prefix, metadata_path, parse_segment_path
 from ..protocol.metadata import MAX_METADATA_BYTES, RoomMetadata, parse_metadata
@@ -96,3 +100,78 @@ def _not_regular(path: str, kind: str) -> Finding:
             path,
         )
     return Finding(Kind.UNEXPECTED_OBJECT, f"not a regular file: {kind}; not read", path)
+
+
+# -- what a storage holds, for a person choosing a room to join ----------------------------
+
+MAX_SUMMARISED = 200  # rooms a listing reads the name and last activity of
+FUTURE_SLACK_MS = 24 * 3600_000  # a segment name dated further ahead is not believed
+_PARALLEL = 8  # rooms summarised at once
+_DATE_FOLDER = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # as parse_segment_path accepts
+
+
+@dataclass(frozen=True, slots=True)
+class RoomSummary:
+    """One room found in a storage. ``name`` is what its metadata says (untrusted, not
+    checked: show it cleaned, beside the id); ``last_activity_ms`` is the newest end
+    time in its newest segment names (what the names say, not verified; None when it
+    has no segment, or only ones dated more than a day ahead)."""
+
+    room_id: str
+    name: str | None
+    last_activity_ms: int | None
+    problem: str = ""  # why the name or the activity could not be read, "" if they were
+
+
+@dataclass(frozen=True, slots=True)
+class StorageRooms:
+    """The answer to "which rooms does this storage hold?": a value, never an exception.
+    ``from_cache``: the storage did not answer, these are the rooms this device's index
+    knows; ``note`` says so (or why there is nothing) in words for the person."""
+
+    rooms: tuple[RoomSummary, ...]
+    more: int = 0  # rooms found but not summarised (past MAX_SUMMARISED)
+    from_cache: bool = False
+    note: str = ""
+
+
+async def last_activity(storage: Storage, room_id: str, now_ms: int) -> int | None:
+    """The newest end time named by the room's segments in its newest date folders (at
+    most three folders are listed: a folder of junk must not hide the activity)."""
+    prefix = logs_prefix(room_id)
+    dates = [d for d in await storage.list_dirs(prefix) if _DATE_FOLDER.fullmatch(d)]
+    for date in sorted(dates)[-3:][::-1]:
+        ends = []
+        for item in await storage.list_objects(f"{prefix}{date}/"):
+            name = parse_segment_path(item.path) if item.special is None else None
+            ok = name is not None and name.room_id == room_id
+            if name is not None and ok and name.end_ts <= now_ms + FUTURE_SLACK_MS:
+                ends.append(name.end_ts)
+        if ends:
+            return max(ends)
+    return None
+
+
+async def summarise_room(storage: Storage, room_id: str, now_ms: int) -> RoomSummary:
+    """A room's name and last activity; a metadata object that cannot be read or parsed
+    leaves the name out (with a problem), never the room. Storage errors propagate."""
+    metadata, findings = await read_metadata(storage, room_id)
+    problems = [f.message for f in findings if f.kind is not Kind.METADATA_MISSING]
+    activity = await last_activity(storage, room_id, now_ms)
+    name = metadata.name if metadata is not None else None
+    return RoomSummary(room_id, name, activity, "; ".join(problems)[:300])
+
+
+async def storage_rooms(storage: Storage, now_ms: int) -> StorageRooms:
+    """Every room of a storage (``list_rooms``), the first ``MAX_SUMMARISED`` with their
+    name and last activity, read a few at a time. Storage errors propagate."""
+    found = await list_rooms(storage)
+    chosen = found[:MAX_SUMMARISED]
+    gate = asyncio.Semaphore(_PARALLEL)
+
+    async def one(room_id: str) -> RoomSummary:
+        async with gate:
+            return await summarise_room(storage, room_id, now_ms)
+
+    rooms = await asyncio.gather(*(one(r) for r in chosen))
+    return StorageRooms(tuple(rooms), more=len(found) - len(chosen))

@@ -249,6 +249,9 @@ class Session:
             pass
         else:
             attachments.install(self.window, self.controller)
+        from bucket_chat_desktop.gui import search
+
+        self.search = search.install(self.window, self.controller)
         self.window.resize(WIDTH, HEIGHT)
         self.window.show()
         self.controller.start()
@@ -373,6 +376,16 @@ async def render(out: Path, home: Path) -> None:
     await settle(s.window)
     save(s.window, out / "switcher.png")
     QTest.keyClick(s.features.switcher.search, Qt.Key.Key_Escape)
+
+    # Ctrl+Shift+F once the rooms' text is searchable (indexed after they were read)
+    indexes = [a.index for a in s.controller.client.storages.values()]
+    await until(lambda: not any(i.text_pending for i in indexes))
+    s.search.open(everywhere=True)
+    QTest.keyClicks(s.search.panel.field, "release")
+    await until(lambda: s.search.panel.model.rowCount() > 0)
+    await settle(s.window)
+    save(s.window, out / "search.png")
+    QTest.keyClick(s.search.panel.field, Qt.Key.Key_Escape)
 
     dialog = open_settings(s.window, s.controller)
     dialog.resize(820, 560)

@@ -183,6 +183,10 @@ def check_room(store: Path, room: HostileRoom) -> None:
         # from this device's index now: the hostile rows went through SQLite
         (lambda r: check_result(r, json_out=True), ("history", "--room-id", ROOM, "--json")),
         (check_result, ("history", "--room-id", ROOM, "--limit", "2")),
+        # search: the hostile rows' text through the search index and its snippets
+        (check_result, ("search", "e")),
+        (check_result, ("search", "--room-id", ROOM, "the")),
+        (lambda r: check_result(r, json_out=True), ("search", "a", "--json")),
     ]
     failures = []
     for check, args in runs:

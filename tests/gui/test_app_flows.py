@@ -331,7 +331,7 @@ def test_enter_sends_with_a_local_echo_then_shows_the_verified_row(
     qtbot.waitUntil(lambda: not any(r.echo for r in desk.rows("falcon")))
     own = model.index(desk.rows("falcon").index(row))
     assert own.data(Roles.Own) is True and own.data(Roles.DisplayName) == "Alice"
-    assert desk.item("falcon").preview == text
+    assert desk.item("falcon").preview == "Lunch at noon? The usual place."  # one plain line
     assert "verified" in window.room_subtitle.text()
 
     # the Send button sends what is typed, and nothing when it is blank
@@ -399,9 +399,11 @@ def test_messages_from_another_process_arrive_and_notify(
     assert desk.item("general").preview == "Is anyone around for lunch?"
     rooms = desk.controller.rooms
     assert rooms.index(rooms.row_of(general)).data(RoomRoles.Unread) == 1
-    assert notifier.shown == [(general, f"{BOB} in General", "Is anyone around for lunch?")]
+    # by display name, the real id beside it
+    title = f"Bob ({BOB}) in General"
+    assert notifier.shown == [(general, title, "Is anyone around for lunch?")]
     assert alerts == [desk.window]  # no tray: the window asks for attention
-    assert tray.messages == [(f"{BOB} in General", "Is anyone around for lunch?")]
+    assert tray.messages == [(title, "Is anyone around for lunch?")]
     assert tray.toolTip() == "Bucket Chat — 1 unread"
     assert desk.controller.current == desk.key("falcon")
 

@@ -118,3 +118,41 @@ def test_a_renderer_failure_shows_the_text(monkeypatch: pytest.MonkeyPatch) -> N
     finally:
         markdown._parser.cache_clear()
         to_html.cache_clear()
+
+
+# -- plain text for previews ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("**bold** and _it_ and ~~gone~~", "bold and it and gone"),
+        ("see [the docs](https://example.com/docs) now", "see the docs now"),
+        ("```python\nprint('hi')\n```", "print('hi')"),
+        ("![a cat](https://example.com/cat.png)", "Image"),
+        ("# Title\n\n- one\n- two", "Title one two"),
+        ("> quoted\n\nand `code`", "quoted and code"),
+        ("| a | b |\n|---|---|\n| 1 | 2 |", "a b 1 2"),
+        ("plain words", "plain words"),
+        ("bell\x07 escape\x1b[2J rlo\u202eevil\u202c", "bell escape[2J rloevil"),
+        ("two\nlines", "two lines"),
+    ],
+)
+def test_previews_are_plain_text(body: str, expected: str) -> None:
+    assert markdown.to_plain(body) == expected
+
+
+def test_a_preview_reads_only_the_start_of_a_huge_body() -> None:
+    body = "**Release notes**\n\n" + "`x` " * 100_000
+    preview = markdown.to_plain(body, limit=50)
+    assert preview.startswith("Release notes x x") and len(preview) <= 50
+    assert "*" not in preview and "`" not in preview
+
+
+def test_a_parser_failure_gives_the_raw_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Broken:
+        def parse(self, _text: str) -> None:
+            raise RuntimeError("boom")
+
+    monkeypatch.setattr(markdown, "_parser", lambda: Broken())
+    assert markdown.to_plain("**x**\n*y*") == "**x** *y*"

@@ -7,6 +7,7 @@ and clicks alike (``hit``)."""
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -34,6 +35,7 @@ from PySide6.QtWidgets import (
 
 from ... import timestamps
 from ...protocol.attachments import safe_file_name
+from ...protocol.mentions import mention_spans, mentions_me
 from ...protocol.untrusted_text import display_name_safe, html_escape, one_line, shown_id
 from ..markdown import is_plain, shown_text, to_html
 from ..models.timeline_model import (
@@ -69,6 +71,11 @@ CHIP_GAP = 6
 CHIP_KEY_W = 120  # a reaction's text is elided past this (64 characters fit no layout)
 THREAD_H = 22
 EDITED = "(edited)"
+NEW_H = 22  # the "New messages" line above the first unread message
+NEW_COLOR = "#d64545"
+# A message that mentions the user: gold, apart from the accent blue of the keyboard's
+# current row and of a jump's target.
+MENTION_COLOR = "#e0a800"
 
 
 def _body_key(index: Index, font: QFont) -> tuple[str, str, str]:
@@ -102,12 +109,67 @@ class MessageDelegate(SafeDelegate):
         # and the font are what they were measured with.
         self._sizes: OrderedDict[tuple[str, str], tuple[Any, QSize]] = OrderedDict()
         self.thumbnail_provider: Any = None  # set by the attachments feature
+        # Set by the social feature (``gui/social.py``): the user, whose mentions give a
+        # row an accent, and the event the "New messages" line is drawn above.
+        self.own_user = ""
+        self.own_names: tuple[str, ...] = ()  # what the user calls themself (settings)
+        self.first_unread = ""
+        self._targets: tuple[Any, tuple[str, ...], tuple[str, ...]] | None = None
+        self._mentioning: OrderedDict[tuple[str, str], bool] = OrderedDict()
+
+    # -- mentions ---------------------------------------------------------------------------
+
+    def _mention_targets(self, index: Index) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(every member's id and display name, the user's own): what "@" may name in
+        this room, from the timeline's display names (cached while they stay the same)."""
+        names = getattr(index.model(), "names", None)
+        if names is None:
+            return (), ()
+        size = names.size
+        if self._targets is None or self._targets[0] != (id(names), size):
+            members = names.members()
+            targets = tuple(t for uid, name in members for t in (uid, name) if t)
+            own = (self.own_user, *self.own_names, names.name(self.own_user))
+            own = tuple(dict.fromkeys(t for t in own if t))
+            targets = tuple(dict.fromkeys(targets + own))
+            self._targets = ((id(names), size), targets, own)
+        return self._targets[1], self._targets[2]
+
+    def _spans(self, index: Index, body: str) -> list[tuple[int, int]]:
+        if "@" not in body:
+            return []
+        return mention_spans(body, self._mention_targets(index)[0])
+
+    def mentions_me(self, index: Index) -> bool:
+        """Whether the row's message names the user (field or text): it gets an accent."""
+        if not self.own_user or index.data(Roles.Kind) != "text":
+            return False
+        key = (str(index.data(Roles.EventId)), str(index.data(Roles.Location)))
+        known = self._mentioning.get(key)
+        if known is None:
+            content = index.data(Roles.Content)
+            own = self._mention_targets(index)[1]
+            known = isinstance(content, dict) and mentions_me(content, self.own_user, own[1:])
+            self._mentioning[key] = known
+            if len(self._mentioning) > 20 * CACHE:
+                self._mentioning.popitem(last=False)
+        return known
+
+    def _html(self, index: Index, body: str) -> str:
+        """The body's rich text, with each ``@mention`` of a member highlighted (the
+        user's own more strongly)."""
+        html = to_html(body)
+        spans = self._spans(index, body)
+        if not spans:
+            return html
+        targets, own = self._mention_targets(index)
+        return _highlight(html, targets, own, is_dark())
 
     # -- layout -----------------------------------------------------------------------------
 
     def _body_height(self, index: Index, width: int, font: QFont) -> int:
         body = str(index.data(Roles.Body) or "")
-        if is_plain(body):
+        if is_plain(body) and not self._spans(index, body):
             body = shown_text(body)
             key = (*_body_key(index, font), width)
             h = self._heights.get(key)
@@ -140,7 +202,7 @@ class MessageDelegate(SafeDelegate):
         color: QColor,
     ) -> int:
         body = str(index.data(Roles.Body) or "")
-        if is_plain(body):
+        if is_plain(body) and not self._spans(index, body):
             body = shown_text(body)
             h = self._body_height(index, width, font)
             painter.setFont(font)
@@ -173,7 +235,7 @@ class MessageDelegate(SafeDelegate):
             "a { color: #3a7bd5; } code, pre { font-family: monospace; }"
             " p { margin: 0; } blockquote { color: #777; }"
         )
-        doc.setHtml(to_html(str(index.data(Roles.Body) or "")))
+        doc.setHtml(self._html(index, str(index.data(Roles.Body) or "")))
         doc.setTextWidth(width)
         self._docs[key] = doc
         if len(self._docs) > CACHE:
@@ -197,7 +259,7 @@ class MessageDelegate(SafeDelegate):
     def row_size(self, option: QStyleOptionViewItem, index: Index) -> QSize:
         width = option.rect.width() or 600
         layout = index.data(Roles.Layout)
-        valid = (layout, width, option.font.key())
+        valid = (layout, width, option.font.key(), self._is_first_unread(index))
         known = self._sizes.get(layout[:2])
         if known is not None and known[0] == valid:
             return QSize(known[1])
@@ -207,8 +269,12 @@ class MessageDelegate(SafeDelegate):
             self._sizes.popitem(last=False)
         return size
 
+    def _is_first_unread(self, index: Index) -> bool:
+        return bool(self.first_unread) and index.data(Roles.EventId) == self.first_unread
+
     def _measure(self, option: QStyleOptionViewItem, index: Index, width: int) -> QSize:
-        h = 6
+        above = NEW_H if self._is_first_unread(index) else 0  # the "New messages" line
+        h = 6 + above
         if index.data(Roles.DayBreak):
             h += DAY_H
         if index.data(Roles.Kind) == "member":
@@ -216,7 +282,7 @@ class MessageDelegate(SafeDelegate):
         regions = self.regions(index, QRect(0, 0, width, 0), option.font)
         h = regions.bottom + (18 if index.data(Roles.Echo) else 0) + 4
         if not self._grouped(index):
-            h = max(h, (DAY_H if index.data(Roles.DayBreak) else 0) + AVATAR + 14)
+            h = max(h, above + (DAY_H if index.data(Roles.DayBreak) else 0) + AVATAR + 14)
         return QSize(width, h)
 
     # -- relations: where each piece goes ---------------------------------------------------
@@ -231,6 +297,8 @@ class MessageDelegate(SafeDelegate):
         left = rect.left() + LEFT
         text_w = width - LEFT - RIGHT
         y = rect.top() + 4
+        if self._is_first_unread(index):
+            y += NEW_H  # the "New messages" line
         if layout[3]:
             y += DAY_H
         if not layout[4]:
@@ -320,9 +388,15 @@ class MessageDelegate(SafeDelegate):
                 QRect(rect.left(), rect.top() + 2, 3, rect.height() - 4), QColor(ACCENT)
             )
         y = rect.top() + 4
+        if self._is_first_unread(index):
+            _paint_new_line(painter, rect, y, option.font)
+            y += NEW_H
         if index.data(Roles.DayBreak):
             self._paint_day(painter, rect, y, index.data(Roles.Timestamp), muted)
             y += DAY_H
+        if index.data(Roles.Kind) != "member" and self.mentions_me(index):
+            accent = QRect(rect.left(), y - 2, rect.width(), rect.bottom() - y + 3)
+            _paint_mention_accent(painter, accent)
         if index.data(Roles.Kind) == "member":
             self._paint_member(
                 painter, option, index, QRect(rect.left(), y, rect.width(), 20), muted
@@ -996,3 +1070,57 @@ def _human_size(n: int) -> str:
             return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
         n /= 1024  # type: ignore[assignment]
     return f"{n} bytes"
+
+
+def _paint_new_line(painter: QPainter, rect: QRect, y: int, font: QFont) -> None:
+    """The "New messages" line: a red rule with its label at the right end."""
+    small = QFont(font)
+    small.setBold(True)
+    small.setPointSizeF(max(7.0, font.pointSizeF() * 0.85))
+    label = "New messages"
+    w = QFontMetrics(small).horizontalAdvance(label) + 16
+    line_y = y + NEW_H // 2
+    color = QColor(NEW_COLOR)
+    painter.setPen(QPen(color, 1))
+    painter.drawLine(rect.left() + 16, line_y, rect.right() - RIGHT - w, line_y)
+    painter.setFont(small)
+    painter.drawText(
+        QRect(rect.right() - RIGHT - w, y, w, NEW_H),
+        int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter),
+        label,
+    )
+    painter.setFont(font)
+
+
+def _paint_mention_accent(painter: QPainter, rect: QRect) -> None:
+    """A message that mentions the user: a tinted row with a bar at its left edge."""
+    tint = QColor(MENTION_COLOR)
+    tint.setAlpha(34)
+    painter.fillRect(rect, tint)
+    painter.fillRect(QRect(rect.left(), rect.top(), 3, rect.height()), QColor(MENTION_COLOR))
+
+
+def _highlight(html: str, targets: tuple[str, ...], own: tuple[str, ...], dark: bool) -> str:
+    """``html`` (rendered, escaped) with every ``@<member>`` in its text — never inside a
+    tag or an attribute — wrapped in a highlighting span."""
+    escaped = tuple(html_escape(t) for t in targets)
+    mine = {html_escape(t).casefold() for t in own}
+    color = "#8fb8ff" if dark else "#1f5fbf"
+    own_bg = "#3a4a6a" if dark else "#dce8fb"
+    out: list[str] = []
+    for part in re.split(r"(<[^>]*>)", html):
+        if part.startswith("<"):
+            out.append(part)
+            continue
+        last = 0
+        for start, end in mention_spans(part, escaped):
+            out.append(part[last:start])
+            text = part[start:end]
+            if text[1:].casefold() in mine:
+                style = f"background-color:{own_bg}; color:{color}; font-weight:bold"
+            else:
+                style = f"color:{color}; font-weight:bold"
+            out.append(f'<span style="{style}">{text}</span>')
+            last = end
+        out.append(part[last:])
+    return "".join(out)

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from PySide6.QtCore import (
-    QEvent,
     QModelIndex,
     QObject,
     QPersistentModelIndex,
@@ -26,27 +25,18 @@ from PySide6.QtGui import (
     QColor,
     QFont,
     QFontMetrics,
-    QKeyEvent,
-    QMouseEvent,
     QPainter,
-    QPaintEvent,
 )
 from PySide6.QtWidgets import (
-    QAbstractItemView,
-    QFrame,
-    QGraphicsDropShadowEffect,
     QLabel,
-    QLineEdit,
-    QListView,
-    QStyle,
     QStyleOptionViewItem,
-    QVBoxLayout,
     QWidget,
 )
 
 from ..models.rooms_model import RoomRoles
 from ..safe import SafeDelegate, guard
-from ..style import ACCENT, TRUST_COLORS, initials, is_dark, key_color
+from ..style import ACCENT, TRUST_COLORS, initials, key_color
+from .card_popup import CardPopup, paint_choice_background
 
 Index = QModelIndex | QPersistentModelIndex
 
@@ -190,18 +180,7 @@ class SwitcherDelegate(SafeDelegate):
         text = palette.color(palette.ColorRole.Text)
         muted = QColor(text)
         muted.setAlpha(140)
-        if option.state & QStyle.StateFlag.State_Selected:
-            bg = QColor(ACCENT)
-            bg.setAlpha(48 if not is_dark() else 90)
-            painter.setPen(Qt.PenStyle.NoPen)
-            painter.setBrush(bg)
-            painter.drawRoundedRect(rect.adjusted(6, 2, -6, -2), 8, 8)
-        elif option.state & QStyle.StateFlag.State_MouseOver:
-            bg = QColor(palette.color(palette.ColorRole.Highlight))
-            bg.setAlpha(18)
-            painter.setPen(Qt.PenStyle.NoPen)
-            painter.setBrush(bg)
-            painter.drawRoundedRect(rect.adjusted(6, 2, -6, -2), 8, 8)
+        paint_choice_background(painter, option)
         name = str(index.data(RoomRoles.Name) or "")
         key = str(index.data(RoomRoles.Key) or "")
         room_id = key.split("/", 1)[-1]
@@ -271,77 +250,43 @@ class SwitcherDelegate(SafeDelegate):
         painter.restore()
 
 
-class QuickSwitcher(QWidget):
+class QuickSwitcher(CardPopup):
     """Covers its parent window; the card in the middle holds the search and the list."""
 
     room_chosen = Signal(str)  # room key
+    visible_rows = VISIBLE_ROWS
+    row_height = ROW_H
+    card_width = CARD_WIDTH
 
     def __init__(self, rooms: Any, parent: QWidget) -> None:
-        super().__init__(parent)
-        self.setObjectName("quickSwitcher")
-        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, False)
+        super().__init__(parent, "quickSwitcher")
         self.proxy = RoomFilter(self)
         self.proxy.setSourceModel(rooms)
-        self.card = QFrame(self)
-        self.card.setObjectName("switcherCard")
-        dark = is_dark()
-        border = "#3a3f47" if dark else "#d5d9df"
-        bg = "#23272e" if dark else "#ffffff"
-        muted = "#9aa0a8" if dark else "#6b717a"
-        self.card.setStyleSheet(
-            f"""
-            QFrame#switcherCard {{ background: {bg}; border: 1px solid {border};
-                                    border-radius: 12px; }}
-            QLineEdit {{ border: none; border-bottom: 1px solid {border}; border-radius: 0;
-                         padding: 12px 16px; font-size: 13pt; background: transparent; }}
-            QListView {{ border: none; background: transparent; outline: 0; }}
-            QLabel#hint {{ color: {muted}; padding: 6px 16px 10px 16px; }}
-            """
-        )
-        shadow = QGraphicsDropShadowEffect(self.card)
-        shadow.setBlurRadius(36)
-        shadow.setOffset(0, 8)
-        shadow.setColor(QColor(0, 0, 0, 110))
-        self.card.setGraphicsEffect(shadow)
-        layout = QVBoxLayout(self.card)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(0)
-        self.search = QLineEdit()
+        self.search = self.field
         self.search.setPlaceholderText("Jump to a room…")
-        self.search.setClearButtonEnabled(True)
         self.search.textChanged.connect(self._on_text)
-        self.search.installEventFilter(self)
-        layout.addWidget(self.search)
-        self.list = QListView()
+        self.layout_.addWidget(self.search)
         self.list.setModel(self.proxy)
         self.list.setItemDelegate(SwitcherDelegate(self.proxy, self.list))
-        self.list.setUniformItemSizes(True)
-        self.list.setMouseTracking(True)
-        self.list.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.list.clicked.connect(self._choose)
-        layout.addWidget(self.list)
+        self.layout_.addWidget(self.list)
         self.empty = QLabel("No room matches.")
         self.empty.setObjectName("hint")
         self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        layout.addWidget(self.empty)
+        self.layout_.addWidget(self.empty)
         self.hint = QLabel("↑↓ to move · Enter to open · Esc to close")
         self.hint.setObjectName("hint")
-        layout.addWidget(self.hint)
+        self.layout_.addWidget(self.hint)
         self.proxy.modelReset.connect(self._after_filter)
         self.proxy.layoutChanged.connect(self._after_filter)
         self.proxy.rowsInserted.connect(self._after_filter)
         self.proxy.rowsRemoved.connect(self._after_filter)
-        parent.installEventFilter(self)
-        self.hide()
 
     # -- showing ---------------------------------------------------------------------------------
 
     def open(self) -> None:
         self.search.clear()
         self.proxy.set_query("")
-        self._place()
+        self.place()
         self.show()
         self.raise_()
         self.search.setFocus(Qt.FocusReason.PopupFocusReason)
@@ -352,24 +297,6 @@ class QuickSwitcher(QWidget):
             self.hide()
         else:
             self.open()
-
-    def _place(self) -> None:
-        parent = self.parentWidget()
-        if parent is None:
-            return
-        self.setGeometry(parent.rect())
-        rows = max(1, min(VISIBLE_ROWS, self.proxy.rowCount()))
-        self.list.setFixedHeight(rows * ROW_H + 8)
-        width = min(CARD_WIDTH, max(280, self.width() - 48))
-        self.card.setFixedWidth(width)
-        self.card.adjustSize()
-        self.card.move((self.width() - width) // 2, max(24, self.height() // 7))
-
-    @guard()
-    def paintEvent(self, event: QPaintEvent) -> None:
-        painter = QPainter(self)
-        painter.fillRect(self.rect(), QColor(0, 0, 0, 90 if not is_dark() else 130))
-        painter.end()
 
     # -- behaviour -------------------------------------------------------------------------------
 
@@ -386,17 +313,9 @@ class QuickSwitcher(QWidget):
         if count and not self.list.currentIndex().isValid():
             self.list.setCurrentIndex(self.proxy.index(0, 0))
         if self.isVisible():
-            self._place()
+            self.place()
 
-    def _move(self, delta: int) -> None:
-        count = self.proxy.rowCount()
-        if not count:
-            return
-        row = self.list.currentIndex().row()
-        row = max(0, min(count - 1, (row if row >= 0 else -1) + delta))
-        self.list.setCurrentIndex(self.proxy.index(row, 0))
-
-    def _choose(self, index: Index | None = None) -> None:
+    def choose(self, index: Index | None = None) -> None:
         index = index if index is not None and index.isValid() else self.list.currentIndex()
         if not index.isValid():
             return
@@ -408,45 +327,3 @@ class QuickSwitcher(QWidget):
         return [
             str(self.proxy.index(r, 0).data(RoomRoles.Key)) for r in range(self.proxy.rowCount())
         ]
-
-    @guard()
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if watched is self.parentWidget() and event.type() == QEvent.Type.Resize:
-            if self.isVisible():
-                self._place()
-            return False
-        if watched is self.search and event.type() == QEvent.Type.KeyPress:
-            assert isinstance(event, QKeyEvent)
-            key = event.key()
-            page = max(1, VISIBLE_ROWS - 1)
-            moves = {
-                Qt.Key.Key_Down: 1,
-                Qt.Key.Key_Up: -1,
-                Qt.Key.Key_PageDown: page,
-                Qt.Key.Key_PageUp: -page,
-            }
-            if key in moves:
-                self._move(moves[Qt.Key(key)])
-                return True
-            if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
-                self._choose()
-                return True
-            if key == Qt.Key.Key_Escape:
-                self.hide()
-                return True
-        return super().eventFilter(watched, event)
-
-    @guard()
-    def mousePressEvent(self, event: QMouseEvent) -> None:
-        if not self.card.geometry().contains(event.position().toPoint()):
-            self.hide()
-            event.accept()
-            return
-        super().mousePressEvent(event)
-
-    @guard()
-    def keyPressEvent(self, event: QKeyEvent) -> None:
-        if event.key() == Qt.Key.Key_Escape:
-            self.hide()
-            return
-        super().keyPressEvent(event)

@@ -1,21 +1,41 @@
-"""Small dialogs: create a room, join a room by id."""
+"""Small dialogs: create a room; join a room chosen from those found in the storage, or
+by its id."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+from collections.abc import Callable, Coroutine
+from typing import Any
 
+from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtGui import QColor, QKeyEvent
 from PySide6.QtWidgets import (
+    QAbstractItemView,
     QComboBox,
     QDialog,
     QDialogButtonBox,
     QFormLayout,
+    QHeaderView,
     QLabel,
     QLineEdit,
+    QTreeWidget,
+    QTreeWidgetItem,
     QWidget,
 )
 
+from ... import timestamps
 from ...protocol.ids import InvalidRoomIdError, check_room_id
+from ...protocol.untrusted_text import display_name_safe, id_warning, one_line, skeleton
 from ...settings import Settings
+from ...sync.room_objects import RoomSummary, StorageRooms
+from ..safe import guard
+from ..style import TRUST_COLORS
+from ..tasks import TaskRunner
+
+# storage id -> the rooms it holds (``Controller.list_storage_rooms``)
+Lister = Callable[[str], Coroutine[Any, Any, StorageRooms]]
+ROOM_ROLE = Qt.ItemDataRole.UserRole
 
 
 def _suggest_id(name: str) -> str:
@@ -26,9 +46,25 @@ def _suggest_id(name: str) -> str:
 class RoomDialog(QDialog):
     """Create (with a name) or join (by id) a room on one of the user's storages."""
 
-    def __init__(self, settings: Settings, *, create: bool, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        create: bool,
+        parent: QWidget | None = None,
+        lister: Lister | None = None,
+        tasks: TaskRunner | None = None,
+    ) -> None:
         super().__init__(parent)
+        self.settings = settings
         self.creating = create
+        self.lister = lister
+        self.rooms_list: QTreeWidget | None = None
+        self.listing_state = ""  # "loading", "done", "failed" ("" without a lister)
+        self._asked = 0  # newest listing request: older answers are dropped
+        # the app's task runner (cancelled at shutdown), else one of the dialog's own
+        self._tasks = tasks if tasks is not None else TaskRunner(self)
+        self._listing: asyncio.Task[Any] | None = None
         self.setWindowTitle("New room" if create else "Join a room")
         self.setMinimumWidth(420)
         form = QFormLayout(self)
@@ -46,6 +82,8 @@ class RoomDialog(QDialog):
         if create:
             form.addRow("Name", self.name)
             self.name.textChanged.connect(self._name_changed)
+        if not create and lister is not None:
+            self._build_list(form)
         form.addRow("Room id", self.room_id)
         form.addRow(self.problem)
         self.buttons = QDialogButtonBox(
@@ -60,6 +98,153 @@ class RoomDialog(QDialog):
         self._auto_id = True
         self.room_id.textEdited.connect(lambda _t: setattr(self, "_auto_id", False))
         self._validate()
+        if self.rooms_list is not None:
+            self.storage.currentIndexChanged.connect(lambda _i: self.refresh_rooms())
+            self.refresh_rooms()
+
+    # -- the rooms found in the storage (join only) --------------------------------------
+
+    def _build_list(self, form: QFormLayout) -> None:
+        self.setMinimumWidth(640)
+        self.list_status = QLabel()
+        self.list_status.setObjectName("help")
+        self.list_status.setWordWrap(True)
+        self.list_status.setTextFormat(Qt.TextFormat.PlainText)  # quotes storage errors
+        tree = self.rooms_list = QTreeWidget()
+        tree.setObjectName("storageRooms")
+        tree.setColumnCount(3)
+        tree.setHeaderLabels(["Name", "Room id", "Last activity"])
+        tree.setRootIsDecorated(False)
+        tree.setUniformRowHeights(True)
+        tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        tree.setMinimumHeight(220)
+        tree.setStyleSheet("QTreeWidget#storageRooms::item { padding: 3px 2px; }")
+        header = tree.header()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
+        header.setStretchLastSection(False)
+        tree.currentItemChanged.connect(self._on_room_chosen)
+        tree.itemDoubleClicked.connect(lambda item, _col: self._join_item(item))
+        tree.installEventFilter(self)
+        form.addRow("Rooms here", self.list_status)
+        form.addRow(tree)
+
+    def refresh_rooms(self) -> None:
+        """List the chosen storage's rooms, off the GUI thread (the answer comes back
+        through the event loop); the list says it is loading until then."""
+        if self.rooms_list is None or self.lister is None:
+            return
+        storage_id = self.storage.currentData()
+        self.rooms_list.clear()
+        if storage_id is None:
+            self.listing_state = "failed"
+            self.list_status.setText("Add a storage first.")
+            return
+        self._asked += 1
+        self.listing_state = "loading"
+        self.list_status.setText("Looking for rooms in this storage…")
+        if self._listing is not None:
+            self._listing.cancel()  # another storage was chosen: that answer is not wanted
+        self._listing = self._tasks.start(
+            self._load(self._asked, str(storage_id)), "Listing the rooms of a storage"
+        )
+
+    async def _load(self, asked: int, storage_id: str) -> None:
+        assert self.lister is not None
+        try:
+            found = await self.lister(storage_id)
+        except Exception as exc:  # the lister answers with values; anything else is shown
+            if asked == self._asked:
+                self.listing_state = "failed"
+                self.list_status.setText(f"The rooms could not be listed: {one_line(exc, 300)}")
+            raise
+        if asked == self._asked:
+            self.show_rooms(found)
+
+    def show_rooms(self, found: StorageRooms) -> None:
+        """Fill the list. Names come from each room's metadata, which anyone with write
+        access can set: cleaned (``display_name_safe``), always beside the room id, and
+        marked when a name looks like another listed room's name or id."""
+        assert self.rooms_list is not None
+        tree = self.rooms_list
+        tree.clear()
+        joined = set(self._joined())
+        looks = _lookalikes(found.rooms)
+        newest_first = sorted(found.rooms, key=lambda r: -(r.last_activity_ms or 0))
+        for room in newest_first:
+            name = display_name_safe(room.name) if room.name else ""
+            warning = looks.get(room.room_id, "")
+            shown = (f"⚠ {name}" if warning else name) or "(no name)"
+            when = timestamps.full(room.last_activity_ms) if room.last_activity_ms else "—"
+            item = QTreeWidgetItem([shown, room.room_id, when])
+            item.setData(0, ROOM_ROLE, room.room_id)
+            tips = [f"Room id: {room.room_id}"]
+            if warning:
+                tips.append(warning)
+                item.setForeground(0, QColor(TRUST_COLORS["key-changed"]))
+            if room.problem:
+                tips.append(f"Its metadata could not be used: {one_line(room.problem, 200)}")
+            if room.room_id in joined:
+                tips.append("You are in this room already.")
+                item.setForeground(0, tree.palette().placeholderText())
+            if room.last_activity_ms:
+                tips.append("Last activity as its newest segment names say (not checked).")
+            for col in range(3):
+                item.setToolTip(col, "\n".join(tips))
+            if not name:
+                font = item.font(0)
+                font.setItalic(True)
+                item.setFont(0, font)
+            tree.addTopLevelItem(item)
+        self.listing_state = "done"
+        count = len(found.rooms)
+        if found.note:
+            text = found.note
+        elif count:
+            text = f"{count} room{'s' if count != 1 else ''} found. Double-click one to join it."
+        else:
+            text = "No rooms in this storage yet. Type an id below to join one that will exist."
+        if found.more:
+            text += f" {found.more:,} more are not listed: type the id of one of them."
+        if any(r.room_id in joined for r in found.rooms):
+            text += " Greyed out: rooms you are in already."
+        self.list_status.setText(text)
+
+    def _joined(self) -> list[str]:
+        entry = self.settings.storage(str(self.storage.currentData()))
+        return list(entry.rooms) if entry is not None else []
+
+    def _on_room_chosen(self, item: QTreeWidgetItem | None, _prev: Any = None) -> None:
+        if item is not None:
+            self.room_id.setText(str(item.data(0, ROOM_ROLE)))
+
+    def _join_item(self, item: QTreeWidgetItem | None) -> None:
+        if item is None:
+            return
+        self._on_room_chosen(item)
+        ok = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
+        if ok.isEnabled():
+            self.accept()
+
+    @guard(False)
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if (
+            watched is self.rooms_list
+            and event.type() == QEvent.Type.KeyPress
+            and isinstance(event, QKeyEvent)
+            and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
+        ):
+            self._join_item(self.rooms_list.currentItem())
+            return True
+        return super().eventFilter(watched, event)
+
+    @guard()
+    def done(self, result: int) -> None:
+        self._asked += 1  # an answer still on its way is dropped
+        if self._listing is not None:
+            self._listing.cancel()
+        super().done(result)
 
     def _name_changed(self, text: str) -> None:
         if self._auto_id:
@@ -85,3 +270,41 @@ class RoomDialog(QDialog):
             self.room_id.text().strip(),
             self.name.text().strip(),
         )
+
+
+def _lookalikes(rooms: tuple[RoomSummary, ...]) -> dict[str, str]:
+    """Room id -> why its name may pass for another room's: it looks the same as another
+    listed room's name, or as another room's id. Of two names that look the same, the one
+    whose own letters are suspect (``id_warning``: look-alike letters, mixed scripts) is
+    marked; when neither or both are, both are (rooms have no trustworthy order)."""
+    by_look: dict[str, list[str]] = {}
+    for room in rooms:
+        name = display_name_safe(room.name) if room.name else ""
+        if name:
+            by_look.setdefault(skeleton(name.casefold()), []).append(room.room_id)
+    ids = {skeleton(r.room_id.casefold()): r.room_id for r in rooms}
+    suspect = {  # names whose own letters may deceive (mixed scripts, look-alikes)
+        r.room_id: _suspect(display_name_safe(r.name)) for r in rooms if r.name
+    }
+    out: dict[str, str] = {}
+    for room in rooms:
+        name = display_name_safe(room.name) if room.name else ""
+        if not name:
+            continue
+        look = skeleton(name.casefold())
+        others = [r for r in by_look.get(look, []) if r != room.room_id]
+        if others and not suspect.get(room.room_id) and any(suspect.get(r) for r in others):
+            continue  # a plain name imitated by another's look-alike letters: that one is marked
+        if others:
+            out[room.room_id] = (
+                f"Its name looks like the name of another room here ({', '.join(others[:3])})."
+            )
+        elif ids.get(look, room.room_id) != room.room_id:
+            out[room.room_id] = f"Its name looks like the id of another room ({ids[look]})."
+    return out
+
+
+def _suspect(name: str) -> bool:
+    """Whether a name's own letters may deceive: ``id_warning``'s checks (look-alike
+    letters, mixed scripts, invisible characters), spaces allowed."""
+    return id_warning(name.replace(" ", "")) is not None

@@ -107,6 +107,7 @@ HOSTILE_IDS = {
 KEY = public_key_text(SigningKey(b"\x07" * 32))
 COMMANDS = {
     "history": ["history"],
+    "search": ["search", "words"],
     "verify": ["verify", "--json"],
     "send": ["send", "--user-id", ALICE, "hi"],
     "create-room": ["create-room", "--name", "n", "--user-id", ALICE],

@@ -1,0 +1,147 @@
+"""Search, wired into an existing main window: Ctrl+F searches the open room, Ctrl+Shift+F
+every room of every storage. ``install(window, controller)`` is the only entry point.
+
+Queries run through the controller's client (``ChatClient.search``, on each storage's
+index reader thread) as tasks of the controller's runner, never on the GUI thread; an
+answer for a query the field no longer holds is dropped. Choosing a result opens its
+room and jumps to the message (``show_hit``: ``ChatClient.locate`` finds its place in
+the room's audit, ``TimelineView.jump_to`` shows the page around it and flashes it, as
+a reply's quote does). The panel itself is ``widgets/search_panel.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtGui import QKeySequence, QShortcut
+
+from ..protocol.untrusted_text import one_line
+from ..sync.client import RoomRef, SearchResults
+from .controller import Controller
+from .main_window import MainWindow
+from .safe import guard
+from .shortcuts import let_through
+from .widgets.search_panel import SearchPanel, ShownHit
+
+log = logging.getLogger("bucket_chat.gui")
+
+ROOM_KEYS = QKeySequence("Ctrl+F")
+EVERYWHERE_KEYS = QKeySequence("Ctrl+Shift+F")
+SEARCH_RESULTS = 50  # results a search in the app shows
+AUDIT_WAIT = 15.0  # seconds showing a found message waits for its room to be read
+
+
+class SearchFeature(QObject):
+    def __init__(self, window: MainWindow, controller: Controller) -> None:
+        super().__init__(window)
+        self.window = window
+        self.controller = controller
+        self.panel = SearchPanel(window)
+        self.panel.anchor = window.stack
+        self.panel.query_changed.connect(self._search)
+        self.panel.hit_chosen.connect(self.show_hit)
+        self.last_message = ""  # why the last chosen message could not be shown
+        for keys, everywhere in ((ROOM_KEYS, False), (EVERYWHERE_KEYS, True)):
+            shortcut = QShortcut(keys, window)
+            shortcut.setContext(Qt.ShortcutContext.WindowShortcut)
+            shortcut.activated.connect(
+                lambda everywhere=everywhere: self.open(everywhere=everywhere)
+            )
+        window.composer.installEventFilter(self)  # the composer must not eat the shortcuts
+
+    # -- opening ---------------------------------------------------------------------------------
+
+    def open(self, *, everywhere: bool) -> None:
+        key = self.controller.current
+        if everywhere or not key:
+            self.panel.open("Search all rooms", None)
+            return
+        item = self.controller.rooms.item(key)
+        name = one_line(item.shown_name, 60) if item is not None else ""
+        self.panel.open(f"Search in {name or key.split('/', 1)[-1]}", key)
+
+    # -- searching -------------------------------------------------------------------------------
+
+    def _search(self, text: str, room_key: str) -> None:
+        """Search every storage's index (or ``room_key``'s room only) off the GUI thread,
+        through the client; the frozen results come back here on the GUI thread."""
+        storage_id, _, room_id = room_key.partition("/")
+
+        async def run() -> None:
+            results = await self.controller.client.search(
+                text,
+                storage_id=storage_id or None,
+                room_id=room_id or None,
+                limit=SEARCH_RESULTS,
+            )
+            self._show(text, results)
+
+        self.controller.tasks.start(run(), "Searching")
+
+    def _show(self, text: str, results: SearchResults) -> None:
+        rows = []
+        for hit in results.hits:
+            key = f"{hit.storage_id}/{hit.room_id}"
+            item = self.controller.rooms.item(key)
+            if item is None:
+                continue  # a room left since (its copy stays in the index): not offered
+            model = self.controller.timelines.get(key)
+            name = model.names.shown(hit.sender_id) if model is not None else hit.sender_id
+            rows.append(ShownHit(hit, key, item.shown_name, name))
+        problems = [f"{self.controller._storage_name(sid)}: {why}" for sid, why in results.errors]
+        self.panel.show_results(text, rows, results.more, problems, results.backlog)
+
+    # -- showing a message in its room -----------------------------------------------------------
+
+    def show_hit(self, room_key: str, event_id: str) -> None:
+        """Open the room and show the message in context: its position in the room's
+        audit is found off the GUI thread (``ChatClient.locate``), turned into the
+        timeline's shown row (relation events are not rows), and the timeline jumps
+        there (``TimelineView.jump_to``: the page around it when it is not held,
+        scrolled to the middle and flashed)."""
+        controller = self.controller
+        self.last_message = ""
+        if controller.rooms.item(room_key) is None:
+            self._not_shown("you are not in this room any more")
+            return
+        controller.select_room(room_key)
+        storage_id, _, room_id = room_key.partition("/")
+        ref = RoomRef(storage_id, room_id)
+
+        async def run() -> None:
+            waited = 0.0
+            while (result := controller.results.get(room_key)) is None and waited < AUDIT_WAIT:
+                await asyncio.sleep(0.05)  # the room is being opened: its audit comes
+                waited += 0.05
+            if result is None:
+                self._not_shown("the room has not been read yet; try again soon")
+                return
+            pos = await controller.client.locate(ref, result, event_id)
+            view = self.window.timeline
+            model = controller.timeline(room_key)
+            row = model.relations.row_of(pos) if pos is not None else None
+            if controller.current != room_key or view.model() is not model:
+                return  # another room was opened meanwhile
+            if row is None or not view.jump_to(event_id, row):
+                self._not_shown("this message is not shown in the room's timeline")
+
+        controller.tasks.start(run(), "Showing the message")
+
+    def _not_shown(self, why: str) -> None:
+        self.last_message = why
+        self.controller.error.emit("Showing the message", why)
+
+    # -- shortcuts inside text fields -------------------------------------------------------------
+
+    @guard()
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if let_through(event, (ROOM_KEYS, EVERYWHERE_KEYS)):
+            return True
+        return super().eventFilter(watched, event)
+
+
+def install(window: MainWindow, controller: Controller) -> SearchFeature:
+    """Wire Ctrl+F / Ctrl+Shift+F search into ``window``."""
+    return SearchFeature(window, controller)

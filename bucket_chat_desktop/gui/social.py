@@ -1,0 +1,156 @@
+"""Mentions and unread messages, wired into an existing main window.
+
+``install(window, controller)`` adds the ``@`` completion list to the composer and the
+"Notify me about" choices to the room menu (``room_menu_hooks``), tells the
+timeline's delegate who the user is (messages that mention them get an accent) and
+draws the "New messages" line at the first message that arrived unread, with a
+"Jump to new messages" button floating over the timeline while that message is above
+what is shown. The line and the button come from the controller's ``unread_seen``
+signal (the first unread event of a room the user just looked at); the button goes
+once that message has been on screen, the line when another room is opened.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QEvent, QObject, QTimer
+from PySide6.QtWidgets import QAbstractItemView, QMenu, QPushButton
+
+from .controller import Controller
+from .main_window import MainWindow
+from .models.timeline_model import TimelineModel
+from .safe import guard
+from .style import ACCENT
+from .widgets.mention_popup import MentionPopup
+from .widgets.notify_menu import add_notify_menu
+
+
+class Social(QObject):
+    def __init__(self, window: MainWindow, controller: Controller) -> None:
+        super().__init__(window)
+        self.window = window
+        self.controller = controller
+        self.view = window.timeline
+        self.delegate = window.delegate
+        self.delegate.own_user = controller.identity.user_id
+        self.delegate.own_names = (controller.settings.displayname,)
+        self.popup = MentionPopup(
+            window.composer,
+            lambda: controller.members(controller.current) if controller.current else [],
+        )
+        self.popup.own_user = controller.identity.user_id
+        window.room_menu_hooks.append(self._add_to_room_menu)
+
+        self.jump = QPushButton("↑ Jump to new messages", self.view)
+        self.jump.setObjectName("jumpToUnread")
+        self.jump.setCursor(self.view.cursor())
+        self.jump.setStyleSheet(
+            f"QPushButton#jumpToUnread {{ background: {ACCENT}; color: white; border: none;"
+            " border-radius: 13px; padding: 4px 14px; font-weight: bold; }"
+        )
+        self.jump.clicked.connect(self.jump_to_unread)
+        self.jump.hide()
+        self.marker = ""  # the first unread message's event id, "" for none
+        self._pending = False  # the marker's row is still above: the button shows
+
+        controller.current_changed.connect(self._on_current_changed)
+        controller.unread_seen.connect(self._on_unread_seen)
+        self.view.verticalScrollBar().valueChanged.connect(lambda _v: self._check())
+        self.view.verticalScrollBar().rangeChanged.connect(lambda *_: self._check_soon())
+        self.view.installEventFilter(self)
+
+    def _add_to_room_menu(self, menu: QMenu, key: str) -> None:
+        add_notify_menu(menu, self.controller, key)
+        menu.addSeparator()
+
+    # -- the line --------------------------------------------------------------------------
+
+    def _model(self) -> TimelineModel | None:
+        model = self.view.model()
+        return model if isinstance(model, TimelineModel) else None
+
+    def marker_row(self) -> int:
+        """Row of the first unread message in the timeline shown, -1 if not there."""
+        model = self._model()
+        if model is None or not self.marker:
+            return -1
+        for i in range(model.rowCount() - 1, -1, -1):
+            if model.row(i).event_id == self.marker:
+                return i
+        return -1
+
+    def _set_marker(self, event_id: str) -> None:
+        old = self.marker_row()
+        self.marker = self.delegate.first_unread = event_id
+        model = self._model()
+        for row in {old, self.marker_row()} - {-1}:
+            if model is not None:
+                self.delegate.sizeHintChanged.emit(model.index(row))
+        self._pending = bool(event_id)
+        self._check_soon()
+
+    def _on_current_changed(self, _key: str) -> None:
+        self._set_marker("")
+
+    def _on_unread_seen(self, key: str, event_id: str) -> None:
+        if key == self.controller.current and event_id:
+            self._set_marker(event_id)
+
+    # -- the button --------------------------------------------------------------------------
+
+    def _check_soon(self) -> None:
+        QTimer.singleShot(0, self._check)
+
+    @guard()
+    def _check(self) -> None:
+        """Show the button while the first unread message is above the viewport; once it
+        has been on screen, it was read: the button goes for good."""
+        if not self._pending:
+            self.jump.hide()
+            return
+        row = self.marker_row()
+        model = self._model()
+        if row < 0 or model is None:
+            self.jump.hide()
+            return
+        rect = self.view.visualRect(model.index(row))
+        if rect.bottom() < 0:
+            self._place()
+            self.jump.show()
+            self.jump.raise_()
+            return
+        if rect.top() < self.view.viewport().height():
+            self._pending = False  # on screen now
+        self.jump.hide()
+
+    def _place(self) -> None:
+        self.jump.adjustSize()
+        x = (self.view.width() - self.jump.width()) // 2
+        self.jump.move(max(4, x), 10)
+
+    @guard()
+    def jump_to_unread(self) -> None:
+        model = self._model()
+        row = self.marker_row()
+        if model is None or row < 0:
+            return
+        self.view.scrollTo(model.index(row), QAbstractItemView.ScrollHint.PositionAtTop)
+        self._check()
+
+    @guard(False)
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.view and event.type() == QEvent.Type.Resize:
+            self._check_soon()
+        return False
+
+    @property
+    def jump_visible(self) -> bool:
+        return self.jump.isVisible()
+
+
+def install(window: MainWindow, controller: Controller) -> Any:
+    """Wire mentions and the unread line into ``window``."""
+    social = Social(window, controller)
+    window.social = social
+    return social

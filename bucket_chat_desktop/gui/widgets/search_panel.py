@@ -1,0 +1,362 @@
+"""Ctrl+F / Ctrl+Shift+F: find messages as you type.
+
+A card over the open room (the window dimmed behind it) holding a search field and the
+messages found, newest first: room, sender (display name and id), date, trust state,
+and a snippet with the matches highlighted. Up/Down/PageUp/PageDown move, Enter or a
+click shows the message in its room, Esc or a click outside closes.
+
+The panel only shows: typing is debounced (``DEBOUNCE_MS``) and then ``query_changed``
+is emitted; whoever owns the panel runs the search off the GUI thread and hands the
+frozen results to ``show_results``. Every string of a result came from storage: each
+piece of a snippet is made safe on its own (``inline_safe``) and the highlight is drawn
+by the delegate around the pieces the index marked, so no text can pose as a match.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from PySide6.QtCore import (
+    QAbstractListModel,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    QPoint,
+    QRect,
+    QSize,
+    Qt,
+    QTimer,
+    Signal,
+)
+from PySide6.QtGui import (
+    QColor,
+    QFont,
+    QFontMetrics,
+    QPainter,
+)
+from PySide6.QtWidgets import (
+    QLabel,
+    QStyleOptionViewItem,
+    QWidget,
+)
+
+from ... import timestamps
+from ...index import SearchHit
+from ...protocol.untrusted_text import display_name_safe, inline_safe, shown_id
+from ..safe import SafeDelegate, guard
+from ..style import ACCENT, TRUST_COLORS, TRUST_SYMBOLS, is_dark
+from .card_popup import CardPopup, paint_choice_background
+
+Index = QModelIndex | QPersistentModelIndex
+
+DEBOUNCE_MS = 150  # typing pauses this long before a search runs
+CARD_WIDTH = 680
+ROW_H = 56
+VISIBLE_ROWS = 8
+TRUST_WORDS = {
+    "verified": "Verified",
+    "unverified": "Unverified",
+    "key-changed": "Key changed",
+    "invalid": "Invalid",
+    "": "Not checked yet",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ShownHit:
+    """A search hit with what the GUI knows about it: the room's name and the sender's
+    display name (both untrusted: made safe where drawn), and the room's key."""
+
+    hit: SearchHit
+    room_key: str
+    room_name: str
+    sender_name: str
+
+
+class HitRoles(enum.IntEnum):
+    Hit = Qt.ItemDataRole.UserRole + 1  # the ShownHit
+    RoomKey = enum.auto()
+    EventId = enum.auto()
+
+
+class SearchResultsModel(QAbstractListModel):
+    """The hits of the latest search (a new search replaces them: a reset, not appends)."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._rows: list[ShownHit] = []
+
+    @guard(0)
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._rows)
+
+    @guard(None)
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not 0 <= index.row() < len(self._rows):
+            return None
+        row = self._rows[index.row()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return inline_safe(row.hit.snippet.text)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return row.hit.trust_reason
+        if role == HitRoles.Hit:
+            return row
+        if role == HitRoles.RoomKey:
+            return row.room_key
+        if role == HitRoles.EventId:
+            return row.hit.event_id
+        return None
+
+    def set_hits(self, rows: Sequence[ShownHit]) -> None:
+        self.beginResetModel()
+        self._rows = list(rows)
+        self.endResetModel()
+
+    def hit(self, row: int) -> ShownHit:
+        return self._rows[row]
+
+
+class SearchDelegate(SafeDelegate):
+    """Two lines: room · sender (id) · date with the trust state on the right; then the
+    snippet, its matches on a highlight."""
+
+    def row_size(self, option: QStyleOptionViewItem, index: Index) -> QSize:
+        return QSize(option.rect.width(), ROW_H)
+
+    def paint_row(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
+        shown = index.data(HitRoles.Hit)
+        if not isinstance(shown, ShownHit):
+            return
+        hit = shown.hit
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        rect = QRect(option.rect)
+        palette = option.palette
+        text = palette.color(palette.ColorRole.Text)
+        muted = QColor(text)
+        muted.setAlpha(150)
+        paint_choice_background(painter, option)
+        left, right = rect.left() + 18, rect.right() - 18
+        small = QFont(option.font)
+        small.setPointSizeF(max(7.0, option.font.pointSizeF() * 0.88))
+        sfm = QFontMetrics(small)
+        bold = QFont(small)
+        bold.setBold(True)
+        top = rect.top() + 7
+
+        # trust state, right-aligned
+        state = hit.trust.value if hit.trust is not None else ""
+        label = f"{TRUST_SYMBOLS.get(state, '?')} {TRUST_WORDS.get(state, state)}"
+        painter.setFont(small)
+        painter.setPen(QColor(TRUST_COLORS.get(state, TRUST_COLORS[""])))
+        width = sfm.horizontalAdvance(label)
+        painter.drawText(right - width, top + sfm.ascent(), label)
+        right_of_header = right - width - 12
+
+        # room · sender (id) · date
+        room = display_name_safe(shown.room_name, 48) or shown_id(hit.room_id)
+        name = display_name_safe(shown.sender_name, 48)
+        who = shown_id(hit.sender_id)
+        sender = f"{name} ({who})" if name and name != who else who
+        when = timestamps.full(hit.timestamp_ms)
+        edited = " · edited" if hit.edited else ""
+        if hit.superseded:
+            edited += " · an earlier version"
+        x = left
+        painter.setFont(bold)
+        painter.setPen(text)
+        bfm = QFontMetrics(bold)
+        room_text = bfm.elidedText(room, Qt.TextElideMode.ElideRight, (right_of_header - x) // 3)
+        painter.drawText(x, top + bfm.ascent(), room_text)
+        x += bfm.horizontalAdvance(room_text)
+        painter.setFont(small)
+        painter.setPen(muted)
+        rest = sfm.elidedText(
+            f"  ·  {sender}  ·  {when}{edited}",
+            Qt.TextElideMode.ElideMiddle,
+            max(10, right_of_header - x),
+        )
+        painter.drawText(x, top + sfm.ascent(), rest)
+
+        # snippet, matches highlighted
+        font = QFont(option.font)
+        fm = QFontMetrics(font)
+        baseline = rect.bottom() - 9 - fm.descent()
+        x = left
+        limit = right
+        painter.setFont(font)
+        pieces = [("…", False)] if hit.snippet.cut_before else []
+        pieces += [(inline_safe(t), m) for t, m in hit.snippet.parts()]
+        highlight = QColor(ACCENT)
+        highlight.setAlpha(70 if not is_dark() else 110)
+        for i, (piece, matched) in enumerate(pieces):
+            last = i == len(pieces) - 1 and not hit.snippet.cut_after
+            room_left = limit - x - (0 if last else fm.horizontalAdvance("…"))
+            shown_piece = piece
+            if fm.horizontalAdvance(piece) > room_left:
+                shown_piece = fm.elidedText(piece, Qt.TextElideMode.ElideRight, max(0, room_left))
+            w = fm.horizontalAdvance(shown_piece)
+            if matched and w:
+                painter.setPen(Qt.PenStyle.NoPen)
+                painter.setBrush(highlight)
+                box = QRect(x - 1, baseline - fm.ascent(), w + 2, fm.height())
+                painter.drawRoundedRect(box, 3, 3)
+            painter.setPen(text)
+            painter.drawText(x, baseline, shown_piece)
+            x += w
+            if shown_piece != piece:
+                return
+        if hit.snippet.cut_after and x + fm.horizontalAdvance("…") <= limit:
+            painter.setPen(muted)
+            painter.drawText(x, baseline, "…")
+
+
+class SearchPanel(CardPopup):
+    """Covers its parent window; the card over the room area (``anchor``) holds the
+    field and the results. ``open(scope_label, room_key)`` shows it; ``room_key`` is
+    None for a search everywhere."""
+
+    query_changed = Signal(str, str)  # text, room key ("" for everywhere)
+    hit_chosen = Signal(str, str)  # room key, event id
+    visible_rows = VISIBLE_ROWS
+    row_height = ROW_H
+    card_width = CARD_WIDTH
+    dim = (70, 120)
+
+    def __init__(self, parent: QWidget) -> None:
+        super().__init__(parent, "search", "QLabel#scope { color: MUTED; padding: 10px 16px 0; }")
+        self.room_key: str | None = None
+        self._choose_first = False  # Enter came before the results: choose the first
+        self.anchor: QWidget | None = None  # the card is placed over this widget
+        self.model = SearchResultsModel(self)
+        self.scope = QLabel()
+        self.scope.setObjectName("scope")
+        self.scope.setTextFormat(Qt.TextFormat.PlainText)  # holds a room's name
+        self.layout_.addWidget(self.scope)
+        self.field.setPlaceholderText("Search messages…")
+        self.field.textChanged.connect(self._on_text)
+        self.layout_.addWidget(self.field)
+        self.list.setModel(self.model)
+        self.list.setItemDelegate(SearchDelegate(self.list))
+        self.layout_.addWidget(self.list)
+        self.status = QLabel()
+        self.status.setObjectName("hint")
+        self.status.setTextFormat(Qt.TextFormat.PlainText)  # may quote an error
+        self.status.setWordWrap(True)
+        self.layout_.addWidget(self.status)
+        self.hint = QLabel("↑↓ to move · Enter to show in the room · Esc to close")
+        self.hint.setObjectName("hint")
+        self.layout_.addWidget(self.hint)
+        self.timer = QTimer(self)
+        self.timer.setSingleShot(True)
+        self.timer.setInterval(DEBOUNCE_MS)
+        self.timer.timeout.connect(self._fire)
+
+    # -- showing ---------------------------------------------------------------------------------
+
+    def open(self, scope_label: str, room_key: str | None) -> None:
+        """Show the panel for a search in one room (``room_key``) or everywhere; the text
+        typed last is kept and selected, and searched again in the new scope."""
+        changed = room_key != self.room_key
+        self.room_key = room_key
+        self._choose_first = False
+        self.scope.setText(scope_label)
+        self.place()
+        self.show()
+        self.raise_()
+        self.field.setFocus(Qt.FocusReason.PopupFocusReason)
+        self.field.selectAll()
+        if changed:
+            self.model.set_hits([])
+            if self.field.text().strip():
+                self._fire()
+        self._after_results()
+
+    def _area(self) -> QRect:
+        parent = self.parentWidget()
+        if parent is None or self.anchor is None or not self.anchor.isVisible():
+            return QRect(self.rect())
+        top_left = self.anchor.mapTo(parent, self.anchor.rect().topLeft())
+        return QRect(top_left, self.anchor.size())
+
+    def card_width_for(self) -> int:
+        return min(self.card_width, max(300, self._area().width() - 32))
+
+    def card_position(self, width: int) -> QPoint:
+        """Over the room area (``anchor``): centred, near its top."""
+        area = self._area()
+        x = area.left() + (area.width() - width) // 2
+        return QPoint(max(8, min(x, self.width() - width - 8)), area.top() + 12)
+
+    # -- searching -------------------------------------------------------------------------------
+
+    def _on_text(self, _text: str) -> None:
+        self.timer.start()  # restarts: the search runs once typing pauses
+
+    def _fire(self) -> None:
+        self.timer.stop()
+        text = self.field.text()
+        if not text.strip():
+            self._choose_first = False
+            self.model.set_hits([])
+            self.status.setText("")
+            self._after_results()
+            return
+        self.status.setText("Searching…")
+        self.query_changed.emit(text, self.room_key or "")
+
+    def show_results(
+        self,
+        text: str,
+        hits: Sequence[ShownHit],
+        more: bool,
+        problems: Sequence[str],
+        backlog: int = 0,
+    ) -> None:
+        """The results of a search for ``text``; dropped if the field says something
+        else by now (a slower, older search finishing late)."""
+        if text != self.field.text():
+            return
+        self.model.set_hits(hits)
+        if hits:
+            self.list.setCurrentIndex(self.model.index(0, 0))
+        choose, self._choose_first = self._choose_first, False
+        n = len(hits)
+        words = [
+            "No messages found."
+            if not n
+            else f"{n} message{'s' if n != 1 else ''}" + (" (the newest)" if more else "")
+        ]
+        if backlog:
+            words.append(
+                f"{backlog:,} part{'s' if backlog != 1 else ''} of what was read "
+                "not searchable yet (being indexed)"
+            )
+        words += [f"Could not search {p}" for p in problems]
+        self.status.setText(" · ".join(words))
+        self._after_results()
+        if choose and hits:
+            self.choose()
+
+    def _after_results(self) -> None:
+        count = self.model.rowCount()
+        self.list.setVisible(count > 0)
+        self.status.setVisible(bool(self.status.text()))
+        if self.isVisible():
+            self.place()
+
+    def choose(self, index: Index | None = None) -> None:
+        if self.timer.isActive() or self.status.text() == "Searching…":
+            # Enter right after typing: the first result is shown once it is in.
+            self._choose_first = True
+            if self.timer.isActive():
+                self._fire()
+            return
+        index = index if index is not None and index.isValid() else self.list.currentIndex()
+        if not index.isValid():
+            return
+        shown = self.model.hit(index.row())
+        self.hide()
+        self.hit_chosen.emit(shown.room_key, shown.hit.event_id)

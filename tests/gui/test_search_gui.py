@@ -1,0 +1,194 @@
+"""Search in the real window: the controller, the engine and the index on a real folder.
+
+Ctrl+F searches the open room as one types, Ctrl+Shift+F every room; results show the
+room, the sender and the snippet with its matches; Enter or a click shows the message in its
+room (an old one: the page around it is loaded), scrolled to and flashed; Esc closes. A body
+with terminal escapes and bidi controls is drawn harmlessly."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import run, shot  # tests/gui/conftest.py
+from nacl.signing import SigningKey
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+
+from bucket_chat_desktop.gui import search as search_feature
+from bucket_chat_desktop.gui.controller import Controller
+from bucket_chat_desktop.gui.main_window import MainWindow
+from bucket_chat_desktop.gui.models.timeline_model import PAGE, Roles
+from bucket_chat_desktop.gui.search import SearchFeature
+from bucket_chat_desktop.gui.widgets.search_panel import HitRoles, ShownHit
+from bucket_chat_desktop.keys.identity import Identity
+from bucket_chat_desktop.settings import Settings, StorageSettings
+from bucket_chat_desktop.storage.local import LocalStorage
+from bucket_chat_desktop.sync.writer import Draft, RoomWriter
+
+GENERAL, RANDOM = "general", "random"
+ALICE = SigningKey(b"\x01" * 32)
+BOB = SigningKey(b"\x02" * 32)
+CREATED = "2025-09-14T12:00:45.000Z"
+CTRL = Qt.KeyboardModifier.ControlModifier
+SHIFT = Qt.KeyboardModifier.ShiftModifier
+OLD = PAGE * 3  # messages after the one searched for: it is far above the first page
+HOSTILE = "\x1b[2J\x1b]0;pwned\x07\u202eevil\u202c zebra\u2028crossing \x9b8m"
+
+
+async def build(store: Path) -> None:
+    storage = LocalStorage(store)
+    for room, name in ((GENERAL, "General"), (RANDOM, "Random")):
+        await RoomWriter(storage, room, "alice@example.com", ALICE).write_metadata(name, CREATED)
+    bob = RoomWriter(storage, GENERAL, "bob@example.com", BOB, displayname="Bob")
+    await bob.send([Draft.text("the quarterly budget is approved")])
+    for start in range(0, OLD, 100):
+        await bob.send([Draft.text(f"filler message {start + i}") for i in range(100)])
+    await bob.send([Draft.text("budget meeting moved to Friday")])
+    other = RoomWriter(storage, RANDOM, "bob@example.com", BOB, displayname="Bob")
+    await other.send([Draft.text("budget for the party"), Draft.text(HOSTILE)])
+
+
+@dataclass
+class App:
+    controller: Controller
+    window: MainWindow
+    feature: SearchFeature
+    general: str
+    random: str
+
+
+@pytest.fixture
+def app(qtbot: Any, qloop: Any, home: Path, tmp_path: Path) -> Iterator[App]:
+    store = tmp_path / "store"
+    run(build(store), qtbot, timeout=60)
+    entry = StorageSettings(str(store), "Team share", [GENERAL, RANDOM])
+    general, random = f"{entry.id}/{GENERAL}", f"{entry.id}/{RANDOM}"
+    settings = Settings("alice@example.com", "Alice", [entry], last_room=general)
+    controller = Controller(settings, Identity("alice@example.com", ALICE))
+    window = MainWindow(controller)
+    qtbot.addWidget(window)
+    feature = search_feature.install(window, controller)
+    window.resize(1000, 700)
+    window.show()
+    controller.start()
+    try:
+        qtbot.waitUntil(lambda: controller.current == general, timeout=15_000)
+        qtbot.waitUntil(
+            lambda: general in controller.results and random in controller.results,
+            timeout=30_000,
+        )
+        qtbot.waitUntil(lambda: controller.timeline(general).complete, timeout=30_000)
+        # The rooms' text is made searchable in the background once they are read.
+        indexes = [a.index for a in controller.client.storages.values()]
+        qtbot.waitUntil(lambda: not any(i.text_pending for i in indexes), timeout=15_000)
+        yield App(controller, window, feature, general, random)
+    finally:
+        run(controller.shutdown(), qtbot)
+
+
+def hits(app: App) -> list[ShownHit]:
+    model = app.feature.panel.model
+    return [model.index(r, 0).data(HitRoles.Hit) for r in range(model.rowCount())]
+
+
+def type_and_wait(qtbot: Any, app: App, text: str, count: int) -> list[ShownHit]:
+    panel = app.feature.panel
+    panel.field.clear()
+    QTest.keyClicks(panel.field, text)
+    qtbot.waitUntil(lambda: panel.status.text() not in ("", "Searching…"), timeout=10_000)
+    qtbot.waitUntil(lambda: len(hits(app)) == count, timeout=5_000)
+    return hits(app)
+
+
+def test_ctrl_f_searches_the_room_and_enter_shows_an_old_message_in_context(
+    qtbot: Any, app: App, tmp_path: Path
+) -> None:
+    panel = app.feature.panel
+    QTest.keyClick(app.window.composer, Qt.Key.Key_F, CTRL)  # from inside the composer
+    assert panel.isVisible() and panel.field.hasFocus()
+    assert panel.scope.text() == "Search in General"
+    found = type_and_wait(qtbot, app, "budg", 2)  # a part of a word, as typed
+    assert [h.hit.snippet.text for h in found] == [
+        "budget meeting moved to Friday",
+        "the quarterly budget is approved",
+    ]
+    assert all(h.room_key == app.general for h in found)  # not the other room's
+    assert found[0].sender_name == "Bob" and found[0].room_name == "General"
+    assert found[0].hit.snippet.marks == ((0, 4),)
+    shot(app.window, "search-room", tmp_path)
+
+    # Down to the old one, Enter: the room loads the page around it, shows and flashes it.
+    model = app.controller.timeline(app.general)
+    assert model.rowCount() <= PAGE + 10  # the old message is not loaded yet
+    QTest.keyClick(panel.field, Qt.Key.Key_Down)
+    QTest.keyClick(panel.field, Qt.Key.Key_Return)
+    assert not panel.isVisible()
+    view = app.window.timeline
+    event_id = found[1].hit.event_id
+    qtbot.waitUntil(lambda: view.flash_id == event_id, timeout=10_000)  # shown, flashed
+    row = model.locate(event_id)
+    assert row is not None
+    assert model.index(row).data(Roles.Body) == "the quarterly budget is approved"
+    qtbot.waitUntil(
+        lambda: view.viewport().rect().intersects(view.visualRect(model.index(row))),
+        timeout=2_000,
+    )
+    # It is far back: the page around it, not every row in between; newer rows below.
+    assert model.rowCount() <= PAGE + 10 and model.can_fetch_newer()
+    shot(app.window, "search-jumped", tmp_path)
+    # Escape closes an open panel.
+    QTest.keyClick(app.window, Qt.Key.Key_F, CTRL)
+    QTest.keyClick(panel.field, Qt.Key.Key_Escape)
+    assert not panel.isVisible()
+
+
+def test_ctrl_shift_f_searches_everywhere_and_jumps_to_another_room(
+    qtbot: Any, app: App, tmp_path: Path, qtmodeltester: Any
+) -> None:
+    panel = app.feature.panel
+    QTest.keyClick(app.window, Qt.Key.Key_F, CTRL | SHIFT)
+    assert panel.isVisible() and panel.scope.text() == "Search all rooms"
+    found = type_and_wait(qtbot, app, "budget", 3)
+    assert [h.room_key for h in found] == [app.random, app.general, app.general]  # newest first
+    assert found[0].hit.snippet.text == "budget for the party"
+    # Hostile text: found, drawn, nothing raw in what the list says about it.
+    (evil,) = type_and_wait(qtbot, app, "zebra", 1)
+    assert evil.room_key == app.random
+    index = panel.model.index(0, 0)
+    shown = str(index.data(Qt.ItemDataRole.DisplayRole))
+    assert "\x1b" not in shown and "\u202e" not in shown and "\u2028" not in shown
+    assert "zebra crossing" in shown
+    panel.list.viewport().repaint()  # painted without a failure row
+    shot(app.window, "search-hostile", tmp_path)
+    qtmodeltester.check(panel.model)
+    # A click on a result shows it, as Enter does.
+    rect = panel.list.visualRect(index)
+    QTest.mouseClick(panel.list.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    qtbot.waitUntil(lambda: app.controller.current == app.random, timeout=5_000)
+    qtbot.waitUntil(lambda: app.window.timeline.flash_id == evil.hit.event_id, timeout=10_000)
+
+
+def test_nothing_found_and_hostile_queries(qtbot: Any, app: App) -> None:
+    panel = app.feature.panel
+    QTest.keyClick(app.window, Qt.Key.Key_F, CTRL)
+    for query in ['"', "NEAR(", "*", "((a", "x" * 2000]:
+        type_and_wait(qtbot, app, query, 0)
+        assert panel.status.text().startswith("No messages found")
+    # Typing fast runs one search, for the last text (debounced).
+    calls: list[str] = []
+    client = app.controller.client
+    original = client.search
+
+    def counting(text: str, **kw: Any) -> Any:
+        calls.append(text)
+        return original(text, **kw)
+
+    client.search = counting  # type: ignore[method-assign]
+    panel.field.clear()
+    QTest.keyClicks(panel.field, "filler message 599")
+    qtbot.waitUntil(lambda: len(hits(app)) == 1, timeout=5_000)
+    assert calls == ["filler message 599"]

@@ -1,0 +1,673 @@
+"""Mentions, notification levels, the "New messages" line, plain previews and the join
+dialog, as a user meets them: ``app.run`` builds the window exactly as at start-up, a
+real local folder is the storage, and other people (Carol, Dave) write into it through
+``RoomWriter`` in this process while the app watches the folder.
+
+Screens are rendered to PNGs (``shot``; set $BUCKET_CHAT_GUI_SHOTS to keep them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from conftest import shot
+from nacl.signing import SigningKey
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QColor, QPixmap
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication, QMenu, QSystemTrayIcon, QWidget
+
+from bucket_chat_desktop import app as app_module
+from bucket_chat_desktop import settings as settings_store
+from bucket_chat_desktop.gui.main_window import MainWindow
+from bucket_chat_desktop.gui.models.rooms_model import RoomRoles
+from bucket_chat_desktop.gui.models.timeline_model import Row, TimelineModel
+from bucket_chat_desktop.gui.tray import Notifier
+from bucket_chat_desktop.gui.widgets.message_delegate import MENTION_COLOR
+from bucket_chat_desktop.gui.widgets.room_dialogs import RoomDialog
+from bucket_chat_desktop.settings import Settings, StorageSettings
+from bucket_chat_desktop.storage.local import LocalStorage
+from bucket_chat_desktop.sync.writer import Draft, RoomWriter
+
+ALICE = "alice@example.com"
+CAROL = ("carol@example.com", SigningKey(b"\x03" * 32), "Carol")
+DAVE = ("dave@example.com", SigningKey(b"\x05" * 32), "Dave")
+ERIN = ("erin@example.com", SigningKey(b"\x0b" * 32), "Erin")
+T = TypeVar("T")
+
+
+def wait_for(qtbot: Any, coro: Coroutine[Any, Any, T], timeout: int = 15_000) -> T:
+    task = asyncio.ensure_future(coro)
+    qtbot.waitUntil(task.done, timeout=timeout)
+    return task.result()
+
+
+def answer_when_shown(kind: type[QWidget], act: Callable[[Any], None]) -> None:
+    """Act on the next ``kind`` modal dialog or popup once it is shown (``exec`` runs a
+    nested event loop, so the test answers from a timer)."""
+
+    def look() -> None:
+        widget = QApplication.activeModalWidget() or QApplication.activePopupWidget()
+        if isinstance(widget, kind) and widget.isVisible():
+            act(widget)
+        else:
+            QTimer.singleShot(10, look)
+
+    QTimer.singleShot(0, look)
+
+
+class People:
+    """Carol and Dave writing into the shared folder (their own devices' chains)."""
+
+    def __init__(self, root: Path) -> None:
+        self.storage = LocalStorage(root)
+        self._writers: dict[tuple[str, str], RoomWriter] = {}
+
+    def writer(self, who: tuple[str, SigningKey, str], room: str) -> RoomWriter:
+        key = (who[0], room)
+        if key not in self._writers:
+            self._writers[key] = RoomWriter(self.storage, room, who[0], who[1], displayname=who[2])
+        return self._writers[key]
+
+    async def create(self, room: str, name: str) -> None:
+        await self.writer(CAROL, room).write_metadata(name, "2026-01-05T09:00:00.000Z")
+
+    async def say(self, who: tuple[str, SigningKey, str], room: str, *texts: str) -> None:
+        await self.writer(who, room).send([Draft.text(t) for t in texts])
+
+    async def send(self, who: tuple[str, SigningKey, str], room: str, content: Any) -> None:
+        await self.writer(who, room).send([Draft("m.room.message", content)])
+
+
+@dataclass
+class Desk:
+    qtbot: Any
+    settings: Settings
+    window: MainWindow
+    task: asyncio.Future[int]
+
+    @property
+    def controller(self) -> Any:
+        return self.window.controller
+
+    def key(self, room: str) -> str:
+        return f"{self.settings.storages[0].id}/{room}"
+
+    def model(self, room: str) -> TimelineModel:
+        return self.controller.timeline(self.key(room))  # type: ignore[no-any-return]
+
+    def rows(self, room: str) -> list[Row]:
+        model = self.model(room)
+        return [model.row(i) for i in range(model.rowCount())]
+
+    def item(self, room: str) -> Any:
+        return self.controller.rooms.item(self.key(room))
+
+    def wait_loaded(self, *rooms: str) -> None:
+        """Until each room was read whole and its audit is shown: what arrives next is
+        appended (and counted unread), not part of the first read."""
+
+        def loaded(room: str) -> bool:
+            key = self.key(room)
+            attached = self.controller.client.storages.get(key.split("/")[0])
+            state = attached.engine.rooms.get(room) if attached else None
+            return bool(
+                state is not None
+                and state.complete
+                and self.controller.results.get(key) is state.result
+            )
+
+        for room in rooms:
+            self.qtbot.waitUntil(lambda r=room: loaded(r), timeout=15_000)
+
+    def wait_row(self, room: str, body: str, timeout: int = 15_000) -> int:
+        """The row number of the confirmed row with ``body``, once the room shows it."""
+
+        def found() -> int:
+            return next(
+                (i for i, r in enumerate(self.rows(room)) if r.body == body and not r.echo), -1
+            )
+
+        self.qtbot.waitUntil(lambda: found() >= 0, timeout=timeout)
+        return found()
+
+    def select(self, room: str) -> None:
+        row = self.controller.rooms.row_of(self.key(room))
+        self.window.room_list.setCurrentIndex(self.controller.rooms.index(row))
+        self.qtbot.waitUntil(lambda: self.controller.current == self.key(room))
+
+    def quit(self) -> int:
+        if not self.task.done():
+            self.window.quit()
+            self.qtbot.waitUntil(self.task.done, timeout=15_000)
+        return self.task.result()
+
+
+@pytest.fixture
+def store(tmp_path: Path, qtbot: Any, qloop: Any) -> Path:
+    """A shared folder with two rooms: Project Falcon and General."""
+    root = tmp_path / "store"
+    people = People(root)
+    wait_for(qtbot, people.create("falcon", "Project Falcon"))
+    wait_for(qtbot, people.say(CAROL, "falcon", "The new build is up."))
+    wait_for(qtbot, people.say(DAVE, "falcon", "Checking it now."))
+    wait_for(qtbot, people.create("general", "General"))
+    wait_for(qtbot, people.say(CAROL, "general", "Welcome, everyone!"))
+    # Dave has written there before: a newcomer's first message makes the app audit the
+    # room again (new key) instead of appending, and a re-audit counts nothing unread.
+    wait_for(qtbot, people.say(DAVE, "general", "Hi all."))
+    return root
+
+
+@pytest.fixture
+def people(store: Path) -> People:
+    return People(store)
+
+
+@pytest.fixture
+def launch(qtbot: Any, qloop: Any, home: Path, qapp: QApplication) -> Iterator[Callable[..., Desk]]:
+    desks: list[Desk] = []
+
+    def start(settings: Settings) -> Desk:
+        task = asyncio.ensure_future(app_module.run(qapp, settings, start_minimized=False))
+
+        def window() -> MainWindow | None:
+            return next(
+                (
+                    w
+                    for w in QApplication.topLevelWidgets()
+                    if isinstance(w, MainWindow) and w.controller.settings is settings
+                ),
+                None,
+            )
+
+        qtbot.waitUntil(lambda: window() is not None or task.done(), timeout=15_000)
+        assert not task.done(), "the app stopped at start-up"
+        win = window()
+        assert win is not None
+        desk = Desk(qtbot, settings, win, task)
+        desks.append(desk)
+        return desk
+
+    yield start
+    for desk in desks:
+        assert desk.quit() == 0
+        desk.window.deleteLater()
+
+
+def settings_for(store: Path, rooms: list[str]) -> Settings:
+    entry = StorageSettings(str(store), "Team share", list(rooms))
+    settings = Settings(user_id=ALICE, displayname="Alice", storages=[entry])
+    if rooms:
+        settings.last_room = f"{entry.id}/{rooms[0]}"
+    return settings
+
+
+class RecordingTray(QSystemTrayIcon):
+    """A real tray icon that says it is shown (offscreen has no tray) and records."""
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self.messages: list[tuple[str, str]] = []
+
+    def isVisible(self) -> bool:
+        return True
+
+    def showMessage(self, title: str, text: str, *args: Any) -> None:
+        self.messages.append((title, text))
+
+
+# -- mentions: completion -------------------------------------------------------------------
+
+
+def test_at_lists_members_filters_and_inserts_a_mention_that_is_sent_with_its_field(
+    qtbot: Any, launch: Callable[..., Desk], store: Path, tmp_path: Path
+) -> None:
+    desk = launch(settings_for(store, ["falcon"]))
+    desk.wait_row("falcon", "Checking it now.")
+    window = desk.window
+    composer, popup = window.composer, window.social.popup
+    composer.setFocus()
+
+    QTest.keyClicks(composer, "Hi @")
+    assert popup.isVisible()
+    listed = [popup.item(i).text() for i in range(popup.count())]
+    assert len(listed) == 2  # Carol and Dave; never the user herself
+    assert listed[0].startswith("Carol") and "carol@example.com" in listed[0]
+    assert listed[1].startswith("Dave") and "dave@example.com" in listed[1]
+    shot(window, "mention-list", tmp_path)
+
+    QTest.keyClicks(composer, "da")  # filtered as the user types
+    assert [popup.item(i).text().split()[0] for i in range(popup.count())] == ["Dave"]
+    QTest.keyClick(composer, Qt.Key.Key_Escape)  # closes, the text stays
+    assert not popup.isVisible() and composer.toPlainText() == "Hi @da"
+    QTest.keyClick(composer, Qt.Key.Key_Backspace)  # closed for this "@" until it goes
+    assert not popup.isVisible()
+    for _ in range(2):
+        QTest.keyClick(composer, Qt.Key.Key_Backspace)
+    QTest.keyClicks(composer, "@")  # a new "@" opens it again
+    assert popup.isVisible() and popup.count() == 2
+    QTest.keyClick(composer, Qt.Key.Key_Down)  # Carol -> Dave
+    assert popup.currentItem().text().startswith("Dave")
+    QTest.keyClick(composer, Qt.Key.Key_Up)
+    QTest.keyClick(composer, Qt.Key.Key_Down)
+    QTest.keyClick(composer, Qt.Key.Key_Return)  # inserts, does not send
+    assert composer.toPlainText() == "Hi @Dave "
+    assert not popup.isVisible()
+
+    QTest.keyClicks(composer, "and @car")
+    QTest.keyClick(composer, Qt.Key.Key_Tab)  # Tab inserts too (focus stays)
+    assert composer.toPlainText() == "Hi @Dave and @Carol "
+    QTest.keyClicks(composer, "look")
+    QTest.keyClick(composer, Qt.Key.Key_Return)  # now it sends
+    assert composer.toPlainText() == ""
+
+    desk.wait_row("falcon", "Hi @Dave and @Carol look")
+    row = next(r for r in desk.rows("falcon") if r.body == "Hi @Dave and @Carol look")
+    # plain text for every reader, the ids in a field for clients that use it
+    assert row.content["mentions"] == ["dave@example.com", "carol@example.com"]
+    assert row.trust == "verified"
+    segments = (store / "rooms" / "falcon" / "logs").rglob("*.jsonl")
+    lines = [json.loads(line) for p in segments for line in p.read_text().splitlines()]
+    sent = next(e for e in lines if e["content"].get("body") == "Hi @Dave and @Carol look")
+    assert sent["content"]["mentions"] == ["dave@example.com", "carol@example.com"]
+
+
+def test_a_member_whose_name_is_not_shown_as_written_is_inserted_by_id(
+    qtbot: Any, launch: Callable[..., Desk], store: Path, people: People
+) -> None:
+    mallory = ("mallory@example.com", SigningKey(b"\x07" * 32), "Da\u202eve")
+    wait_for(qtbot, people.say(mallory, "falcon", "hello"))
+    desk = launch(settings_for(store, ["falcon"]))
+    desk.wait_row("falcon", "hello")
+    composer, popup = desk.window.composer, desk.window.social.popup
+    composer.setFocus()
+    QTest.keyClicks(composer, "@mall")
+    assert popup.count() == 1
+    label = popup.item(0).text()
+    assert "\u202e" not in label and label.startswith("Dave") and "mallory@example.com" in label
+    QTest.keyClick(composer, Qt.Key.Key_Return)
+    assert composer.toPlainText() == "@mallory@example.com "
+
+
+# -- mentions: highlighted --------------------------------------------------------------------
+
+
+def _row_image(view: Any, row: int) -> Any:
+    view.scrollTo(view.model().index(row))
+    rect = view.visualRect(view.model().index(row))
+    pix = QPixmap(view.viewport().size())
+    view.viewport().render(pix)
+    return pix.toImage(), rect
+
+
+def test_a_message_that_mentions_me_gets_an_accent_and_its_mentions_are_highlighted(
+    qtbot: Any, launch: Callable[..., Desk], store: Path, people: People, tmp_path: Path
+) -> None:
+    desk = launch(settings_for(store, ["falcon"]))
+    desk.wait_row("falcon", "Checking it now.")
+    wait_for(qtbot, people.say(CAROL, "falcon", "@Alice can you look at the build?"))
+    wait_for(qtbot, people.send(DAVE, "falcon", {"body": "see above", "mentions": [ALICE]}))
+    wait_for(qtbot, people.say(DAVE, "falcon", "@Carol thanks, nobody else"))
+    # a field of the wrong shape is ignored whole (and the message is shown as written)
+    for bad in ([ALICE] * 65, ALICE, {"$in": [ALICE]}, [ALICE, 5]):
+        wait_for(qtbot, people.send(DAVE, "falcon", {"body": f"bad {bad!r:.20}", "mentions": bad}))
+    named = desk.wait_row("falcon", "@Alice can you look at the build?")
+    by_field = desk.wait_row("falcon", "see above")
+    other = desk.wait_row("falcon", "@Carol thanks, nobody else")
+    plain = desk.wait_row("falcon", "The new build is up.")
+    view, delegate = desk.window.timeline, desk.window.delegate
+    model = view.model()
+    assert delegate.mentions_me(model.index(named))
+    assert delegate.mentions_me(model.index(by_field))  # the field alone is enough
+    assert not delegate.mentions_me(model.index(other))
+    assert not delegate.mentions_me(model.index(plain))
+    desk.wait_row("falcon", f"bad {[ALICE, 5]!r:.20}")
+    bad_rows = [i for i, r in enumerate(desk.rows("falcon")) if r.body.startswith("bad ")]
+    assert len(bad_rows) == 4
+    assert not any(delegate.mentions_me(model.index(i)) for i in bad_rows)
+    assert all(desk.rows("falcon")[i].trust == "verified" for i in bad_rows)
+
+    # the mention spans are highlighted, the user's own more strongly
+    html = delegate._html(model.index(named), "@Alice can you look at the build?")
+    assert '<span style="background-color:' in html and "@Alice</span>" in html
+    html = delegate._html(model.index(other), "@Carol thanks, nobody else")
+    assert '<span style="color:' in html and "@Carol</span>" in html
+
+    desk.window.resize(900, 600)
+    qtbot.wait(50)
+    shot(desk.window, "mentions-highlighted", tmp_path)
+    accent = QColor(MENTION_COLOR)
+    image, rect = _row_image(view, named)
+    bar = image.pixelColor(1, rect.center().y())
+    assert (bar.red(), bar.green(), bar.blue()) == (accent.red(), accent.green(), accent.blue())
+    image, rect = _row_image(view, other)
+    assert image.pixelColor(1, rect.center().y()) != accent
+
+
+# -- notification levels ----------------------------------------------------------------------
+
+
+def test_notification_level_mentions_lets_only_mentions_through_and_names_the_sender(
+    qtbot: Any,
+    launch: Callable[..., Desk],
+    store: Path,
+    people: People,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    desk = launch(settings_for(store, ["falcon", "general"]))
+    desk.wait_loaded("falcon", "general")
+    monkeypatch.setattr(QApplication, "alert", staticmethod(lambda w, _ms=0: None))
+    tray = RecordingTray(desk.window)
+    notifier = Notifier(desk.window, desk.controller, tray)  # as on a desktop with a tray
+    general = desk.key("general")
+    window, controller = desk.window, desk.controller
+
+    # the room's context menu: "Notify me about" -> "Only when I am mentioned"
+    def choose(menu: QMenu) -> None:
+        sub = next(a.menu() for a in menu.actions() if a.text() == "Notify me about")
+        labels = [a.text() for a in sub.actions()]
+        assert labels == ["All messages", "Only when I am mentioned", "Nothing (mute the room)"]
+        assert [a.isChecked() for a in sub.actions()] == [True, False, False]
+        next(a for a in sub.actions() if a.text() == "Only when I am mentioned").trigger()
+        menu.close()
+
+    answer_when_shown(QMenu, choose)
+    rect = window.room_list.visualRect(controller.rooms.index(controller.rooms.row_of(general)))
+    window.room_list.customContextMenuRequested.emit(rect.center())
+    assert desk.settings.notify_level(general) == "mentions"
+    saved = settings_store.load()  # saved at once
+    assert saved.notify_level(general) == "mentions"
+
+    # a plain message: counted unread, no notification
+    wait_for(qtbot, people.say(DAVE, "general", "Lunch at noon?"))
+    qtbot.waitUntil(lambda: desk.item("general").unread >= 1, timeout=15_000)
+    qtbot.wait(100)
+    assert tray.messages == []
+    # a message that mentions Alice (by her display name): notified, by display name
+    wait_for(qtbot, people.say(DAVE, "general", "@alice are you coming?"))
+    qtbot.wait(2000)
+    qtbot.waitUntil(lambda: len(tray.messages) == 1, timeout=15_000)
+    assert tray.messages == [("Dave (dave@example.com) in General", "@alice are you coming?")]
+    # by the field alone
+    wait_for(qtbot, people.send(CAROL, "general", {"body": "ping", "mentions": [ALICE]}))
+    qtbot.waitUntil(lambda: len(tray.messages) == 2, timeout=15_000)
+    assert tray.messages[1] == ("Carol (carol@example.com) in General", "ping")
+    # a newcomer's first message here (from a key this storage knows from another room)
+    # counts and notifies too
+    wait_for(qtbot, people.say(ERIN, "falcon", "Hi from Falcon."))
+    desk.wait_row("falcon", "Hi from Falcon.")
+    # (Falcon notifies at every message: offscreen the window is never the active one)
+    qtbot.waitUntil(lambda: len(tray.messages) == 3, timeout=15_000)
+    assert tray.messages.pop() == ("Erin (erin@example.com) in Project Falcon", "Hi from Falcon.")
+    unread = desk.item("general").unread
+    wait_for(qtbot, people.say(ERIN, "general", "Hello, I am new here."))
+    qtbot.waitUntil(lambda: desk.item("general").unread == unread + 1, timeout=15_000)
+    wait_for(qtbot, people.say(ERIN, "general", "@Alice may I ask you something?"))
+    qtbot.waitUntil(lambda: len(tray.messages) == 3, timeout=15_000)
+    assert tray.messages[2][0] == "Erin (erin@example.com) in General"
+    del tray.messages[2]
+
+    # "Nothing": muted, not counted in the badge, never notified
+    controller.set_notify_level(general, "none")
+    assert desk.item("general").muted
+    assert controller.rooms.total_unread() == desk.item("falcon").unread  # General's not counted
+    wait_for(qtbot, people.say(DAVE, "general", "@Alice last call"))
+    qtbot.waitUntil(lambda: desk.item("general").preview == "@Alice last call", timeout=15_000)
+    qtbot.wait(100)
+    assert len(tray.messages) == 2
+
+    # "All messages" again: a plain message notifies
+    controller.set_notify_level(general, "all")
+    assert not desk.item("general").muted and general not in desk.settings.notify_levels
+    wait_for(qtbot, people.say(CAROL, "general", "Anyone?"))
+    qtbot.waitUntil(lambda: len(tray.messages) == 3, timeout=15_000)
+    assert tray.messages[2] == ("Carol (carol@example.com) in General", "Anyone?")
+    assert notifier.last_room == general
+
+
+def test_notification_levels_in_the_settings_file_are_read_tolerantly() -> None:
+    data = {
+        "notify_levels": {"a/b": "mentions", "a/c": "loud", "a/d": 3, "a/e": "none"},
+        "muted_rooms": ["a/f", 5],
+    }
+    settings = Settings.from_json(data)
+    assert settings.notify_levels == {"a/b": "mentions"}
+    assert settings.notify_level("a/b") == "mentions"
+    assert settings.notify_level("a/c") == "all"
+    assert settings.notify_level("a/f") == "none"
+    assert Settings.from_json({"notify_levels": ["a/b"]}).notify_levels == {}
+    settings.set_notify_level("a/b", "none")
+    assert settings.notify_level("a/b") == "none" and "a/b" not in settings.notify_levels
+    with pytest.raises(ValueError, match="unknown notification level"):
+        settings.set_notify_level("a/b", "loud")
+
+
+# -- unread: the line and the jump button -----------------------------------------------------
+
+
+def test_new_messages_line_and_jump_button(
+    qtbot: Any, launch: Callable[..., Desk], store: Path, people: People, tmp_path: Path
+) -> None:
+    desk = launch(settings_for(store, ["falcon", "general"]))
+    desk.wait_loaded("falcon", "general")
+    desk.window.resize(900, 560)
+    social, delegate, view = desk.window.social, desk.window.delegate, desk.window.timeline
+
+    # while General is open, 30 messages arrive in Falcon
+    desk.select("general")
+    texts = [f"Build step {i} finished." for i in range(30)]
+    wait_for(qtbot, people.say(CAROL, "falcon", *texts))
+    qtbot.waitUntil(lambda: desk.item("falcon").unread == 30, timeout=15_000)
+    assert social.marker == ""
+
+    desk.select("falcon")  # the room opens at the bottom, the line at the first unread
+    first = desk.wait_row("falcon", "Build step 0 finished.")
+    assert social.marker == desk.rows("falcon")[first].event_id
+    assert delegate.first_unread == social.marker and social.marker_row() == first
+    model = view.model()
+    above = model.index(first - 1)
+    qtbot.waitUntil(lambda: social.jump_visible, timeout=5_000)
+    assert view.visualRect(model.index(first)).bottom() < 0  # above what is shown
+    shot(desk.window, "jump-to-unread", tmp_path)
+
+    social.jump.click()
+    qtbot.waitUntil(lambda: not social.jump_visible, timeout=5_000)
+    rect = view.visualRect(model.index(first))
+    assert 0 <= rect.top() < view.viewport().height()
+    assert view.visualRect(above).bottom() <= rect.top()
+    shot(desk.window, "new-messages-line", tmp_path)
+    # once read, scrolling away does not bring the button back
+    view.scrollToBottom()
+    qtbot.wait(50)
+    assert not social.jump_visible
+
+    # the line goes with the room; a room without unread messages has none
+    desk.select("general")
+    assert social.marker == "" and delegate.first_unread == ""
+
+
+# -- room list preview ------------------------------------------------------------------------
+
+
+def test_the_room_list_preview_is_plain_text(
+    qtbot: Any, launch: Callable[..., Desk], store: Path, people: People, tmp_path: Path
+) -> None:
+    desk = launch(settings_for(store, ["falcon", "general"]))
+    desk.wait_loaded("falcon", "general")
+    body = "**Build 142** is [up](https://ci.example.com)\x1b[2J\n```\nmake all\n```"
+    wait_for(qtbot, people.say(DAVE, "general", body))
+    qtbot.waitUntil(lambda: "Build 142" in desk.item("general").preview, timeout=15_000)
+    rooms = desk.controller.rooms
+    shown = rooms.index(rooms.row_of(desk.key("general"))).data(RoomRoles.Preview)
+    assert shown == "Build 142 is up[2J make all"
+    wait_for(qtbot, people.send(CAROL, "general", {"body": "![diagram](https://x/d.png)"}))
+    qtbot.waitUntil(lambda: desk.item("general").preview == "Image", timeout=15_000)
+    shot(desk.window.room_list, "room-list-preview", tmp_path)
+
+
+# -- join dialog --------------------------------------------------------------------------------
+
+
+def test_the_join_dialog_lists_the_storage_rooms_and_joins_on_enter_or_double_click(
+    qtbot: Any, launch: Callable[..., Desk], store: Path, people: People, tmp_path: Path
+) -> None:
+    # a room whose name imitates "General" (a look-alike letter, a bidi override, a
+    # control character), and one without metadata
+    wait_for(
+        qtbot,
+        people.writer(DAVE, "ops").write_metadata(
+            "Genera\u217c\u202e\x07", "2026-01-06T09:00:00.000Z"
+        ),
+    )
+    wait_for(qtbot, people.say(DAVE, "ops", "ops here"))
+    wait_for(qtbot, people.say(CAROL, "quiet", "no metadata"))
+    desk = launch(settings_for(store, ["falcon"]))
+    desk.wait_row("falcon", "Checking it now.")
+    window, controller = desk.window, desk.controller
+    seen: dict[str, Any] = {}
+
+    def join_by_enter(dialog: RoomDialog) -> None:
+        assert dialog.listing_state == "loading"  # shown at once, filled when listed
+        assert dialog.list_status.text() == "Looking for rooms in this storage…"
+        qtbot.waitUntil(lambda: dialog.listing_state == "done", timeout=10_000)
+        tree = dialog.rooms_list
+        rows = {
+            tree.topLevelItem(i).text(1): [tree.topLevelItem(i).text(c) for c in (0, 2)]
+            for i in range(tree.topLevelItemCount())
+        }
+        seen["rows"] = rows
+        seen["status"] = dialog.list_status.text()
+        ops = next(
+            tree.topLevelItem(i)
+            for i in range(tree.topLevelItemCount())
+            if tree.topLevelItem(i).text(1) == "ops"
+        )
+        seen["tip"] = ops.toolTip(0)
+        dialog.resize(700, 420)
+        shot(dialog, "join-dialog", tmp_path)
+        QTimer.singleShot(5000, dialog, dialog.reject)  # never a test that hangs on an open dialog
+        tree.setFocus()
+        tree.setCurrentItem(ops)
+        assert dialog.room_id.text() == "ops"
+        QTest.keyClick(tree, Qt.Key.Key_Return)
+
+    answer_when_shown(RoomDialog, join_by_enter)
+    window.join_room()
+    qtbot.waitUntil(lambda: controller.current == desk.key("ops"), timeout=15_000)
+    rows = seen["rows"]
+    assert set(rows) == {"falcon", "general", "ops", "quiet"}
+    assert rows["general"][0] == "General" and rows["falcon"][0] == "Project Falcon"
+    assert rows["quiet"][0] == "(no name)"
+    name = rows["ops"][0]
+    assert name == "⚠ Genera\u217c"  # cleaned, marked
+    assert "looks like the name of another room here (general)" in seen["tip"]
+    assert all(when != "—" for when in (rows[r][1] for r in rows))  # every room has activity
+    assert seen["status"] == (
+        "4 rooms found. Double-click one to join it. Greyed out: rooms you are in already."
+    )
+
+    def join_by_double_click(dialog: RoomDialog) -> None:
+        qtbot.waitUntil(lambda: dialog.listing_state == "done", timeout=10_000)
+        tree = dialog.rooms_list
+        item = next(
+            tree.topLevelItem(i)
+            for i in range(tree.topLevelItemCount())
+            if tree.topLevelItem(i).text(1) == "general"
+        )
+        rect = tree.visualItemRect(item)
+        QTimer.singleShot(5000, dialog, dialog.reject)  # never a test that hangs on an open dialog
+        # a real double click: press and release, then the double click
+        QTest.mouseClick(tree.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+        QTest.mouseDClick(tree.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+
+    answer_when_shown(RoomDialog, join_by_double_click)
+    window.join_room()
+    qtbot.waitUntil(lambda: controller.current == desk.key("general"), timeout=15_000)
+    desk.wait_row("general", "Welcome, everyone!")
+
+    # a room the user is in already (greyed out) just opens: no second join is written
+    def choose_falcon(dialog: RoomDialog) -> None:
+        qtbot.waitUntil(lambda: dialog.listing_state == "done", timeout=10_000)
+        QTimer.singleShot(5000, dialog, dialog.reject)
+        dialog.room_id.setText("falcon")
+        dialog.buttons.button(dialog.buttons.StandardButton.Ok).click()
+
+    answer_when_shown(RoomDialog, choose_falcon)
+    window.join_room()
+    qtbot.waitUntil(lambda: controller.current == desk.key("falcon"), timeout=15_000)
+    qtbot.wait(200)
+    segments = (store / "rooms" / "falcon" / "logs").rglob("*.jsonl")
+    assert not any(ALICE in p.read_text() for p in segments)
+
+
+def test_the_join_dialog_says_when_the_storage_does_not_answer(
+    qtbot: Any,
+    launch: Callable[..., Desk],
+    store: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    monkeypatch.setenv("BUCKET_CHAT_INTERACTIVE_DEADLINE", "0.5")
+    desk = launch(settings_for(store, ["falcon", "general"]))
+    desk.wait_loaded("falcon", "general")
+    storage = desk.controller.client.storages[desk.settings.storages[0].id].storage
+
+    async def hang(_prefix: str) -> list[str]:
+        await asyncio.sleep(3600)  # a storage that takes the request and never answers
+        return []
+
+    monkeypatch.setattr(storage, "list_dirs", hang)
+    dialog = RoomDialog(
+        desk.settings, create=False, parent=desk.window, lister=desk.controller.list_storage_rooms
+    )
+    dialog.show()
+    assert dialog.listing_state == "loading"
+    qtbot.waitUntil(lambda: dialog.listing_state == "done", timeout=10_000)
+    status = dialog.list_status.text()
+    assert status.startswith("Could not list the storage: no answer from Team share within 0.5 s")
+    assert status.endswith(
+        "Shown: the rooms this device knows from earlier reads."
+        " Greyed out: rooms you are in already."
+    )
+    tree = dialog.rooms_list
+    assert sorted(tree.topLevelItem(i).text(1) for i in range(tree.topLevelItemCount())) == [
+        "falcon",
+        "general",
+    ]
+    shot(dialog, "join-dialog-no-answer", tmp_path)
+    dialog.reject()
+    dialog.deleteLater()
+
+
+def test_a_full_reaudit_hands_on_what_arrived_after_the_newest_row_shown() -> None:
+    """``_arrived``: what a RoomLoaded brought after the row that was newest (counted
+    unread and notified like appended rows); nothing on a first read, a re-audit of the
+    same rows, or rows that came in above."""
+    from bucket_chat_desktop.gui.controller import _arrived
+    from bucket_chat_desktop.sync.events import ShownEvent
+    from tests.unit.protocol._support import alice, bob, ledger, seg
+
+    a, b = alice(), bob()
+    first = [a.join(1_000), a.say(2_000, "one")]
+    later = [b.join(3_000), b.say(4_000, "two")]
+    older = [b.join(10), b.say(20, "zero")]
+
+    def result_and_rows(*events: Any) -> tuple[Any, tuple[ShownEvent, ...]]:
+        result = ledger(*(seg(e, f"c{i}") for i, e in enumerate(events))).audit(None)
+        rows = tuple(ShownEvent(x, x.event) for x in result.timeline)
+        return result, rows
+
+    old, _ = result_and_rows(first)
+    new, rows = result_and_rows(first, later)
+    assert [x.event.body for x in _arrived(old, len(rows), rows)] == [None, "two"]  # join, text
+    assert _arrived(None, len(rows), rows) == []  # a first read
+    assert _arrived(new, len(rows), rows) == []  # the same rows again (a confirmation)
+    _, rows = result_and_rows(older, first)  # history that was read late, above
+    assert _arrived(old, len(rows), rows) == []

@@ -1,0 +1,436 @@
+"""Full-text search in the index: what is indexed (messages, edits under their target,
+nothing else), partial words in any script, hostile queries, hostile cached rows, the
+order and paging of results, trust states, and the migration of an index made before
+search existed."""
+
+from __future__ import annotations
+
+import itertools
+import sqlite3
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from nacl.signing import SigningKey
+
+from bucket_chat_desktop.index import Index, IndexedEvent
+from bucket_chat_desktop.index.db import _MIGRATIONS, SCHEMA_VERSION
+from bucket_chat_desktop.index.search import (
+    QUERY_LIMIT,
+    TERM_LIMIT,
+    build_query,
+    make_snippet,
+)
+from bucket_chat_desktop.protocol.audit import RoomLedger, TrustState
+from bucket_chat_desktop.protocol.event import MEMBER, MESSAGE, Event
+from bucket_chat_desktop.protocol.ids import client_id_for
+from bucket_chat_desktop.protocol.segment import encode_segment, path_for
+from bucket_chat_desktop.protocol.signing import build_event
+
+ROOM = "room-1"
+T0 = 1757851245000
+_ids = itertools.count(1)
+
+
+def _events(seed: int, user: str, drafts: list[tuple[str, dict[str, Any]]], ts: int = T0):
+    key = SigningKey(bytes([seed]) * 32)
+    out: list[Event] = []
+    prev: str | None = None
+    for i, (event_type, content) in enumerate([(MEMBER, {"membership": "join"}), *drafts]):
+        ev = build_event(
+            room_id=ROOM,
+            sender_id=user,
+            event_type=event_type,
+            content=content,
+            timestamp_ms=ts + i * 1000,
+            unique=str(uuid.UUID(int=next(_ids), version=4)),
+            prev_event_hash=prev,
+            signing_key=key,
+        )
+        prev = ev.hash
+        out.append(ev)
+    return out
+
+
+def _store(index: Index, events: list[Event], seed: int, user: str, *, audit: bool = True):
+    key = SigningKey(bytes([seed]) * 32)
+    path = path_for(events, client_id_for(user, bytes(key.verify_key)))
+    data = encode_segment(events)
+    rows = [
+        IndexedEvent(path, n, e.event_id, e.timestamp_ms, e.line().decode().rstrip("\n"), True, "")
+        for n, e in enumerate(events, start=1)
+    ]
+    index.add_segment(ROOM, path, len(data), None, rows, [])
+    _catch_up(index)
+    if audit:
+        ledger = RoomLedger(ROOM)
+        ledger.add_segment(path, data)
+        index.save_audit(ROOM, ledger.audit({}), history_complete=True)
+    return path
+
+
+def _catch_up(index: Index) -> None:
+    while index.index_text():
+        pass
+
+
+def _msg(body: object) -> tuple[str, dict[str, Any]]:
+    return (MESSAGE, {"body": body, "msgtype": "m.text"})
+
+
+@pytest.fixture
+def index() -> Any:
+    idx = Index.open(None)
+    yield idx
+    idx.close()
+
+
+def _bodies(page: Any) -> list[str]:
+    return [h.snippet.text for h in page.hits]
+
+
+def test_messages_are_found_by_partial_words_newest_first(index: Index) -> None:
+    events = _events(
+        1,
+        "alice@example.com",
+        [_msg("The deployment went fine"), _msg("lunch?"), _msg("Deploying again tomorrow")],
+    )
+    _store(index, events, 1, "alice@example.com")
+    page = index.search("deplo")
+    assert _bodies(page) == ["Deploying again tomorrow", "The deployment went fine"]
+    first = page.hits[0]
+    assert first.event_id == first.source_id == events[3].event_id
+    assert first.sender_id == "alice@example.com" and first.room_id == ROOM
+    assert first.timestamp_ms == events[3].timestamp_ms
+    assert first.trust is TrustState.VERIFIED  # as the audit said
+    assert first.snippet.marks == ((0, 5),)
+    assert first.snippet.parts()[0] == ("Deplo", True)
+    assert not first.edited and not page.more
+
+
+def test_cjk_and_case_folding_outside_ascii(index: Index) -> None:
+    events = _events(
+        1, "alice@example.com", [_msg("明日の会議は東京で行います"), _msg("ÉCOLE fermée")]
+    )
+    _store(index, events, 1, "alice@example.com")
+    assert _bodies(index.search("会議は")) == ["明日の会議は東京で行います"]
+    assert _bodies(index.search("東京")) == ["明日の会議は東京で行います"]  # 2 chars: LIKE
+    assert _bodies(index.search("école")) == ["ÉCOLE fermée"]
+
+
+def test_every_term_must_match_and_phrases_keep_their_order(index: Index) -> None:
+    events = _events(
+        1, "alice@example.com", [_msg("red green blue"), _msg("green red"), _msg("red")]
+    )
+    _store(index, events, 1, "alice@example.com")
+    assert _bodies(index.search("red green")) == ["green red", "red green blue"]
+    assert _bodies(index.search('"red green"')) == ["red green blue"]
+    assert _bodies(index.search("re gr")) == ["green red", "red green blue"]  # short: LIKE
+
+
+def test_only_message_text_is_indexed_and_edits_find_their_target(index: Index) -> None:
+    alice = "alice@example.com"
+    base = _events(1, alice, [_msg("original wording")])
+    target = base[1].event_id
+    more = _events(
+        1,
+        alice,
+        [
+            ("m.room.edit", {"replaces": target, "new_content": {"body": "improved wording"}}),
+            ("m.room.reaction", {"relates_to": target, "reaction": "wording"}),
+            ("m.room.redaction", {"redacts": target, "reason": "wording"}),
+            ("m.room.typing", {"body": "wording"}),
+            (MEMBER, {"membership": "join", "displayname": "wording"}),
+            ("m.room.edit", {"replaces": target, "new_content": {"body": 5}}),
+            ("m.room.edit", {"replaces": ["x"], "new_content": {"body": "wording list"}}),
+        ],
+        ts=T0 + 60_000,
+    )
+    _store(index, base, 1, alice)
+    _store(index, more, 1, alice, audit=False)
+    page = index.search("wording")
+    assert [(h.event_id, h.snippet.text) for h in page.hits] == [
+        (target, "improved wording"),
+        (target, "original wording"),
+    ]
+    edit = page.hits[0]
+    assert edit.edited and edit.source_id == more[1].event_id
+    assert edit.trust is None  # not audited yet: said so, never shown as verified
+    assert index.search("improved").hits[0].event_id == target
+
+
+def test_room_filter_and_paging(index: Index) -> None:
+    alice = "alice@example.com"
+    events = _events(1, alice, [_msg(f"note number {i}") for i in range(30)])
+    _store(index, events, 1, alice)
+    page = index.search("note", limit=10)
+    assert page.more and len(page.hits) == 10
+    assert page.hits[0].snippet.text == "note number 29"
+    rest = index.search("note", limit=100, before=page.hits[-1].key)
+    assert [h.snippet.text for h in rest.hits] == [f"note number {i}" for i in range(19, -1, -1)]
+    assert not rest.more
+    assert index.search("note", room_id="another-room").hits == ()
+    assert len(index.search("note", room_id=ROOM, limit=5).hits) == 5
+    # Short terms page the same way.
+    short = index.search("r 1", limit=3)
+    expected = ["note number 21", "note number 19", "note number 18"]
+    assert [h.snippet.text for h in short.hits] == expected
+
+
+def test_same_millisecond_messages_all_kept_and_replacing_a_segment_replaces_its_text(
+    index: Index,
+) -> None:
+    alice = "alice@example.com"
+    events = _events(1, alice, [_msg("same time alpha")])
+    clash = _events(2, "bob@example.com", [_msg("same time beta")])
+    # Both messages at one millisecond: both are indexed (the next free key is taken).
+    path_a = _store(index, events, 1, alice)
+    _store(index, clash, 2, "bob@example.com", audit=False)
+    assert len(index.search("same time").hits) == 2
+    # The segment read again (a changed file): its rows and its text are replaced.
+    index.add_segment(ROOM, path_a, 1, None, [], [])
+    assert _bodies(index.search("same time")) == ["same time beta"]
+
+
+HOSTILE_QUERIES = [
+    '"',
+    '""',
+    '"unbalanced',
+    "NEAR(a b)",
+    "a NEAR b",
+    "alpha AND",
+    "OR",
+    "NOT x",
+    "*",
+    "al*",
+    "-alpha",
+    "body:alpha",
+    "^alpha",
+    "((alpha",
+    "alpha)",
+    "{col}: x",
+    "a",
+    "ab",
+    "%",
+    "_",
+    "\\",
+    "'; DROP TABLE events; --",
+    "\x00alpha",
+    "\ud800alpha",
+    "\x1b[31malpha",
+    "‮alpha",
+    " \t\n ",
+    "",
+    "x" * 10_000,
+    " ".join(["alpha"] * 5000),
+    " ".join(f"w{i}" for i in range(2000)),
+]
+
+
+@pytest.mark.parametrize("query", HOSTILE_QUERIES, ids=range(len(HOSTILE_QUERIES)))
+def test_hostile_queries_never_raise_or_hang(index: Index, query: str) -> None:
+    alice = "alice@example.com"
+    _store(index, _events(1, alice, [_msg("alpha beta NEAR(a b) 100% body:alpha *")]), 1, alice)
+    started = time.monotonic()
+    page = index.search(query)
+    assert time.monotonic() - started < 1.0
+    assert page.error is None
+    for hit in page.hits:
+        assert hit.snippet.text.startswith("alpha")
+
+
+def test_operator_characters_are_searched_as_text(index: Index) -> None:
+    alice = "alice@example.com"
+    _store(index, _events(1, alice, [_msg("alpha 100% done"), _msg("NEAR(a b) x")]), 1, alice)
+    assert _bodies(index.search("100%")) == ["alpha 100% done"]
+    assert _bodies(index.search("%")) == ["alpha 100% done"]
+    assert _bodies(index.search("NEAR(a")) == ["NEAR(a b) x"]
+    assert _bodies(index.search('"alpha 100"')) == ["alpha 100% done"]
+
+
+def test_query_limits() -> None:
+    q = build_query("x" * 10_000)
+    assert q.cut and len(q.terms[0]) == QUERY_LIMIT
+    many = build_query(" ".join(f"word{i}" for i in range(100)))
+    assert many.cut and len(many.terms) == TERM_LIMIT
+    assert build_query("Hello hello HELLO").terms == ("Hello",)
+    assert build_query(None).empty
+    q2 = build_query('say "hi there" a_b')
+    assert q2.terms == ("say", "hi there", "a_b")
+    assert q2.match == '"say" AND "hi there" AND "a_b"'
+    assert build_query('ab "c"').likes == ("%ab%", "%c%")
+    assert build_query("50%").likes == ()
+    assert build_query("5%").likes == ("%5\\%%",)
+
+
+def test_snippets_cut_around_the_first_match_and_mark_every_match() -> None:
+    body = "word " * 100 + "needle in the middle, and another Needle" + " tail" * 100
+    snip = make_snippet(body, ("needle",))
+    assert snip.cut_before and snip.cut_after
+    assert snip.text.startswith("word ") and len(snip.text) <= 200
+    assert [snip.text[a:b] for a, b in snip.marks] == ["needle", "Needle"]
+    none = make_snippet("nothing here", ("zzz",))
+    assert (
+        none.text == "nothing here"
+        and none.marks == ()
+        and none.parts() == (("nothing here", False),)
+    )
+    hostile = make_snippet("\x1b[2J\u202eevil needle", ("needle",))
+    assert hostile.parts()[-1] == ("needle", True)
+
+
+def test_damaged_rows_are_left_out(index: Index) -> None:
+    alice = "alice@example.com"
+    events = _events(1, alice, [_msg("genuine text one"), _msg("genuine text two")])
+    _store(index, events, 1, alice)
+    db = index._db
+    # Another program edits the cache: a document's text no longer matches its event,
+    # and another event's line is replaced by garbage.
+    db.execute("UPDATE search_docs SET body = 'genuine text forged' WHERE body LIKE '%one'")
+    db.execute("INSERT INTO search_fts (search_fts) VALUES ('rebuild')")
+    db.execute("UPDATE events SET raw = 'not json' WHERE line = 3")
+    db.commit()
+    assert index.search("genuine").hits == ()
+    db.execute("UPDATE search_docs SET room_id = 5")
+    db.commit()
+    assert index.search("genuine").hits == ()
+
+
+def test_forged_signature_is_never_a_hit(index: Index) -> None:
+    alice = "alice@example.com"
+    events = _events(1, alice, [_msg("forged words")])
+    path = path_for(events, "x")
+    rows = [
+        IndexedEvent(path, n, e.event_id, e.timestamp_ms, e.line().decode().strip(), False, "bad")
+        for n, e in enumerate(events, start=1)
+    ]
+    index.add_segment(ROOM, path, 1, None, rows, [])
+    _catch_up(index)
+    assert index.search("forged").hits == ()
+
+
+def test_a_broken_search_table_gives_an_error_not_an_exception(index: Index) -> None:
+    index._db.execute("DROP TABLE search_fts")
+    page = index.search("anything")
+    assert page.hits == () and page.error and "cannot be searched" in page.error
+
+
+def test_a_slow_search_gives_up(index: Index) -> None:
+    alice = "alice@example.com"
+    _store(index, _events(1, alice, [_msg("a b")]), 1, alice)
+    index._db.executemany(
+        "INSERT INTO search_docs (room_id, path, line, event_id, source_id, body) "
+        "VALUES ('r', 'p', ?, 'e', 'e', 'text')",
+        [(i,) for i in range(20_000)],
+    )
+    page = index.search("zz", deadline=-1.0)  # nothing matches: every row is looked at
+    assert page.error == "the search took too long" and page.hits == ()
+
+
+def test_an_index_from_before_search_is_migrated(tmp_path: Path) -> None:
+    """A version 1 database with cached events gains the search tables in one step; its
+    segments then wait for their text to be indexed (damaged rows left out)."""
+    path = tmp_path / "old.sqlite3"
+    conn = sqlite3.connect(path)
+    conn.executescript(_MIGRATIONS[1])
+    conn.execute("PRAGMA user_version = 1")
+    alice = "alice@example.com"
+    events = _events(1, alice, [_msg("old message text"), _msg("older message text")])
+    for n, e in enumerate(events, start=1):
+        conn.execute(
+            "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (ROOM, "p", n, e.event_id, e.timestamp_ms, e.line().decode().rstrip("\n"), 1, ""),
+        )
+    conn.execute("INSERT INTO segments VALUES (?, 'p', 1, NULL, 0)", (ROOM,))
+    conn.execute("INSERT INTO events VALUES (?, 'p', 9, 'x', 1, 'garbage', 1, '')", (ROOM,))
+    conn.execute("INSERT INTO events VALUES (5, 'p', 10, 'x', 1, 'garbage', 1, '')")
+    conn.commit()
+    conn.close()
+    index = Index.open(path)
+    try:
+        assert index.text_backlog() == 1  # the old segment waits for its text to be indexed
+        page = index.search("message text")
+        assert page.hits == () and page.backlog == 1
+        _catch_up(index)
+        assert index.text_backlog() == 0
+        assert _bodies(index.search("message text")) == ["older message text", "old message text"]
+        assert index._db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    finally:
+        index.close()
+
+
+def test_text_is_searchable_once_indexed_and_the_backlog_says_so(index: Index) -> None:
+    alice = "alice@example.com"
+    events = _events(1, alice, [_msg("pending words")])
+    path = path_for(events, "x")
+    rows = [
+        IndexedEvent(path, n, e.event_id, e.timestamp_ms, e.line().decode().strip(), True, "")
+        for n, e in enumerate(events, start=1)
+    ]
+    index.add_segment(ROOM, path, 1, None, rows, [])
+    assert index.text_pending
+    page = index.search("pending")
+    assert page.hits == () and page.backlog == 1
+    assert index.index_text() == 1
+    assert index.index_text() == 0 and not index.text_pending
+    page = index.search("pending")
+    assert _bodies(page) == ["pending words"] and page.backlog == 0
+    # Many segments: one batch does whole segments up to about its event budget.
+    for i in range(5):
+        more = _events(1, alice, [_msg(f"batch {i} {j}") for j in range(10)], ts=T0 + i * 10**6)
+        p = path_for(more, f"b{i}")
+        index.add_segment(
+            ROOM,
+            p,
+            1,
+            None,
+            [
+                IndexedEvent(p, n, e.event_id, e.timestamp_ms, e.line().decode().strip(), True, "")
+                for n, e in enumerate(more, start=1)
+            ],
+            [],
+        )
+    assert index.index_text(max_events=15) == 2  # 11 events each: the second passes 15
+    assert index.text_backlog() == 3
+
+
+def test_hostile_rows_waiting_for_indexing_are_dropped_not_looped_over(index: Index) -> None:
+    """Another program put rows the app never writes into the list of segments waiting
+    for their text: each is looked at once and dropped; nothing loops or raises."""
+    db = index._db
+    db.execute("DROP TABLE search_pending")
+    db.execute("CREATE TABLE search_pending (room_id, path)")
+    db.executemany(
+        "INSERT INTO search_pending VALUES (?, ?)",
+        [(None, None), (5, b"x"), (ROOM, None), ("r", "no such segment")],
+    )
+    db.commit()
+    rounds = 0
+    while index.index_text():
+        rounds += 1
+        assert rounds < 5
+    assert index.text_backlog() == 0
+
+
+def test_text_changed_behind_the_search_index_never_stops_caching(
+    index: Index, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another program changed the stored text without telling the FTS index: removing
+    that text (a segment read again) makes SQLite call the file malformed. The index is
+    rebuilt from the stored text and the segment is cached all the same."""
+    alice = "alice@example.com"
+    path = _store(index, _events(1, alice, [_msg("original words here")]), 1, alice)
+    index._db.execute("UPDATE search_docs SET body = 'something else entirely'")
+    index._db.commit()
+    events = _events(1, alice, [_msg("rewritten words here")])
+    rows = [
+        IndexedEvent(path, n, e.event_id, e.timestamp_ms, e.line().decode().strip(), True, "")
+        for n, e in enumerate(events, start=1)
+    ]
+    index.add_segment(ROOM, path, 1, None, rows, [])  # no exception
+    assert "search index is damaged" in caplog.text
+    _catch_up(index)
+    assert _bodies(index.search("words")) == ["rewritten words here"]
+    index._db.execute("INSERT INTO search_fts (search_fts) VALUES ('integrity-check')")

@@ -1,0 +1,87 @@
+"""What a storage holds, for the join dialog (``room_objects.storage_rooms``): names from
+metadata, last activity from segment names, and hostile contents kept to what is true."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+
+import pytest
+from nacl.signing import SigningKey
+
+from bucket_chat_desktop.protocol.ids import segment_path
+from bucket_chat_desktop.storage.local import LocalStorage
+from bucket_chat_desktop.sync import room_objects
+from bucket_chat_desktop.sync.room_objects import storage_rooms
+from bucket_chat_desktop.sync.writer import Draft, RoomWriter
+
+NOW = 1_796_000_000_000
+KEY = SigningKey(b"\x09" * 32)
+
+
+def put(root: Path, path: str, data: bytes = b"{}\n") -> None:
+    target = root / path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)
+
+
+def test_rooms_come_with_their_name_and_newest_segment_time(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+
+    async def seed() -> None:
+        writer = RoomWriter(storage, "team", "a@example.com", KEY)
+        await writer.write_metadata("The Team", "2026-01-05T09:00:00.000Z")
+        await writer.send([Draft.text("hello")])
+
+    asyncio.run(seed())
+    put(tmp_path, segment_path("plain", NOW - 5_000, NOW - 4_000, "dev1"))
+    put(tmp_path, segment_path("plain", NOW - 9_000, NOW - 8_000, "dev2"))
+    found = asyncio.run(storage_rooms(LocalStorage(tmp_path), NOW * 10))
+    rooms = {r.room_id: r for r in found.rooms}
+    assert set(rooms) == {"team", "plain"} and found.more == 0 and not found.from_cache
+    assert rooms["team"].name == "The Team" and rooms["team"].last_activity_ms
+    assert rooms["plain"].name is None and rooms["plain"].problem == ""  # no metadata: no name
+    assert rooms["plain"].last_activity_ms == NOW - 4_000
+
+
+def test_hostile_contents_give_no_false_activity_and_keep_the_room(tmp_path: Path) -> None:
+    # a segment name dated years ahead, junk, a FIFO, another room's segment name,
+    # unparseable metadata, a folder that is not a valid room id
+    put(tmp_path, segment_path("odd", NOW + 10**12, NOW + 10**12, "liar"))
+    put(tmp_path, segment_path("odd", NOW - 60_000, NOW - 50_000, "honest"))
+    put(tmp_path, "rooms/odd/logs/2026-12-01/readme.txt")
+    os.mkfifo(tmp_path / "rooms/odd/logs/2026-12-01/messages_1_2_fifo.jsonl")
+    put(tmp_path, "rooms/odd/metadata.json", b"\xff not json")
+    put(tmp_path, "rooms/bad id!/metadata.json", json.dumps({"name": "x"}).encode())
+    put(tmp_path, segment_path("old", 1, 2, "x"))  # 1970: old, but what its name says
+    found = asyncio.run(storage_rooms(LocalStorage(tmp_path), NOW))
+    rooms = {r.room_id: r for r in found.rooms}
+    assert set(rooms) == {"odd", "old"}
+    assert rooms["odd"].last_activity_ms == NOW - 50_000  # the far-future name is not believed
+    assert rooms["odd"].name is None and rooms["odd"].problem  # says why there is no name
+    assert rooms["old"].last_activity_ms == 2
+
+
+def test_a_storage_with_very_many_rooms_is_summarised_in_part(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for i in range(7):
+        (tmp_path / "rooms" / f"room-{i}").mkdir(parents=True)
+    monkeypatch.setattr(room_objects, "MAX_SUMMARISED", 5)
+    found = asyncio.run(storage_rooms(LocalStorage(tmp_path), NOW))
+    assert len(found.rooms) == 5 and found.more == 2
+
+
+def test_the_client_answers_with_a_value_for_a_storage_it_has_not_attached(
+    tmp_path: Path,
+) -> None:
+    from bucket_chat_desktop.settings import Settings
+    from bucket_chat_desktop.sync.client import ChatClient
+
+    client = ChatClient(Settings(), "a@example.com", KEY, lambda *_: None, data_dir=tmp_path)
+    found = asyncio.run(client.storage_rooms("nope"))
+    assert found.rooms == () and found.note == (
+        "This storage is not connected; it could not be read."
+    )

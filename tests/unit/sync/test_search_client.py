@@ -1,0 +1,219 @@
+"""``ChatClient.search`` on real folders, indexes and engines: results of two storages
+merged newest first, each naming its storage; filters by storage and room; the per-room
+visibility predicate (what the relations layer wires to redactions) drops hits and the
+search reads on to make up for them; an edit's text finds its target, unless the edit
+itself is not visible; ``locate`` finds a hit's place in the room's audit."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from pathlib import Path
+
+import pytest
+from nacl.signing import SigningKey
+
+from bucket_chat_desktop.settings import Settings, StorageSettings
+from bucket_chat_desktop.sync import engine as engine_module
+from bucket_chat_desktop.sync.client import ChatClient, RoomRef, SearchResults
+from bucket_chat_desktop.sync.events import EngineEvent, RoomLoaded
+
+ALICE = "alice@example.com"
+
+
+async def _loaded(events: list[tuple[str, EngineEvent]], storage_id: str, room: str) -> None:
+    while not any(
+        sid == storage_id and isinstance(e, RoomLoaded) and e.room_id == room and e.complete
+        for sid, e in events
+    ):
+        await asyncio.sleep(0.01)
+
+
+def test_search_across_storages_with_filters_and_visibility(
+    tmp_path: Path,
+) -> None:
+    assert engine_module.SEARCH_ROUNDS >= 3  # the hidden hits below take three pages
+    entries = []
+    for name in ("one", "two"):
+        (tmp_path / name).mkdir()
+        entries.append(StorageSettings(str(tmp_path / name), f"Share {name}", []))
+    events: list[tuple[str, EngineEvent]] = []
+    client = ChatClient(
+        Settings(ALICE, "Alice", entries),
+        ALICE,
+        SigningKey(bytes(range(32))),
+        lambda sid, event: events.append((sid, event)),
+        data_dir=tmp_path / "data",
+    )
+    one, two = (e.id for e in entries)
+
+    async def scenario() -> dict[str, object]:
+        for entry in entries:
+            await client.attach(entry)
+        try:
+            a = await client.create_room(one, "plans", "Plans")
+            b = await client.create_room(two, "plans", "Plans elsewhere")
+            c = await client.create_room(one, "misc", "Misc")
+            (first,) = await client.send_text(a, "launch on Monday")
+            await client.send_text(b, "launch party")
+            await client.send_text(c, "launch code is secret")
+            for i in range(8):
+                await client.send_text(a, f"launch window {i}")
+            edit = await client.engine(one).send(
+                "plans",
+                ALICE,
+                client.key,
+                [
+                    (
+                        "m.room.edit",
+                        {
+                            "replaces": first.event_id,
+                            "new_content": {"body": "liftoff on Tuesday", "msgtype": "m.text"},
+                        },
+                    )
+                ],
+            )
+            for engine in (client.engine(one), client.engine(two)):
+                await engine.flush(5)
+            for sid, room in ((one, "plans"), (two, "plans"), (one, "misc")):
+                await client.open_room(RoomRef(sid, room))
+                await _loaded(events, sid, room)
+            # Text is indexed after the read, in the background; here, at once.
+            for engine in (client.engine(one), client.engine(two)):
+                await engine.catch_up_text()
+            out: dict[str, object] = {"first": first.event_id, "edit": edit[0].event_id}
+            out["all"] = await client.search("launch")
+            out["one"] = await client.search("launch", storage_id=one)
+            out["room"] = await client.search("launch", room_id="plans")
+            out["edited"] = await client.search("liftoff")
+            out["limited"] = await client.search("launch window", limit=3)
+            # The relations layer says some messages are gone (redacted): they are
+            # dropped, and the search reads further to fill the page.
+            hidden = {f"launch window {i}" for i in (7, 6, 5, 4)}
+            bodies: dict[str, str] = {}
+            for hit in out["all"].hits:  # type: ignore[attr-defined]
+                bodies[hit.event_id] = hit.snippet.text
+            client.engine(one).search_visible = lambda room, event: bodies.get(event) not in hidden
+            out["visible"] = await client.search("launch window", limit=3)
+            # An edit whose own id is not visible (rejected) does not find its target.
+            client.engine(one).search_visible = lambda room, event: event != out["edit"]
+            out["rejected_edit"] = await client.search("liftoff")
+
+            def broken(room: str, event: str) -> bool:
+                raise RuntimeError("a bug in the predicate")
+
+            client.engine(two).search_visible = broken
+            out["broken"] = await client.search("party")
+            view = await client.room_view(a)
+            assert view is not None and view.result is not None
+            out["pos"] = await client.locate(a, view.result, first.event_id)
+            out["nowhere"] = await client.locate(a, view.result, "no-such-event")
+            out["detached"] = await client.locate(RoomRef("gone", "plans"), view.result, "x")
+            return out
+        finally:
+            await client.close()
+
+    out = asyncio.run(scenario())
+    all_hits = out["all"]
+    assert isinstance(all_hits, SearchResults)
+    texts = [h.snippet.text for h in all_hits.hits]
+    assert texts[:3] == ["launch window 7", "launch window 6", "launch window 5"]
+    assert {"launch party", "launch code is secret", "launch on Monday"} <= set(texts)
+    keys = [h.key for h in all_hits.hits]
+    assert keys == sorted(keys, reverse=True)
+    party = next(h for h in all_hits.hits if h.snippet.text == "launch party")
+    assert party.storage_id == two and party.room_id == "plans"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        all_hits.more = True  # type: ignore[misc]
+    assert {h.storage_id for h in out["one"].hits} == {one}  # type: ignore[attr-defined]
+    assert {h.room_id for h in out["room"].hits} == {"plans"}  # type: ignore[attr-defined]
+    assert {h.storage_id for h in out["room"].hits} == {one, two}  # type: ignore[attr-defined]
+    (edited,) = out["edited"].hits  # type: ignore[attr-defined]
+    assert edited.event_id == out["first"] and edited.source_id == out["edit"] and edited.edited
+    limited = out["limited"]
+    assert len(limited.hits) == 3 and limited.more  # type: ignore[attr-defined]
+    visible = [h.snippet.text for h in out["visible"].hits]  # type: ignore[attr-defined]
+    assert visible == ["launch window 3", "launch window 2", "launch window 1"]
+    assert out["rejected_edit"].hits == ()  # type: ignore[attr-defined]
+    assert out["broken"].hits == ()  # type: ignore[attr-defined]
+    assert isinstance(out["pos"], int) and out["pos"] >= 0
+    assert out["nowhere"] is None and out["detached"] is None
+
+
+def test_the_rooms_relations_decide_what_edits_and_deletions_find(tmp_path: Path) -> None:
+    """Only an applied edit's text finds a message (the original, also through an edit of
+    an edit); a forged edit (another sender's) finds nothing; a deleted message is never
+    found; a text replaced by a later edit is marked superseded."""
+    (tmp_path / "store").mkdir()
+    entry = StorageSettings(str(tmp_path / "store"), "Share", [])
+    events: list[tuple[str, EngineEvent]] = []
+    alice = ChatClient(
+        Settings(ALICE, "Alice", [entry]),
+        ALICE,
+        SigningKey(bytes(range(32))),
+        lambda sid, event: events.append((sid, event)),
+        data_dir=tmp_path / "alice",
+    )
+    mallory_entry = StorageSettings(str(tmp_path / "store"), "Share", [])
+    mallory = ChatClient(
+        Settings("mallory@example.com", "Mallory", [mallory_entry]),
+        "mallory@example.com",
+        SigningKey(bytes(range(1, 33))),
+        lambda sid, event: None,
+        data_dir=tmp_path / "mallory",
+    )
+    sid = entry.id
+
+    async def scenario() -> dict[str, SearchResults]:
+        await alice.attach(entry)
+        await mallory.attach(mallory_entry)
+        try:
+            ref = await alice.create_room(sid, "plans", "Plans")
+            (kept,) = await alice.send_text(ref, "alpha original text")
+            (gone,) = await alice.send_text(ref, "alpha to be deleted")
+            (first_edit,) = await alice.edit_message(ref, kept.event_id, "alpha first edit")
+            await alice.edit_message(ref, first_edit.event_id, "alpha second edit")
+            await alice.delete_event(ref, gone.event_id)
+            await alice.engine(sid).flush(5)
+            mref = await mallory.join_room(mallory_entry.id, "plans")
+            await mallory.edit_message(mref, kept.event_id, "alpha forged edit")
+            await mallory.engine(mallory_entry.id).flush(5)
+            await alice.engine(sid).refresh("plans")
+            await alice.open_room(ref)
+            await _loaded(events, sid, "plans")
+            while True:  # until the forged edit was read and the relations applied
+                view = await alice.room_view(ref)
+                if (
+                    view
+                    and view.relations
+                    and any(
+                        e.event.content.get("new_content", {}).get("body") == "alpha forged edit"
+                        for e in view.result.timeline  # type: ignore[union-attr]
+                    )
+                ):
+                    break
+                await alice.engine(sid).refresh("plans")
+                await asyncio.sleep(0.05)
+            await alice.engine(sid).catch_up_text()
+            return {
+                "alpha": await alice.search("alpha"),
+                "forged": await alice.search("forged"),
+                "deleted": await alice.search("deleted"),
+                "second": await alice.search("second"),
+                "original": await alice.search("original"),
+                "ids": kept.event_id,  # type: ignore[dict-item]
+            }
+        finally:
+            await alice.close()
+            await mallory.close()
+
+    out = asyncio.run(scenario())
+    kept_id = out.pop("ids")
+    (hit,) = out["alpha"].hits  # one message: the deleted one and the forged text never
+    assert hit.event_id == kept_id and hit.snippet.text == "alpha second edit"
+    assert hit.edited and not hit.superseded
+    assert out["forged"].hits == () and out["deleted"].hits == ()
+    (second,) = out["second"].hits
+    assert second.event_id == kept_id  # an edit of an edit finds the original
+    (old,) = out["original"].hits  # found by the text it had: marked as replaced since
+    assert old.event_id == kept_id and old.superseded and not old.edited
