@@ -15,7 +15,7 @@ from typing import Any
 
 from ..protocol.audit import Assessed, AuditResult
 from ..protocol.event import MESSAGE, has_lone_surrogate
-from ..protocol.relations import Relations
+from ..protocol.relations import TYPING, Relations
 from ..protocol.untrusted_text import RoomIds, display_name_safe, terminal_safe
 from ..storage.base import Storage
 from ..sync.events import (
@@ -62,6 +62,8 @@ class _Screen:
             if item.event.event_id in self.shown:
                 continue
             self.shown.add(item.event.event_id)
+            if item.event.type == TYPING:  # read and ignored (PROTOCOL.md 18.6), not printed
+                continue
             if echo_own or item.event.sender_key != self.own_key:
                 self.say(fmt.event_line(item, self.ids))
 

@@ -35,10 +35,13 @@ from ..protocol.relations import (
     REDACTION,
     TYPING,
     Aggregate,
+    Relations,
     Row,
     RowList,
     Source,
+    own_reaction,
     reaction_key,
+    verified_reactions,
 )
 from ..protocol.room_state import RoomState
 from ..protocol.untrusted_text import RoomIds, terminal_safe
@@ -481,6 +484,7 @@ class _Target(NamedTuple):
     row: Row
     aggregate: Aggregate | None
     result: AuditResult
+    relations: Relations | None = None  # of ``result``
 
 
 def _target_id(event_id: str, room_id: str) -> str:
@@ -558,7 +562,7 @@ async def _read_target(engine: SyncEngine, room_id: str, event_id: str) -> _Targ
         note = " (part of the room could not be read)" if view.partial else ""
         raise UsageError(f"no event {event_id!r} in room {room_id!r}{note}; nothing was sent")
     rel = related.relations_of(room_id, result.timeline, view.relations)
-    return _Target(room_id, row, rel.of(event_id), result)
+    return _Target(room_id, row, rel.of(event_id), result, rel)
 
 
 async def _relate(
@@ -616,13 +620,15 @@ async def cmd_react(args: argparse.Namespace) -> int:
             raise UsageError(f"{_what(target)} is not a message: only messages get reactions")
         agg = target.aggregate
         chip = next((c for c in (agg.reactions if agg else ()) if c.key == key), None)
-        mine = chip.by(identity.user_id) if chip is not None else None
+        mine = own_reaction(chip, identity.user_id) if chip is not None else None
         if args.remove:
             if mine is None:
                 where = terminal_safe(target_id)
                 print(f"You have no {shown} reaction on {where}; nothing to remove.")
                 return []
-            return [(REDACTION, {"redacts": event_id}) for event_id in mine.event_ids]
+            rel = related.relations_of(target.room_id, target.result.timeline, target.relations)
+            ids = verified_reactions(mine, rel, target.result.timeline)
+            return [(REDACTION, {"redacts": event_id}) for event_id in ids]
         if mine is not None:
             print(f"You already reacted {shown} to {terminal_safe(target_id)}; nothing sent.")
             return []
@@ -770,7 +776,7 @@ async def cmd_sync(args: argparse.Namespace) -> int:
             if item.event.event_id not in shown:
                 shown.add(item.event.event_id)
                 ids.add(item.event.sender_id)
-                if args.follow:
+                if args.follow and item.event.type != TYPING:  # ignored (section 18.6)
                     print(fmt.event_line(item, ids), flush=True)
 
     def listener(event: Any) -> None:

@@ -31,6 +31,7 @@ from . import format as fmt
 
 QUOTE_LIMIT = 80  # characters of a quoted parent's first line
 REASON_LIMIT = 200
+CHIPS_SHOWN = 20  # reaction chips printed under one message
 NOT_LOADED = "(message not loaded)"
 DELETED = "(deleted message)"
 
@@ -95,6 +96,9 @@ def quote(parent_id: str, timeline: Sequence[Assessed], rel: Relations, ids: Roo
     if agg is not None and agg.redacted is not None:
         return DELETED
     who = fmt.shown_id(parent.event.sender_id, ids)
+    state = _state(parent, agg)
+    if state is not TrustState.VERIFIED:  # an impostor's words quoted under a real name
+        who += f" {fmt.BADGES[state]}"
     body = shown_body(parent, agg)
     if parent.event.type == MESSAGE and body is not None:
         text = _first_line(body)
@@ -119,6 +123,16 @@ def chip_text(chip: ReactionChip) -> str:
     return text
 
 
+def chips_line(chips: Sequence[ReactionChip]) -> str:
+    """The first ``CHIPS_SHOWN`` chips and how many more: a member can write thousands of
+    distinct reaction texts under one message, which would print as one endless line."""
+    line = "  ".join(chip_text(c) for c in chips[:CHIPS_SHOWN])
+    more = len(chips) - CHIPS_SHOWN
+    if more > 0:
+        line += f"  … and {more:,} more reaction{'s' if more > 1 else ''} (--json lists them)"
+    return line
+
+
 def event_lines(item: Assessed, timeline: Sequence[Assessed], rel: Relations, ids: RoomIds) -> str:
     """One shown event, with what its relations say (several lines, indented)."""
     ev = item.event
@@ -126,7 +140,7 @@ def event_lines(item: Assessed, timeline: Sequence[Assessed], rel: Relations, id
     head = f"{fmt.local_time(ev.timestamp_ms)}  {fmt.shown_id(ev.sender_id, ids)}  "
     head += f"{fmt.BADGES[_state(item, agg)]}  "
     lines: list[str] = []
-    parent = _reply_parent(ev.parent_event_id, rel, timeline)
+    parent = _reply_parent(ev.parent_event_id, rel, timeline, ev.event_id)
     if parent is not None:
         lines.append(f"> {quote(parent, timeline, rel, ids)}")
     if agg is not None and agg.redacted is not None:
@@ -144,7 +158,7 @@ def event_lines(item: Assessed, timeline: Sequence[Assessed], rel: Relations, id
         lines.append(fmt.describe_event(item))  # one line
     if agg is not None:
         if agg.reactions and agg.redacted is None:
-            lines.append("  ".join(chip_text(c) for c in agg.reactions))
+            lines.append(chips_line(agg.reactions))
         if agg.thread:
             n = len(agg.thread)
             lines.append(f"[{n} repl{'y' if n == 1 else 'ies'} in thread]")
@@ -152,10 +166,13 @@ def event_lines(item: Assessed, timeline: Sequence[Assessed], rel: Relations, id
     return head + text.replace("\n", "\n" + " " * 4)
 
 
-def _reply_parent(parent: str | None, rel: Relations, timeline: Sequence[Assessed]) -> str | None:
+def _reply_parent(
+    parent: str | None, rel: Relations, timeline: Sequence[Assessed], own_id: str
+) -> str | None:
     """The parent a reply quotes: one of this room that is not a relation event (a
-    cross-room parent, or a reaction, edit or deletion as parent, is a finding)."""
-    if parent is None or not parent.startswith(rel.room_id + "::"):
+    cross-room parent, a reaction, edit or deletion as parent, or the reply itself, is
+    a finding)."""
+    if parent is None or parent == own_id or not parent.startswith(rel.room_id + "::"):
         return None
     position = rel.positions.get(parent)
     if position is not None and timeline[position].event.type in HIDDEN_TYPES:
@@ -200,7 +217,7 @@ def relations_json(item: Assessed, timeline: Sequence[Assessed], rel: Relations)
         for chip in (agg.reactions if agg is not None and agg.redacted is None else ())
     ]
     return {
-        "reply_to": _reply_parent(ev.parent_event_id, rel, timeline),
+        "reply_to": _reply_parent(ev.parent_event_id, rel, timeline, ev.event_id),
         "thread_root": rel.thread_root.get(ev.event_id),
         "thread_replies": len(agg.thread) if agg is not None else 0,
         "body": shown_body(item, agg),

@@ -320,7 +320,7 @@ class HtmlWriter:
 
     def _quote(self, ev: Event) -> str:
         parent = ev.parent_event_id
-        if parent is None:
+        if parent is None or parent == ev.event_id:  # a reply to itself quotes nothing
             return ""
         position = self.rel.positions.get(parent)
         q = self._quotes.get(parent)

@@ -17,12 +17,14 @@ from .. import __version__
 from ..protocol.event import Event, Malformed
 from ..protocol.relations import (
     EDIT,
+    MAX_EDIT_HOPS,
     REACTION,
     REDACTION,
     TARGET_FIELD,
     TYPING,
     Aggregate,
     Relations,
+    target_of,
 )
 from ..sync.events import ShownEvent
 from .snapshot import RoomSnapshot
@@ -43,6 +45,38 @@ def _applied(rel: Relations) -> frozenset[str]:
             for reactor in chip.reactors:
                 out.update(reactor.event_ids)
     return frozenset(out)
+
+
+def _deleted_edits(snapshot: RoomSnapshot) -> frozenset[str]:
+    """The edits whose text was taken back: the edit was deleted, or the message it
+    edits (through edits of edits) was. Their new text is the deleted message's text."""
+    rel = snapshot.relations
+    deleted = {k for k, agg in rel.aggregates.items() if agg.redacted is not None}
+    if not deleted:
+        return frozenset()
+    timeline = snapshot.result.timeline
+    replaces: dict[str, str | None] = {}
+    for position in rel.hidden:
+        ev = timeline[position].event
+        if ev.type == EDIT:
+            replaces[ev.event_id] = target_of(ev)
+    out: set[str] = set()
+    for edit_id in replaces:
+        current: str | None = edit_id
+        for _ in range(MAX_EDIT_HOPS + 1):
+            if current is None:
+                break
+            if current in deleted:
+                out.add(edit_id)
+                break
+            current = replaces.get(current)
+    return frozenset(out)
+
+
+WITHHELD = (
+    "deleted by its sender: the content is left out of this export (the original stays "
+    "in the storage), so this line's signature cannot be checked again"
+)
 
 
 def relations_json(agg: Aggregate) -> dict[str, Any]:
@@ -97,6 +131,7 @@ class JsonlWriter:
         self.exported_at = time.time() if exported_at is None else exported_at
         self.rel = snapshot.relations
         self._applied = _applied(snapshot.relations)
+        self._deleted_edits = _deleted_edits(snapshot)
         self.written = 0
         self.damaged = 0
 
@@ -156,6 +191,10 @@ class JsonlWriter:
                 "target": target if isinstance(target, str) else None,
                 "applied": ev.event_id in self._applied,
             }
+            if ev.event_id in self._deleted_edits:  # it holds a text its sender took back
+                content = {k: v for k, v in ev.content.items() if k == "replaces"}
+                line["event"] = {**line["event"], "content": content}
+                line["content_withheld"] = WITHHELD
             return line
         agg = self.rel.of(ev.event_id)
         if agg is not None:
@@ -163,11 +202,7 @@ class JsonlWriter:
             line["shown_trust"] = agg.state(str(verdict.state))
             if agg.redacted is not None:
                 line["event"] = {**line["event"], "content": {}}
-                line["content_withheld"] = (
-                    "deleted by its sender: the content is left out of this export (the "
-                    "original stays in the storage), so this line's signature cannot be "
-                    "checked again"
-                )
+                line["content_withheld"] = WITHHELD
         thread_root = self.rel.thread_root.get(ev.event_id)
         if thread_root is not None:
             line["thread_root"] = thread_root

@@ -19,7 +19,7 @@ from ..protocol.event import MEMBER, MESSAGE, Event
 from ..protocol.findings import Finding, Kind, Severity
 from ..protocol.mentions import mentions_in, mentions_me
 from ..protocol.metadata import RoomMetadata, check_signer
-from ..protocol.relations import HIDDEN_TYPES, Relations
+from ..protocol.relations import Relations, own_reaction
 from ..protocol.room_state import membership_text
 from ..settings import Settings, StorageSettings
 from ..sync.client import ChatClient, RoomRef
@@ -29,6 +29,7 @@ from .bridge import EngineBridge
 from .markdown import to_plain
 from .models.rooms_model import RoomItem, RoomsModel
 from .models.timeline_model import Pager, Reply, TimelineModel
+from .room_preview import DELETED, as_shown, last_shown
 from .tasks import TaskRunner
 
 log = logging.getLogger("bucket_chat.gui")
@@ -69,18 +70,18 @@ def _ref(key: str) -> RoomRef:
     return RoomRef(storage_id, room_id)
 
 
-DELETED_PREVIEW = "Message deleted"
+DELETED_PREVIEW = DELETED
 
 
 def _preview(ev: Event, relations: Relations | None = None) -> str:
     """The room list's line for ``ev`` (a shown event, never a relation event): with the
     room's relations, an edited message's latest text, and for a deleted one only that it
-    was deleted (never its text)."""
-    agg = relations.of(ev.event_id) if relations is not None and ev.type == MESSAGE else None
-    if agg is not None and agg.redacted is not None:
-        return DELETED_PREVIEW
-    if agg is not None and agg.latest is not None:
-        return to_plain(agg.latest.body)
+    was deleted (never its text: ``room_preview.as_shown``)."""
+    if relations is not None:
+        shown = as_shown(ev, relations)
+        if shown is None:
+            return DELETED
+        ev = shown
     if ev.type == MEMBER:
         return f"{ev.sender_id} {membership_text(ev.content)}"
     msgtype = ev.content.get("msgtype")
@@ -278,6 +279,7 @@ class Controller(QObject):
             self.rooms.remove(key)
             self.first_unread.pop(key, None)
             self.timelines.pop(key, None)
+            self._previewed.pop(key, None)
             self._behind.pop(key, None)
             self.relations.pop(key, None)
             self._previewed.pop(key, None)
@@ -319,7 +321,8 @@ class Controller(QObject):
         known = self.relations.get(key)
         agg = known[1].of(event_id) if known is not None else None
         for chip in agg.reactions if agg is not None else ():
-            if chip.key == text.strip() and chip.by(self.identity.user_id) is not None:
+            # one planted under this user's id by another key is not theirs (PROTOCOL 18.3)
+            if chip.key == text.strip() and own_reaction(chip, self.identity.user_id):
                 return True
         return False
 
@@ -462,15 +465,7 @@ class Controller(QObject):
         else:
             self._behind.pop(key, None)
             self._show_audit(key, result, total, newest, complete, relations)
-        whole = next(
-            (
-                s.event
-                for s in reversed(newest)
-                if isinstance(s.event, Event) and s.event.type not in HIDDEN_TYPES
-            ),
-            None,
-        )
-        self._refresh_item(key, result, arrived, whole)
+        self._refresh_item(key, result, arrived, last_shown(newest))
         self.room_audit_changed.emit(key)
 
     def _pager(self, key: str, result: AuditResult) -> Pager:
@@ -497,8 +492,7 @@ class Controller(QObject):
                 behind.appended_relations = relations
         else:
             self.timeline(key).append(items, relations)
-        shown = (a.event for a in reversed(items) if a.event.type not in HIDDEN_TYPES)
-        self._refresh_item(key, result, items, next(shown, None))
+        self._refresh_item(key, result, items, last_shown(items))
 
     def _on_relations_arrived(
         self, key: str, result: AuditResult, relations: Relations | None
@@ -524,17 +518,28 @@ class Controller(QObject):
             "findings": len(self.room_errors(key)),
             "partial": self.history_partial(key),
         }
-        known = self.relations.get(key)
-        relations = known[1] if known is not None else None
+        got = self.relations.get(key)
+        rel = got[1] if got else None
+        if last is not None and last.type not in (MESSAGE, MEMBER):
+            last = None  # another shown type is no room's news either
         if last is not None:
             self._previewed[key] = last
-            changes.update(preview=_preview(last, relations), last_ts=last.timestamp_ms)
-        elif key in self._previewed:
-            changes.update(preview=_preview(self._previewed[key], relations))
+            changes.update(last_ts=last.timestamp_ms)
+        shown = last or self._previewed.get(key)
+        if shown is not None:  # an edit or deletion of the previewed message changes it
+            current = as_shown(shown, rel)
+            changes.update(preview=DELETED if current is None else _preview(current))
         own = self.identity.public_key_b64
-        # Messages only count and notify: a join, a reaction, an edit or a deletion is not
-        # unread news and has no text of its own to show.
-        incoming = [a for a in new if a.event.sender_key != own and a.event.type == MESSAGE]
+        # Messages only: a join, a reaction, an edit, a deletion or a typing notice is not
+        # unread news (room_preview says why), nor is a message that arrives deleted
+        # already (its deletion was read first): its text is shown nowhere
+        incoming = [
+            a
+            for a in new
+            if a.event.sender_key != own
+            and a.event.type == MESSAGE
+            and as_shown(a.event, rel) is not None
+        ]
         focused = key == self.current and self.window_active
         if incoming and not focused:
             if not item.unread or key not in self.first_unread:
@@ -548,7 +553,7 @@ class Controller(QObject):
                 if events:
                     ev = events[-1]
                     title = self._notification_title(key, ev, item.shown_name)
-                    self.notify.emit(key, title, _preview(ev))
+                    self.notify.emit(key, title, _preview(as_shown(ev, rel) or ev))
         self.rooms.update(key, **changes)
         if incoming and not focused:
             self.unread_changed.emit(self.rooms.total_unread())

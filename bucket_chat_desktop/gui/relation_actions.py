@@ -199,6 +199,7 @@ class RelationActions(QObject):
             can_edit=mine and kind == "text" and msgtype in EDITABLE_MSGTYPES,
             can_delete=mine,
             edited=agg is not None and bool(agg.edits),
+            trust=str(index.data(Roles.Trust) or TrustState.INVALID.value),
         )
 
     def target_of(self, event_id: str) -> Target | None:
@@ -458,7 +459,9 @@ class RelationActions(QObject):
             if target is None or target.event_id != self.composer.reply_to:
                 target = self.target_of(self.composer.reply_to)
             self.mode_bar.show_reply(
-                target.name if target else "a message", target.text if target else ""
+                target.name if target else "a message",
+                target.text if target else "",
+                target.trust if target else "verified",
             )
         else:
             self.mode_bar.clear()

@@ -21,7 +21,7 @@ from typing import Any, NamedTuple, overload
 from .event import MEMBER, Event
 from .findings import Finding, Kind, Severity
 from .heap import gc_paused
-from .relations import EDIT, HIDDEN_TYPES, REACTION, REDACTION, Row
+from .relations import EDIT, HIDDEN_TYPES, REACTION, REDACTION, Row, relation_content
 from .segment import DecodedSegment, decode_segment
 from .signing import SignatureChecker
 
@@ -429,9 +429,17 @@ class _Slimmer:
                 prev,
                 ev.signature,
                 share(ev.sender_key, ev.sender_key),
-                ev.content if ev.type in _KEEPS_CONTENT else _NOTHING,
+                _kept_content(ev),
             ),
         )
+
+
+def _kept_content(ev: Event) -> Mapping[str, Any]:
+    if ev.type == MEMBER:
+        return ev.content
+    if ev.type in _KEEPS_CONTENT:  # only the fields the rules read (``relation_content``)
+        return MappingProxyType(relation_content(ev.type, ev.content))
+    return _NOTHING
 
 
 _fields_of = attrgetter(*Event._fields)  # one C call for the 13 fields of a copy

@@ -35,7 +35,7 @@ from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
-from .event import MEMBER, MESSAGE, Event
+from .event import MAX_ID_CHARS, MEMBER, MESSAGE, Event
 from .findings import Finding, Kind
 from .heap import gc_paused
 
@@ -53,6 +53,7 @@ MAX_REACTION_CHARS = 64  # one emoji sequence or a short word, not a message
 MAX_EDIT_HOPS = 16  # an edit of an edit of ... (a loop or a very long chain stops here)
 MAX_THREAD_HOPS = 64  # a reply's way up to its thread root
 EDITABLE_MSGTYPES = frozenset({"m.text", "m.notice", "m.emote"})
+MAX_REASON_CHARS = 1_000  # of a redaction's reason: what is kept and shown
 
 # Trust states as they come from the audit, ordered from best to worst.
 _RANK = {"verified": 0, "unverified": 1, "key-changed": 2, "invalid": 3}
@@ -189,13 +190,76 @@ class Relations:
         return position - i
 
 
+def own_reaction(chip: ReactionChip, user_id: str) -> Reactor | None:
+    """``user_id``'s reactions in ``chip`` when at least one of them is verified (written
+    by a key verified for them): theirs to show as theirs and to take back. Anyone can
+    write an unsigned reaction, or one signed by a key of their own, under another's id:
+    it counts (marked unverified), but it is not that person's reaction."""
+    reactor = chip.by(user_id)
+    return reactor if reactor is not None and reactor.state == "verified" else None
+
+
+def verified_reactions(reactor: Reactor, rel: Relations, timeline: Sequence[Any]) -> list[str]:
+    """The reaction events of ``reactor`` whose own verdict is verified (``timeline``: the
+    rows ``rel`` was built from). Taking back one's reaction redacts these only: a member
+    who planted 100,000 reactions under your id would otherwise have your one click
+    write 100,000 redactions."""
+    out = []
+    for event_id in reactor.event_ids:
+        position = rel.positions.get(event_id)
+        if position is None:
+            continue
+        state = timeline[position].state
+        if getattr(state, "value", state) == "verified":
+            out.append(event_id)
+    return out
+
+
 def target_of(ev: Event) -> str | None:
     """The event id a relation event points at, or None (not a relation, or malformed)."""
     name = TARGET_FIELD.get(ev.type)
     if name is None:
         return None
     target = ev.content.get(name)
-    return target if isinstance(target, str) and target else None
+    # Longer than an event id can be (section 12): it names nothing, ever.
+    return target if isinstance(target, str) and 0 < len(target) <= MAX_ID_CHARS else None
+
+
+def redaction_reason(content: Mapping[str, Any]) -> str | None:
+    """A redaction's reason as kept and shown: its first ``MAX_REASON_CHARS``; None when
+    there is none (a reason is a sentence, not a place to park a quarter megabyte)."""
+    reason = content.get("reason")
+    if not isinstance(reason, str) or not reason.strip():
+        return None
+    return reason[:MAX_REASON_CHARS]
+
+
+def relation_content(event_type: str, content: Mapping[str, Any]) -> dict[str, Any]:
+    """What the rules read of a relation's content, and nothing else, for a copy that
+    keeps no bodies (``audit.RoomLedger(keep_bodies=False)``). Writers MAY add fields,
+    so a hostile one pads a reaction to the line limit (256 KiB); kept whole, 800 such
+    reactions held 200 MB in the app that keeps no message body at all. ``build`` comes
+    to the same result from this as from the whole content."""
+    kept: dict[str, Any] = {}
+    name = TARGET_FIELD.get(event_type)
+    if name is None:
+        return kept
+    target = content.get(name)
+    if isinstance(target, str) and len(target) <= MAX_ID_CHARS:
+        kept[name] = target
+    if event_type == REACTION:
+        text = content.get("reaction")
+        if isinstance(text, str) and len(text) <= 4 * MAX_REACTION_CHARS:
+            kept["reaction"] = text
+    elif event_type == EDIT:
+        new = content.get("new_content")
+        if isinstance(new, Mapping):
+            kept["new_content"] = {k: new[k] for k in ("body", "msgtype") if k in new}
+    elif event_type == REDACTION:
+        reason = redaction_reason(content)
+        if reason is not None:
+            kept["reason"] = reason
+    return kept
 
 
 def reaction_key(text: object) -> str | None:
@@ -409,12 +473,8 @@ def _build(room_id: str, source: Source | Iterable[Any]) -> Relations:
         elif not _speaks_for(r, found):
             findings.append(_not_sender(r, "a redaction", found))
         elif target_id not in redactions:  # the first applies; later ones change nothing
-            reason = ev.content.get("reason")
             redactions[target_id] = Redacted(
-                ev.event_id,
-                ev.timestamp_ms,
-                r.state,
-                reason if isinstance(reason, str) and reason.strip() else None,
+                ev.event_id, ev.timestamp_ms, r.state, redaction_reason(ev.content)
             )
 
     aggregates: dict[str, dict[str, Any]] = {}
@@ -470,7 +530,10 @@ def _build(room_id: str, source: Source | Iterable[Any]) -> Relations:
                 _finding(Kind.RELATION_INVALID, r, "a reply to a reaction, edit or redaction")
             )
             continue
-        root = _root(up, known)
+        if up == r.event.event_id:  # only a forger chooses an id that names itself
+            findings.append(_finding(Kind.RELATION_INVALID, r, "a reply to itself"))
+            continue
+        root = _root(up, known, r.event.event_id)
         thread_root[r.event.event_id] = root
         threads.setdefault(root, []).append(r.event.event_id)
     for root, ids in threads.items():
@@ -509,10 +572,12 @@ def _original(target_id: str, known: Mapping[str, _Target]) -> tuple[str | None,
     return None, None
 
 
-def _root(parent: str, known: Mapping[str, _Target]) -> str:
-    """The thread root above ``parent``: its topmost known ancestor (bounded)."""
+def _root(parent: str, known: Mapping[str, _Target], reply: str) -> str:
+    """The thread root above ``parent``: its topmost known ancestor (bounded). A loop of
+    replies stops where it closes, and never at ``reply`` itself: a reply is not its own
+    thread's root (in a loop of two, each is a reply in the other's thread)."""
     current = parent
-    seen = {current}
+    seen = {current, reply}
     for _ in range(MAX_THREAD_HOPS):
         t = known.get(current)
         if t is None or t.parent is None or t.parent not in known or t.parent in seen:

@@ -26,7 +26,14 @@ from ..protocol.chain import Draft
 from ..protocol.event import MEMBER, MESSAGE, Event
 from ..protocol.ids import check_room_id
 from ..protocol.mentions import MAX_MENTIONS, MENTIONS_FIELD
-from ..protocol.relations import EDIT, REACTION, REDACTION, reaction_key
+from ..protocol.relations import (
+    EDIT,
+    REACTION,
+    REDACTION,
+    own_reaction,
+    reaction_key,
+    verified_reactions,
+)
 from ..settings import Settings, StorageSettings
 from ..storage import open_storage
 from ..storage.base import Storage, StorageError
@@ -413,17 +420,19 @@ class ChatClient:
 
     async def unreact(self, ref: RoomRef, target_id: str, reaction: str) -> list[Event]:
         """Take back this user's reactions with this text: a redaction of each of them
-        (nothing is sent when there is none)."""
+        that is verified (``relations.verified_reactions``: never one per reaction a
+        forger planted under this id); nothing is sent when there is none."""
         _check_target(ref, target_id)
         view = await self.room_view(ref)
         rel = view.relations if view is not None else None
         agg = rel.of(target_id) if rel is not None else None
         key = reaction_key(reaction)
-        mine: tuple[str, ...] = ()
+        mine: list[str] = []
         for chip in agg.reactions if agg is not None else ():
-            if chip.key == key:
-                reactor = chip.by(self.user_id)
-                mine = reactor.event_ids if reactor is not None else ()
+            if chip.key == key and rel is not None and view is not None and view.result:
+                reactor = own_reaction(chip, self.user_id)
+                if reactor is not None:
+                    mine = verified_reactions(reactor, rel, view.result.timeline)
         if not mine:
             return []
         return await self._send(ref, [(REDACTION, {"redacts": event_id}) for event_id in mine])

@@ -25,8 +25,10 @@ from bucket_chat_desktop.gui.models.timeline_model import EARLIER_CHECK, Roles, 
 from bucket_chat_desktop.gui.widgets.message_delegate import MessageDelegate, tooltip_html
 from bucket_chat_desktop.index import Index
 from bucket_chat_desktop.protocol.audit import TrustState
+from bucket_chat_desktop.protocol.relations import REDACTION
 from bucket_chat_desktop.sync.engine import SyncEngine
 from bucket_chat_desktop.sync.events import EngineEvent, RoomLoaded, WarmTimeline
+from bucket_chat_desktop.sync.writer import Draft
 
 ROOM = "models"
 
@@ -128,3 +130,34 @@ def test_cached_rows_are_marked_and_damaged_ones_shown_as_such(
     shot(view, "audited-rows", tmp_path)
     assert not safe.failures()
     assert model.index(0).parent() == QModelIndex()
+
+
+def test_a_deleted_message_is_not_shown_from_the_cache(
+    qtbot: Any, qloop: Any, tmp_path: Path
+) -> None:
+    """Red team: the index's newest rows are shown before the audit, without relations;
+    a message its sender deleted was shown there with its text until the audit came (on
+    a long room or a slow storage, seconds). A deletion among the cached rows takes its
+    message out of them; a deletion by someone else does not."""
+    room = Room(tmp_path / "store")
+
+    async def go() -> None:
+        for w in (room.alice, room.bob):
+            await w.send([])
+        _, [*_, secret] = await room.bob.send([Draft.text("the password is hunter2")])
+        _, [*_, kept] = await room.alice.send([Draft.text("this one stays")])
+        await room.bob.send([Draft(REDACTION, {"redacts": secret.event_id})])
+        await room.alice.send([Draft.text("after")])
+        await room.bob.send([Draft(REDACTION, {"redacts": kept.event_id})])  # not his
+
+    run(go(), qtbot, timeout=30)
+    db = tmp_path / "index.sqlite3"
+    _open(room, db, [], qtbot)
+    events: list[EngineEvent] = []
+    _open(room, db, events, qtbot)
+    (warm,) = [e for e in events if isinstance(e, WarmTimeline)]
+    model = TimelineModel(key_text(ALICE))
+    model.show_cached(warm.rows)
+    bodies = [str(model.index(i).data(Roles.Body)) for i in range(model.rowCount())]
+    assert "the password is hunter2" not in bodies
+    assert "this one stays" in bodies and "after" in bodies

@@ -21,7 +21,7 @@ from PySide6.QtCore import QPoint, QRect, Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
-from bucket_chat_desktop.gui import theme
+from bucket_chat_desktop.gui import safe, theme
 from bucket_chat_desktop.gui.main_window import TimelineView
 from bucket_chat_desktop.gui.models.timeline_model import (
     MAX_CHIPS,
@@ -444,10 +444,140 @@ def test_a_flood_of_reactions_and_dangling_replies_stay_bounded(qtbot: Any) -> N
     kinds = [what for what, _, _ in regions.parts]
     assert kinds.count("chip") == MAX_CHIPS - 1 and kinds[-1] == "more"
     assert rect.height() < 400
-    assert "r299" in (
-        delegate.part_tooltip(index, rect, view.font(), regions.parts[-1][2].center()) or ""
-    )
+    more = delegate.part_tooltip(index, rect, view.font(), regions.parts[-1][2].center()) or ""
+    first_hidden = f"r{MAX_CHIPS - 1}"
+    assert f"<b>{first_hidden}</b> · 1" in more  # one line per chip, the first 40
+    assert f"and {300 - (MAX_CHIPS - 1) - 40:,} more reactions" in more and "r299" not in more
     assert model.index(row_of(model, elsewhere.event_id)).data(Roles.Quote).status == "elsewhere"
     assert model.index(row_of(model, unknown.event_id)).data(Roles.Quote).status == "missing"
     odd = model.index(row_of(model, to_relation.event_id))  # relation-invalid: no quote
     assert odd.data(Roles.Quote) is None and odd.data(Roles.Layout)[8] is False
+
+
+def test_a_reply_to_itself_quotes_nothing_and_is_no_thread(qtbot: Any) -> None:
+    """Red team: an event id is the writer's choice, so a reply can name itself as its
+    parent. Before, it quoted itself and was the root of a thread holding itself ("1
+    reply", a thread panel with the root under itself); now it is a plain message."""
+    scene = Scene()
+    scene.join(BOB)
+    scene.t += 30_000
+
+    def build(parent: str | None) -> Event:
+        return build_event(
+            room_id=ROOM,
+            sender_id=BOB[0],
+            event_type=MESSAGE,
+            content={"body": "I reply to myself", "msgtype": "m.text"},
+            timestamp_ms=scene.t,
+            unique="selfref",
+            prev_event_hash=scene.heads.get(BOB[0]),
+            signing_key=BOB[1],
+            parent_event_id=parent,
+        )
+
+    ev = build(build(None).event_id)
+    assert ev.parent_event_id == ev.event_id
+    scene.items.append(Assessed(ev, TrustState.VERIFIED, "ok", "p", len(scene.items) + 1))
+    model = model_of(scene)
+    index = model.index(row_of(model, ev.event_id))
+    assert index.data(Roles.Quote) is None and index.data(Roles.Thread) is None
+    assert [f.kind for f in scene.relations().findings] == [Kind.RELATION_INVALID]
+    view, delegate = _view(qtbot, model)
+    regions = delegate.regions(index, view.visualRect(index), view.font())
+    assert not [what for what, _, _ in regions.parts if what in ("quote", "thread")]
+
+
+def test_the_more_chip_tooltip_of_a_reaction_flood_stays_small(qtbot: Any) -> None:
+    """Red team: 5,000 distinct reaction texts by one member. The "+n" chip's tooltip
+    was every hidden chip's full tooltip (470 KB of rich text here, 4.8 MB and about 2 s
+    of Qt layout at 50,000); now 40 lines and a count, whatever the flood."""
+    scene = Scene()
+    scene.join(ALICE)
+    scene.join(BOB)
+    msg = scene.msg(BOB, "react to me")
+    for i in range(5_000):
+        scene.react(CAROL, msg, f"k{i}", state=TrustState.UNVERIFIED)
+    model = model_of(scene)
+    view, delegate = _view(qtbot, model)
+    index = model.index(row_of(model, msg.event_id))
+    rect = view.visualRect(index)
+    regions = delegate.regions(index, rect, view.font())
+    tip = delegate.part_tooltip(index, rect, view.font(), regions.parts[-1][2].center()) or ""
+    assert len(tip) < 4_000 and tip.count("<br>") == 40
+    assert "⚠ not all verified" in tip and "and 4,937 more reactions" in tip
+
+
+def test_a_reaction_planted_under_ones_id_is_not_shown_as_ones_own() -> None:
+    """Red team: a reaction under this user's id from no key of theirs counts (marked
+    unverified), but the chip is not highlighted as theirs: a click adds their own
+    reaction instead of trying to take back one they never wrote."""
+    scene = Scene()
+    scene.join(ALICE)
+    scene.join(BOB)
+    msg = scene.msg(BOB, "react to me")
+    scene.react(ALICE, msg, "👍", state=TrustState.UNVERIFIED)
+    scene.react(ALICE, msg, "🎉")
+    model = model_of(scene)
+    chips = {c.key: c for c in model.index(row_of(model, msg.event_id)).data(Roles.Reactions)}
+    assert not chips["👍"].mine and not chips["👍"].all_verified
+    assert chips["🎉"].mine and chips["🎉"].all_verified
+
+
+def test_lookalike_reaction_texts_are_told_apart_in_their_tooltips() -> None:
+    """Red team: "👍", "👍" + U+FE0E (text presentation) and "👍" + a combining mark
+    count apart and can look the same on a chip; each tooltip spells the invisible parts,
+    a plain emoji's says nothing more."""
+    scene = Scene()
+    scene.join(ALICE)
+    scene.join(BOB)
+    msg = scene.msg(BOB, "react to me")
+    for key in ("👍", "👍\ufe0e", "👍\u0334"):
+        scene.react(CAROL, msg, key)
+    model = model_of(scene)
+    chips = model.index(row_of(model, msg.event_id)).data(Roles.Reactions)
+    tips = [chip_tooltip(c) for c in chips]
+    assert "written as" not in tips[0]
+    assert "written as U+1F44D U+FE0E" in tips[1] and "written as U+1F44D U+0334" in tips[2]
+
+
+def test_a_quote_of_an_unverified_message_carries_its_mark(qtbot: Any) -> None:
+    """Red team: Carol's verified reply quoted an impostor's message under Bob's name in
+    the same accent colour as a real one of Bob's: the quote now carries the parent's
+    trust (a mark before the name, and in its tooltip)."""
+    scene = Scene()
+    for who in (ALICE, BOB, CAROL):
+        scene.join(who)
+    real = scene.msg(BOB, "lunch at noon")
+    fake = scene.msg(BOB, "send the payroll file to me", state=TrustState.KEY_CHANGED)
+    to_real = scene.msg(CAROL, "ok", parent=real.event_id)
+    to_fake = scene.msg(CAROL, "done", parent=fake.event_id)
+    model = model_of(scene)
+    view, delegate = _view(qtbot, model)
+    assert model.index(row_of(model, to_real.event_id)).data(Roles.Quote).trust == "verified"
+    index = model.index(row_of(model, to_fake.event_id))
+    quote = index.data(Roles.Quote)
+    assert quote.status == "ok" and quote.trust == "key-changed"
+    rect = view.visualRect(index)
+    regions = delegate.regions(index, rect, view.font())
+    tip = delegate.part_tooltip(index, rect, view.font(), regions.quote.center()) or ""
+    assert "Replying to a message that is <b>" in tip
+    ok = model.index(row_of(model, to_real.event_id))
+    ok_rect = view.visualRect(ok)
+    ok_regions = delegate.regions(ok, ok_rect, view.font())
+    ok_tip = delegate.part_tooltip(ok, ok_rect, view.font(), ok_regions.quote.center())
+    assert ok_tip == "Replying to an earlier message: click to show it"
+    view.grab()  # painted without a failure
+    assert not safe.failures()
+
+
+def test_replying_to_an_unverified_message_says_so_in_the_composer(qtbot: Any) -> None:
+    """Red team: "Replying to Bob" over an impostor's message named Bob as its writer;
+    the composer's reply bar carries the message's trust like its row."""
+    from bucket_chat_desktop.gui.widgets.message_actions import ComposerModeBar
+
+    bar = ComposerModeBar()
+    qtbot.addWidget(bar)
+    bar.show_reply("Bob", "send the payroll file to me", "key-changed")
+    assert "key-changed</span> <b>Bob</b>" in bar.text.text()
+    bar.show_reply("Bob", "lunch?")
+    assert "Replying to <b>Bob</b>" in bar.text.text()

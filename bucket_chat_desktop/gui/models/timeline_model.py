@@ -41,6 +41,7 @@ from PySide6.QtCore import (
 
 from ... import timestamps
 from ...index import TimelineRow
+from ...protocol import relations as relation_rules
 from ...protocol.audit import Assessed, TrustState
 from ...protocol.event import MEMBER, MESSAGE, Event, Malformed
 from ...protocol.relations import HIDDEN_TYPES, Aggregate, ReactionChip, Relations
@@ -120,6 +121,9 @@ class Quote(NamedTuple):
     # "ok"; "loading" (its page is being read); "missing" (not read: "message not
     # loaded yet"); "deleted"; "elsewhere" (another room's: ignored by the rules)
     status: str
+    # the parent's shown trust (no better than its applied edits'): a reply quoting an
+    # impostor's message must not make it look like what its named sender said
+    trust: str = "verified"
 
 
 class ThreadSummary(NamedTuple):
@@ -433,7 +437,8 @@ class TimelineModel(QAbstractListModel):
 
     def _chip(self, chip: ReactionChip) -> Chip:
         who = tuple((self.names.shown(r.sender_id), r.sender_id, r.state) for r in chip.reactors)
-        mine = bool(self.own_user) and chip.by(self.own_user) is not None
+        # a reaction under this user's id that no key of theirs wrote is not theirs
+        mine = bool(self.own_user) and relation_rules.own_reaction(chip, self.own_user) is not None
         return Chip(chip.key, chip.count, mine, chip.all_verified, who)
 
     def _thread(self, row: Row) -> ThreadSummary | None:
@@ -451,7 +456,7 @@ class TimelineModel(QAbstractListModel):
         """The parent a row quotes: none for a reply to a relation event (a reaction,
         an edit, a deletion: not a message, relation-invalid under the rules)."""
         parent_id = row.parent
-        if parent_id is None:
+        if parent_id is None or parent_id == row.event_id:  # a reply to itself: invalid
             return None
         position = self.relations.positions.get(parent_id)
         if position is not None and self.relations.row_of(position) is None:
@@ -481,7 +486,8 @@ class TimelineModel(QAbstractListModel):
         if parent.kind in ("file", "image") and not text:
             text = "an attachment"
         first = next((line for line in text.splitlines() if line.strip()), "")
-        return Quote(parent_id, name, one_line(first, 160), "ok")
+        trust = agg.state(parent.trust) if agg is not None else parent.trust
+        return Quote(parent_id, name, one_line(first, 160), "ok", trust)
 
     def _held(self, event_id: str) -> Row | None:
         """A confirmed row held (exposed or fetched ahead) by its event id."""
@@ -741,8 +747,12 @@ class TimelineModel(QAbstractListModel):
         Relation events are not rows (their aggregates come with the audit)."""
         if self._rows or self._above:
             return
+        deleted = _deleted_among(rows)
         rows = [
-            x for x in rows if isinstance(x.event, Malformed) or x.event.type not in HIDDEN_TYPES
+            x
+            for x in rows
+            if isinstance(x.event, Malformed)
+            or (x.event.type not in HIDDEN_TYPES and x.event.event_id not in deleted)
         ]
         converted = [Row.from_cached(x) for x in rows]
         # A damaged row has no time of its own: it takes its neighbour's, so it starts
@@ -1000,3 +1010,18 @@ TRUST_LABELS = {
     TrustState.KEY_CHANGED.value: "Key changed",
     "": "Sending",
 }
+
+
+def _deleted_among(rows: Sequence[TimelineRow]) -> frozenset[str]:
+    """The cached rows a cached deletion among them takes back (the relation rules on
+    these rows and their cached verdicts). Shown before the audit, such a row would show
+    the text its sender deleted until the audit's relations arrive: it is left out."""
+    events = [
+        relation_rules.Row(i, x.event, x.state.value)
+        for i, x in enumerate(rows)
+        if isinstance(x.event, Event)
+    ]
+    if not any(r.event.type == relation_rules.REDACTION for r in events):
+        return frozenset()
+    rel = relation_rules.build(events[0].event.room_id, events)
+    return frozenset(k for k, agg in rel.aggregates.items() if agg.redacted is not None)

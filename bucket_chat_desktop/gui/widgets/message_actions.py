@@ -171,6 +171,7 @@ class Target:
     can_edit: bool
     can_delete: bool
     edited: bool
+    trust: str = "verified"  # as the row shows it (no better than its applied edits)
 
 
 class HoverBar(QFrame):
@@ -311,12 +312,17 @@ class ComposerModeBar(QFrame):
         self.mode = ""
         self.hide()
 
-    def show_reply(self, name: str, text: str) -> None:
+    def show_reply(self, name: str, text: str, trust: str = "verified") -> None:
         self.mode = "reply"
         self.icon.setPixmap(reply_icon(icon_color()).pixmap(18, 18))
         first = one_line(text.strip().split("\n", 1)[0], PREVIEW) or "(no text)"
+        mark = ""
+        if trust != "verified":  # the name is what the message claims, not who wrote it
+            color = TRUST_COLORS.get(trust, TRUST_COLORS["invalid"])
+            symbol = TRUST_SYMBOLS.get(trust, TRUST_SYMBOLS["invalid"])
+            mark = f"<span style='color:{color}'>{symbol} {html_escape(trust)}</span> "
         self.text.setText(
-            f"Replying to <b>{html_escape(one_line(name, 80))}</b>: "
+            f"Replying to {mark}<b>{html_escape(one_line(name, 80))}</b>: "
             f"<span style='color:{_muted()}'>{html_escape(first)}</span>"
         )
         self.show()

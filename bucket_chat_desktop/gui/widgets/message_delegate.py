@@ -8,7 +8,9 @@ and clicks alike (``hit``)."""
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -488,6 +490,14 @@ class MessageDelegate(SafeDelegate):
         bold = QFont(small)
         bold.setBold(True)
         bfm = QFontMetrics(bold)
+        if quote.trust != "verified":  # the parent's mark, before its sender's name
+            color = QColor(TRUST_COLORS.get(quote.trust, TRUST_COLORS["invalid"]))
+            mark = f"{TRUST_SYMBOLS.get(quote.trust, TRUST_SYMBOLS['invalid'])} "
+            painter.setFont(bold)
+            painter.setPen(color)
+            mark_w = bfm.horizontalAdvance(mark)
+            painter.drawText(QRect(x, r.top(), mark_w, r.height()), flags, mark)
+            x += mark_w
         name = display_name_safe(quote.name) or shown_id(quote.name)
         name = bfm.elidedText(name, Qt.TextElideMode.ElideRight, max(0, (right - x) * 2 // 5))
         name_w = bfm.horizontalAdvance(name) + 1
@@ -881,9 +891,15 @@ class MessageDelegate(SafeDelegate):
                 continue
             if what == "edited":
                 return edited_tooltip(payload)
-            chips = payload if what == "more" else (payload,)
-            return "<br>".join(chip_tooltip(c) for c in chips)
+            if what == "more":
+                return more_tooltip(payload)
+            return chip_tooltip(payload)
         if regions.quote is not None and regions.quote.contains(pos):
+            quote = index.data(Roles.Quote)
+            trust = quote.trust if quote is not None and quote.status == "ok" else "verified"
+            if trust != "verified":
+                label = html_escape(TRUST_LABELS.get(trust, trust))
+                return f"Replying to a message that is <b>{label}</b>: click to show it"
             return "Replying to an earlier message: click to show it"
         if regions.thread is not None and regions.thread.contains(pos):
             return "Open this thread"
@@ -920,6 +936,9 @@ def tooltip_html(index: Index) -> str:
 def chip_tooltip(chip: Chip) -> str:
     """Who reacted so: each by display name and real id, with their trust state."""
     lines = [f"<b>{html_escape(chip.key)}</b> · {chip.number}"]
+    spelled = spelled_key(chip.key)
+    if spelled:
+        lines.append(f"<small>written as {spelled}</small>")
     for name, sender, state in chip.who[:50]:
         clean = display_name_safe(name) if name and name != sender else ""
         who = (
@@ -934,6 +953,34 @@ def chip_tooltip(chip: Chip) -> str:
         lines.append(f"and {len(chip.who) - 50:,} more")
     if not chip.all_verified:
         lines.append("⚠ not every reaction here is verified")
+    return "<br>".join(lines)
+
+
+def spelled_key(key: str) -> str:
+    """The code points of a reaction text that holds invisible parts (variation
+    selectors, joiners, combining marks), else "". Such texts make chips that look
+    alike but count apart ("👍" and "👍" + U+FE0E, a letter under 30 combining marks):
+    the tooltip tells them apart."""
+    if not any(unicodedata.category(ch) in ("Mn", "Me", "Cf") for ch in key):
+        return ""
+    return " ".join(f"U+{ord(ch):04X}" for ch in key)
+
+
+MORE_IN_TOOLTIP = 40  # chips the "+n" chip's tooltip lists, one line each
+
+
+def more_tooltip(chips: Sequence[Chip]) -> str:
+    """The "+n" chip's tooltip: the first chips it stands for, one line each (text,
+    count, a mark when not every reaction is verified), and how many more. A member can
+    write tens of thousands of distinct reaction texts: each chip's full tooltip, all of
+    them, made a 5 MB rich text that took Qt seconds to lay out under the mouse."""
+    lines = []
+    for chip in chips[:MORE_IN_TOOLTIP]:
+        mark = "" if chip.all_verified else " ⚠ not all verified"
+        lines.append(f"<b>{html_escape(chip.key)}</b> · {chip.number}{mark}")
+    rest = len(chips) - MORE_IN_TOOLTIP
+    if rest > 0:
+        lines.append(f"and {rest:,} more reaction{'s' if rest > 1 else ''}")
     return "<br>".join(lines)
 
 

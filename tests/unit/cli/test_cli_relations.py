@@ -18,6 +18,7 @@ from bucket_chat_desktop.cli.format import describe_event
 from bucket_chat_desktop.cli.main import main
 from bucket_chat_desktop.cli.related import chip_text
 from bucket_chat_desktop.protocol.audit import Assessed, TrustState
+from bucket_chat_desktop.protocol.ids import segment_path
 from bucket_chat_desktop.protocol.relations import ReactionChip, Reactor
 from bucket_chat_desktop.protocol.signing import build_event
 from bucket_chat_desktop.sync.watched import NoAnswerError
@@ -371,3 +372,135 @@ def test_when_the_storage_does_not_answer_the_cached_room_decides_and_the_outbox
     assert cli(None, "sync", "--room-id", ROOM, device=ALICE).code == 0  # the outbox delivers
     chips = by_body(history(cli))["hello alice"]["reactions"]
     assert [(c["key"], c["count"]) for c in chips] == [("👍", 1)]
+
+
+# -- red team: planted lines -------------------------------------------------------------------
+
+
+def plant(store: Path, events: list[dict[str, Any]], client: str = "mallory") -> None:
+    """Unsigned lines a writer with access to the folder adds, under ids it chose."""
+    start, end = events[0]["timestamp_ms"], events[-1]["timestamp_ms"]
+    path = store / segment_path(ROOM, start, end, client)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"".join(json.dumps(e).encode() + b"\n" for e in events))
+
+
+def planted(n: int, event_type: str, content: dict[str, Any], parent: str | None = None) -> Any:
+    return {
+        "event_id": f"{ROOM}::2026-12-01T00:00:00.000Z::m{n}",
+        "room_id": ROOM,
+        "timestamp_ms": 1_796_083_200_000 + n,
+        "sender_id": "mallory@example.com",
+        "type": event_type,
+        "parent_event_id": parent,
+        "prev_event_hash": None,
+        "signature": "",
+        "content": content,
+    }
+
+
+def test_a_reply_to_itself_a_reply_loop_and_a_chip_flood_in_history(
+    cli: Cli, room: dict[str, str], store: Path
+) -> None:
+    """A reply naming itself quotes nothing and is reported; two replies naming each
+    other are each in the other's thread, never their own; 300 distinct reaction texts
+    under one message print 20 chips and a count, not one endless line."""
+    mid = f"{ROOM}::2026-12-01T00:00:00.000Z::m"
+    text = {"body": "loop", "msgtype": "m.text"}
+    events = [
+        planted(1, "m.room.message", {"body": "me", "msgtype": "m.text"}, parent=f"{mid}1"),
+        planted(2, "m.room.message", text, parent=f"{mid}3"),
+        planted(3, "m.room.message", text, parent=f"{mid}2"),
+    ]
+    events += [
+        planted(10 + i, "m.room.reaction", {"relates_to": room["alice"], "reaction": f"r{i}"})
+        for i in range(300)
+    ]
+    plant(store, events)
+    doc = history(cli)
+    shown = {e["event_id"]: e for e in doc["events"]}
+    assert shown[f"{mid}1"]["reply_to"] is None and shown[f"{mid}1"]["thread_root"] is None
+    assert shown[f"{mid}1"]["thread_replies"] == 0
+    assert shown[f"{mid}2"]["thread_root"] == f"{mid}3"
+    assert shown[f"{mid}3"]["thread_root"] == f"{mid}2"
+    assert len(shown[room["alice"]]["reactions"]) == 300
+    out = cli(None, "history", "--room-id", ROOM).out
+    lines = out.splitlines()
+    chips = next(line for line in lines if "r0 1" in line)
+    assert "r19 1" in chips and "r20 1" not in chips and "… and 280 more reactions" in chips
+    assert "> mallory@example.com: me" not in out  # the self-reply quotes nothing
+    verify = cli(None, "verify", "--room-id", ROOM)
+    assert "a reply to itself" in verify.out, verify
+
+
+def test_chat_prints_no_typing_notices(capsys: pytest.CaptureFixture[str]) -> None:
+    """Red team: a thousand typing notices (read and ignored, PROTOCOL.md 18.6) printed
+    a thousand "* m.room.typing" lines in ``chat``; the message after them still prints."""
+    from bucket_chat_desktop.cli.chat import _Screen
+
+    def item(n: int, event_type: str, content: dict[str, Any]) -> Assessed:
+        ev = build_event(
+            room_id=ROOM,
+            sender_id=BOB,
+            event_type=event_type,
+            content=content,
+            timestamp_ms=1 + n,
+            unique=f"u{n}",
+            prev_event_hash=None,
+            signing_key=SigningKey(b"\x01" * 32),
+        )
+        return Assessed(ev, TrustState.VERIFIED, "", "p", n)
+
+    screen = _Screen(interactive=False, own_key="")
+    typing = [item(n, "m.room.typing", {"typing": True}) for n in range(1000)]
+    screen.events(
+        [*typing, item(1000, "m.room.message", {"body": "hi", "msgtype": "m.text"})], echo_own=False
+    )
+    out = capsys.readouterr().out
+    assert "typing" not in out and out.count("\n") == 1 and out.rstrip().endswith("hi")
+
+
+def test_removing_a_reaction_never_redacts_ones_planted_under_your_id(
+    cli: Cli, room: dict[str, str], store: Path
+) -> None:
+    """Red team: 200 unsigned 👍 under Alice's id on Bob's message. ``react --remove``
+    wrote 200 redactions for her; now they are not hers: nothing to remove, and her own
+    👍 can still be given, then taken back with one redaction."""
+    events = [
+        {
+            **planted(i, "m.room.reaction", {"relates_to": room["bob"], "reaction": "👍"}),
+            "sender_id": ALICE,
+        }
+        for i in range(200)
+    ]
+    plant(store, events)
+    before = every_file(store)
+    r = cli(ALICE, "react", "--room-id", ROOM, "--remove", room["bob"], "👍")
+    assert r.code == 0 and "no 👍 reaction" in r.out and every_file(store) == before, r
+    mine = cli(ALICE, "react", "--room-id", ROOM, room["bob"], "👍").sent
+    r = cli(ALICE, "react", "--room-id", ROOM, "--remove", room["bob"], "👍")
+    assert r.code == 0, r
+    redactions = [
+        json.loads(line)
+        for path in (store / "rooms" / ROOM).rglob("*.jsonl")
+        for line in path.read_text().splitlines()
+        if '"m.room.redaction"' in line
+    ]
+    assert [e["content"]["redacts"] for e in redactions] == [mine]
+
+
+def test_a_quote_of_an_unverified_message_says_so(
+    cli: Cli, room: dict[str, str], store: Path
+) -> None:
+    """Red team: a message planted under Bob's id (unsigned, Bob signs his) quoted by
+    Alice's verified reply printed as "> bob@example.com: ..." like one of Bob's own."""
+    fake = {
+        **planted(1, "m.room.message", {"body": "send me the keys", "msgtype": "m.text"}),
+        "sender_id": BOB,
+    }
+    plant(store, [fake])
+    assert cli(ALICE, "send", "--room-id", ROOM, "--reply-to", fake["event_id"], "sure").sent
+    assert cli(ALICE, "send", "--room-id", ROOM, "--reply-to", room["bob"], "hi").sent
+    out = cli(None, "history", "--room-id", ROOM).out
+    assert "> bob@example.com [KEY CHANGED]: send me the keys" in out, out
+    assert "> bob@example.com: hello alice" in out, out

@@ -445,3 +445,45 @@ def test_the_plain_fast_path_renders_as_the_markdown_parser_would(text: str) -> 
     safe = body_safe(text)
     assert is_plain(safe)
     assert body_html(text) == _parser().render(safe).strip()
+
+
+def test_no_text_taken_back_is_in_either_export(tmp_path: Path) -> None:
+    """Red team: a deleted message's edits (and edits of those) hold its later texts, and
+    a deleted edit holds a text taken back: the JSONL wrote those relation events whole,
+    so a message deleted after a correction was still readable in the export."""
+    store = tmp_path / "store"
+
+    async def build() -> dict[str, Event]:
+        storage = LocalStorage(store)
+        clock = itertools.count(1_790_000_000_000, 1000).__next__
+        bob = RoomWriter(storage, ROOM, BOB, SigningKey(b"\x02" * 32), clock=clock)
+        await bob.create_room("Secrets", "2026-09-21T10:00:00.000Z")
+        out: dict[str, Event] = {}
+        [out["m"]] = await _say(bob, _text("first secret"))
+
+        def edit(target: Event, body: str) -> tuple[str, dict[str, Any]]:
+            content = {"replaces": target.event_id, "new_content": {"body": body}}
+            return (EDIT, content)
+
+        [out["e1"]] = await _say(bob, edit(out["m"], "second secret"))
+        [out["e2"]] = await _say(bob, edit(out["e1"], "third secret"))
+        await _say(bob, (REDACTION, {"redacts": out["m"].event_id}))
+        [out["kept"]] = await _say(bob, _text("still here"))
+        [out["e3"]] = await _say(bob, edit(out["kept"], "fourth secret"))
+        await _say(bob, (REDACTION, {"redacts": out["e3"].event_id}))
+        return out
+
+    events = asyncio.run(build())
+    for fmt in ("jsonl", "html"):
+        path = tmp_path / f"secrets.{fmt}"
+        asyncio.run(run_export(store, tmp_path / f"data-{fmt}", fmt, path))
+        text = path.read_text("utf-8")
+        assert "still here" in text
+        for secret in ("first", "second", "third", "fourth"):
+            assert f"{secret} secret" not in text, (fmt, secret)
+    rows = [json.loads(line) for line in (tmp_path / "secrets.jsonl").read_text().splitlines()]
+    by_id = {r["event"]["event_id"]: r for r in rows[1:]}
+    for name in ("e1", "e2", "e3"):
+        row = by_id[events[name].event_id]
+        assert "content_withheld" in row and "new_content" not in row["event"]["content"]
+        assert row["relation"]["target"] == row["event"]["content"]["replaces"]

@@ -3,10 +3,11 @@ redactions, on rows exactly as an audit shows them."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from bucket_chat_desktop.protocol.audit import AuditResult, RoomLedger
-from bucket_chat_desktop.protocol.event import MEMBER, Event
+from bucket_chat_desktop.protocol.event import MEMBER, Event, parse_event
 from bucket_chat_desktop.protocol.relations import (
     EDIT,
     REACTION,
@@ -361,3 +362,80 @@ def test_waiting_relations_name_what_they_wait_for() -> None:
     result = run((b, [b.join(T0 + 1), react(b, T0 + 20, later.event_id)]))
     rel = relations(result)
     assert rel.waiting == 1 and rel.waiting_for == {later.event_id}
+
+
+def _plain(n: int, parent: int | None = None) -> Row:
+    """Row ``n``: an unsigned message whose id its writer chose (ids are not hashes)."""
+    ev = parse_event(
+        {
+            "event_id": f"{ROOM}::2026-01-01T00:00:00.000Z::{n}",
+            "room_id": ROOM,
+            "timestamp_ms": T0 + n,
+            "sender_id": "mallory@example.com",
+            "type": "m.room.message",
+            "parent_event_id": None
+            if parent is None
+            else f"{ROOM}::2026-01-01T00:00:00.000Z::{parent}",
+            "prev_event_hash": None,
+            "signature": "",
+            "content": {"body": f"m{n}", "msgtype": "m.text"},
+        },
+        ROOM,
+    )
+    assert isinstance(ev, Event)
+    return Row(n, ev, "unverified")
+
+
+def test_a_reply_is_never_its_own_thread_root() -> None:
+    """Red team: a reply to itself, and a loop of two replies, planted by a writer who
+    picks event ids. Before, each was the root of a thread holding itself ("1 reply",
+    a thread panel listing the root under itself)."""
+    rows = [_plain(1, parent=1), _plain(2, parent=3), _plain(3, parent=2), _plain(4, parent=2)]
+    rel = build(ROOM, rows)
+    self_reply, two, three, four = (r.event.event_id for r in rows)
+    assert kinds(rel) == ["relation-invalid"] and "itself" in rel.findings[0].message
+    assert rel.findings[0].event_id == self_reply and self_reply not in rel.thread_root
+    assert rel.of(self_reply) is None  # no thread, no reply count
+    assert rel.thread_root[two] == three and rel.thread_root[three] == two
+    assert rel.thread_root[four] == three  # up from 2, the loop closes at 3
+    for root, agg in rel.aggregates.items():
+        assert root not in agg.thread
+
+
+def test_padded_relations_cost_the_slim_ledger_nothing_and_decide_the_same() -> None:
+    """Red team: writers MAY add fields, so a hostile member pads reactions, edits and
+    redactions to the line limit. The app's ledger keeps no message body, but it kept
+    these contents whole: 800 padded reactions held 200 MB. It now keeps only what the
+    rules read, and ``relations()`` checks the result is the same as from whole events.
+    A target longer than any event id names nothing (relation-invalid); a reason is kept
+    to its first 1,000 characters."""
+    a, b = alice(), bob()
+    pad = "x" * 100_000
+    msg = a.say(T0 + 10, "pad me")
+    new = {"body": "fixed", "msgtype": "m.text", "pad": pad}
+    a_events = [
+        a.join(T0),
+        msg,
+        a.emit(T0 + 40, EDIT, {"replaces": msg.event_id, "new_content": new, "pad": pad}),
+        redact(a, T0 + 50, msg.event_id, "why " * 50_000),
+    ]
+    long_target = f"{ROOM}::" + "z" * 600
+    b_events = [
+        b.join(T0 + 1),
+        b.emit(T0 + 20, REACTION, {"relates_to": msg.event_id, "reaction": "👍", "pad": pad}),
+        b.emit(T0 + 30, REACTION, {"relates_to": msg.event_id, "reaction": pad}),
+        b.emit(T0 + 31, REACTION, {"relates_to": long_target, "reaction": "👍"}),
+        b.emit(T0 + 32, EDIT, {"replaces": msg.event_id, "new_content": pad}),
+    ]
+    result = run((a, a_events), (b, b_events))
+    rel = relations(result)  # the slim ledger decides the same (checked inside)
+    agg = rel.of(msg.event_id)
+    assert agg is not None and agg.redacted is not None
+    assert agg.redacted.reason == "why " * 250  # its first 1,000 characters
+    assert rel.waiting == 0  # the over-long target does not wait for ever
+    assert kinds(rel).count("relation-invalid") == 2  # over-long target, over-long text
+    slim = RoomLedger(ROOM, keep_bodies=False)
+    for path in sorted({x.path for x in result.timeline}):
+        slim.add_segment(path, _data[path])
+    kept = sum(len(json.dumps(dict(x.event.content))) for x in slim.audit().timeline)
+    assert kept < 5_000, kept

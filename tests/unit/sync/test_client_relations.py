@@ -4,6 +4,7 @@ index and engine: what is sent is what every reader's relations show (PROTOCOL.m
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +13,13 @@ from nacl.signing import SigningKey
 
 from bucket_chat_desktop.protocol.audit import RoomLedger, prepare_segment
 from bucket_chat_desktop.protocol.event import MEMBER, MESSAGE, Event
-from bucket_chat_desktop.protocol.relations import REACTION, Relations
+from bucket_chat_desktop.protocol.ids import segment_path
+from bucket_chat_desktop.protocol.relations import REACTION, TYPING, Relations
+from bucket_chat_desktop.protocol.relations import build as build_relations
 from bucket_chat_desktop.protocol.segment import encode_segment, path_for
 from bucket_chat_desktop.protocol.signing import build_event
 from bucket_chat_desktop.settings import Settings, StorageSettings
+from bucket_chat_desktop.sync import room_state as room_state_module
 from bucket_chat_desktop.sync.client import ChatClient, RoomRef
 from bucket_chat_desktop.sync.events import EngineEvent, EventsAppended, RoomLoaded
 from bucket_chat_desktop.sync.room_state import RoomState
@@ -158,3 +162,84 @@ def test_relations_are_rebuilt_only_when_new_rows_can_change_them() -> None:
     room.result = ledger.audit()  # a full audit: rebuilt, the same content
     again = room.relations()
     assert again is not now and again == now
+
+    # Typing notices, one append each (red team: a thousand of them rebuilt the room's
+    # relations a thousand times): hidden without a rebuild, the same as a full build.
+    calls: list[int] = []
+    real = room_state_module.build_relations
+
+    def counted(*args: Any) -> Relations:
+        calls.append(1)
+        return real(*args)
+
+    room_state_module.build_relations = counted  # type: ignore[assignment]
+    try:
+        for i in range(20):
+            append(ev(TYPING, {"typing": True}, t + 10 + i))
+            typed = room.relations()
+        assert typed is not None and calls == []
+        assert list(typed.hidden) == [3, 5, *range(6, 26)]
+        assert typed == build_relations(ROOM, room.result.timeline)  # type: ignore[union-attr]
+        append(ev(REACTION, {"relates_to": first_msg.event_id, "reaction": "🚀"}, t + 40))
+        assert room.relations() is not typed and calls == [1]  # a relation: rebuilt
+    finally:
+        room_state_module.build_relations = real  # type: ignore[assignment]
+
+
+def test_taking_back_a_reaction_redacts_only_ones_own(tmp_path: Path) -> None:
+    """Red team: 500 unsigned reactions planted under Alice's id. They count (marked
+    unverified), but they are not hers: her one click to take back her 👍 redacted every
+    one of them (500 events written; 100,000 planted, 100,000 written). Now it redacts
+    her verified reaction only; with none of hers, nothing is written at all."""
+    store = tmp_path / "store"
+    store.mkdir()
+    entry = StorageSettings(str(store), "Team share", [])
+    client = ChatClient(
+        Settings(ALICE, "Alice", [entry]),
+        ALICE,
+        SigningKey(bytes(range(32))),
+        lambda _sid, _event: None,
+        data_dir=tmp_path / "data",
+    )
+
+    def planted(target: str, key: str, name: str, n: int) -> bytes:
+        lines = []
+        for i in range(n):
+            ev = {
+                "event_id": f"{ROOM}::2026-01-01T00:00:00.000Z::{name}{i}",
+                "room_id": ROOM,
+                "timestamp_ms": 1_767_225_600_000 + i,
+                "sender_id": ALICE,
+                "type": REACTION,
+                "parent_event_id": None,
+                "prev_event_hash": None,
+                "signature": "",
+                "content": {"relates_to": target, "reaction": key},
+            }
+            lines.append(json.dumps(ev).encode() + b"\n")
+        return b"".join(lines)
+
+    async def scenario() -> None:
+        await client.attach(entry)
+        try:
+            ref = await client.create_room(entry.id, ROOM, "Plans")
+            [msg] = await client.send_text(ref, "ship it?")
+            [mine] = await client.react(ref, msg.event_id, "👍")
+            for key, name, n in (("👍", "thumbs", 500), ("🎉", "party", 50)):
+                path = store / segment_path(ROOM, 1_767_225_600_000, 1_767_225_600_999, name)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(planted(msg.event_id, key, name, n))
+            await client.reaudit(ref)
+            planted_id = f"{ROOM}::2026-01-01T00:00:00.000Z::party0"
+            rel = await _settled(client, ref, [msg.event_id, mine.event_id, planted_id])
+            chips = {c.key: c for c in rel.of(msg.event_id).reactions}  # type: ignore[union-attr]
+            reactor = chips["👍"].by(ALICE)
+            assert reactor is not None and len(reactor.event_ids) == 501
+            assert reactor.state == "verified"  # her own among them (counted once)
+            [un] = await client.unreact(ref, msg.event_id, "👍")
+            assert un.content == {"redacts": mine.event_id}
+            assert await client.unreact(ref, msg.event_id, "🎉") == []  # none is hers
+        finally:
+            await client.close()
+
+    asyncio.run(scenario())
