@@ -514,14 +514,17 @@ class SyncEngine:
 
     def _related(self, hit: SearchHit, given: Mapping[str, Relations] | None) -> SearchHit | None:
         """``hit`` as the room's relations have it (see ``search``), or None when they
-        hide it. A room without relations yet (not read) keeps its hits as found."""
+        hide it. A room without relations yet (not read since the app started) keeps its
+        messages' hits as found, but not an edit's: an edit's text counts only once the
+        rules applied it (a forged edit's text must never find, let alone show, a
+        message)."""
         relations = given.get(hit.room_id) if given is not None else None
         if relations is None:
             room = self.rooms.get(hit.room_id)
             view = room.view if room is not None else None
             relations = view.relations if view is not None else None
         if relations is None:
-            return hit
+            return None if hit.edited else hit
         edited_to = self._edit_targets(hit.room_id, relations)
         target = hit.event_id
         if hit.edited:

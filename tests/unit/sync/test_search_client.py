@@ -217,3 +217,35 @@ def test_the_rooms_relations_decide_what_edits_and_deletions_find(tmp_path: Path
     assert second.event_id == kept_id  # an edit of an edit finds the original
     (old,) = out["original"].hits  # found by the text it had: marked as replaced since
     assert old.event_id == kept_id and old.superseded and not old.edited
+
+
+def test_an_edits_text_finds_nothing_before_the_rooms_relations_are_known() -> None:
+    """Until a room's relations are built (not read since start), an edit's text is not
+    known to be applied: it could be another sender's forged edit. Its hit is dropped;
+    the message's own text still finds it."""
+    from types import SimpleNamespace
+
+    from bucket_chat_desktop.index.search import SearchHit, Snippet
+    from bucket_chat_desktop.sync.engine import SyncEngine
+
+    def hit(source: str) -> SearchHit:
+        return SearchHit(
+            "room-1",
+            "room-1::2025-01-01T00:00:00Z::m",
+            source,
+            "bob@example.com",
+            1,
+            None,
+            "",
+            Snippet("pay to account 2", ((0, 3),), False, False),
+            "rooms/room-1/logs/x.jsonl",
+            1,
+            1,
+        )
+
+    nobody = SimpleNamespace(rooms={})
+    own = hit("room-1::2025-01-01T00:00:00Z::m")
+    forged = hit("room-1::2025-01-01T00:00:01Z::e")
+    assert forged.edited and not own.edited
+    assert SyncEngine._related(nobody, own, None) is own  # type: ignore[arg-type]
+    assert SyncEngine._related(nobody, forged, None) is None  # type: ignore[arg-type]
