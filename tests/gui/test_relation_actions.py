@@ -535,6 +535,17 @@ def test_versions_escape_hostile_text() -> None:
     assert "not verified" in html and "invalid" in html
 
 
+def test_versions_of_a_message_edited_hundreds_of_times_stay_one_page() -> None:
+    from bucket_chat_desktop.gui.widgets.message_actions import MAX_SHOWN_EDITS, Version
+
+    edits = [Version(f"Edit {i}", T0 + i, "verified", f"text {i} " * 2000) for i in range(1, 301)]
+    html = versions_html([Version("Original", T0, "verified", "first words"), *edits])
+    assert "first words" in html and "Edit 300" in html  # the original and the newest
+    assert f"Edit {300 - MAX_SHOWN_EDITS}<" not in html  # the older ones left out...
+    assert f"{300 - MAX_SHOWN_EDITS:,} earlier edits are not shown" in html  # ...and said so
+    assert len(html) < MAX_SHOWN_EDITS * 40_000
+
+
 # -- threads --------------------------------------------------------------------------------
 
 

@@ -421,12 +421,24 @@ class Version:
     body: str | None  # None: not readable now (the original not loaded)
 
 
+MAX_SHOWN_EDITS = 50  # a message edited hundreds of times stays a page, not megabytes
+
+
 def versions_html(versions: Sequence[Version]) -> str:
     """The versions, newest first, each with its time and trust state; bodies rendered
-    as the timeline renders them (``markdown.to_html``: escaped, bounded)."""
+    as the timeline renders them (``markdown.to_html``: escaped, bounded). The original
+    (first) and the newest ``MAX_SHOWN_EDITS`` edits; a line says how many are left out."""
     parts = []
     muted = _muted()
+    left_out = max(0, len(versions) - 1 - MAX_SHOWN_EDITS)
+    if left_out:
+        versions = [versions[0], *versions[len(versions) - MAX_SHOWN_EDITS :]]
     for i, v in enumerate(reversed(versions)):
+        if left_out and i == len(versions) - 1:
+            parts.append(
+                f"<p style='color:{muted}'><i>{left_out:,} earlier edits are not shown "
+                "here (the export of the room has every one).</i></p><hr>"
+            )
         color = TRUST_COLORS.get(v.state, TRUST_COLORS[""])
         symbol = TRUST_SYMBOLS.get(v.state, "?")
         word = TRUST_WORDS.get(v.state, "unknown")
