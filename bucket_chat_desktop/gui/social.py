@@ -84,6 +84,8 @@ class Social(QObject):
         old = self.marker_row()
         self.marker = self.delegate.first_unread = event_id
         model = self._model()
+        if model is not None:  # thread summaries count the replies after the line
+            model.set_read_mark(event_id)
         for row in {old, self.marker_row()} - {-1}:
             if model is not None:
                 self.delegate.sizeHintChanged.emit(model.index(row))

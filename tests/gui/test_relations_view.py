@@ -161,6 +161,19 @@ def test_relation_rows_are_hidden_and_their_targets_show_them(qtmodeltester: Any
     assert thread is not None and thread.replies == 2 and thread.unread is None
     model.read_position = len(scene.items) - 4  # Alice's reply and later are unread
     assert ask.data(Roles.Thread).unread == 1
+    # the "New messages" line sets the mark by event id (gui/social.py): the same count
+    model.read_position = None
+    replies = ask.data(Roles.Thread).replies
+    first_reply = scene.items[len(scene.items) - 4].event.event_id
+    shown_reply = next(
+        (i for i in range(model.rowCount()) if model.row(i).event_id == first_reply), None
+    )
+    assert shown_reply is not None  # Alice's reply is a row of its own
+    model.set_read_mark(first_reply)
+    assert model.read_position == len(scene.items) - 4
+    assert ask.data(Roles.Thread).unread == 1 and ask.data(Roles.Thread).replies == replies
+    model.set_read_mark("")  # the line gone: no unread count
+    assert model.read_position is None and ask.data(Roles.Thread).unread is None
 
     answer = model.index(row_of(model, ev["answer"].event_id))
     quote = answer.data(Roles.Quote)

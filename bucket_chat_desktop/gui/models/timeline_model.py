@@ -530,6 +530,21 @@ class TimelineModel(QAbstractListModel):
                 return i
         return None
 
+    def set_read_mark(self, event_id: str) -> None:
+        """The room's first unread message (the "New messages" line): replies at or after
+        it count as unread in their thread's summary. An empty id, or one not held: no
+        mark (the summaries then say only how many replies)."""
+        position: int | None = None
+        for i, row in enumerate(self._rows):
+            if event_id and row.event_id == event_id and not row.echo:
+                position = self.relations.position_of(self._first + i)
+                break
+        if position == self.read_position:
+            return
+        self.read_position = position
+        if self._rows:  # thread summaries change size: every row is asked again
+            self.dataChanged.emit(self.index(0), self.index(len(self._rows) - 1))
+
     def shown_row_of(self, event_id: str) -> int | None:
         """The shown-row number (over the whole audit) of a row named by the relations."""
         position = self.relations.positions.get(event_id)
