@@ -9,6 +9,7 @@
   passphrase in ``BUCKET_CHAT_PASSPHRASE`` (no OS keyring is touched for device keys).
 - ``memory_keyring``: an in-memory keyring backend to hand to ``ProfileStore(backend=…)``
   where a test needs storage keys kept (it is not installed globally).
+- ``launch(settings)``: the app started as at start-up (``desk.py``), quit at teardown.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import contextlib
 import gc
 import os
 import warnings
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -138,3 +139,12 @@ def shot(widget: Any, name: str, tmp_path: Path) -> Path:
         Path(folder).mkdir(parents=True, exist_ok=True)
         image.save(str(Path(folder) / f"{name}.png"))
     return path
+
+
+@pytest.fixture
+def launch(qtbot: Any, qloop: Any, home: Path, qapp: Any) -> Iterator[Callable[..., Any]]:
+    """Start the app the way ``bucket-chat-desktop`` does once settings exist; each call
+    returns a ``desk.Desk``."""
+    from desk import launching  # imports the app: only for the tests that ask
+
+    yield from launching(qtbot, qapp)
