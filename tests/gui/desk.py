@@ -2,16 +2,16 @@
 qasync loop, the window it built, and the waits a test needs on top of it.
 
 ``launch`` (the fixture in ``conftest.py``) starts the app through ``launching``; a test
-module imports ``Desk``, ``settings_for``, ``wait_for`` and ``answer_when_shown`` from here.
+module imports ``Desk``, ``settings_for`` and ``answer_when_shown`` from here.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QWidget
@@ -22,14 +22,6 @@ from bucket_chat_desktop.gui.models.timeline_model import Row, TimelineModel
 from bucket_chat_desktop.settings import Settings, StorageSettings
 
 ALICE = "alice@example.com"
-T = TypeVar("T")
-
-
-def wait_for(qtbot: Any, coro: Coroutine[Any, Any, T], timeout: int = 15_000) -> T:
-    """Await ``coro`` on the test's qasync loop, spinning Qt meanwhile."""
-    task = asyncio.ensure_future(coro)
-    qtbot.waitUntil(task.done, timeout=timeout)
-    return task.result()
 
 
 def answer_when_shown(kind: type[QWidget], act: Callable[[Any], None]) -> None:

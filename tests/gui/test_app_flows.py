@@ -28,7 +28,8 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from desk import ALICE, Desk, answer_when_shown, settings_for, wait_for
+from conftest import wait_for
+from desk import ALICE, Desk, answer_when_shown, settings_for
 from nacl.signing import SigningKey
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtTest import QTest

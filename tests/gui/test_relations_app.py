@@ -9,7 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from desk import Desk, settings_for, wait_for
+from conftest import wait_for
+from desk import Desk, settings_for
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from test_app_flows import CAROL, DAVE

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import shot
-from desk import ALICE, Desk, answer_when_shown, settings_for, wait_for
+from conftest import shot, wait_for
+from desk import ALICE, Desk, answer_when_shown, settings_for
 from nacl.signing import SigningKey
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QColor, QPixmap
