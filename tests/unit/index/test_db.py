@@ -3,14 +3,13 @@ table's round trip (segments, audits, findings, pins, cursors, rooms)."""
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import sqlite3
-import uuid
 from pathlib import Path
 
 import pytest
+from chains import ROOM, T0, signed_chain
 from nacl.signing import SigningKey
 
 from bucket_chat_desktop.index import CachedEvent, Index, IndexedEvent, index_path_for
@@ -22,39 +21,18 @@ from bucket_chat_desktop.protocol.audit import (
     TrustState,
     prepare_segment,
 )
-from bucket_chat_desktop.protocol.event import MEMBER, MESSAGE, Event, Malformed
+from bucket_chat_desktop.protocol.event import MESSAGE, Event, Malformed
 from bucket_chat_desktop.protocol.findings import Finding, Kind
 from bucket_chat_desktop.protocol.ids import client_id_for
 from bucket_chat_desktop.protocol.segment import encode_segment, path_for
-from bucket_chat_desktop.protocol.signing import build_event, public_key_text
-
-ROOM = "room-1"
-T0 = 1757851245000  # 2025-09-14T12:00:45.000Z
-_ids = itertools.count(1)
+from bucket_chat_desktop.protocol.signing import public_key_text
 
 TABLES = {"segments", "events", "segment_findings", "timeline", "findings", "rooms", "pins"}
 
 
 def _chain(seed: int, user: str, bodies: list[str], ts: int = T0) -> list[Event]:
     """A device's join followed by one message per body, each chained to the last."""
-    key = SigningKey(bytes([seed]) * 32)
-    out: list[Event] = []
-    prev: str | None = None
-    drafts = [(MEMBER, {"membership": "join"})] + [(MESSAGE, {"body": b}) for b in bodies]
-    for i, (event_type, content) in enumerate(drafts):
-        ev = build_event(
-            room_id=ROOM,
-            sender_id=user,
-            event_type=event_type,
-            content=content,
-            timestamp_ms=ts + i * 1000,
-            unique=str(uuid.UUID(int=next(_ids), version=4)),
-            prev_event_hash=prev,
-            signing_key=key,
-        )
-        prev = ev.hash
-        out.append(ev)
-    return out
+    return signed_chain(seed, user, [(MESSAGE, {"body": b}) for b in bodies], ts)
 
 
 def _segment(events: list[Event], seed: int, user: str) -> tuple[str, bytes]:
