@@ -28,7 +28,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from conftest import wait_for
+from conftest import launch, wait_for
 from desk import ALICE, Desk, answer_when_shown, settings_for
 from nacl.signing import SigningKey
 from PySide6.QtCore import QPoint, Qt
@@ -53,6 +53,8 @@ BOB = "bob@example.com"
 CAROL = SigningKey(b"\x03" * 32)
 DAVE = SigningKey(b"\x05" * 32)
 CLI = Path(sys.executable).with_name("bucket-chat")
+# Other test modules import the launch fixture from here (it lives in conftest).
+__all__ = ["launch"]
 
 # -- plumbing ---------------------------------------------------------------------------------
 
