@@ -2,7 +2,8 @@
 qasync loop, the window it built, and the waits a test needs on top of it.
 
 ``launch`` (the fixture in ``conftest.py``) starts the app through ``launching``; a test
-module imports ``Desk``, ``settings_for`` and ``answer_when_shown`` from here.
+module imports ``Desk``, ``settings_for``, ``answer_when_shown`` and ``RecordingTray``
+from here.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QApplication, QWidget
+from PySide6.QtWidgets import QApplication, QSystemTrayIcon, QWidget
 
 from bucket_chat_desktop import app as app_module
 from bucket_chat_desktop.gui.main_window import MainWindow
@@ -45,6 +46,21 @@ def settings_for(store: Path | str, rooms: list[str], name: str = "Team share") 
     if rooms:
         settings.last_room = f"{entry.id}/{rooms[0]}"
     return settings
+
+
+class RecordingTray(QSystemTrayIcon):
+    """A real tray icon that says it is shown (offscreen has no tray) and records what it
+    was asked to show."""
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self.messages: list[tuple[str, str]] = []
+
+    def isVisible(self) -> bool:
+        return True
+
+    def showMessage(self, title: str, text: str, *args: Any) -> None:
+        self.messages.append((title, text))
 
 
 @dataclass

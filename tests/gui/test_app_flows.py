@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 from conftest import launch, wait_for
-from desk import ALICE, Desk, answer_when_shown, settings_for
+from desk import ALICE, Desk, RecordingTray, answer_when_shown, settings_for
 from nacl.signing import SigningKey
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtTest import QTest
@@ -37,7 +37,6 @@ from PySide6.QtWidgets import (
     QApplication,
     QMenu,
     QMessageBox,
-    QSystemTrayIcon,
     QWidget,
 )
 
@@ -225,21 +224,6 @@ def test_enter_sends_with_a_local_echo_then_shows_the_verified_row(
 
 
 # -- receiving from another process -----------------------------------------------------------
-
-
-class RecordingTray(QSystemTrayIcon):
-    """A real tray icon that says it is shown (offscreen has no tray) and records what it
-    was asked to show."""
-
-    def __init__(self, parent: Any = None) -> None:
-        super().__init__(parent)
-        self.messages: list[tuple[str, str]] = []
-
-    def isVisible(self) -> bool:
-        return True
-
-    def showMessage(self, title: str, text: str, *args: Any) -> None:
-        self.messages.append((title, text))
 
 
 def test_messages_from_another_process_arrive_and_notify(

@@ -16,12 +16,12 @@ from typing import Any
 
 import pytest
 from conftest import shot, wait_for
-from desk import ALICE, Desk, answer_when_shown, settings_for
+from desk import ALICE, Desk, RecordingTray, answer_when_shown, settings_for
 from nacl.signing import SigningKey
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QColor, QPixmap
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication, QMenu, QSystemTrayIcon
+from PySide6.QtWidgets import QApplication, QMenu
 
 from bucket_chat_desktop import settings as settings_store
 from bucket_chat_desktop.gui.models.rooms_model import RoomRoles
@@ -79,20 +79,6 @@ def store(tmp_path: Path, qtbot: Any, qloop: Any) -> Path:
 @pytest.fixture
 def people(store: Path) -> People:
     return People(store)
-
-
-class RecordingTray(QSystemTrayIcon):
-    """A real tray icon that says it is shown (offscreen has no tray) and records."""
-
-    def __init__(self, parent: Any = None) -> None:
-        super().__init__(parent)
-        self.messages: list[tuple[str, str]] = []
-
-    def isVisible(self) -> bool:
-        return True
-
-    def showMessage(self, title: str, text: str, *args: Any) -> None:
-        self.messages.append((title, text))
 
 
 # -- mentions: completion -------------------------------------------------------------------
