@@ -1,5 +1,6 @@
 """Signed device chains for the index tests (``test_db``, ``test_index_search``): fixed
-keys from a one-byte seed, one room, events one second apart."""
+keys from a one-byte seed, one room, events one second apart; and the rows a segment of
+them is indexed as."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ from typing import Any
 
 from nacl.signing import SigningKey
 
+from bucket_chat_desktop.index import IndexedEvent
 from bucket_chat_desktop.protocol.event import MEMBER, Event
+from bucket_chat_desktop.protocol.ids import client_id_for
+from bucket_chat_desktop.protocol.segment import encode_segment, path_for
 from bucket_chat_desktop.protocol.signing import build_event
 
 ROOM = "room-1"
@@ -38,3 +42,21 @@ def signed_chain(
         prev = ev.hash
         out.append(ev)
     return out
+
+
+def segment(events: list[Event], seed: int, user: str) -> tuple[str, bytes]:
+    """The segment (object name, bytes) the device of ``seed`` writes ``events`` as."""
+    key = SigningKey(bytes([seed]) * 32)
+    return path_for(events, client_id_for(user, bytes(key.verify_key))), encode_segment(events)
+
+
+def indexed(
+    path: str, events: list[Event], sig_ok: bool | None = True, error: str = ""
+) -> list[IndexedEvent]:
+    """The index rows of the segment ``path`` holding ``events`` (line numbers from 1)."""
+    return [
+        IndexedEvent(
+            path, n, e.event_id, e.timestamp_ms, e.line().decode().rstrip("\n"), sig_ok, error
+        )
+        for n, e in enumerate(events, start=1)
+    ]

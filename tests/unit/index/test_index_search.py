@@ -11,10 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from chains import ROOM, T0, signed_chain
-from nacl.signing import SigningKey
+from chains import ROOM, T0, indexed, segment, signed_chain
 
-from bucket_chat_desktop.index import Index, IndexedEvent
+from bucket_chat_desktop.index import Index
 from bucket_chat_desktop.index.db import _MIGRATIONS, SCHEMA_VERSION
 from bucket_chat_desktop.index.search import (
     QUERY_LIMIT,
@@ -24,18 +23,12 @@ from bucket_chat_desktop.index.search import (
 )
 from bucket_chat_desktop.protocol.audit import RoomLedger, TrustState
 from bucket_chat_desktop.protocol.event import MEMBER, MESSAGE, Event
-from bucket_chat_desktop.protocol.ids import client_id_for
-from bucket_chat_desktop.protocol.segment import encode_segment, path_for
+from bucket_chat_desktop.protocol.segment import path_for
 
 
 def _store(index: Index, events: list[Event], seed: int, user: str, *, audit: bool = True):
-    key = SigningKey(bytes([seed]) * 32)
-    path = path_for(events, client_id_for(user, bytes(key.verify_key)))
-    data = encode_segment(events)
-    rows = [
-        IndexedEvent(path, n, e.event_id, e.timestamp_ms, e.line().decode().rstrip("\n"), True, "")
-        for n, e in enumerate(events, start=1)
-    ]
+    path, data = segment(events, seed, user)
+    rows = indexed(path, events)
     index.add_segment(ROOM, path, len(data), None, rows, [])
     _catch_up(index)
     if audit:
@@ -278,10 +271,7 @@ def test_forged_signature_is_never_a_hit(index: Index) -> None:
     alice = "alice@example.com"
     events = signed_chain(1, alice, [_msg("forged words")])
     path = path_for(events, "x")
-    rows = [
-        IndexedEvent(path, n, e.event_id, e.timestamp_ms, e.line().decode().strip(), False, "bad")
-        for n, e in enumerate(events, start=1)
-    ]
+    rows = indexed(path, events, False, "bad")
     index.add_segment(ROOM, path, 1, None, rows, [])
     _catch_up(index)
     assert index.search("forged").hits == ()
@@ -341,10 +331,7 @@ def test_text_is_searchable_once_indexed_and_the_backlog_says_so(index: Index) -
     alice = "alice@example.com"
     events = signed_chain(1, alice, [_msg("pending words")])
     path = path_for(events, "x")
-    rows = [
-        IndexedEvent(path, n, e.event_id, e.timestamp_ms, e.line().decode().strip(), True, "")
-        for n, e in enumerate(events, start=1)
-    ]
+    rows = indexed(path, events)
     index.add_segment(ROOM, path, 1, None, rows, [])
     assert index.text_pending
     page = index.search("pending")
@@ -364,10 +351,7 @@ def test_text_is_searchable_once_indexed_and_the_backlog_says_so(index: Index) -
             p,
             1,
             None,
-            [
-                IndexedEvent(p, n, e.event_id, e.timestamp_ms, e.line().decode().strip(), True, "")
-                for n, e in enumerate(more, start=1)
-            ],
+            indexed(p, more),
             [],
         )
     assert index.index_text(max_events=15) == 2  # 11 events each: the second passes 15
@@ -403,10 +387,7 @@ def test_text_changed_behind_the_search_index_never_stops_caching(
     index._db.execute("UPDATE search_docs SET body = 'something else entirely'")
     index._db.commit()
     events = signed_chain(1, alice, [_msg("rewritten words here")])
-    rows = [
-        IndexedEvent(path, n, e.event_id, e.timestamp_ms, e.line().decode().strip(), True, "")
-        for n, e in enumerate(events, start=1)
-    ]
+    rows = indexed(path, events)
     index.add_segment(ROOM, path, 1, None, rows, [])  # no exception
     assert "search index is damaged" in caplog.text
     _catch_up(index)
