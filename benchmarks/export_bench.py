@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from relations_bench import ROOM, make_room  # type: ignore[import-not-found]
+from relations_bench import ROOM, make_room, room_arguments  # type: ignore[import-not-found]
 
 from bucket_chat_desktop.export import export_room, snapshot_of
 from bucket_chat_desktop.storage.local import LocalStorage
@@ -106,10 +106,7 @@ async def run(args: argparse.Namespace, folder: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--events", type=int, default=100_000)
-    ap.add_argument("--reactions", type=int, default=10_000)
-    ap.add_argument("--edits", type=int, default=1_000)
-    ap.add_argument("--replies", type=int, default=2_000)
+    room_arguments(ap)
     args = ap.parse_args()
     impl = f"{platform.python_implementation()} {platform.python_version()}"
     print(f"machine: {platform.machine()}, {impl}, {sys.platform}")

@@ -24,6 +24,7 @@ import statistics
 import time
 import tracemalloc
 import uuid
+from typing import Any
 
 from nacl.signing import SigningKey
 
@@ -38,32 +39,64 @@ ROOM = "bench-room"
 EMOJI = ["👍", "❤️", "😂", "🎉", "😮", "🙏", "🚀", "👀"]
 
 
-def make_room(n: int, reactions: int, edits: int, replies: int) -> list[tuple[str, bytes]]:
-    senders = [(f"user{i}@example.com", SigningKey(bytes([i + 1]) * 32)) for i in range(20)]
-    prev: dict[str, str | None] = {s: None for s, _ in senders}
-    per_sender: dict[str, list[Event]] = {s: [] for s, _ in senders}
-    t = 1_757_851_245_000
-    plain = n - reactions - edits - replies - len(senders)
-    messages: list[Event] = []
+class Signers:
+    """``count`` people signing events into one room, each on their own chain, the clock
+    stepping ``step`` ms an event; ``segments`` cuts each chain into 200-event segments."""
 
-    def emit(i: int, kind: str, content: dict[str, object], parent: str | None = None) -> Event:
-        nonlocal t
-        sender, key = senders[i % len(senders)]
-        t += 1
+    def __init__(self, count: int, step: int) -> None:
+        self.people = [
+            (f"user{i}@example.com", SigningKey(bytes([i + 1]) * 32)) for i in range(count)
+        ]
+        self.prev: dict[str, str | None] = {s: None for s, _ in self.people}
+        self.chains: dict[str, list[Event]] = {s: [] for s, _ in self.people}
+        self.t = 1_757_851_245_000
+        self.step = step
+
+    def emit(
+        self, who: int, kind: str, content: dict[str, Any], parent: str | None = None
+    ) -> Event:
+        """Person ``who`` (modulo the count) signs the next event of their chain."""
+        sender, key = self.people[who % len(self.people)]
+        self.t += self.step
         ev = build_event(
             room_id=ROOM,
             sender_id=sender,
             event_type=kind,
             content=content,
-            timestamp_ms=t,
+            timestamp_ms=self.t,
             unique=str(uuid.uuid4()),
-            prev_event_hash=prev[sender],
+            prev_event_hash=self.prev[sender],
             signing_key=key,
             parent_event_id=parent,
         )
-        prev[sender] = ev.hash
-        per_sender[sender].append(ev)
+        self.prev[sender] = ev.hash
+        self.chains[sender].append(ev)
         return ev
+
+    def segments(self) -> list[tuple[str, bytes]]:
+        segments = []
+        for sender, events in self.chains.items():
+            client = sender.split("@")[0]
+            for k in range(0, len(events), 200):
+                chunk = events[k : k + 200]
+                segments.append((path_for(chunk, client), encode_segment(chunk)))
+        return segments
+
+
+def room_arguments(ap: argparse.ArgumentParser, replies: int = 2_000) -> None:
+    """The room's size, as every relations benchmark takes it."""
+    ap.add_argument("--events", type=int, default=100_000)
+    ap.add_argument("--reactions", type=int, default=10_000)
+    ap.add_argument("--edits", type=int, default=1_000)
+    ap.add_argument("--replies", type=int, default=replies)
+
+
+def make_room(n: int, reactions: int, edits: int, replies: int) -> list[tuple[str, bytes]]:
+    signers = Signers(20, step=1)
+    senders = signers.people
+    emit = signers.emit
+    plain = n - reactions - edits - replies - len(senders)
+    messages: list[Event] = []
 
     for i in range(len(senders)):
         emit(i, MEMBER, {"membership": "join"})
@@ -85,13 +118,7 @@ def make_room(n: int, reactions: int, edits: int, replies: int) -> list[tuple[st
     for i in range(replies):
         parent = messages[(i * 15485863) % len(messages)]
         emit(i, MESSAGE, {"body": f"reply {i}", "msgtype": "m.text"}, parent=parent.event_id)
-    segments = []
-    for sender, events in per_sender.items():
-        client = sender.split("@")[0]
-        for k in range(0, len(events), 200):
-            chunk = events[k : k + 200]
-            segments.append((path_for(chunk, client), encode_segment(chunk)))
-    return segments
+    return signers.segments()
 
 
 def ledger_of(segments: list[tuple[str, bytes]]) -> RoomLedger:
@@ -102,10 +129,7 @@ def ledger_of(segments: list[tuple[str, bytes]]) -> RoomLedger:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--events", type=int, default=100_000)
-    ap.add_argument("--reactions", type=int, default=10_000)
-    ap.add_argument("--edits", type=int, default=1_000)
-    ap.add_argument("--replies", type=int, default=2_000)
+    room_arguments(ap)
     args = ap.parse_args()
     impl = f"{platform.python_implementation()} {platform.python_version()}"
     print(f"machine: {platform.machine()}, {impl}")

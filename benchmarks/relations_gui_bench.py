@@ -29,13 +29,12 @@ import random
 import statistics
 import time
 import tracemalloc
-import uuid
 from typing import Any
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from nacl.signing import SigningKey
 from PySide6.QtWidgets import QApplication
+from relations_bench import EMOJI, ROOM, Signers, room_arguments  # type: ignore[import-not-found]
 
 from bucket_chat_desktop.gui import theme
 from bucket_chat_desktop.gui.main_window import TimelineView
@@ -44,45 +43,20 @@ from bucket_chat_desktop.gui.widgets.message_delegate import MessageDelegate
 from bucket_chat_desktop.protocol.audit import RoomLedger
 from bucket_chat_desktop.protocol.event import MEMBER, MESSAGE, Event
 from bucket_chat_desktop.protocol.relations import EDIT, REACTION, Relations, build
-from bucket_chat_desktop.protocol.segment import encode_segment, path_for
-from bucket_chat_desktop.protocol.signing import build_event
 from bucket_chat_desktop.sync.events import ShownEvent
 
-ROOM = "bench-room"
-EMOJI = ["👍", "❤️", "😂", "🎉", "😮", "🙏", "🚀", "👀"]
 PEOPLE = 10
 
 
 def make_room(n: int, reactions: int, edits: int, replies: int) -> list[tuple[str, bytes]]:
     rng = random.Random(7)
-    senders = [(f"user{i}@example.com", SigningKey(bytes([i + 1]) * 32)) for i in range(PEOPLE)]
-    prev: dict[str, str | None] = {s: None for s, _ in senders}
-    per_sender: dict[str, list[Event]] = {s: [] for s, _ in senders}
+    signers = Signers(PEOPLE, step=20_000)
+    senders, emit = signers.people, signers.emit
     messages: list[Event] = []
-    t = 1_757_851_245_000
     kinds = ["reaction"] * reactions + ["edit"] * edits + ["reply"] * replies
     kinds += ["message"] * (n - PEOPLE - len(kinds))
     rng.shuffle(kinds)
     kinds[:50] = ["message"] * 50  # something to react to first
-
-    def emit(who: int, kind: str, content: dict[str, Any], parent: str | None = None) -> Event:
-        nonlocal t
-        sender, key = senders[who]
-        t += 20_000
-        ev = build_event(
-            room_id=ROOM,
-            sender_id=sender,
-            event_type=kind,
-            content=content,
-            timestamp_ms=t,
-            unique=str(uuid.uuid4()),
-            prev_event_hash=prev[sender],
-            signing_key=key,
-            parent_event_id=parent,
-        )
-        prev[sender] = ev.hash
-        per_sender[sender].append(ev)
-        return ev
 
     for i in range(PEOPLE):
         emit(i, MEMBER, {"membership": "join", "displayname": f"Person {i}"})
@@ -101,13 +75,7 @@ def make_room(n: int, reactions: int, edits: int, replies: int) -> list[tuple[st
             body = {"body": f"message {i} " + "words " * rng.randrange(2, 40), "msgtype": "m.text"}
             parent = rng.choice(recent).event_id if kind == "reply" else None
             messages.append(emit(who, MESSAGE, body, parent))
-    segments = []
-    for sender, events in per_sender.items():
-        client = sender.split("@")[0]
-        for k in range(0, len(events), 200):
-            chunk = events[k : k + 200]
-            segments.append((path_for(chunk, client), encode_segment(chunk)))
-    return segments
+    return signers.segments()
 
 
 def rss_mb() -> float:
@@ -142,10 +110,7 @@ def first_paint(app: QApplication, timeline: Any, rel: Relations | None) -> tupl
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--events", type=int, default=100_000)
-    ap.add_argument("--reactions", type=int, default=10_000)
-    ap.add_argument("--edits", type=int, default=1_000)
-    ap.add_argument("--replies", type=int, default=1_000)
+    room_arguments(ap, replies=1_000)
     args = ap.parse_args()
     app = QApplication([])
     theme.apply(app, "light")

@@ -75,39 +75,27 @@ def write_atomic(path: Path, data: bytes, *, mode: int = 0o600, overwrite: bool 
     an attachment saved where the user chose) is left to the umask, as any program would.
     The folder must exist. Raises `OSError` (the temporary file is gone then).
     """
-    folder = path.parent
-    temp = folder / f".{path.name[:200]}.{secrets.token_hex(6)}.tmp"
-    fd = open_fd(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, mode)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            if _POSIX and not mode & 0o077:
-                os.fchmod(handle.fileno(), mode)
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if overwrite:
-            _replace(temp, path)
-        else:
-            _publish_new(temp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-    fsync_dir(folder)
+    with atomic_output(path, mode=mode, overwrite=overwrite, buffering=-1) as handle:
+        handle.write(data)
 
 
 @contextlib.contextmanager
-def atomic_output(path: Path, *, mode: int = 0o600, overwrite: bool = True) -> Iterator[BinaryIO]:
-    """``write_atomic`` for output too large to hold in memory (a room's export): the
-    caller writes to the yielded file a piece at a time; when the block ends without an
-    exception the file is flushed to disk and takes the final name the way
-    ``write_atomic`` does it (``overwrite`` false: `FileExistsError` if ``path`` exists).
+def atomic_output(
+    path: Path, *, mode: int = 0o600, overwrite: bool = True, buffering: int = 1 << 20
+) -> Iterator[BinaryIO]:
+    """``write_atomic`` for output too large to hold in memory (a room's export), and the
+    body of ``write_atomic`` itself: the caller writes to the yielded file a piece at a
+    time; when the block ends without an exception the file is flushed to disk and takes
+    the final name as ``write_atomic`` describes (``overwrite`` false: `FileExistsError`
+    if ``path`` exists).
     On an exception (a cancel included) the temporary file is removed and ``path`` is
-    left as it was."""
+    left as it was. ``buffering``: the file's buffer (-1: Python's default, for one write).
+    """
     folder = path.parent
     temp = folder / f".{path.name[:200]}.{secrets.token_hex(6)}.tmp"
     fd = open_fd(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, mode)
     try:
-        with os.fdopen(fd, "wb", buffering=1 << 20) as handle:
+        with os.fdopen(fd, "wb", buffering=buffering) as handle:
             if _POSIX and not mode & 0o077:
                 os.fchmod(handle.fileno(), mode)
             yield handle

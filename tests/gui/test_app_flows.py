@@ -13,7 +13,6 @@ and leaving rooms through their dialogs and menus, and a long room paging in old
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime as dt
 import importlib.util
@@ -22,63 +21,41 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
+from conftest import launch, wait_for
+from desk import ALICE, Desk, RecordingTray, answer_when_shown, settings_for
 from nacl.signing import SigningKey
-from PySide6.QtCore import QPoint, Qt, QTimer
+from PySide6.QtCore import QPoint, Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import (
     QApplication,
     QMenu,
     QMessageBox,
-    QSystemTrayIcon,
     QWidget,
 )
 
-from bucket_chat_desktop import app as app_module
 from bucket_chat_desktop.gui.main_window import MainWindow
 from bucket_chat_desktop.gui.models.rooms_model import RoomRoles
-from bucket_chat_desktop.gui.models.timeline_model import PAGE, Roles, Row, TimelineModel
+from bucket_chat_desktop.gui.models.timeline_model import PAGE, Roles
 from bucket_chat_desktop.gui.tray import Notifier
 from bucket_chat_desktop.gui.widgets.room_dialogs import RoomDialog
-from bucket_chat_desktop.settings import Settings, StorageSettings
 from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync.writer import Draft, RoomWriter
 
-ALICE = "alice@example.com"
 BOB = "bob@example.com"
 CAROL = SigningKey(b"\x03" * 32)
 DAVE = SigningKey(b"\x05" * 32)
 CLI = Path(sys.executable).with_name("bucket-chat")
-T = TypeVar("T")
+# Other test modules import the launch fixture from here (it lives in conftest).
+__all__ = ["launch"]
 
 # -- plumbing ---------------------------------------------------------------------------------
-
-
-def wait_for(qtbot: Any, coro: Coroutine[Any, Any, T], timeout: int = 15_000) -> T:
-    """Await ``coro`` on the test's qasync loop, spinning Qt meanwhile."""
-    task = asyncio.ensure_future(coro)
-    qtbot.waitUntil(task.done, timeout=timeout)
-    return task.result()
-
-
-def answer_when_shown(kind: type[QWidget], act: Callable[[Any], None]) -> None:
-    """Act on the next ``kind`` modal dialog or popup as soon as it is shown: dialogs
-    run their own nested event loop (``exec``), so the test answers from a timer."""
-
-    def look() -> None:
-        widget = QApplication.activeModalWidget() or QApplication.activePopupWidget()
-        if isinstance(widget, kind) and widget.isVisible():
-            act(widget)
-        else:
-            QTimer.singleShot(10, look)
-
-    QTimer.singleShot(0, look)
 
 
 @dataclass
@@ -167,109 +144,6 @@ def bob(tmp_path: Path) -> Device:
     return Device(tmp_path / "bob-home", BOB, "Bob")
 
 
-@dataclass
-class Desk:
-    """The running app: ``app.run``'s task and the window it built."""
-
-    qtbot: Any
-    settings: Settings
-    window: MainWindow
-    task: asyncio.Future[int]
-
-    @property
-    def controller(self) -> Any:
-        return self.window.controller
-
-    def key(self, room: str, storage: int = 0) -> str:
-        return f"{self.settings.storages[storage].id}/{room}"
-
-    def model(self, room: str) -> TimelineModel:
-        return self.controller.timeline(self.key(room))  # type: ignore[no-any-return]
-
-    def rows(self, room: str) -> list[Row]:
-        model = self.model(room)
-        return [model.row(i) for i in range(model.rowCount())]
-
-    def item(self, room: str) -> Any:
-        return self.controller.rooms.item(self.key(room))
-
-    def loaded(self, room: str) -> bool:
-        key = self.key(room)
-        attached = self.controller.client.storages.get(key.split("/")[0])
-        state = attached.engine.rooms.get(room) if attached else None
-        return bool(
-            state is not None
-            and state.complete
-            and self.controller.results.get(key) is state.result
-        )
-
-    def wait_loaded(self, room: str, timeout: int = 15_000) -> None:
-        self.qtbot.waitUntil(lambda: self.loaded(room), timeout=timeout)
-
-    def wait_row(self, room: str, body: str, timeout: int = 15_000) -> Row:
-        """The confirmed row with ``body``, once the room shows it."""
-
-        def found() -> Row | None:
-            return next((r for r in self.rows(room) if r.body == body and not r.echo), None)
-
-        self.qtbot.waitUntil(lambda: found() is not None, timeout=timeout)
-        row = found()
-        assert row is not None
-        return row
-
-    def select(self, room: str) -> None:
-        row = self.controller.rooms.row_of(self.key(room))
-        self.window.room_list.setCurrentIndex(self.controller.rooms.index(row))
-        self.qtbot.waitUntil(lambda: self.controller.current == self.key(room))
-
-    def quit(self) -> int:
-        if not self.task.done():
-            self.window.quit()
-            self.qtbot.waitUntil(self.task.done, timeout=15_000)
-        return self.task.result()
-
-
-@pytest.fixture
-def launch(qtbot: Any, qloop: Any, home: Path, qapp: QApplication) -> Iterator[Callable[..., Desk]]:
-    """Start the app the way ``bucket-chat-desktop`` does once settings exist."""
-    desks: list[Desk] = []
-
-    def start(settings: Settings) -> Desk:
-        task = asyncio.ensure_future(app_module.run(qapp, settings, start_minimized=False))
-
-        def window() -> MainWindow | None:
-            return next(
-                (
-                    w
-                    for w in QApplication.topLevelWidgets()
-                    if isinstance(w, MainWindow) and w.controller.settings is settings
-                ),
-                None,
-            )
-
-        qtbot.waitUntil(lambda: window() is not None or task.done(), timeout=15_000)
-        if task.done():
-            raise AssertionError(f"the app stopped at start-up: {task.result()}")
-        win = window()
-        assert win is not None
-        desk = Desk(qtbot, settings, win, task)
-        desks.append(desk)
-        return desk
-
-    yield start
-    for desk in desks:
-        assert desk.quit() == 0
-        desk.window.deleteLater()
-
-
-def settings_for(store: Path | str, rooms: list[str], name: str = "Team share") -> Settings:
-    entry = StorageSettings(str(store), name, list(rooms))
-    settings = Settings(user_id=ALICE, displayname="Alice", storages=[entry])
-    if rooms:
-        settings.last_room = f"{entry.id}/{rooms[0]}"
-    return settings
-
-
 async def seed(storage: LocalStorage, room: str, name: str, texts: list[str]) -> None:
     """A room Carol created and wrote in; Dave answers every other message."""
     carol = RoomWriter(storage, room, "carol@example.com", CAROL, displayname="Carol")
@@ -350,21 +224,6 @@ def test_enter_sends_with_a_local_echo_then_shows_the_verified_row(
 
 
 # -- receiving from another process -----------------------------------------------------------
-
-
-class RecordingTray(QSystemTrayIcon):
-    """A real tray icon that says it is shown (offscreen has no tray) and records what it
-    was asked to show."""
-
-    def __init__(self, parent: Any = None) -> None:
-        super().__init__(parent)
-        self.messages: list[tuple[str, str]] = []
-
-    def isVisible(self) -> bool:
-        return True
-
-    def showMessage(self, title: str, text: str, *args: Any) -> None:
-        self.messages.append((title, text))
 
 
 def test_messages_from_another_process_arrive_and_notify(

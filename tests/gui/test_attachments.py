@@ -6,16 +6,16 @@ Screenshots go to ``$BUCKET_CHAT_SHOTS`` when set (else the test's temp folder).
 from __future__ import annotations
 
 import asyncio
-import gc
 import hashlib
 import io
 import os
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
+from conftest import wait_for
 from nacl.signing import SigningKey
 from PIL import Image
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
@@ -45,30 +45,10 @@ from bucket_chat_desktop.sync.writer import Draft, RoomWriter
 ROOM = "design"
 ALICE = "alice@example.com"
 MB = 1024 * 1024
-T = TypeVar("T")
 
+pytestmark = pytest.mark.usefixtures("qt_garbage_on_main_thread")
 
 # -- fixtures -----------------------------------------------------------------------------
-
-
-@pytest.fixture(autouse=True)
-def _qt_garbage_dies_on_the_main_thread() -> Iterator[None]:
-    """Collect each test's Qt garbage (the closed qasync loop and its timer object, the
-    window) here, on the main thread, after every other fixture's teardown.
-
-    Left to the cyclic GC it can die on whichever thread allocates next — a hashing or
-    engine worker — where ``~QObject`` cannot unregister its timers; the next test's
-    event loop then fires a timer at freed memory (a segfault in
-    ``QTimerInfoList::activateTimers``)."""
-    gc.collect()
-    yield
-    gc.collect()
-
-
-def wait(qtbot: Any, coro: Coroutine[Any, Any, T], timeout: int = 15000) -> T:
-    task = asyncio.ensure_future(coro)
-    qtbot.waitUntil(task.done, timeout=timeout)
-    return task.result()
 
 
 @dataclass
@@ -135,9 +115,9 @@ def chat(qtbot: Any, qloop: Any, home: Path, tmp_path: Path, qapp: QApplication)
     identity, _ = load_or_create_identity(open_key_store(user_id=ALICE), ALICE, create=True)
     storage = LocalStorage(store)
     alice = RoomWriter(storage, ROOM, ALICE, identity.signing_key, displayname="Alice")
-    wait(qtbot, alice.create_room("Design review", "2026-01-05T09:00:00.000Z"))
+    wait_for(qtbot, alice.create_room("Design review", "2026-01-05T09:00:00.000Z"))
     bob = RoomWriter(storage, ROOM, "bob@example.com", SigningKey(b"\x02" * 32), displayname="Bob")
-    wait(qtbot, bob.send([Draft.text("Can you send the mock-ups and the spec?")]))
+    wait_for(qtbot, bob.send([Draft.text("Can you send the mock-ups and the spec?")]))
     entry = StorageSettings(str(store), "Team share", [ROOM])
     settings = Settings(user_id=ALICE, displayname="Alice", storages=[entry])
     settings.last_room = f"{entry.id}/{ROOM}"
@@ -152,7 +132,7 @@ def chat(qtbot: Any, qloop: Any, home: Path, tmp_path: Path, qapp: QApplication)
     c = Chat(qtbot, store, entry.id, controller, window, feature, shots)
     qtbot.waitUntil(lambda: len(c.confirmed("text")) >= 1, timeout=15000)
     yield c
-    wait(qtbot, controller.shutdown())
+    wait_for(qtbot, controller.shutdown())
     window.quitting = True
     window.close()
 

@@ -3,17 +3,17 @@ metadata, every finding with its object and line — for clean and tampered room
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import wait_for
 from nacl.signing import SigningKey
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QWidget
@@ -111,13 +111,6 @@ async def audit_directly(store: Path) -> tuple[AuditResult, list[Finding]]:
     return ledger.audit(own), metadata_findings
 
 
-def run(qtbot: Any, coro: Coroutine[Any, Any, Any], timeout: int = 15_000) -> Any:
-    """Await ``coro`` on the test's qasync loop (conftest's ``qloop``), spinning Qt."""
-    task = asyncio.ensure_future(coro)
-    qtbot.waitUntil(task.done, timeout=timeout)
-    return task.result()
-
-
 @dataclass
 class App:
     controller: Controller
@@ -146,7 +139,7 @@ def make_app(qtbot: Any, qloop: Any, home: Path, tmp_path: Path) -> Iterator[Cal
 
     def make(*, tampered: bool) -> App:
         store = tmp_path / "store"
-        run(qtbot, build_room(store))
+        wait_for(qtbot, build_room(store))
         where = tamper(store) if tampered else None
         entry = StorageSettings(str(store), "Team share", [ROOM])
         key = f"{entry.id}/{ROOM}"
@@ -171,7 +164,7 @@ def make_app(qtbot: Any, qloop: Any, home: Path, tmp_path: Path) -> Iterator[Cal
 
     yield make
     for controller in controllers:
-        run(qtbot, controller.shutdown())
+        wait_for(qtbot, controller.shutdown())
 
 
 def table_rows(dialog: AuditDialog) -> list[dict[Column, str]]:
@@ -194,7 +187,7 @@ def test_tampered_room_shows_its_findings_with_file_and_line(
     app = make_app(tampered=True)
     assert app.tampered is not None
     path, line = app.tampered
-    expected, metadata_findings = run(qtbot, audit_directly(app.store))
+    expected, metadata_findings = wait_for(qtbot, audit_directly(app.store))
     assert not metadata_findings
 
     app.window.audit_button.click()
@@ -266,7 +259,7 @@ def test_the_banner_opens_the_audit_and_the_report_is_the_cli_output(
 
 def test_clean_room(qtbot: Any, make_app: Callable[..., App], tmp_path: Path) -> None:
     app = make_app(tampered=False)
-    expected, _ = run(qtbot, audit_directly(app.store))
+    expected, _ = wait_for(qtbot, audit_directly(app.store))
     assert not app.window.banner.isVisible()
     app.window.audit_button.click()
     dialog = app.dialog(qtbot)
@@ -297,7 +290,7 @@ def test_clean_room(qtbot: Any, make_app: Callable[..., App], tmp_path: Path) ->
         storage = LocalStorage(app.store)
         await RoomWriter(storage, ROOM, "bob@example.com", BOB).send([Draft.text("still here")])
 
-    run(qtbot, bob_writes())
+    wait_for(qtbot, bob_writes())
     verified = dialog.tiles[TrustState.VERIFIED].number
     qtbot.waitUntil(lambda: verified.text() == "9", timeout=20_000)
     assert dialog.headline.text() == "History verified"

@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from desk import Desk, settings_for
 from hostile import EVE, FAR, big_table, eve_writes, unsigned_line, write_raw
 from PySide6.QtWidgets import QListView, QWidget
-from test_app_flows import Desk, launch, settings_for, store  # noqa: F401 - fixtures
+from test_app_flows import store  # noqa: F401 - fixtures
 
 from bucket_chat_desktop import timestamps
 from bucket_chat_desktop.gui import safe
@@ -55,7 +56,7 @@ def open_falcon(launch: Callable[..., Desk], store: Path) -> Desk:  # noqa: F811
 
 def test_a_message_dated_at_the_top_of_the_allowed_range_shows_a_label(
     qtbot: Any,
-    launch: Callable[..., Desk],  # noqa: F811
+    launch: Callable[..., Desk],
     store: Path,  # noqa: F811
     tmp_path: Path,
 ) -> None:
@@ -93,7 +94,7 @@ def test_a_message_dated_at_the_top_of_the_allowed_range_shows_a_label(
 
 
 def test_a_markdown_image_from_an_unsigned_writer_shows_as_a_link(
-    launch: Callable[..., Desk],  # noqa: F811
+    launch: Callable[..., Desk],
     store: Path,  # noqa: F811
     tmp_path: Path,
 ) -> None:
@@ -116,7 +117,7 @@ def test_a_markdown_image_from_an_unsigned_writer_shows_as_a_link(
 
 
 def test_huge_tables_are_shown_as_plain_text_with_a_note(
-    launch: Callable[..., Desk],  # noqa: F811
+    launch: Callable[..., Desk],
     store: Path,  # noqa: F811
     tmp_path: Path,
 ) -> None:

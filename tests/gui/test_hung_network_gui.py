@@ -23,17 +23,14 @@ from typing import Any
 
 import pytest
 from conftest import shot
+from desk import ALICE, Desk, settings_for
 from test_app_flows import (
-    ALICE,
-    Desk,
     _load_emulators,
     bob,
-    launch,
-    settings_for,
     type_and_send,
 )
 
-__all__ = ["bob", "launch"]  # fixtures used by name
+__all__ = ["bob"]  # a fixture used by name
 
 
 @dataclass

@@ -3,14 +3,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import wait_for
 from nacl.signing import SigningKey
 from PySide6.QtWidgets import QWidget
 
@@ -94,13 +94,6 @@ async def build_room(root: Path) -> LocalStorage:
     return storage
 
 
-def run(qtbot: Any, coro: Coroutine[Any, Any, Any], timeout: int = 15_000) -> Any:
-    """Await ``coro`` on the test's qasync loop (conftest's ``qloop``), spinning Qt."""
-    task = asyncio.ensure_future(coro)
-    qtbot.waitUntil(task.done, timeout=timeout)
-    return task.result()
-
-
 def _shown(app: App, body: str) -> bool:
     """Whether the room's timeline shows a message with ``body``, read back (not an echo):
     the app's audit keeps no bodies, its timeline model reads them from the index."""
@@ -125,7 +118,7 @@ class App:
 @pytest.fixture
 def app(qtbot: Any, qloop: Any, home: Path, tmp_path: Path) -> Iterator[App]:
     store = tmp_path / "store"
-    run(qtbot, build_room(store))
+    wait_for(qtbot, build_room(store))
     entry = StorageSettings(str(store), "Team share", [ROOM])
     key = f"{entry.id}/{ROOM}"
     settings = Settings("alice@example.com", "Alice", [entry], last_room=key)
@@ -149,7 +142,7 @@ def app(qtbot: Any, qloop: Any, home: Path, tmp_path: Path) -> Iterator[App]:
 
     qtbot.waitUntil(loaded, timeout=15_000)
     yield App(controller, window, features, key, store)
-    run(qtbot, controller.shutdown())
+    wait_for(qtbot, controller.shutdown())
 
 
 def open_panel(qtbot: Any, app: App) -> None:
@@ -245,7 +238,7 @@ def test_confirmed_devices_get_the_confirmed_role_in_the_timeline(
     open_panel(qtbot, app)
     bob = app.features.members_model.member(1)
     laptop: Device = next(d for d in bob.devices if d.key == key_text(BOB))
-    assert run(qtbot, app.features.mark_verified(app.key, laptop))
+    assert wait_for(qtbot, app.features.mark_verified(app.key, laptop))
     timeline = app.controller.timeline(app.key)
     confirmed = {
         timeline.index(i).data(Roles.SenderKey)
@@ -275,7 +268,7 @@ def test_panel_follows_new_messages_and_members_as_they_arrive(
         storage = LocalStorage(app.store)
         await RoomWriter(storage, ROOM, "bob@example.com", BOB).send([Draft.text("one more")])
 
-    run(qtbot, bob_writes())
+    wait_for(qtbot, bob_writes())
     qtbot.waitUntil(lambda: panel.cards[1] is not bob_card, timeout=20_000)
     laptop = next(r.device for r in panel.cards[1].device_rows if r.device.key == key_text(BOB))
     assert laptop.events == 4
@@ -287,7 +280,7 @@ def test_panel_follows_new_messages_and_members_as_they_arrive(
         carol = RoomWriter(storage, ROOM, "carol@example.com", CAROL, displayname="Carol")
         await carol.send([Draft.text("Hi all, Carol here")])
 
-    run(qtbot, carol_joins())
+    wait_for(qtbot, carol_joins())
     qtbot.waitUntil(lambda: model.row_of("carol@example.com") >= 0, timeout=20_000)
     carol = model.member(model.row_of("carol@example.com"))
     assert carol.display_name == "Carol" and len(carol.devices) == 1
@@ -315,7 +308,7 @@ def test_confirming_an_unintroduced_key_makes_it_trusted(qtbot: Any, app: App) -
             writer = RoomWriter(storage, ROOM, "carol@example.com", key, displayname="Carol")
             await writer.send([Draft.text("hello")])
 
-    run(qtbot, carol_reinstalls())
+    wait_for(qtbot, carol_reinstalls())
 
     def carol_devices() -> dict[str, DeviceState]:
         row = model.row_of("carol@example.com")
@@ -326,7 +319,7 @@ def test_confirming_an_unintroduced_key_makes_it_trusted(qtbot: Any, app: App) -
     assert any(f.kind.value == "key-changed" for f in app.controller.results[app.key].errors)
     carol = model.member(model.row_of("carol@example.com"))
     device = next(d for d in carol.devices if d.key == key_text(new_key))
-    assert run(qtbot, app.features.mark_verified(app.key, device))
+    assert wait_for(qtbot, app.features.mark_verified(app.key, device))
     qtbot.waitUntil(lambda: not app.controller.results[app.key].errors, timeout=20_000)
     states = {a.event.sender_key: a.state.value for a in app.controller.results[app.key].timeline}
     assert states[key_text(new_key)] == "verified"
@@ -350,7 +343,7 @@ def test_an_introduction_is_accepted_only_after_the_person_confirms_the_introduc
         await writer.send([Draft.text("from my tablet")])
         await writer.add_device(key_text(ALICE), device_name="Alice's desktop")
 
-    run(qtbot, other_device_introduces_this_one())
+    wait_for(qtbot, other_device_introduces_this_one())
 
     def alice_devices() -> dict[str, DeviceState]:
         row = model.row_of("alice@example.com")
@@ -380,7 +373,7 @@ def test_an_introduction_is_accepted_only_after_the_person_confirms_the_introduc
 
     alice = model.member(model.row_of("alice@example.com"))
     device = next(d for d in alice.devices if d.key == key_text(other))
-    assert run(qtbot, app.features.mark_verified(app.key, device))
+    assert wait_for(qtbot, app.features.mark_verified(app.key, device))
     app.controller.send_text("after confirming")
     qtbot.waitUntil(lambda: body_arrived("after confirming"), timeout=20_000)
     assert [c.get("introduced_by") for c in sent_joins() if "introduced_by" in c] == [

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_app_flows import settings_for, store  # noqa: F401 - fixtures
+from desk import settings_for
+from test_app_flows import store  # noqa: F401 - fixtures
 from test_safe_mode import desktop_env
 
 from bucket_chat_desktop import settings as settings_store

@@ -9,14 +9,13 @@ Set $BUCKET_CHAT_GUI_SHOTS to a folder to keep the screenshots (light and dark).
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import shot  # tests/gui/conftest.py
+from conftest import shot, wait_for  # tests/gui/conftest.py
 from nacl.signing import SigningKey
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtTest import QTest
@@ -79,12 +78,6 @@ async def build_room(root: Path) -> Room:
     return Room(storage, bob, plan, asked[-1].event_id)
 
 
-def run(qtbot: Any, coro: Coroutine[Any, Any, Any], timeout: int = 15_000) -> Any:
-    task = asyncio.ensure_future(coro)
-    qtbot.waitUntil(task.done, timeout=timeout)
-    return task.result()
-
-
 @dataclass
 class App:
     controller: Controller
@@ -142,7 +135,7 @@ class App:
 def app(qtbot: Any, qloop: Any, home: Path, tmp_path: Path) -> Iterator[App]:
     safe._reported.clear()
     store = tmp_path / "store"
-    room = run(qtbot, build_room(store))
+    room = wait_for(qtbot, build_room(store))
     entry = StorageSettings(str(store), "Team share", [ROOM])
     key = f"{entry.id}/{ROOM}"
     settings = Settings(ALICE_ID, "Alice", [entry], last_room=key)
@@ -168,7 +161,7 @@ def app(qtbot: Any, qloop: Any, home: Path, tmp_path: Path) -> Iterator[App]:
     qtbot.waitUntil(loaded, timeout=15_000)
     yield App(controller, window, actions, key, room)
     theme.apply(QApplication.instance(), "light")
-    run(qtbot, controller.shutdown())
+    wait_for(qtbot, controller.shutdown())
     assert safe.failures() == {}  # no Qt callback of the window failed, not even quietly
 
 
@@ -422,7 +415,7 @@ def test_reply_round_trip_sends_an_event_with_its_parent(
     # the event itself names its parent
     model = app.window.timeline.model()
     row = model.row(app.row_of("Me, on Linux."))
-    read = run(
+    read = wait_for(
         qtbot,
         app.controller.rows_at(
             app.key, [app.controller.relations[app.key][1].positions[row.event_id]]
@@ -575,7 +568,7 @@ def test_thread_panel_shows_replies_sends_into_the_thread_and_follows_new_ones(
     assert app.controller.relations[app.key][1].thread_root[reply_id] == plan
 
     # Bob answers in the thread from his device: the panel follows
-    run(qtbot, app.room.bob.send([Draft.text("Great, merging.", parent=plan)]))
+    wait_for(qtbot, app.room.bob.send([Draft.text("Great, merging.", parent=plan)]))
     qtbot.waitUntil(lambda: panel.model.rowCount() == 5, timeout=20_000)
     bodies = [panel.model.index(i, 0).data(Roles.Body) for i in range(5)]
     # Bob's clock is in 2025, the app's is now: display order is by time
@@ -613,7 +606,7 @@ def test_thread_panel_for_a_message_without_replies(qtbot: Any, app: App) -> Non
 def test_thread_panel_shows_edits_and_deletions_of_replies(qtbot: Any, app: App) -> None:
     plan = app.room.plan
     windows = app.event_id("I can take Windows.")
-    run(
+    wait_for(
         qtbot,
         app.room.bob.send(
             [
@@ -701,7 +694,7 @@ def test_a_message_under_this_user_id_from_an_unknown_key_is_not_offered_for_edi
     mallory = RoomWriter(
         app.room.storage, ROOM, ALICE_ID, SigningKey(b"\x13" * 32), displayname="Alice"
     )
-    run(qtbot, mallory.send([Draft.text("Alice here, from a new laptop")]))
+    wait_for(qtbot, mallory.send([Draft.text("Alice here, from a new laptop")]))
     qtbot.waitUntil(lambda: app.row_of("Alice here, from a new laptop") >= 0, timeout=20_000)
     model = app.window.timeline.model()
     index = model.index(app.row_of("Alice here, from a new laptop"), 0)

@@ -9,9 +9,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from conftest import wait_for
+from desk import Desk, settings_for
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
-from test_app_flows import CAROL, DAVE, Desk, launch, settings_for, wait_for  # noqa: F401
+from test_app_flows import CAROL, DAVE
 
 from bucket_chat_desktop.gui.models.timeline_model import Roles
 from bucket_chat_desktop.protocol.relations import HIDDEN_TYPES, REACTION, REDACTION
@@ -47,7 +49,7 @@ def _events(root: Path) -> list[str]:
 
 def test_a_chip_click_sends_a_reaction_then_takes_it_back(
     qtbot: Any,
-    launch: Callable[..., Desk],  # noqa: F811 (the fixture imported above)
+    launch: Callable[..., Desk],
     tmp_path: Path,
 ) -> None:
     root = tmp_path / "store"

@@ -6,16 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import hashlib
 import json
 import os
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
+from conftest import wait_for
 from nacl.signing import SigningKey
 from PySide6.QtCore import QUrl
 from PySide6.QtWidgets import QApplication, QMessageBox, QPushButton
@@ -33,21 +33,9 @@ from bucket_chat_desktop.sync.writer import Draft, RoomWriter
 
 ROOM = "design"
 ALICE = "alice@example.com"
-T = TypeVar("T")
 REPORT = b"%PDF-1.7 the quarterly report"
 
-
-@pytest.fixture(autouse=True)
-def _qt_garbage_dies_on_the_main_thread() -> Iterator[None]:
-    gc.collect()
-    yield
-    gc.collect()
-
-
-def wait(qtbot: Any, coro: Coroutine[Any, Any, T], timeout: int = 15000) -> T:
-    task = asyncio.ensure_future(coro)
-    qtbot.waitUntil(task.done, timeout=timeout)
-    return task.result()
+pytestmark = pytest.mark.usefixtures("qt_garbage_on_main_thread")
 
 
 @dataclass
@@ -67,13 +55,13 @@ def app(qtbot: Any, qloop: Any, home: Path, tmp_path: Path, qapp: QApplication) 
     identity, _ = load_or_create_identity(open_key_store(user_id=ALICE), ALICE, create=True)
     storage = LocalStorage(store)
     alice = RoomWriter(storage, ROOM, ALICE, identity.signing_key, displayname="Alice")
-    wait(qtbot, alice.create_room("Design <i>review</i>", "2026-01-05T09:00:00.000Z"))
+    wait_for(qtbot, alice.create_room("Design <i>review</i>", "2026-01-05T09:00:00.000Z"))
     bob = RoomWriter(storage, ROOM, "bob@example.com", SigningKey(b"\x02" * 32), displayname="Bob")
-    wait(qtbot, bob.send([Draft.text("Here is the report <script>alert(1)</script>")]))
+    wait_for(qtbot, bob.send([Draft.text("Here is the report <script>alert(1)</script>")]))
     sha = hashlib.sha256(REPORT).hexdigest()
-    wait(qtbot, storage.put_if_absent(blob_path(ROOM, sha), REPORT))
+    wait_for(qtbot, storage.put_if_absent(blob_path(ROOM, sha), REPORT))
     content = file_content("report.pdf", len(REPORT), "application/pdf", sha)
-    wait(qtbot, bob.send([Draft(MESSAGE, content)]))
+    wait_for(qtbot, bob.send([Draft(MESSAGE, content)]))
     entry = StorageSettings(str(store), "Team share", [ROOM])
     settings = Settings(user_id=ALICE, displayname="Alice", storages=[entry])
     settings.last_room = f"{entry.id}/{ROOM}"
@@ -91,7 +79,7 @@ def app(qtbot: Any, qloop: Any, home: Path, tmp_path: Path, qapp: QApplication) 
     if feature.notice is not None:  # a notice is a window of its own: never left behind
         with contextlib.suppress(RuntimeError):
             feature.notice.close()
-    wait(qtbot, controller.shutdown())
+    wait_for(qtbot, controller.shutdown())
     window.quitting = True
     window.close()
 

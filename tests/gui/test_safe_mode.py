@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from desk import Desk, settings_for
 from PySide6.QtWidgets import QApplication, QMessageBox
-from test_app_flows import Desk, settings_for, store  # noqa: F401 - fixtures
+from test_app_flows import store  # noqa: F401 - fixtures
 
 from bucket_chat_desktop import app as app_module
 from bucket_chat_desktop import paths

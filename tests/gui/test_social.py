@@ -10,56 +10,31 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Coroutine, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
-from conftest import shot
+from conftest import shot, wait_for
+from desk import ALICE, Desk, RecordingTray, answer_when_shown, settings_for
 from nacl.signing import SigningKey
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QColor, QPixmap
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication, QMenu, QSystemTrayIcon, QWidget
+from PySide6.QtWidgets import QApplication, QMenu
 
-from bucket_chat_desktop import app as app_module
 from bucket_chat_desktop import settings as settings_store
-from bucket_chat_desktop.gui.main_window import MainWindow
 from bucket_chat_desktop.gui.models.rooms_model import RoomRoles
-from bucket_chat_desktop.gui.models.timeline_model import Row, TimelineModel
 from bucket_chat_desktop.gui.tray import Notifier
 from bucket_chat_desktop.gui.widgets.message_delegate import MENTION_COLOR
 from bucket_chat_desktop.gui.widgets.room_dialogs import RoomDialog
-from bucket_chat_desktop.settings import Settings, StorageSettings
+from bucket_chat_desktop.settings import Settings
 from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync.writer import Draft, RoomWriter
 
-ALICE = "alice@example.com"
 CAROL = ("carol@example.com", SigningKey(b"\x03" * 32), "Carol")
 DAVE = ("dave@example.com", SigningKey(b"\x05" * 32), "Dave")
 ERIN = ("erin@example.com", SigningKey(b"\x0b" * 32), "Erin")
-T = TypeVar("T")
-
-
-def wait_for(qtbot: Any, coro: Coroutine[Any, Any, T], timeout: int = 15_000) -> T:
-    task = asyncio.ensure_future(coro)
-    qtbot.waitUntil(task.done, timeout=timeout)
-    return task.result()
-
-
-def answer_when_shown(kind: type[QWidget], act: Callable[[Any], None]) -> None:
-    """Act on the next ``kind`` modal dialog or popup once it is shown (``exec`` runs a
-    nested event loop, so the test answers from a timer)."""
-
-    def look() -> None:
-        widget = QApplication.activeModalWidget() or QApplication.activePopupWidget()
-        if isinstance(widget, kind) and widget.isVisible():
-            act(widget)
-        else:
-            QTimer.singleShot(10, look)
-
-    QTimer.singleShot(0, look)
 
 
 class People:
@@ -85,70 +60,6 @@ class People:
         await self.writer(who, room).send([Draft("m.room.message", content)])
 
 
-@dataclass
-class Desk:
-    qtbot: Any
-    settings: Settings
-    window: MainWindow
-    task: asyncio.Future[int]
-
-    @property
-    def controller(self) -> Any:
-        return self.window.controller
-
-    def key(self, room: str) -> str:
-        return f"{self.settings.storages[0].id}/{room}"
-
-    def model(self, room: str) -> TimelineModel:
-        return self.controller.timeline(self.key(room))  # type: ignore[no-any-return]
-
-    def rows(self, room: str) -> list[Row]:
-        model = self.model(room)
-        return [model.row(i) for i in range(model.rowCount())]
-
-    def item(self, room: str) -> Any:
-        return self.controller.rooms.item(self.key(room))
-
-    def wait_loaded(self, *rooms: str) -> None:
-        """Until each room was read whole and its audit is shown: what arrives next is
-        appended (and counted unread), not part of the first read."""
-
-        def loaded(room: str) -> bool:
-            key = self.key(room)
-            attached = self.controller.client.storages.get(key.split("/")[0])
-            state = attached.engine.rooms.get(room) if attached else None
-            return bool(
-                state is not None
-                and state.complete
-                and self.controller.results.get(key) is state.result
-            )
-
-        for room in rooms:
-            self.qtbot.waitUntil(lambda r=room: loaded(r), timeout=15_000)
-
-    def wait_row(self, room: str, body: str, timeout: int = 15_000) -> int:
-        """The row number of the confirmed row with ``body``, once the room shows it."""
-
-        def found() -> int:
-            return next(
-                (i for i, r in enumerate(self.rows(room)) if r.body == body and not r.echo), -1
-            )
-
-        self.qtbot.waitUntil(lambda: found() >= 0, timeout=timeout)
-        return found()
-
-    def select(self, room: str) -> None:
-        row = self.controller.rooms.row_of(self.key(room))
-        self.window.room_list.setCurrentIndex(self.controller.rooms.index(row))
-        self.qtbot.waitUntil(lambda: self.controller.current == self.key(room))
-
-    def quit(self) -> int:
-        if not self.task.done():
-            self.window.quit()
-            self.qtbot.waitUntil(self.task.done, timeout=15_000)
-        return self.task.result()
-
-
 @pytest.fixture
 def store(tmp_path: Path, qtbot: Any, qloop: Any) -> Path:
     """A shared folder with two rooms: Project Falcon and General."""
@@ -168,59 +79,6 @@ def store(tmp_path: Path, qtbot: Any, qloop: Any) -> Path:
 @pytest.fixture
 def people(store: Path) -> People:
     return People(store)
-
-
-@pytest.fixture
-def launch(qtbot: Any, qloop: Any, home: Path, qapp: QApplication) -> Iterator[Callable[..., Desk]]:
-    desks: list[Desk] = []
-
-    def start(settings: Settings) -> Desk:
-        task = asyncio.ensure_future(app_module.run(qapp, settings, start_minimized=False))
-
-        def window() -> MainWindow | None:
-            return next(
-                (
-                    w
-                    for w in QApplication.topLevelWidgets()
-                    if isinstance(w, MainWindow) and w.controller.settings is settings
-                ),
-                None,
-            )
-
-        qtbot.waitUntil(lambda: window() is not None or task.done(), timeout=15_000)
-        assert not task.done(), "the app stopped at start-up"
-        win = window()
-        assert win is not None
-        desk = Desk(qtbot, settings, win, task)
-        desks.append(desk)
-        return desk
-
-    yield start
-    for desk in desks:
-        assert desk.quit() == 0
-        desk.window.deleteLater()
-
-
-def settings_for(store: Path, rooms: list[str]) -> Settings:
-    entry = StorageSettings(str(store), "Team share", list(rooms))
-    settings = Settings(user_id=ALICE, displayname="Alice", storages=[entry])
-    if rooms:
-        settings.last_room = f"{entry.id}/{rooms[0]}"
-    return settings
-
-
-class RecordingTray(QSystemTrayIcon):
-    """A real tray icon that says it is shown (offscreen has no tray) and records."""
-
-    def __init__(self, parent: Any = None) -> None:
-        super().__init__(parent)
-        self.messages: list[tuple[str, str]] = []
-
-    def isVisible(self) -> bool:
-        return True
-
-    def showMessage(self, title: str, text: str, *args: Any) -> None:
-        self.messages.append((title, text))
 
 
 # -- mentions: completion -------------------------------------------------------------------
@@ -318,10 +176,10 @@ def test_a_message_that_mentions_me_gets_an_accent_and_its_mentions_are_highligh
     # a field of the wrong shape is ignored whole (and the message is shown as written)
     for bad in ([ALICE] * 65, ALICE, {"$in": [ALICE]}, [ALICE, 5]):
         wait_for(qtbot, people.send(DAVE, "falcon", {"body": f"bad {bad!r:.20}", "mentions": bad}))
-    named = desk.wait_row("falcon", "@Alice can you look at the build?")
-    by_field = desk.wait_row("falcon", "see above")
-    other = desk.wait_row("falcon", "@Carol thanks, nobody else")
-    plain = desk.wait_row("falcon", "The new build is up.")
+    named = desk.wait_index("falcon", "@Alice can you look at the build?")
+    by_field = desk.wait_index("falcon", "see above")
+    other = desk.wait_index("falcon", "@Carol thanks, nobody else")
+    plain = desk.wait_index("falcon", "The new build is up.")
     view, delegate = desk.window.timeline, desk.window.delegate
     model = view.model()
     assert delegate.mentions_me(model.index(named))
@@ -468,7 +326,7 @@ def test_new_messages_line_and_jump_button(
     assert social.marker == ""
 
     desk.select("falcon")  # the room opens at the bottom, the line at the first unread
-    first = desk.wait_row("falcon", "Build step 0 finished.")
+    first = desk.wait_index("falcon", "Build step 0 finished.")
     assert social.marker == desk.rows("falcon")[first].event_id
     assert delegate.first_unread == social.marker and social.marker_row() == first
     model = view.model()

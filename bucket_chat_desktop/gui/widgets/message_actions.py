@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QIcon, QPainter, QPainterPath, QPen, QPixmap, QShowEvent
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QIcon, QShowEvent
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -28,6 +28,16 @@ from PySide6.QtWidgets import (
 from ... import timestamps
 from ...protocol.untrusted_text import html_escape, one_line
 from ..emoji_index import FREQUENT, lookup
+from ..icons import (
+    add_reaction_icon,
+    close_icon,
+    delete_icon,
+    edit_icon,
+    icon_color,
+    more_icon,
+    reply_icon,
+    thread_icon,
+)
 from ..markdown import to_html
 from ..safe import guard
 from ..style import ACCENT, TRUST_COLORS, TRUST_SYMBOLS, is_dark
@@ -40,120 +50,6 @@ TRUST_WORDS = {
     "key-changed": "key changed",
     "invalid": "invalid",
 }
-
-
-# -- icons (drawn, like gui/icons.py: no image files, no emoji font needed) -------------------
-
-ICON = 48
-
-
-def _canvas() -> tuple[QPixmap, QPainter]:
-    pix = QPixmap(ICON, ICON)
-    pix.fill(Qt.GlobalColor.transparent)
-    p = QPainter(pix)
-    p.setRenderHint(QPainter.RenderHint.Antialiasing)
-    return pix, p
-
-
-def _pen(color: str, width: float = 4.0) -> QPen:
-    pen = QPen(QColor(color), width)
-    pen.setCapStyle(Qt.PenCapStyle.RoundCap)
-    pen.setJoinStyle(Qt.PenJoinStyle.RoundJoin)
-    return pen
-
-
-def icon_color() -> str:
-    return "#aab0b8" if is_dark() else "#5f6670"
-
-
-def reply_icon(color: str) -> QIcon:
-    pix, p = _canvas()
-    p.setPen(_pen(color))
-    path = QPainterPath()
-    path.moveTo(40, 38)
-    path.cubicTo(40, 24, 32, 18, 12, 18)
-    p.drawPath(path)
-    p.drawLine(QPointF(12, 18), QPointF(22, 8))
-    p.drawLine(QPointF(12, 18), QPointF(22, 28))
-    p.end()
-    return QIcon(pix)
-
-
-def thread_icon(color: str) -> QIcon:
-    pix, p = _canvas()
-    p.setPen(_pen(color, 3.5))
-    p.drawRoundedRect(QRectF(6, 8, 30, 20), 6, 6)
-    p.drawLine(QPointF(14, 28), QPointF(12, 35))
-    p.drawLine(QPointF(12, 35), QPointF(21, 28))
-    p.drawLine(QPointF(40, 16), QPointF(42, 16))
-    p.drawRoundedRect(QRectF(22, 24, 20, 14), 5, 5)
-    p.end()
-    return QIcon(pix)
-
-
-def edit_icon(color: str) -> QIcon:
-    pix, p = _canvas()
-    p.setPen(_pen(color))
-    p.drawLine(QPointF(12, 36), QPointF(34, 14))
-    p.drawLine(QPointF(30, 10), QPointF(38, 18))
-    p.drawLine(QPointF(12, 36), QPointF(10, 40))
-    p.drawLine(QPointF(10, 40), QPointF(16, 38))
-    p.end()
-    return QIcon(pix)
-
-
-def delete_icon(color: str) -> QIcon:
-    pix, p = _canvas()
-    p.setPen(_pen(color, 3.5))
-    p.drawLine(QPointF(10, 13), QPointF(38, 13))
-    p.drawLine(QPointF(19, 13), QPointF(20, 7))
-    p.drawLine(QPointF(20, 7), QPointF(28, 7))
-    p.drawLine(QPointF(28, 7), QPointF(29, 13))
-    path = QPainterPath()
-    path.moveTo(13, 13)
-    path.lineTo(15, 41)
-    path.lineTo(33, 41)
-    path.lineTo(35, 13)
-    p.drawPath(path)
-    p.drawLine(QPointF(21, 20), QPointF(21, 34))
-    p.drawLine(QPointF(27, 20), QPointF(27, 34))
-    p.end()
-    return QIcon(pix)
-
-
-def more_icon(color: str) -> QIcon:
-    pix, p = _canvas()
-    p.setPen(Qt.PenStyle.NoPen)
-    p.setBrush(QColor(color))
-    for x in (12, 24, 36):
-        p.drawEllipse(QPointF(x, 24), 3.5, 3.5)
-    p.end()
-    return QIcon(pix)
-
-
-def add_reaction_icon(color: str) -> QIcon:
-    pix, p = _canvas()
-    p.setPen(_pen(color, 3.5))
-    p.drawEllipse(QRectF(5, 9, 30, 30))
-    p.drawArc(QRectF(13, 18, 14, 12), -20 * 16, -140 * 16)
-    p.setPen(Qt.PenStyle.NoPen)
-    p.setBrush(QColor(color))
-    p.drawEllipse(QPointF(15, 20), 2.2, 2.2)
-    p.drawEllipse(QPointF(25, 20), 2.2, 2.2)
-    p.setPen(_pen(color, 3.5))
-    p.drawLine(QPointF(40, 4), QPointF(40, 16))
-    p.drawLine(QPointF(34, 10), QPointF(46, 10))
-    p.end()
-    return QIcon(pix)
-
-
-def close_icon(color: str) -> QIcon:
-    pix, p = _canvas()
-    p.setPen(_pen(color, 4))
-    p.drawLine(QPointF(14, 14), QPointF(34, 34))
-    p.drawLine(QPointF(34, 14), QPointF(14, 34))
-    p.end()
-    return QIcon(pix)
 
 
 # -- the hover bar ----------------------------------------------------------------------------

@@ -32,7 +32,6 @@ from .. import icons
 from ..models.timeline_model import TimelineModel
 from ..safe import guard
 from .composer import Composer
-from .message_actions import close_icon, icon_color
 from .message_delegate import MessageDelegate
 
 PANEL_WIDTH = 380
@@ -66,7 +65,7 @@ class ThreadPanel(QFrame):
         titles.addWidget(self.subtitle)
         header.addLayout(titles, 1)
         self.close_button = QToolButton()
-        self.close_button.setIcon(close_icon(icon_color()))
+        self.close_button.setIcon(icons.close_icon(icons.icon_color()))
         self.close_button.setIconSize(QSize(16, 16))
         self.close_button.setToolTip("Close the thread")
         self.close_button.clicked.connect(self.close_requested)

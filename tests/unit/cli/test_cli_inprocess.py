@@ -10,23 +10,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from cli_run import Result, run_main
 from nacl.signing import SigningKey
 
-from bucket_chat_desktop.cli.main import main
 from bucket_chat_desktop.protocol.signing import public_key_text
 from bucket_chat_desktop.storage.local import TEMP_PREFIX
 
 PASSPHRASE = "correct horse battery staple"
 ALICE = "alice@example.com"
 ROOM = "room-1"
-
-
-class Result:
-    def __init__(self, code: int, out: str, err: str) -> None:
-        self.code, self.out, self.err = code, out, err
-
-    def __repr__(self) -> str:
-        return f"exit {self.code}\n--- stdout\n{self.out}--- stderr\n{self.err}"
 
 
 Cli = Callable[..., Result]
@@ -51,14 +43,8 @@ def store(tmp_path: Path) -> Path:
 @pytest.fixture
 def cli(capsys: pytest.CaptureFixture[str], store: Path) -> Cli:
     def call(*args: str, storage: bool = True) -> Result:
-        capsys.readouterr()
         argv = ["-s", str(store), *args] if storage else list(args)
-        try:
-            code = main(argv)
-        except SystemExit as exc:  # argparse
-            code = exc.code if isinstance(exc.code, int) else 2
-        out, err = capsys.readouterr()
-        return Result(code, out, err)
+        return run_main(capsys, argv)
 
     return call
 

@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_run import Result, run_main
 from nacl.signing import SigningKey
 
 import bucket_chat_desktop.cli.main as cli_main
 from bucket_chat_desktop.cli.format import describe_event
-from bucket_chat_desktop.cli.main import main
 from bucket_chat_desktop.cli.related import chip_text
 from bucket_chat_desktop.protocol.audit import Assessed, TrustState
 from bucket_chat_desktop.protocol.ids import segment_path
@@ -26,20 +26,6 @@ from bucket_chat_desktop.sync.watched import NoAnswerError
 PASSPHRASE = "correct horse battery staple"
 ALICE, BOB = "alice@example.com", "bob@example.com"
 ROOM = "rel-room"
-
-
-class Result:
-    def __init__(self, code: int, out: str, err: str) -> None:
-        self.code, self.out, self.err = code, out, err
-
-    def __repr__(self) -> str:
-        return f"exit {self.code}\n--- stdout\n{self.out}--- stderr\n{self.err}"
-
-    @property
-    def sent(self) -> str:
-        """The event id a successful relation command printed last on its first line."""
-        assert self.code == 0, self
-        return self.out.splitlines()[0].split()[-1]
 
 
 Cli = Callable[..., Result]
@@ -70,14 +56,8 @@ def cli(
     def call(user: str | None, *args: str, device: str | None = None) -> Result:
         name = device or user or "reader"
         monkeypatch.setenv("BUCKET_CHAT_HOME", str(tmp_path / "devices" / name))
-        capsys.readouterr()
         argv = ["-s", str(store), *args] + (["--user-id", user] if user else [])
-        try:
-            code = main(argv)
-        except SystemExit as exc:  # argparse
-            code = exc.code if isinstance(exc.code, int) else 2
-        out, err = capsys.readouterr()
-        return Result(code, out, err)
+        return run_main(capsys, argv)
 
     return call
 

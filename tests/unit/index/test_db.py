@@ -3,14 +3,13 @@ table's round trip (segments, audits, findings, pins, cursors, rooms)."""
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import sqlite3
-import uuid
 from pathlib import Path
 
 import pytest
+from chains import ROOM, T0, indexed, segment, signed_chain
 from nacl.signing import SigningKey
 
 from bucket_chat_desktop.index import CachedEvent, Index, IndexedEvent, index_path_for
@@ -22,57 +21,20 @@ from bucket_chat_desktop.protocol.audit import (
     TrustState,
     prepare_segment,
 )
-from bucket_chat_desktop.protocol.event import MEMBER, MESSAGE, Event, Malformed
+from bucket_chat_desktop.protocol.event import MESSAGE, Event, Malformed
 from bucket_chat_desktop.protocol.findings import Finding, Kind
-from bucket_chat_desktop.protocol.ids import client_id_for
-from bucket_chat_desktop.protocol.segment import encode_segment, path_for
-from bucket_chat_desktop.protocol.signing import build_event, public_key_text
-
-ROOM = "room-1"
-T0 = 1757851245000  # 2025-09-14T12:00:45.000Z
-_ids = itertools.count(1)
+from bucket_chat_desktop.protocol.signing import public_key_text
 
 TABLES = {"segments", "events", "segment_findings", "timeline", "findings", "rooms", "pins"}
 
 
 def _chain(seed: int, user: str, bodies: list[str], ts: int = T0) -> list[Event]:
     """A device's join followed by one message per body, each chained to the last."""
-    key = SigningKey(bytes([seed]) * 32)
-    out: list[Event] = []
-    prev: str | None = None
-    drafts = [(MEMBER, {"membership": "join"})] + [(MESSAGE, {"body": b}) for b in bodies]
-    for i, (event_type, content) in enumerate(drafts):
-        ev = build_event(
-            room_id=ROOM,
-            sender_id=user,
-            event_type=event_type,
-            content=content,
-            timestamp_ms=ts + i * 1000,
-            unique=str(uuid.UUID(int=next(_ids), version=4)),
-            prev_event_hash=prev,
-            signing_key=key,
-        )
-        prev = ev.hash
-        out.append(ev)
-    return out
-
-
-def _segment(events: list[Event], seed: int, user: str) -> tuple[str, bytes]:
-    key = SigningKey(bytes([seed]) * 32)
-    return path_for(events, client_id_for(user, bytes(key.verify_key))), encode_segment(events)
-
-
-def _indexed(path: str, events: list[Event], sig_ok: bool | None = True) -> list[IndexedEvent]:
-    return [
-        IndexedEvent(
-            path, n, e.event_id, e.timestamp_ms, e.line().decode().rstrip("\n"), sig_ok, ""
-        )
-        for n, e in enumerate(events, start=1)
-    ]
+    return signed_chain(seed, user, [(MESSAGE, {"body": b}) for b in bodies], ts)
 
 
 def _cached(path: str, events: list[Event], sig_ok: bool | None = True) -> list[CachedEvent]:
-    """What ``room_segments`` hands back for ``_indexed(path, events, sig_ok)``."""
+    """What ``room_segments`` hands back for ``indexed(path, events, sig_ok)``."""
     return [CachedEvent(path, n, e, sig_ok, "") for n, e in enumerate(events, start=1)]
 
 
@@ -130,9 +92,9 @@ def test_in_memory_index_works(tmp_path: Path) -> None:
 
 def test_reopening_keeps_data(db_path: Path) -> None:
     events = _chain(1, "alice@example.com", ["hello", "again"])
-    path, data = _segment(events, 1, "alice@example.com")
+    path, data = segment(events, 1, "alice@example.com")
     index = Index.open(db_path, "url-1")
-    index.add_segment(ROOM, path, len(data), "etag-1", _indexed(path, events), [])
+    index.add_segment(ROOM, path, len(data), "etag-1", indexed(path, events), [])
     index.save_audit(ROOM, _audit((path, data)), history_complete=True)
     index.add_pins([("alice@example.com", public_key_text(SigningKey(bytes([1]) * 32)))])
     index.set_cursor("activity:2025-09-14", "activity/2025-09-14/x")
@@ -194,13 +156,13 @@ def test_a_newer_schema_is_refused_and_rebuilt(
 def test_add_segment_and_room_segments_round_trip(db_path: Path) -> None:
     alice = _chain(1, "alice@example.com", ["a1", "a2"])
     bob = _chain(2, "bob@example.com", ["b1"], ts=T0 + 500)
-    pa, da = _segment(alice, 1, "alice@example.com")
-    pb, db = _segment(bob, 2, "bob@example.com")
+    pa, da = segment(alice, 1, "alice@example.com")
+    pb, db = segment(bob, 2, "bob@example.com")
     finding = Finding(Kind.BAD_JSON, "not JSON", pb, 7)
     index = Index.open(db_path)
     try:
-        index.add_segment(ROOM, pb, len(db), None, _indexed(pb, bob, sig_ok=None), [finding])
-        index.add_segment(ROOM, pa, len(da), "e", _indexed(pa, alice), [])
+        index.add_segment(ROOM, pb, len(db), None, indexed(pb, bob, sig_ok=None), [finding])
+        index.add_segment(ROOM, pa, len(da), "e", indexed(pa, alice), [])
         index.add_segment("other-room", "rooms/other-room/logs/x", 1, None, [], [])
         got = list(index.room_segments(ROOM))
         assert [p for p, _, _ in got] == sorted([pa, pb])
@@ -210,7 +172,7 @@ def test_add_segment_and_room_segments_round_trip(db_path: Path) -> None:
         assert index.known_segments(ROOM) == {pa: len(da), pb: len(db)}
 
         # Re-adding a segment replaces its rows instead of duplicating them.
-        index.add_segment(ROOM, pb, len(db), None, _indexed(pb, bob[:1], sig_ok=False), [])
+        index.add_segment(ROOM, pb, len(db), None, indexed(pb, bob[:1], sig_ok=False), [])
         again = {p: (ev, f) for p, ev, f in index.room_segments(ROOM)}
         assert again[pb] == (_cached(pb, bob[:1], sig_ok=False), [])
         assert len(list(index.room_segments("other-room"))) == 1
@@ -222,12 +184,12 @@ def test_add_segment_and_room_segments_round_trip(db_path: Path) -> None:
 def test_save_audit_newest_and_append_timeline(db_path: Path) -> None:
     events = _chain(1, "alice@example.com", [f"m{i}" for i in range(8)])  # 9 events
     first, later = events[:6], events[6:]
-    p1, d1 = _segment(first, 1, "alice@example.com")
-    p2, d2 = _segment(later, 1, "alice@example.com")
+    p1, d1 = segment(first, 1, "alice@example.com")
+    p2, d2 = segment(later, 1, "alice@example.com")
     index = Index.open(db_path)
     try:
         assert index.timeline_length(ROOM) == 0 and index.newest(ROOM, 5) == []
-        index.add_segment(ROOM, p1, len(d1), None, _indexed(p1, first), [])
+        index.add_segment(ROOM, p1, len(d1), None, indexed(p1, first), [])
         result = _audit((p1, d1))
         index.save_audit(ROOM, result, history_complete=False)
         assert index.timeline_length(ROOM) == 6
@@ -246,7 +208,7 @@ def test_save_audit_newest_and_append_timeline(db_path: Path) -> None:
         ledger.audit({})
         ledger.add_segment(p2, d2)
         full = ledger.audit({})
-        index.add_segment(ROOM, p2, len(d2), None, _indexed(p2, later), [])
+        index.add_segment(ROOM, p2, len(d2), None, indexed(p2, later), [])
         index.append_timeline(ROOM, 6, full.timeline[6:])
         assert index.timeline_length(ROOM) == 9
         assert [r.event for r in index.newest(ROOM, 3)] == later  # exactly the appended rows
@@ -261,7 +223,7 @@ def test_save_audit_newest_and_append_timeline(db_path: Path) -> None:
 
 def test_findings_are_replaced_per_room(db_path: Path) -> None:
     events = _chain(1, "alice@example.com", ["x"])
-    path, data = _segment(events, 1, "alice@example.com")
+    path, data = segment(events, 1, "alice@example.com")
     result = _audit((path, data))
     gap = Finding(Kind.GAP, "gap: missing", path, 2, events[1].event_id)
     notice = Finding(Kind.UNEXPECTED_OBJECT, "odd object", "rooms/room-1/logs/x")
@@ -320,7 +282,7 @@ def test_cursors(db_path: Path) -> None:
 
 def test_room_info_and_audit_summary_share_a_row(db_path: Path) -> None:
     events = _chain(1, "alice@example.com", ["the last word"])
-    path, data = _segment(events, 1, "alice@example.com")
+    path, data = segment(events, 1, "alice@example.com")
     index = Index.open(db_path)
     try:
         index.set_room_info("b-room", "B", signed=False)
@@ -354,9 +316,9 @@ def test_room_info_and_audit_summary_share_a_row(db_path: Path) -> None:
 
 def _cached_room(db_path: Path) -> tuple[list[Event], str]:
     events = _chain(1, "alice@example.com", [f"m{i}" for i in range(7)])  # 8 events
-    path, data = _segment(events, 1, "alice@example.com")
+    path, data = segment(events, 1, "alice@example.com")
     index = Index.open(db_path)
-    index.add_segment(ROOM, path, len(data), None, _indexed(path, events), [])
+    index.add_segment(ROOM, path, len(data), None, indexed(path, events), [])
     index.save_audit(ROOM, _audit((path, data)), history_complete=True)
     index.close()
     return events, path
@@ -461,13 +423,13 @@ def test_a_reader_sees_one_moment_and_cannot_write(db_path: Path) -> None:
     reader = Index.open_reader(db_path)
     first = _chain(1, "alice@example.com", ["one"])
     second = _chain(2, "bob@example.com", ["two"])
-    path1, _ = _segment(first, 1, "alice@example.com")
-    path2, _ = _segment(second, 2, "bob@example.com")
+    path1, _ = segment(first, 1, "alice@example.com")
+    path2, _ = segment(second, 2, "bob@example.com")
     try:
-        writer.add_segment(ROOM, path1, 10, None, _indexed(path1, first), [])
+        writer.add_segment(ROOM, path1, 10, None, indexed(path1, first), [])
         with reader.read_snapshot():
             assert set(reader.known_segments(ROOM)) == {path1}
-            writer.add_segment(ROOM, path2, 20, None, _indexed(path2, second), [])
+            writer.add_segment(ROOM, path2, 20, None, indexed(path2, second), [])
             assert set(reader.known_segments(ROOM)) == {path1}  # the same moment
             assert [p for p, _, _ in reader.room_segments(ROOM)] == [path1]
         with reader.read_snapshot():
@@ -488,7 +450,7 @@ def test_prepared_segments_are_cached_as_one_transaction_with_the_same_rows(
     segments of one call or none of them (one transaction, docs/SCHEDULING.md)."""
     alice = _chain(1, "alice@example.com", ["one", "two"])
     bob = _chain(2, "bob@example.com", ["three"])
-    segments = [_segment(alice, 1, "alice@example.com"), _segment(bob, 2, "bob@example.com")]
+    segments = [segment(alice, 1, "alice@example.com"), segment(bob, 2, "bob@example.com")]
     prepared = [prepare_segment(path, data, ROOM) for path, data in segments]
     finding = Finding(Kind.BAD_JSON, "a line that is not JSON", path=segments[1][0], line=9)
     prepared[1].decoded.findings.append(finding)

@@ -5,17 +5,15 @@ search existed."""
 
 from __future__ import annotations
 
-import itertools
 import sqlite3
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
-from nacl.signing import SigningKey
+from chains import ROOM, T0, indexed, segment, signed_chain
 
-from bucket_chat_desktop.index import Index, IndexedEvent
+from bucket_chat_desktop.index import Index
 from bucket_chat_desktop.index.db import _MIGRATIONS, SCHEMA_VERSION
 from bucket_chat_desktop.index.search import (
     QUERY_LIMIT,
@@ -25,43 +23,12 @@ from bucket_chat_desktop.index.search import (
 )
 from bucket_chat_desktop.protocol.audit import RoomLedger, TrustState
 from bucket_chat_desktop.protocol.event import MEMBER, MESSAGE, Event
-from bucket_chat_desktop.protocol.ids import client_id_for
-from bucket_chat_desktop.protocol.segment import encode_segment, path_for
-from bucket_chat_desktop.protocol.signing import build_event
-
-ROOM = "room-1"
-T0 = 1757851245000
-_ids = itertools.count(1)
-
-
-def _events(seed: int, user: str, drafts: list[tuple[str, dict[str, Any]]], ts: int = T0):
-    key = SigningKey(bytes([seed]) * 32)
-    out: list[Event] = []
-    prev: str | None = None
-    for i, (event_type, content) in enumerate([(MEMBER, {"membership": "join"}), *drafts]):
-        ev = build_event(
-            room_id=ROOM,
-            sender_id=user,
-            event_type=event_type,
-            content=content,
-            timestamp_ms=ts + i * 1000,
-            unique=str(uuid.UUID(int=next(_ids), version=4)),
-            prev_event_hash=prev,
-            signing_key=key,
-        )
-        prev = ev.hash
-        out.append(ev)
-    return out
+from bucket_chat_desktop.protocol.segment import path_for
 
 
 def _store(index: Index, events: list[Event], seed: int, user: str, *, audit: bool = True):
-    key = SigningKey(bytes([seed]) * 32)
-    path = path_for(events, client_id_for(user, bytes(key.verify_key)))
-    data = encode_segment(events)
-    rows = [
-        IndexedEvent(path, n, e.event_id, e.timestamp_ms, e.line().decode().rstrip("\n"), True, "")
-        for n, e in enumerate(events, start=1)
-    ]
+    path, data = segment(events, seed, user)
+    rows = indexed(path, events)
     index.add_segment(ROOM, path, len(data), None, rows, [])
     _catch_up(index)
     if audit:
@@ -92,7 +59,7 @@ def _bodies(page: Any) -> list[str]:
 
 
 def test_messages_are_found_by_partial_words_newest_first(index: Index) -> None:
-    events = _events(
+    events = signed_chain(
         1,
         "alice@example.com",
         [_msg("The deployment went fine"), _msg("lunch?"), _msg("Deploying again tomorrow")],
@@ -111,7 +78,7 @@ def test_messages_are_found_by_partial_words_newest_first(index: Index) -> None:
 
 
 def test_cjk_and_case_folding_outside_ascii(index: Index) -> None:
-    events = _events(
+    events = signed_chain(
         1, "alice@example.com", [_msg("明日の会議は東京で行います"), _msg("ÉCOLE fermée")]
     )
     _store(index, events, 1, "alice@example.com")
@@ -121,7 +88,7 @@ def test_cjk_and_case_folding_outside_ascii(index: Index) -> None:
 
 
 def test_every_term_must_match_and_phrases_keep_their_order(index: Index) -> None:
-    events = _events(
+    events = signed_chain(
         1, "alice@example.com", [_msg("red green blue"), _msg("green red"), _msg("red")]
     )
     _store(index, events, 1, "alice@example.com")
@@ -132,9 +99,9 @@ def test_every_term_must_match_and_phrases_keep_their_order(index: Index) -> Non
 
 def test_only_message_text_is_indexed_and_edits_find_their_target(index: Index) -> None:
     alice = "alice@example.com"
-    base = _events(1, alice, [_msg("original wording")])
+    base = signed_chain(1, alice, [_msg("original wording")])
     target = base[1].event_id
-    more = _events(
+    more = signed_chain(
         1,
         alice,
         [
@@ -163,7 +130,7 @@ def test_only_message_text_is_indexed_and_edits_find_their_target(index: Index) 
 
 def test_room_filter_and_paging(index: Index) -> None:
     alice = "alice@example.com"
-    events = _events(1, alice, [_msg(f"note number {i}") for i in range(30)])
+    events = signed_chain(1, alice, [_msg(f"note number {i}") for i in range(30)])
     _store(index, events, 1, alice)
     page = index.search("note", limit=10)
     assert page.more and len(page.hits) == 10
@@ -183,8 +150,8 @@ def test_same_millisecond_messages_all_kept_and_replacing_a_segment_replaces_its
     index: Index,
 ) -> None:
     alice = "alice@example.com"
-    events = _events(1, alice, [_msg("same time alpha")])
-    clash = _events(2, "bob@example.com", [_msg("same time beta")])
+    events = signed_chain(1, alice, [_msg("same time alpha")])
+    clash = signed_chain(2, "bob@example.com", [_msg("same time beta")])
     # Both messages at one millisecond: both are indexed (the next free key is taken).
     path_a = _store(index, events, 1, alice)
     _store(index, clash, 2, "bob@example.com", audit=False)
@@ -232,7 +199,9 @@ HOSTILE_QUERIES = [
 @pytest.mark.parametrize("query", HOSTILE_QUERIES, ids=range(len(HOSTILE_QUERIES)))
 def test_hostile_queries_never_raise_or_hang(index: Index, query: str) -> None:
     alice = "alice@example.com"
-    _store(index, _events(1, alice, [_msg("alpha beta NEAR(a b) 100% body:alpha *")]), 1, alice)
+    _store(
+        index, signed_chain(1, alice, [_msg("alpha beta NEAR(a b) 100% body:alpha *")]), 1, alice
+    )
     started = time.monotonic()
     page = index.search(query)
     assert time.monotonic() - started < 1.0
@@ -243,7 +212,7 @@ def test_hostile_queries_never_raise_or_hang(index: Index, query: str) -> None:
 
 def test_operator_characters_are_searched_as_text(index: Index) -> None:
     alice = "alice@example.com"
-    _store(index, _events(1, alice, [_msg("alpha 100% done"), _msg("NEAR(a b) x")]), 1, alice)
+    _store(index, signed_chain(1, alice, [_msg("alpha 100% done"), _msg("NEAR(a b) x")]), 1, alice)
     assert _bodies(index.search("100%")) == ["alpha 100% done"]
     assert _bodies(index.search("%")) == ["alpha 100% done"]
     assert _bodies(index.search("NEAR(a")) == ["NEAR(a b) x"]
@@ -283,7 +252,7 @@ def test_snippets_cut_around_the_first_match_and_mark_every_match() -> None:
 
 def test_damaged_rows_are_left_out(index: Index) -> None:
     alice = "alice@example.com"
-    events = _events(1, alice, [_msg("genuine text one"), _msg("genuine text two")])
+    events = signed_chain(1, alice, [_msg("genuine text one"), _msg("genuine text two")])
     _store(index, events, 1, alice)
     db = index._db
     # Another program edits the cache: a document's text no longer matches its event,
@@ -300,12 +269,9 @@ def test_damaged_rows_are_left_out(index: Index) -> None:
 
 def test_forged_signature_is_never_a_hit(index: Index) -> None:
     alice = "alice@example.com"
-    events = _events(1, alice, [_msg("forged words")])
+    events = signed_chain(1, alice, [_msg("forged words")])
     path = path_for(events, "x")
-    rows = [
-        IndexedEvent(path, n, e.event_id, e.timestamp_ms, e.line().decode().strip(), False, "bad")
-        for n, e in enumerate(events, start=1)
-    ]
+    rows = indexed(path, events, False, "bad")
     index.add_segment(ROOM, path, 1, None, rows, [])
     _catch_up(index)
     assert index.search("forged").hits == ()
@@ -319,7 +285,7 @@ def test_a_broken_search_table_gives_an_error_not_an_exception(index: Index) -> 
 
 def test_a_slow_search_gives_up(index: Index) -> None:
     alice = "alice@example.com"
-    _store(index, _events(1, alice, [_msg("a b")]), 1, alice)
+    _store(index, signed_chain(1, alice, [_msg("a b")]), 1, alice)
     index._db.executemany(
         "INSERT INTO search_docs (room_id, path, line, event_id, source_id, body) "
         "VALUES ('r', 'p', ?, 'e', 'e', 'text')",
@@ -337,7 +303,7 @@ def test_an_index_from_before_search_is_migrated(tmp_path: Path) -> None:
     conn.executescript(_MIGRATIONS[1])
     conn.execute("PRAGMA user_version = 1")
     alice = "alice@example.com"
-    events = _events(1, alice, [_msg("old message text"), _msg("older message text")])
+    events = signed_chain(1, alice, [_msg("old message text"), _msg("older message text")])
     for n, e in enumerate(events, start=1):
         conn.execute(
             "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -363,12 +329,9 @@ def test_an_index_from_before_search_is_migrated(tmp_path: Path) -> None:
 
 def test_text_is_searchable_once_indexed_and_the_backlog_says_so(index: Index) -> None:
     alice = "alice@example.com"
-    events = _events(1, alice, [_msg("pending words")])
+    events = signed_chain(1, alice, [_msg("pending words")])
     path = path_for(events, "x")
-    rows = [
-        IndexedEvent(path, n, e.event_id, e.timestamp_ms, e.line().decode().strip(), True, "")
-        for n, e in enumerate(events, start=1)
-    ]
+    rows = indexed(path, events)
     index.add_segment(ROOM, path, 1, None, rows, [])
     assert index.text_pending
     page = index.search("pending")
@@ -379,17 +342,16 @@ def test_text_is_searchable_once_indexed_and_the_backlog_says_so(index: Index) -
     assert _bodies(page) == ["pending words"] and page.backlog == 0
     # Many segments: one batch does whole segments up to about its event budget.
     for i in range(5):
-        more = _events(1, alice, [_msg(f"batch {i} {j}") for j in range(10)], ts=T0 + i * 10**6)
+        more = signed_chain(
+            1, alice, [_msg(f"batch {i} {j}") for j in range(10)], ts=T0 + i * 10**6
+        )
         p = path_for(more, f"b{i}")
         index.add_segment(
             ROOM,
             p,
             1,
             None,
-            [
-                IndexedEvent(p, n, e.event_id, e.timestamp_ms, e.line().decode().strip(), True, "")
-                for n, e in enumerate(more, start=1)
-            ],
+            indexed(p, more),
             [],
         )
     assert index.index_text(max_events=15) == 2  # 11 events each: the second passes 15
@@ -421,14 +383,11 @@ def test_text_changed_behind_the_search_index_never_stops_caching(
     that text (a segment read again) makes SQLite call the file malformed. The index is
     rebuilt from the stored text and the segment is cached all the same."""
     alice = "alice@example.com"
-    path = _store(index, _events(1, alice, [_msg("original words here")]), 1, alice)
+    path = _store(index, signed_chain(1, alice, [_msg("original words here")]), 1, alice)
     index._db.execute("UPDATE search_docs SET body = 'something else entirely'")
     index._db.commit()
-    events = _events(1, alice, [_msg("rewritten words here")])
-    rows = [
-        IndexedEvent(path, n, e.event_id, e.timestamp_ms, e.line().decode().strip(), True, "")
-        for n, e in enumerate(events, start=1)
-    ]
+    events = signed_chain(1, alice, [_msg("rewritten words here")])
+    rows = indexed(path, events)
     index.add_segment(ROOM, path, 1, None, rows, [])  # no exception
     assert "search index is damaged" in caplog.text
     _catch_up(index)
