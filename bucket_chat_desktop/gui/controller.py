@@ -371,8 +371,9 @@ class Controller(QObject):
         return await self.client.storage_rooms(storage_id)
 
     def members(self, key: str) -> list[tuple[str, str]]:
-        """(user id, display name or "") of everyone who wrote in the room, first seen
-        first, as its timeline knows them: what "@" completes and mentions match."""
+        """(user id, display name or "") of the room's members as its timeline knows
+        them (everyone who wrote, but those who left), first seen first: what "@"
+        completes."""
         return self.timeline(key).names.members()
 
     def set_notify_level(self, key: str, level: str) -> None:

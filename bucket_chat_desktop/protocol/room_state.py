@@ -110,14 +110,23 @@ class DisplayNames:
     def __init__(self) -> None:
         self._names: dict[str, str] = {}
         self.ids = RoomIds()
+        # Senders whose latest verified membership event is a leave, kick or ban.
+        self._left: set[str] = set()
 
     def add(self, item: Assessed) -> None:
         if item.state is TrustState.INVALID:
             return
-        self.ids.add(item.event.sender_id)
+        ev = item.event
+        self.ids.add(ev.sender_id)
         name = display_name_set_by(item)
         if name:
-            self._names[item.event.sender_id] = name
+            self._names[ev.sender_id] = name
+        if ev.type == MEMBER and item.state is TrustState.VERIFIED:
+            membership = ev.content.get("membership")
+            if membership == "join":
+                self._left.discard(ev.sender_id)
+            elif membership in ("leave", "kick", "ban"):
+                self._left.add(ev.sender_id)
 
     def update(self, items: Iterable[Assessed]) -> None:
         if isinstance(items, Timeline):  # never invalid rows; names only from members
@@ -135,9 +144,12 @@ class DisplayNames:
         """(senders, names) known: changes as either grows (a cheap cache key)."""
         return len(self.ids), len(self._names)
 
-    def members(self) -> list[tuple[str, str]]:
-        """(user id, display name or "") of every sender seen, first seen first."""
-        return [(uid, self._names.get(uid, "")) for uid in self.ids.ids()]
+    def members(self, *, with_left: bool = False) -> list[tuple[str, str]]:
+        """(user id, display name or "") of every sender seen, first seen first; without
+        ``with_left``, not those whose latest verified membership says they left (an
+        unverified "leave" cannot take anyone off the list)."""
+        left = set() if with_left else self._left
+        return [(uid, self._names.get(uid, "")) for uid in self.ids.ids() if uid not in left]
 
     def name(self, user_id: str) -> str:
         """The user's display name, "" when they have none."""

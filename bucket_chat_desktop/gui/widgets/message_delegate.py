@@ -127,7 +127,7 @@ class MessageDelegate(SafeDelegate):
             return (), ()
         size = names.size
         if self._targets is None or self._targets[0] != (id(names), size):
-            members = names.members()
+            members = names.members(with_left=True)  # old mentions of people who left too
             targets = tuple(t for uid, name in members for t in (uid, name) if t)
             own = (self.own_user, *self.own_names, names.name(self.own_user))
             own = tuple(dict.fromkeys(t for t in own if t))

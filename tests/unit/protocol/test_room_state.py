@@ -307,3 +307,28 @@ def test_the_command_line_lists_who_left_with_all_and_words_events_once() -> Non
         "* joined the room",
         "* left the room",
     ]
+
+
+def test_display_names_members_leave_out_who_left_but_the_mentions_list_keeps_them() -> None:
+    """What "@" completes: senders whose latest verified membership is a leave are not
+    offered (a join brings them back); highlighting old mentions keeps everyone."""
+    a, b, c = alice(), bob(), Device("carol@example.com", 7)
+    result = audit(
+        seg([a.join(T0, displayname="Alice"), a.say(T0 + 5, "hi")], "a"),
+        seg(
+            [b.join(T0 + 1, displayname="Bob"), b.emit(T0 + 2, MEMBER, {"membership": "leave"})],
+            "b",
+        ),
+        seg(
+            [
+                c.join(T0 + 3, displayname="Carol"),
+                c.emit(T0 + 4, MEMBER, {"membership": "leave"}),
+                c.emit(T0 + 6, MEMBER, {"membership": "join"}),
+            ],
+            "c",
+        ),
+    )
+    names = DisplayNames()
+    names.update(result.timeline)
+    assert [uid for uid, _ in names.members()] == [ALICE, "carol@example.com"]
+    assert [uid for uid, _ in names.members(with_left=True)] == [ALICE, BOB, "carol@example.com"]
