@@ -124,6 +124,36 @@ _DECODER = json.JSONDecoder(
 )
 
 
+class _Refused:
+    """Where ``_MARKING`` found a float, a constant or an integer out of range."""
+
+
+_REFUSED = _Refused()
+
+
+def _mark_int(text: str) -> Any:
+    try:
+        return _int_in_range(text)
+    except _BigInt:
+        return _REFUSED
+
+
+# Decodes what ``_DECODER`` refuses, with a marker in place of each refused number.
+_MARKING = json.JSONDecoder(
+    parse_float=lambda _t: _REFUSED, parse_constant=lambda _t: _REFUSED, parse_int=_mark_int
+)
+
+
+def _holds_marker(value: Any) -> bool:
+    if value is _REFUSED:
+        return True
+    if isinstance(value, dict):
+        return any(_holds_marker(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_holds_marker(v) for v in value)
+    return False
+
+
 def _decode(text: str) -> Any:
     """``_DECODER.decode(text)``, minus its Python wrapper for the usual line.
 
@@ -201,12 +231,21 @@ def _decode_json_line_slow(line: bytes) -> Any | Malformed:
         return Malformed(Kind.BAD_ENCODING, f"not valid UTF-8 at byte {exc.start}")
     try:
         value = _decode(text)
-    except _FloatFound as exc:
-        return Malformed(
-            Kind.FLOAT, f"number {exc.args[0]} is not an integer; floats are forbidden"
+    except (_FloatFound, _BigInt) as exc:
+        found = (
+            Malformed(Kind.FLOAT, f"number {exc.args[0]} is not an integer; floats are forbidden")
+            if isinstance(exc, _FloatFound)
+            else Malformed(Kind.BAD_SCHEMA, f"integer {exc.args[0][:24]} is outside ±(2**53 - 1)")
         )
-    except _BigInt as exc:
-        return Malformed(Kind.BAD_SCHEMA, f"integer {exc.args[0][:24]} is outside ±(2**53 - 1)")
+        # Only a number the line's value keeps counts: one under a key repeated later in
+        # its object is replaced by the later value (as every decoder here, orjson's fast
+        # path included, makes of it), so it is no part of the event.
+        try:
+            value = _MARKING.decode(text)
+            if _holds_marker(value):
+                return found
+        except (ValueError, RecursionError):  # deep nesting: the first finding stands
+            return found
     except RecursionError:
         return Malformed(Kind.TOO_DEEP, "JSON nested too deeply to parse")
     except ValueError as exc:

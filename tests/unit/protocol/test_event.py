@@ -499,3 +499,18 @@ def test_fast_decoder_equals_the_json_module_on_any_bytes(line: bytes) -> None:
 )
 def test_fast_decoder_equals_the_json_module_on_known_differences(line: bytes) -> None:
     _same(line)
+
+
+def test_a_refused_number_under_a_repeated_key_is_replaced_like_any_value() -> None:
+    """Hypothesis found it: a float or an out-of-range integer under a key that the same
+    object repeats later is replaced by the later value (orjson's fast path and json
+    both keep the last): both paths accept the line, and decide on what it keeps."""
+    for bad in (b"9007199254740992", b"1.5", b"NaN", b"-1e400"):
+        line = b'{"a": {"x": ' + bad + b', "x": null}, "b": 1}'
+        assert decode_json_line(line) == _decode_json_line_slow(line) == {"a": {"x": None}, "b": 1}
+        kept = b'{"a": {"x": null, "x": ' + bad + b"}}"
+        assert isinstance(_decode_json_line_slow(kept), Malformed)
+        assert isinstance(decode_json_line(kept), Malformed)
+    # nesting deep enough that walking it again would overflow: the finding stands
+    deep = b'{"a": ' + b"[" * 900 + b"1.5" + b"]" * 900 + b"}"
+    assert isinstance(decode_json_line(deep), Malformed)
