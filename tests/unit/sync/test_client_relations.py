@@ -18,11 +18,12 @@ from bucket_chat_desktop.protocol.relations import REACTION, TYPING, Relations
 from bucket_chat_desktop.protocol.relations import build as build_relations
 from bucket_chat_desktop.protocol.segment import encode_segment, path_for
 from bucket_chat_desktop.protocol.signing import build_event
-from bucket_chat_desktop.settings import Settings, StorageSettings
 from bucket_chat_desktop.sync import room_state as room_state_module
 from bucket_chat_desktop.sync.client import ChatClient, RoomRef
-from bucket_chat_desktop.sync.events import EngineEvent, EventsAppended, RoomLoaded
+from bucket_chat_desktop.sync.events import EventsAppended, RoomLoaded
 from bucket_chat_desktop.sync.room_state import RoomState
+
+from .local_client import local_client
 
 ALICE = "alice@example.com"
 ROOM = "room-1"
@@ -41,17 +42,7 @@ async def _settled(client: ChatClient, ref: RoomRef, sent: list[str]) -> Relatio
 
 
 def test_reply_react_edit_delete_through_the_client(tmp_path: Path) -> None:
-    store = tmp_path / "store"
-    store.mkdir()
-    entry = StorageSettings(str(store), "Team share", [])
-    events: list[EngineEvent] = []
-    client = ChatClient(
-        Settings(ALICE, "Alice", [entry]),
-        ALICE,
-        SigningKey(bytes(range(32))),
-        lambda _sid, event: events.append(event),
-        data_dir=tmp_path / "data",
-    )
+    client, entry, events = local_client(tmp_path)
 
     async def scenario() -> None:
         await client.attach(entry)
@@ -191,16 +182,7 @@ def test_taking_back_a_reaction_redacts_only_ones_own(tmp_path: Path) -> None:
     unverified), but they are not hers: her one click to take back her 👍 redacted every
     one of them (500 events written; 100,000 planted, 100,000 written). Now it redacts
     her verified reaction only; with none of hers, nothing is written at all."""
-    store = tmp_path / "store"
-    store.mkdir()
-    entry = StorageSettings(str(store), "Team share", [])
-    client = ChatClient(
-        Settings(ALICE, "Alice", [entry]),
-        ALICE,
-        SigningKey(bytes(range(32))),
-        lambda _sid, _event: None,
-        data_dir=tmp_path / "data",
-    )
+    client, entry, _ = local_client(tmp_path)
 
     def planted(target: str, key: str, name: str, n: int) -> bytes:
         lines = []
@@ -226,7 +208,7 @@ def test_taking_back_a_reaction_redacts_only_ones_own(tmp_path: Path) -> None:
             [msg] = await client.send_text(ref, "ship it?")
             [mine] = await client.react(ref, msg.event_id, "👍")
             for key, name, n in (("👍", "thumbs", 500), ("🎉", "party", 50)):
-                path = store / segment_path(ROOM, 1_767_225_600_000, 1_767_225_600_999, name)
+                path = Path(entry.spec) / segment_path(ROOM, 1_767_225_600_000, 1_767_225_600_999, name)
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_bytes(planted(msg.event_id, key, name, n))
             await client.reaudit(ref)

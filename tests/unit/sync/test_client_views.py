@@ -13,27 +13,18 @@ from nacl.signing import SigningKey
 
 from bucket_chat_desktop.index import Index, index_path_for
 from bucket_chat_desktop.protocol.canonical import b64encode
-from bucket_chat_desktop.settings import Settings, StorageSettings
-from bucket_chat_desktop.sync.client import ChatClient, RoomRef
+from bucket_chat_desktop.sync.client import RoomRef
 from bucket_chat_desktop.sync.engine import CachedRoom, RoomView
-from bucket_chat_desktop.sync.events import EngineEvent, RoomLoaded
+from bucket_chat_desktop.sync.events import RoomLoaded
+
+from .local_client import local_client
 
 ALICE = "alice@example.com"
 ROOM = "room-1"
 
 
 def test_room_view_confirmed_keys_and_mark_verified_hand_back_values(tmp_path: Path) -> None:
-    store = tmp_path / "store"
-    store.mkdir()
-    entry = StorageSettings(str(store), "Team share", [])
-    events: list[EngineEvent] = []
-    client = ChatClient(
-        Settings(ALICE, "Alice", [entry]),
-        ALICE,
-        SigningKey(bytes(range(32))),
-        lambda _sid, event: events.append(event),
-        data_dir=tmp_path / "data",
-    )
+    client, entry, events = local_client(tmp_path)
     bob_key = b64encode(bytes(SigningKey(bytes(range(1, 33))).verify_key))
 
     async def scenario() -> tuple[RoomView | None, ...]:
@@ -75,7 +66,7 @@ def test_room_view_confirmed_keys_and_mark_verified_hand_back_values(tmp_path: P
     assert loaded[-1].metadata_findings == ()
 
     # the confirmation is in the storage's index file, as a pin the user made
-    index = Index.open(index_path_for(tmp_path / "data", str(store)))
+    index = Index.open(index_path_for(tmp_path / "data", entry.spec))
     try:
         assert index.user_verified_keys() == {bob_key}
     finally:
@@ -85,16 +76,7 @@ def test_room_view_confirmed_keys_and_mark_verified_hand_back_values(tmp_path: P
 def test_cached_rooms_hand_back_what_the_index_knows_as_values(tmp_path: Path) -> None:
     """What ``bucket-chat rooms`` shows when the storage does not answer: the index's rooms
     with their names and the time of the last complete read, asked through the engine."""
-    store = tmp_path / "store"
-    store.mkdir()
-    entry = StorageSettings(str(store), "Team share", [])
-    client = ChatClient(
-        Settings(ALICE, "Alice", [entry]),
-        ALICE,
-        SigningKey(bytes(range(32))),
-        lambda _sid, _event: None,
-        data_dir=tmp_path / "data",
-    )
+    client, entry, _ = local_client(tmp_path)
 
     async def scenario() -> tuple[CachedRoom, ...]:
         await client.attach(entry)
