@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from local_client import local_client
 from nacl.signing import SigningKey
 
 from bucket_chat_desktop.protocol.audit import RoomLedger, prepare_segment
@@ -22,8 +23,6 @@ from bucket_chat_desktop.sync import room_state as room_state_module
 from bucket_chat_desktop.sync.client import ChatClient, RoomRef
 from bucket_chat_desktop.sync.events import EventsAppended, RoomLoaded
 from bucket_chat_desktop.sync.room_state import RoomState
-
-from .local_client import local_client
 
 ALICE = "alice@example.com"
 ROOM = "room-1"
@@ -208,7 +207,8 @@ def test_taking_back_a_reaction_redacts_only_ones_own(tmp_path: Path) -> None:
             [msg] = await client.send_text(ref, "ship it?")
             [mine] = await client.react(ref, msg.event_id, "👍")
             for key, name, n in (("👍", "thumbs", 500), ("🎉", "party", 50)):
-                path = Path(entry.spec) / segment_path(ROOM, 1_767_225_600_000, 1_767_225_600_999, name)
+                where = segment_path(ROOM, 1_767_225_600_000, 1_767_225_600_999, name)
+                path = Path(entry.spec) / where
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_bytes(planted(msg.event_id, key, name, n))
             await client.reaudit(ref)

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from local_client import local_client
 from nacl.signing import SigningKey
 
 from bucket_chat_desktop.index import Index, index_path_for
@@ -16,8 +17,6 @@ from bucket_chat_desktop.protocol.canonical import b64encode
 from bucket_chat_desktop.sync.client import RoomRef
 from bucket_chat_desktop.sync.engine import CachedRoom, RoomView
 from bucket_chat_desktop.sync.events import RoomLoaded
-
-from .local_client import local_client
 
 ALICE = "alice@example.com"
 ROOM = "room-1"
