@@ -70,18 +70,9 @@ def _ref(key: str) -> RoomRef:
     return RoomRef(storage_id, room_id)
 
 
-DELETED_PREVIEW = DELETED
-
-
-def _preview(ev: Event, relations: Relations | None = None) -> str:
-    """The room list's line for ``ev`` (a shown event, never a relation event): with the
-    room's relations, an edited message's latest text, and for a deleted one only that it
-    was deleted (never its text: ``room_preview.as_shown``)."""
-    if relations is not None:
-        shown = as_shown(ev, relations)
-        if shown is None:
-            return DELETED
-        ev = shown
+def _preview(ev: Event) -> str:
+    """The room list's line for ``ev`` (a shown event, never a relation event; its
+    latest text as ``room_preview.as_shown`` makes it)."""
     if ev.type == MEMBER:
         return f"{ev.sender_id} {membership_text(ev.content)}"
     msgtype = ev.content.get("msgtype")

@@ -41,9 +41,9 @@ from test_app_flows import (  # noqa: F401 (fixtures used by name)
     wait_for,
 )
 
-from bucket_chat_desktop.gui.controller import DELETED_PREVIEW
 from bucket_chat_desktop.gui.models.timeline_model import MESSAGE, Roles
 from bucket_chat_desktop.gui.relation_actions import RelationActions
+from bucket_chat_desktop.gui.room_preview import DELETED as DELETED_PREVIEW
 from bucket_chat_desktop.protocol.relations import EDIT, REACTION, REDACTION
 from bucket_chat_desktop.settings import Settings, StorageSettings
 from bucket_chat_desktop.storage.local import LocalStorage
