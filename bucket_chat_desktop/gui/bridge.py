@@ -43,12 +43,12 @@ class EngineBridge(QObject):
         if isinstance(event, EventsAppended):
             key = f"{storage_id}/{event.room_id}"
             self.relations_arrived.emit(key, event.result, event.relations)
-            self.events_appended.emit(f"{storage_id}/{event.room_id}", event.items, event.result)
+            self.events_appended.emit(key, event.items, event.result)
         elif isinstance(event, RoomLoaded):
             key = f"{storage_id}/{event.room_id}"
             self.relations_arrived.emit(key, event.result, event.relations)
             self.room_loaded.emit(
-                f"{storage_id}/{event.room_id}",
+                key,
                 event.result,
                 event.complete,
                 event.metadata,

@@ -186,14 +186,14 @@ class Controller(QObject):
 
     # -- rooms ------------------------------------------------------------------------------
 
-    def _storage_name(self, storage_id: str) -> str:
+    def storage_name(self, storage_id: str) -> str:
         entry = self.settings.storage(storage_id)
         return entry.name if entry else storage_id
 
     def _add_room_item(self, ref: RoomRef) -> None:
         muted = ref.key in self.settings.muted_rooms
         self.rooms.add(
-            RoomItem(ref.key, ref.room_id, self._storage_name(ref.storage_id), muted=muted)
+            RoomItem(ref.key, ref.room_id, self.storage_name(ref.storage_id), muted=muted)
         )
 
     def timeline(self, key: str) -> TimelineModel:
@@ -273,7 +273,6 @@ class Controller(QObject):
             self._previewed.pop(key, None)
             self._behind.pop(key, None)
             self.relations.pop(key, None)
-            self._previewed.pop(key, None)
             if self.current == key:
                 self.current = ""
                 self.current_changed.emit("")
@@ -387,19 +386,6 @@ class Controller(QObject):
 
     def send_content(self, key: str, content: dict[str, Any]) -> None:
         self.tasks.start(self.client.send_content(_ref(key), content), "Sending")
-
-    def toggle_reaction(self, key: str, target_id: str, text: str, add: bool) -> None:
-        """Add this user's reaction ``text`` to a message, or take it back (a redaction
-        of each of their reactions with that text)."""
-        ref = _ref(key)
-
-        async def run() -> None:
-            if add:
-                await self.client.react(ref, target_id, text)
-            else:
-                await self.client.unreact(ref, target_id, text)
-
-        self.tasks.start(run(), "Reacting" if add else "Taking back your reaction")
 
     def reaudit(self, key: str) -> None:
         """Audit a room again, e.g. after the user confirmed a device (new pins)."""

@@ -509,8 +509,7 @@ class MainWindow(QMainWindow):
         self.composer.setFocus()
 
     def _on_reaction_clicked(self, target_id: str, text: str, add: bool) -> None:
-        if self.controller.current:
-            self.controller.toggle_reaction(self.controller.current, target_id, text, add)
+        (self.controller.react if add else self.controller.unreact)(target_id, text)
 
     def open_thread(self, root_event_id: str) -> None:
         """Show the thread of ``root_event_id`` in the panel beside the timeline."""
@@ -632,7 +631,7 @@ class MainWindow(QMainWindow):
         for sid, (ok, msg) in self.controller.online.items():
             if ok:
                 continue
-            name = one_line(self.controller._storage_name(sid), 80)
+            name = one_line(self.controller.storage_name(sid), 80)
             if msg.startswith("not answering"):
                 problems.append(f"{name} {one_line(msg, 300)}")
             else:
@@ -647,7 +646,7 @@ class MainWindow(QMainWindow):
             if online:
                 self.offline.hide()
             elif message.startswith("not answering"):
-                name = one_line(self.controller._storage_name(storage_id), 80)
+                name = one_line(self.controller.storage_name(storage_id), 80)
                 self.offline.setText(
                     f"{name} is {one_line(message, 300)}. You can keep writing: messages "
                     "wait in your outbox and are sent when it answers again."

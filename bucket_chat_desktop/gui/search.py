@@ -90,7 +90,7 @@ class SearchFeature(QObject):
             model = self.controller.timelines.get(key)
             name = model.names.shown(hit.sender_id) if model is not None else hit.sender_id
             rows.append(ShownHit(hit, key, item.shown_name, name))
-        problems = [f"{self.controller._storage_name(sid)}: {why}" for sid, why in results.errors]
+        problems = [f"{self.controller.storage_name(sid)}: {why}" for sid, why in results.errors]
         self.panel.show_results(text, rows, results.more, problems, results.backlog)
 
     # -- showing a message in its room -----------------------------------------------------------

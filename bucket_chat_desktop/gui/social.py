@@ -73,12 +73,8 @@ class Social(QObject):
     def marker_row(self) -> int:
         """Row of the first unread message in the timeline shown, -1 if not there."""
         model = self._model()
-        if model is None or not self.marker:
-            return -1
-        for i in range(model.rowCount() - 1, -1, -1):
-            if model.row(i).event_id == self.marker:
-                return i
-        return -1
+        row = model.locate(self.marker) if model is not None and self.marker else None
+        return -1 if row is None else row
 
     def _set_marker(self, event_id: str) -> None:
         old = self.marker_row()
