@@ -484,7 +484,7 @@ class _Target(NamedTuple):
     row: Row
     aggregate: Aggregate | None
     result: AuditResult
-    relations: Relations | None = None  # of ``result``
+    relations: Relations  # of ``result``
 
 
 def _target_id(event_id: str, room_id: str) -> str:
@@ -626,8 +626,7 @@ async def cmd_react(args: argparse.Namespace) -> int:
                 where = terminal_safe(target_id)
                 print(f"You have no {shown} reaction on {where}; nothing to remove.")
                 return []
-            rel = related.relations_of(target.room_id, target.result.timeline, target.relations)
-            ids = verified_reactions(mine, rel, target.result.timeline)
+            ids = verified_reactions(mine, target.relations, target.result.timeline)
             return [(REDACTION, {"redacts": event_id}) for event_id in ids]
         if mine is not None:
             print(f"You already reacted {shown} to {terminal_safe(target_id)}; nothing sent.")

@@ -161,8 +161,7 @@ class RoomKeeper:
             )
         finally:
             self._publish(room)
-        related = room.related
-        return appended, result, final, related[1] if related and related[0] is result else None
+        return appended, result, final, room.relations_made_for(result)
 
     @staticmethod
     def _unpacked(
@@ -280,8 +279,7 @@ class RoomKeeper:
         if shown is not result:
             total, newest = len(result.timeline), ()
         if relations is None:  # those the state thread made for this result, if it did
-            related = room.related
-            relations = related[1] if related and related[0] is result else None
+            relations = room.relations_made_for(result)
         return RoomLoaded(
             room.room_id,
             result,

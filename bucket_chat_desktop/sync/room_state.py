@@ -58,6 +58,12 @@ class RoomState:
     # the result changes: (the result they are of, them).
     related: tuple[AuditResult, Relations] | None = None
 
+    def relations_made_for(self, result: AuditResult | None) -> Relations | None:
+        """The relations the state thread made for ``result``, None if it made none
+        (any thread: one read of a tuple the state thread replaces whole)."""
+        related = self.related
+        return related[1] if related is not None and related[0] is result else None
+
     def relations(self) -> Relations | None:
         """State thread: the relations of the current result, made anew only when the
         result's new rows could change them (an append of plain messages with nothing
