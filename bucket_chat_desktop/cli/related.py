@@ -24,7 +24,6 @@ from ..protocol.relations import (
     ReactionChip,
     Relations,
     build,
-    worst,
 )
 from ..protocol.untrusted_text import RoomIds, terminal_safe
 from . import format as fmt
@@ -61,12 +60,7 @@ def shown_positions(rel: Relations, total: int, limit: int | None) -> Iterator[i
 
 
 def _state(item: Assessed, agg: Aggregate | None) -> TrustState:
-    if agg is None:
-        return item.state
-    states = [agg.state(item.state.value)]
-    if agg.redacted is not None:
-        states.append(agg.redacted.state)
-    return TrustState(worst(*states))
+    return item.state if agg is None else TrustState(agg.shown_state(item.state.value))
 
 
 def _first_line(text: str) -> str:

@@ -21,7 +21,7 @@ from .. import __version__, timestamps
 from ..protocol.attachments import parse_file_content
 from ..protocol.audit import Assessed
 from ..protocol.event import MEMBER, MESSAGE, Event, Malformed
-from ..protocol.relations import HIDDEN_TYPES, Aggregate, Edit, ReactionChip, worst
+from ..protocol.relations import HIDDEN_TYPES, Aggregate, Edit, ReactionChip
 from ..protocol.room_state import DisplayNames, membership_text
 from ..protocol.untrusted_text import html_escape, one_line, shown_id
 from ..sync.blobs import human_size
@@ -408,9 +408,7 @@ class HtmlWriter:
     ) -> str:
         redacted = agg.redacted if agg is not None else None
         edits = agg.edits if agg is not None and redacted is None else ()
-        shown = worst(own, *(e.state for e in edits)) if edits else own
-        if redacted is not None:
-            shown = worst(own, redacted.state)
+        shown = agg.shown_state(own) if agg is not None else own
         parts = [
             f'<li class="msg t-{shown}" id="{anchor}"><div class="meta">{self._who(ev.sender_id)} ',
             f"{_time(ev.timestamp_ms)} {_badge(shown, reason)}",

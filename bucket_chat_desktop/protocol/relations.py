@@ -140,6 +140,12 @@ class Aggregate:
         """The trust state to show for the target: no better than its applied edits."""
         return worst(own_state, *(e.state for e in self.edits)) if self.edits else own_state
 
+    def shown_state(self, own_state: str) -> str:
+        """``state``, and for a deleted target no better than its redaction either (one
+        badge for the row, as the CLI and the export show it)."""
+        state = self.state(own_state)
+        return worst(state, self.redacted.state) if self.redacted is not None else state
+
 
 @dataclass(frozen=True, slots=True)
 class Relations:
