@@ -167,6 +167,8 @@ class Relations:
     # The target ids those waiting relations name: a row with one of these ids changes
     # the relations when it arrives; any other plain row does not.
     waiting_for: frozenset[str] = frozenset()
+    # Applied edit id -> the message it edits (search finds a message by its edits).
+    edit_of: Mapping[str, str] = field(default_factory=dict)
 
     def of(self, event_id: str) -> Aggregate | None:
         return self.aggregates.get(event_id)
@@ -554,6 +556,7 @@ def _build(room_id: str, source: Source | Iterable[Any]) -> Relations:
         waiting,
         {k: t.position for k, t in known.items()},
         frozenset(waiting_for),
+        {e.event_id: target for target, a in aggregates.items() for e in a.get("edits", ())},
     )
 
 

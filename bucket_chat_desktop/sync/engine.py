@@ -182,7 +182,6 @@ class SyncEngine:
         # Which search hits are shown (``search``), besides what the room's relations
         # hide: (room id, event id) -> bool, called on the event loop. Default: all.
         self.search_visible: Callable[[str, str], bool] = lambda _room, _event: True
-        self._edits_cache: dict[str, tuple[Relations, dict[str, str]]] = {}
         self._known_rooms: set[str] = set()
         self.online = True
         self.status_message = ""
@@ -525,7 +524,7 @@ class SyncEngine:
             relations = view.relations if view is not None else None
         if relations is None:
             return None if hit.edited else hit
-        edited_to = self._edit_targets(hit.room_id, relations)
+        edited_to = relations.edit_of
         target = hit.event_id
         if hit.edited:
             original = edited_to.get(hit.source_id)
@@ -540,19 +539,6 @@ class SyncEngine:
         if target != hit.event_id or superseded:
             return dataclasses.replace(hit, event_id=target, superseded=superseded)
         return hit
-
-    def _edit_targets(self, room_id: str, relations: Relations) -> dict[str, str]:
-        """Applied edit id -> the message it edits, made once per relations value."""
-        cached = self._edits_cache.get(room_id)
-        if cached is not None and cached[0] is relations:
-            return cached[1]
-        mapping = {
-            edit.event_id: aggregate.event_id
-            for aggregate in relations.aggregates.values()
-            for edit in aggregate.edits
-        }
-        self._edits_cache[room_id] = (relations, mapping)
-        return mapping
 
     async def search_read_rooms(
         self, query: str, *, room_id: str | None = None, limit: int = SEARCH_LIMIT
