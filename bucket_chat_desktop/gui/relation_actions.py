@@ -40,6 +40,7 @@ from .controller import Controller
 from .emoji_index import FREQUENT, lookup
 from .main_window import MainWindow, TimelineView
 from .models.timeline_model import Roles, Row, TimelineModel
+from .room_preview import DELETED, as_shown
 from .safe import guard
 from .widgets.emoji_picker import EmojiPicker
 from .widgets.message_actions import (
@@ -58,7 +59,6 @@ log = logging.getLogger("bucket_chat.gui")
 Index = QModelIndex | QPersistentModelIndex
 MAX_THREAD_REPLIES = 500  # the newest replies a thread panel shows
 NARROW = 760  # px: a timeline narrower than this gets a shorter hover bar
-DELETED_TEXT = "Message deleted"
 
 
 def _event_of(row: Row) -> Event:
@@ -88,12 +88,6 @@ def _state(value: str) -> TrustState:
         return TrustState(value)
     except ValueError:
         return TrustState.INVALID
-
-
-def shown_text(body: str, agg: Aggregate | None) -> str:
-    """The text a message shows now: its latest applied edit's, else its own."""
-    latest = agg.latest if agg is not None else None
-    return latest.body if latest is not None else body
 
 
 class RelationActions(QObject):
@@ -194,7 +188,7 @@ class RelationActions(QObject):
             event_id=event_id,
             sender_id=sender,
             name=str(index.data(Roles.DisplayName) or sender),
-            text=shown_text(str(index.data(Roles.Body) or ""), agg),
+            text=str(index.data(Roles.Body) or ""),  # the latest edit's text
             kind=kind,
             can_edit=mine and kind == "text" and msgtype in EDITABLE_MSGTYPES,
             can_delete=mine,
@@ -644,21 +638,18 @@ class RelationActions(QObject):
         if agg is None:
             return item
         if agg.redacted is not None:
-            content: dict[str, Any] = {"msgtype": "m.notice", "body": f"_{DELETED_TEXT}_"}
+            content: dict[str, Any] = {"msgtype": "m.notice", "body": f"_{DELETED}_"}
             reason = agg.redacted.reason
             if reason:
                 content["body"] += f" ({reason[:200]})"
             deleted = ev._replace(content=content)
             state = _state(agg.redacted.state)
             return Assessed(deleted, state, item.reason, f"{item.path}#deleted", item.line)
-        latest = agg.latest
-        if latest is None:
+        if agg.latest is None:
             return item
-        content = dict(ev.content)
-        content["body"] = latest.body
         state = _state(agg.state(item.state.value))
         return Assessed(
-            ev._replace(content=content),
+            as_shown(ev, rel) or ev,
             state,
             item.reason,
             f"{item.path}#edit{len(agg.edits)}",

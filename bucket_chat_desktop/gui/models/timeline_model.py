@@ -48,6 +48,7 @@ from ...protocol.relations import HIDDEN_TYPES, Aggregate, ReactionChip, Relatio
 from ...protocol.room_state import DisplayNames, membership_text
 from ...protocol.untrusted_text import one_line
 from ...sync.events import ShownEvent
+from ..room_preview import DELETED
 from ..safe import guard
 
 PAGE = 200
@@ -308,7 +309,7 @@ class TimelineModel(QAbstractListModel):
         agg = self.aggregate(row)
         if agg is not None:
             if agg.redacted is not None:
-                return "Message deleted"
+                return DELETED
             if agg.latest is not None:
                 return agg.latest.body
         return row.body
