@@ -111,10 +111,22 @@ class SearchFeature(QObject):
         ref = RoomRef(storage_id, room_id)
 
         async def run() -> None:
-            waited = 0.0
-            while (result := controller.results.get(room_key)) is None and waited < AUDIT_WAIT:
-                await asyncio.sleep(0.05)  # the room is being opened: its audit comes
-                waited += 0.05
+            result = controller.results.get(room_key)
+            if result is None:  # the room is being opened: wait for its audit to come
+                came = asyncio.get_running_loop().create_future()
+
+                def audit_changed(key: str) -> None:
+                    if key == room_key and not came.done():
+                        came.set_result(None)
+
+                controller.room_audit_changed.connect(audit_changed)
+                try:
+                    await asyncio.wait_for(came, AUDIT_WAIT)
+                except TimeoutError:
+                    pass
+                finally:
+                    controller.room_audit_changed.disconnect(audit_changed)
+                result = controller.results.get(room_key)
             if result is None:
                 self._not_shown("the room has not been read yet; try again soon")
                 return
