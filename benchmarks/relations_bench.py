@@ -10,7 +10,9 @@ and measures on that audit's timeline, in this process's CPU time:
 1. ``relations.build`` from scratch (what the engine's state thread does after a full audit
    or an append that holds a relation): median of 5;
 2. the check an append of plain messages costs instead (``RoomState.relations`` keeps the
-   old relations): median of 5, for 10 appended rows;
+   old relations): median of 5, for 10 appended rows; and an append of one relation
+   (``relations.extended``: the new rows read, a target named anew looked for from the
+   newest row back), beside a full build of the longer timeline;
 3. the memory the relations hold (tracemalloc, the built object only), and the memory the
    slim ledger keeps for the relation events' contents (versus a room of plain messages).
 """
@@ -28,9 +30,9 @@ from typing import Any
 
 from nacl.signing import SigningKey
 
-from bucket_chat_desktop.protocol.audit import RoomLedger
+from bucket_chat_desktop.protocol.audit import RoomLedger, prepare_segment
 from bucket_chat_desktop.protocol.event import MEMBER, MESSAGE, Event
-from bucket_chat_desktop.protocol.relations import EDIT, REACTION, build
+from bucket_chat_desktop.protocol.relations import EDIT, REACTION, build, extended
 from bucket_chat_desktop.protocol.segment import encode_segment, path_for
 from bucket_chat_desktop.protocol.signing import build_event
 from bucket_chat_desktop.sync.room_state import RoomState, _changes_relations
@@ -92,6 +94,11 @@ def room_arguments(ap: argparse.ArgumentParser, replies: int = 2_000) -> None:
 
 
 def make_room(n: int, reactions: int, edits: int, replies: int) -> list[tuple[str, bytes]]:
+    return make_signers(n, reactions, edits, replies).segments()
+
+
+def make_signers(n: int, reactions: int, edits: int, replies: int) -> Signers:
+    """The room's people with every event of it signed (``Signers.segments`` cuts them)."""
     signers = Signers(20, step=1)
     senders = signers.people
     emit = signers.emit
@@ -118,7 +125,7 @@ def make_room(n: int, reactions: int, edits: int, replies: int) -> list[tuple[st
     for i in range(replies):
         parent = messages[(i * 15485863) % len(messages)]
         emit(i, MESSAGE, {"body": f"reply {i}", "msgtype": "m.text"}, parent=parent.event_id)
-    return signers.segments()
+    return signers
 
 
 def ledger_of(segments: list[tuple[str, bytes]]) -> RoomLedger:
@@ -134,7 +141,8 @@ def main() -> None:
     impl = f"{platform.python_implementation()} {platform.python_version()}"
     print(f"machine: {platform.machine()}, {impl}")
     t0 = time.perf_counter()
-    segments = make_room(args.events, args.reactions, args.edits, args.replies)
+    signers = make_signers(args.events, args.reactions, args.edits, args.replies)
+    segments = signers.segments()
     print(
         f"room: {args.events:,} events ({args.reactions:,} reactions, {args.edits:,} edits, "
         f"{args.replies:,} replies), signed in {time.perf_counter() - t0:.1f} s"
@@ -178,6 +186,65 @@ def main() -> None:
     room = RoomState(ROOM, ledger)
     room.result = result
     assert room.relations() is room.relations()
+
+    # A relation appended (what a live room does): the old relations extended by the new
+    # row, instead of built again from the whole room.
+    rows = list(timeline)
+    newest = next(
+        a for a in reversed(rows) if a.event.type == MESSAGE and not a.event.parent_event_id
+    )
+    oldest = next(a for a in rows if a.event.type == MESSAGE)
+    missing = f"{ROOM}::2025-09-14T12:00:45.000Z::{uuid.uuid4()}"
+    del rows
+    made = build(ROOM, timeline)
+    signers.t += 10_000
+    for label, kind, content, parent in (
+        (
+            "a reaction to the newest message",
+            REACTION,
+            {"relates_to": newest.event.event_id, "reaction": "👍"},
+            None,
+        ),
+        (
+            "a reaction to the room's first message",
+            REACTION,
+            {"relates_to": oldest.event.event_id, "reaction": "👍"},
+            None,
+        ),
+        (
+            "a reply to the newest message",
+            MESSAGE,
+            {"body": "late reply", "msgtype": "m.text"},
+            newest.event.event_id,
+        ),
+        (
+            "a reaction to a message not read (waits)",
+            REACTION,
+            {"relates_to": missing, "reaction": "👍"},
+            None,
+        ),
+    ):
+        ev = signers.emit(0, kind, content, parent=parent)
+        added = ledger.add_prepared(
+            prepare_segment(path_for([ev], "user0"), encode_segment([ev]), ROOM)
+        )
+        assert ledger.try_append(added) is not None and ledger.result is not None
+        longer = ledger.result.timeline
+        took = []
+        for _ in range(5):
+            c = time.process_time()
+            grown = extended(made, longer)
+            took.append(time.process_time() - c)
+        c = time.process_time()
+        full = build(ROOM, longer)
+        full_took = time.process_time() - c
+        assert grown == full and grown.findings == full.findings
+        made = grown
+        print(
+            f"append of {label}: extended in {statistics.median(took) * 1000:.2f} ms "
+            f"(a full build: {full_took * 1000:.0f} ms)"
+        )
+    timeline = ledger.result.timeline
 
     gc.collect()
     tracemalloc.start()

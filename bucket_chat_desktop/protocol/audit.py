@@ -155,25 +155,33 @@ class Timeline(Sequence[Assessed]):
         pairs = self._pairs
         return ((pairs[code][0], n) for code, n in Counter(self._codes).items())
 
-    def related_rows(self) -> Iterator[Row]:
+    def related_rows(self, start: int = 0) -> Iterator[Row]:
         """The rows the relation rules read (``relations.Source``): relation events and
-        replies, with their positions, without making the other rows."""
-        pairs = self._pairs
-        for i, (c, code) in enumerate(zip(self._copies, self._codes, strict=True)):
+        replies from position ``start`` on, without making the other rows."""
+        pairs, codes = self._pairs, self._codes
+        copies = self._copies if start <= 0 else itertools.islice(self._copies, start, None)
+        for i, c in enumerate(copies, max(0, start)):
             if c.parent_event_id is not None or c.type in HIDDEN_TYPES:
-                yield Row(i, _event_of(c), pairs[code][0].value, c.path, c.line)
+                yield Row(i, _event_of(c), pairs[codes[i]][0].value, c.path, c.line)
 
-    def rows_by_id(self, wanted: Collection[str]) -> dict[str, Row]:
-        """The rows whose event ids are in ``wanted`` (``relations.Source``)."""
+    def rows_by_id(self, wanted: Collection[str], start: int = 0) -> dict[str, Row]:
+        """The rows at ``start`` or later whose event ids are in ``wanted``
+        (``relations.Source``): looked for from the newest back, so a target near the
+        end (a reaction to a recent message) costs a short walk, not the whole room."""
         out: dict[str, Row] = {}
         if not wanted:
             return out
-        pairs = self._pairs
-        for i, c in enumerate(self._copies):
-            if c.event_id in wanted:
+        left = set(wanted)
+        pairs, copies = self._pairs, self._copies
+        for i in range(len(copies) - 1, max(0, start) - 1, -1):
+            c = copies[i]
+            if c.event_id in left:
+                left.discard(c.event_id)
                 out[c.event_id] = Row(
                     i, _event_of(c), pairs[self._codes[i]][0].value, c.path, c.line
                 )
+                if not left:
+                    break
         return out
 
     def extended(self, copies: list[_Copy], codes: array[int]) -> Timeline:

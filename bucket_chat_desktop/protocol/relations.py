@@ -32,7 +32,7 @@ import unicodedata
 from array import array
 from bisect import bisect_right
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from .event import MAX_ID_CHARS, MEMBER, MESSAGE, Event
@@ -169,6 +169,8 @@ class Relations:
     waiting_for: frozenset[str] = frozenset()
     # Applied edit id -> the message it edits (search finds a message by its edits).
     edit_of: Mapping[str, str] = field(default_factory=dict)
+    # What ``build`` read of the rows, for ``extended`` (never read by front ends).
+    read: _Read | None = field(default=None, compare=False, repr=False)
 
     def of(self, event_id: str) -> Aggregate | None:
         return self.aggregates.get(event_id)
@@ -319,12 +321,15 @@ class _Target(NamedTuple):
 class Source(Protocol):
     """Where ``build`` reads rows from: a timeline (``audit.Timeline`` is one)."""
 
-    def related_rows(self) -> Iterator[Row]:
-        """Every row of a hidden type or with a ``parent_event_id``, in display order."""
+    def __len__(self) -> int: ...
+
+    def related_rows(self, start: int = 0) -> Iterator[Row]:
+        """Every row of a hidden type or with a ``parent_event_id``, in display order,
+        from position ``start`` on."""
         ...
 
-    def rows_by_id(self, wanted: Collection[str]) -> dict[str, Row]:
-        """The rows whose event ids are in ``wanted``."""
+    def rows_by_id(self, wanted: Collection[str], start: int = 0) -> dict[str, Row]:
+        """The rows whose event ids are in ``wanted``, at position ``start`` or later."""
         ...
 
 
@@ -340,15 +345,89 @@ class RowList:
             for i, r in enumerate(rows)
         ]
 
-    def related_rows(self) -> Iterator[Row]:
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def related_rows(self, start: int = 0) -> Iterator[Row]:
         return (
             r
-            for r in self.rows
+            for r in self.rows[start:]
             if r.event.type in HIDDEN_TYPES or r.event.parent_event_id is not None
         )
 
-    def rows_by_id(self, wanted: Collection[str]) -> dict[str, Row]:
-        return {r.event.event_id: r for r in self.rows if r.event.event_id in wanted}
+    def rows_by_id(self, wanted: Collection[str], start: int = 0) -> dict[str, Row]:
+        return {r.event.event_id: r for r in self.rows[start:] if r.event.event_id in wanted}
+
+
+@dataclass(frozen=True, slots=True)
+class _Read:
+    """What ``build`` read of rows ``0:length``, kept so that ``extended`` reads only the
+    rows appended since: the first pass's output (it looks at each related row alone) and
+    the targets looked up. Never changed once made: ``extended`` copies what it adds to."""
+
+    length: int
+    related: dict[str, Row]  # every related row by id, display order
+    relations: tuple[Row, ...]  # relation events with a target in this room
+    replies: tuple[Row, ...]  # replies with a parent in this room
+    early: tuple[Finding, ...]  # the first pass's findings, in row order
+    hidden: array[int]
+    wanted: frozenset[str]  # the ids relations and replies name
+    outside: dict[str, Row]  # wanted rows that are not related rows themselves
+    absent: frozenset[str]  # wanted ids not among rows 0:length
+    # How many of the second pass's findings its relations made (its replies made the
+    # rest): where ``extended`` puts those of new relations.
+    split: int = 0
+
+
+class _Pass:
+    """The first pass over related rows, in display order (``_Read`` in the making)."""
+
+    def __init__(self, read: _Read | None = None) -> None:
+        self.related: dict[str, Row] = dict(read.related) if read else {}
+        self.relations: list[Row] = list(read.relations) if read else []
+        self.replies: list[Row] = list(read.replies) if read else []
+        self.early: list[Finding] = list(read.early) if read else []
+        self.hidden: array[int] = array("q", read.hidden) if read else array("q")
+        self.wanted: set[str] = set(read.wanted) if read else set()
+
+    def read(self, room_id: str, rows: Iterable[Row]) -> None:
+        for r in rows:
+            ev = r.event
+            self.related[ev.event_id] = r
+            if ev.type in HIDDEN_TYPES:
+                self.hidden.append(r.position)
+                if ev.type == TYPING:
+                    continue
+                target = target_of(ev)
+                if target is None:
+                    self.early.append(_finding(Kind.RELATION_INVALID, r, _why_invalid(ev)))
+                    continue
+                if not _in_room(room_id, target):
+                    self.early.append(_cross_room(r, target))
+                    continue
+                self.relations.append(r)
+                self.wanted.add(target)
+            elif ev.parent_event_id is not None:
+                parent = ev.parent_event_id
+                if not _in_room(room_id, parent):
+                    self.early.append(_cross_room(r, parent))
+                    continue
+                self.replies.append(r)
+                self.wanted.add(parent)
+
+    def done(self, length: int, outside: dict[str, Row]) -> _Read:
+        wanted = frozenset(self.wanted)
+        return _Read(
+            length,
+            self.related,
+            tuple(self.relations),
+            tuple(self.replies),
+            tuple(self.early),
+            self.hidden,
+            wanted,
+            outside,
+            frozenset(wanted - self.related.keys() - outside.keys()),
+        )
 
 
 def build(room_id: str, source: Source | Iterable[Any]) -> Relations:
@@ -362,54 +441,224 @@ def build(room_id: str, source: Source | Iterable[Any]) -> Relations:
 
 def _build(room_id: str, source: Source | Iterable[Any]) -> Relations:
     src = source if isinstance(source, Source) else RowList(source)
-    findings: list[Finding] = []
-    hidden = array("q")
-    relations: list[Row] = []
-    replies: list[Row] = []
-    related: dict[str, Row] = {}  # every related row by id: targets among them are known
-    wanted: set[str] = set()
-    for r in src.related_rows():
-        ev = r.event
-        related[ev.event_id] = r
-        if ev.type in HIDDEN_TYPES:
-            hidden.append(r.position)
-            if ev.type == TYPING:
-                continue
-            target = target_of(ev)
-            if target is None:
-                findings.append(_finding(Kind.RELATION_INVALID, r, _why_invalid(ev)))
-                continue
-            if not _in_room(room_id, target):
-                findings.append(_cross_room(r, target))
-                continue
-            relations.append(r)
-            wanted.add(target)
-        elif ev.parent_event_id is not None:
-            parent = ev.parent_event_id
-            if not _in_room(room_id, parent):
-                findings.append(_cross_room(r, parent))
-                continue
-            replies.append(r)
-            wanted.add(parent)
-    if not relations and not replies:
-        return Relations(room_id, {}, hidden, {}, tuple(findings))
+    first = _Pass()
+    first.read(room_id, src.related_rows())
+    # The targets: those that are related rows themselves (an edited edit, a reply's
+    # parent that is a reply) are at hand; the rest is one look-up. Every related row's
+    # own target is wanted, so the chains an edit or a thread walk are all known.
+    outside = src.rows_by_id(first.wanted - first.related.keys())
+    return _decide(room_id, first.done(len(src), outside))
 
-    # What the targets are: those that are related rows themselves (an edited edit, a
-    # reply's parent that is a reply) are at hand; the rest is one look-up. Every related
-    # row's own target is wanted, so the chains an edit or a thread walk are all known.
-    outside = wanted - related.keys()
-    known: dict[str, _Target] = {}
-    for r in itertools.chain(related.values(), src.rows_by_id(outside).values()):
-        ev = r.event
-        known[ev.event_id] = _Target(
-            r.position,
-            ev.sender_id,
-            ev.type,
-            r.state,
-            target_of(ev) if ev.type == EDIT else None,
-            ev.parent_event_id if ev.type not in HIDDEN_TYPES else None,
-            ev.sender_key,
+
+def extended(old: Relations, source: Source | Iterable[Any]) -> Relations:
+    """``build(old.room_id, source)`` for a ``source`` that is the rows ``old`` was built
+    from with rows appended (the same audit: appends keep every position), reading only
+    the appended rows and looking up only targets not looked up before: equal to a full
+    build (``tests/unit/protocol/test_relations_extended.py``), without the two passes
+    over the whole room a full build makes (213 ms at 100,000 events)."""
+    with gc_paused():
+        return _extended(old, source)
+
+
+def _extended(old: Relations, source: Source | Iterable[Any]) -> Relations:
+    src = source if isinstance(source, Source) else RowList(source)
+    read = old.read
+    if read is None or len(src) < read.length:
+        return _build(old.room_id, src)
+    room_id = old.room_id
+    added = list(src.related_rows(read.length))
+    if any(r.event.event_id in read.related or r.event.event_id in read.outside for r in added):
+        return _build(room_id, src)  # an id read twice: not an extension of what was read
+    more = _Pass(read)
+    more.read(room_id, added)
+    # Targets not found before were not among the old rows: looked for among the new
+    # ones only (also plain rows: a message that relations waited for).
+    arrived = src.rows_by_id(read.absent, read.length) if read.absent else {}
+    if (
+        len(more.relations) == len(read.relations)
+        and len(more.replies) == len(read.replies)
+        and not arrived
+    ):  # typing notices or refused relations only: no decision changes
+        positions = old.positions
+        if read.relations or read.replies:
+            positions = {**positions, **{r.event.event_id: r.position for r in added}}
+        late = old.findings[len(read.early) :]
+        return replace(
+            old,
+            hidden=more.hidden,
+            findings=(*more.early, *late),
+            positions=positions,
+            read=replace(more.done(len(src), read.outside), split=read.split),
         )
+    wanted = more.wanted - more.related.keys() - read.outside.keys()
+    outside = dict(read.outside)
+    outside.update((k, r) for k, r in arrived.items() if k in wanted)
+    fresh = wanted - read.absent  # newly named: anywhere (a reaction to last week's message)
+    if fresh:
+        outside.update(src.rows_by_id(fresh))
+    done = more.done(len(src), outside)
+    if (
+        not arrived
+        and (read.relations or read.replies)
+        and all(r.event.type == REACTION for r in done.relations[len(read.relations) :])
+    ):
+        # New reactions and replies only, and nothing the old rows waited for: every
+        # earlier decision stands (a row can only change one by being what it named).
+        return _added(old, done, len(read.relations), len(read.replies))
+    return _decide(room_id, done)
+
+
+class _Known(Mapping[str, _Target]):
+    """The targets of ``read`` as ``_decide`` knows them, each made when asked."""
+
+    def __init__(self, read: _Read) -> None:
+        self._related = read.related
+        self._outside = read.outside
+
+    def __getitem__(self, event_id: str) -> _Target:
+        r = self._related.get(event_id) or self._outside[event_id]
+        return _target(r)
+
+    def __contains__(self, event_id: object) -> bool:
+        return event_id in self._related or event_id in self._outside
+
+    def __iter__(self) -> Iterator[str]:
+        return itertools.chain(self._related, self._outside)
+
+    def __len__(self) -> int:
+        return len(self._related) + len(self._outside)
+
+
+def _added(old: Relations, read: _Read, had_relations: int, had_replies: int) -> Relations:
+    """``old`` with the reactions and replies ``read`` holds past the first
+    ``had_relations`` / ``had_replies`` decided as ``_decide`` decides them (in display
+    order, after every earlier one), without deciding the others again."""
+    old_read = old.read
+    assert old_read is not None
+    known = _Known(read)
+    late = old.findings[len(old_read.early) :]
+    by_relations, by_replies = list(late[: old_read.split]), list(late[old_read.split :])
+    aggregates = dict(old.aggregates)
+    waiting, waiting_for = old.waiting, set(old.waiting_for)
+    for r in read.relations[had_relations:]:
+        ev = r.event
+        target_id = target_of(ev)
+        assert target_id is not None
+        found = known.get(target_id)
+        if found is None:
+            waiting += 1
+            waiting_for.add(target_id)
+        elif found.type in HIDDEN_TYPES or found.type == MEMBER:
+            by_relations.append(
+                _finding(Kind.RELATION_INVALID, r, "a reaction to something that is not a message")
+            )
+        elif (key := reaction_key(ev.content.get("reaction"))) is None:
+            by_relations.append(_finding(Kind.RELATION_INVALID, r, _why_invalid(ev)))
+        else:
+            agg = aggregates.get(target_id)
+            if agg is None:
+                aggregates[target_id] = Aggregate(
+                    target_id,
+                    reactions=(
+                        ReactionChip(key, (Reactor(ev.sender_id, r.state, (ev.event_id,)),)),
+                    ),
+                )
+            elif agg.redacted is None:
+                aggregates[target_id] = replace(
+                    agg, reactions=_with_reaction(agg.reactions, key, r)
+                )
+    thread_root = dict(old.thread_root)
+    for r in read.replies[had_replies:]:
+        up = r.event.parent_event_id
+        assert up is not None
+        if up not in known:
+            waiting += 1
+            waiting_for.add(up)
+        elif known[up].type in HIDDEN_TYPES:
+            by_replies.append(
+                _finding(Kind.RELATION_INVALID, r, "a reply to a reaction, edit or redaction")
+            )
+        elif up == r.event.event_id:
+            by_replies.append(_finding(Kind.RELATION_INVALID, r, "a reply to itself"))
+        else:
+            root = _root(up, known, r.event.event_id)
+            thread_root[r.event.event_id] = root
+            agg = aggregates.get(root)
+            aggregates[root] = (
+                Aggregate(root, thread=(r.event.event_id,))
+                if agg is None
+                else replace(agg, thread=(*agg.thread, r.event.event_id))
+            )
+    return Relations(
+        old.room_id,
+        aggregates,
+        read.hidden,
+        thread_root,
+        (*read.early, *by_relations, *by_replies),
+        waiting,
+        {
+            **old.positions,
+            **{k: r.position for k, r in _new_rows(old_read, read)},
+        },
+        frozenset(waiting_for),
+        old.edit_of,
+        replace(read, split=len(by_relations)),
+    )
+
+
+def _new_rows(old: _Read, new: _Read) -> Iterator[tuple[str, Row]]:
+    """The related rows and looked-up targets ``new`` holds and ``old`` does not."""
+    for k, r in itertools.chain(new.related.items(), new.outside.items()):
+        if r.position >= old.length or (k in new.outside and k not in old.outside):
+            yield k, r
+
+
+def _with_reaction(chips: tuple[ReactionChip, ...], key: str, r: Row) -> tuple[ReactionChip, ...]:
+    """``chips`` with one more reaction ``key`` by ``r``'s sender (counted once per
+    sender; the sender's best trust state among their reactions with that text)."""
+    ev = r.event
+    out = list(chips)
+    for i, chip in enumerate(out):
+        if chip.key != key:
+            continue
+        reactors = list(chip.reactors)
+        for j, who in enumerate(reactors):
+            if who.sender_id == ev.sender_id:
+                state = r.state if _RANK.get(r.state, 3) < _RANK.get(who.state, 3) else who.state
+                reactors[j] = Reactor(who.sender_id, state, (*who.event_ids, ev.event_id))
+                break
+        else:
+            reactors.append(Reactor(ev.sender_id, r.state, (ev.event_id,)))
+        out[i] = ReactionChip(key, tuple(reactors))
+        return tuple(out)
+    out.append(ReactionChip(key, (Reactor(ev.sender_id, r.state, (ev.event_id,)),)))
+    return tuple(out)
+
+
+def _target(r: Row) -> _Target:
+    ev = r.event
+    return _Target(
+        r.position,
+        ev.sender_id,
+        ev.type,
+        r.state,
+        target_of(ev) if ev.type == EDIT else None,
+        ev.parent_event_id if ev.type not in HIDDEN_TYPES else None,
+        ev.sender_key,
+    )
+
+
+def _decide(room_id: str, read: _Read) -> Relations:
+    """The second pass: which relations apply, and what each target then looks like."""
+    findings = list(read.early)
+    hidden = read.hidden
+    relations, replies = read.relations, read.replies
+    if not relations and not replies:
+        return Relations(room_id, {}, hidden, {}, tuple(findings), read=read)
+    known = {
+        r.event.event_id: _target(r)
+        for r in itertools.chain(read.related.values(), read.outside.values())
+    }
 
     waiting = 0
     waiting_for: set[str] = set()
@@ -524,6 +773,7 @@ def _build(room_id: str, source: Source | Iterable[Any]) -> Relations:
             for key, senders in by_key.items()
         )
 
+    split = len(findings) - len(read.early)
     thread_root: dict[str, str] = {}
     threads: dict[str, list[str]] = {}
     for r in replies:
@@ -557,6 +807,7 @@ def _build(room_id: str, source: Source | Iterable[Any]) -> Relations:
         {k: t.position for k, t in known.items()},
         frozenset(waiting_for),
         {e.event_id: target for target, a in aggregates.items() for e in a.get("edits", ())},
+        replace(read, split=split),
     )
 
 

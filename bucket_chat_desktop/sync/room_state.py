@@ -11,16 +11,16 @@ to date on the state thread (``publisher.send_context``).
 from __future__ import annotations
 
 import asyncio
-from array import array
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from ..protocol.audit import Assessed, AuditResult, IntroductionScan, RoomLedger
 from ..protocol.event import Event
 from ..protocol.findings import Finding, Kind
 from ..protocol.metadata import RoomMetadata
-from ..protocol.relations import HIDDEN_TYPES, TYPING, Relations
+from ..protocol.relations import HIDDEN_TYPES, Relations
 from ..protocol.relations import build as build_relations
+from ..protocol.relations import extended as extended_relations
 from .events import ShownEvent
 
 
@@ -83,8 +83,8 @@ class RoomState:
             appended = result.timeline[len(old[0].timeline) :]
         if old is not None and appended is not None and not _changes_relations(appended, old[1]):
             rel = old[1]
-        elif old is not None and appended is not None and _only_typing(appended, old[1]):
-            rel = _with_typing(old[1], len(old[0].timeline), appended)
+        elif old is not None and appended is not None:
+            rel = extended_relations(old[1], result.timeline)  # reads the new rows only
         else:
             rel = build_relations(self.room_id, result.timeline)
         self.related = (result, rel)
@@ -173,30 +173,6 @@ def unread_findings(room: RoomState) -> list[Finding]:
         for path, why in sorted(room.unread.items())
     )
     return out
-
-
-def _only_typing(rows: Sequence[Assessed], old: Relations) -> bool:
-    """Whether ``rows`` are typing notices only, none of them a waiting relation's
-    target: they change no aggregate, only which rows are hidden."""
-    return all(
-        a.event.type == TYPING
-        and a.event.parent_event_id is None
-        and a.event.event_id not in old.waiting_for
-        for a in rows
-    )
-
-
-def _with_typing(old: Relations, start: int, rows: Sequence[Assessed]) -> Relations:
-    """``old`` with the typing notices ``rows`` (timeline positions from ``start``)
-    hidden, as ``build_relations`` would make them, without reading the room again: a
-    member who writes typing notices one segment at a time (a thousand of them) would
-    otherwise have every one of them rebuild the relations of the whole room."""
-    hidden = array("q", old.hidden)
-    positions = dict(old.positions)
-    for i, a in enumerate(rows):
-        hidden.append(start + i)
-        positions[a.event.event_id] = start + i
-    return replace(old, hidden=hidden, positions=positions)
 
 
 def _changes_relations(rows: Sequence[Assessed], old: Relations) -> bool:

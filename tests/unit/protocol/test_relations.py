@@ -16,6 +16,7 @@ from bucket_chat_desktop.protocol.relations import (
     Relations,
     Row,
     build,
+    extended,
     reaction_key,
 )
 
@@ -30,6 +31,13 @@ def relations(result: AuditResult, room_id: str = ROOM) -> Relations:
     assert fast.aggregates == slow.aggregates and fast.findings == slow.findings
     assert list(fast.hidden) == list(slow.hidden) and fast.thread_root == slow.thread_root
     assert fast.waiting == slow.waiting and fast.positions == slow.positions
+    # Appended in two steps, split anywhere, on the audit's own timeline: the same.
+    timeline = result.timeline
+    for cut in range(len(timeline)):
+        more = extended(build(room_id, timeline[:cut]), timeline)  # type: ignore[arg-type]
+        assert more.aggregates == fast.aggregates and more.findings == fast.findings
+        assert list(more.hidden) == list(fast.hidden) and more.positions == fast.positions
+        assert more.waiting_for == fast.waiting_for and more.thread_root == fast.thread_root
     # A ledger that keeps no bodies (the app's) keeps what the rules read: the same.
     slim = RoomLedger(room_id, keep_bodies=False)
     for path in sorted({a.path for a in result.timeline}):

@@ -1,0 +1,237 @@
+"""``relations.extended``: relations of a timeline with rows appended, made from the
+relations of the shorter one by reading only the new rows, are exactly what a full
+``build`` makes of the longer one — for any rows, hostile ones too, split anywhere."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bucket_chat_desktop.protocol import relations as relations_module
+from bucket_chat_desktop.protocol.event import MEMBER, MESSAGE, Event, parse_event
+from bucket_chat_desktop.protocol.relations import (
+    EDIT,
+    REACTION,
+    REDACTION,
+    TYPING,
+    Relations,
+    Row,
+    RowList,
+    build,
+    extended,
+)
+
+from ._support import ROOM, T0
+
+SENDERS = ("alice@example.com", "bob@example.com", "mallory@example.com")
+KEYS = (None, "a" * 43 + "=", "b" * 43 + "=")
+STATES = ("verified", "unverified", "key-changed")
+
+
+def _id(n: int, room: str = ROOM) -> str:
+    return f"{room}::2026-01-01T00:00:00.000Z::{n}"
+
+
+def _row(position: int, spec: tuple[Any, ...]) -> Row:
+    kind, target, sender, key, state, variant = spec
+    content: dict[str, Any]
+    event_type = MESSAGE
+    parent = None
+    # Targets: an earlier or later row, one never written, or another room's.
+    aim = _id(target) if target >= 0 else (_id(10_000) if target == -1 else _id(1, "other"))
+    if kind == "message":
+        content = {"body": f"m{position}", "msgtype": "m.text"}
+    elif kind == "reply":
+        content = {"body": f"r{position}", "msgtype": "m.text"}
+        parent = aim
+    elif kind == "reaction":
+        event_type = REACTION
+        content = {"relates_to": aim, "reaction": ("👍", "🎉", "", "\u202e")[variant]}
+    elif kind == "edit":
+        event_type = EDIT
+        body = ("fixed", "again", "", "x")[variant]
+        content = {"replaces": aim, "new_content": {"body": body, "msgtype": "m.text"}}
+    elif kind == "redaction":
+        event_type = REDACTION
+        content = {"redacts": aim} if variant != 2 else {"redacts": 7}
+    elif kind == "typing":
+        event_type = TYPING
+        content = {}
+    else:
+        event_type = MEMBER
+        content = {"membership": "join", "displayname": "x"}
+    raw: dict[str, Any] = {
+        "event_id": _id(position),
+        "room_id": ROOM,
+        "timestamp_ms": T0 + position,
+        "sender_id": sender,
+        "type": event_type,
+        "parent_event_id": parent,
+        "prev_event_hash": None,
+        "signature": "",
+        "content": content,
+    }
+    if key is not None:
+        raw["sender_key"] = key
+    ev = parse_event(raw, ROOM)
+    assert isinstance(ev, Event), ev
+    return Row(position, ev, state)
+
+
+KINDS = ("message", "message", "reply", "reaction", "reaction", "edit", "redaction", "typing")
+specs = st.lists(
+    st.tuples(
+        st.sampled_from((*KINDS, "member")),
+        st.integers(-2, 40),
+        st.sampled_from(SENDERS),
+        st.sampled_from(KEYS),
+        st.sampled_from(STATES),
+        st.integers(0, 3),
+    ),
+    max_size=40,
+)
+
+
+def same(a: Relations, b: Relations) -> None:
+    assert a.aggregates == b.aggregates
+    assert list(a.hidden) == list(b.hidden)
+    assert a.thread_root == b.thread_root
+    assert a.findings == b.findings
+    assert a.waiting == b.waiting and a.waiting_for == b.waiting_for
+    assert a.positions == b.positions
+    assert a.edit_of == b.edit_of
+
+
+@settings(max_examples=300, deadline=None)
+@given(specs, st.lists(st.integers(0, 40), max_size=6))
+def test_extending_at_any_splits_equals_a_full_build(
+    spec_list: list[tuple[Any, ...]], cuts: list[int]
+) -> None:
+    rows = [_row(i, s) for i, s in enumerate(spec_list)]
+    ends = sorted({min(c, len(rows)) for c in cuts} | {len(rows)})
+    rel = build(ROOM, RowList(rows[: ends[0]]))
+    same(rel, build(ROOM, rows[: ends[0]]))
+    for end in ends[1:]:
+        rel = extended(rel, RowList(rows[:end]))
+        same(rel, build(ROOM, RowList(rows[:end])))
+
+
+# Appended reactions and replies naming earlier rows only (what a live room appends most):
+# ``extended`` decides only these, on top of the earlier decisions.
+later = st.lists(
+    st.tuples(
+        st.sampled_from(("reaction", "reaction", "reply", "typing")),
+        st.integers(0, 39),  # an earlier row (a reaction to a redacted, hidden or member row...)
+        st.sampled_from(SENDERS),
+        st.sampled_from(KEYS),
+        st.sampled_from(STATES),
+        st.integers(0, 3),
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(specs, st.lists(later, min_size=1, max_size=4))
+def test_appended_reactions_and_replies_decided_alone_equal_a_full_build(
+    spec_list: list[tuple[Any, ...]], batches: list[list[tuple[Any, ...]]]
+) -> None:
+    rows = [_row(i, s) for i, s in enumerate(spec_list)]
+    rel = build(ROOM, rows)
+    for batch in batches:
+        for spec in batch:
+            aim = spec[1] % len(rows) if rows else -1
+            rows.append(_row(len(rows), (spec[0], aim, *spec[2:])))
+        rel = extended(rel, rows)
+        same(rel, build(ROOM, rows))
+
+
+def test_a_reaction_to_an_old_message_is_found_without_reading_the_room_again() -> None:
+    """The new rows are read, and a target named for the first time is looked for from
+    the newest row back; a target looked for before is looked for among new rows only."""
+    rows = [_row(i, ("message", 0, SENDERS[0], None, "verified", 0)) for i in range(50)]
+    rows.append(_row(50, ("reaction", 10_001, SENDERS[1], None, "verified", 0)))  # waits
+
+    class Counting(RowList):
+        looked: list[tuple[frozenset[str], int]]
+
+        def rows_by_id(self, wanted: Any, start: int = 0) -> dict[str, Row]:
+            self.looked.append((frozenset(wanted), start))
+            return super().rows_by_id(wanted, start)
+
+        def related_rows(self, start: int = 0) -> Any:
+            self.looked.append((frozenset(), start))
+            return super().related_rows(start)
+
+    rel = build(ROOM, rows)
+    assert rel.waiting_for == {_id(10_001)}
+    more = [*rows, _row(51, ("reaction", 3, SENDERS[1], None, "verified", 1))]
+    src = Counting(more)
+    src.looked = []
+    rel = extended(rel, src)
+    assert src.looked == [
+        (frozenset(), 51),  # the new rows only
+        (frozenset({_id(10_001)}), 51),  # waited for: only among the new rows
+        (frozenset({_id(3)}), 0),  # named anew: anywhere
+    ]
+    chip = rel.aggregates[_id(3)].reactions[0]
+    assert chip.key == "🎉" and rel.waiting_for == {_id(10_001)}
+    same(rel, build(ROOM, more))
+
+
+def test_new_reactions_and_replies_are_decided_alone(monkeypatch: Any) -> None:
+    """Earlier decisions are not made again when only reactions and replies to rows
+    read before are appended (the common case); anything else decides all again."""
+    decided: list[int] = []
+    real = relations_module._decide
+    monkeypatch.setattr(relations_module, "_decide", lambda *a: decided.append(1) or real(*a))
+    alice, bob = SENDERS[0], SENDERS[1]
+    rows = [_row(i, ("message", 0, alice, KEYS[1], "verified", 0)) for i in range(5)]
+    rows.append(_row(5, ("reaction", 1, bob, None, "unverified", 0)))
+    rows.append(_row(6, ("reply", 1, bob, None, "unverified", 0)))
+    rows.append(_row(7, ("redaction", 2, alice, KEYS[1], "verified", 0)))
+    rel = build(ROOM, rows)
+    assert decided == [1] and rel.aggregates[_id(2)].redacted is not None
+    for spec in (
+        ("reaction", 1, bob, KEYS[2], "verified", 0),  # bob's 👍 again, now verified
+        ("reaction", 1, bob, None, "key-changed", 0),  # and once more: still verified
+        ("reaction", 1, alice, KEYS[1], "verified", 1),
+        ("reply", 6, alice, KEYS[1], "verified", 0),  # in the thread under row 1
+        ("reaction", 5, alice, KEYS[1], "verified", 0),  # to a reaction: a finding
+        ("reply", 5, alice, KEYS[1], "verified", 0),  # to a reaction: a finding
+        ("reaction", 2, bob, None, "unverified", 0),  # to a deleted message: nothing
+        ("reaction", 3, bob, None, "unverified", 1),  # row 3, named for the first time
+    ):
+        rows.append(_row(len(rows), spec))
+        rel = extended(rel, rows)
+        same(rel, build(ROOM, rows))
+    assert decided == [1] + [1] * 8  # the full builds of ``same`` only
+    chip = rel.aggregates[_id(1)].reactions
+    assert [(c.key, [(r.sender_id, r.state) for r in c.reactors]) for c in chip] == [
+        ("👍", [(bob, "verified")]),
+        ("🎉", [(alice, "verified")]),
+    ]
+    assert len(chip[0].reactors[0].event_ids) == 3
+    assert rel.aggregates[_id(1)].thread == (_id(6), _id(11))
+    assert rel.aggregates[_id(2)].reactions == () and rel.positions[_id(3)] == 3
+    assert [f.kind.value for f in rel.findings] == ["relation-invalid"] * 2
+    rows.append(_row(len(rows), ("redaction", 1, alice, KEYS[1], "verified", 0)))
+    rel = extended(rel, rows)  # a redaction: every decision made again
+    assert decided == [1] * 10
+    same(rel, build(ROOM, rows))
+
+
+def test_typing_notices_appended_change_only_what_is_hidden() -> None:
+    rows = [_row(0, ("message", 0, SENDERS[0], None, "verified", 0))]
+    rows.append(_row(1, ("reaction", 0, SENDERS[1], None, "verified", 0)))
+    rel = build(ROOM, rows)
+    for i in range(2, 30):
+        rows.append(_row(i, ("typing", 0, SENDERS[2], None, "unverified", 0)))
+        before = rel
+        rel = extended(rel, rows)
+        assert rel.aggregates is before.aggregates  # no decision made again
+        same(rel, build(ROOM, rows))
+    assert list(rel.hidden) == list(range(1, 30))
