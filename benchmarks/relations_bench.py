@@ -218,6 +218,15 @@ def main() -> None:
             newest.event.event_id,
         ),
         (
+            "an edit (every relation decided again)",
+            EDIT,
+            {
+                "replaces": newest.event.event_id,
+                "new_content": {"body": "late edit", "msgtype": "m.text"},
+            },
+            None,
+        ),
+        (
             "a reaction to a message not read (waits)",
             REACTION,
             {"relates_to": missing, "reaction": "👍"},

@@ -184,6 +184,13 @@ class Timeline(Sequence[Assessed]):
                     break
         return out
 
+    def row(self, position: int) -> Row:
+        """The row at ``position`` as the relation rules read it (``relations.Source``)."""
+        c = self._copies[position]
+        return Row(
+            position, _event_of(c), self._pairs[self._codes[position]][0].value, c.path, c.line
+        )
+
     def extended(self, copies: list[_Copy], codes: array[int]) -> Timeline:
         """This timeline with rows added at its end (of the same ledger)."""
         return Timeline(self._copies + copies, self._codes + codes, self._pairs)

@@ -332,6 +332,10 @@ class Source(Protocol):
         """The rows whose event ids are in ``wanted``, at position ``start`` or later."""
         ...
 
+    def row(self, position: int) -> Row:
+        """The row at ``position``."""
+        ...
+
 
 class RowList:
     """A plain list of rows as a ``Source`` (tests, callers with rows at hand): ``Row``s,
@@ -358,21 +362,26 @@ class RowList:
     def rows_by_id(self, wanted: Collection[str], start: int = 0) -> dict[str, Row]:
         return {r.event.event_id: r for r in self.rows[start:] if r.event.event_id in wanted}
 
+    def row(self, position: int) -> Row:
+        return self.rows[position]
+
 
 @dataclass(frozen=True, slots=True)
 class _Read:
     """What ``build`` read of rows ``0:length``, kept so that ``extended`` reads only the
     rows appended since: the first pass's output (it looks at each related row alone) and
-    the targets looked up. Never changed once made: ``extended`` copies what it adds to."""
+    the targets looked up, as timeline positions (the rows stay in the timeline: a
+    hostile flood of relations costs a dict entry each here, not a copy of each event).
+    Never changed once made: ``extended`` copies what it adds to."""
 
     length: int
-    related: dict[str, Row]  # every related row by id, display order
-    relations: tuple[Row, ...]  # relation events with a target in this room
-    replies: tuple[Row, ...]  # replies with a parent in this room
+    related: dict[str, int]  # every related row's id -> its position, display order
+    relations: array[int]  # relation events with a target in this room
+    replies: array[int]  # replies with a parent in this room
     early: tuple[Finding, ...]  # the first pass's findings, in row order
     hidden: array[int]
     wanted: frozenset[str]  # the ids relations and replies name
-    outside: dict[str, Row]  # wanted rows that are not related rows themselves
+    outside: dict[str, int]  # wanted rows that are not related rows themselves
     absent: frozenset[str]  # wanted ids not among rows 0:length
     # How many of the second pass's findings its relations made (its replies made the
     # rest): where ``extended`` puts those of new relations.
@@ -380,20 +389,23 @@ class _Read:
 
 
 class _Pass:
-    """The first pass over related rows, in display order (``_Read`` in the making)."""
+    """The first pass over related rows, in display order (``_Read`` in the making);
+    ``rows``: the rows it read, by position (at hand for the second pass)."""
 
     def __init__(self, read: _Read | None = None) -> None:
-        self.related: dict[str, Row] = dict(read.related) if read else {}
-        self.relations: list[Row] = list(read.relations) if read else []
-        self.replies: list[Row] = list(read.replies) if read else []
+        self.related: dict[str, int] = dict(read.related) if read else {}
+        self.relations: array[int] = array("q", read.relations) if read else array("q")
+        self.replies: array[int] = array("q", read.replies) if read else array("q")
         self.early: list[Finding] = list(read.early) if read else []
         self.hidden: array[int] = array("q", read.hidden) if read else array("q")
         self.wanted: set[str] = set(read.wanted) if read else set()
+        self.rows: dict[int, Row] = {}
 
     def read(self, room_id: str, rows: Iterable[Row]) -> None:
         for r in rows:
             ev = r.event
-            self.related[ev.event_id] = r
+            self.rows[r.position] = r
+            self.related[ev.event_id] = r.position
             if ev.type in HIDDEN_TYPES:
                 self.hidden.append(r.position)
                 if ev.type == TYPING:
@@ -405,29 +417,41 @@ class _Pass:
                 if not _in_room(room_id, target):
                     self.early.append(_cross_room(r, target))
                     continue
-                self.relations.append(r)
+                self.relations.append(r.position)
                 self.wanted.add(target)
             elif ev.parent_event_id is not None:
                 parent = ev.parent_event_id
                 if not _in_room(room_id, parent):
                     self.early.append(_cross_room(r, parent))
                     continue
-                self.replies.append(r)
+                self.replies.append(r.position)
                 self.wanted.add(parent)
 
-    def done(self, length: int, outside: dict[str, Row]) -> _Read:
+    def done(self, length: int, outside: dict[str, int]) -> _Read:
         wanted = frozenset(self.wanted)
         return _Read(
             length,
             self.related,
-            tuple(self.relations),
-            tuple(self.replies),
+            self.relations,
+            self.replies,
             tuple(self.early),
             self.hidden,
             wanted,
             outside,
             frozenset(wanted - self.related.keys() - outside.keys()),
         )
+
+
+class _Rows:
+    """Rows by position: those at hand, else the source's."""
+
+    def __init__(self, at_hand: dict[int, Row], src: Source) -> None:
+        self._at_hand = at_hand
+        self._src = src
+
+    def __call__(self, position: int) -> Row:
+        r = self._at_hand.get(position)
+        return r if r is not None else self._src.row(position)
 
 
 def build(room_id: str, source: Source | Iterable[Any]) -> Relations:
@@ -446,8 +470,10 @@ def _build(room_id: str, source: Source | Iterable[Any]) -> Relations:
     # The targets: those that are related rows themselves (an edited edit, a reply's
     # parent that is a reply) are at hand; the rest is one look-up. Every related row's
     # own target is wanted, so the chains an edit or a thread walk are all known.
-    outside = src.rows_by_id(first.wanted - first.related.keys())
-    return _decide(room_id, first.done(len(src), outside))
+    found = src.rows_by_id(first.wanted - first.related.keys())
+    first.rows.update((r.position, r) for r in found.values())
+    outside = {k: r.position for k, r in found.items()}
+    return _decide(room_id, first.done(len(src), outside), _Rows(first.rows, src))
 
 
 def extended(old: Relations, source: Source | Iterable[Any]) -> Relations:
@@ -491,33 +517,38 @@ def _extended(old: Relations, source: Source | Iterable[Any]) -> Relations:
             read=replace(more.done(len(src), read.outside), split=read.split),
         )
     wanted = more.wanted - more.related.keys() - read.outside.keys()
-    outside = dict(read.outside)
-    outside.update((k, r) for k, r in arrived.items() if k in wanted)
+    found = {k: r for k, r in arrived.items() if k in wanted}
     fresh = wanted - read.absent  # newly named: anywhere (a reaction to last week's message)
     if fresh:
-        outside.update(src.rows_by_id(fresh))
+        found.update(src.rows_by_id(fresh))
+    more.rows.update((r.position, r) for r in found.values())
+    outside = {**read.outside, **{k: r.position for k, r in found.items()}}
     done = more.done(len(src), outside)
+    rows = _Rows(more.rows, src)
     if (
         not arrived
         and (read.relations or read.replies)
-        and all(r.event.type == REACTION for r in done.relations[len(read.relations) :])
+        and all(rows(p).event.type == REACTION for p in done.relations[len(read.relations) :])
     ):
         # New reactions and replies only, and nothing the old rows waited for: every
         # earlier decision stands (a row can only change one by being what it named).
-        return _added(old, done, len(read.relations), len(read.replies))
-    return _decide(room_id, done)
+        return _added(old, done, rows, len(read.relations), len(read.replies))
+    return _decide(room_id, done, rows)
 
 
 class _Known(Mapping[str, _Target]):
     """The targets of ``read`` as ``_decide`` knows them, each made when asked."""
 
-    def __init__(self, read: _Read) -> None:
+    def __init__(self, read: _Read, rows: _Rows) -> None:
         self._related = read.related
         self._outside = read.outside
+        self._rows = rows
 
     def __getitem__(self, event_id: str) -> _Target:
-        r = self._related.get(event_id) or self._outside[event_id]
-        return _target(r)
+        position = self._related.get(event_id)
+        if position is None:
+            position = self._outside[event_id]
+        return _target(self._rows(position))
 
     def __contains__(self, event_id: object) -> bool:
         return event_id in self._related or event_id in self._outside
@@ -529,18 +560,20 @@ class _Known(Mapping[str, _Target]):
         return len(self._related) + len(self._outside)
 
 
-def _added(old: Relations, read: _Read, had_relations: int, had_replies: int) -> Relations:
+def _added(
+    old: Relations, read: _Read, rows: _Rows, had_relations: int, had_replies: int
+) -> Relations:
     """``old`` with the reactions and replies ``read`` holds past the first
     ``had_relations`` / ``had_replies`` decided as ``_decide`` decides them (in display
     order, after every earlier one), without deciding the others again."""
     old_read = old.read
     assert old_read is not None
-    known = _Known(read)
+    known = _Known(read, rows)
     late = old.findings[len(old_read.early) :]
     by_relations, by_replies = list(late[: old_read.split]), list(late[old_read.split :])
     aggregates = dict(old.aggregates)
     waiting, waiting_for = old.waiting, set(old.waiting_for)
-    for r in read.relations[had_relations:]:
+    for r in map(rows, read.relations[had_relations:]):
         ev = r.event
         target_id = target_of(ev)
         assert target_id is not None
@@ -568,7 +601,7 @@ def _added(old: Relations, read: _Read, had_relations: int, had_replies: int) ->
                     agg, reactions=_with_reaction(agg.reactions, key, r)
                 )
     thread_root = dict(old.thread_root)
-    for r in read.replies[had_replies:]:
+    for r in map(rows, read.replies[had_replies:]):
         up = r.event.parent_event_id
         assert up is not None
         if up not in known:
@@ -598,7 +631,7 @@ def _added(old: Relations, read: _Read, had_relations: int, had_replies: int) ->
         waiting,
         {
             **old.positions,
-            **{k: r.position for k, r in _new_rows(old_read, read)},
+            **dict(_new_rows(old_read, read)),
         },
         frozenset(waiting_for),
         old.edit_of,
@@ -606,11 +639,11 @@ def _added(old: Relations, read: _Read, had_relations: int, had_replies: int) ->
     )
 
 
-def _new_rows(old: _Read, new: _Read) -> Iterator[tuple[str, Row]]:
+def _new_rows(old: _Read, new: _Read) -> Iterator[tuple[str, int]]:
     """The related rows and looked-up targets ``new`` holds and ``old`` does not."""
-    for k, r in itertools.chain(new.related.items(), new.outside.items()):
-        if r.position >= old.length or (k in new.outside and k not in old.outside):
-            yield k, r
+    for k, p in itertools.chain(new.related.items(), new.outside.items()):
+        if p >= old.length or (k in new.outside and k not in old.outside):
+            yield k, p
 
 
 def _with_reaction(chips: tuple[ReactionChip, ...], key: str, r: Row) -> tuple[ReactionChip, ...]:
@@ -648,16 +681,15 @@ def _target(r: Row) -> _Target:
     )
 
 
-def _decide(room_id: str, read: _Read) -> Relations:
+def _decide(room_id: str, read: _Read, rows: _Rows) -> Relations:
     """The second pass: which relations apply, and what each target then looks like."""
     findings = list(read.early)
     hidden = read.hidden
-    relations, replies = read.relations, read.replies
-    if not relations and not replies:
+    if not read.relations and not read.replies:
         return Relations(room_id, {}, hidden, {}, tuple(findings), read=read)
+    relations, replies = list(map(rows, read.relations)), list(map(rows, read.replies))
     known = {
-        r.event.event_id: _target(r)
-        for r in itertools.chain(read.related.values(), read.outside.values())
+        k: _target(rows(p)) for k, p in itertools.chain(read.related.items(), read.outside.items())
     }
 
     waiting = 0
