@@ -581,13 +581,11 @@ def _added(
         if found is None:
             waiting += 1
             waiting_for.add(target_id)
-        elif found.type in HIDDEN_TYPES or found.type == MEMBER:
-            by_relations.append(
-                _finding(Kind.RELATION_INVALID, r, "a reaction to something that is not a message")
-            )
-        elif (key := reaction_key(ev.content.get("reaction"))) is None:
-            by_relations.append(_finding(Kind.RELATION_INVALID, r, _why_invalid(ev)))
+        elif (refused := _refused_reaction(r, found)) is not None:
+            by_relations.append(refused)
         else:
+            key = reaction_key(ev.content.get("reaction"))
+            assert key is not None
             agg = aggregates.get(target_id)
             if agg is None:
                 aggregates[target_id] = Aggregate(
@@ -607,12 +605,8 @@ def _added(
         if up not in known:
             waiting += 1
             waiting_for.add(up)
-        elif known[up].type in HIDDEN_TYPES:
-            by_replies.append(
-                _finding(Kind.RELATION_INVALID, r, "a reply to a reaction, edit or redaction")
-            )
-        elif up == r.event.event_id:
-            by_replies.append(_finding(Kind.RELATION_INVALID, r, "a reply to itself"))
+        elif (refused := _refused_reply(r, known[up])) is not None:
+            by_replies.append(refused)
         else:
             root = _root(up, known, r.event.event_id)
             thread_root[r.event.event_id] = root
@@ -644,6 +638,24 @@ def _new_rows(old: _Read, new: _Read) -> Iterator[tuple[str, int]]:
     for k, p in itertools.chain(new.related.items(), new.outside.items()):
         if p >= old.length or (k in new.outside and k not in old.outside):
             yield k, p
+
+
+def _refused_reaction(r: Row, target: _Target) -> Finding | None:
+    """Why the reaction ``r`` to ``target`` counts for nothing, or None when it counts."""
+    if target.type in HIDDEN_TYPES or target.type == MEMBER:
+        return _finding(Kind.RELATION_INVALID, r, "a reaction to something that is not a message")
+    if reaction_key(r.event.content.get("reaction")) is None:
+        return _finding(Kind.RELATION_INVALID, r, _why_invalid(r.event))
+    return None
+
+
+def _refused_reply(r: Row, parent: _Target) -> Finding | None:
+    """Why the reply ``r`` to ``parent`` is in no thread, or None when it is."""
+    if parent.type in HIDDEN_TYPES:  # no row to quote or to hang a thread on
+        return _finding(Kind.RELATION_INVALID, r, "a reply to a reaction, edit or redaction")
+    if r.event.parent_event_id == r.event.event_id:  # only a forger names itself
+        return _finding(Kind.RELATION_INVALID, r, "a reply to itself")
+    return None
 
 
 def _with_reaction(chips: tuple[ReactionChip, ...], key: str, r: Row) -> tuple[ReactionChip, ...]:
@@ -707,14 +719,9 @@ def _decide(room_id: str, read: _Read, rows: _Rows) -> Relations:
             waiting_for.add(target_id)
             continue
         if ev.type == REACTION:
-            if found.type in HIDDEN_TYPES or found.type == MEMBER:
-                findings.append(
-                    _finding(
-                        Kind.RELATION_INVALID, r, "a reaction to something that is not a message"
-                    )
-                )
-            elif reaction_key(ev.content.get("reaction")) is None:
-                findings.append(_finding(Kind.RELATION_INVALID, r, _why_invalid(ev)))
+            refused = _refused_reaction(r, found)
+            if refused is not None:
+                findings.append(refused)
             else:
                 reactions.append((target_id, r))
             continue
@@ -815,13 +822,9 @@ def _decide(room_id: str, read: _Read, rows: _Rows) -> Relations:
             waiting += 1
             waiting_for.add(up)
             continue
-        if known[up].type in HIDDEN_TYPES:  # no row to quote or to hang a thread on
-            findings.append(
-                _finding(Kind.RELATION_INVALID, r, "a reply to a reaction, edit or redaction")
-            )
-            continue
-        if up == r.event.event_id:  # only a forger chooses an id that names itself
-            findings.append(_finding(Kind.RELATION_INVALID, r, "a reply to itself"))
+        refused = _refused_reply(r, known[up])
+        if refused is not None:
+            findings.append(refused)
             continue
         root = _root(up, known, r.event.event_id)
         thread_root[r.event.event_id] = root
