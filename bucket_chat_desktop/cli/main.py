@@ -37,8 +37,6 @@ from ..protocol.relations import (
     Aggregate,
     Relations,
     Row,
-    RowList,
-    Source,
     own_reaction,
     reaction_key,
     verified_reactions,
@@ -556,8 +554,7 @@ async def _read_target(engine: SyncEngine, room_id: str, event_id: str) -> _Targ
         print(f"bucket-chat: {_stale_note(exc, await engine.last_read(room_id))}", file=sys.stderr)
     assert view is not None and view.result is not None
     result = view.result
-    rows = result.timeline if isinstance(result.timeline, Source) else RowList(result.timeline)
-    row = rows.rows_by_id({event_id}).get(event_id)
+    row = result.timeline.rows_by_id({event_id}).get(event_id)
     if row is None:
         note = " (part of the room could not be read)" if view.partial else ""
         raise UsageError(f"no event {event_id!r} in room {room_id!r}{note}; nothing was sent")

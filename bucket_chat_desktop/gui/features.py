@@ -19,7 +19,7 @@ from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 from PySide6.QtGui import QColor, QKeySequence, QShortcut
 from PySide6.QtWidgets import QMessageBox
 
-from ..protocol.audit import Assessed, AuditResult
+from ..protocol.audit import Assessed, AuditResult, Timeline
 from ..sync.client import RoomRef
 from .audit.dialog import AuditDialog
 from .audit.view import AuditView
@@ -204,7 +204,9 @@ class Features(QObject):
         storage_id, room_id = _split(key)
         room = await self.controller.client.room_view(RoomRef(storage_id, room_id))
         # what the GUI shows now (read after the wait: it may have moved on meanwhile)
-        result = self.controller.results.get(key) or AuditResult(room_id, [], [], [], 0)
+        result = self.controller.results.get(key) or AuditResult(
+            room_id, Timeline.empty(), [], [], 0
+        )
         item = self.controller.rooms.item(key)
         # Complete only when the result shown is the engine's latest, complete audit: the
         # engine sets that flag on its worker thread before the GUI receives that audit, so

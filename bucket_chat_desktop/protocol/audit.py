@@ -92,6 +92,11 @@ class Timeline(Sequence[Assessed]):
         self._codes = codes
         self._pairs = pairs
 
+    @classmethod
+    def empty(cls) -> Timeline:
+        """A timeline without rows (a room not audited yet)."""
+        return cls([], array("I"), [])
+
     def __len__(self) -> int:
         return len(self._copies)
 
@@ -212,8 +217,8 @@ class AuditResult:
     thread may read it while the ledger goes on."""
 
     room_id: str
-    # Shown events, in display order (never invalid ones): a ``Timeline`` from a ledger.
-    timeline: Sequence[Assessed]
+    # Shown events, in display order (never invalid ones).
+    timeline: Timeline
     invalid: list[Assessed]
     findings: list[Finding]
     segments: int
@@ -228,12 +233,8 @@ class AuditResult:
     @property
     def counts(self) -> dict[TrustState, int]:
         counts = dict.fromkeys(TrustState, 0)
-        if isinstance(self.timeline, Timeline):  # from the verdict numbers: no rows made
-            for state, n in self.timeline.state_counts():
-                counts[state] += n
-        else:
-            for item in self.timeline:
-                counts[item.state] += 1
+        for state, n in self.timeline.state_counts():  # from the verdict numbers: no rows made
+            counts[state] += n
         counts[TrustState.INVALID] = len(self.invalid)
         return counts
 

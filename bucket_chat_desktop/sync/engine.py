@@ -45,7 +45,7 @@ from nacl.signing import SigningKey
 from ..index import Index
 from ..index.search import SearchHit, SearchPage, build_query
 from ..protocol import heap
-from ..protocol.audit import AuditResult, RoomLedger, Timeline
+from ..protocol.audit import AuditResult, RoomLedger
 from ..protocol.chain import Draft
 from ..protocol.event import Event
 from ..protocol.relations import Relations
@@ -577,15 +577,7 @@ class SyncEngine:
         that audit does not show it."""
         timeline = result.timeline
 
-        def find() -> int | None:
-            if isinstance(timeline, Timeline):
-                return timeline.position_of(event_id)
-            for i, item in enumerate(timeline):
-                if item.event.event_id == event_id:
-                    return i
-            return None
-
-        return await self._serially(find, room=room_id, interactive=True)
+        return await self._serially(timeline.position_of, event_id, room=room_id, interactive=True)
 
     # -- what front ends may ask (plain values, computed on the serial worker) ------------------
 

@@ -26,7 +26,7 @@ from bucket_chat_desktop.gui.controller import Controller
 from bucket_chat_desktop.gui.features import Features, install
 from bucket_chat_desktop.gui.main_window import MainWindow
 from bucket_chat_desktop.keys.identity import Identity
-from bucket_chat_desktop.protocol.audit import AuditResult, RoomLedger, TrustState
+from bucket_chat_desktop.protocol.audit import AuditResult, RoomLedger, Timeline, TrustState
 from bucket_chat_desktop.protocol.canonical import b64encode
 from bucket_chat_desktop.protocol.findings import Finding, Kind
 from bucket_chat_desktop.settings import Settings, StorageSettings
@@ -327,7 +327,7 @@ def test_a_history_not_completely_read_never_says_complete(qtbot: Any, tmp_path:
         "this segment could not be read (not a regular file: FIFO); its events are missing",
         "rooms/x/logs/2026-01-01/c/a.jsonl",
     )
-    result = AuditResult(ROOM, [], [], [unread], 3)
+    result = AuditResult(ROOM, Timeline.empty(), [], [unread], 3)
     dialog = AuditDialog()
     qtbot.addWidget(dialog)
     dialog.set_view(AuditView(ROOM, result, None, (), complete=True, partial=True))
@@ -339,7 +339,9 @@ def test_a_history_not_completely_read_never_says_complete(qtbot: Any, tmp_path:
 
 
 def test_metadata_findings_come_first_like_verify(qtbot: Any, qapp: Any, tmp_path: Path) -> None:
-    result = AuditResult(ROOM, [], [], [Finding(Kind.GAP, "gap: …", "rooms/x/logs/a.jsonl", 3)], 1)
+    result = AuditResult(
+        ROOM, Timeline.empty(), [], [Finding(Kind.GAP, "gap: …", "rooms/x/logs/a.jsonl", 3)], 1
+    )
     missing = Finding(Kind.METADATA_MISSING, "room has no metadata.json", "rooms/x/metadata.json")
     view = AuditView(ROOM, result, None, (missing,), complete=False)
     dialog = AuditDialog()
