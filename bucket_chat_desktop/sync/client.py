@@ -25,6 +25,7 @@ from nacl.signing import SigningKey
 
 from .. import paths
 from ..index import Index, index_path_for
+from ..index.search import SearchHit, SearchPage, Snippet
 from ..protocol.canonical import b64encode
 from ..protocol.chain import Draft
 from ..protocol.event import MEMBER, MESSAGE, Event
@@ -51,7 +52,17 @@ from .session import outbox_path_for
 log = logging.getLogger("bucket_chat.sync")
 
 Listener = Callable[[str, EngineEvent], None]
-__all__ = ["ChatClient", "Listener", "RoomRef", "SearchResults"]
+# The values the client hands out, for front ends (which never import ``index``).
+__all__ = [
+    "ChatClient",
+    "Listener",
+    "RoomRef",
+    "SearchHit",
+    "SearchPage",
+    "SearchResults",
+    "Snippet",
+    "SyncConfig",
+]
 
 
 class ChatClient(AttachedStorages):

@@ -92,10 +92,15 @@ class AttachedStorages:
         attached = self._storages.get(storage_id)
         return attached.storage.describe() if attached is not None else None
 
-    def room(self, room_id: str) -> RoomRef:
-        """``room_id`` in the one storage of a ``session``."""
+    @property
+    def session_storage(self) -> str:
+        """The id of the one storage of a ``ChatClient.session``."""
         (storage_id,) = self._storages
-        return RoomRef(storage_id, room_id)
+        return storage_id
+
+    def room(self, room_id: str) -> RoomRef:
+        """``room_id`` in the one storage of a ``ChatClient.session``."""
+        return RoomRef(self.session_storage, room_id)
 
     def _engine(self, storage_id: str) -> SyncEngine:
         """The storage's engine; ``StorageError`` when it is not attached."""
