@@ -160,10 +160,14 @@ class ChatClient(AttachedStorages):
         config: SyncConfig | None = None,
         owned: bool = True,
     ) -> _Attached:
-        idx = (
-            Index.open(index_path_for(self._data_dir, storage.url), storage.url) if index else None
-        )
-        box = Outbox(outbox_path_for(self._data_dir, storage.url)) if outbox else None
+        url = storage.url
+        idx = Index.open(index_path_for(self._data_dir, url), url) if index else None
+        try:
+            box = Outbox(outbox_path_for(self._data_dir, url)) if outbox else None
+        except BaseException:  # nothing is left open when the outbox cannot be opened
+            if idx is not None:
+                idx.close()
+            raise
         sid = entry.id
         engine = SyncEngine(
             storage,
