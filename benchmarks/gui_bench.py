@@ -263,7 +263,7 @@ def _measure_child(t0: float, mode: str, pages: int) -> None:
         opens every room; the big one before the small ones that follow it)."""
         keys = [k for k in c.rooms.room_keys() if "small" in k]
         big = next(k for k in c.rooms.room_keys() if k.endswith("/big"))
-        engine = c.client.engine(big.split("/", 1)[0])
+        engine = c.client._storages[big.split("/", 1)[0]].engine
 
         def backfilling() -> bool:
             room = engine.rooms.get("big")

@@ -18,6 +18,7 @@ from ..protocol.event import MESSAGE, has_lone_surrogate
 from ..protocol.relations import TYPING, Relations
 from ..protocol.untrusted_text import RoomIds, display_name_safe, terminal_safe
 from ..storage.base import Storage
+from ..sync.client import ChatClient
 from ..sync.events import (
     ChangeFeedStatus,
     EngineEvent,
@@ -26,7 +27,6 @@ from ..sync.events import (
     RoomLoaded,
     StorageStatus,
 )
-from ..sync.session import engine_session
 from . import format as fmt
 
 PROMPT = "> "
@@ -108,9 +108,13 @@ async def run_chat(storage: Storage, room_id: str, identity: Any, displayname: s
             mark = "*" if event.active else "!"
             screen.say(f"{mark} {terminal_safe(event.message)}")
 
-    async with engine_session(storage, start=True, listener=listener) as engine:
-        await engine.open_room(room_id, background=False)
-        room = await engine.room_view(room_id)  # a frozen view, never the engine's state
+    signer = (identity.user_id, identity.signing_key)
+    async with ChatClient.session(
+        storage, identity=signer, displayname=displayname, start=True, listener=listener
+    ) as client:
+        ref = client.room(room_id)
+        await client.open_room(ref, wait=True)
+        room = await client.room_view(ref)  # a frozen view, never the engine's state
         assert room is not None
         name = display_name_safe(room.metadata.name, fmt.TITLE_LIMIT) if room.metadata else ""
         title = terminal_safe(name or room_id)
@@ -123,7 +127,7 @@ async def run_chat(storage: Storage, room_id: str, identity: Any, displayname: s
             screen.findings(result)
             screen.relation_findings(room.relations)
         screen.ready = True
-        await engine.flush(timeout=0)
+        await client.flush(ref.storage_id, timeout=0)
 
         loop = asyncio.get_running_loop()
         lines: asyncio.Queue[str | None] = asyncio.Queue()
@@ -152,14 +156,8 @@ async def run_chat(storage: Storage, room_id: str, identity: Any, displayname: s
             if has_lone_surrogate(text):  # undecodable input bytes (surrogateescape)
                 print("Not sent: the line holds bytes that are not valid UTF-8 text.")
                 continue
-            await engine.send(
-                room_id,
-                identity.user_id,
-                identity.signing_key,
-                [(MESSAGE, {"body": text, "msgtype": "m.text"})],
-                displayname=displayname,
-            )
-        if not await engine.flush(timeout=10):
+            await client.send(ref, [(MESSAGE, {"body": text, "msgtype": "m.text"})])
+        if not await client.flush(ref.storage_id, timeout=10):
             print("! some messages are still queued; they go out with the next session")
     if interactive:
         print()

@@ -17,10 +17,8 @@ from ..export import FORMATS, ExportError, export_room, snapshot_of
 from ..protocol.attachments import FileInfo
 from ..protocol.untrusted_text import terminal_safe
 from ..storage import Storage, StorageError
-from ..sync import blobs
-from ..sync.engine import SyncConfig
-from ..sync.session import engine_session
-from ..sync.watched import NoAnswerError, answer_within, interactive_deadline
+from ..sync.client import ChatClient, SyncConfig
+from ..sync.watched import NoAnswerError, interactive_deadline
 
 PROGRESS_EVERY = 2.0  # seconds between progress lines
 PROGRESS_MIN_ROWS = 5_000  # smaller rooms are quiet
@@ -63,29 +61,27 @@ async def run_export(args: argparse.Namespace, storage: Storage, room_id: str) -
     # Bodies come from the index a page at a time, as in the app: a huge room is never
     # held in memory whole.
     config = SyncConfig(keep_bodies=False)
-    async with engine_session(storage, outbox=False, config=config) as engine:
+    async with ChatClient.session(storage, outbox=False, config=config) as client:
+        ref = client.room(room_id)
         seconds = interactive_deadline()
-        await _require_room(storage, room_id, engine=engine, seconds=seconds)
+        await _require_room(storage, room_id, client=client, seconds=seconds)
         try:
-            await answer_within(
-                engine.storage,
-                engine.open_room(room_id, background=False, focus=False),
-                max(seconds, 30.0),
-                what=engine.storage.describe(),
+            await client.within(
+                ref.storage_id, client.open_room(ref, focus=False, wait=True), max(seconds, 30.0)
             )
         except NoAnswerError as exc:
             raise StorageError(f"{exc}; nothing was exported") from exc
-        view = await engine.room_view(room_id)
+        view = await client.room_view(ref)
         if view is None or view.result is None:
             raise ExportError(f"room {room_id!r} could not be read: nothing was exported")
-        snapshot = snapshot_of(view, engine.storage.describe())
+        snapshot = snapshot_of(view, storage.describe())
         result = view.result
 
         async def read_page(start: int, stop: int) -> Any:
-            return await engine.timeline_page(room_id, result, start, stop)
+            return await client.timeline_page(ref, result, start, stop)
 
         async def read_blob(info: FileInfo, event_id: str) -> bytes:
-            return await blobs.download(engine.storage, room_id, info, event_id=event_id)
+            return await client.download_blob(ref, info, event_id=event_id)
 
         summary = await export_room(
             snapshot,

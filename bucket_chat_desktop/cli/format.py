@@ -14,7 +14,6 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .. import timestamps
-from ..index.search import SearchHit, Snippet
 from ..keys.identity import display_fingerprint, fingerprint_of
 from ..protocol.audit import Assessed, AuditResult, TrustState
 from ..protocol.event import MEMBER, MESSAGE
@@ -35,6 +34,7 @@ from ..protocol.untrusted_text import (
     id_warning,
     terminal_safe,
 )
+from ..sync.client import SearchHit, Snippet
 
 
 def harden_streams() -> None:

@@ -44,12 +44,11 @@ from ..protocol.relations import (
 from ..protocol.room_state import RoomState
 from ..protocol.untrusted_text import RoomIds, terminal_safe
 from ..storage import Storage, StorageError, open_storage
-from ..sync.engine import SyncEngine
+from ..sync.client import ChatClient, RoomRef
 from ..sync.events import EventsAppended, RoomLoaded
-from ..sync.room_objects import list_rooms, room_exists
-from ..sync.rooms import create_room, join_content
-from ..sync.session import engine_session
-from ..sync.watched import NoAnswerError, answer_within, interactive_deadline
+from ..sync.room_objects import room_exists
+from ..sync.rooms import join_content
+from ..sync.watched import NoAnswerError, interactive_deadline
 from ..sync.writer import RoomError
 from . import format as fmt
 from . import related
@@ -229,21 +228,22 @@ async def _require_room(
     storage: Storage,
     room_id: str,
     *,
-    engine: SyncEngine | None = None,
+    client: ChatClient | None = None,
     seconds: float | None = None,
 ) -> None:
     """The room must exist. A room this device knows (index, outbox) is not checked
     again; otherwise the storage is asked, within ``seconds`` of no answer if given."""
-    if engine is not None:
-        if await engine.knows_room(room_id):
-            return
-        storage = engine.storage
-    check = room_exists(storage, room_id)
     try:
-        if engine is not None and seconds is not None:
-            found = await answer_within(engine.storage, check, seconds, what=storage.describe())
+        if client is not None:
+            ref = client.room(room_id)
+            if await client.knows_room(ref):
+                return
+            if seconds is not None:
+                found = await client.within(ref.storage_id, client.room_exists(ref), seconds)
+            else:
+                found = await client.room_exists(ref)
         else:
-            found = await check
+            found = await room_exists(storage, room_id)
     except NoAnswerError as exc:
         raise StorageError(
             f"cannot check that room {room_id!r} exists: {exc}; this device has no copy "
@@ -325,16 +325,14 @@ async def cmd_create_room(args: argparse.Namespace) -> int:
     room_id = _room_id(args)
     identity, _, _ = _identity(args.user_id)
 
-    async def create(engine: SyncEngine) -> list[Event]:
-        user, key = identity.user_id, identity.signing_key
-        events = await create_room(
-            engine, room_id, args.name, user, key, displayname=args.displayname
-        )
+    async def create(client: ChatClient, ref: RoomRef) -> list[Event]:
+        # The one way every room is made (the app's, the wizard's and ``chat``'s too).
+        await client.create_room(ref.storage_id, room_id, args.name, show=False)
         print(
             f"Created room {room_id!r} ({terminal_safe(args.name, limit=fmt.TITLE_LIMIT)}) "
             f"in {terminal_safe(storage.describe())}."
         )
-        return events
+        return []
 
     return await _send_and_deliver(
         storage, room_id, identity, [], args.displayname, quiet=True, queue=create
@@ -350,36 +348,34 @@ async def _send_and_deliver(
     *,
     quiet: bool = False,
     check_room: bool = False,
-    queue: Callable[[SyncEngine], Awaitable[list[Event]]] | None = None,
+    queue: Callable[[ChatClient, RoomRef], Awaitable[list[Event]]] | None = None,
 ) -> int:
     """Commit to the outbox first (no network access when this device knows the room and
     its own chain head), then deliver it with anything queued before — giving up as soon
     as one request has waited ``INTERACTIVE_DEADLINE`` seconds without an answer: the
     message is safe in the outbox and exit 3 says so. The index is opened (read only
     here) so the events can witness what this device has read."""
-    async with engine_session(storage) as engine:
+    async with ChatClient.session(storage, displayname=displayname) as client:
+        ref = client.room(room_id)
         if check_room:
-            await _require_room(storage, room_id, engine=engine, seconds=interactive_deadline())
+            await _require_room(storage, room_id, client=client, seconds=interactive_deadline())
         if callable(identity):
             identity = identity()
+        if identity is not None:
+            client.sign_as(identity.user_id, identity.signing_key)
         if queue is not None:  # what to commit is more than drafts (a new room: sync.rooms)
-            events = await queue(engine)
+            events = await queue(client, ref)
         else:
-            events = await engine.send(
-                room_id, identity.user_id, identity.signing_key, drafts, displayname=displayname
-            )
+            events = await client.send(ref, drafts)
         error: str | None = None
         try:
-            delivered = await answer_within(
-                engine.storage,
-                engine.flush(timeout=SEND_TIMEOUT),
-                what=engine.storage.describe(),
+            delivered = await client.within(
+                ref.storage_id, client.flush(ref.storage_id, timeout=SEND_TIMEOUT)
             )
         except NoAnswerError as exc:
             delivered, error = False, str(exc)
-        assert engine.outbox is not None
         if not delivered:
-            waiting = engine.outbox.pending()
+            waiting = await client.pending(ref.storage_id)
             error = error or next((p.error for p in waiting if p.error), None)
             print(
                 f"bucket-chat: queued, not delivered yet ({terminal_safe(error or 'no answer')})."
@@ -399,24 +395,20 @@ async def _send_and_deliver(
 async def cmd_rooms(args: argparse.Namespace) -> int:
     """The storage's rooms; if it does not answer within ``INTERACTIVE_DEADLINE``, the
     rooms this device's index knows, with a note saying so."""
-    from ..sync.room_objects import read_metadata
-
     storage = _storage(args)
 
-    async def listed(store: Storage) -> list[tuple[str, str]]:
-        out = []
-        for room_id in await list_rooms(store):
-            meta, _ = await read_metadata(store, room_id)
-            out.append((room_id, fmt.room_title(meta, room_id) if meta else "(no metadata)"))
-        return out
-
-    async with engine_session(storage, outbox=False) as engine:
+    async with ChatClient.session(storage, outbox=False) as client:
+        sid = client.session_storage
         try:
-            rooms = await answer_within(engine.storage, listed(engine.storage))
+            listed = await client.within(sid, client.listed_rooms(sid), what="the storage")
+            rooms = [
+                (room_id, fmt.room_title(meta, room_id) if meta else "(no metadata)")
+                for room_id, meta in listed
+            ]
         except NoAnswerError as exc:
-            # What this device's index knows, asked of the engine like any front end
-            # (``ChatClient.cached_rooms`` for the app), never of the index directly.
-            known = await engine.cached_rooms()
+            # What this device's index knows, asked of the client like the app does,
+            # never of the index directly.
+            known = await client.cached_rooms(sid)
             reads = [r.last_read for r in known if r.last_read is not None]
             print(f"bucket-chat: {_stale_note(exc, max(reads, default=None))}", file=sys.stderr)
             for room in known:
@@ -533,25 +525,22 @@ def _refuse_not_own(target: _Target, identity: Any, verb: str) -> None:
         )
 
 
-async def _read_target(engine: SyncEngine, room_id: str, event_id: str) -> _Target:
+async def _read_target(client: ChatClient, ref: RoomRef, event_id: str) -> _Target:
     """Read what is new in the room (through this device's index) and find ``event_id``.
     When the storage does not answer, the room as this device last read it decides
     (what is sent waits in the outbox)."""
+    room_id = ref.room_id
     try:
-        await answer_within(
-            engine.storage,
-            engine.open_room(room_id, background=False),
-            what=engine.storage.describe(),
-        )
-        view = await engine.room_view(room_id)
+        await client.within(ref.storage_id, client.open_room(ref, wait=True))
+        view = await client.room_view(ref)
     except NoAnswerError as exc:
-        view = await engine.cached_room(room_id)
+        view = await client.cached_room(ref)
         if view is None or view.result is None:
             raise StorageError(
                 f"{exc}; this device has no copy of room {room_id!r} to find "
                 f"{event_id!r} in, so nothing was done"
             ) from exc
-        print(f"bucket-chat: {_stale_note(exc, await engine.last_read(room_id))}", file=sys.stderr)
+        print(f"bucket-chat: {_stale_note(exc, await client.last_read(ref))}", file=sys.stderr)
     assert view is not None and view.result is not None
     result = view.result
     row = result.timeline.rows_by_id({event_id}).get(event_id)
@@ -577,21 +566,20 @@ async def _relate(
     sent: list[Event] = []
     noop: list[str] = []
 
-    async def queue(engine: SyncEngine) -> list[Event]:
+    async def queue(client: ChatClient, ref: RoomRef) -> list[Event]:
         identity = _identity(args.user_id)[0]
-        target = await _read_target(engine, room_id, target_id)
+        client.sign_as(identity.user_id, identity.signing_key)
+        target = await _read_target(client, ref, target_id)
         drafts = drafts_for(target, identity)
         if not drafts:
             noop.append(target_id)
             return []
-        events = await engine.send(
-            room_id, identity.user_id, identity.signing_key, drafts, displayname=displayname
-        )
+        events = await client.send(ref, drafts)
         sent.extend(events)
         return events
 
     status = await _send_and_deliver(
-        storage, room_id, None, [], None, quiet=True, check_room=True, queue=queue
+        storage, room_id, None, [], displayname, quiet=True, check_room=True, queue=queue
     )
     if status == EXIT_OK and not noop:
         mine = [e for e in sent if e.type != MEMBER] or sent
@@ -712,16 +700,10 @@ async def cmd_add_device(args: argparse.Namespace) -> int:
         who.append(_identity(args.user_id)[0])
         return who[0]
 
-    def introduce(engine: SyncEngine) -> Awaitable[list[Event]]:
+    def introduce(client: ChatClient, ref: RoomRef) -> Awaitable[list[Event]]:
         # Where this device's chain continues, as every send finds it (deadline-bound),
         # and only from a device that joined: the introduction continues its chain.
-        return engine.send(
-            room_id,
-            who[0].user_id,
-            who[0].signing_key,
-            [(MEMBER, content)],
-            require_joined=True,
-        )
+        return client.send(ref, [(MEMBER, content)], require_joined=True)
 
     status = await _send_and_deliver(
         storage, room_id, identity, [], None, quiet=True, check_room=True, queue=introduce
@@ -781,14 +763,15 @@ async def cmd_sync(args: argparse.Namespace) -> int:
                 final[0] = event.complete
             show(event.result)
 
-    async with engine_session(storage, start=args.follow, listener=listener) as engine:
-        await _require_room(storage, room_id, engine=engine)
-        before = await engine.timeline_length(room_id)
-        await engine.open_room(room_id, background=False)
-        view = await engine.room_view(room_id)
+    async with ChatClient.session(storage, start=args.follow, listener=listener) as client:
+        ref = client.room(room_id)
+        await _require_room(storage, room_id, client=client)
+        before = await client.timeline_length(ref)
+        await client.open_room(ref, wait=True)
+        view = await client.room_view(ref)
         # Background work: the storage's own patient timeouts and retries, but one round
         # the storage does not answer is enough to say "queued" (exit 3).
-        delivered = await engine.flush(timeout=SEND_TIMEOUT, give_up_offline=True)
+        delivered = await client.flush(ref.storage_id, SEND_TIMEOUT, give_up_offline=True)
         result = view.result if view is not None else None
         assert result is not None
         total = len(result.timeline)
@@ -817,23 +800,19 @@ async def _audited(
     storage = _storage(args)
     room_id = _room_id(args)
     stale: str | None = None
-    async with engine_session(storage, index=cached, outbox=False) as engine:
+    async with ChatClient.session(storage, index=cached, outbox=False) as client:
+        ref = client.room(room_id)
         seconds = interactive_deadline() if cached else VERIFY_NO_ANSWER
-        await _require_room(storage, room_id, engine=engine, seconds=seconds)
-        snapshot = await engine.cached_room(room_id) if cached else None
+        await _require_room(storage, room_id, client=client, seconds=seconds)
+        snapshot = await client.cached_room(ref) if cached else None
         try:
-            await answer_within(
-                engine.storage,
-                engine.open_room(room_id, background=False),
-                seconds,
-                what=engine.storage.describe(),
-            )
-            room = await engine.room_view(room_id)
+            await client.within(ref.storage_id, client.open_room(ref, wait=True), seconds)
+            room = await client.room_view(ref)
         except NoAnswerError as exc:
             if snapshot is None:
                 what = "has no copy of the room to show" if cached else "verified nothing"
                 raise StorageError(f"{exc}; this device {what}") from exc
-            room, stale = snapshot, _stale_note(exc, await engine.last_read(room_id))
+            room, stale = snapshot, _stale_note(exc, await client.last_read(ref))
     assert room is not None and room.result is not None
     signer = check_signer(room.metadata, room.result.authorized)[1] if room.metadata else []
     # The metadata's findings first; a new result: the engine's is never changed.
@@ -898,10 +877,11 @@ async def cmd_search(args: argparse.Namespace) -> int:
     if not 1 <= args.limit <= 1000:
         raise UsageError("--limit must be between 1 and 1000")
     query = " ".join(args.query)
-    async with engine_session(storage, outbox=False) as engine:
-        known = await engine.cached_rooms()
-        await engine.catch_up_text()  # what sync and history read: searchable now
-        page = await engine.search_read_rooms(query, room_id=room_id, limit=args.limit)
+    async with ChatClient.session(storage, outbox=False) as client:
+        sid = client.session_storage
+        known = await client.cached_rooms(sid)
+        # what sync and history read is made searchable first
+        page = await client.search_read(sid, query, room_id=room_id, limit=args.limit)
     if page.error:
         raise StorageError(f"cannot search this device's copy: {page.error}")
     if page.query_cut:
@@ -1031,9 +1011,12 @@ async def cmd_chat(args: argparse.Namespace) -> int:
         print(f"Created a signing key for {identity.user_id} ({store.name}).")
         print(f"  fingerprint: {identity.display_fingerprint}")
     if not await room_exists(storage, room_id):
-        async with engine_session(storage) as engine:  # the join goes out as the chat starts
-            user, key = identity.user_id, identity.signing_key
-            await create_room(engine, room_id, room_id, user, key, displayname=args.displayname)
+        # the join goes out as the chat starts
+        signer = (identity.user_id, identity.signing_key)
+        async with ChatClient.session(
+            storage, identity=signer, displayname=args.displayname
+        ) as client:
+            await client.create_room(client.session_storage, room_id, room_id, show=False)
         print(f"Created room {room_id!r} in {terminal_safe(storage.describe())}.")
     return await run_chat(storage, room_id, identity, args.displayname)
 

@@ -71,8 +71,9 @@ from ..protocol.attachments import (
     safe_file_name,
     zone_identifier,
 )
-from ..storage.base import Storage, StorageError
+from ..storage.base import StorageError
 from ..sync import blobs
+from ..sync.client import RoomRef
 from .controller import Controller
 from .models.timeline_model import Roles
 from .safe import guard
@@ -231,13 +232,6 @@ class AttachmentsFeature(QObject):
     def download_limit(self) -> int:
         return max(self.limit_bytes, MIN_DOWNLOAD_LIMIT)
 
-    def _storage(self, key: str) -> tuple[Storage, str]:
-        storage_id, room_id = key.split("/", 1)
-        attached = self.controller.client.storages.get(storage_id)
-        if attached is None:
-            raise StorageError("this room's storage is not connected yet")
-        return attached.storage, room_id
-
     # -- sending --------------------------------------------------------------------------------
 
     def _on_attach_clicked(self) -> None:
@@ -303,7 +297,7 @@ class AttachmentsFeature(QObject):
         try:
             async with self._queue:
                 row.started = True
-                storage, room_id = self._storage(key)
+                storage_id, room_id = key.split("/", 1)
 
                 def progress(done: int, total: int) -> None:
                     row.set_progress(done, total)
@@ -317,9 +311,8 @@ class AttachmentsFeature(QObject):
                         row.set_status(STAGES.get(what, what))
                         row.set_busy()
 
-                content = await blobs.upload(
-                    storage,
-                    room_id,
+                content = await self.controller.client.upload_blob(
+                    RoomRef(storage_id, room_id),
                     path,
                     limit_bytes=self.limit_bytes,
                     progress=progress,
@@ -540,10 +533,9 @@ class AttachmentsFeature(QObject):
         try:
             if dest is None and info.risky_to_open:  # the menu disables it; check anyway
                 raise blobs.BlobError(f"{info.name} can run code when opened: save it instead")
-            storage, room_id = self._storage(key)
-            data = await blobs.download(
-                storage,
-                room_id,
+            storage_id, room_id = key.split("/", 1)
+            data = await self.controller.client.download_blob(
+                RoomRef(storage_id, room_id),
                 info,
                 dest,
                 cache=self.cache,

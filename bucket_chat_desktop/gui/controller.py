@@ -167,9 +167,11 @@ class Controller(QObject):
     async def _start(self) -> None:
         await self.client.start()
         for key in self.rooms.room_keys():
-            info = self.client.room_info(_ref(key))
-            if info.get("name"):
-                self.rooms.update(key, name=str(info["name"]))
+            # the names this device's index knows (read off the GUI thread); a room's
+            # RoomLoaded brings its metadata later
+            name = await self.client.room_name(_ref(key))
+            if name:
+                self.rooms.update(key, name=name)
         if self.settings.last_room and self.rooms.item(self.settings.last_room):
             self.select_room(self.settings.last_room)
 
@@ -239,7 +241,7 @@ class Controller(QObject):
         self.unread_seen.emit(key, self.first_unread.pop(key, ""))
         ref = _ref(key)
         self.client.focus(ref)
-        if ref.storage_id in self.client.storages:
+        if self.client.is_attached(ref.storage_id):
             self.tasks.start(self.client.open_room(ref), f"Opening {ref.room_id}")
 
     def create_room(self, storage_id: str, room_id: str, name: str) -> None:
@@ -256,8 +258,8 @@ class Controller(QObject):
         async def run() -> None:
             ref = await self.client.join_room(storage_id, room_id)
             self._add_room_item(ref)
-            name = self.client.room_info(ref).get("name")
-            if isinstance(name, str) and name:
+            name = await self.client.room_name(ref)
+            if name:
                 self.rooms.update(ref.key, name=name)
             self.save_settings()
             self.select_room(ref.key)

@@ -109,7 +109,7 @@ class Features(QObject):
         if keys is not None:
             return keys
         if (
-            storage_id in self.controller.client.storages
+            self.controller.client.is_attached(storage_id)
             and storage_id not in self._confirmed_loading
         ):
             self._confirmed_loading.add(storage_id)
@@ -126,7 +126,7 @@ class Features(QObject):
             return
         finally:
             self._confirmed_loading.discard(storage_id)
-        if storage_id not in self.controller.client.storages:
+        if not self.controller.client.is_attached(storage_id):
             return  # removed meanwhile: read again if it comes back
         # a confirmation recorded meanwhile is in ``keys`` too (the worker runs in order)
         self._confirmed[storage_id] = keys | self._confirmed.get(storage_id, frozenset())
@@ -181,7 +181,7 @@ class Features(QObject):
     async def mark_verified(self, room_key: str, device: Device) -> bool:
         """Record the user's confirmation of ``device`` in the room's storage index."""
         storage_id = _split(room_key)[0]
-        if storage_id not in self.controller.client.storages or not device.key:
+        if not self.controller.client.is_attached(storage_id) or not device.key:
             return False
         try:
             await self.controller.client.mark_verified(storage_id, device.sender_id, device.key)

@@ -3,7 +3,7 @@
 ``install(window, controller)`` adds the action to the window's main (+) menu (the room
 shown) and to every room's context menu. The export itself is ``bucket_chat_desktop.export``
 fed through the client's read path (``ChatClient.room_view`` and ``timeline_page``, blobs
-through ``sync.blobs.download``): rendering and writing run in worker threads, the GUI
+through ``ChatClient.download_blob``): rendering and writing run in worker threads, the GUI
 thread only shows progress. A progress dialog can cancel (nothing is left behind); a
 notice says what was written, with "Open folder"; errors are shown as they are.
 """
@@ -25,7 +25,6 @@ from ..export import ExportError, ExportSummary, export_room, snapshot_of
 from ..protocol.attachments import FileInfo, safe_file_name
 from ..protocol.untrusted_text import html_escape, one_line
 from ..storage.base import StorageError
-from ..sync import blobs
 from ..sync.client import RoomRef
 from .controller import Controller
 
@@ -152,13 +151,13 @@ class RoomExport(QObject):
         ref = _ref(key)
         try:
             client = self.controller.client
-            attached = client.storages.get(ref.storage_id)
+            described = client.describe(ref.storage_id)
             view = await client.room_view(ref)
-            if attached is None or view is None or view.result is None:
+            if described is None or view is None or view.result is None:
                 raise ExportError("this room has not been read yet: wait until it is shown")
             item = self.controller.rooms.item(key)
             name = item.storage_name if item is not None else ref.storage_id
-            where = f"{name} ({attached.storage.describe()})"
+            where = f"{name} ({described})"
             snapshot = snapshot_of(view, where)
             result = view.result
             progress.setMaximum(max(1, snapshot.total))
@@ -168,9 +167,7 @@ class RoomExport(QObject):
                 return await client.timeline_page(ref, result, start, stop)
 
             async def read_blob(info: FileInfo, event_id: str) -> bytes:
-                return await blobs.download(
-                    attached.storage, ref.room_id, info, cache=cache, event_id=event_id
-                )
+                return await client.download_blob(ref, info, cache=cache, event_id=event_id)
 
             def step(done: int, total: int) -> None:
                 progress.setMaximum(max(1, total))

@@ -1,7 +1,14 @@
-"""The chat client behind the desktop app: one identity, several storages, many rooms.
+"""The chat client: the one object the desktop app and the command line talk to.
 
-Qt-free: the GUI drives it through coroutines and receives ``(storage_id, event)`` pairs.
-Each storage gets its own ``SyncEngine`` with this device's index and outbox for it.
+One identity, one or several storages, many rooms. Qt-free: a front end drives it through
+coroutines and receives ``(storage_id, event)`` pairs (the past-tense dataclasses of
+``events.py``). Each storage gets its own ``SyncEngine`` with this device's index and
+outbox for it; those stay in here. What a front end gets back is a frozen value (a
+``RoomView``, a page of ``ShownEvent``, a tuple), read on the engine's threads, never a
+live object (docs/design/front-end-seam.md).
+
+The app builds one around its settings (``ChatClient(...)``, ``start``); the command line
+and the first-run wizard open one around a single storage (``ChatClient.session``).
 """
 
 from __future__ import annotations
@@ -10,17 +17,15 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from nacl.signing import SigningKey
 
 from .. import paths
-from ..index import Index, SearchHit, index_path_for
-from ..protocol.audit import AuditResult
+from ..index import Index, index_path_for
+from ..index.search import SearchHit, SearchPage, Snippet
 from ..protocol.canonical import b64encode
 from ..protocol.chain import Draft
 from ..protocol.event import MEMBER, MESSAGE, Event
@@ -37,70 +42,101 @@ from ..protocol.relations import (
 from ..settings import Settings, StorageSettings
 from ..storage import open_storage
 from ..storage.base import Storage, StorageError
-from .engine import SEARCH_LIMIT, CachedRoom, RoomView, SyncConfig, SyncEngine
-from .events import EngineEvent, ShownEvent
+from .client_storages import AttachedStorages, RoomRef, SearchResults, _Attached
+from .engine import SyncConfig, SyncEngine
+from .events import EngineEvent
 from .outbox import Outbox
-from .room_objects import RoomSummary, StorageRooms, storage_rooms
 from .rooms import create_room, join_room
 from .session import outbox_path_for
-from .watched import answer_within
 
 log = logging.getLogger("bucket_chat.sync")
 
 Listener = Callable[[str, EngineEvent], None]
+# The values the client hands out, for front ends (which never import ``index``).
+__all__ = [
+    "ChatClient",
+    "Listener",
+    "RoomRef",
+    "SearchHit",
+    "SearchPage",
+    "SearchResults",
+    "Snippet",
+    "SyncConfig",
+]
 
 
-@dataclass(frozen=True, slots=True)
-class RoomRef:
-    storage_id: str
-    room_id: str
+class ChatClient(AttachedStorages):
+    """See the module's docstring. Every method that reads a storage's index or room state
+    runs on that storage's engine threads and returns a frozen value; a storage that is
+    not attached reads as empty (None, ``()``) unless the method says it raises."""
 
-    @property
-    def key(self) -> str:
-        return f"{self.storage_id}/{self.room_id}"
-
-
-@dataclass(frozen=True, slots=True)
-class SearchResults:
-    """What ``ChatClient.search`` found: ``hits`` newest first, each naming its storage;
-    ``more``: older hits may exist; ``errors``: (storage id, why) for each storage whose
-    index could not be searched; ``query_cut``: the query was too long and shortened;
-    ``backlog``: segments read but not searchable yet (their text is being indexed)."""
-
-    hits: tuple[SearchHit, ...]
-    more: bool = False
-    errors: tuple[tuple[str, str], ...] = ()
-    query_cut: bool = False
-    backlog: int = 0
-
-
-@dataclass(slots=True)
-class _Attached:
-    settings: StorageSettings
-    storage: Storage
-    engine: SyncEngine
-    index: Index
-    outbox: Outbox
-
-
-class ChatClient:
     def __init__(
         self,
         settings: Settings,
         user_id: str,
-        signing_key: SigningKey,
+        signing_key: SigningKey | None,
         listener: Listener,
         *,
         data_dir: Path | None = None,
     ) -> None:
         self.settings = settings
         self.user_id = user_id
-        self.key = signing_key
+        self.key = signing_key  # None: a reading session; ``sign_as`` before sending
         self._listener = listener
         self._data_dir = data_dir or paths.data_dir()
-        self.storages: dict[str, _Attached] = {}
+        self._storages: dict[str, _Attached] = {}
         self.window_focused = False  # see set_window_focused
         self._background: list[asyncio.Task[None]] = []
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def session(
+        cls,
+        storage: Storage,
+        *,
+        identity: tuple[str, SigningKey] | None = None,
+        displayname: str | None = None,
+        index: bool = True,
+        outbox: bool = True,
+        start: bool = False,
+        listener: Callable[[EngineEvent], None] | None = None,
+        config: SyncConfig | None = None,
+        data_dir: Path | None = None,
+    ) -> AsyncIterator[ChatClient]:
+        """A client of one storage, for the command line and the first-run wizard: no app
+        settings, this device's index (unless not ``index``) and outbox (unless not
+        ``outbox``) for that storage, an engine that polls only with ``start``. Rooms are
+        read only when asked (``open_room``); ``room`` names them. ``identity`` (user id,
+        key) signs what is sent (or ``sign_as`` later), with ``displayname``. The storage
+        stays the caller's: it is not closed on exit; everything else is."""
+        user_id, key = identity if identity is not None else ("", None)
+        entry = StorageSettings(storage.url, "this storage")
+        settings = Settings(user_id=user_id, displayname=displayname or "", storages=[entry])
+        client = cls(
+            settings,
+            user_id,
+            key,
+            lambda _sid, event: listener(event) if listener is not None else None,
+            data_dir=data_dir,
+        )
+        client._add(entry, storage, index=index, outbox=outbox, config=config, owned=False)
+        try:
+            if start:
+                await client._storages[entry.id].engine.start()
+            yield client
+        finally:
+            await client.close()
+
+    def sign_as(self, user_id: str, signing_key: SigningKey) -> None:
+        """Sign what this client sends from now on as ``user_id`` with ``signing_key`` (a
+        session whose key is loaded once the room is known to exist)."""
+        self.user_id, self.key = user_id, signing_key
+        self.settings.user_id = user_id
+
+    def _signer(self) -> tuple[str, SigningKey]:
+        if self.key is None:
+            raise RuntimeError("this client has no signing key: nothing can be sent")
+        return self.user_id, self.key
 
     # -- storages -----------------------------------------------------------------------
 
@@ -114,25 +150,47 @@ class ChatClient:
             keep_bodies=False,
         )
 
-    async def attach(self, entry: StorageSettings, *, start: bool = True) -> _Attached:
-        """Open a storage, start its engine, and start reading the rooms the user is in."""
-        storage = open_storage(entry.spec)
-        idx = Index.open(index_path_for(self._data_dir, storage.url), storage.url)
-        # This device knows its own key is its user's: pinned, so an impostor claiming our
-        # id is "key changed" here, never a conflict that puts our own messages in doubt.
-        idx.add_pins([(self.user_id, b64encode(bytes(self.key.verify_key)))], source="own")
-        box = Outbox(outbox_path_for(self._data_dir, storage.url))
+    def _add(
+        self,
+        entry: StorageSettings,
+        storage: Storage,
+        *,
+        index: bool = True,
+        outbox: bool = True,
+        config: SyncConfig | None = None,
+        owned: bool = True,
+    ) -> _Attached:
+        url = storage.url
+        idx = Index.open(index_path_for(self._data_dir, url), url) if index else None
+        try:
+            box = Outbox(outbox_path_for(self._data_dir, url)) if outbox else None
+        except BaseException:  # nothing is left open when the outbox cannot be opened
+            if idx is not None:
+                idx.close()
+            raise
         sid = entry.id
         engine = SyncEngine(
             storage,
             index=idx,
             outbox=box,
             listener=lambda event: self._listener(sid, event),
-            config=self._config(),
+            config=config,
         )
         engine.set_window_focused(self.window_focused)
-        attached = _Attached(entry, storage, engine, idx, box)
-        self.storages[sid] = attached
+        attached = _Attached(entry, storage, engine, idx, box, owned)
+        self._storages[sid] = attached
+        return attached
+
+    async def attach(self, entry: StorageSettings, *, start: bool = True) -> None:
+        """Open a storage, start its engine, and start reading the rooms the user is in."""
+        storage = open_storage(entry.spec)
+        attached = self._add(entry, storage, config=self._config())
+        # This device knows its own key is its user's: pinned, so an impostor claiming our
+        # id is "key changed" here, never a conflict that puts our own messages in doubt.
+        if self.key is not None and attached.index is not None:
+            own = b64encode(bytes(self.key.verify_key))
+            attached.index.add_pins([(self.user_id, own)], source="own")
+        engine = attached.engine
         if start:
             await engine.start()
             # The room the user was in is read first; the others are read in the
@@ -144,7 +202,6 @@ class ChatClient:
             rest = [r for r in entry.rooms if r != first]
             if rest:
                 self._background.append(asyncio.create_task(self._open_rooms(engine, rest)))
-        return attached
 
     @staticmethod
     async def _open_rooms(engine: SyncEngine, rooms: list[str]) -> None:
@@ -168,173 +225,64 @@ class ChatClient:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._background.clear()
-        for storage_id in list(self.storages):
+        for storage_id in list(self._storages):
             await self.detach(storage_id)
 
     async def detach(self, storage_id: str) -> None:
         """Stop syncing one storage and close its engine, cache and outbox."""
-        attached = self.storages.pop(storage_id, None)
+        attached = self._storages.pop(storage_id, None)
         if attached is None:
             return
         with contextlib.suppress(Exception):
             await attached.engine.close()
-        with contextlib.suppress(Exception):
-            await attached.storage.close()
-        attached.index.close()
-        attached.outbox.close()
-
-    def engine(self, storage_id: str) -> SyncEngine:
-        return self.storages[storage_id].engine
+        if attached.owns_storage:
+            with contextlib.suppress(Exception):
+                await attached.storage.close()
+        if attached.index is not None:
+            attached.index.close()
+        if attached.outbox is not None:
+            attached.outbox.close()
 
     # -- rooms ----------------------------------------------------------------------------
 
     def rooms(self) -> list[RoomRef]:
         return [RoomRef(s.id, r) for s in self.settings.storages for r in s.rooms]
 
-    def room_info(self, ref: RoomRef) -> dict[str, Any]:
-        attached = self.storages.get(ref.storage_id)
-        if attached is None:
-            return {}
-        return attached.index.room(ref.room_id) or {}
-
-    async def cached_rooms(self, storage_id: str) -> tuple[CachedRoom, ...]:
-        """The rooms of one storage this device's index knows (no network access)."""
-        attached = self.storages.get(storage_id)
-        if attached is None:
-            return ()
-        return await attached.engine.cached_rooms()
-
-    async def storage_rooms(self, storage_id: str) -> StorageRooms:
-        """The rooms a storage holds, with their names and last activity, for a person
-        choosing one to join. Never raises for the storage: when it does not answer
-        within the interactive deadline (``watched.py``) or fails, the rooms this
-        device's index knows come back instead, with a note saying why."""
-        attached = self.storages.get(storage_id)
-        if attached is None:
-            return StorageRooms((), note="This storage is not connected; it could not be read.")
-        storage = attached.engine.storage
-        now_ms = int(time.time() * 1000)
-        try:
-            return await answer_within(
-                storage, storage_rooms(storage, now_ms), what=attached.settings.name
-            )
-        except StorageError as exc:
-            log.warning("could not list the rooms of %s: %s", attached.settings.name, exc)
-            known = await attached.engine.cached_rooms()
-            rooms = tuple(RoomSummary(r.room_id, r.name, None) for r in known)
-            note = f"Could not list the storage: {exc}."
-            if rooms:
-                note += " Shown: the rooms this device knows from earlier reads."
-            return StorageRooms(rooms, from_cache=True, note=note)
-
-    async def room_view(self, ref: RoomRef) -> RoomView | None:
-        """A frozen snapshot of a room's state (latest audit, metadata and its findings,
-        complete and partial flags), or None when its storage or room is not read."""
-        attached = self.storages.get(ref.storage_id)
-        if attached is None:
-            return None
-        return await attached.engine.room_view(ref.room_id)
-
-    async def timeline_page(
-        self, ref: RoomRef, result: AuditResult, start: int, stop: int
-    ) -> tuple[ShownEvent, ...] | None:
-        """Rows ``start:stop`` of a room's audit ``result`` (the one a ``RoomLoaded``
-        handed over) with their bodies: what the timeline shows as it is scrolled. Read on
-        the engine's serial worker; None when that audit was replaced (a ``RoomLoaded``
-        with the new one follows) or the storage is not attached."""
-        attached = self.storages.get(ref.storage_id)
-        if attached is None:
-            return None
-        return await attached.engine.timeline_page(ref.room_id, result, start, stop)
-
-    async def search(
-        self,
-        query: str,
-        *,
-        storage_id: str | None = None,
-        room_id: str | None = None,
-        limit: int = SEARCH_LIMIT,
-    ) -> SearchResults:
-        """Messages holding every term of ``query``, newest first, across every attached
-        storage (or ``storage_id``'s) and room (or ``room_id``: with a storage, that
-        room; without, that room id wherever it is). Each storage's index is searched on
-        its reader thread, all at once; results are frozen. Never raises for what the
-        query holds: a storage whose index cannot be searched says why in ``errors``."""
-        targets = [
-            (sid, attached)
-            for sid, attached in self.storages.items()
-            if storage_id is None or sid == storage_id
-        ]
-        pages = await asyncio.gather(
-            *(a.engine.search(query, room_id=room_id, limit=limit) for _, a in targets),
-            return_exceptions=True,
-        )
-        hits: list[SearchHit] = []
-        errors: list[tuple[str, str]] = []
-        more = cut = False
-        backlog = 0
-        for (sid, _), page in zip(targets, pages, strict=True):
-            if isinstance(page, BaseException):
-                if isinstance(page, asyncio.CancelledError):
-                    raise page
-                log.warning("search in storage %s failed: %s", sid, page)
-                errors.append((sid, f"{type(page).__name__}: {page}"))
-                continue
-            if page.error:
-                errors.append((sid, page.error))
-            more, cut = more or page.more, cut or page.query_cut
-            backlog += page.backlog
-            hits.extend(dataclasses.replace(h, storage_id=sid) for h in page.hits)
-        hits.sort(key=lambda h: (h.key, h.storage_id, h.room_id), reverse=True)
-        more = more or len(hits) > limit
-        return SearchResults(tuple(hits[:limit]), more, tuple(errors), cut, backlog)
-
-    async def locate(self, ref: RoomRef, result: AuditResult, event_id: str) -> int | None:
-        """Where ``event_id`` is in the room's audit ``result`` (a search hit to show in
-        context: the timeline then pages around it), or None."""
-        attached = self.storages.get(ref.storage_id)
-        if attached is None:
-            return None
-        return await attached.engine.locate(ref.room_id, result, event_id)
-
-    async def confirmed_keys(self, storage_id: str) -> frozenset[str]:
-        """The keys the person confirmed in one storage (its index's ``user`` pins)."""
-        attached = self.storages.get(storage_id)
-        if attached is None:
-            return frozenset()
-        return await attached.engine.user_confirmed_keys()
-
     async def mark_verified(self, storage_id: str, sender_id: str, sender_key: str) -> None:
         """Record the person's confirmation of a device key in that storage's index.
         Raises ``KeyError`` for a storage that is not attached, ``sqlite3.Error`` when the
         confirmation cannot be saved."""
-        await self.storages[storage_id].engine.mark_verified(sender_id, sender_key)
+        await self._storages[storage_id].engine.mark_verified(sender_id, sender_key)
 
     async def reaudit(self, ref: RoomRef) -> None:
         """Audit a room again with the current pins (after a confirmation): the engine
         emits ``RoomLoaded``. Nothing is downloaded."""
-        attached = self.storages.get(ref.storage_id)
+        attached = self._storages.get(ref.storage_id)
         if attached is not None:
             await attached.engine.reaudit(ref.room_id)
 
-    async def open_room(self, ref: RoomRef) -> None:
-        engine = self.engine(ref.storage_id)
-        await engine.open_room(ref.room_id, focus=True)
+    async def open_room(self, ref: RoomRef, *, focus: bool = True, wait: bool = False) -> None:
+        """Read the room: what the index has first, then what is new in the storage (the
+        engine's events report it; ``room_view`` gives the result). ``focus``: it is the
+        room on screen (polled first). ``wait``: return only once the whole history is
+        read (the command line); else the older history is read in the background."""
+        engine = self._engine(ref.storage_id)
+        await engine.open_room(ref.room_id, background=not wait, focus=focus)
 
     def focus(self, ref: RoomRef | None) -> None:
-        for sid, attached in self.storages.items():
+        for sid, attached in self._storages.items():
             attached.engine.focus(ref.room_id if ref and ref.storage_id == sid else None)
 
     def set_window_focused(self, focused: bool) -> None:
         """Someone looks at the app (its window is focused) or not: every engine polls
         often, at once on focus, or sparingly."""
         self.window_focused = focused
-        for attached in self.storages.values():
+        for attached in self._storages.values():
             attached.engine.set_window_focused(focused)
 
     def set_poll_intervals(self, active: float, focused: float, idle: float) -> None:
         """Running engines poll at these periods (seconds) from their next round."""
-        for attached in self.storages.values():
+        for attached in self._storages.values():
             engine = attached.engine
             engine.config = dataclasses.replace(
                 engine.config,
@@ -348,44 +296,45 @@ class ChatClient:
         if entry is not None and ref.room_id not in entry.rooms:
             entry.rooms.append(ref.room_id)
 
-    async def create_room(self, storage_id: str, room_id: str, name: str) -> RoomRef:
-        """Create the room (`rooms.create_room`: metadata, then this device's join through
-        the outbox), follow it and show it."""
+    async def create_room(
+        self, storage_id: str, room_id: str, name: str, *, show: bool = True
+    ) -> RoomRef:
+        """Create the room (``rooms.create_room``: metadata, then this device's join
+        through the outbox) and follow it; ``show``: read it and make it the room on
+        screen first (the app; the command line and the wizard only create it). The one
+        way every room is made: the app, ``create-room``, ``chat`` and the wizard."""
         check_room_id(room_id)
-        attached = self.storages[storage_id]
+        engine = self._engine(storage_id)
+        user_id, key = self._signer()
         displayname = self.settings.displayname or None
-        await create_room(
-            attached.engine,
-            room_id,
-            name,
-            self.user_id,
-            self.key,
-            displayname=displayname,
-            show=True,
-        )
+        await create_room(engine, room_id, name, user_id, key, displayname=displayname, show=show)
         ref = RoomRef(storage_id, room_id)
         self._follow(ref)
         return ref
 
-    async def join_room(self, storage_id: str, room_id: str) -> RoomRef:
+    async def join_room(self, storage_id: str, room_id: str, *, show: bool = True) -> RoomRef:
+        """Join the room (``rooms.join_room``) and follow it; ``show`` as for
+        ``create_room``."""
         check_room_id(room_id)
-        attached = self.storages[storage_id]
+        engine = self._engine(storage_id)
+        user_id, key = self._signer()
         await join_room(
-            self.engine(storage_id),
+            engine,
             room_id,
-            self.user_id,
-            self.key,
+            user_id,
+            key,
             displayname=self.settings.displayname or None,
-            show=True,
-            where=attached.settings.name,
+            show=show,
+            where=self._storages[storage_id].settings.name,
         )
         ref = RoomRef(storage_id, room_id)
         self._follow(ref)
         return ref
 
     async def leave_room(self, ref: RoomRef) -> None:
-        engine = self.engine(ref.storage_id)
-        await engine.send(ref.room_id, self.user_id, self.key, [(MEMBER, {"membership": "leave"})])
+        user_id, key = self._signer()
+        engine = self._engine(ref.storage_id)
+        await engine.send(ref.room_id, user_id, key, [(MEMBER, {"membership": "leave"})])
         entry = self.settings.storage(ref.storage_id)
         if entry is not None and ref.room_id in entry.rooms:
             entry.rooms.remove(ref.room_id)
@@ -456,29 +405,41 @@ class ChatClient:
             content["reason"] = reason.strip()
         return await self._send(ref, [(REDACTION, content)])
 
-    async def _send(self, ref: RoomRef, drafts: list[Draft]) -> list[Event]:
-        engine = self.engine(ref.storage_id)
+    async def send(
+        self, ref: RoomRef, drafts: Sequence[Draft], *, require_joined: bool = False
+    ) -> list[Event]:
+        """Sign ``drafts`` and commit them to the outbox (durable on return; the engine
+        publishes them). ``SyncEngine.send`` says what it raises; ``require_joined``:
+        only from a device that joined the room already (an introduction)."""
+        user_id, key = self._signer()
+        engine = self._engine(ref.storage_id)
         return await engine.send(
             ref.room_id,
-            self.user_id,
-            self.key,
+            user_id,
+            key,
             drafts,
             displayname=self.settings.displayname or None,
+            require_joined=require_joined,
         )
+
+    async def _send(self, ref: RoomRef, drafts: list[Draft]) -> list[Event]:
+        return await self.send(ref, drafts)
 
     async def send_content(self, ref: RoomRef, content: dict[str, Any]) -> list[Event]:
-        engine = self.engine(ref.storage_id)
-        return await engine.send(
-            ref.room_id,
-            self.user_id,
-            self.key,
-            [(MESSAGE, content)],
-            displayname=self.settings.displayname or None,
-        )
+        return await self.send(ref, [(MESSAGE, content)])
+
+    async def flush(
+        self, storage_id: str, timeout: float | None = None, *, give_up_offline: bool = False
+    ) -> bool:
+        """Publish what the storage's outbox holds now; True when it is empty
+        (``SyncEngine.flush`` says when it gives up early)."""
+        engine = self._engine(storage_id)
+        return await engine.flush(timeout, give_up_offline=give_up_offline)
 
     def retry_failed(self) -> None:
-        for attached in self.storages.values():
-            attached.outbox.retry_now()
+        for attached in self._storages.values():
+            if attached.outbox is not None:
+                attached.outbox.retry_now()
             attached.engine.wake()
 
 

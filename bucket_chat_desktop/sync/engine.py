@@ -56,7 +56,7 @@ from .backfill import FIRST_CHUNK, Backfill
 from .events import EngineEvent, ShownEvent, StorageStatus
 from .keeper import NEWEST_ROWS, REBUILD_BATCH, WARM_ROWS, RoomKeeper
 from .lanes import StateWorker
-from .outbox import Outbox
+from .outbox import Outbox, PendingMessage
 from .poller import MARKER_SETTLE_MS, Poller
 from .publisher import NotQueuedError, Publisher
 from .room_objects import read_metadata
@@ -424,6 +424,15 @@ class SyncEngine:
 
         return await self._serially(read)
 
+    async def room_name(self, room_id: str) -> str | None:
+        """The room's name as this device's index last recorded it (no network access),
+        read on the reader thread; None without an index or a name."""
+        if self.index is None:
+            return None
+        row = await self._read(Index.room, room_id)
+        name = row.get("name") if row else None
+        return str(name) if name else None
+
     async def cached_room(self, room_id: str) -> RoomView | None:
         """The room as this device's index knows it, without any network access: what
         ``history`` shows when the storage does not answer. Its verdict is the index's
@@ -677,6 +686,14 @@ class SyncEngine:
         ``give_up_offline`` also after one round in which the storage did not answer
         (each request had the storage's own patient timeout and retries already)."""
         return await self._publisher.flush(timeout, give_up_offline=give_up_offline)
+
+    async def pending(self) -> tuple[PendingMessage, ...]:
+        """What waits in the outbox (frozen values, read on the outbox's thread); empty
+        without an outbox."""
+        outbox = self.outbox
+        if outbox is None:
+            return ()
+        return tuple(await self._outboxed(outbox.pending))
 
     async def knows_room(self, room_id: str) -> bool:
         """Whether this device has the room locally (read into the index, or written to

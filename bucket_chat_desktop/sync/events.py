@@ -6,7 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from ..index import TimelineRow
+# A cached row as ``WarmTimeline`` carries it: front ends import it from here (they never
+# import ``index``: tests/unit/test_layers.py).
+from ..index import TimelineRow as TimelineRow
 from ..protocol.audit import Assessed, AuditResult
 from ..protocol.event import Event, Malformed
 from ..protocol.findings import Finding

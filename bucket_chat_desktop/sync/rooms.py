@@ -1,6 +1,6 @@
-"""Creating and joining a room: the one path for each, for the app
-(`ChatClient.create_room` / `join_room`), the first-run wizard and the command line
-(``create-room``, and ``chat`` in a room nobody made yet).
+"""Creating and joining a room: the one path for each, behind `ChatClient.create_room` /
+`join_room`, which the app, the first-run wizard and the command line (``create-room``,
+and ``chat`` in a room nobody made yet) all call.
 
 A room is created in three steps, always the same:
 
@@ -15,7 +15,8 @@ A room is created in three steps, always the same:
 Joining checks that the room exists (its metadata), then queues the join the same way.
 The join is durable once either returns; it is published by the engine's next round. The
 app's running engine does that on its own; the wizard and the command line call
-``engine.flush``, and what did not go out is delivered by the next session on that storage.
+``ChatClient.flush``, and what did not go out is delivered by the next session on that
+storage.
 """
 
 from __future__ import annotations

@@ -1,5 +1,8 @@
 """Build a sync engine for a storage: with this device's index and outbox files
-(``engine_session``), or bare, for one complete read of a room (``read_room``)."""
+(``engine_session``), or bare, for one complete read of a room (``read_room``).
+
+For tests and benchmarks, which drive an engine directly. Front ends never do: they open
+a ``ChatClient.session`` (docs/design/front-end-seam.md)."""
 
 from __future__ import annotations
 

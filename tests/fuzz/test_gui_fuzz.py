@@ -97,7 +97,7 @@ class App:
         self.controller.error.connect(lambda what, msg: self.errors.append(f"{what}: {msg}"))
 
     def loaded(self) -> bool:
-        attached = self.controller.client.storages.get(self.key.split("/")[0])
+        attached = self.controller.client._storages.get(self.key.split("/")[0])
         state = attached.engine.rooms.get(ROOM) if attached else None
         return bool(
             self.controller.current == self.key

@@ -93,7 +93,7 @@ class Desk:
         """The room was read whole and its audit is shown: what arrives next is appended
         (and counted unread), not part of the first read."""
         key = self.key(room)
-        attached = self.controller.client.storages.get(key.split("/")[0])
+        attached = self.controller.client._storages.get(key.split("/")[0])
         state = attached.engine.rooms.get(room) if attached else None
         return bool(
             state is not None

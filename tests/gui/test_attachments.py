@@ -67,7 +67,7 @@ class Chat:
 
     @property
     def storage(self) -> LocalStorage:
-        storage = self.controller.client.storages[self.storage_id].storage
+        storage = self.controller.client._storages[self.storage_id].storage
         assert isinstance(storage, LocalStorage)
         return storage
 
@@ -321,7 +321,7 @@ class SlowStorage(LocalStorage):
 
 def test_cancel_in_the_strip_stops_the_upload_and_the_queue(chat: Chat, tmp_path: Path) -> None:
     slow = SlowStorage(chat.store)
-    chat.controller.client.storages[chat.storage_id].storage = slow
+    chat.controller.client._storages[chat.storage_id].storage = slow
     first, second = tmp_path / "first.bin", tmp_path / "second.bin"
     first.write_bytes(b"1" * 1000)
     second.write_bytes(b"2" * 1000)
@@ -337,7 +337,7 @@ def test_cancel_in_the_strip_stops_the_upload_and_the_queue(chat: Chat, tmp_path
     assert slow.puts == 1 and chat.confirmed("file") == []
     # Uploads run one at a time, in order: a third file, sent once the storage answers
     # again, reaches the room after whatever the cancelled two could still have sent.
-    chat.controller.client.storages[chat.storage_id].storage = LocalStorage(chat.store)
+    chat.controller.client._storages[chat.storage_id].storage = LocalStorage(chat.store)
     third = tmp_path / "third.bin"
     third.write_bytes(b"3" * 1000)
     chat.window.files_chosen.emit(chat.key, [str(third)])
@@ -346,7 +346,7 @@ def test_cancel_in_the_strip_stops_the_upload_and_the_queue(chat: Chat, tmp_path
 
 
 def test_many_files_scroll_in_a_strip_of_bounded_height(chat: Chat, tmp_path: Path) -> None:
-    chat.controller.client.storages[chat.storage_id].storage = SlowStorage(chat.store)
+    chat.controller.client._storages[chat.storage_id].storage = SlowStorage(chat.store)
     paths = []
     for i in range(9):
         path = tmp_path / f"scan-{i:02d}.pdf"

@@ -154,7 +154,7 @@ def make_app(qtbot: Any, qloop: Any, home: Path, tmp_path: Path) -> Iterator[Cal
         controller.start()
 
         def loaded() -> bool:
-            attached = controller.client.storages.get(entry.id)
+            attached = controller.client._storages.get(entry.id)
             room = attached.engine.rooms.get(ROOM) if attached else None
             # the GUI holds the engine's final audit (not only the engine)
             return room is not None and room.complete and controller.results.get(key) is room.result
@@ -301,7 +301,7 @@ def test_still_loading_older_history(
 ) -> None:
     app = make_app(tampered=False)
     storage_id = app.key.split("/")[0]
-    room = app.controller.client.storages[storage_id].engine.rooms[ROOM]
+    room = app.controller.client._storages[storage_id].engine.rooms[ROOM]
     # what the engine says while it back-fills: the view its state thread publishes
     assert room.view is not None
     room.view = dataclasses.replace(room.view, complete=False)

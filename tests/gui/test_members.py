@@ -112,7 +112,7 @@ class App:
 
     @property
     def index(self) -> Index:
-        return self.controller.client.storages[self.key.split("/")[0]].index
+        return self.controller.client._storages[self.key.split("/")[0]].index
 
 
 @pytest.fixture
@@ -131,7 +131,7 @@ def app(qtbot: Any, qloop: Any, home: Path, tmp_path: Path) -> Iterator[App]:
     controller.start()
 
     def loaded() -> bool:
-        attached = controller.client.storages.get(entry.id)
+        attached = controller.client._storages.get(entry.id)
         room = attached.engine.rooms.get(ROOM) if attached else None
         return (
             controller.current == key

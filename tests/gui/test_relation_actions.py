@@ -148,7 +148,7 @@ def app(qtbot: Any, qloop: Any, home: Path, tmp_path: Path) -> Iterator[App]:
     controller.start()
 
     def loaded() -> bool:
-        attached = controller.client.storages.get(entry.id)
+        attached = controller.client._storages.get(entry.id)
         state = attached.engine.rooms.get(ROOM) if attached else None
         return (
             controller.current == key

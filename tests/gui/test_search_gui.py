@@ -83,7 +83,7 @@ def app(qtbot: Any, qloop: Any, home: Path, tmp_path: Path) -> Iterator[App]:
         )
         qtbot.waitUntil(lambda: controller.timeline(general).complete, timeout=30_000)
         # The rooms' text is made searchable in the background once they are read.
-        indexes = [a.index for a in controller.client.storages.values()]
+        indexes = [a.index for a in controller.client._storages.values()]
         qtbot.waitUntil(lambda: not any(i.text_pending for i in indexes), timeout=15_000)
         yield App(controller, window, feature, general, random)
     finally:

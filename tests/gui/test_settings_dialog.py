@@ -139,7 +139,7 @@ def test_a_poll_speed_change_reaches_running_engines(qtbot: Any, controller: Con
     qtbot.addWidget(dialog)
     dialog.speed_combo.setCurrentIndex(dialog.speed_combo.findData("fast"))
     dialog.save()
-    configs = [a.engine.config for a in controller.client.storages.values()]
+    configs = [a.engine.config for a in controller.client._storages.values()]
     assert configs and all(
         (c.active_interval, c.focused_interval, c.idle_interval) == (0.5, 1.5, 20.0)
         for c in configs
@@ -150,7 +150,7 @@ def test_the_window_in_front_makes_the_engines_poll_often(
     qtbot: Any, controller: Controller
 ) -> None:
     run(controller.client.start(), qtbot, timeout=20)
-    engines = [a.engine for a in controller.client.storages.values()]
+    engines = [a.engine for a in controller.client._storages.values()]
     assert engines and not any(e.window_focused for e in engines)  # nobody looks yet
     window = MainWindow(controller)
     qtbot.addWidget(window)
@@ -195,7 +195,7 @@ def test_a_storage_is_added_after_a_connection_test(
     assert dialog.storage_list.count() == 3
     entry = controller.settings.storages[-1]
     assert (entry.spec, entry.name) == (str(folder), "Book club")
-    qtbot.waitUntil(lambda: entry.id in controller.client.storages, timeout=10000)
+    qtbot.waitUntil(lambda: entry.id in controller.client._storages, timeout=10000)
     assert [s.spec for s in settings_store.load().storages][-1] == str(folder)
 
 

@@ -475,7 +475,7 @@ def test_the_join_dialog_says_when_the_storage_does_not_answer(
     monkeypatch.setenv("BUCKET_CHAT_INTERACTIVE_DEADLINE", "0.5")
     desk = launch(settings_for(store, ["falcon", "general"]))
     desk.wait_loaded("falcon", "general")
-    storage = desk.controller.client.storages[desk.settings.storages[0].id].storage
+    storage = desk.controller.client._storages[desk.settings.storages[0].id].storage
 
     async def hang(_prefix: str) -> list[str]:
         await asyncio.sleep(3600)  # a storage that takes the request and never answers

@@ -106,11 +106,11 @@ class App:
 
     @property
     def index(self) -> Index:
-        return self.controller.client.storages[self.storage_id].index
+        return self.controller.client._storages[self.storage_id].index
 
     @property
     def room(self) -> RoomState:
-        return self.controller.client.storages[self.storage_id].engine.rooms[ROOM]
+        return self.controller.client._storages[self.storage_id].engine.rooms[ROOM]
 
     def kinds(self) -> list[str]:
         return [f.kind.value for f in self.controller.room_errors(self.key)]
@@ -185,7 +185,7 @@ def open_room(
         app = App(controller, window, features, key, store)
 
         def loaded() -> bool:
-            attached = controller.client.storages.get(entry.id)
+            attached = controller.client._storages.get(entry.id)
             room = attached.engine.rooms.get(ROOM) if attached else None
             return (
                 room is not None
@@ -472,7 +472,7 @@ def test_a_segment_that_cannot_be_read_is_no_verdict_and_pins_nothing(
     # the storage answers again: the next pass reads everything and the room is clean
     mend[0]()
     app.room.last_safety = 0.0
-    engine = app.controller.client.storages[app.storage_id].engine
+    engine = app.controller.client._storages[app.storage_id].engine
     run(engine.poll_once(), qtbot, timeout=20)
     qtbot.waitUntil(lambda: not app.kinds(), timeout=20_000)
     qtbot.waitUntil(lambda: not app.window.banner.isVisible())

@@ -9,7 +9,9 @@ the engine's serial worker and hand back values nobody changes afterwards.
 
 Read with ``ast``: ``something.index.anything`` (an index's method or attribute: Qt models'
 ``model.index(row)`` is a call, not this), any ``.engine`` attribute (the engine of an
-attached storage, or ``client.engine(...)``), and ``engine.rooms``.
+attached storage), and ``engine.rooms``. ``tests/unit/test_layers.py`` adds the imports
+(no ``sync.engine``, ``sync.session`` or ``index`` in front ends) and the client's
+private storage map.
 """
 
 from __future__ import annotations
@@ -24,8 +26,7 @@ CLI = ROOT / "bucket_chat_desktop" / "cli"
 # (file under gui/, function) -> why it still reaches in. Only what is not converted yet;
 # each entry is a known debt, reported, not a licence.
 REMAINING: dict[tuple[str, str], str] = {}
-# The CLI drives an engine of its own (``engine_session``) and may call its methods, but
-# never its index or its rooms' live state.
+# The CLI talks to a ``ChatClient.session`` of its one storage, like the GUI to the app's.
 REMAINING_CLI: dict[tuple[str, str], str] = {}
 
 
@@ -81,7 +82,7 @@ def test_the_rule_sees_what_it_forbids() -> None:
         "def a(attached):\n"
         "    attached.index.mark_verified('x', 'k')\n"
         "def b(client, ref):\n"
-        "    return client.storages[ref].engine.rooms.get('r')\n"
+        "    return client._storages[ref].engine.rooms.get('r')\n"
         "def c(engine):\n"
         "    return engine.rooms\n"
         "def d(model):\n"
@@ -126,15 +127,15 @@ def test_the_gui_reaches_into_no_engine_and_no_index() -> None:
     assert not stale, f"converted already, drop from REMAINING: {sorted(stale)}"
 
 
-def test_the_cli_reaches_into_no_index_and_no_live_room() -> None:
+def test_the_cli_reaches_into_no_engine_no_index_and_no_live_room() -> None:
     """``rooms`` when the storage does not answer read ``engine.index.rooms()`` directly;
-    it asks ``engine.cached_rooms()`` now, the method ``ChatClient.cached_rooms`` uses.
-    ``history``, ``verify``, ``sync`` and ``chat`` kept the engine's live room from
-    ``open_room`` (and ``history`` wrote the metadata's findings into the engine's own
-    audit result); they read frozen views now. The CLI drives its own engine session, so
-    calling that engine's methods is allowed."""
-    offending, stale = _offending(CLI, REMAINING_CLI, frozenset({".engine"}))
-    assert not offending, "ask the engine's methods instead:\n" + "\n".join(offending)
+    it asks ``ChatClient.cached_rooms`` now. ``history``, ``verify``, ``sync`` and
+    ``chat`` kept the engine's live room from ``open_room`` (and ``history`` wrote the
+    metadata's findings into the engine's own audit result); they read frozen views now.
+    Every command drove an engine of its own (``engine_session``); they talk to a
+    ``ChatClient.session`` now, as the app talks to its client."""
+    offending, stale = _offending(CLI, REMAINING_CLI)
+    assert not offending, "ask the ChatClient instead:\n" + "\n".join(offending)
     assert not stale, f"converted already, drop from REMAINING_CLI: {sorted(stale)}"
 
 

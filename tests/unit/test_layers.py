@@ -206,6 +206,75 @@ def test_imports_flow_one_way() -> None:
     assert not wrong, "imports against the layers:\n" + "\n".join(wrong)
 
 
+# The front ends talk to ``ChatClient`` only (STYLE.md, "Seams"; issue 9, item 1): no engine,
+# no engine session and no index of their own. The values the client hands out that are
+# defined in ``index`` (``SearchHit``, ``Snippet``, ``TimelineRow``) are re-exported by
+# ``sync.client`` and ``sync.events``, so there is no exception to make here.
+FRONT_ENDS = {"gui", "cli"}
+BEHIND_THE_CLIENT = (f"{PACKAGE}.sync.engine", f"{PACKAGE}.sync.session", f"{PACKAGE}.index")
+
+
+def _behind_the_client(target: str) -> bool:
+    return any(target == t or target.startswith(t + ".") for t in BEHIND_THE_CLIENT)
+
+
+def _client_internals(tree: ast.AST) -> list[tuple[int, str]]:
+    """``<x>.engine(...)`` (the engine of a storage, as ``ChatClient.engine`` handed it out)
+    and the client's storage map (``client.storages``, or ``_storages`` anywhere)."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            if node.func.attr == "engine":
+                found.append((node.lineno, ".engine(...)"))
+        elif isinstance(node, ast.Attribute) and node.attr in {"storages", "_storages"}:
+            owner = node.value
+            name = owner.attr if isinstance(owner, ast.Attribute) else getattr(owner, "id", "")
+            if node.attr == "_storages" or name == "client":
+                found.append((node.lineno, f".{node.attr}"))
+    return found
+
+
+def test_front_ends_talk_only_to_the_client() -> None:
+    wrong = [
+        imp.where()
+        for imp in ALL_IMPORTS
+        if _part(imp.source) in FRONT_ENDS and _behind_the_client(imp.target)
+    ]
+    for module, path in _modules():
+        if _part(module) in FRONT_ENDS:
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            wrong += [f"{module}:{line} uses {what}" for line, what in _client_internals(tree)]
+    assert not wrong, "ask the ChatClient (sync/client.py) instead:\n" + "\n".join(wrong)
+
+
+def test_the_client_rule_sees_what_it_forbids(tmp_path: Path) -> None:
+    path = tmp_path / "x.py"
+    path.write_text(
+        textwrap.dedent(
+            """
+            from ..sync.engine import SyncEngine
+            from ..sync import session
+            from ..index.search import SearchHit
+            from ..sync.client import ChatClient
+
+            def f(controller, settings):
+                controller.client.engine("s").rooms
+                controller.client.storages["s"].storage
+                controller.client._storages.get("s")
+                settings.storages[0]  # the settings' list: allowed
+            """
+        )
+    )
+    imports = _imports(f"{PACKAGE}.gui.x", path)
+    assert [i.target for i in imports if _behind_the_client(i.target)] == [
+        f"{PACKAGE}.sync.engine",
+        f"{PACKAGE}.sync.session",
+        f"{PACKAGE}.index.search",
+    ]
+    found = _client_internals(ast.parse(path.read_text()))
+    assert [what for _, what in found] == [".engine(...)", ".storages", "._storages"], found
+
+
 def test_qt_only_in_the_gui_the_app_and_its_smoke_test() -> None:
     wrong = [
         imp.where()

@@ -40,14 +40,13 @@ from PySide6.QtCore import (
 )
 
 from ... import timestamps
-from ...index import TimelineRow
 from ...protocol import relations as relation_rules
 from ...protocol.audit import Assessed, TrustState
 from ...protocol.event import MEMBER, MESSAGE, Event, Malformed
 from ...protocol.relations import HIDDEN_TYPES, Aggregate, ReactionChip, Relations
 from ...protocol.room_state import DisplayNames, membership_text
 from ...protocol.untrusted_text import one_line
-from ...sync.events import ShownEvent
+from ...sync.events import ShownEvent, TimelineRow
 from ..room_preview import DELETED
 from ..safe import guard
 

@@ -42,9 +42,8 @@ from ...settings import Settings
 from ...storage.base import StorageError
 from ...storage.open import open_location
 from ...storage.profiles import ProfileStore
-from ...sync.rooms import create_room, join_room
-from ...sync.session import engine_session
-from ...sync.watched import NoAnswerError, answer_within
+from ...sync.client import ChatClient
+from ...sync.watched import NoAnswerError
 from ...sync.writer import RoomError
 from ..safe import guard
 from ..storage.parts import ERROR_COLOR, OK_COLOR, WARN_COLOR, Spinner
@@ -389,24 +388,25 @@ class SetupWizard(QDialog):
     async def _open_first_room(
         self, location: Any, secrets: dict[str, str], mode: str, room_id: str, name: str
     ) -> None:
-        """The room is made or joined the one way every room is (``sync.rooms``), with
-        this device's outbox and index: a join that cannot go out now is delivered when
-        the app starts."""
+        """The room is made or joined the one way every room is (``ChatClient.create_room``
+        / ``join_room``, as the app and the command line do), with this device's outbox and
+        index: a join that cannot go out now is delivered when the app starts."""
         assert self.identity is not None
         displayname = self.identity_page.display_name.text().strip() or None
-        user, key = self.identity.user_id, self.identity.signing_key
+        signer = (self.identity.user_id, self.identity.signing_key)
         storage = open_location(location, secrets)
         try:
-            async with engine_session(storage) as engine:
+            async with ChatClient.session(
+                storage, identity=signer, displayname=displayname
+            ) as client:
+                sid = client.session_storage
                 if mode == "create":
-                    await create_room(engine, room_id, name, user, key, displayname=displayname)
+                    await client.create_room(sid, room_id, name, show=False)
                 else:
-                    await join_room(engine, room_id, user, key, displayname=displayname)
+                    await client.join_room(sid, room_id, show=False)
                 try:
-                    delivered = await answer_within(
-                        engine.storage,
-                        engine.flush(timeout=FIRST_ROOM_DELIVERY),
-                        what=storage.describe(),
+                    delivered = await client.within(
+                        sid, client.flush(sid, timeout=FIRST_ROOM_DELIVERY)
                     )
                 except NoAnswerError:
                     delivered = False

@@ -44,8 +44,8 @@ from PySide6.QtWidgets import (
 )
 
 from ... import timestamps
-from ...index import SearchHit
 from ...protocol.untrusted_text import display_name_safe, inline_safe, shown_id
+from ...sync.client import SearchHit
 from ..safe import SafeDelegate, guard
 from ..style import ACCENT, TRUST_COLORS, TRUST_SYMBOLS, is_dark
 from .card_popup import CardPopup, paint_choice_background

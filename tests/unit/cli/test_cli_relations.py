@@ -14,13 +14,13 @@ import pytest
 from cli_run import Result, run_main
 from nacl.signing import SigningKey
 
-import bucket_chat_desktop.cli.main as cli_main
 from bucket_chat_desktop.cli.format import describe_event
 from bucket_chat_desktop.cli.related import chip_text
 from bucket_chat_desktop.protocol.audit import Assessed, TrustState
 from bucket_chat_desktop.protocol.ids import segment_path
 from bucket_chat_desktop.protocol.relations import ReactionChip, Reactor
 from bucket_chat_desktop.protocol.signing import build_event
+from bucket_chat_desktop.sync import client_storages
 from bucket_chat_desktop.sync.watched import NoAnswerError
 
 PASSPHRASE = "correct horse battery staple"
@@ -342,7 +342,8 @@ def test_when_the_storage_does_not_answer_the_cached_room_decides_and_the_outbox
 
     assert cli(None, "history", "--room-id", ROOM, device=ALICE).code == 0  # read by alice
     with monkeypatch.context() as away:
-        away.setattr(cli_main, "answer_within", silent)
+        # every deadline-bound step of the CLI runs through ChatClient.within
+        away.setattr(client_storages, "answer_within", silent)
         r = cli(ALICE, "react", "--room-id", ROOM, room["bob"], "👍")
         assert r.code == 3, r  # queued in the outbox
         assert "did not answer" in r.err and "queued, not delivered yet" in r.err, r

@@ -170,7 +170,7 @@ def test_every_line_our_client_writes_for_relations_fits_the_reference(tmp_path:
             await alice.edit_message(ref, e1.event_id, "lunch at 13:00?")
             await alice.delete_event(ref, e1.event_id)
             for client, entry in ((alice, entries[0]), (bob, entries[1])):
-                assert await client.engine(entry.id).flush(30)
+                assert await client._storages[entry.id].engine.flush(30)
         finally:
             await alice.close()
             await bob.close()

@@ -197,7 +197,7 @@ def test_the_app_and_the_command_line_make_the_same_room(
         await client.attach(entry)
         try:
             await client.create_room(entry.id, "from-app", "from-app")
-            assert await client.engine(entry.id).flush(timeout=10)
+            assert await client._storages[entry.id].engine.flush(timeout=10)
         finally:
             await client.close()
 

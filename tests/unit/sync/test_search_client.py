@@ -59,7 +59,7 @@ def test_search_across_storages_with_filters_and_visibility(
             await client.send_text(c, "launch code is secret")
             for i in range(8):
                 await client.send_text(a, f"launch window {i}")
-            edit = await client.engine(one).send(
+            edit = await client._storages[one].engine.send(
                 "plans",
                 ALICE,
                 client.key,
@@ -73,13 +73,13 @@ def test_search_across_storages_with_filters_and_visibility(
                     )
                 ],
             )
-            for engine in (client.engine(one), client.engine(two)):
+            for engine in (client._storages[one].engine, client._storages[two].engine):
                 await engine.flush(5)
             for sid, room in ((one, "plans"), (two, "plans"), (one, "misc")):
                 await client.open_room(RoomRef(sid, room))
                 await _loaded(events, sid, room)
             # Text is indexed after the read, in the background; here, at once.
-            for engine in (client.engine(one), client.engine(two)):
+            for engine in (client._storages[one].engine, client._storages[two].engine):
                 await engine.catch_up_text()
             out: dict[str, object] = {"first": first.event_id, "edit": edit[0].event_id}
             out["all"] = await client.search("launch")
@@ -93,16 +93,18 @@ def test_search_across_storages_with_filters_and_visibility(
             bodies: dict[str, str] = {}
             for hit in out["all"].hits:  # type: ignore[attr-defined]
                 bodies[hit.event_id] = hit.snippet.text
-            client.engine(one).search_visible = lambda room, event: bodies.get(event) not in hidden
+            client._storages[one].engine.search_visible = lambda room, event: (
+                bodies.get(event) not in hidden
+            )
             out["visible"] = await client.search("launch window", limit=3)
             # An edit whose own id is not visible (rejected) does not find its target.
-            client.engine(one).search_visible = lambda room, event: event != out["edit"]
+            client._storages[one].engine.search_visible = lambda room, event: event != out["edit"]
             out["rejected_edit"] = await client.search("liftoff")
 
             def broken(room: str, event: str) -> bool:
                 raise RuntimeError("a bug in the predicate")
 
-            client.engine(two).search_visible = broken
+            client._storages[two].engine.search_visible = broken
             out["broken"] = await client.search("party")
             view = await client.room_view(a)
             assert view is not None and view.result is not None
@@ -174,11 +176,11 @@ def test_the_rooms_relations_decide_what_edits_and_deletions_find(tmp_path: Path
             (first_edit,) = await alice.edit_message(ref, kept.event_id, "alpha first edit")
             await alice.edit_message(ref, first_edit.event_id, "alpha second edit")
             await alice.delete_event(ref, gone.event_id)
-            await alice.engine(sid).flush(5)
+            await alice._storages[sid].engine.flush(5)
             mref = await mallory.join_room(mallory_entry.id, "plans")
             await mallory.edit_message(mref, kept.event_id, "alpha forged edit")
-            await mallory.engine(mallory_entry.id).flush(5)
-            await alice.engine(sid).refresh("plans")
+            await mallory._storages[mallory_entry.id].engine.flush(5)
+            await alice._storages[sid].engine.refresh("plans")
             await alice.open_room(ref)
             await _loaded(events, sid, "plans")
             while True:  # until the forged edit was read and the relations applied
@@ -192,9 +194,9 @@ def test_the_rooms_relations_decide_what_edits_and_deletions_find(tmp_path: Path
                     )
                 ):
                     break
-                await alice.engine(sid).refresh("plans")
+                await alice._storages[sid].engine.refresh("plans")
                 await asyncio.sleep(0.05)
-            await alice.engine(sid).catch_up_text()
+            await alice._storages[sid].engine.catch_up_text()
             return {
                 "alpha": await alice.search("alpha"),
                 "forged": await alice.search("forged"),

@@ -1,0 +1,360 @@
+"""What ``ChatClient`` asks of each storage it holds: the reads a front end may make and
+the attachments' transfers. The base of ``ChatClient`` (``client.py``), apart only to keep
+each file short; front ends import ``ChatClient``, ``RoomRef`` and ``SearchResults`` from
+``client.py``.
+
+Every read runs on the storage's engine threads (the reader thread for the index, the
+state thread for room state: see ``SyncEngine``) and returns a frozen value. A storage
+that is not attached reads as empty (None, ``()``); a step that must reach the storage
+raises ``StorageError`` instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+import time
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from ..index import Index, SearchHit
+from ..index.search import SearchPage
+from ..protocol.attachments import FileInfo
+from ..protocol.audit import AuditResult
+from ..protocol.metadata import RoomMetadata
+from ..settings import StorageSettings
+from ..storage.base import Storage, StorageError
+from . import blobs
+from .engine import SEARCH_LIMIT, CachedRoom, RoomView, SyncEngine
+from .events import ShownEvent
+from .outbox import Outbox, PendingMessage
+from .room_objects import RoomSummary, StorageRooms, list_rooms, read_metadata, room_exists
+from .room_objects import storage_rooms as list_storage_rooms
+from .watched import answer_within
+
+log = logging.getLogger("bucket_chat.sync")
+
+T = TypeVar("T")
+NOT_CONNECTED = "this room's storage is not connected yet"
+
+
+@dataclass(frozen=True, slots=True)
+class RoomRef:
+    storage_id: str
+    room_id: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.storage_id}/{self.room_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResults:
+    """What ``ChatClient.search`` found: ``hits`` newest first, each naming its storage;
+    ``more``: older hits may exist; ``errors``: (storage id, why) for each storage whose
+    index could not be searched; ``query_cut``: the query was too long and shortened;
+    ``backlog``: segments read but not searchable yet (their text is being indexed)."""
+
+    hits: tuple[SearchHit, ...]
+    more: bool = False
+    errors: tuple[tuple[str, str], ...] = ()
+    query_cut: bool = False
+    backlog: int = 0
+
+
+@dataclass(slots=True)
+class _Attached:
+    """One storage as the client holds it; never handed to a front end."""
+
+    settings: StorageSettings
+    storage: Storage  # as opened (blobs go through it); the engine's is its watched wrapper
+    engine: SyncEngine
+    index: Index | None
+    outbox: Outbox | None
+    owns_storage: bool = True  # closed with the engine (a session's belongs to its caller)
+
+
+class AttachedStorages:
+    """The storages a client holds (``_storages``: storage id -> ``_Attached``, private
+    to ``sync/``) and what a front end may ask of each."""
+
+    _storages: dict[str, _Attached]
+
+    def is_attached(self, storage_id: str) -> bool:
+        """Whether the storage is connected (its engine runs): only then can it be read."""
+        return storage_id in self._storages
+
+    def describe(self, storage_id: str) -> str | None:
+        """The attached storage's own description (its folder or bucket), or None."""
+        attached = self._storages.get(storage_id)
+        return attached.storage.describe() if attached is not None else None
+
+    @property
+    def session_storage(self) -> str:
+        """The id of the one storage of a ``ChatClient.session``."""
+        (storage_id,) = self._storages
+        return storage_id
+
+    def room(self, room_id: str) -> RoomRef:
+        """``room_id`` in the one storage of a ``ChatClient.session``."""
+        return RoomRef(self.session_storage, room_id)
+
+    def _engine(self, storage_id: str) -> SyncEngine:
+        """The storage's engine; ``StorageError`` when it is not attached."""
+        attached = self._storages.get(storage_id)
+        if attached is None:
+            raise StorageError(NOT_CONNECTED)
+        return attached.engine
+
+    async def within(
+        self,
+        storage_id: str,
+        step: Coroutine[Any, Any, T],
+        seconds: float | None = None,
+        *,
+        what: str | None = None,
+    ) -> T:
+        """Run ``step`` (a call of this client on that storage) and give it up with
+        ``NoAnswerError`` as soon as one of its requests waited ``seconds`` (default: the
+        interactive deadline) without an answer (``watched.answer_within``, which says
+        which steps are safe to give up). ``what`` names the storage in the error
+        (default: its description)."""
+        attached = self._storages.get(storage_id)
+        if attached is None:
+            step.close()
+            raise StorageError(NOT_CONNECTED)
+        watched = attached.engine.storage
+        return await answer_within(watched, step, seconds, what=what or watched.describe())
+
+    async def room_name(self, ref: RoomRef) -> str | None:
+        """The room's name as this device's index last recorded it (no network access;
+        read on the engine's reader thread), or None."""
+        attached = self._storages.get(ref.storage_id)
+        if attached is None:
+            return None
+        return await attached.engine.room_name(ref.room_id)
+
+    async def cached_rooms(self, storage_id: str) -> tuple[CachedRoom, ...]:
+        """The rooms of one storage this device's index knows (no network access)."""
+        attached = self._storages.get(storage_id)
+        if attached is None:
+            return ()
+        return await attached.engine.cached_rooms()
+
+    async def cached_room(self, ref: RoomRef) -> RoomView | None:
+        """The room as this device's index knows it (no network access): what is shown
+        when the storage does not answer; None when the index holds nothing of it."""
+        attached = self._storages.get(ref.storage_id)
+        if attached is None:
+            return None
+        return await attached.engine.cached_room(ref.room_id)
+
+    async def last_read(self, ref: RoomRef) -> float | None:
+        """Wall-clock time of this device's last complete read of the room, or None."""
+        attached = self._storages.get(ref.storage_id)
+        if attached is None:
+            return None
+        return await attached.engine.last_read(ref.room_id)
+
+    async def timeline_length(self, ref: RoomRef) -> int:
+        """How many rows this device's index holds for the room."""
+        attached = self._storages.get(ref.storage_id)
+        if attached is None:
+            return 0
+        return await attached.engine.timeline_length(ref.room_id)
+
+    async def knows_room(self, ref: RoomRef) -> bool:
+        """Whether this device has the room locally (index or outbox): it exists then."""
+        attached = self._storages.get(ref.storage_id)
+        if attached is None:
+            return False
+        return await attached.engine.knows_room(ref.room_id)
+
+    async def room_exists(self, ref: RoomRef) -> bool:
+        """Whether the storage holds the room (asks the storage: see ``within``)."""
+        engine = self._engine(ref.storage_id)
+        return await room_exists(engine.storage, ref.room_id)
+
+    async def listed_rooms(self, storage_id: str) -> tuple[tuple[str, RoomMetadata | None], ...]:
+        """Every room the storage holds with its metadata (None when missing or not
+        usable), read from the storage now (see ``within``)."""
+        engine = self._engine(storage_id)
+        out = []
+        for room_id in await list_rooms(engine.storage):
+            meta, _ = await read_metadata(engine.storage, room_id)
+            out.append((room_id, meta))
+        return tuple(out)
+
+    async def storage_rooms(self, storage_id: str) -> StorageRooms:
+        """The rooms a storage holds, with their names and last activity, for a person
+        choosing one to join. Never raises for the storage: when it does not answer
+        within the interactive deadline (``watched.py``) or fails, the rooms this
+        device's index knows come back instead, with a note saying why."""
+        attached = self._storages.get(storage_id)
+        if attached is None:
+            return StorageRooms((), note="This storage is not connected; it could not be read.")
+        storage = attached.engine.storage
+        now_ms = int(time.time() * 1000)
+        try:
+            return await answer_within(
+                storage, list_storage_rooms(storage, now_ms), what=attached.settings.name
+            )
+        except StorageError as exc:
+            log.warning("could not list the rooms of %s: %s", attached.settings.name, exc)
+            known = await attached.engine.cached_rooms()
+            rooms = tuple(RoomSummary(r.room_id, r.name, None) for r in known)
+            note = f"Could not list the storage: {exc}."
+            if rooms:
+                note += " Shown: the rooms this device knows from earlier reads."
+            return StorageRooms(rooms, from_cache=True, note=note)
+
+    async def room_view(self, ref: RoomRef) -> RoomView | None:
+        """A frozen snapshot of a room's state (latest audit, metadata and its findings,
+        complete and partial flags), or None when its storage or room is not read."""
+        attached = self._storages.get(ref.storage_id)
+        if attached is None:
+            return None
+        return await attached.engine.room_view(ref.room_id)
+
+    async def timeline_page(
+        self, ref: RoomRef, result: AuditResult, start: int, stop: int
+    ) -> tuple[ShownEvent, ...] | None:
+        """Rows ``start:stop`` of a room's audit ``result`` (the one a ``RoomLoaded``
+        handed over) with their bodies: what the timeline shows as it is scrolled. Read on
+        the engine's serial worker; None when that audit was replaced (a ``RoomLoaded``
+        with the new one follows) or the storage is not attached."""
+        attached = self._storages.get(ref.storage_id)
+        if attached is None:
+            return None
+        return await attached.engine.timeline_page(ref.room_id, result, start, stop)
+
+    async def search(
+        self,
+        query: str,
+        *,
+        storage_id: str | None = None,
+        room_id: str | None = None,
+        limit: int = SEARCH_LIMIT,
+    ) -> SearchResults:
+        """Messages holding every term of ``query``, newest first, across every attached
+        storage (or ``storage_id``'s) and room (or ``room_id``: with a storage, that
+        room; without, that room id wherever it is). Each storage's index is searched on
+        its reader thread, all at once; results are frozen. Never raises for what the
+        query holds: a storage whose index cannot be searched says why in ``errors``."""
+        targets = [
+            (sid, attached)
+            for sid, attached in self._storages.items()
+            if storage_id is None or sid == storage_id
+        ]
+        pages = await asyncio.gather(
+            *(a.engine.search(query, room_id=room_id, limit=limit) for _, a in targets),
+            return_exceptions=True,
+        )
+        hits: list[SearchHit] = []
+        errors: list[tuple[str, str]] = []
+        more = cut = False
+        backlog = 0
+        for (sid, _), page in zip(targets, pages, strict=True):
+            if isinstance(page, BaseException):
+                if isinstance(page, asyncio.CancelledError):
+                    raise page
+                log.warning("search in storage %s failed: %s", sid, page)
+                errors.append((sid, f"{type(page).__name__}: {page}"))
+                continue
+            if page.error:
+                errors.append((sid, page.error))
+            more, cut = more or page.more, cut or page.query_cut
+            backlog += page.backlog
+            hits.extend(dataclasses.replace(h, storage_id=sid) for h in page.hits)
+        hits.sort(key=lambda h: (h.key, h.storage_id, h.room_id), reverse=True)
+        more = more or len(hits) > limit
+        return SearchResults(tuple(hits[:limit]), more, tuple(errors), cut, backlog)
+
+    async def search_read(
+        self, storage_id: str, query: str, *, room_id: str | None = None, limit: int = SEARCH_LIMIT
+    ) -> SearchPage:
+        """``search`` for a client that reads no rooms (the command line): what was read
+        but is not searchable yet is indexed first, and the relations of each room with
+        hits are rebuilt from the index (``SyncEngine.search_read_rooms``)."""
+        engine = self._engine(storage_id)
+        await engine.catch_up_text()
+        return await engine.search_read_rooms(query, room_id=room_id, limit=limit)
+
+    async def locate(self, ref: RoomRef, result: AuditResult, event_id: str) -> int | None:
+        """Where ``event_id`` is in the room's audit ``result`` (a search hit to show in
+        context: the timeline then pages around it), or None."""
+        attached = self._storages.get(ref.storage_id)
+        if attached is None:
+            return None
+        return await attached.engine.locate(ref.room_id, result, event_id)
+
+    async def confirmed_keys(self, storage_id: str) -> frozenset[str]:
+        """The keys the person confirmed in one storage (its index's ``user`` pins)."""
+        attached = self._storages.get(storage_id)
+        if attached is None:
+            return frozenset()
+        return await attached.engine.user_confirmed_keys()
+
+    async def pending(self, storage_id: str) -> tuple[PendingMessage, ...]:
+        """What waits in the storage's outbox, with the last error of each."""
+        attached = self._storages.get(storage_id)
+        if attached is None:
+            return ()
+        return await attached.engine.pending()
+
+    def _blob_storage(self, storage_id: str) -> Storage:
+        attached = self._storages.get(storage_id)
+        if attached is None:
+            raise StorageError(NOT_CONNECTED)
+        return attached.storage
+
+    async def upload_blob(
+        self,
+        ref: RoomRef,
+        path: str | os.PathLike[str],
+        *,
+        limit_bytes: int,
+        progress: blobs.Progress | None = None,
+        cancel: asyncio.Event | None = None,
+        stage: blobs.Stage | None = None,
+        name: str | None = None,
+        cache: blobs.BlobCache | None = None,
+    ) -> dict[str, Any]:
+        """Store a local file as a blob of the room; the message content to send
+        (``blobs.upload`` says what it raises; ``StorageError`` when not attached)."""
+        return await blobs.upload(
+            self._blob_storage(ref.storage_id),
+            ref.room_id,
+            path,
+            limit_bytes=limit_bytes,
+            progress=progress,
+            cancel=cancel,
+            stage=stage,
+            name=name,
+            cache=cache,
+        )
+
+    async def download_blob(
+        self,
+        ref: RoomRef,
+        info: FileInfo,
+        dest: str | os.PathLike[str] | None = None,
+        *,
+        cache: blobs.BlobCache | None = None,
+        max_bytes: int | None = None,
+        event_id: str | None = None,
+    ) -> bytes:
+        """The verified bytes of the blob ``info`` announces, also written to ``dest``
+        (``blobs.download`` says what it raises; ``StorageError`` when not attached)."""
+        return await blobs.download(
+            self._blob_storage(ref.storage_id),
+            ref.room_id,
+            info,
+            dest,
+            cache=cache,
+            max_bytes=max_bytes,
+            event_id=event_id,
+        )
