@@ -16,30 +16,20 @@ import sys
 from array import array
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import replace
-from typing import Any, NamedTuple
+from typing import Any
 
 from .. import __version__, paths
 from ..export import ExportError
 from ..keys import KeysError, load_or_create_identity, open_key_store
 from ..keys.passphrase import claim_env_passphrase
+from ..protocol import relation_drafts as drafting
 from ..protocol.audit import AuditResult
 from ..protocol.canonical import b64encode
-from ..protocol.chain import Draft
 from ..protocol.event import MEMBER, MESSAGE, Event, has_lone_surrogate
 from ..protocol.ids import InvalidRoomIdError, check_room_id
 from ..protocol.metadata import check_signer
 from ..protocol.relations import (
-    EDIT,
-    EDITABLE_MSGTYPES,
-    REACTION,
-    REDACTION,
     TYPING,
-    Aggregate,
-    Relations,
-    Row,
-    own_reaction,
-    reaction_key,
-    verified_reactions,
 )
 from ..protocol.room_state import RoomState
 from ..protocol.untrusted_text import RoomIds, terminal_safe
@@ -446,11 +436,8 @@ async def cmd_send(args: argparse.Namespace) -> int:
     if args.reply_to is not None:
         parent = _target_id(args.reply_to, room_id)
 
-        def reply(target: _Target, identity: Any) -> list[Draft]:
-            _refuse_deleted(target, "reply to")
-            if target.row.event.type != MESSAGE:
-                raise UsageError(f"{_what(target)} is not a message: only messages get replies")
-            return [(MESSAGE, {"body": t, "msgtype": "m.text"}, parent) for t in texts]
+        def reply(target: drafting.Target, identity: Any) -> drafting.Plan:
+            return drafting.reply(target, texts)
 
         return await _relate(args, parent, reply, displayname=args.displayname, say="Sent")
     drafts = [(MESSAGE, {"body": t, "msgtype": "m.text"}) for t in texts]
@@ -467,16 +454,6 @@ async def cmd_send(args: argparse.Namespace) -> int:
 # -- relations (PROTOCOL.md section 18) -------------------------------------------------------
 
 
-class _Target(NamedTuple):
-    """The event a relation command acts on, as this device read the room just now."""
-
-    room_id: str
-    row: Row
-    aggregate: Aggregate | None
-    result: AuditResult
-    relations: Relations  # of ``result``
-
-
 def _target_id(event_id: str, room_id: str) -> str:
     """Refused before anything is read: a relation only points into its own room."""
     if not event_id.startswith(room_id + "::") or len(event_id) <= len(room_id) + 2:
@@ -487,45 +464,7 @@ def _target_id(event_id: str, room_id: str) -> str:
     return event_id
 
 
-def _what(target: _Target) -> str:
-    ev = target.row.event
-    kind = {
-        MESSAGE: "a message",
-        MEMBER: "a membership event",
-        REACTION: "a reaction",
-        EDIT: "an edit",
-        REDACTION: "a deletion",
-    }.get(ev.type, f"an event of type {ev.type!r}")
-    return f"{ev.event_id!r} ({kind} by {ev.sender_id!r})"
-
-
-def _refuse_deleted(target: _Target, verb: str) -> None:
-    if target.aggregate is not None and target.aggregate.redacted is not None:
-        raise UsageError(f"{_what(target)} was deleted: nothing to {verb}")
-
-
-def _refuse_not_own(target: _Target, identity: Any, verb: str) -> None:
-    """Only the sender may edit or delete (anyone else's would be ignored and reported
-    by every reader); from another device only once that device is verified for them."""
-    ev = target.row.event
-    if ev.sender_id != identity.user_id:
-        raise UsageError(
-            f"{_what(target)} is not yours: only its sender can {verb} it "
-            "(anyone else's would be ignored and reported by every reader)"
-        )
-    mine = identity.public_key_b64
-    if ev.sender_key not in (None, mine) and mine not in target.result.authorized.get(
-        identity.user_id, frozenset()
-    ):
-        raise UsageError(
-            f"{_what(target)} was sent from another device, and this device's key is not "
-            f"verified for {identity.user_id!r} in this room: every reader would ignore "
-            f"this {verb}. Do it from that device, or introduce this one (add-device there, "
-            "accept-device here)."
-        )
-
-
-async def _read_target(client: ChatClient, ref: RoomRef, event_id: str) -> _Target:
+async def _read_target(client: ChatClient, ref: RoomRef, event_id: str) -> drafting.Target:
     """Read what is new in the room (through this device's index) and find ``event_id``.
     When the storage does not answer, the room as this device last read it decides
     (what is sent waits in the outbox)."""
@@ -548,19 +487,21 @@ async def _read_target(client: ChatClient, ref: RoomRef, event_id: str) -> _Targ
         note = " (part of the room could not be read)" if view.partial else ""
         raise UsageError(f"no event {event_id!r} in room {room_id!r}{note}; nothing was sent")
     rel = related.relations_of(room_id, result.timeline, view.relations)
-    return _Target(room_id, row, rel.of(event_id), result, rel)
+    return drafting.Target(event_id, row.event, rel, result.timeline, result.authorized)
 
 
 async def _relate(
     args: argparse.Namespace,
     target_id: str,
-    drafts_for: Callable[[_Target, Any], list[Draft]],
+    plan_for: Callable[[drafting.Target, Any], drafting.Plan],
+    unchanged: Callable[[drafting.Unchanged], str] | None = None,
     *,
     displayname: str | None = None,
     say: str,
 ) -> int:
-    """Find the target, let ``drafts_for`` refuse (``UsageError``) or say what to send
-    (nothing: already so), then send through the outbox like every other command."""
+    """Find the target, let ``plan_for`` refuse (``relation_drafts.Refused``) or say what
+    to send (nothing: already so, worded by ``unchanged``), then send through the outbox
+    like every other command."""
     storage = _storage(args)
     room_id = _room_id(args)
     sent: list[Event] = []
@@ -570,11 +511,17 @@ async def _relate(
         identity = _identity(args.user_id)[0]
         client.sign_as(identity.user_id, identity.signing_key)
         target = await _read_target(client, ref, target_id)
-        drafts = drafts_for(target, identity)
-        if not drafts:
+        try:
+            plan = plan_for(target, identity)
+        except drafting.Refused as exc:
+            raise UsageError(str(exc)) from exc
+        if plan.unchanged is not None:
+            print(
+                unchanged(plan.unchanged) if unchanged else f"Nothing sent: {plan.unchanged.value}."
+            )
             noop.append(target_id)
             return []
-        events = await client.send(ref, drafts)
+        events = await client.send(ref, list(plan.drafts))
         sent.extend(events)
         return events
 
@@ -591,35 +538,23 @@ async def _relate(
 async def cmd_react(args: argparse.Namespace) -> int:
     room_id = _room_id(args)
     target_id = _target_id(args.event_id, room_id)
-    key = reaction_key(args.reaction)
-    if key is None or has_lone_surrogate(key):
-        raise UsageError(
-            "a reaction is 1 to 64 characters (an emoji or a short word), without line "
-            "breaks or control characters; nothing sent"
-        )
+    try:
+        key = drafting.reaction_text(args.reaction)  # refused before anything is read
+    except drafting.Refused as exc:
+        raise UsageError(str(exc)) from exc
     shown = related.key_text(key)
+    where = terminal_safe(target_id)
 
-    def drafts(target: _Target, identity: Any) -> list[Draft]:
-        _refuse_deleted(target, "react to")
-        if target.row.event.type != MESSAGE:
-            raise UsageError(f"{_what(target)} is not a message: only messages get reactions")
-        agg = target.aggregate
-        chip = next((c for c in (agg.reactions if agg else ()) if c.key == key), None)
-        mine = own_reaction(chip, identity.user_id) if chip is not None else None
-        if args.remove:
-            if mine is None:
-                where = terminal_safe(target_id)
-                print(f"You have no {shown} reaction on {where}; nothing to remove.")
-                return []
-            ids = verified_reactions(mine, target.relations, target.result.timeline)
-            return [(REDACTION, {"redacts": event_id}) for event_id in ids]
-        if mine is not None:
-            print(f"You already reacted {shown} to {terminal_safe(target_id)}; nothing sent.")
-            return []
-        return [(REACTION, {"relates_to": target_id, "reaction": key})]
+    def plan(target: drafting.Target, identity: Any) -> drafting.Plan:
+        return drafting.react(target, identity.user_id, key, remove=args.remove)
+
+    def unchanged(why: drafting.Unchanged) -> str:
+        if why is drafting.Unchanged.NO_REACTION:
+            return f"You have no {shown} reaction on {where}; nothing to remove."
+        return f"You already reacted {shown} to {where}; nothing sent."
 
     say = f"Removed your {shown} reaction:" if args.remove else f"Reacted {shown}:"
-    return await _relate(args, target_id, drafts, say=say)
+    return await _relate(args, target_id, plan, unchanged, say=say)
 
 
 async def cmd_edit(args: argparse.Namespace) -> int:
@@ -628,52 +563,26 @@ async def cmd_edit(args: argparse.Namespace) -> int:
     args.each_line = False
     (text,) = _message_texts(args)
 
-    def drafts(target: _Target, identity: Any) -> list[Draft]:
-        ev = target.row.event
-        if ev.type != MESSAGE:
-            raise UsageError(f"{_what(target)} is not a message: only messages can be edited")
-        _refuse_deleted(target, "edit")
-        _refuse_not_own(target, identity, "edit")
-        msgtype = ev.content.get("msgtype")
-        if msgtype not in EDITABLE_MSGTYPES:
-            msgtype = "m.text"
-        agg = target.aggregate
-        now = agg.latest.body if agg is not None and agg.latest is not None else ev.body
-        if now == text:
-            print(f"{terminal_safe(target_id)} already says that; nothing sent.")
-            return []
-        content = {"replaces": target_id, "new_content": {"body": text, "msgtype": msgtype}}
-        return [(EDIT, content)]
+    def plan(target: drafting.Target, identity: Any) -> drafting.Plan:
+        return drafting.edit(target, identity.user_id, identity.public_key_b64, text)
 
-    return await _relate(args, target_id, drafts, say="Edited with")
+    def unchanged(why: drafting.Unchanged) -> str:
+        return f"{terminal_safe(target_id)} already says that; nothing sent."
+
+    return await _relate(args, target_id, plan, unchanged, say="Edited with")
 
 
 async def cmd_delete(args: argparse.Namespace) -> int:
     room_id = _room_id(args)
     target_id = _target_id(args.event_id, room_id)
-    reason = (args.reason or "").strip()
-    if has_lone_surrogate(reason):
-        raise UsageError("the reason holds bytes that are not valid UTF-8 text; nothing sent")
 
-    def drafts(target: _Target, identity: Any) -> list[Draft]:
-        ev = target.row.event
-        if ev.type == MEMBER:
-            raise UsageError(
-                f"{_what(target)} cannot be deleted: membership and keys cannot be taken "
-                "back (leave the room instead)"
-            )
-        if ev.type in (REDACTION, TYPING):
-            raise UsageError(f"{_what(target)} cannot be deleted: there is nothing to undo")
-        _refuse_not_own(target, identity, "delete")
-        if target.aggregate is not None and target.aggregate.redacted is not None:
-            print(f"{terminal_safe(target_id)} is deleted already; nothing sent.")
-            return []
-        content: dict[str, Any] = {"redacts": target_id}
-        if reason:
-            content["reason"] = reason
-        return [(REDACTION, content)]
+    def plan(target: drafting.Target, identity: Any) -> drafting.Plan:
+        return drafting.delete(target, identity.user_id, identity.public_key_b64, args.reason)
 
-    status = await _relate(args, target_id, drafts, say="Deleted with")
+    def unchanged(why: drafting.Unchanged) -> str:
+        return f"{terminal_safe(target_id)} is deleted already; nothing sent."
+
+    status = await _relate(args, target_id, plan, unchanged, say="Deleted with")
     if status == EXIT_OK:
         print(
             "Clients that follow the protocol now hide it; copies remain in the storage "

@@ -26,19 +26,13 @@ from nacl.signing import SigningKey
 from .. import paths
 from ..index import Index, index_path_for
 from ..index.search import SearchHit, SearchPage, Snippet
+from ..protocol import relation_drafts as drafting
 from ..protocol.canonical import b64encode
 from ..protocol.chain import Draft
-from ..protocol.event import MEMBER, MESSAGE, Event
+from ..protocol.event import MEMBER, MESSAGE, Event, parse_line
 from ..protocol.ids import check_room_id
 from ..protocol.mentions import MAX_MENTIONS, MENTIONS_FIELD
-from ..protocol.relations import (
-    EDIT,
-    REACTION,
-    REDACTION,
-    own_reaction,
-    reaction_key,
-    verified_reactions,
-)
+from ..protocol.relations import build as build_relations
 from ..settings import Settings, StorageSettings
 from ..storage import open_storage
 from ..storage.base import Storage, StorageError
@@ -348,62 +342,85 @@ class ChatClient(AttachedStorages):
         mentions: Sequence[str] = (),
     ) -> list[Event]:
         """Send a text message; ``reply_to``: the event id it answers (a reply, its thread
-        is the parent's); ``mentions``: the user ids the text mentions (PROTOCOL.md 19)."""
+        is the parent's); ``mentions``: the user ids the text mentions (PROTOCOL.md 19).
+        A refusal (``relation_drafts.Refused``, a ValueError) says why nothing was sent."""
         if reply_to is not None:
-            _check_target(ref, reply_to)
+            target = await self._relation_target(ref, reply_to)
+            return await self._carry_out(ref, drafting.reply(target, [text], mentions))
         content: dict[str, Any] = {"body": text, "msgtype": "m.text"}
         if mentions:
             content[MENTIONS_FIELD] = list(mentions)[:MAX_MENTIONS]
-        return await self._send(ref, [(MESSAGE, content, reply_to)])
+        return await self.send(ref, [(MESSAGE, content)])
+
+    # Reactions, edits and deletions follow ``protocol.relation_drafts`` (the rules the
+    # command line follows too): a refusal raises ``Refused`` (a ValueError, its text
+    # says why); when the room says so already nothing is sent and the list is empty.
 
     async def react(self, ref: RoomRef, target_id: str, reaction: str) -> list[Event]:
-        """React to a message (PROTOCOL.md 18.3). Raises ValueError for an unusable text."""
-        _check_target(ref, target_id)
-        key = reaction_key(reaction)
-        if key is None:
-            raise ValueError(
-                "a reaction is 1 to 64 characters (an emoji or a short word), without "
-                "line breaks or control characters"
-            )
-        return await self._send(ref, [(REACTION, {"relates_to": target_id, "reaction": key})])
+        """React to a message (PROTOCOL.md 18.3)."""
+        drafting.reaction_text(reaction)  # refused before anything is read
+        target = await self._relation_target(ref, target_id)
+        return await self._carry_out(ref, drafting.react(target, self._signer()[0], reaction))
 
     async def unreact(self, ref: RoomRef, target_id: str, reaction: str) -> list[Event]:
         """Take back this user's reactions with this text: a redaction of each of them
-        that is verified (``relations.verified_reactions``: never one per reaction a
-        forger planted under this id); nothing is sent when there is none."""
-        _check_target(ref, target_id)
-        view = await self.room_view(ref)
-        rel = view.relations if view is not None else None
-        agg = rel.of(target_id) if rel is not None else None
-        key = reaction_key(reaction)
-        mine: list[str] = []
-        for chip in agg.reactions if agg is not None else ():
-            if chip.key == key and rel is not None and view is not None and view.result:
-                reactor = own_reaction(chip, self.user_id)
-                if reactor is not None:
-                    mine = verified_reactions(reactor, rel, view.result.timeline)
-        if not mine:
-            return []
-        return await self._send(ref, [(REDACTION, {"redacts": event_id}) for event_id in mine])
+        that is verified (never one per reaction a forger planted under this id)."""
+        drafting.reaction_text(reaction)
+        target = await self._relation_target(ref, target_id)
+        user_id = self._signer()[0]
+        return await self._carry_out(ref, drafting.react(target, user_id, reaction, remove=True))
 
     async def edit_message(self, ref: RoomRef, target_id: str, text: str) -> list[Event]:
         """Replace the text of one's own message (PROTOCOL.md 18.4): the whole new text."""
-        _check_target(ref, target_id)
+        user_id, key = self._signer()
         if not text.strip():
-            raise ValueError("an edit needs text (to take a message back, delete it)")
-        content = {"replaces": target_id, "new_content": {"body": text, "msgtype": "m.text"}}
-        return await self._send(ref, [(EDIT, content)])
+            raise drafting.Refused("an edit needs text (to take a message back, delete it)")
+        target = await self._relation_target(ref, target_id)
+        own = b64encode(bytes(key.verify_key))
+        return await self._carry_out(ref, drafting.edit(target, user_id, own, text))
 
     async def delete_event(
         self, ref: RoomRef, target_id: str, reason: str | None = None
     ) -> list[Event]:
         """Redact one's own message or reaction (PROTOCOL.md 18.4). Clients that follow
         the protocol hide it; the original stays in storage (write-once)."""
-        _check_target(ref, target_id)
-        content: dict[str, Any] = {"redacts": target_id}
-        if reason and reason.strip():
-            content["reason"] = reason.strip()
-        return await self._send(ref, [(REDACTION, content)])
+        user_id, key = self._signer()
+        target = await self._relation_target(ref, target_id)
+        own = b64encode(bytes(key.verify_key))
+        return await self._carry_out(ref, drafting.delete(target, user_id, own, reason))
+
+    async def _relation_target(self, ref: RoomRef, event_id: str) -> drafting.Target:
+        """The event ``event_id`` as the room's latest audit shows it, with its content
+        (read from this device's index: the app's audit keeps no bodies); else one of
+        this device's own on its way to the storage (the outbox); else not read here."""
+        _check_target(ref, event_id)
+        view = await self.room_view(ref)
+        if view is None or view.result is None:
+            raise drafting.Refused("this room is not read yet; nothing sent")
+        result = view.result
+        rel = view.relations  # of ``result``; None only before they were first made
+        if rel is None:
+            rel = build_relations(ref.room_id, result.timeline)
+        event: Event | None = None
+        position = await self.locate(ref, result, event_id)
+        if position is not None:
+            page = await self.timeline_page(ref, result, position, position + 1)
+            shown = page[0].event if page else None
+            if not isinstance(shown, Event):
+                raise drafting.Refused(f"this device cannot read {event_id!r} now; nothing sent")
+            event = shown
+        else:
+            for waiting in await self.pending(ref.storage_id):
+                if waiting.event_id == event_id and waiting.room_id == ref.room_id:
+                    own = parse_line(waiting.line.encode("ascii", "replace"), ref.room_id)
+                    event = own if isinstance(own, Event) else None
+                    break
+        return drafting.Target(event_id, event, rel, result.timeline, result.authorized)
+
+    async def _carry_out(self, ref: RoomRef, plan: drafting.Plan) -> list[Event]:
+        if plan.unchanged is not None:
+            return []
+        return await self.send(ref, list(plan.drafts))
 
     async def send(
         self, ref: RoomRef, drafts: Sequence[Draft], *, require_joined: bool = False

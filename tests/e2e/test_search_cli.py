@@ -75,6 +75,7 @@ def test_search_follows_edits_and_deletions(device, store: Path, tmp_path: Path)
 
     from nacl.signing import SigningKey
 
+    from bucket_chat_desktop.protocol.relations import EDIT
     from bucket_chat_desktop.settings import Settings, StorageSettings
     from bucket_chat_desktop.sync.client import ChatClient
 
@@ -106,7 +107,9 @@ def test_search_follows_edits_and_deletions(device, store: Path, tmp_path: Path)
             await alice.delete_event(ref, gone.event_id)
             assert await alice._storages[entry.id].engine.flush(10)
             mref = await mallory.join_room(other.id, "plans")
-            await mallory.edit_message(mref, kept.event_id, "alpha forged")
+            forged = {"body": "alpha forged", "msgtype": "m.text"}  # her client refuses it;
+            # her own code does not (the raw send)
+            await mallory.send(mref, [(EDIT, {"replaces": kept.event_id, "new_content": forged})])
             assert await mallory._storages[other.id].engine.flush(10)
         finally:
             await alice.close()

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from nacl.signing import SigningKey
 
+from bucket_chat_desktop.protocol import relation_drafts as drafting
 from bucket_chat_desktop.protocol.attachments import FileInfo, parse_file_content
 from bucket_chat_desktop.protocol.event import MESSAGE
 from bucket_chat_desktop.storage.base import StorageError
@@ -134,5 +135,50 @@ def test_within_gives_up_a_step_the_storage_does_not_answer(tmp_path: Path) -> N
             sid = client.session_storage
             with pytest.raises(NoAnswerError, match="the storage"):
                 await client.within(sid, client.listed_rooms(sid), 0.2, what="the storage")
+
+    asyncio.run(run())
+
+
+def test_relation_actions_follow_one_set_of_rules(tmp_path: Path) -> None:
+    """The client refuses what every reader would ignore (``relation_drafts``, the rules
+    the command line follows): an edit or deletion of another's message; it keeps a
+    notice a notice; it acts on its own message still waiting in the outbox."""
+    store = LocalStorage(tmp_path / "store")
+    bob_key = SigningKey(bytes(range(1, 33)))
+
+    async def run() -> None:
+        async with ChatClient.session(
+            store, identity=("bob@example.com", bob_key), data_dir=tmp_path / "bob"
+        ) as bob:
+            sid = bob.session_storage
+            ref = await bob.create_room(sid, "plans", "Plans", show=False)
+            (bobs,) = await bob.send(ref, [(MESSAGE, {"body": "bob's", "msgtype": "m.text"})])
+            assert await bob.flush(sid, timeout=10)
+        async with ChatClient.session(
+            store, identity=(ALICE, KEY), data_dir=tmp_path / "alice"
+        ) as client:
+            sid = client.session_storage
+            ref = await client.join_room(sid, "plans", show=False)
+            (notice,) = await client.send(ref, [(MESSAGE, {"body": "fyi", "msgtype": "m.notice"})])
+            assert await client.flush(sid, timeout=10)
+            await client.open_room(ref, wait=True)
+            with pytest.raises(drafting.Refused, match="not yours"):
+                await client.edit_message(ref, bobs.event_id, "mine now")
+            with pytest.raises(drafting.Refused, match="not yours"):
+                await client.delete_event(ref, bobs.event_id)
+            (edit,) = await client.edit_message(ref, notice.event_id, "fyi: done")
+            assert edit.content["new_content"] == {"body": "fyi: done", "msgtype": "m.notice"}
+            assert await client.flush(sid, timeout=10)
+            await client.open_room(ref, wait=True)  # the edit read back: "fyi" is a change
+            assert await client.edit_message(ref, notice.event_id, "fyi: done") == []
+            assert await client.edit_message(ref, notice.event_id, "fyi") != []
+            (react,) = await client.react(ref, bobs.event_id, "👍")
+            assert react.content == {"relates_to": bobs.event_id, "reaction": "👍"}
+            # Not published yet (this session does not poll): still found, as Alice's own.
+            (waiting,) = await client.send(ref, [(MESSAGE, {"body": "typo", "msgtype": "m.text"})])
+            assert waiting.event_id in [p.event_id for p in await client.pending(sid)]
+            (fix,) = await client.edit_message(ref, waiting.event_id, "fixed")
+            assert fix.content["replaces"] == waiting.event_id
+            assert await client.edit_message(ref, waiting.event_id, "typo") == []  # says so
 
     asyncio.run(run())

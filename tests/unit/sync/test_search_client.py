@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from nacl.signing import SigningKey
 
+from bucket_chat_desktop.protocol.relations import EDIT
 from bucket_chat_desktop.settings import Settings, StorageSettings
 from bucket_chat_desktop.sync import engine as engine_module
 from bucket_chat_desktop.sync.client import ChatClient, RoomRef, SearchResults
@@ -178,7 +179,9 @@ def test_the_rooms_relations_decide_what_edits_and_deletions_find(tmp_path: Path
             await alice.delete_event(ref, gone.event_id)
             await alice._storages[sid].engine.flush(5)
             mref = await mallory.join_room(mallory_entry.id, "plans")
-            await mallory.edit_message(mref, kept.event_id, "alpha forged edit")
+            forged = {"body": "alpha forged edit", "msgtype": "m.text"}  # her client refuses:
+            # a member's own code does not (the raw send)
+            await mallory.send(mref, [(EDIT, {"replaces": kept.event_id, "new_content": forged})])
             await mallory._storages[mallory_entry.id].engine.flush(5)
             await alice._storages[sid].engine.refresh("plans")
             await alice.open_room(ref)

@@ -1,0 +1,198 @@
+"""What a reaction, an edit or a deletion sends, or why it sends nothing.
+
+One set of rules for every front end (the app through ``ChatClient``, the command line):
+each refuses (``Refused``, a sentence) what every reader would ignore or that makes no
+sense — an edit of someone else's message, a reaction to a deleted one, a deletion of a
+membership — and sends nothing when the room already says so (``Plan.unchanged``): a
+second identical reaction, an edit to the text shown, a deletion of a deleted message.
+Pure: the caller hands in the target as its audit shows it.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .chain import Draft
+from .event import MEMBER, MESSAGE, Event, has_lone_surrogate
+from .mentions import MAX_MENTIONS, MENTIONS_FIELD
+from .relations import (
+    EDIT,
+    EDITABLE_MSGTYPES,
+    REACTION,
+    REDACTION,
+    TYPING,
+    Aggregate,
+    Relations,
+    own_reaction,
+    reaction_key,
+    verified_reactions,
+)
+
+
+class Refused(ValueError):
+    """The action is not sent: the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """The event acted on, as one audit shows it. ``event`` None: not read here (yet) —
+    what points at it waits for it (PROTOCOL.md 18.1), and only what can be checked
+    without it is (the app's own message, still on its way to the storage, is one)."""
+
+    event_id: str
+    event: Event | None  # with its content (a message's text and msgtype)
+    relations: Relations  # of that audit
+    rows: Sequence[Any]  # that audit's timeline (what ``relations`` were built from)
+    authorized: Mapping[str, frozenset[str]]  # ``AuditResult.authorized``
+
+    @property
+    def aggregate(self) -> Aggregate | None:
+        return self.relations.of(self.event_id)
+
+    @property
+    def deleted(self) -> bool:
+        agg = self.aggregate
+        return agg is not None and agg.redacted is not None
+
+    def describe(self) -> str:
+        ev = self.event
+        if ev is None:
+            return repr(self.event_id)
+        kind = {
+            MESSAGE: "a message",
+            MEMBER: "a membership event",
+            REACTION: "a reaction",
+            EDIT: "an edit",
+            REDACTION: "a deletion",
+        }.get(ev.type, f"an event of type {ev.type!r}")
+        return f"{ev.event_id!r} ({kind} by {ev.sender_id!r})"
+
+
+class Unchanged(enum.Enum):
+    """Why nothing is sent: the room says so already (each front end words it)."""
+
+    NO_REACTION = "no reaction of yours to take back"
+    REACTED = "you reacted so already"
+    SAME_TEXT = "the message says that already"
+    DELETED = "deleted already"
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    drafts: tuple[Draft, ...] = ()
+    unchanged: Unchanged | None = None  # set when there is nothing to send
+
+
+def reply(target: Target, texts: Sequence[str], mentions: Sequence[str] = ()) -> Plan:
+    """Messages answering ``target`` (each a reply in its thread)."""
+    if target.deleted:
+        raise Refused(f"{target.describe()} was deleted: nothing to reply to")
+    if target.event is not None and target.event.type != MESSAGE:
+        raise Refused(f"{target.describe()} is not a message: only messages get replies")
+    parent = target.event_id
+    extra: dict[str, Any] = {MENTIONS_FIELD: list(mentions)[:MAX_MENTIONS]} if mentions else {}
+    return Plan(tuple((MESSAGE, {"body": t, "msgtype": "m.text", **extra}, parent) for t in texts))
+
+
+def reaction_text(text: str) -> str:
+    """The reaction as counted (``relations.reaction_key``), or ``Refused``."""
+    key = reaction_key(text)
+    if key is None or has_lone_surrogate(key):
+        raise Refused(
+            "a reaction is 1 to 64 characters (an emoji or a short word), without line "
+            "breaks or control characters; nothing sent"
+        )
+    return key
+
+
+def react(target: Target, user_id: str, text: str, *, remove: bool = False) -> Plan:
+    """Add ``user_id``'s reaction ``text`` to a message, or (``remove``) take back each
+    of their verified reactions with that text (``relations.verified_reactions``: never
+    one per reaction a forger planted under their id)."""
+    key = reaction_text(text)
+    if target.deleted:
+        raise Refused(f"{target.describe()} was deleted: nothing to react to")
+    if target.event is not None and target.event.type != MESSAGE:
+        raise Refused(f"{target.describe()} is not a message: only messages get reactions")
+    agg = target.aggregate
+    chip = next((c for c in (agg.reactions if agg else ()) if c.key == key), None)
+    mine = own_reaction(chip, user_id) if chip is not None else None
+    if remove:
+        if mine is None:
+            return Plan(unchanged=Unchanged.NO_REACTION)
+        ids = verified_reactions(mine, target.relations, target.rows)
+        return Plan(tuple((REDACTION, {"redacts": event_id}) for event_id in ids))
+    if mine is not None:
+        return Plan(unchanged=Unchanged.REACTED)
+    return Plan(((REACTION, {"relates_to": target.event_id, "reaction": key}),))
+
+
+def edit(target: Target, user_id: str, public_key: str, text: str) -> Plan:
+    """Replace the text of one's own message (its msgtype kept: a notice stays one), or
+    of one's own edit (it applies to the message that edit edits)."""
+    if not text.strip():
+        raise Refused("an edit needs text (to take a message back, delete it); nothing sent")
+    ev = target.event
+    # An edit of an edit applies to the message it edits (PROTOCOL.md 18.4).
+    if ev is not None and ev.type not in (MESSAGE, EDIT):
+        raise Refused(f"{target.describe()} is not a message: only messages can be edited")
+    if target.deleted:
+        raise Refused(f"{target.describe()} was deleted: nothing to edit")
+    _refuse_not_own(target, user_id, public_key, "edit")
+    msgtype = ev.content.get("msgtype") if ev is not None else None
+    if msgtype not in EDITABLE_MSGTYPES:
+        msgtype = "m.text"
+    agg = target.aggregate
+    now = agg.latest.body if agg is not None and agg.latest is not None else None
+    if (now if now is not None else ev.body if ev is not None else None) == text:
+        return Plan(unchanged=Unchanged.SAME_TEXT)
+    content = {"replaces": target.event_id, "new_content": {"body": text, "msgtype": msgtype}}
+    return Plan(((EDIT, content),))
+
+
+def delete(target: Target, user_id: str, public_key: str, reason: str | None = None) -> Plan:
+    """Redact one's own message or reaction; ``reason`` (optional) goes with it."""
+    reason = (reason or "").strip()
+    if has_lone_surrogate(reason):
+        raise Refused("the reason holds bytes that are not valid UTF-8 text; nothing sent")
+    ev = target.event
+    kind = ev.type if ev is not None else None
+    if kind == MEMBER:
+        raise Refused(
+            f"{target.describe()} cannot be deleted: membership and keys cannot be taken "
+            "back (leave the room instead)"
+        )
+    if kind in (REDACTION, TYPING):
+        raise Refused(f"{target.describe()} cannot be deleted: there is nothing to undo")
+    _refuse_not_own(target, user_id, public_key, "delete")
+    if target.deleted:
+        return Plan(unchanged=Unchanged.DELETED)
+    content: dict[str, Any] = {"redacts": target.event_id}
+    if reason:
+        content["reason"] = reason
+    return Plan(((REDACTION, content),))
+
+
+def _refuse_not_own(target: Target, user_id: str, public_key: str, verb: str) -> None:
+    """Only the sender may edit or delete (anyone else's would be ignored and reported
+    by every reader); from another device only once that device is verified for them."""
+    ev = target.event
+    if ev is None:
+        return  # not read here: its sender is not known (every reader checks it)
+    if ev.sender_id != user_id:
+        raise Refused(
+            f"{target.describe()} is not yours: only its sender can {verb} it "
+            "(anyone else's would be ignored and reported by every reader)"
+        )
+    if ev.sender_key not in (None, public_key) and public_key not in target.authorized.get(
+        user_id, frozenset()
+    ):
+        raise Refused(
+            f"{target.describe()} was sent from another device, and this device's key is "
+            f"not verified for {user_id!r} in this room: every reader would ignore this "
+            f"{verb}. Do it from that device, or introduce this one (add-device there, "
+            "accept-device here)."
+        )
