@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 
 from .audit import (
     DEVICE_ACCEPT_FIELD,
@@ -103,6 +104,47 @@ def display_name_set_by(item: Assessed) -> str:
     return display_name_safe(ev.content.get("displayname"), NAME_LIMIT)
 
 
+@dataclass(frozen=True, slots=True)
+class Names:
+    """The display names and sender ids of a room at one moment: what ``DisplayNames``
+    folded, frozen (``DisplayNames.frozen``) so it can be handed to another thread and
+    read there while the fold goes on. Same questions, same answers."""
+
+    by_id: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    order: tuple[str, ...] = ()  # every sender id, first seen first
+    left: frozenset[str] = frozenset()  # latest verified membership: a leave, kick or ban
+    # Look-alike ids (sealed: nobody adds to it); equal when the fields above are.
+    lookalikes: RoomIds = field(default_factory=RoomIds, compare=False, repr=False)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(senders, names) known."""
+        return len(self.order), len(self.by_id)
+
+    def members(self, *, with_left: bool = False) -> list[tuple[str, str]]:
+        """(user id, display name or "") of every sender seen, first seen first; without
+        ``with_left``, not those whose latest verified membership says they left (an
+        unverified "leave" cannot take anyone off the list)."""
+        left = frozenset() if with_left else self.left
+        names = self.by_id
+        return [(uid, names.get(uid, "")) for uid in self.order if uid not in left]
+
+    def name(self, user_id: str) -> str:
+        """The user's display name, "" when they have none."""
+        return self.by_id.get(user_id, "")
+
+    def shown(self, user_id: str) -> str:
+        """What to show for the user: their display name, else their id."""
+        return self.by_id.get(user_id) or user_id
+
+    def warning(self, user_id: str) -> str | None:
+        """Why the id (or the name it goes by) may imitate another sender's, or None."""
+        return self.lookalikes.warning(user_id, self.by_id.get(user_id))
+
+
+NO_NAMES = Names()
+
+
 class DisplayNames:
     """The display-name rule folded over a room's events in display order, with the
     room's sender ids (for look-alike warnings). The caller feeds each event once."""
@@ -112,32 +154,58 @@ class DisplayNames:
         self.ids = RoomIds()
         # Senders whose latest verified membership event is a leave, kick or ban.
         self._left: set[str] = set()
+        self._frozen: Names | None = None  # the last ``frozen``, while nothing changed
 
     def add(self, item: Assessed) -> None:
         if item.state is TrustState.INVALID:
             return
         ev = item.event
-        self.ids.add(ev.sender_id)
+        sender = ev.sender_id
+        before = len(self.ids)
+        self.ids.add(sender)
+        changed = len(self.ids) != before
         name = display_name_set_by(item)
-        if name:
-            self._names[ev.sender_id] = name
+        if name and self._names.get(sender) != name:
+            self._names[sender] = name
+            changed = True
         if ev.type == MEMBER and item.state is TrustState.VERIFIED:
             membership = ev.content.get("membership")
             if membership == "join":
-                self._left.discard(ev.sender_id)
-            elif membership in ("leave", "kick", "ban"):
-                self._left.add(ev.sender_id)
+                if sender in self._left:
+                    self._left.discard(sender)
+                    changed = True
+            elif membership in ("leave", "kick", "ban") and sender not in self._left:
+                self._left.add(sender)
+                changed = True
+        if changed:
+            self._frozen = None
 
     def update(self, items: Iterable[Assessed]) -> None:
         if isinstance(items, Timeline):  # never invalid rows; names only from members
             for sender, item in items.senders():
                 if item is None:
+                    before = len(self.ids)
                     self.ids.add(sender)
+                    if len(self.ids) != before:
+                        self._frozen = None
                 else:
                     self.add(item)
             return
         for item in items:
             self.add(item)
+
+    def frozen(self) -> Names:
+        """The fold so far as an immutable value; the same object again until the fold
+        changes what it says (so a caller can tell "nothing changed" by identity)."""
+        got = self._frozen
+        if got is None:
+            got = self._frozen = Names(
+                MappingProxyType(dict(self._names)),
+                tuple(self.ids.ids()),
+                frozenset(self._left),
+                self.ids.sealed_copy(),
+            )
+        return got
 
     @property
     def size(self) -> tuple[int, int]:
@@ -268,12 +336,54 @@ class _SenderStats:
     devices: dict[str, _DeviceStats] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class Roster:
+    """A room's state at one moment, made by the member fold (``RoomState.roster``):
+    who is in it, their devices, what everyone is called. Immutable, so the engine's
+    state thread makes it and a front end only reads it (the GUI thread never folds a
+    timeline). The device states are the audit's; what the user confirmed out of band is
+    applied by ``members`` (it comes from the user's own action, not from the room)."""
+
+    names: Names = NO_NAMES
+    # Everyone ever seen (also who left), sorted by what is shown for them, then id.
+    everyone: tuple[MemberRecord, ...] = ()
+    disputed: frozenset[str] = frozenset()  # ``RoomState.disputed`` when it was made
+
+    def members(
+        self, confirmed: Iterable[str] = frozenset(), *, everyone: bool = False
+    ) -> list[MemberRecord]:
+        """Current members (``everyone``: also those who left or were removed), sorted
+        by what is shown for them; ``confirmed`` are the keys the user verified out of
+        band: their devices say so, whatever the audit said."""
+        confirmed = frozenset(confirmed)
+        out: list[MemberRecord] = []
+        for member in self.everyone:
+            if not everyone and not member.present:
+                continue
+            if confirmed and any(d.key in confirmed for d in member.devices if d.key):
+                devices = tuple(
+                    replace(d, state=DeviceState.CONFIRMED) if d.key and d.key in confirmed else d
+                    for d in member.devices
+                )
+                member = replace(member, devices=devices)
+            out.append(member)
+        return out
+
+    def display_name(self, user_id: str) -> str:
+        return self.names.name(user_id)
+
+
+NO_ONE = Roster()
+
+
 class RoomState:
     """The member fold over an audited timeline, in display order.
 
     ``add`` continues the fold with the audit's appends, so a new event costs O(1), not a
-    walk over the history. Events already folded are skipped: the engine may hand the same
-    event again in an append."""
+    walk over the history. Events already folded are skipped: a caller may hand the same
+    event again in an append (and a replayed event id is counted once, as a full fold
+    counts it). ``roster`` hands out what the fold says as an immutable value, remade
+    only for the members the events since the last one touched."""
 
     def __init__(self) -> None:
         self._senders: dict[str, _SenderStats] = {}
@@ -283,6 +393,9 @@ class RoomState:
         # Senders the audit found in a key conflict: their keys are "disputed", not
         # merely "changed" (``conflicted_senders`` of the latest full audit).
         self.disputed: frozenset[str] = frozenset()
+        self._roster: Roster | None = None  # the last one handed out
+        self._records: dict[str, MemberRecord] = {}  # its records by user id
+        self._touched: set[str] = set()  # senders folded since it was made
 
     @classmethod
     def of(cls, result: AuditResult) -> RoomState:
@@ -311,6 +424,7 @@ class RoomState:
             return
         self._seen.add(ev.event_id)
         self.names.add(item)
+        self._touched.add(ev.sender_id)
         sender = self._senders.get(ev.sender_id)
         ts = ev.timestamp_ms
         if sender is None:
@@ -360,48 +474,60 @@ class RoomState:
     def display_name(self, user_id: str) -> str:
         return self.names.name(user_id)
 
+    def roster(self) -> Roster:
+        """What the fold says now, immutable. The last one again when nothing was folded
+        since; else only the members folded since are made anew, unless a name, a new
+        sender or the disputed set changed what others read too (their names, look-alike
+        warnings, device states and order)."""
+        names = self.names.frozen()
+        old = self._roster
+        if (
+            old is not None
+            and not self._touched
+            and old.names is names
+            and old.disputed == self.disputed
+        ):
+            return old
+        records = self._records
+        if old is None or old.names is not names or old.disputed != self.disputed:
+            records.clear()
+            for user_id, sender in self._senders.items():
+                records[user_id] = self._member(user_id, sender, names)
+            everyone = sorted(records.values(), key=lambda m: (m.shown_name.casefold(), m.user_id))
+        else:  # the same names and senders: the order cannot change
+            for user_id in self._touched:
+                records[user_id] = self._member(user_id, self._senders[user_id], names)
+            everyone = [records[m.user_id] for m in old.everyone]
+        self._touched.clear()
+        self._roster = Roster(names, tuple(everyone), self.disputed)
+        return self._roster
+
     def members(
         self, confirmed: Iterable[str] = frozenset(), *, everyone: bool = False
     ) -> list[MemberRecord]:
         """Current members (``everyone``: also those who left or were removed), sorted
         by what is shown for them; ``confirmed`` are the keys the user verified out of
-        band."""
-        confirmed = frozenset(confirmed)
-        out: list[MemberRecord] = []
-        for user_id, sender in self._senders.items():
-            if not everyone and sender.membership in GONE:
-                continue
-            ordered = sorted(sender.devices.items(), key=lambda kv: kv[1].order)
-            devices = tuple(
-                self._record(user_id, key, stats, confirmed, n)
-                for n, (key, stats) in enumerate(ordered, 1)
-            )
-            out.append(
-                MemberRecord(
-                    user_id,
-                    self.names.name(user_id),
-                    sender.membership,
-                    sender.joined,
-                    sender.first_seen,
-                    sender.last_seen,
-                    devices,
-                    self.names.warning(user_id),
-                )
-            )
-        out.sort(key=lambda m: (m.shown_name.casefold(), m.user_id))
-        return out
+        band (``Roster.members``)."""
+        return self.roster().members(confirmed, everyone=everyone)
 
-    def _record(
-        self,
-        user_id: str,
-        key: str,
-        stats: _DeviceStats,
-        confirmed: frozenset[str],
-        number: int,
-    ) -> DeviceRecord:
-        if key and key in confirmed:
-            state = DeviceState.CONFIRMED
-        elif stats.last_state is TrustState.KEY_CHANGED:
+    def _member(self, user_id: str, sender: _SenderStats, names: Names) -> MemberRecord:
+        ordered = sorted(sender.devices.items(), key=lambda kv: kv[1].order)
+        devices = (
+            self._record(user_id, key, stats, n) for n, (key, stats) in enumerate(ordered, 1)
+        )
+        return MemberRecord(
+            user_id,
+            names.name(user_id),
+            sender.membership,
+            sender.joined,
+            sender.first_seen,
+            sender.last_seen,
+            tuple(devices),
+            names.warning(user_id),
+        )
+
+    def _record(self, user_id: str, key: str, stats: _DeviceStats, number: int) -> DeviceRecord:
+        if stats.last_state is TrustState.KEY_CHANGED:
             disputed = bool(key) and user_id in self.disputed
             state = DeviceState.DISPUTED if disputed else DeviceState.KEY_CHANGED
         elif stats.ever_verified:

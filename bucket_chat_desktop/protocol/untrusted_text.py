@@ -347,10 +347,24 @@ class RoomIds:
         self._own: dict[str, str | None] = {}
         self._skeleton: dict[str, str] = {}
         self._first_plain: dict[str, str] = {}
+        self._sealed = False
+
+    def sealed_copy(self) -> RoomIds:
+        """A copy that can no longer be added to: what a room's state hands to another
+        thread (``room_state.Names``) while this one goes on growing."""
+        copy = RoomIds()
+        copy._groups = {key: list(ids) for key, ids in self._groups.items()}
+        copy._own = dict(self._own)
+        copy._skeleton = dict(self._skeleton)
+        copy._first_plain = dict(self._first_plain)
+        copy._sealed = True
+        return copy
 
     def add(self, sender_id: str) -> None:
         if sender_id in self._own:
             return
+        if self._sealed:
+            raise TypeError("a sealed RoomIds is handed over: nobody adds to it")
         key = skeleton(sender_id)
         own = id_warning(sender_id)
         self._own[sender_id] = own
