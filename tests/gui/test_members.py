@@ -291,7 +291,7 @@ def test_hiding_and_showing_again_reloads_from_the_latest_audit(qtbot: Any, app:
     open_panel(qtbot, app)
     app.window.members_button.click()  # hide
     assert not app.window.side_panel.isVisible()
-    app.features.members_model.set_result(None)  # stale while hidden
+    app.features.members_model.set_state(None)  # stale while hidden
     app.window.members_button.click()  # show again
     assert app.window.side_panel.isVisible()
     assert app.features.members_model.rowCount() == 2
