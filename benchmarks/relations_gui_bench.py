@@ -49,7 +49,12 @@ from bucket_chat_desktop.gui.widgets.message_delegate import MessageDelegate
 from bucket_chat_desktop.protocol.audit import RoomLedger
 from bucket_chat_desktop.protocol.event import MEMBER, MESSAGE, Event
 from bucket_chat_desktop.protocol.relations import EDIT, REACTION, Relations, build
-from bucket_chat_desktop.protocol.room_state import DisplayNames, Names, RoomState, Roster
+from bucket_chat_desktop.protocol.room_state import (
+    DisplayNames,
+    Names,
+    RoomState,
+    conflicted_senders,
+)
 from bucket_chat_desktop.sync.events import ShownEvent
 
 PEOPLE = 10
@@ -139,7 +144,12 @@ def room_state(app: QApplication, result: Any, rel: Relations) -> None:
         members = MembersModel("user0@example.com")
         gc.collect()
         t0 = time.perf_counter()
-        got: Roster = RoomState.of(result).roster() if old else roster  # the old fold
+        got = roster
+        if old:  # the members model's fold, as it was: row by row (no Timeline pass)
+            folded_members = RoomState()
+            folded_members.add(iter(timeline))
+            folded_members.disputed = conflicted_senders(result)
+            got = folded_members.roster()
         members.set_state(got)
         names = got.names
         if old:  # the timeline model's own fold over every row

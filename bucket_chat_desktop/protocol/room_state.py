@@ -180,14 +180,19 @@ class DisplayNames:
         if changed:
             self._frozen = None
 
+    def add_sender(self, sender_id: str) -> None:
+        """A shown row that is not a member event: its sender is known, nobody renamed
+        (what ``add`` does with such a row)."""
+        before = len(self.ids)
+        self.ids.add(sender_id)
+        if len(self.ids) != before:
+            self._frozen = None
+
     def update(self, items: Iterable[Assessed]) -> None:
         if isinstance(items, Timeline):  # never invalid rows; names only from members
             for sender, item in items.senders():
                 if item is None:
-                    before = len(self.ids)
-                    self.ids.add(sender)
-                    if len(self.ids) != before:
-                        self._frozen = None
+                    self.add_sender(sender)
                 else:
                     self.add(item)
             return
@@ -406,6 +411,13 @@ class RoomState:
         return state
 
     def add(self, items: Iterable[Assessed]) -> None:
+        if isinstance(items, Timeline):  # only member events are made into rows
+            for event_id, sender_id, key, ts, state, reason, row in items.member_rows():
+                if row is not None:
+                    self._add(row)
+                elif self._count(event_id, sender_id, key, ts, state, reason) is not None:
+                    self.names.add_sender(sender_id)
+            return
         for item in items:
             self._add(item)
 
@@ -416,30 +428,47 @@ class RoomState:
             stats = sender.devices[key] = _DeviceStats(order=self._order)
         return stats
 
-    def _add(self, item: Assessed) -> None:
-        ev = item.event
-        if item.state is TrustState.INVALID:  # never shown, never counted
-            return
-        if ev.event_id in self._seen:
-            return
-        self._seen.add(ev.event_id)
-        self.names.add(item)
-        self._touched.add(ev.sender_id)
-        sender = self._senders.get(ev.sender_id)
-        ts = ev.timestamp_ms
+    def _count(
+        self,
+        event_id: str,
+        sender_id: str,
+        key: str | None,
+        ts: int,
+        state: TrustState,
+        reason: str,
+    ) -> _SenderStats | None:
+        """Count one row for its sender and device; None when it does not count (not
+        shown, or folded already)."""
+        if state is TrustState.INVALID:  # never shown, never counted
+            return None
+        if event_id in self._seen:
+            return None
+        self._seen.add(event_id)
+        self._touched.add(sender_id)
+        sender = self._senders.get(sender_id)
         if sender is None:
-            sender = self._senders[ev.sender_id] = _SenderStats(first_seen=ts)
+            sender = self._senders[sender_id] = _SenderStats(first_seen=ts)
         sender.first_seen = min(sender.first_seen, ts)
         sender.last_seen = max(sender.last_seen, ts)
-        device = self._device(sender, ev.sender_key or "")
+        device = self._device(sender, key or "")
         if device.events == 0:
             device.first_seen = ts
         device.events += 1
         device.first_seen = min(device.first_seen, ts)
         device.last_seen = max(device.last_seen, ts)
-        device.last_state = item.state
-        device.last_reason = item.reason
-        device.ever_verified |= item.state is TrustState.VERIFIED
+        device.last_state = state
+        device.last_reason = reason
+        device.ever_verified |= state is TrustState.VERIFIED
+        return sender
+
+    def _add(self, item: Assessed) -> None:
+        ev = item.event
+        sender = self._count(
+            ev.event_id, ev.sender_id, ev.sender_key, ev.timestamp_ms, item.state, item.reason
+        )
+        if sender is None:
+            return
+        self.names.add(item)
         if ev.type != MEMBER:
             return
         membership = ev.content.get("membership")

@@ -133,6 +133,8 @@ def test_an_incremental_fold_equals_a_full_fold(
     disputed = conflicted_senders(result)
     full = RoomState.of(result).roster()
     assert full == _full(timeline, disputed)
+    # a Timeline is folded without making its rows (``Timeline.member_rows``): the same
+    assert full == _full(list(timeline), disputed)
 
     fold = RoomState()
     fold.disputed = disputed
@@ -141,8 +143,8 @@ def test_an_incremental_fold_equals_a_full_fold(
         if stop < start:
             continue
         fold.add(timeline[start:stop])
-        if again:  # a caller may hand rows again: folded once
-            fold.add(timeline[max(0, start - 2) : stop])
+        if again:  # a caller may hand rows again (also as a list): folded once
+            fold.add(list(timeline[max(0, start - 2) : stop]))
         step = fold.roster()
         assert step == _full(timeline[:stop], disputed)
         assert fold.roster() is step  # nothing folded since: the same value
