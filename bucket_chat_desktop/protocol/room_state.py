@@ -16,6 +16,7 @@ is shown.
 
 from __future__ import annotations
 
+import bisect
 import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -31,7 +32,7 @@ from .audit import (
 )
 from .event import MEMBER, valid_key_text
 from .findings import Kind
-from .untrusted_text import NAME_LIMIT, RoomIds, display_name_safe, one_line
+from .untrusted_text import NAME_LIMIT, RoomIds, display_name_safe, one_line, skeleton
 
 # Memberships that take a sender out of the member list.
 GONE = frozenset({"leave", "ban", "kick"})
@@ -304,6 +305,11 @@ class MemberRecord:
         return member_state((d.state, bool(d.key)) for d in self.devices)
 
 
+def _shown(member: MemberRecord) -> tuple[str, str]:
+    """The order members are listed in: by what is shown for them, then by id."""
+    return member.shown_name.casefold(), member.user_id
+
+
 def conflicted_senders(result: AuditResult) -> frozenset[str]:
     """The sender ids of the audit's ``key-conflict`` findings (each names the event it
     was found at). Conflicts are decided by full audits only, so appends never change it."""
@@ -400,7 +406,15 @@ class RoomState:
         self.disputed: frozenset[str] = frozenset()
         self._roster: Roster | None = None  # the last one handed out
         self._records: dict[str, MemberRecord] = {}  # its records by user id
+        self._sorted: list[MemberRecord] = []  # the same, in the order shown (``_shown``)
         self._touched: set[str] = set()  # senders folded since it was made
+        self._known = 0  # sender ids it was made with (``names.ids``, first seen first)
+        # Whose look-alike warning a new sender id can change, by skeleton: the ids that
+        # are not plain (they imitate the first plain one), and the members whose
+        # display name looks like it (``RoomIds.warning``).
+        self._suspect: dict[str, list[str]] = {}
+        self._named_like: dict[str, set[str]] = {}
+        self._name_key: dict[str, str] = {}  # user id -> its display name's skeleton
 
     @classmethod
     def of(cls, result: AuditResult) -> RoomState:
@@ -505,9 +519,10 @@ class RoomState:
 
     def roster(self) -> Roster:
         """What the fold says now, immutable. The last one again when nothing was folded
-        since; else only the members folded since are made anew, unless a name, a new
-        sender or the disputed set changed what others read too (their names, look-alike
-        warnings, device states and order)."""
+        since; else only the members it must are made anew: those folded since, and those
+        whose look-alike warning a new sender id changes (so a room of thousands of
+        members does not remake them all for each newcomer). All of them when the
+        disputed keys changed (a full audit)."""
         names = self.names.frozen()
         old = self._roster
         if (
@@ -517,19 +532,74 @@ class RoomState:
             and old.disputed == self.disputed
         ):
             return old
-        records = self._records
-        if old is None or old.names is not names or old.disputed != self.disputed:
-            records.clear()
-            for user_id, sender in self._senders.items():
-                records[user_id] = self._member(user_id, sender, names)
-            everyone = sorted(records.values(), key=lambda m: (m.shown_name.casefold(), m.user_id))
-        else:  # the same names and senders: the order cannot change
-            for user_id in self._touched:
-                records[user_id] = self._member(user_id, self._senders[user_id], names)
-            everyone = [records[m.user_id] for m in old.everyone]
+        if old is None or old.disputed != self.disputed:
+            self._remake_all(names)
+        else:
+            affected = set(self._touched)
+            if names is not old.names:
+                affected |= self._lookalikes_changed()
+            for user_id in affected:
+                self._remake(user_id, names)
         self._touched.clear()
-        self._roster = Roster(names, tuple(everyone), self.disputed)
+        self._roster = Roster(names, tuple(self._sorted), self.disputed)
         return self._roster
+
+    def _remake_all(self, names: Names) -> None:
+        ids = self.names.ids
+        self._records = {u: self._member(u, s, names) for u, s in self._senders.items()}
+        self._sorted = sorted(self._records.values(), key=_shown)
+        self._known = len(ids)
+        self._suspect, self._named_like, self._name_key = {}, {}, {}
+        for user_id in ids.ids():
+            if not ids.plain(user_id):
+                self._suspect.setdefault(ids.skeleton_of(user_id), []).append(user_id)
+        for record in self._sorted:
+            self._index_name(record)
+
+    def _remake(self, user_id: str, names: Names) -> None:
+        old = self._records.get(user_id)
+        new = self._member(user_id, self._senders[user_id], names)
+        if old is not None:
+            at = bisect.bisect_left(self._sorted, _shown(old), key=_shown)
+            del self._sorted[at]
+        bisect.insort(self._sorted, new, key=_shown)
+        self._records[user_id] = new
+        self._index_name(new)
+
+    def _index_name(self, record: MemberRecord) -> None:
+        user_id = record.user_id
+        key = skeleton(record.display_name) if record.display_name else ""
+        before = self._name_key.get(user_id, "")
+        if key == before:
+            return
+        if before:
+            self._named_like[before].discard(user_id)
+        if key:
+            self._named_like.setdefault(key, set()).add(user_id)
+            self._name_key[user_id] = key
+        else:
+            self._name_key.pop(user_id, None)
+
+    def _lookalikes_changed(self) -> set[str]:
+        """The members whose look-alike warning the sender ids new since the last roster
+        can change (``RoomIds.warning`` reads of a skeleton only its first two ids and its
+        first plain one)."""
+        ids = self.names.ids
+        new = ids.ids()[self._known :]
+        self._known = len(ids)
+        for user_id in new:
+            if not ids.plain(user_id):
+                self._suspect.setdefault(ids.skeleton_of(user_id), []).append(user_id)
+        out: set[str] = set()
+        for user_id in new:
+            key = ids.skeleton_of(user_id)
+            head = ids.first_two(key)
+            if user_id in head:  # who the others look like, or whose id a name looks like
+                out.update(head)
+                out.update(self._named_like.get(key, ()))
+            if ids.first_plain(key) == user_id:  # the ids not plain imitate it now
+                out.update(self._suspect.get(key, ()))
+        return out
 
     def members(
         self, confirmed: Iterable[str] = frozenset(), *, everyone: bool = False

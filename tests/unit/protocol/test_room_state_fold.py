@@ -23,20 +23,30 @@ from bucket_chat_desktop.protocol.room_state import (
 from ._support import T0, Device, ledger, seg
 
 SETTINGS = settings(
-    max_examples=100,
+    max_examples=150,
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 
-# Who writes: plain ids, a look-alike of Alice's (Cyrillic "а"), an id with a bidi
-# override. Each has two keys: the second one nobody introduced (a key change) unless a
-# device statement of the first names it.
-USERS = ["alice@example.com", "bob@example.com", "\u0430lice@example.com", "eve\u202e@example.com"]
+# Who writes: plain ids, look-alikes of Alice's (Cyrillic "а", a case variant, an
+# invisible character), an id with a bidi override and the plain id it looks like.
+# Each has two keys: the second one nobody introduced (a key change) unless a device
+# statement of the first names it.
+USERS = [
+    "alice@example.com",
+    "bob@example.com",
+    "\u0430lice@example.com",
+    "eve\u202e@example.com",
+    "ALICE@example.com",  # plain, and looks like the first
+    "a\u200blice@example.com",  # an invisible character
+    "eve@example.com",  # the plain one the bidi id imitates, when it comes later
+]
 NAMES = [
     "Alice",
     "Bob",
     "alice@example.com",  # a name that is another member's id
+    "EVE@example.com",  # a name that looks like an id that may come later
     "\u202eecilA",
     "  Padded\u200b  ",
     "x" * 300,
@@ -99,7 +109,7 @@ def _full(rows: Any, disputed: frozenset[str]) -> Roster:
 
 @SETTINGS
 @given(
-    steps=st.lists(actions, min_size=1, max_size=30),
+    steps=st.lists(actions, min_size=1, max_size=40),
     cuts=st.lists(st.integers(0, 30), max_size=10),
     again=st.booleans(),
 )
@@ -124,6 +134,16 @@ def _full(rows: Any, disputed: frozenset[str]) -> Roster:
     cuts=[2, 3, 4, 5, 6],
     again=False,
 )
+# A newcomer changes what an earlier member's warning says (only those are remade):
+# a second id that is not plain (the first one now looks like it), a plain id after two
+# that are not (they imitate it now), an id a member's display name looks like.
+@example(steps=[(2, 0, "join", 0), (0, 0, "say", 0), (5, 0, "join", 1)], cuts=[2], again=False)
+@example(
+    steps=[(2, 0, "join", 0), (5, 0, "join", 1), (1, 0, "say", 0), (4, 0, "join", 1)],
+    cuts=[3],
+    again=False,
+)
+@example(steps=[(0, 0, "join", 3), (1, 0, "join", 1), (3, 0, "say", 0)], cuts=[2], again=False)
 def test_an_incremental_fold_equals_a_full_fold(
     steps: list[tuple[int, int, str, int]], cuts: list[int], again: bool
 ) -> None:
