@@ -2,6 +2,10 @@
 a membership event is put into words. Pure (no I/O, no Qt): the GUI and the CLI both read
 members, names and membership lines from here, so they cannot disagree.
 
+The app folds a room on the engine's state thread (``RoomState``, continued on appends)
+and hands out what it says as an immutable ``Roster`` (members and devices, and the
+display names as ``Names``) with each audit; a front end reads it and never folds.
+
 Everything here is derived from the audit's verdicts (``Assessed``), never from raw
 storage, and every string taken from an event is hostile: names go through
 ``display_name_safe``; keys are shown only when they are keys.
@@ -115,7 +119,9 @@ class Names:
     order: tuple[str, ...] = ()  # every sender id, first seen first
     left: frozenset[str] = frozenset()  # latest verified membership: a leave, kick or ban
     # Look-alike ids (sealed: nobody adds to it); equal when the fields above are.
-    lookalikes: RoomIds = field(default_factory=RoomIds, compare=False, repr=False)
+    lookalikes: RoomIds = field(
+        default_factory=lambda: RoomIds().sealed_copy(), compare=False, repr=False
+    )
 
     @property
     def size(self) -> tuple[int, int]:
