@@ -16,7 +16,12 @@ and view (``TimelineView`` + ``MessageDelegate``):
 3. scrolling: after paging in 5 pages (1,000 rows) by scrolling up, the view is scrolled
    from top to bottom in 120-pixel steps; each step's repaint timed (p50, p95, max);
 4. memory: the process's resident size before and after the relations are built (what
-   the aggregates cost), and tracemalloc's count of what the Relations object holds.
+   the aggregates cost), and tracemalloc's count of what the Relations object holds;
+5. room state (members, devices, display names): the fold on the engine's state thread
+   (a full audit's, and an append's), and the GUI thread's time to show the room with
+   the members panel open, now (the models take the ``Roster``) and as it was (the
+   members model folded the whole timeline, ``RoomState.of``, and the timeline model
+   folded display names over every row, ``DisplayNames.update``); median of 5.
 """
 
 from __future__ import annotations
@@ -38,11 +43,18 @@ from relations_bench import EMOJI, ROOM, Signers, room_arguments  # type: ignore
 
 from bucket_chat_desktop.gui import theme
 from bucket_chat_desktop.gui.main_window import TimelineView
+from bucket_chat_desktop.gui.models.members_model import MembersModel
 from bucket_chat_desktop.gui.models.timeline_model import PAGE, TimelineModel
 from bucket_chat_desktop.gui.widgets.message_delegate import MessageDelegate
 from bucket_chat_desktop.protocol.audit import RoomLedger
 from bucket_chat_desktop.protocol.event import MEMBER, MESSAGE, Event
 from bucket_chat_desktop.protocol.relations import EDIT, REACTION, Relations, build
+from bucket_chat_desktop.protocol.room_state import (
+    DisplayNames,
+    Names,
+    RoomState,
+    conflicted_senders,
+)
 from bucket_chat_desktop.sync.events import ShownEvent
 
 PEOPLE = 10
@@ -83,7 +95,9 @@ def rss_mb() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
 
 
-def first_paint(app: QApplication, timeline: Any, rel: Relations | None) -> tuple[float, Any]:
+def first_paint(
+    app: QApplication, timeline: Any, rel: Relations | None, names: Names | None = None
+) -> tuple[float, Any]:
     total = len(timeline)
 
     def pager(start: int, stop: int, reply: Any) -> None:
@@ -100,12 +114,65 @@ def first_paint(app: QApplication, timeline: Any, rel: Relations | None) -> tupl
     newest = tuple(ShownEvent(a, a.event) for a in timeline[total - PAGE : total])
     gc.collect()
     t0 = time.perf_counter()
-    model.set_audit(total, newest, True, timeline, pager, rel)
+    model.set_audit(total, newest, True, names, pager, rel)
     view.executeDelayedItemsLayout()
     view.scrollToBottom()
     view.viewport().repaint()
     took = time.perf_counter() - t0
     return took, view
+
+
+def room_state(app: QApplication, result: Any, rel: Relations) -> None:
+    """Section 5 of the module's docstring."""
+    timeline = result.timeline
+    c = time.process_time()
+    fold = RoomState.of(result)
+    roster = fold.roster()
+    full = time.process_time() - c
+    c = time.process_time()
+    last = timeline[-1]
+    for i in range(100):  # one message each, by a member (new event ids)
+        fold.add([last._replace(event=last.event._replace(event_id=f"appended-{i}"))])
+        fold.roster()
+    append = (time.process_time() - c) / 100
+    print(
+        f"room state (engine thread): full fold {full * 1000:.0f} ms; an append of one "
+        f"message {append * 1000:.2f} ms; {len(roster.everyone)} members"
+    )
+
+    def show(old: bool) -> tuple[float, float]:
+        members = MembersModel("user0@example.com")
+        gc.collect()
+        t0 = time.perf_counter()
+        got = roster
+        if old:  # the members model's fold, as it was: row by row (no Timeline pass)
+            folded_members = RoomState()
+            folded_members.add(iter(timeline))
+            folded_members.disputed = conflicted_senders(result)
+            got = folded_members.roster()
+        members.set_state(got)
+        names = got.names
+        if old:  # the timeline model's own fold over every row
+            folded = DisplayNames()
+            folded.update(timeline)
+            names = folded.frozen()
+        took = time.perf_counter() - t0
+        paint, view = first_paint(app, timeline, rel, names)
+        view.close()
+        view.deleteLater()
+        app.processEvents()
+        assert members.rowCount() == PEOPLE
+        return took + paint, took
+
+    for label, old in (("now (takes the Roster)", False), ("before (folded here)", True)):
+        runs = [show(old) for _ in range(5)]
+        times = [t for t, _ in runs]
+        print(
+            f"showing the room with its members (GUI thread) {label}: median "
+            f"{statistics.median(times) * 1000:.0f} ms (min {min(times) * 1000:.0f}, "
+            f"max {max(times) * 1000:.0f}), of which the members and names "
+            f"{statistics.median(m for _, m in runs) * 1000:.1f} ms"
+        )
 
 
 def main() -> None:
@@ -156,6 +223,8 @@ def main() -> None:
         f"({after - before:+.1f} MB: the allocator reuses what the audit freed); the "
         f"Relations object holds {held / 1e6:.1f} MB (tracemalloc: the aggregates' cost)"
     )
+
+    room_state(app, result, rel)
 
     for label, relations in (("with relations", rel), ("without (relation events as rows)", None)):
         times = []

@@ -34,6 +34,9 @@ class EngineBridge(QObject):
     # none made), emitted just before the room_loaded or events_appended that carries the
     # result. Its own signal, so slots of the two above keep their shape.
     relations_arrived = Signal(str, object, object)
+    # room key, the Roster of the result (members, devices, display names: made on the
+    # engine's state thread; None: none made), emitted just before relations_arrived.
+    state_arrived = Signal(str, object)
     room_discovered = Signal(str, str)  # storage id, room id
     outbox_changed = Signal(str, object, str, str)  # room key, [Event], state, error
     storage_status_changed = Signal(str, bool, str)  # storage id, online, message
@@ -42,10 +45,12 @@ class EngineBridge(QObject):
     def deliver(self, storage_id: str, event: EngineEvent) -> None:
         if isinstance(event, EventsAppended):
             key = f"{storage_id}/{event.room_id}"
+            self.state_arrived.emit(key, event.roster)
             self.relations_arrived.emit(key, event.result, event.relations)
             self.events_appended.emit(key, event.items, event.result)
         elif isinstance(event, RoomLoaded):
             key = f"{storage_id}/{event.room_id}"
+            self.state_arrived.emit(key, event.roster)
             self.relations_arrived.emit(key, event.result, event.relations)
             self.room_loaded.emit(
                 key,

@@ -20,7 +20,7 @@ from ..protocol.findings import Finding, Kind, Severity
 from ..protocol.mentions import mentions_in, mentions_me
 from ..protocol.metadata import RoomMetadata, check_signer
 from ..protocol.relations import Relations, own_reaction
-from ..protocol.room_state import membership_text
+from ..protocol.room_state import NO_NAMES, Names, Roster, membership_text
 from ..settings import Settings, StorageSettings
 from ..sync.client import ChatClient, RoomRef
 from ..sync.events import EngineEvent, ShownEvent
@@ -143,9 +143,13 @@ class Controller(QObject):
         # room key -> (the audit result, its relations): positions in the relations are
         # positions in that result's timeline (``rows_at`` reads rows by them)
         self.relations: dict[str, tuple[AuditResult, Relations]] = {}
+        # room key -> its members, devices and display names as the engine's state thread
+        # made them for the latest result (the GUI thread never folds a timeline)
+        self.rosters: dict[str, Roster] = {}
         self.first_unread: dict[str, str] = {}  # room key -> its first unread event's id
         b = self.bridge
         b.timeline_warmed.connect(self._on_timeline_warmed)
+        b.state_arrived.connect(self._on_state_arrived)
         b.relations_arrived.connect(self._on_relations_arrived)
         b.room_loaded.connect(self._on_room_loaded)
         b.events_appended.connect(self._on_events_appended)
@@ -224,9 +228,8 @@ class Controller(QObject):
         complete: bool,
         relations: Relations | None = None,
     ) -> None:
-        rows = result.timeline[:total]  # a Timeline's slice: no rows made (display names)
         self.timeline(key).set_audit(
-            total, newest, complete, rows, self._pager(key, result), relations
+            total, newest, complete, self.names(key), self._pager(key, result), relations
         )
 
     def select_room(self, key: str) -> None:
@@ -275,6 +278,7 @@ class Controller(QObject):
             self._previewed.pop(key, None)
             self._behind.pop(key, None)
             self.relations.pop(key, None)
+            self.rosters.pop(key, None)
             if self.current == key:
                 self.current = ""
                 self.current_changed.emit("")
@@ -366,7 +370,12 @@ class Controller(QObject):
         """(user id, display name or "") of the room's members as its timeline knows
         them (everyone who wrote, but those who left), first seen first: what "@"
         completes."""
-        return self.timeline(key).names.members()
+        return self.names(key).members()
+
+    def names(self, key: str) -> Names:
+        """The room's display names and sender ids (``Roster.names``) as last received."""
+        roster = self.rosters.get(key)
+        return roster.names if roster is not None else NO_NAMES
 
     def set_notify_level(self, key: str, level: str) -> None:
         """ "all", "mentions" or "none" (muted) for one room; saved at once."""
@@ -377,12 +386,12 @@ class Controller(QObject):
 
     def _mentions_me(self, key: str, ev: Event) -> bool:
         own = self.identity.user_id
-        names = (self.settings.displayname, self.timeline(key).names.name(own))
+        names = (self.settings.displayname, self.names(key).name(own))
         return mentions_me(ev.content, own, names)
 
     def _notification_title(self, key: str, ev: Event, room: str) -> str:
         """Who wrote, by display name with the real id beside it, and where."""
-        name = self.timeline(key).names.name(ev.sender_id)
+        name = self.names(key).name(ev.sender_id)
         who = f"{name} ({ev.sender_id})" if name and name != ev.sender_id else ev.sender_id
         return f"{who} in {room}"
 
@@ -439,8 +448,8 @@ class Controller(QObject):
             self.rooms.update(key, name=metadata.name)
         relations = self._arriving.pop(key, None)
         if key != self.current and total > DEFER_ROWS:
-            # Rebuilding a long timeline's model walks the whole audit on the GUI thread
-            # (display names): not now, for a room nobody looks at, but when it is shown.
+            # Rebuilding a long timeline's model is work on the GUI thread: not now, for a
+            # room nobody looks at, but when it is shown.
             self._behind[key] = _Behind(result, total, newest, complete, [], relations)
         else:
             self._behind.pop(key, None)
@@ -467,12 +476,16 @@ class Controller(QObject):
         behind = self._behind.get(key)
         if behind is not None:
             behind.appended.extend(items)
-            self.timeline(key).names.update(items)  # notifications name the senders
             if relations is not None:
                 behind.appended_relations = relations
         else:
-            self.timeline(key).append(items, relations)
+            self.timeline(key).append(items, relations, self.names(key))
         self._refresh_item(key, result, items, last_shown(items))
+
+    def _on_state_arrived(self, key: str, roster: Roster | None) -> None:
+        """The room state of the result the next room_loaded / events_appended carries."""
+        if roster is not None:
+            self.rosters[key] = roster
 
     def _on_relations_arrived(
         self, key: str, result: AuditResult, relations: Relations | None

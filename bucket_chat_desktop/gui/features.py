@@ -161,7 +161,7 @@ class Features(QObject):
         self._members_key = key
         if key:
             self.members_model.set_confirmed(self.confirmed_keys(_split(key)[0]))
-        self.members_model.set_result(self.controller.results.get(key) if key else None)
+        self.members_model.set_state(self.controller.rosters.get(key) if key else None)
 
     def ask_confirm(self, device: Device) -> None:
         """Show the compare-out-of-band dialog; confirming it marks the device verified."""
@@ -285,7 +285,7 @@ class Features(QObject):
         if key != self.controller.current:
             return
         if self.members_visible and self._members_key == key:
-            self.members_model.append(items)
+            self.members_model.set_state(self.controller.rosters.get(key))
         self._refresh_audit_soon()
 
     # -- Ctrl+K inside text fields -------------------------------------------------------------

@@ -612,11 +612,7 @@ class RelationActions(QObject):
             for eid in ids
             if eid in self._thread_rows
         ]
-        names = None
-        main = self.controller.timelines.get(key)
-        if main is not None:
-            names = main.names
-        self.thread_panel.set_rows(shown_rows, len(replies), names)
+        self.thread_panel.set_rows(shown_rows, len(replies), self.controller.names(key))
         missing = len(ids) - len(shown_rows)
         if root not in self._thread_rows:
             self.thread_panel.set_note("The first message of this thread is not loaded yet.")

@@ -87,8 +87,7 @@ class SearchFeature(QObject):
             item = self.controller.rooms.item(key)
             if item is None:
                 continue  # a room left since (its copy stays in the index): not offered
-            model = self.controller.timelines.get(key)
-            name = model.names.shown(hit.sender_id) if model is not None else hit.sender_id
+            name = self.controller.names(key).shown(hit.sender_id)  # the room's latest
             rows.append(ShownHit(hit, key, item.shown_name, name))
         problems = [f"{self.controller.storage_name(sid)}: {why}" for sid, why in results.errors]
         self.panel.show_results(text, rows, results.more, problems, results.backlog)

@@ -2,6 +2,10 @@
 a membership event is put into words. Pure (no I/O, no Qt): the GUI and the CLI both read
 members, names and membership lines from here, so they cannot disagree.
 
+The app folds a room on the engine's state thread (``RoomState``, continued on appends)
+and hands out what it says as an immutable ``Roster`` (members and devices, and the
+display names as ``Names``) with each audit; a front end reads it and never folds.
+
 Everything here is derived from the audit's verdicts (``Assessed``), never from raw
 storage, and every string taken from an event is hostile: names go through
 ``display_name_safe``; keys are shown only when they are keys.
@@ -16,9 +20,11 @@ is shown.
 
 from __future__ import annotations
 
+import bisect
 import enum
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 
 from .audit import (
     DEVICE_ACCEPT_FIELD,
@@ -30,7 +36,7 @@ from .audit import (
 )
 from .event import MEMBER, valid_key_text
 from .findings import Kind
-from .untrusted_text import NAME_LIMIT, RoomIds, display_name_safe, one_line
+from .untrusted_text import NAME_LIMIT, RoomIds, display_name_safe, one_line, skeleton
 
 # Memberships that take a sender out of the member list.
 GONE = frozenset({"leave", "ban", "kick"})
@@ -103,6 +109,49 @@ def display_name_set_by(item: Assessed) -> str:
     return display_name_safe(ev.content.get("displayname"), NAME_LIMIT)
 
 
+@dataclass(frozen=True, slots=True)
+class Names:
+    """The display names and sender ids of a room at one moment: what ``DisplayNames``
+    folded, frozen (``DisplayNames.frozen``) so it can be handed to another thread and
+    read there while the fold goes on. Same questions, same answers."""
+
+    by_id: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    order: tuple[str, ...] = ()  # every sender id, first seen first
+    left: frozenset[str] = frozenset()  # latest verified membership: a leave, kick or ban
+    # Look-alike ids (sealed: nobody adds to it); equal when the fields above are.
+    lookalikes: RoomIds = field(
+        default_factory=lambda: RoomIds().sealed_copy(), compare=False, repr=False
+    )
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(senders, names) known."""
+        return len(self.order), len(self.by_id)
+
+    def members(self, *, with_left: bool = False) -> list[tuple[str, str]]:
+        """(user id, display name or "") of every sender seen, first seen first; without
+        ``with_left``, not those whose latest verified membership says they left (an
+        unverified "leave" cannot take anyone off the list)."""
+        left = frozenset() if with_left else self.left
+        names = self.by_id
+        return [(uid, names.get(uid, "")) for uid in self.order if uid not in left]
+
+    def name(self, user_id: str) -> str:
+        """The user's display name, "" when they have none."""
+        return self.by_id.get(user_id, "")
+
+    def shown(self, user_id: str) -> str:
+        """What to show for the user: their display name, else their id."""
+        return self.by_id.get(user_id) or user_id
+
+    def warning(self, user_id: str) -> str | None:
+        """Why the id (or the name it goes by) may imitate another sender's, or None."""
+        return self.lookalikes.warning(user_id, self.by_id.get(user_id))
+
+
+NO_NAMES = Names()
+
+
 class DisplayNames:
     """The display-name rule folded over a room's events in display order, with the
     room's sender ids (for look-alike warnings). The caller feeds each event once."""
@@ -112,32 +161,63 @@ class DisplayNames:
         self.ids = RoomIds()
         # Senders whose latest verified membership event is a leave, kick or ban.
         self._left: set[str] = set()
+        self._frozen: Names | None = None  # the last ``frozen``, while nothing changed
 
     def add(self, item: Assessed) -> None:
         if item.state is TrustState.INVALID:
             return
         ev = item.event
-        self.ids.add(ev.sender_id)
+        sender = ev.sender_id
+        before = len(self.ids)
+        self.ids.add(sender)
+        changed = len(self.ids) != before
         name = display_name_set_by(item)
-        if name:
-            self._names[ev.sender_id] = name
+        if name and self._names.get(sender) != name:
+            self._names[sender] = name
+            changed = True
         if ev.type == MEMBER and item.state is TrustState.VERIFIED:
             membership = ev.content.get("membership")
             if membership == "join":
-                self._left.discard(ev.sender_id)
-            elif membership in ("leave", "kick", "ban"):
-                self._left.add(ev.sender_id)
+                if sender in self._left:
+                    self._left.discard(sender)
+                    changed = True
+            elif membership in ("leave", "kick", "ban") and sender not in self._left:
+                self._left.add(sender)
+                changed = True
+        if changed:
+            self._frozen = None
+
+    def add_sender(self, sender_id: str) -> None:
+        """A shown row that is not a member event: its sender is known, nobody renamed
+        (what ``add`` does with such a row)."""
+        before = len(self.ids)
+        self.ids.add(sender_id)
+        if len(self.ids) != before:
+            self._frozen = None
 
     def update(self, items: Iterable[Assessed]) -> None:
         if isinstance(items, Timeline):  # never invalid rows; names only from members
             for sender, item in items.senders():
                 if item is None:
-                    self.ids.add(sender)
+                    self.add_sender(sender)
                 else:
                     self.add(item)
             return
         for item in items:
             self.add(item)
+
+    def frozen(self) -> Names:
+        """The fold so far as an immutable value; the same object again until the fold
+        changes what it says (so a caller can tell "nothing changed" by identity)."""
+        got = self._frozen
+        if got is None:
+            got = self._frozen = Names(
+                MappingProxyType(dict(self._names)),
+                tuple(self.ids.ids()),
+                frozenset(self._left),
+                self.ids.sealed_copy(),
+            )
+        return got
 
     @property
     def size(self) -> tuple[int, int]:
@@ -231,6 +311,11 @@ class MemberRecord:
         return member_state((d.state, bool(d.key)) for d in self.devices)
 
 
+def _shown(member: MemberRecord) -> tuple[str, str]:
+    """The order members are listed in: by what is shown for them, then by id."""
+    return member.shown_name.casefold(), member.user_id
+
+
 def conflicted_senders(result: AuditResult) -> frozenset[str]:
     """The sender ids of the audit's ``key-conflict`` findings (each names the event it
     was found at). Conflicts are decided by full audits only, so appends never change it."""
@@ -268,12 +353,54 @@ class _SenderStats:
     devices: dict[str, _DeviceStats] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class Roster:
+    """A room's state at one moment, made by the member fold (``RoomState.roster``):
+    who is in it, their devices, what everyone is called. Immutable, so the engine's
+    state thread makes it and a front end only reads it (the GUI thread never folds a
+    timeline). The device states are the audit's; what the user confirmed out of band is
+    applied by ``members`` (it comes from the user's own action, not from the room)."""
+
+    names: Names = NO_NAMES
+    # Everyone ever seen (also who left), sorted by what is shown for them, then id.
+    everyone: tuple[MemberRecord, ...] = ()
+    disputed: frozenset[str] = frozenset()  # ``RoomState.disputed`` when it was made
+
+    def members(
+        self, confirmed: Iterable[str] = frozenset(), *, everyone: bool = False
+    ) -> list[MemberRecord]:
+        """Current members (``everyone``: also those who left or were removed), sorted
+        by what is shown for them; ``confirmed`` are the keys the user verified out of
+        band: their devices say so, whatever the audit said."""
+        confirmed = frozenset(confirmed)
+        out: list[MemberRecord] = []
+        for member in self.everyone:
+            if not everyone and not member.present:
+                continue
+            if confirmed and any(d.key in confirmed for d in member.devices if d.key):
+                devices = tuple(
+                    replace(d, state=DeviceState.CONFIRMED) if d.key and d.key in confirmed else d
+                    for d in member.devices
+                )
+                member = replace(member, devices=devices)
+            out.append(member)
+        return out
+
+    def display_name(self, user_id: str) -> str:
+        return self.names.name(user_id)
+
+
+NO_ONE = Roster()
+
+
 class RoomState:
     """The member fold over an audited timeline, in display order.
 
     ``add`` continues the fold with the audit's appends, so a new event costs O(1), not a
-    walk over the history. Events already folded are skipped: the engine may hand the same
-    event again in an append."""
+    walk over the history. Events already folded are skipped: a caller may hand the same
+    event again in an append (and a replayed event id is counted once, as a full fold
+    counts it). ``roster`` hands out what the fold says as an immutable value, remade
+    only for the members the events since the last one touched."""
 
     def __init__(self) -> None:
         self._senders: dict[str, _SenderStats] = {}
@@ -283,6 +410,17 @@ class RoomState:
         # Senders the audit found in a key conflict: their keys are "disputed", not
         # merely "changed" (``conflicted_senders`` of the latest full audit).
         self.disputed: frozenset[str] = frozenset()
+        self._roster: Roster | None = None  # the last one handed out
+        self._records: dict[str, MemberRecord] = {}  # its records by user id
+        self._sorted: list[MemberRecord] = []  # the same, in the order shown (``_shown``)
+        self._touched: set[str] = set()  # senders folded since it was made
+        self._known = 0  # sender ids it was made with (``names.ids``, first seen first)
+        # Whose look-alike warning a new sender id can change, by skeleton: the ids that
+        # are not plain (they imitate the first plain one), and the members whose
+        # display name looks like it (``RoomIds.warning``).
+        self._suspect: dict[str, list[str]] = {}
+        self._named_like: dict[str, set[str]] = {}
+        self._name_key: dict[str, str] = {}  # user id -> its display name's skeleton
 
     @classmethod
     def of(cls, result: AuditResult) -> RoomState:
@@ -293,6 +431,13 @@ class RoomState:
         return state
 
     def add(self, items: Iterable[Assessed]) -> None:
+        if isinstance(items, Timeline):  # only member events are made into rows
+            for event_id, sender_id, key, ts, state, reason, row in items.member_rows():
+                if row is not None:
+                    self._add(row)
+                elif self._count(event_id, sender_id, key, ts, state, reason) is not None:
+                    self.names.add_sender(sender_id)
+            return
         for item in items:
             self._add(item)
 
@@ -303,29 +448,47 @@ class RoomState:
             stats = sender.devices[key] = _DeviceStats(order=self._order)
         return stats
 
-    def _add(self, item: Assessed) -> None:
-        ev = item.event
-        if item.state is TrustState.INVALID:  # never shown, never counted
-            return
-        if ev.event_id in self._seen:
-            return
-        self._seen.add(ev.event_id)
-        self.names.add(item)
-        sender = self._senders.get(ev.sender_id)
-        ts = ev.timestamp_ms
+    def _count(
+        self,
+        event_id: str,
+        sender_id: str,
+        key: str | None,
+        ts: int,
+        state: TrustState,
+        reason: str,
+    ) -> _SenderStats | None:
+        """Count one row for its sender and device; None when it does not count (not
+        shown, or folded already)."""
+        if state is TrustState.INVALID:  # never shown, never counted
+            return None
+        if event_id in self._seen:
+            return None
+        self._seen.add(event_id)
+        self._touched.add(sender_id)
+        sender = self._senders.get(sender_id)
         if sender is None:
-            sender = self._senders[ev.sender_id] = _SenderStats(first_seen=ts)
+            sender = self._senders[sender_id] = _SenderStats(first_seen=ts)
         sender.first_seen = min(sender.first_seen, ts)
         sender.last_seen = max(sender.last_seen, ts)
-        device = self._device(sender, ev.sender_key or "")
+        device = self._device(sender, key or "")
         if device.events == 0:
             device.first_seen = ts
         device.events += 1
         device.first_seen = min(device.first_seen, ts)
         device.last_seen = max(device.last_seen, ts)
-        device.last_state = item.state
-        device.last_reason = item.reason
-        device.ever_verified |= item.state is TrustState.VERIFIED
+        device.last_state = state
+        device.last_reason = reason
+        device.ever_verified |= state is TrustState.VERIFIED
+        return sender
+
+    def _add(self, item: Assessed) -> None:
+        ev = item.event
+        sender = self._count(
+            ev.event_id, ev.sender_id, ev.sender_key, ev.timestamp_ms, item.state, item.reason
+        )
+        if sender is None:
+            return
+        self.names.add(item)
         if ev.type != MEMBER:
             return
         membership = ev.content.get("membership")
@@ -360,48 +523,116 @@ class RoomState:
     def display_name(self, user_id: str) -> str:
         return self.names.name(user_id)
 
+    def roster(self) -> Roster:
+        """What the fold says now, immutable. The last one again when nothing was folded
+        since; else only the members it must are made anew: those folded since, and those
+        whose look-alike warning a new sender id changes (so a room of thousands of
+        members does not remake them all for each newcomer). All of them when the
+        disputed keys changed (a full audit)."""
+        names = self.names.frozen()
+        old = self._roster
+        if (
+            old is not None
+            and not self._touched
+            and old.names is names
+            and old.disputed == self.disputed
+        ):
+            return old
+        if old is None or old.disputed != self.disputed:
+            self._remake_all(names)
+        else:
+            affected = set(self._touched)
+            if names is not old.names:
+                affected |= self._lookalikes_changed()
+            for user_id in affected:
+                self._remake(user_id, names)
+        self._touched.clear()
+        self._roster = Roster(names, tuple(self._sorted), self.disputed)
+        return self._roster
+
+    def _remake_all(self, names: Names) -> None:
+        ids = self.names.ids
+        self._records = {u: self._member(u, s, names) for u, s in self._senders.items()}
+        self._sorted = sorted(self._records.values(), key=_shown)
+        self._known = len(ids)
+        self._suspect, self._named_like, self._name_key = {}, {}, {}
+        for user_id in ids.ids():
+            if not ids.plain(user_id):
+                self._suspect.setdefault(ids.skeleton_of(user_id), []).append(user_id)
+        for record in self._sorted:
+            self._index_name(record)
+
+    def _remake(self, user_id: str, names: Names) -> None:
+        old = self._records.get(user_id)
+        new = self._member(user_id, self._senders[user_id], names)
+        if old is not None:
+            at = bisect.bisect_left(self._sorted, _shown(old), key=_shown)
+            del self._sorted[at]
+        bisect.insort(self._sorted, new, key=_shown)
+        self._records[user_id] = new
+        self._index_name(new)
+
+    def _index_name(self, record: MemberRecord) -> None:
+        user_id = record.user_id
+        key = skeleton(record.display_name) if record.display_name else ""
+        before = self._name_key.get(user_id, "")
+        if key == before:
+            return
+        if before:
+            self._named_like[before].discard(user_id)
+        if key:
+            self._named_like.setdefault(key, set()).add(user_id)
+            self._name_key[user_id] = key
+        else:
+            self._name_key.pop(user_id, None)
+
+    def _lookalikes_changed(self) -> set[str]:
+        """The members whose look-alike warning the sender ids new since the last roster
+        can change (``RoomIds.warning`` reads of a skeleton only its first two ids and its
+        first plain one)."""
+        ids = self.names.ids
+        new = ids.ids()[self._known :]
+        self._known = len(ids)
+        for user_id in new:
+            if not ids.plain(user_id):
+                self._suspect.setdefault(ids.skeleton_of(user_id), []).append(user_id)
+        out: set[str] = set()
+        for user_id in new:
+            key = ids.skeleton_of(user_id)
+            head = ids.first_two(key)
+            if user_id in head:  # who the others look like, or whose id a name looks like
+                out.update(head)
+                out.update(self._named_like.get(key, ()))
+            if ids.first_plain(key) == user_id:  # the ids not plain imitate it now
+                out.update(self._suspect.get(key, ()))
+        return out
+
     def members(
         self, confirmed: Iterable[str] = frozenset(), *, everyone: bool = False
     ) -> list[MemberRecord]:
         """Current members (``everyone``: also those who left or were removed), sorted
         by what is shown for them; ``confirmed`` are the keys the user verified out of
-        band."""
-        confirmed = frozenset(confirmed)
-        out: list[MemberRecord] = []
-        for user_id, sender in self._senders.items():
-            if not everyone and sender.membership in GONE:
-                continue
-            ordered = sorted(sender.devices.items(), key=lambda kv: kv[1].order)
-            devices = tuple(
-                self._record(user_id, key, stats, confirmed, n)
-                for n, (key, stats) in enumerate(ordered, 1)
-            )
-            out.append(
-                MemberRecord(
-                    user_id,
-                    self.names.name(user_id),
-                    sender.membership,
-                    sender.joined,
-                    sender.first_seen,
-                    sender.last_seen,
-                    devices,
-                    self.names.warning(user_id),
-                )
-            )
-        out.sort(key=lambda m: (m.shown_name.casefold(), m.user_id))
-        return out
+        band (``Roster.members``)."""
+        return self.roster().members(confirmed, everyone=everyone)
 
-    def _record(
-        self,
-        user_id: str,
-        key: str,
-        stats: _DeviceStats,
-        confirmed: frozenset[str],
-        number: int,
-    ) -> DeviceRecord:
-        if key and key in confirmed:
-            state = DeviceState.CONFIRMED
-        elif stats.last_state is TrustState.KEY_CHANGED:
+    def _member(self, user_id: str, sender: _SenderStats, names: Names) -> MemberRecord:
+        ordered = sorted(sender.devices.items(), key=lambda kv: kv[1].order)
+        devices = (
+            self._record(user_id, key, stats, n) for n, (key, stats) in enumerate(ordered, 1)
+        )
+        return MemberRecord(
+            user_id,
+            names.name(user_id),
+            sender.membership,
+            sender.joined,
+            sender.first_seen,
+            sender.last_seen,
+            tuple(devices),
+            names.warning(user_id),
+        )
+
+    def _record(self, user_id: str, key: str, stats: _DeviceStats, number: int) -> DeviceRecord:
+        if stats.last_state is TrustState.KEY_CHANGED:
             disputed = bool(key) and user_id in self.disputed
             state = DeviceState.DISPUTED if disputed else DeviceState.KEY_CHANGED
         elif stats.ever_verified:

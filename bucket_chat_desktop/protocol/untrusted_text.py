@@ -339,7 +339,9 @@ class RoomIds:
     are, the later one: whoever wrote first under a look is taken as its owner."""
 
     def __init__(self) -> None:
-        self._groups: dict[str, list[str]] = {}  # skeleton -> ids, first seen first
+        # skeleton -> its first two ids, first seen first: all a question reads of a
+        # group (immutable tuples, so a sealed copy shares them)
+        self._groups: dict[str, tuple[str, ...]] = {}
         # Per id, its own warning and skeleton, and per skeleton its first plain id:
         # computed once when the id is added. Asking about an id is then O(1) — a room of
         # thousands of ids that share one skeleton (case variants cost nothing to write)
@@ -347,17 +349,49 @@ class RoomIds:
         self._own: dict[str, str | None] = {}
         self._skeleton: dict[str, str] = {}
         self._first_plain: dict[str, str] = {}
+        self._sealed = False
+
+    def sealed_copy(self) -> RoomIds:
+        """A copy that can no longer be added to: what a room's state hands to another
+        thread (``room_state.Names``) while this one goes on growing."""
+        copy = RoomIds()
+        copy._groups = dict(self._groups)
+        copy._own = dict(self._own)
+        copy._skeleton = dict(self._skeleton)
+        copy._first_plain = dict(self._first_plain)
+        copy._sealed = True
+        return copy
 
     def add(self, sender_id: str) -> None:
         if sender_id in self._own:
             return
+        if self._sealed:
+            raise TypeError("a sealed RoomIds is handed over: nobody adds to it")
         key = skeleton(sender_id)
         own = id_warning(sender_id)
         self._own[sender_id] = own
         self._skeleton[sender_id] = key
-        self._groups.setdefault(key, []).append(sender_id)
+        head = self._groups.get(key, ())
+        if len(head) < 2:
+            self._groups[key] = (*head, sender_id)
         if own is None:
             self._first_plain.setdefault(key, sender_id)
+
+    def skeleton_of(self, sender_id: str) -> str:
+        """The skeleton of an id added (what it looks like)."""
+        return self._skeleton[sender_id]
+
+    def plain(self, sender_id: str) -> bool:
+        """Whether an id added has no suspect characters of its own."""
+        return self._own[sender_id] is None
+
+    def first_two(self, key: str) -> tuple[str, ...]:
+        """The first two ids (or fewer) that look like ``key``, a skeleton."""
+        return self._groups.get(key, ())
+
+    def first_plain(self, key: str) -> str | None:
+        """The first plain id that looks like ``key``, a skeleton."""
+        return self._first_plain.get(key)
 
     def update(self, ids: Iterable[str]) -> None:
         for sender_id in ids:
@@ -402,7 +436,7 @@ class RoomIds:
                 + (" who wrote in this room first." if not own else ".")
             )
         if display_name:
-            group = self._groups.get(skeleton(display_name), [])
+            group = self._groups.get(skeleton(display_name), ())
             named = next((i for i in group[:2] if i != sender_id), None)
             if named is not None:
                 parts.append(

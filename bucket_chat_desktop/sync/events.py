@@ -14,6 +14,7 @@ from ..protocol.event import Event, Malformed
 from ..protocol.findings import Finding
 from ..protocol.metadata import RoomMetadata
 from ..protocol.relations import Relations
+from ..protocol.room_state import Roster
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +58,9 @@ class RoomLoaded:
     # Replies, reactions, edits and redactions of ``result`` (PROTOCOL.md section 18):
     # which rows are hidden, what each target looks like. None: not made (no result).
     relations: Relations | None = None
+    # Members, devices and display names of ``result``, made on the engine's state
+    # thread (a front end never folds a timeline). None: not made (no result).
+    roster: Roster | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +71,7 @@ class EventsAppended:
     items: list[Assessed]  # whole events (with bodies), also from a ledger without them
     result: AuditResult
     relations: Relations | None = None  # of ``result``: the aggregates after the append
+    roster: Roster | None = None  # of ``result``: members and names after the append
 
 
 @dataclass(frozen=True, slots=True)

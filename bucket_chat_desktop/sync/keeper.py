@@ -25,6 +25,7 @@ from ..protocol.findings import Finding, Kind
 from ..protocol.handover import HandoverError, PackedSegment, unpack
 from ..protocol.metadata import RoomMetadata
 from ..protocol.relations import Relations
+from ..protocol.room_state import Roster
 from ..protocol.segment import DecodedSegment, Located
 from ..storage.base import ObjectInfo
 from .events import EventsAppended, RoomLoaded, ShownEvent, WarmTimeline
@@ -122,7 +123,7 @@ class RoomKeeper:
         complete rooms)."""
         if not fetched and not force_audit:
             return
-        appended, result, final, relations = await self._engine._serially(
+        appended, result, final, relations, roster = await self._engine._serially(
             self._ingest_serial,
             room,
             fetched,
@@ -137,9 +138,11 @@ class RoomKeeper:
         if appended is not None:
             if appended:
                 self._engine._note_activity()
-                self._engine._emit(EventsAppended(room.room_id, appended, result, relations))
+                self._engine._emit(
+                    EventsAppended(room.room_id, appended, result, relations, roster)
+                )
         else:
-            self._engine._emit(self._room_loaded(room, result, final, relations))
+            self._engine._emit(self._room_loaded(room, result, final, relations, roster))
 
     def _ingest_serial(
         self,
@@ -148,10 +151,11 @@ class RoomKeeper:
         complete: bool | None,
         force_audit: bool,
         audit: bool = True,
-    ) -> tuple[list[Any] | None, AuditResult | None, bool, Relations | None]:
+    ) -> tuple[list[Any] | None, AuditResult | None, bool, Relations | None, Roster | None]:
         """State thread: add segments, audit (incrementally when exact), update the index.
-        Returns the appended items (None after a full audit), the result and whether the
-        final rules applied; publishes the room's view (``room_view``) when done.
+        Returns the appended items (None after a full audit), the result, whether the
+        final rules applied, and the relations and room state (``Roster``) made for the
+        result; publishes the room's view (``room_view``) when done.
 
         The cached timeline is rewritten only by a complete audit (or the first one), so a
         long back-fill does not rewrite 100,000 rows every few seconds."""
@@ -161,7 +165,13 @@ class RoomKeeper:
             )
         finally:
             self._publish(room)
-        return appended, result, final, room.relations_made_for(result)
+        return (
+            appended,
+            result,
+            final,
+            room.relations_made_for(result),
+            room.roster_made_for(result),
+        )
 
     @staticmethod
     def _unpacked(
@@ -271,6 +281,7 @@ class RoomKeeper:
         result: AuditResult,
         complete: bool,
         relations: Relations | None = None,
+        roster: Roster | None = None,
     ) -> RoomLoaded:
         """The event, with the room's metadata as read so far (set on the loop thread, where
         this runs, so it is one consistent moment) and the audit's newest rows (when a
@@ -280,6 +291,8 @@ class RoomKeeper:
             total, newest = len(result.timeline), ()
         if relations is None:  # those the state thread made for this result, if it did
             relations = room.relations_made_for(result)
+        if roster is None:
+            roster = room.roster_made_for(result)
         return RoomLoaded(
             room.room_id,
             result,
@@ -289,6 +302,7 @@ class RoomKeeper:
             total,
             newest,
             relations,
+            roster,
         )
 
     @staticmethod
@@ -303,6 +317,7 @@ class RoomKeeper:
             room.complete,
             room.partial,
             room.relations(),
+            room.roster(),
         )
 
     def _note_shown(self, room: RoomState) -> None:

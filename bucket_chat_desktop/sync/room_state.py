@@ -21,6 +21,8 @@ from ..protocol.metadata import RoomMetadata
 from ..protocol.relations import HIDDEN_TYPES, Relations
 from ..protocol.relations import build as build_relations
 from ..protocol.relations import extended as extended_relations
+from ..protocol.room_state import RoomState as MemberFold
+from ..protocol.room_state import Roster, conflicted_senders
 from .events import ShownEvent
 
 
@@ -57,6 +59,41 @@ class RoomState:
     # The relations of ``result`` (PROTOCOL.md section 18), made on the state thread when
     # the result changes: (the result they are of, them).
     related: tuple[AuditResult, Relations] | None = None
+    # The member fold (protocol ``RoomState``: members, devices, display names) of the
+    # current audit and how many of its rows it has folded: continued on appends, begun
+    # again on a full audit (state thread only; ``roster``).
+    fold: _Fold | None = None
+    # The room state handed out for ``result``: (the result it is of, it).
+    stated: tuple[AuditResult, Roster] | None = None
+
+    def roster_made_for(self, result: AuditResult | None) -> Roster | None:
+        """The room state the state thread made for ``result``, None if it made none
+        (any thread: one read of a tuple the state thread replaces whole)."""
+        stated = self.stated
+        return stated[1] if stated is not None and stated[0] is result else None
+
+    def roster(self) -> Roster | None:
+        """State thread: the members, devices and display names of the current result,
+        immutable (``protocol.room_state.Roster``). An append folds only the rows it
+        added (appends keep every position); a full audit is folded from its first row.
+        The GUI thread never folds a timeline: it takes this."""
+        result = self.result
+        if result is None:
+            return None
+        stated = self.stated
+        if stated is not None and stated[0] is result:
+            return stated[1]
+        fold, rows = self.fold, len(result.timeline)
+        if fold is None or fold.audit_number != result.audit_number or fold.rows > rows:
+            fold = self.fold = _Fold(result.audit_number, MemberFold())
+            # conflicts are decided by full audits only: appends never change them
+            fold.state.disputed = conflicted_senders(result)
+        if fold.rows < rows:
+            fold.state.add(result.timeline[fold.rows :])
+            fold.rows = rows
+        roster = fold.state.roster()
+        self.stated = (result, roster)
+        return roster
 
     def relations_made_for(self, result: AuditResult | None) -> Relations | None:
         """The relations the state thread made for ``result``, None if it made none
@@ -91,6 +128,13 @@ class RoomState:
         return rel
 
 
+@dataclass(slots=True)
+class _Fold:
+    audit_number: int
+    state: MemberFold
+    rows: int = 0  # timeline rows folded
+
+
 @dataclass(frozen=True, slots=True)
 class RoomView:
     """What a front end may know of a room's state: copied on the engine's serial worker,
@@ -106,6 +150,8 @@ class RoomView:
     partial: bool
     # Replies, reactions, edits, redactions of ``result`` (None: no result yet).
     relations: Relations | None = None
+    # Members, devices and display names of ``result`` (None: no result yet).
+    roster: Roster | None = None
 
 
 @dataclass(frozen=True, slots=True)

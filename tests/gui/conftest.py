@@ -33,6 +33,9 @@ import qasync
 from keyring.backend import KeyringBackend
 from keyring.errors import PasswordDeleteError
 
+from bucket_chat_desktop.protocol.audit import AuditResult
+from bucket_chat_desktop.protocol.room_state import RoomState, Roster
+
 PASSPHRASE = "correct horse battery staple"
 T = TypeVar("T")
 
@@ -69,6 +72,15 @@ def qloop(qapp: Any, qtbot: Any) -> Iterator[qasync.QEventLoop]:
         # cycle collector they may be destroyed on a worker thread, where Qt cannot
         # unregister timers (a crash in QTimerInfoList::activateTimers).
         gc.collect()
+
+
+def roster_of(items: Any) -> Roster:
+    """The room state the engine's state thread hands the GUI with an audit (``result``)
+    or a list of its rows: a GUI model only takes it, never folds a timeline itself."""
+    fold = RoomState.of(items) if isinstance(items, AuditResult) else RoomState()
+    if not isinstance(items, AuditResult):
+        fold.add(items)
+    return fold.roster()
 
 
 def wait_for(qtbot: Any, coro: Coroutine[Any, Any, T], timeout: int = 15_000) -> T:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import roster_of
 from nacl.signing import SigningKey
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex
 
@@ -24,6 +25,7 @@ from bucket_chat_desktop.protocol.audit import Assessed, AuditResult, RoomLedger
 from bucket_chat_desktop.protocol.canonical import b64encode
 from bucket_chat_desktop.protocol.event import MEMBER, Event, Malformed
 from bucket_chat_desktop.protocol.findings import Kind
+from bucket_chat_desktop.protocol.room_state import RoomState
 from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync.events import ShownEvent
 from bucket_chat_desktop.sync.writer import Draft, RoomWriter
@@ -234,7 +236,7 @@ def test_timeline_model_holds_what_it_shows_and_pages_in_the_rest(
     model = TimelineModel(key_text(ALICE))
     qtmodeltester.check(model)
     newest = [ShownEvent(a, a.event) for a in items[-PAGE:]]
-    model.set_audit(len(items), newest, True, items, pager)
+    model.set_audit(len(items), newest, True, None, pager)
     assert model.rowCount() == PAGE and model.total == len(items)
     assert model.held == PAGE  # not the room: the page ahead is on its way
     assert [(a, b) for a, b, _ in pager.asked] == [(903 - 2 * PAGE, 903 - PAGE)]
@@ -251,7 +253,7 @@ def test_timeline_model_holds_what_it_shows_and_pages_in_the_rest(
 
     # a re-audit (same order) while a page is on its way: the old reply is dropped
     assert pager.asked
-    model.set_audit(len(items), newest, True, items, pager)
+    model.set_audit(len(items), newest, True, None, pager)
     assert model.rowCount() == 3 * PAGE  # what is shown stays (its verdicts: a new page)
     stale = pager.asked.pop(0)
     stale[2]([ShownEvent(a, a.event) for a in items[:5]])
@@ -265,7 +267,7 @@ def test_timeline_model_holds_what_it_shows_and_pages_in_the_rest(
     # scrolling up shows none of the rows fetched under the old audit
     pager.items = [a._replace(state=TrustState.KEY_CHANGED) for a in items[:-PAGE]]
     pager.items += items[-PAGE:]
-    model.set_audit(len(items), newest, True, pager.items, pager)
+    model.set_audit(len(items), newest, True, None, pager)
     model.fetch_older()
     assert model.rowCount() == 3 * PAGE
     while pager.asked:
@@ -285,7 +287,7 @@ def test_timeline_model_holds_what_it_shows_and_pages_in_the_rest(
     bad = Malformed(Kind.BAD_SCHEMA, "not the event the audit checked")
     shown = [ShownEvent(a, a.event) for a in items[-PAGE:-1]] + [ShownEvent(items[-1], bad)]
     model = TimelineModel(key_text(ALICE))
-    model.set_audit(len(items), shown, True, items, None)
+    model.set_audit(len(items), shown, True, None, None)
     last = model.index(model.rowCount() - 1)
     assert last.data(Roles.EventId) == items[-1].event.event_id
     assert last.data(Roles.Trust) == TrustState.INVALID.value
@@ -313,7 +315,8 @@ def test_timeline_model_from_cache_then_audit(
     assert model.index(0).data(Roles.Trust) == "verified"
     model.show_cached(_cached(items))  # ignored once something is shown
     assert model.rowCount() == 120
-    model.set_timeline(items, complete=True)  # the cached rows are a contiguous run
+    # the cached rows are a contiguous run
+    model.set_timeline(items, complete=True, names=roster_of(items).names)
     assert model.total == len(items)
     assert _ids(model)[-1] == items[-1].event.event_id
     own = [model.index(i).data(Roles.Own) for i in range(model.rowCount())]
@@ -354,7 +357,7 @@ def test_a_statement_nobody_accepted_makes_no_device_verified(room: Room) -> Non
     result = room.audit()
     assert key_text(ALICE) not in result.authorized["bob@example.com"]
     model = MembersModel("carol@example.com", key_text(CAROL))
-    model.set_result(result)
+    model.set_state(roster_of(result))
     bob = model.member(model.row_of("bob@example.com"))
     states = {d.key: d.state for d in bob.devices}
     assert states[key_text(BOB)] is DeviceState.VERIFIED
@@ -370,14 +373,19 @@ def test_members_model_fold_and_updates(qtmodeltester: Any, room: Room, force_py
     result = _member_room(room)
     model = MembersModel("alice@example.com", key_text(ALICE))
     qtmodeltester.check(model, force_py=force_py)
-    model.set_result(None)
+    model.set_state(None)
     assert model.rowCount() == 0
 
-    # incremental: the first events, then the rest appended (inserts in sorted place)
-    model.set_result(AuditResult(ROOM, result.timeline[:2], [], [], 1))
+    # incremental (as the engine's state thread folds appends): the first events, then
+    # the rest appended (inserts in sorted place)
+    fold = RoomState()
+    fold.add(result.timeline[:2])
+    model.set_state(fold.roster())
     assert [m.user_id for m in model.members] == ["alice@example.com"]
-    model.append(result.timeline[2:])
-    model.append(result.timeline[2:])  # the same events again: counted once
+    fold.add(result.timeline[2:])
+    model.set_state(fold.roster())
+    fold.add(result.timeline[2:])  # the same events again: counted once
+    model.set_state(fold.roster())
     assert [m.display_name for m in model.members] == ["Alice", "Bob", "Carol"]
     bob = model.member(model.row_of("bob@example.com"))
     assert [d.events for d in sorted(bob.devices, key=lambda d: d.number)] == [3, 2]
@@ -400,12 +408,13 @@ def test_members_model_fold_and_updates(qtmodeltester: Any, room: Room, force_py
     # Carol leaves: her row is removed
     asyncio.run(room.carol.send([Draft(MEMBER, {"membership": "leave"})]))
     full = room.audit()
-    model.append(full.timeline[-1:])
+    fold.add(full.timeline[-1:])
+    model.set_state(fold.roster())
     assert model.row_of("carol@example.com") == -1
 
     # Bob renames himself "Zed": members reorder (a reset)
     asyncio.run(room.bob.send([Draft(MEMBER, {"membership": "join", "displayname": "Zed"})]))
-    model.set_result(room.audit())
+    model.set_state(roster_of(room.audit()))
     assert [m.display_name for m in model.members] == ["Alice", "Zed"]
 
 
@@ -417,13 +426,13 @@ def test_members_model_key_changed_and_unintroduced_leave(qtmodeltester: Any, ro
     model = MembersModel("bob@example.com", key_text(BOB))
     qtmodeltester.check(model)
     # Without pins two keys claim alice: a conflict, neither device is trusted.
-    model.set_result(room.audit())
+    model.set_state(roster_of(room.audit()))
     alice = model.member(model.row_of("alice@example.com"))
     assert {d.state for d in alice.devices} == {DeviceState.DISPUTED}
     assert alice.state is DeviceState.DISPUTED
     # Bob's device pinned alice's key earlier: only the intruder's key is not hers.
     pinned = {"alice@example.com": {key_text(ALICE)}}
-    model.set_result(asyncio.run(_read(room.storage)).audit(pinned))
+    model.set_state(roster_of(asyncio.run(_read(room.storage)).audit(pinned)))
     alice = model.member(model.row_of("alice@example.com"))  # a key nobody introduced
     assert alice.state is DeviceState.KEY_CHANGED  # cannot make her look gone
     states = {d.key: d.state for d in alice.devices}
@@ -464,9 +473,9 @@ def test_timeline_and_members_use_one_display_name_rule(room: Room) -> None:
     result = _membership_room(room)
     assert {a.state for a in result.timeline} == {TrustState.VERIFIED}
     timeline = TimelineModel()
-    timeline.set_timeline(result.timeline, True)
+    timeline.set_timeline(result.timeline, True, names=roster_of(result).names)
     members = MembersModel()
-    members.set_result(result)
+    members.set_state(roster_of(result))
     shown = {
         str(timeline.index(i).data(Roles.Sender)): timeline.index(i).data(Roles.DisplayName)
         for i in range(timeline.rowCount())
@@ -482,8 +491,8 @@ def test_timeline_and_members_use_one_display_name_rule(room: Room) -> None:
     assert all(shown[user] == name for user, name in listed.items())
     # appended events follow the same rule
     grown = TimelineModel()
-    grown.set_timeline(result.timeline[:2], False)
-    grown.append(result.timeline)
+    grown.set_timeline(result.timeline[:2], False, names=roster_of(result.timeline[:2]).names)
+    grown.append(result.timeline, names=roster_of(result).names)
     assert grown.names.shown("bob@example.com") == "Bob"
 
 

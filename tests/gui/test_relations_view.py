@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import roster_of
 from nacl.signing import SigningKey
 from PySide6.QtCore import QPoint, QRect, Qt
 from PySide6.QtTest import QTest
@@ -111,7 +112,7 @@ def model_of(scene: Scene, upto: int | None = None) -> TimelineModel:
     model = TimelineModel(b64encode(bytes(ALICE[1].verify_key)))
     model.own_user = ALICE[0]
     items = scene.items[:upto]
-    model.set_timeline(items, True, scene.relations(upto))
+    model.set_timeline(items, True, scene.relations(upto), roster_of(items).names)
     return model
 
 

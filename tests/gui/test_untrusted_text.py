@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import roster_of
 from nacl.signing import SigningKey
 from PySide6.QtCore import QEvent, QPoint
 from PySide6.QtGui import QColor, QHelpEvent, QImage, Qt
@@ -83,7 +84,7 @@ def result(tmp_path: Path) -> AuditResult:
 @pytest.fixture
 def timeline(qtbot: Any, result: AuditResult) -> tuple[QListView, TimelineModel]:
     model = TimelineModel()
-    model.set_timeline(result.timeline, True)
+    model.set_timeline(result.timeline, True, names=roster_of(result).names)
     view = QListView()
     view.setModel(model)
     view.setItemDelegate(MessageDelegate(view))
@@ -176,7 +177,7 @@ def test_an_imitating_id_is_marked(
         assert (_orange(image, *box) > 5) is marked
 
     members = MembersModel()
-    members.set_result(result)
+    members.set_state(roster_of(result))
     row = members.row_of(IMPOSTOR_ID)
     assert f"looks like {ALICE_ID}" in members.index(row).data(MemberRoles.IdWarning)
     assert members.index(members.row_of(ALICE_ID)).data(MemberRoles.IdWarning) is None
@@ -219,7 +220,7 @@ def test_tooltips_and_labels_show_html_in_ids_and_names_as_text(
     assert index.data(RoomRoles.Name) == "<b>Bold</b>"  # shown as text by the delegate
 
     members = MembersModel()
-    members.set_result(result)
+    members.set_state(roster_of(result))
     eve = members.index(members.row_of(HTML_ID))
     assert "<img" not in eve.data(Qt.ItemDataRole.ToolTipRole)
     panel = MembersPanel(members)

@@ -2,26 +2,29 @@
 
 Who is a member, which keys they use, what each device's state is and what everyone is
 called are decided by ``protocol.room_state`` (the same fold and the same display-name
-rule as the timeline and the command line); this module adds what only the window needs:
-which member and device are the user's own, and fingerprints to read aloud.
+rule as the timeline and the command line), on the engine's state thread: the model takes
+the ``Roster`` a ``RoomLoaded`` or ``EventsAppended`` carries (``set_state``) and never
+folds a timeline on the GUI thread. It adds what only the window needs: the devices the
+user confirmed out of band (their own action, not the room's), which member and device
+are the user's own, and fingerprints to read aloud.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from PySide6.QtCore import QAbstractListModel, QByteArray, QModelIndex, QPersistentModelIndex, Qt
 
 from ...keys.identity import display_fingerprint, fingerprint_of
-from ...protocol.audit import Assessed, AuditResult
 from ...protocol.room_state import (
+    NO_ONE,
     DeviceRecord,
     DeviceState,
     MemberRecord,
-    RoomState,
+    Roster,
     key_bytes,
     member_state,
 )
@@ -154,7 +157,7 @@ class MembersModel(QAbstractListModel):
         super().__init__(parent)
         self.own_user = own_user
         self.own_key = own_key
-        self._state = RoomState()
+        self._state = NO_ONE
         self._confirmed: frozenset[str] = frozenset()
         self._members: list[Member] = []
 
@@ -211,15 +214,13 @@ class MembersModel(QAbstractListModel):
     def row_of(self, user_id: str) -> int:
         return next((i for i, m in enumerate(self._members) if m.user_id == user_id), -1)
 
-    def set_result(self, result: AuditResult | None) -> None:
-        """A full (re)audit: fold the whole timeline again."""
-        self._state = RoomState.of(result) if result is not None else RoomState()
-        self._publish()
-
-    def append(self, items: Sequence[Assessed]) -> None:
-        """Events the audit appended after everything shown."""
-        self._state.add(items)
-        self._publish()
+    def set_state(self, state: Roster | None) -> None:
+        """The room's members as the engine's state thread made them for its latest
+        audit (None: no room, or none read yet). Rows that did not change stay."""
+        state = state if state is not None else NO_ONE
+        if state is not self._state:
+            self._state = state
+            self._publish()
 
     def set_confirmed(self, keys: Iterable[str]) -> None:
         """The keys the user confirmed (``Index.user_verified_keys``)."""

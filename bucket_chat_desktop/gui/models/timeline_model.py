@@ -26,7 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -44,7 +44,7 @@ from ...protocol import relations as relation_rules
 from ...protocol.audit import Assessed, TrustState
 from ...protocol.event import MEMBER, MESSAGE, Event, Malformed
 from ...protocol.relations import HIDDEN_TYPES, Aggregate, ReactionChip, Relations
-from ...protocol.room_state import DisplayNames, membership_text
+from ...protocol.room_state import NO_NAMES, Names, membership_text
 from ...protocol.untrusted_text import one_line
 from ...sync.events import ShownEvent, TimelineRow
 from ..room_preview import DELETED
@@ -272,8 +272,9 @@ class TimelineModel(QAbstractListModel):
         self._chip_cache: dict[str, tuple[Chip, ...]] = {}
         self._by_id: dict[str, Row] | None = None
         # Display names under the room-state rule, and every sender id in first-seen
-        # order (look-alikes are marked).
-        self.names = DisplayNames()
+        # order (look-alikes are marked): made on the engine's state thread with the
+        # audit (``Roster.names``), never folded here.
+        self.names: Names = NO_NAMES
         self.confirmed_keys: frozenset[str] = frozenset()  # Index.user_verified_keys()
         self._busy = 0  # > 0 while a change is being signalled: no fetchMore then
         self._ids: set[str] | None = None  # ids of confirmed rows, built when first needed
@@ -788,30 +789,35 @@ class TimelineModel(QAbstractListModel):
         self.endResetModel()
 
     def set_timeline(
-        self, items: Sequence[Assessed], complete: bool, relations: Relations | None = None
+        self,
+        items: Sequence[Assessed],
+        complete: bool,
+        relations: Relations | None = None,
+        names: Names | None = None,
     ) -> None:
         """A full (re)audit given whole (events with bodies), paged from that list: for
-        callers that hold a room's result themselves (tests, tools)."""
+        callers that hold a room's result themselves (tests, tools, a thread's rows);
+        ``names``: the room's display names (None: none, ids are shown)."""
         whole = list(items)
 
         def pager(start: int, stop: int, reply: Reply) -> None:
             reply([ShownEvent(a, a.event) for a in whole[max(0, start) : max(0, stop)]])
 
         newest = [ShownEvent(a, a.event) for a in whole[-PAGE:]]
-        self.set_audit(len(whole), newest, complete, whole, pager, relations)
+        self.set_audit(len(whole), newest, complete, names, pager, relations)
 
     def set_audit(
         self,
         total: int,
         newest: Sequence[ShownEvent],
         complete: bool,
-        members: Iterable[Assessed],
+        names: Names | None,
         pager: Pager | None,
         relations: Relations | None = None,
     ) -> None:
         """A full (re)audit of ``total`` timeline rows, of which ``newest`` are the last
-        (with bodies); ``members``: the audit's rows (for senders and display names: the
-        events of a ledger without bodies are enough); ``pager`` fetches other rows of
+        (with bodies); ``names``: the audit's display names and sender ids, made on the
+        engine's state thread (``Roster.names``; None: none); ``pager`` fetches other rows of
         this audit by timeline position; ``relations``: the audit's (which rows are not
         shown, what relations say about the others). What is shown is kept wherever the
         order allows."""
@@ -823,8 +829,7 @@ class TimelineModel(QAbstractListModel):
         self._chip_cache = {}
         self.relations = relations if relations is not None else Relations("")
         rel = self.relations
-        self.names = DisplayNames()
-        self.names.update(members)
+        self.names = names if names is not None else NO_NAMES
         if rel.hidden:
             at = total - len(newest)
             newest = [x for n, x in enumerate(newest) if rel.row_of(at + n) is not None]
@@ -900,19 +905,27 @@ class TimelineModel(QAbstractListModel):
         else:
             self._fetch_ahead()
 
-    def append(self, items: Sequence[Assessed], relations: Relations | None = None) -> None:
-        """Rows that sort after everything shown, and the relations of the audit with
-        them (None: unchanged). Relation events are not rows: the rows they change are
-        refreshed (``dataChanged``, their height measured again), nothing moves."""
+    def append(
+        self,
+        items: Sequence[Assessed],
+        relations: Relations | None = None,
+        names: Names | None = None,
+    ) -> None:
+        """Rows that sort after everything shown, and the relations and display names
+        of the audit with them (None: unchanged). Relation events are not rows: the rows
+        they change are refreshed (``dataChanged``, their height measured again), nothing
+        moves."""
         # An append may repeat rows a full re-audit already brought (the engine's result
         # object is shared), so rows already shown are skipped.
         shown = self._confirmed_ids()
         fresh = [a for a in items if a.event.event_id not in shown]
-        self.names.update(fresh)
         old = self.relations
         if relations is not None:
             self.relations = relations
-        if relations is not None or any(a.event.type == MEMBER for a in fresh):
+        renamed = False
+        if names is not None and names is not self.names:
+            self.names, renamed = names, True
+        if relations is not None or renamed:
             self._chip_cache = {}  # display names or reactions changed
         visible = [a for a in fresh if a.event.type not in HIDDEN_TYPES]
         rows = [Row.from_assessed(a) for a in visible]

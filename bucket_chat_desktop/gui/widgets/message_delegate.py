@@ -125,14 +125,14 @@ class MessageDelegate(SafeDelegate):
         names = getattr(index.model(), "names", None)
         if names is None:
             return (), ()
-        size = names.size
-        if self._targets is None or self._targets[0] != (id(names), size):
+        # ``names`` is immutable (``Roster.names``): a new one is a new object
+        if self._targets is None or self._targets[0] is not names:
             members = names.members(with_left=True)  # old mentions of people who left too
             targets = tuple(t for uid, name in members for t in (uid, name) if t)
             own = (self.own_user, *self.own_names, names.name(self.own_user))
             own = tuple(dict.fromkeys(t for t in own if t))
             targets = tuple(dict.fromkeys(targets + own))
-            self._targets = ((id(names), size), targets, own)
+            self._targets = (names, targets, own)
         return self._targets[1], self._targets[2]
 
     def _spans(self, index: Index, body: str) -> list[tuple[int, int]]:

@@ -12,7 +12,6 @@ shows them and says what it could not show.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtWidgets import (
@@ -27,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from ...protocol.audit import Assessed
+from ...protocol.room_state import Names
 from ...protocol.untrusted_text import html_escape, one_line
 from .. import icons
 from ..models.timeline_model import TimelineModel
@@ -116,13 +116,11 @@ class ThreadPanel(QFrame):
         self.subtitle.setText(f"started by {html_escape(one_line(name, 60))}")
         self.set_note(note)
 
-    def set_rows(self, rows: Sequence[Assessed], replies: int, names: Any = None) -> None:
+    def set_rows(self, rows: Sequence[Assessed], replies: int, names: Names | None = None) -> None:
         """Show the root and replies (``rows``, display order); ``replies``: how many
         the thread has (more than shown when it is long); ``names``: the room's display
         names (the room timeline's, so a sender reads the same in both)."""
-        self.model.set_timeline(rows, True)
-        if names is not None:
-            self.model.names = names
+        self.model.set_timeline(rows, True, names=names)
         shown = max(0, len(rows) - 1)
         word = "reply" if replies == 1 else "replies"
         base = self.subtitle.text().split(" · ")[0]
