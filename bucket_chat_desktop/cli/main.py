@@ -840,8 +840,10 @@ async def cmd_members(args: argparse.Namespace) -> int:
     view, result, stale = await _audited(args, cached=True)
     if stale is not None:
         print(f"bucket-chat: {stale}", file=sys.stderr)
-    state = RoomState.of(result)
-    members = state.members(everyone=args.all)
+    # The room state the engine made with this audit; folded here only for a view that
+    # came without one (this device's cached copy).
+    roster = view.roster if view.roster is not None else RoomState.of(result).roster()
+    members = roster.members(everyone=args.all)
     if args.json:
         doc: dict[str, Any] = {
             "room_id": view.room_id,
