@@ -83,14 +83,22 @@ class Timeline(Sequence[Assessed]):
     a million rows read one by one never holds a million ``Assessed`` at once). Never
     changed after it was made: an append makes a new one (``extended``)."""
 
-    __slots__ = ("_codes", "_copies", "_pairs")
+    __slots__ = ("_codes", "_copies", "_pairs", "_tally")
 
     def __init__(
-        self, copies: list[_Copy], codes: array[int], pairs: list[tuple[TrustState, str]]
+        self,
+        copies: list[_Copy],
+        codes: array[int],
+        pairs: list[tuple[TrustState, str]],
+        tally: Counter[int] | None = None,
     ) -> None:
         self._copies = copies
         self._codes = codes
         self._pairs = pairs
+        # Rows per verdict number, counted once when first asked (a header shows it on
+        # every room-list change: a count over a million rows each time took ~50 ms);
+        # an append adds its own rows' to its parent's.
+        self._tally = tally
 
     @classmethod
     def empty(cls) -> Timeline:
@@ -172,8 +180,10 @@ class Timeline(Sequence[Assessed]):
 
     def state_counts(self) -> Iterator[tuple[TrustState, int]]:
         """How many rows have each state (a state may come more than once)."""
-        pairs = self._pairs
-        return ((pairs[code][0], n) for code, n in Counter(self._codes).items())
+        pairs, tally = self._pairs, self._tally
+        if tally is None:  # computed at most once per timeline (a race computes it twice)
+            tally = self._tally = Counter(self._codes)
+        return ((pairs[code][0], n) for code, n in tally.items())
 
     def related_rows(self, start: int = 0) -> Iterator[Row]:
         """The rows the relation rules read (``relations.Source``): relation events and
@@ -213,7 +223,10 @@ class Timeline(Sequence[Assessed]):
 
     def extended(self, copies: list[_Copy], codes: array[int]) -> Timeline:
         """This timeline with rows added at its end (of the same ledger)."""
-        return Timeline(self._copies + copies, self._codes + codes, self._pairs)
+        tally = self._tally
+        if tally is not None:
+            tally = tally + Counter(codes)
+        return Timeline(self._copies + copies, self._codes + codes, self._pairs, tally)
 
 
 def _rows(
