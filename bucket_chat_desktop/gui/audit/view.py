@@ -117,8 +117,9 @@ def report_text(view: AuditView) -> str:
 
 def checked_text(view: AuditView) -> str:
     result = view.result
-    signed = sum(1 for a in result.timeline if a.event.sender_key) + len(result.invalid)
-    unsigned = len(result.timeline) - sum(1 for a in result.timeline if a.event.sender_key)
+    shown_signed = result.timeline.signed_count()
+    signed = shown_signed + len(result.invalid)
+    unsigned = len(result.timeline) - shown_signed
     parts = [
         f"Every signature ({signed:,}) checked with Ed25519; a message whose signature fails "
         "is never shown.",

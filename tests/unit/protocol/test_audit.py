@@ -177,7 +177,10 @@ def test_counts_of_appends_are_counted_from_their_parents() -> None:
         recount[TrustState.INVALID] = len(result.invalid)
         assert result.counts == recount
         assert result.timeline._tally is not None  # from the parent's, not counted again
+        signed = sum(1 for x in result.timeline if x.event.sender_key)
+        assert result.timeline.signed_count() == signed  # without making the rows
     assert led.result is not None and led.result.counts[TrustState.VERIFIED] == 3
+    assert led.result.timeline.signed_count() == 3  # the reference's line has no key
 
 
 def test_add_decoded_from_elsewhere() -> None:
