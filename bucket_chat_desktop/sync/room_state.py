@@ -85,7 +85,8 @@ class RoomState:
             return stated[1]
         fold, rows = self.fold, len(result.timeline)
         if fold is None or fold.audit_number != result.audit_number or fold.rows > rows:
-            fold = self.fold = _Fold(result.audit_number, MemberFold())
+            # Each position is folded once, and a timeline shows each event id once.
+            fold = self.fold = _Fold(result.audit_number, MemberFold(dedupe=False))
             # conflicts are decided by full audits only: appends never change them
             fold.state.disputed = conflicted_senders(result)
         if fold.rows < rows:
