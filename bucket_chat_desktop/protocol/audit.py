@@ -14,6 +14,7 @@ from array import array
 from collections import Counter, defaultdict
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from hashlib import blake2b
 from operator import attrgetter
 from types import MappingProxyType
 from typing import Any, NamedTuple, overload
@@ -185,6 +186,11 @@ class Timeline(Sequence[Assessed]):
             tally = self._tally = Counter(self._codes)
         return ((pairs[code][0], n) for code, n in tally.items())
 
+    def signature_ids(self) -> list[str | int]:
+        """Each row's ``RoomLedger.signature_id`` (a slim ledger's rows carry no
+        signature text)."""
+        return [c.sig for c in self._copies]
+
     def signed_count(self) -> int:
         """How many rows carry a sender key (were signed), without making the rows
         (a million rows made one by one took over a second on the GUI thread)."""
@@ -312,6 +318,7 @@ class _Copy:
         "room_id",
         "sender_id",
         "sender_key",
+        "sig",
         "sig_ok",
         "sig_why",
         "signature",
@@ -319,7 +326,15 @@ class _Copy:
         "type",
     )
 
-    def __init__(self, path: str, line: int, sig_ok: bool | None, sig_why: str, ev: Event) -> None:
+    def __init__(
+        self,
+        path: str,
+        line: int,
+        sig_ok: bool | None,
+        sig_why: str,
+        ev: Event,
+        sig: str | int,
+    ) -> None:
         (
             self.raw,
             _,  # canonical bytes: never kept
@@ -339,6 +354,8 @@ class _Copy:
         self.line = line
         self.sig_ok = sig_ok
         self.sig_why = sig_why
+        # What tells this copy's signature from another's (``_Slimmer.signature_id``).
+        self.sig = sig
         self.depth = 0
         self.eff: tuple[int, str] = _NO_ORDER
         self.problems: list[str] | None = None
@@ -452,6 +469,18 @@ class _Slimmer:
     def segment_done(self) -> None:
         self._hashes.clear()
 
+    def signature_id(self, signature: str) -> str | int:
+        """What tells one signature from another: the text itself in a ledger that keeps
+        bodies; in a slim one a 128-bit BLAKE2b digest of it (44 bytes instead of the
+        137 of the text: ~90 MB in a room of a million events). The signature was checked
+        already; what is left to do with it is to tell copies apart (a replay) and to
+        check that a cached line is the copy checked (``SyncEngine.timeline_page``), and
+        two texts with one digest cannot be found (2**64 work)."""
+        if self.keep_bodies:
+            return signature
+        digest = blake2b(signature.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+        return int.from_bytes(digest, "big")
+
     def __call__(self, ev: Event) -> Event:
         if self.keep_bodies:
             return ev  # its canonical bytes are not kept by the copy (``_Copy``)
@@ -476,7 +505,7 @@ class _Slimmer:
                 share(ev.type, ev.type),
                 ev.parent_event_id,
                 prev,
-                ev.signature,
+                "",  # not kept: its digest tells it apart (``signature_id``)
                 share(ev.sender_key, ev.sender_key),
                 _kept_content(ev),
             ),
@@ -550,7 +579,7 @@ class RoomLedger:
         # have one, and a one-item list per event was 10 MB per 100,000 events.
         self._copies: dict[str, _Copy | list[_Copy]] = {}
         # Only for event ids read more than once: the (hash, signature) of each copy.
-        self._distinct: dict[str, set[tuple[str, str]]] = {}
+        self._distinct: dict[str, set[tuple[str, str | int]]] = {}
         self._seen_paths: set[str] = set()
         self._findings: list[Finding] = []
         self._new_findings: list[Finding] = []
@@ -619,8 +648,11 @@ class RoomLedger:
         for located, (ok, why) in zip(decoded.events, prepared.verdicts, strict=True):
             ev = located.event
             got = self._copies.get(ev.event_id)
+            sig = slim.signature_id(ev.signature)
             if got is None:
-                copy = _Copy(located.path, slim.number(located.line), ok, slim.share(why), slim(ev))
+                copy = _Copy(
+                    located.path, slim.number(located.line), ok, slim.share(why), slim(ev), sig
+                )
                 self._copies[ev.event_id] = copy
                 added.append(copy)
                 continue
@@ -630,10 +662,12 @@ class RoomLedger:
             # each with all before it was quadratic (20,000 copies: 10 s).
             seen = self._distinct.get(ev.event_id)
             if seen is None:
-                seen = self._distinct[ev.event_id] = {(c.hash, c.signature) for c in copies}
-            if (ev.hash, ev.signature) not in seen:
-                seen.add((ev.hash, ev.signature))
-                copy = _Copy(located.path, slim.number(located.line), ok, slim.share(why), slim(ev))
+                seen = self._distinct[ev.event_id] = {(c.hash, c.sig) for c in copies}
+            if (ev.hash, sig) not in seen:
+                seen.add((ev.hash, sig))
+                copy = _Copy(
+                    located.path, slim.number(located.line), ok, slim.share(why), slim(ev), sig
+                )
                 copies.append(copy)
                 self._copies[ev.event_id] = copies
                 added.append(copy)
@@ -645,6 +679,11 @@ class RoomLedger:
     def keeps_bodies(self) -> bool:
         """Whether the events of this ledger's results are whole (see ``__init__``)."""
         return self._slim.keep_bodies
+
+    def signature_id(self, signature: str) -> str | int:
+        """What this ledger keeps to tell ``signature`` from another (a row's
+        ``Timeline.signature_ids``): the text, or in a slim ledger its digest."""
+        return self._slim.signature_id(signature)
 
     def add_finding(self, finding: Finding) -> None:
         self._findings.append(finding)

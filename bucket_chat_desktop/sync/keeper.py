@@ -340,10 +340,11 @@ class RoomKeeper:
         if room.ledger.keeps_bodies or self._engine.index is None:
             return tuple(ShownEvent(a, a.event) for a in items)
         whole = self._engine.index.events_at(room.room_id, [(a.path, a.line) for a in items])
+        signature_id = room.ledger.signature_id
         out = []
-        for a, ev in zip(items, whole, strict=True):
+        for a, ev, sig in zip(items, whole, items.signature_ids(), strict=True):
             if isinstance(ev, Event) and (
-                ev.hash != a.event.hash or ev.signature != a.event.signature
+                ev.hash != a.event.hash or signature_id(ev.signature) != sig
             ):
                 ev = Malformed(
                     Kind.BAD_SCHEMA,
