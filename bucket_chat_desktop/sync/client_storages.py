@@ -102,12 +102,16 @@ class AttachedStorages:
         """``room_id`` in the one storage of a ``ChatClient.session``."""
         return RoomRef(self.session_storage, room_id)
 
-    def _engine(self, storage_id: str) -> SyncEngine:
-        """The storage's engine; ``StorageError`` when it is not attached."""
+    def _attached(self, storage_id: str) -> _Attached:
+        """The attached storage; ``StorageError`` when it is not attached."""
         attached = self._storages.get(storage_id)
         if attached is None:
             raise StorageError(NOT_CONNECTED)
-        return attached.engine
+        return attached
+
+    def _engine(self, storage_id: str) -> SyncEngine:
+        """The storage's engine; ``StorageError`` when it is not attached."""
+        return self._attached(storage_id).engine
 
     async def within(
         self,
@@ -122,10 +126,11 @@ class AttachedStorages:
         interactive deadline) without an answer (``watched.answer_within``, which says
         which steps are safe to give up). ``what`` names the storage in the error
         (default: its description)."""
-        attached = self._storages.get(storage_id)
-        if attached is None:
-            step.close()
-            raise StorageError(NOT_CONNECTED)
+        try:
+            attached = self._attached(storage_id)
+        except StorageError:
+            step.close()  # never awaited: closed, so no "never awaited" warning
+            raise
         watched = attached.engine.storage
         return await answer_within(watched, step, seconds, what=what or watched.describe())
 
@@ -306,10 +311,7 @@ class AttachedStorages:
         return await attached.engine.pending()
 
     def _blob_storage(self, storage_id: str) -> Storage:
-        attached = self._storages.get(storage_id)
-        if attached is None:
-            raise StorageError(NOT_CONNECTED)
-        return attached.storage
+        return self._attached(storage_id).storage
 
     async def upload_blob(
         self,
