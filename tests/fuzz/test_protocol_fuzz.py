@@ -86,10 +86,12 @@ def test_hostile_room_audits_without_raising_and_loses_nothing(room: HostileRoom
 
 
 def _said(result: AuditResult) -> tuple[object, ...]:
-    """What an audit says of each row, in order, and of the room: for comparing two."""
+    """What an audit says of each row, in order, and of the room: for comparing two. The
+    copy shown is named by its place (path, line); its signature text is not compared: a
+    slim ledger keeps only a digest of it (``RoomLedger.signature_id``)."""
     rows = [
         [
-            (a.event.event_id, a.event.hash, a.event.signature, a.state, a.reason, a.path, a.line)
+            (a.event.event_id, a.event.hash, a.state, a.reason, a.path, a.line)
             for a in items
         ]
         for items in (result.timeline, result.invalid)
