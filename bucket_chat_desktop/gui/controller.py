@@ -5,6 +5,7 @@ listen to its signals; it never touches a widget."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -152,6 +153,11 @@ class Controller(QObject):
         # Rooms whose unread messages after the read marker were counted (or whose marker
         # was first set) this session: once per room, on its first audit with rows.
         self._marked: set[str] = set()
+        # Rooms not yet left after being shown this session: a message written before the
+        # app started that is fetched while the room is shown (the first poll comes after
+        # the first audit, which the index answers) still gets the "New messages" line.
+        self._started_ms = int(time.time() * 1000)
+        self._catching_up: set[str] = set()
         self._save_markers = QTimer(self)
         self._save_markers.setSingleShot(True)
         self._save_markers.setInterval(MARKER_SAVE_MS)
@@ -168,6 +174,7 @@ class Controller(QObject):
         b.room_discovered.connect(lambda sid, rid: log.info("room %s appeared on %s", rid, sid))
         for ref in self.client.rooms():
             self._add_room_item(ref)
+            self._catching_up.add(ref.key)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -245,6 +252,7 @@ class Controller(QObject):
     def select_room(self, key: str) -> None:
         if key == self.current or self.rooms.item(key) is None:
             return
+        self._catching_up.discard(self.current)  # shown, then left: what came was seen
         self.current = key
         self._catch_up(key)
         self.settings.last_room = key
@@ -471,7 +479,8 @@ class Controller(QObject):
             self._behind.pop(key, None)
             self._show_audit(key, result, total, newest, complete, relations)
         self._refresh_item(key, result, arrived, last_shown(newest))
-        if key not in self._marked and len(result.timeline):
+        joined = self.rooms.item(key) is not None  # not an audit of a room just left
+        if joined and key not in self._marked and len(result.timeline):
             self._marked.add(key)
             if marker is None:  # a room seen for the first time: nothing of it is news yet
                 self._mark_read(key)
@@ -484,7 +493,7 @@ class Controller(QObject):
     def _mark_read(self, key: str) -> None:
         """The room is shown to the person: its newest row is seen. Saved soon after."""
         result = self.results.get(key)
-        if result is None or not len(result.timeline):
+        if result is None or not len(result.timeline) or self.rooms.item(key) is None:
             return
         newest = result.timeline[len(result.timeline) - 1].event
         moved = self.settings.set_read_marker(key, newest.event_id, newest.timestamp_ms)
@@ -511,6 +520,7 @@ class Controller(QObject):
         if item is None:  # left meanwhile
             return
         if key == self.current and self.window_active:
+            self._catching_up.discard(key)
             self.unread_seen.emit(key, answer.first)  # shown: read now, the line says where
             return
         if self.settings.read_marker(key) != (marker.event_id, marker.timestamp_ms):
@@ -519,6 +529,19 @@ class Controller(QObject):
         self.first_unread[key] = answer.first
         self.rooms.update(key, unread=min(UNREAD_CAP, item.unread + answer.count))
         self.unread_changed.emit(self.rooms.total_unread())
+
+    def _line_for_the_away(self, key: str, incoming: list[Assessed]) -> None:
+        """New messages fetched while the room is shown that were written before the app
+        started (while it was closed) arrived unread: the line goes above the first of
+        them. Once per room and session, and only until the room is left."""
+        if key not in self._catching_up:
+            return
+        # by the writer's clock: one running ahead misses the line (as before), one behind
+        # draws it above a message written just after the start (no harm)
+        away = next((a for a in incoming if a.event.timestamp_ms < self._started_ms), None)
+        if away is not None:
+            self._catching_up.discard(key)
+            self.unread_seen.emit(key, away.event.event_id)
 
     def _pager(self, key: str, result: AuditResult) -> Pager:
         """Pages of ``result`` for the room's timeline, read by the client on the
@@ -594,6 +617,7 @@ class Controller(QObject):
         focused = key == self.current and self.window_active
         if focused:
             self._mark_read(key)
+            self._line_for_the_away(key, incoming)
         if incoming and not focused:
             if not item.unread or key not in self.first_unread:
                 self.first_unread[key] = incoming[0].event.event_id
