@@ -567,6 +567,9 @@ class Controller(QObject):
         else:
             self.timeline(key).append(items, relations, self.names(key))
         self._refresh_item(key, result, items, last_shown(items))
+        # the first rows came appended to an empty audit: counted as they came, a count
+        # after the marker on a later audit would count them twice
+        self._marked.add(key)
 
     def _on_state_arrived(self, key: str, roster: Roster | None) -> None:
         """The room state of the result the next room_loaded / events_appended carries."""
