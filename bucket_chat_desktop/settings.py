@@ -56,6 +56,7 @@ class StorageSettings:
 
 
 RECENT_EMOJI = 24  # recent emoji the picker remembers
+MAX_MARKER_ID = 512  # an event id is at most this long (protocol.event.MAX_ID_CHARS)
 
 
 @dataclass(slots=True)
@@ -75,6 +76,9 @@ class Settings:
     start_minimized: bool = False
     last_room: str = ""  # "<storage id>/<room id>"
     recent_emoji: list[str] = field(default_factory=list)  # the picker's, newest first
+    # "<storage id>/<room id>" -> (id, timestamp) of the newest event the user saw there:
+    # what counts as unread after a restart (protocol/unread.py). One per joined room.
+    read_markers: dict[str, tuple[str, int]] = field(default_factory=dict)
 
     @property
     def configured(self) -> bool:
@@ -103,6 +107,21 @@ class Settings:
             self.notify_levels[room_key] = level
         else:
             self.notify_levels.pop(room_key, None)
+
+    def read_marker(self, room_key: str) -> tuple[str, int] | None:
+        return self.read_markers.get(room_key)
+
+    def set_read_marker(self, room_key: str, event_id: str, timestamp_ms: int) -> bool:
+        """Remember the newest event seen in a room; whether that changed the marker."""
+        marker = (event_id, timestamp_ms)
+        if self.read_markers.get(room_key) == marker:
+            return False
+        self.read_markers[room_key] = marker
+        return True
+
+    def room_keys(self) -> set[str]:
+        """ "<storage id>/<room id>" of every room joined."""
+        return {f"{s.id}/{room}" for s in self.storages for room in s.rooms}
 
     def poll_intervals(self) -> PollIntervals:
         """How often a cloud storage is polled at this speed. "normal" keeps a message
@@ -144,10 +163,30 @@ class Settings:
         if out.theme not in THEMES:
             out.theme = "system"
         out.attachment_limit_mb = max(1, min(out.attachment_limit_mb, 2048))
+        out.read_markers = _read_markers(out.read_markers, out.room_keys())
         out.recent_emoji = [e for e in out.recent_emoji if isinstance(e, str) and 0 < len(e) <= 64][
             :RECENT_EMOJI
         ]
         return out
+
+
+def _read_markers(data: dict[Any, Any], rooms: set[str]) -> dict[str, tuple[str, int]]:
+    """The well-formed markers of rooms still joined (a file edited by hand, or one kept
+    across a leave the app did not see, holds others)."""
+    out: dict[str, tuple[str, int]] = {}
+    for key, value in data.items():
+        if key not in rooms or not isinstance(value, list | tuple) or len(value) != 2:
+            continue
+        event_id, ts = value
+        if (
+            isinstance(event_id, str)
+            and 0 < len(event_id) <= MAX_MARKER_ID
+            and isinstance(ts, int)
+            and not isinstance(ts, bool)
+            and 0 <= ts < 2**53
+        ):
+            out[key] = (event_id, ts)
+    return out
 
 
 def settings_path() -> Path:

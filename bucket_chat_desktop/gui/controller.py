@@ -5,11 +5,12 @@ listen to its signals; it never touches a widget."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from .. import settings as settings_store
 from ..keys import Identity
@@ -21,6 +22,7 @@ from ..protocol.mentions import mentions_in, mentions_me
 from ..protocol.metadata import RoomMetadata, check_signer
 from ..protocol.relations import Relations, own_reaction
 from ..protocol.room_state import NO_NAMES, Names, Roster, membership_text
+from ..protocol.unread import UNREAD_CAP, ReadMarker, UnreadCount, is_unread_news
 from ..settings import Settings, StorageSettings
 from ..sync.client import ChatClient, RoomRef
 from ..sync.events import EngineEvent, ShownEvent
@@ -36,6 +38,7 @@ log = logging.getLogger("bucket_chat.gui")
 
 # Findings that mean the room was not read whole: no verdict on it is final.
 PARTIAL_READ = frozenset({Kind.UNREAD, Kind.SEGMENT_UNREADABLE})
+MARKER_SAVE_MS = 10_000  # read markers that moved are saved this long after (and at quit)
 DEFER_ROWS = 2_000  # a room not shown with a longer timeline is redrawn when shown
 ROW_RUN_GAP = 32  # rows read by position (a thread's replies): nearer ones share a page
 
@@ -147,6 +150,18 @@ class Controller(QObject):
         # made them for the latest result (the GUI thread never folds a timeline)
         self.rosters: dict[str, Roster] = {}
         self.first_unread: dict[str, str] = {}  # room key -> its first unread event's id
+        # Rooms whose unread messages after the read marker were counted (or whose marker
+        # was first set) this session: once per room, on its first audit with rows.
+        self._marked: set[str] = set()
+        # Rooms not yet left after being shown this session: a message written before the
+        # app started that is fetched while the room is shown (the first poll comes after
+        # the first audit, which the index answers) still gets the "New messages" line.
+        self._started_ms = int(time.time() * 1000)
+        self._catching_up: set[str] = set()
+        self._save_markers = QTimer(self)
+        self._save_markers.setSingleShot(True)
+        self._save_markers.setInterval(MARKER_SAVE_MS)
+        self._save_markers.timeout.connect(self.save_settings)
         b = self.bridge
         b.timeline_warmed.connect(self._on_timeline_warmed)
         b.state_arrived.connect(self._on_state_arrived)
@@ -159,6 +174,7 @@ class Controller(QObject):
         b.room_discovered.connect(lambda sid, rid: log.info("room %s appeared on %s", rid, sid))
         for ref in self.client.rooms():
             self._add_room_item(ref)
+            self._catching_up.add(ref.key)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -180,6 +196,7 @@ class Controller(QObject):
             self.select_room(self.settings.last_room)
 
     async def shutdown(self) -> None:
+        self._save_markers.stop()
         await self.tasks.shutdown()
         await self.client.close()
         self.save_settings()
@@ -235,9 +252,12 @@ class Controller(QObject):
     def select_room(self, key: str) -> None:
         if key == self.current or self.rooms.item(key) is None:
             return
+        self._catching_up.discard(self.current)  # shown, then left: what came was seen
         self.current = key
         self._catch_up(key)
         self.settings.last_room = key
+        if self.window_active:
+            self._mark_read(key)
         self.rooms.update(key, unread=0)
         self.unread_changed.emit(self.rooms.total_unread())
         self.current_changed.emit(key)
@@ -274,6 +294,8 @@ class Controller(QObject):
             await self.client.leave_room(_ref(key))
             self.rooms.remove(key)
             self.first_unread.pop(key, None)
+            self.settings.read_markers.pop(key, None)
+            self._marked.discard(key)
             self.timelines.pop(key, None)
             self._previewed.pop(key, None)
             self._behind.pop(key, None)
@@ -411,6 +433,7 @@ class Controller(QObject):
         # nobody does: a window that never comes to the front costs little).
         self.client.set_window_focused(active)
         if active and self.current:
+            self._mark_read(self.current)
             self.rooms.update(self.current, unread=0)
             self.unread_changed.emit(self.rooms.total_unread())
             if self.current in self.first_unread:
@@ -442,6 +465,7 @@ class Controller(QObject):
         newest: tuple[ShownEvent, ...],
     ) -> None:
         arrived = _arrived(self.results.get(key), total, newest)
+        marker = self.settings.read_marker(key)  # as before this audit is shown
         self.results[key] = result
         self.metadata[key] = (metadata, metadata_findings)
         if metadata is not None and metadata.name:
@@ -455,7 +479,69 @@ class Controller(QObject):
             self._behind.pop(key, None)
             self._show_audit(key, result, total, newest, complete, relations)
         self._refresh_item(key, result, arrived, last_shown(newest))
+        joined = self.rooms.item(key) is not None  # not an audit of a room just left
+        if joined and key not in self._marked and len(result.timeline):
+            self._marked.add(key)
+            if marker is None:  # a room seen for the first time: nothing of it is news yet
+                self._mark_read(key)
+            else:
+                self._count_after_marker(key, result, relations, ReadMarker(*marker))
         self.room_audit_changed.emit(key)
+
+    # -- read markers (the newest event seen in each room: unread counts survive a restart) --
+
+    def _mark_read(self, key: str) -> None:
+        """The room is shown to the person: its newest row is seen. Saved soon after."""
+        result = self.results.get(key)
+        if result is None or not len(result.timeline) or self.rooms.item(key) is None:
+            return
+        newest = result.timeline[len(result.timeline) - 1].event
+        moved = self.settings.set_read_marker(key, newest.event_id, newest.timestamp_ms)
+        if moved and not self._save_markers.isActive():
+            self._save_markers.start()
+
+    def _count_after_marker(
+        self, key: str, result: AuditResult, relations: Relations | None, marker: ReadMarker
+    ) -> None:
+        """Count, on the engine's state thread, the unread messages of the room's first
+        audit this session after the marker saved before: what arrived while the app was
+        closed. The room list shows them, the "New messages" line goes above the first."""
+        own = self.identity.public_key_b64
+
+        async def run() -> None:
+            answer = await self.client.count_unread(_ref(key), result, relations, marker, own)
+            if answer is not None and answer.count:
+                self._apply_unread(key, marker, answer)
+
+        self.tasks.start(run(), "Counting unread messages")
+
+    def _apply_unread(self, key: str, marker: ReadMarker, answer: UnreadCount) -> None:
+        item = self.rooms.item(key)
+        if item is None:  # left meanwhile
+            return
+        if key == self.current and self.window_active:
+            self._catching_up.discard(key)
+            self.unread_seen.emit(key, answer.first)  # shown: read now, the line says where
+            return
+        if self.settings.read_marker(key) != (marker.event_id, marker.timestamp_ms):
+            return  # shown since the count was asked for: those messages were seen
+        # what arrived since that audit was counted already (``_refresh_item``): on top
+        self.first_unread[key] = answer.first
+        self.rooms.update(key, unread=min(UNREAD_CAP, item.unread + answer.count))
+        self.unread_changed.emit(self.rooms.total_unread())
+
+    def _line_for_the_away(self, key: str, incoming: list[Assessed]) -> None:
+        """New messages fetched while the room is shown that were written before the app
+        started (while it was closed) arrived unread: the line goes above the first of
+        them. Once per room and session, and only until the room is left."""
+        if key not in self._catching_up:
+            return
+        # by the writer's clock: one running ahead misses the line (as before), one behind
+        # draws it above a message written just after the start (no harm)
+        away = next((a for a in incoming if a.event.timestamp_ms < self._started_ms), None)
+        if away is not None:
+            self._catching_up.discard(key)
+            self.unread_seen.emit(key, away.event.event_id)
 
     def _pager(self, key: str, result: AuditResult) -> Pager:
         """Pages of ``result`` for the room's timeline, read by the client on the
@@ -481,6 +567,9 @@ class Controller(QObject):
         else:
             self.timeline(key).append(items, relations, self.names(key))
         self._refresh_item(key, result, items, last_shown(items))
+        # the first rows came appended to an empty audit: counted as they came, a count
+        # after the marker on a later audit would count them twice
+        self._marked.add(key)
 
     def _on_state_arrived(self, key: str, roster: Roster | None) -> None:
         """The room state of the result the next room_loaded / events_appended carries."""
@@ -525,15 +614,13 @@ class Controller(QObject):
         own = self.identity.public_key_b64
         # Messages only: a join, a reaction, an edit, a deletion or a typing notice is not
         # unread news (room_preview says why), nor is a message that arrives deleted
-        # already (its deletion was read first): its text is shown nowhere
-        incoming = [
-            a
-            for a in new
-            if a.event.sender_key != own
-            and a.event.type == MESSAGE
-            and as_shown(a.event, rel) is not None
-        ]
+        # already (its deletion was read first): its text is shown nowhere. The count
+        # after a restart uses the same rule (``_count_after_marker``).
+        incoming = [a for a in new if is_unread_news(a.event, own, rel)]
         focused = key == self.current and self.window_active
+        if focused:
+            self._mark_read(key)
+            self._line_for_the_away(key, incoming)
         if incoming and not focused:
             if not item.unread or key not in self.first_unread:
                 self.first_unread[key] = incoming[0].event.event_id

@@ -25,6 +25,8 @@ from ..index.search import SearchPage
 from ..protocol.attachments import FileInfo
 from ..protocol.audit import AuditResult
 from ..protocol.metadata import RoomMetadata
+from ..protocol.relations import Relations
+from ..protocol.unread import ReadMarker, UnreadCount
 from ..settings import StorageSettings
 from ..storage.base import Storage, StorageError
 from . import blobs
@@ -295,6 +297,22 @@ class AttachedStorages:
         if attached is None:
             return None
         return await attached.engine.locate(ref.room_id, result, event_id)
+
+    async def count_unread(
+        self,
+        ref: RoomRef,
+        result: AuditResult,
+        relations: Relations | None,
+        marker: ReadMarker,
+        own_key: str | None,
+    ) -> UnreadCount | None:
+        """The unread messages of the room's audit ``result`` (a ``RoomLoaded``'s, with its
+        relations) after the person's read marker, counted on the engine's state thread
+        (``protocol.unread.count_unread``); None when the storage is not attached."""
+        attached = self._storages.get(ref.storage_id)
+        if attached is None:
+            return None
+        return await attached.engine.count_unread(ref.room_id, result, relations, marker, own_key)
 
     async def confirmed_keys(self, storage_id: str) -> frozenset[str]:
         """The keys the person confirmed in one storage (its index's ``user`` pins)."""

@@ -49,6 +49,7 @@ from ..protocol.audit import AuditResult, RoomLedger
 from ..protocol.chain import Draft
 from ..protocol.event import Event
 from ..protocol.relations import Relations
+from ..protocol.unread import ReadMarker, UnreadCount, count_unread
 from ..storage.base import Storage, StorageError
 from ..storage.feed import ChangeFeed
 from ..storage.local import LocalStorage
@@ -587,6 +588,20 @@ class SyncEngine:
         timeline = result.timeline
 
         return await self._serially(timeline.position_of, event_id, room=room_id, interactive=True)
+
+    async def count_unread(
+        self,
+        room_id: str,
+        result: AuditResult,
+        relations: Relations | None,
+        marker: ReadMarker,
+        own_key: str | None,
+    ) -> UnreadCount:
+        """The unread messages of ``result`` after a read marker (``unread.count_unread``:
+        a walk of the rows since it), counted on the state thread: a frozen answer."""
+        return await self._serially(
+            count_unread, result.timeline, marker, own_key, relations, room=room_id
+        )
 
     # -- what front ends may ask (plain values, computed on the serial worker) ------------------
 

@@ -351,6 +351,61 @@ def test_new_messages_line_and_jump_button(
     assert social.marker == "" and delegate.first_unread == ""
 
 
+def test_unread_counts_and_the_line_survive_a_restart(
+    qtbot: Any, launch: Callable[..., Desk], store: Path, people: People, tmp_path: Path
+) -> None:
+    desk = launch(settings_for(store, ["falcon", "general"]))
+    desk.wait_loaded("falcon", "general")
+    falcon = desk.key("falcon")
+    newest = desk.rows("falcon")[-1]
+    assert desk.settings.read_marker(falcon)[0] == newest.event_id  # read while shown
+    desk.select("general")
+    assert desk.quit() == 0
+
+    # while Alice is away, Carol writes three messages in Falcon
+    away = ["Build 42 is red.", "Fixed the test.", "Build 43 is green."]
+    wait_for(qtbot, people.say(CAROL, "falcon", *away))
+    saved = settings_store.load()  # the markers came back from the settings file
+    assert saved.read_marker(falcon) == desk.settings.read_marker(falcon)
+
+    desk = launch(saved)  # fetched after the first audit (the index's): counted as they come
+    desk.wait_loaded("falcon", "general")
+    qtbot.waitUntil(lambda: desk.item("falcon").unread == 3, timeout=15_000)
+    assert desk.quit() == 0
+
+    # not opened: at the next start the index holds them; counted after the marker
+    desk = launch(settings_store.load())
+    desk.wait_loaded("falcon", "general")
+    qtbot.waitUntil(lambda: desk.item("falcon").unread == 3, timeout=15_000)
+    assert desk.item("general").unread == 0 and desk.controller.rooms.total_unread() == 3
+    shot(desk.window.room_list, "room-list-unread-after-restart", tmp_path)
+
+    desk.select("falcon")  # the line goes above the first message she missed
+    first = desk.wait_index("falcon", away[0])
+    social = desk.window.social
+    assert social.marker == desk.rows("falcon")[first].event_id
+    assert social.marker_row() == first and desk.item("falcon").unread == 0
+    shot(desk.window, "new-messages-after-restart", tmp_path)
+
+    # leaving a room drops its marker: the settings keep one per room joined
+    general = desk.key("general")
+    assert desk.settings.read_marker(general) is not None
+    desk.controller.leave_room(general)
+    qtbot.waitUntil(lambda: desk.controller.rooms.item(general) is None, timeout=15_000)
+    assert desk.settings.read_marker(general) is None
+    assert set(desk.settings.read_markers) == {falcon}
+
+    # a room shown at start (the last one open) counts nothing, but draws the line
+    assert desk.quit() == 0
+    wait_for(qtbot, people.say(CAROL, "falcon", "Release at noon.", "Any objections?"))
+    desk = launch(settings_store.load())
+    first = desk.wait_index("falcon", "Release at noon.")
+    qtbot.waitUntil(lambda: desk.window.social.marker != "", timeout=15_000)
+    assert desk.window.social.marker == desk.rows("falcon")[first].event_id
+    assert desk.item("falcon").unread == 0 and desk.controller.current == falcon
+    assert desk.settings.read_marker(falcon)[0] == desk.rows("falcon")[-1].event_id
+
+
 # -- room list preview ------------------------------------------------------------------------
 
 

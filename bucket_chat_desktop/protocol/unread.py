@@ -1,0 +1,110 @@
+"""Which rows are unread news, and how many of them a room holds after a read marker.
+
+One rule for both places that count: a message that arrives while the app runs (the GUI
+controller's live count) and the messages a room's audit holds after the newest event the
+person saw before a restart (``count_unread``, run on the engine's state thread). News is
+a message (not a join, a reaction, an edit, a deletion or a typing notice), not signed by
+this device's key, and not deleted already (its text is shown nowhere).
+
+A read marker comes from this device's settings file, but the rows it is looked up in were
+written by anyone with write access: the marker's event may be gone (a rewritten history, a
+marker of another audit), the rows may carry hostile timestamps. The count never raises for
+what it walks, never walks far past where the marker would have to be, and never calls a whole
+room unread because its marker is missing: it then counts only the messages ordered after
+the marker's (timestamp, id), as display order would have put them after it. A marker
+dated in the future (the newest row was a hostile one) hides what sorts before it: the
+count errs towards fewer, never towards the whole room.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .audit import Assessed, Timeline
+from .event import MESSAGE, Event
+from .relations import Relations
+
+UNREAD_CAP = 999  # a count stops here: the room list shows "99+", the tray "9+"
+OLDER_RUN = 64  # rows older than a marker that is not found, one after another: stop
+
+
+def is_unread_news(ev: Event, own_key: str | None, relations: Relations | None) -> bool:
+    """Whether ``ev``, arrived unseen, is an unread message: a message row, not signed by
+    ``own_key`` (this device), not deleted by ``relations`` (those of the audit it is in)."""
+    if ev.type != MESSAGE or ev.sender_key == own_key:
+        return False
+    agg = relations.of(ev.event_id) if relations is not None else None
+    return agg is None or agg.redacted is None
+
+
+@dataclass(frozen=True, slots=True)
+class ReadMarker:
+    """The newest event a person saw in a room: its id and its timestamp (what orders it
+    when the event itself is not among the rows any more)."""
+
+    event_id: str
+    timestamp_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class UnreadCount:
+    """How many unread messages follow a read marker (at most ``UNREAD_CAP``) and the
+    id of the first of them ("" for none). ``found``: the marker's event is among the
+    rows; if not, only messages ordered after the marker's (timestamp, id) were counted."""
+
+    count: int
+    first: str
+    found: bool
+    capped: bool = False
+
+
+def count_unread(
+    rows: Sequence[Assessed],
+    marker: ReadMarker,
+    own_key: str | None,
+    relations: Relations | None,
+    cap: int = UNREAD_CAP,
+) -> UnreadCount:
+    """The unread messages of ``rows`` (an audit's timeline, display order) after
+    ``marker``, by ``is_unread_news``; the count stops at ``cap`` (``capped`` says so).
+
+    With the marker's row among them, every news row after it counts, the first one is
+    where the "New messages" line goes. Without it, rows are walked from the newest back
+    and those ordered after the marker's (timestamp, id) count; the walk stops after
+    ``OLDER_RUN`` rows in a row older than the marker (display order follows timestamps,
+    save a chained row placed after a back-dated predecessor). Costs a scan of the ids
+    (``Timeline.position_of``: no rows made) and the rows since the marker."""
+    at = _position(rows, marker.event_id)
+    count, first = 0, ""
+    if at is not None:
+        for i in range(at + 1, len(rows)):
+            ev = rows[i].event
+            if is_unread_news(ev, own_key, relations):
+                count += 1
+                first = first or ev.event_id
+                if count > cap:
+                    break
+        return UnreadCount(min(count, cap), first, True, count > cap)
+    key = (marker.timestamp_ms, marker.event_id)
+    older = 0
+    for i in range(len(rows) - 1, -1, -1):
+        ev = rows[i].event
+        if (ev.timestamp_ms, ev.event_id) <= key:
+            older += 1
+            if older >= OLDER_RUN:
+                break
+            continue
+        older = 0
+        if is_unread_news(ev, own_key, relations):
+            count += 1
+            first = ev.event_id
+            if count > cap:
+                break
+    return UnreadCount(min(count, cap), first, False, count > cap)
+
+
+def _position(rows: Sequence[Assessed], event_id: str) -> int | None:
+    if isinstance(rows, Timeline):
+        return rows.position_of(event_id)
+    return next((i for i, r in enumerate(rows) if r.event.event_id == event_id), None)

@@ -1,0 +1,116 @@
+"""Unread messages after a read marker (``protocol/unread.py``): what counts (messages of
+other keys, not deleted; never joins, reactions, edits, deletions), where the "New
+messages" line goes, the cap, and markers the rows do not hold (a rewritten history, a
+marker of another audit, a hostile timestamp): a sensible count, never the whole room."""
+
+from __future__ import annotations
+
+from bucket_chat_desktop.protocol.audit import AuditResult
+from bucket_chat_desktop.protocol.event import Event
+from bucket_chat_desktop.protocol.relations import EDIT, REACTION, REDACTION, Relations, build
+from bucket_chat_desktop.protocol.unread import (
+    UNREAD_CAP,
+    ReadMarker,
+    UnreadCount,
+    count_unread,
+    is_unread_news,
+)
+
+from ._support import ROOM, T0, alice, audit, bob, seg
+
+
+def _room(*chains: list[Event]) -> tuple[AuditResult, Relations]:
+    result = audit(*(seg(events, f"c{i}") for i, events in enumerate(chains)))
+    return result, build(ROOM, result.timeline)
+
+
+def _marker(ev: Event) -> ReadMarker:
+    return ReadMarker(ev.event_id, ev.timestamp_ms)
+
+
+def test_counts_other_keys_messages_after_the_marker_and_names_the_first() -> None:
+    a, b = alice(), bob()
+    seen = a.say(T0 + 10, "see you later")
+    away = [b.say(T0 + 20 + i, f"while you were out {i}") for i in range(3)]
+    own = a.say(T0 + 30, "back (from my laptop's twin key)")
+    hers = [a.join(T0), a.say(T0 + 1, "hello"), seen, own]
+    result, rel = _room(hers, [b.join(T0 + 2), b.say(T0 + 3, "hi"), *away])
+    count = count_unread(result.timeline, _marker(seen), a.public, rel)
+    assert count == UnreadCount(3, away[0].event_id, found=True)
+    # the newest row seen: nothing unread; no key of one's own: one's own count too
+    newest = result.timeline[len(result.timeline) - 1].event
+    assert count_unread(result.timeline, _marker(newest), a.public, rel).count == 0
+    assert count_unread(result.timeline, _marker(seen), None, rel).count == 4
+
+
+def test_reactions_edits_deletions_joins_and_deleted_messages_are_not_news() -> None:
+    a, b = alice(), bob()
+    seen = a.say(T0 + 1, "anyone?")
+    gone = b.say(T0 + 3, "oops, wrong room")
+    kept = b.say(T0 + 4, "here")
+    rows = [
+        b.join(T0 + 2),
+        gone,
+        kept,
+        b.emit(T0 + 5, REACTION, {"relates_to": seen.event_id, "reaction": "👍"}),
+        b.emit(
+            T0 + 6,
+            EDIT,
+            {"replaces": kept.event_id, "new_content": {"body": "here!", "msgtype": "m.text"}},
+        ),
+        b.emit(T0 + 7, REDACTION, {"redacts": gone.event_id}),
+    ]
+    result, rel = _room([a.join(T0), seen], rows)
+    count = count_unread(result.timeline, _marker(seen), a.public, rel)
+    assert count == UnreadCount(1, kept.event_id, found=True)
+    # the one rule the live count uses too
+    assert is_unread_news(kept, a.public, rel)
+    assert not is_unread_news(gone, a.public, rel) and is_unread_news(gone, a.public, None)
+    assert not is_unread_news(rows[0], a.public, rel) and not is_unread_news(seen, a.public, rel)
+    assert not any(is_unread_news(ev, a.public, rel) for ev in rows[3:])
+
+
+def test_a_marker_the_rows_do_not_hold_counts_only_what_is_newer_than_it() -> None:
+    a, b = alice(), bob()
+    early = [b.say(T0 + 10 + i, f"before {i}") for i in range(5)]
+    late = [b.say(T0 + 100 + i, f"after {i}") for i in range(2)]
+    result, rel = _room([a.join(T0)], [b.join(T0 + 1), *early, *late])
+    rows = result.timeline
+    # a marker of a rewritten history (its event is gone), dated between the two runs
+    lost = ReadMarker(f"{ROOM}::gone", T0 + 50)
+    assert count_unread(rows, lost, a.public, rel) == UnreadCount(2, late[0].event_id, False)
+    # same timestamp as a row: only rows ordered after (timestamp, id) count
+    tie = ReadMarker(early[2].event_id + "x", early[2].timestamp_ms)
+    assert count_unread(rows, tie, a.public, rel) == UnreadCount(4, early[3].event_id, False)
+    # a marker from the future (a hostile newest row, since rewritten away): nothing
+    assert count_unread(rows, ReadMarker("x", 2**53 - 1), a.public, rel).count == 0
+    # a marker older than the whole room: every message of others, as it would be
+    assert count_unread(rows, ReadMarker("x", 0), a.public, rel).count == 7
+    # no rows at all (an audit not read yet)
+    assert count_unread([], lost, a.public, rel) == UnreadCount(0, "", False)
+
+
+def test_a_back_dated_row_does_not_stop_the_walk_for_a_missing_marker() -> None:
+    a, b = alice(), bob()
+    old = [a.say(T0 + 1 + i, f"old {i}") for i in range(3)]
+    new = [b.say(T0 + 100 + i, f"new {i}") for i in range(3)]
+    result, rel = _room([a.join(T0), *old], [b.join(T0 + 50), *new])
+    rows = list(result.timeline)
+    # a hostile writer's row dated long ago but placed among the newest (plain rows here:
+    # the count reads only the sequence it is given)
+    liar = b.say(T0 - 1_000, "back-dated")
+    hostile = [*rows[:-1], rows[-1]._replace(event=liar), rows[-1]]
+    lost = ReadMarker("gone", T0 + 60)
+    assert count_unread(hostile, lost, a.public, rel).count == 3
+
+
+def test_the_count_stops_at_the_cap() -> None:
+    a, b = alice(), bob()
+    seen = a.say(T0 + 1, "see you")
+    many = [b.say(T0 + 10 + i, f"m{i}") for i in range(12)]
+    result, rel = _room([a.join(T0), seen], [b.join(T0 + 2), *many])
+    capped = count_unread(result.timeline, _marker(seen), a.public, rel, cap=5)
+    assert capped == UnreadCount(5, many[0].event_id, True, capped=True)
+    missing = count_unread(result.timeline, ReadMarker("x", T0 + 5), a.public, rel, cap=5)
+    assert missing.count == 5 and missing.capped and not missing.found
+    assert UNREAD_CAP == 999
