@@ -90,10 +90,7 @@ def _said(result: AuditResult) -> tuple[object, ...]:
     copy shown is named by its place (path, line); its signature text is not compared: a
     slim ledger keeps only a digest of it (``RoomLedger.signature_id``)."""
     rows = [
-        [
-            (a.event.event_id, a.event.hash, a.state, a.reason, a.path, a.line)
-            for a in items
-        ]
+        [(a.event.event_id, a.event.hash, a.state, a.reason, a.path, a.line) for a in items]
         for items in (result.timeline, result.invalid)
     ]
     return (*rows, result.findings, result.pending_gaps, result.authorized, result.segments)
