@@ -528,10 +528,13 @@ def _extended(old: Relations, source: Source | Iterable[Any]) -> Relations:
     if (
         not arrived
         and (read.relations or read.replies)
-        and all(rows(p).event.type == REACTION for p in done.relations[len(read.relations) :])
+        and all(
+            rows(p).event.type in (REACTION, EDIT) for p in done.relations[len(read.relations) :]
+        )
     ):
-        # New reactions and replies only, and nothing the old rows waited for: every
-        # earlier decision stands (a row can only change one by being what it named).
+        # New reactions, edits and replies only, and nothing the old rows waited for:
+        # every earlier decision stands (a row can only change one by being what it
+        # named). A redaction takes back what earlier ones decided: all are decided again.
         return _added(old, done, rows, len(read.relations), len(read.replies))
     return _decide(room_id, done, rows)
 
@@ -563,7 +566,7 @@ class _Known(Mapping[str, _Target]):
 def _added(
     old: Relations, read: _Read, rows: _Rows, had_relations: int, had_replies: int
 ) -> Relations:
-    """``old`` with the reactions and replies ``read`` holds past the first
+    """``old`` with the reactions, edits and replies ``read`` holds past the first
     ``had_relations`` / ``had_replies`` decided as ``_decide`` decides them (in display
     order, after every earlier one), without deciding the others again."""
     old_read = old.read
@@ -572,6 +575,7 @@ def _added(
     late = old.findings[len(old_read.early) :]
     by_relations, by_replies = list(late[: old_read.split]), list(late[old_read.split :])
     aggregates = dict(old.aggregates)
+    edit_of: dict[str, str] | None = None  # copied when an edit applies
     waiting, waiting_for = old.waiting, set(old.waiting_for)
     for r in map(rows, read.relations[had_relations:]):
         ev = r.event
@@ -581,6 +585,27 @@ def _added(
         if found is None:
             waiting += 1
             waiting_for.add(target_id)
+        elif ev.type == EDIT:
+            verdict = _judge_edit(old.room_id, r, target_id, known)
+            if isinstance(verdict, Finding):
+                by_relations.append(verdict)
+            elif verdict.waits:
+                waiting += 1
+                waiting_for.add(verdict.original)
+            else:
+                # Applied last (display order) unless its message is deleted; no earlier
+                # redaction names this edit (it would have waited for it: ``arrived``).
+                agg = aggregates.get(verdict.original)
+                if agg is None or agg.redacted is None:
+                    body, msgtype = edit_content(ev)  # type: ignore[misc]
+                    edit = Edit(ev.event_id, ev.timestamp_ms, r.state, body, msgtype)
+                    aggregates[verdict.original] = (
+                        Aggregate(verdict.original, edits=(edit,))
+                        if agg is None
+                        else replace(agg, edits=(*agg.edits, edit))
+                    )
+                    edit_of = dict(old.edit_of) if edit_of is None else edit_of
+                    edit_of[ev.event_id] = verdict.original
         elif (refused := _refused_reaction(r, found)) is not None:
             by_relations.append(refused)
         else:
@@ -628,7 +653,7 @@ def _added(
             **dict(_new_rows(old_read, read)),
         },
         frozenset(waiting_for),
-        old.edit_of,
+        old.edit_of if edit_of is None else edit_of,
         replace(read, split=len(by_relations)),
     )
 
@@ -726,32 +751,14 @@ def _decide(room_id: str, read: _Read, rows: _Rows) -> Relations:
                 reactions.append((target_id, r))
             continue
         if ev.type == EDIT:
-            original_id, original = _original(target_id, known)
-            if original is None or original_id is None:
-                if (
-                    original_id is not None
-                    and original_id not in known
-                    and _in_room(room_id, original_id)
-                ):
-                    waiting += 1  # the edited edit is here, its original not yet
-                    waiting_for.add(original_id)
-                else:
-                    findings.append(
-                        _finding(Kind.RELATION_INVALID, r, "an edit whose original is not there")
-                    )
-                continue
-            if original.type != MESSAGE:
-                findings.append(
-                    _finding(Kind.RELATION_INVALID, r, "an edit of something that is not a message")
-                )
-                continue
-            if not _speaks_for(r, original):
-                findings.append(_not_sender(r, "an edit", original))
-                continue
-            if edit_content(ev) is None:
-                findings.append(_finding(Kind.RELATION_INVALID, r, _why_invalid(ev)))
-                continue
-            edits.append((original_id, r))
+            verdict = _judge_edit(room_id, r, target_id, known)
+            if isinstance(verdict, Finding):
+                findings.append(verdict)
+            elif verdict.waits:
+                waiting += 1  # the edited edit is here, its original not yet
+                waiting_for.add(verdict.original)
+            else:
+                edits.append((verdict.original, r))
             continue
         # a redaction
         if found.type == MEMBER:
@@ -844,6 +851,31 @@ def _decide(room_id: str, read: _Read, rows: _Rows) -> Relations:
         {e.event_id: target for target, a in aggregates.items() for e in a.get("edits", ())},
         replace(read, split=split),
     )
+
+
+class _Original(NamedTuple):
+    original: str  # the message an edit applies to, or (``waits``) the one it waits for
+    waits: bool = False
+
+
+def _judge_edit(
+    room_id: str, r: Row, target_id: str, known: Mapping[str, _Target]
+) -> _Original | Finding:
+    """What the edit ``r`` of ``target_id`` (known) comes to, but for redactions: the
+    message it applies to, the original it waits for (an edit of an edit read before its
+    message), or why it is refused. One rule for ``_decide`` and ``_added``."""
+    original_id, original = _original(target_id, known)
+    if original is None or original_id is None:
+        if original_id is not None and original_id not in known and _in_room(room_id, original_id):
+            return _Original(original_id, waits=True)
+        return _finding(Kind.RELATION_INVALID, r, "an edit whose original is not there")
+    if original.type != MESSAGE:
+        return _finding(Kind.RELATION_INVALID, r, "an edit of something that is not a message")
+    if not _speaks_for(r, original):
+        return _not_sender(r, "an edit", original)
+    if edit_content(r.event) is None:
+        return _finding(Kind.RELATION_INVALID, r, _why_invalid(r.event))
+    return _Original(original_id)
 
 
 def tuple_fields(values: dict[str, Any]) -> dict[str, Any]:

@@ -118,11 +118,11 @@ def test_extending_at_any_splits_equals_a_full_build(
         same(rel, build(ROOM, RowList(rows[:end])))
 
 
-# Appended reactions and replies naming earlier rows only (what a live room appends most):
-# ``extended`` decides only these, on top of the earlier decisions.
+# Appended reactions, edits and replies naming earlier rows only (what a live room appends
+# most): ``extended`` decides only these, on top of the earlier decisions.
 later = st.lists(
     st.tuples(
-        st.sampled_from(("reaction", "reaction", "reply", "typing")),
+        st.sampled_from(("reaction", "reaction", "reply", "edit", "typing")),
         st.integers(0, 39),  # an earlier row (a reaction to a redacted, hidden or member row...)
         st.sampled_from(SENDERS),
         st.sampled_from(KEYS),
@@ -136,7 +136,7 @@ later = st.lists(
 
 @settings(max_examples=300, deadline=None)
 @given(specs, st.lists(later, min_size=1, max_size=4))
-def test_appended_reactions_and_replies_decided_alone_equal_a_full_build(
+def test_appended_reactions_edits_and_replies_decided_alone_equal_a_full_build(
     spec_list: list[tuple[Any, ...]], batches: list[list[tuple[Any, ...]]]
 ) -> None:
     rows = [_row(i, s) for i, s in enumerate(spec_list)]
@@ -235,3 +235,40 @@ def test_typing_notices_appended_change_only_what_is_hidden() -> None:
         assert rel.aggregates is before.aggregates  # no decision made again
         same(rel, build(ROOM, rows))
     assert list(rel.hidden) == list(range(1, 30))
+
+
+def test_appended_edits_are_decided_alone(monkeypatch: Any) -> None:
+    """An edit appended (the common case after reactions) is decided on its own, like a
+    reaction: a room where a member planted tens of thousands of reactions made every
+    edit decide all of them again (0.47 s at 50,000 reactions on the state thread,
+    before the edited text showed). Edits of edits, edits of a deleted message, someone
+    else's and an edit waiting for its original's edit all come out as a full build's."""
+    decided: list[int] = []
+    real = relations_module._decide
+    monkeypatch.setattr(relations_module, "_decide", lambda *a: decided.append(1) or real(*a))
+    alice, bob = SENDERS[0], SENDERS[1]
+    rows = [_row(i, ("message", 0, alice, KEYS[1], "verified", 0)) for i in range(4)]
+    rows.append(_row(4, ("reaction", 1, bob, None, "unverified", 0)))
+    rows.append(_row(5, ("redaction", 2, alice, KEYS[1], "verified", 0)))
+    rows.append(_row(6, ("edit", 30, alice, KEYS[1], "verified", 0)))  # waits for row 30
+    rel = build(ROOM, rows)
+    assert decided == [1]
+    for spec in (
+        ("edit", 1, alice, KEYS[1], "verified", 0),  # applies
+        ("edit", 7, alice, KEYS[1], "verified", 1),  # an edit of that edit: row 1 again
+        ("edit", 1, bob, None, "unverified", 0),  # not the sender's: a finding
+        ("edit", 2, alice, KEYS[1], "verified", 0),  # of a deleted message: nothing
+        ("edit", 3, alice, KEYS[1], "verified", 2),  # no usable text: a finding
+        ("edit", 4, alice, KEYS[1], "verified", 0),  # of a reaction: a finding
+        ("edit", 6, alice, KEYS[1], "verified", 0),  # of an edit still waiting: waits
+        ("edit", 1, alice, None, "unverified", 3),  # alice's id, unsigned: not hers
+    ):
+        rows.append(_row(len(rows), spec))
+        before = len(decided)
+        rel = extended(rel, rows)
+        assert len(decided) == before  # decided alone
+        same(rel, build(ROOM, rows))
+    agg = rel.aggregates[_id(1)]
+    assert [e.body for e in agg.edits] == ["fixed", "again"]
+    assert rel.edit_of == {_id(7): _id(1), _id(8): _id(1)}
+    assert rel.waiting_for == {_id(30)} and rel.waiting == 2
