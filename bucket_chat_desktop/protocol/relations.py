@@ -534,18 +534,25 @@ def _extended(old: Relations, source: Source | Iterable[Any]) -> Relations:
 
 
 class _Known(Mapping[str, _Target]):
-    """The targets of ``read`` as ``_decide`` knows them, each made when asked."""
+    """The targets of ``read`` as ``_decide`` knows them, each made when first asked:
+    most related rows are never a target (a room's reactions), and making every one
+    was a third of a full build's second pass."""
 
     def __init__(self, read: _Read, rows: _Rows) -> None:
         self._related = read.related
         self._outside = read.outside
         self._rows = rows
+        self._made: dict[str, _Target] = {}
 
     def __getitem__(self, event_id: str) -> _Target:
+        got = self._made.get(event_id)
+        if got is not None:
+            return got
         position = self._related.get(event_id)
         if position is None:
             position = self._outside[event_id]
-        return _target(self._rows(position))
+        got = self._made[event_id] = _target(self._rows(position))
+        return got
 
     def __contains__(self, event_id: object) -> bool:
         return event_id in self._related or event_id in self._outside
@@ -852,9 +859,7 @@ def _decide(room_id: str, read: _Read, rows: _Rows) -> Relations:
     if not read.relations and not read.replies:
         return Relations(room_id, {}, hidden, {}, tuple(findings), read=read)
     relations, replies = list(map(rows, read.relations)), list(map(rows, read.replies))
-    known = {
-        k: _target(rows(p)) for k, p in itertools.chain(read.related.items(), read.outside.items())
-    }
+    known = _Known(read, rows)
 
     waiting = 0
     waiting_for: set[str] = set()
@@ -962,7 +967,7 @@ def _decide(room_id: str, read: _Read, rows: _Rows) -> Relations:
         thread_root,
         tuple(findings),
         waiting,
-        {k: t.position for k, t in known.items()},
+        {**read.related, **read.outside},
         frozenset(waiting_for),
         {e.event_id: target for target, a in aggregates.items() for e in a.get("edits", ())},
         replace(read, split=split),
