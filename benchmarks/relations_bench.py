@@ -218,7 +218,7 @@ def main() -> None:
             newest.event.event_id,
         ),
         (
-            "an edit (every relation decided again)",
+            "an edit of the newest message",
             EDIT,
             {
                 "replaces": newest.event.event_id,

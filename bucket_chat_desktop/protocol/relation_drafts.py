@@ -28,6 +28,7 @@ from .relations import (
     Relations,
     own_reaction,
     reaction_key,
+    target_of,
     verified_reactions,
 )
 
@@ -136,21 +137,54 @@ def edit(target: Target, user_id: str, public_key: str, text: str) -> Plan:
     if not text.strip():
         raise Refused("an edit needs text (to take a message back, delete it); nothing sent")
     ev = target.event
-    # An edit of an edit applies to the message it edits (PROTOCOL.md 18.4).
     if ev is not None and ev.type not in (MESSAGE, EDIT):
         raise Refused(f"{target.describe()} is not a message: only messages can be edited")
+    if ev is not None and ev.type == EDIT:
+        # An edit of an edit applies to the message it edits (PROTOCOL.md 18.4): the
+        # rules are that message's (whose it is, whether it is deleted, its msgtype and
+        # the text it shows), and the new edit names it, not a longer chain.
+        target = _edited(target, ev)
+        ev = target.event
     if target.deleted:
         raise Refused(f"{target.describe()} was deleted: nothing to edit")
     _refuse_not_own(target, user_id, public_key, "edit")
-    msgtype = ev.content.get("msgtype") if ev is not None else None
+    agg = target.aggregate
+    latest = agg.latest if agg is not None else None
+    # The msgtype shown now: the latest applied edit's, else the message's own.
+    msgtype = latest.msgtype if latest is not None else ev.content.get("msgtype") if ev else None
     if msgtype not in EDITABLE_MSGTYPES:
         msgtype = "m.text"
-    agg = target.aggregate
-    now = agg.latest.body if agg is not None and agg.latest is not None else None
+    now = latest.body if latest is not None else None
     if (now if now is not None else ev.body if ev is not None else None) == text:
         return Plan(unchanged=Unchanged.SAME_TEXT)
     content = {"replaces": target.event_id, "new_content": {"body": text, "msgtype": msgtype}}
     return Plan(((EDIT, content),))
+
+
+def _edited(target: Target, edit_event: Event) -> Target:
+    """The message the edit ``target`` edits, as a target of its own. An edit read here
+    that the room did not apply (someone else's, planted under this user's id, or one of
+    a message that is not theirs) is refused: an edit of it would be judged against a
+    message that is not the user's and ignored, reported as theirs. One's own edit still
+    on its way to the storage names its message itself."""
+    rel = target.relations
+    original = rel.edit_of.get(target.event_id)
+    if original is None:
+        named = target_of(edit_event)
+        named_agg = rel.of(named) if named is not None else None
+        if named_agg is not None and named_agg.redacted is not None:
+            raise Refused(f"{target.describe()} edits a deleted message: nothing to edit")
+        if target.event_id in rel.positions:  # read here, and not applied
+            raise Refused(
+                f"{target.describe()} is an edit that readers ignore (not by its message's "
+                "sender, or of a message not read here): edit the message itself"
+            )
+        if named is None:
+            raise Refused(f"{target.describe()} names no message to edit")
+        original = named
+    position = rel.positions.get(original)
+    event = target.rows[position].event if position is not None else None
+    return Target(original, event, rel, target.rows, target.authorized)
 
 
 def delete(target: Target, user_id: str, public_key: str, reason: str | None = None) -> Plan:

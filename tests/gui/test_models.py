@@ -519,3 +519,41 @@ def test_membership_rows_and_previews_are_worded_once(room: Room) -> None:
     ]
     previews = [_preview(a.event) for a in result.timeline if a.event.type == MEMBER]
     assert previews == [f"{user} {text}" for user, text in members]
+
+
+def test_members_model_takes_a_roster_of_thousands_without_a_quadratic_walk() -> None:
+    """Red team: the panel's check that the members it shows are still in order built a
+    set of them once per member: every roster of a room where one member had written
+    under 8,000 sender ids (one unsigned segment) froze the GUI thread 0.8 s (12,000:
+    ~1.8 s), for every message anyone sent after."""
+    import time
+
+    from bucket_chat_desktop.protocol.event import parse_event
+
+    def row(n: int, sender: str) -> Assessed:
+        ev = parse_event(
+            {
+                "event_id": f"room-1::2026-01-01T00:00:00.000Z::{n}",
+                "room_id": "room-1",
+                "timestamp_ms": 1_767_225_600_000 + n,
+                "sender_id": sender,
+                "type": "m.room.message",
+                "parent_event_id": None,
+                "prev_event_hash": None,
+                "signature": "",
+                "content": {"body": "x", "msgtype": "m.text"},
+            },
+            "room-1",
+        )
+        assert isinstance(ev, Event)
+        return Assessed(ev, TrustState.UNVERIFIED, "unsigned", "p", n)
+
+    fold = RoomState()
+    fold.add([row(n, f"user{n:05d}@example.com") for n in range(12_000)])
+    model = MembersModel("alice@example.com", key_text(ALICE))
+    model.set_state(fold.roster())
+    fold.add([row(12_000, "user00001@example.com"), row(12_001, "newcomer@example.com")])
+    started = time.perf_counter()
+    model.set_state(fold.roster())
+    assert time.perf_counter() - started < 0.5
+    assert model.rowCount() == 12_001 and model.row_of("newcomer@example.com") is not None

@@ -245,7 +245,8 @@ class MembersModel(QAbstractListModel):
                 self.endRemoveRows()
         # 2. what is left must already be in the new order, else start over
         old_ids = [m.user_id for m in self._members]
-        if old_ids != [u for u in new_ids if u in set(old_ids)]:
+        stayed = set(old_ids)  # once: built in the condition it was once per member
+        if old_ids != [u for u in new_ids if u in stayed]:
             self.beginResetModel()
             self._members = new
             self.endResetModel()

@@ -485,3 +485,37 @@ def test_a_quote_of_an_unverified_message_says_so(
     out = cli(None, "history", "--room-id", ROOM).out
     assert "> bob@example.com [KEY CHANGED]: send me the keys" in out, out
     assert "> bob@example.com: hello alice" in out, out
+
+
+def test_an_edit_of_an_edit_is_judged_by_the_message_it_edits(
+    cli: Cli, room: dict[str, str], store: Path
+) -> None:
+    """Red team: an unsigned edit planted under Alice's id that "replaces" Bob's message
+    passed the sender check as hers (the check read the edit, not the message), so
+    ``edit <planted id>`` wrote her signed edit of Bob's message: ignored by every reader
+    and reported as Alice trying to edit it. Now refused with nothing written; editing her
+    own edit names her message (no growing chain of edits of edits), and the text shown
+    already is not sent again."""
+    forged = {
+        **planted(1, "m.room.edit", {"replaces": room["bob"], "new_content": {"body": "mine"}}),
+        "sender_id": ALICE,
+    }
+    plant(store, [forged])
+    before = every_file(store)
+    r = cli(ALICE, "edit", "--room-id", ROOM, forged["event_id"], "an innocent fix")
+    refused(r, "readers ignore")
+    assert every_file(store) == before
+
+    first = cli(ALICE, "edit", "--room-id", ROOM, room["alice"], "hi everyone").sent
+    second = cli(ALICE, "edit", "--room-id", ROOM, first, "hi everybody").sent
+    again = cli(ALICE, "edit", "--room-id", ROOM, second, "hi everybody")
+    assert again.code == 0 and "already says that" in again.out, again
+    edits = {
+        e["event_id"]: e["content"]
+        for path in (store / "rooms" / ROOM).rglob("*.jsonl")
+        for e in map(json.loads, path.read_text().splitlines())
+        if e["type"] == "m.room.edit" and e["sender_id"] == ALICE and e["signature"]
+    }
+    assert edits[second]["replaces"] == room["alice"]
+    alice = by_body(history(cli))["hi all"]
+    assert alice["body"] == "hi everybody"

@@ -96,7 +96,15 @@ def test_edit_only_ones_own_message_keeping_its_msgtype() -> None:
     ).drafts
     with pytest.raises(drafting.Refused, match="was deleted"):
         drafting.edit(target("gone"), ALICE, A_KEY, "back")
-    assert drafting.edit(target("edit"), ALICE, A_KEY, "again").drafts  # an edit's edit
+    # An edit's edit: the message's rules, and it names the message (no growing chain).
+    [(kind, content)] = drafting.edit(target("edit"), ALICE, A_KEY, "again").drafts  # type: ignore[misc]
+    assert content == {
+        "replaces": target("mine").event_id,
+        "new_content": {"body": "again", "msgtype": "m.notice"},
+    }
+    assert drafting.edit(target("edit"), ALICE, A_KEY, "hello").unchanged is (
+        drafting.Unchanged.SAME_TEXT
+    )
     with pytest.raises(drafting.Refused, match="only messages can be edited"):
         drafting.edit(target("join"), ALICE, A_KEY, "x")
     with pytest.raises(drafting.Refused, match="needs text"):
@@ -130,3 +138,57 @@ def test_a_target_not_read_here_gets_what_can_be_checked_without_it() -> None:
     assert (
         drafting.react(unread, ALICE, "👍", remove=True).unchanged is drafting.Unchanged.NO_REACTION
     )
+
+
+def test_an_edit_of_an_edit_follows_the_rules_of_the_message_it_edits() -> None:
+    """Red team: an edit of an edit applies to the message (PROTOCOL.md 18.4), but the
+    rules were checked against the edit named. An unsigned edit planted under Alice's id
+    that "replaces" Bob's message passed as hers, and her edit of it went out: every
+    reader ignored it and reported Alice trying to edit Bob's message. Editing an edit of
+    a deleted message was not refused either, and a notice became a text."""
+    rows, events = room()
+    bobs, gone = events["bobs"].event_id, events["gone"].event_id
+    planted = _ev(
+        8,
+        ALICE,
+        EDIT,
+        {"replaces": bobs, "new_content": {"body": "mine", "msgtype": "m.text"}},
+        None,
+    )
+    late = _ev(
+        9,
+        ALICE,
+        EDIT,
+        {"replaces": gone, "new_content": {"body": "back", "msgtype": "m.text"}},
+        A_KEY,
+    )
+    rows += [Row(8, planted, "unverified"), Row(9, late, "verified")]
+    rel = build(ROOM, rows)
+    auth = {ALICE: frozenset({A_KEY})}
+
+    def at(ev: Event) -> drafting.Target:
+        return drafting.Target(ev.event_id, ev, rel, rows, auth)
+
+    with pytest.raises(drafting.Refused, match="readers ignore"):
+        drafting.edit(at(planted), ALICE, A_KEY, "innocent")
+    with pytest.raises(drafting.Refused, match="edits a deleted message"):
+        drafting.edit(at(late), ALICE, A_KEY, "again")
+    # One's own edit still in the outbox (not read here) names its message itself.
+    pending = _ev(
+        10, ALICE, EDIT, {"replaces": events["mine"].event_id, "new_content": {"body": "x"}}, A_KEY
+    )
+    [(_, content)] = drafting.edit(  # type: ignore[misc]
+        drafting.Target(pending.event_id, pending, rel, rows, auth), ALICE, A_KEY, "y"
+    ).drafts
+    assert content == {
+        "replaces": events["mine"].event_id,
+        "new_content": {"body": "y", "msgtype": "m.notice"},
+    }
+    pending_of_bobs = _ev(11, ALICE, EDIT, {"replaces": bobs, "new_content": {"body": "x"}}, A_KEY)
+    with pytest.raises(drafting.Refused, match="not yours"):
+        drafting.edit(
+            drafting.Target(pending_of_bobs.event_id, pending_of_bobs, rel, rows, auth),
+            ALICE,
+            A_KEY,
+            "y",
+        )

@@ -118,11 +118,11 @@ def test_extending_at_any_splits_equals_a_full_build(
         same(rel, build(ROOM, RowList(rows[:end])))
 
 
-# Appended reactions and replies naming earlier rows only (what a live room appends most):
-# ``extended`` decides only these, on top of the earlier decisions.
+# Appended reactions, edits and replies naming earlier rows only (what a live room appends
+# most): ``extended`` decides only these, on top of the earlier decisions.
 later = st.lists(
     st.tuples(
-        st.sampled_from(("reaction", "reaction", "reply", "typing")),
+        st.sampled_from(("reaction", "reaction", "reply", "edit", "redaction", "typing")),
         st.integers(0, 39),  # an earlier row (a reaction to a redacted, hidden or member row...)
         st.sampled_from(SENDERS),
         st.sampled_from(KEYS),
@@ -136,7 +136,7 @@ later = st.lists(
 
 @settings(max_examples=300, deadline=None)
 @given(specs, st.lists(later, min_size=1, max_size=4))
-def test_appended_reactions_and_replies_decided_alone_equal_a_full_build(
+def test_appended_reactions_edits_and_replies_decided_alone_equal_a_full_build(
     spec_list: list[tuple[Any, ...]], batches: list[list[tuple[Any, ...]]]
 ) -> None:
     rows = [_row(i, s) for i, s in enumerate(spec_list)]
@@ -219,8 +219,8 @@ def test_new_reactions_and_replies_are_decided_alone(monkeypatch: Any) -> None:
     assert rel.aggregates[_id(2)].reactions == () and rel.positions[_id(3)] == 3
     assert [f.kind.value for f in rel.findings] == ["relation-invalid"] * 2
     rows.append(_row(len(rows), ("redaction", 1, alice, KEYS[1], "verified", 0)))
-    rel = extended(rel, rows)  # a redaction: every decision made again
-    assert decided == [1] * 10
+    rel = extended(rel, rows)  # a redaction: it takes back only what row 1 was given
+    assert decided == [1] * 9
     same(rel, build(ROOM, rows))
 
 
@@ -235,3 +235,144 @@ def test_typing_notices_appended_change_only_what_is_hidden() -> None:
         assert rel.aggregates is before.aggregates  # no decision made again
         same(rel, build(ROOM, rows))
     assert list(rel.hidden) == list(range(1, 30))
+
+
+def test_appended_edits_are_decided_alone(monkeypatch: Any) -> None:
+    """An edit appended (the common case after reactions) is decided on its own, like a
+    reaction: a room where a member planted tens of thousands of reactions made every
+    edit decide all of them again (0.47 s at 50,000 reactions on the state thread,
+    before the edited text showed). Edits of edits, edits of a deleted message, someone
+    else's and an edit waiting for its original's edit all come out as a full build's."""
+    decided: list[int] = []
+    real = relations_module._decide
+    monkeypatch.setattr(relations_module, "_decide", lambda *a: decided.append(1) or real(*a))
+    alice, bob = SENDERS[0], SENDERS[1]
+    rows = [_row(i, ("message", 0, alice, KEYS[1], "verified", 0)) for i in range(4)]
+    rows.append(_row(4, ("reaction", 1, bob, None, "unverified", 0)))
+    rows.append(_row(5, ("redaction", 2, alice, KEYS[1], "verified", 0)))
+    rows.append(_row(6, ("edit", 30, alice, KEYS[1], "verified", 0)))  # waits for row 30
+    rel = build(ROOM, rows)
+    assert decided == [1]
+    for spec in (
+        ("edit", 1, alice, KEYS[1], "verified", 0),  # applies
+        ("edit", 7, alice, KEYS[1], "verified", 1),  # an edit of that edit: row 1 again
+        ("edit", 1, bob, None, "unverified", 0),  # not the sender's: a finding
+        ("edit", 2, alice, KEYS[1], "verified", 0),  # of a deleted message: nothing
+        ("edit", 3, alice, KEYS[1], "verified", 2),  # no usable text: a finding
+        ("edit", 4, alice, KEYS[1], "verified", 0),  # of a reaction: a finding
+        ("edit", 6, alice, KEYS[1], "verified", 0),  # of an edit still waiting: waits
+        ("edit", 1, alice, None, "unverified", 3),  # alice's id, unsigned: not hers
+    ):
+        rows.append(_row(len(rows), spec))
+        before = len(decided)
+        rel = extended(rel, rows)
+        assert len(decided) == before  # decided alone
+        same(rel, build(ROOM, rows))
+    agg = rel.aggregates[_id(1)]
+    assert [e.body for e in agg.edits] == ["fixed", "again"]
+    assert rel.edit_of == {_id(7): _id(1), _id(8): _id(1)}
+    assert rel.waiting_for == {_id(30)} and rel.waiting == 2
+
+
+def test_appended_redactions_are_decided_alone(monkeypatch: Any) -> None:
+    """A redaction appended (a deletion, a reaction taken back) takes back only what its
+    target was given, without deciding every relation of the room again: a chip loses a
+    reactor (its best state made again from what is left) or goes, or moves behind
+    another when it was its first; an edit leaves its message; a message loses its
+    edits and chips. A redaction before its target in one append, too."""
+    decided: list[int] = []
+    real = relations_module._decide
+    monkeypatch.setattr(relations_module, "_decide", lambda *a: decided.append(1) or real(*a))
+    alice, bob = SENDERS[0], SENDERS[1]
+    rows = [_row(i, ("message", 0, alice, KEYS[1], "verified", 0)) for i in range(3)]
+    rows += [
+        _row(3, ("reaction", 1, bob, KEYS[2], "verified", 1)),  # 🎉 first
+        _row(4, ("reaction", 1, bob, None, "unverified", 0)),  # 👍
+        _row(5, ("reaction", 1, bob, KEYS[2], "verified", 0)),  # 👍 again, verified
+        _row(6, ("reaction", 1, alice, KEYS[1], "verified", 1)),  # 🎉
+        _row(7, ("edit", 2, alice, KEYS[1], "verified", 0)),
+        _row(8, ("reaction", 2, bob, None, "unverified", 0)),
+    ]
+    rel = build(ROOM, rows)
+    steps: list[list[tuple[Any, ...]]] = [
+        [("redaction", 5, bob, KEYS[2], "verified", 0)],  # bob's verified 👍: unverified now
+        [("redaction", 3, bob, KEYS[2], "verified", 0)],  # 🎉's first: 👍 first now
+        [("redaction", 7, alice, KEYS[1], "verified", 0)],  # the edit: row 2 unedited
+        [("redaction", 3, bob, KEYS[2], "verified", 0)],  # again: changes nothing
+        [("redaction", 4, alice, KEYS[1], "verified", 0)],  # not alice's: a finding
+        [("redaction", 2, alice, KEYS[1], "verified", 0)],  # row 2 and its chip go
+    ]
+    for batch in steps:
+        for spec in batch:
+            rows.append(_row(len(rows), spec))
+        before = len(decided)
+        rel = extended(rel, rows)
+        assert len(decided) == before
+        same(rel, build(ROOM, rows))
+    chips = rel.aggregates[_id(1)].reactions
+    assert [(c.key, [(r.sender_id, r.state) for r in c.reactors]) for c in chips] == [
+        ("👍", [(bob, "unverified")]),
+        ("🎉", [(alice, "verified")]),
+    ]
+    assert rel.aggregates[_id(2)].redacted is not None and rel.edit_of == {}
+    # In one append: a redaction, then the reaction it names, then an edit it names.
+    n = len(rows)
+    rows.append(_row(n, ("redaction", n + 1, bob, None, "unverified", 0)))
+    rows.append(_row(n + 1, ("reaction", 1, bob, None, "unverified", 0)))
+    rows.append(_row(n + 2, ("redaction", n + 3, alice, KEYS[1], "verified", 0)))
+    rows.append(_row(n + 3, ("edit", 0, alice, KEYS[1], "verified", 0)))
+    rel = extended(rel, rows)
+    same(rel, build(ROOM, rows))
+    assert _id(0) not in rel.aggregates and rel.aggregates[_id(n + 1)].redacted is not None
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(SENDERS), st.integers(0, 1), st.sampled_from(STATES)),
+        min_size=1,
+        max_size=25,
+    ),
+    st.lists(st.lists(st.integers(0, 24), min_size=1, max_size=6), min_size=1, max_size=4),
+)
+def test_reactions_taken_back_in_any_order_equal_a_full_build(
+    reactions: list[tuple[str, int, str]], batches: list[list[int]]
+) -> None:
+    """Chips that lose reactions appended as redactions (a reactor's first, its only one,
+    a chip's first: reactors and chips move) come out as a full build's."""
+    rows = [_row(0, ("message", 0, SENDERS[0], None, "verified", 0))]
+    rows += [
+        _row(i + 1, ("reaction", 0, sender, None, state, variant))
+        for i, (sender, variant, state) in enumerate(reactions)
+    ]
+    rel = build(ROOM, rows)
+    for batch in batches:
+        for n in batch:
+            aim = 1 + n % len(reactions)
+            sender = rows[aim].event.sender_id
+            rows.append(_row(len(rows), ("redaction", aim, sender, None, "unverified", 0)))
+        rel = extended(rel, rows)
+        same(rel, build(ROOM, rows))
+
+
+def test_an_append_of_many_reactions_to_one_big_chip_makes_it_once(monkeypatch: Any) -> None:
+    """Red team: one segment of 2,000 reactions to a message 50,000 members reacted to
+    took 3.6 s in ``extended`` (each reaction copied the whole chip; a full build took
+    0.26 s). Now the chip is changed as a draft and made once, not once a reaction."""
+    made: list[int] = []
+    real = relations_module.ReactionChip
+    monkeypatch.setattr(relations_module, "ReactionChip", lambda *a: made.append(1) or real(*a))
+
+    def reaction(i: int) -> Row:  # by a sender of its own
+        row = _row(i, ("reaction", 0, SENDERS[0], None, "unverified", 0))
+        return row._replace(event=row.event._replace(sender_id=f"u{i}@example.com"))
+
+    rows = [_row(0, ("message", 0, SENDERS[0], None, "verified", 0))]
+    rows += [reaction(i) for i in range(1, 1001)]
+    rel = build(ROOM, rows)
+    rows += [reaction(i) for i in range(1001, 1301)]
+    made.clear()
+    rel = extended(rel, rows)
+    assert len(made) == 1
+    same(rel, build(ROOM, rows))
+    assert rel.aggregates[_id(0)].reactions[0].count == 1300

@@ -230,3 +230,60 @@ def test_taking_back_a_reaction_redacts_only_ones_own(tmp_path: Path) -> None:
             await client.close()
 
     asyncio.run(scenario())
+
+
+def test_an_edit_of_a_planted_edit_under_ones_id_is_refused(tmp_path: Path) -> None:
+    """Red team: an unsigned edit planted under Alice's id that "replaces" someone else's
+    message passed ``edit_message``'s sender check (it read the edit, not the message it
+    edits): her signed edit of that message went out, ignored by every reader and
+    reported as hers. Refused now; her own edit's edit names her message, keeps its text
+    type, and the text shown already is not sent again."""
+    client, entry, _ = local_client(tmp_path)
+    other = f"{ROOM}::2026-01-01T00:00:00.000Z::bobs"
+    line = {
+        "event_id": other,
+        "room_id": ROOM,
+        "timestamp_ms": 1_767_225_600_000,
+        "sender_id": "bob@example.com",
+        "type": MESSAGE,
+        "parent_event_id": None,
+        "prev_event_hash": None,
+        "signature": "",
+        "content": {"body": "bob's", "msgtype": "m.text"},
+    }
+    forged = {
+        **line,
+        "event_id": f"{ROOM}::2026-01-01T00:00:00.000Z::forged",
+        "timestamp_ms": 1_767_225_600_001,
+        "sender_id": ALICE,
+        "type": "m.room.edit",
+        "content": {"replaces": other, "new_content": {"body": "x", "msgtype": "m.text"}},
+    }
+
+    async def scenario() -> None:
+        await client.attach(entry)
+        try:
+            ref = await client.create_room(entry.id, ROOM, "Plans")
+            [msg] = await client.send_content(ref, {"body": "note", "msgtype": "m.notice"})
+            where = segment_path(ROOM, 1_767_225_600_000, 1_767_225_600_001, "mallory")
+            path = Path(entry.spec) / where
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(b"".join(json.dumps(e).encode() + b"\n" for e in (line, forged)))
+            await client.reaudit(ref)
+            await _settled(client, ref, [msg.event_id, forged["event_id"]])
+            with pytest.raises(ValueError, match="readers ignore"):
+                await client.edit_message(ref, forged["event_id"], "an innocent fix")
+            [e1] = await client.edit_message(ref, msg.event_id, "a note")
+            await _settled(client, ref, [e1.event_id])
+            [e2] = await client.edit_message(ref, e1.event_id, "the note")
+            assert e2.content == {
+                "replaces": msg.event_id,
+                "new_content": {"body": "the note", "msgtype": "m.notice"},
+            }
+            rel = await _settled(client, ref, [e2.event_id])
+            assert rel.of(msg.event_id).latest.body == "the note"  # type: ignore[union-attr]
+            assert await client.edit_message(ref, e2.event_id, "the note") == []
+        finally:
+            await client.close()
+
+    asyncio.run(scenario())
