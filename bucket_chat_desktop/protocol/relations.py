@@ -286,6 +286,8 @@ def _reaction_key(text: str) -> str | None:
         return None
     if any(unicodedata.category(ch) in ("Cc", "Cf") and ch not in "\u200d\ufe0f" for ch in key):
         return None  # controls and bidi overrides have no place in a badge
+    if not any(unicodedata.category(ch)[0] in "LNPS" for ch in key):
+        return None  # only joiners, selectors or marks: a chip showing nothing
     return key
 
 

@@ -351,6 +351,10 @@ def test_reaction_keys() -> None:
     assert reaction_key("e\u0301") == "\u00e9"  # NFC: one chip for both spellings
     for bad in ("", "  ", "a\nb", "x" * 65, "\u202eab", "\x1b[31m", 5, None):
         assert reaction_key(bad) is None
+    # Red team: joiners, selectors and combining marks alone made a chip that shows nothing.
+    for blank in ("\u200d", "\ufe0f", "\u200d\ufe0f\u0301", "\u0301\u0301"):
+        assert reaction_key(blank) is None
+    assert reaction_key("\u2764\ufe0f") == "\u2764\ufe0f" and reaction_key("+1") == "+1"
 
 
 def test_a_reply_to_a_reaction_is_a_finding_not_a_hidden_thread() -> None:
