@@ -556,6 +556,7 @@ class MembersPanel(QFrame):
                 continue
             card = self._card(member)
             layout.replaceWidget(old, card)
+            card.show()  # a layout shows a new child only on the next turn of the loop
             old.hide()
             old.deleteLater()
             self.cards[row] = card
