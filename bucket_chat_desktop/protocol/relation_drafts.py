@@ -104,7 +104,7 @@ def reaction_text(text: str) -> str:
     if key is None or has_lone_surrogate(key):
         raise Refused(
             "a reaction is 1 to 64 characters (an emoji or a short word), without line "
-            "breaks or control characters; nothing sent"
+            "breaks or control characters, with something visible; nothing sent"
         )
     return key
 

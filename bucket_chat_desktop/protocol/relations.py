@@ -1059,7 +1059,7 @@ def _why_invalid(ev: Event) -> str:
     if ev.type == REACTION:
         return (
             "a reaction whose text is empty, too long (over "
-            f"{MAX_REACTION_CHARS} characters) or holds control characters"
+            f"{MAX_REACTION_CHARS} characters), holds control characters or shows nothing"
         )
     if ev.type == EDIT:
         return "an edit without a usable new_content (a text body and a text msgtype)"
