@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 
 from . import paths
 from .osfiles import write_atomic
+from .protocol.event import MAX_ID_CHARS
 
 log = logging.getLogger("bucket_chat.settings")
 
@@ -56,7 +57,6 @@ class StorageSettings:
 
 
 RECENT_EMOJI = 24  # recent emoji the picker remembers
-MAX_MARKER_ID = 512  # an event id is at most this long (protocol.event.MAX_ID_CHARS)
 
 
 @dataclass(slots=True)
@@ -154,8 +154,9 @@ class Settings:
                     label = item.get("name")
                     name = label if isinstance(label, str) else str(item["spec"])
                     out.storages.append(StorageSettings(item["spec"], name, rooms))
+        joined = out.room_keys()  # a level or marker of a room left is not kept
         out.notify_levels = {
-            k: v for k, v in out.notify_levels.items() if isinstance(k, str) and v == "mentions"
+            k: v for k, v in out.notify_levels.items() if k in joined and v == "mentions"
         }
         out.muted_rooms = [k for k in out.muted_rooms if isinstance(k, str)]
         if out.poll_speed not in POLL_SPEEDS:
@@ -163,7 +164,7 @@ class Settings:
         if out.theme not in THEMES:
             out.theme = "system"
         out.attachment_limit_mb = max(1, min(out.attachment_limit_mb, 2048))
-        out.read_markers = _read_markers(out.read_markers, out.room_keys())
+        out.read_markers = _read_markers(out.read_markers, joined)
         out.recent_emoji = [e for e in out.recent_emoji if isinstance(e, str) and 0 < len(e) <= 64][
             :RECENT_EMOJI
         ]
@@ -180,7 +181,7 @@ def _read_markers(data: dict[Any, Any], rooms: set[str]) -> dict[str, tuple[str,
         event_id, ts = value
         if (
             isinstance(event_id, str)
-            and 0 < len(event_id) <= MAX_MARKER_ID
+            and 0 < len(event_id) <= MAX_ID_CHARS
             and isinstance(ts, int)
             and not isinstance(ts, bool)
             and 0 <= ts < 2**53

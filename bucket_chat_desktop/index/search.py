@@ -32,8 +32,7 @@ from typing import Any
 
 from ..protocol.audit import TrustState
 from ..protocol.event import MESSAGE, Event
-
-EDIT = "m.room.edit"
+from ..protocol.relations import EDIT, target_of
 
 QUERY_LIMIT = 500  # characters of a query kept (a 10,000 character paste is cut)
 TERM_LIMIT = 16  # words or phrases kept from a query
@@ -50,9 +49,9 @@ def search_text(event: Event) -> tuple[str, str] | None:
     if event.type == MESSAGE:
         body = content.get("body")
         return (event.event_id, body) if isinstance(body, str) and body else None
-    if event.type == EDIT:
-        target, new = content.get("replaces"), content.get("new_content")
-        if isinstance(target, str) and target and isinstance(new, Mapping):
+    if event.type == EDIT:  # the target as the relation rules read it (section 18)
+        target, new = target_of(event), content.get("new_content")
+        if target is not None and isinstance(new, Mapping):
             body = new.get("body")
             if isinstance(body, str) and body:
                 return target, body

@@ -142,10 +142,12 @@ class Timeline(Sequence[Assessed]):
         return f"Timeline({list(self)!r})"
 
     def position_of(self, event_id: str) -> int | None:
-        """Where ``event_id`` is shown (its first row), or None: one pass over the copies,
-        no rows made."""
-        for i, c in enumerate(self._copies):
-            if c.event_id == event_id:
+        """Where ``event_id`` is shown, or None: looked for from the newest row back (what
+        is looked for — a read marker, a search hit, a relation's target — is mostly
+        recent; a timeline shows each event id once), no rows made."""
+        copies = self._copies
+        for i in range(len(copies) - 1, -1, -1):
+            if copies[i].event_id == event_id:
                 return i
         return None
 

@@ -439,9 +439,6 @@ class ChatClient(AttachedStorages):
             require_joined=require_joined,
         )
 
-    async def _send(self, ref: RoomRef, drafts: list[Draft]) -> list[Event]:
-        return await self.send(ref, drafts)
-
     async def send_content(self, ref: RoomRef, content: dict[str, Any]) -> list[Event]:
         return await self.send(ref, [(MESSAGE, content)])
 
