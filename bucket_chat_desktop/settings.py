@@ -154,9 +154,8 @@ class Settings:
                     label = item.get("name")
                     name = label if isinstance(label, str) else str(item["spec"])
                     out.storages.append(StorageSettings(item["spec"], name, rooms))
-        joined = out.room_keys()  # a level or marker of a room left is not kept
         out.notify_levels = {
-            k: v for k, v in out.notify_levels.items() if k in joined and v == "mentions"
+            k: v for k, v in out.notify_levels.items() if isinstance(k, str) and v == "mentions"
         }
         out.muted_rooms = [k for k in out.muted_rooms if isinstance(k, str)]
         if out.poll_speed not in POLL_SPEEDS:
@@ -164,7 +163,7 @@ class Settings:
         if out.theme not in THEMES:
             out.theme = "system"
         out.attachment_limit_mb = max(1, min(out.attachment_limit_mb, 2048))
-        out.read_markers = _read_markers(out.read_markers, joined)
+        out.read_markers = _read_markers(out.read_markers, out.room_keys())
         out.recent_emoji = [e for e in out.recent_emoji if isinstance(e, str) and 0 < len(e) <= 64][
             :RECENT_EMOJI
         ]

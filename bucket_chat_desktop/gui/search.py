@@ -43,6 +43,7 @@ class SearchFeature(QObject):
         self.panel.query_changed.connect(self._search)
         self.panel.hit_chosen.connect(self.show_hit)
         self.last_message = ""  # why the last chosen message could not be shown
+        self._searching: asyncio.Task[None] | None = None  # the search whose answer is awaited
         for keys, everywhere in ((ROOM_KEYS, False), (EVERYWHERE_KEYS, True)):
             shortcut = QShortcut(keys, window)
             shortcut.setContext(Qt.ShortcutContext.WindowShortcut)
@@ -76,11 +77,13 @@ class SearchFeature(QObject):
                 room_id=room_id or None,
                 limit=SEARCH_RESULTS,
             )
-            self._show(text, results)
+            self._show(text, room_key, results)
 
-        self.controller.tasks.start(run(), "Searching")
+        if self._searching is not None:
+            self._searching.cancel()  # its answer is not wanted any more
+        self._searching = self.controller.tasks.start(run(), "Searching")
 
-    def _show(self, text: str, results: SearchResults) -> None:
+    def _show(self, text: str, room_key: str, results: SearchResults) -> None:
         rows = []
         for hit in results.hits:
             key = f"{hit.storage_id}/{hit.room_id}"
@@ -90,7 +93,7 @@ class SearchFeature(QObject):
             name = self.controller.names(key).shown(hit.sender_id)  # the room's latest
             rows.append(ShownHit(hit, key, item.shown_name, name))
         problems = [f"{self.controller.storage_name(sid)}: {why}" for sid, why in results.errors]
-        self.panel.show_results(text, rows, results.more, problems, results.backlog)
+        self.panel.show_results(text, room_key, rows, results.more, problems, results.backlog)
 
     # -- showing a message in its room -----------------------------------------------------------
 

@@ -192,3 +192,26 @@ def test_nothing_found_and_hostile_queries(qtbot: Any, app: App) -> None:
     QTest.keyClicks(panel.field, "filler message 599")
     qtbot.waitUntil(lambda: len(hits(app)) == 1, timeout=5_000)
     assert calls == ["filler message 599"]
+
+
+def test_an_answer_for_another_scope_is_not_shown(qtbot: Any) -> None:
+    """The same text searched in one room, then everywhere: the first search's answer,
+    arriving late, matches the text but not the scope, and is dropped (before, it was
+    shown under "Search all rooms", and Enter opened its first hit)."""
+    from PySide6.QtWidgets import QWidget
+
+    from bucket_chat_desktop.gui.widgets.search_panel import SearchPanel
+
+    host = QWidget()
+    qtbot.addWidget(host)
+    host.resize(800, 600)
+    host.show()
+    panel = SearchPanel(host)
+    panel.open("Search in General", "s1/general")
+    panel.field.setText("lunch")
+    panel.open("Search all rooms", None)
+    before = panel.status.text()
+    panel.show_results("lunch", "s1/general", [], False, [])  # the room search, late
+    assert panel.status.text() == before
+    panel.show_results("lunch", "", [], False, [])  # the answer for this scope
+    assert panel.status.text() != before

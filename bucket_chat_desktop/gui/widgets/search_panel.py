@@ -310,14 +310,16 @@ class SearchPanel(CardPopup):
     def show_results(
         self,
         text: str,
+        room_key: str,
         hits: Sequence[ShownHit],
         more: bool,
         problems: Sequence[str],
         backlog: int = 0,
     ) -> None:
-        """The results of a search for ``text``; dropped if the field says something
-        else by now (a slower, older search finishing late)."""
-        if text != self.field.text():
+        """The results of a search for ``text`` in ``room_key``'s room ("": everywhere);
+        dropped if the field or the scope says something else by now (an older search
+        finishing late, or the same text searched before the scope changed)."""
+        if text != self.field.text() or room_key != (self.room_key or ""):
             return
         self.model.set_hits(hits)
         if hits:
