@@ -94,8 +94,15 @@ def reply(target: Target, texts: Sequence[str], mentions: Sequence[str] = ()) ->
     if target.event is not None and target.event.type != MESSAGE:
         raise Refused(f"{target.describe()} is not a message: only messages get replies")
     parent = target.event_id
-    extra: dict[str, Any] = {MENTIONS_FIELD: list(mentions)[:MAX_MENTIONS]} if mentions else {}
-    return Plan(tuple((MESSAGE, {"body": t, "msgtype": "m.text", **extra}, parent) for t in texts))
+    return Plan(tuple((MESSAGE, text_content(t, mentions), parent) for t in texts))
+
+
+def text_content(text: str, mentions: Sequence[str] = ()) -> dict[str, Any]:
+    """A text message's content, with the user ids it mentions (PROTOCOL.md 19)."""
+    content: dict[str, Any] = {"body": text, "msgtype": "m.text"}
+    if mentions:
+        content[MENTIONS_FIELD] = list(mentions)[:MAX_MENTIONS]
+    return content
 
 
 def reaction_text(text: str) -> str:

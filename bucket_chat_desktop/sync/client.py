@@ -31,7 +31,6 @@ from ..protocol.canonical import b64encode
 from ..protocol.chain import Draft
 from ..protocol.event import MEMBER, MESSAGE, Event, parse_line
 from ..protocol.ids import check_room_id
-from ..protocol.mentions import MAX_MENTIONS, MENTIONS_FIELD
 from ..protocol.relations import build as build_relations
 from ..settings import Settings, StorageSettings
 from ..storage import open_storage
@@ -347,10 +346,7 @@ class ChatClient(AttachedStorages):
         if reply_to is not None:
             target = await self._relation_target(ref, reply_to)
             return await self._carry_out(ref, drafting.reply(target, [text], mentions))
-        content: dict[str, Any] = {"body": text, "msgtype": "m.text"}
-        if mentions:
-            content[MENTIONS_FIELD] = list(mentions)[:MAX_MENTIONS]
-        return await self.send(ref, [(MESSAGE, content)])
+        return await self.send(ref, [(MESSAGE, drafting.text_content(text, mentions))])
 
     # Reactions, edits and deletions follow ``protocol.relation_drafts`` (the rules the
     # command line follows too): a refusal raises ``Refused`` (a ValueError, its text
