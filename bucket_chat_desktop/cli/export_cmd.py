@@ -78,7 +78,7 @@ async def run_export(args: argparse.Namespace, storage: Storage, room_id: str) -
         result = view.result
 
         async def read_page(start: int, stop: int) -> Any:
-            return await client.timeline_page(ref, result, start, stop)
+            return await client.timeline_page(ref, result, start, stop, pinned=True)
 
         async def read_blob(info: FileInfo, event_id: str) -> bytes:
             return await client.download_blob(ref, info, event_id=event_id)

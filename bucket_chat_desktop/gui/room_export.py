@@ -164,7 +164,7 @@ class RoomExport(QObject):
             cache = getattr(getattr(self.window, "attachments", None), "cache", None)
 
             async def read_page(start: int, stop: int) -> Any:
-                return await client.timeline_page(ref, result, start, stop)
+                return await client.timeline_page(ref, result, start, stop, pinned=True)
 
             async def read_blob(info: FileInfo, event_id: str) -> bytes:
                 return await client.download_blob(ref, info, cache=cache, event_id=event_id)

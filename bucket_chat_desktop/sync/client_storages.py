@@ -227,16 +227,20 @@ class AttachedStorages:
         return await attached.engine.room_view(ref.room_id)
 
     async def timeline_page(
-        self, ref: RoomRef, result: AuditResult, start: int, stop: int
+        self, ref: RoomRef, result: AuditResult, start: int, stop: int, *, pinned: bool = False
     ) -> tuple[ShownEvent, ...] | None:
         """Rows ``start:stop`` of a room's audit ``result`` (the one a ``RoomLoaded``
         handed over) with their bodies: what the timeline shows as it is scrolled. Read on
         the engine's serial worker; None when that audit was replaced (a ``RoomLoaded``
-        with the new one follows) or the storage is not attached."""
+        with the new one follows) or the storage is not attached. ``pinned``: that audit's
+        rows even when a later one replaced it — an export writes the audit it started
+        with, whole, while polls read the room again."""
         attached = self._storages.get(ref.storage_id)
         if attached is None:
             return None
-        return await attached.engine.timeline_page(ref.room_id, result, start, stop)
+        return await attached.engine.timeline_page(
+            ref.room_id, result, start, stop, pinned=pinned
+        )
 
     async def search(
         self,

@@ -384,16 +384,20 @@ class SyncEngine:
         return room
 
     async def timeline_page(
-        self, room_id: str, result: AuditResult, start: int, stop: int
+        self, room_id: str, result: AuditResult, start: int, stop: int, *, pinned: bool = False
     ) -> tuple[ShownEvent, ...] | None:
         """Rows ``start:stop`` of the audit ``result`` (as a ``RoomLoaded`` or
         ``EventsAppended`` handed it over) with their bodies, read on the engine's serial
         worker: an immutable snapshot. None when that audit is not the room's latest any
-        more (a ``RoomLoaded`` with the new one is on its way)."""
+        more (a ``RoomLoaded`` with the new one is on its way), unless ``pinned`` (an
+        export: that audit's rows, whole, while the room is read again)."""
         room = self.rooms.get(room_id)
         if room is None or self._closed:  # a storage removed while scrolling: no page
             return None
-        return await self._serially(self._keeper.page, room, result, start, stop)
+        keeper = self._keeper
+        return await self._serially(
+            lambda: keeper.page(room, result, start, stop, pinned=pinned)
+        )
 
     async def last_read(self, room_id: str) -> float | None:
         """Wall-clock time of this device's last complete read of the room (index)."""

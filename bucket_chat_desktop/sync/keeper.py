@@ -329,12 +329,23 @@ class RoomKeeper:
         room.shown = (result, total, self.page(room, result, total - NEWEST_ROWS, total) or ())
 
     def page(
-        self, room: RoomState, result: AuditResult, start: int, stop: int
+        self,
+        room: RoomState,
+        result: AuditResult,
+        start: int,
+        stop: int,
+        *,
+        pinned: bool = False,
     ) -> tuple[ShownEvent, ...] | None:
         """Serial thread: rows ``start:stop`` of ``result`` with their bodies, or None
         when a later full audit replaced ``result``'s (the caller's positions belong to an
-        older one; appends since keep every position)."""
-        if room.result is None or room.result.audit_number != result.audit_number:
+        older one; appends since keep every position). ``pinned``: that audit's own rows
+        even when it was replaced (its timeline never changes; each body is still checked
+        against the hash and signature that audit judged): what an export, which writes
+        one audit whole, reads while polls go on."""
+        if room.result is None:
+            return None
+        if not pinned and room.result.audit_number != result.audit_number:
             return None
         items = result.timeline[max(0, start) : max(0, stop)]
         if room.ledger.keeps_bodies or self._engine.index is None:

@@ -141,6 +141,33 @@ def test_export_from_the_main_menu_as_jsonl(app: App, tmp_path: Path) -> None:
     assert "Here is the report <script>alert(1)</script>" in bodies
 
 
+def test_a_room_read_again_during_the_export_is_exported_whole(app: App, tmp_path: Path) -> None:
+    """A poll or a refresh reads the room again while it is being written (a big room's
+    export takes a while): the export writes the audit it started with, whole — it used
+    to fail with "export it again" (seen in CI when the folder watcher re-read the room)."""
+    path = tmp_path / "again.jsonl"
+    client = app.controller.client
+    original = client.timeline_page
+    reread: list[int] = []
+
+    async def page_after_a_reread(*args: Any, **kwargs: Any) -> Any:
+        if not reread:
+            await client.reaudit(args[0])  # a new audit: the export's is now replaced
+            reread.append(1)
+        return await original(*args, **kwargs)
+
+    client.timeline_page = page_after_a_reread  # type: ignore[method-assign]
+    app.feature.choose = lambda _s, _n: (str(path), "jsonl")
+    app.feature.start(app.key)
+    app.qtbot.waitUntil(lambda: app.feature.notice is not None, timeout=20000)
+    assert reread
+    box = app.feature.notice
+    assert box is not None and box.windowTitle() != "Export failed", box.text()
+    lines = [json.loads(line) for line in path.read_text("ascii").splitlines()]
+    assert len(lines) == 1 + len(app.controller.results[app.key].timeline)
+    assert {line["trust"]["state"] for line in lines[1:]} == {"verified"}
+
+
 def test_a_failed_export_says_why(app: App, tmp_path: Path) -> None:
     app.feature.choose = lambda _s, _n: (str(tmp_path / "missing" / "x.html"), "html")
     app.feature.start(app.key)
@@ -157,10 +184,10 @@ def test_cancelling_leaves_nothing_behind(app: App, tmp_path: Path) -> None:
     original = client.timeline_page
     pages: list[int] = []
 
-    async def slow_page(*args: Any) -> Any:  # a huge room: each page takes a while
+    async def slow_page(*args: Any, **kwargs: Any) -> Any:  # a huge room: each page is slow
         pages.append(args[2])
         await asyncio.sleep(0.3)
-        return await original(*args)
+        return await original(*args, **kwargs)
 
     client.timeline_page = slow_page  # type: ignore[method-assign]
     app.feature.choose = lambda _s, _n: (str(path), "html")

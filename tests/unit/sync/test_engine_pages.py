@@ -138,6 +138,13 @@ def test_a_page_of_an_audit_that_was_replaced_is_refused(tmp_path: Path) -> None
             assert room.result is not old
             assert await engine.timeline_page(ROOM, old, 0, 2) is None
             assert await engine.timeline_page("no-such-room", old, 0, 2) is None
+            # An export pins the audit it started with: its rows, whole, the same events
+            # and verdicts as when it was the latest, although a poll read the room again.
+            pinned = await engine.timeline_page(ROOM, old, 0, len(old.timeline), pinned=True)
+            assert pinned is not None and len(pinned) == len(old.timeline)
+            assert [s.event.event_id for s in pinned] == [a.event.event_id for a in old.timeline]
+            assert all(isinstance(s.event, Event) for s in pinned)
+            assert [s.verdict for s in pinned] == list(old.timeline)
             page = await engine.timeline_page(ROOM, room.result, -5, 10**9)
             assert page is not None and len(page) == len(room.result.timeline)
             await engine.close()  # a storage removed while its timeline is scrolled
