@@ -238,9 +238,7 @@ class AttachedStorages:
         attached = self._storages.get(ref.storage_id)
         if attached is None:
             return None
-        return await attached.engine.timeline_page(
-            ref.room_id, result, start, stop, pinned=pinned
-        )
+        return await attached.engine.timeline_page(ref.room_id, result, start, stop, pinned=pinned)
 
     async def search(
         self,

@@ -395,9 +395,7 @@ class SyncEngine:
         if room is None or self._closed:  # a storage removed while scrolling: no page
             return None
         keeper = self._keeper
-        return await self._serially(
-            lambda: keeper.page(room, result, start, stop, pinned=pinned)
-        )
+        return await self._serially(lambda: keeper.page(room, result, start, stop, pinned=pinned))
 
     async def last_read(self, room_id: str) -> float | None:
         """Wall-clock time of this device's last complete read of the room (index)."""
