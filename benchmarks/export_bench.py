@@ -26,7 +26,8 @@ from typing import Any
 
 from relations_bench import ROOM, make_room, room_arguments  # type: ignore[import-not-found]
 
-from bucket_chat_desktop.export import export_room, snapshot_of
+from bucket_chat_desktop.export.runner import export_room
+from bucket_chat_desktop.export.snapshot import snapshot_of
 from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync.engine import SyncConfig
 from bucket_chat_desktop.sync.session import engine_session

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..export import FORMATS, ExportError, export_room, snapshot_of
+from ..export import FORMATS, ExportError
 from ..protocol.attachments import FileInfo
 from ..protocol.untrusted_text import terminal_safe
 from ..storage import Storage, StorageError
@@ -53,6 +53,8 @@ class _Progress:
 async def run_export(args: argparse.Namespace, storage: Storage, room_id: str) -> int:
     """0 when written (also for a room with findings: the export says so), 2 otherwise
     (raised as ``ExportError``/``StorageError`` to ``main``)."""
+    from ..export.runner import export_room  # the writers: only for this command
+    from ..export.snapshot import snapshot_of
     from .main import _require_room  # the command's shared checks
 
     if args.max_attachment_mb < 0:

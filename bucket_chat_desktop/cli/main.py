@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import replace
 from typing import Any
 
-from .. import __version__, paths
+from .. import paths
 from ..export import ExportError
 from ..keys import KeysError, load_or_create_identity, open_key_store
 from ..keys.passphrase import claim_env_passphrase
@@ -75,6 +75,24 @@ def _storage_arg(parser: argparse.ArgumentParser, *, top: bool) -> None:
     )
 
 
+def _version() -> str:
+    from .. import __version__  # read from the installed metadata only when asked (~30 ms)
+
+    return f"bucket-chat {__version__}"
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: argparse's own action wants the text when the parser is built, which
+    made every command read the package metadata; this one reads it when used."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_args: Any, **_kw: Any) -> None:
+        print(_version())
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bucket-chat",
@@ -82,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _storage_arg(parser, top=True)
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
-    parser.add_argument("--version", action="version", version=f"bucket-chat {__version__}")
+    parser.add_argument("--version", action=_VersionAction, help="show the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def command(name: str, text: str) -> argparse.ArgumentParser:
@@ -937,7 +955,7 @@ async def cmd_export(args: argparse.Namespace) -> int:
 
 
 async def cmd_version(args: argparse.Namespace) -> int:
-    print(f"bucket-chat {__version__}")
+    print(_version())
     return EXIT_OK
 
 

@@ -17,25 +17,12 @@ verified against its signed hash (``sync/blobs.download``). Two formats
 Everything read from storage is hostile: escaped (``untrusted_text``), bidi controls
 spelled out, file names sanitised. A room is written a page at a time: the whole room
 is never one string in memory, and the output takes its name only when complete.
+
+The package itself holds only what a front end needs before it exports (``FORMATS``,
+``ExportError``): the writers are in ``runner`` (``export_room``) and ``snapshot``
+(``snapshot_of``), imported by whoever exports.
 """
 
-from .runner import (
-    FORMATS,
-    ExportError,
-    ExportExistsError,
-    ExportSummary,
-    export_room,
-    files_dir_for,
-)
-from .snapshot import RoomSnapshot, snapshot_of
+from .errors import FORMATS, ExportError, ExportExistsError
 
-__all__ = [
-    "FORMATS",
-    "ExportError",
-    "ExportExistsError",
-    "ExportSummary",
-    "RoomSnapshot",
-    "export_room",
-    "files_dir_for",
-    "snapshot_of",
-]
+__all__ = ["FORMATS", "ExportError", "ExportExistsError"]

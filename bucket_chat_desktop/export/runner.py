@@ -25,6 +25,7 @@ from ..protocol.event import MESSAGE, Event
 from ..storage.base import StorageError
 from ..sync.blobs import BlobError, BlobMismatchError, human_size
 from ..sync.events import ShownEvent
+from .errors import FORMATS, ExportError, ExportExistsError
 from .html_doc import Attachment, HtmlWriter, attachment_href
 from .jsonl_doc import JsonlWriter
 from .snapshot import RoomSnapshot
@@ -32,7 +33,6 @@ from .snapshot import RoomSnapshot
 log = logging.getLogger("bucket_chat.export")
 T = TypeVar("T")
 
-FORMATS = ("html", "jsonl")
 PAGE_ROWS = 500
 MAX_BLOB_BYTES = 512 * 1024 * 1024
 _INLINE_IMAGES = ((b"\x89PNG\r\n\x1a\n", "png"), (b"\xff\xd8\xff", "jpeg"), (b"GIF8", "gif"))
@@ -40,14 +40,6 @@ _INLINE_IMAGES = ((b"\x89PNG\r\n\x1a\n", "png"), (b"\xff\xd8\xff", "jpeg"), (b"G
 PageReader = Callable[[int, int], Awaitable[Sequence[ShownEvent] | None]]
 BlobReader = Callable[[FileInfo, str], Awaitable[bytes]]
 Progress = Callable[[int, int], None]
-
-
-class ExportError(Exception):
-    """The export could not be made; the message is written for the user."""
-
-
-class ExportExistsError(ExportError):
-    """The output (or its attachments folder) exists and overwriting was not asked for."""
 
 
 @dataclass(slots=True)

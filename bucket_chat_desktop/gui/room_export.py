@@ -21,7 +21,9 @@ from PySide6.QtCore import QObject, Qt, QUrl
 from PySide6.QtGui import QAction, QDesktopServices
 from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox, QProgressDialog, QWidget
 
-from ..export import ExportError, ExportSummary, export_room, snapshot_of
+from ..export import ExportError
+from ..export.runner import ExportSummary, export_room
+from ..export.snapshot import snapshot_of
 from ..protocol.attachments import FileInfo, safe_file_name
 from ..protocol.untrusted_text import html_escape, one_line
 from ..storage.base import StorageError

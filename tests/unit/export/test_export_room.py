@@ -15,14 +15,10 @@ from typing import Any
 import pytest
 from nacl.signing import SigningKey
 
-from bucket_chat_desktop.export import (
-    ExportExistsError,
-    ExportSummary,
-    export_room,
-    files_dir_for,
-    snapshot_of,
-)
+from bucket_chat_desktop.export import ExportExistsError
 from bucket_chat_desktop.export.body import body_html
+from bucket_chat_desktop.export.runner import ExportSummary, export_room, files_dir_for
+from bucket_chat_desktop.export.snapshot import snapshot_of
 from bucket_chat_desktop.protocol.attachments import FileInfo, blob_path, file_content
 from bucket_chat_desktop.protocol.chain import continue_chain
 from bucket_chat_desktop.protocol.event import MESSAGE, Event
