@@ -35,6 +35,7 @@ import dataclasses
 import logging
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -614,9 +615,11 @@ class SyncEngine:
         own_key: str | None,
     ) -> UnreadCount:
         """The unread messages of ``result`` after a read marker (``unread.count_unread``:
-        a walk of the rows since it), counted on the state thread: a frozen answer."""
+        a walk of the rows since it, by this device's clock now), counted on the state
+        thread: a frozen answer."""
+        now_ms = int(time.time() * 1000)
         return await self._serially(
-            count_unread, result.timeline, marker, own_key, relations, room=room_id
+            count_unread, result.timeline, marker, own_key, relations, now_ms, room=room_id
         )
 
     # -- what front ends may ask (plain values, computed on the serial worker) ------------------
