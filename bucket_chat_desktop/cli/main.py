@@ -31,12 +31,10 @@ from ..protocol.metadata import check_signer
 from ..protocol.relations import (
     TYPING,
 )
-from ..protocol.room_state import RoomState
 from ..protocol.untrusted_text import RoomIds, terminal_safe
 from ..storage import Storage, StorageError, open_storage
 from ..sync.client import ChatClient, RoomRef
 from ..sync.events import EventsAppended, RoomLoaded
-from ..sync.room_objects import room_exists
 from ..sync.rooms import join_content
 from ..sync.watched import NoAnswerError, interactive_deadline
 from ..sync.writer import RoomError
@@ -232,32 +230,29 @@ def _identity(user_id: str, *, create: bool = False) -> Any:
     return identity, created, store
 
 
-async def _require_room(
-    storage: Storage,
-    room_id: str,
-    *,
-    client: ChatClient | None = None,
-    seconds: float | None = None,
-) -> None:
-    """The room must exist. A room this device knows (index, outbox) is not checked
-    again; otherwise the storage is asked, within ``seconds`` of no answer if given."""
+async def _room_found(client: ChatClient, room_id: str, seconds: float | None = None) -> bool:
+    """Whether the room exists. A room this device knows (index, outbox) is not checked
+    again; otherwise the storage is asked, giving up after ``seconds`` without an answer
+    if given (``StorageError``: the check could not be made, so nothing was done)."""
+    ref = client.room(room_id)
+    if await client.knows_room(ref):
+        return True
     try:
-        if client is not None:
-            ref = client.room(room_id)
-            if await client.knows_room(ref):
-                return
-            if seconds is not None:
-                found = await client.within(ref.storage_id, client.room_exists(ref), seconds)
-            else:
-                found = await client.room_exists(ref)
-        else:
-            found = await room_exists(storage, room_id)
+        if seconds is None:  # background work: the storage's own patient retries
+            return await client.room_exists(ref)
+        return await client.within(ref.storage_id, client.room_exists(ref), seconds)
     except NoAnswerError as exc:
         raise StorageError(
             f"cannot check that room {room_id!r} exists: {exc}; this device has no copy "
             "of it, so nothing was done"
         ) from exc
-    if not found:
+
+
+async def _require_room(
+    storage: Storage, room_id: str, *, client: ChatClient, seconds: float | None = None
+) -> None:
+    """The room must exist (``_room_found``)."""
+    if not await _room_found(client, room_id, seconds):
         raise RoomError(
             f"room {room_id!r} does not exist in {storage.describe()}: "
             f"create it with 'bucket-chat create-room --room-id {room_id} --name ...'"
@@ -271,9 +266,9 @@ def _clock(wall: float | None) -> str:
     return stamp.strftime("%Y-%m-%d %H:%M:%S %Z").strip()
 
 
-def _stale_note(exc: BaseException, last_read: float | None) -> str:
+def _stale_note(why: BaseException | str, last_read: float | None) -> str:
     return (
-        f"the storage did not answer ({terminal_safe(str(exc))}); showing what this device "
+        f"the storage did not answer ({terminal_safe(str(why))}); showing what this device "
         f"verified, last read {_clock(last_read)}"
     )
 
@@ -401,33 +396,26 @@ async def _send_and_deliver(
 
 
 async def cmd_rooms(args: argparse.Namespace) -> int:
-    """The storage's rooms; if it does not answer within ``INTERACTIVE_DEADLINE``, the
-    rooms this device's index knows, with a note saying so."""
+    """The storage's rooms (``ChatClient.storage_rooms``, as the app's join dialog lists
+    them); if it does not answer within ``INTERACTIVE_DEADLINE``, the rooms this device's
+    index knows, with a note saying so. A storage that refuses is an error (exit 2)."""
     storage = _storage(args)
-
     async with ChatClient.session(storage, outbox=False) as client:
-        sid = client.session_storage
-        try:
-            listed = await client.within(sid, client.listed_rooms(sid), what="the storage")
-            rooms = [
-                (room_id, fmt.room_title(meta, room_id) if meta else "(no metadata)")
-                for room_id, meta in listed
-            ]
-        except NoAnswerError as exc:
-            # What this device's index knows, asked of the client like the app does,
-            # never of the index directly.
-            known = await client.cached_rooms(sid)
-            reads = [r.last_read for r in known if r.last_read is not None]
-            print(f"bucket-chat: {_stale_note(exc, max(reads, default=None))}", file=sys.stderr)
-            for room in known:
-                label = terminal_safe(room.name, limit=fmt.TITLE_LIMIT) if room.name else ""
-                print(f"{terminal_safe(room.room_id):32} {label}".rstrip())
-            return EXIT_OK
-    if not rooms:
+        found = await client.storage_rooms(client.session_storage, limit=None)
+    if found.from_cache and not found.no_answer:
+        raise StorageError(f"cannot list the rooms: {found.error}")
+    if found.from_cache:
+        print(f"bucket-chat: {_stale_note(found.error, found.last_read)}", file=sys.stderr)
+    elif not found.rooms:
         print(f"No rooms in {terminal_safe(storage.describe())}.")
-        return EXIT_OK
-    for room_id, label in rooms:
-        print(f"{room_id:32} {label}")
+    for room in found.rooms:
+        if found.from_cache:  # a name the index recorded, unchecked like every other
+            label = terminal_safe(room.name, limit=fmt.TITLE_LIMIT) if room.name else ""
+        else:
+            label = (
+                fmt.room_title(room.metadata, room.room_id) if room.metadata else "(no metadata)"
+            )
+        print(f"{terminal_safe(room.room_id):32} {label}".rstrip())
     return EXIT_OK
 
 
@@ -498,14 +486,16 @@ async def _read_target(client: ChatClient, ref: RoomRef, event_id: str) -> draft
                 f"{event_id!r} in, so nothing was done"
             ) from exc
         print(f"bucket-chat: {_stale_note(exc, await client.last_read(ref))}", file=sys.stderr)
-    assert view is not None and view.result is not None
+    assert view is not None and view.result is not None and view.relations is not None
     result = view.result
-    row = result.timeline.rows_by_id({event_id}).get(event_id)
-    if row is None:
+    shown = await client.event_by_id(ref, result, event_id)  # as the app finds it
+    if shown is None:
         note = " (part of the room could not be read)" if view.partial else ""
         raise UsageError(f"no event {event_id!r} in room {room_id!r}{note}; nothing was sent")
-    rel = related.relations_of(room_id, result.timeline, view.relations)
-    return drafting.Target(event_id, row.event, rel, result.timeline, result.authorized)
+    if not isinstance(shown.event, Event):
+        raise UsageError(f"this device cannot read {event_id!r} now; nothing was sent")
+    rel = view.relations
+    return drafting.Target(event_id, shown.event, rel, result.timeline, result.authorized)
 
 
 async def _relate(
@@ -650,14 +640,17 @@ async def cmd_accept_device(args: argparse.Namespace) -> int:
     room_id = _room_id(args)
     if valid_key_text(args.key) is None:
         raise UsageError("--key must be the introducing device's public key (base64 of 32 bytes)")
-    await _require_room(storage, room_id)
-    identity, _, _ = _identity(args.user_id)
-    if args.key == b64encode(bytes(identity.signing_key.verify_key)):
-        raise UsageError("--key is this device's own key: name the device that introduced it")
     content = join_content(None)
     content[DEVICE_ACCEPT_FIELD] = args.key
+
+    def identity() -> Any:  # asked for once the room is known to exist (within the deadline)
+        own = _identity(args.user_id)[0]
+        if args.key == b64encode(bytes(own.signing_key.verify_key)):
+            raise UsageError("--key is this device's own key: name the device that introduced it")
+        return own
+
     status = await _send_and_deliver(
-        storage, room_id, identity, [(MEMBER, content)], None, quiet=True
+        storage, room_id, identity, [(MEMBER, content)], None, quiet=True, check_room=True
     )
     if status == EXIT_OK:
         print(f"Accepted the introduction by device key {args.key[:12]}… in {room_id!r}.")
@@ -731,23 +724,25 @@ async def _audited(
         ref = client.room(room_id)
         seconds = interactive_deadline() if cached else VERIFY_NO_ANSWER
         await _require_room(storage, room_id, client=client, seconds=seconds)
-        snapshot = await client.cached_room(ref) if cached else None
         try:
             await client.within(ref.storage_id, client.open_room(ref, wait=True), seconds)
             room = await client.room_view(ref)
         except NoAnswerError as exc:
+            # Only now is the index's copy rebuilt apart (the read above begins with it):
+            # once per command, and only when the storage did not answer.
+            snapshot = await client.cached_room(ref) if cached else None
             if snapshot is None:
                 what = "has no copy of the room to show" if cached else "verified nothing"
                 raise StorageError(f"{exc}; this device {what}") from exc
             room, stale = snapshot, _stale_note(exc, await client.last_read(ref))
-    assert room is not None and room.result is not None
+    assert room is not None and room.result is not None and room.relations is not None
     signer = check_signer(room.metadata, room.result.authorized)[1] if room.metadata else []
     # The metadata's findings first; a new result: the engine's is never changed.
     # Relation findings (forged edits or deletions, cross-room or malformed relations,
     # PROTOCOL.md section 18) count like every other finding.
-    rel = related.relations_of(room_id, room.result.timeline, room.relations)
-    findings = [*room.metadata_findings, *signer, *room.result.findings, *rel.findings]
-    return replace(room, relations=rel), replace(room.result, findings=findings), stale
+    rel = room.relations.findings
+    findings = [*room.metadata_findings, *signer, *room.result.findings, *rel]
+    return room, replace(room.result, findings=findings), stale
 
 
 async def cmd_history(args: argparse.Namespace) -> int:
@@ -758,8 +753,7 @@ async def cmd_history(args: argparse.Namespace) -> int:
         raise UsageError("--limit must be 0 or more")
     # Relation events (reactions, edits, deletions) are not shown as events of their
     # own: they change the events they point at. --limit counts the shown events.
-    everything = result.timeline
-    rel = related.relations_of(view.room_id, everything, view.relations)
+    everything, rel = result.timeline, view.relations
     # Positions, not rows: a row is made when it is printed (a room may hold a million).
     shown = array("q", related.shown_positions(rel, len(everything), args.limit))
     if args.json:
@@ -858,10 +852,7 @@ async def cmd_members(args: argparse.Namespace) -> int:
     view, result, stale = await _audited(args, cached=True)
     if stale is not None:
         print(f"bucket-chat: {stale}", file=sys.stderr)
-    # The room state the engine made with this audit; folded here only for a view that
-    # came without one (this device's cached copy).
-    roster = view.roster if view.roster is not None else RoomState.of(result).roster()
-    members = roster.members(everyone=args.all)
+    members = view.roster.members(everyone=args.all)  # made by the engine with the audit
     if args.json:
         doc: dict[str, Any] = {
             "room_id": view.room_id,
@@ -939,13 +930,12 @@ async def cmd_chat(args: argparse.Namespace) -> int:
     if created:
         print(f"Created a signing key for {identity.user_id} ({store.name}).")
         print(f"  fingerprint: {identity.display_fingerprint}")
-    if not await room_exists(storage, room_id):
-        # the join goes out as the chat starts
-        signer = (identity.user_id, identity.signing_key)
-        async with ChatClient.session(
-            storage, identity=signer, displayname=args.displayname
-        ) as client:
+    signer = (identity.user_id, identity.signing_key)
+    async with ChatClient.session(storage, identity=signer, displayname=args.displayname) as client:
+        created = not await _room_found(client, room_id, interactive_deadline())
+        if created:  # the join goes out as the chat starts
             await client.create_room(client.session_storage, room_id, room_id, show=False)
+    if created:
         print(f"Created room {room_id!r} in {terminal_safe(storage.describe())}.")
     return await run_chat(storage, room_id, identity, args.displayname)
 

@@ -23,7 +23,6 @@ from ..protocol.relations import (
     Aggregate,
     ReactionChip,
     Relations,
-    build,
 )
 from ..protocol.untrusted_text import RoomIds, terminal_safe
 from . import format as fmt
@@ -33,12 +32,6 @@ REASON_LIMIT = 200
 CHIPS_SHOWN = 20  # reaction chips printed under one message
 NOT_LOADED = "(message not loaded)"
 DELETED = "(deleted message)"
-
-
-def relations_of(room_id: str, timeline: Any, given: Relations | None) -> Relations:
-    """The engine's relations of this timeline, or (a view from the cache has none) made
-    here by the same pure rules."""
-    return given if given is not None else build(room_id, timeline)
 
 
 def shown_positions(rel: Relations, total: int, limit: int | None) -> Iterator[int]:

@@ -22,7 +22,13 @@ from ..protocol.mentions import mentions_in, mentions_me
 from ..protocol.metadata import RoomMetadata, check_signer
 from ..protocol.relations import Relations, own_reaction
 from ..protocol.room_state import NO_NAMES, Names, Roster, membership_text
-from ..protocol.unread import UNREAD_CAP, ReadMarker, UnreadCount, is_unread_news
+from ..protocol.unread import (
+    UNREAD_CAP,
+    ReadMarker,
+    UnreadCount,
+    is_unread_news,
+    marker_for,
+)
 from ..settings import Settings, StorageSettings
 from ..sync.client import ChatClient, RoomRef
 from ..sync.events import EngineEvent, ShownEvent
@@ -495,8 +501,12 @@ class Controller(QObject):
         result = self.results.get(key)
         if result is None or not len(result.timeline) or self.rooms.item(key) is None:
             return
-        newest = result.timeline[len(result.timeline) - 1].event
-        moved = self.settings.set_read_marker(key, newest.event_id, newest.timestamp_ms)
+        # the newest row not dated in the future: a hostile far-future row as the marker
+        # would hide every message that arrives later (``unread.marker_for``)
+        seen = marker_for(result.timeline, int(time.time() * 1000))
+        if seen is None:
+            return
+        moved = self.settings.set_read_marker(key, seen.event_id, seen.timestamp_ms)
         if moved and not self._save_markers.isActive():
             self._save_markers.start()
 
@@ -624,7 +634,7 @@ class Controller(QObject):
         if incoming and not focused:
             if not item.unread or key not in self.first_unread:
                 self.first_unread[key] = incoming[0].event.event_id
-            changes["unread"] = item.unread + len(incoming)
+            changes["unread"] = min(UNREAD_CAP, item.unread + len(incoming))
             level = self.settings.notify_level(key)
             if not item.muted and level != "none" and self.settings.notifications:
                 events = [a.event for a in incoming]

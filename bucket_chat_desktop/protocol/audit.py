@@ -188,6 +188,12 @@ class Timeline(Sequence[Assessed]):
             tally = self._tally = Counter(self._codes)
         return ((pairs[code][0], n) for code, n in tally.items())
 
+    @property
+    def whole(self) -> bool:
+        """Whether the rows carry whole events (their ledger kept bodies, and with them
+        each signature's text rather than its digest: ``RoomLedger.keeps_bodies``)."""
+        return not self._copies or isinstance(self._copies[0].sig, str)
+
     def signature_ids(self) -> list[str | int]:
         """Each row's ``RoomLedger.signature_id`` (a slim ledger's rows carry no
         signature text)."""
@@ -202,7 +208,9 @@ class Timeline(Sequence[Assessed]):
         """The rows the relation rules read (``relations.Source``): relation events and
         replies from position ``start`` on, without making the other rows."""
         pairs, codes = self._pairs, self._codes
-        copies = self._copies if start <= 0 else itertools.islice(self._copies, start, None)
+        # a slice, not islice: skipping ``start`` rows one by one cost a walk of the whole
+        # room on every append (``relations.extended`` reads an append's rows only)
+        copies = self._copies if start <= 0 else self._copies[start:]
         for i, c in enumerate(copies, max(0, start)):
             if c.parent_event_id is not None or c.type in HIDDEN_TYPES:
                 yield Row(i, _event_of(c), pairs[codes[i]][0].value, c.path, c.line)

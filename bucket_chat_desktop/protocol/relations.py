@@ -483,7 +483,8 @@ def extended(old: Relations, source: Source | Iterable[Any]) -> Relations:
     from with rows appended (the same audit: appends keep every position), reading only
     the appended rows and looking up only targets not looked up before: equal to a full
     build (``tests/unit/protocol/test_relations_extended.py``), without the two passes
-    over the whole room a full build makes (213 ms at 100,000 events)."""
+    over the whole room a full build makes (213 ms at 100,000 events). Appended rows that
+    change nothing (plain messages no relation waited for) give back ``old`` itself."""
     with gc_paused():
         return _extended(old, source)
 
@@ -497,11 +498,16 @@ def _extended(old: Relations, source: Source | Iterable[Any]) -> Relations:
     added = list(src.related_rows(read.length))
     if any(r.event.event_id in read.related or r.event.event_id in read.outside for r in added):
         return _build(room_id, src)  # an id read twice: not an extension of what was read
-    more = _Pass(read)
-    more.read(room_id, added)
     # Targets not found before were not among the old rows: looked for among the new
     # ones only (also plain rows: a message that relations waited for).
     arrived = src.rows_by_id(read.absent, read.length) if read.absent else {}
+    if not added and not arrived:
+        # Plain rows nothing waited for: no decision changes, and ``old`` itself is the
+        # answer (a front end sees by identity that nothing changed); the next extension
+        # reads on from where ``old`` stopped.
+        return old
+    more = _Pass(read)
+    more.read(room_id, added)
     if (
         len(more.relations) == len(read.relations)
         and len(more.replies) == len(read.replies)

@@ -11,9 +11,17 @@ written by anyone with write access: the marker's event may be gone (a rewritten
 marker of another audit), the rows may carry hostile timestamps. The count never raises for
 what it walks, never walks far past where the marker would have to be, and never calls a whole
 room unread because its marker is missing: it then counts only the messages ordered after
-the marker's (timestamp, id), as display order would have put them after it. A marker
-dated in the future (the newest row was a hostile one) hides what sorts before it: the
-count errs towards fewer, never towards the whole room.
+the marker's (timestamp, id), as display order would have put them after it.
+
+Rows dated in the future: display order follows timestamps, so a hostile row dated
+years ahead sorts after every genuine message written since. Were it the marker, the
+messages that arrive later would sort before it and never count. So the marker is the
+newest row *not* dated past the reading device's clock (with ``FUTURE_SLACK_MS`` for
+clocks that run a little ahead: ``marker_for``), and the count after a restart passes
+over rows dated past the counting device's clock the same way (such a row, seen or not,
+would otherwise count again at every start). A marker saved with a timestamp in the
+future (by a version before this rule) still hides what sorts before it: the count errs
+towards fewer, never towards the whole room.
 """
 
 from __future__ import annotations
@@ -25,8 +33,16 @@ from .audit import Assessed, Timeline
 from .event import MESSAGE, Event
 from .relations import Relations
 
-UNREAD_CAP = 999  # a count stops here: the room list shows "99+", the tray "9+"
+UNREAD_SHOWN = 99  # the most a room's count shows as a number; more is "99+"
+UNREAD_CAP = UNREAD_SHOWN + 1  # a count stops here: enough to know it is more (the tray: "9+")
 OLDER_RUN = 64  # rows older than a marker that is not found, one after another: stop
+FUTURE_SLACK_MS = 24 * 3600_000  # a row dated further past this device's clock: see above
+MARK_WALK = 1000  # rows ``marker_for`` looks at, from the newest back
+
+
+def unread_label(count: int) -> str:
+    """A room's unread count as the room list and the quick switcher show it."""
+    return f"{UNREAD_SHOWN}+" if count > UNREAD_SHOWN else str(count)
 
 
 def is_unread_news(ev: Event, own_key: str | None, relations: Relations | None) -> bool:
@@ -59,15 +75,31 @@ class UnreadCount:
     capped: bool = False
 
 
+def marker_for(rows: Sequence[Assessed], now_ms: int) -> ReadMarker | None:
+    """The read marker for a person who has seen ``rows`` (display order) at ``now_ms``
+    (this device's clock): the newest row not dated past it by more than
+    ``FUTURE_SLACK_MS``, looked for among the newest ``MARK_WALK``; None when there is no
+    such row there (the marker then stays where it was)."""
+    latest = now_ms + FUTURE_SLACK_MS
+    for i in range(len(rows) - 1, max(-1, len(rows) - 1 - MARK_WALK), -1):
+        ev = rows[i].event
+        if ev.timestamp_ms <= latest:
+            return ReadMarker(ev.event_id, ev.timestamp_ms)
+    return None
+
+
 def count_unread(
     rows: Sequence[Assessed],
     marker: ReadMarker,
     own_key: str | None,
     relations: Relations | None,
+    now_ms: int,
     cap: int = UNREAD_CAP,
 ) -> UnreadCount:
     """The unread messages of ``rows`` (an audit's timeline, display order) after
-    ``marker``, by ``is_unread_news``; the count stops at ``cap`` (``capped`` says so).
+    ``marker``, by ``is_unread_news``, passing over rows dated more than
+    ``FUTURE_SLACK_MS`` past ``now_ms`` (this device's clock: see the module's
+    docstring); the count stops at ``cap`` (``capped`` says so).
 
     With the marker's row among them, every news row after it counts, the first one is
     where the "New messages" line goes. Without it, rows are walked from the newest back
@@ -77,10 +109,11 @@ def count_unread(
     (``Timeline.position_of``: no rows made) and the rows since the marker."""
     at = _position(rows, marker.event_id)
     count, first = 0, ""
+    latest = now_ms + FUTURE_SLACK_MS
     if at is not None:
         for i in range(at + 1, len(rows)):
             ev = rows[i].event
-            if is_unread_news(ev, own_key, relations):
+            if ev.timestamp_ms <= latest and is_unread_news(ev, own_key, relations):
                 count += 1
                 first = first or ev.event_id
                 if count > cap:
@@ -96,7 +129,7 @@ def count_unread(
                 break
             continue
         older = 0
-        if is_unread_news(ev, own_key, relations):
+        if ev.timestamp_ms <= latest and is_unread_news(ev, own_key, relations):
             count += 1
             first = ev.event_id
             if count > cap:

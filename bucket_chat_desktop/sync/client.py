@@ -31,7 +31,6 @@ from ..protocol.canonical import b64encode
 from ..protocol.chain import Draft
 from ..protocol.event import MEMBER, MESSAGE, Event, parse_line
 from ..protocol.ids import check_room_id
-from ..protocol.relations import build as build_relations
 from ..settings import Settings, StorageSettings
 from ..storage import open_storage
 from ..storage.base import Storage, StorageError
@@ -387,24 +386,21 @@ class ChatClient(AttachedStorages):
 
     async def _relation_target(self, ref: RoomRef, event_id: str) -> drafting.Target:
         """The event ``event_id`` as the room's latest audit shows it, with its content
-        (read from this device's index: the app's audit keeps no bodies); else one of
-        this device's own on its way to the storage (the outbox); else not read here."""
+        (``event_by_id``: the app's audit keeps no bodies, they come from this device's
+        index); else one of this device's own on its way to the storage (the outbox);
+        else not read here."""
         _check_target(ref, event_id)
         view = await self.room_view(ref)
         if view is None or view.result is None:
             raise drafting.Refused("this room is not read yet; nothing sent")
-        result = view.result
-        rel = view.relations  # of ``result``; None only before they were first made
-        if rel is None:
-            rel = build_relations(ref.room_id, result.timeline)
+        result, rel = view.result, view.relations
+        assert rel is not None  # made with every result (``RoomView``)
         event: Event | None = None
-        position = await self.locate(ref, result, event_id)
-        if position is not None:
-            page = await self.timeline_page(ref, result, position, position + 1)
-            shown = page[0].event if page else None
-            if not isinstance(shown, Event):
+        shown = await self.event_by_id(ref, result, event_id)
+        if shown is not None:
+            if not isinstance(shown.event, Event):
                 raise drafting.Refused(f"this device cannot read {event_id!r} now; nothing sent")
-            event = shown
+            event = shown.event
         else:
             for waiting in await self.pending(ref.storage_id):
                 if waiting.event_id == event_id and waiting.room_id == ref.room_id:

@@ -24,7 +24,6 @@ from ..index import Index, SearchHit
 from ..index.search import SearchPage
 from ..protocol.attachments import FileInfo
 from ..protocol.audit import AuditResult
-from ..protocol.metadata import RoomMetadata
 from ..protocol.relations import Relations
 from ..protocol.unread import ReadMarker, UnreadCount
 from ..settings import StorageSettings
@@ -33,9 +32,9 @@ from . import blobs
 from .engine import SEARCH_LIMIT, CachedRoom, RoomView, SyncEngine
 from .events import ShownEvent
 from .outbox import Outbox, PendingMessage
-from .room_objects import RoomSummary, StorageRooms, list_rooms, read_metadata, room_exists
+from .room_objects import MAX_SUMMARISED, RoomSummary, StorageRooms, room_exists
 from .room_objects import storage_rooms as list_storage_rooms
-from .watched import answer_within
+from .watched import NoAnswerError, answer_within
 
 log = logging.getLogger("bucket_chat.sync")
 
@@ -185,21 +184,14 @@ class AttachedStorages:
         engine = self._engine(ref.storage_id)
         return await room_exists(engine.storage, ref.room_id)
 
-    async def listed_rooms(self, storage_id: str) -> tuple[tuple[str, RoomMetadata | None], ...]:
-        """Every room the storage holds with its metadata (None when missing or not
-        usable), read from the storage now (see ``within``)."""
-        engine = self._engine(storage_id)
-        out = []
-        for room_id in await list_rooms(engine.storage):
-            meta, _ = await read_metadata(engine.storage, room_id)
-            out.append((room_id, meta))
-        return tuple(out)
-
-    async def storage_rooms(self, storage_id: str) -> StorageRooms:
-        """The rooms a storage holds, with their names and last activity, for a person
-        choosing one to join. Never raises for the storage: when it does not answer
-        within the interactive deadline (``watched.py``) or fails, the rooms this
-        device's index knows come back instead, with a note saying why."""
+    async def storage_rooms(
+        self, storage_id: str, *, limit: int | None = MAX_SUMMARISED
+    ) -> StorageRooms:
+        """The rooms a storage holds, with their names and last activity (the first
+        ``limit``; None: all), for a person choosing one to join and for ``bucket-chat
+        rooms``. Never raises for the storage: when it does not answer within the
+        interactive deadline (``watched.py``) or fails, the rooms this device's index
+        knows come back instead, with a note saying why (``from_cache``)."""
         attached = self._storages.get(storage_id)
         if attached is None:
             return StorageRooms((), note="This storage is not connected; it could not be read.")
@@ -207,7 +199,7 @@ class AttachedStorages:
         now_ms = int(time.time() * 1000)
         try:
             return await answer_within(
-                storage, list_storage_rooms(storage, now_ms), what=attached.settings.name
+                storage, list_storage_rooms(storage, now_ms, limit), what=attached.settings.name
             )
         except StorageError as exc:
             log.warning("could not list the rooms of %s: %s", attached.settings.name, exc)
@@ -216,7 +208,15 @@ class AttachedStorages:
             note = f"Could not list the storage: {exc}."
             if rooms:
                 note += " Shown: the rooms this device knows from earlier reads."
-            return StorageRooms(rooms, from_cache=True, note=note)
+            reads = [r.last_read for r in known if r.last_read is not None]
+            return StorageRooms(
+                rooms,
+                from_cache=True,
+                note=note,
+                error=str(exc),
+                no_answer=isinstance(exc, NoAnswerError),
+                last_read=max(reads, default=None),
+            )
 
     async def room_view(self, ref: RoomRef) -> RoomView | None:
         """A frozen snapshot of a room's state (latest audit, metadata and its findings,
@@ -299,6 +299,18 @@ class AttachedStorages:
         if attached is None:
             return None
         return await attached.engine.locate(ref.room_id, result, event_id)
+
+    async def event_by_id(
+        self, ref: RoomRef, result: AuditResult, event_id: str
+    ) -> ShownEvent | None:
+        """The row of ``event_id`` in the room's audit ``result`` (a ``room_view``'s or a
+        ``cached_room``'s) with its body and verdict, or None when that audit does not
+        show it: what a reaction, a reply, an edit or a deletion is decided on, in the
+        app and the command line alike (``SyncEngine.event_by_id``)."""
+        attached = self._storages.get(ref.storage_id)
+        if attached is None:
+            return None
+        return await attached.engine.event_by_id(ref.room_id, result, event_id)
 
     async def count_unread(
         self,

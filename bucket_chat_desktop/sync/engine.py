@@ -35,6 +35,7 @@ import dataclasses
 import logging
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -180,9 +181,6 @@ class SyncEngine:
         # False for the CLI and until a front end says otherwise.
         self.window_focused = False
         self._tasks: list[asyncio.Task[Any]] = []
-        # Which search hits are shown (``search``), besides what the room's relations
-        # hide: (room id, event id) -> bool, called on the event loop. Default: all.
-        self.search_visible: Callable[[str, str], bool] = lambda _room, _event: True
         self._known_rooms: set[str] = set()
         self.online = True
         self.status_message = ""
@@ -466,15 +464,13 @@ class SyncEngine:
         edit's text finds: only an edit they applied finds a message, and it finds the
         original (an edit of an edit too); a redacted message is never found; a text an
         applied edit replaced is marked ``superseded``. A message is found once (its
-        newest matching text), and only if ``search_visible(room_id, event_id)`` also
-        says it is shown (an edit's hit needs its own id visible too). Hidden hits are
-        made up for by reading further, at most ``rounds`` pages. ``relations``: room id
+        newest matching text). Hidden hits are made up for by reading further, at most
+        ``rounds`` pages. ``relations``: room id
         -> the relations to apply instead of the published view's (a front end that read
         the rooms apart, like the CLI). Never raises for what the query holds."""
         if self.index is None:
             return SearchPage((), error="this engine keeps no index")
         query_text = build_query(query)
-        visible = self.search_visible
         hits: list[SearchHit] = []
         seen: set[tuple[str, str]] = set()
         before: int | None = None
@@ -490,12 +486,13 @@ class SyncEngine:
                 if hit is None or (hit.room_id, hit.event_id) in seen:
                     continue
                 seen.add((hit.room_id, hit.event_id))
-                if self._shown(visible, hit):
-                    hits.append(hit)
+                hits.append(hit)
             if page.error or not page.more or len(hits) >= limit or not page.hits:
                 break
             before = page.hits[-1].key
-        return SearchPage(tuple(hits[:limit]), page.more, page.error, query_text.cut, page.backlog)
+        # more: older pages, or hits of the last page read past the limit
+        more = page.more or len(hits) > limit
+        return SearchPage(tuple(hits[:limit]), more, page.error, query_text.cut, page.backlog)
 
     async def _index_text(self) -> None:
         """Make cached text searchable (``Index.index_text``), a short job at a time in
@@ -573,16 +570,6 @@ class SyncEngine:
             page = await self.search(query, room_id=room_id, limit=limit, relations=related)
         return page
 
-    @staticmethod
-    def _shown(visible: Callable[[str, str], bool], hit: SearchHit) -> bool:
-        try:
-            if not visible(hit.room_id, hit.event_id):
-                return False
-            return not hit.edited or visible(hit.room_id, hit.source_id)
-        except Exception:  # a predicate's bug hides the hit, it does not stop the search
-            log.exception("search: the visibility check failed on %s", hit.event_id)
-            return False
-
     async def locate(self, room_id: str, result: AuditResult, event_id: str) -> int | None:
         """The position of ``event_id`` in ``result``'s timeline (a search hit to show in
         context), found on the state thread (a walk of up to a whole room), or None when
@@ -590,6 +577,34 @@ class SyncEngine:
         timeline = result.timeline
 
         return await self._serially(timeline.position_of, event_id, room=room_id, interactive=True)
+
+    async def event_by_id(
+        self, room_id: str, result: AuditResult, event_id: str
+    ) -> ShownEvent | None:
+        """The row of ``event_id`` in the audit ``result`` (the room's, or a
+        ``cached_room``'s) with its body and verdict, or None when that audit does not
+        show it: one job on the state thread, the walk for it (``Timeline.position_of``)
+        and its body. Rows that carry their bodies (the command line's audits, a cached
+        room's) give them; the app's slim audit reads it as ``timeline_page(pinned=True)``
+        does (checked against the hash and signature that audit judged; a cached line
+        that is not that event is a ``Malformed``)."""
+        if self._closed:
+            return None
+        keeper, rooms = self._keeper, self.rooms
+
+        def find() -> ShownEvent | None:
+            timeline = result.timeline
+            position = timeline.position_of(event_id)
+            if position is None:
+                return None
+            if timeline.whole:
+                row = timeline[position]
+                return ShownEvent(row, row.event)
+            room = rooms.get(room_id)  # a slim audit is only ever a room's of this engine
+            page = keeper.page(room, result, position, position + 1, pinned=True) if room else None
+            return page[0] if page else None
+
+        return await self._serially(find, room=room_id, interactive=True)
 
     async def count_unread(
         self,
@@ -600,9 +615,11 @@ class SyncEngine:
         own_key: str | None,
     ) -> UnreadCount:
         """The unread messages of ``result`` after a read marker (``unread.count_unread``:
-        a walk of the rows since it), counted on the state thread: a frozen answer."""
+        a walk of the rows since it, by this device's clock now), counted on the state
+        thread: a frozen answer."""
+        now_ms = int(time.time() * 1000)
         return await self._serially(
-            count_unread, result.timeline, marker, own_key, relations, room=room_id
+            count_unread, result.timeline, marker, own_key, relations, now_ms, room=room_id
         )
 
     # -- what front ends may ask (plain values, computed on the serial worker) ------------------

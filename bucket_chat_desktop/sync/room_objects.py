@@ -121,6 +121,9 @@ class RoomSummary:
     name: str | None
     last_activity_ms: int | None
     problem: str = ""  # why the name or the activity could not be read, "" if they were
+    # The metadata as read (None: missing, not usable, or a room known from the cache):
+    # who it claims made the room, for a listing that shows it (``bucket-chat rooms``).
+    metadata: RoomMetadata | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,9 +133,15 @@ class StorageRooms:
     knows; ``note`` says so (or why there is nothing) in words for the person."""
 
     rooms: tuple[RoomSummary, ...]
-    more: int = 0  # rooms found but not summarised (past MAX_SUMMARISED)
+    more: int = 0  # rooms found but not summarised (past the limit, MAX_SUMMARISED)
     from_cache: bool = False
     note: str = ""
+    # With ``from_cache``: why the storage could not be listed, whether it did not answer
+    # within the interactive deadline (rather than refused), and this device's newest
+    # complete read of the rooms shown (seconds since the epoch; None: never).
+    error: str = ""
+    no_answer: bool = False
+    last_read: float | None = None
 
 
 async def last_activity(storage: Storage, room_id: str, now_ms: int) -> int | None:
@@ -159,14 +168,16 @@ async def summarise_room(storage: Storage, room_id: str, now_ms: int) -> RoomSum
     problems = [f.message for f in findings if f.kind is not Kind.METADATA_MISSING]
     activity = await last_activity(storage, room_id, now_ms)
     name = metadata.name if metadata is not None else None
-    return RoomSummary(room_id, name, activity, "; ".join(problems)[:300])
+    return RoomSummary(room_id, name, activity, "; ".join(problems)[:300], metadata)
 
 
-async def storage_rooms(storage: Storage, now_ms: int) -> StorageRooms:
-    """Every room of a storage (``list_rooms``), the first ``MAX_SUMMARISED`` with their
-    name and last activity, read a few at a time. Storage errors propagate."""
+async def storage_rooms(
+    storage: Storage, now_ms: int, limit: int | None = MAX_SUMMARISED
+) -> StorageRooms:
+    """Every room of a storage (``list_rooms``), the first ``limit`` (None: all) with
+    their name and last activity, read a few at a time. Storage errors propagate."""
     found = await list_rooms(storage)
-    chosen = found[:MAX_SUMMARISED]
+    chosen = found if limit is None else found[:limit]
     gate = asyncio.Semaphore(_PARALLEL)
 
     async def one(room_id: str) -> RoomSummary:

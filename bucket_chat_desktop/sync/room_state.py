@@ -11,14 +11,13 @@ to date on the state thread (``publisher.send_context``).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ..protocol.audit import Assessed, AuditResult, IntroductionScan, RoomLedger
+from ..protocol.audit import AuditResult, IntroductionScan, RoomLedger
 from ..protocol.event import Event
 from ..protocol.findings import Finding, Kind
 from ..protocol.metadata import RoomMetadata
-from ..protocol.relations import HIDDEN_TYPES, Relations
+from ..protocol.relations import Relations
 from ..protocol.relations import build as build_relations
 from ..protocol.relations import extended as extended_relations
 from ..protocol.room_state import RoomState as MemberFold
@@ -103,26 +102,22 @@ class RoomState:
         return related[1] if related is not None and related[0] is result else None
 
     def relations(self) -> Relations | None:
-        """State thread: the relations of the current result, made anew only when the
-        result's new rows could change them (an append of plain messages with nothing
-        waiting for a target keeps the old ones: appends keep every position)."""
+        """State thread: the relations of the current result: extended by an append's
+        rows (``relations.extended``, which keeps the old ones when nothing in them can
+        change them), built anew after a full audit."""
         result = self.result
         if result is None:
             return None
         old = self.related
         if old is not None and old[0] is result:
             return old[1]
-        appended: Sequence[Assessed] | None = None
         if (
             old is not None
             and old[0].audit_number == result.audit_number
             and len(old[0].timeline) <= len(result.timeline)
-        ):
-            appended = result.timeline[len(old[0].timeline) :]
-        if old is not None and appended is not None and not _changes_relations(appended, old[1]):
-            rel = old[1]
-        elif old is not None and appended is not None:
-            rel = extended_relations(old[1], result.timeline)  # reads the new rows only
+        ):  # an append keeps every position: only the new rows are read, and when they
+            # change nothing (plain messages nothing waited for) the old ones come back
+            rel = extended_relations(old[1], result.timeline)
         else:
             rel = build_relations(self.room_id, result.timeline)
         self.related = (result, rel)
@@ -149,10 +144,16 @@ class RoomView:
     metadata_findings: tuple[Finding, ...]
     complete: bool
     partial: bool
-    # Replies, reactions, edits, redactions of ``result`` (None: no result yet).
+    # Replies, reactions, edits, redactions of ``result``, and its members, devices and
+    # display names: None exactly when ``result`` is (``__post_init__``; the state thread
+    # makes both with every result it publishes, ``keeper._publish``).
     relations: Relations | None = None
-    # Members, devices and display names of ``result`` (None: no result yet).
     roster: Roster | None = None
+
+    def __post_init__(self) -> None:
+        made = (self.relations is not None, self.roster is not None)
+        if made != (self.result is not None,) * 2:
+            raise ValueError("a room view has relations and a roster exactly with a result")
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,15 +221,3 @@ def unread_findings(room: RoomState) -> list[Finding]:
         for path, why in sorted(room.unread.items())
     )
     return out
-
-
-def _changes_relations(rows: Sequence[Assessed], old: Relations) -> bool:
-    """Whether appending ``rows`` (a timeline slice) can change ``old``: a relation event
-    or a reply among them, or a row a waiting relation names as its target."""
-    for a in rows:
-        ev = a.event
-        if ev.type in HIDDEN_TYPES or ev.parent_event_id is not None:
-            return True
-        if ev.event_id in old.waiting_for:
-            return True
-    return False

@@ -142,6 +142,53 @@ def test_rooms_model(qtmodeltester: Any, force_py: bool) -> None:
     assert model.index(5).data(RoomRoles.Name) is None
 
 
+def test_the_room_list_badge_shows_counts_as_the_count_rule_caps_them(qtbot: Any) -> None:
+    """One rule for the unread badge: numbers up to 99, then "99+"; a count stops at
+    ``UNREAD_CAP`` (100), the first count the badge shows as "99+". Painted by the room
+    list's own delegate in a real list view."""
+    from PySide6.QtGui import QImage, QPainter
+    from PySide6.QtWidgets import QListView, QStyleOptionViewItem
+
+    from bucket_chat_desktop.gui.widgets.room_delegate import RoomDelegate
+    from bucket_chat_desktop.protocol.unread import UNREAD_CAP
+
+    class Recording(QPainter):  # paints as usual, and keeps the texts drawn
+        def __init__(self, device: QImage) -> None:
+            super().__init__(device)
+            self.texts: list[str] = []
+
+        def drawText(self, *args: Any) -> None:
+            self.texts.append(str(args[-1]))
+            super().drawText(*args)
+
+    model = RoomsModel()
+    model.add(RoomItem("s0/falcon", "Project Falcon", "Storage 0"))
+    view = QListView()
+    qtbot.addWidget(view)
+    view.setModel(model)
+    delegate = RoomDelegate(view)
+    view.setItemDelegate(delegate)
+    view.resize(320, 200)
+    view.show()
+
+    def texts(unread: int) -> list[str]:
+        model.update("s0/falcon", unread=unread)
+        image = QImage(320, 58, QImage.Format.Format_ARGB32)
+        painter = Recording(image)
+        option = QStyleOptionViewItem()
+        option.initFrom(view)
+        option.rect = view.visualRect(model.index(0))
+        option.rect.moveTop(0)
+        delegate.paint(painter, option, model.index(0))
+        painter.end()
+        return painter.texts
+
+    assert "7" in texts(7) and "99" in texts(UNREAD_CAP - 1)  # every count below the cap
+    capped = texts(UNREAD_CAP)  # where a count stops: more than the 99 shown
+    assert "99+" in capped and str(UNREAD_CAP) not in capped
+    assert UNREAD_CAP == 100
+
+
 # -- timeline ---------------------------------------------------------------------------------
 
 

@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ...protocol.unread import unread_label
 from ..models.rooms_model import RoomRoles
 from ..safe import SafeDelegate, guard
 from ..style import ACCENT, TRUST_COLORS, initials, key_color
@@ -201,7 +202,7 @@ class SwitcherDelegate(SafeDelegate):
         unread = int(index.data(RoomRoles.Unread) or 0)
         findings = int(index.data(RoomRoles.Findings) or 0)
         if unread:
-            label = "99+" if unread > 99 else str(unread)
+            label = unread_label(unread)
             fm = QFontMetrics(small_bold)
             w = max(20, fm.horizontalAdvance(label) + 12)
             badge = QRect(right - w, rect.top() + (ROW_H - 18) // 2, w, 18)

@@ -7,6 +7,7 @@ from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter
 from PySide6.QtWidgets import QStyle, QStyleOptionViewItem
 
 from ... import timestamps
+from ...protocol.unread import unread_label
 from ..models.rooms_model import RoomRoles
 from ..safe import SafeDelegate
 from ..style import ACCENT, TRUST_COLORS, initials, key_color
@@ -79,7 +80,7 @@ class RoomDelegate(SafeDelegate):
         painter.setPen(muted)
         badge_w = 0
         if unread:
-            label = "99+" if unread > 99 else str(unread)
+            label = unread_label(unread)
             badge_w = max(22, fm.horizontalAdvance(label) + 12)
             badge = QRect(right - badge_w, rect.top() + 31, badge_w, 18)
             painter.setPen(Qt.PenStyle.NoPen)

@@ -9,19 +9,26 @@ from bucket_chat_desktop.protocol.audit import AuditResult
 from bucket_chat_desktop.protocol.event import Event
 from bucket_chat_desktop.protocol.relations import EDIT, REACTION, REDACTION, Relations, build
 from bucket_chat_desktop.protocol.unread import (
+    FUTURE_SLACK_MS,
+    MARK_WALK,
     UNREAD_CAP,
     ReadMarker,
     UnreadCount,
     count_unread,
     is_unread_news,
+    marker_for,
+    unread_label,
 )
 
-from ._support import ROOM, T0, alice, audit, bob, seg
+from ._support import ROOM, T0, Device, alice, audit, bob, seg
 
 
 def _room(*chains: list[Event]) -> tuple[AuditResult, Relations]:
     result = audit(*(seg(events, f"c{i}") for i, events in enumerate(chains)))
     return result, build(ROOM, result.timeline)
+
+
+NOW = T0 + 3_600_000  # the reading device's clock: an hour after the room began
 
 
 def _marker(ev: Event) -> ReadMarker:
@@ -35,12 +42,12 @@ def test_counts_other_keys_messages_after_the_marker_and_names_the_first() -> No
     own = a.say(T0 + 30, "back (from my laptop's twin key)")
     hers = [a.join(T0), a.say(T0 + 1, "hello"), seen, own]
     result, rel = _room(hers, [b.join(T0 + 2), b.say(T0 + 3, "hi"), *away])
-    count = count_unread(result.timeline, _marker(seen), a.public, rel)
+    count = count_unread(result.timeline, _marker(seen), a.public, rel, NOW)
     assert count == UnreadCount(3, away[0].event_id, found=True)
     # the newest row seen: nothing unread; no key of one's own: one's own count too
     newest = result.timeline[len(result.timeline) - 1].event
-    assert count_unread(result.timeline, _marker(newest), a.public, rel).count == 0
-    assert count_unread(result.timeline, _marker(seen), None, rel).count == 4
+    assert count_unread(result.timeline, _marker(newest), a.public, rel, NOW).count == 0
+    assert count_unread(result.timeline, _marker(seen), None, rel, NOW).count == 4
 
 
 def test_reactions_edits_deletions_joins_and_deleted_messages_are_not_news() -> None:
@@ -61,7 +68,7 @@ def test_reactions_edits_deletions_joins_and_deleted_messages_are_not_news() -> 
         b.emit(T0 + 7, REDACTION, {"redacts": gone.event_id}),
     ]
     result, rel = _room([a.join(T0), seen], rows)
-    count = count_unread(result.timeline, _marker(seen), a.public, rel)
+    count = count_unread(result.timeline, _marker(seen), a.public, rel, NOW)
     assert count == UnreadCount(1, kept.event_id, found=True)
     # the one rule the live count uses too
     assert is_unread_news(kept, a.public, rel)
@@ -78,16 +85,16 @@ def test_a_marker_the_rows_do_not_hold_counts_only_what_is_newer_than_it() -> No
     rows = result.timeline
     # a marker of a rewritten history (its event is gone), dated between the two runs
     lost = ReadMarker(f"{ROOM}::gone", T0 + 50)
-    assert count_unread(rows, lost, a.public, rel) == UnreadCount(2, late[0].event_id, False)
+    assert count_unread(rows, lost, a.public, rel, NOW) == UnreadCount(2, late[0].event_id, False)
     # same timestamp as a row: only rows ordered after (timestamp, id) count
     tie = ReadMarker(early[2].event_id + "x", early[2].timestamp_ms)
-    assert count_unread(rows, tie, a.public, rel) == UnreadCount(4, early[3].event_id, False)
+    assert count_unread(rows, tie, a.public, rel, NOW) == UnreadCount(4, early[3].event_id, False)
     # a marker from the future (a hostile newest row, since rewritten away): nothing
-    assert count_unread(rows, ReadMarker("x", 2**53 - 1), a.public, rel).count == 0
+    assert count_unread(rows, ReadMarker("x", 2**53 - 1), a.public, rel, NOW).count == 0
     # a marker older than the whole room: every message of others, as it would be
-    assert count_unread(rows, ReadMarker("x", 0), a.public, rel).count == 7
+    assert count_unread(rows, ReadMarker("x", 0), a.public, rel, NOW).count == 7
     # no rows at all (an audit not read yet)
-    assert count_unread([], lost, a.public, rel) == UnreadCount(0, "", False)
+    assert count_unread([], lost, a.public, rel, NOW) == UnreadCount(0, "", False)
 
 
 def test_a_back_dated_row_does_not_stop_the_walk_for_a_missing_marker() -> None:
@@ -101,7 +108,7 @@ def test_a_back_dated_row_does_not_stop_the_walk_for_a_missing_marker() -> None:
     liar = b.say(T0 - 1_000, "back-dated")
     hostile = [*rows[:-1], rows[-1]._replace(event=liar), rows[-1]]
     lost = ReadMarker("gone", T0 + 60)
-    assert count_unread(hostile, lost, a.public, rel).count == 3
+    assert count_unread(hostile, lost, a.public, rel, NOW).count == 3
 
 
 def test_the_count_stops_at_the_cap() -> None:
@@ -109,8 +116,58 @@ def test_the_count_stops_at_the_cap() -> None:
     seen = a.say(T0 + 1, "see you")
     many = [b.say(T0 + 10 + i, f"m{i}") for i in range(12)]
     result, rel = _room([a.join(T0), seen], [b.join(T0 + 2), *many])
-    capped = count_unread(result.timeline, _marker(seen), a.public, rel, cap=5)
+    capped = count_unread(result.timeline, _marker(seen), a.public, rel, NOW, cap=5)
     assert capped == UnreadCount(5, many[0].event_id, True, capped=True)
-    missing = count_unread(result.timeline, ReadMarker("x", T0 + 5), a.public, rel, cap=5)
+    missing = count_unread(result.timeline, ReadMarker("x", T0 + 5), a.public, rel, NOW, cap=5)
     assert missing.count == 5 and missing.capped and not missing.found
-    assert UNREAD_CAP == 999
+    assert UNREAD_CAP == 100  # enough to know the count is more than the 99 shown
+
+
+def test_a_row_dated_far_in_the_future_cannot_swallow_later_messages() -> None:
+    """Red team: Mallory plants a message dated in the year 2100. It sorts after everything
+    written since; were it the read marker, Bob's messages that arrive after a restart
+    would sort before it and never count."""
+    a, b, mallory = alice(), bob(), Device("mallory@example.com", 9)
+    seen = b.say(T0 + 10, "seen before the restart")
+    planted = mallory.say(4_102_444_800_000, "from the year 2100")
+    before, rel = _room([a.join(T0), a.say(T0 + 1, "hi")], [b.join(T0 + 2), seen], [planted])
+    newest = before.timeline[len(before.timeline) - 1].event
+    assert newest.event_id == planted.event_id  # the newest row
+    marker = marker_for(before.timeline, NOW)
+    assert marker == _marker(seen)  # the newest row not dated past this device's clock
+    # later: two genuine messages (read after a restart) sort before the planted row
+    later = [b.say(NOW + 60_000 + i, f"while you were away {i}") for i in range(2)]
+    after, rel = _room([a.join(T0), a.say(T0 + 1, "hi")], [b.join(T0 + 2), seen, *later], [planted])
+    rows = after.timeline
+    assert rows[len(rows) - 1].event.event_id == planted.event_id
+    now = NOW + 120_000
+    count = count_unread(rows, marker, a.public, rel, now)
+    assert count == UnreadCount(2, later[0].event_id, found=True)  # the planted row: never
+    # a marker whose event is gone counts by its (timestamp, id): the same two
+    gone = ReadMarker(f"{ROOM}::gone", seen.timestamp_ms)
+    assert count_unread(rows, gone, a.public, rel, now).count == 2
+    # the planted row counts once its date is within a day of this device's clock
+    assert (
+        count_unread(rows, marker, a.public, rel, planted.timestamp_ms - FUTURE_SLACK_MS).count == 3
+    )
+
+
+def test_a_room_of_only_future_rows_leaves_the_marker_where_it_was() -> None:
+    a, mallory = alice(), Device("mallory@example.com", 9)
+    far = 4_102_444_800_000
+    result, _ = _room([a.join(far), *(mallory.say(far + i, "x") for i in range(3))])
+    assert marker_for(result.timeline, NOW) is None
+    assert marker_for([], NOW) is None
+    # the walk is bounded: rows past MARK_WALK from the newest are not looked at
+    assert MARK_WALK >= 100
+
+
+def test_the_shown_count_and_the_cap_agree() -> None:
+    assert [unread_label(n) for n in (1, 99, 100, UNREAD_CAP, 5000)] == [
+        "1",
+        "99",
+        "99+",
+        "99+",
+        "99+",
+    ]
+    assert unread_label(UNREAD_CAP - 1) == str(UNREAD_CAP - 1)  # every count below the cap

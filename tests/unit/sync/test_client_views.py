@@ -98,3 +98,59 @@ def test_cached_rooms_hand_back_what_the_index_knows_as_values(tmp_path: Path) -
     assert room.last_read is not None and before <= room.last_read <= time.time()
     with pytest.raises(dataclasses.FrozenInstanceError):
         room.name = "changed"  # type: ignore[misc]
+
+
+def test_event_by_id_hands_back_the_row_with_its_body_and_verdict(tmp_path: Path) -> None:
+    """What a reaction, reply, edit or deletion is decided on, in the app and the command
+    line alike: the app's audit keeps no bodies, so the body comes from the index, checked
+    to be the event the audit judged; an id the audit does not show is None."""
+    from bucket_chat_desktop.protocol.audit import TrustState
+    from bucket_chat_desktop.protocol.event import Event
+
+    client, entry, _ = local_client(tmp_path)
+
+    async def scenario() -> tuple[object, ...]:
+        await client.attach(entry)
+        try:
+            ref = await client.create_room(entry.id, ROOM, "Launch plans")
+            (sent,) = await client.send_text(ref, "launch on Monday")
+            await client.flush(entry.id, 5)
+            while True:
+                view = await client.room_view(ref)
+                assert view is not None
+                if view.result is not None and view.result.timeline.position_of(sent.event_id):
+                    break
+                await asyncio.sleep(0.01)
+            assert view.result is not None
+            slim = view.result.timeline[-1].event  # the app's audit: no body in memory
+            found = await client.event_by_id(ref, view.result, sent.event_id)
+            nowhere = await client.event_by_id(ref, view.result, f"{ROOM}::no-such-event")
+            detached = await client.event_by_id(RoomRef("gone", ROOM), view.result, sent.event_id)
+            return slim, found, nowhere, detached, sent
+        finally:
+            await client.close()
+
+    slim, found, nowhere, detached, sent = asyncio.run(scenario())
+    assert isinstance(sent, Event) and isinstance(slim, Event) and slim.body is None
+    assert found is not None and nowhere is None and detached is None
+    assert isinstance(found.event, Event) and found.event.body == "launch on Monday"  # type: ignore[attr-defined]
+    assert found.verdict.event.event_id == sent.event_id  # type: ignore[attr-defined]
+    assert found.verdict.state is TrustState.VERIFIED  # type: ignore[attr-defined]
+
+
+def test_a_room_view_has_relations_and_a_roster_exactly_with_a_result(tmp_path: Path) -> None:
+    """Front ends take a view's relations and roster as they are (no fallback that builds
+    them again): a view that had a result without them could not be made."""
+    from bucket_chat_desktop.protocol.audit import RoomLedger
+    from bucket_chat_desktop.protocol.relations import Relations
+    from bucket_chat_desktop.protocol.room_state import RoomState as MemberFold
+
+    result = RoomLedger(ROOM).audit()
+    rel, roster = Relations(ROOM), MemberFold().roster()
+    assert RoomView(ROOM, result, None, (), True, False, rel, roster).relations is rel
+    assert RoomView(ROOM, None, None, (), False, False).relations is None
+    for made in ((None, roster), (rel, None), (None, None)):
+        with pytest.raises(ValueError, match="exactly with a result"):
+            RoomView(ROOM, result, None, (), True, False, *made)
+    with pytest.raises(ValueError, match="exactly with a result"):
+        RoomView(ROOM, None, None, (), False, False, rel, roster)

@@ -8,12 +8,10 @@ import json
 import os
 from pathlib import Path
 
-import pytest
 from nacl.signing import SigningKey
 
 from bucket_chat_desktop.protocol.ids import segment_path
 from bucket_chat_desktop.storage.local import LocalStorage
-from bucket_chat_desktop.sync import room_objects
 from bucket_chat_desktop.sync.room_objects import storage_rooms
 from bucket_chat_desktop.sync.writer import Draft, RoomWriter
 
@@ -64,14 +62,14 @@ def test_hostile_contents_give_no_false_activity_and_keep_the_room(tmp_path: Pat
     assert rooms["old"].last_activity_ms == 2
 
 
-def test_a_storage_with_very_many_rooms_is_summarised_in_part(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_storage_with_very_many_rooms_is_summarised_in_part(tmp_path: Path) -> None:
     for i in range(7):
         (tmp_path / "rooms" / f"room-{i}").mkdir(parents=True)
-    monkeypatch.setattr(room_objects, "MAX_SUMMARISED", 5)
-    found = asyncio.run(storage_rooms(LocalStorage(tmp_path), NOW))
+    found = asyncio.run(storage_rooms(LocalStorage(tmp_path), NOW, 5))
     assert len(found.rooms) == 5 and found.more == 2
+    # without a limit (``bucket-chat rooms``): every one
+    found = asyncio.run(storage_rooms(LocalStorage(tmp_path), NOW, None))
+    assert len(found.rooms) == 7 and found.more == 0
 
 
 def test_the_client_answers_with_a_value_for_a_storage_it_has_not_attached(

@@ -1,0 +1,106 @@
+"""Commands against a storage that stops answering (a real local folder whose reads hang,
+as a frozen service's do): each gives the command line's usual "no answer" message within
+the interactive deadline, or answers from this device's index, and never hangs."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cli_run import Result, run_main
+
+from bucket_chat_desktop.cli import main as cli_main
+from bucket_chat_desktop.storage.base import ObjectInfo
+from bucket_chat_desktop.storage.local import LocalStorage
+
+PASSPHRASE = "correct horse battery staple"
+ALICE = "alice@example.com"
+ROOM = "quiet-room"
+DEADLINE = 0.5  # seconds: the smallest interactive deadline there is (DEADLINE_RANGE)
+KEY = "A" * 43 + "="  # some other device's public key (base64 of 32 bytes)
+
+
+class Hung(LocalStorage):
+    """The folder, except that every read waits for an answer that never comes."""
+
+    async def exists(self, path: str) -> bool:
+        await asyncio.sleep(3600)
+        raise AssertionError("never answered")
+
+    async def list_dirs(self, prefix: str) -> list[str]:
+        await asyncio.sleep(3600)
+        raise AssertionError("never answered")
+
+    async def list_objects(self, prefix: str) -> list[ObjectInfo]:
+        await asyncio.sleep(3600)
+        raise AssertionError("never answered")
+
+    async def get(self, path: str, **kw: Any) -> bytes:
+        await asyncio.sleep(3600)
+        raise AssertionError("never answered")
+
+
+Cli = Callable[..., Result]
+
+
+@pytest.fixture
+def cli(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., Result]:
+    """``cli(*args, hung=...)``: ``bucket-chat`` on this device, the storage answering or
+    not; returns the result, and how long it took in ``.took``."""
+    monkeypatch.setenv("BUCKET_CHAT_KEY_STORE", "file")
+    monkeypatch.setenv("BUCKET_CHAT_PASSPHRASE", PASSPHRASE)
+    monkeypatch.setenv("BUCKET_CHAT_HOME", str(tmp_path / "device"))
+    monkeypatch.setenv("BUCKET_CHAT_INTERACTIVE_DEADLINE", str(DEADLINE))
+    monkeypatch.delenv("BUCKET_CHAT_STORAGE", raising=False)
+    store = tmp_path / "shared"
+    store.mkdir()
+
+    def call(*args: str, hung: bool = False) -> Result:
+        opened = Hung(store) if hung else LocalStorage(store)
+        monkeypatch.setattr(cli_main, "open_storage", lambda spec: opened)
+        started = time.monotonic()
+        result = run_main(capsys, ["-s", str(store), *args])
+        result.took = time.monotonic() - started  # type: ignore[attr-defined]
+        return result
+
+    return call
+
+
+def no_answer_in_time(r: Result) -> None:
+    assert r.code == 2, r
+    assert "no answer from" in r.err and "nothing was done" in r.err, r
+    assert r.err.count("\n") == 1, r  # one line
+    assert r.took < DEADLINE + 5, r.took  # type: ignore[attr-defined]
+
+
+@pytest.mark.timeout(30)
+def test_accept_device_and_chat_give_up_within_the_deadline(cli: Cli) -> None:
+    assert cli("setup-keys", "--user-id", ALICE).code == 0
+    r = cli("accept-device", "--room-id", ROOM, "--user-id", ALICE, "--key", KEY, hung=True)
+    no_answer_in_time(r)
+    r = cli("chat", "--room-id", ROOM, "--user-id", ALICE, hung=True)
+    no_answer_in_time(r)
+    assert "Created room" not in r.out  # nothing was created on a guess
+
+
+@pytest.mark.timeout(30)
+def test_rooms_answers_from_this_devices_index_when_the_storage_does_not(cli: Cli) -> None:
+    assert cli("setup-keys", "--user-id", ALICE).code == 0
+    r = cli("create-room", "--room-id", ROOM, "--name", "Quiet", "--user-id", ALICE)
+    assert r.code == 0, r
+    assert cli("history", "--room-id", ROOM).code == 0  # read once: the index knows it
+    r = cli("rooms", hung=True)
+    assert r.code == 0, r
+    assert "the storage did not answer (no answer from" in r.err, r
+    assert "last read" in r.err and "never completely" not in r.err, r
+    assert r.out.split() == [ROOM, "Quiet"]
+    assert r.took < DEADLINE + 5  # type: ignore[attr-defined]
+    r = cli("rooms")  # answering: the storage's own listing, with who claims to have made it
+    assert r.code == 0 and r.err == "", r
+    assert r.out.startswith(ROOM) and f"claims to be created by {ALICE}" in r.out
