@@ -79,6 +79,9 @@ class MentionPopup(QListWidget):
         self.own_user = ""  # left out of the list
         self._dismissed: int | None = None  # "@" position the user closed the list for
         self._start = -1
+        # (text, cursor, anchor) the list was last made for: a keystroke emits both
+        # textChanged and cursorPositionChanged, the second finds it answered already
+        self._answered: tuple[str, int, int] | None = None
         self.setObjectName("mentions")
         self.setStyleSheet(
             "QListWidget#mentions { border: 1px solid palette(mid); border-radius: 6px;"
@@ -98,7 +101,12 @@ class MentionPopup(QListWidget):
     @guard()
     def refresh(self) -> None:
         cursor = self.editor.textCursor()
-        found = mention_query(self.editor.toPlainText(), cursor.position())
+        text = self.editor.toPlainText()
+        state = (text, cursor.position(), cursor.anchor())
+        if state == self._answered:
+            return
+        self._answered = state
+        found = mention_query(text, cursor.position())
         if found is None or cursor.hasSelection():
             self._dismissed = None
             self.hide()
@@ -151,6 +159,7 @@ class MentionPopup(QListWidget):
             assert isinstance(event, QKeyEvent)
             return self.handle_key(event)
         if watched is self.editor and event.type() == QEvent.Type.FocusOut:
+            self._answered = None  # the next change lists the members again
             self.hide()
         return False
 
