@@ -14,6 +14,17 @@ TRUST_COLORS = {
     "": "#8a8f98",
 }
 TRUST_SYMBOLS = {"verified": "✔", "unverified": "?", "key-changed": "!", "invalid": "✖", "": "…"}
+# What each trust state (``TrustState``: an event's verdict) and device state
+# (``DeviceState``: the members panel) is called wherever it is shown. A row not checked
+# yet has the state "": each view words that itself (a row being sent, a search hit).
+TRUST_LABELS = {
+    "verified": "Verified",
+    "unverified": "Unverified",
+    "key-changed": "Key changed",
+    "invalid": "Invalid",
+    "confirmed": "Confirmed by you",
+    "disputed": "Disputed",
+}
 ACCENT = "#3a7bd5"
 
 

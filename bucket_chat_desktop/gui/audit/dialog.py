@@ -55,7 +55,7 @@ from ...protocol.untrusted_text import (
     terminal_safe,
 )
 from ..safe import guard
-from ..style import TRUST_COLORS, is_dark
+from ..style import TRUST_COLORS, TRUST_LABELS, is_dark
 from ..widgets.members_panel import trust_badge
 from .explanations import explain
 from .findings_model import (
@@ -191,22 +191,22 @@ class AuditDialog(QDialog):
         self.tiles = {
             TrustState.VERIFIED: _Tile(
                 "verified",
-                "Verified",
+                TRUST_LABELS["verified"],
                 "Signature good, chain link intact, key authorized for its sender",
             ),
             TrustState.UNVERIFIED: _Tile(
                 "unverified",
-                "Unverified",
+                TRUST_LABELS["unverified"],
                 "No key (older app), or signature good but the chain is broken there",
             ),
             TrustState.KEY_CHANGED: _Tile(
                 "key-changed",
-                "Key changed",
+                TRUST_LABELS["key-changed"],
                 "Signature good, but no trusted device of the sender introduced the key",
             ),
             TrustState.INVALID: _Tile(
                 "invalid",
-                "Invalid (hidden)",
+                f"{TRUST_LABELS['invalid']} (hidden)",
                 "Bad signature or written in someone else's name: never shown",
             ),
         }

@@ -31,18 +31,9 @@ from ...protocol.room_state import (
 from ...protocol.untrusted_text import html_escape, shown_id
 from ..safe import guard
 
-__all__ = ["DEVICE_STATE_LABELS", "Device", "DeviceState", "Member", "MembersModel", "key_bytes"]
+__all__ = ["Device", "DeviceState", "Member", "MembersModel", "key_bytes"]
 
 Index = QModelIndex | QPersistentModelIndex
-
-
-DEVICE_STATE_LABELS = {
-    DeviceState.CONFIRMED: "Confirmed by you",
-    DeviceState.VERIFIED: "Verified",
-    DeviceState.UNVERIFIED: "Unverified",
-    DeviceState.KEY_CHANGED: "Key changed",
-    DeviceState.DISPUTED: "Disputed",
-}
 
 
 class MemberRoles(enum.IntEnum):

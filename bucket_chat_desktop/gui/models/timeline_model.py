@@ -49,6 +49,7 @@ from ...protocol.untrusted_text import one_line
 from ...sync.events import ShownEvent, TimelineRow
 from ..room_preview import DELETED
 from ..safe import guard
+from ..style import TRUST_LABELS
 
 PAGE = 200
 EARLIER_CHECK = "from this device's earlier check; the room is being read again"
@@ -1030,14 +1031,6 @@ def _find(haystack: list[str], needle: list[str]) -> int:
     if start < 0 or haystack[start : start + len(needle)] != needle:
         return -1
     return start
-
-
-TRUST_LABELS = {
-    TrustState.VERIFIED.value: "Verified",
-    TrustState.UNVERIFIED.value: "Unverified",
-    TrustState.KEY_CHANGED.value: "Key changed",
-    "": "Sending",
-}
 
 
 def _deleted_among(rows: Sequence[TimelineRow]) -> frozenset[str]:

@@ -42,9 +42,9 @@ from ...protocol.untrusted_text import (
     one_line,
     shown_id,
 )
-from ..models.members_model import DEVICE_STATE_LABELS, Device, DeviceState, Member, MembersModel
+from ..models.members_model import Device, DeviceState, Member, MembersModel
 from ..safe import guard
-from ..style import TRUST_COLORS, initials, is_dark, key_color
+from ..style import TRUST_COLORS, TRUST_LABELS, initials, is_dark, key_color
 
 PANEL_WIDTH = 320
 # Device rows one card shows: anyone can make thousands of keys claim a person (2,000 rows
@@ -105,7 +105,7 @@ def device_label(device: Device) -> str:
     are not a changed key: they are not from any of their devices."""
     if device.state is DeviceState.KEY_CHANGED and not device.signed:
         return "Not from them"
-    return DEVICE_STATE_LABELS[device.state]
+    return TRUST_LABELS[device.state]
 
 
 def device_explanation(device: Device) -> str:
@@ -407,7 +407,7 @@ class MemberCard(QFrame):
         badge = QLabel()
         badge.setPixmap(trust_badge(member.state.value, 18))
         badge.setFixedSize(18, 18)
-        badge.setToolTip(DEVICE_STATE_LABELS[member.state])
+        badge.setToolTip(TRUST_LABELS[member.state])
         self.badge_label = badge
         head.addWidget(badge, 0, Qt.AlignmentFlag.AlignTop)
         layout.addLayout(head)

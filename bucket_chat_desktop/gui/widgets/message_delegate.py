@@ -41,7 +41,6 @@ from ..markdown import is_plain, shown_text, to_html
 from ..models.timeline_model import (
     EARLIER_CHECK,
     MAX_CHIPS,
-    TRUST_LABELS,
     Chip,
     Deleted,
     Edited,
@@ -50,7 +49,15 @@ from ..models.timeline_model import (
     ThreadSummary,
 )
 from ..safe import SafeDelegate
-from ..style import ACCENT, TRUST_COLORS, TRUST_SYMBOLS, initials, is_dark, key_color
+from ..style import (
+    ACCENT,
+    TRUST_COLORS,
+    TRUST_LABELS,
+    TRUST_SYMBOLS,
+    initials,
+    is_dark,
+    key_color,
+)
 from .members_panel import paint_trust_badge
 
 Index = QModelIndex | QPersistentModelIndex
@@ -910,7 +917,7 @@ def tooltip_html(index: Index) -> str:
     """The trust badge's tooltip: what was checked, who sent it (the real id, and why it
     may imitate another), where it was read. Every piece from storage is escaped."""
     trust = str(index.data(Roles.Trust))
-    label = TRUST_LABELS.get(trust, trust)
+    label = TRUST_LABELS.get(trust, trust) if trust else "Sending"  # a local echo
     if trust == "key-changed" and not index.data(Roles.SenderKey):
         label = "Not from them"  # unsigned under a signing person's name: no key changed
     if index.data(Roles.Confirmed):

@@ -47,7 +47,7 @@ from ... import timestamps
 from ...protocol.untrusted_text import display_name_safe, inline_safe, shown_id
 from ...sync.client import SearchHit
 from ..safe import SafeDelegate, guard
-from ..style import ACCENT, TRUST_COLORS, TRUST_SYMBOLS, is_dark
+from ..style import ACCENT, TRUST_COLORS, TRUST_LABELS, TRUST_SYMBOLS, is_dark
 from .card_popup import CardPopup, paint_choice_background
 
 Index = QModelIndex | QPersistentModelIndex
@@ -56,13 +56,6 @@ DEBOUNCE_MS = 150  # typing pauses this long before a search runs
 CARD_WIDTH = 680
 ROW_H = 56
 VISIBLE_ROWS = 8
-TRUST_WORDS = {
-    "verified": "Verified",
-    "unverified": "Unverified",
-    "key-changed": "Key changed",
-    "invalid": "Invalid",
-    "": "Not checked yet",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +141,8 @@ class SearchDelegate(SafeDelegate):
 
         # trust state, right-aligned
         state = hit.trust.value if hit.trust is not None else ""
-        label = f"{TRUST_SYMBOLS.get(state, '?')} {TRUST_WORDS.get(state, state)}"
+        word = TRUST_LABELS.get(state, state) if state else "Not checked yet"
+        label = f"{TRUST_SYMBOLS.get(state, '?')} {word}"
         painter.setFont(small)
         painter.setPen(QColor(TRUST_COLORS.get(state, TRUST_COLORS[""])))
         width = sfm.horizontalAdvance(label)
