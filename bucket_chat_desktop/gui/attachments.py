@@ -297,7 +297,6 @@ class AttachmentsFeature(QObject):
         try:
             async with self._queue:
                 row.started = True
-                storage_id, room_id = key.split("/", 1)
 
                 def progress(done: int, total: int) -> None:
                     row.set_progress(done, total)
@@ -312,7 +311,7 @@ class AttachmentsFeature(QObject):
                         row.set_busy()
 
                 content = await self.controller.client.upload_blob(
-                    RoomRef(storage_id, room_id),
+                    RoomRef.from_key(key),
                     path,
                     limit_bytes=self.limit_bytes,
                     progress=progress,
@@ -533,9 +532,8 @@ class AttachmentsFeature(QObject):
         try:
             if dest is None and info.risky_to_open:  # the menu disables it; check anyway
                 raise blobs.BlobError(f"{info.name} can run code when opened: save it instead")
-            storage_id, room_id = key.split("/", 1)
             data = await self.controller.client.download_blob(
-                RoomRef(storage_id, room_id),
+                RoomRef.from_key(key),
                 info,
                 dest,
                 cache=self.cache,

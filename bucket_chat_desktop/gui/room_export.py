@@ -38,11 +38,6 @@ FILTERS = {"HTML page (*.html)": "html", "JSON Lines, one event a line (*.jsonl)
 Chooser = Callable[[str, str], tuple[str, str] | None]
 
 
-def _ref(key: str) -> RoomRef:
-    storage_id, room_id = key.split("/", 1)
-    return RoomRef(storage_id, room_id)
-
-
 class RoomExport(QObject):
     """The "Export room…" actions and the one export running at a time."""
 
@@ -89,7 +84,7 @@ class RoomExport(QObject):
 
     def _suggested(self, key: str) -> tuple[str, str]:
         item = self.controller.rooms.item(key)
-        shown = item.shown_name if item is not None else _ref(key).room_id
+        shown = item.shown_name if item is not None else RoomRef.from_key(key).room_id
         folder = Path.home() / "Documents"
         base = folder if folder.is_dir() else Path.home()
         return str(base / f"{safe_file_name(shown, fallback='room')}.html"), shown
@@ -150,7 +145,7 @@ class RoomExport(QObject):
     async def _export(
         self, key: str, path: Path, fmt: str, shown: str, progress: QProgressDialog
     ) -> ExportSummary | None:
-        ref = _ref(key)
+        ref = RoomRef.from_key(key)
         try:
             client = self.controller.client
             described = client.describe(ref.storage_id)

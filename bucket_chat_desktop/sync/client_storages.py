@@ -51,6 +51,16 @@ class RoomRef:
     def key(self) -> str:
         return f"{self.storage_id}/{self.room_id}"
 
+    @classmethod
+    def from_key(cls, key: str) -> RoomRef:
+        """The room a ``key`` names (``storage_id/room_id``; the room id is all after the
+        first "/"). A key without a "/" names no room: ``ValueError``, never a room of an
+        empty id (a front end's "no room" is the empty key: check it first)."""
+        storage_id, slash, room_id = key.partition("/")
+        if not slash:
+            raise ValueError(f"not a room key: {key[:200]!r}")
+        return cls(storage_id, room_id)
+
 
 @dataclass(frozen=True, slots=True)
 class SearchResults:

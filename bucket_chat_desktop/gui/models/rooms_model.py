@@ -10,6 +10,7 @@ from typing import Any
 from PySide6.QtCore import QAbstractListModel, QByteArray, QModelIndex, QPersistentModelIndex, Qt
 
 from ...protocol.untrusted_text import display_name_safe, html_escape, one_line
+from ...sync.client import RoomRef
 from ..safe import guard
 
 Index = QModelIndex | QPersistentModelIndex
@@ -51,11 +52,11 @@ class RoomItem:
 
     @property
     def storage_id(self) -> str:
-        return self.key.split("/", 1)[0]
+        return RoomRef.from_key(self.key).storage_id
 
     @property
     def room_id(self) -> str:
-        return self.key.split("/", 1)[1]
+        return RoomRef.from_key(self.key).room_id
 
 
 def _problems(item: RoomItem) -> str:

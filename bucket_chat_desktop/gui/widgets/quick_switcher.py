@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from ...protocol.unread import unread_label
+from ...sync.client import RoomRef
 from ..models.rooms_model import RoomRoles
 from ..safe import SafeDelegate, guard
 from ..style import ACCENT, TRUST_COLORS, initials, key_color
@@ -136,7 +137,7 @@ class RoomFilter(QSortFilterProxyModel):
         index = model.index(source_row, 0)
         name = str(index.data(RoomRoles.Name) or "")
         key = str(index.data(RoomRoles.Key) or "")
-        room_id = key.split("/", 1)[-1]
+        room_id = RoomRef.from_key(key).room_id
         by_name = match_score(self._query, name)
         by_id = match_score(self._query, room_id)
         if by_name is None and by_id is None:
@@ -184,7 +185,7 @@ class SwitcherDelegate(SafeDelegate):
         paint_choice_background(painter, option)
         name = str(index.data(RoomRoles.Name) or "")
         key = str(index.data(RoomRoles.Key) or "")
-        room_id = key.split("/", 1)[-1]
+        room_id = RoomRef.from_key(key).room_id
         avatar = QRect(rect.left() + 16, rect.top() + (ROW_H - 30) // 2, 30, 30)
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(key_color(key))

@@ -22,6 +22,15 @@ ALICE = "alice@example.com"
 KEY = SigningKey(bytes(range(32)))
 
 
+def test_a_room_key_names_its_room_and_a_key_without_a_slash_names_none() -> None:
+    ref = RoomRef("8c6815e64530", "plans/2026")  # the room id is all after the first "/"
+    assert RoomRef.from_key(ref.key) == ref
+    assert RoomRef.from_key("s/") == RoomRef("s", "")
+    for key in ("", "no-slash-at-all"):  # never a room of an empty id (nor a crash elsewhere)
+        with pytest.raises(ValueError, match="not a room key"):
+            RoomRef.from_key(key)
+
+
 def test_a_session_creates_sends_reads_and_closes_what_it_opened(tmp_path: Path) -> None:
     store = LocalStorage(tmp_path / "store")
     data = tmp_path / "data"
