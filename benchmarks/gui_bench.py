@@ -303,7 +303,7 @@ def _measure_child(t0: float, mode: str, pages: int) -> None:
         quiet = sorted([await switch(i) for i in range(30)])
         out["quiet_switch_p50"] = statistics.median(quiet)
         out["quiet_switch_p100"] = quiet[-1]
-        audited = c.results.get(big)
+        audited = c.result(big)
         out["backfill_events"] = len(audited.timeline) if audited is not None else 0
 
     async def main() -> dict[str, float]:
@@ -355,7 +355,7 @@ def _measure_child(t0: float, mode: str, pages: int) -> None:
         out["big_first_paint"] = (painted.at or t) - t
 
         def audited() -> bool:
-            result = c.results.get(big)
+            result = c.result(big)
             return result is not None and len(result.timeline) > 0.9 * int(os.environ["EVENTS"])
 
         await until(audited, 300)

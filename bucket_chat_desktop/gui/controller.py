@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Iterable, Iterator
 from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
@@ -38,6 +37,7 @@ from .markdown import to_plain
 from .models.rooms_model import RoomItem, RoomsModel
 from .models.timeline_model import Pager, Reply, TimelineModel
 from .room_preview import DELETED, as_shown, last_shown
+from .room_session import Behind, RoomSession
 from .tasks import TaskRunner
 
 log = logging.getLogger("bucket_chat.gui")
@@ -47,19 +47,6 @@ PARTIAL_READ = frozenset({Kind.UNREAD, Kind.SEGMENT_UNREADABLE})
 MARKER_SAVE_MS = 10_000  # read markers that moved are saved this long after (and at quit)
 DEFER_ROWS = 2_000  # a room not shown with a longer timeline is redrawn when shown
 ROW_RUN_GAP = 32  # rows read by position (a thread's replies): nearer ones share a page
-
-
-@dataclass(slots=True)
-class _Behind:
-    """The audit a room not shown was left behind on, and what was appended since."""
-
-    result: AuditResult
-    total: int
-    newest: tuple[ShownEvent, ...]
-    complete: bool
-    appended: list[Assessed]
-    relations: Relations | None = None  # of ``result``
-    appended_relations: Relations | None = None  # of the newest result appended
 
 
 def _runs(positions: list[int], gap: int) -> list[tuple[int, int]]:
@@ -72,11 +59,6 @@ def _runs(positions: list[int], gap: int) -> list[tuple[int, int]]:
         else:
             out.append((p, p + 1))
     return out
-
-
-def _ref(key: str) -> RoomRef:
-    storage_id, room_id = key.split("/", 1)
-    return RoomRef(storage_id, room_id)
 
 
 def _preview(ev: Event) -> str:
@@ -116,7 +98,7 @@ class Controller(QObject):
     room_audit_changed = Signal(str)  # room key: its findings changed
     storage_status = Signal(str, bool, str)  # storage id, online, message
     unread_changed = Signal(int)
-    relations_changed = Signal(str)  # room key: ``relations[key]`` is new
+    relations_changed = Signal(str)  # room key: ``relations(key)`` is new
     # room key, id of its first event that arrived unread ("" for none): the room was
     # just shown to the user (opened, or its window came to the front)
     unread_seen = Signal(str, str)
@@ -132,38 +114,16 @@ class Controller(QObject):
         self.bridge = EngineBridge(self)
         self.client = ChatClient(settings, identity.user_id, identity.signing_key, self._deliver)
         self.rooms = RoomsModel(self)
-        self.timelines: dict[str, TimelineModel] = {}
-        # A large room's new audit that arrived while another room was shown: its model
-        # is brought up to date when the room is shown (``_catch_up``), not while the
-        # person reads elsewhere. key -> (audit, complete, items appended since).
-        self._behind: dict[str, _Behind] = {}
-        self.results: dict[str, AuditResult] = {}
-        # room key -> the relations of the result the next room_loaded / events_appended
-        # carries (the bridge says so just before)
-        self._arriving: dict[str, Relations | None] = {}
-        # The newest shown event of each room (with its body): the room list's preview,
-        # redone when an edit or a deletion of it arrives later.
-        self._previewed: dict[str, Event] = {}
-        # room key -> its metadata and what is wrong with it, as the last RoomLoaded said
-        self.metadata: dict[str, tuple[RoomMetadata | None, tuple[Finding, ...]]] = {}
+        # room key -> everything held of that room (``room_session``): one record, made
+        # with its list row and dropped whole when it is left
+        self._rooms: dict[str, RoomSession] = {}
+        self._no_room: TimelineModel | None = None  # what ``timeline`` gives for a room left
         self.current = ""
         self.window_active = True
-        self.online: dict[str, tuple[bool, str]] = {}
-        # room key -> (the audit result, its relations): positions in the relations are
-        # positions in that result's timeline (``rows_at`` reads rows by them)
-        self.relations: dict[str, tuple[AuditResult, Relations]] = {}
-        # room key -> its members, devices and display names as the engine's state thread
-        # made them for the latest result (the GUI thread never folds a timeline)
-        self.rosters: dict[str, Roster] = {}
-        self.first_unread: dict[str, str] = {}  # room key -> its first unread event's id
-        # Rooms whose unread messages after the read marker were counted (or whose marker
-        # was first set) this session: once per room, on its first audit with rows.
-        self._marked: set[str] = set()
-        # Rooms not yet left after being shown this session: a message written before the
-        # app started that is fetched while the room is shown (the first poll comes after
-        # the first audit, which the index answers) still gets the "New messages" line.
+        self._online: dict[str, tuple[bool, str]] = {}  # storage id -> (online, message)
+        # when this session started: what was written before it arrived unread
+        # (``_line_for_the_away``)
         self._started_ms = int(time.time() * 1000)
-        self._catching_up: set[str] = set()
         self._save_markers = QTimer(self)
         self._save_markers.setSingleShot(True)
         self._save_markers.setInterval(MARKER_SAVE_MS)
@@ -180,7 +140,7 @@ class Controller(QObject):
         b.room_discovered.connect(lambda sid, rid: log.info("room %s appeared on %s", rid, sid))
         for ref in self.client.rooms():
             self._add_room_item(ref)
-            self._catching_up.add(ref.key)
+            self._rooms[ref.key].catching_up = True
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -195,7 +155,7 @@ class Controller(QObject):
         for key in self.rooms.room_keys():
             # the names this device's index knows (read off the GUI thread); a room's
             # RoomLoaded brings its metadata later
-            name = await self.client.room_name(_ref(key))
+            name = await self.client.room_name(RoomRef.from_key(key))
             if name:
                 self.rooms.update(key, name=name)
         if self.settings.last_room and self.rooms.item(self.settings.last_room):
@@ -221,62 +181,118 @@ class Controller(QObject):
 
     def _add_room_item(self, ref: RoomRef) -> None:
         muted = ref.key in self.settings.muted_rooms
+        self._rooms.setdefault(ref.key, RoomSession(ref))
         self.rooms.add(
             RoomItem(ref.key, ref.room_id, self.storage_name(ref.storage_id), muted=muted)
         )
 
+    # -- what is known of a room (None, or empty, for a room not joined or left) ---------
+
+    def result(self, key: str) -> AuditResult | None:
+        """The room's latest audit as received."""
+        room = self._rooms.get(key)
+        return room.result if room is not None else None
+
+    def relations(self, key: str) -> tuple[AuditResult, Relations] | None:
+        """The room's latest relations, with the audit they are of (their positions are
+        positions in that audit's timeline)."""
+        room = self._rooms.get(key)
+        return room.relations if room is not None else None
+
+    def roster(self, key: str) -> Roster | None:
+        """The room's members, devices and display names as last received."""
+        room = self._rooms.get(key)
+        return room.roster if room is not None else None
+
     def timeline(self, key: str) -> TimelineModel:
-        model = self.timelines.get(key)
-        if model is None:
-            model = self.timelines[key] = TimelineModel(self.identity.public_key_b64, self)
-            model.own_user = self.identity.user_id
+        """The room's timeline model, made when first asked for. A room not joined (or
+        left) gets one empty model that nothing feeds."""
+        room = self._rooms.get(key)
+        if room is None:
+            if self._no_room is None:
+                self._no_room = self._new_timeline()
+            return self._no_room
+        if room.timeline is None:
+            room.timeline = self._new_timeline()
+        return room.timeline
+
+    def _new_timeline(self) -> TimelineModel:
+        model = TimelineModel(self.identity.public_key_b64, self)
+        model.own_user = self.identity.user_id
         return model
 
-    def _catch_up(self, key: str) -> None:
-        """Apply the audit a room not shown was left behind on (see ``_behind``)."""
-        behind = self._behind.pop(key, None)
+    def timelines(self) -> Iterator[tuple[RoomRef, TimelineModel]]:
+        """The timeline models made so far, with the room each shows."""
+        for room in self._rooms.values():
+            if room.timeline is not None:
+                yield room.ref, room.timeline
+
+    def storage_online(self, storage_id: str) -> tuple[bool, str]:
+        """(online, why not) as the storage last said; online until it says otherwise."""
+        return self._online.get(storage_id, (True, ""))
+
+    def offline_storages(self) -> list[tuple[str, str]]:
+        """(storage id, why) of each storage that last said it is offline or hung."""
+        return [(sid, message) for sid, (ok, message) in self._online.items() if not ok]
+
+    def _catch_up(self, room: RoomSession) -> None:
+        """Apply the audit a room not shown was left behind on (see ``Behind``)."""
+        behind, room.behind = room.behind, None
         if behind is not None:
             self._show_audit(
-                key, behind.result, behind.total, behind.newest, behind.complete, behind.relations
+                room, behind.result, behind.total, behind.newest, behind.complete, behind.relations
             )
             # what is shown already is skipped
-            self.timeline(key).append(behind.appended, behind.appended_relations)
+            self.timeline(room.ref.key).append(behind.appended, behind.appended_relations)
 
     def _show_audit(
         self,
-        key: str,
+        room: RoomSession,
         result: AuditResult,
         total: int,
         newest: tuple[ShownEvent, ...],
         complete: bool,
         relations: Relations | None = None,
     ) -> None:
+        key = room.ref.key
         self.timeline(key).set_audit(
-            total, newest, complete, self.names(key), self._pager(key, result), relations
+            total, newest, complete, self.names(key), self._pager(room.ref, result), relations
         )
 
     def select_room(self, key: str) -> None:
-        if key == self.current or self.rooms.item(key) is None:
+        room = self._rooms.get(key)
+        if key == self.current or room is None or self.rooms.item(key) is None:
             return
-        self._catching_up.discard(self.current)  # shown, then left: what came was seen
+        shown = self._rooms.get(self.current)
+        if shown is not None:
+            shown.catching_up = False  # shown, then left: what came was seen
         self.current = key
-        self._catch_up(key)
+        self._catch_up(room)
         self.settings.last_room = key
+        self.current_changed.emit(key)
+        self._seen(room)
+        if self.client.is_attached(room.ref.storage_id):
+            self.tasks.start(self.client.open_room(room.ref), f"Opening {room.ref.room_id}")
+
+    def _seen(self, room: RoomSession) -> None:
+        """The room is now in front of the person (opened, or its window came to the
+        front): what it shows is read, its unread count goes, the "New messages" line
+        goes above the first message that arrived unread, its storage is polled first."""
+        key = room.ref.key
         if self.window_active:
             self._mark_read(key)
         self.rooms.update(key, unread=0)
         self.unread_changed.emit(self.rooms.total_unread())
-        self.current_changed.emit(key)
-        self.unread_seen.emit(key, self.first_unread.pop(key, ""))
-        ref = _ref(key)
-        self.client.focus(ref)
-        if self.client.is_attached(ref.storage_id):
-            self.tasks.start(self.client.open_room(ref), f"Opening {ref.room_id}")
+        first, room.first_unread = room.first_unread, ""
+        if first:
+            self.unread_seen.emit(key, first)
+        self.client.focus(room.ref)
 
     def create_room(self, storage_id: str, room_id: str, name: str) -> None:
         async def run() -> None:
-            ref = await self.client.create_room(storage_id, room_id, name)
-            self._add_room_item(ref)
+            ref = await self._enter(
+                RoomRef(storage_id, room_id), self.client.create_room(storage_id, room_id, name)
+            )
             self.rooms.update(ref.key, name=name or room_id)
             self.save_settings()
             self.select_room(ref.key)
@@ -285,8 +301,9 @@ class Controller(QObject):
 
     def join_room(self, storage_id: str, room_id: str) -> None:
         async def run() -> None:
-            ref = await self.client.join_room(storage_id, room_id)
-            self._add_room_item(ref)
+            ref = await self._enter(
+                RoomRef(storage_id, room_id), self.client.join_room(storage_id, room_id)
+            )
             name = await self.client.room_name(ref)
             if name:
                 self.rooms.update(ref.key, name=name)
@@ -295,31 +312,46 @@ class Controller(QObject):
 
         self.tasks.start(run(), f"Joining room {room_id}")
 
+    async def _enter(self, ref: RoomRef, entering: Awaitable[RoomRef]) -> RoomRef:
+        """Create or join a room: its record is held while that runs (the engine may
+        report its first audit before ``entering`` returns), dropped if it fails."""
+        fresh = ref.key not in self._rooms
+        if fresh:
+            self._rooms[ref.key] = RoomSession(ref)
+        try:
+            entered = await entering
+        except BaseException:
+            if fresh and self.rooms.item(ref.key) is None:
+                self._rooms.pop(ref.key, None)
+            raise
+        self._add_room_item(entered)
+        return entered
+
     def leave_room(self, key: str) -> None:
         async def run() -> None:
-            await self.client.leave_room(_ref(key))
-            self.rooms.remove(key)
-            self.first_unread.pop(key, None)
+            await self.client.leave_room(RoomRef.from_key(key))
             self.settings.read_markers.pop(key, None)
-            self._marked.discard(key)
-            self.timelines.pop(key, None)
-            self._previewed.pop(key, None)
-            self._behind.pop(key, None)
-            self.relations.pop(key, None)
-            self.rosters.pop(key, None)
-            if self.current == key:
-                self.current = ""
-                self.current_changed.emit("")
+            self.forget_room(key)
             self.save_settings()
 
         self.tasks.start(run(), "Leaving the room")
+
+    def forget_room(self, key: str) -> None:
+        """Drop all that is held of a room left (or of a storage removed): its list row
+        and its record, so engine events still on their way about it change nothing;
+        no room is shown when it was the one shown."""
+        self.rooms.remove(key)
+        self._rooms.pop(key, None)
+        if self.current == key:
+            self.current = ""
+            self.current_changed.emit("")
 
     def send_text(self, text: str, reply_to: str | None = None) -> None:
         """Send ``text`` in the room shown; ``reply_to``: the event it answers (a reply,
         in that event's thread)."""
         if not self.current:
             return
-        ref = _ref(self.current)
+        ref = RoomRef.from_key(self.current)
         what = "Sending your reply" if reply_to else "Sending your message"
         # the mentioned ids go in a field too (PROTOCOL.md 19)
         mentioned = mentions_in(text, self.members(self.current))
@@ -332,17 +364,19 @@ class Controller(QObject):
 
     def react(self, event_id: str, text: str) -> None:
         if self.current:
-            self.tasks.start(self.client.react(_ref(self.current), event_id, text), "Reacting")
+            self.tasks.start(
+                self.client.react(RoomRef.from_key(self.current), event_id, text), "Reacting"
+            )
 
     def unreact(self, event_id: str, text: str) -> None:
         if self.current:
-            ref = _ref(self.current)
+            ref = RoomRef.from_key(self.current)
             self.tasks.start(self.client.unreact(ref, event_id, text), "Taking back your reaction")
 
     def own_reaction(self, key: str, event_id: str, text: str) -> bool:
         """Whether this user's reaction ``text`` on ``event_id`` is among the room's
         relations as last received."""
-        known = self.relations.get(key)
+        known = self.relations(key)
         agg = known[1].of(event_id) if known is not None else None
         for chip in agg.reactions if agg is not None else ():
             # one planted under this user's id by another key is not theirs (PROTOCOL 18.3)
@@ -360,12 +394,12 @@ class Controller(QObject):
 
     def edit_message(self, event_id: str, text: str) -> None:
         if self.current:
-            ref = _ref(self.current)
+            ref = RoomRef.from_key(self.current)
             self.tasks.start(self.client.edit_message(ref, event_id, text), "Saving your edit")
 
     def delete_event(self, event_id: str, reason: str | None = None) -> None:
         if self.current:
-            ref = _ref(self.current)
+            ref = RoomRef.from_key(self.current)
             self.tasks.start(
                 self.client.delete_event(ref, event_id, reason), "Deleting the message"
             )
@@ -375,13 +409,13 @@ class Controller(QObject):
         relations are of, read by the client on the engine's worker: runs of near
         positions are read as one page. Positions whose audit was replaced meanwhile are
         missing from the answer (its successor's relations follow)."""
-        known = self.relations.get(key)
+        known = self.relations(key)
         if known is None:
             return {}
         result = known[0]
         wanted = {p for p in positions if 0 <= p < len(result.timeline)}
         out: dict[int, ShownEvent] = {}
-        ref = _ref(key)
+        ref = RoomRef.from_key(key)
         for start, stop in _runs(sorted(wanted), ROW_RUN_GAP):
             rows = await self.client.timeline_page(ref, result, start, stop)
             if rows is None:
@@ -402,7 +436,7 @@ class Controller(QObject):
 
     def names(self, key: str) -> Names:
         """The room's display names and sender ids (``Roster.names``) as last received."""
-        roster = self.rosters.get(key)
+        roster = self.roster(key)
         return roster.names if roster is not None else NO_NAMES
 
     def set_notify_level(self, key: str, level: str) -> None:
@@ -424,11 +458,11 @@ class Controller(QObject):
         return f"{who} in {room}"
 
     def send_content(self, key: str, content: dict[str, Any]) -> None:
-        self.tasks.start(self.client.send_content(_ref(key), content), "Sending")
+        self.tasks.start(self.client.send_content(RoomRef.from_key(key), content), "Sending")
 
     def reaudit(self, key: str) -> None:
         """Audit a room again, e.g. after the user confirmed a device (new pins)."""
-        self.tasks.start(self.client.reaudit(_ref(key)), "Checking the room again")
+        self.tasks.start(self.client.reaudit(RoomRef.from_key(key)), "Checking the room again")
 
     def retry_failed(self) -> None:
         self.client.retry_failed()
@@ -438,13 +472,9 @@ class Controller(QObject):
         # Engines poll buckets often only while someone looks (they start believing
         # nobody does: a window that never comes to the front costs little).
         self.client.set_window_focused(active)
-        if active and self.current:
-            self._mark_read(self.current)
-            self.rooms.update(self.current, unread=0)
-            self.unread_changed.emit(self.rooms.total_unread())
-            if self.current in self.first_unread:
-                self.unread_seen.emit(self.current, self.first_unread.pop(self.current))
-            self.client.focus(_ref(self.current))
+        room = self._rooms.get(self.current) if active else None
+        if room is not None:
+            self._seen(room)
 
     def add_storage(self, entry: StorageSettings) -> None:
         async def run() -> None:
@@ -458,7 +488,8 @@ class Controller(QObject):
     # -- engine events ----------------------------------------------------------------------
 
     def _on_timeline_warmed(self, key: str, rows: Any, total: int) -> None:
-        self.timeline(key).show_cached(rows)
+        if key in self._rooms:
+            self.timeline(key).show_cached(rows)
 
     def _on_room_loaded(
         self,
@@ -470,24 +501,27 @@ class Controller(QObject):
         total: int,
         newest: tuple[ShownEvent, ...],
     ) -> None:
-        arrived = _arrived(self.results.get(key), total, newest)
+        room = self._rooms.get(key)
+        if room is None:
+            return  # a room left: nothing of it is kept
+        arrived = _arrived(room.result, total, newest)
         marker = self.settings.read_marker(key)  # as before this audit is shown
-        self.results[key] = result
-        self.metadata[key] = (metadata, metadata_findings)
+        room.result = result
+        room.metadata, room.metadata_findings = metadata, metadata_findings
         if metadata is not None and metadata.name:
             self.rooms.update(key, name=metadata.name)
-        relations = self._arriving.pop(key, None)
+        relations = room.take_arriving()
         if key != self.current and total > DEFER_ROWS:
             # Rebuilding a long timeline's model is work on the GUI thread: not now, for a
             # room nobody looks at, but when it is shown.
-            self._behind[key] = _Behind(result, total, newest, complete, [], relations)
+            room.behind = Behind(result, total, newest, complete, [], relations)
         else:
-            self._behind.pop(key, None)
-            self._show_audit(key, result, total, newest, complete, relations)
-        self._refresh_item(key, result, arrived, last_shown(newest))
-        joined = self.rooms.item(key) is not None  # not an audit of a room just left
-        if joined and key not in self._marked and len(result.timeline):
-            self._marked.add(key)
+            room.behind = None
+            self._show_audit(room, result, total, newest, complete, relations)
+        self._refresh_item(room, result, arrived, last_shown(newest))
+        joined = self.rooms.item(key) is not None  # not a room still being joined
+        if joined and not room.marked and len(result.timeline):
+            room.marked = True
             if marker is None:  # a room seen for the first time: nothing of it is news yet
                 self._mark_read(key)
             else:
@@ -498,7 +532,7 @@ class Controller(QObject):
 
     def _mark_read(self, key: str) -> None:
         """The room is shown to the person: its newest row is seen. Saved soon after."""
-        result = self.results.get(key)
+        result = self.result(key)
         if result is None or not len(result.timeline) or self.rooms.item(key) is None:
             return
         # the newest row not dated in the future: a hostile far-future row as the marker
@@ -519,7 +553,8 @@ class Controller(QObject):
         own = self.identity.public_key_b64
 
         async def run() -> None:
-            answer = await self.client.count_unread(_ref(key), result, relations, marker, own)
+            ref = RoomRef.from_key(key)
+            answer = await self.client.count_unread(ref, result, relations, marker, own)
             if answer is not None and answer.count:
                 self._apply_unread(key, marker, answer)
 
@@ -527,36 +562,36 @@ class Controller(QObject):
 
     def _apply_unread(self, key: str, marker: ReadMarker, answer: UnreadCount) -> None:
         item = self.rooms.item(key)
-        if item is None:  # left meanwhile
+        room = self._rooms.get(key)
+        if item is None or room is None:  # left meanwhile
             return
         if key == self.current and self.window_active:
-            self._catching_up.discard(key)
+            room.catching_up = False
             self.unread_seen.emit(key, answer.first)  # shown: read now, the line says where
             return
         if self.settings.read_marker(key) != (marker.event_id, marker.timestamp_ms):
             return  # shown since the count was asked for: those messages were seen
         # what arrived since that audit was counted already (``_refresh_item``): on top
-        self.first_unread[key] = answer.first
+        room.first_unread = answer.first
         self.rooms.update(key, unread=min(UNREAD_CAP, item.unread + answer.count))
         self.unread_changed.emit(self.rooms.total_unread())
 
-    def _line_for_the_away(self, key: str, incoming: list[Assessed]) -> None:
+    def _line_for_the_away(self, room: RoomSession, incoming: list[Assessed]) -> None:
         """New messages fetched while the room is shown that were written before the app
         started (while it was closed) arrived unread: the line goes above the first of
         them. Once per room and session, and only until the room is left."""
-        if key not in self._catching_up:
+        if not room.catching_up:
             return
         # by the writer's clock: one running ahead misses the line (as before), one behind
         # draws it above a message written just after the start (no harm)
         away = next((a for a in incoming if a.event.timestamp_ms < self._started_ms), None)
         if away is not None:
-            self._catching_up.discard(key)
-            self.unread_seen.emit(key, away.event.event_id)
+            room.catching_up = False
+            self.unread_seen.emit(room.ref.key, away.event.event_id)
 
-    def _pager(self, key: str, result: AuditResult) -> Pager:
+    def _pager(self, ref: RoomRef, result: AuditResult) -> Pager:
         """Pages of ``result`` for the room's timeline, read by the client on the
         engine's worker (the GUI never reads the index or the engine's rooms itself)."""
-        ref = _ref(key)
 
         def pager(start: int, stop: int, reply: Reply) -> None:
             async def run() -> None:
@@ -567,42 +602,50 @@ class Controller(QObject):
         return pager
 
     def _on_events_appended(self, key: str, items: list[Assessed], result: AuditResult) -> None:
-        self.results[key] = result
-        relations = self._arriving.pop(key, None)
-        behind = self._behind.get(key)
+        room = self._rooms.get(key)
+        if room is None:
+            return  # a room left: nothing of it is kept
+        room.result = result
+        relations = room.take_arriving()
+        behind = room.behind
         if behind is not None:
             behind.appended.extend(items)
             if relations is not None:
                 behind.appended_relations = relations
         else:
             self.timeline(key).append(items, relations, self.names(key))
-        self._refresh_item(key, result, items, last_shown(items))
+        self._refresh_item(room, result, items, last_shown(items))
         # the first rows came appended to an empty audit: counted as they came, a count
         # after the marker on a later audit would count them twice
-        self._marked.add(key)
+        room.marked = True
 
     def _on_state_arrived(self, key: str, roster: Roster | None) -> None:
         """The room state of the result the next room_loaded / events_appended carries."""
-        if roster is not None:
-            self.rosters[key] = roster
+        room = self._rooms.get(key)
+        if room is not None and roster is not None:
+            room.roster = roster
 
     def _on_relations_arrived(
         self, key: str, result: AuditResult, relations: Relations | None
     ) -> None:
         """The relations of ``result``, just before the room_loaded / events_appended that
-        carries it: the timeline model takes them with that result (``_arriving``), the
-        relation actions (thread panel, versions) read ``relations[key]``."""
-        self._arriving[key] = relations
+        carries it: the timeline model takes them with that result (``arriving``), the
+        relation actions (thread panel, versions) read ``relations(key)``."""
+        room = self._rooms.get(key)
+        if room is None:
+            return
+        room.arriving = relations
         if relations is not None:
-            self.relations[key] = (result, relations)
+            room.relations = (result, relations)
             self.relations_changed.emit(key)
 
     def _refresh_item(
-        self, key: str, result: AuditResult, new: list[Assessed], last: Event | None
+        self, room: RoomSession, result: AuditResult, new: list[Assessed], last: Event | None
     ) -> None:
         """``last``: the newest shown event with its body (a slim audit's events have
         none); None when only relation events came (reactions, edits, deletions): the
         preview stays, redone with the room's relations in case they are about it."""
+        key = room.ref.key
         item = self.rooms.item(key)
         if item is None:
             return
@@ -610,14 +653,13 @@ class Controller(QObject):
             "findings": len(self.room_errors(key)),
             "partial": self.history_partial(key),
         }
-        got = self.relations.get(key)
-        rel = got[1] if got else None
+        rel = room.relations[1] if room.relations else None
         if last is not None and last.type not in (MESSAGE, MEMBER):
             last = None  # another shown type is no room's news either
         if last is not None:
-            self._previewed[key] = last
+            room.previewed = last
             changes.update(last_ts=last.timestamp_ms)
-        shown = last or self._previewed.get(key)
+        shown = last or room.previewed
         if shown is not None:  # an edit or deletion of the previewed message changes it
             current = as_shown(shown, rel)
             changes.update(preview=DELETED if current is None else _preview(current))
@@ -630,10 +672,10 @@ class Controller(QObject):
         focused = key == self.current and self.window_active
         if focused:
             self._mark_read(key)
-            self._line_for_the_away(key, incoming)
+            self._line_for_the_away(room, incoming)
         if incoming and not focused:
-            if not item.unread or key not in self.first_unread:
-                self.first_unread[key] = incoming[0].event.event_id
+            if not item.unread or not room.first_unread:
+                room.first_unread = incoming[0].event.event_id
             changes["unread"] = min(UNREAD_CAP, item.unread + len(incoming))
             level = self.settings.notify_level(key)
             if not item.muted and level != "none" and self.settings.notifications:
@@ -651,30 +693,31 @@ class Controller(QObject):
     def room_errors(self, key: str) -> list[Finding]:
         """Every error-level finding about a room, as ``verify`` lists them: its metadata's
         (including who signed it, checked against the audit's keys), then its audit's."""
-        result = self.results.get(key)
+        room = self._rooms.get(key)
+        if room is None:
+            return []
+        result = room.result
         errors = list(result.errors) if result else []
-        if key in self.metadata:
-            metadata, findings = self.metadata[key]
-            meta = [f for f in findings if f.severity is Severity.ERROR]
-            if metadata is not None and result is not None:
-                meta += check_signer(metadata, result.authorized)[1]
-            errors = meta + errors
-        return errors
+        meta = [f for f in room.metadata_findings if f.severity is Severity.ERROR]
+        if room.metadata is not None and result is not None:
+            meta += check_signer(room.metadata, result.authorized)[1]
+        return meta + errors
 
     def history_partial(self, key: str) -> bool:
         """Whether part of the room could not be listed or read: its verdicts are then not
         final (PROTOCOL.md section 16), whatever else the audit says."""
-        result = self.results.get(key)  # these are audit findings, never metadata ones
+        result = self.result(key)  # these are audit findings, never metadata ones
         return result is not None and any(f.kind in PARTIAL_READ for f in result.findings)
 
     def _on_outbox_changed(self, key: str, events: list[Event], state: str, error: str) -> None:
-        self.timeline(key).set_echo(events, state, error)
+        if key in self._rooms:
+            self.timeline(key).set_echo(events, state, error)
 
     def _on_warning(self, storage_id: str, message: str) -> None:
         entry = self.settings.storage(storage_id)
         self.error.emit(entry.name if entry is not None else storage_id, message)
 
     def _on_storage_status_changed(self, storage_id: str, online: bool, message: str) -> None:
-        self.online[storage_id] = (online, message)
+        self._online[storage_id] = (online, message)
         self.rooms.set_storage_online(storage_id, online)
         self.storage_status.emit(storage_id, online, message)

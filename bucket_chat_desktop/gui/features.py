@@ -3,7 +3,7 @@
 ``install(window, controller)`` is the only entry point: it uses the window's
 ``members_button``, ``audit_button``, ``banner_button`` and ``side_panel`` and the
 controller's signals, and changes nothing else. Everything shown comes from the
-controller's last audit of the room (``controller.results``) and the client's snapshots of
+controller's last audit of the room (``controller.result``) and the client's snapshots of
 the room (``ChatClient.room_view``); the only thing written is a device confirmation, through
 ``ChatClient.mark_verified`` (pins table, source ``user``). Nothing here touches an index or
 the engine's rooms: those calls run on the engine's serial worker and come back as values.
@@ -41,11 +41,6 @@ AUDIT_REFRESH_MS = 300  # an open audit dialog follows new messages this often a
 def _tint(color: str, alpha: int = 40) -> str:
     c = QColor(color)
     return f"rgba({c.red()}, {c.green()}, {c.blue()}, {alpha})"
-
-
-def _split(key: str) -> tuple[str, str]:
-    storage_id, _, room_id = key.partition("/")
-    return storage_id, room_id
 
 
 class Features(QObject):
@@ -135,11 +130,11 @@ class Features(QObject):
     def _push_confirmed(self, storage_id: str) -> None:
         """Give the timelines of a storage its confirmed keys (the "confirmed" badge)."""
         keys = self.confirmed_keys(storage_id)
-        for key, model in self.controller.timelines.items():
-            if _split(key)[0] == storage_id:
+        for ref, model in self.controller.timelines():
+            if ref.storage_id == storage_id:
                 model.set_confirmed_keys(keys)
         current = self.controller.current
-        if current and _split(current)[0] == storage_id:
+        if current and RoomRef.from_key(current).storage_id == storage_id:
             self.members_model.set_confirmed(keys)
 
     # -- members ------------------------------------------------------------------------------
@@ -160,8 +155,8 @@ class Features(QObject):
     def _load_members(self, key: str) -> None:
         self._members_key = key
         if key:
-            self.members_model.set_confirmed(self.confirmed_keys(_split(key)[0]))
-        self.members_model.set_state(self.controller.rosters.get(key) if key else None)
+            self.members_model.set_confirmed(self.confirmed_keys(RoomRef.from_key(key).storage_id))
+        self.members_model.set_state(self.controller.roster(key) if key else None)
 
     def ask_confirm(self, device: Device) -> None:
         """Show the compare-out-of-band dialog; confirming it marks the device verified."""
@@ -180,7 +175,8 @@ class Features(QObject):
 
     async def mark_verified(self, room_key: str, device: Device) -> bool:
         """Record the user's confirmation of ``device`` in the room's storage index."""
-        storage_id = _split(room_key)[0]
+        # no room (left while the dialog was open): no storage to record it in
+        storage_id = RoomRef.from_key(room_key).storage_id if room_key else ""
         if not self.controller.client.is_attached(storage_id) or not device.key:
             return False
         try:
@@ -201,11 +197,11 @@ class Features(QObject):
     async def audit_view(self, key: str) -> AuditView | None:
         if not key:
             return None
-        storage_id, room_id = _split(key)
-        room = await self.controller.client.room_view(RoomRef(storage_id, room_id))
+        ref = RoomRef.from_key(key)
+        room = await self.controller.client.room_view(ref)
         # what the GUI shows now (read after the wait: it may have moved on meanwhile)
-        result = self.controller.results.get(key) or AuditResult(
-            room_id, Timeline.empty(), [], [], 0
+        result = self.controller.result(key) or AuditResult(
+            ref.room_id, Timeline.empty(), [], [], 0
         )
         item = self.controller.rooms.item(key)
         # Complete only when the result shown is the engine's latest, complete audit: the
@@ -213,7 +209,7 @@ class Features(QObject):
         # the flag alone may describe a newer result than the one shown.
         complete = room is not None and room.complete and room.result is result
         return AuditView(
-            room_id,
+            ref.room_id,
             result,
             room.metadata if room is not None else None,
             room.metadata_findings if room is not None else (),
@@ -266,7 +262,7 @@ class Features(QObject):
 
     def _on_current_changed(self, key: str) -> None:
         if key:
-            self._push_confirmed(_split(key)[0])
+            self._push_confirmed(RoomRef.from_key(key).storage_id)
         if self.members_visible:
             self._load_members(key)
         else:
@@ -276,7 +272,7 @@ class Features(QObject):
     def _on_audit_changed(self, key: str) -> None:
         if key != self.controller.current:
             return
-        self._push_confirmed(_split(key)[0])
+        self._push_confirmed(RoomRef.from_key(key).storage_id)
         if self.members_visible:
             self._load_members(key)
         self._refresh_audit(key)
@@ -285,7 +281,7 @@ class Features(QObject):
         if key != self.controller.current:
             return
         if self.members_visible and self._members_key == key:
-            self.members_model.set_state(self.controller.rosters.get(key))
+            self.members_model.set_state(self.controller.roster(key))
         self._refresh_audit_soon()
 
     # -- Ctrl+K inside text fields -------------------------------------------------------------

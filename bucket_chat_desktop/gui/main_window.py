@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 from ..protocol.audit import TrustState
 from ..protocol.findings import Finding
 from ..protocol.untrusted_text import html_escape, one_line, shown_id
+from ..sync.client import RoomRef
 from . import icons
 from .audit.explanations import explain
 from .controller import PARTIAL_READ, Controller
@@ -586,8 +587,8 @@ class MainWindow(QMainWindow):
                 self.room_list.setCurrentIndex(index)
         self._update_header()
         self._on_audit_changed(key)
-        storage_id = key.split("/", 1)[0]
-        online, message = self.controller.online.get(storage_id, (True, ""))
+        storage_id = RoomRef.from_key(key).storage_id
+        online, message = self.controller.storage_online(storage_id)
         self._on_storage_status(storage_id, online, message)
         self.composer.setFocus()
 
@@ -597,7 +598,7 @@ class MainWindow(QMainWindow):
         if item is None:
             return
         self.room_title.setText(f"<b style='font-size:15pt'>{html_escape(item.shown_name)}</b>")
-        result = self.controller.results.get(key)
+        result = self.controller.result(key)
         parts = [f"{html_escape(item.room_id)} on {html_escape(one_line(item.storage_name))}"]
         if result is not None and self.controller.history_partial(key):
             # A count of "verified" events would read as a verdict; there is none yet.
@@ -628,9 +629,7 @@ class MainWindow(QMainWindow):
         connection, from the engine's watchdog) reads differently from offline (refused,
         failed); the line clears per storage as soon as that storage answers again."""
         problems = []
-        for sid, (ok, msg) in self.controller.online.items():
-            if ok:
-                continue
+        for sid, msg in self.controller.offline_storages():
             name = one_line(self.controller.storage_name(sid), 80)
             if msg.startswith("not answering"):
                 problems.append(f"{name} {one_line(msg, 300)}")
@@ -642,7 +641,7 @@ class MainWindow(QMainWindow):
             else "<span style='color:#2e9d5b'>●</span> All storages reachable"
         )
         key = self.controller.current
-        if key and key.split("/", 1)[0] == storage_id:
+        if key and RoomRef.from_key(key).storage_id == storage_id:
             if online:
                 self.offline.hide()
             elif message.startswith("not answering"):

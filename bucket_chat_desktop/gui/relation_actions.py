@@ -153,7 +153,7 @@ class RelationActions(QObject):
     # -- what a row is --------------------------------------------------------------------
 
     def relations(self) -> Relations | None:
-        known = self.controller.relations.get(self.controller.current)
+        known = self.controller.relations(self.controller.current)
         return known[1] if known is not None else None
 
     def aggregate(self, event_id: str) -> Aggregate | None:
@@ -467,7 +467,7 @@ class RelationActions(QObject):
         """The original text and every applied edit of ``event_id``, with their times and
         trust states; the original is read from this device's index."""
         key = self.controller.current
-        known = self.controller.relations.get(key)
+        known = self.controller.relations(key)
         agg = known[1].of(event_id) if known is not None else None
         if known is None or agg is None or not agg.edits:
             self.window.statusBar().showMessage("This message was not edited", 5000)
@@ -560,7 +560,7 @@ class RelationActions(QObject):
         )
 
     async def _load_thread(self, key: str, root: str, asked: int) -> None:
-        known = self.controller.relations.get(key)
+        known = self.controller.relations(key)
         if known is None:
             self.thread_panel.set_note("The room is still being read.")
             return

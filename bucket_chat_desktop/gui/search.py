@@ -61,20 +61,20 @@ class SearchFeature(QObject):
             return
         item = self.controller.rooms.item(key)
         name = one_line(item.shown_name, 60) if item is not None else ""
-        self.panel.open(f"Search in {name or key.split('/', 1)[-1]}", key)
+        self.panel.open(f"Search in {name or RoomRef.from_key(key).room_id}", key)
 
     # -- searching -------------------------------------------------------------------------------
 
     def _search(self, text: str, room_key: str) -> None:
         """Search every storage's index (or ``room_key``'s room only) off the GUI thread,
         through the client; the frozen results come back here on the GUI thread."""
-        storage_id, _, room_id = room_key.partition("/")
+        ref = RoomRef.from_key(room_key) if room_key else None  # "": every room
 
         async def run() -> None:
             results = await self.controller.client.search(
                 text,
-                storage_id=storage_id or None,
-                room_id=room_id or None,
+                storage_id=(ref.storage_id or None) if ref else None,
+                room_id=(ref.room_id or None) if ref else None,
                 limit=SEARCH_RESULTS,
             )
             self._show(text, room_key, results)
@@ -109,11 +109,10 @@ class SearchFeature(QObject):
             self._not_shown("you are not in this room any more")
             return
         controller.select_room(room_key)
-        storage_id, _, room_id = room_key.partition("/")
-        ref = RoomRef(storage_id, room_id)
+        ref = RoomRef.from_key(room_key)
 
         async def run() -> None:
-            result = controller.results.get(room_key)
+            result = controller.result(room_key)
             if result is None:  # the room is being opened: wait for its audit to come
                 came = asyncio.get_running_loop().create_future()
 
@@ -128,7 +127,7 @@ class SearchFeature(QObject):
                     pass
                 finally:
                     controller.room_audit_changed.disconnect(audit_changed)
-                result = controller.results.get(room_key)
+                result = controller.result(room_key)
             if result is None:
                 self._not_shown("the room has not been read yet; try again soon")
                 return

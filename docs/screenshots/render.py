@@ -261,12 +261,10 @@ class Session:
 
     def loaded(self, room: str) -> bool:
         key = self.key(room)
-        attached = self.controller.client.storages.get(key.split("/")[0])
+        attached = self.controller.client._storages.get(key.split("/")[0])
         state = attached.engine.rooms.get(room) if attached else None
         return bool(
-            state is not None
-            and state.complete
-            and self.controller.results.get(key) is state.result
+            state is not None and state.complete and self.controller.result(key) is state.result
         )
 
     def unread(self, room: str) -> int:
@@ -378,7 +376,7 @@ async def render(out: Path, home: Path) -> None:
     QTest.keyClick(s.features.switcher.search, Qt.Key.Key_Escape)
 
     # Ctrl+Shift+F once the rooms' text is searchable (indexed after they were read)
-    indexes = [a.index for a in s.controller.client.storages.values()]
+    indexes = [a.index for a in s.controller.client._storages.values()]
     await until(lambda: not any(i.text_pending for i in indexes))
     s.search.open(everywhere=True)
     QTest.keyClicks(s.search.panel.field, "release")
@@ -397,6 +395,7 @@ async def render(out: Path, home: Path) -> None:
     await until(lambda: s.window.banner.isVisible())
     await settle(s.window)
     s.window.banner_button.click()
+    await until(lambda: s.features.audit_dialog is not None)  # opened once its view is read
     audit = s.features.audit_dialog
     assert audit is not None
     audit.resize(860, 590)

@@ -103,7 +103,7 @@ class App:
             self.controller.current == self.key
             and state is not None
             and state.complete
-            and self.controller.results.get(self.key) is state.result
+            and self.controller.result(self.key) is state.result
         )
 
     def quit(self) -> None:

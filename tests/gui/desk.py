@@ -96,9 +96,7 @@ class Desk:
         attached = self.controller.client._storages.get(key.split("/")[0])
         state = attached.engine.rooms.get(room) if attached else None
         return bool(
-            state is not None
-            and state.complete
-            and self.controller.results.get(key) is state.result
+            state is not None and state.complete and self.controller.result(key) is state.result
         )
 
     def wait_loaded(self, *rooms: str, timeout: int = 15_000) -> None:

@@ -211,7 +211,7 @@ def test_files_dropped_on_the_timeline_become_blobs_and_messages(
     assert (i.content["info"]["w"], i.content["info"]["h"]) == (640, 480)
     assert chat.rows().index(f) < chat.rows().index(i)  # sent in the order dropped
     chat.qtbot.waitUntil(lambda: not chat.feature.strip.rows)
-    assert chat.controller.results[chat.key].clean
+    assert chat.controller.result(chat.key).clean
 
     # the thumbnail is painted from the event: red left, blue right, yellow centre
     image = chat.shot("attachments-sent.png")

@@ -157,7 +157,7 @@ def make_app(qtbot: Any, qloop: Any, home: Path, tmp_path: Path) -> Iterator[Cal
             attached = controller.client._storages.get(entry.id)
             room = attached.engine.rooms.get(ROOM) if attached else None
             # the GUI holds the engine's final audit (not only the engine)
-            return room is not None and room.complete and controller.results.get(key) is room.result
+            return room is not None and room.complete and controller.result(key) is room.result
 
         qtbot.waitUntil(loaded, timeout=15_000)
         return App(controller, window, features, key, store, where)

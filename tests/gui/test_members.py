@@ -140,7 +140,7 @@ def app(qtbot: Any, qloop: Any, home: Path, tmp_path: Path) -> Iterator[App]:
             controller.current == key
             and room is not None
             and room.complete
-            and controller.results.get(key) is room.result
+            and controller.result(key) is room.result
         )
 
     qtbot.waitUntil(loaded, timeout=15_000)
@@ -388,12 +388,12 @@ def test_confirming_an_unintroduced_key_makes_it_trusted(qtbot: Any, app: App) -
 
     qtbot.waitUntil(lambda: len(carol_devices()) == 2, timeout=20_000)
     assert carol_devices()[key_text(new_key)] is DeviceState.KEY_CHANGED
-    assert any(f.kind.value == "key-changed" for f in app.controller.results[app.key].errors)
+    assert any(f.kind.value == "key-changed" for f in app.controller.result(app.key).errors)
     carol = model.member(model.row_of("carol@example.com"))
     device = next(d for d in carol.devices if d.key == key_text(new_key))
     assert wait_for(qtbot, app.features.mark_verified(app.key, device))
-    qtbot.waitUntil(lambda: not app.controller.results[app.key].errors, timeout=20_000)
-    states = {a.event.sender_key: a.state.value for a in app.controller.results[app.key].timeline}
+    qtbot.waitUntil(lambda: not app.controller.result(app.key).errors, timeout=20_000)
+    states = {a.event.sender_key: a.state.value for a in app.controller.result(app.key).timeline}
     assert states[key_text(new_key)] == "verified"
     assert carol_devices()[key_text(new_key)] is DeviceState.CONFIRMED
 
@@ -425,7 +425,7 @@ def test_an_introduction_is_accepted_only_after_the_person_confirms_the_introduc
     assert alice_devices()[key_text(other)] is DeviceState.KEY_CHANGED
 
     def sent_joins() -> list[dict[str, Any]]:
-        timeline = app.controller.results[app.key].timeline
+        timeline = app.controller.result(app.key).timeline
         return [
             a.event.content
             for a in timeline
@@ -451,7 +451,7 @@ def test_an_introduction_is_accepted_only_after_the_person_confirms_the_introduc
     assert [c.get("introduced_by") for c in sent_joins() if "introduced_by" in c] == [
         key_text(other)
     ]
-    qtbot.waitUntil(lambda: not app.controller.results[app.key].errors, timeout=20_000)
+    qtbot.waitUntil(lambda: not app.controller.result(app.key).errors, timeout=20_000)
     assert alice_devices()[key_text(other)] is DeviceState.CONFIRMED
 
 
@@ -482,7 +482,7 @@ def test_many_keys_offering_to_introduce_this_device_make_one_status_message(
         path.write_bytes(encode_segment([ev]))
 
     def offers_read() -> int:
-        timeline = app.controller.results[app.key].timeline
+        timeline = app.controller.result(app.key).timeline
         return sum(a.event.content.get("add_device_key") == key_text(ALICE) for a in timeline)
 
     qtbot.waitUntil(lambda: offers_read() == 200, timeout=30_000)

@@ -87,7 +87,7 @@ class App:
     room: Room
 
     def aggregate(self, event_id: str) -> Aggregate | None:
-        known = self.controller.relations.get(self.key)
+        known = self.controller.relations(self.key)
         return known[1].of(event_id) if known is not None else None
 
     def row_of(self, body: str) -> int:
@@ -154,8 +154,8 @@ def app(qtbot: Any, qloop: Any, home: Path, tmp_path: Path) -> Iterator[App]:
             controller.current == key
             and state is not None
             and state.complete
-            and controller.results.get(key) is state.result
-            and key in controller.relations
+            and controller.result(key) is state.result
+            and controller.relations(key) is not None
         )
 
     qtbot.waitUntil(loaded, timeout=15_000)
@@ -402,7 +402,7 @@ def test_reply_round_trip_sends_an_event_with_its_parent(
     assert composer.reply_to is None and app.actions.mode_bar.isHidden()
 
     def replied() -> bool:
-        known = app.controller.relations.get(app.key)
+        known = app.controller.relations(app.key)
         return (
             app.row_of("Me, on Linux.") >= 0
             and known is not None
@@ -418,7 +418,7 @@ def test_reply_round_trip_sends_an_event_with_its_parent(
     read = wait_for(
         qtbot,
         app.controller.rows_at(
-            app.key, [app.controller.relations[app.key][1].positions[row.event_id]]
+            app.key, [app.controller.relations(app.key)[1].positions[row.event_id]]
         ),
     )
     (shown,) = read.values()
@@ -565,7 +565,7 @@ def test_thread_panel_shows_replies_sends_into_the_thread_and_follows_new_ones(
     qtbot.waitUntil(lambda: panel.model.rowCount() == 4, timeout=15_000)
     assert panel.model.index(3, 0).data(Roles.Body) == "Linux is done too."
     reply_id = str(panel.model.index(3, 0).data(Roles.EventId))
-    assert app.controller.relations[app.key][1].thread_root[reply_id] == plan
+    assert app.controller.relations(app.key)[1].thread_root[reply_id] == plan
 
     # Bob answers in the thread from his device: the panel follows
     wait_for(qtbot, app.room.bob.send([Draft.text("Great, merging.", parent=plan)]))

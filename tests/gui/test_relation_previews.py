@@ -36,7 +36,7 @@ BAIT = "TOP SECRET planted body"
 
 
 def _arrived(desk: Desk, room: str, event: Event) -> bool:
-    result = desk.controller.results.get(desk.key(room))
+    result = desk.controller.result(desk.key(room))
     return result is not None and any(a.event.event_id == event.event_id for a in result.timeline)
 
 
@@ -83,7 +83,7 @@ def test_relations_neither_notify_nor_leak_into_the_preview(
     item = desk.item("general")
     assert item.preview == "Lunch at noon?"
     assert item.unread == 1 and shown() == ["Lunch at noon?"]
-    _, relations = desk.controller.relations[desk.key("general")]
+    _, relations = desk.controller.relations(desk.key("general"))
     assert [f.kind.value for f in relations.findings] == ["relation-not-sender"]
 
     # Carol's own edit: the preview shows the new text, nothing more to notify
@@ -150,7 +150,7 @@ def test_a_message_read_after_its_deletion_neither_notifies_nor_previews_its_tex
     qtbot.waitUntil(lambda: _arrived(desk, "general", redaction), timeout=15_000)
     publish(first)
     qtbot.waitUntil(lambda: _arrived(desk, "general", secret), timeout=15_000)
-    _, relations = desk.controller.relations[desk.key("general")]
+    _, relations = desk.controller.relations(desk.key("general"))
     agg = relations.of(secret.event_id)
     assert agg is not None and agg.redacted is not None  # the rules applied it
     item = desk.item("general")

@@ -153,7 +153,7 @@ class Alice:
         return bool(self.desk.controller.own_reaction(self.desk.key(ROOM), event_id, key))
 
     def aggregate(self, event_id: str) -> Any:
-        known = self.desk.controller.relations.get(self.desk.key(ROOM))
+        known = self.desk.controller.relations(self.desk.key(ROOM))
         return known[1].of(event_id) if known is not None else None
 
     def type(self, text: str) -> None:

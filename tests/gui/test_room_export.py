@@ -73,8 +73,10 @@ def app(qtbot: Any, qloop: Any, home: Path, tmp_path: Path, qapp: QApplication) 
     window.show()
     controller.start()
     key = f"{entry.id}/{ROOM}"
-    qtbot.waitUntil(lambda: controller.current == key and key in controller.results, timeout=15000)
-    qtbot.waitUntil(lambda: len(controller.results[key].timeline) >= 4, timeout=15000)
+    qtbot.waitUntil(
+        lambda: controller.current == key and controller.result(key) is not None, timeout=15000
+    )
+    qtbot.waitUntil(lambda: len(controller.result(key).timeline) >= 4, timeout=15000)
     yield App(qtbot, store, key, controller, window, feature, opened)
     if feature.notice is not None:  # a notice is a window of its own: never left behind
         with contextlib.suppress(RuntimeError):
@@ -164,7 +166,7 @@ def test_a_room_read_again_during_the_export_is_exported_whole(app: App, tmp_pat
     box = app.feature.notice
     assert box is not None and box.windowTitle() != "Export failed", box.text()
     lines = [json.loads(line) for line in path.read_text("ascii").splitlines()]
-    assert len(lines) == 1 + len(app.controller.results[app.key].timeline)
+    assert len(lines) == 1 + len(app.controller.result(app.key).timeline)
     assert {line["trust"]["state"] for line in lines[1:]} == {"verified"}
 
 

@@ -78,7 +78,9 @@ def app(qtbot: Any, qloop: Any, home: Path, tmp_path: Path) -> Iterator[App]:
     try:
         qtbot.waitUntil(lambda: controller.current == general, timeout=15_000)
         qtbot.waitUntil(
-            lambda: general in controller.results and random in controller.results,
+            lambda: (
+                controller.result(general) is not None and controller.result(random) is not None
+            ),
             timeout=30_000,
         )
         qtbot.waitUntil(lambda: controller.timeline(general).complete, timeout=30_000)

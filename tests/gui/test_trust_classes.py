@@ -190,7 +190,7 @@ def open_room(
             return (
                 room is not None
                 and room.result is not None
-                and (controller.results.get(key) is room.result)
+                and (controller.result(key) is room.result)
             )
 
         qtbot.waitUntil(loaded, timeout=20_000)

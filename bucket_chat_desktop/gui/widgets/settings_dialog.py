@@ -538,12 +538,7 @@ def remove_storage(controller: Controller, storage_id: str) -> None:
         settings.last_room = ""
     for key in controller.rooms.room_keys():
         if key.startswith(prefix):
-            controller.rooms.remove(key)
-            controller.timelines.pop(key, None)
-            controller.results.pop(key, None)
-    if controller.current.startswith(prefix):
-        controller.current = ""
-        controller.current_changed.emit("")
+            controller.forget_room(key)
     controller.unread_changed.emit(controller.rooms.total_unread())
     controller.tasks.start(_detach(controller, storage_id), f"Removing storage {entry.name}")
     controller.save_settings()

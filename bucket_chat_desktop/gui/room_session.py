@@ -1,0 +1,75 @@
+"""What the GUI's controller holds of one room the user is in, as one record.
+
+One ``RoomSession`` per room in ``Controller`` (keyed by the room's key), made when the
+room joins the list (or while it is being created or joined: its first audit may come
+before that call returns) and dropped whole when the room is left or its storage
+removed. An engine event about a room that has no record is about a room left: it is
+dropped with one look-up, and nothing of that room comes back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..protocol.audit import Assessed, AuditResult
+from ..protocol.event import Event
+from ..protocol.findings import Finding
+from ..protocol.metadata import RoomMetadata
+from ..protocol.relations import Relations
+from ..protocol.room_state import Roster
+from ..sync.client import RoomRef
+from ..sync.events import ShownEvent
+from .models.timeline_model import TimelineModel
+
+
+@dataclass(slots=True)
+class Behind:
+    """The audit a room not shown was left behind on, and what was appended since."""
+
+    result: AuditResult
+    total: int
+    newest: tuple[ShownEvent, ...]
+    complete: bool
+    appended: list[Assessed]
+    relations: Relations | None = None  # of ``result``
+    appended_relations: Relations | None = None  # of the newest result appended
+
+
+@dataclass(slots=True)
+class RoomSession:
+    """One room's state in the controller this session (see the module's docstring)."""
+
+    ref: RoomRef
+    timeline: TimelineModel | None = None  # made when first asked for
+    result: AuditResult | None = None  # the latest audit received
+    # its metadata and what is wrong with it, as the last RoomLoaded said
+    metadata: RoomMetadata | None = None
+    metadata_findings: tuple[Finding, ...] = ()
+    # (the audit result, its relations): positions in the relations are positions in
+    # that result's timeline (``Controller.rows_at`` reads rows by them)
+    relations: tuple[AuditResult, Relations] | None = None
+    # the relations of the result the next room_loaded / events_appended carries (the
+    # bridge says so just before)
+    arriving: Relations | None = None
+    # A large room's new audit that arrived while another room was shown: its model is
+    # brought up to date when the room is shown, not while the person reads elsewhere.
+    behind: Behind | None = None
+    # The newest shown event (with its body): the room list's preview, redone when an
+    # edit or a deletion of it arrives later.
+    previewed: Event | None = None
+    # members, devices and display names as the engine's state thread made them for the
+    # latest result (the GUI thread never folds a timeline)
+    roster: Roster | None = None
+    first_unread: str = ""  # its first unread event's id, "" for none
+    # Its unread messages after the read marker were counted (or its marker first set)
+    # this session: once, on its first audit with rows.
+    marked: bool = False
+    # Not yet left after being shown this session: a message written before the app
+    # started that is fetched while the room is shown (the first poll comes after the
+    # first audit, which the index answers) still gets the "New messages" line.
+    catching_up: bool = False
+
+    def take_arriving(self) -> Relations | None:
+        """The relations announced for the result now arriving (once)."""
+        relations, self.arriving = self.arriving, None
+        return relations
