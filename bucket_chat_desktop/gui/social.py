@@ -51,7 +51,6 @@ class Social(QObject):
         )
         self.jump.clicked.connect(self.jump_to_unread)
         self.jump.hide()
-        self.marker = ""  # the first unread message's event id, "" for none
         self._pending = False  # the marker's row is still above: the button shows
 
         controller.current_changed.connect(self._on_current_changed)
@@ -66,6 +65,12 @@ class Social(QObject):
 
     # -- the line --------------------------------------------------------------------------
 
+    @property
+    def marker(self) -> str:
+        """The first unread message's event id, "" for none: the one the delegate draws
+        the line above."""
+        return self.delegate.first_unread
+
     def _model(self) -> TimelineModel | None:
         model = self.view.model()
         return model if isinstance(model, TimelineModel) else None
@@ -78,7 +83,7 @@ class Social(QObject):
 
     def _set_marker(self, event_id: str) -> None:
         old = self.marker_row()
-        self.marker = self.delegate.first_unread = event_id
+        self.delegate.first_unread = event_id
         model = self._model()
         if model is not None:  # thread summaries count the replies after the line
             model.set_read_mark(event_id)

@@ -536,11 +536,8 @@ class TimelineModel(QAbstractListModel):
         """The room's first unread message (the "New messages" line): replies at or after
         it count as unread in their thread's summary. An empty id, or one not held: no
         mark (the summaries then say only how many replies)."""
-        position: int | None = None
-        for i, row in enumerate(self._rows):
-            if event_id and row.event_id == event_id and not row.echo:
-                position = self.relations.position_of(self._first + i)
-                break
+        row = self.locate(event_id) if event_id else None
+        position = None if row is None else self.relations.position_of(self._first + row)
         if position == self.read_position:
             return
         self.read_position = position
