@@ -139,7 +139,7 @@ class Controller(QObject):
         b.warning_raised.connect(self._on_warning)
         b.room_discovered.connect(lambda sid, rid: log.info("room %s appeared on %s", rid, sid))
         for ref in self.client.rooms():
-            self._add_room_item(ref)
+            self.list_room(ref)
             self._rooms[ref.key].catching_up = True
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -179,7 +179,9 @@ class Controller(QObject):
         entry = self.settings.storage(storage_id)
         return entry.name if entry else storage_id
 
-    def _add_room_item(self, ref: RoomRef) -> None:
+    def list_room(self, ref: RoomRef) -> None:
+        """Show a room the user is in in the room list, and hold its record (the one way
+        a room gets either: joined at start, created, or joined)."""
         muted = ref.key in self.settings.muted_rooms
         self._rooms.setdefault(ref.key, RoomSession(ref))
         self.rooms.add(
@@ -324,7 +326,7 @@ class Controller(QObject):
             if fresh and self.rooms.item(ref.key) is None:
                 self._rooms.pop(ref.key, None)
             raise
-        self._add_room_item(entered)
+        self.list_room(entered)
         return entered
 
     def leave_room(self, key: str) -> None:

@@ -23,9 +23,9 @@ from PySide6.QtWidgets import QApplication, QSystemTrayIcon, QWidget
 from bucket_chat_desktop.gui import tray
 from bucket_chat_desktop.gui.controller import Controller
 from bucket_chat_desktop.gui.main_window import MainWindow
-from bucket_chat_desktop.gui.models.rooms_model import RoomItem
 from bucket_chat_desktop.keys.identity import Identity
 from bucket_chat_desktop.settings import Settings
+from bucket_chat_desktop.sync.client import RoomRef
 
 SIZE = 64
 BADGE = QRect(SIZE - 34, 0, 34, 34)  # where tray_icon draws the unread count
@@ -52,9 +52,10 @@ class Window:
     alerts: list[tuple[QWidget, int]]
 
     def add_room(self, room: str, name: str) -> str:
-        key = f"st0rage/{room}"
-        self.controller.rooms.add(RoomItem(key, name, "Team share"))
-        return key
+        ref = RoomRef("st0rage", room)
+        self.controller.list_room(ref)
+        self.controller.rooms.update(ref.key, name=name)
+        return ref.key
 
 
 @pytest.fixture
