@@ -2,6 +2,7 @@
 
 Run:  .venv/bin/python benchmarks/relations_bench.py [--events 100000] [--reactions 10000]
           [--edits 1000] [--replies 2000]
+(from a git worktree: ``PYTHONPATH=. `` first, or the venv's installed checkout is measured)
 
 Builds a room of N signed events by 20 senders (plain messages, then reactions, edits and
 replies spread over the messages), audits it on a ledger that keeps no bodies (the app's),
@@ -12,7 +13,9 @@ and measures on that audit's timeline, in this process's CPU time:
 2. the check an append of plain messages costs instead (``RoomState.relations`` keeps the
    old relations): median of 5, for 10 appended rows; and an append of one relation
    (``relations.extended``: the new rows read, a target named anew looked for from the
-   newest row back), beside a full build of the longer timeline;
+   newest row back), beside a full build of the longer timeline; and the arrival of a
+   row that a relation appended before it waited for (a member names an id in one
+   segment and writes it in the next: only what waited is decided again);
 3. the memory the relations hold (tracemalloc, the built object only), and the memory the
    slim ledger keeps for the relation events' contents (versus a room of plain messages).
 """
@@ -32,6 +35,7 @@ from nacl.signing import SigningKey
 
 from bucket_chat_desktop.protocol.audit import RoomLedger, prepare_segment
 from bucket_chat_desktop.protocol.event import MEMBER, MESSAGE, Event
+from bucket_chat_desktop.protocol.ids import make_event_id
 from bucket_chat_desktop.protocol.relations import EDIT, REACTION, build, extended
 from bucket_chat_desktop.protocol.segment import encode_segment, path_for
 from bucket_chat_desktop.protocol.signing import build_event
@@ -55,18 +59,24 @@ class Signers:
         self.step = step
 
     def emit(
-        self, who: int, kind: str, content: dict[str, Any], parent: str | None = None
+        self,
+        who: int,
+        kind: str,
+        content: dict[str, Any],
+        parent: str | None = None,
+        at: tuple[int, str] | None = None,
     ) -> Event:
-        """Person ``who`` (modulo the count) signs the next event of their chain."""
+        """Person ``who`` (modulo the count) signs the next event of their chain; ``at``:
+        its time and unique part, chosen beforehand (``reserve``), else the next step's."""
         sender, key = self.people[who % len(self.people)]
-        self.t += self.step
+        self.t = at[0] if at is not None else self.t + self.step
         ev = build_event(
             room_id=ROOM,
             sender_id=sender,
             event_type=kind,
             content=content,
             timestamp_ms=self.t,
-            unique=str(uuid.uuid4()),
+            unique=at[1] if at is not None else str(uuid.uuid4()),
             prev_event_hash=self.prev[sender],
             signing_key=key,
             parent_event_id=parent,
@@ -74,6 +84,12 @@ class Signers:
         self.prev[sender] = ev.hash
         self.chains[sender].append(ev)
         return ev
+
+    def reserve(self, ahead: int) -> tuple[tuple[int, str], str]:
+        """A time ``ahead`` steps on and a unique part, with the event id an event signed
+        there (``emit(..., at=...)``) will have: a relation can name it before it exists."""
+        at = (self.t + ahead * self.step, str(uuid.uuid4()))
+        return at, make_event_id(ROOM, *at)
 
     def segments(self) -> list[tuple[str, bytes]]:
         segments = []
@@ -204,48 +220,86 @@ def main() -> None:
         a for a in reversed(rows) if a.event.type == MESSAGE and not a.event.parent_event_id
     )
     oldest = next(a for a in rows if a.event.type == MESSAGE)
-    missing = f"{ROOM}::2025-09-14T12:00:45.000Z::{uuid.uuid4()}"
     del rows
     made = build(ROOM, timeline)
     signers.t += 10_000
-    for label, kind, content, parent in (
+    # Rows that something waits for, written after what names them (a member can do it
+    # once per pair of segments): times and ids chosen now, each signed when appended.
+    message_at, message_id = signers.reserve(20)
+    parent_at, parent_id = signers.reserve(40)
+    steps: list[tuple[str, int, str, dict[str, Any], str | None, tuple[int, str] | None]] = [
         (
             "a reaction to the newest message",
+            0,
             REACTION,
             {"relates_to": newest.event.event_id, "reaction": "👍"},
+            None,
             None,
         ),
         (
             "a reaction to the room's first message",
+            0,
             REACTION,
             {"relates_to": oldest.event.event_id, "reaction": "👍"},
+            None,
             None,
         ),
         (
             "a reply to the newest message",
+            0,
             MESSAGE,
             {"body": "late reply", "msgtype": "m.text"},
             newest.event.event_id,
+            None,
         ),
         (
             "an edit of the newest message",
+            0,
             EDIT,
             {
                 "replaces": newest.event.event_id,
                 "new_content": {"body": "late edit", "msgtype": "m.text"},
             },
             None,
+            None,
         ),
         (
             "a reaction to a message not read (waits)",
+            0,
             REACTION,
-            {"relates_to": missing, "reaction": "👍"},
+            {"relates_to": message_id, "reaction": "👍"},
+            None,
             None,
         ),
-    ):
-        ev = signers.emit(0, kind, content, parent=parent)
+        (
+            "the message it waited for (arrives)",
+            1,
+            MESSAGE,
+            {"body": "written late", "msgtype": "m.text"},
+            None,
+            message_at,
+        ),
+        (
+            "a reply to a message not read (waits)",
+            0,
+            MESSAGE,
+            {"body": "early reply", "msgtype": "m.text"},
+            parent_id,
+            None,
+        ),
+        (
+            "the message it waited for (arrives)",
+            2,
+            MESSAGE,
+            {"body": "written late", "msgtype": "m.text"},
+            None,
+            parent_at,
+        ),
+    ]
+    for label, who, kind, content, parent, at in steps:
+        ev = signers.emit(who, kind, content, parent=parent, at=at)
         added = ledger.add_prepared(
-            prepare_segment(path_for([ev], "user0"), encode_segment([ev]), ROOM)
+            prepare_segment(path_for([ev], f"user{who}"), encode_segment([ev]), ROOM)
         )
         assert ledger.try_append(added) is not None and ledger.result is not None
         longer = ledger.result.timeline

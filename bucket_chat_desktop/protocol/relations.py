@@ -30,9 +30,10 @@ import functools
 import itertools
 import unicodedata
 from array import array
-from bisect import bisect_right
+from bisect import bisect_right, insort
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from heapq import merge
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from .event import MAX_ID_CHARS, MEMBER, MESSAGE, Event
@@ -388,6 +389,13 @@ class _Read:
     # How many of the second pass's findings its relations made (its replies made the
     # rest): where ``extended`` puts those of new relations.
     split: int = 0
+    # The second pass's waiting relations and replies: the id each waits for -> their
+    # positions. When a row with such an id is appended, ``extended`` decides these again
+    # (and what they can change), not every relation of the room.
+    waits: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    # No event id among the related rows twice (a timeline shows each id once): where a
+    # decision goes in display order is found from its id.
+    distinct: bool = True
 
 
 class _Pass:
@@ -401,12 +409,15 @@ class _Pass:
         self.early: list[Finding] = list(read.early) if read else []
         self.hidden: array[int] = array("q", read.hidden) if read else array("q")
         self.wanted: set[str] = set(read.wanted) if read else set()
+        self.distinct = read.distinct if read else True
         self.rows: dict[int, Row] = {}
 
     def read(self, room_id: str, rows: Iterable[Row]) -> None:
         for r in rows:
             ev = r.event
             self.rows[r.position] = r
+            if ev.event_id in self.related:
+                self.distinct = False
             self.related[ev.event_id] = r.position
             if ev.type in HIDDEN_TYPES:
                 self.hidden.append(r.position)
@@ -441,6 +452,7 @@ class _Pass:
             wanted,
             outside,
             frozenset(wanted - self.related.keys() - outside.keys()),
+            distinct=self.distinct,
         )
 
 
@@ -522,7 +534,7 @@ def _extended(old: Relations, source: Source | Iterable[Any]) -> Relations:
             hidden=more.hidden,
             findings=(*more.early, *late),
             positions=positions,
-            read=replace(more.done(len(src), read.outside), split=read.split),
+            read=replace(more.done(len(src), read.outside), split=read.split, waits=read.waits),
         )
     wanted = more.wanted - more.related.keys() - read.outside.keys()
     found = {k: r for k, r in arrived.items() if k in wanted}
@@ -533,11 +545,11 @@ def _extended(old: Relations, source: Source | Iterable[Any]) -> Relations:
     outside = {**read.outside, **{k: r.position for k, r in found.items()}}
     done = more.done(len(src), outside)
     rows = _Rows(more.rows, src)
-    if not arrived and (read.relations or read.replies):
-        # Nothing the old rows waited for: every earlier decision stands (a row can only
-        # change one by being what it named), the new relations and replies are decided
-        # on top of them, and a redaction takes back only what its target was given.
-        return _added(old, done, rows, len(read.relations), len(read.replies))
+    if (read.relations or read.replies) and done.distinct:
+        # An earlier decision changes only when a row it named arrives (it waited for
+        # that row): those are decided again, the new relations and replies on top of
+        # them, and a redaction takes back only what its target was given.
+        return _added(old, done, rows, len(read.relations), len(read.replies), arrived)
     return _decide(room_id, done, rows)
 
 
@@ -573,22 +585,50 @@ class _Known(Mapping[str, _Target]):
 
 
 def _added(
-    old: Relations, read: _Read, rows: _Rows, had_relations: int, had_replies: int
+    old: Relations,
+    read: _Read,
+    rows: _Rows,
+    had_relations: int,
+    had_replies: int,
+    arrived: Collection[str] = (),
 ) -> Relations:
     """``old`` with the relations and replies ``read`` holds past the first
     ``had_relations`` / ``had_replies`` decided as ``_decide`` decides them (in display
     order, after every earlier one), without deciding the others again. The aggregates
     they change are changed as drafts (``_Draft``) and made once at the end: an append of
-    k relations to one target costs O(k + its size), not O(k x its size)."""
+    k relations to one target costs O(k + its size), not O(k x its size).
+
+    ``arrived``: appended rows with an id that something waited for. They change only the
+    decisions that waited for them (``_Read.waits``): every id a decision looks up is one
+    a relation or reply names, and each such id was either known before (and is the same
+    row now) or waited for. Those relations and replies are decided again first, in
+    display order, each put where a full build puts it (an edit among its message's
+    edits, a finding among the findings, a reply in its thread), and with them the
+    replies of a thread a waiting reply headed (their way up to a root stopped there, at
+    a parent unknown; it goes on now). A waiting relation's target is the row that
+    arrived, so what it adds to starts empty; a waiting edit of an edit can add to an
+    older message. Cost: O(what waited + the threads and edits it joins), not O(room)."""
     old_read = old.read
     assert old_read is not None
     known = _Known(read, rows)
+    related = read.related
     late = old.findings[len(old_read.early) :]
     by_relations, by_replies = list(late[: old_read.split]), list(late[old_read.split :])
     aggregates = dict(old.aggregates)
     drafts: dict[str, _Draft] = {}
     edit_of: dict[str, str] | None = None  # copied when it changes
-    waiting, waiting_for = old.waiting, set(old.waiting_for)
+    waits: dict[str, tuple[int, ...]] | None = None  # copied when it changes
+    woken: list[int] = []  # positions of what waited for a row that arrived
+    if arrived:
+        waits = dict(old_read.waits)
+        for event_id in arrived:
+            woken.extend(waits.pop(event_id, ()))
+        woken.sort()
+    waiting = old.waiting - len(woken)
+    new_waits: dict[str, list[int]] = {}
+
+    def wait(event_id: str, position: int) -> None:
+        new_waits.setdefault(event_id, []).append(position)
 
     def draft(event_id: str) -> _Draft:
         got = drafts.get(event_id)
@@ -603,20 +643,24 @@ def _added(
         agg = aggregates.get(event_id)
         return agg is not None and agg.redacted is not None
 
-    for r in map(rows, read.relations[had_relations:]):
+    def edit_position(e: Edit) -> int:
+        return related[e.event_id]
+
+    def decide(p: int, r: Row, out: list[Finding]) -> None:
+        """The relation ``r`` at position ``p``, after every one decided so far."""
+        nonlocal edit_of
         ev = r.event
         target_id = target_of(ev)
         assert target_id is not None
         found = known.get(target_id)
         if found is None:
-            waiting += 1
-            waiting_for.add(target_id)
+            wait(target_id, p)
         elif ev.type == REDACTION:
             if (refused := _refused_redaction(r, found)) is not None:
-                by_relations.append(refused)
-                continue
+                out.append(refused)
+                return
             if redacted(target_id):
-                continue  # the first applies; later ones change nothing
+                return  # the first applies; later ones change nothing
             # What it takes back: the target's edits and reactions (its thread stays), an
             # applied edit from its message, a counted reaction from its chip.
             edit_of = dict(old.edit_of) if edit_of is None else edit_of
@@ -636,36 +680,79 @@ def _added(
                 reacted, key = target_of(reaction), reaction_key(reaction.content.get("reaction"))
                 if reacted is not None and key is not None and not redacted(reacted):
                     draft(reacted).chip_set().remove(key, reaction.sender_id, target_id, read, rows)
-        elif redacted(ev.event_id):
-            continue  # redacted by a redaction before it in this append (rows of one batch)
         elif ev.type == EDIT:
             verdict = _judge_edit(old.room_id, r, target_id, known)
             if isinstance(verdict, Finding):
-                by_relations.append(verdict)
+                out.append(verdict)
             elif verdict.waits:
-                waiting += 1
-                waiting_for.add(verdict.original)
-            elif not redacted(verdict.original):
-                # Applied last (display order); no earlier redaction names this edit (it
-                # would have waited for it: ``arrived``), or one in this append (above).
+                wait(verdict.original, p)
+            elif not redacted(verdict.original) and not redacted(ev.event_id):
+                # Applied: a redaction of it was decided already (an earlier row's, or
+                # one before it in this append), or takes it back when decided
+                # (``gone``). Its place among the message's edits: the last, or (one
+                # that waited) between them.
                 body, msgtype = edit_content(ev)  # type: ignore[misc]
                 edit = Edit(ev.event_id, ev.timestamp_ms, r.state, body, msgtype)
-                draft(verdict.original).edit_list().append(edit)
+                insort(draft(verdict.original).edit_list(), edit, key=edit_position)
                 edit_of = dict(old.edit_of) if edit_of is None else edit_of
                 edit_of[ev.event_id] = verdict.original
         elif (refused := _refused_reaction(r, found)) is not None:
-            by_relations.append(refused)
-        elif not redacted(target_id):
+            out.append(refused)
+        elif not redacted(target_id) and not redacted(ev.event_id):
+            # Counted. The last among its target's reactions: one that waited is decided before
+            # the appended ones, and every reaction to the row that arrived waited.
             key = reaction_key(ev.content.get("reaction"))
             assert key is not None
             draft(target_id).chip_set().add(key, r)
+
+    woken_rows = [(p, rows(p)) for p in woken]
+    found_again: list[Finding] = []
+    for p, r in woken_rows:
+        if r.event.type in HIDDEN_TYPES:
+            decide(p, r, found_again)
+    by_relations = _in_order(by_relations, found_again, related)
+    for p in read.relations[had_relations:]:
+        decide(p, rows(p), by_relations)
+
     thread_root = dict(old.thread_root)
-    for r in map(rows, read.replies[had_replies:]):
+    again = [(p, r) for p, r in woken_rows if r.event.type not in HIDDEN_TYPES]
+    if again:
+        for reply in [r.event.event_id for _, r in again]:
+            agg = aggregates.get(reply)  # its thread: replies whose root it was
+            if agg is not None:
+                again += [(related[m], rows(related[m])) for m in agg.thread]
+        again.sort(key=lambda pr: pr[0])
+        found_again = []
+        moved: set[str] = set()
+        left: set[str] = set()  # roots that lose replies
+        regrouped: dict[str, list[str]] = {}  # root -> replies it gains, display order
+        for p, r in again:
+            reply = r.event.event_id
+            was = thread_root.pop(reply, None)
+            if was is not None:
+                moved.add(reply)
+                left.add(was)
+            up = r.event.parent_event_id
+            assert up is not None
+            if up not in known:
+                wait(up, p)
+            elif (refused := _refused_reply(r, known[up])) is not None:
+                found_again.append(refused)
+            else:
+                root = _root(up, known, reply)
+                thread_root[reply] = root
+                regrouped.setdefault(root, []).append(reply)
+        for root in sorted(left | regrouped.keys()):
+            thread = draft(root).thread_list()
+            kept = [m for m in thread if m not in moved] if moved else thread
+            thread[:] = merge(kept, regrouped.get(root, ()), key=related.__getitem__)
+        by_replies = _in_order(by_replies, found_again, related)
+    for p in read.replies[had_replies:]:
+        r = rows(p)
         up = r.event.parent_event_id
         assert up is not None
         if up not in known:
-            waiting += 1
-            waiting_for.add(up)
+            wait(up, p)
         elif (refused := _refused_reply(r, known[up])) is not None:
             by_replies.append(refused)
         else:
@@ -678,6 +765,11 @@ def _added(
             aggregates[event_id] = agg
         else:  # ``_decide`` makes no aggregate for an event nothing applies to
             aggregates.pop(event_id, None)
+    if new_waits:
+        waits = dict(old_read.waits) if waits is None else waits
+        for event_id, positions in new_waits.items():
+            waits[event_id] = (*waits.get(event_id, ()), *positions)
+            waiting += len(positions)
     return Relations(
         old.room_id,
         aggregates,
@@ -689,10 +781,25 @@ def _added(
             **old.positions,
             **dict(_new_rows(old_read, read)),
         },
-        frozenset(waiting_for),
+        old.waiting_for if waits is None else frozenset(waits),
         old.edit_of if edit_of is None else edit_of,
-        replace(read, split=len(by_relations)),
+        replace(read, split=len(by_relations), waits=old_read.waits if waits is None else waits),
     )
+
+
+def _in_order(
+    findings: list[Finding], more: list[Finding], related: Mapping[str, int]
+) -> list[Finding]:
+    """``findings`` and ``more``, each in the display order of the related rows they are
+    about, as one list in that order (what a full build's second pass makes)."""
+    if not more:
+        return findings
+
+    def position(f: Finding) -> int:
+        assert f.event_id is not None
+        return related[f.event_id]
+
+    return list(merge(findings, more, key=position))
 
 
 class _Draft:
@@ -869,19 +976,17 @@ def _decide(room_id: str, read: _Read, rows: _Rows) -> Relations:
     relations, replies = list(map(rows, read.relations)), list(map(rows, read.replies))
     known = _Known(read, rows)
 
-    waiting = 0
-    waiting_for: set[str] = set()
+    waits: dict[str, list[int]] = {}  # what waits for what (``_Read.waits``)
     redactions: dict[str, Redacted] = {}
     edits: list[tuple[str, Row]] = []
     reactions: list[tuple[str, Row]] = []
-    for r in relations:
+    for p, r in zip(read.relations, relations, strict=True):
         ev = r.event
         target_id = target_of(ev)
         assert target_id is not None
         found = known.get(target_id)
         if found is None:
-            waiting += 1
-            waiting_for.add(target_id)
+            waits.setdefault(target_id, []).append(p)
             continue
         if ev.type == REACTION:
             refused = _refused_reaction(r, found)
@@ -894,9 +999,8 @@ def _decide(room_id: str, read: _Read, rows: _Rows) -> Relations:
             verdict = _judge_edit(room_id, r, target_id, known)
             if isinstance(verdict, Finding):
                 findings.append(verdict)
-            elif verdict.waits:
-                waiting += 1  # the edited edit is here, its original not yet
-                waiting_for.add(verdict.original)
+            elif verdict.waits:  # the edited edit is here, its original not yet
+                waits.setdefault(verdict.original, []).append(p)
             else:
                 edits.append((verdict.original, r))
             continue
@@ -951,12 +1055,11 @@ def _decide(room_id: str, read: _Read, rows: _Rows) -> Relations:
     split = len(findings) - len(read.early)
     thread_root: dict[str, str] = {}
     threads: dict[str, list[str]] = {}
-    for r in replies:
+    for p, r in zip(read.replies, replies, strict=True):
         up = r.event.parent_event_id
         assert up is not None
         if up not in known:
-            waiting += 1
-            waiting_for.add(up)
+            waits.setdefault(up, []).append(p)
             continue
         refused = _refused_reply(r, known[up])
         if refused is not None:
@@ -974,11 +1077,11 @@ def _decide(room_id: str, read: _Read, rows: _Rows) -> Relations:
         hidden,
         thread_root,
         tuple(findings),
-        waiting,
+        sum(map(len, waits.values())),
         {**read.related, **read.outside},
-        frozenset(waiting_for),
+        frozenset(waits),
         {e.event_id: target for target, a in aggregates.items() for e in a.get("edits", ())},
-        replace(read, split=split),
+        replace(read, split=split, waits={k: tuple(v) for k, v in waits.items()}),
     )
 
 
