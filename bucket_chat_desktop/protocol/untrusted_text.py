@@ -116,6 +116,9 @@ def display_name_safe(name: object, limit: int = NAME_LIMIT) -> str:
     """
     if not isinstance(name, str):
         return ""
+    if name.isascii() and name.isprintable():  # nothing to drop; the space the only blank
+        text = " ".join(name.split())
+        return text if len(text) <= limit else text[: max(1, limit - 1)].rstrip() + "…"
     out: list[str] = []
     marks = 0
     space = False
@@ -231,6 +234,7 @@ _MIXES_OK = (
 _SCRIPT_ALIASES = {"FULLWIDTH": "LATIN", "HALFWIDTH": "KATAKANA", "IDEOGRAPHIC": "CJK"}
 
 
+@lru_cache(maxsize=8192)  # an id is read letter by letter, and a room uses few letters
 def _script(ch: str) -> str | None:
     """The script of a letter, from its Unicode name (``CYRILLIC SMALL LETTER A`` →
     CYRILLIC); None for digits, punctuation and symbols."""
@@ -245,18 +249,40 @@ def _script(ch: str) -> str | None:
     return _SCRIPT_ALIASES.get(word, word)
 
 
+# What ``skeleton`` drops of ASCII besides the space (Zs): the controls (invisible).
+_ASCII_CONTROLS = dict.fromkeys((*range(0x20), 0x7F))
+
+
 @lru_cache(maxsize=4096)
 def skeleton(text: str) -> str:
     """What an id looks like: compatibility forms folded (NFKC), invisible characters
     dropped, look-alike letters and digits mapped to one letter, case folded. Two ids
-    with the same skeleton can be taken for each other."""
-    folded = unicodedata.normalize("NFKC", text)
-    kept = "".join(_LOOKALIKES.get(ch, ch) for ch in folded if not _hidden(ch))
-    kept = "".join(ch for ch in kept if unicodedata.category(ch) != "Zs")
-    kept = kept.casefold()
+    with the same skeleton can be taken for each other.
+
+    Letter by letter after NFKC (case folding reads no context), each letter's part
+    made once (``_skeleton_part``); ASCII (NFKC leaves it as it is, no look-alike
+    maps it) only drops its controls and spaces and lower-cases. The same as folding,
+    mapping, dropping and case folding the whole text in turn
+    (``tests/unit/protocol/test_untrusted_text.py``), at a fraction of the cost: the
+    state thread asks once for every sender id of a room, 50,000 from one member who
+    wants to be many."""
+    if text.isascii():
+        kept = text if text.isprintable() else text.translate(_ASCII_CONTROLS)
+        kept = kept.replace(" ", "").lower()
+    else:
+        kept = "".join(map(_skeleton_part, unicodedata.normalize("NFKC", text)))
     for old, new in _FOLDED_PAIRS:
         kept = kept.replace(old, new)
     return kept
+
+
+@lru_cache(maxsize=8192)
+def _skeleton_part(ch: str) -> str:
+    """One letter of an NFKC-folded text as ``skeleton`` keeps it."""
+    if _hidden(ch):
+        return ""
+    mapped = _LOOKALIKES.get(ch, ch)
+    return "" if unicodedata.category(mapped) == "Zs" else mapped.casefold()
 
 
 def _labels(text: str) -> list[str]:
@@ -287,20 +313,55 @@ def _describe(chars: Iterable[str], limit: int = 2) -> str:
     return shown + (f" and {more} more" if more > 0 else "")
 
 
+# What ``id_warning`` asks of one character, as bits (``_facts``).
+_HIDES = 1  # invisible, a control, or a variation selector
+_BLANK = 2  # a space (Zs)
+_FORM = 4  # NFKC changes it (a compatibility form)
+_INVISIBLE = 8  # ``_hidden``
+_FOREIGN = 16  # punctuation or a symbol outside ASCII
+
+
+@lru_cache(maxsize=8192)  # ids are read letter by letter, and a room uses few letters
+def _facts(ch: str) -> int:
+    invisible = _hidden(ch)
+    hides = invisible or ch in _VARIATION_SELECTORS
+    cat = unicodedata.category(ch)
+    return (
+        (_HIDES if hides else 0)
+        | (_BLANK if cat == "Zs" else 0)
+        | (_FORM if unicodedata.normalize("NFKC", ch) != ch else 0)
+        | (_INVISIBLE if invisible else 0)
+        | (_FOREIGN if not ch.isascii() and cat[0] in "PS" else 0)
+    )
+
+
 @lru_cache(maxsize=4096)
 def id_warning(sender_id: str) -> str | None:
     """Why ``sender_id`` may be taken for another id, in one sentence; None when it is
-    plain. Looks at the id alone; ``RoomIds`` adds the comparison with the room's ids."""
+    plain. Looks at the id alone; ``RoomIds`` adds the comparison with the room's ids.
+
+    Printable ASCII without a space is plain without looking further: nothing below
+    finds anything in it (one script, no look-alike, no mark, nothing NFKC changes).
+    What is asked of each character is asked once (``_facts``, ``_script``): the
+    state thread asks about every sender id of a room, 50,000 from one member who
+    wants to be many (``tests/unit/protocol/test_untrusted_text.py`` holds the plain
+    form this equals)."""
+    if sender_id.isascii() and sender_id.isprintable() and " " not in sender_id:
+        return None
     reasons: list[str] = []
-    hidden = [ch for ch in sender_id if _hidden(ch) or ch in _VARIATION_SELECTORS]
-    bidi = [ch for ch in hidden if ch in _BIDI_CONTROLS]
-    if bidi:
-        reasons.append(f"it holds text-direction controls ({_describe(bidi)})")
-    other = [ch for ch in hidden if ch not in _BIDI_CONTROLS]
-    if other:
-        reasons.append(f"it holds invisible or control characters ({_describe(other)})")
-    spaces = [ch for ch in sender_id if unicodedata.category(ch) == "Zs"]
-    if spaces:
+    facts = list(map(_facts, sender_id))
+    every = 0
+    for f in facts:
+        every |= f
+    if every & _HIDES:
+        hidden = [ch for ch, f in zip(sender_id, facts, strict=True) if f & _HIDES]
+        bidi = [ch for ch in hidden if ch in _BIDI_CONTROLS]
+        if bidi:
+            reasons.append(f"it holds text-direction controls ({_describe(bidi)})")
+        other = [ch for ch in hidden if ch not in _BIDI_CONTROLS]
+        if other:
+            reasons.append(f"it holds invisible or control characters ({_describe(other)})")
+    if every & _BLANK:
         reasons.append("it holds spaces")
     folded = unicodedata.normalize("NFKC", sender_id)
     # Marks NFC cannot fold into a letter (an overlay stroke, a dot on a dot) draw on
@@ -310,12 +371,14 @@ def id_warning(sender_id: str) -> str | None:
         reasons.append(f"it holds combining marks ({_describe(marks)})")
     # Punctuation from other scripts passes for the separators of an id (U+06D4 ARABIC
     # FULL STOP for "."); ids are ASCII-punctuated in practice.
-    foreign = [ch for ch in folded if not ch.isascii() and unicodedata.category(ch)[0] in "PS"]
+    foreign = [ch for ch in folded if _facts(ch) & _FOREIGN]
     if foreign:
         reasons.append(f"it holds punctuation or symbols from outside ASCII ({_describe(foreign)})")
-    changed = [ch for ch in sender_id if unicodedata.normalize("NFKC", ch) != ch]
-    if changed and not all(_hidden(ch) for ch in changed):
-        reasons.append(f"it uses look-alike forms ({_describe(changed)})")
+    if every & _FORM:
+        changed = [f for f in facts if f & _FORM]
+        if not all(f & _INVISIBLE for f in changed):
+            shown = [ch for ch, f in zip(sender_id, facts, strict=True) if f & _FORM]
+            reasons.append(f"it uses look-alike forms ({_describe(shown)})")
     for label in _labels(folded):
         scripts = {s for s in map(_script, label) if s is not None}
         lookalikes = [ch for ch in label if ch in _LOOKALIKES and not ch.isascii()]
