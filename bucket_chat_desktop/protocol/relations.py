@@ -915,10 +915,14 @@ class _Chips:
 
 
 def _new_rows(old: _Read, new: _Read) -> Iterator[tuple[str, int]]:
-    """The related rows and looked-up targets ``new`` holds and ``old`` does not."""
-    for k, p in itertools.chain(new.related.items(), new.outside.items()):
-        if p >= old.length or (k in new.outside and k not in old.outside):
-            yield k, p
+    """The related rows and looked-up targets ``new`` holds and ``old`` does not: the
+    last entries of each map (``extended`` adds to copies of ``old``'s, and reads in
+    full a room where an appended id was read before), not a walk over all of them
+    (that walk was half of an append's cost at 15,000 reactions)."""
+    return itertools.chain(
+        itertools.islice(reversed(new.related.items()), len(new.related) - len(old.related)),
+        itertools.islice(reversed(new.outside.items()), len(new.outside) - len(old.outside)),
+    )
 
 
 def _refused_reaction(r: Row, target: _Target) -> Finding | None:
