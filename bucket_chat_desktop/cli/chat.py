@@ -8,6 +8,7 @@ Incoming events are printed above the line being typed (readline keeps what was 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import threading
 from collections.abc import Iterable
@@ -17,7 +18,7 @@ from ..protocol.audit import Assessed, AuditResult
 from ..protocol.event import MESSAGE, has_lone_surrogate
 from ..protocol.relations import TYPING, Relations
 from ..protocol.untrusted_text import RoomIds, display_name_safe, terminal_safe
-from ..storage.base import Storage
+from ..storage.base import Storage, StorageError
 from ..sync.client import ChatClient
 from ..sync.events import (
     ChangeFeedStatus,
@@ -27,6 +28,7 @@ from ..sync.events import (
     RoomLoaded,
     StorageStatus,
 )
+from ..sync.watched import NoAnswerError, interactive_deadline
 from . import format as fmt
 
 PROMPT = "> "
@@ -113,8 +115,28 @@ async def run_chat(storage: Storage, room_id: str, identity: Any, displayname: s
         storage, identity=signer, displayname=displayname, start=True, listener=listener
     ) as client:
         ref = client.room(room_id)
-        await client.open_room(ref, wait=True)
-        room = await client.room_view(ref)  # a frozen view, never the engine's state
+        stale = ""
+        reading: asyncio.Task[None] | None = None
+        try:
+            await client.within(
+                ref.storage_id, client.open_room(ref, wait=True), interactive_deadline()
+            )
+            room = await client.room_view(ref)  # a frozen view, never the engine's state
+        except NoAnswerError as exc:
+            # A frozen service: chat on with what this device verified before; what is
+            # typed is queued, and the room goes on being read in the background (new
+            # messages print once the storage answers).
+            room = await client.cached_room(ref)
+            if room is None:
+                raise StorageError(
+                    f"{exc}; this device has no copy of room {room_id!r} to show"
+                ) from exc
+            stale = (
+                f"! the storage does not answer ({terminal_safe(str(exc))}): this is what "
+                "this device verified before; what you send is queued until it answers"
+            )
+            # Its metadata read waits for the storage too: not awaited here.
+            reading = asyncio.create_task(client.open_room(ref, wait=False))
         assert room is not None
         name = display_name_safe(room.metadata.name, fmt.TITLE_LIMIT) if room.metadata else ""
         title = terminal_safe(name or room_id)
@@ -126,6 +148,8 @@ async def run_chat(storage: Storage, room_id: str, identity: Any, displayname: s
             screen.shown.update(a.event.event_id for a in result.timeline)
             screen.findings(result)
             screen.relation_findings(room.relations)
+        if stale:
+            screen.say(stale)
         screen.ready = True
         await client.flush(ref.storage_id, timeout=0)
 
@@ -157,7 +181,17 @@ async def run_chat(storage: Storage, room_id: str, identity: Any, displayname: s
                 print("Not sent: the line holds bytes that are not valid UTF-8 text.")
                 continue
             await client.send(ref, [(MESSAGE, {"body": text, "msgtype": "m.text"})])
-        if not await client.flush(ref.storage_id, timeout=10):
+        if reading is not None:  # leaving: the room's read in the background is not needed
+            reading.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StorageError):
+                await reading
+        try:
+            delivered = await client.within(
+                ref.storage_id, client.flush(ref.storage_id, timeout=10)
+            )
+        except NoAnswerError:
+            delivered = False
+        if not delivered:
             print("! some messages are still queued; they go out with the next session")
     if interactive:
         print()

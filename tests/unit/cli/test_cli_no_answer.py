@@ -5,6 +5,7 @@ the interactive deadline, or answers from this device's index, and never hangs."
 from __future__ import annotations
 
 import asyncio
+import io
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -87,6 +88,29 @@ def test_accept_device_and_chat_give_up_within_the_deadline(cli: Cli) -> None:
     r = cli("chat", "--room-id", ROOM, "--user-id", ALICE, hung=True)
     no_answer_in_time(r)
     assert "Created room" not in r.out  # nothing was created on a guess
+
+
+@pytest.mark.timeout(30)
+def test_chat_in_a_room_read_before_starts_from_this_devices_copy(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A frozen service does not keep a known room's chat from starting: what this device
+    verified is shown within the deadline, with a note, and what is typed is queued."""
+    assert cli("setup-keys", "--user-id", ALICE).code == 0
+    r = cli("create-room", "--room-id", ROOM, "--name", "Quiet", "--user-id", ALICE)
+    assert r.code == 0, r
+    assert cli("send", "--room-id", ROOM, "--user-id", ALICE, "said before").code == 0
+    assert cli("history", "--room-id", ROOM).code == 0  # read once: the index knows it
+    monkeypatch.setattr("sys.stdin", io.StringIO("typed while frozen\n"))
+    r = cli("chat", "--room-id", ROOM, "--user-id", ALICE, hung=True)
+    assert r.code == 0, r
+    assert "said before" in r.out, r
+    assert "the storage does not answer (no answer from" in r.out, r
+    assert "queued until it answers" in r.out, r
+    assert r.took < DEADLINE + 12, r.took  # type: ignore[attr-defined]  # + the 10 s flush
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    r = cli("history", "--room-id", ROOM)  # answering again: the queued line went out
+    assert r.code == 0 and "typed while frozen" in r.out, r
 
 
 @pytest.mark.timeout(30)
