@@ -401,7 +401,7 @@ async def cmd_rooms(args: argparse.Namespace) -> int:
     index knows, with a note saying so. A storage that refuses is an error (exit 2)."""
     storage = _storage(args)
     async with ChatClient.session(storage, outbox=False) as client:
-        found = await client.storage_rooms(client.session_storage, limit=None)
+        found = await client.storage_rooms(client.session_storage, limit=None, activity=False)
     if found.from_cache and not found.no_answer:
         raise StorageError(f"cannot list the rooms: {found.error}")
     if found.from_cache:

@@ -195,11 +195,12 @@ class AttachedStorages:
         return await room_exists(engine.storage, ref.room_id)
 
     async def storage_rooms(
-        self, storage_id: str, *, limit: int | None = MAX_SUMMARISED
+        self, storage_id: str, *, limit: int | None = MAX_SUMMARISED, activity: bool = True
     ) -> StorageRooms:
         """The rooms a storage holds, with their names and last activity (the first
         ``limit``; None: all), for a person choosing one to join and for ``bucket-chat
-        rooms``. Never raises for the storage: when it does not answer within the
+        rooms`` (which shows no activity: ``activity=False`` reads one object a room
+        instead of three requests). Never raises for the storage: when it does not answer within the
         interactive deadline (``watched.py``) or fails, the rooms this device's index
         knows come back instead, with a note saying why (``from_cache``)."""
         attached = self._storages.get(storage_id)
@@ -209,7 +210,9 @@ class AttachedStorages:
         now_ms = int(time.time() * 1000)
         try:
             return await answer_within(
-                storage, list_storage_rooms(storage, now_ms, limit), what=attached.settings.name
+                storage,
+                list_storage_rooms(storage, now_ms, limit, activity=activity),
+                what=attached.settings.name,
             )
         except StorageError as exc:
             log.warning("could not list the rooms of %s: %s", attached.settings.name, exc)

@@ -161,28 +161,32 @@ async def last_activity(storage: Storage, room_id: str, now_ms: int) -> int | No
     return None
 
 
-async def summarise_room(storage: Storage, room_id: str, now_ms: int) -> RoomSummary:
-    """A room's name and last activity; a metadata object that cannot be read or parsed
-    leaves the name out (with a problem), never the room. Storage errors propagate."""
+async def summarise_room(
+    storage: Storage, room_id: str, now_ms: int, *, activity: bool = True
+) -> RoomSummary:
+    """A room's name and (with ``activity``: two listings more) last activity; a metadata
+    object that cannot be read or parsed leaves the name out (with a problem), never the
+    room. Storage errors propagate."""
     metadata, findings = await read_metadata(storage, room_id)
     problems = [f.message for f in findings if f.kind is not Kind.METADATA_MISSING]
-    activity = await last_activity(storage, room_id, now_ms)
+    last = await last_activity(storage, room_id, now_ms) if activity else None
     name = metadata.name if metadata is not None else None
-    return RoomSummary(room_id, name, activity, "; ".join(problems)[:300], metadata)
+    return RoomSummary(room_id, name, last, "; ".join(problems)[:300], metadata)
 
 
 async def storage_rooms(
-    storage: Storage, now_ms: int, limit: int | None = MAX_SUMMARISED
+    storage: Storage, now_ms: int, limit: int | None = MAX_SUMMARISED, *, activity: bool = True
 ) -> StorageRooms:
     """Every room of a storage (``list_rooms``), the first ``limit`` (None: all) with
-    their name and last activity, read a few at a time. Storage errors propagate."""
+    their name and (``activity``) last activity, read a few at a time. Storage errors
+    propagate."""
     found = await list_rooms(storage)
     chosen = found if limit is None else found[:limit]
     gate = asyncio.Semaphore(_PARALLEL)
 
     async def one(room_id: str) -> RoomSummary:
         async with gate:
-            return await summarise_room(storage, room_id, now_ms)
+            return await summarise_room(storage, room_id, now_ms, activity=activity)
 
     rooms = await asyncio.gather(*(one(r) for r in chosen))
     return StorageRooms(tuple(rooms), more=len(found) - len(chosen))
