@@ -181,8 +181,10 @@ async def export_room(
 ) -> ExportSummary:
     """Write ``snapshot``'s room to ``path`` as ``fmt`` (``html`` or ``jsonl``).
 
-    ``read_page(start, stop)``: rows of ``snapshot.result`` with their bodies (None when
-    that audit was replaced: the export stops with an ``ExportError``); ``read_blob``:
+    ``read_page(start, stop)``: rows of ``snapshot.result`` with their bodies, pinned
+    (``timeline_page(pinned=True)``: a room read again meanwhile keeps them); None when
+    the room can no longer be read (its storage removed, the room left): the export stops
+    with an ``ExportError``, the file not written; ``read_blob``:
     an attachment's verified bytes (HTML only; None copies nothing). ``progress(done,
     total)`` after each page. Raises ``ExportExistsError`` when the output exists and
     not ``force``, ``ExportError`` for anything else the user must know."""
@@ -295,8 +297,8 @@ async def _page(read_page: PageReader, start: int, stop: int) -> Sequence[ShownE
     rows = await read_page(start, stop)
     if rows is None:
         raise ExportError(
-            "the room was read again while it was being exported (its audit changed); "
-            "export it again"
+            "the room can no longer be read here: its storage was removed or the room "
+            "left while it was being exported; nothing was written"
         )
     if len(rows) != stop - start:
         raise ExportError(f"the room's rows {start}…{stop} could not be read")

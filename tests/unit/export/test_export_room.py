@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from nacl.signing import SigningKey
 
-from bucket_chat_desktop.export import ExportExistsError
+from bucket_chat_desktop.export import ExportError, ExportExistsError
 from bucket_chat_desktop.export.body import body_html
 from bucket_chat_desktop.export.runner import ExportSummary, export_room, files_dir_for
 from bucket_chat_desktop.export.snapshot import snapshot_of
@@ -376,6 +376,42 @@ def test_a_cancelled_export_leaves_nothing(
     asyncio.run(scenario())
     assert seen and not path.exists()
     assert not files_dir_for(path).exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_storage_removed_mid_export_says_so_and_leaves_nothing(
+    room: tuple[Path, dict[str, Event]], tmp_path: Path
+) -> None:
+    """The export reads pinned pages: a room read again no longer stops it, so what does
+    is the storage removed (or the room left) meanwhile. It used to say "the room was
+    read again ... (its audit changed)": the wrong cause, and no way to avoid it."""
+    store, _ = room
+    path = tmp_path / "gone.jsonl"
+
+    async def scenario() -> None:
+        storage = LocalStorage(store)
+        config = SyncConfig(keep_bodies=False)
+        async with engine_session(
+            storage, outbox=False, config=config, data_dir=tmp_path / "data"
+        ) as engine:
+            await engine.open_room(ROOM, background=False, focus=False)
+            view = await engine.room_view(ROOM)
+            assert view is not None and view.result is not None
+            result = view.result
+
+            async def page(start: int, stop: int) -> Any:
+                if start:
+                    await engine.close()  # the storage removed after the first page
+                return await engine.timeline_page(ROOM, result, start, stop, pinned=True)
+
+            snap = snapshot_of(view, storage.describe())
+            with pytest.raises(ExportError) as failed:
+                await export_room(snap, page, None, fmt="jsonl", path=path, page_rows=4)
+            assert "read again" not in str(failed.value)
+            assert "no longer be read" in str(failed.value)
+
+    asyncio.run(scenario())
+    assert not path.exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
