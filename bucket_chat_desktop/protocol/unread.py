@@ -105,8 +105,9 @@ def count_unread(
     ``FUTURE_SLACK_MS`` past ``now_ms`` (this device's clock: see the module's
     docstring); the count stops at ``cap`` (``capped`` says so).
 
-    With the marker's row among them, every news row after it counts, the first one is
-    where the "New messages" line goes. Without it, rows are walked from the newest back
+    With the marker's row among them (and not placed past the clock since), every news
+    row after it counts, the first one is where the "New messages" line goes. Without
+    it, rows are walked from the newest back
     and those ordered after the marker's (timestamp, id) count; the walk stops after
     ``OLDER_RUN`` rows in a row older than the marker (display order follows timestamps,
     save a chained row placed after a back-dated predecessor). Costs a scan of the ids
@@ -114,6 +115,11 @@ def count_unread(
     at = _position(rows, marker.event_id)
     count, first = 0, ""
     cut = _placed_by(rows, now_ms + FUTURE_SLACK_MS)  # the rows from here on: not yet
+    if at is not None and at >= cut:
+        # The marker's row is placed in the future now (a predecessor dated ahead arrived
+        # since it was marked): what came meanwhile sorts before it, so it counts by the
+        # date the row had when it was seen, as a marker not found does.
+        at = None
     if at is not None:
         for i in range(at + 1, cut):
             ev = rows[i].event

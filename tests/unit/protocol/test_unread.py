@@ -266,3 +266,25 @@ def test_where_rows_are_placed_agrees_with_display_order_in_every_ledger() -> No
             for latest in sorted({*dates, T0 - 1, T0 + 15, far - 1, far + 10}):
                 walked = next((i for i, d in enumerate(dates) if d > latest), len(dates))
                 assert rows.placed_by(latest) == walked, (keep, latest)
+
+
+def test_a_marker_a_late_predecessor_moves_into_the_future_still_counts_what_came() -> None:
+    """Red team: Mallory signs a row dated 2100 and keeps it back, then a row chained after
+    it dated now. Readers see the second one placed at its own date (its predecessor is
+    missing) and it becomes their marker. She then uploads the 2100 row: the marker is now
+    placed in 2100, after every message written since, which all sorted before it."""
+    a, b, mallory = alice(), bob(), Device("mallory@example.com", 9)
+    join = mallory.join(T0 + 5)
+    withheld = mallory.say(4_102_444_800_000, "from the year 2100")
+    marked = mallory.say(T0 + 20, "the newest row, for now")
+    hers = [a.join(T0), a.say(T0 + 1, "hi")]
+    before, _ = _room(hers, [b.join(T0 + 2), b.say(T0 + 10, "seen")], [join], [marked])
+    marker = marker_for(before.timeline, NOW)
+    assert marker == _marker(marked)
+    later = [b.say(NOW + 60_000 + i, f"while you were away {i}") for i in range(2)]
+    bobs = [b.join(T0 + 2), b.say(T0 + 10, "seen"), *later]
+    after, rel = _room(hers, bobs, [join], [marked], [withheld])
+    rows = after.timeline
+    assert rows[len(rows) - 1].event.event_id == marked.event_id  # placed after 2100 now
+    count = count_unread(rows, marker, a.public, rel, NOW + 120_000)
+    assert count == UnreadCount(2, later[0].event_id, found=False)  # by (timestamp, id)
