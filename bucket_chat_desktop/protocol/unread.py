@@ -20,7 +20,8 @@ Were one of them the marker, the messages that arrive later would sort before it
 never count. So the marker is the newest row not *placed* past the reading device's clock
 (with ``FUTURE_SLACK_MS`` for clocks that run a little ahead: ``marker_for``), and the
 count after a restart passes over the rows placed past the counting device's clock the
-same way (such a row, seen or not, would otherwise count again at every start). Those
+same way (such a row, seen or not, would otherwise count again at every start), as does
+the live count (the GUI controller: what arrives placed there is shown, not news yet). Those
 rows are the newest ones, found by a binary search (``Timeline.placed_by``): however
 many a member writes, they cannot stop the marker. The slack is short, as it is what one
 row planted just inside it hides from a count after a restart: what is written before
@@ -85,7 +86,7 @@ def marker_for(rows: Sequence[Assessed], now_ms: int) -> ReadMarker | None:
     """The read marker for a person who has seen ``rows`` (display order) at ``now_ms``
     (this device's clock): the newest row not placed past it by more than
     ``FUTURE_SLACK_MS``; None when there is none (the marker then stays where it was)."""
-    cut = _placed_by(rows, now_ms + FUTURE_SLACK_MS)
+    cut = placed_by(rows, now_ms + FUTURE_SLACK_MS)
     if not cut:
         return None
     ev = rows[cut - 1].event
@@ -112,9 +113,9 @@ def count_unread(
     ``OLDER_RUN`` rows in a row older than the marker (display order follows timestamps,
     save a chained row placed after a back-dated predecessor). Costs a scan of the ids
     (``Timeline.position_of``: no rows made) and the rows since the marker."""
-    at = _position(rows, marker.event_id)
+    at = position_of(rows, marker.event_id)
     count, first = 0, ""
-    cut = _placed_by(rows, now_ms + FUTURE_SLACK_MS)  # the rows from here on: not yet
+    cut = placed_by(rows, now_ms + FUTURE_SLACK_MS)  # the rows from here on: not yet
     if at is not None and at >= cut:
         # The marker's row is placed in the future now (a predecessor dated ahead arrived
         # since it was marked): what came meanwhile sorts before it, so it counts by the
@@ -147,13 +148,14 @@ def count_unread(
     return UnreadCount(min(count, cap), first, False, count > cap)
 
 
-def _position(rows: Sequence[Assessed], event_id: str) -> int | None:
+def position_of(rows: Sequence[Assessed], event_id: str) -> int | None:
+    """Where ``event_id`` is among ``rows`` (``Timeline.position_of``), or None."""
     if isinstance(rows, Timeline):
         return rows.position_of(event_id)
     return next((i for i, r in enumerate(rows) if r.event.event_id == event_id), None)
 
 
-def _placed_by(rows: Sequence[Assessed], latest_ms: int) -> int:
+def placed_by(rows: Sequence[Assessed], latest_ms: int) -> int:
     """How many rows, from the oldest, are placed no later than ``latest_ms``
     (``Timeline.placed_by``). A plain sequence is walked: a row's place is the latest
     date up to it, so the first row dated past ``latest_ms`` ends them."""
