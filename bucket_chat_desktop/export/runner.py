@@ -22,7 +22,7 @@ from typing import Any, BinaryIO, TypeVar
 from ..osfiles import atomic_output, write_atomic
 from ..protocol.attachments import FileInfo, parse_file_content, safe_file_name, verify_blob
 from ..protocol.event import MESSAGE, Event
-from ..storage.base import StorageError
+from ..storage.base import StorageError, StorageOfflineError
 from ..sync.blobs import BlobError, BlobMismatchError, human_size
 from ..sync.events import ShownEvent
 from .errors import FORMATS, ExportError, ExportExistsError
@@ -93,6 +93,9 @@ class _Files:
         self._by_hash: dict[str, Attachment] = {}
         self.copied = 0
         self.not_copied: list[tuple[str, str]] = []
+        # Why the storage could not be reached for a file (no answer, offline): the
+        # files after it are not asked for, each would wait as long again.
+        self.unreachable = ""
 
     def _unique(self, name: str) -> str:
         stem, dot, ext = name.rpartition(".")
@@ -116,6 +119,8 @@ class _Files:
         data: bytes | None = None
         if info.size > self.max_bytes:
             problem = f"larger than this export copies ({human_size(self.max_bytes)})"
+        elif self.unreachable:
+            problem = f"not read: an earlier file got {self.unreachable}"
         else:
             try:
                 data = await self.read_blob(info, ev.event_id)
@@ -124,6 +129,9 @@ class _Files:
                     f"the file in the storage does not match the signed message ({exc.problem}); "
                     "it was changed or damaged"
                 )
+            except StorageOfflineError as exc:  # a no answer within a deadline too
+                problem = str(exc) or type(exc).__name__
+                self.unreachable = problem
             except (BlobError, StorageError, OSError) as exc:
                 problem = str(exc) or type(exc).__name__
         if data is not None:
