@@ -300,6 +300,7 @@ def test_a_message_planted_in_2100_does_not_silence_the_room(
     store: Path,
     people: People,
     monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     """Red team, in the app: Mallory writes one message dated in 2100 into General. Every
     later message sorts before it (a full re-audit each time), and was taken as arriving
@@ -328,6 +329,7 @@ def test_a_message_planted_in_2100_does_not_silence_the_room(
     assert desk.item("general").preview == "Standup moved to 10."
     assert desk.rows("general")[-1].body == "from the year 2100"  # still shown last
     assert notifier.tray is tray
+    shot(desk.window, "planted-row-does-not-silence", tmp_path)
 
 
 def test_notification_levels_in_the_settings_file_are_read_tolerantly() -> None:
