@@ -8,6 +8,7 @@ pages with bodies from the index) and its attachments through ``sync.blobs.downl
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 import time
 from pathlib import Path
@@ -17,9 +18,15 @@ from ..export import FORMATS, ExportError
 from ..protocol.attachments import FileInfo
 from ..protocol.untrusted_text import terminal_safe
 from ..storage import Storage, StorageError
+from ..storage.base import StorageOfflineError
 from ..sync.client import ChatClient, SyncConfig
 from ..sync.watched import NoAnswerError, interactive_deadline
 
+# Seconds one request of the export (reading the room, then each attachment) may wait
+# without an answer: longer than the interactive deadline, an export reads much. A file
+# comes in one request, so a big one on a slow link gets longer: its size at this rate.
+READ_NO_ANSWER = 30.0
+SLOWEST_LINK = 64 * 1024  # bytes a second
 PROGRESS_EVERY = 2.0  # seconds between progress lines
 PROGRESS_MIN_ROWS = 5_000  # smaller rooms are quiet
 
@@ -69,7 +76,9 @@ async def run_export(args: argparse.Namespace, storage: Storage, room_id: str) -
         await _require_room(storage, room_id, client=client, seconds=seconds)
         try:
             await client.within(
-                ref.storage_id, client.open_room(ref, focus=False, wait=True), max(seconds, 30.0)
+                ref.storage_id,
+                client.open_room(ref, focus=False, wait=True),
+                max(seconds, READ_NO_ANSWER),
             )
         except NoAnswerError as exc:
             raise StorageError(f"{exc}; nothing was exported") from exc
@@ -83,7 +92,18 @@ async def run_export(args: argparse.Namespace, storage: Storage, room_id: str) -
             return await client.timeline_page(ref, result, start, stop, pinned=True)
 
         async def read_blob(info: FileInfo, event_id: str) -> bytes:
-            return await client.download_blob(ref, info, event_id=event_id)
+            # Without a deadline the storage's own timeouts and retries held the export
+            # that long for each file (90 s with the defaults; a provider holding the
+            # connection open: for ever). The export skips the files after one that got
+            # no answer (``export.runner``).
+            wait = max(seconds, READ_NO_ANSWER, info.size / SLOWEST_LINK)
+            download = client.download_blob(ref, info, event_id=event_id)
+            try:
+                return await asyncio.wait_for(download, wait)
+            except TimeoutError as exc:
+                raise StorageOfflineError(
+                    f"no answer from {storage.describe()} within {wait:g} s"
+                ) from exc
 
         summary = await export_room(
             snapshot,

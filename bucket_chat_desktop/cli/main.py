@@ -329,8 +329,7 @@ async def cmd_create_room(args: argparse.Namespace) -> int:
     identity, _, _ = _identity(args.user_id)
 
     async def create(client: ChatClient, ref: RoomRef) -> list[Event]:
-        # The one way every room is made (the app's, the wizard's and ``chat``'s too).
-        await client.create_room(ref.storage_id, room_id, args.name, show=False)
+        await _create_room(client, ref, args.name)
         print(
             f"Created room {room_id!r} ({terminal_safe(args.name, limit=fmt.TITLE_LIMIT)}) "
             f"in {terminal_safe(storage.describe())}."
@@ -340,6 +339,23 @@ async def cmd_create_room(args: argparse.Namespace) -> int:
     return await _send_and_deliver(
         storage, room_id, identity, [], args.displayname, quiet=True, queue=create
     )
+
+
+async def _create_room(client: ChatClient, ref: RoomRef, name: str) -> None:
+    """Create the room (``ChatClient.create_room``: the one way every room is made, the
+    app's and the wizard's too), giving up once one request has waited the interactive
+    deadline without an answer: a person waits for it. A request already sent may still
+    arrive (a metadata file, this device's join in the outbox); the error says where to
+    look rather than that nothing was done."""
+    try:
+        await client.within(
+            ref.storage_id, client.create_room(ref.storage_id, ref.room_id, name, show=False)
+        )
+    except NoAnswerError as exc:
+        raise StorageError(
+            f"cannot create room {ref.room_id!r}: {exc}; a request already sent may still "
+            "arrive: 'bucket-chat rooms' shows whether the room was made"
+        ) from exc
 
 
 async def _send_and_deliver(
@@ -415,6 +431,9 @@ async def cmd_rooms(args: argparse.Namespace) -> int:
             label = (
                 fmt.room_title(room.metadata, room.room_id) if room.metadata else "(no metadata)"
             )
+            if room.problem:  # a forged or borrowed metadata file: as the join dialog says
+                why = terminal_safe(room.problem, limit=fmt.TITLE_LIMIT)
+                label += f"; its metadata could not be used: {why}"
         print(f"{terminal_safe(room.room_id):32} {label}".rstrip())
     return EXIT_OK
 
@@ -934,7 +953,7 @@ async def cmd_chat(args: argparse.Namespace) -> int:
     async with ChatClient.session(storage, identity=signer, displayname=args.displayname) as client:
         created = not await _room_found(client, room_id, interactive_deadline())
         if created:  # the join goes out as the chat starts
-            await client.create_room(client.session_storage, room_id, room_id, show=False)
+            await _create_room(client, client.room(room_id), room_id)
     if created:
         print(f"Created room {room_id!r} in {terminal_safe(storage.describe())}.")
     return await run_chat(storage, room_id, identity, args.displayname)

@@ -22,7 +22,7 @@ from typing import Any, BinaryIO, TypeVar
 from ..osfiles import atomic_output, write_atomic
 from ..protocol.attachments import FileInfo, parse_file_content, safe_file_name, verify_blob
 from ..protocol.event import MESSAGE, Event
-from ..storage.base import StorageError
+from ..storage.base import StorageError, StorageOfflineError
 from ..sync.blobs import BlobError, BlobMismatchError, human_size
 from ..sync.events import ShownEvent
 from .errors import FORMATS, ExportError, ExportExistsError
@@ -93,6 +93,9 @@ class _Files:
         self._by_hash: dict[str, Attachment] = {}
         self.copied = 0
         self.not_copied: list[tuple[str, str]] = []
+        # Why the storage could not be reached for a file (no answer, offline): the
+        # files after it are not asked for, each would wait as long again.
+        self.unreachable = ""
 
     def _unique(self, name: str) -> str:
         stem, dot, ext = name.rpartition(".")
@@ -116,6 +119,8 @@ class _Files:
         data: bytes | None = None
         if info.size > self.max_bytes:
             problem = f"larger than this export copies ({human_size(self.max_bytes)})"
+        elif self.unreachable:
+            problem = f"not read: an earlier file got {self.unreachable}"
         else:
             try:
                 data = await self.read_blob(info, ev.event_id)
@@ -124,6 +129,9 @@ class _Files:
                     f"the file in the storage does not match the signed message ({exc.problem}); "
                     "it was changed or damaged"
                 )
+            except StorageOfflineError as exc:  # a no answer within a deadline too
+                problem = str(exc) or type(exc).__name__
+                self.unreachable = problem
             except (BlobError, StorageError, OSError) as exc:
                 problem = str(exc) or type(exc).__name__
         if data is not None:
@@ -181,8 +189,10 @@ async def export_room(
 ) -> ExportSummary:
     """Write ``snapshot``'s room to ``path`` as ``fmt`` (``html`` or ``jsonl``).
 
-    ``read_page(start, stop)``: rows of ``snapshot.result`` with their bodies (None when
-    that audit was replaced: the export stops with an ``ExportError``); ``read_blob``:
+    ``read_page(start, stop)``: rows of ``snapshot.result`` with their bodies, pinned
+    (``timeline_page(pinned=True)``: a room read again meanwhile keeps them); None when
+    the room can no longer be read (its storage removed, the room left): the export stops
+    with an ``ExportError``, the file not written; ``read_blob``:
     an attachment's verified bytes (HTML only; None copies nothing). ``progress(done,
     total)`` after each page. Raises ``ExportExistsError`` when the output exists and
     not ``force``, ``ExportError`` for anything else the user must know."""
@@ -295,8 +305,8 @@ async def _page(read_page: PageReader, start: int, stop: int) -> Sequence[ShownE
     rows = await read_page(start, stop)
     if rows is None:
         raise ExportError(
-            "the room was read again while it was being exported (its audit changed); "
-            "export it again"
+            "the room can no longer be read here: its storage was removed or the room "
+            "left while it was being exported; nothing was written"
         )
     if len(rows) != stop - start:
         raise ExportError(f"the room's rows {start}…{stop} could not be read")

@@ -22,11 +22,14 @@ from ..protocol.metadata import RoomMetadata, check_signer
 from ..protocol.relations import Relations, own_reaction
 from ..protocol.room_state import NO_NAMES, Names, Roster, membership_text
 from ..protocol.unread import (
+    FUTURE_SLACK_MS,
     UNREAD_CAP,
     ReadMarker,
     UnreadCount,
     is_unread_news,
     marker_for,
+    placed_by,
+    position_of,
 )
 from ..settings import Settings, StorageSettings
 from ..sync.client import ChatClient, RoomRef
@@ -74,21 +77,52 @@ def _preview(ev: Event) -> str:
     return to_plain(ev.body or "")
 
 
-def _arrived(old: AuditResult | None, total: int, newest: tuple[ShownEvent, ...]) -> list[Assessed]:
+ARRIVED_ROWS = 200  # rows a full re-audit hands on as arrived, at most (the newest of them)
+
+
+def _arrived(
+    old: AuditResult | None, result: AuditResult, newest: tuple[ShownEvent, ...], now_ms: int
+) -> list[Assessed]:
     """The rows a full re-audit brought after the newest row of the audit before it: new
     messages, counted unread and notified like appended ones (a newcomer's first message
     is audited in full, never appended). Nothing on a first read, nor when the row that
-    was newest is not among the new audit's newest rows."""
+    was newest is not in the new audit.
+
+    "Newest" is by place, as for the read marker (``unread.marker_for``): rows placed past
+    this device's clock are passed over, in the old audit and the new. A row dated years
+    ahead stays the newest row for good, and every message written since sorts before it
+    (a full re-audit each time): taken as the anchor, it made every later message arrive
+    unseen — no unread count, no notification — while the app ran. The rows come with
+    their bodies from ``newest`` when they are among them, else as the audit holds them
+    (counted; a notification without the text)."""
     before = len(old.timeline) if old is not None else 0
-    if old is None or not before or total <= before:
+    rows = result.timeline
+    if old is None or not before or len(rows) <= before:
         return []
-    last = old.timeline[before - 1].event.event_id
-    at = next((i for i, s in enumerate(newest) if s.verdict.event.event_id == last), None)
+    latest = now_ms + FUTURE_SLACK_MS
+    old_cut = placed_by(old.timeline, latest)
+    if not old_cut:
+        return []
+    at = position_of(rows, old.timeline[old_cut - 1].event.event_id)
     if at is None:
         return []
-    return [
-        s.verdict._replace(event=s.event) for s in newest[at + 1 :] if isinstance(s.event, Event)
-    ]
+    cut = placed_by(rows, latest)
+    bodies = {
+        s.verdict.event.event_id: s.verdict._replace(event=s.event)
+        for s in newest
+        if isinstance(s.event, Event)
+    }
+    out = []
+    for i in range(max(at + 1, cut - ARRIVED_ROWS), cut):
+        row = rows[i]
+        out.append(bodies.get(row.event.event_id, row))
+    return out
+
+
+def _ahead(result: AuditResult, now_ms: int) -> int:
+    """How many of ``result``'s newest rows are placed past this device's clock (with
+    ``FUTURE_SLACK_MS``): shown, but not news yet, nor the room's last message."""
+    return len(result.timeline) - placed_by(result.timeline, now_ms + FUTURE_SLACK_MS)
 
 
 class Controller(QObject):
@@ -506,7 +540,8 @@ class Controller(QObject):
         room = self._rooms.get(key)
         if room is None:
             return  # a room left: nothing of it is kept
-        arrived = _arrived(room.result, total, newest)
+        now_ms = int(time.time() * 1000)
+        arrived = _arrived(room.result, result, newest, now_ms)
         marker = self.settings.read_marker(key)  # as before this audit is shown
         room.result = result
         room.metadata, room.metadata_findings = metadata, metadata_findings
@@ -520,7 +555,10 @@ class Controller(QObject):
         else:
             room.behind = None
             self._show_audit(room, result, total, newest, complete, relations)
-        self._refresh_item(room, result, arrived, last_shown(newest))
+        # the preview: the newest row not placed ahead of this device's clock, as for the
+        # arrivals (a row dated years ahead would be the room's last message for good)
+        shown = newest[: max(0, len(newest) - _ahead(result, now_ms))]
+        self._refresh_item(room, result, arrived, last_shown(shown))
         joined = self.rooms.item(key) is not None  # not a room still being joined
         if joined and not room.marked and len(result.timeline):
             room.marked = True
@@ -616,7 +654,9 @@ class Controller(QObject):
                 behind.appended_relations = relations
         else:
             self.timeline(key).append(items, relations, self.names(key))
-        self._refresh_item(room, result, items, last_shown(items))
+        # rows placed ahead of this device's clock are shown, not news yet (``_arrived``)
+        news = items[: max(0, len(items) - _ahead(result, int(time.time() * 1000)))]
+        self._refresh_item(room, result, news, last_shown(news))
         # the first rows came appended to an empty audit: counted as they came, a count
         # after the marker on a later audit would count them twice
         room.marked = True

@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import itertools
 from array import array
+from bisect import bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -193,6 +194,15 @@ class Timeline(Sequence[Assessed]):
         """Whether the rows carry whole events (their ledger kept bodies, and with them
         each signature's text rather than its digest: ``RoomLedger.keeps_bodies``)."""
         return not self._copies or isinstance(self._copies[0].sig, str)
+
+    def placed_by(self, latest_ms: int) -> int:
+        """How many rows, from the oldest, are placed no later than ``latest_ms``. A row
+        is placed at its own date, or at its chain predecessor's place when that is later
+        (a row never shows before its predecessor: one dated today after one dated 2100
+        is placed in 2100), and display order follows places: they never go down, so the
+        rows placed past ``latest_ms`` are the newest ones, found by a binary search (no
+        walk over what a hostile writer dated in the future, however much)."""
+        return bisect_right(self._copies, latest_ms, key=_placed_at)
 
     def signature_ids(self) -> list[str | int]:
         """Each row's ``RoomLedger.signature_id`` (a slim ledger's rows carry no
@@ -533,6 +543,12 @@ def _kept_content(ev: Event) -> Mapping[str, Any]:
 _fields_of = attrgetter(*Event._fields)  # one C call for the 13 fields of a copy
 
 
+def _placed_at(c: _Copy) -> int:
+    """Where display order places a row (``Timeline.placed_by``): its own date, unless
+    the audit kept a later place (``_NO_ORDER``: none kept, an unsigned row's too)."""
+    return c.timestamp_ms if c.eff is _NO_ORDER else c.eff[0]
+
+
 def _event_of(c: _Copy) -> Event:
     """``c.ev``: the ``Event`` a row of a result carries (made each time it is read)."""
     return _new_tuple(Event, _fields_of(c))
@@ -779,10 +795,12 @@ class RoomLedger:
         rows.extend(((c.eff[0], c.eff[1], c.depth), c, True) for c in chained)
         rows.sort(key=lambda r: r[0])
         # Only a chain tip's order is read again (by try_append); the next full audit
-        # computes every other one afresh. 90 bytes an event less between audits.
+        # computes every other one afresh. 90 bytes an event less between audits. A row
+        # placed later than its own date (after a predecessor dated later) keeps its
+        # place, the predecessor's tuple: ``Timeline.placed_by`` reads it.
         ends = {id(t) for t in tips.values() if t is not None}
         for c in chained:
-            if id(c) not in ends:
+            if id(c) not in ends and c.eff[0] == c.timestamp_ms:
                 c.eff, c.depth = _NO_ORDER, 0
         authorized: dict[str, set[str]] = {s: set(keys) for s, keys in (pinned or {}).items()}
         trust = _decide_trust(chained, bound, set(authorized), complete)

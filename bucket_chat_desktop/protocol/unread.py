@@ -13,15 +13,21 @@ what it walks, never walks far past where the marker would have to be, and never
 room unread because its marker is missing: it then counts only the messages ordered after
 the marker's (timestamp, id), as display order would have put them after it.
 
-Rows dated in the future: display order follows timestamps, so a hostile row dated
-years ahead sorts after every genuine message written since. Were it the marker, the
-messages that arrive later would sort before it and never count. So the marker is the
-newest row *not* dated past the reading device's clock (with ``FUTURE_SLACK_MS`` for
-clocks that run a little ahead: ``marker_for``), and the count after a restart passes
-over rows dated past the counting device's clock the same way (such a row, seen or not,
-would otherwise count again at every start). A marker saved with a timestamp in the
-future (by a version before this rule) still hides what sorts before it: the count errs
-towards fewer, never towards the whole room.
+Rows placed in the future: display order follows timestamps, so a hostile row dated
+years ahead sorts after every genuine message written since, and so does every row
+chained after it, whatever its own date (a row never shows before its predecessor).
+Were one of them the marker, the messages that arrive later would sort before it and
+never count. So the marker is the newest row not *placed* past the reading device's clock
+(with ``FUTURE_SLACK_MS`` for clocks that run a little ahead: ``marker_for``), and the
+count after a restart passes over the rows placed past the counting device's clock the
+same way (such a row, seen or not, would otherwise count again at every start), as does
+the live count (the GUI controller: what arrives placed there is shown, not news yet). Those
+rows are the newest ones, found by a binary search (``Timeline.placed_by``): however
+many a member writes, they cannot stop the marker. The slack is short, as it is what one
+row planted just inside it hides from a count after a restart: what is written before
+its date sorts before it. A marker saved with a timestamp in the future (by a version
+before this rule) still hides what sorts before it: the count errs towards fewer, never
+towards the whole room.
 """
 
 from __future__ import annotations
@@ -36,8 +42,9 @@ from .relations import Relations
 UNREAD_SHOWN = 99  # the most a room's count shows as a number; more is "99+"
 UNREAD_CAP = UNREAD_SHOWN + 1  # a count stops here: enough to know it is more (the tray: "9+")
 OLDER_RUN = 64  # rows older than a marker that is not found, one after another: stop
-FUTURE_SLACK_MS = 24 * 3600_000  # a row dated further past this device's clock: see above
-MARK_WALK = 1000  # rows ``marker_for`` looks at, from the newest back
+# A row placed further past this device's clock is not read yet (see above): clocks kept
+# by NTP agree within a second; five minutes is Kerberos's tolerance for clock skew.
+FUTURE_SLACK_MS = 5 * 60_000
 
 
 def unread_label(count: int) -> str:
@@ -77,15 +84,13 @@ class UnreadCount:
 
 def marker_for(rows: Sequence[Assessed], now_ms: int) -> ReadMarker | None:
     """The read marker for a person who has seen ``rows`` (display order) at ``now_ms``
-    (this device's clock): the newest row not dated past it by more than
-    ``FUTURE_SLACK_MS``, looked for among the newest ``MARK_WALK``; None when there is no
-    such row there (the marker then stays where it was)."""
-    latest = now_ms + FUTURE_SLACK_MS
-    for i in range(len(rows) - 1, max(-1, len(rows) - 1 - MARK_WALK), -1):
-        ev = rows[i].event
-        if ev.timestamp_ms <= latest:
-            return ReadMarker(ev.event_id, ev.timestamp_ms)
-    return None
+    (this device's clock): the newest row not placed past it by more than
+    ``FUTURE_SLACK_MS``; None when there is none (the marker then stays where it was)."""
+    cut = placed_by(rows, now_ms + FUTURE_SLACK_MS)
+    if not cut:
+        return None
+    ev = rows[cut - 1].event
+    return ReadMarker(ev.event_id, ev.timestamp_ms)
 
 
 def count_unread(
@@ -97,23 +102,29 @@ def count_unread(
     cap: int = UNREAD_CAP,
 ) -> UnreadCount:
     """The unread messages of ``rows`` (an audit's timeline, display order) after
-    ``marker``, by ``is_unread_news``, passing over rows dated more than
+    ``marker``, by ``is_unread_news``, passing over the rows placed more than
     ``FUTURE_SLACK_MS`` past ``now_ms`` (this device's clock: see the module's
     docstring); the count stops at ``cap`` (``capped`` says so).
 
-    With the marker's row among them, every news row after it counts, the first one is
-    where the "New messages" line goes. Without it, rows are walked from the newest back
+    With the marker's row among them (and not placed past the clock since), every news
+    row after it counts, the first one is where the "New messages" line goes. Without
+    it, rows are walked from the newest back
     and those ordered after the marker's (timestamp, id) count; the walk stops after
     ``OLDER_RUN`` rows in a row older than the marker (display order follows timestamps,
     save a chained row placed after a back-dated predecessor). Costs a scan of the ids
     (``Timeline.position_of``: no rows made) and the rows since the marker."""
-    at = _position(rows, marker.event_id)
+    at = position_of(rows, marker.event_id)
     count, first = 0, ""
-    latest = now_ms + FUTURE_SLACK_MS
+    cut = placed_by(rows, now_ms + FUTURE_SLACK_MS)  # the rows from here on: not yet
+    if at is not None and at >= cut:
+        # The marker's row is placed in the future now (a predecessor dated ahead arrived
+        # since it was marked): what came meanwhile sorts before it, so it counts by the
+        # date the row had when it was seen, as a marker not found does.
+        at = None
     if at is not None:
-        for i in range(at + 1, len(rows)):
+        for i in range(at + 1, cut):
             ev = rows[i].event
-            if ev.timestamp_ms <= latest and is_unread_news(ev, own_key, relations):
+            if is_unread_news(ev, own_key, relations):
                 count += 1
                 first = first or ev.event_id
                 if count > cap:
@@ -121,7 +132,7 @@ def count_unread(
         return UnreadCount(min(count, cap), first, True, count > cap)
     key = (marker.timestamp_ms, marker.event_id)
     older = 0
-    for i in range(len(rows) - 1, -1, -1):
+    for i in range(cut - 1, -1, -1):
         ev = rows[i].event
         if (ev.timestamp_ms, ev.event_id) <= key:
             older += 1
@@ -129,7 +140,7 @@ def count_unread(
                 break
             continue
         older = 0
-        if ev.timestamp_ms <= latest and is_unread_news(ev, own_key, relations):
+        if is_unread_news(ev, own_key, relations):
             count += 1
             first = ev.event_id
             if count > cap:
@@ -137,7 +148,17 @@ def count_unread(
     return UnreadCount(min(count, cap), first, False, count > cap)
 
 
-def _position(rows: Sequence[Assessed], event_id: str) -> int | None:
+def position_of(rows: Sequence[Assessed], event_id: str) -> int | None:
+    """Where ``event_id`` is among ``rows`` (``Timeline.position_of``), or None."""
     if isinstance(rows, Timeline):
         return rows.position_of(event_id)
     return next((i for i, r in enumerate(rows) if r.event.event_id == event_id), None)
+
+
+def placed_by(rows: Sequence[Assessed], latest_ms: int) -> int:
+    """How many rows, from the oldest, are placed no later than ``latest_ms``
+    (``Timeline.placed_by``). A plain sequence is walked: a row's place is the latest
+    date up to it, so the first row dated past ``latest_ms`` ends them."""
+    if isinstance(rows, Timeline):
+        return rows.placed_by(latest_ms)
+    return next((i for i, r in enumerate(rows) if r.event.timestamp_ms > latest_ms), len(rows))

@@ -294,6 +294,44 @@ def test_notification_level_mentions_lets_only_mentions_through_and_names_the_se
     assert notifier.last_room == general
 
 
+def test_a_message_planted_in_2100_does_not_silence_the_room(
+    qtbot: Any,
+    launch: Callable[..., Desk],
+    store: Path,
+    people: People,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """Red team, in the app: Mallory writes one message dated in 2100 into General. Every
+    later message sorts before it (a full re-audit each time), and was taken as arriving
+    above the newest row: no unread count, no notification, the preview stuck on hers."""
+    desk = launch(settings_for(store, ["falcon", "general"]))
+    desk.wait_loaded("falcon", "general")
+    desk.select("falcon")
+    monkeypatch.setattr(QApplication, "alert", staticmethod(lambda w, _ms=0: None))
+    tray = RecordingTray(desk.window)
+    notifier = Notifier(desk.window, desk.controller, tray)  # kept: it is connected
+    mallory = RoomWriter(
+        people.storage,
+        "general",
+        "mallory@example.com",
+        SigningKey(b"\x0d" * 32),
+        clock=lambda: 4_102_444_800_000,
+    )
+    wait_for(qtbot, mallory.send([Draft.text("from the year 2100")]))
+    desk.wait_row("general", "from the year 2100")
+    # hers is placed ahead of this device's clock: shown, not news yet (as after a restart)
+    assert tray.messages == [] and desk.item("general").unread == 0
+    wait_for(qtbot, people.say(DAVE, "general", "Standup moved to 10."))
+    qtbot.waitUntil(lambda: desk.item("general").unread == 1, timeout=15_000)
+    qtbot.waitUntil(lambda: len(tray.messages) == 1, timeout=15_000)
+    assert tray.messages[0] == ("Dave (dave@example.com) in General", "Standup moved to 10.")
+    assert desk.item("general").preview == "Standup moved to 10."
+    assert desk.rows("general")[-1].body == "from the year 2100"  # still shown last
+    assert notifier.tray is tray
+    shot(desk.window, "planted-row-does-not-silence", tmp_path)
+
+
 def test_notification_levels_in_the_settings_file_are_read_tolerantly() -> None:
     data = {
         "notify_levels": {"a/b": "mentions", "a/c": "loud", "a/d": 3, "a/e": "none"},
@@ -581,10 +619,54 @@ def test_a_full_reaudit_hands_on_what_arrived_after_the_newest_row_shown() -> No
         rows = tuple(ShownEvent(x, x.event) for x in result.timeline)
         return result, rows
 
+    now = 5_000  # this device's clock
     old, _ = result_and_rows(first)
     new, rows = result_and_rows(first, later)
-    assert [x.event.body for x in _arrived(old, len(rows), rows)] == [None, "two"]  # join, text
-    assert _arrived(None, len(rows), rows) == []  # a first read
-    assert _arrived(new, len(rows), rows) == []  # the same rows again (a confirmation)
-    _, rows = result_and_rows(older, first)  # history that was read late, above
-    assert _arrived(old, len(rows), rows) == []
+    got = _arrived(old, new, rows, now)
+    assert [x.event.body for x in got] == [None, "two"]  # join, text
+    assert _arrived(None, new, rows, now) == []  # a first read
+    assert _arrived(new, new, rows, now) == []  # the same rows again (a confirmation)
+    above, rows = result_and_rows(older, first)  # history that was read late, above
+    assert _arrived(old, above, rows, now) == []
+
+
+def test_a_row_dated_far_ahead_cannot_silence_what_arrives_after_it() -> None:
+    """Red team: Mallory writes one message dated in 2100. It stays the newest row, every
+    message written since sorts before it (a full re-audit each time), and ``_arrived``
+    took it as the row after which new ones come: nothing ever arrived — no unread count,
+    no notification — while the app ran. Her later rows chained after it, whatever their
+    dates, are placed there too."""
+    from bucket_chat_desktop.gui.controller import _arrived
+    from bucket_chat_desktop.protocol.audit import RoomLedger
+    from bucket_chat_desktop.sync.events import ShownEvent
+    from tests.unit.protocol._support import Device, alice, bob, seg
+
+    a, b, mallory = alice(), bob(), Device("mallory@example.com", 9)
+    far = 4_102_444_800_000
+    planted = [mallory.join(1_500), mallory.say(far, "from 2100"), mallory.say(2_500, "me too")]
+    first = [a.join(1_000), a.say(2_000, "one")]
+    later = [b.join(3_000), b.say(4_000, "two")]
+
+    def audit(*events: Any, newest: int = 200) -> tuple[Any, tuple[ShownEvent, ...]]:
+        led = RoomLedger("room-1", keep_bodies=False)  # the app's: bodies come with newest
+        for i, e in enumerate(events):
+            led.add_segment(*seg(e, f"c{i}"))
+        result = led.audit(None)
+        whole = ledger_rows(*events)
+        rows = tuple(ShownEvent(x, whole[x.event.event_id]) for x in result.timeline)
+        return result, rows[len(rows) - newest :]
+
+    old, _ = audit(first, planted)
+    new, rows = audit(first, planted, later)
+    assert rows[-1].event.body == "me too"  # still the newest rows
+    got = _arrived(old, new, rows, 5_000)
+    assert [x.event.event_id for x in got] == [e.event_id for e in later]
+    assert got[1].event.body == "two"  # with its body, from the newest rows
+    # more rows placed ahead than the newest rows hold: counted all the same
+    new, rows = audit(first, planted, later, newest=2)
+    got = _arrived(old, new, rows, 5_000)
+    assert [x.event.event_id for x in got] == [e.event_id for e in later]
+
+
+def ledger_rows(*events: Any) -> dict[str, Any]:
+    return {e.event_id: e for chain in events for e in chain}

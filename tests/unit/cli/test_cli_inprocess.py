@@ -367,6 +367,24 @@ def test_rooms_lists_rooms_with_their_names(cli: Cli, room: str, store: Path) ->
     assert "Zweiter Raum" in lines[2]
 
 
+def test_rooms_says_when_a_rooms_metadata_cannot_be_used(cli: Cli, room: str, store: Path) -> None:
+    """Red team: Mallory renames a room by rewriting its metadata (the signature no longer
+    matches), and copies it into a room of her own. The listing showed "Payroll (unsigned)"
+    and "(no metadata)", as for a room whose writer signs nothing: why it cannot be used
+    was read (the app's join dialog shows it) and dropped."""
+    meta = json.loads((store / "rooms" / room / "metadata.json").read_text("utf-8"))
+    forged = {**meta, "name": "Payroll\x1b[2J"}
+    (store / "rooms" / room / "metadata.json").write_text(json.dumps(forged), "utf-8")
+    (store / "rooms" / "copycat" / "logs").mkdir(parents=True)
+    (store / "rooms" / "copycat" / "metadata.json").write_text(json.dumps(meta), "utf-8")
+    r = cli("rooms")
+    assert r.code == 0, r
+    lines = dict(line.split(maxsplit=1) for line in r.out.splitlines())
+    assert "Payroll" in lines[room] and "\x1b" not in r.out
+    assert "metadata could not be used" in lines[room] and "signature" in lines[room]
+    assert "metadata could not be used" in lines["copycat"] and room in lines["copycat"]
+
+
 def test_rooms_in_an_empty_store(cli: Cli) -> None:
     r = cli("rooms")
     assert r.code == 0 and r.out.startswith("No rooms in ")

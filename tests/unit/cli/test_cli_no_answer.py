@@ -45,6 +45,14 @@ class Hung(LocalStorage):
         raise AssertionError("never answered")
 
 
+class WritesHang(LocalStorage):
+    """The folder answers every read; a write waits for an answer that never comes."""
+
+    async def put_if_absent(self, path: str, data: bytes) -> bool:
+        await asyncio.sleep(3600)
+        raise AssertionError("never answered")
+
+
 Cli = Callable[..., Result]
 
 
@@ -62,8 +70,9 @@ def cli(
     store = tmp_path / "shared"
     store.mkdir()
 
-    def call(*args: str, hung: bool = False) -> Result:
-        opened = Hung(store) if hung else LocalStorage(store)
+    def call(*args: str, hung: bool = False, writes_hang: bool = False) -> Result:
+        kind = Hung if hung else WritesHang if writes_hang else LocalStorage
+        opened = kind(store)
         monkeypatch.setattr(cli_main, "open_storage", lambda spec: opened)
         started = time.monotonic()
         result = run_main(capsys, ["-s", str(store), *args])
@@ -128,3 +137,23 @@ def test_rooms_answers_from_this_devices_index_when_the_storage_does_not(cli: Cl
     r = cli("rooms")  # answering: the storage's own listing, with who claims to have made it
     assert r.code == 0 and r.err == "", r
     assert r.out.startswith(ROOM) and f"claims to be created by {ALICE}" in r.out
+
+
+def gave_up_creating(r: Result) -> None:
+    assert r.code == 2, r
+    assert "cannot create room" in r.err and "no answer from" in r.err, r
+    assert "bucket-chat rooms" in r.err, r  # where to see whether it was made after all
+    assert r.err.count("\n") == 1, r  # one line
+    assert r.took < DEADLINE + 5, r.took  # type: ignore[attr-defined]
+    assert "Created room" not in r.out, r
+
+
+@pytest.mark.timeout(30)
+def test_creating_a_room_gives_up_within_the_deadline(cli: Cli) -> None:
+    """Red team: a storage that stopped answering kept ``create-room`` (and ``chat`` making
+    a room nobody created yet) waiting for the storage's own timeouts and retries (90 s
+    with the defaults; a service holding the connection open: for ever), without a word."""
+    assert cli("setup-keys", "--user-id", ALICE).code == 0
+    create = ("create-room", "--room-id", ROOM, "--name", "Quiet", "--user-id", ALICE)
+    gave_up_creating(cli(*create, writes_hang=True))  # the metadata's write: no answer
+    gave_up_creating(cli("chat", "--room-id", ROOM, "--user-id", ALICE, writes_hang=True))

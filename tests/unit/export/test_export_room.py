@@ -8,6 +8,7 @@ import asyncio
 import hashlib
 import itertools
 import json
+import time
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 from nacl.signing import SigningKey
 
-from bucket_chat_desktop.export import ExportExistsError
+from bucket_chat_desktop.export import ExportError, ExportExistsError
 from bucket_chat_desktop.export.body import body_html
 from bucket_chat_desktop.export.runner import ExportSummary, export_room, files_dir_for
 from bucket_chat_desktop.export.snapshot import snapshot_of
@@ -377,6 +378,85 @@ def test_a_cancelled_export_leaves_nothing(
     assert seen and not path.exists()
     assert not files_dir_for(path).exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_storage_removed_mid_export_says_so_and_leaves_nothing(
+    room: tuple[Path, dict[str, Event]], tmp_path: Path
+) -> None:
+    """The export reads pinned pages: a room read again no longer stops it, so what does
+    is the storage removed (or the room left) meanwhile. It used to say "the room was
+    read again ... (its audit changed)": the wrong cause, and no way to avoid it."""
+    store, _ = room
+    path = tmp_path / "gone.jsonl"
+
+    async def scenario() -> None:
+        storage = LocalStorage(store)
+        config = SyncConfig(keep_bodies=False)
+        async with engine_session(
+            storage, outbox=False, config=config, data_dir=tmp_path / "data"
+        ) as engine:
+            await engine.open_room(ROOM, background=False, focus=False)
+            view = await engine.room_view(ROOM)
+            assert view is not None and view.result is not None
+            result = view.result
+
+            async def page(start: int, stop: int) -> Any:
+                if start:
+                    await engine.close()  # the storage removed after the first page
+                return await engine.timeline_page(ROOM, result, start, stop, pinned=True)
+
+            snap = snapshot_of(view, storage.describe())
+            with pytest.raises(ExportError) as failed:
+                await export_room(snap, page, None, fmt="jsonl", path=path, page_rows=4)
+            assert "read again" not in str(failed.value)
+            assert "no longer be read" in str(failed.value)
+
+    asyncio.run(scenario())
+    assert not path.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+@pytest.mark.timeout(60)
+def test_attachments_a_storage_never_answers_for_do_not_hold_the_export(
+    room: tuple[Path, dict[str, Event]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Red team: a storage that answers the room but never the files (a provider holding
+    the connections open). ``bucket-chat export`` gives up reading the room after 30 s
+    without an answer, yet waited for each attachment as long as the storage's own
+    timeouts let it (90 s with the defaults; for ever here), one after the other. Now a
+    file gets the same deadline, and after one unanswered file the others are not asked
+    for: the page says why each is missing, and the export is written."""
+    import argparse
+
+    from bucket_chat_desktop.cli import export_cmd
+
+    store, _ = room
+    asked: list[str] = []
+
+    class FilesHang(LocalStorage):
+        async def get(self, path: str, **kw: Any) -> bytes:
+            if "/blobs/" in path:
+                asked.append(path)
+                await asyncio.sleep(3600)
+            return await super().get(path, **kw)
+
+    monkeypatch.setenv("BUCKET_CHAT_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("BUCKET_CHAT_INTERACTIVE_DEADLINE", "0.5")
+    monkeypatch.setattr(export_cmd, "READ_NO_ANSWER", 0.5)
+    path = tmp_path / "plans.html"
+    args = argparse.Namespace(output=str(path), format="html", force=False, max_attachment_mb=10)
+    started = time.monotonic()
+    code = asyncio.run(export_cmd.run_export(args, FilesHang(store), ROOM))
+    took = time.monotonic() - started
+    assert code == 0 and path.exists()
+    assert took < 10, took
+    assert len(asked) == 1, asked  # the others were not asked for
+    err = capsys.readouterr().err
+    missing = [line for line in err.splitlines() if "NOT COPIED" in line]
+    assert len(missing) >= 2 and all("no answer" in line for line in missing), err
 
 
 # -- bodies -------------------------------------------------------------------------------

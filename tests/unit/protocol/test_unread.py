@@ -5,12 +5,11 @@ marker of another audit, a hostile timestamp): a sensible count, never the whole
 
 from __future__ import annotations
 
-from bucket_chat_desktop.protocol.audit import AuditResult
+from bucket_chat_desktop.protocol.audit import AuditResult, RoomLedger, prepare_segment
 from bucket_chat_desktop.protocol.event import Event
 from bucket_chat_desktop.protocol.relations import EDIT, REACTION, REDACTION, Relations, build
 from bucket_chat_desktop.protocol.unread import (
     FUTURE_SLACK_MS,
-    MARK_WALK,
     UNREAD_CAP,
     ReadMarker,
     UnreadCount,
@@ -158,8 +157,29 @@ def test_a_room_of_only_future_rows_leaves_the_marker_where_it_was() -> None:
     result, _ = _room([a.join(far), *(mallory.say(far + i, "x") for i in range(3))])
     assert marker_for(result.timeline, NOW) is None
     assert marker_for([], NOW) is None
-    # the walk is bounded: rows past MARK_WALK from the newest are not looked at
-    assert MARK_WALK >= 100
+
+
+def test_a_row_planted_an_hour_ahead_hides_nothing_from_the_count() -> None:
+    """Red team: with a day of slack, a row dated 23 hours ahead was the marker, and what
+    was written in those hours sorted before it: one planted row a day kept every
+    message out of the count after a restart. The slack is minutes now."""
+    a, b, mallory = alice(), bob(), Device("mallory@example.com", 9)
+    seen = b.say(T0 + 10, "seen before the restart")
+    planted = [mallory.join(T0 + 5), mallory.say(NOW + 3_600_000, "an hour ahead")]
+    hers = [a.join(T0), a.say(T0 + 1, "hi")]
+    before, _ = _room(hers, [b.join(T0 + 2), seen], planted)
+    marker = marker_for(before.timeline, NOW)
+    assert marker == _marker(seen)
+    later = [b.say(NOW + 60_000 + i, f"while you were away {i}") for i in range(2)]
+    after, rel = _room(hers, [b.join(T0 + 2), seen, *later], planted)
+    count = count_unread(after.timeline, marker, a.public, rel, NOW + 120_000)
+    assert count == UnreadCount(2, later[0].event_id, found=True)
+    # the edge: a row placed exactly FUTURE_SLACK_MS ahead is read, one past it is not
+    edge = [mallory.join(T0 + 5), mallory.say(NOW + FUTURE_SLACK_MS, "at the edge")]
+    rows, _ = _room(hers, [b.join(T0 + 2), seen], edge)
+    assert marker_for(rows.timeline, NOW) == _marker(edge[1])
+    assert marker_for(rows.timeline, NOW - 1) == _marker(seen)
+    assert FUTURE_SLACK_MS <= 10 * 60_000
 
 
 def test_the_shown_count_and_the_cap_agree() -> None:
@@ -171,3 +191,100 @@ def test_the_shown_count_and_the_cap_agree() -> None:
         "99+",
     ]
     assert unread_label(UNREAD_CAP - 1) == str(UNREAD_CAP - 1)  # every count below the cap
+
+
+def test_a_past_dated_row_chained_after_a_future_one_cannot_be_the_marker() -> None:
+    """Red team: Mallory plants a row dated in 2100, then a second row of her chain dated
+    today. A row never shows before its chain predecessor, so the second one sorts last too,
+    after every message written since; its own date is not in the future, but its place is.
+    As the marker it would have hidden every later message from the count for good."""
+    a, b, mallory = alice(), bob(), Device("mallory@example.com", 9)
+    seen = b.say(T0 + 10, "seen before the restart")
+    planted = [
+        mallory.join(T0 + 5),
+        mallory.say(4_102_444_800_000, "from the year 2100"),
+        mallory.say(T0 + 20, "dated today, shown after 2100"),
+    ]
+    hers = [a.join(T0), a.say(T0 + 1, "hi")]
+    before, _ = _room(hers, [b.join(T0 + 2), seen], planted)
+    rows = before.timeline
+    assert rows[len(rows) - 1].event.event_id == planted[2].event_id
+    marker = marker_for(rows, NOW)
+    assert marker == _marker(seen)
+    later = [b.say(NOW + 60_000 + i, f"while you were away {i}") for i in range(2)]
+    after, rel = _room(hers, [b.join(T0 + 2), seen, *later], planted)
+    assert marker is not None
+    count = count_unread(after.timeline, marker, a.public, rel, NOW + 120_000)
+    assert count == UnreadCount(2, later[0].event_id, found=True)
+
+
+def test_more_future_rows_than_a_walk_cannot_stop_the_marker() -> None:
+    """Red team: more rows dated in the future than ``marker_for`` used to look at
+    (1000) left the marker where it was for good: every message read since counted
+    as unread again at each restart."""
+    a, b, mallory = alice(), bob(), Device("mallory@example.com", 9)
+    far = 4_102_444_800_000
+    flood = [mallory.join(far), *(mallory.say(far + i, "x") for i in range(1005))]
+    old = b.say(T0 + 10, "read long ago")
+    read = [b.say(T0 + 100 + i, f"read just now {i}") for i in range(3)]
+    result, rel = _room([a.join(T0)], [b.join(T0 + 2), old, *read], flood)
+    marker = marker_for(result.timeline, NOW)
+    assert marker == _marker(read[-1])
+    # after a restart, nothing of what was read counts again
+    assert count_unread(result.timeline, marker, a.public, rel, NOW).count == 0
+
+
+def test_where_rows_are_placed_agrees_with_display_order_in_every_ledger() -> None:
+    """``Timeline.placed_by`` (a binary search) must give what walking display order
+    gives: a row's place is the latest date up to it. A chain that goes back in time
+    after a future row, in a ledger that keeps bodies and in one that does not, after a
+    full audit and after an append."""
+    a, b, mallory = alice(), bob(), Device("mallory@example.com", 9)
+    far = 4_102_444_800_000
+    chains = [
+        [a.join(T0), a.say(T0 + 30, "a"), a.say(T0 + 10, "a back in time")],
+        [b.join(T0 + 2), b.say(T0 + 20, "b")],
+        [
+            mallory.join(T0 + 5),
+            mallory.say(far, "2100"),
+            mallory.say(T0 + 1, "after 2100"),
+            mallory.say(T0 + 3, "after that"),
+        ],
+    ]
+    later = [b.say(far + 5, "b after 2100"), b.say(T0 + 40, "b back again")]
+    for keep in (True, False):
+        led = RoomLedger(ROOM, keep_bodies=keep)
+        for i, events in enumerate(chains):
+            led.add_prepared(prepare_segment(*seg(events, f"c{i}"), ROOM))
+        results = [led.audit()]
+        appended = led.try_append(led.add_prepared(prepare_segment(*seg(later, "c1x"), ROOM)))
+        assert appended is not None and led.result is not None
+        results.append(led.result)
+        for result in results:
+            rows = result.timeline
+            dates = [r.event.timestamp_ms for r in rows]
+            for latest in sorted({*dates, T0 - 1, T0 + 15, far - 1, far + 10}):
+                walked = next((i for i, d in enumerate(dates) if d > latest), len(dates))
+                assert rows.placed_by(latest) == walked, (keep, latest)
+
+
+def test_a_marker_a_late_predecessor_moves_into_the_future_still_counts_what_came() -> None:
+    """Red team: Mallory signs a row dated 2100 and keeps it back, then a row chained after
+    it dated now. Readers see the second one placed at its own date (its predecessor is
+    missing) and it becomes their marker. She then uploads the 2100 row: the marker is now
+    placed in 2100, after every message written since, which all sorted before it."""
+    a, b, mallory = alice(), bob(), Device("mallory@example.com", 9)
+    join = mallory.join(T0 + 5)
+    withheld = mallory.say(4_102_444_800_000, "from the year 2100")
+    marked = mallory.say(T0 + 20, "the newest row, for now")
+    hers = [a.join(T0), a.say(T0 + 1, "hi")]
+    before, _ = _room(hers, [b.join(T0 + 2), b.say(T0 + 10, "seen")], [join], [marked])
+    marker = marker_for(before.timeline, NOW)
+    assert marker == _marker(marked)
+    later = [b.say(NOW + 60_000 + i, f"while you were away {i}") for i in range(2)]
+    bobs = [b.join(T0 + 2), b.say(T0 + 10, "seen"), *later]
+    after, rel = _room(hers, bobs, [join], [marked], [withheld])
+    rows = after.timeline
+    assert rows[len(rows) - 1].event.event_id == marked.event_id  # placed after 2100 now
+    count = count_unread(rows, marker, a.public, rel, NOW + 120_000)
+    assert count == UnreadCount(2, later[0].event_id, found=False)  # by (timestamp, id)
