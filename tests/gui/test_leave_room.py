@@ -46,14 +46,20 @@ def test_a_room_left_while_open_keeps_nothing_and_its_late_events_bring_nothing_
     controller.bridge.deliver = record
     desk.select("a")
     desk.window.members_button.click()  # its members are shown
-    wait_for(qtbot, writers["a"].send([Draft.text("are you there?")]))
-    desk.wait_row("a", "are you there?")
-    controller.reaudit(key)
 
     def kinds() -> set[type]:
         return {type(e) for e in about_a}
 
-    qtbot.waitUntil(lambda: {RoomLoaded, EventsAppended} <= kinds(), timeout=15_000)
+    controller.reaudit(key)
+    qtbot.waitUntil(lambda: RoomLoaded in kinds(), timeout=15_000)
+    # An append: a message read after that audit. Under load a read of the room may take
+    # it into a full audit instead (a RoomLoaded, seen failing 1 in 14): then another.
+    for attempt in range(4):
+        wait_for(qtbot, writers["a"].send([Draft.text(f"are you there? ({attempt})")]))
+        desk.wait_row("a", f"are you there? ({attempt})")
+        if EventsAppended in kinds():
+            break
+    assert {RoomLoaded, EventsAppended} <= kinds()
     assert controller.result(key) is not None and controller.roster(key) is not None
     assert key in controller.settings.read_markers
 
