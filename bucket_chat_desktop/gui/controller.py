@@ -382,6 +382,18 @@ class Controller(QObject):
             self.current = ""
             self.current_changed.emit("")
 
+    def forget_storage(self, storage_id: str) -> None:
+        """Drop all that is held of a storage removed (taken out of the settings first):
+        its rooms (``forget_room``: listed, or being created or joined) and what it last
+        said of itself, so the status line stops naming it. What its engine still says
+        on its way out changes nothing (``_on_storage_status_changed``)."""
+        prefix = f"{storage_id}/"
+        for key in {*self.rooms.room_keys(), *self._rooms}:
+            if key.startswith(prefix):
+                self.forget_room(key)
+        if self._online.pop(storage_id, None) is not None:
+            self.storage_status.emit(storage_id, True, "")  # the line is drawn again
+
     def send_text(self, text: str, reply_to: str | None = None) -> None:
         """Send ``text`` in the room shown; ``reply_to``: the event it answers (a reply,
         in that event's thread)."""
@@ -760,6 +772,8 @@ class Controller(QObject):
         self.error.emit(entry.name if entry is not None else storage_id, message)
 
     def _on_storage_status_changed(self, storage_id: str, online: bool, message: str) -> None:
+        if self.settings.storage(storage_id) is None:
+            return  # a storage removed: nothing of it is kept
         self._online[storage_id] = (online, message)
         self.rooms.set_storage_online(storage_id, online)
         self.storage_status.emit(storage_id, online, message)

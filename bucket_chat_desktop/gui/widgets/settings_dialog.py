@@ -536,9 +536,7 @@ def remove_storage(controller: Controller, storage_id: str) -> None:
     settings.muted_rooms = [k for k in settings.muted_rooms if not k.startswith(prefix)]
     if settings.last_room.startswith(prefix):
         settings.last_room = ""
-    for key in controller.rooms.room_keys():
-        if key.startswith(prefix):
-            controller.forget_room(key)
+    controller.forget_storage(storage_id)
     controller.unread_changed.emit(controller.rooms.total_unread())
     controller.tasks.start(_detach(controller, storage_id), f"Removing storage {entry.name}")
     controller.save_settings()

@@ -1,0 +1,69 @@
+"""Removing a storage drops what the app said of it: the real app, one storage a folder
+and one an S3 endpoint that refuses every connection (offline from the start)."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import wait_for
+from desk import Desk, settings_for
+from nacl.signing import SigningKey
+
+from bucket_chat_desktop.gui.widgets.settings_dialog import remove_storage
+from bucket_chat_desktop.settings import StorageSettings
+from bucket_chat_desktop.storage.local import LocalStorage
+from bucket_chat_desktop.sync.events import EngineEvent, StorageStatus
+from bucket_chat_desktop.sync.writer import Draft, RoomWriter
+
+CAROL = ("carol@example.com", SigningKey(b"\x03" * 32))
+
+
+def closed_port() -> int:
+    """A local port nothing listens on: connections to it are refused at once."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_a_storage_removed_while_offline_is_no_longer_named_offline(
+    qtbot: Any, launch: Callable[..., Desk], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in (("AWS_ACCESS_KEY_ID", "id"), ("AWS_SECRET_ACCESS_KEY", "secret")):
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    store = tmp_path / "store"
+    writer = RoomWriter(LocalStorage(store), "b", *CAROL, displayname="Carol")
+    wait_for(qtbot, writer.send([Draft.text("hello")]))
+    settings = settings_for(store, ["b"])
+    endpoint = f"http://127.0.0.1:{closed_port()}"
+    spec = f"s3://nowhere/team?endpoint_url={endpoint}&region=us-east-1&timeout=1&retries=1"
+    gone = StorageSettings(spec, "Old bucket", ["x"])
+    settings.storages.append(gone)
+    desk = launch(settings)
+    controller, window = desk.controller, desk.window
+
+    said: list[EngineEvent] = []  # what the engine says of the storage from now on
+    deliver = controller.bridge.deliver
+
+    def record(storage_id: str, event: EngineEvent) -> None:
+        if storage_id == gone.id and isinstance(event, StorageStatus):
+            said.append(event)
+        deliver(storage_id, event)
+
+    controller.bridge.deliver = record
+    qtbot.waitUntil(lambda: "Old bucket" in window.status.text(), timeout=15_000)
+    qtbot.waitUntil(lambda: bool(said), timeout=15_000)
+    assert "refused" in window.status.text()
+
+    remove_storage(controller, gone.id)
+    qtbot.waitUntil(lambda: not controller.client.is_attached(gone.id), timeout=15_000)
+    for event in said:  # what it said before it stopped, once more, late
+        deliver(gone.id, event)
+
+    assert controller.offline_storages() == []
+    assert "All storages reachable" in window.status.text()
+    assert gone.id not in window.status.text() and "Old bucket" not in window.status.text()
