@@ -81,12 +81,23 @@ ARRIVED_ROWS = 200  # rows a full re-audit hands on as arrived, at most (the new
 
 
 def _arrived(
-    old: AuditResult | None, result: AuditResult, newest: tuple[ShownEvent, ...], now_ms: int
+    old: AuditResult | None,
+    result: AuditResult,
+    newest: tuple[ShownEvent, ...],
+    now_ms: int,
+    since_ms: int,
 ) -> list[Assessed]:
-    """The rows a full re-audit brought after the newest row of the audit before it: new
+    """The rows a full re-audit brought that the audit before it did not have: new
     messages, counted unread and notified like appended ones (a newcomer's first message
-    is audited in full, never appended). Nothing on a first read, nor when the row that
-    was newest is not in the new audit.
+    is audited in full, never appended), in display order. Nothing on a first read, nor
+    when the row that was newest is not in the new audit.
+
+    Those after the row that was newest, and those just before it placed at or after
+    ``since_ms`` (when the room's record was made: this session, or its joining): a
+    message read after a newer one (a slower upload, a device's outbox delivering after
+    an outage) sorts before it, and it is the only reason a message from a device that
+    continues its chain comes with a full audit, not an append. History read late (older
+    segments) is placed before ``since_ms`` and is not news.
 
     "Newest" is by place, as for the read marker (``unread.marker_for``): rows placed past
     this device's clock are passed over, in the old audit and the new. A row dated years
@@ -112,8 +123,17 @@ def _arrived(
         for s in newest
         if isinstance(s.event, Event)
     }
+    # Before the anchor: the old rows among new[low:at] are the ones just before the
+    # anchor in the old audit (a margin for rows the new audit no longer shows).
+    low = max(0, at - ARRIVED_ROWS, placed_by(rows, since_ms - 1))
+    known_from = max(0, old_cut - 1 - (at - low) - ARRIVED_ROWS)
+    known = (
+        {old.timeline[i].event.event_id for i in range(known_from, old_cut)} if low < at else set()
+    )
+    picked = [i for i in range(low, at) if rows[i].event.event_id not in known]
+    picked += range(max(at + 1, cut - ARRIVED_ROWS), cut)
     out = []
-    for i in range(max(at + 1, cut - ARRIVED_ROWS), cut):
+    for i in picked:
         row = rows[i]
         out.append(bodies.get(row.event.event_id, row))
     return out
@@ -174,7 +194,9 @@ class Controller(QObject):
         b.room_discovered.connect(lambda sid, rid: log.info("room %s appeared on %s", rid, sid))
         for ref in self.client.rooms():
             self.list_room(ref)
-            self._rooms[ref.key].catching_up = True
+            room = self._rooms[ref.key]
+            room.catching_up = True
+            room.since_ms = self._started_ms
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -553,7 +575,7 @@ class Controller(QObject):
         if room is None:
             return  # a room left: nothing of it is kept
         now_ms = int(time.time() * 1000)
-        arrived = _arrived(room.result, result, newest, now_ms)
+        arrived = _arrived(room.result, result, newest, now_ms, room.since_ms)
         marker = self.settings.read_marker(key)  # as before this audit is shown
         room.result = result
         room.metadata, room.metadata_findings = metadata, metadata_findings

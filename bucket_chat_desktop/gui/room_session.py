@@ -9,7 +9,8 @@ dropped with one look-up, and nothing of that room comes back.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 from ..protocol.audit import Assessed, AuditResult
 from ..protocol.event import Event
@@ -33,6 +34,10 @@ class Behind:
     appended: list[Assessed]
     relations: Relations | None = None  # of ``result``
     appended_relations: Relations | None = None  # of the newest result appended
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 @dataclass(slots=True)
@@ -68,6 +73,11 @@ class RoomSession:
     # started that is fetched while the room is shown (the first poll comes after the
     # first audit, which the index answers) still gets the "New messages" line.
     catching_up: bool = False
+
+    # When the record was made (the session's start, or the room's joining): a full
+    # re-audit's rows that were not there before and are placed from then on are new
+    # messages even when they sort before the newest row (``controller._arrived``).
+    since_ms: int = field(default_factory=_now_ms)
 
     def take_arriving(self) -> Relations | None:
         """The relations announced for the result now arriving (once)."""

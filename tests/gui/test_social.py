@@ -607,7 +607,7 @@ def test_a_full_reaudit_hands_on_what_arrived_after_the_newest_row_shown() -> No
     same rows, or rows that came in above."""
     from bucket_chat_desktop.gui.controller import _arrived
     from bucket_chat_desktop.sync.events import ShownEvent
-    from tests.unit.protocol._support import alice, bob, ledger, seg
+    from tests.unit.protocol._support import Device, alice, bob, ledger, seg
 
     a, b = alice(), bob()
     first = [a.join(1_000), a.say(2_000, "one")]
@@ -619,15 +619,25 @@ def test_a_full_reaudit_hands_on_what_arrived_after_the_newest_row_shown() -> No
         rows = tuple(ShownEvent(x, x.event) for x in result.timeline)
         return result, rows
 
-    now = 5_000  # this device's clock
+    now, since = 5_000, 500  # this device's clock; the room's record was made at 500
     old, _ = result_and_rows(first)
     new, rows = result_and_rows(first, later)
-    got = _arrived(old, new, rows, now)
+    got = _arrived(old, new, rows, now, since)
     assert [x.event.body for x in got] == [None, "two"]  # join, text
-    assert _arrived(None, new, rows, now) == []  # a first read
-    assert _arrived(new, new, rows, now) == []  # the same rows again (a confirmation)
+    assert _arrived(None, new, rows, now, since) == []  # a first read
+    assert _arrived(new, new, rows, now, since) == []  # the same rows again (a confirmation)
     above, rows = result_and_rows(older, first)  # history that was read late, above
-    assert _arrived(old, above, rows, now) == []
+    assert _arrived(old, above, rows, now, since) == []
+
+    # Carol's messages, written before Bob's newest one, read after it: they sort before
+    # the newest row and still arrived (those placed since the record was made)
+    c = Device("carol@example.com", 7)
+    late = [c.join(2_500), c.say(3_500, "late")]
+    old, _ = result_and_rows(first, later)
+    new, rows = result_and_rows(first, later, late)
+    assert [x.event.body for x in _arrived(old, new, rows, now, since)] == [None, "late"]
+    assert [x.event.body for x in _arrived(old, new, rows, now, 3_000)] == ["late"]
+    assert _arrived(new, new, rows, now, since) == []
 
 
 def test_a_row_dated_far_ahead_cannot_silence_what_arrives_after_it() -> None:
@@ -659,12 +669,12 @@ def test_a_row_dated_far_ahead_cannot_silence_what_arrives_after_it() -> None:
     old, _ = audit(first, planted)
     new, rows = audit(first, planted, later)
     assert rows[-1].event.body == "me too"  # still the newest rows
-    got = _arrived(old, new, rows, 5_000)
+    got = _arrived(old, new, rows, 5_000, 0)
     assert [x.event.event_id for x in got] == [e.event_id for e in later]
     assert got[1].event.body == "two"  # with its body, from the newest rows
     # more rows placed ahead than the newest rows hold: counted all the same
     new, rows = audit(first, planted, later, newest=2)
-    got = _arrived(old, new, rows, 5_000)
+    got = _arrived(old, new, rows, 5_000, 0)
     assert [x.event.event_id for x in got] == [e.event_id for e in later]
 
 
