@@ -19,7 +19,7 @@ from ..protocol.event import MESSAGE, has_lone_surrogate
 from ..protocol.relations import TYPING, Relations
 from ..protocol.untrusted_text import RoomIds, display_name_safe, terminal_safe
 from ..storage.base import Storage, StorageError
-from ..sync.client import ChatClient
+from ..sync.client import ChatClient, RoomRef
 from ..sync.events import (
     ChangeFeedStatus,
     EngineEvent,
@@ -86,6 +86,12 @@ class _Screen:
                 )
 
 
+async def _read_on(client: ChatClient, ref: RoomRef) -> None:
+    """The room read on in the background while its storage does not answer (its metadata
+    read waits for the storage too, so it is never awaited in the chat's own path)."""
+    await client.open_room(ref, wait=False)
+
+
 async def run_chat(storage: Storage, room_id: str, identity: Any, displayname: str | None) -> int:
     interactive = sys.stdin.isatty()
     screen = _Screen(interactive, identity.public_key_b64)
@@ -135,8 +141,7 @@ async def run_chat(storage: Storage, room_id: str, identity: Any, displayname: s
                 f"! the storage does not answer ({terminal_safe(str(exc))}): this is what "
                 "this device verified before; what you send is queued until it answers"
             )
-            # Its metadata read waits for the storage too: not awaited here.
-            reading = asyncio.create_task(client.open_room(ref, wait=False))
+            reading = asyncio.create_task(_read_on(client, ref))
         assert room is not None
         name = display_name_safe(room.metadata.name, fmt.TITLE_LIMIT) if room.metadata else ""
         title = terminal_safe(name or room_id)
