@@ -715,6 +715,21 @@ def _added(
         decide(p, rows(p), by_relations)
 
     thread_root = dict(old.thread_root)
+
+    def place(p: int, r: Row, refusals: list[Finding]) -> str | None:
+        """A reply's thread root (recorded), or None: its parent is not read yet (it
+        waits for it) or it is refused (the finding goes to ``refusals``)."""
+        up = r.event.parent_event_id
+        assert up is not None
+        if up not in known:
+            wait(up, p)
+            return None
+        if (refused := _refused_reply(r, known[up])) is not None:
+            refusals.append(refused)
+            return None
+        root = thread_root[r.event.event_id] = _root(up, known, r.event.event_id)
+        return root
+
     again = [(p, r) for p, r in woken_rows if r.event.type not in HIDDEN_TYPES]
     if again:
         for reply in [r.event.event_id for _, r in again]:
@@ -732,15 +747,7 @@ def _added(
             if was is not None:
                 moved.add(reply)
                 left.add(was)
-            up = r.event.parent_event_id
-            assert up is not None
-            if up not in known:
-                wait(up, p)
-            elif (refused := _refused_reply(r, known[up])) is not None:
-                found_again.append(refused)
-            else:
-                root = _root(up, known, reply)
-                thread_root[reply] = root
+            if (root := place(p, r, found_again)) is not None:
                 regrouped.setdefault(root, []).append(reply)
         for root in sorted(left | regrouped.keys()):
             thread = draft(root).thread_list()
@@ -749,15 +756,7 @@ def _added(
         by_replies = _in_order(by_replies, found_again, related)
     for p in read.replies[had_replies:]:
         r = rows(p)
-        up = r.event.parent_event_id
-        assert up is not None
-        if up not in known:
-            wait(up, p)
-        elif (refused := _refused_reply(r, known[up])) is not None:
-            by_replies.append(refused)
-        else:
-            root = _root(up, known, r.event.event_id)
-            thread_root[r.event.event_id] = root
+        if (root := place(p, r, by_replies)) is not None:
             draft(root).thread_list().append(r.event.event_id)
     for event_id, changed in drafts.items():
         agg = changed.done(read)
