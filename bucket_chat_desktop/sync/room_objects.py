@@ -105,7 +105,7 @@ def _not_regular(path: str, kind: str) -> Finding:
 # -- what a storage holds, for a person choosing a room to join ----------------------------
 
 MAX_SUMMARISED = 200  # rooms a listing reads the name and last activity of
-FUTURE_SLACK_MS = 24 * 3600_000  # a segment name dated further ahead is not believed
+NAME_SLACK_MS = 24 * 3600_000  # a segment name dated further ahead is not believed
 _PARALLEL = 8  # rooms summarised at once
 _DATE_FOLDER = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # as parse_segment_path accepts
 
@@ -154,7 +154,7 @@ async def last_activity(storage: Storage, room_id: str, now_ms: int) -> int | No
         for item in await storage.list_objects(f"{prefix}{date}/"):
             name = parse_segment_path(item.path) if item.special is None else None
             ok = name is not None and name.room_id == room_id
-            if name is not None and ok and name.end_ts <= now_ms + FUTURE_SLACK_MS:
+            if name is not None and ok and name.end_ts <= now_ms + NAME_SLACK_MS:
                 ends.append(name.end_ts)
         if ends:
             return max(ends)
