@@ -26,10 +26,10 @@ from ..protocol.unread import (
     UNREAD_CAP,
     ReadMarker,
     UnreadCount,
+    arrived,
     is_unread_news,
     marker_for,
     placed_by,
-    position_of,
 )
 from ..settings import Settings, StorageSettings
 from ..sync.client import ChatClient, RoomRef
@@ -77,9 +77,6 @@ def _preview(ev: Event) -> str:
     return to_plain(ev.body or "")
 
 
-ARRIVED_ROWS = 200  # rows a full re-audit hands on as arrived, at most (the newest of them)
-
-
 def _arrived(
     old: AuditResult | None,
     result: AuditResult,
@@ -87,56 +84,16 @@ def _arrived(
     now_ms: int,
     since_ms: int,
 ) -> list[Assessed]:
-    """The rows a full re-audit brought that the audit before it did not have: new
-    messages, counted unread and notified like appended ones (a newcomer's first message
-    is audited in full, never appended), in display order. Nothing on a first read, nor
-    when the row that was newest is not in the new audit.
-
-    Those after the row that was newest, and those just before it placed at or after
-    ``since_ms`` (when the room's record was made: this session, or its joining): a
-    message read after a newer one (a slower upload, a device's outbox delivering after
-    an outage) sorts before it, and it is the only reason a message from a device that
-    continues its chain comes with a full audit, not an append. History read late (older
-    segments) is placed before ``since_ms`` and is not news.
-
-    "Newest" is by place, as for the read marker (``unread.marker_for``): rows placed past
-    this device's clock are passed over, in the old audit and the new. A row dated years
-    ahead stays the newest row for good, and every message written since sorts before it
-    (a full re-audit each time): taken as the anchor, it made every later message arrive
-    unseen — no unread count, no notification — while the app ran. The rows come with
-    their bodies from ``newest`` when they are among them, else as the audit holds them
-    (counted; a notification without the text)."""
-    before = len(old.timeline) if old is not None else 0
-    rows = result.timeline
-    if old is None or not before or len(rows) <= before:
-        return []
-    latest = now_ms + FUTURE_SLACK_MS
-    old_cut = placed_by(old.timeline, latest)
-    if not old_cut:
-        return []
-    at = position_of(rows, old.timeline[old_cut - 1].event.event_id)
-    if at is None:
-        return []
-    cut = placed_by(rows, latest)
+    """``unread.arrived`` for a ``RoomLoaded``: the rows among ``newest`` come with their
+    bodies (read from the index with the audit), the others as the audit holds them."""
     bodies = {
         s.verdict.event.event_id: s.verdict._replace(event=s.event)
         for s in newest
         if isinstance(s.event, Event)
     }
-    # Before the anchor: the old rows among new[low:at] are the ones just before the
-    # anchor in the old audit (a margin for rows the new audit no longer shows).
-    low = max(0, at - ARRIVED_ROWS, placed_by(rows, since_ms - 1))
-    known_from = max(0, old_cut - 1 - (at - low) - ARRIVED_ROWS)
-    known = (
-        {old.timeline[i].event.event_id for i in range(known_from, old_cut)} if low < at else set()
+    return arrived(
+        old.timeline if old is not None else None, result.timeline, bodies, now_ms, since_ms
     )
-    picked = [i for i in range(low, at) if rows[i].event.event_id not in known]
-    picked += range(max(at + 1, cut - ARRIVED_ROWS), cut)
-    out = []
-    for i in picked:
-        row = rows[i]
-        out.append(bodies.get(row.event.event_id, row))
-    return out
 
 
 def _ahead(result: AuditResult, now_ms: int) -> int:

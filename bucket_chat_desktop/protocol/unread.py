@@ -32,7 +32,7 @@ towards the whole room.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from .audit import Assessed, Timeline
@@ -162,3 +162,52 @@ def placed_by(rows: Sequence[Assessed], latest_ms: int) -> int:
     if isinstance(rows, Timeline):
         return rows.placed_by(latest_ms)
     return next((i for i, r in enumerate(rows) if r.event.timestamp_ms > latest_ms), len(rows))
+
+
+ARRIVED_ROWS = 200  # rows a full re-audit hands on as arrived, at most (the newest of them)
+
+
+def arrived(
+    old: Timeline | None,
+    rows: Timeline,
+    bodies: Mapping[str, Assessed],
+    now_ms: int,
+    since_ms: int,
+) -> list[Assessed]:
+    """The rows of a full re-audit (``rows``) that the audit before it (``old``) did not
+    have: new messages, counted unread and notified like appended ones (a newcomer's
+    first message is audited in full, never appended), in display order, each taken from
+    ``bodies`` (by event id) when there, else as the audit holds it. Nothing on a first
+    read, nor when the row that was newest is not in the new audit.
+
+    Those after the row that was newest, and those just before it placed at or after
+    ``since_ms`` (when the room was first shown this session, or joined): a message read
+    after a newer one (a slower upload, a device's outbox delivering after an outage)
+    sorts before it, and it is the only reason a message from a device that continues
+    its chain comes with a full audit, not an append. History read late (older segments)
+    is placed before ``since_ms`` and is not news.
+
+    "Newest" is by place, as for the read marker (``marker_for``): rows placed past this
+    device's clock are passed over, in the old audit and the new. A row dated years ahead
+    stays the newest row for good, and every message written since sorts before it (a
+    full re-audit each time): taken as the anchor, it made every later message arrive
+    unseen — no unread count, no notification — while the app ran."""
+    before = len(old) if old is not None else 0
+    if old is None or not before or len(rows) <= before:
+        return []
+    latest = now_ms + FUTURE_SLACK_MS
+    old_cut = placed_by(old, latest)
+    if not old_cut:
+        return []
+    at = position_of(rows, old[old_cut - 1].event.event_id)
+    if at is None:
+        return []
+    cut = placed_by(rows, latest)
+    # Before the anchor: the old rows among new[low:at] are the ones just before the
+    # anchor in the old audit (a margin for rows the new audit no longer shows).
+    low = max(0, at - ARRIVED_ROWS, placed_by(rows, since_ms - 1))
+    known_from = max(0, old_cut - 1 - (at - low) - ARRIVED_ROWS)
+    known = {old[i].event.event_id for i in range(known_from, old_cut)} if low < at else set()
+    picked = [i for i in range(low, at) if rows[i].event.event_id not in known]
+    picked += range(max(at + 1, cut - ARRIVED_ROWS), cut)
+    return [bodies.get(rows[i].event.event_id, rows[i]) for i in picked]
