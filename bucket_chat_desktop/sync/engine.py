@@ -283,9 +283,10 @@ class SyncEngine:
     async def close(self) -> None:
         self._closed = True
         for room in self.rooms.values():
-            if room.backfill is not None:
-                room.backfill.cancel()
-                self._tasks.append(room.backfill)
+            for task in (room.backfill, room.metadata_read):
+                if task is not None:
+                    task.cancel()
+                    self._tasks.append(task)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -352,7 +353,8 @@ class SyncEngine:
         """Show a room as fast as possible, then make it complete.
 
         1. the index's newest rows (no network, no crypto) -> ``WarmTimeline``;
-        2. the cached room rebuilt into a ledger (no signature re-checks) -> ``RoomLoaded``;
+        2. the cached room rebuilt into a ledger (no signature re-checks) -> ``RoomLoaded``,
+           and the room's metadata (``_read_metadata``: one read, not under the room's lock);
         3. storage, newest date folder and newest segments first: the first few segments
            are verified and shown before older history is fetched;
         4. the rest of the history in the background (or awaited if not ``background``).
@@ -365,21 +367,52 @@ class SyncEngine:
         async with room.lock:
             if self.index is not None and room.result is None:
                 await self._keeper.warm(room, interactive=focus)
-            if room.metadata is None:
-                try:
-                    metadata, findings = await read_metadata(self.storage, room_id)
-                except StorageError as exc:
-                    self._set_online(False, str(exc))
-                else:
-                    await self._serially(
-                        self._keeper.set_metadata, room, metadata, findings, room=room_id
-                    )
+        if room.metadata is None:
+            await self._read_metadata(room)
+            if self._closed or (room.backfill is not None and not room.backfill.done()):
+                return room  # closed, or another open started reading it meanwhile
         task = asyncio.create_task(self._backfill.fetch_history(room), name=f"bc-history-{room_id}")
         if background:
             room.backfill = task
         else:
             await task
         return room
+
+    async def _read_metadata(self, room: RoomState) -> None:
+        """Wait for the room's metadata: one read however many opens wait for it, never
+        under the room's lock — a storage that never answers must not hold up what takes
+        the lock meanwhile (this device's own deliveries into the room, hints, refreshes).
+        An open given up (``within``) leaves the read running: the next open waits for the
+        same one; ``close`` cancels it."""
+        task = room.metadata_read
+        if task is None or task.done():
+            task = asyncio.create_task(self._metadata(room), name=f"bc-metadata-{room.room_id}")
+            room.metadata_read = task
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            me = asyncio.current_task()
+            if (me is not None and me.cancelling()) or not task.cancelled():
+                raise  # this open was cancelled, not the read (which ``close`` cancels)
+
+    async def _metadata(self, room: RoomState) -> None:
+        """``_read_metadata``'s one read, applied on the state thread in the room's order.
+        An answer that comes after the engine closed, the room was replaced, or a newer
+        read was started is dropped: it must not clobber what is newer."""
+        try:
+            metadata, findings = await read_metadata(self.storage, room.room_id)
+        except StorageError as exc:
+            self._set_online(False, str(exc))
+            return
+        me = asyncio.current_task()
+
+        def apply() -> None:  # state thread
+            if self._closed or room.metadata_read is not me:
+                return
+            if self.rooms.get(room.room_id) is room:
+                self._keeper.set_metadata(room, metadata, findings)
+
+        await self._serially(apply, room=room.room_id)
 
     async def timeline_page(
         self, room_id: str, result: AuditResult, start: int, stop: int, *, pinned: bool = False

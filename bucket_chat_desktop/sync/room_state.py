@@ -50,6 +50,9 @@ class RoomState:
 
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     backfill: asyncio.Task[None] | None = None
+    # The read of ``metadata`` in flight or last made (``SyncEngine.open_room``): shared
+    # by opens that wait for it, never made under ``lock``.
+    metadata_read: asyncio.Task[None] | None = None
     # Published by the state thread after each of its jobs on the room (``room_view``).
     view: RoomView | None = None
     # What a send needs from the timeline, kept up to date incrementally
