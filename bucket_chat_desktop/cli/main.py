@@ -2,7 +2,8 @@
 
 Exit status: 0 success (for ``verify``: the room is clean), 1 the room has findings, 2 a
 usage, key or storage problem (one line on stderr), 3 a message is safely queued in the
-outbox but could not be delivered yet.
+outbox but could not be delivered yet, 4 (``sync``) the storage did not answer in time:
+what is shown is this device's copy, and the outbox keeps what it could not deliver.
 """
 
 from __future__ import annotations
@@ -36,14 +37,20 @@ from ..storage import Storage, StorageError, open_storage
 from ..sync.client import ChatClient, RoomRef
 from ..sync.events import EventsAppended, RoomLoaded
 from ..sync.rooms import join_content
-from ..sync.watched import NoAnswerError, interactive_deadline
+from ..sync.watched import (
+    DEADLINE_ENV,
+    INTERACTIVE_DEADLINE,
+    NoAnswerError,
+    clock_text,
+    interactive_deadline,
+)
 from ..sync.writer import RoomError
 from . import format as fmt
 from . import related
 from .export_cmd import add_export_parser, run_export
 from .storage_cmd import add_storage_parser, cmd_storage
 
-EXIT_OK, EXIT_FINDINGS, EXIT_ERROR, EXIT_QUEUED = 0, 1, 2, 3
+EXIT_OK, EXIT_FINDINGS, EXIT_ERROR, EXIT_QUEUED, EXIT_NO_ANSWER = 0, 1, 2, 3, 4
 SEND_TIMEOUT = 30.0
 VERIFY_NO_ANSWER = 10.0  # verify reads everything fresh: it fails (exit 2) after this long
 MAX_BATCH = 1000
@@ -198,6 +205,13 @@ def build_parser() -> argparse.ArgumentParser:
     user(p)
     p.add_argument("--key", required=True, help="the introducing device's public key")
     p = command("sync", "fetch and verify the room's new messages, deliver the outbox")
+    p.epilog = (
+        "Exit status: 0 read and delivered; 2 usage, key or storage error; 3 read, but "
+        "the outbox could not deliver everything yet (it stays queued); 4 the storage did "
+        f"not answer within the interactive deadline ({INTERACTIVE_DEADLINE:g} s for one "
+        f"request, or {DEADLINE_ENV}): the counts are this device's copy, and what "
+        "is queued stays in the outbox for the next sync."
+    )
     room(p)
     p.add_argument("--follow", action="store_true", help="keep running and print new messages")
     p = command("chat", "chat interactively; incoming messages appear as they arrive")
@@ -230,16 +244,14 @@ def _identity(user_id: str, *, create: bool = False) -> Any:
     return identity, created, store
 
 
-async def _room_found(client: ChatClient, room_id: str, seconds: float | None = None) -> bool:
+async def _room_found(client: ChatClient, room_id: str, seconds: float) -> bool:
     """Whether the room exists. A room this device knows (index, outbox) is not checked
     again; otherwise the storage is asked, giving up after ``seconds`` without an answer
-    if given (``StorageError``: the check could not be made, so nothing was done)."""
+    (``StorageError``: the check could not be made, so nothing was done)."""
     ref = client.room(room_id)
     if await client.knows_room(ref):
         return True
     try:
-        if seconds is None:  # background work: the storage's own patient retries
-            return await client.room_exists(ref)
         return await client.within(ref.storage_id, client.room_exists(ref), seconds)
     except NoAnswerError as exc:
         raise StorageError(
@@ -249,14 +261,18 @@ async def _room_found(client: ChatClient, room_id: str, seconds: float | None = 
 
 
 async def _require_room(
-    storage: Storage, room_id: str, *, client: ChatClient, seconds: float | None = None
+    storage: Storage, room_id: str, *, client: ChatClient, seconds: float
 ) -> None:
     """The room must exist (``_room_found``)."""
     if not await _room_found(client, room_id, seconds):
-        raise RoomError(
-            f"room {room_id!r} does not exist in {storage.describe()}: "
-            f"create it with 'bucket-chat create-room --room-id {room_id} --name ...'"
-        )
+        raise _no_such_room(storage, room_id)
+
+
+def _no_such_room(storage: Storage, room_id: str) -> RoomError:
+    return RoomError(
+        f"room {room_id!r} does not exist in {storage.describe()}: "
+        f"create it with 'bucket-chat create-room --room-id {room_id} --name ...'"
+    )
 
 
 def _clock(wall: float | None) -> str:
@@ -677,6 +693,13 @@ async def cmd_accept_device(args: argparse.Namespace) -> int:
 
 
 async def cmd_sync(args: argparse.Namespace) -> int:
+    """Read the room through this device's index (only what is new is downloaded) and
+    deliver the storage's outbox. Each step gives up once one request has waited the
+    interactive deadline without an answer (a slow storage that answers is never cut
+    off): a frozen service would otherwise keep a script waiting, without a word, for the
+    storage's own timeouts and retries (90 s with the defaults; for ever for one that
+    holds the connection open). Then the counts are this device's copy and the exit
+    status is 4 (``_sync_unanswered``); what is queued stays in the outbox."""
     storage = _storage(args)
     room_id = _room_id(args)
     shown: set[str] = set()
@@ -702,30 +725,114 @@ async def cmd_sync(args: argparse.Namespace) -> int:
                 final[0] = event.complete
             show(event.result)
 
+    seconds = interactive_deadline()
+    reading: list[asyncio.Task[None]] = []  # --follow: the room read on in the background
     async with ChatClient.session(storage, start=args.follow, listener=listener) as client:
         ref = client.room(room_id)
-        await _require_room(storage, room_id, client=client)
-        before = await client.timeline_length(ref)
-        await client.open_room(ref, wait=True)
-        view = await client.room_view(ref)
-        # Background work: the storage's own patient timeouts and retries, but one round
-        # the storage does not answer is enough to say "queued" (exit 3).
-        delivered = await client.flush(ref.storage_id, SEND_TIMEOUT, give_up_offline=True)
-        result = view.result if view is not None else None
-        assert result is not None
-        total = len(result.timeline)
-        forged = len(view.relations.findings) if view is not None and view.relations else 0
-        print(
-            f"{room_id}: {total:,} events ({max(0, total - before):,} new), "
-            f"{len(result.errors) + forged} finding(s)"
-            + ("" if delivered else "; the outbox could not deliver everything yet"),
-            flush=True,
-        )
-        if not args.follow:
-            return EXIT_OK if delivered else EXIT_QUEUED
+        sid = ref.storage_id
+        try:
+            if not await client.knows_room(ref) and not await client.within(
+                sid, client.room_exists(ref), seconds
+            ):
+                raise _no_such_room(storage, room_id)
+            before = await client.timeline_length(ref)
+            await client.within(sid, client.open_room(ref, wait=True), seconds)
+        except NoAnswerError as exc:
+            cached = await client.cached_room(ref)
+            code = await _sync_unanswered(client, ref, exc, seconds, cached, storage.describe())
+            if not args.follow:
+                return code
+            if cached is not None and cached.result is not None:
+                final[0] = cached.complete and not cached.partial  # final verdicts print
+                show(cached.result)
+                final[0] = False  # then those of the storage's own read, once whole
+            # Read on in the background (its metadata read waits for the storage too):
+            # new messages print once the storage answers.
+            reading.append(asyncio.create_task(client.open_room(ref, wait=False)))
+        else:
+            delivered, unanswered = await _deliver_outbox(client, sid, seconds)
+            view = await client.room_view(ref)  # with what was delivered (read as sent)
+            if unanswered is not None:
+                print(
+                    f"bucket-chat: queued, not delivered yet ({terminal_safe(str(unanswered))})."
+                    f" {len(await client.pending(sid))} event(s) wait in the outbox for the "
+                    "next 'bucket-chat sync' (or any command that sends, or the app).",
+                    file=sys.stderr,
+                )
+            result = view.result if view is not None else None
+            assert result is not None
+            total = len(result.timeline)
+            forged = len(view.relations.findings) if view is not None and view.relations else 0
+            print(
+                f"{room_id}: {total:,} events ({max(0, total - before):,} new), "
+                f"{len(result.errors) + forged} finding(s)"
+                + ("" if delivered else "; the outbox could not deliver everything yet"),
+                flush=True,
+            )
+            if not args.follow:
+                return EXIT_OK if delivered else EXIT_QUEUED
         print("Following; Ctrl-C to stop.", flush=True)
         while True:
             await asyncio.sleep(3600)
+
+
+async def _deliver_outbox(
+    client: ChatClient, storage_id: str, seconds: float
+) -> tuple[bool, NoAnswerError | None]:
+    """``sync``'s delivery of the storage's outbox: given up after one round the storage
+    refused (``give_up_offline``) or once one request has waited ``seconds`` without an
+    answer (the error is handed back). True when nothing is left queued."""
+    try:
+        flush = client.flush(storage_id, SEND_TIMEOUT, give_up_offline=True)
+        return await client.within(storage_id, flush, seconds), None
+    except NoAnswerError as exc:
+        return False, exc
+
+
+async def _sync_unanswered(
+    client: ChatClient,
+    ref: RoomRef,
+    exc: NoAnswerError,
+    seconds: float,
+    cached: Any,
+    where: str,
+) -> int:
+    """``sync`` when the storage did not answer in time: the outbox is tried under the
+    same deadline (given up at once while the request that was not answered still waits:
+    the storage is silent); the room's counts are this device's copy
+    (``cached``, None when it has none), on stdout like a fresh read's; one line on
+    stderr names the storage, since when it has not answered, and what stays queued.
+    Returns ``EXIT_NO_ANSWER``."""
+    sid = ref.storage_id
+    delivered, _ = await _deliver_outbox(client, sid, seconds)
+    waiting = 0 if delivered else len(await client.pending(sid))
+    queued = (
+        f"; {waiting} event(s) stay queued in the outbox for the next 'bucket-chat sync' "
+        "(or any command that sends, or the app)"
+        if waiting
+        else ""
+    )
+    room_id = terminal_safe(ref.room_id)
+    if cached is not None and cached.result is not None:
+        last = await client.last_read(ref)
+        result = cached.result
+        total = len(result.timeline)
+        forged = len(cached.relations.findings) if cached.relations else 0
+        print(
+            f"{room_id}: {total:,} events as this device verified them "
+            f"(last read {_clock(last)}), {len(result.errors) + forged} finding(s)"
+            + ("" if delivered else "; the outbox could not deliver everything yet"),
+            flush=True,
+        )
+        copy = f"the counts are this device's copy, last read {_clock(last)}"
+    else:
+        copy = f"this device has no copy of room {ref.room_id!r} to show"
+    print(
+        f"bucket-chat: {terminal_safe(where)} has not answered since {clock_text(exc.since)}"
+        f" (sync gives up after {seconds:g} s without an answer); {copy}{queued}.",
+        file=sys.stderr,
+    )
+    return EXIT_NO_ANSWER
 
 
 async def _audited(

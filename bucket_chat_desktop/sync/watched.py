@@ -42,9 +42,9 @@ T = TypeVar("T")
 log = logging.getLogger("bucket_chat.sync")
 
 INTERACTIVE_DEADLINE = 1.2
-"""Seconds one request may go unanswered while a person waits (``send``, ``history``,
-``rooms``, opening a room, Test connection): then the step falls back to what this
-device knows. Background work (the publisher, polling, ``sync``) is not bound by it.
+"""Seconds one request may go unanswered while a person or a script waits (``send``,
+``history``, ``rooms``, ``sync``, opening a room): then the step falls back to what this
+device knows. Background work (the app's publisher and polling) is not bound by it.
 ``BUCKET_CHAT_INTERACTIVE_DEADLINE`` overrides it (``interactive_deadline``)."""
 
 DEADLINE_ENV = "BUCKET_CHAT_INTERACTIVE_DEADLINE"

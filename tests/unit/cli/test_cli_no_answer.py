@@ -53,6 +53,14 @@ class WritesHang(LocalStorage):
         raise AssertionError("never answered")
 
 
+class Frozen(Hung):
+    """Nothing answers: reads and writes alike wait for ever (a frozen service)."""
+
+    async def put_if_absent(self, path: str, data: bytes) -> bool:
+        await asyncio.sleep(3600)
+        raise AssertionError("never answered")
+
+
 Cli = Callable[..., Result]
 
 
@@ -70,8 +78,10 @@ def cli(
     store = tmp_path / "shared"
     store.mkdir()
 
-    def call(*args: str, hung: bool = False, writes_hang: bool = False) -> Result:
-        kind = Hung if hung else WritesHang if writes_hang else LocalStorage
+    def call(
+        *args: str, hung: bool = False, writes_hang: bool = False, frozen: bool = False
+    ) -> Result:
+        kind = Frozen if frozen else Hung if hung else WritesHang if writes_hang else LocalStorage
         opened = kind(store)
         monkeypatch.setattr(cli_main, "open_storage", lambda spec: opened)
         started = time.monotonic()
@@ -157,3 +167,42 @@ def test_creating_a_room_gives_up_within_the_deadline(cli: Cli) -> None:
     create = ("create-room", "--room-id", ROOM, "--name", "Quiet", "--user-id", ALICE)
     gave_up_creating(cli(*create, writes_hang=True))  # the metadata's write: no answer
     gave_up_creating(cli("chat", "--room-id", ROOM, "--user-id", ALICE, writes_hang=True))
+
+
+@pytest.mark.timeout(30)
+def test_sync_gives_up_within_the_deadline_with_this_devices_copy_and_keeps_the_outbox(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """Red team: ``sync`` waited for the storage's own timeouts and retries (90 s with
+    the defaults; for ever with a service holding the connection open), without a word.
+    Now: this device's copy's counts and verdicts, one line saying which storage has not
+    answered since when, exit 4, and what is queued is delivered by the next sync."""
+    assert cli("setup-keys", "--user-id", ALICE).code == 0
+    made = cli("create-room", "--room-id", ROOM, "--name", "Quiet", "--user-id", ALICE)
+    assert made.code == 0, made
+    assert cli("send", "--room-id", ROOM, "--user-id", ALICE, "said before").code == 0
+    r = cli("sync", "--room-id", ROOM)  # read once: the index knows it
+    assert r.code == 0 and r.out.startswith(f"{ROOM}: 2 events (2 new), 0 finding(s)"), r
+    r = cli("sync", "--room-id", "never-read", frozen=True)  # no copy to show
+    assert r.code == 4 and r.out == "", r
+    assert "has not answered since" in r.err, r
+    assert "this device has no copy of room 'never-read' to show" in r.err, r
+
+    queued = cli("send", "--room-id", ROOM, "--user-id", ALICE, "queued", frozen=True)
+    assert queued.code == 3, queued
+
+    r = cli("sync", "--room-id", ROOM, frozen=True)
+    assert r.code == 4, r
+    assert r.out.startswith(f"{ROOM}: 2 events as this device verified them (last read 20"), r
+    assert r.out.rstrip().endswith("0 finding(s); the outbox could not deliver everything yet")
+    (line,) = r.err.splitlines()  # one line: the storage, since when, what stays queued
+    assert line.startswith(f"bucket-chat: {tmp_path / 'shared'} has not answered since "), r
+    assert f"(sync gives up after {DEADLINE:g} s without an answer)" in line, r
+    assert "the counts are this device's copy, last read 20" in line, r
+    assert "1 event(s) stay queued in the outbox for the next 'bucket-chat sync'" in line, r
+    assert r.took < 2 * DEADLINE + 5, r.took  # type: ignore[attr-defined]  # read + outbox
+
+    r = cli("sync", "--room-id", ROOM)  # answering again: the queued message goes out
+    assert r.code == 0 and r.out.startswith(f"{ROOM}: 3 events (1 new), 0 finding(s)"), r
+    r = cli("history", "--room-id", ROOM)
+    assert r.code == 0 and r.out.count("queued") == 1 and "said before" in r.out, r
