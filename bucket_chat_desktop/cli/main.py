@@ -781,11 +781,14 @@ async def _deliver_outbox(
 ) -> tuple[bool, NoAnswerError | None]:
     """``sync``'s delivery of the storage's outbox: given up after one round the storage
     refused (``give_up_offline``) or once one request has waited ``seconds`` without an
-    answer (the error is handed back). True when nothing is left queued."""
+    answer (the error is handed back, unless nothing was left to deliver). True when
+    nothing is left queued."""
     try:
         flush = client.flush(storage_id, SEND_TIMEOUT, give_up_offline=True)
         return await client.within(storage_id, flush, seconds), None
     except NoAnswerError as exc:
+        if not await client.pending(storage_id):  # given up with nothing to deliver
+            return True, None
         return False, exc
 
 
