@@ -23,6 +23,7 @@ from typing import Any, NamedTuple, overload
 from .event import MEMBER, Event
 from .findings import Finding, Kind, Severity
 from .heap import gc_paused
+from .ids import iso_utc_ms
 from .relations import EDIT, HIDDEN_TYPES, REACTION, REDACTION, Row, relation_content
 from .segment import DecodedSegment, decode_segment
 from .signing import SignatureChecker
@@ -31,6 +32,13 @@ DEVICE_ADD_FIELD = "add_device_key"
 DEVICE_ACCEPT_FIELD = "introduced_by"
 WITNESS_FIELD = "witness"
 MAX_LISTED = 20  # places named in one finding's message (a finding stays one line)
+# A row dated further ahead of the reader's clock than this is held back, not shown, until
+# its time comes closer (section 9.3): placed by its date, it would sort after every
+# message written since and stay the room's last row for years. The reference reader
+# skips such a line (at one hour too).
+HOLD_AHEAD_MS = 60 * 60_000
+_NO_HORIZON = 2**63  # no clock given: nothing is held
+_NOTHING_HELD = 2**64  # later than any horizon
 
 
 _UNREAD_HISTORY = frozenset(
@@ -432,6 +440,8 @@ class _Tips:
     result: AuditResult
     complete: bool
     trust: _Trust
+    horizon: int  # rows dated after it are held (``HOLD_AHEAD_MS``)
+    held_from: int  # the earliest date among the held rows (``_NOTHING_HELD``: none)
 
 
 @dataclass(slots=True)
@@ -720,14 +730,36 @@ class RoomLedger:
         *,
         complete: bool = True,
         partial: bool = False,
+        now_ms: int | None = None,
     ) -> AuditResult:
         # The audit allocates only acyclic values; without the pause the cyclic collector
         # rescans the whole room several times per audit (3x slower on 100,000 events).
         with gc_paused():
-            return self._audit(pinned, complete, partial)
+            return self._audit(pinned, complete, partial, self._horizon_at(now_ms))
+
+    def _horizon_at(self, now_ms: int | None) -> int:
+        """The latest date shown by the reader's clock ``now_ms`` (None: no clock,
+        nothing held). It never moves back within a ledger: a clock set back does not
+        take rows away that were shown."""
+        if now_ms is None:
+            return _NO_HORIZON
+        last = self._tips.horizon if self._tips is not None else 0
+        return max(last, now_ms + HOLD_AHEAD_MS)
+
+    @property
+    def held_from_ms(self) -> int | None:
+        """The earliest date among rows the last audit held back (``HOLD_AHEAD_MS``):
+        an audit by a clock at that date minus ``HOLD_AHEAD_MS`` shows it. None: none."""
+        if self._tips is None or self._tips.held_from == _NOTHING_HELD:
+            return None
+        return self._tips.held_from
 
     def _audit(
-        self, pinned: Mapping[str, Iterable[str]] | None, complete: bool, partial: bool
+        self,
+        pinned: Mapping[str, Iterable[str]] | None,
+        complete: bool,
+        partial: bool,
+        horizon: int,
     ) -> AuditResult:
         """Assess every event. ``pinned`` maps sender ids to keys this device pinned before.
 
@@ -738,6 +770,10 @@ class RoomLedger:
         ``partial=True`` (with ``complete``) says part of the room could not be read: the
         final rules apply, but nobody is trusted on first use — the unread part may hold
         another key of the same sender (section 16). Pinned keys still count.
+
+        ``now_ms``: the reader's clock. A row dated more than ``HOLD_AHEAD_MS`` after it
+        is held back (a ``dated-ahead`` finding), and does not hold its chain's later rows
+        back with it (section 9). None: every row is shown.
         """
         self._new_findings = []
         self._replayed = False
@@ -787,13 +823,22 @@ class RoomLedger:
         bound: dict[str, str] = {}
         pending: list[int] = [0]
         for key, copies in by_key.items():
-            kept, tip, sender = self._check_chain(key, copies, findings, invalid, complete, pending)
+            kept, tip, sender = self._check_chain(
+                key, copies, findings, invalid, complete, pending, horizon
+            )
             chained.extend(kept)
             tips[key] = tip
             bound[key] = sender
         rows = [((c.timestamp_ms, c.event_id, 0), c, False) for c in unsigned]
         rows.extend(((c.eff[0], c.eff[1], c.depth), c, True) for c in chained)
         rows.sort(key=lambda r: r[0])
+        # Held rows sort last: a row is held by its own date, and a shown row's place is
+        # never later than the horizon (a held predecessor does not move it).
+        cut = len(rows)
+        while cut and rows[cut - 1][0][0] > horizon:
+            cut -= 1
+        held = [c for _, c, _ in rows[cut:]]
+        del rows[cut:]
         # Only a chain tip's order is read again (by try_append); the next full audit
         # computes every other one afresh. 90 bytes an event less between audits. A row
         # placed later than its own date (after a predecessor dated later) keeps its
@@ -811,6 +856,8 @@ class RoomLedger:
             rows, authorized, reported, findings, complete, trust, self._verdicts
         )
         timeline = Timeline(copies, codes, self._verdicts.pairs)
+        for c in held:
+            findings.append(_held_finding(c))
         if complete:
             _check_witnesses(chained, by_key, findings)
         invalid.sort(key=lambda a: (a.path, a.line))
@@ -825,10 +872,13 @@ class RoomLedger:
             next(_audit_numbers),
         )
         last_row = rows[-1][0] if rows else (-1, "", 0)
-        self._tips = _Tips(tips, bound, authorized, reported, last_row, result, complete, trust)
+        held_from = min((c.timestamp_ms for c in held), default=_NOTHING_HELD)
+        self._tips = _Tips(
+            tips, bound, authorized, reported, last_row, result, complete, trust, horizon, held_from
+        )
         return result
 
-    def try_append(self, added: list[_Copy]) -> list[Assessed] | None:
+    def try_append(self, added: list[_Copy], now_ms: int | None = None) -> list[Assessed] | None:
         """Assess copies just added on top of the last audit, if that is exact.
 
         The common case — new events that continue their device's chain and sort after
@@ -839,10 +889,18 @@ class RoomLedger:
         (a segment read twice): ``result`` stays the very same object, so a front end that
         compares the result it was handed with the engine's latest by identity still
         finds them equal (a copy nobody is ever told about would look newer forever).
+
+        ``now_ms`` as for ``audit``: a new row dated past the horizon is held back and
+        stays incremental (it sorts after every shown row, and a far-future row does not
+        make every later message a full audit); a held row whose time has come needs a
+        full audit (None). None keeps the last audit's horizon.
         """
         state = self._tips
         if state is None or self._replayed or self._new_findings:
             return None
+        horizon = state.horizon if now_ms is None else self._horizon_at(now_ms)
+        if state.held_from <= horizon:
+            return None  # a held row is shown now: its chain's later rows move after it
         if not added:
             return []
         result = state.result
@@ -854,6 +912,7 @@ class RoomLedger:
         trust = state.trust
         newcomers: set[str] = set()
         unsigned_from: set[str] = set()
+        held: list[_Copy] = []
         for c in _parents_first(sorted(added, key=_order_key)):
             ev = c
             if c.sig_ok is False:
@@ -890,9 +949,15 @@ class RoomLedger:
                     tip = tips[key]
                     if tip is None or ev.prev_event_hash != tip.hash or ev.sender_id != bound[key]:
                         return None
-                    c.eff, c.depth = max(own, tip.eff), tip.depth + 1
+                    if tip.timestamp_ms > horizon:  # a held predecessor does not place it
+                        c.eff, c.depth = own, 0
+                    else:
+                        c.eff, c.depth = max(own, tip.eff), tip.depth + 1
                 tips[key] = c
                 row = (c.eff[0], c.eff[1], c.depth)
+            if own[0] > horizon:
+                held.append(c)
+                continue
             if row <= last:
                 return None
             last = row
@@ -917,6 +982,7 @@ class RoomLedger:
         refused: list[Assessed] = []
         for c in invalid:
             self._invalid(c, refused, findings)
+        findings.extend(_held_finding(c) for c in held)
         # A new result (the old one may be on its way to another thread, or read there):
         # copying the lists of references costs a few milliseconds at a million events.
         state.result = replace(
@@ -928,6 +994,8 @@ class RoomLedger:
             authorized=_frozen(state.authorized),
         )
         state.tips, state.bound, state.last_row = tips, bound, last
+        state.horizon = horizon
+        state.held_from = min([state.held_from, *(c.timestamp_ms for c in held)])
         self._new_findings = []
         return new
 
@@ -954,6 +1022,7 @@ class RoomLedger:
         invalid: list[Assessed],
         complete: bool,
         pending: list[int],
+        horizon: int,
     ) -> tuple[list[_Copy], _Copy | None, str]:
         """Check one device key's chain; set each kept copy's effective order and depth.
 
@@ -1043,7 +1112,7 @@ class RoomLedger:
                 item = stack.pop()
                 parent = by_hash.get(item.prev_event_hash or "")
                 own = (item.timestamp_ms, item.event_id)
-                if parent is not None:
+                if parent is not None and parent.timestamp_ms <= horizon:
                     item.eff = max(own, parent.eff)
                     item.depth = parent.depth + 1
                 else:
@@ -1192,6 +1261,27 @@ _IMPERSONATION = (
     "no signature, but this sender signs their events with a device key: "
     "this line may have been written by someone else under their name"
 )
+
+
+def _held_finding(c: _Copy) -> Finding:
+    when = _utc_text(c.timestamp_ms)
+    return Finding(
+        Kind.DATED_AHEAD,
+        f"an event by {c.sender_id!r} is dated {when}, more than an hour ahead of this "
+        "device's clock: it is held back, not shown, until an hour before then (a clock "
+        "set wrong, or a message meant to stay the room's last)",
+        c.path,
+        c.line,
+        c.event_id,
+    )
+
+
+def _utc_text(ms: int) -> str:
+    try:
+        day, clock = iso_utc_ms(ms).split("T")
+        return f"{day} {clock[:5]} UTC"
+    except (OverflowError, OSError, ValueError):
+        return f"{ms:,} ms after 1970 (past the year 9999)"
 
 
 def _conflict_reason(claimants: list[str]) -> str:

@@ -43,6 +43,7 @@ class Kind(enum.StrEnum):
     IMPERSONATION = "impersonation"
     TRUNCATED_CHAIN = "truncated-chain"
     MISSING_JOIN = "missing-join"
+    DATED_AHEAD = "dated-ahead"
     # reading
     UNREAD = "unread"
     # room metadata
@@ -61,6 +62,7 @@ class Kind(enum.StrEnum):
 _NOTICES = {
     Kind.UNEXPECTED_OBJECT,
     Kind.MISSING_JOIN,
+    Kind.DATED_AHEAD,
     Kind.METADATA_UNSIGNED,
     Kind.METADATA_MISSING,
     Kind.EMPTY_SEGMENT,

@@ -46,7 +46,7 @@ from nacl.signing import SigningKey
 from ..index import Index
 from ..index.search import SearchHit, SearchPage, build_query
 from ..protocol import heap
-from ..protocol.audit import AuditResult, RoomLedger
+from ..protocol.audit import HOLD_AHEAD_MS, AuditResult, RoomLedger
 from ..protocol.chain import Draft
 from ..protocol.event import Event
 from ..protocol.relations import Relations
@@ -54,6 +54,7 @@ from ..protocol.unread import ReadMarker, UnreadCount, count_unread
 from ..storage.base import Storage, StorageError
 from ..storage.feed import ChangeFeed
 from ..storage.local import LocalStorage
+from . import keeper as room_keeper
 from .backfill import FIRST_CHUNK, Backfill
 from .events import EngineEvent, ShownEvent, StorageStatus
 from .keeper import NEWEST_ROWS, REBUILD_BATCH, WARM_ROWS, RoomKeeper
@@ -256,9 +257,11 @@ class SyncEngine:
 
     async def _watchdog(self) -> None:
         """Say "not answering" once a request has waited ``STALL_AFTER`` seconds: a
-        hung connection fails only after the service's timeout times its retries."""
+        hung connection fails only after the service's timeout times its retries. Also
+        shows rows held back as dated ahead once their time comes (``release_due``)."""
         while not self._closed:
             await asyncio.sleep(1.0)
+            self._keeper.release_due()
             stalled = self.storage.stalled(STALL_AFTER)
             if stalled is not None and not self.status_message.startswith("not answering"):
                 since = min(stalled, self.storage.silent_since or stalled)
@@ -514,7 +517,10 @@ class SyncEngine:
                     query_text, room_id=room_id, limit=limit, before=b
                 )
             )
+            horizon = room_keeper.now_ms() + HOLD_AHEAD_MS
             for found in page.hits:
+                if found.timestamp_ms > horizon:
+                    continue  # held back as dated ahead: not shown, so not found either
                 hit = self._related(found, relations)
                 if hit is None or (hit.room_id, hit.event_id) in seen:
                     continue

@@ -13,13 +13,21 @@ are read on the state thread, so they match the audit they were asked for.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..index import Index
-from ..protocol.audit import AuditResult, PreparedSegment, RoomLedger, TrustState
+from ..protocol.audit import (
+    HOLD_AHEAD_MS,
+    AuditResult,
+    PreparedSegment,
+    RoomLedger,
+    TrustState,
+)
 from ..protocol.event import MEMBER, Event, Malformed
 from ..protocol.findings import Finding, Kind
 from ..protocol.handover import HandoverError, PackedSegment, unpack
@@ -101,6 +109,25 @@ class RoomKeeper:
     def __init__(self, engine: SyncEngine) -> None:
         self._engine = engine
 
+    def release_due(self) -> None:
+        """Audit again each room where a row held back as dated ahead is due now
+        (``HOLD_AHEAD_MS``; the engine's watchdog asks every second): a room that stays
+        quiet still shows it when its time comes. Appends ask the ledger themselves."""
+        now = now_ms()
+        for room in list(self._engine.rooms.values()):
+            held = room.ledger.held_from_ms
+            if held is None or held - HOLD_AHEAD_MS > now or room.released == held:
+                continue
+            room.released = held  # once per held date, even if that audit fails
+            # kept for the engine's close (one task per held date: a handful at most)
+            self._engine._tasks.append(
+                asyncio.create_task(self._release(room), name=f"bc-release-{room.room_id}")
+            )
+
+    async def _release(self, room: RoomState) -> None:
+        async with room.lock:
+            await self.ingest(room, [], complete=None, force_audit=True)
+
     async def ingest(
         self,
         room: RoomState,
@@ -138,9 +165,8 @@ class RoomKeeper:
         if appended is not None:
             if appended:
                 self._engine._note_activity()
-                self._engine._emit(
-                    EventsAppended(room.room_id, appended, result, relations, roster)
-                )
+            # also with no rows: a row held back as dated ahead changed only the findings
+            self._engine._emit(EventsAppended(room.room_id, appended, result, relations, roster))
         else:
             self._engine._emit(self._room_loaded(room, result, final, relations, roster))
 
@@ -223,10 +249,13 @@ class RoomKeeper:
         # already applied those rules (no trust on first use), and whatever changes what is
         # unread (a new unreadable object, an unread one read at last) forces a full audit.
         if room.result is not None and not force_audit and complete == room.complete:
-            before = len(room.result.timeline)
-            new = room.ledger.try_append(added)
+            shown = room.result
+            before = len(shown.timeline)
+            new = room.ledger.try_append(added, now_ms())
             if new is not None:
                 room.result = room.ledger.result  # a new result: the old one is handed out
+                if room.result is shown:
+                    return [], None, complete  # nothing new (a segment read twice)
                 if self._engine.index is not None and new:
                     self._engine.index.append_timeline(room.room_id, before, new)
                     if complete and not room.partial:
@@ -236,7 +265,9 @@ class RoomKeeper:
         pins = (
             self._engine.index.pins() if self._engine.index is not None else {}
         )  # full audits only
-        room.result = room.ledger.audit(pins, complete=complete, partial=complete and partial)
+        room.result = room.ledger.audit(
+            pins, complete=complete, partial=complete and partial, now_ms=now_ms()
+        )
         room.complete = complete
         whole = complete and not partial
         if complete:
@@ -438,7 +469,7 @@ class RoomKeeper:
         if count == 0:
             return False
         complete = cached.history_complete and not damaged
-        room.result = room.ledger.audit(pins, complete=complete)
+        room.result = room.ledger.audit(pins, complete=complete, now_ms=now_ms())
         room.result.findings.extend(unread_findings(room))
         return complete
 
@@ -457,3 +488,9 @@ class RoomKeeper:
             return None
         self._publish(room)
         return room.view
+
+
+def now_ms() -> int:
+    """This device's clock as the audits read it: rows dated more than ``HOLD_AHEAD_MS``
+    after it are held back (and not found by a search: ``SyncEngine.search``)."""
+    return int(time.time() * 1000)

@@ -39,6 +39,7 @@ class RoomState:
     metadata: RoomMetadata | None = None
     metadata_findings: list[Finding] = field(default_factory=list)
     last_safety: float = 0.0
+    released: int = 0  # the date of the held-back row last audited for (``release_due``)
     # The last full audit's row count and newest rows with bodies, made on the serial
     # worker with it (``RoomLoaded.total`` / ``.newest``); the result says which audit.
     shown: tuple[AuditResult | None, int, tuple[ShownEvent, ...]] = (None, 0, ())

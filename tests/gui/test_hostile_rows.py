@@ -11,6 +11,7 @@ Screenshots are written to the test's tmp_path.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,10 +24,11 @@ from test_app_flows import store  # noqa: F401 - fixtures
 
 from bucket_chat_desktop import timestamps
 from bucket_chat_desktop.gui import safe
+from bucket_chat_desktop.gui.audit.findings_model import Column
 from bucket_chat_desktop.gui.features import Features
 from bucket_chat_desktop.gui.markdown import MAX_TABLE_CELLS, to_html
 from bucket_chat_desktop.gui.models.rooms_model import RoomRoles
-from bucket_chat_desktop.gui.models.timeline_model import Roles
+from bucket_chat_desktop.protocol.findings import Kind
 
 
 @pytest.fixture(autouse=True)
@@ -60,40 +62,56 @@ def test_a_message_dated_at_the_top_of_the_allowed_range_shows_a_label(
     store: Path,  # noqa: F811
     tmp_path: Path,
 ) -> None:
-    eve_writes(store, "falcon", [(FAR, "from the far future"), (FAR - 1, "and back")])
+    now = int(time.time() * 1000)
+    eve_writes(
+        store,
+        "falcon",
+        [(FAR, "from the far future"), (FAR - 1, "and back"), (now, "clock fixed")],
+    )
     desk = open_falcon(launch, store)
-    row = desk.wait_row("falcon", "from the far future")
-    assert row.timestamp_ms == FAR and row.trust == "verified"
-    model = desk.model("falcon")
+    # the far rows are held back (PROTOCOL.md section 9), each named in the findings; the
+    # row Eve wrote after them, her clock set right, is shown in its place, verified
+    row = desk.wait_row("falcon", "clock fixed")
+    assert row.timestamp_ms == now and row.trust == "verified"
     rows = desk.rows("falcon")
-    far = [i for i, r in enumerate(rows) if r.timestamp_ms >= FAR - 1]
-    assert far, rows
-    # the first far row starts a "day" of its own; the clock and separator say why
-    assert model.index(far[0]).data(Roles.DayBreak) is True
-    assert model.index(far[0]).data(Roles.Timestamp) >= FAR - 1
+    assert not [r for r in rows if r.timestamp_ms >= FAR - 1], rows
+    result = desk.controller.result(desk.key("falcon"))
+    assert result is not None
+    held = [f for f in result.findings if f.kind is Kind.DATED_AHEAD]
+    assert len(held) == 2 and all("dated 287396-10-12 " in f.message for f in held)
+    assert rows[-1].body == "clock fixed"
     assert timestamps.clock(FAR) == "after the year 9999"
     assert timestamps.day_label(FAR) == "After the year 9999"
 
     window = desk.window
     window.resize(1100, 720)
     assert paint_every_row(window.timeline, tmp_path, "far-future-timeline") == len(rows)
-    # the room list's last message and time: the newest not placed ahead of this
-    # device's clock (a row dated ahead would stay the room's last message, on top, for
-    # good: unread.marker_for); a far date there still paints (a clock that is right)
+    # a far date in the room list still paints (a clock that is right)
     item = desk.item("falcon")
-    assert item.last_ts < FAR - 1 and item.preview == "Checking it now."
+    assert item.last_ts < FAR - 1 and item.preview == "clock fixed"
     rooms = desk.controller.rooms
     rooms.update(desk.key("falcon"), last_ts=FAR)
     assert rooms.index(rooms.row_of(desk.key("falcon"))).data(RoomRoles.LastTs) == FAR
     assert timestamps.room_list_when(FAR) == "> 9999"
     paint_every_row(window.room_list, tmp_path, "far-future-room-list")
-    # the members panel shows Eve's last-seen time
+    # the members panel shows Eve's last-seen time: her last shown row's
     features = window.findChild(Features)
     window.members_button.click()
     qtbot.waitUntil(lambda: len(features.members_panel.cards) >= 2)
     eve = next(m for m in features.members_model.members if m.user_id == EVE)
-    assert max(d.last_seen for d in eve.devices) >= FAR - 1
+    assert max(d.last_seen for d in eve.devices) == now
     shot(window, tmp_path, "far-future-window")
+    # the audit window names them, with what to do
+    window.audit_button.click()
+    qtbot.waitUntil(lambda: features.audit_dialog is not None and features.audit_dialog.isVisible())
+    dialog = features.audit_dialog
+    assert dialog is not None
+    proxy = dialog.proxy
+    kinds = [str(proxy.index(r, Column.KIND).data()) for r in range(proxy.rowCount())]
+    titles = [str(proxy.index(r, Column.EXPLANATION).data()) for r in range(proxy.rowCount())]
+    assert kinds.count("dated-ahead") == 2 and "Dated in the future" in titles
+    shot(dialog, tmp_path, "far-future-audit")
+    dialog.close()
     assert safe.failures() == {}
 
 

@@ -28,6 +28,7 @@ from bucket_chat_desktop.gui.models.rooms_model import RoomRoles
 from bucket_chat_desktop.gui.tray import Notifier
 from bucket_chat_desktop.gui.widgets.message_delegate import MENTION_COLOR
 from bucket_chat_desktop.gui.widgets.room_dialogs import RoomDialog
+from bucket_chat_desktop.protocol.findings import Finding, Kind
 from bucket_chat_desktop.settings import Settings
 from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync.writer import Draft, RoomWriter
@@ -307,9 +308,10 @@ def test_a_message_planted_in_2100_does_not_silence_the_room(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
-    """Red team, in the app: Mallory writes one message dated in 2100 into General. Every
-    later message sorts before it (a full re-audit each time), and was taken as arriving
-    above the newest row: no unread count, no notification, the preview stuck on hers."""
+    """Red team, in the app: Mallory writes one message dated in 2100 into General. Placed
+    by its date it sorted after every later message (a full re-audit each time), took the
+    unread count, the notification and the preview away from them and stayed the room's
+    last row. It is held back now (PROTOCOL.md section 9), named in the room's findings."""
     desk = launch(settings_for(store, ["falcon", "general"]))
     desk.wait_loaded("falcon", "general")
     desk.select("falcon")
@@ -324,15 +326,25 @@ def test_a_message_planted_in_2100_does_not_silence_the_room(
         clock=lambda: 4_102_444_800_000,
     )
     wait_for(qtbot, mallory.send([Draft.text("from the year 2100")]))
-    desk.wait_row("general", "from the year 2100")
-    # hers is placed ahead of this device's clock: shown, not news yet (as after a restart)
+    key = desk.key("general")
+
+    def held() -> list[Finding]:
+        result = desk.controller.result(key)
+        return [f for f in result.findings if f.kind is Kind.DATED_AHEAD] if result else []
+
+    # her join and her message: her writer's clock dated both
+    qtbot.waitUntil(lambda: len(held()) == 2, timeout=15_000)
+    assert all("2100-01-01 00:00 UTC" in f.message for f in held())
+    assert all("'mallory@example.com'" in f.message for f in held())
     assert tray.messages == [] and desk.item("general").unread == 0
     wait_for(qtbot, people.say(DAVE, "general", "Standup moved to 10."))
     qtbot.waitUntil(lambda: desk.item("general").unread == 1, timeout=15_000)
     qtbot.waitUntil(lambda: len(tray.messages) == 1, timeout=15_000)
     assert tray.messages[0] == ("Dave (dave@example.com) in General", "Standup moved to 10.")
     assert desk.item("general").preview == "Standup moved to 10."
-    assert desk.rows("general")[-1].body == "from the year 2100"  # still shown last
+    bodies = [r.body for r in desk.rows("general")]
+    assert bodies[-1] == "Standup moved to 10." and "from the year 2100" not in bodies
+    assert len(held()) == 2  # still held, said once
     assert notifier.tray is tray
     shot(desk.window, "planted-row-does-not-silence", tmp_path)
 

@@ -190,6 +190,16 @@ EXPLANATIONS: dict[Kind, Explanation] = {
         "of tampering.",
         "Nothing to do.",
     ),
+    Kind.DATED_AHEAD: Explanation(
+        "Dated in the future",
+        "A message is dated more than an hour after this computer's clock. It is not shown "
+        "yet: placed by its date it would stay below every newer message, the room's last "
+        "line for as long as its date is ahead. Its signature and chain are checked like "
+        "any other, and the sender's later messages are shown in their places.",
+        "Check this computer's date and time. If they are right, the sender's clock is set "
+        "wrong (ask them to fix it), or someone wanted a message to stay at the bottom. "
+        "It appears by itself an hour before its date.",
+    ),
     Kind.METADATA_MISSING: Explanation(
         "No room metadata",
         "The room has no metadata.json, so its name and creator are unknown. The messages "

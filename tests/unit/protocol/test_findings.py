@@ -7,6 +7,7 @@ from bucket_chat_desktop.protocol.findings import Finding, Kind, Severity
 NOTICES = {
     "unexpected-object",
     "missing-join",
+    "dated-ahead",
     "metadata-unsigned",
     "metadata-missing",
     "empty-segment",
@@ -45,6 +46,7 @@ def test_the_kinds_are_the_documented_ones() -> None:
         "unread",
         "metadata-signer-unknown",
         "missing-join",
+        "dated-ahead",
         "metadata-missing",
         "metadata-unsigned",
         "metadata-invalid",

@@ -1,0 +1,99 @@
+"""A message dated far ahead, through the real engine (local folder, index, watchdog):
+held back and named, never found by search, and shown by itself once the clock reaches
+an hour before its date, with no other message needed to make the room audit again."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+from nacl.signing import SigningKey
+
+from bucket_chat_desktop.protocol.audit import HOLD_AHEAD_MS, AuditResult
+from bucket_chat_desktop.protocol.findings import Kind
+from bucket_chat_desktop.settings import Settings, StorageSettings
+from bucket_chat_desktop.storage.local import LocalStorage
+from bucket_chat_desktop.sync import keeper
+from bucket_chat_desktop.sync.client import ChatClient
+from bucket_chat_desktop.sync.events import EngineEvent, EventsAppended, RoomLoaded
+from bucket_chat_desktop.sync.writer import Draft, RoomWriter
+
+ALICE = "alice@example.com"
+MALLORY = "mallory@example.com"
+
+
+def _latest(events: list[tuple[str, EngineEvent]]) -> AuditResult | None:
+    for _, event in reversed(events):
+        if isinstance(event, RoomLoaded | EventsAppended) and event.room_id == "plans":
+            return event.result
+    return None
+
+
+async def _until(events: list[tuple[str, EngineEvent]], test: object, what: str) -> AuditResult:
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        result = _latest(events)
+        if result is not None and test(result):  # type: ignore[operator]
+            return result
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"not seen within 15 s: {what}")
+
+
+def _senders(result: AuditResult) -> list[str]:
+    return [a.event.sender_id for a in result.timeline]
+
+
+def _held(result: AuditResult) -> int:
+    return sum(f.kind is Kind.DATED_AHEAD for f in result.findings)
+
+
+def test_a_held_row_is_not_found_and_shows_when_its_time_comes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "store").mkdir()
+    entry = StorageSettings(str(tmp_path / "store"), "Share", [])
+    events: list[tuple[str, EngineEvent]] = []
+    client = ChatClient(
+        Settings(ALICE, "Alice", [entry]),
+        ALICE,
+        SigningKey(bytes(range(32))),
+        lambda sid, event: events.append((sid, event)),
+        data_dir=tmp_path / "alice",
+    )
+    ahead = int(time.time() * 1000) + HOLD_AHEAD_MS + 30 * 60_000  # 90 minutes ahead
+
+    async def scenario() -> None:
+        await client.attach(entry)
+        try:
+            room = await client.create_room(entry.id, "plans", "Plans")
+            await client.send_text(room, "planning now")
+            await _until(events, lambda r: ALICE in _senders(r), "alice's message")
+            mallory = RoomWriter(
+                LocalStorage(str(tmp_path / "store")),
+                "plans",
+                MALLORY,
+                SigningKey(b"\x0d" * 32),
+                clock=lambda: ahead,
+            )
+            await mallory.send([Draft.text("planning from the future")])
+            engine = client._storages[entry.id].engine
+            engine.wake()
+            result = await _until(events, lambda r: _held(r) == 2, "her join and message held")
+            assert MALLORY not in _senders(result)
+            await engine.flush(5)
+            await client.open_room(room, wait=True)
+            await engine.catch_up_text()
+            found = await client.search("planning")
+            assert [h.sender_id for h in found.hits] == [ALICE]
+            # the clock moves on to an hour before her date: the watchdog audits again
+            monkeypatch.setattr(keeper, "now_ms", lambda: ahead - HOLD_AHEAD_MS)
+            result = await _until(events, lambda r: MALLORY in _senders(r), "her rows shown")
+            assert _held(result) == 0 and _senders(result)[-2:] == [MALLORY, MALLORY]
+            found = await client.search("planning")
+            assert [h.sender_id for h in found.hits] == [MALLORY, ALICE]
+        finally:
+            await client.close()
+
+    asyncio.run(scenario())
