@@ -1,10 +1,13 @@
 """A member signs an event dated 2^53-1 ms (the protocol's largest timestamp, the year
-287396). ``history``, ``chat`` and ``sync --follow`` print it with a clear label instead of
-dying on ``ValueError: year … is out of range``."""
+287396). ``history``, ``chat`` and ``sync --follow`` died on ``ValueError: year … is out of
+range``; the event is now held back (more than an hour ahead of the reader's clock,
+PROTOCOL.md section 9): not printed, said by ``history``, listed by ``verify`` with its
+date, and the room goes on being read and followed."""
 
 from __future__ import annotations
 
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -22,7 +25,8 @@ ROOM = "far-room"
 FAR = 2**53 - 1
 EVE = "eve@example.com"
 EVE_KEY = SigningKey(b"\x0e" * 32)
-LABEL = "after the year 9999"
+JOINED = 1_796_300_000_000
+NOW = int(time.time() * 1000)
 
 
 def eve_writes(store: Path, bodies: list[tuple[int, str]], joined_at: int) -> None:
@@ -50,23 +54,30 @@ def eve_writes(store: Path, bodies: list[tuple[int, str]], joined_at: int) -> No
     path.write_bytes(encode_segment(events))
 
 
-def test_history_and_chat_show_a_far_future_message(device, store: Path) -> None:  # type: ignore[no-untyped-def]
+def test_history_verify_and_chat_hold_a_far_future_message(device, store: Path) -> None:  # type: ignore[no-untyped-def]
     alice = device("alice", "alice@example.com")
     alice.user("create-room", "--room-id", ROOM, "--name", "Far")
     alice.user("send", "--room-id", ROOM, "hello")
-    eve_writes(store, [(FAR, "from the far future")], joined_at=1_796_300_000_000)
+    eve_writes(store, [(FAR, "from the far future")], joined_at=JOINED)
 
-    out = alice.run("history", "--room-id", ROOM).stdout
-    line = next(x for x in out.splitlines() if "from the far future" in x)
-    assert line.startswith(LABEL) and "[verified]" in line
-    assert "hello" in out
+    history = alice.run("history", "--room-id", ROOM)
+    assert "hello" in history.stdout and "from the far future" not in history.stdout
+    assert "1 event(s) dated more than an hour ahead" in history.stderr
+    assert history.returncode == 0
+
+    verify = alice.run("verify", "--room-id", ROOM)
+    out = verify.stdout
+    at = out.index("dated-ahead")  # the finding's line, then its message
+    assert "messages_1796300000000_9007199254740991_eve-" in out[at:]
+    assert "dated 287396-10-12 08:59 UTC" in out[at:] and "'eve@example.com'" in out[at:]
+    assert verify.returncode == 0  # a notice: no sign of tampering
 
     chat = alice.run("chat", "--room-id", ROOM, "--user-id", alice.user_id, input="/quit\n")
-    line = next(x for x in chat.stdout.splitlines() if "from the far future" in x)
-    assert line.startswith(LABEL)
+    assert "hello" in chat.stdout and "from the far future" not in chat.stdout
+    assert chat.returncode == 0
 
 
-def test_sync_follow_prints_a_far_future_message_and_keeps_following(device, store: Path) -> None:  # type: ignore[no-untyped-def]
+def test_sync_follow_holds_a_far_future_message_and_keeps_following(device, store: Path) -> None:  # type: ignore[no-untyped-def]
     alice = device("alice", "alice@example.com")
     bob = device("bob", "bob@example.com", setup=False)
     alice.user("create-room", "--room-id", ROOM, "--name", "Far")
@@ -80,11 +91,14 @@ def test_sync_follow_prints_a_far_future_message_and_keeps_following(device, sto
     try:
         lines = Lines(follow)
         lines.wait_for("join", timeout=20)
-        eve_writes(store, [(FAR, "from the far future")], joined_at=1_796_300_000_000)
-        line = lines.wait_for("from the far future", timeout=20)
-        assert line.startswith(LABEL)
+        eve_writes(
+            store, [(FAR, "from the far future"), (NOW, "eve, clock set right")], joined_at=JOINED
+        )
+        # her join is shown; the far message is held; the one after it in its place
+        lines.wait_for("eve, clock set right", timeout=20)
         alice.user("send", "--room-id", ROOM, "still following")
         lines.wait_for("still following", timeout=20)
+        assert not [x for x in lines.seen if "from the far future" in x]
         assert follow.poll() is None
     finally:
         follow.terminate()
