@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -161,13 +161,17 @@ class ChatClient(AttachedStorages):
                 idx.close()
             raise
         sid = entry.id
-        engine = SyncEngine(
-            storage,
-            index=idx,
-            outbox=box,
-            listener=lambda event: self._listener(sid, event),
-            config=config,
-        )
+        engine: SyncEngine | None = None
+
+        def deliver(event: EngineEvent) -> None:
+            # An engine detached still speaks while it stops (its last status, a room's
+            # audit); the storage may be attached again under the same id meanwhile. Only
+            # the engine attached now speaks for the storage.
+            current = self._storages.get(sid)
+            if current is not None and current.engine is engine:
+                self._listener(sid, event)
+
+        engine = SyncEngine(storage, index=idx, outbox=box, listener=deliver, config=config)
         engine.set_window_focused(self.window_focused)
         attached = _Attached(entry, storage, engine, idx, box, owned)
         self._storages[sid] = attached
@@ -220,9 +224,15 @@ class ChatClient(AttachedStorages):
         for storage_id in list(self._storages):
             await self.detach(storage_id)
 
-    async def detach(self, storage_id: str) -> None:
-        """Stop syncing one storage and close its engine, cache and outbox."""
-        attached = self._storages.pop(storage_id, None)
+    def detach(self, storage_id: str) -> Coroutine[Any, Any, None]:
+        """Stop syncing one storage: it is not attached from this call on (nothing its
+        engine says after reaches the listener, even when the storage is attached again
+        under the same id before that engine stopped); awaiting the answer closes its
+        engine, cache and outbox."""
+        return self._close_attached(self._storages.pop(storage_id, None))
+
+    @staticmethod
+    async def _close_attached(attached: _Attached | None) -> None:
         if attached is None:
             return
         with contextlib.suppress(Exception):
