@@ -448,7 +448,9 @@ async def cmd_rooms(args: argparse.Namespace) -> int:
             label = (
                 fmt.room_title(room.metadata, room.room_id) if room.metadata else "(no metadata)"
             )
-            if room.problem:  # a forged or borrowed metadata file: as the join dialog says
+            # A borrowed or unreadable metadata file: as the join dialog says. Metadata that
+            # was used says what is wrong with its signature in its title already.
+            if room.problem and room.metadata is None:
                 why = terminal_safe(room.problem, limit=fmt.TITLE_LIMIT)
                 label += f"; its metadata could not be used: {why}"
         print(f"{terminal_safe(room.room_id):32} {label}".rstrip())

@@ -361,17 +361,20 @@ class Controller(QObject):
             self.current = ""
             self.current_changed.emit("")
 
-    def forget_storage(self, storage_id: str) -> None:
+    def forget_storage(self, storage_id: str, name: str) -> None:
         """Drop all that is held of a storage removed (taken out of the settings first):
         its rooms (``forget_room``: listed, or being created or joined) and what it last
-        said of itself, so the status line stops naming it. What its engine still says
-        on its way out changes nothing (``_on_storage_status_changed``)."""
+        said of itself, so the status line stops naming it, and detach it from the
+        client at once, its engine stopping in a task. What that engine says on its way
+        out never arrives (``ChatClient.detach``), even when the storage is added again
+        under the same id before it stopped."""
         prefix = f"{storage_id}/"
         for key in {*self.rooms.room_keys(), *self._rooms}:
             if key.startswith(prefix):
                 self.forget_room(key)
         if self._online.pop(storage_id, None) is not None:
             self.storage_status.emit(storage_id, True, "")  # the line is drawn again
+        self.tasks.start(self.client.detach(storage_id), f"Removing storage {name}")
 
     def send_text(self, text: str, reply_to: str | None = None) -> None:
         """Send ``text`` in the room shown; ``reply_to``: the event it answers (a reply,

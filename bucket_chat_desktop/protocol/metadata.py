@@ -13,7 +13,14 @@ from .canonical import canonical_bytes, canonical_json
 from .event import Malformed, decode_json_line
 from .findings import Finding, Kind
 from .ids import check_room_id, metadata_path
-from .signing import SignatureChecker, public_key_text, sign_mapping
+from .signing import (
+    BAD_KEY_WHY,
+    BAD_SIGNATURE_TEXT_WHY,
+    BAD_SIGNATURE_WHY,
+    SignatureChecker,
+    public_key_text,
+    sign_mapping,
+)
 
 PROTOCOL = "bucket-chat-v1"
 VERSION = "1.0"
@@ -29,6 +36,9 @@ class RoomMetadata:
     creator_key: str | None
     signed: bool  # True only when the creator's signature was checked and is good
     raw: dict[str, Any]
+    # Why the signature it carries is not good ("" when it is good or there is none): a
+    # forged or damaged signature proves nothing, like none, but is never called unsigned.
+    bad_signature: str = ""
 
 
 def build_metadata(
@@ -75,6 +85,7 @@ def parse_metadata(
         for k in ("name", "created_at", "creator_id", "creator_key", "signature")
     }
     signed = False
+    bad_signature = ""
     if text["signature"] is None or text["creator_key"] is None:
         findings.append(
             Finding(
@@ -90,7 +101,10 @@ def parse_metadata(
         if ok:
             signed = True
         else:
-            findings.append(Finding(Kind.METADATA_INVALID, f"metadata signature: {why}", path))
+            bad_signature = _METADATA_WHY.get(why, why)
+            findings.append(
+                Finding(Kind.METADATA_INVALID, f"metadata signature invalid: {bad_signature}", path)
+            )
     meta = RoomMetadata(
         room_id=room_id,
         name=text["name"],
@@ -99,8 +113,19 @@ def parse_metadata(
         creator_key=text["creator_key"] if signed else None,
         signed=signed,
         raw=decoded,
+        bad_signature=bad_signature,
     )
     return meta, findings
+
+
+# The checker words its reasons for an event; the same reasons, for metadata.
+_METADATA_WHY = {
+    BAD_KEY_WHY: "creator_key is not a valid Ed25519 public key",
+    BAD_SIGNATURE_TEXT_WHY: "its signature is not base64 of 64 bytes",
+    BAD_SIGNATURE_WHY: (
+        "it does not match the metadata's contents — forged, or changed after signing"
+    ),
+}
 
 
 class Signer(enum.StrEnum):
@@ -110,7 +135,8 @@ class Signer(enum.StrEnum):
     UNCONFIRMED = "unconfirmed"  # creator_id has no trusted key here: only a claim
     UNKNOWN_KEY = "unknown-key"  # creator_id's trusted keys do not include creator_key
     NOT_CHECKED = "not-checked"  # no audit to check against (e.g. a room list)
-    UNSIGNED = "unsigned"
+    UNSIGNED = "unsigned"  # written without a signature (the reference form)
+    BAD_SIGNATURE = "bad-signature"  # carries a signature that does not verify
 
 
 def check_signer(
@@ -119,6 +145,8 @@ def check_signer(
     """Whether the metadata's signing key is one the audit trusts for ``creator_id``.
 
     ``authorized`` is ``AuditResult.authorized`` (None: not audited)."""
+    if meta.bad_signature:  # its finding came with the metadata (metadata-invalid)
+        return Signer.BAD_SIGNATURE, []
     if not meta.signed or meta.creator_key is None or meta.creator_id is None:
         return Signer.UNSIGNED, []
     if authorized is None:
@@ -146,6 +174,7 @@ def signer_text(meta: RoomMetadata, signer: Signer) -> str:
         Signer.UNKNOWN_KEY: f"signed by an unknown key, not {who}'s",
         Signer.NOT_CHECKED: f"signed; claims to be created by {who}, not checked",
         Signer.UNSIGNED: "unsigned",
+        Signer.BAD_SIGNATURE: f"signature invalid: {meta.bad_signature}",
     }[signer]
 
 

@@ -48,6 +48,11 @@ class Target:
     relations: Relations  # of that audit
     rows: Sequence[Any]  # that audit's timeline (what ``relations`` were built from)
     authorized: Mapping[str, frozenset[str]]  # ``AuditResult.authorized``
+    # For an edit: the message it edits, with its content, as the caller read it. The
+    # app's audit rows carry no bodies, and a message nothing relates to yet has no
+    # position in ``relations``: without it, an edit of one's own edit still in the
+    # outbox cannot know the message's msgtype (a notice would become a text).
+    edited: Event | None = None
 
     @property
     def aggregate(self) -> Aggregate | None:
@@ -189,8 +194,12 @@ def _edited(target: Target, edit_event: Event) -> Target:
         if named is None:
             raise Refused(f"{target.describe()} names no message to edit")
         original = named
-    position = rel.positions.get(original)
-    event = target.rows[position].event if position is not None else None
+    given = target.edited
+    if given is not None and given.event_id == original:
+        event: Event | None = given
+    else:
+        position = rel.positions.get(original)
+        event = target.rows[position].event if position is not None else None
     return Target(original, event, rel, target.rows, target.authorized)
 
 

@@ -324,7 +324,11 @@ class SignatureChecker:
 
 _UNKNOWN: Any = object()
 _UNSIGNED = (None, "no sender_key: the signature cannot be checked")
-_BAD_KEY = (False, "sender_key is not a valid Ed25519 public key")
-_BAD_SIGNATURE_TEXT = (False, "signature is not base64 of 64 bytes")
-_BAD_SIGNATURE = (False, "Ed25519 signature does not match the event's canonical bytes")
+# Why a signature is bad, worded for an event (metadata words them its own way).
+BAD_KEY_WHY = "sender_key is not a valid Ed25519 public key"
+BAD_SIGNATURE_TEXT_WHY = "signature is not base64 of 64 bytes"
+BAD_SIGNATURE_WHY = "Ed25519 signature does not match the event's canonical bytes"
+_BAD_KEY = (False, BAD_KEY_WHY)
+_BAD_SIGNATURE_TEXT = (False, BAD_SIGNATURE_TEXT_WHY)
+_BAD_SIGNATURE = (False, BAD_SIGNATURE_WHY)
 _GOOD = (True, "Ed25519 signature good")

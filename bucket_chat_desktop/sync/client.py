@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +27,12 @@ from .. import paths
 from ..index import Index, index_path_for
 from ..index.search import SearchHit, SearchPage, Snippet
 from ..protocol import relation_drafts as drafting
+from ..protocol.audit import AuditResult
 from ..protocol.canonical import b64encode
 from ..protocol.chain import Draft
 from ..protocol.event import MEMBER, MESSAGE, Event, parse_line
 from ..protocol.ids import check_room_id
+from ..protocol.relations import EDIT, target_of
 from ..settings import Settings, StorageSettings
 from ..storage import open_storage
 from ..storage.base import Storage, StorageError
@@ -161,13 +163,17 @@ class ChatClient(AttachedStorages):
                 idx.close()
             raise
         sid = entry.id
-        engine = SyncEngine(
-            storage,
-            index=idx,
-            outbox=box,
-            listener=lambda event: self._listener(sid, event),
-            config=config,
-        )
+        engine: SyncEngine | None = None
+
+        def deliver(event: EngineEvent) -> None:
+            # An engine detached still speaks while it stops (its last status, a room's
+            # audit); the storage may be attached again under the same id meanwhile. Only
+            # the engine attached now speaks for the storage.
+            current = self._storages.get(sid)
+            if current is not None and current.engine is engine:
+                self._listener(sid, event)
+
+        engine = SyncEngine(storage, index=idx, outbox=box, listener=deliver, config=config)
         engine.set_window_focused(self.window_focused)
         attached = _Attached(entry, storage, engine, idx, box, owned)
         self._storages[sid] = attached
@@ -220,9 +226,15 @@ class ChatClient(AttachedStorages):
         for storage_id in list(self._storages):
             await self.detach(storage_id)
 
-    async def detach(self, storage_id: str) -> None:
-        """Stop syncing one storage and close its engine, cache and outbox."""
-        attached = self._storages.pop(storage_id, None)
+    def detach(self, storage_id: str) -> Coroutine[Any, Any, None]:
+        """Stop syncing one storage: it is not attached from this call on (nothing its
+        engine says after reaches the listener, even when the storage is attached again
+        under the same id before that engine stopped); awaiting the answer closes its
+        engine, cache and outbox."""
+        return self._close_attached(self._storages.pop(storage_id, None))
+
+    @staticmethod
+    async def _close_attached(attached: _Attached | None) -> None:
         if attached is None:
             return
         with contextlib.suppress(Exception):
@@ -388,26 +400,36 @@ class ChatClient(AttachedStorages):
         """The event ``event_id`` as the room's latest audit shows it, with its content
         (``event_by_id``: the app's audit keeps no bodies, they come from this device's
         index); else one of this device's own on its way to the storage (the outbox);
-        else not read here."""
+        else not read here. For an edit, the message it edits too, read the same way
+        (``Target.edited``: its msgtype and text decide the new edit's)."""
         _check_target(ref, event_id)
         view = await self.room_view(ref)
         if view is None or view.result is None:
             raise drafting.Refused("this room is not read yet; nothing sent")
         result, rel = view.result, view.relations
         assert rel is not None  # made with every result (``RoomView``)
-        event: Event | None = None
+        event = await self._read_event(ref, result, event_id)
+        edited = None
+        if event is not None and event.type == EDIT:
+            named = rel.edit_of.get(event_id) or target_of(event)
+            if named is not None and named.startswith(ref.room_id + "::"):
+                edited = await self._read_event(ref, result, named)
+        return drafting.Target(event_id, event, rel, result.timeline, result.authorized, edited)
+
+    async def _read_event(self, ref: RoomRef, result: AuditResult, event_id: str) -> Event | None:
+        """``event_id`` with its content: its row in ``result``, else this device's own
+        event of that id in the outbox, else None (not read here). A row this device
+        cannot read (its cached line damaged) is refused: nothing is sent."""
         shown = await self.event_by_id(ref, result, event_id)
         if shown is not None:
             if not isinstance(shown.event, Event):
                 raise drafting.Refused(f"this device cannot read {event_id!r} now; nothing sent")
-            event = shown.event
-        else:
-            for waiting in await self.pending(ref.storage_id):
-                if waiting.event_id == event_id and waiting.room_id == ref.room_id:
-                    own = parse_line(waiting.line.encode("ascii", "replace"), ref.room_id)
-                    event = own if isinstance(own, Event) else None
-                    break
-        return drafting.Target(event_id, event, rel, result.timeline, result.authorized)
+            return shown.event
+        for waiting in await self.pending(ref.storage_id):
+            if waiting.event_id == event_id and waiting.room_id == ref.room_id:
+                own = parse_line(waiting.line.encode("ascii", "replace"), ref.room_id)
+                return own if isinstance(own, Event) else None
+        return None
 
     async def _carry_out(self, ref: RoomRef, plan: drafting.Plan) -> list[Event]:
         if plan.unchanged is not None:

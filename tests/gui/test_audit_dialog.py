@@ -357,6 +357,26 @@ def test_metadata_findings_come_first_like_verify(qtbot: Any, qapp: Any, tmp_pat
     assert text.endswith("NOT CLEAN: 1 finding(s) need attention.\n")
 
 
+def test_forged_metadata_is_not_called_unsigned(qtbot: Any, qloop: Any, tmp_path: Path) -> None:
+    """Metadata renamed after it was signed: the dialog said "unsigned (bad signature)",
+    as if no signature had been written. It says the signature is invalid, and why."""
+    storage = wait_for(qtbot, build_room(tmp_path))
+    path = tmp_path / "rooms" / ROOM / "metadata.json"
+    path.write_bytes(path.read_bytes().replace(b"Project Falcon", b"Payroll"))
+    metadata, findings = wait_for(qtbot, read_metadata(storage, ROOM))
+    assert metadata is not None and [f.kind for f in findings] == [Kind.METADATA_INVALID]
+    result = AuditResult(ROOM, Timeline.empty(), [], [], 1)
+    view = AuditView(ROOM, result, metadata, tuple(findings), complete=True)
+    dialog = AuditDialog()
+    qtbot.addWidget(dialog)
+    dialog.set_view(view)
+    label = dialog.metadata_label.text()
+    assert "Payroll" in label and "unsigned" not in label
+    assert "signature invalid: it does not match the metadata" in label
+    assert report_text(view).splitlines()[0] == f"Room {ROOM}: Payroll ({view.signer_phrase})"
+    shot(dialog, "audit_dialog_forged_metadata", tmp_path)
+
+
 def test_every_kind_of_finding_is_explained() -> None:
     assert set(EXPLANATIONS) == set(Kind)
     for explanation in EXPLANATIONS.values():

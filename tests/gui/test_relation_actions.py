@@ -9,6 +9,9 @@ Set $BUCKET_CHAT_GUI_SHOTS to a folder to keep the screenshots (light and dark).
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,9 +36,10 @@ from bucket_chat_desktop.gui.widgets.message_actions import (
     versions_html,
 )
 from bucket_chat_desktop.keys.identity import Identity
-from bucket_chat_desktop.protocol.relations import Aggregate, reaction_key
+from bucket_chat_desktop.protocol.relations import EDIT, Aggregate, reaction_key
 from bucket_chat_desktop.settings import Settings, StorageSettings
 from bucket_chat_desktop.storage.local import LocalStorage
+from bucket_chat_desktop.sync.client import RoomRef
 from bucket_chat_desktop.sync.writer import Draft, RoomWriter
 
 ROOM = "heron"
@@ -382,6 +386,60 @@ def test_up_arrow_edits_the_last_own_message_round_trip(
     QTest.keyClick(composer, Qt.Key.Key_Up)
     assert composer.toPlainText() == "Thanks a lot, Bob!"
     composer.cancel_mode()
+
+
+def test_editing_ones_unsent_edit_of_a_notice_keeps_it_a_notice(qtbot: Any, app: App) -> None:
+    """The app's audit rows carry no bodies (they are paged in): an edit of one's own
+    edit still in the outbox, of a notice with no applied edit yet, took the notice's
+    msgtype from its bodiless row and went out as plain text."""
+    client, ref = app.controller.client, RoomRef.from_key(app.key)
+    notice = {"body": "Build 41 is out.", "msgtype": "m.notice"}
+    [sent] = wait_for(qtbot, client.send_content(ref, notice))
+    qtbot.waitUntil(lambda: app.row_of("Build 41 is out.") >= 0, timeout=15_000)
+    engine = client._storages[ref.storage_id].engine
+    window = engine.config.batch_window  # what is composed now waits in the outbox
+    engine.config = dataclasses.replace(engine.config, batch_window=60.0)
+
+    async def pending(count: int) -> list[dict[str, Any]]:
+        """The edits in the outbox, once it holds ``count`` (the notice may still be
+        there too, sent, until its activity marker is left)."""
+        while True:
+            lines = [json.loads(p.line) for p in await client.pending(ref.storage_id)]
+            edits = [e for e in lines if e["type"] == EDIT]
+            if len(edits) >= count:
+                return edits
+            await asyncio.sleep(0.02)
+
+    # the first edit through the composer, as a person makes it
+    app.hover(qtbot, "Build 41 is out.")
+    bar = app.actions.bar
+    assert bar.target is not None and bar.target.can_edit
+    bar.edit_button.click()
+    composer = app.window.composer
+    assert composer.editing == sent.event_id
+    composer.selectAll()
+    QTest.keyClicks(composer, "Build 42 is out.")
+    QTest.keyClick(composer, Qt.Key.Key_Return)
+    [first] = wait_for(qtbot, pending(1))
+    assert first["content"]["new_content"]["msgtype"] == "m.notice"
+
+    # an edit of that edit, still unsent
+    app.controller.edit_message(first["event_id"], "Build 43 is out.")
+    second = wait_for(qtbot, pending(2))[1]["content"]
+    assert second == {
+        "replaces": sent.event_id,
+        "new_content": {"body": "Build 43 is out.", "msgtype": "m.notice"},
+    }
+
+    engine.config = dataclasses.replace(engine.config, batch_window=window)
+    assert wait_for(qtbot, client.flush(ref.storage_id))
+    row = app.row_of_id(sent.event_id)
+    qtbot.waitUntil(
+        lambda: app.window.timeline.model().index(row, 0).data(Roles.Body) == "Build 43 is out.",
+        timeout=15_000,
+    )
+    shown = app.window.timeline.model().index(row, 0).data(Roles.Content)
+    assert shown["msgtype"] == "m.notice"
 
 
 def test_reply_round_trip_sends_an_event_with_its_parent(

@@ -13,10 +13,10 @@ from conftest import wait_for
 from desk import Desk, settings_for
 from nacl.signing import SigningKey
 
-from bucket_chat_desktop.gui.widgets.settings_dialog import remove_storage
+from bucket_chat_desktop.gui.widgets.settings_dialog import add_storage, remove_storage
 from bucket_chat_desktop.settings import StorageSettings
 from bucket_chat_desktop.storage.local import LocalStorage
-from bucket_chat_desktop.sync.events import EngineEvent, StorageStatus
+from bucket_chat_desktop.sync.events import EngineEvent, EventsAppended, RoomLoaded, StorageStatus
 from bucket_chat_desktop.sync.writer import Draft, RoomWriter
 
 CAROL = ("carol@example.com", SigningKey(b"\x03" * 32))
@@ -67,3 +67,56 @@ def test_a_storage_removed_while_offline_is_no_longer_named_offline(
     assert controller.offline_storages() == []
     assert "All storages reachable" in window.status.text()
     assert gone.id not in window.status.text() and "Old bucket" not in window.status.text()
+
+
+def test_what_a_removed_engine_says_on_its_way_out_is_not_said_of_the_storage_added_again(
+    qtbot: Any, launch: Callable[..., Desk], tmp_path: Path
+) -> None:
+    """A storage removed and added again at once has the same id: its old engine, still
+    stopping, was taken for the new one — its last "offline" named the storage offline
+    and its last audit of a room replaced the newer one the new engine had shown."""
+    store = tmp_path / "store"
+    carol = RoomWriter(LocalStorage(store), "b", *CAROL, displayname="Carol")
+    wait_for(qtbot, carol.send([Draft.text("hello")]))
+    desk = launch(settings_for(store, ["b"]))
+    controller, window = desk.controller, desk.window
+    desk.wait_row("b", "hello")
+    sid, key = desk.settings.storages[0].id, desk.key("b")
+
+    said: list[EngineEvent] = []  # what the first engine says of room b from now on
+    deliver = controller.bridge.deliver
+
+    def record(storage_id: str, event: EngineEvent) -> None:
+        if isinstance(event, EventsAppended | RoomLoaded):
+            said.append(event)
+        deliver(storage_id, event)
+
+    controller.bridge.deliver = record
+    wait_for(qtbot, carol.send([Draft.text("second")]))
+    desk.wait_row("b", "second")
+    assert said
+    controller.bridge.deliver = deliver
+    old = controller.client._storages[sid].engine
+    entry = controller.settings.storage(sid)
+
+    remove_storage(controller, sid)  # its engine stops in a task; added again meanwhile
+    add_storage(controller, StorageSettings(entry.spec, entry.name))
+    offline = StorageStatus(False, "not answering since 12:00")
+    old._emit(offline)  # still stopping, before the new engine is attached
+    storages = controller.client._storages
+    qtbot.waitUntil(lambda: sid in storages and storages[sid].engine is not old, timeout=15_000)
+    controller.join_room(sid, "b")
+    desk.wait_row("b", "second")
+    wait_for(qtbot, carol.send([Draft.text("third")]))
+    desk.wait_row("b", "third")
+    shown = controller.result(key)
+    rows = [r.body for r in desk.rows("b")]
+
+    old._emit(offline)  # stopped, late
+    for event in said:
+        old._emit(event)
+
+    assert controller.offline_storages() == []
+    assert "All storages reachable" in window.status.text(), window.status.text()
+    assert controller.result(key) is shown
+    assert [r.body for r in desk.rows("b")] == rows

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from bucket_chat_desktop.gui.widgets.room_dialogs import RoomDialog
 from bucket_chat_desktop.protocol.findings import Finding, Kind
 from bucket_chat_desktop.settings import Settings
 from bucket_chat_desktop.storage.local import LocalStorage
+from bucket_chat_desktop.sync.room_objects import StorageRooms, storage_rooms
 from bucket_chat_desktop.sync.writer import Draft, RoomWriter
 
 CAROL = ("carol@example.com", SigningKey(b"\x03" * 32), "Carol")
@@ -616,6 +618,38 @@ def test_the_join_dialog_says_when_the_storage_does_not_answer(
     shot(dialog, "join-dialog-no-answer", tmp_path)
     dialog.reject()
     dialog.deleteLater()
+
+
+def test_the_join_dialog_says_a_forged_name_is_not_proven(
+    qtbot: Any, store: Path, tmp_path: Path
+) -> None:
+    """A room renamed by rewriting its metadata (the signature no longer matches) is listed
+    by the name it claims; its tip said "Its metadata could not be used" beside that very
+    name. It says the name is not proven: the signature is invalid, and why."""
+    path = store / "rooms" / "falcon" / "metadata.json"
+    path.write_bytes(path.read_bytes().replace(b"Project Falcon", b"Payroll"))
+    (store / "rooms" / "copycat" / "logs").mkdir(parents=True)  # general's, borrowed
+    (store / "rooms" / "copycat" / "metadata.json").write_bytes(
+        (store / "rooms" / "general" / "metadata.json").read_bytes()
+    )
+
+    async def lister(_storage_id: str) -> StorageRooms:
+        return await storage_rooms(LocalStorage(store), int(time.time() * 1000))
+
+    dialog = RoomDialog(settings_for(store, []), create=False, lister=lister)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    qtbot.waitUntil(lambda: dialog.listing_state == "done", timeout=10_000)
+    tree = dialog.rooms_list
+    assert tree is not None
+    items = {tree.topLevelItem(i).text(1): tree.topLevelItem(i) for i in range(3)}
+    assert items["falcon"].text(0) == "Payroll"
+    tip = items["falcon"].toolTip(0)
+    assert "Its name is not proven: metadata signature invalid: it does not match" in tip
+    assert "could not be used" not in tip
+    assert "Its metadata could not be used: metadata names room" in items["copycat"].toolTip(0)
+    assert "not proven" not in items["general"].toolTip(0)
+    shot(dialog, "join-dialog-forged-name", tmp_path)
 
 
 def test_a_full_reaudit_hands_on_what_arrived_after_the_newest_row_shown() -> None:

@@ -1159,7 +1159,7 @@ def broken_cases() -> list[tuple[Case, dict[str, Ev]]]:
         Case(
             "metadata-forged",
             "metadata.json with its name changed after signing: metadata-invalid; the room "
-            "opens with the metadata shown as unsigned.",
+            "opens with the metadata shown as carrying an invalid signature.",
             sort_segments(*clean),
             timeline=BASE_TIMELINE,
             findings=[("metadata-invalid", META_PATH, None)],

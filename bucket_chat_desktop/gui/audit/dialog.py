@@ -402,9 +402,12 @@ class AuditDialog(QDialog):
                     f"<code>{display_fingerprint(raw)}</code></span>"
                 )
         else:
-            bad = any(f.kind is Kind.METADATA_INVALID for f in view.metadata_findings)
-            reason = "bad signature" if bad else "written without a signature"
-            state = f"<span style='color:{warn}'>unsigned ({reason}): name not proven</span>"
+            what = (
+                html_escape(view.signer_phrase)  # forged or damaged, and why
+                if signer is Signer.BAD_SIGNATURE
+                else "unsigned (written without a signature)"
+            )
+            state = f"<span style='color:{warn}'>{what}: name not proven</span>"
             fp = ""
         when = f" · created {created}" if created else ""
         return f"<b>Room metadata:</b> “{name}” — {state}{when}{fp}"

@@ -183,8 +183,10 @@ class RoomDialog(QDialog):
             if warning:
                 tips.append(warning)
                 item.setForeground(0, QColor(TRUST_COLORS["key-changed"]))
-            if room.problem:
+            if room.problem and room.metadata is None:
                 tips.append(f"Its metadata could not be used: {one_line(room.problem, 200)}")
+            elif room.problem:  # used, but its name proves nothing (a signature is bad or none)
+                tips.append(f"Its name is not proven: {one_line(room.problem, 200)}")
             if room.room_id in joined:
                 tips.append("You are in this room already.")
                 item.setForeground(0, tree.palette().placeholderText())

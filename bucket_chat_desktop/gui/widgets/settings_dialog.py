@@ -536,14 +536,9 @@ def remove_storage(controller: Controller, storage_id: str) -> None:
     settings.muted_rooms = [k for k in settings.muted_rooms if not k.startswith(prefix)]
     if settings.last_room.startswith(prefix):
         settings.last_room = ""
-    controller.forget_storage(storage_id)
+    controller.forget_storage(storage_id, entry.name)
     controller.unread_changed.emit(controller.rooms.total_unread())
-    controller.tasks.start(_detach(controller, storage_id), f"Removing storage {entry.name}")
     controller.save_settings()
-
-
-async def _detach(controller: Controller, storage_id: str) -> None:
-    await controller.client.detach(storage_id)
 
 
 # -- installing into the main window ---------------------------------------------------------

@@ -371,18 +371,27 @@ def test_rooms_says_when_a_rooms_metadata_cannot_be_used(cli: Cli, room: str, st
     """Red team: Mallory renames a room by rewriting its metadata (the signature no longer
     matches), and copies it into a room of her own. The listing showed "Payroll (unsigned)"
     and "(no metadata)", as for a room whose writer signs nothing: why it cannot be used
-    was read (the app's join dialog shows it) and dropped."""
+    was read (the app's join dialog shows it) and dropped. Then it said "(unsigned)" before
+    the reason: a forged signature is not a missing one."""
     meta = json.loads((store / "rooms" / room / "metadata.json").read_text("utf-8"))
     forged = {**meta, "name": "Payroll\x1b[2J"}
     (store / "rooms" / room / "metadata.json").write_text(json.dumps(forged), "utf-8")
     (store / "rooms" / "copycat" / "logs").mkdir(parents=True)
     (store / "rooms" / "copycat" / "metadata.json").write_text(json.dumps(meta), "utf-8")
+    (store / "rooms" / "plain" / "logs").mkdir(parents=True)  # the reference form
+    plain = {"room_id": "plain", "name": "Plain", "created_at": "2025-09-14T14:00:00"}
+    (store / "rooms" / "plain" / "metadata.json").write_text(json.dumps(plain), "utf-8")
     r = cli("rooms")
     assert r.code == 0, r
     lines = dict(line.split(maxsplit=1) for line in r.out.splitlines())
     assert "Payroll" in lines[room] and "\x1b" not in r.out
-    assert "metadata could not be used" in lines[room] and "signature" in lines[room]
+    # a forged signature is not "unsigned": the line says it is invalid, and why (once)
+    assert "unsigned" not in lines[room]
+    assert "signature invalid" in lines[room] and "forged" in lines[room]
+    assert "does not match the metadata" in lines[room]
+    assert lines[room].count("signature invalid") == 1
     assert "metadata could not be used" in lines["copycat"] and room in lines["copycat"]
+    assert lines["plain"] == "Plain (unsigned)"  # used: nothing said it could not be
 
 
 def test_rooms_in_an_empty_store(cli: Cli) -> None:

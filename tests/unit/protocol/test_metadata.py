@@ -136,7 +136,12 @@ def test_forged_name() -> None:
     assert findings[0].severity is Severity.ERROR
     assert "signature" in findings[0].message
     assert meta is not None and meta.signed is False and meta.creator_key is None
-    assert describe(meta) == "Free Crypto (unsigned)"
+    # a forged signature is never shown as none: it says so, and why
+    assert check_signer(meta, None) == (Signer.BAD_SIGNATURE, [])
+    assert describe(meta) == (
+        "Free Crypto (signature invalid: it does not match the metadata's contents — "
+        "forged, or changed after signing)"
+    )
 
 
 def test_creator_key_swapped() -> None:
@@ -145,6 +150,22 @@ def test_creator_key_swapped() -> None:
     meta, findings = parse_metadata(canonical_json(body), ROOM, PATH)
     assert [f.kind for f in findings] == [Kind.METADATA_INVALID]
     assert meta is not None and not meta.signed
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "why"),
+    [
+        ("creator_key", "not a key", "creator_key is not a valid Ed25519 public key"),
+        ("signature", "AAAA", "its signature is not base64 of 64 bytes"),
+    ],
+)
+def test_why_a_signature_is_bad_is_worded_for_metadata(field: str, value: str, why: str) -> None:
+    body = json.loads(signed())
+    body[field] = value
+    meta, findings = parse_metadata(canonical_json(body), ROOM, PATH)
+    assert meta is not None and meta.bad_signature == why
+    assert findings[0].message == f"metadata signature invalid: {why}"
+    assert describe(meta) == f"Café ☕ (signature invalid: {why})"
 
 
 def test_resigned_by_another_key_is_a_valid_signature() -> None:

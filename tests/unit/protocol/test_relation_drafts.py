@@ -184,6 +184,30 @@ def test_an_edit_of_an_edit_follows_the_rules_of_the_message_it_edits() -> None:
         "replaces": events["mine"].event_id,
         "new_content": {"body": "y", "msgtype": "m.notice"},
     }
+    # A message nothing relates to yet has no position in the relations, and the app's
+    # rows carry no bodies: the caller hands in the message the edit names (``edited``).
+    notice = _ev(12, ALICE, MESSAGE, {"body": "note", "msgtype": "m.notice"}, A_KEY)
+    bare = [*rows, Row(len(rows), notice._replace(content={}), "verified")]
+    rel_bare = build(ROOM, bare)
+    first = _ev(13, ALICE, EDIT, {"replaces": notice.event_id, "new_content": {"body": "x"}}, A_KEY)
+
+    def of_first(edited: Event | None) -> drafting.Plan:
+        at = drafting.Target(first.event_id, first, rel_bare, bare, auth, edited)
+        return drafting.edit(at, ALICE, A_KEY, "the note")
+
+    [(_, content)] = of_first(notice).drafts  # type: ignore[misc]
+    assert content["new_content"] == {"body": "the note", "msgtype": "m.notice"}
+    [(_, content)] = of_first(None).drafts  # type: ignore[misc]
+    assert content["new_content"]["msgtype"] == "m.text"  # unknown: a plain text
+    assert (
+        drafting.edit(
+            drafting.Target(first.event_id, first, rel_bare, bare, auth, notice),
+            ALICE,
+            A_KEY,
+            "note",
+        ).unchanged
+        is drafting.Unchanged.SAME_TEXT
+    )
     pending_of_bobs = _ev(11, ALICE, EDIT, {"replaces": bobs, "new_content": {"body": "x"}}, A_KEY)
     with pytest.raises(drafting.Refused, match="not yours"):
         drafting.edit(

@@ -4,6 +4,7 @@ index and engine: what is sent is what every reader's relations show (PROTOCOL.m
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -283,6 +284,37 @@ def test_an_edit_of_a_planted_edit_under_ones_id_is_refused(tmp_path: Path) -> N
             rel = await _settled(client, ref, [e2.event_id])
             assert rel.of(msg.event_id).latest.body == "the note"  # type: ignore[union-attr]
             assert await client.edit_message(ref, e2.event_id, "the note") == []
+        finally:
+            await client.close()
+
+    asyncio.run(scenario())
+
+
+def test_an_edit_of_ones_unsent_edit_of_a_notice_keeps_it_a_notice(tmp_path: Path) -> None:
+    """The app's audit keeps no bodies (``keep_bodies=False``): an edit of one's own edit
+    still in the outbox, of a notice with no applied edit yet, read the notice's msgtype
+    from its bodiless row and went out as plain text."""
+    client, entry, _ = local_client(tmp_path)
+
+    async def scenario() -> None:
+        await client.attach(entry)
+        try:
+            ref = await client.create_room(entry.id, ROOM, "Plans")
+            [msg] = await client.send_content(ref, {"body": "note", "msgtype": "m.notice"})
+            await _settled(client, ref, [msg.event_id])
+            engine = client._storages[entry.id].engine
+            assert not engine.config.keep_bodies  # as in the app
+            # what is composed now waits in the outbox (a burst's window, made long)
+            engine.config = dataclasses.replace(engine.config, batch_window=60.0)
+            [e1] = await client.edit_message(ref, msg.event_id, "a note")
+            assert [p.event_id for p in await client.pending(entry.id)] == [e1.event_id]
+            [e2] = await client.edit_message(ref, e1.event_id, "the note")
+            assert e2.content == {
+                "replaces": msg.event_id,
+                "new_content": {"body": "the note", "msgtype": "m.notice"},
+            }
+            # the same text as the message shows is not sent again
+            assert await client.edit_message(ref, e1.event_id, "note") == []
         finally:
             await client.close()
 

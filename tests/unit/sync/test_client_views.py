@@ -16,7 +16,7 @@ from bucket_chat_desktop.index import Index, index_path_for
 from bucket_chat_desktop.protocol.canonical import b64encode
 from bucket_chat_desktop.sync.client import RoomRef
 from bucket_chat_desktop.sync.engine import CachedRoom, RoomView
-from bucket_chat_desktop.sync.events import RoomLoaded
+from bucket_chat_desktop.sync.events import RoomDiscovered, RoomLoaded, StorageStatus
 
 ALICE = "alice@example.com"
 ROOM = "room-1"
@@ -154,3 +154,30 @@ def test_a_room_view_has_relations_and_a_roster_exactly_with_a_result(tmp_path: 
             RoomView(ROOM, result, None, (), True, False, *made)
     with pytest.raises(ValueError, match="exactly with a result"):
         RoomView(ROOM, None, None, (), False, False, rel, roster)
+
+
+def test_an_engine_detached_speaks_no_more_for_its_storage(tmp_path: Path) -> None:
+    """Detached, its engine still stopping, a storage is attached again under the same
+    id: what the old engine says from then on (its last status, a room it found) is not
+    the storage's; only the engine attached now speaks for it."""
+    client, entry, events = local_client(tmp_path)
+    late = StorageStatus(False, "not answering since 12:00")
+
+    async def scenario() -> None:
+        await client.attach(entry, start=False)
+        old = client._storages[entry.id].engine
+        old._emit(late)
+        assert events == [late]  # attached: its engine speaks for it
+        closing = client.detach(entry.id)
+        assert not client.is_attached(entry.id)  # at once, before it stopped
+        old._emit(late)
+        await client.attach(entry, start=False)
+        new = client._storages[entry.id].engine
+        old._emit(late)  # still stopping
+        await closing
+        old._emit(RoomDiscovered(ROOM))  # stopped, late
+        new._emit(late)
+        await client.close()
+
+    asyncio.run(scenario())
+    assert events == [late, late]  # the first engine's while attached, the new one's
