@@ -279,10 +279,15 @@ class Backfill:
         room: RoomState,
         items: Sequence[ObjectInfo],
         sem: asyncio.Semaphore | None = None,
+        *,
+        unread: dict[str, str] | None = None,
     ) -> list[Fetched]:
         """Download and verify segments, concurrently: in worker processes when there is
-        enough to do (``SyncConfig.process_min_bytes``), else on the thread pool."""
+        enough to do (``SyncConfig.process_min_bytes``), else on the thread pool. What
+        cannot be read now is noted in ``unread`` (the room's own, unless told: a read
+        outside the room's lock notes it there once it holds the lock)."""
         sem = sem or asyncio.Semaphore(FETCH_CONCURRENCY)
+        notes = room.unread if unread is None else unread
         out: list[Fetched] = []
         bulk = (
             len(items) > 1 and sum(it.size for it in items) >= self._engine.config.process_min_bytes
@@ -291,9 +296,7 @@ class Backfill:
         async def one(item: ObjectInfo) -> None:
             async with sem:
                 await self._background_turn(room.room_id)
-                got = await self.read_segment(
-                    room.room_id, item, room.unread, background=True, bulk=bulk
-                )
+                got = await self.read_segment(room.room_id, item, notes, background=True, bulk=bulk)
             if got is not None:
                 out.append(got)
 

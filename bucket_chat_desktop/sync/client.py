@@ -180,7 +180,10 @@ class ChatClient(AttachedStorages):
         return attached
 
     async def attach(self, entry: StorageSettings, *, start: bool = True) -> None:
-        """Open a storage, start its engine, and start reading the rooms the user is in."""
+        """Open a storage, start its engine, and start reading the rooms the user is in.
+        Returns once they are started, not read: each room opens on its own (from this
+        device's index, then from the storage), so a storage that does not answer for
+        one room holds up neither the others nor the caller (docs/SCHEDULING.md)."""
         storage = open_storage(entry.spec)
         attached = self._add(entry, storage, config=self._config())
         # This device knows its own key is its user's: pinned, so an impostor claiming our
@@ -191,23 +194,30 @@ class ChatClient(AttachedStorages):
         engine = attached.engine
         if start:
             await engine.start()
-            # The room the user was in is read first; the others are read in the
-            # background, so a huge room elsewhere never delays the first screen.
+            # The room the user was in is opened first and focused: its rebuild from the
+            # index goes ahead of the others' (the state thread's interactive lane), and
+            # the others' back-fills stand aside while it is shown (``interacted``).
             last = self.settings.last_room.split("/", 1)
             first = last[1] if len(last) == 2 and last[0] == entry.id else None
-            if first in entry.rooms:
-                await engine.open_room(first, focus=True)
-            rest = [r for r in entry.rooms if r != first]
-            if rest:
-                self._background.append(asyncio.create_task(self._open_rooms(engine, rest)))
+            order = sorted(entry.rooms, key=lambda r: r != first)  # stable: first, then the rest
+            self._background = [t for t in self._background if not t.done()]
+            for room_id in order:
+                self._background.append(
+                    asyncio.create_task(
+                        self._open_room(engine, room_id, focus=room_id == first),
+                        name=f"bc-open-{entry.id}-{room_id}",
+                    )
+                )
 
     @staticmethod
-    async def _open_rooms(engine: SyncEngine, rooms: list[str]) -> None:
-        for room_id in rooms:
-            try:
-                await engine.open_room(room_id, focus=False)
-            except StorageError as exc:
-                log.warning("room %s is not available: %s", room_id, exc)
+    async def _open_room(engine: SyncEngine, room_id: str, *, focus: bool) -> None:
+        """One room of ``attach``, as a task of its own: a failure is logged, never lost."""
+        try:
+            await engine.open_room(room_id, focus=focus)
+        except StorageError as exc:
+            log.warning("room %s is not available: %s", room_id, exc)
+        except Exception:
+            log.exception("opening room %s failed", room_id)
 
     async def start(self) -> None:
         for entry in self.settings.storages:

@@ -36,7 +36,8 @@ from .schedule import poll_delay, safety_period
 if TYPE_CHECKING:
     from .backfill import Backfill
     from .engine import SyncEngine
-    from .keeper import RoomKeeper
+    from .keeper import Fetched, RoomKeeper
+    from .room_state import RoomState
 
 log = logging.getLogger("bucket_chat.sync")
 
@@ -83,6 +84,7 @@ class Poller:
         self._feed_backoff = engine.config.feed_retry
         self._feed_checked_at: float | None = None
         self._hinted: dict[str, None] = {}  # oldest first
+        self._reading: set[str] = set()  # segments a hint is being read for (``fetch_segment``)
         self._junk_told_at = -1e9
 
     def note_activity(self) -> None:
@@ -164,8 +166,7 @@ class Poller:
                 if room.complete and now - room.last_safety >= period:
                     before, asked = len(room.known), True
                     if room.unread or room.unlisted:  # read it all again: the verdict waits
-                        async with room.lock:
-                            await self._backfill.fetch_newest_first(room)
+                        await self._read_again(room)
                     else:
                         await self.refresh(room.room_id)
                     found += len(room.known) - before
@@ -340,46 +341,84 @@ class Poller:
                 log.info("could not read %s named by the change feed: %s", segment, exc)
         return found
 
+    async def _read_again(self, room: RoomState) -> None:
+        """Read a room with something unread all over again: the room's pass through its
+        history (``room.backfill``, as ``open_room`` starts it), or the one running now.
+        Not under the room's lock: a listing or download that never answers must not hold
+        up what takes it (docs/SCHEDULING.md). A poll given up leaves the pass running
+        (``close`` cancels it); a failure is the pass's to report (``fetch_history``)."""
+        task = room.backfill
+        if task is None or task.done():
+            task = asyncio.create_task(
+                self._backfill.fetch_history(room), name=f"bc-history-{room.room_id}"
+            )
+            room.backfill = task
+        await asyncio.shield(task)
+
     async def refresh(self, room_id: str) -> None:
         """``SyncEngine.refresh``: late deliveries land in the newest two days; older
-        ones are announced by markers or found by the next full pass."""
+        ones are announced by markers or found by the next full pass. Listed and
+        downloaded outside the room's lock, kept under it: what arrived meanwhile
+        (this device's own delivery, a hint) is not kept twice, and a read that failed
+        meanwhile is not noted for a segment kept meanwhile (``_keep``)."""
         room = self._engine._room(room_id)
+        dates = sorted(await self._backfill.list_dirs(logs_prefix(room_id)), reverse=True)[:2]
+        items: list[ObjectInfo] = []
+        for date in dates:
+            items.extend(await self._backfill.list_objects(f"{logs_prefix(room_id)}{date}/"))
+        new = [it for it in items if it.path not in room.known]
+        failed: dict[str, str] = {}
+        fetched = await self._backfill.download(room, new, unread=failed) if new else []
         async with room.lock:
-            dates = sorted(await self._backfill.list_dirs(logs_prefix(room_id)), reverse=True)[:2]
-            items: list[ObjectInfo] = []
-            for date in dates:
-                items.extend(await self._backfill.list_objects(f"{logs_prefix(room_id)}{date}/"))
-            new = [it for it in items if it.path not in room.known]
-            if new:
-                await self._keeper.ingest(
-                    room, await self._backfill.download(room, new), complete=None
-                )
+            await self._keep(room, fetched, failed, audit_failed=False, shown=False)
             room.last_safety = time.monotonic()
 
     async def fetch_segment(self, room_id: str, path: str) -> bool:
         """``SyncEngine.fetch_segment``: what a marker, the change feed or the folder
-        watch names, read under the room's lock (never beside a pass or another hint)."""
+        watch names. Read outside the room's lock (a download that never answers must
+        not hold up this device's own deliveries into the room), once however often it
+        is named while that read runs, and kept under the lock unless something else
+        kept it meanwhile."""
         room = self._engine.rooms.get(room_id)
-        if room is None or path in room.known:
+        if room is None or path in room.known or path in self._reading:
             return False
+        self._reading.add(path)
+        failed: dict[str, str] = {}
+        try:
+            got = await self._backfill.read_segment(room_id, ObjectInfo(path, 0), failed, hint=True)
+        finally:
+            self._reading.discard(path)
+        # Someone waits for news in the room they look at; a room nobody looks at
+        # (where anyone with write access can make a flood of them) waits its turn.
+        shown = room_id == self._engine.focused
         async with room.lock:
-            if path in room.known:
-                return False
-            before = dict(room.unread)
-            got = await self._backfill.read_segment(
-                room_id, ObjectInfo(path, 0), room.unread, hint=True
+            return await self._keep(room, [got] if got is not None else [], failed, shown=shown)
+
+    async def _keep(
+        self,
+        room: RoomState,
+        fetched: list[Fetched],
+        failed: dict[str, str],
+        *,
+        shown: bool,
+        audit_failed: bool = True,
+    ) -> bool:
+        """Under the room's lock: keep what a read outside it got, unless the room has
+        it by now (this device's own delivery, a hint, a pass kept it meanwhile), and
+        note what could not be read (``failed``: path -> why) unless the room has that
+        by now. The room's verdict is no longer final when something new is unread: with
+        ``audit_failed`` it is audited again at once. True when anything was kept."""
+        fresh = [got for got in fetched if got[0].path not in room.known]
+        noted = False
+        for path, why in failed.items():
+            if path not in room.known and room.unread.get(path) != why:
+                room.unread[path] = why
+                noted = True
+        if fresh or (noted and audit_failed):
+            await self._keeper.ingest(
+                room, fresh, complete=None, force_audit=noted and audit_failed, interactive=shown
             )
-            # Someone waits for news in the room they look at; a room nobody looks at
-            # (where anyone with write access can make a flood of them) waits its turn.
-            shown = room_id == self._engine.focused
-            if got is None:
-                if room.unread != before:  # the room's verdict is no longer final
-                    await self._keeper.ingest(
-                        room, [], complete=None, force_audit=True, interactive=shown
-                    )
-                return False
-            await self._keeper.ingest(room, [got], complete=None, interactive=shown)
-            return True
+        return bool(fresh)
 
     # -- local folders -------------------------------------------------------------------------
 

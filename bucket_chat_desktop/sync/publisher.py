@@ -449,6 +449,8 @@ class Publisher:
             self._engine._pool, prepare_segment, path, data, room_id
         )
         async with room.lock:
+            if path in room.known:  # a hint or a listing kept it meanwhile
+                return
             await self._keeper.ingest(
                 room, [(ObjectInfo(path, len(data)), prepared)], complete=None, interactive=True
             )

@@ -2,7 +2,9 @@
 
 ``RoomState`` belongs to the engine's state thread (``lanes.py``): its ledger, audit and
 unread notes are changed only by jobs that run there (``keeper.py``), so they need no
-lock (``lock`` orders the loop's own steps on a room: a pass, a hint, a refresh). What
+lock (``lock`` orders the loop's steps that keep something in a room — what a hint or a
+refresh read, this device's own delivery, a re-audit — and is never held across a
+storage request: docs/SCHEDULING.md, "What takes a room's lock"). What
 leaves that thread is immutable: a ``RoomView`` (published at the end of each job on the
 room) or a ``CachedRoom``. ``SendScan`` is what sends read from a room's timeline, kept up
 to date on the state thread (``publisher.send_context``).

@@ -1,15 +1,18 @@
-"""A room's metadata read that gets no answer (a real folder whose ``metadata.json``
-request hangs, as one request on a dead connection does while others go through) holds
-up nothing else in the room: this device's own message is delivered, indexed and shown
-meanwhile, the metadata comes once the storage answers, and it is read once however many
-opens wait for it."""
+"""A read of a room that gets no answer (a real folder where one request hangs, as one
+request on a dead connection does while others go through) holds up nothing else in the
+room: this device's own message is delivered, indexed and shown meanwhile. Its metadata
+comes once the storage answers, read once however many opens wait for it; a safety
+listing or a hint ends then too, and nothing is read or kept twice."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 from typing import Any
 
+import pytest
+from held_storage import Held
 from nacl.signing import SigningKey
 
 from bucket_chat_desktop.index import Index
@@ -19,13 +22,19 @@ from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync.engine import SyncConfig, SyncEngine
 from bucket_chat_desktop.sync.events import EngineEvent, EventsAppended, RoomLoaded
 from bucket_chat_desktop.sync.outbox import Outbox
-from bucket_chat_desktop.sync.writer import RoomWriter
+from bucket_chat_desktop.sync.writer import Draft, RoomWriter
 
 ROOM = "quiet-room"
 ALICE = "alice@example.com"
 CREATED = "2025-09-14T12:00:45.000Z"
 QUIET = SyncConfig(batch_window=0.0, local_rescan=3600.0, active_interval=3600.0)
 KEY = SigningKey(bytes([1]) * 32)
+BOB = "bob@example.com"
+BOB_KEY = SigningKey(bytes([2]) * 32)
+# Safety listings are due at every poll (a folder's are as often as ``local_rescan``);
+# nothing polls unless the test does (the engine is not started).
+DUE = SyncConfig(batch_window=0.0, local_rescan=0.0, active_interval=3600.0)
+SENT = "while it hangs"
 
 
 class MetadataHangs(LocalStorage):
@@ -119,5 +128,116 @@ def test_closing_while_the_metadata_read_hangs_ends_the_read_and_the_open(
         assert room.metadata is None and room.backfill is None
         read = room.metadata_read
         assert read is not None and read.cancelled()
+
+    asyncio.run(go())
+
+
+def segments(root: Path) -> set[str]:
+    logs = root / "rooms" / ROOM / "logs"
+    return {p.relative_to(root).as_posix() for p in logs.glob("*/*.jsonl")}
+
+
+def shown(view: Any) -> list[str | None]:
+    assert view is not None and view.result is not None
+    return [a.event.body for a in view.result.timeline]
+
+
+async def send_and_see_it(engine: SyncEngine, seen: list[EngineEvent]) -> None:
+    """This device's message is delivered, kept and shown within seconds."""
+    msg = [(MESSAGE, {"body": SENT, "msgtype": "m.text"})]
+    await asyncio.wait_for(engine.send(ROOM, ALICE, KEY, msg), 5)
+    assert await asyncio.wait_for(engine.flush(timeout=5), 5)
+    assert shown(await engine.room_view(ROOM)).count(SENT) == 1
+    assert any(SENT in bodies(e) for e in seen)
+
+
+@pytest.mark.parametrize("unread", [False, True], ids=["refresh", "read-again"])
+def test_a_send_is_shown_while_a_safety_listing_of_the_room_hangs(
+    tmp_path: Path, unread: bool
+) -> None:
+    """A complete room's safety listing (``refresh``), or, with something unread, its
+    read all over again (a pass through its history), waits for a listing that gets no
+    answer; this device's own message is kept and shown meanwhile. Once the storage
+    answers, the listing finds it known: not downloaded, not kept twice."""
+
+    async def go() -> None:
+        root = tmp_path / "store"
+        await RoomWriter(LocalStorage(root), ROOM, ALICE, KEY).create_room("Quiet", CREATED)
+        if unread:  # a FIFO at a segment's name is never read: the verdict waits for it
+            (join,) = segments(root)
+            os.mkfifo(root / join.rsplit("/", 1)[0] / "messages_1_1_fifo.jsonl")
+        store = Held(root)
+        seen: list[EngineEvent] = []
+        index = Index.open(tmp_path / "index.sqlite3")
+        box = Outbox(tmp_path / "outbox.sqlite3")
+        engine = SyncEngine(store, index=index, outbox=box, listener=seen.append, config=DUE)
+        try:
+            room = await asyncio.wait_for(engine.open_room(ROOM, background=False), 5)
+            assert room.complete and room.partial == unread
+            before = segments(root)
+            store.hold = lambda what, path: what.startswith("list") and "/logs/" in path
+            polling = asyncio.create_task(engine.poll_once(markers=False))
+            await asyncio.wait_for(store.wait_held(), 5)
+
+            await send_and_see_it(engine, seen)
+            assert not polling.done()
+            assert await engine.timeline_length(ROOM) == 2  # the join and the message
+            (own,) = segments(root) - before
+
+            store.answering.set()
+            await asyncio.wait_for(polling, 5)
+            assert shown(await engine.room_view(ROOM)).count(SENT) == 1
+            assert await engine.timeline_length(ROOM) == 2
+            assert ("get", own) not in store.asked  # delivered from here: never read back
+            assert room.backfill is None or room.backfill.done()
+        finally:
+            await engine.close()
+            box.close()
+            index.close()
+
+    asyncio.run(go())
+
+
+def test_a_send_is_shown_while_a_hint_of_the_room_hangs_and_the_hint_is_read_once(
+    tmp_path: Path,
+) -> None:
+    """A segment a marker (or the change feed, or the folder watch) names is downloaded
+    outside the room's lock: while that download gets no answer, this device's own
+    message is kept and shown. The same segment named again meanwhile is not read a
+    second time; once the storage answers it is kept once."""
+
+    async def go() -> None:
+        root = tmp_path / "store"
+        await RoomWriter(LocalStorage(root), ROOM, ALICE, KEY).create_room("Quiet", CREATED)
+        store = Held(root)
+        seen: list[EngineEvent] = []
+        index = Index.open(tmp_path / "index.sqlite3")
+        box = Outbox(tmp_path / "outbox.sqlite3")
+        engine = SyncEngine(store, index=index, outbox=box, listener=seen.append, config=QUIET)
+        try:
+            await asyncio.wait_for(engine.open_room(ROOM, background=False), 5)
+            bob = RoomWriter(LocalStorage(root), ROOM, BOB, BOB_KEY)
+            path, _ = await bob.send([Draft.text("from bob")])
+            store.hold = lambda what, p: what == "get" and p == path
+            hint = asyncio.create_task(engine.fetch_segment(ROOM, path))
+            await asyncio.wait_for(store.wait_held(), 5)
+            # Named again while it is read: not read again (the first read keeps it).
+            assert not await asyncio.wait_for(engine.fetch_segment(ROOM, path), 5)
+
+            await send_and_see_it(engine, seen)
+            assert not hint.done()
+
+            store.answering.set()
+            assert await asyncio.wait_for(hint, 5)
+            assert store.asked.count(("get", path)) == 1
+            assert not await engine.fetch_segment(ROOM, path)  # known: nothing to read
+            assert store.asked.count(("get", path)) == 1
+            after = shown(await engine.room_view(ROOM))
+            assert after.count(SENT) == 1 and after.count("from bob") == 1
+            assert await engine.timeline_length(ROOM) == 4  # two joins, two messages
+        finally:
+            await engine.close()
+            box.close()
+            index.close()
 
     asyncio.run(go())

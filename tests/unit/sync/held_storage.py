@@ -1,0 +1,59 @@
+"""A real folder storage whose chosen reads get no answer until released: what one request
+on a dead connection (an fsspec call that never returns) looks like while others go
+through."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+from bucket_chat_desktop.storage.base import DEFAULT_MAX_READ, ObjectInfo
+from bucket_chat_desktop.storage.local import LocalStorage
+
+# (what is asked: "get", "list_objects" or "list_dirs"; of which path or prefix) -> held
+Hold = Callable[[str, str], bool]
+
+
+def answer_all(what: str, path: str) -> bool:
+    return False
+
+
+def hold_all(what: str, path: str) -> bool:
+    return True
+
+
+class Held(LocalStorage):
+    """The folder, except that the reads ``hold`` picks wait until ``answering`` is set
+    (then they are answered as usual); the others, and every write, answer at once.
+    ``asked`` lists every read, ``held`` counts those that waited."""
+
+    def __init__(self, root: Path, hold: Hold = answer_all) -> None:
+        super().__init__(root)
+        self.hold = hold
+        self.answering = asyncio.Event()
+        self.asked: list[tuple[str, str]] = []
+        self.held = 0
+
+    async def _ask(self, what: str, path: str) -> None:
+        self.asked.append((what, path))
+        if self.hold(what, path) and not self.answering.is_set():
+            self.held += 1
+            await self.answering.wait()
+
+    async def get(self, path: str, *, max_bytes: int = DEFAULT_MAX_READ) -> bytes:
+        await self._ask("get", path)
+        return await super().get(path, max_bytes=max_bytes)
+
+    async def list_objects(self, prefix: str) -> list[ObjectInfo]:
+        await self._ask("list_objects", prefix)
+        return await super().list_objects(prefix)
+
+    async def list_dirs(self, prefix: str) -> list[str]:
+        await self._ask("list_dirs", prefix)
+        return await super().list_dirs(prefix)
+
+    async def wait_held(self, count: int = 1) -> None:
+        """Until ``count`` reads wait (a test's step that must hang has begun)."""
+        while self.held < count:
+            await asyncio.sleep(0.005)
