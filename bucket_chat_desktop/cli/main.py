@@ -27,7 +27,6 @@ from ..protocol import relation_drafts as drafting
 from ..protocol.audit import AuditResult
 from ..protocol.canonical import b64encode
 from ..protocol.event import MEMBER, MESSAGE, Event, has_lone_surrogate
-from ..protocol.findings import Kind
 from ..protocol.ids import InvalidRoomIdError, check_room_id
 from ..protocol.metadata import check_signer
 from ..protocol.relations import (
@@ -912,7 +911,7 @@ async def cmd_history(args: argparse.Namespace) -> int:
         print(f"\nIds marked {fmt.LOOKALIKE_MARK} may imitate someone else:")
         for line in notes:
             print(line)
-    held = sum(f.kind is Kind.DATED_AHEAD for f in result.findings)
+    held = result.held
     if held:
         print(
             f"\n{held} event(s) dated more than an hour ahead of this device's clock are "

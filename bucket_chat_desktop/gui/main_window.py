@@ -611,6 +611,12 @@ class MainWindow(QMainWindow):
             verified = result.counts[TrustState.VERIFIED]
             total = len(result.timeline)
             parts.append(f"{verified:,} of {total:,} events verified")
+        held = result.held if result is not None else 0
+        if held:  # not shown until their time comes: say so where the counts are
+            parts.append(
+                f"<span style='color:{TRUST_COLORS['unverified']}'>{held:,} held back "
+                "(dated in the future: see Audit)</span>"
+            )
         self.room_subtitle.setText(" · ".join(parts))
 
     def _on_audit_changed(self, key: str) -> None:

@@ -313,6 +313,12 @@ class AuditResult:
     def clean(self) -> bool:
         return not self.errors
 
+    @property
+    def held(self) -> int:
+        """How many events are held back as dated ahead (``HOLD_AHEAD_MS``): not in the
+        timeline until their time comes; each has a ``dated-ahead`` finding."""
+        return sum(f.kind is Kind.DATED_AHEAD for f in self.findings)
+
 
 _new_tuple = tuple.__new__
 _audit_numbers = itertools.count(1)  # AuditResult.audit_number
