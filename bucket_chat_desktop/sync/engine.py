@@ -286,7 +286,7 @@ class SyncEngine:
     async def close(self) -> None:
         self._closed = True
         for room in self.rooms.values():
-            for task in (room.backfill, room.metadata_read):
+            for task in (room.backfill, room.metadata_read, room.releasing):
                 if task is not None:
                     task.cancel()
                     self._tasks.append(task)
