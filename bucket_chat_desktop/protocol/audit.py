@@ -747,6 +747,15 @@ class RoomLedger:
         return max(last, now_ms + HOLD_AHEAD_MS)
 
     @property
+    def horizon_ms(self) -> int | None:
+        """The latest date the last audit shows (its clock plus ``HOLD_AHEAD_MS``, or
+        further if the clock was set back since): what a search of this room may find.
+        None: not audited with a clock (nothing held)."""
+        if self._tips is None or self._tips.horizon == _NO_HORIZON:
+            return None
+        return self._tips.horizon
+
+    @property
     def held_from_ms(self) -> int | None:
         """The earliest date among rows the last audit held back (``HOLD_AHEAD_MS``):
         an audit by a clock at that date minus ``HOLD_AHEAD_MS`` shows it. None: none."""

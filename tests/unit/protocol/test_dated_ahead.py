@@ -109,8 +109,11 @@ def test_a_clock_set_back_hides_nothing_that_was_shown() -> None:
     led = RoomLedger(ROOM)
     _add(led, fed[0], now)
     assert _bodies(led) == [None, "soon"]
+    assert led.horizon_ms == now + HOLD_AHEAD_MS
     led.audit(now_ms=T0)  # the clock went back two hours
     assert _bodies(led) == [None, "soon"]
+    assert led.horizon_ms == now + HOLD_AHEAD_MS  # what a search of the room may find
+    assert ledger_without_clock(fed).horizon_ms is None
 
 
 def test_a_held_chain_root_and_an_unsigned_row_ahead_stay_appends() -> None:

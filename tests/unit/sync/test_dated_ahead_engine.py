@@ -162,3 +162,43 @@ def test_releases_one_by_one_leave_no_task_behind(
             await client.close()
 
     asyncio.run(scenario())
+
+
+def test_a_clock_set_back_still_finds_what_is_shown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The room's horizon never moves back (PROTOCOL.md section 9): a message shown
+    because it was less than an hour ahead stays shown when the clock is set back two
+    hours, and search still finds it, and everything else shown (it used to find
+    nothing dated after the new clock plus an hour: every recent message)."""
+    events: list[tuple[str, EngineEvent]] = []
+    client, entry = _client(tmp_path, events)
+    now = int(time.time() * 1000)
+    soon = now + HOLD_AHEAD_MS // 2
+
+    async def scenario() -> None:
+        await client.attach(entry)
+        try:
+            room = await client.create_room(entry.id, "plans", "Plans")
+            await client.send_text(room, "planning now")
+            await _until(events, lambda r: ALICE in _senders(r), "alice's message")
+            await _mallory(tmp_path, iter([soon])).send([Draft.text("planning soon")])
+            engine = client._storages[entry.id].engine
+            engine.wake()
+            await _until(events, lambda r: MALLORY in _senders(r), "her row shown")
+            await engine.flush(5)
+            await engine.catch_up_text()
+            found = await client.search("planning")
+            assert [h.sender_id for h in found.hits] == [MALLORY, ALICE]
+            monkeypatch.setattr(keeper, "now_ms", lambda: now - 2 * HOLD_AHEAD_MS)
+            await client.send_text(room, "planning later")  # a full audit by that clock
+            result = await _until(events, lambda r: len(_senders(r)) == 5, "alice's second")
+            assert _senders(result)[-1] == MALLORY and _held(result) == 0
+            await engine.flush(5)
+            await engine.catch_up_text()
+            found = await client.search("planning")
+            assert sorted(h.sender_id for h in found.hits) == [ALICE, ALICE, MALLORY]
+        finally:
+            await client.close()
+
+    asyncio.run(scenario())
