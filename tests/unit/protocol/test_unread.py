@@ -327,3 +327,28 @@ def test_an_audit_that_moves_rows_leaves_an_older_audits_places_alone() -> None:
     assert old.placed_by(NOW) == len(old)
     got = arrived(old, new, {}, later, T0)
     assert [r.event.event_id for r in got] == [news.event_id]
+
+
+def test_a_held_row_shown_an_hour_before_its_date_is_not_news_yet() -> None:
+    """Mallory's row dated two hours ahead is held back; her next row, chained after it
+    and dated now, is the newest row read. An hour later the first is shown, placed an
+    hour ahead, with the second after it: the audit's arrivals took it as news (counted,
+    notified), though rows placed ahead are shown, not news yet, when they are appended."""
+    a, b, mallory = alice(), bob(), Device("mallory@example.com", 9)
+    hers = [mallory.join(T0 + 3), mallory.say(NOW + 2 * HOLD_AHEAD_MS, "from two hours ahead")]
+    hers.append(mallory.say(NOW - 10, "the newest, for now"))
+    segments = [seg([a.join(T0), a.say(T0 + 1, "hi"), b.join(T0 + 2)], "ab"), seg(hers, "m")]
+    led = RoomLedger(ROOM)
+    for path, data in segments:
+        led.add_prepared(prepare_segment(path, data, ROOM))
+    old = led.audit(now_ms=NOW).timeline
+    later = NOW + HOLD_AHEAD_MS  # an hour before her first row's date: it is shown
+    news = b.say(later - 5, "standup moved")
+    led.add_prepared(prepare_segment(*seg([news], "b"), ROOM))
+    new = led.audit(now_ms=later).timeline
+    assert [r.event.body for r in new][-3:] == [
+        "standup moved",
+        "from two hours ahead",
+        "the newest, for now",
+    ]
+    assert [r.event.body for r in arrived(old, new, {}, later, T0)] == ["standup moved"]
