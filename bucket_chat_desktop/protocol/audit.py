@@ -39,7 +39,7 @@ MAX_LISTED = 20  # places named in one finding's message (a finding stays one li
 HOLD_AHEAD_MS = 60 * 60_000
 _NO_HORIZON = 2**63  # no clock given: nothing is held
 _NOTHING_HELD = 2**64  # later than any horizon
-_NOTHING_LATE: Mapping[int, int] = MappingProxyType({})  # no row placed after its date
+_NOTHING_LATE: Mapping[Any, int] = MappingProxyType({})  # no row placed after its date
 
 
 _UNREAD_HISTORY = frozenset(
@@ -102,16 +102,17 @@ class Timeline(Sequence[Assessed]):
         codes: array[int],
         pairs: list[tuple[TrustState, str]],
         tally: Counter[int] | None = None,
-        late: Mapping[int, int] = _NOTHING_LATE,
+        late: Mapping[_Copy, int] = _NOTHING_LATE,
     ) -> None:
         self._copies = copies
         self._codes = codes
         self._pairs = pairs
-        # Where rows placed later than their own date are placed (``placed_by``), by the
-        # copy's id: as this audit placed them. The copies are the ledger's, and a later
-        # audit places them anew (a held row shown at last moves its chain's later rows
-        # after it): read from them, an older result's places changed under it. Only
-        # added to, by the appends of the same audit (each looks up its own copies).
+        # Where rows placed later than their own date are placed (``placed_by``), by
+        # copy (hashed by identity), as this audit placed them. The copies are the
+        # ledger's, and a later audit places them anew (a held row shown at last moves
+        # its chain's later rows after it): read from them, an older result's places
+        # changed under it. Only added to, by the appends of the same audit (each looks
+        # up its own copies).
         self._late = late
         # Rows per verdict number, counted once when first asked (a header shows it on
         # every room-list change: a count over a million rows each time took ~50 ms);
@@ -222,7 +223,7 @@ class Timeline(Sequence[Assessed]):
         late = self._late
         if not late:
             return bisect_right(self._copies, latest_ms, key=_own_date)
-        return bisect_right(self._copies, latest_ms, key=lambda c: late.get(id(c), c.timestamp_ms))
+        return bisect_right(self._copies, latest_ms, key=lambda c: late.get(c, c.timestamp_ms))
 
     def signature_ids(self) -> list[str | int]:
         """Each row's ``RoomLedger.signature_id`` (a slim ledger's rows carry no
@@ -272,7 +273,9 @@ class Timeline(Sequence[Assessed]):
             position, _event_of(c), self._pairs[self._codes[position]][0].value, c.path, c.line
         )
 
-    def extended(self, copies: list[_Copy], codes: array[int], late: Mapping[int, int]) -> Timeline:
+    def extended(
+        self, copies: list[_Copy], codes: array[int], late: Mapping[_Copy, int]
+    ) -> Timeline:
         """This timeline with rows added at its end (of the same ledger and audit;
         ``late``: this audit's places, those of ``copies`` added)."""
         tally = self._tally
@@ -455,7 +458,7 @@ class _Tips:
     trust: _Trust
     horizon: int  # rows dated after it are held (``HOLD_AHEAD_MS``)
     held_from: int  # the earliest date among the held rows (``_NOTHING_HELD``: none)
-    late: dict[int, int]  # this audit's rows placed later than their dates (``Timeline``)
+    late: dict[_Copy, int]  # this audit's rows placed later than their dates (``Timeline``)
 
 
 @dataclass(slots=True)
@@ -865,10 +868,10 @@ class RoomLedger:
         # noted for this audit's timeline (``Timeline.placed_by``): the next audit moves
         # the copies, not this audit's places.
         ends = {id(t) for t in tips.values() if t is not None}
-        late: dict[int, int] = {}
+        late: dict[_Copy, int] = {}
         for c in chained:
             if c.eff[0] != c.timestamp_ms:
-                late[id(c)] = c.eff[0]
+                late[c] = c.eff[0]
             elif id(c) not in ends:
                 c.eff, c.depth = _NO_ORDER, 0
         authorized: dict[str, set[str]] = {s: set(keys) for s, keys in (pinned or {}).items()}
@@ -1015,7 +1018,7 @@ class RoomLedger:
         late = state.late  # shared by this audit's results: each looks up its own rows
         for c in copies:
             if c.eff is not _NO_ORDER and c.eff[0] != c.timestamp_ms:
-                late[id(c)] = c.eff[0]
+                late[c] = c.eff[0]
         new = list(_rows(copies, codes, self._verdicts.pairs))
         refused: list[Assessed] = []
         for c in invalid:
