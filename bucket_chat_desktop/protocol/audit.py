@@ -39,6 +39,7 @@ MAX_LISTED = 20  # places named in one finding's message (a finding stays one li
 HOLD_AHEAD_MS = 60 * 60_000
 _NO_HORIZON = 2**63  # no clock given: nothing is held
 _NOTHING_HELD = 2**64  # later than any horizon
+_NOTHING_LATE: Mapping[Any, int] = MappingProxyType({})  # no row placed after its date
 
 
 _UNREAD_HISTORY = frozenset(
@@ -93,7 +94,7 @@ class Timeline(Sequence[Assessed]):
     a million rows read one by one never holds a million ``Assessed`` at once). Never
     changed after it was made: an append makes a new one (``extended``)."""
 
-    __slots__ = ("_codes", "_copies", "_pairs", "_tally")
+    __slots__ = ("_codes", "_copies", "_late", "_pairs", "_tally")
 
     def __init__(
         self,
@@ -101,10 +102,18 @@ class Timeline(Sequence[Assessed]):
         codes: array[int],
         pairs: list[tuple[TrustState, str]],
         tally: Counter[int] | None = None,
+        late: Mapping[_Copy, int] = _NOTHING_LATE,
     ) -> None:
         self._copies = copies
         self._codes = codes
         self._pairs = pairs
+        # Where rows placed later than their own date are placed (``placed_by``), by
+        # copy (hashed by identity), as this audit placed them. The copies are the
+        # ledger's, and a later audit places them anew (a held row shown at last moves
+        # its chain's later rows after it): read from them, an older result's places
+        # changed under it. Only added to, by the appends of the same audit (each looks
+        # up its own copies).
+        self._late = late
         # Rows per verdict number, counted once when first asked (a header shows it on
         # every room-list change: a count over a million rows each time took ~50 ms);
         # an append adds its own rows' to its parent's.
@@ -126,7 +135,7 @@ class Timeline(Sequence[Assessed]):
 
     def __getitem__(self, index: int | slice) -> Assessed | Timeline:
         if isinstance(index, slice):  # rows made as they are read, like this one's
-            return Timeline(self._copies[index], self._codes[index], self._pairs)
+            return Timeline(self._copies[index], self._codes[index], self._pairs, late=self._late)
         c = self._copies[index]
         state, reason = self._pairs[self._codes[index]]
         return _new_tuple(Assessed, (_event_of(c), state, reason, c.path, c.line))
@@ -209,8 +218,12 @@ class Timeline(Sequence[Assessed]):
         (a row never shows before its predecessor: one dated today after one dated 2100
         is placed in 2100), and display order follows places: they never go down, so the
         rows placed past ``latest_ms`` are the newest ones, found by a binary search (no
-        walk over what a hostile writer dated in the future, however much)."""
-        return bisect_right(self._copies, latest_ms, key=_placed_at)
+        walk over what a hostile writer dated in the future, however much). The places
+        are this audit's, whatever a later audit of the same ledger does."""
+        late = self._late
+        if not late:
+            return bisect_right(self._copies, latest_ms, key=_own_date)
+        return bisect_right(self._copies, latest_ms, key=lambda c: late.get(c, c.timestamp_ms))
 
     def signature_ids(self) -> list[str | int]:
         """Each row's ``RoomLedger.signature_id`` (a slim ledger's rows carry no
@@ -260,12 +273,15 @@ class Timeline(Sequence[Assessed]):
             position, _event_of(c), self._pairs[self._codes[position]][0].value, c.path, c.line
         )
 
-    def extended(self, copies: list[_Copy], codes: array[int]) -> Timeline:
-        """This timeline with rows added at its end (of the same ledger)."""
+    def extended(
+        self, copies: list[_Copy], codes: array[int], late: Mapping[_Copy, int]
+    ) -> Timeline:
+        """This timeline with rows added at its end (of the same ledger and audit;
+        ``late``: this audit's places, those of ``copies`` added)."""
         tally = self._tally
         if tally is not None:
             tally = tally + Counter(codes)
-        return Timeline(self._copies + copies, self._codes + codes, self._pairs, tally)
+        return Timeline(self._copies + copies, self._codes + codes, self._pairs, tally, late)
 
 
 def _rows(
@@ -448,6 +464,7 @@ class _Tips:
     trust: _Trust
     horizon: int  # rows dated after it are held (``HOLD_AHEAD_MS``)
     held_from: int  # the earliest date among the held rows (``_NOTHING_HELD``: none)
+    late: dict[_Copy, int]  # this audit's rows placed later than their dates (``Timeline``)
 
 
 @dataclass(slots=True)
@@ -559,10 +576,7 @@ def _kept_content(ev: Event) -> Mapping[str, Any]:
 _fields_of = attrgetter(*Event._fields)  # one C call for the 13 fields of a copy
 
 
-def _placed_at(c: _Copy) -> int:
-    """Where display order places a row (``Timeline.placed_by``): its own date, unless
-    the audit kept a later place (``_NO_ORDER``: none kept, an unsigned row's too)."""
-    return c.timestamp_ms if c.eff is _NO_ORDER else c.eff[0]
+_own_date = attrgetter("timestamp_ms")  # where a row is placed, unless later (``_late``)
 
 
 def _event_of(c: _Copy) -> Event:
@@ -753,6 +767,15 @@ class RoomLedger:
         return max(last, now_ms + HOLD_AHEAD_MS)
 
     @property
+    def horizon_ms(self) -> int | None:
+        """The latest date the last audit shows (its clock plus ``HOLD_AHEAD_MS``, or
+        further if the clock was set back since): what a search of this room may find.
+        None: not audited with a clock (nothing held)."""
+        if self._tips is None or self._tips.horizon == _NO_HORIZON:
+            return None
+        return self._tips.horizon
+
+    @property
     def held_from_ms(self) -> int | None:
         """The earliest date among rows the last audit held back (``HOLD_AHEAD_MS``):
         an audit by a clock at that date minus ``HOLD_AHEAD_MS`` shows it. None: none."""
@@ -847,11 +870,15 @@ class RoomLedger:
         del rows[cut:]
         # Only a chain tip's order is read again (by try_append); the next full audit
         # computes every other one afresh. 90 bytes an event less between audits. A row
-        # placed later than its own date (after a predecessor dated later) keeps its
-        # place, the predecessor's tuple: ``Timeline.placed_by`` reads it.
+        # placed later than its own date (after a predecessor dated later) has its place
+        # noted for this audit's timeline (``Timeline.placed_by``): the next audit moves
+        # the copies, not this audit's places.
         ends = {id(t) for t in tips.values() if t is not None}
+        late: dict[_Copy, int] = {}
         for c in chained:
-            if id(c) not in ends and c.eff[0] == c.timestamp_ms:
+            if c.eff[0] != c.timestamp_ms:
+                late[c] = c.eff[0]
+            elif id(c) not in ends:
                 c.eff, c.depth = _NO_ORDER, 0
         authorized: dict[str, set[str]] = {s: set(keys) for s, keys in (pinned or {}).items()}
         trust = _decide_trust(chained, bound, set(authorized), complete)
@@ -861,7 +888,7 @@ class RoomLedger:
         copies, codes = self._assess(
             rows, authorized, reported, findings, complete, trust, self._verdicts
         )
-        timeline = Timeline(copies, codes, self._verdicts.pairs)
+        timeline = Timeline(copies, codes, self._verdicts.pairs, late=late)
         for c in held:
             findings.append(_held_finding(c))
         if complete:
@@ -880,7 +907,17 @@ class RoomLedger:
         last_row = rows[-1][0] if rows else (-1, "", 0)
         held_from = min((c.timestamp_ms for c in held), default=_NOTHING_HELD)
         self._tips = _Tips(
-            tips, bound, authorized, reported, last_row, result, complete, trust, horizon, held_from
+            tips,
+            bound,
+            authorized,
+            reported,
+            last_row,
+            result,
+            complete,
+            trust,
+            horizon,
+            held_from,
+            late,
         )
         return result
 
@@ -984,6 +1021,10 @@ class RoomLedger:
         )
         timeline = result.timeline
         assert isinstance(timeline, Timeline)  # the ledger's own results hold one
+        late = state.late  # shared by this audit's results: each looks up its own rows
+        for c in copies:
+            if c.eff is not _NO_ORDER and c.eff[0] != c.timestamp_ms:
+                late[c] = c.eff[0]
         new = list(_rows(copies, codes, self._verdicts.pairs))
         refused: list[Assessed] = []
         for c in invalid:
@@ -993,7 +1034,7 @@ class RoomLedger:
         # copying the lists of references costs a few milliseconds at a million events.
         state.result = replace(
             result,
-            timeline=timeline.extended(copies, codes),
+            timeline=timeline.extended(copies, codes, late),
             invalid=result.invalid + refused,
             findings=result.findings + findings,
             segments=self.segment_count,

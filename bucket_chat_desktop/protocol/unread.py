@@ -208,6 +208,9 @@ def arrived(
     low = max(0, at - ARRIVED_ROWS, placed_by(rows, since_ms - 1))
     known_from = max(0, old_cut - 1 - (at - low) - ARRIVED_ROWS)
     known = {old[i].event.event_id for i in range(known_from, old_cut)} if low < at else set()
-    picked = [i for i in range(low, at) if rows[i].event.event_id not in known]
+    # Rows placed past the clock are not news yet (as when appended), before the anchor
+    # too: the anchor is placed there when it follows a row held back as dated ahead
+    # that is shown at last (PROTOCOL.md section 9).
+    picked = [i for i in range(low, min(at, cut)) if rows[i].event.event_id not in known]
     picked += range(max(at + 1, cut - ARRIVED_ROWS), cut)
     return [bodies.get(rows[i].event.event_id, rows[i]) for i in picked]

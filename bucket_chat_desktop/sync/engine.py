@@ -286,7 +286,7 @@ class SyncEngine:
     async def close(self) -> None:
         self._closed = True
         for room in self.rooms.values():
-            for task in (room.backfill, room.metadata_read):
+            for task in (room.backfill, room.metadata_read, room.releasing):
                 if task is not None:
                     task.cancel()
                     self._tasks.append(task)
@@ -517,9 +517,9 @@ class SyncEngine:
                     query_text, room_id=room_id, limit=limit, before=b
                 )
             )
-            horizon = room_keeper.now_ms() + HOLD_AHEAD_MS
+            clock = room_keeper.now_ms() + HOLD_AHEAD_MS
             for found in page.hits:
-                if found.timestamp_ms > horizon:
+                if found.timestamp_ms > self._horizon(found.room_id, clock):
                     continue  # held back as dated ahead: not shown, so not found either
                 hit = self._related(found, relations)
                 if hit is None or (hit.room_id, hit.event_id) in seen:
@@ -558,6 +558,14 @@ class SyncEngine:
         if index is not None:
             while await self._serially(index.index_text, interactive=True):
                 pass
+
+    def _horizon(self, room_id: str, clock: int) -> int:
+        """The latest date a search may find in ``room_id``: ``clock`` (this device's clock
+        plus ``HOLD_AHEAD_MS``), or what the room's audit shows when that is later (a
+        clock set back does not hide what was shown: ``RoomLedger.horizon_ms``)."""
+        room = self.rooms.get(room_id)
+        shown = room.ledger.horizon_ms if room is not None else None
+        return clock if shown is None else max(clock, shown)
 
     def _related(self, hit: SearchHit, given: Mapping[str, Relations] | None) -> SearchHit | None:
         """``hit`` as the room's relations have it (see ``search``), or None when they

@@ -118,15 +118,23 @@ class RoomKeeper:
             held = room.ledger.held_from_ms
             if held is None or held - HOLD_AHEAD_MS > now or room.released == held:
                 continue
+            if room.releasing is not None and not room.releasing.done():
+                continue  # one at a time: the next tick looks again
             room.released = held  # once per held date, even if that audit fails
-            # kept for the engine's close (one task per held date: a handful at most)
-            self._engine._tasks.append(
-                asyncio.create_task(self._release(room), name=f"bc-release-{room.room_id}")
+            # One task a room, replaced by the next (the engine's close cancels it): a
+            # member who dates rows a second apart has the room released every second,
+            # and a list of every release's task grew all day.
+            room.releasing = asyncio.create_task(
+                self._release(room), name=f"bc-release-{room.room_id}"
             )
 
     async def _release(self, room: RoomState) -> None:
-        async with room.lock:
-            await self.ingest(room, [], complete=None, force_audit=True)
+        try:
+            async with room.lock:
+                await self.ingest(room, [], complete=None, force_audit=True)
+        except Exception:  # a task nobody awaits: said here, not lost
+            if not self._engine._closed:  # else: the state thread was shut down
+                log.exception("%s: the audit for rows whose time came failed", room.room_id)
 
     async def ingest(
         self,

@@ -53,6 +53,8 @@ class RoomState:
 
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     backfill: asyncio.Task[None] | None = None
+    # The audit showing rows held back as dated ahead whose time came (``release_due``).
+    releasing: asyncio.Task[None] | None = None
     # The read of ``metadata`` in flight or last made (``SyncEngine.open_room``): shared
     # by opens that wait for it, never made under ``lock``.
     metadata_read: asyncio.Task[None] | None = None

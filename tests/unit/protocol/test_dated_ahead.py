@@ -10,7 +10,12 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bucket_chat_desktop.protocol.audit import HOLD_AHEAD_MS, RoomLedger, prepare_segment
+from bucket_chat_desktop.protocol.audit import (
+    HOLD_AHEAD_MS,
+    RoomLedger,
+    Timeline,
+    prepare_segment,
+)
 from bucket_chat_desktop.protocol.findings import Kind, Severity
 
 from ._support import ROOM, T0, Device, alice, bob, seg
@@ -109,8 +114,11 @@ def test_a_clock_set_back_hides_nothing_that_was_shown() -> None:
     led = RoomLedger(ROOM)
     _add(led, fed[0], now)
     assert _bodies(led) == [None, "soon"]
+    assert led.horizon_ms == now + HOLD_AHEAD_MS
     led.audit(now_ms=T0)  # the clock went back two hours
     assert _bodies(led) == [None, "soon"]
+    assert led.horizon_ms == now + HOLD_AHEAD_MS  # what a search of the room may find
+    assert ledger_without_clock(fed).horizon_ms is None
 
 
 def test_a_held_chain_root_and_an_unsigned_row_ahead_stay_appends() -> None:
@@ -140,12 +148,15 @@ def test_a_held_chain_root_and_an_unsigned_row_ahead_stay_appends() -> None:
 )
 def test_appends_say_what_a_full_audit_says(steps: list[tuple[int, int, int]]) -> None:
     """Fed one segment at a time by a clock moving on, the ledger says what a full audit
-    of the same segments says by the same clock."""
+    of the same segments says by the same clock, places its rows where that audit does,
+    and never moves the places of a result it gave before (a held row shown at last
+    moves its chain's later rows: an older result's unread arrivals read its own)."""
     devices = [alice(), bob(), Device("carol@example.com", 9)]
     joined = [False, False, False]
     now = T0
     led = RoomLedger(ROOM, keep_bodies=False)
     fed: list[tuple[str, bytes]] = []
+    given: list[tuple[Timeline, list[int], list[int]]] = []
     for n, (who, ahead, moved) in enumerate(steps):
         now += moved * 60_000
         d = devices[who]
@@ -154,4 +165,13 @@ def test_appends_say_what_a_full_audit_says(steps: list[tuple[int, int, int]]) -
         joined[who] = True
         fed.append(seg([ev], f"c{n}"))
         _add(led, fed[-1], now)
-        assert _said(led) == _said(_fresh(fed, now))
+        fresh = _fresh(fed, now)
+        assert _said(led) == _said(fresh)
+        assert led.result is not None and fresh.result is not None
+        rows = led.result.timeline
+        probes = sorted({now, *(a.event.timestamp_ms for a in rows)})
+        places = [rows.placed_by(p) for p in probes]
+        assert places == [fresh.result.timeline.placed_by(p) for p in probes]
+        given.append((rows, probes, places))
+        for old, at, was in given:
+            assert [old.placed_by(p) for p in at] == was

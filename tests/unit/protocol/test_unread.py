@@ -5,14 +5,21 @@ marker of another audit, a hostile timestamp): a sensible count, never the whole
 
 from __future__ import annotations
 
-from bucket_chat_desktop.protocol.audit import AuditResult, RoomLedger, prepare_segment
+from bucket_chat_desktop.protocol.audit import (
+    HOLD_AHEAD_MS,
+    AuditResult,
+    RoomLedger,
+    prepare_segment,
+)
 from bucket_chat_desktop.protocol.event import Event
+from bucket_chat_desktop.protocol.findings import Kind
 from bucket_chat_desktop.protocol.relations import EDIT, REACTION, REDACTION, Relations, build
 from bucket_chat_desktop.protocol.unread import (
     FUTURE_SLACK_MS,
     UNREAD_CAP,
     ReadMarker,
     UnreadCount,
+    arrived,
     count_unread,
     is_unread_news,
     marker_for,
@@ -288,3 +295,60 @@ def test_a_marker_a_late_predecessor_moves_into_the_future_still_counts_what_cam
     assert rows[len(rows) - 1].event.event_id == marked.event_id  # placed after 2100 now
     count = count_unread(rows, marker, a.public, rel, NOW + 120_000)
     assert count == UnreadCount(2, later[0].event_id, found=False)  # by (timestamp, id)
+
+
+def test_an_audit_that_moves_rows_leaves_an_older_audits_places_alone() -> None:
+    """Red team: Mallory writes a row dated two hours ahead (held back, PROTOCOL.md
+    section 9), then rows chained after it dated now, between Bob's. An hour later the
+    first is shown and her later rows move after it. The older audit's rows read their
+    places from the ledger's copies, which the new audit had moved: its "newest row"
+    became an early one, and the new audit's arrivals (unread, notified) listed every
+    message of Bob's that had been read already."""
+    a, b, mallory = alice(), bob(), Device("mallory@example.com", 9)
+    hers = [mallory.join(T0 + 3), mallory.say(NOW + 2 * HOLD_AHEAD_MS, "from two hours ahead")]
+    bobs = [b.join(T0 + 2)]
+    for i in range(6):
+        hers.append(mallory.say(NOW - 100 + 10 * i, f"hers {i}"))
+        bobs.append(b.say(NOW - 95 + 10 * i, f"seen {i}"))
+    segments = [seg([a.join(T0), a.say(T0 + 1, "hi")], "a"), seg(bobs, "b"), seg(hers, "m")]
+    led = RoomLedger(ROOM, keep_bodies=False)
+    for path, data in segments:
+        led.add_prepared(prepare_segment(path, data, ROOM))
+    old = led.audit(now_ms=NOW).timeline
+    assert [f.kind for f in led.result.findings] == [Kind.DATED_AHEAD]  # type: ignore[union-attr]
+    places = [old.placed_by(NOW + d) for d in range(-120, 0, 5)]
+    assert places == sorted(places) and old.placed_by(NOW) == len(old)
+    later = NOW + HOLD_AHEAD_MS  # an hour before her row's date: it is shown
+    news = b.say(later - 5, "standup moved")
+    led.add_prepared(prepare_segment(*seg([news], "b2"), ROOM))
+    new = led.audit(now_ms=later).timeline
+    assert [r.event.event_id for r in new][-9:-7] == [bobs[-1].event_id, news.event_id]
+    assert [old.placed_by(NOW + d) for d in range(-120, 0, 5)] == places
+    assert old.placed_by(NOW) == len(old)
+    got = arrived(old, new, {}, later, T0)
+    assert [r.event.event_id for r in got] == [news.event_id]
+
+
+def test_a_held_row_shown_an_hour_before_its_date_is_not_news_yet() -> None:
+    """Mallory's row dated two hours ahead is held back; her next row, chained after it
+    and dated now, is the newest row read. An hour later the first is shown, placed an
+    hour ahead, with the second after it: the audit's arrivals took it as news (counted,
+    notified), though rows placed ahead are shown, not news yet, when they are appended."""
+    a, b, mallory = alice(), bob(), Device("mallory@example.com", 9)
+    hers = [mallory.join(T0 + 3), mallory.say(NOW + 2 * HOLD_AHEAD_MS, "from two hours ahead")]
+    hers.append(mallory.say(NOW - 10, "the newest, for now"))
+    segments = [seg([a.join(T0), a.say(T0 + 1, "hi"), b.join(T0 + 2)], "ab"), seg(hers, "m")]
+    led = RoomLedger(ROOM)
+    for path, data in segments:
+        led.add_prepared(prepare_segment(path, data, ROOM))
+    old = led.audit(now_ms=NOW).timeline
+    later = NOW + HOLD_AHEAD_MS  # an hour before her first row's date: it is shown
+    news = b.say(later - 5, "standup moved")
+    led.add_prepared(prepare_segment(*seg([news], "b"), ROOM))
+    new = led.audit(now_ms=later).timeline
+    assert [r.event.body for r in new][-3:] == [
+        "standup moved",
+        "from two hours ahead",
+        "the newest, for now",
+    ]
+    assert [r.event.body for r in arrived(old, new, {}, later, T0)] == ["standup moved"]

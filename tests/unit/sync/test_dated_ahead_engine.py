@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from nacl.signing import SigningKey
@@ -93,6 +95,109 @@ def test_a_held_row_is_not_found_and_shows_when_its_time_comes(
             assert _held(result) == 0 and _senders(result)[-2:] == [MALLORY, MALLORY]
             found = await client.search("planning")
             assert [h.sender_id for h in found.hits] == [MALLORY, ALICE]
+        finally:
+            await client.close()
+
+    asyncio.run(scenario())
+
+
+def _client(tmp_path: Path, events: list[tuple[str, EngineEvent]]) -> tuple[ChatClient, Any]:
+    (tmp_path / "store").mkdir()
+    entry = StorageSettings(str(tmp_path / "store"), "Share", [])
+    client = ChatClient(
+        Settings(ALICE, "Alice", [entry]),
+        ALICE,
+        SigningKey(bytes(range(32))),
+        lambda sid, event: events.append((sid, event)),
+        data_dir=tmp_path / "alice",
+    )
+    return client, entry
+
+
+def _mallory(tmp_path: Path, dates: Iterator[int]) -> RoomWriter:
+    return RoomWriter(
+        LocalStorage(str(tmp_path / "store")),
+        "plans",
+        MALLORY,
+        SigningKey(b"\x0d" * 32),
+        clock=lambda: next(dates),
+    )
+
+
+def test_releases_one_by_one_leave_no_task_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A member who dates a message a second apart each, hours ahead, has the room
+    released once a second for as long as they like: each release's task used to stay
+    in the engine's list until it closed (one more object a second, all day long)."""
+    events: list[tuple[str, EngineEvent]] = []
+    client, entry = _client(tmp_path, events)
+    start = int(time.time() * 1000) + 3 * HOLD_AHEAD_MS
+    dates = [start + n * 1000 for n in range(12)]
+
+    async def scenario() -> None:
+        await client.attach(entry)
+        try:
+            room = await client.create_room(entry.id, "plans", "Plans")
+            await client.send_text(room, "planning now")
+            await _until(events, lambda r: ALICE in _senders(r), "alice's message")
+            mallory = _mallory(tmp_path, iter(dates))
+            for n in range(12):
+                await mallory.send([Draft.text(f"soon {n}")])
+            engine = client._storages[entry.id].engine
+            engine.wake()
+            await _until(events, lambda r: _held(r) == 13, "her join and messages held")
+            tasks = len(engine._tasks)
+            ledger = engine.rooms["plans"].ledger
+            released = 0
+            while (due := ledger.held_from_ms) is not None:  # each one's time comes in turn
+                monkeypatch.setattr(keeper, "now_ms", lambda d=due: d - HOLD_AHEAD_MS)
+                engine._keeper.release_due()
+                left = sum(d > due for d in dates)
+                await _until(events, lambda r, n=left: _held(r) == n, f"release at {due}")
+                released += 1
+            assert released == 12  # her join shares her first message's date
+            assert len(engine._tasks) <= tasks + 1
+        finally:
+            await client.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_clock_set_back_still_finds_what_is_shown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The room's horizon never moves back (PROTOCOL.md section 9): a message shown
+    because it was less than an hour ahead stays shown when the clock is set back two
+    hours, and search still finds it, and everything else shown (it used to find
+    nothing dated after the new clock plus an hour: every recent message)."""
+    events: list[tuple[str, EngineEvent]] = []
+    client, entry = _client(tmp_path, events)
+    now = int(time.time() * 1000)
+    soon = now + HOLD_AHEAD_MS // 2
+
+    async def scenario() -> None:
+        await client.attach(entry)
+        try:
+            room = await client.create_room(entry.id, "plans", "Plans")
+            await client.send_text(room, "planning now")
+            await _until(events, lambda r: ALICE in _senders(r), "alice's message")
+            await _mallory(tmp_path, iter([soon])).send([Draft.text("planning soon")])
+            engine = client._storages[entry.id].engine
+            engine.wake()
+            await _until(events, lambda r: MALLORY in _senders(r), "her row shown")
+            await engine.flush(5)
+            await engine.catch_up_text()
+            found = await client.search("planning")
+            assert [h.sender_id for h in found.hits] == [MALLORY, ALICE]
+            monkeypatch.setattr(keeper, "now_ms", lambda: now - 2 * HOLD_AHEAD_MS)
+            await client.send_text(room, "planning later")  # a full audit by that clock
+            result = await _until(events, lambda r: len(_senders(r)) == 5, "alice's second")
+            assert _senders(result)[-1] == MALLORY and _held(result) == 0
+            await engine.flush(5)
+            await engine.catch_up_text()
+            found = await client.search("planning")
+            assert sorted(h.sender_id for h in found.hits) == [ALICE, ALICE, MALLORY]
         finally:
             await client.close()
 
