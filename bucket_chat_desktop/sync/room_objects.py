@@ -14,8 +14,15 @@ import asyncio
 import re
 from dataclasses import dataclass
 
+from ..protocol.audit import HOLD_AHEAD_MS
 from ..protocol.findings import Finding, Kind
-from ..protocol.ids import is_valid_room_id, logs_prefix, metadata_path, parse_segment_path
+from ..protocol.ids import (
+    is_valid_room_id,
+    logs_prefix,
+    metadata_path,
+    parse_segment_path,
+    utc_date,
+)
 from ..protocol.metadata import MAX_METADATA_BYTES, RoomMetadata, parse_metadata
 from ..protocol.segment import MAX_SEGMENT_BYTES
 from ..storage.base import (
@@ -105,7 +112,9 @@ def _not_regular(path: str, kind: str) -> Finding:
 # -- what a storage holds, for a person choosing a room to join ----------------------------
 
 MAX_SUMMARISED = 200  # rooms a listing reads the name and last activity of
-NAME_SLACK_MS = 24 * 3600_000  # a segment name dated further ahead is not believed
+# A segment name dated further ahead is not believed: the audit holds back an event dated
+# more than this ahead of the reader's clock (PROTOCOL.md section 9), and so does the list.
+NAME_SLACK_MS = HOLD_AHEAD_MS
 _PARALLEL = 8  # rooms summarised at once
 _DATE_FOLDER = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # as parse_segment_path accepts
 
@@ -115,7 +124,7 @@ class RoomSummary:
     """One room found in a storage. ``name`` is what its metadata says (untrusted, not
     checked: show it cleaned, beside the id); ``last_activity_ms`` is the newest end
     time in its newest segment names (what the names say, not verified; None when it
-    has no segment, or only ones dated more than a day ahead)."""
+    has no segment, or only ones dated more than an hour ahead)."""
 
     room_id: str
     name: str | None
@@ -146,9 +155,14 @@ class StorageRooms:
 
 async def last_activity(storage: Storage, room_id: str, now_ms: int) -> int | None:
     """The newest end time named by the room's segments in its newest date folders (at
-    most three folders are listed: a folder of junk must not hide the activity)."""
+    most three folders are listed: a folder of junk must not hide the activity; folders
+    dated after the last day a believed name can be of are passed over, so that folders
+    dated in the future cannot hide it either)."""
     prefix = logs_prefix(room_id)
-    dates = [d for d in await storage.list_dirs(prefix) if _DATE_FOLDER.fullmatch(d)]
+    last_day = utc_date(now_ms + NAME_SLACK_MS)
+    dates = [
+        d for d in await storage.list_dirs(prefix) if _DATE_FOLDER.fullmatch(d) and d <= last_day
+    ]
     for date in sorted(dates)[-3:][::-1]:
         ends = []
         for item in await storage.list_objects(f"{prefix}{date}/"):

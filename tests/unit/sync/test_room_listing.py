@@ -63,6 +63,20 @@ def test_hostile_contents_give_no_false_activity_and_keep_the_room(tmp_path: Pat
     assert rooms["old"].last_activity_ms == 2
 
 
+def test_date_folders_dated_ahead_neither_hide_nor_fake_activity(tmp_path: Path) -> None:
+    """Three folders dated in the future (the three newest, the only ones listed) hid the
+    room's real activity; a name two hours ahead was believed (now: an hour, as the
+    audit's hold)."""
+    for day in range(3):
+        start = NOW + (400 + day) * 86_400_000
+        put(tmp_path, segment_path("odd", start, start, f"liar{day}"))
+    put(tmp_path, segment_path("odd", NOW + 2 * 3600_000, NOW + 2 * 3600_000, "soon"))
+    put(tmp_path, segment_path("odd", NOW - 60_000, NOW - 50_000, "honest"))
+    found = asyncio.run(storage_rooms(LocalStorage(tmp_path), NOW))
+    (room,) = found.rooms
+    assert room.last_activity_ms == NOW - 50_000
+
+
 def test_a_storage_with_very_many_rooms_is_summarised_in_part(tmp_path: Path) -> None:
     for i in range(7):
         (tmp_path / "rooms" / f"room-{i}").mkdir(parents=True)
