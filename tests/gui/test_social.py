@@ -643,8 +643,10 @@ def test_the_join_dialog_says_a_forged_name_is_not_proven(
     tree = dialog.rooms_list
     assert tree is not None
     items = {tree.topLevelItem(i).text(1): tree.topLevelItem(i) for i in range(3)}
-    assert items["falcon"].text(0) == "Payroll"
+    assert items["falcon"].text(0) == "⚠ Payroll"  # marked where it is read, not only its tip
+    assert items["general"].text(0) == "General"
     tip = items["falcon"].toolTip(0)
+    assert "This name's signature is invalid" in tip
     assert "Its name is not proven: metadata signature invalid: it does not match" in tip
     assert "could not be used" not in tip
     assert "Its metadata could not be used: metadata names room" in items["copycat"].toolTip(0)

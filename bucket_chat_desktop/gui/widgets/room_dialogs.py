@@ -175,6 +175,13 @@ class RoomDialog(QDialog):
         for room in newest_first:
             name = display_name_safe(room.name) if room.name else ""
             warning = looks.get(room.room_id, "")
+            if room.metadata is not None and room.metadata.bad_signature and name:
+                # a name its signature does not cover: rewritten by someone with write
+                # access, or damaged. Marked in the list, not only in its tip.
+                warning = (
+                    "This name's signature is invalid: someone other than the room's "
+                    "creator may have written it, or it was damaged."
+                )
             shown = (f"⚠ {name}" if warning else name) or "(no name)"
             when = timestamps.full(room.last_activity_ms) if room.last_activity_ms else "—"
             item = QTreeWidgetItem([shown, room.room_id, when])
