@@ -132,9 +132,7 @@ class Backfill:
                 # Read it all again: what failed last time is retried (and re-noted if it
                 # fails again); what was removed since no longer counts as unread.
                 room.unread.clear()
-            cached_dates = (
-                {p.split("/")[3] for p in room.known if p.count("/") == 4} if had_final else set()
-            )
+            cached_dates = {p.split("/")[3] for p in room.known if p.count("/") == 4}
             return was_partial, had_final, cached_dates
 
         def unlisted(why: str) -> None:  # state thread
@@ -147,7 +145,7 @@ class Backfill:
         )
         try:
             with heap.gc_paused():  # see protocol/heap.py: a third of a cold read's time
-                progressed = await self._read_history(room, cached_dates if had_final else None)
+                progressed = await self._read_history(room, cached_dates, warm=had_final)
         except StorageError as exc:
             self._engine._set_online(False, str(exc))
             log.warning("reading room %s: %s", room.room_id, exc)
@@ -166,13 +164,13 @@ class Backfill:
                 self._engine.index.set_cursor, f"read:{room.room_id}", f"{time.time():.3f}"
             )  # background: nobody waits for it
 
-    async def _read_history(self, room: RoomState, cached_dates: set[str] | None) -> bool:
+    async def _read_history(self, room: RoomState, cached_dates: set[str], *, warm: bool) -> bool:
         """Fetch what is new, newest first; True when anything was ingested.
-        ``cached_dates`` (the date folders the room holds segments of), when an earlier
-        pass read everything: then only new days need listing."""
+        ``cached_dates``: the date folders the room held segments of when the pass began;
+        ``warm``: an earlier pass read everything, so only new days need listing."""
         dates = sorted(await self.list_dirs(logs_prefix(room.room_id)), reverse=True)
         self._engine._set_online(True, "")
-        if cached_dates:
+        if warm and cached_dates:
             # Warm: only the newest days and days never seen can hold anything new; late
             # deliveries into older days are announced by activity markers.
             dates = [d for i, d in enumerate(dates) if i < 2 or d not in cached_dates]
@@ -183,9 +181,10 @@ class Backfill:
                 folder = f"{logs_prefix(room.room_id)}{date}/"
                 held = len(room.known)  # what the listing must show: kept before it was asked
                 items = await self.list_objects(folder)
-                await self._engine._serially(
-                    _note_vanished, room, folder, items, held, room=room.room_id
-                )
+                if held and date in cached_dates:  # else nothing was read from it to lose
+                    await self._engine._serially(
+                        _note_vanished, room, folder, items, held, room=room.room_id
+                    )
                 todo = sorted(
                     (it for it in items if it.path not in room.known),
                     key=lambda it: it.path,
