@@ -222,8 +222,8 @@ class SendScan:
 
 
 def unread_findings(room: RoomState) -> list[Finding]:
-    """What the last pass could not read: errors, so the room is not clean (a partial
-    read is never a final verdict, PROTOCOL.md section 16)."""
+    """State thread: what the last pass could not read: errors, so the room is not clean
+    (a partial read is never a final verdict, PROTOCOL.md section 16)."""
     out = [
         Finding(
             Kind.UNREAD,
