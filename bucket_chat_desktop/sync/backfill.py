@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 from collections import deque
@@ -118,22 +119,38 @@ class Backfill:
         every ``PROGRESS_AUDIT`` seconds (and never more than ``AUDIT_SHARE`` of the time:
         each audit of a large room is O(n) and holds the GIL the verifiers need), and once
         more at the end — also when a listing failed part-way: then with the final rules
-        and a finding that says what was not read, never the provisional verdict."""
-        was_partial = bool(room.unread or room.unlisted)
-        had_final = room.complete and not was_partial
-        room.unlisted.clear()
-        if not had_final:
-            # Read it all again: what failed last time is retried (and re-noted if it
-            # fails again); what was removed since no longer counts as unread.
-            room.unread.clear()
+        and a finding that says what was not read, never the provisional verdict.
+
+        What could not be read is noted in the room on the state thread, in the room's
+        order (its unread notes are the state thread's, ``room_state.py``)."""
+
+        def begin() -> tuple[bool, bool, set[str]]:  # state thread
+            was_partial = bool(room.unread or room.unlisted)
+            had_final = room.complete and not was_partial
+            room.unlisted.clear()
+            if not had_final:
+                # Read it all again: what failed last time is retried (and re-noted if it
+                # fails again); what was removed since no longer counts as unread.
+                room.unread.clear()
+            cached_dates = {p.split("/")[3] for p in room.known if p.count("/") == 4}
+            return was_partial, had_final, cached_dates
+
+        def unlisted(why: str) -> None:  # state thread
+            room.unlisted[logs_prefix(room.room_id)] = why
+
+        # The room someone looks at waits for its first screen: not behind other rooms.
+        interactive = room.room_id == self._engine.focused
+        was_partial, had_final, cached_dates = await self._engine._serially(
+            begin, room=room.room_id, interactive=interactive
+        )
         try:
             with heap.gc_paused():  # see protocol/heap.py: a third of a cold read's time
-                progressed = await self._read_history(room, warm=had_final)
+                progressed = await self._read_history(room, cached_dates, warm=had_final)
         except StorageError as exc:
             self._engine._set_online(False, str(exc))
             log.warning("reading room %s: %s", room.room_id, exc)
             if not had_final:  # no earlier final verdict to stand on: say what is missing
-                room.unlisted[logs_prefix(room.room_id)] = str(exc)
+                await self._engine._serially(unlisted, str(exc), room=room.room_id)
             await self._keeper.ingest(room, [], complete=True, force_audit=True)
             room.last_safety = time.monotonic()
             return
@@ -147,12 +164,12 @@ class Backfill:
                 self._engine.index.set_cursor, f"read:{room.room_id}", f"{time.time():.3f}"
             )  # background: nobody waits for it
 
-    async def _read_history(self, room: RoomState, *, warm: bool) -> bool:
-        """Fetch what is new, newest first; True when anything was ingested. ``warm``:
-        an earlier pass read everything, so only new days need listing."""
+    async def _read_history(self, room: RoomState, cached_dates: set[str], *, warm: bool) -> bool:
+        """Fetch what is new, newest first; True when anything was ingested.
+        ``cached_dates``: the date folders the room held segments of when the pass began;
+        ``warm``: an earlier pass read everything, so only new days need listing."""
         dates = sorted(await self.list_dirs(logs_prefix(room.room_id)), reverse=True)
         self._engine._set_online(True, "")
-        cached_dates = {p.split("/")[3] for p in room.known if p.count("/") == 4}
         if warm and cached_dates:
             # Warm: only the newest days and days never seen can hold anything new; late
             # deliveries into older days are announced by activity markers.
@@ -161,8 +178,13 @@ class Backfill:
         async def chunks() -> AsyncIterator[list[ObjectInfo]]:
             size = FIRST_CHUNK
             for date in dates:
-                items = await self.list_objects(f"{logs_prefix(room.room_id)}{date}/")
-                _note_vanished(room, f"{logs_prefix(room.room_id)}{date}/", items)
+                folder = f"{logs_prefix(room.room_id)}{date}/"
+                held = len(room.known)  # what the listing must show: kept before it was asked
+                items = await self.list_objects(folder)
+                if held and date in cached_dates:  # else nothing was read from it to lose
+                    await self._engine._serially(
+                        _note_vanished, room, folder, items, held, room=room.room_id
+                    )
                 todo = sorted(
                     (it for it in items if it.path not in room.known),
                     key=lambda it: it.path,
@@ -181,7 +203,9 @@ class Backfill:
         # AHEAD_BYTES in AHEAD_CHUNKS, at least one chunk: neither the storage nor the
         # workers wait for the serial worker, and memory stays bounded however large the
         # room is.
-        ahead: deque[tuple[asyncio.Task[list[Fetched]], int]]
+        # Each chunk's download, its listed bytes, and what it could not read (path -> why:
+        # noted in the room on the state thread just before the chunk is kept).
+        ahead: deque[tuple[asyncio.Task[list[Fetched]], int, dict[str, str]]]
         ahead = deque()
         in_flight = 0
         next_audit = 0.0  # 0: no audit yet
@@ -190,18 +214,23 @@ class Backfill:
 
         async def keep_oldest() -> None:
             nonlocal in_flight, next_audit
-            task, size = ahead.popleft()
+            task, size, unread = ahead.popleft()
             in_flight -= size
             # Once the listing is done, the last chunk is followed by the final audit
             # (``fetch_newest_first``, also after a listing failed): no progress audit.
             last = finished and not ahead
-            next_audit = await self._backfill_step(room, await task, next_audit, last=last)
+            fetched = await task
+            if unread:
+                await self._engine._serially(room.note_unread, unread, room=room.room_id)
+            next_audit = await self._backfill_step(room, fetched, next_audit, last=last)
 
         try:
             try:
                 async for chunk in chunks():
                     size = sum(it.size for it in chunk)
-                    ahead.append((asyncio.create_task(self.download(room, chunk, sem)), size))
+                    unread: dict[str, str] = {}
+                    download = self.download(room, chunk, unread, sem)
+                    ahead.append((asyncio.create_task(download), size, unread))
                     in_flight += size
                     while len(ahead) > 1 and (
                         room.result is None  # the first screen, as soon as it is read
@@ -219,7 +248,7 @@ class Backfill:
             while ahead:
                 await keep_oldest()
         finally:
-            for task, _ in ahead:
+            for task, _, _ in ahead:
                 task.cancel()
         return bool(next_audit)
 
@@ -278,16 +307,14 @@ class Backfill:
         self,
         room: RoomState,
         items: Sequence[ObjectInfo],
+        unread: dict[str, str],
         sem: asyncio.Semaphore | None = None,
-        *,
-        unread: dict[str, str] | None = None,
     ) -> list[Fetched]:
         """Download and verify segments, concurrently: in worker processes when there is
         enough to do (``SyncConfig.process_min_bytes``), else on the thread pool. What
-        cannot be read now is noted in ``unread`` (the room's own, unless told: a read
-        outside the room's lock notes it there once it holds the lock)."""
+        cannot be read now is noted in ``unread`` (path -> why; the caller notes it in the
+        room on the state thread, ``RoomState.note_unread``)."""
         sem = sem or asyncio.Semaphore(FETCH_CONCURRENCY)
-        notes = room.unread if unread is None else unread
         out: list[Fetched] = []
         bulk = (
             len(items) > 1 and sum(it.size for it in items) >= self._engine.config.process_min_bytes
@@ -296,7 +323,9 @@ class Backfill:
         async def one(item: ObjectInfo) -> None:
             async with sem:
                 await self._background_turn(room.room_id)
-                got = await self.read_segment(room.room_id, item, notes, background=True, bulk=bulk)
+                got = await self.read_segment(
+                    room.room_id, item, unread, background=True, bulk=bulk
+                )
             if got is not None:
                 out.append(got)
 
@@ -388,15 +417,19 @@ def _event_count(got: PreparedSegment | PackedSegment) -> int:
     return len(got.decoded.events) if isinstance(got, PreparedSegment) else len(got[1])
 
 
-def _note_vanished(room: RoomState, folder: str, listed: Sequence[ObjectInfo]) -> None:
-    """Segments of ``folder`` this device read and checked earlier that the listing no
-    longer shows, or shows with another size: write-once history never loses or rewrites
-    an object, so either is someone with write access (or the provider) tampering. The
-    copy checked here stays shown; the room is not completely read (an error finding
-    names each) until the storage holds them again. A listing of one date folder covers
-    what was read from it: days a warm pass does not list are checked by a full pass."""
+def _note_vanished(room: RoomState, folder: str, listed: Sequence[ObjectInfo], held: int) -> None:
+    """State thread (it reads what the room holds and notes in it). Segments of
+    ``folder`` this device read and checked earlier that the listing no longer shows, or
+    shows with another size: write-once history never loses or rewrites an object, so
+    either is someone with write access (or the provider) tampering. The copy checked
+    here stays shown; the room is not completely read (an error finding names each) until
+    the storage holds them again. A listing of one date folder covers what was read from
+    it: days a warm pass does not list are checked by a full pass. Only the first
+    ``held`` segments the room kept count (``known`` only grows, in the order kept): those
+    kept before the listing was asked; one kept since (this device's own delivery, a
+    hint) may be newer than the listing and is no sign of anything."""
     sizes = {it.path: it.size for it in listed}
-    for path, size in room.known.items():
+    for path, size in itertools.islice(room.known.items(), held):
         if not path.startswith(folder):
             continue
         now = sizes.get(path)

@@ -101,6 +101,10 @@ class SyncConfig:
     focused_safety: float = 15 * 60.0  # full listing of the focused room, this often
     background_safety: float = 4 * 3600.0  # and of every other room (of all, unfocused)
     local_rescan: float = 30.0  # local folders: re-scan although watched
+    # The longest a polling round waits for one room's step (a hint read, a safety
+    # listing): a working storage answers well within it; a step that takes longer goes
+    # on by itself, and the next round does not wait for it (``poller.py``).
+    round_wait: float = 2.0
     # With a change feed (an S3 bucket's SQS queue): each wait on it (SQS caps it at 20 s),
     # and how often the activity markers are still listed as a safety net meanwhile.
     # After the feed failed it is tried again in ``feed_retry`` s, doubling each time.
@@ -722,7 +726,9 @@ class SyncEngine:
 
     async def poll_once(self, *, markers: bool = True) -> int:
         """One round: activity markers (unless not ``markers``: a change feed tells),
-        then any due safety listings. Returns segments read."""
+        then any due safety listings, each room's a task of its own; waits until they all
+        end (the poller's own rounds wait at most ``SyncConfig.round_wait``). Returns
+        segments read."""
         return await self._poller.poll_once(markers=markers)
 
     # What the poller keeps, read (and, by tests, set) here as before the split.

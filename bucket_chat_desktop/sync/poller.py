@@ -11,6 +11,14 @@ Whatever the source, a named segment is only a hint: ``fetch_segment`` reads and
 it like a listed one (``backfill.py``) and hands it to the ``RoomKeeper``. Every room
 read completely is also listed again now and then (``refresh``: the safety net for
 markers that never came).
+
+A round never waits on one room: each room's hints are read by a task of the room's own
+(``_hint``), and its safety pass is a task of its own, one at a time per room (a room
+whose pass still runs is left out of the next round, which says so in the log). A round
+waits for the steps it started at most ``SyncConfig.round_wait`` seconds; one that takes
+longer goes on by itself, and what it finds counts as activity when it ends. So a read
+that gets no answer (a dead connection, until the storage's own timeout) holds up that
+room only, never the news of the others (docs/SCHEDULING.md).
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..index import Index
@@ -45,6 +53,9 @@ MARKER_SETTLE_MS = 2 * 60_000  # only markers at least this old move the marker 
 FEED_RETRY_MAX = 600.0  # seconds: the longest wait before a failed change feed is tried again
 MAX_HINTS = 50  # objects one wait on the change feed may make the engine read
 HINTS_KEPT = 4096  # paths the change feed named lately: named again, they are not read again
+# Rooms whose safety listing runs at once: a window coming to the front after hours makes
+# every room's due together, and one of them that hangs holds one place only.
+SAFETY_AT_ONCE = 8
 
 
 class Poller:
@@ -85,6 +96,13 @@ class Poller:
         self._feed_checked_at: float | None = None
         self._hinted: dict[str, None] = {}  # oldest first
         self._reading: set[str] = set()  # segments a hint is being read for (``fetch_segment``)
+        # Per room: its hint reader (``_hint``) and the segments named for it to read next,
+        # oldest first; its safety pass in flight (``_start_safety``).
+        self._hint_readers: dict[str, asyncio.Task[int]] = {}
+        self._hints: dict[str, dict[str, None]] = {}
+        self._safety: dict[str, asyncio.Task[int]] = {}
+        self._safety_told: set[str] = set()  # rooms whose pass was said to be left out
+        self._safety_slots = asyncio.Semaphore(SAFETY_AT_ONCE)
         self._junk_told_at = -1e9
 
     def note_activity(self) -> None:
@@ -104,8 +122,14 @@ class Poller:
         self._poll_wake.set()
 
     async def close(self) -> None:
-        """Close the feed's connection and stop watching the folder (the engine cancelled
-        the tasks already)."""
+        """End the rooms' hint readers and safety passes, close the feed's connection and
+        stop watching the folder (the engine cancelled its own tasks already)."""
+        steps = [*self._hint_readers.values(), *self._safety.values()]
+        for task in steps:
+            task.cancel()
+        for task in steps:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
         if self.feed is not None:
             await self.feed.close()
         if self._watch is not None:
@@ -133,7 +157,7 @@ class Poller:
             self._poll_wake.clear()
             self._in_poll = True
             try:
-                found = await self.poll_once()
+                found = await self.poll_once(wait=self._engine.config.round_wait)
             finally:
                 self._in_poll = False
             self.polls += 1
@@ -146,38 +170,154 @@ class Poller:
                 previous=self.next_poll_in,
             )
 
-    async def poll_once(self, *, markers: bool = True) -> int:
-        """``SyncEngine.poll_once``. A room with something unread is read all over again
-        (its verdict waits for that); any other complete room is ``refresh``ed."""
-        found = 0
+    async def poll_once(self, *, markers: bool = True, wait: float | None = None) -> int:
+        """``SyncEngine.poll_once``: the activity markers (what they name is read by each
+        room's hint reader), then the due safety passes, each room's a task of its own: a
+        room with something unread is read all over again (its verdict waits for that),
+        any other complete room is ``refresh``ed. Waits for these steps at most ``wait``
+        seconds (None: until they end); the segments those that ended found."""
         asked = markers  # whether the storage was asked anything (then it answered)
+        steps: dict[asyncio.Task[int], None] = {}
         try:
             if markers:
-                found += await self._poll_markers()
-            now = time.monotonic()
-            for room in list(self._engine.rooms.values()):
-                period = safety_period(
-                    self._engine.config,
-                    room_focused=room.room_id == self._engine.focused,
-                    window_focused=self._engine.window_focused,
-                    partial=room.complete and bool(room.unread or room.unlisted),
-                    local=self._local is not None,
-                )
-                if room.complete and now - room.last_safety >= period:
-                    before, asked = len(room.known), True
-                    if room.unread or room.unlisted:  # read it all again: the verdict waits
-                        await self._read_again(room)
-                    else:
-                        await self.refresh(room.room_id)
-                    found += len(room.known) - before
-            if asked:
-                self._engine._set_online(True, "")
+                await self._poll_markers(steps)
         except StorageError as exc:
             self._engine._set_online(False, str(exc))
+            return 0  # what was named before the listing failed is read all the same
+        now = time.monotonic()
+        for room in list(self._engine.rooms.values()):
+            period = safety_period(
+                self._engine.config,
+                room_focused=room.room_id == self._engine.focused,
+                window_focused=self._engine.window_focused,
+                partial=room.complete and bool(room.unread or room.unlisted),
+                local=self._local is not None,
+            )
+            if room.complete and now - room.last_safety >= period:
+                asked = True
+                step = self._start_safety(room)
+                if step is not None:
+                    steps[step] = None
+        found, failed = await self._wait_for(steps, wait)
+        if failed is not None:
+            self._engine._set_online(False, str(failed))
+        elif asked:
+            self._engine._set_online(True, "")
         return found
 
-    async def _poll_markers(self) -> int:
-        """List today's activity folder after the cursor and fetch what markers name.
+    async def _wait_for(
+        self, steps: Iterable[asyncio.Task[int]], wait: float | None
+    ) -> tuple[int, StorageError | None]:
+        """Wait for rooms' steps at most ``wait`` seconds (None: until all end). Returns
+        the segments those that ended found and the first storage failure among them. A
+        step still running goes on by itself (``_step_ended`` reports it)."""
+        pending = set(steps)
+        if not pending:
+            return 0, None
+        done, _ = await asyncio.wait(pending, timeout=wait)
+        found, failed = 0, None
+        for task in done:
+            if task.cancelled():
+                continue
+            exc = task.exception()
+            if exc is None:
+                found += task.result()
+            elif isinstance(exc, StorageError) and failed is None:
+                failed = exc
+        return found, failed
+
+    def _step_ended(self, task: asyncio.Task[int]) -> None:
+        """A room's step ended (whether a round still waited for it or not): what it
+        found is activity, a storage failure is said."""
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if isinstance(exc, StorageError):
+            self._engine._set_online(False, str(exc))
+        elif exc is not None:  # a bug: said, never lost
+            log.error("%s failed", task.get_name(), exc_info=exc)
+        elif task.result():
+            self.note_activity()
+
+    def _start_safety(self, room: RoomState) -> asyncio.Task[int] | None:
+        """Start the room's safety pass as a task of its own, unless its last one still
+        runs (a request of it waits for the storage, or it reads a lot): then the room
+        is left out of this round, and the log says so (once per pass)."""
+        running = self._safety.get(room.room_id)
+        if running is not None and not running.done():
+            told = room.room_id in self._safety_told
+            self._safety_told.add(room.room_id)
+            log.log(
+                logging.DEBUG if told else logging.INFO,
+                "room %s: left out of this round: its last safety pass still runs "
+                "(a request of it may wait for the storage)",
+                room.room_id,
+            )
+            return None
+        task = asyncio.create_task(self._safety_pass(room), name=f"bc-safety-{room.room_id}")
+        task.add_done_callback(self._step_ended)
+        self._safety[room.room_id] = task
+        return task
+
+    async def _safety_pass(self, room: RoomState) -> int:
+        """One room's safety pass (``poll_once``): the segments it found."""
+        before = len(room.known)
+        try:
+            if room.unread or room.unlisted:  # read it all again: the verdict waits
+                await self._read_again(room)
+            else:
+                async with self._safety_slots:
+                    await self.refresh(room.room_id)
+        finally:
+            if self._safety.get(room.room_id) is asyncio.current_task():
+                del self._safety[room.room_id]
+                self._safety_told.discard(room.room_id)
+        return len(room.known) - before
+
+    def _hint(self, room_id: str, path: str) -> asyncio.Task[int] | None:
+        """Have the room's hint reader read ``path`` (named by a marker, the change feed
+        or the folder watch): one task per room reads what is named for it, in order, so
+        a read that gets no answer holds up that room's hints only. The reader, or None
+        when there is nothing to read (a room not open here, a segment it holds or that
+        is being read)."""
+        room = self._engine.rooms.get(room_id)
+        if room is None or path in room.known or path in self._reading:
+            return None
+        reader = self._hint_readers.get(room_id)
+        if reader is None or reader.done():
+            queue: dict[str, None] = {}
+            reader = asyncio.create_task(
+                self._read_hints(room_id, queue), name=f"bc-hints-{room_id}"
+            )
+            reader.add_done_callback(self._step_ended)
+            self._hint_readers[room_id], self._hints[room_id] = reader, queue
+        self._hints[room_id][path] = None
+        return reader
+
+    async def _read_hints(self, room_id: str, queue: dict[str, None]) -> int:
+        """A room's hint reader (``_hint``): reads what is named for the room until
+        nothing more is; the segments it kept. What could not be read is the room's
+        listings' job."""
+        found = 0
+        try:
+            while queue:
+                path = next(iter(queue))
+                del queue[path]
+                try:
+                    if await self.fetch_segment(room_id, path):
+                        found += 1
+                except StorageError as exc:
+                    log.info("could not read %s: %s", path, exc)
+                except Exception:
+                    log.exception("reading %s failed", path)
+        finally:
+            if self._hint_readers.get(room_id) is asyncio.current_task():
+                del self._hint_readers[room_id], self._hints[room_id]
+        return found
+
+    async def _poll_markers(self, steps: dict[asyncio.Task[int], None]) -> None:
+        """List today's activity folder after the cursor and have what markers name read
+        (``_hint``; the rooms' hint readers are added to ``steps``).
 
         Only a well-formed marker of that day that has *settled* (published at least
         ``MARKER_SETTLE_MS`` ago by its writer's clock) moves the cursor: a junk name, a
@@ -190,7 +330,6 @@ class Poller:
             dates.insert(0, utc_date(now_ms - 86_400_000))
         for stale in set(self._markers_seen) - set(dates):
             del self._markers_seen[stale]
-        found = 0
         for date in dates:
             folder = activity_folder(date)
             cursor = self._marker_cursor.get(date)
@@ -218,8 +357,9 @@ class Poller:
                 if room_id not in self._engine._known_rooms and is_valid_room_id(room_id):
                     self._engine._known_rooms.add(room_id)
                     self._engine._emit(RoomDiscovered(room_id))
-                if room_id in self._engine.rooms and await self.fetch_segment(room_id, segment):
-                    found += 1
+                reader = self._hint(room_id, segment)
+                if reader is not None:
+                    steps[reader] = None
             if last is not None:
                 self._marker_cursor[date] = last
                 seen.difference_update({p for p in seen if p <= last})
@@ -227,7 +367,6 @@ class Poller:
                     await self._engine._serially(
                         self._engine.index.set_cursor, f"activity:{date}", last
                     )
-        return found
 
     async def _listen(self, feed: ChangeFeed) -> bool:
         """One wait on the change feed, and reading what it names. The activity markers
@@ -248,7 +387,7 @@ class Poller:
                 self._feed_checked_at = now
             self._in_poll = True
             try:
-                found = await self.poll_once(markers=markers)
+                found = await self.poll_once(markers=markers, wait=self._engine.config.round_wait)
             finally:
                 self._in_poll = False
             if markers:
@@ -272,7 +411,7 @@ class Poller:
                     self._junk_told_at = time.monotonic()
             if batch.connected:
                 log.info("%s: the bucket's test notification arrived", feed.describe())
-            found += await self._follow(batch.paths)
+            found += await self._follow(batch.paths, self._engine.config.round_wait)
             await feed.ack(batch)  # after reading: a crash before it reads them again
         except StorageError as exc:
             retry = self._feed_backoff
@@ -303,10 +442,11 @@ class Poller:
             self._feed_told = active
             self._engine._emit(ChangeFeedStatus(active, message))
 
-    async def _follow(self, paths: Sequence[str]) -> int:
-        """Read the segments that change notifications name (only hints: each is read and
-        verified like a listed one; a name that is no segment, or of a room not open
-        here, is not read). At most ``MAX_HINTS``; more make the markers be listed."""
+    async def _follow(self, paths: Sequence[str], wait: float | None = None) -> int:
+        """Have the segments that change notifications name read by their rooms' hint
+        readers (only hints: each is read and verified like a listed one; a name that is
+        no segment, or of a room not open here, is not read), waiting for them at most
+        ``wait`` seconds. At most ``MAX_HINTS``; more make the markers be listed."""
         if len(paths) > MAX_HINTS:
             log.warning(
                 "%d objects named in one wait on the change feed: reading %d, the rest "
@@ -315,7 +455,7 @@ class Poller:
                 MAX_HINTS,
             )
             self._feed_checked_at = None
-        found = 0
+        readers: dict[asyncio.Task[int], None] = {}
         for path in paths[:MAX_HINTS]:
             # Named again (SQS delivers at least once; a forger repeats itself): read
             # once. What could not be read then is the room's listings' job.
@@ -332,13 +472,10 @@ class Poller:
             if name.room_id not in self._engine._known_rooms:
                 self._engine._known_rooms.add(name.room_id)
                 self._engine._emit(RoomDiscovered(name.room_id))
-            try:
-                if name.room_id in self._engine.rooms and await self.fetch_segment(
-                    name.room_id, segment
-                ):
-                    found += 1
-            except StorageError as exc:  # the next listing of the room reads it
-                log.info("could not read %s named by the change feed: %s", segment, exc)
+            reader = self._hint(name.room_id, segment)
+            if reader is not None:
+                readers[reader] = None
+        found, _ = await self._wait_for(readers, wait)  # a hint's reader fails no round
         return found
 
     async def _read_again(self, room: RoomState) -> None:
@@ -366,9 +503,10 @@ class Poller:
         items: list[ObjectInfo] = []
         for date in dates:
             items.extend(await self._backfill.list_objects(f"{logs_prefix(room_id)}{date}/"))
-        new = [it for it in items if it.path not in room.known]
+        # What a hint reads now is its to keep (or to note as unread).
+        new = [it for it in items if it.path not in room.known and it.path not in self._reading]
         failed: dict[str, str] = {}
-        fetched = await self._backfill.download(room, new, unread=failed) if new else []
+        fetched = await self._backfill.download(room, new, failed) if new else []
         async with room.lock:
             await self._keep(room, fetched, failed, audit_failed=False, shown=False)
             room.last_safety = time.monotonic()
@@ -406,14 +544,13 @@ class Poller:
         """Under the room's lock: keep what a read outside it got, unless the room has
         it by now (this device's own delivery, a hint, a pass kept it meanwhile), and
         note what could not be read (``failed``: path -> why) unless the room has that
-        by now. The room's verdict is no longer final when something new is unread: with
+        by now — on the state thread, in the room's order (``RoomState.note_unread``).
+        The room's verdict is no longer final when something new is unread: with
         ``audit_failed`` it is audited again at once. True when anything was kept."""
         fresh = [got for got in fetched if got[0].path not in room.known]
-        noted = False
-        for path, why in failed.items():
-            if path not in room.known and room.unread.get(path) != why:
-                room.unread[path] = why
-                noted = True
+        noted = bool(failed) and await self._engine._serially(
+            room.note_unread, failed, room=room.room_id, interactive=shown
+        )
         if fresh or (noted and audit_failed):
             await self._keeper.ingest(
                 room, fresh, complete=None, force_audit=noted and audit_failed, interactive=shown
@@ -461,8 +598,8 @@ class Poller:
         self._watch = observer
 
     async def follow_folder(self) -> None:
-        """The watched folder's task: read each segment file the watch names (a hint,
-        checked like any other)."""
+        """The watched folder's task: have each segment file the watch names read by its
+        room's hint reader (a hint, checked like any other; what it keeps is activity)."""
         while True:
             path = await self._direct.get()
             name = parse_segment_path(path)
@@ -471,8 +608,4 @@ class Poller:
             if name.room_id not in self._engine._known_rooms:
                 self._engine._known_rooms.add(name.room_id)
                 self._engine._emit(RoomDiscovered(name.room_id))
-            try:
-                if await self.fetch_segment(name.room_id, path):
-                    self.note_activity()
-            except Exception:
-                log.exception("reading %s failed", path)
+            self._hint(name.room_id, path)

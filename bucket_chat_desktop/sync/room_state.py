@@ -1,18 +1,23 @@
 """A room's state as the engine keeps it, and the values front ends get of it.
 
-``RoomState`` belongs to the engine's state thread (``lanes.py``): its ledger, audit and
-unread notes are changed only by jobs that run there (``keeper.py``), so they need no
-lock (``lock`` orders the loop's steps that keep something in a room — what a hint or a
-refresh read, this device's own delivery, a re-audit — and is never held across a
-storage request: docs/SCHEDULING.md, "What takes a room's lock"). What
-leaves that thread is immutable: a ``RoomView`` (published at the end of each job on the
-room) or a ``CachedRoom``. ``SendScan`` is what sends read from a room's timeline, kept up
-to date on the state thread (``publisher.send_context``).
+``RoomState`` belongs to the engine's state thread (``lanes.py``): its ledger, audit,
+known segments and unread notes (``unread``, ``unlisted``) are changed only by jobs that
+run there (``keeper.py``; what a read on the loop could not read goes there through
+``note_unread``, in the room's order), so they need no lock. The loop takes of them only
+what one look gives — whether a segment is known, whether anything is unread (to decide
+a pass), how many segments are known — which may be one job old; it never iterates them
+while the state thread may change them. ``lock`` orders the loop's steps that keep
+something in a room — what a hint or a refresh read, this device's own delivery, a
+re-audit — and is never held across a storage request (docs/SCHEDULING.md, "What takes
+a room's lock"). What leaves that thread is immutable: a ``RoomView`` (published at the
+end of each job on the room) or a ``CachedRoom``. ``SendScan`` is what sends read from a
+room's timeline, kept up to date on the state thread (``publisher.send_context``).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ..protocol.audit import AuditResult, IntroductionScan, RoomLedger
@@ -50,6 +55,17 @@ class RoomState:
     def partial(self) -> bool:
         """Part of the room could not be read: no final verdict, no trust on first use."""
         return bool(self.unread or self.unlisted or self.ledger.has_unreadable)
+
+    def note_unread(self, notes: Mapping[str, str]) -> bool:
+        """State thread: note what a read made on the loop could not read (path -> why),
+        unless the room holds it by now (kept meanwhile: noting it would put the verdict
+        in doubt for nothing). True when anything changed."""
+        noted = False
+        for path, why in notes.items():
+            if path not in self.known and self.unread.get(path) != why:
+                self.unread[path] = why
+                noted = True
+        return noted
 
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     backfill: asyncio.Task[None] | None = None
@@ -208,8 +224,8 @@ class SendScan:
 
 
 def unread_findings(room: RoomState) -> list[Finding]:
-    """What the last pass could not read: errors, so the room is not clean (a partial
-    read is never a final verdict, PROTOCOL.md section 16)."""
+    """State thread: what the last pass could not read: errors, so the room is not clean
+    (a partial read is never a final verdict, PROTOCOL.md section 16)."""
     out = [
         Finding(
             Kind.UNREAD,

@@ -1,6 +1,6 @@
 """A real folder storage whose chosen reads get no answer until released: what one request
 on a dead connection (an fsspec call that never returns) looks like while others go
-through."""
+through. ``AsBucket`` shows a folder to an engine as a bucket (polled, not watched)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
-from bucket_chat_desktop.storage.base import DEFAULT_MAX_READ, ObjectInfo
+from bucket_chat_desktop.storage.base import DEFAULT_MAX_READ, ObjectInfo, Storage
 from bucket_chat_desktop.storage.local import LocalStorage
 
 # (what is asked: "get", "list_objects" or "list_dirs"; of which path or prefix) -> held
@@ -57,3 +57,31 @@ class Held(LocalStorage):
         """Until ``count`` reads wait (a test's step that must hang has begun)."""
         while self.held < count:
             await asyncio.sleep(0.005)
+
+
+class AsBucket(Storage):
+    """A folder storage reached the way a bucket is: through the ``Storage`` interface
+    only, so an engine polls its activity markers instead of watching the folder (an
+    engine watches what is a ``LocalStorage``). Every request goes to ``inner``."""
+
+    def __init__(self, inner: LocalStorage) -> None:
+        self.inner = inner
+        self.url = inner.url
+
+    async def put_if_absent(self, path: str, data: bytes) -> bool:
+        return await self.inner.put_if_absent(path, data)
+
+    async def get(self, path: str, *, max_bytes: int = DEFAULT_MAX_READ) -> bytes:
+        return await self.inner.get(path, max_bytes=max_bytes)
+
+    async def list_objects(self, prefix: str) -> list[ObjectInfo]:
+        return await self.inner.list_objects(prefix)
+
+    async def list_dirs(self, prefix: str) -> list[str]:
+        return await self.inner.list_dirs(prefix)
+
+    async def list_after(self, prefix: str, after: str | None) -> list[ObjectInfo]:
+        return await self.inner.list_after(prefix, after)
+
+    async def exists(self, path: str) -> bool:
+        return await self.inner.exists(path)

@@ -17,7 +17,8 @@ from nacl.signing import SigningKey
 
 from bucket_chat_desktop.index import Index
 from bucket_chat_desktop.protocol.event import MESSAGE
-from bucket_chat_desktop.storage.base import DEFAULT_MAX_READ
+from bucket_chat_desktop.protocol.findings import Kind
+from bucket_chat_desktop.storage.base import DEFAULT_MAX_READ, ObjectInfo
 from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync.engine import SyncConfig, SyncEngine
 from bucket_chat_desktop.sync.events import EngineEvent, EventsAppended, RoomLoaded
@@ -239,5 +240,51 @@ def test_a_send_is_shown_while_a_hint_of_the_room_hangs_and_the_hint_is_read_onc
             await engine.close()
             box.close()
             index.close()
+
+    asyncio.run(go())
+
+
+class ListingAnswersLate(Held):
+    """A listing whose answer is on its way while this device delivers: it shows the
+    folder as it was when the service made it."""
+
+    async def list_objects(self, prefix: str) -> list[ObjectInfo]:
+        items = await LocalStorage.list_objects(self, prefix)
+        await self._ask("list_objects", prefix)
+        return items
+
+
+def test_a_segment_kept_while_a_pass_lists_its_folder_is_not_taken_for_removed(
+    tmp_path: Path,
+) -> None:
+    """A pass compares each listing with the segments the room holds (one it held that
+    the listing lacks was removed: tampering). This device's own message, delivered and
+    kept while the listing's answer is on its way, is newer than that answer: it does not
+    count as removed, and the room's verdict stays clean."""
+
+    async def go() -> None:
+        root = tmp_path / "store"
+        await RoomWriter(LocalStorage(root), ROOM, ALICE, KEY).create_room("Quiet", CREATED)
+        store = ListingAnswersLate(root)
+        seen: list[EngineEvent] = []
+        box = Outbox(tmp_path / "outbox.sqlite3")
+        engine = SyncEngine(store, outbox=box, listener=seen.append, config=QUIET)
+        try:
+            await asyncio.wait_for(engine.open_room(ROOM, background=False), 5)
+            store.hold = lambda what, path: what == "list_objects" and "/logs/" in path
+            room = await asyncio.wait_for(engine.open_room(ROOM), 5)  # a pass again
+            await asyncio.wait_for(store.wait_held(), 5)
+            await send_and_see_it(engine, seen)
+            store.answering.set()
+            assert room.backfill is not None
+            await asyncio.wait_for(room.backfill, 5)
+            assert room.complete and not room.partial and room.unread == {}
+            view = await engine.room_view(ROOM)
+            assert shown(view) == [None, SENT]  # the join and the message
+            assert view is not None and view.result is not None and view.complete
+            assert not [f for f in view.result.findings if f.kind == Kind.SEGMENT_UNREADABLE]
+        finally:
+            await engine.close()
+            box.close()
 
     asyncio.run(go())

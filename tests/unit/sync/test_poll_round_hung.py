@@ -1,0 +1,119 @@
+"""A read of one room that gets no answer holds up that room only: news in another room
+of the same storage arrives through the activity markers as usual while the room's
+safety listing, or a segment a marker names in it, waits. The engine polls as it polls
+a bucket (``AsBucket``: markers, no folder watch) with its own rounds (``start``)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+
+import pytest
+from held_storage import AsBucket, Held
+from nacl.signing import SigningKey
+
+from bucket_chat_desktop.protocol.event import MESSAGE
+from bucket_chat_desktop.protocol.ids import logs_prefix
+from bucket_chat_desktop.storage.local import LocalStorage
+from bucket_chat_desktop.sync.engine import SyncConfig, SyncEngine
+from bucket_chat_desktop.sync.outbox import Outbox
+from bucket_chat_desktop.sync.writer import RoomWriter
+
+HELD, NEWS = "held-room", "news-room"
+ALICE = "alice@example.com"
+KEY = SigningKey(bytes([1]) * 32)
+CREATED = "2025-09-14T12:00:45.000Z"
+# Rounds every 20 ms, each waiting for a room's step at most 50 ms; safety listings only
+# as the test makes them due (the window is not focused: every 4 hours).
+ROUNDS = SyncConfig(
+    batch_window=0.0,
+    active_interval=0.02,
+    focused_interval=0.02,
+    idle_interval=0.02,
+    round_wait=0.05,
+)
+SENT = 5.0  # seconds: only a bound on a test that failed; the news comes within rounds
+
+
+def bodies(engine: SyncEngine, room_id: str) -> list[str | None]:
+    room = engine.rooms[room_id]
+    view = room.view
+    if view is None or view.result is None:
+        return []
+    return [a.event.body for a in view.result.timeline]
+
+
+async def until(what: object, check: object) -> None:
+    deadline = time.monotonic() + SENT
+    while not check():  # type: ignore[operator]
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        await asyncio.sleep(0.01)
+
+
+@pytest.mark.parametrize("held", ["listing", "hint"])
+def test_news_in_one_room_arrives_while_a_read_of_another_gets_no_answer(
+    tmp_path: Path, held: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``listing``: the held room's safety listing hangs; the news is sent after it began.
+    ``hint``: one marker listing names a segment of each room, the held room's first, and
+    reading that one hangs. Either way the news is shown while the read still waits, the
+    held room's step is not started again meanwhile, and once the storage answers the
+    held room gets what it waited for, read once."""
+    caplog.set_level(logging.INFO, logger="bucket_chat.sync")
+
+    async def go() -> None:
+        root = tmp_path / "store"
+        for room_id in (HELD, NEWS):
+            await RoomWriter(LocalStorage(root), room_id, ALICE, KEY).create_room(room_id, CREATED)
+        store = Held(root)
+        sender = SyncEngine(LocalStorage(root), outbox=Outbox(tmp_path / "out.sqlite3"))
+        reader = SyncEngine(AsBucket(store), config=ROUNDS)
+
+        async def say(room_id: str, text: str) -> None:
+            await sender.send(room_id, ALICE, KEY, [(MESSAGE, {"body": text, "msgtype": "m.text"})])
+            assert await sender.flush(timeout=SENT)
+
+        try:
+            for room_id in (HELD, NEWS):
+                await reader.open_room(room_id, background=False, focus=False)
+            logs = logs_prefix(HELD)
+            opened = len(store.asked)  # what the reader asks from here on
+            if held == "listing":
+                store.hold = lambda what, path: what.startswith("list") and path.startswith(logs)
+                reader.rooms[HELD].last_safety = -1e9  # due at the first round
+                await reader.start()
+                await asyncio.wait_for(store.wait_held(), SENT)
+                await say(NEWS, "news")
+            else:
+                store.hold = lambda what, path: what == "get" and path.startswith(logs)
+                await say(HELD, "held")
+                await say(NEWS, "news")
+                await reader.start()
+                await asyncio.wait_for(store.wait_held(), SENT)
+
+            await until("the news", lambda: "news" in bodies(reader, NEWS))
+            rounds = reader.polls
+            await until("two more rounds", lambda: reader.polls >= rounds + 2)
+            assert store.held == 1 and not store.answering.is_set()  # the read still waits
+            assert "held" not in bodies(reader, HELD)
+            if held == "listing":  # left out of the rounds since, and the log says so
+                assert store.asked[opened:].count(("list_dirs", logs)) == 1
+                assert "left out of this round" in caplog.text
+
+            store.answering.set()
+            if held == "listing":
+                await until("the listing", lambda: reader.rooms[HELD].last_safety > 0)
+            else:
+                await until("the held hint", lambda: "held" in bodies(reader, HELD))
+                gets = [p for what, p in store.asked[opened:] if what == "get"]
+                assert len([p for p in gets if p.startswith(logs)]) == 1  # read once
+            assert bodies(reader, NEWS).count("news") == 1
+        finally:
+            await reader.close()
+            await sender.close()
+            if sender.outbox is not None:
+                sender.outbox.close()
+
+    asyncio.run(go())
