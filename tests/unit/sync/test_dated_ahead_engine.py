@@ -5,6 +5,7 @@ an hour before its date, with no other message needed to make the room audit aga
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -54,16 +55,8 @@ def _held(result: AuditResult) -> int:
 def test_a_held_row_is_not_found_and_shows_when_its_time_comes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    (tmp_path / "store").mkdir()
-    entry = StorageSettings(str(tmp_path / "store"), "Share", [])
     events: list[tuple[str, EngineEvent]] = []
-    client = ChatClient(
-        Settings(ALICE, "Alice", [entry]),
-        ALICE,
-        SigningKey(bytes(range(32))),
-        lambda sid, event: events.append((sid, event)),
-        data_dir=tmp_path / "alice",
-    )
+    client, entry = _client(tmp_path, events)
     ahead = int(time.time() * 1000) + HOLD_AHEAD_MS + 30 * 60_000  # 90 minutes ahead
 
     async def scenario() -> None:
@@ -72,13 +65,7 @@ def test_a_held_row_is_not_found_and_shows_when_its_time_comes(
             room = await client.create_room(entry.id, "plans", "Plans")
             await client.send_text(room, "planning now")
             await _until(events, lambda r: ALICE in _senders(r), "alice's message")
-            mallory = RoomWriter(
-                LocalStorage(str(tmp_path / "store")),
-                "plans",
-                MALLORY,
-                SigningKey(b"\x0d" * 32),
-                clock=lambda: ahead,
-            )
+            mallory = _mallory(tmp_path, itertools.repeat(ahead))
             await mallory.send([Draft.text("planning from the future")])
             engine = client._storages[entry.id].engine
             engine.wake()
