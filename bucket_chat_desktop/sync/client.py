@@ -202,12 +202,12 @@ class ChatClient(AttachedStorages):
             order = sorted(entry.rooms, key=lambda r: r != first)  # stable: first, then the rest
             self._background = [t for t in self._background if not t.done()]
             for room_id in order:
-                self._background.append(
-                    asyncio.create_task(
-                        self._open_room(engine, room_id, focus=room_id == first),
-                        name=f"bc-open-{entry.id}-{room_id}",
-                    )
+                task = asyncio.create_task(
+                    self._open_room(engine, room_id, focus=room_id == first),
+                    name=f"bc-open-{entry.id}-{room_id}",
                 )
+                self._background.append(task)
+                attached.opening.append(task)
 
     @staticmethod
     async def _open_room(engine: SyncEngine, room_id: str, *, focus: bool) -> None:
@@ -247,6 +247,10 @@ class ChatClient(AttachedStorages):
     async def _close_attached(attached: _Attached | None) -> None:
         if attached is None:
             return
+        for task in attached.opening:  # the opens run on the engine: stopped first
+            task.cancel()
+        # (gather: their cancellation is not raised here, but the caller's own still is)
+        await asyncio.gather(*attached.opening, return_exceptions=True)
         with contextlib.suppress(Exception):
             await attached.engine.close()
         if attached.owns_storage:

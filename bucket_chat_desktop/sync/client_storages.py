@@ -86,6 +86,9 @@ class _Attached:
     index: Index | None
     outbox: Outbox | None
     owns_storage: bool = True  # closed with the engine (a session's belongs to its caller)
+    # ``ChatClient.attach``'s opens of its rooms, each a task: stopped before the engine
+    # closes (a detach right after an attach must not leave them running into it).
+    opening: list[asyncio.Task[None]] = dataclasses.field(default_factory=list)
 
 
 class AttachedStorages:

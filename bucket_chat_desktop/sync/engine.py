@@ -372,8 +372,10 @@ class SyncEngine:
         if room.backfill is not None and not room.backfill.done():
             return room  # already being read
         async with room.lock:
-            if self.index is not None and room.result is None:
+            if self.index is not None and room.result is None and not self._closed:
                 await self._keeper.warm(room, interactive=focus)
+        if self._closed:  # closed while this open waited: ``close`` cancels no read after
+            return room
         if room.metadata is None:
             await self._read_metadata(room)
             if self._closed or (room.backfill is not None and not room.backfill.done()):

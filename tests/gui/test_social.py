@@ -654,6 +654,33 @@ def test_the_join_dialog_says_a_forged_name_is_not_proven(
     shot(dialog, "join-dialog-forged-name", tmp_path)
 
 
+def test_the_join_dialog_says_a_forged_name_imitates_another_room(
+    qtbot: Any, store: Path, tmp_path: Path
+) -> None:
+    """Falcon's metadata rewritten to call it "General": its signature is invalid and
+    its name looks like the real General's. The tip said only the first; who it may pass
+    for is what a person choosing a room needs most."""
+    path = store / "rooms" / "falcon" / "metadata.json"
+    path.write_bytes(path.read_bytes().replace(b"Project Falcon", b"General"))
+
+    async def lister(_storage_id: str) -> StorageRooms:
+        return await storage_rooms(LocalStorage(store), int(time.time() * 1000))
+
+    dialog = RoomDialog(settings_for(store, []), create=False, lister=lister)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    qtbot.waitUntil(lambda: dialog.listing_state == "done", timeout=10_000)
+    tree = dialog.rooms_list
+    assert tree is not None
+    items = {tree.topLevelItem(i).text(1): tree.topLevelItem(i) for i in range(2)}
+    assert items["falcon"].text(0) == "⚠ General"
+    tip = items["falcon"].toolTip(0)
+    assert "This name's signature is invalid" in tip
+    assert "Its name looks like the name of another room here (general)." in tip
+    assert "looks like the name of another room here (falcon)." in items["general"].toolTip(0)
+    shot(dialog, "join-dialog-forged-lookalike", tmp_path)
+
+
 def test_a_full_reaudit_hands_on_what_arrived_after_the_newest_row_shown() -> None:
     """``_arrived``: what a RoomLoaded brought after the row that was newest (counted
     unread and notified like appended rows); nothing on a first read, a re-audit of the

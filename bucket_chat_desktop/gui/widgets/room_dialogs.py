@@ -174,21 +174,22 @@ class RoomDialog(QDialog):
         newest_first = sorted(found.rooms, key=lambda r: -(r.last_activity_ms or 0))
         for room in newest_first:
             name = display_name_safe(room.name) if room.name else ""
-            warning = looks.get(room.room_id, "")
+            warnings = [looks[room.room_id]] if room.room_id in looks else []
             if room.metadata is not None and room.metadata.bad_signature and name:
                 # a name its signature does not cover: rewritten by someone with write
-                # access, or damaged. Marked in the list, not only in its tip.
-                warning = (
+                # access, or damaged. Marked in the list, not only in its tip; beside
+                # whom it may pass for, never instead.
+                warnings.insert(
+                    0,
                     "This name's signature is invalid: someone other than the room's "
-                    "creator may have written it, or it was damaged."
+                    "creator may have written it, or it was damaged.",
                 )
-            shown = (f"⚠ {name}" if warning else name) or "(no name)"
+            shown = (f"⚠ {name}" if warnings else name) or "(no name)"
             when = timestamps.full(room.last_activity_ms) if room.last_activity_ms else "—"
             item = QTreeWidgetItem([shown, room.room_id, when])
             item.setData(0, ROOM_ROLE, room.room_id)
-            tips = [f"Room id: {room.room_id}"]
-            if warning:
-                tips.append(warning)
+            tips = [f"Room id: {room.room_id}", *warnings]
+            if warnings:
                 item.setForeground(0, QColor(TRUST_COLORS["key-changed"]))
             if room.problem and room.metadata is None:
                 tips.append(f"Its metadata could not be used: {one_line(room.problem, 200)}")

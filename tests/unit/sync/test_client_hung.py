@@ -84,3 +84,32 @@ def test_attach_returns_at_once_and_every_cached_room_opens_while_the_storage_ha
             await asyncio.wait_for(second.close(), 5)
 
     asyncio.run(go())
+
+
+def test_a_storage_detached_at_once_leaves_no_room_opening_behind(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``attach`` returns with its rooms still opening: a ``detach`` right after (a storage
+    removed as soon as it was added) stops those opens with the engine, instead of
+    leaving them to run into an engine shut down under them (an error logged per room)."""
+    store = tmp_path / "store"
+    entry = StorageSettings(str(store), "Team share", list(ROOMS))
+    settings = Settings(ALICE, "Alice", [entry])
+
+    async def go() -> None:
+        for room_id in ROOMS:
+            writer = RoomWriter(LocalStorage(store), room_id, ALICE, KEY)
+            await writer.create_room(room_id.title(), CREATED)
+        client = ChatClient(settings, ALICE, KEY, lambda _sid, _e: None, data_dir=tmp_path / "d")
+        try:
+            await client.attach(entry)
+            await asyncio.wait_for(client.detach(entry.id), 5)
+            me = asyncio.current_task()
+            opening = [t for t in asyncio.all_tasks() if t is not me]
+            assert [t.get_name() for t in opening] == []  # nothing of that storage runs on
+        finally:
+            await asyncio.wait_for(client.close(), 5)
+
+    with caplog.at_level("WARNING", logger="bucket_chat"):
+        asyncio.run(go())
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == []

@@ -133,6 +133,33 @@ def test_closing_while_the_metadata_read_hangs_ends_the_read_and_the_open(
     asyncio.run(go())
 
 
+def test_an_open_that_resumes_after_close_starts_no_read(tmp_path: Path) -> None:
+    """An open waiting for the room's lock (a hint keeping what it read) when the engine
+    closes goes on once the lock is free: it must start nothing on the closed engine. Its
+    warm start raised from the shut-down state thread, and without an index it started
+    the metadata read, which ``close`` had already passed by: against a storage that does
+    not answer, the open and that read waited for ever."""
+
+    async def go() -> None:
+        root = tmp_path / "store"
+        await RoomWriter(LocalStorage(root), ROOM, ALICE, KEY).create_room("Quiet", CREATED)
+        store = MetadataHangs(root)
+        index = Index.open(tmp_path / "index.sqlite3")  # its warm start: the state thread's
+        engine = SyncEngine(store, index=index, config=QUIET)
+        room = engine._room(ROOM)
+        try:
+            async with room.lock:  # held as a hint or a release holds it
+                opening = asyncio.create_task(engine.open_room(ROOM))
+                await asyncio.sleep(0)  # the open now waits for the lock
+                await asyncio.wait_for(engine.close(), 5)
+            assert await asyncio.wait_for(opening, 5) is room  # no error from a shut worker
+            assert store.asked == 0 and room.metadata_read is None and room.backfill is None
+        finally:
+            index.close()
+
+    asyncio.run(go())
+
+
 def segments(root: Path) -> set[str]:
     logs = root / "rooms" / ROOM / "logs"
     return {p.relative_to(root).as_posix() for p in logs.glob("*/*.jsonl")}
