@@ -369,7 +369,7 @@ class SyncEngine:
         room = self._room(room_id)
         if focus:
             self.focus(room_id)
-        if room.backfill is not None and not room.backfill.done():
+        if await self._reading(room, background):
             return room  # already being read
         async with room.lock:
             if self.index is not None and room.result is None and not self._closed:
@@ -378,14 +378,26 @@ class SyncEngine:
             return room
         if room.metadata is None:
             await self._read_metadata(room)
-            if self._closed or (room.backfill is not None and not room.backfill.done()):
-                return room  # closed, or another open started reading it meanwhile
+        # another open may have started the read while this one waited (for the lock, or
+        # the metadata): one pass a room, the one ``close`` cancels
+        if self._closed or await self._reading(room, background):
+            return room
         task = asyncio.create_task(self._backfill.fetch_history(room), name=f"bc-history-{room_id}")
-        if background:
-            room.backfill = task
-        else:
+        room.backfill = task
+        if not background:
             await task
         return room
+
+    @staticmethod
+    async def _reading(room: RoomState, background: bool) -> bool:
+        """Whether the room's history is being read already; an open that waits for its
+        history (``background=False``) waits for that read."""
+        running = room.backfill
+        if running is None or running.done():
+            return False
+        if not background:
+            await asyncio.shield(running)
+        return True
 
     async def _read_metadata(self, room: RoomState) -> None:
         """Wait for the room's metadata: one read however many opens wait for it, never

@@ -315,3 +315,38 @@ def test_a_segment_kept_while_a_pass_lists_its_folder_is_not_taken_for_removed(
             box.close()
 
     asyncio.run(go())
+
+
+def test_opens_that_race_share_one_history_read_and_a_waiting_open_waits_for_it(
+    tmp_path: Path,
+) -> None:
+    """Two opens of a room whose metadata is known: the second waited for the room's lock
+    and then started a second history read, which ``close`` never cancelled (only the
+    last is kept). An open that waits for the history (``background=False``) while a read
+    runs returned at once; it waits for that read now."""
+
+    async def go() -> None:
+        root = tmp_path / "store"
+        root.mkdir()
+        writer = RoomWriter(LocalStorage(root), ROOM, ALICE, KEY)
+        await writer.write_metadata("Quiet", CREATED)
+        await writer.send([Draft.text("hello")])
+        store = Held(root, lambda what, path: what == "list_dirs" and "/logs/" in path)
+        engine = SyncEngine(store, config=QUIET)
+        try:
+            first = asyncio.create_task(engine.open_room(ROOM))
+            second = asyncio.create_task(engine.open_room(ROOM))
+            await asyncio.wait_for(asyncio.gather(first, second), 5)
+            await asyncio.wait_for(store.wait_held(), 5)
+            waiting = asyncio.create_task(engine.open_room(ROOM, background=False))
+            await asyncio.sleep(0.05)
+            assert not waiting.done()  # it waits for the read that runs
+            store.answering.set()
+            await asyncio.wait_for(waiting, 5)
+            assert store.held == 1  # one history read for the three opens
+            room = engine.rooms[ROOM]
+            assert room.result is not None and room.result.timeline[-1].event.body == "hello"
+        finally:
+            await engine.close()
+
+    asyncio.run(go())
