@@ -629,7 +629,11 @@ class Controller(QObject):
 
         def pager(start: int, stop: int, reply: Reply) -> None:
             async def run() -> None:
-                reply(await self.client.timeline_page(ref, result, start, stop))
+                rows = None
+                try:
+                    rows = await self.client.timeline_page(ref, result, start, stop)
+                finally:  # a page that failed is answered too: the model may ask again
+                    reply(rows)
 
             self.tasks.start(run(), "Reading older messages")
 
