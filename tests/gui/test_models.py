@@ -604,3 +604,26 @@ def test_members_model_takes_a_roster_of_thousands_without_a_quadratic_walk() ->
     model.set_state(fold.roster())
     assert time.perf_counter() - started < 0.5
     assert model.rowCount() == 12_001 and model.row_of("newcomer@example.com") is not None
+
+
+def test_older_rows_asked_for_before_a_re_audit_are_shown_when_they_come(
+    qtmodeltester: Any, room: Room
+) -> None:
+    """The view at its top asked for older rows (their page on its way), then a re-audit
+    came: the page of the new audit went in above, unseen, and a view already at its top
+    never asks again (its scroll value does not change). They are shown when they come."""
+    items = _chatter(room, 300).timeline  # 903 events
+    pager = Deferred(items)
+    model = TimelineModel(key_text(ALICE))
+    qtmodeltester.check(model)
+    newest = [ShownEvent(a, a.event) for a in items[-PAGE:]]
+    model.set_audit(len(items), newest, True, None, pager)
+    pager.answer()
+    model.fetch_older()  # the page fetched ahead goes in; the next is asked for
+    model.fetch_older()  # scrolled to the top again: it goes in when it arrives
+    assert model.rowCount() == 2 * PAGE
+    model.set_audit(len(items), newest, True, None, pager)  # a poll's re-audit, same order
+    while pager.asked:
+        pager.answer()
+    assert model.rowCount() == 3 * PAGE
+    assert _ids(model) == [a.event.event_id for a in items[903 - 3 * PAGE :]]

@@ -260,6 +260,9 @@ class TimelineModel(QAbstractListModel):
         self._asking: int | None = None  # generation of the page request in flight
         self._asking_below: int | None = None
         self._wanted = False  # the view asked for older rows before they were here
+        # ... and a re-audit came before they did: shown once what is shown is merged
+        # into the new audit (the view sits at its top: it will not ask again)
+        self._rewant = False
         self.complete = False
         # Relations of the audit shown (never None: an empty one when none came).
         self.relations = Relations("")
@@ -822,6 +825,7 @@ class TimelineModel(QAbstractListModel):
         self.complete = complete
         self._gen += 1
         self._pager = pager
+        self._rewant = self._rewant or self._wanted
         self._wanted = False
         self._quotes = {}
         self._chip_cache = {}
@@ -883,14 +887,17 @@ class TimelineModel(QAbstractListModel):
                 self.dataChanged.emit(self.index(0), self.index(exposed - 1))
             self._drop_confirmed_echoes(confirmed)
             self._insert_confirmed(new[start + exposed :])
+            wanted, self._rewant = self._rewant, False
             # Older rows that arrived above a short page (history read newest first, or a
             # backdated writer) are shown at once: a view that does not scroll yet has no
-            # top to scroll to, so it would never ask for them.
-            if self._first > 0 and self._echo_start() < PAGE:
+            # top to scroll to, so it would never ask for them. So are those the view
+            # asked for before this audit came.
+            if self._first > 0 and (wanted or self._echo_start() < PAGE):
                 self.fetch_older()
             else:
                 self._fetch_ahead()
             return
+        self._rewant = False  # what is shown is replaced: the view starts over
         self.beginResetModel()
         self._above = new[:-PAGE] if len(new) > PAGE else []
         self._rows = new[-PAGE:] + echoes
