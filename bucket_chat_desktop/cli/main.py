@@ -774,8 +774,13 @@ async def cmd_sync(args: argparse.Namespace) -> int:
             if not args.follow:
                 return EXIT_OK if delivered else EXIT_QUEUED
         print("Following; Ctrl-C to stop.", flush=True)
-        while True:
-            await asyncio.sleep(3600)
+        try:
+            while True:
+                await asyncio.sleep(3600)
+        finally:  # the background read stops before the client closes under it
+            for task in reading:
+                task.cancel()
+            await asyncio.gather(*reading, return_exceptions=True)
 
 
 async def _deliver_outbox(
