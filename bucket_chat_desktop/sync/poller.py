@@ -254,6 +254,8 @@ class Poller:
                 room.room_id,
             )
             return None
+        if self._engine._closed:  # ``close`` may be past the passes it cancels
+            return None
         task = asyncio.create_task(self._safety_pass(room), name=f"bc-safety-{room.room_id}")
         task.add_done_callback(self._step_ended)
         self._safety[room.room_id] = task
@@ -281,7 +283,7 @@ class Poller:
         when there is nothing to read (a room not open here, a segment it holds or that
         is being read)."""
         room = self._engine.rooms.get(room_id)
-        if room is None or path in room.known or path in self._reading:
+        if self._engine._closed or room is None or path in room.known or path in self._reading:
             return None
         reader = self._hint_readers.get(room_id)
         if reader is None or reader.done():
@@ -483,7 +485,12 @@ class Poller:
         history (``room.backfill``, as ``open_room`` starts it), or the one running now.
         Not under the room's lock: a listing or download that never answers must not hold
         up what takes it (docs/SCHEDULING.md). A poll given up leaves the pass running
-        (``close`` cancels it); a failure is the pass's to report (``fetch_history``)."""
+        (``close`` cancels it); a failure is the pass's to report (``fetch_history``).
+        Nothing once the engine closed: a pass a round started just before ``close``
+        runs while ``close`` waits for the engine's tasks, after it cancelled the rooms'
+        reads, and a read started then was never cancelled."""
+        if self._engine._closed:
+            return
         task = room.backfill
         if task is None or task.done():
             task = asyncio.create_task(

@@ -7,6 +7,7 @@ listing or a hint ends then too, and nothing is read or kept twice."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from nacl.signing import SigningKey
 from bucket_chat_desktop.index import Index
 from bucket_chat_desktop.protocol.event import MESSAGE
 from bucket_chat_desktop.protocol.findings import Kind
-from bucket_chat_desktop.storage.base import DEFAULT_MAX_READ, ObjectInfo
+from bucket_chat_desktop.storage.base import DEFAULT_MAX_READ, ObjectInfo, StorageError
 from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync.engine import SyncConfig, SyncEngine
 from bucket_chat_desktop.sync.events import EngineEvent, EventsAppended, RoomLoaded
@@ -348,5 +349,50 @@ def test_opens_that_race_share_one_history_read_and_a_waiting_open_waits_for_it(
             assert room.result is not None and room.result.timeline[-1].event.body == "hello"
         finally:
             await engine.close()
+
+    asyncio.run(go())
+
+
+class ListingFails(Held):
+    """A held folder whose room listings fail (``StorageError``) while ``failing``."""
+
+    failing = True
+
+    async def list_dirs(self, prefix: str) -> list[str]:
+        if self.failing:
+            raise StorageError("the listing failed")
+        return await super().list_dirs(prefix)
+
+
+def test_closing_as_a_round_starts_a_rooms_read_again_leaves_no_read_running(
+    tmp_path: Path,
+) -> None:
+    """A room that could not be listed is read all over again by its next safety pass. A
+    round that starts that pass just before ``close`` began: the pass ran while ``close``
+    awaited the engine's tasks, after it had cancelled the rooms' reads, and started a
+    history read nobody cancelled (left hanging on the storage, on a closed engine)."""
+
+    async def go() -> None:
+        root = tmp_path / "store"
+        await RoomWriter(LocalStorage(root), ROOM, ALICE, KEY).create_room("Quiet", CREATED)
+        store = ListingFails(root)
+        engine = SyncEngine(store, config=QUIET)
+        room = await engine.open_room(ROOM, background=False)
+        assert room.complete and room.unlisted  # partial: read again by its next pass
+        store.failing = False
+        store.hold = lambda what, path: what == "list_dirs"  # that read would hang
+        room.last_safety = -1e9
+        await engine.start()
+        rounds = asyncio.create_task(engine.poll_once(markers=False))
+        await asyncio.sleep(0)  # the round started the room's pass, which has not run yet
+        await asyncio.wait_for(engine.close(), 5)
+        read = room.backfill
+        left = read is not None and not read.done()
+        store.answering.set()  # let whatever was left end before the loop does
+        await asyncio.wait_for(rounds, 5)
+        if read is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(read, 5)
+        assert not left, "a history read was left running after close"
 
     asyncio.run(go())
