@@ -515,7 +515,7 @@ class Poller:
         failed: dict[str, str] = {}
         fetched = await self._backfill.download(room, new, failed) if new else []
         async with room.lock:
-            await self._keep(room, fetched, failed, audit_failed=False, shown=False)
+            await self._keep(room, fetched, failed, shown=False)
             room.last_safety = time.monotonic()
 
     async def fetch_segment(self, room_id: str, path: str) -> bool:
@@ -546,21 +546,22 @@ class Poller:
         failed: dict[str, str],
         *,
         shown: bool,
-        audit_failed: bool = True,
     ) -> bool:
         """Under the room's lock: keep what a read outside it got, unless the room has
         it by now (this device's own delivery, a hint, a pass kept it meanwhile), and
         note what could not be read (``failed``: path -> why) unless the room has that
         by now — on the state thread, in the room's order (``RoomState.note_unread``).
-        The room's verdict is no longer final when something new is unread: with
-        ``audit_failed`` it is audited again at once. True when anything was kept."""
+        The room's verdict is no longer final when something new is unread: it is
+        audited again at once (a safety listing's failure too: its verdict and view said
+        "completely read" until the next full pass, hours behind a window in the
+        background). True when anything was kept."""
         fresh = [got for got in fetched if got[0].path not in room.known]
         noted = bool(failed) and await self._engine._serially(
             room.note_unread, failed, room=room.room_id, interactive=shown
         )
-        if fresh or (noted and audit_failed):
+        if fresh or noted:
             await self._keeper.ingest(
-                room, fresh, complete=None, force_audit=noted and audit_failed, interactive=shown
+                room, fresh, complete=None, force_audit=noted, interactive=shown
             )
         return bool(fresh)
 

@@ -396,3 +396,38 @@ def test_closing_as_a_round_starts_a_rooms_read_again_leaves_no_read_running(
         assert not left, "a history read was left running after close"
 
     asyncio.run(go())
+
+
+def test_a_segment_a_safety_listing_could_not_read_puts_the_verdict_in_doubt_at_once(
+    tmp_path: Path,
+) -> None:
+    """A complete room's safety listing (``refresh``) finds a new segment it cannot read
+    (a FIFO at its name, as a read the service does not answer): the room is no longer
+    completely read, and its verdict and view say so at once, as after a hint that could
+    not be read. It was noted, but the room kept its clean verdict and view until the
+    next full pass — hours behind a window in the background."""
+
+    async def go() -> None:
+        root = tmp_path / "store"
+        await RoomWriter(LocalStorage(root), ROOM, ALICE, KEY).create_room("Quiet", CREATED)
+        seen: list[EngineEvent] = []
+        engine = SyncEngine(Held(root), listener=seen.append, config=DUE)
+        try:
+            room = await asyncio.wait_for(engine.open_room(ROOM, background=False), 5)
+            assert room.complete and not room.partial
+            (join,) = segments(root)
+            fifo = join.rsplit("/", 1)[0] + "/messages_9_9_fifo.jsonl"
+            os.mkfifo(root / fifo)
+            seen.clear()
+            await asyncio.wait_for(engine.refresh(ROOM), 5)
+            assert fifo in room.unread
+            view = await engine.room_view(ROOM)
+            assert view is not None and view.result is not None and view.partial
+            assert [f.path for f in view.result.findings if f.kind is Kind.SEGMENT_UNREADABLE] == [
+                fifo
+            ]
+            assert any(isinstance(e, RoomLoaded) and e.result is view.result for e in seen)
+        finally:
+            await engine.close()
+
+    asyncio.run(go())
