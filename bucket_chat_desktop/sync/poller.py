@@ -81,6 +81,10 @@ class Poller:
         self._in_poll = False
         self._marker_cursor: dict[str, str] = {}
         self._markers_seen: dict[str, set[str]] = {}  # per day: junk, unsettled markers
+        # Per day: the markers acted on that the cursor kept in the index has not passed
+        # (marker -> its room and segment), and that cursor (``_save_cursor``).
+        self._named: dict[str, dict[str, tuple[str, str]]] = {}
+        self._saved: dict[str, str | None] = {}
         self._watch: Any = None
         self._direct: asyncio.Queue[str] = asyncio.Queue()
         # The storage's change feed, if it has one: while it answers the poller waits on
@@ -199,6 +203,8 @@ class Poller:
                 if step is not None:
                     steps[step] = None
         found, failed = await self._wait_for(steps, wait)
+        for date in list(self._named):  # what ended since the listing lets the cursor on
+            await self._save_cursor(date)
         if failed is not None:
             self._engine._set_online(False, str(failed))
         elif asked:
@@ -303,8 +309,7 @@ class Poller:
         found = 0
         try:
             while queue:
-                path = next(iter(queue))
-                del queue[path]
+                path = next(iter(queue))  # left queued until read and kept (``_save_cursor``)
                 try:
                     if await self.fetch_segment(room_id, path):
                         found += 1
@@ -312,6 +317,8 @@ class Poller:
                     log.info("could not read %s: %s", path, exc)
                 except Exception:
                     log.exception("reading %s failed", path)
+                finally:
+                    queue.pop(path, None)
         finally:
             if self._hint_readers.get(room_id) is asyncio.current_task():
                 del self._hint_readers[room_id], self._hints[room_id]
@@ -332,6 +339,9 @@ class Poller:
             dates.insert(0, utc_date(now_ms - 86_400_000))
         for stale in set(self._markers_seen) - set(dates):
             del self._markers_seen[stale]
+        for stale in set(self._named) - set(dates):
+            del self._named[stale]
+            self._saved.pop(stale, None)
         for date in dates:
             folder = activity_folder(date)
             cursor = self._marker_cursor.get(date)
@@ -339,7 +349,9 @@ class Poller:
                 cursor = await self._engine._read(Index.cursor, f"activity:{date}")
                 if cursor is not None and parse_marker(cursor) is None:
                     cursor = None  # left by an older version that trusted junk
+                self._saved[date] = cursor
             seen = self._markers_seen.setdefault(date, set())
+            named = self._named.setdefault(date, {})
             self._engine.requests += 1
             items = await self._engine.storage.list_after(folder, cursor)
             last: str | None = None
@@ -359,16 +371,42 @@ class Poller:
                 if room_id not in self._engine._known_rooms and is_valid_room_id(room_id):
                     self._engine._known_rooms.add(room_id)
                     self._engine._emit(RoomDiscovered(room_id))
+                named[item.path] = (room_id, segment)
                 reader = self._hint(room_id, segment)
                 if reader is not None:
                     steps[reader] = None
             if last is not None:
                 self._marker_cursor[date] = last
                 seen.difference_update({p for p in seen if p <= last})
-                if self._engine.index is not None:
-                    await self._engine._serially(
-                        self._engine.index.set_cursor, f"activity:{date}", last
-                    )
+            await self._save_cursor(date)
+
+    async def _save_cursor(self, date: str) -> None:
+        """Keep the day's marker cursor in the index, but never past a marker whose segment
+        is still being read (queued to its room's hint reader or read now): a round does
+        not wait for those reads, and an engine closed meanwhile would start again after
+        the marker — a late delivery into a day its warm pass does not list again would
+        never be read. Such a marker holds the kept cursor back until its read ends
+        (however it ends: a read that failed is noted as unread in the room)."""
+        cursor = self._marker_cursor.get(date)
+        named = self._named.get(date, {})
+        if cursor is None or self._engine.index is None:
+            return
+        waiting = [
+            marker
+            for marker, (room_id, segment) in named.items()
+            if marker <= cursor and segment in self._hints.get(room_id, {})
+        ]
+        safe: str | None = cursor
+        if waiting:
+            first = min(waiting)
+            safe = max((m for m in named if m < first), default=None)
+        saved = self._saved.get(date)
+        if safe is None or (saved is not None and safe <= saved):
+            return
+        for marker in [m for m in named if m <= safe]:
+            del named[marker]
+        self._saved[date] = safe
+        await self._engine._serially(self._engine.index.set_cursor, f"activity:{date}", safe)
 
     async def _listen(self, feed: ChangeFeed) -> bool:
         """One wait on the change feed, and reading what it names. The activity markers

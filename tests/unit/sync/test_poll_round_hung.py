@@ -14,16 +14,20 @@ import pytest
 from held_storage import AsBucket, Held
 from nacl.signing import SigningKey
 
+from bucket_chat_desktop.index import Index
+from bucket_chat_desktop.protocol.activity import marker_path
 from bucket_chat_desktop.protocol.event import MESSAGE
-from bucket_chat_desktop.protocol.ids import logs_prefix
+from bucket_chat_desktop.protocol.ids import logs_prefix, utc_date
 from bucket_chat_desktop.storage.local import LocalStorage
-from bucket_chat_desktop.sync.engine import SyncConfig, SyncEngine
+from bucket_chat_desktop.sync.engine import MARKER_SETTLE_MS, SyncConfig, SyncEngine
 from bucket_chat_desktop.sync.outbox import Outbox
-from bucket_chat_desktop.sync.writer import RoomWriter
+from bucket_chat_desktop.sync.writer import Draft, RoomWriter
 
 HELD, NEWS = "held-room", "news-room"
 ALICE = "alice@example.com"
 KEY = SigningKey(bytes([1]) * 32)
+BOB = "bob@example.com"
+BOB_KEY = SigningKey(bytes([2]) * 32)
 CREATED = "2025-09-14T12:00:45.000Z"
 # Rounds every 20 ms, each waiting for a room's step at most 50 ms; safety listings only
 # as the test makes them due (the window is not focused: every 4 hours).
@@ -115,5 +119,58 @@ def test_news_in_one_room_arrives_while_a_read_of_another_gets_no_answer(
             await sender.close()
             if sender.outbox is not None:
                 sender.outbox.close()
+
+    asyncio.run(go())
+
+
+def test_the_saved_marker_cursor_never_passes_a_marker_whose_segment_was_not_read(
+    tmp_path: Path,
+) -> None:
+    """A settled marker names a segment whose read gets no answer; the engine closes while
+    it waits. The marker cursor kept in the index must stay before that marker, so the
+    next start lists it again and reads the segment. It was saved past it as soon as the
+    marker was listed (a round no longer waits for what markers name): a late delivery
+    into a day the warm pass does not list again was then never read."""
+
+    async def go() -> None:
+        root = tmp_path / "store"
+        await RoomWriter(LocalStorage(root), HELD, ALICE, KEY).create_room(HELD, CREATED)
+        settled = int(time.time() * 1000) - MARKER_SETTLE_MS - 1000
+        today = utc_date(int(time.time() * 1000))
+        if utc_date(settled) != today:
+            pytest.skip("too close to UTC midnight for a settled marker of today")
+        index = Index.open(tmp_path / "index.sqlite3")
+        try:
+            store = Held(root)
+            reader = SyncEngine(AsBucket(store), index=index, config=ROUNDS)
+            try:
+                await reader.open_room(HELD, background=False, focus=False)
+                late, _ = await RoomWriter(LocalStorage(root), HELD, BOB, BOB_KEY).send(
+                    [Draft.text("late")]
+                )
+                marker = marker_path(settled, late)
+                (root / marker).parent.mkdir(parents=True, exist_ok=True)
+                (root / marker).write_bytes(b"")
+                store.hold = lambda what, path: what == "get" and path == late
+                await reader.start()
+                await asyncio.wait_for(store.wait_held(), SENT)
+                rounds = reader.polls
+                await until("two more rounds", lambda: reader.polls >= rounds + 2)
+            finally:
+                await reader.close()
+            saved = index.cursor(f"activity:{today}")
+            assert saved is None or saved < marker  # listed again at the next start
+
+            store = Held(root)
+            again = SyncEngine(AsBucket(store), index=index, config=ROUNDS)
+            try:
+                await again.open_room(HELD, background=False, focus=False)
+                await again.poll_once()
+                assert "late" in bodies(again, HELD)
+                assert index.cursor(f"activity:{today}") == marker  # read: passed at last
+            finally:
+                await again.close()
+        finally:
+            index.close()
 
     asyncio.run(go())
