@@ -268,13 +268,16 @@ class Poller:
         return task
 
     async def _safety_pass(self, room: RoomState) -> int:
-        """One room's safety pass (``poll_once``): the segments it found."""
+        """One room's safety pass (``poll_once``): the segments it found. Either kind
+        takes one of the ``SAFETY_AT_ONCE`` places (a room read all over again lists
+        more than a refresh: every room read only partly after an outage would list
+        and download at once)."""
         before = len(room.known)
         try:
-            if room.unread or room.unlisted:  # read it all again: the verdict waits
-                await self._read_again(room)
-            else:
-                async with self._safety_slots:
+            async with self._safety_slots:
+                if room.unread or room.unlisted:  # read it all again: the verdict waits
+                    await self._read_again(room)
+                else:
                     await self.refresh(room.room_id)
         finally:
             if self._safety.get(room.room_id) is asyncio.current_task():

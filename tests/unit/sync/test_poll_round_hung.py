@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from bucket_chat_desktop.protocol.ids import logs_prefix, utc_date
 from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync.engine import MARKER_SETTLE_MS, SyncConfig, SyncEngine
 from bucket_chat_desktop.sync.outbox import Outbox
+from bucket_chat_desktop.sync.poller import SAFETY_AT_ONCE
 from bucket_chat_desktop.sync.writer import Draft, RoomWriter
 
 HELD, NEWS = "held-room", "news-room"
@@ -172,5 +174,38 @@ def test_the_saved_marker_cursor_never_passes_a_marker_whose_segment_was_not_rea
                 await again.close()
         finally:
             index.close()
+
+    asyncio.run(go())
+
+
+def test_rooms_read_again_by_a_round_take_a_safety_place_each(tmp_path: Path) -> None:
+    """Every room read only partly (a FIFO at a segment's name, as after an outage) is due
+    to be read all over again in the same round: those passes take the same
+    ``SAFETY_AT_ONCE`` places as the other safety listings, so a round never lists more
+    rooms at once. They took none: all of them listed (and downloaded) at once."""
+    many = [f"room-{n}" for n in range(SAFETY_AT_ONCE + 2)]
+
+    async def go() -> None:
+        root = tmp_path / "store"
+        for room_id in many:
+            await RoomWriter(LocalStorage(root), room_id, ALICE, KEY).create_room(room_id, CREATED)
+            (folder,) = (root / logs_prefix(room_id)).iterdir()
+            os.mkfifo(folder / "messages_1_1_fifo.jsonl")
+        store = Held(root)
+        reader = SyncEngine(AsBucket(store), config=ROUNDS)
+        try:
+            for room_id in many:
+                room = await reader.open_room(room_id, background=False, focus=False)
+                assert room.complete and room.partial
+                room.last_safety = -1e9
+            reader.window_focused = True  # partly read rooms are read again within a minute
+            store.hold = lambda what, path: what == "list_dirs"
+            await reader._poller.poll_once(markers=False, wait=0.2)
+            assert store.held == SAFETY_AT_ONCE  # the others wait for a place
+            store.answering.set()
+            await until("every room's pass", lambda: not reader._poller._safety)
+            assert all(reader.rooms[r].last_safety > 0 for r in many)
+        finally:
+            await reader.close()
 
     asyncio.run(go())
