@@ -374,7 +374,8 @@ class Poller:
                 if room_id not in self._engine._known_rooms and is_valid_room_id(room_id):
                     self._engine._known_rooms.add(room_id)
                     self._engine._emit(RoomDiscovered(room_id))
-                named[item.path] = (room_id, segment)
+                if self._engine.index is not None:  # where the cursor is kept
+                    named[item.path] = (room_id, segment)
                 reader = self._hint(room_id, segment)
                 if reader is not None:
                     steps[reader] = None
