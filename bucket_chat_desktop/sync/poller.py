@@ -146,13 +146,20 @@ class Poller:
     async def run(self) -> None:
         """The poller's task (``SyncEngine.start``): wait on the change feed while it
         answers; else wait (``schedule.py``: woken early by activity), poll, and work
-        out the next wait from how long it has been quiet."""
+        out the next wait from how long it has been quiet. A failure that is no storage
+        error (a client library meeting an answer it cannot parse, a bug) is logged and
+        polling goes on: it ended this task, and nothing new arrived from then on."""
         local = self._local is not None
         while not self._engine._closed:
             feed = self.feed
             due = feed is not None and time.monotonic() >= self._feed_retry_at
-            if feed is not None and due and await self._listen(feed):
-                continue
+            if feed is not None and due:
+                try:
+                    if await self._listen(feed):
+                        continue
+                except Exception:
+                    log.exception("change feed: waiting on %s failed", feed.describe())
+                    self._feed_retry_at = time.monotonic() + self._feed_backoff
             wait = self._engine.config.local_rescan if local else self.next_poll_in
             if feed is not None:  # not past the time the feed is tried again
                 wait = min(wait, max(0.0, self._feed_retry_at - time.monotonic()))
@@ -162,6 +169,9 @@ class Poller:
             self._in_poll = True
             try:
                 found = await self.poll_once(wait=self._engine.config.round_wait)
+            except Exception:
+                log.exception("polling %s failed", self._engine.storage.describe())
+                found = 0
             finally:
                 self._in_poll = False
             self.polls += 1

@@ -19,6 +19,7 @@ from bucket_chat_desktop.index import Index
 from bucket_chat_desktop.protocol.activity import marker_path
 from bucket_chat_desktop.protocol.event import MESSAGE
 from bucket_chat_desktop.protocol.ids import logs_prefix, utc_date
+from bucket_chat_desktop.storage.base import ObjectInfo
 from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync.engine import MARKER_SETTLE_MS, SyncConfig, SyncEngine
 from bucket_chat_desktop.sync.outbox import Outbox
@@ -209,3 +210,47 @@ def test_rooms_read_again_by_a_round_take_a_safety_place_each(tmp_path: Path) ->
             await reader.close()
 
     asyncio.run(go())
+
+
+class ListingBreaks(AsBucket):
+    """A bucket whose first activity listing raises what is no ``StorageError`` (a
+    client library meeting an answer it cannot parse, a bug)."""
+
+    broke = False
+
+    async def list_after(self, prefix: str, after: str | None) -> list[ObjectInfo]:
+        if not self.broke:
+            self.broke = True
+            raise RuntimeError("unparsable answer")
+        return await super().list_after(prefix, after)
+
+
+def test_a_round_that_fails_unexpectedly_is_said_and_polling_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A round's failure that is no storage error ended the poller's task: nothing new
+    arrived from then on, and nothing said why until the engine closed (which drops its
+    tasks' errors). Now it is logged and the next round polls as usual."""
+
+    async def go() -> None:
+        root = tmp_path / "store"
+        await RoomWriter(LocalStorage(root), NEWS, ALICE, KEY).create_room(NEWS, CREATED)
+        store = ListingBreaks(LocalStorage(root))
+        sender = SyncEngine(LocalStorage(root), outbox=Outbox(tmp_path / "out.sqlite3"))
+        reader = SyncEngine(store, config=ROUNDS)
+        try:
+            await reader.open_room(NEWS, background=False, focus=False)
+            await reader.start()
+            await until("the broken round", lambda: store.broke)
+            await sender.send(NEWS, ALICE, KEY, [(MESSAGE, {"body": "news", "msgtype": "m.text"})])
+            assert await sender.flush(timeout=SENT)
+            await until("the news", lambda: "news" in bodies(reader, NEWS))
+            assert "unparsable answer" in caplog.text
+        finally:
+            await reader.close()
+            await sender.close()
+            if sender.outbox is not None:
+                sender.outbox.close()
+
+    with caplog.at_level(logging.ERROR, logger="bucket_chat.sync"):
+        asyncio.run(go())
