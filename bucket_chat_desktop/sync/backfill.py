@@ -49,6 +49,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("bucket_chat.sync")
 
 FETCH_CONCURRENCY = 16
+# The size a segment named by a hint is kept with when it could not be read (a finding
+# only: over the size limit): a hint has no listed size, and 0 made the next listing of
+# its day take it for a segment rewritten since. A listing's size replaces it
+# (``_note_vanished``).
+UNKNOWN_SIZE = -1
 FIRST_CHUNK = 8  # segments fetched before the first screen is shown
 CHUNK = 64  # segments in each later chunk
 CHUNK_BYTES = 16 << 20  # ... and at most this many bytes (but at least one segment)
@@ -429,11 +434,14 @@ def _note_vanished(room: RoomState, folder: str, listed: Sequence[ObjectInfo], h
     kept before the listing was asked; one kept since (this device's own delivery, a
     hint) may be newer than the listing and is no sign of anything."""
     sizes = {it.path: it.size for it in listed}
+    learnt: dict[str, int] = {}
     for path, size in itertools.islice(room.known.items(), held):
         if not path.startswith(folder):
             continue
         now = sizes.get(path)
-        if now is None:
+        if size == UNKNOWN_SIZE and now is not None:
+            learnt[path] = now  # kept from a hint that could not read it: no size to compare
+        elif now is None:
             room.unread[path] = (
                 "it was read and checked on this device earlier and is no longer in storage: "
                 "segments are never deleted, someone with write access removed or moved it"
@@ -444,3 +452,4 @@ def _note_vanished(room: RoomState, folder: str, listed: Sequence[ObjectInfo], h
                 f"bytes then, {now:,} now): segments are never rewritten; the copy checked "
                 "here is kept"
             )
+    room.known.update(learnt)  # the same places in the order kept: from now on compared

@@ -38,6 +38,7 @@ from ..protocol.untrusted_text import terminal_safe
 from ..storage.base import ObjectInfo, StorageError
 from ..storage.feed import ChangeFeed
 from ..storage.local import LocalStorage
+from .backfill import UNKNOWN_SIZE
 from .events import ChangeFeedStatus, RoomDiscovered
 from .schedule import poll_delay, safety_period
 
@@ -582,7 +583,8 @@ class Poller:
         self._reading.add(path)
         failed: dict[str, str] = {}
         try:
-            got = await self._backfill.read_segment(room_id, ObjectInfo(path, 0), failed, hint=True)
+            named = ObjectInfo(path, UNKNOWN_SIZE)  # a read gives its size, a finding none
+            got = await self._backfill.read_segment(room_id, named, failed, hint=True)
         finally:
             self._reading.discard(path)
         # Someone waits for news in the room they look at; a room nobody looks at

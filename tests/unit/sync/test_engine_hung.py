@@ -19,6 +19,7 @@ from nacl.signing import SigningKey
 from bucket_chat_desktop.index import Index
 from bucket_chat_desktop.protocol.event import MESSAGE
 from bucket_chat_desktop.protocol.findings import Kind
+from bucket_chat_desktop.protocol.segment import MAX_SEGMENT_BYTES
 from bucket_chat_desktop.storage.base import DEFAULT_MAX_READ, ObjectInfo, StorageError
 from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync.engine import SyncConfig, SyncEngine
@@ -427,6 +428,38 @@ def test_a_segment_a_safety_listing_could_not_read_puts_the_verdict_in_doubt_at_
                 fifo
             ]
             assert any(isinstance(e, RoomLoaded) and e.result is view.result for e in seen)
+        finally:
+            await engine.close()
+
+    asyncio.run(go())
+
+
+def test_a_segment_too_large_read_from_a_hint_is_not_taken_for_changed_later(
+    tmp_path: Path,
+) -> None:
+    """A hint names a segment over the size limit (a member's flood): it is kept as a
+    finding without being read. A hint has no listed size, and the finding was kept with
+    size 0: the next pass listing that day took the real size for a segment "changed in
+    storage after this device read and checked it" — a false tampering claim, and the
+    room never completely read again."""
+
+    async def go() -> None:
+        root = tmp_path / "store"
+        await RoomWriter(LocalStorage(root), ROOM, ALICE, KEY).create_room("Quiet", CREATED)
+        engine = SyncEngine(LocalStorage(root), config=QUIET)
+        try:
+            room = await engine.open_room(ROOM, background=False)
+            (join,) = segments(root)
+            big = join.rsplit("/", 1)[0] + "/messages_5_5_big.jsonl"
+            with open(root / big, "wb") as f:  # sparse: nothing is written
+                f.truncate(MAX_SEGMENT_BYTES + 1)
+            await engine.fetch_segment(ROOM, big)
+            assert big in room.known
+            await engine.open_room(ROOM, background=False)  # a pass lists the day again
+            assert big not in room.unread, room.unread.get(big)
+            assert room.result is not None
+            kinds = [f.kind for f in room.result.findings if f.path == big]
+            assert kinds == [Kind.SEGMENT_TOO_LARGE]
         finally:
             await engine.close()
 
