@@ -275,15 +275,24 @@ class Deferred:
         reply(rows)
 
 
-def test_timeline_model_holds_what_it_shows_and_pages_in_the_rest(
+def _paged(
     qtmodeltester: Any, room: Room
-) -> None:
-    items = _chatter(room, 300).timeline  # 903 events
+) -> tuple[list[Assessed], Deferred, TimelineModel, list[ShownEvent]]:
+    """A 903-event room's timeline model showing its newest page, paged by a ``Deferred``
+    pager (the page ahead asked for, not answered yet)."""
+    items = list(_chatter(room, 300).timeline)
     pager = Deferred(items)
     model = TimelineModel(key_text(ALICE))
     qtmodeltester.check(model)
     newest = [ShownEvent(a, a.event) for a in items[-PAGE:]]
     model.set_audit(len(items), newest, True, None, pager)
+    return items, pager, model, newest
+
+
+def test_timeline_model_holds_what_it_shows_and_pages_in_the_rest(
+    qtmodeltester: Any, room: Room
+) -> None:
+    items, pager, model, newest = _paged(qtmodeltester, room)
     assert model.rowCount() == PAGE and model.total == len(items)
     assert model.held == PAGE  # not the room: the page ahead is on its way
     assert [(a, b) for a, b, _ in pager.asked] == [(903 - 2 * PAGE, 903 - PAGE)]
@@ -612,12 +621,7 @@ def test_older_rows_asked_for_before_a_re_audit_are_shown_when_they_come(
     """The view at its top asked for older rows (their page on its way), then a re-audit
     came: the page of the new audit went in above, unseen, and a view already at its top
     never asks again (its scroll value does not change). They are shown when they come."""
-    items = _chatter(room, 300).timeline  # 903 events
-    pager = Deferred(items)
-    model = TimelineModel(key_text(ALICE))
-    qtmodeltester.check(model)
-    newest = [ShownEvent(a, a.event) for a in items[-PAGE:]]
-    model.set_audit(len(items), newest, True, None, pager)
+    items, pager, model, newest = _paged(qtmodeltester, room)
     pager.answer()
     model.fetch_older()  # the page fetched ahead goes in; the next is asked for
     model.fetch_older()  # scrolled to the top again: it goes in when it arrives

@@ -620,6 +620,19 @@ def test_the_join_dialog_says_when_the_storage_does_not_answer(
     dialog.deleteLater()
 
 
+def listed_rooms(qtbot: Any, store: Path) -> RoomDialog:
+    """The join dialog, shown, once it listed the rooms of ``store``."""
+
+    async def lister(_storage_id: str) -> StorageRooms:
+        return await storage_rooms(LocalStorage(store), int(time.time() * 1000))
+
+    dialog = RoomDialog(settings_for(store, []), create=False, lister=lister)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    qtbot.waitUntil(lambda: dialog.listing_state == "done", timeout=10_000)
+    return dialog
+
+
 def test_the_join_dialog_says_a_forged_name_is_not_proven(
     qtbot: Any, store: Path, tmp_path: Path
 ) -> None:
@@ -633,13 +646,7 @@ def test_the_join_dialog_says_a_forged_name_is_not_proven(
         (store / "rooms" / "general" / "metadata.json").read_bytes()
     )
 
-    async def lister(_storage_id: str) -> StorageRooms:
-        return await storage_rooms(LocalStorage(store), int(time.time() * 1000))
-
-    dialog = RoomDialog(settings_for(store, []), create=False, lister=lister)
-    qtbot.addWidget(dialog)
-    dialog.show()
-    qtbot.waitUntil(lambda: dialog.listing_state == "done", timeout=10_000)
+    dialog = listed_rooms(qtbot, store)
     tree = dialog.rooms_list
     assert tree is not None
     items = {tree.topLevelItem(i).text(1): tree.topLevelItem(i) for i in range(3)}
@@ -663,13 +670,7 @@ def test_the_join_dialog_says_a_forged_name_imitates_another_room(
     path = store / "rooms" / "falcon" / "metadata.json"
     path.write_bytes(path.read_bytes().replace(b"Project Falcon", b"General"))
 
-    async def lister(_storage_id: str) -> StorageRooms:
-        return await storage_rooms(LocalStorage(store), int(time.time() * 1000))
-
-    dialog = RoomDialog(settings_for(store, []), create=False, lister=lister)
-    qtbot.addWidget(dialog)
-    dialog.show()
-    qtbot.waitUntil(lambda: dialog.listing_state == "done", timeout=10_000)
+    dialog = listed_rooms(qtbot, store)
     tree = dialog.rooms_list
     assert tree is not None
     items = {tree.topLevelItem(i).text(1): tree.topLevelItem(i) for i in range(2)}

@@ -19,7 +19,7 @@ from bucket_chat_desktop.protocol.findings import Kind
 from bucket_chat_desktop.settings import Settings, StorageSettings
 from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync import keeper
-from bucket_chat_desktop.sync.client import ChatClient
+from bucket_chat_desktop.sync.client import ChatClient, RoomRef
 from bucket_chat_desktop.sync.events import EngineEvent, EventsAppended, RoomLoaded
 from bucket_chat_desktop.sync.writer import Draft, RoomWriter
 
@@ -52,6 +52,17 @@ def _held(result: AuditResult) -> int:
     return sum(f.kind is Kind.DATED_AHEAD for f in result.findings)
 
 
+async def _plans(
+    client: ChatClient, entry: StorageSettings, events: list[tuple[str, EngineEvent]]
+) -> RoomRef:
+    """Attach the storage, create the room "plans" and see Alice's first message in it."""
+    await client.attach(entry)
+    room = await client.create_room(entry.id, "plans", "Plans")
+    await client.send_text(room, "planning now")
+    await _until(events, lambda r: ALICE in _senders(r), "alice's message")
+    return room
+
+
 def test_a_held_row_is_not_found_and_shows_when_its_time_comes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -60,11 +71,8 @@ def test_a_held_row_is_not_found_and_shows_when_its_time_comes(
     ahead = int(time.time() * 1000) + HOLD_AHEAD_MS + 30 * 60_000  # 90 minutes ahead
 
     async def scenario() -> None:
-        await client.attach(entry)
         try:
-            room = await client.create_room(entry.id, "plans", "Plans")
-            await client.send_text(room, "planning now")
-            await _until(events, lambda r: ALICE in _senders(r), "alice's message")
+            room = await _plans(client, entry, events)
             mallory = _mallory(tmp_path, itertools.repeat(ahead))
             await mallory.send([Draft.text("planning from the future")])
             engine = client._storages[entry.id].engine
@@ -123,11 +131,8 @@ def test_releases_one_by_one_leave_no_task_behind(
     dates = [start + n * 1000 for n in range(12)]
 
     async def scenario() -> None:
-        await client.attach(entry)
         try:
-            room = await client.create_room(entry.id, "plans", "Plans")
-            await client.send_text(room, "planning now")
-            await _until(events, lambda r: ALICE in _senders(r), "alice's message")
+            await _plans(client, entry, events)
             mallory = _mallory(tmp_path, iter(dates))
             for n in range(12):
                 await mallory.send([Draft.text(f"soon {n}")])
@@ -164,11 +169,8 @@ def test_a_clock_set_back_still_finds_what_is_shown(
     soon = now + HOLD_AHEAD_MS // 2
 
     async def scenario() -> None:
-        await client.attach(entry)
         try:
-            room = await client.create_room(entry.id, "plans", "Plans")
-            await client.send_text(room, "planning now")
-            await _until(events, lambda r: ALICE in _senders(r), "alice's message")
+            room = await _plans(client, entry, events)
             await _mallory(tmp_path, iter([soon])).send([Draft.text("planning soon")])
             engine = client._storages[entry.id].engine
             engine.wake()
