@@ -614,10 +614,16 @@ class MainWindow(QMainWindow):
         held = result.held if result is not None else 0
         if held:  # not shown until their time comes: say so where the counts are
             parts.append(
-                f"<span style='color:{TRUST_COLORS['unverified']}'>{held:,} held back "
-                "(dated in the future: see Audit)</span>"
+                f"<span style='color:{TRUST_COLORS['unverified']}'>{held:,} held back: "
+                "dated ahead</span>"
             )
         self.room_subtitle.setText(" · ".join(parts))
+        self.room_subtitle.setToolTip(
+            f"{held:,} event(s) dated more than an hour after this computer's clock are not "
+            "shown until then; the Audit window lists them."
+            if held
+            else ""
+        )
 
     def _on_audit_changed(self, key: str) -> None:
         if key != self.controller.current:

@@ -81,6 +81,7 @@ def test_a_message_dated_at_the_top_of_the_allowed_range_shows_a_label(
     assert len(held) == 2 and all("dated 287396-10-12 " in f.message for f in held)
     # the room's header says so where the counts are
     qtbot.waitUntil(lambda: "2 held back" in desk.window.room_subtitle.text())
+    assert "not shown until then" in desk.window.room_subtitle.toolTip()
     assert rows[-1].body == "clock fixed"
     assert timestamps.clock(FAR) == "after the year 9999"
     assert timestamps.day_label(FAR) == "After the year 9999"
