@@ -348,6 +348,13 @@ def _measure_child(t0: float, mode: str, pages: int) -> None:
             switches.append((painted.at or t) - t)
         out["switch_median"] = statistics.median(switches) if switches else 0.0
         out["switch_max"] = max(switches, default=0.0)
+        if c.current == big:
+            # The last run left the big room as the one reopened at start: selecting it
+            # again would paint nothing and measure whatever repaints next.
+            c.select_room(keys[0])
+            painted.at = None
+            await until(lambda: painted.at is not None)
+            await asyncio.sleep(0.5)
         painted.at = None
         t = time.perf_counter()
         c.select_room(big)
