@@ -304,10 +304,12 @@ def test_copies_of_a_shown_event_id_that_are_not_shown_are_never_hits(index: Ind
     a_path, a_data = segment(genuine, 1, alice)
     b_path, b_data = segment([bob_join, other], 2, bob)
     f_path = a_path.replace("alice-34750f98", "zz")
+    again = a_path.replace("alice-34750f98", "alice-34750f98-r1")
     for path, data, rows in (
         (a_path, a_data, indexed(a_path, genuine)),
         (b_path, b_data, indexed(b_path, [bob_join, other])),
         (f_path, forged.line(), indexed(f_path, [forged], False, "bad signature")),
+        (again, a_data, indexed(again, genuine)),  # the same segment stored twice
     ):
         index.add_segment(ROOM, path, len(data), None, rows, [])
         ledger.add_segment(path, data)
