@@ -825,7 +825,9 @@ class Index:
         query that finds nothing, runs past ``deadline`` seconds or meets a damaged
         database gives a page that says so. Each hit's event re-enters through the
         parser and must still hold the text that was found; a hit whose event failed
-        its signature check is left out (forged text is never shown as found)."""
+        its signature check is left out (forged text is never shown as found), and so is
+        one whose event id the last audit shows at another copy (a replay, PROTOCOL.md
+        section 6: the text of a copy not shown is not a message of the room)."""
         q = query if isinstance(query, Query) else build_query(query)
         if q.empty or limit <= 0:
             return SearchPage((), query_cut=q.cut)
@@ -901,10 +903,16 @@ class Index:
         if isinstance(ev, Malformed) or search_text(ev) != (event_id, body):
             log.warning("search: %s no longer holds the text indexed for it", _where(path, line))
             return None
-        verdict = self._db.execute(
-            "SELECT state, reason FROM timeline WHERE room_id = ? AND event_id = ? LIMIT 1",
+        # The verdict of this very copy: a replay's other copies (another body under the
+        # same event id, a forged one among them) are not shown, so their text finds
+        # nothing; looked up by id alone, it was found under the shown copy's "verified".
+        shown = self._db.execute(
+            "SELECT state, reason, path, line FROM timeline WHERE room_id = ? AND event_id = ?",
             (room_id, source_id),
-        ).fetchone()
+        ).fetchall()
+        verdict = next(((s, r) for s, r, p, n in shown if p == path and n == line), None)
+        if verdict is None and shown:
+            return None  # the last check shows another copy of this event id
         trust: TrustState | None = None
         reason = "not in this device's last check of the room yet"
         if verdict is not None:

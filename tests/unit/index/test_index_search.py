@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from chains import ROOM, T0, indexed, segment, signed_chain
+from nacl.signing import SigningKey
 
 from bucket_chat_desktop.index import Index
 from bucket_chat_desktop.index.db import _MIGRATIONS, SCHEMA_VERSION
@@ -22,8 +23,9 @@ from bucket_chat_desktop.index.search import (
     make_snippet,
 )
 from bucket_chat_desktop.protocol.audit import RoomLedger, TrustState
-from bucket_chat_desktop.protocol.event import MEMBER, MESSAGE, Event
+from bucket_chat_desktop.protocol.event import MEMBER, MESSAGE, Event, parse_line
 from bucket_chat_desktop.protocol.segment import path_for
+from bucket_chat_desktop.protocol.signing import build_event
 
 
 def _store(index: Index, events: list[Event], seed: int, user: str, *, audit: bool = True):
@@ -275,6 +277,51 @@ def test_forged_signature_is_never_a_hit(index: Index) -> None:
     index.add_segment(ROOM, path, 1, None, rows, [])
     _catch_up(index)
     assert index.search("forged").hits == ()
+
+
+def test_copies_of_a_shown_event_id_that_are_not_shown_are_never_hits(index: Index) -> None:
+    # A replay (PROTOCOL.md section 6): the audit shows one copy of an event id. The text
+    # of the others, a forged copy (bad signature) and another key's signed copy, was
+    # found under the shown copy's verdict ("verified"), though nobody's timeline shows it.
+    alice, bob = "alice@example.com", "bob@example.com"
+    genuine = signed_chain(1, alice, [_msg("genuine words")])
+    x = genuine[1]
+    forged = parse_line(x.line().replace(b"genuine", b"planted"), ROOM)
+    assert isinstance(forged, Event)
+    bob_join = signed_chain(2, bob, [])[0]
+    other = build_event(
+        room_id=ROOM,
+        sender_id=bob,
+        event_type=MESSAGE,
+        content={"body": "claimed words", "msgtype": "m.text"},
+        timestamp_ms=x.timestamp_ms,
+        unique=x.event_id.rsplit("::", 1)[1],
+        prev_event_hash=bob_join.hash,
+        signing_key=SigningKey(bytes([2]) * 32),
+    )
+    assert forged.event_id == other.event_id == x.event_id
+    ledger = RoomLedger(ROOM)
+    a_path, a_data = segment(genuine, 1, alice)
+    b_path, b_data = segment([bob_join, other], 2, bob)
+    f_path = a_path.replace("alice-34750f98", "zz")
+    again = a_path.replace("alice-34750f98", "alice-34750f98-r1")
+    for path, data, rows in (
+        (a_path, a_data, indexed(a_path, genuine)),
+        (b_path, b_data, indexed(b_path, [bob_join, other])),
+        (f_path, forged.line(), indexed(f_path, [forged], False, "bad signature")),
+        (again, a_data, indexed(again, genuine)),  # the same segment stored twice
+    ):
+        index.add_segment(ROOM, path, len(data), None, rows, [])
+        ledger.add_segment(path, data)
+    _catch_up(index)
+    result = ledger.audit({})
+    assert [r.path for r in result.timeline if r.event.event_id == x.event_id] == [a_path]
+    index.save_audit(ROOM, result, history_complete=True)
+    assert [(h.trust, h.path) for h in index.search("genuine").hits] == [
+        (TrustState.VERIFIED, a_path)
+    ]
+    assert index.search("planted").hits == ()
+    assert index.search("claimed").hits == ()
 
 
 def test_a_broken_search_table_gives_an_error_not_an_exception(index: Index) -> None:
