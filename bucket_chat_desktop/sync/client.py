@@ -42,6 +42,7 @@ from .events import EngineEvent
 from .outbox import Outbox
 from .rooms import create_room, join_room
 from .session import outbox_path_for
+from .stopping import stop_tasks
 
 log = logging.getLogger("bucket_chat.sync")
 
@@ -227,14 +228,14 @@ class ChatClient(AttachedStorages):
                 log.warning("storage %s is not available: %s", entry.name, exc)
 
     async def close(self) -> None:
-        for task in self._background:
-            task.cancel()
-        for task in self._background:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._background.clear()
-        for storage_id in list(self._storages):
-            await self.detach(storage_id)
+        """Stop every storage's opens and engines. A cancellation of the caller is
+        raised once they are stopped (never absorbed: it was before)."""
+        try:
+            await stop_tasks(self._background)
+        finally:
+            self._background.clear()
+            for storage_id in list(self._storages):
+                await self.detach(storage_id)
 
     def detach(self, storage_id: str) -> Coroutine[Any, Any, None]:
         """Stop syncing one storage: it is not attached from this call on (nothing its
@@ -247,19 +248,18 @@ class ChatClient(AttachedStorages):
     async def _close_attached(attached: _Attached | None) -> None:
         if attached is None:
             return
-        for task in attached.opening:  # the opens run on the engine: stopped first
-            task.cancel()
-        # (gather: their cancellation is not raised here, but the caller's own still is)
-        await asyncio.gather(*attached.opening, return_exceptions=True)
-        with contextlib.suppress(Exception):
-            await attached.engine.close()
-        if attached.owns_storage:
+        try:
+            await stop_tasks(attached.opening)  # the opens run on the engine: stopped first
+        finally:  # the caller cancelled meanwhile: raised, once the rest is closed too
             with contextlib.suppress(Exception):
-                await attached.storage.close()
-        if attached.index is not None:
-            attached.index.close()
-        if attached.outbox is not None:
-            attached.outbox.close()
+                await attached.engine.close()
+            if attached.owns_storage:
+                with contextlib.suppress(Exception):
+                    await attached.storage.close()
+            if attached.index is not None:
+                attached.index.close()
+            if attached.outbox is not None:
+                attached.outbox.close()
 
     # -- rooms ----------------------------------------------------------------------------
 

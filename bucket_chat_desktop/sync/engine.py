@@ -64,6 +64,7 @@ from .poller import MARKER_SETTLE_MS, Poller
 from .publisher import NotQueuedError, Publisher
 from .room_objects import read_metadata
 from .room_state import CachedRoom, RoomState, RoomView
+from .stopping import stop_tasks
 from .verifier import SegmentVerifier
 from .watched import STALL_AFTER, clock_text, watched
 
@@ -288,17 +289,22 @@ class SyncEngine:
             self._tasks.append(asyncio.create_task(self._poller.follow_folder(), name="bc-direct"))
 
     async def close(self) -> None:
+        """Stop the engine's tasks, its rooms' reads and its threads. A cancellation of
+        the caller is raised, once what was started is stopped all the same (threads
+        and connections are never left behind a closed engine)."""
         self._closed = True
         for room in self.rooms.values():
             for task in (room.backfill, room.metadata_read, room.releasing):
                 if task is not None:
                     task.cancel()
                     self._tasks.append(task)
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        try:
+            await stop_tasks(self._tasks)
+        finally:
+            await self._shut_down()
+
+    async def _shut_down(self) -> None:
+        await stop_tasks(self._tasks)  # ended already, unless the caller was cancelled
         self._tasks.clear()
         await self._poller.close()
         for pool in (self._pool, self._serial, self._io):

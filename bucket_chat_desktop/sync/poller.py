@@ -41,6 +41,7 @@ from ..storage.local import LocalStorage
 from .backfill import UNKNOWN_SIZE
 from .events import ChangeFeedStatus, RoomDiscovered
 from .schedule import poll_delay, safety_period
+from .stopping import stop_tasks
 
 if TYPE_CHECKING:
     from .backfill import Backfill
@@ -129,12 +130,7 @@ class Poller:
     async def close(self) -> None:
         """End the rooms' hint readers and safety passes, close the feed's connection and
         stop watching the folder (the engine cancelled its own tasks already)."""
-        steps = [*self._hint_readers.values(), *self._safety.values()]
-        for task in steps:
-            task.cancel()
-        for task in steps:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await stop_tasks([*self._hint_readers.values(), *self._safety.values()])
         if self.feed is not None:
             await self.feed.close()
         if self._watch is not None:
