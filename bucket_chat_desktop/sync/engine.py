@@ -307,6 +307,7 @@ class SyncEngine:
         await stop_tasks(self._tasks)  # ended already, unless the caller was cancelled
         self._tasks.clear()
         await self._poller.close()
+        await self._publisher.close()
         for pool in (self._pool, self._serial, self._io):
             pool.shutdown(wait=True, cancel_futures=True)
         if self._reader is not None:
