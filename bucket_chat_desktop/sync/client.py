@@ -350,9 +350,14 @@ class ChatClient(AttachedStorages):
         return ref
 
     async def leave_room(self, ref: RoomRef) -> None:
+        """Queue this device's leave (delivered like any send) and stop reading the room:
+        it is polled no more, nothing of it is read or reported from then on
+        (``SyncEngine.drop_room``), and it is no longer followed. ``join_room`` reads it
+        again from the start."""
         user_id, key = self._signer()
         engine = self._engine(ref.storage_id)
         await engine.send(ref.room_id, user_id, key, [(MEMBER, {"membership": "leave"})])
+        await engine.drop_room(ref.room_id)
         entry = self.settings.storage(ref.storage_id)
         if entry is not None and ref.room_id in entry.rooms:
             entry.rooms.remove(ref.room_id)

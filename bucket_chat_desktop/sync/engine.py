@@ -379,21 +379,42 @@ class SyncEngine:
         if await self._reading(room, background):
             return room  # already being read
         async with room.lock:
-            if self.index is not None and room.result is None and not self._closed:
+            if self.index is not None and room.result is None and not self._dropped(room):
                 await self._keeper.warm(room, interactive=focus)
-        if self._closed:  # closed while this open waited: ``close`` cancels no read after
+        # Closed (or the room left) while this open waited: ``close`` (``drop_room``)
+        # cancels no read started after it.
+        if self._dropped(room):
             return room
         if room.metadata is None:
             await self._read_metadata(room)
         # another open may have started the read while this one waited (for the lock, or
         # the metadata): one pass a room, the one ``close`` cancels
-        if self._closed or await self._reading(room, background):
+        if self._dropped(room) or await self._reading(room, background):
             return room
         task = asyncio.create_task(self._backfill.fetch_history(room), name=f"bc-history-{room_id}")
         room.backfill = task
         if not background:
             await task
         return room
+
+    async def drop_room(self, room_id: str) -> None:
+        """Stop reading a room (one left): it is polled no more and its reads (its
+        history, its metadata, its hints, its safety pass) are stopped; what they were
+        about to keep, and what is named for it later, is not kept. What this device
+        queued in it (the leave) is still delivered: the outbox is not the room's.
+        ``open_room`` reads it again from the start (a room joined again)."""
+        room = self.rooms.pop(room_id, None)
+        if room is None:
+            return
+        if self.focused == room_id:
+            self.focused = None
+        reads = [room.backfill, room.metadata_read, room.releasing]
+        await stop_tasks([*(t for t in reads if t is not None), *self._poller.room_steps(room_id)])
+
+    def _dropped(self, room: RoomState) -> bool:
+        """Whether ``room`` is no longer read here (the engine closed, the room left):
+        a step that waited then starts nothing more for it."""
+        return self._closed or self.rooms.get(room.room_id) is not room
 
     @staticmethod
     async def _reading(room: RoomState, background: bool) -> bool:

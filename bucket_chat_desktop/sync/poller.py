@@ -138,6 +138,13 @@ class Poller:
             await asyncio.to_thread(self._watch.join, 5)
             self._watch = None
 
+    def room_steps(self, room_id: str) -> list[asyncio.Task[int]]:
+        """The room's hint reader and safety pass, if running (``SyncEngine.drop_room``
+        stops them): what is queued for its reader is dropped with it."""
+        self._hints.get(room_id, {}).clear()
+        steps = (self._hint_readers.get(room_id), self._safety.get(room_id))
+        return [t for t in steps if t is not None and not t.done()]
+
     # -- polling -------------------------------------------------------------------------------
 
     async def run(self) -> None:
@@ -267,7 +274,7 @@ class Poller:
                 room.room_id,
             )
             return None
-        if self._engine._closed:  # ``close`` may be past the passes it cancels
+        if self._engine._dropped(room):  # ``close`` may be past the passes it cancels
             return None
         task = asyncio.create_task(self._safety_pass(room), name=f"bc-safety-{room.room_id}")
         task.add_done_callback(self._step_ended)
@@ -538,7 +545,7 @@ class Poller:
         Nothing once the engine closed: a pass a round started just before ``close``
         runs while ``close`` waits for the engine's tasks, after it cancelled the rooms'
         reads, and a read started then was never cancelled."""
-        if self._engine._closed:
+        if self._engine._dropped(room):
             return
         task = room.backfill
         if task is None or task.done():
