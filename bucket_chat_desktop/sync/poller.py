@@ -216,6 +216,9 @@ class Poller:
                 step = self._start_safety(room)
                 if step is not None:
                     steps[step] = None
+            # A metadata read that failed (a timeout, a server error) is made again here,
+            # not only when the room is next opened; not waited for (it reports itself).
+            asked = self._engine.retry_metadata(room) is not None or asked
         found, failed = await self._wait_for(steps, wait)
         for date in list(self._named):  # what ended since the listing lets the cursor on
             await self._save_cursor(date)
