@@ -42,7 +42,7 @@ from .events import EngineEvent
 from .outbox import Outbox
 from .rooms import create_room, join_room
 from .session import outbox_path_for
-from .stopping import stop_tasks
+from .stopping import close_in_turn, stop_tasks
 
 log = logging.getLogger("bucket_chat.sync")
 
@@ -230,12 +230,12 @@ class ChatClient(AttachedStorages):
     async def close(self) -> None:
         """Stop every storage's opens and engines. A cancellation of the caller is
         raised once they are stopped (never absorbed: it was before)."""
-        try:
-            await stop_tasks(self._background)
-        finally:
-            self._background.clear()
-            for storage_id in list(self._storages):
-                await self.detach(storage_id)
+        background, self._background = self._background, []
+        await close_in_turn(
+            lambda: stop_tasks(background),
+            *(lambda sid=sid: self.detach(sid) for sid in list(self._storages)),
+            what="the client",
+        )
 
     def detach(self, storage_id: str) -> Coroutine[Any, Any, None]:
         """Stop syncing one storage: it is not attached from this call on (nothing its
@@ -248,18 +248,25 @@ class ChatClient(AttachedStorages):
     async def _close_attached(attached: _Attached | None) -> None:
         if attached is None:
             return
-        try:
-            await stop_tasks(attached.opening)  # the opens run on the engine: stopped first
-        finally:  # the caller cancelled meanwhile: raised, once the rest is closed too
-            with contextlib.suppress(Exception):
-                await attached.engine.close()
+        index, outbox = attached.index, attached.outbox
+
+        async def files() -> None:  # after the engine that writes them
+            if index is not None:
+                index.close()
+            if outbox is not None:
+                outbox.close()
+
+        async def storage() -> None:
             if attached.owns_storage:
-                with contextlib.suppress(Exception):
-                    await attached.storage.close()
-            if attached.index is not None:
-                attached.index.close()
-            if attached.outbox is not None:
-                attached.outbox.close()
+                await attached.storage.close()
+
+        await close_in_turn(
+            lambda: stop_tasks(attached.opening),  # the opens run on the engine: first
+            attached.engine.close,
+            storage,
+            files,
+            what=attached.settings.name,
+        )
 
     # -- rooms ----------------------------------------------------------------------------
 

@@ -65,7 +65,7 @@ from .publisher import NotQueuedError, Publisher
 from .room_objects import read_metadata
 from .room_state import CachedRoom, RoomState, RoomView
 from .schedule import metadata_retry_delay
-from .stopping import stop_tasks
+from .stopping import close_in_turn, stop_tasks
 from .verifier import SegmentVerifier
 from .watched import STALL_AFTER, clock_text, watched
 
@@ -302,16 +302,20 @@ class SyncEngine:
                 if task is not None:
                     task.cancel()
                     self._tasks.append(task)
-        try:
-            await stop_tasks(self._tasks)
-        finally:
-            await self._shut_down()
+        await close_in_turn(
+            self._stop_tasks,
+            self._poller.close,
+            self._publisher.close,
+            self._stop_threads,
+            what="the engine",
+        )
 
-    async def _shut_down(self) -> None:
-        await stop_tasks(self._tasks)  # ended already, unless the caller was cancelled
-        self._tasks.clear()
-        await self._poller.close()
-        await self._publisher.close()
+    async def _stop_tasks(self) -> None:
+        tasks, self._tasks = self._tasks, []
+        await stop_tasks(tasks)
+
+    async def _stop_threads(self) -> None:
+        """``close``'s last step: the pools, the reader's connection, the heap."""
         for pool in (self._pool, self._serial, self._io):
             pool.shutdown(wait=True, cancel_futures=True)
         if self._reader is not None:

@@ -7,13 +7,20 @@ caller's cancellation is not: awaiting a cancelled task inside
 ``contextlib.suppress(asyncio.CancelledError)`` absorbed it too, when it arrived while the
 stopper waited — the caller went on (a ``NoAnswerError`` raised instead, a close that
 carried on to its end) as if nobody had asked it to stop.
+
+Closing is made of steps (stop the tasks, the threads, then the files): ``close_in_turn``
+runs every one of them even when the caller is cancelled meanwhile, and raises that
+cancellation once all ran — a close cut short left threads, connections and files open.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+import logging
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
+
+log = logging.getLogger("bucket_chat.sync")
 
 
 async def stop_tasks(tasks: Iterable[asyncio.Future[Any]]) -> None:
@@ -34,3 +41,20 @@ async def stop_tasks(tasks: Iterable[asyncio.Future[Any]]) -> None:
         for task in every:
             if task.done() and not task.cancelled():
                 task.exception()  # retrieved: dropped on purpose, never "never retrieved"
+
+
+async def close_in_turn(*steps: Callable[[], Awaitable[object]], what: str) -> None:
+    """Run ``steps`` (each closes one part of ``what``) one after the other, every one
+    even when the caller is cancelled meanwhile: a cancellation ends the wait of the step
+    it arrives in (its tasks were told to stop), never the closing, and is raised once all
+    steps ran. A step that fails is logged; the next one runs all the same."""
+    cancelled: asyncio.CancelledError | None = None
+    for step in steps:
+        try:
+            await step()
+        except asyncio.CancelledError as exc:
+            cancelled = exc  # the caller's (``stop_tasks`` absorbs its tasks' own)
+        except Exception:
+            log.warning("closing %s: a step failed", what, exc_info=True)
+    if cancelled is not None:
+        raise cancelled

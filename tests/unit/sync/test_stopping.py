@@ -14,6 +14,7 @@ from nacl.signing import SigningKey
 from bucket_chat_desktop.settings import Settings, StorageSettings
 from bucket_chat_desktop.sync import client as client_module
 from bucket_chat_desktop.sync.client import ChatClient
+from bucket_chat_desktop.sync.stopping import close_in_turn
 from bucket_chat_desktop.sync.watched import NoAnswerError, answer_within, watched
 
 ALICE = "alice@example.com"
@@ -87,3 +88,40 @@ def test_a_close_cancelled_is_cancelled_and_still_closes_its_engines(
         assert not client.is_attached(entry.id)
 
     asyncio.run(go())
+
+
+def test_closing_runs_every_step_however_often_the_caller_is_cancelled() -> None:
+    """Each cancellation ends the wait of the step it arrives in, never the closing: the
+    steps after it run (the engine's threads, the index, the storage), a failing step
+    is logged, and the caller is cancelled once all ran."""
+    ran: list[str] = []
+
+    async def go() -> None:
+        waiting = asyncio.Event()
+
+        async def waits(name: str) -> None:
+            ran.append(name)
+            waiting.set()
+            await asyncio.Event().wait()  # ends when the caller is cancelled
+
+        async def fails() -> None:
+            ran.append("fails")
+            raise OSError("disk gone")
+
+        async def last() -> None:
+            ran.append("last")
+
+        closing = asyncio.create_task(
+            close_in_turn(
+                lambda: waits("first"), lambda: waits("second"), fails, last, what="a test"
+            )
+        )
+        for _ in range(2):  # cancelled in the first step, then again in the second
+            await waiting.wait()
+            waiting.clear()
+            closing.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(closing, 5)
+
+    asyncio.run(go())
+    assert ran == ["first", "second", "fails", "last"]
