@@ -5,7 +5,9 @@ through. ``AsBucket`` shows a folder to an engine as a bucket (polled, not watch
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import inspect
+import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from bucket_chat_desktop.storage.base import (
@@ -15,6 +17,31 @@ from bucket_chat_desktop.storage.base import (
     StorageOfflineError,
 )
 from bucket_chat_desktop.storage.local import LocalStorage
+from bucket_chat_desktop.sync.engine import SyncConfig
+
+# An engine ``start``ed polls in rounds every 20 ms, each waiting for a room's step at
+# most 50 ms, and publishes at once; safety listings only as a test makes them due (the
+# window is not focused: every 4 hours).
+ROUNDS = SyncConfig(
+    batch_window=0.0,
+    active_interval=0.02,
+    focused_interval=0.02,
+    idle_interval=0.02,
+    round_wait=0.05,
+)
+LIMIT = 5.0  # seconds: only a bound on a test that failed; what it waits for comes in rounds
+
+
+async def until(what: str, check: Callable[[], bool | Awaitable[bool]]) -> None:
+    """Wait until ``check()`` (true, or awaitable of true) holds, at most ``LIMIT``."""
+    deadline = time.monotonic() + LIMIT
+    while True:
+        held = check()
+        if await held if inspect.isawaitable(held) else held:
+            return
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        await asyncio.sleep(0.01)
+
 
 # (what is asked: "get", "list_objects", "list_dirs" or "put"; of which path or prefix) -> held
 Hold = Callable[[str, str], bool]

@@ -6,16 +6,17 @@ read from the start, with what was written while it was left."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from pathlib import Path
 
-from held_storage import AsBucket, Held
+from held_storage import LIMIT, ROUNDS, AsBucket, Held, until
 from nacl.signing import SigningKey
 
 from bucket_chat_desktop.protocol.activity import marker_path
 from bucket_chat_desktop.protocol.ids import logs_prefix
 from bucket_chat_desktop.storage.local import LocalStorage
-from bucket_chat_desktop.sync.client import ChatClient, RoomRef, SyncConfig
+from bucket_chat_desktop.sync.client import ChatClient, RoomRef
 from bucket_chat_desktop.sync.events import EngineEvent, OutboxChanged
 from bucket_chat_desktop.sync.writer import Draft, RoomWriter
 
@@ -25,24 +26,8 @@ KEY = SigningKey(bytes([1]) * 32)
 BOB = "bob@example.com"
 BOB_KEY = SigningKey(bytes([2]) * 32)
 CREATED = "2025-09-14T12:00:45.000Z"
-# Rounds every 20 ms, each listing every room read completely (its safety pass).
-ROUNDS = SyncConfig(
-    batch_window=0.0,
-    active_interval=0.02,
-    focused_interval=0.02,
-    idle_interval=0.02,
-    round_wait=0.05,
-    focused_safety=0.0,
-    background_safety=0.0,
-)
-LIMIT = 5.0  # seconds: only a bound on a test that failed
-
-
-async def until(what: str, check: object) -> None:
-    deadline = time.monotonic() + LIMIT
-    while not await check():  # type: ignore[operator]
-        assert time.monotonic() < deadline, f"gave up waiting for {what}"
-        await asyncio.sleep(0.01)
+# Each round lists every room read completely (its safety pass).
+EVERY_ROUND = dataclasses.replace(ROUNDS, focused_safety=0.0, background_safety=0.0)
 
 
 def test_a_room_left_is_polled_no_more_and_joined_again_is_read_from_the_start(
@@ -59,7 +44,7 @@ def test_a_room_left_is_polled_no_more_and_joined_again_is_read_from_the_start(
             identity=(ALICE, KEY),
             start=True,
             listener=events.append,
-            config=ROUNDS,
+            config=EVERY_ROUND,
             data_dir=tmp_path / "data",
         ) as client:
             left, stays = client.room(LEFT), client.room(STAYS)

@@ -5,16 +5,16 @@ opened again, and the front end learns it from a ``RoomLoaded``. Then it is read
 from __future__ import annotations
 
 import asyncio
-import time
+import dataclasses
 from pathlib import Path
 
-from held_storage import AsBucket, Held
+from held_storage import ROUNDS, AsBucket, Held, until
 from nacl.signing import SigningKey
 
 from bucket_chat_desktop.index import Index
 from bucket_chat_desktop.protocol.ids import metadata_path
 from bucket_chat_desktop.storage.local import LocalStorage
-from bucket_chat_desktop.sync.engine import SyncConfig, SyncEngine
+from bucket_chat_desktop.sync.engine import SyncEngine
 from bucket_chat_desktop.sync.events import EngineEvent, RoomLoaded
 from bucket_chat_desktop.sync.schedule import METADATA_RETRY_MAX, metadata_retry_delay
 from bucket_chat_desktop.sync.writer import RoomWriter
@@ -23,23 +23,8 @@ ROOM = "quiet-room"
 ALICE = "alice@example.com"
 KEY = SigningKey(bytes([1]) * 32)
 CREATED = "2025-09-14T12:00:45.000Z"
-# Rounds every 20 ms; a failed metadata read is due again at once.
-ROUNDS = SyncConfig(
-    batch_window=0.0,
-    active_interval=0.02,
-    focused_interval=0.02,
-    idle_interval=0.02,
-    round_wait=0.05,
-    metadata_retry=0.0,
-)
-LIMIT = 5.0  # seconds: only a bound on a test that failed
-
-
-async def until(what: str, check: object) -> None:
-    deadline = time.monotonic() + LIMIT
-    while not check():  # type: ignore[operator]
-        assert time.monotonic() < deadline, f"gave up waiting for {what}"
-        await asyncio.sleep(0.01)
+# A failed metadata read is due again at once.
+AT_ONCE = dataclasses.replace(ROUNDS, metadata_retry=0.0)
 
 
 def test_a_failed_metadata_read_is_made_again_by_the_rounds_until_it_succeeds(
@@ -52,7 +37,7 @@ def test_a_failed_metadata_read_is_made_again_by_the_rounds_until_it_succeeds(
         store = Held(root, fail=lambda what, path: path == meta)  # it times out, for now
         seen: list[EngineEvent] = []
         index = Index.open(tmp_path / "index.sqlite3")
-        engine = SyncEngine(AsBucket(store), index=index, listener=seen.append, config=ROUNDS)
+        engine = SyncEngine(AsBucket(store), index=index, listener=seen.append, config=AT_ONCE)
         try:
             await engine.open_room(ROOM, background=False)
             view = await engine.room_view(ROOM)

@@ -6,17 +6,17 @@ storage answers, the held room's segments follow in order, each written once."""
 from __future__ import annotations
 
 import asyncio
-import time
+import dataclasses
 from pathlib import Path
 
-from held_storage import AsBucket, Held
+from held_storage import LIMIT, ROUNDS, AsBucket, Held, until
 from nacl.signing import SigningKey
 
 from bucket_chat_desktop.index import Index
 from bucket_chat_desktop.protocol.event import MESSAGE
 from bucket_chat_desktop.protocol.ids import logs_prefix
 from bucket_chat_desktop.storage.local import LocalStorage
-from bucket_chat_desktop.sync.engine import SyncConfig, SyncEngine
+from bucket_chat_desktop.sync.engine import SyncEngine
 from bucket_chat_desktop.sync.outbox import Outbox
 from bucket_chat_desktop.sync.writer import RoomWriter
 
@@ -25,20 +25,12 @@ ALICE = "alice@example.com"
 KEY = SigningKey(bytes([1]) * 32)
 CREATED = "2025-09-14T12:00:45.000Z"
 # The publisher's task publishes at once; polling does not get in the way.
-QUIET = SyncConfig(batch_window=0.0, active_interval=3600.0, idle_interval=3600.0)
-LIMIT = 5.0  # seconds: only a bound on a test that failed
+QUIET = dataclasses.replace(ROUNDS, active_interval=3600.0, idle_interval=3600.0)
 
 
 def written(root: Path, room_id: str) -> list[str]:
     logs = root / logs_prefix(room_id)
     return sorted(p.name for p in logs.rglob("*.jsonl"))
-
-
-async def until(what: str, check: object) -> None:
-    deadline = time.monotonic() + LIMIT
-    while not check():  # type: ignore[operator]
-        assert time.monotonic() < deadline, f"gave up waiting for {what}"
-        await asyncio.sleep(0.01)
 
 
 def message(body: str) -> list[tuple[str, dict[str, str]]]:
