@@ -42,6 +42,7 @@ from .events import EngineEvent
 from .outbox import Outbox
 from .rooms import create_room, join_room
 from .session import outbox_path_for
+from .stopping import close_in_turn, stop_tasks
 
 log = logging.getLogger("bucket_chat.sync")
 
@@ -227,14 +228,14 @@ class ChatClient(AttachedStorages):
                 log.warning("storage %s is not available: %s", entry.name, exc)
 
     async def close(self) -> None:
-        for task in self._background:
-            task.cancel()
-        for task in self._background:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._background.clear()
-        for storage_id in list(self._storages):
-            await self.detach(storage_id)
+        """Stop every storage's opens and engines. A cancellation of the caller is
+        raised once they are stopped (never absorbed: it was before)."""
+        background, self._background = self._background, []
+        await close_in_turn(
+            lambda: stop_tasks(background),
+            *(lambda sid=sid: self.detach(sid) for sid in list(self._storages)),
+            what="the client",
+        )
 
     def detach(self, storage_id: str) -> Coroutine[Any, Any, None]:
         """Stop syncing one storage: it is not attached from this call on (nothing its
@@ -247,19 +248,25 @@ class ChatClient(AttachedStorages):
     async def _close_attached(attached: _Attached | None) -> None:
         if attached is None:
             return
-        for task in attached.opening:  # the opens run on the engine: stopped first
-            task.cancel()
-        # (gather: their cancellation is not raised here, but the caller's own still is)
-        await asyncio.gather(*attached.opening, return_exceptions=True)
-        with contextlib.suppress(Exception):
-            await attached.engine.close()
-        if attached.owns_storage:
-            with contextlib.suppress(Exception):
+        index, outbox = attached.index, attached.outbox
+
+        async def files() -> None:  # after the engine that writes them
+            if index is not None:
+                index.close()
+            if outbox is not None:
+                outbox.close()
+
+        async def storage() -> None:
+            if attached.owns_storage:
                 await attached.storage.close()
-        if attached.index is not None:
-            attached.index.close()
-        if attached.outbox is not None:
-            attached.outbox.close()
+
+        await close_in_turn(
+            lambda: stop_tasks(attached.opening),  # the opens run on the engine: first
+            attached.engine.close,
+            storage,
+            files,
+            what=attached.settings.name,
+        )
 
     # -- rooms ----------------------------------------------------------------------------
 
@@ -350,9 +357,14 @@ class ChatClient(AttachedStorages):
         return ref
 
     async def leave_room(self, ref: RoomRef) -> None:
+        """Queue this device's leave (delivered like any send) and stop reading the room:
+        it is polled no more, nothing of it is read or reported from then on
+        (``SyncEngine.drop_room``), and it is no longer followed. ``join_room`` reads it
+        again from the start."""
         user_id, key = self._signer()
         engine = self._engine(ref.storage_id)
         await engine.send(ref.room_id, user_id, key, [(MEMBER, {"membership": "leave"})])
+        await engine.drop_room(ref.room_id)
         entry = self.settings.storage(ref.storage_id)
         if entry is not None and ref.room_id in entry.rooms:
             entry.rooms.remove(ref.room_id)

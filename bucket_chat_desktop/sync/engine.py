@@ -64,6 +64,8 @@ from .poller import MARKER_SETTLE_MS, Poller
 from .publisher import NotQueuedError, Publisher
 from .room_objects import read_metadata
 from .room_state import CachedRoom, RoomState, RoomView
+from .schedule import metadata_retry_delay
+from .stopping import close_in_turn, stop_tasks
 from .verifier import SegmentVerifier
 from .watched import STALL_AFTER, clock_text, watched
 
@@ -101,6 +103,9 @@ class SyncConfig:
     focused_safety: float = 15 * 60.0  # full listing of the focused room, this often
     background_safety: float = 4 * 3600.0  # and of every other room (of all, unfocused)
     local_rescan: float = 30.0  # local folders: re-scan although watched
+    # A room's metadata whose read failed is read again on a polling round this many
+    # seconds later, doubling with each failure (``schedule.metadata_retry_delay``).
+    metadata_retry: float = 5.0
     # The longest a polling round waits for one room's step (a hint read, a safety
     # listing): a working storage answers well within it; a step that takes longer goes
     # on by itself, and the next round does not wait for it (``poller.py``).
@@ -288,19 +293,29 @@ class SyncEngine:
             self._tasks.append(asyncio.create_task(self._poller.follow_folder(), name="bc-direct"))
 
     async def close(self) -> None:
+        """Stop the engine's tasks, its rooms' reads and its threads. A cancellation of
+        the caller is raised, once what was started is stopped all the same (threads
+        and connections are never left behind a closed engine)."""
         self._closed = True
         for room in self.rooms.values():
             for task in (room.backfill, room.metadata_read, room.releasing):
                 if task is not None:
                     task.cancel()
                     self._tasks.append(task)
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._tasks.clear()
-        await self._poller.close()
+        await close_in_turn(
+            self._stop_tasks,
+            self._poller.close,
+            self._publisher.close,
+            self._stop_threads,
+            what="the engine",
+        )
+
+    async def _stop_tasks(self) -> None:
+        tasks, self._tasks = self._tasks, []
+        await stop_tasks(tasks)
+
+    async def _stop_threads(self) -> None:
+        """``close``'s last step: the pools, the reader's connection, the heap."""
         for pool in (self._pool, self._serial, self._io):
             pool.shutdown(wait=True, cancel_futures=True)
         if self._reader is not None:
@@ -372,21 +387,42 @@ class SyncEngine:
         if await self._reading(room, background):
             return room  # already being read
         async with room.lock:
-            if self.index is not None and room.result is None and not self._closed:
+            if self.index is not None and room.result is None and not self._dropped(room):
                 await self._keeper.warm(room, interactive=focus)
-        if self._closed:  # closed while this open waited: ``close`` cancels no read after
+        # Closed (or the room left) while this open waited: ``close`` (``drop_room``)
+        # cancels no read started after it.
+        if self._dropped(room):
             return room
         if room.metadata is None:
             await self._read_metadata(room)
         # another open may have started the read while this one waited (for the lock, or
         # the metadata): one pass a room, the one ``close`` cancels
-        if self._closed or await self._reading(room, background):
+        if self._dropped(room) or await self._reading(room, background):
             return room
         task = asyncio.create_task(self._backfill.fetch_history(room), name=f"bc-history-{room_id}")
         room.backfill = task
         if not background:
             await task
         return room
+
+    async def drop_room(self, room_id: str) -> None:
+        """Stop reading a room (one left): it is polled no more and its reads (its
+        history, its metadata, its hints, its safety pass) are stopped; what they were
+        about to keep, and what is named for it later, is not kept. What this device
+        queued in it (the leave) is still delivered: the outbox is not the room's.
+        ``open_room`` reads it again from the start (a room joined again)."""
+        room = self.rooms.pop(room_id, None)
+        if room is None:
+            return
+        if self.focused == room_id:
+            self.focused = None
+        reads = [room.backfill, room.metadata_read, room.releasing]
+        await stop_tasks([*(t for t in reads if t is not None), *self._poller.room_steps(room_id)])
+
+    def _dropped(self, room: RoomState) -> bool:
+        """Whether ``room`` is no longer read here (the engine closed, the room left):
+        a step that waited then starts nothing more for it."""
+        return self._closed or self.rooms.get(room.room_id) is not room
 
     @staticmethod
     async def _reading(room: RoomState, background: bool) -> bool:
@@ -416,24 +452,57 @@ class SyncEngine:
             if (me is not None and me.cancelling()) or not task.cancelled():
                 raise  # this open was cancelled, not the read (which ``close`` cancels)
 
-    async def _metadata(self, room: RoomState) -> None:
+    async def _metadata(self, room: RoomState, *, again: bool = False) -> None:
         """``_read_metadata``'s one read, applied on the state thread in the room's order.
         An answer that comes after the engine closed, the room was replaced, or a newer
-        read was started is dropped: it must not clobber what is newer."""
+        read was started is dropped: it must not clobber what is newer. A read that
+        failed is made again by a polling round (``retry_metadata``); one made ``again``
+        that succeeds is told in a ``RoomLoaded`` (an open's is told by its read's)."""
         try:
             metadata, findings = await read_metadata(self.storage, room.room_id)
         except StorageError as exc:
             self._set_online(False, str(exc))
+            room.metadata_failures += 1
+            delay = metadata_retry_delay(self.config.metadata_retry, room.metadata_failures)
+            room.metadata_retry_at = time.monotonic() + delay
+            log.info(
+                "room %s: its metadata could not be read (%s); trying again in %g s",
+                room.room_id,
+                exc,
+                delay,
+            )
             return
+        room.metadata_failures = 0
         me = asyncio.current_task()
 
-        def apply() -> None:  # state thread
+        def apply() -> bool:  # state thread
             if self._closed or room.metadata_read is not me:
-                return
-            if self.rooms.get(room.room_id) is room:
-                self._keeper.set_metadata(room, metadata, findings)
+                return False
+            if self.rooms.get(room.room_id) is not room:
+                return False
+            self._keeper.set_metadata(room, metadata, findings)
+            return True
 
-        await self._serially(apply, room=room.room_id)
+        applied = await self._serially(apply, room=room.room_id)
+        if applied and again and not self._dropped(room):
+            self._keeper.tell_loaded(room)
+
+    def retry_metadata(self, room: RoomState) -> asyncio.Task[None] | None:
+        """A polling round: read the room's metadata again if its last read failed and
+        its time has come (``SyncConfig.metadata_retry``, doubling), unless a read of it
+        runs. The read, as ``room.metadata_read`` (``close`` cancels it), or None."""
+        if room.metadata is not None or not room.metadata_failures or self._dropped(room):
+            return None
+        running = room.metadata_read
+        if running is not None and not running.done():
+            return None
+        if time.monotonic() < room.metadata_retry_at:
+            return None
+        task = asyncio.create_task(
+            self._metadata(room, again=True), name=f"bc-metadata-{room.room_id}"
+        )
+        room.metadata_read = task
+        return task
 
     async def timeline_page(
         self, room_id: str, result: AuditResult, start: int, stop: int, *, pinned: bool = False

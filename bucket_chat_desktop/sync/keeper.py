@@ -414,6 +414,13 @@ class RoomKeeper:
             self._engine.index.set_room_info(room.room_id, metadata.name, metadata.signed)
         self._publish(room)
 
+    def tell_loaded(self, room: RoomState) -> None:
+        """Loop: the room's audit told again as a ``RoomLoaded``, for what changed beside
+        it (its metadata, read again after a failure); nothing before its first audit
+        (that one's ``RoomLoaded`` carries the metadata)."""
+        if room.result is not None:
+            self._engine._emit(self._room_loaded(room, room.result, room.complete))
+
     async def warm(self, room: RoomState, *, interactive: bool) -> None:
         """The cached room: its newest rows at once (the reader's connection, never behind
         another room's back-fill), then its ledger rebuilt on the state thread."""

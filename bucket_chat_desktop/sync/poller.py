@@ -41,6 +41,7 @@ from ..storage.local import LocalStorage
 from .backfill import UNKNOWN_SIZE
 from .events import ChangeFeedStatus, RoomDiscovered
 from .schedule import poll_delay, safety_period
+from .stopping import stop_tasks
 
 if TYPE_CHECKING:
     from .backfill import Backfill
@@ -129,18 +130,20 @@ class Poller:
     async def close(self) -> None:
         """End the rooms' hint readers and safety passes, close the feed's connection and
         stop watching the folder (the engine cancelled its own tasks already)."""
-        steps = [*self._hint_readers.values(), *self._safety.values()]
-        for task in steps:
-            task.cancel()
-        for task in steps:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await stop_tasks([*self._hint_readers.values(), *self._safety.values()])
         if self.feed is not None:
             await self.feed.close()
         if self._watch is not None:
             self._watch.stop()
             await asyncio.to_thread(self._watch.join, 5)
             self._watch = None
+
+    def room_steps(self, room_id: str) -> list[asyncio.Task[int]]:
+        """The room's hint reader and safety pass, if running (``SyncEngine.drop_room``
+        stops them): what is queued for its reader is dropped with it."""
+        self._hints.get(room_id, {}).clear()
+        steps = (self._hint_readers.get(room_id), self._safety.get(room_id))
+        return [t for t in steps if t is not None and not t.done()]
 
     # -- polling -------------------------------------------------------------------------------
 
@@ -213,6 +216,9 @@ class Poller:
                 step = self._start_safety(room)
                 if step is not None:
                     steps[step] = None
+            # A metadata read that failed (a timeout, a server error) is made again here,
+            # not only when the room is next opened; not waited for (it reports itself).
+            asked = self._engine.retry_metadata(room) is not None or asked
         found, failed = await self._wait_for(steps, wait)
         for date in list(self._named):  # what ended since the listing lets the cursor on
             await self._save_cursor(date)
@@ -271,7 +277,7 @@ class Poller:
                 room.room_id,
             )
             return None
-        if self._engine._closed:  # ``close`` may be past the passes it cancels
+        if self._engine._dropped(room):  # ``close`` may be past the passes it cancels
             return None
         task = asyncio.create_task(self._safety_pass(room), name=f"bc-safety-{room.room_id}")
         task.add_done_callback(self._step_ended)
@@ -542,7 +548,7 @@ class Poller:
         Nothing once the engine closed: a pass a round started just before ``close``
         runs while ``close`` waits for the engine's tasks, after it cancelled the rooms'
         reads, and a read started then was never cancelled."""
-        if self._engine._closed:
+        if self._engine._dropped(room):
             return
         task = room.backfill
         if task is None or task.done():

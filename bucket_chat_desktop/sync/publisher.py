@@ -10,6 +10,13 @@ the introductions of this device on offer, each device's newest event for the wi
 is read on the state thread in the room's order. The publisher's task batches what was
 composed within ``batch_window`` into one segment, writes it create-only, hands it to
 the ``RoomKeeper`` as this device's own news, and leaves an activity marker.
+
+Each room's segments are written by a task of the room's own (``_lane``), one after the
+other in the outbox's order (one write in flight per room: its chain stays in order), at
+most ``SEND_AT_ONCE`` rooms at once. A write that gets no answer (a dead connection, until
+the storage's own timeout) holds up that room's sends only: a round that finds a room's
+lane still writing leaves the room to it, and the lane wakes the publisher for what came
+due meanwhile once it ends (docs/SCHEDULING.md).
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ from ..storage.base import (
 from .events import IntroductionOffered, OutboxChanged
 from .outbox import OutSegment
 from .room_state import RoomState, SendScan
+from .stopping import stop_tasks
 from .watched import NoAnswerError, answer_within
 from .writer import RoomError, own_chain_off_loop, read_room_segments
 
@@ -58,6 +66,8 @@ log = logging.getLogger("bucket_chat.sync")
 MAX_WITNESS = 64  # other devices' chains named in one event's witness
 WITNESS_ROWS = 500  # newest cached rows a send that did not open the room witnesses from
 MAX_OFFERS_TOLD = 3  # keys one warning names when several offer to introduce this device
+# Rooms whose segments are written at once: one that hangs holds one place only.
+SEND_AT_ONCE = 8
 
 Drafts = Sequence[Draft]  # (event type, content[, parent event id]) of each event to send
 
@@ -110,6 +120,11 @@ class Publisher:
         self._accepted: set[tuple[str, str, str]] = set()
         self._told: set[tuple[str, str, str]] = set()  # offers this engine has reported
         self._witnessed: dict[tuple[str, str], dict[str, str]] = {}
+        # Per room: its lane writing the segments of a round (``_lane``), and the rooms a
+        # round left to a lane still writing (the lane wakes the publisher when it ends).
+        self._lanes: dict[str, asyncio.Task[int]] = {}
+        self._left: set[str] = set()
+        self._send_slots = asyncio.Semaphore(SEND_AT_ONCE)
 
     async def send(
         self,
@@ -370,17 +385,23 @@ class Publisher:
         return None
 
     async def run(self) -> None:
+        """The publisher's task: a round each time it wakes, waiting for none of the rooms'
+        writes (each room's lane goes on by itself)."""
         while not self._engine._closed:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), 1.0)
             self._wake.clear()
             try:
-                await self.publish_round()
+                await self.publish_round(wait=0.0)
             except Exception:
                 log.exception("publishing failed")
 
-    async def publish_round(self, *, everything: bool = False) -> int:
-        """``SyncEngine.publish_round`` (also the publisher's task, each time it wakes)."""
+    async def publish_round(self, *, everything: bool = False, wait: float | None = None) -> int:
+        """``SyncEngine.publish_round`` (also the publisher's task, each time it wakes):
+        batch what waits, then have each room's lane write its due segments. Waits for
+        the lanes of the rooms with something due at most ``wait`` seconds (None: until
+        they end); returns the segments that the lanes this round started and that ended
+        meanwhile delivered."""
         outbox = self._engine.outbox
         assert outbox is not None
         now = time.time()
@@ -389,11 +410,60 @@ class Publisher:
         self._last_publish = time.monotonic()
         for room_id, key in await self._engine._outboxed(outbox.waiting_groups, cutoff):
             await self._engine._outboxed(outbox.take_batch, room_id, key)
+        rooms: dict[str, list[OutSegment]] = {}
+        for seg in await self._engine._outboxed(outbox.due, now):  # oldest first
+            rooms.setdefault(seg.room_id, []).append(seg)
+        started: set[asyncio.Task[int]] = set()
+        lanes: set[asyncio.Task[int]] = set()
+        for room_id, segments in rooms.items():
+            lane = self._lanes.get(room_id)
+            if lane is not None and not lane.done():
+                self._left.add(room_id)  # still writing: the lane wakes us when it ends
+            elif not self._engine._closed:
+                lane = asyncio.create_task(self._lane(room_id, segments), name=f"bc-send-{room_id}")
+                lane.add_done_callback(self._lane_ended)
+                self._lanes[room_id] = lane
+                started.add(lane)
+            else:
+                continue
+            lanes.add(lane)
+        if not lanes or wait == 0.0:
+            return 0
+        done, _ = await asyncio.wait(lanes, timeout=wait)
+        ended = [t for t in done if not t.cancelled()]
+        for lane in ended:  # a bug reaches whoever waits for the round, as before lanes
+            exc = lane.exception()
+            if exc is not None:
+                raise exc
+        return sum(t.result() for t in ended if t in started)
+
+    async def _lane(self, room_id: str, segments: Sequence[OutSegment]) -> int:
+        """One room's segments, one after the other (its chain's order): the delivered."""
         delivered = 0
-        for seg in await self._engine._outboxed(outbox.due, now):
-            if await self._deliver(seg):
-                delivered += 1
+        for seg in segments:
+            if self._engine._closed:
+                break
+            async with self._send_slots:
+                if await self._deliver(seg):
+                    delivered += 1
         return delivered
+
+    def _lane_ended(self, lane: asyncio.Task[int]) -> None:
+        """A room's lane ended: a failure that is no storage error (those ``_deliver``
+        notes) is said, never lost; a round that left the room to it runs again."""
+        room_id = next((r for r, t in self._lanes.items() if t is lane), None)
+        if room_id is not None:
+            del self._lanes[room_id]
+            if room_id in self._left:
+                self._left.discard(room_id)
+                self._wake.set()
+        if not lane.cancelled() and lane.exception() is not None:
+            log.error("%s failed", lane.get_name(), exc_info=lane.exception())
+
+    async def close(self) -> None:
+        """Stop the rooms' lanes (``SyncEngine.close``). A write cut off is written
+        again by the next start: the same bytes under the same name (``outbox.py``)."""
+        await stop_tasks(self._lanes.values())
 
     async def _deliver(self, seg: OutSegment) -> bool:
         outbox = self._engine.outbox
@@ -464,7 +534,8 @@ class Publisher:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             await self._engine._outboxed(outbox.retry_now)
-            await self.publish_round(everything=True)
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            await self.publish_round(everything=True, wait=remaining)
             if await self._engine._outboxed(outbox.is_empty):
                 return True
             if deadline is not None and time.monotonic() >= deadline:

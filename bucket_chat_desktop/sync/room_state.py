@@ -45,6 +45,10 @@ class RoomState:
     unlisted: dict[str, str] = field(default_factory=dict)
     metadata: RoomMetadata | None = None
     metadata_findings: list[Finding] = field(default_factory=list)
+    # Reads of ``metadata`` that failed in a row (a timeout, a server error; the loop's),
+    # and when a polling round reads it again (monotonic; ``Poller.poll_once``).
+    metadata_failures: int = 0
+    metadata_retry_at: float = 0.0
     last_safety: float = 0.0
     released: int = 0  # the date of the held-back row last audited for (``release_due``)
     # The last full audit's row count and newest rows with bodies, made on the serial

@@ -17,6 +17,9 @@ only while the window is focused; in the background every room waits
 ``background_safety``, and coming to the front polls at once and catches up on what is
 due.
 
+A room's metadata whose read failed is read again on a round, after a wait that doubles
+with each failure (``metadata_retry_delay``).
+
 Nothing here reads a clock: the engine passes in how long it has been quiet.
 """
 
@@ -25,6 +28,7 @@ from __future__ import annotations
 from typing import Protocol
 
 UNREAD_RETRY = 60.0  # seconds between new attempts at a room that was read only partly
+METADATA_RETRY_MAX = 600.0  # seconds: the longest wait before a room's metadata is read again
 
 
 class PollTimes(Protocol):
@@ -74,3 +78,10 @@ def safety_period(
     elif not window_focused:
         return times.background_safety  # nobody looks; coming to the front catches up
     return min(period, UNREAD_RETRY) if partial else period
+
+
+def metadata_retry_delay(first: float, failures: int) -> float:
+    """Seconds until a room's metadata, whose read failed ``failures`` times in a row
+    (a timeout, a server error), is read again on a polling round: ``first``, doubling
+    with each failure, at most ``METADATA_RETRY_MAX``."""
+    return min(max(first, 0.0) * 2.0 ** max(failures - 1, 0), METADATA_RETRY_MAX)

@@ -19,7 +19,6 @@ An answer is any outcome the service gave: data, "not found", "already exists" a
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import math
@@ -36,6 +35,7 @@ from ..storage.base import (
     StorageOfflineError,
 )
 from ..storage.feed import ChangeFeed
+from .stopping import stop_tasks
 
 T = TypeVar("T")
 
@@ -199,7 +199,8 @@ async def answer_within(
     requests has waited ``seconds`` (default: ``interactive_deadline()``) without an
     answer. A step that keeps getting answers runs as long as it needs. What a cancelled
     write already sent may still arrive: callers only give up steps that are safe to
-    repeat (create-only writes, reads)."""
+    repeat (create-only writes, reads). A cancellation of the caller is raised, also
+    one that arrives while the step given up winds down."""
     if seconds is None:
         seconds = interactive_deadline()
     task = asyncio.ensure_future(step)
@@ -216,7 +217,6 @@ async def answer_within(
                     since=oldest[1],
                 )
     finally:
-        if not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        # The step given up is stopped; a cancellation of the caller while it winds
+        # down is raised, never absorbed with the step's own.
+        await stop_tasks([task])

@@ -1,17 +1,49 @@
-"""A real folder storage whose chosen reads get no answer until released: what one request
-on a dead connection (an fsspec call that never returns) looks like while others go
+"""A real folder storage whose chosen reads and writes get no answer until released: what
+one request on a dead connection (an fsspec call that never returns) looks like while others go
 through. ``AsBucket`` shows a folder to an engine as a bucket (polled, not watched)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import inspect
+import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from bucket_chat_desktop.storage.base import DEFAULT_MAX_READ, ObjectInfo, Storage
+from bucket_chat_desktop.storage.base import (
+    DEFAULT_MAX_READ,
+    ObjectInfo,
+    Storage,
+    StorageOfflineError,
+)
 from bucket_chat_desktop.storage.local import LocalStorage
+from bucket_chat_desktop.sync.engine import SyncConfig
 
-# (what is asked: "get", "list_objects" or "list_dirs"; of which path or prefix) -> held
+# An engine ``start``ed polls in rounds every 20 ms, each waiting for a room's step at
+# most 50 ms, and publishes at once; safety listings only as a test makes them due (the
+# window is not focused: every 4 hours).
+ROUNDS = SyncConfig(
+    batch_window=0.0,
+    active_interval=0.02,
+    focused_interval=0.02,
+    idle_interval=0.02,
+    round_wait=0.05,
+)
+LIMIT = 5.0  # seconds: only a bound on a test that failed; what it waits for comes in rounds
+
+
+async def until(what: str, check: Callable[[], bool | Awaitable[bool]]) -> None:
+    """Wait until ``check()`` (true, or awaitable of true) holds, at most ``LIMIT``."""
+    deadline = time.monotonic() + LIMIT
+    while True:
+        held = check()
+        if await held if inspect.isawaitable(held) else held:
+            return
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        await asyncio.sleep(0.01)
+
+
+# (what is asked: "get", "list_objects", "list_dirs" or "put"; of which path or prefix) -> held
 Hold = Callable[[str, str], bool]
 
 
@@ -24,22 +56,30 @@ def hold_all(what: str, path: str) -> bool:
 
 
 class Held(LocalStorage):
-    """The folder, except that the reads ``hold`` picks wait until ``answering`` is set
-    (then they are answered as usual); the others, and every write, answer at once.
-    ``asked`` lists every read, ``held`` counts those that waited."""
+    """The folder, except that the requests ``hold`` picks wait until ``answering`` is set
+    (then they are answered as usual), and those ``fail`` picks fail as a request that
+    timed out does; the others answer at once. ``asked`` lists every request, ``held``
+    counts those that waited."""
 
-    def __init__(self, root: Path, hold: Hold = answer_all) -> None:
+    def __init__(self, root: Path, hold: Hold = answer_all, fail: Hold = answer_all) -> None:
         super().__init__(root)
         self.hold = hold
+        self.fail = fail
         self.answering = asyncio.Event()
         self.asked: list[tuple[str, str]] = []
         self.held = 0
 
     async def _ask(self, what: str, path: str) -> None:
         self.asked.append((what, path))
+        if self.fail(what, path):
+            raise StorageOfflineError(f"{path}: timed out (no answer)")
         if self.hold(what, path) and not self.answering.is_set():
             self.held += 1
             await self.answering.wait()
+
+    async def put_if_absent(self, path: str, data: bytes) -> bool:
+        await self._ask("put", path)
+        return await super().put_if_absent(path, data)
 
     async def get(self, path: str, *, max_bytes: int = DEFAULT_MAX_READ) -> bytes:
         await self._ask("get", path)

@@ -302,6 +302,8 @@ def test_an_edit_of_ones_unsent_edit_of_a_notice_keeps_it_a_notice(tmp_path: Pat
             ref = await client.create_room(entry.id, ROOM, "Plans")
             [msg] = await client.send_content(ref, {"body": "note", "msgtype": "m.notice"})
             await _settled(client, ref, [msg.event_id])
+            # shown once delivered, but out of the outbox only after its marker: wait
+            assert await client.flush(entry.id, 5)
             engine = client._storages[entry.id].engine
             assert not engine.config.keep_bodies  # as in the app
             # what is composed now waits in the outbox (a burst's window, made long)

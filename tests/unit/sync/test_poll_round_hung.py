@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from held_storage import AsBucket, Held
+from held_storage import LIMIT, ROUNDS, AsBucket, Held, until
 from nacl.signing import SigningKey
 
 from bucket_chat_desktop.index import Index
@@ -21,7 +21,7 @@ from bucket_chat_desktop.protocol.event import MESSAGE
 from bucket_chat_desktop.protocol.ids import logs_prefix, utc_date
 from bucket_chat_desktop.storage.base import ObjectInfo
 from bucket_chat_desktop.storage.local import LocalStorage
-from bucket_chat_desktop.sync.engine import MARKER_SETTLE_MS, SyncConfig, SyncEngine
+from bucket_chat_desktop.sync.engine import MARKER_SETTLE_MS, SyncEngine
 from bucket_chat_desktop.sync.outbox import Outbox
 from bucket_chat_desktop.sync.poller import SAFETY_AT_ONCE
 from bucket_chat_desktop.sync.writer import Draft, RoomWriter
@@ -32,16 +32,6 @@ KEY = SigningKey(bytes([1]) * 32)
 BOB = "bob@example.com"
 BOB_KEY = SigningKey(bytes([2]) * 32)
 CREATED = "2025-09-14T12:00:45.000Z"
-# Rounds every 20 ms, each waiting for a room's step at most 50 ms; safety listings only
-# as the test makes them due (the window is not focused: every 4 hours).
-ROUNDS = SyncConfig(
-    batch_window=0.0,
-    active_interval=0.02,
-    focused_interval=0.02,
-    idle_interval=0.02,
-    round_wait=0.05,
-)
-SENT = 5.0  # seconds: only a bound on a test that failed; the news comes within rounds
 
 
 def bodies(engine: SyncEngine, room_id: str) -> list[str | None]:
@@ -50,13 +40,6 @@ def bodies(engine: SyncEngine, room_id: str) -> list[str | None]:
     if view is None or view.result is None:
         return []
     return [a.event.body for a in view.result.timeline]
-
-
-async def until(what: object, check: object) -> None:
-    deadline = time.monotonic() + SENT
-    while not check():  # type: ignore[operator]
-        assert time.monotonic() < deadline, f"gave up waiting for {what}"
-        await asyncio.sleep(0.01)
 
 
 @pytest.mark.parametrize("held", ["listing", "hint"])
@@ -80,7 +63,7 @@ def test_news_in_one_room_arrives_while_a_read_of_another_gets_no_answer(
 
         async def say(room_id: str, text: str) -> None:
             await sender.send(room_id, ALICE, KEY, [(MESSAGE, {"body": text, "msgtype": "m.text"})])
-            assert await sender.flush(timeout=SENT)
+            assert await sender.flush(timeout=LIMIT)
 
         try:
             for room_id in (HELD, NEWS):
@@ -91,14 +74,14 @@ def test_news_in_one_room_arrives_while_a_read_of_another_gets_no_answer(
                 store.hold = lambda what, path: what.startswith("list") and path.startswith(logs)
                 reader.rooms[HELD].last_safety = -1e9  # due at the first round
                 await reader.start()
-                await asyncio.wait_for(store.wait_held(), SENT)
+                await asyncio.wait_for(store.wait_held(), LIMIT)
                 await say(NEWS, "news")
             else:
                 store.hold = lambda what, path: what == "get" and path.startswith(logs)
                 await say(HELD, "held")
                 await say(NEWS, "news")
                 await reader.start()
-                await asyncio.wait_for(store.wait_held(), SENT)
+                await asyncio.wait_for(store.wait_held(), LIMIT)
 
             await until("the news", lambda: "news" in bodies(reader, NEWS))
             rounds = reader.polls
@@ -156,7 +139,7 @@ def test_the_saved_marker_cursor_never_passes_a_marker_whose_segment_was_not_rea
                 (root / marker).write_bytes(b"")
                 store.hold = lambda what, path: what == "get" and path == late
                 await reader.start()
-                await asyncio.wait_for(store.wait_held(), SENT)
+                await asyncio.wait_for(store.wait_held(), LIMIT)
                 rounds = reader.polls
                 await until("two more rounds", lambda: reader.polls >= rounds + 2)
             finally:
@@ -243,7 +226,7 @@ def test_a_round_that_fails_unexpectedly_is_said_and_polling_goes_on(
             await reader.start()
             await until("the broken round", lambda: store.broke)
             await sender.send(NEWS, ALICE, KEY, [(MESSAGE, {"body": "news", "msgtype": "m.text"})])
-            assert await sender.flush(timeout=SENT)
+            assert await sender.flush(timeout=LIMIT)
             await until("the news", lambda: "news" in bodies(reader, NEWS))
             assert "unparsable answer" in caplog.text
         finally:
