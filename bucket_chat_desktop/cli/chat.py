@@ -8,7 +8,6 @@ Incoming events are printed above the line being typed (readline keeps what was 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sys
 import threading
 from collections.abc import Iterable
@@ -28,6 +27,7 @@ from ..sync.events import (
     RoomLoaded,
     StorageStatus,
 )
+from ..sync.stopping import stop_tasks
 from ..sync.watched import NoAnswerError, interactive_deadline
 from . import format as fmt
 
@@ -187,9 +187,7 @@ async def run_chat(storage: Storage, room_id: str, identity: Any, displayname: s
                 continue
             await client.send(ref, [(MESSAGE, {"body": text, "msgtype": "m.text"})])
         if reading is not None:  # leaving: the room's read in the background is not needed
-            reading.cancel()
-            with contextlib.suppress(asyncio.CancelledError, StorageError):
-                await reading
+            await stop_tasks([reading])  # its end, not a Ctrl-C meanwhile, is absorbed
         try:
             delivered = await client.within(
                 ref.storage_id, client.flush(ref.storage_id, timeout=10)

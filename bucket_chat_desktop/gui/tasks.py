@@ -5,7 +5,6 @@ left at shutdown."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Coroutine
 from typing import Any
@@ -14,6 +13,7 @@ from PySide6.QtCore import QObject, Signal
 
 from ..keys import KeysError
 from ..storage.base import StorageError
+from ..sync.stopping import stop_tasks
 from ..sync.writer import RoomError
 
 log = logging.getLogger("bucket_chat.gui")
@@ -54,10 +54,11 @@ class TaskRunner(QObject):
         return len(self._tasks)
 
     async def shutdown(self) -> None:
+        """Cancel what is still running and wait for it to end. The caller's own
+        cancellation is raised (awaiting each task under ``suppress(CancelledError)``
+        absorbed it too: a quit cancelled meanwhile went on as if not asked to stop)."""
         tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._tasks.clear()
+        try:
+            await stop_tasks(tasks)
+        finally:
+            self._tasks.difference_update(tasks)
