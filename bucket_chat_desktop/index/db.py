@@ -35,7 +35,7 @@ log = logging.getLogger("bucket_chat.index")
 P = ParamSpec("P")
 R = TypeVar("R")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -142,6 +142,11 @@ _MIGRATIONS: dict[int, str] = {
     );
     INSERT OR IGNORE INTO search_pending SELECT room_id, path FROM segments;
     CREATE INDEX timeline_event ON timeline (room_id, event_id);
+    """,
+    # A search hit whose copy the last audit refused for all its good signature (signed
+    # by one member's key under another's name): found by its place among the findings.
+    3: """
+    CREATE INDEX findings_place ON findings (room_id, path, line);
     """,
 }
 
@@ -922,6 +927,11 @@ class Index:
                 trust, reason = TrustState.INVALID, "unknown cached trust state"
         elif sig_ok == 0:
             return None  # its signature failed: not a message anyone sent
+        elif self._db.execute(
+            "SELECT 1 FROM findings WHERE room_id = ? AND path = ? AND line = ? AND kind = ?",
+            (room_id, path, line, Kind.SENDER_MISMATCH.value),
+        ).fetchone():
+            return None  # a good signature by a key that is not the named sender's
         return SearchHit(
             room_id,
             event_id,
