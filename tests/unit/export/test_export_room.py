@@ -8,6 +8,7 @@ import asyncio
 import hashlib
 import itertools
 import json
+import threading
 import time
 from html.parser import HTMLParser
 from pathlib import Path
@@ -563,3 +564,38 @@ def test_no_text_taken_back_is_in_either_export(tmp_path: Path) -> None:
         row = by_id[events[name].event_id]
         assert "content_withheld" in row and "new_content" not in row["event"]["content"]
         assert row["relation"]["target"] == row["event"]["content"]["replaces"]
+
+
+def test_two_files_under_one_longest_name_are_both_copied(tmp_path: Path) -> None:
+    """Red team: two different files announced under one name of 255 bytes. The second
+    file's name was made unique by adding " (2)" and cutting the name back to 255 bytes,
+    which cut the " (2)" off again: the same name, for ever. The export never ended
+    (a loop that no Cancel could stop)."""
+    store = tmp_path / "store"
+    name = "r" * 300 + ".png"
+    blobs_ = [PNG, PNG + b"another image"]
+
+    async def build() -> None:
+        storage = LocalStorage(store)
+        clock = itertools.count(1_790_000_000_000, 1000).__next__
+        bob = RoomWriter(storage, ROOM, BOB, SigningKey(b"\x02" * 32), clock=clock)
+        await bob.create_room("Files", "2026-09-21T10:00:00.000Z")
+        for data in blobs_:
+            sha = hashlib.sha256(data).hexdigest()
+            await storage.put_if_absent(blob_path(ROOM, sha), data)
+            await _say(bob, (MESSAGE, file_content(name, len(data), "image/png", sha)))
+
+    asyncio.run(build())
+    path = tmp_path / "files.html"
+    done: list[ExportSummary] = []
+    worker = threading.Thread(
+        target=lambda: done.append(asyncio.run(run_export(store, tmp_path / "d", "html", path))[0]),
+        daemon=True,  # a loop for ever must not keep the test run alive
+    )
+    worker.start()
+    worker.join(10)
+    assert done, "the export did not end"
+    files = sorted(files_dir_for(path).iterdir())
+    assert done[0].copied == 2 and len(files) == 2
+    assert sorted(p.read_bytes() for p in files) == sorted(blobs_)
+    assert all(len(p.name.encode()) <= 255 and p.suffix == ".png" for p in files)
