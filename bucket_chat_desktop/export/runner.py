@@ -41,6 +41,7 @@ T = TypeVar("T")
 
 PAGE_ROWS = 500
 MAX_BLOB_BYTES = 512 * 1024 * 1024
+FILES_SUFFIX = "_files"  # report.html -> report_files
 MAX_EXTENSION_BYTES = 16  # a longer "extension" is part of the name (as safe_file_name cuts)
 _INLINE_IMAGES = ((b"\x89PNG\r\n\x1a\n", "png"), (b"\xff\xd8\xff", "jpeg"), (b"GIF8", "gif"))
 
@@ -61,9 +62,19 @@ class ExportSummary:
     bytes: int = 0
 
 
+def suggested_file_name(room_name: str, fmt: str) -> str:
+    """A file name to offer for an export of a room named ``room_name`` (untrusted):
+    made safe, and short enough that it and its attachments folder (``files_dir_for``)
+    can be created. A name at the 255-byte limit plus ".html" could not be written."""
+    tail = max(len(f".{fmt}".encode()), len(FILES_SUFFIX.encode()))
+    stem = safe_file_name(room_name, fallback="room").encode("utf-8")
+    short = stem[: MAX_NAME_BYTES - tail].decode("utf-8", "ignore")
+    return f"{safe_file_name(short, fallback='room')}.{fmt}"
+
+
 def files_dir_for(path: Path) -> Path:
     """``report.html`` -> ``report_files`` beside it."""
-    return path.with_name(f"{path.stem}_files")
+    return path.with_name(f"{path.stem}{FILES_SUFFIX}")
 
 
 def _check_destination(path: Path, fmt: str, force: bool) -> None:

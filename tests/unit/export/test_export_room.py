@@ -19,7 +19,12 @@ from nacl.signing import SigningKey
 
 from bucket_chat_desktop.export import ExportError, ExportExistsError
 from bucket_chat_desktop.export.body import body_html
-from bucket_chat_desktop.export.runner import ExportSummary, export_room, files_dir_for
+from bucket_chat_desktop.export.runner import (
+    ExportSummary,
+    export_room,
+    files_dir_for,
+    suggested_file_name,
+)
 from bucket_chat_desktop.export.snapshot import snapshot_of
 from bucket_chat_desktop.protocol.attachments import FileInfo, blob_path, file_content
 from bucket_chat_desktop.protocol.chain import continue_chain
@@ -599,3 +604,36 @@ def test_two_files_under_one_longest_name_are_both_copied(tmp_path: Path) -> Non
     assert done[0].copied == 2 and len(files) == 2
     assert sorted(p.read_bytes() for p in files) == sorted(blobs_)
     assert all(len(p.name.encode()) <= 255 and p.suffix == ".png" for p in files)
+
+
+def test_the_name_suggested_for_a_room_of_a_long_name_can_be_written(tmp_path: Path) -> None:
+    """Red team: a room named with 200 characters of CJK (or emoji) - the most a room
+    list shows. The app suggested the room's name as a file name of 255 bytes plus
+    ".html": too long for any file system, so the export failed unless the person
+    thought of renaming it; and its attachments folder (``<name>_files``) too. A file
+    named with 83 CJK characters (253 bytes) was not copied: the temporary file it is
+    written through was named after its first 200 characters, 273 bytes."""
+    store = tmp_path / "store"
+    name = "会议记录" * 50
+
+    async def build() -> None:
+        storage = LocalStorage(store)
+        clock = itertools.count(1_790_000_000_000, 1000).__next__
+        bob = RoomWriter(storage, ROOM, BOB, SigningKey(b"\x02" * 32), clock=clock)
+        await bob.create_room(name, "2026-09-21T10:00:00.000Z")
+        sha = hashlib.sha256(PNG).hexdigest()
+        await storage.put_if_absent(blob_path(ROOM, sha), PNG)
+        picture = "图" * 83 + ".png"  # 253 bytes
+        await _say(bob, (MESSAGE, file_content(picture, len(PNG), "image/png", sha)))
+
+    asyncio.run(build())
+    for fmt in ("html", "jsonl"):
+        path = tmp_path / suggested_file_name(name, fmt)
+        assert path.suffix == f".{fmt}" and path.stem.startswith("会议记录")
+        summary, _ = asyncio.run(run_export(store, tmp_path / f"d-{fmt}", fmt, path))
+        assert path.is_file() and summary.copied == (fmt == "html")
+        assert summary.not_copied == []
+    (copy,) = files_dir_for(tmp_path / suggested_file_name(name, "html")).iterdir()
+    assert copy.name == "图" * 83 + ".png" and copy.read_bytes() == PNG
+    assert suggested_file_name("Design <i>review</i>", "html") == "Design _i_review__i_.html"
+    assert suggested_file_name("\u202e", "jsonl") == "room.jsonl"
