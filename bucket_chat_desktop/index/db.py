@@ -908,6 +908,10 @@ class Index:
         if isinstance(ev, Malformed) or search_text(ev) != (event_id, body):
             log.warning("search: %s no longer holds the text indexed for it", _where(path, line))
             return None
+        if sig_ok == 0:
+            # Its signature failed: not a message anyone sent, whatever the last audit
+            # said of this place (a segment rewritten since, not audited again yet).
+            return None
         # The verdict of this very copy: a replay's other copies (another body under the
         # same event id, a forged one among them) are not shown, so their text finds
         # nothing; looked up by id alone, it was found under the shown copy's "verified".
@@ -925,8 +929,6 @@ class Index:
                 trust, reason = TrustState(verdict[0]), str(verdict[1])[:2000]
             except ValueError:
                 trust, reason = TrustState.INVALID, "unknown cached trust state"
-        elif sig_ok == 0:
-            return None  # its signature failed: not a message anyone sent
         elif self._db.execute(
             "SELECT 1 FROM findings WHERE room_id = ? AND path = ? AND line = ? AND kind = ?",
             (room_id, path, line, Kind.SENDER_MISMATCH.value),

@@ -324,6 +324,24 @@ def test_copies_of_a_shown_event_id_that_are_not_shown_are_never_hits(index: Ind
     assert index.search("claimed").hits == ()
 
 
+def test_a_forged_line_in_the_place_of_a_verified_one_is_never_a_hit(index: Index) -> None:
+    # The segment is rewritten in the storage and read again: its line now holds another
+    # text under the same event id, and its signature fails. Until the room's next audit
+    # is saved, the last one lists that place and id as "verified": the forged text was
+    # found under that verdict.
+    alice = "alice@example.com"
+    genuine = signed_chain(1, alice, [_msg("pay the invoice to ACME")])
+    path = _store(index, genuine, 1, alice)
+    assert [h.trust for h in index.search("invoice").hits] == [TrustState.VERIFIED]
+    forged = parse_line(genuine[1].line().replace(b"ACME", b"EVIL"), ROOM)
+    assert isinstance(forged, Event) and forged.event_id == genuine[1].event_id
+    rows = [*indexed(path, [genuine[0]]), indexed(path, genuine, False, "bad signature")[1]]
+    rows[1] = rows[1]._replace(raw=forged.line().decode().rstrip("\n"))
+    index.add_segment(ROOM, path, 1, None, rows, [])
+    _catch_up(index)
+    assert index.search("invoice").hits == ()
+
+
 def test_a_line_signed_by_one_member_under_anothers_name_is_never_a_hit(
     index: Index, tmp_path: Path
 ) -> None:
