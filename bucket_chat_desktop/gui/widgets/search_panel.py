@@ -202,8 +202,21 @@ class SearchDelegate(SafeDelegate):
         x += bfm.horizontalAdvance(room_text)
         painter.setFont(small)
         painter.setPen(muted)
+        if shown.sender_warning:  # the mark in the warning colour, as the timeline's
+            dot = "  ·  "
+            painter.drawText(x, top + sfm.ascent(), dot)
+            x += sfm.horizontalAdvance(dot)
+            mark = f"{WARNING_MARK} "
+            painter.setPen(QColor(TRUST_COLORS["key-changed"]))
+            painter.drawText(x, top + sfm.ascent(), mark)
+            x += sfm.horizontalAdvance(mark)
+            painter.setPen(muted)
+            sender = sender.removeprefix(mark)
+            lead = ""
+        else:
+            lead = "  ·  "
         rest = sfm.elidedText(
-            f"  ·  {sender}  ·  {when}{edited}",
+            f"{lead}{sender}  ·  {when}{edited}",
             Qt.TextElideMode.ElideMiddle,
             max(10, right_of_header - x),
         )
