@@ -662,7 +662,7 @@ class Index:
         try:
             rows = self._db.execute(
                 "SELECT t.pos, CAST(e.raw AS BLOB), t.state, t.reason, t.path, t.line, "
-                "t.event_id, e.event_id, e.timestamp_ms FROM timeline t "
+                "t.event_id, e.event_id, e.timestamp_ms, e.sig_ok FROM timeline t "
                 "JOIN events e ON e.room_id = t.room_id AND e.path = t.path AND e.line = t.line "
                 "WHERE t.room_id = ? AND t.pos < ? ORDER BY t.pos DESC LIMIT ?",
                 (room_id, bound, limit),
@@ -671,9 +671,13 @@ class Index:
             log.warning("index: the timeline of room %r cannot be read (%s)", room_id, exc)
             return []
         out = []
-        for pos, raw, state, reason, path, line, event_id, e_event_id, ts in reversed(rows):
+        for pos, raw, state, reason, path, line, event_id, e_event_id, ts, sig_ok in reversed(rows):
             # The timeline and the events table must both name the line's event.
             ev = _reenter(raw, room_id, event_id if event_id == e_event_id else None, ts)
+            if sig_ok == 0 and isinstance(ev, Event):
+                # A line read since the timeline was saved (a segment rewritten), whose
+                # signature failed: never shown under the verdict of what stood there.
+                ev = Malformed(Kind.INVALID_SIGNATURE, "its signature failed on this device")
             try:
                 trust = TrustState(state)
             except ValueError:
