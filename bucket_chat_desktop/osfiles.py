@@ -92,7 +92,11 @@ def atomic_output(
     left as it was. ``buffering``: the file's buffer (-1: Python's default, for one write).
     """
     folder = path.parent
-    temp = folder / f".{path.name[:200]}.{secrets.token_hex(6)}.tmp"
+    # Its name within 255 bytes whatever the final one's script: cut to 200 characters,
+    # a name of 85 CJK characters (255 bytes) made a temporary name of 273 bytes, and
+    # no file of that name could be written (an attachment, an export).
+    base = path.name.encode("utf-8", "surrogateescape")[:200].decode("utf-8", "ignore")
+    temp = folder / f".{base}.{secrets.token_hex(6)}.tmp"
     fd = open_fd(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, mode)
     try:
         with os.fdopen(fd, "wb", buffering=buffering) as handle:

@@ -20,7 +20,13 @@ from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
 from ..osfiles import atomic_output, write_atomic
-from ..protocol.attachments import FileInfo, parse_file_content, safe_file_name, verify_blob
+from ..protocol.attachments import (
+    MAX_NAME_BYTES,
+    FileInfo,
+    parse_file_content,
+    safe_file_name,
+    verify_blob,
+)
 from ..protocol.event import MESSAGE, Event
 from ..storage.base import StorageError, StorageOfflineError
 from ..sync.blobs import BlobError, BlobMismatchError, human_size
@@ -35,6 +41,8 @@ T = TypeVar("T")
 
 PAGE_ROWS = 500
 MAX_BLOB_BYTES = 512 * 1024 * 1024
+FILES_SUFFIX = "_files"  # report.html -> report_files
+MAX_EXTENSION_BYTES = 16  # a longer "extension" is part of the name (as safe_file_name cuts)
 _INLINE_IMAGES = ((b"\x89PNG\r\n\x1a\n", "png"), (b"\xff\xd8\xff", "jpeg"), (b"GIF8", "gif"))
 
 PageReader = Callable[[int, int], Awaitable[Sequence[ShownEvent] | None]]
@@ -54,9 +62,19 @@ class ExportSummary:
     bytes: int = 0
 
 
+def suggested_file_name(room_name: str, fmt: str) -> str:
+    """A file name to offer for an export of a room named ``room_name`` (untrusted):
+    made safe, and short enough that it and its attachments folder (``files_dir_for``)
+    can be created. A name at the 255-byte limit plus ".html" could not be written."""
+    tail = max(len(f".{fmt}".encode()), len(FILES_SUFFIX.encode()))
+    stem = safe_file_name(room_name, fallback="room").encode("utf-8")
+    short = stem[: MAX_NAME_BYTES - tail].decode("utf-8", "ignore")
+    return f"{safe_file_name(short, fallback='room')}.{fmt}"
+
+
 def files_dir_for(path: Path) -> Path:
     """``report.html`` -> ``report_files`` beside it."""
-    return path.with_name(f"{path.stem}_files")
+    return path.with_name(f"{path.stem}{FILES_SUFFIX}")
 
 
 def _check_destination(path: Path, fmt: str, force: bool) -> None:
@@ -98,13 +116,20 @@ class _Files:
         self.unreachable = ""
 
     def _unique(self, name: str) -> str:
+        """``name`` (made safe), or with " (2)", " (3)"… before its extension when a
+        file of that name was written already. The stem is shortened to leave room for
+        the counter: cut after it, a name of the longest length lost its counter again
+        and came out the same for ever."""
         stem, dot, ext = name.rpartition(".")
-        if not dot or not stem:
+        if not dot or not stem or len(ext.encode("utf-8")) > MAX_EXTENSION_BYTES:
             stem, ext = name, ""
         candidate, n = name, 1
         while candidate.casefold() in self._names:  # one file per name on any OS
             n += 1
-            candidate = safe_file_name(f"{stem} ({n}).{ext}" if ext else f"{stem} ({n})")
+            tail = f" ({n}).{ext}" if ext else f" ({n})"
+            room = MAX_NAME_BYTES - len(tail.encode("utf-8"))
+            short = stem.encode("utf-8")[:room].decode("utf-8", "ignore")
+            candidate = safe_file_name(short + tail)
         self._names.add(candidate.casefold())
         return candidate
 

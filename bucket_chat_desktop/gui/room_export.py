@@ -22,9 +22,9 @@ from PySide6.QtGui import QAction, QDesktopServices
 from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox, QProgressDialog, QWidget
 
 from ..export import ExportError
-from ..export.runner import ExportSummary, export_room
+from ..export.runner import ExportSummary, export_room, suggested_file_name
 from ..export.snapshot import snapshot_of
-from ..protocol.attachments import FileInfo, safe_file_name
+from ..protocol.attachments import FileInfo
 from ..protocol.untrusted_text import html_escape, one_line
 from ..storage.base import StorageError
 from ..sync.client import RoomRef
@@ -87,7 +87,7 @@ class RoomExport(QObject):
         shown = item.shown_name if item is not None else RoomRef.from_key(key).room_id
         folder = Path.home() / "Documents"
         base = folder if folder.is_dir() else Path.home()
-        return str(base / f"{safe_file_name(shown, fallback='room')}.html"), shown
+        return str(base / suggested_file_name(shown, "html")), shown
 
     # -- running ------------------------------------------------------------------------------
 

@@ -90,8 +90,9 @@ class SearchFeature(QObject):
             item = self.controller.rooms.item(key)
             if item is None:
                 continue  # a room left since (its copy stays in the index): not offered
-            name = self.controller.names(key).shown(hit.sender_id)  # the room's latest
-            rows.append(ShownHit(hit, key, item.shown_name, name))
+            names = self.controller.names(key)  # the room's latest
+            shown = names.shown(hit.sender_id)
+            rows.append(ShownHit(hit, key, item.shown_name, shown, names.warning(hit.sender_id)))
         problems = [f"{self.controller.storage_name(sid)}: {why}" for sid, why in results.errors]
         self.panel.show_results(text, room_key, rows, results.more, problems, results.backlog)
 

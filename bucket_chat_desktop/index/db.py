@@ -35,7 +35,7 @@ log = logging.getLogger("bucket_chat.index")
 P = ParamSpec("P")
 R = TypeVar("R")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -142,6 +142,11 @@ _MIGRATIONS: dict[int, str] = {
     );
     INSERT OR IGNORE INTO search_pending SELECT room_id, path FROM segments;
     CREATE INDEX timeline_event ON timeline (room_id, event_id);
+    """,
+    # A search hit whose copy the last audit refused for all its good signature (signed
+    # by one member's key under another's name): found by its place among the findings.
+    3: """
+    CREATE INDEX findings_place ON findings (room_id, path, line);
     """,
 }
 
@@ -657,7 +662,7 @@ class Index:
         try:
             rows = self._db.execute(
                 "SELECT t.pos, CAST(e.raw AS BLOB), t.state, t.reason, t.path, t.line, "
-                "t.event_id, e.event_id, e.timestamp_ms FROM timeline t "
+                "t.event_id, e.event_id, e.timestamp_ms, e.sig_ok FROM timeline t "
                 "JOIN events e ON e.room_id = t.room_id AND e.path = t.path AND e.line = t.line "
                 "WHERE t.room_id = ? AND t.pos < ? ORDER BY t.pos DESC LIMIT ?",
                 (room_id, bound, limit),
@@ -666,9 +671,13 @@ class Index:
             log.warning("index: the timeline of room %r cannot be read (%s)", room_id, exc)
             return []
         out = []
-        for pos, raw, state, reason, path, line, event_id, e_event_id, ts in reversed(rows):
+        for pos, raw, state, reason, path, line, event_id, e_event_id, ts, sig_ok in reversed(rows):
             # The timeline and the events table must both name the line's event.
             ev = _reenter(raw, room_id, event_id if event_id == e_event_id else None, ts)
+            if sig_ok == 0 and isinstance(ev, Event):
+                # A line read since the timeline was saved (a segment rewritten), whose
+                # signature failed: never shown under the verdict of what stood there.
+                ev = Malformed(Kind.INVALID_SIGNATURE, "its signature failed on this device")
             try:
                 trust = TrustState(state)
             except ValueError:
@@ -903,6 +912,10 @@ class Index:
         if isinstance(ev, Malformed) or search_text(ev) != (event_id, body):
             log.warning("search: %s no longer holds the text indexed for it", _where(path, line))
             return None
+        if sig_ok == 0:
+            # Its signature failed: not a message anyone sent, whatever the last audit
+            # said of this place (a segment rewritten since, not audited again yet).
+            return None
         # The verdict of this very copy: a replay's other copies (another body under the
         # same event id, a forged one among them) are not shown, so their text finds
         # nothing; looked up by id alone, it was found under the shown copy's "verified".
@@ -920,8 +933,11 @@ class Index:
                 trust, reason = TrustState(verdict[0]), str(verdict[1])[:2000]
             except ValueError:
                 trust, reason = TrustState.INVALID, "unknown cached trust state"
-        elif sig_ok == 0:
-            return None  # its signature failed: not a message anyone sent
+        elif self._db.execute(
+            "SELECT 1 FROM findings WHERE room_id = ? AND path = ? AND line = ? AND kind = ?",
+            (room_id, path, line, Kind.SENDER_MISMATCH.value),
+        ).fetchone():
+            return None  # a good signature by a key that is not the named sender's
         return SearchHit(
             room_id,
             event_id,

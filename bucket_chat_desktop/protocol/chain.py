@@ -16,7 +16,13 @@ from typing import Any
 
 from nacl.signing import SigningKey
 
-from .audit import PreparedSegment, RoomLedger, first_confirmed, offered_introductions
+from .audit import (
+    HOLD_AHEAD_MS,
+    PreparedSegment,
+    RoomLedger,
+    first_confirmed,
+    offered_introductions,
+)
 from .event import MEMBER, Event
 from .signing import build_event
 
@@ -105,7 +111,11 @@ def continue_chain(
     A device's first event in a room is its join: without a head, and unless the first
     draft is a join, one is put first, with ``join`` as its content (default: a plain
     join). No event is stamped before the head (a clock that went backwards still moves
-    the chain forward). ``witness`` goes into the first event only."""
+    the chain forward), unless the head is dated more than ``HOLD_AHEAD_MS`` after
+    ``timestamp_ms``: readers hold such a head back (PROTOCOL.md section 9), and events
+    stamped at its date would be held with it, the device's every later message hidden
+    from everyone until then because its clock was once set ahead. ``witness`` goes into
+    the first event only."""
     todo = list(drafts)
     if head is None and not (todo and is_join(todo[0])):
         todo.insert(0, (MEMBER, dict(join) if join is not None else {"membership": "join"}))
@@ -117,7 +127,7 @@ def continue_chain(
             sender_id=sender_id,
             event_type=event_type,
             content=content,
-            timestamp_ms=max(timestamp_ms, head.timestamp_ms) if head else timestamp_ms,
+            timestamp_ms=_stamp(timestamp_ms, head),
             unique=unique(),
             prev_event_hash=head.hash if head else None,
             signing_key=signing_key,
@@ -127,3 +137,12 @@ def continue_chain(
         events.append(ev)
         head = ev
     return events
+
+
+def _stamp(clock_ms: int, head: Event | None) -> int:
+    """The date of the event after ``head`` by a clock at ``clock_ms`` (see
+    ``continue_chain``): the head's date when the clock is behind it, except by more than
+    ``HOLD_AHEAD_MS``."""
+    if head is None or head.timestamp_ms > clock_ms + HOLD_AHEAD_MS:
+        return clock_ms
+    return max(clock_ms, head.timestamp_ms)

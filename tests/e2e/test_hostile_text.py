@@ -3,7 +3,7 @@
 A room is planted in a real local folder by a member with write access: its name, display
 names, message bodies, sender ids and an object name carry ESC/OSC/CSI sequences, carriage
 returns, backspaces, C1 controls, bidi overrides, line separators and invisible padding.
-``rooms``, ``history`` (also ``--json``) and ``verify`` run as the real command; their
+``rooms``, ``history`` (also ``--json``), ``search`` and ``verify`` run as the real command; their
 output must hold no raw control character, "NOT CLEAN" must stay readable, and the id
 that imitates alice's must be marked.
 """
@@ -171,3 +171,17 @@ def test_verify_keeps_not_clean_visible(planted: Device) -> None:
     assert "Ids that may imitate someone else" in out.stdout
     doc = json.loads(planted.run("verify", "--room-id", ROOM, "--json", check=False).stdout)
     assert doc["metadata"]["name"] == ROOM_NAME and not doc["clean"]
+
+
+def test_search_escapes_every_hit_and_marks_the_impostor(planted: Device) -> None:
+    planted.run("history", "--room-id", ROOM)  # read: what search looks in
+    out = planted.run("search", "CLEAN")
+    assert _bad(out.stdout + out.stderr) == []
+    (hit, event_line) = out.stdout.splitlines()
+    assert "\u0430lice@example.com [!LOOK-ALIKE ID]" in hit and ">>CLEAN<<" in hit
+    assert "\\x1b]0;pwned\\x07\\x0d>>CLEAN<<" in hit and "Team\\x1b[8m" in hit
+    assert event_line.strip().startswith("event hostile::")
+    as_json = planted.run("search", "CLEAN", "--json").stdout
+    assert _bad(as_json) == []
+    (found,) = json.loads(as_json)["hits"]
+    assert found["sender_id"] == IMPOSTOR and "CLEAN" in found["snippet"]

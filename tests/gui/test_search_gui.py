@@ -7,6 +7,7 @@ with terminal escapes and bidi controls is drawn harmlessly."""
 
 from __future__ import annotations
 
+import html
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 from conftest import run, shot  # tests/gui/conftest.py
 from nacl.signing import SigningKey
+from PySide6 import QtGui
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
@@ -23,7 +25,8 @@ from bucket_chat_desktop.gui.controller import Controller
 from bucket_chat_desktop.gui.main_window import MainWindow
 from bucket_chat_desktop.gui.models.timeline_model import PAGE, Roles
 from bucket_chat_desktop.gui.search import SearchFeature
-from bucket_chat_desktop.gui.widgets.search_panel import HitRoles, ShownHit
+from bucket_chat_desktop.gui.widgets.message_delegate import WARNING_MARK
+from bucket_chat_desktop.gui.widgets.search_panel import HitRoles, ShownHit, sender_text
 from bucket_chat_desktop.keys.identity import Identity
 from bucket_chat_desktop.settings import Settings, StorageSettings
 from bucket_chat_desktop.storage.local import LocalStorage
@@ -36,6 +39,7 @@ CREATED = "2025-09-14T12:00:45.000Z"
 CTRL = Qt.KeyboardModifier.ControlModifier
 SHIFT = Qt.KeyboardModifier.ShiftModifier
 OLD = PAGE * 3  # messages after the one searched for: it is far above the first page
+LOOKALIKE = "b\u043eb@example.com<br><b>\u2713 Verified</b>"
 HOSTILE = "\x1b[2J\x1b]0;pwned\x07\u202eevil\u202c zebra\u2028crossing \x9b8m"
 
 
@@ -50,6 +54,10 @@ async def build(store: Path) -> None:
     await bob.send([Draft.text("budget meeting moved to Friday")])
     other = RoomWriter(storage, RANDOM, "bob@example.com", BOB, displayname="Bob")
     await other.send([Draft.text("budget for the party"), Draft.text(HOSTILE)])
+    # Another member under Bob's name, with an id that imitates his (a Cyrillic "о") and
+    # markup in it: their key is their own, so the message is "verified".
+    lookalike = RoomWriter(storage, RANDOM, LOOKALIKE, SigningKey(b"\x03" * 32), displayname="Bob")
+    await lookalike.send([Draft.text("payroll now goes to my new account")])
 
 
 @dataclass
@@ -217,3 +225,32 @@ def test_an_answer_for_another_scope_is_not_shown(qtbot: Any) -> None:
     assert panel.status.text() == before
     panel.show_results("lunch", "", [], False, [])  # the answer for this scope
     assert panel.status.text() != before
+
+
+def test_a_look_alike_sender_is_marked_and_the_tip_is_escaped(
+    qtbot: Any, app: App, tmp_path: Path
+) -> None:
+    """Red team: a member named "Bob" whose id imitates Bob's. The timeline marks such a
+    sender (⚠, and why in the tip); a search result showed "Bob (bоb@…)" with nothing
+    to tell it from Bob, a "✓ Verified" beside it, and its tip was the trust reason as
+    Qt guesses it: rich text whenever anything from storage in it looked like markup."""
+    panel = app.feature.panel
+    QTest.keyClick(app.window, Qt.Key.Key_F, CTRL | SHIFT)
+    (found,) = type_and_wait(qtbot, app, "payroll", 1)
+    assert found.hit.sender_id == LOOKALIKE and found.sender_name == "Bob"
+    assert found.sender_warning  # the same words as the timeline's
+    tip = str(panel.model.index(0, 0).data(Qt.ItemDataRole.ToolTipRole))
+    assert QtGui.Qt.mightBeRichText(tip)  # so it is rich text, and all of it escaped
+    assert "&lt;br&gt;&lt;b&gt;" in tip and "<b>\u2713" not in tip
+    assert html.escape(found.sender_warning) in tip and "Verified" in tip
+    assert WARNING_MARK in sender_text(found)
+    panel.field.clear()
+    QTest.keyClicks(panel.field, "Friday")  # Bob, where nobody imitates him
+    qtbot.waitUntil(lambda: "Friday" in hits(app)[0].hit.snippet.text, timeout=10_000)
+    (plain,) = hits(app)
+    assert plain.sender_warning is None and WARNING_MARK not in sender_text(plain)
+    panel.field.clear()
+    QTest.keyClicks(panel.field, "payroll")
+    qtbot.waitUntil(lambda: "payroll" in hits(app)[0].hit.snippet.text, timeout=10_000)
+    panel.list.viewport().repaint()
+    shot(app.window, "search-lookalike", tmp_path)

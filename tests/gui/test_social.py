@@ -19,6 +19,7 @@ import pytest
 from conftest import shot, wait_for
 from desk import ALICE, Desk, RecordingTray, answer_when_shown, settings_for
 from nacl.signing import SigningKey
+from PySide6 import QtGui
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QColor, QPixmap
 from PySide6.QtTest import QTest
@@ -149,8 +150,13 @@ def test_a_member_whose_name_is_not_shown_as_written_is_inserted_by_id(
 ) -> None:
     mallory = ("mallory@example.com", SigningKey(b"\x07" * 32), "Da\u202eve")
     wait_for(qtbot, people.say(mallory, "falcon", "hello"))
+    # An id with markup in it: its tip said "eve" in bold (Qt takes a tip that looks
+    # like markup as rich text; an id can also hold colours, tables, images).
+    marked = ("<b>eve</b>@example.com", SigningKey(b"\x08" * 32), "Eve")
+    wait_for(qtbot, people.say(marked, "falcon", "hi"))
     desk = launch(settings_for(store, ["falcon"]))
     desk.wait_row("falcon", "hello")
+    desk.wait_row("falcon", "hi")
     composer, popup = desk.window.composer, desk.window.social.popup
     composer.setFocus()
     QTest.keyClicks(composer, "@mall")
@@ -159,6 +165,10 @@ def test_a_member_whose_name_is_not_shown_as_written_is_inserted_by_id(
     assert "\u202e" not in label and label.startswith("Dave") and "mallory@example.com" in label
     QTest.keyClick(composer, Qt.Key.Key_Return)
     assert composer.toPlainText() == "@mallory@example.com "
+    QTest.keyClicks(composer, "@Eve")
+    assert popup.count() == 1
+    tip = popup.item(0).toolTip()
+    assert QtGui.Qt.mightBeRichText(tip) and "&lt;b&gt;eve&lt;/b&gt;@example.com" in tip
 
 
 # -- mentions: highlighted --------------------------------------------------------------------

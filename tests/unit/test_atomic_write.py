@@ -52,6 +52,16 @@ def test_overwrite_gives_the_whole_new_file_and_leaves_no_temporary(tmp_path: Pa
 
 
 @posix_only
+def test_a_name_of_the_longest_length_in_any_script_can_be_written(tmp_path: Path) -> None:
+    # 85 CJK characters are 255 bytes: the temporary file was named after the first 200
+    # characters of the name, 273 bytes, and nothing of that name could be written.
+    for name in ("图" * 85, "😀" * 63, "a" * 255):
+        assert len(name.encode()) >= 252
+        write_atomic(tmp_path / name, b"whole")
+        assert (tmp_path / name).read_bytes() == b"whole"
+    assert len(list(tmp_path.iterdir())) == 3
+
+
 def test_a_link_at_the_final_name_is_replaced_not_followed(tmp_path: Path) -> None:
     victim = tmp_path / "victim"
     victim.write_bytes(b"precious")

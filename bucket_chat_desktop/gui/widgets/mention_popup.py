@@ -16,7 +16,7 @@ from PySide6.QtCore import QEvent, QObject, QPoint, Qt
 from PySide6.QtGui import QKeyEvent, QTextCursor
 from PySide6.QtWidgets import QListWidget, QListWidgetItem, QPlainTextEdit
 
-from ...protocol.untrusted_text import display_name_safe, shown_id
+from ...protocol.untrusted_text import display_name_safe, html_escape, shown_id
 from ..safe import guard
 
 MAX_SHOWN = 8  # members listed at once
@@ -129,7 +129,8 @@ class MentionPopup(QListWidget):
             label = f"{shown}   {shown_id(user_id)}" if shown else shown_id(user_id)
             item = QListWidgetItem(label)
             item.setData(Qt.ItemDataRole.UserRole, (user_id, name))
-            item.setToolTip(shown_id(user_id))
+            # rich text, escaped: Qt takes a tip that looks like markup as rich text
+            item.setToolTip(f"<p>{html_escape(shown_id(user_id))}</p>")
             self.addItem(item)
         rows = [self.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.count())]
         self.setCurrentRow(rows.index(chosen) if chosen in rows else 0)

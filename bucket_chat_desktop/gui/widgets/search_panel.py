@@ -44,11 +44,18 @@ from PySide6.QtWidgets import (
 )
 
 from ... import timestamps
-from ...protocol.untrusted_text import display_name_safe, inline_safe, shown_id
+from ...protocol.untrusted_text import (
+    display_name_safe,
+    html_escape,
+    inline_safe,
+    one_line,
+    shown_id,
+)
 from ...sync.client import SearchHit
 from ..safe import SafeDelegate, guard
 from ..style import ACCENT, TRUST_COLORS, TRUST_LABELS, TRUST_SYMBOLS, is_dark
 from .card_popup import CardPopup, paint_choice_background
+from .message_delegate import WARNING_MARK
 
 Index = QModelIndex | QPersistentModelIndex
 
@@ -61,12 +68,42 @@ VISIBLE_ROWS = 8
 @dataclass(frozen=True, slots=True)
 class ShownHit:
     """A search hit with what the GUI knows about it: the room's name and the sender's
-    display name (both untrusted: made safe where drawn), and the room's key."""
+    display name (both untrusted: made safe where drawn), the room's key, and why the
+    sender's id (or the name it goes by) may imitate another's, as the timeline says it
+    (``Names.warning``; None: no reason)."""
 
     hit: SearchHit
     room_key: str
     room_name: str
     sender_name: str
+    sender_warning: str | None = None
+
+
+def sender_text(shown: ShownHit) -> str:
+    """The sender as a result names them: display name and real id, after a ⚠ when the
+    id may imitate another's (as the timeline marks it)."""
+    name = display_name_safe(shown.sender_name, 48)
+    who = shown_id(shown.hit.sender_id)
+    text = f"{name} ({who})" if name and name != who else who
+    return f"{WARNING_MARK} {text}" if shown.sender_warning else text
+
+
+def tooltip_html(shown: ShownHit) -> str:
+    """A result's tip: its trust state and why, the sender's real id and why it is
+    marked. Rich text (Qt would guess so of a plain string holding anything that looks
+    like markup, and every piece here came from storage): each piece escaped."""
+    hit = shown.hit
+    state = hit.trust.value if hit.trust is not None else ""
+    label = TRUST_LABELS.get(state, state) if state else "Not checked yet"
+    warning = (
+        f"<br>{WARNING_MARK} {html_escape(one_line(shown.sender_warning, 600))}"
+        if shown.sender_warning
+        else ""
+    )
+    return (
+        f"<b>{html_escape(label)}</b><br>{html_escape(one_line(hit.trust_reason, 600))}"
+        f"<br>Sender: {html_escape(shown_id(hit.sender_id))}{warning}"
+    )
 
 
 class HitRoles(enum.IntEnum):
@@ -94,7 +131,7 @@ class SearchResultsModel(QAbstractListModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return inline_safe(row.hit.snippet.text)
         if role == Qt.ItemDataRole.ToolTipRole:
-            return row.hit.trust_reason
+            return tooltip_html(row)
         if role == HitRoles.Hit:
             return row
         if role == HitRoles.RoomKey:
@@ -151,9 +188,7 @@ class SearchDelegate(SafeDelegate):
 
         # room · sender (id) · date
         room = display_name_safe(shown.room_name, 48) or shown_id(hit.room_id)
-        name = display_name_safe(shown.sender_name, 48)
-        who = shown_id(hit.sender_id)
-        sender = f"{name} ({who})" if name and name != who else who
+        sender = sender_text(shown)
         when = timestamps.full(hit.timestamp_ms)
         edited = " · edited" if hit.edited else ""
         if hit.superseded:
@@ -167,8 +202,21 @@ class SearchDelegate(SafeDelegate):
         x += bfm.horizontalAdvance(room_text)
         painter.setFont(small)
         painter.setPen(muted)
+        if shown.sender_warning:  # the mark in the warning colour, as the timeline's
+            dot = "  ·  "
+            painter.drawText(x, top + sfm.ascent(), dot)
+            x += sfm.horizontalAdvance(dot)
+            mark = f"{WARNING_MARK} "
+            painter.setPen(QColor(TRUST_COLORS["key-changed"]))
+            painter.drawText(x, top + sfm.ascent(), mark)
+            x += sfm.horizontalAdvance(mark)
+            painter.setPen(muted)
+            sender = sender.removeprefix(mark)
+            lead = ""
+        else:
+            lead = "  ·  "
         rest = sfm.elidedText(
-            f"  ·  {sender}  ·  {when}{edited}",
+            f"{lead}{sender}  ·  {when}{edited}",
             Qt.TextElideMode.ElideMiddle,
             max(10, right_of_header - x),
         )

@@ -8,6 +8,7 @@ import asyncio
 import hashlib
 import itertools
 import json
+import threading
 import time
 from html.parser import HTMLParser
 from pathlib import Path
@@ -18,7 +19,12 @@ from nacl.signing import SigningKey
 
 from bucket_chat_desktop.export import ExportError, ExportExistsError
 from bucket_chat_desktop.export.body import body_html
-from bucket_chat_desktop.export.runner import ExportSummary, export_room, files_dir_for
+from bucket_chat_desktop.export.runner import (
+    ExportSummary,
+    export_room,
+    files_dir_for,
+    suggested_file_name,
+)
 from bucket_chat_desktop.export.snapshot import snapshot_of
 from bucket_chat_desktop.protocol.attachments import FileInfo, blob_path, file_content
 from bucket_chat_desktop.protocol.chain import continue_chain
@@ -563,3 +569,71 @@ def test_no_text_taken_back_is_in_either_export(tmp_path: Path) -> None:
         row = by_id[events[name].event_id]
         assert "content_withheld" in row and "new_content" not in row["event"]["content"]
         assert row["relation"]["target"] == row["event"]["content"]["replaces"]
+
+
+def test_two_files_under_one_longest_name_are_both_copied(tmp_path: Path) -> None:
+    """Red team: two different files announced under one name of 255 bytes. The second
+    file's name was made unique by adding " (2)" and cutting the name back to 255 bytes,
+    which cut the " (2)" off again: the same name, for ever. The export never ended
+    (a loop that no Cancel could stop)."""
+    store = tmp_path / "store"
+    name = "r" * 300 + ".png"
+    blobs_ = [PNG, PNG + b"another image"]
+
+    async def build() -> None:
+        storage = LocalStorage(store)
+        clock = itertools.count(1_790_000_000_000, 1000).__next__
+        bob = RoomWriter(storage, ROOM, BOB, SigningKey(b"\x02" * 32), clock=clock)
+        await bob.create_room("Files", "2026-09-21T10:00:00.000Z")
+        for data in blobs_:
+            sha = hashlib.sha256(data).hexdigest()
+            await storage.put_if_absent(blob_path(ROOM, sha), data)
+            await _say(bob, (MESSAGE, file_content(name, len(data), "image/png", sha)))
+
+    asyncio.run(build())
+    path = tmp_path / "files.html"
+    done: list[ExportSummary] = []
+    worker = threading.Thread(
+        target=lambda: done.append(asyncio.run(run_export(store, tmp_path / "d", "html", path))[0]),
+        daemon=True,  # a loop for ever must not keep the test run alive
+    )
+    worker.start()
+    worker.join(10)
+    assert done, "the export did not end"
+    files = sorted(files_dir_for(path).iterdir())
+    assert done[0].copied == 2 and len(files) == 2
+    assert sorted(p.read_bytes() for p in files) == sorted(blobs_)
+    assert all(len(p.name.encode()) <= 255 and p.suffix == ".png" for p in files)
+
+
+def test_the_name_suggested_for_a_room_of_a_long_name_can_be_written(tmp_path: Path) -> None:
+    """Red team: a room named with 200 characters of CJK (or emoji) - the most a room
+    list shows. The app suggested the room's name as a file name of 255 bytes plus
+    ".html": too long for any file system, so the export failed unless the person
+    thought of renaming it; and its attachments folder (``<name>_files``) too. A file
+    named with 83 CJK characters (253 bytes) was not copied: the temporary file it is
+    written through was named after its first 200 characters, 273 bytes."""
+    store = tmp_path / "store"
+    name = "会议记录" * 50
+
+    async def build() -> None:
+        storage = LocalStorage(store)
+        clock = itertools.count(1_790_000_000_000, 1000).__next__
+        bob = RoomWriter(storage, ROOM, BOB, SigningKey(b"\x02" * 32), clock=clock)
+        await bob.create_room(name, "2026-09-21T10:00:00.000Z")
+        sha = hashlib.sha256(PNG).hexdigest()
+        await storage.put_if_absent(blob_path(ROOM, sha), PNG)
+        picture = "图" * 83 + ".png"  # 253 bytes
+        await _say(bob, (MESSAGE, file_content(picture, len(PNG), "image/png", sha)))
+
+    asyncio.run(build())
+    for fmt in ("html", "jsonl"):
+        path = tmp_path / suggested_file_name(name, fmt)
+        assert path.suffix == f".{fmt}" and path.stem.startswith("会议记录")
+        summary, _ = asyncio.run(run_export(store, tmp_path / f"d-{fmt}", fmt, path))
+        assert path.is_file() and summary.copied == (fmt == "html")
+        assert summary.not_copied == []
+    (copy,) = files_dir_for(tmp_path / suggested_file_name(name, "html")).iterdir()
+    assert copy.name == "图" * 83 + ".png" and copy.read_bytes() == PNG
+    assert suggested_file_name("Design <i>review</i>", "html") == "Design _i_review__i_.html"
+    assert suggested_file_name("\u202e", "jsonl") == "room.jsonl"

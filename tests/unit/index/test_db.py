@@ -506,3 +506,28 @@ def test_prepared_segments_are_cached_as_one_transaction_with_the_same_rows(
         reader.close()
         writer.close()
         plain.close()
+
+
+def test_a_cached_line_whose_signature_failed_never_comes_back_verified(db_path: Path) -> None:
+    """The segment was rewritten in the storage and read again before the room's next
+    audit was saved (the app closed meanwhile): its line now holds a forged text under
+    the same event id. The timeline saved before lists that place as "verified", and the
+    next start painted the forged text with it, until the audit replaced the page."""
+    alice = "alice@example.com"
+    genuine = signed_chain(1, alice, [(MESSAGE, {"body": "pay ACME", "msgtype": "m.text"})])
+    path, data = segment(genuine, 1, alice)
+    index = Index.open(db_path)
+    try:
+        index.add_segment(ROOM, path, len(data), None, indexed(path, genuine), [])
+        index.save_audit(ROOM, _audit((path, data)), history_complete=True)
+        assert [r.state for r in index.newest(ROOM, 10)] == [TrustState.VERIFIED] * 2
+        forged = genuine[1].line().replace(b"ACME", b"EVIL").decode().rstrip("\n")
+        rows = indexed(path, genuine)
+        rows[1] = rows[1]._replace(raw=forged, sig_ok=False, sig_why="bad signature")
+        index.add_segment(ROOM, path, len(data), None, rows, [])
+        first, second = index.newest(ROOM, 10)
+        assert first.state is TrustState.VERIFIED and first.event == genuine[0]
+        assert second.state is TrustState.INVALID and isinstance(second.event, Malformed)
+        assert "signature" in second.event.reason
+    finally:
+        index.close()

@@ -324,6 +324,64 @@ def test_copies_of_a_shown_event_id_that_are_not_shown_are_never_hits(index: Ind
     assert index.search("claimed").hits == ()
 
 
+def test_a_forged_line_in_the_place_of_a_verified_one_is_never_a_hit(index: Index) -> None:
+    # The segment is rewritten in the storage and read again: its line now holds another
+    # text under the same event id, and its signature fails. Until the room's next audit
+    # is saved, the last one lists that place and id as "verified": the forged text was
+    # found under that verdict.
+    alice = "alice@example.com"
+    genuine = signed_chain(1, alice, [_msg("pay the invoice to ACME")])
+    path = _store(index, genuine, 1, alice)
+    assert [h.trust for h in index.search("invoice").hits] == [TrustState.VERIFIED]
+    forged = parse_line(genuine[1].line().replace(b"ACME", b"EVIL"), ROOM)
+    assert isinstance(forged, Event) and forged.event_id == genuine[1].event_id
+    rows = [*indexed(path, [genuine[0]]), indexed(path, genuine, False, "bad signature")[1]]
+    rows[1] = rows[1]._replace(raw=forged.line().decode().rstrip("\n"))
+    index.add_segment(ROOM, path, 1, None, rows, [])
+    _catch_up(index)
+    assert index.search("invoice").hits == ()
+
+
+def test_a_line_signed_by_one_member_under_anothers_name_is_never_a_hit(
+    index: Index, tmp_path: Path
+) -> None:
+    # Bob's key signs a message that claims to be from alice (sender-mismatch, PROTOCOL.md
+    # section 7): its signature checks, but the audit shows it nowhere. Search found its
+    # text under alice's name ("not checked yet"), also after the room was read whole,
+    # and after the index was opened again.
+    alice, bob = "alice@example.com", "bob@example.com"
+    genuine = signed_chain(1, alice, [_msg("hello all")])
+    bob_join = signed_chain(2, bob, [])[0]
+    claim = build_event(
+        room_id=ROOM,
+        sender_id=alice,
+        event_type=MESSAGE,
+        content={"body": "alice says: wire the money", "msgtype": "m.text"},
+        timestamp_ms=T0 + 5000,
+        unique="00000000-0000-4000-8000-00000000beef",
+        prev_event_hash=bob_join.hash,
+        signing_key=SigningKey(bytes([2]) * 32),
+    )
+    ledger = RoomLedger(ROOM)
+    db = Index.open(tmp_path / "index.sqlite")
+    for events, seed, user in ((genuine, 1, alice), ([bob_join, claim], 2, bob)):
+        path, data = segment(events, seed, user)
+        db.add_segment(ROOM, path, len(data), None, indexed(path, events), [])
+        ledger.add_segment(path, data)
+    _catch_up(db)
+    result = ledger.audit({})
+    assert [a.event.event_id for a in result.invalid] == [claim.event_id]
+    db.save_audit(ROOM, result, history_complete=True)
+    assert db.search("money").hits == ()
+    assert [h.sender_id for h in db.search("hello").hits] == [alice]
+    db.close()
+    again = Index.open(tmp_path / "index.sqlite")
+    try:
+        assert again.search("money").hits == ()
+    finally:
+        again.close()
+
+
 def test_a_broken_search_table_gives_an_error_not_an_exception(index: Index) -> None:
     index._db.execute("DROP TABLE search_fts")
     page = index.search("anything")

@@ -11,7 +11,12 @@ from typing import Any
 
 from nacl.signing import SigningKey
 
-from bucket_chat_desktop.protocol.audit import DEVICE_ADD_FIELD, prepare_segment
+from bucket_chat_desktop.protocol.audit import (
+    DEVICE_ADD_FIELD,
+    HOLD_AHEAD_MS,
+    RoomLedger,
+    prepare_segment,
+)
 from bucket_chat_desktop.protocol.canonical import b64encode
 from bucket_chat_desktop.protocol.chain import chain_head, continue_chain, own_chain
 from bucket_chat_desktop.protocol.event import MEMBER, MESSAGE, Event, parse_line
@@ -71,10 +76,24 @@ def test_a_first_send_starts_with_a_join_and_links_every_event() -> None:
 
 def test_a_clock_that_went_back_never_stamps_before_the_head_and_witness_goes_first() -> None:
     first = chain(None, "one", ts=T0)
-    later = chain(first[-1], "two", "three", ts=T0 - 86_400_000, witness={"k": "h"})
+    fresh = {"unique": lambda: str(uuid.uuid4())}
+    later = chain(first[-1], "two", "three", ts=T0 - HOLD_AHEAD_MS, witness={"k": "h"}, **fresh)
     assert later[0].prev_event_hash == first[-1].hash
     assert [e.timestamp_ms for e in later] == [T0, T0]
     assert later[0].raw.get("witness") == {"k": "h"} and "witness" not in later[1].raw
+    # Set back by more than an hour, the clock dates the events; readers still show
+    # them right after their predecessor (PROTOCOL.md section 9).
+    back = T0 - HOLD_AHEAD_MS - 1
+    after = chain(later[-1], "four", ts=back, **fresh)
+    assert [e.timestamp_ms for e in after] == [back]
+    segments = [(first, 0), (later, 1), (after, 2)]
+    ledger = RoomLedger(ROOM)
+    for events, n in segments:
+        ledger.add_prepared(
+            prepare_segment(path_for(events, "alice-aaaa", n), encode_segment(events), ROOM)
+        )
+    result = ledger.audit(now_ms=T0)
+    assert [a.event.body for a in result.timeline] == [None, "one", "two", "three", "four"]
 
 
 def test_the_head_is_the_newest_event_nothing_continues() -> None:
@@ -113,3 +132,23 @@ def test_own_chain_counts_only_events_whose_signature_checked_wherever_they_are(
     stranger = b64encode(bytes(key(9).verify_key))
     none = own_chain(segments, room_id=ROOM, user_id="carol@example.com", key_text=stranger)
     assert (none.head, none.heads, none.introduced_by, none.offered) == (None, 0, None, ())
+
+
+def test_a_head_dated_far_ahead_does_not_date_the_events_after_it() -> None:
+    """A device whose clock was once set a year ahead, then put right: its next events
+    are stamped by its clock, not by that head (PROTOCOL.md section 9). Stamped at the
+    head's date, every later message of the device was held back by every reader, its
+    own app included, for a year; a head less than an hour ahead still dates them."""
+    year = 365 * 86_400_000
+    first = chain(None, "clock wrong", ts=T0 + year)
+    later = chain(first[-1], "clock right", ts=T0)
+    assert later[0].prev_event_hash == first[-1].hash and later[0].timestamp_ms == T0
+    ledger = RoomLedger(ROOM)
+    for n, events in enumerate((first, later)):
+        ledger.add_prepared(
+            prepare_segment(path_for(events, "alice-aaaa", n), encode_segment(events), ROOM)
+        )
+    result = ledger.audit(now_ms=T0 + 1000)
+    assert [a.event.body for a in result.timeline] == ["clock right"] and result.held == 2
+    soon = chain(later[-1], "an hour ahead", ts=T0 + HOLD_AHEAD_MS)
+    assert [e.timestamp_ms for e in chain(soon[-1], "next", ts=T0)] == [T0 + HOLD_AHEAD_MS]

@@ -191,3 +191,32 @@ def test_a_clock_set_back_still_finds_what_is_shown(
             await client.close()
 
     asyncio.run(scenario())
+
+
+def test_a_device_whose_clock_was_once_a_year_ahead_is_shown_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Alice's computer sent a message with its clock a year ahead (held back, as it
+    should be), then its clock was put right. Her next message continued her chain from
+    that head and was stamped at its date: held back too, by every reader and by her
+    own app, for a year; and so was every message after it."""
+    events: list[tuple[str, EngineEvent]] = []
+    client, entry = _client(tmp_path, events)
+    year_ahead = int(time.time() * 1000) + 365 * 86_400_000
+    right = time.time_ns
+
+    async def scenario() -> None:
+        try:
+            room = await _plans(client, entry, events)
+            monkeypatch.setattr(time, "time_ns", lambda: year_ahead * 1_000_000)
+            await client.send_text(room, "sent with the clock wrong")  # signed now
+            monkeypatch.setattr(time, "time_ns", right)
+            await _until(events, lambda r: _held(r) == 1, "her wrongly dated message held")
+            await client.send_text(room, "sent with the clock right")
+            # her join, her first message and this one; the one dated ahead still held
+            result = await _until(events, lambda r: len(_senders(r)) == 3, "her next message")
+            assert _held(result) == 1 and result.clean
+        finally:
+            await client.close()
+
+    asyncio.run(scenario())
