@@ -633,8 +633,8 @@ def _order_key(c: _Copy) -> tuple[int, str]:
 
 def _plain(c: _Copy) -> bool:
     """A row whose meaning does not hang on the rows around it, nor theirs on it: a
-    message that is no reply and witnesses nothing (``try_place``)."""
-    return c.type == MESSAGE and c.parent_event_id is None and WITNESS_FIELD not in c.raw
+    message that is no reply (``try_place``; what it witnesses hangs on no order)."""
+    return c.type == MESSAGE and c.parent_event_id is None
 
 
 def _is_join(ev: Event | _Copy) -> bool:
@@ -1032,8 +1032,10 @@ class RoomLedger:
             if c.sig_ok is False:
                 invalid.append(c)
                 continue
-            if _changes_trust(ev):
-                return None  # introductions and witnesses are decided by a full audit
+            if _introduces(ev):
+                return None  # introductions are decided by a full audit
+            if WITNESS_FIELD in ev.raw and not _witnessed_at_hand(c, state.tips, tips):
+                return None  # a witnessed event perhaps missing: a full audit says
             own = (ev.timestamp_ms, ev.event_id)
             if c.sig_ok is None:
                 if ev.sender_id in newcomers:
@@ -1521,12 +1523,28 @@ def _frozen(authorized: Mapping[str, set[str]]) -> dict[str, frozenset[str]]:
     return {sender: frozenset(keys) for sender, keys in authorized.items()}
 
 
-def _changes_trust(ev: Event | _Copy) -> bool:
-    """True for events whose effect reaches beyond their own row: device introductions,
-    their acceptance and witnesses of other chains."""
-    return WITNESS_FIELD in ev.raw or (
-        ev.type == MEMBER and (DEVICE_ADD_FIELD in ev.content or DEVICE_ACCEPT_FIELD in ev.content)
+def _introduces(ev: Event | _Copy) -> bool:
+    """A device introduction or its acceptance (section 7)."""
+    return ev.type == MEMBER and (
+        DEVICE_ADD_FIELD in ev.content or DEVICE_ACCEPT_FIELD in ev.content
     )
+
+
+def _witnessed_at_hand(c: _Copy, *tips: Mapping[str, _Copy | None]) -> bool:
+    """Whether every event ``c`` witnesses (section 6.1) is the newest of its chain in
+    ``tips``: then it is in the room, and ``_check_witnesses`` would find nothing about
+    ``c`` (a witness changes nothing else). Ours names the newest event of each chain
+    that moved since its last witness, so in a live room this is every witness but one
+    written while its chain moved on meanwhile. False: a full audit decides."""
+    witness = c.raw.get(WITNESS_FIELD)
+    if not isinstance(witness, dict):
+        return True
+    for key, seen in witness.items():
+        if not isinstance(seen, str) or key == c.sender_key:
+            continue
+        if not any((t := got.get(key)) is not None and t.hash == seen for got in tips):
+            return False
+    return True
 
 
 def _decide_trust(

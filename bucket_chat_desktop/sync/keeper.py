@@ -258,16 +258,27 @@ class RoomKeeper:
         # unread (a new unreadable object, an unread one read at last) forces a full audit.
         if room.result is not None and not force_audit and complete == room.complete:
             shown = room.result
-            before = len(shown.timeline)
-            new = room.ledger.try_append(added, now_ms())
-            if new is not None:
-                room.result = room.ledger.result  # a new result: the old one is handed out
-                if room.result is shown:
+            placed = room.ledger.try_place(added, now_ms())
+            if placed is not None:
+                result = room.result = room.ledger.result  # a new one: the old is handed out
+                assert result is not None
+                if result is shown:
                     return [], None, complete  # nothing new (a segment read twice)
+                new = placed.rows
                 if self._engine.index is not None and new:
-                    self._engine.index.append_timeline(room.room_id, before, new)
+                    if placed.inserted:
+                        self._engine.index.insert_timeline(room.room_id, placed.at, new)
+                    else:
+                        self._engine.index.append_timeline(room.room_id, placed.at, new)
                     if complete and not room.partial:
                         self._pin(new)
+                if placed.inserted:
+                    # Rows behind one dated a little ahead (exactly where a full audit
+                    # puts them): the relations and the fold are carried over, and front
+                    # ends get the audit whole, as after a full one.
+                    room.moved = (shown, result, placed.at, len(new))
+                    self._note_shown(room)
+                    return None, room.result, complete
                 return self._whole(new, fetched), room.result, complete
         first = room.result is None
         pins = (

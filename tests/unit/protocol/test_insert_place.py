@@ -138,7 +138,7 @@ def test_only_the_kept_tail_is_jumped_over() -> None:
             st.integers(0, 3),  # which device
             st.sampled_from([-2 * MINUTE, 0, 1, 30_000, 10 * MINUTE, 59 * MINUTE]),  # ahead
             st.integers(0, 2),  # minutes the reader's clock moved on
-            st.sampled_from(["say", "say", "say", "reply", "unsigned"]),
+            st.sampled_from(["say", "say", "say", "reply", "unsigned", "witness", "stale"]),
         ),
         min_size=1,
         max_size=14,
@@ -165,6 +165,11 @@ def test_placed_rows_are_where_a_full_audit_puts_them(
             joined[who] = True
         elif what == "reply":
             ev = d.say(ts, f"r{n}", parent=f"{ROOM}::nowhere")
+        elif what in ("witness", "stale"):  # the others' newest events, or an older one
+            seen = {o.public: o.prev for o in devices if o is not d and o.prev}
+            if what == "stale" and seen:
+                seen[next(iter(seen))] = fed[0][1].decode()[20:84]
+            ev = d.say(ts, f"w{n}", witness=seen)
         elif what == "unsigned":
             ev = Device(f"u{who}@example.com", 20 + who).emit(ts, MESSAGE, {"body": "u"}, prev=None)
         else:
@@ -183,3 +188,23 @@ def test_placed_rows_are_where_a_full_audit_puts_them(
             assert new[: placed.at] + new[placed.at + k :] == old
             assert placed.moved == len(old) - placed.at
             assert (result.audit_number == shown.audit_number) == (not placed.inserted)
+
+
+def test_a_witness_of_chains_at_hand_stays_incremental() -> None:
+    """Ours witnesses the newest event of each chain that moved (PROTOCOL.md 6.1): in a
+    live room most messages carry one, and each was a full audit. A witness of events
+    that are their chains' newest is met; one of an event not at hand is left to a full
+    audit (which reports a truncated chain when it is missing)."""
+    now = T0 + 10 * MINUTE
+    (a, b, c), fed = _room(now)
+    led = _fresh(fed, now)
+    b_tip = b.prev
+    assert b_tip is not None
+    fed.append(seg([a.say(now, "seen", witness={b.public: b_tip, a.public: "x"})], "a1"))
+    placed = _place(led, fed[-1], now)
+    assert placed is not None and not placed.inserted
+    assert _said(led) == _said(_fresh(fed, now))
+    fed.append(seg([c.say(now + 1, "saw more", witness={b.public: "f" * 64})], "c1"))
+    assert _place(led, fed[-1], now) is None
+    assert "truncated-chain" in {f.kind.value for f in led.result.findings}  # type: ignore[union-attr]
+    assert _said(led) == _said(_fresh(fed, now))

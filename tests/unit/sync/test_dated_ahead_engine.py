@@ -191,3 +191,56 @@ def test_a_clock_set_back_still_finds_what_is_shown(
             await client.close()
 
     asyncio.run(scenario())
+
+
+def test_messages_behind_one_dated_ahead_are_placed_without_a_full_audit(
+    tmp_path: Path,
+) -> None:
+    """A message dated ten minutes ahead is shown (within the hour) and sorts last until
+    its date: the messages that arrive meanwhile are placed before it where a full audit
+    places them (``RoomLedger.try_place``), without a full audit, and the index's order
+    is what a full audit of its cache (a restart) says."""
+    events: list[tuple[str, EngineEvent]] = []
+    client, entry = _client(tmp_path, events)
+    now = int(time.time() * 1000)
+    soon = now + 10 * 60_000
+
+    async def scenario() -> None:
+        try:
+            room = await _plans(client, entry, events)
+            mallory = _mallory(tmp_path, iter([now, soon]))
+            await mallory.send([Draft.text("joined")])  # her join and a message, now
+            await mallory.send([Draft.text("from a fast clock")])
+            engine = client._storages[entry.id].engine
+            engine.wake()
+            await _until(events, lambda r: len(_senders(r)) == 5, "her rows shown")
+            ledger = engine.rooms["plans"].ledger
+            audits: list[object] = []
+            real = ledger.audit
+            ledger.audit = lambda *a, **k: audits.append(1) or real(*a, **k)  # type: ignore[method-assign]
+            for n in range(3):
+                await client.send_text(room, f"meanwhile {n}")
+            result = await _until(events, lambda r: len(_senders(r)) == 8, "alice's three")
+            bodies = [a.event.content.get("body") for a in result.timeline]
+            assert audits == [] and bodies[-4:] == [None] * 4  # a slim audit: no bodies
+            ids = [a.event.event_id for a in result.timeline]
+            assert _senders(result)[-4:] == [ALICE, ALICE, ALICE, MALLORY]
+            await engine.flush(5)
+            assert engine.index is not None
+            cached = [r.event.event_id for r in engine.index.newest("plans", 100)]
+            assert cached == ids
+            view = await engine.cached_room("plans")  # a full audit of what the index holds
+            assert view is not None and view.result is not None
+            fresh = view.result.timeline
+            assert [(a.event.event_id, a.state, a.reason) for a in fresh] == [
+                (a.event.event_id, a.state, a.reason) for a in result.timeline
+            ]
+            assert view.relations == engine.rooms["plans"].relations()
+            roster = engine.rooms["plans"].roster()
+            assert roster is not None and view.roster is not None
+            assert roster == view.roster
+            assert audits == []
+        finally:
+            await client.close()
+
+    asyncio.run(scenario())
