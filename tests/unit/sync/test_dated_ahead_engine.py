@@ -225,6 +225,14 @@ def test_messages_behind_one_dated_ahead_are_placed_without_a_full_audit(
             assert audits == [] and bodies[-4:] == [None] * 4  # a slim audit: no bodies
             ids = [a.event.event_id for a in result.timeline]
             assert _senders(result)[-4:] == [ALICE, ALICE, ALICE, MALLORY]
+            # front ends are told where the rows go: before her row, which moved down
+            placed = [e for _, e in events if isinstance(e, EventsAppended) and e.at]
+            assert [a.event.content.get("body") for a in placed[-1].items][-1] == "meanwhile 2"
+            assert placed and not any(isinstance(e, RoomLoaded) for _, e in events[-3:])
+            for e in placed:
+                got = [a.event.event_id for a in e.result.timeline[e.at : e.at + len(e.items)]]
+                assert got == [a.event.event_id for a in e.items]
+                assert e.result.timeline[-1].event.sender_id == MALLORY
             await engine.flush(5)
             assert engine.index is not None
             cached = [r.event.event_id for r in engine.index.newest("plans", 100)]
