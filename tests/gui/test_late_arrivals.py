@@ -12,7 +12,9 @@ from typing import Any
 from conftest import wait_for
 from desk import Desk, settings_for
 from nacl.signing import SigningKey
+from PySide6.QtCore import QPersistentModelIndex, QPoint
 
+from bucket_chat_desktop.gui.models.timeline_model import Roles
 from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync.events import EngineEvent, EventsAppended, RoomLoaded
 from bucket_chat_desktop.sync.writer import Draft, RoomWriter
@@ -120,3 +122,36 @@ def test_a_message_behind_one_dated_ahead_shows_above_it_in_the_view(
     last = view.visualRect(model.index(model.rowCount() - 1, 0))
     qtbot.waitUntil(lambda: view.viewport().rect().intersects(last))
     desk.window.grab().save("/tmp/ahead/placed.png")
+
+
+def test_a_message_placed_above_the_rows_in_view_leaves_them_still(
+    qtbot: Any, launch: Callable[..., Desk], tmp_path: Path
+) -> None:
+    """Someone scrolled up a little, reading Mallory's long post dated ahead: Bob's
+    message placed above it goes in above the rows in view, which stay where they were
+    under the eye (the list view keeps its scroll value: they moved down by its height)."""
+    storage = LocalStorage(tmp_path / "store")
+    now = int(time.time() * 1000)
+    mallory_clock = [now]
+    mallory = RoomWriter(
+        storage, "c", *MALLORY, displayname="Mallory", clock=lambda: mallory_clock[0]
+    )
+    wait_for(qtbot, mallory.send([Draft.text("hello")]))
+    wait_for(qtbot, RoomWriter(storage, "c", *BOB, displayname="Bob").send([Draft.text("hi")]))
+    mallory_clock[0] = now + 10 * 60_000
+    wait_for(qtbot, mallory.send([Draft.text(f"ahead {n}") for n in range(40)]))
+    desk = launch(settings_for(tmp_path / "store", ["c"]))
+    desk.wait_loaded("c")
+    desk.wait_row("c", "ahead 39")
+    view, model = desk.window.timeline, desk.model("c")
+    bar = view.verticalScrollBar()
+    qtbot.waitUntil(lambda: bar.maximum() > 300)
+    bar.setValue(bar.maximum() - 200)  # up a little: the view no longer follows the bottom
+    top = QPersistentModelIndex(view.indexAt(QPoint(4, 4)))
+    assert str(top.data(Roles.EventId)) and model.row(top.row()).body.startswith("ahead")
+    y = view.visualRect(model.index(top.row(), 0)).top()
+    wait_for(qtbot, RoomWriter(storage, "c", *BOB, displayname="Bob").send([Draft.text("now")]))
+    at = desk.wait_index("c", "now")
+    assert model.row(at + 1).body == "ahead 0" and top.row() > at
+    view.executeDelayedItemsLayout()  # what the view would lay out later, now
+    assert view.visualRect(model.index(top.row(), 0)).top() == y
