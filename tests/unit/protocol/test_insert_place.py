@@ -13,9 +13,10 @@ from hypothesis import strategies as st
 
 from bucket_chat_desktop.protocol.audit import INSERT_TAIL, Placed, RoomLedger, prepare_segment
 from bucket_chat_desktop.protocol.event import MESSAGE
+from bucket_chat_desktop.protocol.ids import iso_utc_ms
 from bucket_chat_desktop.protocol.relations import REACTION
 
-from ._support import ROOM, T0, Device, alice, bob, seg
+from ._support import ROOM, T0, Device, alice, bob, named_path, raw_line, seg
 
 MINUTE = 60_000
 
@@ -42,6 +43,24 @@ def _fresh(segments: list[tuple[str, bytes]], now_ms: int, slim: bool = False) -
         led.add_prepared(prepare_segment(path, data, ROOM))
     led.audit(now_ms=now_ms)
     return led
+
+
+def unsigned(sender_id: str, ts: int, body: str) -> tuple[str, bytes]:
+    """A segment of one unsigned message, as the reference implementation writes it."""
+    line = raw_line(
+        {
+            "event_id": f"{ROOM}::{iso_utc_ms(ts)}::u-{body}",
+            "room_id": ROOM,
+            "timestamp_ms": ts,
+            "sender_id": sender_id,
+            "type": MESSAGE,
+            "parent_event_id": None,
+            "prev_event_hash": None,
+            "signature": "",
+            "content": {"body": body, "msgtype": "m.text"},
+        }
+    )
+    return named_path(ts, ts, f"u-{body}"), line
 
 
 def _room(now: int) -> tuple[list[Device], list[tuple[str, bytes]]]:
@@ -161,20 +180,20 @@ def test_placed_rows_are_where_a_full_audit_puts_them(
         d = devices[who]
         ts = now + ahead + n
         if not joined[who]:
-            ev = d.join(ts)
+            segment = seg([d.join(ts)], f"c{n}")
             joined[who] = True
         elif what == "reply":
-            ev = d.say(ts, f"r{n}", parent=f"{ROOM}::nowhere")
+            segment = seg([d.say(ts, f"r{n}", parent=f"{ROOM}::nowhere")], f"c{n}")
         elif what in ("witness", "stale"):  # the others' newest events, or an older one
             seen = {o.public: o.prev for o in devices if o is not d and o.prev}
             if what == "stale" and seen:
                 seen[next(iter(seen))] = fed[0][1].decode()[20:84]
-            ev = d.say(ts, f"w{n}", witness=seen)
-        elif what == "unsigned":
-            ev = Device(f"u{who}@example.com", 20 + who).emit(ts, MESSAGE, {"body": "u"}, prev=None)
+            segment = seg([d.say(ts, f"w{n}", witness=seen)], f"c{n}")
+        elif what == "unsigned":  # a newcomer's, or under the name of one who signs
+            segment = unsigned(("dave@example.com", d.sender_id)[n % 2], ts, f"u{n}")
         else:
-            ev = d.say(ts, f"m{n}")
-        fed.append(seg([ev], f"c{n}"))
+            segment = seg([d.say(ts, f"m{n}")], f"c{n}")
+        fed.append(segment)
         shown = led.result
         placed = _place(led, fed[-1], now)
         assert _said(led) == _said(_fresh(fed, now, slim))
