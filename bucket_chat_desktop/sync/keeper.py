@@ -374,6 +374,7 @@ class RoomKeeper:
             room.relations(),
             room.roster(),
         )
+        room.moved = None  # carried over (or not): the result before need not stay alive
 
     def _note_shown(self, room: RoomState) -> None:
         """Serial thread, after a full audit: its row count and newest rows with bodies."""

@@ -91,7 +91,8 @@ class RoomState:
     stated: tuple[AuditResult, Roster] | None = None
     # The last rows placed before shown ones (``RoomLedger.try_place``): (the result
     # before, the result after, where, how many). The relations and the fold of the
-    # result before are carried over to the one after, not made again from the start.
+    # result before are carried over to the one after, not made again from the start
+    # (at the end of the job: ``keeper._publish``, which drops this).
     moved: tuple[AuditResult, AuditResult, int, int] | None = None
 
     def roster_made_for(self, result: AuditResult | None) -> Roster | None:
