@@ -30,6 +30,11 @@ class EngineBridge(QObject):
     # the audit's row count and its newest rows (tuple of ShownEvent)
     room_loaded = Signal(str, object, bool, object, object, int, object)
     events_appended = Signal(str, object, object)  # room key, [Assessed], AuditResult
+    # room key, [Assessed], AuditResult, the timeline position they went to: events placed
+    # before the newest rows (behind one dated a little ahead: ``EventsAppended.at``),
+    # the rows from there on moved down. Its own signal, so slots of appends keep their
+    # shape (and none takes a placement for an append at the end).
+    events_placed = Signal(str, object, object, int)
     # room key, AuditResult, the Relations of that result (PROTOCOL.md section 18; None:
     # none made), emitted just before the room_loaded or events_appended that carries the
     # result. Its own signal, so slots of the two above keep their shape.
@@ -47,7 +52,10 @@ class EngineBridge(QObject):
             key = f"{storage_id}/{event.room_id}"
             self.state_arrived.emit(key, event.roster)
             self.relations_arrived.emit(key, event.result, event.relations)
-            self.events_appended.emit(key, event.items, event.result)
+            if event.at is None:
+                self.events_appended.emit(key, event.items, event.result)
+            else:
+                self.events_placed.emit(key, event.items, event.result, event.at)
         elif isinstance(event, RoomLoaded):
             key = f"{storage_id}/{event.room_id}"
             self.state_arrived.emit(key, event.roster)

@@ -145,6 +145,7 @@ class Controller(QObject):
         b.relations_arrived.connect(self._on_relations_arrived)
         b.room_loaded.connect(self._on_room_loaded)
         b.events_appended.connect(self._on_events_appended)
+        b.events_placed.connect(self._on_events_placed)
         b.outbox_changed.connect(self._on_outbox_changed)
         b.storage_status_changed.connect(self._on_storage_status_changed)
         b.warning_raised.connect(self._on_warning)
@@ -639,10 +640,22 @@ class Controller(QObject):
 
         return pager
 
+    def _missed_audit(self, room: RoomSession) -> bool:
+        """Whether the record never got an audit of its room to add to: the engine's
+        came before the record was made (a room joined again while the engine still read
+        it). Rows added alone would show as the whole room: the engine is asked for the
+        audit whole (a ``RoomLoaded``), which brings them too."""
+        if room.result is not None:
+            return False
+        self.reaudit(room.ref.key)
+        return True
+
     def _on_events_appended(self, key: str, items: list[Assessed], result: AuditResult) -> None:
         room = self._rooms.get(key)
         if room is None:
             return  # a room left: nothing of it is kept
+        if self._missed_audit(room):
+            return
         room.result = result
         relations = room.take_arriving()
         behind = room.behind
@@ -657,6 +670,36 @@ class Controller(QObject):
         self._refresh_item(room, result, news, last_shown(news))
         # the first rows came appended to an empty audit: counted as they came, a count
         # after the marker on a later audit would count them twice
+        room.marked = True
+
+    def _on_events_placed(
+        self, key: str, items: list[Assessed], result: AuditResult, at: int
+    ) -> None:
+        """New rows placed at timeline position ``at``, before the newest ones (behind a
+        row dated a little ahead, which sorts last until its date): the rows from there on
+        moved down, and ``result`` is a new audit. Inserted into the model where they go;
+        a model that cannot take them there (a page in the middle shown, a re-audit still
+        being merged) is given the audit anew, its newest rows paged in."""
+        room = self._rooms.get(key)
+        if room is None:
+            return  # a room left: nothing of it is kept
+        if self._missed_audit(room):
+            return
+        room.result = result
+        relations = room.take_arriving()
+        total = len(result.timeline)
+        behind = room.behind
+        if behind is not None:  # its rows were appended at the end: now from this audit
+            room.behind = Behind(result, total, (), behind.complete, [], relations)
+        else:
+            model = self.timeline(key)
+            pager = self._pager(room.ref, result)
+            if not model.place(at, items, relations, self.names(key), pager):
+                self._show_audit(room, result, total, (), model.complete, relations)
+        # news: those placed by this device's clock (with its slack), as for appends
+        now_ms = int(time.time() * 1000)
+        news = items[: max(0, placed_by(result.timeline, now_ms + FUTURE_SLACK_MS) - at)]
+        self._refresh_item(room, result, news, last_shown(news))
         room.marked = True
 
     def _on_state_arrived(self, key: str, roster: Roster | None) -> None:

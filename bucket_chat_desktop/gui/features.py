@@ -92,6 +92,7 @@ class Features(QObject):
         controller.current_changed.connect(self._on_current_changed)
         controller.room_audit_changed.connect(self._on_audit_changed)
         controller.bridge.events_appended.connect(self._on_events_appended)
+        controller.bridge.events_placed.connect(self._on_events_placed)
         self._on_current_changed(controller.current)
 
     # -- confirmed keys (per storage, from its index) ----------------------------------------
@@ -276,6 +277,9 @@ class Features(QObject):
         if self.members_visible:
             self._load_members(key)
         self._refresh_audit(key)
+
+    def _on_events_placed(self, key: str, items: list[Assessed], result: Any, _at: int) -> None:
+        self._on_events_appended(key, items, result)
 
     def _on_events_appended(self, key: str, items: list[Assessed], _result: Any) -> None:
         if key != self.controller.current:

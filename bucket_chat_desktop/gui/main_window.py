@@ -98,6 +98,9 @@ class TimelineView(QListView):
         self.verticalScrollBar().setSingleStep(24)
         self._stick = True
         self._from_bottom: int | None = None  # kept while older rows go in above
+        # The row at the top of the view and where it was, while rows go in above it
+        # further down than the first (placed behind a row dated a little ahead).
+        self._kept: tuple[Any, int] | None = None
         self.verticalScrollBar().valueChanged.connect(self._on_scrolled)
         self.verticalScrollBar().rangeChanged.connect(self._on_range)
         self.flash_id = ""  # the row a jump landed on, highlighted for a moment
@@ -214,9 +217,15 @@ class TimelineView(QListView):
 
     def _on_rows_coming(self, _parent: Any, first: int, _last: int) -> None:
         model = self.model()
-        if first == 0 and not self._stick and model is not None and model.rowCount():
+        if self._stick or model is None or not model.rowCount():
+            return
+        if first == 0:
             bar = self.verticalScrollBar()
             self._from_bottom = bar.maximum() - bar.value()
+            return
+        top = self.indexAt(QPoint(4, 4))
+        if top.isValid() and top.row() >= first:  # they go in above the rows in view
+            self._kept = (QPersistentModelIndex(top), self.visualRect(top).top())
 
     def _on_rows(self, *_args: Any) -> None:
         if self._from_bottom is not None:
@@ -226,6 +235,13 @@ class TimelineView(QListView):
             self.executeDelayedItemsLayout()
             bar = self.verticalScrollBar()
             bar.setValue(bar.maximum() - from_bottom)
+        kept, self._kept = self._kept, None
+        if kept is not None and kept[0].isValid():
+            # Rows went in above the one under the eye: it stays where it was.
+            self.executeDelayedItemsLayout()
+            index = self.model().index(kept[0].row(), 0)
+            bar = self.verticalScrollBar()
+            bar.setValue(bar.value() + self.visualRect(index).top() - kept[1])
         if self._stick:
             QTimer.singleShot(0, self.scrollToBottom)
 

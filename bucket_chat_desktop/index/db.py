@@ -653,6 +653,32 @@ class Index:
             )
 
     @_locked
+    def insert_timeline(self, room_id: str, at: int, items: Sequence[Assessed]) -> None:
+        """Place assessed events at positions ``at``… and move the rows from ``at`` on
+        after them (``RoomLedger.try_place``: a few hundred rows at most), in one
+        transaction: a reader sees the old order or the new one."""
+        k = len(items)
+        if not k:
+            return
+        with self._db:
+            # Through negative positions: moved in place, one row could take the
+            # position of another not moved yet (the key is (room_id, pos)).
+            self._db.execute(
+                "UPDATE timeline SET pos = -(pos + ?) - 1 WHERE room_id = ? AND pos >= ?",
+                (k, room_id, at),
+            )
+            self._db.execute(
+                "UPDATE timeline SET pos = -pos - 1 WHERE room_id = ? AND pos < 0", (room_id,)
+            )
+            self._db.executemany(
+                "INSERT OR REPLACE INTO timeline VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (room_id, at + i, a.event.event_id, a.path, a.line, a.state.value, a.reason)
+                    for i, a in enumerate(items)
+                ],
+            )
+
+    @_locked
     def newest(self, room_id: str, limit: int, before: int | None = None) -> list[TimelineRow]:
         """The newest ``limit`` cached rows before position ``before``, oldest first. Each
         event re-enters through the parser; a damaged row comes back as a ``Malformed``

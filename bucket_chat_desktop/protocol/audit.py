@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import itertools
 from array import array
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -20,7 +20,7 @@ from operator import attrgetter
 from types import MappingProxyType
 from typing import Any, NamedTuple, overload
 
-from .event import MEMBER, Event
+from .event import MEMBER, MESSAGE, Event
 from .findings import Finding, Kind, Severity
 from .heap import gc_paused
 from .ids import iso_utc_ms
@@ -37,6 +37,12 @@ MAX_LISTED = 20  # places named in one finding's message (a finding stays one li
 # message written since and stay the room's last row for years. The reference reader
 # skips such a line (at one hour too).
 HOLD_AHEAD_MS = 60 * 60_000
+# How many of the last shown rows a new row may be placed before without a full audit
+# (``RoomLedger.try_place``): a row dated a little ahead (within the hour, or a clock
+# a few seconds fast) is shown and sorts last until its date, and every message that
+# arrives meanwhile sorts before it.
+INSERT_TAIL = 256
+_TAIL_KEPT = INSERT_TAIL + 1  # and the row before them: what they are placed after
 _NO_HORIZON = 2**63  # no clock given: nothing is held
 _NOTHING_HELD = 2**64  # later than any horizon
 _NOTHING_LATE: Mapping[Any, int] = MappingProxyType({})  # no row placed after its date
@@ -283,6 +289,22 @@ class Timeline(Sequence[Assessed]):
             tally = tally + Counter(codes)
         return Timeline(self._copies + copies, self._codes + codes, self._pairs, tally, late)
 
+    def inserted(
+        self, at: int, copies: list[_Copy], codes: array[int], late: Mapping[_Copy, int]
+    ) -> Timeline:
+        """This timeline with rows placed at position ``at`` (``RoomLedger.try_place``),
+        the rows from ``at`` on moved after them."""
+        tally = self._tally
+        if tally is not None:
+            tally = tally + Counter(codes)
+        return Timeline(
+            self._copies[:at] + copies + self._copies[at:],
+            self._codes[:at] + codes + self._codes[at:],
+            self._pairs,
+            tally,
+            late,
+        )
+
 
 def _rows(
     copies: list[_Copy], codes: array[int], pairs: list[tuple[TrustState, str]]
@@ -311,6 +333,8 @@ class AuditResult:
     authorized: dict[str, frozenset[str]] = field(default_factory=dict)
     # The full audit this result is, or extends by appends: two results with one number
     # agree on every position the shorter one has (a page of either is a page of both).
+    # Rows placed before the last ones (``RoomLedger.try_place``) move those: such a
+    # result has a number of its own.
     audit_number: int = 0
 
     @property
@@ -334,6 +358,22 @@ class AuditResult:
         """How many events are held back as dated ahead (``HOLD_AHEAD_MS``): not in the
         timeline until their time comes; each has a ``dated-ahead`` finding."""
         return sum(f.kind is Kind.DATED_AHEAD for f in self.findings)
+
+
+class Placed(NamedTuple):
+    """What ``RoomLedger.try_place`` added to the timeline: ``rows``, in display order,
+    now at positions ``at`` to ``at + len(rows)``. ``at`` is the old length for rows that
+    sort after every shown row (an append); smaller, the rows shown from ``at`` on moved
+    ``len(rows)`` places down (an insert: the result has a new ``audit_number``)."""
+
+    at: int
+    rows: list[Assessed]
+    moved: int = 0  # how many rows shown before now come after the placed ones
+
+    @property
+    def inserted(self) -> bool:
+        """Whether rows that were shown moved (``at`` is before the old end)."""
+        return self.moved > 0
 
 
 _new_tuple = tuple.__new__
@@ -459,6 +499,9 @@ class _Tips:
     authorized: dict[str, set[str]]
     reported: set[tuple[str, str]]
     last_row: tuple[int, str, int]
+    # The order keys of the last ``INSERT_TAIL`` shown rows and the one before them
+    # (``last_row`` the last): where ``try_place`` puts rows that sort before some of them.
+    tail: list[tuple[int, str, int]]
     result: AuditResult
     complete: bool
     trust: _Trust
@@ -586,6 +629,12 @@ def _event_of(c: _Copy) -> Event:
 
 def _order_key(c: _Copy) -> tuple[int, str]:
     return (c.timestamp_ms, c.event_id)
+
+
+def _plain(c: _Copy) -> bool:
+    """A row whose meaning does not hang on the rows around it, nor theirs on it: a
+    message that is no reply (``try_place``; what it witnesses hangs on no order)."""
+    return c.type == MESSAGE and c.parent_event_id is None
 
 
 def _is_join(ev: Event | _Copy) -> bool:
@@ -905,6 +954,7 @@ class RoomLedger:
             next(_audit_numbers),
         )
         last_row = rows[-1][0] if rows else (-1, "", 0)
+        tail = [r[0] for r in rows[-_TAIL_KEPT:]]
         held_from = min((c.timestamp_ms for c in held), default=_NOTHING_HELD)
         self._tips = _Tips(
             tips,
@@ -912,6 +962,7 @@ class RoomLedger:
             authorized,
             reported,
             last_row,
+            tail,
             result,
             complete,
             trust,
@@ -922,6 +973,12 @@ class RoomLedger:
         return result
 
     def try_append(self, added: list[_Copy], now_ms: int | None = None) -> list[Assessed] | None:
+        """``try_place`` for rows that sort after every shown row only (None otherwise):
+        for a caller whose positions must never move."""
+        placed = self._place(added, now_ms, insert=False)
+        return None if placed is None else placed.rows
+
+    def try_place(self, added: list[_Copy], now_ms: int | None = None) -> Placed | None:
         """Assess copies just added on top of the last audit, if that is exact.
 
         The common case — new events that continue their device's chain and sort after
@@ -937,20 +994,34 @@ class RoomLedger:
         stays incremental (it sorts after every shown row, and a far-future row does not
         make every later message a full audit); a held row whose time has come needs a
         full audit (None). None keeps the last audit's horizon.
+
+        New rows that sort before some of the last ``INSERT_TAIL`` shown rows (behind a
+        row dated a little ahead: shown, it sorts last until its date) are placed where a
+        full audit places them, when that is provably the same: the new rows go in one
+        place, and they and the rows they go before are plain messages (no relation,
+        reply, member event or witness: nothing whose meaning hangs on the order) of
+        different senders (a sender's verdicts are decided walking their rows in order,
+        section 8). The rows from ``at`` on then move, and the result has a new
+        ``audit_number``. Anything else is None.
         """
+        return self._place(added, now_ms, insert=True)
+
+    def _place(self, added: list[_Copy], now_ms: int | None, insert: bool) -> Placed | None:
         state = self._tips
         if state is None or self._replayed or self._new_findings:
             return None
         horizon = state.horizon if now_ms is None else self._horizon_at(now_ms)
         if state.held_from <= horizon:
             return None  # a held row is shown now: its chain's later rows move after it
-        if not added:
-            return []
         result = state.result
+        timeline = result.timeline
+        assert isinstance(timeline, Timeline)  # the ledger's own results hold one
+        if not added:
+            return Placed(len(timeline), [])
         staged: list[tuple[tuple[int, str, int], _Copy, bool]] = []
         tips = dict(state.tips)
         bound = dict(state.bound)
-        last = state.last_row
+        last: tuple[int, str, int] | None = None  # the last new row's order
         invalid: list[_Copy] = []
         trust = state.trust
         newcomers: set[str] = set()
@@ -961,8 +1032,10 @@ class RoomLedger:
             if c.sig_ok is False:
                 invalid.append(c)
                 continue
-            if _changes_trust(ev):
-                return None  # introductions and witnesses are decided by a full audit
+            if _introduces(ev):
+                return None  # introductions are decided by a full audit
+            if WITNESS_FIELD in ev.raw and not _witnessed_at_hand(c, state.tips, tips):
+                return None  # a witnessed event perhaps missing: a full audit says
             own = (ev.timestamp_ms, ev.event_id)
             if c.sig_ok is None:
                 if ev.sender_id in newcomers:
@@ -1001,12 +1074,21 @@ class RoomLedger:
             if own[0] > horizon:
                 held.append(c)
                 continue
-            if row <= last:
+            if last is not None and row <= last:
                 return None
             last = row
             staged.append((row, c, c.sig_ok is not None))
         if newcomers & unsigned_from:
             return None
+        at, moved = len(timeline), 0
+        tail = state.tail
+        if staged and staged[0][0] <= state.last_row:
+            if not insert:
+                return None
+            moved = self._insertable(staged, tail, timeline)
+            if not moved:
+                return None
+            at -= moved
         trust.signers |= newcomers
         trust.unsigned |= unsigned_from
         findings: list[Finding] = []
@@ -1019,8 +1101,6 @@ class RoomLedger:
             trust,
             self._verdicts,
         )
-        timeline = result.timeline
-        assert isinstance(timeline, Timeline)  # the ledger's own results hold one
         late = state.late  # shared by this audit's results: each looks up its own rows
         for c in copies:
             if c.eff is not _NO_ORDER and c.eff[0] != c.timestamp_ms:
@@ -1032,19 +1112,58 @@ class RoomLedger:
         findings.extend(_held_finding(c) for c in held)
         # A new result (the old one may be on its way to another thread, or read there):
         # copying the lists of references costs a few milliseconds at a million events.
+        keys = [row for row, _, _ in staged]
+        if moved:
+            placed = timeline.inserted(at, copies, codes, late)
+            number = next(_audit_numbers)  # the rows from ``at`` on moved
+            keep = len(tail) - moved
+            state.tail = (tail[:keep] + keys + tail[keep:])[-_TAIL_KEPT:]
+        else:
+            placed = timeline.extended(copies, codes, late)
+            number = result.audit_number
+            state.tail = (tail + keys)[-_TAIL_KEPT:]
+            if keys:
+                state.last_row = keys[-1]
         state.result = replace(
             result,
-            timeline=timeline.extended(copies, codes, late),
+            timeline=placed,
             invalid=result.invalid + refused,
             findings=result.findings + findings,
             segments=self.segment_count,
             authorized=_frozen(state.authorized),
+            audit_number=number,
         )
-        state.tips, state.bound, state.last_row = tips, bound, last
+        state.tips, state.bound = tips, bound
         state.horizon = horizon
         state.held_from = min([state.held_from, *(c.timestamp_ms for c in held)])
         self._new_findings = []
-        return new
+        return Placed(at, new, moved)
+
+    @staticmethod
+    def _insertable(
+        staged: list[tuple[tuple[int, str, int], _Copy, bool]],
+        tail: list[tuple[int, str, int]],
+        timeline: Timeline,
+    ) -> int:
+        """How many of the last shown rows ``staged`` (in order, sorting before the last
+        one) go before, when a full audit provably places them there and says of every
+        row what it said (``try_place``); 0 when not."""
+        first, final = staged[0][0], staged[-1][0]
+        j = bisect_left(tail, first)
+        if j == len(tail) or tail[j] == first or final >= tail[j]:
+            return 0  # an order key twice (never made), or new rows on both sides of one
+        if j == 0 and len(tail) < len(timeline):
+            return 0  # perhaps further back than the rows whose order is kept
+        moved = len(tail) - j
+        if moved > INSERT_TAIL:
+            return 0
+        jumped = timeline._copies[len(timeline) - moved :]
+        senders = {c.sender_id for c in jumped}
+        if not all(_plain(c) for c in jumped):
+            return 0
+        if any(not _plain(c) or c.sender_id in senders for _, c, _ in staged):
+            return 0
+        return moved
 
     @staticmethod
     def _invalid(c: _Copy, invalid: list[Assessed], findings: list[Finding]) -> None:
@@ -1404,12 +1523,28 @@ def _frozen(authorized: Mapping[str, set[str]]) -> dict[str, frozenset[str]]:
     return {sender: frozenset(keys) for sender, keys in authorized.items()}
 
 
-def _changes_trust(ev: Event | _Copy) -> bool:
-    """True for events whose effect reaches beyond their own row: device introductions,
-    their acceptance and witnesses of other chains."""
-    return WITNESS_FIELD in ev.raw or (
-        ev.type == MEMBER and (DEVICE_ADD_FIELD in ev.content or DEVICE_ACCEPT_FIELD in ev.content)
+def _introduces(ev: Event | _Copy) -> bool:
+    """A device introduction or its acceptance (section 7)."""
+    return ev.type == MEMBER and (
+        DEVICE_ADD_FIELD in ev.content or DEVICE_ACCEPT_FIELD in ev.content
     )
+
+
+def _witnessed_at_hand(c: _Copy, *tips: Mapping[str, _Copy | None]) -> bool:
+    """Whether every event ``c`` witnesses (section 6.1) is the newest of its chain in
+    ``tips``: then it is in the room, and ``_check_witnesses`` would find nothing about
+    ``c`` (a witness changes nothing else). Ours names the newest event of each chain
+    that moved since its last witness, so in a live room this is every witness but one
+    written while its chain moved on meanwhile. False: a full audit decides."""
+    witness = c.raw.get(WITNESS_FIELD)
+    if not isinstance(witness, dict):
+        return True
+    for key, seen in witness.items():
+        if not isinstance(seen, str) or key == c.sender_key:
+            continue
+        if not any((t := got.get(key)) is not None and t.hash == seen for got in tips):
+            return False
+    return True
 
 
 def _decide_trust(

@@ -553,6 +553,43 @@ def _extended(old: Relations, source: Source | Iterable[Any]) -> Relations:
     return _decide(room_id, done, rows)
 
 
+def inserted(old: Relations, source: Source | Iterable[Any], at: int, count: int) -> Relations:
+    """``build(old.room_id, source)`` for a ``source`` that is the rows ``old`` was built
+    from with ``count`` rows placed at position ``at`` (``RoomLedger.try_place``: rows
+    behind one dated a little ahead). When the placed rows are plain (no relation, no
+    reply), nothing waited for them and no related row is among those that moved, no
+    decision changes: only the positions of targets that moved do. Else a full build.
+    Equal to a full build either way (``tests/unit/protocol/test_relations_extended.py``)."""
+    src = source if isinstance(source, Source) else RowList(source)
+    read = old.read
+    if read is None or read.length + count != len(src) or not 0 <= at <= read.length:
+        return build(old.room_id, src)
+    placed = [src.row(p) for p in range(at, at + count)]
+    ids = {r.event.event_id for r in placed}
+    if (
+        any(r.event.type in HIDDEN_TYPES or r.event.parent_event_id is not None for r in placed)
+        or (read.hidden and read.hidden[-1] >= at)
+        or (read.replies and read.replies[-1] >= at)
+        or not ids.isdisjoint(read.absent)
+        or not ids.isdisjoint(read.related)
+        or not ids.isdisjoint(read.outside)
+    ):
+        return build(old.room_id, src)
+
+    def moved(positions: Mapping[str, int]) -> dict[str, int]:
+        return {k: p + count if p >= at else p for k, p in positions.items()}
+
+    outside = read.outside
+    if any(p >= at for p in outside.values()):
+        outside = moved(outside)
+    positions = old.positions
+    if any(p >= at for p in positions.values()):
+        positions = moved(positions)
+    return replace(
+        old, positions=positions, read=replace(read, length=read.length + count, outside=outside)
+    )
+
+
 class _Known(Mapping[str, _Target]):
     """The targets of ``read`` as ``_decide`` knows them, each made when first asked:
     most related rows are never a target (a room's reactions), and making every one

@@ -460,6 +460,10 @@ class RoomState:
             stats = sender.devices[key] = _DeviceStats(order=self._order)
         return stats
 
+    def knows(self, sender_id: str) -> bool:
+        """Whether a row of ``sender_id`` was folded (listed among the senders)."""
+        return sender_id in self._senders
+
     def _count(
         self,
         event_id: str,

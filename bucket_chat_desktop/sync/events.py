@@ -65,13 +65,19 @@ class RoomLoaded:
 
 @dataclass(frozen=True, slots=True)
 class EventsAppended:
-    """New events that sort after everything already shown."""
+    """New events that sort after everything already shown, or (``at``) before a few of
+    the newest: behind a row dated a little ahead, which sorts last until its date
+    (``RoomLedger.try_place``, PROTOCOL.md section 9)."""
 
     room_id: str
     items: list[Assessed]  # whole events (with bodies), also from a ledger without them
     result: AuditResult
     relations: Relations | None = None  # of ``result``: the aggregates after the append
     roster: Roster | None = None  # of ``result``: members and names after the append
+    # None: ``items`` follow every row shown before. Else their position in ``result``'s
+    # timeline: the rows shown from there on moved ``len(items)`` down, and ``result``
+    # is a new audit (``audit_number``: pages of the one before are refused).
+    at: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -158,7 +158,7 @@ class RoomKeeper:
         complete rooms)."""
         if not fetched and not force_audit:
             return
-        appended, result, final, relations, roster = await self._engine._serially(
+        appended, at, result, final, relations, roster = await self._engine._serially(
             self._ingest_serial,
             room,
             fetched,
@@ -174,7 +174,9 @@ class RoomKeeper:
             if appended:
                 self._engine._note_activity()
             # also with no rows: a row held back as dated ahead changed only the findings
-            self._engine._emit(EventsAppended(room.room_id, appended, result, relations, roster))
+            self._engine._emit(
+                EventsAppended(room.room_id, appended, result, relations, roster, at)
+            )
         else:
             self._engine._emit(self._room_loaded(room, result, final, relations, roster))
 
@@ -185,22 +187,26 @@ class RoomKeeper:
         complete: bool | None,
         force_audit: bool,
         audit: bool = True,
-    ) -> tuple[list[Any] | None, AuditResult | None, bool, Relations | None, Roster | None]:
+    ) -> tuple[
+        list[Any] | None, int | None, AuditResult | None, bool, Relations | None, Roster | None
+    ]:
         """State thread: add segments, audit (incrementally when exact), update the index.
-        Returns the appended items (None after a full audit), the result, whether the
-        final rules applied, and the relations and room state (``Roster``) made for the
-        result; publishes the room's view (``room_view``) when done.
+        Returns the appended items (None after a full audit) and where they went when not
+        at the end (``EventsAppended.at``), the result, whether the final rules applied,
+        and the relations and room state (``Roster``) made for the result; publishes the
+        room's view (``room_view``) when done.
 
         The cached timeline is rewritten only by a complete audit (or the first one), so a
         long back-fill does not rewrite 100,000 rows every few seconds."""
         try:
-            appended, result, final = self._ingest_here(
+            appended, at, result, final = self._ingest_here(
                 room, self._unpacked(room, fetched), complete, force_audit, audit
             )
         finally:
             self._publish(room)
         return (
             appended,
+            at,
             result,
             final,
             room.relations_made_for(result),
@@ -233,7 +239,7 @@ class RoomKeeper:
         complete: bool | None,
         force_audit: bool,
         audit: bool,
-    ) -> tuple[list[Any] | None, AuditResult | None, bool]:
+    ) -> tuple[list[Any] | None, int | None, AuditResult | None, bool]:
         if complete is None:
             complete = room.complete
         added = []
@@ -251,24 +257,34 @@ class RoomKeeper:
             # of the index sees them all or none (docs/SCHEDULING.md).
             self._engine.index.add_prepared(room.room_id, cache)
         if not audit:
-            return None, None, complete
+            return None, None, None, complete
         partial = room.partial
         # Appends stay incremental also while the history is partial: the last full audit
         # already applied those rules (no trust on first use), and whatever changes what is
         # unread (a new unreadable object, an unread one read at last) forces a full audit.
         if room.result is not None and not force_audit and complete == room.complete:
             shown = room.result
-            before = len(shown.timeline)
-            new = room.ledger.try_append(added, now_ms())
-            if new is not None:
-                room.result = room.ledger.result  # a new result: the old one is handed out
-                if room.result is shown:
-                    return [], None, complete  # nothing new (a segment read twice)
+            placed = room.ledger.try_place(added, now_ms())
+            if placed is not None:
+                result = room.result = room.ledger.result  # a new one: the old is handed out
+                assert result is not None
+                if result is shown:
+                    return [], None, None, complete  # nothing new (a segment read twice)
+                new = placed.rows
                 if self._engine.index is not None and new:
-                    self._engine.index.append_timeline(room.room_id, before, new)
+                    if placed.inserted:
+                        self._engine.index.insert_timeline(room.room_id, placed.at, new)
+                    else:
+                        self._engine.index.append_timeline(room.room_id, placed.at, new)
                     if complete and not room.partial:
                         self._pin(new)
-                return self._whole(new, fetched), room.result, complete
+                if not placed.inserted:
+                    return self._whole(new, fetched), None, result, complete
+                # Rows behind one dated a little ahead, exactly where a full audit puts
+                # them: the relations and the fold are carried over, and front ends are
+                # told where they go (the rows from there on moved down).
+                room.moved = (shown, result, placed.at, len(new))
+                return self._whole(new, fetched), placed.at, result, complete
         first = room.result is None
         pins = (
             self._engine.index.pins() if self._engine.index is not None else {}
@@ -285,7 +301,7 @@ class RoomKeeper:
             if whole:  # trust on first use only from the whole history
                 self._pin(room.result.timeline)
         self._note_shown(room)
-        return None, room.result, complete
+        return None, None, room.result, complete
 
     @staticmethod
     def _whole(
@@ -358,6 +374,7 @@ class RoomKeeper:
             room.relations(),
             room.roster(),
         )
+        room.moved = None  # carried over (or not): the result before need not stay alive
 
     def _note_shown(self, room: RoomState) -> None:
         """Serial thread, after a full audit: its row count and newest rows with bodies."""

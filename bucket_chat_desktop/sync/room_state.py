@@ -27,6 +27,7 @@ from ..protocol.metadata import RoomMetadata
 from ..protocol.relations import Relations
 from ..protocol.relations import build as build_relations
 from ..protocol.relations import extended as extended_relations
+from ..protocol.relations import inserted as inserted_relations
 from ..protocol.room_state import RoomState as MemberFold
 from ..protocol.room_state import Roster, conflicted_senders
 from .events import ShownEvent
@@ -92,6 +93,11 @@ class RoomState:
     fold: _Fold | None = None
     # The room state handed out for ``result``: (the result it is of, it).
     stated: tuple[AuditResult, Roster] | None = None
+    # The last rows placed before shown ones (``RoomLedger.try_place``): (the result
+    # before, the result after, where, how many). The relations and the fold of the
+    # result before are carried over to the one after, not made again from the start
+    # (at the end of the job: ``keeper._publish``, which drops this).
+    moved: tuple[AuditResult, AuditResult, int, int] | None = None
 
     def roster_made_for(self, result: AuditResult | None) -> Roster | None:
         """The room state the state thread made for ``result``, None if it made none
@@ -111,6 +117,22 @@ class RoomState:
         if stated is not None and stated[0] is result:
             return stated[1]
         fold, rows = self.fold, len(result.timeline)
+        moved = self.moved
+        if (
+            fold is not None
+            and moved is not None
+            and moved[1] is result
+            and fold.audit_number == moved[0].audit_number
+            and fold.rows == len(moved[0].timeline)
+        ):
+            # Rows placed before others (plain messages of senders other than theirs):
+            # folded on top, unless one's sender is new (the fold lists senders first
+            # seen first, and that sender comes before the rows that moved).
+            at, count = moved[2], moved[3]
+            placed = result.timeline[at : at + count]
+            if all(fold.state.knows(a.event.sender_id) for a in placed):
+                fold.state.add(placed)
+                fold.audit_number, fold.rows = result.audit_number, rows
         if fold is None or fold.audit_number != result.audit_number or fold.rows > rows:
             # Each position is folded once, and a timeline shows each event id once.
             fold = self.fold = _Fold(result.audit_number, MemberFold(dedupe=False))
@@ -139,7 +161,11 @@ class RoomState:
         old = self.related
         if old is not None and old[0] is result:
             return old[1]
-        if (
+        moved = self.moved
+        if old is not None and moved is not None and moved[0] is old[0] and moved[1] is result:
+            # rows placed before the last ones: the positions of what moved change
+            rel = inserted_relations(old[1], result.timeline, moved[2], moved[3])
+        elif (
             old is not None
             and old[0].audit_number == result.audit_number
             and len(old[0].timeline) <= len(result.timeline)

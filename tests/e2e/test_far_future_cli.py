@@ -29,27 +29,33 @@ JOINED = 1_796_300_000_000
 NOW = int(time.time() * 1000)
 
 
-def eve_writes(store: Path, bodies: list[tuple[int, str]], joined_at: int) -> None:
+def eve_writes(
+    store: Path,
+    bodies: list[tuple[int, str]],
+    joined_at: int,
+    sender: tuple[str, SigningKey] = (EVE, EVE_KEY),
+) -> None:
     """Eve's own client could write exactly this: a join, then signed, chained messages."""
     events: list[Event] = []
     prev = None
+    sender_id, key = sender
     for ts, kind, content in [
-        (joined_at, MEMBER, {"membership": "join", "displayname": "Eve"}),
+        (joined_at, MEMBER, {"membership": "join", "displayname": sender_id[:3]}),
         *((t, MESSAGE, {"body": b, "msgtype": "m.text"}) for t, b in bodies),
     ]:
         ev = build_event(
             room_id=ROOM,
-            sender_id=EVE,
+            sender_id=sender_id,
             event_type=kind,
             content=content,
             timestamp_ms=ts,
             unique=str(uuid.uuid4()),
             prev_event_hash=prev,
-            signing_key=EVE_KEY,
+            signing_key=key,
         )
         prev = ev.hash
         events.append(ev)
-    path = store / path_for(events, client_id_for(EVE, bytes(EVE_KEY.verify_key)))
+    path = store / path_for(events, client_id_for(sender_id, bytes(key.verify_key)))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(encode_segment(events))
 
@@ -99,6 +105,14 @@ def test_sync_follow_holds_a_far_future_message_and_keeps_following(device, stor
         alice.user("send", "--room-id", ROOM, "still following")
         lines.wait_for("still following", timeout=20)
         assert not [x for x in lines.seen if "from the far future" in x]
+        # Mallory's clock runs ten minutes fast: her message is shown and sorts last;
+        # Alice's next one is placed before it (no re-audit) and printed as it comes
+        now = int(time.time() * 1000)
+        mallory = ("mallory@example.com", SigningKey(b"\x0d" * 32))
+        eve_writes(store, [(now + 10 * 60_000, "a fast clock")], joined_at=now, sender=mallory)
+        lines.wait_for("a fast clock", timeout=20)
+        alice.user("send", "--room-id", ROOM, "placed before it")
+        lines.wait_for("placed before it", timeout=20)
         assert follow.poll() is None
     finally:
         follow.terminate()

@@ -12,13 +12,16 @@ from typing import Any
 from conftest import wait_for
 from desk import Desk, settings_for
 from nacl.signing import SigningKey
+from PySide6.QtCore import QPersistentModelIndex, QPoint
 
+from bucket_chat_desktop.gui.models.timeline_model import Roles
 from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync.events import EngineEvent, EventsAppended, RoomLoaded
 from bucket_chat_desktop.sync.writer import Draft, RoomWriter
 
 CAROL = ("carol@example.com", SigningKey(b"\x03" * 32))
 BOB = ("bob@example.com", SigningKey(b"\x02" * 32))
+MALLORY = ("mallory@example.com", SigningKey(b"\x0d" * 32))
 
 
 def test_a_message_read_after_a_newer_one_is_counted_and_notified(
@@ -41,6 +44,59 @@ def test_a_message_read_after_a_newer_one_is_counted_and_notified(
     notes: list[tuple[str, str, str]] = []
     controller.notify.connect(lambda key, title, text: notes.append((key, title, text)))
     kinds: list[type] = []
+    placed: list[int | None] = []
+    deliver = controller.bridge.deliver
+
+    def record(storage_id: str, event: EngineEvent) -> None:
+        if getattr(event, "room_id", None) == "c":
+            kinds.append(type(event))
+            if isinstance(event, EventsAppended):
+                placed.append(event.at)
+        deliver(storage_id, event)
+
+    controller.bridge.deliver = record
+
+    wait_for(qtbot, carol.send([Draft.text("are you there?")]))
+    qtbot.waitUntil(lambda: desk.item("c").unread == 1, timeout=15_000)
+    # Bob's answer, written (while the app ran) before Carol's question, is read after
+    # it: it sorts before the newest row shown, and is placed there (no full audit)
+    dated[0] = running
+    kinds.clear()
+    wait_for(qtbot, bob.send([Draft.text("yes, here")]))
+    at = desk.wait_index("c", "yes, here")
+    assert RoomLoaded not in kinds and placed[-1] is not None
+    assert [r.body for r in desk.rows("c")[at:]] == ["yes, here", "are you there?"]
+    assert desk.item("c").unread == 2
+    assert [text for _key, _title, text in notes] == ["are you there?", "yes, here"]
+
+
+def test_a_message_behind_one_dated_ahead_shows_above_it_in_the_view(
+    qtbot: Any, launch: Callable[..., Desk], tmp_path: Path
+) -> None:
+    """Mallory's clock runs ten minutes fast: her message is shown (within the hour) and
+    is the room's last row until its date. Bob's answer, written now, is placed above it
+    in the open room — inserted into the model there, not a re-audit that rebuilds it —
+    counted as news, and the view that follows the bottom still shows the newest rows."""
+    storage = LocalStorage(tmp_path / "store")
+    now = int(time.time() * 1000)
+    mallory_clock = [now]
+    mallory = RoomWriter(
+        storage, "c", *MALLORY, displayname="Mallory", clock=lambda: mallory_clock[0]
+    )
+    wait_for(qtbot, mallory.send([Draft.text("hello")]))
+    wait_for(qtbot, RoomWriter(storage, "c", *BOB, displayname="Bob").send([Draft.text("hi")]))
+    desk = launch(settings_for(tmp_path / "store", ["c"]))
+    controller = desk.controller
+    desk.wait_loaded("c")
+    model = desk.model("c")
+    mallory_clock[0] = now + 10 * 60_000
+    wait_for(qtbot, mallory.send([Draft.text("from a fast clock")]))
+    desk.wait_row("c", "from a fast clock")
+    resets: list[int] = []
+    model.modelReset.connect(lambda: resets.append(1))
+    inserted: list[tuple[int, int]] = []
+    model.rowsInserted.connect(lambda _p, first, last: inserted.append((first, last)))
+    kinds: list[type] = []
     deliver = controller.bridge.deliver
 
     def record(storage_id: str, event: EngineEvent) -> None:
@@ -49,15 +105,53 @@ def test_a_message_read_after_a_newer_one_is_counted_and_notified(
         deliver(storage_id, event)
 
     controller.bridge.deliver = record
+    bob = RoomWriter(storage, "c", *BOB, displayname="Bob")
+    wait_for(qtbot, bob.send([Draft.text("answered now")]))
+    at = desk.wait_index("c", "answered now")
+    bodies = [r.body for r in desk.rows("c")]
+    assert bodies[-2:] == ["answered now", "from a fast clock"]
+    assert RoomLoaded not in kinds and resets == [] and inserted == [(at, at)]
+    view = desk.window.timeline
+    qtbot.waitUntil(
+        lambda: (
+            view.visualRect(model.index(at, 0)).bottom()
+            <= view.visualRect(model.index(at + 1, 0)).top()
+        )
+    )
+    # the view follows the bottom: the newest row is in sight
+    last = view.visualRect(model.index(model.rowCount() - 1, 0))
+    qtbot.waitUntil(lambda: view.viewport().rect().intersects(last))
+    desk.window.grab().save("/tmp/ahead/placed.png")
 
-    wait_for(qtbot, carol.send([Draft.text("are you there?")]))
-    qtbot.waitUntil(lambda: desk.item("c").unread == 1, timeout=15_000)
-    # Bob's answer, written (while the app ran) before Carol's question, is read after
-    # it: it sorts before the newest row shown, so it comes with a full audit of the room
-    dated[0] = running
-    kinds.clear()
-    wait_for(qtbot, bob.send([Draft.text("yes, here")]))
-    desk.wait_row("c", "yes, here")
-    assert RoomLoaded in kinds and EventsAppended not in kinds
-    assert desk.item("c").unread == 2
-    assert [text for _key, _title, text in notes] == ["are you there?", "yes, here"]
+
+def test_a_message_placed_above_the_rows_in_view_leaves_them_still(
+    qtbot: Any, launch: Callable[..., Desk], tmp_path: Path
+) -> None:
+    """Someone scrolled up a little, reading Mallory's long post dated ahead: Bob's
+    message placed above it goes in above the rows in view, which stay where they were
+    under the eye (the list view keeps its scroll value: they moved down by its height)."""
+    storage = LocalStorage(tmp_path / "store")
+    now = int(time.time() * 1000)
+    mallory_clock = [now]
+    mallory = RoomWriter(
+        storage, "c", *MALLORY, displayname="Mallory", clock=lambda: mallory_clock[0]
+    )
+    wait_for(qtbot, mallory.send([Draft.text("hello")]))
+    wait_for(qtbot, RoomWriter(storage, "c", *BOB, displayname="Bob").send([Draft.text("hi")]))
+    mallory_clock[0] = now + 10 * 60_000
+    wait_for(qtbot, mallory.send([Draft.text(f"ahead {n}") for n in range(40)]))
+    desk = launch(settings_for(tmp_path / "store", ["c"]))
+    desk.wait_loaded("c")
+    desk.wait_row("c", "ahead 39")
+    view, model = desk.window.timeline, desk.model("c")
+    bar = view.verticalScrollBar()
+    qtbot.waitUntil(lambda: bar.maximum() > 300)
+    bar.setValue(bar.maximum() - 200)  # up a little: the view no longer follows the bottom
+    top = QPersistentModelIndex(view.indexAt(QPoint(4, 4)))
+    assert str(top.data(Roles.EventId)) and model.row(top.row()).body.startswith("ahead")
+    y = view.visualRect(model.index(top.row(), 0)).top()
+    wait_for(qtbot, RoomWriter(storage, "c", *BOB, displayname="Bob").send([Draft.text("now")]))
+    at = desk.wait_index("c", "now")
+    assert model.row(at + 1).body == "ahead 0" and top.row() > at
+    view.executeDelayedItemsLayout()  # what the view would lay out later, now
+    assert view.visualRect(model.index(top.row(), 0)).top() == y

@@ -631,3 +631,35 @@ def test_older_rows_asked_for_before_a_re_audit_are_shown_when_they_come(
         pager.answer()
     assert model.rowCount() == 3 * PAGE
     assert _ids(model) == [a.event.event_id for a in items[903 - 3 * PAGE :]]
+
+
+def test_timeline_model_places_rows_before_the_newest(qtmodeltester: Any, room: Room) -> None:
+    """Rows placed before the newest ones (behind a row dated a little ahead,
+    ``EventsAppended.at``) are inserted where they go; the page asked of the audit before
+    is dropped and asked again of the new one; what it cannot place exactly it refuses
+    (the controller then shows the audit anew)."""
+    items, pager, model, _newest = _paged(qtmodeltester, room)
+    placed = [Assessed(ev, TrustState.VERIFIED, "good", "p", 1) for ev in _prepare(room, ["x"])]
+    at = len(items) - 2
+    after = items[:at] + placed + items[at:]
+    fresh = Deferred(after)
+    model.read_position = len(items) - 1
+    assert model.place(at, placed, None, None, fresh)
+    assert _ids(model) == [a.event.event_id for a in after[-PAGE - 1 :]]
+    assert model.total == len(after) and model.read_position == len(items)
+    pager.answer()  # the page asked of the audit before: dropped
+    assert model.held == PAGE + 1
+    assert [(a, b) for a, b, _ in fresh.asked] == [(len(items) - 2 * PAGE, len(items) - PAGE)]
+    fresh.answer()
+    model.fetch_older()
+    assert _ids(model) == [a.event.event_id for a in after[-2 * PAGE - 1 :]]
+    # refused: a row shown already, rows above those shown, a page in the middle shown
+    assert not model.place(at, placed, None, None, fresh)
+    assert not model.place(len(after) - 2 * PAGE - 2, placed[:0], None, None, fresh)
+    while fresh.asked:
+        fresh.answer()
+    model.show_around(10)
+    fresh.answer()
+    assert model.can_fetch_newer()
+    other = [Assessed(ev, TrustState.VERIFIED, "good", "p", 2) for ev in _prepare(room, ["y"])]
+    assert not model.place(len(after) - 1, other, None, None, fresh)

@@ -259,6 +259,9 @@ class TimelineModel(QAbstractListModel):
         self._gen = 0  # which audit the positions belong to (one per set_audit)
         self._asking: int | None = None  # generation of the page request in flight
         self._asking_below: int | None = None
+        # The generation whose rows are being merged in (``set_audit`` asked for a page of
+        # them): until they are, the rows shown are the audit's before.
+        self._merging: int | None = None
         self._wanted = False  # the view asked for older rows before they were here
         # ... and a re-audit came before they did: shown once what is shown is merged
         # into the new audit (the view sits at its top: it will not ask again)
@@ -849,7 +852,7 @@ class TimelineModel(QAbstractListModel):
             # The user scrolled above the newest page: the rows shown get this audit's
             # verdicts from a page of it (a moment later), or a reset if it moved on.
             # Until then nothing is fetched ahead: positions belong to the new audit.
-            gen = self._asking = self._gen
+            gen = self._asking = self._merging = self._gen
             want = min(exposed, total) - len(new)
             self._above = []
             self._ids = None
@@ -858,6 +861,8 @@ class TimelineModel(QAbstractListModel):
             def merge(rows: Sequence[ShownEvent] | None) -> None:
                 if self._asking == gen:
                     self._asking = None
+                if self._merging == gen:
+                    self._merging = None
                 if gen == self._gen and rows is not None:
                     self._merge([Row.from_shown(x) for x in rows] + new, total)
 
@@ -943,6 +948,71 @@ class TimelineModel(QAbstractListModel):
             self._insert_confirmed(rows)
         if self.relations is not old:
             self._relations_changed(old)
+
+    def place(
+        self,
+        at: int,
+        items: Sequence[Assessed],
+        relations: Relations | None,
+        names: Names | None,
+        pager: Pager | None,
+    ) -> bool:
+        """Rows placed at timeline position ``at`` of a new audit, before its newest rows
+        (behind one dated a little ahead: ``EventsAppended.at``), the rows from there on
+        moved down; ``relations`` and ``names`` are the new audit's, ``pager`` pages it.
+        Inserted where they go (``beginInsertRows``), the row below them asked again (it
+        follows another row now: its day break and grouping). False, with nothing
+        changed, when what is held cannot take them exactly: a page in the middle is shown
+        (after a jump), a re-audit's rows are still being merged in, they go above the
+        rows shown, or one is shown already. The caller then shows the audit anew."""
+        rel = relations if relations is not None else self.relations
+        count = len(items)
+        shown_at = rel.row_of(at) if rel.hidden else at
+        exposed = self._echo_start()
+        if (
+            shown_at is None
+            or self._below
+            or self._merging == self._gen
+            or not 0 <= shown_at - self._first <= exposed
+            or any(a.event.type in HIDDEN_TYPES for a in items)
+            or not self._confirmed_ids().isdisjoint(a.event.event_id for a in items)
+        ):
+            return False
+        local = shown_at - self._first
+        # Positions from ``at`` on moved: pages asked of the audit before are dropped, and
+        # what is fetched from now on is this audit's.
+        self._gen += 1
+        self._pager = pager
+        self._asking = self._asking_below = None
+        if self.read_position is not None and self.read_position >= at:
+            self.read_position += count
+        old = self.relations
+        self.relations = rel
+        if names is not None and names is not self.names:
+            self.names = names
+        self._chip_cache = {}
+        # a quoted parent asked of the audit before is asked again when next painted
+        waiting = [k for k, v in self._quotes.items() if v == "loading"]
+        for parent_id in waiting:
+            del self._quotes[parent_id]
+            QTimer.singleShot(0, lambda p=parent_id: self._refresh_quoting(p))
+        rows = [Row.from_assessed(a) for a in items]
+        self._drop_confirmed_echoes({r.event_id for r in rows})  # below: ``local`` stays
+        if self._ids is not None:
+            self._ids.update(r.event_id for r in rows)
+        self._by_id = None
+        if rows:
+            self.beginInsertRows(QModelIndex(), local, local + count - 1)
+            self._rows[local:local] = rows
+            self.endInsertRows()
+            below = local + count
+            if below < self._echo_start():
+                self.dataChanged.emit(self.index(below), self.index(below))
+        if self.relations is not old:
+            self._relations_changed(old)
+        if len(self._above) < PAGE:
+            self._fetch_ahead()
+        return True
 
     def _relations_changed(self, old: Relations) -> None:
         """Refresh the exposed rows whose aggregate (or quoted parent's) changed."""

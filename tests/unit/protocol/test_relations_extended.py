@@ -23,6 +23,7 @@ from bucket_chat_desktop.protocol.relations import (
     RowList,
     build,
     extended,
+    inserted,
 )
 
 from ._support import ROOM, T0
@@ -189,6 +190,60 @@ def test_rows_arriving_after_what_names_them_equal_a_full_build(
             rel = extended(rel, rows[:end])
         assert not (decided_alone and decided)
         same(rel, build(ROOM, rows[:end]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    specs,
+    st.integers(0, 40),
+    st.lists(
+        st.tuples(
+            st.sampled_from(("message", "message", "message", "reply", "reaction")),
+            st.integers(0, 45),
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+    st.booleans(),
+)
+def test_rows_placed_before_the_last_ones_equal_a_full_build(
+    spec_list: list[tuple[Any, ...]],
+    at: int,
+    placed: list[tuple[str, int]],
+    waited: bool,
+) -> None:
+    """Rows placed behind the last ones (``RoomLedger.try_place``): the positions of the
+    rows that moved change; a placed row that is a relation, one something waited for, or
+    related rows among those that moved make a full build. Equal to a full build."""
+    base = [_row(i, s) for i, s in enumerate(spec_list)]
+    at = min(at, len(base))
+    first = len(base) if waited else 100  # ids the base rows may name (they wait), or not
+    new = [
+        _row(first + j, (kind, target, SENDERS[0], KEYS[1], "verified", 0))
+        for j, (kind, target) in enumerate(placed)
+    ]
+    rows = [r._replace(position=i) for i, r in enumerate(base[:at] + new + base[at:])]
+    rel = inserted(build(ROOM, base), RowList(rows), at, len(new))
+    same(rel, build(ROOM, RowList(rows)))
+
+
+def test_plain_rows_placed_before_plain_ones_keep_every_decision(monkeypatch: Any) -> None:
+    """The case it is for: messages behind one dated a little ahead, reactions above."""
+    rows = [_row(0, ("message", 0, *SENDERS[:1], KEYS[1], "verified", 0))]
+    rows.append(_row(1, ("reaction", 0, SENDERS[1], KEYS[2], "verified", 0)))
+    rows.append(_row(2, ("message", 0, SENDERS[2], None, "unverified", 0)))
+    rows.append(_row(3, ("reply", 0, SENDERS[1], KEYS[2], "verified", 0)))
+    rows.append(_row(4, ("reaction", 6, SENDERS[1], KEYS[2], "verified", 0)))  # names a later one
+    rows.append(_row(5, ("message", 0, SENDERS[2], None, "unverified", 0)))
+    rows.append(_row(6, ("message", 0, SENDERS[2], None, "unverified", 0)))  # dated ahead
+    rel = build(ROOM, rows)
+    new = _row(50, ("message", 0, SENDERS[0], KEYS[1], "verified", 0))
+    placed = [r._replace(position=i) for i, r in enumerate([*rows[:5], new, *rows[5:]])]
+    with counting_full_decisions() as decided:
+        got = inserted(rel, RowList(placed), 5, 1)
+    assert not decided and got.aggregates is rel.aggregates
+    assert got.positions[_id(6)] == 7
+    same(got, build(ROOM, RowList(placed)))
 
 
 # Appended reactions, edits and replies naming earlier rows only (what a live room appends

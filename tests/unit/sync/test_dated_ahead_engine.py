@@ -220,3 +220,64 @@ def test_a_device_whose_clock_was_once_a_year_ahead_is_shown_again(
             await client.close()
 
     asyncio.run(scenario())
+
+
+def test_messages_behind_one_dated_ahead_are_placed_without_a_full_audit(
+    tmp_path: Path,
+) -> None:
+    """A message dated ten minutes ahead is shown (within the hour) and sorts last until
+    its date: the messages that arrive meanwhile are placed before it where a full audit
+    places them (``RoomLedger.try_place``), without a full audit, and the index's order
+    is what a full audit of its cache (a restart) says."""
+    events: list[tuple[str, EngineEvent]] = []
+    client, entry = _client(tmp_path, events)
+    now = int(time.time() * 1000)
+    soon = now + 10 * 60_000
+
+    async def scenario() -> None:
+        try:
+            room = await _plans(client, entry, events)
+            mallory = _mallory(tmp_path, iter([now, soon]))
+            await mallory.send([Draft.text("joined")])  # her join and a message, now
+            await mallory.send([Draft.text("from a fast clock")])
+            engine = client._storages[entry.id].engine
+            engine.wake()
+            await _until(events, lambda r: len(_senders(r)) == 5, "her rows shown")
+            ledger = engine.rooms["plans"].ledger
+            audits: list[object] = []
+            real = ledger.audit
+            ledger.audit = lambda *a, **k: audits.append(1) or real(*a, **k)  # type: ignore[method-assign]
+            for n in range(3):
+                await client.send_text(room, f"meanwhile {n}")
+            result = await _until(events, lambda r: len(_senders(r)) == 8, "alice's three")
+            bodies = [a.event.content.get("body") for a in result.timeline]
+            assert audits == [] and bodies[-4:] == [None] * 4  # a slim audit: no bodies
+            ids = [a.event.event_id for a in result.timeline]
+            assert _senders(result)[-4:] == [ALICE, ALICE, ALICE, MALLORY]
+            # front ends are told where the rows go: before her row, which moved down
+            placed = [e for _, e in events if isinstance(e, EventsAppended) and e.at]
+            assert [a.event.content.get("body") for a in placed[-1].items][-1] == "meanwhile 2"
+            assert placed and not any(isinstance(e, RoomLoaded) for _, e in events[-3:])
+            for e in placed:
+                got = [a.event.event_id for a in e.result.timeline[e.at : e.at + len(e.items)]]
+                assert got == [a.event.event_id for a in e.items]
+                assert e.result.timeline[-1].event.sender_id == MALLORY
+            await engine.flush(5)
+            assert engine.index is not None
+            cached = [r.event.event_id for r in engine.index.newest("plans", 100)]
+            assert cached == ids
+            view = await engine.cached_room("plans")  # a full audit of what the index holds
+            assert view is not None and view.result is not None
+            fresh = view.result.timeline
+            assert [(a.event.event_id, a.state, a.reason) for a in fresh] == [
+                (a.event.event_id, a.state, a.reason) for a in result.timeline
+            ]
+            assert view.relations == engine.rooms["plans"].relations()
+            roster = engine.rooms["plans"].roster()
+            assert roster is not None and view.roster is not None
+            assert roster == view.roster
+            assert audits == []
+        finally:
+            await client.close()
+
+    asyncio.run(scenario())

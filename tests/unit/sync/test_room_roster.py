@@ -6,6 +6,7 @@ continued on appends (only the new rows folded), begun again on a full audit."""
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from bucket_chat_desktop.protocol.audit import (
     prepare_segment,
 )
 from bucket_chat_desktop.protocol.event import MEMBER, MESSAGE, Event
+from bucket_chat_desktop.protocol.ids import iso_utc_ms, segment_path
 from bucket_chat_desktop.protocol.room_state import RoomState as MemberFold
 from bucket_chat_desktop.protocol.segment import encode_segment, path_for
 from bucket_chat_desktop.protocol.signing import build_event, public_key_text
@@ -188,3 +190,59 @@ def test_views_and_events_carry_the_roster_of_their_result(tmp_path: Path) -> No
     assert any(isinstance(e, EventsAppended) for e in carried)
     for e in carried:
         assert e.roster is not None and e.roster == MemberFold.of(e.result).roster()
+
+
+def test_rows_placed_before_the_newest_are_folded_on_top() -> None:
+    """Rows placed behind one dated a little ahead (``RoomLedger.try_place``, the keeper
+    notes it in ``RoomState.moved``): the fold and the relations of the result before
+    are carried over — the placed rows folded on top — equal to a full fold and build;
+    a placed row of a sender not folded yet (listed first seen first) folds again."""
+    from bucket_chat_desktop.protocol.relations import build as build_relations
+
+    alice, bob = _Writer("alice@example.com", 1), _Writer("bob@example.com", 2)
+    ledger = RoomLedger(ROOM, keep_bodies=False)
+    room = RoomState(ROOM, ledger)
+    now = T + 60_000
+    first = [
+        alice.ev(MEMBER, {"membership": "join", "displayname": "Alice"}, T),
+        bob.ev(MEMBER, {"membership": "join", "displayname": "Bob"}, T + 1),
+        bob.ev(MESSAGE, {"body": "fast clock", "msgtype": "m.text"}, now + 600_000),
+    ]
+    ledger.add_prepared(prepare_segment(path_for(first, "a"), encode_segment(first), ROOM))
+    room.result = ledger.audit(now_ms=now)
+    assert room.roster() is not None and room.relations() is not None
+    fold = room.fold
+
+    def place(*events: Event) -> None:
+        prepared = prepare_segment(path_for(list(events), "c"), encode_segment(list(events)), ROOM)
+        shown = room.result
+        placed = ledger.try_place(ledger.add_prepared(prepared), now)
+        assert placed is not None and placed.inserted and shown is not None
+        room.result = ledger.result
+        room.moved = (shown, room.result, placed.at, len(placed.rows))
+
+    place(alice.ev(MESSAGE, {"body": "now", "msgtype": "m.text"}, now))
+    assert room.roster() == _full(room) and room.fold is fold  # folded on top
+    assert room.relations() == build_relations(ROOM, room.result.timeline)  # type: ignore[union-attr]
+    # an unsigned line of someone not seen before (as the reference writes it)
+    line = {
+        "event_id": f"{ROOM}::{iso_utc_ms(now + 1)}::u1",
+        "room_id": ROOM,
+        "timestamp_ms": now + 1,
+        "sender_id": "carol@example.com",
+        "type": MESSAGE,
+        "parent_event_id": None,
+        "prev_event_hash": None,
+        "signature": "",
+        "content": {"body": "unsigned", "msgtype": "m.text"},
+    }
+    shown = room.result
+    data = json.dumps(line).encode() + b"\n"
+    placed = ledger.try_place(
+        ledger.add_prepared(prepare_segment(segment_path(ROOM, now + 1, now + 1, "u"), data, ROOM)),
+        now,
+    )
+    assert placed is not None and placed.inserted and shown is not None
+    room.result = ledger.result
+    room.moved = (shown, room.result, placed.at, 1)
+    assert room.roster() == _full(room) and room.fold is not fold  # a new sender: again
