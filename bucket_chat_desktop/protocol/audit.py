@@ -508,6 +508,9 @@ class _Tips:
     horizon: int  # rows dated after it are held (``HOLD_AHEAD_MS``)
     held_from: int  # the earliest date among the held rows (``_NOTHING_HELD``: none)
     late: dict[_Copy, int]  # this audit's rows placed later than their dates (``Timeline``)
+    # Hashes witnessed and not in the room (``truncated-chain`` findings): one arriving
+    # ends its finding, which only a full audit drops.
+    unseen: frozenset[str] = frozenset()
 
 
 @dataclass(slots=True)
@@ -940,8 +943,7 @@ class RoomLedger:
         timeline = Timeline(copies, codes, self._verdicts.pairs, late=late)
         for c in held:
             findings.append(_held_finding(c))
-        if complete:
-            _check_witnesses(chained, by_key, findings)
+        unseen = _check_witnesses(chained, by_key, findings) if complete else frozenset()
         invalid.sort(key=lambda a: (a.path, a.line))
         result = AuditResult(
             self.room_id,
@@ -969,6 +971,7 @@ class RoomLedger:
             horizon,
             held_from,
             late,
+            unseen,
         )
         return result
 
@@ -1018,6 +1021,8 @@ class RoomLedger:
         assert isinstance(timeline, Timeline)  # the ledger's own results hold one
         if not added:
             return Placed(len(timeline), [])
+        if state.unseen and any(c.hash in state.unseen for c in added):
+            return None  # a witnessed event came after all: its finding goes (a full audit)
         staged: list[tuple[tuple[int, str, int], _Copy, bool]] = []
         tips = dict(state.tips)
         bound = dict(state.bound)
@@ -1607,9 +1612,9 @@ def _reached(
 
 def _check_witnesses(
     chained: list[_Copy], by_key: Mapping[str, list[_Copy]], findings: list[Finding]
-) -> None:
+) -> frozenset[str]:
     """Section 6.1: an event another device witnessed must be in the room. Reports each
-    missing witnessed event once, naming who witnessed it."""
+    missing witnessed event once, naming who witnessed it; returns their hashes."""
     present = {c.hash for c in chained}
     reported: set[str] = set()
     for c in chained:
@@ -1635,3 +1640,4 @@ def _check_witnesses(
                     c.event_id,
                 )
             )
+    return frozenset(reported)

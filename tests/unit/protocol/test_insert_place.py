@@ -227,3 +227,21 @@ def test_a_witness_of_chains_at_hand_stays_incremental() -> None:
     assert _place(led, fed[-1], now) is None
     assert "truncated-chain" in {f.kind.value for f in led.result.findings}  # type: ignore[union-attr]
     assert _said(led) == _said(_fresh(fed, now))
+
+
+def test_a_witnessed_event_that_arrives_late_ends_its_finding() -> None:
+    """Alice witnessed Bob's next event before its segment was listed here (a listing
+    that lags, a segment stored late): ``truncated-chain``. When it arrives it continues
+    Bob's chain like any message, and was appended with the finding kept: a false tamper
+    warning for as long as the room stayed open."""
+    now = T0 + 10 * MINUTE
+    (a, b, _), fed = _room(now)
+    later = b.say(now - 5, "bob's next")  # signed now, stored later
+    led = _fresh(fed, now, slim=True)
+    fed.append(seg([a.say(now, "seen", witness={b.public: later.hash})], "a1"))
+    assert _place(led, fed[-1], now) is None
+    assert "truncated-chain" in {f.kind.value for f in led.result.findings}  # type: ignore[union-attr]
+    fed.append(seg([later], "b1"))
+    assert _place(led, fed[-1], now) is None  # left to a full audit
+    assert _said(led) == _said(_fresh(fed, now))
+    assert "truncated-chain" not in {f.kind.value for f in led.result.findings}  # type: ignore[union-attr]
