@@ -507,9 +507,13 @@ class ChatClient(AttachedStorages):
         user_id, key = self._signer()
         if not text.strip():
             raise drafting.Refused("an edit needs text (to take a message back, delete it)")
-        target = await self._relation_target(ref, target_id)
         own = b64encode(bytes(key.verify_key))
-        return await self._carry_out(ref, drafting.edit(target, user_id, own, text))
+
+        def decide(target: drafting.Target) -> drafting.Plan:
+            return drafting.edit(target, user_id, own, text)
+
+        target = await self._relation_target(ref, target_id, edit=decide)
+        return await self._carry_out(ref, decide(target))
 
     async def delete_event(
         self, ref: RoomRef, target_id: str, reason: str | None = None
@@ -521,12 +525,22 @@ class ChatClient(AttachedStorages):
         own = b64encode(bytes(key.verify_key))
         return await self._carry_out(ref, drafting.delete(target, user_id, own, reason))
 
-    async def _relation_target(self, ref: RoomRef, event_id: str) -> drafting.Target:
+    async def _relation_target(
+        self,
+        ref: RoomRef,
+        event_id: str,
+        *,
+        edit: Callable[[drafting.Target], drafting.Plan] | None = None,
+    ) -> drafting.Target:
         """The event ``event_id`` as the room's latest audit shows it, with its content
         (``event_by_id``: the app's audit keeps no bodies, they come from this device's
         index); else one of this device's own on its way to the storage (the outbox);
-        else not read here. For an edit, the message it edits too, read the same way
-        (``Target.edited``: its msgtype and text decide the new edit's)."""
+        else not read here. For a new edit (``edit``: its rules) of an edit, the message
+        that edit edits too, read the same way (``Target.edited``: its msgtype and text
+        decide the new edit's) — only once ``edit`` refused nothing the audit's verdict
+        decides without it (whose the edit and its message are, whether readers apply
+        it, whether the message is deleted): a message whose cached line is damaged
+        would hide that refusal behind "cannot read"."""
         _check_target(ref, event_id)
         view = await self.room_view(ref)
         if view is None or view.result is None:
@@ -534,12 +548,15 @@ class ChatClient(AttachedStorages):
         result, rel = view.result, view.relations
         assert rel is not None  # made with every result (``RoomView``)
         event = await self._read_event(ref, result, event_id)
-        edited = None
-        if event is not None and event.type == EDIT:
-            named = rel.edit_of.get(event_id) or target_of(event)
-            if named is not None and named.startswith(ref.room_id + "::"):
-                edited = await self._read_event(ref, result, named)
-        return drafting.Target(event_id, event, rel, result.timeline, result.authorized, edited)
+        target = drafting.Target(event_id, event, rel, result.timeline, result.authorized)
+        if edit is None or event is None or event.type != EDIT:
+            return target
+        edit(target)  # what the audit refuses, refused before anything more is read
+        named = rel.edit_of.get(event_id) or target_of(event)
+        if named is None or not named.startswith(ref.room_id + "::"):
+            return target
+        edited = await self._read_event(ref, result, named)
+        return dataclasses.replace(target, edited=edited)
 
     async def _read_event(self, ref: RoomRef, result: AuditResult, event_id: str) -> Event | None:
         """``event_id`` with its content: its row in ``result``, else this device's own
