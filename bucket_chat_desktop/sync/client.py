@@ -46,6 +46,10 @@ from .stopping import close_in_turn, stop_tasks
 
 log = logging.getLogger("bucket_chat.sync")
 
+# Seconds ``attach`` waits for the engine of a storage detached under the same id to stop
+# and close its index and outbox before it opens them all the same.
+CLOSE_WAIT = 10.0
+
 Listener = Callable[[str, EngineEvent], None]
 # The values the client hands out, for front ends (which never import ``index``).
 __all__ = [
@@ -82,6 +86,15 @@ class ChatClient(AttachedStorages):
         self._storages: dict[str, _Attached] = {}
         self.window_focused = False  # see set_window_focused
         self._background: list[asyncio.Task[None]] = []
+        # Attaching a storage opens its files off the loop: meanwhile its id maps to that
+        # attach's claim here. The last of ``attach`` and ``detach`` of an id wins: one that
+        # no longer holds the claim when its files are open closes them and attaches nothing.
+        self._claims: dict[str, object] = {}
+        # A storage detached: set once its engine stopped and its files are closed, which
+        # an attach of the same id waits for (at most ``close_wait`` seconds).
+        self._released: dict[str, asyncio.Event] = {}
+        self._closes: set[asyncio.Task[None]] = set()  # detached storages still closing
+        self.close_wait = CLOSE_WAIT
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -114,8 +127,10 @@ class ChatClient(AttachedStorages):
             lambda _sid, event: listener(event) if listener is not None else None,
             data_dir=data_dir,
         )
-        client._add(entry, storage, index=index, outbox=outbox, config=config, owned=False)
         try:
+            await client._add(
+                entry, storage, index=index, outbox=outbox, config=config, owned=False
+            )
             if start:
                 await client._storages[entry.id].engine.start()
             yield client
@@ -145,7 +160,7 @@ class ChatClient(AttachedStorages):
             keep_bodies=False,
         )
 
-    def _add(
+    async def _add(
         self,
         entry: StorageSettings,
         storage: Storage,
@@ -154,16 +169,44 @@ class ChatClient(AttachedStorages):
         outbox: bool = True,
         config: SyncConfig | None = None,
         owned: bool = True,
-    ) -> _Attached:
-        url = storage.url
-        idx = Index.open(index_path_for(self._data_dir, url), url) if index else None
-        try:
-            box = Outbox(outbox_path_for(self._data_dir, url)) if outbox else None
-        except BaseException:  # nothing is left open when the outbox cannot be opened
-            if idx is not None:
-                idx.close()
-            raise
+        pin_own: bool = False,
+    ) -> _Attached | None:
+        """Attach ``storage`` as ``entry``: its index (``index``) and outbox (``outbox``)
+        opened, its engine made (not started). ``pin_own``: this device's key is pinned as
+        its user's. None when the storage was detached (or attached again) meanwhile:
+        nothing of this call is left open then (an ``owned`` storage is closed too).
+
+        The files are opened on a thread, never the loop (the GUI thread): SQLite waits
+        there up to its busy timeout (30 s) for a write under way. They are opened once
+        the engine of a storage detached under the same id released them (``_release``:
+        at most ``close_wait`` seconds; then all the same, SQLite's locks keep them
+        whole)."""
         sid = entry.id
+        claim = self._claims[sid] = object()
+        if sid in self._storages:  # attached again: the one attached until now goes
+            self._close(self._storages.pop(sid))
+        await self._release(sid)
+        own = None
+        if pin_own and self.key is not None:
+            own = (self.user_id, b64encode(bytes(self.key.verify_key)))
+        url = storage.url
+        index_path = index_path_for(self._data_dir, url) if index else None
+        outbox_path = outbox_path_for(self._data_dir, url) if outbox else None
+        opening = asyncio.ensure_future(
+            asyncio.to_thread(_open_files, url, index_path, outbox_path, own)
+        )
+        try:
+            files = await asyncio.shield(opening)
+        except asyncio.CancelledError:  # the files are closed once open, off the loop
+            opening.add_done_callback(_close_when_open)
+            raise
+        if self._claims.get(sid) is not claim:
+            log.info("storage %s was detached while it was being attached", entry.name)
+            await asyncio.to_thread(files.close)
+            if owned:
+                await storage.close()
+            return None
+        del self._claims[sid]
         engine: SyncEngine | None = None
 
         def deliver(event: EngineEvent) -> None:
@@ -174,24 +217,49 @@ class ChatClient(AttachedStorages):
             if current is not None and current.engine is engine:
                 self._listener(sid, event)
 
-        engine = SyncEngine(storage, index=idx, outbox=box, listener=deliver, config=config)
+        try:
+            engine = SyncEngine(
+                storage, index=files.index, outbox=files.outbox, listener=deliver, config=config
+            )
+        except BaseException:
+            files.close()
+            raise
         engine.set_window_focused(self.window_focused)
-        attached = _Attached(entry, storage, engine, idx, box, owned)
+        attached = _Attached(entry, storage, engine, files.index, files.outbox, owned)
         self._storages[sid] = attached
         return attached
+
+    async def _release(self, storage_id: str) -> None:
+        """Until the engine of ``storage_id`` detached before stopped and closed its files,
+        at most ``close_wait`` seconds; the loop runs on meanwhile."""
+        released = self._released.get(storage_id)
+        if released is None or released.is_set():
+            return
+        try:
+            await asyncio.wait_for(released.wait(), self.close_wait)
+        except TimeoutError:
+            log.warning(
+                "storage %s: its engine of before is still closing after %g s; its index "
+                "and outbox are opened all the same",
+                storage_id,
+                self.close_wait,
+            )
 
     async def attach(self, entry: StorageSettings, *, start: bool = True) -> None:
         """Open a storage, start its engine, and start reading the rooms the user is in.
         Returns once they are started, not read: each room opens on its own (from this
         device's index, then from the storage), so a storage that does not answer for
-        one room holds up neither the others nor the caller (docs/SCHEDULING.md)."""
+        one room holds up neither the others nor the caller (docs/SCHEDULING.md).
+
+        A storage attached under this id already is replaced; one detached before, whose
+        engine still stops, is waited for (``_add``). The last of ``attach`` and
+        ``detach`` of an id wins: detached before this returns, nothing is attached."""
         storage = open_storage(entry.spec)
-        attached = self._add(entry, storage, config=self._config())
         # This device knows its own key is its user's: pinned, so an impostor claiming our
         # id is "key changed" here, never a conflict that puts our own messages in doubt.
-        if self.key is not None and attached.index is not None:
-            own = b64encode(bytes(self.key.verify_key))
-            attached.index.add_pins([(self.user_id, own)], source="own")
+        attached = await self._add(entry, storage, config=self._config(), pin_own=True)
+        if attached is None:
+            return
         engine = attached.engine
         if start:
             await engine.start()
@@ -228,45 +296,76 @@ class ChatClient(AttachedStorages):
                 log.warning("storage %s is not available: %s", entry.name, exc)
 
     async def close(self) -> None:
-        """Stop every storage's opens and engines. A cancellation of the caller is
-        raised once they are stopped (never absorbed: it was before)."""
+        """Stop every storage's opens and engines (those detached before and still
+        stopping too); an attach under way attaches nothing. A cancellation of the caller
+        is raised once they are stopped (never absorbed: it was before)."""
         background, self._background = self._background, []
+        self._claims.clear()
         await close_in_turn(
             lambda: stop_tasks(background),
             *(lambda sid=sid: self.detach(sid) for sid in list(self._storages)),
+            self._closed,
             what="the client",
         )
+
+    async def _closed(self) -> None:
+        """Until every storage detached has closed (its close is never cancelled)."""
+        if self._closes:
+            await asyncio.wait(list(self._closes))
 
     def detach(self, storage_id: str) -> Coroutine[Any, Any, None]:
         """Stop syncing one storage: it is not attached from this call on (nothing its
         engine says after reaches the listener, even when the storage is attached again
-        under the same id before that engine stopped); awaiting the answer closes its
-        engine, cache and outbox."""
-        return self._close_attached(self._storages.pop(storage_id, None))
+        under the same id before that engine stopped; an attach of it under way attaches
+        nothing), and its engine, cache and outbox start closing (a task of the client:
+        ``close`` waits for it too); the answer is awaited until they are closed. An
+        awaiting caller cancelled stops waiting, not the closing."""
+        self._claims.pop(storage_id, None)
+        attached = self._storages.pop(storage_id, None)
+        return _until(self._close(attached) if attached is not None else None)
+
+    def _close(self, attached: _Attached) -> asyncio.Task[None]:
+        """Start closing a storage no longer attached, as a task of the client."""
+        sid = attached.settings.id
+        released = self._released[sid] = asyncio.Event()
+        task = asyncio.ensure_future(self._close_attached(attached, released))
+        self._closes.add(task)
+
+        def done(task: asyncio.Task[None]) -> None:
+            self._closes.discard(task)
+            if self._released.get(sid) is released:
+                del self._released[sid]
+
+        task.add_done_callback(done)
+        return task
 
     @staticmethod
-    async def _close_attached(attached: _Attached | None) -> None:
-        if attached is None:
-            return
+    async def _close_attached(attached: _Attached, released: asyncio.Event) -> None:
+        """Close the opens, the engine, the files (on a thread: SQLite may wait there for
+        a lock), then ``released`` is set (an attach of the same id waits for it), then
+        the storage (a connection's close that hangs holds up nothing)."""
         index, outbox = attached.index, attached.outbox
 
         async def files() -> None:  # after the engine that writes them
-            if index is not None:
-                index.close()
-            if outbox is not None:
-                outbox.close()
+            try:
+                await asyncio.to_thread(_Files(index, outbox).close)
+            finally:
+                released.set()
 
         async def storage() -> None:
             if attached.owns_storage:
                 await attached.storage.close()
 
-        await close_in_turn(
-            lambda: stop_tasks(attached.opening),  # the opens run on the engine: first
-            attached.engine.close,
-            storage,
-            files,
-            what=attached.settings.name,
-        )
+        try:
+            await close_in_turn(
+                lambda: stop_tasks(attached.opening),  # the opens run on the engine: first
+                attached.engine.close,
+                files,
+                storage,
+                what=attached.settings.name,
+            )
+        finally:
+            released.set()
 
     # -- rooms ----------------------------------------------------------------------------
 
@@ -408,9 +507,13 @@ class ChatClient(AttachedStorages):
         user_id, key = self._signer()
         if not text.strip():
             raise drafting.Refused("an edit needs text (to take a message back, delete it)")
-        target = await self._relation_target(ref, target_id)
         own = b64encode(bytes(key.verify_key))
-        return await self._carry_out(ref, drafting.edit(target, user_id, own, text))
+
+        def decide(target: drafting.Target) -> drafting.Plan:
+            return drafting.edit(target, user_id, own, text)
+
+        target = await self._relation_target(ref, target_id, edit=decide)
+        return await self._carry_out(ref, decide(target))
 
     async def delete_event(
         self, ref: RoomRef, target_id: str, reason: str | None = None
@@ -422,12 +525,22 @@ class ChatClient(AttachedStorages):
         own = b64encode(bytes(key.verify_key))
         return await self._carry_out(ref, drafting.delete(target, user_id, own, reason))
 
-    async def _relation_target(self, ref: RoomRef, event_id: str) -> drafting.Target:
+    async def _relation_target(
+        self,
+        ref: RoomRef,
+        event_id: str,
+        *,
+        edit: Callable[[drafting.Target], drafting.Plan] | None = None,
+    ) -> drafting.Target:
         """The event ``event_id`` as the room's latest audit shows it, with its content
         (``event_by_id``: the app's audit keeps no bodies, they come from this device's
         index); else one of this device's own on its way to the storage (the outbox);
-        else not read here. For an edit, the message it edits too, read the same way
-        (``Target.edited``: its msgtype and text decide the new edit's)."""
+        else not read here. For a new edit (``edit``: its rules) of an edit, the message
+        that edit edits too, read the same way (``Target.edited``: its msgtype and text
+        decide the new edit's) — only once ``edit`` refused nothing the audit's verdict
+        decides without it (whose the edit and its message are, whether readers apply
+        it, whether the message is deleted): a message whose cached line is damaged
+        would hide that refusal behind "cannot read"."""
         _check_target(ref, event_id)
         view = await self.room_view(ref)
         if view is None or view.result is None:
@@ -435,12 +548,15 @@ class ChatClient(AttachedStorages):
         result, rel = view.result, view.relations
         assert rel is not None  # made with every result (``RoomView``)
         event = await self._read_event(ref, result, event_id)
-        edited = None
-        if event is not None and event.type == EDIT:
-            named = rel.edit_of.get(event_id) or target_of(event)
-            if named is not None and named.startswith(ref.room_id + "::"):
-                edited = await self._read_event(ref, result, named)
-        return drafting.Target(event_id, event, rel, result.timeline, result.authorized, edited)
+        target = drafting.Target(event_id, event, rel, result.timeline, result.authorized)
+        if edit is None or event is None or event.type != EDIT:
+            return target
+        edit(target)  # what the audit refuses, refused before anything more is read
+        named = rel.edit_of.get(event_id) or target_of(event)
+        if named is None or not named.startswith(ref.room_id + "::"):
+            return target
+        edited = await self._read_event(ref, result, named)
+        return dataclasses.replace(target, edited=edited)
 
     async def _read_event(self, ref: RoomRef, result: AuditResult, event_id: str) -> Event | None:
         """``event_id`` with its content: its row in ``result``, else this device's own
@@ -495,6 +611,59 @@ class ChatClient(AttachedStorages):
             if attached.outbox is not None:
                 attached.outbox.retry_now()
             attached.engine.wake()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Files:
+    """A storage's index and outbox on this device, as ``_open_files`` opened them."""
+
+    index: Index | None
+    outbox: Outbox | None
+
+    def close(self) -> None:
+        """Close both (blocking: on a thread, never the loop)."""
+        try:
+            if self.index is not None:
+                self.index.close()
+        finally:
+            if self.outbox is not None:
+                self.outbox.close()
+
+
+def _open_files(
+    url: str,
+    index_path: Path | None,
+    outbox_path: Path | None,
+    own: tuple[str, str] | None,
+) -> _Files:
+    """Open (creating) the index at ``index_path`` and the outbox at ``outbox_path`` (each
+    skipped for None), ``own`` (user id, key) pinned in the index. Blocking: SQLite may
+    wait up to its busy timeout for another connection's write, so it runs on a thread.
+    Nothing is left open when one of them cannot be opened."""
+    index = Index.open(index_path, url) if index_path is not None else None
+    try:
+        if index is not None and own is not None:
+            index.add_pins([own], source="own")
+        outbox = Outbox(outbox_path) if outbox_path is not None else None
+    except BaseException:
+        if index is not None:
+            index.close()
+        raise
+    return _Files(index, outbox)
+
+
+def _close_when_open(opening: asyncio.Future[_Files]) -> None:
+    """A done callback: files opened for a caller that went away are closed (off the
+    loop); an open that failed left nothing open."""
+    if opening.cancelled() or opening.exception() is not None:
+        return
+    asyncio.get_running_loop().run_in_executor(None, opening.result().close)
+
+
+async def _until(closing: asyncio.Task[None] | None) -> None:
+    """``detach``'s answer: until ``closing`` ends; a caller cancelled stops waiting."""
+    if closing is not None:
+        await asyncio.shield(closing)
 
 
 def _check_target(ref: RoomRef, event_id: str) -> None:

@@ -315,18 +315,30 @@ class SyncEngine:
         await stop_tasks(tasks)
 
     async def _stop_threads(self) -> None:
-        """``close``'s last step: the pools, the reader's connection, the heap."""
+        """``close``'s last step: the pools, the reader's connection, the heap. The threads
+        are waited for on a thread of their own: a job still running (a long slice, a
+        write that waits for SQLite's lock) holds up the close, never the loop. A caller
+        cancelled meanwhile stops waiting; the threads stop all the same."""
+        joining = asyncio.ensure_future(asyncio.to_thread(self._join_threads))
+        try:
+            await asyncio.shield(joining)
+        finally:
+            if self._settling:  # once, however often close is called
+                self._settling = False
+                heap.unsettle()  # this engine's cycles (and anything frozen meanwhile) can go
+            self._verifier.close()
+
+    def _join_threads(self) -> None:
+        """Stop the pools (their queued jobs cancelled; the reads queued still run) and
+        wait for their threads, then close the reader's connection (no read runs on it
+        any more). Blocking."""
         for pool in (self._pool, self._serial, self._io):
             pool.shutdown(wait=True, cancel_futures=True)
+        self._reads.shutdown(wait=True)
         if self._reader is not None:
             reader, self._reader = self._reader, None
             with contextlib.suppress(Exception):
-                await asyncio.get_running_loop().run_in_executor(self._reads, reader.close)
-        self._reads.shutdown(wait=True, cancel_futures=True)
-        if self._settling:  # once, however often close is called
-            self._settling = False
-            heap.unsettle()  # this engine's cycles (and anything frozen meanwhile) can go now
-        self._verifier.close()
+                reader.close()
 
     def _note_activity(self) -> None:
         """Something happened (a send, a message read): the poller looks often again."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +17,16 @@ from nacl.signing import SigningKey
 from bucket_chat_desktop.protocol.audit import RoomLedger, prepare_segment
 from bucket_chat_desktop.protocol.event import MEMBER, MESSAGE, Event
 from bucket_chat_desktop.protocol.ids import segment_path
-from bucket_chat_desktop.protocol.relations import REACTION, TYPING, Relations
+from bucket_chat_desktop.protocol.relations import EDIT, REACTION, TYPING, Relations
 from bucket_chat_desktop.protocol.relations import build as build_relations
 from bucket_chat_desktop.protocol.segment import encode_segment, path_for
 from bucket_chat_desktop.protocol.signing import build_event
+from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync import room_state as room_state_module
 from bucket_chat_desktop.sync.client import ChatClient, RoomRef
 from bucket_chat_desktop.sync.events import EventsAppended, RoomLoaded
 from bucket_chat_desktop.sync.room_state import RoomState
+from bucket_chat_desktop.sync.writer import Draft, RoomWriter
 
 ALICE = "alice@example.com"
 ROOM = "room-1"
@@ -317,6 +320,74 @@ def test_an_edit_of_ones_unsent_edit_of_a_notice_keeps_it_a_notice(tmp_path: Pat
             }
             # the same text as the message shows is not sent again
             assert await client.edit_message(ref, e1.event_id, "note") == []
+        finally:
+            await client.close()
+
+    asyncio.run(scenario())
+
+
+def test_what_the_audit_refuses_is_refused_before_the_edited_message_is_read(
+    tmp_path: Path,
+) -> None:
+    """An edit of an edit read the message that edit edits before asking the audit whether
+    the edit may be sent: with that message's cached line damaged, the person was told
+    "cannot read" instead of why it is refused (not theirs, ignored by readers). The
+    audit's verdict decides first; only an edit it would send reads the message, and then
+    "cannot read" is the answer. A deletion of an edit needs no message: it goes out."""
+    client, entry, _ = local_client(tmp_path)
+    bob = RoomWriter(
+        LocalStorage(Path(entry.spec)), ROOM, "bob@example.com", SigningKey(b"\2" * 32)
+    )
+
+    async def scenario() -> None:
+        await client.attach(entry)
+        try:
+            ref = await client.create_room(entry.id, ROOM, "Plans")
+            assert await client.flush(entry.id, 5)
+            _, [_join, theirs] = await bob.send([Draft.text("bob's")])
+            replaces = {"replaces": theirs.event_id}
+            new = {"new_content": {"body": "bob's!", "msgtype": "m.text"}}
+            _, [their_edit] = await bob.send([Draft(EDIT, {**replaces, **new})])
+            [mine] = await client.send_text(ref, "mine")
+            [my_edit] = await client.edit_message(ref, mine.event_id, "mine!")
+            # an unsigned edit of Bob's message planted under Alice's id: readers ignore it
+            forged = {
+                "event_id": f"{ROOM}::2026-01-01T00:00:00.000Z::forged",
+                "room_id": ROOM,
+                "timestamp_ms": 1_767_225_600_000,
+                "sender_id": ALICE,
+                "type": EDIT,
+                "parent_event_id": None,
+                "prev_event_hash": None,
+                "signature": "",
+                "content": {**replaces, **new},
+            }
+            where = Path(entry.spec) / segment_path(ROOM, *(2 * [forged["timestamp_ms"]]), "m")
+            where.parent.mkdir(parents=True, exist_ok=True)
+            where.write_bytes(json.dumps(forged).encode() + b"\n")
+            await client.reaudit(ref)
+            ids = [theirs.event_id, their_edit.event_id, mine.event_id, my_edit.event_id]
+            rel = await _settled(client, ref, [*ids, str(forged["event_id"])])
+            assert rel.edit_of.get(their_edit.event_id) == theirs.event_id
+            assert rel.edit_of.get(my_edit.event_id) == mine.event_id
+            assert str(forged["event_id"]) not in rel.edit_of
+            # both messages' cached lines damaged (someone with access to this device)
+            index = client._storages[entry.id].index
+            assert index is not None and index.path is not None
+            with sqlite3.connect(index.path) as conn:
+                for ev in (theirs, mine):
+                    conn.execute(
+                        "UPDATE events SET raw = replace(raw, ?, ?) WHERE event_id = ?",
+                        (ev.body, "tampered", ev.event_id),
+                    )
+            with pytest.raises(ValueError, match="is not yours"):
+                await client.edit_message(ref, their_edit.event_id, "not mine to fix")
+            with pytest.raises(ValueError, match="readers ignore"):
+                await client.edit_message(ref, str(forged["event_id"]), "an innocent fix")
+            with pytest.raises(ValueError, match="cannot read"):
+                await client.edit_message(ref, my_edit.event_id, "mine!!")
+            [deletion] = await client.delete_event(ref, my_edit.event_id)
+            assert deletion.content == {"redacts": my_edit.event_id}
         finally:
             await client.close()
 
