@@ -35,6 +35,7 @@ from ..index import Index
 from ..protocol.activity import marker_path
 from ..protocol.audit import (
     DEVICE_ACCEPT_FIELD,
+    HOLD_AHEAD_MS,
     first_confirmed,
     offered_introductions,
     prepare_segment,
@@ -50,6 +51,7 @@ from ..storage.base import (
     StorageError,
     UnreadableObjectError,
 )
+from . import keeper as room_keeper
 from .events import IntroductionOffered, OutboxChanged
 from .outbox import OutSegment
 from .room_state import RoomState, SendScan
@@ -191,13 +193,18 @@ class Publisher:
                         "continues (guessing would fork it); try again when the storage "
                         "answers"
                     ) from exc
-                # Decoded and checked once, on the pool (never on the loop).
+                # Decoded and checked once, on the pool (never on the loop); what every
+                # reader holds back as dated ahead is not offered (nor accepted) before
+                # its time, by the clock the engine's audits read (a room's horizon
+                # never moves back: ``SyncEngine._horizon``).
+                clock = room_keeper.now_ms() + HOLD_AHEAD_MS
                 chain = await own_chain_off_loop(
                     segments,
                     room_id=room_id,
                     user_id=user_id,
                     key_text=key_text,
                     confirmed=confirmed,
+                    now_ms=self._engine._horizon(room_id, clock) - HOLD_AHEAD_MS,
                     pool=self._engine._pool,
                 )
                 head, introducer, offered = chain.head, chain.introduced_by, list(chain.offered)
