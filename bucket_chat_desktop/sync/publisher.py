@@ -91,7 +91,9 @@ def send_context(
     is final, the introductions of ``key_text`` on offer, and each device's newest
     event, the most recently active first (for the witness). Kept in ``room.scan``
     and brought up to date from what was appended since the last send: O(new events),
-    not O(history). None when the room has no audit yet."""
+    not O(history); rows placed before shown ones (behind a row dated a little ahead)
+    were carried over at the end of their job (``RoomState.carry_scan``). None when the
+    room has no audit yet."""
     result = room.result
     if result is None:
         return None
@@ -101,7 +103,7 @@ def send_context(
         or scan.result.audit_number != result.audit_number
         or scan.seen > len(result.timeline)
     ):
-        scan = room.scan = SendScan(result)  # a full audit: a new result, all again
+        scan = room.scan = SendScan(result)  # a full audit, or a placement not carried
     scan.result = result  # appends make a new result of the same audit: the rest of it
     scan.catch_up()
     settled = room.complete and not room.partial
