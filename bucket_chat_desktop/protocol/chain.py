@@ -68,10 +68,17 @@ def own_chain(
     user_id: str,
     key_text: str,
     confirmed: Collection[str] = (),
+    now_ms: int | None,
 ) -> OwnChain:
     """This device's chain from every segment of the room as decoded and checked once
     (``prepare_segment``): all segments count, whatever their names; only events whose
-    signature by ``key_text`` checked (the verifier's verdict) are this device's."""
+    signature by ``key_text`` checked (the verifier's verdict) are this device's.
+
+    ``now_ms``: the reader's clock, as for ``RoomLedger.audit``. An introduction dated
+    more than ``HOLD_AHEAD_MS`` after it is held back by every reader (section 9), so it
+    is neither offered nor accepted until its time comes: offered at once, a member could
+    time a fake offer. The head is found among all of this device's events, held or not
+    (continuing an older one would fork the chain). None: nothing is held (tests)."""
     mine = (
         loc.event
         for seg in segments
@@ -84,7 +91,7 @@ def own_chain(
     ledger = RoomLedger(room_id)
     for seg in segments:
         ledger.add_prepared(seg)
-    shown = [(a.event, a.state) for a in ledger.audit().timeline]
+    shown = [(a.event, a.state) for a in ledger.audit(now_ms=now_ms).timeline]
     offered = offered_introductions(shown, user_id, key_text)
     return OwnChain(None, 0, first_confirmed(offered, confirmed), tuple(offered))
 

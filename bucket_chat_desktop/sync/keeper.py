@@ -374,6 +374,7 @@ class RoomKeeper:
             room.relations(),
             room.roster(),
         )
+        room.carry_scan()  # a send's scan, like the relations and the fold
         room.moved = None  # carried over (or not): the result before need not stay alive
 
     def _note_shown(self, room: RoomState) -> None:

@@ -35,6 +35,7 @@ from ..index import Index
 from ..protocol.activity import marker_path
 from ..protocol.audit import (
     DEVICE_ACCEPT_FIELD,
+    HOLD_AHEAD_MS,
     first_confirmed,
     offered_introductions,
     prepare_segment,
@@ -50,6 +51,7 @@ from ..storage.base import (
     StorageError,
     UnreadableObjectError,
 )
+from . import keeper as room_keeper
 from .events import IntroductionOffered, OutboxChanged
 from .outbox import OutSegment
 from .room_state import RoomState, SendScan
@@ -89,7 +91,9 @@ def send_context(
     is final, the introductions of ``key_text`` on offer, and each device's newest
     event, the most recently active first (for the witness). Kept in ``room.scan``
     and brought up to date from what was appended since the last send: O(new events),
-    not O(history). None when the room has no audit yet."""
+    not O(history); rows placed before shown ones (behind a row dated a little ahead)
+    were carried over at the end of their job (``RoomState.carry_scan``). None when the
+    room has no audit yet."""
     result = room.result
     if result is None:
         return None
@@ -99,7 +103,7 @@ def send_context(
         or scan.result.audit_number != result.audit_number
         or scan.seen > len(result.timeline)
     ):
-        scan = room.scan = SendScan(result)  # a full audit: a new result, all again
+        scan = room.scan = SendScan(result)  # a full audit, or a placement not carried
     scan.result = result  # appends make a new result of the same audit: the rest of it
     scan.catch_up()
     settled = room.complete and not room.partial
@@ -191,13 +195,18 @@ class Publisher:
                         "continues (guessing would fork it); try again when the storage "
                         "answers"
                     ) from exc
-                # Decoded and checked once, on the pool (never on the loop).
+                # Decoded and checked once, on the pool (never on the loop); what every
+                # reader holds back as dated ahead is not offered (nor accepted) before
+                # its time, by the clock the engine's audits read (a room's horizon
+                # never moves back: ``SyncEngine._horizon``).
+                clock = room_keeper.now_ms() + HOLD_AHEAD_MS
                 chain = await own_chain_off_loop(
                     segments,
                     room_id=room_id,
                     user_id=user_id,
                     key_text=key_text,
                     confirmed=confirmed,
+                    now_ms=self._engine._horizon(room_id, clock) - HOLD_AHEAD_MS,
                     pool=self._engine._pool,
                 )
                 head, introducer, offered = chain.head, chain.introduced_by, list(chain.offered)

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ..protocol.audit import AuditResult, IntroductionScan, RoomLedger
-from ..protocol.event import Event
+from ..protocol.event import MEMBER, Event
 from ..protocol.findings import Finding, Kind
 from ..protocol.metadata import RoomMetadata
 from ..protocol.relations import Relations
@@ -145,6 +145,16 @@ class RoomState:
         self.stated = (result, roster)
         return roster
 
+    def carry_scan(self) -> None:
+        """State thread, at the end of a job (``keeper._publish``): the send scan carried
+        over rows placed before shown ones (``moved``), when it can be exactly
+        (``SendScan.placed``); else dropped, and the next send begins it again."""
+        scan, moved = self.scan, self.moved
+        if scan is None or moved is None or moved[1] is not self.result:
+            return
+        if not scan.placed(*moved):
+            self.scan = None
+
     def relations_made_for(self, result: AuditResult | None) -> Relations | None:
         """The relations the state thread made for ``result``, None if it made none
         (any thread: one read of a tuple the state thread replaces whole)."""
@@ -244,6 +254,55 @@ class SendScan:
                 tips[key] = a.event
         for scan in self.offers.values():
             scan.feed((a.event, a.state) for a in new)
+
+    def placed(self, before: AuditResult, after: AuditResult, at: int, count: int) -> bool:
+        """Carry this scan over ``count`` rows placed at ``at`` (``RoomLedger.try_place``)
+        that made ``after`` of ``before``, the rows of ``before`` from ``at`` on moved
+        after them: O(what was appended since the last send + the rows that moved), not a
+        rescan of the whole timeline (80-140 ms at 100,000 rows). False when it cannot be
+        carried (the scan is of another audit, or the placement is not one this exactly
+        carries): the next send begins again.
+
+        Exact, as a scan of ``after`` from its first row: each key's newest row and the
+        order of keys by where their newest row is (the witness's most recently active
+        first). The keys with a row among the moved ones have their newest row there
+        (they are the timeline's last rows): they keep it and their order, after every
+        other key. A placed row is its key's newest (its key has no moved row: rows are
+        placed only before other senders' rows, and a key signs for one sender; checked
+        here all the same), so its key comes before the moved keys and after the rest.
+        Offers are untouched: only joins count for them, and placed rows are plain
+        messages (checked here too), so the joins are fed in the order a rescan feeds them."""
+        if self.result.audit_number != before.audit_number or self.seen > len(before.timeline):
+            return False
+        end = at + count
+        if len(after.timeline) != len(before.timeline) + count or not 0 <= at < end:
+            return False
+        self.result = before
+        self.catch_up()  # all of ``before``: then only the placement is left
+        rows = after.timeline
+        placed = rows[at:end]
+        if any(a.event.type == MEMBER for a in placed):
+            return False
+        later: dict[str, Event] = {}  # the moved rows' keys by their newest row, in order
+        for a in rows[end:]:
+            key = a.event.sender_key
+            if key:
+                later.pop(key, None)
+                later[key] = a.event
+        tips = self.tips
+        for key in later:
+            tips.pop(key, None)
+        for a in placed:
+            key = a.event.sender_key
+            if key:
+                if key in later:
+                    return False
+                tips.pop(key, None)
+                tips[key] = a.event
+        tips.update(later)
+        self.result = after
+        self.seen = len(rows)
+        return True
 
     def introductions(self, user_id: str, key_text: str) -> IntroductionScan:
         scan = self.offers.get((user_id, key_text))

@@ -135,12 +135,15 @@ async def own_chain_off_loop(
     user_id: str,
     key_text: str,
     confirmed: Collection[str] = (),
+    now_ms: int | None,
     pool: Executor | None = None,
 ) -> OwnChain:
     """This device's chain in segments read from storage (``read_room_segments``): each
     decoded and its signatures checked once, on ``pool`` (the engine's verify pool; else
     the loop's default executor), never on the event loop, which may be the app's (Qt);
-    then the head and introductions from the verifier's verdicts (``protocol/chain.py``)."""
+    then the head and introductions from the verifier's verdicts (``protocol/chain.py``),
+    those dated more than ``HOLD_AHEAD_MS`` after ``now_ms`` held back as readers hold
+    them (``own_chain``)."""
     loop = asyncio.get_running_loop()
     prepared = await asyncio.gather(
         *(
@@ -155,6 +158,7 @@ async def own_chain_off_loop(
         user_id=user_id,
         key_text=key_text,
         confirmed=confirmed,
+        now_ms=now_ms,
     )
     if chain.heads > 1:
         log.warning("device chain in %s has %d heads; continuing the newest", room_id, chain.heads)
@@ -209,6 +213,7 @@ class RoomWriter:
             user_id=self.user_id,
             key_text=self.key_text,
             confirmed=self.confirmed,
+            now_ms=now_ms(),  # this device's clock, whatever ``clock`` stamps with
         )
         self._head, self.introduced_by, self.offered = (
             chain.head,

@@ -127,11 +127,44 @@ def test_own_chain_counts_only_events_whose_signature_checked_wherever_they_are(
         prepare_segment(path_for(mine[1:], "bob-bbbb"), encode_segment(mine[1:]), ROOM),
         prepare_segment(path_for(mine[1:], "mallory-cc"), forged, ROOM),
     ]
-    got = own_chain(segments, room_id=ROOM, user_id=ALICE, key_text=key_text)
+    got = own_chain(segments, room_id=ROOM, user_id=ALICE, key_text=key_text, now_ms=None)
     assert (got.head, got.heads) == (mine[-1], 1)
     stranger = b64encode(bytes(key(9).verify_key))
-    none = own_chain(segments, room_id=ROOM, user_id="carol@example.com", key_text=stranger)
+    none = own_chain(
+        segments, room_id=ROOM, user_id="carol@example.com", key_text=stranger, now_ms=None
+    )
     assert (none.head, none.heads, none.introduced_by, none.offered) == (None, 0, None, ())
+
+
+def test_an_introduction_held_as_dated_ahead_is_neither_offered_nor_accepted() -> None:
+    """Readers hold back a statement dated more than ``HOLD_AHEAD_MS`` after their clock
+    (section 9): by that clock it introduces nobody yet, however confirmed its key; one
+    dated a minute ahead is shown, and the held one too once its time comes."""
+    laptop = b64encode(bytes(key(1).verify_key))
+    add = {"membership": "join", DEVICE_ADD_FIELD: laptop}
+    later = chain(None, ts=T0 + 2 * 3_600_000, seed=2, join=add)
+    soon = chain(None, ts=T0 + 60_000, seed=3, join=add)
+    segments = [
+        prepare_segment(path_for(evs, name), encode_segment(evs), ROOM)
+        for evs, name in ((later, "alice-later"), (soon, "alice-soon"))
+    ]
+    keys = [b64encode(bytes(key(n).verify_key)) for n in (2, 3)]
+
+    def chained(now: int | None, confirmed: tuple[str, ...]) -> tuple[str | None, tuple[str, ...]]:
+        got = own_chain(
+            segments,
+            room_id=ROOM,
+            user_id=ALICE,
+            key_text=laptop,
+            confirmed=confirmed,
+            now_ms=now,
+        )
+        return got.introduced_by, got.offered
+
+    assert chained(T0, (keys[0],)) == (None, (keys[1],))
+    assert chained(T0, tuple(keys)) == (keys[1], (keys[1],))
+    shown = (keys[1], keys[0])  # in display order: by date
+    assert chained(T0 + 2 * 3_600_000 - HOLD_AHEAD_MS, (keys[0],)) == (keys[0], shown)
 
 
 def test_a_head_dated_far_ahead_does_not_date_the_events_after_it() -> None:

@@ -21,6 +21,7 @@ from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync import keeper
 from bucket_chat_desktop.sync.client import ChatClient, RoomRef
 from bucket_chat_desktop.sync.events import EngineEvent, EventsAppended, RoomLoaded
+from bucket_chat_desktop.sync.room_state import SendScan
 from bucket_chat_desktop.sync.writer import Draft, RoomWriter
 
 ALICE = "alice@example.com"
@@ -277,6 +278,84 @@ def test_messages_behind_one_dated_ahead_are_placed_without_a_full_audit(
             assert roster is not None and view.roster is not None
             assert roster == view.roster
             assert audits == []
+        finally:
+            await client.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_send_after_rows_were_placed_carries_its_scan_over_exactly(tmp_path: Path) -> None:
+    """Messages of three senders placed one by one behind Mallory's, dated ten minutes
+    ahead: each placement gives the result a new audit number, and the next send made
+    its whole scan of the timeline again (~80 ms at 100,000 rows). The scan is carried
+    over each placement instead, and after each one it is the scan made from the first
+    row: each device's newest event, the most recently active last (the witness's
+    order), and the offers."""
+    events: list[tuple[str, EngineEvent]] = []
+    client, entry = _client(tmp_path, events)
+    now = int(time.time() * 1000)
+    store = LocalStorage(str(tmp_path / "store"))
+    others = {
+        name: RoomWriter(store, "plans", f"{name}@example.com", SigningKey(bytes([n]) * 32))
+        for n, name in ((11, "bob"), (12, "carol"))
+    }
+
+    async def scenario() -> None:
+        try:
+            room = await _plans(client, entry, events)
+            engine = client._storages[entry.id].engine
+            state = engine.rooms["plans"]
+            mallory = _mallory(tmp_path, iter([now, now + 10 * 60_000]))
+            await mallory.send([Draft.text("joined")])
+            for writer in others.values():
+                await writer.send([Draft.text("joined")])
+            await mallory.send([Draft.text("from a fast clock")])
+            engine.wake()
+            await _until(events, lambda r: len(_senders(r)) == 9, "everyone's rows shown")
+            await client.send_text(room, "first")  # makes the scan: placed before hers
+            await _until(events, lambda r: len(_senders(r)) == 10, "alice's first")
+            scan = state.scan
+            assert scan is not None and _senders(scan.result)[-1] == MALLORY
+
+            def same_as_rebuilt() -> None:
+                result = state.result
+                assert result is not None and state.scan is scan  # carried, not begun again
+                assert scan.result.audit_number == result.audit_number
+                scan.result = result
+                scan.catch_up()
+                fresh = SendScan(result)
+                fresh.catch_up()
+                assert list(scan.tips.items()) == list(fresh.tips.items())
+                assert scan.seen == fresh.seen == len(result.timeline)
+                for user, key in scan.offers:
+                    assert (
+                        fresh.introductions(user, key).offers() == scan.offers[(user, key)].offers()
+                    )
+
+            shown = 10
+            for name in ("bob", "carol", "bob"):
+                await others[name].send([Draft.text(f"meanwhile from {name}")])
+                engine.wake()
+                shown += 1
+                result = await _until(events, lambda r, n=shown: len(_senders(r)) == n, name)
+                assert _senders(result)[-2:] == [f"{name}@example.com", MALLORY]
+                await engine._serially(same_as_rebuilt, room="plans")
+            await client.send_text(room, "second")
+            await _until(events, lambda r: len(_senders(r)) == shown + 1, "alice's second")
+            await engine._serially(same_as_rebuilt, room="plans")
+            assert _senders(scan.result)[-5:] == [
+                "bob@example.com",
+                "carol@example.com",
+                "bob@example.com",
+                ALICE,
+                MALLORY,
+            ]
+            assert [ev.sender_id for ev in reversed(scan.tips.values())] == [
+                MALLORY,
+                ALICE,
+                "bob@example.com",
+                "carol@example.com",
+            ]
         finally:
             await client.close()
 
