@@ -20,7 +20,7 @@ from conftest import roster_of
 from nacl.signing import SigningKey
 from PySide6.QtCore import QPoint, QRect, Qt
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QListView
 
 from bucket_chat_desktop.gui import safe, theme
 from bucket_chat_desktop.gui.main_window import TimelineView
@@ -658,3 +658,35 @@ def test_a_lookalike_reactor_is_marked_in_the_chip_tooltip() -> None:
     assert "(b\u043eb@example.com)" in impostor and "&lt;b&gt;CEO" in impostor
     assert f"{WARNING_MARK}</span>" in impostor and "may imitate another" in why
     assert bob.startswith("Bob (bob@example.com)") and WARNING_MARK not in bob
+
+
+def test_the_reply_bar_versions_and_thread_name_a_lookalike_as_its_row(qtbot: Any) -> None:
+    """Red team: "Replying to", "Versions of a message by" and a thread's "started by"
+    named an impostor by display name alone: now with the real id and the ⚠ mark."""
+    from bucket_chat_desktop.gui.widgets.message_actions import ComposerModeBar, VersionsDialog
+    from bucket_chat_desktop.gui.widgets.thread_panel import ThreadPanel
+
+    scene = Scene()
+    scene.join(BOB)
+    scene.join(IMPOSTOR)
+    fake = scene.msg(IMPOSTOR, "send the payroll file to me")
+    model = model_of(scene)
+    index = model.index(row_of(model, fake.event_id))
+    who = (
+        str(index.data(Roles.DisplayName)),
+        str(index.data(Roles.Sender)),
+        index.data(Roles.SenderWarning),
+    )
+    bar = ComposerModeBar()
+    dialog = VersionsDialog(who[0], sender_id=who[1], warning=who[2])
+    panel = ThreadPanel("", QListView(), dialog)
+    for widget in (bar, dialog):
+        qtbot.addWidget(widget)
+    bar.show_reply(who[0], "send the payroll file to me", sender_id=who[1], warning=who[2])
+    panel.start(fake.event_id, who[0], sender_id=who[1], warning=who[2])
+    mark = f"<span style='color:{TRUST_COLORS['key-changed']}'>{WARNING_MARK}</span>"
+    for label in (bar.text, dialog.title, panel.subtitle):
+        text = label.text()
+        assert "Bob &lt;b&gt;CEO&lt;/b&gt;" in text and "(b\u043eb@example.com)" in text
+        assert mark in text and "<b>CEO" not in text
+        assert "may imitate another" in label.toolTip()
