@@ -615,6 +615,9 @@ def test_a_quote_names_its_sender_as_the_timeline_does(qtbot: Any) -> None:
     real = scene.msg(BOB, "lunch at noon")
     to_fake = scene.msg(CAROL, "done", parent=fake.event_id)
     to_real = scene.msg(CAROL, "ok", parent=real.event_id)
+    gone = scene.msg(IMPOSTOR, "old details")
+    to_gone = scene.msg(CAROL, "?", parent=gone.event_id)
+    scene.redact(IMPOSTOR, gone)
     model = model_of(scene)
     view, delegate = _view(qtbot, model)
 
@@ -638,6 +641,10 @@ def test_a_quote_names_its_sender_as_the_timeline_does(qtbot: Any) -> None:
     quote, shown, tip = pieces(to_real.event_id)
     assert shown["name"][0] == "Bob" and shown["id"][0] == BOB[0]
     assert "mark" not in shown and "trust" not in shown and WARNING_MARK not in tip
+    _, shown, _ = pieces(to_gone.event_id)  # no text, still who wrote it
+    assert shown["status"][0] == "deleted message of " and "mark" in shown
+    assert "text" not in shown and shown["id"][0] == IMPOSTOR[0]
+    view.scrollToBottom()
     SHOTS.mkdir(exist_ok=True)
     assert view.grab().save(str(SHOTS / "quote-lookalike.png"))
     assert not safe.failures()

@@ -535,7 +535,8 @@ class MessageDelegate(SafeDelegate):
         id_w = min(id_fm.horizontalAdvance(ident) + 1, avail * (3 if name else 5) // 10)
         ident = id_fm.elidedText(ident, Qt.TextElideMode.ElideMiddle, id_w)
         if name:
-            name = bfm.elidedText(name, Qt.TextElideMode.ElideRight, avail // 4)
+            share = avail // 4 if status == "ok" else avail * 2 // 5  # no text to leave room for
+            name = bfm.elidedText(name, Qt.TextElideMode.ElideRight, share)
             put("name", name, bfm.horizontalAdvance(name) + 1, ACCENT, bold=True)
             x += GAP
         put("id", ident, id_fm.horizontalAdvance(ident) + 1, "" if name else ACCENT, bold=not name)
