@@ -909,7 +909,7 @@ async def cmd_history(args: argparse.Namespace) -> int:
     senders: dict[str, None] = {}
     for p in shown:
         item = everything[p]
-        senders[item.event.sender_id] = None
+        senders.update(dict.fromkeys(related.named_senders(item, everything, rel)))
         print(related.event_lines(item, everything, rel, ids))
     notes = fmt.id_notes(senders, ids)
     if notes:

@@ -153,6 +153,20 @@ def event_lines(item: Assessed, timeline: Sequence[Assessed], rel: Relations, id
     return head + text.replace("\n", "\n" + " " * 4)
 
 
+def named_senders(item: Assessed, timeline: Sequence[Assessed], rel: Relations) -> list[str]:
+    """The sender ids ``event_lines`` prints for ``item``: its own, and its quoted
+    parent's (whose look-alike mark needs its reason listed as much as a row's)."""
+    ev = item.event
+    out = [ev.sender_id]
+    parent = _reply_parent(ev.parent_event_id, rel, timeline, ev.event_id)
+    position = rel.positions.get(parent) if parent is not None else None
+    agg = rel.of(parent) if parent is not None else None
+    deleted = agg is not None and agg.redacted is not None  # quoted without its sender
+    if position is not None and timeline[position].event.event_id == parent and not deleted:
+        out.append(timeline[position].event.sender_id)
+    return out
+
+
 def _reply_parent(
     parent: str | None, rel: Relations, timeline: Sequence[Assessed], own_id: str
 ) -> str | None:

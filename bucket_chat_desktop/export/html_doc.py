@@ -4,7 +4,8 @@
 for each page, ``end``): the room is never one string in memory. Every string read from
 storage goes through ``html_escape`` (bodies through ``body.body_html``), display names
 through the room's display-name rule and ``display_name_safe`` (shown in ``<bdi>`` next
-to the real id, spelled out by ``shown_id``), and every message carries a visible trust
+to the real id, spelled out by ``shown_id``, and marked "look-alike id" wherever a
+sender is named: rows, quotes, reactors), and every message carries a visible trust
 badge; what is not verified says so in words as well as in colour.
 """
 
@@ -162,6 +163,7 @@ class HtmlWriter:
         self.rel = snapshot.relations
         self._quotes: OrderedDict[str, Quote] = OrderedDict()
         self._who_cache: dict[str, str] = {}  # sender id -> how the page names them
+        self._short_cache: dict[str, str] = {}  # ... and inside a line (``_short_who``)
         self.written = 0  # rows shown as a message or a notice
         self.damaged = 0
 
@@ -181,17 +183,30 @@ class HtmlWriter:
         if name:
             parts.append(f'<span class="name"><bdi>{html_escape(name)}</bdi></span>')
         parts.append(f'<span class="uid">{html_escape(shown_id(sender_id))}</span>')
-        warning = self.names.warning(sender_id)
-        if warning:
-            parts.append(
-                f'<span class="lookalike" title="{html_escape(warning)}">⚠ look-alike id</span>'
-            )
+        mark = self._lookalike(sender_id)
+        if mark:
+            parts.append(mark)
         return " ".join(parts)
 
+    def _lookalike(self, sender_id: str) -> str:
+        warning = self.names.warning(sender_id)
+        if not warning:
+            return ""
+        return f'<span class="lookalike" title="{html_escape(warning)}">⚠ look-alike id</span>'
+
     def _short_who(self, sender_id: str) -> str:
-        name = self.names.name(sender_id)
-        uid = html_escape(shown_id(sender_id))
-        return f"<bdi>{html_escape(name)}</bdi> ({uid})" if name else uid
+        """A sender inside a line (a quote, a reactor, an emote): name and id, with the
+        look-alike mark of their rows (``_who``)."""
+        got = self._short_cache.get(sender_id)
+        if got is None:
+            name = self.names.name(sender_id)
+            uid = html_escape(shown_id(sender_id))
+            got = f"<bdi>{html_escape(name)}</bdi> ({uid})" if name else uid
+            mark = self._lookalike(sender_id)
+            got = f"{got} {mark}" if mark else got
+            if len(self._short_cache) < WHO_KEPT:
+                self._short_cache[sender_id] = got
+        return got
 
     # -- the page ------------------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ from ..protocol.unread import (
     marker_for,
     placed_by,
 )
+from ..protocol.untrusted_text import shown_id
 from ..settings import Settings, StorageSettings
 from ..sync.client import ChatClient, RoomRef
 from ..sync.events import EngineEvent, ShownEvent
@@ -66,9 +67,11 @@ def _runs(positions: list[int], gap: int) -> list[tuple[int, int]]:
 
 def _preview(ev: Event) -> str:
     """The room list's line for ``ev`` (a shown event, never a relation event; its
-    latest text as ``room_preview.as_shown`` makes it)."""
+    latest text as ``room_preview.as_shown`` makes it). A member event's sender id is
+    spelled out (``shown_id``: a zero-width space is shown, not cleaned away); the room
+    list marks it as a row does (``RoomItem.preview_warning``)."""
     if ev.type == MEMBER:
-        return f"{ev.sender_id} {membership_text(ev.content)}"
+        return f"{shown_id(ev.sender_id)} {membership_text(ev.content)}"
     msgtype = ev.content.get("msgtype")
     if msgtype in ("m.file", "m.image"):
         info = ev.content.get("info")
@@ -483,10 +486,13 @@ class Controller(QObject):
         return mentions_me(ev.content, own, names)
 
     def _notification_title(self, key: str, ev: Event, room: str) -> str:
-        """Who wrote, by display name with the real id beside it, and where."""
-        name = self.names(key).name(ev.sender_id)
+        """Who wrote, by display name with the real id beside it (``tray`` spells it
+        out), after the look-alike mark ⚠ when it may imitate another, and where."""
+        names = self.names(key)
+        name = names.name(ev.sender_id)
         who = f"{name} ({ev.sender_id})" if name and name != ev.sender_id else ev.sender_id
-        return f"{who} in {room}"
+        mark = "⚠ " if names.warning(ev.sender_id) else ""
+        return f"{mark}{who} in {room}"
 
     def send_content(self, key: str, content: dict[str, Any]) -> None:
         self.tasks.start(self.client.send_content(RoomRef.from_key(key), content), "Sending")
@@ -745,7 +751,11 @@ class Controller(QObject):
         shown = last or room.previewed
         if shown is not None:  # an edit or deletion of the previewed message changes it
             current = as_shown(shown, rel)
-            changes.update(preview=DELETED if current is None else _preview(current))
+            warning = self.names(key).warning(shown.sender_id) if shown.type == MEMBER else None
+            changes.update(
+                preview=DELETED if current is None else _preview(current),
+                preview_warning=warning or "",
+            )
         own = self.identity.public_key_b64
         # Messages only: a join, a reaction, an edit, a deletion or a typing notice is not
         # unread news (room_preview says why), nor is a message that arrives deleted

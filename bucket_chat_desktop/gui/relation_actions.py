@@ -194,6 +194,7 @@ class RelationActions(QObject):
             can_delete=mine,
             edited=agg is not None and bool(agg.edits),
             trust=str(index.data(Roles.Trust) or TrustState.INVALID.value),
+            warning=index.data(Roles.SenderWarning),
         )
 
     def target_of(self, event_id: str) -> Target | None:
@@ -456,6 +457,8 @@ class RelationActions(QObject):
                 target.name if target else "a message",
                 target.text if target else "",
                 target.trust if target else "verified",
+                sender_id=target.sender_id if target else "",
+                warning=target.warning if target else None,
             )
         else:
             self.mode_bar.clear()
@@ -476,7 +479,10 @@ class RelationActions(QObject):
         dialog = self.versions_dialog
         if dialog is None:
             dialog = self.versions_dialog = VersionsDialog(
-                target.name if target else "", self.window
+                target.name if target else "",
+                self.window,
+                sender_id=target.sender_id if target else "",
+                warning=target.warning if target else None,
             )
             dialog.finished.connect(lambda _r: setattr(self, "versions_dialog", None))
             dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
@@ -534,7 +540,12 @@ class RelationActions(QObject):
         if self.thread_key != key:
             self._thread_rows.clear()
         self.thread_key = key
-        self.thread_panel.start(root, target.name if target else "")
+        self.thread_panel.start(
+            root,
+            target.name if target else "",
+            sender_id=target.sender_id if target else "",
+            warning=target.warning if target else None,
+        )
         if not self.thread_panel.isVisible():
             self.thread_panel.show()
             total = sum(self.window.timeline_splitter.sizes())

@@ -6,6 +6,8 @@ import hashlib
 
 from PySide6.QtGui import QColor, QGuiApplication, QPalette
 
+from ..protocol.untrusted_text import display_name_safe, html_escape, isolate, shown_id
+
 TRUST_COLORS = {
     "verified": "#2e9d5b",
     "unverified": "#8a8f98",
@@ -50,3 +52,31 @@ def initials(name: str) -> str:
     if len(parts) == 1:
         return parts[0][:2].upper()
     return (parts[0][0] + parts[1][0]).upper()
+
+
+def muted_text() -> str:
+    """The colour of secondary text in rich-text labels (ids beside names, previews)."""
+    return "#9aa0a8" if is_dark() else "#6b717a"
+
+
+LOOKALIKE_MARK = "⚠"  # before or after a sender id that may imitate another's
+
+
+def sender_html(name: str, sender_id: str, warning: str | None, muted: str, limit: int = 80) -> str:
+    """A sender in a rich-text label as a row's header names them: the cleaned display
+    name in bold (isolated: its letters cannot reorder what follows), the real id beside
+    it, and the look-alike mark in the warning colour when the id (or the name) may
+    imitate another's (``Names.warning``; the label's tooltip says why). Every piece
+    escaped; without an id (not known) the name alone, as before."""
+    clean = display_name_safe(name, limit) if name and name != sender_id else ""
+    if not sender_id:
+        return f"<b>{html_escape(clean)}</b>"
+    ident = html_escape(shown_id(sender_id))
+    who = (
+        f"<b>{html_escape(isolate(clean))}</b> <span style='color:{muted}'>({ident})</span>"
+        if clean
+        else f"<b>{ident}</b>"
+    )
+    if warning:
+        who += f" <span style='color:{TRUST_COLORS['key-changed']}'>{LOOKALIKE_MARK}</span>"
+    return who

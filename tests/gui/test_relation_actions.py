@@ -247,7 +247,7 @@ def test_keyboard_reaches_the_actions_of_the_current_row(qtbot: Any, app: App) -
     composer = app.window.composer
     assert composer.reply_to == app.event_id("And macOS after lunch.")
     assert composer.hasFocus()
-    assert "Replying to <b>Bob</b>" in app.actions.mode_bar.text.text()
+    assert "Replying to <b>\u2068Bob\u2069</b>" in app.actions.mode_bar.text.text()
     QTest.keyClick(composer, Qt.Key.Key_Escape)
     assert composer.reply_to is None and app.actions.mode_bar.isHidden()
 
@@ -451,7 +451,8 @@ def test_reply_round_trip_sends_an_event_with_its_parent(
     composer = app.window.composer
     assert composer.reply_to == question
     text = app.actions.mode_bar.text.text()
-    assert "Replying to <b>Bob</b>" in text and "Who tests the installer?" in text
+    assert "Replying to <b>\u2068Bob\u2069</b>" in text and "(bob@example.com)" in text
+    assert "Who tests the installer?" in text
     assert "Second line" not in text  # the first line only
     shots(app.window, "composer_replying", tmp_path)
 

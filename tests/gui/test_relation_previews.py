@@ -157,3 +157,31 @@ def test_a_message_read_after_its_deletion_neither_notifies_nor_previews_its_tex
     assert BAIT not in item.preview and item.preview == "Message deleted"
     assert item.unread == 0
     assert all(BAIT not in text for _key, _title, text in notifier.shown)
+
+
+def test_a_lookalike_is_marked_in_the_preview_and_the_notification(
+    qtbot: Any,
+    launch: Callable[..., Desk],  # noqa: F811
+    store: Path,  # noqa: F811
+) -> None:
+    """Red team: the preview of a look-alike's join showed their id cleaned of its
+    zero-width space and unmarked, and a notification's title named them unmarked."""
+    desk = launch(settings_for(store, ["falcon", "general"]))
+    desk.wait_loaded("general")
+    lookalike = "c\u0430rol\u200b@example.com"
+    writer = RoomWriter(
+        LocalStorage(store), "general", lookalike, SigningKey(b"\x0a" * 32), displayname="Carol"
+    )
+    wait_for(qtbot, writer.send([Draft(TYPING, {"typing": True})]))
+    spelled = "c\u0430rol\\u200b@example.com"
+    qtbot.waitUntil(lambda: spelled in desk.item("general").preview, timeout=15_000)
+    item = desk.item("general")
+    assert item.preview == f"{spelled} joined the room"
+    assert "mixes Cyrillic and Latin" in item.preview_warning
+    rooms = desk.window.room_list
+    rooms.resize(300, 200)
+    assert rooms.grab().save("/tmp/gs_shots/preview-lookalike.png")
+    wait_for(qtbot, writer.send([Draft.text("pay me")]))
+    qtbot.waitUntil(lambda: bool(desk.window.notifier.shown), timeout=15_000)
+    title = desk.window.notifier.shown[-1][1]
+    assert title.startswith(f"⚠ Carol ({lookalike})"), title

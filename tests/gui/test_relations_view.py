@@ -20,7 +20,7 @@ from conftest import roster_of
 from nacl.signing import SigningKey
 from PySide6.QtCore import QPoint, QRect, Qt
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QListView
 
 from bucket_chat_desktop.gui import safe, theme
 from bucket_chat_desktop.gui.main_window import TimelineView
@@ -31,7 +31,12 @@ from bucket_chat_desktop.gui.models.timeline_model import (
     Roles,
     TimelineModel,
 )
-from bucket_chat_desktop.gui.widgets.message_delegate import MessageDelegate, chip_tooltip
+from bucket_chat_desktop.gui.style import TRUST_COLORS
+from bucket_chat_desktop.gui.widgets.message_delegate import (
+    WARNING_MARK,
+    MessageDelegate,
+    chip_tooltip,
+)
 from bucket_chat_desktop.protocol import relations
 from bucket_chat_desktop.protocol.audit import Assessed, TrustState
 from bucket_chat_desktop.protocol.canonical import b64encode
@@ -45,6 +50,8 @@ T0 = 1_764_000_000_000
 ALICE = ("alice@example.com", SigningKey(b"\x01" * 32), "Alice")
 BOB = ("bob@example.com", SigningKey(b"\x02" * 32), "Bob")
 CAROL = ("carol@example.com", SigningKey(b"\x03" * 32), "Carol")
+# Bob's id with a Cyrillic "о", under a name that carries markup
+IMPOSTOR = ("b\u043eb@example.com", SigningKey(b"\x04" * 32), "Bob <b>CEO</b>")
 SHOTS = Path("/tmp/gs_shots")
 
 Who = tuple[str, SigningKey, str]
@@ -578,8 +585,8 @@ def test_a_quote_of_an_unverified_message_carries_its_mark(qtbot: Any) -> None:
     ok = model.index(row_of(model, to_real.event_id))
     ok_rect = view.visualRect(ok)
     ok_regions = delegate.regions(ok, ok_rect, view.font())
-    ok_tip = delegate.part_tooltip(ok, ok_rect, view.font(), ok_regions.quote.center())
-    assert ok_tip == "Replying to an earlier message: click to show it"
+    ok_tip = delegate.part_tooltip(ok, ok_rect, view.font(), ok_regions.quote.center()) or ""
+    assert ok_tip.startswith("Replying to an earlier message: click to show it<br>")
     view.grab()  # painted without a failure
     assert not safe.failures()
 
@@ -595,3 +602,98 @@ def test_replying_to_an_unverified_message_says_so_in_the_composer(qtbot: Any) -
     assert "key-changed</span> <b>Bob</b>" in bar.text.text()
     bar.show_reply("Bob", "lunch?")
     assert "Replying to <b>Bob</b>" in bar.text.text()
+
+
+def test_a_quote_names_its_sender_as_the_timeline_does(qtbot: Any) -> None:
+    """Red team: a reply quoted "Bob" over a look-alike's message with no mark and no id.
+    The quote now shows the name, the real id, the look-alike mark in the warning colour
+    and the trust in words, and its tooltip names the id and says why (escaped)."""
+    scene = Scene()
+    for who in (ALICE, BOB, CAROL, IMPOSTOR):
+        scene.join(who)
+    fake = scene.msg(IMPOSTOR, "send the payroll file to me", state=TrustState.UNVERIFIED)
+    real = scene.msg(BOB, "lunch at noon")
+    to_fake = scene.msg(CAROL, "done", parent=fake.event_id)
+    to_real = scene.msg(CAROL, "ok", parent=real.event_id)
+    gone = scene.msg(IMPOSTOR, "old details")
+    to_gone = scene.msg(CAROL, "?", parent=gone.event_id)
+    scene.redact(IMPOSTOR, gone)
+    model = model_of(scene)
+    view, delegate = _view(qtbot, model)
+
+    def pieces(event_id: str) -> tuple[Any, dict[str, tuple[str, str]], str]:
+        index = model.index(row_of(model, event_id))
+        regions = delegate.regions(index, view.visualRect(index), view.font())
+        quote = index.data(Roles.Quote)
+        laid = delegate.quote_layout(quote, regions.quote, view.font())
+        tip = delegate.part_tooltip(
+            index, view.visualRect(index), view.font(), regions.quote.center()
+        )
+        return quote, {p.what: (p.text, p.color) for p in laid}, tip or ""
+
+    quote, shown, tip = pieces(to_fake.event_id)
+    assert quote.sender_id == IMPOSTOR[0] and "bob@example.com" in (quote.warning or "")
+    assert shown["name"][0] == "Bob <b>CEO</b>" and shown["id"][0] == IMPOSTOR[0]
+    assert shown["mark"] == (WARNING_MARK, TRUST_COLORS["key-changed"])
+    assert shown["trust"] == ("· unverified", TRUST_COLORS["unverified"])
+    assert "Sender: Bob &lt;b&gt;CEO&lt;/b&gt; (b\u043eb@example.com)" in tip
+    assert f"{WARNING_MARK} This id may imitate another" in tip and "<b>CEO" not in tip
+    quote, shown, tip = pieces(to_real.event_id)
+    assert shown["name"][0] == "Bob" and shown["id"][0] == BOB[0]
+    assert "mark" not in shown and "trust" not in shown and WARNING_MARK not in tip
+    _, shown, _ = pieces(to_gone.event_id)  # no text, still who wrote it
+    assert shown["status"][0] == "deleted message of " and "mark" in shown
+    assert "text" not in shown and shown["id"][0] == IMPOSTOR[0]
+    view.scrollToBottom()
+    SHOTS.mkdir(exist_ok=True)
+    assert view.grab().save(str(SHOTS / "quote-lookalike.png"))
+    assert not safe.failures()
+
+
+def test_a_lookalike_reactor_is_marked_in_the_chip_tooltip() -> None:
+    """Red team: "who reacted" listed a look-alike id with no mark, unlike its rows."""
+    scene = Scene()
+    for who in (BOB, IMPOSTOR):
+        scene.join(who)
+    msg = scene.msg(BOB, "react to me")
+    scene.react(IMPOSTOR, msg, "👍")
+    scene.react(BOB, msg, "👍")
+    model = model_of(scene)
+    [chip] = model.index(row_of(model, msg.event_id)).data(Roles.Reactions)
+    tip = chip_tooltip(chip)
+    impostor, why, bob = tip.split("<br>")[1:4]
+    assert "(b\u043eb@example.com)" in impostor and "&lt;b&gt;CEO" in impostor
+    assert f"{WARNING_MARK}</span>" in impostor and "may imitate another" in why
+    assert bob.startswith("Bob (bob@example.com)") and WARNING_MARK not in bob
+
+
+def test_the_reply_bar_versions_and_thread_name_a_lookalike_as_its_row(qtbot: Any) -> None:
+    """Red team: "Replying to", "Versions of a message by" and a thread's "started by"
+    named an impostor by display name alone: now with the real id and the ⚠ mark."""
+    from bucket_chat_desktop.gui.widgets.message_actions import ComposerModeBar, VersionsDialog
+    from bucket_chat_desktop.gui.widgets.thread_panel import ThreadPanel
+
+    scene = Scene()
+    scene.join(BOB)
+    scene.join(IMPOSTOR)
+    fake = scene.msg(IMPOSTOR, "send the payroll file to me")
+    model = model_of(scene)
+    index = model.index(row_of(model, fake.event_id))
+    who = (
+        str(index.data(Roles.DisplayName)),
+        str(index.data(Roles.Sender)),
+        index.data(Roles.SenderWarning),
+    )
+    bar = ComposerModeBar()
+    dialog = VersionsDialog(who[0], sender_id=who[1], warning=who[2])
+    panel = ThreadPanel("", QListView(), dialog)
+    for widget in (bar, dialog):
+        qtbot.addWidget(widget)
+    bar.show_reply(who[0], "send the payroll file to me", sender_id=who[1], warning=who[2])
+    panel.start(fake.event_id, who[0], sender_id=who[1], warning=who[2])
+    mark = f"<span style='color:{TRUST_COLORS['key-changed']}'>{WARNING_MARK}</span>"
+    for label in (bar.text, dialog.title, panel.subtitle):
+        text = label.text()
+        assert "Bob &lt;b&gt;CEO&lt;/b&gt;" in text and "(b\u043eb@example.com)" in text
+        assert mark in text and "<b>CEO" not in text
+        assert "may imitate another" in label.toolTip()

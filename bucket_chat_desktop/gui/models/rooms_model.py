@@ -29,6 +29,7 @@ class RoomRoles(enum.IntEnum):
     Online = enum.auto()
     Muted = enum.auto()
     Partial = enum.auto()  # its history could not be read completely
+    PreviewWarning = enum.auto()  # why the preview's sender id may imitate another, or ""
 
 
 @dataclass(slots=True)
@@ -37,6 +38,8 @@ class RoomItem:
     name: str
     storage_name: str
     preview: str = ""
+    # a member event's sender id in the preview may imitate another: why (marked ⚠)
+    preview_warning: str = ""
     last_ts: int = 0
     unread: int = 0
     findings: int = 0  # error-level findings of its audit and metadata
@@ -94,6 +97,7 @@ class RoomsModel(QAbstractListModel):
                 return (
                     f"<b>{html_escape(item.shown_name)}</b><br>{html_escape(item.room_id)} on "
                     f"{html_escape(one_line(item.storage_name))}{_problems(item)}"
+                    + (f"<br>⚠ {html_escape(item.preview_warning)}" if item.preview_warning else "")
                 )
             case RoomRoles.Key:
                 return item.key
@@ -113,6 +117,8 @@ class RoomsModel(QAbstractListModel):
                 return item.muted
             case RoomRoles.Partial:
                 return item.partial
+            case RoomRoles.PreviewWarning:
+                return item.preview_warning
         return None
 
     # -- feeding it -----------------------------------------------------------------------

@@ -94,7 +94,7 @@ class Roles(enum.IntEnum):
     Version = enum.auto()  # "" / the latest edit's event id / "deleted:<redaction id>"
     Edited = enum.auto()  # None, or Edited(times, timestamp_ms, state) of the latest edit
     Deleted = enum.auto()  # None, or Deleted(timestamp_ms, state, reason)
-    Quote = enum.auto()  # None (not a reply), or Quote(parent id, name, text, status)
+    Quote = enum.auto()  # None (not a reply), or Quote(parent id, name, text, status, ...)
     Thread = enum.auto()  # None, or ThreadSummary(replies, unread) on a thread root
     Reactions = enum.auto()  # tuple of Chip (key, number, mine, all_verified, who)
 
@@ -125,6 +125,10 @@ class Quote(NamedTuple):
     # the parent's shown trust (no better than its applied edits'): a reply quoting an
     # impostor's message must not make it look like what its named sender said
     trust: str = "verified"
+    # the parent's sender as a row's header names them: the real id, and why it may
+    # imitate another (``Names.warning``); "" / None while the parent is not read
+    sender_id: str = ""
+    warning: str | None = None
 
 
 class ThreadSummary(NamedTuple):
@@ -137,7 +141,8 @@ class Chip(NamedTuple):
     number: int  # people who reacted so
     mine: bool  # this user reacted so (clicking takes it back)
     all_verified: bool  # False: at least one reactor is not verified (marked)
-    who: tuple[tuple[str, str, str], ...]  # (display name, sender id, trust state)
+    # (display name, sender id, trust state, why the id may imitate another or None)
+    who: tuple[tuple[str, str, str, str | None], ...]
 
 
 @dataclass(slots=True)
@@ -444,7 +449,11 @@ class TimelineModel(QAbstractListModel):
         return got
 
     def _chip(self, chip: ReactionChip) -> Chip:
-        who = tuple((self.names.shown(r.sender_id), r.sender_id, r.state) for r in chip.reactors)
+        names = self.names
+        who = tuple(
+            (names.shown(r.sender_id), r.sender_id, r.state, names.warning(r.sender_id))
+            for r in chip.reactors
+        )
         # a reaction under this user's id that no key of theirs wrote is not theirs
         mine = bool(self.own_user) and relation_rules.own_reaction(chip, self.own_user) is not None
         return Chip(chip.key, chip.count, mine, chip.all_verified, who)
@@ -487,15 +496,16 @@ class TimelineModel(QAbstractListModel):
             if self.relations.room_id and not parent_id.startswith(self.relations.room_id + "::"):
                 parent = "elsewhere"  # another room's: the rules ignore it (a finding)
             return Quote(parent_id, "", "", "deleted" if deleted else parent)
-        name = self.names.shown(parent.sender_id)
+        sender = parent.sender_id
+        name, warning = self.names.shown(sender), self.names.warning(sender)
         if deleted:
-            return Quote(parent_id, name, "", "deleted")
+            return Quote(parent_id, name, "", "deleted", sender_id=sender, warning=warning)
         text = agg.latest.body if agg is not None and agg.latest is not None else parent.body
         if parent.kind in ("file", "image") and not text:
             text = "an attachment"
         first = next((line for line in text.splitlines() if line.strip()), "")
         trust = agg.state(parent.trust) if agg is not None else parent.trust
-        return Quote(parent_id, name, one_line(first, 160), "ok", trust)
+        return Quote(parent_id, name, one_line(first, 160), "ok", trust, sender, warning)
 
     def _held(self, event_id: str) -> Row | None:
         """A confirmed row held (exposed or fetched ahead) by its event id."""

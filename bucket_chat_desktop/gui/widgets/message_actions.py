@@ -40,7 +40,7 @@ from ..icons import (
 )
 from ..markdown import to_html
 from ..safe import guard
-from ..style import ACCENT, TRUST_COLORS, TRUST_SYMBOLS, is_dark
+from ..style import ACCENT, TRUST_COLORS, TRUST_SYMBOLS, is_dark, muted_text, sender_html
 
 MAX_REASON = 300  # characters of a deletion's reason
 PREVIEW = 120  # characters of a quoted first line
@@ -68,6 +68,7 @@ class Target:
     can_delete: bool
     edited: bool
     trust: str = "verified"  # as the row shows it (no better than its applied edits)
+    warning: str | None = None  # why the sender id may imitate another (``Names.warning``)
 
 
 class HoverBar(QFrame):
@@ -208,7 +209,17 @@ class ComposerModeBar(QFrame):
         self.mode = ""
         self.hide()
 
-    def show_reply(self, name: str, text: str, trust: str = "verified") -> None:
+    def show_reply(
+        self,
+        name: str,
+        text: str,
+        trust: str = "verified",
+        *,
+        sender_id: str = "",
+        warning: str | None = None,
+    ) -> None:
+        """ "Replying to" the message's sender as its row names them (``sender_html``:
+        name, real id, ⚠ on a look-alike, why in the tooltip), its trust and first line."""
         self.mode = "reply"
         self.icon.setPixmap(reply_icon(icon_color()).pixmap(18, 18))
         first = one_line(text.strip().split("\n", 1)[0], PREVIEW) or "(no text)"
@@ -217,10 +228,11 @@ class ComposerModeBar(QFrame):
             color = TRUST_COLORS.get(trust, TRUST_COLORS["invalid"])
             symbol = TRUST_SYMBOLS.get(trust, TRUST_SYMBOLS["invalid"])
             mark = f"<span style='color:{color}'>{symbol} {html_escape(trust)}</span> "
+        who = sender_html(name, sender_id, warning, _muted())
         self.text.setText(
-            f"Replying to {mark}<b>{html_escape(one_line(name, 80))}</b>: "
-            f"<span style='color:{_muted()}'>{html_escape(first)}</span>"
+            f"Replying to {mark}{who}: <span style='color:{_muted()}'>{html_escape(first)}</span>"
         )
+        self.text.setToolTip(f"⚠ {html_escape(warning)}" if warning else "")
         self.show()
 
     def show_edit(self) -> None:
@@ -238,7 +250,7 @@ class ComposerModeBar(QFrame):
 
 
 def _muted() -> str:
-    return "#9aa0a8" if is_dark() else "#6b717a"
+    return muted_text()
 
 
 # -- delete -------------------------------------------------------------------------------------
@@ -360,15 +372,23 @@ def versions_html(versions: Sequence[Version]) -> str:
 class VersionsDialog(QDialog):
     """Every version of an edited message: the original and each applied edit."""
 
-    def __init__(self, name: str, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        parent: QWidget | None = None,
+        *,
+        sender_id: str = "",
+        warning: str | None = None,
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Previous versions")
         self.resize(560, 460)
         layout = QVBoxLayout(self)
         self.title = QLabel(
-            f"Versions of a message by <b>{html_escape(one_line(name, 80))}</b>, newest first. "
-            "Each edit is a signed event of its own, checked like any message."
+            f"Versions of a message by {sender_html(name, sender_id, warning, _muted())}, "
+            "newest first. Each edit is a signed event of its own, checked like any message."
         )
+        self.title.setToolTip(f"⚠ {html_escape(warning)}" if warning else "")
         self.title.setTextFormat(Qt.TextFormat.RichText)
         self.title.setWordWrap(True)
         layout.addWidget(self.title)

@@ -467,59 +467,90 @@ class MessageDelegate(SafeDelegate):
         r: QRect,
         muted: QColor,
     ) -> None:
-        """The message replied to: its sender and the first line of its latest text, or
-        why it is not shown. Pieces drawn apart: no name can reorder the text."""
+        """The message replied to (``quote_layout``): pieces drawn apart, so no name can
+        reorder the text around it."""
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(QColor(ACCENT))
         painter.drawRoundedRect(QRect(r.left(), r.top() + 3, 3, r.height() - 6), 1, 1)
         small = _small(option.font)
-        fm = QFontMetrics(small)
         flags = int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+        for piece in self.quote_layout(quote, r, option.font):
+            font = QFont(small)
+            font.setBold(piece.bold)
+            font.setItalic(piece.italic)
+            painter.setFont(font)
+            painter.setPen(QColor(piece.color) if piece.color else muted)
+            ltr = int(Qt.TextFlag.TextForceLeftToRight) if piece.what == "id" else 0
+            painter.drawText(piece.rect, flags | ltr, piece.text)
+
+    @staticmethod
+    def quote_layout(quote: Quote | None, r: QRect, font: QFont) -> tuple[QuotePiece, ...]:
+        """What a reply's quote says and where: its sender as a row's header names them
+        (the cleaned display name, the real id, the look-alike mark in the warning
+        colour), the parent's trust when it is not verified (its symbol and in words),
+        then the first line of its latest text; or why it is not shown. The id keeps
+        room before the name, the text whatever the sender leaves."""
+        small = _small(font)
+        bold, italic = QFont(small), QFont(small)
+        bold.setBold(True)
+        italic.setItalic(True)
+        fm, bfm, ifm = QFontMetrics(small), QFontMetrics(bold), QFontMetrics(italic)
+        out: list[QuotePiece] = []
         x, right = r.left() + 10, r.right()
-        painter.setFont(small)
-        painter.setPen(muted)
-        arrow = "↩ "
-        painter.drawText(QRect(x, r.top(), fm.horizontalAdvance(arrow), r.height()), flags, arrow)
-        x += fm.horizontalAdvance(arrow)
-        if quote is None or quote.status != "ok":
-            status = quote.status if quote is not None else "missing"
+
+        def put(what: str, text: str, width: int, color: str = "", **style: bool) -> None:
+            nonlocal x
+            out.append(QuotePiece(what, text, QRect(x, r.top(), width, r.height()), color, **style))
+            x += width
+
+        put("arrow", "↩ ", fm.horizontalAdvance("↩ "))
+        status = quote.status if quote is not None else "missing"
+        if quote is None or (status != "ok" and not (status == "deleted" and quote.sender_id)):
             text = {
                 "deleted": "deleted message",
                 "elsewhere": "a message of another room (not shown)",
             }.get(status, "message not loaded yet")
-            if status == "deleted" and quote is not None and quote.name:
-                text = f"deleted message of {display_name_safe(quote.name) or 'someone'}"
-            italic = QFont(small)
-            italic.setItalic(True)
-            painter.setFont(italic)
-            painter.drawText(QRect(x, r.top(), max(0, right - x), r.height()), flags, text)
-            return
-        bold = QFont(small)
-        bold.setBold(True)
-        bfm = QFontMetrics(bold)
-        if quote.trust != "verified":  # the parent's mark, before its sender's name
-            color = QColor(TRUST_COLORS.get(quote.trust, TRUST_COLORS["invalid"]))
-            mark = f"{TRUST_SYMBOLS.get(quote.trust, TRUST_SYMBOLS['invalid'])} "
-            painter.setFont(bold)
-            painter.setPen(color)
-            mark_w = bfm.horizontalAdvance(mark)
-            painter.drawText(QRect(x, r.top(), mark_w, r.height()), flags, mark)
-            x += mark_w
-        name = display_name_safe(quote.name) or shown_id(quote.name)
-        name = bfm.elidedText(name, Qt.TextElideMode.ElideRight, max(0, (right - x) * 2 // 5))
-        name_w = bfm.horizontalAdvance(name) + 1
-        painter.setFont(bold)
-        painter.setPen(QColor(ACCENT))
-        painter.drawText(QRect(x, r.top(), name_w, r.height()), flags, name)
-        x += name_w + 8
-        painter.setFont(small)
-        painter.setPen(muted)
-        rest = max(0, right - x)
-        painter.drawText(
-            QRect(x, r.top(), rest, r.height()),
-            flags,
-            fm.elidedText(quote.text, Qt.TextElideMode.ElideRight, rest),
-        )
+            put("status", text, max(0, right - x), italic=True)
+            return tuple(out)
+        trust = "verified" if status == "deleted" else quote.trust
+        color = TRUST_COLORS.get(trust, TRUST_COLORS["invalid"])
+        if status == "deleted":
+            put(
+                "status",
+                "deleted message of ",
+                ifm.horizontalAdvance("deleted message of "),
+                italic=True,
+            )
+        elif trust != "verified":  # the parent's mark, before its sender's name
+            symbol = f"{TRUST_SYMBOLS.get(trust, TRUST_SYMBOLS['invalid'])} "
+            put("trust-symbol", symbol, bfm.horizontalAdvance(symbol), color, bold=True)
+        sender = quote.sender_id
+        name = display_name_safe(quote.name) if quote.name and quote.name != sender else ""
+        ident = shown_id(sender)
+        word = "" if trust == "verified" else f"· {TRUST_LABELS.get(trust, trust).lower()}"
+        mark_w = fm.horizontalAdvance(WARNING_MARK) + 6 if quote.warning else 0
+        word_w = fm.horizontalAdvance(word) + 8 if word else 0
+        avail = max(0, right - x - mark_w - word_w)
+        id_fm = fm if name else bfm
+        id_w = min(id_fm.horizontalAdvance(ident) + 1, avail * (3 if name else 5) // 10)
+        ident = id_fm.elidedText(ident, Qt.TextElideMode.ElideMiddle, id_w)
+        if name:
+            share = avail // 4 if status == "ok" else avail * 2 // 5  # no text to leave room for
+            name = bfm.elidedText(name, Qt.TextElideMode.ElideRight, share)
+            put("name", name, bfm.horizontalAdvance(name) + 1, ACCENT, bold=True)
+            x += GAP
+        put("id", ident, id_fm.horizontalAdvance(ident) + 1, "" if name else ACCENT, bold=not name)
+        if quote.warning:
+            x += 4
+            put("mark", WARNING_MARK, mark_w - 4, TRUST_COLORS["key-changed"])
+        if word:
+            x += 6
+            put("trust", word, word_w - 6, color)
+        if status == "ok":
+            x += 8
+            rest = max(0, right - x)
+            put("text", fm.elidedText(quote.text, Qt.TextElideMode.ElideRight, rest), rest)
+        return tuple(out)
 
     def _paint_deleted(
         self,
@@ -902,12 +933,7 @@ class MessageDelegate(SafeDelegate):
                 return more_tooltip(payload)
             return chip_tooltip(payload)
         if regions.quote is not None and regions.quote.contains(pos):
-            quote = index.data(Roles.Quote)
-            trust = quote.trust if quote is not None and quote.status == "ok" else "verified"
-            if trust != "verified":
-                label = html_escape(TRUST_LABELS.get(trust, trust))
-                return f"Replying to a message that is <b>{label}</b>: click to show it"
-            return "Replying to an earlier message: click to show it"
+            return quote_tooltip(index.data(Roles.Quote))
         if regions.thread is not None and regions.thread.contains(pos):
             return "Open this thread"
         return None
@@ -940,13 +966,38 @@ def tooltip_html(index: Index) -> str:
     )
 
 
+def quote_tooltip(quote: Quote | None) -> str:
+    """A quote's tooltip: the parent's trust, and its sender as ``tooltip_html`` names a
+    row's (the real id, why it may imitate another). Every piece from storage escaped."""
+    trust = quote.trust if quote is not None and quote.status == "ok" else "verified"
+    if trust != "verified":
+        label = html_escape(TRUST_LABELS.get(trust, trust))
+        head = f"Replying to a message that is <b>{label}</b>: click to show it"
+    else:
+        head = "Replying to an earlier message: click to show it"
+    if quote is None or not quote.sender_id:
+        return head
+    sender = quote.sender_id
+    name = display_name_safe(quote.name) if quote.name and quote.name != sender else ""
+    ident = html_escape(shown_id(sender))
+    lines = [head, f"Sender: {html_escape(name)} ({ident})" if name else f"Sender: {ident}"]
+    if quote.warning:
+        lines.append(
+            f"<span style='color:{TRUST_COLORS['key-changed']}'>{WARNING_MARK} "
+            f"{html_escape(quote.warning)}</span>"
+        )
+    return "<br>".join(lines)
+
+
 def chip_tooltip(chip: Chip) -> str:
-    """Who reacted so: each by display name and real id, with their trust state."""
+    """Who reacted so: each by display name and real id, with their trust state, and a
+    look-alike id marked as a row's header marks it (why, on the line below)."""
     lines = [f"<b>{html_escape(chip.key)}</b> · {chip.number}"]
     spelled = spelled_key(chip.key)
     if spelled:
         lines.append(f"<small>written as {spelled}</small>")
-    for name, sender, state in chip.who[:50]:
+    warn = TRUST_COLORS["key-changed"]
+    for name, sender, state, warning in chip.who[:50]:
         clean = display_name_safe(name) if name and name != sender else ""
         who = (
             f"{html_escape(clean)} ({html_escape(shown_id(sender))})"
@@ -955,7 +1006,11 @@ def chip_tooltip(chip: Chip) -> str:
         )
         label = TRUST_LABELS.get(state, state)
         color = TRUST_COLORS.get(state, TRUST_COLORS["invalid"])
+        if warning:
+            who += f" <span style='color:{warn}'>{WARNING_MARK}</span>"
         lines.append(f"{who} — <span style='color:{color}'>{html_escape(label)}</span>")
+        if warning:
+            lines.append(f"<small style='color:{warn}'>{html_escape(warning)}</small>")
     if len(chip.who) > 50:
         lines.append(f"and {len(chip.who) - 50:,} more")
     if not chip.all_verified:
@@ -1037,6 +1092,18 @@ def _deleted_h(index: Index, font: QFont) -> int:
     line_h = QFontMetrics(italic).height() + 2
     deleted = index.data(Roles.Deleted)
     return line_h * (2 if deleted is not None and deleted.reason else 1)
+
+
+@dataclass(frozen=True, slots=True)
+class QuotePiece:
+    """One piece of a reply's quote (``MessageDelegate.quote_layout``)."""
+
+    what: str  # "arrow", "status", "trust-symbol", "name", "id", "mark", "trust", "text"
+    text: str
+    rect: QRect
+    color: str = ""  # "": the muted text colour
+    bold: bool = False
+    italic: bool = False
 
 
 @dataclass(frozen=True, slots=True)

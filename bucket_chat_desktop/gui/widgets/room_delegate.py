@@ -96,7 +96,14 @@ class RoomDelegate(SafeDelegate):
             painter.setFont(option.font)
             painter.setPen(muted)
         width = right - left - badge_w - 6
+        x = left
+        if index.data(RoomRoles.PreviewWarning):  # its sender's id, marked as on their row
+            mark_w = painter.fontMetrics().horizontalAdvance("⚠ ")
+            painter.setPen(QColor(TRUST_COLORS["key-changed"]))
+            painter.drawText(QRect(x, rect.top() + 31, mark_w, 20), 0, "⚠ ")
+            painter.setPen(muted)
+            x, width = x + mark_w, max(0, width - mark_w)
         elided = painter.fontMetrics().elidedText(
             preview.replace("\n", " "), Qt.TextElideMode.ElideRight, width
         )
-        painter.drawText(QRect(left, rect.top() + 31, width, 20), 0, elided)
+        painter.drawText(QRect(x, rect.top() + 31, width, 20), 0, elided)

@@ -27,10 +27,11 @@ from PySide6.QtWidgets import (
 
 from ...protocol.audit import Assessed
 from ...protocol.room_state import Names
-from ...protocol.untrusted_text import html_escape, one_line
+from ...protocol.untrusted_text import html_escape
 from .. import icons
 from ..models.timeline_model import TimelineModel
 from ..safe import guard
+from ..style import muted_text, sender_html
 from .composer import Composer
 from .message_delegate import MessageDelegate
 
@@ -107,13 +108,24 @@ class ThreadPanel(QFrame):
         self.composer.submit()
         self.composer.setFocus()
 
-    def start(self, root_id: str, name: str, note: str = "") -> None:
-        """A new thread: nothing shown until its rows arrive (``set_rows``)."""
+    def start(
+        self,
+        root_id: str,
+        name: str,
+        note: str = "",
+        *,
+        sender_id: str = "",
+        warning: str | None = None,
+    ) -> None:
+        """A new thread: nothing shown until its rows arrive (``set_rows``). Its root's
+        sender is named as their row names them (``sender_html``)."""
         if root_id != self.root_id:
             self.root_id = root_id
             self.model.set_timeline([], True)
             self.composer.clear()
-        self.subtitle.setText(f"started by {html_escape(one_line(name, 60))}")
+        who = sender_html(name, sender_id, warning, muted_text(), 60)
+        self.subtitle.setText(f"started by {who}")
+        self.subtitle.setToolTip(f"⚠ {html_escape(warning)}" if warning else "")
         self.set_note(note)
 
     def set_rows(self, rows: Sequence[Assessed], replies: int, names: Names | None = None) -> None:

@@ -519,3 +519,17 @@ def test_an_edit_of_an_edit_is_judged_by_the_message_it_edits(
     assert edits[second]["replaces"] == room["alice"]
     alice = by_body(history(cli))["hi all"]
     assert alice["body"] == "hi everybody"
+
+
+def test_a_quote_of_a_lookalike_is_marked_and_explained(
+    cli: Cli, room: dict[str, str], store: Path
+) -> None:
+    """Red team: with the look-alike's own row out of ``--limit``, the quote's mark had
+    no reason under "Ids marked … may imitate someone else"."""
+    lookalike = "b\u043eb@example.com"
+    fake = {**planted(1, "m.room.message", {"body": "new bank details"}), "sender_id": lookalike}
+    plant(store, [fake])
+    assert cli(ALICE, "send", "--room-id", ROOM, "--reply-to", fake["event_id"], "ok").sent
+    out = cli(None, "history", "--room-id", ROOM, "--limit", "1").out
+    assert f"> {lookalike} [!LOOK-ALIKE ID] [UNVERIFIED]: new bank details" in out, out
+    assert f"  {lookalike}: This id may imitate another" in out, out

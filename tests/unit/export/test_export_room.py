@@ -146,6 +146,8 @@ async def build_room(store: Path) -> dict[str, Event]:
         clock=clock,
     )
     _, out["lookalike"] = await _say(lookalike, _text("it is me, Alice"))
+    await _say(lookalike, (REACTION, {"relates_to": out["m2"].event_id, "reaction": "👀"}))
+    await _say(bob, (*_text("really?"), out["lookalike"].event_id))
     return out
 
 
@@ -261,6 +263,17 @@ def test_a_lookalike_id_is_marked(html_export: Any) -> None:
     row = row[row.rindex("<li ") :]
     assert "\u0430lice@example.com" in row and "⚠ look-alike id" in row
     assert "mixes Cyrillic and Latin letters" in row
+
+
+def test_a_quote_and_a_reaction_mark_a_lookalike_as_its_row_does(html_export: Any) -> None:
+    """Red team: a reply's quote and a chip's reactors named a look-alike id unmarked."""
+    raw = html_export[2]
+    row = raw[: raw.index("really?")]
+    quote = row[row.rindex('<blockquote class="quote">') :]
+    assert "\u0430lice@example.com" in quote and "⚠ look-alike id" in quote
+    assert "mixes Cyrillic and Latin letters" in quote
+    chip = raw[raw.index("<bdi>👀</bdi>") :]
+    assert "⚠ look-alike id" in chip[: chip.index("</div>")]
 
 
 def test_every_message_has_a_trust_badge_and_the_impostor_is_marked(html_export: Any) -> None:
