@@ -704,8 +704,13 @@ class Controller(QObject):
                 self._show_audit(room, result, total, (), model.complete, relations)
         # news: those placed by this device's clock (with its slack), as for appends
         now_ms = int(time.time() * 1000)
-        news = items[: max(0, placed_by(result.timeline, now_ms + FUTURE_SLACK_MS) - at)]
-        self._refresh_item(room, result, news, last_shown(news))
+        shown = placed_by(result.timeline, now_ms + FUTURE_SLACK_MS)
+        news = items[: max(0, shown - at)]
+        # The preview is the newest row not placed ahead, as after a full audit: a row
+        # that moved down when one is (the placed rows are older), which it shows already.
+        self._refresh_item(
+            room, result, news, last_shown(news) if shown <= at + len(items) else None
+        )
         room.marked = True
 
     def _on_state_arrived(self, key: str, roster: Roster | None) -> None:

@@ -93,6 +93,11 @@ class ChatClient(AttachedStorages):
         # A storage detached: set once its engine stopped and its files are closed, which
         # an attach of the same id waits for (at most ``close_wait`` seconds).
         self._released: dict[str, asyncio.Event] = {}
+        # Per storage id: held by the attach opening its files, until they are open (and
+        # attached) or closed again. Two attaches of one id opened one new index at once
+        # (added, removed, added again): one took the other's half-made tables for a
+        # broken index and moved it aside under the other's connection.
+        self._opening: dict[str, asyncio.Lock] = {}
         self._closes: set[asyncio.Task[None]] = set()  # detached storages still closing
         self.close_wait = CLOSE_WAIT
 
@@ -186,23 +191,38 @@ class ChatClient(AttachedStorages):
         if sid in self._storages:  # attached again: the one attached until now goes
             self._close(self._storages.pop(sid))
         await self._release(sid)
-        own = None
-        if pin_own and self.key is not None:
-            own = (self.user_id, b64encode(bytes(self.key.verify_key)))
-        url = storage.url
-        index_path = index_path_for(self._data_dir, url) if index else None
-        outbox_path = outbox_path_for(self._data_dir, url) if outbox else None
-        opening = asyncio.ensure_future(
-            asyncio.to_thread(_open_files, url, index_path, outbox_path, own)
-        )
+        gate = self._opening.setdefault(sid, asyncio.Lock())
+        await gate.acquire()
+        gate_kept = False  # by the files opened for a caller that went away, until closed
         try:
-            files = await asyncio.shield(opening)
-        except asyncio.CancelledError:  # the files are closed once open, off the loop
-            opening.add_done_callback(_close_when_open)
-            raise
-        if self._claims.get(sid) is not claim:
+            if self._claims.get(sid) is not claim:  # another attach or a detach meanwhile
+                files = None
+            else:
+                own = None
+                if pin_own and self.key is not None:
+                    own = (self.user_id, b64encode(bytes(self.key.verify_key)))
+                url = storage.url
+                index_path = index_path_for(self._data_dir, url) if index else None
+                outbox_path = outbox_path_for(self._data_dir, url) if outbox else None
+                opening = asyncio.ensure_future(
+                    asyncio.to_thread(_open_files, url, index_path, outbox_path, own)
+                )
+                try:
+                    files = await asyncio.shield(opening)
+                except asyncio.CancelledError:  # the files are closed once open, off the loop
+                    gate_kept = True
+                    closing = asyncio.ensure_future(_close_when_open(opening, gate))
+                    self._closes.add(closing)  # ``close`` waits for it too
+                    closing.add_done_callback(self._closes.discard)
+                    raise
+                if self._claims.get(sid) is not claim:
+                    await asyncio.to_thread(files.close)
+                    files = None
+        finally:
+            if not gate_kept:
+                gate.release()
+        if files is None:
             log.info("storage %s was detached while it was being attached", entry.name)
-            await asyncio.to_thread(files.close)
             if owned:
                 await storage.close()
             return None
@@ -652,12 +672,16 @@ def _open_files(
     return _Files(index, outbox)
 
 
-def _close_when_open(opening: asyncio.Future[_Files]) -> None:
-    """A done callback: files opened for a caller that went away are closed (off the
-    loop); an open that failed left nothing open."""
-    if opening.cancelled() or opening.exception() is not None:
-        return
-    asyncio.get_running_loop().run_in_executor(None, opening.result().close)
+async def _close_when_open(opening: asyncio.Future[_Files], gate: asyncio.Lock) -> None:
+    """Files opened for a caller that went away: closed once open (off the loop), then
+    ``gate`` released (the next attach of the id opens them). An open that failed left
+    nothing open."""
+    try:
+        with contextlib.suppress(Exception):
+            files = await asyncio.shield(opening)
+            await asyncio.to_thread(files.close)
+    finally:
+        gate.release()
 
 
 async def _until(closing: asyncio.Task[None] | None) -> None:

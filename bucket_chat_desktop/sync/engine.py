@@ -421,7 +421,8 @@ class SyncEngine:
         """Stop reading a room (one left): it is polled no more and its reads (its
         history, its metadata, its hints, its safety pass) are stopped; what they were
         about to keep, and what is named for it later, is not kept. What this device
-        queued in it (the leave) is still delivered: the outbox is not the room's.
+        queued in it (the leave) is still delivered: the outbox is not the room's; its
+        segments are not handed to the room left as this device's news.
         ``open_room`` reads it again from the start (a room joined again)."""
         room = self.rooms.pop(room_id, None)
         if room is None:

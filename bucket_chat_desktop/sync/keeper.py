@@ -168,8 +168,8 @@ class RoomKeeper:
             room=room.room_id,
             interactive=interactive,
         )
-        if result is None:
-            return
+        if result is None or self._engine.rooms.get(room.room_id) is not room:
+            return  # nothing of a room left is said (``drop_room`` came while it ran)
         if appended is not None:
             if appended:
                 self._engine._note_activity()

@@ -530,6 +530,8 @@ class Publisher:
         async with room.lock:
             if path in room.known:  # a hint or a listing kept it meanwhile
                 return
+            if self._engine._dropped(room):  # left meanwhile: nothing of it is kept
+                return
             await self._keeper.ingest(
                 room, [(ObjectInfo(path, len(data)), prepared)], complete=None, interactive=True
             )

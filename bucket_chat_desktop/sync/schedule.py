@@ -84,4 +84,5 @@ def metadata_retry_delay(first: float, failures: int) -> float:
     """Seconds until a room's metadata, whose read failed ``failures`` times in a row
     (a timeout, a server error), is read again on a polling round: ``first``, doubling
     with each failure, at most ``METADATA_RETRY_MAX``."""
-    return min(max(first, 0.0) * 2.0 ** max(failures - 1, 0), METADATA_RETRY_MAX)
+    # the exponent bounded: 2.0 ** 1024 overflows (a week of failures every 10 minutes)
+    return min(max(first, 0.0) * 2.0 ** min(max(failures - 1, 0), 64), METADATA_RETRY_MAX)

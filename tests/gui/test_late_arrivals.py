@@ -58,6 +58,8 @@ def test_a_message_read_after_a_newer_one_is_counted_and_notified(
 
     wait_for(qtbot, carol.send([Draft.text("are you there?")]))
     qtbot.waitUntil(lambda: desk.item("c").unread == 1, timeout=15_000)
+    newest = (desk.item("c").preview, desk.item("c").last_ts)
+    assert "are you there?" in newest[0]
     # Bob's answer, written (while the app ran) before Carol's question, is read after
     # it: it sorts before the newest row shown, and is placed there (no full audit)
     dated[0] = running
@@ -68,6 +70,9 @@ def test_a_message_read_after_a_newer_one_is_counted_and_notified(
     assert [r.body for r in desk.rows("c")[at:]] == ["yes, here", "are you there?"]
     assert desk.item("c").unread == 2
     assert [text for _key, _title, text in notes] == ["are you there?", "yes, here"]
+    # the room list still shows the room's newest message, as a full audit does (the
+    # message placed before it was the preview, and its older date the room's)
+    assert (desk.item("c").preview, desk.item("c").last_ts) == newest
 
 
 def test_a_message_behind_one_dated_ahead_shows_above_it_in_the_view(

@@ -197,3 +197,41 @@ def test_the_last_of_attach_and_detach_wins(tmp_path: Path) -> None:
 
     asyncio.run(scenario())
     assert [t.name for t in threading.enumerate() if t.name.startswith("bc-")] == []
+
+
+def test_added_removed_and_added_again_at_once_opens_its_index_once_at_a_time(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A storage added, removed and added again before its files were open: both adds
+    opened the same new index at once on their threads, and one found the other's
+    half-made tables, took the index for broken, moved it aside and deleted its journal
+    files under the other's open connection (every time). The second add now opens the
+    files once the first is done with them, also when the first was cancelled (its
+    files are closed once open, off the loop)."""
+    client, entry, events = local_client(tmp_path)
+    (tmp_path / "cancelled").mkdir()
+    other, other_entry, _ = local_client(tmp_path / "cancelled")
+
+    async def scenario() -> None:
+        first = asyncio.ensure_future(client.attach(entry))
+        await asyncio.sleep(0)  # under way: opening its files
+        removing = asyncio.ensure_future(client.detach(entry.id))
+        await asyncio.gather(first, removing, client.attach(entry))
+        assert client.is_attached(entry.id)
+        await works(client, entry.id, events)
+        await client.close()
+
+        cancelled = asyncio.ensure_future(other.attach(other_entry))
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # opening its files
+        cancelled.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await cancelled
+        await other.attach(other_entry)
+        assert other.is_attached(other_entry.id)
+        await other.close()
+
+    with caplog.at_level(logging.WARNING, logger="bucket_chat"):
+        asyncio.run(scenario())
+    assert [r.getMessage() for r in caplog.records if "unusable" in r.getMessage()] == []
+    assert list(tmp_path.rglob("*.broken-*")) == []

@@ -75,3 +75,7 @@ def test_a_failed_metadata_read_is_made_again_by_the_rounds_until_it_succeeds(
 def test_the_wait_before_reading_metadata_again_doubles_up_to_a_bound() -> None:
     assert [metadata_retry_delay(5.0, n) for n in (1, 2, 3, 4)] == [5.0, 10.0, 20.0, 40.0]
     assert metadata_retry_delay(5.0, 30) == METADATA_RETRY_MAX
+    # a storage out for a week (a failure every 10 minutes): 2.0 ** 1100 overflowed, the
+    # read failed with an OverflowError before its next time was set, and every polling
+    # round read the metadata again
+    assert metadata_retry_delay(5.0, 1100) == METADATA_RETRY_MAX
