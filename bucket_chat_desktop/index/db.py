@@ -6,7 +6,8 @@ database that cannot be opened or migrated is moved aside and rebuilt.
 
 Events are stored as their raw JSON line together with the signature verdict, so a room
 is rebuilt without checking signatures again; the last audit's timeline (display order
-and trust states) is stored too, so the newest screen of a room is one indexed query.
+and trust states, each with the hash of the event it judged: a line rewritten since is not
+under it) is stored too, so the newest screen of a room is one indexed query.
 """
 
 from __future__ import annotations
