@@ -6,7 +6,8 @@ database that cannot be opened or migrated is moved aside and rebuilt.
 
 Events are stored as their raw JSON line together with the signature verdict, so a room
 is rebuilt without checking signatures again; the last audit's timeline (display order
-and trust states) is stored too, so the newest screen of a room is one indexed query.
+and trust states, each with the hash of the event it judged: a line rewritten since is not
+under it) is stored too, so the newest screen of a room is one indexed query.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ log = logging.getLogger("bucket_chat.index")
 P = ParamSpec("P")
 R = TypeVar("R")
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -148,6 +149,14 @@ _MIGRATIONS: dict[int, str] = {
     3: """
     CREATE INDEX findings_place ON findings (room_id, path, line);
     """,
+    # A saved verdict belongs to one exact event, not to a place: the hash of the event
+    # it judged (a line rewritten in the storage since, with a good signature by another
+    # key under the same event id, is another event). Rows saved before have none ('',
+    # which no event has): they are shown as not checked yet until the room's next
+    # audit is saved (``NOT_CHECKED``).
+    4: """
+    ALTER TABLE timeline ADD COLUMN hash TEXT NOT NULL DEFAULT '';
+    """,
 }
 
 
@@ -225,6 +234,34 @@ class TimelineRow:
     reason: str
     path: str
     line: int
+
+
+# What a saved verdict says of a line that is not the event it judged (``Index.newest``,
+# ``Index.search``): the place was rewritten since (a damaged row), or the verdict was
+# saved before verdicts named their event (not checked yet).
+REWRITTEN = (
+    "this line changed since this device's last check of the room: it is not the event "
+    "that check judged here (another event under the same id: the storage rewrote it); "
+    "it is checked again"
+)
+NOT_CHECKED = (
+    "not checked yet: this device's last check of the room was saved by an earlier "
+    "version that did not note which exact event it judged"
+)
+
+_ADD_TIMELINE = (
+    "INSERT OR REPLACE INTO timeline (room_id, pos, event_id, path, line, state, reason, hash) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _timeline_rows(
+    room_id: str, start: int, items: Iterable[Assessed]
+) -> Iterator[tuple[str, int, str, str, int, str, str, str]]:
+    """Timeline rows for positions ``start``…, each with the hash of the event judged."""
+    for pos, a in enumerate(items, start):
+        ev = a.event
+        yield (room_id, pos, ev.event_id, a.path, a.line, a.state.value, a.reason, ev.hash)
 
 
 SEARCH_DEADLINE = 2.0  # seconds a search may run before it gives up
@@ -604,13 +641,7 @@ class Index:
         """Replace the room's cached timeline and findings with ``result``."""
         with self._db:
             self._db.execute("DELETE FROM timeline WHERE room_id = ?", (room_id,))
-            self._db.executemany(
-                "INSERT INTO timeline VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (room_id, pos, a.event.event_id, a.path, a.line, a.state.value, a.reason)
-                    for pos, a in enumerate(result.timeline)
-                ],
-            )
+            self._db.executemany(_ADD_TIMELINE, _timeline_rows(room_id, 0, result.timeline))
             self._db.execute("DELETE FROM findings WHERE room_id = ?", (room_id,))
             self._db.executemany(
                 "INSERT INTO findings VALUES (?, ?, ?, ?, ?, ?)",
@@ -644,13 +675,7 @@ class Index:
     def append_timeline(self, room_id: str, start: int, items: Sequence[Assessed]) -> None:
         """Append assessed events at positions ``start``… after an incremental audit."""
         with self._db:
-            self._db.executemany(
-                "INSERT OR REPLACE INTO timeline VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (room_id, start + i, a.event.event_id, a.path, a.line, a.state.value, a.reason)
-                    for i, a in enumerate(items)
-                ],
-            )
+            self._db.executemany(_ADD_TIMELINE, _timeline_rows(room_id, start, items))
 
     @_locked
     def insert_timeline(self, room_id: str, at: int, items: Sequence[Assessed]) -> None:
@@ -670,25 +695,22 @@ class Index:
             self._db.execute(
                 "UPDATE timeline SET pos = -pos - 1 WHERE room_id = ? AND pos < 0", (room_id,)
             )
-            self._db.executemany(
-                "INSERT OR REPLACE INTO timeline VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (room_id, at + i, a.event.event_id, a.path, a.line, a.state.value, a.reason)
-                    for i, a in enumerate(items)
-                ],
-            )
+            self._db.executemany(_ADD_TIMELINE, _timeline_rows(room_id, at, items))
 
     @_locked
     def newest(self, room_id: str, limit: int, before: int | None = None) -> list[TimelineRow]:
         """The newest ``limit`` cached rows before position ``before``, oldest first. Each
         event re-enters through the parser; a damaged row comes back as a ``Malformed``
-        (shown as such), and rows SQLite cannot hand back at all give an empty list."""
+        (shown as such), and rows SQLite cannot hand back at all give an empty list. A
+        saved verdict is handed out only with the very event it judged (same hash): a line
+        rewritten since is a damaged row; a row saved without a hash (an older version's)
+        is at best "unverified", not checked yet."""
         bound = before if before is not None else 2**62
         damaged = _DamageLog(f"timeline of room {room_id[:200]!r}")
         try:
             rows = self._db.execute(
                 "SELECT t.pos, CAST(e.raw AS BLOB), t.state, t.reason, t.path, t.line, "
-                "t.event_id, e.event_id, e.timestamp_ms, e.sig_ok FROM timeline t "
+                "t.event_id, e.event_id, e.timestamp_ms, e.sig_ok, t.hash FROM timeline t "
                 "JOIN events e ON e.room_id = t.room_id AND e.path = t.path AND e.line = t.line "
                 "WHERE t.room_id = ? AND t.pos < ? ORDER BY t.pos DESC LIMIT ?",
                 (room_id, bound, limit),
@@ -697,9 +719,11 @@ class Index:
             log.warning("index: the timeline of room %r cannot be read (%s)", room_id, exc)
             return []
         out = []
-        for pos, raw, state, reason, path, line, event_id, e_event_id, ts, sig_ok in reversed(rows):
+        for pos, raw, state, reason, path, line, event_id, e_id, ts, sig_ok, judged in reversed(
+            rows
+        ):
             # The timeline and the events table must both name the line's event.
-            ev = _reenter(raw, room_id, event_id if event_id == e_event_id else None, ts)
+            ev = _reenter(raw, room_id, event_id if event_id == e_id else None, ts)
             if sig_ok == 0 and isinstance(ev, Event):
                 # A line read since the timeline was saved (a segment rewritten), whose
                 # signature failed: never shown under the verdict of what stood there.
@@ -709,6 +733,13 @@ class Index:
             except ValueError:
                 trust = TrustState.INVALID
                 ev = Malformed(Kind.BAD_SCHEMA, f"unknown cached trust state {str(state)[:40]!r}")
+            if isinstance(ev, Event) and ev.hash != judged:
+                if judged == "":  # saved before verdicts named their event
+                    if trust is TrustState.VERIFIED:
+                        trust = TrustState.UNVERIFIED
+                    reason = NOT_CHECKED
+                else:  # rewritten since, however good its own signature
+                    ev = Malformed(Kind.REPLAY, REWRITTEN, ev.event_id)
             if not (isinstance(reason, str) and isinstance(path, str) and type(line) is int):
                 ev = Malformed(Kind.BAD_SCHEMA, "the cached row's columns have the wrong types")
             if isinstance(ev, Malformed):
@@ -946,19 +977,29 @@ class Index:
         # same event id, a forged one among them) are not shown, so their text finds
         # nothing; looked up by id alone, it was found under the shown copy's "verified".
         shown = self._db.execute(
-            "SELECT state, reason, path, line FROM timeline WHERE room_id = ? AND event_id = ?",
+            "SELECT state, reason, path, line, hash FROM timeline "
+            "WHERE room_id = ? AND event_id = ?",
             (room_id, source_id),
         ).fetchall()
-        verdict = next(((s, r) for s, r, p, n in shown if p == path and n == line), None)
+        verdict = next(((s, r, h) for s, r, p, n, h in shown if p == path and n == line), None)
         if verdict is None and shown:
             return None  # the last check shows another copy of this event id
         trust: TrustState | None = None
         reason = "not in this device's last check of the room yet"
         if verdict is not None:
-            try:
-                trust, reason = TrustState(verdict[0]), str(verdict[1])[:2000]
-            except ValueError:
-                trust, reason = TrustState.INVALID, "unknown cached trust state"
+            state, said, judged = verdict
+            if judged not in (ev.hash, ""):
+                # Not the event that verdict judged: the place was rewritten since.
+                reason = f"not checked yet: {REWRITTEN}"
+            elif judged == "" and state == TrustState.VERIFIED.value:
+                # Saved by a version that did not note its event: "verified" of a place
+                # (any other verdict is kept: it never makes the line look better).
+                reason = NOT_CHECKED
+            else:
+                try:
+                    trust, reason = TrustState(state), str(said)[:2000]
+                except ValueError:
+                    trust, reason = TrustState.INVALID, "unknown cached trust state"
         elif self._db.execute(
             "SELECT 1 FROM findings WHERE room_id = ? AND path = ? AND line = ? AND kind = ?",
             (room_id, path, line, Kind.SENDER_MISMATCH.value),

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from conftest import run, shot
+from nacl.signing import SigningKey
 from PySide6.QtCore import QModelIndex
 from test_models import ALICE, Room, _chatter, key_text
 
@@ -25,7 +26,9 @@ from bucket_chat_desktop.gui.models.timeline_model import EARLIER_CHECK, Roles, 
 from bucket_chat_desktop.gui.widgets.message_delegate import MessageDelegate, tooltip_html
 from bucket_chat_desktop.index import Index
 from bucket_chat_desktop.protocol.audit import TrustState
+from bucket_chat_desktop.protocol.event import MESSAGE, Event, parse_line
 from bucket_chat_desktop.protocol.relations import REDACTION
+from bucket_chat_desktop.protocol.signing import build_event
 from bucket_chat_desktop.sync.engine import SyncEngine
 from bucket_chat_desktop.sync.events import EngineEvent, RoomLoaded, WarmTimeline
 from bucket_chat_desktop.sync.writer import Draft
@@ -161,3 +164,60 @@ def test_a_deleted_message_is_not_shown_from_the_cache(
     bodies = [str(model.index(i).data(Roles.Body)) for i in range(model.rowCount())]
     assert "the password is hunter2" not in bodies
     assert "this one stays" in bodies and "after" in bodies
+
+
+def test_a_line_rewritten_with_a_good_signature_is_not_painted_under_the_saved_verdict(
+    chatty: Room, qtbot: Any, qloop: Any, tmp_path: Path
+) -> None:
+    """Red team: the storage rewrote a cached line with another text under the same event
+    id, signed well by another key, and it was read again before the room's next audit
+    was saved. The first paint showed that text with the saved "verified" badge."""
+    safe._reported.clear()
+    db = tmp_path / "index.sqlite3"
+    _open(chatty, db, [], qtbot)
+    conn = sqlite3.connect(db)
+    with conn:
+        target = "alice@example.com says 89"
+        path, line, raw = next(
+            r
+            for r in conn.execute("SELECT path, line, raw FROM events")
+            if json.loads(r[2])["content"].get("body") == target
+        )
+        old = parse_line(raw.encode(), ROOM)
+        assert isinstance(old, Event)
+        swapped = build_event(
+            room_id=ROOM,
+            sender_id=old.sender_id,
+            event_type=MESSAGE,
+            content={"body": "send the keys to mallory", "msgtype": "m.text"},
+            timestamp_ms=old.timestamp_ms,
+            unique=old.event_id.rsplit("::", 1)[1],
+            prev_event_hash=old.prev_event_hash,
+            signing_key=SigningKey(bytes([9]) * 32),
+        )
+        assert swapped.event_id == old.event_id
+        conn.execute(
+            "UPDATE events SET raw = ?, sig_ok = 1 WHERE path = ? AND line = ?",
+            (swapped.line().decode().rstrip("\n"), path, line),
+        )
+    conn.close()
+
+    events: list[EngineEvent] = []
+    _open(chatty, db, events, qtbot)
+    (warm,) = [e for e in events if isinstance(e, WarmTimeline)]
+    model = TimelineModel(key_text(ALICE))
+    view = TimelineView()
+    view.setItemDelegate(MessageDelegate(view))
+    view.setModel(model)
+    view.resize(700, 900)
+    view.show()
+    model.show_cached(warm.rows)
+    rows = [model.index(i) for i in range(model.rowCount())]
+    assert not any("mallory" in str(ix.data(Roles.Body)) for ix in rows)
+    (bad,) = [ix for ix in rows if ix.data(Roles.Trust) != TrustState.VERIFIED.value]
+    assert bad.data(Roles.Trust) == TrustState.INVALID.value
+    assert "last check" in str(bad.data(Roles.TrustReason))
+    assert "could not be shown" in str(bad.data(Roles.Body))
+    view.scrollToBottom()
+    shot(view, "rewritten-cached-row", tmp_path)
+    assert not safe.failures()

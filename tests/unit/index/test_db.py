@@ -13,7 +13,7 @@ from chains import ROOM, T0, indexed, segment, signed_chain
 from nacl.signing import SigningKey
 
 from bucket_chat_desktop.index import CachedEvent, Index, IndexedEvent, index_path_for
-from bucket_chat_desktop.index.db import SCHEMA_VERSION
+from bucket_chat_desktop.index.db import _MIGRATIONS, SCHEMA_VERSION
 from bucket_chat_desktop.protocol.audit import (
     AuditResult,
     PreparedSegment,
@@ -23,7 +23,7 @@ from bucket_chat_desktop.protocol.audit import (
 )
 from bucket_chat_desktop.protocol.event import MESSAGE, Event, Malformed
 from bucket_chat_desktop.protocol.findings import Finding, Kind
-from bucket_chat_desktop.protocol.signing import public_key_text
+from bucket_chat_desktop.protocol.signing import build_event, public_key_text
 
 TABLES = {"segments", "events", "segment_findings", "timeline", "findings", "rooms", "pins"}
 
@@ -529,5 +529,97 @@ def test_a_cached_line_whose_signature_failed_never_comes_back_verified(db_path:
         assert first.state is TrustState.VERIFIED and first.event == genuine[0]
         assert second.state is TrustState.INVALID and isinstance(second.event, Malformed)
         assert "signature" in second.event.reason
+    finally:
+        index.close()
+
+
+def _rewrite(original: Event, body: str, seed: int = 2) -> Event:
+    """``original``'s event id and time, another body, signed (well) by another key: what
+    a storage provider can put in ``original``'s place."""
+    unique = original.event_id.rsplit("::", 1)[1]
+    other = build_event(
+        room_id=ROOM,
+        sender_id=original.sender_id,
+        event_type=MESSAGE,
+        content={"body": body, "msgtype": "m.text"},
+        timestamp_ms=original.timestamp_ms,
+        unique=unique,
+        prev_event_hash=original.prev_event_hash,
+        signing_key=SigningKey(bytes([seed]) * 32),
+    )
+    assert other.event_id == original.event_id and other.hash != original.hash
+    return other
+
+
+def test_a_line_rewritten_with_a_good_signature_never_comes_back_under_the_saved_verdict(
+    db_path: Path,
+) -> None:
+    """Red team: the storage rewrote a cached segment's line with another text under the
+    same event id, signed well by another key, and the app read it again before the
+    room's next audit was saved. The saved timeline said "verified" of that place, and
+    the first paint (also a page further up) showed the new line under it."""
+    alice = "alice@example.com"
+    genuine = signed_chain(1, alice, [(MESSAGE, {"body": f"m{i}"}) for i in range(3)])
+    path, data = segment(genuine, 1, alice)
+    index = Index.open(db_path)
+    try:
+        index.add_segment(ROOM, path, len(data), None, indexed(path, genuine), [])
+        index.save_audit(ROOM, _audit((path, data)), history_complete=True)
+        assert {r.state for r in index.newest(ROOM, 10)} == {TrustState.VERIFIED}
+        rows = indexed(path, genuine)
+        swapped = _rewrite(genuine[1], "pay EVIL")
+        rows[1] = indexed(path, [swapped])[0]._replace(line=2)  # signature good: sig_ok 1
+        index.add_segment(ROOM, path, len(data), None, rows, [])
+    finally:
+        index.close()
+    again = Index.open(db_path)
+    try:
+        for got in (again.newest(ROOM, 10), again.newest(ROOM, 1, before=2)):
+            changed = [r for r in got if r.line == 2]
+            assert len(changed) == 1
+            assert changed[0].state is TrustState.INVALID
+            assert isinstance(changed[0].event, Malformed)
+            assert "not the event" in changed[0].event.reason
+            assert "last check" in changed[0].event.reason
+        assert [r.state for r in again.newest(ROOM, 10) if r.line != 2] == [TrustState.VERIFIED] * 3
+    finally:
+        again.close()
+
+
+def test_an_index_without_event_hashes_is_migrated_and_its_verdicts_not_trusted(
+    tmp_path: Path,
+) -> None:
+    """A version 3 cache saved "verified" per place only. Migrated, its rows are not
+    checked yet (never "verified") until the room's next audit is saved."""
+    path = tmp_path / "old.sqlite3"
+    conn = sqlite3.connect(path)
+    for step in (1, 2, 3):
+        conn.executescript(_MIGRATIONS[step])
+    conn.execute("PRAGMA user_version = 3")
+    alice = "alice@example.com"
+    genuine = signed_chain(1, alice, [(MESSAGE, {"body": "hello"})])
+    seg, data = segment(genuine, 1, alice)
+    conn.execute("INSERT INTO segments VALUES (?, ?, ?, NULL, 0)", (ROOM, seg, len(data)))
+    for n, e in enumerate(genuine, start=1):
+        raw = e.line().decode().rstrip("\n")
+        conn.execute(
+            "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, 1, '')",
+            (ROOM, seg, n, e.event_id, e.timestamp_ms, raw),
+        )
+        conn.execute(
+            "INSERT INTO timeline VALUES (?, ?, ?, ?, ?, 'verified', 'signature good')",
+            (ROOM, n - 1, e.event_id, seg, n),
+        )
+    conn.commit()
+    conn.close()
+    index = Index.open(path)
+    try:
+        assert index._db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+        rows = index.newest(ROOM, 10)
+        assert [r.event for r in rows] == genuine  # still painted at once
+        assert {r.state for r in rows} == {TrustState.UNVERIFIED}
+        assert all("not checked yet" in r.reason for r in rows)
+        index.save_audit(ROOM, _audit((seg, data)), history_complete=True)
+        assert {r.state for r in index.newest(ROOM, 10)} == {TrustState.VERIFIED}
     finally:
         index.close()

@@ -342,6 +342,70 @@ def test_a_forged_line_in_the_place_of_a_verified_one_is_never_a_hit(index: Inde
     assert index.search("invoice").hits == ()
 
 
+def test_a_line_rewritten_with_a_good_signature_is_never_found_under_the_saved_verdict(
+    index: Index,
+) -> None:
+    # The segment is rewritten in the storage and read again: its line now holds another
+    # text under the same event id, signed well by another key. Until the room's next
+    # audit is saved, the last one lists that place and id as "verified": the new text
+    # was found under that verdict, though no check ever judged it.
+    alice = "alice@example.com"
+    genuine = signed_chain(1, alice, [_msg("pay the invoice to ACME")])
+    path = _store(index, genuine, 1, alice)
+    x = genuine[1]
+    swapped = build_event(
+        room_id=ROOM,
+        sender_id=alice,
+        event_type=MESSAGE,
+        content={"body": "pay the invoice to EVIL", "msgtype": "m.text"},
+        timestamp_ms=x.timestamp_ms,
+        unique=x.event_id.rsplit("::", 1)[1],
+        prev_event_hash=x.prev_event_hash,
+        signing_key=SigningKey(bytes([2]) * 32),
+    )
+    assert swapped.event_id == x.event_id and swapped.hash != x.hash
+    rows = indexed(path, [genuine[0], swapped])  # both signatures good
+    index.add_segment(ROOM, path, 1, None, rows, [])
+    _catch_up(index)
+    (hit,) = index.search("invoice").hits
+    assert hit.snippet.text == "pay the invoice to EVIL"
+    assert hit.trust is None  # not checked yet, never the saved "verified"
+    assert "changed" in hit.trust_reason and "last check" in hit.trust_reason
+
+
+def test_hits_saved_without_an_event_hash_are_not_checked_yet(tmp_path: Path) -> None:
+    """A cache from before the timeline kept event hashes (version 3) is migrated: its
+    saved verdicts name a place, not an event, so a hit there is "not checked yet" until
+    the room's next audit is saved."""
+    path = tmp_path / "old.sqlite3"
+    conn = sqlite3.connect(path)
+    for step in (1, 2, 3):
+        conn.executescript(_MIGRATIONS[step])
+    conn.execute("PRAGMA user_version = 3")
+    alice = "alice@example.com"
+    events = signed_chain(1, alice, [_msg("old message text")])
+    for n, e in enumerate(events, start=1):
+        conn.execute(
+            "INSERT INTO events VALUES (?, 'p', ?, ?, ?, ?, 1, '')",
+            (ROOM, n, e.event_id, e.timestamp_ms, e.line().decode().rstrip("\n")),
+        )
+        conn.execute(
+            "INSERT INTO timeline VALUES (?, ?, ?, 'p', ?, 'verified', 'signature good')",
+            (ROOM, n - 1, e.event_id, n),
+        )
+    conn.execute("INSERT INTO segments VALUES (?, 'p', 1, NULL, 0)", (ROOM,))
+    conn.execute("INSERT INTO search_pending VALUES (?, 'p')", (ROOM,))
+    conn.commit()
+    conn.close()
+    index = Index.open(path)
+    try:
+        _catch_up(index)
+        (hit,) = index.search("message").hits
+        assert hit.trust is None and "not checked yet" in hit.trust_reason
+    finally:
+        index.close()
+
+
 def test_a_line_signed_by_one_member_under_anothers_name_is_never_a_hit(
     index: Index, tmp_path: Path
 ) -> None:
