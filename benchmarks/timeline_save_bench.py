@@ -5,8 +5,9 @@ Run:  .venv/bin/python benchmarks/timeline_save_bench.py [--events 100000] [--ru
 
 Builds an index file of ``--events`` signed messages in one room (segments of 500, a
 ledger without bodies as the app keeps a large room), audits it, then saves the audit
-``--runs`` times (each replaces the whole timeline, as a full audit does) and reads the
-newest rows as the first paint does. Reported: the median save and read times, and the
+``--runs`` times (each replaces the whole timeline, as a full audit does), reads the
+newest rows as the first paint does and checks the saved rows against the audit as a
+warm start does (``Index.timeline_is``). Reported: the median save, read and check times, and the
 bytes of the ``timeline`` table with its indexes (SQLite's ``dbstat``) and of the file.
 """
 
@@ -94,7 +95,7 @@ def main() -> None:
         ledger = build(path, args.events)
         result = ledger.audit({})
         index = Index.open(path, "bench")
-        saves, reads = [], []
+        saves, reads, checks = [], [], []
         for _ in range(args.runs):
             started = time.perf_counter()
             index.save_audit(ROOM, result, history_complete=True)
@@ -103,11 +104,15 @@ def main() -> None:
             rows = index.newest(ROOM, FIRST_PAINT_ROWS)
             reads.append(time.perf_counter() - started)
             assert len(rows) == min(FIRST_PAINT_ROWS, len(result.timeline))
+            started = time.perf_counter()
+            assert index.timeline_is(ROOM, result.timeline)
+            checks.append(time.perf_counter() - started)
         index._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         index.close()
         print(f"rows in the timeline: {len(result.timeline):,}")
         print(f"save_audit: median {statistics.median(saves) * 1000:.0f} ms of {args.runs}")
         print(f"newest({FIRST_PAINT_ROWS}): median {statistics.median(reads) * 1000:.1f} ms")
+        print(f"timeline_is: median {statistics.median(checks) * 1000:.0f} ms")
         print(f"timeline table and indexes: {table_bytes(path) / 2**20:.1f} MiB")
         print(f"index file: {path.stat().st_size / 2**20:.1f} MiB")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -17,6 +18,7 @@ from typing import Any, NamedTuple
 from . import paths
 from .osfiles import write_atomic
 from .protocol.event import MAX_ID_CHARS
+from .protocol.unread import UNREAD_CAP
 
 log = logging.getLogger("bucket_chat.settings")
 
@@ -79,6 +81,10 @@ class Settings:
     # "<storage id>/<room id>" -> (id, timestamp) of the newest event the user saw there:
     # what counts as unread after a restart (protocol/unread.py). One per joined room.
     read_markers: dict[str, tuple[str, int]] = field(default_factory=dict)
+    # "<storage id>/<room id>" -> ids of messages placed before that room's read marker
+    # that arrived while it was not shown (``ReadMarker.unseen``): unread after a restart
+    # too. Cleared when the room is shown. At most ``UNREAD_CAP`` a room.
+    unseen_before_markers: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def configured(self) -> bool:
@@ -112,12 +118,33 @@ class Settings:
         return self.read_markers.get(room_key)
 
     def set_read_marker(self, room_key: str, event_id: str, timestamp_ms: int) -> bool:
-        """Remember the newest event seen in a room; whether that changed the marker."""
+        """Remember the newest event seen in a room (everything before it was seen too:
+        its unseen messages go); whether that changed what is saved."""
         marker = (event_id, timestamp_ms)
+        cleared = self.unseen_before_markers.pop(room_key, None) is not None
         if self.read_markers.get(room_key) == marker:
-            return False
+            return cleared
         self.read_markers[room_key] = marker
         return True
+
+    def unseen_before_marker(self, room_key: str) -> tuple[str, ...]:
+        return tuple(self.unseen_before_markers.get(room_key, ()))
+
+    def note_unseen_before_marker(self, room_key: str, event_ids: Iterable[str]) -> bool:
+        """Messages placed before the room's read marker that arrived unseen; whether
+        that changed what is saved (at most ``UNREAD_CAP`` are kept: the count stops
+        there)."""
+        held = self.unseen_before_markers.get(room_key, [])
+        new = [e for e in dict.fromkeys(event_ids) if e not in held]
+        if not new or len(held) >= UNREAD_CAP:
+            return False
+        self.unseen_before_markers[room_key] = (held + new)[:UNREAD_CAP]
+        return True
+
+    def forget_read_marker(self, room_key: str) -> None:
+        """A room left: its marker and unseen messages go."""
+        self.read_markers.pop(room_key, None)
+        self.unseen_before_markers.pop(room_key, None)
 
     def room_keys(self) -> set[str]:
         """ "<storage id>/<room id>" of every room joined."""
@@ -164,6 +191,7 @@ class Settings:
             out.theme = "system"
         out.attachment_limit_mb = max(1, min(out.attachment_limit_mb, 2048))
         out.read_markers = _read_markers(out.read_markers, out.room_keys())
+        out.unseen_before_markers = _unseen(out.unseen_before_markers, set(out.read_markers))
         out.recent_emoji = [e for e in out.recent_emoji if isinstance(e, str) and 0 < len(e) <= 64][
             :RECENT_EMOJI
         ]
@@ -186,6 +214,19 @@ def _read_markers(data: dict[Any, Any], rooms: set[str]) -> dict[str, tuple[str,
             and 0 <= ts < 2**53
         ):
             out[key] = (event_id, ts)
+    return out
+
+
+def _unseen(data: dict[Any, Any], marked: set[str]) -> dict[str, list[str]]:
+    """The well-formed unseen lists of rooms with a read marker (without one, nothing
+    counts as unread after a restart: the room is taken as seen)."""
+    out: dict[str, list[str]] = {}
+    for key, value in data.items():
+        if key not in marked or not isinstance(value, list):
+            continue
+        ids = [e for e in value if isinstance(e, str) and 0 < len(e) <= MAX_ID_CHARS]
+        if ids:
+            out[key] = list(dict.fromkeys(ids))[:UNREAD_CAP]
     return out
 
 

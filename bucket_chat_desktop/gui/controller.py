@@ -30,6 +30,7 @@ from ..protocol.unread import (
     is_unread_news,
     marker_for,
     placed_by,
+    position_of,
 )
 from ..protocol.untrusted_text import shown_id
 from ..settings import Settings, StorageSettings
@@ -349,7 +350,7 @@ class Controller(QObject):
     def leave_room(self, key: str) -> None:
         async def run() -> None:
             await self.client.leave_room(RoomRef.from_key(key))
-            self.settings.read_markers.pop(key, None)
+            self.settings.forget_read_marker(key)
             self.forget_room(key)
             self.save_settings()
 
@@ -559,14 +560,15 @@ class Controller(QObject):
         # the preview: the newest row not placed ahead of this device's clock, as for the
         # arrivals (a row dated years ahead would be the room's last message for good)
         shown = newest[: max(0, len(newest) - _ahead(result, now_ms))]
-        self._refresh_item(room, result, arrived, last_shown(shown))
+        self._refresh_item(room, result, arrived, last_shown(shown), placed=True)
         joined = self.rooms.item(key) is not None  # not a room still being joined
         if joined and not room.marked and len(result.timeline):
             room.marked = True
             if marker is None:  # a room seen for the first time: nothing of it is news yet
                 self._mark_read(key)
             else:
-                self._count_after_marker(key, result, relations, ReadMarker(*marker))
+                read = ReadMarker(*marker, self.settings.unseen_before_marker(key))
+                self._count_after_marker(key, result, relations, read)
         self.room_audit_changed.emit(key)
 
     # -- read markers (the newest event seen in each room: unread counts survive a restart) --
@@ -583,6 +585,26 @@ class Controller(QObject):
             return
         moved = self.settings.set_read_marker(key, seen.event_id, seen.timestamp_ms)
         if moved and not self._save_markers.isActive():
+            self._save_markers.start()
+
+    def _note_unseen(self, key: str, result: AuditResult, incoming: list[Assessed]) -> None:
+        """Unread messages that sort before the room's read marker: counted here as they
+        arrive, but a count after a restart starts after the marker, so the settings keep
+        them with it (``ReadMarker.unseen``) until the room is shown. Rows placed that way
+        are near the newest (behind rows dated a little ahead, or read after a newer one):
+        each is looked for from the newest back."""
+        marker = self.settings.read_marker(key)
+        rows = result.timeline
+        at = position_of(rows, marker[0]) if marker is not None else None
+        if at is None:  # the count after a restart goes by the marker's date then
+            return
+        before = [
+            a.event.event_id
+            for a in incoming
+            if (where := position_of(rows, a.event.event_id)) is not None and where < at
+        ]
+        noted = self.settings.note_unseen_before_marker(key, before)
+        if noted and not self._save_markers.isActive():
             self._save_markers.start()
 
     def _count_after_marker(
@@ -709,7 +731,11 @@ class Controller(QObject):
         # The preview is the newest row not placed ahead, as after a full audit: a row
         # that moved down when one is (the placed rows are older), which it shows already.
         self._refresh_item(
-            room, result, news, last_shown(news) if shown <= at + len(items) else None
+            room,
+            result,
+            news,
+            last_shown(news) if shown <= at + len(items) else None,
+            placed=True,
         )
         room.marked = True
 
@@ -734,11 +760,18 @@ class Controller(QObject):
             self.relations_changed.emit(key)
 
     def _refresh_item(
-        self, room: RoomSession, result: AuditResult, new: list[Assessed], last: Event | None
+        self,
+        room: RoomSession,
+        result: AuditResult,
+        new: list[Assessed],
+        last: Event | None,
+        *,
+        placed: bool = False,
     ) -> None:
         """``last``: the newest shown event with its body (a slim audit's events have
         none); None when only relation events came (reactions, edits, deletions): the
-        preview stays, redone with the room's relations in case they are about it."""
+        preview stays, redone with the room's relations in case they are about it.
+        ``placed``: ``new`` may sort before rows already there (not only appended)."""
         key = room.ref.key
         item = self.rooms.item(key)
         if item is None:
@@ -772,6 +805,8 @@ class Controller(QObject):
             self._mark_read(key)
             self._line_for_the_away(room, incoming)
         if incoming and not focused:
+            if placed:
+                self._note_unseen(key, result, incoming)
             if not item.unread or not room.first_unread:
                 room.first_unread = incoming[0].event.event_id
             changes["unread"] = min(UNREAD_CAP, item.unread + len(incoming))

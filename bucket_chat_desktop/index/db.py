@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import itertools
 import logging
 import os
 import sqlite3
@@ -789,6 +790,30 @@ class Index:
                 got = found.get(place)
                 out.append(missing if got is None else _reenter(got[0], room_id, *got[1:]))
         return out
+
+    @_locked
+    def timeline_is(self, room_id: str, items: Sequence[Assessed]) -> bool:
+        """Whether the saved timeline is exactly ``items`` (each row's event, place and
+        verdict, as ``save_audit`` writes them): then rows appended to ``items``' audit
+        can be written at their positions. One read of the room's rows, a batch at a time
+        (a million rows are never all in memory), no parsing: about half a save (0.2 s
+        at 100,000 rows, ``benchmarks/timeline_save_bench.py``)."""
+        expected = _timeline_rows(room_id, 0, items)
+        try:
+            if self.timeline_length(room_id) != len(items):
+                return False
+            saved = self._db.execute(
+                "SELECT room_id, pos, event_id, path, line, state, reason, hash FROM timeline "
+                "WHERE room_id = ? ORDER BY pos",
+                (room_id,),
+            )
+            while batch := saved.fetchmany(5000):
+                if batch != list(itertools.islice(expected, len(batch))):
+                    return False
+        except sqlite3.OperationalError as exc:
+            log.warning("index: the timeline of room %r cannot be read (%s)", room_id, exc)
+            return False
+        return next(expected, None) is None
 
     @_locked
     def timeline_length(self, room_id: str) -> int:

@@ -6,6 +6,12 @@ person saw before a restart (``count_unread``, run on the engine's state thread)
 a message (not a join, a reaction, an edit, a deletion or a typing notice), not signed by
 this device's key, and not deleted already (its text is shown nowhere).
 
+A message that sorts before a row already seen (written a little before it, read after
+it: a slower upload, a row dated a little ahead) is unread too when it arrives while the
+room is not shown: the live count has it, and the settings keep its id with the marker
+(``ReadMarker.unseen``) until the room is shown, so the count after a restart has it too
+(counting only after the marker called it read).
+
 A read marker comes from this device's settings file, but the rows it is looked up in were
 written by anyone with write access: the marker's event may be gone (a rewritten history, a
 marker of another audit), the rows may carry hostile timestamps. The count never raises for
@@ -68,6 +74,10 @@ class ReadMarker:
 
     event_id: str
     timestamp_ms: int
+    # Messages placed before the marker's row that arrived unseen (a row sorts before a
+    # newer one already seen: behind a row dated a little ahead, a slower upload): the
+    # live count had them, and "after the marker" alone would call them read.
+    unseen: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +122,59 @@ def count_unread(
     and those ordered after the marker's (timestamp, id) count; the walk stops after
     ``OLDER_RUN`` rows in a row older than the marker (display order follows timestamps,
     save a chained row placed after a back-dated predecessor). Costs a scan of the ids
-    (``Timeline.position_of``: no rows made) and the rows since the marker."""
+    (``Timeline.position_of``: no rows made) and the rows since the marker.
+
+    The marker's ``unseen`` messages count too where they sort before it (after it,
+    they are counted already), and the first of them is then the first unread; the rows
+    before the marker are walked back until each is found (a walk of the whole room
+    only when one is gone: a rewritten history)."""
+    counted = _count_after(rows, marker, own_key, relations, now_ms, cap)
+    if not marker.unseen or counted.capped:
+        return counted
+    extra, first = _unseen_before(rows, marker, counted.found, own_key, relations, now_ms)
+    count = counted.count + extra
+    return UnreadCount(min(count, cap), first or counted.first, counted.found, count > cap)
+
+
+def _unseen_before(
+    rows: Sequence[Assessed],
+    marker: ReadMarker,
+    found: bool,
+    own_key: str | None,
+    relations: Relations | None,
+    now_ms: int,
+) -> tuple[int, str]:
+    """The news among ``marker.unseen`` that ``_count_after`` passed over: before the
+    marker's row (``found``), or ordered at or before its (timestamp, id). Returns how
+    many, and the first of them in display order ("" for none)."""
+    cut = placed_by(rows, now_ms + FUTURE_SLACK_MS)
+    at = position_of(rows, marker.event_id) if found else None
+    wanted = set(marker.unseen)
+    key = (marker.timestamp_ms, marker.event_id)
+    count, first = 0, ""
+    for i in range((at if at is not None else cut) - 1, -1, -1):
+        ev = rows[i].event
+        if ev.event_id not in wanted:
+            continue
+        wanted.discard(ev.event_id)
+        if (at is not None or (ev.timestamp_ms, ev.event_id) <= key) and is_unread_news(
+            ev, own_key, relations
+        ):
+            count, first = count + 1, ev.event_id
+        if not wanted:
+            break
+    return count, first
+
+
+def _count_after(
+    rows: Sequence[Assessed],
+    marker: ReadMarker,
+    own_key: str | None,
+    relations: Relations | None,
+    now_ms: int,
+    cap: int,
+) -> UnreadCount:
+    """``count_unread`` without the marker's ``unseen`` messages."""
     at = position_of(rows, marker.event_id)
     count, first = 0, ""
     cut = placed_by(rows, now_ms + FUTURE_SLACK_MS)  # the rows from here on: not yet

@@ -272,10 +272,16 @@ class RoomKeeper:
                     return [], None, None, complete  # nothing new (a segment read twice)
                 new = placed.rows
                 if self._engine.index is not None and new:
-                    if placed.inserted:
-                        self._engine.index.insert_timeline(room.room_id, placed.at, new)
-                    else:
-                        self._engine.index.append_timeline(room.room_id, placed.at, new)
+                    if room.saved_audit == shown.audit_number:
+                        # the saved rows are this audit's: its positions are theirs
+                        if placed.inserted:
+                            self._engine.index.insert_timeline(room.room_id, placed.at, new)
+                        else:
+                            self._engine.index.append_timeline(room.room_id, placed.at, new)
+                        room.saved_audit = result.audit_number  # an insert's is new
+                    # else the saved rows are an earlier audit's (a progress audit is not
+                    # saved): they stay as they are, one audit's in its order, until the
+                    # pass's final audit rewrites them (the segments are cached already)
                     if complete and not room.partial:
                         self._pin(new)
                 if not placed.inserted:
@@ -298,6 +304,7 @@ class RoomKeeper:
             room.result.findings.extend(unread_findings(room))
         if self._engine.index is not None and (complete or first):
             self._engine.index.save_audit(room.room_id, room.result, history_complete=whole)
+            room.saved_audit = room.result.audit_number
             if whole:  # trust on first use only from the whole history
                 self._pin(room.result.timeline)
         self._note_shown(room)
@@ -471,9 +478,24 @@ class RoomKeeper:
         if room is self._engine.rooms.get(room.room_id):
             if room.result is not None:
                 room.complete = complete
+                self._adopt_saved(index, room, complete)
                 self._note_shown(room)
             self._publish(room)
         return complete
+
+    @staticmethod
+    def _adopt_saved(index: Index, room: RoomState, complete: bool) -> None:
+        """State thread, after a rebuild from the cache: the saved timeline becomes the
+        rebuilt audit's (so rows that arrive are written at their positions). Mostly it
+        is that audit's already; when not (the last run quit during a read, whose audits
+        after its first screen are not saved; a row held back as dated ahead is due
+        now), it is rewritten once here, not left for the next full pass, which a warm
+        start with nothing new never makes."""
+        result = room.result
+        assert result is not None
+        if not index.timeline_is(room.room_id, result.timeline):
+            index.save_audit(room.room_id, result, history_complete=complete)
+        room.saved_audit = result.audit_number
 
     @staticmethod
     def _apply_cached(room: RoomState, cached: CachedCopy, pins: dict[str, set[str]]) -> bool:

@@ -55,6 +55,11 @@ class RoomState:
     # The last full audit's row count and newest rows with bodies, made on the serial
     # worker with it (``RoomLoaded.total`` / ``.newest``); the result says which audit.
     shown: tuple[AuditResult | None, int, tuple[ShownEvent, ...]] = (None, 0, ())
+    # The audit whose rows the index's saved timeline holds (``AuditResult.audit_number``;
+    # 0: none of this session's). Rows appended or placed are written there only while it
+    # is the current result's: a progress audit is not saved, and rows written at its
+    # positions into the table of an earlier one left gaps and duplicates there.
+    saved_audit: int = 0
 
     @property
     def partial(self) -> bool:

@@ -14,6 +14,7 @@ from desk import Desk, settings_for
 from nacl.signing import SigningKey
 from PySide6.QtCore import QPersistentModelIndex, QPoint
 
+from bucket_chat_desktop import settings as settings_store
 from bucket_chat_desktop.gui.models.timeline_model import Roles
 from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync.events import EngineEvent, EventsAppended, RoomLoaded
@@ -160,3 +161,45 @@ def test_a_message_placed_above_the_rows_in_view_leaves_them_still(
     assert model.row(at + 1).body == "ahead 0" and top.row() > at
     view.executeDelayedItemsLayout()  # what the view would lay out later, now
     assert view.visualRect(model.index(top.row(), 0)).top() == y
+
+
+def test_a_message_placed_before_the_read_marker_is_unread_after_a_restart_too(
+    qtbot: Any, launch: Callable[..., Desk], tmp_path: Path
+) -> None:
+    """The newest row Alice saw is Mallory's, dated two minutes ahead (so it is the read
+    marker: within ``FUTURE_SLACK_MS``). Bob's message, written while she looks at
+    another room, is placed before it: unread while the app runs, and still unread
+    after a restart (it was counted only after the marker, so it was read then)."""
+    storage = LocalStorage(tmp_path / "store")
+    ahead = int(time.time() * 1000) + 2 * 60_000
+    mallory = RoomWriter(storage, "c", *MALLORY, displayname="Mallory", clock=lambda: ahead)
+    wait_for(qtbot, mallory.send([Draft.text("see you soon")]))
+    wait_for(qtbot, RoomWriter(storage, "a", *CAROL).send([Draft.text("elsewhere")]))
+    desk = launch(settings_for(tmp_path / "store", ["c", "a"]))
+    desk.wait_loaded("c", "a")
+    c = desk.key("c")
+    qtbot.waitUntil(lambda: desk.settings.read_marker(c) is not None, timeout=15_000)
+    assert desk.settings.read_marker(c)[0] == desk.rows("c")[-1].event_id  # Mallory's
+    desk.select("a")
+
+    bob = RoomWriter(storage, "c", *BOB, displayname="Bob")
+    wait_for(qtbot, bob.send([Draft.text("before you go")]))
+    at = desk.wait_index("c", "before you go")
+    rows = desk.rows("c")  # placed before the marker's row (and Mallory's join)
+    assert rows[-1].body == "see you soon" and at < len(rows) - 2
+    qtbot.waitUntil(lambda: desk.item("c").unread == 1, timeout=15_000)
+    assert desk.quit() == 0
+
+    desk = launch(settings_store.load())
+    desk.wait_loaded("c", "a")
+    assert desk.controller.current == desk.key("a")
+    qtbot.waitUntil(lambda: desk.item("c").unread == 1, timeout=15_000)
+    desk.select("c")  # the line goes above it; seen now, it counts no more
+    first = desk.wait_index("c", "before you go")
+    qtbot.waitUntil(lambda: desk.window.social.marker != "", timeout=15_000)
+    assert desk.window.social.marker == desk.rows("c")[first].event_id
+    assert desk.item("c").unread == 0
+    assert desk.quit() == 0
+    saved = settings_store.load()  # the next start counts after the marker only
+    assert saved.read_marker(c)[0] == desk.rows("c")[-1].event_id
+    assert saved.unseen_before_marker(c) == ()

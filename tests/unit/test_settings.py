@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from bucket_chat_desktop import settings as settings_store
+from bucket_chat_desktop.protocol.unread import UNREAD_CAP
 from bucket_chat_desktop.settings import Settings, StorageSettings
 
 
@@ -55,3 +56,43 @@ def test_markers_survive_a_save_and_a_load(tmp_path: Path) -> None:
     settings_store.save(settings, path)
     assert json.loads(path.read_text())["read_markers"] == {key: ["ev-9", 42]}
     assert settings_store.load(path).read_marker(key) == ("ev-9", 42)
+
+
+def test_unseen_messages_before_a_marker_are_kept_until_the_room_is_seen(
+    tmp_path: Path,
+) -> None:
+    """A message placed before a room's read marker while it was not shown stays
+    unread across a restart: kept with the marker, dropped when the room is shown (the
+    marker set again, moved or not) or left; a hostile file keeps only well-formed ids
+    of rooms with a marker, at most the count's cap."""
+    settings = Settings.from_json(_file())
+    key = f"{settings.storages[0].id}/general"
+    assert settings.set_read_marker(key, "ev-9", 42)
+    assert settings.note_unseen_before_marker(key, ["ev-5", "ev-5", "ev-6"])
+    assert not settings.note_unseen_before_marker(key, ["ev-6"])  # nothing new
+    path = tmp_path / "settings.json"
+    settings_store.save(settings, path)
+    loaded = settings_store.load(path)
+    assert loaded.unseen_before_marker(key) == ("ev-5", "ev-6")
+    assert loaded.set_read_marker(key, "ev-9", 42)  # the same marker: the room was seen
+    assert loaded.unseen_before_marker(key) == () and not loaded.set_read_marker(key, "ev-9", 42)
+    loaded.note_unseen_before_marker(key, [f"ev-{n}" for n in range(500)])
+    assert len(loaded.unseen_before_marker(key)) == UNREAD_CAP
+    loaded.forget_read_marker(key)
+    assert loaded.read_marker(key) is None and loaded.unseen_before_marker(key) == ()
+
+    sid = settings.storages[0].id
+    hostile = Settings.from_json(
+        _file(
+            read_markers={f"{sid}/falcon": ["ev-1", 1]},
+            unseen_before_markers={
+                f"{sid}/falcon": ["ev-2", 5, "", "e" * 600, "ev-2", *(f"x{n}" for n in range(300))],
+                f"{sid}/general": ["ev-3"],  # no marker there: taken as seen
+                "other/falcon": ["ev-4"],
+            },
+        )
+    )
+    kept = hostile.unseen_before_markers
+    assert list(kept) == [f"{sid}/falcon"] and kept[f"{sid}/falcon"][:2] == ["ev-2", "x0"]
+    assert len(kept[f"{sid}/falcon"]) == UNREAD_CAP
+    assert Settings.from_json(_file(unseen_before_markers=["a"])).unseen_before_markers == {}

@@ -221,6 +221,31 @@ def test_save_audit_newest_and_append_timeline(db_path: Path) -> None:
         index.close()
 
 
+def test_timeline_is_says_whether_the_saved_rows_are_an_audits(db_path: Path) -> None:
+    """Exactly the audit's rows, places and verdicts: one more, one fewer, another
+    verdict or another room's rows are not (``RoomKeeper._adopt_saved`` rewrites then)."""
+    events = _chain(1, "alice@example.com", [f"m{i}" for i in range(8)])  # 9 events
+    path, data = segment(events, 1, "alice@example.com")
+    index = Index.open(db_path)
+    try:
+        index.add_segment(ROOM, path, len(data), None, indexed(path, events), [])
+        result = _audit((path, data))
+        assert not index.timeline_is(ROOM, result.timeline)  # nothing saved yet
+        index.save_audit(ROOM, result, history_complete=True)
+        assert index.timeline_is(ROOM, result.timeline)
+        assert not index.timeline_is(ROOM, result.timeline[:-1])
+        assert not index.timeline_is("room-2", result.timeline)
+        index._db.execute(
+            "UPDATE timeline SET state = ? WHERE room_id = ? AND pos = 8",
+            (TrustState.INVALID.value, ROOM),
+        )
+        assert not index.timeline_is(ROOM, result.timeline)
+        index._db.execute("DELETE FROM timeline WHERE room_id = ? AND pos = 8", (ROOM,))
+        assert not index.timeline_is(ROOM, result.timeline)
+    finally:
+        index.close()
+
+
 def test_findings_are_replaced_per_room(db_path: Path) -> None:
     events = _chain(1, "alice@example.com", ["x"])
     path, data = segment(events, 1, "alice@example.com")

@@ -352,3 +352,26 @@ def test_a_held_row_shown_an_hour_before_its_date_is_not_news_yet() -> None:
         "the newest, for now",
     ]
     assert [r.event.body for r in arrived(old, new, {}, later, T0)] == ["standup moved"]
+
+
+def test_unseen_messages_before_the_marker_count_too() -> None:
+    """Bob's message sorted before the row Alice saw last (it arrived after it, while
+    she looked elsewhere): the live count had it, and so does the count after a restart
+    (``ReadMarker.unseen``). The line goes above it; one of them after the marker (or
+    gone, or deleted, or her own) is not counted twice or at all."""
+    a, b = alice(), bob()
+    placed = b.say(T0 + 20, "written before hers, read after")
+    seen = a.say(T0 + 30, "the newest she saw")
+    later = b.say(T0 + 40, "after she looked")
+    own = a.say(T0 + 25, "her own, from a twin key")
+    result, rel = _room([a.join(T0), own, seen], [b.join(T0 + 1), placed, later])
+    rows = result.timeline
+    plain = count_unread(rows, _marker(seen), a.public, rel, NOW)
+    assert plain == UnreadCount(1, later.event_id, True)
+    unseen = (placed.event_id, later.event_id, own.event_id, f"{ROOM}::gone")
+    marker = ReadMarker(seen.event_id, seen.timestamp_ms, unseen)
+    assert count_unread(rows, marker, a.public, rel, NOW) == UnreadCount(2, placed.event_id, True)
+    # the marker's row gone (a rewritten history): by its date, as for the rest
+    lost = ReadMarker("gone", seen.timestamp_ms, unseen)
+    assert count_unread(rows, lost, a.public, rel, NOW) == UnreadCount(2, placed.event_id, False)
+    assert count_unread(rows, marker, a.public, rel, NOW, cap=1).capped
