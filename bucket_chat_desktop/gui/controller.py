@@ -668,24 +668,29 @@ class Controller(QObject):
 
         return pager
 
-    def _missed_audit(self, room: RoomSession) -> bool:
-        """Whether the record never got an audit of its room to add to: the engine's
-        came before the record was made (a room joined again while the engine still read
-        it). Rows added alone would show as the whole room: the engine is asked for the
-        audit whole (a ``RoomLoaded``), which brings them too."""
-        if room.result is not None:
-            return False
-        self.reaudit(room.ref.key)
-        return True
-
-    def _on_events_appended(self, key: str, items: list[Assessed], result: AuditResult) -> None:
+    def _adding_to(
+        self, key: str, result: AuditResult
+    ) -> tuple[RoomSession, Relations | None] | None:
+        """The record that rows arriving with ``result`` are added to, made that audit's,
+        and the relations that came with it; None when there is none to add to: a room
+        left (nothing of it is kept), or a record that never got an audit of its room
+        (the engine's came before the record was made: a room joined again while the
+        engine still read it). Rows added alone would show as the whole room there: the
+        engine is asked for the audit whole (a ``RoomLoaded``), which brings them too."""
         room = self._rooms.get(key)
         if room is None:
-            return  # a room left: nothing of it is kept
-        if self._missed_audit(room):
-            return
+            return None
+        if room.result is None:
+            self.reaudit(room.ref.key)
+            return None
         room.result = result
-        relations = room.take_arriving()
+        return room, room.take_arriving()
+
+    def _on_events_appended(self, key: str, items: list[Assessed], result: AuditResult) -> None:
+        adding = self._adding_to(key, result)
+        if adding is None:
+            return
+        room, relations = adding
         behind = room.behind
         if behind is not None:
             behind.appended.extend(items)
@@ -708,13 +713,10 @@ class Controller(QObject):
         moved down, and ``result`` is a new audit. Inserted into the model where they go;
         a model that cannot take them there (a page in the middle shown, a re-audit still
         being merged) is given the audit anew, its newest rows paged in."""
-        room = self._rooms.get(key)
-        if room is None:
-            return  # a room left: nothing of it is kept
-        if self._missed_audit(room):
+        adding = self._adding_to(key, result)
+        if adding is None:
             return
-        room.result = result
-        relations = room.take_arriving()
+        room, relations = adding
         total = len(result.timeline)
         behind = room.behind
         if behind is not None:  # its rows were appended at the end: now from this audit
