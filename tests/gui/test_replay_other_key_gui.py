@@ -105,8 +105,15 @@ def test_both_copies_are_shown_and_the_reply_quotes_neither(
     view: QListView = window.timeline
     view.scrollToBottom()
     view.grab().save(str(tmp_path / "replay-timeline.png"))
-    # a click on the ambiguous quote goes nowhere (it names neither row)
+    # a click on the ambiguous quote goes nowhere (it names neither row), and neither
+    # copy opens a thread (a reply there would name both)
     assert window.timeline.jump_to(daves.event_id) is False
+    errors: list[tuple[str, str]] = []
+    desk.controller.error.connect(lambda what, why: errors.append((what, why)))
+    window.open_thread(daves.event_id)
+    assert errors and "two devices used this message's id" in errors[-1][1]
+    assert window.relation_actions is not None
+    assert not window.relation_actions.thread_panel.isVisible()
     features = window.findChild(Features)
     window.audit_button.click()
     qtbot.waitUntil(lambda: features.audit_dialog is not None and features.audit_dialog.isVisible())
