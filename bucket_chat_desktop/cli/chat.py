@@ -44,7 +44,8 @@ class _Screen:
     def __init__(self, interactive: bool, own_key: str) -> None:
         self.interactive = interactive
         self.own_key = own_key
-        self.shown: set[str] = set()
+        # (event id, path, line): an id signed by two devices is two rows (section 6)
+        self.shown: set[tuple[str, str, int]] = set()
         self.reported = 0
         self.ready = False
         self.ids = RoomIds()
@@ -61,9 +62,10 @@ class _Screen:
     def events(self, items: Iterable[Assessed], *, echo_own: bool) -> None:
         for item in items:
             self.ids.add(item.event.sender_id)
-            if item.event.event_id in self.shown:
+            copy = (item.event.event_id, item.path, item.line)
+            if copy in self.shown:
                 continue
-            self.shown.add(item.event.event_id)
+            self.shown.add(copy)
             if item.event.type == TYPING:  # read and ignored (PROTOCOL.md 18.6), not printed
                 continue
             if echo_own or item.event.sender_key != self.own_key:
@@ -150,7 +152,7 @@ async def run_chat(storage: Storage, room_id: str, identity: Any, displayname: s
         if result is not None:
             screen.ids.update(a.event.sender_id for a in result.timeline)
             screen.events(result.timeline[-20:], echo_own=True)
-            screen.shown.update(a.event.event_id for a in result.timeline)
+            screen.shown.update((a.event.event_id, a.path, a.line) for a in result.timeline)
             screen.findings(result)
             screen.relation_findings(room.relations)
         if stale:

@@ -525,7 +525,10 @@ async def _read_target(client: ChatClient, ref: RoomRef, event_id: str) -> draft
         print(f"bucket-chat: {_stale_note(exc, await client.last_read(ref))}", file=sys.stderr)
     assert view is not None and view.result is not None and view.relations is not None
     result = view.result
-    shown = await client.event_by_id(ref, result, event_id)  # as the app finds it
+    try:
+        shown = await client.event_by_id(ref, result, event_id)  # as the app finds it
+    except drafting.Refused as exc:  # an id shown more than once: names no one row
+        raise UsageError(str(exc)) from exc
     if shown is None:
         note = " (part of the room could not be read)" if view.partial else ""
         raise UsageError(f"no event {event_id!r} in room {room_id!r}{note}; nothing was sent")

@@ -32,6 +32,9 @@ REASON_LIMIT = 200
 CHIPS_SHOWN = 20  # reaction chips printed under one message
 NOT_LOADED = "(message not loaded)"
 DELETED = "(deleted message)"
+# A parent whose id is shown more than once (two devices signed events under it): the
+# rules quote neither copy (PROTOCOL.md 18.1).
+AMBIGUOUS = "(the quoted message is ambiguous: two devices used its id)"
 
 
 def shown_positions(rel: Relations, total: int, limit: int | None) -> Iterator[int]:
@@ -73,6 +76,8 @@ def shown_body(item: Assessed, agg: Aggregate | None) -> str | None:
 
 def quote(parent_id: str, timeline: Sequence[Assessed], rel: Relations, ids: RoomIds) -> str:
     """A reply's quote of its parent: sender and first line (its latest text)."""
+    if parent_id in rel.repeated:
+        return AMBIGUOUS
     position = rel.positions.get(parent_id)
     if position is None:
         return NOT_LOADED

@@ -309,9 +309,10 @@ class HtmlWriter:
         return wanted
 
     def remember(self, rows: Iterable[ShownEvent]) -> None:
+        repeated = self.rel.repeated  # quoted by nobody (``_quote``)
         for r in rows:
             ev = r.event
-            if isinstance(ev, Event) and ev.type == MESSAGE:
+            if isinstance(ev, Event) and ev.type == MESSAGE and ev.event_id not in repeated:
                 text = self._text_of(ev, self.rel.of(ev.event_id))
                 state = str(r.verdict.state)
                 agg = self.rel.of(ev.event_id)
@@ -337,6 +338,11 @@ class HtmlWriter:
         parent = ev.parent_event_id
         if parent is None or parent == ev.event_id:  # a reply to itself quotes nothing
             return ""
+        if parent in self.rel.repeated:  # shown once per device that signed it: neither
+            return (
+                '<blockquote class="quote">In reply to a message that is ambiguous: two '
+                "devices used its id (see the room's audit).</blockquote>"
+            )
         position = self.rel.positions.get(parent)
         q = self._quotes.get(parent)
         if q is None:
@@ -360,17 +366,19 @@ class HtmlWriter:
         self,
         start: int,
         rows: Sequence[ShownEvent],
-        attachments: Mapping[str, Attachment],
+        attachments: Mapping[int, Attachment],
     ) -> None:
-        """Rows ``start…`` of the timeline (``attachments``: by event id, what the runner
-        copied). Relation events are applied to their targets, not shown."""
+        """Rows ``start…`` of the timeline (``attachments``: by timeline position, what
+        the runner copied; an id signed by two devices is two rows, each its own file).
+        Relation events are applied to their targets, not shown."""
         self.remember(rows)
         for offset, row in enumerate(rows):
             # One row at a time: a hostile room's rows can each be a 256 KiB body that
             # escaping makes several times longer; a page of them is never one string.
-            self._write((self._row(start + offset, row, attachments),))
+            position = start + offset
+            self._write((self._row(position, row, attachments.get(position)),))
 
-    def _row(self, position: int, row: ShownEvent, attachments: Mapping[str, Attachment]) -> str:
+    def _row(self, position: int, row: ShownEvent, attachment: Attachment | None) -> str:
         verdict: Assessed = row.verdict
         ev = row.event
         state = str(verdict.state)
@@ -403,7 +411,7 @@ class HtmlWriter:
                 f"</div></li>\n"
             )
         agg = self.rel.of(ev.event_id)
-        return self._message(anchor, ev, state, verdict.reason, agg, attachments)
+        return self._message(anchor, ev, state, verdict.reason, agg, attachment)
 
     @staticmethod
     def _why(state: str, reason: str) -> str:
@@ -419,7 +427,7 @@ class HtmlWriter:
         own: str,
         reason: str,
         agg: Aggregate | None,
-        attachments: Mapping[str, Attachment],
+        attachment: Attachment | None,
     ) -> str:
         redacted = agg.redacted if agg is not None else None
         edits = agg.edits if agg is not None and redacted is None else ()
@@ -445,7 +453,7 @@ class HtmlWriter:
             parts.append(self._why(own, reason))
             parts.append("</li>\n")
             return "".join(parts)
-        parts.append(self._content(ev, edits[-1].body if edits else None, attachments))
+        parts.append(self._content(ev, edits[-1].body if edits else None, attachment))
         parts.append(self._why(own, reason))
         for e in edits:
             if e.state != "verified":
@@ -465,10 +473,10 @@ class HtmlWriter:
         parts.append("</li>\n")
         return "".join(parts)
 
-    def _content(self, ev: Event, edited: str | None, attachments: Mapping[str, Attachment]) -> str:
+    def _content(self, ev: Event, edited: str | None, attachment: Attachment | None) -> str:
         msgtype = ev.content.get("msgtype")
         if edited is None and msgtype in ("m.file", "m.image"):
-            return self._attachment(ev, attachments.get(ev.event_id))
+            return self._attachment(ev, attachment)
         text = edited if edited is not None else ev.body
         if text is None:
             return '<div class="body note">(a message without text)</div>'

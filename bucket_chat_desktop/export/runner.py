@@ -284,18 +284,18 @@ async def _write(
     for start in range(0, total, page_rows):
         stop = min(total, start + page_rows)
         rows = await _page(read_page, start, stop)
-        attachments: dict[str, Attachment] = {}
+        attachments: dict[int, Attachment] = {}  # by timeline position
         if isinstance(writer, HtmlWriter):
             for position in writer.wanted_quotes(rows).values():
                 parent = await _page(read_page, position, position + 1)
                 await _off_loop(writer.remember, parent)
             if files is not None:
-                for row in rows:
+                for position, row in enumerate(rows, start):
                     ev = row.event
                     if isinstance(ev, Event) and _is_file(ev, snapshot):
                         att = await files.copy(ev)
                         if att is not None:
-                            attachments[ev.event_id] = att
+                            attachments[position] = att
         await _off_loop(writer.page, start, rows, attachments)
         if progress is not None:
             progress(stop, total)

@@ -91,7 +91,7 @@ def _arrived(
     """``unread.arrived`` for a ``RoomLoaded``: the rows among ``newest`` come with their
     bodies (read from the index with the audit), the others as the audit holds them."""
     bodies = {
-        s.verdict.event.event_id: s.verdict._replace(event=s.event)
+        (s.verdict.path, s.verdict.line): s.verdict._replace(event=s.event)
         for s in newest
         if isinstance(s.event, Event)
     }

@@ -183,6 +183,14 @@ class TimelineView(QListView):
         model = self.model()
         if not isinstance(model, TimelineModel):
             return False
+        if event_id in model.relations.repeated:
+            # Shown once per device that signed it: only a caller that knows which
+            # copy (a search hit's own row) can go there; a quote names neither.
+            if shown_row is None:
+                return False
+            self._stick = False
+            model.show_around(shown_row, self._land)
+            return True
         row = model.locate(event_id)
         if row is not None:
             self._land(row)

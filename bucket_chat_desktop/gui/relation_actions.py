@@ -536,6 +536,13 @@ class RelationActions(QObject):
             return
         rel = self.relations()
         root = rel.thread_root.get(root_event_id, root_event_id) if rel else root_event_id
+        if rel is not None and root in rel.repeated:  # which copy's thread: nobody can say
+            self.controller.error.emit(
+                "Opening the thread",
+                "two devices used this message's id (see the room's audit): it has no "
+                "thread, and replies to it are not sent",
+            )
+            return
         target = self.target_of(root)
         if self.thread_key != key:
             self._thread_rows.clear()

@@ -98,12 +98,13 @@ class SearchFeature(QObject):
 
     # -- showing a message in its room -----------------------------------------------------------
 
-    def show_hit(self, room_key: str, event_id: str) -> None:
+    def show_hit(self, room_key: str, event_id: str, path: str = "", line: int = 0) -> None:
         """Open the room and show the message in context: its position in the room's
         audit is found off the GUI thread (``ChatClient.locate``), turned into the
         timeline's shown row (relation events are not rows), and the timeline jumps
         there (``TimelineView.jump_to``: the page around it when it is not held,
-        scrolled to the middle and flashed)."""
+        scrolled to the middle and flashed). ``path`` and ``line``: the hit's copy (an
+        id signed by two devices is shown once per device: the hit names which)."""
         controller = self.controller
         self.last_message = ""
         if controller.rooms.item(room_key) is None:
@@ -132,7 +133,7 @@ class SearchFeature(QObject):
             if result is None:
                 self._not_shown("the room has not been read yet; try again soon")
                 return
-            pos = await controller.client.locate(ref, result, event_id)
+            pos = await controller.client.locate(ref, result, event_id, (path, line))
             view = self.window.timeline
             model = controller.timeline(room_key)
             row = model.relations.row_of(pos) if pos is not None else None

@@ -100,7 +100,7 @@ class Timeline(Sequence[Assessed]):
     a million rows read one by one never holds a million ``Assessed`` at once). Never
     changed after it was made: an append makes a new one (``extended``)."""
 
-    __slots__ = ("_codes", "_copies", "_late", "_pairs", "_tally")
+    __slots__ = ("_codes", "_copies", "_late", "_pairs", "_tally", "repeated")
 
     def __init__(
         self,
@@ -109,8 +109,15 @@ class Timeline(Sequence[Assessed]):
         pairs: list[tuple[TrustState, str]],
         tally: Counter[int] | None = None,
         late: Mapping[_Copy, int] = _NOTHING_LATE,
+        repeated: frozenset[str] = frozenset(),
     ) -> None:
         self._copies = copies
+        # Event ids whose good copies were signed by more than one device key: each
+        # key's copy is a row of its own (section 6 step 1), so a look-up by id alone
+        # cannot tell which one is meant. They take no relations (section 18.1), and a
+        # front end asked for "the" row of one of them refuses. Carried by slices and
+        # appends: only a full audit finds a new one (an append never adds a replay).
+        self.repeated = repeated
         self._codes = codes
         self._pairs = pairs
         # Where rows placed later than their own date are placed (``placed_by``), by
@@ -141,7 +148,13 @@ class Timeline(Sequence[Assessed]):
 
     def __getitem__(self, index: int | slice) -> Assessed | Timeline:
         if isinstance(index, slice):  # rows made as they are read, like this one's
-            return Timeline(self._copies[index], self._codes[index], self._pairs, late=self._late)
+            return Timeline(
+                self._copies[index],
+                self._codes[index],
+                self._pairs,
+                late=self._late,
+                repeated=self.repeated,
+            )
         c = self._copies[index]
         state, reason = self._pairs[self._codes[index]]
         return _new_tuple(Assessed, (_event_of(c), state, reason, c.path, c.line))
@@ -168,10 +181,25 @@ class Timeline(Sequence[Assessed]):
     def position_of(self, event_id: str) -> int | None:
         """Where ``event_id`` is shown, or None: looked for from the newest row back (what
         is looked for — a read marker, a search hit, a relation's target — is mostly
-        recent; a timeline shows each event id once), no rows made."""
+        recent), no rows made. An id in ``repeated`` is shown once per signing key: this
+        is its newest row, and a caller that must not pick one of them checks first."""
         copies = self._copies
         for i in range(len(copies) - 1, -1, -1):
             if copies[i].event_id == event_id:
+                return i
+        return None
+
+    def position_of_copy(self, event_id: str, path: str, line: int) -> int | None:
+        """Where the copy of ``event_id`` read at (``path``, ``line``) is shown, or None:
+        for a caller that knows which row it means (a search hit is one copy)."""
+        at = self.position_of(event_id)
+        if at is None or event_id not in self.repeated:
+            c = self._copies[at] if at is not None else None
+            return at if c is not None and (c.path, c.line) == (path, line) else None
+        copies = self._copies
+        for i in range(at, -1, -1):  # a walk back only under attack (an id signed twice)
+            c = copies[i]
+            if c.event_id == event_id and (c.path, c.line) == (path, line):
                 return i
         return None
 
@@ -287,7 +315,9 @@ class Timeline(Sequence[Assessed]):
         tally = self._tally
         if tally is not None:
             tally = tally + Counter(codes)
-        return Timeline(self._copies + copies, self._codes + codes, self._pairs, tally, late)
+        return Timeline(
+            self._copies + copies, self._codes + codes, self._pairs, tally, late, self.repeated
+        )
 
     def inserted(
         self, at: int, copies: list[_Copy], codes: array[int], late: Mapping[_Copy, int]
@@ -303,6 +333,7 @@ class Timeline(Sequence[Assessed]):
             self._pairs,
             tally,
             late,
+            self.repeated,
         )
 
 
@@ -862,6 +893,7 @@ class RoomLedger:
         invalid: list[Assessed] = []
         unsigned: list[_Copy] = []
         by_key: dict[str, list[_Copy]] = defaultdict(list)
+        repeated: set[str] = set()
 
         for event_id, copies in self._copies.items():
             choice: _Copy | None = None
@@ -875,23 +907,48 @@ class RoomLedger:
                 for c in copies:
                     if c.sig_ok is False:
                         self._invalid(c, invalid, findings)
-                # Show a copy whose signature checked out before one that carries no key.
-                choice = next((c for c in copies if c.sig_ok), None) or next(
-                    (c for c in copies if c.sig_ok is None), None
-                )
+                # A copy whose signature checked out is shown before one that carries no
+                # key; of those, the first of each signing key (another member may sign
+                # an event of their own under this id: it must not hide this one).
+                good = [c for c in copies if c.sig_ok]
+                chosen: list[_Copy] = []
+                if good:
+                    first_of: dict[str, _Copy] = {}
+                    for c in good:
+                        first_of.setdefault(c.sender_key or "", c)
+                    chosen = list(first_of.values())
+                else:
+                    chosen = [c for c in copies if c.sig_ok is None][:1]
                 others = ", ".join(c.where for c in copies[1:MAX_LISTED])
                 if len(copies) > MAX_LISTED:
                     others += f" and {len(copies) - MAX_LISTED:,} more"
+                if len(chosen) > 1:
+                    repeated.add(event_id)
+                    names = ", ".join(
+                        f"{c.sender_id} {(c.sender_key or '')[:8]}…" for c in chosen[:MAX_LISTED]
+                    )
+                    shown_how = (
+                        f"signed by {len(chosen)} devices ({names}); each device's copy is "
+                        "shown; relations to this id are ignored"
+                    )
+                else:
+                    shown_how = "only one copy is shown"
                 findings.append(
                     Finding(
                         Kind.REPLAY,
                         f"event id appears {len(copies)} times with different contents "
-                        f"(also at {others}); only one copy is shown",
+                        f"(also at {others}); {shown_how}",
                         copies[0].path,
                         copies[0].line,
                         event_id,
                     )
                 )
+                for choice in chosen:
+                    if choice.sig_ok is None:
+                        unsigned.append(choice)
+                    else:
+                        by_key[choice.sender_key or ""].append(choice)
+                continue
             if choice is None:
                 continue
             if choice.sig_ok is None:
@@ -912,7 +969,8 @@ class RoomLedger:
             bound[key] = sender
         rows = [((c.timestamp_ms, c.event_id, 0), c, False) for c in unsigned]
         rows.extend(((c.eff[0], c.eff[1], c.depth), c, True) for c in chained)
-        rows.sort(key=lambda r: r[0])
+        # (path, line) last: two copies of one id (two keys) can tie on the rest.
+        rows.sort(key=lambda r: (r[0], r[1].path, r[1].line))
         # Held rows sort last: a row is held by its own date, and a shown row's place is
         # never later than the horizon (a held predecessor does not move it).
         cut = len(rows)
@@ -940,7 +998,9 @@ class RoomLedger:
         copies, codes = self._assess(
             rows, authorized, reported, findings, complete, trust, self._verdicts
         )
-        timeline = Timeline(copies, codes, self._verdicts.pairs, late=late)
+        timeline = Timeline(
+            copies, codes, self._verdicts.pairs, late=late, repeated=frozenset(repeated)
+        )
         for c in held:
             findings.append(_held_finding(c))
         unseen = _check_witnesses(chained, by_key, findings) if complete else frozenset()

@@ -11,7 +11,7 @@ Pure: the caller hands in the target as its audit shows it.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +35,18 @@ from .relations import (
 
 class Refused(ValueError):
     """The action is not sent: the message says why."""
+
+
+def refuse_repeated(event_id: str, repeated: Collection[str]) -> None:
+    """``Refused`` when ``event_id`` is shown more than once (signed by more than one
+    device, PROTOCOL.md section 6 step 1): a relation names an id, not a copy, and the
+    rules apply none to it (section 18.1)."""
+    if event_id in repeated:
+        raise Refused(
+            f"{event_id!r} is shown more than once: two devices signed events under this "
+            "id (see the room's audit), and replies, reactions, edits and deletions of it "
+            "apply to neither; nothing sent"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +106,7 @@ class Plan:
 
 def reply(target: Target, texts: Sequence[str], mentions: Sequence[str] = ()) -> Plan:
     """Messages answering ``target`` (each a reply in its thread)."""
+    refuse_repeated(target.event_id, target.relations.repeated)
     if target.deleted:
         raise Refused(f"{target.describe()} was deleted: nothing to reply to")
     if target.event is not None and target.event.type != MESSAGE:
@@ -126,6 +139,7 @@ def react(target: Target, user_id: str, text: str, *, remove: bool = False) -> P
     of their verified reactions with that text (``relations.verified_reactions``: never
     one per reaction a forger planted under their id)."""
     key = reaction_text(text)
+    refuse_repeated(target.event_id, target.relations.repeated)
     if target.deleted:
         raise Refused(f"{target.describe()} was deleted: nothing to react to")
     if target.event is not None and target.event.type != MESSAGE:
@@ -157,6 +171,7 @@ def edit(target: Target, user_id: str, public_key: str, text: str) -> Plan:
         # the text it shows), and the new edit names it, not a longer chain.
         target = _edited(target, ev)
         ev = target.event
+    refuse_repeated(target.event_id, target.relations.repeated)
     if target.deleted:
         raise Refused(f"{target.describe()} was deleted: nothing to edit")
     _refuse_not_own(target, user_id, public_key, "edit")
@@ -217,6 +232,7 @@ def delete(target: Target, user_id: str, public_key: str, reason: str | None = N
         )
     if kind in (REDACTION, TYPING):
         raise Refused(f"{target.describe()} cannot be deleted: there is nothing to undo")
+    refuse_repeated(target.event_id, target.relations.repeated)
     _refuse_not_own(target, user_id, public_key, "delete")
     if target.deleted:
         return Plan(unchanged=Unchanged.DELETED)

@@ -176,6 +176,12 @@ class Relations:
     def of(self, event_id: str) -> Aggregate | None:
         return self.aggregates.get(event_id)
 
+    @property
+    def repeated(self) -> frozenset[str]:
+        """Event ids shown more than once (signed by more than one device key, section 6
+        step 1): they take no relations, and a reply to one quotes nothing (ambiguous)."""
+        return self.read.repeated if self.read is not None else frozenset()
+
     # Shown rows <-> timeline positions, in O(log hidden).
 
     def shown_count(self, total: int) -> int:
@@ -335,6 +341,11 @@ class Source(Protocol):
         """The rows whose event ids are in ``wanted``, at position ``start`` or later."""
         ...
 
+    @property
+    def repeated(self) -> frozenset[str]:
+        """The event ids shown more than once (``audit.Timeline.repeated``)."""
+        ...
+
     def row(self, position: int) -> Row:
         """The row at ``position``."""
         ...
@@ -351,6 +362,15 @@ class RowList:
             else Row(i, r.event, str(r.state), getattr(r, "path", None), getattr(r, "line", None))
             for i, r in enumerate(rows)
         ]
+        seen: set[str] = set()
+        twice: set[str] = set()
+        for r in self.rows:
+            (twice if r.event.event_id in seen else seen).add(r.event.event_id)
+        self._repeated = frozenset(twice)
+
+    @property
+    def repeated(self) -> frozenset[str]:
+        return self._repeated
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -393,16 +413,20 @@ class _Read:
     # positions. When a row with such an id is appended, ``extended`` decides these again
     # (and what they can change), not every relation of the room.
     waits: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
-    # No event id among the related rows twice (a timeline shows each id once): where a
-    # decision goes in display order is found from its id.
+    # No event id among the related rows twice (a timeline shows each id once but those
+    # in ``repeated``, never read as related rows): where a decision goes in display
+    # order is found from its id.
     distinct: bool = True
+    # Ids shown more than once (``Source.repeated``): no relation names or is one of them.
+    repeated: frozenset[str] = frozenset()
 
 
 class _Pass:
     """The first pass over related rows, in display order (``_Read`` in the making);
     ``rows``: the rows it read, by position (at hand for the second pass)."""
 
-    def __init__(self, read: _Read | None = None) -> None:
+    def __init__(self, read: _Read | None = None, repeated: frozenset[str] = frozenset()) -> None:
+        self.repeated = read.repeated if read else repeated
         self.related: dict[str, int] = dict(read.related) if read else {}
         self.relations: array[int] = array("q", read.relations) if read else array("q")
         self.replies: array[int] = array("q", read.replies) if read else array("q")
@@ -413,12 +437,16 @@ class _Pass:
         self.rows: dict[int, Row] = {}
 
     def read(self, room_id: str, rows: Iterable[Row]) -> None:
+        repeated = self.repeated
         for r in rows:
             ev = r.event
             self.rows[r.position] = r
-            if ev.event_id in self.related:
-                self.distinct = False
-            self.related[ev.event_id] = r.position
+            # An id shown more than once is never a target nor found as one (section 18.1).
+            own = ev.event_id in repeated
+            if not own:
+                if ev.event_id in self.related:
+                    self.distinct = False
+                self.related[ev.event_id] = r.position
             if ev.type in HIDDEN_TYPES:
                 self.hidden.append(r.position)
                 if ev.type == TYPING:
@@ -430,12 +458,18 @@ class _Pass:
                 if not _in_room(room_id, target):
                     self.early.append(_cross_room(r, target))
                     continue
+                if own or target in repeated:
+                    self.early.append(_ambiguous(r, own))
+                    continue
                 self.relations.append(r.position)
                 self.wanted.add(target)
             elif ev.parent_event_id is not None:
                 parent = ev.parent_event_id
                 if not _in_room(room_id, parent):
                     self.early.append(_cross_room(r, parent))
+                    continue
+                if own or parent in repeated:
+                    self.early.append(_ambiguous(r, own))
                     continue
                 self.replies.append(r.position)
                 self.wanted.add(parent)
@@ -453,6 +487,7 @@ class _Pass:
             outside,
             frozenset(wanted - self.related.keys() - outside.keys()),
             distinct=self.distinct,
+            repeated=self.repeated,
         )
 
 
@@ -479,7 +514,7 @@ def build(room_id: str, source: Source | Iterable[Any]) -> Relations:
 
 def _build(room_id: str, source: Source | Iterable[Any]) -> Relations:
     src = source if isinstance(source, Source) else RowList(source)
-    first = _Pass()
+    first = _Pass(repeated=src.repeated)
     first.read(room_id, src.related_rows())
     # The targets: those that are related rows themselves (an edited edit, a reply's
     # parent that is a reply) are at hand; the rest is one look-up. Every related row's
@@ -718,7 +753,7 @@ def _added(
                 if reacted is not None and key is not None and not redacted(reacted):
                     draft(reacted).chip_set().remove(key, reaction.sender_id, target_id, read, rows)
         elif ev.type == EDIT:
-            verdict = _judge_edit(old.room_id, r, target_id, known)
+            verdict = _judge_edit(old.room_id, r, target_id, known, read.repeated)
             if isinstance(verdict, Finding):
                 out.append(verdict)
             elif verdict.waits:
@@ -1036,7 +1071,7 @@ def _decide(room_id: str, read: _Read, rows: _Rows) -> Relations:
                 reactions.append((target_id, r))
             continue
         if ev.type == EDIT:
-            verdict = _judge_edit(room_id, r, target_id, known)
+            verdict = _judge_edit(room_id, r, target_id, known, read.repeated)
             if isinstance(verdict, Finding):
                 findings.append(verdict)
             elif verdict.waits:  # the edited edit is here, its original not yet
@@ -1131,12 +1166,18 @@ class _Original(NamedTuple):
 
 
 def _judge_edit(
-    room_id: str, r: Row, target_id: str, known: Mapping[str, _Target]
+    room_id: str,
+    r: Row,
+    target_id: str,
+    known: Mapping[str, _Target],
+    repeated: frozenset[str] = frozenset(),
 ) -> _Original | Finding:
     """What the edit ``r`` of ``target_id`` (known) comes to, but for redactions: the
     message it applies to, the original it waits for (an edit of an edit read before its
     message), or why it is refused. One rule for ``_decide`` and ``_added``."""
     original_id, original = _original(target_id, known)
+    if original_id in repeated:  # an edit of an edit of a message shown twice
+        return _ambiguous(r, False)
     if original is None or original_id is None:
         if original_id is not None and original_id not in known and _in_room(room_id, original_id):
             return _Original(original_id, waits=True)
@@ -1195,6 +1236,17 @@ def _speaks_for(r: Row, target: _Target) -> bool:
     if target.key is None:
         return True
     return r.event.sender_key == target.key or r.state == "verified"
+
+
+def _ambiguous(r: Row, own: bool) -> Finding:
+    """Why ``r`` relates to nothing: its own id, or the one it names, is shown more than
+    once (another device signed an event of its own under it, section 6 step 1)."""
+    if own:
+        what = "its own event id is shown more than once (signed by more than one device)"
+    else:
+        what = "the event it names is shown more than once (signed by more than one device)"
+    kind = "a reply" if r.event.type not in HIDDEN_TYPES else "a relation"
+    return _finding(Kind.RELATION_INVALID, r, f"{kind} ignored: {what}")
 
 
 def _finding(kind: Kind, r: Row, message: str) -> Finding:

@@ -399,16 +399,18 @@ class RoomState:
 
     ``add`` continues the fold with the audit's appends, so a new event costs O(1), not a
     walk over the history. Events already folded are skipped: a caller may hand the same
-    event again in an append (and a replayed event id is counted once, as a full fold
-    counts it). ``roster`` hands out what the fold says as an immutable value, remade
-    only for the members the events since the last one touched."""
+    event again in an append (and a replayed event id is counted once per signing key,
+    as a full fold counts it: each key's copy is a row). ``roster`` hands out what the
+    fold says as an immutable value, remade only for the members the events since the
+    last one touched."""
 
     def __init__(self, *, dedupe: bool = True) -> None:
         """``dedupe=False``: for a caller that hands each row of one audit's timeline
-        exactly once (the engine folds by position; a timeline shows each event id once):
+        exactly once (the engine folds by position):
         no set of every event id folded (~32 MB at a million events)."""
         self._senders: dict[str, _SenderStats] = {}
-        self._seen: set[str] | None = set() if dedupe else None
+        # (event id, signing key): an id signed by two keys is two rows (section 6).
+        self._seen: set[tuple[str, str]] | None = set() if dedupe else None
         self._order = 0
         self.names = DisplayNames()
         # Senders the audit found in a key conflict: their keys are "disputed", not
@@ -478,9 +480,10 @@ class RoomState:
         if state is TrustState.INVALID:  # never shown, never counted
             return None
         if self._seen is not None:
-            if event_id in self._seen:
+            copy = (event_id, key or "")
+            if copy in self._seen:
                 return None
-            self._seen.add(event_id)
+            self._seen.add(copy)
         self._touched.add(sender_id)
         sender = self._senders.get(sender_id)
         if sender is None:

@@ -232,14 +232,15 @@ ARRIVED_ROWS = 200  # rows a full re-audit hands on as arrived, at most (the new
 def arrived(
     old: Timeline | None,
     rows: Timeline,
-    bodies: Mapping[str, Assessed],
+    bodies: Mapping[tuple[str, int], Assessed],
     now_ms: int,
     since_ms: int,
 ) -> list[Assessed]:
     """The rows of a full re-audit (``rows``) that the audit before it (``old``) did not
     have: new messages, counted unread and notified like appended ones (a newcomer's
     first message is audited in full, never appended), in display order, each taken from
-    ``bodies`` (by event id) when there, else as the audit holds it. Nothing on a first
+    ``bodies`` (by its copy's (path, line): an event id signed by two keys is two rows)
+    when there, else as the audit holds it. Nothing on a first
     read, nor when the row that was newest is not in the new audit.
 
     Those after the row that was newest, and those just before it placed at or after
@@ -261,7 +262,7 @@ def arrived(
     old_cut = placed_by(old, latest)
     if not old_cut:
         return []
-    at = position_of(rows, old[old_cut - 1].event.event_id)
+    at = _copy_position(rows, old[old_cut - 1])
     if at is None:
         return []
     cut = placed_by(rows, latest)
@@ -269,10 +270,28 @@ def arrived(
     # anchor in the old audit (a margin for rows the new audit no longer shows).
     low = max(0, at - ARRIVED_ROWS, placed_by(rows, since_ms - 1))
     known_from = max(0, old_cut - 1 - (at - low) - ARRIVED_ROWS)
-    known = {old[i].event.event_id for i in range(known_from, old_cut)} if low < at else set()
+    known = {_copy(old[i]) for i in range(known_from, old_cut)} if low < at else set()
     # Rows placed past the clock are not news yet (as when appended), before the anchor
     # too: the anchor is placed there when it follows a row held back as dated ahead
     # that is shown at last (PROTOCOL.md section 9).
-    picked = [i for i in range(low, min(at, cut)) if rows[i].event.event_id not in known]
+    picked = [i for i in range(low, min(at, cut)) if _copy(rows[i]) not in known]
     picked += range(max(at + 1, cut - ARRIVED_ROWS), cut)
-    return [bodies.get(rows[i].event.event_id, rows[i]) for i in picked]
+    return [bodies.get((rows[i].path, rows[i].line), rows[i]) for i in picked]
+
+
+def _copy(row: Assessed) -> tuple[str, str | None]:
+    """Which copy of an event id ``row`` is: its id and signing key (an id signed by two
+    keys is shown once per key, PROTOCOL.md section 6 step 1)."""
+    return row.event.event_id, row.event.sender_key
+
+
+def _copy_position(rows: Timeline, row: Assessed) -> int | None:
+    """Where the copy ``row`` (of another audit) is among ``rows``, or None."""
+    at = rows.position_of(row.event.event_id)
+    if at is None or row.event.event_id not in rows.repeated:
+        return at
+    want = _copy(row)
+    for i in range(at, -1, -1):  # a walk back only under attack (an id signed twice)
+        if _copy(rows[i]) == want:
+            return i
+    return None

@@ -308,13 +308,16 @@ class AttachedStorages:
         await engine.catch_up_text()
         return await engine.search_read_rooms(query, room_id=room_id, limit=limit)
 
-    async def locate(self, ref: RoomRef, result: AuditResult, event_id: str) -> int | None:
+    async def locate(
+        self, ref: RoomRef, result: AuditResult, event_id: str, at: tuple[str, int] | None = None
+    ) -> int | None:
         """Where ``event_id`` is in the room's audit ``result`` (a search hit to show in
-        context: the timeline then pages around it), or None."""
+        context: the timeline then pages around it), or None. ``at``: the hit's (path,
+        line), which tells the copies of an id signed by two devices apart."""
         attached = self._storages.get(ref.storage_id)
         if attached is None:
             return None
-        return await attached.engine.locate(ref.room_id, result, event_id)
+        return await attached.engine.locate(ref.room_id, result, event_id, at)
 
     async def event_by_id(
         self, ref: RoomRef, result: AuditResult, event_id: str
@@ -322,7 +325,8 @@ class AttachedStorages:
         """The row of ``event_id`` in the room's audit ``result`` (a ``room_view``'s or a
         ``cached_room``'s) with its body and verdict, or None when that audit does not
         show it: what a reaction, a reply, an edit or a deletion is decided on, in the
-        app and the command line alike (``SyncEngine.event_by_id``)."""
+        app and the command line alike (``SyncEngine.event_by_id``; an id shown more than
+        once is ``relation_drafts.Refused``)."""
         attached = self._storages.get(ref.storage_id)
         if attached is None:
             return None

@@ -46,6 +46,7 @@ from nacl.signing import SigningKey
 from ..index import Index
 from ..index.search import SearchHit, SearchPage, build_query
 from ..protocol import heap
+from ..protocol import relation_drafts as drafting
 from ..protocol.audit import HOLD_AHEAD_MS, AuditResult, RoomLedger
 from ..protocol.chain import Draft
 from ..protocol.event import Event
@@ -608,7 +609,7 @@ class SyncEngine:
             return SearchPage((), error="this engine keeps no index")
         query_text = build_query(query)
         hits: list[SearchHit] = []
-        seen: set[tuple[str, str]] = set()
+        seen: set[tuple[str, str, tuple[str, int] | None]] = set()
         before: int | None = None
         page = SearchPage(())
         for _ in range(max(1, rounds)):
@@ -621,10 +622,15 @@ class SyncEngine:
             for found in page.hits:
                 if found.timestamp_ms > self._horizon(found.room_id, clock):
                     continue  # held back as dated ahead: not shown, so not found either
-                hit = self._related(found, relations)
-                if hit is None or (hit.room_id, hit.event_id) in seen:
+                rel = self._relations(found.room_id, relations)
+                hit = self._related(found, rel)
+                if hit is None:
                     continue
-                seen.add((hit.room_id, hit.event_id))
+                # An id shown once per device that signed it: each copy is a message.
+                copy = (hit.path, hit.line) if rel and hit.event_id in rel.repeated else None
+                if (hit.room_id, hit.event_id, copy) in seen:
+                    continue
+                seen.add((hit.room_id, hit.event_id, copy))
                 hits.append(hit)
             if page.error or not page.more or len(hits) >= limit or not page.hits:
                 break
@@ -667,17 +673,22 @@ class SyncEngine:
         shown = room.ledger.horizon_ms if room is not None else None
         return clock if shown is None else max(clock, shown)
 
-    def _related(self, hit: SearchHit, given: Mapping[str, Relations] | None) -> SearchHit | None:
+    def _relations(self, room_id: str, given: Mapping[str, Relations] | None) -> Relations | None:
+        """The relations a search applies to ``room_id``'s hits: ``given``'s, else the
+        room's published view's, else None (not read since the app started)."""
+        relations = given.get(room_id) if given is not None else None
+        if relations is None:
+            room = self.rooms.get(room_id)
+            view = room.view if room is not None else None
+            relations = view.relations if view is not None else None
+        return relations
+
+    def _related(self, hit: SearchHit, relations: Relations | None) -> SearchHit | None:
         """``hit`` as the room's relations have it (see ``search``), or None when they
         hide it. A room without relations yet (not read since the app started) keeps its
         messages' hits as found, but not an edit's: an edit's text counts only once the
         rules applied it (a forged edit's text must never find, let alone show, a
         message)."""
-        relations = given.get(hit.room_id) if given is not None else None
-        if relations is None:
-            room = self.rooms.get(hit.room_id)
-            view = room.view if room is not None else None
-            relations = view.relations if view is not None else None
         if relations is None:
             return None if hit.edited else hit
         edited_to = relations.edit_of
@@ -717,13 +728,21 @@ class SyncEngine:
             page = await self.search(query, room_id=room_id, limit=limit, relations=related)
         return page
 
-    async def locate(self, room_id: str, result: AuditResult, event_id: str) -> int | None:
+    async def locate(
+        self, room_id: str, result: AuditResult, event_id: str, at: tuple[str, int] | None = None
+    ) -> int | None:
         """The position of ``event_id`` in ``result``'s timeline (a search hit to show in
         context), found on the state thread (a walk of up to a whole room), or None when
-        that audit does not show it."""
+        that audit does not show it. An id shown more than once (signed by two devices)
+        is found only as the copy read at ``at`` (path, line): never one of them picked."""
         timeline = result.timeline
 
-        return await self._serially(timeline.position_of, event_id, room=room_id, interactive=True)
+        def find() -> int | None:
+            if event_id not in timeline.repeated:
+                return timeline.position_of(event_id)
+            return None if at is None else timeline.position_of_copy(event_id, *at)
+
+        return await self._serially(find, room=room_id, interactive=True)
 
     async def event_by_id(
         self, room_id: str, result: AuditResult, event_id: str
@@ -734,13 +753,16 @@ class SyncEngine:
         and its body. Rows that carry their bodies (the command line's audits, a cached
         room's) give them; the app's slim audit reads it as ``timeline_page(pinned=True)``
         does (checked against the hash and signature that audit judged; a cached line
-        that is not that event is a ``Malformed``)."""
+        that is not that event is a ``Malformed``). An id shown more than once (signed by
+        two devices, PROTOCOL.md section 6) is ``relation_drafts.Refused``: what acts on
+        it would name both copies, and the rules apply it to neither."""
         if self._closed:
             return None
         keeper, rooms = self._keeper, self.rooms
 
         def find() -> ShownEvent | None:
             timeline = result.timeline
+            drafting.refuse_repeated(event_id, timeline.repeated)
             position = timeline.position_of(event_id)
             if position is None:
                 return None

@@ -745,6 +745,52 @@ def broken_cases() -> list[tuple[Case, dict[str, Ev]]]:
         b2_forged,
     )
 
+    # replay by another key: alice signs an event of her own under bob's event id b2 and
+    # her segment sorts first. Both copies are shown (each its key's first good copy, in
+    # its own chain: bob's has no gap); relations naming the id apply to neither.
+    b2_alice = msg("b2a", ALICE, b2.ts, 4, "bob never said this", a4)
+    assert b2_alice.event_id == b2.event_id
+    e1 = edit("e1", BOB, T0 + 7 * SECOND, 31, b2, "hi (edited)", b3)
+    r1 = react("r1", ALICE, T0 + 8 * SECOND, 32, b2, "👍", b2_alice)
+    q1 = msg("q1", BOB, T0 + 9 * SECOND, 33, "as I said", e1, parent=b2.event_id)
+    alice = segment([a1, a2, a3, a4, b2_alice, r1], device=ALICE)
+    bob = segment([b1, b2, b3, e1, q1], device=BOB)
+    add(
+        Case(
+            "replay-other-key",
+            "alice signed an event of her own (b2a) under bob's event id b2, in a segment "
+            "that sorts first. Both copies are shown, each in its own key's chain (b2a "
+            "after a4, bob's chain without a gap); one replay finding at the first copy. "
+            "The id takes no relations: bob's edit e1, alice's reaction r1 and bob's reply "
+            "q1 are relation-invalid (q1 is shown, in no thread).",
+            sort_segments(alice, bob),
+            timeline=[
+                ("a1", V),
+                ("b1", V),
+                ("a2", V),
+                ("b2", V),
+                ("a3", V),
+                ("a4", V),
+                ("b2a", V),
+                ("b3", V),
+                ("e1", V),
+                ("r1", V),
+                ("q1", V),
+            ],
+            findings=[("replay", alice.path, 5)],
+            relation_findings=[
+                ("relation-invalid", "e1"),
+                ("relation-invalid", "r1"),
+                ("relation-invalid", "q1"),
+            ],
+            hidden=["e1", "r1"],
+        ),
+        b2_alice,
+        e1,
+        r1,
+        q1,
+    )
+
     # identical duplicate: the same segment stored twice under two names
     bob = segment([b1, b2, b3], device=BOB)
     copy = segment([b1, b2, b3], client_id=BOB.client_id + "-r1")

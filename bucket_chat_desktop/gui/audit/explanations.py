@@ -139,10 +139,11 @@ EXPLANATIONS: dict[Kind, Explanation] = {
     ),
     Kind.REPLAY: Explanation(
         "Conflicting copies of one event",
-        "The same event id is stored more than once with different contents. Only one copy "
-        "is shown (one whose signature is good).",
-        "Someone re-uploaded a changed version of an event. Compare the copies listed in "
-        "the details.",
+        "The same event id is stored more than once with different contents. One copy per "
+        "device that signed it is shown (one whose signature is good); when two devices "
+        "signed it, replies, reactions, edits and deletions of it apply to neither.",
+        "Someone re-uploaded a changed version of an event, or used another member's event "
+        "id for a message of their own. Compare the copies listed in the details.",
     ),
     Kind.KEY_CHANGED: Explanation(
         "New key nobody introduced",

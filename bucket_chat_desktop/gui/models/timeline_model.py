@@ -120,7 +120,9 @@ class Quote(NamedTuple):
     name: str  # the parent's sender's display name (untrusted: cleaned when painted)
     text: str  # first line of the parent's latest text, "" unless status is "ok"
     # "ok"; "loading" (its page is being read); "missing" (not read: "message not
-    # loaded yet"); "deleted"; "elsewhere" (another room's: ignored by the rules)
+    # loaded yet"); "deleted"; "elsewhere" (another room's: ignored by the rules);
+    # "ambiguous" (its id is shown more than once, signed by two devices: the rules quote
+    # neither, PROTOCOL.md 18.1)
     status: str
     # the parent's shown trust (no better than its applied edits'): a reply quoting an
     # impostor's message must not make it look like what its named sender said
@@ -484,6 +486,8 @@ class TimelineModel(QAbstractListModel):
         parent_id = self._quoted(row)
         if parent_id is None:
             return None
+        if parent_id in self.relations.repeated:  # which copy is meant: nobody can say
+            return Quote(parent_id, "", "", "ambiguous")
         agg = self.relations.aggregates.get(parent_id)
         deleted = agg is not None and agg.redacted is not None
         parent: Row | str | None = self._held(parent_id)
@@ -561,7 +565,8 @@ class TimelineModel(QAbstractListModel):
             self.dataChanged.emit(self.index(0), self.index(len(self._rows) - 1))
 
     def shown_row_of(self, event_id: str) -> int | None:
-        """The shown-row number (over the whole audit) of a row named by the relations."""
+        """The shown-row number (over the whole audit) of a row named by the relations
+        (never one of an id shown more than once: they name none)."""
         position = self.relations.positions.get(event_id)
         return None if position is None else self.relations.row_of(position)
 

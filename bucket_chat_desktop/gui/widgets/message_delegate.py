@@ -509,6 +509,7 @@ class MessageDelegate(SafeDelegate):
             text = {
                 "deleted": "deleted message",
                 "elsewhere": "a message of another room (not shown)",
+                "ambiguous": "the quoted message is ambiguous (two devices used its id)",
             }.get(status, "message not loaded yet")
             put("status", text, max(0, right - x), italic=True)
             return tuple(out)

@@ -261,7 +261,7 @@ class SearchPanel(CardPopup):
     None for a search everywhere."""
 
     query_changed = Signal(str, str)  # text, room key ("" for everywhere)
-    hit_chosen = Signal(str, str)  # room key, event id
+    hit_chosen = Signal(str, str, str, int)  # room key, event id, the hit's path and line
     visible_rows = VISIBLE_ROWS
     row_height = ROW_H
     card_width = CARD_WIDTH
@@ -403,4 +403,4 @@ class SearchPanel(CardPopup):
             return
         shown = self.model.hit(index.row())
         self.hide()
-        self.hit_chosen.emit(shown.room_key, shown.hit.event_id)
+        self.hit_chosen.emit(shown.room_key, shown.hit.event_id, shown.hit.path, shown.hit.line)

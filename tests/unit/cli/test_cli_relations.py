@@ -533,3 +533,85 @@ def test_a_quote_of_a_lookalike_is_marked_and_explained(
     out = cli(None, "history", "--room-id", ROOM, "--limit", "1").out
     assert f"> {lookalike} [!LOOK-ALIKE ID] [UNVERIFIED]: new bank details" in out, out
     assert f"  {lookalike}: This id may imitate another" in out, out
+
+
+def test_an_id_signed_by_two_devices_shows_both_and_takes_nothing(
+    cli: Cli, room: dict[str, str], store: Path
+) -> None:
+    """Red team: Mallory signs a message of her own under Bob's event id, in a segment
+    that sorts first. Only the first copy by path was shown: Bob's message vanished from
+    ``history``. Now both print (``--json`` tells them apart by path and line), a reply
+    to the id quotes neither, and reacting to it or answering it is refused."""
+    key = SigningKey(bytes([9]) * 32)
+    taken = next(e for e in history(cli)["events"] if e["event_id"] == room["bob"])
+
+    def signed(kind: str, content: dict[str, Any], ts: int, unique: str, **kw: Any) -> Any:
+        return build_event(
+            room_id=ROOM,
+            sender_id="mallory@example.com",
+            event_type=kind,
+            content=content,
+            timestamp_ms=ts,
+            unique=unique,
+            signing_key=key,
+            **kw,
+        )
+
+    join = signed("m.room.member", {"membership": "join"}, 1_000, "j", prev_event_hash=None)
+    copy = signed(
+        "m.room.message",
+        {"body": "bob never said this", "msgtype": "m.text"},
+        taken["timestamp_ms"],
+        room["bob"].rsplit("::", 1)[1],
+        prev_event_hash=join.hash,
+        parent_event_id=None,
+    )
+    answer = signed(
+        "m.room.message",
+        {"body": "as he said", "msgtype": "m.text"},
+        taken["timestamp_ms"] + 5,
+        "q",
+        prev_event_hash=copy.hash,
+        parent_event_id=room["bob"],
+    )
+    plant(store, [dict(e.raw) for e in (join, copy, answer)], client="a-mallory")
+    doc = history(cli)
+    copies = [e for e in doc["events"] if e["event_id"] == room["bob"]]
+    assert sorted(e["original_body"] for e in copies) == ["bob never said this", "hello alice"]
+    assert len({(e["path"], e["line"]) for e in copies}) == 2
+    assert [f["kind"] for f in doc["findings"]].count("replay") == 1
+    assert "gap" not in [f["kind"] for f in doc["findings"]]
+    out = cli(None, "history", "--room-id", ROOM).out
+    assert "hello alice" in out and "bob never said this" in out, out
+    assert "> (the quoted message is ambiguous: two devices used its id)" in out, out
+    for args in (("react", room["bob"], "👍"), ("send", "--reply-to", room["bob"], "?")):
+        before = every_file(store)
+        r = cli(ALICE, args[0], "--room-id", ROOM, *args[1:])
+        refused(r, "shown more than once")
+        assert every_file(store) == before  # nothing written
+
+
+def test_chat_prints_each_copy_of_an_id_signed_twice(capsys: pytest.CaptureFixture[str]) -> None:
+    """``chat`` skipped a row whose event id it had printed: the second device's copy of
+    one id (PROTOCOL.md section 6 step 1) never printed."""
+    from bucket_chat_desktop.cli.chat import _Screen
+
+    def item(seed: int, body: str, path: str) -> Assessed:
+        ev = build_event(
+            room_id=ROOM,
+            sender_id=f"user{seed}@example.com",
+            event_type="m.room.message",
+            content={"body": body, "msgtype": "m.text"},
+            timestamp_ms=5,
+            unique="same",
+            prev_event_hash=None,
+            signing_key=SigningKey(bytes([seed]) * 32),
+        )
+        return Assessed(ev, TrustState.VERIFIED, "", path, 1)
+
+    screen = _Screen(interactive=False, own_key="")
+    one, other = item(1, "first copy", "a"), item(2, "second copy", "b")
+    screen.events([one], echo_own=False)
+    screen.events([one, other], echo_own=False)  # a later round hands both
+    out = capsys.readouterr().out
+    assert out.count("first copy") == 1 and out.count("second copy") == 1, out

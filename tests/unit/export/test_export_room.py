@@ -28,8 +28,10 @@ from bucket_chat_desktop.export.runner import (
 from bucket_chat_desktop.export.snapshot import snapshot_of
 from bucket_chat_desktop.protocol.attachments import FileInfo, blob_path, file_content
 from bucket_chat_desktop.protocol.chain import continue_chain
-from bucket_chat_desktop.protocol.event import MESSAGE, Event
+from bucket_chat_desktop.protocol.event import MEMBER, MESSAGE, Event
 from bucket_chat_desktop.protocol.relations import EDIT, REACTION, REDACTION
+from bucket_chat_desktop.protocol.segment import encode_segment, path_for
+from bucket_chat_desktop.protocol.signing import build_event
 from bucket_chat_desktop.protocol.untrusted_text import body_safe
 from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync import blobs
@@ -650,3 +652,75 @@ def test_the_name_suggested_for_a_room_of_a_long_name_can_be_written(tmp_path: P
     assert copy.name == "图" * 83 + ".png" and copy.read_bytes() == PNG
     assert suggested_file_name("Design <i>review</i>", "html") == "Design _i_review__i_.html"
     assert suggested_file_name("\u202e", "jsonl") == "room.jsonl"
+
+
+def test_an_id_two_devices_signed_exports_each_copy_with_its_own_file(tmp_path: Path) -> None:
+    """Red team: Mallory signs a file message of her own under Bob's event id, in a
+    segment that sorts first (PROTOCOL.md section 6 step 1). Both rows are exported, and
+    the copied files were keyed by event id: one row's file stood under the other's.
+    Each row now links its own file, and a reply to the id quotes neither copy."""
+    store = tmp_path / "store"
+    bob_png, mallory_png = PNG, PNG + b"mallory's picture"
+
+    async def build() -> None:
+        storage = LocalStorage(store)
+        clock = itertools.count(1_790_000_000_000, 1000).__next__
+        bob = RoomWriter(storage, ROOM, BOB, SigningKey(b"\x02" * 32), clock=clock)
+        await bob.create_room("Files", "2026-09-21T10:00:00.000Z")
+        shas = {}
+        for data in (bob_png, mallory_png):
+            shas[data] = hashlib.sha256(data).hexdigest()
+            await storage.put_if_absent(blob_path(ROOM, shas[data]), data)
+        [mine] = await _say(
+            bob, (MESSAGE, file_content("bob.png", len(bob_png), "image/png", shas[bob_png]))
+        )
+        await _say(bob, (*_text("see above"), mine.event_id))
+        key = SigningKey(b"\x09" * 32)
+        join = build_event(
+            room_id=ROOM,
+            sender_id="mallory@example.com",
+            event_type=MEMBER,
+            content={"membership": "join"},
+            timestamp_ms=1_000,
+            unique="00000000-0000-4000-8000-000000000009",
+            prev_event_hash=None,
+            signing_key=key,
+        )
+        copy = build_event(
+            room_id=ROOM,
+            sender_id="mallory@example.com",
+            event_type=MESSAGE,
+            content=file_content("mallory.png", len(mallory_png), "image/png", shas[mallory_png]),
+            timestamp_ms=mine.timestamp_ms,
+            unique=mine.event_id.rsplit("::", 1)[1],
+            prev_event_hash=join.hash,
+            signing_key=key,
+        )
+        assert copy.event_id == mine.event_id
+        path = store / path_for([join, copy], "a-mallory")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(encode_segment([join, copy]))
+
+    asyncio.run(build())
+    html = tmp_path / "files.html"
+    summary, snap = asyncio.run(run_export(store, tmp_path / "d", "html", html))
+    assert snap.result.timeline.repeated and summary.copied == 2
+    raw = html.read_text("utf-8")
+    rows = [r for r in raw.split("<li ") if ".png" in r]
+    assert len(rows) == 2
+    for row in rows:
+        own = "mallory" if "mallory@example.com" in row else "bob"
+        other = "bob" if own == "mallory" else "mallory"
+        assert f"{own}.png" in row and f"{other}.png" not in row, row
+    assert "In reply to a message that is ambiguous" in raw
+    jsonl = tmp_path / "files.jsonl"
+    asyncio.run(run_export(store, tmp_path / "d2", "jsonl", jsonl))
+    lines = [json.loads(x) for x in jsonl.read_text("utf-8").splitlines()]
+    copies = [x for x in lines if (x.get("event") or {}).get("event_id") == snap_id(snap)]
+    assert sorted(x["event"]["sender_id"] for x in copies) == [BOB, "mallory@example.com"]
+    assert len({x["position"] for x in copies}) == 2
+
+
+def snap_id(snap: Any) -> str:
+    [event_id] = snap.result.timeline.repeated
+    return str(event_id)
