@@ -16,7 +16,7 @@ from collections import Counter, defaultdict
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from hashlib import blake2b
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from types import MappingProxyType
 from typing import Any, NamedTuple, overload
 
@@ -969,8 +969,12 @@ class RoomLedger:
             bound[key] = sender
         rows = [((c.timestamp_ms, c.event_id, 0), c, False) for c in unsigned]
         rows.extend(((c.eff[0], c.eff[1], c.depth), c, True) for c in chained)
-        # (path, line) last: two copies of one id (two keys) can tie on the rest.
-        rows.sort(key=lambda r: (r[0], r[1].path, r[1].line))
+        rows.sort(key=itemgetter(0))
+        if repeated:
+            # (path, line) last: two copies of one id (two keys) can tie on the rest, and
+            # the list's order before the sort is the reading order. Only then: that key
+            # sorted a million shuffled rows in 4.0 s instead of 1.5, with 64 MB more.
+            rows.sort(key=lambda r: (r[0], r[1].path, r[1].line))
         # Held rows sort last: a row is held by its own date, and a shown row's place is
         # never later than the horizon (a held predecessor does not move it).
         cut = len(rows)
