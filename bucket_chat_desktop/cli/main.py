@@ -37,6 +37,7 @@ from ..storage import Storage, StorageError, open_storage
 from ..sync.client import ChatClient, RoomRef
 from ..sync.events import EventsAppended, RoomLoaded
 from ..sync.rooms import join_content
+from ..sync.stopping import stop_tasks
 from ..sync.watched import (
     DEADLINE_ENV,
     INTERACTIVE_DEADLINE,
@@ -781,9 +782,7 @@ async def cmd_sync(args: argparse.Namespace) -> int:
             while True:
                 await asyncio.sleep(3600)
         finally:  # the background read stops before the client closes under it
-            for task in reading:
-                task.cancel()
-            await asyncio.gather(*reading, return_exceptions=True)
+            await stop_tasks(reading)
 
 
 async def _deliver_outbox(
