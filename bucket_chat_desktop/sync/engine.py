@@ -299,10 +299,9 @@ class SyncEngine:
         and connections are never left behind a closed engine)."""
         self._closed = True
         for room in self.rooms.values():
-            for task in (room.backfill, room.metadata_read, room.releasing):
-                if task is not None:
-                    task.cancel()
-                    self._tasks.append(task)
+            for task in room.reads():
+                task.cancel()
+                self._tasks.append(task)
         await close_in_turn(
             self._stop_tasks,
             self._poller.close,
@@ -430,8 +429,7 @@ class SyncEngine:
             return
         if self.focused == room_id:
             self.focused = None
-        reads = [room.backfill, room.metadata_read, room.releasing]
-        await stop_tasks([*(t for t in reads if t is not None), *self._poller.room_steps(room_id)])
+        await stop_tasks([*room.reads(), *self._poller.room_steps(room_id)])
 
     def _dropped(self, room: RoomState) -> bool:
         """Whether ``room`` is no longer read here (the engine closed, the room left):

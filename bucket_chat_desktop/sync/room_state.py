@@ -104,6 +104,12 @@ class RoomState:
     # (at the end of the job: ``keeper._publish``, which drops this).
     moved: tuple[AuditResult, AuditResult, int, int] | None = None
 
+    def reads(self) -> list[asyncio.Task[None]]:
+        """The room's own reads that run (its history, its metadata, a release): what
+        ``SyncEngine.close`` and ``drop_room`` stop."""
+        tasks = (self.backfill, self.metadata_read, self.releasing)
+        return [t for t in tasks if t is not None]
+
     def roster_made_for(self, result: AuditResult | None) -> Roster | None:
         """The room state the state thread made for ``result``, None if it made none
         (any thread: one read of a tuple the state thread replaces whole)."""
@@ -282,8 +288,6 @@ class SendScan:
         end = at + count
         if len(after.timeline) != len(before.timeline) + count or not 0 <= at < end:
             return False
-        self.result = before
-        self.catch_up()  # all of ``before``: then only the placement is left
         rows = after.timeline
         placed = rows[at:end]
         if any(a.event.type == MEMBER for a in placed):
@@ -294,14 +298,18 @@ class SendScan:
             if key:
                 later.pop(key, None)
                 later[key] = a.event
+        if any(a.event.sender_key in later for a in placed if a.event.sender_key):
+            return False
+        # The placement can be carried: what ``before`` appended since the last send
+        # first, then only the placement is left.
+        self.result = before
+        self.catch_up()
         tips = self.tips
         for key in later:
             tips.pop(key, None)
         for a in placed:
             key = a.event.sender_key
             if key:
-                if key in later:
-                    return False
                 tips.pop(key, None)
                 tips[key] = a.event
         tips.update(later)
