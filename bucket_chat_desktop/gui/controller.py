@@ -43,6 +43,7 @@ from .models.rooms_model import RoomItem, RoomsModel
 from .models.timeline_model import Pager, Reply, TimelineModel
 from .room_preview import DELETED, as_shown, last_shown
 from .room_session import Behind, RoomSession
+from .style import WARNING_MARK
 from .tasks import TaskRunner
 
 log = logging.getLogger("bucket_chat.gui")
@@ -492,7 +493,7 @@ class Controller(QObject):
         names = self.names(key)
         name = names.name(ev.sender_id)
         who = f"{name} ({ev.sender_id})" if name and name != ev.sender_id else ev.sender_id
-        mark = "⚠ " if names.warning(ev.sender_id) else ""
+        mark = f"{WARNING_MARK} " if names.warning(ev.sender_id) else ""
         return f"{mark}{who} in {room}"
 
     def send_content(self, key: str, content: dict[str, Any]) -> None:

@@ -59,7 +59,7 @@ def muted_text() -> str:
     return "#9aa0a8" if is_dark() else "#6b717a"
 
 
-LOOKALIKE_MARK = "⚠"  # before or after a sender id that may imitate another's
+WARNING_MARK = "⚠"  # beside a sender id that may imitate another's (the GUI's one mark)
 
 
 def sender_html(name: str, sender_id: str, warning: str | None, muted: str, limit: int = 80) -> str:
@@ -78,5 +78,5 @@ def sender_html(name: str, sender_id: str, warning: str | None, muted: str, limi
         else f"<b>{ident}</b>"
     )
     if warning:
-        who += f" <span style='color:{TRUST_COLORS['key-changed']}'>{LOOKALIKE_MARK}</span>"
+        who += f" <span style='color:{TRUST_COLORS['key-changed']}'>{WARNING_MARK}</span>"
     return who

@@ -54,6 +54,7 @@ from ..style import (
     TRUST_COLORS,
     TRUST_LABELS,
     TRUST_SYMBOLS,
+    WARNING_MARK,
     initials,
     is_dark,
     key_color,
@@ -70,7 +71,6 @@ HEADER_H = 22
 CACHE = 3000
 BADGE = 16
 GAP = 8
-WARNING_MARK = "⚠"
 RICH_STEP = 24
 QUOTE_H = 24
 CHIP_H = 22

@@ -10,7 +10,7 @@ from ... import timestamps
 from ...protocol.unread import unread_label
 from ..models.rooms_model import RoomRoles
 from ..safe import SafeDelegate
-from ..style import ACCENT, TRUST_COLORS, initials, key_color
+from ..style import ACCENT, TRUST_COLORS, WARNING_MARK, initials, key_color
 
 Index = QModelIndex | QPersistentModelIndex
 ROW_H = 58
@@ -98,9 +98,9 @@ class RoomDelegate(SafeDelegate):
         width = right - left - badge_w - 6
         x = left
         if index.data(RoomRoles.PreviewWarning):  # its sender's id, marked as on their row
-            mark_w = painter.fontMetrics().horizontalAdvance("⚠ ")
+            mark_w = painter.fontMetrics().horizontalAdvance(f"{WARNING_MARK} ")
             painter.setPen(QColor(TRUST_COLORS["key-changed"]))
-            painter.drawText(QRect(x, rect.top() + 31, mark_w, 20), 0, "⚠ ")
+            painter.drawText(QRect(x, rect.top() + 31, mark_w, 20), 0, f"{WARNING_MARK} ")
             painter.setPen(muted)
             x, width = x + mark_w, max(0, width - mark_w)
         elided = painter.fontMetrics().elidedText(

@@ -53,9 +53,8 @@ from ...protocol.untrusted_text import (
 )
 from ...sync.client import SearchHit
 from ..safe import SafeDelegate, guard
-from ..style import ACCENT, TRUST_COLORS, TRUST_LABELS, TRUST_SYMBOLS, is_dark
+from ..style import ACCENT, TRUST_COLORS, TRUST_LABELS, TRUST_SYMBOLS, WARNING_MARK, is_dark
 from .card_popup import CardPopup, paint_choice_background
-from .message_delegate import WARNING_MARK
 
 Index = QModelIndex | QPersistentModelIndex
 
