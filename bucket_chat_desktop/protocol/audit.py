@@ -312,29 +312,22 @@ class Timeline(Sequence[Assessed]):
     ) -> Timeline:
         """This timeline with rows added at its end (of the same ledger and audit;
         ``late``: this audit's places, those of ``copies`` added)."""
-        tally = self._tally
-        if tally is not None:
-            tally = tally + Counter(codes)
-        return Timeline(
-            self._copies + copies, self._codes + codes, self._pairs, tally, late, self.repeated
-        )
+        return self.inserted(len(self._copies), copies, codes, late)
 
     def inserted(
         self, at: int, copies: list[_Copy], codes: array[int], late: Mapping[_Copy, int]
     ) -> Timeline:
         """This timeline with rows placed at position ``at`` (``RoomLedger.try_place``),
-        the rows from ``at`` on moved after them."""
+        the rows from ``at`` on moved after them; at its end, ``extended``."""
         tally = self._tally
         if tally is not None:
             tally = tally + Counter(codes)
-        return Timeline(
-            self._copies[:at] + copies + self._copies[at:],
-            self._codes[:at] + codes + self._codes[at:],
-            self._pairs,
-            tally,
-            late,
-            self.repeated,
-        )
+        old, old_codes = self._copies, self._codes
+        if at >= len(old):  # an append: no slice copies of a long room's lists
+            rows, row_codes = old + copies, old_codes + codes
+        else:
+            rows, row_codes = old[:at] + copies + old[at:], old_codes[:at] + codes + old_codes[at:]
+        return Timeline(rows, row_codes, self._pairs, tally, late, self.repeated)
 
 
 def _rows(
