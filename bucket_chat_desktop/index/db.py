@@ -250,6 +250,21 @@ NOT_CHECKED = (
     "version that did not note which exact event it judged"
 )
 
+
+def _saved_verdict_stands(judged: str, event_hash: str, state: object) -> str:
+    """How a saved verdict (``state``, naming the event ``judged`` by its hash) stands to
+    the event now at its place: ``"kept"`` (it judged this event; or it was saved before
+    verdicts named their event and is not "verified": such a verdict never makes the
+    line look better), ``"unnoted"`` (a "verified" saved before verdicts named their
+    event: not checked yet) or ``"rewritten"`` (another event stands there now). The
+    cached first paint and search both ask this."""
+    if judged == event_hash:
+        return "kept"
+    if judged:
+        return "rewritten"
+    return "unnoted" if state == TrustState.VERIFIED.value else "kept"
+
+
 _ADD_TIMELINE = (
     "INSERT OR REPLACE INTO timeline (room_id, pos, event_id, path, line, state, reason, hash) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -734,13 +749,11 @@ class Index:
             except ValueError:
                 trust = TrustState.INVALID
                 ev = Malformed(Kind.BAD_SCHEMA, f"unknown cached trust state {str(state)[:40]!r}")
-            if isinstance(ev, Event) and ev.hash != judged:
-                if judged == "":  # saved before verdicts named their event
-                    if trust is TrustState.VERIFIED:
-                        trust = TrustState.UNVERIFIED
-                    reason = NOT_CHECKED
-                else:  # rewritten since, however good its own signature
-                    ev = Malformed(Kind.REPLAY, REWRITTEN, ev.event_id)
+            stands = _saved_verdict_stands(judged, ev.hash, state) if isinstance(ev, Event) else ""
+            if stands == "unnoted":
+                trust, reason = TrustState.UNVERIFIED, NOT_CHECKED
+            elif stands == "rewritten":  # however good its own signature
+                ev = Malformed(Kind.REPLAY, REWRITTEN, ev.event_id)
             if not (isinstance(reason, str) and isinstance(path, str) and type(line) is int):
                 ev = Malformed(Kind.BAD_SCHEMA, "the cached row's columns have the wrong types")
             if isinstance(ev, Malformed):
@@ -1013,12 +1026,10 @@ class Index:
         reason = "not in this device's last check of the room yet"
         if verdict is not None:
             state, said, judged = verdict
-            if judged not in (ev.hash, ""):
-                # Not the event that verdict judged: the place was rewritten since.
+            stands = _saved_verdict_stands(judged, ev.hash, state)
+            if stands == "rewritten":
                 reason = f"not checked yet: {REWRITTEN}"
-            elif judged == "" and state == TrustState.VERIFIED.value:
-                # Saved by a version that did not note its event: "verified" of a place
-                # (any other verdict is kept: it never makes the line look better).
+            elif stands == "unnoted":
                 reason = NOT_CHECKED
             else:
                 try:
