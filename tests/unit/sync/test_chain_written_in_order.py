@@ -92,3 +92,45 @@ def test_a_segment_not_stored_holds_back_its_chain_until_it_is(tmp_path: Path) -
         assert decode_segment(first, (root / first).read_bytes(), ROOM).findings == []
 
     asyncio.run(go())
+
+
+def test_a_chain_held_back_by_an_error_the_user_must_fix_shows_failed_and_flush_gives_up(
+    tmp_path: Path,
+) -> None:
+    """The second segment waits for the first, which only the user can fix: both
+    messages show "failed" with the error (not the second "sending" forever), and a
+    flush (the CLI's) gives up at once instead of waiting for its deadline."""
+    root = tmp_path / "store"
+    root.write_text("a file where the shared folder should be")
+
+    async def go() -> None:
+        box = Outbox(tmp_path / "out.sqlite3")
+        engine = SyncEngine(LocalStorage(root), outbox=box, config=QUIET)
+        try:
+            await engine.send(ROOM, ALICE, KEY, message("first"))
+            await engine.publish_round(everything=True)
+            await engine.send(ROOM, ALICE, KEY, message("second"))
+            await engine.publish_round(everything=True)
+            states = [(p.state, p.error) for p in box.pending()]
+            assert len(states) == 3  # the join, the first, the second
+            assert {s for s, _ in states} == {"failed"}
+            assert all(e and "Not a directory" in e for _, e in states)
+            started = asyncio.get_running_loop().time()
+            assert not await engine.flush(timeout=30)
+            assert asyncio.get_running_loop().time() - started < 5  # not its deadline
+
+            root.unlink()  # fixed: both go, in order
+            root.mkdir()
+            assert await engine.flush(timeout=5)
+            assert box.is_empty()
+        finally:
+            await engine.close()
+            box.close()
+
+    asyncio.run(go())
+    ledger = RoomLedger(ROOM)
+    for path in sorted((root / logs_prefix(ROOM)).rglob("*.jsonl")):
+        ledger.add_segment(str(path.relative_to(root)), path.read_bytes())
+    result = ledger.audit()
+    assert result.findings == []
+    assert [a.event.content.get("body") for a in result.timeline][-2:] == ["first", "second"]
