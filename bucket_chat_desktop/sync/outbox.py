@@ -274,11 +274,22 @@ class Outbox:
         return seg_id
 
     def due(self, now: float, *, include_permanent: bool = False) -> list[OutSegment]:
-        """Segments to (re)try now, oldest first."""
-        sql = "SELECT id FROM segments WHERE next_try <= ?"
-        if not include_permanent:
-            sql += " AND permanent = 0"
-        ids = [i for (i,) in self._db.execute(sql + " ORDER BY id", (now,))]
+        """Segments to (re)try now, oldest first.
+
+        A segment waits while an older one of its chain (same room and device) is not
+        stored and not due: a chain is written in its order. Readers would otherwise see
+        a later segment without the one its first event links to — a gap in this
+        device's chain (a ``truncated-chain`` finding at everyone's) for as long as the
+        older one backs off, or for good if it failed for a reason the user must fix."""
+        waiting = "next_try > :now" if include_permanent else "(next_try > :now OR permanent = 1)"
+        sql = (
+            "SELECT id FROM segments s WHERE s.next_try <= :now"
+            + ("" if include_permanent else " AND s.permanent = 0")
+            + " AND NOT EXISTS (SELECT 1 FROM segments o WHERE o.room_id = s.room_id"
+            " AND o.client_id = s.client_id AND o.id < s.id AND o.state = 'assigned'"
+            f" AND {waiting}) ORDER BY id"
+        )
+        ids = [i for (i,) in self._db.execute(sql, {"now": now})]
         return [s for s in (self.segment(i) for i in ids) if s is not None]
 
     def segment(self, seg_id: int) -> OutSegment | None:
@@ -342,8 +353,17 @@ class Outbox:
     # -- what the UI shows ----------------------------------------------------------------------
 
     def pending(self, room_id: str | None = None) -> list[PendingMessage]:
+        """Every message not yet sent, oldest first, with its state. A message whose
+        segment waits for an older one of its chain that failed for a reason the user
+        must fix (``due``) is "failed" too, with that error: it goes when that one does."""
         sql = (
-            "SELECT p.room_id, p.event_id, p.line, s.state, s.last_error, s.permanent "
+            "SELECT p.room_id, p.event_id, p.line, s.state,"
+            " COALESCE(s.last_error, (SELECT o.last_error FROM segments o"
+            " WHERE o.room_id = s.room_id AND o.client_id = s.client_id AND o.id < s.id"
+            " AND o.state = 'assigned' AND o.permanent = 1 ORDER BY o.id LIMIT 1)),"
+            " s.permanent OR EXISTS (SELECT 1 FROM segments o"
+            " WHERE o.room_id = s.room_id AND o.client_id = s.client_id AND o.id < s.id"
+            " AND o.state = 'assigned' AND o.permanent = 1) "
             "FROM pending p LEFT JOIN segments s ON s.id = p.segment_id"
         )
         args: tuple[str, ...] = ()

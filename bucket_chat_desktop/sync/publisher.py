@@ -16,13 +16,16 @@ other in the outbox's order (one write in flight per room: its chain stays in or
 most ``SEND_AT_ONCE`` rooms at once. A write that gets no answer (a dead connection, until
 the storage's own timeout) holds up that room's sends only: a round that finds a room's
 lane still writing leaves the room to it, and the lane wakes the publisher for what came
-due meanwhile once it ends (docs/SCHEDULING.md).
+due meanwhile once it ends. A segment that could not be stored stops its lane, and its
+chain's later segments wait for it (``Outbox.due``): no reader sees a chain with a hole
+while the older one backs off (docs/SCHEDULING.md).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 import time
 import uuid
@@ -72,6 +75,14 @@ MAX_OFFERS_TOLD = 3  # keys one warning names when several offer to introduce th
 SEND_AT_ONCE = 8
 
 Drafts = Sequence[Draft]  # (event type, content[, parent event id]) of each event to send
+
+
+class _Delivery(enum.Enum):
+    """How one try at a segment ended (``Publisher._deliver``)."""
+
+    DONE = "done"  # stored, its activity marker written: off the outbox
+    STORED = "stored"  # stored, the marker failed: the chain may go on after it
+    NOT_STORED = "not stored"  # the chain's later segments wait for it
 
 
 class NotQueuedError(StorageError):
@@ -447,14 +458,24 @@ class Publisher:
         return sum(t.result() for t in ended if t in started)
 
     async def _lane(self, room_id: str, segments: Sequence[OutSegment]) -> int:
-        """One room's segments, one after the other (its chain's order): the delivered."""
+        """One room's segments, one after the other (its chain's order): the delivered.
+
+        A segment whose bytes could not be stored stops the lane: the ones after it in
+        its chain wait for it (``Outbox.due``), or readers would see them without the
+        event their chain links to."""
         delivered = 0
+        blocked: set[str] = set()  # devices (client ids) whose chain waits for a segment
         for seg in segments:
             if self._engine._closed:
                 break
+            if seg.client_id in blocked:
+                continue
             async with self._send_slots:
-                if await self._deliver(seg):
-                    delivered += 1
+                outcome = await self._deliver(seg)
+            if outcome is _Delivery.DONE:
+                delivered += 1
+            elif outcome is _Delivery.NOT_STORED:
+                blocked.add(seg.client_id)
         return delivered
 
     def _lane_ended(self, lane: asyncio.Task[int]) -> None:
@@ -474,12 +495,13 @@ class Publisher:
         again by the next start: the same bytes under the same name (``outbox.py``)."""
         await stop_tasks(self._lanes.values())
 
-    async def _deliver(self, seg: OutSegment) -> bool:
+    async def _deliver(self, seg: OutSegment) -> _Delivery:
         outbox = self._engine.outbox
         assert outbox is not None
         path = seg.path
+        stored = seg.state != "assigned"
         try:
-            if seg.state == "assigned":
+            if not stored:
                 attempt = seg.attempt
                 while True:
                     try:
@@ -490,6 +512,7 @@ class Publisher:
                         if attempt > 50:
                             raise
                         path = await self._engine._outboxed(outbox.rename, seg.id, attempt)
+                stored = True
                 await self._engine._outboxed(outbox.mark_written, seg.id)
                 await self._ingest_own(seg.room_id, path, seg.data)
             marker = marker_path(time.time_ns() // 1_000_000, path)
@@ -513,11 +536,11 @@ class Publisher:
                 state = "sending" if exc.transient else "failed"
                 self._engine._emit(OutboxChanged(seg.room_id, events, state, str(exc)))
             asyncio.get_running_loop().call_later(max(0.05, retry - time.time()), self._wake.set)
-            return False
+            return _Delivery.STORED if stored else _Delivery.NOT_STORED
         self._engine._set_online(True, "")
         if seg.state == "assigned":
             self._engine._emit(OutboxChanged(seg.room_id, seg.events(), "sent"))
-        return True
+        return _Delivery.DONE
 
     async def _ingest_own(self, room_id: str, path: str, data: bytes) -> None:
         room = self._engine.rooms.get(room_id)

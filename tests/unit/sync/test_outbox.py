@@ -332,6 +332,33 @@ def test_mark_failed_backs_off_transient_errors_and_parks_permanent_ones(box: Ou
     assert [s.id for s in box.due(now)] == [t, p]
 
 
+def test_a_segment_waits_for_an_older_one_of_its_chain_that_is_not_stored(box: Outbox) -> None:
+    """A later segment of one device's chain in a room is not due while an older one is
+    neither stored nor due (readers would see it without the event it links to); other
+    devices, other rooms and a stored older segment (only its marker left) hold nothing."""
+    enqueue(box, "a1")
+    a1 = box.take_batch(ROOM, key_text(key(1)))
+    enqueue(box, "a2")
+    a2 = box.take_batch(ROOM, key_text(key(1)))
+    enqueue(box, "b1", k=key(2))
+    b1 = box.take_batch(ROOM, key_text(key(2)))
+    enqueue(box, "elsewhere", room="room-2")
+    c1 = box.take_batch("room-2", key_text(key(1)))
+    assert a1 and a2 and b1 and c1
+    now = 1000.0
+    box.mark_failed(a1, "offline", transient=True, now=now)  # due again at now + 1
+    assert [s.id for s in box.due(now)] == [b1, c1]
+    assert [s.id for s in box.due(now + 1)] == [a1, a2, b1, c1]  # in the chain's order
+
+    box.mark_failed(a1, "permission denied", transient=False, now=now)
+    assert [s.id for s in box.due(now + 400)] == [b1, c1]  # parked for the user: a2 too
+    assert [s.id for s in box.due(now + 400, include_permanent=True)] == [a1, a2, b1, c1]
+
+    box.mark_written(a1)  # stored; its marker failed: the chain may go on
+    box.mark_failed(a1, "marker: offline", transient=True, now=now)
+    assert [s.id for s in box.due(now)] == [a2, b1, c1]
+
+
 def test_pending_states(box: Outbox) -> None:
     queued = enqueue(box, "queued")
     enqueue(box, "transient", k=key(2))
