@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import time
 from collections import deque
@@ -435,9 +434,8 @@ def _note_vanished(room: RoomState, folder: str, listed: Sequence[ObjectInfo], h
     hint) may be newer than the listing and is no sign of anything."""
     sizes = {it.path: it.size for it in listed}
     learnt: dict[str, int] = {}
-    for path, size in itertools.islice(room.known.items(), held):
-        if not path.startswith(folder):
-            continue
+    for path in room.known_in(folder, held):  # not a walk over all kept: KnownFolders
+        size = room.known[path]
         now = sizes.get(path)
         if size == UNKNOWN_SIZE and now is not None:
             learnt[path] = now  # kept from a hint that could not read it: no size to compare

@@ -17,6 +17,7 @@ room's timeline, kept up to date on the state thread (``publisher.send_context``
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -77,7 +78,14 @@ class RoomState:
                 noted = True
         return noted
 
+    def known_in(self, folder: str, held: int) -> list[str]:
+        """State thread: the segments of date folder ``folder`` (``.../logs/<date>/``)
+        among the first ``held`` the room kept, in the order kept."""
+        return self.folders.known_in(self.known, folder, held)
+
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # ``known`` by date folder (``known_in``; state thread only).
+    folders: KnownFolders = field(default_factory=lambda: KnownFolders())
     backfill: asyncio.Task[None] | None = None
     # The audit showing rows held back as dated ahead whose time came (``release_due``).
     releasing: asyncio.Task[None] | None = None
@@ -197,6 +205,49 @@ class RoomState:
             rel = build_relations(self.room_id, result.timeline)
         self.related = (result, rel)
         return rel
+
+
+class KnownFolders:
+    """A room's known segments grouped by date folder, caught up when asked.
+
+    A full pass lists every date folder and compares each listing with the segments
+    kept from that folder (``backfill._note_vanished``). Picking those out of all the
+    kept segments for each folder cost folders × segments: a member who spreads 100,000
+    one-line segments over 10,000 backdated days made each full pass a billion steps on
+    the state thread, where every room's reads and the window's requests wait. Here each
+    kept segment is filed once. ``known`` only grows, in the order kept (never a key
+    removed; a size changed keeps its place), so the segments kept since the last look
+    are its last ones (read in reverse: no walk over the others)."""
+
+    __slots__ = ("_by_folder", "_filed")
+
+    def __init__(self) -> None:
+        self._filed = 0
+        self._by_folder: dict[str, list[str]] = {}
+
+    def known_in(self, known: dict[str, int], folder: str, held: int) -> list[str]:
+        count = len(known)
+        if count < self._filed:  # never happens (``known`` only grows): file them again
+            self._filed, self._by_folder = 0, {}
+        if count > self._filed:
+            new = list(itertools.islice(reversed(known), count - self._filed))
+            by_folder = self._by_folder
+            for path in reversed(new):
+                parts = path.split("/", 4)
+                if len(parts) == 5:
+                    where = f"{parts[0]}/{parts[1]}/{parts[2]}/{parts[3]}/"
+                    by_folder.setdefault(where, []).append(path)
+            self._filed = count
+        paths = self._by_folder.get(folder, [])
+        # The first ``held`` kept: a folder's list is in the order kept, so those are a
+        # prefix of it, found by their positions among all kept (counted back from the end).
+        if held >= count:
+            return list(paths)
+        late = set(itertools.islice(reversed(known), count - held))
+        end = len(paths)
+        while end and paths[end - 1] in late:
+            end -= 1
+        return paths[:end]
 
 
 @dataclass(slots=True)
