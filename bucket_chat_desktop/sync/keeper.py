@@ -145,7 +145,9 @@ class RoomKeeper:
     async def _release(self, room: RoomState) -> None:
         try:
             async with room.lock:
-                await self.ingest(room, [], complete=None, force_audit=True)
+                # Paced like arrivals: a member who dates rows a second apart had the room
+                # audited whole every second (``REAUDIT_SHARE``).
+                await self.ingest(room, [], complete=None, force_audit=True, paced=True)
         except Exception:  # a task nobody awaits: said here, not lost
             if not self._engine._closed:  # else: the state thread was shut down
                 log.exception("%s: the audit for rows whose time came failed", room.room_id)
