@@ -56,6 +56,15 @@ REBUILD_BATCH = 25  # cached segments parsed at a time when a room is rebuilt, a
 # 100 MB, and the memory allocator kept most of that high-water mark for good.
 REBUILD_BYTES = 3 * 1024 * 1024
 EAGER_ROWS = 20_000  # a cached room up to this long is parsed off the state thread at once
+# At most this share of the state thread's time goes to full audits of one room forced by
+# what arrives (``ingest(paced=True)``): after a full audit that took t seconds, the next
+# one such arrival forces waits until 3t after it, and whatever arrives meanwhile is
+# audited with it. A member can make every segment they write need a full audit (a bad
+# line, a fork, a new device); each took about a second at 100,000 events (the audit, its
+# relations, its room state and the saved timeline's check), so one such segment a
+# second kept the state thread busy for good, and every room's reads and the window's
+# requests waited behind it.
+REAUDIT_SHARE = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +110,11 @@ def read_cached(index: Index, room_id: str, eager: bool = True) -> CachedCopy:
     )
 
 
+def _next_paced_audit(room: RoomState) -> float:
+    """When an arrival may next force a full audit of ``room`` (``REAUDIT_SHARE``)."""
+    return room.audit_ended + room.audit_cost * (1 / REAUDIT_SHARE - 1)
+
+
 class RoomKeeper:
     """The state thread's work on the engine's rooms (see the module's docstring). It
     keeps nothing of its own: the rooms are the engine's (``SyncEngine.rooms``), and the
@@ -131,7 +145,9 @@ class RoomKeeper:
     async def _release(self, room: RoomState) -> None:
         try:
             async with room.lock:
-                await self.ingest(room, [], complete=None, force_audit=True)
+                # Paced like arrivals: a member who dates rows a second apart had the room
+                # audited whole every second (``REAUDIT_SHARE``).
+                await self.ingest(room, [], complete=None, force_audit=True, paced=True)
         except Exception:  # a task nobody awaits: said here, not lost
             if not self._engine._closed:  # else: the state thread was shut down
                 log.exception("%s: the audit for rows whose time came failed", room.room_id)
@@ -145,9 +161,13 @@ class RoomKeeper:
         force_audit: bool = False,
         audit: bool = True,
         interactive: bool = False,
+        paced: bool = False,
     ) -> None:
         """Add ``fetched`` and audit, on the state thread in the lane given (a back-fill's
         jobs are background; what someone waits for, a message arriving, is interactive).
+        ``paced``: what others wrote, found by a hint or a listing: when it needs a full
+        audit sooner than ``REAUDIT_SHARE`` allows, that audit is made later, once, for
+        all that arrives meanwhile (``_audit_later``).
         ``complete``: whether the final rules apply (only a
         pass through the whole history says so, True or False); None for what arrives
         outside such a pass (a hint, a safety listing, an own send, a re-audit): then the
@@ -165,10 +185,13 @@ class RoomKeeper:
             complete,
             force_audit,
             audit,
+            paced,
             room=room.room_id,
             interactive=interactive,
         )
         if result is None or self._engine.rooms.get(room.room_id) is not room:
+            if room.audit_owed and self._engine.rooms.get(room.room_id) is room:
+                self._owe_audit(room)
             return  # nothing of a room left is said (``drop_room`` came while it ran)
         if appended is not None:
             if appended:
@@ -180,6 +203,29 @@ class RoomKeeper:
         else:
             self._engine._emit(self._room_loaded(room, result, final, relations, roster))
 
+    def _owe_audit(self, room: RoomState) -> None:
+        """Loop: have the full audit an arrival was refused made when its time comes (one
+        task a room; the engine's close and ``drop_room`` stop it: ``RoomState.reads``)."""
+        if self._engine._closed or (room.reaudit is not None and not room.reaudit.done()):
+            return
+        room.reaudit = asyncio.create_task(
+            self._audit_later(room), name=f"bc-reaudit-{room.room_id}"
+        )
+
+    async def _audit_later(self, room: RoomState) -> None:
+        try:
+            while room.audit_owed and not self._engine._closed:
+                wait = _next_paced_audit(room) - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                async with room.lock:
+                    if not room.audit_owed or self._engine.rooms.get(room.room_id) is not room:
+                        return
+                    await self.ingest(room, [], complete=None, force_audit=True)
+        except Exception:  # a task nobody awaits: said here, not lost
+            if not self._engine._closed:  # else: the state thread was shut down
+                log.exception("%s: the audit owed for what arrived failed", room.room_id)
+
     def _ingest_serial(
         self,
         room: RoomState,
@@ -187,6 +233,7 @@ class RoomKeeper:
         complete: bool | None,
         force_audit: bool,
         audit: bool = True,
+        paced: bool = False,
     ) -> tuple[
         list[Any] | None, int | None, AuditResult | None, bool, Relations | None, Roster | None
     ]:
@@ -198,12 +245,16 @@ class RoomKeeper:
 
         The cached timeline is rewritten only by a complete audit (or the first one), so a
         long back-fill does not rewrite 100,000 rows every few seconds."""
+        began = time.monotonic()
         try:
             appended, at, result, final = self._ingest_here(
-                room, self._unpacked(room, fetched), complete, force_audit, audit
+                room, self._unpacked(room, fetched), complete, force_audit, audit, paced
             )
         finally:
             self._publish(room)
+        if appended is None and result is not None:  # a full audit: what it cost (pacing)
+            room.audit_ended = time.monotonic()
+            room.audit_cost = room.audit_ended - began
         return (
             appended,
             at,
@@ -239,6 +290,7 @@ class RoomKeeper:
         complete: bool | None,
         force_audit: bool,
         audit: bool,
+        paced: bool = False,
     ) -> tuple[list[Any] | None, int | None, AuditResult | None, bool]:
         if complete is None:
             complete = room.complete
@@ -291,6 +343,10 @@ class RoomKeeper:
                 # told where they go (the rows from there on moved down).
                 room.moved = (shown, result, placed.at, len(new))
                 return self._whole(new, fetched), placed.at, result, complete
+        if paced and room.result is not None and time.monotonic() < _next_paced_audit(room):
+            room.audit_owed = True  # kept (ledger, index); audited with what comes next
+            return None, None, None, complete
+        room.audit_owed = False
         first = room.result is None
         pins = (
             self._engine.index.pins() if self._engine.index is not None else {}

@@ -354,13 +354,13 @@ class Outbox:
 
     def pending(self, room_id: str | None = None) -> list[PendingMessage]:
         """Every message not yet sent, oldest first, with its state. A message whose
-        segment waits for an older one of its chain that failed for a reason the user
-        must fix (``due``) is "failed" too, with that error: it goes when that one does."""
+        segment waits for an older one of its chain that failed (``due``) shows that
+        one's error; "failed" too when only the user can fix it: it goes when that does."""
         sql = (
             "SELECT p.room_id, p.event_id, p.line, s.state,"
             " COALESCE(s.last_error, (SELECT o.last_error FROM segments o"
             " WHERE o.room_id = s.room_id AND o.client_id = s.client_id AND o.id < s.id"
-            " AND o.state = 'assigned' AND o.permanent = 1 ORDER BY o.id LIMIT 1)),"
+            " AND o.state = 'assigned' AND o.last_error IS NOT NULL ORDER BY o.id LIMIT 1)),"
             " s.permanent OR EXISTS (SELECT 1 FROM segments o"
             " WHERE o.room_id = s.room_id AND o.client_id = s.client_id AND o.id < s.id"
             " AND o.state = 'assigned' AND o.permanent = 1) "

@@ -621,7 +621,7 @@ class Poller:
         )
         if fresh or noted:
             await self._keeper.ingest(
-                room, fresh, complete=None, force_audit=noted, interactive=shown
+                room, fresh, complete=None, force_audit=noted, interactive=shown, paced=True
             )
         return bool(fresh)
 

@@ -53,6 +53,11 @@ class RoomState:
     metadata_retry_at: float = 0.0
     last_safety: float = 0.0
     released: int = 0  # the date of the held-back row last audited for (``release_due``)
+    # The last full audit: when its job ended (monotonic) and how long it took; and
+    # whether an arrival's full audit was put off (``keeper.REAUDIT_SHARE``). State thread.
+    audit_ended: float = 0.0
+    audit_cost: float = 0.0
+    audit_owed: bool = False
     # The last full audit's row count and newest rows with bodies, made on the serial
     # worker with it (``RoomLoaded.total`` / ``.newest``); the result says which audit.
     shown: tuple[AuditResult | None, int, tuple[ShownEvent, ...]] = (None, 0, ())
@@ -89,6 +94,8 @@ class RoomState:
     backfill: asyncio.Task[None] | None = None
     # The audit showing rows held back as dated ahead whose time came (``release_due``).
     releasing: asyncio.Task[None] | None = None
+    # The full audit put off for what arrived (``RoomKeeper._audit_later``).
+    reaudit: asyncio.Task[None] | None = None
     # The read of ``metadata`` in flight or last made (``SyncEngine.open_room``): shared
     # by opens that wait for it, never made under ``lock``.
     metadata_read: asyncio.Task[None] | None = None
@@ -115,7 +122,7 @@ class RoomState:
     def reads(self) -> list[asyncio.Task[None]]:
         """The room's own reads that run (its history, its metadata, a release): what
         ``SyncEngine.close`` and ``drop_room`` stop."""
-        tasks = (self.backfill, self.metadata_read, self.releasing)
+        tasks = (self.backfill, self.metadata_read, self.releasing, self.reaudit)
         return [t for t in tasks if t is not None]
 
     def roster_made_for(self, result: AuditResult | None) -> Roster | None:

@@ -360,3 +360,48 @@ def test_a_send_after_rows_were_placed_carries_its_scan_over_exactly(tmp_path: P
             await client.close()
 
     asyncio.run(scenario())
+
+
+def test_rows_whose_times_come_one_by_one_are_released_at_the_audits_pace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Mallory dates her rows a second apart, an hour and more ahead: each coming due
+    made a full audit of the room (the watchdog's release), every second for as long as
+    she likes. Releases are paced like arrivals (``keeper.REAUDIT_SHARE``): those that
+    come due sooner than the pace allows are shown by one audit, together."""
+    events: list[tuple[str, EngineEvent]] = []
+    client, entry = _client(tmp_path, events)
+    ahead = int(time.time() * 1000) + HOLD_AHEAD_MS + 30 * 60_000
+
+    async def scenario() -> None:
+        try:
+            room = await _plans(client, entry, events)
+            mallory = _mallory(tmp_path, iter([ahead, ahead + 1000, ahead + 2000, ahead + 3000]))
+            for i in range(3):
+                await mallory.send([Draft.text(f"from the future {i}")])
+            engine = client._storages[entry.id].engine
+            engine.wake()
+            await _until(events, lambda r: _held(r) == 4, "her join and messages held")
+            await client.open_room(room, wait=True)
+            state = engine.rooms["plans"]
+            # As if the last full audit had just taken a second: the next one a release
+            # needs waits until 3 s after it.
+            state.audit_cost, state.audit_ended = 1.0, time.monotonic()
+            before = len(events)
+            monkeypatch.setattr(keeper, "now_ms", lambda: ahead + 1000 - HOLD_AHEAD_MS)
+            deadline = time.monotonic() + 15
+            while not state.audit_owed:  # her join and first message came due: put off
+                assert time.monotonic() < deadline, "the release was never asked for"
+                await asyncio.sleep(0.02)
+            assert MALLORY not in _senders(_latest(events))  # type: ignore[arg-type]
+            monkeypatch.setattr(keeper, "now_ms", lambda: ahead + 3000 - HOLD_AHEAD_MS)
+            result = await _until(events, lambda r: _held(r) == 0, "all her rows shown")
+            assert _senders(result)[-4:] == [MALLORY] * 4
+            shown = [
+                e for _, e in events[before:] if isinstance(e, RoomLoaded) and e.room_id == "plans"
+            ]
+            assert len(shown) == 1  # one audit for the rows that came due one by one
+        finally:
+            await client.close()
+
+    asyncio.run(scenario())

@@ -386,7 +386,8 @@ def test_pending_states(box: Outbox) -> None:
         "transient": ("sending", "the disk is full"),
         "permanent": ("failed", "permission denied"),
         "written": ("sent", None),
-        "taken but not tried": ("sending", None),
+        # waits for the "transient" one before it in key 2's chain: says why
+        "taken but not tried": ("sending", "the disk is full"),
         "still queued": ("queued", None),
     }
     assert {p.room_id for p in box.pending()} == {ROOM, "room-2"}
