@@ -292,6 +292,31 @@ class Outbox:
         ids = [i for (i,) in self._db.execute(sql, {"now": now})]
         return [s for s in (self.segment(i) for i in ids) if s is not None]
 
+    def parked_before(self, seg_id: int) -> str | None:
+        """The error of an older segment of ``seg_id``'s chain not stored that only the
+        user can fix (``seg_id`` waits for it: ``due``); None when there is none."""
+        row = self._db.execute(
+            "SELECT o.last_error FROM segments o JOIN segments s ON s.id = ? "
+            "WHERE o.room_id = s.room_id AND o.client_id = s.client_id AND o.id < s.id "
+            "AND o.state = 'assigned' AND o.permanent = 1 ORDER BY o.id LIMIT 1",
+            (seg_id,),
+        ).fetchone()
+        return None if row is None else str(row[0] or "not sent")
+
+    def waiting_behind(self, seg_id: int) -> list[OutSegment]:
+        """The later segments of ``seg_id``'s chain (room and device) not stored yet:
+        those that wait for it (``due``), oldest first."""
+        ids = [
+            i
+            for (i,) in self._db.execute(
+                "SELECT s.id FROM segments s JOIN segments o ON o.id = ? "
+                "WHERE s.room_id = o.room_id AND s.client_id = o.client_id AND s.id > o.id "
+                "AND s.state = 'assigned' ORDER BY s.id",
+                (seg_id,),
+            )
+        ]
+        return [s for s in (self.segment(i) for i in ids) if s is not None]
+
     def segment(self, seg_id: int) -> OutSegment | None:
         row = self._db.execute(
             "SELECT id, room_id, client_id, path, data, attempt, state, tries, last_error "

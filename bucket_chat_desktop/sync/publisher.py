@@ -429,7 +429,17 @@ class Publisher:
         cutoff = now if (everything or quiet) else now - self._engine.config.batch_window
         self._last_publish = time.monotonic()
         for room_id, key in await self._engine._outboxed(outbox.waiting_groups, cutoff):
-            await self._engine._outboxed(outbox.take_batch, room_id, key)
+            seg_id = await self._engine._outboxed(outbox.take_batch, room_id, key)
+            parked = (
+                None
+                if seg_id is None
+                else await self._engine._outboxed(outbox.parked_before, seg_id)
+            )
+            if seg_id is not None and parked is not None:
+                # Behind a message only the user can get out (retry): not sent either.
+                seg = await self._engine._outboxed(outbox.segment, seg_id)
+                if seg is not None:
+                    self._engine._emit(OutboxChanged(room_id, seg.events(), "failed", parked))
         rooms: dict[str, list[OutSegment]] = {}
         for seg in await self._engine._outboxed(outbox.due, now):  # oldest first
             rooms.setdefault(seg.room_id, []).append(seg)
@@ -535,6 +545,12 @@ class Publisher:
             if events:
                 state = "sending" if exc.transient else "failed"
                 self._engine._emit(OutboxChanged(seg.room_id, events, state, str(exc)))
+                # The messages after it in its chain wait for it (``Outbox.due``): they
+                # say so too, as ``Outbox.pending`` does, not "sending" with no reason.
+                for later in await self._engine._outboxed(outbox.waiting_behind, seg.id):
+                    self._engine._emit(
+                        OutboxChanged(later.room_id, later.events(), state, str(exc))
+                    )
             asyncio.get_running_loop().call_later(max(0.05, retry - time.time()), self._wake.set)
             return _Delivery.STORED if stored else _Delivery.NOT_STORED
         self._engine._set_online(True, "")

@@ -17,6 +17,7 @@ from bucket_chat_desktop.protocol.ids import logs_prefix
 from bucket_chat_desktop.protocol.segment import decode_segment
 from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync.engine import SyncConfig, SyncEngine
+from bucket_chat_desktop.sync.events import EngineEvent, OutboxChanged
 from bucket_chat_desktop.sync.outbox import Outbox
 from bucket_chat_desktop.sync.writer import RoomWriter
 
@@ -30,6 +31,18 @@ QUIET = SyncConfig(batch_window=0.0, local_rescan=3600.0, active_interval=3600.0
 
 def message(body: str) -> list[tuple[str, dict[str, str]]]:
     return [(MESSAGE, {"body": body, "msgtype": "m.text"})]
+
+
+def echo(told: list[EngineEvent], body: str) -> tuple[str, str]:
+    """The last local-echo state said of the message ``body``, and a word of its error."""
+    for e in reversed(told):
+        if isinstance(e, OutboxChanged) and any(ev.content.get("body") == body for ev in e.events):
+            error = e.error or ""
+            for words in ("timed out", "Not a directory"):
+                if words in error:
+                    return e.state, words
+            return e.state, error
+    raise AssertionError(f"nothing was said of {body!r}")
 
 
 def segment_puts(store: Held, room_id: str) -> list[str]:
@@ -49,7 +62,8 @@ def test_a_segment_not_stored_holds_back_its_chain_until_it_is(tmp_path: Path) -
         )
         index = Index.open(tmp_path / "index.sqlite3")
         box = Outbox(tmp_path / "outbox.sqlite3")
-        engine = SyncEngine(store, index=index, outbox=box, config=QUIET)
+        told: list[EngineEvent] = []
+        engine = SyncEngine(store, index=index, outbox=box, listener=told.append, config=QUIET)
         try:
             await engine.send(ROOM, ALICE, KEY, message("first: its write times out"))
             await engine.publish_round(everything=True)
@@ -67,6 +81,8 @@ def test_a_segment_not_stored_holds_back_its_chain_until_it_is(tmp_path: Path) -
             await engine.publish_round(everything=True)
             assert segment_puts(store, ROOM) == [first, first]
             assert [p.room_id for p in await engine.pending()] == [ROOM, ROOM]
+            # The second message says why it is not out yet, as the outbox's list does.
+            assert echo(told, "second: links to the first") == ("sending", "timed out")
 
             failing = False  # the storage answers: the chain goes out in its order
             box.retry_now()
@@ -105,12 +121,15 @@ def test_a_chain_held_back_by_an_error_the_user_must_fix_shows_failed_and_flush_
 
     async def go() -> None:
         box = Outbox(tmp_path / "out.sqlite3")
-        engine = SyncEngine(LocalStorage(root), outbox=box, config=QUIET)
+        told: list[EngineEvent] = []
+        engine = SyncEngine(LocalStorage(root), outbox=box, listener=told.append, config=QUIET)
         try:
             await engine.send(ROOM, ALICE, KEY, message("first"))
             await engine.publish_round(everything=True)
             await engine.send(ROOM, ALICE, KEY, message("second"))
             await engine.publish_round(everything=True)
+            # Batched behind a message parked for the user: "not sent" at once, with why.
+            assert echo(told, "second") == ("failed", "Not a directory")
             states = [(p.state, p.error) for p in box.pending()]
             assert len(states) == 3  # the join, the first, the second
             assert {s for s, _ in states} == {"failed"}
