@@ -1077,6 +1077,11 @@ class RoomLedger:
         timeline = result.timeline
         assert isinstance(timeline, Timeline)  # the ledger's own results hold one
         if not added:
+            state.horizon = horizon
+            if result.segments != self.segment_count:
+                # A new segment of copies read before (a retried write): no row, but one
+                # segment more, as a full audit counts them (a new result, same rows).
+                state.result = replace(result, segments=self.segment_count)
             return Placed(len(timeline), [])
         if state.unseen and any(c.hash in state.unseen for c in added):
             return None  # a witnessed event came after all: its finding goes (a full audit)
