@@ -535,6 +535,9 @@ class _Tips:
     # Hashes witnessed and not in the room (``truncated-chain`` findings): one arriving
     # ends its finding, which only a full audit drops.
     unseen: frozenset[str] = frozenset()
+    # The keys those findings name without a sender ("a device": none of its events was
+    # in the room). The first event of one arriving names it: a full audit says whose.
+    nameless: frozenset[str] = frozenset()
 
 
 @dataclass(slots=True)
@@ -1000,7 +1003,9 @@ class RoomLedger:
         )
         for c in held:
             findings.append(_held_finding(c))
-        unseen = _check_witnesses(chained, by_key, findings) if complete else frozenset()
+        unseen, nameless = (
+            _check_witnesses(chained, by_key, findings) if complete else (frozenset(), frozenset())
+        )
         invalid.sort(key=lambda a: (a.path, a.line))
         result = AuditResult(
             self.room_id,
@@ -1029,6 +1034,7 @@ class RoomLedger:
             held_from,
             late,
             unseen,
+            nameless,
         )
         return result
 
@@ -1112,6 +1118,8 @@ class RoomLedger:
             else:
                 key = ev.sender_key or ""
                 if key not in tips:
+                    if key in state.nameless:
+                        return None  # a truncated-chain finding names its sender now
                     # A new device of someone already known can start a conflict over their
                     # id, or make earlier unsigned lines under it impersonations: only a
                     # newcomer's first join (a new chain root) stays incremental.
@@ -1674,11 +1682,13 @@ def _reached(
 
 def _check_witnesses(
     chained: list[_Copy], by_key: Mapping[str, list[_Copy]], findings: list[Finding]
-) -> frozenset[str]:
+) -> tuple[frozenset[str], frozenset[str]]:
     """Section 6.1: an event another device witnessed must be in the room. Reports each
-    missing witnessed event once, naming who witnessed it; returns their hashes."""
+    missing witnessed event once, naming who witnessed it; returns their hashes, and the
+    keys of those whose device is not in the room (a finding says "a device" for each)."""
     present = {c.hash for c in chained}
     reported: set[str] = set()
+    nameless: set[str] = set()
     for c in chained:
         witness = c.raw.get(WITNESS_FIELD)
         if not isinstance(witness, dict) or c.problems:
@@ -1691,6 +1701,8 @@ def _check_witnesses(
             reported.add(seen)
             owner = by_key.get(key)
             who = repr(owner[0].sender_id) if owner else "a device"
+            if not owner:
+                nameless.add(key)
             findings.append(
                 Finding(
                     Kind.TRUNCATED_CHAIN,
@@ -1702,4 +1714,4 @@ def _check_witnesses(
                     c.event_id,
                 )
             )
-    return frozenset(reported)
+    return frozenset(reported), frozenset(nameless)

@@ -9,7 +9,9 @@ from collections import Counter
 
 from bucket_chat_desktop.protocol.audit import AuditResult, RoomLedger, prepare_segment
 
-from ._support import ROOM, T0, alice, seg
+from ._support import ROOM, T0, alice, bob, seg
+
+MISSING = "ysrKysrKysrKysrKysrKysrKysrKysrKysrKysrKyso="  # base64 of 32 bytes no event has
 
 
 def _feed(segments: list[tuple[str, bytes]], now: int) -> tuple[RoomLedger, list[bool]]:
@@ -46,4 +48,19 @@ def test_a_segment_of_copies_read_before_is_counted() -> None:
     led, cheap = _feed(fed, T0)
     assert cheap == [False, True]
     assert led.result is not None and led.result.segments == 2
+    assert _said(led.result) == _said(_fresh(fed, T0))
+
+
+def test_a_witnessed_device_that_arrives_is_named_in_the_finding() -> None:
+    """Alice witnessed an event of a key no event of which was in the room: the
+    truncated-chain finding says "of a device". That key's join then arrives (a
+    newcomer's first join, an append): a full audit names its sender, the append kept
+    the old message."""
+    a, b = alice(), bob()
+    fed = [seg([a.join(T0), a.say(T0 + 1, "saw", witness={b.public: MISSING})], "a")]
+    fed.append(seg([b.join(T0 + 2)], "b"))
+    led, _ = _feed(fed, T0)
+    assert led.result is not None
+    (finding,) = [f for f in led.result.findings if f.kind.value == "truncated-chain"]
+    assert "of 'bob@example.com'" in finding.message
     assert _said(led.result) == _said(_fresh(fed, T0))
