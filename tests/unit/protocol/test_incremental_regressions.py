@@ -64,3 +64,24 @@ def test_a_witnessed_device_that_arrives_is_named_in_the_finding() -> None:
     (finding,) = [f for f in led.result.findings if f.kind.value == "truncated-chain"]
     assert "of 'bob@example.com'" in finding.message
     assert _said(led.result) == _said(_fresh(fed, T0))
+
+
+def test_siblings_of_a_fork_placed_at_their_predecessor_follow_path_and_line() -> None:
+    """PROTOCOL.md section 9: ties that remain (siblings of a fork) are broken by (object
+    path, line). Two siblings dated before their predecessor are both placed at its key
+    with one depth: the audit showed them in their own (date, id) order, which a reader
+    following the rule does not (found while comparing orders of arrival)."""
+    a = alice()
+    join = a.join(T0 + 100)
+    one, two = sorted(
+        [a.say(T0 + 1, "one", prev=join.hash), a.say(T0 + 1, "two", prev=join.hash)],
+        key=lambda e: e.event_id,
+    )
+    fed = [seg([join], "j"), seg([one], "z"), seg([two], "a")]  # two's path sorts first
+    for order in (fed, fed[::-1]):
+        result = _fresh(order, T0)
+        assert [r.event.event_id for r in result.timeline] == [
+            join.event_id,
+            two.event_id,
+            one.event_id,
+        ]
