@@ -1006,7 +1006,7 @@ class RoomLedger:
         for c in held:
             findings.append(_held_finding(c))
         unseen, nameless = (
-            _check_witnesses(chained, by_key, findings) if complete else (frozenset(), frozenset())
+            _check_witnesses(chained, bound, findings) if complete else (frozenset(), frozenset())
         )
         invalid.sort(key=lambda a: (a.path, a.line))
         result = AuditResult(
@@ -1683,37 +1683,45 @@ def _reached(
 
 
 def _check_witnesses(
-    chained: list[_Copy], by_key: Mapping[str, list[_Copy]], findings: list[Finding]
+    chained: list[_Copy], bound: Mapping[str, str], findings: list[Finding]
 ) -> tuple[frozenset[str], frozenset[str]]:
     """Section 6.1: an event another device witnessed must be in the room. Reports each
-    missing witnessed event once, naming who witnessed it; returns their hashes, and the
-    keys of those whose device is not in the room (a finding says "a device" for each)."""
+    missing witnessed event once, at the first event that witnessed it in (path, line)
+    order (not the order segments were read in: every reader reports it at the same
+    place), naming who witnessed it and whose key it is (``bound``: the sender id each
+    key speaks for); returns their hashes, and the keys of those whose device is not in
+    the room (a finding says "a device" for each)."""
     present = {c.hash for c in chained}
-    reported: set[str] = set()
-    nameless: set[str] = set()
+    first: dict[str, tuple[_Copy, str]] = {}  # missing hash -> its first witness, key
     for c in chained:
         witness = c.raw.get(WITNESS_FIELD)
         if not isinstance(witness, dict) or c.problems:
             continue
         for key, seen in witness.items():
-            if not isinstance(seen, str) or seen in present or seen in reported:
+            if not isinstance(seen, str) or seen in present:
                 continue
             if key == c.sender_key:
                 continue  # a device does not witness itself
-            reported.add(seen)
-            owner = by_key.get(key)
-            who = repr(owner[0].sender_id) if owner else "a device"
-            if not owner:
-                nameless.add(key)
-            findings.append(
-                Finding(
-                    Kind.TRUNCATED_CHAIN,
-                    f"{c.sender_id!r} saw event {seen[:12]}… of {who} (key {key[:12]}…), "
-                    "which is not in the room: that device's history was cut short or "
-                    "a segment was removed",
-                    c.path,
-                    c.line,
-                    c.event_id,
-                )
+            got = first.get(seen)
+            if got is None or (c.path, c.line) < (got[0].path, got[0].line):
+                first[seen] = (c, key)
+    nameless: set[str] = set()
+    for seen, (c, key) in sorted(
+        first.items(), key=lambda item: (item[1][0].path, item[1][0].line, item[0])
+    ):
+        owner = bound.get(key)
+        who = repr(owner) if owner is not None else "a device"
+        if owner is None:
+            nameless.add(key)
+        findings.append(
+            Finding(
+                Kind.TRUNCATED_CHAIN,
+                f"{c.sender_id!r} saw event {seen[:12]}… of {who} (key {key[:12]}…), "
+                "which is not in the room: that device's history was cut short or "
+                "a segment was removed",
+                c.path,
+                c.line,
+                c.event_id,
             )
-    return frozenset(reported), frozenset(nameless)
+        )
+    return frozenset(first), frozenset(nameless)

@@ -9,7 +9,7 @@ from collections import Counter
 
 from bucket_chat_desktop.protocol.audit import AuditResult, RoomLedger, prepare_segment
 
-from ._support import ROOM, T0, alice, bob, seg
+from ._support import ROOM, T0, Device, alice, bob, seg
 
 MISSING = "ysrKysrKysrKysrKysrKysrKysrKysrKysrKysrKyso="  # base64 of 32 bytes no event has
 
@@ -85,3 +85,25 @@ def test_siblings_of_a_fork_placed_at_their_predecessor_follow_path_and_line() -
             two.event_id,
             one.event_id,
         ]
+
+
+def test_a_missing_event_two_devices_witnessed_is_reported_at_one_place() -> None:
+    """Bob and Carol both witnessed an event of Alice's that is not in the room. The one
+    truncated-chain finding was put at the witness of whichever chain was read first, so
+    a reader that listed the segments in another order than they arrived here reported
+    it elsewhere. It is now at the first witness in (path, line) order."""
+    a, b, c = alice(), bob(), Device("carol@example.com", 9)
+    fed = [
+        seg([a.join(T0)], "a"),
+        seg([c.join(T0 + 1), c.say(T0 + 3, "saw", witness={a.public: MISSING})], "c"),
+        seg([b.join(T0 + 1), b.say(T0 + 2, "saw", witness={a.public: MISSING})], "b"),
+    ]
+    places = set()
+    for order in (fed, fed[::-1], sorted(fed)):
+        result = _fresh(order, T0)
+        (finding,) = [f for f in result.findings if f.kind.value == "truncated-chain"]
+        places.add((finding.path, finding.line, finding.message))
+    assert len(places) == 1
+    (where,) = places
+    assert where[:2] == (fed[2][0], 2)  # Bob's path sorts before Carol's
+    assert "of 'alice@example.com'" in where[2]
