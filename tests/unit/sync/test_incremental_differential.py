@@ -454,7 +454,7 @@ class _Feed:
 
 
 SETTINGS = settings(
-    max_examples=300,
+    max_examples=200,
     deadline=None,
     database=None,
     phases=[Phase.explicit, Phase.generate],  # a failure is reported as found (no shrinking)
