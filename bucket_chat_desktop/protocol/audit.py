@@ -1056,7 +1056,9 @@ class RoomLedger:
         left as it was; ``result`` is a new one with the appended rows. Nothing added
         (a segment read twice): ``result`` stays the very same object, so a front end that
         compares the result it was handed with the engine's latest by identity still
-        finds them equal (a copy nobody is ever told about would look newer forever).
+        finds them equal (a copy nobody is ever told about would look newer forever). A
+        new segment of copies read before (a retried write) adds no row but one segment:
+        a new result then counts it, with the same rows and ``audit_number``.
 
         ``now_ms`` as for ``audit``: a new row dated past the horizon is held back and
         stays incremental (it sorts after every shown row, and a far-future row does not
