@@ -535,6 +535,9 @@ class _Tips:
     # Hashes witnessed and not in the room (``truncated-chain`` findings): one arriving
     # ends its finding, which only a full audit drops.
     unseen: frozenset[str] = frozenset()
+    # The keys those findings name without a sender ("a device": none of its events was
+    # in the room). The first event of one arriving names it: a full audit says whose.
+    nameless: frozenset[str] = frozenset()
 
 
 @dataclass(slots=True)
@@ -963,10 +966,12 @@ class RoomLedger:
         rows = [((c.timestamp_ms, c.event_id, 0), c, False) for c in unsigned]
         rows.extend(((c.eff[0], c.eff[1], c.depth), c, True) for c in chained)
         rows.sort(key=itemgetter(0))
-        if repeated:
-            # (path, line) last: two copies of one id (two keys) can tie on the rest, and
-            # the list's order before the sort is the reading order. Only then: that key
-            # sorted a million shuffled rows in 4.0 s instead of 1.5, with 64 MB more.
+        if repeated or None in tips.values():
+            # (path, line) last (section 9): two copies of one id (two keys), or siblings
+            # of a fork placed at their predecessor's key, can tie on the rest; the list's
+            # order before the sort is the reading order, or a chain's own (date, id)
+            # order. Only then (a fork makes a chain's tip None): that key sorted a
+            # million shuffled rows in 4.0 s instead of 1.5, with 64 MB more.
             rows.sort(key=lambda r: (r[0], r[1].path, r[1].line))
         # Held rows sort last: a row is held by its own date, and a shown row's place is
         # never later than the horizon (a held predecessor does not move it).
@@ -1000,7 +1005,9 @@ class RoomLedger:
         )
         for c in held:
             findings.append(_held_finding(c))
-        unseen = _check_witnesses(chained, by_key, findings) if complete else frozenset()
+        unseen, nameless = (
+            _check_witnesses(chained, bound, findings) if complete else (frozenset(), frozenset())
+        )
         invalid.sort(key=lambda a: (a.path, a.line))
         result = AuditResult(
             self.room_id,
@@ -1029,6 +1036,7 @@ class RoomLedger:
             held_from,
             late,
             unseen,
+            nameless,
         )
         return result
 
@@ -1048,7 +1056,9 @@ class RoomLedger:
         left as it was; ``result`` is a new one with the appended rows. Nothing added
         (a segment read twice): ``result`` stays the very same object, so a front end that
         compares the result it was handed with the engine's latest by identity still
-        finds them equal (a copy nobody is ever told about would look newer forever).
+        finds them equal (a copy nobody is ever told about would look newer forever). A
+        new segment of copies read before (a retried write) adds no row but one segment:
+        a new result then counts it, with the same rows and ``audit_number``.
 
         ``now_ms`` as for ``audit``: a new row dated past the horizon is held back and
         stays incremental (it sorts after every shown row, and a far-future row does not
@@ -1077,6 +1087,11 @@ class RoomLedger:
         timeline = result.timeline
         assert isinstance(timeline, Timeline)  # the ledger's own results hold one
         if not added:
+            state.horizon = horizon
+            if result.segments != self.segment_count:
+                # A new segment of copies read before (a retried write): no row, but one
+                # segment more, as a full audit counts them (a new result, same rows).
+                state.result = replace(result, segments=self.segment_count)
             return Placed(len(timeline), [])
         if state.unseen and any(c.hash in state.unseen for c in added):
             return None  # a witnessed event came after all: its finding goes (a full audit)
@@ -1107,6 +1122,8 @@ class RoomLedger:
             else:
                 key = ev.sender_key or ""
                 if key not in tips:
+                    if key in state.nameless:
+                        return None  # a truncated-chain finding names its sender now
                     # A new device of someone already known can start a conflict over their
                     # id, or make earlier unsigned lines under it impersonations: only a
                     # newcomer's first join (a new chain root) stays incremental.
@@ -1668,33 +1685,45 @@ def _reached(
 
 
 def _check_witnesses(
-    chained: list[_Copy], by_key: Mapping[str, list[_Copy]], findings: list[Finding]
-) -> frozenset[str]:
+    chained: list[_Copy], bound: Mapping[str, str], findings: list[Finding]
+) -> tuple[frozenset[str], frozenset[str]]:
     """Section 6.1: an event another device witnessed must be in the room. Reports each
-    missing witnessed event once, naming who witnessed it; returns their hashes."""
+    missing witnessed event once, at the first event that witnessed it in (path, line)
+    order (not the order segments were read in: every reader reports it at the same
+    place), naming who witnessed it and whose key it is (``bound``: the sender id each
+    key speaks for); returns their hashes, and the keys of those whose device is not in
+    the room (a finding says "a device" for each)."""
     present = {c.hash for c in chained}
-    reported: set[str] = set()
+    first: dict[str, tuple[_Copy, str]] = {}  # missing hash -> its first witness, key
     for c in chained:
         witness = c.raw.get(WITNESS_FIELD)
         if not isinstance(witness, dict) or c.problems:
             continue
         for key, seen in witness.items():
-            if not isinstance(seen, str) or seen in present or seen in reported:
+            if not isinstance(seen, str) or seen in present:
                 continue
             if key == c.sender_key:
                 continue  # a device does not witness itself
-            reported.add(seen)
-            owner = by_key.get(key)
-            who = repr(owner[0].sender_id) if owner else "a device"
-            findings.append(
-                Finding(
-                    Kind.TRUNCATED_CHAIN,
-                    f"{c.sender_id!r} saw event {seen[:12]}… of {who} (key {key[:12]}…), "
-                    "which is not in the room: that device's history was cut short or "
-                    "a segment was removed",
-                    c.path,
-                    c.line,
-                    c.event_id,
-                )
+            got = first.get(seen)
+            if got is None or (c.path, c.line) < (got[0].path, got[0].line):
+                first[seen] = (c, key)
+    nameless: set[str] = set()
+    for seen, (c, key) in sorted(
+        first.items(), key=lambda item: (item[1][0].path, item[1][0].line, item[0])
+    ):
+        owner = bound.get(key)
+        who = repr(owner) if owner is not None else "a device"
+        if owner is None:
+            nameless.add(key)
+        findings.append(
+            Finding(
+                Kind.TRUNCATED_CHAIN,
+                f"{c.sender_id!r} saw event {seen[:12]}… of {who} (key {key[:12]}…), "
+                "which is not in the room: that device's history was cut short or "
+                "a segment was removed",
+                c.path,
+                c.line,
+                c.event_id,
             )
-    return frozenset(reported)
+        )
+    return frozenset(first), frozenset(nameless)

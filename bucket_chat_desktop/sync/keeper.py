@@ -580,7 +580,12 @@ class RoomKeeper:
         if count == 0:
             return False
         complete = cached.history_complete and not damaged
-        room.result = room.ledger.audit(pins, complete=complete, now_ms=now_ms())
+        # as the keeper's full audits: a cached segment abandoned after too many bad
+        # lines is history not read (``RoomState.partial``): no trust on first use, and
+        # the rows placed on top of this audit keep to that (``try_place``)
+        room.result = room.ledger.audit(
+            pins, complete=complete, partial=complete and room.partial, now_ms=now_ms()
+        )
         room.result.findings.extend(unread_findings(room))
         return complete
 
