@@ -48,7 +48,7 @@ from ..models.timeline_model import (
     Roles,
     ThreadSummary,
 )
-from ..safe import SafeDelegate
+from ..safe import SafeDelegate, painter_state
 from ..style import (
     ACCENT,
     TRUST_COLORS,
@@ -78,6 +78,8 @@ CHIP_GAP = 6
 CHIP_KEY_W = 120  # a reaction's text is elided past this (64 characters fit no layout)
 THREAD_H = 22
 EDITED = "(edited)"
+BODY_SLACK = 3  # pixels a body may paint above and below its lines (accents, descenders)
+CLIP = Qt.ClipOperation.IntersectClip
 NEW_H = 22  # the "New messages" line above the first unread message
 NEW_COLOR = "#d64545"
 # A message that mentions the user: gold, apart from the accent blue of the keyboard's
@@ -209,20 +211,30 @@ class MessageDelegate(SafeDelegate):
         color: QColor,
     ) -> int:
         body = str(index.data(Roles.Body) or "")
-        if is_plain(body) and not self._spans(index, body):
-            body = shown_text(body)
-            h = self._body_height(index, width, font)
-            painter.setFont(font)
-            painter.setPen(color)
-            painter.drawText(QRect(x, y, max(60, width), h), int(Qt.TextFlag.TextWordWrap), body)
+        # The body is drawn only inside its own area (a few pixels of slack for accents
+        # above a first line): combining marks stacked on a letter would otherwise cover
+        # the sender's name, id and badge above it (the row's own rectangle clips the
+        # rest, ``SafeDelegate.paint``).
+        with painter_state(painter):
+            if is_plain(body) and not self._spans(index, body):
+                body = shown_text(body)
+                h = self._body_height(index, width, font)
+                area = QRect(x, y, max(60, width), h)
+                painter.setClipRect(area.adjusted(-2, -BODY_SLACK, 2, BODY_SLACK), CLIP)
+                painter.setFont(font)
+                painter.setPen(color)
+                painter.drawText(area, int(Qt.TextFlag.TextWordWrap), body)
+                return h
+            doc = self._doc(index, _rich_width(width), font)
+            size = doc.size()
+            h = int(size.height())
+            area = QRect(x, y, int(max(size.width(), doc.textWidth())), h)
+            painter.setClipRect(area.adjusted(-2, -BODY_SLACK, 2, BODY_SLACK), CLIP)
+            painter.translate(x, y)
+            ctx = QAbstractTextDocumentLayout.PaintContext()
+            ctx.palette.setColor(ctx.palette.ColorRole.Text, color)
+            doc.documentLayout().draw(painter, ctx)
             return h
-        doc = self._doc(index, _rich_width(width), font)
-        painter.translate(x, y)
-        ctx = QAbstractTextDocumentLayout.PaintContext()
-        ctx.palette.setColor(ctx.palette.ColorRole.Text, color)
-        doc.documentLayout().draw(painter, ctx)
-        painter.translate(-x, -y)
-        return int(doc.size().height())
 
     def _doc(self, index: Index, width: int, font: QFont) -> QTextDocument:
         """The body laid out at ``width``. One document per message, re-laid out when the
