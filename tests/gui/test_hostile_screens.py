@@ -4,13 +4,19 @@ is. Each test names what it looked like before its fix."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from desk import Desk, settings_for
 from nacl.signing import SigningKey
-from PySide6.QtCore import QRect
+from PySide6.QtCore import QRect, Qt
 from PySide6.QtGui import QColor, QImage, QPainter
+from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QStyleOptionViewItem
+from test_app_flows import store  # noqa: F401 - fixtures
 from test_relations_view import ALICE, BOB, CAROL, Scene, model_of
+from test_replay_other_key_gui import ROOM, eve_replays, stored
 
 from bucket_chat_desktop.gui import safe
 from bucket_chat_desktop.gui.main_window import TimelineView
@@ -97,4 +103,87 @@ def test_combining_marks_stay_inside_their_own_row(qtbot: Any) -> None:
         body_y = delegate.regions(model.index(row, 0), rect, view.font()).body_y
         header = QRect(0, rect.top(), rect.width(), body_y - BODY_SLACK - rect.top())
         assert image.copy(header) == calm.copy(header)
+    assert safe.failures() == {}
+
+
+def test_a_reply_to_an_id_replayed_meanwhile_keeps_its_text(
+    qtbot: Any,
+    launch: Callable[..., Desk],
+    store: Path,  # noqa: F811
+) -> None:
+    """Alice answers Dave; before she presses Enter, Eve signs a message of her own under
+    Dave's id (PROTOCOL.md section 6 step 1: both copies are shown, and the id takes no
+    replies). Enter cleared the composer and the reply was then refused: Alice's text was
+    gone, with only a status line saying why. Now it stays in the composer, still a
+    reply, with the reason; and a reply to either copy is refused before anything is
+    typed (the bar offered it, the send failed)."""
+    safe._reported.clear()
+    daves = stored(store, "Checking it now.")
+    desk = launch(settings_for(store, [ROOM, "general"]))
+    desk.wait_loaded(ROOM)
+    window = desk.window
+    actions = window.relation_actions
+    assert actions is not None
+    composer = window.composer
+    errors: list[tuple[str, str]] = []
+    desk.controller.error.connect(lambda what, why: errors.append((what, why)))
+    model = desk.model(ROOM)
+    row = desk.wait_index(ROOM, "Checking it now.")
+    target = actions.target_at(model.index(row, 0))
+    assert target is not None
+    actions.reply(target)
+    assert composer.reply_to == daves.event_id
+    QTest.keyClicks(composer, "No, the build is fine")
+    eve_replays(store, daves)
+    desk.wait_row(ROOM, "The build is broken, do not use it.")
+    QTest.keyClick(composer, Qt.Key.Key_Return)
+    assert composer.toPlainText() == "No, the build is fine"
+    assert composer.reply_to == daves.event_id
+    assert errors and "two devices used this message's id" in errors[-1][1]
+    # Escape leaves the reply; replying to either copy now is refused at once
+    QTest.keyClick(composer, Qt.Key.Key_Escape)
+    assert composer.reply_to is None
+    errors.clear()
+    for i, r in enumerate(desk.rows(ROOM)):
+        if r.event_id == daves.event_id:
+            copy = actions.target_at(model.index(i, 0))
+            assert copy is not None
+            actions.reply(copy)
+            assert composer.reply_to is None
+    assert len(errors) == 2 and all("two devices" in why for _, why in errors)
+    assert composer.toPlainText() == "No, the build is fine"
+    assert safe.failures() == {}
+
+
+def test_an_edit_of_a_message_replayed_meanwhile_keeps_its_text(
+    qtbot: Any,
+    launch: Callable[..., Desk],
+    store: Path,  # noqa: F811
+) -> None:
+    """Alice edits her message; Eve signs a copy of its id before Alice presses Enter.
+    The edit was refused after the composer had given the new text up (the draft of
+    before the edit came back, the new text was lost). Now the composer stays in the
+    edit with its text and says why."""
+    safe._reported.clear()
+    desk = launch(settings_for(store, [ROOM, "general"]))
+    desk.wait_loaded(ROOM)
+    window = desk.window
+    composer = window.composer
+    errors: list[tuple[str, str]] = []
+    desk.controller.error.connect(lambda what, why: errors.append((what, why)))
+    QTest.keyClicks(composer, "Ship it on Friday")
+    QTest.keyClick(composer, Qt.Key.Key_Return)
+    desk.wait_row(ROOM, "Ship it on Friday")
+    QTest.keyClick(composer, Qt.Key.Key_Up)  # edit the last own message
+    qtbot.waitUntil(lambda: composer.editing is not None)
+    mine = stored(store, "Ship it on Friday")
+    assert composer.editing == mine.event_id
+    composer.selectAll()
+    QTest.keyClicks(composer, "Ship it on Monday")
+    eve_replays(store, mine)
+    desk.wait_row(ROOM, "The build is broken, do not use it.")
+    QTest.keyClick(composer, Qt.Key.Key_Return)
+    assert composer.editing == mine.event_id
+    assert composer.toPlainText() == "Ship it on Monday"
+    assert errors and "two devices used this message's id" in errors[-1][1]
     assert safe.failures() == {}
