@@ -32,7 +32,7 @@ from ..protocol.unread import (
     placed_by,
     position_of,
 )
-from ..protocol.untrusted_text import shown_id
+from ..protocol.untrusted_text import shown_id, shown_id_ends
 from ..settings import Settings, StorageSettings
 from ..sync.client import ChatClient, RoomRef
 from ..sync.events import EngineEvent, ShownEvent
@@ -488,11 +488,13 @@ class Controller(QObject):
         return mentions_me(ev.content, own, names)
 
     def _notification_title(self, key: str, ev: Event, room: str) -> str:
-        """Who wrote, by display name with the real id beside it (``tray`` spells it
-        out), after the look-alike mark ⚠ when it may imitate another, and where."""
+        """Who wrote, by display name with the real id beside it (spelled out, and
+        shortened in its middle: the tray cuts a long title at its end), after the
+        look-alike mark ⚠ when it may imitate another, and where."""
         names = self.names(key)
         name = names.name(ev.sender_id)
-        who = f"{name} ({ev.sender_id})" if name and name != ev.sender_id else ev.sender_id
+        ident = shown_id_ends(ev.sender_id)  # the title is cut: both ends of the id stay
+        who = f"{name} ({ident})" if name and name != ev.sender_id else ident
         mark = f"{WARNING_MARK} " if names.warning(ev.sender_id) else ""
         return f"{mark}{who} in {room}"
 

@@ -195,6 +195,18 @@ def shown_id(sender_id: str) -> str:
     return terminal_safe(sender_id, limit=ID_LIMIT)
 
 
+def shown_id_ends(sender_id: str, limit: int = 40) -> str:
+    """``shown_id`` for text that is cut to a length after it (a notification's title):
+    shortened in its middle to at most ``limit`` characters, so both ends stay — the end
+    is where an imitation (``bob@example.com.....evil.org``) differs from the id it
+    imitates, and a cut at the end would have left only the imitated part."""
+    text = terminal_safe(sender_id)
+    if len(text) <= limit:
+        return text
+    head = (limit - 1) // 2
+    return f"{text[:head]}…{text[len(text) - (limit - 1 - head) :]}"
+
+
 def html_escape(text: object) -> str:
     """The one escape for rich text (Qt labels, tooltips, documents): ``& < > " '``."""
     return html.escape(text if isinstance(text, str) else str(text), quote=True)
@@ -546,6 +558,7 @@ __all__ = [
     "isolate",
     "one_line",
     "shown_id",
+    "shown_id_ends",
     "skeleton",
     "terminal_safe",
 ]

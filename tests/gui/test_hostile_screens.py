@@ -8,7 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from desk import Desk, settings_for
+from conftest import wait_for
+from desk import Desk, RecordingTray, settings_for
 from nacl.signing import SigningKey
 from PySide6.QtCore import QRect, Qt
 from PySide6.QtGui import QColor, QImage, QPainter
@@ -20,9 +21,13 @@ from test_replay_other_key_gui import ROOM, eve_replays, stored
 
 from bucket_chat_desktop.gui import safe
 from bucket_chat_desktop.gui.main_window import TimelineView
+from bucket_chat_desktop.gui.tray import Notifier
 from bucket_chat_desktop.gui.widgets.message_delegate import BODY_SLACK, MessageDelegate
+from bucket_chat_desktop.storage.local import LocalStorage
+from bucket_chat_desktop.sync.writer import Draft, RoomWriter
 
 EVE = ("eve@example.com", SigningKey(b"\x0e" * 32), "Eve")
+BOB_W = (BOB[0], BOB[1])  # Bob as a ``RoomWriter`` takes him
 # "Zalgo" text: each letter carries 66 combining marks, which a font stacks above and
 # below it, far past the line the letter is on.
 MARKS = "\u0301\u0300\u0302\u0303\u0304\u0306\u0307\u0308\u030a\u030b\u030c" * 6
@@ -99,7 +104,7 @@ def test_combining_marks_stay_inside_their_own_row(qtbot: Any) -> None:
         image, rect = _paint_alone(view, delegate, row)
         assert _ink_outside(image, rect) == 0
         # the header (name, id, time, badge) is painted as without the marks
-        calm, calm_rect = _paint_alone(calm_view, calm_delegate, calm_row)
+        calm, _ = _paint_alone(calm_view, calm_delegate, calm_row)
         body_y = delegate.regions(model.index(row, 0), rect, view.font()).body_y
         header = QRect(0, rect.top(), rect.width(), body_y - BODY_SLACK - rect.top())
         assert image.copy(header) == calm.copy(header)
@@ -187,3 +192,30 @@ def test_an_edit_of_a_message_replayed_meanwhile_keeps_its_text(
     assert composer.toPlainText() == "Ship it on Monday"
     assert errors and "two devices used this message's id" in errors[-1][1]
     assert safe.failures() == {}
+
+
+def test_a_notification_shows_both_ends_of_a_long_sender_id(
+    qtbot: Any, launch: Callable[..., Desk], tmp_path: Path
+) -> None:
+    """Eve's id is Bob's followed by a hundred dots and her own domain, under the name
+    "Bob": the timeline shows both ends of it ("bob@example.com…evil.org"), but the tray
+    notification's title was cut after 120 characters — "Bob (bob@example.com......…
+    (25 more characters)": her domain and the room were gone. The id is now shortened in
+    its middle, as the timeline does, and the room is named after it."""
+    storage = LocalStorage(tmp_path / "store")
+    long_id = "bob@example.com" + "." * 100 + "evil.org"
+    wait_for(qtbot, RoomWriter(storage, "a", *BOB_W).send([Draft.text("hello")]))
+    wait_for(qtbot, RoomWriter(storage, "b", *BOB_W).send([Draft.text("hi")]))
+    desk = launch(settings_for(tmp_path / "store", ["a", "b"]))
+    desk.wait_loaded("a", "b")
+    tray = RecordingTray(desk.window)
+    notifier = Notifier(desk.window, desk.controller, tray)  # as on a desktop with a tray
+    eve = RoomWriter(storage, "b", long_id, EVE[1], displayname="Bob")
+    wait_for(qtbot, eve.send([Draft.text("pay my new account")]))
+    qtbot.waitUntil(lambda: len(tray.messages) == 1, timeout=15_000)
+    assert len(notifier.shown) == 1
+    title, text = tray.messages[0]
+    assert text == "pay my new account"
+    assert title.startswith("Bob (bob@example.com") and title.endswith("evil.org) in b")
+    assert "…" in title and len(title) <= 120
+
