@@ -12,7 +12,7 @@ from conftest import wait_for
 from desk import Desk, RecordingTray, settings_for
 from nacl.signing import SigningKey
 from PySide6.QtCore import QRect, Qt
-from PySide6.QtGui import QColor, QImage, QPainter
+from PySide6.QtGui import QColor, QImage, QPainter, QTextDocument
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QStyleOptionViewItem
 from test_app_flows import store  # noqa: F401 - fixtures
@@ -20,9 +20,13 @@ from test_relations_view import ALICE, BOB, CAROL, Scene, model_of
 from test_replay_other_key_gui import ROOM, eve_replays, stored
 
 from bucket_chat_desktop.gui import safe
+from bucket_chat_desktop.gui.audit.dialog import AuditDialog
+from bucket_chat_desktop.gui.audit.view import AuditView
 from bucket_chat_desktop.gui.main_window import TimelineView
 from bucket_chat_desktop.gui.tray import Notifier
 from bucket_chat_desktop.gui.widgets.message_delegate import BODY_SLACK, MessageDelegate
+from bucket_chat_desktop.protocol.audit import RoomLedger
+from bucket_chat_desktop.protocol.metadata import build_metadata, parse_metadata
 from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync.writer import Draft, RoomWriter
 
@@ -219,3 +223,41 @@ def test_a_notification_shows_both_ends_of_a_long_sender_id(
     assert title.startswith("Bob (bob@example.com") and title.endswith("evil.org) in b")
     assert "…" in title and len(title) <= 120
 
+
+def test_a_right_to_left_room_name_leaves_the_audit_line_in_order(qtbot: Any) -> None:
+    """The audit's line under its headline is "<name> · <room id> on <storage> · N events
+    in M segments". A room name in Hebrew made the whole line a right-to-left one (right
+    aligned, read from the right), and the room id "42" after the name was drawn before
+    it, as part of it. Now the name is isolated and the line reads left to right."""
+    name = "\u05d7\u05d3\u05e8 \u05e9\u05dc\u05e0\u05d5"  # "our room"
+    meta_bytes = build_metadata(
+        room_id="42",
+        name=name,
+        created_at="2026-01-01T00:00:00Z",
+        creator_id=BOB[0],
+        signing_key=BOB[1],
+    )
+    meta, _ = parse_metadata(meta_bytes, "42", "rooms/42/metadata.json")
+    result = RoomLedger("42").audit()  # a room with no messages yet
+    dialog = AuditDialog()
+    qtbot.addWidget(dialog)
+    dialog.set_view(AuditView("42", result, meta, [], storage_name="Team share"))
+    doc = QTextDocument()
+    doc.setDefaultFont(dialog.subtitle.font())
+    doc.setHtml(dialog.subtitle.text())
+    doc.setTextWidth(2000)  # one line
+    assert doc.size().height() > 0  # laid out
+    block = doc.firstBlock()
+    assert block.textDirection() == Qt.LayoutDirection.LeftToRight
+    text = block.text()
+    layout = block.layout()
+    assert layout.lineCount() == 1
+    line = layout.lineAt(0)
+    x_of = [line.cursorToX(i)[0] for i in range(len(text) + 1)]
+    name_at = text.index(name)
+    room_at = text.index(" · 42 on")
+    # every letter of the name is drawn left of the separator and the room id after it
+    assert max(x_of[name_at : name_at + len(name) + 1]) <= min(
+        x_of[room_at], x_of[room_at + 3], x_of[room_at + 4]
+    )
+    assert x_of[room_at + 3] < x_of[room_at + 5] < x_of[text.index("segments")]

@@ -51,6 +51,7 @@ from ...protocol.room_state import key_bytes
 from ...protocol.untrusted_text import (
     html_escape,
     id_warning,
+    isolate,
     one_line,
     terminal_safe,
 )
@@ -67,6 +68,8 @@ from .findings_model import (
     Index,
 )
 from .view import AuditView, checked_text, report_text
+
+LRM = "\u200e"  # LEFT-TO-RIGHT MARK: a line that starts with a name still reads left to right
 
 
 def _shield(color: str, mark: str, size: int = 52) -> QPixmap:
@@ -319,7 +322,11 @@ class AuditDialog(QDialog):
         self.headline.setText(headline)
         where = f" on {one_line(view.storage_name)}" if view.storage_name else ""
         self.subtitle.setText(
-            f"{html_escape(view.name)} · {html_escape(view.room_id)}{html_escape(where)} · "
+            # the name isolated: its right-to-left letters cannot reorder the room id and
+            # the counts after it; the line starts left-to-right (Qt takes a paragraph's
+            # direction from its first strong letter, inside an isolate too)
+            f"{LRM}{html_escape(isolate(view.name))} · {html_escape(view.room_id)}"
+            f"{html_escape(where)} · "
             f"{view.total_events:,} events in {result.segments:,} segments"
         )
         self.setWindowTitle(f"Audit — {view.name}")
@@ -383,7 +390,7 @@ class AuditDialog(QDialog):
                 else "this room has no metadata.json"
             )
             return f"<b>Room metadata:</b> <span style='color:{warn}'>{what}</span>."
-        name = html_escape(view.name)
+        name = html_escape(isolate(view.name))
         created = _created(meta.created_at)
         signer = view.signer[0]
         if meta.signed:
