@@ -4,6 +4,8 @@ is. Each test names what it looked like before its fix."""
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,9 +26,12 @@ from bucket_chat_desktop.gui.audit.dialog import AuditDialog
 from bucket_chat_desktop.gui.audit.view import AuditView
 from bucket_chat_desktop.gui.main_window import TimelineView
 from bucket_chat_desktop.gui.tray import Notifier
-from bucket_chat_desktop.gui.widgets.message_delegate import BODY_SLACK, MessageDelegate
+from bucket_chat_desktop.gui.widgets.message_delegate import BODY_SLACK, NEW_COLOR, MessageDelegate
 from bucket_chat_desktop.protocol.audit import RoomLedger
+from bucket_chat_desktop.protocol.event import MEMBER, MESSAGE
+from bucket_chat_desktop.protocol.ids import client_id_for, segment_path
 from bucket_chat_desktop.protocol.metadata import build_metadata, parse_metadata
+from bucket_chat_desktop.protocol.signing import build_event, public_key_text, sign_mapping
 from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync.writer import Draft, RoomWriter
 
@@ -261,3 +266,77 @@ def test_a_right_to_left_room_name_leaves_the_audit_line_in_order(qtbot: Any) ->
         x_of[room_at], x_of[room_at + 3], x_of[room_at + 4]
     )
     assert x_of[room_at + 3] < x_of[room_at + 5] < x_of[text.index("segments")]
+
+
+def test_a_replayed_first_unread_message_gets_one_new_messages_line(
+    qtbot: Any, launch: Callable[..., Desk], tmp_path: Path
+) -> None:
+    """Bob's message arrives while Alice looks at another room: it is the first unread
+    one. Eve signs a copy of its id dated yesterday (shown at the top, section 6 step
+    1). Opening the room drew the red "New messages" line twice: above Bob's message and
+    above Eve's copy, over a day of history already read, as if all of it were new. The
+    line is drawn once, above the row the "Jump to new messages" button goes to."""
+    safe._reported.clear()
+    storage = LocalStorage(tmp_path / "store")
+    now = int(time.time() * 1000)
+    bob = RoomWriter(storage, "c", *BOB_W, displayname="Bob")
+    wait_for(qtbot, bob.send([Draft.text(f"read {n}") for n in range(3)]))
+    wait_for(qtbot, RoomWriter(storage, "a", *BOB_W).send([Draft.text("elsewhere")]))
+    desk = launch(settings_for(tmp_path / "store", ["c", "a"]))
+    desk.wait_loaded("c", "a")
+    qtbot.waitUntil(lambda: desk.settings.read_marker(desk.key("c")) is not None, timeout=15_000)
+    desk.select("a")
+    _path, sent = wait_for(qtbot, bob.send([Draft.text("new one")]))
+    new = next(e for e in sent if e.type == MESSAGE)
+    _eve_copy(tmp_path / "store", "c", new.event_id, now - 86_400_000, "copied")
+    desk.wait_row("c", "copied")
+    qtbot.waitUntil(lambda: desk.item("c").unread == 1, timeout=15_000)
+    desk.select("c")
+    social = desk.window.social
+    qtbot.waitUntil(lambda: social.marker == new.event_id, timeout=15_000)
+    view = desk.window.timeline
+    delegate = view.itemDelegate()
+    assert isinstance(delegate, MessageDelegate)
+    model = desk.model("c")
+    red = QColor(NEW_COLOR).rgb()
+    lined = []
+    for row in range(model.rowCount()):
+        image, rect = _paint_alone(view, delegate, row)
+        if any(image.pixel(x, rect.top() + 12) == red for x in range(rect.width())):
+            lined.append(model.row(row).body)
+    assert lined == ["new one"]
+    assert model.row(social.marker_row()).body == "new one"
+    assert safe.failures() == {}
+
+
+def _eve_copy(root: Path, room: str, event_id: str, ts: int, body: str) -> None:
+    """Eve's join and a message of hers under ``event_id``, both dated ``ts``: a copy
+    of another member's id (signed by her key, its date her choice)."""
+    join = build_event(
+        room_id=room,
+        sender_id=EVE[0],
+        event_type=MEMBER,
+        content={"membership": "join", "displayname": "Eve"},
+        timestamp_ms=ts,
+        unique="11111111-1111-4111-8111-111111111111",
+        prev_event_hash=None,
+        signing_key=EVE[1],
+    )
+    copy = sign_mapping(
+        {
+            "event_id": event_id,
+            "room_id": room,
+            "sender_id": EVE[0],
+            "timestamp_ms": ts + 5,
+            "type": MESSAGE,
+            "parent_event_id": None,
+            "prev_event_hash": join.hash,
+            "sender_key": public_key_text(EVE[1]),
+            "content": {"body": body, "msgtype": "m.text"},
+        },
+        EVE[1],
+    )
+    client = client_id_for(EVE[0], bytes(EVE[1].verify_key))
+    path = root / segment_path(room, ts, ts + 5, client)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(dict(join.raw)) + "\n" + json.dumps(copy) + "\n")

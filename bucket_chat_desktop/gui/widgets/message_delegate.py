@@ -289,7 +289,17 @@ class MessageDelegate(SafeDelegate):
         return size
 
     def _is_first_unread(self, index: Index) -> bool:
-        return bool(self.first_unread) and index.data(Roles.EventId) == self.first_unread
+        if not self.first_unread or index.data(Roles.EventId) != self.first_unread:
+            return False
+        # An id two devices signed is two rows: the line goes above one, the row the
+        # "Jump to new messages" button goes to (``TimelineModel.locate``: the newest),
+        # never also above a copy its signer dated anywhere in the history already read.
+        model = index.model()
+        relations = getattr(model, "relations", None)
+        if relations is None or self.first_unread not in relations.repeated:
+            return True
+        locate = getattr(model, "locate", None)
+        return locate is not None and locate(self.first_unread) == index.row()
 
     def _measure(self, option: QStyleOptionViewItem, index: Index, width: int) -> QSize:
         above = NEW_H if self._is_first_unread(index) else 0  # the "New messages" line
