@@ -25,6 +25,7 @@ from bucket_chat_desktop.gui import safe
 from bucket_chat_desktop.gui.audit.dialog import AuditDialog
 from bucket_chat_desktop.gui.audit.view import AuditView
 from bucket_chat_desktop.gui.main_window import TimelineView
+from bucket_chat_desktop.gui.search import SearchFeature
 from bucket_chat_desktop.gui.tray import Notifier
 from bucket_chat_desktop.gui.widgets.message_delegate import BODY_SLACK, NEW_COLOR, MessageDelegate
 from bucket_chat_desktop.protocol.audit import RoomLedger
@@ -340,3 +341,43 @@ def _eve_copy(root: Path, room: str, event_id: str, ts: int, body: str) -> None:
     path = root / segment_path(room, ts, ts + 5, client)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(dict(join.raw)) + "\n" + json.dumps(copy) + "\n")
+
+
+def test_a_search_hit_on_a_replayed_id_flashes_only_its_own_row(
+    qtbot: Any,
+    launch: Callable[..., Desk],
+    store: Path,  # noqa: F811
+) -> None:
+    """Eve's copy of Dave's message id says "The build is broken". Found by search and
+    opened, the view flashed every row with that id: Dave's "Checking it now." glowed
+    beside it, as if it were what was found. Only the row the hit names is flashed."""
+    safe._reported.clear()
+    daves = stored(store, "Checking it now.")
+    eve_replays(store, daves)
+    desk = launch(settings_for(store, [ROOM, "general"]))
+    desk.wait_loaded(ROOM)
+    desk.wait_row(ROOM, "The build is broken, do not use it.")
+    indexes = [a.index for a in desk.controller.client._storages.values()]
+    qtbot.waitUntil(lambda: not any(i.text_pending for i in indexes), timeout=15_000)
+    window = desk.window
+    feature = window.findChild(SearchFeature)
+    assert feature is not None
+    feature.open(everywhere=False)
+    panel = feature.panel
+    QTest.keyClicks(panel.field, "build broken")
+    hits = panel.model
+    qtbot.waitUntil(lambda: hits.rowCount() == 1, timeout=10_000)
+    QTest.keyClick(panel.field, Qt.Key.Key_Return)
+    view = window.timeline
+    qtbot.waitUntil(lambda: view.flash_id == daves.event_id, timeout=10_000)
+    model = desk.model(ROOM)
+    delegate = view.itemDelegate()
+    assert isinstance(delegate, MessageDelegate)
+    glowing = []
+    for row in range(model.rowCount()):
+        image, rect = _paint_alone(view, delegate, row)
+        if image.pixel(rect.right() - 3, rect.top() + 2) != QColor("white").rgb():
+            glowing.append(model.row(row).body)
+    assert glowing == ["The build is broken, do not use it."]
+    assert model.row(view.currentIndex().row()).sender_id == EVE[0]
+    assert safe.failures() == {}

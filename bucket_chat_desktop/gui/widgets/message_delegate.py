@@ -404,7 +404,11 @@ class MessageDelegate(SafeDelegate):
         muted = QColor(text_color)
         muted.setAlpha(150)
         flash = getattr(option.widget, "flash_id", None)
-        if flash and flash == index.data(Roles.EventId):  # the target of a jump
+        if (  # the target of a jump (its own copy of an id two devices signed)
+            flash
+            and flash == index.data(Roles.EventId)
+            and getattr(option.widget, "flash_location", "") in ("", index.data(Roles.Location))
+        ):
             glow = QColor(ACCENT)
             glow.setAlpha(60)
             painter.fillRect(rect, glow)
