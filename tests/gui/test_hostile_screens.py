@@ -30,6 +30,7 @@ from bucket_chat_desktop.gui.tray import Notifier
 from bucket_chat_desktop.gui.widgets.message_delegate import BODY_SLACK, NEW_COLOR, MessageDelegate
 from bucket_chat_desktop.protocol.audit import RoomLedger
 from bucket_chat_desktop.protocol.event import MEMBER, MESSAGE
+from bucket_chat_desktop.protocol.findings import Finding, Kind
 from bucket_chat_desktop.protocol.ids import client_id_for, segment_path
 from bucket_chat_desktop.protocol.metadata import build_metadata, parse_metadata
 from bucket_chat_desktop.protocol.signing import build_event, public_key_text, sign_mapping
@@ -381,3 +382,42 @@ def test_a_search_hit_on_a_replayed_id_flashes_only_its_own_row(
     assert glowing == ["The build is broken, do not use it."]
     assert model.row(view.currentIndex().row()).sender_id == EVE[0]
     assert safe.failures() == {}
+
+
+def _detail_of(qtbot: Any, marks: str) -> tuple[QImage, int]:
+    """The audit window's description of a finding whose object name, event id and
+    message carry ``marks`` on each letter of "EVIL", and where the part read from
+    storage starts in it (its last paragraph)."""
+    evil = "".join(ch + marks for ch in "EVIL")
+    found = Finding(
+        Kind.BAD_JSON,
+        f"not JSON {evil}",
+        path=f"rooms/r/logs/2026-01-01/messages_1_2_x{evil}.jsonl",
+        line=2,
+        event_id=f"r::{evil}::2",
+    )
+    dialog = AuditDialog()
+    qtbot.addWidget(dialog)
+    dialog.set_view(AuditView("r", RoomLedger("r").audit(), None, [found]))
+    dialog.resize(1000, 700)
+    dialog.show()
+    qtbot.waitExposed(dialog)
+    dialog.table.selectRow(0)
+    doc = dialog.detail.document()
+    last = doc.lastBlock()
+    while last.isValid() and "Where:" not in last.text():
+        last = last.previous()
+    top = int(doc.documentLayout().blockBoundingRect(last).top())
+    return dialog.detail.viewport().grab().toImage(), top
+
+
+def test_combining_marks_in_a_finding_stay_off_the_explanation(qtbot: Any) -> None:
+    """A segment named with "Zalgo" letters (the name's last part is free text) and an
+    event id of them: the audit window's description of the finding stacked the marks a
+    hundred pixels up, over "What to do" and the finding's title. Past two marks on one
+    letter they are spelled out (\\u0301), as an id's invisible characters are."""
+    image, top = _detail_of(qtbot, MARKS)
+    calm, calm_top = _detail_of(qtbot, "")
+    assert top == calm_top
+    above = QRect(0, 0, image.width(), top - 2)
+    assert image.copy(above) == calm.copy(above)

@@ -53,6 +53,7 @@ from ...protocol.untrusted_text import (
     id_warning,
     isolate,
     one_line,
+    spell_marks,
     terminal_safe,
 )
 from ..safe import guard
@@ -70,6 +71,13 @@ from .findings_model import (
 from .view import AuditView, checked_text, report_text
 
 LRM = "\u200e"  # LEFT-TO-RIGHT MARK: a line that starts with a name still reads left to right
+
+
+def _text(value: str) -> str:
+    """Text read from storage (an object's name, an event id, a finding's words about
+    them) for the finding's description: terminal-safe, no stack of combining marks over
+    the explanation above it, escaped."""
+    return html_escape(spell_marks(terminal_safe(value)))
 
 
 def _shield(color: str, mark: str, size: int = 52) -> QPixmap:
@@ -459,13 +467,13 @@ class AuditDialog(QDialog):
         color = SEVERITY_COLORS[f.severity]
         severity = "Error" if f.severity is Severity.ERROR else "Notice"
         where = (
-            f"<b>Where:</b> <code>{html_escape(terminal_safe(f.path))}</code>"
+            f"<b>Where:</b> <code>{_text(f.path)}</code>"
             + (f", line <b>{f.line}</b>" if f.line is not None else "")
             if f.path
             else "<b>Where:</b> the room as a whole"
         )
         event = (
-            f"<br><b>Event:</b> <code>{html_escape(terminal_safe(f.event_id))}</code>"
+            f"<br><b>Event:</b> <code>{_text(f.event_id)}</code>"
             if f.event_id
             else ""
         )
@@ -476,7 +484,7 @@ class AuditDialog(QDialog):
             f"<p>{html_escape(info.meaning)}</p>"
             f"<p><b>What to do:</b> {html_escape(info.action)}</p>"
             f"<p style='color:{self._muted}'>{where}{event}<br><b>Audit says:</b> "
-            f"{html_escape(terminal_safe(f.message))}</p>"
+            f"{_text(f.message)}</p>"
         )
 
     def copy_report(self) -> None:
