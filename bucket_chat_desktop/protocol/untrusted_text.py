@@ -191,8 +191,10 @@ def isolate(text: str) -> str:
 
 def shown_id(sender_id: str) -> str:
     """A sender id as the GUI or a terminal shows it: the real id, never cleaned up, with
-    anything invisible or active spelled out as an escape and the length capped."""
-    return terminal_safe(sender_id, limit=ID_LIMIT)
+    anything invisible or active spelled out as an escape (and every combining mark past
+    two on one letter: stacked, they reach over the lines around the id) and the length
+    capped."""
+    return spell_marks(terminal_safe(sender_id, limit=ID_LIMIT))
 
 
 def spell_marks(text: str, most: int = MAX_MARKS) -> str:
@@ -220,7 +222,7 @@ def shown_id_ends(sender_id: str, limit: int = 40) -> str:
     shortened in its middle to at most ``limit`` characters, so both ends stay — the end
     is where an imitation (``bob@example.com.....evil.org``) differs from the id it
     imitates, and a cut at the end would have left only the imitated part."""
-    text = terminal_safe(sender_id)
+    text = spell_marks(terminal_safe(sender_id))
     if len(text) <= limit:
         return text
     head = (limit - 1) // 2

@@ -421,3 +421,32 @@ def test_combining_marks_in_a_finding_stay_off_the_explanation(qtbot: Any) -> No
     assert top == calm_top
     above = QRect(0, 0, image.width(), top - 2)
     assert image.copy(above) == calm.copy(above)
+
+
+def _reply_row(qtbot: Any, marks: str) -> tuple[QImage, QRect, int]:
+    """Carol's reply to a message of a member whose id carries ``marks`` on its first
+    letter, painted alone; and where its quote starts."""
+    eve = ("e" + marks + "ve@example.com", EVE[1], "Eve")
+    scene = Scene()
+    for who in (ALICE, BOB, CAROL, eve):
+        scene.join(who)
+    hello = scene.msg(eve, "hello")
+    reply = scene.msg(CAROL, "the numbers are wrong", parent=hello.event_id)
+    view, delegate = _view_of(qtbot, scene)
+    row = view.model().locate(reply.event_id)  # type: ignore[attr-defined]
+    image, rect = _paint_alone(view, delegate, row)
+    quote = delegate.regions(view.model().index(row, 0), rect, view.font()).quote
+    assert quote is not None
+    return image, rect, quote.top()
+
+
+def test_marks_on_a_quoted_id_stay_off_the_replying_members_name(qtbot: Any) -> None:
+    """Eve's id has sixty combining marks on its "e". Quoted in Carol's reply, the id's
+    marks were stacked over Carol's own header line: her id was struck through. Past two
+    marks on a letter, an id spells them out (``shown_id``), wherever it is shown."""
+    image, rect, quote_top = _reply_row(qtbot, MARKS)
+    calm, _, calm_top = _reply_row(qtbot, "\u0301")
+    assert quote_top == calm_top
+    header = QRect(0, rect.top(), rect.width(), quote_top - rect.top())
+    assert image.copy(header) == calm.copy(header)
+
