@@ -67,6 +67,14 @@ def _runs(positions: list[int], gap: int) -> list[tuple[int, int]]:
     return out
 
 
+def _sorts_before(result: AuditResult, event_id: str, other_id: str) -> bool:
+    """Whether ``event_id`` is shown before ``other_id`` in ``result`` (also when
+    ``other_id`` is not shown any more)."""
+    at = position_of(result.timeline, event_id)
+    other = position_of(result.timeline, other_id)
+    return at is not None and (other is None or at < other)
+
+
 def _preview(ev: Event) -> str:
     """The room list's line for ``ev`` (a shown event, never a relation event; its
     latest text as ``room_preview.as_shown`` makes it). A member event's sender id is
@@ -812,8 +820,13 @@ class Controller(QObject):
         if incoming and not focused:
             if placed:
                 self._note_unseen(key, result, incoming)
+            first = incoming[0].event.event_id
             if not item.unread or not room.first_unread:
-                room.first_unread = incoming[0].event.event_id
+                room.first_unread = first
+            elif placed and _sorts_before(result, first, room.first_unread):
+                # placed above the first unread message (behind a row dated ahead, or
+                # read after a newer one): the line goes above it, not below it
+                room.first_unread = first
             changes["unread"] = min(UNREAD_CAP, item.unread + len(incoming))
             level = self.settings.notify_level(key)
             if not item.muted and level != "none" and self.settings.notifications:

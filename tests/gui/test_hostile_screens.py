@@ -450,3 +450,38 @@ def test_marks_on_a_quoted_id_stay_off_the_replying_members_name(qtbot: Any) -> 
     header = QRect(0, rect.top(), rect.width(), quote_top - rect.top())
     assert image.copy(header) == calm.copy(header)
 
+
+MALLORY = ("mallory@example.com", SigningKey(b"\x0d" * 32))
+DAVE = ("dave@example.com", SigningKey(b"\x05" * 32))
+
+
+def test_the_new_messages_line_goes_above_a_message_placed_before_the_first_unread(
+    qtbot: Any, launch: Callable[..., Desk], tmp_path: Path
+) -> None:
+    """Mallory's clock runs ten minutes fast: her message is the room's last row. While
+    Alice reads another room, Carol's message arrives (placed before Mallory's: the
+    first unread one), then Dave's, written a moment before Carol's and read after it
+    (placed before hers). Both counted unread, but the "New messages" line went above
+    Carol's: Dave's unread message sat above it, among what was read."""
+    storage = LocalStorage(tmp_path / "store")
+    now = int(time.time() * 1000)
+    wait_for(qtbot, RoomWriter(storage, "c", *BOB_W, displayname="Bob").send([Draft.text("hi")]))
+    mallory = RoomWriter(storage, "c", *MALLORY, clock=lambda: now + 10 * 60_000)
+    wait_for(qtbot, mallory.send([Draft.text("from a fast clock")]))
+    wait_for(qtbot, RoomWriter(storage, "a", *BOB_W).send([Draft.text("elsewhere")]))
+    desk = launch(settings_for(tmp_path / "store", ["a", "c"]))
+    desk.wait_loaded("a", "c")
+    assert desk.controller.current == desk.key("a")
+    started = int(time.time() * 1000)
+    carol = RoomWriter(storage, "c", CAROL[0], CAROL[1], clock=lambda: started + 2_000)
+    wait_for(qtbot, carol.send([Draft.text("Carol's")]))
+    qtbot.waitUntil(lambda: desk.item("c").unread == 1, timeout=15_000)
+    dave = RoomWriter(storage, "c", *DAVE, clock=lambda: started + 1_000)
+    wait_for(qtbot, dave.send([Draft.text("Dave's")]))
+    qtbot.waitUntil(lambda: desk.item("c").unread == 2, timeout=15_000)
+    bodies = [r.body for r in desk.rows("c")]
+    assert bodies.index("Dave's") < bodies.index("Carol's") < bodies.index("from a fast clock")
+    desk.select("c")
+    social = desk.window.social
+    qtbot.waitUntil(lambda: social.marker != "", timeout=15_000)
+    assert desk.model("c").row(social.marker_row()).body == "Dave's"
