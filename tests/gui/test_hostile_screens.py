@@ -25,11 +25,13 @@ from bucket_chat_desktop.gui import safe
 from bucket_chat_desktop.gui.audit.dialog import AuditDialog
 from bucket_chat_desktop.gui.audit.view import AuditView
 from bucket_chat_desktop.gui.main_window import TimelineView
+from bucket_chat_desktop.gui.models.timeline_model import Roles
 from bucket_chat_desktop.gui.search import SearchFeature
+from bucket_chat_desktop.gui.style import TRUST_COLORS
 from bucket_chat_desktop.gui.tray import Notifier
 from bucket_chat_desktop.gui.widgets.message_delegate import BODY_SLACK, NEW_COLOR, MessageDelegate
 from bucket_chat_desktop.protocol.audit import RoomLedger
-from bucket_chat_desktop.protocol.event import MEMBER, MESSAGE
+from bucket_chat_desktop.protocol.event import MEMBER, MESSAGE, Malformed, parse_event
 from bucket_chat_desktop.protocol.findings import Finding, Kind
 from bucket_chat_desktop.protocol.ids import client_id_for, segment_path
 from bucket_chat_desktop.protocol.metadata import build_metadata, parse_metadata
@@ -485,3 +487,57 @@ def test_the_new_messages_line_goes_above_a_message_placed_before_the_first_unre
     social = desk.window.social
     qtbot.waitUntil(lambda: social.marker != "", timeout=15_000)
     assert desk.model("c").row(social.marker_row()).body == "Dave's"
+
+
+def test_a_replayed_message_says_its_edits_and_deletion_are_not_shown(qtbot: Any) -> None:
+    """Bob wrote "Pay invoice 1234 to account 555", then corrected the account by an
+    edit. Eve signs a message of hers under the id (PROTOCOL.md 6 step 1): the id takes
+    no relations any more, so Bob's row shows his original text again — the account he
+    corrected — verified, and nothing on it said why. Each copy now says that another
+    device used its id and that its edits, deletion, reactions and replies are not shown."""
+    safe._reported.clear()
+    scene = Scene()
+    for who in (ALICE, BOB, CAROL):
+        scene.join(who)
+    pay = scene.msg(BOB, "Pay invoice 1234 to account 555")
+    scene.edit(BOB, pay, "Pay invoice 1234 to account 777")
+    key = EVE[1]
+    copy = sign_mapping(
+        {
+            "event_id": pay.event_id,
+            "room_id": pay.room_id,
+            "sender_id": EVE[0],
+            "timestamp_ms": pay.timestamp_ms + 1,
+            "type": MESSAGE,
+            "parent_event_id": None,
+            "prev_event_hash": None,
+            "sender_key": public_key_text(key),
+            "content": {"body": "ok", "msgtype": "m.text"},
+        },
+        key,
+    )
+    scene.items.append(scene.items[-1]._replace(event=_parsed(copy, pay.room_id), line=99))
+    view, delegate = _view_of(qtbot, scene)
+    model = view.model()
+    copies = [i for i in range(model.rowCount()) if model.row(i).event_id == pay.event_id]  # type: ignore[attr-defined]
+    assert len(copies) == 2
+    warn = QColor(TRUST_COLORS["key-changed"]).rgb()
+    for row in copies:
+        index = model.index(row, 0)
+        image, rect = _paint_alone(view, delegate, row)
+        note = delegate.regions(index, rect, view.font()).note
+        assert note is not None and note.top() > rect.top()
+        ink = [
+            image.pixel(x, y)
+            for y in range(note.top(), note.bottom())
+            for x in range(note.left(), note.right())
+        ]
+        assert warn in ink  # the note is drawn, in the warning colour
+    assert model.index(copies[0], 0).data(Roles.Body) == "Pay invoice 1234 to account 555"
+    assert safe.failures() == {}
+
+
+def _parsed(raw: dict[str, Any], room: str) -> Any:
+    event = parse_event(raw, room)
+    assert not isinstance(event, Malformed)
+    return event

@@ -472,11 +472,7 @@ class AuditDialog(QDialog):
             if f.path
             else "<b>Where:</b> the room as a whole"
         )
-        event = (
-            f"<br><b>Event:</b> <code>{_text(f.event_id)}</code>"
-            if f.event_id
-            else ""
-        )
+        event = f"<br><b>Event:</b> <code>{_text(f.event_id)}</code>" if f.event_id else ""
         self.detail.setHtml(
             f"<p><span style='color:{color}'><b>{severity}</b></span> · "
             f"<b>{html_escape(info.title)}</b> <span style='color:{self._muted}'>({f.kind.value})"

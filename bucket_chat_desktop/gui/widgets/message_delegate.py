@@ -77,6 +77,11 @@ CHIP_H = 22
 CHIP_GAP = 6
 CHIP_KEY_W = 120  # a reaction's text is elided past this (64 characters fit no layout)
 THREAD_H = 22
+NOTE_H = 20
+REPEATED = (
+    f"{WARNING_MARK} Another device used this message's id: edits, deletion and reactions "
+    "are not shown"
+)
 EDITED = "(edited)"
 BODY_SLACK = 3  # pixels a body may paint above and below its lines (accents, descenders)
 CLIP = Qt.ClipOperation.IntersectClip
@@ -374,7 +379,11 @@ class MessageDelegate(SafeDelegate):
         if len(layout) > 9 and layout[9]:
             thread = QRect(left, y, min(text_w, 320), THREAD_H)
             y += THREAD_H + 2
-        return Regions(quote, body_y, tuple(parts), thread, y)
+        note = None
+        if len(layout) > 10 and layout[10]:  # an id another device signed too
+            note = QRect(left, y, text_w, NOTE_H)
+            y += NOTE_H + 2
+        return Regions(quote, body_y, tuple(parts), thread, y, note)
 
     def hit(self, index: Index, rect: QRect, font: QFont, pos: QPoint) -> tuple[str, Any] | None:
         """What a click at ``pos`` (view coordinates) on row ``rect`` lands on:
@@ -472,6 +481,14 @@ class MessageDelegate(SafeDelegate):
                 painter.drawRoundedRect(ring, CHIP_H // 2 + 2, CHIP_H // 2 + 2)
         if regions.thread is not None:
             self._paint_thread(painter, option, index.data(Roles.Thread), regions.thread)
+        if regions.note is not None:
+            small = _small(option.font)
+            painter.setFont(small)
+            painter.setPen(QColor(TRUST_COLORS["key-changed"]))
+            note = QFontMetrics(small).elidedText(
+                REPEATED, Qt.TextElideMode.ElideRight, regions.note.width()
+            )
+            painter.drawText(regions.note, int(Qt.AlignmentFlag.AlignVCenter), note)
         echo = index.data(Roles.Echo)
         if echo:
             y = regions.bottom
@@ -1099,6 +1116,8 @@ class Regions:
     parts: tuple[tuple[str, Any, QRect], ...]
     thread: QRect | None
     bottom: int
+    # the line that says the row's id was signed by another device too (``REPEATED``)
+    note: QRect | None = None
 
 
 def _small(font: QFont) -> QFont:
