@@ -413,8 +413,8 @@ class RelationActions(QObject):
         if rel is None or event_id not in rel.repeated:
             return ""
         return (
-            "two devices used this message's id (see the room's audit): replies to it and "
-            "edits of it are not sent"
+            "two devices used this message's id (see the room's audit): replies to it, "
+            "edits and its deletion are not sent"
         )
 
     def _refused(self, event_id: str, what: str) -> bool:
@@ -452,7 +452,7 @@ class RelationActions(QObject):
         self.window.statusBar().showMessage("No message of yours to edit here", 5000)
 
     def delete(self, target: Target) -> None:
-        if not target.can_delete:
+        if not target.can_delete or self._refused(target.event_id, "Deleting"):
             return
         dialog = DeleteDialog(target, self.window)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)

@@ -204,6 +204,16 @@ def test_an_edit_of_a_message_replayed_meanwhile_keeps_its_text(
     assert composer.editing == mine.event_id
     assert composer.toPlainText() == "Ship it on Monday"
     assert errors and "two devices used this message's id" in errors[-1][1]
+    # deleting it is refused before the dialog asks for a reason (it was refused after)
+    actions = window.relation_actions
+    assert actions is not None
+    row = next(i for i, r in enumerate(desk.rows(ROOM)) if r.body == "Ship it on Friday")
+    target = actions.target_at(desk.model(ROOM).index(row, 0))
+    assert target is not None and target.can_delete
+    errors.clear()
+    actions.delete(target)
+    assert actions.delete_dialog is None
+    assert errors and "two devices used this message's id" in errors[-1][1]
     assert safe.failures() == {}
 
 
