@@ -112,14 +112,6 @@ class App:
     def room(self) -> RoomState:
         return self.controller.client._storages[self.storage_id].engine.rooms[ROOM]
 
-    def wait_complete(self, qtbot: Any) -> None:
-        """The room was read whole and the GUI holds that audit (the engine's room is
-        complete a moment before its audit reaches the controller: asserting on the
-        controller's findings at once was a race, e.g. no key-conflict yet)."""
-        qtbot.waitUntil(
-            lambda: self.room.complete and self.controller.result(self.key) is self.room.result
-        )
-
     def kinds(self) -> list[str]:
         return [f.kind.value for f in self.controller.room_errors(self.key)]
 
@@ -224,7 +216,7 @@ def test_a_backdated_impostor_is_a_conflict_until_carol_confirms_one_key(
     qtbot: Any, open_room: Callable[..., App], tmp_path: Path
 ) -> None:
     app = open_room(backdated_impostor)
-    app.wait_complete(qtbot)
+    qtbot.waitUntil(lambda: app.room.complete)
     # the room says so: the room list's warning mark and the banner
     assert "key-conflict" in app.kinds()
     assert app.room_list_findings() >= 1
@@ -314,7 +306,7 @@ def test_an_unsigned_line_under_a_signing_name_is_shown_as_not_theirs(
     qtbot: Any, open_room: Callable[..., App], tmp_path: Path
 ) -> None:
     app = open_room(impersonation)
-    app.wait_complete(qtbot)
+    qtbot.waitUntil(lambda: app.room.complete)
     assert app.kinds() == ["impersonation"]
     assert app.room_list_findings() == 1 and app.window.banner.isVisible()
     forged = next(i for i in app.rows(ALICE_ID) if i.data(Roles.Body) == SCAM)
@@ -369,7 +361,7 @@ def test_a_deleted_witnessed_message_raises_the_banner_and_is_explained(
     qtbot: Any, open_room: Callable[..., App], tmp_path: Path
 ) -> None:
     app = open_room(truncated_chain)
-    app.wait_complete(qtbot)
+    qtbot.waitUntil(lambda: app.room.complete)
     assert app.kinds() == ["truncated-chain"]
     assert app.room_list_findings() == 1 and app.window.banner.isVisible()
     banner = app.window.banner_text.text()
@@ -507,7 +499,7 @@ def test_metadata_signed_by_another_key_is_not_shown_as_the_creators(
     qtbot: Any, open_room: Callable[..., App], tmp_path: Path
 ) -> None:
     app = open_room(foreign_metadata)
-    app.wait_complete(qtbot)
+    qtbot.waitUntil(lambda: app.room.complete)
     # the messages are fine; the room's name and creator are not alice's word
     assert all(i.data(Roles.Trust) == "verified" for i in app.rows())
     assert app.kinds() == ["metadata-signer-unknown"]
@@ -527,7 +519,7 @@ def test_an_impostor_writing_while_the_room_is_open_turns_it_into_a_conflict(
     qtbot: Any, open_room: Callable[..., App], tmp_path: Path
 ) -> None:
     app = open_room(alice_and_bob)
-    app.wait_complete(qtbot)
+    qtbot.waitUntil(lambda: app.room.complete)
     assert not app.kinds() and not app.window.banner.isVisible()
     app.open_members(qtbot)
     # Carol trusted alice's only key on first use (pinned): a later key is "key changed"
