@@ -59,6 +59,12 @@ def _state(item: Assessed, agg: Aggregate | None) -> TrustState:
     return item.state if agg is None else TrustState(agg.shown_state(item.state.value))
 
 
+REPEATED = (
+    "(another device signed a message under this id: edits, a deletion and reactions of "
+    "it are not shown)"
+)
+
+
 def _first_line(text: str) -> str:
     line = text.strip().split("\n", 1)[0]
     return terminal_safe(line, limit=QUOTE_LIMIT)
@@ -148,6 +154,10 @@ def event_lines(item: Assessed, timeline: Sequence[Assessed], rel: Relations, id
         lines.append(terminal_safe(ev.body or "", limit=fmt.BODY_LIMIT, multiline=True))
     else:
         lines.append(fmt.describe_event(item))  # one line
+    if ev.type == MESSAGE and ev.event_id in rel.repeated:
+        # a replay (PROTOCOL.md 18.1): even the edits and deletion made before it stop
+        # applying, so this is its sender's first text
+        lines.append(REPEATED)
     if agg is not None:
         if agg.reactions and agg.redacted is None:
             lines.append(chips_line(agg.reactions))

@@ -455,6 +455,13 @@ class HtmlWriter:
             return "".join(parts)
         parts.append(self._content(ev, edits[-1].body if edits else None, attachment))
         parts.append(self._why(own, reason))
+        if ev.event_id in self.rel.repeated:
+            # a replay (PROTOCOL.md 18.1): this copy's edits and deletion, even those made
+            # before the other copy appeared, no longer apply; its first text is shown
+            parts.append(
+                '<p class="why">Another device signed a message under this id too (see '
+                "the findings): edits, a deletion and reactions of it are not shown.</p>"
+            )
         for e in edits:
             if e.state != "verified":
                 parts.append(

@@ -32,7 +32,7 @@ from ..protocol.unread import (
     placed_by,
     position_of,
 )
-from ..protocol.untrusted_text import shown_id
+from ..protocol.untrusted_text import shown_id, shown_id_ends
 from ..settings import Settings, StorageSettings
 from ..sync.client import ChatClient, RoomRef
 from ..sync.events import EngineEvent, ShownEvent
@@ -65,6 +65,14 @@ def _runs(positions: list[int], gap: int) -> list[tuple[int, int]]:
         else:
             out.append((p, p + 1))
     return out
+
+
+def _sorts_before(result: AuditResult, event_id: str, other_id: str) -> bool:
+    """Whether ``event_id`` is shown before ``other_id`` in ``result`` (also when
+    ``other_id`` is not shown any more)."""
+    at = position_of(result.timeline, event_id)
+    other = position_of(result.timeline, other_id)
+    return at is not None and (other is None or at < other)
 
 
 def _preview(ev: Event) -> str:
@@ -488,11 +496,13 @@ class Controller(QObject):
         return mentions_me(ev.content, own, names)
 
     def _notification_title(self, key: str, ev: Event, room: str) -> str:
-        """Who wrote, by display name with the real id beside it (``tray`` spells it
-        out), after the look-alike mark ⚠ when it may imitate another, and where."""
+        """Who wrote, by display name with the real id beside it (spelled out, and
+        shortened in its middle: the tray cuts a long title at its end), after the
+        look-alike mark ⚠ when it may imitate another, and where."""
         names = self.names(key)
         name = names.name(ev.sender_id)
-        who = f"{name} ({ev.sender_id})" if name and name != ev.sender_id else ev.sender_id
+        ident = shown_id_ends(ev.sender_id)  # the title is cut: both ends of the id stay
+        who = f"{name} ({ident})" if name and name != ev.sender_id else ident
         mark = f"{WARNING_MARK} " if names.warning(ev.sender_id) else ""
         return f"{mark}{who} in {room}"
 
@@ -810,8 +820,13 @@ class Controller(QObject):
         if incoming and not focused:
             if placed:
                 self._note_unseen(key, result, incoming)
+            first = incoming[0].event.event_id
             if not item.unread or not room.first_unread:
-                room.first_unread = incoming[0].event.event_id
+                room.first_unread = first
+            elif placed and _sorts_before(result, first, room.first_unread):
+                # placed above the first unread message (behind a row dated ahead, or
+                # read after a newer one): the line goes above it, not below it
+                room.first_unread = first
             changes["unread"] = min(UNREAD_CAP, item.unread + len(incoming))
             level = self.settings.notify_level(key)
             if not item.muted and level != "none" and self.settings.notifications:

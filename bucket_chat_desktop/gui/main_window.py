@@ -104,6 +104,8 @@ class TimelineView(QListView):
         self.verticalScrollBar().valueChanged.connect(self._on_scrolled)
         self.verticalScrollBar().rangeChanged.connect(self._on_range)
         self.flash_id = ""  # the row a jump landed on, highlighted for a moment
+        # and the line it was read from: an id two devices signed is two rows, one flashed
+        self.flash_location = ""
         # The reaction chip chosen with Left/Right on the current row (Space toggles it):
         # (event id, chip number), painted with a focus ring.
         self.chip_focus: tuple[str, int] | None = None
@@ -212,11 +214,12 @@ class TimelineView(QListView):
         self.scrollTo(index, QAbstractItemView.ScrollHint.PositionAtCenter)
         self.setCurrentIndex(index)
         self.flash_id = str(index.data(Roles.EventId))
+        self.flash_location = str(index.data(Roles.Location))
         self._flash_timer.start(self.FLASH_MS)
         self.viewport().update()
 
     def _end_flash(self) -> None:
-        self.flash_id = ""
+        self.flash_id = self.flash_location = ""
         self.viewport().update()
 
     def _on_range(self, _lo: int, hi: int) -> None:

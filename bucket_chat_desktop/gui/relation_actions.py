@@ -127,6 +127,8 @@ class RelationActions(QObject):
         self.mode_bar.cancelled.connect(self.composer.cancel_mode)
         self.composer.mode_changed.connect(self._on_mode_changed)
         self.composer.edit_last_requested.connect(self.edit_last)
+        self.composer.refusal = self.refusal
+        self.composer.refused.connect(lambda why: self.controller.error.emit("Not sent", why))
         # Shift+Tab from the composer goes straight to the messages (then the attach button)
         QWidget.setTabOrder(self.timeline, self.composer)
 
@@ -404,12 +406,31 @@ class RelationActions(QObject):
         if not self.controller.own_reaction(self.controller.current, target.event_id, char):
             self.controller.react(target.event_id, char)  # given already: nothing to add
 
+    def refusal(self, event_id: str) -> str:
+        """Why a reply to, or an edit of, ``event_id`` is not sent ("" when it can be):
+        an id two devices signed takes neither (PROTOCOL.md section 18.1)."""
+        rel = self.relations()
+        if rel is None or event_id not in rel.repeated:
+            return ""
+        return (
+            "two devices used this message's id (see the room's audit): replies to it, "
+            "edits and its deletion are not sent"
+        )
+
+    def _refused(self, event_id: str, what: str) -> bool:
+        why = self.refusal(event_id)
+        if why:
+            self.controller.error.emit(what, why)
+        return bool(why)
+
     def reply(self, target: Target) -> None:
+        if self._refused(target.event_id, "Replying"):
+            return
         self._reply_target = target
         self.composer.start_reply(target.event_id)
 
     def edit(self, target: Target) -> None:
-        if target.can_edit:
+        if target.can_edit and not self._refused(target.event_id, "Editing"):
             self.composer.start_edit(target.event_id, target.text)
 
     def edit_last(self) -> None:
@@ -431,7 +452,7 @@ class RelationActions(QObject):
         self.window.statusBar().showMessage("No message of yours to edit here", 5000)
 
     def delete(self, target: Target) -> None:
-        if not target.can_delete:
+        if not target.can_delete or self._refused(target.event_id, "Deleting"):
             return
         dialog = DeleteDialog(target, self.window)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
@@ -672,7 +693,11 @@ class RelationActions(QObject):
 
     def _thread_reply(self, text: str) -> None:
         root = self.thread_panel.root_id
-        if root and self.thread_key == self.controller.current:
+        if (
+            root
+            and self.thread_key == self.controller.current
+            and not self._refused(root, "Not sent")
+        ):
             self.controller.send_text(text, reply_to=root)
         else:  # not sent: the text stays where it was written
             self.thread_panel.composer.setPlainText(text)

@@ -128,7 +128,8 @@ class SafeDelegate(QStyledItemDelegate):
     ``row_size`` and optionally ``row_help``; they must not override ``paint``,
     ``sizeHint`` or ``helpEvent`` (the test suite checks). ``paint_row`` gets a painter
     that is saved before and restored after, whatever happens; it must not leave its own
-    ``save()`` unbalanced (use ``with painter_state(painter):``)."""
+    ``save()`` unbalanced (use ``with painter_state(painter):``). It is clipped to the
+    row's rectangle."""
 
     failure_text = "This row could not be shown"
 
@@ -154,6 +155,10 @@ class SafeDelegate(QStyledItemDelegate):
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
         painter.save()
         try:
+            # A row paints only inside its own rectangle: text from storage can reach far
+            # past its line (a letter under dozens of combining marks is stacked a hundred
+            # pixels high), and must not be drawn over the rows around it.
+            painter.setClipRect(option.rect, Qt.ClipOperation.IntersectClip)
             self.paint_row(painter, option, index)
         except Exception as exc:  # drawn as a failure row instead
             reason = report(f"{type(self).__name__}.paint_row", exc)

@@ -191,8 +191,42 @@ def isolate(text: str) -> str:
 
 def shown_id(sender_id: str) -> str:
     """A sender id as the GUI or a terminal shows it: the real id, never cleaned up, with
-    anything invisible or active spelled out as an escape and the length capped."""
-    return terminal_safe(sender_id, limit=ID_LIMIT)
+    anything invisible or active spelled out as an escape (and every combining mark past
+    two on one letter: stacked, they reach over the lines around the id) and the length
+    capped."""
+    return spell_marks(terminal_safe(sender_id, limit=ID_LIMIT))
+
+
+def spell_marks(text: str, most: int = MAX_MARKS) -> str:
+    """``text`` with at most ``most`` combining marks drawn on any one character, the rest
+    spelled out as escapes (``\\u0301``): a letter under dozens of marks ("Zalgo" text) is
+    stacked far above and below its line, over the text around it. For text put into a
+    document next to the app's own words (an audit finding's object, event and message);
+    what it said stays readable."""
+    if text.isascii():
+        return text
+    out: list[str] = []
+    marks = 0
+    for ch in text:
+        if unicodedata.category(ch) in ("Mn", "Me", "Mc"):
+            marks += 1
+            out.append(ch if marks <= most else _escape(ch))
+        else:
+            marks = 0
+            out.append(ch)
+    return "".join(out)
+
+
+def shown_id_ends(sender_id: str, limit: int = 40) -> str:
+    """``shown_id`` for text that is cut to a length after it (a notification's title):
+    shortened in its middle to at most ``limit`` characters, so both ends stay — the end
+    is where an imitation (``bob@example.com.....evil.org``) differs from the id it
+    imitates, and a cut at the end would have left only the imitated part."""
+    text = spell_marks(terminal_safe(sender_id))
+    if len(text) <= limit:
+        return text
+    head = (limit - 1) // 2
+    return f"{text[:head]}…{text[len(text) - (limit - 1 - head) :]}"
 
 
 def html_escape(text: object) -> str:
@@ -546,6 +580,8 @@ __all__ = [
     "isolate",
     "one_line",
     "shown_id",
+    "shown_id_ends",
     "skeleton",
+    "spell_marks",
     "terminal_safe",
 ]

@@ -184,4 +184,4 @@ def test_a_lookalike_is_marked_in_the_preview_and_the_notification(
     wait_for(qtbot, writer.send([Draft.text("pay me")]))
     qtbot.waitUntil(lambda: bool(desk.window.notifier.shown), timeout=15_000)
     title = desk.window.notifier.shown[-1][1]
-    assert title.startswith(f"⚠ Carol ({lookalike})"), title
+    assert title.startswith(f"⚠ Carol ({spelled})"), title

@@ -51,7 +51,9 @@ from ...protocol.room_state import key_bytes
 from ...protocol.untrusted_text import (
     html_escape,
     id_warning,
+    isolate,
     one_line,
+    spell_marks,
     terminal_safe,
 )
 from ..safe import guard
@@ -67,6 +69,15 @@ from .findings_model import (
     Index,
 )
 from .view import AuditView, checked_text, report_text
+
+LRM = "\u200e"  # LEFT-TO-RIGHT MARK: a line that starts with a name still reads left to right
+
+
+def _text(value: str) -> str:
+    """Text read from storage (an object's name, an event id, a finding's words about
+    them) for the finding's description: terminal-safe, no stack of combining marks over
+    the explanation above it, escaped."""
+    return html_escape(spell_marks(terminal_safe(value)))
 
 
 def _shield(color: str, mark: str, size: int = 52) -> QPixmap:
@@ -319,7 +330,11 @@ class AuditDialog(QDialog):
         self.headline.setText(headline)
         where = f" on {one_line(view.storage_name)}" if view.storage_name else ""
         self.subtitle.setText(
-            f"{html_escape(view.name)} · {html_escape(view.room_id)}{html_escape(where)} · "
+            # the name isolated: its right-to-left letters cannot reorder the room id and
+            # the counts after it; the line starts left-to-right (Qt takes a paragraph's
+            # direction from its first strong letter, inside an isolate too)
+            f"{LRM}{html_escape(isolate(view.name))} · {html_escape(view.room_id)}"
+            f"{html_escape(where)} · "
             f"{view.total_events:,} events in {result.segments:,} segments"
         )
         self.setWindowTitle(f"Audit — {view.name}")
@@ -383,7 +398,7 @@ class AuditDialog(QDialog):
                 else "this room has no metadata.json"
             )
             return f"<b>Room metadata:</b> <span style='color:{warn}'>{what}</span>."
-        name = html_escape(view.name)
+        name = html_escape(isolate(view.name))
         created = _created(meta.created_at)
         signer = view.signer[0]
         if meta.signed:
@@ -452,16 +467,12 @@ class AuditDialog(QDialog):
         color = SEVERITY_COLORS[f.severity]
         severity = "Error" if f.severity is Severity.ERROR else "Notice"
         where = (
-            f"<b>Where:</b> <code>{html_escape(terminal_safe(f.path))}</code>"
+            f"<b>Where:</b> <code>{_text(f.path)}</code>"
             + (f", line <b>{f.line}</b>" if f.line is not None else "")
             if f.path
             else "<b>Where:</b> the room as a whole"
         )
-        event = (
-            f"<br><b>Event:</b> <code>{html_escape(terminal_safe(f.event_id))}</code>"
-            if f.event_id
-            else ""
-        )
+        event = f"<br><b>Event:</b> <code>{_text(f.event_id)}</code>" if f.event_id else ""
         self.detail.setHtml(
             f"<p><span style='color:{color}'><b>{severity}</b></span> · "
             f"<b>{html_escape(info.title)}</b> <span style='color:{self._muted}'>({f.kind.value})"
@@ -469,7 +480,7 @@ class AuditDialog(QDialog):
             f"<p>{html_escape(info.meaning)}</p>"
             f"<p><b>What to do:</b> {html_escape(info.action)}</p>"
             f"<p style='color:{self._muted}'>{where}{event}<br><b>Audit says:</b> "
-            f"{html_escape(terminal_safe(f.message))}</p>"
+            f"{_text(f.message)}</p>"
         )
 
     def copy_report(self) -> None:

@@ -85,7 +85,7 @@ class Roles(enum.IntEnum):
     # Everything a row's height depends on, in one call (the delegate caches heights by it):
     # (event id, location, kind, day break, grouped under the row above, echo state,
     #  version, (chips, the first MAX_CHIPS as (key, number, all verified)), quoted,
-    #  thread replies)
+    #  thread replies, repeated)
     Layout = enum.auto()
     # Relations (section 18). The body (``Body``) of an edited message is its latest
     # edit's text, of a deleted one "Message deleted"; ``Trust`` is the shown trust
@@ -97,6 +97,9 @@ class Roles(enum.IntEnum):
     Quote = enum.auto()  # None (not a reply), or Quote(parent id, name, text, status, ...)
     Thread = enum.auto()  # None, or ThreadSummary(replies, unread) on a thread root
     Reactions = enum.auto()  # tuple of Chip (key, number, mine, all_verified, who)
+    # Its event id was signed by more than one device (``Relations.repeated``): each copy
+    # is a row, and none takes edits, a deletion, reactions or replies (PROTOCOL.md 18.1).
+    Repeated = enum.auto()
 
 
 GROUP_GAP_MS = 5 * 60 * 1000  # a message within this of the one above, same sender: no header
@@ -390,7 +393,12 @@ class TimelineModel(QAbstractListModel):
                 return self._thread(row)
             case Roles.Reactions:
                 return self._chips(row)
+            case Roles.Repeated:
+                return self._repeated(row)
         return None
+
+    def _repeated(self, row: Row) -> bool:
+        return not row.echo and row.event_id in self.relations.repeated
 
     def _trust(self, row: Row) -> str:
         agg = self.aggregate(row)
@@ -422,8 +430,9 @@ class TimelineModel(QAbstractListModel):
         )
         agg = self.aggregate(row)
         base = (row.event_id, row.location)
+        repeated = self._repeated(row)
         if agg is None and self._quoted(row) is None:
-            return (*base, kind, day_break, grouped, row.echo, "", (0, ()), False, 0)
+            return (*base, kind, day_break, grouped, row.echo, "", (0, ()), False, 0, repeated)
         deleted = agg is not None and agg.redacted is not None
         chips = self._chips(row)
         thread = self._thread(row)
@@ -437,6 +446,7 @@ class TimelineModel(QAbstractListModel):
             (len(chips), tuple((c.key, c.number, c.all_verified) for c in chips[:MAX_CHIPS])),
             self._quoted(row) is not None and not deleted,
             0 if thread is None else thread.replies,
+            repeated,
         )
 
     # -- relations of one row --------------------------------------------------------------

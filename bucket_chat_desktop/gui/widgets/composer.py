@@ -9,6 +9,8 @@ the draft written before an edit comes back afterwards."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from PySide6.QtCore import QMimeData, QSize, Qt, Signal
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage, QKeyEvent, QTextCursor
 from PySide6.QtWidgets import QPlainTextEdit, QWidget
@@ -30,6 +32,7 @@ class Composer(QPlainTextEdit):
     mode_changed = Signal()  # reply_to / editing changed
     files_dropped = Signal(list)  # [str paths]
     image_pasted = Signal(QImage)
+    refused = Signal(str)  # a reply or an edit not sent, and why (its text stays)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -42,6 +45,10 @@ class Composer(QPlainTextEdit):
         self.editing: str | None = None  # event id whose text is being edited
         self._edit_text = ""  # the text the edit started from
         self._draft = ""  # what was written before the edit began
+        # Why a reply to, or an edit of, an event id cannot be sent now ("": it can). Asked
+        # before the text is cleared: what the room says since the reply or the edit began
+        # (another device signed a copy of that id) must not cost the person their text.
+        self.refusal: Callable[[str], str] = lambda _event_id: ""
         self._fit()
 
     # -- modes ------------------------------------------------------------------------------
@@ -85,6 +92,12 @@ class Composer(QPlainTextEdit):
     def submit(self) -> None:
         """Send what is written, as the mode says (Enter, the Send button)."""
         text = self.toPlainText()
+        acted_on = self.editing if self.editing is not None else self.reply_to
+        if acted_on is not None and text.strip():
+            why = self.refusal(acted_on)
+            if why:  # nothing is sent, nothing cleared: the text and the mode stay
+                self.refused.emit(why)
+                return
         if self.editing is not None:
             target, before = self.editing, self._edit_text
             if not text.strip():

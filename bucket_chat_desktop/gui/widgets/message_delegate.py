@@ -48,7 +48,7 @@ from ..models.timeline_model import (
     Roles,
     ThreadSummary,
 )
-from ..safe import SafeDelegate
+from ..safe import SafeDelegate, painter_state
 from ..style import (
     ACCENT,
     TRUST_COLORS,
@@ -77,7 +77,14 @@ CHIP_H = 22
 CHIP_GAP = 6
 CHIP_KEY_W = 120  # a reaction's text is elided past this (64 characters fit no layout)
 THREAD_H = 22
+NOTE_H = 20
+REPEATED = (
+    f"{WARNING_MARK} Another device used this message's id: edits, deletion and reactions "
+    "are not shown"
+)
 EDITED = "(edited)"
+BODY_SLACK = 3  # pixels a body may paint above and below its lines (accents, descenders)
+CLIP = Qt.ClipOperation.IntersectClip
 NEW_H = 22  # the "New messages" line above the first unread message
 NEW_COLOR = "#d64545"
 # A message that mentions the user: gold, apart from the accent blue of the keyboard's
@@ -209,20 +216,30 @@ class MessageDelegate(SafeDelegate):
         color: QColor,
     ) -> int:
         body = str(index.data(Roles.Body) or "")
-        if is_plain(body) and not self._spans(index, body):
-            body = shown_text(body)
-            h = self._body_height(index, width, font)
-            painter.setFont(font)
-            painter.setPen(color)
-            painter.drawText(QRect(x, y, max(60, width), h), int(Qt.TextFlag.TextWordWrap), body)
+        # The body is drawn only inside its own area (a few pixels of slack for accents
+        # above a first line): combining marks stacked on a letter would otherwise cover
+        # the sender's name, id and badge above it (the row's own rectangle clips the
+        # rest, ``SafeDelegate.paint``).
+        with painter_state(painter):
+            if is_plain(body) and not self._spans(index, body):
+                body = shown_text(body)
+                h = self._body_height(index, width, font)
+                area = QRect(x, y, max(60, width), h)
+                painter.setClipRect(area.adjusted(-2, -BODY_SLACK, 2, BODY_SLACK), CLIP)
+                painter.setFont(font)
+                painter.setPen(color)
+                painter.drawText(area, int(Qt.TextFlag.TextWordWrap), body)
+                return h
+            doc = self._doc(index, _rich_width(width), font)
+            size = doc.size()
+            h = int(size.height())
+            area = QRect(x, y, int(max(size.width(), doc.textWidth())), h)
+            painter.setClipRect(area.adjusted(-2, -BODY_SLACK, 2, BODY_SLACK), CLIP)
+            painter.translate(x, y)
+            ctx = QAbstractTextDocumentLayout.PaintContext()
+            ctx.palette.setColor(ctx.palette.ColorRole.Text, color)
+            doc.documentLayout().draw(painter, ctx)
             return h
-        doc = self._doc(index, _rich_width(width), font)
-        painter.translate(x, y)
-        ctx = QAbstractTextDocumentLayout.PaintContext()
-        ctx.palette.setColor(ctx.palette.ColorRole.Text, color)
-        doc.documentLayout().draw(painter, ctx)
-        painter.translate(-x, -y)
-        return int(doc.size().height())
 
     def _doc(self, index: Index, width: int, font: QFont) -> QTextDocument:
         """The body laid out at ``width``. One document per message, re-laid out when the
@@ -277,7 +294,17 @@ class MessageDelegate(SafeDelegate):
         return size
 
     def _is_first_unread(self, index: Index) -> bool:
-        return bool(self.first_unread) and index.data(Roles.EventId) == self.first_unread
+        if not self.first_unread or index.data(Roles.EventId) != self.first_unread:
+            return False
+        # An id two devices signed is two rows: the line goes above one, the row the
+        # "Jump to new messages" button goes to (``TimelineModel.locate``: the newest),
+        # never also above a copy its signer dated anywhere in the history already read.
+        model = index.model()
+        relations = getattr(model, "relations", None)
+        if relations is None or self.first_unread not in relations.repeated:
+            return True
+        locate = getattr(model, "locate", None)
+        return locate is not None and locate(self.first_unread) == index.row()
 
     def _measure(self, option: QStyleOptionViewItem, index: Index, width: int) -> QSize:
         above = NEW_H if self._is_first_unread(index) else 0  # the "New messages" line
@@ -352,7 +379,11 @@ class MessageDelegate(SafeDelegate):
         if len(layout) > 9 and layout[9]:
             thread = QRect(left, y, min(text_w, 320), THREAD_H)
             y += THREAD_H + 2
-        return Regions(quote, body_y, tuple(parts), thread, y)
+        note = None
+        if len(layout) > 10 and layout[10]:  # an id another device signed too
+            note = QRect(left, y, text_w, NOTE_H)
+            y += NOTE_H + 2
+        return Regions(quote, body_y, tuple(parts), thread, y, note)
 
     def hit(self, index: Index, rect: QRect, font: QFont, pos: QPoint) -> tuple[str, Any] | None:
         """What a click at ``pos`` (view coordinates) on row ``rect`` lands on:
@@ -382,7 +413,11 @@ class MessageDelegate(SafeDelegate):
         muted = QColor(text_color)
         muted.setAlpha(150)
         flash = getattr(option.widget, "flash_id", None)
-        if flash and flash == index.data(Roles.EventId):  # the target of a jump
+        if (  # the target of a jump (its own copy of an id two devices signed)
+            flash
+            and flash == index.data(Roles.EventId)
+            and getattr(option.widget, "flash_location", "") in ("", index.data(Roles.Location))
+        ):
             glow = QColor(ACCENT)
             glow.setAlpha(60)
             painter.fillRect(rect, glow)
@@ -446,6 +481,14 @@ class MessageDelegate(SafeDelegate):
                 painter.drawRoundedRect(ring, CHIP_H // 2 + 2, CHIP_H // 2 + 2)
         if regions.thread is not None:
             self._paint_thread(painter, option, index.data(Roles.Thread), regions.thread)
+        if regions.note is not None:
+            small = _small(option.font)
+            painter.setFont(small)
+            painter.setPen(QColor(TRUST_COLORS["key-changed"]))
+            note = QFontMetrics(small).elidedText(
+                REPEATED, Qt.TextElideMode.ElideRight, regions.note.width()
+            )
+            painter.drawText(regions.note, int(Qt.AlignmentFlag.AlignVCenter), note)
         echo = index.data(Roles.Echo)
         if echo:
             y = regions.bottom
@@ -1073,6 +1116,8 @@ class Regions:
     parts: tuple[tuple[str, Any, QRect], ...]
     thread: QRect | None
     bottom: int
+    # the line that says the row's id was signed by another device too (``REPEATED``)
+    note: QRect | None = None
 
 
 def _small(font: QFont) -> QFont:

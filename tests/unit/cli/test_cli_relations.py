@@ -584,6 +584,8 @@ def test_an_id_signed_by_two_devices_shows_both_and_takes_nothing(
     out = cli(None, "history", "--room-id", ROOM).out
     assert "hello alice" in out and "bob never said this" in out, out
     assert "> (the quoted message is ambiguous: two devices used its id)" in out, out
+    # each copy says its edits and deletion no longer apply (a replay undoes them)
+    assert out.count("edits, a deletion and reactions of it are not shown") == 2, out
     for args in (("react", room["bob"], "👍"), ("send", "--reply-to", room["bob"], "?")):
         before = every_file(store)
         r = cli(ALICE, args[0], "--room-id", ROOM, *args[1:])

@@ -724,3 +724,58 @@ def test_an_id_two_devices_signed_exports_each_copy_with_its_own_file(tmp_path: 
 def snap_id(snap: Any) -> str:
     [event_id] = snap.result.timeline.repeated
     return str(event_id)
+
+
+def test_an_id_two_devices_signed_says_so_in_the_html_export(tmp_path: Path) -> None:
+    """Red team (round 16): Bob corrected an account number by an edit; Mallory signs a
+    message under his id. The id takes no relations (PROTOCOL.md 18.1): the export
+    showed Bob's first text, the account he corrected, as his verified message, with
+    nothing saying why. Each copy now carries a line that says edits, a deletion and
+    reactions of it are not shown."""
+    store = tmp_path / "store"
+
+    async def build() -> None:
+        storage = LocalStorage(store)
+        clock = itertools.count(1_790_000_000_000, 1000).__next__
+        bob = RoomWriter(storage, ROOM, BOB, SigningKey(b"\x02" * 32), clock=clock)
+        await bob.create_room("Payments", "2026-09-21T10:00:00.000Z")
+        [pay] = await _say(bob, _text("Pay invoice 1234 to account 555"))
+        edit = {
+            "replaces": pay.event_id,
+            "new_content": {"body": "Pay invoice 1234 to account 777", "msgtype": "m.text"},
+        }
+        await _say(bob, (EDIT, edit))
+        key = SigningKey(b"\x09" * 32)
+        join = build_event(
+            room_id=ROOM,
+            sender_id="mallory@example.com",
+            event_type=MEMBER,
+            content={"membership": "join"},
+            timestamp_ms=1_000,
+            unique="00000000-0000-4000-8000-000000000009",
+            prev_event_hash=None,
+            signing_key=key,
+        )
+        copy = build_event(
+            room_id=ROOM,
+            sender_id="mallory@example.com",
+            event_type=MESSAGE,
+            content={"body": "ok", "msgtype": "m.text"},
+            timestamp_ms=pay.timestamp_ms,
+            unique=pay.event_id.rsplit("::", 1)[1],
+            prev_event_hash=join.hash,
+            signing_key=key,
+        )
+        path = store / path_for([join, copy], "a-mallory")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(encode_segment([join, copy]))
+
+    asyncio.run(build())
+    html = tmp_path / "payments.html"
+    asyncio.run(run_export(store, tmp_path / "d", "html", html))
+    raw = html.read_text("utf-8")
+    rows = [r for r in raw.split("<li ") if "Pay invoice" in r or ">ok<" in r]
+    assert len(rows) == 2
+    for row in rows:
+        assert "Another device signed a message under this id" in row, row
+    assert "account 555" in raw and "account 777" not in raw

@@ -14,6 +14,7 @@ from bucket_chat_desktop.protocol.untrusted_text import (
     id_warning,
     isolate,
     skeleton,
+    spell_marks,
     terminal_safe,
 )
 
@@ -167,3 +168,12 @@ def test_the_suspect_id_is_marked_even_when_it_wrote_first() -> None:
     assert ids.warning("alice@example.com") is None
     impostor = ids.warning("\u0430lice@example.com")
     assert impostor is not None and "looks like alice@example.com" in impostor
+
+
+def test_spell_marks_keeps_two_marks_on_a_letter_and_spells_out_the_rest() -> None:
+    zalgo = "e" + "\u0301\u0300\u0302\u0303"
+    assert spell_marks(zalgo) == "e\u0301\u0300\\u0302\\u0303"
+    assert spell_marks(zalgo + "x\u0301") == "e\u0301\u0300\\u0302\\u0303x\u0301"
+    # everyday accents and scripts are left alone
+    for text in ("Tiếng Việt", "naïve café", "ภาษาไทย", "plain ascii"):
+        assert spell_marks(text) == text
