@@ -787,6 +787,7 @@ def _added(
         decide(p, rows(p), by_relations)
 
     thread_root = dict(old.thread_root)
+    roots = _Roots(known, read.distinct)
 
     def place(p: int, r: Row, refusals: list[Finding]) -> str | None:
         """A reply's thread root (recorded), or None: its parent is not read yet (it
@@ -799,7 +800,7 @@ def _added(
         if (refused := _refused_reply(r, known[up])) is not None:
             refusals.append(refused)
             return None
-        root = thread_root[r.event.event_id] = _root(up, known, r.event.event_id)
+        root = thread_root[r.event.event_id] = roots(up, r.event.event_id)
         return root
 
     again = [(p, r) for p, r in woken_rows if r.event.type not in HIDDEN_TYPES]
@@ -1128,6 +1129,7 @@ def _decide(room_id: str, read: _Read, rows: _Rows) -> Relations:
         )
 
     split = len(findings) - len(read.early)
+    roots = _Roots(known, read.distinct)
     thread_root: dict[str, str] = {}
     threads: dict[str, list[str]] = {}
     for p, r in zip(read.replies, replies, strict=True):
@@ -1140,7 +1142,7 @@ def _decide(room_id: str, read: _Read, rows: _Rows) -> Relations:
         if refused is not None:
             findings.append(refused)
             continue
-        root = _root(up, known, r.event.event_id)
+        root = roots(up, r.event.event_id)
         thread_root[r.event.event_id] = root
         threads.setdefault(root, []).append(r.event.event_id)
     for root, ids in threads.items():
@@ -1225,6 +1227,108 @@ def _root(parent: str, known: Mapping[str, _Target], reply: str) -> str:
         current = t.parent
         seen.add(current)
     return current
+
+
+_CYCLE = ("", -1)  # ``_Roots``: a way up that runs into a loop
+
+
+class _Roots:
+    """``_root`` for every reply of one decision (``_decide``, ``_added``), each parent
+    looked up once. ``_root`` walks up to ``MAX_THREAD_HOPS`` parents for each reply, and
+    each step asks ``known`` twice: a chain of replies, each to the one before, cost 64
+    steps a reply (2.2 s at 20,000 replies), and a thread whose head waited for its
+    parent was walked again whole at each of the 64 arrivals above it (24 s for 5,000
+    replies). Here each reply's way up is remembered as (top, steps to it) once it is
+    known to end without a loop, so a reply costs a few look-ups however deep it is; a
+    way that runs into a loop is walked as ``_root`` walks it, each step one dict
+    look-up. The same root as ``_root`` in every case
+    (``test_relations_roots.py``): a way with no loop cannot pass the reply itself (its
+    parent is the first step), unless its id is on two related rows (``distinct``).
+    Further than the bound, the ancestor ``MAX_THREAD_HOPS`` up is found by lifts of
+    powers of two, each remembered (``_lift``)."""
+
+    def __init__(self, known: Mapping[str, _Target], distinct: bool) -> None:
+        self._known = known
+        self._distinct = distinct
+        self._up: dict[str, str | None] = {}  # id -> its parent when that is known, else None
+        self._top: dict[str, tuple[str, int]] = {}  # id -> (its top, steps), or _CYCLE
+        self._lifts: dict[int, dict[str, str]] = {}  # 2**k -> id -> its ancestor 2**k up
+
+    def up(self, event_id: str) -> str | None:
+        try:
+            return self._up[event_id]
+        except KeyError:
+            pass
+        known = self._known
+        t = known.get(event_id)
+        parent = t.parent if t is not None else None
+        got = self._up[event_id] = parent if parent is not None and parent in known else None
+        return got
+
+    def _top_of(self, event_id: str) -> tuple[str, int]:
+        tops, up = self._top, self.up
+        path: list[str] = []
+        on_path: set[str] = set()
+        current: str | None = event_id
+        while True:
+            assert current is not None
+            got = tops.get(current)
+            if got is not None:
+                break
+            if current in on_path:
+                got = _CYCLE
+                break
+            on_path.add(current)
+            path.append(current)
+            nxt = up(current)
+            if nxt is None:
+                got = (current, -1)  # the top itself is the last on the path: 0 steps
+                break
+            current = nxt
+        top, steps = got
+        for node in reversed(path):
+            if got is not _CYCLE:
+                steps += 1
+                got = (top, steps)
+            tops[node] = got
+        return tops[event_id]
+
+    def _lift(self, event_id: str, steps: int) -> str:
+        """The ancestor ``steps`` (a power of two) parents up, on a way without a loop
+        that is at least that long: from two lifts of half as many, each remembered."""
+        if steps == 1:
+            got = self.up(event_id)
+            assert got is not None
+            return got
+        lifts = self._lifts.setdefault(steps, {})
+        found = lifts.get(event_id)
+        if found is None:
+            half = steps // 2
+            found = lifts[event_id] = self._lift(self._lift(event_id, half), half)
+        return found
+
+    def __call__(self, parent: str, reply: str) -> str:
+        if self._distinct:
+            top, steps = self._top_of(parent)
+            if steps >= 0:  # no loop: the top, or as far up as the bound goes
+                if steps <= MAX_THREAD_HOPS:
+                    return top
+                current, bit = parent, 1
+                while bit <= MAX_THREAD_HOPS:
+                    if MAX_THREAD_HOPS & bit:
+                        current = self._lift(current, bit)
+                    bit *= 2
+                return current
+        current = parent
+        seen = {current, reply}
+        up = self.up
+        for _ in range(MAX_THREAD_HOPS):
+            nxt = up(current)
+            if nxt is None or nxt in seen:
+                return current
+            current = nxt
+            seen.add(current)
+        return current
 
 
 def _speaks_for(r: Row, target: _Target) -> bool:
