@@ -58,6 +58,19 @@ def _parser() -> MarkdownIt:
     return md
 
 
+@functools.cache
+def _block_parser() -> MarkdownIt:
+    """The same parser without its inline pass: the blocks and the text the inline pass
+    would read (a few ms for the longest body formatted)."""
+    md = MarkdownIt(
+        "commonmark",
+        {"html": False, "linkify": False, "typographer": False, "maxNesting": 20},
+    )
+    md.enable(["strikethrough", "table"])
+    md.disable("inline")
+    return md
+
+
 # What one message may cost to lay out. A body is written by any member of the room, so
 # its layout cost must be bounded: Qt lays out a rich-text table cell by cell, on the GUI
 # thread, again at every width, and a 256 KiB body of tables held the window for seconds
@@ -67,6 +80,13 @@ MAX_RICH_CHARS = 8_000  # longer bodies are not parsed as Markdown at all
 MAX_TABLE_CELLS = 150  # table cells in one message
 MAX_TOKENS = 4_000  # Markdown elements in one message
 MAX_NESTING = 8  # quotes, lists and emphasis inside each other
+# Characters the inline parser stops at (``*``, ``[``, ``<``, ``!``, ``:``, a line break...:
+# its "terminators"), in text outside code blocks. Ordinary Markdown has about one in
+# eight characters and costs ~4 us each, but some run to 45 us each ("![" repeated over
+# 8,000 characters: 0.36 s to parse, against 0.03 s for 8,000 characters of ordinary
+# Markdown), and a room's page of such messages is formatted at once when it is shown
+# (30 of them held the window 21 s). At this many the worst found costs ~0.09 s.
+MAX_INLINE_MARKS = 1_000
 MAX_SHOWN_CHARS = 20_000  # what the timeline shows of one body...
 MAX_SHOWN_LINES = 400  # ...and of its lines (a row must not be a screen-sized blank)
 
@@ -93,6 +113,14 @@ def _plain_html(text: str, note: str = "") -> str:
     return out
 
 
+def _too_many_cells(text: str, cells: int) -> str:
+    return _plain_html(
+        text,
+        f"Shown as plain text: its tables have {cells:,} cells "
+        f"(at most {MAX_TABLE_CELLS:,} are formatted).",
+    )
+
+
 @functools.lru_cache(maxsize=4096)
 def to_html(text: str) -> str:
     """Rich text for a message body (cached: bodies are immutable). Never raises: a body
@@ -106,6 +134,17 @@ def to_html(text: str) -> str:
             f"Shown as plain text: the message is too long to format ({len(text):,} characters).",
         )
     try:
+        marks = inline_marks(text)
+        if marks > MAX_INLINE_MARKS:
+            blocks = _block_parser().parse(text)
+            cells = sum(1 for token in blocks if token.type in ("td_open", "th_open"))
+            if cells > MAX_TABLE_CELLS:  # the note a table too large has always had
+                return _too_many_cells(text, cells)
+            return _plain_html(
+                text,
+                f"Shown as plain text: it has {marks:,} formatting characters outside "
+                f"code (at most {MAX_INLINE_MARKS:,} are formatted).",
+            )
         md = _parser()
         tokens = md.parse(text)
         cells = elements = depth = 0
@@ -116,11 +155,7 @@ def to_html(text: str) -> str:
             if token.type in ("td_open", "th_open"):
                 cells += 1
         if cells > MAX_TABLE_CELLS:
-            return _plain_html(
-                text,
-                f"Shown as plain text: its tables have {cells:,} cells "
-                f"(at most {MAX_TABLE_CELLS:,} are formatted).",
-            )
+            return _too_many_cells(text, cells)
         if depth > MAX_NESTING:
             return _plain_html(
                 text, "Shown as plain text: its quotes or lists are nested too deeply."
@@ -136,6 +171,21 @@ def to_html(text: str) -> str:
             text, f"Shown as plain text: it could not be formatted ({type(exc).__name__})."
         )
     return str(rendered).strip()
+
+
+def inline_marks(text: str) -> int:
+    """How many characters the inline parser stops at in ``text`` (its terminators),
+    outside code blocks (a pasted block of code is not parsed inline). Counted over the
+    blocks only when the whole text holds more than ``MAX_INLINE_MARKS``."""
+    stops = _block_parser().inline.terminator_re
+    count = sum(1 for _ in stops.finditer(text))
+    if count <= MAX_INLINE_MARKS:
+        return count
+    return sum(
+        sum(1 for _ in stops.finditer(str(token.content)))
+        for token in _block_parser().parse(text)
+        if token.type == "inline"
+    )
 
 
 def is_plain(text: str) -> bool:
@@ -159,6 +209,8 @@ def to_plain(text: str, limit: int = 300) -> str:
     if is_plain(source):
         return one_line(source, limit)
     try:
+        if inline_marks(source) > MAX_INLINE_MARKS:
+            return one_line(source, limit)  # as costly to parse as a body (``to_html``)
         tokens = _parser().parse(source)
     except Exception as exc:  # a parser bug must not hide the preview
         log.error("making a preview failed", exc_info=exc)

@@ -217,6 +217,30 @@ def position_of(rows: Sequence[Assessed], event_id: str) -> int | None:
     return next((i for i, r in enumerate(rows) if r.event.event_id == event_id), None)
 
 
+def placed_before(rows: Sequence[Assessed], marker_id: str, ids: Sequence[str]) -> list[str]:
+    """The ids among ``ids`` (in their order) shown before the row of ``marker_id``, each
+    where ``position_of`` finds it; [] when the marker is not shown. One walk from the
+    newest row back for all of them (``Timeline.rows_by_id``), not one per id: the rows a
+    full audit hands on as arrived (up to 2 x ``ARRIVED_ROWS``) can sit behind tens of
+    thousands of rows placed ahead of the clock, and a walk for each held the GUI thread
+    2.5 s in a room of 100,000."""
+    wanted = {marker_id, *ids}
+    if isinstance(rows, Timeline):
+        found = {k: r.position for k, r in rows.rows_by_id(wanted).items()}
+    else:
+        found = {}
+        for i in range(len(rows) - 1, -1, -1):
+            event_id = rows[i].event.event_id
+            if event_id in wanted and event_id not in found:
+                found[event_id] = i
+                if len(found) == len(wanted):
+                    break
+    at = found.get(marker_id)
+    if at is None:
+        return []
+    return [e for e in ids if (where := found.get(e)) is not None and where < at]
+
+
 def placed_by(rows: Sequence[Assessed], latest_ms: int) -> int:
     """How many rows, from the oldest, are placed no later than ``latest_ms``
     (``Timeline.placed_by``). A plain sequence is walked: a row's place is the latest

@@ -7,6 +7,7 @@ import pytest
 
 from bucket_chat_desktop.gui import markdown
 from bucket_chat_desktop.gui.markdown import (
+    MAX_INLINE_MARKS,
     MAX_RICH_CHARS,
     MAX_SHOWN_CHARS,
     MAX_SHOWN_LINES,
@@ -94,11 +95,43 @@ def test_deep_nesting_is_plain_text_and_nothing_is_dropped() -> None:
 
 
 def test_too_many_elements_are_plain_text() -> None:
-    body = "*a* " * (markdown.MAX_TOKENS // 3)  # ~4 elements per 4 characters
-    assert len(body) < MAX_RICH_CHARS
+    body = "a\n\n" * (markdown.MAX_TOKENS // 3)  # 4 elements per paragraph
+    assert len(body) < MAX_RICH_CHARS and markdown.inline_marks(body) <= MAX_INLINE_MARKS
     html = to_html(body)
-    assert "<em>" not in html and "too many formatted parts" in html
+    assert "<p>a</p>" not in html and "too many formatted parts" in html
     assert "<em>" in to_html("*a* " * 100)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "![" * 3_000,  # 0.36 s to parse at 4,000; a page of them held the window 21 s
+        "[ " * 20 + "<a" * 2_000,
+        "*_" * 1_000 + "x",
+        "see [a](http://e.com) " * 350,
+    ],
+)
+def test_text_dense_with_formatting_characters_is_plain_text_with_a_note(body: str) -> None:
+    """Past ``MAX_INLINE_MARKS`` characters the inline parser stops at (outside code),
+    a body is not parsed: the parser spends up to ~45 us on each, 9 times what ordinary
+    Markdown costs. Its text is all there, escaped."""
+    assert len(body) <= MAX_RICH_CHARS and markdown.inline_marks(body) > MAX_INLINE_MARKS
+    html = to_html(body)
+    assert "formatting characters outside code" in html
+    assert "<a href" not in html and "<em>" not in html
+    assert html.startswith("<p>" + markdown.html_escape(body[:50]))
+    source = body[: markdown.PREVIEW_SOURCE]  # a preview reads this much: parsed if few
+    if markdown.inline_marks(source) > MAX_INLINE_MARKS:
+        assert markdown.to_plain(body) == markdown.one_line(source, 300)
+
+
+def test_code_blocks_do_not_count_towards_the_formatting_characters() -> None:
+    """A pasted block of code is not parsed inline, however many brackets it holds."""
+    code = "[1, [2, {3: <4>}]], " * 200
+    body = f"```\n{code}\n```\nand *this*"
+    assert markdown.inline_marks(body) < MAX_INLINE_MARKS < sum(map(code.count, "[]{}<>:"))
+    html = to_html(body)
+    assert "<pre><code>" in html and "<em>this</em>" in html
 
 
 def test_a_renderer_failure_shows_the_text(monkeypatch: pytest.MonkeyPatch) -> None:
