@@ -31,6 +31,7 @@ from ..protocol.unread import (
     marker_for,
     placed_before,
     placed_by,
+    position_of,
 )
 from ..protocol.untrusted_text import shown_id, shown_id_ends
 from ..settings import Settings, StorageSettings
