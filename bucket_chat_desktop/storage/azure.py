@@ -23,7 +23,7 @@ from .base import (
     StorageOfflineError,
     StoragePermissionError,
 )
-from .cloud import FsspecStorage, MissingError, busy, exception_chain, one_line
+from .cloud import FsspecStorage, Listing, MissingError, busy, exception_chain, one_line
 
 DEV_ACCOUNT = "devstoreaccount1"
 # Azurite's and the Storage Emulator's published, well-known development key.
@@ -190,28 +190,52 @@ class AzureStorage(FsspecStorage):
             await self._close_credential()
 
     async def _list_keys(
-        self, fs: Any, key_prefix: str, start_after: str | None, limit: int | None
+        self,
+        fs: Any,
+        key_prefix: str,
+        start_after: str | None,
+        limit: int | None,
+        listing: Listing,
     ) -> list[tuple[str, int, str | None]]:
         # Azurite ignores a start marker, so every listing is by prefix; the caller filters.
         container = fs.service_client.get_container_client(self.bucket)
         out: list[tuple[str, int, str | None]] = []
-        pages = container.list_blobs(name_starts_with=key_prefix or None, results_per_page=limit)
-        async for blob in pages:
-            etag = blob.etag
-            out.append((blob.name, int(blob.size or 0), etag.strip('"') if etag else None))
+        pages = container.list_blobs(
+            name_starts_with=key_prefix or None, results_per_page=limit
+        ).by_page()
+        while True:
+            try:
+                page = await listing.page(anext(pages))
+            except StopAsyncIteration:
+                return out
+            count = 0
+            async for blob in page:  # the page is in memory: no request here
+                count += 1
+                etag = blob.etag
+                out.append((blob.name, int(blob.size or 0), etag.strip('"') if etag else None))
+            if not listing.more(count, pages.continuation_token):
+                return out
             if limit is not None and len(out) >= limit:
-                break
-        return out
+                return out[:limit]
 
-    async def _list_prefixes(self, fs: Any, key_prefix: str) -> list[str]:
+    async def _list_prefixes(self, fs: Any, key_prefix: str, listing: Listing) -> list[str]:
         from azure.storage.blob.aio import BlobPrefix
 
         container = fs.service_client.get_container_client(self.bucket)
-        return [
-            item.name
-            async for item in container.walk_blobs(name_starts_with=key_prefix or None)
-            if isinstance(item, BlobPrefix)
-        ]
+        pages = container.walk_blobs(name_starts_with=key_prefix or None).by_page()
+        out: list[str] = []
+        while True:
+            try:
+                page = await listing.page(anext(pages))
+            except StopAsyncIteration:
+                return out
+            count = 0
+            async for item in page:  # the page is in memory: no request here
+                count += 1
+                if isinstance(item, BlobPrefix):
+                    out.append(item.name)
+            if not listing.more(count, pages.continuation_token):
+                return out
 
     def _service_error(self, exc: BaseException, what: str) -> StorageError | None:
         from azure.core import exceptions as az

@@ -25,8 +25,8 @@ import errno
 import logging
 import socket
 import ssl
-from collections.abc import AsyncGenerator, Iterator, Mapping
-from typing import Any, ClassVar
+from collections.abc import AsyncGenerator, Awaitable, Iterator, Mapping
+from typing import Any, ClassVar, TypeVar
 
 from .base import (
     DEFAULT_MAX_READ,
@@ -45,6 +45,8 @@ from .base import (
 from .url import StorageLocation
 
 log = logging.getLogger("bucket_chat.storage")
+
+T = TypeVar("T")
 
 IMMUTABILITY_HINT = {
     "s3": "S3 Object Lock",
@@ -71,6 +73,89 @@ def one_line(text: object, limit: int = 200) -> str:
 
 MIN_READ_RATE = 256 * 1024
 """Bytes per second a read is allowed on top of the service's own timeouts."""
+
+
+LIST_MAX_PAGES = 1_000
+"""Pages one listing may take. A service answers a listing page by page, each page
+naming the next; a broken or hostile one can name a next page for ever (a new token
+each time, pages empty or full). 1,000 pages hold a million objects at S3's 1,000 per
+page; a folder of this chat (one day of one room, one day's activity markers) is far
+below."""
+LIST_MAX_OBJECTS = 200_000
+"""Objects one listing may name: what the caller holds in memory (~50 MB at this
+count). A listing over it is refused whole, never used in part."""
+LIST_PAGE_BYTES = 1024 * 1024
+"""What one page of a listing is allowed to weigh, for its deadline (1,000 names and
+their sizes are ~300 KB of XML)."""
+
+
+class _ListingDeadline(Exception):
+    """A page of a listing was not received within its deadline (``_page``)."""
+
+
+class Listing:
+    """One listing's pages: each must come within its deadline (``page``), and the
+    listing must end (``more``): within ``LIST_MAX_PAGES`` pages and ``LIST_MAX_OBJECTS``
+    objects, never naming a page it had already named."""
+
+    def __init__(self, storage: FsspecStorage, what: str) -> None:
+        self._storage = storage
+        self.what = what
+        self.pages = 0
+        self.objects = 0
+        self._tokens: set[str] = set()
+
+    async def page(self, call: Awaitable[T]) -> T:
+        """The page ``call`` asks for, within ``timeout`` × ``retries`` plus the time
+        ``LIST_PAGE_BYTES`` take at ``MIN_READ_RATE``: a service trickling a byte now and
+        then cannot hold a listing open (the socket's read timeout never fires then)."""
+        deadline = self._storage.page_deadline()
+
+        async def inner() -> T:
+            try:
+                return await call
+            except TimeoutError as exc:  # the service's own (per-request) timeout
+                raise _ServiceTimeoutError() from exc
+
+        try:
+            return await asyncio.wait_for(inner(), deadline)
+        except _ServiceTimeoutError as exc:
+            raise (exc.__cause__ or exc) from None
+        except TimeoutError as exc:  # only the page's deadline can raise it here
+            raise StorageOfflineError(
+                f"{self.what}: a page of the listing was not received within "
+                f"{deadline:.0f} s (offline, or the service is very slow; retry later)"
+            ) from exc
+
+    def more(self, objects: int, token: object) -> bool:
+        """A page naming ``objects`` objects (or prefixes) was received, naming ``token``
+        as the next: True when the next page is to be asked. Raises ``StorageError`` when
+        the listing does not end (see the class)."""
+        self.pages += 1
+        self.objects += objects
+        if self.objects > LIST_MAX_OBJECTS:
+            raise StorageError(
+                f"{self.what}: the service listed more than {LIST_MAX_OBJECTS:,} objects "
+                f"in one folder ({self.pages:,} pages); a folder of this chat holds far "
+                "fewer, so the service is broken or hostile: nothing of this listing was used"
+            )
+        if not token:
+            return False
+        text = str(token)
+        if text in self._tokens:
+            raise StorageError(
+                f"{self.what}: the service's listing went back to a page it had already "
+                f"sent (after {self.pages:,} pages): it would never end, so the service is "
+                "broken or hostile: nothing of this listing was used"
+            )
+        if self.pages >= LIST_MAX_PAGES:
+            raise StorageError(
+                f"{self.what}: the service's listing did not end after {self.pages:,} "
+                f"pages ({self.objects:,} objects); a folder of this chat takes far fewer, "
+                "so the service is broken or hostile: nothing of this listing was used"
+            )
+        self._tokens.add(text)
+        return True
 
 
 def _range_not_satisfiable(exc: BaseException) -> bool:
@@ -143,18 +228,25 @@ class FsspecStorage(Storage, abc.ABC):
 
     @abc.abstractmethod
     async def _list_keys(
-        self, fs: Any, key_prefix: str, start_after: str | None, limit: int | None
+        self,
+        fs: Any,
+        key_prefix: str,
+        start_after: str | None,
+        limit: int | None,
+        listing: Listing,
     ) -> list[tuple[str, int, str | None]]:
         """``(key, size, etag)`` of objects whose key starts with ``key_prefix``.
 
         Keys are relative to the bucket. With ``start_after`` only keys sorting after it
         are needed (the service may return more; they are filtered). ``limit`` caps the
-        number wanted (a hint). A missing bucket must raise.
+        number wanted (a hint). A missing bucket must raise. Each page is asked through
+        ``listing.page`` and told to ``listing.more``, which decides whether to go on.
         """
 
     @abc.abstractmethod
-    async def _list_prefixes(self, fs: Any, key_prefix: str) -> list[str]:
-        """Full keys of the "folders" right below ``key_prefix`` (delimiter ``/``)."""
+    async def _list_prefixes(self, fs: Any, key_prefix: str, listing: Listing) -> list[str]:
+        """Full keys of the "folders" right below ``key_prefix`` (delimiter ``/``); pages
+        as for ``_list_keys``."""
 
     @abc.abstractmethod
     def _service_error(self, exc: BaseException, what: str) -> StorageError | None:
@@ -202,6 +294,10 @@ class FsspecStorage(Storage, abc.ABC):
             if self._fs is not None:
                 self._guard = None
                 await self.close()
+
+    def page_deadline(self) -> float:
+        """Seconds one page of a listing may take (``Listing.page``)."""
+        return self.timeout * max(1, self.retries) + LIST_PAGE_BYTES / MIN_READ_RATE
 
     def _key(self, path: str) -> str:
         return f"{self.prefix}/{path}" if self.prefix else path
@@ -400,10 +496,11 @@ class FsspecStorage(Storage, abc.ABC):
     async def exists(self, path: str) -> bool:
         key = self._key(check_object_path(path))
         fs = await self._filesystem()
+        what = f"cannot check {self.display(path)}"
         try:
-            found = await self._list_keys(fs, key, None, 1)
+            found = await self._list_keys(fs, key, None, 1, Listing(self, what))
         except Exception as exc:
-            raise await self._translated(fs, exc, f"cannot check {self.display(path)}") from exc
+            raise await self._translated(fs, exc, what) from exc
         self._bucket_seen = True
         return any(k == key for k, _, _ in found)
 
@@ -417,10 +514,11 @@ class FsspecStorage(Storage, abc.ABC):
         folder = self._folder_key(prefix)
         start = self._key(after) if after else None
         fs = await self._filesystem()
+        what = f"cannot list {self.display(prefix)}"
         try:
-            found = await self._list_keys(fs, folder, start, None)
+            found = await self._list_keys(fs, folder, start, None, Listing(self, what))
         except Exception as exc:
-            raise await self._translated(fs, exc, f"cannot list {self.display(prefix)}") from exc
+            raise await self._translated(fs, exc, what) from exc
         self._bucket_seen = True
         items = [
             ObjectInfo(self._rel(key), size, etag)
@@ -433,10 +531,11 @@ class FsspecStorage(Storage, abc.ABC):
     async def list_dirs(self, prefix: str) -> list[str]:
         folder = self._folder_key(prefix)
         fs = await self._filesystem()
+        what = f"cannot list {self.display(prefix)}"
         try:
-            found = await self._list_prefixes(fs, folder)
+            found = await self._list_prefixes(fs, folder, Listing(self, what))
         except Exception as exc:
-            raise await self._translated(fs, exc, f"cannot list {self.display(prefix)}") from exc
+            raise await self._translated(fs, exc, what) from exc
         self._bucket_seen = True
         names = {key[len(folder) :].strip("/") for key in found}
         return sorted(n for n in names if n and "/" not in n and not n.startswith("."))
