@@ -72,7 +72,42 @@ def one_line(text: object, limit: int = 200) -> str:
 
 
 MIN_READ_RATE = 256 * 1024
-"""Bytes per second a read is allowed on top of the service's own timeouts."""
+"""Bytes per second a read must keep up once the service's own time is used up
+(``Meter``)."""
+
+
+ATTEMPT_SLACK = 2.0
+"""Seconds a read's deadline allows each attempt beyond the service's ``timeout``
+(``FsspecStorage.read_base``)."""
+
+
+class Meter:
+    """The deadline of one object's read (``FsspecStorage.get``), moved by what arrives.
+
+    A read may take the service's own time (``read_base``: ``timeout`` and a little more
+    per attempt, for the first answer and its retries) plus the time what it received so
+    far takes at ``MIN_READ_RATE`` — never more than ``max_bytes`` would. The deadline
+    was fixed at the most the cap allows: a segment's read (cap 64 MiB) trickled a byte
+    now and then for over five minutes whatever its size, holding its chunk of a
+    back-fill (and a cold room's first screen) all that time. Now a read that stops
+    getting bytes at the rate ends about ``read_base`` after it began, and a slow read
+    that keeps the rate goes on as long as before. ``_cat`` tells each piece it receives
+    to ``got``."""
+
+    def __init__(self, scope: asyncio.Timeout, base: float, cap: float) -> None:
+        self._scope = scope
+        self._start = asyncio.get_running_loop().time()
+        self.base = base
+        self.cap = cap
+        self.received = 0
+
+    def allowed(self) -> float:
+        """Seconds the read may take, with what it received so far."""
+        return min(self.cap, self.base + self.received / MIN_READ_RATE)
+
+    def got(self, size: int) -> None:
+        self.received += size
+        self._scope.reschedule(self._start + self.allowed())
 
 
 LIST_MAX_PAGES = 1_000
@@ -106,7 +141,7 @@ class Listing:
         self._tokens: set[str] = set()
 
     async def page(self, call: Awaitable[T]) -> T:
-        """The page ``call`` asks for, within ``timeout`` × ``retries`` plus the time
+        """The page ``call`` asks for, within ``read_base`` plus the time
         ``LIST_PAGE_BYTES`` take at ``MIN_READ_RATE``: a service trickling a byte now and
         then cannot hold a listing open (the socket's read timeout never fires then)."""
         deadline = self._storage.page_deadline()
@@ -295,9 +330,16 @@ class FsspecStorage(Storage, abc.ABC):
                 self._guard = None
                 await self.close()
 
+    def read_base(self) -> float:
+        """Seconds a read may take before anything arrived: each attempt its ``timeout``
+        and ``ATTEMPT_SLACK`` (the SDK's pause before it tries again; connecting): the
+        service's own timeout is what ends a read that gets no answer at all, with its
+        own message."""
+        return (self.timeout + ATTEMPT_SLACK) * max(1, self.retries)
+
     def page_deadline(self) -> float:
         """Seconds one page of a listing may take (``Listing.page``)."""
-        return self.timeout * max(1, self.retries) + LIST_PAGE_BYTES / MIN_READ_RATE
+        return self.read_base() + LIST_PAGE_BYTES / MIN_READ_RATE
 
     def _key(self, path: str) -> str:
         return f"{self.prefix}/{path}" if self.prefix else path
@@ -428,20 +470,28 @@ class FsspecStorage(Storage, abc.ABC):
     async def get(self, path: str, *, max_bytes: int = DEFAULT_MAX_READ) -> bytes:
         target = self._fs_path(path)
         fs = await self._filesystem()
-        # One deadline for the whole read: the per-socket read timeout alone lets a
-        # service that trickles a byte now and then hold the read open for ever.
-        deadline = self.timeout * max(1, self.retries) + max_bytes / MIN_READ_RATE
+        # One deadline for the whole read, moved by what arrives (``Meter``): the
+        # per-socket read timeout alone lets a service that trickles a byte now and then
+        # hold the read open for ever.
+        base = self.read_base()
+        cap = base + max_bytes / MIN_READ_RATE
+        meter: Meter | None = None
         try:
-            data: bytes = await asyncio.wait_for(self._cat_within(fs, target, max_bytes), deadline)
+            async with asyncio.timeout(base) as scope:
+                meter = Meter(scope, base, cap)
+                data: bytes = await self._cat_within(fs, target, max_bytes, meter)
         except _ServiceTimeoutError as exc:  # the service's own (per-request) timeout
             cause = exc.__cause__ or exc
             raise await self._translated(
                 fs, cause, f"cannot read {self.display(path)}", path=path
             ) from cause
-        except TimeoutError as exc:  # only the overall deadline can raise it here
+        except TimeoutError as exc:  # only the read's deadline can raise it here
+            received = meter.received if meter is not None else 0
+            allowed = meter.allowed() if meter is not None else base
             raise StorageOfflineError(
-                f"cannot read {self.display(path)}: not read within {deadline:.0f} s "
-                "(offline, or the service is very slow; retry later)"
+                f"cannot read {self.display(path)}: not read within {allowed:.0f} s "
+                f"({received:,} bytes received; offline, or the service is very slow; "
+                "retry later)"
             ) from exc
         except Exception as exc:
             if _range_not_satisfiable(exc):
@@ -459,18 +509,18 @@ class FsspecStorage(Storage, abc.ABC):
             )
         return data
 
-    async def _cat_within(self, fs: Any, target: str, max_bytes: int) -> bytes:
-        """``_cat``, with the service's own timeouts told apart from the overall one."""
+    async def _cat_within(self, fs: Any, target: str, max_bytes: int, meter: Meter) -> bytes:
+        """``_cat``, with the service's own timeouts told apart from the read's deadline."""
         try:
-            return await self._cat(fs, target, max_bytes)
+            return await self._cat(fs, target, max_bytes, meter)
         except TimeoutError as exc:
             raise _ServiceTimeoutError() from exc
 
-    async def _cat(self, fs: Any, target: str, max_bytes: int) -> bytes:
+    @abc.abstractmethod
+    async def _cat(self, fs: Any, target: str, max_bytes: int, meter: Meter) -> bytes:
         """At most ``max_bytes + 1`` bytes of the object (a ranged read): one byte more
-        than allowed tells "too large" apart without reading the rest."""
-        data: bytes = await fs._cat_file(target, start=0, end=max_bytes + 1)
-        return data[: max_bytes + 1]  # a service that ignores the range is still cut
+        than allowed tells "too large" apart without reading the rest. Each piece
+        received is told to ``meter.got`` as it arrives (it moves the read's deadline)."""
 
     async def _translated(
         self, fs: Any, exc: BaseException, what: str, *, path: str | None = None

@@ -26,7 +26,7 @@ from .base import (
     StorageOfflineError,
     StoragePermissionError,
 )
-from .cloud import FsspecStorage, Listing, busy, exception_chain, one_line
+from .cloud import FsspecStorage, Listing, Meter, busy, exception_chain, one_line
 
 CREDENTIAL_HINT = (
     "set GOOGLE_APPLICATION_CREDENTIALS, run 'gcloud auth application-default login', "
@@ -123,7 +123,7 @@ class GCSStorage(FsspecStorage):
         # switch to a resumable upload above 50 MiB, a path emulators handle differently.
         await fs._pipe_file(target, data, mode="create", chunksize=max(len(data) + 1, 2**20))
 
-    async def _cat(self, fs: Any, target: str, max_bytes: int) -> bytes:
+    async def _cat(self, fs: Any, target: str, max_bytes: int, meter: Meter) -> bytes:
         """One GET of the object's media, streamed and cut after ``max_bytes + 1`` bytes
         whatever the service sends. No Range header: GCS answers a ranged read of an
         empty object (an activity marker) with 416, and fake-gcs-server then drops the
@@ -142,6 +142,7 @@ class GCSStorage(FsspecStorage):
                 chunk: bytes = await resp.content.read(min(left, 1024 * 1024))
                 if not chunk:
                     break
+                meter.got(len(chunk))
                 chunks.append(chunk)
                 left -= len(chunk)
         return b"".join(chunks)

@@ -17,7 +17,7 @@ from .base import (
     StorageOfflineError,
     StoragePermissionError,
 )
-from .cloud import FsspecStorage, Listing, MissingError, busy, exception_chain, one_line
+from .cloud import FsspecStorage, Listing, Meter, MissingError, busy, exception_chain, one_line
 from .feed import ChangeFeed
 
 AUTH_CODES = {
@@ -121,7 +121,7 @@ class S3Storage(FsspecStorage):
         if client is not None:
             await client.close()
 
-    async def _cat(self, fs: Any, target: str, max_bytes: int) -> bytes:
+    async def _cat(self, fs: Any, target: str, max_bytes: int, meter: Meter) -> bytes:
         # One ranged GET, its body read in pieces and dropped after max_bytes + 1 bytes:
         # a service that ignores the Range header still cannot make us hold more.
         bucket, key, _ = fs.split_path(target)
@@ -134,6 +134,7 @@ class S3Storage(FsspecStorage):
                 chunk: bytes = await body.read(min(left, 1024 * 1024))
                 if not chunk:
                     break
+                meter.got(len(chunk))
                 chunks.append(chunk)
                 left -= len(chunk)
         finally:

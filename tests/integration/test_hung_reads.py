@@ -26,7 +26,7 @@ from bucket_chat_desktop.storage.open import open_location
 from bucket_chat_desktop.storage.url import StorageLocation
 
 from . import _emulators as emu
-from ._stall_proxy import TRICKLE, Request, StallProxy, http_answer
+from ._stall_proxy import HALFWAY, TRICKLE, Request, StallProxy, http_answer
 from .conftest import Emulators, Stores
 
 GUARD = 120  # seconds: only so that a read that never ends fails instead of hanging
@@ -195,3 +195,55 @@ async def test_a_trickling_listing_page_is_given_up(proxied: Proxied) -> None:
     proxied.proxy.release()
     listed = await asyncio.wait_for(store.list_objects("rooms/r/logs/2026-01-05/"), GUARD)
     assert [i.path for i in listed] == ["rooms/r/logs/2026-01-05/one.jsonl"]
+
+
+async def test_an_object_that_trickles_is_given_up_by_what_arrives_not_by_its_cap(
+    proxied: Proxied,
+) -> None:
+    """A segment's read is capped at 64 MiB; its deadline was what that cap takes at the
+    minimum rate (over four minutes) whatever the object's size, so a service trickling
+    a byte every quarter second held a 2,000-byte segment's read — and the chunk of the
+    back-fill it belonged to — that long. The deadline now follows what arrives: the
+    service's own time, plus what the bytes received take at the minimum rate. An
+    answer that stops half-way fails on the socket's own timeout, as before. Both are
+    offline errors (tried again later) and the object reads whole once the service
+    answers."""
+    from bucket_chat_desktop.protocol.segment import MAX_SEGMENT_BYTES
+
+    real = proxied.stores.new()
+    path = "rooms/r/logs/2026-01-05/one.jsonl"
+    body = bytes(range(256)) * 8
+    await real.put_if_absent(path, body)
+    store = proxied.storage(timeout="1", retries="1")
+    proxied.proxy.stall(r"one\.jsonl", TRICKLE, every=0.25)
+    with pytest.raises(StorageOfflineError) as caught:
+        await asyncio.wait_for(store.get(path, max_bytes=MAX_SEGMENT_BYTES), GUARD)
+    base = store.read_base() if isinstance(store, FsspecStorage) else 0  # 3 s here
+    assert re.search(rf"not read within {base:.0f} s \([\d,]+ bytes received", str(caught.value)), (
+        caught.value
+    )
+
+    proxied.proxy.release()
+    proxied.proxy.stall(r"one\.jsonl", HALFWAY, keep=100)
+    with pytest.raises(StorageOfflineError):
+        await asyncio.wait_for(store.get(path, max_bytes=MAX_SEGMENT_BYTES), GUARD)
+
+    proxied.proxy.release()
+    assert await asyncio.wait_for(store.get(path, max_bytes=MAX_SEGMENT_BYTES), GUARD) == body
+
+
+async def test_a_read_of_several_pieces_is_whole_and_stops_at_the_cap(
+    cloud_stores: Stores,
+) -> None:
+    """What moves a read's deadline comes in pieces (Azure: ranged requests of
+    ``DOWNLOAD_PIECE`` bytes, S3 and GCS: the body read a MiB at a time): an object of
+    several pieces reads whole, and one over the cap is refused after cap + 1 bytes."""
+    from bucket_chat_desktop.storage.base import ObjectTooLargeError
+
+    store = cloud_stores.new()
+    path = "rooms/r/logs/2026-01-05/big.jsonl"
+    big = bytes(range(256)) * (9 * 4096 + 7)  # 9 MiB and a bit: three of Azure's pieces
+    await store.put_if_absent(path, big)
+    assert await cloud_stores.new().get(path, max_bytes=len(big)) == big
+    with pytest.raises(ObjectTooLargeError):
+        await store.get(path, max_bytes=5 * 1024 * 1024)
