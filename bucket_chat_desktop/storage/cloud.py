@@ -319,6 +319,9 @@ class FsspecStorage(Storage, abc.ABC):
                 await anext(self._guard)
         return self._fs
 
+    async def open(self) -> None:
+        await self._filesystem()
+
     async def _close_with_loop(self) -> AsyncGenerator[None, None]:
         """A safety net for callers that never ``close()``: ``asyncio.run`` finalises
         unfinished async generators before it closes the loop, which runs this
