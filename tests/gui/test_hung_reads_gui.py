@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -168,3 +169,52 @@ def _clear(root: Path) -> None:
     for path in sorted(root.rglob("*"), reverse=True):
         if path.is_file():
             path.unlink()
+
+
+def test_creating_or_joining_a_room_gives_up_on_a_storage_that_stops_answering(
+    qtbot: Any, launch: Callable[..., Desk], s3: S3, proxy: Any, bob: Device
+) -> None:
+    """New room… and Join a room… on a storage that stopped answering: each gives up
+    once a request has had no answer for ``TEST_NO_ANSWER`` s (as the connection test and
+    the wizard do) with a message that says so — not after the storage's own timeout
+    times its retries — and lists no room; both work once it answers."""
+    from bucket_chat_desktop.sync.selfcheck import TEST_NO_ANSWER
+
+    s3.emulators.s3_create_bucket(s3.endpoint, s3.keys, "bc-hang6-enter")
+    spec = spec_of(s3, "bc-hang6-enter", proxy.endpoint)
+    direct = spec_of(s3, "bc-hang6-enter", s3.endpoint)
+    bob.create_room(qtbot, direct, "falcon", "Project Falcon")
+    bob.create_room(qtbot, direct, "heron", "Project Heron")
+    entry = StorageSettings(spec, "Flaky bucket", ["falcon"])
+    settings = Settings(user_id=ALICE, displayname="Alice", storages=[entry])
+    desk = launch(settings)
+    desk.wait_loaded("falcon", timeout=30_000)
+    errors: list[tuple[str, str]] = []
+    desk.controller.error.connect(lambda what, message: errors.append((what, message)))
+    bound = int(TEST_NO_ANSWER * 1000) + 10_000  # well before the storage's own 30 s
+
+    proxy.stall(r".", stall.HANG)
+    desk.controller.create_room(entry.id, "osprey", "Osprey")
+    qtbot.waitUntil(lambda: len(errors) == 1, timeout=bound)
+    desk.controller.join_room(entry.id, "heron")
+    qtbot.waitUntil(lambda: len(errors) == 2, timeout=bound)
+    (made, joined) = errors
+    assert f"within {TEST_NO_ANSWER:g} s" in made[1] and "may have been made" in made[1], made
+    assert f"within {TEST_NO_ANSWER:g} s" in joined[1] and "nothing was joined" in joined[1]
+    assert desk.controller.rooms.item(desk.key("osprey")) is None
+    assert desk.controller.rooms.item(desk.key("heron")) is None
+
+    released = time.time()
+    proxy.release()  # once the storage answered again, a join works
+    watched = desk.controller.client._storages[entry.id].engine.storage
+    # (A step is given up for any request of its storage that waits, its own or not:
+    # those held before the release are answered first.)
+    qtbot.waitUntil(
+        lambda: (watched.last_answer or 0) > released and watched.stalled(1.0) is None,
+        timeout=30_000,
+    )
+    desk.controller.join_room(entry.id, "heron")
+    qtbot.waitUntil(
+        lambda: desk.controller.rooms.item(desk.key("heron")) is not None, timeout=30_000
+    )
+    assert len(errors) == 2
