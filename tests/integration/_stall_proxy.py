@@ -158,6 +158,8 @@ class StallProxy:
             await self._one(reader, writer)
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass
+        except asyncio.CancelledError:
+            pass  # the proxy closes: this connection ends (asyncio logs a cancelled one)
         finally:
             self._handlers.discard(task)
             writer.close()
