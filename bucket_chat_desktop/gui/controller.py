@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Iterable, Iterator
+from collections.abc import Awaitable, Coroutine, Iterable, Iterator
 from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
@@ -35,9 +35,12 @@ from ..protocol.unread import (
 )
 from ..protocol.untrusted_text import shown_id, shown_id_ends
 from ..settings import Settings, StorageSettings
+from ..storage.base import StorageError
 from ..sync.client import ChatClient, RoomRef
 from ..sync.events import EngineEvent, ShownEvent
 from ..sync.room_objects import StorageRooms
+from ..sync.selfcheck import TEST_NO_ANSWER
+from ..sync.watched import NoAnswerError
 from .bridge import EngineBridge
 from .markdown import to_plain
 from .models.rooms_model import RoomItem, RoomsModel
@@ -320,8 +323,15 @@ class Controller(QObject):
 
     def create_room(self, storage_id: str, room_id: str, name: str) -> None:
         async def run() -> None:
+            making = self.client.create_room(storage_id, room_id, name)
             ref = await self._enter(
-                RoomRef(storage_id, room_id), self.client.create_room(storage_id, room_id, name)
+                RoomRef(storage_id, room_id),
+                self._within(
+                    storage_id,
+                    making,
+                    "the room may have been made all the same: try again, and if it then "
+                    "exists, join it by its id",
+                ),
             )
             self.rooms.update(ref.key, name=name or room_id)
             self.save_settings()
@@ -331,8 +341,10 @@ class Controller(QObject):
 
     def join_room(self, storage_id: str, room_id: str) -> None:
         async def run() -> None:
+            joining = self.client.join_room(storage_id, room_id)
             ref = await self._enter(
-                RoomRef(storage_id, room_id), self.client.join_room(storage_id, room_id)
+                RoomRef(storage_id, room_id),
+                self._within(storage_id, joining, "nothing was joined: try again"),
             )
             name = await self.client.room_name(ref)
             if name:
@@ -341,6 +353,19 @@ class Controller(QObject):
             self.select_room(ref.key)
 
         self.tasks.start(run(), f"Joining room {room_id}")
+
+    async def _within(
+        self, storage_id: str, step: Coroutine[Any, Any, RoomRef], then: str
+    ) -> RoomRef:
+        """``step`` (a create or a join), given up once a request of it has had no
+        answer for ``TEST_NO_ANSWER`` seconds, as the connection test and the wizard
+        give up: a person waits for it. It waited for the storage's own timeout times
+        its retries (90 s by default) on a storage that stopped answering. ``then``
+        says what the person can do."""
+        try:
+            return await self.client.within(storage_id, step, TEST_NO_ANSWER)
+        except NoAnswerError as exc:
+            raise StorageError(f"{exc}; {then}") from exc
 
     async def _enter(self, ref: RoomRef, entering: Awaitable[RoomRef]) -> RoomRef:
         """Create or join a room: its record is held while that runs (the engine may

@@ -23,8 +23,10 @@ from .base import (
     StorageOfflineError,
     StoragePermissionError,
 )
-from .cloud import FsspecStorage, MissingError, busy, exception_chain, one_line
+from .cloud import FsspecStorage, Listing, Meter, MissingError, busy, exception_chain, one_line
 
+DOWNLOAD_PIECE = 4 * 1024 * 1024
+"""Bytes per ranged request of a read (``AzureStorage._cat``)."""
 DEV_ACCOUNT = "devstoreaccount1"
 # Azurite's and the Storage Emulator's published, well-known development key.
 DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
@@ -164,6 +166,11 @@ class AzureStorage(FsspecStorage):
                 ),
                 connection_timeout=self.timeout,
                 read_timeout=self.timeout,
+                # A read comes in ranged requests of at most this size (``_cat``): each
+                # moves the read's deadline as it arrives (``Meter``); the SDK's first
+                # request of 32 MiB showed no progress before all of it was there.
+                max_single_get_size=DOWNLOAD_PIECE,
+                max_chunk_get_size=DOWNLOAD_PIECE,
             )
             return _filesystem_class()(
                 account_name=account or DEV_ACCOUNT,
@@ -178,6 +185,22 @@ class AzureStorage(FsspecStorage):
             await self._close_credential()
             raise self._error(exc, f"cannot open {self.display()}") from exc
 
+    async def _cat(self, fs: Any, target: str, max_bytes: int, meter: Meter) -> bytes:
+        """The object's first ``max_bytes + 1`` bytes, in ranged requests of
+        ``DOWNLOAD_PIECE`` bytes, each told to ``meter`` as it arrives."""
+        container, blob, _ = fs.split_path(target)
+        async with fs.service_client.get_blob_client(container=container, blob=blob) as client:
+            stream = await client.download_blob(offset=0, length=max_bytes + 1, max_concurrency=1)
+            chunks: list[bytes] = []
+            left = max_bytes + 1
+            async for chunk in stream.chunks():
+                meter.got(len(chunk))
+                chunks.append(chunk[:left])
+                left -= len(chunk)
+                if left <= 0:
+                    break
+        return b"".join(chunks)
+
     async def _close_credential(self) -> None:
         credential, self._owned_credential = self._owned_credential, None
         if credential is not None:
@@ -190,28 +213,52 @@ class AzureStorage(FsspecStorage):
             await self._close_credential()
 
     async def _list_keys(
-        self, fs: Any, key_prefix: str, start_after: str | None, limit: int | None
+        self,
+        fs: Any,
+        key_prefix: str,
+        start_after: str | None,
+        limit: int | None,
+        listing: Listing,
     ) -> list[tuple[str, int, str | None]]:
         # Azurite ignores a start marker, so every listing is by prefix; the caller filters.
         container = fs.service_client.get_container_client(self.bucket)
         out: list[tuple[str, int, str | None]] = []
-        pages = container.list_blobs(name_starts_with=key_prefix or None, results_per_page=limit)
-        async for blob in pages:
-            etag = blob.etag
-            out.append((blob.name, int(blob.size or 0), etag.strip('"') if etag else None))
+        pages = container.list_blobs(
+            name_starts_with=key_prefix or None, results_per_page=limit
+        ).by_page()
+        while True:
+            try:
+                page = await listing.page(anext(pages))
+            except StopAsyncIteration:
+                return out
+            count = 0
+            async for blob in page:  # the page is in memory: no request here
+                count += 1
+                etag = blob.etag
+                out.append((blob.name, int(blob.size or 0), etag.strip('"') if etag else None))
+            if not listing.more(count, pages.continuation_token):
+                return out
             if limit is not None and len(out) >= limit:
-                break
-        return out
+                return out[:limit]
 
-    async def _list_prefixes(self, fs: Any, key_prefix: str) -> list[str]:
+    async def _list_prefixes(self, fs: Any, key_prefix: str, listing: Listing) -> list[str]:
         from azure.storage.blob.aio import BlobPrefix
 
         container = fs.service_client.get_container_client(self.bucket)
-        return [
-            item.name
-            async for item in container.walk_blobs(name_starts_with=key_prefix or None)
-            if isinstance(item, BlobPrefix)
-        ]
+        pages = container.walk_blobs(name_starts_with=key_prefix or None).by_page()
+        out: list[str] = []
+        while True:
+            try:
+                page = await listing.page(anext(pages))
+            except StopAsyncIteration:
+                return out
+            count = 0
+            async for item in page:  # the page is in memory: no request here
+                count += 1
+                if isinstance(item, BlobPrefix):
+                    out.append(item.name)
+            if not listing.more(count, pages.continuation_token):
+                return out
 
     def _service_error(self, exc: BaseException, what: str) -> StorageError | None:
         from azure.core import exceptions as az

@@ -168,6 +168,11 @@ class Storage(abc.ABC):
         """
         return None
 
+    async def open(self) -> None:
+        """Set up what requests need (a cloud SDK's import and client: local work of a
+        second or two); requests do it themselves when it was not done. Idempotent."""
+        return None
+
     async def close(self) -> None:
         return None
 

@@ -25,8 +25,8 @@ import errno
 import logging
 import socket
 import ssl
-from collections.abc import AsyncGenerator, Iterator, Mapping
-from typing import Any, ClassVar
+from collections.abc import AsyncGenerator, Awaitable, Iterator, Mapping
+from typing import Any, ClassVar, TypeVar
 
 from .base import (
     DEFAULT_MAX_READ,
@@ -45,6 +45,8 @@ from .base import (
 from .url import StorageLocation
 
 log = logging.getLogger("bucket_chat.storage")
+
+T = TypeVar("T")
 
 IMMUTABILITY_HINT = {
     "s3": "S3 Object Lock",
@@ -70,7 +72,125 @@ def one_line(text: object, limit: int = 200) -> str:
 
 
 MIN_READ_RATE = 256 * 1024
-"""Bytes per second a read is allowed on top of the service's own timeouts."""
+"""Bytes per second a read must keep up once the service's own time is used up
+(``Meter``)."""
+
+
+ATTEMPT_SLACK = 2.0
+"""Seconds a read's deadline allows each attempt beyond the service's ``timeout``
+(``FsspecStorage.read_base``)."""
+
+
+class Meter:
+    """The deadline of one object's read (``FsspecStorage.get``), moved by what arrives.
+
+    A read may take the service's own time (``read_base``: ``timeout`` and a little more
+    per attempt, for the first answer and its retries) plus the time what it received so
+    far takes at ``MIN_READ_RATE`` — never more than ``max_bytes`` would. The deadline
+    was fixed at the most the cap allows: a segment's read (cap 64 MiB) trickled a byte
+    now and then for over five minutes whatever its size, holding its chunk of a
+    back-fill (and a cold room's first screen) all that time. Now a read that stops
+    getting bytes at the rate ends about ``read_base`` after it began, and a slow read
+    that keeps the rate goes on as long as before. ``_cat`` tells each piece it receives
+    to ``got``."""
+
+    def __init__(self, scope: asyncio.Timeout, base: float, cap: float) -> None:
+        self._scope = scope
+        self._start = asyncio.get_running_loop().time()
+        self.base = base
+        self.cap = cap
+        self.received = 0
+
+    def allowed(self) -> float:
+        """Seconds the read may take, with what it received so far."""
+        return min(self.cap, self.base + self.received / MIN_READ_RATE)
+
+    def got(self, size: int) -> None:
+        self.received += size
+        self._scope.reschedule(self._start + self.allowed())
+
+
+LIST_MAX_PAGES = 1_000
+"""Pages one listing may take. A service answers a listing page by page, each page
+naming the next; a broken or hostile one can name a next page for ever (a new token
+each time, pages empty or full). 1,000 pages hold a million objects at S3's 1,000 per
+page; a folder of this chat (one day of one room, one day's activity markers) is far
+below."""
+LIST_MAX_OBJECTS = 200_000
+"""Objects one listing may name: what the caller holds in memory (~50 MB at this
+count). A listing over it is refused whole, never used in part."""
+LIST_PAGE_BYTES = 1024 * 1024
+"""What one page of a listing is allowed to weigh, for its deadline (1,000 names and
+their sizes are ~300 KB of XML)."""
+
+
+class _ListingDeadline(Exception):
+    """A page of a listing was not received within its deadline (``_page``)."""
+
+
+class Listing:
+    """One listing's pages: each must come within its deadline (``page``), and the
+    listing must end (``more``): within ``LIST_MAX_PAGES`` pages and ``LIST_MAX_OBJECTS``
+    objects, never naming a page it had already named."""
+
+    def __init__(self, storage: FsspecStorage, what: str) -> None:
+        self._storage = storage
+        self.what = what
+        self.pages = 0
+        self.objects = 0
+        self._tokens: set[str] = set()
+
+    async def page(self, call: Awaitable[T]) -> T:
+        """The page ``call`` asks for, within ``read_base`` plus the time
+        ``LIST_PAGE_BYTES`` take at ``MIN_READ_RATE``: a service trickling a byte now and
+        then cannot hold a listing open (the socket's read timeout never fires then)."""
+        deadline = self._storage.page_deadline()
+
+        async def inner() -> T:
+            try:
+                return await call
+            except TimeoutError as exc:  # the service's own (per-request) timeout
+                raise _ServiceTimeoutError() from exc
+
+        try:
+            return await asyncio.wait_for(inner(), deadline)
+        except _ServiceTimeoutError as exc:
+            raise (exc.__cause__ or exc) from None
+        except TimeoutError as exc:  # only the page's deadline can raise it here
+            raise StorageOfflineError(
+                f"{self.what}: a page of the listing was not received within "
+                f"{deadline:.0f} s (offline, or the service is very slow; retry later)"
+            ) from exc
+
+    def more(self, objects: int, token: object) -> bool:
+        """A page naming ``objects`` objects (or prefixes) was received, naming ``token``
+        as the next: True when the next page is to be asked. Raises ``StorageError`` when
+        the listing does not end (see the class)."""
+        self.pages += 1
+        self.objects += objects
+        if self.objects > LIST_MAX_OBJECTS:
+            raise StorageError(
+                f"{self.what}: the service listed more than {LIST_MAX_OBJECTS:,} objects "
+                f"in one folder ({self.pages:,} pages); a folder of this chat holds far "
+                "fewer, so the service is broken or hostile: nothing of this listing was used"
+            )
+        if not token:
+            return False
+        text = str(token)
+        if text in self._tokens:
+            raise StorageError(
+                f"{self.what}: the service's listing went back to a page it had already "
+                f"sent (after {self.pages:,} pages): it would never end, so the service is "
+                "broken or hostile: nothing of this listing was used"
+            )
+        if self.pages >= LIST_MAX_PAGES:
+            raise StorageError(
+                f"{self.what}: the service's listing did not end after {self.pages:,} "
+                f"pages ({self.objects:,} objects); a folder of this chat takes far fewer, "
+                "so the service is broken or hostile: nothing of this listing was used"
+            )
+        self._tokens.add(text)
+        return True
 
 
 def _range_not_satisfiable(exc: BaseException) -> bool:
@@ -143,18 +263,25 @@ class FsspecStorage(Storage, abc.ABC):
 
     @abc.abstractmethod
     async def _list_keys(
-        self, fs: Any, key_prefix: str, start_after: str | None, limit: int | None
+        self,
+        fs: Any,
+        key_prefix: str,
+        start_after: str | None,
+        limit: int | None,
+        listing: Listing,
     ) -> list[tuple[str, int, str | None]]:
         """``(key, size, etag)`` of objects whose key starts with ``key_prefix``.
 
         Keys are relative to the bucket. With ``start_after`` only keys sorting after it
         are needed (the service may return more; they are filtered). ``limit`` caps the
-        number wanted (a hint). A missing bucket must raise.
+        number wanted (a hint). A missing bucket must raise. Each page is asked through
+        ``listing.page`` and told to ``listing.more``, which decides whether to go on.
         """
 
     @abc.abstractmethod
-    async def _list_prefixes(self, fs: Any, key_prefix: str) -> list[str]:
-        """Full keys of the "folders" right below ``key_prefix`` (delimiter ``/``)."""
+    async def _list_prefixes(self, fs: Any, key_prefix: str, listing: Listing) -> list[str]:
+        """Full keys of the "folders" right below ``key_prefix`` (delimiter ``/``); pages
+        as for ``_list_keys``."""
 
     @abc.abstractmethod
     def _service_error(self, exc: BaseException, what: str) -> StorageError | None:
@@ -192,6 +319,9 @@ class FsspecStorage(Storage, abc.ABC):
                 await anext(self._guard)
         return self._fs
 
+    async def open(self) -> None:
+        await self._filesystem()
+
     async def _close_with_loop(self) -> AsyncGenerator[None, None]:
         """A safety net for callers that never ``close()``: ``asyncio.run`` finalises
         unfinished async generators before it closes the loop, which runs this
@@ -202,6 +332,17 @@ class FsspecStorage(Storage, abc.ABC):
             if self._fs is not None:
                 self._guard = None
                 await self.close()
+
+    def read_base(self) -> float:
+        """Seconds a read may take before anything arrived: each attempt its ``timeout``
+        and ``ATTEMPT_SLACK`` (the SDK's pause before it tries again; connecting): the
+        service's own timeout is what ends a read that gets no answer at all, with its
+        own message."""
+        return (self.timeout + ATTEMPT_SLACK) * max(1, self.retries)
+
+    def page_deadline(self) -> float:
+        """Seconds one page of a listing may take (``Listing.page``)."""
+        return self.read_base() + LIST_PAGE_BYTES / MIN_READ_RATE
 
     def _key(self, path: str) -> str:
         return f"{self.prefix}/{path}" if self.prefix else path
@@ -332,20 +473,28 @@ class FsspecStorage(Storage, abc.ABC):
     async def get(self, path: str, *, max_bytes: int = DEFAULT_MAX_READ) -> bytes:
         target = self._fs_path(path)
         fs = await self._filesystem()
-        # One deadline for the whole read: the per-socket read timeout alone lets a
-        # service that trickles a byte now and then hold the read open for ever.
-        deadline = self.timeout * max(1, self.retries) + max_bytes / MIN_READ_RATE
+        # One deadline for the whole read, moved by what arrives (``Meter``): the
+        # per-socket read timeout alone lets a service that trickles a byte now and then
+        # hold the read open for ever.
+        base = self.read_base()
+        cap = base + max_bytes / MIN_READ_RATE
+        meter: Meter | None = None
         try:
-            data: bytes = await asyncio.wait_for(self._cat_within(fs, target, max_bytes), deadline)
+            async with asyncio.timeout(base) as scope:
+                meter = Meter(scope, base, cap)
+                data: bytes = await self._cat_within(fs, target, max_bytes, meter)
         except _ServiceTimeoutError as exc:  # the service's own (per-request) timeout
             cause = exc.__cause__ or exc
             raise await self._translated(
                 fs, cause, f"cannot read {self.display(path)}", path=path
             ) from cause
-        except TimeoutError as exc:  # only the overall deadline can raise it here
+        except TimeoutError as exc:  # only the read's deadline can raise it here
+            received = meter.received if meter is not None else 0
+            allowed = meter.allowed() if meter is not None else base
             raise StorageOfflineError(
-                f"cannot read {self.display(path)}: not read within {deadline:.0f} s "
-                "(offline, or the service is very slow; retry later)"
+                f"cannot read {self.display(path)}: not read within {allowed:.0f} s "
+                f"({received:,} bytes received; offline, or the service is very slow; "
+                "retry later)"
             ) from exc
         except Exception as exc:
             if _range_not_satisfiable(exc):
@@ -363,18 +512,18 @@ class FsspecStorage(Storage, abc.ABC):
             )
         return data
 
-    async def _cat_within(self, fs: Any, target: str, max_bytes: int) -> bytes:
-        """``_cat``, with the service's own timeouts told apart from the overall one."""
+    async def _cat_within(self, fs: Any, target: str, max_bytes: int, meter: Meter) -> bytes:
+        """``_cat``, with the service's own timeouts told apart from the read's deadline."""
         try:
-            return await self._cat(fs, target, max_bytes)
+            return await self._cat(fs, target, max_bytes, meter)
         except TimeoutError as exc:
             raise _ServiceTimeoutError() from exc
 
-    async def _cat(self, fs: Any, target: str, max_bytes: int) -> bytes:
+    @abc.abstractmethod
+    async def _cat(self, fs: Any, target: str, max_bytes: int, meter: Meter) -> bytes:
         """At most ``max_bytes + 1`` bytes of the object (a ranged read): one byte more
-        than allowed tells "too large" apart without reading the rest."""
-        data: bytes = await fs._cat_file(target, start=0, end=max_bytes + 1)
-        return data[: max_bytes + 1]  # a service that ignores the range is still cut
+        than allowed tells "too large" apart without reading the rest. Each piece
+        received is told to ``meter.got`` as it arrives (it moves the read's deadline)."""
 
     async def _translated(
         self, fs: Any, exc: BaseException, what: str, *, path: str | None = None
@@ -400,10 +549,11 @@ class FsspecStorage(Storage, abc.ABC):
     async def exists(self, path: str) -> bool:
         key = self._key(check_object_path(path))
         fs = await self._filesystem()
+        what = f"cannot check {self.display(path)}"
         try:
-            found = await self._list_keys(fs, key, None, 1)
+            found = await self._list_keys(fs, key, None, 1, Listing(self, what))
         except Exception as exc:
-            raise await self._translated(fs, exc, f"cannot check {self.display(path)}") from exc
+            raise await self._translated(fs, exc, what) from exc
         self._bucket_seen = True
         return any(k == key for k, _, _ in found)
 
@@ -417,10 +567,11 @@ class FsspecStorage(Storage, abc.ABC):
         folder = self._folder_key(prefix)
         start = self._key(after) if after else None
         fs = await self._filesystem()
+        what = f"cannot list {self.display(prefix)}"
         try:
-            found = await self._list_keys(fs, folder, start, None)
+            found = await self._list_keys(fs, folder, start, None, Listing(self, what))
         except Exception as exc:
-            raise await self._translated(fs, exc, f"cannot list {self.display(prefix)}") from exc
+            raise await self._translated(fs, exc, what) from exc
         self._bucket_seen = True
         items = [
             ObjectInfo(self._rel(key), size, etag)
@@ -433,10 +584,11 @@ class FsspecStorage(Storage, abc.ABC):
     async def list_dirs(self, prefix: str) -> list[str]:
         folder = self._folder_key(prefix)
         fs = await self._filesystem()
+        what = f"cannot list {self.display(prefix)}"
         try:
-            found = await self._list_prefixes(fs, folder)
+            found = await self._list_prefixes(fs, folder, Listing(self, what))
         except Exception as exc:
-            raise await self._translated(fs, exc, f"cannot list {self.display(prefix)}") from exc
+            raise await self._translated(fs, exc, what) from exc
         self._bucket_seen = True
         names = {key[len(folder) :].strip("/") for key in found}
         return sorted(n for n in names if n and "/" not in n and not n.startswith("."))

@@ -26,7 +26,7 @@ from .base import (
     StorageOfflineError,
     StoragePermissionError,
 )
-from .cloud import FsspecStorage, busy, exception_chain, one_line
+from .cloud import FsspecStorage, Listing, Meter, busy, exception_chain, one_line
 
 CREDENTIAL_HINT = (
     "set GOOGLE_APPLICATION_CREDENTIALS, run 'gcloud auth application-default login', "
@@ -123,7 +123,7 @@ class GCSStorage(FsspecStorage):
         # switch to a resumable upload above 50 MiB, a path emulators handle differently.
         await fs._pipe_file(target, data, mode="create", chunksize=max(len(data) + 1, 2**20))
 
-    async def _cat(self, fs: Any, target: str, max_bytes: int) -> bytes:
+    async def _cat(self, fs: Any, target: str, max_bytes: int, meter: Meter) -> bytes:
         """One GET of the object's media, streamed and cut after ``max_bytes + 1`` bytes
         whatever the service sends. No Range header: GCS answers a ranged read of an
         empty object (an activity marker) with 416, and fake-gcs-server then drops the
@@ -142,6 +142,7 @@ class GCSStorage(FsspecStorage):
                 chunk: bytes = await resp.content.read(min(left, 1024 * 1024))
                 if not chunk:
                     break
+                meter.got(len(chunk))
                 chunks.append(chunk)
                 left -= len(chunk)
         return b"".join(chunks)
@@ -159,29 +160,40 @@ class GCSStorage(FsspecStorage):
         return True
 
     async def _list_keys(
-        self, fs: Any, key_prefix: str, start_after: str | None, limit: int | None
+        self,
+        fs: Any,
+        key_prefix: str,
+        start_after: str | None,
+        limit: int | None,
+        listing: Listing,
     ) -> list[tuple[str, int, str | None]]:
         params: dict[str, Any] = {"prefix": key_prefix or None, "maxResults": limit or 1000}
         if start_after is not None:
             params["startOffset"] = start_after  # inclusive: the caller drops the equal key
         out: list[tuple[str, int, str | None]] = []
         while True:
-            page = await fs._call("GET", "b/{}/o", self.bucket, json_out=True, **params)
-            for item in page.get("items", []):
+            page = await listing.page(
+                fs._call("GET", "b/{}/o", self.bucket, json_out=True, **params)
+            )
+            items = page.get("items", [])
+            for item in items:
                 out.append((item["name"], int(item.get("size", 0)), item.get("etag")))
             token = page.get("nextPageToken")
-            if not token or limit is not None:
+            if not listing.more(len(items), token) or limit is not None:
                 return out
             params["pageToken"] = token
 
-    async def _list_prefixes(self, fs: Any, key_prefix: str) -> list[str]:
+    async def _list_prefixes(self, fs: Any, key_prefix: str, listing: Listing) -> list[str]:
         params: dict[str, Any] = {"prefix": key_prefix or None, "delimiter": "/"}
         out: list[str] = []
         while True:
-            page = await fs._call("GET", "b/{}/o", self.bucket, json_out=True, **params)
-            out.extend(page.get("prefixes", []))
+            page = await listing.page(
+                fs._call("GET", "b/{}/o", self.bucket, json_out=True, **params)
+            )
+            prefixes = page.get("prefixes", [])
+            out.extend(prefixes)
             token = page.get("nextPageToken")
-            if not token:
+            if not listing.more(len(prefixes), token):
                 return out
             params["pageToken"] = token
 

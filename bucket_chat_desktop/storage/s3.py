@@ -17,7 +17,7 @@ from .base import (
     StorageOfflineError,
     StoragePermissionError,
 )
-from .cloud import FsspecStorage, MissingError, busy, exception_chain, one_line
+from .cloud import FsspecStorage, Listing, Meter, MissingError, busy, exception_chain, one_line
 from .feed import ChangeFeed
 
 AUTH_CODES = {
@@ -121,7 +121,7 @@ class S3Storage(FsspecStorage):
         if client is not None:
             await client.close()
 
-    async def _cat(self, fs: Any, target: str, max_bytes: int) -> bytes:
+    async def _cat(self, fs: Any, target: str, max_bytes: int, meter: Meter) -> bytes:
         # One ranged GET, its body read in pieces and dropped after max_bytes + 1 bytes:
         # a service that ignores the Range header still cannot make us hold more.
         bucket, key, _ = fs.split_path(target)
@@ -134,6 +134,7 @@ class S3Storage(FsspecStorage):
                 chunk: bytes = await body.read(min(left, 1024 * 1024))
                 if not chunk:
                     break
+                meter.got(len(chunk))
                 chunks.append(chunk)
                 left -= len(chunk)
         finally:
@@ -141,7 +142,12 @@ class S3Storage(FsspecStorage):
         return b"".join(chunks)
 
     async def _list_keys(
-        self, fs: Any, key_prefix: str, start_after: str | None, limit: int | None
+        self,
+        fs: Any,
+        key_prefix: str,
+        start_after: str | None,
+        limit: int | None,
+        listing: Listing,
     ) -> list[tuple[str, int, str | None]]:
         params: dict[str, Any] = {"Bucket": self.bucket, "Prefix": key_prefix}
         if start_after is not None:
@@ -150,24 +156,26 @@ class S3Storage(FsspecStorage):
             params["MaxKeys"] = limit
         out: list[tuple[str, int, str | None]] = []
         while True:
-            page = await fs._call_s3("list_objects_v2", **params)
-            for item in page.get("Contents", []):
+            page = await listing.page(fs._call_s3("list_objects_v2", **params))
+            contents = page.get("Contents", [])
+            for item in contents:
                 etag = item.get("ETag")
                 size = int(item.get("Size", 0))
                 out.append((item["Key"], size, etag.strip('"') if etag else None))
-            token = page.get("NextContinuationToken")
-            if not page.get("IsTruncated") or not token or limit is not None:
+            token = page.get("NextContinuationToken") if page.get("IsTruncated") else None
+            if not listing.more(len(contents), token) or limit is not None:
                 return out
             params["ContinuationToken"] = token
 
-    async def _list_prefixes(self, fs: Any, key_prefix: str) -> list[str]:
+    async def _list_prefixes(self, fs: Any, key_prefix: str, listing: Listing) -> list[str]:
         params: dict[str, Any] = {"Bucket": self.bucket, "Prefix": key_prefix, "Delimiter": "/"}
         out: list[str] = []
         while True:
-            page = await fs._call_s3("list_objects_v2", **params)
-            out.extend(p["Prefix"] for p in page.get("CommonPrefixes", []))
-            token = page.get("NextContinuationToken")
-            if not page.get("IsTruncated") or not token:
+            page = await listing.page(fs._call_s3("list_objects_v2", **params))
+            prefixes = page.get("CommonPrefixes", [])
+            out.extend(p["Prefix"] for p in prefixes)
+            token = page.get("NextContinuationToken") if page.get("IsTruncated") else None
+            if not listing.more(len(prefixes), token):
                 return out
             params["ContinuationToken"] = token
 

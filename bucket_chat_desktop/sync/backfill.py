@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from asyncio import FIRST_COMPLETED
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING
@@ -40,6 +41,7 @@ from ..storage.base import (
 from .keeper import Fetched
 from .room_objects import not_read_finding, special_finding, unreadable_finding
 from .room_state import RoomState
+from .stopping import stop_tasks
 
 if TYPE_CHECKING:
     from .engine import SyncEngine
@@ -64,6 +66,18 @@ PROGRESS_AUDIT = 2.0  # at least this many seconds between audits while back-fil
 AUDIT_SHARE = 0.15  # ... and audits take at most this share of the back-fill's time
 SLICE_EVENTS = 400  # a background job indexes segments of at most about this many events
 FOREGROUND_GRACE = 0.2  # seconds background work starts nothing new after a person acts
+# A chunk is kept once all but at most LEFT_BEHIND of its reads are in and those had
+# STRAGGLER_GRACE seconds more; the reads left behind are kept when they end (at most
+# LEFT_BEHIND_MAX at once in a pass, whose final audit waits for them). One download on a
+# dead connection held its chunk — a cold room's first screen, the back-fill beyond the
+# chunks downloaded ahead — until the storage's own timeout times its retries.
+LEFT_BEHIND = 2
+LEFT_BEHIND_MAX = 4
+STRAGGLER_GRACE = 1.0
+
+
+# A read of one segment: what it got (None: nothing to keep) and what it could not read.
+Read = tuple[Fetched | None, dict[str, str]]
 
 
 def _chunk_length(items: Sequence[ObjectInfo], count: int, budget: int) -> int:
@@ -215,25 +229,56 @@ class Backfill:
         next_audit = 0.0  # 0: no audit yet
         finished = False  # every chunk listed: what is ahead is all there is
         sem = asyncio.Semaphore(FETCH_CONCURRENCY)  # shared by the chunks in flight
+        # Reads a chunk was kept without (``download``): kept with a later chunk once they
+        # end, the rest before the final audit (``keep_left``).
+        left: list[asyncio.Task[Read]] = []
+
+        def ended_reads(fetched: list[Fetched], unread: dict[str, str]) -> None:
+            for task in [t for t in left if t.done()]:
+                left.remove(task)
+                got, notes = task.result()
+                unread.update(notes)
+                if got is not None:
+                    fetched.append(got)
 
         async def keep_oldest() -> None:
             nonlocal in_flight, next_audit
             task, size, unread = ahead.popleft()
             in_flight -= size
+            fetched = await task
+            ended_reads(fetched, unread)
             # Once the listing is done, the last chunk is followed by the final audit
             # (``fetch_newest_first``, also after a listing failed): no progress audit.
-            last = finished and not ahead
-            fetched = await task
+            last = finished and not ahead and not left
             if unread:
                 await self._engine._serially(room.note_unread, unread, room=room.room_id)
             next_audit = await self._backfill_step(room, fetched, next_audit, last=last)
+
+        async def keep_left() -> None:
+            """The reads chunks were kept without, once they all ended."""
+            nonlocal next_audit
+            if not left:
+                return
+            if not all(t.done() for t in left):
+                # What was kept is shown while they are waited for (a progress audit:
+                # pending links, not gaps); the final verdict waits for them.
+                await self._background_turn(room.room_id)
+                await self._keeper.ingest(room, [], complete=False, force_audit=True)
+            await asyncio.wait(left)
+            fetched: list[Fetched] = []
+            unread: dict[str, str] = {}
+            ended_reads(fetched, unread)
+            if unread:
+                await self._engine._serially(room.note_unread, unread, room=room.room_id)
+            if fetched:
+                next_audit = await self._backfill_step(room, fetched, next_audit, last=True)
 
         try:
             try:
                 async for chunk in chunks():
                     size = sum(it.size for it in chunk)
                     unread: dict[str, str] = {}
-                    download = self.download(room, chunk, unread, sem)
+                    download = self.download(room, chunk, unread, sem, left=left)
                     ahead.append((asyncio.create_task(download), size, unread))
                     in_flight += size
                     while len(ahead) > 1 and (
@@ -247,13 +292,17 @@ class Backfill:
                 finished = True
                 while ahead:  # keep what was read before the listing failed
                     await keep_oldest()
+                await keep_left()
                 raise
             finished = True
             while ahead:
                 await keep_oldest()
+            await keep_left()
         finally:
             for task, _, _ in ahead:
                 task.cancel()
+            for read in left:
+                read.cancel()
         return bool(next_audit)
 
     async def _backfill_step(
@@ -313,27 +362,56 @@ class Backfill:
         items: Sequence[ObjectInfo],
         unread: dict[str, str],
         sem: asyncio.Semaphore | None = None,
+        *,
+        left: list[asyncio.Task[Read]] | None = None,
     ) -> list[Fetched]:
         """Download and verify segments, concurrently: in worker processes when there is
         enough to do (``SyncConfig.process_min_bytes``), else on the thread pool. What
         cannot be read now is noted in ``unread`` (path -> why; the caller notes it in the
-        room on the state thread, ``RoomState.note_unread``)."""
+        room on the state thread, ``RoomState.note_unread``).
+
+        ``left`` (a pass's): once all but at most ``LEFT_BEHIND`` reads are in and those
+        had ``STRAGGLER_GRACE`` seconds more, return without them — they go on, added to
+        ``left`` (at most ``LEFT_BEHIND_MAX`` there), and the caller keeps what they got
+        when they end. Without it, every read is waited for."""
         sem = sem or asyncio.Semaphore(FETCH_CONCURRENCY)
-        out: list[Fetched] = []
         bulk = (
             len(items) > 1 and sum(it.size for it in items) >= self._engine.config.process_min_bytes
         )
 
-        async def one(item: ObjectInfo) -> None:
+        async def one(item: ObjectInfo) -> Read:
+            notes: dict[str, str] = {}
             async with sem:
                 await self._background_turn(room.room_id)
-                got = await self.read_segment(
-                    room.room_id, item, unread, background=True, bulk=bulk
-                )
+                got = await self.read_segment(room.room_id, item, notes, background=True, bulk=bulk)
+            return got, notes
+
+        reads = [asyncio.create_task(one(it), name=f"bc-read-{room.room_id}") for it in items]
+        if not reads:
+            return []
+        try:
+            pending = set(reads)
+            while pending:
+                if left is None or len(pending) > LEFT_BEHIND or len(left) >= LEFT_BEHIND_MAX:
+                    _, pending = await asyncio.wait(pending, return_when=FIRST_COMPLETED)
+                    continue
+                _, pending = await asyncio.wait(pending, timeout=STRAGGLER_GRACE)
+                room_for = LEFT_BEHIND_MAX - len(left)
+                if pending and len(pending) <= room_for and len(pending) < len(reads):
+                    break  # left behind: the caller keeps them when they end
+        except BaseException:
+            await stop_tasks(reads)
+            raise
+        out: list[Fetched] = []
+        for read in reads:
+            if not read.done():
+                assert left is not None
+                left.append(read)
+                continue
+            got, notes = read.result()
+            unread.update(notes)
             if got is not None:
                 out.append(got)
-
-        await asyncio.gather(*(one(it) for it in items))
         return out
 
     async def read_segment(

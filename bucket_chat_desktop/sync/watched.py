@@ -19,6 +19,7 @@ An answer is any outcome the service gave: data, "not found", "already exists" a
 from __future__ import annotations
 
 import asyncio
+import inspect
 import itertools
 import logging
 import math
@@ -77,6 +78,14 @@ def interactive_deadline() -> float:
 STALL_AFTER = 8.0
 """Seconds a request may go unanswered before the storage is shown as not answering."""
 
+OPEN_GRACE = 10.0
+"""Seconds opening the storage (``Storage.open``: importing a cloud SDK, making its
+client, finding credentials) may take before it counts as a request unanswered. It is
+mostly local work — s3fs's import alone took 1–1.4 s on a loaded 2-core machine, more
+than the interactive deadline — and counted from its start it made a ``bucket-chat``
+command report "no answer" from a service that answered at once. A credential lookup
+that hangs still counts, ``OPEN_GRACE`` s late."""
+
 
 class NoAnswerError(StorageOfflineError):
     """A request got no answer within an interactive deadline (the step was given up)."""
@@ -119,7 +128,23 @@ class WatchedStorage(Storage):
             return None
         return oldest[1]
 
+    async def _opened(self) -> None:
+        """The inner storage opened (see ``OPEN_GRACE``): in flight meanwhile, as a
+        request sent ``OPEN_GRACE`` s later (its wall-clock start is the real one)."""
+        rid = next(self._ids)
+        self._in_flight[rid] = (time.monotonic() + OPEN_GRACE, time.time())
+        try:
+            await self.inner.open()
+        finally:
+            del self._in_flight[rid]
+
     async def _timed(self, call: Awaitable[T]) -> T:
+        try:
+            await self._opened()
+        except BaseException:
+            if inspect.iscoroutine(call):
+                call.close()  # never started: no "never awaited" warning
+            raise
         rid = next(self._ids)
         self._in_flight[rid] = (time.monotonic(), time.time())
         if self.silent_since is None:
@@ -167,6 +192,9 @@ class WatchedStorage(Storage):
 
     async def probe_create_only(self) -> tuple[bool, str]:
         return await self._timed(self.inner.probe_create_only())
+
+    async def open(self) -> None:
+        await self._opened()
 
     async def close(self) -> None:
         await self.inner.close()

@@ -76,7 +76,12 @@ class Desk:
     def controller(self) -> Any:
         return self.window.controller
 
-    def key(self, room: str, storage: int = 0) -> str:
+    def key(self, room: str, storage: int | None = None) -> str:
+        """The room's key in the storage ``storage`` (an index into the settings' list),
+        by default the first storage whose rooms name it (else the first storage)."""
+        if storage is None:
+            found = (i for i, s in enumerate(self.settings.storages) if room in s.rooms)
+            storage = next(found, 0)
         return f"{self.settings.storages[storage].id}/{room}"
 
     def model(self, room: str) -> TimelineModel:

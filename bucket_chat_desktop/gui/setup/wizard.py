@@ -43,6 +43,7 @@ from ...storage.base import StorageError
 from ...storage.open import open_location
 from ...storage.profiles import ProfileStore
 from ...sync.client import ChatClient
+from ...sync.selfcheck import TEST_NO_ANSWER
 from ...sync.watched import NoAnswerError
 from ...sync.writer import RoomError
 from ..safe import guard
@@ -400,10 +401,22 @@ class SetupWizard(QDialog):
                 storage, identity=signer, displayname=displayname
             ) as client:
                 sid = client.session_storage
+                # A person waits: given up once a request has had no answer for as long
+                # as the connection test allows one (not the storage's own timeout times
+                # its retries, 90 s by default, behind "Creating the room…").
                 if mode == "create":
-                    await client.create_room(sid, room_id, name, show=False)
+                    step = client.create_room(sid, room_id, name, show=False)
                 else:
-                    await client.join_room(sid, room_id, show=False)
+                    step = client.join_room(sid, room_id, show=False)
+                try:
+                    await client.within(sid, step, TEST_NO_ANSWER)
+                except NoAnswerError as exc:
+                    if mode == "join":
+                        raise StorageError(f"{exc}; nothing was joined: try again") from exc
+                    raise StorageError(
+                        f"{exc}; the room may have been made all the same: try again, and "
+                        "if it then exists, join it by its id"
+                    ) from exc
                 try:
                     delivered = await client.within(
                         sid, client.flush(sid, timeout=FIRST_ROOM_DELIVERY)

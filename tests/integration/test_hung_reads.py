@@ -1,0 +1,249 @@
+"""Reads from a service that misbehaves part-way: the real emulators behind ``StallProxy``.
+
+SIGSTOP (``test_hung_network.py``) freezes a whole service. These faults are narrower and
+sneakier: a listing whose pages name a next page for ever (a broken or hostile provider),
+a page or an object that trickles a byte now and then (the socket's read timeout never
+fires). Each read must end, with a one-line reason, and the storage must work again
+once the service does. The ``asyncio.wait_for`` around each read only keeps a failing
+test from hanging the suite; nothing is proven by time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from bucket_chat_desktop.storage.base import Storage, StorageError, StorageOfflineError
+from bucket_chat_desktop.storage.cloud import FsspecStorage
+from bucket_chat_desktop.storage.open import open_location
+from bucket_chat_desktop.storage.url import StorageLocation
+
+from . import _emulators as emu
+from ._stall_proxy import HALFWAY, TRICKLE, Request, StallProxy, http_answer
+from .conftest import Emulators, Stores
+
+GUARD = 120  # seconds: only so that a read that never ends fails instead of hanging
+
+# What a listing request looks like on each service.
+LIST_REQUEST = {"s3": r"list-type=2", "gs": r"/o\?", "az": r"comp=list"}
+
+
+@dataclass
+class Proxied:
+    """This test's bucket reached through a ``StallProxy`` in front of its emulator."""
+
+    stores: Stores
+    proxy: StallProxy
+
+    def storage(self, **options: str) -> Storage:
+        loc = self.stores.location
+        endpoint = self.proxy.endpoint
+        if loc.kind == "az":
+            endpoint += f"/{emu.AZ_ACCOUNT}"
+        opts = {**loc.options, "endpoint_url": endpoint, **options}
+        store = open_location(StorageLocation(loc.kind, loc.bucket, loc.prefix, opts),
+                              self.stores.secrets)  # fmt: skip
+        self.stores.opened.append(store)
+        return store
+
+
+@pytest.fixture
+def proxied(cloud_stores: Stores, emulators: Emulators) -> Iterator[Proxied]:
+    proxy = StallProxy(emulators.get(cloud_stores.kind).port).start()
+    try:
+        yield Proxied(cloud_stores, proxy)
+    finally:
+        proxy.release()
+        proxy.close()
+
+
+def endless_pages(
+    kind: str, per_page: int, *, same_token: bool = False
+) -> Callable[[Request], bytes]:
+    """A forged answer to every listing request: ``per_page`` objects under the prefix
+    asked, and a next page named — a new token each time, or always the same one."""
+
+    def answer(request: Request) -> bytes:
+        query = parse_qs(urlsplit(request.target).query)
+        token = "again" if same_token else uuid.uuid4().hex
+        if kind == "s3":
+            prefix = query.get("prefix", [""])[0]
+            items = "".join(
+                f"<Contents><Key>{prefix}{uuid.uuid4().hex}.jsonl</Key><Size>10</Size>"
+                f'<ETag>"e"</ETag></Contents>'
+                for _ in range(per_page)
+            )
+            body = (
+                '<?xml version="1.0" encoding="UTF-8"?><ListBucketResult '
+                'xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>b</Name>'
+                f"<Prefix>{prefix}</Prefix><KeyCount>{per_page}</KeyCount>"
+                "<MaxKeys>1000</MaxKeys><IsTruncated>true</IsTruncated>"
+                f"<NextContinuationToken>{token}</NextContinuationToken>{items}"
+                "</ListBucketResult>"
+            )
+            return http_answer("200 OK", body.encode(), "application/xml")
+        if kind == "gs":
+            prefix = query.get("prefix", [""])[0]
+            names = [f"{prefix}{uuid.uuid4().hex}.jsonl" for _ in range(per_page)]
+            page = {
+                "kind": "storage#objects",
+                "items": [{"name": n, "size": "10", "etag": "e"} for n in names],
+                "nextPageToken": token,
+            }
+            return http_answer("200 OK", json.dumps(page).encode(), "application/json")
+        prefix = query.get("prefix", [""])[0]
+        blobs = "".join(
+            f"<Blob><Name>{prefix}{uuid.uuid4().hex}.jsonl</Name><Properties>"
+            "<Last-Modified>Mon, 05 Jan 2026 09:00:00 GMT</Last-Modified><Etag>0x1</Etag>"
+            "<Content-Length>10</Content-Length><BlobType>BlockBlob</BlobType>"
+            "</Properties></Blob>"
+            for _ in range(per_page)
+        )
+        body = (
+            '<?xml version="1.0" encoding="utf-8"?><EnumerationResults '
+            'ServiceEndpoint="http://127.0.0.1/devstoreaccount1/" ContainerName="c">'
+            f"<Prefix>{prefix}</Prefix><Blobs>{blobs}</Blobs>"
+            f"<NextMarker>{token}</NextMarker></EnumerationResults>"
+        )
+        return http_answer("200 OK", body.encode(), "application/xml")
+
+    return answer
+
+
+async def test_a_listing_that_never_ends_is_refused_and_the_storage_works_after(
+    proxied: Proxied, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A provider whose listing names a next page for ever — with a new token and a
+    thousand objects each time, or the same token again — is followed to a bound, not for
+    ever (the listing held every page in memory while it went on). The listing fails
+    with a reason; nothing of it is used; the real listing works once the service
+    behaves. (The bound is lowered to 20,000 objects: botocore takes ~0.1 s to parse
+    each forged page of a thousand.)"""
+    from bucket_chat_desktop.storage import cloud
+
+    monkeypatch.setattr(cloud, "LIST_MAX_OBJECTS", 20_000)
+    kind = proxied.stores.kind
+    real = proxied.stores.new()
+    await real.put_if_absent("rooms/r/logs/2026-01-05/one.jsonl", b"x")
+    store = proxied.storage()
+
+    rule = proxied.proxy.stall(LIST_REQUEST[kind], answer=endless_pages(kind, 1000))
+    with pytest.raises(StorageError) as caught:
+        await asyncio.wait_for(store.list_objects("rooms/r/logs/2026-01-05/"), GUARD)
+    assert not isinstance(caught.value, StorageOfflineError)  # it answered: no retry helps
+    assert "more than 20,000 objects" in str(caught.value)
+    assert "broken or hostile" in str(caught.value)
+    assert len(rule.hits) == 21  # then it stopped asking
+
+    proxied.proxy.release()
+    again = proxied.proxy.stall(LIST_REQUEST[kind], answer=endless_pages(kind, 3, same_token=True))
+    with pytest.raises(StorageError, match="went back to a page it had already sent"):
+        await asyncio.wait_for(store.list_dirs("rooms/"), GUARD)
+    assert len(again.hits) == 2  # the first page named one, which named itself again
+
+    proxied.proxy.release()
+    listed = await asyncio.wait_for(store.list_objects("rooms/r/logs/2026-01-05/"), GUARD)
+    assert [i.path for i in listed] == ["rooms/r/logs/2026-01-05/one.jsonl"]
+    assert await asyncio.wait_for(store.list_dirs("rooms/"), GUARD) == ["r"]
+
+
+async def test_empty_pages_without_end_are_followed_to_a_bound(stores_for: object) -> None:
+    """Pages with nothing in them that always name a next one (GCS: JSON, quick to
+    make) end the listing after ``LIST_MAX_PAGES`` pages."""
+    from bucket_chat_desktop.storage.cloud import LIST_MAX_PAGES
+
+    from .conftest import StoresMaker
+
+    assert isinstance(stores_for, StoresMaker)
+    stores = stores_for("gs")
+    assert stores.emulators is not None
+    proxy = StallProxy(stores.emulators.get("gs").port).start()
+    try:
+        store = Proxied(stores, proxy).storage()
+        rule = proxy.stall(LIST_REQUEST["gs"], answer=endless_pages("gs", 0))
+        with pytest.raises(StorageError, match=f"did not end after {LIST_MAX_PAGES:,} pages"):
+            await asyncio.wait_for(store.list_objects("rooms/"), GUARD)
+        assert len(rule.hits) == LIST_MAX_PAGES
+    finally:
+        proxy.release()
+        proxy.close()
+
+
+async def test_a_trickling_listing_page_is_given_up(proxied: Proxied) -> None:
+    """A page that comes a byte every half second never trips the socket's 1 s read
+    timeout: each page has a deadline of its own (``page_deadline``), then the listing
+    fails as offline (retried later), and it works once the service answers."""
+    real = proxied.stores.new()
+    await real.put_if_absent("rooms/r/logs/2026-01-05/one.jsonl", b"x")
+    store = proxied.storage(timeout="1", retries="1")
+    assert isinstance(store, FsspecStorage)
+    kind = proxied.stores.kind
+    proxied.proxy.stall(LIST_REQUEST[kind], TRICKLE, every=0.5)
+    with pytest.raises(StorageOfflineError) as caught:
+        await asyncio.wait_for(store.list_objects("rooms/r/logs/2026-01-05/"), GUARD)
+    deadline = store.page_deadline()
+    assert re.search(
+        rf"a page of the listing was not received within {deadline:.0f} s", str(caught.value)
+    ), caught.value
+    proxied.proxy.release()
+    listed = await asyncio.wait_for(store.list_objects("rooms/r/logs/2026-01-05/"), GUARD)
+    assert [i.path for i in listed] == ["rooms/r/logs/2026-01-05/one.jsonl"]
+
+
+async def test_an_object_that_trickles_is_given_up_by_what_arrives_not_by_its_cap(
+    proxied: Proxied,
+) -> None:
+    """A segment's read is capped at 64 MiB; its deadline was what that cap takes at the
+    minimum rate (over four minutes) whatever the object's size, so a service trickling
+    a byte every quarter second held a 2,000-byte segment's read — and the chunk of the
+    back-fill it belonged to — that long. The deadline now follows what arrives: the
+    service's own time, plus what the bytes received take at the minimum rate. An
+    answer that stops half-way fails on the socket's own timeout, as before. Both are
+    offline errors (tried again later) and the object reads whole once the service
+    answers."""
+    from bucket_chat_desktop.protocol.segment import MAX_SEGMENT_BYTES
+
+    real = proxied.stores.new()
+    path = "rooms/r/logs/2026-01-05/one.jsonl"
+    body = bytes(range(256)) * 8
+    await real.put_if_absent(path, body)
+    store = proxied.storage(timeout="1", retries="1")
+    proxied.proxy.stall(r"one\.jsonl", TRICKLE, every=0.25)
+    with pytest.raises(StorageOfflineError) as caught:
+        await asyncio.wait_for(store.get(path, max_bytes=MAX_SEGMENT_BYTES), GUARD)
+    base = store.read_base() if isinstance(store, FsspecStorage) else 0  # 3 s here
+    assert re.search(rf"not read within {base:.0f} s \([\d,]+ bytes received", str(caught.value)), (
+        caught.value
+    )
+
+    proxied.proxy.release()
+    proxied.proxy.stall(r"one\.jsonl", HALFWAY, keep=100)
+    with pytest.raises(StorageOfflineError):
+        await asyncio.wait_for(store.get(path, max_bytes=MAX_SEGMENT_BYTES), GUARD)
+
+    proxied.proxy.release()
+    assert await asyncio.wait_for(store.get(path, max_bytes=MAX_SEGMENT_BYTES), GUARD) == body
+
+
+async def test_a_read_of_several_pieces_is_whole_and_stops_at_the_cap(
+    cloud_stores: Stores,
+) -> None:
+    """What moves a read's deadline comes in pieces (Azure: ranged requests of
+    ``DOWNLOAD_PIECE`` bytes, S3 and GCS: the body read a MiB at a time): an object of
+    several pieces reads whole, and one over the cap is refused after cap + 1 bytes."""
+    from bucket_chat_desktop.storage.base import ObjectTooLargeError
+
+    store = cloud_stores.new()
+    path = "rooms/r/logs/2026-01-05/big.jsonl"
+    big = bytes(range(256)) * (9 * 4096 + 7)  # 9 MiB and a bit: three of Azure's pieces
+    await store.put_if_absent(path, big)
+    assert await cloud_stores.new().get(path, max_bytes=len(big)) == big
+    with pytest.raises(ObjectTooLargeError):
+        await store.get(path, max_bytes=5 * 1024 * 1024)

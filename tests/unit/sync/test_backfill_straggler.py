@@ -1,0 +1,128 @@
+"""One segment of a room's history that gets no answer holds up neither the room's first
+screen nor the rest of its back-fill.
+
+A pass reads a room's segments in chunks (the first screen is the newest eight) and kept
+each chunk only once every segment of it was read: one download on a dead connection
+held the chunk — and a cold room's first screen, and the back-fill beyond the two chunks
+downloaded ahead — until the storage's own timeout times its retries (90 s with the
+defaults). Now a chunk is kept once the rest of it is in and its last reads have had
+``STRAGGLER_GRACE`` more; a read left behind is kept when it ends (with a later chunk,
+or before the pass's final audit, which waits for it), and one that fails is noted as
+unread there, as before: nothing is read twice or lost, and the final verdict is the
+same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from held_storage import LIMIT, Held, until
+from nacl.signing import SigningKey
+
+from bucket_chat_desktop.protocol.findings import Kind
+from bucket_chat_desktop.storage.base import DEFAULT_MAX_READ, StorageOfflineError
+from bucket_chat_desktop.storage.local import LocalStorage
+from bucket_chat_desktop.sync.engine import SyncConfig, SyncEngine
+from bucket_chat_desktop.sync.events import EngineEvent, RoomLoaded
+from bucket_chat_desktop.sync.writer import Draft, RoomWriter
+
+ROOM = "long-room"
+ALICE = "alice@example.com"
+KEY = SigningKey(bytes([1]) * 32)
+CREATED = "2025-09-14T12:00:45.000Z"
+QUIET = SyncConfig(batch_window=0.0, local_rescan=3600.0, active_interval=3600.0)
+COUNT = 20  # messages, one segment each: a first screen of 8 and a chunk of the rest
+
+
+async def _room(root: Path) -> list[str]:
+    """The room with ``COUNT`` messages; the paths of their segments, oldest first."""
+    store = LocalStorage(root)
+    alice = RoomWriter(store, ROOM, ALICE, KEY)
+    await alice.create_room("Long", CREATED)
+    for n in range(COUNT):
+        await alice.send([Draft.text(f"message {n}")])
+    items = await store.list_objects(f"rooms/{ROOM}/logs/")
+    return sorted(i.path for i in items)
+
+
+def _bodies(event: RoomLoaded) -> set[str]:
+    return {a.event.body for a in event.result.timeline if a.event.body}
+
+
+def test_a_segment_that_gets_no_answer_holds_up_neither_the_first_screen_nor_the_rest(
+    tmp_path: Path,
+) -> None:
+    async def go() -> None:
+        root = tmp_path / "store"
+        paths = await _room(root)
+        stuck = paths[-3]  # in the first screen: the newest eight segments
+        store = Held(root, hold=lambda what, path: what == "get" and path == stuck)
+        seen: list[EngineEvent] = []
+        engine = SyncEngine(store, listener=seen.append, config=QUIET)
+        try:
+            opening = asyncio.create_task(engine.open_room(ROOM, background=False))
+            await store.wait_held()
+
+            def shown() -> set[str]:
+                loaded = [e for e in seen if isinstance(e, RoomLoaded)]
+                return _bodies(loaded[-1]) if loaded else set()
+
+            # The first screen and then every other message, while that one read hangs.
+            others = {f"message {n}" for n in range(COUNT) if n != COUNT - 3}
+            await until("everything but the stuck segment shown", lambda: shown() >= others)
+            assert f"message {COUNT - 3}" not in shown()
+            assert not opening.done()  # the pass waits for it before its final verdict
+            store.answering.set()
+            room = await asyncio.wait_for(opening, LIMIT)
+            assert room.complete and not room.partial
+            assert room.result is not None and room.result.findings == []
+            assert shown() == others | {f"message {COUNT - 3}"}
+            assert sorted(p for w, p in store.asked if w == "get").count(stuck) == 1
+        finally:
+            await engine.close()
+
+    asyncio.run(go())
+
+
+class FailsLate(LocalStorage):
+    """The folder, except that reading ``stuck`` waits until ``answering`` is set and
+    then fails as a request that timed out (the storage's own timeout)."""
+
+    def __init__(self, root: Path, stuck: str) -> None:
+        super().__init__(root)
+        self.stuck = stuck
+        self.answering = asyncio.Event()
+        self.waiting = asyncio.Event()
+
+    async def get(self, path: str, *, max_bytes: int = DEFAULT_MAX_READ) -> bytes:
+        if path == self.stuck:
+            self.waiting.set()
+            await self.answering.wait()
+            raise StorageOfflineError(f"cannot read {path}: no answer within 30 s")
+        return await super().get(path, max_bytes=max_bytes)
+
+
+def test_a_segment_left_behind_that_fails_is_noted_unread_as_before(tmp_path: Path) -> None:
+    async def go() -> None:
+        root = tmp_path / "store"
+        paths = await _room(root)
+        store = FailsLate(root, paths[-2])
+        engine = SyncEngine(store, config=QUIET)
+        try:
+            opening = asyncio.create_task(engine.open_room(ROOM, background=False))
+            await asyncio.wait_for(store.waiting.wait(), LIMIT)
+            room = engine.rooms[ROOM]
+            await until("the rest kept", lambda: len(room.known) >= COUNT)
+            assert not opening.done()
+            store.answering.set()
+            room = await asyncio.wait_for(opening, LIMIT)
+            assert room.complete and room.partial  # not completely read: said, not hidden
+            assert room.result is not None
+            unreadable = [f for f in room.result.findings if f.kind is Kind.SEGMENT_UNREADABLE]
+            assert [f.path for f in unreadable] == [paths[-2]]
+            assert "no answer within 30 s" in room.unread[paths[-2]]
+        finally:
+            await engine.close()
+
+    asyncio.run(go())
