@@ -13,18 +13,21 @@ import time
 import uuid
 from pathlib import Path
 
+import pytest
 from nacl.signing import SigningKey
 
 from bucket_chat_desktop.index import Index
+from bucket_chat_desktop.protocol.audit import HOLD_AHEAD_MS
 from bucket_chat_desktop.protocol.event import MESSAGE
 from bucket_chat_desktop.protocol.findings import Kind
 from bucket_chat_desktop.protocol.ids import client_id_for
 from bucket_chat_desktop.protocol.segment import encode_segment, path_for
 from bucket_chat_desktop.protocol.signing import build_event
 from bucket_chat_desktop.storage.local import LocalStorage
+from bucket_chat_desktop.sync import keeper
 from bucket_chat_desktop.sync.engine import SyncConfig, SyncEngine
 from bucket_chat_desktop.sync.events import EngineEvent, EventsAppended, RoomLoaded
-from bucket_chat_desktop.sync.writer import RoomWriter
+from bucket_chat_desktop.sync.writer import Draft, RoomWriter
 
 ROOM = "paced-room"
 ALICE, MALLORY = "alice@example.com", "mallory@example.com"
@@ -95,6 +98,67 @@ def test_full_audits_forced_by_arrivals_are_paced_and_made_once_for_all(tmp_path
             assert not room.audit_owed
             assert room.reaudit is not None
             await room.reaudit  # it ended by itself: nothing left running
+        finally:
+            await engine.close()
+            index.close()
+
+    asyncio.run(go())
+
+
+def test_rows_coming_due_one_by_one_are_released_by_one_paced_audit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Mallory dates her rows a second apart, an hour and more ahead: each coming due
+    made a full audit of the room (the watchdog's release, every second for as long as
+    she likes). Releases are paced like arrivals: those that come due sooner than the
+    pace allows are shown by one audit, together. (The engine is not started: the test
+    asks for each release as the watchdog does every second.)"""
+    root = tmp_path / "store"
+    seen: list[EngineEvent] = []
+    ahead = int(time.time() * 1000) + HOLD_AHEAD_MS + 30 * 60_000
+
+    async def go() -> None:
+        await RoomWriter(LocalStorage(root), ROOM, ALICE, SigningKey(bytes([1]) * 32)).create_room(
+            "Paced", CREATED
+        )
+        dates = iter(range(ahead, ahead + 10_000, 1000))
+        mallory = RoomWriter(
+            LocalStorage(root),
+            ROOM,
+            MALLORY,
+            SigningKey(bytes([9]) * 32),
+            clock=lambda: next(dates),
+        )
+        for i in range(3):
+            await mallory.send([Draft.text(f"from the future {i}")])
+        index = Index.open(tmp_path / "index.sqlite3")
+        engine = SyncEngine(LocalStorage(root), index=index, listener=seen.append, config=QUIET)
+        try:
+            await engine.open_room(ROOM)
+            while not any(isinstance(e, RoomLoaded) and e.complete for e in seen):
+                await asyncio.sleep(0.01)
+            room = engine.rooms[ROOM]
+            held = room.ledger.held_from_ms
+            assert held is not None and room.result is not None
+            assert MALLORY not in {a.event.sender_id for a in room.result.timeline}
+            room.audit_cost, room.audit_ended = 1.0, time.monotonic()  # next: in 3 s
+            before = len(seen)
+            monkeypatch.setattr(keeper, "now_ms", lambda: held - HOLD_AHEAD_MS)
+            engine._keeper.release_due()  # her first row came due: its audit is put off
+            assert room.releasing is not None
+            await room.releasing
+            assert room.audit_owed
+            monkeypatch.setattr(keeper, "now_ms", lambda: ahead + 9_000 - HOLD_AHEAD_MS)
+            engine._keeper.release_due()  # the rest came due: still the one owed audit
+            assert room.releasing is not None
+            await room.releasing
+            assert room.reaudit is not None
+            await asyncio.wait_for(room.reaudit, 10)
+            loaded = [e for e in seen[before:] if isinstance(e, RoomLoaded)]
+            assert len(loaded) == 1  # one audit for the rows that came due one by one
+            shown = [a.event.sender_id for a in loaded[0].result.timeline]
+            assert shown.count(MALLORY) == 4  # her join and three messages
+            assert room.ledger.held_from_ms is None
         finally:
             await engine.close()
             index.close()
