@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import AsyncIterator
 from typing import Any
 
 from .base import (
@@ -226,20 +227,13 @@ class AzureStorage(FsspecStorage):
         pages = container.list_blobs(
             name_starts_with=key_prefix or None, results_per_page=limit
         ).by_page()
-        while True:
-            try:
-                page = await listing.page(anext(pages))
-            except StopAsyncIteration:
-                return out
-            count = 0
-            async for blob in page:  # the page is in memory: no request here
-                count += 1
+        async for page in _pages(pages, listing):
+            for blob in page:
                 etag = blob.etag
                 out.append((blob.name, int(blob.size or 0), etag.strip('"') if etag else None))
-            if not listing.more(count, pages.continuation_token):
-                return out
             if limit is not None and len(out) >= limit:
                 return out[:limit]
+        return out
 
     async def _list_prefixes(self, fs: Any, key_prefix: str, listing: Listing) -> list[str]:
         from azure.storage.blob.aio import BlobPrefix
@@ -247,18 +241,9 @@ class AzureStorage(FsspecStorage):
         container = fs.service_client.get_container_client(self.bucket)
         pages = container.walk_blobs(name_starts_with=key_prefix or None).by_page()
         out: list[str] = []
-        while True:
-            try:
-                page = await listing.page(anext(pages))
-            except StopAsyncIteration:
-                return out
-            count = 0
-            async for item in page:  # the page is in memory: no request here
-                count += 1
-                if isinstance(item, BlobPrefix):
-                    out.append(item.name)
-            if not listing.more(count, pages.continuation_token):
-                return out
+        async for page in _pages(pages, listing):
+            out.extend(item.name for item in page if isinstance(item, BlobPrefix))
+        return out
 
     def _service_error(self, exc: BaseException, what: str) -> StorageError | None:
         from azure.core import exceptions as az
@@ -303,3 +288,17 @@ class AzureStorage(FsspecStorage):
             if isinstance(item, ValueError) and "base64" in str(item).lower():
                 return StorageAuthError(f"{what}: the Azure account key is not valid base64")
         return None
+
+
+async def _pages(pages: Any, listing: Listing) -> AsyncIterator[list[Any]]:
+    """The items of each page of an Azure listing, a page at a time, within ``listing``'s
+    bounds (its deadline per page, its caps on pages, items and repeated tokens)."""
+    while True:
+        try:
+            page = await listing.page(anext(pages))
+        except StopAsyncIteration:
+            return
+        items = [item async for item in page]  # the page is in memory: no request here
+        yield items
+        if not listing.more(len(items), pages.continuation_token):
+            return
