@@ -26,8 +26,11 @@ from .base import (
 )
 from .cloud import FsspecStorage, Listing, Meter, MissingError, busy, exception_chain, one_line
 
-DOWNLOAD_PIECE = 4 * 1024 * 1024
-"""Bytes per ranged request of a read (``AzureStorage._cat``)."""
+DOWNLOAD_PIECE = 1024 * 1024
+"""Bytes per ranged request of a read (``AzureStorage._cat``). The SDK hands a piece
+over whole, so this is also how often a download shows progress (``Meter``, and
+``sync.watched``: 4 s a piece at the minimum read rate, under the 8 s after which a
+storage is shown as not answering)."""
 DEV_ACCOUNT = "devstoreaccount1"
 # Azurite's and the Storage Emulator's published, well-known development key.
 DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="

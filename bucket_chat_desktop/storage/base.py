@@ -9,6 +9,8 @@ from __future__ import annotations
 import abc
 import logging
 import uuid
+from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
@@ -97,6 +99,20 @@ class NotRegularFileError(UnreadableObjectError):
 
 DEFAULT_MAX_READ = 64 * 1024 * 1024
 """What ``get`` reads at most when the caller names no cap (the segment size limit)."""
+
+READ_PROGRESS: ContextVar[Callable[[int], None] | None] = ContextVar(
+    "bucket_chat_read_progress", default=None
+)
+"""Who wants to know that bytes of an answer arrive while a ``get`` runs (set by
+``sync.watched.WatchedStorage`` around each request): a long download that keeps
+receiving is an answering storage, not a silent one."""
+
+
+def tell_received(size: int) -> None:
+    """A cloud ``get`` received ``size`` more bytes of its object (on the event loop)."""
+    hook = READ_PROGRESS.get()
+    if hook is not None:
+        hook(size)
 
 
 @dataclass(frozen=True, slots=True)

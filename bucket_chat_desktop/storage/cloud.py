@@ -41,6 +41,7 @@ from .base import (
     StoragePermissionError,
     StorageThrottledError,
     check_object_path,
+    tell_received,
 )
 from .url import StorageLocation
 
@@ -108,6 +109,7 @@ class Meter:
     def got(self, size: int) -> None:
         self.received += size
         self._scope.reschedule(self._start + self.allowed())
+        tell_received(size)
 
 
 LIST_MAX_PAGES = 1_000

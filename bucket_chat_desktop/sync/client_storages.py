@@ -363,7 +363,16 @@ class AttachedStorages:
         return await attached.engine.pending()
 
     def _blob_storage(self, storage_id: str) -> Storage:
+        """Where blobs are written: the storage itself. An upload is one request whose
+        progress the client libraries do not report; timed, a large file on a slow link
+        would show the storage as not answering while it is being sent."""
         return self._attached(storage_id).storage
+
+    def _blob_reads(self, storage_id: str) -> Storage:
+        """Where blobs are read: through the engine's watch (``sync.watched``), so that
+        a download that stops getting bytes shows its storage as not answering, as any
+        read does, while one that keeps receiving counts as answered as it goes."""
+        return self._attached(storage_id).engine.storage
 
     async def upload_blob(
         self,
@@ -404,7 +413,7 @@ class AttachedStorages:
         """The verified bytes of the blob ``info`` announces, also written to ``dest``
         (``blobs.download`` says what it raises; ``StorageError`` when not attached)."""
         return await blobs.download(
-            self._blob_storage(ref.storage_id),
+            self._blob_reads(ref.storage_id),
             ref.room_id,
             info,
             dest,

@@ -13,7 +13,10 @@ and records when each request started and when the last one was answered, so tha
   ``STALL_AFTER`` seconds, and clear it with the next answer.
 
 An answer is any outcome the service gave: data, "not found", "already exists" and
-"access denied" all count; only timeouts and broken connections do not.
+"access denied" all count; only timeouts and broken connections do not. A download
+that keeps receiving answers as it goes: every ``PROGRESS_BYTES`` that arrive count as
+an answer (``READ_PROGRESS``), so a large attachment on a slow link is never shown as
+"not answering" nor cut off, while one that trickles a byte now and then still is.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from typing import Any, TypeVar
 
 from ..storage.base import (
     DEFAULT_MAX_READ,
+    READ_PROGRESS,
     ObjectInfo,
     Storage,
     StorageError,
@@ -85,6 +89,12 @@ mostly local work — s3fs's import alone took 1–1.4 s on a loaded 2-core mach
 than the interactive deadline — and counted from its start it made a ``bucket-chat``
 command report "no answer" from a service that answered at once. A credential lookup
 that hangs still counts, ``OPEN_GRACE`` s late."""
+
+
+PROGRESS_BYTES = 16 * 1024
+"""Bytes of a download that count as one answer (``WatchedStorage``): a link that
+brings 16 KiB a second keeps a read answered every second; a service trickling a byte
+every quarter second would need over an hour for one."""
 
 
 class NoAnswerError(StorageOfflineError):
@@ -149,6 +159,19 @@ class WatchedStorage(Storage):
         self._in_flight[rid] = (time.monotonic(), time.time())
         if self.silent_since is None:
             self.silent_since = self._in_flight[rid][1]
+        arrived = 0
+
+        def progress(size: int) -> None:
+            """Bytes of the answer arrived: each ``PROGRESS_BYTES`` are an answer, and
+            the request waits for the next ones from now on."""
+            nonlocal arrived
+            arrived += size
+            if arrived >= PROGRESS_BYTES and rid in self._in_flight:
+                arrived = 0
+                self._in_flight[rid] = (time.monotonic(), time.time())
+                self._answered()
+
+        token = READ_PROGRESS.set(progress)
         answered = False
         try:
             result = await call
@@ -160,12 +183,16 @@ class WatchedStorage(Storage):
             answered = True  # the service answered, if only to say no
             raise
         finally:
+            READ_PROGRESS.reset(token)
             del self._in_flight[rid]
             if answered:
-                self.last_answer = time.time()
-                self.silent_since = None
-                if self.on_answer is not None:
-                    self.on_answer()
+                self._answered()
+
+    def _answered(self) -> None:
+        self.last_answer = time.time()
+        self.silent_since = None
+        if self.on_answer is not None:
+            self.on_answer()
 
     # -- Storage -------------------------------------------------------------------------------
 

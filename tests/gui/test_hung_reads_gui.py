@@ -116,18 +116,27 @@ def test_a_stalling_storage_holds_up_neither_the_app_nor_its_other_storage(
     assert info is not None
     shown = [r.event_id for r in desk.rows("falcon")]
 
-    # 1. The blob's answer stops half-way: the download shows as running; Cancel stops it.
+    # 1. The blob's answer stops half-way: the download shows as running, and once it
+    # has waited the watchdog's 8 s its storage as not answering; Cancel stops it, and
+    # the next answer clears the line.
     blob = proxy.stall(r"/blobs/", stall.HALFWAY, keep=100)
     task = feature.save_attachment(key, row.event_id, info, str(tmp_path / "saved.pdf"))
     qtbot.waitUntil(lambda: proxy.stalled() == 1, timeout=20_000)
     (transfer,) = feature.strip.rows
     assert not transfer.failed and feature.strip.isVisible()
+    qtbot.waitUntil(lambda: "not answering" in window.status.text(), timeout=30_000)
+    assert "Flaky bucket not answering since" in window.status.text()
+    assert not desk.item("falcon").online and desk.item("heron").online
     transfer.cancel_requested.emit()
     qtbot.waitUntil(task.done, timeout=10_000)
     assert task.cancelled() and feature.strip.rows == []
     assert not (tmp_path / "saved.pdf").exists()
     assert len(blob.hits) == 1
     assert [r.event_id for r in desk.rows("falcon")] == shown
+    client = window.controller.client
+    client.set_window_focused(False)
+    client.set_window_focused(True)  # the window comes to the front: polls at once
+    qtbot.waitUntil(lambda: "All storages reachable" in window.status.text(), timeout=60_000)
 
     # 2. Every request of the flaky storage hangs: the steady one goes on.
     proxy.release()

@@ -11,6 +11,8 @@ query) match:
 - ``HALFWAY``: the answer's head and the first ``keep`` bytes of its body are sent, then
   nothing more;
 - ``TRICKLE``: the answer is sent one byte every ``every`` seconds;
+- ``PACED``: the answer is sent ``keep`` bytes every ``every`` seconds (a slow link that
+  keeps delivering);
 - ``answer=``: a function of the request (method, target, body) gives the bytes of the
   whole HTTP answer instead of the emulator (a broken or hostile service).
 
@@ -31,6 +33,7 @@ from dataclasses import dataclass, field
 HANG = "hang"
 HALFWAY = "halfway"
 TRICKLE = "trickle"
+PACED = "paced"
 PASS = "pass"
 
 
@@ -46,8 +49,8 @@ class Rule:
     pattern: str  # a regex searched in the request's target (path and query)
     mode: str = HANG
     method: str | None = None  # None: any
-    keep: int = 0  # HALFWAY: body bytes sent before the stall
-    every: float = 1.0  # TRICKLE: seconds between bytes
+    keep: int = 0  # HALFWAY: body bytes sent before the stall; PACED: bytes a step
+    every: float = 1.0  # TRICKLE, PACED: seconds between steps
     answer: Callable[[Request], bytes] | None = None
     hits: list[Request] = field(default_factory=list)
 
@@ -210,14 +213,15 @@ class StallProxy:
             await writer.drain()
             await self._held_until_released()
             writer.write(rest[rule.keep if rule else 0 :])
-        elif mode == TRICKLE:
+        elif mode in (TRICKLE, PACED):
             assert rule is not None and self._release is not None
             released = self._release
-            for i in range(len(rest)):
-                writer.write(rest[i : i + 1])
+            step = max(rule.keep, 1) if mode == PACED else 1
+            for i in range(0, len(rest), step):
+                writer.write(rest[i : i + step])
                 await writer.drain()
                 if released.is_set():
-                    writer.write(rest[i + 1 :])
+                    writer.write(rest[i + step :])
                     break
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(released.wait(), rule.every)

@@ -24,9 +24,10 @@ from bucket_chat_desktop.storage.base import Storage, StorageError, StorageOffli
 from bucket_chat_desktop.storage.cloud import FsspecStorage
 from bucket_chat_desktop.storage.open import open_location
 from bucket_chat_desktop.storage.url import StorageLocation
+from bucket_chat_desktop.sync.watched import NoAnswerError, WatchedStorage, answer_within
 
 from . import _emulators as emu
-from ._stall_proxy import HALFWAY, TRICKLE, Request, StallProxy, http_answer
+from ._stall_proxy import HALFWAY, PACED, TRICKLE, Request, StallProxy, http_answer
 from .conftest import Emulators, Stores
 
 GUARD = 120  # seconds: only so that a read that never ends fails instead of hanging
@@ -242,8 +243,60 @@ async def test_a_read_of_several_pieces_is_whole_and_stops_at_the_cap(
 
     store = cloud_stores.new()
     path = "rooms/r/logs/2026-01-05/big.jsonl"
-    big = bytes(range(256)) * (9 * 4096 + 7)  # 9 MiB and a bit: three of Azure's pieces
+    big = bytes(range(256)) * (9 * 4096 + 7)  # 9 MiB and a bit: nine of Azure's pieces
     await store.put_if_absent(path, big)
     assert await cloud_stores.new().get(path, max_bytes=len(big)) == big
     with pytest.raises(ObjectTooLargeError):
         await store.get(path, max_bytes=5 * 1024 * 1024)
+
+
+async def test_a_long_download_that_keeps_receiving_is_answering_and_a_trickle_is_not(
+    proxied: Proxied,
+) -> None:
+    """A request used to count as unanswered until its last byte: an attachment that took
+    longer than 8 s on a slow link showed its storage as "not answering", and one that
+    took longer than the interactive deadline was given up. What arrives is an answer
+    now (every 16 KiB, ``PROGRESS_BYTES``): a download paced well below the thresholds'
+    time per piece never looks silent, however long it runs in all; one that trickles a
+    byte at a time still is given up at the deadline."""
+    kind = proxied.stores.kind
+    real = proxied.stores.new()
+    path = "rooms/r/blobs/slow.bin"
+    # Azure's SDK hands a ranged piece (1 MiB) over whole: paced faster there, so that a
+    # piece takes well under the threshold; S3 and GCS show every 16 KiB.
+    size, step = (6 * 1024 * 1024, 256 * 1024) if kind == "az" else (640 * 1024, 32 * 1024)
+    body = bytes(range(256)) * (size // 256)
+    await real.put_if_absent(path, body)
+    threshold = 1.0  # seconds: what each piece takes stays well under it, the whole not
+    store = WatchedStorage(proxied.storage(timeout="10", retries="1"))
+    proxied.proxy.stall(r"slow\.bin", PACED, keep=step, every=0.1)
+    silent: list[float] = []
+    start = asyncio.get_running_loop().time()
+
+    async def watch() -> None:
+        while True:
+            await asyncio.sleep(0.05)
+            if store.stalled(threshold) is not None:
+                silent.append(asyncio.get_running_loop().time() - start)
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        got = await asyncio.wait_for(
+            answer_within(store, store.get(path, max_bytes=size), threshold), GUARD
+        )
+    finally:
+        watcher.cancel()
+    took = asyncio.get_running_loop().time() - start
+    assert got == body
+    assert took > 1.5 * threshold  # longer in all than either threshold ...
+    assert silent == []  # ... and never silent that long
+    assert store.silent_since is None and store.last_answer is not None
+
+    proxied.proxy.release()
+    proxied.proxy.stall(r"slow\.bin", TRICKLE, every=0.05)
+    with pytest.raises(NoAnswerError):
+        await asyncio.wait_for(
+            answer_within(store, store.get(path, max_bytes=size), threshold), GUARD
+        )
+    assert store.oldest_unanswered() is None  # the read given up is no longer in flight
+    proxied.proxy.release()
