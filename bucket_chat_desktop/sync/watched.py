@@ -255,9 +255,15 @@ async def answer_within(
     answer. A step that keeps getting answers runs as long as it needs. What a cancelled
     write already sent may still arrive: callers only give up steps that are safe to
     repeat (create-only writes, reads). A cancellation of the caller is raised, also
-    one that arrives while the step given up winds down."""
+    one that arrives while the step given up winds down.
+
+    A request sent before the step (background work: polling, the publisher) counts
+    from the step's start: it may be what the step waits for, so it cannot be left out,
+    but a step begun right after a storage came back is not given up at once because of
+    a request still hanging from when it was away."""
     if seconds is None:
         seconds = interactive_deadline()
+    began = (time.monotonic(), time.time())
     task = asyncio.ensure_future(step)
     try:
         while True:
@@ -265,11 +271,14 @@ async def answer_within(
             if done:
                 return task.result()
             oldest = storage.oldest_unanswered()
-            if oldest is not None and time.monotonic() - oldest[0] >= seconds:
+            if oldest is None:
+                continue
+            since = max(oldest, began)
+            if time.monotonic() - since[0] >= seconds:
                 raise NoAnswerError(
                     f"no answer from {what} within {seconds:g} s "
-                    f"(waiting since {clock_text(oldest[1])})",
-                    since=oldest[1],
+                    f"(waiting since {clock_text(since[1])})",
+                    since=since[1],
                 )
     finally:
         # The step given up is stopped; a cancellation of the caller while it winds

@@ -21,10 +21,12 @@ How long each step takes is measured by ``benchmarks/hung_network.py``, not asse
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -242,6 +244,49 @@ async def test_answer_within_cuts_off_silence_but_not_a_slow_answering_storage(
         await answer_within(store, silence(), 0.3)
     assert isinstance(caught.value, StorageOfflineError) and caught.value.transient
     assert store.oldest_unanswered() is None  # the given-up request is no longer counted
+
+
+async def test_a_request_hanging_from_before_a_step_counts_from_the_step_s_start(
+    tmp_path: Path,
+) -> None:
+    """A background request that hangs since before the step (the storage was away, the
+    connection is dead) gave a step begun later up at once, "waiting since" a time
+    before the person even asked. It counts from the step's start now: a step whose own
+    requests are answered ends well; one that waits on the old silence is given up a
+    deadline after it began."""
+
+    class Mixed(LocalStorage):
+        async def list_dirs(self, prefix: str) -> list[str]:
+            if prefix == "hung/":
+                await asyncio.sleep(3600)  # a request from before that never ends
+            await asyncio.sleep(0.02)
+            return await super().list_dirs(prefix)
+
+    store = WatchedStorage(Mixed(tmp_path / "store"))
+    background = asyncio.ensure_future(store.list_dirs("hung/"))
+    try:
+        await asyncio.sleep(1.5)  # unanswered for longer than the deadline below
+
+        async def answered() -> int:
+            for _ in range(3):
+                await store.list_dirs("rooms/")
+            return 3
+
+        assert await answer_within(store, answered(), 1.0) == 3
+
+        async def waits_on_the_silence() -> None:
+            await asyncio.shield(background)
+
+        loop = asyncio.get_running_loop()
+        began, wall = loop.time(), time.time()
+        with pytest.raises(NoAnswerError) as caught:
+            await answer_within(store, waits_on_the_silence(), 1.0)
+        assert loop.time() - began >= 1.0  # not at once
+        assert caught.value.since >= wall - 0.01  # since the step began, not before
+    finally:
+        background.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await background
 
 
 def test_a_device_that_read_the_room_whole_queues_without_any_network(tmp_path: Path) -> None:
