@@ -587,6 +587,33 @@ def test_versions_escape_hostile_text() -> None:
     assert "not verified" in html and "invalid" in html
 
 
+def test_versions_spell_out_a_stack_of_combining_marks(qtbot: Any) -> None:
+    """A letter under 60 combining marks (in an edit of a hostile member's message) was
+    stacked over the versions above and below it in the dialog; marks past four on one
+    letter are spelled out now, and real text with marks (decomposed Vietnamese, Hindi)
+    is drawn as written."""
+    import re
+
+    from bucket_chat_desktop.gui.widgets.message_actions import (
+        BODY_MARKS,
+        Version,
+        VersionsDialog,
+    )
+
+    zalgo = "Z" + "\u0301\u0316" * 30 + "algo"
+    real = "Tie\u0302\u0301ng Vie\u0323\u0302t, \u0939\u093f\u0928\u094d\u0926\u0940"
+    dialog = VersionsDialog("Mallory", sender_id="mallory@example.com")
+    qtbot.addWidget(dialog)
+    dialog.set_versions(
+        [Version("Original", T0, "verified", real), Version("Edit 1", T0 + 1, "verified", zalgo)]
+    )
+    shown = dialog.browser.toPlainText()
+    assert real in shown
+    assert "Z" + "\u0301\u0316" * 2 + "\\u0301\\u0316" in shown  # the rest spelled out
+    runs = re.findall(r"[\u0300-\u036f]+", shown)
+    assert max(len(r) for r in runs) == BODY_MARKS and shown.count("\\u0301") == 28
+
+
 def test_versions_of_a_message_edited_hundreds_of_times_stay_one_page() -> None:
     from bucket_chat_desktop.gui.widgets.message_actions import MAX_SHOWN_EDITS, Version
 

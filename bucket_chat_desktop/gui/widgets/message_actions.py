@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from ... import timestamps
-from ...protocol.untrusted_text import html_escape, one_line
+from ...protocol.untrusted_text import html_escape, one_line, spell_marks
 from ..emoji_index import FREQUENT, lookup
 from ..icons import (
     add_reaction_icon,
@@ -330,11 +330,18 @@ class Version:
 
 
 MAX_SHOWN_EDITS = 50  # a message edited hundreds of times stays a page, not megabytes
+BODY_MARKS = 4
+"""Combining marks drawn on one letter of a version's body; the rest are spelled out
+(``spell_marks``). The dialog's document has no per-body clip as the timeline's rows
+have: a letter under dozens of marks was stacked over the versions above and below.
+Four keep every script's real text (a vowel sign and a tone mark, a dot below and an
+accent) as it is written."""
 
 
 def versions_html(versions: Sequence[Version]) -> str:
     """The versions, newest first, each with its time and trust state; bodies rendered
-    as the timeline renders them (``markdown.to_html``: escaped, bounded). The original
+    as the timeline renders them (``markdown.to_html``: escaped, bounded; combining
+    marks past ``BODY_MARKS`` on a letter spelled out). The original
     (first) and the newest ``MAX_SHOWN_EDITS`` edits; a line says how many are left out."""
     parts = []
     muted = _muted()
@@ -358,7 +365,7 @@ def versions_html(versions: Sequence[Version]) -> str:
             f"{current}</p>"
         )
         body = (
-            to_html(v.body)
+            to_html(spell_marks(v.body, BODY_MARKS))
             if v.body is not None
             else f"<i style='color:{muted}'>The original text is not loaded yet.</i>"
         )
