@@ -124,12 +124,28 @@ class WatchedStorage(Storage):
         # retries — a request that timed out is no longer in flight, but still unanswered.
         self.silent_since: float | None = None
         self.on_answer: Callable[[], None] | None = None
+        # ``answer_within``'s steps in progress: id -> [their start, the latest answer to
+        # a request sent since] (``(monotonic, wall)`` each; the start until one).
+        self._steps: dict[int, list[tuple[float, float]]] = {}
 
     # -- what the engine asks ----------------------------------------------------------------
 
     def oldest_unanswered(self) -> tuple[float, float] | None:
         """``(monotonic, wall)`` start of the longest-waiting request in flight, if any."""
         return min(self._in_flight.values(), default=None)
+
+    def _step_waits(self, step: int) -> tuple[float, float] | None:
+        """``(monotonic, wall)`` since when step ``step`` (``answer_within``) has waited
+        without an answer, if a request is in flight: a request it sent counts from its
+        own start; one sent before the step began, from the latest answer to one sent
+        since (the step's start until then): the step may be waiting on it, but while
+        its own requests keep getting answers, it is not what holds it up."""
+        began, answered = self._steps[step]
+        older = max(began, answered)
+        return min(
+            (sent if sent >= began else older for sent in self._in_flight.values()),
+            default=None,
+        )
 
     def stalled(self, after: float) -> float | None:
         """Wall-clock start of a request unanswered for ``after`` seconds, else None."""
@@ -159,6 +175,7 @@ class WatchedStorage(Storage):
         self._in_flight[rid] = (time.monotonic(), time.time())
         if self.silent_since is None:
             self.silent_since = self._in_flight[rid][1]
+        sent = self._in_flight[rid]
         arrived = 0
 
         def progress(size: int) -> None:
@@ -169,7 +186,7 @@ class WatchedStorage(Storage):
             if arrived >= PROGRESS_BYTES and rid in self._in_flight:
                 arrived = 0
                 self._in_flight[rid] = (time.monotonic(), time.time())
-                self._answered()
+                self._answered(sent)
 
         token = READ_PROGRESS.set(progress)
         answered = False
@@ -186,10 +203,15 @@ class WatchedStorage(Storage):
             READ_PROGRESS.reset(token)
             del self._in_flight[rid]
             if answered:
-                self._answered()
+                self._answered(sent)
 
-    def _answered(self) -> None:
-        self.last_answer = time.time()
+    def _answered(self, sent: tuple[float, float]) -> None:
+        """A request sent at ``sent`` was answered (or its bytes keep arriving)."""
+        now = (time.monotonic(), time.time())
+        for step in self._steps.values():
+            if sent >= step[0]:
+                step[1] = now
+        self.last_answer = now[1]
         self.silent_since = None
         if self.on_answer is not None:
             self.on_answer()
@@ -257,23 +279,26 @@ async def answer_within(
     repeat (create-only writes, reads). A cancellation of the caller is raised, also
     one that arrives while the step given up winds down.
 
-    A request sent before the step (background work: polling, the publisher) counts
-    from the step's start: it may be what the step waits for, so it cannot be left out,
+    A request sent before the step (background work: polling, the publisher, an
+    attachment's download) counts from the step's start, and from the latest answer to
+    a request sent since: it may be what the step waits for, so it cannot be left out,
     but a step begun right after a storage came back is not given up at once because of
-    a request still hanging from when it was away."""
+    a request still hanging from when it was away, nor one whose own requests keep
+    getting answers because of a download that stalled meanwhile."""
     if seconds is None:
         seconds = interactive_deadline()
     began = (time.monotonic(), time.time())
+    mark = next(storage._ids)
+    storage._steps[mark] = [began, began]
     task = asyncio.ensure_future(step)
     try:
         while True:
             done, _ = await asyncio.wait({task}, timeout=0.05)
             if done:
                 return task.result()
-            oldest = storage.oldest_unanswered()
-            if oldest is None:
+            since = storage._step_waits(mark)
+            if since is None:
                 continue
-            since = max(oldest, began)
             if time.monotonic() - since[0] >= seconds:
                 raise NoAnswerError(
                     f"no answer from {what} within {seconds:g} s "
@@ -283,4 +308,7 @@ async def answer_within(
     finally:
         # The step given up is stopped; a cancellation of the caller while it winds
         # down is raised, never absorbed with the step's own.
-        await stop_tasks([task])
+        try:
+            await stop_tasks([task])
+        finally:
+            del storage._steps[mark]
