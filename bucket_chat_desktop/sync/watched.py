@@ -22,6 +22,7 @@ an answer (``READ_PROGRESS``), so a large attachment on a slow link is never sho
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import itertools
 import logging
@@ -97,6 +98,13 @@ brings 16 KiB a second keeps a read answered every second; a service trickling a
 every quarter second would need over an hour for one."""
 
 
+_STEPS: contextvars.ContextVar[tuple[int, ...]] = contextvars.ContextVar(
+    "bucket_chat_steps", default=()
+)
+"""The ``answer_within`` steps the running code belongs to (set in each step's task, and
+so in the tasks it creates): their requests' answers are theirs."""
+
+
 class NoAnswerError(StorageOfflineError):
     """A request got no answer within an interactive deadline (the step was given up)."""
 
@@ -125,7 +133,7 @@ class WatchedStorage(Storage):
         self.silent_since: float | None = None
         self.on_answer: Callable[[], None] | None = None
         # ``answer_within``'s steps in progress: id -> [their start, the latest answer to
-        # a request sent since] (``(monotonic, wall)`` each; the start until one).
+        # one of their own requests] (``(monotonic, wall)`` each; the start until one).
         self._steps: dict[int, list[tuple[float, float]]] = {}
 
     # -- what the engine asks ----------------------------------------------------------------
@@ -136,10 +144,11 @@ class WatchedStorage(Storage):
 
     def _step_waits(self, step: int) -> tuple[float, float] | None:
         """``(monotonic, wall)`` since when step ``step`` (``answer_within``) has waited
-        without an answer, if a request is in flight: a request it sent counts from its
-        own start; one sent before the step began, from the latest answer to one sent
-        since (the step's start until then): the step may be waiting on it, but while
-        its own requests keep getting answers, it is not what holds it up."""
+        without an answer, if a request is in flight: a request sent since the step
+        began counts from its own start; one sent before, from the latest answer to one
+        of the step's own requests (the step's start until then): the step may be waiting
+        on it, but while its own requests keep getting answers, it is not what holds it
+        up. Answers to other work (polling, other rooms) do not count."""
         began, answered = self._steps[step]
         older = max(began, answered)
         return min(
@@ -175,7 +184,7 @@ class WatchedStorage(Storage):
         self._in_flight[rid] = (time.monotonic(), time.time())
         if self.silent_since is None:
             self.silent_since = self._in_flight[rid][1]
-        sent = self._in_flight[rid]
+        steps = _STEPS.get()  # the steps this request is for, if any
         arrived = 0
 
         def progress(size: int) -> None:
@@ -186,7 +195,7 @@ class WatchedStorage(Storage):
             if arrived >= PROGRESS_BYTES and rid in self._in_flight:
                 arrived = 0
                 self._in_flight[rid] = (time.monotonic(), time.time())
-                self._answered(sent)
+                self._answered(steps)
 
         token = READ_PROGRESS.set(progress)
         answered = False
@@ -203,14 +212,15 @@ class WatchedStorage(Storage):
             READ_PROGRESS.reset(token)
             del self._in_flight[rid]
             if answered:
-                self._answered(sent)
+                self._answered(steps)
 
-    def _answered(self, sent: tuple[float, float]) -> None:
-        """A request sent at ``sent`` was answered (or its bytes keep arriving)."""
+    def _answered(self, steps: tuple[int, ...]) -> None:
+        """A request of ``steps`` (``answer_within``) was answered, or its bytes keep
+        arriving."""
         now = (time.monotonic(), time.time())
-        for step in self._steps.values():
-            if sent >= step[0]:
-                step[1] = now
+        for mark in steps:
+            if mark in self._steps:
+                self._steps[mark][1] = now
         self.last_answer = now[1]
         self.silent_since = None
         if self.on_answer is not None:
@@ -281,16 +291,20 @@ async def answer_within(
 
     A request sent before the step (background work: polling, the publisher, an
     attachment's download) counts from the step's start, and from the latest answer to
-    a request sent since: it may be what the step waits for, so it cannot be left out,
-    but a step begun right after a storage came back is not given up at once because of
-    a request still hanging from when it was away, nor one whose own requests keep
-    getting answers because of a download that stalled meanwhile."""
+    one of the step's own requests (made in its task, or in tasks it creates): it may
+    be what the step waits for, so it cannot be left out, but a step begun right after
+    a storage came back is not given up at once because of a request still hanging from
+    when it was away, nor one whose own requests keep getting answers because of a
+    download that stalled meanwhile. Answers to other work do not keep a step going."""
     if seconds is None:
         seconds = interactive_deadline()
     began = (time.monotonic(), time.time())
     mark = next(storage._ids)
     storage._steps[mark] = [began, began]
-    task = asyncio.ensure_future(step)
+
+    context = contextvars.copy_context()  # the step's task's: its requests are its own
+    context.run(_STEPS.set, (*_STEPS.get(), mark))
+    task = asyncio.get_running_loop().create_task(step, context=context)
     try:
         while True:
             done, _ = await asyncio.wait({task}, timeout=0.05)
