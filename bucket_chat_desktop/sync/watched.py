@@ -22,6 +22,7 @@ an answer (``READ_PROGRESS``), so a large attachment on a slow link is never sho
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import itertools
 import logging
@@ -97,6 +98,13 @@ brings 16 KiB a second keeps a read answered every second; a service trickling a
 every quarter second would need over an hour for one."""
 
 
+_STEPS: contextvars.ContextVar[tuple[int, ...]] = contextvars.ContextVar(
+    "bucket_chat_steps", default=()
+)
+"""The ``answer_within`` steps the running code belongs to (set in each step's task, and
+so in the tasks it creates): their requests' answers are theirs."""
+
+
 class NoAnswerError(StorageOfflineError):
     """A request got no answer within an interactive deadline (the step was given up)."""
 
@@ -124,12 +132,29 @@ class WatchedStorage(Storage):
         # retries — a request that timed out is no longer in flight, but still unanswered.
         self.silent_since: float | None = None
         self.on_answer: Callable[[], None] | None = None
+        # ``answer_within``'s steps in progress: id -> [their start, the latest answer to
+        # one of their own requests] (``(monotonic, wall)`` each; the start until one).
+        self._steps: dict[int, list[tuple[float, float]]] = {}
 
     # -- what the engine asks ----------------------------------------------------------------
 
     def oldest_unanswered(self) -> tuple[float, float] | None:
         """``(monotonic, wall)`` start of the longest-waiting request in flight, if any."""
         return min(self._in_flight.values(), default=None)
+
+    def _step_waits(self, step: int) -> tuple[float, float] | None:
+        """``(monotonic, wall)`` since when step ``step`` (``answer_within``) has waited
+        without an answer, if a request is in flight: a request sent since the step
+        began counts from its own start; one sent before, from the latest answer to one
+        of the step's own requests (the step's start until then): the step may be waiting
+        on it, but while its own requests keep getting answers, it is not what holds it
+        up. Answers to other work (polling, other rooms) do not count."""
+        began, answered = self._steps[step]
+        older = max(began, answered)
+        return min(
+            (sent if sent >= began else older for sent in self._in_flight.values()),
+            default=None,
+        )
 
     def stalled(self, after: float) -> float | None:
         """Wall-clock start of a request unanswered for ``after`` seconds, else None."""
@@ -159,6 +184,7 @@ class WatchedStorage(Storage):
         self._in_flight[rid] = (time.monotonic(), time.time())
         if self.silent_since is None:
             self.silent_since = self._in_flight[rid][1]
+        steps = _STEPS.get()  # the steps this request is for, if any
         arrived = 0
 
         def progress(size: int) -> None:
@@ -169,7 +195,7 @@ class WatchedStorage(Storage):
             if arrived >= PROGRESS_BYTES and rid in self._in_flight:
                 arrived = 0
                 self._in_flight[rid] = (time.monotonic(), time.time())
-                self._answered()
+                self._answered(steps)
 
         token = READ_PROGRESS.set(progress)
         answered = False
@@ -186,10 +212,16 @@ class WatchedStorage(Storage):
             READ_PROGRESS.reset(token)
             del self._in_flight[rid]
             if answered:
-                self._answered()
+                self._answered(steps)
 
-    def _answered(self) -> None:
-        self.last_answer = time.time()
+    def _answered(self, steps: tuple[int, ...]) -> None:
+        """A request of ``steps`` (``answer_within``) was answered, or its bytes keep
+        arriving."""
+        now = (time.monotonic(), time.time())
+        for mark in steps:
+            if mark in self._steps:
+                self._steps[mark][1] = now
+        self.last_answer = now[1]
         self.silent_since = None
         if self.on_answer is not None:
             self.on_answer()
@@ -257,23 +289,30 @@ async def answer_within(
     repeat (create-only writes, reads). A cancellation of the caller is raised, also
     one that arrives while the step given up winds down.
 
-    A request sent before the step (background work: polling, the publisher) counts
-    from the step's start: it may be what the step waits for, so it cannot be left out,
-    but a step begun right after a storage came back is not given up at once because of
-    a request still hanging from when it was away."""
+    A request sent before the step (background work: polling, the publisher, an
+    attachment's download) counts from the step's start, and from the latest answer to
+    one of the step's own requests (made in its task, or in tasks it creates): it may
+    be what the step waits for, so it cannot be left out, but a step begun right after
+    a storage came back is not given up at once because of a request still hanging from
+    when it was away, nor one whose own requests keep getting answers because of a
+    download that stalled meanwhile. Answers to other work do not keep a step going."""
     if seconds is None:
         seconds = interactive_deadline()
     began = (time.monotonic(), time.time())
-    task = asyncio.ensure_future(step)
+    mark = next(storage._ids)
+    storage._steps[mark] = [began, began]
+
+    context = contextvars.copy_context()  # the step's task's: its requests are its own
+    context.run(_STEPS.set, (*_STEPS.get(), mark))
+    task = asyncio.get_running_loop().create_task(step, context=context)
     try:
         while True:
             done, _ = await asyncio.wait({task}, timeout=0.05)
             if done:
                 return task.result()
-            oldest = storage.oldest_unanswered()
-            if oldest is None:
+            since = storage._step_waits(mark)
+            if since is None:
                 continue
-            since = max(oldest, began)
             if time.monotonic() - since[0] >= seconds:
                 raise NoAnswerError(
                     f"no answer from {what} within {seconds:g} s "
@@ -283,4 +322,7 @@ async def answer_within(
     finally:
         # The step given up is stopped; a cancellation of the caller while it winds
         # down is raised, never absorbed with the step's own.
-        await stop_tasks([task])
+        try:
+            await stop_tasks([task])
+        finally:
+            del storage._steps[mark]

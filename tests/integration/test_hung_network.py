@@ -289,6 +289,66 @@ async def test_a_request_hanging_from_before_a_step_counts_from_the_step_s_start
             await background
 
 
+async def test_a_step_that_keeps_getting_answers_is_not_given_up_for_an_older_hang(
+    tmp_path: Path,
+) -> None:
+    """A request hanging from before the step (a stalled attachment download, which goes
+    through the watch now; a poll on a dead connection) gave up any step that took longer
+    in all than the deadline, 1.2 s after it began, even while every request of its own
+    was answered at once: opening a room or listing the rooms while a download stalled.
+    An older request counts from the latest answer to one of the step's own requests
+    instead; a step that gets none is still given up a deadline after it began (the
+    test above), whatever else the storage answers meanwhile."""
+
+    class Mixed(LocalStorage):
+        async def list_dirs(self, prefix: str) -> list[str]:
+            if prefix == "hung/":
+                await asyncio.sleep(3600)  # e.g. an attachment whose bytes stopped coming
+            await asyncio.sleep(0.1)
+            return await super().list_dirs(prefix)
+
+    store = WatchedStorage(Mixed(tmp_path / "store"))
+    background = asyncio.ensure_future(store.list_dirs("hung/"))
+    try:
+        await asyncio.sleep(0.1)  # in flight before the step
+
+        async def answered_at_once(times: int) -> int:
+            for _ in range(times):  # 2 s in all, each answered within 0.1 s
+                await store.list_dirs("rooms/")
+            return times
+
+        assert await answer_within(store, answered_at_once(20), 0.6) == 20
+
+        async def answered_then_waits_on_the_silence() -> None:
+            await answered_at_once(3)
+            await asyncio.shield(background)
+
+        with pytest.raises(NoAnswerError):
+            await answer_within(store, answered_then_waits_on_the_silence(), 0.6)
+        assert store.oldest_unanswered() is not None  # the background request goes on
+
+        # Answers to other work meanwhile (the app's polling, another room's read) are
+        # not the step's: one that waits on the older silence is given up all the same.
+        async def others() -> None:
+            while True:
+                await store.list_dirs("rooms/")
+
+        busy = asyncio.ensure_future(others())
+        try:
+            with pytest.raises(NoAnswerError):
+                await asyncio.wait_for(
+                    answer_within(store, answered_then_waits_on_the_silence(), 0.6), 60
+                )
+        finally:
+            busy.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await busy
+    finally:
+        background.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await background
+
+
 def test_a_device_that_read_the_room_whole_queues_without_any_network(tmp_path: Path) -> None:
     """No outbox head (this outbox never wrote here), but the index holds a complete read:
     the head comes from it — the device's own newest event — and nothing is asked of the
