@@ -16,7 +16,8 @@ An answer is any outcome the service gave: data, "not found", "already exists" a
 "access denied" all count; only timeouts and broken connections do not. A download
 that keeps receiving answers as it goes: every ``PROGRESS_BYTES`` that arrive count as
 an answer (``READ_PROGRESS``), so a large attachment on a slow link is never shown as
-"not answering" nor cut off, while one that trickles a byte now and then still is.
+"not answering", while one that trickles a byte now and then still is; a person's step
+is held to the read's minimum rate (``WatchedStorage._waited``).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from ..storage.base import (
     StorageError,
     StorageOfflineError,
 )
+from ..storage.cloud import MIN_READ_RATE
 from ..storage.feed import ChangeFeed
 from .stopping import stop_tasks
 
@@ -135,6 +137,9 @@ class WatchedStorage(Storage):
         # ``answer_within``'s steps in progress: id -> [their start, the latest answer to
         # one of their own requests] (``(monotonic, wall)`` each; the start until one).
         self._steps: dict[int, list[tuple[float, float]]] = {}
+        # Bytes received so far by each request in flight that is receiving (``_waited``).
+        self._received: dict[int, int] = {}
+        self._started: dict[int, tuple[float, float]] = {}
 
     # -- what the engine asks ----------------------------------------------------------------
 
@@ -152,9 +157,26 @@ class WatchedStorage(Storage):
         began, answered = self._steps[step]
         older = max(began, answered)
         return min(
-            (sent if sent >= began else older for sent in self._in_flight.values()),
+            (
+                sent if sent >= began else older
+                for sent in (self._waited(rid, at) for rid, at in self._in_flight.items())
+            ),
             default=None,
         )
+
+    def _waited(self, rid: int, at: tuple[float, float]) -> tuple[float, float]:
+        """Since when request ``rid`` keeps a person waiting (``answer_within``): its
+        start, moved on by what it received at the read's own minimum rate
+        (``MIN_READ_RATE``, as a read's deadline is): a download that keeps that rate
+        never does, one slower does at its pace. The watch's own 16 KiB rule
+        (``PROGRESS_BYTES``) is more lenient — a slow link is answering — but a person
+        was held for minutes by a service sending 16 KiB a second of a large segment."""
+        received = self._received.get(rid)
+        if received is None:
+            return at
+        start, wall = self._started[rid]
+        credit = min(received / MIN_READ_RATE, time.monotonic() - start)
+        return (start + credit, wall + credit)
 
     def stalled(self, after: float) -> float | None:
         """Wall-clock start of a request unanswered for ``after`` seconds, else None."""
@@ -189,10 +211,16 @@ class WatchedStorage(Storage):
 
         def progress(size: int) -> None:
             """Bytes of the answer arrived: each ``PROGRESS_BYTES`` are an answer, and
-            the request waits for the next ones from now on."""
+            the request waits for the next ones from now on (a person waits by the
+            rate, ``_waited``)."""
             nonlocal arrived
+            if rid not in self._in_flight:
+                return
+            if rid not in self._received:
+                self._started[rid] = self._in_flight[rid]
+            self._received[rid] = self._received.get(rid, 0) + size
             arrived += size
-            if arrived >= PROGRESS_BYTES and rid in self._in_flight:
+            if arrived >= PROGRESS_BYTES:
                 arrived = 0
                 self._in_flight[rid] = (time.monotonic(), time.time())
                 self._answered(steps)
@@ -211,6 +239,8 @@ class WatchedStorage(Storage):
         finally:
             READ_PROGRESS.reset(token)
             del self._in_flight[rid]
+            self._received.pop(rid, None)
+            self._started.pop(rid, None)
             if answered:
                 self._answered(steps)
 
