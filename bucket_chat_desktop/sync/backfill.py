@@ -186,8 +186,18 @@ class Backfill:
         """Fetch what is new, newest first; True when anything was ingested.
         ``cached_dates``: the date folders the room held segments of when the pass began;
         ``warm``: an earlier pass read everything, so only new days need listing."""
+        held = len(room.known)  # what the listing must show: kept before it was asked
         dates = sorted(await self.list_dirs(logs_prefix(room.room_id)), reverse=True)
         self._engine._set_online(True, "")
+        if gone := sorted(cached_dates.difference(dates)):
+            # A day read before that is no longer listed at all: an object store has no
+            # folders, a day whose every object was removed (or moved into another day)
+            # is no prefix any more, and no listing of it would ever be compared.
+            def note_gone() -> None:  # state thread
+                for date in gone:
+                    _note_vanished(room, f"{logs_prefix(room.room_id)}{date}/", (), held)
+
+            await self._engine._serially(note_gone, room=room.room_id)
         if warm and cached_dates:
             # Warm: only the newest days and days never seen can hold anything new; late
             # deliveries into older days are announced by activity markers.
