@@ -23,7 +23,9 @@ from bucket_chat_desktop.sync.engine import SyncEngine
 
 def _read(root: Path, db: Path) -> tuple[dict[str, str], AuditResult, bool]:
     async def go() -> tuple[dict[str, str], AuditResult, bool]:
-        engine = SyncEngine(LocalStorage(root), index=Index.open(db), listener=Recorder(), config=SLIM)
+        engine = SyncEngine(
+            LocalStorage(root), index=Index.open(db), listener=Recorder(), config=SLIM
+        )
         try:
             room = await engine.open_room(ROOM, background=False)
             assert room.result is not None
