@@ -172,7 +172,14 @@ class Backfill:
             await self._keeper.ingest(room, [], complete=True, force_audit=True)
             room.last_safety = time.monotonic()
             return
-        if not room.complete or room.result is None or progressed or room.unread or was_partial:
+        if (
+            not room.complete
+            or room.result is None
+            or progressed
+            or room.unread
+            or room.unlisted
+            or was_partial
+        ):
             await self._background_turn(room.room_id)  # the longest job: not while answering
             await self._keeper.ingest(room, [], complete=True, force_audit=True)
         room.last_safety = time.monotonic()
@@ -194,6 +201,13 @@ class Backfill:
             # folders, a day whose every object was removed (or moved into another day)
             # is no prefix any more, and no listing of it would ever be compared.
             def note_gone() -> None:  # state thread
+                if not dates:  # not one day: one note, not one per segment ever read
+                    room.unlisted[logs_prefix(room.room_id)] = (
+                        f"it lists no day at all, though this device read {len(gone):,} "
+                        "days of it before: the storage is not the one it was (a folder "
+                        "not mounted or not synced yet?), or someone removed its history"
+                    )
+                    return
                 for date in gone:
                     _note_vanished(room, f"{logs_prefix(room.room_id)}{date}/", (), held)
 

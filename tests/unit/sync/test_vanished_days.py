@@ -92,3 +92,44 @@ def test_a_days_only_segment_moved_into_another_day_is_reported(tmp_path: Path) 
     assert as_path(moved) in unread
     assert "no longer in storage" in unread[as_path(moved)]
     assert partial and not result.clean
+
+
+def test_a_room_whose_history_lists_no_day_at_all_says_so_once_and_recovers(
+    tmp_path: Path,
+) -> None:
+    """Every day gone (the history folder removed, or a shared folder not mounted): one
+    note that the room lists no day at all (not a tamper note per segment ever read);
+    what was checked stays shown; once the days are back the room is whole again."""
+    root = tmp_path / "store"
+    store = LocalStorage(root)
+    create_room(store)
+    write_history(store, days=3, per_day=4)
+    db = tmp_path / "index.sqlite3"
+
+    async def read() -> tuple[dict[str, str], dict[str, str], AuditResult]:
+        engine = SyncEngine(
+            LocalStorage(root), index=Index.open(db), listener=Recorder(), config=SLIM
+        )
+        try:
+            room = await engine.open_room(ROOM, background=False)
+            assert room.result is not None
+            return dict(room.unread), dict(room.unlisted), room.result
+        finally:
+            await engine.close()
+            assert engine.index is not None
+            engine.index.close()
+
+    assert run(read())[:2] == ({}, {})
+    logs = root / "rooms" / ROOM / "logs"
+    aside = tmp_path / "aside"
+    logs.rename(aside)
+    unread, unlisted, result = run(read())
+    assert unread == {}
+    ((prefix, why),) = unlisted.items()
+    assert prefix == f"rooms/{ROOM}/logs/" and "lists no day at all" in why
+    assert "read 3 days of it before" in why
+    assert [f.kind for f in result.findings] == [Kind.UNREAD] and not result.clean
+    assert sum(1 for a in result.timeline if a.event.type == MESSAGE) == 12
+    aside.rename(logs)
+    unread, unlisted, result = run(read())
+    assert (unread, unlisted) == ({}, {}) and result.clean
