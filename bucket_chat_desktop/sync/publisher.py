@@ -428,17 +428,18 @@ class Publisher:
         retry", and they went out only after the user sent another and clicked that."""
         outbox = self._engine.outbox
         assert outbox is not None
-        said: list[tuple[str, str | None, list[Event]]] = []
+        said: list[tuple[str, str, list[Event]]] = []
         for waiting in await self._engine._outboxed(outbox.pending):
             if waiting.state != "failed":
                 continue  # a round tries these, and says how it went
             ev = parse_line(waiting.line.encode("ascii", "replace"), waiting.room_id)
             if isinstance(ev, Malformed):
                 continue  # not this device's own bytes: nothing to show
-            if said and said[-1][:2] == (waiting.room_id, waiting.error):
+            error = waiting.error or "not sent"
+            if said and said[-1][:2] == (waiting.room_id, error):
                 said[-1][2].append(ev)
             else:
-                said.append((waiting.room_id, waiting.error, [ev]))
+                said.append((waiting.room_id, error, [ev]))
         for room_id, error, events in said:
             self._engine._emit(OutboxChanged(room_id, events, "failed", error))
 
