@@ -151,6 +151,8 @@ class Backfill:
                 # fails again); what was removed since no longer counts as unread.
                 room.unread.clear()
             cached_dates = {p.split("/")[3] for p in room.known if p.count("/") == 4}
+            if not room.rechecked and self._engine.index is not None:
+                room.rechecked = self._engine.index.cursor(f"recheck:{room.room_id}") or ""
             return was_partial, had_final, cached_dates
 
         def unlisted(why: str) -> None:  # state thread
@@ -214,8 +216,19 @@ class Backfill:
             await self._engine._serially(note_gone, room=room.room_id)
         if warm and cached_dates:
             # Warm: only the newest days and days never seen can hold anything new; late
-            # deliveries into older days are announced by activity markers.
-            dates = [d for i, d in enumerate(dates) if i < 2 or d not in cached_dates]
+            # deliveries into older days are announced by activity markers. One older
+            # day read before is listed too, each in turn (the next older than the one
+            # listed last, kept in the index): without it, a segment removed from a day
+            # past the newest two was never found once the room had been read whole.
+            older = [d for d in dates[2:] if d in cached_dates]  # newest first
+            again = next((d for d in older if d < room.rechecked), older[0]) if older else ""
+            if again:
+                room.rechecked = again
+                if self._engine.index is not None:
+                    await self._engine._serially(
+                        self._engine.index.set_cursor, f"recheck:{room.room_id}", again
+                    )
+            dates = [d for i, d in enumerate(dates) if i < 2 or d not in cached_dates or d == again]
 
         async def chunks() -> AsyncIterator[list[ObjectInfo]]:
             size = FIRST_CHUNK

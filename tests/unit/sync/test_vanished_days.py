@@ -133,3 +133,26 @@ def test_a_room_whose_history_lists_no_day_at_all_says_so_once_and_recovers(
     aside.rename(logs)
     unread, unlisted, result = run(read())
     assert (unread, unlisted) == ({}, {}) and result.clean
+
+
+def test_a_segment_removed_from_an_older_day_is_found_by_a_later_warm_pass(
+    tmp_path: Path,
+) -> None:
+    """Once a room was read whole, a pass lists only its newest two days (and days never
+    seen): one segment removed from an older day that keeps others went unreported for
+    good. Each warm pass now lists one older day more, in turn: with three older days,
+    the third pass after the removal finds it, and later passes keep saying so."""
+    root = tmp_path / "store"
+    store = LocalStorage(root)
+    create_room(store)
+    write_history(store, days=5, per_day=4)
+    db = tmp_path / "index.sqlite3"
+    assert _read(root, db)[0] == {}
+    victim = sorted(_days(root)[0].glob("*.jsonl"))[1]  # the oldest day keeps three
+    victim.unlink()
+    as_path = victim.relative_to(root).as_posix()
+    found = [as_path in _read(root, db)[0] for _ in range(3)]
+    assert found == [False, False, True]
+    unread, result, partial = _read(root, db)
+    assert list(unread) == [as_path] and "no longer in storage" in unread[as_path]
+    assert partial and not result.clean
