@@ -151,6 +151,8 @@ class Backfill:
                 # fails again); what was removed since no longer counts as unread.
                 room.unread.clear()
             cached_dates = {p.split("/")[3] for p in room.known if p.count("/") == 4}
+            if not room.rechecked and self._engine.index is not None:
+                room.rechecked = self._engine.index.cursor(f"recheck:{room.room_id}") or ""
             return was_partial, had_final, cached_dates
 
         def unlisted(why: str) -> None:  # state thread
@@ -172,7 +174,14 @@ class Backfill:
             await self._keeper.ingest(room, [], complete=True, force_audit=True)
             room.last_safety = time.monotonic()
             return
-        if not room.complete or room.result is None or progressed or room.unread or was_partial:
+        if (
+            not room.complete
+            or room.result is None
+            or progressed
+            or room.unread
+            or room.unlisted
+            or was_partial
+        ):
             await self._background_turn(room.room_id)  # the longest job: not while answering
             await self._keeper.ingest(room, [], complete=True, force_audit=True)
         room.last_safety = time.monotonic()
@@ -186,12 +195,40 @@ class Backfill:
         """Fetch what is new, newest first; True when anything was ingested.
         ``cached_dates``: the date folders the room held segments of when the pass began;
         ``warm``: an earlier pass read everything, so only new days need listing."""
+        held = len(room.known)  # what the listing must show: kept before it was asked
         dates = sorted(await self.list_dirs(logs_prefix(room.room_id)), reverse=True)
         self._engine._set_online(True, "")
+        if gone := sorted(cached_dates.difference(dates)):
+            # A day read before that is no longer listed at all: an object store has no
+            # folders, a day whose every object was removed (or moved into another day)
+            # is no prefix any more, and no listing of it would ever be compared.
+            def note_gone() -> None:  # state thread
+                if not dates:  # not one day: one note, not one per segment ever read
+                    room.unlisted[logs_prefix(room.room_id)] = (
+                        f"it lists no day at all, though this device read {len(gone):,} "
+                        "days of it before: the storage is not the one it was (a folder "
+                        "not mounted or not synced yet?), or someone removed its history"
+                    )
+                    return
+                for date in gone:
+                    _note_vanished(room, f"{logs_prefix(room.room_id)}{date}/", (), held)
+
+            await self._engine._serially(note_gone, room=room.room_id)
         if warm and cached_dates:
             # Warm: only the newest days and days never seen can hold anything new; late
-            # deliveries into older days are announced by activity markers.
-            dates = [d for i, d in enumerate(dates) if i < 2 or d not in cached_dates]
+            # deliveries into older days are announced by activity markers. One older
+            # day read before is listed too, each in turn (the next older than the one
+            # listed last, kept in the index): without it, a segment removed from a day
+            # past the newest two was never found once the room had been read whole.
+            older = [d for d in dates[2:] if d in cached_dates]  # newest first
+            again = next((d for d in older if d < room.rechecked), older[0]) if older else ""
+            if again:
+                room.rechecked = again
+                if self._engine.index is not None:
+                    await self._engine._serially(
+                        self._engine.index.set_cursor, f"recheck:{room.room_id}", again
+                    )
+            dates = [d for i, d in enumerate(dates) if i < 2 or d not in cached_dates or d == again]
 
         async def chunks() -> AsyncIterator[list[ObjectInfo]]:
             size = FIRST_CHUNK

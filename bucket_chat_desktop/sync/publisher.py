@@ -45,7 +45,7 @@ from ..protocol.audit import (
 )
 from ..protocol.canonical import b64encode
 from ..protocol.chain import Draft, chain_head
-from ..protocol.event import MEMBER, Event
+from ..protocol.event import MEMBER, Event, Malformed, parse_line
 from ..protocol.ids import client_id_for
 from ..protocol.untrusted_text import terminal_safe
 from ..storage.base import (
@@ -407,6 +407,10 @@ class Publisher:
     async def run(self) -> None:
         """The publisher's task: a round each time it wakes, waiting for none of the rooms'
         writes (each room's lane goes on by itself)."""
+        try:
+            await self._say_parked()
+        except Exception:
+            log.exception("reading the outbox failed")
         while not self._engine._closed:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), 1.0)
@@ -415,6 +419,29 @@ class Publisher:
                 await self.publish_round(wait=0.0)
             except Exception:
                 log.exception("publishing failed")
+
+    async def _say_parked(self) -> None:
+        """Say once, at start, which messages an earlier run left "failed" (an error only
+        the user can fix, or behind one in their chain: ``Outbox.pending``). No round
+        tries them again until the user asks (``retry_now``), so nothing else would: a
+        window opened after a restart showed neither them nor their "Not sent — click to
+        retry", and they went out only after the user sent another and clicked that."""
+        outbox = self._engine.outbox
+        assert outbox is not None
+        said: list[tuple[str, str, list[Event]]] = []
+        for waiting in await self._engine._outboxed(outbox.pending):
+            if waiting.state != "failed":
+                continue  # a round tries these, and says how it went
+            ev = parse_line(waiting.line.encode("ascii", "replace"), waiting.room_id)
+            if isinstance(ev, Malformed):
+                continue  # not this device's own bytes: nothing to show
+            error = waiting.error or "not sent"
+            if said and said[-1][:2] == (waiting.room_id, error):
+                said[-1][2].append(ev)
+            else:
+                said.append((waiting.room_id, error, [ev]))
+        for room_id, error, events in said:
+            self._engine._emit(OutboxChanged(room_id, events, "failed", error))
 
     async def publish_round(self, *, everything: bool = False, wait: float | None = None) -> int:
         """``SyncEngine.publish_round`` (also the publisher's task, each time it wakes):

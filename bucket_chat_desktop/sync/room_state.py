@@ -53,6 +53,9 @@ class RoomState:
     metadata_retry_at: float = 0.0
     last_safety: float = 0.0
     released: int = 0  # the date of the held-back row last audited for (``release_due``)
+    # The older day a warm pass listed last, besides the newest (``backfill``: one more a
+    # pass, in turn, so a segment removed from any day read before is found in time).
+    rechecked: str = ""
     # The last full audit: when its job ended (monotonic) and how long it took; and
     # whether an arrival's full audit was put off (``keeper.REAUDIT_SHARE``). State thread.
     audit_ended: float = 0.0

@@ -153,3 +153,40 @@ def test_a_chain_held_back_by_an_error_the_user_must_fix_shows_failed_and_flush_
     result = ledger.audit()
     assert result.findings == []
     assert [a.event.content.get("body") for a in result.timeline][-2:] == ["first", "second"]
+
+
+def test_a_restart_says_again_what_waits_for_the_user(tmp_path: Path) -> None:
+    """A message that failed for a reason the user must fix, and the one behind it in its
+    chain, are tried again only when the user asks: the next start says both "failed",
+    with the error (nothing else would say anything of them)."""
+    root = tmp_path / "store"
+    root.write_text("a file where the shared folder should be")
+
+    async def go() -> None:
+        box = Outbox(tmp_path / "out.sqlite3")
+        engine = SyncEngine(LocalStorage(root), outbox=box, listener=lambda e: None, config=QUIET)
+        try:
+            for body in ("first", "second"):
+                await engine.send(ROOM, ALICE, KEY, message(body))
+                await engine.publish_round(everything=True)
+        finally:
+            await engine.close()
+            box.close()
+
+        box = Outbox(tmp_path / "out.sqlite3")
+        told: list[EngineEvent] = []
+        engine = SyncEngine(LocalStorage(root), outbox=box, listener=told.append, config=QUIET)
+        try:
+            await engine.start()
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 10
+            while not any(isinstance(e, OutboxChanged) for e in told):
+                assert loop.time() < deadline, "nothing was said of the messages waiting"
+                await asyncio.sleep(0.01)
+            assert echo(told, "first") == ("failed", "Not a directory")
+            assert echo(told, "second") == ("failed", "Not a directory")
+        finally:
+            await engine.close()
+            box.close()
+
+    asyncio.run(go())

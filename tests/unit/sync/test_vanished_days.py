@@ -1,0 +1,158 @@
+"""A hostile writer (or provider) removes a whole date folder of segments this device read
+and checked before, or moves a day's only segment into another day. An object store has
+no folders: a day with no object left is not listed at all, so no listing of that day is
+ever compared with what was read from it. Each such segment must still be reported, as
+one deleted from a day that is still listed is (``backfill._note_vanished``). Real
+folders, a real SQLite index and the real engine."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from test_engine import ROOM, Recorder, create_room, run, write_history
+from test_engine_pages import SLIM
+
+from bucket_chat_desktop.index import Index
+from bucket_chat_desktop.protocol.audit import AuditResult
+from bucket_chat_desktop.protocol.event import MESSAGE
+from bucket_chat_desktop.protocol.findings import Kind
+from bucket_chat_desktop.storage.local import LocalStorage
+from bucket_chat_desktop.sync.engine import SyncEngine
+
+
+def _read(root: Path, db: Path) -> tuple[dict[str, str], AuditResult, bool]:
+    async def go() -> tuple[dict[str, str], AuditResult, bool]:
+        engine = SyncEngine(
+            LocalStorage(root), index=Index.open(db), listener=Recorder(), config=SLIM
+        )
+        try:
+            room = await engine.open_room(ROOM, background=False)
+            assert room.result is not None
+            return dict(room.unread), room.result, room.partial
+        finally:
+            await engine.close()
+            assert engine.index is not None
+            engine.index.close()
+
+    return run(go())
+
+
+def _days(root: Path) -> list[Path]:
+    return sorted(p for p in (root / "rooms" / ROOM / "logs").iterdir() if p.is_dir())
+
+
+def _reported(root: Path, db: Path, gone: list[Path]) -> None:
+    unread, result, partial = _read(root, db)
+    as_path = lambda p: p.relative_to(root).as_posix()  # noqa: E731
+    assert set(unread) == {as_path(p) for p in gone}
+    assert all("no longer in storage" in why for why in unread.values())
+    assert partial and not result.clean
+    named = {f.path for f in result.findings if f.kind is Kind.SEGMENT_UNREADABLE}
+    assert named == {as_path(p) for p in gone}
+    # what was checked before is still shown: the 12 messages of the 3 days
+    assert sum(1 for a in result.timeline if a.event.type == MESSAGE) == 12
+
+
+def test_a_whole_day_removed_after_it_was_read_is_reported(tmp_path: Path) -> None:
+    """The oldest of three days removed whole (not listed any more): a warm pass lists
+    only the newest days' objects, a full pass the days listed; neither looked at it."""
+    root = tmp_path / "store"
+    store = LocalStorage(root)
+    create_room(store)
+    write_history(store, days=3, per_day=4)
+    db = tmp_path / "index.sqlite3"
+    unread, result, partial = _read(root, db)
+    assert unread == {} and not partial and result.clean
+    oldest = _days(root)[0]
+    gone = sorted(oldest.glob("*.jsonl"))
+    shutil.rmtree(oldest)  # as an object store shows it: no object, no prefix
+    _reported(root, db, gone)
+    _reported(root, db, gone)  # and again by the next pass (a full one now)
+
+
+def test_a_days_only_segment_moved_into_another_day_is_reported(tmp_path: Path) -> None:
+    """A day's only segment renamed into the next day's folder: its day is gone from
+    the listing, and the copy under the new name is no reason to forget the old one."""
+    root = tmp_path / "store"
+    store = LocalStorage(root)
+    create_room(store)
+    write_history(store, days=3, per_day=4)
+    db = tmp_path / "index.sqlite3"
+    days = _days(root)
+    for extra in sorted(days[0].glob("*.jsonl"))[1:]:  # the first day keeps one segment
+        extra.unlink()
+    (moved,) = sorted(days[0].glob("*.jsonl"))
+    unread, result, _ = _read(root, db)
+    assert unread == {}
+    moved.rename(days[1] / moved.name)
+    shutil.rmtree(days[0])
+    unread, result, partial = _read(root, db)
+    as_path = lambda p: p.relative_to(root).as_posix()  # noqa: E731
+    assert as_path(moved) in unread
+    assert "no longer in storage" in unread[as_path(moved)]
+    assert partial and not result.clean
+
+
+def test_a_room_whose_history_lists_no_day_at_all_says_so_once_and_recovers(
+    tmp_path: Path,
+) -> None:
+    """Every day gone (the history folder removed, or a shared folder not mounted): one
+    note that the room lists no day at all (not a tamper note per segment ever read);
+    what was checked stays shown; once the days are back the room is whole again."""
+    root = tmp_path / "store"
+    store = LocalStorage(root)
+    create_room(store)
+    write_history(store, days=3, per_day=4)
+    db = tmp_path / "index.sqlite3"
+
+    async def read() -> tuple[dict[str, str], dict[str, str], AuditResult]:
+        engine = SyncEngine(
+            LocalStorage(root), index=Index.open(db), listener=Recorder(), config=SLIM
+        )
+        try:
+            room = await engine.open_room(ROOM, background=False)
+            assert room.result is not None
+            return dict(room.unread), dict(room.unlisted), room.result
+        finally:
+            await engine.close()
+            assert engine.index is not None
+            engine.index.close()
+
+    assert run(read())[:2] == ({}, {})
+    logs = root / "rooms" / ROOM / "logs"
+    aside = tmp_path / "aside"
+    logs.rename(aside)
+    unread, unlisted, result = run(read())
+    assert unread == {}
+    ((prefix, why),) = unlisted.items()
+    assert prefix == f"rooms/{ROOM}/logs/" and "lists no day at all" in why
+    assert "read 3 days of it before" in why
+    assert [f.kind for f in result.findings] == [Kind.UNREAD] and not result.clean
+    assert sum(1 for a in result.timeline if a.event.type == MESSAGE) == 12
+    aside.rename(logs)
+    unread, unlisted, result = run(read())
+    assert (unread, unlisted) == ({}, {}) and result.clean
+
+
+def test_a_segment_removed_from_an_older_day_is_found_by_a_later_warm_pass(
+    tmp_path: Path,
+) -> None:
+    """Once a room was read whole, a pass lists only its newest two days (and days never
+    seen): one segment removed from an older day that keeps others went unreported for
+    good. Each warm pass now lists one older day more, in turn: with three older days,
+    the third pass after the removal finds it, and later passes keep saying so."""
+    root = tmp_path / "store"
+    store = LocalStorage(root)
+    create_room(store)
+    write_history(store, days=5, per_day=4)
+    db = tmp_path / "index.sqlite3"
+    assert _read(root, db)[0] == {}
+    victim = sorted(_days(root)[0].glob("*.jsonl"))[1]  # the oldest day keeps three
+    victim.unlink()
+    as_path = victim.relative_to(root).as_posix()
+    found = [as_path in _read(root, db)[0] for _ in range(3)]
+    assert found == [False, False, True]
+    unread, result, partial = _read(root, db)
+    assert list(unread) == [as_path] and "no longer in storage" in unread[as_path]
+    assert partial and not result.clean
