@@ -7,6 +7,7 @@ in its chain neither). Real folders, the real app offscreen, a real outbox file.
 from __future__ import annotations
 
 import datetime as dt
+import html
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +18,7 @@ from desk import Desk, settings_for
 from nacl.signing import SigningKey
 
 from bucket_chat_desktop import settings as settings_store
+from bucket_chat_desktop.gui.widgets.message_delegate import tooltip_html
 from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync.writer import Draft, RoomWriter
 
@@ -59,6 +61,13 @@ def test_messages_not_sent_for_good_are_shown_again_after_a_restart_and_go_on_re
 
     qtbot.waitUntil(lambda: echoes() == [("first", "failed"), ("second", "failed")])
     assert all("a file has that name" in r.echo_error for r in desk.rows("c") if r.echo)
+    # The row shows the error cut in its middle (it names a long path); the whole of it is
+    # in the row's tooltip.
+    model = desk.model("c")
+    (unsent,) = [i for i, r in enumerate(desk.rows("c")) if r.body == "first"]
+    tip = tooltip_html(model.index(unsent))
+    assert "Not sent: " in tip and html.escape(str(blocked[0])) in tip
+    assert "a file has that name" in tip
 
     for path in blocked:  # fixed; the user clicks a "Not sent" message
         path.unlink()

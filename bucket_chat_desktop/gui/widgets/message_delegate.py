@@ -499,7 +499,11 @@ class MessageDelegate(SafeDelegate):
             label = "Sending…" if echo == "sending" else "Not sent — click to retry"
             error = index.data(Roles.EchoError)
             if error:
-                label += f" ({error})"
+                label += f" ({one_line(error, 600)})"
+            # Cut in the middle (a long error names a path, and its end says what is
+            # wrong); the whole of it is in the row's tooltip (``tooltip_html``).
+            width = max(40, rect.right() - rect.left() - LEFT - 8)
+            label = QFontMetrics(small).elidedText(label, Qt.TextElideMode.ElideMiddle, width)
             painter.drawText(rect.left() + LEFT, y + 13, label)
 
     def _paint_quote(
@@ -1003,8 +1007,17 @@ def tooltip_html(index: Index) -> str:
         else ""
     )
     reason = one_line(index.data(Roles.TrustReason), 600)
+    echo = index.data(Roles.Echo)
+    error = index.data(Roles.EchoError)
+    unsent = (
+        f"<br><span style='color:{TRUST_COLORS['invalid']}'>"
+        f"{'Not sent' if echo == 'failed' else 'Not sent yet'}: "
+        f"{html_escape(one_line(error, 600))}</span>"
+        if echo and error
+        else ""
+    )
     return (
-        f"<b>{html_escape(label)}</b><br>{html_escape(reason)}"
+        f"<b>{html_escape(label)}</b><br>{html_escape(reason)}{unsent}"
         f"<br>Sender: {html_escape(sender)}{warn}"
         f"<br><small>{html_escape(shown_id(str(index.data(Roles.Location) or '')))}</small>"
     )
