@@ -15,16 +15,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
+import importlib
 import sys
 import time
 from pathlib import Path
-from types import ModuleType
 
 from hung_network import start
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests" / "integration"))
 
 from bucket_chat_desktop.storage.base import StorageError  # noqa: E402
 from bucket_chat_desktop.storage.open import open_location  # noqa: E402
@@ -37,18 +37,7 @@ from bucket_chat_desktop.sync.watched import (  # noqa: E402
     interactive_deadline,
 )
 
-
-def _proxy_module() -> ModuleType:
-    path = ROOT / "tests" / "integration" / "_stall_proxy.py"
-    spec = importlib.util.spec_from_file_location("_bucket_chat_stall_proxy", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look themselves up there
-    spec.loader.exec_module(module)
-    return module
-
-
-STALL = _proxy_module()
+STALL = importlib.import_module("_stall_proxy")  # the tests' proxy (tests/integration)
 SIZE = 1024 * 1024
 PACES = [  # (what, bytes a step, seconds between steps)
     ("a link at 320 KiB/s", 32 * 1024, 0.1),
