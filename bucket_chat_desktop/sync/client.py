@@ -30,7 +30,7 @@ from ..protocol import relation_drafts as drafting
 from ..protocol.audit import AuditResult
 from ..protocol.canonical import b64encode
 from ..protocol.chain import Draft
-from ..protocol.event import MEMBER, MESSAGE, Event, parse_line
+from ..protocol.event import MEMBER, MESSAGE, Event
 from ..protocol.ids import check_room_id
 from ..protocol.relations import EDIT, target_of
 from ..settings import Settings, StorageSettings
@@ -589,8 +589,7 @@ class ChatClient(AttachedStorages):
             return shown.event
         for waiting in await self.pending(ref.storage_id):
             if waiting.event_id == event_id and waiting.room_id == ref.room_id:
-                own = parse_line(waiting.line.encode("ascii", "replace"), ref.room_id)
-                return own if isinstance(own, Event) else None
+                return waiting.event()
         return None
 
     async def _carry_out(self, ref: RoomRef, plan: drafting.Plan) -> list[Event]:

@@ -102,6 +102,12 @@ class PendingMessage:
     state: str  # "queued" (not in a segment yet), "sending", "sent" (marker left), "failed"
     error: str | None
 
+    def event(self) -> Event | None:
+        """The message as an event (None: the line does not parse, so it is not this
+        device's own bytes: nothing to show or reuse)."""
+        parsed = parse_line(self.line.encode("ascii", "replace"), self.room_id)
+        return None if isinstance(parsed, Malformed) else parsed
+
 
 class Outbox:
     def __init__(self, path: Path | None) -> None:

@@ -45,7 +45,7 @@ from ..protocol.audit import (
 )
 from ..protocol.canonical import b64encode
 from ..protocol.chain import Draft, chain_head
-from ..protocol.event import MEMBER, Event, Malformed, parse_line
+from ..protocol.event import MEMBER, Event
 from ..protocol.ids import client_id_for
 from ..protocol.untrusted_text import terminal_safe
 from ..storage.base import (
@@ -432,8 +432,8 @@ class Publisher:
         for waiting in await self._engine._outboxed(outbox.pending):
             if waiting.state != "failed":
                 continue  # a round tries these, and says how it went
-            ev = parse_line(waiting.line.encode("ascii", "replace"), waiting.room_id)
-            if isinstance(ev, Malformed):
+            ev = waiting.event()
+            if ev is None:
                 continue  # not this device's own bytes: nothing to show
             error = waiting.error or "not sent"
             if said and said[-1][:2] == (waiting.room_id, error):
