@@ -161,6 +161,14 @@ class Storage(abc.ABC):
         ``UnreadableObjectError``: retrying will not help, report it.
         """
 
+    async def written_lately(self, path: str) -> bool:
+        """Whether another program may still be writing ``path``: a folder shows a file
+        as soon as its writer creates it, before its bytes are all there (the reference
+        client, and any other that writes in place), so a reader that finds it unfinished
+        reads it again once it has been left alone (``LocalStorage``). Write-once cloud
+        objects appear whole or not at all: False."""
+        return False
+
     @abc.abstractmethod
     async def list_objects(self, prefix: str) -> list[ObjectInfo]:
         """Every object under ``prefix`` (recursively), sorted by path."""

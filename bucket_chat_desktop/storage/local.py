@@ -28,6 +28,7 @@ import logging
 import os
 import secrets
 import stat
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -66,6 +67,9 @@ MAX_LIST_DEPTH = 12
 """Listings do not descend further (objects sit at most 4 folders deep): a hostile
 nesting of thousands of folders is reported as one entry, not walked."""
 READ_TIMEOUT = 120.0
+WRITE_SETTLE = 2.0
+"""Seconds after a file's last change within which its writer may still be at it
+(``written_lately``): a segment is written in one go, in milliseconds."""
 """Seconds a single local read may take (a hung network share must not hang the app)."""
 
 _O_BINARY = getattr(os, "O_BINARY", 0)
@@ -413,6 +417,23 @@ class LocalStorage(Storage):
             path=path,
             limit=cap,
         )
+
+    async def written_lately(self, path: str) -> bool:
+        return await asyncio.to_thread(self._written_lately, path)
+
+    def _written_lately(self, path: str) -> bool:
+        """Changed less than ``WRITE_SETTLE`` seconds ago (either way: a clock set back,
+        or a date set ahead by a planter, is no reason to wait long; ``read_segment``
+        bounds the wait too). Anything that cannot be checked: no."""
+        parts = check_object_path(path).split("/")
+        try:
+            with self._folder(parts[:-1], create=False, doing="cannot check") as folder:
+                if folder is None:
+                    return False
+                st = self._lstat_in(folder, parts[-1])
+        except (OSError, StorageError):
+            return False
+        return stat.S_ISREG(st.st_mode) and abs(time.time() - st.st_mtime) < WRITE_SETTLE
 
     async def exists(self, path: str) -> bool:
         return await asyncio.to_thread(self._exists, path)

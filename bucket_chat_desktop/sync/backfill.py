@@ -39,7 +39,13 @@ from ..storage.base import (
     UnreadableObjectError,
 )
 from .keeper import Fetched
-from .room_objects import not_read_finding, special_finding, unreadable_finding
+from .room_objects import (
+    not_read_finding,
+    read_once_written,
+    special_finding,
+    unfinished,
+    unreadable_finding,
+)
 from .room_state import RoomState
 from .stopping import stop_tasks
 
@@ -493,6 +499,10 @@ class Backfill:
         self._engine.requests += 1
         try:
             data = await self._engine.storage.get(item.path, max_bytes=MAX_SEGMENT_BYTES)
+            if segment_named and unfinished(data):  # or still being written?
+                data = await read_once_written(
+                    self._engine.storage, item.path, data, MAX_SEGMENT_BYTES, unfinished
+                )
         except NotRegularFileError as exc:
             log.info("%s", exc)
             not_now(f"not a regular file: {exc.kind}")

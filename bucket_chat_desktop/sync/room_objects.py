@@ -11,7 +11,10 @@ object: everything here was written by someone who may be hostile.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..protocol.audit import HOLD_AHEAD_MS
@@ -30,6 +33,7 @@ from ..storage.base import (
     ObjectInfo,
     ObjectTooLargeError,
     Storage,
+    StorageError,
     StorageNotFoundError,
     UnreadableObjectError,
 )
@@ -47,14 +51,65 @@ async def list_rooms(storage: Storage) -> list[str]:
     return [r for r in await storage.list_dirs("rooms/") if is_valid_room_id(r)]
 
 
+UNFINISHED_WAIT = 5.0
+"""Seconds an object read unfinished is read again while it keeps changing
+(``read_once_written``): past them it is unread for now."""
+
+
+def unfinished(data: bytes) -> bool:
+    """A segment read before its writer was done: empty, or its last line not ended."""
+    return not data.endswith(b"\n")
+
+
+async def read_once_written(
+    storage: Storage,
+    path: str,
+    data: bytes,
+    max_bytes: int,
+    unfinished: Callable[[bytes], bool],
+) -> bytes:
+    """``data`` read from ``path`` may be half of what its writer is writing: a folder
+    shows a file from the moment its writer creates it, and the reference client (like
+    any program that does not write elsewhere and rename) writes in place. While it looks
+    ``unfinished`` and the storage says it changed lately (``Storage.written_lately``;
+    cloud objects appear whole: never), read it again with growing pauses. Kept half-read,
+    an honest member's message showed as a ``truncated`` finding and later as "changed
+    in storage after this device read and checked it". One that keeps changing for
+    ``UNFINISHED_WAIT`` seconds raises ``StorageError`` (unread for now, read again
+    later); one left alone unfinished is what it is (its findings say so)."""
+    deadline = time.monotonic() + UNFINISHED_WAIT
+    pause = 0.02
+    while unfinished(data) and await storage.written_lately(path):
+        if time.monotonic() + pause > deadline:
+            raise StorageError(
+                f"{path} is still being written (it kept changing for "
+                f"{UNFINISHED_WAIT:g} s, unfinished): read again later"
+            )
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 0.5)
+        data = await storage.get(path, max_bytes=max_bytes)
+    return data
+
+
+def _not_json(data: bytes) -> bool:
+    """Metadata read before its writer was done: not one JSON object yet."""
+    try:
+        return not isinstance(json.loads(data), dict)
+    except ValueError:
+        return True
+
+
 async def read_metadata(
     storage: Storage, room_id: str
 ) -> tuple[RoomMetadata | None, list[Finding]]:
-    """The room's metadata and what is wrong with it; storage errors other than a missing
-    or unreadable object propagate (the caller retries later)."""
+    """The room's metadata and what is wrong with it (read again while its writer may
+    still be writing it, ``read_once_written``); storage errors other than a missing or
+    unreadable object propagate (the caller retries later)."""
     path = metadata_path(room_id)
     try:
         data = await storage.get(path, max_bytes=MAX_METADATA_BYTES)
+        if _not_json(data):
+            data = await read_once_written(storage, path, data, MAX_METADATA_BYTES, _not_json)
     except StorageNotFoundError:
         return None, [Finding(Kind.METADATA_MISSING, "room has no metadata.json", path)]
     except NotRegularFileError as exc:

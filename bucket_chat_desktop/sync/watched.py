@@ -276,6 +276,9 @@ class WatchedStorage(Storage):
     async def exists(self, path: str) -> bool:
         return await self._timed(self.inner.exists(path))
 
+    async def written_lately(self, path: str) -> bool:
+        return await self._timed(self.inner.written_lately(path))
+
     async def remove_probe(self, path: str) -> None:
         await self._timed(self.inner.remove_probe(path))
 

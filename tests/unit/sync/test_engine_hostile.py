@@ -106,7 +106,14 @@ def test_the_watching_engine_survives_a_fifo_named_like_a_segment(tmp_path: Path
             room = await receiver.open_room(ROOM, background=False)
             (root / fifo).parent.mkdir(parents=True, exist_ok=True)
             os.mkfifo(root / fifo)  # the watch sees it at once
-            await until(lambda: fifo in room.unread)
+            # noted unread first, then audited again (the finding is in that audit)
+            await until(
+                lambda: (
+                    fifo in room.unread
+                    and room.result is not None
+                    and any(f.path == fifo for f in room.result.findings)
+                )
+            )
             assert room.result is not None and room.partial
             (finding,) = [f for f in room.result.findings if f.path == fifo]
             # where a segment could be: an error, the history is not whole

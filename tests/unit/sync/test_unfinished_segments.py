@@ -1,0 +1,273 @@
+"""A folder shows a file from the moment its writer creates it, before its bytes are all
+there: the reference client (and any other program that writes in place) opens the
+segment, then writes it. The folder watch names it at once. Read half-written and kept,
+an honest member's message showed as a ``truncated`` finding and was never shown (the
+watch's later events named a segment already kept), and the next full pass called it
+"changed in storage after this device read and checked it": a tampering alarm against
+someone who did nothing wrong. Real folders, the real watchdog observer, a real index."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from nacl.signing import SigningKey
+
+from bucket_chat_desktop.index import Index
+from bucket_chat_desktop.protocol.event import MEMBER, MESSAGE, Event
+from bucket_chat_desktop.protocol.findings import Kind
+from bucket_chat_desktop.protocol.ids import client_id_for
+from bucket_chat_desktop.protocol.segment import encode_segment, path_for
+from bucket_chat_desktop.protocol.signing import build_event
+from bucket_chat_desktop.storage.base import DEFAULT_MAX_READ, ObjectInfo
+from bucket_chat_desktop.storage.local import WRITE_SETTLE, LocalStorage
+from bucket_chat_desktop.sync import room_objects
+from bucket_chat_desktop.sync.engine import SyncConfig, SyncEngine
+from bucket_chat_desktop.sync.events import EngineEvent, EventsAppended
+from bucket_chat_desktop.sync.room_objects import read_metadata
+from bucket_chat_desktop.sync.writer import RoomWriter
+
+ROOM = "room-1"
+ALICE = "alice@example.com"
+CREATED = "2025-09-14T12:00:45.000Z"
+# Nothing but the folder watch (or an explicit call) may find new data in these tests.
+QUIET = SyncConfig(batch_window=0.05, local_rescan=3600.0, active_interval=3600.0)
+_count = iter(range(1, 10**6))
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[EngineEvent] = []
+
+    def __call__(self, event: EngineEvent) -> None:
+        self.events.append(event)
+
+    def bodies(self) -> list[str | None]:
+        return [
+            a.event.body
+            for e in self.events
+            if isinstance(e, EventsAppended)
+            for a in e.items
+            if a.event.type == MESSAGE
+        ]
+
+
+class Watched(LocalStorage):
+    """Markers invisible: only the folder watch can find news. Counts reads per path."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.reads: dict[str, int] = {}
+
+    async def list_after(self, prefix: str, after: str | None) -> list[ObjectInfo]:
+        return []
+
+    async def get(self, path: str, *, max_bytes: int = DEFAULT_MAX_READ) -> bytes:
+        self.reads[path] = self.reads.get(path, 0) + 1
+        return await super().get(path, max_bytes=max_bytes)
+
+
+def segment(sender: str, seed: int, bodies: list[str]) -> tuple[str, bytes]:
+    """What the sender's own client writes: a join and signed, chained messages."""
+    key = SigningKey(bytes([seed]) * 32)
+    now = int(time.time() * 1000)
+    events: list[Event] = []
+    prev = None
+    for kind, content in [
+        (MEMBER, {"membership": "join", "displayname": sender[:3]}),
+        *((MESSAGE, {"body": b, "msgtype": "m.text"}) for b in bodies),
+    ]:
+        ev = build_event(
+            room_id=ROOM,
+            sender_id=sender,
+            event_type=kind,
+            content=content,
+            timestamp_ms=now,
+            unique=f"00000000-0000-4000-8000-{next(_count):012x}",
+            prev_event_hash=prev,
+            signing_key=key,
+        )
+        prev = ev.hash
+        events.append(ev)
+    return path_for(events, client_id_for(sender, bytes(key.verify_key))), encode_segment(events)
+
+
+async def until(what: Callable[[], object], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not what():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+async def write_in_place(target: Path, pieces: list[bytes], pause: float) -> None:
+    """Create the file, then write it piece by piece with pauses (a slow writer)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with target.open("wb") as out:
+        for piece in pieces:
+            await asyncio.sleep(pause)
+            out.write(piece)
+            out.flush()
+
+
+def engine_on(root: Path, db: Path, rec: Recorder) -> SyncEngine:
+    return SyncEngine(Watched(root), index=Index.open(db), listener=rec, config=QUIET)
+
+
+async def close(engine: SyncEngine) -> None:
+    await engine.close()
+    assert engine.index is not None
+    engine.index.close()
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def create_room(root: Path) -> None:
+    key = SigningKey(b"\x01" * 32)
+    run(RoomWriter(LocalStorage(root), ROOM, ALICE, key).write_metadata(ROOM, CREATED))
+
+
+def test_a_segment_written_in_place_is_shown_whole_and_never_called_changed(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "store"
+    create_room(root)
+    path, data = segment("bob@example.com", 2, ["one", "two"])
+    cut = len(data) // 2
+    db = tmp_path / "index.sqlite3"
+    rec = Recorder()
+
+    async def follow() -> None:
+        engine = engine_on(root, db, rec)
+        try:
+            await engine.start()
+            room = await engine.open_room(ROOM, background=False)
+            # empty when the watch names it, half a line for a while, then whole
+            await write_in_place(root / path, [data[:cut], data[cut:]], pause=0.4)
+            await until(lambda: rec.bodies() == ["one", "two"])
+            assert room.result is not None and room.result.clean and not room.unread
+            assert room.known[path] == len(data)
+            storage = engine.storage
+            assert isinstance(storage.inner, Watched)  # type: ignore[attr-defined]
+            assert storage.inner.reads[path] >= 2  # type: ignore[attr-defined]
+        finally:
+            await close(engine)
+
+    async def reopen() -> None:  # a warm start lists the folder and compares sizes
+        engine = engine_on(root, db, Recorder())
+        try:
+            room = await engine.open_room(ROOM, background=False)
+            assert room.unread == {} and not room.partial
+            assert room.result is not None and room.result.clean, room.result.findings
+        finally:
+            await close(engine)
+
+    run(follow())
+    run(reopen())
+
+
+def test_an_unfinished_segment_left_alone_is_reported_as_truncated(tmp_path: Path) -> None:
+    """Left unfinished (a planted file, a writer that died): reported as what it is once
+    its writer has left it alone for ``WRITE_SETTLE`` seconds, and at once when it was
+    changed long ago (read once: no waiting on what nobody writes any more)."""
+    root = tmp_path / "store"
+    create_room(root)
+    fresh_path, fresh = segment("bob@example.com", 2, ["fresh"])
+    old_path, old = segment("carol@example.com", 3, ["old"])
+    rec = Recorder()
+    old_file = root / old_path
+    old_file.parent.mkdir(parents=True, exist_ok=True)
+    old_file.write_bytes(old[:-7])
+    os.utime(old_file, (time.time() - 3600, time.time() - 3600))
+
+    async def go() -> None:
+        engine = engine_on(root, tmp_path / "index.sqlite3", rec)
+        storage: Any = None
+        try:
+            await engine.start()
+            storage = engine.storage.inner  # type: ignore[attr-defined]
+            started = time.monotonic()
+            room = await engine.open_room(ROOM, background=False)
+            assert time.monotonic() - started < WRITE_SETTLE  # the old one: read once
+            assert storage.reads[old_path] == 1
+            assert room.result is not None
+            assert [(f.kind, f.path) for f in room.result.findings] == [(Kind.TRUNCATED, old_path)]
+            started = time.monotonic()
+            (root / fresh_path).write_bytes(fresh[:-7])  # never finished
+            await until(lambda: any(f.path == fresh_path for f in room.result.findings))
+            assert time.monotonic() - started >= WRITE_SETTLE - 0.5
+            assert {(f.kind, f.path) for f in room.result.findings} == {
+                (Kind.TRUNCATED, old_path),
+                (Kind.TRUNCATED, fresh_path),
+            }
+            assert room.unread == {}  # read and reported, nothing left to read
+            assert storage.reads[fresh_path] >= 2
+        finally:
+            await close(engine)
+
+    run(go())
+
+
+def test_a_file_changed_again_and_again_is_unread_for_now_not_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Someone keeps appending to a segment without ever ending its line: after
+    ``UNFINISHED_WAIT`` the room says it is unread for now (its verdict is not final),
+    not that a member's segment is broken; once left alone, it is read and reported."""
+    monkeypatch.setattr(room_objects, "UNFINISHED_WAIT", 1.0)
+    root = tmp_path / "store"
+    create_room(root)
+    path, data = segment("bob@example.com", 2, ["slow"])
+    rec = Recorder()
+
+    async def go() -> None:
+        engine = engine_on(root, tmp_path / "index.sqlite3", rec)
+        try:
+            await engine.start()
+            room = await engine.open_room(ROOM, background=False)
+            pieces = [data[:-7]] + [b"x"] * 15  # a byte every 0.15 s for over 2 s
+            writing = asyncio.create_task(write_in_place(root / path, pieces, pause=0.15))
+            await until(lambda: path in room.unread)
+            assert "still being written" in room.unread[path]
+            assert room.partial
+            assert room.result is not None
+            assert [f.path for f in room.result.findings if f.kind is Kind.TRUNCATED] == []
+            await writing
+            await asyncio.sleep(WRITE_SETTLE)
+            await engine.reaudit(ROOM)
+            await engine.open_room(ROOM, background=False)  # read on: the verdict waits
+            await until(lambda: path not in room.unread)
+            assert [f.path for f in room.result.findings if f.kind is Kind.TRUNCATED] == [path]
+        finally:
+            await close(engine)
+
+    run(go())
+
+
+def test_room_metadata_written_in_place_is_read_whole(tmp_path: Path) -> None:
+    """The reference client writes ``metadata.json`` in place too (indented JSON): a
+    room opened just as it is created read half of it and called the metadata invalid."""
+    root = tmp_path / "store"
+    target = root / "rooms" / ROOM / "metadata.json"
+    doc = json.dumps(
+        {"room_id": ROOM, "created_at": CREATED, "version": "1.0", "protocol": "bucket-chat-v1"},
+        indent=2,
+    ).encode()
+
+    async def go() -> None:
+        writing = asyncio.create_task(write_in_place(target, [doc[:20], doc[20:]], pause=0.3))
+        await until(target.exists)  # created, still empty
+        metadata, findings = await read_metadata(LocalStorage(root), ROOM)
+        await writing
+        assert metadata is not None and metadata.room_id == ROOM
+        assert [f.kind for f in findings] == [Kind.METADATA_UNSIGNED]  # the reference's form
+
+    run(go())
