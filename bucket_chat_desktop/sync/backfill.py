@@ -501,7 +501,12 @@ class Backfill:
             data = await self._engine.storage.get(item.path, max_bytes=MAX_SEGMENT_BYTES)
             if segment_named and unfinished(data):  # or still being written?
                 data = await read_once_written(
-                    self._engine.storage, item.path, data, MAX_SEGMENT_BYTES, unfinished
+                    self._engine.storage,
+                    item.path,
+                    data,
+                    MAX_SEGMENT_BYTES,
+                    unfinished,
+                    self._engine.writer_waits,
                 )
         except NotRegularFileError as exc:
             log.info("%s", exc)

@@ -63,7 +63,7 @@ from .lanes import StateWorker
 from .outbox import Outbox, PendingMessage
 from .poller import MARKER_SETTLE_MS, Poller
 from .publisher import NotQueuedError, Publisher
-from .room_objects import read_metadata
+from .room_objects import WaitBudget, read_metadata
 from .room_state import CachedRoom, RoomState, RoomView
 from .schedule import metadata_retry_delay
 from .stopping import close_in_turn, stop_tasks
@@ -196,6 +196,7 @@ class SyncEngine:
         self.online = True
         self.status_message = ""
         self.requests = 0  # listings and downloads made by polling (for the benchmarks)
+        self.writer_waits = WaitBudget()  # for unfinished files in a folder (room_objects)
         self._closed = False
         # The parts (see the module's docstring). The storage's change feed, if it has
         # one (``storage/feed.py``): while it answers the poller waits on it and polls the
@@ -471,7 +472,7 @@ class SyncEngine:
         failed is made again by a polling round (``retry_metadata``); one made ``again``
         that succeeds is told in a ``RoomLoaded`` (an open's is told by its read's)."""
         try:
-            metadata, findings = await read_metadata(self.storage, room.room_id)
+            metadata, findings = await read_metadata(self.storage, room.room_id, self.writer_waits)
         except StorageError as exc:
             self._set_online(False, str(exc))
             room.metadata_failures += 1

@@ -54,6 +54,32 @@ async def list_rooms(storage: Storage) -> list[str]:
 UNFINISHED_WAIT = 5.0
 """Seconds an object read unfinished is read again while it keeps changing
 (``read_once_written``): past them it is unread for now."""
+WAIT_REFILL = 12.0
+"""``WaitBudget``: one second more to wait for writers every this many seconds."""
+
+
+class WaitBudget:
+    """The seconds one engine may spend waiting for writers of unfinished objects
+    (``read_once_written``): ``UNFINISHED_WAIT`` at most, one more each ``WAIT_REFILL``
+    seconds. An honest writer in place is done in milliseconds; someone who keeps
+    hundreds of planted files changing would otherwise hold each read of them for
+    ``UNFINISHED_WAIT`` seconds, and the room's news queued behind them. Past the budget
+    an unfinished object that changed lately is unread for now, read again later."""
+
+    __slots__ = ("_at", "_left")
+
+    def __init__(self) -> None:
+        self._left = UNFINISHED_WAIT
+        self._at = time.monotonic()
+
+    def take(self, seconds: float) -> bool:
+        now = time.monotonic()
+        self._left = min(UNFINISHED_WAIT, self._left + (now - self._at) / WAIT_REFILL)
+        self._at = now
+        if self._left < seconds:
+            return False
+        self._left -= seconds
+        return True
 
 
 def unfinished(data: bytes) -> bool:
@@ -67,6 +93,7 @@ async def read_once_written(
     data: bytes,
     max_bytes: int,
     unfinished: Callable[[bytes], bool],
+    budget: WaitBudget | None = None,
 ) -> bytes:
     """``data`` read from ``path`` may be half of what its writer is writing: a folder
     shows a file from the moment its writer creates it, and the reference client (like
@@ -75,15 +102,16 @@ async def read_once_written(
     cloud objects appear whole: never), read it again with growing pauses. Kept half-read,
     an honest member's message showed as a ``truncated`` finding and later as "changed
     in storage after this device read and checked it". One that keeps changing for
-    ``UNFINISHED_WAIT`` seconds raises ``StorageError`` (unread for now, read again
-    later); one left alone unfinished is what it is (its findings say so)."""
+    ``UNFINISHED_WAIT`` seconds, or once the engine's ``budget`` is spent, raises
+    ``StorageError`` (unread for now, read again later); one left alone unfinished is
+    what it is (its findings say so)."""
     deadline = time.monotonic() + UNFINISHED_WAIT
     pause = 0.02
     while unfinished(data) and await storage.written_lately(path):
-        if time.monotonic() + pause > deadline:
+        if time.monotonic() + pause > deadline or (budget is not None and not budget.take(pause)):
             raise StorageError(
-                f"{path} is still being written (it kept changing for "
-                f"{UNFINISHED_WAIT:g} s, unfinished): read again later"
+                f"{path} is still being written (unfinished, and changed again within "
+                f"{UNFINISHED_WAIT:g} s of waiting for its writer): read again later"
             )
         await asyncio.sleep(pause)
         pause = min(pause * 2, 0.5)
@@ -100,7 +128,7 @@ def _not_json(data: bytes) -> bool:
 
 
 async def read_metadata(
-    storage: Storage, room_id: str
+    storage: Storage, room_id: str, budget: WaitBudget | None = None
 ) -> tuple[RoomMetadata | None, list[Finding]]:
     """The room's metadata and what is wrong with it (read again while its writer may
     still be writing it, ``read_once_written``); storage errors other than a missing or
@@ -109,7 +137,9 @@ async def read_metadata(
     try:
         data = await storage.get(path, max_bytes=MAX_METADATA_BYTES)
         if _not_json(data):
-            data = await read_once_written(storage, path, data, MAX_METADATA_BYTES, _not_json)
+            data = await read_once_written(
+                storage, path, data, MAX_METADATA_BYTES, _not_json, budget
+            )
     except StorageNotFoundError:
         return None, [Finding(Kind.METADATA_MISSING, "room has no metadata.json", path)]
     except NotRegularFileError as exc:

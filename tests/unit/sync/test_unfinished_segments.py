@@ -9,6 +9,7 @@ someone who did nothing wrong. Real folders, the real watchdog observer, a real 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import time
@@ -269,5 +270,50 @@ def test_room_metadata_written_in_place_is_read_whole(tmp_path: Path) -> None:
         await writing
         assert metadata is not None and metadata.room_id == ROOM
         assert [f.kind for f in findings] == [Kind.METADATA_UNSIGNED]  # the reference's form
+
+    run(go())
+
+
+def test_planted_files_kept_changing_do_not_hold_up_the_rooms_news(tmp_path: Path) -> None:
+    """A member plants 20 unfinished segments and keeps touching them. Waiting
+    ``UNFINISHED_WAIT`` for each held the room's news behind them for minutes; the
+    engine's ``WaitBudget`` bounds all such waiting to a few seconds a minute: the plants
+    are unread for now, and an honest message arrives."""
+    root = tmp_path / "store"
+    create_room(root)
+    plants = [segment(f"p{n}@example.com", 10 + n, ["planted"]) for n in range(20)]
+    rec = Recorder()
+
+    async def keep_touching(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            for path, _ in plants:
+                with contextlib.suppress(FileNotFoundError):
+                    os.utime(root / path)
+            await asyncio.sleep(0.2)
+
+    async def go() -> None:
+        engine = engine_on(root, tmp_path / "index.sqlite3", rec)
+        stop = asyncio.Event()
+        toucher = asyncio.create_task(keep_touching(stop))
+        try:
+            await engine.start()
+            room = await engine.open_room(ROOM, background=False)
+            for path, data in plants:
+                (root / path).parent.mkdir(parents=True, exist_ok=True)
+                (root / path).write_bytes(data[:-7])
+            await asyncio.sleep(0.5)  # the watch has named them all
+            honest_path, honest = segment("bob@example.com", 2, ["honest news"])
+            started = time.monotonic()
+            (root / honest_path).write_bytes(honest)
+            await until(lambda: "honest news" in rec.bodies(), timeout=20)
+            assert time.monotonic() - started < 12  # 20 plants x 5 s without the budget
+            await until(lambda: sum(p in room.unread for p, _ in plants) >= 15, timeout=20)
+            assert all("still being written" in why for why in room.unread.values())
+            assert room.result is not None
+            assert not [f for f in room.result.findings if f.kind is Kind.TRUNCATED]
+        finally:
+            stop.set()
+            await toucher
+            await close(engine)
 
     run(go())
