@@ -317,3 +317,27 @@ def test_planted_files_kept_changing_do_not_hold_up_the_rooms_news(tmp_path: Pat
             await close(engine)
 
     run(go())
+
+
+@pytest.mark.parametrize(
+    "planted",
+    [b"[" * 60_000, b'{"a":' * 20_000, b"\xff\xfe{", b"", b"{" + b" " * 60_000],
+    ids=["deep-list", "deep-object", "not-utf8", "empty", "spaces"],
+)
+def test_hostile_metadata_read_fresh_is_a_finding_not_a_crash(
+    tmp_path: Path, planted: bytes
+) -> None:
+    """Fresh (just planted) and never a JSON object: read again while it may change, then
+    reported as invalid metadata, whatever it holds (nesting the json module would
+    raise RecursionError on included)."""
+    root = tmp_path / "store"
+    target = root / "rooms" / ROOM / "metadata.json"
+    target.parent.mkdir(parents=True)
+    target.write_bytes(planted)
+
+    async def go() -> None:
+        metadata, findings = await read_metadata(LocalStorage(root), ROOM)
+        assert metadata is None
+        assert [f.kind for f in findings] == [Kind.METADATA_INVALID]
+
+    run(go())
