@@ -36,6 +36,16 @@ def eve_writes(
     sender: tuple[str, SigningKey] = (EVE, EVE_KEY),
 ) -> None:
     """Eve's own client could write exactly this: a join, then signed, chained messages."""
+    path, data = signed_segment(ROOM, bodies, joined_at, sender)
+    (store / path).parent.mkdir(parents=True, exist_ok=True)
+    (store / path).write_bytes(data)
+
+
+def signed_segment(
+    room: str, bodies: list[tuple[int, str]], joined_at: int, sender: tuple[str, SigningKey]
+) -> tuple[str, bytes]:
+    """A sender's join and signed, chained messages in ``room``: the segment's object
+    name and bytes."""
     events: list[Event] = []
     prev = None
     sender_id, key = sender
@@ -44,7 +54,7 @@ def eve_writes(
         *((t, MESSAGE, {"body": b, "msgtype": "m.text"}) for t, b in bodies),
     ]:
         ev = build_event(
-            room_id=ROOM,
+            room_id=room,
             sender_id=sender_id,
             event_type=kind,
             content=content,
@@ -55,9 +65,7 @@ def eve_writes(
         )
         prev = ev.hash
         events.append(ev)
-    path = store / path_for(events, client_id_for(sender_id, bytes(key.verify_key)))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(encode_segment(events))
+    return path_for(events, client_id_for(sender_id, bytes(key.verify_key))), encode_segment(events)
 
 
 def test_history_verify_and_chat_hold_a_far_future_message(device, store: Path) -> None:  # type: ignore[no-untyped-def]

@@ -12,42 +12,13 @@ from pathlib import Path
 
 from nacl.signing import SigningKey
 
-from bucket_chat_desktop.protocol.event import MEMBER, MESSAGE, Event
-from bucket_chat_desktop.protocol.ids import client_id_for
-from bucket_chat_desktop.protocol.segment import encode_segment, path_for
-from bucket_chat_desktop.protocol.signing import build_event
-
 from .conftest import EXE
+from .test_far_future_cli import signed_segment
 from .test_sync_cli import Lines
 
 ROOM = "in-place"
 ERIN = "erin@example.com"
 ERIN_KEY = SigningKey(b"\x0b" * 32)
-
-
-def erins_segment(bodies: list[str]) -> tuple[str, bytes]:
-    now = int(time.time() * 1000)
-    events: list[Event] = []
-    prev = None
-    for n, (kind, content) in enumerate(
-        [
-            (MEMBER, {"membership": "join", "displayname": "erin"}),
-            *((MESSAGE, {"body": b, "msgtype": "m.text"}) for b in bodies),
-        ]
-    ):
-        ev = build_event(
-            room_id=ROOM,
-            sender_id=ERIN,
-            event_type=kind,
-            content=content,
-            timestamp_ms=now,
-            unique=f"00000000-0000-4000-8000-{n + 1:012x}",
-            prev_event_hash=prev,
-            signing_key=ERIN_KEY,
-        )
-        prev = ev.hash
-        events.append(ev)
-    return path_for(events, client_id_for(ERIN, bytes(ERIN_KEY.verify_key))), encode_segment(events)
 
 
 def test_follow_prints_a_segment_written_in_place_and_verify_finds_nothing(
@@ -66,7 +37,9 @@ def test_follow_prints_a_segment_written_in_place_and_verify_finds_nothing(
     try:
         lines = Lines(follow)
         lines.wait_for("Following", timeout=30)
-        path, data = erins_segment(["written in place", "in two goes"])
+        now = int(time.time() * 1000)
+        bodies = [(now, "written in place"), (now, "in two goes")]
+        path, data = signed_segment(ROOM, bodies, now, (ERIN, ERIN_KEY))
         target = store / path
         target.parent.mkdir(parents=True, exist_ok=True)
         with target.open("wb") as out:  # created empty: the watch names it now
