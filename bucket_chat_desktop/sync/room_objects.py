@@ -58,6 +58,12 @@ WAIT_REFILL = 12.0
 """``WaitBudget``: one second more to wait for writers every this many seconds."""
 
 
+class StillWritingError(StorageError):
+    """An object read unfinished kept changing (``read_once_written``): read it later."""
+
+    transient = True
+
+
 class WaitBudget:
     """The seconds one engine may spend waiting for writers of unfinished objects
     (``read_once_written``): ``UNFINISHED_WAIT`` at most, one more each ``WAIT_REFILL``
@@ -102,14 +108,14 @@ async def read_once_written(
     cloud objects appear whole: never), read it again with growing pauses. Kept half-read,
     an honest member's message showed as a ``truncated`` finding and later as "changed
     in storage after this device read and checked it". One that keeps changing for
-    ``UNFINISHED_WAIT`` seconds, or once the engine's ``budget`` is spent, raises
-    ``StorageError`` (unread for now, read again later); one left alone unfinished is
-    what it is (its findings say so)."""
+    ``UNFINISHED_WAIT`` seconds, or once the caller's ``budget`` is spent, raises
+    ``StillWritingError`` (unread for now, read again later); one left alone unfinished
+    is what it is (its findings say so)."""
     deadline = time.monotonic() + UNFINISHED_WAIT
     pause = 0.02
     while unfinished(data) and await storage.written_lately(path):
         if time.monotonic() + pause > deadline or (budget is not None and not budget.take(pause)):
-            raise StorageError(
+            raise StillWritingError(
                 f"{path} is still being written (unfinished, and changed again within "
                 f"{UNFINISHED_WAIT:g} s of waiting for its writer): read again later"
             )
@@ -259,12 +265,23 @@ async def last_activity(storage: Storage, room_id: str, now_ms: int) -> int | No
 
 
 async def summarise_room(
-    storage: Storage, room_id: str, now_ms: int, *, activity: bool = True
+    storage: Storage,
+    room_id: str,
+    now_ms: int,
+    *,
+    activity: bool = True,
+    budget: WaitBudget | None = None,
 ) -> RoomSummary:
     """A room's name and (with ``activity``: two listings more) last activity; a metadata
-    object that cannot be read or parsed leaves the name out (with a problem), never the
-    room. Storage errors propagate."""
-    metadata, findings = await read_metadata(storage, room_id)
+    object that cannot be read or parsed, or that is still being written, leaves the name
+    out (with a problem), never the room. Other storage errors propagate."""
+    try:
+        metadata, findings = await read_metadata(storage, room_id, budget)
+    except StillWritingError as exc:  # one planted file must not fail the whole list
+        metadata, findings = (
+            None,
+            [Finding(Kind.METADATA_INVALID, str(exc), metadata_path(room_id))],
+        )
     problems = [f.message for f in findings if f.kind is not Kind.METADATA_MISSING]
     last = await last_activity(storage, room_id, now_ms) if activity else None
     name = metadata.name if metadata is not None else None
@@ -280,10 +297,11 @@ async def storage_rooms(
     found = await list_rooms(storage)
     chosen = found if limit is None else found[:limit]
     gate = asyncio.Semaphore(_PARALLEL)
+    budget = WaitBudget()  # for metadata still being written: a few seconds in all
 
     async def one(room_id: str) -> RoomSummary:
         async with gate:
-            return await summarise_room(storage, room_id, now_ms, activity=activity)
+            return await summarise_room(storage, room_id, now_ms, activity=activity, budget=budget)
 
     rooms = await asyncio.gather(*(one(r) for r in chosen))
     return StorageRooms(tuple(rooms), more=len(found) - len(chosen))

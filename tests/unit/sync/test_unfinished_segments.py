@@ -31,7 +31,7 @@ from bucket_chat_desktop.storage.local import WRITE_SETTLE, LocalStorage
 from bucket_chat_desktop.sync import room_objects
 from bucket_chat_desktop.sync.engine import SyncConfig, SyncEngine
 from bucket_chat_desktop.sync.events import EngineEvent, EventsAppended
-from bucket_chat_desktop.sync.room_objects import read_metadata
+from bucket_chat_desktop.sync.room_objects import read_metadata, storage_rooms
 from bucket_chat_desktop.sync.writer import RoomWriter
 
 ROOM = "room-1"
@@ -339,5 +339,38 @@ def test_hostile_metadata_read_fresh_is_a_finding_not_a_crash(
         metadata, findings = await read_metadata(LocalStorage(root), ROOM)
         assert metadata is None
         assert [f.kind for f in findings] == [Kind.METADATA_INVALID]
+
+    run(go())
+
+
+def test_the_room_list_survives_metadata_kept_changing(tmp_path: Path) -> None:
+    """The storage's room list (the join dialog, ``bucket-chat rooms``): one room whose
+    ``metadata.json`` never becomes JSON and keeps changing failed the whole list with
+    "still being written"; now that room is listed without a name, with the reason."""
+    root = tmp_path / "store"
+    create_room(root)
+    stuck = root / "rooms" / "stuck" / "metadata.json"
+    stuck.parent.mkdir(parents=True)
+    stuck.write_bytes(b'{"name": "never ends')
+
+    async def go() -> None:
+        stop = asyncio.Event()
+
+        async def keep_touching() -> None:
+            while not stop.is_set():
+                os.utime(stuck)
+                await asyncio.sleep(0.2)
+
+        toucher = asyncio.create_task(keep_touching())
+        try:
+            found = await storage_rooms(LocalStorage(root), int(time.time() * 1000))
+        finally:
+            stop.set()
+            await toucher
+        by_id = {r.room_id: r for r in found.rooms}
+        assert set(by_id) == {ROOM, "stuck"}
+        assert by_id["stuck"].name is None
+        assert "still being written" in by_id["stuck"].problem
+        assert by_id[ROOM].metadata is not None
 
     run(go())
