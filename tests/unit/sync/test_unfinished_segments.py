@@ -30,7 +30,7 @@ from bucket_chat_desktop.storage.base import DEFAULT_MAX_READ, ObjectInfo
 from bucket_chat_desktop.storage.local import WRITE_SETTLE, LocalStorage
 from bucket_chat_desktop.sync import room_objects
 from bucket_chat_desktop.sync.engine import SyncConfig, SyncEngine
-from bucket_chat_desktop.sync.events import EngineEvent, EventsAppended
+from bucket_chat_desktop.sync.events import EngineEvent, EventsAppended, StorageStatus
 from bucket_chat_desktop.sync.room_objects import read_metadata, storage_rooms
 from bucket_chat_desktop.sync.writer import RoomWriter
 
@@ -372,5 +372,54 @@ def test_the_room_list_survives_metadata_kept_changing(tmp_path: Path) -> None:
         assert by_id["stuck"].name is None
         assert "still being written" in by_id["stuck"].problem
         assert by_id[ROOM].metadata is not None
+
+    run(go())
+
+
+def test_metadata_kept_changing_is_no_storage_outage(tmp_path: Path) -> None:
+    """A member keeps ``metadata.json`` unfinished and touched: the read gives up
+    ("still being written") and is made again later. That is this room's metadata not
+    read yet, not the storage failing: the app said the whole storage was offline
+    (``StorageStatus(False, ...)``), to every room, while it answered every request."""
+    root = tmp_path / "store"
+    create_room(root)
+    meta = root / "rooms" / ROOM / "metadata.json"
+    meta.write_bytes(b'{"room_id": "' + ROOM.encode() + b'", "name": "never ends')
+    rec = Recorder()
+
+    async def go() -> None:
+        stop = asyncio.Event()
+
+        async def keep_touching() -> None:
+            while not stop.is_set():
+                os.utime(meta)
+                await asyncio.sleep(0.1)
+
+        toucher = asyncio.create_task(keep_touching())
+        engine = SyncEngine(
+            LocalStorage(root), index=Index.open(tmp_path / "i.sqlite3"), listener=rec, config=QUIET
+        )
+        try:
+            room = await engine.open_room(ROOM, background=False)
+            await until(lambda: room.metadata_failures >= 1)
+            assert room.metadata is None  # not read yet: read again later
+            said = [e for e in rec.events if isinstance(e, StorageStatus)]
+            assert engine.online and not said, said
+        finally:
+            stop.set()
+            await toucher
+            await close(engine)
+
+        # once left alone, it is read (and reported for what it is) on a later try
+        engine = SyncEngine(
+            LocalStorage(root), index=Index.open(tmp_path / "i.sqlite3"), listener=Recorder(),
+            config=QUIET,
+        )
+        try:
+            os.utime(meta, (time.time() - 60, time.time() - 60))
+            room = await engine.open_room(ROOM, background=False)
+            assert room.metadata_failures == 0
+        finally:
+            await close(engine)
 
     run(go())
