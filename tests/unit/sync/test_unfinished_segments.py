@@ -423,3 +423,61 @@ def test_metadata_kept_changing_is_no_storage_outage(tmp_path: Path) -> None:
             await close(engine)
 
     run(go())
+
+
+def test_an_honest_writer_in_place_while_a_member_spends_the_budget(tmp_path: Path) -> None:
+    """A member keeps a planted segment unfinished and touched, so the engine's
+    ``WaitBudget`` is spent; an honest member then writes a segment in place. Read
+    half-written, it must be unread for now (not kept half, not called truncated or
+    changed) and read whole once its writer is done."""
+    root = tmp_path / "store"
+    create_room(root)
+    plants = [segment(f"m{n}@example.com", 20 + n, ["planted"]) for n in range(3)]
+    rec = Recorder()
+
+    async def go() -> None:
+        stop = asyncio.Event()
+
+        async def keep_touching() -> None:
+            while not stop.is_set():
+                for plant_path, _ in plants:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.utime(root / plant_path)
+                await asyncio.sleep(0.1)
+
+        engine = engine_on(root, tmp_path / "index.sqlite3", rec)
+        toucher = asyncio.create_task(keep_touching())
+        try:
+            await engine.start()
+            room = await engine.open_room(ROOM, background=False)
+            for plant_path, plant in plants:
+                (root / plant_path).parent.mkdir(parents=True, exist_ok=True)
+                (root / plant_path).write_bytes(plant[:-7])
+            await until(lambda: all(p in room.unread for p, _ in plants), timeout=30)
+            assert not engine.writer_waits.take(0.5)  # spent
+            path, data = segment("bob@example.com", 2, ["honest"])
+            cut = len(data) // 2
+            await write_in_place(root / path, [data[:cut], data[cut:]], pause=0.4)
+            await until(lambda: path in room.known, timeout=20)
+            assert room.known[path] == len(data)  # whole, not the half first read
+            assert engine.storage.inner.reads[path] >= 2  # type: ignore[attr-defined]
+
+            async def shown() -> list[str | None]:
+                result = room.result
+                assert result is not None
+                rows = await engine.timeline_page(ROOM, result, 0, len(result.timeline)) or ()
+                return [r.event.body for r in rows if r.event.type == MESSAGE]
+
+            deadline = time.monotonic() + 20
+            while "honest" not in await shown():
+                assert time.monotonic() < deadline, "the honest message is never shown"
+                await asyncio.sleep(0.05)
+            assert path not in room.unread
+            assert room.result is not None
+            assert [f.path for f in room.result.findings if f.kind is Kind.TRUNCATED] == []
+        finally:
+            stop.set()
+            await toucher
+            await close(engine)
+
+    run(go())
