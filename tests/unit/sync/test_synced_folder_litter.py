@@ -12,7 +12,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
 from test_engine import ROOM, Recorder, create_room, store_segments, write_history
 
 from bucket_chat_desktop.index import Index

@@ -412,7 +412,9 @@ def test_metadata_kept_changing_is_no_storage_outage(tmp_path: Path) -> None:
 
         # once left alone, it is read (and reported for what it is) on a later try
         engine = SyncEngine(
-            LocalStorage(root), index=Index.open(tmp_path / "i.sqlite3"), listener=Recorder(),
+            LocalStorage(root),
+            index=Index.open(tmp_path / "i.sqlite3"),
+            listener=Recorder(),
             config=QUIET,
         )
         try:
@@ -478,6 +480,66 @@ def test_an_honest_writer_in_place_while_a_member_spends_the_budget(tmp_path: Pa
         finally:
             stop.set()
             await toucher
+            await close(engine)
+
+    run(go())
+
+
+class Gated(Watched):
+    """Holds the check of one path (``written_lately``) until let go: a way to have the
+    writer finish, and the watch name the file again, while the first read of it runs."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.path = ""
+        self.held = asyncio.Event()
+        self.go = asyncio.Event()
+
+    async def written_lately(self, path: str) -> bool:
+        if path == self.path and not self.go.is_set():
+            self.held.set()
+            await self.go.wait()
+        return await super().written_lately(path)
+
+
+def test_a_file_named_again_while_its_read_gives_up_is_read_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The watch names a new file at once (created), and again when its writer closes it.
+    A close named while the first read still ran was dropped ("being read"): when that
+    read then gave up (the writer budget spent by a member's plants), nothing named the
+    file again and the honest message stayed unread until the next full pass."""
+    monkeypatch.setattr(room_objects, "WAIT_REFILL", 1e9)  # spent stays spent
+    root = tmp_path / "store"
+    create_room(root)
+    path, data = segment("bob@example.com", 2, ["named twice"])
+    cut = len(data) // 2
+    storage = Gated(root)
+    storage.path = path
+
+    async def go() -> None:
+        engine = SyncEngine(
+            storage, index=Index.open(tmp_path / "i.sqlite3"), listener=Recorder(), config=QUIET
+        )
+        try:
+            await engine.start()
+            room = await engine.open_room(ROOM, background=False)
+            assert engine.writer_waits.take(room_objects.UNFINISHED_WAIT)  # spent
+            target = root / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with target.open("wb") as out:
+                out.write(data[:cut])
+                out.flush()
+                await until(storage.held.is_set)  # the first read holds half
+            # closed: the watch names it again while that read runs
+            with target.open("ab") as out:
+                out.write(data[cut:])
+            await until(lambda: path in engine._poller._named_again)
+            storage.go.set()
+            await until(lambda: path in room.known, timeout=10)
+            assert room.known[path] == len(data)
+            assert path not in room.unread
+        finally:
             await close(engine)
 
     run(go())
