@@ -543,3 +543,28 @@ def test_a_file_named_again_while_its_read_gives_up_is_read_again(
             await close(engine)
 
     run(go())
+
+
+def test_unread_for_now_says_why_when_the_wait_was_spent_elsewhere(tmp_path: Path) -> None:
+    """With the writer budget spent (a member's plants kept changing), a fresh file read
+    once is given up at once; the reason said it "changed again within 5 s of waiting for
+    its writer", which nobody waited: a false account of that member's file."""
+    storage = LocalStorage(tmp_path)
+    path = f"rooms/{ROOM}/logs/2025-09-14/messages_1_1_c.jsonl"
+    (tmp_path / path).parent.mkdir(parents=True)
+    (tmp_path / path).write_bytes(b'{"half": ')
+    budget = room_objects.WaitBudget()
+    assert budget.take(room_objects.UNFINISHED_WAIT)
+
+    async def go() -> str:
+        data = await storage.get(path)
+        with pytest.raises(room_objects.StillWritingError) as raised:
+            await room_objects.read_once_written(
+                storage, path, data, DEFAULT_MAX_READ, room_objects.unfinished, budget
+            )
+        return str(raised.value)
+
+    said = run(go())
+    assert "still being written" in said
+    assert "within 5 s of waiting" not in said
+    assert "spent for now" in said
