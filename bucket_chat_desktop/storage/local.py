@@ -67,10 +67,10 @@ MAX_LIST_DEPTH = 12
 """Listings do not descend further (objects sit at most 4 folders deep): a hostile
 nesting of thousands of folders is reported as one entry, not walked."""
 READ_TIMEOUT = 120.0
+"""Seconds a single local read may take (a hung network share must not hang the app)."""
 WRITE_SETTLE = 2.0
 """Seconds after a file's last change within which its writer may still be at it
 (``written_lately``): a segment is written in one go, in milliseconds."""
-"""Seconds a single local read may take (a hung network share must not hang the app)."""
 
 _O_BINARY = getattr(os, "O_BINARY", 0)
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)

@@ -63,7 +63,7 @@ from .lanes import StateWorker
 from .outbox import Outbox, PendingMessage
 from .poller import MARKER_SETTLE_MS, Poller
 from .publisher import NotQueuedError, Publisher
-from .room_objects import WaitBudget, read_metadata
+from .room_objects import StillWritingError, WaitBudget, read_metadata
 from .room_state import CachedRoom, RoomState, RoomView
 from .schedule import metadata_retry_delay
 from .stopping import close_in_turn, stop_tasks
@@ -474,7 +474,10 @@ class SyncEngine:
         try:
             metadata, findings = await read_metadata(self.storage, room.room_id, self.writer_waits)
         except StorageError as exc:
-            self._set_online(False, str(exc))
+            if not isinstance(exc, StillWritingError):
+                # still being written (or a member keeps it changing) is this room's
+                # metadata not read yet, not the storage failing: it answered
+                self._set_online(False, str(exc))
             room.metadata_failures += 1
             delay = metadata_retry_delay(self.config.metadata_retry, room.metadata_failures)
             room.metadata_retry_at = time.monotonic() + delay

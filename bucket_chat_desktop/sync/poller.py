@@ -55,6 +55,7 @@ MARKER_SETTLE_MS = 2 * 60_000  # only markers at least this old move the marker 
 FEED_RETRY_MAX = 600.0  # seconds: the longest wait before a failed change feed is tried again
 MAX_HINTS = 50  # objects one wait on the change feed may make the engine read
 HINTS_KEPT = 4096  # paths the change feed named lately: named again, they are not read again
+REREADS = 2  # a hint read that got nothing and was named again meanwhile: read again
 # Rooms whose safety listing runs at once: a window coming to the front after hours makes
 # every room's due together, and one of them that hangs holds one place only.
 SAFETY_AT_ONCE = 8
@@ -102,6 +103,7 @@ class Poller:
         self._feed_checked_at: float | None = None
         self._hinted: dict[str, None] = {}  # oldest first
         self._reading: set[str] = set()  # segments a hint is being read for (``fetch_segment``)
+        self._named_again: set[str] = set()  # of those, named again while being read
         # Per room: its hint reader (``_hint``) and the segments named for it to read next,
         # oldest first; its safety pass in flight (``_start_safety``).
         self._hint_readers: dict[str, asyncio.Task[int]] = {}
@@ -309,7 +311,10 @@ class Poller:
         when there is nothing to read (a room not open here, a segment it holds or that
         is being read)."""
         room = self._engine.rooms.get(room_id)
-        if self._engine._closed or room is None or path in room.known or path in self._reading:
+        if self._engine._closed or room is None or path in room.known:
+            return None
+        if path in self._reading:  # read again if that read gets nothing (``fetch_segment``)
+            self._named_again.add(path)
             return None
         reader = self._hint_readers.get(room_id)
         if reader is None or reader.done():
@@ -582,17 +587,26 @@ class Poller:
         watch names. Read outside the room's lock (a download that never answers must
         not hold up this device's own deliveries into the room), once however often it
         is named while that read runs, and kept under the lock unless something else
-        kept it meanwhile."""
+        kept it meanwhile. A read that got nothing (a file still being written, given up
+        on) while the folder watch named the file again (its writer closed it meanwhile:
+        the last event there will be) reads it once more, at most ``REREADS`` times:
+        else that close was dropped and the honest message waited for the next full pass."""
         room = self._engine.rooms.get(room_id)
         if room is None or path in room.known or path in self._reading:
             return False
         self._reading.add(path)
         failed: dict[str, str] = {}
         try:
-            named = ObjectInfo(path, UNKNOWN_SIZE)  # a read gives its size, a finding none
-            got = await self._backfill.read_segment(room_id, named, failed, hint=True)
+            for _ in range(1 + REREADS):
+                self._named_again.discard(path)
+                failed.clear()
+                named = ObjectInfo(path, UNKNOWN_SIZE)  # a read gives its size, a finding none
+                got = await self._backfill.read_segment(room_id, named, failed, hint=True)
+                if got is not None or path not in self._named_again:
+                    break
         finally:
             self._reading.discard(path)
+            self._named_again.discard(path)
         # Someone waits for news in the room they look at; a room nobody looks at
         # (where anyone with write access can make a flood of them) waits its turn.
         shown = room_id == self._engine.focused

@@ -113,13 +113,22 @@ async def read_once_written(
     is what it is (its findings say so)."""
     deadline = time.monotonic() + UNFINISHED_WAIT
     pause = 0.02
+    waited = 0.0
     while unfinished(data) and await storage.written_lately(path):
-        if time.monotonic() + pause > deadline or (budget is not None and not budget.take(pause)):
+        if time.monotonic() + pause > deadline:
             raise StillWritingError(
                 f"{path} is still being written (unfinished, and changed again within "
                 f"{UNFINISHED_WAIT:g} s of waiting for its writer): read again later"
             )
+        if budget is not None and not budget.take(pause):
+            # Say what happened: a file read once is not one that "kept changing".
+            raise StillWritingError(
+                f"{path} is still being written (unfinished, changed in the last seconds; "
+                f"waited {waited:.1f} s: the time to wait for writers is spent for now, "
+                "other files kept changing): read again later"
+            )
         await asyncio.sleep(pause)
+        waited += pause
         pause = min(pause * 2, 0.5)
         data = await storage.get(path, max_bytes=max_bytes)
     return data

@@ -8,8 +8,10 @@ against nobody. Real folders, a real index."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from test_engine import ROOM, Recorder, create_room, store_segments, write_history
 
 from bucket_chat_desktop.index import Index
@@ -69,3 +71,31 @@ def test_a_sync_tools_temporary_files_never_raise_a_tampering_alarm(tmp_path: Pa
     unread, found, partial = read(root, db)
     assert list(unread) == [rel(gone)] and partial
     assert "removed or moved" in unread[rel(gone)]
+
+
+@pytest.mark.parametrize(
+    "disguise",
+    [lambda n: f"{n}.!sync", lambda n: n.upper(), lambda n: n.replace(".jsonl", ".JSONL")],
+    ids=["sync-temp", "upper-case", "extension-case"],
+)
+def test_a_segment_disguised_as_litter_is_still_reported_gone(
+    tmp_path: Path, disguise: Callable[[str], str]
+) -> None:
+    """A member renames a segment already read to a name that is litter (a sync tool's
+    temporary name, a case variant the protocol does not accept): the litter rule must
+    not hide that the segment is gone, and the renamed copy is no history."""
+    root = tmp_path / "store"
+    store = LocalStorage(root)
+    create_room(store)
+    write_history(store, days=1, per_day=2)
+    db = tmp_path / "index.sqlite3"
+    unread, _, partial = read(root, db)
+    assert unread == {} and not partial
+    seg = store_segments(root)[0]
+    rel = seg.relative_to(root).as_posix()
+    seg.rename(seg.with_name(disguise(seg.name)))
+    unread, found, partial = read(root, db)
+    assert list(unread) == [rel] and partial
+    assert "removed or moved" in unread[rel]
+    renamed = seg.with_name(disguise(seg.name)).relative_to(root).as_posix()
+    assert (Kind.UNEXPECTED_OBJECT, renamed) in found

@@ -30,7 +30,7 @@ from bucket_chat_desktop.storage.base import DEFAULT_MAX_READ, ObjectInfo
 from bucket_chat_desktop.storage.local import WRITE_SETTLE, LocalStorage
 from bucket_chat_desktop.sync import room_objects
 from bucket_chat_desktop.sync.engine import SyncConfig, SyncEngine
-from bucket_chat_desktop.sync.events import EngineEvent, EventsAppended
+from bucket_chat_desktop.sync.events import EngineEvent, EventsAppended, StorageStatus
 from bucket_chat_desktop.sync.room_objects import read_metadata, storage_rooms
 from bucket_chat_desktop.sync.writer import RoomWriter
 
@@ -374,3 +374,197 @@ def test_the_room_list_survives_metadata_kept_changing(tmp_path: Path) -> None:
         assert by_id[ROOM].metadata is not None
 
     run(go())
+
+
+def test_metadata_kept_changing_is_no_storage_outage(tmp_path: Path) -> None:
+    """A member keeps ``metadata.json`` unfinished and touched: the read gives up
+    ("still being written") and is made again later. That is this room's metadata not
+    read yet, not the storage failing: the app said the whole storage was offline
+    (``StorageStatus(False, ...)``), to every room, while it answered every request."""
+    root = tmp_path / "store"
+    create_room(root)
+    meta = root / "rooms" / ROOM / "metadata.json"
+    meta.write_bytes(b'{"room_id": "' + ROOM.encode() + b'", "name": "never ends')
+    rec = Recorder()
+
+    async def go() -> None:
+        stop = asyncio.Event()
+
+        async def keep_touching() -> None:
+            while not stop.is_set():
+                os.utime(meta)
+                await asyncio.sleep(0.1)
+
+        toucher = asyncio.create_task(keep_touching())
+        engine = SyncEngine(
+            LocalStorage(root), index=Index.open(tmp_path / "i.sqlite3"), listener=rec, config=QUIET
+        )
+        try:
+            room = await engine.open_room(ROOM, background=False)
+            await until(lambda: room.metadata_failures >= 1)
+            assert room.metadata is None  # not read yet: read again later
+            said = [e for e in rec.events if isinstance(e, StorageStatus)]
+            assert engine.online and not said, said
+        finally:
+            stop.set()
+            await toucher
+            await close(engine)
+
+        # once left alone, it is read (and reported for what it is) on a later try
+        engine = SyncEngine(
+            LocalStorage(root),
+            index=Index.open(tmp_path / "i.sqlite3"),
+            listener=Recorder(),
+            config=QUIET,
+        )
+        try:
+            os.utime(meta, (time.time() - 60, time.time() - 60))
+            room = await engine.open_room(ROOM, background=False)
+            assert room.metadata_failures == 0
+        finally:
+            await close(engine)
+
+    run(go())
+
+
+def test_an_honest_writer_in_place_while_a_member_spends_the_budget(tmp_path: Path) -> None:
+    """A member keeps a planted segment unfinished and touched, so the engine's
+    ``WaitBudget`` is spent; an honest member then writes a segment in place. Read
+    half-written, it must be unread for now (not kept half, not called truncated or
+    changed) and read whole once its writer is done."""
+    root = tmp_path / "store"
+    create_room(root)
+    plants = [segment(f"m{n}@example.com", 20 + n, ["planted"]) for n in range(3)]
+    rec = Recorder()
+
+    async def go() -> None:
+        stop = asyncio.Event()
+
+        async def keep_touching() -> None:
+            while not stop.is_set():
+                for plant_path, _ in plants:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.utime(root / plant_path)
+                await asyncio.sleep(0.1)
+
+        engine = engine_on(root, tmp_path / "index.sqlite3", rec)
+        toucher = asyncio.create_task(keep_touching())
+        try:
+            await engine.start()
+            room = await engine.open_room(ROOM, background=False)
+            for plant_path, plant in plants:
+                (root / plant_path).parent.mkdir(parents=True, exist_ok=True)
+                (root / plant_path).write_bytes(plant[:-7])
+            await until(lambda: all(p in room.unread for p, _ in plants), timeout=30)
+            assert not engine.writer_waits.take(0.5)  # spent
+            path, data = segment("bob@example.com", 2, ["honest"])
+            cut = len(data) // 2
+            await write_in_place(root / path, [data[:cut], data[cut:]], pause=0.4)
+            await until(lambda: path in room.known, timeout=20)
+            assert room.known[path] == len(data)  # whole, not the half first read
+            assert engine.storage.inner.reads[path] >= 2  # type: ignore[attr-defined]
+
+            async def shown() -> list[str | None]:
+                result = room.result
+                assert result is not None
+                rows = await engine.timeline_page(ROOM, result, 0, len(result.timeline)) or ()
+                return [r.event.body for r in rows if r.event.type == MESSAGE]
+
+            deadline = time.monotonic() + 20
+            while "honest" not in await shown():
+                assert time.monotonic() < deadline, "the honest message is never shown"
+                await asyncio.sleep(0.05)
+            assert path not in room.unread
+            assert room.result is not None
+            assert [f.path for f in room.result.findings if f.kind is Kind.TRUNCATED] == []
+        finally:
+            stop.set()
+            await toucher
+            await close(engine)
+
+    run(go())
+
+
+class Gated(Watched):
+    """Holds the check of one path (``written_lately``) until let go: a way to have the
+    writer finish, and the watch name the file again, while the first read of it runs."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.path = ""
+        self.held = asyncio.Event()
+        self.go = asyncio.Event()
+
+    async def written_lately(self, path: str) -> bool:
+        if path == self.path and not self.go.is_set():
+            self.held.set()
+            await self.go.wait()
+        return await super().written_lately(path)
+
+
+def test_a_file_named_again_while_its_read_gives_up_is_read_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The watch names a new file at once (created), and again when its writer closes it.
+    A close named while the first read still ran was dropped ("being read"): when that
+    read then gave up (the writer budget spent by a member's plants), nothing named the
+    file again and the honest message stayed unread until the next full pass."""
+    monkeypatch.setattr(room_objects, "WAIT_REFILL", 1e9)  # spent stays spent
+    root = tmp_path / "store"
+    create_room(root)
+    path, data = segment("bob@example.com", 2, ["named twice"])
+    cut = len(data) // 2
+    storage = Gated(root)
+    storage.path = path
+
+    async def go() -> None:
+        engine = SyncEngine(
+            storage, index=Index.open(tmp_path / "i.sqlite3"), listener=Recorder(), config=QUIET
+        )
+        try:
+            await engine.start()
+            room = await engine.open_room(ROOM, background=False)
+            assert engine.writer_waits.take(room_objects.UNFINISHED_WAIT)  # spent
+            target = root / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with target.open("wb") as out:
+                out.write(data[:cut])
+                out.flush()
+                await until(storage.held.is_set)  # the first read holds half
+            # closed: the watch names it again while that read runs
+            with target.open("ab") as out:
+                out.write(data[cut:])
+            await until(lambda: path in engine._poller._named_again)
+            storage.go.set()
+            await until(lambda: path in room.known, timeout=10)
+            assert room.known[path] == len(data)
+            assert path not in room.unread
+        finally:
+            await close(engine)
+
+    run(go())
+
+
+def test_unread_for_now_says_why_when_the_wait_was_spent_elsewhere(tmp_path: Path) -> None:
+    """With the writer budget spent (a member's plants kept changing), a fresh file read
+    once is given up at once; the reason said it "changed again within 5 s of waiting for
+    its writer", which nobody waited: a false account of that member's file."""
+    storage = LocalStorage(tmp_path)
+    path = f"rooms/{ROOM}/logs/2025-09-14/messages_1_1_c.jsonl"
+    (tmp_path / path).parent.mkdir(parents=True)
+    (tmp_path / path).write_bytes(b'{"half": ')
+    budget = room_objects.WaitBudget()
+    assert budget.take(room_objects.UNFINISHED_WAIT)
+
+    async def go() -> str:
+        data = await storage.get(path)
+        with pytest.raises(room_objects.StillWritingError) as raised:
+            await room_objects.read_once_written(
+                storage, path, data, DEFAULT_MAX_READ, room_objects.unfinished, budget
+            )
+        return str(raised.value)
+
+    said = run(go())
+    assert "still being written" in said
+    assert "within 5 s of waiting" not in said
+    assert "spent for now" in said
