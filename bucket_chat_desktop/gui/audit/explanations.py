@@ -95,8 +95,11 @@ EXPLANATIONS: dict[Kind, Explanation] = {
     ),
     Kind.SEGMENT_UNREADABLE: Explanation(
         "File could not be read",
-        "The storage listed a segment but would not return its contents.",
-        "Check the storage (permissions, connection); the room is read again later.",
+        "A segment of this room could not be read as it stands now: the storage did not "
+        "answer, it is no regular file, it is still being written, or it is no longer "
+        "there as this device read it. \u201cAudit says\u201d tells which.",
+        "The room is read again later. If this stays: check the storage (permissions, "
+        "connection) and who else writes to it.",
     ),
     Kind.UNEXPECTED_OBJECT: Explanation(
         "Stray file",
