@@ -209,3 +209,10 @@ def parse_segment_path(path: str) -> SegmentName | None:
     if m is None:
         return None
     return SegmentName(path, room_id, date, int(m.group(1)), int(m.group(2)), m.group(3))
+
+
+def is_segment_of(room_id: str, path: str) -> bool:
+    """Whether ``path`` is a segment's name in ``room_id``'s folder (anything else there
+    is litter: a notice, never history)."""
+    name = parse_segment_path(path)
+    return name is not None and name.room_id == room_id

@@ -29,7 +29,7 @@ from ..protocol import heap
 from ..protocol.audit import PreparedSegment, prepare_segment
 from ..protocol.findings import Finding, Kind
 from ..protocol.handover import PackedSegment
-from ..protocol.ids import logs_prefix, parse_segment_path
+from ..protocol.ids import is_segment_of, logs_prefix
 from ..protocol.segment import MAX_SEGMENT_BYTES, DecodedSegment
 from ..storage.base import (
     NotRegularFileError,
@@ -486,7 +486,7 @@ class Backfill:
             if unread is not None:
                 unread[item.path] = why
 
-        segment_named = _is_segment_of(room_id, item.path)
+        segment_named = is_segment_of(room_id, item.path)
         if item.special is not None:
             if segment_named:
                 not_now(f"not a regular file: {item.special}")
@@ -550,11 +550,6 @@ def _event_count(got: PreparedSegment | PackedSegment) -> int:
     return len(got.decoded.events) if isinstance(got, PreparedSegment) else len(got[1])
 
 
-def _is_segment_of(room_id: str, path: str) -> bool:
-    name = parse_segment_path(path)
-    return name is not None and name.room_id == room_id
-
-
 def _note_vanished(room: RoomState, folder: str, listed: Sequence[ObjectInfo], held: int) -> None:
     """State thread (it reads what the room holds and notes in it). Segments of
     ``folder`` this device read and checked earlier that the listing no longer shows, or
@@ -569,7 +564,7 @@ def _note_vanished(room: RoomState, folder: str, listed: Sequence[ObjectInfo], h
     sizes = {it.path: it.size for it in listed}
     learnt: dict[str, int] = {}
     for path in room.known_in(folder, held):  # not a walk over all kept: KnownFolders
-        if not _is_segment_of(room.room_id, path):
+        if not is_segment_of(room.room_id, path):
             # Litter (kept only for its notice) is no history: a sync tool's temporary
             # file (Resilio's ``<name>.!sync``) grows, then goes, and nobody tampered.
             continue

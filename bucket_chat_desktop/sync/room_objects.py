@@ -20,6 +20,7 @@ from ..protocol.audit import HOLD_AHEAD_MS
 from ..protocol.event import decode_json_line
 from ..protocol.findings import Finding, Kind
 from ..protocol.ids import (
+    is_segment_of,
     is_valid_room_id,
     logs_prefix,
     metadata_path,
@@ -182,8 +183,7 @@ def not_read_finding(room_id: str, item: ObjectInfo) -> Finding | None:
     a segment's name of this room (litter: a notice), or larger than
     ``MAX_SEGMENT_BYTES`` by its listed size (history that cannot be read: an error) — or
     None: it is read."""
-    name = parse_segment_path(item.path)
-    if name is None or name.room_id != room_id:
+    if not is_segment_of(room_id, item.path):
         return Finding(Kind.UNEXPECTED_OBJECT, "not a segment name; ignored", item.path)
     if item.size > MAX_SEGMENT_BYTES:
         return Finding(
