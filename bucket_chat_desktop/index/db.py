@@ -503,6 +503,26 @@ class Index:
         return dict(rows.fetchall())
 
     @_locked
+    def content_tags(self, room_id: str) -> dict[str, str]:
+        """What the storage said of the bytes of each cached segment that had a tag when
+        it was read (``ObjectInfo.content_tag``, in the ``etag`` column: caches written
+        before content tags hold the service's ETag there, without a scheme, which
+        ``storage.same_content`` does not compare)."""
+        rows = self._db.execute(
+            "SELECT path, etag FROM segments WHERE room_id = ? AND etag IS NOT NULL", (room_id,)
+        )
+        return dict(rows.fetchall())
+
+    @_locked
+    def set_content_tags(self, room_id: str, tags: Mapping[str, str]) -> None:
+        """Keep the content tags first listed for cached segments (``content_tags``)."""
+        with self._db:
+            self._db.executemany(
+                "UPDATE segments SET etag = ? WHERE room_id = ? AND path = ?",
+                [(tag, room_id, path) for path, tag in tags.items()],
+            )
+
+    @_locked
     def add_segment(
         self,
         room_id: str,

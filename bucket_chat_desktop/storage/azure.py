@@ -13,6 +13,7 @@ hands it to adlfs.
 
 from __future__ import annotations
 
+import base64
 import functools
 import os
 from collections.abc import AsyncIterator
@@ -23,6 +24,7 @@ from .base import (
     StorageError,
     StorageOfflineError,
     StoragePermissionError,
+    content_tag,
 )
 from .cloud import FsspecStorage, Listing, Meter, MissingError, busy, exception_chain, one_line
 
@@ -63,6 +65,17 @@ def parse_connection_string(text: str) -> dict[str, str]:
         out.setdefault("accountkey", DEV_KEY)
         out.setdefault("blobendpoint", f"http://127.0.0.1:10000/{DEV_ACCOUNT}")
     return out
+
+
+def _content_tag(blob: Any) -> str | None:
+    """A listed blob's content tag (``ObjectInfo.content_tag``): its Content-MD5, which
+    the service computes for a blob uploaded in one request; None for one uploaded in
+    blocks without it. Not its ETag, which changes when only its properties do."""
+    settings = getattr(blob, "content_settings", None)
+    md5 = getattr(settings, "content_md5", None)
+    if isinstance(md5, bytes | bytearray) and 0 < len(md5) <= 64:
+        return content_tag("md5", base64.b64encode(bytes(md5)).decode("ascii"))
+    return None
 
 
 @functools.cache
@@ -232,8 +245,7 @@ class AzureStorage(FsspecStorage):
         ).by_page()
         async for page in _pages(pages, listing):
             for blob in page:
-                etag = blob.etag
-                out.append((blob.name, int(blob.size or 0), etag.strip('"') if etag else None))
+                out.append((blob.name, int(blob.size or 0), _content_tag(blob)))
             if limit is not None and len(out) >= limit:
                 return out[:limit]
         return out

@@ -119,12 +119,49 @@ def tell_received(size: int) -> None:
 class ObjectInfo:
     """One listed object. ``special`` is set (``"FIFO"``, ``"symbolic link"``, …) for a
     local entry that is not a regular file: it is listed so that callers can report it,
-    and ``get`` refuses it."""
+    and ``get`` refuses it.
+
+    ``content_tag`` is what the service says of the object's bytes, as ``scheme:value``:
+    ``s3-etag:`` (S3's ETag: set by each upload, kept by metadata-only updates), ``md5:``
+    (GCS's ``md5Hash``, Azure's ``Content-MD5``) or ``crc32c:`` (GCS objects without an
+    MD5). Two tags of one scheme that differ mean other bytes; tags of two schemes say
+    nothing. None where the service gives none (a folder; an Azure blob uploaded in
+    blocks without an MD5). Not an HTTP ETag on GCS and Azure: those change when only
+    an object's metadata does."""
 
     path: str
     size: int
-    etag: str | None = None
+    content_tag: str | None = None
     special: str | None = None
+
+
+MAX_TAG = 96  # characters of a content tag's value (an MD5 in base64 is 24, an ETag ~40)
+
+
+def content_tag(scheme: str, value: object) -> str | None:
+    """``scheme:value`` for ``ObjectInfo.content_tag``, or None when the service's value
+    is not a short printable ASCII string (a listing is read from a storage that may be
+    hostile; the tag is compared, kept in memory and in the index, never shown)."""
+    if isinstance(value, bytes | bytearray):
+        return None
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_TAG:
+        return None
+    if not value.isascii() or not value.isprintable():
+        return None
+    return f"{scheme}:{value}"
+
+
+def same_content(then: str | None, now: str | None) -> bool | None:
+    """Whether two content tags (``ObjectInfo.content_tag``) say the bytes are the same:
+    None when they cannot say (either is missing, or they are of different schemes; also
+    a value cached before tags had schemes)."""
+    if not then or not now:
+        return None
+    a, sep_a, _ = then.partition(":")
+    b, sep_b, _ = now.partition(":")
+    if not (sep_a and sep_b) or a != b:
+        return None
+    return then == now
 
 
 def check_object_path(path: str) -> str:

@@ -272,7 +272,8 @@ class FsspecStorage(Storage, abc.ABC):
         limit: int | None,
         listing: Listing,
     ) -> list[tuple[str, int, str | None]]:
-        """``(key, size, etag)`` of objects whose key starts with ``key_prefix``.
+        """``(key, size, content tag)`` of objects whose key starts with ``key_prefix``
+        (the tag as ``ObjectInfo.content_tag`` says, or None).
 
         Keys are relative to the bucket. With ``start_after`` only keys sorting after it
         are needed (the service may return more; they are filtered). ``limit`` caps the
@@ -576,8 +577,8 @@ class FsspecStorage(Storage, abc.ABC):
             raise await self._translated(fs, exc, what) from exc
         self._bucket_seen = True
         items = [
-            ObjectInfo(self._rel(key), size, etag)
-            for key, size, etag in found
+            ObjectInfo(self._rel(key), size, tag)
+            for key, size, tag in found
             if self._visible(folder, key) and (start is None or key > start)
         ]
         items.sort(key=lambda i: i.path)

@@ -25,6 +25,7 @@ from .base import (
     StorageError,
     StorageOfflineError,
     StoragePermissionError,
+    content_tag,
 )
 from .cloud import FsspecStorage, Listing, Meter, busy, exception_chain, one_line
 
@@ -32,6 +33,13 @@ CREDENTIAL_HINT = (
     "set GOOGLE_APPLICATION_CREDENTIALS, run 'gcloud auth application-default login', "
     "or add ?credentials_file=… to the URL"
 )
+
+
+def _content_tag(item: dict[str, Any]) -> str | None:
+    """An object's content tag (``ObjectInfo.content_tag``) from its listing entry: its
+    MD5, or its CRC32C where it has none (a composed object). Not its ``etag``, which
+    changes when only the object's metadata does."""
+    return content_tag("md5", item.get("md5Hash")) or content_tag("crc32c", item.get("crc32c"))
 
 
 @functools.cache
@@ -177,7 +185,7 @@ class GCSStorage(FsspecStorage):
             )
             items = page.get("items", [])
             for item in items:
-                out.append((item["name"], int(item.get("size", 0)), item.get("etag")))
+                out.append((item["name"], int(item.get("size", 0)), _content_tag(item)))
             token = page.get("nextPageToken")
             if not listing.more(len(items), token) or limit is not None:
                 return out

@@ -16,6 +16,7 @@ from .base import (
     StorageError,
     StorageOfflineError,
     StoragePermissionError,
+    content_tag,
 )
 from .cloud import FsspecStorage, Listing, Meter, MissingError, busy, exception_chain, one_line
 from .feed import ChangeFeed
@@ -161,7 +162,10 @@ class S3Storage(FsspecStorage):
             for item in contents:
                 etag = item.get("ETag")
                 size = int(item.get("Size", 0))
-                out.append((item["Key"], size, etag.strip('"') if etag else None))
+                # S3's ETag changes with the bytes only (metadata is changed by a copy,
+                # which keeps it): it is the content tag as it stands
+                tag = content_tag("s3-etag", etag.strip('"') if isinstance(etag, str) else None)
+                out.append((item["Key"], size, tag))
             token = page.get("NextContinuationToken") if page.get("IsTruncated") else None
             if not listing.more(len(contents), token) or limit is not None:
                 return out

@@ -37,6 +37,7 @@ from ..storage.base import (
     StorageError,
     StorageNotFoundError,
     UnreadableObjectError,
+    same_content,
 )
 from .keeper import Fetched
 from .room_objects import (
@@ -243,9 +244,14 @@ class Backfill:
                 held = len(room.known)  # what the listing must show: kept before it was asked
                 items = await self.list_objects(folder)
                 if held and date in cached_dates:  # else nothing was read from it to lose
-                    await self._engine._serially(
+                    learnt = await self._engine._serially(
                         _note_vanished, room, folder, items, held, room=room.room_id
                     )
+                    if learnt and self._engine.index is not None:
+                        # kept: a restart compares them, not what it lists then
+                        await self._engine._serially(
+                            self._engine.index.set_content_tags, room.room_id, learnt
+                        )
                 todo = sorted(
                     (it for it in items if it.path not in room.known),
                     key=lambda it: it.path,
@@ -528,7 +534,7 @@ class Backfill:
         if isinstance(prepared, str):  # a worker process could not check it
             not_now(prepared)
             return None
-        return ObjectInfo(item.path, len(data), item.etag), prepared
+        return ObjectInfo(item.path, len(data), item.content_tag), prepared
 
     async def _prepare(
         self, path: str, data: bytes, room_id: str, *, bulk: bool
@@ -550,37 +556,58 @@ def _event_count(got: PreparedSegment | PackedSegment) -> int:
     return len(got.decoded.events) if isinstance(got, PreparedSegment) else len(got[1])
 
 
-def _note_vanished(room: RoomState, folder: str, listed: Sequence[ObjectInfo], held: int) -> None:
+def _note_vanished(
+    room: RoomState, folder: str, listed: Sequence[ObjectInfo], held: int
+) -> dict[str, str]:
     """State thread (it reads what the room holds and notes in it). Segments of
     ``folder`` this device read and checked earlier that the listing no longer shows, or
-    shows with another size: write-once history never loses or rewrites an object, so
-    either is someone with write access (or the provider) tampering. The copy checked
-    here stays shown; the room is not completely read (an error finding names each) until
-    the storage holds them again. A listing of one date folder covers what was read from
-    it: days a warm pass does not list are checked by a full pass. Only the first
-    ``held`` segments the room kept count (``known`` only grows, in the order kept): those
-    kept before the listing was asked; one kept since (this device's own delivery, a
-    hint) may be newer than the listing and is no sign of anything."""
-    sizes = {it.path: it.size for it in listed}
+    shows with another size or another content tag (``ObjectInfo.content_tag``: the
+    bytes' MD5 or ETag as the service gives it): write-once history never loses or
+    rewrites an object, so any of these is someone with write access (or the provider)
+    tampering. The copy checked here stays shown; the room is not completely read (an
+    error finding names each) until the storage holds them again. A listing of one date
+    folder covers what was read from it: days a warm pass does not list are checked by a
+    full pass. Only the first ``held`` segments the room kept count (``known`` only
+    grows, in the order kept): those kept before the listing was asked; one kept since
+    (this device's own delivery, a hint) may be newer than the listing and is no sign of
+    anything. A segment kept without a size or a tag (from a hint, this device's own
+    write, a cache from before tags) takes them from its first listing: from then on they
+    are compared. Returns the tags so learnt, for the index."""
+    now_of = {it.path: it for it in listed}
     learnt: dict[str, int] = {}
+    tags: dict[str, str] = {}
     for path in room.known_in(folder, held):  # not a walk over all kept: KnownFolders
         if not is_segment_of(room.room_id, path):
             # Litter (kept only for its notice) is no history: a sync tool's temporary
             # file (Resilio's ``<name>.!sync``) grows, then goes, and nobody tampered.
             continue
         size = room.known[path]
-        now = sizes.get(path)
-        if size == UNKNOWN_SIZE and now is not None:
-            learnt[path] = now  # kept from a hint that could not read it: no size to compare
-        elif now is None:
+        now = now_of.get(path)
+        if now is None:
             room.unread[path] = (
                 "it was read and checked on this device earlier and is no longer in storage: "
                 "segments are never deleted, someone with write access removed or moved it"
             )
-        elif now != size:
+            continue
+        if size == UNKNOWN_SIZE:
+            learnt[path] = size = now.size  # kept from a hint that could not read it
+        elif now.size != size:
             room.unread[path] = (
                 f"it changed in storage after this device read and checked it ({size:,} "
-                f"bytes then, {now:,} now): segments are never rewritten; the copy checked "
-                "here is kept"
+                f"bytes then, {now.size:,} now): segments are never rewritten; the copy "
+                "checked here is kept"
             )
+            continue
+        then_tag = room.tags.get(path)
+        same = same_content(then_tag, now.content_tag)
+        if same is False:
+            room.unread[path] = (
+                "it changed in storage after this device read and checked it (the same "
+                "size, but the storage's checksum of its bytes is not the one it gave "
+                "then): segments are never rewritten; the copy checked here is kept"
+            )
+        elif same is None and now.content_tag:
+            tags[path] = now.content_tag  # none kept to compare: compared from now on
     room.known.update(learnt)  # the same places in the order kept: from now on compared
+    room.tags.update(tags)
+    return tags

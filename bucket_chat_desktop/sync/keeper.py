@@ -73,6 +73,7 @@ class CachedCopy:
 
     segments: Iterable[tuple[str, list[Any], list[Finding]]]
     known: dict[str, int]
+    tags: dict[str, str]  # content tags of ``known`` (``RoomState.tags``)
     history_complete: bool
     damaged: set[str]  # listed segments the index could not hand back (once iterated)
 
@@ -85,6 +86,7 @@ def read_cached(index: Index, room_id: str, eager: bool = True) -> CachedCopy:
     info = index.room(room_id)
     damaged: set[str] = set()
     known = index.known_segments(room_id)
+    tags = index.content_tags(room_id)
 
     def batches() -> Iterator[tuple[str, list[Any], list[Finding]]]:
         paths = index.segment_paths(room_id)
@@ -105,6 +107,7 @@ def read_cached(index: Index, room_id: str, eager: bool = True) -> CachedCopy:
     return CachedCopy(
         list(batches()) if eager else batches(),
         known,
+        tags,
         bool(info and info["history_complete"]),
         damaged,
     )
@@ -303,7 +306,9 @@ class RoomKeeper:
                 continue
             added.extend(room.ledger.add_prepared(prepared))
             room.known[info.path] = info.size
-            cache.append((info.path, info.size, info.etag, prepared))
+            if info.content_tag:
+                room.tags[info.path] = info.content_tag
+            cache.append((info.path, info.size, info.content_tag, prepared))
         if self._engine.index is not None and cache:
             # One transaction for the job's segments (a slice: a few of them): a reader
             # of the index sees them all or none (docs/SCHEDULING.md).
@@ -575,6 +580,7 @@ class RoomKeeper:
         # A segment whose cached copy is damaged is not known: it is read (and checked)
         # again from storage, which also repairs the cache; until then it is unread.
         room.known.update({p: size for p, size in cached.known.items() if p not in damaged})
+        room.tags.update({p: tag for p, tag in cached.tags.items() if p not in damaged})
         for path in damaged:
             room.unread[path] = "this device's cached copy of it is damaged; it is read again"
         if count == 0:

@@ -39,6 +39,10 @@ class RoomState:
     room_id: str
     ledger: RoomLedger
     known: dict[str, int] = field(default_factory=dict)
+    # What the storage said of the bytes of segments in ``known`` when they were kept or
+    # first listed after (``ObjectInfo.content_tag``; only those that have one): a later
+    # listing with another tag is a segment rewritten, even at the same size.
+    tags: dict[str, str] = field(default_factory=dict)
     result: AuditResult | None = None
     complete: bool = False  # the final rules apply (the whole history was gone through)
     # What could not be read in the last pass: object path (or listed prefix) -> why. While

@@ -257,7 +257,7 @@ class RecordingStorage(LocalStorage):
         items = await super().list_objects(prefix)
         if not self.lying:
             return items
-        return [ObjectInfo(it.path, 1, it.etag, it.special) for it in items]
+        return [ObjectInfo(it.path, 1, it.content_tag, it.special) for it in items]
 
     async def get(self, path: str, *, max_bytes: int = DEFAULT_MAX_READ) -> bytes:
         data = await super().get(path, max_bytes=max_bytes)

@@ -1,0 +1,168 @@
+"""A segment rewritten in a bucket at the same size is noticed (the vanish check).
+
+History is write-once: a segment this device read and checked that later lists with
+other bytes is someone with write access (or the provider) tampering. Sizes alone missed
+a rewrite of the same length; each cloud service gives a checksum of the bytes in its
+listing (S3's ETag, GCS's MD5, Azure's Content-MD5), kept with the segment in memory and
+in the index. A change of metadata only (a label, a storage class) is no rewrite and
+raises nothing. Runs on the three emulators."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from nacl.signing import SigningKey
+
+from bucket_chat_desktop.index import Index
+from bucket_chat_desktop.protocol.event import MESSAGE
+from bucket_chat_desktop.protocol.findings import Kind
+from bucket_chat_desktop.sync.engine import SyncEngine
+from bucket_chat_desktop.sync.outbox import Outbox
+from bucket_chat_desktop.sync.writer import RoomWriter
+
+from . import _emulators as emu
+from .conftest import Stores
+from .test_conformance import _send
+
+ROOM = "team"
+ALICE = "alice@example.com"
+
+
+def _same_size_other_bytes(data: bytes) -> bytes:
+    """The segment with one letter of a body changed: its length stays."""
+    at = data.index(b"hello") + 1
+    return data[:at] + (b"a" if data[at : at + 1] != b"a" else b"b") + data[at + 1 :]
+
+
+async def test_a_segment_rewritten_at_the_same_size_is_reported(
+    cloud_stores: Stores, tmp_path: Path
+) -> None:
+    stores = cloud_stores
+    key = SigningKey.generate()
+    await RoomWriter(stores.new(), ROOM, ALICE, key).create_room(
+        "Team room", "2025-01-01T12:00:00.000Z"
+    )
+    writer = SyncEngine(stores.new(), outbox=Outbox(None))
+    try:
+        for body in ("hello one", "hello two", "hello three"):
+            await _send(writer, ALICE, key, body)
+    finally:
+        await writer.close()
+        assert writer.outbox is not None
+        writer.outbox.close()
+    segments = [i.path for i in await stores.new().list_objects(f"rooms/{ROOM}/logs/")]
+    assert len(segments) >= 4  # the room's creation and three messages
+
+    db = tmp_path / "index.sqlite3"
+
+    def reader() -> tuple[SyncEngine, Index]:
+        index = Index.open(db)
+        return SyncEngine(stores.new(), index=index), index
+
+    engine, index = reader()
+    try:
+        room = await engine.open_room(ROOM, background=False)
+        assert room.result is not None and room.result.clean and not room.partial
+        assert set(room.tags) == set(segments), "every listed segment keeps its tag"
+        # Someone with write access rewrites a message at the same size; someone else
+        # only labels another segment.
+        store = stores.new()
+        rewritten, labelled = segments[-1], segments[-2]
+        full = lambda path: f"{stores.location.prefix}/{path}"  # noqa: E731
+        proc = stores.emulators.get(stores.kind) if stores.emulators else None
+        assert proc is not None
+        data = await store.get(rewritten)
+        emu.rewrite_object(
+            stores.kind,
+            proc.endpoint,
+            stores.bucket,
+            full(rewritten),
+            _same_size_other_bytes(data),
+            stores.emulators.s3_admin if stores.emulators else None,
+        )
+        emu.set_object_metadata(
+            stores.kind,
+            proc.endpoint,
+            stores.bucket,
+            full(labelled),
+            stores.emulators.s3_admin if stores.emulators else None,
+        )
+        assert len(await store.get(rewritten)) == len(data)
+    finally:
+        await engine.close()
+        index.close()
+
+    # The next pass (here after a restart: the tags come from the index) notices the
+    # rewrite, and only it; what was checked stays shown as it was read.
+    engine, index = reader()
+    try:
+        room = await engine.open_room(ROOM, background=False)
+        assert set(room.unread) == {rewritten}, room.unread
+        assert "the same size" in room.unread[rewritten]
+        assert "checksum of its bytes" in room.unread[rewritten]
+        assert room.partial and room.result is not None and not room.result.clean
+        named = [f.path for f in room.result.findings if f.kind is Kind.SEGMENT_UNREADABLE]
+        assert named == [rewritten]
+        bodies = [a.event.body for a in room.result.timeline if a.event.type == MESSAGE]
+        assert bodies == ["hello one", "hello two", "hello three"]
+    finally:
+        await engine.close()
+        index.close()
+
+
+async def test_a_cache_from_before_tags_raises_no_alarm_and_learns_them(
+    cloud_stores: Stores, tmp_path: Path
+) -> None:
+    """An index written before content tags holds the service's ETag (on GCS and Azure
+    it changes with metadata): it is not compared, and the listing's tag is learnt, so a
+    later rewrite is still noticed."""
+    stores = cloud_stores
+    key = SigningKey.generate()
+    await RoomWriter(stores.new(), ROOM, ALICE, key).create_room(
+        "Team room", "2025-01-01T12:00:00.000Z"
+    )
+    writer = SyncEngine(stores.new(), outbox=Outbox(None))
+    try:
+        await _send(writer, ALICE, key, "hello one")
+    finally:
+        await writer.close()
+        assert writer.outbox is not None
+        writer.outbox.close()
+    db = tmp_path / "index.sqlite3"
+    engine = SyncEngine(stores.new(), index=(index := Index.open(db)))
+    try:
+        await engine.open_room(ROOM, background=False)
+    finally:
+        await engine.close()
+        index.close()
+    with sqlite3.connect(db) as conn:  # as an older version of the app left it
+        conn.execute("UPDATE segments SET etag = '\"0x8DC0FFEE\"'")
+    engine = SyncEngine(stores.new(), index=(index := Index.open(db)))
+    try:
+        room = await engine.open_room(ROOM, background=False)
+        assert room.unread == {} and not room.partial
+        assert room.tags and all(":" in tag for tag in room.tags.values())
+        message = max(room.tags)  # the newest segment: the message
+    finally:
+        await engine.close()
+        index.close()
+    proc = stores.emulators.get(stores.kind) if stores.emulators else None
+    assert proc is not None
+    data = await stores.new().get(message)
+    emu.rewrite_object(
+        stores.kind,
+        proc.endpoint,
+        stores.bucket,
+        f"{stores.location.prefix}/{message}",
+        _same_size_other_bytes(data),
+        stores.emulators.s3_admin if stores.emulators else None,
+    )
+    # The learnt tags were written back to the index, so the next run compares them.
+    engine = SyncEngine(stores.new(), index=(index := Index.open(db)))
+    try:
+        room = await engine.open_room(ROOM, background=False)
+        assert set(room.unread) == {message}, room.unread
+    finally:
+        await engine.close()
+        index.close()

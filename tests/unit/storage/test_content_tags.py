@@ -1,0 +1,45 @@
+"""Content tags (``ObjectInfo.content_tag``): what a listing says of an object's bytes,
+read from a storage that may be hostile, compared only scheme with scheme."""
+
+from __future__ import annotations
+
+import pytest
+
+from bucket_chat_desktop.storage.base import MAX_TAG, content_tag, same_content
+
+
+def test_a_tag_is_its_scheme_and_the_services_value() -> None:
+    assert content_tag("md5", "1B2M2Y8AsgTpgAmY7PhCfg==") == "md5:1B2M2Y8AsgTpgAmY7PhCfg=="
+    assert content_tag("s3-etag", "d41d8cd98f00b204e9800998ecf8427e-2") is not None
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        "",
+        "x" * (MAX_TAG + 1),  # a listing that sends megabytes per object
+        "abc\x1b[2Jdef",  # a terminal escape
+        "abc\ndef",
+        "\u202eabc",  # a bidi override
+        "ａｂｃ",  # not ASCII
+        b"abc",
+        12345,
+        {"md5": "x"},
+        ["x"],
+    ],
+)
+def test_what_is_no_short_printable_string_is_no_tag(value: object) -> None:
+    assert content_tag("md5", value) is None
+
+
+def test_tags_say_same_or_other_bytes_only_within_one_scheme() -> None:
+    assert same_content("md5:aaa", "md5:aaa") is True
+    assert same_content("md5:aaa", "md5:bbb") is False
+    # Another scheme (GCS gives CRC32C where it has no MD5), a missing tag, or a value
+    # cached before tags had schemes (a service ETag): nothing to say.
+    assert same_content("md5:aaa", "crc32c:aaa") is None
+    assert same_content(None, "md5:aaa") is None
+    assert same_content("md5:aaa", None) is None
+    assert same_content('"0x8DC0FFEE"', "md5:aaa") is None
+    assert same_content("0x8DC0FFEE", "0x8DC0FFEE") is None
