@@ -7,6 +7,8 @@ Objects are written once and never modified: ``put_if_absent`` is the only write
 from __future__ import annotations
 
 import abc
+import base64
+import hashlib
 import logging
 import uuid
 from collections.abc import Callable
@@ -149,6 +151,26 @@ def content_tag(scheme: str, value: object) -> str | None:
     if not value.isascii() or not value.isprintable():
         return None
     return f"{scheme}:{value}"
+
+
+def tag_of_bytes(listed: str | None, data: bytes) -> str | None:
+    """The content tag to keep for ``data`` read from an object listed with ``listed``:
+    where its scheme is one this device can compute (``md5:``, GCS's and Azure's), the
+    tag of the bytes read - not the listing's, which may be of other bytes (rewritten
+    between the listing and the read, a hand-set Azure Content-MD5, a lying provider);
+    else the listing's."""
+    if listed is None or not listed.startswith("md5:"):
+        return listed
+    digest = hashlib.md5(data, usedforsecurity=False).digest()
+    return content_tag("md5", base64.b64encode(digest).decode("ascii"))
+
+
+def bytes_decide(kept: str | None) -> bool:
+    """Whether a kept content tag is one ``tag_of_bytes`` computes from the bytes: then
+    a listing that does not show it (another value, none, another scheme) is settled by
+    reading the object again, not taken for a rewrite (a metadata update can clear or
+    replace an Azure Content-MD5; a GCS compose gives a CRC32C only)."""
+    return bool(kept) and kept is not None and kept.startswith("md5:")
 
 
 def same_content(then: str | None, now: str | None) -> bool | None:

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from bucket_chat_desktop.storage.base import MAX_TAG, content_tag, same_content
+from bucket_chat_desktop.storage.base import (
+    MAX_TAG,
+    bytes_decide,
+    content_tag,
+    same_content,
+    tag_of_bytes,
+)
 
 
 def test_a_tag_is_its_scheme_and_the_services_value() -> None:
@@ -43,3 +49,16 @@ def test_tags_say_same_or_other_bytes_only_within_one_scheme() -> None:
     assert same_content("md5:aaa", None) is None
     assert same_content('"0x8DC0FFEE"', "md5:aaa") is None
     assert same_content("0x8DC0FFEE", "0x8DC0FFEE") is None
+
+
+def test_the_md5_kept_is_that_of_the_bytes_read_not_the_listings() -> None:
+    # An empty object's MD5 as GCS and Azure list it (base64)
+    empty = "md5:1B2M2Y8AsgTpgAmY7PhCfg=="
+    assert tag_of_bytes(empty, b"") == empty
+    # A listing whose MD5 is of other bytes (rewritten since, set by hand, lied about)
+    assert tag_of_bytes("md5:AAAAAAAAAAAAAAAAAAAAAA==", b"") == empty
+    # Tags this device cannot compute are kept as listed
+    assert tag_of_bytes("s3-etag:abc", b"") == "s3-etag:abc"
+    assert tag_of_bytes("crc32c:AAAAAA==", b"") == "crc32c:AAAAAA=="
+    assert tag_of_bytes(None, b"") is None
+    assert bytes_decide(empty) and not bytes_decide("s3-etag:abc") and not bytes_decide(None)

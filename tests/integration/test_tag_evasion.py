@@ -1,0 +1,114 @@
+"""Red-team of the content-tag vanish check: a rewrite that leaves the service without
+the kind of checksum it gave before (an Azure blob committed from blocks without a
+Content-MD5, a GCS compose, an S3 multipart upload) is still noticed, and an honest
+change that only drops the checksum (Azure ``set_http_headers``) raises nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from nacl.signing import SigningKey
+
+from bucket_chat_desktop.index import Index
+from bucket_chat_desktop.protocol.event import MESSAGE
+from bucket_chat_desktop.sync.engine import SyncEngine
+from bucket_chat_desktop.sync.outbox import Outbox
+from bucket_chat_desktop.sync.writer import RoomWriter
+
+from . import _emulators as emu
+from .conftest import Stores, StoresMaker
+from .test_conformance import _send
+from .test_rewritten_segments import _same_size_other_bytes
+
+ROOM = "team"
+ALICE = "alice@example.com"
+
+
+async def _room_read_once(stores: Stores, db: Path) -> list[str]:
+    key = SigningKey.generate()
+    await RoomWriter(stores.new(), ROOM, ALICE, key).create_room(
+        "Team room", "2025-01-01T12:00:00.000Z"
+    )
+    writer = SyncEngine(stores.new(), outbox=Outbox(None))
+    try:
+        for body in ("hello one", "hello two"):
+            await _send(writer, ALICE, key, body)
+    finally:
+        await writer.close()
+        assert writer.outbox is not None
+        writer.outbox.close()
+    engine = SyncEngine(stores.new(), index=(index := Index.open(db)))
+    try:
+        room = await engine.open_room(ROOM, background=False)
+        assert room.result is not None and room.result.clean and not room.partial
+        assert room.tags
+        # What is kept is the listing's own tag (on GCS and Azure computed from the bytes
+        # read: of the same form, or every pass would read every segment again).
+        listed = {}
+        for date in {p.split("/")[3] for p in room.tags}:
+            for item in await stores.new().list_objects(f"rooms/{ROOM}/logs/{date}/"):
+                listed[item.path] = item.content_tag
+        assert room.tags == listed
+        return sorted(room.tags)
+    finally:
+        await engine.close()
+        index.close()
+
+
+def _tamper(stores: Stores) -> Callable[..., None]:
+    proc = stores.emulators.get(stores.kind) if stores.emulators else None
+    assert proc is not None
+    s3_admin = stores.emulators.s3_admin if stores.emulators else None
+
+    def run(how: Callable[..., None], path: str, *data: bytes) -> None:
+        full = f"{stores.location.prefix}/{path}"
+        if how is emu.clear_content_settings:
+            how(stores.kind, proc.endpoint, stores.bucket, full)
+        else:
+            how(stores.kind, proc.endpoint, stores.bucket, full, *data, s3_admin)
+
+    return run
+
+
+async def _reopen(stores: Stores, db: Path, times: int = 1) -> dict[str, str]:
+    unread: dict[str, str] = {}
+    for _ in range(times):
+        engine = SyncEngine(stores.new(), index=(index := Index.open(db)))
+        try:
+            room = await engine.open_room(ROOM, background=False)
+            unread = dict(room.unread)
+            assert room.result is not None
+            bodies = [a.event.body for a in room.result.timeline if a.event.type == MESSAGE]
+            assert bodies == ["hello one", "hello two"]
+        finally:
+            await engine.close()
+            index.close()
+    return unread
+
+
+async def test_a_rewrite_without_the_services_md5_is_reported(
+    cloud_stores: Stores, tmp_path: Path
+) -> None:
+    stores = cloud_stores
+    db = tmp_path / "index.sqlite3"
+    segments = await _room_read_once(stores, db)
+    rewritten = segments[-1]
+    data = await stores.new().get(rewritten)
+    _tamper(stores)(emu.rewrite_object_unhashed, rewritten, _same_size_other_bytes(data))
+    assert await stores.new().get(rewritten) != data
+    # noticed, and still noticed on the next run (the listing's tag is not adopted)
+    for _ in range(2):
+        unread = await _reopen(stores, db)
+        assert set(unread) == {rewritten}, unread
+        assert "changed in storage" in unread[rewritten]
+
+
+async def test_an_azure_blob_whose_md5_an_sdk_user_cleared_raises_nothing(
+    stores_for: StoresMaker, tmp_path: Path
+) -> None:
+    stores = stores_for("az")
+    db = tmp_path / "index.sqlite3"
+    segments = await _room_read_once(stores, db)
+    _tamper(stores)(emu.clear_content_settings, segments[-1])
+    assert await _reopen(stores, db, times=2) == {}
