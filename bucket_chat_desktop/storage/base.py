@@ -154,36 +154,51 @@ def content_tag(scheme: str, value: object) -> str | None:
 
 
 def tag_of_bytes(listed: str | None, data: bytes) -> str | None:
-    """The content tag to keep for ``data`` read from an object listed with ``listed``:
-    where its scheme is one this device can compute (``md5:``, GCS's and Azure's), the
-    tag of the bytes read - not the listing's, which may be of other bytes (rewritten
-    between the listing and the read, a hand-set Azure Content-MD5, a lying provider);
-    else the listing's."""
-    if listed is None or not listed.startswith("md5:"):
-        return listed
-    digest = hashlib.md5(data, usedforsecurity=False).digest()
-    return content_tag("md5", base64.b64encode(digest).decode("ascii"))
+    """The content tag to keep for ``data`` read from an object listed with ``listed``.
+
+    Where the tag is a checksum this device can compute, the checksum of the bytes read
+    - not the listing's, which may be of other bytes (rewritten between the listing and
+    the read, a hand-set Azure Content-MD5, a lying provider): ``md5:`` (GCS, Azure) and
+    an S3 ETag that is the MD5 of the bytes read (an object uploaded in one request,
+    unencrypted or SSE-S3), kept as ``s3-md5:``. Else the listing's (an S3 ETag of a
+    multipart upload or of a KMS-encrypted object, a CRC32C)."""
+    if listed is None:
+        return None
+    scheme, _, value = listed.partition(":")
+    digest = hashlib.md5(data, usedforsecurity=False)
+    if scheme == "md5":
+        return content_tag("md5", base64.b64encode(digest.digest()).decode("ascii"))
+    if scheme == S3_MD5 or (scheme == "s3-etag" and value == digest.hexdigest()):
+        return content_tag(S3_MD5, digest.hexdigest())
+    return listed
+
+
+S3_MD5 = "s3-md5"  # an S3 ETag known to be the MD5 of the bytes read (``tag_of_bytes``)
 
 
 def bytes_decide(kept: str | None) -> bool:
     """Whether a kept content tag is one ``tag_of_bytes`` computes from the bytes: then
     a listing that does not show it (another value, none, another scheme) is settled by
     reading the object again, not taken for a rewrite (a metadata update can clear or
-    replace an Azure Content-MD5; a GCS compose gives a CRC32C only)."""
-    return bool(kept) and kept is not None and kept.startswith("md5:")
+    replace an Azure Content-MD5; a GCS compose gives a CRC32C only; an S3 copy in place
+    that encrypts with KMS, or an upload of the same bytes in parts, gives another
+    ETag)."""
+    return kept is not None and kept.partition(":")[0] in ("md5", S3_MD5)
 
 
 def same_content(then: str | None, now: str | None) -> bool | None:
     """Whether two content tags (``ObjectInfo.content_tag``) say the bytes are the same:
     None when they cannot say (either is missing, or they are of different schemes; also
-    a value cached before tags had schemes)."""
+    a value cached before tags had schemes). ``s3-md5:`` is an S3 ETag: compared with
+    the listing's ``s3-etag:``."""
     if not then or not now:
         return None
-    a, sep_a, _ = then.partition(":")
-    b, sep_b, _ = now.partition(":")
+    a, sep_a, x = then.partition(":")
+    b, sep_b, y = now.partition(":")
+    a, b = ("s3-etag" if a == S3_MD5 else a), ("s3-etag" if b == S3_MD5 else b)
     if not (sep_a and sep_b) or a != b:
         return None
-    return then == now
+    return x == y
 
 
 def check_object_path(path: str) -> str:

@@ -32,6 +32,7 @@ from ..protocol.handover import PackedSegment
 from ..protocol.ids import is_segment_of, logs_prefix
 from ..protocol.segment import MAX_SEGMENT_BYTES, DecodedSegment
 from ..storage.base import (
+    S3_MD5,
     NotRegularFileError,
     ObjectInfo,
     StorageError,
@@ -250,7 +251,7 @@ class Backfill:
                         _note_vanished, room, folder, items, held, room=room.room_id
                     )
                     if recheck:
-                        await self._recheck(room, recheck)
+                        learnt.update(await self._recheck(room, recheck))
                     if learnt and self._engine.index is not None:
                         # kept: a restart compares them, not what it lists then
                         await self._engine._serially(
@@ -540,11 +541,17 @@ class Backfill:
             return None
         return ObjectInfo(item.path, len(data), tag_of_bytes(item.content_tag, data)), prepared
 
-    async def _recheck(self, room: RoomState, kept: dict[str, str]) -> None:
-        """Read again segments a listing did not show with the MD5 kept for them
-        (``_note_vanished``) and note those whose bytes are no longer the ones checked
-        here. One whose read fails is left for the next pass (it is listed again there):
-        no verdict without the bytes."""
+    async def _recheck(
+        self, room: RoomState, kept: dict[str, tuple[str, str | None]]
+    ) -> dict[str, str]:
+        """Read again segments a listing did not show with the checksum kept for them
+        (``_note_vanished``: path -> (kept, listed)) and note those whose bytes are no
+        longer the ones checked here. One whose read fails is left for the next pass (it
+        is listed again there): no verdict without the bytes. Returns the S3 ETags to
+        keep from now on for objects whose bytes are the same under another ETag (a copy
+        in place that encrypted them with KMS, the same bytes uploaded in parts): not read
+        again at every pass; they cannot be computed, so a later change is reported on
+        the listing's word."""
         sem = asyncio.Semaphore(FETCH_CONCURRENCY)
 
         async def changed(path: str, tag: str) -> str | None:
@@ -556,13 +563,25 @@ class Backfill:
                     return f"it could not be read again to check it is unchanged: {exc}"
                 except StorageError as exc:
                     log.info("could not read %s again to compare it: %s", path, exc)
-                    return None
+                    return ""
             return None if tag_of_bytes(tag, data) == tag else CHANGED_SAME_SIZE
 
-        found = await asyncio.gather(*(changed(path, tag) for path, tag in kept.items()))
-        notes = {path: why for path, why in zip(kept, found, strict=True) if why}
-        if notes:
-            await self._engine._serially(room.unread.update, notes, room=room.room_id)
+        paths = list(kept)
+        found = await asyncio.gather(*(changed(path, kept[path][0]) for path in paths))
+        notes = {path: why for path, why in zip(paths, found, strict=True) if why}
+        adopt: dict[str, str] = {}
+        for path, why in zip(paths, found, strict=True):
+            then, listed = kept[path]
+            if why is None and listed and then.startswith(f"{S3_MD5}:"):
+                adopt[path] = listed
+
+        def note() -> None:  # state thread
+            room.unread.update(notes)
+            room.tags.update(adopt)
+
+        if notes or adopt:
+            await self._engine._serially(note, room=room.room_id)
+        return adopt
 
     async def _prepare(
         self, path: str, data: bytes, room_id: str, *, bulk: bool
@@ -586,7 +605,7 @@ def _event_count(got: PreparedSegment | PackedSegment) -> int:
 
 def _note_vanished(
     room: RoomState, folder: str, listed: Sequence[ObjectInfo], held: int
-) -> tuple[dict[str, str], dict[str, str]]:
+) -> tuple[dict[str, str], dict[str, tuple[str, str | None]]]:
     """State thread (it reads what the room holds and notes in it). Segments of
     ``folder`` this device read and checked earlier that the listing no longer shows, or
     shows with another size or another content tag (``ObjectInfo.content_tag``: the
@@ -602,12 +621,12 @@ def _note_vanished(
     write, a cache from before tags) takes them from its first listing: from then on they
     are compared. Returns the tags so learnt, for the index, and the segments whose kept
     tag is the MD5 of the bytes checked here (``storage.bytes_decide``) that the listing
-    does not confirm, with that tag: read again by ``_recheck``, which notes them if their
-    bytes changed."""
+    does not confirm, with that tag and the listed one: read again by ``_recheck``, which
+    notes them if their bytes changed."""
     now_of = {it.path: it for it in listed}
     learnt: dict[str, int] = {}
     tags: dict[str, str] = {}
-    recheck: dict[str, str] = {}
+    recheck: dict[str, tuple[str, str | None]] = {}
     for path in room.known_in(folder, held):  # not a walk over all kept: KnownFolders
         if not is_segment_of(room.room_id, path):
             # Litter (kept only for its notice) is no history: a sync tool's temporary
@@ -637,7 +656,7 @@ def _note_vanished(
         if then_tag is not None and bytes_decide(then_tag):
             # The MD5 of the bytes checked here: the bytes read again decide (a metadata
             # update clears an Azure Content-MD5; a rewrite from blocks leaves none)
-            recheck[path] = then_tag
+            recheck[path] = (then_tag, now.content_tag)
         elif same is False:
             room.unread[path] = CHANGED_SAME_SIZE
         elif now.content_tag and not (then_tag and ":" in then_tag):

@@ -12,6 +12,7 @@ from nacl.signing import SigningKey
 
 from bucket_chat_desktop.index import Index
 from bucket_chat_desktop.protocol.event import MESSAGE
+from bucket_chat_desktop.storage.base import bytes_decide, same_content
 from bucket_chat_desktop.sync.engine import SyncEngine
 from bucket_chat_desktop.sync.outbox import Outbox
 from bucket_chat_desktop.sync.writer import RoomWriter
@@ -43,13 +44,16 @@ async def _room_read_once(stores: Stores, db: Path) -> list[str]:
         room = await engine.open_room(ROOM, background=False)
         assert room.result is not None and room.result.clean and not room.partial
         assert room.tags
-        # What is kept is the listing's own tag (on GCS and Azure computed from the bytes
-        # read: of the same form, or every pass would read every segment again).
+        # What is kept says what the listing's tag says (computed from the bytes read:
+        # of the same form, or every pass would read every segment again).
         listed = {}
         for date in {p.split("/")[3] for p in room.tags}:
             for item in await stores.new().list_objects(f"rooms/{ROOM}/logs/{date}/"):
                 listed[item.path] = item.content_tag
-        assert room.tags == listed
+        assert set(room.tags) == set(listed)
+        assert all(same_content(room.tags[p], listed[p]) for p in listed), (room.tags, listed)
+        # and one this device can compute again from the bytes where the service's is so
+        assert all(bytes_decide(tag) for tag in room.tags.values()), room.tags
         return sorted(room.tags)
     finally:
         await engine.close()
@@ -112,3 +116,33 @@ async def test_an_azure_blob_whose_md5_an_sdk_user_cleared_raises_nothing(
     segments = await _room_read_once(stores, db)
     _tamper(stores)(emu.clear_content_settings, segments[-1])
     assert await _reopen(stores, db, times=2) == {}
+
+
+async def test_the_same_bytes_under_another_s3_etag_raise_nothing_and_a_later_rewrite_does(
+    stores_for: StoresMaker, tmp_path: Path
+) -> None:
+    """An S3 ETag is the MD5 of an object uploaded in one request, but another value for
+    the same bytes uploaded in parts or copied in place with KMS encryption (an honest
+    restore or re-encryption): the bytes decide, and the new ETag is kept from then on."""
+    stores = stores_for("s3")
+    db = tmp_path / "index.sqlite3"
+    segments = await _room_read_once(stores, db)
+    target = segments[-1]
+    data = await stores.new().get(target)
+    _tamper(stores)(emu.rewrite_object_unhashed, target, data)  # the same bytes, in parts
+    [listed] = [
+        i.content_tag
+        for i in await stores.new().list_objects(target.rsplit("/", 1)[0] + "/")
+        if i.path == target
+    ]
+    assert listed is not None and listed.endswith("-1")
+    assert await _reopen(stores, db) == {}
+    index = Index.open(db)
+    try:
+        assert index.content_tags(ROOM)[target] == listed  # kept: not read again each pass
+    finally:
+        index.close()
+    assert await _reopen(stores, db) == {}
+    _tamper(stores)(emu.rewrite_object_unhashed, target, _same_size_other_bytes(data))
+    unread = await _reopen(stores, db)
+    assert set(unread) == {target} and "changed in storage" in unread[target]

@@ -58,7 +58,14 @@ def test_the_md5_kept_is_that_of_the_bytes_read_not_the_listings() -> None:
     # A listing whose MD5 is of other bytes (rewritten since, set by hand, lied about)
     assert tag_of_bytes("md5:AAAAAAAAAAAAAAAAAAAAAA==", b"") == empty
     # Tags this device cannot compute are kept as listed
-    assert tag_of_bytes("s3-etag:abc", b"") == "s3-etag:abc"
+    assert tag_of_bytes("s3-etag:abc", b"") == "s3-etag:abc"  # in parts, or KMS
+    # An S3 ETag that is the MD5 of the bytes read: kept as one, still compared as an ETag
+    plain = "d41d8cd98f00b204e9800998ecf8427e"
+    assert tag_of_bytes(f"s3-etag:{plain}", b"") == f"s3-md5:{plain}"
+    assert tag_of_bytes(f"s3-md5:{plain}", b"x") != f"s3-md5:{plain}"
+    assert same_content(f"s3-md5:{plain}", f"s3-etag:{plain}") is True
+    assert same_content(f"s3-md5:{plain}", "s3-etag:abc-2") is False
+    assert bytes_decide(f"s3-md5:{plain}")
     assert tag_of_bytes("crc32c:AAAAAA==", b"") == "crc32c:AAAAAA=="
     assert tag_of_bytes(None, b"") is None
     assert bytes_decide(empty) and not bytes_decide("s3-etag:abc") and not bytes_decide(None)

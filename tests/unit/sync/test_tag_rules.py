@@ -48,10 +48,18 @@ def test_a_kept_md5_the_listing_does_not_show_is_read_again_not_reported() -> No
     for listed in ["md5:AAAAAAAAAAAAAAAAAAAAAA==", None, "crc32c:AAAAAA=="]:
         room, learnt, recheck = check(kept, listed)
         assert room.unread == {} and not learnt
-        assert recheck == {SEG: kept}
+        assert recheck == {SEG: (kept, listed)}
         assert room.tags[SEG] == kept
     room, learnt, recheck = check(kept, kept)
     assert room.unread == {} and not learnt and not recheck
+    # An S3 ETag that was the MD5 of the bytes read
+    kept = "s3-md5:d41d8cd98f00b204e9800998ecf8427e"
+    assert check(kept, "s3-etag:d41d8cd98f00b204e9800998ecf8427e")[2] == {}
+    for listed in ["s3-etag:0123456789abcdef0123456789abcdef-1", None]:
+        room, learnt, recheck = check(kept, listed)
+        assert room.unread == {} and not learnt
+        assert recheck == {SEG: (kept, listed)}
+        assert room.tags[SEG] == kept
 
 
 def test_none_kept_or_a_value_from_before_schemes_is_replaced_by_the_listings() -> None:
