@@ -168,34 +168,56 @@ def tag_of_bytes(listed: str | None, data: bytes) -> str | None:
     digest = hashlib.md5(data, usedforsecurity=False)
     if scheme == "md5":
         return content_tag("md5", base64.b64encode(digest.digest()).decode("ascii"))
-    if scheme == S3_MD5 or (scheme == "s3-etag" and value == digest.hexdigest()):
+    if scheme == "s3-etag" and value == digest.hexdigest():
         return content_tag(S3_MD5, digest.hexdigest())
     return listed
 
 
-S3_MD5 = "s3-md5"  # an S3 ETag known to be the MD5 of the bytes read (``tag_of_bytes``)
+# An S3 ETag known to be the MD5 of the bytes read (``tag_of_bytes``), as ``s3-md5:MD5``,
+# or ``s3-md5:MD5@ETAG`` once the same bytes were found under another ETag (``confirmed``).
+S3_MD5 = "s3-md5"
 
 
 def bytes_decide(kept: str | None) -> bool:
-    """Whether a kept content tag is one ``tag_of_bytes`` computes from the bytes: then
+    """Whether a kept content tag holds a checksum of the bytes this device read: then
     a listing that does not show it (another value, none, another scheme) is settled by
-    reading the object again, not taken for a rewrite (a metadata update can clear or
-    replace an Azure Content-MD5; a GCS compose gives a CRC32C only; an S3 copy in place
-    that encrypts with KMS, or an upload of the same bytes in parts, gives another
-    ETag)."""
+    reading the object again (``bytes_match``), not taken for a rewrite (a metadata
+    update can clear or replace an Azure Content-MD5; a GCS compose gives a CRC32C only;
+    an S3 copy in place that encrypts with KMS, or an upload of the same bytes in parts,
+    gives another ETag; a provider can list anything)."""
     return kept is not None and kept.partition(":")[0] in ("md5", S3_MD5)
+
+
+def bytes_match(kept: str, data: bytes) -> bool:
+    """Whether ``data`` are the bytes a kept tag (``bytes_decide``) was computed from."""
+    scheme, _, value = kept.partition(":")
+    digest = hashlib.md5(data, usedforsecurity=False)
+    if scheme == S3_MD5:
+        return value.partition("@")[0] == digest.hexdigest()
+    return value == base64.b64encode(digest.digest()).decode("ascii")
+
+
+def confirmed(kept: str, listed: str | None) -> str:
+    """The tag to keep once the bytes read again matched ``kept`` while the listing
+    showed ``listed``: an S3 object's new ETag is kept with the MD5 (that ETag lists the
+    same bytes: not read again at every pass; another one is read again)."""
+    scheme, _, value = kept.partition(":")
+    if scheme != S3_MD5 or not listed or not listed.startswith("s3-etag:"):
+        return kept
+    return f"{S3_MD5}:{value.partition('@')[0]}@{listed.partition(':')[2]}"
 
 
 def same_content(then: str | None, now: str | None) -> bool | None:
     """Whether two content tags (``ObjectInfo.content_tag``) say the bytes are the same:
     None when they cannot say (either is missing, or they are of different schemes; also
-    a value cached before tags had schemes). ``s3-md5:`` is an S3 ETag: compared with
-    the listing's ``s3-etag:``."""
+    a value cached before tags had schemes). A kept ``s3-md5:`` is compared with the
+    listing's ``s3-etag:``: the same when it is its MD5 or the ETag confirmed with it."""
     if not then or not now:
         return None
     a, sep_a, x = then.partition(":")
     b, sep_b, y = now.partition(":")
-    a, b = ("s3-etag" if a == S3_MD5 else a), ("s3-etag" if b == S3_MD5 else b)
+    if a == S3_MD5 and b == "s3-etag":
+        return y in x.split("@", 1)
     if not (sep_a and sep_b) or a != b:
         return None
     return x == y

@@ -32,13 +32,14 @@ from ..protocol.handover import PackedSegment
 from ..protocol.ids import is_segment_of, logs_prefix
 from ..protocol.segment import MAX_SEGMENT_BYTES, DecodedSegment
 from ..storage.base import (
-    S3_MD5,
     NotRegularFileError,
     ObjectInfo,
     StorageError,
     StorageNotFoundError,
     UnreadableObjectError,
     bytes_decide,
+    bytes_match,
+    confirmed,
     same_content,
     tag_of_bytes,
 )
@@ -547,11 +548,11 @@ class Backfill:
         """Read again segments a listing did not show with the checksum kept for them
         (``_note_vanished``: path -> (kept, listed)) and note those whose bytes are no
         longer the ones checked here. One whose read fails is left for the next pass (it
-        is listed again there): no verdict without the bytes. Returns the S3 ETags to
-        keep from now on for objects whose bytes are the same under another ETag (a copy
-        in place that encrypted them with KMS, the same bytes uploaded in parts): not read
-        again at every pass; they cannot be computed, so a later change is reported on
-        the listing's word."""
+        is listed again there): no verdict without the bytes. Returns the tags to keep
+        from now on for S3 objects whose bytes are the same under another ETag (a copy in
+        place that encrypted them with KMS, the same bytes uploaded in parts): that ETag
+        is kept with the MD5, so they are not read again at every pass, and another
+        change of it is settled by the bytes again (``storage.confirmed``)."""
         sem = asyncio.Semaphore(FETCH_CONCURRENCY)
 
         async def changed(path: str, tag: str) -> str | None:
@@ -564,7 +565,7 @@ class Backfill:
                 except StorageError as exc:
                     log.info("could not read %s again to compare it: %s", path, exc)
                     return ""
-            return None if tag_of_bytes(tag, data) == tag else CHANGED_SAME_SIZE
+            return None if bytes_match(tag, data) else CHANGED_SAME_SIZE
 
         paths = list(kept)
         found = await asyncio.gather(*(changed(path, kept[path][0]) for path in paths))
@@ -572,8 +573,8 @@ class Backfill:
         adopt: dict[str, str] = {}
         for path, why in zip(paths, found, strict=True):
             then, listed = kept[path]
-            if why is None and listed and then.startswith(f"{S3_MD5}:"):
-                adopt[path] = listed
+            if why is None and (now := confirmed(then, listed)) != then:
+                adopt[path] = now
 
         def note() -> None:  # state thread
             room.unread.update(notes)

@@ -8,6 +8,8 @@ import pytest
 from bucket_chat_desktop.storage.base import (
     MAX_TAG,
     bytes_decide,
+    bytes_match,
+    confirmed,
     content_tag,
     same_content,
     tag_of_bytes,
@@ -62,10 +64,18 @@ def test_the_md5_kept_is_that_of_the_bytes_read_not_the_listings() -> None:
     # An S3 ETag that is the MD5 of the bytes read: kept as one, still compared as an ETag
     plain = "d41d8cd98f00b204e9800998ecf8427e"
     assert tag_of_bytes(f"s3-etag:{plain}", b"") == f"s3-md5:{plain}"
-    assert tag_of_bytes(f"s3-md5:{plain}", b"x") != f"s3-md5:{plain}"
     assert same_content(f"s3-md5:{plain}", f"s3-etag:{plain}") is True
     assert same_content(f"s3-md5:{plain}", "s3-etag:abc-2") is False
     assert bytes_decide(f"s3-md5:{plain}")
+    assert bytes_match(f"s3-md5:{plain}", b"") and not bytes_match(f"s3-md5:{plain}", b"x")
+    assert bytes_match(empty, b"") and not bytes_match(empty, b"x")
+    # The same bytes found under another ETag: that one is kept with the MD5
+    both = confirmed(f"s3-md5:{plain}", "s3-etag:abc-2")
+    assert both == f"s3-md5:{plain}@abc-2" and bytes_match(both, b"")
+    assert same_content(both, "s3-etag:abc-2") and same_content(both, f"s3-etag:{plain}")
+    assert same_content(both, "s3-etag:abc-3") is False
+    assert confirmed(confirmed(both, "s3-etag:zz"), None) == f"s3-md5:{plain}@zz"
+    assert confirmed(empty, None) == empty and confirmed(empty, "md5:x") == empty
     assert tag_of_bytes("crc32c:AAAAAA==", b"") == "crc32c:AAAAAA=="
     assert tag_of_bytes(None, b"") is None
     assert bytes_decide(empty) and not bytes_decide("s3-etag:abc") and not bytes_decide(None)
