@@ -25,6 +25,7 @@ from .base import (
     StorageOfflineError,
     StoragePermissionError,
     content_tag,
+    tag_of_bytes,
 )
 from .cloud import FsspecStorage, Listing, Meter, MissingError, busy, exception_chain, one_line
 
@@ -101,6 +102,10 @@ def _filesystem_class() -> Any:
 
 class AzureStorage(FsspecStorage):
     kind = "az"
+
+    def tag_of_written(self, data: bytes) -> str | None:
+        return tag_of_bytes("md5:", data)  # the service's MD5 of an object put whole
+
     what = "container"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -247,6 +247,13 @@ class Storage(abc.ABC):
         ``AlreadyExistsError`` when different bytes are there.
         """
 
+    def tag_of_written(self, data: bytes) -> str | None:
+        """The content tag (``ObjectInfo.content_tag``) to keep for ``data`` this
+        device wrote itself, computed from the bytes (``tag_of_bytes``): so a segment of
+        its own is compared from the first listing that shows it, not taken as that
+        listing says. None where listings give no checksum (a folder)."""
+        return None
+
     @abc.abstractmethod
     async def get(self, path: str, *, max_bytes: int = DEFAULT_MAX_READ) -> bytes:
         """The object's bytes; ``StorageNotFoundError`` if there is none.

@@ -149,3 +149,38 @@ async def test_the_same_bytes_under_another_s3_etag_raise_nothing_and_a_later_re
     _tamper(stores)(emu.rewrite_object_unhashed, target, _same_size_other_bytes(data))
     unread = await _reopen(stores, db)
     assert set(unread) == {target} and "changed in storage" in unread[target]
+
+
+async def test_this_devices_own_segment_rewritten_before_it_is_listed_is_reported(
+    cloud_stores: Stores, tmp_path: Path
+) -> None:
+    """A segment this device delivered is kept with the checksum of the bytes it wrote,
+    not with whatever the first listing after says: a rewrite in between is noticed."""
+    stores = cloud_stores
+    db = tmp_path / "index.sqlite3"
+    key = SigningKey.generate()
+    await RoomWriter(stores.new(), ROOM, ALICE, key).create_room(
+        "Team room", "2025-01-01T12:00:00.000Z"
+    )
+    engine = SyncEngine(stores.new(), index=(index := Index.open(db)), outbox=Outbox(None))
+    try:
+        room = await engine.open_room(ROOM, background=False)
+        before = set(room.known)
+        await _send(engine, ALICE, key, "hello one")
+        [own] = set(room.known) - before
+        assert bytes_decide(room.tags.get(own)), room.tags
+    finally:
+        await engine.close()
+        index.close()
+        assert engine.outbox is not None
+        engine.outbox.close()
+    data = await stores.new().get(own)
+    _tamper(stores)(emu.rewrite_object, own, _same_size_other_bytes(data))
+    engine = SyncEngine(stores.new(), index=(index := Index.open(db)))
+    try:
+        room = await engine.open_room(ROOM, background=False)
+        assert set(room.unread) == {own}, room.unread
+        assert "changed in storage" in room.unread[own]
+    finally:
+        await engine.close()
+        index.close()
