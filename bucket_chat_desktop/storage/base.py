@@ -173,9 +173,9 @@ def tag_of_bytes(listed: str | None, data: bytes) -> str | None:
     return listed
 
 
-# An S3 ETag known to be the MD5 of the bytes read (``tag_of_bytes``), as ``s3-md5:MD5``,
-# or ``s3-md5:MD5@ETAG`` once the same bytes were found under another ETag (``confirmed``).
+# An S3 ETag known to be the MD5 of the bytes read (``tag_of_bytes``), as ``s3-md5:MD5``.
 S3_MD5 = "s3-md5"
+ALSO = "@"  # kept tag ``CHECKSUM@LISTED``: the listed tag found to be of the same bytes
 
 
 def bytes_decide(kept: str | None) -> bool:
@@ -190,34 +190,38 @@ def bytes_decide(kept: str | None) -> bool:
 
 def bytes_match(kept: str, data: bytes) -> bool:
     """Whether ``data`` are the bytes a kept tag (``bytes_decide``) was computed from."""
-    scheme, _, value = kept.partition(":")
+    scheme, _, value = kept.partition(ALSO)[0].partition(":")
     digest = hashlib.md5(data, usedforsecurity=False)
     if scheme == S3_MD5:
-        return value.partition("@")[0] == digest.hexdigest()
+        return value == digest.hexdigest()
     return value == base64.b64encode(digest.digest()).decode("ascii")
 
 
 def confirmed(kept: str, listed: str | None) -> str:
     """The tag to keep once the bytes read again matched ``kept`` while the listing
-    showed ``listed``: an S3 object's new ETag is kept with the MD5 (that ETag lists the
-    same bytes: not read again at every pass; another one is read again)."""
-    scheme, _, value = kept.partition(":")
-    if scheme != S3_MD5 or not listed or not listed.startswith("s3-etag:"):
+    showed ``listed``: the checksum with that listed tag (``CHECKSUM@LISTED``), which is
+    taken for the same bytes from then on (not read again at every pass; another one
+    is read again). None listed is recorded as nothing: a blob whose Content-MD5 was
+    cleared is read again at each pass, or a rewrite from blocks would go unseen."""
+    if not listed or not bytes_decide(kept):
         return kept
-    return f"{S3_MD5}:{value.partition('@')[0]}@{listed.partition(':')[2]}"
+    return f"{kept.partition(ALSO)[0]}{ALSO}{listed}"
 
 
 def same_content(then: str | None, now: str | None) -> bool | None:
     """Whether two content tags (``ObjectInfo.content_tag``) say the bytes are the same:
     None when they cannot say (either is missing, or they are of different schemes; also
     a value cached before tags had schemes). A kept ``s3-md5:`` is compared with the
-    listing's ``s3-etag:``: the same when it is its MD5 or the ETag confirmed with it."""
+    listing's ``s3-etag:``; a kept ``CHECKSUM@LISTED`` is the same as ``LISTED`` too."""
     if not then or not now:
         return None
+    then, _, also = then.partition(ALSO) if bytes_decide(then) else (then, "", "")
+    if also and now == also:
+        return True
     a, sep_a, x = then.partition(":")
     b, sep_b, y = now.partition(":")
     if a == S3_MD5 and b == "s3-etag":
-        return y in x.split("@", 1)
+        return x == y
     if not (sep_a and sep_b) or a != b:
         return None
     return x == y

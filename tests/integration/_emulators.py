@@ -443,3 +443,13 @@ def clear_content_settings(kind: str, endpoint: str, bucket: str, key: str) -> N
         client.get_blob_client(bucket, key).set_http_headers(
             ContentSettings(content_type="text/plain")
         )
+
+
+def set_content_md5(kind: str, endpoint: str, bucket: str, key: str, md5: bytes) -> None:
+    """Azure: set a blob's Content-MD5 property by hand (the service stores what it is
+    given; its bytes stay)."""
+    assert kind == "az"
+    from azure.storage.blob import BlobServiceClient, ContentSettings
+
+    with BlobServiceClient.from_connection_string(az_connection_string(endpoint)) as client:
+        client.get_blob_client(bucket, key).set_http_headers(ContentSettings(content_md5=md5))

@@ -69,13 +69,18 @@ def test_the_md5_kept_is_that_of_the_bytes_read_not_the_listings() -> None:
     assert bytes_decide(f"s3-md5:{plain}")
     assert bytes_match(f"s3-md5:{plain}", b"") and not bytes_match(f"s3-md5:{plain}", b"x")
     assert bytes_match(empty, b"") and not bytes_match(empty, b"x")
-    # The same bytes found under another ETag: that one is kept with the MD5
+    # The same bytes found under another tag: that one is kept with the checksum
     both = confirmed(f"s3-md5:{plain}", "s3-etag:abc-2")
-    assert both == f"s3-md5:{plain}@abc-2" and bytes_match(both, b"")
+    assert both == f"s3-md5:{plain}@s3-etag:abc-2" and bytes_match(both, b"")
     assert same_content(both, "s3-etag:abc-2") and same_content(both, f"s3-etag:{plain}")
     assert same_content(both, "s3-etag:abc-3") is False
-    assert confirmed(confirmed(both, "s3-etag:zz"), None) == f"s3-md5:{plain}@zz"
-    assert confirmed(empty, None) == empty and confirmed(empty, "md5:x") == empty
-    assert tag_of_bytes("crc32c:AAAAAA==", b"") == "crc32c:AAAAAA=="
-    assert tag_of_bytes(None, b"") is None
-    assert bytes_decide(empty) and not bytes_decide("s3-etag:abc") and not bytes_decide(None)
+    assert confirmed(confirmed(both, "s3-etag:zz"), None) == f"s3-md5:{plain}@s3-etag:zz"
+    assert confirmed(empty, None) == empty
+    composed = confirmed(empty, "crc32c:AAAAAA==")  # a GCS compose of the same bytes
+    assert composed == f"{empty}@crc32c:AAAAAA==" and bytes_match(composed, b"")
+    assert same_content(composed, "crc32c:AAAAAA==") and same_content(composed, empty)
+    assert same_content(composed, "crc32c:BBBBBB==") is None  # read again
+    assert confirmed("s3-etag:abc-2", "s3-etag:abc-3") == "s3-etag:abc-2"  # no checksum
+    # A hostile listed tag holding the separator stays one value
+    odd = confirmed(empty, "md5:a@b")
+    assert same_content(odd, "md5:a@b") and bytes_match(odd, b"")
