@@ -25,7 +25,7 @@ from .base import (
     StorageOfflineError,
     StoragePermissionError,
     content_tag,
-    tag_of_bytes,
+    md5_tag,
 )
 from .cloud import FsspecStorage, Listing, Meter, MissingError, busy, exception_chain, one_line
 
@@ -104,7 +104,7 @@ class AzureStorage(FsspecStorage):
     kind = "az"
 
     def tag_of_written(self, data: bytes) -> str | None:
-        return tag_of_bytes("md5:", data)  # the service's MD5 of an object put whole
+        return md5_tag(data)  # the service's MD5 of an object put whole
 
     what = "container"
 

@@ -153,29 +153,36 @@ def content_tag(scheme: str, value: object) -> str | None:
     return f"{scheme}:{value}"
 
 
-def tag_of_bytes(listed: str | None, data: bytes) -> str | None:
-    """The content tag to keep for ``data`` read from an object listed with ``listed``.
+# An S3 ETag known to be the MD5 of the bytes read (``tag_of_bytes``), as ``s3-md5:MD5``.
+S3_MD5 = "s3-md5"
+ALSO = "@"  # kept tag ``CHECKSUM@LISTED``: the listed tag found to be of the same bytes
 
-    Where the tag is a checksum this device can compute, the checksum of the bytes read
-    - not the listing's, which may be of other bytes (rewritten between the listing and
-    the read, a hand-set Azure Content-MD5, a lying provider): ``md5:`` (GCS, Azure) and
-    an S3 ETag that is the MD5 of the bytes read (an object uploaded in one request,
-    unencrypted or SSE-S3), kept as ``s3-md5:``. Else the listing's (an S3 ETag of a
-    multipart upload or of a KMS-encrypted object, a CRC32C)."""
+
+def tag_of_bytes(listed: str | None, data: bytes) -> str | None:
+    """The content tag to keep for ``data`` read from an object listed with ``listed``:
+    this device's own checksum of the bytes read, in the form the service's listing
+    gives it where it can be (``md5:`` on GCS and Azure, ``s3-md5:`` for an S3 ETag that
+    is the MD5 of the bytes), followed by ``@`` and the listed tag where that is another
+    (an S3 ETag of a multipart upload or a KMS-encrypted object, a GCS CRC32C, a hand-set
+    Azure Content-MD5, a listing of bytes rewritten before the read): that value is
+    taken for these bytes, another one has them read again (``bytes_match``). None where
+    the listing gives none (a folder, an Azure blob committed from blocks): nothing
+    tells that a later listing is of the same bytes."""
     if listed is None:
         return None
     scheme, _, value = listed.partition(":")
     digest = hashlib.md5(data, usedforsecurity=False)
-    if scheme == "md5":
-        return content_tag("md5", base64.b64encode(digest.digest()).decode("ascii"))
-    if scheme == "s3-etag" and value == digest.hexdigest():
-        return content_tag(S3_MD5, digest.hexdigest())
-    return listed
+    if scheme in ("s3-etag", S3_MD5):
+        ours = f"{S3_MD5}:{digest.hexdigest()}"
+        return ours if value == digest.hexdigest() else f"{ours}{ALSO}{listed}"
+    ours = md5_tag(data)
+    return ours if listed == ours else f"{ours}{ALSO}{listed}"
 
 
-# An S3 ETag known to be the MD5 of the bytes read (``tag_of_bytes``), as ``s3-md5:MD5``.
-S3_MD5 = "s3-md5"
-ALSO = "@"  # kept tag ``CHECKSUM@LISTED``: the listed tag found to be of the same bytes
+def md5_tag(data: bytes) -> str:
+    """``md5:`` and the bytes' MD5 in base64: as GCS and Azure list an object's MD5."""
+    digest = hashlib.md5(data, usedforsecurity=False).digest()
+    return f"md5:{base64.b64encode(digest).decode('ascii')}"
 
 
 def bytes_decide(kept: str | None) -> bool:

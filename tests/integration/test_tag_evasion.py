@@ -213,3 +213,38 @@ async def test_an_azure_md5_set_wrong_by_hand_is_read_once_then_a_rewrite_is_rep
     _tamper(stores)(emu.rewrite_object_unhashed, target, _same_size_other_bytes(data))
     unread = await _reopen(stores, db)
     assert set(unread) == {target} and "changed in storage" in unread[target]
+
+
+async def test_an_s3_object_first_read_under_an_etag_that_is_no_md5_raises_nothing_later(
+    stores_for: StoresMaker, tmp_path: Path
+) -> None:
+    """First read while its ETag is not the MD5 of its bytes (uploaded in parts, or
+    KMS-encrypted), then put back whole (a restore, a copy that drops KMS): the same
+    bytes, the ETag their MD5. This device keeps its own MD5 with the first ETag, so the
+    second is no alarm."""
+    stores = stores_for("s3")
+    db = tmp_path / "index.sqlite3"
+    key = SigningKey.generate()
+    await RoomWriter(stores.new(), ROOM, ALICE, key).create_room(
+        "Team room", "2025-01-01T12:00:00.000Z"
+    )
+    writer = SyncEngine(stores.new(), outbox=Outbox(None))
+    try:
+        await _send(writer, ALICE, key, "hello one", "hello two")
+    finally:
+        await writer.close()
+        assert writer.outbox is not None
+        writer.outbox.close()
+    store = stores.new()
+    paths = [i.path for i in await store.list_objects(f"rooms/{ROOM}/logs/")]
+    originals = {p: await store.get(p) for p in paths}
+    for path, data in originals.items():
+        _tamper(stores)(emu.rewrite_object_unhashed, path, data)
+    assert await _reopen(stores, db) == {}  # the first read
+    for path, data in originals.items():
+        _tamper(stores)(emu.rewrite_object, path, data)
+    assert await _reopen(stores, db) == {}
+    target = max(originals)
+    _tamper(stores)(emu.rewrite_object, target, _same_size_other_bytes(originals[target]))
+    unread = await _reopen(stores, db)
+    assert set(unread) == {target} and "changed in storage" in unread[target]

@@ -11,6 +11,7 @@ from bucket_chat_desktop.storage.base import (
     bytes_match,
     confirmed,
     content_tag,
+    md5_tag,
     same_content,
     tag_of_bytes,
 )
@@ -56,13 +57,21 @@ def test_tags_say_same_or_other_bytes_only_within_one_scheme() -> None:
 def test_the_md5_kept_is_that_of_the_bytes_read_not_the_listings() -> None:
     # An empty object's MD5 as GCS and Azure list it (base64)
     empty = "md5:1B2M2Y8AsgTpgAmY7PhCfg=="
-    assert tag_of_bytes(empty, b"") == empty
-    # A listing whose MD5 is of other bytes (rewritten since, set by hand, lied about)
-    assert tag_of_bytes("md5:AAAAAAAAAAAAAAAAAAAAAA==", b"") == empty
-    # Tags this device cannot compute are kept as listed
-    assert tag_of_bytes("s3-etag:abc", b"") == "s3-etag:abc"  # in parts, or KMS
-    # An S3 ETag that is the MD5 of the bytes read: kept as one, still compared as an ETag
+    assert tag_of_bytes(empty, b"") == empty == md5_tag(b"")
+    # A listing whose MD5 is of other bytes (rewritten since, set by hand, lied about):
+    # this device's own, with the listed value it was read under
+    wrong = "md5:AAAAAAAAAAAAAAAAAAAAAA=="
+    assert tag_of_bytes(wrong, b"") == f"{empty}@{wrong}"
+    # Tags this device cannot compute: its own MD5 with them
     plain = "d41d8cd98f00b204e9800998ecf8427e"
+    assert tag_of_bytes("s3-etag:abc", b"") == f"s3-md5:{plain}@s3-etag:abc"  # KMS, parts
+    assert tag_of_bytes("crc32c:AAAAAA==", b"") == f"{empty}@crc32c:AAAAAA=="  # a compose
+    assert tag_of_bytes(None, b"") is None
+    for listed in [wrong, "s3-etag:abc", "crc32c:AAAAAA=="]:
+        kept = tag_of_bytes(listed, b"")
+        assert kept is not None and bytes_decide(kept) and bytes_match(kept, b"")
+        assert same_content(kept, listed) is True
+    # An S3 ETag that is the MD5 of the bytes read: kept as one, still compared as an ETag
     assert tag_of_bytes(f"s3-etag:{plain}", b"") == f"s3-md5:{plain}"
     assert same_content(f"s3-md5:{plain}", f"s3-etag:{plain}") is True
     assert same_content(f"s3-md5:{plain}", "s3-etag:abc-2") is False
