@@ -5,6 +5,7 @@ change that only drops the checksum (Azure ``set_http_headers``) raises nothing.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from hashlib import md5
 from pathlib import Path
@@ -248,3 +249,25 @@ async def test_an_s3_object_first_read_under_an_etag_that_is_no_md5_raises_nothi
     _tamper(stores)(emu.rewrite_object, target, _same_size_other_bytes(originals[target]))
     unread = await _reopen(stores, db)
     assert set(unread) == {target} and "changed in storage" in unread[target]
+
+
+async def test_an_etag_an_older_version_cached_is_never_taken_for_a_checksum(
+    stores_for: StoresMaker, tmp_path: Path
+) -> None:
+    """Versions before content tags kept the listing's ETag unchecked: a hostile one that
+    looks like a checksum ("md5:…") must not be compared with the bytes (a false
+    "changed in storage"). The index drops them when it is migrated."""
+    stores = stores_for("gs")
+    db = tmp_path / "index.sqlite3"
+    segments = await _room_read_once(stores, db)
+    with sqlite3.connect(db) as conn:  # as an older version of the app left it
+        conn.execute("UPDATE segments SET etag = 'md5:AAAAAAAAAAAAAAAAAAAAAA=='")
+        conn.execute("PRAGMA user_version = 4")
+    conn.close()
+    assert await _reopen(stores, db) == {}
+    index = Index.open(db)
+    try:  # learnt again from the listing, and of the bytes
+        assert set(index.content_tags(ROOM)) == set(segments)
+        assert "md5:AAAAAAAAAAAAAAAAAAAAAA==" not in index.content_tags(ROOM).values()
+    finally:
+        index.close()
