@@ -547,8 +547,9 @@ class Backfill:
     ) -> dict[str, str]:
         """Read again segments a listing did not show with the checksum kept for them
         (``_note_vanished``: path -> (kept, listed)) and note those whose bytes are no
-        longer the ones checked here. One whose read fails is left for the next pass (it
-        is listed again there): no verdict without the bytes. Returns the tags to keep
+        longer the ones checked here. One whose read fails is noted as such (the room is
+        not completely read; the next pass lists and reads it again): no verdict
+        without the bytes. Returns the tags to keep
         from now on for S3 objects whose bytes are the same under another ETag (a copy in
         place that encrypted them with KMS, the same bytes uploaded in parts): that ETag
         is kept with the MD5, so they are not read again at every pass, and another
@@ -562,9 +563,15 @@ class Backfill:
                     data = await self._engine.storage.get(path, max_bytes=MAX_SEGMENT_BYTES)
                 except UnreadableObjectError as exc:  # listed at the size read before
                     return f"it could not be read again to check it is unchanged: {exc}"
+                except StorageNotFoundError:
+                    return ""  # gone since it was listed: the next listing says so
                 except StorageError as exc:
                     log.info("could not read %s again to compare it: %s", path, exc)
-                    return ""
+                    return (
+                        "the storage lists another checksum of its bytes than the one "
+                        f"of the bytes read here, and it could not be read again to "
+                        f"compare them (retried at the next check): {exc}"
+                    )
             return None if bytes_match(tag, data) else CHANGED_SAME_SIZE
 
         paths = list(kept)

@@ -14,7 +14,13 @@ from nacl.signing import SigningKey
 
 from bucket_chat_desktop.index import Index
 from bucket_chat_desktop.protocol.event import MESSAGE
-from bucket_chat_desktop.storage.base import bytes_decide, same_content
+from bucket_chat_desktop.storage.base import (
+    DEFAULT_MAX_READ,
+    StorageOfflineError,
+    bytes_decide,
+    same_content,
+)
+from bucket_chat_desktop.storage.s3 import S3Storage
 from bucket_chat_desktop.sync.engine import SyncEngine
 from bucket_chat_desktop.sync.outbox import Outbox
 from bucket_chat_desktop.sync.writer import RoomWriter
@@ -271,3 +277,40 @@ async def test_an_etag_an_older_version_cached_is_never_taken_for_a_checksum(
         assert "md5:AAAAAAAAAAAAAAAAAAAAAA==" not in index.content_tags(ROOM).values()
     finally:
         index.close()
+
+
+class RefusingS3Storage(S3Storage):
+    """Our S3 storage, with the service refusing to hand back one object (a provider
+    that lists a new ETag and then will not serve the bytes)."""
+
+    refused = ""
+
+    async def get(self, path: str, *, max_bytes: int = DEFAULT_MAX_READ) -> bytes:
+        if path == self.refused:
+            raise StorageOfflineError(f"the service answered 503 Slow Down for {path}")
+        return await super().get(path, max_bytes=max_bytes)
+
+
+async def test_a_segment_listed_with_another_checksum_that_cannot_be_read_again_is_named(
+    stores_for: StoresMaker, tmp_path: Path
+) -> None:
+    stores = stores_for("s3")
+    db = tmp_path / "index.sqlite3"
+    segments = await _room_read_once(stores, db)
+    target = segments[-1]
+    data = await stores.new().get(target)
+    _tamper(stores)(emu.rewrite_object_unhashed, target, data)  # another ETag
+    store = RefusingS3Storage(stores.location, stores.secrets)
+    store.refused = target
+    stores.opened.append(store)
+    engine = SyncEngine(store, index=(index := Index.open(db)))
+    try:
+        room = await engine.open_room(ROOM, background=False)
+        assert set(room.unread) == {target}, room.unread
+        assert "could not be read again to compare" in room.unread[target]
+        assert "503 Slow Down" in room.unread[target]
+        assert room.partial
+    finally:
+        await engine.close()
+        index.close()
+    assert await _reopen(stores, db) == {}  # served again: the same bytes
