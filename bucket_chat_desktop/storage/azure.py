@@ -102,15 +102,14 @@ def _filesystem_class() -> Any:
 
 class AzureStorage(FsspecStorage):
     kind = "az"
-
-    def tag_of_written(self, data: bytes) -> str | None:
-        return md5_tag(data)  # the service's MD5 of an object put whole
-
     what = "container"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._owned_credential: Any = None
+
+    def tag_of_written(self, data: bytes) -> str | None:
+        return md5_tag(data)  # the service's MD5 of an object put whole
 
     def create_only_mechanism(self) -> str:
         return "Azure refuses the upload: Put Blob with If-None-Match: *"
