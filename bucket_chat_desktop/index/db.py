@@ -37,7 +37,7 @@ log = logging.getLogger("bucket_chat.index")
 P = ParamSpec("P")
 R = TypeVar("R")
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -157,6 +157,13 @@ _MIGRATIONS: dict[int, str] = {
     # audit is saved (``NOT_CHECKED``).
     4: """
     ALTER TABLE timeline ADD COLUMN hash TEXT NOT NULL DEFAULT '';
+    """,
+    # segments.etag holds content tags (``content_tags``). What versions before them
+    # kept there is the service's ETag as a listing gave it, unchecked: a hostile one
+    # could look like a content tag ("md5:…") and be compared with the bytes read again,
+    # a false "changed in storage". Dropped: the next listing of each day gives them.
+    5: """
+    UPDATE segments SET etag = NULL;
     """,
 }
 
@@ -504,10 +511,9 @@ class Index:
 
     @_locked
     def content_tags(self, room_id: str) -> dict[str, str]:
-        """What the storage said of the bytes of each cached segment that had a tag when
-        it was read (``ObjectInfo.content_tag``, in the ``etag`` column: caches written
-        before content tags hold the service's ETag there, without a scheme, which
-        ``storage.same_content`` does not compare)."""
+        """The content tag kept for each cached segment that has one (``etag`` column:
+        ``storage.tag_of_bytes``, or a listing's tag learnt later; what caches before
+        content tags kept there is dropped by migration 5)."""
         rows = self._db.execute(
             "SELECT path, etag FROM segments WHERE room_id = ? AND etag IS NOT NULL", (room_id,)
         )
@@ -515,7 +521,7 @@ class Index:
 
     @_locked
     def set_content_tags(self, room_id: str, tags: Mapping[str, str]) -> None:
-        """Keep the content tags first listed for cached segments (``content_tags``)."""
+        """Keep content tags learnt after cached segments were read (``content_tags``)."""
         with self._db:
             self._db.executemany(
                 "UPDATE segments SET etag = ? WHERE room_id = ? AND path = ?",

@@ -7,6 +7,8 @@ Objects are written once and never modified: ``put_if_absent`` is the only write
 from __future__ import annotations
 
 import abc
+import base64
+import hashlib
 import logging
 import uuid
 from collections.abc import Callable
@@ -151,17 +153,85 @@ def content_tag(scheme: str, value: object) -> str | None:
     return f"{scheme}:{value}"
 
 
+# An S3 ETag known to be the MD5 of the bytes read (``tag_of_bytes``), as ``s3-md5:MD5``.
+S3_MD5 = "s3-md5"
+ALSO = "@"  # kept tag ``CHECKSUM@LISTED``: the listed tag found to be of the same bytes
+
+
+def tag_of_bytes(listed: str | None, data: bytes) -> str | None:
+    """The content tag to keep for ``data`` read from an object listed with ``listed``:
+    this device's own checksum of the bytes read, in the form the service's listing
+    gives it where it can be (``md5:`` on GCS and Azure, ``s3-md5:`` for an S3 ETag that
+    is the MD5 of the bytes), followed by ``@`` and the listed tag where that is another
+    (an S3 ETag of a multipart upload or a KMS-encrypted object, a GCS CRC32C, a hand-set
+    Azure Content-MD5, a listing of bytes rewritten before the read): that value is
+    taken for these bytes, another one has them read again (``bytes_match``). None where
+    the listing gives none (a folder, an Azure blob committed from blocks): nothing
+    tells that a later listing is of the same bytes."""
+    if listed is None:
+        return None
+    scheme, _, value = listed.partition(":")
+    digest = hashlib.md5(data, usedforsecurity=False)
+    if scheme in ("s3-etag", S3_MD5):
+        ours = f"{S3_MD5}:{digest.hexdigest()}"
+        return ours if value == digest.hexdigest() else f"{ours}{ALSO}{listed}"
+    ours = md5_tag(data)
+    return ours if listed == ours else f"{ours}{ALSO}{listed}"
+
+
+def md5_tag(data: bytes) -> str:
+    """``md5:`` and the bytes' MD5 in base64: as GCS and Azure list an object's MD5."""
+    digest = hashlib.md5(data, usedforsecurity=False).digest()
+    return f"md5:{base64.b64encode(digest).decode('ascii')}"
+
+
+def bytes_decide(kept: str | None) -> bool:
+    """Whether a kept content tag holds a checksum of the bytes this device read: then
+    a listing that does not show it (another value, none, another scheme) is settled by
+    reading the object again (``bytes_match``), not taken for a rewrite (a metadata
+    update can clear or replace an Azure Content-MD5; a GCS compose gives a CRC32C only;
+    an S3 copy in place that encrypts with KMS, or an upload of the same bytes in parts,
+    gives another ETag; a provider can list anything)."""
+    return kept is not None and kept.partition(":")[0] in ("md5", S3_MD5)
+
+
+def bytes_match(kept: str, data: bytes) -> bool:
+    """Whether ``data`` are the bytes a kept tag (``bytes_decide``) was computed from."""
+    scheme, _, value = kept.partition(ALSO)[0].partition(":")
+    digest = hashlib.md5(data, usedforsecurity=False)
+    if scheme == S3_MD5:
+        return value == digest.hexdigest()
+    return value == base64.b64encode(digest.digest()).decode("ascii")
+
+
+def confirmed(kept: str, listed: str | None) -> str:
+    """The tag to keep once the bytes read again matched ``kept`` while the listing
+    showed ``listed``: the checksum with that listed tag (``CHECKSUM@LISTED``), which is
+    taken for the same bytes from then on (not read again at every pass; another one
+    is read again). None listed is recorded as nothing: a blob whose Content-MD5 was
+    cleared is read again at each pass, or a rewrite from blocks would go unseen."""
+    if not listed or not bytes_decide(kept):
+        return kept
+    return f"{kept.partition(ALSO)[0]}{ALSO}{listed}"
+
+
 def same_content(then: str | None, now: str | None) -> bool | None:
     """Whether two content tags (``ObjectInfo.content_tag``) say the bytes are the same:
     None when they cannot say (either is missing, or they are of different schemes; also
-    a value cached before tags had schemes)."""
+    a value cached before tags had schemes). A kept ``s3-md5:`` is compared with the
+    listing's ``s3-etag:``; a kept ``CHECKSUM@LISTED`` is the same as ``LISTED`` too."""
     if not then or not now:
         return None
-    a, sep_a, _ = then.partition(":")
-    b, sep_b, _ = now.partition(":")
+    then, _, also = then.partition(ALSO) if bytes_decide(then) else (then, "", "")
+    if also and now == also:
+        return True
+    a, sep_a, x = then.partition(":")
+    b, sep_b, y = now.partition(":")
+    if a == S3_MD5 and b == "s3-etag":
+        return x == y
     if not (sep_a and sep_b) or a != b:
         return None
-    return then == now
+    return x == y
 
 
 def check_object_path(path: str) -> str:
@@ -187,6 +257,13 @@ class Storage(abc.ABC):
         bytes was already there (a retry meeting its own write). Raises
         ``AlreadyExistsError`` when different bytes are there.
         """
+
+    def tag_of_written(self, data: bytes) -> str | None:
+        """The content tag (``ObjectInfo.content_tag``) to keep for ``data`` this
+        device wrote itself, computed from the bytes (``tag_of_bytes``): so a segment of
+        its own is compared from the first listing that shows it, not taken as that
+        listing says. None where listings give no checksum (a folder)."""
+        return None
 
     @abc.abstractmethod
     async def get(self, path: str, *, max_bytes: int = DEFAULT_MAX_READ) -> bytes:

@@ -37,7 +37,11 @@ from ..storage.base import (
     StorageError,
     StorageNotFoundError,
     UnreadableObjectError,
+    bytes_decide,
+    bytes_match,
+    confirmed,
     same_content,
+    tag_of_bytes,
 )
 from .keeper import Fetched
 from .room_objects import (
@@ -244,9 +248,11 @@ class Backfill:
                 held = len(room.known)  # what the listing must show: kept before it was asked
                 items = await self.list_objects(folder)
                 if held and date in cached_dates:  # else nothing was read from it to lose
-                    learnt = await self._engine._serially(
+                    learnt, recheck = await self._engine._serially(
                         _note_vanished, room, folder, items, held, room=room.room_id
                     )
+                    if recheck:
+                        learnt.update(await self._recheck(room, recheck))
                     if learnt and self._engine.index is not None:
                         # kept: a restart compares them, not what it lists then
                         await self._engine._serially(
@@ -534,7 +540,56 @@ class Backfill:
         if isinstance(prepared, str):  # a worker process could not check it
             not_now(prepared)
             return None
-        return ObjectInfo(item.path, len(data), item.content_tag), prepared
+        return ObjectInfo(item.path, len(data), tag_of_bytes(item.content_tag, data)), prepared
+
+    async def _recheck(
+        self, room: RoomState, kept: dict[str, tuple[str, str | None]]
+    ) -> dict[str, str]:
+        """Read again segments a listing did not show with the checksum kept for them
+        (``_note_vanished``: path -> (kept, listed)) and note those whose bytes are no
+        longer the ones checked here. One whose read fails is noted as such (the room is
+        not completely read; the next pass lists and reads it again): no verdict
+        without the bytes. Returns the tags to keep
+        from now on for S3 objects whose bytes are the same under another ETag (a copy in
+        place that encrypted them with KMS, the same bytes uploaded in parts): that ETag
+        is kept with the MD5, so they are not read again at every pass, and another
+        change of it is settled by the bytes again (``storage.confirmed``)."""
+        sem = asyncio.Semaphore(FETCH_CONCURRENCY)
+
+        async def changed(path: str, tag: str) -> str | None:
+            async with sem:
+                self._engine.requests += 1
+                try:
+                    data = await self._engine.storage.get(path, max_bytes=MAX_SEGMENT_BYTES)
+                except UnreadableObjectError as exc:  # listed at the size read before
+                    return f"it could not be read again to check it is unchanged: {exc}"
+                except StorageNotFoundError:
+                    return ""  # gone since it was listed: the next listing says so
+                except StorageError as exc:
+                    log.info("could not read %s again to compare it: %s", path, exc)
+                    return (
+                        "the storage lists another checksum of its bytes than the one "
+                        f"of the bytes read here, and it could not be read again to "
+                        f"compare them (retried at the next check): {exc}"
+                    )
+            return None if bytes_match(tag, data) else CHANGED_SAME_SIZE
+
+        paths = list(kept)
+        found = await asyncio.gather(*(changed(path, kept[path][0]) for path in paths))
+        notes = {path: why for path, why in zip(paths, found, strict=True) if why}
+        adopt: dict[str, str] = {}
+        for path, why in zip(paths, found, strict=True):
+            then, listed = kept[path]
+            if why is None and (now := confirmed(then, listed)) != then:
+                adopt[path] = now
+
+        def note() -> None:  # state thread
+            room.unread.update(notes)
+            room.tags.update(adopt)
+
+        if notes or adopt:
+            await self._engine._serially(note, room=room.room_id)
+        return adopt
 
     async def _prepare(
         self, path: str, data: bytes, room_id: str, *, bulk: bool
@@ -558,7 +613,7 @@ def _event_count(got: PreparedSegment | PackedSegment) -> int:
 
 def _note_vanished(
     room: RoomState, folder: str, listed: Sequence[ObjectInfo], held: int
-) -> dict[str, str]:
+) -> tuple[dict[str, str], dict[str, tuple[str, str | None]]]:
     """State thread (it reads what the room holds and notes in it). Segments of
     ``folder`` this device read and checked earlier that the listing no longer shows, or
     shows with another size or another content tag (``ObjectInfo.content_tag``: the
@@ -572,10 +627,14 @@ def _note_vanished(
     (this device's own delivery, a hint) may be newer than the listing and is no sign of
     anything. A segment kept without a size or a tag (from a hint, this device's own
     write, a cache from before tags) takes them from its first listing: from then on they
-    are compared. Returns the tags so learnt, for the index."""
+    are compared. Returns the tags so learnt, for the index, and the segments whose kept
+    tag is the MD5 of the bytes checked here (``storage.bytes_decide``) that the listing
+    does not confirm, with that tag and the listed one: read again by ``_recheck``, which
+    notes them if their bytes changed."""
     now_of = {it.path: it for it in listed}
     learnt: dict[str, int] = {}
     tags: dict[str, str] = {}
+    recheck: dict[str, tuple[str, str | None]] = {}
     for path in room.known_in(folder, held):  # not a walk over all kept: KnownFolders
         if not is_segment_of(room.room_id, path):
             # Litter (kept only for its notice) is no history: a sync tool's temporary
@@ -600,14 +659,26 @@ def _note_vanished(
             continue
         then_tag = room.tags.get(path)
         same = same_content(then_tag, now.content_tag)
-        if same is False:
-            room.unread[path] = (
-                "it changed in storage after this device read and checked it (the same "
-                "size, but the storage's checksum of its bytes is not the one it gave "
-                "then): segments are never rewritten; the copy checked here is kept"
-            )
-        elif same is None and now.content_tag:
-            tags[path] = now.content_tag  # none kept to compare: compared from now on
+        if same is True:
+            continue
+        if then_tag is not None and bytes_decide(then_tag):
+            # The MD5 of the bytes checked here: the bytes read again decide (a metadata
+            # update clears an Azure Content-MD5; a rewrite from blocks leaves none)
+            recheck[path] = (then_tag, now.content_tag)
+        elif same is False:
+            room.unread[path] = CHANGED_SAME_SIZE
+        elif now.content_tag and not (then_tag and ":" in then_tag):
+            # none kept to compare (or a value cached before tags had schemes): compared
+            # from now on. A kept tag of another scheme stays: adopting the listing's
+            # would let one rewrite that changes the scheme set what is compared after.
+            tags[path] = now.content_tag
     room.known.update(learnt)  # the same places in the order kept: from now on compared
     room.tags.update(tags)
-    return tags
+    return tags, recheck
+
+
+CHANGED_SAME_SIZE = (
+    "it changed in storage after this device read and checked it (the same size, but "
+    "the checksum of its bytes is not the one of the bytes read then): segments are "
+    "never rewritten; the copy checked here is kept"
+)

@@ -586,6 +586,7 @@ class Publisher:
         return _Delivery.DONE
 
     async def _ingest_own(self, room_id: str, path: str, data: bytes) -> None:
+        storage = self._engine.storage
         room = self._engine.rooms.get(room_id)
         if room is None or path in room.known:
             return
@@ -599,7 +600,10 @@ class Publisher:
             if self._engine._dropped(room):  # left meanwhile: nothing of it is kept
                 return
             await self._keeper.ingest(
-                room, [(ObjectInfo(path, len(data)), prepared)], complete=None, interactive=True
+                room,
+                [(ObjectInfo(path, len(data), storage.tag_of_written(data)), prepared)],
+                complete=None,
+                interactive=True,
             )
 
     async def flush(self, timeout: float | None = None, *, give_up_offline: bool = False) -> bool:

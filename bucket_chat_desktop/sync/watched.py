@@ -294,6 +294,9 @@ class WatchedStorage(Storage):
     def describe(self) -> str:
         return self.inner.describe()
 
+    def tag_of_written(self, data: bytes) -> str | None:
+        return self.inner.tag_of_written(data)
+
     def change_feed(self) -> ChangeFeed | None:
         return self.inner.change_feed()  # not timed here: a long poll waits on purpose
 

@@ -386,3 +386,70 @@ def set_object_metadata(
 
         with BlobServiceClient.from_connection_string(az_connection_string(endpoint)) as client:
             client.get_blob_client(bucket, key).set_blob_metadata({"labelled": "yes"})
+
+
+def rewrite_object_unhashed(
+    kind: str, endpoint: str, bucket: str, key: str, data: bytes, s3_keys: S3Keys | None
+) -> None:
+    """Replace an object's bytes the way that leaves the service without an MD5 of them
+    where it can: Azure blocks committed without a Content-MD5, a GCS compose (crc32c
+    only), an S3 multipart upload (an ETag of another form)."""
+    if kind == "s3":
+        assert s3_keys is not None
+        client = s3_client(endpoint, s3_keys)
+        upload = client.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+        part = client.upload_part(Bucket=bucket, Key=key, UploadId=upload, PartNumber=1, Body=data)
+        client.complete_multipart_upload(
+            Bucket=bucket,
+            Key=key,
+            UploadId=upload,
+            MultipartUpload={"Parts": [{"ETag": part["ETag"], "PartNumber": 1}]},
+        )
+    elif kind == "gs":
+        part = f"{key}.part"
+        rewrite_object(kind, endpoint, bucket, part, data, s3_keys)
+        name = urllib.parse.quote(key, safe="")
+        body = {"sourceObjects": [{"name": part}], "destination": {"name": key}}
+        request = urllib.request.Request(
+            f"{endpoint}/storage/v1/b/{bucket}/o/{name}/compose",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=10):
+            pass
+        delete = urllib.request.Request(
+            f"{endpoint}/storage/v1/b/{bucket}/o/{urllib.parse.quote(part, safe='')}",
+            method="DELETE",
+        )
+        with urllib.request.urlopen(delete, timeout=10):
+            pass
+    else:
+        from azure.storage.blob import BlobBlock, BlobServiceClient
+
+        with BlobServiceClient.from_connection_string(az_connection_string(endpoint)) as client:
+            blob = client.get_blob_client(bucket, key)
+            blob.stage_block("b0000", data)
+            blob.commit_block_list([BlobBlock("b0000")])
+
+
+def clear_content_settings(kind: str, endpoint: str, bucket: str, key: str) -> None:
+    """Azure: set a blob's content type with ``set_http_headers`` as an SDK user does,
+    which clears the Content-MD5 the service kept (its bytes stay)."""
+    assert kind == "az"
+    from azure.storage.blob import BlobServiceClient, ContentSettings
+
+    with BlobServiceClient.from_connection_string(az_connection_string(endpoint)) as client:
+        client.get_blob_client(bucket, key).set_http_headers(
+            ContentSettings(content_type="text/plain")
+        )
+
+
+def set_content_md5(kind: str, endpoint: str, bucket: str, key: str, md5: bytes) -> None:
+    """Azure: set a blob's Content-MD5 property by hand (the service stores what it is
+    given; its bytes stay)."""
+    assert kind == "az"
+    from azure.storage.blob import BlobServiceClient, ContentSettings
+
+    with BlobServiceClient.from_connection_string(az_connection_string(endpoint)) as client:
+        client.get_blob_client(bucket, key).set_http_headers(ContentSettings(content_md5=md5))
