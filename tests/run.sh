@@ -65,4 +65,8 @@ echo "== ruff"
 echo "== mypy"
 .venv/bin/mypy bucket_chat_desktop
 echo "== pytest"
-exec bash tests/with-keyring.sh .venv/bin/python -m pytest "$@"
+# On every core (at most 4 workers: each starts its own emulators); tests that use the
+# one Secret Service (one locks it) run on one worker, one after another (xdist_group
+# "secret-service"). Arguments given here come after, so "-n 0" runs everything in turn.
+exec bash tests/with-keyring.sh .venv/bin/python -m pytest -n auto --maxprocesses 4 \
+    --dist loadgroup "$@"

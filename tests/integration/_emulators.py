@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -129,11 +128,12 @@ class Emulator:
 
 
 def moto_emulator(log_dir: Path) -> Emulator:
-    exe = shutil.which("moto_server", path=str(Path(sys.executable).parent)) or "moto_server"
+    # moto's own server, with conditional writes made atomic as on S3 (see moto_atomic.py)
+    launcher = Path(__file__).with_name("moto_atomic.py")
     port = free_port()
     return Emulator(
         "moto_server (S3)",
-        [exe, "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, str(launcher), "-H", "127.0.0.1", "-p", str(port)],
         port,
         log_dir / "moto.log",
         "/moto-api/",
