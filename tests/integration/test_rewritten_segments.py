@@ -35,22 +35,29 @@ def _same_size_other_bytes(data: bytes) -> bytes:
     return data[:at] + (b"a" if data[at : at + 1] != b"a" else b"b") + data[at + 1 :]
 
 
-async def test_a_segment_rewritten_at_the_same_size_is_reported(
-    cloud_stores: Stores, tmp_path: Path
-) -> None:
-    stores = cloud_stores
-    key = SigningKey.generate()
+async def room_written(stores: Stores, key: SigningKey, *sends: tuple[str, ...]) -> None:
+    """The room created, then each of ``sends`` (its bodies in one segment) sent through
+    a device's engine and outbox, as the app sends."""
     await RoomWriter(stores.new(), ROOM, ALICE, key).create_room(
         "Team room", "2025-01-01T12:00:00.000Z"
     )
     writer = SyncEngine(stores.new(), outbox=Outbox(None))
     try:
-        for body in ("hello one", "hello two", "hello three"):
-            await _send(writer, ALICE, key, body)
+        for bodies in sends:
+            await _send(writer, ALICE, key, *bodies)
     finally:
         await writer.close()
         assert writer.outbox is not None
         writer.outbox.close()
+
+
+async def test_a_segment_rewritten_at_the_same_size_is_reported(
+    cloud_stores: Stores, tmp_path: Path
+) -> None:
+    stores = cloud_stores
+    await room_written(
+        stores, SigningKey.generate(), ("hello one",), ("hello two",), ("hello three",)
+    )
     segments = [i.path for i in await stores.new().list_objects(f"rooms/{ROOM}/logs/")]
     assert len(segments) >= 4  # the room's creation and three messages
 
@@ -118,17 +125,7 @@ async def test_a_cache_from_before_tags_raises_no_alarm_and_learns_them(
     it changes with metadata): it is not compared, and the listing's tag is learnt, so a
     later rewrite is still noticed."""
     stores = cloud_stores
-    key = SigningKey.generate()
-    await RoomWriter(stores.new(), ROOM, ALICE, key).create_room(
-        "Team room", "2025-01-01T12:00:00.000Z"
-    )
-    writer = SyncEngine(stores.new(), outbox=Outbox(None))
-    try:
-        await _send(writer, ALICE, key, "hello one")
-    finally:
-        await writer.close()
-        assert writer.outbox is not None
-        writer.outbox.close()
+    await room_written(stores, SigningKey.generate(), ("hello one",))
     db = tmp_path / "index.sqlite3"
     engine = SyncEngine(stores.new(), index=(index := Index.open(db)))
     try:

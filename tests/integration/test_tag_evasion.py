@@ -28,25 +28,14 @@ from bucket_chat_desktop.sync.writer import RoomWriter
 from . import _emulators as emu
 from .conftest import Stores, StoresMaker
 from .test_conformance import _send
-from .test_rewritten_segments import _same_size_other_bytes
+from .test_rewritten_segments import _same_size_other_bytes, room_written
 
 ROOM = "team"
 ALICE = "alice@example.com"
 
 
 async def _room_read_once(stores: Stores, db: Path) -> list[str]:
-    key = SigningKey.generate()
-    await RoomWriter(stores.new(), ROOM, ALICE, key).create_room(
-        "Team room", "2025-01-01T12:00:00.000Z"
-    )
-    writer = SyncEngine(stores.new(), outbox=Outbox(None))
-    try:
-        for body in ("hello one", "hello two"):
-            await _send(writer, ALICE, key, body)
-    finally:
-        await writer.close()
-        assert writer.outbox is not None
-        writer.outbox.close()
+    await room_written(stores, SigningKey.generate(), ("hello one",), ("hello two",))
     engine = SyncEngine(stores.new(), index=(index := Index.open(db)))
     try:
         room = await engine.open_room(ROOM, background=False)
@@ -231,17 +220,7 @@ async def test_an_s3_object_first_read_under_an_etag_that_is_no_md5_raises_nothi
     second is no alarm."""
     stores = stores_for("s3")
     db = tmp_path / "index.sqlite3"
-    key = SigningKey.generate()
-    await RoomWriter(stores.new(), ROOM, ALICE, key).create_room(
-        "Team room", "2025-01-01T12:00:00.000Z"
-    )
-    writer = SyncEngine(stores.new(), outbox=Outbox(None))
-    try:
-        await _send(writer, ALICE, key, "hello one", "hello two")
-    finally:
-        await writer.close()
-        assert writer.outbox is not None
-        writer.outbox.close()
+    await room_written(stores, SigningKey.generate(), ("hello one", "hello two"))
     store = stores.new()
     paths = [i.path for i in await store.list_objects(f"rooms/{ROOM}/logs/")]
     originals = {p: await store.get(p) for p in paths}
