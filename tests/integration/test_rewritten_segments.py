@@ -163,3 +163,53 @@ async def test_a_cache_from_before_tags_raises_no_alarm_and_learns_them(
     finally:
         await engine.close()
         index.close()
+
+
+async def test_a_rewrite_while_the_app_runs_is_reported_at_the_next_safety_listing(
+    cloud_stores: Stores, tmp_path: Path
+) -> None:
+    """Noticed while the room is open (the periodic listing of its newest days), not only
+    when it is next opened; the verdict shown is audited again at once. Once found
+    changed by its bytes, a segment is not downloaded again at every listing."""
+    stores = cloud_stores
+    await room_written(stores, SigningKey.generate(), ("hello one",), ("hello two",))
+    engine = SyncEngine(stores.new(), index=(index := Index.open(tmp_path / "index.sqlite3")))
+    try:
+        room = await engine.open_room(ROOM, background=False)
+        assert room.result is not None and room.result.clean and not room.partial
+        before = engine.requests
+        await engine.refresh(ROOM)  # an honest room: nothing noted, listings only
+        listings = engine.requests - before
+        assert room.unread == {} and room.result.clean
+        rewritten = max(room.tags)
+        data = await stores.new().get(rewritten)
+        proc = stores.emulators.get(stores.kind) if stores.emulators else None
+        assert proc is not None
+        emu.rewrite_object(
+            stores.kind,
+            proc.endpoint,
+            stores.bucket,
+            f"{stores.location.prefix}/{rewritten}",
+            _same_size_other_bytes(data),
+            stores.emulators.s3_admin if stores.emulators else None,
+        )
+        await engine.refresh(ROOM)
+        assert set(room.unread) == {rewritten}, room.unread
+        assert "changed in storage" in room.unread[rewritten]
+        if room.reaudit is not None:  # paced: put off a moment after the last audit
+            await room.reaudit
+        result = room.result
+        assert result is not None and not result.clean and room.partial
+        named = [f.path for f in result.findings if f.kind is Kind.SEGMENT_UNREADABLE]
+        assert named == [rewritten]
+        bodies = [a.event.body for a in result.timeline if a.event.type == MESSAGE]
+        assert bodies == ["hello one", "hello two"]
+        # The next listings: still reported, and only listed (no download of it again).
+        for _ in range(2):
+            before = engine.requests
+            await engine.refresh(ROOM)
+            assert set(room.unread) == {rewritten}
+            assert engine.requests - before == listings
+    finally:
+        await engine.close()
+        index.close()
