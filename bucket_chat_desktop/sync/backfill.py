@@ -248,16 +248,7 @@ class Backfill:
                 held = len(room.known)  # what the listing must show: kept before it was asked
                 items = await self.list_objects(folder)
                 if held and date in cached_dates:  # else nothing was read from it to lose
-                    learnt, recheck = await self._engine._serially(
-                        _note_vanished, room, folder, items, held, room=room.room_id
-                    )
-                    if recheck:
-                        learnt.update(await self._recheck(room, recheck))
-                    if learnt and self._engine.index is not None:
-                        # kept: a restart compares them, not what it lists then
-                        await self._engine._serially(
-                            self._engine.index.set_content_tags, room.room_id, learnt
-                        )
+                    await self.compare_listing(room, folder, items, held)
                 todo = sorted(
                     (it for it in items if it.path not in room.known),
                     key=lambda it: it.path,
@@ -542,6 +533,32 @@ class Backfill:
             return None
         return ObjectInfo(item.path, len(data), tag_of_bytes(item.content_tag, data)), prepared
 
+    async def compare_listing(
+        self, room: RoomState, folder: str, items: Sequence[ObjectInfo], held: int
+    ) -> bool:
+        """What a listing of date folder ``folder`` says of the segments the room kept
+        from it (the first ``held``: those kept before the listing was asked): gone,
+        another size, another checksum (``_note_vanished``; what a checksum cannot
+        settle is read again, ``_recheck``), each noted in the room; checksums learnt
+        are kept in the index (a restart compares them, not what it lists then). True
+        when a note is new or changed: the room's verdict is no longer what was shown."""
+        room_id = room.room_id
+
+        def vanish() -> tuple[dict[str, str], dict[str, tuple[str, str | None]], dict[str, str]]:
+            before = {p: room.unread[p] for p in room.known_in(folder, held) if p in room.unread}
+            return (*_note_vanished(room, folder, items, held), before)
+
+        learnt, recheck, before = await self._engine._serially(vanish, room=room_id)
+        if recheck:
+            learnt.update(await self._recheck(room, recheck))
+        if learnt and self._engine.index is not None:
+            await self._engine._serially(self._engine.index.set_content_tags, room_id, learnt)
+
+        def noted() -> bool:  # state thread
+            return any(room.unread.get(p) != before.get(p) for p in room.known_in(folder, held))
+
+        return await self._engine._serially(noted, room=room_id)
+
     async def _recheck(
         self, room: RoomState, kept: dict[str, tuple[str, str | None]]
     ) -> dict[str, str]:
@@ -663,8 +680,11 @@ def _note_vanished(
             continue
         if then_tag is not None and bytes_decide(then_tag):
             # The MD5 of the bytes checked here: the bytes read again decide (a metadata
-            # update clears an Azure Content-MD5; a rewrite from blocks leaves none)
-            recheck[path] = (then_tag, now.content_tag)
+            # update clears an Azure Content-MD5; a rewrite from blocks leaves none).
+            # Not again once found changed so: a listing every 30 s would download it
+            # every time (a pass that starts over clears the note first).
+            if room.unread.get(path) != CHANGED_SAME_SIZE:
+                recheck[path] = (then_tag, now.content_tag)
         elif same is False:
             room.unread[path] = CHANGED_SAME_SIZE
         elif now.content_tag and not (then_tag and ":" in then_tag):

@@ -570,16 +570,24 @@ class Poller:
         (this device's own delivery, a hint) is not kept twice, and a read that failed
         meanwhile is not noted for a segment kept meanwhile (``_keep``)."""
         room = self._engine._room(room_id)
+        held = len(room.known)  # what the listings must show: kept before they were asked
         dates = sorted(await self._backfill.list_dirs(logs_prefix(room_id)), reverse=True)[:2]
         items: list[ObjectInfo] = []
+        vanished = False
         for date in dates:
-            items.extend(await self._backfill.list_objects(f"{logs_prefix(room_id)}{date}/"))
+            folder = f"{logs_prefix(room_id)}{date}/"
+            listed = await self._backfill.list_objects(folder)
+            items.extend(listed)
+            # Segments of these days read before that are gone or rewritten: noticed
+            # while the app runs, not only at the room's next opening.
+            if held and await self._backfill.compare_listing(room, folder, listed, held):
+                vanished = True
         # What a hint reads now is its to keep (or to note as unread).
         new = [it for it in items if it.path not in room.known and it.path not in self._reading]
         failed: dict[str, str] = {}
         fetched = await self._backfill.download(room, new, failed) if new else []
         async with room.lock:
-            await self._keep(room, fetched, failed, shown=False)
+            await self._keep(room, fetched, failed, shown=False, audit=vanished)
             room.last_safety = time.monotonic()
 
     async def fetch_segment(self, room_id: str, path: str) -> bool:
@@ -620,6 +628,7 @@ class Poller:
         failed: dict[str, str],
         *,
         shown: bool,
+        audit: bool = False,
     ) -> bool:
         """Under the room's lock: keep what a read outside it got, unless the room has
         it by now (this device's own delivery, a hint, a pass kept it meanwhile), and
@@ -628,11 +637,13 @@ class Poller:
         The room's verdict is no longer final when something new is unread: it is
         audited again at once (a safety listing's failure too: its verdict and view said
         "completely read" until the next full pass, hours behind a window in the
-        background). True when anything was kept."""
+        background). ``audit``: audited again in any case (the caller noted something
+        itself). True when anything was kept."""
         fresh = [got for got in fetched if got[0].path not in room.known]
         noted = bool(failed) and await self._engine._serially(
             room.note_unread, failed, room=room.room_id, interactive=shown
         )
+        noted = noted or audit
         if fresh or noted:
             await self._keeper.ingest(
                 room, fresh, complete=None, force_audit=noted, interactive=shown, paced=True

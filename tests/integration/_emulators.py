@@ -257,15 +257,23 @@ def s3_create_bucket(endpoint: str, keys: S3Keys, name: str) -> None:
     ).create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": S3_REGION})
 
 
-def gcs_create_bucket(endpoint: str, name: str) -> None:
+def gcs_call(endpoint: str, path: str, method: str, body: object = None, raw: bytes = b"") -> None:
+    """One request to fake-gcs-server's JSON API (``path`` below the endpoint): ``body``
+    sent as JSON, or ``raw`` bytes as an object's contents."""
+    data, kind = (
+        (json.dumps(body).encode(), "application/json")
+        if body is not None
+        else (raw, "application/octet-stream")
+    )
     request = urllib.request.Request(
-        f"{endpoint}/storage/v1/b?project=test",
-        data=json.dumps({"name": name}).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
+        f"{endpoint}{path}", data=data or None, headers={"Content-Type": kind}, method=method
     )
     with urllib.request.urlopen(request, timeout=10):
         pass
+
+
+def gcs_create_bucket(endpoint: str, name: str) -> None:
+    gcs_call(endpoint, "/storage/v1/b?project=test", "POST", {"name": name})
 
 
 def az_connection_string(endpoint: str, key: str = AZ_KEY) -> str:
@@ -342,14 +350,12 @@ def rewrite_object(
         s3_client(endpoint, s3_keys).put_object(Bucket=bucket, Key=key, Body=data)
     elif kind == "gs":
         name = urllib.parse.quote(key, safe="")
-        request = urllib.request.Request(
-            f"{endpoint}/upload/storage/v1/b/{bucket}/o?uploadType=media&name={name}",
-            data=data,
-            headers={"Content-Type": "application/octet-stream"},
-            method="POST",
+        gcs_call(
+            endpoint,
+            f"/upload/storage/v1/b/{bucket}/o?uploadType=media&name={name}",
+            "POST",
+            raw=data,
         )
-        with urllib.request.urlopen(request, timeout=10):
-            pass
     else:
         from azure.storage.blob import BlobServiceClient
 
@@ -373,14 +379,9 @@ def set_object_metadata(
         )
     elif kind == "gs":
         name = urllib.parse.quote(key, safe="")
-        request = urllib.request.Request(
-            f"{endpoint}/storage/v1/b/{bucket}/o/{name}",
-            data=json.dumps({"metadata": {"labelled": "yes"}}).encode(),
-            headers={"Content-Type": "application/json"},
-            method="PATCH",
+        gcs_call(
+            endpoint, f"/storage/v1/b/{bucket}/o/{name}", "PATCH", {"metadata": {"labelled": "yes"}}
         )
-        with urllib.request.urlopen(request, timeout=10):
-            pass
     else:
         from azure.storage.blob import BlobServiceClient
 
@@ -410,20 +411,10 @@ def rewrite_object_unhashed(
         rewrite_object(kind, endpoint, bucket, part, data, s3_keys)
         name = urllib.parse.quote(key, safe="")
         body = {"sourceObjects": [{"name": part}], "destination": {"name": key}}
-        request = urllib.request.Request(
-            f"{endpoint}/storage/v1/b/{bucket}/o/{name}/compose",
-            data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST",
+        gcs_call(endpoint, f"/storage/v1/b/{bucket}/o/{name}/compose", "POST", body)
+        gcs_call(
+            endpoint, f"/storage/v1/b/{bucket}/o/{urllib.parse.quote(part, safe='')}", "DELETE"
         )
-        with urllib.request.urlopen(request, timeout=10):
-            pass
-        delete = urllib.request.Request(
-            f"{endpoint}/storage/v1/b/{bucket}/o/{urllib.parse.quote(part, safe='')}",
-            method="DELETE",
-        )
-        with urllib.request.urlopen(delete, timeout=10):
-            pass
     else:
         from azure.storage.blob import BlobBlock, BlobServiceClient
 

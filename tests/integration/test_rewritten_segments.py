@@ -35,22 +35,29 @@ def _same_size_other_bytes(data: bytes) -> bytes:
     return data[:at] + (b"a" if data[at : at + 1] != b"a" else b"b") + data[at + 1 :]
 
 
-async def test_a_segment_rewritten_at_the_same_size_is_reported(
-    cloud_stores: Stores, tmp_path: Path
-) -> None:
-    stores = cloud_stores
-    key = SigningKey.generate()
+async def room_written(stores: Stores, key: SigningKey, *sends: tuple[str, ...]) -> None:
+    """The room created, then each of ``sends`` (its bodies in one segment) sent through
+    a device's engine and outbox, as the app sends."""
     await RoomWriter(stores.new(), ROOM, ALICE, key).create_room(
         "Team room", "2025-01-01T12:00:00.000Z"
     )
     writer = SyncEngine(stores.new(), outbox=Outbox(None))
     try:
-        for body in ("hello one", "hello two", "hello three"):
-            await _send(writer, ALICE, key, body)
+        for bodies in sends:
+            await _send(writer, ALICE, key, *bodies)
     finally:
         await writer.close()
         assert writer.outbox is not None
         writer.outbox.close()
+
+
+async def test_a_segment_rewritten_at_the_same_size_is_reported(
+    cloud_stores: Stores, tmp_path: Path
+) -> None:
+    stores = cloud_stores
+    await room_written(
+        stores, SigningKey.generate(), ("hello one",), ("hello two",), ("hello three",)
+    )
     segments = [i.path for i in await stores.new().list_objects(f"rooms/{ROOM}/logs/")]
     assert len(segments) >= 4  # the room's creation and three messages
 
@@ -118,17 +125,7 @@ async def test_a_cache_from_before_tags_raises_no_alarm_and_learns_them(
     it changes with metadata): it is not compared, and the listing's tag is learnt, so a
     later rewrite is still noticed."""
     stores = cloud_stores
-    key = SigningKey.generate()
-    await RoomWriter(stores.new(), ROOM, ALICE, key).create_room(
-        "Team room", "2025-01-01T12:00:00.000Z"
-    )
-    writer = SyncEngine(stores.new(), outbox=Outbox(None))
-    try:
-        await _send(writer, ALICE, key, "hello one")
-    finally:
-        await writer.close()
-        assert writer.outbox is not None
-        writer.outbox.close()
+    await room_written(stores, SigningKey.generate(), ("hello one",))
     db = tmp_path / "index.sqlite3"
     engine = SyncEngine(stores.new(), index=(index := Index.open(db)))
     try:
@@ -163,6 +160,56 @@ async def test_a_cache_from_before_tags_raises_no_alarm_and_learns_them(
     try:
         room = await engine.open_room(ROOM, background=False)
         assert set(room.unread) == {message}, room.unread
+    finally:
+        await engine.close()
+        index.close()
+
+
+async def test_a_rewrite_while_the_app_runs_is_reported_at_the_next_safety_listing(
+    cloud_stores: Stores, tmp_path: Path
+) -> None:
+    """Noticed while the room is open (the periodic listing of its newest days), not only
+    when it is next opened; the verdict shown is audited again at once. Once found
+    changed by its bytes, a segment is not downloaded again at every listing."""
+    stores = cloud_stores
+    await room_written(stores, SigningKey.generate(), ("hello one",), ("hello two",))
+    engine = SyncEngine(stores.new(), index=(index := Index.open(tmp_path / "index.sqlite3")))
+    try:
+        room = await engine.open_room(ROOM, background=False)
+        assert room.result is not None and room.result.clean and not room.partial
+        before = engine.requests
+        await engine.refresh(ROOM)  # an honest room: nothing noted, listings only
+        listings = engine.requests - before
+        assert room.unread == {} and room.result.clean
+        rewritten = max(room.tags)
+        data = await stores.new().get(rewritten)
+        proc = stores.emulators.get(stores.kind) if stores.emulators else None
+        assert proc is not None
+        emu.rewrite_object(
+            stores.kind,
+            proc.endpoint,
+            stores.bucket,
+            f"{stores.location.prefix}/{rewritten}",
+            _same_size_other_bytes(data),
+            stores.emulators.s3_admin if stores.emulators else None,
+        )
+        await engine.refresh(ROOM)
+        assert set(room.unread) == {rewritten}, room.unread
+        assert "changed in storage" in room.unread[rewritten]
+        if room.reaudit is not None:  # paced: put off a moment after the last audit
+            await room.reaudit
+        result = room.result
+        assert result is not None and not result.clean and room.partial
+        named = [f.path for f in result.findings if f.kind is Kind.SEGMENT_UNREADABLE]
+        assert named == [rewritten]
+        bodies = [a.event.body for a in result.timeline if a.event.type == MESSAGE]
+        assert bodies == ["hello one", "hello two"]
+        # The next listings: still reported, and only listed (no download of it again).
+        for _ in range(2):
+            before = engine.requests
+            await engine.refresh(ROOM)
+            assert set(room.unread) == {rewritten}
+            assert engine.requests - before == listings
     finally:
         await engine.close()
         index.close()

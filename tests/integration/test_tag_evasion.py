@@ -28,25 +28,14 @@ from bucket_chat_desktop.sync.writer import RoomWriter
 from . import _emulators as emu
 from .conftest import Stores, StoresMaker
 from .test_conformance import _send
-from .test_rewritten_segments import _same_size_other_bytes
+from .test_rewritten_segments import _same_size_other_bytes, room_written
 
 ROOM = "team"
 ALICE = "alice@example.com"
 
 
 async def _room_read_once(stores: Stores, db: Path) -> list[str]:
-    key = SigningKey.generate()
-    await RoomWriter(stores.new(), ROOM, ALICE, key).create_room(
-        "Team room", "2025-01-01T12:00:00.000Z"
-    )
-    writer = SyncEngine(stores.new(), outbox=Outbox(None))
-    try:
-        for body in ("hello one", "hello two"):
-            await _send(writer, ALICE, key, body)
-    finally:
-        await writer.close()
-        assert writer.outbox is not None
-        writer.outbox.close()
+    await room_written(stores, SigningKey.generate(), ("hello one",), ("hello two",))
     engine = SyncEngine(stores.new(), index=(index := Index.open(db)))
     try:
         room = await engine.open_room(ROOM, background=False)
@@ -65,6 +54,22 @@ async def _room_read_once(stores: Stores, db: Path) -> list[str]:
         return sorted(room.tags)
     finally:
         await engine.close()
+        index.close()
+
+
+async def _rewrite_is_reported(stores: Stores, db: Path, target: str, data: bytes) -> None:
+    """Rewritten from blocks or parts, at the same size: the next pass reports it."""
+    _tamper(stores)(emu.rewrite_object_unhashed, target, _same_size_other_bytes(data))
+    unread = await _reopen(stores, db)
+    assert set(unread) == {target} and "changed in storage" in unread[target]
+
+
+def _kept_tags(db: Path) -> dict[str, str]:
+    """The content tags the index keeps for the room's segments."""
+    index = Index.open(db)
+    try:
+        return index.content_tags(ROOM)
+    finally:
         index.close()
 
 
@@ -145,17 +150,12 @@ async def test_the_same_bytes_under_another_s3_etag_raise_nothing_and_a_later_re
     ]
     assert listed is not None and listed.endswith("-1")
     assert await _reopen(stores, db) == {}
-    index = Index.open(db)
-    try:  # kept with the MD5: not read again at every pass
-        assert index.content_tags(ROOM)[target] == f"s3-md5:{md5(data).hexdigest()}@{listed}"
-    finally:
-        index.close()
+    # kept with the MD5: not read again at every pass
+    assert _kept_tags(db)[target] == f"s3-md5:{md5(data).hexdigest()}@{listed}"
     assert await _reopen(stores, db) == {}
     _tamper(stores)(emu.rewrite_object, target, data)  # back in one request: the MD5 again
     assert await _reopen(stores, db) == {}
-    _tamper(stores)(emu.rewrite_object_unhashed, target, _same_size_other_bytes(data))
-    unread = await _reopen(stores, db)
-    assert set(unread) == {target} and "changed in storage" in unread[target]
+    await _rewrite_is_reported(stores, db, target, data)
 
 
 async def test_this_devices_own_segment_rewritten_before_it_is_listed_is_reported(
@@ -209,17 +209,11 @@ async def test_an_azure_md5_set_wrong_by_hand_is_read_once_then_a_rewrite_is_rep
     full = f"{stores.location.prefix}/{target}"
     emu.set_content_md5("az", proc.endpoint, stores.bucket, full, b"\x01" * 16)
     assert await _reopen(stores, db) == {}
-    index = Index.open(db)
-    try:
-        kept = index.content_tags(ROOM)[target]
-    finally:
-        index.close()
+    kept = _kept_tags(db)[target]
     assert kept.startswith("md5:") and kept.endswith("@md5:AQEBAQEBAQEBAQEBAQEBAQ=="), kept
     assert await _reopen(stores, db) == {}
     # (one who sets the Content-MD5 by hand after rewriting is not caught: SECURITY.md)
-    _tamper(stores)(emu.rewrite_object_unhashed, target, _same_size_other_bytes(data))
-    unread = await _reopen(stores, db)
-    assert set(unread) == {target} and "changed in storage" in unread[target]
+    await _rewrite_is_reported(stores, db, target, data)
 
 
 async def test_an_s3_object_first_read_under_an_etag_that_is_no_md5_raises_nothing_later(
@@ -231,17 +225,7 @@ async def test_an_s3_object_first_read_under_an_etag_that_is_no_md5_raises_nothi
     second is no alarm."""
     stores = stores_for("s3")
     db = tmp_path / "index.sqlite3"
-    key = SigningKey.generate()
-    await RoomWriter(stores.new(), ROOM, ALICE, key).create_room(
-        "Team room", "2025-01-01T12:00:00.000Z"
-    )
-    writer = SyncEngine(stores.new(), outbox=Outbox(None))
-    try:
-        await _send(writer, ALICE, key, "hello one", "hello two")
-    finally:
-        await writer.close()
-        assert writer.outbox is not None
-        writer.outbox.close()
+    await room_written(stores, SigningKey.generate(), ("hello one", "hello two"))
     store = stores.new()
     paths = [i.path for i in await store.list_objects(f"rooms/{ROOM}/logs/")]
     originals = {p: await store.get(p) for p in paths}
@@ -271,12 +255,8 @@ async def test_an_etag_an_older_version_cached_is_never_taken_for_a_checksum(
         conn.execute("PRAGMA user_version = 4")
     conn.close()
     assert await _reopen(stores, db) == {}
-    index = Index.open(db)
-    try:  # learnt again from the listing, and of the bytes
-        assert set(index.content_tags(ROOM)) == set(segments)
-        assert "md5:AAAAAAAAAAAAAAAAAAAAAA==" not in index.content_tags(ROOM).values()
-    finally:
-        index.close()
+    kept = _kept_tags(db)  # learnt again from the listing, and of the bytes
+    assert set(kept) == set(segments) and "md5:AAAAAAAAAAAAAAAAAAAAAA==" not in kept.values()
 
 
 class RefusingS3Storage(S3Storage):

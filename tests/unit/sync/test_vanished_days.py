@@ -156,3 +156,43 @@ def test_a_segment_removed_from_an_older_day_is_found_by_a_later_warm_pass(
     unread, result, partial = _read(root, db)
     assert list(unread) == [as_path] and "no longer in storage" in unread[as_path]
     assert partial and not result.clean
+
+
+def test_a_segment_removed_while_the_app_runs_is_reported_at_the_next_safety_listing(
+    tmp_path: Path,
+) -> None:
+    """Not only at the room's next opening: the periodic listing of its newest days
+    compares too, and the verdict shown is audited again at once."""
+    root = tmp_path / "store"
+    store = LocalStorage(root)
+    create_room(store)
+    write_history(store, days=1, per_day=4)
+
+    async def go() -> None:
+        engine = SyncEngine(
+            LocalStorage(root),
+            index=Index.open(tmp_path / "index.sqlite3"),
+            listener=Recorder(),
+            config=SLIM,
+        )
+        try:
+            room = await engine.open_room(ROOM, background=False)
+            assert room.result is not None and room.result.clean
+            await engine.refresh(ROOM)
+            assert room.unread == {}
+            gone = max(p for p in room.known if p.endswith(".jsonl"))
+            (root / gone).unlink()
+            await engine.refresh(ROOM)
+            assert set(room.unread) == {gone} and "no longer in storage" in room.unread[gone]
+            if room.reaudit is not None:  # paced: put off a moment after the last audit
+                await room.reaudit
+            assert room.partial and not room.result.clean
+            named = [f.path for f in room.result.findings if f.kind is Kind.SEGMENT_UNREADABLE]
+            assert named == [gone]
+            assert sum(1 for a in room.result.timeline if a.event.type == MESSAGE) == 4
+        finally:
+            await engine.close()
+            assert engine.index is not None
+            engine.index.close()
+
+    run(go())
