@@ -196,3 +196,49 @@ def test_a_segment_removed_while_the_app_runs_is_reported_at_the_next_safety_lis
             engine.index.close()
 
     run(go())
+
+
+def test_a_segment_back_in_storage_clears_its_note_at_the_next_safety_listing(
+    tmp_path: Path,
+) -> None:
+    """A synced folder's tool that deletes a file and downloads it again (or someone who
+    moves a day's file away and back) leaves it missing for a moment: a safety listing
+    every 30 s meets that moment. Once it is listed again, as it was read, the next
+    listing takes the note back and the verdict is audited again: not a tampering alarm
+    for the rest of the session (a pass, which starts over, ran only at the opening)."""
+    root = tmp_path / "store"
+    store = LocalStorage(root)
+    create_room(store)
+    write_history(store, days=1, per_day=4)
+
+    async def go() -> None:
+        engine = SyncEngine(
+            LocalStorage(root),
+            index=Index.open(tmp_path / "index.sqlite3"),
+            listener=Recorder(),
+            config=SLIM,
+        )
+        try:
+            room = await engine.open_room(ROOM, background=False)
+            assert room.result is not None and room.result.clean
+            gone = max(p for p in room.known if p.endswith(".jsonl"))
+            aside = tmp_path / "aside"
+            (root / gone).rename(aside)
+            await engine.refresh(ROOM)
+            assert set(room.unread) == {gone} and "no longer in storage" in room.unread[gone]
+            if room.reaudit is not None:
+                await room.reaudit
+            assert room.partial and not room.result.clean
+            aside.rename(root / gone)  # back, the same bytes
+            await engine.refresh(ROOM)
+            assert room.unread == {}
+            if room.reaudit is not None:
+                await room.reaudit
+            assert not room.partial and room.result.clean, room.result.findings
+            assert sum(1 for a in room.result.timeline if a.event.type == MESSAGE) == 4
+        finally:
+            await engine.close()
+            assert engine.index is not None
+            engine.index.close()
+
+    run(go())
