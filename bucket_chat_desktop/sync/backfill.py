@@ -668,6 +668,13 @@ def _note_vanished(
                 "segments are never deleted, someone with write access removed or moved it"
             )
             continue
+        if now.special:  # listed with no size: "N bytes then, 0 now" would mislead
+            room.unread[path] = (
+                f"it was read and checked on this device earlier and is now a {now.special} "
+                "in storage: segments are never replaced, and links and special files are "
+                "never followed; the copy checked here is kept"
+            )
+            continue
         if size == UNKNOWN_SIZE:
             learnt[path] = size = now.size  # kept from a hint that could not read it
         elif now.size != size:

@@ -242,3 +242,41 @@ def test_a_segment_back_in_storage_clears_its_note_at_the_next_safety_listing(
             engine.index.close()
 
     run(go())
+
+
+def test_a_segment_replaced_by_a_link_is_named_so_not_as_zero_bytes(tmp_path: Path) -> None:
+    """A segment read before, now a symbolic link (to the same bytes even): links are never
+    followed, and the listing shows no size for one. The note says what is there, not
+    "N bytes then, 0 now" (nobody emptied it)."""
+    root = tmp_path / "store"
+    store = LocalStorage(root)
+    create_room(store)
+    write_history(store, days=1, per_day=4)
+
+    async def go() -> None:
+        engine = SyncEngine(
+            LocalStorage(root),
+            index=Index.open(tmp_path / "index.sqlite3"),
+            listener=Recorder(),
+            config=SLIM,
+        )
+        try:
+            room = await engine.open_room(ROOM, background=False)
+            assert room.result is not None and room.result.clean
+            linked = max(p for p in room.known if p.endswith(".jsonl"))
+            aside = tmp_path / "aside"
+            (root / linked).rename(aside)
+            (root / linked).symlink_to(aside)
+            await engine.refresh(ROOM)
+            assert set(room.unread) == {linked}
+            why = room.unread[linked]
+            assert "symbolic link" in why and "0 now" not in why, why
+            if room.reaudit is not None:
+                await room.reaudit
+            assert room.partial and not room.result.clean
+        finally:
+            await engine.close()
+            assert engine.index is not None
+            engine.index.close()
+
+    run(go())
