@@ -51,7 +51,7 @@ from .room_objects import (
     unfinished,
     unreadable_finding,
 )
-from .room_state import RoomState
+from .room_state import CHANGED_HERE, LOST_HERE, RoomState
 from .stopping import stop_tasks
 
 if TYPE_CHECKING:
@@ -664,13 +664,13 @@ def _note_vanished(
         now = now_of.get(path)
         if now is None:
             room.unread[path] = (
-                "it was read and checked on this device earlier and is no longer in storage: "
+                f"{LOST_HERE}no longer in storage: "
                 "segments are never deleted, someone with write access removed or moved it"
             )
             continue
         if now.special:  # listed with no size: "N bytes then, 0 now" would mislead
             room.unread[path] = (
-                f"it was read and checked on this device earlier and is now a {now.special} "
+                f"{LOST_HERE}now a {now.special} "
                 "in storage: segments are never replaced, and links and special files are "
                 "never followed; the copy checked here is kept"
             )
@@ -679,7 +679,7 @@ def _note_vanished(
             learnt[path] = size = now.size  # kept from a hint that could not read it
         elif now.size != size:
             room.unread[path] = (
-                f"it changed in storage after this device read and checked it ({size:,} "
+                f"{CHANGED_HERE} ({size:,} "
                 f"bytes then, {now.size:,} now): segments are never rewritten; the copy "
                 "checked here is kept"
             )
@@ -713,7 +713,7 @@ def _note_vanished(
 
 
 CHANGED_SAME_SIZE = (
-    "it changed in storage after this device read and checked it (the same size, but "
+    f"{CHANGED_HERE} (the same size, but "
     "the checksum of its bytes is not the one of the bytes read then): segments are "
     "never rewritten; the copy checked here is kept"
 )

@@ -280,3 +280,56 @@ def test_a_segment_replaced_by_a_link_is_named_so_not_as_zero_bytes(tmp_path: Pa
             engine.index.close()
 
     run(go())
+
+
+def test_a_removed_segment_does_not_make_every_round_read_the_whole_room_again(
+    tmp_path: Path,
+) -> None:
+    """A room with something unread is read all over again at each safety round (every
+    minute at most: what failed is retried). A segment removed (or rewritten) after it was
+    read is no read to retry: no pass brings it back. One member who removes one segment
+    had every reader list every day of the room every minute, for as long as the room is
+    open (and download a rewritten segment again each time): the rounds list the newest
+    days, as for an honest room, and still report it."""
+    root = tmp_path / "store"
+    store = LocalStorage(root)
+    create_room(store)
+    write_history(store, days=5, per_day=2)
+
+    async def go() -> None:
+        engine = SyncEngine(
+            LocalStorage(root),
+            index=Index.open(tmp_path / "index.sqlite3"),
+            listener=Recorder(),
+            config=SLIM,
+        )
+
+        async def round_() -> int:
+            room.last_safety = -1e9  # due now (a round every 30 s in a folder)
+            before = engine.requests
+            await engine.poll_once(markers=False)
+            if room.backfill is not None:
+                await room.backfill
+            if room.reaudit is not None:
+                await room.reaudit
+            return engine.requests - before
+
+        try:
+            room = await engine.open_room(ROOM, background=False)
+            assert room.result is not None and room.result.clean
+            honest = await round_()
+            gone = max(p for p in room.known if p.endswith(".jsonl"))
+            (root / gone).unlink()
+            await round_()
+            assert set(room.unread) == {gone} and "no longer in storage" in room.unread[gone]
+            assert room.partial and not room.result.clean
+            for _ in range(2):
+                assert await round_() == honest
+                assert set(room.unread) == {gone}
+                assert room.partial and not room.result.clean
+        finally:
+            await engine.close()
+            assert engine.index is not None
+            engine.index.close()
+
+    run(go())
