@@ -319,7 +319,8 @@ def test_a_removed_segment_does_not_make_every_round_read_the_whole_room_again(
             assert room.result is not None and room.result.clean
             honest = await round_()
             gone = max(p for p in room.known if p.endswith(".jsonl"))
-            (root / gone).unlink()
+            aside = tmp_path / "aside"
+            (root / gone).rename(aside)
             await round_()
             assert set(room.unread) == {gone} and "no longer in storage" in room.unread[gone]
             assert room.partial and not room.result.clean
@@ -327,6 +328,9 @@ def test_a_removed_segment_does_not_make_every_round_read_the_whole_room_again(
                 assert await round_() == honest
                 assert set(room.unread) == {gone}
                 assert room.partial and not room.result.clean
+            aside.rename(root / gone)  # put back: the next round takes the note back
+            assert await round_() == honest
+            assert room.unread == {} and not room.partial and room.result.clean
         finally:
             await engine.close()
             assert engine.index is not None
