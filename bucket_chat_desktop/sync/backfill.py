@@ -51,7 +51,7 @@ from .room_objects import (
     unfinished,
     unreadable_finding,
 )
-from .room_state import RoomState
+from .room_state import CHANGED_HERE, LOST_HERE, RoomState
 from .stopping import stop_tasks
 
 if TYPE_CHECKING:
@@ -601,10 +601,13 @@ class Backfill:
                 adopt[path] = now
 
         def note() -> None:  # state thread
+            for path, why in zip(paths, found, strict=True):
+                if why is None:  # the bytes read here after all: an earlier note goes
+                    room.unread.pop(path, None)
             room.unread.update(notes)
             room.tags.update(adopt)
 
-        if notes or adopt:
+        if notes or adopt or None in found:
             await self._engine._serially(note, room=room.room_id)
         return adopt
 
@@ -661,22 +664,34 @@ def _note_vanished(
         now = now_of.get(path)
         if now is None:
             room.unread[path] = (
-                "it was read and checked on this device earlier and is no longer in storage: "
+                f"{LOST_HERE}no longer in storage: "
                 "segments are never deleted, someone with write access removed or moved it"
+            )
+            continue
+        if now.special:  # listed with no size: "N bytes then, 0 now" would mislead
+            room.unread[path] = (
+                f"{LOST_HERE}now a {now.special} "
+                "in storage: segments are never replaced, and links and special files are "
+                "never followed; the copy checked here is kept"
             )
             continue
         if size == UNKNOWN_SIZE:
             learnt[path] = size = now.size  # kept from a hint that could not read it
         elif now.size != size:
             room.unread[path] = (
-                f"it changed in storage after this device read and checked it ({size:,} "
+                f"{CHANGED_HERE} ({size:,} "
                 f"bytes then, {now.size:,} now): segments are never rewritten; the copy "
                 "checked here is kept"
             )
             continue
         then_tag = room.tags.get(path)
         same = same_content(then_tag, now.content_tag)
-        if same is True:
+        if same is True or (then_tag is None and now.content_tag is None):
+            # Listed as it was read (in a folder: at its size; same-size rewrites there
+            # are a limit, docs/SECURITY.md): a note of an earlier listing is taken back.
+            # A synced folder's tool that deletes a file and downloads it again leaves it
+            # missing a moment, and a safety listing every 30 s meets that moment.
+            room.unread.pop(path, None)
             continue
         if then_tag is not None and bytes_decide(then_tag):
             # The MD5 of the bytes checked here: the bytes read again decide (a metadata
@@ -698,7 +713,7 @@ def _note_vanished(
 
 
 CHANGED_SAME_SIZE = (
-    "it changed in storage after this device read and checked it (the same size, but "
+    f"{CHANGED_HERE} (the same size, but "
     "the checksum of its bytes is not the one of the bytes read then): segments are "
     "never rewritten; the copy checked here is kept"
 )

@@ -294,7 +294,12 @@ class Poller:
         before = len(room.known)
         try:
             async with self._safety_slots:
-                if room.unread or room.unlisted:  # read it all again: the verdict waits
+                again = bool(room.unread or room.unlisted)
+                if again:  # only notes of segments storage lost: no pass brings them back
+                    again = await self._engine._serially(
+                        room.worth_reading_again, room=room.room_id
+                    )
+                if again:  # read it all again: the verdict waits
                     await self._read_again(room)
                 else:
                     await self.refresh(room.room_id)

@@ -33,6 +33,10 @@ from ..protocol.room_state import RoomState as MemberFold
 from ..protocol.room_state import Roster, conflicted_senders
 from .events import ShownEvent
 
+# How ``backfill._note_vanished`` begins its notes (``RoomState.worth_reading_again``).
+LOST_HERE = "it was read and checked on this device earlier and is "
+CHANGED_HERE = "it changed in storage after this device read and checked it"
+
 
 @dataclass(slots=True)
 class RoomState:
@@ -89,6 +93,18 @@ class RoomState:
                 self.unread[path] = why
                 noted = True
         return noted
+
+    def worth_reading_again(self) -> bool:
+        """State thread: whether reading the room all over again (a safety round's
+        pass) can settle what is noted: a read or a listing that failed is retried. A
+        segment this device read and checked that storage no longer holds as read
+        (``backfill._note_vanished``: ``LOST_HERE``, ``CHANGED_HERE``) is not: no pass
+        brings it back, and one member who removes a segment would have every reader list
+        every day of the room at each round. The safety listing of the newest days
+        compares those again (and takes a note back once it is listed as read)."""
+        return bool(self.unlisted) or any(
+            not why.startswith((LOST_HERE, CHANGED_HERE)) for why in self.unread.values()
+        )
 
     def known_in(self, folder: str, held: int) -> list[str]:
         """State thread: the segments of date folder ``folder`` (``.../logs/<date>/``)

@@ -213,3 +213,51 @@ async def test_a_rewrite_while_the_app_runs_is_reported_at_the_next_safety_listi
     finally:
         await engine.close()
         index.close()
+
+
+async def test_a_rewrite_does_not_make_each_safety_round_read_the_room_again(
+    cloud_stores: Stores, tmp_path: Path
+) -> None:
+    """A room with a note was read all over again at each safety round (every minute
+    for a room read only partly): a pass starts over, clears the note, lists every day
+    and downloads the rewritten segment again, forever (no pass can bring the old bytes
+    back). The rounds after the report list the newest days, as for an honest room."""
+    stores = cloud_stores
+    await room_written(stores, SigningKey.generate(), ("hello one",), ("hello two",))
+    engine = SyncEngine(stores.new(), index=(index := Index.open(tmp_path / "index.sqlite3")))
+
+    async def round_() -> int:
+        room.last_safety = -1e9  # due now
+        before = engine.requests
+        await engine.poll_once(markers=False)
+        if room.backfill is not None:
+            await room.backfill
+        if room.reaudit is not None:
+            await room.reaudit
+        return engine.requests - before
+
+    try:
+        room = await engine.open_room(ROOM, background=False)
+        assert room.result is not None and room.result.clean
+        honest = await round_()
+        rewritten = max(room.tags)
+        data = await stores.new().get(rewritten)
+        proc = stores.emulators.get(stores.kind) if stores.emulators else None
+        assert proc is not None
+        emu.rewrite_object(
+            stores.kind,
+            proc.endpoint,
+            stores.bucket,
+            f"{stores.location.prefix}/{rewritten}",
+            _same_size_other_bytes(data),
+            stores.emulators.s3_admin if stores.emulators else None,
+        )
+        await round_()
+        assert set(room.unread) == {rewritten} and "changed in storage" in room.unread[rewritten]
+        for _ in range(2):
+            assert await round_() == honest  # listed only: no download, no older day
+            assert set(room.unread) == {rewritten}
+            assert room.result is not None and not room.result.clean and room.partial
+    finally:
+        await engine.close()
+        index.close()

@@ -196,3 +196,144 @@ def test_a_segment_removed_while_the_app_runs_is_reported_at_the_next_safety_lis
             engine.index.close()
 
     run(go())
+
+
+def test_a_segment_back_in_storage_clears_its_note_at_the_next_safety_listing(
+    tmp_path: Path,
+) -> None:
+    """A synced folder's tool that deletes a file and downloads it again (or someone who
+    moves a day's file away and back) leaves it missing for a moment: a safety listing
+    every 30 s meets that moment. Once it is listed again, as it was read, the next
+    listing takes the note back and the verdict is audited again: not a tampering alarm
+    for the rest of the session (a pass, which starts over, ran only at the opening)."""
+    root = tmp_path / "store"
+    store = LocalStorage(root)
+    create_room(store)
+    write_history(store, days=1, per_day=4)
+
+    async def go() -> None:
+        engine = SyncEngine(
+            LocalStorage(root),
+            index=Index.open(tmp_path / "index.sqlite3"),
+            listener=Recorder(),
+            config=SLIM,
+        )
+        try:
+            room = await engine.open_room(ROOM, background=False)
+            assert room.result is not None and room.result.clean
+            gone = max(p for p in room.known if p.endswith(".jsonl"))
+            aside = tmp_path / "aside"
+            (root / gone).rename(aside)
+            await engine.refresh(ROOM)
+            assert set(room.unread) == {gone} and "no longer in storage" in room.unread[gone]
+            if room.reaudit is not None:
+                await room.reaudit
+            assert room.partial and not room.result.clean
+            aside.rename(root / gone)  # back, the same bytes
+            await engine.refresh(ROOM)
+            assert room.unread == {}
+            if room.reaudit is not None:
+                await room.reaudit
+            assert not room.partial and room.result.clean, room.result.findings
+            assert sum(1 for a in room.result.timeline if a.event.type == MESSAGE) == 4
+        finally:
+            await engine.close()
+            assert engine.index is not None
+            engine.index.close()
+
+    run(go())
+
+
+def test_a_segment_replaced_by_a_link_is_named_so_not_as_zero_bytes(tmp_path: Path) -> None:
+    """A segment read before, now a symbolic link (to the same bytes even): links are never
+    followed, and the listing shows no size for one. The note says what is there, not
+    "N bytes then, 0 now" (nobody emptied it)."""
+    root = tmp_path / "store"
+    store = LocalStorage(root)
+    create_room(store)
+    write_history(store, days=1, per_day=4)
+
+    async def go() -> None:
+        engine = SyncEngine(
+            LocalStorage(root),
+            index=Index.open(tmp_path / "index.sqlite3"),
+            listener=Recorder(),
+            config=SLIM,
+        )
+        try:
+            room = await engine.open_room(ROOM, background=False)
+            assert room.result is not None and room.result.clean
+            linked = max(p for p in room.known if p.endswith(".jsonl"))
+            aside = tmp_path / "aside"
+            (root / linked).rename(aside)
+            (root / linked).symlink_to(aside)
+            await engine.refresh(ROOM)
+            assert set(room.unread) == {linked}
+            why = room.unread[linked]
+            assert "symbolic link" in why and "0 now" not in why, why
+            if room.reaudit is not None:
+                await room.reaudit
+            assert room.partial and not room.result.clean
+        finally:
+            await engine.close()
+            assert engine.index is not None
+            engine.index.close()
+
+    run(go())
+
+
+def test_a_removed_segment_does_not_make_every_round_read_the_whole_room_again(
+    tmp_path: Path,
+) -> None:
+    """A room with something unread is read all over again at each safety round (every
+    minute at most: what failed is retried). A segment removed (or rewritten) after it was
+    read is no read to retry: no pass brings it back. One member who removes one segment
+    had every reader list every day of the room every minute, for as long as the room is
+    open (and download a rewritten segment again each time): the rounds list the newest
+    days, as for an honest room, and still report it."""
+    root = tmp_path / "store"
+    store = LocalStorage(root)
+    create_room(store)
+    write_history(store, days=5, per_day=2)
+
+    async def go() -> None:
+        engine = SyncEngine(
+            LocalStorage(root),
+            index=Index.open(tmp_path / "index.sqlite3"),
+            listener=Recorder(),
+            config=SLIM,
+        )
+
+        async def round_() -> int:
+            room.last_safety = -1e9  # due now (a round every 30 s in a folder)
+            before = engine.requests
+            await engine.poll_once(markers=False)
+            if room.backfill is not None:
+                await room.backfill
+            if room.reaudit is not None:
+                await room.reaudit
+            return engine.requests - before
+
+        try:
+            room = await engine.open_room(ROOM, background=False)
+            assert room.result is not None and room.result.clean
+            honest = await round_()
+            gone = max(p for p in room.known if p.endswith(".jsonl"))
+            aside = tmp_path / "aside"
+            (root / gone).rename(aside)
+            await round_()
+            assert set(room.unread) == {gone} and "no longer in storage" in room.unread[gone]
+            assert room.partial and not room.result.clean
+            for _ in range(2):
+                assert await round_() == honest
+                assert set(room.unread) == {gone}
+                assert room.partial and not room.result.clean
+            aside.rename(root / gone)  # put back: the next round takes the note back
+            assert await round_() == honest
+            assert room.unread == {} and not room.partial and room.result.clean
+        finally:
+            await engine.close()
+            assert engine.index is not None
+            engine.index.close()
+
+    run(go())
