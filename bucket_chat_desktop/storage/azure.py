@@ -25,7 +25,6 @@ from .base import (
     StorageOfflineError,
     StoragePermissionError,
     content_tag,
-    md5_tag,
 )
 from .cloud import FsspecStorage, Listing, Meter, MissingError, busy, exception_chain, one_line
 
@@ -107,9 +106,6 @@ class AzureStorage(FsspecStorage):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._owned_credential: Any = None
-
-    def tag_of_written(self, data: bytes) -> str | None:
-        return md5_tag(data)  # the service's MD5 of an object put whole
 
     def create_only_mechanism(self) -> str:
         return "Azure refuses the upload: Put Blob with If-None-Match: *"

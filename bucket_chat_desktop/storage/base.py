@@ -144,8 +144,6 @@ def content_tag(scheme: str, value: object) -> str | None:
     """``scheme:value`` for ``ObjectInfo.content_tag``, or None when the service's value
     is not a short printable ASCII string (a listing is read from a storage that may be
     hostile; the tag is compared, kept in memory and in the index, never shown)."""
-    if isinstance(value, bytes | bytearray):
-        return None
     if not isinstance(value, str) or not 0 < len(value) <= MAX_TAG:
         return None
     if not value.isascii() or not value.isprintable():
@@ -171,18 +169,19 @@ def tag_of_bytes(listed: str | None, data: bytes) -> str | None:
     if listed is None:
         return None
     scheme, _, value = listed.partition(":")
+    s3 = scheme in ("s3-etag", S3_MD5)
+    ours = md5_tag(data, S3_MD5 if s3 else "md5")
+    same = value == ours.partition(":")[2] if s3 else listed == ours
+    return ours if same else f"{ours}{ALSO}{listed}"
+
+
+def md5_tag(data: bytes, scheme: str = "md5") -> str:
+    """The bytes' MD5 as a content tag: ``md5:`` and base64, as GCS and Azure list it, or
+    ``s3-md5:`` and hex, as S3 lists it for an object put in one request."""
     digest = hashlib.md5(data, usedforsecurity=False)
-    if scheme in ("s3-etag", S3_MD5):
-        ours = f"{S3_MD5}:{digest.hexdigest()}"
-        return ours if value == digest.hexdigest() else f"{ours}{ALSO}{listed}"
-    ours = md5_tag(data)
-    return ours if listed == ours else f"{ours}{ALSO}{listed}"
-
-
-def md5_tag(data: bytes) -> str:
-    """``md5:`` and the bytes' MD5 in base64: as GCS and Azure list an object's MD5."""
-    digest = hashlib.md5(data, usedforsecurity=False).digest()
-    return f"md5:{base64.b64encode(digest).decode('ascii')}"
+    if scheme == S3_MD5:
+        return f"{S3_MD5}:{digest.hexdigest()}"
+    return f"md5:{base64.b64encode(digest.digest()).decode('ascii')}"
 
 
 def bytes_decide(kept: str | None) -> bool:
@@ -197,11 +196,8 @@ def bytes_decide(kept: str | None) -> bool:
 
 def bytes_match(kept: str, data: bytes) -> bool:
     """Whether ``data`` are the bytes a kept tag (``bytes_decide``) was computed from."""
-    scheme, _, value = kept.partition(ALSO)[0].partition(":")
-    digest = hashlib.md5(data, usedforsecurity=False)
-    if scheme == S3_MD5:
-        return value == digest.hexdigest()
-    return value == base64.b64encode(digest.digest()).decode("ascii")
+    ours = kept.partition(ALSO)[0]
+    return ours == md5_tag(data, ours.partition(":")[0])
 
 
 def confirmed(kept: str, listed: str | None) -> str:

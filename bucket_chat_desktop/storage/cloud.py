@@ -41,6 +41,7 @@ from .base import (
     StoragePermissionError,
     StorageThrottledError,
     check_object_path,
+    md5_tag,
     tell_received,
 )
 from .url import StorageLocation
@@ -234,6 +235,8 @@ class FsspecStorage(Storage, abc.ABC):
 
     kind: ClassVar[str]
     what: ClassVar[str] = "bucket"
+    # How the service lists the MD5 of an object put in one request (``tag_of_written``).
+    md5_scheme: ClassVar[str] = "md5"
 
     def __init__(self, location: StorageLocation, secrets: Mapping[str, str] | None = None):
         if location.kind != self.kind:
@@ -366,6 +369,9 @@ class FsspecStorage(Storage, abc.ABC):
     def display(self, path: str | None = None) -> str:
         root = self.location.root()
         return root if path is None else f"{root.rstrip('/')}/{path}"
+
+    def tag_of_written(self, data: bytes) -> str | None:
+        return md5_tag(data, self.md5_scheme)  # the service's MD5 of an object put whole
 
     def describe(self) -> str:
         endpoint = self.location.options.get("endpoint_url")

@@ -26,7 +26,6 @@ from .base import (
     StorageOfflineError,
     StoragePermissionError,
     content_tag,
-    md5_tag,
 )
 from .cloud import FsspecStorage, Listing, Meter, busy, exception_chain, one_line
 
@@ -74,9 +73,6 @@ def _filesystem_class() -> Any:
 
 class GCSStorage(FsspecStorage):
     kind = "gs"
-
-    def tag_of_written(self, data: bytes) -> str | None:
-        return md5_tag(data)  # the service's MD5 of an object put whole
 
     def create_only_mechanism(self) -> str:
         return "GCS refuses the upload: ifGenerationMatch=0 (object must not exist)"

@@ -8,7 +8,6 @@ says otherwise: ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``/``AWS_SESSION_TO
 
 from __future__ import annotations
 
-import hashlib
 import re
 from typing import Any
 
@@ -61,11 +60,9 @@ CREDENTIAL_HINT = (
 
 class S3Storage(FsspecStorage):
     kind = "s3"
-
-    def tag_of_written(self, data: bytes) -> str | None:
-        # The ETag of an object put in one request, unencrypted or SSE-S3: a bucket that
-        # encrypts with KMS lists another, and the first listing reads it again once.
-        return f"{S3_MD5}:{hashlib.md5(data, usedforsecurity=False).hexdigest()}"
+    # The ETag of an object put in one request, unencrypted or SSE-S3, is its MD5 in
+    # hex: a bucket that encrypts with KMS lists another, read again once by the check.
+    md5_scheme = S3_MD5
 
     def change_feed(self) -> ChangeFeed | None:
         if "queue_url" not in self.location.options:

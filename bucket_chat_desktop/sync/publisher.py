@@ -586,10 +586,10 @@ class Publisher:
         return _Delivery.DONE
 
     async def _ingest_own(self, room_id: str, path: str, data: bytes) -> None:
-        storage = self._engine.storage
         room = self._engine.rooms.get(room_id)
         if room is None or path in room.known:
             return
+        tag = self._engine.storage.tag_of_written(data)
         loop = asyncio.get_running_loop()
         prepared = await loop.run_in_executor(
             self._engine._pool, prepare_segment, path, data, room_id
@@ -601,7 +601,7 @@ class Publisher:
                 return
             await self._keeper.ingest(
                 room,
-                [(ObjectInfo(path, len(data), storage.tag_of_written(data)), prepared)],
+                [(ObjectInfo(path, len(data), tag), prepared)],
                 complete=None,
                 interactive=True,
             )
