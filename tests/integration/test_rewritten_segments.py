@@ -35,6 +35,21 @@ def _same_size_other_bytes(data: bytes) -> bytes:
     return data[:at] + (b"a" if data[at : at + 1] != b"a" else b"b") + data[at + 1 :]
 
 
+async def _rewrite_at_the_same_size(stores: Stores, path: str) -> None:
+    """Someone with write access replaces the segment's bytes, keeping its length."""
+    data = await stores.new().get(path)
+    proc = stores.emulators.get(stores.kind) if stores.emulators else None
+    assert proc is not None
+    emu.rewrite_object(
+        stores.kind,
+        proc.endpoint,
+        stores.bucket,
+        f"{stores.location.prefix}/{path}",
+        _same_size_other_bytes(data),
+        stores.emulators.s3_admin if stores.emulators else None,
+    )
+
+
 async def room_written(stores: Stores, key: SigningKey, *sends: tuple[str, ...]) -> None:
     """The room created, then each of ``sends`` (its bodies in one segment) sent through
     a device's engine and outbox, as the app sends."""
@@ -182,17 +197,7 @@ async def test_a_rewrite_while_the_app_runs_is_reported_at_the_next_safety_listi
         listings = engine.requests - before
         assert room.unread == {} and room.result.clean
         rewritten = max(room.tags)
-        data = await stores.new().get(rewritten)
-        proc = stores.emulators.get(stores.kind) if stores.emulators else None
-        assert proc is not None
-        emu.rewrite_object(
-            stores.kind,
-            proc.endpoint,
-            stores.bucket,
-            f"{stores.location.prefix}/{rewritten}",
-            _same_size_other_bytes(data),
-            stores.emulators.s3_admin if stores.emulators else None,
-        )
+        await _rewrite_at_the_same_size(stores, rewritten)
         await engine.refresh(ROOM)
         assert set(room.unread) == {rewritten}, room.unread
         assert "changed in storage" in room.unread[rewritten]
@@ -241,17 +246,7 @@ async def test_a_rewrite_does_not_make_each_safety_round_read_the_room_again(
         assert room.result is not None and room.result.clean
         honest = await round_()
         rewritten = max(room.tags)
-        data = await stores.new().get(rewritten)
-        proc = stores.emulators.get(stores.kind) if stores.emulators else None
-        assert proc is not None
-        emu.rewrite_object(
-            stores.kind,
-            proc.endpoint,
-            stores.bucket,
-            f"{stores.location.prefix}/{rewritten}",
-            _same_size_other_bytes(data),
-            stores.emulators.s3_admin if stores.emulators else None,
-        )
+        await _rewrite_at_the_same_size(stores, rewritten)
         await round_()
         assert set(room.unread) == {rewritten} and "changed in storage" in room.unread[rewritten]
         for _ in range(2):
