@@ -419,12 +419,20 @@ def unread_findings(room: RoomState) -> list[Finding]:
         for prefix, why in room.unlisted.items()
     ]
     out.extend(
-        Finding(
-            Kind.SEGMENT_UNREADABLE,
-            f"this segment could not be read ({why}); its events are missing and the "
-            "verdict is not final until it can be read",
-            path,
-        )
+        Finding(Kind.SEGMENT_UNREADABLE, _unread_message(why), path)
         for path, why in sorted(room.unread.items())
     )
     return out
+
+
+def _unread_message(why: str) -> str:
+    if why.startswith((LOST_HERE, CHANGED_HERE)):
+        # Read and checked before, then gone or changed: its events are shown, as read
+        return (
+            f"storage no longer holds this segment as this device read it ({why}); the "
+            "verdict is not final until it does"
+        )
+    return (
+        f"this segment could not be read ({why}); its events are missing and the "
+        "verdict is not final until it can be read"
+    )
