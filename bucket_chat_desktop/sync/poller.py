@@ -210,7 +210,9 @@ class Poller:
                 self._engine.config,
                 room_focused=room.room_id == self._engine.focused,
                 window_focused=self._engine.window_focused,
-                partial=room.complete and bool(room.unread or room.unlisted),
+                # only a read again can settle: what storage no longer holds as read
+                # (``RoomState.vanished``) waits for the next listing as usual
+                partial=room.complete and room.worth_reading_again,
                 local=self._local is not None,
             )
             if room.complete and now - room.last_safety >= period:
@@ -294,12 +296,7 @@ class Poller:
         before = len(room.known)
         try:
             async with self._safety_slots:
-                again = bool(room.unread or room.unlisted)
-                if again:  # only notes of segments storage lost: no pass brings them back
-                    again = await self._engine._serially(
-                        room.worth_reading_again, room=room.room_id
-                    )
-                if again:  # read it all again: the verdict waits
+                if room.worth_reading_again:  # read it all again: the verdict waits
                     await self._read_again(room)
                 else:
                     await self.refresh(room.room_id)

@@ -29,7 +29,7 @@ def _read(root: Path, db: Path) -> tuple[dict[str, str], AuditResult, bool]:
         try:
             room = await engine.open_room(ROOM, background=False)
             assert room.result is not None
-            return dict(room.unread), room.result, room.partial
+            return {**room.unread, **room.vanished}, room.result, room.partial
         finally:
             await engine.close()
             assert engine.index is not None
@@ -113,7 +113,7 @@ def test_a_room_whose_history_lists_no_day_at_all_says_so_once_and_recovers(
         try:
             room = await engine.open_room(ROOM, background=False)
             assert room.result is not None
-            return dict(room.unread), dict(room.unlisted), room.result
+            return {**room.unread, **room.vanished}, dict(room.unlisted), room.result
         finally:
             await engine.close()
             assert engine.index is not None
@@ -179,11 +179,15 @@ def test_a_segment_removed_while_the_app_runs_is_reported_at_the_next_safety_lis
             room = await engine.open_room(ROOM, background=False)
             assert room.result is not None and room.result.clean
             await engine.refresh(ROOM)
-            assert room.unread == {}
+            assert room.unread == {} == room.vanished
             gone = max(p for p in room.known if p.endswith(".jsonl"))
             (root / gone).unlink()
             await engine.refresh(ROOM)
-            assert set(room.unread) == {gone} and "no longer in storage" in room.unread[gone]
+            assert (
+                set(room.vanished) == {gone}
+                and not room.unread
+                and "no longer in storage" in room.vanished[gone]
+            )
             if room.reaudit is not None:  # paced: put off a moment after the last audit
                 await room.reaudit
             assert room.partial and not room.result.clean
@@ -228,13 +232,17 @@ def test_a_segment_back_in_storage_clears_its_note_at_the_next_safety_listing(
             aside = tmp_path / "aside"
             (root / gone).rename(aside)
             await engine.refresh(ROOM)
-            assert set(room.unread) == {gone} and "no longer in storage" in room.unread[gone]
+            assert (
+                set(room.vanished) == {gone}
+                and not room.unread
+                and "no longer in storage" in room.vanished[gone]
+            )
             if room.reaudit is not None:
                 await room.reaudit
             assert room.partial and not room.result.clean
             aside.rename(root / gone)  # back, the same bytes
             await engine.refresh(ROOM)
-            assert room.unread == {}
+            assert room.unread == {} == room.vanished
             if room.reaudit is not None:
                 await room.reaudit
             assert not room.partial and room.result.clean, room.result.findings
@@ -271,8 +279,8 @@ def test_a_segment_replaced_by_a_link_is_named_so_not_as_zero_bytes(tmp_path: Pa
             (root / linked).rename(aside)
             (root / linked).symlink_to(aside)
             await engine.refresh(ROOM)
-            assert set(room.unread) == {linked}
-            why = room.unread[linked]
+            assert set(room.vanished) == {linked} and not room.unread
+            why = room.vanished[linked]
             assert "symbolic link" in why and "0 now" not in why, why
             if room.reaudit is not None:
                 await room.reaudit
@@ -325,15 +333,19 @@ def test_a_removed_segment_does_not_make_every_round_read_the_whole_room_again(
             aside = tmp_path / "aside"
             (root / gone).rename(aside)
             await round_()
-            assert set(room.unread) == {gone} and "no longer in storage" in room.unread[gone]
+            assert (
+                set(room.vanished) == {gone}
+                and not room.unread
+                and "no longer in storage" in room.vanished[gone]
+            )
             assert room.partial and not room.result.clean
             for _ in range(2):
                 assert await round_() == honest
-                assert set(room.unread) == {gone}
+                assert set(room.vanished) == {gone} and not room.unread
                 assert room.partial and not room.result.clean
             aside.rename(root / gone)  # put back: the next round takes the note back
             assert await round_() == honest
-            assert room.unread == {} and not room.partial and room.result.clean
+            assert room.unread == {} == room.vanished and not room.partial and room.result.clean
         finally:
             await engine.close()
             assert engine.index is not None
