@@ -352,3 +352,53 @@ def test_a_removed_segment_does_not_make_every_round_read_the_whole_room_again(
             engine.index.close()
 
     run(go())
+
+
+def test_a_segment_put_back_on_an_older_day_clears_its_note_at_the_next_safety_listing(
+    tmp_path: Path,
+) -> None:
+    """The safety listing looks at the newest two days: a segment noted gone from an
+    older day and put back (a sync tool's delete and download, a file moved away and
+    back) kept its tampering alarm until the room's next opening. Days holding such a
+    note are listed too."""
+    root = tmp_path / "store"
+    store = LocalStorage(root)
+    create_room(store)
+    write_history(store, days=5, per_day=4)
+    db = tmp_path / "index.sqlite3"
+    assert _read(root, db)[0] == {}
+    victim = sorted(_days(root)[0].glob("*.jsonl"))[1]  # the oldest day keeps three
+    gone = victim.relative_to(root).as_posix()
+    aside = tmp_path / "aside"
+    victim.rename(aside)
+
+    async def go() -> None:
+        for _ in range(4):  # each warm opening lists one older day more, in turn
+            engine = SyncEngine(
+                LocalStorage(root), index=Index.open(db), listener=Recorder(), config=SLIM
+            )
+            room = await engine.open_room(ROOM, background=False)
+            if gone in room.vanished:
+                break
+            await engine.close()
+            assert engine.index is not None
+            engine.index.close()
+        else:
+            raise AssertionError("the removed segment was never noted")
+        try:
+            assert "no longer in storage" in room.vanished[gone]
+            assert room.partial and room.result is not None and not room.result.clean
+            await engine.refresh(ROOM)
+            assert set(room.vanished) == {gone}  # still gone: still said
+            aside.rename(root / gone)  # back, the same bytes
+            await engine.refresh(ROOM)
+            assert room.unread == {} == room.vanished
+            if room.reaudit is not None:
+                await room.reaudit
+            assert not room.partial and room.result.clean, room.result.findings
+        finally:
+            await engine.close()
+            assert engine.index is not None
+            engine.index.close()
+
+    run(go())
