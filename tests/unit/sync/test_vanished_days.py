@@ -19,6 +19,7 @@ from bucket_chat_desktop.protocol.event import MESSAGE
 from bucket_chat_desktop.protocol.findings import Kind
 from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync.engine import SyncEngine
+from bucket_chat_desktop.sync.room_state import RoomState
 
 
 def _read(root: Path, db: Path) -> tuple[dict[str, str], AuditResult, bool]:
@@ -31,9 +32,7 @@ def _read(root: Path, db: Path) -> tuple[dict[str, str], AuditResult, bool]:
             assert room.result is not None
             return {**room.unread, **room.vanished}, room.result, room.partial
         finally:
-            await engine.close()
-            assert engine.index is not None
-            engine.index.close()
+            await _close(engine)
 
     return run(go())
 
@@ -52,6 +51,25 @@ def _reported(root: Path, db: Path, gone: list[Path]) -> None:
     assert named == {as_path(p) for p in gone}
     # what was checked before is still shown: the 12 messages of the 3 days
     assert sum(1 for a in result.timeline if a.event.type == MESSAGE) == 12
+
+
+async def _close(engine: SyncEngine) -> None:
+    await engine.close()
+    assert engine.index is not None
+    engine.index.close()
+
+
+async def _put_back(engine: SyncEngine, room: RoomState, aside: Path, at: Path) -> None:
+    """Put a segment noted gone back, the same bytes: the next safety listing takes the
+    note back and the verdict is audited again, clean."""
+    aside.rename(at)
+    await engine.refresh(ROOM)
+    assert room.unread == {} == room.vanished
+    if room.reaudit is not None:
+        await room.reaudit
+    assert not room.partial and room.result is not None and room.result.clean, (
+        room.result and room.result.findings
+    )
 
 
 def test_a_whole_day_removed_after_it_was_read_is_reported(tmp_path: Path) -> None:
@@ -115,9 +133,7 @@ def test_a_room_whose_history_lists_no_day_at_all_says_so_once_and_recovers(
             assert room.result is not None
             return {**room.unread, **room.vanished}, dict(room.unlisted), room.result
         finally:
-            await engine.close()
-            assert engine.index is not None
-            engine.index.close()
+            await _close(engine)
 
     assert run(read())[:2] == ({}, {})
     logs = root / "rooms" / ROOM / "logs"
@@ -198,9 +214,7 @@ def test_a_segment_removed_while_the_app_runs_is_reported_at_the_next_safety_lis
             assert "missing" not in named[0].message
             assert sum(1 for a in room.result.timeline if a.event.type == MESSAGE) == 4
         finally:
-            await engine.close()
-            assert engine.index is not None
-            engine.index.close()
+            await _close(engine)
 
     run(go())
 
@@ -240,17 +254,10 @@ def test_a_segment_back_in_storage_clears_its_note_at_the_next_safety_listing(
             if room.reaudit is not None:
                 await room.reaudit
             assert room.partial and not room.result.clean
-            aside.rename(root / gone)  # back, the same bytes
-            await engine.refresh(ROOM)
-            assert room.unread == {} == room.vanished
-            if room.reaudit is not None:
-                await room.reaudit
-            assert not room.partial and room.result.clean, room.result.findings
+            await _put_back(engine, room, aside, root / gone)
             assert sum(1 for a in room.result.timeline if a.event.type == MESSAGE) == 4
         finally:
-            await engine.close()
-            assert engine.index is not None
-            engine.index.close()
+            await _close(engine)
 
     run(go())
 
@@ -286,9 +293,7 @@ def test_a_segment_replaced_by_a_link_is_named_so_not_as_zero_bytes(tmp_path: Pa
                 await room.reaudit
             assert room.partial and not room.result.clean
         finally:
-            await engine.close()
-            assert engine.index is not None
-            engine.index.close()
+            await _close(engine)
 
     run(go())
 
@@ -347,9 +352,7 @@ def test_a_removed_segment_does_not_make_every_round_read_the_whole_room_again(
             assert await round_() == honest
             assert room.unread == {} == room.vanished and not room.partial and room.result.clean
         finally:
-            await engine.close()
-            assert engine.index is not None
-            engine.index.close()
+            await _close(engine)
 
     run(go())
 
@@ -380,9 +383,7 @@ def test_a_segment_put_back_on_an_older_day_clears_its_note_at_the_next_safety_l
             room = await engine.open_room(ROOM, background=False)
             if gone in room.vanished:
                 break
-            await engine.close()
-            assert engine.index is not None
-            engine.index.close()
+            await _close(engine)
         else:
             raise AssertionError("the removed segment was never noted")
         try:
@@ -390,15 +391,8 @@ def test_a_segment_put_back_on_an_older_day_clears_its_note_at_the_next_safety_l
             assert room.partial and room.result is not None and not room.result.clean
             await engine.refresh(ROOM)
             assert set(room.vanished) == {gone}  # still gone: still said
-            aside.rename(root / gone)  # back, the same bytes
-            await engine.refresh(ROOM)
-            assert room.unread == {} == room.vanished
-            if room.reaudit is not None:
-                await room.reaudit
-            assert not room.partial and room.result.clean, room.result.findings
+            await _put_back(engine, room, aside, root / gone)
         finally:
-            await engine.close()
-            assert engine.index is not None
-            engine.index.close()
+            await _close(engine)
 
     run(go())
