@@ -53,6 +53,15 @@ def _reported(root: Path, db: Path, gone: list[Path]) -> None:
     assert sum(1 for a in result.timeline if a.event.type == MESSAGE) == 12
 
 
+def _five_days_read(root: Path, db: Path) -> Path:
+    """A room of five days of four segments, read whole into ``db``; a segment of its
+    oldest day (which keeps three others)."""
+    create_room(LocalStorage(root))
+    write_history(LocalStorage(root), days=5, per_day=4)
+    assert _read(root, db)[0] == {}
+    return sorted(_days(root)[0].glob("*.jsonl"))[1]
+
+
 async def _close(engine: SyncEngine) -> None:
     await engine.close()
     assert engine.index is not None
@@ -158,13 +167,8 @@ def test_a_segment_removed_from_an_older_day_is_found_by_a_later_warm_pass(
     seen): one segment removed from an older day that keeps others went unreported for
     good. Each warm pass now lists one older day more, in turn: with three older days,
     the third pass after the removal finds it, and later passes keep saying so."""
-    root = tmp_path / "store"
-    store = LocalStorage(root)
-    create_room(store)
-    write_history(store, days=5, per_day=4)
-    db = tmp_path / "index.sqlite3"
-    assert _read(root, db)[0] == {}
-    victim = sorted(_days(root)[0].glob("*.jsonl"))[1]  # the oldest day keeps three
+    root, db = tmp_path / "store", tmp_path / "index.sqlite3"
+    victim = _five_days_read(root, db)
     victim.unlink()
     as_path = victim.relative_to(root).as_posix()
     found = [as_path in _read(root, db)[0] for _ in range(3)]
@@ -364,13 +368,8 @@ def test_a_segment_put_back_on_an_older_day_clears_its_note_at_the_next_safety_l
     older day and put back (a sync tool's delete and download, a file moved away and
     back) kept its tampering alarm until the room's next opening. Days holding such a
     note are listed too."""
-    root = tmp_path / "store"
-    store = LocalStorage(root)
-    create_room(store)
-    write_history(store, days=5, per_day=4)
-    db = tmp_path / "index.sqlite3"
-    assert _read(root, db)[0] == {}
-    victim = sorted(_days(root)[0].glob("*.jsonl"))[1]  # the oldest day keeps three
+    root, db = tmp_path / "store", tmp_path / "index.sqlite3"
+    victim = _five_days_read(root, db)
     gone = victim.relative_to(root).as_posix()
     aside = tmp_path / "aside"
     victim.rename(aside)
