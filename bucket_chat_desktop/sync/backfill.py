@@ -51,7 +51,7 @@ from .room_objects import (
     unfinished,
     unreadable_finding,
 )
-from .room_state import CHANGED_HERE, LOST_HERE, RoomState
+from .room_state import RoomState
 from .stopping import stop_tasks
 
 if TYPE_CHECKING:
@@ -154,13 +154,15 @@ class Backfill:
         order (its unread notes are the state thread's, ``room_state.py``)."""
 
         def begin() -> tuple[bool, bool, set[str]]:  # state thread
-            was_partial = bool(room.unread or room.unlisted)
+            was_partial = bool(room.unread or room.unlisted or room.vanished)
             had_final = room.complete and not was_partial
             room.unlisted.clear()
             if not had_final:
                 # Read it all again: what failed last time is retried (and re-noted if it
-                # fails again); what was removed since no longer counts as unread.
+                # fails again); what was removed since no longer counts as unread; every
+                # day is listed, so what storage no longer holds as read is noted again.
                 room.unread.clear()
+                room.vanished.clear()
             cached_dates = {p.split("/")[3] for p in room.known if p.count("/") == 4}
             if not room.rechecked and self._engine.index is not None:
                 room.rechecked = self._engine.index.cursor(f"recheck:{room.room_id}") or ""
@@ -191,6 +193,7 @@ class Backfill:
             or progressed
             or room.unread
             or room.unlisted
+            or room.vanished
             or was_partial
         ):
             await self._background_turn(room.room_id)  # the longest job: not while answering
@@ -544,8 +547,10 @@ class Backfill:
         when a note is new or changed: the room's verdict is no longer what was shown."""
         room_id = room.room_id
 
-        def vanish() -> tuple[dict[str, str], dict[str, tuple[str, str | None]], dict[str, str]]:
-            before = {p: room.unread[p] for p in room.known_in(folder, held) if p in room.unread}
+        def vanish() -> tuple[
+            dict[str, str], dict[str, tuple[str, str | None]], dict[str, str | None]
+        ]:
+            before = {p: room.note_of(p) for p in room.known_in(folder, held)}
             return (*_note_vanished(room, folder, items, held), before)
 
         learnt, recheck, before = await self._engine._serially(vanish, room=room_id)
@@ -555,7 +560,7 @@ class Backfill:
             await self._engine._serially(self._engine.index.set_content_tags, room_id, learnt)
 
         def noted() -> bool:  # state thread
-            return any(room.unread.get(p) != before.get(p) for p in room.known_in(folder, held))
+            return any(room.note_of(p) != before.get(p) for p in room.known_in(folder, held))
 
         return await self._engine._serially(noted, room=room_id)
 
@@ -593,7 +598,6 @@ class Backfill:
 
         paths = list(kept)
         found = await asyncio.gather(*(changed(path, kept[path][0]) for path in paths))
-        notes = {path: why for path, why in zip(paths, found, strict=True) if why}
         adopt: dict[str, str] = {}
         for path, why in zip(paths, found, strict=True):
             then, listed = kept[path]
@@ -603,11 +607,14 @@ class Backfill:
         def note() -> None:  # state thread
             for path, why in zip(paths, found, strict=True):
                 if why is None:  # the bytes read here after all: an earlier note goes
-                    room.unread.pop(path, None)
-            room.unread.update(notes)
+                    room.listed_as_read(path)
+                elif why == CHANGED_SAME_SIZE:
+                    room.note_vanished(path, why)
+                elif why:  # could not be read again to compare: retried
+                    room.note_failed(path, why)
             room.tags.update(adopt)
 
-        if notes or adopt or None in found:
+        if adopt or any(why != "" for why in found):
             await self._engine._serially(note, room=room.room_id)
         return adopt
 
@@ -663,25 +670,28 @@ def _note_vanished(
         size = room.known[path]
         now = now_of.get(path)
         if now is None:
-            room.unread[path] = (
+            room.note_vanished(
+                path,
                 f"{LOST_HERE}no longer in storage: "
-                "segments are never deleted, someone with write access removed or moved it"
+                "segments are never deleted, someone with write access removed or moved it",
             )
             continue
         if now.special:  # listed with no size: "N bytes then, 0 now" would mislead
-            room.unread[path] = (
+            room.note_vanished(
+                path,
                 f"{LOST_HERE}now a {now.special} "
                 "in storage: segments are never replaced, and links and special files are "
-                "never followed; the copy checked here is kept"
+                "never followed; the copy checked here is kept",
             )
             continue
         if size == UNKNOWN_SIZE:
             learnt[path] = size = now.size  # kept from a hint that could not read it
         elif now.size != size:
-            room.unread[path] = (
+            room.note_vanished(
+                path,
                 f"{CHANGED_HERE} ({size:,} "
                 f"bytes then, {now.size:,} now): segments are never rewritten; the copy "
-                "checked here is kept"
+                "checked here is kept",
             )
             continue
         then_tag = room.tags.get(path)
@@ -691,17 +701,17 @@ def _note_vanished(
             # are a limit, docs/SECURITY.md): a note of an earlier listing is taken back.
             # A synced folder's tool that deletes a file and downloads it again leaves it
             # missing a moment, and a safety listing every 30 s meets that moment.
-            room.unread.pop(path, None)
+            room.listed_as_read(path)
             continue
         if then_tag is not None and bytes_decide(then_tag):
             # The MD5 of the bytes checked here: the bytes read again decide (a metadata
             # update clears an Azure Content-MD5; a rewrite from blocks leaves none).
             # Not again once found changed so: a listing every 30 s would download it
             # every time (a pass that starts over clears the note first).
-            if room.unread.get(path) != CHANGED_SAME_SIZE:
+            if room.vanished.get(path) != CHANGED_SAME_SIZE:
                 recheck[path] = (then_tag, now.content_tag)
         elif same is False:
-            room.unread[path] = CHANGED_SAME_SIZE
+            room.note_vanished(path, CHANGED_SAME_SIZE)
         elif now.content_tag and not (then_tag and ":" in then_tag):
             # none kept to compare (or a value cached before tags had schemes): compared
             # from now on. A kept tag of another scheme stays: adopting the listing's
@@ -712,6 +722,9 @@ def _note_vanished(
     return tags, recheck
 
 
+# How ``_note_vanished``'s notes begin (``RoomState.vanished``).
+LOST_HERE = "it was read and checked on this device earlier and is "
+CHANGED_HERE = "it changed in storage after this device read and checked it"
 CHANGED_SAME_SIZE = (
     f"{CHANGED_HERE} (the same size, but "
     "the checksum of its bytes is not the one of the bytes read then): segments are "

@@ -56,6 +56,7 @@ FEED_RETRY_MAX = 600.0  # seconds: the longest wait before a failed change feed 
 MAX_HINTS = 50  # objects one wait on the change feed may make the engine read
 HINTS_KEPT = 4096  # paths the change feed named lately: named again, they are not read again
 REREADS = 2  # a hint read that got nothing and was named again meanwhile: read again
+NOTED_DAYS = 4  # older days with a segment noted gone or changed that a refresh lists too
 # Rooms whose safety listing runs at once: a window coming to the front after hours makes
 # every room's due together, and one of them that hangs holds one place only.
 SAFETY_AT_ONCE = 8
@@ -210,7 +211,9 @@ class Poller:
                 self._engine.config,
                 room_focused=room.room_id == self._engine.focused,
                 window_focused=self._engine.window_focused,
-                partial=room.complete and bool(room.unread or room.unlisted),
+                # only a read again can settle: what storage no longer holds as read
+                # (``RoomState.vanished``) waits for the next listing as usual
+                partial=room.complete and room.worth_reading_again,
                 local=self._local is not None,
             )
             if room.complete and now - room.last_safety >= period:
@@ -294,12 +297,7 @@ class Poller:
         before = len(room.known)
         try:
             async with self._safety_slots:
-                again = bool(room.unread or room.unlisted)
-                if again:  # only notes of segments storage lost: no pass brings them back
-                    again = await self._engine._serially(
-                        room.worth_reading_again, room=room.room_id
-                    )
-                if again:  # read it all again: the verdict waits
+                if room.worth_reading_again:  # read it all again: the verdict waits
                     await self._read_again(room)
                 else:
                     await self.refresh(room.room_id)
@@ -577,12 +575,18 @@ class Poller:
         room = self._engine._room(room_id)
         held = len(room.known)  # what the listings must show: kept before they were asked
         dates = sorted(await self._backfill.list_dirs(logs_prefix(room_id)), reverse=True)[:2]
+        # Older days where a segment read here is noted as gone or changed: compared
+        # too, so one put back there (a sync tool's delete and download) is no alarm
+        # until the room's next opening. The newest few: a member who removes a segment
+        # from each of many days does not make every round list them all.
+        older = await self._noted_days(room, set(dates)) if room.vanished else []
         items: list[ObjectInfo] = []
         vanished = False
-        for date in dates:
+        for date in [*dates, *older]:
             folder = f"{logs_prefix(room_id)}{date}/"
             listed = await self._backfill.list_objects(folder)
-            items.extend(listed)
+            if date in dates:  # late deliveries land in the newest two days
+                items.extend(listed)
             # Segments of these days read before that are gone or rewritten: noticed
             # while the app runs, not only at the room's next opening.
             if held and await self._backfill.compare_listing(room, folder, listed, held):
@@ -594,6 +598,16 @@ class Poller:
         async with room.lock:
             await self._keep(room, fetched, failed, shown=False, audit=vanished)
             room.last_safety = time.monotonic()
+
+    async def _noted_days(self, room: RoomState, listed: set[str]) -> list[str]:
+        """The newest ``NOTED_DAYS`` days, besides ``listed``, that hold a segment noted
+        in ``room.vanished`` (read on the state thread, where the notes change)."""
+
+        def days() -> list[str]:
+            found = {p.split("/")[3] for p in room.vanished if p.count("/") == 4}
+            return sorted(found - listed, reverse=True)[:NOTED_DAYS]
+
+        return await self._engine._serially(days, room=room.room_id)
 
     async def fetch_segment(self, room_id: str, path: str) -> bool:
         """``SyncEngine.fetch_segment``: what a marker, the change feed or the folder

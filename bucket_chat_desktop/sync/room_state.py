@@ -1,7 +1,7 @@
 """A room's state as the engine keeps it, and the values front ends get of it.
 
 ``RoomState`` belongs to the engine's state thread (``lanes.py``): its ledger, audit,
-known segments and unread notes (``unread``, ``unlisted``) are changed only by jobs that
+known segments and notes (``unread``, ``unlisted``, ``vanished``) are changed only by jobs that
 run there (``keeper.py``; what a read on the loop could not read goes there through
 ``note_unread``, in the room's order), so they need no lock. The loop takes of them only
 what one look gives — whether a segment is known, whether anything is unread (to decide
@@ -33,10 +33,6 @@ from ..protocol.room_state import RoomState as MemberFold
 from ..protocol.room_state import Roster, conflicted_senders
 from .events import ShownEvent
 
-# How ``backfill._note_vanished`` begins its notes (``RoomState.worth_reading_again``).
-LOST_HERE = "it was read and checked on this device earlier and is "
-CHANGED_HERE = "it changed in storage after this device read and checked it"
-
 
 @dataclass(slots=True)
 class RoomState:
@@ -53,6 +49,13 @@ class RoomState:
     # anything is here the verdict is not final: error findings, no pinning.
     unread: dict[str, str] = field(default_factory=dict)
     unlisted: dict[str, str] = field(default_factory=dict)
+    # Segments this device read and checked that storage no longer holds as read (gone,
+    # replaced, another size or checksum; ``backfill._note_vanished``): path -> what the
+    # listing showed. Their events stay shown, as checked; the verdict is not final. No
+    # pass brings them back, so none is made for them (``worth_reading_again``): the
+    # safety listing of the newest days compares them again and takes a note back once
+    # it lists the segment as read. A path is in ``unread`` or here, never in both.
+    vanished: dict[str, str] = field(default_factory=dict)
     metadata: RoomMetadata | None = None
     metadata_findings: list[Finding] = field(default_factory=list)
     # Reads of ``metadata`` that failed in a row (a timeout, a server error; the loop's),
@@ -81,7 +84,7 @@ class RoomState:
     @property
     def partial(self) -> bool:
         """Part of the room could not be read: no final verdict, no trust on first use."""
-        return bool(self.unread or self.unlisted or self.ledger.has_unreadable)
+        return bool(self.unread or self.unlisted or self.vanished or self.ledger.has_unreadable)
 
     def note_unread(self, notes: Mapping[str, str]) -> bool:
         """State thread: note what a read made on the loop could not read (path -> why),
@@ -94,17 +97,34 @@ class RoomState:
                 noted = True
         return noted
 
+    @property
     def worth_reading_again(self) -> bool:
-        """State thread: whether reading the room all over again (a safety round's
-        pass) can settle what is noted: a read or a listing that failed is retried. A
-        segment this device read and checked that storage no longer holds as read
-        (``backfill._note_vanished``: ``LOST_HERE``, ``CHANGED_HERE``) is not: no pass
-        brings it back, and one member who removes a segment would have every reader list
-        every day of the room at each round. The safety listing of the newest days
-        compares those again (and takes a note back once it is listed as read)."""
-        return bool(self.unlisted) or any(
-            not why.startswith((LOST_HERE, CHANGED_HERE)) for why in self.unread.values()
-        )
+        """Whether reading the room all over again (a safety round's pass) can settle
+        what is noted: a read or a listing that failed is retried. What is only in
+        ``vanished`` is not: no pass brings it back, and one member who removes a segment
+        would have every reader list every day of the room at each round. One look (the
+        loop may ask: may be one job old)."""
+        return bool(self.unlisted or self.unread)
+
+    def note_vanished(self, path: str, why: str) -> None:
+        """State thread: storage no longer holds ``path`` (kept) as read."""
+        self.unread.pop(path, None)
+        self.vanished[path] = why
+
+    def note_failed(self, path: str, why: str) -> None:
+        """State thread: a read of kept ``path`` to compare it failed (retried)."""
+        self.vanished.pop(path, None)
+        self.unread[path] = why
+
+    def listed_as_read(self, path: str) -> None:
+        """State thread: a listing shows ``path`` as read, or its bytes were read again
+        and are the ones checked here: a note of an earlier look is taken back."""
+        self.unread.pop(path, None)
+        self.vanished.pop(path, None)
+
+    def note_of(self, path: str) -> str | None:
+        """State thread: what is noted of ``path`` (either kind), or None."""
+        return self.vanished.get(path) or self.unread.get(path)
 
     def known_in(self, folder: str, held: int) -> list[str]:
         """State thread: the segments of date folder ``folder`` (``.../logs/<date>/``)
@@ -418,21 +438,22 @@ def unread_findings(room: RoomState) -> list[Finding]:
         )
         for prefix, why in room.unlisted.items()
     ]
-    out.extend(
-        Finding(Kind.SEGMENT_UNREADABLE, _unread_message(why), path)
-        for path, why in sorted(room.unread.items())
-    )
+    notes = [(path, _unread_message(why)) for path, why in room.unread.items()]
+    notes.extend((path, _vanished_message(why)) for path, why in room.vanished.items())
+    out.extend(Finding(Kind.SEGMENT_UNREADABLE, text, path) for path, text in sorted(notes))
     return out
 
 
 def _unread_message(why: str) -> str:
-    if why.startswith((LOST_HERE, CHANGED_HERE)):
-        # Read and checked before, then gone or changed: its events are shown, as read
-        return (
-            f"storage no longer holds this segment as this device read it ({why}); the "
-            "verdict is not final until it does"
-        )
     return (
         f"this segment could not be read ({why}); its events are missing and the "
         "verdict is not final until it can be read"
+    )
+
+
+def _vanished_message(why: str) -> str:
+    # Read and checked before, then gone or changed: its events are shown, as read
+    return (
+        f"storage no longer holds this segment as this device read it ({why}); the "
+        "verdict is not final until it does"
     )

@@ -94,7 +94,7 @@ async def _reopen(stores: Stores, db: Path, times: int = 1) -> dict[str, str]:
         engine = SyncEngine(stores.new(), index=(index := Index.open(db)))
         try:
             room = await engine.open_room(ROOM, background=False)
-            unread = dict(room.unread)
+            unread = {**room.unread, **room.vanished}
             assert room.result is not None
             bodies = [a.event.body for a in room.result.timeline if a.event.type == MESSAGE]
             assert bodies == ["hello one", "hello two"]
@@ -186,8 +186,8 @@ async def test_this_devices_own_segment_rewritten_before_it_is_listed_is_reporte
     engine = SyncEngine(stores.new(), index=(index := Index.open(db)))
     try:
         room = await engine.open_room(ROOM, background=False)
-        assert set(room.unread) == {own}, room.unread
-        assert "changed in storage" in room.unread[own]
+        assert set(room.vanished) == {own} and not room.unread, room.vanished
+        assert "changed in storage" in room.vanished[own]
     finally:
         await engine.close()
         index.close()

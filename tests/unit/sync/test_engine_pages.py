@@ -370,7 +370,7 @@ def test_a_segment_read_before_that_vanishes_or_changes_is_reported(tmp_path: Pa
         try:
             room = await engine.open_room(ROOM, background=False)
             assert room.result is not None
-            return dict(room.unread), room.result, room.partial
+            return {**room.unread, **room.vanished}, room.result, room.partial
         finally:
             await _close(engine)
 

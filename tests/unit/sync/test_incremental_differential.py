@@ -447,7 +447,7 @@ class _Feed:
         ]
         if send:  # what a send of Alice's second device reads (publisher.send_context)
             other = RoomState(ROOM, fresh, result=expected, complete=complete)
-            other.unread = dict(room.unread)
+            other.unread, other.vanished = dict(room.unread), dict(room.vanished)
             laptop = public_key_text(SigningKey(bytes([3]) * 32))
             said = send_context(room, "alice@example.com", laptop)
             assert said is not None and said == send_context(other, "alice@example.com", laptop)

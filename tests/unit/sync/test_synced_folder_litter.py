@@ -31,7 +31,7 @@ def read(root: Path, db: Path) -> tuple[dict[str, str], list[tuple[Kind, str | N
             room = await engine.open_room(ROOM, background=False)
             assert room.result is not None
             found = [(f.kind, f.path) for f in room.result.findings]
-            return dict(room.unread), found, room.partial
+            return {**room.unread, **room.vanished}, found, room.partial
         finally:
             await engine.close()
             assert engine.index is not None

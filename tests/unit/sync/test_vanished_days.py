@@ -19,6 +19,7 @@ from bucket_chat_desktop.protocol.event import MESSAGE
 from bucket_chat_desktop.protocol.findings import Kind
 from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync.engine import SyncEngine
+from bucket_chat_desktop.sync.room_state import RoomState
 
 
 def _read(root: Path, db: Path) -> tuple[dict[str, str], AuditResult, bool]:
@@ -29,11 +30,9 @@ def _read(root: Path, db: Path) -> tuple[dict[str, str], AuditResult, bool]:
         try:
             room = await engine.open_room(ROOM, background=False)
             assert room.result is not None
-            return dict(room.unread), room.result, room.partial
+            return {**room.unread, **room.vanished}, room.result, room.partial
         finally:
-            await engine.close()
-            assert engine.index is not None
-            engine.index.close()
+            await _close(engine)
 
     return run(go())
 
@@ -52,6 +51,34 @@ def _reported(root: Path, db: Path, gone: list[Path]) -> None:
     assert named == {as_path(p) for p in gone}
     # what was checked before is still shown: the 12 messages of the 3 days
     assert sum(1 for a in result.timeline if a.event.type == MESSAGE) == 12
+
+
+def _five_days_read(root: Path, db: Path) -> Path:
+    """A room of five days of four segments, read whole into ``db``; a segment of its
+    oldest day (which keeps three others)."""
+    create_room(LocalStorage(root))
+    write_history(LocalStorage(root), days=5, per_day=4)
+    assert _read(root, db)[0] == {}
+    return sorted(_days(root)[0].glob("*.jsonl"))[1]
+
+
+async def _close(engine: SyncEngine) -> None:
+    await engine.close()
+    assert engine.index is not None
+    engine.index.close()
+
+
+async def _put_back(engine: SyncEngine, room: RoomState, aside: Path, at: Path) -> None:
+    """Put a segment noted gone back, the same bytes: the next safety listing takes the
+    note back and the verdict is audited again, clean."""
+    aside.rename(at)
+    await engine.refresh(ROOM)
+    assert room.unread == {} == room.vanished
+    if room.reaudit is not None:
+        await room.reaudit
+    assert not room.partial and room.result is not None and room.result.clean, (
+        room.result and room.result.findings
+    )
 
 
 def test_a_whole_day_removed_after_it_was_read_is_reported(tmp_path: Path) -> None:
@@ -113,11 +140,9 @@ def test_a_room_whose_history_lists_no_day_at_all_says_so_once_and_recovers(
         try:
             room = await engine.open_room(ROOM, background=False)
             assert room.result is not None
-            return dict(room.unread), dict(room.unlisted), room.result
+            return {**room.unread, **room.vanished}, dict(room.unlisted), room.result
         finally:
-            await engine.close()
-            assert engine.index is not None
-            engine.index.close()
+            await _close(engine)
 
     assert run(read())[:2] == ({}, {})
     logs = root / "rooms" / ROOM / "logs"
@@ -142,13 +167,8 @@ def test_a_segment_removed_from_an_older_day_is_found_by_a_later_warm_pass(
     seen): one segment removed from an older day that keeps others went unreported for
     good. Each warm pass now lists one older day more, in turn: with three older days,
     the third pass after the removal finds it, and later passes keep saying so."""
-    root = tmp_path / "store"
-    store = LocalStorage(root)
-    create_room(store)
-    write_history(store, days=5, per_day=4)
-    db = tmp_path / "index.sqlite3"
-    assert _read(root, db)[0] == {}
-    victim = sorted(_days(root)[0].glob("*.jsonl"))[1]  # the oldest day keeps three
+    root, db = tmp_path / "store", tmp_path / "index.sqlite3"
+    victim = _five_days_read(root, db)
     victim.unlink()
     as_path = victim.relative_to(root).as_posix()
     found = [as_path in _read(root, db)[0] for _ in range(3)]
@@ -179,11 +199,15 @@ def test_a_segment_removed_while_the_app_runs_is_reported_at_the_next_safety_lis
             room = await engine.open_room(ROOM, background=False)
             assert room.result is not None and room.result.clean
             await engine.refresh(ROOM)
-            assert room.unread == {}
+            assert room.unread == {} == room.vanished
             gone = max(p for p in room.known if p.endswith(".jsonl"))
             (root / gone).unlink()
             await engine.refresh(ROOM)
-            assert set(room.unread) == {gone} and "no longer in storage" in room.unread[gone]
+            assert (
+                set(room.vanished) == {gone}
+                and not room.unread
+                and "no longer in storage" in room.vanished[gone]
+            )
             if room.reaudit is not None:  # paced: put off a moment after the last audit
                 await room.reaudit
             assert room.partial and not room.result.clean
@@ -194,9 +218,7 @@ def test_a_segment_removed_while_the_app_runs_is_reported_at_the_next_safety_lis
             assert "missing" not in named[0].message
             assert sum(1 for a in room.result.timeline if a.event.type == MESSAGE) == 4
         finally:
-            await engine.close()
-            assert engine.index is not None
-            engine.index.close()
+            await _close(engine)
 
     run(go())
 
@@ -228,21 +250,18 @@ def test_a_segment_back_in_storage_clears_its_note_at_the_next_safety_listing(
             aside = tmp_path / "aside"
             (root / gone).rename(aside)
             await engine.refresh(ROOM)
-            assert set(room.unread) == {gone} and "no longer in storage" in room.unread[gone]
+            assert (
+                set(room.vanished) == {gone}
+                and not room.unread
+                and "no longer in storage" in room.vanished[gone]
+            )
             if room.reaudit is not None:
                 await room.reaudit
             assert room.partial and not room.result.clean
-            aside.rename(root / gone)  # back, the same bytes
-            await engine.refresh(ROOM)
-            assert room.unread == {}
-            if room.reaudit is not None:
-                await room.reaudit
-            assert not room.partial and room.result.clean, room.result.findings
+            await _put_back(engine, room, aside, root / gone)
             assert sum(1 for a in room.result.timeline if a.event.type == MESSAGE) == 4
         finally:
-            await engine.close()
-            assert engine.index is not None
-            engine.index.close()
+            await _close(engine)
 
     run(go())
 
@@ -271,16 +290,14 @@ def test_a_segment_replaced_by_a_link_is_named_so_not_as_zero_bytes(tmp_path: Pa
             (root / linked).rename(aside)
             (root / linked).symlink_to(aside)
             await engine.refresh(ROOM)
-            assert set(room.unread) == {linked}
-            why = room.unread[linked]
+            assert set(room.vanished) == {linked} and not room.unread
+            why = room.vanished[linked]
             assert "symbolic link" in why and "0 now" not in why, why
             if room.reaudit is not None:
                 await room.reaudit
             assert room.partial and not room.result.clean
         finally:
-            await engine.close()
-            assert engine.index is not None
-            engine.index.close()
+            await _close(engine)
 
     run(go())
 
@@ -325,18 +342,56 @@ def test_a_removed_segment_does_not_make_every_round_read_the_whole_room_again(
             aside = tmp_path / "aside"
             (root / gone).rename(aside)
             await round_()
-            assert set(room.unread) == {gone} and "no longer in storage" in room.unread[gone]
+            assert (
+                set(room.vanished) == {gone}
+                and not room.unread
+                and "no longer in storage" in room.vanished[gone]
+            )
             assert room.partial and not room.result.clean
             for _ in range(2):
                 assert await round_() == honest
-                assert set(room.unread) == {gone}
+                assert set(room.vanished) == {gone} and not room.unread
                 assert room.partial and not room.result.clean
             aside.rename(root / gone)  # put back: the next round takes the note back
             assert await round_() == honest
-            assert room.unread == {} and not room.partial and room.result.clean
+            assert room.unread == {} == room.vanished and not room.partial and room.result.clean
         finally:
-            await engine.close()
-            assert engine.index is not None
-            engine.index.close()
+            await _close(engine)
+
+    run(go())
+
+
+def test_a_segment_put_back_on_an_older_day_clears_its_note_at_the_next_safety_listing(
+    tmp_path: Path,
+) -> None:
+    """The safety listing looks at the newest two days: a segment noted gone from an
+    older day and put back (a sync tool's delete and download, a file moved away and
+    back) kept its tampering alarm until the room's next opening. Days holding such a
+    note are listed too."""
+    root, db = tmp_path / "store", tmp_path / "index.sqlite3"
+    victim = _five_days_read(root, db)
+    gone = victim.relative_to(root).as_posix()
+    aside = tmp_path / "aside"
+    victim.rename(aside)
+
+    async def go() -> None:
+        for _ in range(4):  # each warm opening lists one older day more, in turn
+            engine = SyncEngine(
+                LocalStorage(root), index=Index.open(db), listener=Recorder(), config=SLIM
+            )
+            room = await engine.open_room(ROOM, background=False)
+            if gone in room.vanished:
+                break
+            await _close(engine)
+        else:
+            raise AssertionError("the removed segment was never noted")
+        try:
+            assert "no longer in storage" in room.vanished[gone]
+            assert room.partial and room.result is not None and not room.result.clean
+            await engine.refresh(ROOM)
+            assert set(room.vanished) == {gone}  # still gone: still said
+            await _put_back(engine, room, aside, root / gone)
+        finally:
+            await _close(engine)
 
     run(go())

@@ -316,7 +316,7 @@ def test_a_result_that_does_not_unpack_leaves_only_its_segment_unread(tmp_path: 
         try:
             room = await engine.open_room(ROOM, background=False)
             assert room.result is not None
-            return room.result, dict(room.unread), room.complete and not room.partial
+            return room.result, {**room.unread, **room.vanished}, room.complete and not room.partial
         finally:
             await engine.close()
 
