@@ -65,8 +65,11 @@ echo "== ruff"
 echo "== mypy"
 .venv/bin/mypy bucket_chat_desktop
 echo "== pytest"
-# On every core (at most 4 workers: each starts its own emulators); tests that use the
-# one Secret Service (one locks it) run on one worker, one after another (xdist_group
-# "secret-service"). Arguments given here come after, so "-n 0" runs everything in turn.
-exec bash tests/with-keyring.sh .venv/bin/python -m pytest -n auto --maxprocesses 4 \
-    --dist loadgroup "$@"
+# On every core and one more worker (the tests mostly wait on emulators and child
+# processes: 2 cores run 3 workers; at most 4, each starts its own emulators), the work
+# handed out as workers free up. Tests that use the one Secret Service (some lock it)
+# run one at a time (marked "keyring": tests/conftest.py). Arguments given here come
+# after, so "-n 0" runs everything in turn.
+cores=$(nproc 2>/dev/null || echo 1)
+workers=$((cores + 1 > 4 ? 4 : cores + 1))
+exec bash tests/with-keyring.sh .venv/bin/python -m pytest -n "$workers" --dist worksteal "$@"

@@ -30,12 +30,8 @@ from bucket_chat_desktop.sync.selfcheck import TEST_NO_ANSWER
 __all__ = ["moto", "s3_bucket"]  # fixtures used by name
 
 # The wizard saves the storage's keys in the real Secret Service (tests/with-keyring.sh),
-# which a keyring test locks: on the same worker, not beside it (tests/run.sh).
-pytestmark = [
-    pytest.mark.usefixtures("qloop", "home"),
-    pytest.mark.keyring,
-    pytest.mark.xdist_group("secret-service"),
-]
+# which a keyring test locks: not beside it (``keyring``: tests/conftest.py).
+pytestmark = [pytest.mark.usefixtures("qloop", "home"), pytest.mark.keyring]
 
 
 def _load_proxy() -> ModuleType:

@@ -267,7 +267,6 @@ async def test_the_probe_says_when_overwrites_get_through(
 
 
 @pytest.mark.keyring
-@pytest.mark.xdist_group("secret-service")  # beside the tests that lock it: not at once
 @pytest.mark.skipif(not SECRET_SERVICE, reason="needs a Secret Service: run in with-keyring.sh")
 def test_keys_live_in_the_os_keyring(
     capsys: pytest.CaptureFixture[str],

@@ -45,8 +45,7 @@ from bucket_chat_desktop.storage.profiles import ProfileError, ProfileStore
 from bucket_chat_desktop.storage.url import parse_storage_url
 
 # One Secret Service for the whole run, and some tests here lock it: every test that uses
-# it runs on one worker, one after another (tests/run.sh runs pytest-xdist's loadgroup).
-pytestmark = pytest.mark.xdist_group("secret-service")
+# it is marked ``keyring`` and runs alone (tests/conftest.py).
 
 SECRET_SERVICE_ENV = "BUCKET_CHAT_TEST_SECRET_SERVICE"
 
