@@ -163,6 +163,7 @@ class Backfill:
                 # day is listed, so what storage no longer holds as read is noted again.
                 room.unread.clear()
                 room.vanished.clear()
+                room.judged.clear()
             cached_dates = {p.split("/")[3] for p in room.known if p.count("/") == 4}
             if not room.rechecked and self._engine.index is not None:
                 room.rechecked = self._engine.index.cursor(f"recheck:{room.room_id}") or ""
@@ -609,7 +610,7 @@ class Backfill:
                 if why is None:  # the bytes read here after all: an earlier note goes
                     room.listed_as_read(path)
                 elif why == CHANGED_SAME_SIZE:
-                    room.note_vanished(path, why)
+                    room.note_changed(path, why, kept[path][1])
                 elif why:  # could not be read again to compare: retried
                     room.note_failed(path, why)
             room.tags.update(adopt)
@@ -706,9 +707,12 @@ def _note_vanished(
         if then_tag is not None and bytes_decide(then_tag):
             # The MD5 of the bytes checked here: the bytes read again decide (a metadata
             # update clears an Azure Content-MD5; a rewrite from blocks leaves none).
-            # Not again once found changed so: a listing every 30 s would download it
-            # every time (a pass that starts over clears the note first).
-            if room.vanished.get(path) != CHANGED_SAME_SIZE:
+            # Not again once found changed so while listings show it as they did then:
+            # a listing every 30 s would download it every time (a pass that starts
+            # over clears the note first). Listed with another tag (or none, or one
+            # again), it is read again: the same bytes put back in parts, composed or
+            # from blocks (a backup's restore) take the note back at the next listing.
+            if not room.changed_as_listed(path, now.content_tag):
                 recheck[path] = (then_tag, now.content_tag)
         elif same is False:
             room.note_vanished(path, CHANGED_SAME_SIZE)
