@@ -29,7 +29,7 @@ from ..protocol import heap
 from ..protocol.audit import PreparedSegment, prepare_segment
 from ..protocol.findings import Finding, Kind
 from ..protocol.handover import PackedSegment
-from ..protocol.ids import is_segment_of, logs_prefix
+from ..protocol.ids import is_segment_of, logs_prefix, newest_days
 from ..protocol.segment import MAX_SEGMENT_BYTES, DecodedSegment
 from ..storage.base import (
     NotRegularFileError,
@@ -235,7 +235,10 @@ class Backfill:
             # day read before is listed too, each in turn (the next older than the one
             # listed last, kept in the index): without it, a segment removed from a day
             # past the newest two was never found once the room had been read whole.
-            older = [d for d in dates[2:] if d in cached_dates]  # newest first
+            # The newest two are those that can be a day begun somewhere (``newest_days``):
+            # folders a writer named ``zzzz`` or ``9999-12-31`` sort after every real day.
+            newest = newest_days(dates, int(time.time() * 1000))
+            older = [d for d in dates if d not in newest and d in cached_dates]  # newest first
             again = next((d for d in older if d < room.rechecked), older[0]) if older else ""
             if again:
                 room.rechecked = again
@@ -243,7 +246,7 @@ class Backfill:
                     await self._engine._serially(
                         self._engine.index.set_cursor, f"recheck:{room.room_id}", again
                     )
-            dates = [d for i, d in enumerate(dates) if i < 2 or d not in cached_dates or d == again]
+            dates = [d for d in dates if d in newest or d not in cached_dates or d == again]
 
         async def chunks() -> AsyncIterator[list[ObjectInfo]]:
             size = FIRST_CHUNK
