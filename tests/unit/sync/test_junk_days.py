@@ -105,3 +105,40 @@ def test_junk_day_folders_do_not_hide_the_newest_days_from_a_warm_pass(
     assert run(messages()) == 11
     aside.rename(late)
     assert run(messages()) == 12
+
+
+def test_a_day_folder_with_an_unsafe_name_does_not_stop_the_room_being_read(
+    tmp_path: Path,
+) -> None:
+    """A folder whose name this app refuses as part of a path (a backslash: a Linux
+    folder may have one) among the days: listing it raised "refusing unsafe object
+    path", and every pass, and the safety listing (it sorts after every real day),
+    ended as the storage offline and the room not completely read."""
+    root = tmp_path / "store"
+    store = LocalStorage(root)
+    create_room(store)
+    write_history(store, days=2, per_day=2)
+    junk = root / "rooms" / ROOM / "logs" / "zz\\z"
+    junk.mkdir()
+    (junk / "junk.jsonl").write_bytes(b"junk")
+
+    async def go() -> None:
+        engine = SyncEngine(
+            LocalStorage(root),
+            index=Index.open(tmp_path / "index.sqlite3"),
+            listener=Recorder(),
+            config=SLIM,
+        )
+        try:
+            room = await engine.open_room(ROOM, background=False)
+            assert engine.online, engine.status_message
+            assert room.result is not None and not room.partial, room.unlisted
+            assert sum(1 for a in room.result.timeline if a.event.type == MESSAGE) == 4
+            await engine.refresh(ROOM)
+            assert engine.online and not room.partial
+        finally:
+            await engine.close()
+            assert engine.index is not None
+            engine.index.close()
+
+    run(go())
