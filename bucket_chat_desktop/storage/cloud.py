@@ -41,9 +41,9 @@ from .base import (
     StoragePermissionError,
     StorageThrottledError,
     check_object_path,
-    usable_folder_name,
     md5_tag,
     tell_received,
+    usable_folder_name,
 )
 from .url import StorageLocation
 
