@@ -457,9 +457,13 @@ def unread_findings(room: RoomState) -> list[Finding]:
         )
         for prefix, why in room.unlisted.items()
     ]
-    notes = [(path, _unread_message(why)) for path, why in room.unread.items()]
-    notes.extend((path, _vanished_message(why)) for path, why in room.vanished.items())
-    out.extend(Finding(Kind.SEGMENT_UNREADABLE, text, path) for path, text in sorted(notes))
+    notes = [
+        (path, Kind.SEGMENT_UNREADABLE, _unread_message(why)) for path, why in room.unread.items()
+    ]
+    notes.extend(
+        (path, Kind.SEGMENT_VANISHED, _vanished_message(why)) for path, why in room.vanished.items()
+    )
+    out.extend(Finding(kind, text, path) for path, kind, text in sorted(notes))
     return out
 
 

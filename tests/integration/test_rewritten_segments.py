@@ -126,7 +126,7 @@ async def test_a_segment_rewritten_at_the_same_size_is_reported(
         assert "the same size" in room.vanished[rewritten]
         assert "checksum of its bytes" in room.vanished[rewritten]
         assert room.partial and room.result is not None and not room.result.clean
-        named = [f.path for f in room.result.findings if f.kind is Kind.SEGMENT_UNREADABLE]
+        named = [f.path for f in room.result.findings if f.kind is Kind.SEGMENT_VANISHED]
         assert named == [rewritten]
         bodies = [a.event.body for a in room.result.timeline if a.event.type == MESSAGE]
         assert bodies == ["hello one", "hello two", "hello three"]
@@ -207,7 +207,7 @@ async def test_a_rewrite_while_the_app_runs_is_reported_at_the_next_safety_listi
             await room.reaudit
         result = room.result
         assert result is not None and not result.clean and room.partial
-        named = [f.path for f in result.findings if f.kind is Kind.SEGMENT_UNREADABLE]
+        named = [f.path for f in result.findings if f.kind is Kind.SEGMENT_VANISHED]
         assert named == [rewritten]
         bodies = [a.event.body for a in result.timeline if a.event.type == MESSAGE]
         assert bodies == ["hello one", "hello two"]
