@@ -27,6 +27,7 @@ from ..protocol import relation_drafts as drafting
 from ..protocol.audit import AuditResult
 from ..protocol.canonical import b64encode
 from ..protocol.event import MEMBER, MESSAGE, Event, has_lone_surrogate
+from ..protocol.findings import Kind
 from ..protocol.ids import InvalidRoomIdError, check_room_id
 from ..protocol.metadata import check_signer
 from ..protocol.relations import (
@@ -925,9 +926,24 @@ async def cmd_history(args: argparse.Namespace) -> int:
             f"held back until then; 'bucket-chat verify --room-id {view.room_id}' lists them.",
             file=sys.stderr,
         )
-    if result.errors:
+    errors = result.errors
+    # Seen by comparing with what this device read before: ``verify`` reads the storage
+    # afresh, with no such copy, and would call the room clean. Said here, each.
+    vanished = [f for f in errors if f.kind is Kind.SEGMENT_VANISHED]
+    if vanished:
         print(
-            f"\nThis room has {len(result.errors)} finding(s); "
+            f"\nThe storage no longer holds {len(vanished)} segment(s) as this device read "
+            "and checked them (segment-vanished; the events read then are shown above, and "
+            "no verdict is final until it does again; 'verify' reads the storage afresh "
+            "and cannot see this):",
+            file=sys.stderr,
+        )
+        for f in vanished:
+            print(f"  {terminal_safe(f.where())}: {terminal_safe(f.message)}", file=sys.stderr)
+    if len(errors) > len(vanished):
+        print(
+            f"\nThis room has {len(errors) - len(vanished)} "
+            f"{'other ' if vanished else ''}finding(s); "
             f"run 'bucket-chat verify --room-id {view.room_id}' for the audit.",
             file=sys.stderr,
         )

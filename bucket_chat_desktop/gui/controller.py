@@ -53,7 +53,7 @@ from .tasks import TaskRunner
 log = logging.getLogger("bucket_chat.gui")
 
 # Findings that mean the room was not read whole: no verdict on it is final.
-PARTIAL_READ = frozenset({Kind.UNREAD, Kind.SEGMENT_UNREADABLE})
+PARTIAL_READ = frozenset({Kind.UNREAD, Kind.SEGMENT_UNREADABLE, Kind.SEGMENT_VANISHED})
 MARKER_SAVE_MS = 10_000  # read markers that moved are saved this long after (and at quit)
 DEFER_ROWS = 2_000  # a room not shown with a longer timeline is redrawn when shown
 ROW_RUN_GAP = 32  # rows read by position (a thread's replies): nearer ones share a page

@@ -39,6 +39,7 @@ from ..protocol.untrusted_text import html_escape, one_line, shown_id
 from ..sync.client import RoomRef
 from . import icons
 from .audit.explanations import explain
+from .audit.view import vanished_only
 from .controller import PARTIAL_READ, Controller
 from .models.rooms_model import RoomRoles
 from .models.timeline_model import Roles, TimelineModel
@@ -57,6 +58,13 @@ def banner_html(errors: list[Finding]) -> str:
     kinds = list(dict.fromkeys(f.kind for f in errors))  # first appearance, no repeats
     named = "; ".join(f"{html_escape(explain(k).title)} ({html_escape(k.value)})" for k in kinds)
     n = len(errors)
+    if vanished_only(errors):  # read, then removed or rewritten: no read failed
+        return (
+            "<b>⚠ Part of this room's history was removed or changed in storage after this "
+            "device read it.</b> What was checked here is still shown; until the storage "
+            "holds it as read again, nobody's key is trusted on first use and no verdict is "
+            f"final. {n} problem{'s' if n != 1 else ''}: {named}."
+        )
     if any(k in PARTIAL_READ for k in kinds):
         return (
             "<b>⚠ This room's history could not be read completely.</b> Until it can, nobody's "

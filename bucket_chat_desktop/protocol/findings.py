@@ -30,6 +30,9 @@ class Kind(enum.StrEnum):
     SEGMENT_TOO_LARGE = "segment-too-large"
     SEGMENT_ABANDONED = "segment-abandoned"
     SEGMENT_UNREADABLE = "segment-unreadable"
+    # read and checked here before, no longer in storage as read (removed, replaced,
+    # rewritten): its events stay shown as checked; the verdict is not final
+    SEGMENT_VANISHED = "segment-vanished"
     UNEXPECTED_OBJECT = "unexpected-object"
     EMPTY_SEGMENT = "empty-segment"
     # event and room level

@@ -150,6 +150,18 @@ def utc_date(timestamp_ms: int) -> str:
     return f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}"
 
 
+def newest_days(names: Iterable[str], now_ms: int, count: int = 2) -> list[str]:
+    """The newest ``count`` of a room's day folder names (``logs/<date>/``) that can be a
+    day that has begun somewhere: named as a date, not after tomorrow's UTC date (writers
+    name days by their local dates, at most 14 hours ahead of UTC). Late deliveries land
+    in these; a folder of another name (``zzzz``) or one far ahead (``9999-12-31``) that
+    a writer adds sorts after every real day, and taken for the newest it hid the real
+    newest days from the listings that look at those only."""
+    latest = utc_date(now_ms + 86_400_000)
+    days = (n for n in names if _DATE_RE.fullmatch(n) is not None and n <= latest)
+    return sorted(days, reverse=True)[:count]
+
+
 def make_event_id(room_id: str, timestamp_ms: int, uuid4_text: str) -> str:
     return f"{room_id}::{iso_utc_ms(timestamp_ms)}::{uuid4_text}"
 

@@ -240,6 +240,19 @@ def check_object_path(path: str) -> str:
     return path
 
 
+def usable_folder_name(name: str) -> bool:
+    """Whether a folder name a listing gave (``Storage.list_dirs``) can be part of an
+    object path (``check_object_path``). One that cannot (a backslash in it: S3 and GCS
+    take any key, a Linux folder any name) is no folder of this app's: listed, it made
+    the listing of it refuse the path, and each pass that listed the room's days fail
+    as the storage being offline, for every reader."""
+    try:
+        check_object_path(name)
+    except StorageError:
+        return False
+    return "/" not in name
+
+
 class Storage(abc.ABC):
     """One storage root (a folder, or a bucket and prefix)."""
 

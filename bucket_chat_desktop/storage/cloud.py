@@ -43,6 +43,7 @@ from .base import (
     check_object_path,
     md5_tag,
     tell_received,
+    usable_folder_name,
 )
 from .url import StorageLocation
 
@@ -600,7 +601,7 @@ class FsspecStorage(Storage, abc.ABC):
             raise await self._translated(fs, exc, what) from exc
         self._bucket_seen = True
         names = {key[len(folder) :].strip("/") for key in found}
-        return sorted(n for n in names if n and "/" not in n and not n.startswith("."))
+        return sorted(n for n in names if usable_folder_name(n) and not n.startswith("."))
 
     async def remove_probe(self, path: str) -> None:
         if not path.startswith(PROBE_PREFIX):

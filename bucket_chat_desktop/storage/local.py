@@ -46,6 +46,7 @@ from .base import (
     StorageNotFoundError,
     StorageOfflineError,
     check_object_path,
+    usable_folder_name,
 )
 
 log = logging.getLogger("bucket_chat.storage")
@@ -538,7 +539,9 @@ class LocalStorage(Storage):
                         except FileNotFoundError:
                             continue
                         kind = kind_of(st.st_mode, _attributes(st))
-                        if kind is None and stat.S_ISDIR(st.st_mode):
+                        if not usable_folder_name(e.name):
+                            log.info("not listing %s/%r: not a name of this app's", rel, e.name)
+                        elif kind is None and stat.S_ISDIR(st.st_mode):
                             names.append(e.name)
                         elif kind is not None:
                             log.info("not following %s/%s: a %s", rel, e.name, kind)

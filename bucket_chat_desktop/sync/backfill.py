@@ -29,7 +29,7 @@ from ..protocol import heap
 from ..protocol.audit import PreparedSegment, prepare_segment
 from ..protocol.findings import Finding, Kind
 from ..protocol.handover import PackedSegment
-from ..protocol.ids import is_segment_of, logs_prefix
+from ..protocol.ids import is_segment_of, logs_prefix, newest_days
 from ..protocol.segment import MAX_SEGMENT_BYTES, DecodedSegment
 from ..storage.base import (
     NotRegularFileError,
@@ -163,6 +163,7 @@ class Backfill:
                 # day is listed, so what storage no longer holds as read is noted again.
                 room.unread.clear()
                 room.vanished.clear()
+                room.judged.clear()
             cached_dates = {p.split("/")[3] for p in room.known if p.count("/") == 4}
             if not room.rechecked and self._engine.index is not None:
                 room.rechecked = self._engine.index.cursor(f"recheck:{room.room_id}") or ""
@@ -234,7 +235,10 @@ class Backfill:
             # day read before is listed too, each in turn (the next older than the one
             # listed last, kept in the index): without it, a segment removed from a day
             # past the newest two was never found once the room had been read whole.
-            older = [d for d in dates[2:] if d in cached_dates]  # newest first
+            # The newest two are those that can be a day begun somewhere (``newest_days``):
+            # folders a writer named ``zzzz`` or ``9999-12-31`` sort after every real day.
+            newest = newest_days(dates, int(time.time() * 1000))
+            older = [d for d in dates if d not in newest and d in cached_dates]  # newest first
             again = next((d for d in older if d < room.rechecked), older[0]) if older else ""
             if again:
                 room.rechecked = again
@@ -242,7 +246,7 @@ class Backfill:
                     await self._engine._serially(
                         self._engine.index.set_cursor, f"recheck:{room.room_id}", again
                     )
-            dates = [d for i, d in enumerate(dates) if i < 2 or d not in cached_dates or d == again]
+            dates = [d for d in dates if d in newest or d not in cached_dates or d == again]
 
         async def chunks() -> AsyncIterator[list[ObjectInfo]]:
             size = FIRST_CHUNK
@@ -609,7 +613,7 @@ class Backfill:
                 if why is None:  # the bytes read here after all: an earlier note goes
                     room.listed_as_read(path)
                 elif why == CHANGED_SAME_SIZE:
-                    room.note_vanished(path, why)
+                    room.note_changed(path, why, kept[path][1])
                 elif why:  # could not be read again to compare: retried
                     room.note_failed(path, why)
             room.tags.update(adopt)
@@ -706,9 +710,12 @@ def _note_vanished(
         if then_tag is not None and bytes_decide(then_tag):
             # The MD5 of the bytes checked here: the bytes read again decide (a metadata
             # update clears an Azure Content-MD5; a rewrite from blocks leaves none).
-            # Not again once found changed so: a listing every 30 s would download it
-            # every time (a pass that starts over clears the note first).
-            if room.vanished.get(path) != CHANGED_SAME_SIZE:
+            # Not again once found changed so while listings show it as they did then:
+            # a listing every 30 s would download it every time (a pass that starts
+            # over clears the note first). Listed with another tag (or none, or one
+            # again), it is read again: the same bytes put back in parts, composed or
+            # from blocks (a backup's restore) take the note back at the next listing.
+            if not room.changed_as_listed(path, now.content_tag):
                 recheck[path] = (then_tag, now.content_tag)
         elif same is False:
             room.note_vanished(path, CHANGED_SAME_SIZE)

@@ -33,7 +33,13 @@ from typing import TYPE_CHECKING, Any
 
 from ..index import Index
 from ..protocol.activity import activity_folder, parse_marker
-from ..protocol.ids import is_valid_room_id, logs_prefix, parse_segment_path, utc_date
+from ..protocol.ids import (
+    is_valid_room_id,
+    logs_prefix,
+    newest_days,
+    parse_segment_path,
+    utc_date,
+)
 from ..protocol.untrusted_text import terminal_safe
 from ..storage.base import ObjectInfo, StorageError
 from ..storage.feed import ChangeFeed
@@ -574,7 +580,8 @@ class Poller:
         meanwhile is not noted for a segment kept meanwhile (``_keep``)."""
         room = self._engine._room(room_id)
         held = len(room.known)  # what the listings must show: kept before they were asked
-        dates = sorted(await self._backfill.list_dirs(logs_prefix(room_id)), reverse=True)[:2]
+        listed_days = await self._backfill.list_dirs(logs_prefix(room_id))
+        dates = newest_days(listed_days, int(time.time() * 1000))
         # Older days where a segment read here is noted as gone or changed: compared
         # too, so one put back there (a sync tool's delete and download) is no alarm
         # until the room's next opening. The newest few: a member who removes a segment

@@ -56,6 +56,11 @@ class RoomState:
     # safety listing of the newest days compares them again and takes a note back once
     # it lists the segment as read. A path is in ``unread`` or here, never in both.
     vanished: dict[str, str] = field(default_factory=dict)
+    # Of the segments in ``vanished`` found changed by their bytes read again
+    # (``backfill._recheck``): what the listing showed of them then (path -> its tag,
+    # None if none). Not read again while listings show the same; another tag (a
+    # restore of the same bytes in parts, composed, from blocks) has them read again.
+    judged: dict[str, str | None] = field(default_factory=dict)
     metadata: RoomMetadata | None = None
     metadata_findings: list[Finding] = field(default_factory=list)
     # Reads of ``metadata`` that failed in a row (a timeout, a server error; the loop's),
@@ -110,10 +115,23 @@ class RoomState:
         """State thread: storage no longer holds ``path`` (kept) as read."""
         self.unread.pop(path, None)
         self.vanished[path] = why
+        self.judged.pop(path, None)
+
+    def note_changed(self, path: str, why: str, listed: str | None) -> None:
+        """State thread: the bytes of ``path`` read again are not the ones checked here,
+        while the listing showed ``listed`` (not read again while it shows that)."""
+        self.note_vanished(path, why)
+        self.judged[path] = listed
+
+    def changed_as_listed(self, path: str, listed: str | None) -> bool:
+        """State thread: whether ``path`` was found changed by its bytes while listings
+        showed ``listed``, as they do now (reading it again would find the same)."""
+        return path in self.vanished and path in self.judged and self.judged[path] == listed
 
     def note_failed(self, path: str, why: str) -> None:
         """State thread: a read of kept ``path`` to compare it failed (retried)."""
         self.vanished.pop(path, None)
+        self.judged.pop(path, None)
         self.unread[path] = why
 
     def listed_as_read(self, path: str) -> None:
@@ -121,6 +139,7 @@ class RoomState:
         and are the ones checked here: a note of an earlier look is taken back."""
         self.unread.pop(path, None)
         self.vanished.pop(path, None)
+        self.judged.pop(path, None)
 
     def note_of(self, path: str) -> str | None:
         """State thread: what is noted of ``path`` (either kind), or None."""
@@ -438,9 +457,13 @@ def unread_findings(room: RoomState) -> list[Finding]:
         )
         for prefix, why in room.unlisted.items()
     ]
-    notes = [(path, _unread_message(why)) for path, why in room.unread.items()]
-    notes.extend((path, _vanished_message(why)) for path, why in room.vanished.items())
-    out.extend(Finding(Kind.SEGMENT_UNREADABLE, text, path) for path, text in sorted(notes))
+    notes = [
+        (path, Kind.SEGMENT_UNREADABLE, _unread_message(why)) for path, why in room.unread.items()
+    ]
+    notes.extend(
+        (path, Kind.SEGMENT_VANISHED, _vanished_message(why)) for path, why in room.vanished.items()
+    )
+    out.extend(Finding(kind, text, path) for path, kind, text in sorted(notes))
     return out
 
 

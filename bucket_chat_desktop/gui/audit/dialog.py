@@ -68,7 +68,7 @@ from .findings_model import (
     FindingsModel,
     Index,
 )
-from .view import AuditView, checked_text, report_text
+from .view import AuditView, checked_text, report_text, vanished_only
 
 LRM = "\u200e"  # LEFT-TO-RIGHT MARK: a line that starts with a name still reads left to right
 
@@ -341,8 +341,13 @@ class AuditDialog(QDialog):
         if view.partial:
             self.history.setText(
                 f"<span style='color:{TRUST_COLORS['invalid']}'>●</span> <b>Not completely "
-                "read</b> — part of the history could not be read (the findings say what); "
-                "no verdict is final until it can."
+                "read</b> — part of the history "
+                + (
+                    "is no longer in storage as this device read it"
+                    if vanished_only(result.findings)
+                    else "could not be read"
+                )
+                + " (the findings say what); no verdict is final until it is."
             )
         elif view.complete:
             self.history.setText(

@@ -96,10 +96,19 @@ EXPLANATIONS: dict[Kind, Explanation] = {
     Kind.SEGMENT_UNREADABLE: Explanation(
         "File could not be read",
         "A segment of this room could not be read as it stands now: the storage did not "
-        "answer, it is no regular file, it is still being written, or it is no longer "
-        "there as this device read it. \u201cAudit says\u201d tells which.",
+        "answer, it is no regular file, or it is still being written. \u201cAudit "
+        "says\u201d tells which.",
         "The room is read again later. If this stays: check the storage (permissions, "
         "connection) and who else writes to it.",
+    ),
+    Kind.SEGMENT_VANISHED: Explanation(
+        "Segment gone or changed in storage",
+        "A segment this device read and checked earlier is no longer in the storage as it "
+        "was read: removed, moved, replaced by a link or folder, or rewritten (another size "
+        "or checksum). Segments are never deleted or rewritten. Its events are still shown, "
+        "as checked here, but the verdict is not final while the storage does not hold it.",
+        "The report goes once the storage lists the segment as it was read (put it back from "
+        "a backup). " + _TAMPER,
     ),
     Kind.UNEXPECTED_OBJECT: Explanation(
         "Stray file",

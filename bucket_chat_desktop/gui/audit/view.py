@@ -5,11 +5,11 @@ prints it (`report_text`). No Qt: this is the data the dialog and its tests read
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from ...protocol.audit import AuditResult
-from ...protocol.findings import Finding, Severity
+from ...protocol.findings import Finding, Kind, Severity
 from ...protocol.metadata import RoomMetadata, Signer, check_signer, signer_text
 from ...protocol.untrusted_text import (
     display_name_safe,
@@ -89,6 +89,20 @@ class AuditView:
         return display_name_safe(raw, TITLE_LIMIT) or self.room_id
 
 
+# Findings that say part of the history was not read (``RoomState.partial``).
+_NOT_READ = frozenset(
+    {Kind.UNREAD, Kind.SEGMENT_UNREADABLE, Kind.SEGMENT_TOO_LARGE, Kind.SEGMENT_ABANDONED}
+)
+
+
+def vanished_only(findings: Iterable[Finding]) -> bool:
+    """Whether what keeps the verdict from being final is only segments read and checked
+    here that storage no longer holds as read (``Kind.SEGMENT_VANISHED``): removed or
+    rewritten, not a read that failed. Front ends say so, not "could not be read"."""
+    kinds = {f.kind for f in findings}
+    return Kind.SEGMENT_VANISHED in kinds and not kinds & _NOT_READ
+
+
 def report_text(view: AuditView) -> str:
     """The text ``bucket-chat verify`` prints for this audit (plus a line when older
     history is still loading)."""
@@ -127,7 +141,15 @@ def checked_text(view: AuditView) -> str:
         "previous one, so a removed, reordered or edited event breaks the chain.",
         "Every key matched against the keys pinned for its sender on this computer.",
         f"Every line of {result.segments:,} segment(s) parsed strictly."
-        + (" Some segments could not be read: the findings name them." if view.partial else ""),
+        + (
+            (
+                " Some segments are no longer in storage as they were read: the findings name them."
+                if vanished_only(result.findings)
+                else " Some segments could not be read: the findings name them."
+            )
+            if view.partial
+            else ""
+        ),
     ]
     if unsigned:
         parts.append(

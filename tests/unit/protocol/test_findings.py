@@ -28,6 +28,7 @@ def test_the_kinds_are_the_documented_ones() -> None:
         "segment-too-large",
         "segment-abandoned",
         "segment-unreadable",
+        "segment-vanished",
         "blob-mismatch",
         "relation-invalid",
         "relation-cross-room",

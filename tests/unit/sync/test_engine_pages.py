@@ -386,7 +386,7 @@ def test_a_segment_read_before_that_vanishes_or_changes_is_reported(tmp_path: Pa
     assert "no longer in storage" in unread[as_path(gone)]
     assert "changed in storage after this device read and checked it" in unread[as_path(changed)]
     assert partial and not result.clean
-    named = {f.path for f in result.findings if f.kind is Kind.SEGMENT_UNREADABLE}
+    named = {f.path for f in result.findings if f.kind is Kind.SEGMENT_VANISHED}
     assert named == {as_path(gone), as_path(changed)}
     # what was checked before is still shown
     assert sum(1 for a in result.timeline if a.event.type == MESSAGE) == 6

@@ -47,7 +47,7 @@ def _reported(root: Path, db: Path, gone: list[Path]) -> None:
     assert set(unread) == {as_path(p) for p in gone}
     assert all("no longer in storage" in why for why in unread.values())
     assert partial and not result.clean
-    named = {f.path for f in result.findings if f.kind is Kind.SEGMENT_UNREADABLE}
+    named = {f.path for f in result.findings if f.kind is Kind.SEGMENT_VANISHED}
     assert named == {as_path(p) for p in gone}
     # what was checked before is still shown: the 12 messages of the 3 days
     assert sum(1 for a in result.timeline if a.event.type == MESSAGE) == 12
@@ -211,7 +211,7 @@ def test_a_segment_removed_while_the_app_runs_is_reported_at_the_next_safety_lis
             if room.reaudit is not None:  # paced: put off a moment after the last audit
                 await room.reaudit
             assert room.partial and not room.result.clean
-            named = [f for f in room.result.findings if f.kind is Kind.SEGMENT_UNREADABLE]
+            named = [f for f in room.result.findings if f.kind is Kind.SEGMENT_VANISHED]
             assert [f.path for f in named] == [gone]
             # its events are shown as read: the finding does not call them missing
             assert "no longer holds this segment as this device read it" in named[0].message
