@@ -37,9 +37,9 @@ def _same_size_other_bytes(data: bytes) -> bytes:
     return data[:at] + (b"a" if data[at : at + 1] != b"a" else b"b") + data[at + 1 :]
 
 
-async def _rewrite_at_the_same_size(stores: Stores, path: str) -> None:
-    """Someone with write access replaces the segment's bytes, keeping its length."""
-    data = await stores.new().get(path)
+def put_object(stores: Stores, path: str, data: bytes) -> None:
+    """Someone with write access writes ``path`` (under the store's prefix) with the
+    service's own client, past this app's create-only writes."""
     proc = stores.emulators.get(stores.kind) if stores.emulators else None
     assert proc is not None
     emu.rewrite_object(
@@ -47,9 +47,14 @@ async def _rewrite_at_the_same_size(stores: Stores, path: str) -> None:
         proc.endpoint,
         stores.bucket,
         f"{stores.location.prefix}/{path}",
-        _same_size_other_bytes(data),
+        data,
         stores.emulators.s3_admin if stores.emulators else None,
     )
+
+
+async def _rewrite_at_the_same_size(stores: Stores, path: str) -> None:
+    """Someone with write access replaces the segment's bytes, keeping its length."""
+    put_object(stores, path, _same_size_other_bytes(await stores.new().get(path)))
 
 
 async def room_written(stores: Stores, key: SigningKey, *sends: tuple[str, ...]) -> None:

@@ -11,12 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from test_engine import ROOM, Recorder, create_room, run, write_history
-from test_engine_pages import SLIM
+from test_engine_pages import _close, _engine
 
-from bucket_chat_desktop.index import Index
 from bucket_chat_desktop.protocol.event import MESSAGE
 from bucket_chat_desktop.storage.local import LocalStorage
-from bucket_chat_desktop.sync.engine import SyncEngine
 
 JUNK_DAYS = ("zzzz", "9999-12-31", "9999-12-30")
 
@@ -39,12 +37,7 @@ def test_junk_day_folders_do_not_hide_the_newest_days_from_the_safety_listing(
         (logs / name / "junk.txt").write_bytes(b"nothing")
 
     async def go() -> None:
-        engine = SyncEngine(
-            LocalStorage(root),
-            index=Index.open(tmp_path / "index.sqlite3"),
-            listener=Recorder(),
-            config=SLIM,
-        )
+        engine = _engine(root, tmp_path / "index.sqlite3", Recorder())
         try:
             room = await engine.open_room(ROOM, background=False)
             assert room.result is not None and not room.partial
@@ -62,9 +55,7 @@ def test_junk_day_folders_do_not_hide_the_newest_days_from_the_safety_listing(
             as_path = gone.relative_to(root).as_posix()
             assert set(room.vanished) == {as_path}, room.vanished
         finally:
-            await engine.close()
-            assert engine.index is not None
-            engine.index.close()
+            await _close(engine)
 
     run(go())
 
@@ -90,17 +81,13 @@ def test_junk_day_folders_do_not_hide_the_newest_days_from_a_warm_pass(
     db = tmp_path / "index.sqlite3"
 
     async def messages() -> int:
-        engine = SyncEngine(
-            LocalStorage(root), index=Index.open(db), listener=Recorder(), config=SLIM
-        )
+        engine = _engine(root, db, Recorder())
         try:
             room = await engine.open_room(ROOM, background=False)
             assert room.result is not None and not room.partial
             return sum(1 for a in room.result.timeline if a.event.type == MESSAGE)
         finally:
-            await engine.close()
-            assert engine.index is not None
-            engine.index.close()
+            await _close(engine)
 
     assert run(messages()) == 11
     aside.rename(late)
@@ -123,12 +110,7 @@ def test_a_day_folder_with_an_unsafe_name_does_not_stop_the_room_being_read(
     (junk / "junk.jsonl").write_bytes(b"junk")
 
     async def go() -> None:
-        engine = SyncEngine(
-            LocalStorage(root),
-            index=Index.open(tmp_path / "index.sqlite3"),
-            listener=Recorder(),
-            config=SLIM,
-        )
+        engine = _engine(root, tmp_path / "index.sqlite3", Recorder())
         try:
             room = await engine.open_room(ROOM, background=False)
             assert engine.online, engine.status_message
@@ -137,8 +119,6 @@ def test_a_day_folder_with_an_unsafe_name_does_not_stop_the_room_being_read(
             await engine.refresh(ROOM)
             assert engine.online and not room.partial
         finally:
-            await engine.close()
-            assert engine.index is not None
-            engine.index.close()
+            await _close(engine)
 
     run(go())

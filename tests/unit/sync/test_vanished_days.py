@@ -11,9 +11,8 @@ import shutil
 from pathlib import Path
 
 from test_engine import ROOM, Recorder, create_room, run, write_history
-from test_engine_pages import SLIM
+from test_engine_pages import _close, _engine
 
-from bucket_chat_desktop.index import Index
 from bucket_chat_desktop.protocol.audit import AuditResult
 from bucket_chat_desktop.protocol.event import MESSAGE
 from bucket_chat_desktop.protocol.findings import Kind
@@ -24,9 +23,7 @@ from bucket_chat_desktop.sync.room_state import RoomState
 
 def _read(root: Path, db: Path) -> tuple[dict[str, str], AuditResult, bool]:
     async def go() -> tuple[dict[str, str], AuditResult, bool]:
-        engine = SyncEngine(
-            LocalStorage(root), index=Index.open(db), listener=Recorder(), config=SLIM
-        )
+        engine = _engine(root, db, Recorder())
         try:
             room = await engine.open_room(ROOM, background=False)
             assert room.result is not None
@@ -60,12 +57,6 @@ def _five_days_read(root: Path, db: Path) -> Path:
     write_history(LocalStorage(root), days=5, per_day=4)
     assert _read(root, db)[0] == {}
     return sorted(_days(root)[0].glob("*.jsonl"))[1]
-
-
-async def _close(engine: SyncEngine) -> None:
-    await engine.close()
-    assert engine.index is not None
-    engine.index.close()
 
 
 async def _put_back(engine: SyncEngine, room: RoomState, aside: Path, at: Path) -> None:
@@ -134,9 +125,7 @@ def test_a_room_whose_history_lists_no_day_at_all_says_so_once_and_recovers(
     db = tmp_path / "index.sqlite3"
 
     async def read() -> tuple[dict[str, str], dict[str, str], AuditResult]:
-        engine = SyncEngine(
-            LocalStorage(root), index=Index.open(db), listener=Recorder(), config=SLIM
-        )
+        engine = _engine(root, db, Recorder())
         try:
             room = await engine.open_room(ROOM, background=False)
             assert room.result is not None
@@ -189,12 +178,7 @@ def test_a_segment_removed_while_the_app_runs_is_reported_at_the_next_safety_lis
     write_history(store, days=1, per_day=4)
 
     async def go() -> None:
-        engine = SyncEngine(
-            LocalStorage(root),
-            index=Index.open(tmp_path / "index.sqlite3"),
-            listener=Recorder(),
-            config=SLIM,
-        )
+        engine = _engine(root, tmp_path / "index.sqlite3", Recorder())
         try:
             room = await engine.open_room(ROOM, background=False)
             assert room.result is not None and room.result.clean
@@ -237,12 +221,7 @@ def test_a_segment_back_in_storage_clears_its_note_at_the_next_safety_listing(
     write_history(store, days=1, per_day=4)
 
     async def go() -> None:
-        engine = SyncEngine(
-            LocalStorage(root),
-            index=Index.open(tmp_path / "index.sqlite3"),
-            listener=Recorder(),
-            config=SLIM,
-        )
+        engine = _engine(root, tmp_path / "index.sqlite3", Recorder())
         try:
             room = await engine.open_room(ROOM, background=False)
             assert room.result is not None and room.result.clean
@@ -276,12 +255,7 @@ def test_a_segment_replaced_by_a_link_is_named_so_not_as_zero_bytes(tmp_path: Pa
     write_history(store, days=1, per_day=4)
 
     async def go() -> None:
-        engine = SyncEngine(
-            LocalStorage(root),
-            index=Index.open(tmp_path / "index.sqlite3"),
-            listener=Recorder(),
-            config=SLIM,
-        )
+        engine = _engine(root, tmp_path / "index.sqlite3", Recorder())
         try:
             room = await engine.open_room(ROOM, background=False)
             assert room.result is not None and room.result.clean
@@ -317,12 +291,7 @@ def test_a_removed_segment_does_not_make_every_round_read_the_whole_room_again(
     write_history(store, days=5, per_day=2)
 
     async def go() -> None:
-        engine = SyncEngine(
-            LocalStorage(root),
-            index=Index.open(tmp_path / "index.sqlite3"),
-            listener=Recorder(),
-            config=SLIM,
-        )
+        engine = _engine(root, tmp_path / "index.sqlite3", Recorder())
 
         async def round_() -> int:
             room.last_safety = -1e9  # due now (a round every 30 s in a folder)
@@ -376,9 +345,7 @@ def test_a_segment_put_back_on_an_older_day_clears_its_note_at_the_next_safety_l
 
     async def go() -> None:
         for _ in range(4):  # each warm opening lists one older day more, in turn
-            engine = SyncEngine(
-                LocalStorage(root), index=Index.open(db), listener=Recorder(), config=SLIM
-            )
+            engine = _engine(root, db, Recorder())
             room = await engine.open_room(ROOM, background=False)
             if gone in room.vanished:
                 break
