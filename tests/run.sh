@@ -65,11 +65,10 @@ echo "== ruff"
 echo "== mypy"
 .venv/bin/mypy bucket_chat_desktop
 echo "== pytest"
-# On every core and one more worker (the tests mostly wait on emulators and child
-# processes: 2 cores run 3 workers; at most 4, each starts its own emulators), the work
-# handed out as workers free up. Tests that use the one Secret Service (some lock it)
+# Two workers a core (the tests mostly wait on emulators and child processes), at most 4
+# (each starts its own emulators): 2 cores run 4, the work handed out as workers free up. Tests that use the one Secret Service (some lock it)
 # run one at a time (marked "keyring": tests/conftest.py). Arguments given here come
 # after, so "-n 0" runs everything in turn.
 cores=$(nproc 2>/dev/null || echo 1)
-workers=$((cores + 1 > 4 ? 4 : cores + 1))
+workers=$((cores * 2 > 4 ? 4 : cores * 2))
 exec bash tests/with-keyring.sh .venv/bin/python -m pytest -n "$workers" --dist worksteal "$@"
