@@ -577,14 +577,23 @@ def test_membership_rows_and_previews_are_worded_once(room: Room) -> None:
     assert previews == [f"{user} {text}" for user, text in members]
 
 
-def test_members_model_takes_a_roster_of_thousands_without_a_quadratic_walk() -> None:
+def test_members_model_takes_a_roster_of_thousands_without_a_quadratic_walk(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Red team: the panel's check that the members it shows are still in order built a
     set of them once per member: every roster of a room where one member had written
     under 8,000 sender ids (one unsigned segment) froze the GUI thread 0.8 s (12,000:
-    ~1.8 s), for every message anyone sent after."""
-    import time
-
+    ~1.8 s), for every message anyone sent after. Counted, not timed: the sets an
+    update builds do not grow with the members (the timing is benchmarks/gui_bench.py's
+    to measure, not a test's to assert)."""
+    from bucket_chat_desktop.gui.models import members_model
     from bucket_chat_desktop.protocol.event import parse_event
+
+    built = [0]
+
+    def counted_set(*args: Any) -> set[Any]:
+        built[0] += 1
+        return set(*args)
 
     def row(n: int, sender: str) -> Assessed:
         ev = parse_event(
@@ -609,9 +618,9 @@ def test_members_model_takes_a_roster_of_thousands_without_a_quadratic_walk() ->
     model = MembersModel("alice@example.com", key_text(ALICE))
     model.set_state(fold.roster())
     fold.add([row(12_000, "user00001@example.com"), row(12_001, "newcomer@example.com")])
-    started = time.perf_counter()
+    monkeypatch.setattr(members_model, "set", counted_set, raising=False)
     model.set_state(fold.roster())
-    assert time.perf_counter() - started < 0.5
+    assert built[0] <= 4, f"{built[0]:,} sets built for one update of 12,001 members"
     assert model.rowCount() == 12_001 and model.row_of("newcomer@example.com") is not None
 
 
