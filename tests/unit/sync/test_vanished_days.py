@@ -50,6 +50,23 @@ def _reported(root: Path, db: Path, gone: list[Path]) -> None:
     assert sum(1 for a in result.timeline if a.event.type == MESSAGE) == 12
 
 
+def _room_written(tmp_path: Path, *, days: int, per_day: int) -> Path:
+    """A folder store holding the room, ``days`` days of ``per_day`` segments."""
+    root = tmp_path / "store"
+    create_room(LocalStorage(root))
+    write_history(LocalStorage(root), days=days, per_day=per_day)
+    return root
+
+
+async def _newest_moved(engine: SyncEngine, root: Path, aside: Path) -> tuple[RoomState, str]:
+    """Open the room (read whole and clean), then move its newest segment to ``aside``."""
+    room = await engine.open_room(ROOM, background=False)
+    assert room.result is not None and room.result.clean
+    path = max(p for p in room.known if p.endswith(".jsonl"))
+    (root / path).rename(aside)
+    return room, path
+
+
 def _five_days_read(root: Path, db: Path) -> Path:
     """A room of five days of four segments, read whole into ``db``; a segment of its
     oldest day (which keeps three others)."""
@@ -172,10 +189,7 @@ def test_a_segment_removed_while_the_app_runs_is_reported_at_the_next_safety_lis
 ) -> None:
     """Not only at the room's next opening: the periodic listing of its newest days
     compares too, and the verdict shown is audited again at once."""
-    root = tmp_path / "store"
-    store = LocalStorage(root)
-    create_room(store)
-    write_history(store, days=1, per_day=4)
+    root = _room_written(tmp_path, days=1, per_day=4)
 
     async def go() -> None:
         engine = _engine(root, tmp_path / "index.sqlite3", Recorder())
@@ -215,19 +229,13 @@ def test_a_segment_back_in_storage_clears_its_note_at_the_next_safety_listing(
     every 30 s meets that moment. Once it is listed again, as it was read, the next
     listing takes the note back and the verdict is audited again: not a tampering alarm
     for the rest of the session (a pass, which starts over, ran only at the opening)."""
-    root = tmp_path / "store"
-    store = LocalStorage(root)
-    create_room(store)
-    write_history(store, days=1, per_day=4)
+    root = _room_written(tmp_path, days=1, per_day=4)
 
     async def go() -> None:
         engine = _engine(root, tmp_path / "index.sqlite3", Recorder())
         try:
-            room = await engine.open_room(ROOM, background=False)
-            assert room.result is not None and room.result.clean
-            gone = max(p for p in room.known if p.endswith(".jsonl"))
             aside = tmp_path / "aside"
-            (root / gone).rename(aside)
+            room, gone = await _newest_moved(engine, root, aside)
             await engine.refresh(ROOM)
             assert (
                 set(room.vanished) == {gone}
@@ -249,19 +257,13 @@ def test_a_segment_replaced_by_a_link_is_named_so_not_as_zero_bytes(tmp_path: Pa
     """A segment read before, now a symbolic link (to the same bytes even): links are never
     followed, and the listing shows no size for one. The note says what is there, not
     "N bytes then, 0 now" (nobody emptied it)."""
-    root = tmp_path / "store"
-    store = LocalStorage(root)
-    create_room(store)
-    write_history(store, days=1, per_day=4)
+    root = _room_written(tmp_path, days=1, per_day=4)
 
     async def go() -> None:
         engine = _engine(root, tmp_path / "index.sqlite3", Recorder())
         try:
-            room = await engine.open_room(ROOM, background=False)
-            assert room.result is not None and room.result.clean
-            linked = max(p for p in room.known if p.endswith(".jsonl"))
             aside = tmp_path / "aside"
-            (root / linked).rename(aside)
+            room, linked = await _newest_moved(engine, root, aside)
             (root / linked).symlink_to(aside)
             await engine.refresh(ROOM)
             assert set(room.vanished) == {linked} and not room.unread
@@ -285,10 +287,7 @@ def test_a_removed_segment_does_not_make_every_round_read_the_whole_room_again(
     had every reader list every day of the room every minute, for as long as the room is
     open (and download a rewritten segment again each time): the rounds list the newest
     days, as for an honest room, and still report it."""
-    root = tmp_path / "store"
-    store = LocalStorage(root)
-    create_room(store)
-    write_history(store, days=5, per_day=2)
+    root = _room_written(tmp_path, days=5, per_day=2)
 
     async def go() -> None:
         engine = _engine(root, tmp_path / "index.sqlite3", Recorder())
