@@ -126,5 +126,9 @@ async def run_export(args: argparse.Namespace, storage: Storage, room_id: str) -
     if summary.damaged:
         print(f"  {summary.damaged:,} event(s) damaged in this device's cache", file=sys.stderr)
     verdict = "clean" if snapshot.clean else f"{len(snapshot.errors):,} finding(s)"
-    print(f"  audit: {verdict}" + ("" if snapshot.complete else "; history not completely read"))
+    if snapshot.vanished:
+        verdict += "; part of the history was removed or changed in storage after it was read"
+    elif not snapshot.complete:
+        verdict += "; history not completely read"
+    print(f"  audit: {verdict}")
     return 0

@@ -253,7 +253,13 @@ class HtmlWriter:
     def _verdict(self) -> str:
         s = self.snap
         out = []
-        if not s.complete:
+        if s.vanished:
+            out.append(
+                '<div class="verdict partial"><strong>Part of the history was removed or '
+                "changed in storage after this device read it.</strong> This export holds "
+                "what was checked here; no verdict in it is final.</div>\n"
+            )
+        elif not s.complete:
             out.append(
                 '<div class="verdict partial"><strong>History not completely read.</strong> '
                 "This export holds what was read; no verdict in it is final.</div>\n"

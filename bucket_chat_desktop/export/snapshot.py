@@ -6,7 +6,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from ..protocol.audit import AuditResult
-from ..protocol.findings import Finding, Severity
+from ..protocol.findings import Finding, Severity, vanished_only
 from ..protocol.metadata import check_signer
 from ..protocol.relations import Relations, build
 from ..protocol.room_state import DisplayNames
@@ -18,7 +18,9 @@ class RoomSnapshot:
     """One audit of a room as an export writes it. ``findings``: the metadata's, the
     signer check's, the audit's and the relation rules' (the same list ``verify``
     reports, plus the relations). ``complete``: the whole history was read (else the
-    export says that nothing in it is final)."""
+    export says that nothing in it is final). ``vanished``: not complete only because
+    segments read and checked here are no longer in storage as read (removed or
+    rewritten), not because a read failed: the export says that instead."""
 
     room_id: str
     name: str | None  # the metadata's name, untrusted (None: no metadata read)
@@ -27,6 +29,7 @@ class RoomSnapshot:
     relations: Relations
     findings: tuple[Finding, ...]
     complete: bool = True
+    vanished: bool = False
 
     @property
     def total(self) -> int:
@@ -79,4 +82,5 @@ def snapshot_of(view: RoomView, storage: str) -> RoomSnapshot:
         relations=relations,
         findings=tuple(findings),
         complete=view.complete and not view.partial,
+        vanished=view.complete and view.partial and vanished_only(result.findings),
     )

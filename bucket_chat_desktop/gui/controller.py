@@ -16,7 +16,7 @@ from ..keys import Identity
 from ..protocol.attachments import safe_file_name
 from ..protocol.audit import Assessed, AuditResult
 from ..protocol.event import MEMBER, MESSAGE, Event
-from ..protocol.findings import Finding, Kind, Severity
+from ..protocol.findings import Finding, Kind, Severity, vanished_only
 from ..protocol.mentions import mentions_in, mentions_me
 from ..protocol.metadata import RoomMetadata, check_signer
 from ..protocol.relations import Relations, own_reaction
@@ -814,6 +814,7 @@ class Controller(QObject):
         changes: dict[str, Any] = {
             "findings": len(self.room_errors(key)),
             "partial": self.history_partial(key),
+            "vanished": self.history_vanished(key),
         }
         rel = room.relations[1] if room.relations else None
         if last is not None and last.type not in (MESSAGE, MEMBER):
@@ -881,6 +882,12 @@ class Controller(QObject):
         final (PROTOCOL.md section 16), whatever else the audit says."""
         result = self.result(key)  # these are audit findings, never metadata ones
         return result is not None and any(f.kind in PARTIAL_READ for f in result.findings)
+
+    def history_vanished(self, key: str) -> bool:
+        """Whether the history is partial only because segments read and checked here are
+        no longer in storage as read (removed or rewritten), not because a read failed."""
+        result = self.result(key)
+        return result is not None and vanished_only(result.findings)
 
     def _on_outbox_changed(self, key: str, events: list[Event], state: str, error: str) -> None:
         if key in self._rooms:

@@ -34,12 +34,11 @@ from PySide6.QtWidgets import (
 )
 
 from ..protocol.audit import TrustState
-from ..protocol.findings import Finding
+from ..protocol.findings import Finding, vanished_only
 from ..protocol.untrusted_text import html_escape, one_line, shown_id
 from ..sync.client import RoomRef
 from . import icons
 from .audit.explanations import explain
-from .audit.view import vanished_only
 from .controller import PARTIAL_READ, Controller
 from .models.rooms_model import RoomRoles
 from .models.timeline_model import Roles, TimelineModel
@@ -637,10 +636,15 @@ class MainWindow(QMainWindow):
         parts = [f"{html_escape(item.room_id)} on {html_escape(one_line(item.storage_name))}"]
         if result is not None and self.controller.history_partial(key):
             # A count of "verified" events would read as a verdict; there is none yet.
+            why = (
+                "part of the history was removed or changed in storage"
+                if self.controller.history_vanished(key)
+                else "history not completely read"
+            )
             parts.append(
                 f"{len(result.timeline):,} events read · "
-                f"<span style='color:{TRUST_COLORS['key-changed']}'>history not completely "
-                "read: nothing is final</span>"
+                f"<span style='color:{TRUST_COLORS['key-changed']}'>{why}: nothing is "
+                "final</span>"
             )
         elif result is not None:
             verified = result.counts[TrustState.VERIFIED]

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox, QProgressDialog, 
 
 from ..export import ExportError
 from ..export.runner import ExportSummary, export_room, suggested_file_name
-from ..export.snapshot import snapshot_of
+from ..export.snapshot import RoomSnapshot, snapshot_of
 from ..protocol.attachments import FileInfo
 from ..protocol.untrusted_text import html_escape, one_line
 from ..storage.base import StorageError
@@ -186,10 +186,11 @@ class RoomExport(QObject):
             )
             return None
         self.last = summary
-        self._done(summary, snapshot.clean, snapshot.complete)
+        self._done(summary, snapshot)
         return summary
 
-    def _done(self, summary: ExportSummary, clean: bool, complete: bool) -> None:
+    def _done(self, summary: ExportSummary, snapshot: RoomSnapshot) -> None:
+        clean = snapshot.clean
         lines = [
             f"<p>{summary.events:,} events written to <b>{html_escape(summary.path.name)}</b>.</p>"
         ]
@@ -209,7 +210,12 @@ class RoomExport(QObject):
             lines.append(f"<p>Not copied:</p><ul>{items}{extra}</ul>")
         if not clean:
             lines.append("<p>The room's audit has findings: the export lists them at the top.</p>")
-        if not complete:
+        if snapshot.vanished:
+            lines.append(
+                "<p>Part of the history was removed or changed in storage after this device "
+                "read it: the export says so.</p>"
+            )
+        elif not snapshot.complete:
             lines.append("<p>The history was not completely read: the export says so.</p>")
         icon = (
             QMessageBox.Icon.Information

@@ -7,6 +7,7 @@ object and line it came from, and the good events around it are kept.
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 
@@ -72,6 +73,13 @@ _NOTICES = {
 }
 
 
+# Findings that say part of the history was not read (a read failed or was refused):
+# nothing read later can be vouched for until it is.
+NOT_READ = frozenset(
+    {Kind.UNREAD, Kind.SEGMENT_UNREADABLE, Kind.SEGMENT_TOO_LARGE, Kind.SEGMENT_ABANDONED}
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Finding:
     kind: Kind
@@ -98,3 +106,12 @@ class Finding:
             "line": self.line,
             "event_id": self.event_id,
         }
+
+
+def vanished_only(findings: Iterable[Finding]) -> bool:
+    """Whether what keeps a room's verdict from being final is only segments read and
+    checked on this device that storage no longer holds as read (``SEGMENT_VANISHED``:
+    removed or rewritten), not a read that failed. Front ends and exports say so in
+    those words, not "could not be read"."""
+    kinds = {f.kind for f in findings}
+    return Kind.SEGMENT_VANISHED in kinds and not kinds & NOT_READ

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from PySide6.QtCore import Qt
+
 from bucket_chat_desktop.gui.audit.dialog import AuditDialog
 from bucket_chat_desktop.gui.audit.explanations import explain
 from bucket_chat_desktop.gui.audit.view import AuditView
 from bucket_chat_desktop.gui.controller import PARTIAL_READ
 from bucket_chat_desktop.gui.main_window import banner_html
+from bucket_chat_desktop.gui.models.rooms_model import RoomItem, RoomRoles, RoomsModel
 from bucket_chat_desktop.protocol.audit import AuditResult, RoomLedger, Timeline
-from bucket_chat_desktop.protocol.findings import Kind, Severity
+from bucket_chat_desktop.protocol.findings import Finding, Kind, Severity, vanished_only
 from bucket_chat_desktop.sync.backfill import CHANGED_SAME_SIZE, LOST_HERE
 from bucket_chat_desktop.sync.room_state import RoomState, unread_findings
 
@@ -60,3 +63,25 @@ def test_the_audit_dialog_does_not_call_a_segment_gone_from_storage_unread(qtbot
     assert "no longer in storage as this device read" in dialog.history.text()
     assert "could not be read" not in dialog.checked.text()
     assert "Complete" not in dialog.history.text()
+
+
+def test_the_room_list_says_removed_or_changed_not_could_not_be_read() -> None:
+    """The room list's tooltip uses the banner's words for such a room, and the general
+    words for a room where a read failed."""
+    findings = unread_findings(_vanished_only())
+    model = RoomsModel()
+    model.add(RoomItem("s1/falcon", "Falcon", "Team folder"))
+    model.add(RoomItem("s1/heron", "Heron", "Team folder"))
+    model.update("s1/falcon", partial=True, vanished=vanished_only(findings), findings=2)
+    failed = [Finding(Kind.SEGMENT_UNREADABLE, "timed out", GONE), *findings]
+    model.update("s1/heron", partial=True, vanished=vanished_only(failed), findings=3)
+    tips = {
+        model.data(model.index(row), RoomRoles.Key): model.data(
+            model.index(row), Qt.ItemDataRole.ToolTipRole
+        )
+        for row in range(model.rowCount())
+    }
+    assert "removed or changed in storage" in tips["s1/falcon"]
+    assert "could not be read" not in tips["s1/falcon"]
+    assert "could not be read completely" in tips["s1/heron"]
+    assert "removed or changed" not in tips["s1/heron"]

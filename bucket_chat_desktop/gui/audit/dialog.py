@@ -45,7 +45,7 @@ from PySide6.QtWidgets import (
 
 from ...keys.identity import display_fingerprint
 from ...protocol.audit import TrustState
-from ...protocol.findings import Finding, Kind, Severity
+from ...protocol.findings import Finding, Kind, Severity, vanished_only
 from ...protocol.metadata import Signer
 from ...protocol.room_state import key_bytes
 from ...protocol.untrusted_text import (
@@ -68,7 +68,7 @@ from .findings_model import (
     FindingsModel,
     Index,
 )
-from .view import AuditView, checked_text, report_text, vanished_only
+from .view import AuditView, checked_text, report_text
 
 LRM = "\u200e"  # LEFT-TO-RIGHT MARK: a line that starts with a name still reads left to right
 

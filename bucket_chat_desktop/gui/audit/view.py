@@ -5,11 +5,11 @@ prints it (`report_text`). No Qt: this is the data the dialog and its tests read
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ...protocol.audit import AuditResult
-from ...protocol.findings import Finding, Kind, Severity
+from ...protocol.findings import Finding, Severity, vanished_only
 from ...protocol.metadata import RoomMetadata, Signer, check_signer, signer_text
 from ...protocol.untrusted_text import (
     display_name_safe,
@@ -87,20 +87,6 @@ class AuditView:
         """The room's name cleaned for display (it is read from storage)."""
         raw = self.metadata.name if self.metadata else None
         return display_name_safe(raw, TITLE_LIMIT) or self.room_id
-
-
-# Findings that say part of the history was not read (``RoomState.partial``).
-_NOT_READ = frozenset(
-    {Kind.UNREAD, Kind.SEGMENT_UNREADABLE, Kind.SEGMENT_TOO_LARGE, Kind.SEGMENT_ABANDONED}
-)
-
-
-def vanished_only(findings: Iterable[Finding]) -> bool:
-    """Whether what keeps the verdict from being final is only segments read and checked
-    here that storage no longer holds as read (``Kind.SEGMENT_VANISHED``): removed or
-    rewritten, not a read that failed. Front ends say so, not "could not be read"."""
-    kinds = {f.kind for f in findings}
-    return Kind.SEGMENT_VANISHED in kinds and not kinds & _NOT_READ
 
 
 def report_text(view: AuditView) -> str:

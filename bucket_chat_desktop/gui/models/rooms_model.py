@@ -44,6 +44,9 @@ class RoomItem:
     unread: int = 0
     findings: int = 0  # error-level findings of its audit and metadata
     partial: bool = False  # part of its history could not be read: no verdict is final
+    # partial only because segments read here are no longer in storage as read (removed
+    # or rewritten: ``vanished_only``), not because a read failed
+    vanished: bool = False
     online: bool = True
     muted: bool = False
 
@@ -64,6 +67,11 @@ class RoomItem:
 
 def _problems(item: RoomItem) -> str:
     """The warning mark's words, for the tooltip."""
+    if item.partial and item.vanished:
+        return (
+            "<br>⚠ Part of its history was removed or changed in storage after this device "
+            "read it: no verdict is final."
+        )
     if item.partial:
         return "<br>⚠ Its history could not be read completely: no verdict is final yet."
     if item.findings:

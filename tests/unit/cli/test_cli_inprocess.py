@@ -434,8 +434,8 @@ def test_on_windows_piped_output_is_utf8_whatever_the_code_page(tmp_path: Path) 
     assert proc.stderr.decode("utf-8").strip() == "\u00e9"
 
 
-def test_history_names_a_segment_removed_after_this_device_read_it(
-    cli: Cli, room: str, store: Path
+def test_history_and_export_name_a_segment_removed_after_this_device_read_it(
+    cli: Cli, room: str, store: Path, tmp_path: Path
 ) -> None:
     """Read and checked by an earlier run (kept in this device's index), then removed:
     "segment-vanished", an error (not "segment-unreadable": nothing failed to read), and
@@ -454,3 +454,11 @@ def test_history_names_a_segment_removed_after_this_device_read_it(
     r = cli("history", "--room-id", room, "--json")
     kinds = [f["kind"] for f in json.loads(r.out)["findings"]]
     assert kinds == ["segment-vanished"], kinds
+    # an export says what happened, not that the history could not be read
+    out = tmp_path / "room.html"
+    r = cli("export", "--room-id", room, "-o", str(out))
+    assert r.code == 0, r
+    assert "removed or changed in storage" in r.out and "not completely read" not in r.out, r
+    page = out.read_text(encoding="utf-8")
+    assert "removed or changed in storage after this device read it" in page
+    assert "History not completely read" not in page
