@@ -117,6 +117,10 @@ class SyncConfig:
     feed_wait: float = 20.0
     feed_check: float = 600.0
     feed_retry: float = 15.0
+    # Between waits on the feed while the window is behind others and nothing happened
+    # for ``active_window`` s (``schedule.feed_rest``): the request budget of an idle
+    # storage, paid for in how late a message noticed in the background can be.
+    feed_rest: float = 15.0
     # False (the app): with an index, rooms keep only what the audit needs in memory and
     # front ends read bodies page by page (``timeline_page``). True: whole events in every
     # result (the CLI prints them).
@@ -858,6 +862,8 @@ class SyncEngine:
     feed_active = _Polled[bool]()  # waiting on the feed now, not polling the bucket
     feed_message = _Polled[str]()  # what the feed's state is, in words
     feed_rounds = _Polled[int]()  # waits on the feed that were answered
+    feed_rests = _Polled[int]()  # rests between them (behind other windows, quiet)
+    feed_resting = _Polled[bool]()  # resting now: a message waits for the rest's end
     feed_ignored = _Polled[int]()  # the feed's messages or records that were ignored
 
     # -- writing (``publisher.py``) ----------------------------------------------------------------

@@ -46,7 +46,7 @@ from ..storage.feed import ChangeFeed
 from ..storage.local import LocalStorage
 from .backfill import UNKNOWN_SIZE
 from .events import ChangeFeedStatus, RoomDiscovered
-from .schedule import poll_delay, safety_period
+from .schedule import feed_rest, poll_delay, safety_period
 from .stopping import stop_tasks
 
 if TYPE_CHECKING:
@@ -104,6 +104,8 @@ class Poller:
         self.feed_message = ""
         self._feed_told: bool | None = None  # the last state reported in an event
         self.feed_rounds = 0  # waits on the feed that were answered (tests, benchmarks)
+        self.feed_rests = 0  # rests between them (``_rest``: tests, benchmarks)
+        self.feed_resting = False
         self.feed_ignored = 0  # messages or records of the feed that were ignored
         self._feed_retry_at = 0.0
         self._feed_backoff = engine.config.feed_retry
@@ -169,6 +171,7 @@ class Poller:
             if feed is not None and due:
                 try:
                     if await self._listen(feed):
+                        await self._rest()
                         continue
                 except Exception:
                     log.exception("change feed: waiting on %s failed", feed.describe())
@@ -442,6 +445,25 @@ class Poller:
             del named[marker]
         self._saved[date] = safe
         await self._engine._serially(self._engine.index.set_cursor, f"activity:{date}", safe)
+
+    async def _rest(self) -> None:
+        """After a wait on the change feed, while nobody looks and it is quiet: rest
+        ``feed_rest`` seconds before the next (``schedule.feed_rest``). A wake (the
+        window coming to the front, a send, a room opened) ends the rest at once."""
+        rest = feed_rest(
+            self._engine.config,
+            quiet_for=time.monotonic() - self._activity_at,
+            window_focused=self._engine.window_focused,
+        )
+        if rest <= 0.0:
+            return
+        self.feed_rests += 1
+        self.feed_resting = True
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._poll_wake.wait(), rest)
+        finally:
+            self.feed_resting = False
 
     async def _listen(self, feed: ChangeFeed) -> bool:
         """One wait on the change feed, and reading what it names. The activity markers

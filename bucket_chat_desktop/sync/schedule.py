@@ -41,6 +41,7 @@ class PollTimes(Protocol):
     focused_safety: float
     background_safety: float
     local_rescan: float
+    feed_rest: float
 
 
 def poll_delay(
@@ -57,6 +58,21 @@ def poll_delay(
     if window_focused:
         ceiling = min(ceiling, max(times.focused_interval, active))
     return min(max(previous, active) * 2, ceiling)
+
+
+def feed_rest(times: PollTimes, *, quiet_for: float, window_focused: bool) -> float:
+    """Seconds to rest between waits on a change feed (an SQS queue's long polls).
+
+    None while the window is in front or something happened within ``active_window``:
+    the feed is waited on without a break, and a message arrives within about a second.
+    Behind other windows and quiet, ``feed_rest``: a queue listened to without a break
+    costs 3,600 / 20 = 180 requests an hour, over the 150 an idle storage may make
+    (docs/STORAGE.md); resting 15 s after each 20 s wait makes it about 103, and a
+    message that arrives during a rest waits for its end (or for the window to come to
+    the front, which ends it)."""
+    if window_focused or quiet_for < times.active_window:
+        return 0.0
+    return max(times.feed_rest, 0.0)
 
 
 def safety_period(

@@ -45,6 +45,7 @@ QUEUE_ONLY = SyncConfig(
     feed_wait=1.0,
     feed_check=NEVER,
     feed_retry=NEVER,
+    feed_rest=0.0,  # no rest behind other windows (its own test below)
 )
 FALLBACK = SyncConfig(
     batch_window=0.02,
@@ -55,6 +56,7 @@ FALLBACK = SyncConfig(
     feed_wait=1.0,
     feed_check=NEVER,
     feed_retry=0.5,
+    feed_rest=0.0,
 )
 
 
@@ -162,6 +164,34 @@ async def test_a_message_arrives_through_the_queue_without_polling_the_bucket(
         await until(lambda: c.waiting() == 0)  # what was read was deleted from the queue
         room = c.follower.rooms[ROOM]
         assert room.result is not None and room.result.clean
+    finally:
+        await c.close()
+
+
+async def test_behind_other_windows_the_queue_rests_between_waits_and_the_front_ends_it(
+    stores_for: StoresMaker, tmp_path: Path
+) -> None:
+    """Listened to without a break, a queue costs 180 requests an hour: behind other
+    windows and quiet, the follower rests between waits (an hour here: ``feed_rest``). A
+    message sent meanwhile waits for the window to come to the front, which ends the
+    rest at once; while the window is in front, there is no rest."""
+    c = await chat(stores_for("s3"), tmp_path, replace(QUEUE_ONLY, feed_rest=NEVER))
+    try:
+        await until(lambda: c.follower.feed_resting)  # unfocused, quiet for 0.5 s
+        rounds, rests = c.follower.feed_rounds, c.follower.feed_rests
+        await c.say("sent while it rests")
+        await until(lambda: c.waiting() >= 1)  # the notification is in the queue
+        c.follower.set_window_focused(True)
+        await until(lambda: "sent while it rests" in c.bodies)  # not in an hour: at once
+        assert c.follower.feed_rounds > rounds
+        # In front: waits follow each other with no rest in between.
+        now = c.follower.feed_rounds
+        await until(lambda: c.follower.feed_rounds >= now + 3)
+        assert c.follower.feed_rests == rests and not c.follower.feed_resting
+        # Behind other windows again: once quiet, it rests again.
+        c.follower.set_window_focused(False)
+        await until(lambda: c.follower.feed_resting)
+        assert c.follower.feed_rests == rests + 1
     finally:
         await c.close()
 

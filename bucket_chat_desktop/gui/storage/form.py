@@ -170,9 +170,10 @@ class StorageForm(CredentialsForm):
         self.queue_edit = QLineEdit()  # S3 only: the bucket's notifications (storage/sqs.py)
         self.queue_edit.setPlaceholderText("optional: SQS queue with the bucket's notifications")
         self.queue_edit.setToolTip(
-            "New messages then arrive within a second or two without polling the bucket. "
-            "One queue per device; docs/STORAGE.md, “Push notifications on S3”, says how "
-            "to set it up."
+            "New messages then arrive within a second or two without polling the bucket "
+            "while the window is in front (up to 15 s more behind other windows, to keep "
+            "the requests down). One queue per device; docs/STORAGE.md, “Push "
+            "notifications on S3”, says how to set it up."
         )
         self.queue_edit.textChanged.connect(self._on_edited)
         self.bucket_label = QLabel("Bucket")

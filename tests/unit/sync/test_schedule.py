@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bucket_chat_desktop.settings import Settings
 from bucket_chat_desktop.sync.engine import SyncConfig
-from bucket_chat_desktop.sync.schedule import UNREAD_RETRY, poll_delay, safety_period
+from bucket_chat_desktop.sync.schedule import UNREAD_RETRY, feed_rest, poll_delay, safety_period
 
 NORMAL = SyncConfig()  # active 1 s, focused 3 s, idle 45 s, active window 60 s
 
@@ -83,3 +83,18 @@ def test_every_speed_orders_its_periods_and_normal_meets_the_targets() -> None:
     # (list the day folders + two days) every 4 hours, 50 rooms, under 150 an hour
     assert focused <= 4.0
     assert 3600 / idle + 50 * 3 * 3600 / NORMAL.background_safety <= 150
+
+
+def test_a_change_feed_rests_only_behind_other_windows_and_when_quiet() -> None:
+    """Between waits on an SQS queue: no rest in front or within a minute of activity;
+    behind other windows and quiet, 15 s, so an idle storage stays within 150 requests
+    an hour: 3,600 / (20 + 15) = 103 long polls, plus the bucket's marker listings
+    (6 an hour) and 50 rooms' 4-hourly listings (25 an hour) = 134."""
+    for quiet in (0.0, 59.9, 3600.0):
+        assert feed_rest(NORMAL, quiet_for=quiet, window_focused=True) == 0.0
+    assert feed_rest(NORMAL, quiet_for=59.9, window_focused=False) == 0.0
+    assert feed_rest(NORMAL, quiet_for=60.0, window_focused=False) == NORMAL.feed_rest == 15.0
+    per_hour = 3600 / (NORMAL.feed_wait + NORMAL.feed_rest)
+    markers = 3600 / NORMAL.feed_check
+    listings = 50 * 2 / (NORMAL.background_safety / 3600)
+    assert per_hour + markers + listings <= 150
