@@ -16,7 +16,7 @@ from ..keys import Identity
 from ..protocol.attachments import safe_file_name
 from ..protocol.audit import Assessed, AuditResult
 from ..protocol.event import MEMBER, MESSAGE, Event
-from ..protocol.findings import Finding, Kind, Severity, vanished_only
+from ..protocol.findings import NOT_READ, Finding, Kind, Severity, vanished_only
 from ..protocol.mentions import mentions_in, mentions_me
 from ..protocol.metadata import RoomMetadata, check_signer
 from ..protocol.relations import Relations, own_reaction
@@ -52,8 +52,10 @@ from .tasks import TaskRunner
 
 log = logging.getLogger("bucket_chat.gui")
 
-# Findings that mean the room was not read whole: no verdict on it is final.
-PARTIAL_READ = frozenset({Kind.UNREAD, Kind.SEGMENT_UNREADABLE, Kind.SEGMENT_VANISHED})
+# Findings that mean the room was not read whole (``RoomState.partial``): no verdict on it
+# is final. A read that failed or was refused (a file over the size limit, an abandoned
+# segment) or what was read here that storage no longer holds as read.
+PARTIAL_READ = NOT_READ | {Kind.SEGMENT_VANISHED}
 MARKER_SAVE_MS = 10_000  # read markers that moved are saved this long after (and at quit)
 DEFER_ROWS = 2_000  # a room not shown with a longer timeline is redrawn when shown
 ROW_RUN_GAP = 32  # rows read by position (a thread's replies): nearer ones share a page

@@ -716,6 +716,7 @@ class RoomLedger:
         # Only for event ids read more than once: the (hash, signature) of each copy.
         self._distinct: dict[str, set[tuple[str, str | int]]] = {}
         self._seen_paths: set[str] = set()
+        self._refused: set[str] = set()  # of those, objects over the size limit: not read
         self._findings: list[Finding] = []
         self._new_findings: list[Finding] = []
         self._replayed = False
@@ -737,6 +738,11 @@ class RoomLedger:
 
     def has_segment(self, path: str) -> bool:
         return path in self._seen_paths
+
+    def refused(self, path: str) -> bool:
+        """Whether ``path`` is kept only as an object refused unread (over the size
+        limit): none of its bytes were read or checked here."""
+        return path in self._refused
 
     @property
     def has_unreadable(self) -> bool:
@@ -778,6 +784,8 @@ class RoomLedger:
         self._seen_paths.add(decoded.path)
         self._findings.extend(decoded.findings)
         self._new_findings.extend(decoded.findings)
+        if not decoded.events and any(f.kind is Kind.SEGMENT_TOO_LARGE for f in decoded.findings):
+            self._refused.add(decoded.path)
         added: list[_Copy] = []
         slim = self._slim
         for located, (ok, why) in zip(decoded.events, prepared.verdicts, strict=True):

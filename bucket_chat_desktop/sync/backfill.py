@@ -671,6 +671,11 @@ def _note_vanished(
             # Litter (kept only for its notice) is no history: a sync tool's temporary
             # file (Resilio's ``<name>.!sync``) grows, then goes, and nobody tampered.
             continue
+        if room.ledger.refused(path):
+            # Refused unread (over the size limit): nothing of it was read or checked
+            # here, so its removal or change takes none of that; its finding keeps the
+            # room from being final. "Read and checked on this device" would be false.
+            continue
         size = room.known[path]
         now = now_of.get(path)
         if now is None:

@@ -124,9 +124,11 @@ class Poller:
 
     def note_activity(self) -> None:
         """Activity (a send, a message read, the user) ends a long wait: the poller looks
-        at once and then often. During a round the poller reschedules by itself."""
+        at once and then often. During a round the poller reschedules by itself. A rest
+        between waits on the change feed (``_rest``) ends too: the feed leaves
+        ``next_poll_in`` as it was, so that test alone let a send rest out ``feed_rest``."""
         self._activity_at = time.monotonic()
-        if (
+        if self.feed_resting or (
             self._local is None  # a folder is watched: nothing to look at sooner
             and not self._in_poll
             and self.next_poll_in > self._engine.config.active_interval

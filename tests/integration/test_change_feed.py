@@ -196,6 +196,25 @@ async def test_behind_other_windows_the_queue_rests_between_waits_and_the_front_
         await c.close()
 
 
+async def test_a_send_behind_other_windows_ends_the_rest(
+    stores_for: StoresMaker, tmp_path: Path
+) -> None:
+    """A send is activity: a reply may come at once, so it ends a rest, as a wake does.
+    While the feed was waited on, ``note_activity`` woke the poller only when its bucket
+    polling interval was long, which the feed never changes: a send during a rest (a
+    file dropped on the window behind others, a send from a headless engine) left the
+    follower resting out the whole ``feed_rest`` (an hour here)."""
+    c = await chat(stores_for("s3"), tmp_path, replace(QUEUE_ONLY, feed_rest=NEVER))
+    try:
+        await until(lambda: c.follower.feed_resting)  # unfocused, quiet for 0.5 s
+        rounds = c.follower.feed_rounds
+        await c.follower.send(ROOM, "alice@x", c.alice, [("m.room.message", {"body": "hi"})])
+        await until(lambda: c.follower.feed_rounds > rounds)  # not in an hour: at once
+        assert not c.follower.window_focused
+    finally:
+        await c.close()
+
+
 def notification(bucket: str, key: str, event: str = "ObjectCreated:Put") -> dict[str, Any]:
     return {
         "eventName": event,

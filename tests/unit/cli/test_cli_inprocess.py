@@ -462,3 +462,42 @@ def test_history_and_export_name_a_segment_removed_after_this_device_read_it(
     page = out.read_text(encoding="utf-8")
     assert "removed or changed in storage after this device read it" in page
     assert "History not completely read" not in page
+
+
+def test_a_file_refused_unread_then_removed_is_not_called_read_and_checked_here(
+    cli: Cli, room: str, store: Path, tmp_path: Path
+) -> None:
+    """A member puts a file over the size limit at a segment's name (refused unread:
+    "segment-too-large", the room not final) and a segment read here is removed: the
+    export says the history was not completely read, not only "removed or changed".
+    Then the member removes the big file and the segment is put back. The big file was
+    never read: its removal was noted as "segment-vanished", "read and checked on this
+    device earlier", a false claim about this device's own checks (and words of
+    tampering with checked history). What stays is what is true: it was not read."""
+    from bucket_chat_desktop.protocol.segment import MAX_SEGMENT_BYTES
+
+    assert cli("history", "--room-id", room).code == 0
+    segments = [store / p for p in every_file(store) if p.endswith(".jsonl")]
+    (message,) = [p for p in segments if b"hello world" in p.read_bytes()]
+    kept = message.read_bytes()
+    message.unlink()
+    big = message.parent / "messages_9_9_mallory-m.jsonl"
+    with open(big, "wb") as f:  # sparse: nothing written
+        f.truncate(MAX_SEGMENT_BYTES + 1)
+    out = tmp_path / "room.html"
+    r = cli("export", "--room-id", room, "-o", str(out))
+    assert r.code == 0, r
+    assert "not completely read" in r.out and "removed or changed" not in r.out, r
+    page = out.read_text(encoding="utf-8")
+    assert "History not completely read" in page and "removed or changed in storage" not in page
+
+    big.unlink()
+    message.write_bytes(kept)  # put back as read
+    r = cli("history", "--room-id", room, "--json")
+    findings = json.loads(r.out)["findings"]
+    assert [f["kind"] for f in findings] == ["segment-too-large"], findings
+    out = tmp_path / "again.html"
+    r = cli("export", "--room-id", room, "-o", str(out))
+    assert r.code == 0, r
+    assert "removed or changed" not in r.out, r
+    assert "removed or changed in storage" not in out.read_text(encoding="utf-8")
