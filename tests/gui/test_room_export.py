@@ -125,7 +125,9 @@ def test_export_from_the_room_menu_writes_html_and_offers_the_folder(
     box.grab().save(str(shots / "export-done.png"))
     _button(box, "Open folder").click()
     assert app.opened == [QUrl.fromLocalFile(str(out))]
-    assert app.feature.task is None and app.feature.progress is None
+    # the notice is shown from within the export's task, which ends just after it
+    app.qtbot.waitUntil(lambda: app.feature.task is None)
+    assert app.feature.progress is None
 
 
 def test_export_from_the_main_menu_as_jsonl(app: App, tmp_path: Path) -> None:
@@ -177,7 +179,7 @@ def test_a_failed_export_says_why(app: App, tmp_path: Path) -> None:
     box = app.feature.notice
     assert box is not None and box.windowTitle() == "Export failed"
     assert "is not a folder" in box.text()
-    assert app.feature.task is None
+    app.qtbot.waitUntil(lambda: app.feature.task is None)
 
 
 def test_cancelling_leaves_nothing_behind(app: App, tmp_path: Path) -> None:

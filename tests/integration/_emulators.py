@@ -37,19 +37,56 @@ S3_REGION = "eu-west-1"
 START_TIMEOUT = 30.0
 
 
+class EmulatorError(RuntimeError):
+    pass
+
+
+# Ports handed to emulators come from a band of this process's own, below the kernel's
+# range for ports chosen at random (32768 and up on Linux). A port is only free when it is
+# checked: an emulator binds it a second later, after its interpreter started. Picked at
+# random, two pytest-xdist workers starting emulators at once could both be handed one port;
+# one emulator then failed to bind and exited while the other answered in its place (a
+# fake-gcs-server's "404 page not found" where moto was expected), failing every later test
+# of that worker that used it. Each worker has its own band (``PYTEST_XDIST_WORKER``), and
+# each test run its own offset (``PYTEST_XDIST_TESTRUNUID``), so that two runs at once rarely
+# share a band either.
+PORT_BANDS = (20000, 32000)  # [first, end): 6 runs' offsets of 8 workers' bands of 250
+BAND = 250
+WORKERS = 8  # bands per run (tests/run.sh starts at most 4 workers)
+_next_port: int | None = None
+
+
+def _band() -> int:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker[2:]) if worker[2:].isdigit() else 0
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID") or str(os.getpid())
+    runs = (PORT_BANDS[1] - PORT_BANDS[0]) // (BAND * WORKERS)
+    offset = int.from_bytes(run.encode()[-8:], "big") % runs
+    return PORT_BANDS[0] + (offset * WORKERS + index % WORKERS) * BAND
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port on 127.0.0.1 where nothing listens now, from this worker's own band, each
+    call the next one (a port just handed out is not handed out again soon)."""
+    global _next_port
+    base = _band()
+    if _next_port is None or not base <= _next_port < base + BAND:
+        _next_port = base
+    for _ in range(BAND):
+        port = _next_port
+        _next_port = base + (port - base + 1) % BAND
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # taken (by an emulator of this worker, or by anyone else)
+            return port
+    raise EmulatorError(f"no free port on 127.0.0.1 in {base}-{base + BAND - 1}")
 
 
 def closed_port() -> int:
     """A port on 127.0.0.1 where nothing listens (connections are refused)."""
     return free_port()
-
-
-class EmulatorError(RuntimeError):
-    pass
 
 
 @dataclass
