@@ -6,7 +6,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from ..protocol.audit import AuditResult
-from ..protocol.findings import Finding, Severity, vanished_only
+from ..protocol.findings import Finding, Severity
 from ..protocol.metadata import check_signer
 from ..protocol.relations import Relations, build
 from ..protocol.room_state import DisplayNames
@@ -82,5 +82,8 @@ def snapshot_of(view: RoomView, storage: str) -> RoomSnapshot:
         relations=relations,
         findings=tuple(findings),
         complete=view.complete and not view.partial,
-        vanished=view.complete and view.partial and vanished_only(result.findings),
+        # From the room's state at the view's moment, as ``partial`` is: the audit's
+        # findings may be older (an audit put off), and a read that failed since must
+        # not be called a removal, nor the reverse.
+        vanished=view.complete and view.partial and view.vanished,
     )

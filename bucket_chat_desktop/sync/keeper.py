@@ -441,6 +441,7 @@ class RoomKeeper:
             room.partial,
             room.relations(),
             room.roster(),
+            vanished=room.vanished_only,
         )
         room.carry_scan()  # a send's scan, like the relations and the fold
         room.moved = None  # carried over (or not): the result before need not stay alive

@@ -91,6 +91,15 @@ class RoomState:
         """Part of the room could not be read: no final verdict, no trust on first use."""
         return bool(self.unread or self.unlisted or self.vanished or self.ledger.has_unreadable)
 
+    @property
+    def vanished_only(self) -> bool:
+        """Partial only because segments read and checked here are no longer in storage as
+        read (removed or rewritten), not because a read or a listing failed or an object
+        was refused unread: the words front ends use then (``findings.vanished_only``)."""
+        return bool(self.vanished) and not (
+            self.unread or self.unlisted or self.ledger.has_unreadable
+        )
+
     def note_unread(self, notes: Mapping[str, str]) -> bool:
         """State thread: note what a read made on the loop could not read (path -> why),
         unless the room holds it by now (kept meanwhile: noting it would put the verdict
@@ -344,6 +353,10 @@ class RoomView:
     # makes both with every result it publishes, ``keeper._publish``).
     relations: Relations | None = None
     roster: Roster | None = None
+    # ``partial`` only because of segments no longer in storage as read
+    # (``RoomState.vanished_only``), at the same moment as ``partial``: the audit's
+    # findings may be older (an audit put off for a burst of arrivals).
+    vanished: bool = False
 
     def __post_init__(self) -> None:
         made = (self.relations is not None, self.roster is not None)
