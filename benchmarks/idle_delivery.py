@@ -1,7 +1,7 @@
 """Idle delivery on a bucket (issue 9, item 11): how late the first message after a lull
 arrives, and what an idle app costs in requests — each figure printed with its target.
 
-Run:  .venv/bin/python benchmarks/idle_delivery.py [latency|requests|schedule|sqs|all]
+Run:  .venv/bin/python benchmarks/idle_delivery.py [latency|requests|schedule|sqs|junk|all]
           [--followers 12] [--messages 5] [--minutes 10]
 
 Real components only: moto's S3 server started here on 127.0.0.1 (stopped by PID), real
@@ -35,6 +35,11 @@ sqs       REAL TIME. The push path: the bucket's event notifications (prefix cha
           followers with 1 and 50 rooms, unfocused, counted for ``--minutes``: queue
           requests (SQS bills them) and bucket requests (S3 bills them), target <= 150
           per hour per storage for both together.
+junk      REAL TIME. What queue junk costs (anyone who may send to the queue can make a
+          long poll answer at once): an idle follower with 1 room, counted for
+          ``--minutes`` with no junk, junk every 15 s and every 0.2 s behind other
+          windows, and every 0.2 s in front (``schedule.feed_rest`` paces a wait that
+          came back early with nothing new by the requests it cost).
 """
 
 from __future__ import annotations
@@ -202,12 +207,25 @@ async def settled(
     return engine, counting
 
 
-async def _idle(spec: str, rooms: int, minutes: float) -> dict[str, float]:
-    engine, counting = await settled(spec, DEFAULT, rooms, focused=False)
+async def _idle(
+    spec: str,
+    rooms: int,
+    minutes: float,
+    *,
+    focused: bool = False,
+    junk: tuple[str, str, float] | None = None,
+) -> dict[str, float]:
+    """``junk``: moto's endpoint, a queue's URL and a period: a junk message is sent to
+    the queue that often
+    while the follower is counted (anyone who may send to the queue could)."""
+    engine, counting = await settled(spec, DEFAULT, rooms, focused=focused)
     try:
         polls = engine.polls
         queue = engine.feed.requests if engine.feed is not None else 0
+        sender = None if junk is None else asyncio.create_task(_send_junk(*junk))
         await asyncio.sleep(minutes * 60)
+        if sender is not None:
+            sender.cancel()
         per_hour = 60 / minutes
         counted = {k: v * per_hour for k, v in counting.counts.items()}
         rounds = (engine.polls - polls) * per_hour
@@ -352,6 +370,51 @@ def fan_out(endpoint: str, spec: str, readers: int) -> list[str]:
     return urls
 
 
+async def _send_junk(endpoint: str, queue_url: str, every: float) -> None:
+    import boto3
+
+    keys = s3_env(endpoint)
+    sqs = boto3.client(
+        "sqs",
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id=keys["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=keys["AWS_SECRET_ACCESS_KEY"],
+    )
+    while True:
+        await asyncio.to_thread(sqs.send_message, QueueUrl=queue_url, MessageBody="junk {")
+        await asyncio.sleep(every)
+
+
+def bench_junk(minutes: float) -> None:
+    """What queue junk costs an idle follower (1 room), behind other windows and in
+    front: junk every 15 s, and a flood (every 0.2 s)."""
+    with moto() as endpoint:
+        s3_env_update(endpoint)
+
+        async def runs() -> None:
+            for label, every, focused in (
+                ("none", 0.0, False),
+                ("every 15 s", 15.0, False),
+                ("every 0.2 s", 0.2, False),
+                ("every 0.2 s", 0.2, True),
+            ):
+                one = make_bucket(endpoint, f"sqs-junk-{uuid.uuid4().hex[:6]}")
+                queue = fan_out(endpoint, one, 1)[0]
+                jk = (endpoint, queue, every) if every else None
+                r = await _idle(with_queue(one, queue), 1, minutes, focused=focused, junk=jk)
+                where = "in front" if focused else "behind other windows"
+                total = r["counted"] + r["queue"]
+                print(
+                    f"push path idle, 1 room, junk {label}, {where}: {total:.0f} requests "
+                    f"per hour (bucket {r['counted']:.0f} + queue {r['queue']:.0f}; over "
+                    f"{minutes:g} min; budget {BUDGET} behind other windows)",
+                    flush=True,
+                )
+
+        asyncio.run(runs())
+
+
 def bench_sqs(followers: int, messages: int, minutes: float) -> None:
     with moto() as endpoint:
         s3_env_update(endpoint)
@@ -407,7 +470,7 @@ def main() -> None:
         "what",
         nargs="?",
         default="all",
-        choices=["latency", "requests", "schedule", "sqs", "all"],
+        choices=["latency", "requests", "schedule", "sqs", "junk", "all"],
     )
     parser.add_argument("--followers", type=int, default=12)
     parser.add_argument("--messages", type=int, default=5)
@@ -423,6 +486,8 @@ def main() -> None:
         bench_schedule(args.hours)
     if args.what in ("sqs", "all"):
         bench_sqs(args.followers, args.messages, args.minutes)
+    if args.what in ("junk", "all"):
+        bench_junk(args.minutes)
 
 
 if __name__ == "__main__":

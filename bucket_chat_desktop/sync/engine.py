@@ -864,6 +864,7 @@ class SyncEngine:
     feed_rounds = _Polled[int]()  # waits on the feed that were answered
     feed_rests = _Polled[int]()  # rests between them (behind other windows, quiet)
     feed_resting = _Polled[bool]()  # resting now: a message waits for the rest's end
+    feed_last_rest = _Polled[float]()  # seconds the last rest was to last (0: none)
     feed_ignored = _Polled[int]()  # the feed's messages or records that were ignored
 
     # -- writing (``publisher.py``) ----------------------------------------------------------------

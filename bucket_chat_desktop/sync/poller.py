@@ -106,6 +106,9 @@ class Poller:
         self.feed_rounds = 0  # waits on the feed that were answered (tests, benchmarks)
         self.feed_rests = 0  # rests between them (``_rest``: tests, benchmarks)
         self.feed_resting = False
+        self.feed_last_rest = 0.0  # seconds the last rest was to last (tests, benchmarks)
+        self._feed_found = False  # the last wait brought something new to read
+        self._feed_cycle = (0.0, 0)  # when the last wait began, and the feed's requests then
         self.feed_ignored = 0  # messages or records of the feed that were ignored
         self._feed_retry_at = 0.0
         self._feed_backoff = engine.config.feed_retry
@@ -173,7 +176,7 @@ class Poller:
             if feed is not None and due:
                 try:
                     if await self._listen(feed):
-                        await self._rest()
+                        await self._rest(feed)
                         continue
                 except Exception:
                     log.exception("change feed: waiting on %s failed", feed.describe())
@@ -448,15 +451,22 @@ class Poller:
         self._saved[date] = safe
         await self._engine._serially(self._engine.index.set_cursor, f"activity:{date}", safe)
 
-    async def _rest(self) -> None:
-        """After a wait on the change feed, while nobody looks and it is quiet: rest
-        ``feed_rest`` seconds before the next (``schedule.feed_rest``). A wake (the
-        window coming to the front, a send, a room opened) ends the rest at once."""
+    async def _rest(self, feed: ChangeFeed) -> None:
+        """After a wait on the change feed: rest as ``schedule.feed_rest`` says (behind
+        other windows and quiet; after an early answer with nothing new, paced by the
+        requests that wait cost, counted from ``_listen``'s start, after the feed's
+        check). A wake (the window coming to the front, a send, a room opened) ends the
+        rest at once."""
+        began, requests = self._feed_cycle
         rest = feed_rest(
             self._engine.config,
             quiet_for=time.monotonic() - self._activity_at,
             window_focused=self._engine.window_focused,
+            found=self._feed_found,
+            spent=feed.requests - requests,
+            elapsed=time.monotonic() - began,
         )
+        self.feed_last_rest = rest
         if rest <= 0.0:
             return
         self.feed_rests += 1
@@ -480,6 +490,7 @@ class Poller:
                 self._feed_checked_at = None  # catch up on what came before
                 self._set_feed(True, f"waiting on the bucket's notifications in {checked}")
             now = time.monotonic()
+            self._feed_cycle = (now, feed.requests)  # what this wait costs (``_rest``)
             last = self._feed_checked_at
             markers = last is None or now - last >= self._engine.config.feed_check
             if markers:
@@ -525,6 +536,7 @@ class Poller:
             await feed.close()  # a fresh connection next time
             return False
         self._feed_backoff = self._engine.config.feed_retry
+        self._feed_found = found > 0
         if found:
             self._activity_at = time.monotonic()
         return True

@@ -41,6 +41,7 @@ class PollTimes(Protocol):
     focused_safety: float
     background_safety: float
     local_rescan: float
+    feed_wait: float
     feed_rest: float
 
 
@@ -60,19 +61,53 @@ def poll_delay(
     return min(max(previous, active) * 2, ceiling)
 
 
-def feed_rest(times: PollTimes, *, quiet_for: float, window_focused: bool) -> float:
-    """Seconds to rest between waits on a change feed (an SQS queue's long polls).
+FEED_FRONT_PACE = 0.5
+"""Seconds per feed request, in front or within ``active_window`` of activity, after a
+wait that came back early with nothing new: the bound on what queue junk costs there."""
+FEED_REST_MAX_CYCLES = 3
+"""The longest rest behind other windows, in honest idle cycles (``feed_wait + feed_rest``)."""
 
-    None while the window is in front or something happened within ``active_window``:
-    the feed is waited on without a break, and a message arrives within about a second.
-    Behind other windows and quiet, ``feed_rest``: a queue listened to without a break
-    costs 3,600 / 20 = 180 requests an hour, over the 150 an idle storage may make
-    (docs/STORAGE.md); resting 15 s after each 20 s wait makes it about 103, and a
-    message that arrives during a rest waits for its end (or for the window to come to
-    the front, which ends it)."""
-    if window_focused or quiet_for < times.active_window:
+
+def feed_rest(
+    times: PollTimes,
+    *,
+    quiet_for: float,
+    window_focused: bool,
+    found: bool = False,
+    spent: int = 1,
+    elapsed: float | None = None,
+) -> float:
+    """Seconds to rest after a wait on a change feed (an SQS queue's long poll).
+
+    ``found``: the wait brought something new to read; ``spent``: the requests made to
+    the feed since the last rest ended (its long poll, the deletion of what it brought);
+    ``elapsed``: seconds since then (None: one whole ``feed_wait``).
+
+    - After a wait that brought something new: none; the feed is waited on again at once.
+    - In front, or within ``active_window`` of activity: none after an honest wait that
+      lasted its whole long poll. A wait that came back early with nothing new (queue
+      junk, a notification repeated, one of this device's own segments) is paced to
+      ``FEED_FRONT_PACE`` s per request: else anyone who may send to the queue drives
+      it in a tight loop.
+    - Behind other windows and quiet: ``feed_rest`` after an honest wait, so that an idle
+      storage stays within its 150 requests an hour (a queue listened to without a
+      break costs 3,600 / 20 = 180; with the rest about 103). After an early answer
+      with nothing new, the rest stretches so that the cycle costs no more per request
+      than an honest one: ``spent`` x (``feed_wait`` + ``feed_rest``) from when the
+      last rest ended, at most ``FEED_REST_MAX_CYCLES`` cycles.
+
+    A message that arrives during a rest waits for its end, or for a wake (the window
+    coming to the front, a send, a room opened), which ends it."""
+    if found:
         return 0.0
-    return max(times.feed_rest, 0.0)
+    if elapsed is None:
+        elapsed = times.feed_wait
+    spent = max(spent, 1)
+    if window_focused or quiet_for < times.active_window:
+        return max(0.0, spent * FEED_FRONT_PACE - elapsed)
+    cycle = max(times.feed_wait + times.feed_rest, 0.0)
+    stretched = min(spent, FEED_REST_MAX_CYCLES) * cycle - elapsed
+    return max(times.feed_rest, stretched, 0.0)
 
 
 def safety_period(

@@ -27,6 +27,7 @@ from bucket_chat_desktop.storage.base import Storage
 from bucket_chat_desktop.sync.engine import SyncConfig, SyncEngine
 from bucket_chat_desktop.sync.events import ChangeFeedStatus, EngineEvent, EventsAppended
 from bucket_chat_desktop.sync.outbox import Outbox
+from bucket_chat_desktop.sync.schedule import FEED_FRONT_PACE
 from bucket_chat_desktop.sync.selfcheck import check_storage_use
 from bucket_chat_desktop.sync.writer import RoomWriter
 
@@ -211,6 +212,54 @@ async def test_a_send_behind_other_windows_ends_the_rest(
         await c.follower.send(ROOM, "alice@x", c.alice, [("m.room.message", {"body": "hi"})])
         await until(lambda: c.follower.feed_rounds > rounds)  # not in an hour: at once
         assert not c.follower.window_focused
+    finally:
+        await c.close()
+
+
+async def test_queue_junk_behind_other_windows_stretches_the_rest(
+    stores_for: StoresMaker, tmp_path: Path
+) -> None:
+    """Junk makes a long poll answer at once, and deleting it is one more request: the
+    rest after such a wait stretches so that the cycle costs no more per request than an
+    honest one (``schedule.feed_rest``). Before, the rest stayed ``feed_rest``: junk sent
+    every 15 s cost about 480 requests an hour instead of 103."""
+    config = replace(QUEUE_ONLY, feed_rest=2.0)  # a cycle: 1 s wait + 2 s rest
+    c = await chat(stores_for("s3"), tmp_path, config)
+    try:
+        # Unfocused, quiet for 0.5 s, and what was queued at the start read: after an
+        # honest wait (its whole long poll) the rest is as set.
+        await until(lambda: c.follower.feed_resting and c.follower.feed_last_rest == 2.0)
+        rests = c.follower.feed_rests
+        c.sqs().send_message(QueueUrl=c.queue_url, MessageBody="junk {")
+        await until(lambda: c.follower.feed_ignored >= 1 and c.follower.feed_rests > rests)
+        # Received at once and deleted: two requests, two cycles' time.
+        assert c.follower.feed_last_rest > 2.0
+        assert not c.follower.window_focused
+    finally:
+        await c.close()
+
+
+async def test_queue_junk_in_front_is_paced_not_a_tight_loop(
+    stores_for: StoresMaker, tmp_path: Path
+) -> None:
+    """In front there is no rest after an honest wait, but a wait that came back at once
+    with nothing new is paced (``FEED_FRONT_PACE`` s a request): before, a junk flood in
+    front drove the queue as fast as it answered."""
+    c = await chat(stores_for("s3"), tmp_path, QUEUE_ONLY)
+    try:
+        c.follower.set_window_focused(True)
+        await until(lambda: c.follower.feed_active and c.follower.feed_rounds >= 2)
+        rests = c.follower.feed_rests  # honest waits in front: none (the test above)
+        sqs = c.sqs()
+        for _ in range(3):
+            sqs.send_message(QueueUrl=c.queue_url, MessageBody="junk {")
+        await until(lambda: c.follower.feed_ignored >= 3 and c.waiting() == 0)
+        await until(lambda: c.follower.feed_rests > rests)
+        assert 0.0 < c.follower.feed_last_rest <= 2 * FEED_FRONT_PACE
+        assert c.follower.window_focused
+        # Something new still arrives with no rest before it.
+        await c.say("after the junk in front")
+        await until(lambda: "after the junk in front" in c.bodies)
     finally:
         await c.close()
 

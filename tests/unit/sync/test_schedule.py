@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from bucket_chat_desktop.settings import Settings
 from bucket_chat_desktop.sync.engine import SyncConfig
-from bucket_chat_desktop.sync.schedule import UNREAD_RETRY, feed_rest, poll_delay, safety_period
+from bucket_chat_desktop.sync.schedule import (
+    FEED_FRONT_PACE,
+    FEED_REST_MAX_CYCLES,
+    UNREAD_RETRY,
+    feed_rest,
+    poll_delay,
+    safety_period,
+)
 
 NORMAL = SyncConfig()  # active 1 s, focused 3 s, idle 45 s, active window 60 s
 
@@ -98,3 +105,33 @@ def test_a_change_feed_rests_only_behind_other_windows_and_when_quiet() -> None:
     markers = 3600 / NORMAL.feed_check
     listings = 50 * 2 / (NORMAL.background_safety / 3600)
     assert per_hour + markers + listings <= 150
+
+
+def test_a_change_feed_that_answers_early_with_nothing_new_is_paced_by_its_requests() -> None:
+    """Queue junk (or a notification repeated) makes a long poll answer at once, and its
+    deletion is one more request: unpaced, junk every 15 s cost about 480 requests an
+    hour behind other windows, and a flood in front drove the queue in a tight loop."""
+    cycle = NORMAL.feed_wait + NORMAL.feed_rest
+    back = {"quiet_for": 3600.0, "window_focused": False}
+    # Something new: never a rest, wherever the window is.
+    assert feed_rest(NORMAL, **back, found=True, spent=2, elapsed=0.1) == 0.0
+    assert feed_rest(NORMAL, quiet_for=0.0, window_focused=True, found=True, spent=9) == 0.0
+    # An honest wait (its whole long poll, one request): as before.
+    assert feed_rest(NORMAL, **back, spent=1, elapsed=NORMAL.feed_wait) == NORMAL.feed_rest
+    assert feed_rest(NORMAL, quiet_for=0.0, window_focused=True, spent=1, elapsed=20.0) == 0.0
+    # Behind other windows: junk at once (receive + delete) rests until two cycles passed.
+    rest = feed_rest(NORMAL, **back, spent=2, elapsed=0.2)
+    assert rest == 2 * cycle - 0.2
+    for spent in range(1, 10):  # never more than an honest cycle's cost per request...
+        for elapsed in (0.0, 0.5, 5.0, 19.9, 20.0, 40.0):
+            rest = feed_rest(NORMAL, **back, spent=spent, elapsed=elapsed)
+            assert rest >= NORMAL.feed_rest
+            if spent <= FEED_REST_MAX_CYCLES:
+                assert (elapsed + rest) / spent >= cycle - 1e-9
+            assert rest <= FEED_REST_MAX_CYCLES * cycle  # ...and never an unbounded rest
+    # In front, or within the active minute: paced to FEED_FRONT_PACE s a request.
+    for quiet, focused in ((3600.0, True), (0.0, True), (0.0, False)):
+        rest = feed_rest(NORMAL, quiet_for=quiet, window_focused=focused, spent=2, elapsed=0.1)
+        assert rest == 2 * FEED_FRONT_PACE - 0.1
+    junk_per_hour = 2 * 3600 / (2 * cycle)  # every rest preceded by a receive and a delete
+    assert junk_per_hour == 3600 / cycle  # what an honest idle queue costs: about 103
