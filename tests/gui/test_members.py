@@ -485,7 +485,7 @@ def test_many_keys_offering_to_introduce_this_device_make_one_status_message(
         timeline = app.controller.result(app.key).timeline
         return sum(a.event.content.get("add_device_key") == key_text(ALICE) for a in timeline)
 
-    qtbot.waitUntil(lambda: offers_read() == 200, timeout=30_000)
+    qtbot.waitUntil(lambda: offers_read() == 200, timeout=90_000)  # a bound on a hung test
     app.controller.send_text("still me")
     qtbot.waitUntil(lambda: _shown(app, "still me"), timeout=20_000)
     offers = [m for m in messages if "added this device" in m]
