@@ -187,11 +187,6 @@ class SearchDelegate(SafeDelegate):
 
         # room · sender (id) · date
         room = display_name_safe(shown.room_name, 48) or shown_id(hit.room_id)
-        sender = sender_text(shown)
-        when = timestamps.full(hit.timestamp_ms)
-        edited = " · edited" if hit.edited else ""
-        if hit.superseded:
-            edited += " · an earlier version"
         x = left
         painter.setFont(bold)
         painter.setPen(text)
@@ -201,25 +196,7 @@ class SearchDelegate(SafeDelegate):
         x += bfm.horizontalAdvance(room_text)
         painter.setFont(small)
         painter.setPen(muted)
-        if shown.sender_warning:  # the mark in the warning colour, as the timeline's
-            dot = "  ·  "
-            painter.drawText(x, top + sfm.ascent(), dot)
-            x += sfm.horizontalAdvance(dot)
-            mark = f"{WARNING_MARK} "
-            painter.setPen(QColor(TRUST_COLORS["key-changed"]))
-            painter.drawText(x, top + sfm.ascent(), mark)
-            x += sfm.horizontalAdvance(mark)
-            painter.setPen(muted)
-            sender = sender.removeprefix(mark)
-            lead = ""
-        else:
-            lead = "  ·  "
-        rest = sfm.elidedText(
-            f"{lead}{sender}  ·  {when}{edited}",
-            Qt.TextElideMode.ElideMiddle,
-            max(10, right_of_header - x),
-        )
-        painter.drawText(x, top + sfm.ascent(), rest)
+        self._paint_sender(painter, shown, QRect(x, top, max(0, right_of_header - x), sfm.height()))
 
         # snippet, matches highlighted
         font = QFont(option.font)
@@ -252,6 +229,58 @@ class SearchDelegate(SafeDelegate):
         if hit.snippet.cut_after and x + fm.horizontalAdvance("…") <= limit:
             painter.setPen(muted)
             painter.drawText(x, baseline, "…")
+
+    @staticmethod
+    def _paint_sender(painter: QPainter, shown: ShownHit, line: QRect) -> None:
+        """`` · [⚠] name (id) · date`` in ``line``, as the timeline's header draws a
+        sender: in separate pieces, the name on its own and at most 30% of the line, the
+        id left to right and given at least 40% of it (its end kept), the date after.
+        One string elided in its middle lost the whole id to a long name when the line
+        ended in "· edited · an earlier version", and a right-to-left name turned the
+        line around (the date before the sender, the id before the name)."""
+        hit = shown.hit
+        fm = QFontMetrics(painter.font())
+        muted = QColor(painter.pen().color())  # the caller's pen
+        flags = int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+        ltr = flags | int(Qt.TextFlag.TextForceLeftToRight)
+        x, right = line.left(), line.right()
+
+        def piece(text: str, width: int, how: int, color: QColor) -> None:
+            nonlocal x
+            if width <= 0 or x > right:
+                return
+            painter.setPen(color)
+            painter.drawText(QRect(x, line.top(), width, line.height()), how, text)
+            x += width
+
+        dot = "  ·  "
+        piece(dot, fm.horizontalAdvance(dot), ltr, muted)
+        if shown.sender_warning:  # the mark in the warning colour, as the timeline's
+            mark = f"{WARNING_MARK} "
+            piece(mark, fm.horizontalAdvance(mark), ltr, QColor(TRUST_COLORS["key-changed"]))
+        avail = max(0, right - x)
+        name = display_name_safe(shown.sender_name, 48)
+        ident = shown_id(hit.sender_id)
+        if name == ident:
+            name = ""
+        label = f"({ident})" if name else ident
+        edited = " · edited" if hit.edited else ""
+        if hit.superseded:
+            edited += " · an earlier version"
+        tail = f"{dot}{timestamps.full(hit.timestamp_ms)}{edited}"
+        if name:
+            name = fm.elidedText(name, Qt.TextElideMode.ElideRight, avail * 3 // 10)
+            piece(name, fm.horizontalAdvance(name) + 1, flags, muted)
+            piece(" ", fm.horizontalAdvance(" "), ltr, muted)
+        room_left = max(0, right - x)
+        id_w = min(
+            fm.horizontalAdvance(label) + 1,
+            max(avail * 2 // 5, room_left - fm.horizontalAdvance(tail) - 1),
+        )
+        label = fm.elidedText(label, Qt.TextElideMode.ElideMiddle, id_w)
+        piece(label, fm.horizontalAdvance(label) + 1, ltr, muted)
+        tail = fm.elidedText(tail, Qt.TextElideMode.ElideRight, max(0, right - x))
+        piece(tail, fm.horizontalAdvance(tail) + 1, ltr, muted)
 
 
 class SearchPanel(CardPopup):
