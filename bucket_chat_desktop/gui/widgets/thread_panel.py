@@ -49,6 +49,7 @@ class ThreadPanel(QFrame):
         self.setObjectName("threadPanel")
         self.setMinimumWidth(300)
         self.root_id = ""
+        self._started = ""  # "started by <name> (<id>)": the subtitle before the count
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
@@ -124,7 +125,8 @@ class ThreadPanel(QFrame):
             self.model.set_timeline([], True)
             self.composer.clear()
         who = sender_html(name, sender_id, warning, muted_text(), 60)
-        self.subtitle.setText(f"started by {who}")
+        self._started = f"started by {who}"
+        self.subtitle.setText(self._started)
         self.subtitle.setToolTip(f"⚠ {html_escape(warning)}" if warning else "")
         self.set_note(note)
 
@@ -135,8 +137,9 @@ class ThreadPanel(QFrame):
         self.model.set_timeline(rows, True, names=names)
         shown = max(0, len(rows) - 1)
         word = "reply" if replies == 1 else "replies"
-        base = self.subtitle.text().split(" · ")[0]
-        self.subtitle.setText(f"{base} · {replies:,} {word}")
+        # Kept from ``start``, not cut from the label at its first " · ": a name holding
+        # one lost its rest, the real id and the look-alike mark.
+        self.subtitle.setText(f"{self._started} · {replies:,} {word}")
         if replies > shown:
             self.set_note(f"The {replies - shown:,} earliest replies are not shown here.")
 
