@@ -138,7 +138,9 @@ def test_reply_react_edit_delete_show_in_history(cli: Cli, room: dict[str, str])
 
     text = cli(None, "history", "--room-id", ROOM).out
     assert "hi everyone (edited)" in text and "hi all" not in text
-    assert "> alice@example.com: hi everyone" in text  # the reply quotes the latest text
+    # the reply quotes the latest text, and says it is an edit's (round 24: the text
+    # answered may have been another)
+    assert "> alice@example.com (edited): hi everyone" in text
     assert "👍 2  🎉 1" in text and "[1 reply in thread]" in text
     assert "(message deleted by bob@example.com; reason: wrong room)" in text
     assert "hello alice" not in text  # a deleted message's text is never printed
@@ -155,6 +157,20 @@ def test_a_reply_to_a_deleted_parent_says_so(cli: Cli, room: dict[str, str]) -> 
     text = cli(None, "history", "--room-id", ROOM).out
     assert "> (deleted message)" in text
     assert "(message deleted by bob@example.com)" in text
+
+
+def test_a_quote_of_a_question_edited_after_its_answer_says_edited(
+    cli: Cli, room: dict[str, str]
+) -> None:
+    """Red team (round 24): Alice asks, Bob says yes, Alice changes her question. Bob's
+    "yes" quoted the new question as if he had answered it; the quote now says the text
+    it shows is an edit's."""
+    ask = cli(ALICE, "send", "--room-id", ROOM, "may I take 500 from the budget?").sent
+    assert cli(BOB, "send", "--room-id", ROOM, "--reply-to", ask, "yes, go ahead").code == 0
+    assert cli(ALICE, "edit", "--room-id", ROOM, ask, "may I take 5000 from the budget?").code == 0
+    text = cli(None, "history", "--room-id", ROOM).out
+    assert "> alice@example.com (edited): may I take 5000 from the budget?" in text
+    assert "> alice@example.com: may I take 5000" not in text
 
 
 def test_removing_a_reaction_and_doing_what_is_done_already(

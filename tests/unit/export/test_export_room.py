@@ -586,6 +586,34 @@ def test_no_text_taken_back_is_in_either_export(tmp_path: Path) -> None:
         assert row["relation"]["target"] == row["event"]["content"]["replaces"]
 
 
+def test_a_quote_of_a_question_edited_after_its_answer_says_edited(tmp_path: Path) -> None:
+    """Red team (round 24): Bob asks for 500, Alice answers yes, Bob changes his question
+    to 5,000. Alice's answer quoted the new question as if she had said yes to it; the
+    quote now says the text it shows is an edit's."""
+    store = tmp_path / "store"
+
+    async def build() -> None:
+        storage = LocalStorage(store)
+        clock = itertools.count(1_790_000_000_000, 1000).__next__
+        bob = RoomWriter(storage, ROOM, BOB, SigningKey(b"\x02" * 32), clock=clock)
+        alice = RoomWriter(storage, ROOM, ALICE, SigningKey(b"\x01" * 32), clock=clock)
+        await bob.create_room("Budget", "2026-09-21T10:00:00.000Z")
+        [ask] = await _say(bob, _text("May I take 500 from the budget?"))
+        *_, yes = await _say(alice, (*_text("Yes, go ahead."), ask.event_id))  # joins too
+        await _say(alice, (*_text("Lunch at noon."), yes.event_id))  # quotes an unedited one
+        new = {"body": "May I take 5,000 from the budget?", "msgtype": "m.text"}
+        await _say(bob, (EDIT, {"replaces": ask.event_id, "new_content": new}))
+
+    asyncio.run(build())
+    path = tmp_path / "budget.html"
+    asyncio.run(run_export(store, tmp_path / "data", "html", path))
+    quotes = path.read_text("utf-8").split("<blockquote")[1:]
+    assert len(quotes) == 2
+    edited, plain = (q for q in quotes if "5,000" in q), (q for q in quotes if "5,000" not in q)
+    assert ">(edited)</span>: <bdi>May I take 5,000" in next(edited)
+    assert "(edited)" not in next(plain)
+
+
 def test_two_files_under_one_longest_name_are_both_copied(tmp_path: Path) -> None:
     """Red team: two different files announced under one name of 255 bytes. The second
     file's name was made unique by adding " (2)" and cutting the name back to 255 bytes,
