@@ -39,6 +39,7 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 from .event import MAX_ID_CHARS, MEMBER, MESSAGE, Event
 from .findings import Finding, Kind
 from .heap import gc_paused
+from .untrusted_text import BLANK_LETTERS
 
 REACTION = "m.room.reaction"
 EDIT = "m.room.edit"
@@ -299,8 +300,10 @@ def _reaction_key(text: str) -> str | None:
         return None
     if any(unicodedata.category(ch) in _NOT_IN_A_CHIP and ch not in "\u200d\ufe0f" for ch in key):
         return None  # controls, bidi overrides and line breaks have no place in a badge
-    if not any(unicodedata.category(ch)[0] in "LNPS" for ch in key):
-        return None  # only joiners, selectors or marks: a chip showing nothing
+    if not any(unicodedata.category(ch)[0] in "LNPS" and ch not in BLANK_LETTERS for ch in key):
+        # only joiners, selectors or marks, or letters that are drawn as nothing (a
+        # braille blank, Hangul fillers): a chip showing nothing
+        return None
     return key
 
 
