@@ -1,5 +1,6 @@
 """Message bodies as HTML for a browser: Markdown with raw HTML off, only http(s) and
-mailto links, images never loaded (a link, or plain text), and bounded cost.
+mailto links (each followed by where it goes when its text is not its address), images
+never loaded (a link, or plain text), and bounded cost.
 
 The desktop app has its own renderer for Qt's rich text (``gui/markdown.py``, which this
 layer may not import); the rules here are the same and, for a browser, stricter: every
@@ -13,6 +14,7 @@ import functools
 import logging
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 from markdown_it import MarkdownIt
 
@@ -34,13 +36,44 @@ def _render_image(self: Any, tokens: Any, idx: int, options: Any, env: Any) -> s
     alt = "".join(str(c.content) for c in children if c.type in ("text", "code_inline"))
     label = html_escape(alt or str(src))
     if isinstance(src, str) and src.strip().lower().startswith(SAFE_SCHEMES):
-        return f'<a href="{html_escape(src)}" rel="{LINK_REL}">[image: {label}]</a>'
+        dest = f' <span class="dest">({html_escape(destination(src)[:200])})</span>'
+        return f'<a href="{html_escape(src)}" rel="{LINK_REL}">[image: {label}]</a>{dest}'
     return f"[image: {label}]"
 
 
 def _render_link_open(self: Any, tokens: Any, idx: int, options: Any, env: Any) -> str:
     tokens[idx].attrSet("rel", LINK_REL)
     return str(self.renderToken(tokens, idx, options, env))
+
+
+def destination(href: str) -> str:
+    """Where a link goes, as a reader can judge it: the host of an http(s) address (as
+    the browser will ask for it: a look-alike name in its punycode form), the address
+    of a mailto."""
+    if href.lower().startswith("mailto:"):
+        return href[len("mailto:") :].split("?", 1)[0]
+    try:
+        host = urlsplit(href).hostname
+    except ValueError:
+        host = None
+    return host or href
+
+
+def _render_link_close(self: Any, tokens: Any, idx: int, options: Any, env: Any) -> str:
+    """``</a>``, then where the link goes when its text is not its address: a link's
+    text is anyone's ("https://bank.example/login" going to evil.example), and the page
+    shows it beside a "verified" badge."""
+    start = idx
+    while start > 0 and tokens[start].type != "link_open":
+        start -= 1
+    href = str(tokens[start].attrGet("href") or "")
+    text = "".join(
+        str(t.content) for t in tokens[start + 1 : idx] if t.type in ("text", "code_inline")
+    )
+    closed = str(self.renderToken(tokens, idx, options, env))
+    if not href or text == href:
+        return closed
+    return f'{closed} <span class="dest">({html_escape(destination(href)[:200])})</span>'
 
 
 @functools.cache
@@ -52,6 +85,7 @@ def _parser() -> MarkdownIt:
     md.enable(["strikethrough", "table"])
     md.add_render_rule("image", _render_image)
     md.add_render_rule("link_open", _render_link_open)
+    md.add_render_rule("link_close", _render_link_close)
     original = md.validateLink
 
     def validate(url: str) -> bool:

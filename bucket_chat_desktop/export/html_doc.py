@@ -93,6 +93,7 @@ time { color: var(--muted); font-size: 0.85em; }
 blockquote.quote { margin: 4px 0; padding: 4px 10px; border-left: 3px solid var(--line);
   background: var(--card); color: var(--muted); font-size: 0.9em; unicode-bidi: isolate; }
 a { color: var(--link); }
+.dest { color: var(--muted); font-size: 0.85em; }
 details.versions { margin-top: 4px; font-size: 0.9em; }
 details.versions li { margin: 4px 0; }
 .reactions { display: flex; flex-wrap: wrap; gap: 6px; margin-top: 6px; }

@@ -502,6 +502,38 @@ def test_a_hostile_body_stays_text(body: str, absent: str, present: str) -> None
     assert present in out
 
 
+def _seen(html: str) -> str:
+    """The text a browser shows of ``html`` (attributes are not shown)."""
+    page = Page()
+    page.feed(html)
+    page.close()
+    return "".join(page.text)
+
+
+@pytest.mark.parametrize(
+    ("body", "shown"),
+    [
+        # a link that reads as one address and goes to another
+        ("[https://bank.example/login](https://evil.example/x)", "(evil.example)"),
+        ("[our docs](https://docs.example/a)", "our docs (docs.example)"),
+        # a look-alike (Cyrillic "а") address: the page goes to its punycode form
+        ("[https://b\u0430nk.example](https://b\u0430nk.example)", "(xn--bnk-6cd.example)"),
+        ("[write to us](mailto:evil@example.org?subject=x)", "(evil@example.org)"),
+    ],
+)
+def test_a_link_says_where_it_goes(body: str, shown: str) -> None:
+    """Red team (round 24): the export keeps http(s) and mailto links clickable, and a
+    link showed only its text: "https://bank.example/login" opened evil.example, with
+    a "verified" badge beside it. A link whose text is not its address now shows where
+    it goes (the host, as the browser will go to it; a mailto's address)."""
+    assert shown in _seen(body_html(body))
+
+
+def test_a_plain_address_link_is_not_repeated() -> None:
+    out = body_html("see <https://x.example/a> and **this**")
+    assert _seen(out) == "see https://x.example/a and this"
+
+
 def test_body_safe_keeps_emoji_and_scripts_and_spells_out_controls() -> None:
     family = "👨\u200d👩\u200d👧"
     assert body_safe(family) == family
