@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from ...protocol.audit import Assessed
+from ...protocol.relations import Relations
 from ...protocol.room_state import Names
 from ...protocol.untrusted_text import html_escape
 from .. import icons
@@ -130,11 +131,18 @@ class ThreadPanel(QFrame):
         self.subtitle.setToolTip(f"⚠ {html_escape(warning)}" if warning else "")
         self.set_note(note)
 
-    def set_rows(self, rows: Sequence[Assessed], replies: int, names: Names | None = None) -> None:
+    def set_rows(
+        self,
+        rows: Sequence[Assessed],
+        replies: int,
+        names: Names | None = None,
+        relations: Relations | None = None,
+    ) -> None:
         """Show the root and replies (``rows``, display order); ``replies``: how many
         the thread has (more than shown when it is long); ``names``: the room's display
-        names (the room timeline's, so a sender reads the same in both)."""
-        self.model.set_timeline(rows, True, names=names)
+        names (the room timeline's, so a sender reads the same in both); ``relations``:
+        what the room's relations say of those rows (edits, deletions, reactions)."""
+        self.model.set_timeline(rows, True, relations, names)
         shown = max(0, len(rows) - 1)
         word = "reply" if replies == 1 else "replies"
         # Kept from ``start``, not cut from the label at its first " · ": a name holding
