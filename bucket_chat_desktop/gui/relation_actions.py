@@ -140,6 +140,8 @@ class RelationActions(QObject):
         self.thread_panel.hide()
         window.timeline_splitter.addWidget(self.thread_panel)
         self.thread_panel.close_requested.connect(self.close_thread)
+        # its rows' reaction chips act as the timeline's (the panel shows the open room's)
+        self.thread_panel.view.reaction_clicked.connect(window._on_reaction_clicked)
         self.thread_panel.reply_written.connect(self._thread_reply)
         self.thread_panel.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.thread_panel.view.customContextMenuRequested.connect(self._thread_menu)

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import QApplication
 
 from bucket_chat_desktop.gui import emoji_index, safe, theme
 from bucket_chat_desktop.gui.controller import Controller, _runs
-from bucket_chat_desktop.gui.main_window import MainWindow
+from bucket_chat_desktop.gui.main_window import MainWindow, TimelineView
 from bucket_chat_desktop.gui.models.timeline_model import Roles
 from bucket_chat_desktop.gui.relation_actions import RelationActions, install
 from bucket_chat_desktop.gui.widgets.emoji_picker import CELL, FREQUENT_TAB, EmojiPicker
@@ -727,6 +727,10 @@ def test_thread_panel_shows_edits_and_deletions_of_replies(qtbot: Any, app: App)
     assert edited is not None and edited.times == 1
     deleted = panel.model.index(2, 0).data(Roles.Deleted)
     assert deleted is not None and deleted.reason == "done"
+    # ...and its reaction chips, which act as the timeline's
+    assert isinstance(panel.view, TimelineView)
+    panel.view.reaction_clicked.emit(windows, "👍", True)
+    qtbot.waitUntil(lambda: bool(panel.model.index(1, 0).data(Roles.Reactions)), timeout=20_000)
 
 
 def test_runs_group_near_positions() -> None:
