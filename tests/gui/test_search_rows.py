@@ -29,7 +29,9 @@ HEBREW = "\u05d7\u05d3\u05e8 \u05e9\u05dc\u05e0\u05d5 12"  # "our room 12"
 HEBREW_2 = "\u05e9\u05dc\u05e0\u05d5 \u05d7\u05d3\u05e8 34"
 
 
-def _hit(sender_id: str, timestamp_ms: int = T0, *, edited: bool = False) -> SearchHit:
+def _hit(
+    sender_id: str, timestamp_ms: int = T0, *, edited: bool = False, superseded: bool | None = None
+) -> SearchHit:
     return SearchHit(
         "room",
         "e1",
@@ -42,7 +44,7 @@ def _hit(sender_id: str, timestamp_ms: int = T0, *, edited: bool = False) -> Sea
         "rooms/room/logs/x.jsonl",
         1,
         1,
-        superseded=edited,
+        superseded=edited if superseded is None else superseded,
     )
 
 
@@ -104,3 +106,15 @@ def test_a_long_name_cannot_push_the_id_out_of_the_result(qtbot: Any) -> None:
     base = _paint(qtbot, ShownHit(_hit(evil, edited=True), "s/room", "Room", name))
     other = _paint(qtbot, ShownHit(_hit(evim, edited=True), "s/room", "Room", name))
     assert _columns(base, other)  # the difference is drawn, not cut away
+
+
+def test_an_earlier_version_is_said_however_long_the_sender(qtbot: Any) -> None:
+    """A hit from a text a later edit replaced says "an earlier version": beside the
+    trust state, never cut with the rest of the header line."""
+    name = "Alice Anderson, Finance Director, CFO office, HQ"
+    sender = "finance.director.office.headquarters@evil.example.org"
+    earlier = _paint(qtbot, ShownHit(_hit(sender, edited=True), "s/room", "Room", name))
+    latest = _paint(
+        qtbot, ShownHit(_hit(sender, edited=True, superseded=False), "s/room", "Room", name)
+    )
+    assert _columns(earlier, latest)

@@ -184,6 +184,16 @@ class SearchDelegate(SafeDelegate):
         width = sfm.horizontalAdvance(label)
         painter.drawText(right - width, top + sfm.ascent(), label)
         right_of_header = right - width - 12
+        # what the text is (the app's words, never cut: beside the trust state)
+        words = (["edited"] if hit.edited else []) + (
+            ["an earlier version"] if hit.superseded else []
+        )
+        if words:
+            note = " · ".join(words)
+            note_w = sfm.horizontalAdvance(note)
+            painter.setPen(muted)
+            painter.drawText(right_of_header - note_w, top + sfm.ascent(), note)
+            right_of_header -= note_w + 12
 
         # room · sender (id) · date
         room = display_name_safe(shown.room_name, 48) or shown_id(hit.room_id)
@@ -236,8 +246,9 @@ class SearchDelegate(SafeDelegate):
         sender: in separate pieces, the name on its own and at most 30% of the line, the
         id left to right and given at least 40% of it (its end kept), the date after.
         One string elided in its middle lost the whole id to a long name when the line
-        ended in "· edited · an earlier version", and a right-to-left name turned the
-        line around (the date before the sender, the id before the name)."""
+        ended in "· edited · an earlier version" (now drawn beside the trust state), and
+        a right-to-left name turned the line around (the date before the sender, the id
+        before the name)."""
         hit = shown.hit
         fm = QFontMetrics(painter.font())
         muted = QColor(painter.pen().color())  # the caller's pen
@@ -264,10 +275,7 @@ class SearchDelegate(SafeDelegate):
         if name == ident:
             name = ""
         label = f"({ident})" if name else ident
-        edited = " · edited" if hit.edited else ""
-        if hit.superseded:
-            edited += " · an earlier version"
-        tail = f"{dot}{timestamps.full(hit.timestamp_ms)}{edited}"
+        tail = f"{dot}{timestamps.full(hit.timestamp_ms)}"
         if name:
             name = fm.elidedText(name, Qt.TextElideMode.ElideRight, avail * 3 // 10)
             piece(name, fm.horizontalAdvance(name) + 1, flags, muted)
