@@ -5,7 +5,8 @@ never loaded (a link, or plain text), and bounded cost.
 The desktop app has its own renderer for Qt's rich text (``gui/markdown.py``, which this
 layer may not import); the rules here are the same and, for a browser, stricter: every
 link gets ``rel="noopener noreferrer nofollow"``. The body first goes through
-``body_safe``: bidi and invisible characters become visible escapes.
+``body_safe``: bidi and invisible characters become visible escapes; so does what a
+character reference (``&#x202E;``) decodes to.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ MAX_RICH_CHARS = 8_000  # longer bodies are shown as plain text
 MAX_TOKENS = 4_000
 MAX_NESTING = 8
 LINK_REL = "noopener noreferrer nofollow"
+_TEXT_TOKENS = frozenset({"text", "text_special", "code_inline"})
 
 
 def _render_image(self: Any, tokens: Any, idx: int, options: Any, env: Any) -> str:
@@ -95,6 +97,17 @@ def _parser() -> MarkdownIt:
     return md
 
 
+def _made_safe(tokens: Any) -> None:
+    """Markdown decodes character references after ``body_safe`` ran: "&#x202E;" would
+    be a real right-to-left override in the page. The text of ``tokens`` (an image's
+    alt text too) is made safe again."""
+    for token in tokens:
+        if token.type in _TEXT_TOKENS and token.content:
+            token.content = body_safe(token.content)
+        if token.children:
+            _made_safe(token.children)
+
+
 def plain_html(text: str, note: str = "") -> str:
     """``text`` escaped, line breaks kept (the CSS keeps white space), with a note."""
     out = f'<p class="plain">{html_escape(body_safe(text))}</p>'
@@ -132,6 +145,7 @@ def body_html(text: str) -> str:
             children = token.children or ()
             elements += 1 + len(children)
             depth = max(depth, token.level, *(token.level + c.level for c in children))
+            _made_safe(children)
         if depth > MAX_NESTING or elements > MAX_TOKENS:
             return plain_html(text, "Shown as plain text: too deeply nested or too many parts.")
         return str(md.renderer.render(tokens, md.options, {})).strip()

@@ -534,6 +534,26 @@ def test_a_plain_address_link_is_not_repeated() -> None:
     assert _seen(out) == "see https://x.example/a and this"
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        "pay &#x202E;fdp.exe **now**",
+        "plain &#8238;fdp.exe",
+        "hidden&#x200B;text and &rlm;marks",
+        "[&#x202e;knil](https://x.example)",
+        "![&#x202e;gnp](https://x.example/i.png)",
+    ],
+)
+def test_a_character_reference_cannot_bring_back_a_control(body: str) -> None:
+    """Red team (round 24): a body's bidi and invisible characters are spelled out
+    before it is formatted, but Markdown decodes character references afterwards:
+    "&#x202E;" put a real right-to-left override into the page ("fdp.exe" read as
+    "exe.pdf"). What the references decode to is spelled out too."""
+    out = body_html(body)
+    assert not any(ch in out for ch in "\u202e\u200b\u200f"), out
+    assert "\\u202e" in out.lower() or "\\u200b" in out
+
+
 def test_body_safe_keeps_emoji_and_scripts_and_spells_out_controls() -> None:
     family = "👨\u200d👩\u200d👧"
     assert body_safe(family) == family
