@@ -136,12 +136,13 @@ class RelationActions(QObject):
         self.thread_key = ""
         self._thread_rows: dict[str, tuple[int, Assessed]] = {}  # id -> (audit no., row)
         self._thread_asked = 0
-        self.thread_panel = ThreadPanel(controller.identity.public_key_b64, TimelineView())
+        thread_view = TimelineView()
+        # its rows' reaction chips act as the timeline's (the panel shows the open room's)
+        thread_view.reaction_clicked.connect(window._on_reaction_clicked)
+        self.thread_panel = ThreadPanel(controller.identity.public_key_b64, thread_view)
         self.thread_panel.hide()
         window.timeline_splitter.addWidget(self.thread_panel)
         self.thread_panel.close_requested.connect(self.close_thread)
-        # its rows' reaction chips act as the timeline's (the panel shows the open room's)
-        self.thread_panel.view.reaction_clicked.connect(window._on_reaction_clicked)
         self.thread_panel.reply_written.connect(self._thread_reply)
         self.thread_panel.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.thread_panel.view.customContextMenuRequested.connect(self._thread_menu)
