@@ -11,13 +11,14 @@ from typing import Any
 
 from PySide6.QtCore import QRect
 from PySide6.QtGui import QColor, QImage, QPainter
-from PySide6.QtWidgets import QListView, QStyleOptionViewItem
+from PySide6.QtWidgets import QListView, QStyleOptionViewItem, QWidget
 
 from bucket_chat_desktop.gui import safe
 from bucket_chat_desktop.gui.widgets.search_panel import (
     CARD_WIDTH,
     ROW_H,
     SearchDelegate,
+    SearchPanel,
     SearchResultsModel,
     ShownHit,
 )
@@ -118,3 +119,24 @@ def test_an_earlier_version_is_said_however_long_the_sender(qtbot: Any) -> None:
         qtbot, ShownHit(_hit(sender, edited=True, superseded=False), "s/room", "Room", name)
     )
     assert _columns(earlier, latest)
+
+
+def test_a_search_whose_newest_matches_are_all_hidden_does_not_say_nothing_matches(
+    qtbot: Any,
+) -> None:
+    """Red team (round 24): a search reads a few pages to make up for hidden hits
+    (deleted messages, edits that do not apply); a member who wrote that many newer
+    matches and deleted them made it end with none shown, and the panel said "No
+    messages found." of a word older messages hold. It now says older ones may match."""
+    host = QWidget()
+    qtbot.addWidget(host)
+    host.resize(800, 600)
+    host.show()
+    panel = SearchPanel(host)
+    panel.open("Search all rooms", None)
+    panel.field.setText("invoice")
+    panel.show_results("invoice", "", [], True, [])  # none shown, older pages unread
+    assert "No messages found" not in panel.status.text()
+    assert "older messages may match" in panel.status.text()
+    panel.show_results("invoice", "", [], False, [])  # nothing matches at all
+    assert panel.status.text() == "No messages found."

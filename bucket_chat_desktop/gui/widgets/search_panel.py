@@ -404,11 +404,16 @@ class SearchPanel(CardPopup):
             self.list.setCurrentIndex(self.model.index(0, 0))
         choose, self._choose_first = self._choose_first, False
         n = len(hits)
-        words = [
-            "No messages found."
-            if not n
-            else f"{n} message{'s' if n != 1 else ''}" + (" (the newest)" if more else "")
-        ]
+        if not n and more:
+            # every match read was hidden (deleted, an edit that does not apply) and the
+            # search stopped reading: a member can write that many newer ones on purpose
+            first = "No messages shown: the newest matches are deleted or edits that do not "
+            first += "apply; older messages may match (add a word to narrow the search)"
+        elif not n:
+            first = "No messages found."
+        else:
+            first = f"{n} message{'s' if n != 1 else ''}" + (" (the newest)" if more else "")
+        words = [first]
         if backlog:
             words.append(
                 f"{backlog:,} part{'s' if backlog != 1 else ''} of what was read "

@@ -173,6 +173,26 @@ def test_a_quote_of_a_question_edited_after_its_answer_says_edited(
     assert "> alice@example.com: may I take 5000" not in text
 
 
+def test_a_search_whose_newest_matches_are_all_hidden_does_not_say_nothing_matches(
+    cli: Cli, room: dict[str, str]
+) -> None:
+    """Red team (round 24): a search reads a few pages to make up for hidden hits
+    (deleted messages, edits that do not apply); a member who wrote that many newer
+    matches and deleted them made it end with none shown, and it said "No messages
+    found." of a word an older message holds. Now it says older messages may match."""
+    assert cli(BOB, "send", "--room-id", ROOM, "invoice 42 is paid").code == 0
+    for _ in range(5):
+        sent = cli(ALICE, "send", "--room-id", ROOM, "invoice").sent
+        assert cli(ALICE, "delete", "--room-id", ROOM, sent).code == 0
+    assert cli(None, "history", "--room-id", ROOM).code == 0  # read here: searchable
+    r = cli(None, "search", "invoice", "--limit", "1")
+    assert r.code == 0, r
+    assert "No messages found." not in r.out
+    assert "older messages may match" in r.out and "--limit" in r.out
+    found = cli(None, "search", "invoice", "--limit", "10").out
+    assert ">>invoice<< 42 is paid" in found  # a larger page reads past them
+
+
 def test_removing_a_reaction_and_doing_what_is_done_already(
     cli: Cli, room: dict[str, str], store: Path
 ) -> None:
