@@ -986,7 +986,14 @@ async def cmd_search(args: argparse.Namespace) -> int:
     mark = ("\x1b[1;4m", "\x1b[22;24m") if sys.stdout.isatty() else (">>", "<<")
     for hit in page.hits:
         print(fmt.search_line(hit, mark, names.get(hit.room_id, hit.room_id)))
-    if not page.hits:
+    if not page.hits and page.more:
+        # every match read was hidden (deleted, an edit that does not apply), and the
+        # search stopped reading: a member can write that many newer ones on purpose
+        print(
+            "No messages shown: the newest matches are deleted messages or edits that do "
+            "not apply; older messages may match (a larger --limit reads further)."
+        )
+    elif not page.hits:
         print("No messages found.")
     elif page.more:
         print(f"(only the newest {len(page.hits)}; --limit shows more)")

@@ -31,6 +31,7 @@ QUOTE_LIMIT = 80  # characters of a quoted parent's first line
 REASON_LIMIT = 200
 CHIPS_SHOWN = 20  # reaction chips printed under one message
 NOT_LOADED = "(message not loaded)"
+EDITED = "(edited)"
 DELETED = "(deleted message)"
 # A parent whose id is shown more than once (two devices signed events under it): the
 # rules quote neither copy (PROTOCOL.md 18.1).
@@ -81,7 +82,8 @@ def shown_body(item: Assessed, agg: Aggregate | None) -> str | None:
 
 
 def quote(parent_id: str, timeline: Sequence[Assessed], rel: Relations, ids: RoomIds) -> str:
-    """A reply's quote of its parent: sender and first line (its latest text)."""
+    """A reply's quote of its parent: sender and first line (its latest text, marked
+    "(edited)" when it is an edit's)."""
     if parent_id in rel.repeated:
         return AMBIGUOUS
     position = rel.positions.get(parent_id)
@@ -97,6 +99,10 @@ def quote(parent_id: str, timeline: Sequence[Assessed], rel: Relations, ids: Roo
     state = _state(parent, agg)
     if state is not TrustState.VERIFIED:  # an impostor's words quoted under a real name
         who += f" {fmt.BADGES[state]}"
+    if agg is not None and agg.latest is not None:
+        # the latest text is quoted: maybe not the one the reply answered (a question
+        # can be changed after it was answered)
+        who += f" {EDITED}"
     body = shown_body(parent, agg)
     if parent.event.type == MESSAGE and body is not None:
         text = _first_line(body)
@@ -149,7 +155,7 @@ def event_lines(item: Assessed, timeline: Sequence[Assessed], rel: Relations, id
         lines.append(text + ")")
     elif agg is not None and agg.latest is not None:
         body = terminal_safe(agg.latest.body, limit=fmt.BODY_LIMIT, multiline=True)
-        lines.append(f"{body} (edited)")
+        lines.append(f"{body} {EDITED}")
     elif ev.type == MESSAGE:  # indented below with the rest
         lines.append(terminal_safe(ev.body or "", limit=fmt.BODY_LIMIT, multiline=True))
     else:

@@ -1,10 +1,12 @@
 """Message bodies as HTML for a browser: Markdown with raw HTML off, only http(s) and
-mailto links, images never loaded (a link, or plain text), and bounded cost.
+mailto links (each followed by where it goes when its text is not its address), images
+never loaded (a link, or plain text), and bounded cost.
 
 The desktop app has its own renderer for Qt's rich text (``gui/markdown.py``, which this
 layer may not import); the rules here are the same and, for a browser, stricter: every
 link gets ``rel="noopener noreferrer nofollow"``. The body first goes through
-``body_safe``: bidi and invisible characters become visible escapes.
+``body_safe``: bidi and invisible characters become visible escapes; so does what a
+character reference (``&#x202E;``) decodes to.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import functools
 import logging
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 from markdown_it import MarkdownIt
 
@@ -25,6 +28,7 @@ MAX_RICH_CHARS = 8_000  # longer bodies are shown as plain text
 MAX_TOKENS = 4_000
 MAX_NESTING = 8
 LINK_REL = "noopener noreferrer nofollow"
+_TEXT_TOKENS = frozenset({"text", "text_special", "code_inline"})
 
 
 def _render_image(self: Any, tokens: Any, idx: int, options: Any, env: Any) -> str:
@@ -34,13 +38,44 @@ def _render_image(self: Any, tokens: Any, idx: int, options: Any, env: Any) -> s
     alt = "".join(str(c.content) for c in children if c.type in ("text", "code_inline"))
     label = html_escape(alt or str(src))
     if isinstance(src, str) and src.strip().lower().startswith(SAFE_SCHEMES):
-        return f'<a href="{html_escape(src)}" rel="{LINK_REL}">[image: {label}]</a>'
+        dest = f' <span class="dest">({html_escape(destination(src)[:200])})</span>'
+        return f'<a href="{html_escape(src)}" rel="{LINK_REL}">[image: {label}]</a>{dest}'
     return f"[image: {label}]"
 
 
 def _render_link_open(self: Any, tokens: Any, idx: int, options: Any, env: Any) -> str:
     tokens[idx].attrSet("rel", LINK_REL)
     return str(self.renderToken(tokens, idx, options, env))
+
+
+def destination(href: str) -> str:
+    """Where a link goes, as a reader can judge it: the host of an http(s) address (as
+    the browser will ask for it: a look-alike name in its punycode form), the address
+    of a mailto."""
+    if href.lower().startswith("mailto:"):
+        return href[len("mailto:") :].split("?", 1)[0]
+    try:
+        host = urlsplit(href).hostname
+    except ValueError:
+        host = None
+    return host or href
+
+
+def _render_link_close(self: Any, tokens: Any, idx: int, options: Any, env: Any) -> str:
+    """``</a>``, then where the link goes when its text is not its address: a link's
+    text is anyone's ("https://bank.example/login" going to evil.example), and the page
+    shows it beside a "verified" badge."""
+    start = idx
+    while start > 0 and tokens[start].type != "link_open":
+        start -= 1
+    href = str(tokens[start].attrGet("href") or "")
+    text = "".join(
+        str(t.content) for t in tokens[start + 1 : idx] if t.type in ("text", "code_inline")
+    )
+    closed = str(self.renderToken(tokens, idx, options, env))
+    if not href or text == href:
+        return closed
+    return f'{closed} <span class="dest">({html_escape(destination(href)[:200])})</span>'
 
 
 @functools.cache
@@ -52,6 +87,7 @@ def _parser() -> MarkdownIt:
     md.enable(["strikethrough", "table"])
     md.add_render_rule("image", _render_image)
     md.add_render_rule("link_open", _render_link_open)
+    md.add_render_rule("link_close", _render_link_close)
     original = md.validateLink
 
     def validate(url: str) -> bool:
@@ -59,6 +95,17 @@ def _parser() -> MarkdownIt:
 
     md.validateLink = validate  # type: ignore[method-assign]
     return md
+
+
+def _made_safe(tokens: Any) -> None:
+    """Markdown decodes character references after ``body_safe`` ran: "&#x202E;" would
+    be a real right-to-left override in the page. The text of ``tokens`` (an image's
+    alt text too) is made safe again."""
+    for token in tokens:
+        if token.type in _TEXT_TOKENS and token.content:
+            token.content = body_safe(token.content)
+        if token.children:
+            _made_safe(token.children)
 
 
 def plain_html(text: str, note: str = "") -> str:
@@ -98,6 +145,7 @@ def body_html(text: str) -> str:
             children = token.children or ()
             elements += 1 + len(children)
             depth = max(depth, token.level, *(token.level + c.level for c in children))
+            _made_safe(children)
         if depth > MAX_NESTING or elements > MAX_TOKENS:
             return plain_html(text, "Shown as plain text: too deeply nested or too many parts.")
         return str(md.renderer.render(tokens, md.options, {})).strip()

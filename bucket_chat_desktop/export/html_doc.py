@@ -93,6 +93,7 @@ time { color: var(--muted); font-size: 0.85em; }
 blockquote.quote { margin: 4px 0; padding: 4px 10px; border-left: 3px solid var(--line);
   background: var(--card); color: var(--muted); font-size: 0.9em; unicode-bidi: isolate; }
 a { color: var(--link); }
+.dest { color: var(--muted); font-size: 0.85em; }
 details.versions { margin-top: 4px; font-size: 0.9em; }
 details.versions li { margin: 4px 0; }
 .reactions { display: flex; flex-wrap: wrap; gap: 6px; margin-top: 6px; }
@@ -127,6 +128,8 @@ class Quote:
     sender_id: str
     text: str
     state: str
+    # the text is an edit's: maybe not the one a reply to it answered
+    edited: bool = False
 
 
 def _badge(state: str, reason: str = "") -> str:
@@ -324,7 +327,8 @@ class HtmlWriter:
                 agg = self.rel.of(ev.event_id)
                 if agg is not None:
                     state = agg.state(state)
-                self._quotes[ev.event_id] = Quote(ev.sender_id, text[:QUOTE_CHARS], state)
+                edited = agg is not None and agg.redacted is None and agg.latest is not None
+                self._quotes[ev.event_id] = Quote(ev.sender_id, text[:QUOTE_CHARS], state, edited)
                 self._quotes.move_to_end(ev.event_id)
                 while len(self._quotes) > QUOTES_KEPT:
                     self._quotes.popitem(last=False)
@@ -360,6 +364,11 @@ class HtmlWriter:
             return '<blockquote class="quote">In reply to a message not shown here.</blockquote>'
         link = f'<a href="#{row_anchor(position)}">↩</a> ' if position is not None else "↩ "
         badge = "" if q.state == "verified" else " " + _badge(q.state)
+        if q.edited:  # its latest text is quoted, which the reply may not have answered
+            badge += (
+                ' <span class="edited" title="The message was edited: its latest text is '
+                'quoted, which may not be the one this reply answered">(edited)</span>'
+            )
         text = html_escape(one_line(q.text, QUOTE_CHARS)) or "<i>(no text)</i>"
         return (
             f'<blockquote class="quote">{link}{self._short_who(q.sender_id)}{badge}: '

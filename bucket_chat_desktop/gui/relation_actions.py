@@ -15,6 +15,7 @@ composer. In an empty composer Up edits the last message of the user's.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import sqlite3
@@ -40,7 +41,6 @@ from .controller import Controller
 from .emoji_index import FREQUENT, lookup
 from .main_window import MainWindow, TimelineView
 from .models.timeline_model import Roles, Row, TimelineModel
-from .room_preview import DELETED, as_shown
 from .safe import guard
 from .widgets.emoji_picker import EmojiPicker
 from .widgets.message_actions import (
@@ -136,7 +136,10 @@ class RelationActions(QObject):
         self.thread_key = ""
         self._thread_rows: dict[str, tuple[int, Assessed]] = {}  # id -> (audit no., row)
         self._thread_asked = 0
-        self.thread_panel = ThreadPanel(controller.identity.public_key_b64, TimelineView())
+        thread_view = TimelineView()
+        # its rows' reaction chips act as the timeline's (the panel shows the open room's)
+        thread_view.reaction_clicked.connect(window._on_reaction_clicked)
+        self.thread_panel = ThreadPanel(controller.identity.public_key_b64, thread_view)
         self.thread_panel.hide()
         window.timeline_splitter.addWidget(self.thread_panel)
         self.thread_panel.close_requested.connect(self.close_thread)
@@ -647,11 +650,16 @@ class RelationActions(QObject):
                         self._thread_rows[root] = (audit, item)
                         break
         shown_rows = [
-            self._as_shown(rel, self._thread_rows[eid][1], root)
+            self._as_shown(self._thread_rows[eid][1], root)
             for eid in ids
             if eid in self._thread_rows
         ]
-        self.thread_panel.set_rows(shown_rows, len(replies), self.controller.names(key))
+        self.thread_panel.set_rows(
+            shown_rows,
+            len(replies),
+            self.controller.names(key),
+            self._panel_relations(rel, ids, root),
+        )
         missing = len(ids) - len(shown_rows)
         if root not in self._thread_rows:
             self.thread_panel.set_note("The first message of this thread is not loaded yet.")
@@ -660,36 +668,29 @@ class RelationActions(QObject):
         elif len(replies) <= MAX_THREAD_REPLIES:
             self.thread_panel.set_note("" if replies else "No replies yet: write the first one.")
 
-    def _as_shown(self, rel: Relations, item: Assessed, root: str) -> Assessed:
-        """A thread row as it reads now: its latest edit's text, or a deletion note, and
-        no more trusted than its edits (the location names the version: the delegate
-        lays a body out once per location). A reply to the root quotes nothing: the
-        root is the panel's first row."""
+    @staticmethod
+    def _as_shown(item: Assessed, root: str) -> Assessed:
+        """A thread row: a reply to the root quotes nothing (the root is the panel's
+        first row). What relations say of it (edits, a deletion, reactions) the panel's
+        model shows as the timeline does (``_panel_relations``)."""
         ev = item.event
         if ev.parent_event_id == root:
-            ev = ev._replace(parent_event_id=None)
-            item = item._replace(event=ev)
-        agg = rel.of(ev.event_id)
-        if agg is None:
-            return item
-        if agg.redacted is not None:
-            content: dict[str, Any] = {"msgtype": "m.notice", "body": f"_{DELETED}_"}
-            reason = agg.redacted.reason
-            if reason:
-                content["body"] += f" ({reason[:200]})"
-            deleted = ev._replace(content=content)
-            state = _state(agg.redacted.state)
-            return Assessed(deleted, state, item.reason, f"{item.path}#deleted", item.line)
-        if agg.latest is None:
-            return item
-        state = _state(agg.state(item.state.value))
-        return Assessed(
-            as_shown(ev, rel) or ev,
-            state,
-            item.reason,
-            f"{item.path}#edit{len(agg.edits)}",
-            item.line,
-        )
+            item = item._replace(event=ev._replace(parent_event_id=None))
+        return item
+
+    @staticmethod
+    def _panel_relations(rel: Relations, ids: list[str], root: str) -> Relations:
+        """The room's relations of the rows the thread panel shows, for its model: each
+        row then says it was edited (with its versions), deleted (with the reason) and
+        who reacted, as its row in the timeline does. Rewriting the rows' text instead
+        left an edited reply with nothing to say it had been edited. The root's own
+        thread is the panel itself: not repeated on its first row."""
+        aggregates: dict[str, Aggregate] = {}
+        for eid in ids:
+            agg = rel.of(eid)
+            if agg is not None:
+                aggregates[eid] = dataclasses.replace(agg, thread=()) if eid == root else agg
+        return Relations(rel.room_id, aggregates)
 
     def _thread_reply(self, text: str) -> None:
         root = self.thread_panel.root_id

@@ -19,7 +19,14 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QUrl
 from PySide6.QtGui import QAction, QDesktopServices
-from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox, QProgressDialog, QWidget
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QLabel,
+    QMenu,
+    QMessageBox,
+    QProgressDialog,
+    QWidget,
+)
 
 from ..export import ExportError
 from ..export.runner import ExportSummary, export_room, suggested_file_name
@@ -126,7 +133,15 @@ class RoomExport(QObject):
             self.controller.error.emit("Export", "cancelled: nothing was written")
 
     def _show_progress(self, shown: str) -> QProgressDialog:
-        dialog = QProgressDialog(f"Exporting “{one_line(shown, 80)}”…", "Cancel", 0, 0, self.window)
+        dialog = QProgressDialog(self.window)
+        # Plain text: the room's name is anyone's (a QLabel guesses the format, and a name
+        # holding markup was drawn as rich text in the app's own dialog).
+        label = QLabel()
+        label.setTextFormat(Qt.TextFormat.PlainText)
+        dialog.setLabel(label)
+        dialog.setLabelText(f"Exporting “{one_line(shown, 80)}”…")
+        dialog.setCancelButtonText("Cancel")
+        dialog.setRange(0, 0)
         dialog.setWindowTitle("Export room")
         # Not modal: a modal progress dialog's setValue spins Qt's event loop from inside
         # the asyncio callback that reports progress (re-entering qasync); and the app

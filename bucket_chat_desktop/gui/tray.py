@@ -62,15 +62,18 @@ def notification_text(title: str, text: str) -> tuple[str, str]:
     (``terminal_safe``) so a look-alike id shows its trick. The text is a one-line
     preview. Neither may carry markup: Qt's balloon renders a title that looks like HTML
     as rich text and desktop notification servers render markup in the body, so angle
-    brackets become the look-alike quotation marks ‹ › (the message itself is intact in
-    the room)."""
+    brackets become the look-alike quotation marks ‹ › and an ampersand the full-width ＆
+    (no character reference such as "&#x202e;" is decoded into a bidi control; the
+    message itself is intact in the room)."""
     title = terminal_safe(title, limit=120)
     text = one_line(text, 200)
     return _no_markup(title), _no_markup(text)
 
 
 def _no_markup(text: str) -> str:
-    return text.replace("<", "‹").replace(">", "›")
+    # "&" too: markup decodes character references, and "&#x202e;" would be a bidi
+    # override again, past the cleaning of the characters themselves
+    return text.replace("<", "‹").replace(">", "›").replace("&", "＆")
 
 
 class Notifier:

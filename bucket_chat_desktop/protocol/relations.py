@@ -39,6 +39,7 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 from .event import MAX_ID_CHARS, MEMBER, MESSAGE, Event
 from .findings import Finding, Kind
 from .heap import gc_paused
+from .untrusted_text import BLANK_LETTERS
 
 REACTION = "m.room.reaction"
 EDIT = "m.room.edit"
@@ -286,15 +287,23 @@ def reaction_key(text: object) -> str | None:
     return _reaction_key(text)
 
 
+# Controls and format characters (bidi overrides), and the line breaks that are not
+# controls: U+2028 LINE SEPARATOR (Zl) and U+2029 PARAGRAPH SEPARATOR (Zp) broke a chip
+# into lines, clipped to a sliver of an emoji that passed for the plain one.
+_NOT_IN_A_CHIP = frozenset({"Cc", "Cf", "Zl", "Zp"})
+
+
 @functools.lru_cache(maxsize=4096)  # a room uses a few dozen texts, thousands of times
 def _reaction_key(text: str) -> str | None:
     key = unicodedata.normalize("NFC", text.strip())
     if not key or len(key) > MAX_REACTION_CHARS or "\n" in key:
         return None
-    if any(unicodedata.category(ch) in ("Cc", "Cf") and ch not in "\u200d\ufe0f" for ch in key):
-        return None  # controls and bidi overrides have no place in a badge
-    if not any(unicodedata.category(ch)[0] in "LNPS" for ch in key):
-        return None  # only joiners, selectors or marks: a chip showing nothing
+    if any(unicodedata.category(ch) in _NOT_IN_A_CHIP and ch not in "\u200d\ufe0f" for ch in key):
+        return None  # controls, bidi overrides and line breaks have no place in a badge
+    if not any(unicodedata.category(ch)[0] in "LNPS" and ch not in BLANK_LETTERS for ch in key):
+        # only joiners, selectors or marks, or letters that are drawn as nothing (a
+        # braille blank, Hangul fillers): a chip showing nothing
+        return None
     return key
 
 

@@ -40,6 +40,7 @@ _BLANK_LETTERS = frozenset(
     "\u17b4\u17b5"  # Khmer inherent vowels
     "\u180b\u180c\u180d\u180f"  # Mongolian variation selectors
 )
+BLANK_LETTERS = _BLANK_LETTERS  # for the rules that must know them (reaction texts)
 _BIDI_CONTROLS = frozenset(
     "\u061c\u200e\u200f"  # Arabic letter mark, LRM, RLM
     "\u202a\u202b\u202c\u202d\u202e"  # embeddings and overrides

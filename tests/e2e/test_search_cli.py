@@ -126,3 +126,62 @@ def test_search_follows_edits_and_deletions(device, store: Path, tmp_path: Path)
     (old,) = bob.json("search", "original")["hits"]
     assert old["superseded"] is True
     assert "earlier version" in bob.run("search", "original").stdout
+
+
+def test_rooms_full_of_deleted_hits_do_not_bring_back_a_deleted_message(  # type: ignore[no-untyped-def]
+    device, store: Path, tmp_path: Path
+) -> None:
+    """Red team (round 24). The command applies each room's relations to its hits by
+    rebuilding them for the rooms a page holds, and searching again: for three rounds
+    only. Mallory made three rooms, each with a page's worth (20) of newer messages
+    holding the word Bob once wrote and deleted in another room, and deleted hers: each
+    round hid one room's page and read on into the next room, and the fourth room's
+    hits came back without its relations applied: Bob's deleted message, text and all.
+    Now every room with a hit has its relations applied, however many rounds it takes."""
+    import asyncio
+
+    from nacl.signing import SigningKey
+
+    from bucket_chat_desktop.protocol.event import MESSAGE
+    from bucket_chat_desktop.protocol.relations import REDACTION
+    from bucket_chat_desktop.settings import Settings, StorageSettings
+    from bucket_chat_desktop.sync.client import ChatClient
+
+    def client(user: str, seed: int, entry: StorageSettings) -> ChatClient:
+        return ChatClient(
+            Settings(user, user[:3], [entry]),
+            user,
+            SigningKey(bytes([seed]) * 32),
+            lambda _s, _e: None,
+            data_dir=tmp_path / f"{user}-data",
+        )
+
+    async def write() -> None:
+        bob_entry = StorageSettings(str(store), "Share", [])
+        mallory_entry = StorageSettings(str(store), "Share", [])
+        bob = client("bob@example.com", 0x0B, bob_entry)
+        mallory = client("mallory@example.com", 0x0C, mallory_entry)
+        await bob.attach(bob_entry, start=False)
+        await mallory.attach(mallory_entry, start=False)
+        try:
+            ref = await bob.create_room(bob_entry.id, "ops", "Ops")
+            (oops,) = await bob.send_text(ref, "the vault passphrase is hunter2")
+            await bob.delete_event(ref, oops.event_id)
+            assert await bob._storages[bob_entry.id].engine.flush(10)
+            for room in ("c", "b", "a"):  # a newest
+                mref = await mallory.create_room(mallory_entry.id, room, room.upper())
+                said = {"body": "passphrase", "msgtype": "m.text"}
+                sent = await mallory.send(mref, [(MESSAGE, said)] * 20)
+                await mallory.send(mref, [(REDACTION, {"redacts": e.event_id}) for e in sent])
+            assert await mallory._storages[mallory_entry.id].engine.flush(10)
+        finally:
+            await bob.close()
+            await mallory.close()
+
+    asyncio.run(write())
+    carol = device("carol", "carol@example.com")
+    for room in ("ops", "a", "b", "c"):
+        carol.run("sync", "--room-id", room)
+    doc = carol.json("search", "passphrase")
+    assert doc["hits"] == []
+    assert "hunter2" not in carol.run("search", "passphrase").stdout

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import QApplication
 
 from bucket_chat_desktop.gui import emoji_index, safe, theme
 from bucket_chat_desktop.gui.controller import Controller, _runs
-from bucket_chat_desktop.gui.main_window import MainWindow
+from bucket_chat_desktop.gui.main_window import MainWindow, TimelineView
 from bucket_chat_desktop.gui.models.timeline_model import Roles
 from bucket_chat_desktop.gui.relation_actions import RelationActions, install
 from bucket_chat_desktop.gui.widgets.emoji_picker import CELL, FREQUENT_TAB, EmojiPicker
@@ -718,8 +718,19 @@ def test_thread_panel_shows_edits_and_deletions_of_replies(qtbot: Any, app: App)
     qtbot.waitUntil(lambda: panel.model.rowCount() == 3, timeout=10_000)
     bodies = [str(panel.model.index(i, 0).data(Roles.Body)) for i in range(3)]
     assert bodies[1] == "I take Windows and Linux."
-    assert "Message deleted" in bodies[2] and "done" in bodies[2]
     assert "macOS" not in bodies[2]
+    # Red team (round 24): the panel showed the edited reply's new text with nothing to
+    # say it was edited (no "(edited)", no versions: the timeline's row said so), so a
+    # "no" changed to a "yes" read as said so from the start. Each row is now what the
+    # timeline's is: edited, deleted (with its reason), its reactions.
+    edited = panel.model.index(1, 0).data(Roles.Edited)
+    assert edited is not None and edited.times == 1
+    deleted = panel.model.index(2, 0).data(Roles.Deleted)
+    assert deleted is not None and deleted.reason == "done"
+    # ...and its reaction chips, which act as the timeline's
+    assert isinstance(panel.view, TimelineView)
+    panel.view.reaction_clicked.emit(windows, "👍", True)
+    qtbot.waitUntil(lambda: bool(panel.model.index(1, 0).data(Roles.Reactions)), timeout=20_000)
 
 
 def test_runs_group_near_positions() -> None:

@@ -17,8 +17,10 @@ from typing import Any
 import pytest
 from conftest import wait_for
 from nacl.signing import SigningKey
-from PySide6.QtCore import QUrl
-from PySide6.QtWidgets import QApplication, QMessageBox, QPushButton
+from PySide6 import QtGui
+from PySide6.QtCore import Qt, QUrl
+from PySide6.QtGui import QTextDocument
+from PySide6.QtWidgets import QApplication, QLabel, QMessageBox, QPushButton
 
 from bucket_chat_desktop.gui import room_export
 from bucket_chat_desktop.gui.controller import Controller
@@ -210,3 +212,41 @@ def test_cancelling_leaves_nothing_behind(app: App, tmp_path: Path) -> None:
     assert not path.exists() and not (tmp_path / "c_files").exists()
     assert app.feature.task is None and app.feature.notice is None
     assert app.feature.action.isEnabled()
+
+
+def _shown_text(label: QLabel) -> str:
+    """What ``label`` shows: its text, or what Qt makes of it as rich text."""
+    form = label.textFormat()
+    if form == Qt.TextFormat.RichText or (
+        form == Qt.TextFormat.AutoText and QtGui.Qt.mightBeRichText(label.text())
+    ):
+        doc = QTextDocument()
+        doc.setHtml(label.text())
+        return doc.toPlainText()
+    return label.text()
+
+
+def test_the_progress_shows_a_room_name_as_written(app: App, tmp_path: Path) -> None:
+    """Red team (round 24): the progress dialog's label is Qt's guess of a format, and
+    the room's name (anyone who can write the storage can create a room) went into it
+    as it was: "Design <i>review</i>" was shown as "Design review" in italics, and
+    markup could draw whatever it liked in the app's own dialog (images, big coloured
+    text). Now the name is shown as written, also in the "n of m events" updates."""
+    client = app.controller.client
+    original = client.timeline_page
+    pages: list[int] = []
+
+    async def slow_page(*args: Any, **kwargs: Any) -> Any:
+        pages.append(args[2])
+        await asyncio.sleep(0.3)
+        return await original(*args, **kwargs)
+
+    client.timeline_page = slow_page  # type: ignore[method-assign]
+    app.feature.choose = lambda _s, _n: (str(tmp_path / "p.html"), "html")
+    task = app.feature.start(app.key)
+    assert task is not None and app.feature.progress is not None
+    [label] = app.feature.progress.findChildren(QLabel)
+    assert "“Design <i>review</i>”" in _shown_text(label)
+    app.qtbot.waitUntil(lambda: " events" in label.text(), timeout=10000)
+    assert "“Design <i>review</i>”: " in _shown_text(label)
+    app.qtbot.waitUntil(task.done, timeout=20000)

@@ -274,3 +274,15 @@ def test_notifications_carry_no_markup_controls_or_padding() -> None:
     assert "\\u202e" in title and "\\x1b" in title  # the id's tricks are spelled out
     assert text.endswith("hi there") and "\u3164" not in text and "\u200b" not in text
     assert not Qt.mightBeRichText(title)
+
+
+def test_a_notification_cannot_spell_a_control_as_an_entity() -> None:
+    """Red team (round 24): desktop notification servers read the body as markup, and
+    markup decodes character references: "&#x202e;" in a message became a right-to-left
+    override in the notification ("invoice fdp.exe" shown as "invoice exe.pdf"), past the
+    cleaning of the characters themselves. No "&" reaches the server as one."""
+    title, text = notification_text(
+        "bob@example.com &#x202e; in x", "invoice &#x202E;fdp.exe &amp;"
+    )
+    assert "&" not in title + text
+    assert "#x202E;fdp.exe" in text  # the text itself is kept, visibly

@@ -1579,6 +1579,8 @@ def relation_broken_cases() -> list[tuple[Case, dict[str, Ev]]]:
     z7 = react("z7", BOB, after(14), 427, a2, "x" * 65, z6)
     z8 = react("z8", BOB, after(15), 428, a2, "two\nlines", z7)
     z9 = react("z9", BOB, after(15.5), 429, a2, "\u200d\ufe0f\u0301", z8)  # shows nothing
+    z10 = react("z10", BOB, after(15.7), 430, a2, "👍\u2028👍", z9)  # a line separator
+    z11 = react("z11", BOB, after(15.8), 436, a2, "\u2800\u3164", z10)  # blank letters only
     w1 = rel("w1", ALICE, after(8.5), 431, E, {"replaces": a2.event_id}, a4)
     w2 = edit("w2", ALICE, after(9.5), 432, a2, "  ", w1)
     w3 = edit("w3", ALICE, after(10.5), 433, a2, "file.pdf", w2, msgtype="m.file")
@@ -1586,7 +1588,7 @@ def relation_broken_cases() -> list[tuple[Case, dict[str, Ev]]]:
         "w4", ALICE, after(11.5), 434, E, {"replaces": a2.event_id, "new_content": {"body": 7}}, w3
     )
     w5 = rel("w5", ALICE, after(12.5), 435, D, {"reason": "no target"}, w4)
-    bad = [z1, z2, z3, z4, z5, z6, z7, z8, z9, w1, w2, w3, w4, w5]
+    bad = [z1, z2, z3, z4, z5, z6, z7, z8, z9, z10, z11, w1, w2, w3, w4, w5]
     timeline = sorted(
         [*BASE_TIMELINE, ("ok", V), *((e.name, V) for e in bad)],
         key=lambda x: {**r, "ok": good, **{e.name: e for e in bad}}[x[0]].ts,
@@ -1598,12 +1600,16 @@ def relation_broken_cases() -> list[tuple[Case, dict[str, Ev]]]:
             "reactions without relates_to (z1), with a number (z2) or an empty string (z3) "
             "as target, without a text (z4), with a blank one (z5), a bidi control (z6), "
             "65 characters (z7), a line break (z8), only a joiner, a selector and a combining "
-            "mark (z9: a chip showing nothing); edits without new_content (w1), with a "
-            "blank body (w2), msgtype m.file (w3), a number as body (w4); a redaction "
+            "mark (z9: a chip showing nothing), a U+2028 line separator (z10), only letters "
+            "that show nothing (z11: a braille blank and a Hangul filler); edits "
+            "without new_content (w1), with a blank body (w2), msgtype m.file (w3), a "
+            "number as body (w4); a redaction "
             "without redacts (w5). bob's good 👍 (ok) still counts.",
             sort_segments(
                 segment([a1, a2, a3, a4, w1, w2, w3, w4, w5], device=ALICE),
-                segment([b1, b2, b3, good, z1, z2, z3, z4, z5, z6, z7, z8, z9], device=BOB),
+                segment(
+                    [b1, b2, b3, good, z1, z2, z3, z4, z5, z6, z7, z8, z9, z10, z11], device=BOB
+                ),
             ),
             timeline=timeline,
             relation_findings=[("relation-invalid", e.name) for e in bad],

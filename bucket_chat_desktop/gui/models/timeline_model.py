@@ -134,6 +134,9 @@ class Quote(NamedTuple):
     # imitate another (``Names.warning``); "" / None while the parent is not read
     sender_id: str = ""
     warning: str | None = None
+    # the parent was edited: its latest text is quoted, which may not be the one the
+    # reply answered (its sender can change a question after it was answered)
+    edited: bool = False
 
 
 class ThreadSummary(NamedTuple):
@@ -519,7 +522,8 @@ class TimelineModel(QAbstractListModel):
             text = "an attachment"
         first = next((line for line in text.splitlines() if line.strip()), "")
         trust = agg.state(parent.trust) if agg is not None else parent.trust
-        return Quote(parent_id, name, one_line(first, 160), "ok", trust, sender, warning)
+        edited = agg is not None and agg.latest is not None
+        return Quote(parent_id, name, one_line(first, 160), "ok", trust, sender, warning, edited)
 
     def _held(self, event_id: str) -> Row | None:
         """A confirmed row held (exposed or fetched ahead) by its event id."""

@@ -578,7 +578,9 @@ class MessageDelegate(SafeDelegate):
         word = "" if trust == "verified" else f"· {TRUST_LABELS.get(trust, trust).lower()}"
         mark_w = fm.horizontalAdvance(WARNING_MARK) + 6 if quote.warning else 0
         word_w = fm.horizontalAdvance(word) + 8 if word else 0
-        avail = max(0, right - x - mark_w - word_w)
+        edited = EDITED if status == "ok" and quote.edited else ""
+        edited_w = ifm.horizontalAdvance(edited) + 8 if edited else 0
+        avail = max(0, right - x - mark_w - word_w - edited_w)
         id_fm = fm if name else bfm
         id_w = min(id_fm.horizontalAdvance(ident) + 1, avail * (3 if name else 5) // 10)
         ident = id_fm.elidedText(ident, Qt.TextElideMode.ElideMiddle, id_w)
@@ -594,6 +596,9 @@ class MessageDelegate(SafeDelegate):
         if word:
             x += 6
             put("trust", word, word_w - 6, color)
+        if edited:  # the text quoted is the latest: maybe not the one answered
+            x += 8
+            put("edited", edited, edited_w - 8, italic=True)
         if status == "ok":
             x += 8
             rest = max(0, right - x)
@@ -1042,6 +1047,11 @@ def quote_tooltip(quote: Quote | None) -> str:
         lines.append(
             f"<span style='color:{TRUST_COLORS['key-changed']}'>{WARNING_MARK} "
             f"{html_escape(quote.warning)}</span>"
+        )
+    if quote.status == "ok" and quote.edited:
+        lines.append(
+            "The message was edited: its latest text is quoted, which may not be the one "
+            "this reply answered (click to show it and its earlier versions)"
         )
     return "<br>".join(lines)
 

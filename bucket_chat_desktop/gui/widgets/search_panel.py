@@ -184,14 +184,19 @@ class SearchDelegate(SafeDelegate):
         width = sfm.horizontalAdvance(label)
         painter.drawText(right - width, top + sfm.ascent(), label)
         right_of_header = right - width - 12
+        # what the text is (the app's words, never cut: beside the trust state)
+        words = (["edited"] if hit.edited else []) + (
+            ["an earlier version"] if hit.superseded else []
+        )
+        if words:
+            note = " · ".join(words)
+            note_w = sfm.horizontalAdvance(note)
+            painter.setPen(muted)
+            painter.drawText(right_of_header - note_w, top + sfm.ascent(), note)
+            right_of_header -= note_w + 12
 
         # room · sender (id) · date
         room = display_name_safe(shown.room_name, 48) or shown_id(hit.room_id)
-        sender = sender_text(shown)
-        when = timestamps.full(hit.timestamp_ms)
-        edited = " · edited" if hit.edited else ""
-        if hit.superseded:
-            edited += " · an earlier version"
         x = left
         painter.setFont(bold)
         painter.setPen(text)
@@ -201,25 +206,7 @@ class SearchDelegate(SafeDelegate):
         x += bfm.horizontalAdvance(room_text)
         painter.setFont(small)
         painter.setPen(muted)
-        if shown.sender_warning:  # the mark in the warning colour, as the timeline's
-            dot = "  ·  "
-            painter.drawText(x, top + sfm.ascent(), dot)
-            x += sfm.horizontalAdvance(dot)
-            mark = f"{WARNING_MARK} "
-            painter.setPen(QColor(TRUST_COLORS["key-changed"]))
-            painter.drawText(x, top + sfm.ascent(), mark)
-            x += sfm.horizontalAdvance(mark)
-            painter.setPen(muted)
-            sender = sender.removeprefix(mark)
-            lead = ""
-        else:
-            lead = "  ·  "
-        rest = sfm.elidedText(
-            f"{lead}{sender}  ·  {when}{edited}",
-            Qt.TextElideMode.ElideMiddle,
-            max(10, right_of_header - x),
-        )
-        painter.drawText(x, top + sfm.ascent(), rest)
+        self._paint_sender(painter, shown, QRect(x, top, max(0, right_of_header - x), sfm.height()))
 
         # snippet, matches highlighted
         font = QFont(option.font)
@@ -252,6 +239,56 @@ class SearchDelegate(SafeDelegate):
         if hit.snippet.cut_after and x + fm.horizontalAdvance("…") <= limit:
             painter.setPen(muted)
             painter.drawText(x, baseline, "…")
+
+    @staticmethod
+    def _paint_sender(painter: QPainter, shown: ShownHit, line: QRect) -> None:
+        """`` · [⚠] name (id) · date`` in ``line``, as the timeline's header draws a
+        sender: in separate pieces, the name on its own and at most 30% of the line, the
+        id left to right and given at least 40% of it (its end kept), the date after.
+        One string elided in its middle lost the whole id to a long name when the line
+        ended in "· edited · an earlier version" (now drawn beside the trust state), and
+        a right-to-left name turned the line around (the date before the sender, the id
+        before the name)."""
+        hit = shown.hit
+        fm = QFontMetrics(painter.font())
+        muted = QColor(painter.pen().color())  # the caller's pen
+        flags = int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+        ltr = flags | int(Qt.TextFlag.TextForceLeftToRight)
+        x, right = line.left(), line.right()
+
+        def piece(text: str, width: int, how: int, color: QColor) -> None:
+            nonlocal x
+            if width <= 0 or x > right:
+                return
+            painter.setPen(color)
+            painter.drawText(QRect(x, line.top(), width, line.height()), how, text)
+            x += width
+
+        dot = "  ·  "
+        piece(dot, fm.horizontalAdvance(dot), ltr, muted)
+        if shown.sender_warning:  # the mark in the warning colour, as the timeline's
+            mark = f"{WARNING_MARK} "
+            piece(mark, fm.horizontalAdvance(mark), ltr, QColor(TRUST_COLORS["key-changed"]))
+        avail = max(0, right - x)
+        name = display_name_safe(shown.sender_name, 48)
+        ident = shown_id(hit.sender_id)
+        if name == ident:
+            name = ""
+        label = f"({ident})" if name else ident
+        tail = f"{dot}{timestamps.full(hit.timestamp_ms)}"
+        if name:
+            name = fm.elidedText(name, Qt.TextElideMode.ElideRight, avail * 3 // 10)
+            piece(name, fm.horizontalAdvance(name) + 1, flags, muted)
+            piece(" ", fm.horizontalAdvance(" "), ltr, muted)
+        room_left = max(0, right - x)
+        id_w = min(
+            fm.horizontalAdvance(label) + 1,
+            max(avail * 2 // 5, room_left - fm.horizontalAdvance(tail) - 1),
+        )
+        label = fm.elidedText(label, Qt.TextElideMode.ElideMiddle, id_w)
+        piece(label, fm.horizontalAdvance(label) + 1, ltr, muted)
+        tail = fm.elidedText(tail, Qt.TextElideMode.ElideRight, max(0, right - x))
+        piece(tail, fm.horizontalAdvance(tail) + 1, ltr, muted)
 
 
 class SearchPanel(CardPopup):
@@ -367,11 +404,16 @@ class SearchPanel(CardPopup):
             self.list.setCurrentIndex(self.model.index(0, 0))
         choose, self._choose_first = self._choose_first, False
         n = len(hits)
-        words = [
-            "No messages found."
-            if not n
-            else f"{n} message{'s' if n != 1 else ''}" + (" (the newest)" if more else "")
-        ]
+        if not n and more:
+            # every match read was hidden (deleted, an edit that does not apply) and the
+            # search stopped reading: a member can write that many newer ones on purpose
+            first = "No messages shown: the newest matches are deleted or edits that do not "
+            first += "apply; older messages may match (add a word to narrow the search)"
+        elif not n:
+            first = "No messages found."
+        else:
+            first = f"{n} message{'s' if n != 1 else ''}" + (" (the newest)" if more else "")
+        words = [first]
         if backlog:
             words.append(
                 f"{backlog:,} part{'s' if backlog != 1 else ''} of what was read "

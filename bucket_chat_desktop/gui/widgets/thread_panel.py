@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from ...protocol.audit import Assessed
+from ...protocol.relations import Relations
 from ...protocol.room_state import Names
 from ...protocol.untrusted_text import html_escape
 from .. import icons
@@ -49,6 +50,7 @@ class ThreadPanel(QFrame):
         self.setObjectName("threadPanel")
         self.setMinimumWidth(300)
         self.root_id = ""
+        self._started = ""  # "started by <name> (<id>)": the subtitle before the count
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
@@ -124,19 +126,28 @@ class ThreadPanel(QFrame):
             self.model.set_timeline([], True)
             self.composer.clear()
         who = sender_html(name, sender_id, warning, muted_text(), 60)
-        self.subtitle.setText(f"started by {who}")
+        self._started = f"started by {who}"
+        self.subtitle.setText(self._started)
         self.subtitle.setToolTip(f"⚠ {html_escape(warning)}" if warning else "")
         self.set_note(note)
 
-    def set_rows(self, rows: Sequence[Assessed], replies: int, names: Names | None = None) -> None:
+    def set_rows(
+        self,
+        rows: Sequence[Assessed],
+        replies: int,
+        names: Names | None = None,
+        relations: Relations | None = None,
+    ) -> None:
         """Show the root and replies (``rows``, display order); ``replies``: how many
         the thread has (more than shown when it is long); ``names``: the room's display
-        names (the room timeline's, so a sender reads the same in both)."""
-        self.model.set_timeline(rows, True, names=names)
+        names (the room timeline's, so a sender reads the same in both); ``relations``:
+        what the room's relations say of those rows (edits, deletions, reactions)."""
+        self.model.set_timeline(rows, True, relations, names)
         shown = max(0, len(rows) - 1)
         word = "reply" if replies == 1 else "replies"
-        base = self.subtitle.text().split(" · ")[0]
-        self.subtitle.setText(f"{base} · {replies:,} {word}")
+        # Kept from ``start``, not cut from the label at its first " · ": a name holding
+        # one lost its rest, the real id and the look-alike mark.
+        self.subtitle.setText(f"{self._started} · {replies:,} {word}")
         if replies > shown:
             self.set_note(f"The {replies - shown:,} earliest replies are not shown here.")
 

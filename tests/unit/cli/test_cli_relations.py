@@ -138,7 +138,9 @@ def test_reply_react_edit_delete_show_in_history(cli: Cli, room: dict[str, str])
 
     text = cli(None, "history", "--room-id", ROOM).out
     assert "hi everyone (edited)" in text and "hi all" not in text
-    assert "> alice@example.com: hi everyone" in text  # the reply quotes the latest text
+    # the reply quotes the latest text, and says it is an edit's (round 24: the text
+    # answered may have been another)
+    assert "> alice@example.com (edited): hi everyone" in text
     assert "👍 2  🎉 1" in text and "[1 reply in thread]" in text
     assert "(message deleted by bob@example.com; reason: wrong room)" in text
     assert "hello alice" not in text  # a deleted message's text is never printed
@@ -155,6 +157,40 @@ def test_a_reply_to_a_deleted_parent_says_so(cli: Cli, room: dict[str, str]) -> 
     text = cli(None, "history", "--room-id", ROOM).out
     assert "> (deleted message)" in text
     assert "(message deleted by bob@example.com)" in text
+
+
+def test_a_quote_of_a_question_edited_after_its_answer_says_edited(
+    cli: Cli, room: dict[str, str]
+) -> None:
+    """Red team (round 24): Alice asks, Bob says yes, Alice changes her question. Bob's
+    "yes" quoted the new question as if he had answered it; the quote now says the text
+    it shows is an edit's."""
+    ask = cli(ALICE, "send", "--room-id", ROOM, "may I take 500 from the budget?").sent
+    assert cli(BOB, "send", "--room-id", ROOM, "--reply-to", ask, "yes, go ahead").code == 0
+    assert cli(ALICE, "edit", "--room-id", ROOM, ask, "may I take 5000 from the budget?").code == 0
+    text = cli(None, "history", "--room-id", ROOM).out
+    assert "> alice@example.com (edited): may I take 5000 from the budget?" in text
+    assert "> alice@example.com: may I take 5000" not in text
+
+
+def test_a_search_whose_newest_matches_are_all_hidden_does_not_say_nothing_matches(
+    cli: Cli, room: dict[str, str]
+) -> None:
+    """Red team (round 24): a search reads a few pages to make up for hidden hits
+    (deleted messages, edits that do not apply); a member who wrote that many newer
+    matches and deleted them made it end with none shown, and it said "No messages
+    found." of a word an older message holds. Now it says older messages may match."""
+    assert cli(BOB, "send", "--room-id", ROOM, "invoice 42 is paid").code == 0
+    for _ in range(5):
+        sent = cli(ALICE, "send", "--room-id", ROOM, "invoice").sent
+        assert cli(ALICE, "delete", "--room-id", ROOM, sent).code == 0
+    assert cli(None, "history", "--room-id", ROOM).code == 0  # read here: searchable
+    r = cli(None, "search", "invoice", "--limit", "1")
+    assert r.code == 0, r
+    assert "No messages found." not in r.out
+    assert "older messages may match" in r.out and "--limit" in r.out
+    found = cli(None, "search", "invoice", "--limit", "10").out
+    assert ">>invoice<< 42 is paid" in found  # a larger page reads past them
 
 
 def test_removing_a_reaction_and_doing_what_is_done_already(

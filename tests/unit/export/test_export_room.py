@@ -502,6 +502,58 @@ def test_a_hostile_body_stays_text(body: str, absent: str, present: str) -> None
     assert present in out
 
 
+def _seen(html: str) -> str:
+    """The text a browser shows of ``html`` (attributes are not shown)."""
+    page = Page()
+    page.feed(html)
+    page.close()
+    return "".join(page.text)
+
+
+@pytest.mark.parametrize(
+    ("body", "shown"),
+    [
+        # a link that reads as one address and goes to another
+        ("[https://bank.example/login](https://evil.example/x)", "(evil.example)"),
+        ("[our docs](https://docs.example/a)", "our docs (docs.example)"),
+        # a look-alike (Cyrillic "а") address: the page goes to its punycode form
+        ("[https://b\u0430nk.example](https://b\u0430nk.example)", "(xn--bnk-6cd.example)"),
+        ("[write to us](mailto:evil@example.org?subject=x)", "(evil@example.org)"),
+    ],
+)
+def test_a_link_says_where_it_goes(body: str, shown: str) -> None:
+    """Red team (round 24): the export keeps http(s) and mailto links clickable, and a
+    link showed only its text: "https://bank.example/login" opened evil.example, with
+    a "verified" badge beside it. A link whose text is not its address now shows where
+    it goes (the host, as the browser will go to it; a mailto's address)."""
+    assert shown in _seen(body_html(body))
+
+
+def test_a_plain_address_link_is_not_repeated() -> None:
+    out = body_html("see <https://x.example/a> and **this**")
+    assert _seen(out) == "see https://x.example/a and this"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "pay &#x202E;fdp.exe **now**",
+        "plain &#8238;fdp.exe",
+        "hidden&#x200B;text and &rlm;marks",
+        "[&#x202e;knil](https://x.example)",
+        "![&#x202e;gnp](https://x.example/i.png)",
+    ],
+)
+def test_a_character_reference_cannot_bring_back_a_control(body: str) -> None:
+    """Red team (round 24): a body's bidi and invisible characters are spelled out
+    before it is formatted, but Markdown decodes character references afterwards:
+    "&#x202E;" put a real right-to-left override into the page ("fdp.exe" read as
+    "exe.pdf"). What the references decode to is spelled out too."""
+    out = body_html(body)
+    assert not any(ch in out for ch in "\u202e\u200b\u200f"), out
+    assert "\\u202e" in out.lower() or "\\u200b" in out
+
+
 def test_body_safe_keeps_emoji_and_scripts_and_spells_out_controls() -> None:
     family = "👨\u200d👩\u200d👧"
     assert body_safe(family) == family
@@ -584,6 +636,34 @@ def test_no_text_taken_back_is_in_either_export(tmp_path: Path) -> None:
         row = by_id[events[name].event_id]
         assert "content_withheld" in row and "new_content" not in row["event"]["content"]
         assert row["relation"]["target"] == row["event"]["content"]["replaces"]
+
+
+def test_a_quote_of_a_question_edited_after_its_answer_says_edited(tmp_path: Path) -> None:
+    """Red team (round 24): Bob asks for 500, Alice answers yes, Bob changes his question
+    to 5,000. Alice's answer quoted the new question as if she had said yes to it; the
+    quote now says the text it shows is an edit's."""
+    store = tmp_path / "store"
+
+    async def build() -> None:
+        storage = LocalStorage(store)
+        clock = itertools.count(1_790_000_000_000, 1000).__next__
+        bob = RoomWriter(storage, ROOM, BOB, SigningKey(b"\x02" * 32), clock=clock)
+        alice = RoomWriter(storage, ROOM, ALICE, SigningKey(b"\x01" * 32), clock=clock)
+        await bob.create_room("Budget", "2026-09-21T10:00:00.000Z")
+        [ask] = await _say(bob, _text("May I take 500 from the budget?"))
+        *_, yes = await _say(alice, (*_text("Yes, go ahead."), ask.event_id))  # joins too
+        await _say(alice, (*_text("Lunch at noon."), yes.event_id))  # quotes an unedited one
+        new = {"body": "May I take 5,000 from the budget?", "msgtype": "m.text"}
+        await _say(bob, (EDIT, {"replaces": ask.event_id, "new_content": new}))
+
+    asyncio.run(build())
+    path = tmp_path / "budget.html"
+    asyncio.run(run_export(store, tmp_path / "data", "html", path))
+    quotes = path.read_text("utf-8").split("<blockquote")[1:]
+    assert len(quotes) == 2
+    edited, plain = (q for q in quotes if "5,000" in q), (q for q in quotes if "5,000" not in q)
+    assert ">(edited)</span>: <bdi>May I take 5,000" in next(edited)
+    assert "(edited)" not in next(plain)
 
 
 def test_two_files_under_one_longest_name_are_both_copied(tmp_path: Path) -> None:

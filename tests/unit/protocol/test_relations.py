@@ -355,6 +355,15 @@ def test_reaction_keys() -> None:
     for blank in ("\u200d", "\ufe0f", "\u200d\ufe0f\u0301", "\u0301\u0301"):
         assert reaction_key(blank) is None
     assert reaction_key("\u2764\ufe0f") == "\u2764\ufe0f" and reaction_key("+1") == "+1"
+    # Red team (round 24): the line breaks that are not controls. "👍" + U+2028 + "👍"
+    # was a chip drawn on two lines and clipped to slivers of the emoji, counted apart
+    # from the plain "👍" it passed for.
+    for broken in ("👍\u2028👍", "👍\u2029👍", "ok\u2029ok"):
+        assert reaction_key(broken) is None
+    # ... and letters drawn as nothing: a chip as blank as one of joiners alone.
+    for blank in ("\u2800", "\u3164", "\u115f\u1160", "\uffa0\u200d", "\u17b4"):
+        assert reaction_key(blank) is None
+    assert reaction_key("\u2801") == "\u2801"  # a braille letter with dots is seen
 
 
 def test_a_reply_to_a_reaction_is_a_finding_not_a_hidden_thread() -> None:
