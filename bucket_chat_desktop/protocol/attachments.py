@@ -60,18 +60,19 @@ _THUMB_SIGNATURES = ((b"\xff\xd8\xff", "jpeg"), (b"\x89PNG\r\n\x1a\n", "png"))
 # entries with a dot are compound extensions (checked against the name's last parts).
 _RISKY = """
 exe com scr pif cpl dll ocx sys drv vxd msi msp mst msix msixbundle appx appxbundle
-application appref-ms xbap gadget diagcab shb
+application appref-ms xbap gadget diagcab shb ppkg appinstaller
 bat cmd vb vbs vbe js jse mjs cjs wsf wsh wsc ws sct hta ps1 ps2 psm1 psd1 ps1xml ps2xml
-psc1 psc2 pssc cdxml msh msh1 msh2 mshxml msh1xml msh2xml
+psc1 psc2 pssc cdxml msh msh1 msh2 mshxml msh1xml msh2xml ahk au3
 lnk url website scf inf ins isp reg rdp wsb job settingcontent-ms library-ms search-ms
 searchconnector-ms theme themepack deskthemepack desktopthemepackfile
-chm hlp msc mde mda mdb ade adp accde accdr accdt one onepkg xll iqy slk
-docm dotm xlsm xltm xlam xla pptm potm ppam ppsm sldm
-html htm xhtml xht shtml mht mhtml svg svgz xml xsl xslt
+chm hlp msc mde mda mdb ade adp accdb accde accdr accdt one onepkg xll iqy slk
+docm dotm xlsm xltm xlam xla xlsb pptm potm ppam ppsm sldm
+html htm xhtml xht shtml mht mhtml svg svgz xml xsl xslt webarchive
 img iso vhd vhdx
 crt cer der p7b p7c mobileconfig
 jar jnlp class swf
-app command terminal tool workflow action scpt scptd applescript osax prefpane saver
+app command terminal term tool workflow action scpt scptd applescript osax prefpane saver
+shortcut
 kext pkg mpkg dmg fileloc webloc inetloc afploc ftploc
 sh bash zsh csh ksh fish run bin appimage desktop kdelnk deb rpm snap flatpak
 flatpakref flatpakrepo apk so

@@ -168,6 +168,29 @@ def test_programs_and_scripts_are_risky_to_open(name: str, risky: bool) -> None:
     assert is_risky_to_open(name) is risky
 
 
+@pytest.mark.parametrize(
+    "name",
+    [
+        # Windows: a provisioning package (runs its commands as administrator), an App
+        # Installer file (installs an app from a URL), Access and Excel files that run
+        # macros, AutoHotkey and AutoIt scripts (run by a double-click where installed)
+        "setup.ppkg",
+        "app.appinstaller",
+        "orders.accdb",
+        "budget.xlsb",
+        "tool.ahk",
+        "tool.au3",
+        # macOS: a Shortcuts file, a Terminal settings file (can run a command), a
+        # Safari web archive (active web content)
+        "do.shortcut",
+        "window.term",
+        "page.webarchive",
+    ],
+)
+def test_more_kinds_that_run_code_are_risky_to_open(name: str) -> None:
+    assert is_risky_to_open(name)
+
+
 def test_the_mark_of_the_web_says_internet_zone() -> None:
     assert zone_identifier() == b"[ZoneTransfer]\r\nZoneId=3\r\n"
     marked = zone_identifier("https://example.com/a\r\nZoneId=0")
