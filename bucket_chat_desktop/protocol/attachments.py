@@ -188,6 +188,69 @@ def is_risky_to_open(name: str) -> bool:
     )
 
 
+# What a desktop that chooses the handler by the bytes would run. GIO (GNOME, and Qt's
+# xdg-open there) judges a name without a known extension by its content; xdg-mime's
+# fallback, file(1), judges every file by its content. So a "minutes" that is a Windows
+# program goes to Wine, an "agenda.zzz" that is HTML to a browser, whatever the name.
+_PROGRAM_SIGNATURES = (
+    b"MZ",  # Windows (PE, and DOS before it)
+    b"\x7fELF",  # Linux and the other Unixes
+    b"\xfe\xed\xfa\xce",  # Mach-O, both byte orders, 32 and 64 bits
+    b"\xfe\xed\xfa\xcf",
+    b"\xce\xfa\xed\xfe",
+    b"\xcf\xfa\xed\xfe",
+    b"\xca\xfe\xba\xbe",  # a universal Mach-O, or a Java class
+)
+_LAUNCHER_SIGNATURES = (b"[desktop entry]", b"[desktop action", b"[kde desktop entry]")
+# Markup a browser runs, anywhere in the first 256 bytes: shared-mime-info's magic for
+# text/html, image/svg+xml and XML (which may carry a stylesheet that runs), any case.
+_MARKUP_NEAR_START = (
+    b"<!doctype html",
+    b"<html",
+    b"<head",
+    b"<script",
+    b"<body",
+    b"<h1",
+    b"<iframe",
+    b"<!doctype svg",
+    b"<svg",
+    b"<?xml",
+)
+# Tags browsers sniff a file as HTML by when the file begins with one (after white space).
+_MARKUP_FIRST = re.compile(
+    rb"<(?:!--|a|b|br|p|div|font|table|title|style|object|embed|form|img|meta|link)[\s>/]"
+)
+SNIFFED_BYTES = 256
+
+
+def active_content(data: bytes) -> str | None:
+    """What ``data`` is when a desktop that looks at the bytes would run it, else None:
+    "a program", "a script (#!)", "a desktop launcher" or "a web page or other markup
+    a browser runs". Only the first ``SNIFFED_BYTES`` (after a BOM and white space, for
+    markup) are looked at; a UTF-16 text is read as text.
+
+    ``is_risky_to_open`` judges the name; this judges the bytes, for the desktops whose
+    choice of handler follows the content (a name with no or an unknown extension on
+    GNOME; every file where xdg-open falls back to file(1)). A reader opens a file only
+    when neither says it runs code.
+    """
+    head = data[: SNIFFED_BYTES * 2]
+    if head.startswith(_PROGRAM_SIGNATURES):
+        return "a program"
+    if head.startswith(b"#!"):
+        return "a script (#!)"
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        head = head.decode("utf-16", "ignore").encode("utf-8", "ignore")
+    elif head.startswith(b"\xef\xbb\xbf"):
+        head = head[3:]
+    head = head[:SNIFFED_BYTES].lower()
+    if any(mark in head[:64] for mark in _LAUNCHER_SIGNATURES):
+        return "a desktop launcher"
+    if any(mark in head for mark in _MARKUP_NEAR_START) or _MARKUP_FIRST.match(head.lstrip()):
+        return "a web page or other markup a browser runs"
+    return None
+
+
 ZONE_INTERNET = 3
 """Windows' URL security zone for files from the internet (Mark-of-the-Web)."""
 

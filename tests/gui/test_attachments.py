@@ -471,6 +471,49 @@ def test_active_content_is_never_opened_by_a_click(chat: Chat, tmp_path: Path, n
     menu.grab().save(str(chat.shots / f"attachments-save-only-{path.suffix[1:].lower()}.png"))
 
 
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        # GIO calls these application/x-ms-dos-executable (Wine's to run) and text/html
+        # (a browser's): a name without a known extension is judged by its bytes
+        ("minutes", b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff" + b"\x00" * 64),
+        ("agenda.zzz", b"<!DOCTYPE html><html><script>alert(1)</script></html>"),
+        ("notes.txt", b"#!/bin/sh\nrm -rf ~\n"),  # xdg-mime's file(1) reads the bytes only
+    ],
+    ids=["program-no-extension", "page-unknown-extension", "script-named-txt"],
+)
+def test_a_program_under_a_harmless_name_is_not_opened(
+    chat: Chat, tmp_path: Path, name: str, data: bytes
+) -> None:
+    """The name says nothing that runs code, so Open is offered; but desktops that pick
+    the handler by content would run these bytes: they are only ever saved."""
+    opened: list[QUrl] = []
+    chat.feature.open_url = opened.append
+    path = tmp_path / name
+    path.write_bytes(data)
+    row, actions = send_and_click(chat, path, "file")
+    assert actions["Open"].isEnabled()  # nothing in the name says so before the download
+    actions["Open"].trigger()
+    chat.qtbot.waitUntil(lambda: bool(chat.feature.strip.errors()))
+    [error] = chat.feature.strip.errors()
+    assert error.startswith(f"{name} was not opened: its contents are ")
+    assert error.endswith("save it instead")
+    assert opened == []
+    assert not list((chat.feature.cache.root / "named").glob(f"*/{name}"))
+    # from now on the menu says so before anything is fetched, and saving still works
+    menu = chat.feature.show_menu(chat.index_of(row.event_id), QPoint(0, 0))
+    assert menu is not None
+    by_text = {a.text(): a for a in menu.actions() if a.text()}
+    [open_action] = [a for t, a in by_text.items() if t.startswith("Open")]
+    assert not open_action.isEnabled() and "contents" in open_action.text()
+    dest = tmp_path / "saved" / name
+    dest.parent.mkdir()
+    chat.feature.choose_save_path = lambda info: str(dest)
+    by_text["Save as…"].trigger()
+    chat.qtbot.waitUntil(dest.exists)
+    assert dest.read_bytes() == data
+
+
 def test_opened_and_saved_copies_carry_the_downloaded_mark(
     chat: Chat, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -16,6 +16,7 @@ from bucket_chat_desktop.protocol.attachments import (
     MAX_NAME_BYTES,
     MAX_THUMBNAIL_BYTES,
     FileInfo,
+    active_content,
     blob_path,
     clean_mimetype,
     file_content,
@@ -189,6 +190,54 @@ def test_programs_and_scripts_are_risky_to_open(name: str, risky: bool) -> None:
 )
 def test_more_kinds_that_run_code_are_risky_to_open(name: str) -> None:
     assert is_risky_to_open(name)
+
+
+PE = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00" + b"\x00" * 48
+
+
+@pytest.mark.parametrize(
+    ("data", "what"),
+    [
+        (PE, "a program"),
+        (b"\x7fELF\x02\x01\x01" + b"\x00" * 60, "a program"),
+        (b"\xcf\xfa\xed\xfe\x07\x00\x00\x01", "a program"),
+        (b"\xca\xfe\xba\xbe\x00\x00\x00\x02", "a program"),
+        (b"#!/bin/sh\nrm -rf ~\n", "a script"),
+        (b"#!/usr/bin/env python3\n", "a script"),
+        (b"[Desktop Entry]\nType=Application\nExec=sh -c x\n", "a desktop launcher"),
+        (b"<!DOCTYPE html><p>hi", "a web page"),
+        (b"\xef\xbb\xbf  \n<html><script>x()</script>", "a web page"),
+        (b"<SCRIPT>alert(1)</SCRIPT>", "a web page"),
+        (b"hello there\n<script>alert(1)</script>", "a web page"),  # as GIO sniffs it
+        (b"<div onclick=x()>hi</div>", "a web page"),
+        (b"<svg xmlns='http://www.w3.org/2000/svg'><script/></svg>", "a web page"),
+        (b"<?xml version='1.0'?><?xml-stylesheet href='x.xsl'?><r/>", "a web page"),
+        ("<html><script>x()</script>".encode("utf-16"), "a web page"),
+    ],
+)
+def test_contents_that_run_code_are_recognised_whatever_the_name(data: bytes, what: str) -> None:
+    """Desktops that choose a handler by content (GIO for a name without a known
+    extension; xdg-mime's file(1) for every name) run these whatever they are called."""
+    found = active_content(data)
+    assert found is not None and found.startswith(what)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"%PDF-1.7\n<</Type /Catalog>>",
+        PNG_MAGIC + b"\x00" * 20,
+        JPEG_MAGIC + b"\x00" * 20,
+        b"PK\x03\x04" + b"\x00" * 26,  # a zip, a docx
+        b"plain notes: a <b> is bold, 1 < 2\n",
+        b"Mz is not a program",
+        b"# not a shebang\n",
+        b"\n\n" + b"x" * 300 + b"<script>",  # past the first 256 bytes, and not at the start
+    ],
+)
+def test_ordinary_contents_are_not_taken_for_programs(data: bytes) -> None:
+    assert active_content(data) is None
 
 
 def test_the_mark_of_the_web_says_internet_zone() -> None:
