@@ -285,6 +285,47 @@ def clean_mimetype(value: object) -> str:
     return base if _MIME_RE.fullmatch(base) else DEFAULT_MIMETYPE
 
 
+MAX_JPEG_SCANS = 100
+"""Readers ignore a JPEG thumbnail of more scans: each makes the decoder go over every
+block again (thousands fit in 32 KB); a real progressive JPEG has about ten."""
+
+
+def jpeg_scans(data: bytes, most: int = MAX_JPEG_SCANS) -> int:
+    """How many scans (SOS segments) the JPEG ``data`` holds, counting stops past
+    ``most``. A walk over the marker segments, skipping each scan's entropy-coded bytes;
+    where the data is broken the count so far is returned (the decoder says the rest)."""
+    count, i, end = 0, 2, len(data)
+    while i + 1 < end and count <= most:
+        if data[i] != 0xFF:
+            return count
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill bytes before a marker
+            i += 1
+            continue
+        if marker == 0xD9:  # end of image
+            return count
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # no length
+            i += 2
+            continue
+        if i + 4 > end:
+            return count
+        i += 2 + int.from_bytes(data[i + 2 : i + 4], "big")
+        if marker != 0xDA:
+            continue
+        count += 1
+        # the scan's data: up to the next marker that is not a stuffed 0xFF00 or a restart
+        while True:
+            j = data.find(b"\xff", i)
+            if j < 0 or j + 1 >= end:
+                return count
+            if data[j + 1] == 0 or 0xD0 <= data[j + 1] <= 0xD7:
+                i = j + 2
+                continue
+            i = j
+            break
+    return count
+
+
 def thumbnail_format(data: bytes) -> str | None:
     """``"jpeg"`` or ``"png"`` from the data's signature bytes, else None."""
     for magic, fmt in _THUMB_SIGNATURES:
@@ -390,6 +431,8 @@ def parse_file_content(content: object) -> FileInfo | str:
     if isinstance(text, str) and len(text) <= (MAX_THUMBNAIL_READ_BYTES + 2) // 3 * 4:
         thumb = _b64decode(text)
         fmt = thumbnail_format(thumb) if thumb else None
+        if fmt == "jpeg" and thumb is not None and jpeg_scans(thumb) > MAX_JPEG_SCANS:
+            fmt = None  # a decompression-time bomb
         if fmt is None:
             thumb = None
     return FileInfo(

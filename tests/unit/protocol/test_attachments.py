@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 
 import pytest
@@ -15,6 +16,7 @@ from bucket_chat_desktop.protocol.attachments import (
     IMAGE,
     MAX_NAME_BYTES,
     MAX_THUMBNAIL_BYTES,
+    MAX_THUMBNAIL_READ_BYTES,
     FileInfo,
     active_content,
     blob_path,
@@ -406,6 +408,44 @@ def test_bad_optional_fields_are_dropped_not_fatal() -> None:
     assert parse_file_content(content(thumbnail=gif)).thumbnail is None  # type: ignore[union-attr]
     huge = base64.b64encode(PNG_MAGIC + b"\0" * 40_000).decode()
     assert parse_file_content(content(thumbnail=huge)).thumbnail is None  # type: ignore[union-attr]
+
+
+def _jpeg_scans(data: bytes) -> list[tuple[int, int]]:
+    """Where each scan (SOS header and its entropy-coded data) of a JPEG is."""
+    scans, i = [], 2
+    while i < len(data) and data[i + 1] != 0xD9:
+        length = int.from_bytes(data[i + 2 : i + 4], "big")
+        if data[i + 1] != 0xDA:
+            i += 2 + length
+            continue
+        j = i + 2 + length
+        while not (data[j] == 0xFF and data[j + 1] != 0 and not 0xD0 <= data[j + 1] <= 0xD7):
+            j += 1
+        scans.append((i, j))
+        i = j
+    return scans
+
+
+def test_a_thumbnail_of_thousands_of_scans_is_not_decoded() -> None:
+    """Red team: a 32 KB progressive JPEG whose smallest scan (12 bytes) is repeated
+    2,000 times; each scan makes the decoder go over every block of the picture again.
+    Qt decoded one such 1024 × 1024 thumbnail in 0.5 s, on the GUI thread, for each row
+    painted: a screenful of them held the window for seconds. A real progressive JPEG
+    has about ten scans; the reader now ignores one with more than 100."""
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("L", (1024, 1024), 128).save(out, "JPEG", quality=10, progressive=True)
+    real = out.getvalue()
+    scans = _jpeg_scans(real)
+    assert 3 <= len(scans) <= 20
+    start, end = min(scans, key=lambda s: s[1] - s[0])
+    bomb = real[: scans[-1][1]] + real[start:end] * 2_000 + b"\xff\xd9"
+    assert len(bomb) <= MAX_THUMBNAIL_READ_BYTES
+    for thumb, kept in ((real, True), (bomb, False)):
+        info = parse_file_content(content(thumbnail=base64.b64encode(thumb).decode()))
+        assert isinstance(info, FileInfo)
+        assert (info.thumbnail is not None) is kept
 
 
 # -- verification -------------------------------------------------------------------------
