@@ -180,7 +180,7 @@ class _Files:
         href = attachment_href(self.folder.name, name)
         # Not linked when its name or its bytes run code: a browser sniffs a local file
         # whose name has no known extension, and runs an HTML one's scripts.
-        risky = info.risky_to_open or active_content(data) is not None
+        risky = info.risky_to_open or active_content(data, info.name) is not None
         att = Attachment(info.name, info.size, href, image=image, risky=risky)
         self._by_hash[info.sha256] = att
         self.copied += 1

@@ -552,7 +552,7 @@ class AttachmentsFeature(QObject):
                 # The name said nothing that runs code; the bytes may, and a desktop that
                 # picks the handler by content (GIO for a name without a known
                 # extension, file(1) for any) would run them.
-                what = active_content(data)
+                what = active_content(data, info.name)
                 if what is not None:
                     self.save_only[info.sha256] = what
                     raise blobs.BlobError(

@@ -202,32 +202,36 @@ _PROGRAM_SIGNATURES = (
     b"\xca\xfe\xba\xbe",  # a universal Mach-O, or a Java class
 )
 _LAUNCHER_SIGNATURES = (b"[desktop entry]", b"[desktop action", b"[kde desktop entry]")
-# Markup a browser runs, anywhere in the first 256 bytes: shared-mime-info's magic for
-# text/html, image/svg+xml and XML (which may carry a stylesheet that runs), any case.
+# Markup a browser runs, anywhere in the first 256 bytes, whatever the name: the marks
+# shared-mime-info and file(1) take for text/html, image/svg+xml and XML (which may
+# carry a stylesheet that runs), any case. Rare at the top of an honest text document.
 _MARKUP_NEAR_START = (
     b"<!doctype html",
     b"<html",
     b"<head",
     b"<script",
     b"<body",
-    b"<h1",
     b"<iframe",
     b"<!doctype svg",
     b"<svg",
     b"<?xml",
 )
-# Tags browsers sniff a file as HTML by when the file begins with one (after white space).
+# Tags browsers (and GIO, for <h1) sniff a file as HTML by when it begins with one (after
+# white space) and its name says nothing: only for a name without an extension, as a
+# README.md beginning with <p align="center"> or <h1> opens by its extension everywhere.
 _MARKUP_FIRST = re.compile(
-    rb"<(?:!--|a|b|br|p|div|font|table|title|style|object|embed|form|img|meta|link)[\s>/]"
+    rb"<(?:!--|a|b|br|p|h1|div|font|table|title|style|object|embed|form|img|meta|link)[\s>/]"
 )
 SNIFFED_BYTES = 256
 
 
-def active_content(data: bytes) -> str | None:
+def active_content(data: bytes, name: str = "") -> str | None:
     """What ``data`` is when a desktop that looks at the bytes would run it, else None:
     "a program", "a script (#!)", "a desktop launcher" or "a web page or other markup
     a browser runs". Only the first ``SNIFFED_BYTES`` (after a BOM and white space, for
-    markup) are looked at; a UTF-16 text is read as text.
+    markup) are looked at; a UTF-16 text is read as text. ``name`` (the file's, made
+    safe) decides whether the weaker marks of a web page count: only without an
+    extension.
 
     ``is_risky_to_open`` judges the name; this judges the bytes, for the desktops whose
     choice of handler follows the content (a name with no or an unknown extension on
@@ -246,7 +250,9 @@ def active_content(data: bytes) -> str | None:
     head = head[:SNIFFED_BYTES].lower()
     if any(mark in head[:64] for mark in _LAUNCHER_SIGNATURES):
         return "a desktop launcher"
-    if any(mark in head for mark in _MARKUP_NEAR_START) or _MARKUP_FIRST.match(head.lstrip()):
+    if any(mark in head for mark in _MARKUP_NEAR_START):
+        return "a web page or other markup a browser runs"
+    if "." not in safe_file_name(name) and _MARKUP_FIRST.match(head.lstrip()):
         return "a web page or other markup a browser runs"
     return None
 

@@ -514,6 +514,20 @@ def test_a_program_under_a_harmless_name_is_not_opened(
     assert dest.read_bytes() == data
 
 
+def test_a_readme_that_begins_with_html_still_opens(chat: Chat, tmp_path: Path) -> None:
+    """Many READMEs begin with <p align="center"> or <h1>: named .md, they open in an
+    editor everywhere, so the bytes check does not take them for web pages."""
+    opened: list[QUrl] = []
+    chat.feature.open_url = opened.append
+    path = tmp_path / "README.md"
+    path.write_bytes(b'<p align="center"><img src="logo.png"></p>\n<h1>Tool</h1>\n')
+    _row, actions = send_and_click(chat, path, "file")
+    actions["Open"].trigger()
+    chat.qtbot.waitUntil(lambda: bool(opened))
+    assert Path(opened[0].toLocalFile()).name == "README.md"
+    assert chat.feature.strip.errors() == []
+
+
 def test_opened_and_saved_copies_carry_the_downloaded_mark(
     chat: Chat, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

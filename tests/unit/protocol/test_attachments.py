@@ -211,7 +211,6 @@ PE = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00" + b"\x00" * 4
         (b"\xef\xbb\xbf  \n<html><script>x()</script>", "a web page"),
         (b"<SCRIPT>alert(1)</SCRIPT>", "a web page"),
         (b"hello there\n<script>alert(1)</script>", "a web page"),  # as GIO sniffs it
-        (b"<div onclick=x()>hi</div>", "a web page"),
         (b"<svg xmlns='http://www.w3.org/2000/svg'><script/></svg>", "a web page"),
         (b"<?xml version='1.0'?><?xml-stylesheet href='x.xsl'?><r/>", "a web page"),
         ("<html><script>x()</script>".encode("utf-16"), "a web page"),
@@ -240,6 +239,24 @@ def test_contents_that_run_code_are_recognised_whatever_the_name(data: bytes, wh
 )
 def test_ordinary_contents_are_not_taken_for_programs(data: bytes) -> None:
     assert active_content(data) is None
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"<div onclick=x()>hi</div>",
+        b"  <p align='center'><img src=x onerror=alert(1)></p>",
+        b"<!-- a comment --><a href=x>y</a>",
+        b"<h1>Title</h1>",
+    ],
+)
+def test_a_name_without_extension_is_judged_by_its_first_tag(data: bytes) -> None:
+    """A browser opening a local file named "agenda" sniffs it as HTML when it begins
+    with one of these; a name with an extension opens by the extension."""
+    found = active_content(data, "agenda")
+    assert found is not None and found.startswith("a web page")
+    assert active_content(data, "README.md") is None
+    assert active_content(data, "notes.txt") is None
 
 
 def test_the_mark_of_the_web_says_internet_zone() -> None:
