@@ -400,6 +400,20 @@ def _b64decode(text: object) -> bytes | None:
     return raw
 
 
+def announced_name(content: object) -> str:
+    """The file name a message announces, made safe: ``info.name`` when it is a non-blank
+    string, else ``body`` (``file`` when neither is usable). The one name every view of
+    the message uses — its card, the room list, a notification, its menu, the copy
+    opened or saved."""
+    if not isinstance(content, Mapping):
+        return FALLBACK_NAME
+    info = content.get("info")
+    raw = info.get("name") if isinstance(info, Mapping) else None
+    if not isinstance(raw, str) or not raw.strip():
+        raw = content.get("body")
+    return safe_file_name(raw)
+
+
 def parse_file_content(content: object) -> FileInfo | str:
     """Check an untrusted message content that announces a file.
 
@@ -424,9 +438,6 @@ def parse_file_content(content: object) -> FileInfo | str:
     size = info.get("size")
     if type(size) is not int or not 0 <= size <= MAX_SIZE:
         return "info.size is not a non-negative integer"
-    raw_name = info.get("name")
-    if not isinstance(raw_name, str) or not raw_name.strip():
-        raw_name = content.get("body")
     width, height = info.get("w"), info.get("h")
     if not (_dimension_ok(width) and _dimension_ok(height)):
         width = height = None
@@ -443,7 +454,7 @@ def parse_file_content(content: object) -> FileInfo | str:
             thumb = None
     return FileInfo(
         msgtype=str(msgtype),
-        name=safe_file_name(raw_name),
+        name=announced_name(content),
         size=size,
         mimetype=clean_mimetype(info.get("mimetype")),
         sha256=sha,

@@ -625,3 +625,21 @@ def test_the_room_preview_shows_the_safe_file_name() -> None:
     content = {"msgtype": "m.file", "body": "\u202egnp.exe", "info": {"name": "\u202egnp.exe"}}
     event = SimpleNamespace(type="m.room.message", content=content, body=content["body"])
     assert _preview(event) == "📎 gnp.exe"  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", ["   ", 7, ["x"], None, ""])
+def test_the_room_preview_names_the_file_its_menu_saves(name: object) -> None:
+    """A name that is blank or not a string: the menu, Open and Save use the body's name
+    ("minutes.exe"); the room list and notifications said "file" for some of these
+    shapes, and the file card for others."""
+    from types import SimpleNamespace
+
+    from bucket_chat_desktop.gui.controller import _preview
+    from bucket_chat_desktop.protocol.attachments import parse_file_content
+
+    content = {"msgtype": "m.file", "body": "minutes.exe", "info": {"name": name}}
+    content["info"] |= {"size": 3, "sha256": "a" * 64}
+    info = parse_file_content(content)
+    assert not isinstance(info, str) and info.name == "minutes.exe"
+    event = SimpleNamespace(type="m.room.message", content=content, body=content["body"])
+    assert _preview(event) == "📎 minutes.exe"  # type: ignore[arg-type]

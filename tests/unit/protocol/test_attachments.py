@@ -19,6 +19,7 @@ from bucket_chat_desktop.protocol.attachments import (
     MAX_THUMBNAIL_READ_BYTES,
     FileInfo,
     active_content,
+    announced_name,
     blob_path,
     clean_mimetype,
     file_content,
@@ -412,6 +413,29 @@ def test_hostile_name_fields_are_sanitised_when_read() -> None:
     assert isinstance(info, FileInfo) and info.name == "_CON"
     info = parse_file_content({**content(name=""), "body": None})
     assert isinstance(info, FileInfo) and info.name == "file"
+
+
+@pytest.mark.parametrize(
+    "c",
+    [
+        {"msgtype": FILE, "body": "b.txt", "info": {"name": "a.txt"}},
+        {"msgtype": FILE, "body": "b.txt", "info": {"name": "   "}},
+        {"msgtype": FILE, "body": "b.txt", "info": {"name": 7}},
+        {"msgtype": FILE, "body": "b.txt", "info": {"name": ["x"]}},
+        {"msgtype": FILE, "body": "b.txt", "info": {}},
+        {"msgtype": FILE, "body": 5, "info": {"name": ""}},
+        {"msgtype": FILE, "body": "../\u202egnp.exe", "info": {"name": None}},
+    ],
+)
+def test_the_announced_name_is_the_one_the_file_is_used_by(c: dict[str, object]) -> None:
+    """What the file card, the room list and notifications show is the name the menu,
+    Open and Save use (``parse_file_content``), whatever shape ``info.name`` has."""
+    info = c["info"]
+    assert isinstance(info, dict)
+    info |= {"size": 1, "sha256": SHA}
+    parsed = parse_file_content(c)
+    assert isinstance(parsed, FileInfo)
+    assert announced_name(c) == parsed.name
 
 
 def test_bad_optional_fields_are_dropped_not_fatal() -> None:
