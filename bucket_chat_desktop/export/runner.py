@@ -23,6 +23,7 @@ from ..osfiles import atomic_output, write_atomic
 from ..protocol.attachments import (
     MAX_NAME_BYTES,
     FileInfo,
+    active_content,
     parse_file_content,
     safe_file_name,
     verify_blob,
@@ -177,7 +178,10 @@ class _Files:
         await _off_loop(self._write, name, data)
         image = info.msgtype == "m.image" and any(data.startswith(m) for m, _ in _INLINE_IMAGES)
         href = attachment_href(self.folder.name, name)
-        att = Attachment(info.name, info.size, href, image=image, risky=info.risky_to_open)
+        # Not linked when its name or its bytes run code: a browser sniffs a local file
+        # whose name has no known extension, and runs an HTML one's scripts.
+        risky = info.risky_to_open or active_content(data, info.name) is not None
+        att = Attachment(info.name, info.size, href, image=image, risky=risky)
         self._by_hash[info.sha256] = att
         self.copied += 1
         return att

@@ -66,6 +66,7 @@ from PySide6.QtWidgets import QBoxLayout, QFileDialog, QLabel, QMenu, QWidget
 
 from ..protocol.attachments import (
     FileInfo,
+    active_content,
     parse_file_content,
     quarantine_attribute,
     safe_file_name,
@@ -184,6 +185,9 @@ class AttachmentsFeature(QObject):
         self._thumbs: OrderedDict[tuple[str, str, int], QPixmap] = OrderedDict()
         self._queue = asyncio.Lock()
         self.mismatches: list[blobs.BlobMismatchError] = []
+        # Blobs (by SHA-256) whose verified bytes run code whatever their name says
+        # (``active_content``): what they are. Their menu offers only "Save as…".
+        self.save_only: dict[str, str] = {}
         self.last_menu: QMenu | None = None
         # Seams for tests (and a future portal-based file chooser).
         self.open_url: Callable[[QUrl], Any] = QDesktopServices.openUrl
@@ -485,6 +489,10 @@ class AttachmentsFeature(QObject):
             if info.risky_to_open:
                 open_action.setText("Open (this kind of file can run code: save it instead)")
                 open_action.setEnabled(False)
+            elif info.sha256 in self.save_only:
+                what = self.save_only[info.sha256]
+                open_action.setText(f"Open (its contents are {what}: save it instead)")
+                open_action.setEnabled(False)
             open_action.triggered.connect(
                 lambda _checked=False: self.open_attachment(key, event_id, info)
             )
@@ -541,6 +549,16 @@ class AttachmentsFeature(QObject):
                 event_id=event_id,
             )
             if dest is None:
+                # The name said nothing that runs code; the bytes may, and a desktop that
+                # picks the handler by content (GIO for a name without a known
+                # extension, file(1) for any) would run them.
+                what = active_content(data, info.name)
+                if what is not None:
+                    self.save_only[info.sha256] = what
+                    raise blobs.BlobError(
+                        f"{info.name} was not opened: its contents are {what}, whatever "
+                        "its name says, and opening it could run code: save it instead"
+                    )
                 row.set_status("Opening…")
                 path = await asyncio.to_thread(self.cache.open_copy, info, data)
                 await asyncio.to_thread(mark_as_downloaded, path)

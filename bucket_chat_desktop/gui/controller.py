@@ -13,7 +13,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from .. import settings as settings_store
 from ..keys import Identity
-from ..protocol.attachments import safe_file_name
+from ..protocol.attachments import announced_name
 from ..protocol.audit import Assessed, AuditResult
 from ..protocol.event import MEMBER, MESSAGE, Event
 from ..protocol.findings import NOT_READ, Finding, Kind, Severity, vanished_only
@@ -90,9 +90,7 @@ def _preview(ev: Event) -> str:
         return f"{shown_id(ev.sender_id)} {membership_text(ev.content)}"
     msgtype = ev.content.get("msgtype")
     if msgtype in ("m.file", "m.image"):
-        info = ev.content.get("info")
-        name = info.get("name") if isinstance(info, dict) else None
-        return f"📎 {safe_file_name(name if isinstance(name, str) else ev.body)}"
+        return f"📎 {announced_name(ev.content)}"
     return to_plain(ev.body or "")
 
 

@@ -34,6 +34,7 @@ from PySide6.QtGui import QCursor, QGuiApplication, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import QMenu, QWidget
 from shiboken6 import isValid as alive
 
+from ..protocol.attachments import announced_name
 from ..protocol.audit import Assessed, TrustState
 from ..protocol.event import Event, Malformed
 from ..protocol.relations import EDITABLE_MSGTYPES, Aggregate, Relations
@@ -189,11 +190,15 @@ class RelationActions(QObject):
         )
         content = index.data(Roles.Content)
         msgtype = content.get("msgtype", "m.text") if hasattr(content, "get") else None
+        quoted = ""
+        if kind in ("file", "image") and (agg is None or agg.latest is None):
+            quoted = f"📎 {announced_name(content)}"  # as its card and menu name the file
         return Target(
             event_id=event_id,
             sender_id=sender,
             name=str(index.data(Roles.DisplayName) or sender),
             text=str(index.data(Roles.Body) or ""),  # the latest edit's text
+            quoted=quoted,
             kind=kind,
             can_edit=mine and kind == "text" and msgtype in EDITABLE_MSGTYPES,
             can_delete=mine,
@@ -479,7 +484,7 @@ class RelationActions(QObject):
                 target = self.target_of(self.composer.reply_to)
             self.mode_bar.show_reply(
                 target.name if target else "a message",
-                target.text if target else "",
+                target.quoted or target.text if target else "",
                 target.trust if target else "verified",
                 sender_id=target.sender_id if target else "",
                 warning=target.warning if target else None,

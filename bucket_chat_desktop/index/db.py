@@ -37,7 +37,7 @@ log = logging.getLogger("bucket_chat.index")
 P = ParamSpec("P")
 R = TypeVar("R")
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -164,6 +164,12 @@ _MIGRATIONS: dict[int, str] = {
     # a false "changed in storage". Dropped: the next listing of each day gives them.
     5: """
     UPDATE segments SET etag = NULL;
+    """,
+    # The first room metadata this device used (``metadata.kept_form``): metadata is
+    # written once, so any other read later is reported (``metadata-changed``) and this
+    # one is kept. Rooms read before have none: the next metadata read is kept.
+    6: """
+    ALTER TABLE rooms ADD COLUMN metadata BLOB;
     """,
 }
 
@@ -1084,14 +1090,28 @@ class Index:
     # -- rooms ---------------------------------------------------------------------------------
 
     @_locked
-    def set_room_info(self, room_id: str, name: str | None, signed: bool) -> None:
+    def set_room_info(
+        self, room_id: str, name: str | None, signed: bool, metadata: bytes | None = None
+    ) -> None:
+        """The room's name as shown, and ``metadata`` (``metadata.kept_form``) if none
+        is kept yet: the first kept stays (``kept_metadata``)."""
         with self._db:
             self._db.execute(
-                "INSERT INTO rooms (room_id, name, signed) VALUES (?, ?, ?) "
+                "INSERT INTO rooms (room_id, name, signed, metadata) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (room_id) DO UPDATE SET "
-                "name = excluded.name, signed = excluded.signed",
-                (room_id, name, int(signed)),
+                "name = excluded.name, signed = excluded.signed, "
+                "metadata = COALESCE(rooms.metadata, excluded.metadata)",
+                (room_id, name, int(signed), metadata),
             )
+
+    @_locked
+    def kept_metadata(self, room_id: str) -> bytes | None:
+        """The first room metadata this device used for ``room_id``, or None."""
+        row = self._db.execute(
+            "SELECT metadata FROM rooms WHERE room_id = ?", (room_id,)
+        ).fetchone()
+        value = row[0] if row is not None else None
+        return bytes(value) if isinstance(value, bytes | bytearray | memoryview) else None
 
     _ROOM_COLUMNS = (
         "room_id",

@@ -60,18 +60,19 @@ _THUMB_SIGNATURES = ((b"\xff\xd8\xff", "jpeg"), (b"\x89PNG\r\n\x1a\n", "png"))
 # entries with a dot are compound extensions (checked against the name's last parts).
 _RISKY = """
 exe com scr pif cpl dll ocx sys drv vxd msi msp mst msix msixbundle appx appxbundle
-application appref-ms xbap gadget diagcab shb
+application appref-ms xbap gadget diagcab shb ppkg appinstaller
 bat cmd vb vbs vbe js jse mjs cjs wsf wsh wsc ws sct hta ps1 ps2 psm1 psd1 ps1xml ps2xml
-psc1 psc2 pssc cdxml msh msh1 msh2 mshxml msh1xml msh2xml
+psc1 psc2 pssc cdxml msh msh1 msh2 mshxml msh1xml msh2xml ahk au3
 lnk url website scf inf ins isp reg rdp wsb job settingcontent-ms library-ms search-ms
 searchconnector-ms theme themepack deskthemepack desktopthemepackfile
-chm hlp msc mde mda mdb ade adp accde accdr accdt one onepkg xll iqy slk
-docm dotm xlsm xltm xlam xla pptm potm ppam ppsm sldm
-html htm xhtml xht shtml mht mhtml svg svgz xml xsl xslt
+chm hlp msc mde mda mdb ade adp accdb accde accdr accdt one onepkg xll iqy slk
+docm dotm xlsm xltm xlam xla xlsb pptm potm ppam ppsm sldm
+html htm xhtml xht shtml mht mhtml svg svgz xml xsl xslt webarchive
 img iso vhd vhdx
 crt cer der p7b p7c mobileconfig
 jar jnlp class swf
-app command terminal tool workflow action scpt scptd applescript osax prefpane saver
+app command terminal term tool workflow action scpt scptd applescript osax prefpane saver
+shortcut
 kext pkg mpkg dmg fileloc webloc inetloc afploc ftploc
 sh bash zsh csh ksh fish run bin appimage desktop kdelnk deb rpm snap flatpak
 flatpakref flatpakrepo apk so
@@ -187,6 +188,75 @@ def is_risky_to_open(name: str) -> bool:
     )
 
 
+# What a desktop that chooses the handler by the bytes would run. GIO (GNOME, and Qt's
+# xdg-open there) judges a name without a known extension by its content; xdg-mime's
+# fallback, file(1), judges every file by its content. So a "minutes" that is a Windows
+# program goes to Wine, an "agenda.zzz" that is HTML to a browser, whatever the name.
+_PROGRAM_SIGNATURES = (
+    b"MZ",  # Windows (PE, and DOS before it)
+    b"\x7fELF",  # Linux and the other Unixes
+    b"\xfe\xed\xfa\xce",  # Mach-O, both byte orders, 32 and 64 bits
+    b"\xfe\xed\xfa\xcf",
+    b"\xce\xfa\xed\xfe",
+    b"\xcf\xfa\xed\xfe",
+    b"\xca\xfe\xba\xbe",  # a universal Mach-O, or a Java class
+)
+_LAUNCHER_SIGNATURES = (b"[desktop entry]", b"[desktop action", b"[kde desktop entry]")
+# Markup a browser runs, anywhere in the first 256 bytes, whatever the name: the marks
+# shared-mime-info and file(1) take for text/html, image/svg+xml and XML (which may
+# carry a stylesheet that runs), any case. Rare at the top of an honest text document.
+_MARKUP_NEAR_START = (
+    b"<!doctype html",
+    b"<html",
+    b"<head",
+    b"<script",
+    b"<body",
+    b"<iframe",
+    b"<!doctype svg",
+    b"<svg",
+    b"<?xml",
+)
+# Tags browsers (and GIO, for <h1) sniff a file as HTML by when it begins with one (after
+# white space) and its name says nothing: only for a name without an extension, as a
+# README.md beginning with <p align="center"> or <h1> opens by its extension everywhere.
+_MARKUP_FIRST = re.compile(
+    rb"<(?:!--|a|b|br|p|h1|div|font|table|title|style|object|embed|form|img|meta|link)[\s>/]"
+)
+SNIFFED_BYTES = 256
+
+
+def active_content(data: bytes, name: str = "") -> str | None:
+    """What ``data`` is when a desktop that looks at the bytes would run it, else None:
+    "a program", "a script (#!)", "a desktop launcher" or "a web page or other markup
+    a browser runs". Only the first ``SNIFFED_BYTES`` (after a BOM and white space, for
+    markup) are looked at; a UTF-16 text is read as text. ``name`` (the file's, made
+    safe) decides whether the weaker marks of a web page count: only without an
+    extension.
+
+    ``is_risky_to_open`` judges the name; this judges the bytes, for the desktops whose
+    choice of handler follows the content (a name with no or an unknown extension on
+    GNOME; every file where xdg-open falls back to file(1)). A reader opens a file only
+    when neither says it runs code.
+    """
+    head = data[: SNIFFED_BYTES * 2]
+    if head.startswith(_PROGRAM_SIGNATURES):
+        return "a program"
+    if head.startswith(b"#!"):
+        return "a script (#!)"
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        head = head.decode("utf-16", "ignore").encode("utf-8", "ignore")
+    elif head.startswith(b"\xef\xbb\xbf"):
+        head = head[3:]
+    head = head[:SNIFFED_BYTES].lower()
+    if any(mark in head[:64] for mark in _LAUNCHER_SIGNATURES):
+        return "a desktop launcher"
+    if any(mark in head for mark in _MARKUP_NEAR_START):
+        return "a web page or other markup a browser runs"
+    if "." not in safe_file_name(name) and _MARKUP_FIRST.match(head.lstrip()):
+        return "a web page or other markup a browser runs"
+    return None
+
+
 ZONE_INTERNET = 3
 """Windows' URL security zone for files from the internet (Mark-of-the-Web)."""
 
@@ -219,6 +289,47 @@ def clean_mimetype(value: object) -> str:
         return DEFAULT_MIMETYPE
     base = value.split(";", 1)[0].strip().lower()
     return base if _MIME_RE.fullmatch(base) else DEFAULT_MIMETYPE
+
+
+MAX_JPEG_SCANS = 100
+"""Readers ignore a JPEG thumbnail of more scans: each makes the decoder go over every
+block again (thousands fit in 32 KB); a real progressive JPEG has about ten."""
+
+
+def jpeg_scans(data: bytes, most: int = MAX_JPEG_SCANS) -> int:
+    """How many scans (SOS segments) the JPEG ``data`` holds, counting stops past
+    ``most``. A walk over the marker segments, skipping each scan's entropy-coded bytes;
+    where the data is broken the count so far is returned (the decoder says the rest)."""
+    count, i, end = 0, 2, len(data)
+    while i + 1 < end and count <= most:
+        if data[i] != 0xFF:
+            return count
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill bytes before a marker
+            i += 1
+            continue
+        if marker == 0xD9:  # end of image
+            return count
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # no length
+            i += 2
+            continue
+        if i + 4 > end:
+            return count
+        i += 2 + int.from_bytes(data[i + 2 : i + 4], "big")
+        if marker != 0xDA:
+            continue
+        count += 1
+        # the scan's data: up to the next marker that is not a stuffed 0xFF00 or a restart
+        while True:
+            j = data.find(b"\xff", i)
+            if j < 0 or j + 1 >= end:
+                return count
+            if data[j + 1] == 0 or 0xD0 <= data[j + 1] <= 0xD7:
+                i = j + 2
+                continue
+            i = j
+            break
+    return count
 
 
 def thumbnail_format(data: bytes) -> str | None:
@@ -289,6 +400,20 @@ def _b64decode(text: object) -> bytes | None:
     return raw
 
 
+def announced_name(content: object) -> str:
+    """The file name a message announces, made safe: ``info.name`` when it is a non-blank
+    string, else ``body`` (``file`` when neither is usable). The one name every view of
+    the message uses — its card, the room list, a notification, its menu, the copy
+    opened or saved."""
+    if not isinstance(content, Mapping):
+        return FALLBACK_NAME
+    info = content.get("info")
+    raw = info.get("name") if isinstance(info, Mapping) else None
+    if not isinstance(raw, str) or not raw.strip():
+        raw = content.get("body")
+    return safe_file_name(raw)
+
+
 def parse_file_content(content: object) -> FileInfo | str:
     """Check an untrusted message content that announces a file.
 
@@ -313,9 +438,6 @@ def parse_file_content(content: object) -> FileInfo | str:
     size = info.get("size")
     if type(size) is not int or not 0 <= size <= MAX_SIZE:
         return "info.size is not a non-negative integer"
-    raw_name = info.get("name")
-    if not isinstance(raw_name, str) or not raw_name.strip():
-        raw_name = content.get("body")
     width, height = info.get("w"), info.get("h")
     if not (_dimension_ok(width) and _dimension_ok(height)):
         width = height = None
@@ -326,11 +448,13 @@ def parse_file_content(content: object) -> FileInfo | str:
     if isinstance(text, str) and len(text) <= (MAX_THUMBNAIL_READ_BYTES + 2) // 3 * 4:
         thumb = _b64decode(text)
         fmt = thumbnail_format(thumb) if thumb else None
+        if fmt == "jpeg" and thumb is not None and jpeg_scans(thumb) > MAX_JPEG_SCANS:
+            fmt = None  # a decompression-time bomb
         if fmt is None:
             thumb = None
     return FileInfo(
         msgtype=str(msgtype),
-        name=safe_file_name(raw_name),
+        name=announced_name(content),
         size=size,
         mimetype=clean_mimetype(info.get("mimetype")),
         sha256=sha,

@@ -55,6 +55,8 @@ class Kind(enum.StrEnum):
     METADATA_UNSIGNED = "metadata-unsigned"
     METADATA_INVALID = "metadata-invalid"
     METADATA_SIGNER_UNKNOWN = "metadata-signer-unknown"
+    # read and used here before, now other, gone or unusable: the first is kept
+    METADATA_CHANGED = "metadata-changed"
     # attachments
     BLOB_MISMATCH = "blob-mismatch"
     # relations (PROTOCOL.md section 17)

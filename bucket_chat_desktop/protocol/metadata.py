@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +21,7 @@ from .signing import (
     public_key_text,
     sign_mapping,
 )
+from .untrusted_text import display_name_safe, one_line
 
 PROTOCOL = "bucket-chat-v1"
 VERSION = "1.0"
@@ -184,12 +185,50 @@ def describe(meta: RoomMetadata, authorized: Mapping[str, frozenset[str]] | None
     return f"{name} ({signer_text(meta, check_signer(meta, authorized)[0])})"
 
 
+def kept_form(meta: RoomMetadata) -> bytes:
+    """What a reader keeps of metadata it used, to know it again: its canonical JSON
+    (the same value re-indented or with its members reordered is the same metadata)."""
+    return canonical_json(meta.raw)
+
+
+def _said(meta: RoomMetadata) -> str:
+    name = display_name_safe(meta.name, 80) if meta.name else "(no name)"
+    who = one_line(meta.creator_id, 80) if meta.creator_id else "nobody named"
+    when = one_line(meta.created_at, 40) if meta.created_at else "no date"
+    signed = "signed" if meta.signed else ("badly signed" if meta.bad_signature else "unsigned")
+    return f"“{name}”, created by {who} at {when} ({signed})"
+
+
+def changed_finding(
+    kept: RoomMetadata, now: RoomMetadata | None, now_findings: Sequence[Finding]
+) -> Finding:
+    """``metadata-changed``: the metadata this reader used before (``kept``) is no longer
+    what the storage holds — other metadata (``now``), none, or none usable. Metadata is
+    written once, create-only, by the room's creator (section 10): any change is someone
+    rewriting the room's name and creator, and the reader keeps showing ``kept``."""
+    if now is not None:
+        what = f"it now says {_said(now)}"
+    elif any(f.kind is Kind.METADATA_MISSING for f in now_findings):
+        what = "it is no longer in storage"
+    else:
+        why = "; ".join(f.message for f in now_findings) or "unreadable"
+        what = f"what is there now cannot be used ({one_line(why, 200)})"
+    return Finding(
+        Kind.METADATA_CHANGED,
+        f"metadata.json changed after this device read it: it said {_said(kept)}; {what}. "
+        "Room metadata is written once, by its creator: the first one read is kept",
+        metadata_path(kept.room_id),
+    )
+
+
 __all__ = [
     "RoomMetadata",
     "Signer",
     "build_metadata",
+    "changed_finding",
     "check_signer",
     "describe",
+    "kept_form",
     "parse_metadata",
     "signer_text",
 ]

@@ -474,7 +474,9 @@ class SyncEngine:
         An answer that comes after the engine closed, the room was replaced, or a newer
         read was started is dropped: it must not clobber what is newer. A read that
         failed is made again by a polling round (``retry_metadata``); one made ``again``
-        that succeeds is told in a ``RoomLoaded`` (an open's is told by its read's)."""
+        that succeeds, or an open's when the room's audit was told before it (an open from
+        the cache), is told in a ``RoomLoaded`` (else an open's is told by its read's)."""
+        warm = room.result is not None  # an audit was told before this read's answer
         try:
             metadata, findings = await read_metadata(self.storage, room.room_id, self.writer_waits)
         except StorageError as exc:
@@ -504,7 +506,10 @@ class SyncEngine:
             return True
 
         applied = await self._serially(apply, room=room.room_id)
-        if applied and again and not self._dropped(room):
+        # Told when an audit was told without it: a read made again, or an open from the
+        # cache, whose RoomLoaded came before the metadata (and, with nothing new to
+        # read, no audit comes after it: the window had no metadata, nor its findings).
+        if applied and (again or warm) and not self._dropped(room):
             self._keeper.tell_loaded(room)
 
     def retry_metadata(self, room: RoomState) -> asyncio.Task[None] | None:

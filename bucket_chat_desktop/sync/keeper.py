@@ -31,7 +31,8 @@ from ..protocol.audit import (
 from ..protocol.event import MEMBER, Event, Malformed
 from ..protocol.findings import Finding, Kind
 from ..protocol.handover import HandoverError, PackedSegment, unpack
-from ..protocol.metadata import RoomMetadata
+from ..protocol.ids import metadata_path
+from ..protocol.metadata import RoomMetadata, changed_finding, kept_form, parse_metadata
 from ..protocol.relations import Relations
 from ..protocol.room_state import Roster
 from ..protocol.segment import DecodedSegment, Located
@@ -495,10 +496,24 @@ class RoomKeeper:
     def set_metadata(
         self, room: RoomState, metadata: RoomMetadata | None, findings: list[Finding]
     ) -> None:
-        """State thread: the room's metadata as just read (and its name in the index)."""
+        """State thread: the room's metadata as just read (and its name in the index).
+
+        Metadata is written once (PROTOCOL.md section 10): the first this device used is
+        kept in its index, and a read that differs from it (other metadata, none, none
+        usable) is a ``metadata-changed`` error, the kept one staying in use."""
+        index = self._engine.index
+        if index is not None:
+            kept_bytes = index.kept_metadata(room.room_id)
+            if kept_bytes is not None and (metadata is None or kept_form(metadata) != kept_bytes):
+                kept, kept_findings = parse_metadata(
+                    kept_bytes, room.room_id, metadata_path(room.room_id)
+                )
+                if kept is not None:
+                    findings = [*kept_findings, changed_finding(kept, metadata, findings)]
+                    metadata = kept
         room.metadata, room.metadata_findings = metadata, findings
-        if self._engine.index is not None and metadata is not None:
-            self._engine.index.set_room_info(room.room_id, metadata.name, metadata.signed)
+        if index is not None and metadata is not None:
+            index.set_room_info(room.room_id, metadata.name, metadata.signed, kept_form(metadata))
         self._publish(room)
 
     def tell_loaded(self, room: RoomState) -> None:

@@ -471,6 +471,63 @@ def test_active_content_is_never_opened_by_a_click(chat: Chat, tmp_path: Path, n
     menu.grab().save(str(chat.shots / f"attachments-save-only-{path.suffix[1:].lower()}.png"))
 
 
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        # GIO calls these application/x-ms-dos-executable (Wine's to run) and text/html
+        # (a browser's): a name without a known extension is judged by its bytes
+        ("minutes", b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff" + b"\x00" * 64),
+        ("agenda.zzz", b"<!DOCTYPE html><html><script>alert(1)</script></html>"),
+        ("notes.txt", b"#!/bin/sh\nrm -rf ~\n"),  # xdg-mime's file(1) reads the bytes only
+    ],
+    ids=["program-no-extension", "page-unknown-extension", "script-named-txt"],
+)
+def test_a_program_under_a_harmless_name_is_not_opened(
+    chat: Chat, tmp_path: Path, name: str, data: bytes
+) -> None:
+    """The name says nothing that runs code, so Open is offered; but desktops that pick
+    the handler by content would run these bytes: they are only ever saved."""
+    opened: list[QUrl] = []
+    chat.feature.open_url = opened.append
+    path = tmp_path / name
+    path.write_bytes(data)
+    row, actions = send_and_click(chat, path, "file")
+    assert actions["Open"].isEnabled()  # nothing in the name says so before the download
+    actions["Open"].trigger()
+    chat.qtbot.waitUntil(lambda: bool(chat.feature.strip.errors()))
+    [error] = chat.feature.strip.errors()
+    assert error.startswith(f"{name} was not opened: its contents are ")
+    assert error.endswith("save it instead")
+    assert opened == []
+    assert not list((chat.feature.cache.root / "named").glob(f"*/{name}"))
+    # from now on the menu says so before anything is fetched, and saving still works
+    menu = chat.feature.show_menu(chat.index_of(row.event_id), QPoint(0, 0))
+    assert menu is not None
+    by_text = {a.text(): a for a in menu.actions() if a.text()}
+    [open_action] = [a for t, a in by_text.items() if t.startswith("Open")]
+    assert not open_action.isEnabled() and "contents" in open_action.text()
+    dest = tmp_path / "saved" / name
+    dest.parent.mkdir()
+    chat.feature.choose_save_path = lambda info: str(dest)
+    by_text["Save as…"].trigger()
+    chat.qtbot.waitUntil(dest.exists)
+    assert dest.read_bytes() == data
+
+
+def test_a_readme_that_begins_with_html_still_opens(chat: Chat, tmp_path: Path) -> None:
+    """Many READMEs begin with <p align="center"> or <h1>: named .md, they open in an
+    editor everywhere, so the bytes check does not take them for web pages."""
+    opened: list[QUrl] = []
+    chat.feature.open_url = opened.append
+    path = tmp_path / "README.md"
+    path.write_bytes(b'<p align="center"><img src="logo.png"></p>\n<h1>Tool</h1>\n')
+    _row, actions = send_and_click(chat, path, "file")
+    actions["Open"].trigger()
+    chat.qtbot.waitUntil(lambda: bool(opened))
+    assert Path(opened[0].toLocalFile()).name == "README.md"
+    assert chat.feature.strip.errors() == []
+
+
 def test_opened_and_saved_copies_carry_the_downloaded_mark(
     chat: Chat, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -568,3 +625,21 @@ def test_the_room_preview_shows_the_safe_file_name() -> None:
     content = {"msgtype": "m.file", "body": "\u202egnp.exe", "info": {"name": "\u202egnp.exe"}}
     event = SimpleNamespace(type="m.room.message", content=content, body=content["body"])
     assert _preview(event) == "📎 gnp.exe"  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", ["   ", 7, ["x"], None, ""])
+def test_the_room_preview_names_the_file_its_menu_saves(name: object) -> None:
+    """A name that is blank or not a string: the menu, Open and Save use the body's name
+    ("minutes.exe"); the room list and notifications said "file" for some of these
+    shapes, and the file card for others."""
+    from types import SimpleNamespace
+
+    from bucket_chat_desktop.gui.controller import _preview
+    from bucket_chat_desktop.protocol.attachments import parse_file_content
+
+    content = {"msgtype": "m.file", "body": "minutes.exe", "info": {"name": name}}
+    content["info"] |= {"size": 3, "sha256": "a" * 64}
+    info = parse_file_content(content)
+    assert not isinstance(info, str) and info.name == "minutes.exe"
+    event = SimpleNamespace(type="m.room.message", content=content, body=content["body"])
+    assert _preview(event) == "📎 minutes.exe"  # type: ignore[arg-type]

@@ -377,6 +377,29 @@ def test_forged_metadata_is_not_called_unsigned(qtbot: Any, qloop: Any, tmp_path
     shot(dialog, "audit_dialog_forged_metadata", tmp_path)
 
 
+def test_metadata_rewritten_since_it_was_read_says_so_beside_the_name(
+    qtbot: Any, qloop: Any, tmp_path: Path
+) -> None:
+    """The name and creator shown are those read first; beside them, ✔ signed: the
+    header alone read as if all were well with the metadata, the change only in the list
+    below."""
+    from bucket_chat_desktop.protocol.metadata import changed_finding
+
+    storage = wait_for(qtbot, build_room(tmp_path))
+    kept, _ = wait_for(qtbot, read_metadata(storage, ROOM))
+    assert kept is not None
+    change = changed_finding(kept, None, [Finding(Kind.METADATA_MISSING, "gone", None)])
+    result = AuditResult(ROOM, Timeline.empty(), [], [], 1)
+    dialog = AuditDialog()
+    qtbot.addWidget(dialog)
+    dialog.set_view(AuditView(ROOM, result, kept, (change,), complete=True))
+    label = dialog.metadata_label.text()
+    assert "Project Falcon" in label
+    assert "metadata.json was rewritten or removed since this device read it" in label
+    assert [r[Column.KIND] for r in table_rows(dialog)] == ["metadata-changed"]
+    shot(dialog, "audit_dialog_metadata_changed", tmp_path)
+
+
 def test_every_kind_of_finding_is_explained() -> None:
     assert set(EXPLANATIONS) == set(Kind)
     for explanation in EXPLANATIONS.values():

@@ -591,6 +591,31 @@ def test_a_quote_of_an_unverified_message_carries_its_mark(qtbot: Any) -> None:
     assert not safe.failures()
 
 
+def test_a_quote_of_a_file_names_the_file_its_card_names() -> None:
+    """Red team: Bob's file message says "Invoice.pdf" in its body and announces
+    "Invoice.pdf.lnk" (a shortcut): its card, menu and saved copy said the latter, a
+    reply's quote the former. The quote now names the file as the card (and the HTML
+    export's quote) does; an applied edit's text still wins, as for any message."""
+    scene = Scene()
+    for who in (ALICE, BOB, CAROL):
+        scene.join(who)
+    content = {
+        "msgtype": "m.file",
+        "body": "Invoice.pdf",
+        "info": {"name": "Invoice.pdf.lnk", "size": 3, "sha256": "a" * 64},
+    }
+    parent = scene.add(BOB, MESSAGE, content)
+    reply = scene.msg(CAROL, "got it", parent=parent.event_id)
+    model = model_of(scene)
+    quote = model.index(row_of(model, reply.event_id)).data(Roles.Quote)
+    assert quote.status == "ok" and quote.text == "📎 Invoice.pdf.lnk"
+    scene.edit(BOB, parent, "the March invoice")
+    reply2 = scene.msg(CAROL, "thanks", parent=parent.event_id)
+    model = model_of(scene)
+    quote = model.index(row_of(model, reply2.event_id)).data(Roles.Quote)
+    assert quote.text == "the March invoice"
+
+
 def test_replying_to_an_unverified_message_says_so_in_the_composer(qtbot: Any) -> None:
     """Red team: "Replying to Bob" over an impostor's message named Bob as its writer;
     the composer's reply bar carries the message's trust like its row."""

@@ -430,6 +430,13 @@ class AuditDialog(QDialog):
             state = f"<span style='color:{warn}'>{what}: name not proven</span>"
             fp = ""
         when = f" · created {created}" if created else ""
+        if any(f.kind is Kind.METADATA_CHANGED for f in view.metadata_findings):
+            # what is shown is the metadata read first; the storage holds other now
+            fp += (
+                f"<br><span style='color:{warn}'>⚠ metadata.json was rewritten or removed "
+                "since this device read it: the name and creator shown are those read "
+                "first (see findings).</span>"
+            )
         return f"<b>Room metadata:</b> “{name}” — {state}{when}{fp}"
 
     def _selected(self) -> Finding | None:

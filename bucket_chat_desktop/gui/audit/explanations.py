@@ -231,6 +231,14 @@ EXPLANATIONS: dict[Kind, Explanation] = {
         "bad: the room's name or creator may have been changed.",
         "Do not rely on the room name shown. Ask the room's creator. " + _TAMPER,
     ),
+    Kind.METADATA_CHANGED: Explanation(
+        "Room metadata rewritten",
+        "metadata.json is not what this device read before: it was replaced (another name "
+        "or creator, even one well signed), removed or damaged. A room's metadata is "
+        "written once, by its creator, and never changed: someone rewrote the room's name "
+        "and creator. The name and creator read first are still shown.",
+        "Ask the room's creator what the room is called. " + _TAMPER,
+    ),
     Kind.BLOB_MISMATCH: Explanation(
         "Attachment does not match its message",
         "A file's bytes in storage differ from the size or SHA-256 that its signed message "

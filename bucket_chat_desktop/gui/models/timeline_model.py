@@ -41,6 +41,7 @@ from PySide6.QtCore import (
 
 from ... import timestamps
 from ...protocol import relations as relation_rules
+from ...protocol.attachments import announced_name
 from ...protocol.audit import Assessed, TrustState
 from ...protocol.event import MEMBER, MESSAGE, Event, Malformed
 from ...protocol.relations import HIDDEN_TYPES, Aggregate, ReactionChip, Relations
@@ -517,9 +518,12 @@ class TimelineModel(QAbstractListModel):
         name, warning = self.names.shown(sender), self.names.warning(sender)
         if deleted:
             return Quote(parent_id, name, "", "deleted", sender_id=sender, warning=warning)
-        text = agg.latest.body if agg is not None and agg.latest is not None else parent.body
-        if parent.kind in ("file", "image") and not text:
-            text = "an attachment"
+        if agg is not None and agg.latest is not None:
+            text = agg.latest.body
+        elif parent.kind in ("file", "image"):  # the file as its card and menu name it
+            text = f"📎 {announced_name(parent.content)}"
+        else:
+            text = parent.body
         first = next((line for line in text.splitlines() if line.strip()), "")
         trust = agg.state(parent.trust) if agg is not None else parent.trust
         edited = agg is not None and agg.latest is not None

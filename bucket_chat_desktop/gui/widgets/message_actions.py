@@ -69,6 +69,8 @@ class Target:
     edited: bool
     trust: str = "verified"  # as the row shows it (no better than its applied edits)
     warning: str | None = None  # why the sender id may imitate another (``Names.warning``)
+    # how a quote of it reads when not its text: a file as its card names it ("📎 a.pdf")
+    quoted: str = ""
 
 
 class HoverBar(QFrame):
@@ -276,7 +278,7 @@ class DeleteDialog(QDialog):
         title = QLabel("<b>Delete this message?</b>")
         title.setTextFormat(Qt.TextFormat.RichText)
         layout.addWidget(title)
-        quote = QLabel(one_line(target.text, 300) or "(no text)")
+        quote = QLabel(one_line(target.quoted or target.text, 300) or "(no text)")
         quote.setTextFormat(Qt.TextFormat.PlainText)
         quote.setWordWrap(True)
         quote.setObjectName("deleteQuote")

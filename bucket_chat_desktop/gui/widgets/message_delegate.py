@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from ... import timestamps
-from ...protocol.attachments import safe_file_name
+from ...protocol.attachments import announced_name
 from ...protocol.mentions import mention_spans, mentions_me
 from ...protocol.untrusted_text import display_name_safe, html_escape, one_line, shown_id
 from ..markdown import is_plain, shown_text, to_html
@@ -946,7 +946,7 @@ class MessageDelegate(SafeDelegate):
         painter.setPen(muted)
         painter.setBrush(Qt.BrushStyle.NoBrush)
         painter.drawRoundedRect(box, 6, 6)
-        name = safe_file_name(info.get("name") or content.get("body"))
+        name = announced_name(content)  # as its menu, Open and Save name it
         size = info.get("size")
         painter.setPen(option.palette.color(option.palette.ColorRole.Text))
         painter.drawText(box.adjusted(44, 6, -8, -26), Qt.AlignmentFlag.AlignLeft, name)

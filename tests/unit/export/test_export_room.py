@@ -326,6 +326,41 @@ def test_attachments_are_checked_named_safely_and_copied_once(html_export: Any) 
     assert "not copied: the file in the storage does not match" in bad
 
 
+def test_a_program_under_a_harmless_name_is_copied_but_not_linked(tmp_path: Path) -> None:
+    """Red team: the page linked a file whose name runs nothing ("agenda", "notes.zzz")
+    whatever its bytes were; a browser that opens a local file with no known extension
+    sniffs it, and runs an HTML one's scripts. Now the bytes count too, as for a name
+    that runs code: the file is copied (checked) and named, not linked."""
+    store = tmp_path / "store"
+    page_bytes = b"<!DOCTYPE html><html><script>document.title='pwned'</script></html>"
+    program = b"MZ\x90\x00\x03\x00\x00\x00" + b"\x00" * 56
+
+    async def build() -> None:
+        storage = LocalStorage(store)
+        clock = itertools.count(1_790_000_000_000, 1000).__next__
+        alice = RoomWriter(
+            storage, ROOM, ALICE, SigningKey(b"\x01" * 32), displayname="Alice", clock=clock
+        )
+        await alice.create_room("Plans", "2026-09-21T10:00:00.000Z")
+        for name, data in (("agenda", page_bytes), ("notes.zzz", program), ("fine.txt", b"ok")):
+            sha = hashlib.sha256(data).hexdigest()
+            await storage.put_if_absent(blob_path(ROOM, sha), data)
+            await _say(alice, (MESSAGE, file_content(name, len(data), "text/plain", sha)))
+
+    asyncio.run(build())
+    path = tmp_path / "out" / "plans.html"
+    path.parent.mkdir()
+    summary, _ = asyncio.run(run_export(store, tmp_path / "data", "html", path))
+    assert summary.copied == 3
+    folder = files_dir_for(path)
+    assert (folder / "agenda").read_bytes() == page_bytes
+    raw, page = parse(path)
+    hrefs = [a.get("href") for t, a in page.tags if t == "a"]
+    assert "plans_files/fine.txt" in hrefs
+    assert "plans_files/agenda" not in hrefs and "plans_files/notes.zzz" not in hrefs
+    assert "<code>plans_files/agenda</code>, not linked" in raw
+
+
 # -- JSONL ------------------------------------------------------------------------------
 
 

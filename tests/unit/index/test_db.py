@@ -305,6 +305,26 @@ def test_cursors(db_path: Path) -> None:
         index.close()
 
 
+def test_the_first_metadata_kept_stays(db_path: Path) -> None:
+    """Metadata is written once: the index keeps the first this device used, whatever is
+    recorded later (``sync.keeper`` compares each read with it), across a reopen."""
+    index = Index.open(db_path)
+    try:
+        assert index.kept_metadata(ROOM) is None
+        index.set_room_info(ROOM, "Room One", signed=True)  # nothing to keep yet
+        assert index.kept_metadata(ROOM) is None
+        index.set_room_info(ROOM, "Room One", signed=True, metadata=b'{"name":"Room One"}')
+        index.set_room_info(ROOM, "Other", signed=False, metadata=b'{"name":"Other"}')
+    finally:
+        index.close()
+    index = Index.open(db_path)
+    try:
+        assert index.kept_metadata(ROOM) == b'{"name":"Room One"}'
+        assert index.kept_metadata("b-room") is None
+    finally:
+        index.close()
+
+
 def test_room_info_and_audit_summary_share_a_row(db_path: Path) -> None:
     events = _chain(1, "alice@example.com", ["the last word"])
     path, data = segment(events, 1, "alice@example.com")

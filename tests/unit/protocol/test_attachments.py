@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 
 import pytest
@@ -15,7 +16,10 @@ from bucket_chat_desktop.protocol.attachments import (
     IMAGE,
     MAX_NAME_BYTES,
     MAX_THUMBNAIL_BYTES,
+    MAX_THUMBNAIL_READ_BYTES,
     FileInfo,
+    active_content,
+    announced_name,
     blob_path,
     clean_mimetype,
     file_content,
@@ -166,6 +170,94 @@ def test_non_strings_get_the_fallback_name() -> None:
 )
 def test_programs_and_scripts_are_risky_to_open(name: str, risky: bool) -> None:
     assert is_risky_to_open(name) is risky
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        # Windows: a provisioning package (runs its commands as administrator), an App
+        # Installer file (installs an app from a URL), Access and Excel files that run
+        # macros, AutoHotkey and AutoIt scripts (run by a double-click where installed)
+        "setup.ppkg",
+        "app.appinstaller",
+        "orders.accdb",
+        "budget.xlsb",
+        "tool.ahk",
+        "tool.au3",
+        # macOS: a Shortcuts file, a Terminal settings file (can run a command), a
+        # Safari web archive (active web content)
+        "do.shortcut",
+        "window.term",
+        "page.webarchive",
+    ],
+)
+def test_more_kinds_that_run_code_are_risky_to_open(name: str) -> None:
+    assert is_risky_to_open(name)
+
+
+PE = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00" + b"\x00" * 48
+
+
+@pytest.mark.parametrize(
+    ("data", "what"),
+    [
+        (PE, "a program"),
+        (b"\x7fELF\x02\x01\x01" + b"\x00" * 60, "a program"),
+        (b"\xcf\xfa\xed\xfe\x07\x00\x00\x01", "a program"),
+        (b"\xca\xfe\xba\xbe\x00\x00\x00\x02", "a program"),
+        (b"#!/bin/sh\nrm -rf ~\n", "a script"),
+        (b"#!/usr/bin/env python3\n", "a script"),
+        (b"[Desktop Entry]\nType=Application\nExec=sh -c x\n", "a desktop launcher"),
+        (b"<!DOCTYPE html><p>hi", "a web page"),
+        (b"\xef\xbb\xbf  \n<html><script>x()</script>", "a web page"),
+        (b"<SCRIPT>alert(1)</SCRIPT>", "a web page"),
+        (b"hello there\n<script>alert(1)</script>", "a web page"),  # as GIO sniffs it
+        (b"<svg xmlns='http://www.w3.org/2000/svg'><script/></svg>", "a web page"),
+        (b"<?xml version='1.0'?><?xml-stylesheet href='x.xsl'?><r/>", "a web page"),
+        ("<html><script>x()</script>".encode("utf-16"), "a web page"),
+    ],
+)
+def test_contents_that_run_code_are_recognised_whatever_the_name(data: bytes, what: str) -> None:
+    """Desktops that choose a handler by content (GIO for a name without a known
+    extension; xdg-mime's file(1) for every name) run these whatever they are called."""
+    found = active_content(data)
+    assert found is not None and found.startswith(what)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"%PDF-1.7\n<</Type /Catalog>>",
+        PNG_MAGIC + b"\x00" * 20,
+        JPEG_MAGIC + b"\x00" * 20,
+        b"PK\x03\x04" + b"\x00" * 26,  # a zip, a docx
+        b"plain notes: a <b> is bold, 1 < 2\n",
+        b"Mz is not a program",
+        b"# not a shebang\n",
+        b"\n\n" + b"x" * 300 + b"<script>",  # past the first 256 bytes, and not at the start
+    ],
+)
+def test_ordinary_contents_are_not_taken_for_programs(data: bytes) -> None:
+    assert active_content(data) is None
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"<div onclick=x()>hi</div>",
+        b"  <p align='center'><img src=x onerror=alert(1)></p>",
+        b"<!-- a comment --><a href=x>y</a>",
+        b"<h1>Title</h1>",
+    ],
+)
+def test_a_name_without_extension_is_judged_by_its_first_tag(data: bytes) -> None:
+    """A browser opening a local file named "agenda" sniffs it as HTML when it begins
+    with one of these; a name with an extension opens by the extension."""
+    found = active_content(data, "agenda")
+    assert found is not None and found.startswith("a web page")
+    assert active_content(data, "README.md") is None
+    assert active_content(data, "notes.txt") is None
 
 
 def test_the_mark_of_the_web_says_internet_zone() -> None:
@@ -323,6 +415,29 @@ def test_hostile_name_fields_are_sanitised_when_read() -> None:
     assert isinstance(info, FileInfo) and info.name == "file"
 
 
+@pytest.mark.parametrize(
+    "c",
+    [
+        {"msgtype": FILE, "body": "b.txt", "info": {"name": "a.txt"}},
+        {"msgtype": FILE, "body": "b.txt", "info": {"name": "   "}},
+        {"msgtype": FILE, "body": "b.txt", "info": {"name": 7}},
+        {"msgtype": FILE, "body": "b.txt", "info": {"name": ["x"]}},
+        {"msgtype": FILE, "body": "b.txt", "info": {}},
+        {"msgtype": FILE, "body": 5, "info": {"name": ""}},
+        {"msgtype": FILE, "body": "../\u202egnp.exe", "info": {"name": None}},
+    ],
+)
+def test_the_announced_name_is_the_one_the_file_is_used_by(c: dict[str, object]) -> None:
+    """What the file card, the room list and notifications show is the name the menu,
+    Open and Save use (``parse_file_content``), whatever shape ``info.name`` has."""
+    info = c["info"]
+    assert isinstance(info, dict)
+    info |= {"size": 1, "sha256": SHA}
+    parsed = parse_file_content(c)
+    assert isinstance(parsed, FileInfo)
+    assert announced_name(c) == parsed.name
+
+
 def test_bad_optional_fields_are_dropped_not_fatal() -> None:
     info = parse_file_content(
         content(mimetype="text/html\nX: y", w=True, h=10, thumbnail="!!!not base64")
@@ -334,6 +449,44 @@ def test_bad_optional_fields_are_dropped_not_fatal() -> None:
     assert parse_file_content(content(thumbnail=gif)).thumbnail is None  # type: ignore[union-attr]
     huge = base64.b64encode(PNG_MAGIC + b"\0" * 40_000).decode()
     assert parse_file_content(content(thumbnail=huge)).thumbnail is None  # type: ignore[union-attr]
+
+
+def _jpeg_scans(data: bytes) -> list[tuple[int, int]]:
+    """Where each scan (SOS header and its entropy-coded data) of a JPEG is."""
+    scans, i = [], 2
+    while i < len(data) and data[i + 1] != 0xD9:
+        length = int.from_bytes(data[i + 2 : i + 4], "big")
+        if data[i + 1] != 0xDA:
+            i += 2 + length
+            continue
+        j = i + 2 + length
+        while not (data[j] == 0xFF and data[j + 1] != 0 and not 0xD0 <= data[j + 1] <= 0xD7):
+            j += 1
+        scans.append((i, j))
+        i = j
+    return scans
+
+
+def test_a_thumbnail_of_thousands_of_scans_is_not_decoded() -> None:
+    """Red team: a 32 KB progressive JPEG whose smallest scan (12 bytes) is repeated
+    2,000 times; each scan makes the decoder go over every block of the picture again.
+    Qt decoded one such 1024 × 1024 thumbnail in 0.5 s, on the GUI thread, for each row
+    painted: a screenful of them held the window for seconds. A real progressive JPEG
+    has about ten scans; the reader now ignores one with more than 100."""
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("L", (1024, 1024), 128).save(out, "JPEG", quality=10, progressive=True)
+    real = out.getvalue()
+    scans = _jpeg_scans(real)
+    assert 3 <= len(scans) <= 20
+    start, end = min(scans, key=lambda s: s[1] - s[0])
+    bomb = real[: scans[-1][1]] + real[start:end] * 2_000 + b"\xff\xd9"
+    assert len(bomb) <= MAX_THUMBNAIL_READ_BYTES
+    for thumb, kept in ((real, True), (bomb, False)):
+        info = parse_file_content(content(thumbnail=base64.b64encode(thumb).decode()))
+        assert isinstance(info, FileInfo)
+        assert (info.thumbnail is not None) is kept
 
 
 # -- verification -------------------------------------------------------------------------

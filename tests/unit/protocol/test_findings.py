@@ -46,6 +46,7 @@ def test_the_kinds_are_the_documented_ones() -> None:
         "truncated-chain",
         "unread",
         "metadata-signer-unknown",
+        "metadata-changed",
         "missing-join",
         "dated-ahead",
         "metadata-missing",
