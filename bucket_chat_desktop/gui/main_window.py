@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..protocol.audit import TrustState
-from ..protocol.findings import Finding, vanished_only
+from ..protocol.findings import METADATA_KINDS, Finding, vanished_only
 from ..protocol.untrusted_text import html_escape, one_line, shown_id
 from ..sync.client import RoomRef
 from . import icons
@@ -70,10 +70,11 @@ def banner_html(errors: list[Finding]) -> str:
             "key is trusted on first use and no verdict is final; the app keeps trying. "
             f"{n} problem{'s' if n != 1 else ''}: {named}."
         )
-    return (
-        f"<b>⚠ This room's history has {n} problem{'s' if n != 1 else ''}:</b> {named}. "
-        "Messages that could not be verified are marked or hidden."
-    )
+    if all(k in METADATA_KINDS for k in kinds):  # the room's name and creator only
+        after = "It concerns the room's name and creator, not its messages."
+    else:
+        after = "Messages that could not be verified are marked or hidden."
+    return f"<b>⚠ This room's history has {n} problem{'s' if n != 1 else ''}:</b> {named}. {after}"
 
 
 class TimelineView(QListView):

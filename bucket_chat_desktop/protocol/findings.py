@@ -75,6 +75,18 @@ _NOTICES = {
 }
 
 
+# Findings about the room's metadata (its name and creator), not about its messages.
+METADATA_KINDS = frozenset(
+    {
+        Kind.METADATA_MISSING,
+        Kind.METADATA_UNSIGNED,
+        Kind.METADATA_INVALID,
+        Kind.METADATA_SIGNER_UNKNOWN,
+        Kind.METADATA_CHANGED,
+    }
+)
+
+
 # Findings that say part of the history was not read (a read failed or was refused):
 # nothing read later can be vouched for until it is.
 NOT_READ = frozenset(

@@ -70,6 +70,11 @@ def test_a_room_renamed_by_a_member_keeps_its_name_and_is_marked(
     assert kinds(desk) == [Kind.METADATA_CHANGED]
     [changed] = desk.controller.room_errors(desk.key(ROOM))
     assert "Payroll" in changed.message and "Design review" in changed.message
+    # The banner says what the problem concerns: the room's name, not its messages.
+    qtbot.waitUntil(desk.window.banner.isVisible, timeout=15_000)
+    words = desk.window.banner_text.text()
+    assert "metadata-changed" in words and "not its messages" in words
+    assert "Messages that could not be verified" not in words
     assert desk.quit() == 0
 
 

@@ -85,3 +85,11 @@ def test_the_room_list_says_removed_or_changed_not_could_not_be_read() -> None:
     assert "could not be read" not in tips["s1/falcon"]
     assert "could not be read completely" in tips["s1/heron"]
     assert "removed or changed" not in tips["s1/heron"]
+
+
+def test_a_banner_for_metadata_only_says_the_messages_are_not_concerned() -> None:
+    meta = [Finding(Kind.METADATA_INVALID, "bad signature", "rooms/falcon/metadata.json")]
+    assert "not its messages" in banner_html(meta)
+    mixed = [*meta, Finding(Kind.INVALID_SIGNATURE, "bad", GONE, 1)]
+    words = banner_html(mixed)
+    assert "not its messages" not in words and "could not be verified" in words
