@@ -223,13 +223,19 @@ _MARKUP_FIRST = re.compile(
     rb"<(?:!--|a|b|br|p|h1|div|font|table|title|style|object|embed|form|img|meta|link)[\s>/]"
 )
 SNIFFED_BYTES = 256
+# The tags file(1) (5.44) takes for HTML anywhere in a file's first 4096 bytes, after any
+# text, whatever the name: xdg-open's fallback then hands an "agenda.txt" whose <html>
+# follows 300 bytes of padding to a browser.
+_MARKUP_FILE_1 = re.compile(rb"<(?:!doctype\s+html|html|head|script|style|table|title)[\s>]")
+FILE_1_SEARCHED_BYTES = 4096
 
 
 def active_content(data: bytes, name: str = "") -> str | None:
     """What ``data`` is when a desktop that looks at the bytes would run it, else None:
     "a program", "a script (#!)", "a desktop launcher" or "a web page or other markup
     a browser runs". Only the first ``SNIFFED_BYTES`` (after a BOM and white space, for
-    markup) are looked at; a UTF-16 text is read as text. ``name`` (the file's, made
+    markup) are looked at, and for the tags file(1) searches further, its first
+    ``FILE_1_SEARCHED_BYTES``; a UTF-16 text is read as text. ``name`` (the file's, made
     safe) decides whether the weaker marks of a web page count: only without an
     extension.
 
@@ -238,19 +244,20 @@ def active_content(data: bytes, name: str = "") -> str | None:
     GNOME; every file where xdg-open falls back to file(1)). A reader opens a file only
     when neither says it runs code.
     """
-    head = data[: SNIFFED_BYTES * 2]
-    if head.startswith(_PROGRAM_SIGNATURES):
+    text = data[: FILE_1_SEARCHED_BYTES * 2]
+    if text.startswith(_PROGRAM_SIGNATURES):
         return "a program"
-    if head.startswith(b"#!"):
+    if text.startswith(b"#!"):
         return "a script (#!)"
-    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        head = head.decode("utf-16", "ignore").encode("utf-8", "ignore")
-    elif head.startswith(b"\xef\xbb\xbf"):
-        head = head[3:]
-    head = head[:SNIFFED_BYTES].lower()
+    if text.startswith((b"\xff\xfe", b"\xfe\xff")):
+        text = text.decode("utf-16", "ignore").encode("utf-8", "ignore")
+    elif text.startswith(b"\xef\xbb\xbf"):
+        text = text[3:]
+    text = text[:FILE_1_SEARCHED_BYTES].lower()
+    head = text[:SNIFFED_BYTES]
     if any(mark in head[:64] for mark in _LAUNCHER_SIGNATURES):
         return "a desktop launcher"
-    if any(mark in head for mark in _MARKUP_NEAR_START):
+    if any(mark in head for mark in _MARKUP_NEAR_START) or _MARKUP_FILE_1.search(text):
         return "a web page or other markup a browser runs"
     if "." not in safe_file_name(name) and _MARKUP_FIRST.match(head.lstrip()):
         return "a web page or other markup a browser runs"

@@ -227,6 +227,28 @@ def test_contents_that_run_code_are_recognised_whatever_the_name(data: bytes, wh
 @pytest.mark.parametrize(
     "data",
     [
+        b"\n\n" + b"x" * 300 + b"<script>",
+        b" " * 300 + b"<html><script>alert(1)</script></html>",
+        b"notes " * 80 + b"\n<HTML>\n<script>alert(1)</script>",
+        b"notes " * 600 + b"<!DOCTYPE\n  html><p>",
+        b"notes " * 600 + b"<head>",
+        b"notes " * 600 + b"<title>x</title>",
+        b"notes " * 600 + b"<style>",
+        b"notes " * 600 + b"<table border=1>",
+        ("notes " * 300 + "<script>x()</script>").encode("utf-16"),
+    ],
+)
+def test_markup_file_1_finds_in_its_first_4096_bytes_is_a_web_page(data: bytes) -> None:
+    """file(1), which xdg-open falls back to for every name, searches the first 4096
+    bytes for these tags (after any white space or text): an ``agenda.txt`` whose
+    ``<html>`` comes after 300 bytes of padding is text/html to it, and so a browser's."""
+    found = active_content(data, "agenda.txt")
+    assert found is not None and found.startswith("a web page")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
         b"",
         b"%PDF-1.7\n<</Type /Catalog>>",
         PNG_MAGIC + b"\x00" * 20,
@@ -235,7 +257,9 @@ def test_contents_that_run_code_are_recognised_whatever_the_name(data: bytes, wh
         b"plain notes: a <b> is bold, 1 < 2\n",
         b"Mz is not a program",
         b"# not a shebang\n",
-        b"\n\n" + b"x" * 300 + b"<script>",  # past the first 256 bytes, and not at the start
+        b"\n\n" + b"x" * 300 + b"<scripts>",  # not a tag file(1) takes for HTML
+        b"notes " * 700 + b"<html><script>x()</script>",  # past file(1)'s 4096 bytes
+        b"notes " * 60 + b"<headline> <htmlx <body> <svg>",  # file(1) looks for fewer tags
     ],
 )
 def test_ordinary_contents_are_not_taken_for_programs(data: bytes) -> None:
