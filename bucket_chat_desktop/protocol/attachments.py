@@ -230,10 +230,20 @@ _MARKUP_FILE_1 = re.compile(rb"<(?:!doctype\s+html|html|head|script|style|table|
 FILE_1_SEARCHED_BYTES = 4096
 
 
+def _is_java_archive(data: bytes) -> bool:
+    """A zip whose first entry's extra field begins with the 0xCAFE mark the jar tool
+    writes: application/java-archive to file(1), which a JRE's desktop entry runs."""
+    if not data.startswith(b"PK\x03\x04") or len(data) < 30:
+        return False
+    name_len = int.from_bytes(data[26:28], "little")
+    extra_len = int.from_bytes(data[28:30], "little")
+    return extra_len >= 2 and data[30 + name_len : 32 + name_len] == b"\xfe\xca"
+
+
 def active_content(data: bytes, name: str = "") -> str | None:
     """What ``data`` is when a desktop that looks at the bytes would run it, else None:
-    "a program", "a script (#!)", "a desktop launcher" or "a web page or other markup
-    a browser runs". Only the first ``SNIFFED_BYTES`` (after a BOM and white space, for
+    "a program", "a Java program (a jar)", "a script (#!)", "a desktop
+    launcher" or "a web page or other markup a browser runs". Only the first ``SNIFFED_BYTES`` (after a BOM and white space, for
     markup) are looked at, and for the tags file(1) searches further, its first
     ``FILE_1_SEARCHED_BYTES``; a UTF-16 text is read as text. ``name`` (the file's, made
     safe) decides whether the weaker marks of a web page count: only without an
@@ -247,6 +257,8 @@ def active_content(data: bytes, name: str = "") -> str | None:
     text = data[: FILE_1_SEARCHED_BYTES * 2]
     if text.startswith(_PROGRAM_SIGNATURES):
         return "a program"
+    if _is_java_archive(text):
+        return "a Java program (a jar)"
     if text.startswith(b"#!"):
         return "a script (#!)"
     if text.startswith((b"\xff\xfe", b"\xfe\xff")):

@@ -7,6 +7,7 @@ import base64
 import hashlib
 import io
 import json
+import zipfile
 
 import pytest
 from nacl.signing import SigningKey
@@ -195,6 +196,20 @@ def test_more_kinds_that_run_code_are_risky_to_open(name: str) -> None:
     assert is_risky_to_open(name)
 
 
+def zip_of(first: str, extra: bytes = b"") -> bytes:
+    """A zip whose first entry is ``first`` with the local extra field ``extra``."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        entry = zipfile.ZipInfo(first)
+        entry.extra = extra
+        archive.writestr(entry, b"")
+        archive.writestr("META-INF/x.MF", b"Manifest-Version: 1.0\nMain-Class: A\n")
+    return out.getvalue()
+
+
+# What the jar tool writes: a first entry META-INF/ marked by the 0xCAFE extra field, which
+# file(1) takes for application/java-archive (a JRE's desktop entry runs it: java -jar).
+JAR = zip_of("META-INF/", b"\xfe\xca\x00\x00")
 PE = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00" + b"\x00" * 48
 
 
@@ -215,6 +230,7 @@ PE = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00" + b"\x00" * 4
         (b"<svg xmlns='http://www.w3.org/2000/svg'><script/></svg>", "a web page"),
         (b"<?xml version='1.0'?><?xml-stylesheet href='x.xsl'?><r/>", "a web page"),
         ("<html><script>x()</script>".encode("utf-16"), "a web page"),
+        (JAR, "a Java program"),
     ],
 )
 def test_contents_that_run_code_are_recognised_whatever_the_name(data: bytes, what: str) -> None:
@@ -254,6 +270,8 @@ def test_markup_file_1_finds_in_its_first_4096_bytes_is_a_web_page(data: bytes) 
         PNG_MAGIC + b"\x00" * 20,
         JPEG_MAGIC + b"\x00" * 20,
         b"PK\x03\x04" + b"\x00" * 26,  # a zip, a docx
+        zip_of("META-INF/"),  # a zip with a manifest, no mark: application/zip to file(1)
+        zip_of("word/document.xml", b"UT\x05\x00\x01\x00\x00\x00\x00"),  # a docx
         b"plain notes: a <b> is bold, 1 < 2\n",
         b"Mz is not a program",
         b"# not a shebang\n",
