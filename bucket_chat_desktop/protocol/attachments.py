@@ -242,12 +242,12 @@ def _is_java_archive(data: bytes) -> bool:
 
 def active_content(data: bytes, name: str = "") -> str | None:
     """What ``data`` is when a desktop that looks at the bytes would run it, else None:
-    "a program", "a Java program (a jar)", "a script (#!)", "a desktop
-    launcher" or "a web page or other markup a browser runs". Only the first ``SNIFFED_BYTES`` (after a BOM and white space, for
-    markup) are looked at, and for the tags file(1) searches further, its first
-    ``FILE_1_SEARCHED_BYTES``; a UTF-16 text is read as text. ``name`` (the file's, made
-    safe) decides whether the weaker marks of a web page count: only without an
-    extension.
+    "a program", "a Java program (a jar)", "a script (#!)", "a desktop launcher" or "a
+    web page or other markup a browser runs". Only the first ``SNIFFED_BYTES`` (after a
+    BOM and white space, for markup) are looked at, and for the tags file(1) searches
+    further, its first ``FILE_1_SEARCHED_BYTES``; a UTF-16 text is read as text. ``name``
+    (the file's, made safe) decides whether the weaker marks of a web page count: only
+    without an extension.
 
     ``is_risky_to_open`` judges the name; this judges the bytes, for the desktops whose
     choice of handler follows the content (a name with no or an unknown extension on
