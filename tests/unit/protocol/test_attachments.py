@@ -567,3 +567,25 @@ def test_section_17_of_the_protocol_states_the_code_s_limits() -> None:
         assert ext in a.RISKY_EXTENSIONS
     for raw, safe in (("../../etc/passwd", "_.._etc_passwd"), (".bashrc", "bashrc")):
         assert f"`{raw}` → `{safe}`" in section and a.safe_file_name(raw) == safe
+
+
+@pytest.mark.parametrize("name", ["agenda.zzz", "minutes.2026-12", "notes.draft", "report.final"])
+@pytest.mark.parametrize(
+    "data", [b"<h1>Agenda</h1><img src=x onerror=alert(1)>", b"<!-- c --><a href=x>y</a>"]
+)
+def test_a_name_with_an_extension_no_desktop_knows_is_judged_by_its_first_tag(
+    name: str, data: bytes
+) -> None:
+    """GIO judges a name whose extension it does not know by its content, as it does one
+    without: an ``agenda.zzz`` that begins with ``<h1>`` or ``<!--`` is text/html to it,
+    and goes to a browser. Only an extension a desktop opens by its own kind (``.md``,
+    ``.txt``, a picture, a document) keeps such a start from counting."""
+    found = active_content(data, name)
+    assert found is not None and found.startswith("a web page")
+
+
+@pytest.mark.parametrize(
+    "name", ["README.md", "notes.txt", "page.rst", "data.csv", "app.py", "Report.DOCX", "x.pdf"]
+)
+def test_a_known_extension_opens_by_its_kind_whatever_its_first_tag(name: str) -> None:
+    assert active_content(b"<h1>Title</h1> and <!-- a note -->", name) is None
