@@ -216,43 +216,83 @@ _MARKUP_NEAR_START = (
     b"<svg",
     b"<?xml",
 )
-# Tags browsers (and GIO, for <h1) sniff a file as HTML by when it begins with one (after
-# white space) and its name says nothing: only for a name without an extension, as a
-# README.md beginning with <p align="center"> or <h1> opens by its extension everywhere.
+# Tags browsers (and GIO, for <h1 and <!--) sniff a file as HTML by when it begins with one
+# (after white space) and its name says nothing: a name without an extension, or with one
+# no desktop knows ("agenda.zzz", "notes.draft": GIO judges those by content too). A
+# README.md beginning with <p align="center"> or <h1> opens by its extension everywhere,
+# as does any name ending in one of these (text, code, documents, pictures, media,
+# archives: kinds a desktop opens by the extension, never by a first tag).
+_KNOWN_KINDS = """
+    txt text md markdown mdown mkd rst adoc asciidoc org tex latex bib csv tsv log diff
+    patch json jsonl ndjson yaml yml toml ini cfg conf properties env
+    py pyi c h cc cpp cxx hpp java kt kts go rs rb php pl pm ts tsx jsx mjs cjs vue svelte
+    css scss sass less sql swift m mm cs fs lua r dart scala ex exs erl hs clj el vim
+    erb ejs hbs handlebars mustache j2 jinja jinja2 njk liquid twig tpl tmpl
+    pdf doc docx odt rtf xls xlsx ods ppt pptx odp epub pages numbers key
+    png jpg jpeg gif webp bmp tif tiff heic heif ico avif
+    mp3 mp4 m4a wav ogg oga opus flac webm mkv mov avi
+    zip tar gz tgz bz2 xz 7z rar zst
+"""
+_OPENS_BY_EXTENSION = frozenset(_KNOWN_KINDS.split())
 _MARKUP_FIRST = re.compile(
     rb"<(?:!--|a|b|br|p|h1|div|font|table|title|style|object|embed|form|img|meta|link)[\s>/]"
 )
 SNIFFED_BYTES = 256
+# The tags file(1) (5.44) takes for HTML anywhere in a file's first 4096 bytes, after any
+# text, whatever the name: xdg-open's fallback then hands an "agenda.txt" whose <html>
+# follows 300 bytes of padding to a browser.
+_MARKUP_FILE_1 = re.compile(rb"<(?:!doctype\s+html|html|head|script|style|table|title)[\s>]")
+FILE_1_SEARCHED_BYTES = 4096
+
+
+def _opens_by_extension(name: str) -> bool:
+    """The (safe) name ends in an extension desktops open by its kind (``_OPENS_BY_EXTENSION``)."""
+    stem, dot, ext = safe_file_name(name).rstrip(". ").rpartition(".")
+    return bool(dot and stem) and ext.strip().casefold() in _OPENS_BY_EXTENSION
+
+
+def _is_java_archive(data: bytes) -> bool:
+    """A zip whose first entry's extra field begins with the 0xCAFE mark the jar tool
+    writes: application/java-archive to file(1), which a JRE's desktop entry runs."""
+    if not data.startswith(b"PK\x03\x04") or len(data) < 30:
+        return False
+    name_len = int.from_bytes(data[26:28], "little")
+    extra_len = int.from_bytes(data[28:30], "little")
+    return extra_len >= 2 and data[30 + name_len : 32 + name_len] == b"\xfe\xca"
 
 
 def active_content(data: bytes, name: str = "") -> str | None:
     """What ``data`` is when a desktop that looks at the bytes would run it, else None:
-    "a program", "a script (#!)", "a desktop launcher" or "a web page or other markup
-    a browser runs". Only the first ``SNIFFED_BYTES`` (after a BOM and white space, for
-    markup) are looked at; a UTF-16 text is read as text. ``name`` (the file's, made
-    safe) decides whether the weaker marks of a web page count: only without an
-    extension.
+    "a program", "a Java program (a jar)", "a script (#!)", "a desktop launcher" or "a
+    web page or other markup a browser runs". Only the first ``SNIFFED_BYTES`` (after a
+    BOM and white space, for markup) are looked at, and for the tags file(1) searches
+    further, its first ``FILE_1_SEARCHED_BYTES``; a UTF-16 text is read as text. ``name``
+    (the file's, made safe) decides whether the weaker marks of a web page count: only
+    without an extension a desktop opens by its kind (none, or one it does not know).
 
     ``is_risky_to_open`` judges the name; this judges the bytes, for the desktops whose
     choice of handler follows the content (a name with no or an unknown extension on
     GNOME; every file where xdg-open falls back to file(1)). A reader opens a file only
     when neither says it runs code.
     """
-    head = data[: SNIFFED_BYTES * 2]
-    if head.startswith(_PROGRAM_SIGNATURES):
+    text = data[: FILE_1_SEARCHED_BYTES * 2]
+    if text.startswith(_PROGRAM_SIGNATURES):
         return "a program"
-    if head.startswith(b"#!"):
+    if _is_java_archive(text):
+        return "a Java program (a jar)"
+    if text.startswith(b"#!"):
         return "a script (#!)"
-    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        head = head.decode("utf-16", "ignore").encode("utf-8", "ignore")
-    elif head.startswith(b"\xef\xbb\xbf"):
-        head = head[3:]
-    head = head[:SNIFFED_BYTES].lower()
+    if text.startswith((b"\xff\xfe", b"\xfe\xff")):
+        text = text.decode("utf-16", "ignore").encode("utf-8", "ignore")
+    elif text.startswith(b"\xef\xbb\xbf"):
+        text = text[3:]
+    text = text[:FILE_1_SEARCHED_BYTES].lower()
+    head = text[:SNIFFED_BYTES]
     if any(mark in head[:64] for mark in _LAUNCHER_SIGNATURES):
         return "a desktop launcher"
-    if any(mark in head for mark in _MARKUP_NEAR_START):
+    if any(mark in head for mark in _MARKUP_NEAR_START) or _MARKUP_FILE_1.search(text):
         return "a web page or other markup a browser runs"
-    if "." not in safe_file_name(name) and _MARKUP_FIRST.match(head.lstrip()):
+    if not _opens_by_extension(name) and _MARKUP_FIRST.match(head.lstrip()):
         return "a web page or other markup a browser runs"
     return None
 

@@ -60,10 +60,18 @@ def build_metadata(
 
 
 def parse_metadata(
-    data: bytes, room_id: str, path: str, checker: SignatureChecker | None = None
+    data: bytes,
+    room_id: str,
+    path: str,
+    checker: SignatureChecker | None = None,
+    *,
+    limit: int = MAX_METADATA_BYTES,
 ) -> tuple[RoomMetadata | None, list[Finding]]:
-    """Parse metadata; the reference implementation's unsigned four-field form opens too."""
-    if len(data) > MAX_METADATA_BYTES:
+    """Parse metadata; the reference implementation's unsigned four-field form opens too.
+
+    ``limit`` bounds what is read from storage; a reader's own ``kept_form`` may be larger
+    than the file it came from (``MAX_KEPT_METADATA_BYTES``)."""
+    if len(data) > limit:
         return None, [
             Finding(Kind.METADATA_INVALID, f"metadata is {len(data):,} bytes; too large", path)
         ]
@@ -185,6 +193,12 @@ def describe(meta: RoomMetadata, authorized: Mapping[str, frozenset[str]] | None
     return f"{name} ({signer_text(meta, check_signer(meta, authorized)[0])})"
 
 
+MAX_KEPT_METADATA_BYTES = 6 * MAX_METADATA_BYTES
+"""How large ``kept_form`` can be: canonical JSON escapes DEL and every character past
+ASCII as six bytes (``\\u007f``, ``\\u00e9``; twelve for a pair of surrogates), so metadata
+the reader took in raw UTF-8 grows up to six times when kept (a raw DEL is one byte)."""
+
+
 def kept_form(meta: RoomMetadata) -> bytes:
     """What a reader keeps of metadata it used, to know it again: its canonical JSON
     (the same value re-indented or with its members reordered is the same metadata)."""
@@ -222,6 +236,7 @@ def changed_finding(
 
 
 __all__ = [
+    "MAX_KEPT_METADATA_BYTES",
     "RoomMetadata",
     "Signer",
     "build_metadata",

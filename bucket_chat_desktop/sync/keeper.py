@@ -32,7 +32,13 @@ from ..protocol.event import MEMBER, Event, Malformed
 from ..protocol.findings import Finding, Kind
 from ..protocol.handover import HandoverError, PackedSegment, unpack
 from ..protocol.ids import metadata_path
-from ..protocol.metadata import RoomMetadata, changed_finding, kept_form, parse_metadata
+from ..protocol.metadata import (
+    MAX_KEPT_METADATA_BYTES,
+    RoomMetadata,
+    changed_finding,
+    kept_form,
+    parse_metadata,
+)
 from ..protocol.relations import Relations
 from ..protocol.room_state import Roster
 from ..protocol.segment import DecodedSegment, Located
@@ -506,7 +512,10 @@ class RoomKeeper:
             kept_bytes = index.kept_metadata(room.room_id)
             if kept_bytes is not None and (metadata is None or kept_form(metadata) != kept_bytes):
                 kept, kept_findings = parse_metadata(
-                    kept_bytes, room.room_id, metadata_path(room.room_id)
+                    kept_bytes,
+                    room.room_id,
+                    metadata_path(room.room_id),
+                    limit=MAX_KEPT_METADATA_BYTES,
                 )
                 if kept is not None:
                     findings = [*kept_findings, changed_finding(kept, metadata, findings)]

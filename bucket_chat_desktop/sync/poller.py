@@ -108,6 +108,7 @@ class Poller:
         self.feed_resting = False
         self.feed_last_rest = 0.0  # seconds the last rest was to last (tests, benchmarks)
         self._feed_found = False  # the last wait brought something new to read
+        self._feed_named = False  # it named a new attachment or metadata (``_follow``)
         self._feed_cycle = (0.0, 0)  # when the last wait began, and the feed's requests then
         self.feed_ignored = 0  # messages or records of the feed that were ignored
         self._feed_retry_at = 0.0
@@ -463,6 +464,7 @@ class Poller:
             quiet_for=time.monotonic() - self._activity_at,
             window_focused=self._engine.window_focused,
             found=self._feed_found,
+            named=self._feed_named,
             spent=feed.requests - requests,
             elapsed=time.monotonic() - began,
         )
@@ -491,6 +493,7 @@ class Poller:
                 self._set_feed(True, f"waiting on the bucket's notifications in {checked}")
             now = time.monotonic()
             self._feed_cycle = (now, feed.requests)  # what this wait costs (``_rest``)
+            self._feed_named = False
             last = self._feed_checked_at
             markers = last is None or now - last >= self._engine.config.feed_check
             if markers:
@@ -579,7 +582,10 @@ class Poller:
             segment = marker[2] if marker is not None else path
             name = parse_segment_path(segment)
             if name is None:
-                continue  # another object of the storage (room metadata, a probe)
+                # Another object of the storage (room metadata, an attachment, a probe):
+                # of a room, the segment that needs it comes next (``schedule.feed_rest``).
+                self._feed_named = self._feed_named or segment.startswith("rooms/")
+                continue
             if name.room_id not in self._engine._known_rooms:
                 self._engine._known_rooms.add(name.room_id)
                 self._engine._emit(RoomDiscovered(name.room_id))

@@ -74,12 +74,15 @@ def feed_rest(
     quiet_for: float,
     window_focused: bool,
     found: bool = False,
+    named: bool = False,
     spent: int = 1,
     elapsed: float | None = None,
 ) -> float:
     """Seconds to rest after a wait on a change feed (an SQS queue's long poll).
 
-    ``found``: the wait brought something new to read; ``spent``: the requests made to
+    ``found``: the wait brought something new to read; ``named``: it named an object of a
+    room new to this device that is no segment (an attachment, room metadata: what another
+    device writes just before the segment that needs it); ``spent``: the requests made to
     the feed since the last rest ended (its long poll, the deletion of what it brought);
     ``elapsed``: seconds since then (None: one whole ``feed_wait``).
 
@@ -94,7 +97,10 @@ def feed_rest(
       break costs 3,600 / 20 = 180; with the rest about 103). After an early answer
       with nothing new, the rest stretches so that the cycle costs no more per request
       than an honest one: ``spent`` x (``feed_wait`` + ``feed_rest``) from when the
-      last rest ended, at most ``FEED_REST_MAX_CYCLES`` cycles.
+      last rest ended, at most ``FEED_REST_MAX_CYCLES`` cycles. Not after a wait that
+      ``named`` a new attachment or metadata: that rest is ``feed_rest``, so that the
+      message behind it waits no longer than any other (a forger who names made-up ones
+      gets the pace of an honest wait answered early, not a tight loop).
 
     A message that arrives during a rest waits for its end, or for a wake (the window
     coming to the front, a send, a room opened), which ends it."""
@@ -105,6 +111,8 @@ def feed_rest(
     spent = max(spent, 1)
     if window_focused or quiet_for < times.active_window:
         return max(0.0, spent * FEED_FRONT_PACE - elapsed)
+    if named:
+        return max(times.feed_rest, 0.0)
     cycle = max(times.feed_wait + times.feed_rest, 0.0)
     stretched = min(spent, FEED_REST_MAX_CYCLES) * cycle - elapsed
     return max(times.feed_rest, stretched, 0.0)

@@ -8,6 +8,7 @@ the marker polling interval is an hour wherever the queue must do the work."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import socket
@@ -21,6 +22,7 @@ from urllib.parse import quote_plus
 import pytest
 from nacl.signing import SigningKey
 
+from bucket_chat_desktop.protocol.attachments import blob_path
 from bucket_chat_desktop.protocol.findings import Kind
 from bucket_chat_desktop.protocol.ids import utc_date
 from bucket_chat_desktop.storage.base import Storage
@@ -235,6 +237,29 @@ async def test_queue_junk_behind_other_windows_stretches_the_rest(
         # Received at once and deleted: two requests, two cycles' time.
         assert c.follower.feed_last_rest > 2.0
         assert not c.follower.window_focused
+    finally:
+        await c.close()
+
+
+async def test_an_attachment_behind_other_windows_does_not_stretch_the_rest(
+    stores_for: StoresMaker, tmp_path: Path
+) -> None:
+    """An attachment is uploaded just before the message that carries it: its notification
+    (a real object of a room open here, nothing to read by itself) makes a long poll
+    answer at once. Taken for junk, the rest after it stretched to two whole cycles (70 s
+    by default instead of 15), and the message's own notification, arriving meanwhile,
+    waited that long behind other windows."""
+    config = replace(QUEUE_ONLY, feed_rest=2.0)  # a cycle: 1 s wait + 2 s rest
+    c = await chat(stores_for("s3"), tmp_path, config)
+    try:
+        await until(lambda: c.follower.feed_resting and c.follower.feed_last_rest == 2.0)
+        rests, rounds = c.follower.feed_rests, c.follower.feed_rounds
+        data = b"the minutes"
+        path = blob_path(ROOM, hashlib.sha256(data).hexdigest())
+        assert await c.stores.new().put_if_absent(path, data)
+        await until(lambda: c.follower.feed_rounds > rounds and c.follower.feed_rests > rests)
+        assert c.follower.feed_last_rest <= config.feed_rest
+        assert c.follower.feed_ignored == 0 and not c.follower.window_focused
     finally:
         await c.close()
 

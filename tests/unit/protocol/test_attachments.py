@@ -7,6 +7,7 @@ import base64
 import hashlib
 import io
 import json
+import zipfile
 
 import pytest
 from nacl.signing import SigningKey
@@ -195,6 +196,20 @@ def test_more_kinds_that_run_code_are_risky_to_open(name: str) -> None:
     assert is_risky_to_open(name)
 
 
+def zip_of(first: str, extra: bytes = b"") -> bytes:
+    """A zip whose first entry is ``first`` with the local extra field ``extra``."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        entry = zipfile.ZipInfo(first)
+        entry.extra = extra
+        archive.writestr(entry, b"")
+        archive.writestr("META-INF/x.MF", b"Manifest-Version: 1.0\nMain-Class: A\n")
+    return out.getvalue()
+
+
+# What the jar tool writes: a first entry META-INF/ marked by the 0xCAFE extra field, which
+# file(1) takes for application/java-archive (a JRE's desktop entry runs it: java -jar).
+JAR = zip_of("META-INF/", b"\xfe\xca\x00\x00")
 PE = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00" + b"\x00" * 48
 
 
@@ -215,6 +230,7 @@ PE = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00" + b"\x00" * 4
         (b"<svg xmlns='http://www.w3.org/2000/svg'><script/></svg>", "a web page"),
         (b"<?xml version='1.0'?><?xml-stylesheet href='x.xsl'?><r/>", "a web page"),
         ("<html><script>x()</script>".encode("utf-16"), "a web page"),
+        (JAR, "a Java program"),
     ],
 )
 def test_contents_that_run_code_are_recognised_whatever_the_name(data: bytes, what: str) -> None:
@@ -227,15 +243,41 @@ def test_contents_that_run_code_are_recognised_whatever_the_name(data: bytes, wh
 @pytest.mark.parametrize(
     "data",
     [
+        b"\n\n" + b"x" * 300 + b"<script>",
+        b" " * 300 + b"<html><script>alert(1)</script></html>",
+        b"notes " * 80 + b"\n<HTML>\n<script>alert(1)</script>",
+        b"notes " * 600 + b"<!DOCTYPE\n  html><p>",
+        b"notes " * 600 + b"<head>",
+        b"notes " * 600 + b"<title>x</title>",
+        b"notes " * 600 + b"<style>",
+        b"notes " * 600 + b"<table border=1>",
+        ("notes " * 300 + "<script>x()</script>").encode("utf-16"),
+    ],
+)
+def test_markup_file_1_finds_in_its_first_4096_bytes_is_a_web_page(data: bytes) -> None:
+    """file(1), which xdg-open falls back to for every name, searches the first 4096
+    bytes for these tags (after any white space or text): an ``agenda.txt`` whose
+    ``<html>`` comes after 300 bytes of padding is text/html to it, and so a browser's."""
+    found = active_content(data, "agenda.txt")
+    assert found is not None and found.startswith("a web page")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
         b"",
         b"%PDF-1.7\n<</Type /Catalog>>",
         PNG_MAGIC + b"\x00" * 20,
         JPEG_MAGIC + b"\x00" * 20,
         b"PK\x03\x04" + b"\x00" * 26,  # a zip, a docx
+        zip_of("META-INF/"),  # a zip with a manifest, no mark: application/zip to file(1)
+        zip_of("word/document.xml", b"UT\x05\x00\x01\x00\x00\x00\x00"),  # a docx
         b"plain notes: a <b> is bold, 1 < 2\n",
         b"Mz is not a program",
         b"# not a shebang\n",
-        b"\n\n" + b"x" * 300 + b"<script>",  # past the first 256 bytes, and not at the start
+        b"\n\n" + b"x" * 300 + b"<scripts>",  # not a tag file(1) takes for HTML
+        b"notes " * 700 + b"<html><script>x()</script>",  # past file(1)'s 4096 bytes
+        b"notes " * 60 + b"<headline> <htmlx <body> <svg>",  # file(1) looks for fewer tags
     ],
 )
 def test_ordinary_contents_are_not_taken_for_programs(data: bytes) -> None:
@@ -525,3 +567,25 @@ def test_section_17_of_the_protocol_states_the_code_s_limits() -> None:
         assert ext in a.RISKY_EXTENSIONS
     for raw, safe in (("../../etc/passwd", "_.._etc_passwd"), (".bashrc", "bashrc")):
         assert f"`{raw}` → `{safe}`" in section and a.safe_file_name(raw) == safe
+
+
+@pytest.mark.parametrize("name", ["agenda.zzz", "minutes.2026-12", "notes.draft", "report.final"])
+@pytest.mark.parametrize(
+    "data", [b"<h1>Agenda</h1><img src=x onerror=alert(1)>", b"<!-- c --><a href=x>y</a>"]
+)
+def test_a_name_with_an_extension_no_desktop_knows_is_judged_by_its_first_tag(
+    name: str, data: bytes
+) -> None:
+    """GIO judges a name whose extension it does not know by its content, as it does one
+    without: an ``agenda.zzz`` that begins with ``<h1>`` or ``<!--`` is text/html to it,
+    and goes to a browser. Only an extension a desktop opens by its own kind (``.md``,
+    ``.txt``, a picture, a document) keeps such a start from counting."""
+    found = active_content(data, name)
+    assert found is not None and found.startswith("a web page")
+
+
+@pytest.mark.parametrize(
+    "name", ["README.md", "notes.txt", "page.rst", "data.csv", "app.py", "Report.DOCX", "x.pdf"]
+)
+def test_a_known_extension_opens_by_its_kind_whatever_its_first_tag(name: str) -> None:
+    assert active_content(b"<h1>Title</h1> and <!-- a note -->", name) is None

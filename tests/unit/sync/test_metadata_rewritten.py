@@ -12,6 +12,7 @@ Real folder, real engine and real SQLite index across two sessions (a restart)."
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,8 @@ from nacl.signing import SigningKey
 
 from bucket_chat_desktop.index import Index, index_path_for
 from bucket_chat_desktop.protocol.findings import Kind, Severity
-from bucket_chat_desktop.protocol.metadata import build_metadata
+from bucket_chat_desktop.protocol.metadata import MAX_METADATA_BYTES, build_metadata
+from bucket_chat_desktop.protocol.signing import public_key_text, sign_mapping
 from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync.engine import RoomView, SyncConfig
 from bucket_chat_desktop.sync.session import engine_session
@@ -165,3 +167,42 @@ def test_a_room_first_read_without_metadata_takes_the_first_that_appears(
     view = open_view(store, data)
     assert view.metadata is not None and view.metadata.name == "Design review"
     assert changed(view) == []
+
+
+def test_first_metadata_whose_kept_form_is_larger_than_the_file_still_guards(
+    store: Path, tmp_path: Path
+) -> None:
+    """The kept form is canonical JSON, which escapes every non-ASCII character (``é`` is
+    two bytes in the file, six kept): metadata of 40 KB written in raw UTF-8 (any
+    indentation and raw UTF-8 are fine, section 10) was kept as 120 KB, which the 64 KB
+    limit on *reading storage* then refused, so the kept one was dropped and any
+    rewrite that followed was taken silently, for good."""
+    data = tmp_path / "data"
+    body = {
+        "room_id": ROOM,
+        "name": "Design review",
+        "created_at": CREATED,
+        "version": "1.0",
+        "protocol": "bucket-chat-v1",
+        "creator_id": ALICE,
+        "creator_key": public_key_text(key(1)),
+        "topic": "é" * 20_000,  # a field of the creator's client, kept but not checked
+    }
+    raw = json.dumps(sign_mapping(body, key(1)), ensure_ascii=False).encode("utf-8")
+    assert MAX_METADATA_BYTES // 2 < len(raw) <= MAX_METADATA_BYTES
+    metadata_file(store).write_bytes(raw)
+    first = open_view(store, data)
+    assert first.metadata is not None and first.metadata.signed and changed(first) == []
+    metadata_file(store).write_bytes(
+        build_metadata(
+            room_id=ROOM,
+            name="Payroll: send your bank details to mallory",
+            created_at="2020-01-01T00:00:00.000Z",
+            creator_id=MALLORY,
+            signing_key=key(9),
+        )
+    )
+    again = open_view(store, data)
+    assert again.metadata is not None and again.metadata.name == "Design review"
+    [message] = changed(again)
+    assert "Payroll" in message

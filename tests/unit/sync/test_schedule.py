@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from bucket_chat_desktop.settings import Settings
 from bucket_chat_desktop.sync.engine import SyncConfig
 from bucket_chat_desktop.sync.schedule import (
@@ -135,3 +137,16 @@ def test_a_change_feed_that_answers_early_with_nothing_new_is_paced_by_its_reque
         assert rest == 2 * FEED_FRONT_PACE - 0.1
     junk_per_hour = 2 * 3600 / (2 * cycle)  # every rest preceded by a receive and a delete
     assert junk_per_hour == 3600 / cycle  # what an honest idle queue costs: about 103
+
+
+def test_a_wait_that_named_a_new_attachment_rests_as_an_honest_one() -> None:
+    """An attachment (or a room's metadata) is written just before the segment that needs
+    it: its notification alone makes a long poll answer early with nothing to read. The
+    rest after it is ``feed_rest``, not the stretched one of junk (two whole cycles), so
+    the message behind it waits no longer than any other behind other windows."""
+    back = {"quiet_for": 3600.0, "window_focused": False}
+    assert feed_rest(NORMAL, **back, named=True, spent=2, elapsed=0.1) == NORMAL.feed_rest
+    assert feed_rest(NORMAL, **back, spent=2, elapsed=0.1) > NORMAL.feed_rest  # junk
+    # In front the pace is the same either way: a second at most.
+    front = {"quiet_for": 0.0, "window_focused": True}
+    assert feed_rest(NORMAL, **front, named=True, spent=2, elapsed=0.1) == pytest.approx(0.9)
