@@ -109,7 +109,15 @@ class Poller:
         self.feed_last_rest = 0.0  # seconds the last rest was to last (tests, benchmarks)
         self._feed_found = False  # the last wait brought something new to read
         self._feed_named = False  # it named a new attachment or metadata (``_follow``)
-        self._feed_cycle = (0.0, 0)  # when the last wait began, and the feed's requests then
+        self._feed_empty = False  # it brought nothing at all (a whole long poll, quiet)
+        # Whether a wait that named one may go without a rest (``schedule.feed_rest``):
+        # once, until something new is read or a long poll comes back empty. Else anyone
+        # who may send to the queue could name made-up attachments to keep it busy.
+        self._feed_grace = True
+        # Since when the feed's requests are counted for the next rest, and the count then
+        # (``_rest``): from the start of the last wait, or of the one before it when that
+        # one named an attachment and went without a rest.
+        self._feed_cycle: tuple[float, int] | None = None
         self.feed_ignored = 0  # messages or records of the feed that were ignored
         self._feed_retry_at = 0.0
         self._feed_backoff = engine.config.feed_retry
@@ -455,20 +463,29 @@ class Poller:
     async def _rest(self, feed: ChangeFeed) -> None:
         """After a wait on the change feed: rest as ``schedule.feed_rest`` says (behind
         other windows and quiet; after an early answer with nothing new, paced by the
-        requests that wait cost, counted from ``_listen``'s start, after the feed's
-        check). A wake (the window coming to the front, a send, a room opened) ends the
-        rest at once."""
-        began, requests = self._feed_cycle
+        requests that wait cost, and those of a wait before it that named an attachment
+        and went without a rest; counted after the feed's check). A wake (the window
+        coming to the front, a send, a room opened) ends the rest at once."""
+        began, requests = self._feed_cycle or (time.monotonic(), feed.requests)
+        named = self._feed_named and self._feed_grace
         rest = feed_rest(
             self._engine.config,
             quiet_for=time.monotonic() - self._activity_at,
             window_focused=self._engine.window_focused,
             found=self._feed_found,
-            named=self._feed_named,
+            named=named,
             spent=feed.requests - requests,
             elapsed=time.monotonic() - began,
         )
         self.feed_last_rest = rest
+        if self._feed_found or self._feed_empty:
+            self._feed_grace = True
+        elif self._feed_named:
+            self._feed_grace = False
+        if not (named and rest <= 0.0):
+            # Counted afresh from the next wait; but a wait let go without a rest because
+            # it named an attachment is paid for by the next rest (``schedule.feed_rest``).
+            self._feed_cycle = None
         if rest <= 0.0:
             return
         self.feed_rests += 1
@@ -492,7 +509,8 @@ class Poller:
                 self._feed_checked_at = None  # catch up on what came before
                 self._set_feed(True, f"waiting on the bucket's notifications in {checked}")
             now = time.monotonic()
-            self._feed_cycle = (now, feed.requests)  # what this wait costs (``_rest``)
+            if self._feed_cycle is None:  # what the waits until the next rest cost
+                self._feed_cycle = (now, feed.requests)
             self._feed_named = False
             last = self._feed_checked_at
             markers = last is None or now - last >= self._engine.config.feed_check
@@ -507,6 +525,7 @@ class Poller:
                 self.polls += 1
             self._poll_wake.clear()  # what a wake would poll for, the feed tells
             batch = await feed.wait(self._engine.config.feed_wait)
+            self._feed_empty = batch.empty
             self.feed_rounds += 1
             if batch.ignored_count:
                 self.feed_ignored += batch.ignored_count

@@ -81,10 +81,14 @@ def feed_rest(
     """Seconds to rest after a wait on a change feed (an SQS queue's long poll).
 
     ``found``: the wait brought something new to read; ``named``: it named an object of a
-    room new to this device that is no segment (an attachment, room metadata: what another
-    device writes just before the segment that needs it); ``spent``: the requests made to
-    the feed since the last rest ended (its long poll, the deletion of what it brought);
-    ``elapsed``: seconds since then (None: one whole ``feed_wait``).
+    room that is no segment (an attachment, room metadata: what another device writes
+    just before the segment that needs it), and is the first such wait since something
+    new was read or a long poll came back empty (the poller's ``_feed_grace``: a forger
+    who names made-up attachments gets no more); ``spent``: the requests made to
+    the feed by the wait (its long poll, the deletion of what it brought), and by one
+    before it that ``named`` an attachment and went without a rest: that one is paid for
+    by the next rest; ``elapsed``: seconds since the first of them began (None: one
+    whole ``feed_wait``).
 
     - After a wait that brought something new: none; the feed is waited on again at once.
     - In front, or within ``active_window`` of activity: none after an honest wait that
@@ -97,10 +101,8 @@ def feed_rest(
       break costs 3,600 / 20 = 180; with the rest about 103). After an early answer
       with nothing new, the rest stretches so that the cycle costs no more per request
       than an honest one: ``spent`` x (``feed_wait`` + ``feed_rest``) from when the
-      last rest ended, at most ``FEED_REST_MAX_CYCLES`` cycles. Not after a wait that
-      ``named`` a new attachment or metadata: that rest is ``feed_rest``, so that the
-      message behind it waits no longer than any other (a forger who names made-up ones
-      gets the pace of an honest wait answered early, not a tight loop).
+      last rest ended, at most ``FEED_REST_MAX_CYCLES`` cycles. None after a wait that
+      ``named`` an attachment or metadata: the message that needs it comes next.
 
     A message that arrives during a rest waits for its end, or for a wake (the window
     coming to the front, a send, a room opened), which ends it."""
@@ -112,7 +114,7 @@ def feed_rest(
     if window_focused or quiet_for < times.active_window:
         return max(0.0, spent * FEED_FRONT_PACE - elapsed)
     if named:
-        return max(times.feed_rest, 0.0)
+        return 0.0
     cycle = max(times.feed_wait + times.feed_rest, 0.0)
     stretched = min(spent, FEED_REST_MAX_CYCLES) * cycle - elapsed
     return max(times.feed_rest, stretched, 0.0)

@@ -139,14 +139,21 @@ def test_a_change_feed_that_answers_early_with_nothing_new_is_paced_by_its_reque
     assert junk_per_hour == 3600 / cycle  # what an honest idle queue costs: about 103
 
 
-def test_a_wait_that_named_a_new_attachment_rests_as_an_honest_one() -> None:
+def test_a_wait_that_named_an_attachment_is_not_followed_by_a_rest() -> None:
     """An attachment (or a room's metadata) is written just before the segment that needs
-    it: its notification alone makes a long poll answer early with nothing to read. The
-    rest after it is ``feed_rest``, not the stretched one of junk (two whole cycles), so
-    the message behind it waits no longer than any other behind other windows."""
+    it: its notification alone makes a long poll answer early with nothing to read. Taken
+    for junk, the rest after it stretched to two whole cycles (70 s), and the message
+    behind it waited that long behind other windows. Such a wait now rests not at all:
+    the message comes next (the poller passes ``named`` only for the first such wait
+    since something new was read or a long poll came back empty)."""
     back = {"quiet_for": 3600.0, "window_focused": False}
-    assert feed_rest(NORMAL, **back, named=True, spent=2, elapsed=0.1) == NORMAL.feed_rest
+    assert feed_rest(NORMAL, **back, named=True, spent=2, elapsed=0.1) == 0.0
     assert feed_rest(NORMAL, **back, spent=2, elapsed=0.1) > NORMAL.feed_rest  # junk
+    # The wait let go without a rest is paid for by the next rest: a made-up attachment
+    # named after each empty long poll costs three requests per three honest cycles.
+    cycle = NORMAL.feed_wait + NORMAL.feed_rest
+    after = feed_rest(NORMAL, **back, spent=3, elapsed=NORMAL.feed_wait + 0.1)
+    assert (NORMAL.feed_wait + 0.1 + after) / 3 == pytest.approx(cycle)
     # In front the pace is the same either way: a second at most.
     front = {"quiet_for": 0.0, "window_focused": True}
     assert feed_rest(NORMAL, **front, named=True, spent=2, elapsed=0.1) == pytest.approx(0.9)
