@@ -295,6 +295,40 @@ async def test_made_up_attachments_get_one_wait_without_a_rest_then_the_pace_of_
         await c.close()
 
 
+async def test_two_made_up_attachments_in_a_row_are_both_paid_for(
+    stores_for: StoresMaker, tmp_path: Path
+) -> None:
+    """rt27: a made-up attachment lets a wait go without a rest; a second one, named during
+    the next long poll, makes the rest after it count both waits (a receive and a delete
+    each: four requests). That rest stopped at three cycles, so the fourth request went
+    unpaid: with an empty long poll after each pair, the queue cost about 129 requests an
+    hour behind other windows instead of 103, for as long as the forger kept at it."""
+    config = replace(QUEUE_ONLY, feed_wait=5.0, feed_rest=2.0)  # a cycle: 7 s
+    cycle = config.feed_wait + config.feed_rest
+    stores = stores_for("s3")
+    c = await chat(stores, tmp_path, config)
+    try:
+        await until(lambda: c.follower.feed_resting and c.follower.feed_last_rest == 2.0)
+        sqs = c.sqs()
+        prefix = stores.location.prefix
+
+        def forge(n: int) -> None:
+            key = f"{prefix}/{blob_path(ROOM, hashlib.sha256(bytes([n])).hexdigest())}"
+            record = {"Records": [notification(stores.bucket, key)]}
+            sqs.send_message(QueueUrl=c.queue_url, MessageBody=json.dumps(record))
+
+        forge(1)  # lands in the rest: the next wait brings it at once, without a rest
+        await until(lambda: c.follower.feed_last_rest == 0.0)
+        forge(2)  # during the long poll after it
+        await until(lambda: c.follower.feed_last_rest > config.feed_rest)
+        # Four requests since the first of the two waits began, a second or so ago: the
+        # rest lasts until four cycles have passed (three stopped it at 21 s minus that).
+        assert c.follower.feed_last_rest > 3 * cycle
+        assert c.follower.feed_ignored == 0 and not c.follower.window_focused
+    finally:
+        await c.close()
+
+
 async def test_a_wait_let_go_without_a_rest_is_paid_for_by_the_next_rest(
     stores_for: StoresMaker, tmp_path: Path
 ) -> None:
