@@ -157,3 +157,20 @@ def test_a_wait_that_named_an_attachment_is_not_followed_by_a_rest() -> None:
     # In front the pace is the same either way: a second at most.
     front = {"quiet_for": 0.0, "window_focused": True}
     assert feed_rest(NORMAL, **front, named=True, spent=2, elapsed=0.1) == pytest.approx(0.9)
+
+
+def test_a_wait_let_go_without_a_rest_and_a_junk_wait_after_it_are_both_paid_for() -> None:
+    """rt27: a forger names a made-up attachment (that wait goes without a rest), then
+    another during the next long poll: the rest after the second counts both waits'
+    requests, a receive and a delete each (four). Capped at three cycles, the fourth went
+    unpaid; with an empty long poll after each such pair (which gives the grace back),
+    the queue cost five requests per 140 s behind other windows (about 129 an hour, not
+    103), as long as the forger kept at it."""
+    back = {"quiet_for": 3600.0, "window_focused": False}
+    cycle = NORMAL.feed_wait + NORMAL.feed_rest
+    rest = feed_rest(NORMAL, **back, spent=4, elapsed=0.2)
+    assert (0.2 + rest) / 4 >= cycle - 1e-9
+    # The empty long poll after it (one request, its whole wait) rests as usual: together
+    # five requests, no more than five honest cycles.
+    empty = feed_rest(NORMAL, **back, spent=1, elapsed=NORMAL.feed_wait)
+    assert (0.2 + rest + NORMAL.feed_wait + empty) / 5 >= cycle - 1e-9
