@@ -46,7 +46,7 @@ from ..storage.feed import ChangeFeed
 from ..storage.local import LocalStorage
 from .backfill import UNKNOWN_SIZE
 from .events import ChangeFeedStatus, RoomDiscovered
-from .schedule import feed_rest, poll_delay, safety_period
+from .schedule import FEED_NAMED_GRACES, feed_rest, poll_delay, safety_period
 from .stopping import stop_tasks
 
 if TYPE_CHECKING:
@@ -110,10 +110,10 @@ class Poller:
         self._feed_found = False  # the last wait brought something new to read
         self._feed_named = False  # it named a new attachment or metadata (``_follow``)
         self._feed_empty = False  # it brought nothing at all (a whole long poll, quiet)
-        # Whether a wait that named one may go without a rest (``schedule.feed_rest``):
-        # once, until something new is read or a long poll comes back empty. Else anyone
-        # who may send to the queue could name made-up attachments to keep it busy.
-        self._feed_grace = True
+        # How many more waits that named one may go without a rest (``schedule.feed_rest``)
+        # until something new is read or a long poll comes back empty. Else anyone who
+        # may send to the queue could name made-up attachments to keep it busy.
+        self._feed_graces = FEED_NAMED_GRACES
         # Since when the feed's requests are counted for the next rest, and the count then
         # (``_rest``): from the start of the last wait, or of the one before it when that
         # one named an attachment and went without a rest.
@@ -467,7 +467,7 @@ class Poller:
         and went without a rest; counted after the feed's check). A wake (the window
         coming to the front, a send, a room opened) ends the rest at once."""
         began, requests = self._feed_cycle or (time.monotonic(), feed.requests)
-        named = self._feed_named and self._feed_grace
+        named = self._feed_named and self._feed_graces > 0
         rest = feed_rest(
             self._engine.config,
             quiet_for=time.monotonic() - self._activity_at,
@@ -479,9 +479,9 @@ class Poller:
         )
         self.feed_last_rest = rest
         if self._feed_found or self._feed_empty:
-            self._feed_grace = True
+            self._feed_graces = FEED_NAMED_GRACES
         elif self._feed_named:
-            self._feed_grace = False
+            self._feed_graces = max(0, self._feed_graces - 1)
         if not (named and rest <= 0.0):
             # Counted afresh from the next wait; but a wait let go without a rest because
             # it named an attachment is paid for by the next rest (``schedule.feed_rest``).

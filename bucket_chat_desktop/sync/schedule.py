@@ -66,10 +66,14 @@ FEED_FRONT_PACE = 0.5
 wait that came back early with nothing new: the bound on what queue junk costs there."""
 FEED_REST_MAX_CYCLES = 4
 """The longest rest behind other windows, in honest idle cycles (``feed_wait + feed_rest``):
-what one rest pays for is at most two waits (one that ``named`` an attachment and went
-without a rest, and the one after it), a receive and a delete each. Three left the fourth
-request unpaid: a forger naming two made-up attachments in a row, then letting a long
-poll come back empty, kept the queue at about 129 requests an hour instead of 103."""
+140 s by default, the longest a real message noticed there can wait while junk comes."""
+FEED_NAMED_GRACES = 2
+"""Waits in a row that named an attachment (or metadata) and go without a rest, until
+something new is read or a long poll comes back empty: two files sent together (each
+uploaded before its message) hold up no message. Their requests are paid for by the next
+rest, up to ``FEED_REST_MAX_CYCLES``: a forger who names two made-up attachments, then
+lets a long poll come back empty, again and again, costs at most five requests per four
+cycles (about 129 an hour instead of 103); one who keeps naming gets the pace of junk."""
 
 
 def feed_rest(
@@ -86,13 +90,13 @@ def feed_rest(
 
     ``found``: the wait brought something new to read; ``named``: it named an object of a
     room that is no segment (an attachment, room metadata: what another device writes
-    just before the segment that needs it), and is the first such wait since something
-    new was read or a long poll came back empty (the poller's ``_feed_grace``: a forger
-    who names made-up attachments gets no more); ``spent``: the requests made to
-    the feed by the wait (its long poll, the deletion of what it brought), and by one
-    before it that ``named`` an attachment and went without a rest: that one is paid for
-    by the next rest; ``elapsed``: seconds since the first of them began (None: one
-    whole ``feed_wait``).
+    just before the segment that needs it), and is one of the first ``FEED_NAMED_GRACES``
+    such waits since something new was read or a long poll came back empty (the poller
+    counts them: a forger who names made-up attachments gets no more); ``spent``: the
+    requests made to the feed by the wait (its long poll, the deletion of what it
+    brought), and by those before it that ``named`` an attachment and went without a
+    rest: they are paid for by the next rest; ``elapsed``: seconds since the first of
+    them began (None: one whole ``feed_wait``).
 
     - After a wait that brought something new: none; the feed is waited on again at once.
     - In front, or within ``active_window`` of activity: none after an honest wait that
