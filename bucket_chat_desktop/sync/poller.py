@@ -29,7 +29,7 @@ import logging
 import os
 import time
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..index import Index
 from ..protocol.activity import activity_folder, parse_marker
@@ -66,6 +66,14 @@ NOTED_DAYS = 4  # older days with a segment noted gone or changed that a refresh
 # Rooms whose safety listing runs at once: a window coming to the front after hours makes
 # every room's due together, and one of them that hangs holds one place only.
 SAFETY_AT_ONCE = 8
+
+
+class _Waited(NamedTuple):
+    """What one wait on the change feed brought (``_listen``), for the rest after it."""
+
+    found: bool  # segments new here were read
+    named: bool  # a name not seen before was another object of a room (``_follow``)
+    empty: bool  # nothing at all: the whole long poll, quiet
 
 
 class Poller:
@@ -107,9 +115,6 @@ class Poller:
         self.feed_rests = 0  # rests between them (``_rest``: tests, benchmarks)
         self.feed_resting = False
         self.feed_last_rest = 0.0  # seconds the last rest was to last (tests, benchmarks)
-        self._feed_found = False  # the last wait brought something new to read
-        self._feed_named = False  # it named a new attachment or metadata (``_follow``)
-        self._feed_empty = False  # it brought nothing at all (a whole long poll, quiet)
         # How many more waits that named one may go without a rest (``schedule.feed_rest``)
         # until something new is read or a long poll comes back empty. Else anyone who
         # may send to the queue could name made-up attachments to keep it busy.
@@ -184,8 +189,9 @@ class Poller:
             due = feed is not None and time.monotonic() >= self._feed_retry_at
             if feed is not None and due:
                 try:
-                    if await self._listen(feed):
-                        await self._rest(feed)
+                    waited = await self._listen(feed)
+                    if waited is not None:
+                        await self._rest(feed, waited)
                         continue
                 except Exception:
                     log.exception("change feed: waiting on %s failed", feed.describe())
@@ -460,27 +466,27 @@ class Poller:
         self._saved[date] = safe
         await self._engine._serially(self._engine.index.set_cursor, f"activity:{date}", safe)
 
-    async def _rest(self, feed: ChangeFeed) -> None:
+    async def _rest(self, feed: ChangeFeed, waited: _Waited) -> None:
         """After a wait on the change feed: rest as ``schedule.feed_rest`` says (behind
         other windows and quiet; after an early answer with nothing new, paced by the
         requests that wait cost, and those of a wait before it that named an attachment
         and went without a rest; counted after the feed's check). A wake (the window
         coming to the front, a send, a room opened) ends the rest at once."""
         began, requests = self._feed_cycle or (time.monotonic(), feed.requests)
-        named = self._feed_named and self._feed_graces > 0
+        named = waited.named and self._feed_graces > 0
         rest = feed_rest(
             self._engine.config,
             quiet_for=time.monotonic() - self._activity_at,
             window_focused=self._engine.window_focused,
-            found=self._feed_found,
+            found=waited.found,
             named=named,
             spent=feed.requests - requests,
             elapsed=time.monotonic() - began,
         )
         self.feed_last_rest = rest
-        if self._feed_found or self._feed_empty:
+        if waited.found or waited.empty:
             self._feed_graces = FEED_NAMED_GRACES
-        elif self._feed_named:
+        elif waited.named:
             self._feed_graces = max(0, self._feed_graces - 1)
         if not (named and rest <= 0.0):
             # Counted afresh from the next wait; but a wait let go without a rest because
@@ -496,12 +502,12 @@ class Poller:
         finally:
             self.feed_resting = False
 
-    async def _listen(self, feed: ChangeFeed) -> bool:
+    async def _listen(self, feed: ChangeFeed) -> _Waited | None:
         """One wait on the change feed, and reading what it names. The activity markers
         are still listed when the feed starts (what came before) and every
         ``feed_check`` seconds (notifications that never came: a queue that another
         device empties, a notification set-up removed), and due safety listings run.
-        False when the feed failed: the poller then polls the bucket, and tries the feed
+        None when the feed failed: the poller then polls the bucket, and tries the feed
         again after a backoff."""
         try:
             if not self.feed_active:
@@ -511,7 +517,6 @@ class Poller:
             now = time.monotonic()
             if self._feed_cycle is None:  # what the waits until the next rest cost
                 self._feed_cycle = (now, feed.requests)
-            self._feed_named = False
             last = self._feed_checked_at
             markers = last is None or now - last >= self._engine.config.feed_check
             if markers:
@@ -525,7 +530,6 @@ class Poller:
                 self.polls += 1
             self._poll_wake.clear()  # what a wake would poll for, the feed tells
             batch = await feed.wait(self._engine.config.feed_wait)
-            self._feed_empty = batch.empty
             self.feed_rounds += 1
             if batch.ignored_count:
                 self.feed_ignored += batch.ignored_count
@@ -543,7 +547,8 @@ class Poller:
                     self._junk_told_at = time.monotonic()
             if batch.connected:
                 log.info("%s: the bucket's test notification arrived", feed.describe())
-            found += await self._follow(batch.paths, self._engine.config.round_wait)
+            followed, named = await self._follow(batch.paths, self._engine.config.round_wait)
+            found += followed
             await feed.ack(batch)  # after reading: a crash before it reads them again
         except StorageError as exc:
             retry = self._feed_backoff
@@ -556,12 +561,11 @@ class Poller:
                 f"{exc}; polling the bucket instead (the queue is tried again in {retry:g} s)",
             )
             await feed.close()  # a fresh connection next time
-            return False
+            return None
         self._feed_backoff = self._engine.config.feed_retry
-        self._feed_found = found > 0
         if found:
             self._activity_at = time.monotonic()
-        return True
+        return _Waited(found=found > 0, named=named, empty=batch.empty)
 
     def _set_feed(self, active: bool, message: str) -> None:
         """Note the feed's state; a change of state (not each retry) is reported."""
@@ -575,11 +579,13 @@ class Poller:
             self._feed_told = active
             self._engine._emit(ChangeFeedStatus(active, message))
 
-    async def _follow(self, paths: Sequence[str], wait: float | None = None) -> int:
+    async def _follow(self, paths: Sequence[str], wait: float | None = None) -> tuple[int, bool]:
         """Have the segments that change notifications name read by their rooms' hint
         readers (only hints: each is read and verified like a listed one; a name that is
         no segment, or of a room not open here, is not read), waiting for them at most
-        ``wait`` seconds. At most ``MAX_HINTS``; more make the markers be listed."""
+        ``wait`` seconds. At most ``MAX_HINTS``; more make the markers be listed. Returns
+        the segments read, and whether a name not seen before was another object of a
+        room (an attachment, metadata: the segment that needs it comes next)."""
         if len(paths) > MAX_HINTS:
             log.warning(
                 "%d objects named in one wait on the change feed: reading %d, the rest "
@@ -589,6 +595,7 @@ class Poller:
             )
             self._feed_checked_at = None
         readers: dict[asyncio.Task[int], None] = {}
+        named = False
         for path in paths[:MAX_HINTS]:
             # Named again (SQS delivers at least once; a forger repeats itself): read
             # once. What could not be read then is the room's listings' job.
@@ -603,7 +610,7 @@ class Poller:
             if name is None:
                 # Another object of the storage (room metadata, an attachment, a probe):
                 # of a room, the segment that needs it comes next (``schedule.feed_rest``).
-                self._feed_named = self._feed_named or segment.startswith("rooms/")
+                named = named or segment.startswith("rooms/")
                 continue
             if name.room_id not in self._engine._known_rooms:
                 self._engine._known_rooms.add(name.room_id)
@@ -612,7 +619,7 @@ class Poller:
             if reader is not None:
                 readers[reader] = None
         found, _ = await self._wait_for(readers, wait)  # a hint's reader fails no round
-        return found
+        return found, named
 
     async def _read_again(self, room: RoomState) -> None:
         """Read a room with something unread all over again: the room's pass through its
