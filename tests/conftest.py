@@ -11,6 +11,7 @@ pytest 9.2 its grouping silently does nothing, and a locking test ran beside the
 from __future__ import annotations
 
 import fcntl
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -31,3 +32,65 @@ def _one_secret_service_user(
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+# -- the order the workers run tests in (scheduling only: no test depends on it) --------------
+
+# The slowest tests (tens of seconds each, measured with ``--durations``), by node id
+# without parameters. pytest-xdist's ``worksteal`` hands each worker a contiguous quarter
+# of the collection and lets idle workers take the back half of a busy one's queue; a
+# slow test near the end of a quarter started late and ran on alone for a minute after
+# every other test had finished. Each of these goes to the head of a quarter instead
+# (the slowest first, each to the quarter with the least slow work so far), so they all
+# start in the first minutes and the run ends on short tests.
+SLOW_FIRST = (
+    "tests/fuzz/test_cli_fuzz.py::test_cli_on_hostile_rooms",
+    "tests/gui/test_relations_flow.py::test_two_users_reply_react_edit_and_delete_and_everyone_sees_the_same",
+    "tests/integration/test_hung_network.py::test_cli_with_a_frozen_storage_queues_reads_the_index_and_delivers_once_after",
+    "tests/integration/test_cli_relations_cloud.py::test_two_users_relate_on_s3",
+    "tests/e2e/test_relations_cli.py::test_two_users_relate_on_a_local_folder",
+    "tests/integration/test_change_feed.py::test_a_wait_let_go_without_a_rest_is_paid_for_by_the_next_rest",
+    "tests/e2e/test_chat_flow.py::test_two_users_three_devices_exchange_1000_messages",
+    "tests/integration/test_change_feed.py::test_made_up_attachments_get_two_waits_without_a_rest_then_the_pace_of_junk",
+    "tests/fuzz/test_gui_fuzz.py::test_app_opens_hostile_rooms",
+    "tests/e2e/test_search_cli.py::test_search_finds_what_this_device_read",
+    "tests/e2e/test_relations_cli.py::test_forged_relations_are_reported_and_change_nothing",
+    "tests/integration/test_outbox_recovery.py::test_ten_writers_at_once_deliver_everything_once_with_intact_chains",
+    "tests/gui/test_hung_reads_gui.py::test_a_stalling_storage_holds_up_neither_the_app_nor_its_other_storage",
+    "tests/unit/sync/test_verifier.py::test_where_no_worker_can_start_the_caller_is_told_to_do_it_itself",
+    "tests/integration/test_hung_reads.py::test_a_listing_that_never_ends_is_refused_and_the_storage_works_after",
+    "tests/fuzz/test_protocol_fuzz.py::test_hostile_room_audits_without_raising_and_loses_nothing",
+    "tests/gui/test_hung_reads_gui.py::test_creating_or_joining_a_room_gives_up_on_a_storage_that_stops_answering",
+)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0") or 0)
+    if workers < 2:
+        return  # one process runs them all in turn: the order changes nothing
+    rank = {name: i for i, name in enumerate(SLOW_FIRST)}
+    slow = sorted(
+        (item for item in items if item.nodeid.split("[", 1)[0] in rank),
+        key=lambda item: rank[item.nodeid.split("[", 1)[0]],
+    )
+    if not slow:
+        return
+    chosen = {id(item) for item in slow}
+    rest = [item for item in items if id(item) not in chosen]
+    heads: list[list[pytest.Item]] = [[] for _ in range(workers)]
+    for i, item in enumerate(slow):  # round robin, slowest first
+        heads[i % workers].append(item)
+    # The quarters exactly as worksteal cuts them at the start (``check_schedule``: each
+    # idle worker in turn gets the pending count divided by the workers still to serve).
+    left = len(items)
+    ordered: list[pytest.Item] = []
+    for w in range(workers):
+        size = left // (workers - w)
+        left -= size
+        ordered.extend(heads[w])
+        take = max(0, size - len(heads[w])) if w < workers - 1 else len(rest)
+        ordered.extend(rest[:take])
+        rest = rest[take:]
+    assert len(ordered) == len(items)
+    items[:] = ordered
