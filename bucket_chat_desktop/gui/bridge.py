@@ -80,7 +80,7 @@ class EngineBridge(QObject):
         elif isinstance(event, StorageStatus):
             self.storage_status_changed.emit(storage_id, event.online, event.message)
         elif isinstance(event, ChangeFeedStatus):  # the status bar, when it changes
-            state = "" if event.active else "push notifications are off: "
+            state = "" if event.active or event.folder else "push notifications are off: "
             self.warning_raised.emit(storage_id, f"{state}{one_line(event.message, 300)}")
         elif isinstance(event, IntroductionOffered):
             keys = event.introducers

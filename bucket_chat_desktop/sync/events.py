@@ -105,10 +105,13 @@ class StorageStatus:
 class ChangeFeedStatus:
     """The storage's change feed (an SQS queue, ``storage/feed.py``) is waited on
     (``active``) or failed and the engine polls the bucket instead; ``message`` says
-    which queue, or what went wrong and when it is tried again."""
+    which queue, or what went wrong and when it is tried again. ``folder``: it is about a
+    local folder's watch instead (``Poller.start_watch``), which could not be started:
+    the folder is polled."""
 
     active: bool
     message: str
+    folder: bool = False
 
 
 @dataclass(frozen=True, slots=True)

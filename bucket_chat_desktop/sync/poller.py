@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import time
@@ -104,6 +105,9 @@ class Poller:
         self._named: dict[str, dict[str, tuple[str, str]]] = {}
         self._saved: dict[str, str | None] = {}
         self._watch: Any = None
+        # Why a local folder is not watched (``start_watch``), or "" while it is: it is
+        # then polled like a bucket, on the same schedule.
+        self.watch_problem = ""
         self._direct: asyncio.Queue[str] = asyncio.Queue()
         # The storage's change feed, if it has one: while it answers the poller waits on
         # it and polls the bucket only every ``feed_check`` seconds.
@@ -146,7 +150,7 @@ class Poller:
         ``next_poll_in`` as it was, so that test alone let a send rest out ``feed_rest``."""
         self._activity_at = time.monotonic()
         if self.feed_resting or (
-            self._local is None  # a folder is watched: nothing to look at sooner
+            self._watch is None  # a folder is watched: nothing to look at sooner
             and not self._in_poll
             and self.next_poll_in > self._engine.config.active_interval
         ):
@@ -183,7 +187,6 @@ class Poller:
         out the next wait from how long it has been quiet. A failure that is no storage
         error (a client library meeting an answer it cannot parse, a bug) is logged and
         polling goes on: it ended this task, and nothing new arrived from then on."""
-        local = self._local is not None
         while not self._engine._closed:
             feed = self.feed
             due = feed is not None and time.monotonic() >= self._feed_retry_at
@@ -196,7 +199,9 @@ class Poller:
                 except Exception:
                     log.exception("change feed: waiting on %s failed", feed.describe())
                     self._feed_retry_at = time.monotonic() + self._feed_backoff
-            wait = self._engine.config.local_rescan if local else self.next_poll_in
+            # A watched folder says what is new itself: it is only rescanned now and then.
+            watched = self._watch is not None
+            wait = self._engine.config.local_rescan if watched else self.next_poll_in
             if feed is not None:  # not past the time the feed is tried again
                 wait = min(wait, max(0.0, self._feed_retry_at - time.monotonic()))
             with contextlib.suppress(TimeoutError):
@@ -779,10 +784,28 @@ class Poller:
             log.warning("%s is not a folder of this storage; not watching it", rooms)
             return
         observer = Observer()
-        observer.schedule(Handler(), str(root / "rooms"), recursive=True)
         observer.daemon = True
-        observer.start()
+        try:
+            observer.schedule(Handler(), str(root / "rooms"), recursive=True)
+            observer.start()
+        except OSError as exc:
+            # Linux allows a user 128 inotify instances by default (every program that
+            # watches files takes one) and a set number of watched folders; a full table
+            # made this raise out of the engine's start, and the storage did not open at
+            # all. Now the folder is polled like a bucket, and the person is told why.
+            with contextlib.suppress(Exception):
+                observer.stop()
+            config = self._engine.config
+            self.watch_problem = watch_problem(exc, config.focused_interval, config.idle_interval)
+            log.warning("%s is not watched for changes: %s", rooms, exc)
+            self._engine._emit(ChangeFeedStatus(False, self.watch_problem, folder=True))
+            return
         self._watch = observer
+
+    @property
+    def watching(self) -> bool:
+        """Whether a local folder is watched for changes (``start_watch``)."""
+        return self._watch is not None
 
     async def follow_folder(self) -> None:
         """The watched folder's task: have each segment file the watch names read by its
@@ -796,3 +819,24 @@ class Poller:
                 self._engine._known_rooms.add(name.room_id)
                 self._engine._emit(RoomDiscovered(name.room_id))
             self._hint(name.room_id, path)
+
+
+def watch_problem(exc: OSError, focused: float, idle: float) -> str:
+    """What the person is told when the folder cannot be watched (``start_watch``): why,
+    and how often it is polled instead (``schedule.poll_delay``'s longest waits)."""
+    if exc.errno == errno.EMFILE:
+        why = (
+            "the system's limit of programs watching files is reached "
+            "(on Linux: fs.inotify.max_user_instances)"
+        )
+    elif exc.errno == errno.ENOSPC:
+        why = (
+            "the system's limit of watched folders is reached "
+            "(on Linux: fs.inotify.max_user_watches)"
+        )
+    else:
+        why = terminal_safe(str(exc), limit=200)
+    return (
+        f"This folder is not watched for changes ({why}); it is checked at least every "
+        f"{focused:g} s while the window is in front, every {idle:g} s behind others"
+    )

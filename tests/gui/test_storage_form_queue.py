@@ -4,6 +4,7 @@ refused with what to fix, before anything is tested or saved."""
 
 from __future__ import annotations
 
+import errno
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from bucket_chat_desktop.gui.bridge import EngineBridge
 from bucket_chat_desktop.gui.storage.form import StorageForm
 from bucket_chat_desktop.storage.profiles import ProfileStore
 from bucket_chat_desktop.sync.events import ChangeFeedStatus
+from bucket_chat_desktop.sync.poller import watch_problem
 
 pytestmark = pytest.mark.usefixtures("qloop", "home")
 
@@ -50,3 +52,15 @@ def test_a_failing_queue_is_said_in_the_status_bar(qtbot: Any) -> None:
     assert said[0][0] == "work" and said[0][1].startswith("push notifications are off: ")
     assert "\n" not in said[0][1] and len(said[0][1]) < 400
     assert said[1] == ("work", "waiting on the bucket's notifications")
+
+
+def test_a_folder_that_is_not_watched_is_said_as_it_is(qtbot: Any) -> None:
+    """A local folder's watch that could not start (``Poller.start_watch``) is no push
+    notification: said in its own words, which name the limit and the polling."""
+    bridge = EngineBridge()
+    said: list[tuple[str, str]] = []
+    bridge.warning_raised.connect(lambda sid, text: said.append((sid, text)))
+    why = watch_problem(OSError(errno.EMFILE, "inotify instance limit reached"), 3, 45)
+    bridge.deliver("home", ChangeFeedStatus(False, why, folder=True))
+    assert said == [("home", why)]
+    assert said[0][1].startswith("This folder is not watched for changes")
