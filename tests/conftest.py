@@ -6,6 +6,10 @@ Keyring), and some tests lock it to see what a locked keyring does. Tests marked
 included), shared by every pytest-xdist worker of the run: they run one after another
 whatever the scheduler does. (pytest-xdist's ``xdist_group`` used to do this; with
 pytest 9.2 its grouping silently does nothing, and a locking test ran beside the others.)
+
+Child processes (``bucket-chat``, the app) import the package of this checkout: the
+virtualenv's scripts would otherwise import the one its editable install points at, which
+in another git worktree is a different checkout's code.
 """
 
 from __future__ import annotations
@@ -13,8 +17,14 @@ from __future__ import annotations
 import fcntl
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [str(ROOT), *(p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p)]
+)
 
 
 @pytest.fixture(autouse=True)

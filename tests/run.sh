@@ -58,7 +58,10 @@ fi
 
 export QT_QPA_PLATFORM=offscreen
 # Bytecode is cached (git-ignored __pycache__): every `bucket-chat` and app process the
-# tests start would otherwise compile the package again, about 0.3 s a start.
+# tests start would otherwise compile the package again, about 0.3 s a start. A caller's
+# PYTHONDONTWRITEBYTECODE would keep every changed module's cache stale for ever (each
+# process then compiles it again), so it is not passed on.
+unset PYTHONDONTWRITEBYTECODE
 
 echo "== ruff"
 .venv/bin/ruff check bucket_chat_desktop tests benchmarks resources installer

@@ -40,7 +40,13 @@ from bucket_chat_desktop.protocol.segment import decode_segment
 from bucket_chat_desktop.storage.base import ObjectInfo, Storage, StorageOfflineError
 from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.storage.url import StorageLocation
-from bucket_chat_desktop.sync.watched import NoAnswerError, WatchedStorage, answer_within
+from bucket_chat_desktop.sync.watched import (
+    DEADLINE_ENV,
+    DEADLINE_RANGE,
+    NoAnswerError,
+    WatchedStorage,
+    answer_within,
+)
 
 from . import _emulators as emu
 from .conftest import Emulators, Stores
@@ -133,6 +139,10 @@ def test_cli_with_a_frozen_storage_queues_reads_the_index_and_delivers_once_afte
         assert stranger(url, "setup-keys", "--user-id", "sam@example.com").returncode == 0
 
     bodies = ["before", "during 1", "during 2"] if full else ["before", "during 1"]
+    # While frozen every step ends by the deadline, whatever its length: the shortest one
+    # there is (an existing setting) shows the same and waits less. Thawed, the default.
+    for device in (alice, stranger):
+        device.env[DEADLINE_ENV] = f"{DEADLINE_RANGE[0]:g}"
     with frozen(emulators.get(stores.kind).process):
         for body in bodies[1:]:
             queued = alice(url, "send", "--room-id", ROOM, "--user-id", "alice@example.com",
@@ -169,6 +179,8 @@ def test_cli_with_a_frozen_storage_queues_reads_the_index_and_delivers_once_afte
             assert "has not answered since" in note and "this device's copy" in note, note
             assert "2 event(s) stay queued in the outbox" in note, note
 
+    for device in (alice, stranger):
+        del device.env[DEADLINE_ENV]
     # Thawed: the next sync delivers what the exited sends queued, exactly once.
     synced = alice(url, "sync", "--room-id", ROOM)
     assert synced.returncode == 0, synced.stderr
