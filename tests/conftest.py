@@ -28,6 +28,24 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 
 
 @pytest.fixture(autouse=True)
+def _cheap_new_key_files(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Key files created in this process take Argon2id's minimum cost, not the app's
+    interactive default (about 0.2-0.45 s of CPU each time a command unlocks the key: more
+    than half of an in-process CLI test's time, measured with cProfile). It is real
+    encryption with smaller, valid limits that the file states, as an older or a backup
+    file may; reading honours them as always. The key store's own tests keep the default
+    they check."""
+    if "keys" in request.node.path.parts:
+        return
+    from nacl.pwhash import argon2id
+
+    from bucket_chat_desktop.keys.store import EncryptedFileStore
+
+    cheap = {"opslimit": argon2id.OPSLIMIT_MIN, "memlimit": argon2id.MEMLIMIT_MIN}
+    monkeypatch.setattr(EncryptedFileStore.__init__, "__kwdefaults__", cheap)
+
+
+@pytest.fixture(autouse=True)
 def _one_secret_service_user(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[None]:
