@@ -823,20 +823,15 @@ class Poller:
 
 def watch_problem(exc: OSError, focused: float, idle: float) -> str:
     """What the person is told when the folder cannot be watched (``start_watch``): why,
-    and how often it is polled instead (``schedule.poll_delay``'s longest waits)."""
+    and how often it is polled instead (``schedule.poll_delay``'s longest waits). Short
+    enough for the status bar of a window 1,000 pixels wide."""
     if exc.errno == errno.EMFILE:
-        why = (
-            "the system's limit of programs watching files is reached "
-            "(on Linux: fs.inotify.max_user_instances)"
-        )
+        why = "the system's limit of file watchers is reached (fs.inotify.max_user_instances)"
     elif exc.errno == errno.ENOSPC:
-        why = (
-            "the system's limit of watched folders is reached "
-            "(on Linux: fs.inotify.max_user_watches)"
-        )
+        why = "the system's limit of watched folders is reached (fs.inotify.max_user_watches)"
     else:
-        why = terminal_safe(str(exc), limit=200)
+        why = terminal_safe(str(exc), limit=120)
     return (
-        f"This folder is not watched for changes ({why}); it is checked at least every "
-        f"{focused:g} s while the window is in front, every {idle:g} s behind others"
+        f"Not watching this folder: {why}. Checked every {focused:g} s, "
+        f"{idle:g} s in the background."
     )

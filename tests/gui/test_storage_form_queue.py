@@ -63,4 +63,4 @@ def test_a_folder_that_is_not_watched_is_said_as_it_is(qtbot: Any) -> None:
     why = watch_problem(OSError(errno.EMFILE, "inotify instance limit reached"), 3, 45)
     bridge.deliver("home", ChangeFeedStatus(False, why, folder=True))
     assert said == [("home", why)]
-    assert said[0][1].startswith("This folder is not watched for changes")
+    assert said[0][1].startswith("Not watching this folder: ")
