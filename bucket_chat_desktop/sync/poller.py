@@ -150,7 +150,7 @@ class Poller:
         ``next_poll_in`` as it was, so that test alone let a send rest out ``feed_rest``."""
         self._activity_at = time.monotonic()
         if self.feed_resting or (
-            self._watch is None  # a folder is watched: nothing to look at sooner
+            not self.watching  # a watched folder says what is new itself
             and not self._in_poll
             and self.next_poll_in > self._engine.config.active_interval
         ):
@@ -200,8 +200,7 @@ class Poller:
                     log.exception("change feed: waiting on %s failed", feed.describe())
                     self._feed_retry_at = time.monotonic() + self._feed_backoff
             # A watched folder says what is new itself: it is only rescanned now and then.
-            watched = self._watch is not None
-            wait = self._engine.config.local_rescan if watched else self.next_poll_in
+            wait = self._engine.config.local_rescan if self.watching else self.next_poll_in
             if feed is not None:  # not past the time the feed is tried again
                 wait = min(wait, max(0.0, self._feed_retry_at - time.monotonic()))
             with contextlib.suppress(TimeoutError):
