@@ -46,6 +46,10 @@ class EngineBridge(QObject):
     outbox_changed = Signal(str, object, str, str)  # room key, [Event], state, error
     storage_status_changed = Signal(str, bool, str)  # storage id, online, message
     warning_raised = Signal(str, str)  # storage id, message
+    # storage id, whether about a local folder's watch (else a bucket's queue), what was
+    # said ("" when news arrives as it should again): a folder polled because it could not
+    # be watched, a bucket polled because its notification queue failed
+    feed_changed = Signal(str, bool, str)
 
     def deliver(self, storage_id: str, event: EngineEvent) -> None:
         if isinstance(event, EventsAppended):
@@ -81,7 +85,9 @@ class EngineBridge(QObject):
             self.storage_status_changed.emit(storage_id, event.online, event.message)
         elif isinstance(event, ChangeFeedStatus):  # the status bar, when it changes
             state = "" if event.active or event.folder else "push notifications are off: "
-            self.warning_raised.emit(storage_id, f"{state}{one_line(event.message, 300)}")
+            said = f"{state}{one_line(event.message, 300)}"
+            self.warning_raised.emit(storage_id, said)
+            self.feed_changed.emit(storage_id, event.folder, "" if event.active else said)
         elif isinstance(event, IntroductionOffered):
             keys = event.introducers
             who = (

@@ -149,6 +149,8 @@ class Controller(QObject):
         self.current = ""
         self.window_active = True
         self._online: dict[str, tuple[bool, str]] = {}  # storage id -> (online, message)
+        # storage id -> (a folder?, what was said) while its news is polled (``feeds``)
+        self._feeds: dict[str, tuple[bool, str]] = {}
         # when this session started: what was written before it arrived unread
         # (``_line_for_the_away``)
         self._started_ms = int(time.time() * 1000)
@@ -166,6 +168,7 @@ class Controller(QObject):
         b.outbox_changed.connect(self._on_outbox_changed)
         b.storage_status_changed.connect(self._on_storage_status_changed)
         b.warning_raised.connect(self._on_warning)
+        b.feed_changed.connect(self._on_feed_changed)
         b.room_discovered.connect(lambda sid, rid: log.info("room %s appeared on %s", rid, sid))
         for ref in self.client.rooms():
             self.list_room(ref)
@@ -267,6 +270,13 @@ class Controller(QObject):
     def offline_storages(self) -> list[tuple[str, str]]:
         """(storage id, why) of each storage that last said it is offline or hung."""
         return [(sid, message) for sid, (ok, message) in self._online.items() if not ok]
+
+    def feeds(self) -> list[tuple[str, bool, str]]:
+        """(storage id, whether a folder, what was said) of each storage whose news does
+        not arrive the way it should and is polled instead: a local folder that could not
+        be watched (a full inotify table), a bucket whose notification queue failed. Kept
+        until that storage says otherwise, unlike the status bar's message (15 s)."""
+        return [(sid, folder, said) for sid, (folder, said) in self._feeds.items()]
 
     def _catch_up(self, room: RoomSession) -> None:
         """Apply the audit a room not shown was left behind on (see ``Behind``)."""
@@ -412,7 +422,8 @@ class Controller(QObject):
         for key in {*self.rooms.room_keys(), *self._rooms}:
             if key.startswith(prefix):
                 self.forget_room(key)
-        if self._online.pop(storage_id, None) is not None:
+        fed = self._feeds.pop(storage_id, None) is not None
+        if self._online.pop(storage_id, None) is not None or fed:
             self.storage_status.emit(storage_id, True, "")  # the line is drawn again
         self.tasks.start(self.client.detach(storage_id), f"Removing storage {name}")
 
@@ -896,6 +907,15 @@ class Controller(QObject):
     def _on_warning(self, storage_id: str, message: str) -> None:
         entry = self.settings.storage(storage_id)
         self.error.emit(entry.name if entry is not None else storage_id, message)
+
+    def _on_feed_changed(self, storage_id: str, folder: bool, said: str) -> None:
+        if self.settings.storage(storage_id) is None:
+            return  # a storage removed: nothing of it is kept
+        if said:
+            self._feeds[storage_id] = (folder, said)
+        elif self._feeds.pop(storage_id, None) is None:
+            return
+        self.storage_status.emit(storage_id, *self.storage_online(storage_id))
 
     def _on_storage_status_changed(self, storage_id: str, online: bool, message: str) -> None:
         if self.settings.storage(storage_id) is None:

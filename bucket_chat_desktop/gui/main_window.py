@@ -687,11 +687,24 @@ class MainWindow(QMainWindow):
                 problems.append(f"{name} {one_line(msg, 300)}")
             else:
                 problems.append(f"Offline — {name}: {one_line(msg, 300)}")
-        self.status.setText(
+        # Polled instead of watched or notified: news comes later than it should, for as
+        # long as it lasts (the status bar's message about it goes after 15 s).
+        polled, whole = [], []
+        for sid, folder, said in self.controller.feeds():
+            name = one_line(self.controller.storage_name(sid), 80)
+            how = "not watched" if folder else "push notifications off"
+            polled.append(f"{name} polled, {how}")
+            whole.append(f"{name}: {one_line(said, 300)}")
+        line = (
             "<span style='color:#d9822b'>" + "; ".join(html_escape(p) for p in problems) + "</span>"
             if problems
             else "<span style='color:#2e9d5b'>●</span> All storages reachable"
         )
+        if polled:
+            line += " · <span style='color:#d9822b'>" + html_escape("; ".join(polled)) + "</span>"
+        self.status.setText(line)
+        # rich text, escaped: Qt takes a tip that looks like markup as rich text
+        self.status.setToolTip("".join(f"<p>{html_escape(w)}</p>" for w in whole))
         key = self.controller.current
         if key and RoomRef.from_key(key).storage_id == storage_id:
             if online:
