@@ -7,13 +7,12 @@ the marker polling interval is an hour wherever the queue must do the work."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from urllib.parse import quote_plus
 
 import pytest
 from nacl.signing import SigningKey
+from waiting import until
 
 from bucket_chat_desktop.protocol.attachments import blob_path
 from bucket_chat_desktop.protocol.findings import Kind
@@ -61,13 +61,6 @@ FALLBACK = SyncConfig(
     feed_retry=0.5,
     feed_rest=0.0,
 )
-
-
-async def until(what: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + LIVENESS
-    while not what():
-        assert time.monotonic() < deadline, "gave up waiting"
-        await asyncio.sleep(0.01)
 
 
 @dataclass

@@ -6,12 +6,11 @@ interval is an hour here, so a follower that waited it would never see the messa
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from nacl.signing import SigningKey
+from waiting import until
 
 from bucket_chat_desktop.index import Index
 from bucket_chat_desktop.protocol.activity import marker_path
@@ -32,13 +31,6 @@ CONFIG = SyncConfig(
     active_window=0.5,
 )
 LIVENESS = 60.0  # seconds: only a bound on a hung test, far below the idle interval
-
-
-async def until(what: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + LIVENESS
-    while not what():
-        assert time.monotonic() < deadline, "gave up waiting"
-        await asyncio.sleep(0.01)
 
 
 def reading(engine: SyncEngine) -> bool:

@@ -12,12 +12,13 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 from nacl.signing import SigningKey
+from waiting import until
 
 from bucket_chat_desktop.index import Index
 from bucket_chat_desktop.protocol.audit import AuditResult, TrustState
@@ -63,14 +64,6 @@ class Recorder:
 
     def of(self, cls: type[T]) -> list[T]:
         return [e for e in self.events if isinstance(e, cls)]
-
-
-async def until(what: Callable[[], object], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not what():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s")
-        await asyncio.sleep(0.02)
 
 
 def create_room(store: Storage, room: str = ROOM) -> None:

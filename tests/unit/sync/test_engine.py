@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import pytest
 from nacl.signing import SigningKey
+from waiting import until
 
 from bucket_chat_desktop.index import Index, index_path_for
 from bucket_chat_desktop.protocol.activity import parse_marker
@@ -86,14 +87,6 @@ class Recorder:
 
     def of(self, cls: type[T]) -> list[T]:
         return [e for e in self.events if isinstance(e, cls)]
-
-
-async def until(what: Callable[[], object], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not what():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 class CountingStorage(LocalStorage):

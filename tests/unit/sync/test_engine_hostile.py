@@ -8,12 +8,12 @@ import asyncio
 import os
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from nacl.signing import SigningKey
+from waiting import until
 
 from bucket_chat_desktop.index import Index
 from bucket_chat_desktop.protocol.activity import marker_path
@@ -67,14 +67,6 @@ class NoMarkers(LocalStorage):
 
     async def list_after(self, prefix: str, after: str | None) -> list[ObjectInfo]:
         return []
-
-
-async def until(what: Callable[[], object], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not what():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 def bodies(events: list[EngineEvent]) -> list[str | None]:

@@ -9,11 +9,11 @@ import asyncio
 import gc
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from nacl.signing import SigningKey
+from waiting import until
 
 from bucket_chat_desktop.index import Index
 from bucket_chat_desktop.protocol.audit import (
@@ -39,15 +39,6 @@ QUIET = SyncConfig(batch_window=0.05, local_rescan=3600.0, active_interval=3600.
 
 def key(seed: int) -> SigningKey:
     return SigningKey(bytes([seed]) * 32)
-
-
-async def until(what: Callable[[], object], timeout: float = 20.0) -> None:
-    """Wait for a condition (a liveness check, not a measurement: generous on purpose)."""
-    deadline = time.monotonic() + timeout
-    while not what():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 def write_rooms(store: LocalStorage) -> None:

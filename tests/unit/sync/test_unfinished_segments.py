@@ -13,12 +13,12 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from nacl.signing import SigningKey
+from waiting import until
 
 from bucket_chat_desktop.index import Index
 from bucket_chat_desktop.protocol.event import MEMBER, MESSAGE, Event
@@ -97,14 +97,6 @@ def segment(sender: str, seed: int, bodies: list[str]) -> tuple[str, bytes]:
         prev = ev.hash
         events.append(ev)
     return path_for(events, client_id_for(sender, bytes(key.verify_key))), encode_segment(events)
-
-
-async def until(what: Callable[[], object], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not what():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 async def write_in_place(target: Path, pieces: list[bytes], pause: float) -> None:

@@ -18,12 +18,12 @@ import errno
 import os
 import resource
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from nacl.signing import SigningKey
+from waiting import until
 from watchdog.observers import Observer  # imported now: only the watch meets the full table
 
 from bucket_chat_desktop.index import Index
@@ -69,15 +69,6 @@ def no_free_descriptor() -> Iterator[None]:
     finally:
         for fd in fillers:
             os.close(fd)
-
-
-async def until(what: Callable[[], object], timeout: float = 20.0) -> None:
-    """A liveness wait, not a measurement: generous on purpose."""
-    deadline = time.monotonic() + timeout
-    while not what():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 def test_a_folder_that_cannot_be_watched_opens_and_news_still_arrives(tmp_path: Path) -> None:
