@@ -810,9 +810,11 @@ async def _sync_unanswered(
     cached: Any,
     where: str,
 ) -> int:
-    """``sync`` when the storage did not answer in time: the outbox is tried under the
-    same deadline (given up at once while the request that was not answered still waits:
-    the storage is silent); the room's counts are this device's copy
+    """``sync`` when the storage did not answer in time: the outbox is then tried under
+    the same deadline: a second wait, given up once one of its requests has waited
+    ``seconds`` unanswered (worth it: a storage whose reads hang may still take writes,
+    and then what is queued goes out); the room's counts are
+    this device's copy
     (``cached``, None when it has none), on stdout like a fresh read's; one line on
     stderr names the storage, since when it has not answered, and what stays queued.
     Returns ``EXIT_NO_ANSWER``."""
