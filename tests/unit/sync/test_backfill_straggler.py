@@ -36,14 +36,21 @@ COUNT = 20  # messages, one segment each: a first screen of 8 and a chunk of the
 
 
 async def _room(root: Path) -> list[str]:
-    """The room with ``COUNT`` messages; the paths of their segments, oldest first."""
+    """The room with ``COUNT`` messages; the path of message n's segment at n. (Not the
+    paths sorted: two segments written in one millisecond sort by their names' random
+    part, so on a fast machine the third newest name was not always message 17's.)"""
     store = LocalStorage(root)
     alice = RoomWriter(store, ROOM, ALICE, KEY)
     await alice.create_room("Long", CREATED)
+    logs = f"rooms/{ROOM}/logs/"
+    seen = {i.path for i in await store.list_objects(logs)}  # the room's creation
+    paths: list[str] = []
     for n in range(COUNT):
         await alice.send([Draft.text(f"message {n}")])
-    items = await store.list_objects(f"rooms/{ROOM}/logs/")
-    return sorted(i.path for i in items)
+        (new,) = {i.path for i in await store.list_objects(logs)} - seen
+        seen.add(new)
+        paths.append(new)
+    return paths
 
 
 def _bodies(event: RoomLoaded) -> set[str]:
