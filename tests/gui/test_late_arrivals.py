@@ -127,7 +127,7 @@ def test_a_message_behind_one_dated_ahead_shows_above_it_in_the_view(
     # the view follows the bottom: the newest row is in sight
     last = view.visualRect(model.index(model.rowCount() - 1, 0))
     qtbot.waitUntil(lambda: view.viewport().rect().intersects(last))
-    desk.window.grab().save("/tmp/ahead/placed.png")
+    desk.window.grab().save(str(tmp_path / "placed.png"))
 
 
 def test_a_message_placed_above_the_rows_in_view_leaves_them_still(

@@ -163,6 +163,7 @@ def test_a_lookalike_is_marked_in_the_preview_and_the_notification(
     qtbot: Any,
     launch: Callable[..., Desk],  # noqa: F811
     store: Path,  # noqa: F811
+    tmp_path: Path,
 ) -> None:
     """Red team: the preview of a look-alike's join showed their id cleaned of its
     zero-width space and unmarked, and a notification's title named them unmarked."""
@@ -180,7 +181,7 @@ def test_a_lookalike_is_marked_in_the_preview_and_the_notification(
     assert "mixes Cyrillic and Latin" in item.preview_warning
     rooms = desk.window.room_list
     rooms.resize(300, 200)
-    assert rooms.grab().save("/tmp/gs_shots/preview-lookalike.png")
+    assert rooms.grab().save(str(tmp_path / "preview-lookalike.png"))
     wait_for(qtbot, writer.send([Draft.text("pay me")]))
     qtbot.waitUntil(lambda: bool(desk.window.notifier.shown), timeout=15_000)
     title = desk.window.notifier.shown[-1][1]

@@ -52,7 +52,6 @@ BOB = ("bob@example.com", SigningKey(b"\x02" * 32), "Bob")
 CAROL = ("carol@example.com", SigningKey(b"\x03" * 32), "Carol")
 # Bob's id with a Cyrillic "о", under a name that carries markup
 IMPOSTOR = ("b\u043eb@example.com", SigningKey(b"\x04" * 32), "Bob <b>CEO</b>")
-SHOTS = Path("/tmp/gs_shots")
 
 Who = tuple[str, SigningKey, str]
 
@@ -379,8 +378,8 @@ def test_relation_echoes_and_cached_rows_are_not_rows() -> None:
 
 
 @pytest.mark.parametrize("mode", ["light", "dark"])
-def test_render_relations(qtbot: Any, qapp: QApplication, mode: str) -> None:
-    """Every piece painted, light and dark (PNGs in /tmp/gs_shots to look at)."""
+def test_render_relations(qtbot: Any, qapp: QApplication, mode: str, tmp_path: Path) -> None:
+    """Every piece painted, light and dark (PNGs in the test's tmp_path to look at)."""
     theme.apply(qapp, mode)
     try:
         scene = Scene()
@@ -390,8 +389,7 @@ def test_render_relations(qtbot: Any, qapp: QApplication, mode: str) -> None:
         view.resize(700, 760)
         view.scrollToBottom()
         qtbot.wait(20)
-        SHOTS.mkdir(exist_ok=True)
-        assert view.grab().save(str(SHOTS / f"relations-{mode}.png"))
+        assert view.grab().save(str(tmp_path / f"relations-{mode}.png"))
     finally:
         theme.apply(qapp, "light")
 
@@ -422,7 +420,7 @@ def test_a_reaction_above_the_view_grows_its_row_and_the_view_does_not_move(qtbo
     assert abs(view.visualRect(top).top() - y) <= 1  # the same row at the same place
 
 
-def test_the_current_rows_chips_are_reachable_by_keyboard(qtbot: Any) -> None:
+def test_the_current_rows_chips_are_reachable_by_keyboard(qtbot: Any, tmp_path: Path) -> None:
     scene = Scene()
     ev = chat(scene)
     model = model_of(scene)
@@ -434,8 +432,7 @@ def test_the_current_rows_chips_are_reachable_by_keyboard(qtbot: Any) -> None:
     QTest.keyClick(view, Qt.Key.Key_Right)
     QTest.keyClick(view, Qt.Key.Key_Right)  # stays on the last chip
     assert view.chip_focus == (ev["ask"].event_id, 1)
-    SHOTS.mkdir(exist_ok=True)
-    assert view.grab().save(str(SHOTS / "relations-keyboard.png"))
+    assert view.grab().save(str(tmp_path / "relations-keyboard.png"))
     with qtbot.waitSignal(view.reaction_clicked) as got:
         QTest.keyClick(view, Qt.Key.Key_Space)
     assert got.args == [ev["ask"].event_id, "🎉", True]
@@ -629,7 +626,7 @@ def test_replying_to_an_unverified_message_says_so_in_the_composer(qtbot: Any) -
     assert "Replying to <b>Bob</b>" in bar.text.text()
 
 
-def test_a_quote_names_its_sender_as_the_timeline_does(qtbot: Any) -> None:
+def test_a_quote_names_its_sender_as_the_timeline_does(qtbot: Any, tmp_path: Path) -> None:
     """Red team: a reply quoted "Bob" over a look-alike's message with no mark and no id.
     The quote now shows the name, the real id, the look-alike mark in the warning colour
     and the trust in words, and its tooltip names the id and says why (escaped)."""
@@ -670,8 +667,7 @@ def test_a_quote_names_its_sender_as_the_timeline_does(qtbot: Any) -> None:
     assert shown["status"][0] == "deleted message of " and "mark" in shown
     assert "text" not in shown and shown["id"][0] == IMPOSTOR[0]
     view.scrollToBottom()
-    SHOTS.mkdir(exist_ok=True)
-    assert view.grab().save(str(SHOTS / "quote-lookalike.png"))
+    assert view.grab().save(str(tmp_path / "quote-lookalike.png"))
     assert not safe.failures()
 
 

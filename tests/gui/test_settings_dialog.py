@@ -72,7 +72,9 @@ def window_is_dark() -> bool:
     return QApplication.palette().color(QPalette.ColorRole.Window).lightness() < 128
 
 
-def test_preferences_are_saved_and_applied(qtbot: Any, controller: Controller) -> None:
+def test_preferences_are_saved_and_applied(
+    qtbot: Any, controller: Controller, tmp_path: Path
+) -> None:
     theme.apply(QApplication.instance(), "light")  # type: ignore[arg-type]
     dialog = SettingsDialog(controller, profiles=no_keyring())
     qtbot.addWidget(dialog)
@@ -83,7 +85,7 @@ def test_preferences_are_saved_and_applied(qtbot: Any, controller: Controller) -
     assert dialog.theme_combo.currentData() == "light"
     assert dialog.speed_combo.currentData() == "normal"
     assert dialog.mute_list.count() == 3
-    dialog.grab().save("/tmp/bucket-chat-settings-general.png")
+    dialog.grab().save(str(tmp_path / "settings-general.png"))
 
     dialog.theme_combo.setCurrentIndex(dialog.theme_combo.findData("dark"))
     assert window_is_dark(), "the theme is previewed at once"
@@ -99,7 +101,7 @@ def test_preferences_are_saved_and_applied(qtbot: Any, controller: Controller) -
         if dialog.mute_list.item(i).data(Qt.ItemDataRole.UserRole) == f"{team}/general"
     )
     general.setCheckState(Qt.CheckState.Checked)
-    dialog.grab().save("/tmp/bucket-chat-settings-notifications.png")
+    dialog.grab().save(str(tmp_path / "settings-notifications.png"))
     qtbot.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
 
     assert not dialog.isVisible()
@@ -117,13 +119,15 @@ def test_preferences_are_saved_and_applied(qtbot: Any, controller: Controller) -
     assert window_is_dark()
 
 
-def test_cancel_puts_the_theme_back_and_saves_nothing(qtbot: Any, controller: Controller) -> None:
+def test_cancel_puts_the_theme_back_and_saves_nothing(
+    qtbot: Any, controller: Controller, tmp_path: Path
+) -> None:
     theme.apply(QApplication.instance(), "light")  # type: ignore[arg-type]
     dialog = SettingsDialog(controller, profiles=no_keyring())
     qtbot.addWidget(dialog)
     dialog.show()
     dialog.theme_combo.setCurrentIndex(dialog.theme_combo.findData("dark"))
-    dialog.grab().save("/tmp/bucket-chat-settings-dark.png")
+    dialog.grab().save(str(tmp_path / "settings-dark.png"))
     assert window_is_dark()
     dialog.attachment_spin.setValue(7)
     qtbot.mouseClick(dialog.cancel_button, Qt.MouseButton.LeftButton)
@@ -177,7 +181,7 @@ def test_a_storage_is_added_after_a_connection_test(
     dialog.show()
     dialog.nav.setCurrentRow(2)
     assert dialog.storage_list.count() == 2
-    dialog.grab().save("/tmp/bucket-chat-settings-storages.png")
+    dialog.grab().save(str(tmp_path / "settings-storages.png"))
     qtbot.mouseClick(dialog.add_storage_button, Qt.MouseButton.LeftButton)
     add = dialog.add_dialog
     assert isinstance(add, AddStorageDialog) and add.isVisible()
@@ -188,7 +192,7 @@ def test_a_storage_is_added_after_a_connection_test(
     qtbot.mouseClick(add.form.test_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: add.form.last_result is not None, timeout=10000)
     assert add.form.last_result is not None and add.form.last_result.level == "ok"
-    add.grab().save("/tmp/bucket-chat-settings-add-storage.png")
+    add.grab().save(str(tmp_path / "settings-add-storage.png"))
     qtbot.mouseClick(add.add_button, Qt.MouseButton.LeftButton)
 
     assert not add.isVisible()

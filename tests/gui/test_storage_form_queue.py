@@ -5,6 +5,7 @@ refused with what to fix, before anything is tested or saved."""
 from __future__ import annotations
 
 import errno
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.usefixtures("qloop", "home")
 QUEUE = "https://sqs.eu-west-1.amazonaws.com/123456789012/chat-laptop"
 
 
-def test_the_queue_url_becomes_the_storage_option(qtbot: Any) -> None:
+def test_the_queue_url_becomes_the_storage_option(qtbot: Any, tmp_path: Path) -> None:
     form = StorageForm(profiles=ProfileStore(backend=fail.Keyring()))
     qtbot.addWidget(form)
     form.resize(640, 720)
@@ -36,7 +37,7 @@ def test_the_queue_url_becomes_the_storage_option(qtbot: Any) -> None:
     form.queue_edit.setText(QUEUE)
     assert form.problem() == ""
     assert form.location().options["queue_url"] == QUEUE
-    form.grab().save("/tmp/bucket-chat-storage-form-queue.png")
+    form.grab().save(str(tmp_path / "storage-form-queue.png"))
     form.set_kind("gs")  # not for other kinds: hidden and left out
     form.gs_adc_radio.setChecked(True)
     assert form.queue_edit.isHidden()
