@@ -514,7 +514,9 @@ async def test_a_deleted_queue_falls_back_to_polling_the_bucket_and_comes_back(
         polls = c.follower.polls
         await c.say("while the queue is gone")
         await until(lambda: "while the queue is gone" in c.bodies)
-        assert c.follower.polls > polls  # found by listing the markers
+        # Found by listing the markers: by a poll done since, or by one still waiting for
+        # its room steps (``round_wait``) as the message shows, counted when it ends.
+        assert c.follower.polls > polls or c.follower._poller._in_poll
         # The queue is made again: the follower finds it and waits on it again.
         assert queue_for(stores) == c.queue_url
         await until(lambda: c.follower.feed_active)
@@ -558,7 +560,10 @@ async def test_a_queue_that_gets_no_notifications_is_backed_by_the_markers(
         polls, rounds = c.follower.polls, c.follower.feed_rounds
         await c.say("only in the markers")
         await until(lambda: "only in the markers" in c.bodies)
-        assert c.follower.polls > polls and c.follower.feed_rounds > rounds
+        # Found by the markers' listing that a long poll's round makes (``feed_check``):
+        # done since, or still waiting for its room steps as the message shows.
+        poller = c.follower._poller
+        assert poller._in_poll or (c.follower.polls > polls and c.follower.feed_rounds > rounds)
         assert c.follower.feed_active
     finally:
         await c.close()
