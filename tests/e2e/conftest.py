@@ -18,6 +18,9 @@ from typing import Any
 
 import pytest
 
+from bucket_chat_desktop.keys.store import EncryptedFileStore, load_or_create_identity
+
+PASSPHRASE = "correct horse battery staple"
 EXE = shutil.which("bucket-chat", path=str(Path(sys.executable).parent)) or "bucket-chat"
 
 
@@ -32,7 +35,7 @@ class Device:
         env.update(
             BUCKET_CHAT_HOME=str(self.home),
             BUCKET_CHAT_KEY_STORE="file",
-            BUCKET_CHAT_PASSPHRASE="correct horse battery staple",
+            BUCKET_CHAT_PASSPHRASE=PASSPHRASE,
         )
         env.pop("BUCKET_CHAT_STORAGE", None)
         return env
@@ -53,8 +56,24 @@ class Device:
     def user(self, *args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
         return self.run(*args, "--user-id", self.user_id, **kw)
 
+    def setup_keys(self) -> None:
+        """This device's signing key, as ``bucket-chat setup-keys`` leaves it (``make_key``)."""
+        make_key(self.home, self.user_id, PASSPHRASE)
+
     def json(self, *args: str, check: bool = True) -> Any:
         return json.loads(self.run(*args, "--json", check=check).stdout)
+
+
+def make_key(home: Path, user_id: str, passphrase: str) -> None:
+    """The key file ``bucket-chat setup-keys`` leaves in ``home`` (``BUCKET_CHAT_HOME``,
+    ``BUCKET_CHAT_KEY_STORE=file``), made in the test's process: at the tests' low
+    Argon2id cost (``tests/conftest.py``, ``_cheap_new_key_files``), which the file states,
+    so every ``bucket-chat`` the device runs unlocks it in about a millisecond instead of
+    0.2-0.45 s of CPU. A key in the wrong place would fail the device's first command
+    ("no signing key"). The command itself is tested in tests/unit/cli and by
+    ``test_setup_keys_is_a_command_too``."""
+    store = EncryptedFileStore(home / "data" / "keys", lambda _user, _creating: passphrase)
+    load_or_create_identity(store, user_id, create=True)
 
 
 @pytest.fixture
@@ -72,7 +91,7 @@ def device(tmp_path: Path, store: Path):  # type: ignore[no-untyped-def]
         dev = Device(tmp_path / "devices" / name, store_path or store, user_id)
         dev.home.mkdir(parents=True, exist_ok=True)
         if setup:
-            dev.user("setup-keys")
+            dev.setup_keys()
         return dev
 
     return make

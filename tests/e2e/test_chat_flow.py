@@ -159,3 +159,19 @@ def test_json_history_is_machine_readable(device) -> None:  # type: ignore[no-un
     text = alice.run("history", "--room-id", ROOM).stdout
     assert "naïve café ✓" in text
     assert json.dumps(doc)  # round-trips
+
+
+def test_setup_keys_is_a_command_too(device) -> None:  # type: ignore[no-untyped-def]
+    """The other tests make their devices' keys in the test's process (``make_key``);
+    here the command makes it, at the app's own cost, and the device writes with it."""
+    carol = device("carol", "carol@example.com", setup=False)
+    made = carol.user("setup-keys").stdout
+    assert made.startswith("Created a signing key for carol@example.com")
+    shown = carol.user("show-key").stdout
+    assert _public_key(carol) in made and "stored in:   encrypted key file" in shown
+    again = carol.user("setup-keys").stdout  # kept, not replaced
+    assert "already exists" in again and _public_key(carol) in again
+    carol.user("create-room", "--room-id", "keys", "--name", "Keys")
+    carol.user("send", "--room-id", "keys", "signed with the command's key")
+    doc = carol.json("verify", "--room-id", "keys")
+    assert doc["clean"] and doc["counts"]["verified"] == 2

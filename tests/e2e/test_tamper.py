@@ -36,7 +36,7 @@ def clean_room(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     bob = Device(base / "bob", store, "bob@example.com")
     for dev in (alice, bob):
         dev.home.mkdir()
-        dev.user("setup-keys")
+        dev.setup_keys()
     alice.user("create-room", "--room-id", ROOM, "--name", "Audited")
     for i in range(3):
         alice.user("send", "--room-id", ROOM, f"alice says {i}")

@@ -28,7 +28,7 @@ def test_two_users_relate_on_s3(
     def device(name: str, user_id: str) -> Device:
         dev = Device(tmp_path / "devices" / name, url, user_id)
         dev.home.mkdir(parents=True)
-        dev.user("setup-keys")
+        dev.setup_keys()
         return dev
 
     two_users_relate(device("alice", ALICE), device("bob", BOB), device("fresh", "x@example.com"))
