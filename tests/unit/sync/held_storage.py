@@ -12,6 +12,7 @@ from pathlib import Path
 
 from bucket_chat_desktop.storage.base import (
     DEFAULT_MAX_READ,
+    AlreadyExistsError,
     ObjectInfo,
     Storage,
     StorageOfflineError,
@@ -59,7 +60,10 @@ class Held(LocalStorage):
     """The folder, except that the requests ``hold`` picks wait until ``answering`` is set
     (then they are answered as usual), and those ``fail`` picks fail as a request that
     timed out does; the others answer at once. ``asked`` lists every request, ``held``
-    counts those that waited."""
+    counts those that waited. A put refused because another segment already holds the
+    name (two segments written in one millisecond: the writer tries the next, ``-r1``)
+    is listed as ``put-taken``, not ``put``; a segment put again under a name it holds
+    itself stays a ``put``."""
 
     def __init__(self, root: Path, hold: Hold = answer_all, fail: Hold = answer_all) -> None:
         super().__init__(root)
@@ -79,7 +83,13 @@ class Held(LocalStorage):
 
     async def put_if_absent(self, path: str, data: bytes) -> bool:
         await self._ask("put", path)
-        return await super().put_if_absent(path, data)
+        try:
+            return await super().put_if_absent(path, data)
+        except AlreadyExistsError:
+            if await super().get(path) != data:
+                at = len(self.asked) - 1 - self.asked[::-1].index(("put", path))
+                self.asked[at] = ("put-taken", path)
+            raise
 
     async def get(self, path: str, *, max_bytes: int = DEFAULT_MAX_READ) -> bytes:
         await self._ask("get", path)
