@@ -30,7 +30,7 @@ from ..protocol.audit import PreparedSegment, prepare_segment
 from ..protocol.findings import Finding, Kind
 from ..protocol.handover import PackedSegment
 from ..protocol.ids import is_segment_of, logs_prefix, newest_days
-from ..protocol.segment import MAX_SEGMENT_BYTES, DecodedSegment
+from ..protocol.segment import MAX_SEGMENT_BYTES, DecodedSegment, newness
 from ..storage.base import (
     NotRegularFileError,
     ObjectInfo,
@@ -258,7 +258,7 @@ class Backfill:
                     await self.compare_listing(room, folder, items, held)
                 todo = sorted(
                     (it for it in items if it.path not in room.known),
-                    key=lambda it: it.path,
+                    key=lambda it: newness(it.path),  # newest first: the first screen
                     reverse=True,
                 )
                 if sum(it.size for it in todo[:CHUNK]) >= self._engine.config.process_min_bytes:

@@ -133,3 +133,47 @@ def test_a_segment_left_behind_that_fails_is_noted_unread_as_before(tmp_path: Pa
             await engine.close()
 
     asyncio.run(go())
+
+
+def test_a_writers_two_segments_of_one_millisecond_are_read_in_their_order(
+    tmp_path: Path,
+) -> None:
+    """A device's second segment written in the millisecond of its first is named
+    ``<client>-r1`` (``path_for``), which as text sorts before the first: the first
+    screen, the newest eight names, held the earlier message and everything newer but
+    not the later one, a gap in the middle of what was shown until the next chunk came.
+    Here everything older than that pair gets no answer, so the first screen shows only
+    what it read itself."""
+    t0 = 1_757_851_245_000
+    stamps = iter([t0, t0 + 1000, t0 + 2000, t0 + 2000] + [t0 + 3000 + 1000 * i for i in range(7)])
+
+    async def go() -> None:
+        root = tmp_path / "store"
+        alice = RoomWriter(LocalStorage(root), ROOM, ALICE, KEY, clock=lambda: next(stamps))
+        await alice.create_room("Long", CREATED)
+        written = [
+            (await alice.send([Draft.text(f"message {n}")]))[0] for n in range(10)
+        ]  # messages 1 and 2 in one millisecond: 2 is named -r1
+        assert written[2].endswith("-r1.jsonl") and written[1] > written[2]
+        newer = set(written[2:])  # the other reads (the join, messages 0 and 1) hang
+        store = Held(
+            root,
+            hold=lambda what, path: what == "get" and path.endswith(".jsonl") and path not in newer,
+        )
+        seen: list[EngineEvent] = []
+        engine = SyncEngine(store, listener=seen.append, config=QUIET)
+        try:
+            opening = asyncio.create_task(engine.open_room(ROOM, background=False))
+            await store.wait_held()
+            await until("the first screen", lambda: any(isinstance(e, RoomLoaded) for e in seen))
+            first = next(e for e in seen if isinstance(e, RoomLoaded))
+            assert _bodies(first) == {f"message {n}" for n in range(2, 10)}
+            store.answering.set()
+            room = await asyncio.wait_for(opening, LIMIT)
+            assert room.complete and room.result is not None and room.result.findings == []
+            bodies = [a.event.body for a in room.result.timeline if a.event.body]
+            assert bodies == [f"message {n}" for n in range(10)]
+        finally:
+            await engine.close()
+
+    asyncio.run(go())
