@@ -199,8 +199,15 @@ class Poller:
                 except Exception:
                     log.exception("change feed: waiting on %s failed", feed.describe())
                     self._feed_retry_at = time.monotonic() + self._feed_backoff
-            # A watched folder says what is new itself: it is only rescanned now and then.
-            wait = self._engine.config.local_rescan if self.watching else self.next_poll_in
+            # A watched folder says what is new itself, but not everything: a day folder
+            # made after the watch ran out of watched folders (fs.inotify.max_user_watches;
+            # watchdog only logs it) and a network file system's changes made by other
+            # machines are never seen by it. Its activity markers are listed on the
+            # bucket schedule all the same (a folder listing: cheap), its rooms rescanned
+            # every ``local_rescan`` at the longest.
+            wait = self.next_poll_in
+            if self.watching:
+                wait = min(wait, self._engine.config.local_rescan)
             if feed is not None:  # not past the time the feed is tried again
                 wait = min(wait, max(0.0, self._feed_retry_at - time.monotonic()))
             with contextlib.suppress(TimeoutError):
