@@ -67,6 +67,11 @@ NOTED_DAYS = 4  # older days with a segment noted gone or changed that a refresh
 # Rooms whose safety listing runs at once: a window coming to the front after hours makes
 # every room's due together, and one of them that hangs holds one place only.
 SAFETY_AT_ONCE = 8
+# A watched folder's markers are listed on the bucket schedule while a listing holds at
+# most this many names after the cursor (a listing reads them all: a member who fills
+# today's activity folder with names would cost a full read every second or three);
+# past it, on the rescan's cadence, as before (the watch still names what it sees).
+WATCHED_LISTING_MAX = 2_000
 
 
 class _Waited(NamedTuple):
@@ -95,6 +100,7 @@ class Poller:
         self._local = engine._local
         self.next_poll_in = engine.config.active_interval  # the current wait
         self.polls = 0  # marker polling rounds done (for tests and the benchmarks)
+        self.listed = 0  # names the last marker listing held after the cursor
         self._poll_wake = asyncio.Event()
         self._activity_at = 0.0  # monotonic time of the last activity (``note_activity``)
         self._in_poll = False
@@ -199,15 +205,7 @@ class Poller:
                 except Exception:
                     log.exception("change feed: waiting on %s failed", feed.describe())
                     self._feed_retry_at = time.monotonic() + self._feed_backoff
-            # A watched folder says what is new itself, but not everything: a day folder
-            # made after the watch ran out of watched folders (fs.inotify.max_user_watches;
-            # watchdog only logs it) and a network file system's changes made by other
-            # machines are never seen by it. Its activity markers are listed on the
-            # bucket schedule all the same (a folder listing: cheap), its rooms rescanned
-            # every ``local_rescan`` at the longest.
-            wait = self.next_poll_in
-            if self.watching:
-                wait = min(wait, self._engine.config.local_rescan)
+            wait = self.next_wait()
             if feed is not None:  # not past the time the feed is tried again
                 wait = min(wait, max(0.0, self._feed_retry_at - time.monotonic()))
             with contextlib.suppress(TimeoutError):
@@ -230,6 +228,20 @@ class Poller:
                 window_focused=self._engine.window_focused,
                 previous=self.next_poll_in,
             )
+
+    def next_wait(self) -> float:
+        """Seconds until the next poll (``run``). A watched folder says what is new itself,
+        but not everything: a day folder made after the watch ran out of watched folders
+        (``fs.inotify.max_user_watches``: watchdog only logs it) and, on a network file
+        system, what other machines write are never seen by it. So its activity markers
+        are listed on the bucket schedule all the same (a folder listing: cheap), its
+        rooms rescanned every ``local_rescan`` at the longest; unless the last listing
+        held more than ``WATCHED_LISTING_MAX`` names (junk: each listing reads them all),
+        then on the rescan's cadence."""
+        if not self.watching:
+            return self.next_poll_in
+        rescan = self._engine.config.local_rescan
+        return min(self.next_poll_in, rescan) if self.listed <= WATCHED_LISTING_MAX else rescan
 
     async def poll_once(self, *, markers: bool = True, wait: float | None = None) -> int:
         """``SyncEngine.poll_once``: the activity markers (what they name is read by each
@@ -410,6 +422,7 @@ class Poller:
         for stale in set(self._named) - set(dates):
             del self._named[stale]
             self._saved.pop(stale, None)
+        listed = 0
         for date in dates:
             folder = activity_folder(date)
             cursor = self._marker_cursor.get(date)
@@ -422,6 +435,8 @@ class Poller:
             named = self._named.setdefault(date, {})
             self._engine.requests += 1
             items = await self._engine.storage.list_after(folder, cursor)
+            listed += len(items)
+            self.listed = listed
             last: str | None = None
             for item in items:
                 if item.path in seen:

@@ -25,6 +25,7 @@ from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync.engine import MARKER_SETTLE_MS, SyncConfig, SyncEngine
 from bucket_chat_desktop.sync.events import EngineEvent, EventsAppended
 from bucket_chat_desktop.sync.outbox import Outbox
+from bucket_chat_desktop.sync.poller import WATCHED_LISTING_MAX
 from bucket_chat_desktop.sync.writer import Draft, RoomWriter
 
 ROOM = "room-1"
@@ -242,6 +243,55 @@ def test_a_junk_cursor_left_in_the_index_is_not_trusted(tmp_path: Path) -> None:
             await sender.close()
             await receiver.close()
             index.close()
+            assert sender.outbox is not None
+            sender.outbox.close()
+
+    asyncio.run(go())
+
+
+def test_a_watched_folder_full_of_junk_markers_is_listed_on_the_rescan_cadence(
+    tmp_path: Path,
+) -> None:
+    """A watched folder's markers are listed on the bucket schedule (what its watch cannot
+    see: tests/unit/sync/test_watch_runs_out.py), and a listing reads every name after
+    the cursor. A member who fills today's activity folder with names would cost a full
+    read every second or three: past ``WATCHED_LISTING_MAX`` names the folder is listed
+    on the rescan's cadence again, its watch still naming what it sees."""
+    root = tmp_path / "store"
+    create_room(LocalStorage(root))
+    today = utc_date(int(time.time() * 1000))
+    folder = root / "activity" / today
+    fast = SyncConfig(
+        batch_window=0.05, local_rescan=3600.0, active_interval=0.1, focused_interval=0.1
+    )
+
+    async def go() -> None:
+        rec = Recorder()
+        engine = SyncEngine(LocalStorage(root), listener=rec, config=fast)
+        sender = SyncEngine(LocalStorage(root), outbox=Outbox(tmp_path / "a.sqlite3"), config=QUIET)
+        try:
+            await engine.start()
+            poller = engine._poller
+            assert poller.watching
+            engine.set_window_focused(True)
+            await engine.open_room(ROOM, background=False)
+            polls = engine.polls
+            await until(lambda: engine.polls >= polls + 3)  # few names: every 0.1 s
+            assert poller.next_wait() <= 0.1
+
+            folder.mkdir(parents=True, exist_ok=True)
+            for n in range(WATCHED_LISTING_MAX + 1):
+                (folder / f"zz-junk-{n:05d}").write_bytes(b"")
+            polls = engine.polls
+            await until(lambda: engine.polls > polls and poller.listed > WATCHED_LISTING_MAX)
+            assert poller.next_wait() == fast.local_rescan
+            # The watch still names what is new at once.
+            await sender.send(ROOM, ALICE, key(1), text("named by the watch"))
+            assert await sender.flush(timeout=5)
+            await until(lambda: "named by the watch" in bodies(rec.events))
+        finally:
+            await engine.close()
+            await sender.close()
             assert sender.outbox is not None
             sender.outbox.close()
 
