@@ -156,11 +156,9 @@ class Poller:
         ``next_poll_in`` as it was, so that test alone let a send rest out ``feed_rest``."""
         self._activity_at = time.monotonic()
         if self.feed_resting or (
-            not self.watching  # a watched folder says what is new itself
-            and not self._in_poll
-            and self.next_poll_in > self._engine.config.active_interval
+            not self._in_poll and self.next_poll_in > self._engine.config.active_interval
         ):
-            self._poll_wake.set()
+            self._poll_wake.set()  # a watched folder too: its markers keep this schedule
 
     def wake(self) -> None:
         """Poll now (``SyncEngine.wake``)."""
@@ -436,7 +434,6 @@ class Poller:
             self._engine.requests += 1
             items = await self._engine.storage.list_after(folder, cursor)
             listed += len(items)
-            self.listed = listed
             last: str | None = None
             for item in items:
                 if item.path in seen:
@@ -463,6 +460,7 @@ class Poller:
                 self._marker_cursor[date] = last
                 seen.difference_update({p for p in seen if p <= last})
             await self._save_cursor(date)
+        self.listed = listed
 
     async def _save_cursor(self, date: str) -> None:
         """Keep the day's marker cursor in the index, but never past a marker whose segment

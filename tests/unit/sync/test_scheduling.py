@@ -254,3 +254,42 @@ def test_sends_read_introductions_and_witness_incrementally_as_a_full_scan_would
             outbox.close()
 
     asyncio.run(go())
+
+
+def test_activity_ends_a_watched_folders_long_wait_as_a_buckets(tmp_path: Path) -> None:
+    """A watched folder's activity markers keep the bucket schedule (what its watch cannot
+    see: tests/unit/sync/test_watch_runs_out.py), so activity ends its long wait too: it
+    was left out when a watched folder was only rescanned, and the markers were then
+    listed "every second after activity" only once the wait already begun had run out."""
+    root = tmp_path / "store"
+    writer = RoomWriter(LocalStorage(root), SMALL, ALICE, SigningKey(b"\x01" * 32))
+    asyncio.run(writer.write_metadata(SMALL, CREATED))
+    # Never "active" by the clock (active_window 0): each wait doubles the last, up to an
+    # hour; the rescan an hour away too.
+    slow = SyncConfig(
+        batch_window=0.05,
+        local_rescan=3600.0,
+        active_interval=0.05,
+        active_window=0.0,
+        focused_interval=3600.0,
+        idle_interval=3600.0,
+    )
+
+    async def go() -> None:
+        engine = SyncEngine(LocalStorage(root), config=slow)
+        try:
+            await engine.start()
+            poller = engine._poller
+            assert poller.watching
+            # As after a long lull: the next wait grows to the hour.
+            poller.next_poll_in = 1800.0
+            polls = engine.polls
+            engine.wake()
+            await until(lambda: engine.polls > polls and poller.next_wait() == 3600.0)
+            polls = engine.polls
+            engine._note_activity()  # a send, a message read, the person
+            await until(lambda: engine.polls > polls)  # not an hour later
+        finally:
+            await engine.close()
+
+    asyncio.run(go())
