@@ -813,8 +813,7 @@ async def _sync_unanswered(
     """``sync`` when the storage did not answer in time: the outbox is then tried under
     the same deadline: a second wait, given up once one of its requests has waited
     ``seconds`` unanswered (worth it: a storage whose reads hang may still take writes,
-    and then what is queued goes out); the room's counts are
-    this device's copy
+    and then what is queued goes out); the room's counts are this device's copy
     (``cached``, None when it has none), on stdout like a fresh read's; one line on
     stderr names the storage, since when it has not answered, and what stays queued.
     Returns ``EXIT_NO_ANSWER``."""

@@ -5,7 +5,7 @@ by every program). A day folder made after the limit was reached is not watched:
 watchdog logs "Unable to watch …" and goes on, its threads alive, the folders watched
 before still reported. The new folder's news came only with the rescan of a watched
 folder (every 30 s). Now a watched folder's activity markers are listed on the bucket
-schedule as well (``Poller.run``).
+schedule as well (``Poller.next_wait``).
 
 Here the engine runs in a child process in a user namespace of its own, whose watch
 limit is set to exactly the folders that exist when it starts (``unshare -U -r``; the
