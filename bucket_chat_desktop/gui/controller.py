@@ -149,8 +149,9 @@ class Controller(QObject):
         self.current = ""
         self.window_active = True
         self._online: dict[str, tuple[bool, str]] = {}  # storage id -> (online, message)
-        # storage id -> (a folder?, what was said) while its news is polled (``feeds``)
-        self._feeds: dict[str, tuple[bool, str]] = {}
+        # storage id -> (a folder?, what was said, wall-clock time it began) while its
+        # news is polled (``feeds``)
+        self._feeds: dict[str, tuple[bool, str, float]] = {}
         # when this session started: what was written before it arrived unread
         # (``_line_for_the_away``)
         self._started_ms = int(time.time() * 1000)
@@ -271,12 +272,14 @@ class Controller(QObject):
         """(storage id, why) of each storage that last said it is offline or hung."""
         return [(sid, message) for sid, (ok, message) in self._online.items() if not ok]
 
-    def feeds(self) -> list[tuple[str, bool, str]]:
-        """(storage id, whether a folder, what was said) of each storage whose news does
-        not arrive the way it should and is polled instead: a local folder that could not
-        be watched (a full inotify table), a bucket whose notification queue failed. Kept
-        until that storage says otherwise, unlike the status bar's message (15 s)."""
-        return [(sid, folder, said) for sid, (folder, said) in self._feeds.items()]
+    def feeds(self) -> list[tuple[str, bool, str, float]]:
+        """(storage id, whether a folder, what was said, since when: wall-clock seconds)
+        of each storage whose news does not arrive the way it should and is polled
+        instead: a local folder that could not be watched (a full inotify table), a bucket
+        whose notification queue failed. Kept until that storage says otherwise, unlike
+        the status bar's message (15 s); a new message on the way (another failure) keeps
+        the time it began."""
+        return [(sid, folder, said, since) for sid, (folder, said, since) in self._feeds.items()]
 
     def _catch_up(self, room: RoomSession) -> None:
         """Apply the audit a room not shown was left behind on (see ``Behind``)."""
@@ -912,7 +915,9 @@ class Controller(QObject):
         if self.settings.storage(storage_id) is None:
             return  # a storage removed: nothing of it is kept
         if said:
-            self._feeds[storage_id] = (folder, said)
+            was = self._feeds.get(storage_id)
+            since = was[2] if was is not None else time.time()
+            self._feeds[storage_id] = (folder, said, since)
         elif self._feeds.pop(storage_id, None) is None:
             return
         self.storage_status.emit(storage_id, *self.storage_online(storage_id))

@@ -37,6 +37,7 @@ from ..protocol.audit import TrustState
 from ..protocol.findings import METADATA_KINDS, Finding, vanished_only
 from ..protocol.untrusted_text import html_escape, one_line, shown_id
 from ..sync.client import RoomRef
+from ..sync.watched import clock_text
 from . import icons
 from .audit.explanations import explain
 from .controller import PARTIAL_READ, Controller
@@ -690,10 +691,10 @@ class MainWindow(QMainWindow):
         # Polled instead of watched or notified: news comes later than it should, for as
         # long as it lasts (the status bar's message about it goes after 15 s).
         polled, whole = [], []
-        for sid, folder, said in self.controller.feeds():
+        for sid, folder, said, since in self.controller.feeds():
             name = one_line(self.controller.storage_name(sid), 80)
             how = "not watched" if folder else "push notifications off"
-            polled.append(f"{name} polled, {how}")
+            polled.append(f"{name} polled since {clock_text(since)}, {how}")
             whole.append(f"{name}: {one_line(said, 300)}")
         line = (
             "<span style='color:#d9822b'>" + "; ".join(html_escape(p) for p in problems) + "</span>"
