@@ -41,9 +41,16 @@ class SearchFeature(QObject):
         self.panel = SearchPanel(window)
         self.panel.anchor = window.stack
         self.panel.query_changed.connect(self._search)
+        self.panel.older_wanted.connect(self._search_older)
         self.panel.hit_chosen.connect(self.show_hit)
         self.last_message = ""  # why the last chosen message could not be shown
         self._searching: asyncio.Task[None] | None = None  # the search whose answer is awaited
+        # The search shown: (text, room key), where each storage reads on for older
+        # results, and the messages shown (a message is listed once: an older text of
+        # one shown, an edit's, finds it again on a later page).
+        self._shown_search: tuple[str, str] = ("", "")
+        self._next: tuple[tuple[str, int | None], ...] = ()
+        self._listed: set[tuple[str, str, str, tuple[str, int] | None]] = set()
         for keys, everywhere in ((ROOM_KEYS, False), (EVERYWHERE_KEYS, True)):
             shortcut = QShortcut(keys, window)
             shortcut.setContext(Qt.ShortcutContext.WindowShortcut)
@@ -68,6 +75,17 @@ class SearchFeature(QObject):
     def _search(self, text: str, room_key: str) -> None:
         """Search every storage's index (or ``room_key``'s room only) off the GUI thread,
         through the client; the frozen results come back here on the GUI thread."""
+        self._run(text, room_key, None)
+
+    def _search_older(self, text: str, room_key: str) -> None:
+        """The next page of the search shown: each storage reads on where it stopped."""
+        if (text, room_key) != self._shown_search or not self._next:
+            return
+        self._run(text, room_key, self._next)
+
+    def _run(
+        self, text: str, room_key: str, after: tuple[tuple[str, int | None], ...] | None
+    ) -> None:
         ref = RoomRef.from_key(room_key) if room_key else None  # "": every room
 
         async def run() -> None:
@@ -76,25 +94,37 @@ class SearchFeature(QObject):
                 storage_id=(ref.storage_id or None) if ref else None,
                 room_id=(ref.room_id or None) if ref else None,
                 limit=SEARCH_RESULTS,
+                after=after,
             )
-            self._show(text, room_key, results)
+            self._show(text, room_key, results, older=after is not None)
 
         if self._searching is not None:
             self._searching.cancel()  # its answer is not wanted any more
-        self._searching = self.controller.tasks.start(run(), "Searching")
+        what = "Searching older messages" if after is not None else "Searching"
+        self._searching = self.controller.tasks.start(run(), what)
 
-    def _show(self, text: str, room_key: str, results: SearchResults) -> None:
+    def _show(self, text: str, room_key: str, results: SearchResults, *, older: bool) -> None:
+        if not self.panel.is_current(text, room_key):
+            return  # the field or the scope says something else by now
+        if not older:
+            self._listed = set()
+        self._shown_search, self._next = (text, room_key), results.next
         rows = []
         for hit in results.hits:
             key = f"{hit.storage_id}/{hit.room_id}"
             item = self.controller.rooms.item(key)
             if item is None:
                 continue  # a room left since (its copy stays in the index): not offered
+            listed = (hit.storage_id, hit.room_id, hit.event_id, hit.copy)
+            if listed in self._listed:
+                continue  # found again by an older text of it: listed once, newest text
+            self._listed.add(listed)
             names = self.controller.names(key)  # the room's latest
             shown = names.shown(hit.sender_id)
             rows.append(ShownHit(hit, key, item.shown_name, shown, names.warning(hit.sender_id)))
         problems = [f"{self.controller.storage_name(sid)}: {why}" for sid, why in results.errors]
-        self.panel.show_results(text, room_key, rows, results.more, problems, results.backlog)
+        show = self.panel.add_results if older else self.panel.show_results
+        show(text, room_key, rows, results.more, problems, results.backlog)
 
     # -- showing a message in its room -----------------------------------------------------------
 

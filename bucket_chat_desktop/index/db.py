@@ -1012,7 +1012,10 @@ class Index:
         finally:
             self._db.set_progress_handler(None, 0)
         backlog = self.text_backlog()
-        return SearchPage(tuple(hits), len(rows) > limit, None, q.cut, backlog)
+        last = rows[limit - 1][0] if len(rows) > limit else None
+        # a damaged key cannot be read on from: the search stops there (said as "more")
+        next_before = last if type(last) is int else None
+        return SearchPage(tuple(hits), len(rows) > limit, None, q.cut, backlog, next_before)
 
     def _hit(self, row: Sequence[object], q: Query) -> SearchHit | None:
         key, room_id, path, line, event_id, source_id, body = row

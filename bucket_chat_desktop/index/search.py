@@ -195,6 +195,11 @@ class SearchHit:
     line: int
     key: int  # the index's ordering key: newer hits have larger keys
     storage_id: str = ""
+    # Which copy this hit is, when the room shows more than one copy of its event id
+    # (signed by two devices: each is a message): its (path, line); None otherwise.
+    # With the room and event id, what tells two hits of one message apart (set by the
+    # engine, which finds a message once; a front end paging on does the same).
+    copy: tuple[str, int] | None = None
     # The text matched is not the message's current one (an applied edit replaced it):
     # set by the engine from the room's relations.
     superseded: bool = False
@@ -208,10 +213,15 @@ class SearchHit:
 class SearchPage:
     """What one index found, newest first. ``more``: older hits may exist (ask again with
     ``before`` = the last hit's key). ``error``: why the search could not run, if so.
-    ``backlog``: cached segments whose text is not searchable yet (being indexed)."""
+    ``backlog``: cached segments whose text is not searchable yet (being indexed).
+    ``next_before``: where to read on for older hits (the ``before`` of the next search;
+    every hit with a larger key was read, shown or hidden), None when there is nothing
+    older: from the index, the key of the last row it read, whether or not that row
+    became a hit (a page of damaged or forged rows still moves the search on)."""
 
     hits: tuple[SearchHit, ...]
     more: bool = False
     error: str | None = None
     query_cut: bool = False
     backlog: int = 0
+    next_before: int | None = None

@@ -16,7 +16,7 @@ import dataclasses
 import logging
 import os
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -67,13 +67,17 @@ class SearchResults:
     """What ``ChatClient.search`` found: ``hits`` newest first, each naming its storage;
     ``more``: older hits may exist; ``errors``: (storage id, why) for each storage whose
     index could not be searched; ``query_cut``: the query was too long and shortened;
-    ``backlog``: segments read but not searchable yet (their text is being indexed)."""
+    ``backlog``: segments read but not searchable yet (their text is being indexed);
+    ``next``: where each storage with older hits reads on (storage id, the ``before`` key:
+    None from its newest) — pass it as ``ChatClient.search``'s ``after`` for the next page;
+    empty when there is nothing older anywhere."""
 
     hits: tuple[SearchHit, ...]
     more: bool = False
     errors: tuple[tuple[str, str], ...] = ()
     query_cut: bool = False
     backlog: int = 0
+    next: tuple[tuple[str, int | None], ...] = ()
 
 
 @dataclass(slots=True)
@@ -263,25 +267,35 @@ class AttachedStorages:
         storage_id: str | None = None,
         room_id: str | None = None,
         limit: int = SEARCH_LIMIT,
+        after: Sequence[tuple[str, int | None]] | None = None,
     ) -> SearchResults:
         """Messages holding every term of ``query``, newest first, across every attached
         storage (or ``storage_id``'s) and room (or ``room_id``: with a storage, that
         room; without, that room id wherever it is). Each storage's index is searched on
         its reader thread, all at once; results are frozen. Never raises for what the
-        query holds: a storage whose index cannot be searched says why in ``errors``."""
+        query holds: a storage whose index cannot be searched says why in ``errors``.
+        ``after``: the ``next`` of the results before, for the page of older messages
+        (only the storages it names are searched, each from where it stopped). A message
+        found again on a later page by an older text of it (an edit's) is the front
+        end's to drop (``SearchHit.copy`` says which copy a hit is)."""
+        from_key: dict[str, int | None] = dict(after) if after is not None else {}
         targets = [
             (sid, attached)
             for sid, attached in self._storages.items()
-            if storage_id is None or sid == storage_id
+            if (storage_id is None or sid == storage_id) and (after is None or sid in from_key)
         ]
         pages = await asyncio.gather(
-            *(a.engine.search(query, room_id=room_id, limit=limit) for _, a in targets),
+            *(
+                a.engine.search(query, room_id=room_id, limit=limit, before=from_key.get(sid))
+                for sid, a in targets
+            ),
             return_exceptions=True,
         )
         hits: list[SearchHit] = []
         errors: list[tuple[str, str]] = []
-        more = cut = False
+        cut = False
         backlog = 0
+        read_on: dict[str, int | None] = {}
         for (sid, _), page in zip(targets, pages, strict=True):
             if isinstance(page, BaseException):
                 if isinstance(page, asyncio.CancelledError):
@@ -291,12 +305,30 @@ class AttachedStorages:
                 continue
             if page.error:
                 errors.append((sid, page.error))
-            more, cut = more or page.more, cut or page.query_cut
+            cut = cut or page.query_cut
             backlog += page.backlog
+            if page.more:
+                read_on[sid] = page.next_before
             hits.extend(dataclasses.replace(h, storage_id=sid) for h in page.hits)
+        # Keys sort like the messages' times in every index (``Index.search``): merged.
         hits.sort(key=lambda h: (h.key, h.storage_id, h.room_id), reverse=True)
-        more = more or len(hits) > limit
-        return SearchResults(tuple(hits[:limit]), more, tuple(errors), cut, backlog)
+        # A storage that stopped reading (its rounds went on hidden hits) may hold newer
+        # matches than another's older hits, below where it stopped: those wait for the
+        # next page, so the pages together stay newest first.
+        stops = [(sid, key) for sid, key in read_on.items() if key is not None]
+        shown = [h for h in hits if all(h.key >= key for sid, key in stops if sid != h.storage_id)][
+            :limit
+        ]
+        last_key = {h.storage_id: h.key for h in shown}  # each storage's oldest returned
+        returned = {id(h) for h in shown}
+        for hit in hits:
+            if id(hit) not in returned:
+                # a storage with hits left out reads on after its last returned (from
+                # where it started if none was)
+                read_on[hit.storage_id] = last_key.get(hit.storage_id, from_key.get(hit.storage_id))
+        return SearchResults(
+            tuple(shown), bool(read_on), tuple(errors), cut, backlog, tuple(read_on.items())
+        )
 
     async def search_read(
         self, storage_id: str, query: str, *, room_id: str | None = None, limit: int = SEARCH_LIMIT

@@ -605,6 +605,7 @@ class SyncEngine:
         limit: int = SEARCH_LIMIT,
         rounds: int = SEARCH_ROUNDS,
         relations: Mapping[str, Relations] | None = None,
+        before: int | None = None,
     ) -> SearchPage:
         """The newest ``limit`` messages of this storage's index that hold every term of
         ``query`` (in ``room_id`` only, if given), read on the reader's connection (never
@@ -615,13 +616,14 @@ class SyncEngine:
         newest matching text). Hidden hits are made up for by reading further, at most
         ``rounds`` pages. ``relations``: room id
         -> the relations to apply instead of the published view's (a front end that read
-        the rooms apart, like the CLI). Never raises for what the query holds."""
+        the rooms apart, like the CLI). ``before``: only hits older than this key (the
+        ``next_before`` of the page before, to page on: it says where reading stopped,
+        also when every match read was hidden). Never raises for what the query holds."""
         if self.index is None:
             return SearchPage((), error="this engine keeps no index")
         query_text = build_query(query)
         hits: list[SearchHit] = []
         seen: set[tuple[str, str, tuple[str, int] | None]] = set()
-        before: int | None = None
         page = SearchPage(())
         for _ in range(max(1, rounds)):
             page = await self._read(
@@ -642,13 +644,19 @@ class SyncEngine:
                 if (hit.room_id, hit.event_id, copy) in seen:
                     continue
                 seen.add((hit.room_id, hit.event_id, copy))
-                hits.append(hit)
-            if page.error or not page.more or len(hits) >= limit or not page.hits:
+                hits.append(hit if copy is None else dataclasses.replace(hit, copy=copy))
+            before = page.next_before
+            if page.error or before is None or len(hits) >= limit:
                 break
-            before = page.hits[-1].key
-        # more: older pages, or hits of the last page read past the limit
-        more = page.more or len(hits) > limit
-        return SearchPage(tuple(hits[:limit]), more, page.error, query_text.cut, page.backlog)
+        if len(hits) >= limit:
+            # read on after the last hit returned: what was read past it comes again
+            more = len(hits) > limit or before is not None
+            before = hits[limit - 1].key if more else None
+        else:  # every page read, or the rounds are spent (hidden hits): read on from there
+            more = before is not None
+        return SearchPage(
+            tuple(hits[:limit]), more, page.error, query_text.cut, page.backlog, before
+        )
 
     async def _index_text(self) -> None:
         """Make cached text searchable (``Index.index_text``), a short job at a time in

@@ -28,6 +28,7 @@ from bucket_chat_desktop.gui.search import SearchFeature
 from bucket_chat_desktop.gui.widgets.message_delegate import WARNING_MARK
 from bucket_chat_desktop.gui.widgets.search_panel import HitRoles, ShownHit, sender_text
 from bucket_chat_desktop.keys.identity import Identity
+from bucket_chat_desktop.protocol.relations import EDIT
 from bucket_chat_desktop.settings import Settings, StorageSettings
 from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync.writer import Draft, RoomWriter
@@ -49,8 +50,16 @@ async def build(store: Path) -> None:
         await RoomWriter(storage, room, "alice@example.com", ALICE).write_metadata(name, CREATED)
     bob = RoomWriter(storage, GENERAL, "bob@example.com", BOB, displayname="Bob")
     await bob.send([Draft.text("the quarterly budget is approved")])
+    oldest = None
     for start in range(0, OLD, 100):
-        await bob.send([Draft.text(f"filler message {start + i}") for i in range(100)])
+        _, sent = await bob.send([Draft.text(f"filler message {start + i}") for i in range(100)])
+        oldest = oldest or sent[0]
+        if start == 100:
+            # The oldest filler is edited, 200 fillers on: its edit's text and its own
+            # both match, pages apart (the newest page of the room holds neither).
+            assert oldest is not None
+            new_content = {"body": "filler, edited", "msgtype": "m.text"}
+            await bob.send([Draft(EDIT, {"replaces": oldest.event_id, "new_content": new_content})])
     await bob.send([Draft.text("budget meeting moved to Friday")])
     other = RoomWriter(storage, RANDOM, "bob@example.com", BOB, displayname="Bob")
     await other.send([Draft.text("budget for the party"), Draft.text(HOSTILE)])
@@ -180,6 +189,53 @@ def test_ctrl_shift_f_searches_everywhere_and_jumps_to_another_room(
     QTest.mouseClick(panel.list.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
     qtbot.waitUntil(lambda: app.controller.current == app.random, timeout=5_000)
     qtbot.waitUntil(lambda: app.window.timeline.flash_id == evil.hit.event_id, timeout=10_000)
+
+
+def test_older_results_come_as_the_list_is_scrolled_to_its_end(
+    qtbot: Any, app: App, tmp_path: Path
+) -> None:
+    """A search shows its newest results first (``SEARCH_RESULTS``); moving to the end
+    of the list brings the next older ones under them, page after page, until every
+    match is listed: each message once, newest first (the edited one by its edit's text,
+    not again by its own older text on a later page)."""
+    panel = app.feature.panel
+    QTest.keyClick(app.window, Qt.Key.Key_F, CTRL)
+    type_and_wait(qtbot, app, "filler", search_feature.SEARCH_RESULTS)
+    assert panel.status.text() == (
+        f"{search_feature.SEARCH_RESULTS} messages (the newest: scroll down for older ones)"
+    )
+    assert panel.field.hasFocus()
+    shot(app.window, "search-more", tmp_path)
+    # Down through the list, as a reader would: End, and the next page comes.
+    pages = 1
+    while panel.status.text().endswith("scroll down for older ones)") and pages < 30:
+        shown = len(hits(app))
+        panel.list.setFocus()
+        QTest.keyClick(panel.list, Qt.Key.Key_End)
+        assert panel.status.text() == f"{shown:,} messages (the newest) · searching older ones…"
+        # the next page: more rows, or (its only match found again: the edited
+        # message's own text) none, and nothing older
+        qtbot.waitUntil(
+            lambda n=shown: len(hits(app)) > n or panel.status.text() == f"{OLD:,} messages",
+            timeout=10_000,
+        )
+        pages += 1
+    listed = hits(app)
+    ids = [h.hit.event_id for h in listed]
+    assert len(ids) == len(set(ids)) == OLD  # every filler message once
+    assert pages == OLD // search_feature.SEARCH_RESULTS + 1  # the last found nothing new
+    assert panel.status.text() == f"{OLD:,} messages"
+    times = [h.hit.timestamp_ms for h in listed]
+    assert times == sorted(times, reverse=True)
+    texts = [h.hit.snippet.text for h in listed]
+    assert "filler, edited" in texts and "filler message 0" not in texts  # its edit's, once
+    edited = listed[texts.index("filler, edited")].hit
+    assert edited.edited and edited.event_id in ids
+    # The current row stayed where the reader was: not thrown back to the top.
+    assert panel.list.currentIndex().row() >= OLD - search_feature.SEARCH_RESULTS - 1
+    # A new search starts again from its newest.
+    type_and_wait(qtbot, app, "filler message 1", search_feature.SEARCH_RESULTS)
+    assert panel.list.currentIndex().row() == 0
 
 
 def test_nothing_found_and_hostile_queries(qtbot: Any, app: App) -> None:

@@ -127,16 +127,25 @@ def test_a_search_whose_newest_matches_are_all_hidden_does_not_say_nothing_match
     """Red team (round 24): a search reads a few pages to make up for hidden hits
     (deleted messages, edits that do not apply); a member who wrote that many newer
     matches and deleted them made it end with none shown, and the panel said "No
-    messages found." of a word older messages hold. It now says older ones may match."""
+    messages found." of a word older messages hold. It now says so, and reads on by
+    itself: nothing in the list means its end is in view."""
     host = QWidget()
     qtbot.addWidget(host)
     host.resize(800, 600)
     host.show()
     panel = SearchPanel(host)
+    asked: list[tuple[str, str]] = []
+    panel.older_wanted.connect(lambda text, key: asked.append((text, key)))
     panel.open("Search all rooms", None)
     panel.field.setText("invoice")
+    panel.timer.stop()
     panel.show_results("invoice", "", [], True, [])  # none shown, older pages unread
     assert "No messages found" not in panel.status.text()
-    assert "older messages may match" in panel.status.text()
-    panel.show_results("invoice", "", [], False, [])  # nothing matches at all
+    assert panel.status.text().startswith("No messages shown yet: the newest matches are")
+    assert panel.status.text().endswith("searching older messages…")
+    assert asked == [("invoice", "")]  # once, until answered
+    panel.add_results("invoice", "", [], True, [])  # the next pages hid theirs too
+    assert asked == [("invoice", "")] * 2
+    panel.add_results("invoice", "", [], False, [])  # nothing matches at all
     assert panel.status.text() == "No messages found."
+    assert len(asked) == 2

@@ -112,7 +112,8 @@ class HitRoles(enum.IntEnum):
 
 
 class SearchResultsModel(QAbstractListModel):
-    """The hits of the latest search (a new search replaces them: a reset, not appends)."""
+    """The hits of the latest search (a new search replaces them: a reset), and the older
+    ones paged in under them as the list is scrolled to its end (appended)."""
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -143,6 +144,14 @@ class SearchResultsModel(QAbstractListModel):
         self.beginResetModel()
         self._rows = list(rows)
         self.endResetModel()
+
+    def add_hits(self, rows: Sequence[ShownHit]) -> None:
+        if not rows:
+            return
+        start = len(self._rows)
+        self.beginInsertRows(QModelIndex(), start, start + len(rows) - 1)
+        self._rows.extend(rows)
+        self.endInsertRows()
 
     def hit(self, row: int) -> ShownHit:
         return self._rows[row]
@@ -297,6 +306,8 @@ class SearchPanel(CardPopup):
     None for a search everywhere."""
 
     query_changed = Signal(str, str)  # text, room key ("" for everywhere)
+    # the same search's older results are wanted: the list was scrolled to its end
+    older_wanted = Signal(str, str)  # text, room key ("" for everywhere)
     hit_chosen = Signal(str, str, str, int)  # room key, event id, the hit's path and line
     visible_rows = VISIBLE_ROWS
     row_height = ROW_H
@@ -307,6 +318,9 @@ class SearchPanel(CardPopup):
         super().__init__(parent, "search", "QLabel#scope { color: MUTED; padding: 10px 16px 0; }")
         self.room_key: str | None = None
         self._choose_first = False  # Enter came before the results: choose the first
+        self._more = False  # the results shown have older ones: asked for at the list's end
+        self._asked_older = False  # asked, and not answered yet
+        self._said: tuple[tuple[str, ...], int] = ((), 0)  # the last problems and backlog
         self.anchor: QWidget | None = None  # the card is placed over this widget
         self.model = SearchResultsModel(self)
         self.scope = QLabel()
@@ -318,6 +332,10 @@ class SearchPanel(CardPopup):
         self.layout_.addWidget(self.field)
         self.list.setModel(self.model)
         self.list.setItemDelegate(SearchDelegate(self.list))
+        # Older results come when the end of the list is reached, by scrolling or by
+        # moving the current row there (↓, Page Down, End).
+        self.list.verticalScrollBar().valueChanged.connect(lambda _v: self._near_end())
+        self.list.selectionModel().currentChanged.connect(lambda _c, _p: self._near_end())
         self.layout_.addWidget(self.list)
         self.status = QLabel()
         self.status.setObjectName("hint")
@@ -348,6 +366,7 @@ class SearchPanel(CardPopup):
         self.field.selectAll()
         if changed:
             self.model.set_hits([])
+            self._more = self._asked_older = False
             if self.field.text().strip():
                 self._fire()
         self._after_results()
@@ -376,6 +395,7 @@ class SearchPanel(CardPopup):
     def _fire(self) -> None:
         self.timer.stop()
         text = self.field.text()
+        self._more = self._asked_older = False  # a new search: older pages of the last go
         if not text.strip():
             self._choose_first = False
             self.model.set_hits([])
@@ -396,23 +416,64 @@ class SearchPanel(CardPopup):
     ) -> None:
         """The results of a search for ``text`` in ``room_key``'s room ("": everywhere);
         dropped if the field or the scope says something else by now (an older search
-        finishing late, or the same text searched before the scope changed)."""
-        if text != self.field.text() or room_key != (self.room_key or ""):
+        finishing late, or the same text searched before the scope changed). ``more``:
+        older results exist; they are asked for (``older_wanted``) when the list is
+        scrolled to its end, and come to ``add_results``."""
+        if not self.is_current(text, room_key):
             return
         self.model.set_hits(hits)
+        self._asked_older = False
         if hits:
             self.list.setCurrentIndex(self.model.index(0, 0))
         choose, self._choose_first = self._choose_first, False
-        n = len(hits)
+        self._summarise(more, problems, backlog)
+        self._after_results()
+        if choose and hits:
+            self.choose()
+        self._near_end()  # a short list that ends in view asks for the next page at once
+
+    def add_results(
+        self,
+        text: str,
+        room_key: str,
+        hits: Sequence[ShownHit],
+        more: bool,
+        problems: Sequence[str],
+        backlog: int = 0,
+    ) -> None:
+        """Older results of the search shown (``older_wanted``'s answer), added under
+        it; the current row stays where it is. Dropped like ``show_results``'s."""
+        if not self.is_current(text, room_key) or not self._asked_older:
+            return
+        self._asked_older = False
+        self.model.add_hits(hits)
+        if hits and not self.list.currentIndex().isValid():
+            self.list.setCurrentIndex(self.model.index(0, 0))
+        self._summarise(more, problems, backlog)
+        self._after_results()
+        self._near_end()
+
+    def is_current(self, text: str, room_key: str) -> bool:
+        """Whether results for ``text`` in ``room_key`` are for what the panel asks now."""
+        return text == self.field.text() and room_key == (self.room_key or "")
+
+    def _summarise(self, more: bool, problems: Sequence[str], backlog: int) -> None:
+        self._more = more
+        self._said = (tuple(problems), backlog)
+        n = self.model.rowCount()
         if not n and more:
             # every match read was hidden (deleted, an edit that does not apply) and the
             # search stopped reading: a member can write that many newer ones on purpose
-            first = "No messages shown: the newest matches are deleted or edits that do not "
-            first += "apply; older messages may match (add a word to narrow the search)"
+            first = "No messages shown yet: the newest matches are deleted or edits that do "
+            first += "not apply; searching older messages…"
         elif not n:
             first = "No messages found."
         else:
-            first = f"{n} message{'s' if n != 1 else ''}" + (" (the newest)" if more else "")
+            first = f"{n:,} message{'s' if n != 1 else ''}"
+            if more and self._asked_older:
+                first += " (the newest) · searching older ones…"
+            elif more:
+                first += " (the newest: scroll down for older ones)"
         words = [first]
         if backlog:
             words.append(
@@ -421,9 +482,30 @@ class SearchPanel(CardPopup):
             )
         words += [f"Could not search {p}" for p in problems]
         self.status.setText(" · ".join(words))
-        self._after_results()
-        if choose and hits:
-            self.choose()
+
+    def _near_end(self) -> None:
+        """Ask for the next page of older results when the end of the list is in view or
+        its last row is the current one, once at a time (the answer comes to
+        ``add_results``)."""
+        if not self._more or self._asked_older or not self.isVisible():
+            return
+        count = self.model.rowCount()
+        self.list.doItemsLayout()  # rows just added: the scroll bar's range is theirs
+        bar = self.list.verticalScrollBar()
+        current = self.list.currentIndex()
+        at_end = (
+            count == 0
+            or bar.value() >= bar.maximum()
+            or (current.isValid() and current.row() >= count - 1)
+        )
+        if not at_end:
+            return
+        text = self.field.text()
+        if not text.strip():
+            return
+        self._asked_older = True
+        self._summarise(self._more, *self._said)
+        self.older_wanted.emit(text, self.room_key or "")
 
     def _after_results(self) -> None:
         count = self.model.rowCount()

@@ -236,3 +236,72 @@ def test_an_edits_text_finds_nothing_before_the_rooms_relations_are_known() -> N
     assert forged.edited and not own.edited
     assert SyncEngine._related(nobody, own, None) is own  # type: ignore[arg-type]
     assert SyncEngine._related(nobody, forged, None) is None  # type: ignore[arg-type]
+
+
+def test_paging_on_reaches_every_match_past_hidden_ones_in_every_storage(
+    tmp_path: Path,
+) -> None:
+    """``next`` pages on from where each storage stopped: every message that matches is
+    found once, newest first across both storages, also behind more deleted matches
+    than one search reads pages for (a member can write that many on purpose; before,
+    the older matches could not be reached at all)."""
+    entries = []
+    for name in ("one", "two"):
+        (tmp_path / name).mkdir()
+        entries.append(StorageSettings(str(tmp_path / name), f"Share {name}", []))
+    events: list[tuple[str, EngineEvent]] = []
+    client = ChatClient(
+        Settings(ALICE, "Alice", entries),
+        ALICE,
+        SigningKey(bytes(range(32))),
+        lambda sid, event: events.append((sid, event)),
+        data_dir=tmp_path / "data",
+    )
+    one, two = (e.id for e in entries)
+    limit = 2
+    hidden = limit * engine_module.SEARCH_ROUNDS + 3  # more than one search reads
+
+    async def scenario() -> tuple[list[str], list[SearchResults]]:
+        for entry in entries:
+            await client.attach(entry)
+        try:
+            a = await client.create_room(one, "plans", "Plans")
+            b = await client.create_room(two, "plans", "Plans elsewhere")
+            live = []
+            for i in range(3):  # the storages' messages alternate in time
+                for ref, where in ((a, "one"), (b, "two")):
+                    (sent,) = await client.send_text(ref, f"launch {where} {i}")
+                    live.append(sent.content["body"])
+                    await asyncio.sleep(0.002)  # each its own millisecond
+            for i in range(hidden):
+                (gone,) = await client.send_text(a, f"launch gone {i}")
+                await client.delete_event(a, gone.event_id)
+            for attached in client._storages.values():
+                await attached.engine.flush(5)
+            for sid in (one, two):
+                await client.open_room(RoomRef(sid, "plans"))
+                await _loaded(events, sid, "plans")
+            for attached in client._storages.values():
+                await attached.engine.catch_up_text()
+            pages = [await client.search("launch", limit=limit)]
+            while pages[-1].next and len(pages) < 50:
+                pages.append(await client.search("launch", limit=limit, after=pages[-1].next))
+            return live, pages
+        finally:
+            await client.close()
+
+    live, pages = asyncio.run(scenario())
+    found = [h for page in pages for h in page.hits]
+    assert [h.snippet.text for h in found] == list(reversed(live))  # each once, newest first
+    keys = [h.key for h in found]
+    assert keys == sorted(keys, reverse=True) and len(set(keys)) == len(keys)
+    assert {h.storage_id for h in found} == {one, two}
+    assert all(len(page.hits) <= limit for page in pages)
+    assert all(page.more == bool(page.next) for page in pages)
+    assert not pages[-1].more and pages[-1].next == ()
+    # The first page: the deleted matches take every round storage one reads, so it
+    # says where it stopped; storage two's hits are older than that place, and wait
+    # (storage one may hold newer live ones below it): nothing is shown yet.
+    first = pages[0]
+    assert first.hits == () and first.more
+    assert dict(first.next)[one] is not None and dict(first.next)[two] is None
