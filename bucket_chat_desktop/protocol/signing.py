@@ -176,28 +176,35 @@ def build_event(
     return event
 
 
-# The last signing key's libsodium 64-byte secret (seed and public key) and public key
-# text, made once, not per event; forgotten when that key object goes (a weak reference:
-# the cache never keeps key material alive). By identity: SigningKey's own ``==`` is a
-# constant-time compare through a C call, which cost more than the cache saved.
-_last_signer: tuple[weakref.ref[SigningKey], bytes, str] | None = None
+# The signing keys' libsodium 64-byte secrets (seed and public key) and public key texts,
+# made once per key object, not per event; each forgotten when its key object goes (a
+# weak reference: the cache never keeps key material alive). By identity (``id``, checked
+# through the reference): SigningKey's own ``==`` is a constant-time compare through a C
+# call, which cost more than the cache saved. A few keys: a device signs with its own,
+# a process with several identities (tests, tools, a benchmark's ten senders taking
+# turns) with each in turn, and one remembered key made every change of key pay its
+# setup again (about 1.3 µs an event).
+_SIGNERS_KEPT = 16
+_signers: dict[int, tuple[weakref.ref[SigningKey], bytes, str]] = {}
 
 
 def _forget_signer(gone: weakref.ref[SigningKey]) -> None:
-    global _last_signer
-    last = _last_signer
-    if last is not None and last[0] is gone:
-        _last_signer = None
+    # Threads may share the cache: every step is one dict operation, and a key found
+    # missing or changed meanwhile only costs its setup again.
+    for ident, kept in list(_signers.items()):
+        if kept[0] is gone:
+            _signers.pop(ident, None)
 
 
 def _signer(signing_key: SigningKey) -> tuple[bytes, str]:
-    global _last_signer
-    last = _last_signer
-    if last is not None and last[0]() is signing_key:
-        return last[1], last[2]
+    kept = _signers.get(id(signing_key))
+    if kept is not None and kept[0]() is signing_key:
+        return kept[1], kept[2]
     public = bytes(signing_key.verify_key)
     secret, text = bytes(signing_key) + public, _key_text(public)
-    _last_signer = (weakref.ref(signing_key, _forget_signer), secret, text)
+    if len(_signers) >= _SIGNERS_KEPT:
+        _signers.clear()  # more keys than a process signs with in turn: start again
+    _signers[id(signing_key)] = (weakref.ref(signing_key, _forget_signer), secret, text)
     return secret, text
 
 

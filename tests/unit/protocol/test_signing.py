@@ -228,10 +228,13 @@ def test_build_event_takes_a_surrogate_pair_held_as_two_code_points() -> None:
 
 
 def test_the_signing_cache_follows_the_key_object_and_never_keeps_it() -> None:
-    """build_event keeps the last key's libsodium secret (``signing._signer``): by the key
-    object's identity, weakly — two keys used in turn each sign with their own secret,
-    and once a key object is gone its secret is no longer held."""
+    """build_event keeps a few keys' libsodium secrets (``signing._signer``): by the key
+    object's identity, weakly — keys used in turn each sign with their own secret, a
+    key object made anew at a gone one's address is not taken for it, at most
+    ``_SIGNERS_KEPT`` are kept, and once a key object is gone its secret is no longer
+    held."""
     import gc
+    import weakref
 
     from nacl.signing import SigningKey
 
@@ -252,6 +255,27 @@ def test_the_signing_cache_follows_the_key_object_and_never_keeps_it() -> None:
         )
         assert ev.sender_key == signing.public_key_text(key)
         assert signing.SignatureChecker().check(ev) == (True, "Ed25519 signature good")
+        assert signing._signers[id(key)][0]() is key
+    idents = {id(k) for k in keys}
     del key, keys
     gc.collect()
-    assert signing._last_signer is None
+    assert not idents & signing._signers.keys()  # other tests' keys may still be kept
+    # Many keys in turn: at most so many are kept; each signs with its own secret.
+    many = [SigningKey(bytes([n]) * 32) for n in range(1, signing._SIGNERS_KEPT + 5)]
+    for key in many * 2:
+        secret, text = signing._signer(key)
+        assert secret == bytes(key) + bytes(key.verify_key)
+        assert text == signing.public_key_text(key)
+        assert len(signing._signers) <= signing._SIGNERS_KEPT
+    # A kept entry whose key object is gone and another at its address: not its secret.
+    other = SigningKey(b"\x09" * 32)
+    ident = id(other)
+    signing._signers[ident] = (weakref.ref(many[0]), b"not this key's", "nor this")
+    assert signing._signer(other) == (
+        bytes(other) + bytes(other.verify_key),
+        signing.public_key_text(other),
+    )
+    idents = {id(k) for k in many} | {ident}
+    del many, key, other
+    gc.collect()
+    assert not idents & signing._signers.keys()
