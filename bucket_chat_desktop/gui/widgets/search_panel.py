@@ -430,7 +430,8 @@ class SearchPanel(CardPopup):
         self._after_results()
         if choose and hits:
             self.choose()
-        self._near_end()  # a short list that ends in view asks for the next page at once
+        # a short list that ends in view asks for the next page at once
+        self._near_end(rows_changed=True)
 
     def add_results(
         self,
@@ -451,7 +452,7 @@ class SearchPanel(CardPopup):
             self.list.setCurrentIndex(self.model.index(0, 0))
         self._summarise(more, problems, backlog)
         self._after_results()
-        self._near_end()
+        self._near_end(rows_changed=True)
 
     def is_current(self, text: str, room_key: str) -> bool:
         """Whether results for ``text`` in ``room_key`` are for what the panel asks now."""
@@ -483,14 +484,15 @@ class SearchPanel(CardPopup):
         words += [f"Could not search {p}" for p in problems]
         self.status.setText(" · ".join(words))
 
-    def _near_end(self) -> None:
+    def _near_end(self, *, rows_changed: bool = False) -> None:
         """Ask for the next page of older results when the end of the list is in view or
         its last row is the current one, once at a time (the answer comes to
         ``add_results``)."""
         if not self._more or self._asked_older or not self.isVisible():
             return
         count = self.model.rowCount()
-        self.list.doItemsLayout()  # rows just added: the scroll bar's range is theirs
+        if rows_changed:
+            self.list.doItemsLayout()  # rows just added: the scroll bar's range is theirs
         bar = self.list.verticalScrollBar()
         current = self.list.currentIndex()
         at_end = (
