@@ -185,6 +185,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("query", nargs="+", help='words to find (all of them); "a phrase" in quotes')
     p.add_argument("--room-id", help="only in this room")
     p.add_argument("--limit", type=int, default=20, help="at most N messages (default 20)")
+    p.add_argument(
+        "--before",
+        type=int,
+        metavar="KEY",
+        help="the next older messages: the key the page before ended with",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p = command("members", "list the room's members, their display names and devices")
     room(p)
@@ -959,12 +965,16 @@ async def cmd_search(args: argparse.Namespace) -> int:
     room_id = _room_id(args) if args.room_id is not None else None
     if not 1 <= args.limit <= 1000:
         raise UsageError("--limit must be between 1 and 1000")
+    if args.before is not None and not 0 < args.before < 1 << 63:
+        raise UsageError("--before takes the key a page ended with (a positive number)")
     query = " ".join(args.query)
     async with ChatClient.session(storage, outbox=False) as client:
         sid = client.session_storage
         known = await client.cached_rooms(sid)
         # what sync and history read is made searchable first
-        page = await client.search_read(sid, query, room_id=room_id, limit=args.limit)
+        page = await client.search_read(
+            sid, query, room_id=room_id, limit=args.limit, before=args.before
+        )
     if page.error:
         raise StorageError(f"cannot search this device's copy: {page.error}")
     if page.query_cut:
@@ -974,6 +984,8 @@ async def cmd_search(args: argparse.Namespace) -> int:
             "query": query,
             "hits": [fmt.search_json(h) for h in page.hits],
             "more": page.more,
+            # --before this for the next older page (null: nothing older)
+            "next": page.next_before if page.more else None,
         }
         print(fmt.json_text(doc))
         return EXIT_OK
@@ -992,12 +1004,16 @@ async def cmd_search(args: argparse.Namespace) -> int:
         # search stopped reading: a member can write that many newer ones on purpose
         print(
             "No messages shown: the newest matches are deleted messages or edits that do "
-            "not apply; older messages may match (a larger --limit reads further)."
+            "not apply; older messages may match (a larger --limit reads further; "
+            f"--before {page.next_before} reads on from here)."
         )
     elif not page.hits:
         print("No messages found.")
     elif page.more:
-        print(f"(only the newest {len(page.hits)}; --limit shows more)")
+        print(
+            f"(only the newest {len(page.hits)}; --limit shows more, "
+            f"--before {page.next_before} the next older ones)"
+        )
     return EXIT_OK
 
 

@@ -331,14 +331,21 @@ class AttachedStorages:
         )
 
     async def search_read(
-        self, storage_id: str, query: str, *, room_id: str | None = None, limit: int = SEARCH_LIMIT
+        self,
+        storage_id: str,
+        query: str,
+        *,
+        room_id: str | None = None,
+        limit: int = SEARCH_LIMIT,
+        before: int | None = None,
     ) -> SearchPage:
         """``search`` for a client that reads no rooms (the command line): what was read
         but is not searchable yet is indexed first, and the relations of each room with
-        hits are rebuilt from the index (``SyncEngine.search_read_rooms``)."""
+        hits are rebuilt from the index (``SyncEngine.search_read_rooms``). ``before``:
+        the ``next_before`` of the page before, for the older ones."""
         engine = self._engine(storage_id)
         await engine.catch_up_text()
-        return await engine.search_read_rooms(query, room_id=room_id, limit=limit)
+        return await engine.search_read_rooms(query, room_id=room_id, limit=limit, before=before)
 
     async def locate(
         self, ref: RoomRef, result: AuditResult, event_id: str, at: tuple[str, int] | None = None

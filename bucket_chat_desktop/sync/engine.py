@@ -727,7 +727,12 @@ class SyncEngine:
         return hit
 
     async def search_read_rooms(
-        self, query: str, *, room_id: str | None = None, limit: int = SEARCH_LIMIT
+        self,
+        query: str,
+        *,
+        room_id: str | None = None,
+        limit: int = SEARCH_LIMIT,
+        before: int | None = None,
     ) -> SearchPage:
         """``search`` for a front end whose engine reads no rooms (the CLI): the
         relations of each room with hits are rebuilt from the index (``cached_room``)
@@ -738,7 +743,7 @@ class SyncEngine:
         relations: a deleted message, text and all."""
         related: dict[str, Relations] = {}
         looked: set[str] = set()
-        page = await self.search(query, room_id=room_id, limit=limit)
+        page = await self.search(query, room_id=room_id, limit=limit, before=before)
         while True:
             new = {h.room_id for h in page.hits} - looked
             if not new:
@@ -748,7 +753,9 @@ class SyncEngine:
                 view = await self.cached_room(rid)
                 if view is not None and view.relations is not None:
                     related[rid] = view.relations
-            page = await self.search(query, room_id=room_id, limit=limit, relations=related)
+            page = await self.search(
+                query, room_id=room_id, limit=limit, relations=related, before=before
+            )
         return page
 
     async def locate(

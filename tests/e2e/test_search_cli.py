@@ -64,7 +64,12 @@ def test_search_output_is_sanitised(planted: Device) -> None:  # noqa: F811
 
 def test_search_of_an_empty_index_is_not_an_error(tmp_path: Path, device) -> None:  # type: ignore[no-untyped-def]
     bob = device("bob", "bob@example.com")
-    assert bob.json("search", "anything") == {"query": "anything", "hits": [], "more": False}
+    assert bob.json("search", "anything") == {
+        "query": "anything",
+        "hits": [],
+        "more": False,
+        "next": None,
+    }
 
 
 def test_search_follows_edits_and_deletions(device, store: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -191,6 +192,24 @@ def test_a_search_whose_newest_matches_are_all_hidden_does_not_say_nothing_match
     assert "older messages may match" in r.out and "--limit" in r.out
     found = cli(None, "search", "invoice", "--limit", "10").out
     assert ">>invoice<< 42 is paid" in found  # a larger page reads past them
+    # --before reads on from where the page stopped, page after page, at --limit 1
+    key = re.search(r"--before ([0-9]+) reads on from here", r.out)
+    assert key is not None, r.out
+    on = cli(None, "search", "invoice", "--limit", "1", "--before", key.group(1))
+    assert on.code == 0 and ">>invoice<< 42 is paid" in on.out, on
+    doc = json.loads(cli(None, "search", "invoice", "--limit", "1", "--json").out)
+    seen = []
+    while doc["more"]:
+        assert isinstance(doc["next"], int)
+        seen += [h["snippet"] for h in doc["hits"]]
+        page = cli(
+            None, "search", "invoice", "--limit", "1", "--json", "--before", str(doc["next"])
+        )
+        doc = json.loads(page.out)
+    seen += [h["snippet"] for h in doc["hits"]]
+    assert seen == ["invoice 42 is paid"] and doc["next"] is None
+    bad = cli(None, "search", "invoice", "--before", "-3")
+    assert bad.code != 0 and "--before" in bad.err
 
 
 def test_removing_a_reaction_and_doing_what_is_done_already(
