@@ -162,6 +162,23 @@ async def run(path: Path, runs: int) -> None:
                     await engine.search(word[:i], limit=50)
                     samples.append(time.perf_counter() - t0)
         print(f"{'as typed':>11}: {figures(samples)}")
+        # Older results (the panel at its end, ``bucket-chat search --before``): the
+        # next 50 after 1, 5 and 20 pages of a common and of a one-word query.
+        samples = []
+        depth = {}
+        for q in ("the", "meeting", "de"):
+            page = await engine.search(q, limit=50)
+            for n in range(1, 21):
+                if page.next_before is None:
+                    break
+                t0 = time.perf_counter()
+                page = await engine.search(q, limit=50, before=page.next_before)
+                samples.append(time.perf_counter() - t0)
+                if n in (1, 5, 20):
+                    depth.setdefault(n, []).append(samples[-1])
+        print(f"{'older page':>11}: {figures(samples)}   ({len(samples)} pages, up to 20 deep)")
+        for n, found in sorted(depth.items()):
+            print(f"{'':>11}  page {n + 1:>2}: {figures(found)}")
     finally:
         await engine.close()
         writer.close()
