@@ -67,9 +67,9 @@ NOTED_DAYS = 4  # older days with a segment noted gone or changed that a refresh
 # Rooms whose safety listing runs at once: a window coming to the front after hours makes
 # every room's due together, and one of them that hangs holds one place only.
 SAFETY_AT_ONCE = 8
-# A watched folder's markers are listed on the bucket schedule while a listing holds at
-# most this many names after the cursor (a listing reads them all: a member who fills
-# today's activity folder with names would cost a full read every second or three);
+# A watched folder's markers are listed on the bucket schedule while a listing reads at
+# most this many names — all of the day folder's, before the cursor too: a member who
+# fills today's activity folder with names would cost a full read every second or three;
 # past it, on the rescan's cadence, as before (the watch still names what it sees).
 WATCHED_LISTING_MAX = 2_000
 
@@ -100,7 +100,7 @@ class Poller:
         self._local = engine._local
         self.next_poll_in = engine.config.active_interval  # the current wait
         self.polls = 0  # marker polling rounds done (for tests and the benchmarks)
-        self.listed = 0  # names the last marker listing held after the cursor
+        self.listed = 0  # names the last marker listing read (a bucket's: after the cursor)
         self._poll_wake = asyncio.Event()
         self._activity_at = 0.0  # monotonic time of the last activity (``note_activity``)
         self._in_poll = False
@@ -432,8 +432,17 @@ class Poller:
             seen = self._markers_seen.setdefault(date, set())
             named = self._named.setdefault(date, {})
             self._engine.requests += 1
-            items = await self._engine.storage.list_after(folder, cursor)
-            listed += len(items)
+            if self._local is None:
+                items = await self._engine.storage.list_after(folder, cursor)
+                listed += len(items)
+            else:
+                # A folder's listing reads every name of the day, those before the cursor
+                # too (``list_after`` filters what it read): junk sorting before the
+                # markers costs as much as junk after them (``next_wait``).
+                items = await self._engine.storage.list_after(folder, None)
+                listed += len(items)
+                if cursor is not None:
+                    items = [i for i in items if i.path > cursor]
             last: str | None = None
             for item in items:
                 if item.path in seen:

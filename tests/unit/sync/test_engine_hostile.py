@@ -296,3 +296,50 @@ def test_a_watched_folder_full_of_junk_markers_is_listed_on_the_rescan_cadence(
             sender.outbox.close()
 
     asyncio.run(go())
+
+
+def test_junk_sorting_before_the_marker_cursor_counts_for_the_watched_listing_too(
+    tmp_path: Path,
+) -> None:
+    """A folder's listing of the activity markers reads every name of the day folder,
+    not only those after the cursor (``LocalStorage.list_after`` filters what it read).
+    Junk named to sort before the real markers (``0-junk-…``) was not counted: the
+    watched folder went on listing all of it every 0.1-3 s, however many names there
+    were — a member's million empty files were a million names read a second, for the
+    rest of the day. Counted, they put the folder's markers on the rescan's cadence, as
+    junk after the cursor does."""
+    root = tmp_path / "store"
+    create_room(LocalStorage(root))
+    now = int(time.time() * 1000)
+    published = now - MARKER_SETTLE_MS - 60_000  # settled: a cursor may stand on it
+    if utc_date(published) != utc_date(now):
+        pytest.skip("just after UTC midnight: the settled marker is yesterday's")
+    segment = f"rooms/{ROOM}/logs/{utc_date(published)}/messages_{published}_{published}_x.jsonl"
+    marker = marker_path(published, segment)
+    folder = (root / marker).parent
+    folder.mkdir(parents=True)
+    (root / marker).write_bytes(b"")
+    for n in range(WATCHED_LISTING_MAX + 1):
+        (folder / f"0-junk-{n:05d}").write_bytes(b"")
+    fast = SyncConfig(
+        batch_window=0.05, local_rescan=3600.0, active_interval=0.1, focused_interval=0.1
+    )
+
+    async def go() -> None:
+        index = Index.open(tmp_path / "b.sqlite3")
+        index.set_cursor(f"activity:{utc_date(now)}", marker)  # where an earlier run left it
+        engine = SyncEngine(LocalStorage(root), index=index, config=fast)
+        try:
+            await engine.start()
+            poller = engine._poller
+            assert poller.watching
+            engine.set_window_focused(True)
+            await until(lambda: engine.polls >= 1)
+            assert poller._marker_cursor.get(utc_date(now), marker) == marker
+            assert poller.listed > WATCHED_LISTING_MAX
+            assert poller.next_wait() == fast.local_rescan
+        finally:
+            await engine.close()
+            index.close()
+
+    asyncio.run(go())
