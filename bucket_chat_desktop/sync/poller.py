@@ -444,13 +444,14 @@ class Poller:
                 if cursor is not None:
                     items = [i for i in items if i.path > cursor]
             last: str | None = None
+            junk: list[str] = []
             for item in items:
                 if item.path in seen:
                     continue
                 parsed = parse_marker(item.path) if item.special is None else None
                 if parsed is None:
                     seen.add(item.path)
-                    log.warning("ignoring %s: not an activity marker", item.path)
+                    junk.append(item.path)
                     continue
                 published, room_id, segment = parsed
                 if published > now_ms - MARKER_SETTLE_MS:
@@ -465,6 +466,14 @@ class Poller:
                 reader = self._hint(room_id, segment)
                 if reader is not None:
                     steps[reader] = None
+            if junk:  # one line a listing: a member's 100,000 names were as many lines
+                log.warning(
+                    "ignoring %s in %s: not an activity marker (%s%s)",
+                    "1 name" if len(junk) == 1 else f"{len(junk):,} names",
+                    folder,
+                    terminal_safe(", ".join(p[len(folder) :] for p in junk[:3]), limit=300),
+                    ", …" if len(junk) > 3 else "",
+                )
             if last is not None:
                 self._marker_cursor[date] = last
                 seen.difference_update({p for p in seen if p <= last})

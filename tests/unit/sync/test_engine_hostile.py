@@ -343,3 +343,34 @@ def test_junk_sorting_before_the_marker_cursor_counts_for_the_watched_listing_to
             index.close()
 
     asyncio.run(go())
+
+
+def test_junk_in_the_activity_folder_is_said_in_one_line_not_one_a_name(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each junk name was logged as a warning of its own: 100,000 empty files a member
+    put into today's activity folder were 100,000 lines on the terminal of
+    ``bucket-chat sync --follow`` (its warnings go to stderr) and in the app's log.
+    Now a listing says how many names it ignored, with the first few, once."""
+    root = tmp_path / "store"
+    create_room(LocalStorage(root))
+    folder = root / "activity" / utc_date(int(time.time() * 1000))
+    folder.mkdir(parents=True)
+    for n in range(500):
+        (folder / f"zz-junk-{n:03d}\x1b[2J").write_bytes(b"")
+
+    async def go() -> None:
+        engine = SyncEngine(LocalStorage(root), config=QUIET)
+        try:
+            await engine.open_room(ROOM, background=False)
+            with caplog.at_level("INFO", logger="bucket_chat.sync"):
+                assert await engine.poll_once() == 0
+                assert await engine.poll_once() == 0  # junk is said once
+        finally:
+            await engine.close()
+
+    asyncio.run(go())
+    said = [r.getMessage() for r in caplog.records if "not an activity marker" in r.getMessage()]
+    assert len(said) == 1, len(said)
+    assert "500 names" in said[0] and "zz-junk-000" in said[0]
+    assert "\x1b" not in said[0]
