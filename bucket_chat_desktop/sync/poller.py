@@ -249,12 +249,18 @@ class Poller:
         seconds (None: until they end); the segments those that ended found."""
         asked = markers  # whether the storage was asked anything (then it answered)
         steps: dict[asyncio.Task[int], None] = {}
+        unlisted: StorageError | None = None
         try:
             if markers:
                 await self._poll_markers(steps)
         except StorageError as exc:
-            self._engine._set_online(False, str(exc))
-            return 0  # what was named before the listing failed is read all the same
+            if self._local is None:  # a bucket that fails: its rooms' listings would too
+                self._engine._set_online(False, str(exc))
+                return 0  # what was named before the listing failed is read all the same
+            # A folder that answers but whose markers cannot be listed (a folder nobody
+            # may read that a member put into the activity folder): its rooms are listed
+            # all the same, else nothing the watch misses ever arrived.
+            unlisted = exc
         now = time.monotonic()
         for room in list(self._engine.rooms.values()):
             period = safety_period(
@@ -277,8 +283,8 @@ class Poller:
         found, failed = await self._wait_for(steps, wait)
         for date in list(self._named):  # what ended since the listing lets the cursor on
             await self._save_cursor(date)
-        if failed is not None:
-            self._engine._set_online(False, str(failed))
+        if failed is not None or unlisted is not None:
+            self._engine._set_online(False, str(failed or unlisted))
         elif asked:
             self._engine._set_online(True, "")
         return found

@@ -5,8 +5,11 @@ folders, real FIFOs, the real watchdog observer and a real SQLite index."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -23,7 +26,7 @@ from bucket_chat_desktop.protocol.ids import utc_date
 from bucket_chat_desktop.storage.base import ObjectInfo
 from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync.engine import MARKER_SETTLE_MS, SyncConfig, SyncEngine
-from bucket_chat_desktop.sync.events import EngineEvent, EventsAppended
+from bucket_chat_desktop.sync.events import EngineEvent, EventsAppended, StorageStatus
 from bucket_chat_desktop.sync.outbox import Outbox
 from bucket_chat_desktop.sync.poller import WATCHED_LISTING_MAX
 from bucket_chat_desktop.sync.writer import Draft, RoomWriter
@@ -374,3 +377,83 @@ def test_junk_in_the_activity_folder_is_said_in_one_line_not_one_a_name(
     assert len(said) == 1, len(said)
     assert "500 names" in said[0] and "zz-junk-000" in said[0]
     assert "\x1b" not in said[0]
+
+
+IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
+NOBODY = 65534
+
+
+def _as_someone_modes_apply_to(check: Any) -> Any:
+    """``check()``'s JSON-able result, run where file modes apply: root ignores them, so
+    then in a forked child that became ``nobody`` (the modules are already loaded)."""
+    if not IS_ROOT:
+        return check()
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never return into pytest
+        status = 1
+        try:
+            os.close(read_end)
+            os.setgroups([])
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
+            os.write(write_end, json.dumps(check()).encode())
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        report = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    return json.loads(report)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="file modes")
+def test_an_unreadable_folder_in_the_activity_folder_stops_no_room_being_listed() -> None:
+    """A member puts a folder nobody may read (mode 000) into today's activity folder.
+    The markers' listing fails, and a round that failed to list the markers gave up
+    before the rooms' safety listings: no room of the folder was listed again — what the
+    watch misses (a network share's changes by other machines, a day folder past the
+    watch limit), and everything in a folder that is polled, never arrived — and the
+    storage was said to be offline with "cannot list x: permission denied", naming no
+    folder anyone could find. Now the rooms are listed all the same, and the message
+    names the folder."""
+    base = Path(tempfile.mkdtemp(prefix="bc-perm-"))  # pytest's tmp_path is root's only
+    base.chmod(0o755)
+    root = base / "store"
+    create_room(LocalStorage(root))
+    bad = root / "activity" / utc_date(int(time.time() * 1000)) / "x"
+    bad.mkdir(parents=True)
+    if IS_ROOT:
+        for path in [root, *root.rglob("*")]:
+            os.chown(path, NOBODY, NOBODY, follow_symlinks=False)
+    bad.chmod(0)
+    asyncio.run(LocalStorage(root).exists("warm-up"))  # the thread pool, before a fork
+
+    def check() -> dict[str, Any]:
+        rec = Recorder()
+
+        async def go() -> dict[str, Any]:
+            engine = SyncEngine(LocalStorage(root), listener=rec, config=QUIET)
+            try:
+                await engine.open_room(ROOM, background=False)
+                bob = RoomWriter(LocalStorage(root), ROOM, BOB, key(2))
+                await bob.send([Draft.text("found by the room's listing")])
+                engine.rooms[ROOM].last_safety = -1e9  # its safety listing is due
+                found = await engine.poll_once()
+            finally:
+                await engine.close()
+            said = [e.message for e in rec.events if isinstance(e, StorageStatus)]
+            return {"found": found, "bodies": bodies(rec.events), "said": said}
+
+        return asyncio.run(go())
+
+    try:
+        out = _as_someone_modes_apply_to(check)
+    finally:
+        bad.chmod(0o700)
+        shutil.rmtree(base)
+    assert out["bodies"] == ["found by the room's listing"], out
+    assert out["found"] == 1, out
+    assert any(str(bad) in m and "permission denied" in m for m in out["said"]), out
