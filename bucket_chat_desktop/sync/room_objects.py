@@ -11,6 +11,7 @@ object: everything here was written by someone who may be hostile.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 from collections.abc import Callable
@@ -38,6 +39,8 @@ from ..storage.base import (
     StorageNotFoundError,
     UnreadableObjectError,
 )
+
+log = logging.getLogger("bucket_chat.sync")
 
 
 async def room_exists(storage: Storage, room_id: str) -> bool:
@@ -263,7 +266,16 @@ async def last_activity(storage: Storage, room_id: str, now_ms: int) -> int | No
     ]
     for date in sorted(dates)[-3:][::-1]:
         ends = []
-        for item in await storage.list_objects(f"{prefix}{date}/"):
+        try:
+            listed = await storage.list_objects(f"{prefix}{date}/")
+        except StorageError as exc:
+            if exc.transient:  # not answering: the list says so
+                raise
+            # One day that cannot be listed (a folder nobody may read put into it) is
+            # no reason to fail the list of every room of the storage: the next day.
+            log.info("last activity of room %s: %s", room_id, exc)
+            continue
+        for item in listed:
             name = parse_segment_path(item.path) if item.special is None else None
             ok = name is not None and name.room_id == room_id
             if name is not None and ok and name.end_ts <= now_ms + NAME_SLACK_MS:

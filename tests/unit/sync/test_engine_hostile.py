@@ -29,6 +29,7 @@ from bucket_chat_desktop.sync.engine import MARKER_SETTLE_MS, SyncConfig, SyncEn
 from bucket_chat_desktop.sync.events import EngineEvent, EventsAppended, StorageStatus
 from bucket_chat_desktop.sync.outbox import Outbox
 from bucket_chat_desktop.sync.poller import WATCHED_LISTING_MAX
+from bucket_chat_desktop.sync.room_objects import storage_rooms
 from bucket_chat_desktop.sync.writer import Draft, RoomWriter
 
 ROOM = "room-1"
@@ -457,3 +458,104 @@ def test_an_unreadable_folder_in_the_activity_folder_stops_no_room_being_listed(
     assert out["bodies"] == ["found by the room's listing"], out
     assert out["found"] == 1, out
     assert any(str(bad) in m and "permission denied" in m for m in out["said"]), out
+
+
+def _shared_folder_with_a_trap(make: Any, trap: str) -> tuple[Path, Path]:
+    """A store under a folder ``nobody`` may reach (pytest's tmp_path is root's only),
+    filled by ``make(root)``, owned by ``nobody`` when run as root, with an empty folder
+    nobody may read (mode 000) at ``trap`` (relative to the store). Returns the base
+    folder (remove it) and the trap."""
+    base = Path(tempfile.mkdtemp(prefix="bc-perm-"))
+    base.chmod(0o755)
+    root = base / "store"
+    asyncio.run(make(root))
+    bad = root / trap
+    bad.mkdir(parents=True)
+    if IS_ROOT:
+        for path in [root, *root.rglob("*")]:
+            os.chown(path, NOBODY, NOBODY, follow_symlinks=False)
+    bad.chmod(0)
+    asyncio.run(LocalStorage(root).exists("warm-up"))  # the thread pool, before a fork
+    return base, bad
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="file modes")
+def test_an_unreadable_folder_in_a_day_of_the_room_hides_none_of_its_other_days() -> None:
+    """A member puts a folder nobody may read into the room's newest day folder. That
+    day's listing fails, and the pass ended there: a device opening the room showed not
+    one of its messages (every other day was never listed), the storage said to be
+    offline. Now that day is noted as not listed (the verdict is not final, the finding
+    names the folder and why) and every other day is read."""
+    hour = 3_600_000
+    day = 1_757_721_600_000  # 2025-09-13T00:00Z
+
+    async def make(root: Path) -> None:
+        now = [day + 9 * hour]
+        alice = RoomWriter(LocalStorage(root), ROOM, ALICE, key(1), clock=lambda: now[0])
+        await alice.create_room(ROOM, "2025-09-13T09:00:00.000Z")
+        for h in (10, 11, 30, 31):  # two on the 13th, two on the 14th
+            now[0] = day + h * hour
+            await alice.send([Draft.text(f"at {h}")])
+
+    base, bad = _shared_folder_with_a_trap(make, f"rooms/{ROOM}/logs/2025-09-14/x")
+    root = base / "store"
+
+    def check() -> dict[str, Any]:
+        async def go() -> dict[str, Any]:
+            engine = SyncEngine(LocalStorage(root), config=QUIET)
+            try:
+                room = await engine.open_room(ROOM, background=False)
+                assert room.result is not None
+                return {
+                    "bodies": [a.event.body for a in room.result.timeline if a.event.body],
+                    "findings": [(f.kind.value, f.path, f.message) for f in room.result.findings],
+                    "partial": room.partial,
+                }
+            finally:
+                await engine.close()
+
+        return asyncio.run(go())
+
+    try:
+        out = _as_someone_modes_apply_to(check)
+    finally:
+        bad.chmod(0o700)
+        shutil.rmtree(base)
+    assert out["partial"], out
+    # The 14th's messages are in the folder that cannot be listed: not shown, said.
+    assert out["bodies"] == ["at 10", "at 11"], out
+    (unread,) = [f for f in out["findings"] if f[0] == Kind.UNREAD.value]
+    assert unread[1] == f"rooms/{ROOM}/logs/2025-09-14/"
+    assert str(bad) in unread[2] and "permission denied" in unread[2]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="file modes")
+def test_an_unreadable_folder_in_one_room_leaves_the_storage_s_rooms_listed() -> None:
+    """The list of a storage's rooms (``bucket-chat rooms``, the app's Join a room…)
+    reads each room's newest day folders for its last activity: a folder nobody may read
+    that a member put into one room's day folder failed the whole list, every room of
+    the storage with it. Now that room's activity comes from its other days."""
+    today = utc_date(int(time.time() * 1000))
+
+    async def make(root: Path) -> None:
+        for room_id in ("a", "b", "c"):
+            writer = RoomWriter(LocalStorage(root), room_id, ALICE, key(1))
+            await writer.create_room(room_id.upper(), CREATED)
+
+    base, bad = _shared_folder_with_a_trap(make, f"rooms/b/logs/{today}/x")
+    root = base / "store"
+
+    def check() -> list[list[Any]] | str:
+        try:
+            found = asyncio.run(storage_rooms(LocalStorage(root), int(time.time() * 1000)))
+        except Exception as exc:
+            return f"{type(exc).__name__}: {exc}"
+        return [[r.room_id, r.name, r.last_activity_ms] for r in found.rooms]
+
+    try:
+        out = _as_someone_modes_apply_to(check)
+    finally:
+        bad.chmod(0o700)
+        shutil.rmtree(base)
+    assert not isinstance(out, str), out
+    assert [r[:2] for r in out] == [["a", "A"], ["b", "B"], ["c", "C"]], out
