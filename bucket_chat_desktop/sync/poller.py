@@ -705,9 +705,19 @@ class Poller:
         older = await self._noted_days(room, set(dates)) if room.vanished else []
         items: list[ObjectInfo] = []
         vanished = False
+        unlisted: dict[str, str] = {}
         for date in [*dates, *older]:
             folder = f"{logs_prefix(room_id)}{date}/"
-            listed = await self._backfill.list_objects(folder)
+            try:
+                listed = await self._backfill.list_objects(folder)
+            except StorageError as exc:
+                if self._local is None:
+                    raise  # a bucket: most likely not answering
+                # A folder answers: a day it cannot list (a folder nobody may read put
+                # into it) is noted — the room is not completely read, and the next
+                # round reads it all again — and the other days are listed.
+                unlisted[folder] = str(exc)
+                continue
             if date in dates:  # late deliveries land in the newest two days
                 items.extend(listed)
             # Segments of these days read before that are gone or rewritten: noticed
@@ -719,7 +729,9 @@ class Poller:
         failed: dict[str, str] = {}
         fetched = await self._backfill.download(room, new, failed) if new else []
         async with room.lock:
-            await self._keep(room, fetched, failed, shown=False, audit=vanished)
+            if unlisted:
+                await self._engine._serially(room.unlisted.update, unlisted, room=room_id)
+            await self._keep(room, fetched, failed, shown=False, audit=vanished or bool(unlisted))
             room.last_safety = time.monotonic()
 
     async def _noted_days(self, room: RoomState, listed: set[str]) -> list[str]:

@@ -11,6 +11,7 @@ import shutil
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -398,7 +399,11 @@ def _as_someone_modes_apply_to(check: Any) -> Any:
             os.setgroups([])
             os.setgid(NOBODY)
             os.setuid(NOBODY)
-            os.write(write_end, json.dumps(check()).encode())
+            try:
+                result = check()
+            except BaseException:
+                result = {"child failed": traceback.format_exc()}
+            os.write(write_end, json.dumps(result).encode())
             status = 0
         finally:
             os._exit(status)
@@ -559,3 +564,66 @@ def test_an_unreadable_folder_in_one_room_leaves_the_storage_s_rooms_listed() ->
         shutil.rmtree(base)
     assert not isinstance(out, str), out
     assert [r[:2] for r in out] == [["a", "A"], ["b", "B"], ["c", "C"]], out
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="file modes")
+def test_an_unreadable_folder_planted_after_a_complete_read_is_said_by_the_safety_listing() -> None:
+    """The room was read whole; then a member puts a folder nobody may read into its
+    newest day folder. The safety listing (``refresh``, every 30 s on a folder) failed
+    at that day each time: the other newest day was never listed again, the storage was
+    said to be offline, and the room still said it was completely read. Now that day is
+    noted as not listed (the verdict is not final until it can be) and the other is
+    listed: a message there arrives."""
+    now_ms = int(time.time() * 1000)
+    today, yesterday = utc_date(now_ms), utc_date(now_ms - 86_400_000)
+
+    async def make(root: Path) -> None:
+        alice = RoomWriter(LocalStorage(root), ROOM, ALICE, key(1))
+        await alice.create_room(ROOM, CREATED)
+        await alice.send([Draft.text("today")])
+        (root / "rooms" / ROOM / "logs" / yesterday).mkdir()
+
+    base, bad = _shared_folder_with_a_trap(make, f"rooms/{ROOM}/logs/{today}/x")
+    root = base / "store"
+    bad.chmod(0o700)  # not yet: the room is read whole first
+
+    def check() -> dict[str, Any]:
+        async def go() -> dict[str, Any]:
+            engine = SyncEngine(LocalStorage(root), config=QUIET)
+            try:
+                room = await engine.open_room(ROOM, background=False)
+                before = room.partial
+                late = 1_000 + now_ms - 86_400_000
+                bob = RoomWriter(LocalStorage(root), ROOM, BOB, key(2), clock=lambda: late)
+                await bob.load_head()  # (a device finding its head lists every day)
+                bad.chmod(0)
+                await bob.send([Draft.text("a late delivery into yesterday")])
+                try:
+                    await engine.refresh(ROOM)
+                except Exception as exc:
+                    return {"raised": f"{type(exc).__name__}: {exc}"}
+                room = engine.rooms[ROOM]
+                assert room.result is not None
+                return {
+                    "before": before,
+                    "partial": room.partial,
+                    "bodies": [a.event.body for a in room.result.timeline if a.event.body],
+                    "unread": [
+                        [f.path, f.message] for f in room.result.findings if f.kind is Kind.UNREAD
+                    ],
+                }
+            finally:
+                await engine.close()
+
+        return asyncio.run(go())
+
+    try:
+        out = _as_someone_modes_apply_to(check)
+    finally:
+        bad.chmod(0o700)
+        shutil.rmtree(base)
+    assert "raised" not in out and "child failed" not in out, out
+    assert out["before"] is False and out["partial"] is True, out
+    assert "a late delivery into yesterday" in out["bodies"], out
+    ((path, message),) = out["unread"]
+    assert path == f"rooms/{ROOM}/logs/{today}/" and "permission denied" in message, out
