@@ -298,13 +298,23 @@ async def summarise_room(
     out (with a problem), never the room. Other storage errors propagate."""
     try:
         metadata, findings = await read_metadata(storage, room_id, budget)
-    except StillWritingError as exc:  # one planted file must not fail the whole list
+    except StorageError as exc:  # one planted file must not fail the whole list
+        if exc.transient and not isinstance(exc, StillWritingError):
+            raise  # not answering: the list says so
+        # Still being written, or a room folder nobody may read (anyone who can write
+        # to a shared folder can make one): that room has a problem, the others none.
         metadata, findings = (
             None,
             [Finding(Kind.METADATA_INVALID, str(exc), metadata_path(room_id))],
         )
     problems = [f.message for f in findings if f.kind is not Kind.METADATA_MISSING]
-    last = await last_activity(storage, room_id, now_ms) if activity else None
+    last = None
+    try:
+        last = await last_activity(storage, room_id, now_ms) if activity else None
+    except StorageError as exc:
+        if exc.transient:
+            raise
+        problems.append(str(exc))
     name = metadata.name if metadata is not None else None
     return RoomSummary(room_id, name, last, "; ".join(problems)[:300], metadata)
 

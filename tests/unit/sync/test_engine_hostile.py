@@ -627,3 +627,35 @@ def test_an_unreadable_folder_planted_after_a_complete_read_is_said_by_the_safet
     assert "a late delivery into yesterday" in out["bodies"], out
     ((path, message),) = out["unread"]
     assert path == f"rooms/{ROOM}/logs/{today}/" and "permission denied" in message, out
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="file modes")
+def test_a_room_folder_nobody_may_read_leaves_the_storage_s_other_rooms_listed() -> None:
+    """Anyone who can write to the folder can make a room folder nobody may read
+    (``rooms/b``, mode 000). Its metadata's read failed with "permission denied", and
+    that failed the list of every room of the storage (``bucket-chat rooms``, the app's
+    Join a room…). Now that room is listed with the reason, the others as they are."""
+
+    async def make(root: Path) -> None:
+        for room_id in ("a", "c"):
+            writer = RoomWriter(LocalStorage(root), room_id, ALICE, key(1))
+            await writer.create_room(room_id.upper(), CREATED)
+
+    base, bad = _shared_folder_with_a_trap(make, "rooms/b")
+    root = base / "store"
+
+    def check() -> list[list[Any]] | str:
+        try:
+            found = asyncio.run(storage_rooms(LocalStorage(root), int(time.time() * 1000)))
+        except Exception as exc:
+            return f"{type(exc).__name__}: {exc}"
+        return [[r.room_id, r.name, r.problem] for r in found.rooms]
+
+    try:
+        out = _as_someone_modes_apply_to(check)
+    finally:
+        bad.chmod(0o700)
+        shutil.rmtree(base)
+    assert not isinstance(out, str), out
+    assert [r[:2] for r in out] == [["a", "A"], ["b", None], ["c", "C"]], out
+    assert "permission denied" in out[1][2] and out[0][2] == out[2][2] == "", out
