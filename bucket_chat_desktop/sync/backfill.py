@@ -256,8 +256,8 @@ class Backfill:
                 try:
                     items = await self.list_objects(folder)
                 except StorageError as exc:
-                    if self._engine._local is None:
-                        raise  # a bucket: most likely not answering; the pass ends
+                    if self._engine._local is None or exc.transient:
+                        raise  # not answering (a bucket's failure most likely is): it ends
                     # A folder answers: one day it cannot list (a folder nobody may read
                     # that a member put into it) is said, and the other days are read.
                     # The pass ended here: a device opening the room showed none of it.

@@ -254,7 +254,7 @@ class Poller:
             if markers:
                 await self._poll_markers(steps)
         except StorageError as exc:
-            if self._local is None:  # a bucket that fails: its rooms' listings would too
+            if self._local is None or exc.transient:  # its rooms' listings would fail too
                 self._engine._set_online(False, str(exc))
                 return 0  # what was named before the listing failed is read all the same
             # A folder that answers but whose markers cannot be listed (a folder nobody
@@ -711,8 +711,8 @@ class Poller:
             try:
                 listed = await self._backfill.list_objects(folder)
             except StorageError as exc:
-                if self._local is None:
-                    raise  # a bucket: most likely not answering
+                if self._local is None or exc.transient:
+                    raise  # not answering (a bucket's failure most likely is)
                 # A folder answers: a day it cannot list (a folder nobody may read put
                 # into it) is noted — the room is not completely read, and the next
                 # round reads it all again — and the other days are listed.
