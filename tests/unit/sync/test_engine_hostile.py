@@ -659,3 +659,51 @@ def test_a_room_folder_nobody_may_read_leaves_the_storage_s_other_rooms_listed()
     assert not isinstance(out, str), out
     assert [r[:2] for r in out] == [["a", "A"], ["b", None], ["c", "C"]], out
     assert "permission denied" in out[1][2] and out[0][2] == out[2][2] == "", out
+
+
+@pytest.mark.skipif(sys.platform in ("win32", "darwin"), reason="names are bytes on Linux")
+def test_a_file_name_that_is_not_utf8_seen_by_the_watch_silences_nothing(tmp_path: Path) -> None:
+    """Linux takes any bytes as a file name. A member copies a good segment into the
+    watched folder under ``messages_<t>_<t>_\\xff\\xfe.jsonl``. The watch named it
+    (the bytes decoded as lone surrogates), the segment was read and kept, and saving
+    the room's audit to the index failed ("surrogates not allowed") — for that and for
+    every later segment of the room: nothing anyone sent arrived any more until the app
+    was restarted. A listing already reports such a name, escaped, and reads nothing
+    under it; the watch now does not hand it on either."""
+    root = tmp_path / "store"
+    create_room(LocalStorage(root))
+    received = Recorder()
+
+    async def go() -> None:
+        sender = SyncEngine(LocalStorage(root), outbox=Outbox(tmp_path / "a.sqlite3"), config=QUIET)
+        receiver = SyncEngine(
+            NoMarkers(root),
+            index=Index.open(tmp_path / "b.sqlite3"),
+            listener=received,
+            config=QUIET,
+        )
+        try:
+            await receiver.start()
+            await sender.start()
+            room = await receiver.open_room(ROOM, background=False)
+            await sender.send(ROOM, BOB, key(2), text("before"))
+            assert await sender.flush(timeout=5)
+            await until(lambda: "before" in bodies(received.events))
+            (good,) = [p for p in store_segments(root) if "bob" in p.name]
+            now = int(time.time() * 1000)
+            planted = os.fsencode(good.parent) + b"/messages_%d_%d_\xff\xfe.jsonl" % (now, now)
+            with open(planted, "wb") as out:
+                out.write(good.read_bytes())
+            await sender.send(ROOM, BOB, key(2), text("after"))
+            assert await sender.flush(timeout=5)
+            await until(lambda: "after" in bodies(received.events))
+            assert all(p.isascii() for p in room.known), room.known
+        finally:
+            await sender.close()
+            await receiver.close()
+            assert receiver.index is not None
+            receiver.index.close()
+            assert sender.outbox is not None
+            sender.outbox.close()
+
+    asyncio.run(go())
