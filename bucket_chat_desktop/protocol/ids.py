@@ -14,7 +14,13 @@ CLIENT_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # Readers are lenient about the client part: the reference implementation keeps any
 # alphanumeric character (str.isalnum), which includes non-ASCII letters.
 # [0-9], not \d: \d also matches non-ASCII digits, which int() would then accept.
-_SEGMENT_NAME_RE = re.compile(r"messages_([0-9]{1,16})_([0-9]{1,16})_([^/\\\x00]{1,128})\.jsonl")
+# The client part is lenient (PROTOCOL.md section 2.2), but a name is text: a lone
+# surrogate is what a file name that is not UTF-8 decodes to (Linux takes any bytes). The
+# folder watch named such a file, and the index cannot store its name: saving the room's
+# audit failed for it and for every later segment of the room.
+_SEGMENT_NAME_RE = re.compile(
+    r"messages_([0-9]{1,16})_([0-9]{1,16})_([^/\\\x00\ud800-\udfff]{1,128})\.jsonl"
+)
 _DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 

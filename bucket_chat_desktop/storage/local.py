@@ -485,6 +485,8 @@ class LocalStorage(Storage):
                     out.append(ObjectInfo(exc.path, 0, special=exc.kind))
             except NotADirectoryError:
                 continue
+            except OSError as exc:  # named in full: relative to its folder, it was "x"
+                raise self._error(exc, f"cannot list {self.root.joinpath(*parts)}") from exc
         out.sort(key=lambda i: i.path)
         return out
 

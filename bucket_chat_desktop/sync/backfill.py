@@ -253,7 +253,18 @@ class Backfill:
             for date in dates:
                 folder = f"{logs_prefix(room.room_id)}{date}/"
                 held = len(room.known)  # what the listing must show: kept before it was asked
-                items = await self.list_objects(folder)
+                try:
+                    items = await self.list_objects(folder)
+                except StorageError as exc:
+                    if self._engine._local is None or exc.transient:
+                        raise  # not answering (a bucket's failure most likely is): it ends
+                    # A folder answers: one day it cannot list (a folder nobody may read
+                    # that a member put into it) is said, and the other days are read.
+                    # The pass ended here: a device opening the room showed none of it.
+                    await self._engine._serially(
+                        _note_unlisted, room, folder, str(exc), room=room.room_id
+                    )
+                    continue
                 if held and date in cached_dates:  # else nothing was read from it to lose
                     await self.compare_listing(room, folder, items, held)
                 todo = sorted(
@@ -640,6 +651,12 @@ class Backfill:
 
 def _event_count(got: PreparedSegment | PackedSegment) -> int:
     return len(got.decoded.events) if isinstance(got, PreparedSegment) else len(got[1])
+
+
+def _note_unlisted(room: RoomState, folder: str, why: str) -> None:
+    """State thread: a day folder of the room that could not be listed (an error: the
+    room is not completely read until it can be)."""
+    room.unlisted[folder] = why
 
 
 def _note_vanished(

@@ -67,9 +67,9 @@ NOTED_DAYS = 4  # older days with a segment noted gone or changed that a refresh
 # Rooms whose safety listing runs at once: a window coming to the front after hours makes
 # every room's due together, and one of them that hangs holds one place only.
 SAFETY_AT_ONCE = 8
-# A watched folder's markers are listed on the bucket schedule while a listing holds at
-# most this many names after the cursor (a listing reads them all: a member who fills
-# today's activity folder with names would cost a full read every second or three);
+# A watched folder's markers are listed on the bucket schedule while a listing reads at
+# most this many names — all of the day folder's, before the cursor too: a member who
+# fills today's activity folder with names would cost a full read every second or three;
 # past it, on the rescan's cadence, as before (the watch still names what it sees).
 WATCHED_LISTING_MAX = 2_000
 
@@ -100,7 +100,7 @@ class Poller:
         self._local = engine._local
         self.next_poll_in = engine.config.active_interval  # the current wait
         self.polls = 0  # marker polling rounds done (for tests and the benchmarks)
-        self.listed = 0  # names the last marker listing held after the cursor
+        self.listed = 0  # names the last marker listing read (a bucket's: after the cursor)
         self._poll_wake = asyncio.Event()
         self._activity_at = 0.0  # monotonic time of the last activity (``note_activity``)
         self._in_poll = False
@@ -249,12 +249,18 @@ class Poller:
         seconds (None: until they end); the segments those that ended found."""
         asked = markers  # whether the storage was asked anything (then it answered)
         steps: dict[asyncio.Task[int], None] = {}
+        unlisted: StorageError | None = None
         try:
             if markers:
                 await self._poll_markers(steps)
         except StorageError as exc:
-            self._engine._set_online(False, str(exc))
-            return 0  # what was named before the listing failed is read all the same
+            if self._local is None or exc.transient:  # its rooms' listings would fail too
+                self._engine._set_online(False, str(exc))
+                return 0  # what was named before the listing failed is read all the same
+            # A folder that answers but whose markers cannot be listed (a folder nobody
+            # may read that a member put into the activity folder): its rooms are listed
+            # all the same, else nothing the watch misses ever arrived.
+            unlisted = exc
         now = time.monotonic()
         for room in list(self._engine.rooms.values()):
             period = safety_period(
@@ -277,8 +283,8 @@ class Poller:
         found, failed = await self._wait_for(steps, wait)
         for date in list(self._named):  # what ended since the listing lets the cursor on
             await self._save_cursor(date)
-        if failed is not None:
-            self._engine._set_online(False, str(failed))
+        if failed is not None or unlisted is not None:
+            self._engine._set_online(False, str(failed or unlisted))
         elif asked:
             self._engine._set_online(True, "")
         return found
@@ -432,16 +438,26 @@ class Poller:
             seen = self._markers_seen.setdefault(date, set())
             named = self._named.setdefault(date, {})
             self._engine.requests += 1
-            items = await self._engine.storage.list_after(folder, cursor)
-            listed += len(items)
+            if self._local is None:
+                items = await self._engine.storage.list_after(folder, cursor)
+                listed += len(items)
+            else:
+                # A folder's listing reads every name of the day, those before the cursor
+                # too (``list_after`` filters what it read): junk sorting before the
+                # markers costs as much as junk after them (``next_wait``).
+                items = await self._engine.storage.list_after(folder, None)
+                listed += len(items)
+                if cursor is not None:
+                    items = [i for i in items if i.path > cursor]
             last: str | None = None
+            junk: list[str] = []
             for item in items:
                 if item.path in seen:
                     continue
                 parsed = parse_marker(item.path) if item.special is None else None
                 if parsed is None:
                     seen.add(item.path)
-                    log.warning("ignoring %s: not an activity marker", item.path)
+                    junk.append(item.path)
                     continue
                 published, room_id, segment = parsed
                 if published > now_ms - MARKER_SETTLE_MS:
@@ -456,6 +472,14 @@ class Poller:
                 reader = self._hint(room_id, segment)
                 if reader is not None:
                     steps[reader] = None
+            if junk:  # one line a listing: a member's 100,000 names were as many lines
+                log.warning(
+                    "ignoring %s in %s: not an activity marker (%s%s)",
+                    "1 name" if len(junk) == 1 else f"{len(junk):,} names",
+                    folder,
+                    terminal_safe(", ".join(p[len(folder) :] for p in junk[:3]), limit=300),
+                    ", …" if len(junk) > 3 else "",
+                )
             if last is not None:
                 self._marker_cursor[date] = last
                 seen.difference_update({p for p in seen if p <= last})
@@ -681,9 +705,19 @@ class Poller:
         older = await self._noted_days(room, set(dates)) if room.vanished else []
         items: list[ObjectInfo] = []
         vanished = False
+        unlisted: dict[str, str] = {}
         for date in [*dates, *older]:
             folder = f"{logs_prefix(room_id)}{date}/"
-            listed = await self._backfill.list_objects(folder)
+            try:
+                listed = await self._backfill.list_objects(folder)
+            except StorageError as exc:
+                if self._local is None or exc.transient:
+                    raise  # not answering (a bucket's failure most likely is)
+                # A folder answers: a day it cannot list (a folder nobody may read put
+                # into it) is noted — the room is not completely read, and the next
+                # round reads it all again — and the other days are listed.
+                unlisted[folder] = str(exc)
+                continue
             if date in dates:  # late deliveries land in the newest two days
                 items.extend(listed)
             # Segments of these days read before that are gone or rewritten: noticed
@@ -695,7 +729,9 @@ class Poller:
         failed: dict[str, str] = {}
         fetched = await self._backfill.download(room, new, failed) if new else []
         async with room.lock:
-            await self._keep(room, fetched, failed, shown=False, audit=vanished)
+            if unlisted:
+                await self._engine._serially(room.unlisted.update, unlisted, room=room_id)
+            await self._keep(room, fetched, failed, shown=False, audit=vanished or bool(unlisted))
             room.last_safety = time.monotonic()
 
     async def _noted_days(self, room: RoomState, listed: set[str]) -> list[str]:

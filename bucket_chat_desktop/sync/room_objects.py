@@ -11,6 +11,7 @@ object: everything here was written by someone who may be hostile.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 from collections.abc import Callable
@@ -38,6 +39,8 @@ from ..storage.base import (
     StorageNotFoundError,
     UnreadableObjectError,
 )
+
+log = logging.getLogger("bucket_chat.sync")
 
 
 async def room_exists(storage: Storage, room_id: str) -> bool:
@@ -263,7 +266,16 @@ async def last_activity(storage: Storage, room_id: str, now_ms: int) -> int | No
     ]
     for date in sorted(dates)[-3:][::-1]:
         ends = []
-        for item in await storage.list_objects(f"{prefix}{date}/"):
+        try:
+            listed = await storage.list_objects(f"{prefix}{date}/")
+        except StorageError as exc:
+            if exc.transient:  # not answering: the list says so
+                raise
+            # One day that cannot be listed (a folder nobody may read put into it) is
+            # no reason to fail the list of every room of the storage: the next day.
+            log.info("last activity of room %s: %s", room_id, exc)
+            continue
+        for item in listed:
             name = parse_segment_path(item.path) if item.special is None else None
             ok = name is not None and name.room_id == room_id
             if name is not None and ok and name.end_ts <= now_ms + NAME_SLACK_MS:
@@ -286,13 +298,23 @@ async def summarise_room(
     out (with a problem), never the room. Other storage errors propagate."""
     try:
         metadata, findings = await read_metadata(storage, room_id, budget)
-    except StillWritingError as exc:  # one planted file must not fail the whole list
+    except StorageError as exc:  # one planted file must not fail the whole list
+        if exc.transient and not isinstance(exc, StillWritingError):
+            raise  # not answering: the list says so
+        # Still being written, or a room folder nobody may read (anyone who can write
+        # to a shared folder can make one): that room has a problem, the others none.
         metadata, findings = (
             None,
             [Finding(Kind.METADATA_INVALID, str(exc), metadata_path(room_id))],
         )
     problems = [f.message for f in findings if f.kind is not Kind.METADATA_MISSING]
-    last = await last_activity(storage, room_id, now_ms) if activity else None
+    last = None
+    try:
+        last = await last_activity(storage, room_id, now_ms) if activity else None
+    except StorageError as exc:
+        if exc.transient:
+            raise
+        problems.append(str(exc))
     name = metadata.name if metadata is not None else None
     return RoomSummary(room_id, name, last, "; ".join(problems)[:300], metadata)
 

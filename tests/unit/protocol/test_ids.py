@@ -211,6 +211,7 @@ def test_parse_segment_path_accepts_any_date_folder() -> None:
         "rooms/r/logs/٢٠٢٥-٠٩-١٤/messages_1_2_c.jsonl",
         "rooms/r/logs/2025-09-14/messages_1_2_a\\b.jsonl",
         "rooms/r/logs/2025-09-14/messages_1_2_a\x00b.jsonl",
+        "rooms/r/logs/2025-09-14/messages_1_2_a\udcffb.jsonl",  # a name not UTF-8, decoded
         "rooms/r/logs/latest/messages_1_2_c.jsonl",
         "rooms/r/logs/messages_1_2_c.jsonl",
         "rooms/r/logs/2025-09-14/x/messages_1_2_c.jsonl",

@@ -15,8 +15,10 @@ same.
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
+import pytest
 from held_storage import LIMIT, Held, until
 from nacl.signing import SigningKey
 
@@ -173,6 +175,62 @@ def test_a_writers_two_segments_of_one_millisecond_are_read_in_their_order(
             assert room.complete and room.result is not None and room.result.findings == []
             bodies = [a.event.body for a in room.result.timeline if a.event.body]
             assert bodies == [f"message {n}" for n in range(10)]
+        finally:
+            await engine.close()
+
+    asyncio.run(go())
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="not fixed: the first screen is the newest day folder's newest names; a "
+    "segment of an older day moved into it is shown with it (found by red team rtlocal)",
+)
+def test_a_segment_moved_into_the_newest_day_hides_nothing_between_what_the_first_screen_shows(
+    tmp_path: Path,
+) -> None:
+    """A member moves their own segment (well signed, its name true) from yesterday's
+    folder into today's, which holds few segments: the first screen (today's folder,
+    read first) shows that message of yesterday noon and today's, and none of the
+    messages of yesterday afternoon between them, which are in yesterday's folder, read
+    next. The reference client's local-date folders do the same honestly. Here the
+    reads of yesterday's folder get no answer, so the first screen is all there is."""
+    hour = 3_600_000
+    day = 1_757_721_600_000  # 2025-09-13T00:00Z
+    now = [day + 9 * hour]
+
+    async def go() -> None:
+        root = tmp_path / "store"
+        alice = RoomWriter(LocalStorage(root), ROOM, ALICE, KEY, clock=lambda: now[0])
+        await alice.create_room("Long", "2025-09-13T09:00:00.000Z")
+        for h in [*range(10, 24), 25, 26]:  # yesterday 10:00-23:00, today 01:00, 02:00
+            now[0] = day + h * hour
+            await alice.send([Draft.text(f"alice at {h}")])
+        now[0] = day + 12 * hour + 5
+        mallory = RoomWriter(
+            LocalStorage(root),
+            ROOM,
+            "mallory@example.com",
+            SigningKey(bytes([2]) * 32),
+            clock=lambda: now[0],
+        )
+        (moved, _) = await mallory.send([Draft.text("mallory at 12")])
+        os.rename(root / moved, root / moved.replace("/2025-09-13/", "/2025-09-14/"))
+        store = Held(root, hold=lambda what, path: what == "get" and "/2025-09-13/" in path)
+        seen: list[EngineEvent] = []
+        engine = SyncEngine(store, listener=seen.append, config=QUIET)
+        try:
+            opening = asyncio.create_task(engine.open_room(ROOM, background=False))
+            await store.wait_held()
+            await until("the first screen", lambda: any(isinstance(e, RoomLoaded) for e in seen))
+            first = next(e for e in seen if isinstance(e, RoomLoaded))
+            shown = sorted(a.event.timestamp_ms for a in first.result.timeline if a.event.body)
+            store.answering.set()
+            room = await asyncio.wait_for(opening, LIMIT)
+            assert room.result is not None
+            every = sorted(a.event.timestamp_ms for a in room.result.timeline if a.event.body)
+            between = [t for t in every if shown[0] < t < shown[-1] and t not in shown]
+            assert between == [], f"{len(between)} messages hidden between shown ones"
         finally:
             await engine.close()
 

@@ -5,9 +5,13 @@ folders, real FIFOs, the real watchdog observer and a real SQLite index."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import shutil
 import sys
+import tempfile
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +27,10 @@ from bucket_chat_desktop.protocol.ids import utc_date
 from bucket_chat_desktop.storage.base import ObjectInfo
 from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync.engine import MARKER_SETTLE_MS, SyncConfig, SyncEngine
-from bucket_chat_desktop.sync.events import EngineEvent, EventsAppended
+from bucket_chat_desktop.sync.events import EngineEvent, EventsAppended, StorageStatus
 from bucket_chat_desktop.sync.outbox import Outbox
 from bucket_chat_desktop.sync.poller import WATCHED_LISTING_MAX
+from bucket_chat_desktop.sync.room_objects import storage_rooms
 from bucket_chat_desktop.sync.writer import Draft, RoomWriter
 
 ROOM = "room-1"
@@ -292,6 +297,412 @@ def test_a_watched_folder_full_of_junk_markers_is_listed_on_the_rescan_cadence(
         finally:
             await engine.close()
             await sender.close()
+            assert sender.outbox is not None
+            sender.outbox.close()
+
+    asyncio.run(go())
+
+
+def test_junk_sorting_before_the_marker_cursor_counts_for_the_watched_listing_too(
+    tmp_path: Path,
+) -> None:
+    """A folder's listing of the activity markers reads every name of the day folder,
+    not only those after the cursor (``LocalStorage.list_after`` filters what it read).
+    Junk named to sort before the real markers (``0-junk-…``) was not counted: the
+    watched folder went on listing all of it every 0.1-3 s, however many names there
+    were — a member's million empty files were a million names read a second, for the
+    rest of the day. Counted, they put the folder's markers on the rescan's cadence, as
+    junk after the cursor does."""
+    root = tmp_path / "store"
+    create_room(LocalStorage(root))
+    now = int(time.time() * 1000)
+    published = now - MARKER_SETTLE_MS - 60_000  # settled: a cursor may stand on it
+    if utc_date(published) != utc_date(now):
+        pytest.skip("just after UTC midnight: the settled marker is yesterday's")
+    segment = f"rooms/{ROOM}/logs/{utc_date(published)}/messages_{published}_{published}_x.jsonl"
+    marker = marker_path(published, segment)
+    folder = (root / marker).parent
+    folder.mkdir(parents=True)
+    (root / marker).write_bytes(b"")
+    for n in range(WATCHED_LISTING_MAX + 1):
+        (folder / f"0-junk-{n:05d}").write_bytes(b"")
+    fast = SyncConfig(
+        batch_window=0.05, local_rescan=3600.0, active_interval=0.1, focused_interval=0.1
+    )
+
+    async def go() -> None:
+        index = Index.open(tmp_path / "b.sqlite3")
+        index.set_cursor(f"activity:{utc_date(now)}", marker)  # where an earlier run left it
+        engine = SyncEngine(LocalStorage(root), index=index, config=fast)
+        try:
+            await engine.start()
+            poller = engine._poller
+            assert poller.watching
+            engine.set_window_focused(True)
+            await until(lambda: engine.polls >= 1)
+            assert poller._marker_cursor.get(utc_date(now), marker) == marker
+            assert poller.listed > WATCHED_LISTING_MAX
+            assert poller.next_wait() == fast.local_rescan
+        finally:
+            await engine.close()
+            index.close()
+
+    asyncio.run(go())
+
+
+def test_junk_in_the_activity_folder_is_said_in_one_line_not_one_a_name(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each junk name was logged as a warning of its own: 100,000 empty files a member
+    put into today's activity folder were 100,000 lines on the terminal of
+    ``bucket-chat sync --follow`` (its warnings go to stderr) and in the app's log.
+    Now a listing says how many names it ignored, with the first few, once."""
+    root = tmp_path / "store"
+    create_room(LocalStorage(root))
+    folder = root / "activity" / utc_date(int(time.time() * 1000))
+    folder.mkdir(parents=True)
+    for n in range(500):
+        (folder / f"zz-junk-{n:03d}\x1b[2J").write_bytes(b"")
+
+    async def go() -> None:
+        engine = SyncEngine(LocalStorage(root), config=QUIET)
+        try:
+            await engine.open_room(ROOM, background=False)
+            with caplog.at_level("INFO", logger="bucket_chat.sync"):
+                assert await engine.poll_once() == 0
+                assert await engine.poll_once() == 0  # junk is said once
+        finally:
+            await engine.close()
+
+    asyncio.run(go())
+    said = [r.getMessage() for r in caplog.records if "not an activity marker" in r.getMessage()]
+    assert len(said) == 1, len(said)
+    assert "500 names" in said[0] and "zz-junk-000" in said[0]
+    assert "\x1b" not in said[0]
+
+
+IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
+NOBODY = 65534
+
+
+def _as_someone_modes_apply_to(check: Any) -> Any:
+    """``check()``'s JSON-able result, run where file modes apply: root ignores them, so
+    then in a forked child that became ``nobody`` (the modules are already loaded)."""
+    if not IS_ROOT:
+        return check()
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never return into pytest
+        status = 1
+        try:
+            os.close(read_end)
+            os.setgroups([])
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
+            try:
+                result = check()
+            except BaseException:
+                result = {"child failed": traceback.format_exc()}
+            os.write(write_end, json.dumps(result).encode())
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        report = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    return json.loads(report)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="file modes")
+def test_an_unreadable_folder_in_the_activity_folder_stops_no_room_being_listed() -> None:
+    """A member puts a folder nobody may read (mode 000) into today's activity folder.
+    The markers' listing fails, and a round that failed to list the markers gave up
+    before the rooms' safety listings: no room of the folder was listed again — what the
+    watch misses (a network share's changes by other machines, a day folder past the
+    watch limit), and everything in a folder that is polled, never arrived — and the
+    storage was said to be offline with "cannot list x: permission denied", naming no
+    folder anyone could find. Now the rooms are listed all the same, and the message
+    names the folder."""
+    base = Path(tempfile.mkdtemp(prefix="bc-perm-"))  # pytest's tmp_path is root's only
+    base.chmod(0o755)
+    root = base / "store"
+    create_room(LocalStorage(root))
+    bad = root / "activity" / utc_date(int(time.time() * 1000)) / "x"
+    bad.mkdir(parents=True)
+    if IS_ROOT:
+        for path in [root, *root.rglob("*")]:
+            os.chown(path, NOBODY, NOBODY, follow_symlinks=False)
+    bad.chmod(0)
+    asyncio.run(LocalStorage(root).exists("warm-up"))  # the thread pool, before a fork
+
+    def check() -> dict[str, Any]:
+        rec = Recorder()
+
+        async def go() -> dict[str, Any]:
+            engine = SyncEngine(LocalStorage(root), listener=rec, config=QUIET)
+            try:
+                await engine.open_room(ROOM, background=False)
+                bob = RoomWriter(LocalStorage(root), ROOM, BOB, key(2))
+                await bob.send([Draft.text("found by the room's listing")])
+                engine.rooms[ROOM].last_safety = -1e9  # its safety listing is due
+                found = await engine.poll_once()
+            finally:
+                await engine.close()
+            said = [e.message for e in rec.events if isinstance(e, StorageStatus)]
+            return {"found": found, "bodies": bodies(rec.events), "said": said}
+
+        return asyncio.run(go())
+
+    try:
+        out = _as_someone_modes_apply_to(check)
+    finally:
+        bad.chmod(0o700)
+        shutil.rmtree(base)
+    assert out["bodies"] == ["found by the room's listing"], out
+    assert out["found"] == 1, out
+    assert any(str(bad) in m and "permission denied" in m for m in out["said"]), out
+
+
+def _shared_folder_with_a_trap(make: Any, trap: str) -> tuple[Path, Path]:
+    """A store under a folder ``nobody`` may reach (pytest's tmp_path is root's only),
+    filled by ``make(root)``, owned by ``nobody`` when run as root, with an empty folder
+    nobody may read (mode 000) at ``trap`` (relative to the store). Returns the base
+    folder (remove it) and the trap."""
+    base = Path(tempfile.mkdtemp(prefix="bc-perm-"))
+    base.chmod(0o755)
+    root = base / "store"
+    asyncio.run(make(root))
+    bad = root / trap
+    bad.mkdir(parents=True)
+    if IS_ROOT:
+        for path in [root, *root.rglob("*")]:
+            os.chown(path, NOBODY, NOBODY, follow_symlinks=False)
+    bad.chmod(0)
+    asyncio.run(LocalStorage(root).exists("warm-up"))  # the thread pool, before a fork
+    return base, bad
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="file modes")
+def test_an_unreadable_folder_in_a_day_of_the_room_hides_none_of_its_other_days() -> None:
+    """A member puts a folder nobody may read into the room's newest day folder. That
+    day's listing fails, and the pass ended there: a device opening the room showed not
+    one of its messages (every other day was never listed), the storage said to be
+    offline. Now that day is noted as not listed (the verdict is not final, the finding
+    names the folder and why) and every other day is read."""
+    hour = 3_600_000
+    day = 1_757_721_600_000  # 2025-09-13T00:00Z
+
+    async def make(root: Path) -> None:
+        now = [day + 9 * hour]
+        alice = RoomWriter(LocalStorage(root), ROOM, ALICE, key(1), clock=lambda: now[0])
+        await alice.create_room(ROOM, "2025-09-13T09:00:00.000Z")
+        for h in (10, 11, 30, 31):  # two on the 13th, two on the 14th
+            now[0] = day + h * hour
+            await alice.send([Draft.text(f"at {h}")])
+
+    base, bad = _shared_folder_with_a_trap(make, f"rooms/{ROOM}/logs/2025-09-14/x")
+    root = base / "store"
+
+    def check() -> dict[str, Any]:
+        async def go() -> dict[str, Any]:
+            engine = SyncEngine(LocalStorage(root), config=QUIET)
+            try:
+                room = await engine.open_room(ROOM, background=False)
+                assert room.result is not None
+                return {
+                    "bodies": [a.event.body for a in room.result.timeline if a.event.body],
+                    "findings": [(f.kind.value, f.path, f.message) for f in room.result.findings],
+                    "partial": room.partial,
+                }
+            finally:
+                await engine.close()
+
+        return asyncio.run(go())
+
+    try:
+        out = _as_someone_modes_apply_to(check)
+    finally:
+        bad.chmod(0o700)
+        shutil.rmtree(base)
+    assert out["partial"], out
+    # The 14th's messages are in the folder that cannot be listed: not shown, said.
+    assert out["bodies"] == ["at 10", "at 11"], out
+    (unread,) = [f for f in out["findings"] if f[0] == Kind.UNREAD.value]
+    assert unread[1] == f"rooms/{ROOM}/logs/2025-09-14/"
+    assert str(bad) in unread[2] and "permission denied" in unread[2]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="file modes")
+def test_an_unreadable_folder_in_one_room_leaves_the_storage_s_rooms_listed() -> None:
+    """The list of a storage's rooms (``bucket-chat rooms``, the app's Join a room…)
+    reads each room's newest day folders for its last activity: a folder nobody may read
+    that a member put into one room's day folder failed the whole list, every room of
+    the storage with it. Now that room's activity comes from its other days."""
+    today = utc_date(int(time.time() * 1000))
+
+    async def make(root: Path) -> None:
+        for room_id in ("a", "b", "c"):
+            writer = RoomWriter(LocalStorage(root), room_id, ALICE, key(1))
+            await writer.create_room(room_id.upper(), CREATED)
+
+    base, bad = _shared_folder_with_a_trap(make, f"rooms/b/logs/{today}/x")
+    root = base / "store"
+
+    def check() -> list[list[Any]] | str:
+        try:
+            found = asyncio.run(storage_rooms(LocalStorage(root), int(time.time() * 1000)))
+        except Exception as exc:
+            return f"{type(exc).__name__}: {exc}"
+        return [[r.room_id, r.name, r.last_activity_ms] for r in found.rooms]
+
+    try:
+        out = _as_someone_modes_apply_to(check)
+    finally:
+        bad.chmod(0o700)
+        shutil.rmtree(base)
+    assert not isinstance(out, str), out
+    assert [r[:2] for r in out] == [["a", "A"], ["b", "B"], ["c", "C"]], out
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="file modes")
+def test_an_unreadable_folder_planted_after_a_complete_read_is_said_by_the_safety_listing() -> None:
+    """The room was read whole; then a member puts a folder nobody may read into its
+    newest day folder. The safety listing (``refresh``, every 30 s on a folder) failed
+    at that day each time: the other newest day was never listed again, the storage was
+    said to be offline, and the room still said it was completely read. Now that day is
+    noted as not listed (the verdict is not final until it can be) and the other is
+    listed: a message there arrives."""
+    now_ms = int(time.time() * 1000)
+    today, yesterday = utc_date(now_ms), utc_date(now_ms - 86_400_000)
+
+    async def make(root: Path) -> None:
+        alice = RoomWriter(LocalStorage(root), ROOM, ALICE, key(1))
+        await alice.create_room(ROOM, CREATED)
+        await alice.send([Draft.text("today")])
+        (root / "rooms" / ROOM / "logs" / yesterday).mkdir()
+
+    base, bad = _shared_folder_with_a_trap(make, f"rooms/{ROOM}/logs/{today}/x")
+    root = base / "store"
+    bad.chmod(0o700)  # not yet: the room is read whole first
+
+    def check() -> dict[str, Any]:
+        async def go() -> dict[str, Any]:
+            engine = SyncEngine(LocalStorage(root), config=QUIET)
+            try:
+                room = await engine.open_room(ROOM, background=False)
+                before = room.partial
+                late = 1_000 + now_ms - 86_400_000
+                bob = RoomWriter(LocalStorage(root), ROOM, BOB, key(2), clock=lambda: late)
+                await bob.load_head()  # (a device finding its head lists every day)
+                bad.chmod(0)
+                await bob.send([Draft.text("a late delivery into yesterday")])
+                try:
+                    await engine.refresh(ROOM)
+                except Exception as exc:
+                    return {"raised": f"{type(exc).__name__}: {exc}"}
+                room = engine.rooms[ROOM]
+                assert room.result is not None
+                return {
+                    "before": before,
+                    "partial": room.partial,
+                    "bodies": [a.event.body for a in room.result.timeline if a.event.body],
+                    "unread": [
+                        [f.path, f.message] for f in room.result.findings if f.kind is Kind.UNREAD
+                    ],
+                }
+            finally:
+                await engine.close()
+
+        return asyncio.run(go())
+
+    try:
+        out = _as_someone_modes_apply_to(check)
+    finally:
+        bad.chmod(0o700)
+        shutil.rmtree(base)
+    assert "raised" not in out and "child failed" not in out, out
+    assert out["before"] is False and out["partial"] is True, out
+    assert "a late delivery into yesterday" in out["bodies"], out
+    ((path, message),) = out["unread"]
+    assert path == f"rooms/{ROOM}/logs/{today}/" and "permission denied" in message, out
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="file modes")
+def test_a_room_folder_nobody_may_read_leaves_the_storage_s_other_rooms_listed() -> None:
+    """Anyone who can write to the folder can make a room folder nobody may read
+    (``rooms/b``, mode 000). Its metadata's read failed with "permission denied", and
+    that failed the list of every room of the storage (``bucket-chat rooms``, the app's
+    Join a room…). Now that room is listed with the reason, the others as they are."""
+
+    async def make(root: Path) -> None:
+        for room_id in ("a", "c"):
+            writer = RoomWriter(LocalStorage(root), room_id, ALICE, key(1))
+            await writer.create_room(room_id.upper(), CREATED)
+
+    base, bad = _shared_folder_with_a_trap(make, "rooms/b")
+    root = base / "store"
+
+    def check() -> list[list[Any]] | str:
+        try:
+            found = asyncio.run(storage_rooms(LocalStorage(root), int(time.time() * 1000)))
+        except Exception as exc:
+            return f"{type(exc).__name__}: {exc}"
+        return [[r.room_id, r.name, r.problem] for r in found.rooms]
+
+    try:
+        out = _as_someone_modes_apply_to(check)
+    finally:
+        bad.chmod(0o700)
+        shutil.rmtree(base)
+    assert not isinstance(out, str), out
+    assert [r[:2] for r in out] == [["a", "A"], ["b", None], ["c", "C"]], out
+    assert "permission denied" in out[1][2] and out[0][2] == out[2][2] == "", out
+
+
+@pytest.mark.skipif(sys.platform in ("win32", "darwin"), reason="names are bytes on Linux")
+def test_a_file_name_that_is_not_utf8_seen_by_the_watch_silences_nothing(tmp_path: Path) -> None:
+    """Linux takes any bytes as a file name. A member copies a good segment into the
+    watched folder under ``messages_<t>_<t>_\\xff\\xfe.jsonl``. The watch named it
+    (the bytes decoded as lone surrogates), the segment was read and kept, and saving
+    the room's audit to the index failed ("surrogates not allowed") — for that and for
+    every later segment of the room: nothing anyone sent arrived any more until the app
+    was restarted. A listing already reports such a name, escaped, and reads nothing
+    under it; the watch now does not hand it on either."""
+    root = tmp_path / "store"
+    create_room(LocalStorage(root))
+    received = Recorder()
+
+    async def go() -> None:
+        sender = SyncEngine(LocalStorage(root), outbox=Outbox(tmp_path / "a.sqlite3"), config=QUIET)
+        receiver = SyncEngine(
+            NoMarkers(root),
+            index=Index.open(tmp_path / "b.sqlite3"),
+            listener=received,
+            config=QUIET,
+        )
+        try:
+            await receiver.start()
+            await sender.start()
+            room = await receiver.open_room(ROOM, background=False)
+            await sender.send(ROOM, BOB, key(2), text("before"))
+            assert await sender.flush(timeout=5)
+            await until(lambda: "before" in bodies(received.events))
+            (good,) = [p for p in store_segments(root) if "bob" in p.name]
+            now = int(time.time() * 1000)
+            planted = os.fsencode(good.parent) + b"/messages_%d_%d_\xff\xfe.jsonl" % (now, now)
+            with open(planted, "wb") as out:
+                out.write(good.read_bytes())
+            await sender.send(ROOM, BOB, key(2), text("after"))
+            assert await sender.flush(timeout=5)
+            await until(lambda: "after" in bodies(received.events))
+            assert all(p.isascii() for p in room.known), room.known
+        finally:
+            await sender.close()
+            await receiver.close()
+            assert receiver.index is not None
+            receiver.index.close()
             assert sender.outbox is not None
             sender.outbox.close()
 
