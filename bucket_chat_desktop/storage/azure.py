@@ -26,7 +26,16 @@ from .base import (
     StoragePermissionError,
     content_tag,
 )
-from .cloud import FsspecStorage, Listing, Meter, MissingError, busy, exception_chain, one_line
+from .cloud import (
+    FsspecStorage,
+    Listing,
+    Meter,
+    MissingError,
+    busy,
+    exception_chain,
+    one_line,
+    service_code,
+)
 
 DOWNLOAD_PIECE = 1024 * 1024
 """Bytes per ranged request of a read (``AzureStorage._cat``). The SDK hands a piece
@@ -271,7 +280,7 @@ class AzureStorage(FsspecStorage):
             if not isinstance(item, az.AzureError):
                 continue
             raw_code = getattr(item, "error_code", None) or ""
-            code = str(getattr(raw_code, "value", raw_code))
+            code = service_code(getattr(raw_code, "value", raw_code))
             status = getattr(item, "status_code", None)
             message = one_line(getattr(item, "reason", None) or item.message or code)
             if code == "ContainerNotFound":

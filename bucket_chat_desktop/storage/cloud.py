@@ -74,6 +74,18 @@ def one_line(text: object, limit: int = 200) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
+CODE_CHARS = 80
+"""The most of a service's error code (``NoSuchKey``, ``AccessDenied``) a message quotes:
+a hostile or broken service sends any text there (200,000 characters over many lines
+made a status line, the command line's error and the log as long)."""
+
+
+def service_code(value: object) -> str:
+    """A service's error code, or a region it names, for comparing and quoting: one line
+    of at most ``CODE_CHARS`` characters ("" for none). Real ones are much shorter."""
+    return one_line(value, CODE_CHARS) if value else ""
+
+
 MIN_READ_RATE = 256 * 1024
 """Bytes per second a read must keep up once the service's own time is used up
 (``Meter``)."""

@@ -19,7 +19,16 @@ from .base import (
     StoragePermissionError,
     content_tag,
 )
-from .cloud import FsspecStorage, Listing, Meter, MissingError, busy, exception_chain, one_line
+from .cloud import (
+    FsspecStorage,
+    Listing,
+    Meter,
+    MissingError,
+    busy,
+    exception_chain,
+    one_line,
+    service_code,
+)
 from .feed import ChangeFeed
 
 AUTH_CODES = {
@@ -196,14 +205,14 @@ class S3Storage(FsspecStorage):
             if not isinstance(response, dict):
                 continue
             error = response.get("Error") or {}
-            code = str(error.get("Code") or "")
+            code = service_code(error.get("Code"))
             status = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
             message = one_line(error.get("Message") or code)
             if code == "NoSuchBucket":
                 return self._missing_bucket(what)
             if code in ("PermanentRedirect", "AuthorizationHeaderMalformed") or status == 301:
                 found = re.search(r"expecting '([a-z0-9-]+)'", str(error.get("Message", "")))
-                region = found.group(1) if found else error.get("Region") or "…"
+                region = found.group(1) if found else service_code(error.get("Region")) or "…"
                 return StorageError(
                     f"{what}: bucket {self.bucket} is in another region: "
                     f"add ?region={region} to the URL"

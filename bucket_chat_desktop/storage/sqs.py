@@ -34,7 +34,7 @@ from .base import (
     StoragePermissionError,
     check_object_path,
 )
-from .cloud import busy, exception_chain, one_line
+from .cloud import busy, exception_chain, one_line, service_code
 from .feed import MAX_IGNORED_KEPT, ChangeBatch, ChangeFeed, FeedGoneError
 from .s3 import AUTH_CODES, CREDENTIAL_ERRORS, CREDENTIAL_HINT, THROTTLE_CODES
 from .url import StorageLocation
@@ -402,11 +402,15 @@ class _Refused(Exception):
 
     def __init__(self, status: int, doc: dict[str, Any], query: str) -> None:
         kind = str(doc.get("__type") or "")
-        code = kind.rsplit("#", 1)[-1]
-        message = str(doc.get("message") or doc.get("Message") or code or status)
+        code = service_code(kind.rsplit("#", 1)[-1])  # any text a service sent
+        message = one_line(doc.get("message") or doc.get("Message") or code or status)
         super().__init__(f"{status} {code}: {message}")
         self.response = {
-            "Error": {"Code": code, "QueryErrorCode": query.split(";", 1)[0], "Message": message},
+            "Error": {
+                "Code": code,
+                "QueryErrorCode": service_code(query.split(";", 1)[0]),
+                "Message": message,
+            },
             "ResponseMetadata": {"HTTPStatusCode": status},
         }
 

@@ -658,3 +658,41 @@ async def test_the_connection_test_asks_the_queue(stores_for: StoresMaker) -> No
     assert result.level == "warning" and result.usable
     assert "the queue does not exist" in result.message and "poll the bucket" in result.message
     assert not result.steps[-1].ok
+
+
+async def test_a_queue_service_error_code_of_any_length_is_said_in_one_short_line(
+    stores_for: StoresMaker, tmp_path: Path
+) -> None:
+    """A hostile (or broken) queue service refuses with an error type of 200,000
+    characters over several lines, with a terminal escape: what the follower says (the
+    status bar, ``bucket-chat chat``'s line, the log) is one line of bounded length."""
+    from aiohttp import web
+
+    code = "Evil\n\x1b[2J" + "A" * 200_000 + "\nsecond line"
+
+    async def refuse(request: web.Request) -> web.Response:
+        body = json.dumps({"__type": f"com.amazonaws.sqs#{code}", "message": "no"})
+        return web.Response(status=400, body=body, content_type="application/x-amz-json-1.0")
+
+    app = web.Application()
+    app.router.add_post("/", refuse)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        queue = f"http://127.0.0.1:{port}/123456789012/refusing"
+        c = await chat(stores_for("s3"), tmp_path, FALLBACK, queue_url=queue)
+        try:
+            await until(lambda: bool(c.statuses))
+            status = c.statuses[-1]
+            assert not status.active and "polling the bucket instead" in status.message
+            assert "\n" not in status.message and "\x1b" not in status.message
+            assert len(status.message) < 1_000, len(status.message)
+            await c.say("the bucket still works")
+            await until(lambda: "the bucket still works" in c.bodies)
+        finally:
+            await c.close()
+    finally:
+        await runner.cleanup()
