@@ -249,12 +249,17 @@ class Poller:
         seconds (None: until they end); the segments those that ended found."""
         asked = markers  # whether the storage was asked anything (then it answered)
         steps: dict[asyncio.Task[int], None] = {}
+        listing: StorageError | None = None
         try:
             if markers:
                 await self._poll_markers(steps)
         except StorageError as exc:
+            # Said, and the rooms' safety passes still run when due: a listing of the
+            # markers refused every round (a member who filled the day's activity folder
+            # past ``LIST_MAX_OBJECTS`` with junk) ended the round here, and no room was
+            # read again while the app ran. Offline, their own requests fail fast.
+            listing = exc
             self._engine._set_online(False, str(exc))
-            return 0  # what was named before the listing failed is read all the same
         now = time.monotonic()
         for room in list(self._engine.rooms.values()):
             period = safety_period(
@@ -277,6 +282,7 @@ class Poller:
         found, failed = await self._wait_for(steps, wait)
         for date in list(self._named):  # what ended since the listing lets the cursor on
             await self._save_cursor(date)
+        failed = failed or listing  # a room's own failure, else the markers' (said above)
         if failed is not None:
             self._engine._set_online(False, str(failed))
         elif asked:
