@@ -696,3 +696,47 @@ async def test_a_queue_service_error_code_of_any_length_is_said_in_one_short_lin
             await c.close()
     finally:
         await runner.cleanup()
+
+
+async def test_a_queue_service_error_reaches_the_apps_log_escaped(
+    stores_for: StoresMaker, tmp_path: Path
+) -> None:
+    """The desktop app logs to the terminal it was started from: a queue service's
+    error with terminal escapes in it (JSON carries any character) is written there as
+    visible escapes, like ``bucket-chat``'s output — not as a command to the terminal
+    (here: set the window title)."""
+    import io
+
+    from aiohttp import web
+
+    from bucket_chat_desktop.app import log_handler
+
+    async def refuse(request: web.Request) -> web.Response:
+        body = json.dumps({"__type": "x#Evil\x1b]0;owned\x07", "message": "no\x1b[2J"})
+        return web.Response(status=400, body=body, content_type="application/x-amz-json-1.0")
+
+    app = web.Application()
+    app.router.add_post("/", refuse)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    stream = io.StringIO()
+    handler = log_handler(stream)
+    logger = logging.getLogger("bucket_chat")
+    logger.addHandler(handler)
+    try:
+        queue = f"http://127.0.0.1:{port}/123456789012/refusing"
+        c = await chat(stores_for("s3"), tmp_path, FALLBACK, queue_url=queue)
+        try:
+            await until(lambda: bool(c.statuses))
+            await until(lambda: "change feed" in stream.getvalue())
+        finally:
+            await c.close()
+        written = stream.getvalue()
+        assert "Evil" in written and "\x1b" not in written and "\x07" not in written
+        assert "\\x1b" in written
+    finally:
+        logger.removeHandler(handler)
+        await runner.cleanup()
