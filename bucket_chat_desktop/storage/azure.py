@@ -324,5 +324,6 @@ async def _pages(pages: Any, listing: Listing) -> AsyncIterator[list[Any]]:
             return
         items = [item async for item in page]  # the page is in memory: no request here
         yield items
-        if not listing.more(len(items), pages.continuation_token):
+        last = getattr(items[-1], "name", None) if items else None
+        if not listing.more(len(items), pages.continuation_token, last):
             return

@@ -149,9 +149,10 @@ class Listing:
     listing must end (``more``): within ``LIST_MAX_PAGES`` pages and ``LIST_MAX_OBJECTS``
     objects, never naming a page it had already named."""
 
-    def __init__(self, storage: FsspecStorage, what: str) -> None:
+    def __init__(self, storage: FsspecStorage, what: str, stop: str | None = None) -> None:
         self._storage = storage
         self.what = what
+        self.stop = stop  # a key: no page is asked once one ended at or past it
         self.pages = 0
         self.objects = 0
         self._tokens: set[str] = set()
@@ -178,9 +179,10 @@ class Listing:
                 f"{deadline:.0f} s (offline, or the service is very slow; retry later)"
             ) from exc
 
-    def more(self, objects: int, token: object) -> bool:
+    def more(self, objects: int, token: object, last: str | None = None) -> bool:
         """A page naming ``objects`` objects (or prefixes) was received, naming ``token``
-        as the next: True when the next page is to be asked. Raises ``StorageError`` when
+        as the next, ``last`` the page's last key (pages come in key order): True when the next
+        page is to be asked; never once ``last`` reached ``stop``. Raises ``StorageError`` when
         the listing does not end (see the class)."""
         self.pages += 1
         self.objects += objects
@@ -190,6 +192,8 @@ class Listing:
                 f"in one folder ({self.pages:,} pages); a folder of this chat holds far "
                 "fewer, so the service is broken or hostile: nothing of this listing was used"
             )
+        if self.stop is not None and last is not None and last >= self.stop:
+            return False  # the rest sorts after what the caller asked for
         if not token:
             return False
         text = str(token)
@@ -585,20 +589,28 @@ class FsspecStorage(Storage, abc.ABC):
     async def list_after(self, prefix: str, after: str | None) -> list[ObjectInfo]:
         return await self._list(prefix, after)
 
-    async def _list(self, prefix: str, after: str | None) -> list[ObjectInfo]:
+    async def list_between(self, prefix: str, after: str | None, before: str) -> list[ObjectInfo]:
+        return await self._list(prefix, after, before)
+
+    async def _list(
+        self, prefix: str, after: str | None, before: str | None = None
+    ) -> list[ObjectInfo]:
         folder = self._folder_key(prefix)
         start = self._key(after) if after else None
+        stop = self._key(before) if before is not None else None
         fs = await self._filesystem()
         what = f"cannot list {self.display(prefix)}"
         try:
-            found = await self._list_keys(fs, folder, start, None, Listing(self, what))
+            found = await self._list_keys(fs, folder, start, None, Listing(self, what, stop))
         except Exception as exc:
             raise await self._translated(fs, exc, what) from exc
         self._bucket_seen = True
         items = [
             ObjectInfo(self._rel(key), size, tag)
             for key, size, tag in found
-            if self._visible(folder, key) and (start is None or key > start)
+            if self._visible(folder, key)
+            and (start is None or key > start)
+            and (stop is None or key < stop)
         ]
         items.sort(key=lambda i: i.path)
         return items

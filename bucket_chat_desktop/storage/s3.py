@@ -180,7 +180,8 @@ class S3Storage(FsspecStorage):
                 tag = content_tag("s3-etag", etag.strip('"') if isinstance(etag, str) else None)
                 out.append((item["Key"], size, tag))
             token = page.get("NextContinuationToken") if page.get("IsTruncated") else None
-            if not listing.more(len(contents), token) or limit is not None:
+            last = contents[-1].get("Key") if contents else None
+            if not listing.more(len(contents), token, last) or limit is not None:
                 return out
             params["ContinuationToken"] = token
 

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..index import Index
 from ..protocol.activity import activity_folder, parse_marker
+from ..protocol.audit import HOLD_AHEAD_MS
 from ..protocol.ids import (
     is_valid_room_id,
     logs_prefix,
@@ -59,6 +60,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("bucket_chat.sync")
 
 MARKER_SETTLE_MS = 2 * 60_000  # only markers at least this old move the marker cursor
+MARKER_AHEAD_MS = HOLD_AHEAD_MS  # markers dated later than this are not listed
 FEED_RETRY_MAX = 600.0  # seconds: the longest wait before a failed change feed is tried again
 MAX_HINTS = 50  # objects one wait on the change feed may make the engine read
 HINTS_KEPT = 4096  # paths the change feed named lately: named again, they are not read again
@@ -438,7 +440,17 @@ class Poller:
             seen = self._markers_seen.setdefault(date, set())
             named = self._named.setdefault(date, {})
             self._engine.requests += 1
-            items = await self._engine.storage.list_after(folder, cursor)
+            if self._local is not None:  # read whole in any case: its size sets the pace
+                items = await self._engine.storage.list_after(folder, cursor)
+            else:
+                # A bucket's pages only up to names an hour ahead: a real marker is named
+                # by its writer's clock, so what sorts later is junk or dated so far
+                # ahead that its messages are held back anyway (the rooms' safety
+                # listings find those). Junk named to sort last was listed again at
+                # every round, all day (100,000 names: 100 pages, each parsed on the
+                # app's thread).
+                before = f"{folder}{now_ms + MARKER_AHEAD_MS:013d}"
+                items = await self._engine.storage.list_between(folder, cursor, before)
             listed += len(items)
             last: str | None = None
             for item in items:
