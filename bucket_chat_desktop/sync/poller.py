@@ -108,6 +108,10 @@ class Poller:
         self._in_poll = False
         self._marker_cursor: dict[str, str] = {}
         self._markers_seen: dict[str, set[str]] = {}  # per day: junk, unsettled markers
+        # Per day: the last name listed that is no marker and sorts before the markers
+        # still to come (``_poll_markers``); listings start after it. Not kept: a listing
+        # after a restart goes from the kept cursor.
+        self._junk_floor: dict[str, str] = {}
         # Per day: the markers acted on that the cursor kept in the index has not passed
         # (marker -> its room and segment), and that cursor (``_save_cursor``).
         self._named: dict[str, dict[str, tuple[str, str]]] = {}
@@ -425,6 +429,8 @@ class Poller:
             dates.insert(0, utc_date(now_ms - 86_400_000))
         for stale in set(self._markers_seen) - set(dates):
             del self._markers_seen[stale]
+        for stale in set(self._junk_floor) - set(dates):
+            del self._junk_floor[stale]
         for stale in set(self._named) - set(dates):
             del self._named[stale]
             self._saved.pop(stale, None)
@@ -439,9 +445,14 @@ class Poller:
                 self._saved[date] = cursor
             seen = self._markers_seen.setdefault(date, set())
             named = self._named.setdefault(date, {})
+            # Junk listed before, sorting before every marker still to come: only a
+            # marker moves the cursor, so on a quiet day junk named with a time between
+            # the cursor and now was listed again at every round.
+            floor = self._junk_floor.get(date)
+            after = floor if floor is not None and (cursor is None or floor > cursor) else cursor
             self._engine.requests += 1
             if self._local is not None:  # read whole in any case: its size sets the pace
-                items = await self._engine.storage.list_after(folder, cursor)
+                items = await self._engine.storage.list_after(folder, after)
             else:
                 # A bucket's pages only up to names an hour ahead: a real marker is named
                 # by its writer's clock, so what sorts later is junk or dated so far
@@ -450,13 +461,17 @@ class Poller:
                 # every round, all day (100,000 names: 100 pages, each parsed on the
                 # app's thread).
                 before = f"{folder}{now_ms + MARKER_AHEAD_MS:013d}"
-                items = await self._engine.storage.list_between(folder, cursor, before)
+                items = await self._engine.storage.list_between(folder, after, before)
             listed += len(items)
             last: str | None = None
+            # A marker still to come is named at least this late (see ``MARKER_SETTLE_MS``)
+            settled = f"{folder}{now_ms - MARKER_SETTLE_MS:013d}"
             for item in items:
+                parsed = parse_marker(item.path) if item.special is None else None
+                if parsed is None and item.path < settled:
+                    self._junk_floor[date] = max(item.path, self._junk_floor.get(date, ""))
                 if item.path in seen:
                     continue
-                parsed = parse_marker(item.path) if item.special is None else None
                 if parsed is None:
                     seen.add(item.path)
                     log.warning("ignoring %s: not an activity marker", item.path)
@@ -476,7 +491,9 @@ class Poller:
                     steps[reader] = None
             if last is not None:
                 self._marker_cursor[date] = last
-                seen.difference_update({p for p in seen if p <= last})
+            passed = max(last or "", self._junk_floor.get(date, ""))
+            if passed:
+                seen.difference_update({p for p in seen if p <= passed})
             await self._save_cursor(date)
         self.listed = listed
 

@@ -74,3 +74,42 @@ async def test_an_overfilled_activity_folder_does_not_stop_the_rooms_being_read(
     finally:
         await follower.close()
         await writer.close()
+
+
+async def test_junk_named_before_the_markers_to_come_is_listed_once(
+    stores_for: StoresMaker, tmp_path: Path
+) -> None:
+    """Only a marker moves the reader's cursor, so junk named with a time between the
+    cursor and now (an hour ago here) was listed again at every round for as long as no
+    real marker came after it: a quiet storage paid a request per thousand junk names
+    every few seconds, all day. Such junk sorts before every marker still to come: it is
+    listed once; a message sent afterwards still arrives by its marker."""
+    stores = stores_for("s3")
+    alice = SigningKey.generate()
+    await RoomWriter(stores.new(), ROOM, "alice@x", alice).create_room("Flooded", "now")
+    now = int(time.time() * 1000)
+    folder = activity_folder(utc_date(now))
+    junk = stores.new()
+    for n in range(60):
+        assert await junk.put_if_absent(f"{folder}{now - 3_600_000:013d}-junk-{n:03}", b"")
+    bodies: list[str] = []
+
+    def listener(event: EngineEvent) -> None:
+        if isinstance(event, EventsAppended):
+            bodies.extend(str(a.event.content.get("body")) for a in event.items)
+
+    writer = SyncEngine(stores.new(), outbox=Outbox(tmp_path / "w.sqlite3"), config=CONFIG)
+    follower = SyncEngine(stores.new(), listener=listener, config=CONFIG)  # rounds by hand
+    try:
+        await follower.open_room(ROOM, background=False)
+        await follower.poll_once()
+        assert follower._poller.listed == 60
+        await follower.poll_once()
+        assert follower._poller.listed == 0  # listed after the junk
+        await writer.send(ROOM, "alice@x", alice, [("m.room.message", {"body": "news"})])
+        assert await writer.flush(60.0)
+        await follower.poll_once()
+        await until(lambda: "news" in bodies)
+    finally:
+        await follower.close()
+        await writer.close()
