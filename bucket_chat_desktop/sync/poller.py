@@ -260,12 +260,14 @@ class Poller:
             if markers:
                 await self._poll_markers(steps)
         except StorageError as exc:
-            # Said, and the rooms' safety passes still run when due: a listing of the
-            # markers refused every round (a member who filled the day's activity folder
-            # past ``LIST_MAX_OBJECTS`` with junk) ended the round here, and no room was
-            # read again while the app ran. Offline, their own requests fail fast.
-            listing = exc
             self._engine._set_online(False, str(exc))
+            if type(exc) is not StorageError:
+                return 0  # offline, busy, refused keys: the rooms' listings would fail too
+            # The service answered, but this listing cannot be used (``LIST_MAX_OBJECTS``
+            # names of junk a member put in the day's activity folder, pages without
+            # end): said, and the rooms' safety passes still run when due. The round
+            # ended here, and no room was read again while the app ran.
+            listing = exc
         now = time.monotonic()
         for room in list(self._engine.rooms.values()):
             period = safety_period(
@@ -288,7 +290,7 @@ class Poller:
         found, failed = await self._wait_for(steps, wait)
         for date in list(self._named):  # what ended since the listing lets the cursor on
             await self._save_cursor(date)
-        failed = failed or listing  # a room's own failure, else the markers' (said above)
+        failed = listing or failed  # the markers' failure, said above, stays what is said
         if failed is not None:
             self._engine._set_online(False, str(failed))
         elif asked:
