@@ -293,7 +293,9 @@ class SqsChangeFeed(ChangeFeed):
         )
         attrs = reply.get("Attributes") if isinstance(reply, dict) else None
         waiting = attrs.get("ApproximateNumberOfMessages") if isinstance(attrs, dict) else None
-        count = waiting if isinstance(waiting, str) and waiting.isdigit() else "?"
+        text = waiting if isinstance(waiting, str) else ""
+        # SQS counts far below 10**12: another "count" is the service's text, not repeated
+        count = text if text.isascii() and text.isdigit() and len(text) <= 12 else "?"
         return f"{self.describe()} ({count} message(s) waiting)"
 
     async def wait(self, seconds: float) -> ChangeBatch:

@@ -740,3 +740,40 @@ async def test_a_queue_service_error_reaches_the_apps_log_escaped(
     finally:
         logger.removeHandler(handler)
         await runner.cleanup()
+
+
+async def test_a_queue_service_cannot_make_the_waiting_count_a_huge_line(
+    stores_for: StoresMaker, tmp_path: Path
+) -> None:
+    """The feed's status names how many messages wait, as the service counts them: a
+    hostile service's count of a million digits is not repeated (the command line
+    prints the status whole)."""
+    from aiohttp import web
+
+    async def answer(request: web.Request) -> web.Response:
+        target = request.headers.get("X-Amz-Target", "")
+        if target.endswith("GetQueueAttributes"):
+            doc: dict[str, Any] = {"Attributes": {"ApproximateNumberOfMessages": "9" * 1_000_000}}
+        else:
+            doc = {"Messages": []}
+        return web.Response(body=json.dumps(doc), content_type="application/x-amz-json-1.0")
+
+    app = web.Application()
+    app.router.add_post("/", answer)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        queue = f"http://127.0.0.1:{port}/123456789012/counting"
+        c = await chat(stores_for("s3"), tmp_path, FALLBACK, queue_url=queue)
+        try:
+            await until(lambda: bool(c.statuses))
+            status = c.statuses[-1]
+            assert status.active and "waiting on the bucket's notifications" in status.message
+            assert len(status.message) < 1_000, len(status.message)
+        finally:
+            await c.close()
+    finally:
+        await runner.cleanup()
