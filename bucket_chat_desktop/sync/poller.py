@@ -61,6 +61,7 @@ log = logging.getLogger("bucket_chat.sync")
 
 MARKER_SETTLE_MS = 2 * 60_000  # only markers at least this old move the marker cursor
 MARKER_AHEAD_MS = HOLD_AHEAD_MS  # markers dated later than this are not listed
+JUNK_NAMED = 3  # junk names in the activity folder named in the log line that says them
 FEED_RETRY_MAX = 600.0  # seconds: the longest wait before a failed change feed is tried again
 MAX_HINTS = 50  # objects one wait on the change feed may make the engine read
 HINTS_KEPT = 4096  # paths the change feed named lately: named again, they are not read again
@@ -468,6 +469,7 @@ class Poller:
             last: str | None = None
             # A marker still to come is named at least this late (see ``MARKER_SETTLE_MS``)
             settled = f"{folder}{now_ms - MARKER_SETTLE_MS:013d}"
+            junk: list[str] = []  # new this listing: said in one line below
             for item in items:
                 parsed = parse_marker(item.path) if item.special is None else None
                 if parsed is None and item.path < settled:
@@ -476,7 +478,7 @@ class Poller:
                     continue
                 if parsed is None:
                     seen.add(item.path)
-                    log.warning("ignoring %s: not an activity marker", item.path)
+                    junk.append(item.path)
                     continue
                 published, room_id, segment = parsed
                 if published > now_ms - MARKER_SETTLE_MS:
@@ -491,6 +493,15 @@ class Poller:
                 reader = self._hint(room_id, segment)
                 if reader is not None:
                     steps[reader] = None
+            if junk:  # a member's thousands of names: one line, not one each
+                more = f" and {len(junk) - JUNK_NAMED:,} more" if len(junk) > JUNK_NAMED else ""
+                log.warning(
+                    "ignoring %s name(s) in %s that are not activity markers: %s%s",
+                    f"{len(junk):,}",
+                    folder,
+                    ", ".join(p.rsplit("/", 1)[-1][:80] for p in junk[:JUNK_NAMED]),
+                    more,
+                )
             if last is not None:
                 self._marker_cursor[date] = last
             passed = max(last or "", self._junk_floor.get(date, ""))

@@ -300,8 +300,8 @@ def test_a_watched_folder_full_of_junk_markers_is_listed_on_the_rescan_cadence(
 
 def test_a_junk_name_with_terminal_escapes_reaches_the_apps_log_escaped(tmp_path: Path) -> None:
     """A member names junk in the activity folder with terminal escapes (here: set the
-    window title, clear the screen). Every reader logs it once ("not an activity
-    marker"); the desktop app's log, on the terminal it was started from, shows the
+    window title, clear the screen). Every reader logs it once ("not activity
+    markers"); the desktop app's log, on the terminal it was started from, shows the
     escapes as text instead of obeying them."""
     import io
     import logging
@@ -331,5 +331,36 @@ def test_a_junk_name_with_terminal_escapes_reaches_the_apps_log_escaped(tmp_path
     finally:
         logger.removeHandler(handler)
     written = stream.getvalue()
-    assert "not an activity marker" in written and "junk" in written
+    assert "not activity markers" in written and "junk" in written
     assert "\x1b" not in written and "\x07" not in written
+
+
+def test_many_junk_names_are_said_in_one_line_not_one_each(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each junk name in the activity folder was logged as a warning of its own: 5,000
+    names a member wrote made 5,000 lines on ``bucket-chat``'s terminal (it shows
+    warnings) at every start. One line per listing says how many, and names a few."""
+    import logging
+
+    root = tmp_path / "store"
+    create_room(LocalStorage(root))
+    folder = root / "activity" / utc_date(int(time.time() * 1000))
+    folder.mkdir(parents=True)
+    for n in range(5000):
+        (folder / f"zz-junk-{n:05d}").write_bytes(b"")
+
+    async def go() -> None:
+        engine = SyncEngine(LocalStorage(root), config=QUIET)
+        try:
+            await engine.open_room(ROOM, background=False)
+            await engine.poll_once()
+            await engine.poll_once()  # listed again: not said again
+        finally:
+            await engine.close()
+
+    with caplog.at_level(logging.WARNING, "bucket_chat.sync"):
+        asyncio.run(go())
+    said = [r.getMessage() for r in caplog.records if "zz-junk" in r.getMessage()]
+    assert len(said) == 1, len(said)
+    assert "5,000" in said[0] and "zz-junk-00000" in said[0] and len(said[0]) < 1_000
