@@ -181,9 +181,9 @@ class Listing:
 
     def more(self, objects: int, token: object, last: str | None = None) -> bool:
         """A page naming ``objects`` objects (or prefixes) was received, naming ``token``
-        as the next, ``last`` the page's last key (pages come in key order): True when the next
-        page is to be asked; never once ``last`` reached ``stop``. Raises ``StorageError`` when
-        the listing does not end (see the class)."""
+        as the next and ``last`` as its last key (pages come in key order): True when
+        the next page is to be asked, never once ``last`` reached ``stop``. Raises
+        ``StorageError`` when the listing does not end (see the class)."""
         self.pages += 1
         self.objects += objects
         if self.objects > LIST_MAX_OBJECTS:
