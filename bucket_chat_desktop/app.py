@@ -20,13 +20,31 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import TextIO
 
 from . import __version__, paths
 from . import settings as settings_store
 from .crashes import CrashReports, LastRun
 from .keys.passphrase import claim_env_passphrase
+from .protocol.untrusted_text import terminal_safe
 
 log = logging.getLogger("bucket_chat.app")
+
+
+class _SafeFormatter(logging.Formatter):
+    """The app's log lines quote storage text (object names, a service's error replies,
+    a queue's): escaped like all of ``bucket-chat``'s output before they reach the
+    terminal the app may have been started from."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return terminal_safe(super().format(record), multiline=True)
+
+
+def log_handler(stream: TextIO) -> logging.Handler:
+    """The handler of the app's log (``main``: standard error)."""
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(_SafeFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    return handler
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_smoke()
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=[log_handler(sys.stderr)],
     )
     reports = CrashReports(paths.crash_dir())
     last = reports.start()

@@ -26,7 +26,16 @@ from .base import (
     StoragePermissionError,
     content_tag,
 )
-from .cloud import FsspecStorage, Listing, Meter, MissingError, busy, exception_chain, one_line
+from .cloud import (
+    FsspecStorage,
+    Listing,
+    Meter,
+    MissingError,
+    busy,
+    exception_chain,
+    one_line,
+    service_code,
+)
 
 DOWNLOAD_PIECE = 1024 * 1024
 """Bytes per ranged request of a read (``AzureStorage._cat``). The SDK hands a piece
@@ -271,7 +280,7 @@ class AzureStorage(FsspecStorage):
             if not isinstance(item, az.AzureError):
                 continue
             raw_code = getattr(item, "error_code", None) or ""
-            code = str(getattr(raw_code, "value", raw_code))
+            code = service_code(getattr(raw_code, "value", raw_code))
             status = getattr(item, "status_code", None)
             message = one_line(getattr(item, "reason", None) or item.message or code)
             if code == "ContainerNotFound":
@@ -315,5 +324,6 @@ async def _pages(pages: Any, listing: Listing) -> AsyncIterator[list[Any]]:
             return
         items = [item async for item in page]  # the page is in memory: no request here
         yield items
-        if not listing.more(len(items), pages.continuation_token):
+        last = getattr(items[-1], "name", None) if items else None
+        if not listing.more(len(items), pages.continuation_token, last):
             return

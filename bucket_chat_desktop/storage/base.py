@@ -305,6 +305,12 @@ class Storage(abc.ABC):
         items = await self.list_objects(prefix)
         return items if after is None else [i for i in items if i.path > after]
 
+    async def list_between(self, prefix: str, after: str | None, before: str) -> list[ObjectInfo]:
+        """Objects under ``prefix`` whose path sorts after ``after`` and before
+        ``before``. A bucket lists in name order, page by page: it asks no page past
+        ``before``, so names that sort after it (junk a member wrote) cost no request."""
+        return [i for i in await self.list_after(prefix, after) if i.path < before]
+
     @abc.abstractmethod
     async def exists(self, path: str) -> bool: ...
 

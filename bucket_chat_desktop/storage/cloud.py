@@ -74,6 +74,18 @@ def one_line(text: object, limit: int = 200) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
+CODE_CHARS = 80
+"""The most of a service's error code (``NoSuchKey``, ``AccessDenied``) a message quotes:
+a hostile or broken service sends any text there (200,000 characters over many lines
+made a status line, the command line's error and the log as long)."""
+
+
+def service_code(value: object) -> str:
+    """A service's error code, or a region it names, for comparing and quoting: one line
+    of at most ``CODE_CHARS`` characters ("" for none). Real ones are much shorter."""
+    return one_line(value, CODE_CHARS) if value else ""
+
+
 MIN_READ_RATE = 256 * 1024
 """Bytes per second a read must keep up once the service's own time is used up
 (``Meter``)."""
@@ -137,9 +149,10 @@ class Listing:
     listing must end (``more``): within ``LIST_MAX_PAGES`` pages and ``LIST_MAX_OBJECTS``
     objects, never naming a page it had already named."""
 
-    def __init__(self, storage: FsspecStorage, what: str) -> None:
+    def __init__(self, storage: FsspecStorage, what: str, stop: str | None = None) -> None:
         self._storage = storage
         self.what = what
+        self.stop = stop  # a key: no page is asked once one ended at or past it
         self.pages = 0
         self.objects = 0
         self._tokens: set[str] = set()
@@ -166,10 +179,11 @@ class Listing:
                 f"{deadline:.0f} s (offline, or the service is very slow; retry later)"
             ) from exc
 
-    def more(self, objects: int, token: object) -> bool:
+    def more(self, objects: int, token: object, last: str | None = None) -> bool:
         """A page naming ``objects`` objects (or prefixes) was received, naming ``token``
-        as the next: True when the next page is to be asked. Raises ``StorageError`` when
-        the listing does not end (see the class)."""
+        as the next and ``last`` as its last key (pages come in key order): True when
+        the next page is to be asked, never once ``last`` reached ``stop``. Raises
+        ``StorageError`` when the listing does not end (see the class)."""
         self.pages += 1
         self.objects += objects
         if self.objects > LIST_MAX_OBJECTS:
@@ -178,6 +192,8 @@ class Listing:
                 f"in one folder ({self.pages:,} pages); a folder of this chat holds far "
                 "fewer, so the service is broken or hostile: nothing of this listing was used"
             )
+        if self.stop is not None and last is not None and last >= self.stop:
+            return False  # the rest sorts after what the caller asked for
         if not token:
             return False
         text = str(token)
@@ -573,20 +589,28 @@ class FsspecStorage(Storage, abc.ABC):
     async def list_after(self, prefix: str, after: str | None) -> list[ObjectInfo]:
         return await self._list(prefix, after)
 
-    async def _list(self, prefix: str, after: str | None) -> list[ObjectInfo]:
+    async def list_between(self, prefix: str, after: str | None, before: str) -> list[ObjectInfo]:
+        return await self._list(prefix, after, before)
+
+    async def _list(
+        self, prefix: str, after: str | None, before: str | None = None
+    ) -> list[ObjectInfo]:
         folder = self._folder_key(prefix)
         start = self._key(after) if after else None
+        stop = self._key(before) if before is not None else None
         fs = await self._filesystem()
         what = f"cannot list {self.display(prefix)}"
         try:
-            found = await self._list_keys(fs, folder, start, None, Listing(self, what))
+            found = await self._list_keys(fs, folder, start, None, Listing(self, what, stop))
         except Exception as exc:
             raise await self._translated(fs, exc, what) from exc
         self._bucket_seen = True
         items = [
             ObjectInfo(self._rel(key), size, tag)
             for key, size, tag in found
-            if self._visible(folder, key) and (start is None or key > start)
+            if self._visible(folder, key)
+            and (start is None or key > start)
+            and (stop is None or key < stop)
         ]
         items.sort(key=lambda i: i.path)
         return items

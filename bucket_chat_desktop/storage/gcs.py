@@ -187,7 +187,8 @@ class GCSStorage(FsspecStorage):
             for item in items:
                 out.append((item["name"], int(item.get("size", 0)), _content_tag(item)))
             token = page.get("nextPageToken")
-            if not listing.more(len(items), token) or limit is not None:
+            last = items[-1].get("name") if items else None
+            if not listing.more(len(items), token, last) or limit is not None:
                 return out
             params["pageToken"] = token
 

@@ -19,7 +19,16 @@ from .base import (
     StoragePermissionError,
     content_tag,
 )
-from .cloud import FsspecStorage, Listing, Meter, MissingError, busy, exception_chain, one_line
+from .cloud import (
+    FsspecStorage,
+    Listing,
+    Meter,
+    MissingError,
+    busy,
+    exception_chain,
+    one_line,
+    service_code,
+)
 from .feed import ChangeFeed
 
 AUTH_CODES = {
@@ -171,7 +180,8 @@ class S3Storage(FsspecStorage):
                 tag = content_tag("s3-etag", etag.strip('"') if isinstance(etag, str) else None)
                 out.append((item["Key"], size, tag))
             token = page.get("NextContinuationToken") if page.get("IsTruncated") else None
-            if not listing.more(len(contents), token) or limit is not None:
+            last = contents[-1].get("Key") if contents else None
+            if not listing.more(len(contents), token, last) or limit is not None:
                 return out
             params["ContinuationToken"] = token
 
@@ -196,14 +206,14 @@ class S3Storage(FsspecStorage):
             if not isinstance(response, dict):
                 continue
             error = response.get("Error") or {}
-            code = str(error.get("Code") or "")
+            code = service_code(error.get("Code"))
             status = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
             message = one_line(error.get("Message") or code)
             if code == "NoSuchBucket":
                 return self._missing_bucket(what)
             if code in ("PermanentRedirect", "AuthorizationHeaderMalformed") or status == 301:
                 found = re.search(r"expecting '([a-z0-9-]+)'", str(error.get("Message", "")))
-                region = found.group(1) if found else error.get("Region") or "…"
+                region = found.group(1) if found else service_code(error.get("Region")) or "…"
                 return StorageError(
                     f"{what}: bucket {self.bucket} is in another region: "
                     f"add ?region={region} to the URL"

@@ -34,7 +34,7 @@ from .base import (
     StoragePermissionError,
     check_object_path,
 )
-from .cloud import busy, exception_chain, one_line
+from .cloud import busy, exception_chain, one_line, service_code
 from .feed import MAX_IGNORED_KEPT, ChangeBatch, ChangeFeed, FeedGoneError
 from .s3 import AUTH_CODES, CREDENTIAL_ERRORS, CREDENTIAL_HINT, THROTTLE_CODES
 from .url import StorageLocation
@@ -293,7 +293,9 @@ class SqsChangeFeed(ChangeFeed):
         )
         attrs = reply.get("Attributes") if isinstance(reply, dict) else None
         waiting = attrs.get("ApproximateNumberOfMessages") if isinstance(attrs, dict) else None
-        count = waiting if isinstance(waiting, str) and waiting.isdigit() else "?"
+        text = waiting if isinstance(waiting, str) else ""
+        # SQS counts far below 10**12: another "count" is the service's text, not repeated
+        count = text if text.isascii() and text.isdigit() and len(text) <= 12 else "?"
         return f"{self.describe()} ({count} message(s) waiting)"
 
     async def wait(self, seconds: float) -> ChangeBatch:
@@ -402,11 +404,15 @@ class _Refused(Exception):
 
     def __init__(self, status: int, doc: dict[str, Any], query: str) -> None:
         kind = str(doc.get("__type") or "")
-        code = kind.rsplit("#", 1)[-1]
-        message = str(doc.get("message") or doc.get("Message") or code or status)
+        code = service_code(kind.rsplit("#", 1)[-1])  # any text a service sent
+        message = one_line(doc.get("message") or doc.get("Message") or code or status)
         super().__init__(f"{status} {code}: {message}")
         self.response = {
-            "Error": {"Code": code, "QueryErrorCode": query.split(";", 1)[0], "Message": message},
+            "Error": {
+                "Code": code,
+                "QueryErrorCode": service_code(query.split(";", 1)[0]),
+                "Message": message,
+            },
             "ResponseMetadata": {"HTTPStatusCode": status},
         }
 

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..index import Index
 from ..protocol.activity import activity_folder, parse_marker
+from ..protocol.audit import HOLD_AHEAD_MS
 from ..protocol.ids import (
     is_valid_room_id,
     logs_prefix,
@@ -59,6 +60,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("bucket_chat.sync")
 
 MARKER_SETTLE_MS = 2 * 60_000  # only markers at least this old move the marker cursor
+MARKER_AHEAD_MS = HOLD_AHEAD_MS  # markers dated later than this are not listed
+JUNK_NAMED = 3  # junk names in the activity folder named in the log line that says them
 FEED_RETRY_MAX = 600.0  # seconds: the longest wait before a failed change feed is tried again
 MAX_HINTS = 50  # objects one wait on the change feed may make the engine read
 HINTS_KEPT = 4096  # paths the change feed named lately: named again, they are not read again
@@ -106,6 +109,10 @@ class Poller:
         self._in_poll = False
         self._marker_cursor: dict[str, str] = {}
         self._markers_seen: dict[str, set[str]] = {}  # per day: junk, unsettled markers
+        # Per day: the last name listed that is no marker and sorts before the markers
+        # still to come (``_poll_markers``); listings start after it. Not kept: a listing
+        # after a restart goes from the kept cursor.
+        self._junk_floor: dict[str, str] = {}
         # Per day: the markers acted on that the cursor kept in the index has not passed
         # (marker -> its room and segment), and that cursor (``_save_cursor``).
         self._named: dict[str, dict[str, tuple[str, str]]] = {}
@@ -249,18 +256,22 @@ class Poller:
         seconds (None: until they end); the segments those that ended found."""
         asked = markers  # whether the storage was asked anything (then it answered)
         steps: dict[asyncio.Task[int], None] = {}
-        unlisted: StorageError | None = None
+        listing: StorageError | None = None
         try:
             if markers:
                 await self._poll_markers(steps)
         except StorageError as exc:
-            if self._local is None or exc.transient:  # its rooms' listings would fail too
-                self._engine._set_online(False, str(exc))
-                return 0  # what was named before the listing failed is read all the same
-            # A folder that answers but whose markers cannot be listed (a folder nobody
-            # may read that a member put into the activity folder): its rooms are listed
-            # all the same, else nothing the watch misses ever arrived.
-            unlisted = exc
+            self._engine._set_online(False, str(exc))
+            # Offline, busy, refused keys (a bucket's StorageError subclasses), or a
+            # folder that does not answer: the rooms' listings would fail too.
+            if exc.transient if self._local is not None else type(exc) is not StorageError:
+                return 0
+            # The service or folder answered, but this listing cannot be used: a bucket's
+            # ``LIST_MAX_OBJECTS`` names of junk a member put in the day's activity
+            # folder (pages without end), a folder nobody may read put into a local
+            # one. Said, and the rooms' safety passes still run when due: the round
+            # ended here, and no room was read again while the app ran.
+            listing = exc
         now = time.monotonic()
         for room in list(self._engine.rooms.values()):
             period = safety_period(
@@ -283,8 +294,9 @@ class Poller:
         found, failed = await self._wait_for(steps, wait)
         for date in list(self._named):  # what ended since the listing lets the cursor on
             await self._save_cursor(date)
-        if failed is not None or unlisted is not None:
-            self._engine._set_online(False, str(failed or unlisted))
+        failed = listing or failed  # the markers' failure, said above, stays what is said
+        if failed is not None:
+            self._engine._set_online(False, str(failed))
         elif asked:
             self._engine._set_online(True, "")
         return found
@@ -423,6 +435,8 @@ class Poller:
             dates.insert(0, utc_date(now_ms - 86_400_000))
         for stale in set(self._markers_seen) - set(dates):
             del self._markers_seen[stale]
+        for stale in set(self._junk_floor) - set(dates):
+            del self._junk_floor[stale]
         for stale in set(self._named) - set(dates):
             del self._named[stale]
             self._saved.pop(stale, None)
@@ -437,24 +451,40 @@ class Poller:
                 self._saved[date] = cursor
             seen = self._markers_seen.setdefault(date, set())
             named = self._named.setdefault(date, {})
+            # Junk listed before, sorting before every marker still to come: only a
+            # marker moves the cursor, so on a quiet day junk named with a time between
+            # the cursor and now was listed again at every round.
+            floor = self._junk_floor.get(date)
+            after = floor if floor is not None and (cursor is None or floor > cursor) else cursor
             self._engine.requests += 1
-            if self._local is None:
-                items = await self._engine.storage.list_after(folder, cursor)
-                listed += len(items)
-            else:
+            if self._local is not None:
                 # A folder's listing reads every name of the day, those before the cursor
                 # too (``list_after`` filters what it read): junk sorting before the
                 # markers costs as much as junk after them (``next_wait``).
                 items = await self._engine.storage.list_after(folder, None)
                 listed += len(items)
-                if cursor is not None:
-                    items = [i for i in items if i.path > cursor]
+                if after is not None:
+                    items = [i for i in items if i.path > after]
+            else:
+                # A bucket's pages only up to names an hour ahead: a real marker is named
+                # by its writer's clock, so what sorts later is junk or dated so far
+                # ahead that its messages are held back anyway (the rooms' safety
+                # listings find those). Junk named to sort last was listed again at
+                # every round, all day (100,000 names: 100 pages, each parsed on the
+                # app's thread).
+                before = f"{folder}{now_ms + MARKER_AHEAD_MS:013d}"
+                items = await self._engine.storage.list_between(folder, after, before)
+                listed += len(items)
             last: str | None = None
-            junk: list[str] = []
+            # A marker still to come is named at least this late (see ``MARKER_SETTLE_MS``)
+            settled = f"{folder}{now_ms - MARKER_SETTLE_MS:013d}"
+            junk: list[str] = []  # new this listing: said in one line below
             for item in items:
+                parsed = parse_marker(item.path) if item.special is None else None
+                if parsed is None and item.path < settled:
+                    self._junk_floor[date] = max(item.path, self._junk_floor.get(date, ""))
                 if item.path in seen:
                     continue
-                parsed = parse_marker(item.path) if item.special is None else None
                 if parsed is None:
                     seen.add(item.path)
                     junk.append(item.path)
@@ -473,16 +503,19 @@ class Poller:
                 if reader is not None:
                     steps[reader] = None
             if junk:  # one line a listing: a member's 100,000 names were as many lines
+                first = ", ".join(p[len(folder) :] for p in junk[:JUNK_NAMED])
                 log.warning(
                     "ignoring %s in %s: not an activity marker (%s%s)",
                     "1 name" if len(junk) == 1 else f"{len(junk):,} names",
                     folder,
-                    terminal_safe(", ".join(p[len(folder) :] for p in junk[:3]), limit=300),
-                    ", …" if len(junk) > 3 else "",
+                    terminal_safe(first, limit=300),
+                    ", …" if len(junk) > JUNK_NAMED else "",
                 )
             if last is not None:
                 self._marker_cursor[date] = last
-                seen.difference_update({p for p in seen if p <= last})
+            passed = max(last or "", self._junk_floor.get(date, ""))
+            if passed:
+                seen.difference_update({p for p in seen if p <= passed})
             await self._save_cursor(date)
         self.listed = listed
 

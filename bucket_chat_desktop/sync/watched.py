@@ -273,6 +273,9 @@ class WatchedStorage(Storage):
     async def list_after(self, prefix: str, after: str | None) -> list[ObjectInfo]:
         return await self._timed(self.inner.list_after(prefix, after))
 
+    async def list_between(self, prefix: str, after: str | None, before: str) -> list[ObjectInfo]:
+        return await self._timed(self.inner.list_between(prefix, after, before))
+
     async def exists(self, path: str) -> bool:
         return await self._timed(self.inner.exists(path))
 

@@ -658,3 +658,122 @@ async def test_the_connection_test_asks_the_queue(stores_for: StoresMaker) -> No
     assert result.level == "warning" and result.usable
     assert "the queue does not exist" in result.message and "poll the bucket" in result.message
     assert not result.steps[-1].ok
+
+
+async def test_a_queue_service_error_code_of_any_length_is_said_in_one_short_line(
+    stores_for: StoresMaker, tmp_path: Path
+) -> None:
+    """A hostile (or broken) queue service refuses with an error type of 200,000
+    characters over several lines, with a terminal escape: what the follower says (the
+    status bar, ``bucket-chat chat``'s line, the log) is one line of bounded length."""
+    from aiohttp import web
+
+    code = "Evil\n\x1b[2J" + "A" * 200_000 + "\nsecond line"
+
+    async def refuse(request: web.Request) -> web.Response:
+        body = json.dumps({"__type": f"com.amazonaws.sqs#{code}", "message": "no"})
+        return web.Response(status=400, body=body, content_type="application/x-amz-json-1.0")
+
+    app = web.Application()
+    app.router.add_post("/", refuse)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        queue = f"http://127.0.0.1:{port}/123456789012/refusing"
+        c = await chat(stores_for("s3"), tmp_path, FALLBACK, queue_url=queue)
+        try:
+            await until(lambda: bool(c.statuses))
+            status = c.statuses[-1]
+            assert not status.active and "polling the bucket instead" in status.message
+            assert "\n" not in status.message and "\x1b" not in status.message
+            assert len(status.message) < 1_000, len(status.message)
+            await c.say("the bucket still works")
+            await until(lambda: "the bucket still works" in c.bodies)
+        finally:
+            await c.close()
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_queue_service_error_reaches_the_apps_log_escaped(
+    stores_for: StoresMaker, tmp_path: Path
+) -> None:
+    """The desktop app logs to the terminal it was started from: a queue service's
+    error with terminal escapes in it (JSON carries any character) is written there as
+    visible escapes, like ``bucket-chat``'s output — not as a command to the terminal
+    (here: set the window title)."""
+    import io
+
+    from aiohttp import web
+
+    from bucket_chat_desktop.app import log_handler
+
+    async def refuse(request: web.Request) -> web.Response:
+        body = json.dumps({"__type": "x#Evil\x1b]0;owned\x07", "message": "no\x1b[2J"})
+        return web.Response(status=400, body=body, content_type="application/x-amz-json-1.0")
+
+    app = web.Application()
+    app.router.add_post("/", refuse)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    stream = io.StringIO()
+    handler = log_handler(stream)
+    logger = logging.getLogger("bucket_chat")
+    logger.addHandler(handler)
+    try:
+        queue = f"http://127.0.0.1:{port}/123456789012/refusing"
+        c = await chat(stores_for("s3"), tmp_path, FALLBACK, queue_url=queue)
+        try:
+            await until(lambda: bool(c.statuses))
+            await until(lambda: "change feed" in stream.getvalue())
+        finally:
+            await c.close()
+        written = stream.getvalue()
+        assert "Evil" in written and "\x1b" not in written and "\x07" not in written
+        assert "\\x1b" in written
+    finally:
+        logger.removeHandler(handler)
+        await runner.cleanup()
+
+
+async def test_a_queue_service_cannot_make_the_waiting_count_a_huge_line(
+    stores_for: StoresMaker, tmp_path: Path
+) -> None:
+    """The feed's status names how many messages wait, as the service counts them: a
+    hostile service's count of a million digits is not repeated (the command line
+    prints the status whole)."""
+    from aiohttp import web
+
+    async def answer(request: web.Request) -> web.Response:
+        target = request.headers.get("X-Amz-Target", "")
+        if target.endswith("GetQueueAttributes"):
+            doc: dict[str, Any] = {"Attributes": {"ApproximateNumberOfMessages": "9" * 1_000_000}}
+        else:
+            doc = {"Messages": []}
+        return web.Response(body=json.dumps(doc), content_type="application/x-amz-json-1.0")
+
+    app = web.Application()
+    app.router.add_post("/", answer)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        queue = f"http://127.0.0.1:{port}/123456789012/counting"
+        c = await chat(stores_for("s3"), tmp_path, FALLBACK, queue_url=queue)
+        try:
+            await until(lambda: bool(c.statuses))
+            status = c.statuses[-1]
+            assert status.active and "waiting on the bucket's notifications" in status.message
+            assert len(status.message) < 1_000, len(status.message)
+        finally:
+            await c.close()
+    finally:
+        await runner.cleanup()

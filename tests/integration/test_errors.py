@@ -3,9 +3,11 @@ and one line that says what to do, quickly — never a traceback or a minute of 
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import socket
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -174,3 +176,50 @@ async def test_azure_without_an_account(stores_for: StoresMaker) -> None:
     stores.opened.append(store)
     message = await fails(store, "list", StorageAuthError)
     assert "needs an account key, SAS token or connection string" in message
+
+
+XML_CODE = "Evil\n" + "A" * 200_000 + "\nsecond line"  # XML holds no ESC
+
+
+@contextlib.asynccontextmanager
+async def refusing_service() -> AsyncIterator[str]:
+    """A hostile S3-compatible service: every request is refused with an error code of
+    200,000 characters over several lines, in turn with each status a message is built
+    for in its own way (400, 403, 503)."""
+    from aiohttp import web
+
+    statuses = itertools.cycle([400, 403, 503])
+
+    async def refuse(request: web.Request) -> web.Response:
+        body = (
+            f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{XML_CODE}</Code>"
+            f"<Message>refused</Message><Region>{XML_CODE}</Region></Error>"
+        )
+        return web.Response(status=next(statuses), body=body, content_type="application/xml")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", refuse)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_service_error_code_of_any_length_is_quoted_in_one_short_line(
+    stores_for: StoresMaker,
+) -> None:
+    """What the command line prints (``bucket-chat: ...``), the log and the status bar
+    quote: one line of bounded length, whatever code the service sent."""
+    async with refusing_service() as endpoint:
+        store = stores_for("s3").new(options={"endpoint_url": endpoint, "retries": "1"})
+        for op in ("get", "get", "get", "list", "list", "list"):
+            with pytest.raises(StorageError) as caught:
+                await OPS[op](store)
+            message = str(caught.value)
+            assert message.startswith(("cannot read", "cannot list")), message[:300]
+            assert "Evil" in message and "\n" not in message, message[:300]
+            assert len(message) < 1_000, len(message)

@@ -341,3 +341,78 @@ async def test_a_person_is_not_held_by_a_read_slower_than_the_minimum_rate(
     if kind != "az":  # Azure hands a 1 MiB piece over whole: no progress shown before it
         assert answering and all(answering)  # the watch saw a slow link answering
     proxied.proxy.release()
+
+
+def junk_pages(kind: str, pages: int, per_page: int = 1000) -> Callable[[Request], bytes]:
+    """Forged answers to listings: ``pages`` pages of names a member wrote into a folder
+    (``zz-junk-…``: sorting after every name that starts with a time), in name order,
+    then the end; each answer gives the page the request's token asks for."""
+
+    def answer(request: Request) -> bytes:
+        query = parse_qs(urlsplit(request.target).query)
+        prefix = query.get("prefix", [""])[0]
+        token = query.get("continuation-token") or query.get("pageToken") or query.get("marker")
+        page = int(token[0]) if token else 0
+        last = page + 1 >= pages
+        names = [f"{prefix}zz-junk-{page * per_page + n:07d}" for n in range(per_page)]
+        if kind == "s3":
+            items = "".join(
+                f'<Contents><Key>{n}</Key><Size>0</Size><ETag>"e"</ETag></Contents>' for n in names
+            )
+            more = "false" if last else "true"
+            nxt = "" if last else f"<NextContinuationToken>{page + 1}</NextContinuationToken>"
+            body = (
+                '<?xml version="1.0" encoding="UTF-8"?><ListBucketResult '
+                'xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>b</Name>'
+                f"<Prefix>{prefix}</Prefix><KeyCount>{per_page}</KeyCount>"
+                f"<MaxKeys>1000</MaxKeys><IsTruncated>{more}</IsTruncated>{nxt}{items}"
+                "</ListBucketResult>"
+            )
+            return http_answer("200 OK", body.encode(), "application/xml")
+        if kind == "gs":
+            doc: dict[str, object] = {
+                "kind": "storage#objects",
+                "items": [{"name": n, "size": "0", "etag": "e"} for n in names],
+            }
+            if not last:
+                doc["nextPageToken"] = str(page + 1)
+            return http_answer("200 OK", json.dumps(doc).encode(), "application/json")
+        blobs = "".join(
+            f"<Blob><Name>{n}</Name><Properties>"
+            "<Last-Modified>Mon, 05 Jan 2026 09:00:00 GMT</Last-Modified><Etag>0x1</Etag>"
+            "<Content-Length>0</Content-Length><BlobType>BlockBlob</BlobType>"
+            "</Properties></Blob>"
+            for n in names
+        )
+        body = (
+            '<?xml version="1.0" encoding="utf-8"?><EnumerationResults '
+            'ServiceEndpoint="http://127.0.0.1/devstoreaccount1/" ContainerName="c">'
+            f"<Prefix>{prefix}</Prefix><Blobs>{blobs}</Blobs>"
+            f"<NextMarker>{'' if last else page + 1}</NextMarker></EnumerationResults>"
+        )
+        return http_answer("200 OK", body.encode(), "application/xml")
+
+    return answer
+
+
+async def test_junk_sorting_after_every_marker_costs_one_page_a_round(proxied: Proxied) -> None:
+    """A member fills the day's activity folder with names that sort after every real
+    marker (20,000 here; 100,000 cost about 50 cents). Each round listed them all again,
+    all day: 20 pages a round (100 at 100,000; botocore parses each on the app's thread,
+    a fraction of a second apiece). Real markers are named by their writer's clock, so a
+    round asks no page past an hour ahead: one page, whatever the junk."""
+    from bucket_chat_desktop.sync.engine import SyncEngine
+
+    kind = proxied.stores.kind
+    request = LIST_REQUEST[kind]
+    rule = proxied.proxy.stall(
+        f"{request}.*activity|activity.*{request}", answer=junk_pages(kind, 20)
+    )
+    engine = SyncEngine(proxied.storage())
+    try:
+        for rounds in (1, 2):
+            await asyncio.wait_for(engine.poll_once(), GUARD)
+            assert engine.online, engine.status_message
+            assert len(rule.hits) == rounds  # one page a round
+    finally:
+        await engine.close()

@@ -707,3 +707,40 @@ def test_a_file_name_that_is_not_utf8_seen_by_the_watch_silences_nothing(tmp_pat
             sender.outbox.close()
 
     asyncio.run(go())
+
+
+def test_a_junk_name_with_terminal_escapes_reaches_the_apps_log_escaped(tmp_path: Path) -> None:
+    """A member names junk in the activity folder with terminal escapes (here: set the
+    window title, clear the screen). Every reader logs it once ("not an activity
+    marker"); the desktop app's log, on the terminal it was started from, shows the
+    escapes as text instead of obeying them."""
+    import io
+    import logging
+
+    from bucket_chat_desktop.app import log_handler
+
+    root = tmp_path / "store"
+    create_room(LocalStorage(root))
+    folder = root / "activity" / utc_date(int(time.time() * 1000))
+    folder.mkdir(parents=True)
+    (folder / "\x1b]0;owned\x07\x1b[2Jjunk").write_bytes(b"")
+    stream = io.StringIO()
+    handler = log_handler(stream)
+    logger = logging.getLogger("bucket_chat")
+    logger.addHandler(handler)
+
+    async def go() -> None:
+        engine = SyncEngine(LocalStorage(root), config=QUIET)
+        try:
+            await engine.open_room(ROOM, background=False)
+            await engine.poll_once()
+        finally:
+            await engine.close()
+
+    try:
+        asyncio.run(go())
+    finally:
+        logger.removeHandler(handler)
+    written = stream.getvalue()
+    assert "not an activity marker" in written and "junk" in written
+    assert "\x1b" not in written and "\x07" not in written

@@ -1,0 +1,115 @@
+"""A hostile member overfills the day's activity folder (S3 emulator): the listing of
+the markers is then refused (more names than ``LIST_MAX_OBJECTS``: "broken or hostile"),
+every round. The rooms' own safety listings must still run on their schedule, so that
+new messages still arrive while the app runs — they stopped altogether: the failed
+marker listing ended the round before them. (The bound is lowered to 30 names here;
+the real one, 200,000 junk objects a day, costs a member about a dollar.)"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from nacl.signing import SigningKey
+from waiting import until
+
+from bucket_chat_desktop.protocol.activity import activity_folder
+from bucket_chat_desktop.protocol.ids import utc_date
+from bucket_chat_desktop.sync.engine import SyncConfig, SyncEngine
+from bucket_chat_desktop.sync.events import EngineEvent, EventsAppended, StorageStatus
+from bucket_chat_desktop.sync.outbox import Outbox
+from bucket_chat_desktop.sync.writer import RoomWriter
+
+from .conftest import StoresMaker
+
+ROOM = "flooded"
+NEVER = 3600.0
+CONFIG = SyncConfig(
+    batch_window=0.02,
+    active_interval=0.05,
+    focused_interval=0.2,
+    idle_interval=NEVER,
+    active_window=0.5,
+    focused_safety=0.5,  # the room on screen is listed this often
+    background_safety=NEVER,
+)
+
+
+async def test_an_overfilled_activity_folder_does_not_stop_the_rooms_being_read(
+    stores_for: StoresMaker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bucket_chat_desktop.storage import cloud
+
+    monkeypatch.setattr(cloud, "LIST_MAX_OBJECTS", 30)
+    stores = stores_for("s3")
+    alice = SigningKey.generate()
+    await RoomWriter(stores.new(), ROOM, "alice@x", alice).create_room("Flooded", "now")
+    bodies: list[str] = []
+    statuses: list[StorageStatus] = []
+
+    def listener(event: EngineEvent) -> None:
+        if isinstance(event, EventsAppended):
+            bodies.extend(str(a.event.content.get("body")) for a in event.items)
+        elif isinstance(event, StorageStatus):
+            statuses.append(event)
+
+    writer = SyncEngine(stores.new(), outbox=Outbox(tmp_path / "w.sqlite3"), config=CONFIG)
+    follower = SyncEngine(
+        stores.new(), outbox=Outbox(tmp_path / "f.sqlite3"), listener=listener, config=CONFIG
+    )
+    try:
+        follower.set_window_focused(True)
+        await follower.open_room(ROOM, background=False)
+        await follower.start()
+        await writer.start()
+        junk = stores.new()
+        folder = activity_folder(utc_date(int(time.time() * 1000)))
+        for n in range(40):  # names of no marker: junk a member wrote
+            assert await junk.put_if_absent(f"{folder}zz-junk-{n:03}", b"")
+        await until(lambda: any("more than 30 objects" in s.message for s in statuses))
+        await writer.send(ROOM, "alice@x", alice, [("m.room.message", {"body": "still here"})])
+        assert await writer.flush(60.0)
+        await until(lambda: "still here" in bodies)
+    finally:
+        await follower.close()
+        await writer.close()
+
+
+async def test_junk_named_before_the_markers_to_come_is_listed_once(
+    stores_for: StoresMaker, tmp_path: Path
+) -> None:
+    """Only a marker moves the reader's cursor, so junk named with a time between the
+    cursor and now (an hour ago here) was listed again at every round for as long as no
+    real marker came after it: a quiet storage paid a request per thousand junk names
+    every few seconds, all day. Such junk sorts before every marker still to come: it is
+    listed once; a message sent afterwards still arrives by its marker."""
+    stores = stores_for("s3")
+    alice = SigningKey.generate()
+    await RoomWriter(stores.new(), ROOM, "alice@x", alice).create_room("Flooded", "now")
+    now = int(time.time() * 1000)
+    folder = activity_folder(utc_date(now))
+    junk = stores.new()
+    for n in range(60):
+        assert await junk.put_if_absent(f"{folder}{now - 3_600_000:013d}-junk-{n:03}", b"")
+    bodies: list[str] = []
+
+    def listener(event: EngineEvent) -> None:
+        if isinstance(event, EventsAppended):
+            bodies.extend(str(a.event.content.get("body")) for a in event.items)
+
+    writer = SyncEngine(stores.new(), outbox=Outbox(tmp_path / "w.sqlite3"), config=CONFIG)
+    follower = SyncEngine(stores.new(), listener=listener, config=CONFIG)  # rounds by hand
+    try:
+        await follower.open_room(ROOM, background=False)
+        await follower.poll_once()
+        assert follower._poller.listed == 60
+        await follower.poll_once()
+        assert follower._poller.listed == 0  # listed after the junk
+        await writer.send(ROOM, "alice@x", alice, [("m.room.message", {"body": "news"})])
+        assert await writer.flush(60.0)
+        await follower.poll_once()
+        await until(lambda: "news" in bodies)
+    finally:
+        await follower.close()
+        await writer.close()
