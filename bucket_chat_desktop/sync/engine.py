@@ -52,12 +52,13 @@ from ..protocol.chain import Draft
 from ..protocol.event import Event
 from ..protocol.relations import Relations
 from ..protocol.unread import ReadMarker, UnreadCount, count_unread
+from ..protocol.untrusted_text import terminal_safe
 from ..storage.base import Storage, StorageError
 from ..storage.feed import ChangeFeed
 from ..storage.local import LocalStorage
 from . import keeper as room_keeper
 from .backfill import FIRST_CHUNK, Backfill
-from .events import EngineEvent, ShownEvent, StorageStatus
+from .events import EngineEvent, RoomDiscovered, ShownEvent, StorageStatus
 from .keeper import NEWEST_ROWS, REBUILD_BATCH, WARM_ROWS, RoomKeeper
 from .lanes import StateWorker
 from .outbox import Outbox, PendingMessage
@@ -90,6 +91,9 @@ log = logging.getLogger("bucket_chat.sync")
 T = TypeVar("T")
 SEARCH_LIMIT = 50  # hits a search returns unless told otherwise
 SEARCH_ROUNDS = 4  # pages a search reads at most to make up for hidden hits
+# Rooms named by markers, notifications or the watch that are remembered (each announced
+# once, ``RoomDiscovered``): anyone who can write a marker names any room id they like.
+KNOWN_ROOMS_MAX = 1_000
 TEXT_IDLE = 1.0  # seconds between looks for text to index for search
 
 
@@ -196,7 +200,8 @@ class SyncEngine:
         # False for the CLI and until a front end says otherwise.
         self.window_focused = False
         self._tasks: list[asyncio.Task[Any]] = []
-        self._known_rooms: set[str] = set()
+        self._known_rooms: set[str] = set()  # ``note_room``
+        self._known_full = False
         self.online = True
         self.status_message = ""
         self.requests = 0  # listings and downloads made by polling (for the benchmarks)
@@ -213,6 +218,29 @@ class SyncEngine:
         self._publisher = Publisher(self, self._keeper)
 
     # -- plumbing ----------------------------------------------------------------------------
+
+    def note_room(self, room_id: str) -> None:
+        """A room named by a marker, a notification or the watch: announced once
+        (``RoomDiscovered``). At most ``KNOWN_ROOMS_MAX`` are remembered: a member who
+        writes markers naming a million room ids (one empty object each) made a million
+        entries kept and a million lines logged for as long as the app ran; past the
+        cap, one line says so and no other room is announced (what is named is still
+        read by its room, if that room is open here)."""
+        known = self._known_rooms
+        if room_id in known:
+            return
+        if len(known) >= KNOWN_ROOMS_MAX:
+            if not self._known_full:
+                self._known_full = True
+                log.warning(
+                    "more than %d rooms named in this storage's activity: no other is "
+                    "announced (%s was the first left out)",
+                    KNOWN_ROOMS_MAX,
+                    terminal_safe(room_id, limit=130),
+                )
+            return
+        known.add(room_id)
+        self._emit(RoomDiscovered(room_id))
 
     def _emit(self, event: EngineEvent) -> None:
         try:

@@ -47,7 +47,7 @@ from ..storage.base import ObjectInfo, StorageError
 from ..storage.feed import ChangeFeed
 from ..storage.local import LocalStorage
 from .backfill import UNKNOWN_SIZE
-from .events import ChangeFeedStatus, RoomDiscovered
+from .events import ChangeFeedStatus
 from .schedule import FEED_NAMED_GRACES, feed_rest, poll_delay, safety_period
 from .stopping import stop_tasks
 
@@ -494,9 +494,8 @@ class Poller:
                     seen.add(item.path)  # acted on once; the cursor stays before it
                 elif last is None or item.path > last:
                     last = item.path
-                if room_id not in self._engine._known_rooms and is_valid_room_id(room_id):
-                    self._engine._known_rooms.add(room_id)
-                    self._engine._emit(RoomDiscovered(room_id))
+                if is_valid_room_id(room_id):
+                    self._engine.note_room(room_id)
                 if self._engine.index is not None:  # where the cursor is kept
                     named[item.path] = (room_id, segment)
                 reader = self._hint(room_id, segment)
@@ -693,9 +692,7 @@ class Poller:
                 # of a room, the segment that needs it comes next (``schedule.feed_rest``).
                 named = named or segment.startswith("rooms/")
                 continue
-            if name.room_id not in self._engine._known_rooms:
-                self._engine._known_rooms.add(name.room_id)
-                self._engine._emit(RoomDiscovered(name.room_id))
+            self._engine.note_room(name.room_id)
             reader = self._hint(name.room_id, segment)
             if reader is not None:
                 readers[reader] = None
@@ -903,9 +900,7 @@ class Poller:
             name = parse_segment_path(path)
             if name is None:
                 continue
-            if name.room_id not in self._engine._known_rooms:
-                self._engine._known_rooms.add(name.room_id)
-                self._engine._emit(RoomDiscovered(name.room_id))
+            self._engine.note_room(name.room_id)
             self._hint(name.room_id, path)
 
 

@@ -744,3 +744,51 @@ def test_a_junk_name_with_terminal_escapes_reaches_the_apps_log_escaped(tmp_path
     written = stream.getvalue()
     assert "not an activity marker" in written and "junk" in written
     assert "\x1b" not in written and "\x07" not in written
+
+
+def test_markers_naming_a_flood_of_room_ids_are_remembered_up_to_a_cap(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Red team (rtbucket): every room id a marker names was remembered and announced
+    (``RoomDiscovered``, a log line each) for as long as the app ran; a member who writes
+    markers naming a million room ids (one empty object each) grew both without bound.
+    Past ``KNOWN_ROOMS_MAX`` one line says so and no other is announced."""
+    import logging
+
+    from bucket_chat_desktop.sync.engine import KNOWN_ROOMS_MAX
+    from bucket_chat_desktop.sync.events import RoomDiscovered
+
+    root = tmp_path / "store"
+    create_room(LocalStorage(root))
+    now = int(time.time() * 1000)
+    published = now - MARKER_SETTLE_MS - 60_000
+    if utc_date(published) != utc_date(now):
+        pytest.skip("just after UTC midnight: the settled markers would be yesterday's")
+    flood = KNOWN_ROOMS_MAX + 500
+    for n in range(flood):
+        segment = (
+            f"rooms/flood-{n:05d}/logs/{utc_date(published)}/"
+            f"messages_{published}_{published}_x.jsonl"
+        )
+        path = root / marker_path(published, segment)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")
+    seen: list[EngineEvent] = []
+
+    async def go() -> int:
+        engine = SyncEngine(LocalStorage(root), config=QUIET, listener=seen.append)
+        try:
+            await engine.open_room(ROOM, background=False)
+            await engine.poll_once()
+            await engine.poll_once()
+            return len(engine._known_rooms)
+        finally:
+            await engine.close()
+
+    with caplog.at_level(logging.WARNING, "bucket_chat.sync"):
+        known = asyncio.run(go())
+    announced = [e.room_id for e in seen if isinstance(e, RoomDiscovered)]
+    assert known == KNOWN_ROOMS_MAX
+    assert len(announced) == len(set(announced)) == KNOWN_ROOMS_MAX - 1  # the open room is known
+    capped = [r.getMessage() for r in caplog.records if "no other is announced" in r.getMessage()]
+    assert len(capped) == 1 and "flood-" in capped[0]
