@@ -123,8 +123,9 @@ class SearchFeature(QObject):
             shown = names.shown(hit.sender_id)
             rows.append(ShownHit(hit, key, item.shown_name, shown, names.warning(hit.sender_id)))
         problems = [f"{self.controller.storage_name(sid)}: {why}" for sid, why in results.errors]
-        show = self.panel.add_results if older else self.panel.show_results
-        show(text, room_key, rows, results.more, problems, results.backlog)
+        self.panel.show_results(
+            text, room_key, rows, results.more, problems, results.backlog, older=older
+        )
 
     # -- showing a message in its room -----------------------------------------------------------
 

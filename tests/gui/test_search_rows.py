@@ -144,8 +144,8 @@ def test_a_search_whose_newest_matches_are_all_hidden_does_not_say_nothing_match
     assert panel.status.text().startswith("No messages shown yet: the newest matches are")
     assert panel.status.text().endswith("searching older messages…")
     assert asked == [("invoice", "")]  # once, until answered
-    panel.add_results("invoice", "", [], True, [])  # the next pages hid theirs too
+    panel.show_results("invoice", "", [], True, [], older=True)  # the next pages hid theirs too
     assert asked == [("invoice", "")] * 2
-    panel.add_results("invoice", "", [], False, [])  # nothing matches at all
+    panel.show_results("invoice", "", [], False, [], older=True)  # nothing matches at all
     assert panel.status.text() == "No messages found."
     assert len(asked) == 2

@@ -413,45 +413,33 @@ class SearchPanel(CardPopup):
         more: bool,
         problems: Sequence[str],
         backlog: int = 0,
+        *,
+        older: bool = False,
     ) -> None:
         """The results of a search for ``text`` in ``room_key``'s room ("": everywhere);
         dropped if the field or the scope says something else by now (an older search
         finishing late, or the same text searched before the scope changed). ``more``:
         older results exist; they are asked for (``older_wanted``) when the list is
-        scrolled to its end, and come to ``add_results``."""
-        if not self.is_current(text, room_key):
+        scrolled to its end, and come back here with ``older``: added under those shown,
+        the current row staying where it is (dropped when not asked for)."""
+        if not self.is_current(text, room_key) or (older and not self._asked_older):
             return
-        self.model.set_hits(hits)
         self._asked_older = False
-        if hits:
-            self.list.setCurrentIndex(self.model.index(0, 0))
-        choose, self._choose_first = self._choose_first, False
+        choose = False
+        if older:
+            self.model.add_hits(hits)
+            if hits and not self.list.currentIndex().isValid():
+                self.list.setCurrentIndex(self.model.index(0, 0))
+        else:
+            self.model.set_hits(hits)
+            if hits:
+                self.list.setCurrentIndex(self.model.index(0, 0))
+            choose, self._choose_first = self._choose_first, False
         self._summarise(more, problems, backlog)
         self._after_results()
         if choose and hits:
             self.choose()
         # a short list that ends in view asks for the next page at once
-        self._near_end(rows_changed=True)
-
-    def add_results(
-        self,
-        text: str,
-        room_key: str,
-        hits: Sequence[ShownHit],
-        more: bool,
-        problems: Sequence[str],
-        backlog: int = 0,
-    ) -> None:
-        """Older results of the search shown (``older_wanted``'s answer), added under
-        it; the current row stays where it is. Dropped like ``show_results``'s."""
-        if not self.is_current(text, room_key) or not self._asked_older:
-            return
-        self._asked_older = False
-        self.model.add_hits(hits)
-        if hits and not self.list.currentIndex().isValid():
-            self.list.setCurrentIndex(self.model.index(0, 0))
-        self._summarise(more, problems, backlog)
-        self._after_results()
         self._near_end(rows_changed=True)
 
     def is_current(self, text: str, room_key: str) -> bool:
@@ -487,7 +475,7 @@ class SearchPanel(CardPopup):
     def _near_end(self, *, rows_changed: bool = False) -> None:
         """Ask for the next page of older results when the end of the list is in view or
         its last row is the current one, once at a time (the answer comes to
-        ``add_results``)."""
+        ``show_results`` with ``older``)."""
         if not self._more or self._asked_older or not self.isVisible():
             return
         count = self.model.rowCount()
