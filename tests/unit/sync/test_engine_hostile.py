@@ -415,6 +415,29 @@ def _as_someone_modes_apply_to(check: Any) -> Any:
     return json.loads(report)
 
 
+def _rooms_listed_as_someone(make: Any, trap: str) -> list[list[Any]]:
+    """The storage's list of rooms (``storage_rooms``: [room id, name, problem] each),
+    read by someone file modes apply to, from a shared folder ``make`` filled, with a
+    folder nobody may read at ``trap``."""
+    base, bad = _shared_folder_with_a_trap(make, trap)
+    root = base / "store"
+
+    def check() -> list[list[Any]] | str:
+        try:
+            found = asyncio.run(storage_rooms(LocalStorage(root), int(time.time() * 1000)))
+        except Exception as exc:
+            return f"{type(exc).__name__}: {exc}"
+        return [[r.room_id, r.name, r.problem] for r in found.rooms]
+
+    try:
+        out = _as_someone_modes_apply_to(check)
+    finally:
+        bad.chmod(0o700)
+        shutil.rmtree(base)
+    assert not isinstance(out, str), out
+    return out
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="file modes")
 def test_an_unreadable_folder_in_the_activity_folder_stops_no_room_being_listed() -> None:
     """A member puts a folder nobody may read (mode 000) into today's activity folder.
@@ -547,22 +570,7 @@ def test_an_unreadable_folder_in_one_room_leaves_the_storage_s_rooms_listed() ->
             writer = RoomWriter(LocalStorage(root), room_id, ALICE, key(1))
             await writer.create_room(room_id.upper(), CREATED)
 
-    base, bad = _shared_folder_with_a_trap(make, f"rooms/b/logs/{today}/x")
-    root = base / "store"
-
-    def check() -> list[list[Any]] | str:
-        try:
-            found = asyncio.run(storage_rooms(LocalStorage(root), int(time.time() * 1000)))
-        except Exception as exc:
-            return f"{type(exc).__name__}: {exc}"
-        return [[r.room_id, r.name, r.last_activity_ms] for r in found.rooms]
-
-    try:
-        out = _as_someone_modes_apply_to(check)
-    finally:
-        bad.chmod(0o700)
-        shutil.rmtree(base)
-    assert not isinstance(out, str), out
+    out = _rooms_listed_as_someone(make, f"rooms/b/logs/{today}/x")
     assert [r[:2] for r in out] == [["a", "A"], ["b", "B"], ["c", "C"]], out
 
 
@@ -641,22 +649,7 @@ def test_a_room_folder_nobody_may_read_leaves_the_storage_s_other_rooms_listed()
             writer = RoomWriter(LocalStorage(root), room_id, ALICE, key(1))
             await writer.create_room(room_id.upper(), CREATED)
 
-    base, bad = _shared_folder_with_a_trap(make, "rooms/b")
-    root = base / "store"
-
-    def check() -> list[list[Any]] | str:
-        try:
-            found = asyncio.run(storage_rooms(LocalStorage(root), int(time.time() * 1000)))
-        except Exception as exc:
-            return f"{type(exc).__name__}: {exc}"
-        return [[r.room_id, r.name, r.problem] for r in found.rooms]
-
-    try:
-        out = _as_someone_modes_apply_to(check)
-    finally:
-        bad.chmod(0o700)
-        shutil.rmtree(base)
-    assert not isinstance(out, str), out
+    out = _rooms_listed_as_someone(make, "rooms/b")
     assert [r[:2] for r in out] == [["a", "A"], ["b", None], ["c", "C"]], out
     assert "permission denied" in out[1][2] and out[0][2] == out[2][2] == "", out
 
