@@ -415,6 +415,16 @@ def _as_someone_modes_apply_to(check: Any) -> Any:
     return json.loads(report)
 
 
+def _checked_in_the_trap(check: Any, base: Path, bad: Path) -> Any:
+    """``check()`` run by someone file modes apply to; then the trap made readable again
+    and the shared folder removed (root could, the test's user could not)."""
+    try:
+        return _as_someone_modes_apply_to(check)
+    finally:
+        bad.chmod(0o700)
+        shutil.rmtree(base)
+
+
 def _rooms_listed_as_someone(make: Any, trap: str) -> list[list[Any]]:
     """The storage's list of rooms (``storage_rooms``: [room id, name, problem] each),
     read by someone file modes apply to, from a shared folder ``make`` filled, with a
@@ -429,11 +439,7 @@ def _rooms_listed_as_someone(make: Any, trap: str) -> list[list[Any]]:
             return f"{type(exc).__name__}: {exc}"
         return [[r.room_id, r.name, r.problem] for r in found.rooms]
 
-    try:
-        out = _as_someone_modes_apply_to(check)
-    finally:
-        bad.chmod(0o700)
-        shutil.rmtree(base)
+    out = _checked_in_the_trap(check, base, bad)
     assert not isinstance(out, str), out
     return out
 
@@ -478,11 +484,7 @@ def test_an_unreadable_folder_in_the_activity_folder_stops_no_room_being_listed(
 
         return asyncio.run(go())
 
-    try:
-        out = _as_someone_modes_apply_to(check)
-    finally:
-        bad.chmod(0o700)
-        shutil.rmtree(base)
+    out = _checked_in_the_trap(check, base, bad)
     assert out["bodies"] == ["found by the room's listing"], out
     assert out["found"] == 1, out
     assert any(str(bad) in m and "permission denied" in m for m in out["said"]), out
@@ -544,11 +546,7 @@ def test_an_unreadable_folder_in_a_day_of_the_room_hides_none_of_its_other_days(
 
         return asyncio.run(go())
 
-    try:
-        out = _as_someone_modes_apply_to(check)
-    finally:
-        bad.chmod(0o700)
-        shutil.rmtree(base)
+    out = _checked_in_the_trap(check, base, bad)
     assert out["partial"], out
     # The 14th's messages are in the folder that cannot be listed: not shown, said.
     assert out["bodies"] == ["at 10", "at 11"], out
@@ -625,11 +623,7 @@ def test_an_unreadable_folder_planted_after_a_complete_read_is_said_by_the_safet
 
         return asyncio.run(go())
 
-    try:
-        out = _as_someone_modes_apply_to(check)
-    finally:
-        bad.chmod(0o700)
-        shutil.rmtree(base)
+    out = _checked_in_the_trap(check, base, bad)
     assert "raised" not in out and "child failed" not in out, out
     assert out["before"] is False and out["partial"] is True, out
     assert "a late delivery into yesterday" in out["bodies"], out
