@@ -7,12 +7,13 @@ the marker polling interval is an hour wherever the queue must do the work."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -592,15 +593,7 @@ async def test_a_queue_service_that_floods_its_reply_is_cut_off(
             pass  # the reader hung up
         return reply
 
-    app = web.Application()
-    app.router.add_post("/", flood)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        queue = f"http://127.0.0.1:{port}/123456789012/flood"
+    async with fake_queue(flood, "flood") as queue:
         c = await chat(stores_for("s3"), tmp_path, FALLBACK, queue_url=queue)
         try:
             await until(lambda: bool(c.statuses))
@@ -612,6 +605,23 @@ async def test_a_queue_service_that_floods_its_reply_is_cut_off(
             await until(lambda: "the bucket still works" in c.bodies)
         finally:
             await c.close()
+
+
+@contextlib.asynccontextmanager
+async def fake_queue(handler: Any, name: str) -> AsyncIterator[str]:
+    """A queue service on 127.0.0.1 that answers every request with ``handler`` (an
+    aiohttp handler): the URL of its queue ``name`` while the block runs."""
+    from aiohttp import web
+
+    app = web.Application()
+    app.router.add_post("/", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}/123456789012/{name}"
     finally:
         await runner.cleanup()
 
@@ -674,15 +684,7 @@ async def test_a_queue_service_error_code_of_any_length_is_said_in_one_short_lin
         body = json.dumps({"__type": f"com.amazonaws.sqs#{code}", "message": "no"})
         return web.Response(status=400, body=body, content_type="application/x-amz-json-1.0")
 
-    app = web.Application()
-    app.router.add_post("/", refuse)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        queue = f"http://127.0.0.1:{port}/123456789012/refusing"
+    async with fake_queue(refuse, "refusing") as queue:
         c = await chat(stores_for("s3"), tmp_path, FALLBACK, queue_url=queue)
         try:
             await until(lambda: bool(c.statuses))
@@ -694,8 +696,6 @@ async def test_a_queue_service_error_code_of_any_length_is_said_in_one_short_lin
             await until(lambda: "the bucket still works" in c.bodies)
         finally:
             await c.close()
-    finally:
-        await runner.cleanup()
 
 
 async def test_a_queue_service_error_reaches_the_apps_log_escaped(
@@ -715,31 +715,23 @@ async def test_a_queue_service_error_reaches_the_apps_log_escaped(
         body = json.dumps({"__type": "x#Evil\x1b]0;owned\x07", "message": "no\x1b[2J"})
         return web.Response(status=400, body=body, content_type="application/x-amz-json-1.0")
 
-    app = web.Application()
-    app.router.add_post("/", refuse)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     stream = io.StringIO()
     handler = log_handler(stream)
     logger = logging.getLogger("bucket_chat")
     logger.addHandler(handler)
     try:
-        queue = f"http://127.0.0.1:{port}/123456789012/refusing"
-        c = await chat(stores_for("s3"), tmp_path, FALLBACK, queue_url=queue)
-        try:
-            await until(lambda: bool(c.statuses))
-            await until(lambda: "change feed" in stream.getvalue())
-        finally:
-            await c.close()
+        async with fake_queue(refuse, "refusing") as queue:
+            c = await chat(stores_for("s3"), tmp_path, FALLBACK, queue_url=queue)
+            try:
+                await until(lambda: bool(c.statuses))
+                await until(lambda: "change feed" in stream.getvalue())
+            finally:
+                await c.close()
         written = stream.getvalue()
         assert "Evil" in written and "\x1b" not in written and "\x07" not in written
         assert "\\x1b" in written
     finally:
         logger.removeHandler(handler)
-        await runner.cleanup()
 
 
 async def test_a_queue_service_cannot_make_the_waiting_count_a_huge_line(
@@ -758,15 +750,7 @@ async def test_a_queue_service_cannot_make_the_waiting_count_a_huge_line(
             doc = {"Messages": []}
         return web.Response(body=json.dumps(doc), content_type="application/x-amz-json-1.0")
 
-    app = web.Application()
-    app.router.add_post("/", answer)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        queue = f"http://127.0.0.1:{port}/123456789012/counting"
+    async with fake_queue(answer, "counting") as queue:
         c = await chat(stores_for("s3"), tmp_path, FALLBACK, queue_url=queue)
         try:
             await until(lambda: bool(c.statuses))
@@ -775,5 +759,3 @@ async def test_a_queue_service_cannot_make_the_waiting_count_a_huge_line(
             assert len(status.message) < 1_000, len(status.message)
         finally:
             await c.close()
-    finally:
-        await runner.cleanup()
