@@ -29,10 +29,11 @@ async def _loaded(events: list[tuple[str, EngineEvent]], storage_id: str, room: 
         await asyncio.sleep(0.01)
 
 
-def test_search_across_storages_with_filters_and_deletions(
+def _two_folders(
     tmp_path: Path,
-) -> None:
-    assert engine_module.SEARCH_ROUNDS >= 3  # the hidden hits below take three pages
+) -> tuple[ChatClient, list[StorageSettings], list[tuple[str, EngineEvent]]]:
+    """A client of two local folders ("one", "two"), not attached yet, and the list its
+    engines' events go to (storage id, event)."""
     entries = []
     for name in ("one", "two"):
         (tmp_path / name).mkdir()
@@ -45,6 +46,14 @@ def test_search_across_storages_with_filters_and_deletions(
         lambda sid, event: events.append((sid, event)),
         data_dir=tmp_path / "data",
     )
+    return client, entries, events
+
+
+def test_search_across_storages_with_filters_and_deletions(
+    tmp_path: Path,
+) -> None:
+    assert engine_module.SEARCH_ROUNDS >= 3  # the hidden hits below take three pages
+    client, entries, events = _two_folders(tmp_path)
     one, two = (e.id for e in entries)
 
     async def scenario() -> dict[str, object]:
@@ -245,18 +254,7 @@ def test_paging_on_reaches_every_match_past_hidden_ones_in_every_storage(
     found once, newest first across both storages, also behind more deleted matches
     than one search reads pages for (a member can write that many on purpose; before,
     the older matches could not be reached at all)."""
-    entries = []
-    for name in ("one", "two"):
-        (tmp_path / name).mkdir()
-        entries.append(StorageSettings(str(tmp_path / name), f"Share {name}", []))
-    events: list[tuple[str, EngineEvent]] = []
-    client = ChatClient(
-        Settings(ALICE, "Alice", entries),
-        ALICE,
-        SigningKey(bytes(range(32))),
-        lambda sid, event: events.append((sid, event)),
-        data_dir=tmp_path / "data",
-    )
+    client, entries, events = _two_folders(tmp_path)
     one, two = (e.id for e in entries)
     limit = 2
     hidden = limit * engine_module.SEARCH_ROUNDS + 3  # more than one search reads
