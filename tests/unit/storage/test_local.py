@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from file_modes import IS_ROOT, NOBODY, as_someone_modes_apply_to
 
 from bucket_chat_desktop.storage import open_storage
 from bucket_chat_desktop.storage.base import (
@@ -34,8 +35,6 @@ from bucket_chat_desktop.storage.base import (
 )
 from bucket_chat_desktop.storage.local import TEMP_PREFIX, LocalStorage
 
-IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
-NOBODY = 65534
 T = TypeVar("T")
 
 
@@ -484,25 +483,7 @@ def test_permission_denied_as_nobody() -> None:
         (root / "ro").chmod(0o555)
         (root / "secret").chmod(0o000)
         run(LocalStorage(root).exists("ro/warm-up"))  # load the thread pool before forking
-        read_end, write_end = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # the child: never return into pytest
-            status = 1
-            try:
-                os.close(read_end)
-                os.setgroups([])
-                os.setgid(NOBODY)
-                os.setuid(NOBODY)
-                os.write(write_end, json.dumps(_checks_as_nobody(root)).encode())
-                status = 0
-            finally:
-                os._exit(status)
-        os.close(write_end)
-        with os.fdopen(read_end, "rb") as pipe:
-            report = pipe.read()
-        _, status = os.waitpid(pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 0
-        out = json.loads(report)
+        out = as_someone_modes_apply_to(lambda: _checks_as_nobody(root))
         for name in ("put_ro", "put_sub", "get", "exists", "list_objects", "list_dirs"):
             kind, message = out[name]
             assert kind == "StorageError", (name, json.dumps(out, indent=1))

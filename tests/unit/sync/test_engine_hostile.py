@@ -5,17 +5,16 @@ folders, real FIFOs, the real watchdog observer and a real SQLite index."""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import shutil
 import sys
 import tempfile
 import time
-import traceback
 from pathlib import Path
 from typing import Any
 
 import pytest
+from file_modes import IS_ROOT, NOBODY, as_someone_modes_apply_to
 from nacl.signing import SigningKey
 from waiting import until
 
@@ -381,45 +380,11 @@ def test_junk_in_the_activity_folder_is_said_in_one_line_not_one_a_name(
     assert "\x1b" not in said[0]
 
 
-IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
-NOBODY = 65534
-
-
-def _as_someone_modes_apply_to(check: Any) -> Any:
-    """``check()``'s JSON-able result, run where file modes apply: root ignores them, so
-    then in a forked child that became ``nobody`` (the modules are already loaded)."""
-    if not IS_ROOT:
-        return check()
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: never return into pytest
-        status = 1
-        try:
-            os.close(read_end)
-            os.setgroups([])
-            os.setgid(NOBODY)
-            os.setuid(NOBODY)
-            try:
-                result = check()
-            except BaseException:
-                result = {"child failed": traceback.format_exc()}
-            os.write(write_end, json.dumps(result).encode())
-            status = 0
-        finally:
-            os._exit(status)
-    os.close(write_end)
-    with os.fdopen(read_end, "rb") as pipe:
-        report = pipe.read()
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
-    return json.loads(report)
-
-
 def _checked_in_the_trap(check: Any, base: Path, bad: Path) -> Any:
     """``check()`` run by someone file modes apply to; then the trap made readable again
     and the shared folder removed (root could, the test's user could not)."""
     try:
-        return _as_someone_modes_apply_to(check)
+        return as_someone_modes_apply_to(check)
     finally:
         bad.chmod(0o700)
         shutil.rmtree(base)
