@@ -320,6 +320,7 @@ class SearchPanel(CardPopup):
         self._choose_first = False  # Enter came before the results: choose the first
         self._more = False  # the results shown have older ones: asked for at the list's end
         self._asked_older = False  # asked, and not answered yet
+        self._filling = False  # results are going into the list (``show_results``)
         self._said: tuple[tuple[str, ...], int] = ((), 0)  # the last problems and backlog
         self.anchor: QWidget | None = None  # the card is placed over this widget
         self.model = SearchResultsModel(self)
@@ -426,15 +427,21 @@ class SearchPanel(CardPopup):
             return
         self._asked_older = False
         choose = False
-        if older:
-            self.model.add_hits(hits)
-            if hits and not self.list.currentIndex().isValid():
-                self.list.setCurrentIndex(self.model.index(0, 0))
-        else:
-            self.model.set_hits(hits)
-            if hits:
-                self.list.setCurrentIndex(self.model.index(0, 0))
-            choose, self._choose_first = self._choose_first, False
+        # The list scrolls and its current row moves while rows come, before its layout
+        # has them: nothing is asked for until they are in (``_near_end`` below).
+        self._filling = True
+        try:
+            if older:
+                self.model.add_hits(hits)
+                if hits and not self.list.currentIndex().isValid():
+                    self.list.setCurrentIndex(self.model.index(0, 0))
+            else:
+                self.model.set_hits(hits)
+                if hits:
+                    self.list.setCurrentIndex(self.model.index(0, 0))
+                choose, self._choose_first = self._choose_first, False
+        finally:
+            self._filling = False
         self._summarise(more, problems, backlog)
         self._after_results()
         if choose and hits:
@@ -476,7 +483,7 @@ class SearchPanel(CardPopup):
         """Ask for the next page of older results when the end of the list is in view or
         its last row is the current one, once at a time (the answer comes to
         ``show_results`` with ``older``)."""
-        if not self._more or self._asked_older or not self.isVisible():
+        if not self._more or self._asked_older or self._filling or not self.isVisible():
             return
         count = self.model.rowCount()
         if rows_changed:
