@@ -149,3 +149,32 @@ def test_a_search_whose_newest_matches_are_all_hidden_does_not_say_nothing_match
     panel.show_results("invoice", "", [], False, [], older=True)  # nothing matches at all
     assert panel.status.text() == "No messages found."
     assert len(asked) == 2
+
+
+def test_a_panel_closed_while_older_results_were_read_reads_on_when_opened_again(
+    qtbot: Any,
+) -> None:
+    """Red team: the panel reads on by itself while none of a page's rows are shown
+    (hidden matches) or the list's end is in view, but only while it is open. Closed
+    (Esc) while a page was read, its answer came in hidden and asked for nothing; opened
+    again on the same search, it said "searching older messages…" for ever, and nothing
+    was searching (no row to scroll to, no key to press brings it). Opening the panel
+    again reads on as the list's end in view does."""
+    host = QWidget()
+    qtbot.addWidget(host)
+    host.resize(800, 600)
+    host.show()
+    panel = SearchPanel(host)
+    asked: list[tuple[str, str]] = []
+    panel.older_wanted.connect(lambda text, key: asked.append((text, key)))
+    panel.open("Search all rooms", None)
+    panel.field.setText("invoice")
+    panel.timer.stop()
+    panel.show_results("invoice", "", [], True, [])  # none shown: reads on by itself
+    assert asked == [("invoice", "")]
+    panel.hide()  # Esc while the next page is read
+    panel.show_results("invoice", "", [], True, [], older=True)  # it hid its matches too
+    assert asked == [("invoice", "")]  # nothing asked for a closed panel
+    panel.open("Search all rooms", None)  # the same search again
+    assert panel.status.text().endswith("searching older messages…")
+    assert asked == [("invoice", "")] * 2  # and it does

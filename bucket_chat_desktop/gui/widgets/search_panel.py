@@ -371,6 +371,8 @@ class SearchPanel(CardPopup):
             if self.field.text().strip():
                 self._fire()
         self._after_results()
+        # the same search, reopened: what was not asked for while closed is asked now
+        self._near_end()
 
     def _area(self) -> QRect:
         parent = self.parentWidget()
