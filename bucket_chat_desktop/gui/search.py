@@ -51,6 +51,9 @@ class SearchFeature(QObject):
         self._shown_search: tuple[str, str] = ("", "")
         self._next: tuple[tuple[str, int | None], ...] = ()
         self._listed: set[tuple[str, str, str, tuple[str, int] | None]] = set()
+        # Storages that could not be searched on a page of the search shown (storage id ->
+        # why): the pages after it are read without them, and keep saying so.
+        self._failed: dict[str, str] = {}
         for keys, everywhere in ((ROOM_KEYS, False), (EVERYWHERE_KEYS, True)):
             shortcut = QShortcut(keys, window)
             shortcut.setContext(Qt.ShortcutContext.WindowShortcut)
@@ -107,7 +110,9 @@ class SearchFeature(QObject):
         if not self.panel.is_current(text, room_key):
             return  # the field or the scope says something else by now
         if not older:
-            self._listed = set()
+            self._listed, self._failed = set(), {}
+        for sid, why in results.errors:
+            self._failed[sid] = why
         self._shown_search, self._next = (text, room_key), results.next
         rows = []
         for hit in results.hits:
@@ -122,7 +127,9 @@ class SearchFeature(QObject):
             names = self.controller.names(key)  # the room's latest
             shown = names.shown(hit.sender_id)
             rows.append(ShownHit(hit, key, item.shown_name, shown, names.warning(hit.sender_id)))
-        problems = [f"{self.controller.storage_name(sid)}: {why}" for sid, why in results.errors]
+        problems = [
+            f"{self.controller.storage_name(sid)}: {why}" for sid, why in self._failed.items()
+        ]
         self.panel.show_results(
             text, room_key, rows, results.more, problems, results.backlog, older=older
         )

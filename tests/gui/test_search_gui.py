@@ -310,3 +310,34 @@ def test_a_look_alike_sender_is_marked_and_the_tip_is_escaped(
     qtbot.waitUntil(lambda: "payroll" in hits(app)[0].hit.snippet.text, timeout=10_000)
     panel.list.viewport().repaint()
     shot(app.window, "search-lookalike", tmp_path)
+
+
+def test_a_storage_that_failed_on_an_older_page_is_still_said_on_the_later_ones(
+    qtbot: Any, app: App
+) -> None:
+    """Red team: a storage whose index cannot be searched on an older page (it took too
+    long, its database is damaged) drops out of the paging (``next`` no longer names it)
+    while the other storages read on. The page that failed said so; the next page, from
+    the others only, did not, and the list looked whole with that storage's older
+    matches missing from it. For the rest of the search the panel keeps saying which
+    storage could not be searched."""
+    from bucket_chat_desktop.sync.client import SearchResults
+
+    panel, feature = app.feature.panel, app.feature
+    QTest.keyClick(app.window, Qt.Key.Key_F, CTRL)
+    type_and_wait(qtbot, app, "filler", search_feature.SEARCH_RESULTS)
+    sid = app.general.split("/")[0]
+    # The next pages, as the client answers them with a second storage attached ("b"):
+    # it fails on the second page, and the third comes from the first storage alone.
+    panel._asked_older = True
+    failed = SearchResults((), True, (("b", "the search took too long"),), next=((sid, 5),))
+    feature._show("filler", app.general, failed, older=True)
+    assert "Could not search b: the search took too long" in panel.status.text()
+    panel._asked_older = True
+    feature._show("filler", app.general, SearchResults((), True, next=((sid, 4),)), older=True)
+    assert "Could not search b: the search took too long" in panel.status.text()
+    # A new search starts again: every storage is searched, and what failed is not said.
+    panel.field.setText("filler message 599")
+    qtbot.waitUntil(lambda: len(hits(app)) == 1, timeout=10_000)
+    assert panel.status.text() == "1 message"
+    assert "Could not search" not in panel.status.text()
