@@ -217,7 +217,10 @@ class SearchPage:
     ``next_before``: where to read on for older hits (the ``before`` of the next search;
     every hit with a larger key was read, shown or hidden), None when there is nothing
     older: from the index, the key of the last row it read, whether or not that row
-    became a hit (a page of damaged or forged rows still moves the search on)."""
+    became a hit (a page of damaged or forged rows still moves the search on).
+    ``unrelated``: rooms with an edit's text among the rows read that was left out because
+    the room's relations were not known (set by the engine: a front end that reads no
+    rooms rebuilds theirs and searches again)."""
 
     hits: tuple[SearchHit, ...]
     more: bool = False
@@ -225,3 +228,4 @@ class SearchPage:
     query_cut: bool = False
     backlog: int = 0
     next_before: int | None = None
+    unrelated: frozenset[str] = frozenset()

@@ -652,6 +652,7 @@ class SyncEngine:
         query_text = build_query(query)
         hits: list[SearchHit] = []
         seen: set[tuple[str, str, tuple[str, int] | None]] = set()
+        unrelated: set[str] = set()  # rooms whose edits' text was left out unjudged
         page = SearchPage(())
         for _ in range(max(1, rounds)):
             page = await self._read(
@@ -664,6 +665,8 @@ class SyncEngine:
                 if found.timestamp_ms > self._horizon(found.room_id, clock):
                     continue  # held back as dated ahead: not shown, so not found either
                 rel = self._relations(found.room_id, relations)
+                if rel is None and found.edited:
+                    unrelated.add(found.room_id)
                 hit = self._related(found, rel)
                 if hit is None:
                     continue
@@ -683,7 +686,13 @@ class SyncEngine:
         else:  # every page read, or the rounds are spent (hidden hits): read on from there
             more = before is not None
         return SearchPage(
-            tuple(hits[:limit]), more, page.error, query_text.cut, page.backlog, before
+            tuple(hits[:limit]),
+            more,
+            page.error,
+            query_text.cut,
+            page.backlog,
+            before,
+            frozenset(unrelated),
         )
 
     async def _index_text(self) -> None:
@@ -764,7 +773,9 @@ class SyncEngine:
     ) -> SearchPage:
         """``search`` for a front end whose engine reads no rooms (the CLI): the
         relations of each room with hits are rebuilt from the index (``cached_room``)
-        and applied, until no hit comes from a room not looked at. Each round looks at
+        and applied, until no hit comes from a room not looked at (nor an edit's text
+        left out for want of its room's relations: a message whose only match is its
+        edit's text is found too). Each round looks at
         one room more at least, so this ends; a fixed number of rounds let a member who
         filled three rooms with hits of their own they had deleted (each round hid one
         room's and read on into the next) bring back a fourth room's hits without its
@@ -773,7 +784,7 @@ class SyncEngine:
         looked: set[str] = set()
         page = await self.search(query, room_id=room_id, limit=limit, before=before)
         while True:
-            new = {h.room_id for h in page.hits} - looked
+            new = ({h.room_id for h in page.hits} | page.unrelated) - looked
             if not new:
                 break
             for rid in sorted(new):

@@ -672,3 +672,20 @@ def test_chat_prints_each_copy_of_an_id_signed_twice(capsys: pytest.CaptureFixtu
     screen.events([one, other], echo_own=False)  # a later round hands both
     out = capsys.readouterr().out
     assert out.count("first copy") == 1 and out.count("second copy") == 1, out
+
+
+def test_a_message_whose_only_match_is_its_edit_is_found_by_the_command_line(
+    cli: Cli, room: dict[str, str]
+) -> None:
+    """Red team: ``bucket-chat search`` reads no room; it rebuilt the relations of the
+    rooms its hits came from, and an edit's text counts only once they applied it. A
+    room whose only match was an edit's text gave no hit, so its relations were never
+    rebuilt and the edit never counted: a message edited to say "invoice" was not found
+    by "invoice" at all, and a page could read past it (the ``--before`` pages too)."""
+    assert cli(ALICE, "edit", "--room-id", ROOM, room["alice"], "the invoice is paid").code == 0
+    assert cli(None, "history", "--room-id", ROOM).code == 0  # read here: searchable
+    doc = json.loads(cli(None, "search", "invoice", "--json").out)
+    assert [(h["event_id"], h["snippet"]) for h in doc["hits"]] == [
+        (room["alice"], "the invoice is paid")
+    ]
+    assert doc["hits"][0]["edited"] and not doc["more"]
