@@ -121,14 +121,10 @@ def test_an_earlier_version_is_said_however_long_the_sender(qtbot: Any) -> None:
     assert _columns(earlier, latest)
 
 
-def test_a_search_whose_newest_matches_are_all_hidden_does_not_say_nothing_matches(
-    qtbot: Any,
-) -> None:
-    """Red team (round 24): a search reads a few pages to make up for hidden hits
-    (deleted messages, edits that do not apply); a member who wrote that many newer
-    matches and deleted them made it end with none shown, and the panel said "No
-    messages found." of a word older messages hold. It now says so, and reads on by
-    itself: nothing in the list means its end is in view."""
+def _panel_searching(qtbot: Any, text: str) -> tuple[QWidget, SearchPanel, list[tuple[str, str]]]:
+    """An open panel searching everywhere for ``text`` (its answer is the test's to
+    give) on its window (kept by the caller: the panel goes with it), and the list of
+    what it asked for when it wanted older results."""
     host = QWidget()
     qtbot.addWidget(host)
     host.resize(800, 600)
@@ -137,8 +133,20 @@ def test_a_search_whose_newest_matches_are_all_hidden_does_not_say_nothing_match
     asked: list[tuple[str, str]] = []
     panel.older_wanted.connect(lambda text, key: asked.append((text, key)))
     panel.open("Search all rooms", None)
-    panel.field.setText("invoice")
+    panel.field.setText(text)
     panel.timer.stop()
+    return host, panel, asked
+
+
+def test_a_search_whose_newest_matches_are_all_hidden_does_not_say_nothing_matches(
+    qtbot: Any,
+) -> None:
+    """Red team (round 24): a search reads a few pages to make up for hidden hits
+    (deleted messages, edits that do not apply); a member who wrote that many newer
+    matches and deleted them made it end with none shown, and the panel said "No
+    messages found." of a word older messages hold. It now says so, and reads on by
+    itself: nothing in the list means its end is in view."""
+    _host, panel, asked = _panel_searching(qtbot, "invoice")
     panel.show_results("invoice", "", [], True, [])  # none shown, older pages unread
     assert "No messages found" not in panel.status.text()
     assert panel.status.text().startswith("No messages shown yet: the newest matches are")
@@ -160,16 +168,7 @@ def test_a_panel_closed_while_older_results_were_read_reads_on_when_opened_again
     again on the same search, it said "searching older messages…" for ever, and nothing
     was searching (no row to scroll to, no key to press brings it). Opening the panel
     again reads on as the list's end in view does."""
-    host = QWidget()
-    qtbot.addWidget(host)
-    host.resize(800, 600)
-    host.show()
-    panel = SearchPanel(host)
-    asked: list[tuple[str, str]] = []
-    panel.older_wanted.connect(lambda text, key: asked.append((text, key)))
-    panel.open("Search all rooms", None)
-    panel.field.setText("invoice")
-    panel.timer.stop()
+    _host, panel, asked = _panel_searching(qtbot, "invoice")
     panel.show_results("invoice", "", [], True, [])  # none shown: reads on by itself
     assert asked == [("invoice", "")]
     panel.hide()  # Esc while the next page is read
