@@ -256,11 +256,12 @@ class Backfill:
                 try:
                     items = await self.list_objects(folder)
                 except StorageError as exc:
-                    if self._engine._local is None or exc.transient:
-                        raise  # not answering (a bucket's failure most likely is): it ends
-                    # A folder answers: one day it cannot list (a folder nobody may read
-                    # that a member put into it) is said, and the other days are read.
-                    # The pass ended here: a device opening the room showed none of it.
+                    if not self._engine.answered(exc):
+                        raise  # not answering, refused: it ends
+                    # One day that cannot be listed (a folder nobody may read that a
+                    # member put into it, a bucket's day overfilled with junk) is said,
+                    # and the other days are read. The pass ended here: a device opening
+                    # the room showed none of it.
                     await self._engine._serially(
                         _note_unlisted, room, folder, str(exc), room=room.room_id
                     )

@@ -219,6 +219,19 @@ class SyncEngine:
 
     # -- plumbing ----------------------------------------------------------------------------
 
+    def answered(self, exc: StorageError) -> bool:
+        """Whether a listing that failed with ``exc`` failed on its own, the storage
+        answering: then what else the round lists (other days, other rooms) is listed
+        all the same, and the failure is noted where it happened. A folder answers
+        unless the error is transient (a folder nobody may read, put into a shared one,
+        is that folder's problem). A bucket's service answered when the error is no
+        kind of its own (``StorageError`` itself: a listing refused as "broken or
+        hostile", ``LIST_MAX_OBJECTS`` names of junk): offline, busy, refused keys or
+        permissions are the whole bucket's, and its other listings would fail too."""
+        if self._local is not None:
+            return not exc.transient
+        return type(exc) is StorageError
+
     def note_room(self, room_id: str) -> None:
         """A room named by a marker, a notification or the watch: announced once
         (``RoomDiscovered``). At most ``KNOWN_ROOMS_MAX`` are remembered: a member who

@@ -262,15 +262,12 @@ class Poller:
                 await self._poll_markers(steps)
         except StorageError as exc:
             self._engine._set_online(False, str(exc))
-            # Offline, busy, refused keys (a bucket's StorageError subclasses), or a
-            # folder that does not answer: the rooms' listings would fail too.
-            if exc.transient if self._local is not None else type(exc) is not StorageError:
-                return 0
-            # The service or folder answered, but this listing cannot be used: a bucket's
-            # ``LIST_MAX_OBJECTS`` names of junk a member put in the day's activity
-            # folder (pages without end), a folder nobody may read put into a local
-            # one. Said, and the rooms' safety passes still run when due: the round
-            # ended here, and no room was read again while the app ran.
+            if not self._engine.answered(exc):
+                return 0  # the rooms' listings would fail too
+            # This listing cannot be used (junk a member put in the day's activity
+            # folder, a folder there nobody may read): said, and the rooms' safety passes
+            # still run when due. The round ended here, and no room was read again while
+            # the app ran.
             listing = exc
         now = time.monotonic()
         for room in list(self._engine.rooms.values()):
@@ -741,11 +738,12 @@ class Poller:
             try:
                 listed = await self._backfill.list_objects(folder)
             except StorageError as exc:
-                if self._local is None or exc.transient:
-                    raise  # not answering (a bucket's failure most likely is)
-                # A folder answers: a day it cannot list (a folder nobody may read put
-                # into it) is noted — the room is not completely read, and the next
-                # round reads it all again — and the other days are listed.
+                if not self._engine.answered(exc):
+                    raise
+                # A day that cannot be listed (a folder nobody may read put into it, a
+                # bucket's day overfilled with junk) is noted — the room is not
+                # completely read, and the next round reads it all again — and the
+                # other days are listed.
                 unlisted[folder] = str(exc)
                 continue
             if date in dates:  # late deliveries land in the newest two days

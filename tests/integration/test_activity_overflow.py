@@ -113,3 +113,66 @@ async def test_junk_named_before_the_markers_to_come_is_listed_once(
     finally:
         await follower.close()
         await writer.close()
+
+
+async def test_a_day_folder_overfilled_with_junk_hides_only_itself(
+    stores_for: StoresMaker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A member overfills one day folder of a room in a bucket (more names than
+    ``LIST_MAX_OBJECTS``): that day's listing is refused as "broken or hostile". The
+    read of the room ended there, so a device opening the room showed none of the days
+    after it; now that day is said (not read: the verdict is not final) and the other
+    days are read, as a local folder's day nobody may read is."""
+    import uuid
+
+    from bucket_chat_desktop.protocol.event import MEMBER, MESSAGE
+    from bucket_chat_desktop.protocol.findings import Kind
+    from bucket_chat_desktop.protocol.ids import client_id_for, logs_prefix
+    from bucket_chat_desktop.protocol.segment import encode_segment, path_for
+    from bucket_chat_desktop.protocol.signing import build_event
+    from bucket_chat_desktop.storage import cloud
+
+    monkeypatch.setattr(cloud, "LIST_MAX_OBJECTS", 30)
+    stores = stores_for("s3")
+    alice = SigningKey.generate()
+    await RoomWriter(stores.new(), ROOM, "alice@x", alice).create_room("Flooded", "now")
+    # Bob wrote yesterday (his own chain, a day before the junk)
+    bob = SigningKey.generate()
+    yesterday = int(time.time() * 1000) - 86_400_000
+    head: str | None = None
+    events = []
+    for n, (kind, content) in enumerate(
+        [(MEMBER, {"membership": "join"}), (MESSAGE, {"body": "from yesterday"})]
+    ):
+        ev = build_event(
+            room_id=ROOM,
+            sender_id="bob@x",
+            event_type=kind,
+            content={**content, "msgtype": "m.text"} if kind == MESSAGE else content,
+            timestamp_ms=yesterday + n,
+            unique=str(uuid.uuid4()),
+            prev_event_hash=head,
+            signing_key=bob,
+        )
+        head = ev.hash
+        events.append(ev)
+    store = stores.new()
+    cid = client_id_for("bob@x", bytes(bob.verify_key))
+    assert await store.put_if_absent(path_for(events, cid), encode_segment(events))
+    today = f"{logs_prefix(ROOM)}{utc_date(int(time.time() * 1000))}/"
+    for n in range(40):  # names of no segment: junk a member wrote
+        assert await store.put_if_absent(f"{today}zz-junk-{n:03}", b"")
+
+    reader = SyncEngine(stores.new(), config=CONFIG)
+    try:
+        room = await reader.open_room(ROOM, background=False)
+        result = room.result
+        assert result is not None
+        bodies = [a.event.body for a in result.timeline if a.event.body]
+        assert "from yesterday" in bodies  # the day before the overfilled one was read
+        unread = [f for f in result.findings if f.kind is Kind.UNREAD]
+        assert [f.path for f in unread] == [today], result.findings
+        assert "more than 30 objects" in unread[0].message
+        assert room.partial  # not final: a day was not read
+    finally:
+        await reader.close()
