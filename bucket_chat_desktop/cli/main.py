@@ -985,7 +985,7 @@ async def cmd_search(args: argparse.Namespace) -> int:
             "hits": [fmt.search_json(h) for h in page.hits],
             "more": page.more,
             # --before this for the next older page (null: nothing older)
-            "next": page.next_before if page.more else None,
+            "next": page.next_before,
         }
         print(fmt.json_text(doc))
         return EXIT_OK

@@ -1013,9 +1013,9 @@ class Index:
             self._db.set_progress_handler(None, 0)
         backlog = self.text_backlog()
         last = rows[limit - 1][0] if len(rows) > limit else None
-        # a damaged key cannot be read on from: the search stops there (said as "more")
+        # a key that is no integer (a damaged row) cannot be read on from: it ends there
         next_before = last if type(last) is int else None
-        return SearchPage(tuple(hits), len(rows) > limit, None, q.cut, backlog, next_before)
+        return SearchPage(tuple(hits), next_before is not None, None, q.cut, backlog, next_before)
 
     def _hit(self, row: Sequence[object], q: Query) -> SearchHit | None:
         key, room_id, path, line, event_id, source_id, body = row

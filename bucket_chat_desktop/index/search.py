@@ -212,7 +212,7 @@ class SearchHit:
 @dataclass(frozen=True, slots=True)
 class SearchPage:
     """What one index found, newest first. ``more``: older hits may exist (ask again with
-    ``before`` = the last hit's key). ``error``: why the search could not run, if so.
+    ``before`` = ``next_before``). ``error``: why the search could not run, if so.
     ``backlog``: cached segments whose text is not searchable yet (being indexed).
     ``next_before``: where to read on for older hits (the ``before`` of the next search;
     every hit with a larger key was read, shown or hidden), None when there is nothing
