@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from held_storage import LIMIT, Held, until
@@ -57,6 +58,17 @@ async def _room(root: Path) -> list[str]:
 
 def _bodies(event: RoomLoaded) -> set[str]:
     return {a.event.body for a in event.result.timeline if a.event.body}
+
+
+async def _first_screen(
+    engine: SyncEngine, store: Held, seen: list[EngineEvent]
+) -> tuple[asyncio.Task[Any], RoomLoaded]:
+    """Open the room while ``store`` holds some reads; the opening, and the first screen
+    it showed meanwhile."""
+    opening = asyncio.create_task(engine.open_room(ROOM, background=False))
+    await store.wait_held()
+    await until("the first screen", lambda: any(isinstance(e, RoomLoaded) for e in seen))
+    return opening, next(e for e in seen if isinstance(e, RoomLoaded))
 
 
 def test_a_segment_that_gets_no_answer_holds_up_neither_the_first_screen_nor_the_rest(
@@ -165,10 +177,7 @@ def test_a_writers_two_segments_of_one_millisecond_are_read_in_their_order(
         seen: list[EngineEvent] = []
         engine = SyncEngine(store, listener=seen.append, config=QUIET)
         try:
-            opening = asyncio.create_task(engine.open_room(ROOM, background=False))
-            await store.wait_held()
-            await until("the first screen", lambda: any(isinstance(e, RoomLoaded) for e in seen))
-            first = next(e for e in seen if isinstance(e, RoomLoaded))
+            opening, first = await _first_screen(engine, store, seen)
             assert _bodies(first) == {f"message {n}" for n in range(2, 10)}
             store.answering.set()
             room = await asyncio.wait_for(opening, LIMIT)
@@ -220,10 +229,7 @@ def test_a_segment_moved_into_the_newest_day_hides_nothing_between_what_the_firs
         seen: list[EngineEvent] = []
         engine = SyncEngine(store, listener=seen.append, config=QUIET)
         try:
-            opening = asyncio.create_task(engine.open_room(ROOM, background=False))
-            await store.wait_held()
-            await until("the first screen", lambda: any(isinstance(e, RoomLoaded) for e in seen))
-            first = next(e for e in seen if isinstance(e, RoomLoaded))
+            opening, first = await _first_screen(engine, store, seen)
             shown = sorted(a.event.timestamp_ms for a in first.result.timeline if a.event.body)
             store.answering.set()
             room = await asyncio.wait_for(opening, LIMIT)
