@@ -206,9 +206,11 @@ def _measure_child(t0: float, mode: str, pages: int) -> None:
     from bucket_chat_desktop import settings as settings_store
     from bucket_chat_desktop.app import prefer_the_gui_thread
     from bucket_chat_desktop.gui import theme
+    from bucket_chat_desktop.gui.collector import GuiThreadCollector
 
     prefer_the_gui_thread()  # as the app does at start
     app = QApplication(sys.argv[:1])
+    GuiThreadCollector(app).start()  # as the app does: collections on the GUI thread
     st = settings_store.load()
     theme.apply(app, st.theme)
     loop = qasync.QEventLoop(app)

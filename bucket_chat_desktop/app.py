@@ -145,9 +145,11 @@ def _main(args: argparse.Namespace, last: LastRun) -> int:
     from PySide6.QtWidgets import QApplication
 
     from .gui import theme
+    from .gui.collector import GuiThreadCollector
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     assert isinstance(app, QApplication)
+    GuiThreadCollector(app).start()  # cycles with Qt objects die on the GUI thread only
     app.setApplicationName("Bucket Chat")
     app.setOrganizationName("bucket-chat")
     app.setDesktopFileName("bucket-chat-desktop")

@@ -223,10 +223,12 @@ def _gui() -> str:
     from PySide6.QtGui import QImage, QImageReader
     from PySide6.QtWidgets import QApplication
 
+    from .gui.collector import GuiThreadCollector
     from .gui.markdown import to_html
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     assert isinstance(app, QApplication)
+    GuiThreadCollector(app).start()  # as the app does
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
     with tempfile.TemporaryDirectory() as tmp, loop:

@@ -21,6 +21,15 @@ so that one caller never undoes another:
 Unsettled, a pause ends with ``freeze`` + ``unfreeze``: what it allocated lands in the
 oldest generation, where a cycle among it is collected by the next full collection.
 Settled, it ends with ``freeze`` alone: an ``unfreeze`` would undo the settling.
+
+``collect_by_hand()`` / ``collect_due()``
+    The desktop app collects on its GUI thread only: CPython runs a collection on
+    whichever thread allocates when one is due — the I/O thread parsing a bucket's
+    answer, the state thread — and a Qt object in a cycle collected there is destroyed on
+    the wrong thread (Qt cannot stop its timers there: a warning, then a crash). By hand,
+    the automatic collector is off and the app's timer calls ``collect_due``, which runs
+    the generation the collector would have run, on the thread that calls it. Pauses
+    still age what they allocated.
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ _lock = threading.Lock()
 _holds = 0
 _was_enabled = False
 _settled = 0  # how many owners (engines) keep the heap settled
+_by_hand = 0  # how many owners collect by hand (``collect_by_hand``)
 
 
 def _age() -> None:
@@ -50,7 +60,7 @@ def gc_paused() -> Iterator[None]:
     global _holds, _was_enabled
     with _lock:
         if _holds == 0:
-            _was_enabled = gc.isenabled()
+            _was_enabled = gc.isenabled() or _by_hand > 0
             gc.disable()
         _holds += 1
     try:
@@ -60,7 +70,8 @@ def gc_paused() -> Iterator[None]:
             _holds -= 1
             if _holds == 0 and _was_enabled:
                 _age()
-                gc.enable()
+                if not _by_hand:
+                    gc.enable()
 
 
 def settle() -> None:
@@ -84,3 +95,44 @@ def unsettle() -> None:
         _settled = max(0, _settled - 1)
         if not _settled:
             gc.unfreeze()
+
+
+def collect_by_hand() -> None:
+    """From now on the cyclic collector runs only in ``collect_due``, on the thread that
+    calls it (the app's GUI thread). Undone by ``collect_automatically``."""
+    global _by_hand
+    with _lock:
+        _by_hand += 1
+        gc.disable()
+
+
+def collect_automatically() -> None:
+    """An owner of ``collect_by_hand`` is done: when it was the last (and no pause
+    holds), CPython collects on its own again."""
+    global _by_hand
+    with _lock:
+        _by_hand = max(0, _by_hand - 1)
+        if not _by_hand and not _holds:
+            gc.enable()
+
+
+def collect_due(*, full: bool = True) -> int | None:
+    """Run, here, the collection CPython's automatic collector would run now: the
+    oldest generation whose count passed its threshold (the full one only when ``full``:
+    the caller paces those). None when none is due or a pause holds (a read or an audit
+    ages what it allocated when it ends). Returns the generation collected."""
+    with _lock:
+        if _holds:
+            return None
+    counts = gc.get_count()
+    thresholds = gc.get_threshold()
+    generation: int | None = None
+    for gen in (0, 1):
+        if thresholds[gen] and counts[gen] > thresholds[gen]:
+            generation = gen
+    if generation is not None and full and thresholds[2] and counts[2] >= thresholds[2]:
+        generation = 2
+    if generation is None:
+        return None
+    gc.collect(generation)
+    return generation

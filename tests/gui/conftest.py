@@ -33,11 +33,28 @@ import qasync
 from keyring.backend import KeyringBackend
 from keyring.errors import PasswordDeleteError
 
+from bucket_chat_desktop.gui.collector import GuiThreadCollector
 from bucket_chat_desktop.protocol.audit import AuditResult
 from bucket_chat_desktop.protocol.room_state import RoomState, Roster
 
 PASSPHRASE = "correct horse battery staple"
 T = TypeVar("T")
+
+
+@pytest.fixture(autouse=True)
+def _collect_on_the_gui_thread(qapp: Any) -> Iterator[GuiThreadCollector]:
+    """As the app does (``app._main``): garbage is collected on the GUI thread only, never
+    on fsspec's I/O thread or an engine's thread, where a Qt object in a cycle (a closed
+    qasync loop, a window) would be destroyed off its thread. Handed back to CPython after
+    each test: the worker's next test may be one without Qt, whose loop never runs the
+    timer."""
+    collector = GuiThreadCollector(qapp)
+    collector.start()
+    try:
+        yield collector
+    finally:
+        collector.stop()
+        collector.deleteLater()
 
 
 @pytest.fixture

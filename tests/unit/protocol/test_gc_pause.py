@@ -146,3 +146,76 @@ def test_concurrent_pauses_restore_the_collector_after_the_last() -> None:
     finally:
         if not was:
             gc.disable()
+
+
+# -- collecting by hand (the desktop app: on its GUI thread only) ---------------------------
+
+
+@pytest.fixture
+def by_hand() -> Iterator[None]:
+    was_enabled = gc.isenabled()
+    gc.enable()
+    heap.collect_by_hand()
+    try:
+        yield
+    finally:
+        heap.collect_automatically()
+        if not was_enabled:
+            gc.disable()
+
+
+class _Cycle:
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_by_hand_the_collector_stays_off_through_pauses_and_comes_back_after(
+    by_hand: None,
+) -> None:
+    assert not gc.isenabled()
+    with gc_paused():
+        assert not gc.isenabled()
+    assert not gc.isenabled()  # a pause ending does not switch it back on
+    heap.collect_by_hand()  # a second owner
+    heap.collect_automatically()
+    assert not gc.isenabled()  # the first one still collects by hand
+    heap.collect_automatically()
+    assert gc.isenabled()
+    heap.collect_by_hand()  # for the fixture's own undo
+
+
+def test_by_hand_a_pause_still_ages_what_it_allocated(by_hand: None) -> None:
+    gc.collect()
+    with gc_paused():
+        made = [[i] for i in range(2_000)]
+    young = {id(o) for o in gc.get_objects(generation=0)}
+    assert not any(id(o) in young for o in made)
+
+
+def test_collect_due_runs_what_is_due_and_nothing_while_a_pause_holds(by_hand: None) -> None:
+    gc.collect()
+    assert heap.collect_due() is None  # nothing allocated since
+    padding = [[i] for i in range(gc.get_threshold()[0] + 10)]
+    with gc_paused():
+        assert heap.collect_due() is None  # a read runs: it ages its own objects
+    ref = weakref.ref(_Cycle())
+    padding += [[i] for i in range(gc.get_threshold()[0] + 10)]
+    assert ref() is not None  # off: nobody collected it on allocation
+    assert heap.collect_due() is not None
+    assert ref() is None  # collected here, by the call
+    del padding
+
+
+def test_collect_due_leaves_the_full_collection_to_its_caller(by_hand: None) -> None:
+    thresholds = gc.get_threshold()
+    gc.set_threshold(10, 1, 1)
+    kept: list[list[int]] = []
+    try:
+        gc.collect()
+        for _ in range(5):
+            kept += [[i] for i in range(50)]
+            assert heap.collect_due(full=False) in (0, 1)
+        kept += [[i] for i in range(50)]
+        assert heap.collect_due(full=True) == 2
+    finally:
+        gc.set_threshold(*thresholds)

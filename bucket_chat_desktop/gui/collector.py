@@ -1,0 +1,63 @@
+"""The cyclic garbage collector runs on the GUI thread only (``protocol.heap``).
+
+CPython runs a due collection on whichever thread allocates at that moment. The app has
+several that allocate a lot — fsspec's I/O thread parsing a bucket's answers, the
+engine's state thread — and a Qt object in a reference cycle (a closed dialog, a window's
+event loop) collected on one of them is destroyed off its own thread: Qt cannot stop its
+timers there ("QObject::~QObject: Timers cannot be stopped from another thread") and may
+later fire one at freed memory. So the automatic collector is off while this runs, and a
+timer on the GUI thread runs the collection that is due (``heap.collect_due``).
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QElapsedTimer, QObject, QTimer
+
+from ..protocol import heap
+
+INTERVAL_MS = 50
+"""How often the GUI thread looks whether a collection is due: a young generation grows
+by what 50 ms allocate (a few thousand objects at most outside a paused read) and is
+scanned in well under a millisecond."""
+
+FULL_EVERY_MS = 10_000
+"""The least time between two full collections. CPython skips a due full collection
+until what survived the young ones is a quarter of the old generation, a count Python
+cannot read; a full collection of what is not frozen (``heap.settle``) takes tens of
+milliseconds, so one every ten seconds at most costs the GUI thread well under 1 %."""
+
+
+class GuiThreadCollector(QObject):
+    """While started, garbage is collected on this object's thread (the GUI thread)."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._timer = QTimer(self)
+        self._timer.setInterval(INTERVAL_MS)
+        self._timer.timeout.connect(self._collect)
+        self._since_full = QElapsedTimer()
+        self._since_full.start()
+        self._started = False
+
+    def _collect(self) -> None:
+        full = self._since_full.elapsed() >= FULL_EVERY_MS
+        if heap.collect_due(full=full) == 2:
+            self._since_full.restart()
+
+    @property
+    def started(self) -> bool:
+        return self._started
+
+    def start(self) -> None:
+        if not self._started:
+            self._started = True
+            heap.collect_by_hand()
+            self._timer.start()
+
+    def stop(self) -> None:
+        """Collect what is due here once more and hand collecting back to CPython."""
+        if self._started:
+            self._started = False
+            self._timer.stop()
+            heap.collect_due()
+            heap.collect_automatically()
