@@ -1,0 +1,136 @@
+"""Cloud requests run on fsspec's I/O loop, not on the loop that awaits them.
+
+The SDKs parse every answer where their coroutines run: a listing page of 1,000 keys
+held the caller's loop 0.2 s on moto, and in the app that loop is the window's. These
+tests pin what the hand-over (``FsspecStorage._there``) must keep: where the work runs,
+that cancelling the caller stops it there, and that read progress reaches the caller's
+loop — on each real emulator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import pytest
+from waiting import until
+
+from bucket_chat_desktop.storage.base import READ_PROGRESS, StorageError
+from bucket_chat_desktop.storage.cloud import FsspecStorage, io_loop
+from bucket_chat_desktop.storage.open import open_location
+
+from .conftest import Stores
+from .test_hung_reads import Proxied, proxied
+
+__all__ = ["proxied"]  # a fixture used by name
+
+
+def _ours_on_the_io_loop() -> int:
+    """Hand-over tasks (``_Far._run``) alive on the I/O loop right now."""
+
+    async def count() -> int:
+        return sum(
+            1
+            for task in asyncio.all_tasks()
+            if "_Far._run" in getattr(task.get_coro(), "__qualname__", "")
+        )
+
+    return asyncio.run_coroutine_threadsafe(count(), io_loop()).result(10)
+
+
+async def test_requests_and_their_parsing_run_on_the_io_loop(cloud_stores: Stores) -> None:
+    store = cloud_stores.new()
+    assert isinstance(store, FsspecStorage)
+    caller = asyncio.get_running_loop()
+    seen: list[tuple[asyncio.AbstractEventLoop, str]] = []
+    listed = store._list_keys
+
+    async def spying(*args: Any, **kwargs: Any) -> Any:
+        seen.append((asyncio.get_running_loop(), threading.current_thread().name))
+        return await listed(*args, **kwargs)
+
+    store._list_keys = spying  # type: ignore[method-assign]
+    await store.put_if_absent("rooms/r/a.jsonl", b"a")
+    assert [o.path for o in await store.list_objects("rooms/r")] == ["rooms/r/a.jsonl"]
+    assert await store.exists("rooms/r/a.jsonl")
+    assert seen and all(loop is io_loop() and loop is not caller for loop, _ in seen)
+    assert {name for _, name in seen} == {"fsspecIO"}
+    assert store._loop is io_loop()  # the SDK's client lives there too
+
+
+async def test_a_storage_serves_a_loop_after_the_one_that_opened_it(
+    cloud_stores: Stores,
+) -> None:
+    """Two loops one after the other (a CLI command, then another): the second is served
+    by the same client, on the I/O loop, and closing from it closes that client."""
+    store = open_location(cloud_stores.location, cloud_stores.secrets)
+    assert isinstance(store, FsspecStorage)
+
+    def in_a_thread_of_its_own() -> None:
+        asyncio.run(store.put_if_absent("x/one", b"1"))
+
+    thread = threading.Thread(target=in_a_thread_of_its_own)
+    thread.start()
+    thread.join(60)
+    assert await store.get("x/one") == b"1"
+    await store.close()
+    assert store._fs is None
+
+
+async def test_cancelling_the_caller_stops_the_request_on_the_io_loop(
+    proxied: Proxied,
+) -> None:
+    store = proxied.storage(timeout="60", retries="1")
+    await store.put_if_absent("rooms/r/held.bin", b"held")
+    proxied.proxy.stall(r"held\.bin")
+    before = _ours_on_the_io_loop()
+    reading = asyncio.ensure_future(store.get("rooms/r/held.bin"))
+    await until(lambda: proxied.proxy.stalled() == 1)
+    assert _ours_on_the_io_loop() == before + 1
+    reading.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await reading
+    await until(lambda: _ours_on_the_io_loop() == before)
+    proxied.proxy.release()
+    assert await store.get("rooms/r/held.bin") == b"held"  # the storage works on
+
+
+async def test_a_deadline_of_the_caller_ends_a_hung_listing(proxied: Proxied) -> None:
+    """``asyncio.timeout`` on the caller's loop (how the engine bounds a request) ends a
+    request that runs on the I/O loop, and the storage answers the next one."""
+    kind = proxied.stores.kind
+    store = proxied.storage(timeout="60", retries="1")
+    await store.put_if_absent("rooms/r/a.jsonl", b"a")
+    pattern = {"s3": r"list-type=2", "gs": r"/o\?", "az": r"comp=list"}[kind]
+    proxied.proxy.stall(pattern)
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(1.0):
+            await store.list_objects("rooms/r")
+    proxied.proxy.release()
+    assert [o.path for o in await store.list_objects("rooms/r")] == ["rooms/r/a.jsonl"]
+
+
+async def test_read_progress_is_told_on_the_callers_loop(cloud_stores: Stores) -> None:
+    """``READ_PROGRESS`` hooks (``WatchedStorage``'s) change the caller's state: they are
+    called on the caller's thread, never on the I/O thread, and add up to the object."""
+    store = cloud_stores.new()
+    body = bytes(range(256)) * 2048  # 512 KiB
+    await store.put_if_absent("rooms/r/blob.bin", body)
+    calls: list[tuple[int, int]] = []
+    token = READ_PROGRESS.set(lambda size: calls.append((threading.get_ident(), size)))
+    try:
+        assert await store.get("rooms/r/blob.bin") == body
+    finally:
+        READ_PROGRESS.reset(token)
+    await asyncio.sleep(0)  # the last call-back may be queued behind the answer
+    await until(lambda: sum(size for _, size in calls) >= len(body))
+    assert {ident for ident, _ in calls} == {threading.get_ident()}
+
+
+async def test_errors_cross_the_hand_over_as_they_were(cloud_stores: Stores) -> None:
+    store = cloud_stores.new()
+    with pytest.raises(StorageError, match="does not exist"):
+        await store.get("rooms/r/missing.bin")
+    with pytest.raises(StorageError, match="only self-test probes"):
+        await store.remove_probe("rooms/r/a.jsonl")
