@@ -6,9 +6,15 @@ a busy room's day) is listed ``--rounds`` times while a probe on the caller's lo
 sleeps 5 ms at a time and records how late each wake-up is: the longest lateness is the
 longest stall a window would show.
 
-Two ways are measured in the same run: the app's (each request handed over to fsspec's
-I/O loop, ``FsspecStorage._there``) and the old one (the SDK's coroutines awaited on the
-caller's loop, obtained here by pointing ``io_loop`` at the caller's loop).
+The caller's loop is a qasync loop over Qt, as in the app, and the GIL switch interval
+is the app's. Two ways are measured in the same run:
+
+- the app's: each request handed over to fsspec's I/O loop (``FsspecStorage._there``),
+  and the cyclic collector run on the Qt thread by ``GuiThreadCollector`` (a full
+  collection at most every 10 s);
+- before: the SDK's coroutines awaited on the caller's loop (``io_loop`` pointed at it)
+  and CPython's automatic collector, which stops every thread for a full collection of
+  the heap (botocore's models make it ~50 ms here) whenever one is due.
 
     python benchmarks/loop_stall.py [--keys 3000] [--rounds 5]
 """
@@ -21,17 +27,21 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any, TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sync_bench import WORK, make_bucket, moto, s3_env
 
+from bucket_chat_desktop.app import prefer_the_gui_thread
 from bucket_chat_desktop.storage import cloud
 from bucket_chat_desktop.storage.open import open_storage
 
 TICK = 0.005
+T = TypeVar("T")
 
 
 async def _listings(spec: str, keys: int, rounds: int, folder: str) -> tuple[list[float], float]:
@@ -60,29 +70,51 @@ async def _listings(spec: str, keys: int, rounds: int, folder: str) -> tuple[lis
         await store.close()
 
 
+def _on_qt(app: Any, work: Coroutine[Any, Any, T]) -> T:
+    import qasync
+
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+    try:
+        return loop.run_until_complete(work)
+    finally:
+        loop.close()
+        asyncio.set_event_loop(None)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keys", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtCore import QCoreApplication
+
+    from bucket_chat_desktop.gui.collector import GuiThreadCollector
+
+    prefer_the_gui_thread()  # as the app does: the waiting loop gets the GIL back in 1 ms
+    app = QCoreApplication(sys.argv[:1])
     WORK.mkdir(parents=True, exist_ok=True)
     with moto() as endpoint:
         os.environ.update(s3_env(endpoint))
         spec = make_bucket(endpoint, "stall")
-        handed, handed_took = asyncio.run(_listings(spec, args.keys, args.rounds, "handed"))
+        collector = GuiThreadCollector(app)
+        collector.start()
+        handed, handed_took = _on_qt(app, _listings(spec, args.keys, args.rounds, "handed"))
+        collector.stop()
         real = cloud.io_loop
         cloud.io_loop = asyncio.get_running_loop  # type: ignore[assignment]
         try:
-            inline, inline_took = asyncio.run(_listings(spec, args.keys, args.rounds, "inline"))
+            inline, inline_took = _on_qt(app, _listings(spec, args.keys, args.rounds, "inline"))
         finally:
             cloud.io_loop = real  # type: ignore[assignment]
     print(f"listing {args.keys:,} keys on moto, {args.rounds} rounds (cores: {os.cpu_count()})")
     for name, stalls, took in (
-        ("on the I/O loop (the app)", handed, handed_took),
-        ("on the caller's loop (before)", inline, inline_took),
+        ("the app's (I/O loop)", handed, handed_took),
+        ("before (caller's loop)", inline, inline_took),
     ):
         print(
-            f"  {name:30} longest stall of the caller's loop: "
+            f"  {name:24} longest stall of the caller's loop: "
             f"median {statistics.median(stalls):6.1f} ms, max {max(stalls):6.1f} ms; "
             f"a listing takes {took * 1000:,.0f} ms"
         )
