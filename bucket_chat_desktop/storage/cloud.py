@@ -296,6 +296,19 @@ def _keep_guard(loop: asyncio.AbstractEventLoop, net: AsyncGenerator[None, None]
     kept.add(net)
 
 
+class _Escaped(Exception):
+    """A ``KeyboardInterrupt`` or ``SystemExit`` a request raised, carried to its caller.
+
+    asyncio re-raises those two out of the loop that runs the task: raised on the I/O
+    loop they ended fsspec's I/O thread, and every request after it, of every storage,
+    then waited for ever. They belong to the caller's loop, which gets them as they were
+    (``_Near.settle``)."""
+
+    def __init__(self, exc: BaseException) -> None:
+        super().__init__(repr(exc))
+        self.exc = exc
+
+
 class _Near:
     """The caller's side of one hand-over to the I/O loop (``FsspecStorage._there``):
     what the caller awaits and the progress hook it set. Only the caller holds it; the
@@ -314,7 +327,7 @@ class _Near:
         if task.cancelled():
             self.waiter.cancel()
         elif (exc := task.exception()) is not None:
-            self.waiter.set_exception(exc)
+            self.waiter.set_exception(exc.exc if isinstance(exc, _Escaped) else exc)
         else:
             self.waiter.set_result(task.result())
 
@@ -353,7 +366,10 @@ class _Far:
 
     async def _run(self) -> Any:
         READ_PROGRESS.set(functools.partial(self.post, "progress") if self.tell_progress else None)
-        return await self.call
+        try:
+            return await self.call
+        except (KeyboardInterrupt, SystemExit) as exc:
+            raise _Escaped(exc) from None  # for the caller's loop, not the I/O loop's
 
     def cancel(self) -> None:  # on the I/O loop
         self.cancelled = True

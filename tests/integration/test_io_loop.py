@@ -134,3 +134,34 @@ async def test_errors_cross_the_hand_over_as_they_were(cloud_stores: Stores) -> 
         await store.get("rooms/r/missing.bin")
     with pytest.raises(StorageError, match="only self-test probes"):
         await store.remove_probe("rooms/r/a.jsonl")
+
+
+@pytest.mark.parametrize("escaping", [SystemExit, KeyboardInterrupt])
+async def test_an_exit_raised_by_a_request_reaches_its_caller_not_the_io_loop(
+    cloud_stores: Stores, escaping: type[BaseException]
+) -> None:
+    """asyncio lets ``SystemExit``/``KeyboardInterrupt`` out of the loop running the task:
+    raised by a request on the I/O loop, it ended fsspec's I/O thread, and every request
+    after it, of every storage, waited for ever. The caller's loop gets it instead, as
+    when the request ran there."""
+    store = cloud_stores.new()
+    other = cloud_stores.new()
+    assert isinstance(store, FsspecStorage)
+    await other.put_if_absent("rooms/r/a.jsonl", b"a")
+
+    async def raising(*args: Any, **kwargs: Any) -> Any:
+        raise escaping("from a request")
+
+    store._list_keys = raising  # type: ignore[method-assign]
+    got: list[BaseException] = []
+
+    def a_caller_of_its_own() -> None:  # its loop ends with what escaped, not the test's
+        try:
+            asyncio.run(asyncio.wait_for(store.list_objects("rooms/r"), 20))
+        except BaseException as exc:
+            got.append(exc)
+
+    await asyncio.to_thread(a_caller_of_its_own)
+    assert [type(exc) for exc in got] == [escaping]
+    async with asyncio.timeout(20):  # the I/O loop still answers, for any storage
+        assert await other.exists("rooms/r/a.jsonl")
