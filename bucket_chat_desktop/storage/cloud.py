@@ -296,6 +296,10 @@ def _keep_guard(loop: asyncio.AbstractEventLoop, net: AsyncGenerator[None, None]
     kept.add(net)
 
 
+CLOSE_WAIT = 10.0
+"""Seconds ``close()`` waits for the requests it ends (``_Far.end_by_close``)."""
+
+
 class _Escaped(Exception):
     """A ``KeyboardInterrupt`` or ``SystemExit`` a request raised, carried to its caller.
 
@@ -346,16 +350,22 @@ class _Far:
     which Qt warns of and can crash on; a request given up by a window that then
     closed ends on the I/O loop later."""
 
-    __slots__ = ("call", "cancelled", "near", "task", "tell_progress")
+    __slots__ = ("call", "cancelled", "closing", "near", "running", "task", "tell_progress")
 
     def __init__(
-        self, call: Coroutine[Any, Any, Any], near: weakref.ref[_Near], tell_progress: bool
+        self,
+        call: Coroutine[Any, Any, Any],
+        near: weakref.ref[_Near],
+        tell_progress: bool,
+        running: set[_Far] | None,
     ):
         self.call = call
         self.near = near
         self.tell_progress = tell_progress
+        self.running = running  # the storage's requests in flight (``end_by_close``)
         self.task: asyncio.Task[Any] | None = None
         self.cancelled = False
+        self.closing: str | None = None
 
     def start(self) -> None:  # on the I/O loop
         if self.cancelled:
@@ -363,6 +373,8 @@ class _Far:
             return
         self.task = asyncio.get_running_loop().create_task(self._run())
         self.task.add_done_callback(self._done)
+        if self.running is not None:
+            self.running.add(self)
 
     async def _run(self) -> Any:
         READ_PROGRESS.set(functools.partial(self.post, "progress") if self.tell_progress else None)
@@ -370,6 +382,18 @@ class _Far:
             return await self.call
         except (KeyboardInterrupt, SystemExit) as exc:
             raise _Escaped(exc) from None  # for the caller's loop, not the I/O loop's
+        except asyncio.CancelledError:
+            if self.closing is None or self.cancelled:
+                raise
+            raise StorageError(self.closing) from None  # the caller did not cancel
+
+    def end_by_close(self, why: str) -> asyncio.Task[Any] | None:  # on the I/O loop
+        """The storage closes: end this request with ``StorageError(why)``."""
+        if self.task is None or self.task.done():
+            return None
+        self.closing = why
+        self.task.cancel()
+        return self.task
 
     def cancel(self) -> None:  # on the I/O loop
         self.cancelled = True
@@ -377,6 +401,8 @@ class _Far:
             self.task.cancel()
 
     def _done(self, task: asyncio.Task[Any]) -> None:
+        if self.running is not None:
+            self.running.discard(self)
         self.call.close()  # a task cancelled before its first step never started it
         self.post("settle", task)
 
@@ -414,6 +440,8 @@ class FsspecStorage(Storage, abc.ABC):
         # The safety net's generator, kept by the loop it belongs to (``_keep_guard``):
         # by weak reference here, since it holds that loop (its finaliser hook).
         self._guard: weakref.ref[AsyncGenerator[None, None]] | None = None
+        # The requests running on the I/O loop (changed there only): ``close`` ends them.
+        self._running: set[_Far] = set()
 
     # -- what each service provides --------------------------------------------------------
 
@@ -500,7 +528,7 @@ class FsspecStorage(Storage, abc.ABC):
             _keep_guard(caller, net)
             self._guard = weakref.ref(net)
         near = _Near(caller, READ_PROGRESS.get())
-        far = _Far(call, weakref.ref(near), near.hook is not None)
+        far = _Far(call, weakref.ref(near), near.hook is not None, self._running if guard else None)
         try:
             io.call_soon_threadsafe(far.start, context=contextvars.Context())
         except RuntimeError:  # the I/O loop is closed (the interpreter is ending)
@@ -825,8 +853,15 @@ class FsspecStorage(Storage, abc.ABC):
         await self._there(self._close_here(), guard=False)
 
     async def _close_here(self) -> None:
-        fs, self._fs, self._loop = self._fs, None, None
+        fs, self._fs, self._loop = self._fs, None, None  # a request from now on opens anew
         self._bucket_seen = False
+        # Requests still running end first: one between its last await and its first send
+        # made the SDK open a new HTTP session on the closed client, left unclosed (and
+        # reported so when collected), and one waiting on the service held it open.
+        why = f"{self.describe()} was closed while this request ran"
+        ending = [t for far in list(self._running) if (t := far.end_by_close(why)) is not None]
+        if ending:  # (one that will not end does not hold the closing for ever)
+            await asyncio.wait(ending, timeout=CLOSE_WAIT)
         if fs is not None:
             try:
                 await self._close_fs(fs)

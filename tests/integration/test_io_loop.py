@@ -10,7 +10,9 @@ loop — on each real emulator.
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
+import warnings
 from typing import Any
 
 import pytest
@@ -165,3 +167,46 @@ async def test_an_exit_raised_by_a_request_reaches_its_caller_not_the_io_loop(
     assert [type(exc) for exc in got] == [escaping]
     async with asyncio.timeout(20):  # the I/O loop still answers, for any storage
         assert await other.exists("rooms/r/a.jsonl")
+
+
+async def test_closing_ends_a_request_that_waits_on_the_service(proxied: Proxied) -> None:
+    """``close()`` from one task while another's read hangs on the service (an engine
+    stopping): the read ends at once with a ``StorageError`` (its caller was not
+    cancelled, so not a ``CancelledError``), and the storage is closed, not held open
+    until the service answers."""
+    store = proxied.storage(timeout="60", retries="1")
+    await store.put_if_absent("rooms/r/held.bin", b"held")
+    proxied.proxy.stall(r"held\.bin")
+    reading = asyncio.ensure_future(store.get("rooms/r/held.bin"))
+    await until(lambda: proxied.proxy.stalled() == 1)
+    async with asyncio.timeout(20):
+        await store.close()
+        with pytest.raises(StorageError, match="closed while this request ran"):
+            await reading
+    assert isinstance(store, FsspecStorage) and store._fs is None
+    proxied.proxy.release()
+    assert await store.get("rooms/r/held.bin") == b"held"  # a request after it reopens
+
+
+async def test_closing_as_the_first_request_starts_leaves_no_session_open(
+    cloud_stores: Stores,
+) -> None:
+    """``close()`` right after a first request was handed over: the SDK opened its HTTP
+    session lazily, at the request's first send, on a client ``close()`` had closed, and
+    nothing closed that session ("Unclosed client session" when collected)."""
+    writer = cloud_stores.new()
+    await writer.put_if_absent("rooms/r/a.jsonl", b"a")
+    for _ in range(5):
+        store = open_location(cloud_stores.location, cloud_stores.secrets)
+        checking = asyncio.ensure_future(store.exists("rooms/r/a.jsonl"))
+        await asyncio.sleep(0)  # handed over
+        await store.close()
+        try:
+            assert await checking
+        except StorageError as exc:
+            assert "closed while this request ran" in str(exc)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            del store, checking
+            gc.collect()
+        assert not [w for w in caught if "Unclosed" in str(w.message)]
