@@ -280,6 +280,14 @@ class MissingError(StorageNotFoundError):
 
 
 _GUARDS = "_bucket_chat_storage_guards"
+_NO_LOOP = object()
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def _keep_guard(loop: asyncio.AbstractEventLoop, net: AsyncGenerator[None, None]) -> None:
@@ -523,7 +531,7 @@ class FsspecStorage(Storage, abc.ABC):
         if caller is io:  # one of this storage's own calls made on the I/O loop
             return await call
         if guard and self._guard is None:
-            net = self._close_with_loop()
+            net = self._close_with_loop(weakref.ref(caller))
             await anext(net)
             _keep_guard(caller, net)
             self._guard = weakref.ref(net)
@@ -545,16 +553,37 @@ class FsspecStorage(Storage, abc.ABC):
     async def open(self) -> None:
         await self._filesystem()
 
-    async def _close_with_loop(self) -> AsyncGenerator[None, None]:
+    async def _close_with_loop(
+        self, loop: weakref.ref[asyncio.AbstractEventLoop]
+    ) -> AsyncGenerator[None, None]:
         """A safety net for callers that never ``close()``: ``asyncio.run`` finalises
         unfinished async generators before it closes the loop, which runs this
-        ``finally`` there, so the HTTP sessions are closed and not reported as leaked."""
+        ``finally`` there, so the HTTP sessions are closed and not reported as leaked.
+
+        A loop that installs no async generator hooks (qasync's, the app's) never does:
+        its generators are closed when the loop is collected, by the garbage collector,
+        which cannot await — on whichever thread it runs, with no loop or another one
+        running there. The client lives on the I/O loop, so it is closed there then,
+        without waiting: the ``await`` made then raised "no running event loop" or "async
+        generator ignored GeneratorExit" (reported as ignored, a coroutine never
+        awaited) and left the HTTP sessions open."""
         try:
             yield
         finally:
             if self._guard is not None:  # not closed yet: the caller's loop is ending
                 self._guard = None
-                await self.close()
+                if _running_loop() is (loop() or _NO_LOOP):  # its own, finalising it
+                    await self.close()
+                else:
+                    self._close_soon()
+
+    def _close_soon(self) -> None:
+        """Close the client on the I/O loop, from any thread, without waiting for it."""
+        call = self._close_here()
+        try:
+            asyncio.run_coroutine_threadsafe(call, io_loop())
+        except RuntimeError:  # the I/O loop is closed (the interpreter is ending)
+            call.close()
 
     def read_base(self) -> float:
         """Seconds a read may take before anything arrived: each attempt its ``timeout``

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import sys
 import threading
+import time
 import warnings
 from typing import Any
 
 import pytest
+import qasync
 from waiting import until
 
 from bucket_chat_desktop.storage.base import READ_PROGRESS, StorageError
@@ -210,3 +213,49 @@ async def test_closing_as_the_first_request_starts_leaves_no_session_open(
             del store, checking
             gc.collect()
         assert not [w for w in caught if "Unclosed" in str(w.message)]
+
+
+async def _collect() -> None:
+    gc.collect()
+
+
+@pytest.mark.parametrize("collected_in", ["no loop", "another loop"])
+def test_a_qt_loop_that_ends_closes_what_was_never_closed(
+    cloud_stores: Stores, qapp: Any, collected_in: str
+) -> None:
+    """The app's loop is qasync's, which installs no async generator hooks: the
+    ``close()`` safety net is closed only when the garbage collector takes that loop,
+    with no loop or another loop running. It then closes the client on the I/O loop; it
+    used to ``await`` there ("no running event loop" or "async generator ignored
+    GeneratorExit" reported as ignored, a coroutine never awaited, and the HTTP session
+    left open: "Unclosed client session")."""
+    store = open_location(cloud_stores.location, cloud_stores.secrets)
+    assert isinstance(store, FsspecStorage)
+    ignored: list[str] = []
+    hook = sys.unraisablehook
+    sys.unraisablehook = lambda u: ignored.append(f"{u.exc_value!r} in {u.object!r}")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            loop = qasync.QEventLoop(qapp)
+            try:
+                assert not loop.run_until_complete(store.exists("rooms/r/none.jsonl"))
+            finally:
+                loop.close()
+            client = store._fs
+            assert client is not None
+            del loop
+            if collected_in == "no loop":  # the loop, and the safety net it kept, go
+                gc.collect()
+            else:
+                asyncio.run(_collect())
+            deadline = time.monotonic() + 20
+            while store._fs is not None:  # closed over there
+                assert time.monotonic() < deadline, "the client was never closed"
+                time.sleep(0.01)
+            del client
+            gc.collect()
+    finally:
+        sys.unraisablehook = hook
+    assert ignored == []
+    assert [str(w.message) for w in caught if "nclosed" in str(w.message)] == []
