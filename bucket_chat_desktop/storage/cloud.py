@@ -281,6 +281,7 @@ class MissingError(StorageNotFoundError):
 
 _GUARDS = "_bucket_chat_storage_guards"
 _NO_LOOP = object()
+_REQUESTS = "_bucket_chat_storage_requests"  # a loop's requests awaited (``_there``)
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
@@ -542,11 +543,19 @@ class FsspecStorage(Storage, abc.ABC):
         except RuntimeError:  # the I/O loop is closed (the interpreter is ending)
             call.close()
             raise
+        # The caller's loop keeps what its task awaits, as it keeps a socket it waits on:
+        # the I/O side holds it weakly only, so a task nobody else keeps (one a Qt slot
+        # started) was garbage while its request ran, and the collector destroyed it
+        # ("Task was destroyed but it is pending!"), its request's answer lost.
+        waiting: set[_Near] = caller.__dict__.setdefault(_REQUESTS, set())
+        waiting.add(near)
         try:
             result: T = await near.waiter
         except asyncio.CancelledError:
             io.call_soon_threadsafe(far.cancel, context=contextvars.Context())
             raise
+        finally:
+            waiting.discard(near)
         return result
 
     @on_io_loop

@@ -259,3 +259,27 @@ def test_a_qt_loop_that_ends_closes_what_was_never_closed(
         sys.unraisablehook = hook
     assert ignored == []
     assert [str(w.message) for w in caught if "nclosed" in str(w.message)] == []
+
+
+async def test_a_request_in_a_task_nobody_keeps_is_answered(proxied: Proxied) -> None:
+    """A task started and not kept (what a Qt slot does with ``ensure_future``) lives
+    while it awaits a request, as while it awaits a socket: the I/O side holds the
+    caller's side only weakly, so the collector destroyed the waiting task ("Task was
+    destroyed but it is pending!") and the answer was lost."""
+    store = proxied.storage(timeout="60", retries="1")
+    await store.put_if_absent("rooms/r/held.bin", b"held")
+    proxied.proxy.stall(r"held\.bin")
+    got: list[bytes] = []
+    done = asyncio.Event()
+
+    async def reader() -> None:
+        got.append(await store.get("rooms/r/held.bin"))
+        done.set()
+
+    asyncio.ensure_future(reader())  # noqa: RUF006 (not kept, on purpose)
+    await until(lambda: proxied.proxy.stalled() == 1)
+    gc.collect()
+    proxied.proxy.release()
+    async with asyncio.timeout(20):
+        await done.wait()
+    assert got == [b"held"]
