@@ -13,6 +13,7 @@ What the caller must know:
   (``asynchronous=True``) and only its ``_``-prefixed coroutines are awaited there.
   Awaiting, cancelling and deadlines work as for any coroutine; ``close()`` the storage
   when done (the loop that first awaited it also closes it as it ends, as a safety net).
+  ``close()`` ends the requests still running with a ``StorageError``.
 - Listings are always fresh: nothing is served from fsspec's listing cache.
 - ``put_if_absent`` relies on the service's create-only precondition (S3 ``If-None-Match``,
   GCS ``ifGenerationMatch=0``, Azure ``If-None-Match: *``); ``probe_create_only`` checks
