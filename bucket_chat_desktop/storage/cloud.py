@@ -13,6 +13,7 @@ What the caller must know:
   (``asynchronous=True``) and only its ``_``-prefixed coroutines are awaited there.
   Awaiting, cancelling and deadlines work as for any coroutine; ``close()`` the storage
   when done (the loop that first awaited it also closes it as it ends, as a safety net).
+  ``close()`` ends the requests still running with a ``StorageError``.
 - Listings are always fresh: nothing is served from fsspec's listing cache.
 - ``put_if_absent`` relies on the service's create-only precondition (S3 ``If-None-Match``,
   GCS ``ifGenerationMatch=0``, Azure ``If-None-Match: *``); ``probe_create_only`` checks
@@ -280,6 +281,15 @@ class MissingError(StorageNotFoundError):
 
 
 _GUARDS = "_bucket_chat_storage_guards"
+_NO_LOOP = object()
+_REQUESTS = "_bucket_chat_storage_requests"  # a loop's requests awaited (``_there``)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def _keep_guard(loop: asyncio.AbstractEventLoop, net: AsyncGenerator[None, None]) -> None:
@@ -294,6 +304,23 @@ def _keep_guard(loop: asyncio.AbstractEventLoop, net: AsyncGenerator[None, None]
     kept: set[AsyncGenerator[None, None]] = loop.__dict__.setdefault(_GUARDS, set())
     kept.difference_update([g for g in kept if getattr(g, "ag_frame", None) is None])
     kept.add(net)
+
+
+CLOSE_WAIT = 10.0
+"""Seconds ``close()`` waits for the requests it ends (``_Far.end_by_close``)."""
+
+
+class _Escaped(Exception):
+    """A ``KeyboardInterrupt`` or ``SystemExit`` a request raised, carried to its caller.
+
+    asyncio re-raises those two out of the loop that runs the task: raised on the I/O
+    loop they ended fsspec's I/O thread, and every request after it, of every storage,
+    then waited for ever. They belong to the caller's loop, which gets them as they were
+    (``_Near.settle``)."""
+
+    def __init__(self, exc: BaseException) -> None:
+        super().__init__(repr(exc))
+        self.exc = exc
 
 
 class _Near:
@@ -314,7 +341,7 @@ class _Near:
         if task.cancelled():
             self.waiter.cancel()
         elif (exc := task.exception()) is not None:
-            self.waiter.set_exception(exc)
+            self.waiter.set_exception(exc.exc if isinstance(exc, _Escaped) else exc)
         else:
             self.waiter.set_result(task.result())
 
@@ -333,16 +360,22 @@ class _Far:
     which Qt warns of and can crash on; a request given up by a window that then
     closed ends on the I/O loop later."""
 
-    __slots__ = ("call", "cancelled", "near", "task", "tell_progress")
+    __slots__ = ("call", "cancelled", "closing", "near", "running", "task", "tell_progress")
 
     def __init__(
-        self, call: Coroutine[Any, Any, Any], near: weakref.ref[_Near], tell_progress: bool
+        self,
+        call: Coroutine[Any, Any, Any],
+        near: weakref.ref[_Near],
+        tell_progress: bool,
+        running: set[_Far] | None,
     ):
         self.call = call
         self.near = near
         self.tell_progress = tell_progress
+        self.running = running  # the storage's requests in flight (``end_by_close``)
         self.task: asyncio.Task[Any] | None = None
         self.cancelled = False
+        self.closing: str | None = None
 
     def start(self) -> None:  # on the I/O loop
         if self.cancelled:
@@ -350,10 +383,27 @@ class _Far:
             return
         self.task = asyncio.get_running_loop().create_task(self._run())
         self.task.add_done_callback(self._done)
+        if self.running is not None:
+            self.running.add(self)
 
     async def _run(self) -> Any:
         READ_PROGRESS.set(functools.partial(self.post, "progress") if self.tell_progress else None)
-        return await self.call
+        try:
+            return await self.call
+        except (KeyboardInterrupt, SystemExit) as exc:
+            raise _Escaped(exc) from None  # for the caller's loop, not the I/O loop's
+        except asyncio.CancelledError:
+            if self.closing is None or self.cancelled:
+                raise
+            raise StorageError(self.closing) from None  # the caller did not cancel
+
+    def end_by_close(self, why: str) -> asyncio.Task[Any] | None:  # on the I/O loop
+        """The storage closes: end this request with ``StorageError(why)``."""
+        if self.task is None or self.task.done():
+            return None
+        self.closing = why
+        self.task.cancel()
+        return self.task
 
     def cancel(self) -> None:  # on the I/O loop
         self.cancelled = True
@@ -361,6 +411,8 @@ class _Far:
             self.task.cancel()
 
     def _done(self, task: asyncio.Task[Any]) -> None:
+        if self.running is not None:
+            self.running.discard(self)
         self.call.close()  # a task cancelled before its first step never started it
         self.post("settle", task)
 
@@ -398,6 +450,8 @@ class FsspecStorage(Storage, abc.ABC):
         # The safety net's generator, kept by the loop it belongs to (``_keep_guard``):
         # by weak reference here, since it holds that loop (its finaliser hook).
         self._guard: weakref.ref[AsyncGenerator[None, None]] | None = None
+        # The requests running on the I/O loop (changed there only): ``close`` ends them.
+        self._running: set[_Far] = set()
 
     # -- what each service provides --------------------------------------------------------
 
@@ -479,38 +533,67 @@ class FsspecStorage(Storage, abc.ABC):
         if caller is io:  # one of this storage's own calls made on the I/O loop
             return await call
         if guard and self._guard is None:
-            net = self._close_with_loop()
+            net = self._close_with_loop(weakref.ref(caller))
             await anext(net)
             _keep_guard(caller, net)
             self._guard = weakref.ref(net)
         near = _Near(caller, READ_PROGRESS.get())
-        far = _Far(call, weakref.ref(near), near.hook is not None)
+        far = _Far(call, weakref.ref(near), near.hook is not None, self._running if guard else None)
         try:
             io.call_soon_threadsafe(far.start, context=contextvars.Context())
         except RuntimeError:  # the I/O loop is closed (the interpreter is ending)
             call.close()
             raise
+        # The caller's loop keeps what its task awaits, as it keeps a socket it waits on:
+        # the I/O side holds it weakly only, so a task nobody else keeps (one a Qt slot
+        # started) was garbage while its request ran, and the collector destroyed it
+        # ("Task was destroyed but it is pending!"), its request's answer lost.
+        waiting: set[_Near] = caller.__dict__.setdefault(_REQUESTS, set())
+        waiting.add(near)
         try:
             result: T = await near.waiter
         except asyncio.CancelledError:
             io.call_soon_threadsafe(far.cancel, context=contextvars.Context())
             raise
+        finally:
+            waiting.discard(near)
         return result
 
     @on_io_loop
     async def open(self) -> None:
         await self._filesystem()
 
-    async def _close_with_loop(self) -> AsyncGenerator[None, None]:
+    async def _close_with_loop(
+        self, loop: weakref.ref[asyncio.AbstractEventLoop]
+    ) -> AsyncGenerator[None, None]:
         """A safety net for callers that never ``close()``: ``asyncio.run`` finalises
         unfinished async generators before it closes the loop, which runs this
-        ``finally`` there, so the HTTP sessions are closed and not reported as leaked."""
+        ``finally`` there, so the HTTP sessions are closed and not reported as leaked.
+
+        A loop that installs no async generator hooks (qasync's, the app's) never does:
+        its generators are closed when the loop is collected, by the garbage collector,
+        which cannot await — on whichever thread it runs, with no loop or another one
+        running there. The client lives on the I/O loop, so it is closed there then,
+        without waiting: the ``await`` made then raised "no running event loop" or "async
+        generator ignored GeneratorExit" (reported as ignored, a coroutine never
+        awaited) and left the HTTP sessions open."""
         try:
             yield
         finally:
             if self._guard is not None:  # not closed yet: the caller's loop is ending
                 self._guard = None
-                await self.close()
+                if _running_loop() is (loop() or _NO_LOOP):  # its own, finalising it
+                    await self.close()
+                else:
+                    self._close_soon()
+
+    def _close_soon(self) -> None:
+        """Close the client on the I/O loop, from any thread, without waiting for it."""
+        call = self._close_here()
+        try:
+            asyncio.run_coroutine_threadsafe(call, io_loop())
+        except RuntimeError:  # the I/O loop is closed (the interpreter is ending)
+            call.close()
 
     def read_base(self) -> float:
         """Seconds a read may take before anything arrived: each attempt its ``timeout``
@@ -809,8 +892,15 @@ class FsspecStorage(Storage, abc.ABC):
         await self._there(self._close_here(), guard=False)
 
     async def _close_here(self) -> None:
-        fs, self._fs, self._loop = self._fs, None, None
+        fs, self._fs, self._loop = self._fs, None, None  # a request from now on opens anew
         self._bucket_seen = False
+        # Requests still running end first: one between its last await and its first send
+        # made the SDK open a new HTTP session on the closed client, left unclosed (and
+        # reported so when collected), and one waiting on the service held it open.
+        why = f"{self.describe()} was closed while this request ran"
+        ending = [t for far in list(self._running) if (t := far.end_by_close(why)) is not None]
+        if ending:  # (one that will not end does not hold the closing for ever)
+            await asyncio.wait(ending, timeout=CLOSE_WAIT)
         if fs is not None:
             try:
                 await self._close_fs(fs)

@@ -164,26 +164,45 @@ def hooks(monkeypatch: pytest.MonkeyPatch) -> Iterator[HookCapture]:
 @pytest.fixture
 def qloop(qapp: Any, qtbot: Any, hooks: HookCapture) -> Iterator[Any]:
     """A qasync loop over pytest-qt's ``qapp`` that counts as running, so qtbot's waits
-    drive asyncio tasks; torn down without ``stop()`` (which would quit the app)."""
+    drive asyncio tasks; torn down without ``stop()`` (which would quit the app).
+
+    Garbage is collected on the GUI thread only while it runs, as in the app
+    (``GuiThreadCollector``): with CPython's automatic collector, a thread that
+    allocates (the engine's state thread, fsspec's I/O thread) collects Qt objects in
+    cycles off their thread (a Qt warning, which fails the test, or a crash), and the
+    app under fuzzing was not run as users run it."""
     import qasync
 
+    from bucket_chat_desktop.gui.collector import GuiThreadCollector
+
+    collector = GuiThreadCollector(qapp)
+    collector.start()
     loop = qasync.QEventLoop(qapp, already_running=True)
     loop.set_exception_handler(hooks.loop_handler)
     asyncio.set_event_loop(loop)
     try:
         yield loop
     finally:
-        pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
-        for task in pending:
-            task.cancel()
-        if pending:
-            with contextlib.suppress(Exception):
-                qtbot.waitUntil(lambda: all(t.done() for t in pending), timeout=5000)
-        loop._QEventLoop__is_running = False  # type: ignore[attr-defined]
-        with contextlib.suppress(RuntimeError, TypeError), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            qapp.aboutToQuit.disconnect(loop._after_run_forever)
-        loop.close()
-        asyncio.events._set_running_loop(None)
-        asyncio.set_event_loop(None)
-        gc.collect()  # Qt timers of the closed loop go away on the GUI thread
+        try:
+            _end(loop, qapp, qtbot)
+        finally:
+            collector.stop()  # the worker's next test may be one without Qt
+            collector.deleteLater()
+
+
+def _end(loop: Any, qapp: Any, qtbot: Any) -> None:
+    """The qloop's teardown (see ``qloop``)."""
+    pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        with contextlib.suppress(Exception):
+            qtbot.waitUntil(lambda: all(t.done() for t in pending), timeout=5000)
+    loop._QEventLoop__is_running = False  # type: ignore[attr-defined]
+    with contextlib.suppress(RuntimeError, TypeError), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        qapp.aboutToQuit.disconnect(loop._after_run_forever)
+    loop.close()
+    asyncio.events._set_running_loop(None)
+    asyncio.set_event_loop(None)
+    gc.collect()  # Qt timers of the closed loop go away on the GUI thread
