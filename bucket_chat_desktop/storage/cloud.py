@@ -419,8 +419,12 @@ class _Far:
     def post(self, what: str, arg: object) -> None:
         """Call ``_Near.<what>(arg)`` on the caller's loop, if the caller still waits."""
         near = self.near()
-        if near is not None and not near.loop.is_closed():
+        if near is None or near.loop.is_closed():
+            return
+        try:
             near.loop.call_soon_threadsafe(getattr(near, what), arg)
+        except RuntimeError:  # closed since the check (another thread closes it): gone
+            return
 
 
 class FsspecStorage(Storage, abc.ABC):
