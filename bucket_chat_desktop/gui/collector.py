@@ -17,14 +17,14 @@ from ..protocol import heap
 
 INTERVAL_MS = 50
 """How often the GUI thread looks whether a collection is due: a young generation grows
-by what 50 ms allocate (a few thousand objects at most outside a paused read) and is
-scanned in well under a millisecond."""
+by what 50 ms allocate: usually a few milliseconds to scan, 5-30 ms while a million-event
+room's audit runs beside it (``benchmarks/gui_bench.py``)."""
 
 FULL_EVERY_MS = 10_000
-"""The least time between two full collections. CPython skips a due full collection
-until what survived the young ones is a quarter of the old generation, a count Python
-cannot read; a full collection of what is not frozen (``heap.settle``) takes tens of
-milliseconds, so one every ten seconds at most costs the GUI thread well under 1 %."""
+"""The least time between two full collections, on top of CPython's own rule (kept by
+``heap.collect_due``: a quarter more old objects than the last full one left). A full
+collection of a heap that is not frozen (``heap.settle``) scans everything: 0.2 s and
+more with a million-event room open."""
 
 
 class GuiThreadCollector(QObject):
