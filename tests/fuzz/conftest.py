@@ -15,13 +15,10 @@ since a GUI example costs a hundred protocol examples.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import gc
 import logging
 import os
 import sys
 import threading
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -172,6 +169,7 @@ def qloop(qapp: Any, qtbot: Any, hooks: HookCapture) -> Iterator[Any]:
     cycles off their thread (a Qt warning, which fails the test, or a crash), and the
     app under fuzzing was not run as users run it."""
     import qasync
+    from qt_loops import end_qloop
 
     from bucket_chat_desktop.gui.collector import GuiThreadCollector
 
@@ -184,25 +182,7 @@ def qloop(qapp: Any, qtbot: Any, hooks: HookCapture) -> Iterator[Any]:
         yield loop
     finally:
         try:
-            _end(loop, qapp, qtbot)
+            end_qloop(loop, qapp, qtbot, warn=False)
         finally:
             collector.stop()  # the worker's next test may be one without Qt
             collector.deleteLater()
-
-
-def _end(loop: Any, qapp: Any, qtbot: Any) -> None:
-    """The qloop's teardown (see ``qloop``)."""
-    pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
-    for task in pending:
-        task.cancel()
-    if pending:
-        with contextlib.suppress(Exception):
-            qtbot.waitUntil(lambda: all(t.done() for t in pending), timeout=5000)
-    loop._QEventLoop__is_running = False  # type: ignore[attr-defined]
-    with contextlib.suppress(RuntimeError, TypeError), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        qapp.aboutToQuit.disconnect(loop._after_run_forever)
-    loop.close()
-    asyncio.events._set_running_loop(None)
-    asyncio.set_event_loop(None)
-    gc.collect()  # Qt timers of the closed loop go away on the GUI thread

@@ -12,26 +12,13 @@ import threading
 import weakref
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread
-
-
-class _TimedCycle(QObject):
-    """A Qt object with a running timer, kept only by a reference cycle of its own."""
-
-    def __init__(self, died_on: list[bool]) -> None:
-        super().__init__()
-        self.me = self
-        self.startTimer(60_000)
-        self.died_on = died_on
-
-    def __del__(self) -> None:
-        self.died_on.append(QThread.currentThread() is self.thread())
+from qt_loops import TimedCycle
 
 
 def test_a_qt_cycle_dies_on_the_gui_thread_while_a_thread_allocates(qtbot: Any, qloop: Any) -> None:
     gc.collect()
     died_on: list[bool] = []
-    cycle = _TimedCycle(died_on)
+    cycle = TimedCycle(died_on)
     ref = weakref.ref(cycle)
     del cycle
     kept: list[dict[str, int]] = []

@@ -17,10 +17,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import os
-import warnings
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -32,6 +30,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import qasync
 from keyring.backend import KeyringBackend
 from keyring.errors import PasswordDeleteError
+from qt_loops import end_qloop
 
 from bucket_chat_desktop.gui.collector import GuiThreadCollector
 from bucket_chat_desktop.protocol.audit import AuditResult
@@ -64,31 +63,7 @@ def qloop(qapp: Any, qtbot: Any) -> Iterator[qasync.QEventLoop]:
     try:
         yield loop
     finally:
-        pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
-        for task in pending:
-            task.cancel()
-        if pending:
-            try:
-                qtbot.waitUntil(lambda: all(t.done() for t in pending), timeout=5000)
-            except Exception:  # a task that ignores cancellation must not hide the result
-                warnings.warn(
-                    f"{sum(not t.done() for t in pending)} task(s) outlived the test",
-                    RuntimeWarning,
-                    stacklevel=1,
-                )
-        # A loop made with already_running=True counts as running; close() refuses a
-        # running loop, and stop() would quit the QApplication. Mark it stopped instead.
-        loop._QEventLoop__is_running = False  # type: ignore[attr-defined]
-        with contextlib.suppress(RuntimeError, TypeError), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            qapp.aboutToQuit.disconnect(loop._after_run_forever)
-        loop.close()
-        asyncio.events._set_running_loop(None)
-        asyncio.set_event_loop(None)
-        # Collect the closed loop and its Qt timers now, on the GUI thread: left to the
-        # cycle collector they may be destroyed on a worker thread, where Qt cannot
-        # unregister timers (a crash in QTimerInfoList::activateTimers).
-        gc.collect()
+        end_qloop(loop, qapp, qtbot)
 
 
 def roster_of(items: Any) -> Roster:

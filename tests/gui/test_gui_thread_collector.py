@@ -15,22 +15,9 @@ import threading
 import weakref
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread
+from qt_loops import TimedCycle
 
 from bucket_chat_desktop.gui.collector import GuiThreadCollector
-
-
-class _TimedCycle(QObject):
-    """A Qt object with a running timer, kept only by a reference cycle of its own."""
-
-    def __init__(self, died_on: list[bool]) -> None:
-        super().__init__()
-        self.me = self
-        self.startTimer(60_000)
-        self.died_on = died_on
-
-    def __del__(self) -> None:
-        self.died_on.append(QThread.currentThread() is self.thread())
 
 
 def _allocate_on_a_thread() -> list[dict[str, int]]:
@@ -47,9 +34,9 @@ def _allocate_on_a_thread() -> list[dict[str, int]]:
     return kept
 
 
-def _drop_a_cycle() -> tuple[weakref.ref[_TimedCycle], list[bool]]:
+def _drop_a_cycle() -> tuple[weakref.ref[TimedCycle], list[bool]]:
     died_on: list[bool] = []
-    cycle = _TimedCycle(died_on)
+    cycle = TimedCycle(died_on)
     ref = weakref.ref(cycle)
     del cycle
     return ref, died_on

@@ -1,0 +1,59 @@
+"""What the GUI and the GUI-fuzz tests share about Qt on several threads (importable from
+every test folder, as ``waiting`` is): ending a test's qasync loop, and a Qt object that
+must die on the GUI thread."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import warnings
+from typing import Any
+
+from PySide6.QtCore import QObject, QThread
+
+
+def end_qloop(loop: Any, qapp: Any, qtbot: Any, *, warn: bool = True) -> None:
+    """End a test's ``qasync.QEventLoop(qapp, already_running=True)``: cancel its tasks
+    (waiting 5 s for them; ``warn`` says so of those that outlive it), close it, and
+    collect it on the GUI thread."""
+    pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        try:
+            qtbot.waitUntil(lambda: all(t.done() for t in pending), timeout=5000)
+        except Exception:  # a task that ignores cancellation must not hide the result
+            if warn:
+                warnings.warn(
+                    f"{sum(not t.done() for t in pending)} task(s) outlived the test",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+    # A loop made with already_running=True counts as running; close() refuses a
+    # running loop, and stop() would quit the QApplication. Mark it stopped instead.
+    loop._QEventLoop__is_running = False
+    with contextlib.suppress(RuntimeError, TypeError), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        qapp.aboutToQuit.disconnect(loop._after_run_forever)
+    loop.close()
+    asyncio.events._set_running_loop(None)
+    asyncio.set_event_loop(None)
+    # Collect the closed loop and its Qt timers now, on the GUI thread: left to the
+    # cycle collector they may be destroyed on a worker thread, where Qt cannot
+    # unregister timers (a crash in QTimerInfoList::activateTimers).
+    gc.collect()
+
+
+class TimedCycle(QObject):
+    """A Qt object with a running timer, kept only by a reference cycle of its own;
+    ``died_on`` gets whether it was destroyed on its own (the GUI) thread."""
+
+    def __init__(self, died_on: list[bool]) -> None:
+        super().__init__()
+        self.me = self
+        self.startTimer(60_000)
+        self.died_on = died_on
+
+    def __del__(self) -> None:
+        self.died_on.append(QThread.currentThread() is self.thread())
