@@ -37,7 +37,6 @@ class GuiThreadCollector(QObject):
         self._timer.timeout.connect(self._collect)
         self._since_full = QElapsedTimer()
         self._since_full.start()
-        self._started = False
 
     def _collect(self) -> None:
         full = self._since_full.elapsed() >= FULL_EVERY_MS
@@ -46,18 +45,16 @@ class GuiThreadCollector(QObject):
 
     @property
     def started(self) -> bool:
-        return self._started
+        return self._timer.isActive()
 
     def start(self) -> None:
-        if not self._started:
-            self._started = True
+        if not self._timer.isActive():
             heap.collect_by_hand()
             self._timer.start()
 
     def stop(self) -> None:
         """Collect what is due here once more and hand collecting back to CPython."""
-        if self._started:
-            self._started = False
+        if self._timer.isActive():
             self._timer.stop()
             heap.collect_due()
             heap.collect_automatically()
