@@ -280,9 +280,16 @@ class MissingError(StorageNotFoundError):
     """Something was not found and the service did not say whether it was the bucket."""
 
 
-_GUARDS = "_bucket_chat_storage_guards"
+_GUARDS = "_bucket_chat_storage_guards"  # a loop's ``close()`` safety nets
 _NO_LOOP = object()
 _REQUESTS = "_bucket_chat_storage_requests"  # a loop's requests awaited (``_there``)
+
+
+def _kept_by(loop: asyncio.AbstractEventLoop, what: str) -> set[Any]:
+    """A set the loop itself keeps (``_GUARDS``, ``_REQUESTS``): what must live as long as
+    the loop and be dropped with it, on its own thread, never with a storage elsewhere."""
+    kept: set[Any] = loop.__dict__.setdefault(what, set())
+    return kept
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
@@ -301,7 +308,7 @@ def _keep_guard(loop: asyncio.AbstractEventLoop, net: AsyncGenerator[None, None]
     cannot stop from another thread (a warning, then a crash). The loop keeps the
     generator, and the generator the storage, until ``close()`` or the loop's end;
     finished ones are dropped as new ones come."""
-    kept: set[AsyncGenerator[None, None]] = loop.__dict__.setdefault(_GUARDS, set())
+    kept = _kept_by(loop, _GUARDS)
     kept.difference_update([g for g in kept if getattr(g, "ag_frame", None) is None])
     kept.add(net)
 
@@ -524,25 +531,28 @@ class FsspecStorage(Storage, abc.ABC):
                 self._fs, self._loop = fs, loop
         return self._fs
 
-    async def _there(self, call: Coroutine[Any, Any, T], *, guard: bool = True) -> T:
+    async def _there(self, call: Coroutine[Any, Any, T], *, closing: bool = False) -> T:
         """Await ``call`` (a coroutine of this storage's) on ``io_loop``.
 
         The caller's loop only waits: the SDK's parsing of answers, its signing and its
         retries take the I/O thread's turns, never the caller's (the GUI's in the app).
         Cancelling the caller cancels ``call`` there; a ``READ_PROGRESS`` hook the caller
         set is called back on the caller's loop (``_Far``, ``_Near``). The first loop to
-        await this storage gets the ``close()`` safety net (``_close_with_loop``)."""
+        await this storage gets the ``close()`` safety net (``_close_with_loop``).
+        ``closing``: ``call`` is ``close``'s own, which needs no safety net and is not one
+        of the requests ``close`` ends."""
         caller = asyncio.get_running_loop()
         io = io_loop()
         if caller is io:  # one of this storage's own calls made on the I/O loop
             return await call
-        if guard and self._guard is None:
+        if not closing and self._guard is None:
             net = self._close_with_loop(weakref.ref(caller))
             await anext(net)
             _keep_guard(caller, net)
             self._guard = weakref.ref(net)
         near = _Near(caller, READ_PROGRESS.get())
-        far = _Far(call, weakref.ref(near), near.hook is not None, self._running if guard else None)
+        running = None if closing else self._running  # what ``close`` ends: not itself
+        far = _Far(call, weakref.ref(near), near.hook is not None, running)
         try:
             io.call_soon_threadsafe(far.start, context=contextvars.Context())
         except RuntimeError:  # the I/O loop is closed (the interpreter is ending)
@@ -552,7 +562,7 @@ class FsspecStorage(Storage, abc.ABC):
         # the I/O side holds it weakly only, so a task nobody else keeps (one a Qt slot
         # started) was garbage while its request ran, and the collector destroyed it
         # ("Task was destroyed but it is pending!"), its request's answer lost.
-        waiting: set[_Near] = caller.__dict__.setdefault(_REQUESTS, set())
+        waiting = _kept_by(caller, _REQUESTS)
         waiting.add(near)
         try:
             result: T = await near.waiter
@@ -893,7 +903,7 @@ class FsspecStorage(Storage, abc.ABC):
         self._guard = None
         if net is not None:
             await net.aclose()  # nothing more: it sees the storage closed
-        await self._there(self._close_here(), guard=False)
+        await self._there(self._close_here(), closing=True)
 
     async def _close_here(self) -> None:
         fs, self._fs, self._loop = self._fs, None, None  # a request from now on opens anew
