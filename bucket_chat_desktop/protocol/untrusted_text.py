@@ -259,7 +259,11 @@ _LOOKALIKES: dict[str, str] = {
     "ʟ": "l", "ᴀ": "a", "ᴄ": "c", "ᴏ": "o", "ᴠ": "v", "ᴡ": "w", "ᴢ": "z", "ꜱ": "s",
 }  # fmt: skip
 # ASCII that passes for other ASCII, folded after case folding (so "ALICE" ~ "alice").
-_FOLDED_PAIRS = (("1", "l"), ("|", "l"), ("0", "o"), ("rn", "m"), ("vv", "w"), ("cl", "d"))
+# "i" is the case folding of "I", which passes for "l" in most sans-serif faces (the
+# sender id "aIice" for "alice" went unmarked): folded to "l" too.
+_FOLDED_PAIRS = (
+    ("1", "l"), ("|", "l"), ("i", "l"), ("0", "o"), ("rn", "m"), ("vv", "w"), ("cl", "d"),
+)  # fmt: skip
 # Scripts that mix within one word in everyday use (Japanese, Chinese, Korean).
 _MIXES_OK = (
     frozenset({"CJK", "HIRAGANA", "KATAKANA", "LATIN"}),
