@@ -11,6 +11,8 @@ timer on the GUI thread runs the collection that is due (``heap.collect_due``).
 
 from __future__ import annotations
 
+import gc
+
 from PySide6.QtCore import QElapsedTimer, QObject, QTimer
 
 from ..protocol import heap
@@ -53,8 +55,11 @@ class GuiThreadCollector(QObject):
             self._timer.start()
 
     def stop(self) -> None:
-        """Collect what is due here once more and hand collecting back to CPython."""
+        """Collect everything collectable here once more and hand collecting back to
+        CPython, which may then collect on any thread: a Qt object dropped in a cycle
+        before this (a test's window, closed by its teardown) dies here, not later on a
+        thread that happens to allocate."""
         if self._timer.isActive():
             self._timer.stop()
-            heap.collect_due()
+            gc.collect()
             heap.collect_automatically()

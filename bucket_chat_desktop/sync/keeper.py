@@ -542,7 +542,7 @@ class RoomKeeper:
             return total, index.newest(room_id, WARM_ROWS) if total else []
 
         total, rows = await self._engine._read(newest)
-        if total:
+        if total and room.result is None:  # else audited meanwhile: newer than the cache
             self._engine._emit(WarmTimeline(room_id, rows, total))
         # A small room is parsed on the reader's connection, off the state thread; a big
         # one a batch at a time on the state thread (never all of it in memory at once).
@@ -550,12 +550,20 @@ class RoomKeeper:
         complete = await self._engine._serially(
             self._rebuild_from_index, room, cached, room=room_id, interactive=interactive
         )
-        if room.result is not None:
+        if complete is not None and room.result is not None:
             self._engine._emit(self._room_loaded(room, room.result, complete))
 
-    def _rebuild_from_index(self, room: RoomState, cached: CachedCopy | None = None) -> bool:
+    def _rebuild_from_index(self, room: RoomState, cached: CachedCopy | None = None) -> bool | None:
         """State thread (or, for a room no engine owns, any one thread): refill the ledger
-        from the cache (signature verdicts kept). ``cached``: read already, elsewhere."""
+        from the cache (signature verdicts kept). ``cached``: read already, elsewhere.
+
+        None, and nothing done, when the room was audited while the open waited for
+        this (a busy machine: a second open's rebuild queued behind the first open's
+        whole pass, or a poll's news): what it holds is newer than the cache, and a
+        rebuild would add the cached segments again and set a final verdict back to a
+        provisional one — a room read completely was then never shown as complete."""
+        if room.result is not None:
+            return None
         index = self._engine.index
         assert index is not None
         if cached is None:

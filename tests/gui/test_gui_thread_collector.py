@@ -76,3 +76,16 @@ def test_without_it_a_thread_that_allocates_collects_the_qt_cycle_itself(
     parsed = _allocate_on_a_thread()
     assert died_on == [False]
     del parsed
+
+
+def test_a_qt_cycle_dropped_before_the_collector_stops_dies_when_it_stops(
+    qtbot: Any, _collect_on_the_gui_thread: GuiThreadCollector
+) -> None:
+    """A test's teardown drops its windows just before the collector stops; the next test
+    in the worker (one without Qt: nothing runs the timer) allocates on fsspec's I/O
+    thread. Stopping collects them here, on the GUI thread."""
+    gc.collect()
+    ref, died_on = _drop_a_cycle()
+    _collect_on_the_gui_thread.stop()
+    assert ref() is None and died_on == [True]
+    assert gc.isenabled()

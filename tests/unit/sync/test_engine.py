@@ -252,6 +252,41 @@ def test_a_batch_whose_ids_sort_against_its_chain_is_still_an_append(tmp_path: P
 # -- opening rooms ---------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("segments", [0, 3])
+def test_an_opens_rebuild_that_comes_after_the_whole_read_changes_nothing(
+    tmp_path: Path, segments: int
+) -> None:
+    """Two opens of a room (the app's start, the window's selection): the second decides
+    to rebuild it from the cache while it has no audit yet, and on a busy machine the
+    state thread reaches that rebuild only after the first open's whole read. The
+    rebuild then does nothing: the cache adds no segment twice and sets no final verdict
+    back to a provisional one (an empty room was never shown as read completely)."""
+    root = tmp_path / "store"
+    store = LocalStorage(root)
+    create_room(store)
+    if segments:
+        write_history(store, days=1, per_day=segments)
+    rec = Recorder()
+
+    async def go() -> None:
+        index = Index.open(tmp_path / "index.db")
+        engine = SyncEngine(store, index=index, listener=rec, config=QUIET)
+        try:
+            room = await engine.open_room(ROOM, background=False)
+            result = room.result
+            assert room.complete and result is not None
+            assert len(bodies(result)) == segments
+            told = len(rec.events)
+            await engine._keeper.warm(room, interactive=True)  # the second open's, late
+            assert room.complete and room.result is result
+            assert rec.events[told:] == []  # no cached rows over the read ones, no audit
+            assert room.ledger.audit({}, complete=True).timeline == result.timeline
+        finally:
+            await engine.close()
+
+    run(go())
+
+
 def test_newest_first_open_shows_a_partial_room_then_the_complete_audit(tmp_path: Path) -> None:
     root = tmp_path / "store"
     store = LocalStorage(root)
