@@ -15,6 +15,7 @@ in another git worktree is a different checkout's code.
 from __future__ import annotations
 
 import fcntl
+import gc
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -122,3 +123,29 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         rest = rest[take:]
     assert len(ordered) == len(items)
     items[:] = ordered
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[object]:
+    """After a test with Qt, once pytest let go of all it kept of it, collect its garbage
+    here, on the GUI thread, and freeze what is left.
+
+    Until the test's tear-down is over, pytest keeps its fixture values and the log
+    records of its phases; a record of ``log.exception`` keeps the traceback, and the
+    traceback the frames, with their windows, controllers and qasync loops. They became
+    garbage only after the GUI collector's fixture had stopped, and the next full
+    collection destroyed them on whichever thread ran it: in a later test without Qt,
+    fsspec's I/O thread ("QObject::~QObject: Timers cannot be stopped from another
+    thread", which failed that test, and at times a crash).
+
+    Frozen (``gc.freeze``), what outlives the collection is never collected again, only
+    freed by reference counting: no later collection, on any thread, meets a Qt object of
+    an earlier test, and the collections of the tests that follow do not scan it all
+    again (a full collection of a worker's heap took 100-300 ms after each Qt test).
+    ``tests/gui/test_qt_garbage_between_tests.py``."""
+    try:
+        return (yield)
+    finally:
+        if "qapp" in getattr(item, "fixturenames", ()):
+            gc.collect()
+            gc.freeze()

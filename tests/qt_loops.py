@@ -10,7 +10,7 @@ import gc
 import warnings
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread
+from PySide6.QtCore import QCoreApplication, QEvent, QObject, QThread
 
 
 def end_qloop(loop: Any, qapp: Any, qtbot: Any, *, warn: bool = True) -> None:
@@ -43,6 +43,15 @@ def end_qloop(loop: Any, qapp: Any, qtbot: Any, *, warn: bool = True) -> None:
     # cycle collector they may be destroyed on a worker thread, where Qt cannot
     # unregister timers (a crash in QTimerInfoList::activateTimers).
     gc.collect()
+
+
+def delete_what_was_left(qapp: Any) -> None:
+    """End of a Qt test: delete now, on the GUI thread, what it handed to ``deleteLater``
+    (an app's window at its quit). In a test no event loop runs those deletions:
+    pytest-qt never calls ``exec()``, and ``processEvents`` leaves them to the loop that
+    posted them: a window left so lived on, with its timers, until its Python side was
+    collected, on whichever thread that ran."""
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
 
 
 class TimedCycle(QObject):

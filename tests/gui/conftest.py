@@ -30,7 +30,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import qasync
 from keyring.backend import KeyringBackend
 from keyring.errors import PasswordDeleteError
-from qt_loops import end_qloop
+from qt_loops import delete_what_was_left, end_qloop
 
 from bucket_chat_desktop.gui.collector import GuiThreadCollector
 from bucket_chat_desktop.protocol.audit import AuditResult
@@ -52,6 +52,7 @@ def _collect_on_the_gui_thread(qapp: Any) -> Iterator[GuiThreadCollector]:
     try:
         yield collector
     finally:
+        delete_what_was_left(qapp)
         collector.stop()
         collector.deleteLater()
 
