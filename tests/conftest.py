@@ -138,11 +138,12 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     fsspec's I/O thread ("QObject::~QObject: Timers cannot be stopped from another
     thread", which failed that test, and at times a crash).
 
-    Frozen (``gc.freeze``), what outlives the collection is never collected again, only
-    freed by reference counting: no later collection, on any thread, meets a Qt object of
-    an earlier test, and the collections of the tests that follow do not scan it all
-    again (a full collection of a worker's heap took 100-300 ms after each Qt test).
-    ``tests/gui/test_qt_garbage_between_tests.py``."""
+    What outlives the collection is frozen (``gc.freeze``) so that the collections that
+    follow do not scan it all again: a full collection of a worker's heap took
+    100-300 ms after each Qt test. Only a speed-up: the app's heap policy hands the frozen
+    generation back to the collector when a read's pause ends (``protocol/heap.py``), and
+    what was alive here is no hazard until it becomes garbage — which a test's own tear-down
+    makes, and which is collected here. ``tests/gui/test_qt_garbage_between_tests.py``."""
     try:
         return (yield)
     finally:
