@@ -196,6 +196,7 @@ class Backfill:
             or room.unlisted
             or room.vanished
             or was_partial
+            or room.audit_owed  # an arrival's, put off by the pacing: the final verdict
         ):
             await self._background_turn(room.room_id)  # the longest job: not while answering
             await self._keeper.ingest(room, [], complete=True, force_audit=True)
