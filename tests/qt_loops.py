@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import warnings
 from typing import Any
 
@@ -15,8 +14,7 @@ from PySide6.QtCore import QCoreApplication, QEvent, QObject, QThread
 
 def end_qloop(loop: Any, qapp: Any, qtbot: Any, *, warn: bool = True) -> None:
     """End a test's ``qasync.QEventLoop(qapp, already_running=True)``: cancel its tasks
-    (waiting 5 s for them; ``warn`` says so of those that outlive it), close it, and
-    collect it on the GUI thread."""
+    (waiting 5 s for them; ``warn`` says so of those that outlive it) and close it."""
     pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
     for task in pending:
         task.cancel()
@@ -39,13 +37,11 @@ def end_qloop(loop: Any, qapp: Any, qtbot: Any, *, warn: bool = True) -> None:
     loop.close()
     asyncio.events._set_running_loop(None)
     asyncio.set_event_loop(None)
-    # Collect the closed loop and its Qt timers now, on the GUI thread: left to the
-    # cycle collector they may be destroyed on a worker thread, where Qt cannot
-    # unregister timers (a crash in QTimerInfoList::activateTimers).
-    gc.collect()
+    # Not collected here: the fixture and pytest still hold the loop. It and its Qt timers
+    # are collected on the GUI thread once pytest lets go (``tests/conftest.py``).
 
 
-def delete_what_was_left(qapp: Any) -> None:
+def delete_what_was_left() -> None:
     """End of a Qt test: delete now, on the GUI thread, what it handed to ``deleteLater``
     (an app's window at its quit). In a test no event loop runs those deletions:
     pytest-qt never calls ``exec()``, and ``processEvents`` leaves them to the loop that

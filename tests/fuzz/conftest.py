@@ -183,7 +183,7 @@ def qloop(qapp: Any, qtbot: Any, hooks: HookCapture) -> Iterator[Any]:
     finally:
         try:
             end_qloop(loop, qapp, qtbot, warn=False)
-            delete_what_was_left(qapp)
+            delete_what_was_left()
         finally:
             collector.stop()  # the worker's next test may be one without Qt
             collector.deleteLater()

@@ -52,7 +52,7 @@ def _collect_on_the_gui_thread(qapp: Any) -> Iterator[GuiThreadCollector]:
     try:
         yield collector
     finally:
-        delete_what_was_left(qapp)
+        delete_what_was_left()
         collector.stop()
         collector.deleteLater()
 
