@@ -613,7 +613,7 @@ class RoomState:
     def _lookalikes_changed(self) -> set[str]:
         """The members whose look-alike warning the sender ids new since the last roster
         can change (``RoomIds.warning`` reads of a skeleton only its first two ids and its
-        first plain one)."""
+        first two plain ones)."""
         ids = self.names.ids
         new = ids.ids()[self._known :]
         self._known = len(ids)
@@ -629,6 +629,9 @@ class RoomState:
                 out.update(self._named_like.get(key, ()))
             if ids.first_plain(key) == user_id:  # the ids not plain imitate it now
                 out.update(self._suspect.get(key, ()))
+            if ids.second_plain(key) == user_id:  # the first plain one is marked now
+                out.add(user_id)
+                out.add(ids.first_plain(key) or user_id)
         return out
 
     def members(

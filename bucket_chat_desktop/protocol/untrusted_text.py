@@ -25,6 +25,7 @@ and invisible-character checks do not depend on the table.
 
 from __future__ import annotations
 
+import difflib
 import html
 import unicodedata
 from collections.abc import Iterable
@@ -434,11 +435,57 @@ def id_warning(sender_id: str) -> str | None:
     return "This id may imitate another: " + "; ".join(unique) + "."
 
 
+def _named(chars: str) -> str:
+    """Characters by code point and name (never themselves: they may be invisible or
+    look like others), or "nothing"."""
+    if not chars:
+        return "nothing"
+    return ", ".join(
+        f"U+{ord(c):04X} {unicodedata.name(c)}" if unicodedata.name(c, "") else f"U+{ord(c):04X}"
+        for c in chars[:3]
+    ) + (f" and {len(chars) - 3} more" if len(chars) > 3 else "")
+
+
+@lru_cache(maxsize=4096)
+def id_difference(sender_id: str, other: str) -> str | None:
+    """Where two ids that look alike differ, spelled out by character name: on screen
+    "aIice" and "alice" may be the same pixels, "LATIN CAPITAL LETTER I" and "LATIN
+    SMALL LETTER L" are not. None when they are equal; at most two places are named."""
+    if sender_id == other:
+        return None
+    a, b = sender_id[: ID_LIMIT * 2], other[: ID_LIMIT * 2]
+    places = [
+        (i1, a[i1:i2], b[j1:j2])
+        for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes()
+        if tag != "equal"
+    ]
+    if not places:
+        return None
+    said = [_one_difference(at, mine, theirs) for at, mine, theirs in places[:2]]
+    more = f" (and {len(places) - 2} more places)" if len(places) > 2 else ""
+    return "Where they differ: " + "; ".join(said) + more + "."
+
+
+def _one_difference(at: int, mine: str, theirs: str) -> str:
+    where = (
+        f"character {at + 1} is" if len(mine) == 1 else f"characters {at + 1}–{at + len(mine)} are"
+    )
+    if not theirs:
+        return f"{where} {_named(mine)}, which the other does not have"
+    if not mine:
+        after = f"after character {at}" if at else "at the start"
+        return f"the other has {_named(theirs)} {after}"
+    return f"{where} {_named(mine)} where the other has {_named(theirs)}"
+
+
 class RoomIds:
     """The sender ids of one room in the order they were first seen, and which of them
     look like another. Of two ids that look the same, the one marked is the one whose own
-    characters are suspect (mixed scripts, invisible characters…); when neither or both
-    are, the later one: whoever wrote first under a look is taken as its owner."""
+    characters are suspect (mixed scripts, invisible characters…). When neither is, both
+    are marked: which of two plain ids wrote first cannot decide who owns the look, as
+    a writer chooses the dates of its own events — an impostor whose events are dated
+    years back would come first, and the real sender would be marked instead. Two ids
+    with suspect characters are each marked by their own warning."""
 
     def __init__(self) -> None:
         # skeleton -> its first two ids, first seen first: all a question reads of a
@@ -451,6 +498,8 @@ class RoomIds:
         self._own: dict[str, str | None] = {}
         self._skeleton: dict[str, str] = {}
         self._first_plain: dict[str, str] = {}
+        # per skeleton, its second plain id: with one, every plain id of it is marked
+        self._second_plain: dict[str, str] = {}
         self._sealed = False
 
     def sealed_copy(self) -> RoomIds:
@@ -461,6 +510,7 @@ class RoomIds:
         copy._own = dict(self._own)
         copy._skeleton = dict(self._skeleton)
         copy._first_plain = dict(self._first_plain)
+        copy._second_plain = dict(self._second_plain)
         copy._sealed = True
         return copy
 
@@ -477,7 +527,10 @@ class RoomIds:
         if len(head) < 2:
             self._groups[key] = (*head, sender_id)
         if own is None:
-            self._first_plain.setdefault(key, sender_id)
+            if key not in self._first_plain:
+                self._first_plain[key] = sender_id
+            else:
+                self._second_plain.setdefault(key, sender_id)
 
     def skeleton_of(self, sender_id: str) -> str:
         """The skeleton of an id added (what it looks like)."""
@@ -494,6 +547,11 @@ class RoomIds:
     def first_plain(self, key: str) -> str | None:
         """The first plain id that looks like ``key``, a skeleton."""
         return self._first_plain.get(key)
+
+    def second_plain(self, key: str) -> str | None:
+        """The second plain id that looks like ``key``, a skeleton: once there is one,
+        the first is marked as well."""
+        return self._second_plain.get(key)
 
     def update(self, ids: Iterable[str]) -> None:
         for sender_id in ids:
@@ -518,9 +576,12 @@ class RoomIds:
             if first_plain is not None:
                 return first_plain  # never sender_id itself: it is not plain
             return next((i for i in group[:2] if i != sender_id), None)
-        # A plain id is marked only for a plain id that came before it: the group's first
-        # plain id (an id not added yet comes after all of them).
-        return first_plain if first_plain != sender_id else None
+        # A plain id is marked for any other plain id that looks the same: the group's
+        # first plain id, and the first plain id for the second (an id not added yet
+        # comes after all of them).
+        if first_plain != sender_id:
+            return first_plain
+        return self._second_plain.get(key)
 
     def warning(self, sender_id: str, display_name: str | None = None) -> str | None:
         """``id_warning`` plus "looks like <other id>" when another id of the room looks
@@ -532,11 +593,16 @@ class RoomIds:
         other = self.lookalike_of(sender_id)
         if other is not None:
             if not own:
-                parts.append("This id may imitate another.")
+                parts.append(
+                    "Two senders here have ids that look alike: either may imitate the other."
+                )
             parts.append(
                 f"It looks like {terminal_safe(other, limit=ID_LIMIT)}, a different sender"
-                + (" who wrote in this room first." if not own else ".")
+                + (" in this room: compare their keys to tell them apart." if not own else ".")
             )
+            difference = id_difference(sender_id, other)
+            if difference:
+                parts.append(difference)
         if display_name:
             group = self._groups.get(skeleton(display_name), ())
             named = next((i for i in group[:2] if i != sender_id), None)

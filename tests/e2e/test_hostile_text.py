@@ -185,3 +185,54 @@ def test_search_escapes_every_hit_and_marks_the_impostor(planted: Device) -> Non
     assert _bad(as_json) == []
     (found,) = json.loads(as_json)["hits"]
     assert found["sender_id"] == IMPOSTOR and "CLEAN" in found["snippet"]
+
+
+BACKDATER = "aIice@example.com"  # capital I for the l: plain ASCII, reads as alice's id
+
+
+def test_a_backdated_plain_look_alike_does_not_make_the_real_sender_the_impostor(
+    tmp_path: Path,
+) -> None:
+    """Red team: ``aIice@example.com`` dated its events 2000-01-01. The look-alike rule
+    took "who wrote first" as the owner of a look, so ``history`` marked the real alice
+    as imitating the impostor, and the impostor's lines carried no mark. Neither id has
+    suspect letters, and dates are the writer's to choose: both are marked now."""
+    store = tmp_path / "store"
+    room = store / "rooms" / ROOM
+    room.mkdir(parents=True)
+    alice, impostor = SigningKey(b"\x01" * 32), SigningKey(b"\x02" * 32)
+    (room / "metadata.json").write_bytes(
+        build_metadata(
+            room_id=ROOM,
+            name="Team",
+            created_at="2026-06-01T00:00:00.000Z",
+            creator_id=ALICE,
+            signing_key=alice,
+        )
+    )
+    text = {"msgtype": "m.text"}
+    _write(store, ALICE, alice, _events(alice, ALICE, [(MESSAGE, {**text, "body": "hi"})], T0))
+    backdated = 946_684_800_000  # 2000-01-01
+    _write(
+        store,
+        BACKDATER,
+        impostor,
+        _events(impostor, BACKDATER, [(MESSAGE, {**text, "body": "new bank details"})], backdated),
+    )
+    home = tmp_path / "reader"
+    home.mkdir()
+    reader = Device(home, store, "reader@example.com")
+
+    lines = reader.run("history", "--room-id", ROOM).stdout.splitlines()
+    real = [line for line in lines if ALICE in line and line.endswith("  hi")]
+    fake = [line for line in lines if BACKDATER in line and line.endswith("new bank details")]
+    assert len(real) == 1 and len(fake) == 1, lines
+    assert "[!LOOK-ALIKE ID]" in fake[0]
+    assert "[!LOOK-ALIKE ID]" in real[0]  # two plain ids alike: neither owns the look
+    notes = "\n".join(lines)
+    assert f"looks like {ALICE}" in notes and f"looks like {BACKDATER}" in notes
+    assert "wrote in this room first" not in notes
+
+    out = reader.run("verify", "--room-id", ROOM, check=False).stdout
+    assert "Ids that may imitate someone else" in out
+    assert f"looks like {ALICE}" in out and f"looks like {BACKDATER}" in out

@@ -83,6 +83,7 @@ PROTOCOL_EXTERNAL = {
     "contextlib",
     "copy",
     "dataclasses",
+    "difflib",
     "enum",
     "functools",
     "gc",

@@ -121,6 +121,13 @@ def _full(rows: Any, disputed: frozenset[str]) -> Roster:
     cuts=[2, 3],
     again=True,
 )
+# A second plain id that looks like the first, after two suspect ones filled the group's
+# first two: the first plain id's warning changes too (both plain ones are marked).
+@example(
+    steps=[(0, 0, "join", 0), (2, 0, "join", 0), (5, 0, "join", 0), (4, 0, "join", 0)],
+    cuts=[3],
+    again=False,
+)
 @example(  # a ban, a rename, a key change that says "leave": the order and who is gone
     steps=[
         (1, 0, "join", 1),
