@@ -28,7 +28,7 @@ from bucket_chat_desktop.gui.widgets.members_panel import (
 )
 from bucket_chat_desktop.index import Index
 from bucket_chat_desktop.keys.identity import Identity, display_fingerprint
-from bucket_chat_desktop.protocol.audit import Timeline
+from bucket_chat_desktop.protocol.audit import DEVICE_ADD_FIELD, Timeline
 from bucket_chat_desktop.protocol.canonical import b64encode
 from bucket_chat_desktop.protocol.event import MEMBER
 from bucket_chat_desktop.protocol.ids import client_id_for
@@ -423,6 +423,15 @@ def test_an_introduction_is_accepted_only_after_the_person_confirms_the_introduc
 
     qtbot.waitUntil(lambda: key_text(other) in alice_devices(), timeout=20_000)
     assert alice_devices()[key_text(other)] is DeviceState.KEY_CHANGED
+
+    def introduced() -> bool:  # the tablet's statement is read, not only its message
+        timeline = app.controller.result(app.key).timeline
+        return any(
+            a.event.sender_key == key_text(other) and DEVICE_ADD_FIELD in a.event.content
+            for a in timeline
+        )
+
+    qtbot.waitUntil(introduced, timeout=20_000)
 
     def sent_joins() -> list[dict[str, Any]]:
         timeline = app.controller.result(app.key).timeline
