@@ -37,7 +37,7 @@ log = logging.getLogger("bucket_chat.index")
 P = ParamSpec("P")
 R = TypeVar("R")
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -170,6 +170,27 @@ _MIGRATIONS: dict[int, str] = {
     # one is kept. Rooms read before have none: the next metadata read is kept.
     6: """
     ALTER TABLE rooms ADD COLUMN metadata BLOB;
+    """,
+    # Trust on first use is a room's (``room_id``): a key first seen in one room decided
+    # who spoke for that id in every room of the storage, so a member who wrote as
+    # alice@… in a room of their own, read first, was trusted as alice where she writes
+    # and her own key was the one "changed". The keys a person confirmed and this
+    # device's own key stay storage-wide (``room_id`` ''). Pins of the old kind name no
+    # room: dropped, each room pins again at its next whole read (a sender it cannot
+    # decide is a ``key-conflict`` until then, never an impostor trusted).
+    7: """
+    CREATE TABLE pins_by_room (
+        sender_id TEXT NOT NULL,
+        sender_key TEXT NOT NULL,
+        source TEXT NOT NULL,
+        first_seen INTEGER NOT NULL,
+        room_id TEXT NOT NULL,
+        PRIMARY KEY (sender_id, sender_key, room_id)
+    );
+    INSERT INTO pins_by_room
+        SELECT sender_id, sender_key, source, first_seen, '' FROM pins WHERE source != 'tofu';
+    DROP TABLE pins;
+    ALTER TABLE pins_by_room RENAME TO pins;
     """,
 }
 
@@ -1146,19 +1167,30 @@ class Index:
     # -- trust pins ------------------------------------------------------------------------------
 
     @_locked
-    def pins(self) -> dict[str, set[str]]:
+    def pins(self, room_id: str) -> dict[str, set[str]]:
+        """The keys pinned for the audits of ``room_id``: that room's trust on first use,
+        and the storage-wide pins (keys the person confirmed, this device's own)."""
         out: dict[str, set[str]] = {}
-        for sender, key in self._db.execute("SELECT sender_id, sender_key FROM pins"):
+        rows = self._db.execute(
+            "SELECT sender_id, sender_key FROM pins WHERE room_id IN ('', ?)", (room_id,)
+        )
+        for sender, key in rows:
             out.setdefault(sender, set()).add(key)
         return out
 
     @_locked
-    def add_pins(self, pairs: Iterable[tuple[str, str]], source: str = "tofu") -> None:
+    def add_pins(
+        self, pairs: Iterable[tuple[str, str]], source: str = "tofu", room_id: str = ""
+    ) -> None:
+        """Pin keys: trust on first use (``tofu``) for the room it was read in, which
+        must be named; other sources (``own``) for every room."""
+        if (source == "tofu") != bool(room_id):
+            raise ValueError("trust on first use is pinned for one room, and only it")
         now = int(time.time())
         with self._db:
             self._db.executemany(
-                "INSERT OR IGNORE INTO pins VALUES (?, ?, ?, ?)",
-                [(s, k, source, now) for s, k in pairs],
+                "INSERT OR IGNORE INTO pins VALUES (?, ?, ?, ?, ?)",
+                [(s, k, source, now, room_id) for s, k in pairs],
             )
 
     @_locked
@@ -1180,8 +1212,8 @@ class Index:
     def mark_verified(self, sender_id: str, sender_key: str) -> None:
         with self._db:
             self._db.execute(
-                "INSERT INTO pins VALUES (?, ?, 'user', ?) ON CONFLICT (sender_id, sender_key) "
-                "DO UPDATE SET source = 'user'",
+                "INSERT INTO pins VALUES (?, ?, 'user', ?, '') "
+                "ON CONFLICT (sender_id, sender_key, room_id) DO UPDATE SET source = 'user'",
                 (sender_id, sender_key, int(time.time())),
             )
 

@@ -347,7 +347,7 @@ class RoomKeeper:
                     # saved): they stay as they are, one audit's in its order, until the
                     # pass's final audit rewrites them (the segments are cached already)
                     if complete and not room.partial:
-                        self._pin(new)
+                        self._pin(room.room_id, new)
                 if not placed.inserted:
                     return self._whole(new, fetched), None, result, complete
                 # Rows behind one dated a little ahead, exactly where a full audit puts
@@ -361,7 +361,7 @@ class RoomKeeper:
         room.audit_owed = False
         first = room.result is None
         pins = (
-            self._engine.index.pins() if self._engine.index is not None else {}
+            self._engine.index.pins(room.room_id) if self._engine.index is not None else {}
         )  # full audits only
         room.result = room.ledger.audit(
             pins, complete=complete, partial=complete and partial, now_ms=now_ms()
@@ -374,7 +374,7 @@ class RoomKeeper:
             self._engine.index.save_audit(room.room_id, room.result, history_complete=whole)
             room.saved_audit = room.result.audit_number
             if whole:  # trust on first use only from the whole history
-                self._pin(room.result.timeline)
+                self._pin(room.room_id, room.result.timeline)
         self._note_shown(room)
         return None, None, room.result, complete
 
@@ -393,16 +393,17 @@ class RoomKeeper:
         }
         return [a._replace(event=whole.get((a.path, a.line), a.event)) for a in items]
 
-    def _pin(self, items: Iterable[Any]) -> None:
-        """Pin the keys of verified events (trust on first use): only ever from an audit
-        of the whole history."""
+    def _pin(self, room_id: str, items: Iterable[Any]) -> None:
+        """Pin the keys of verified events (trust on first use) for their room: only ever
+        from an audit of the whole history."""
         assert self._engine.index is not None
         self._engine.index.add_pins(
             {
                 (a.event.sender_id, a.event.sender_key)
                 for a in items
                 if a.state is TrustState.VERIFIED and a.event.sender_key
-            }
+            },
+            room_id=room_id,
         )
 
     @staticmethod
@@ -568,7 +569,7 @@ class RoomKeeper:
         assert index is not None
         if cached is None:
             cached = read_cached(index, room.room_id, eager=False)
-        complete = self._apply_cached(room, cached, index.pins())
+        complete = self._apply_cached(room, cached, index.pins(room.room_id))
         if room is self._engine.rooms.get(room.room_id):
             if room.result is not None:
                 room.complete = complete
@@ -636,7 +637,7 @@ class RoomKeeper:
         room = RoomState(room_id, RoomLedger(room_id))
 
         def rebuild(index: Index) -> bool:  # a room nobody else holds: built where it is read
-            return self._apply_cached(room, read_cached(index, room_id, False), index.pins())
+            return self._apply_cached(room, read_cached(index, room_id, False), index.pins(room_id))
 
         room.complete = await self._engine._read(rebuild)
         if room.result is None:

@@ -152,3 +152,75 @@ def test_forged_relations_are_reported_and_change_nothing(
     assert len(after["events"]) == len(before) + 2
     text_after = reader.run("history", "--room-id", ROOM).stdout.splitlines()
     assert text_after[: len(text_before.splitlines())] == text_before.splitlines()
+
+
+def _signed(key: SigningKey, room: str, drafts: list[Any], ts: int) -> list[Event]:
+    """A chain of ``key``'s events in ``room`` claiming alice, as an impostor writes it."""
+    out: list[Event] = []
+    prev: str | None = None
+    for event_type, content in drafts:
+        ts += 1000
+        n = next(_uuids)
+        ev = build_event(
+            room_id=room,
+            sender_id=ALICE,
+            event_type=event_type,
+            content=content,
+            timestamp_ms=ts,
+            unique=f"{n:08x}-0000-4000-8000-{n:012x}",
+            prev_event_hash=prev,
+            signing_key=key,
+        )
+        out.append(ev)
+        prev = ev.hash
+    return out
+
+
+def test_a_key_trusted_in_one_room_does_not_speak_for_its_id_in_another(
+    device, store: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """Red team: a member wrote as alice@… with a key of their own in a room of their own,
+    where alice never wrote; a reader who read that room first trusted that key as alice
+    (trust on first use) — for the whole storage. In the room where the real alice
+    writes, that key's edit of her message was applied ("pay MALLORY $5000") and her own
+    key was the one "changed". Trust on first use is now a room's: there, two keys
+    nobody introduced claim alice, a key-conflict, and the forged edit changes nothing."""
+    alice = device("alice", ALICE)
+    reader = device("reader", "reader@example.com", setup=False)
+    alice.user("create-room", "--room-id", ROOM, "--name", "Payments")
+    pay = sent(alice.user("send", "--room-id", ROOM, "pay bob $500"))
+    mallory = SigningKey(b"\x4d" * 32)
+    t0 = 1_780_000_000_000
+    own_room = _signed(
+        mallory,
+        "drinks",
+        [
+            ("m.room.member", {"membership": "join", "displayname": "Alice"}),
+            ("m.room.message", {"body": "drinks at six?", "msgtype": "m.text"}),
+        ],
+        t0,
+    )
+    forged = _signed(
+        mallory,
+        ROOM,
+        [
+            ("m.room.member", {"membership": "join", "displayname": "Alice"}),
+            (EDIT, {"replaces": pay, "new_content": {"body": "pay MALLORY $5000"}}),
+        ],
+        t0,
+    )
+    for events in (own_room, forged):
+        path = store / path_for(events, "mallory", 0)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(encode_segment(events))
+
+    drinks = json.loads(reader.run("history", "--room-id", "drinks", "--json").stdout)
+    assert {e["trust"] for e in drinks["events"]} == {"verified"}  # first use, in that room
+    for _ in range(2):  # the first read, and one from the cache
+        history = json.loads(reader.run("history", "--room-id", ROOM, "--json").stdout)
+        shown = {e["event_id"]: e for e in history["events"]}
+        assert shown[pay]["body"] == "pay bob $500" and shown[pay]["edited"] is None
+        assert "key-conflict" in {f["kind"] for f in history["findings"]}
+        assert "MALLORY" not in json.dumps(history["events"])
+    out = reader.run("history", "--room-id", ROOM).stdout
+    assert "pay bob $500" in out and "MALLORY" not in out

@@ -288,7 +288,7 @@ def test_mark_as_verified_asks_then_pins_the_key_in_the_index(
     shot(dialog, "verify_device_dialog", tmp_path)
     dialog.confirm_button.click()
     qtbot.waitUntil(lambda: app.index.user_verified_keys() == {key_text(BOB)})
-    assert key_text(BOB) in app.index.pins()["bob@example.com"]
+    assert key_text(BOB) in app.index.pins(ROOM)["bob@example.com"]
     qtbot.waitUntil(lambda: row_for(key_text(BOB)).confirm_button is None)
     assert row_for(key_text(BOB)).device.state is DeviceState.CONFIRMED
     assert row_for(key_text(BOB_PHONE)).confirm_button is not None

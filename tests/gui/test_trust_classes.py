@@ -468,7 +468,7 @@ def test_a_segment_that_cannot_be_read_is_no_verdict_and_pins_nothing(
     assert rows and all(i.data(Roles.Trust) == "unverified" for i in rows)
     assert all("could not be read" in tooltip_html(i) for i in rows)
     # ... and nothing is pinned but Carol's own key
-    assert app.index.pins() == {CAROL_ID: {key_text(CAROL)}}
+    assert app.index.pins(ROOM) == {CAROL_ID: {key_text(CAROL)}}
     app.open_members(qtbot)
     for user in app.features.members_model.members:
         assert {d.state for d in user.devices} == {DeviceState.UNVERIFIED}
@@ -484,7 +484,7 @@ def test_a_segment_that_cannot_be_read_is_no_verdict_and_pins_nothing(
     qtbot.waitUntil(lambda: not app.kinds(), timeout=20_000)
     qtbot.waitUntil(lambda: not app.window.banner.isVisible())
     assert all(i.data(Roles.Trust) == "verified" for i in app.rows())
-    assert app.index.pins() == {
+    assert app.index.pins(ROOM) == {
         CAROL_ID: {key_text(CAROL)},
         ALICE_ID: {key_text(ALICE)},
         BOB_ID: {key_text(BOB)},
@@ -530,7 +530,7 @@ def test_an_impostor_writing_while_the_room_is_open_turns_it_into_a_conflict(
     assert not app.kinds() and not app.window.banner.isVisible()
     app.open_members(qtbot)
     # Carol trusted alice's only key on first use (pinned): a later key is "key changed"
-    assert app.index.pins()[ALICE_ID] == {key_text(ALICE)}
+    assert app.index.pins(ROOM)[ALICE_ID] == {key_text(ALICE)}
 
     async def impostor_writes() -> None:
         fake = writer(LocalStorage(app.store), ALICE_ID, IMPOSTOR, "Alice", Clock(T0 - DAY))

@@ -96,7 +96,9 @@ def test_reopening_keeps_data(db_path: Path) -> None:
     index = Index.open(db_path, "url-1")
     index.add_segment(ROOM, path, len(data), "etag-1", indexed(path, events), [])
     index.save_audit(ROOM, _audit((path, data)), history_complete=True)
-    index.add_pins([("alice@example.com", public_key_text(SigningKey(bytes([1]) * 32)))])
+    index.add_pins(
+        [("alice@example.com", public_key_text(SigningKey(bytes([1]) * 32)))], room_id=ROOM
+    )
     index.set_cursor("activity:2025-09-14", "activity/2025-09-14/x")
     index.close()
 
@@ -105,7 +107,7 @@ def test_reopening_keeps_data(db_path: Path) -> None:
         assert again.known_segments(ROOM) == {path: len(data)}
         assert again.timeline_length(ROOM) == 3
         assert [r.event for r in again.newest(ROOM, 10)] == events
-        assert set(again.pins()) == {"alice@example.com"}
+        assert set(again.pins(ROOM)) == {"alice@example.com"}
         assert again.cursor("activity:2025-09-14") == "activity/2025-09-14/x"
         assert again.cursor("storage_url") == "url-1"
     finally:
@@ -272,17 +274,59 @@ def test_findings_are_replaced_per_room(db_path: Path) -> None:
 def test_pins_tofu_and_user_verified(db_path: Path) -> None:
     index = Index.open(db_path)
     try:
-        assert index.pins() == {} and index.user_verified_keys() == set()
-        index.add_pins([("alice@x", "K1"), ("alice@x", "K2"), ("bob@x", "K3")])
-        index.add_pins([("alice@x", "K1")])  # again: ignored
-        assert index.pins() == {"alice@x": {"K1", "K2"}, "bob@x": {"K3"}}
+        assert index.pins("r") == {} and index.user_verified_keys() == set()
+        index.add_pins([("alice@x", "K1"), ("alice@x", "K2"), ("bob@x", "K3")], room_id="r")
+        index.add_pins([("alice@x", "K1")], room_id="r")  # again: ignored
+        assert index.pins("r") == {"alice@x": {"K1", "K2"}, "bob@x": {"K3"}}
         assert index.user_verified_keys() == set()
         index.mark_verified("alice@x", "K2")  # a tofu pin is promoted
         index.mark_verified("carol@x", "K4")  # a new one is added
         assert index.user_verified_keys() == {"K2", "K4"}
-        index.add_pins([("carol@x", "K4")])  # tofu never demotes a user verification
+        index.add_pins([("carol@x", "K4")], room_id="r")  # never demotes a user verification
         assert index.user_verified_keys() == {"K2", "K4"}
-        assert index.pins()["carol@x"] == {"K4"}
+        assert index.pins("r")["carol@x"] == {"K4"}
+    finally:
+        index.close()
+
+
+def test_trust_on_first_use_is_a_rooms_own(db_path: Path) -> None:
+    """A key pinned on first use in one room does not speak for its id in another; the
+    keys a person confirmed, and this device's own, do in every room."""
+    index = Index.open(db_path)
+    try:
+        index.add_pins([("alice@x", "K-impostor")], room_id="their-room")
+        index.add_pins([("me@x", "K-me")], source="own")
+        assert index.pins("their-room") == {"alice@x": {"K-impostor"}, "me@x": {"K-me"}}
+        assert index.pins("payments") == {"me@x": {"K-me"}}
+        index.mark_verified("bob@x", "K-bob")
+        assert index.pins("payments")["bob@x"] == {"K-bob"}
+        with pytest.raises(ValueError):
+            index.add_pins([("alice@x", "K")])  # trust on first use names its room
+        with pytest.raises(ValueError):
+            index.add_pins([("alice@x", "K")], source="own", room_id="payments")
+    finally:
+        index.close()
+
+
+def test_pins_of_the_storage_wide_kind_are_migrated(db_path: Path) -> None:
+    """Schema 6 kept trust on first use for the whole storage: those pins name no room
+    and are dropped (each room pins again at its next whole read); the person's own
+    confirmations and this device's key are kept for every room."""
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(db_path)
+    for version in range(1, 7):
+        conn.executescript(_MIGRATIONS[version])
+    conn.execute("PRAGMA user_version = 6")
+    conn.executemany(
+        "INSERT INTO pins VALUES (?, ?, ?, 0)",
+        [("alice@x", "K-first-seen", "tofu"), ("bob@x", "K-bob", "user"), ("me@x", "K", "own")],
+    )
+    conn.commit()
+    conn.close()
+    index = Index.open(db_path)
+    try:
+        assert index.pins("any-room") == {"bob@x": {"K-bob"}, "me@x": {"K"}}
+        assert index.user_verified_keys() == {"K-bob"}
     finally:
         index.close()
 

@@ -300,7 +300,9 @@ def test_newest_first_open_shows_a_partial_room_then_the_complete_audit(tmp_path
     rec = Recorder()
     pins_seen: list[tuple[bool, dict[str, set[str]]]] = []
     rec.hooks.append(
-        lambda e: pins_seen.append((e.complete, spy.pins())) if isinstance(e, RoomLoaded) else None
+        lambda e: (
+            pins_seen.append((e.complete, spy.pins(ROOM))) if isinstance(e, RoomLoaded) else None
+        )
     )
 
     async def go() -> None:

@@ -98,7 +98,7 @@ def open_with(
 
 def pinned_index(tmp_path: Path) -> Index:
     index = Index.open(tmp_path / "index.sqlite3")
-    index.add_pins([(ALICE, ktext(1)), (BOB, ktext(2))])
+    index.add_pins([(ALICE, ktext(1)), (BOB, ktext(2))], room_id=ROOM)
     return index
 
 
@@ -124,7 +124,7 @@ def test_a_failed_listing_part_way_is_not_a_final_verdict(tmp_path: Path) -> Non
     unread = next(f for f in room.result.errors if f.kind is Kind.UNREAD)
     assert "no answer listing" in unread.message and "not final" in unread.message
     # nothing was pinned from a partial read, and the index knows history is incomplete
-    assert index.pins() == {ALICE: {ktext(1)}, BOB: {ktext(2)}}
+    assert index.pins(ROOM) == {ALICE: {ktext(1)}, BOB: {ktext(2)}}
     assert not {r["room_id"]: r for r in index.rooms()}[ROOM]["history_complete"]
     index.close()
 

@@ -48,7 +48,7 @@ def test_a_cached_abandoned_segment_keeps_trust_on_first_use_off(tmp_path: Path)
         index.add_prepared(ROOM, [(bad_path, 1, None, bad)])
 
         room = RoomState(ROOM, RoomLedger(ROOM))
-        complete = RoomKeeper._apply_cached(room, read_cached(index, ROOM), index.pins())
+        complete = RoomKeeper._apply_cached(room, read_cached(index, ROOM), index.pins(ROOM))
         assert room.partial and room.result is not None
         keeper_says = room.ledger.audit({}, complete=complete, partial=complete and room.partial)
         assert [(a.state, a.reason) for a in room.result.timeline] == [
