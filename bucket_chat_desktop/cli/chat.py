@@ -10,13 +10,10 @@ from __future__ import annotations
 import asyncio
 import sys
 import threading
-from collections.abc import Iterable
 from typing import Any
 
-from ..protocol.audit import Assessed, AuditResult
 from ..protocol.event import MESSAGE, has_lone_surrogate
-from ..protocol.relations import TYPING, Relations
-from ..protocol.untrusted_text import RoomIds, display_name_safe, terminal_safe
+from ..protocol.untrusted_text import terminal_safe
 from ..storage.base import Storage, StorageError
 from ..sync.client import ChatClient, RoomRef
 from ..sync.events import (
@@ -30,8 +27,10 @@ from ..sync.events import (
 from ..sync.stopping import stop_tasks
 from ..sync.watched import NoAnswerError, interactive_deadline
 from . import format as fmt
+from .live import LivePrinter, room_findings
 
 PROMPT = "> "
+OPENING_LINES = 20  # messages of the room printed when the chat opens
 
 readline: Any
 try:  # readline lets us redraw the typed line under an incoming message (POSIX)
@@ -40,52 +39,21 @@ except ImportError:  # pragma: no cover - Windows
     readline = None
 
 
-class _Screen:
-    def __init__(self, interactive: bool, own_key: str) -> None:
-        self.interactive = interactive
-        self.own_key = own_key
-        # (event id, path, line): an id signed by two devices is two rows (section 6)
-        self.shown: set[tuple[str, str, int]] = set()
-        self.reported = 0
-        self.ready = False
-        self.ids = RoomIds()
-        self.related: set[tuple[str, str | None]] = set()
+class _Screen(LivePrinter):
+    """The chat's terminal: ``LivePrinter``'s lines, printed above the line being typed."""
 
-    def say(self, text: str) -> None:
+    def __init__(self, interactive: bool, own_key: str) -> None:
+        super().__init__(self._say, own_key)
+        self.interactive = interactive
+        self.ready = False
+
+    def _say(self, text: str) -> None:
         if self.interactive and readline is not None and self.ready:
             typed = readline.get_line_buffer()
             sys.stdout.write(f"\r\x1b[K{text}\n{PROMPT}{typed}")
         else:
             sys.stdout.write(text + "\n")
         sys.stdout.flush()
-
-    def events(self, items: Iterable[Assessed], *, echo_own: bool) -> None:
-        for item in items:
-            self.ids.add(item.event.sender_id)
-            copy = (item.event.event_id, item.path, item.line)
-            if copy in self.shown:
-                continue
-            self.shown.add(copy)
-            if item.event.type == TYPING:  # read and ignored (PROTOCOL.md 18.6), not printed
-                continue
-            if echo_own or item.event.sender_key != self.own_key:
-                self.say(fmt.event_line(item, self.ids))
-
-    def findings(self, result: AuditResult) -> None:
-        errors = result.errors
-        for f in errors[self.reported :]:
-            self.say(f"! {f.kind.value}: {terminal_safe(f.message)} ({terminal_safe(f.where())})")
-        self.reported = max(self.reported, len(errors))
-
-    def relation_findings(self, rel: Relations | None) -> None:
-        """Forged or malformed relations (PROTOCOL.md section 18), each said once."""
-        for f in rel.findings if rel is not None else ():
-            seen = (f.kind.value, f.event_id)
-            if seen not in self.related:
-                self.related.add(seen)
-                self.say(
-                    f"! {f.kind.value}: {terminal_safe(f.message)} ({terminal_safe(f.where())})"
-                )
 
 
 async def _read_on(client: ChatClient, ref: RoomRef) -> None:
@@ -103,9 +71,8 @@ async def run_chat(storage: Storage, room_id: str, identity: Any, displayname: s
             if not screen.ready:
                 return  # the history is printed once the room is open
             items = event.result.timeline if isinstance(event, RoomLoaded) else event.items
-            screen.events(items, echo_own=False)
-            screen.findings(event.result)
-            screen.relation_findings(event.relations)
+            screen.arrived(items, event.result.timeline, event.relations, echo_own=False)
+            screen.findings(room_findings(event))  # an append's: no metadata read
         elif isinstance(event, OutboxChanged) and event.state == "failed":
             screen.say(f"! not sent yet: {terminal_safe(event.error)} (will retry)")
         elif isinstance(event, StorageStatus):
@@ -145,16 +112,14 @@ async def run_chat(storage: Storage, room_id: str, identity: Any, displayname: s
             )
             reading = asyncio.create_task(_read_on(client, ref))
         assert room is not None
-        name = display_name_safe(room.metadata.name, fmt.TITLE_LIMIT) if room.metadata else ""
-        title = terminal_safe(name or room_id)
-        print(f"# {title} — type a message and press Enter; /quit or Ctrl-D to leave")
         result = room.result
-        if result is not None:
-            screen.ids.update(a.event.sender_id for a in result.timeline)
-            screen.events(result.timeline[-20:], echo_own=True)
-            screen.shown.update((a.event.event_id, a.path, a.line) for a in result.timeline)
-            screen.findings(result)
-            screen.relation_findings(room.relations)
+        # as ``history`` titles it: whose signature the name carries, and whether it is
+        # the creator's (a member can rewrite metadata.json under the creator's id)
+        title = fmt.room_title(room.metadata, room_id, result.authorized if result else None)
+        print(f"# {title} — type a message and press Enter; /quit or Ctrl-D to leave")
+        if result is not None and room.relations is not None:
+            screen.opening(result, room.relations, OPENING_LINES)
+        screen.findings(room_findings(room))
         if stale:
             screen.say(stale)
         screen.ready = True

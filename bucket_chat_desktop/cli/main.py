@@ -27,12 +27,9 @@ from ..protocol import relation_drafts as drafting
 from ..protocol.audit import AuditResult
 from ..protocol.canonical import b64encode
 from ..protocol.event import MEMBER, MESSAGE, Event, has_lone_surrogate
-from ..protocol.findings import Kind
+from ..protocol.findings import Kind, Severity
 from ..protocol.ids import InvalidRoomIdError, check_room_id
 from ..protocol.metadata import check_signer
-from ..protocol.relations import (
-    TYPING,
-)
 from ..protocol.untrusted_text import RoomIds, terminal_safe
 from ..storage import Storage, StorageError, open_storage
 from ..sync.client import ChatClient, RoomRef
@@ -50,6 +47,7 @@ from ..sync.writer import RoomError
 from . import format as fmt
 from . import related
 from .export_cmd import add_export_parser, run_export
+from .live import LivePrinter, room_findings
 from .storage_cmd import add_storage_parser, cmd_storage
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR, EXIT_QUEUED, EXIT_NO_ANSWER = 0, 1, 2, 3, 4
@@ -715,28 +713,29 @@ async def cmd_sync(args: argparse.Namespace) -> int:
     status is 4 (``_sync_unanswered``); what is queued stays in the outbox."""
     storage = _storage(args)
     room_id = _room_id(args)
-    shown: set[str] = set()
-    ids = RoomIds()
+    printer = LivePrinter(lambda text: print(text, flush=True))
     final = [False]  # whether the last audit was of the whole history
+    opened = [False]
 
-    def show(result: AuditResult) -> None:
+    def show(view: Any, items: Any = None) -> None:
         # An audit made while older history still loads accepts keys provisionally
         # (PROTOCOL.md section 16): a backdated impostor would print as [verified] and a
-        # printed line is never taken back. Only the verdicts of the whole history print.
-        if not final[0]:
+        # printed line is never taken back. Only the verdicts of the whole history print,
+        # as ``history`` prints them (a deleted message never with its text).
+        if not final[0] or not args.follow or view.relations is None:
             return
-        for item in result.timeline:
-            if item.event.event_id not in shown:
-                shown.add(item.event.event_id)
-                ids.add(item.event.sender_id)
-                if args.follow and item.event.type != TYPING:  # ignored (section 18.6)
-                    print(fmt.event_line(item, ids), flush=True)
+        if not opened[0]:
+            opened[0] = True
+            printer.opening(view.result, view.relations, None)
+        else:
+            new = view.result.timeline if items is None else items
+            printer.arrived(new, view.result.timeline, view.relations, echo_own=True)
 
     def listener(event: Any) -> None:
         if isinstance(event, RoomLoaded | EventsAppended) and event.room_id == room_id:
             if isinstance(event, RoomLoaded):
                 final[0] = event.complete
-            show(event.result)
+            show(event, event.items if isinstance(event, EventsAppended) else None)
 
     seconds = interactive_deadline()
     reading: list[asyncio.Task[None]] = []  # --follow: the room read on in the background
@@ -757,7 +756,7 @@ async def cmd_sync(args: argparse.Namespace) -> int:
                 return code
             if cached is not None and cached.result is not None:
                 final[0] = cached.complete and not cached.partial  # final verdicts print
-                show(cached.result)
+                show(cached)
                 final[0] = False  # then those of the storage's own read, once whole
             # Read on in the background (its metadata read waits for the storage too):
             # new messages print once the storage answers.
@@ -775,10 +774,11 @@ async def cmd_sync(args: argparse.Namespace) -> int:
             result = view.result if view is not None else None
             assert result is not None
             total = len(result.timeline)
-            forged = len(view.relations.findings) if view is not None and view.relations else 0
+            # as ``history`` and ``verify`` count them: the metadata's findings too
+            errors = [f for f in room_findings(view) if f.severity is Severity.ERROR]
             print(
                 f"{room_id}: {total:,} events ({max(0, total - before):,} new), "
-                f"{len(result.errors) + forged} finding(s)"
+                f"{len(errors)} finding(s)"
                 + ("" if delivered else "; the outbox could not deliver everything yet"),
                 flush=True,
             )
@@ -882,13 +882,10 @@ async def _audited(
                 raise StorageError(f"{exc}; this device {what}") from exc
             room, stale = snapshot, _stale_note(exc, await client.last_read(ref))
     assert room is not None and room.result is not None and room.relations is not None
-    signer = check_signer(room.metadata, room.result.authorized)[1] if room.metadata else []
     # The metadata's findings first; a new result: the engine's is never changed.
     # Relation findings (forged edits or deletions, cross-room or malformed relations,
     # PROTOCOL.md section 18) count like every other finding.
-    rel = room.relations.findings
-    findings = [*room.metadata_findings, *signer, *room.result.findings, *rel]
-    return room, replace(room.result, findings=findings), stale
+    return room, replace(room.result, findings=room_findings(room)), stale
 
 
 async def cmd_history(args: argparse.Namespace) -> int:

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import EXE, Device, segments
+from .relations_flow import sent
 
 ROOM = "sync-room"
 
@@ -239,3 +240,97 @@ def test_history_from_an_index_edited_to_hold_hostile_rows(device) -> None:  # t
         )
     conn.close()
     assert repaired == raw
+
+
+def test_chat_and_follow_show_the_room_as_history_does(device, store: Path) -> None:  # type: ignore[no-untyped-def]
+    """Red team: ``chat`` opened with the room's last rows printed raw: a message its
+    sender deleted showed its text ("my password is hunter2"), an edited one its first
+    text, and each edit, deletion and reaction printed a line of its own ("* edit of
+    …"); ``sync --follow`` printed the same. Both now print what ``history`` shows, and
+    an edit, a deletion or a reaction that arrives as one line of what it did."""
+    alice = device("alice", "alice@example.com")
+    bob = device("bob", "bob@example.com")
+    alice.user("create-room", "--room-id", ROOM, "--name", "Sync")
+    secret = sent(alice.user("send", "--room-id", ROOM, "my password is hunter2"))
+    alice.user("delete", "--room-id", ROOM, secret, "--reason", "oops")
+    meeting = sent(alice.user("send", "--room-id", ROOM, "meeting at 4"))
+    alice.user("edit", "--room-id", ROOM, meeting, "meeting at 5")
+    bob.user("send", "--room-id", ROOM, "--reply-to", meeting, "see you then")
+    bob.user("react", "--room-id", ROOM, meeting, "👍")
+
+    def as_history(out: str) -> None:
+        assert "hunter2" not in out and "meeting at 4" not in out, out
+        assert "(message deleted by alice@example.com; reason: oops)" in out, out
+        assert "meeting at 5 (edited)" in out and "👍 1" in out, out
+        assert "> alice@example.com (edited): meeting at 5" in out, out
+        assert "* edit of" not in out and "* deletion of" not in out, out
+        assert "* reaction" not in out, out
+
+    chat = bob.user("chat", "--room-id", ROOM, input="/quit\n")
+    as_history(chat.stdout)
+
+    follow = subprocess.Popen(
+        [EXE, "-s", str(store), "sync", "--room-id", ROOM, "--follow"],
+        env=bob.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        bufsize=1,
+    )
+    try:
+        lines = Lines(follow)
+        lines.wait_for("Following", timeout=20)
+        as_history("\n".join(lines.seen))
+        # what arrives while it follows: one line each, never a deleted text
+        later = sent(alice.user("send", "--room-id", ROOM, "call me at 555-0100"))
+        lines.wait_for("call me at 555-0100", timeout=20)
+        alice.user("edit", "--room-id", ROOM, later, "call me tomorrow")
+        lines.wait_for("edited a message: call me tomorrow", timeout=20)
+        alice.user("delete", "--room-id", ROOM, later)
+        assert "deleted a message" in lines.wait_for("deleted a message", timeout=20)
+        bob.user("react", "--room-id", ROOM, meeting, "🎉")
+        reacted = lines.wait_for("reacted", timeout=20)
+        assert "reacted 🎉 to alice@example.com (edited): meeting at 5" in reacted
+        assert follow.poll() is None
+    finally:
+        follow.terminate()
+        try:
+            follow.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            follow.kill()
+            follow.wait()
+    assert not any("* edit of" in line or "* deletion of" in line for line in lines.seen)
+
+
+def test_sync_and_chat_count_and_say_what_is_wrong_with_the_metadata(device, store: Path) -> None:  # type: ignore[no-untyped-def]
+    """Red team: a member rewrote ``metadata.json`` with a name of their own, signed by
+    their key under alice's id. ``history`` and ``verify`` reported it; ``sync`` said
+    "0 finding(s)" and ``chat`` titled the room with the forged name, no word said."""
+    from nacl.signing import SigningKey
+
+    from bucket_chat_desktop.protocol.metadata import build_metadata
+
+    alice = device("alice", "alice@example.com")
+    fresh = device("fresh", "fresh@example.com", setup=False)
+    alice.user("create-room", "--room-id", ROOM, "--name", "Sync")
+    alice.user("send", "--room-id", ROOM, "hello")
+    alice.run("sync", "--room-id", ROOM)  # her device keeps the metadata it read
+    (store / "rooms" / ROOM / "metadata.json").write_bytes(
+        build_metadata(
+            room_id=ROOM,
+            name="Alice's Official Payments Room",
+            created_at="2026-06-01T00:00:00.000Z",
+            creator_id="alice@example.com",
+            signing_key=SigningKey(b"\x4d" * 32),
+        )
+    )
+    for reader, kind in ((alice, "metadata-changed"), (fresh, "metadata-signer-unknown")):
+        synced = reader.run("sync", "--room-id", ROOM)
+        history = json.loads(reader.run("history", "--room-id", ROOM, "--json").stdout)
+        assert [f["kind"] for f in history["findings"]] == [kind]
+        assert ", 1 finding(s)" in synced.stdout, synced.stdout
+    chat = fresh.run("chat", "--room-id", ROOM, "--user-id", "fresh@example.com", input="/quit\n")
+    title = next(line for line in chat.stdout.splitlines() if line.startswith("# "))
+    assert "signed by an unknown key" in title, title
+    assert "! metadata-signer-unknown" in chat.stdout, chat.stdout

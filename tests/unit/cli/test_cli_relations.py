@@ -17,6 +17,7 @@ from nacl.signing import SigningKey
 
 from bucket_chat_desktop.cli.format import describe_event
 from bucket_chat_desktop.cli.related import chip_text
+from bucket_chat_desktop.protocol import relations
 from bucket_chat_desktop.protocol.audit import Assessed, TrustState
 from bucket_chat_desktop.protocol.ids import segment_path
 from bucket_chat_desktop.protocol.relations import ReactionChip, Reactor
@@ -489,9 +490,8 @@ def test_chat_prints_no_typing_notices(capsys: pytest.CaptureFixture[str]) -> No
 
     screen = _Screen(interactive=False, own_key="")
     typing = [item(n, "m.room.typing", {"typing": True}) for n in range(1000)]
-    screen.events(
-        [*typing, item(1000, "m.room.message", {"body": "hi", "msgtype": "m.text"})], echo_own=False
-    )
+    rows = [*typing, item(1000, "m.room.message", {"body": "hi", "msgtype": "m.text"})]
+    screen.arrived(rows, rows, relations.build(ROOM, rows), echo_own=False)
     out = capsys.readouterr().out
     assert "typing" not in out and out.count("\n") == 1 and out.rstrip().endswith("hi")
 
@@ -668,8 +668,9 @@ def test_chat_prints_each_copy_of_an_id_signed_twice(capsys: pytest.CaptureFixtu
 
     screen = _Screen(interactive=False, own_key="")
     one, other = item(1, "first copy", "a"), item(2, "second copy", "b")
-    screen.events([one], echo_own=False)
-    screen.events([one, other], echo_own=False)  # a later round hands both
+    screen.arrived([one], [one], relations.build(ROOM, [one]), echo_own=False)
+    both = [one, other]  # a later round hands both
+    screen.arrived(both, both, relations.build(ROOM, both), echo_own=False)
     out = capsys.readouterr().out
     assert out.count("first copy") == 1 and out.count("second copy") == 1, out
 

@@ -12,6 +12,7 @@ from nacl.signing import SigningKey
 
 from bucket_chat_desktop.cli import format as fmt
 from bucket_chat_desktop.cli.chat import _Screen
+from bucket_chat_desktop.protocol import relations
 from bucket_chat_desktop.protocol.audit import AuditResult, RoomLedger
 from bucket_chat_desktop.protocol.event import MEMBER, MESSAGE
 from bucket_chat_desktop.protocol.ids import client_id_for
@@ -76,8 +77,9 @@ def test_chat_screen_prints_nothing_raw_and_marks_the_impostor(
     result = _room()
     screen = _Screen(interactive=False, own_key="")
     screen.ids.update(a.event.sender_id for a in result.timeline)
-    screen.events(result.timeline, echo_own=True)
-    screen.findings(result)
+    rows = result.timeline
+    screen.arrived(rows, rows, relations.build(ROOM, rows), echo_own=True)
+    screen.findings(result.findings)
     out = capsys.readouterr().out
     assert _raw(out) == []
     impostor = [line for line in out.splitlines() if "\u0430lice" in line]
@@ -109,3 +111,26 @@ def test_json_output_escapes_terminal_controls_and_round_trips() -> None:
     assert _raw(text) == [] and "\ud800" not in text
     assert "✓ 日本 🎉" in text  # ordinary text stays readable
     assert json.loads(text) == doc
+
+
+def test_each_finding_is_said_once_whatever_order_the_audits_list_them_in() -> None:
+    """Red team: ``chat`` printed ``errors[reported:]`` of each new audit, a count. A
+    full audit lists the findings of newly read segments first: one finding printed
+    twice and another never; one that went away hid the next new one."""
+    from bucket_chat_desktop.cli.live import LivePrinter
+    from bucket_chat_desktop.protocol.findings import Finding, Kind
+
+    said: list[str] = []
+    printer = LivePrinter(said.append)
+    gap = Finding(Kind.GAP, "a predecessor is missing", "rooms/chat/logs/d/a.jsonl", 2)
+    fifo = Finding(Kind.SEGMENT_UNREADABLE, "not a regular file", "rooms/chat/logs/d/z.jsonl")
+    junk = Finding(Kind.BAD_JSON, "does not parse", "rooms/chat/logs/d/b.jsonl", 1)
+    later = Finding(Kind.KEY_CHANGED, "a key nobody introduced", "rooms/chat/logs/d/c.jsonl", 1)
+    notice = Finding(Kind.EMPTY_SEGMENT, "segment holds no events", "rooms/chat/logs/d/e.jsonl")
+    printer.findings([gap])
+    printer.findings([fifo, gap])  # the new one listed first
+    printer.findings([junk, fifo, gap, notice])
+    printer.findings([later])  # the others went away, one new
+    printer.findings([later, gap])  # said before: not again
+    kinds = [line.split(":", 1)[0] for line in said]
+    assert kinds == ["! gap", "! segment-unreadable", "! bad-json", "! key-changed"], said

@@ -1,0 +1,144 @@
+"""What ``chat`` and ``sync --follow`` print as a room is read and as events arrive: the
+same lines as ``history`` (``related.event_lines``: a deleted message says who deleted
+it, never its text; an edited one shows its latest text; a reply quotes its parent),
+relation events as one-line notices of what they did once applied, and every finding of
+the room (its metadata's too) once, whatever order the audits list them in."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from ..protocol.audit import Assessed, AuditResult
+from ..protocol.event import MESSAGE
+from ..protocol.findings import Finding, Severity
+from ..protocol.metadata import check_signer
+from ..protocol.relations import EDIT, REACTION, REDACTION, TYPING, Relations
+from ..protocol.untrusted_text import RoomIds, terminal_safe
+from . import format as fmt
+from . import related
+
+
+def room_findings(view: Any, result: AuditResult | None = None) -> list[Finding]:
+    """Every finding of a room as ``history`` and ``verify`` count them: its metadata's
+    (a rewritten, unreadable or foreign-signed ``metadata.json``), the audit's and the
+    forged or malformed relations'. ``view``: a ``RoomView`` (or an engine event with
+    the same fields); ``result``: its audit, unless another is given."""
+    result = result if result is not None else view.result
+    if result is None:
+        return list(getattr(view, "metadata_findings", ()))
+    meta = getattr(view, "metadata", None)
+    signer = check_signer(meta, result.authorized)[1] if meta is not None else []
+    rel = view.relations.findings if getattr(view, "relations", None) is not None else ()
+    return [*getattr(view, "metadata_findings", ()), *signer, *result.findings, *rel]
+
+
+def finding_key(f: Finding) -> tuple[str, str, str | None, int | None, str | None]:
+    return (f.kind.value, f.message, f.path, f.line, f.event_id)
+
+
+class LivePrinter:
+    """Lines for a room read on: ``opening`` once, then ``arrived`` for what is new,
+    and ``findings`` with every audit (each finding said once). Output goes through
+    ``say``; every string from storage is made terminal-safe."""
+
+    def __init__(self, say: Any, own_key: str = "") -> None:
+        self.say = say
+        self.own_key = own_key
+        self.ids = RoomIds()
+        # (event id, path, line): an id signed by two devices is two rows (section 6)
+        self.shown: set[tuple[str, str, int]] = set()
+        self.reported: set[tuple[str, str, str | None, int | None, str | None]] = set()
+
+    def opening(self, result: AuditResult, rel: Relations, limit: int | None) -> None:
+        """The room as ``history`` shows it (its newest ``limit`` messages, or all)."""
+        timeline = result.timeline
+        self.ids.update(a.event.sender_id for a in timeline)
+        for position in related.shown_positions(rel, len(timeline), limit):
+            self.say(related.event_lines(timeline[position], timeline, rel, self.ids))
+        self.shown.update((a.event.event_id, a.path, a.line) for a in timeline)
+
+    def arrived(
+        self,
+        items: Iterable[Assessed],
+        timeline: Sequence[Assessed],
+        rel: Relations | None,
+        *,
+        echo_own: bool,
+    ) -> None:
+        """Rows new since the last call: messages as ``history`` prints them, relation
+        events as what they did (only when applied: a forged one is a finding).
+        ``timeline``: the audit's whole timeline, which ``rel`` was made of."""
+        for item in items:
+            self.ids.add(item.event.sender_id)
+            copy = (item.event.event_id, item.path, item.line)
+            if copy in self.shown:
+                continue
+            self.shown.add(copy)
+            ev = item.event
+            if ev.type == TYPING:  # read and ignored (PROTOCOL.md 18.6), not printed
+                continue
+            if not echo_own and self.own_key and ev.sender_key == self.own_key:
+                continue
+            if rel is None:
+                self.say(fmt.event_line(item, self.ids))
+            elif ev.type in (EDIT, REACTION, REDACTION):
+                line = self._notice(item, timeline, rel)
+                if line is not None:
+                    self.say(line)
+            else:
+                self.say(related.event_lines(item, timeline, rel, self.ids))
+
+    def findings(self, found: Sequence[Finding]) -> None:
+        for f in found:
+            key = finding_key(f)
+            if f.severity is not Severity.ERROR or key in self.reported:
+                continue
+            self.reported.add(key)
+            self.say(f"! {f.kind.value}: {terminal_safe(f.message)} ({terminal_safe(f.where())})")
+
+    def _notice(self, item: Assessed, timeline: Sequence[Assessed], rel: Relations) -> str | None:
+        """What an applied edit, deletion or reaction did, in one line; None when it was
+        not applied (forged, malformed, or its target not read yet)."""
+        ev = item.event
+        content = ev.content
+        field = {EDIT: "replaces", REDACTION: "redacts", REACTION: "relates_to"}[ev.type]
+        target = content.get(field)
+        if not isinstance(target, str) or (agg := rel.of(target)) is None:
+            return None
+        who = fmt.shown_id(ev.sender_id, self.ids)
+        head = f"{fmt.local_time(ev.timestamp_ms)}  {who}  {fmt.BADGES[item.state]}  * "
+        if ev.type == EDIT:
+            if agg.redacted is not None or not any(e.event_id == ev.event_id for e in agg.edits):
+                return None
+            latest = agg.latest
+            if latest is None or latest.event_id != ev.event_id:
+                return f"{head}edited a message (a later edit is shown)"
+            body = terminal_safe(latest.body.strip().split("\n", 1)[0], limit=fmt.BODY_LIMIT)
+            return f"{head}edited a message: {body}"
+        if ev.type == REDACTION:
+            red = agg.redacted
+            if red is None or red.event_id != ev.event_id:
+                return None
+            reason = (
+                f" (reason: {terminal_safe(red.reason, limit=related.REASON_LIMIT)})"
+                if red.reason
+                else ""
+            )
+            return f"{head}deleted a message{reason}"
+        if agg.redacted is not None:
+            return None
+        for chip in agg.reactions:
+            if any(ev.event_id in r.event_ids for r in chip.reactors):
+                what = self._what(target, timeline, rel)
+                return f"{head}reacted {related.key_text(chip.key)} to {what}"
+        return None
+
+    def _what(self, target: str, timeline: Sequence[Assessed], rel: Relations) -> str:
+        """A reacted-to message: its sender and first line, as a reply quotes it."""
+        position = rel.positions.get(target)
+        if position is None or timeline[position].event.event_id != target:
+            return "a message"
+        if timeline[position].event.type != MESSAGE:
+            return f"an event of {fmt.shown_id(timeline[position].event.sender_id, self.ids)}"
+        return related.quote(target, timeline, rel, self.ids)
