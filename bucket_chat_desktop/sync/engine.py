@@ -53,7 +53,7 @@ from ..protocol.event import Event
 from ..protocol.relations import Relations
 from ..protocol.unread import ReadMarker, UnreadCount, count_unread
 from ..protocol.untrusted_text import terminal_safe
-from ..storage.base import Storage, StorageError
+from ..storage.base import Storage, StorageError, StorageOfflineError, StorageThrottledError
 from ..storage.feed import ChangeFeed
 from ..storage.local import LocalStorage
 from . import keeper as room_keeper
@@ -534,6 +534,9 @@ class SyncEngine:
                 exc,
                 delay,
             )
+            if not isinstance(exc, StillWritingError | StorageOfflineError | StorageThrottledError):
+                # the storage answered and refused this object: said, not taken for none
+                await self._metadata_refused(room, terminal_safe(str(exc)), again or warm)
             return
         room.metadata_failures = 0
         me = asyncio.current_task()
@@ -551,6 +554,21 @@ class SyncEngine:
         # cache, whose RoomLoaded came before the metadata (and, with nothing new to
         # read, no audit comes after it: the window had no metadata, nor its findings).
         if applied and (again or warm) and not self._dropped(room):
+            self._keeper.tell_loaded(room)
+
+    async def _metadata_refused(self, room: RoomState, why: str, tell: bool) -> None:
+        me = asyncio.current_task()
+
+        def apply() -> bool:  # state thread
+            if self._closed or room.metadata_read is not me:
+                return False
+            if self.rooms.get(room.room_id) is not room:
+                return False
+            self._keeper.metadata_unread(room, why)
+            return True
+
+        applied = await self._serially(apply, room=room.room_id)
+        if applied and tell and not self._dropped(room):
             self._keeper.tell_loaded(room)
 
     def retry_metadata(self, room: RoomState) -> asyncio.Task[None] | None:

@@ -526,6 +526,32 @@ class RoomKeeper:
             index.set_room_info(room.room_id, metadata.name, metadata.signed, kept_form(metadata))
         self._publish(room)
 
+    def metadata_unread(self, room: RoomState, why: str) -> None:
+        """State thread: the storage answered, but the room's metadata could not be read
+        (refused: a file made unreadable, a permission). Not "no metadata": an
+        ``unread`` error, so no verdict on the room is final, and the metadata this
+        device kept (its first read) stays in use, not a bare room id."""
+        finding = Finding(
+            Kind.UNREAD,
+            f"metadata.json could not be read ({why}): the room's name and creator are not"
+            " checked until it can be; it is read again",
+            metadata_path(room.room_id),
+        )
+        metadata, findings = room.metadata, [finding]
+        index = self._engine.index
+        if metadata is None and index is not None:
+            kept_bytes = index.kept_metadata(room.room_id)
+            if kept_bytes is not None:
+                metadata, kept_findings = parse_metadata(
+                    kept_bytes,
+                    room.room_id,
+                    metadata_path(room.room_id),
+                    limit=MAX_KEPT_METADATA_BYTES,
+                )
+                findings = [*kept_findings, finding]
+        room.metadata, room.metadata_findings = metadata, findings
+        self._publish(room)
+
     def tell_loaded(self, room: RoomState) -> None:
         """Loop: the room's audit told again as a ``RoomLoaded``, for what changed beside
         it (its metadata, read again after a failure); nothing before its first audit

@@ -744,3 +744,63 @@ def test_markers_naming_a_flood_of_room_ids_are_remembered_up_to_a_cap(
     assert len(announced) == len(set(announced)) == KNOWN_ROOMS_MAX - 1  # the open room is known
     capped = [r.getMessage() for r in caplog.records if "no other is announced" in r.getMessage()]
     assert len(capped) == 1 and "flood-" in capped[0]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="file modes")
+def test_a_metadata_file_nobody_may_read_is_unread_not_none() -> None:
+    """Red team: a member replaced ``metadata.json`` with a file nobody may read. The
+    read failed, was tried again later, and meanwhile the room had no metadata and no
+    finding: ``verify`` said CLEAN, and a device that had read the room titled it by its
+    bare id. Now it is an ``unread`` error naming the file and why (no verdict is
+    final), and a device that kept the room's metadata goes on using it."""
+    base = Path(tempfile.mkdtemp(prefix="bc-perm-"))
+    base.chmod(0o755)
+    root = base / "store"
+
+    async def make() -> None:
+        await RoomWriter(LocalStorage(root), ROOM, ALICE, key(1)).create_room("Payroll", CREATED)
+        await RoomWriter(LocalStorage(root), ROOM, ALICE, key(1)).send([Draft.text("hi")])
+        index = Index.open(base / "kept.sqlite3")
+        engine = SyncEngine(LocalStorage(root), index=index, config=QUIET)
+        try:  # a device reads the room: it keeps its metadata
+            room = await engine.open_room(ROOM, background=False)
+            assert room.metadata is not None and room.metadata.name == "Payroll"
+        finally:
+            await engine.close()
+            index.close()
+
+    asyncio.run(make())
+    bad = root / "rooms" / ROOM / "metadata.json"
+    if IS_ROOT:
+        for path in [base, *base.rglob("*")]:
+            os.chown(path, NOBODY, NOBODY, follow_symlinks=False)
+    bad.chmod(0)
+    asyncio.run(LocalStorage(root).exists("warm-up"))  # the thread pool, before a fork
+
+    def check() -> dict[str, Any]:
+        async def go(kept: bool) -> dict[str, Any]:
+            index = Index.open(base / "kept.sqlite3") if kept else None
+            engine = SyncEngine(LocalStorage(root), index=index, config=QUIET)
+            try:
+                room = await engine.open_room(ROOM, background=False)
+                view = await engine.room_view(ROOM)
+                assert view is not None
+                return {
+                    "name": view.metadata.name if view.metadata else None,
+                    "findings": [(f.kind.value, f.path, f.message) for f in view.metadata_findings],
+                    "bodies": [a.event.body for a in room.result.timeline if a.event.body],
+                }
+            finally:
+                await engine.close()
+                if index is not None:
+                    index.close()
+
+        return {"kept": asyncio.run(go(True)), "fresh": asyncio.run(go(False))}
+
+    out = _checked_in_the_trap(check, base, bad)
+    for how, name in (("kept", "Payroll"), ("fresh", None)):
+        got = out[how]
+        assert got["name"] == name and got["bodies"] == ["hi"], out
+        (finding,) = [f for f in got["findings"] if f[0] == Kind.UNREAD.value]
+        assert finding[1] == f"rooms/{ROOM}/metadata.json", out
+        assert "permission denied" in finding[2] and "read again" in finding[2], out
