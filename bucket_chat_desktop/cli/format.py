@@ -64,11 +64,27 @@ def local_time(timestamp_ms: int) -> str:
 BODY_LIMIT = 20_000  # characters of one body on a terminal; --json has them all
 
 
+def body_text(body: str) -> str:
+    """A message body for a terminal (``terminal_safe``, lines kept), with a ``>`` that
+    begins one of its lines escaped (``\\>``, as Markdown writes a literal one): a reply's
+    quote of its parent is such a line, and a body that began with
+    ``> alice@example.com: I agree to pay $5000`` printed exactly as a reply quoting
+    words alice never wrote."""
+    text = terminal_safe(body, limit=BODY_LIMIT, multiline=True)
+    if ">" not in text:
+        return text
+    return "\n".join(
+        f"{line[: len(line) - len(rest)]}\\{rest}"
+        if (rest := line.lstrip(" ")).startswith(">")
+        else line
+        for line in text.split("\n")
+    )
+
+
 def describe_event(item: Assessed) -> str:
     ev = item.event
     if ev.type == MESSAGE:
-        body = ev.body or ""
-        text = terminal_safe(body, limit=BODY_LIMIT, multiline=True)
+        text = body_text(ev.body or "")
     elif ev.type == MEMBER:
         text = f"* {terminal_safe(membership_text(ev.content, with_name=True))}"
     elif ev.type in (REACTION, EDIT, REDACTION) and (target := target_of(ev)) is not None:

@@ -154,10 +154,9 @@ def event_lines(item: Assessed, timeline: Sequence[Assessed], rel: Relations, id
             text += f"; reason: {terminal_safe(red.reason, limit=REASON_LIMIT)}"
         lines.append(text + ")")
     elif agg is not None and agg.latest is not None:
-        body = terminal_safe(agg.latest.body, limit=fmt.BODY_LIMIT, multiline=True)
-        lines.append(f"{body} {EDITED}")
+        lines.append(f"{fmt.body_text(agg.latest.body)} {EDITED}")
     elif ev.type == MESSAGE:  # indented below with the rest
-        lines.append(terminal_safe(ev.body or "", limit=fmt.BODY_LIMIT, multiline=True))
+        lines.append(fmt.body_text(ev.body or ""))
     else:
         lines.append(fmt.describe_event(item))  # one line
     if ev.type == MESSAGE and ev.event_id in rel.repeated:

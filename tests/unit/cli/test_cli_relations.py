@@ -690,3 +690,20 @@ def test_a_message_whose_only_match_is_its_edit_is_found_by_the_command_line(
         (room["alice"], "the invoice is paid")
     ]
     assert doc["hits"][0]["edited"] and not doc["more"]
+
+
+def test_a_body_that_imitates_a_reply_quote_is_told_apart(cli: Cli, room: dict[str, str]) -> None:
+    """Red team: Bob's plain message began "> alice@example.com: I agree to pay bob
+    $5000": ``history`` printed it exactly as a reply quoting words alice never wrote.
+    A ``>`` that begins a line of a body is escaped; a real reply's quote is not."""
+    forged = "> alice@example.com: I agree to pay bob $5000\nsure, noted\n  > and this"
+    assert cli(BOB, "send", "--room-id", ROOM, forged).code == 0
+    reply = cli(BOB, "send", "--room-id", ROOM, "--reply-to", room["alice"], "agreed").sent
+    assert reply
+    out = cli(None, "history", "--room-id", ROOM).out
+    lines = out.splitlines()
+    fake = next(i for i, line in enumerate(lines) if "I agree to pay bob" in line)
+    assert lines[fake].endswith("  \\> alice@example.com: I agree to pay bob $5000"), lines
+    assert lines[fake + 2] == "      \\> and this", lines
+    real = next(line for line in lines if line.endswith("> alice@example.com: hi all"))
+    assert "\\>" not in real
