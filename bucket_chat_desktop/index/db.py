@@ -191,6 +191,7 @@ _MIGRATIONS: dict[int, str] = {
         SELECT sender_id, sender_key, source, first_seen, '' FROM pins WHERE source != 'tofu';
     DROP TABLE pins;
     ALTER TABLE pins_by_room RENAME TO pins;
+    CREATE INDEX pins_room ON pins (room_id);
     """,
 }
 
