@@ -27,7 +27,7 @@ from ..protocol import relation_drafts as drafting
 from ..protocol.audit import AuditResult
 from ..protocol.canonical import b64encode
 from ..protocol.event import MEMBER, MESSAGE, Event, has_lone_surrogate
-from ..protocol.findings import Kind, Severity
+from ..protocol.findings import NOT_READ, Kind, Severity
 from ..protocol.ids import InvalidRoomIdError, check_room_id
 from ..protocol.metadata import check_signer
 from ..protocol.untrusted_text import RoomIds, terminal_safe
@@ -1046,13 +1046,22 @@ async def cmd_members(args: argparse.Namespace) -> int:
     for member in members:
         for line in fmt.member_lines(member):
             print(line)
+    unread = [f for f in result.findings if f.kind in NOT_READ]
     if not members:
-        print("Nobody has joined yet.")
+        # a room whose logs could not be read is not a room nobody joined
+        print("No member could be read yet." if unread else "Nobody has joined yet.")
     notes = fmt.member_notes(members)
     if notes:
         print(f"\nIds marked {fmt.LOOKALIKE_MARK} may imitate someone else:")
         for line in notes:
             print(line)
+    for f in unread:  # why the list may be short
+        print(f"! {f.kind.value}: {terminal_safe(f.message)} ({terminal_safe(f.where())})")
+    if result.errors:
+        print(
+            f"\nThis room has {len(result.errors)} finding(s); "
+            f"run 'bucket-chat verify --room-id {terminal_safe(view.room_id)}' for the audit."
+        )
     return EXIT_OK
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -110,3 +111,66 @@ def test_oversized_metadata_is_a_finding_not_a_read(alice: Device) -> None:
     doc = alice.json("verify", "--room-id", ROOM, check=False)
     (finding,) = [f for f in doc["findings"] if f["kind"] == "metadata-invalid"]
     assert "65,536-byte limit" in finding["message"]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="file modes")
+@pytest.mark.skipif(
+    os.name == "posix" and os.geteuid() == 0 and shutil.which("setpriv") is None,
+    reason="root reads every file, and setpriv (util-linux) is not here to drop that",
+)
+def test_members_of_a_room_whose_logs_cannot_be_read_say_why(tmp_path: Path) -> None:
+    """Red team: a member made the room's ``logs/`` folder unreadable; ``members`` said
+    "Nobody has joined yet." (the reason was only in a log line). Now it says no member
+    could be read, names the folder and why, and counts the room's findings."""
+    import contextlib
+    import subprocess
+    import tempfile
+
+    from file_modes import IS_ROOT
+
+    from .conftest import EXE, PASSPHRASE
+
+    base = Path(tempfile.mkdtemp(prefix="bc-perm-"))
+    try:
+        base.chmod(0o755)
+        store, home = base / "store", base / "home"
+        env = {
+            **os.environ,
+            "BUCKET_CHAT_HOME": str(home),
+            "BUCKET_CHAT_KEY_STORE": "file",
+            "BUCKET_CHAT_PASSPHRASE": PASSPHRASE,
+        }
+        env.pop("BUCKET_CHAT_STORAGE", None)
+
+        def run(*args: str, modes_apply: bool = False) -> subprocess.CompletedProcess[str]:
+            # root reads any file: without the two capabilities that let it, modes apply
+            drop = "-dac_override,-dac_read_search"
+            prefix = (
+                ["setpriv", f"--bounding-set={drop}", f"--inh-caps={drop}", "--"]
+                if modes_apply and IS_ROOT
+                else []
+            )
+            return subprocess.run(
+                [*prefix, EXE, "-s", str(store), *args],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+
+        assert run("setup-keys", "--user", "alice@example.com").returncode == 0
+        made = run(
+            "create-room", "--room-id", ROOM, "--user-id", "alice@example.com", "--name", "T"
+        )
+        assert made.returncode == 0, made
+        (store / "rooms" / ROOM / "logs").chmod(0)
+        out = run("members", "--room-id", ROOM, modes_apply=True)
+        assert out.returncode == 0, out
+        assert "Nobody has joined yet." not in out.stdout, out.stdout
+        assert "No member could be read yet." in out.stdout, out.stdout
+        assert "! unread:" in out.stdout and "permission denied" in out.stdout, out.stdout
+        assert "finding(s); run 'bucket-chat verify" in out.stdout, out.stdout
+    finally:
+        with contextlib.suppress(OSError):
+            (base / "store" / "rooms" / ROOM / "logs").chmod(0o755)
+        shutil.rmtree(base, ignore_errors=True)
