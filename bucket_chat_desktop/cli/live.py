@@ -125,7 +125,9 @@ class LivePrinter:
                 if red.reason
                 else ""
             )
-            return f"{head}deleted a message{reason}"
+            position = rel.positions.get(target)
+            taken = position is not None and timeline[position].event.type == REACTION
+            return f"{head}{'took back a reaction' if taken else 'deleted a message'}{reason}"
         if agg.redacted is not None:
             return None
         for chip in agg.reactions:

@@ -47,7 +47,7 @@ from ..sync.writer import RoomError
 from . import format as fmt
 from . import related
 from .export_cmd import add_export_parser, run_export
-from .live import LivePrinter, room_findings
+from .live import LivePrinter, finding_key, room_findings
 from .storage_cmd import add_storage_parser, cmd_storage
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR, EXIT_QUEUED, EXIT_NO_ANSWER = 0, 1, 2, 3, 4
@@ -727,9 +727,12 @@ async def cmd_sync(args: argparse.Namespace) -> int:
         if not opened[0]:
             opened[0] = True
             printer.opening(view.result, view.relations, None)
-        else:
-            new = view.result.timeline if items is None else items
-            printer.arrived(new, view.result.timeline, view.relations, echo_own=True)
+            # what the count printed once the read is done says; said from then on
+            printer.reported.update(map(finding_key, room_findings(view)))
+            return
+        new = view.result.timeline if items is None else items
+        printer.arrived(new, view.result.timeline, view.relations, echo_own=True)
+        printer.findings(room_findings(view))  # each new finding, once
 
     def listener(event: Any) -> None:
         if isinstance(event, RoomLoaded | EventsAppended) and event.room_id == room_id:

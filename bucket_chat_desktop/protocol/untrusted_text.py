@@ -25,7 +25,6 @@ and invisible-character checks do not depend on the table.
 
 from __future__ import annotations
 
-import difflib
 import html
 import unicodedata
 from collections.abc import Iterable
@@ -450,17 +449,32 @@ def _named(chars: str) -> str:
 def id_difference(sender_id: str, other: str) -> str | None:
     """Where two ids that look alike differ, spelled out by character name: on screen
     "aIice" and "alice" may be the same pixels, "LATIN CAPITAL LETTER I" and "LATIN
-    SMALL LETTER L" are not. None when they are equal; at most two places are named."""
+    SMALL LETTER L" are not. None when they are equal; at most two places are named.
+    Linear in the ids' length (it is asked for every row painted): ids of one length
+    differ by the characters at the same places; others by what lies between their
+    common start and their common end."""
     if sender_id == other:
         return None
-    a, b = sender_id[: ID_LIMIT * 2], other[: ID_LIMIT * 2]
-    places = [
-        (i1, a[i1:i2], b[j1:j2])
-        for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes()
-        if tag != "equal"
-    ]
-    if not places:
-        return None
+    a, b = sender_id, other
+    places: list[tuple[int, str, str]] = []
+    if len(a) == len(b):
+        start = -1
+        for i in range(len(a) + 1):
+            differs = i < len(a) and a[i] != b[i]
+            if differs and start < 0:
+                start = i
+            elif not differs and start >= 0:
+                places.append((start, a[start:i], b[start:i]))
+                start = -1
+    else:
+        shorter = min(len(a), len(b))
+        head = 0
+        while head < shorter and a[head] == b[head]:
+            head += 1
+        tail = 0
+        while tail < shorter - head and a[-1 - tail] == b[-1 - tail]:
+            tail += 1
+        places.append((head, a[head : len(a) - tail], b[head : len(b) - tail]))
     said = [_one_difference(at, mine, theirs) for at, mine, theirs in places[:2]]
     more = f" (and {len(places) - 2} more places)" if len(places) > 2 else ""
     return "Where they differ: " + "; ".join(said) + more + "."

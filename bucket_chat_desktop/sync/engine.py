@@ -534,8 +534,9 @@ class SyncEngine:
                 exc,
                 delay,
             )
-            if not isinstance(exc, StillWritingError | StorageOfflineError | StorageThrottledError):
-                # the storage answered and refused this object: said, not taken for none
+            if not isinstance(exc, StorageOfflineError | StorageThrottledError):
+                # the storage answered, and refused this object or it kept changing (a
+                # member can keep rewriting it): said, not taken for none
                 await self._metadata_refused(room, terminal_safe(str(exc)), again or warm)
             return
         room.metadata_failures = 0

@@ -528,7 +528,8 @@ class RoomKeeper:
 
     def metadata_unread(self, room: RoomState, why: str) -> None:
         """State thread: the storage answered, but the room's metadata could not be read
-        (refused: a file made unreadable, a permission). Not "no metadata": an
+        (refused: a file made unreadable, a permission; or it kept changing while read).
+        Not "no metadata": an
         ``unread`` error, so no verdict on the room is final, and the metadata this
         device kept (its first read) stays in use, not a bare room id."""
         finding = Finding(

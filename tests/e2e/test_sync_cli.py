@@ -292,6 +292,13 @@ def test_chat_and_follow_show_the_room_as_history_does(device, store: Path) -> N
         bob.user("react", "--room-id", ROOM, meeting, "🎉")
         reacted = lines.wait_for("reacted", timeout=20)
         assert "reacted 🎉 to alice@example.com (edited): meeting at 5" in reacted
+        bob.user("react", "--room-id", ROOM, meeting, "🎉", "--remove")
+        assert "bob@example.com" in lines.wait_for("took back a reaction", timeout=20)
+        # a finding that arises while it follows is said, once
+        day = sorted(p.parent.name for p in segments(store, ROOM))[-1]
+        junk = store / "rooms" / ROOM / "logs" / day / "messages_1_2_junk.jsonl"
+        junk.write_bytes(b"not json\n")
+        assert "junk.jsonl" in lines.wait_for("! bad-json", timeout=20)
         assert follow.poll() is None
     finally:
         follow.terminate()
@@ -301,6 +308,8 @@ def test_chat_and_follow_show_the_room_as_history_does(device, store: Path) -> N
             follow.kill()
             follow.wait()
     assert not any("* edit of" in line or "* deletion of" in line for line in lines.seen)
+    assert sum("! bad-json" in line for line in lines.seen) == 1
+    assert not any("deleted a message" in line and "bob" in line for line in lines.seen)
 
 
 def test_sync_and_chat_count_and_say_what_is_wrong_with_the_metadata(device, store: Path) -> None:  # type: ignore[no-untyped-def]

@@ -83,7 +83,6 @@ PROTOCOL_EXTERNAL = {
     "contextlib",
     "copy",
     "dataclasses",
-    "difflib",
     "enum",
     "functools",
     "gc",

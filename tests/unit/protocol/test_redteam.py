@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from typing import Any
 
 from bucket_chat_desktop.protocol.audit import RoomLedger
 from bucket_chat_desktop.protocol.untrusted_text import RoomIds, id_warning
@@ -128,3 +129,42 @@ def test_ids_with_overlay_marks_or_foreign_punctuation_are_marked() -> None:
     # letters with accents are letters: they stay plain
     assert id_warning("jos\u00e9@example.com") is None
     assert id_warning("jose\u0301@example.com") is None
+
+
+def _python_lines(fn: Callable[[], object]) -> int:
+    """How many lines of Python ``fn`` runs: work done, whatever the machine's speed."""
+    lines = 0
+
+    def trace(frame: object, event: str, arg: object) -> Any:
+        nonlocal lines
+        if event == "line":
+            lines += 1
+        return trace
+
+    sys.settrace(trace)
+    try:
+        fn()
+    finally:
+        sys.settrace(None)
+    return lines
+
+
+def test_where_two_long_look_alike_ids_differ_costs_linear_work() -> None:
+    """Red team: the "Where they differ" note compared ids with difflib: 0.3 s for two
+    412-character ids of l and I, asked for every row painted and every member — a room
+    of 200 such ids held ``history`` for a minute. Now linear; and two ids of one
+    length are described by the characters at the same places, not as insertions."""
+    from bucket_chat_desktop.protocol.untrusted_text import id_difference
+
+    real = "l" * 400 + "@example.com"
+    fake = "".join("lI"[i % 2] for i in range(400)) + "@example.com"
+    note: list[str | None] = []
+    work = _python_lines(lambda: note.append(id_difference.__wrapped__(fake, real)))
+    assert work < 20 * len(real), work
+    text = note[0]
+    assert text is not None and "does not have" not in text
+    assert text.startswith("Where they differ: character 2 is U+0049 LATIN CAPITAL LETTER I")
+    assert "(and 198 more places)" in text
+    # of two lengths: what lies between the common start and end
+    rn = id_difference("rnallory@x", "mallory@x")
+    assert rn is not None and "characters 1–2 are U+0072" in rn and "U+006D" in rn

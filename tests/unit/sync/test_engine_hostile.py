@@ -804,3 +804,64 @@ def test_a_metadata_file_nobody_may_read_is_unread_not_none() -> None:
         (finding,) = [f for f in got["findings"] if f[0] == Kind.UNREAD.value]
         assert finding[1] == f"rooms/{ROOM}/metadata.json", out
         assert "permission denied" in finding[2] and "read again" in finding[2], out
+
+
+def test_a_metadata_file_that_keeps_changing_is_unread_not_none(tmp_path: Path) -> None:
+    """Red team: a member rewrote ``metadata.json`` every 0.3 s with unfinished JSON. The
+    read waited for its writer, gave up (still being written) and the room had no
+    metadata and no finding: ``verify`` said CLEAN, and the device that kept the room's
+    name titled it by its bare id. Now that is an ``unread`` error too, the kept
+    metadata staying in use."""
+    import threading
+
+    root = tmp_path / "store"
+
+    async def make() -> None:
+        await RoomWriter(LocalStorage(root), ROOM, ALICE, key(1)).create_room("Payroll", CREATED)
+        index = Index.open(tmp_path / "kept.sqlite3")
+        engine = SyncEngine(LocalStorage(root), index=index, config=QUIET)
+        try:
+            await engine.open_room(ROOM, background=False)
+        finally:
+            await engine.close()
+            index.close()
+
+    asyncio.run(make())
+    meta = root / "rooms" / ROOM / "metadata.json"
+    stop = threading.Event()
+
+    def keep_rewriting() -> None:
+        n = 0
+        while not stop.is_set():
+            part = meta.with_name(f".m{n % 2}")
+            part.write_bytes(b'{"name": "Evil')  # never finished
+            os.replace(part, meta)
+            n += 1
+            stop.wait(0.3)
+
+    async def read(kept: bool) -> tuple[str | None, list[tuple[str, str]]]:
+        index = Index.open(tmp_path / "kept.sqlite3") if kept else None
+        engine = SyncEngine(LocalStorage(root), index=index, config=QUIET)
+        try:
+            await engine.open_room(ROOM, background=False)
+            view = await engine.room_view(ROOM)
+            assert view is not None
+            name = view.metadata.name if view.metadata is not None else None
+            return name, [(f.kind.value, f.message) for f in view.metadata_findings]
+        finally:
+            await engine.close()
+            if index is not None:
+                index.close()
+
+    writer = threading.Thread(target=keep_rewriting, daemon=True)
+    writer.start()
+    try:
+        kept = asyncio.run(read(True))
+        fresh = asyncio.run(read(False))
+    finally:
+        stop.set()
+        writer.join()
+    for (name, findings), expected in ((kept, "Payroll"), (fresh, None)):
+        assert name == expected, (kept, fresh)
+        (unread,) = [m for k, m in findings if k == Kind.UNREAD.value]
+        assert "still being written" in unread and "read again" in unread
