@@ -537,27 +537,25 @@ class SyncEngine:
             if not isinstance(exc, StorageOfflineError | StorageThrottledError):
                 # the storage answered, and refused this object or it kept changing (a
                 # member can keep rewriting it): said, not taken for none
-                await self._metadata_refused(room, terminal_safe(str(exc)), again or warm)
+                why = terminal_safe(str(exc))
+                await self._apply_metadata(
+                    room, lambda: self._keeper.metadata_unread(room, why), again or warm
+                )
             return
         room.metadata_failures = 0
-        me = asyncio.current_task()
-
-        def apply() -> bool:  # state thread
-            if self._closed or room.metadata_read is not me:
-                return False
-            if self.rooms.get(room.room_id) is not room:
-                return False
-            self._keeper.set_metadata(room, metadata, findings)
-            return True
-
-        applied = await self._serially(apply, room=room.room_id)
         # Told when an audit was told without it: a read made again, or an open from the
         # cache, whose RoomLoaded came before the metadata (and, with nothing new to
         # read, no audit comes after it: the window had no metadata, nor its findings).
-        if applied and (again or warm) and not self._dropped(room):
-            self._keeper.tell_loaded(room)
+        await self._apply_metadata(
+            room, lambda: self._keeper.set_metadata(room, metadata, findings), again or warm
+        )
 
-    async def _metadata_refused(self, room: RoomState, why: str, tell: bool) -> None:
+    async def _apply_metadata(
+        self, room: RoomState, change: Callable[[], None], tell: bool
+    ) -> None:
+        """``change`` (what a metadata read found) made on the state thread, unless the
+        engine closed, the room was replaced or a newer read started (``room.metadata_read``
+        is the read this runs in); then told in a ``RoomLoaded`` when ``tell``."""
         me = asyncio.current_task()
 
         def apply() -> bool:  # state thread
@@ -565,7 +563,7 @@ class SyncEngine:
                 return False
             if self.rooms.get(room.room_id) is not room:
                 return False
-            self._keeper.metadata_unread(room, why)
+            change()
             return True
 
         applied = await self._serially(apply, room=room.room_id)
@@ -576,7 +574,9 @@ class SyncEngine:
         """A polling round: read the room's metadata again if its last read failed and
         its time has come (``SyncConfig.metadata_retry``, doubling), unless a read of it
         runs. The read, as ``room.metadata_read`` (``close`` cancels it), or None."""
-        if room.metadata is not None or not room.metadata_failures or self._dropped(room):
+        # (not "no metadata yet": a refused read keeps the metadata this device kept in
+        # use, its ``unread`` finding until a read succeeds)
+        if not room.metadata_failures or self._dropped(room):
             return None
         running = room.metadata_read
         if running is not None and not running.done():

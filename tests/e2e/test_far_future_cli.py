@@ -6,7 +6,6 @@ date, and the room goes on being read and followed."""
 
 from __future__ import annotations
 
-import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -18,8 +17,7 @@ from bucket_chat_desktop.protocol.ids import client_id_for
 from bucket_chat_desktop.protocol.segment import encode_segment, path_for
 from bucket_chat_desktop.protocol.signing import build_event
 
-from .conftest import EXE
-from .test_sync_cli import Lines
+from .test_sync_cli import following
 
 ROOM = "far-room"
 FAR = 2**53 - 1
@@ -95,15 +93,7 @@ def test_sync_follow_holds_a_far_future_message_and_keeps_following(device, stor
     alice = device("alice", "alice@example.com")
     bob = device("bob", "bob@example.com", setup=False)
     alice.user("create-room", "--room-id", ROOM, "--name", "Far")
-    follow = subprocess.Popen(
-        [EXE, "-s", str(store), "sync", "--room-id", ROOM, "--follow"],
-        env=bob.env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        lines = Lines(follow)
+    with following(store, bob, ROOM) as (follow, lines):
         lines.wait_for("join", timeout=20)
         eve_writes(
             store, [(FAR, "from the far future"), (NOW, "eve, clock set right")], joined_at=JOINED
@@ -122,10 +112,3 @@ def test_sync_follow_holds_a_far_future_message_and_keeps_following(device, stor
         alice.user("send", "--room-id", ROOM, "placed before it")
         lines.wait_for("placed before it", timeout=20)
         assert follow.poll() is None
-    finally:
-        follow.terminate()
-        try:
-            follow.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            follow.kill()
-            follow.wait()

@@ -57,25 +57,8 @@ def _tip(store: Path, key_text: str) -> Event:
 def _plant(store: Path, key: SigningKey, sender_id: str, drafts: list[Any]) -> None:
     """Events signed with a member's real key, chained after their newest, written as one
     segment straight into the storage (as a member with write access could)."""
-    prev = _tip(store, public_key_text(key))
-    out: list[Event] = []
-    ts = prev.timestamp_ms
-    for event_type, content, *parent in drafts:
-        ts += 1000
-        n = next(_uuids)
-        ev = build_event(
-            room_id=ROOM,
-            sender_id=sender_id,
-            event_type=event_type,
-            content=content,
-            timestamp_ms=ts,
-            unique=f"{n:08x}-0000-4000-8000-{n:012x}",
-            prev_event_hash=prev.hash,
-            signing_key=key,
-            parent_event_id=parent[0] if parent else None,
-        )
-        out.append(ev)
-        prev = ev
+    tip = _tip(store, public_key_text(key))
+    out = _chain(key, ROOM, sender_id, drafts, tip.timestamp_ms, tip.hash)
     path = store / path_for(out, "planted", 0)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(encode_segment(out))
@@ -154,22 +137,25 @@ def test_forged_relations_are_reported_and_change_nothing(
     assert text_after[: len(text_before.splitlines())] == text_before.splitlines()
 
 
-def _signed(key: SigningKey, room: str, drafts: list[Any], ts: int) -> list[Event]:
-    """A chain of ``key``'s events in ``room`` claiming alice, as an impostor writes it."""
+def _chain(
+    key: SigningKey, room: str, sender_id: str, drafts: list[Any], ts: int, prev: str | None
+) -> list[Event]:
+    """``drafts`` ((type, content[, parent]) each) signed by ``key`` as ``sender_id``,
+    one second apart after ``ts``, chained after ``prev``."""
     out: list[Event] = []
-    prev: str | None = None
-    for event_type, content in drafts:
+    for event_type, content, *parent in drafts:
         ts += 1000
         n = next(_uuids)
         ev = build_event(
             room_id=room,
-            sender_id=ALICE,
+            sender_id=sender_id,
             event_type=event_type,
             content=content,
             timestamp_ms=ts,
             unique=f"{n:08x}-0000-4000-8000-{n:012x}",
             prev_event_hash=prev,
             signing_key=key,
+            parent_event_id=parent[0] if parent else None,
         )
         out.append(ev)
         prev = ev.hash
@@ -191,23 +177,27 @@ def test_a_key_trusted_in_one_room_does_not_speak_for_its_id_in_another(
     pay = sent(alice.user("send", "--room-id", ROOM, "pay bob $500"))
     mallory = SigningKey(b"\x4d" * 32)
     t0 = 1_780_000_000_000
-    own_room = _signed(
+    own_room = _chain(
         mallory,
         "drinks",
+        ALICE,
         [
             ("m.room.member", {"membership": "join", "displayname": "Alice"}),
             ("m.room.message", {"body": "drinks at six?", "msgtype": "m.text"}),
         ],
         t0,
+        None,
     )
-    forged = _signed(
+    forged = _chain(
         mallory,
         ROOM,
+        ALICE,
         [
             ("m.room.member", {"membership": "join", "displayname": "Alice"}),
             (EDIT, {"replaces": pay, "new_content": {"body": "pay MALLORY $5000"}}),
         ],
         t0,
+        None,
     )
     for events in (own_room, forged):
         path = store / path_for(events, "mallory", 0)

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -84,14 +85,13 @@ class Lines:
                 self.seen.append(self._queue.get(timeout=left))
 
 
-def test_sync_follow_prints_messages_sent_while_it_runs(device, store: Path) -> None:  # type: ignore[no-untyped-def]
-    alice = device("alice", "alice@example.com")
-    bob = device("bob", "bob@example.com", setup=False)
-    alice.user("create-room", "--room-id", ROOM, "--name", "Sync")
-    alice.user("send", "--room-id", ROOM, "before bob follows")
-    follow = subprocess.Popen(
-        [EXE, "-s", str(store), "sync", "--room-id", ROOM, "--follow"],
-        env=bob.env(),
+@contextlib.contextmanager
+def following(store: Path, reader: Device, room: str) -> Iterator[tuple[Any, Lines]]:
+    """``bucket-chat sync --room-id room --follow`` on ``reader``'s device, its output
+    read line by line; stopped (SIGTERM, then SIGKILL after 10 s) when the block ends."""
+    proc = subprocess.Popen(
+        [EXE, "-s", str(store), "sync", "--room-id", room, "--follow"],
+        env=reader.env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
@@ -99,20 +99,28 @@ def test_sync_follow_prints_messages_sent_while_it_runs(device, store: Path) -> 
         bufsize=1,
     )
     try:
-        lines = Lines(follow)
+        yield proc, Lines(proc)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_sync_follow_prints_messages_sent_while_it_runs(device, store: Path) -> None:  # type: ignore[no-untyped-def]
+    alice = device("alice", "alice@example.com")
+    bob = device("bob", "bob@example.com", setup=False)
+    alice.user("create-room", "--room-id", ROOM, "--name", "Sync")
+    alice.user("send", "--room-id", ROOM, "before bob follows")
+    with following(store, bob, ROOM) as (follow, lines):
         lines.wait_for("Following", timeout=20)
         assert "before bob follows" in lines.wait_for("before bob follows", timeout=1)
         alice.user("send", "--room-id", ROOM, "sent while bob follows")
         line = lines.wait_for("sent while bob follows", timeout=20)
         assert "[verified]" in line and "alice@example.com" in line
         assert follow.poll() is None  # still following
-    finally:
-        follow.terminate()
-        try:
-            follow.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            follow.kill()
-            follow.wait()
     assert sum("sent while bob follows" in line for line in lines.seen) == 1
 
 
@@ -269,17 +277,7 @@ def test_chat_and_follow_show_the_room_as_history_does(device, store: Path) -> N
     chat = bob.user("chat", "--room-id", ROOM, input="/quit\n")
     as_history(chat.stdout)
 
-    follow = subprocess.Popen(
-        [EXE, "-s", str(store), "sync", "--room-id", ROOM, "--follow"],
-        env=bob.env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        bufsize=1,
-    )
-    try:
-        lines = Lines(follow)
+    with following(store, bob, ROOM) as (follow, lines):
         lines.wait_for("Following", timeout=20)
         as_history("\n".join(lines.seen))
         # what arrives while it follows: one line each, never a deleted text
@@ -300,13 +298,6 @@ def test_chat_and_follow_show_the_room_as_history_does(device, store: Path) -> N
         junk.write_bytes(b"not json\n")
         assert "junk.jsonl" in lines.wait_for("! bad-json", timeout=20)
         assert follow.poll() is None
-    finally:
-        follow.terminate()
-        try:
-            follow.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            follow.kill()
-            follow.wait()
     assert not any("* edit of" in line or "* deletion of" in line for line in lines.seen)
     assert sum("! bad-json" in line for line in lines.seen) == 1
     assert not any("deleted a message" in line and "bob" in line for line in lines.seen)

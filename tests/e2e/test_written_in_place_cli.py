@@ -6,15 +6,13 @@ nothing is reported."""
 
 from __future__ import annotations
 
-import subprocess
 import time
 from pathlib import Path
 
 from nacl.signing import SigningKey
 
-from .conftest import EXE
 from .test_far_future_cli import signed_segment
-from .test_sync_cli import Lines
+from .test_sync_cli import following
 
 ROOM = "in-place"
 ERIN = "erin@example.com"
@@ -27,15 +25,7 @@ def test_follow_prints_a_segment_written_in_place_and_verify_finds_nothing(
     alice = device("alice", "alice@example.com")
     bob = device("bob", "bob@example.com", setup=False)
     alice.user("create-room", "--room-id", ROOM, "--name", "In place")
-    follow = subprocess.Popen(
-        [EXE, "-s", str(store), "sync", "--room-id", ROOM, "--follow"],
-        env=bob.env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        lines = Lines(follow)
+    with following(store, bob, ROOM) as (follow, lines):
         lines.wait_for("Following", timeout=30)
         now = int(time.time() * 1000)
         bodies = [(now, "written in place"), (now, "in two goes")]
@@ -51,13 +41,6 @@ def test_follow_prints_a_segment_written_in_place_and_verify_finds_nothing(
         lines.wait_for("in two goes", timeout=20)
         assert [x for x in lines.seen if "written in place" in x]
         assert follow.poll() is None
-    finally:
-        follow.terminate()
-        try:
-            follow.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            follow.kill()
-            follow.wait()
     assert follow.stderr is not None
     assert "truncated" not in follow.stderr.read()
     verify = bob.run("verify", "--room-id", ROOM)
