@@ -12,7 +12,9 @@ verified message look verified. Every string from storage goes through ``termina
 
 from __future__ import annotations
 
+import unicodedata
 from bisect import bisect_right
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -30,6 +32,7 @@ from . import format as fmt
 QUOTE_LIMIT = 80  # characters of a quoted parent's first line
 REASON_LIMIT = 200
 CHIPS_SHOWN = 20  # reaction chips printed under one message
+MAX_SPELLED = 16  # code points spelled out of a chip that looks like another
 NOT_LOADED = "(message not loaded)"
 EDITED = "(edited)"
 DELETED = "(deleted message)"
@@ -127,10 +130,28 @@ def chip_text(chip: ReactionChip) -> str:
     return text
 
 
+def _look(key: str) -> str:
+    """A reaction text without its invisible parts (variation selectors, joiners,
+    combining marks): what two chips that count apart may both look like."""
+    return "".join(ch for ch in key if unicodedata.category(ch) not in ("Mn", "Me", "Cf"))
+
+
 def chips_line(chips: Sequence[ReactionChip]) -> str:
     """The first ``CHIPS_SHOWN`` chips and how many more: a member can write thousands of
-    distinct reaction texts under one message, which would print as one endless line."""
-    line = "  ".join(chip_text(c) for c in chips[:CHIPS_SHOWN])
+    distinct reaction texts under one message, which would print as one endless line.
+    Chips that look alike ("👍", "👍" + U+FE0F, "👍" + a joiner: each counted apart, so
+    one member can show several "👍 1") are followed by their code points."""
+    shown = chips[:CHIPS_SHOWN]
+    looks = Counter(_look(c.key) for c in shown)
+    line = "  ".join(
+        chip_text(c)
+        + (
+            f" [{' '.join(f'U+{ord(ch):04X}' for ch in c.key[:MAX_SPELLED])}]"
+            if looks[_look(c.key)] > 1
+            else ""
+        )
+        for c in shown
+    )
     more = len(chips) - CHIPS_SHOWN
     if more > 0:
         line += f"  … and {more:,} more reaction{'s' if more > 1 else ''} (--json lists them)"

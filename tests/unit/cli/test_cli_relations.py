@@ -16,7 +16,7 @@ from cli_run import Result, run_main
 from nacl.signing import SigningKey
 
 from bucket_chat_desktop.cli.format import describe_event
-from bucket_chat_desktop.cli.related import chip_text
+from bucket_chat_desktop.cli.related import chip_text, chips_line
 from bucket_chat_desktop.protocol import relations
 from bucket_chat_desktop.protocol.audit import Assessed, TrustState
 from bucket_chat_desktop.protocol.ids import segment_path
@@ -274,6 +274,21 @@ def test_a_chip_with_an_unverified_reactor_says_so() -> None:
     assert chip_text(chip) == "👍 2 [1 UNVERIFIED]"
     family = "\U0001f468\u200d\U0001f469\u200d\U0001f467"  # a ZWJ sequence is kept whole
     assert chip_text(ReactionChip(family, (Reactor(ALICE, "verified", ("a",)),))) == family + " 1"
+
+
+def test_chips_that_look_alike_are_told_apart_by_their_code_points() -> None:
+    """Red team: one member reacted "👍", "👍" + U+FE0F and "👍" + a joiner: three chips
+    counted apart that all print as "👍 1". Chips that look alike are followed by their
+    code points; a chip that looks like no other (a heart with its selector, a ZWJ
+    family) prints as it is."""
+    one = (Reactor(BOB, "verified", ("b",)),)
+    family = "\U0001f468\u200d\U0001f469\u200d\U0001f467"
+    keys = ["👍", "👍\ufe0f", "👍\u200d", "❤\ufe0f", family]
+    line = chips_line([ReactionChip(k, one) for k in keys])
+    assert line == (
+        "👍 1 [U+1F44D]  👍\ufe0f 1 [U+1F44D U+FE0F]  👍\u200d 1 [U+1F44D U+200D]  "
+        f"❤\ufe0f 1  {family} 1"
+    )
 
 
 def test_sync_follow_and_chat_say_what_a_relation_event_asks() -> None:
