@@ -65,20 +65,23 @@ BODY_LIMIT = 20_000  # characters of one body on a terminal; --json has them all
 
 
 def body_text(body: str) -> str:
-    """A message body for a terminal (``terminal_safe``, lines kept), with a ``>`` that
-    begins one of its lines escaped (``\\>``, as Markdown writes a literal one): a reply's
-    quote of its parent is such a line, and a body that began with
-    ``> alice@example.com: I agree to pay $5000`` printed exactly as a reply quoting
-    words alice never wrote."""
+    """A message body for a terminal (``terminal_safe``, lines kept), with a ``>`` or a
+    ``* `` that begins one of its lines escaped (``\\>``, ``\\* ``, as Markdown writes
+    them literally): a reply's quote of its parent is such a line, and so is a notice of
+    what an event did ("* reacted 👍 to alice@example.com: …", "* joined the room"). A
+    body beginning ``> alice@example.com: I agree to pay $5000`` printed exactly as a
+    reply quoting words alice never wrote."""
     text = terminal_safe(body, limit=BODY_LIMIT, multiline=True)
-    if ">" not in text:
+    if ">" not in text and "*" not in text:
         return text
-    return "\n".join(
-        f"{line[: len(line) - len(rest)]}\\{rest}"
-        if (rest := line.lstrip(" ")).startswith(">")
-        else line
-        for line in text.split("\n")
-    )
+    return "\n".join(_escaped_line(line) for line in text.split("\n"))
+
+
+def _escaped_line(line: str) -> str:
+    rest = line.lstrip(" ")
+    if rest.startswith(">") or rest.startswith("* ") or rest == "*":
+        return f"{line[: len(line) - len(rest)]}\\{rest}"
+    return line
 
 
 def describe_event(item: Assessed) -> str:

@@ -104,6 +104,9 @@ class LivePrinter:
         content = ev.content
         field = {EDIT: "replaces", REDACTION: "redacts", REACTION: "relates_to"}[ev.type]
         target = content.get(field)
+        if ev.type == EDIT:
+            # an edit of an edit applies to the message: ``edit_of`` names it (applied only)
+            target = rel.edit_of.get(ev.event_id)
         if not isinstance(target, str) or (agg := rel.of(target)) is None:
             return None
         who = fmt.shown_id(ev.sender_id, self.ids)
@@ -125,9 +128,7 @@ class LivePrinter:
                 if red.reason
                 else ""
             )
-            position = rel.positions.get(target)
-            taken = position is not None and timeline[position].event.type == REACTION
-            return f"{head}{'took back a reaction' if taken else 'deleted a message'}{reason}"
+            return f"{head}{self._taken_back(target, timeline, rel)}{reason}"
         if agg.redacted is not None:
             return None
         for chip in agg.reactions:
@@ -135,6 +136,18 @@ class LivePrinter:
                 what = self._what(target, timeline, rel)
                 return f"{head}reacted {related.key_text(chip.key)} to {what}"
         return None
+
+    @staticmethod
+    def _taken_back(target: str, timeline: Sequence[Assessed], rel: Relations) -> str:
+        """What a redaction deleted, by its target's type: a message, one of its edits
+        (the message then reads as before that edit) or a reaction."""
+        position = rel.positions.get(target)
+        kind = timeline[position].event.type if position is not None else MESSAGE
+        if kind == REACTION:
+            return "took back a reaction"
+        if kind == EDIT:
+            return "took back an edit of a message"
+        return "deleted a message" if kind == MESSAGE else "deleted an event"
 
     def _what(self, target: str, timeline: Sequence[Assessed], rel: Relations) -> str:
         """A reacted-to message: its sender and first line, as a reply quotes it."""

@@ -26,7 +26,7 @@ from ..protocol.relations import (
     ReactionChip,
     Relations,
 )
-from ..protocol.untrusted_text import RoomIds, terminal_safe
+from ..protocol.untrusted_text import RoomIds, skeleton, terminal_safe
 from . import format as fmt
 
 QUOTE_LIMIT = 80  # characters of a quoted parent's first line
@@ -131,9 +131,10 @@ def chip_text(chip: ReactionChip) -> str:
 
 
 def _look(key: str) -> str:
-    """A reaction text without its invisible parts (variation selectors, joiners,
-    combining marks): what two chips that count apart may both look like."""
-    return "".join(ch for ch in key if unicodedata.category(ch) not in ("Mn", "Me", "Cf"))
+    """What two chips that count apart may both look like: the text without its
+    invisible parts (variation selectors, joiners, combining marks), look-alike letters
+    made one (``skeleton``: a Cyrillic "о" for a Latin "o")."""
+    return skeleton("".join(ch for ch in key if unicodedata.category(ch) not in ("Mn", "Me", "Cf")))
 
 
 def chips_line(chips: Sequence[ReactionChip]) -> str:

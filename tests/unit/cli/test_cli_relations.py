@@ -278,16 +278,16 @@ def test_a_chip_with_an_unverified_reactor_says_so() -> None:
 
 def test_chips_that_look_alike_are_told_apart_by_their_code_points() -> None:
     """Red team: one member reacted "👍", "👍" + U+FE0F and "👍" + a joiner: three chips
-    counted apart that all print as "👍 1". Chips that look alike are followed by their
-    code points; a chip that looks like no other (a heart with its selector, a ZWJ
-    family) prints as it is."""
+    counted apart that all print as "👍 1" (and "ok" with a Cyrillic "о"). Chips that
+    look alike are followed by their code points; a chip that looks like no other (a
+    heart with its selector, a ZWJ family) prints as it is."""
     one = (Reactor(BOB, "verified", ("b",)),)
     family = "\U0001f468\u200d\U0001f469\u200d\U0001f467"
-    keys = ["👍", "👍\ufe0f", "👍\u200d", "❤\ufe0f", family]
+    keys = ["👍", "👍\ufe0f", "👍\u200d", "❤\ufe0f", family, "ok", "\u043ek"]
     line = chips_line([ReactionChip(k, one) for k in keys])
     assert line == (
         "👍 1 [U+1F44D]  👍\ufe0f 1 [U+1F44D U+FE0F]  👍\u200d 1 [U+1F44D U+200D]  "
-        f"❤\ufe0f 1  {family} 1"
+        f"❤\ufe0f 1  {family} 1  ok 1 [U+006F U+006B]  \u043ek 1 [U+043E U+006B]"
     )
 
 

@@ -134,3 +134,57 @@ def test_each_finding_is_said_once_whatever_order_the_audits_list_them_in() -> N
     printer.findings([later, gap])  # said before: not again
     kinds = [line.split(":", 1)[0] for line in said]
     assert kinds == ["! gap", "! segment-unreadable", "! bad-json", "! key-changed"], said
+
+
+def test_follow_notices_name_an_edit_of_an_edit_and_what_a_deletion_took_back() -> None:
+    """Red team: an edit of an edit (applied to the message) printed no notice, so
+    ``chat`` and ``sync --follow`` showed the older text as the latest; deleting that
+    edit printed "deleted a message" though no message was deleted."""
+    from bucket_chat_desktop.cli.live import LivePrinter
+    from bucket_chat_desktop.protocol.audit import Assessed, TrustState
+    from bucket_chat_desktop.protocol.relations import EDIT, REDACTION
+
+    key = SigningKey(b"\x07" * 32)
+    rows: list[Assessed] = []
+    prev = None
+
+    def add(event_type: str, content: dict[str, object]) -> str:
+        nonlocal prev
+        ev = build_event(
+            room_id=ROOM,
+            sender_id="mallory@example.com",
+            event_type=event_type,
+            content=content,
+            timestamp_ms=1_780_000_000_000 + len(rows) * 1000,
+            unique=str(uuid.uuid4()),
+            prev_event_hash=prev,
+            signing_key=key,
+        )
+        prev = ev.hash
+        rows.append(Assessed(ev, TrustState.VERIFIED, "", "p", len(rows) + 1))
+        return ev.event_id
+
+    said: list[str] = []
+    printer = LivePrinter(said.append)
+
+    def arrive() -> None:
+        printer.arrived(rows[-1:], rows, relations.build(ROOM, rows), echo_own=True)
+
+    message = add(MESSAGE, {"msgtype": "m.text", "body": "I will pay you $100"})
+    arrive()
+    first = add(EDIT, {"replaces": message, "new_content": {"body": "I will pay you $1000"}})
+    arrive()
+    second = add(EDIT, {"replaces": first, "new_content": {"body": "I will pay you $1"}})
+    arrive()
+    add(REDACTION, {"redacts": second})
+    arrive()
+    notices = [line.split("  * ", 1)[-1] for line in said[1:]]
+    assert notices == [
+        "edited a message: I will pay you $1000",
+        "edited a message: I will pay you $1",
+        "took back an edit of a message",
+    ], said
+    # a body can no longer pass for such a notice
+    add(MESSAGE, {"msgtype": "m.text", "body": "* reacted 👍 to alice@example.com: I agree"})
+    arrive()
+    assert said[-1].endswith("  \\* reacted 👍 to alice@example.com: I agree"), said
