@@ -188,3 +188,64 @@ def test_follow_notices_name_an_edit_of_an_edit_and_what_a_deletion_took_back() 
     add(MESSAGE, {"msgtype": "m.text", "body": "* reacted 👍 to alice@example.com: I agree"})
     arrive()
     assert said[-1].endswith("  \\* reacted 👍 to alice@example.com: I agree"), said
+
+
+def test_a_flood_of_reactions_is_printed_in_linear_work() -> None:
+    """Red team: one segment of 20,000 reactions to one message, each with its own text,
+    took ``sync --follow`` about 100 s to print (5,000: 6 s): each notice walked every
+    chip of the message to find its own. Work is counted in lines of Python run (not
+    seconds): twice the reactions, about twice the work."""
+    import sys
+
+    from bucket_chat_desktop.cli.live import LivePrinter
+    from bucket_chat_desktop.protocol.audit import Assessed, TrustState
+    from bucket_chat_desktop.protocol.relations import REACTION
+
+    key = SigningKey(b"\x4d" * 32)
+
+    def flood(n: int) -> int:
+        rows: list[Assessed] = []
+        prev = None
+
+        def add(event_type: str, content: dict[str, object]) -> str:
+            nonlocal prev
+            ev = build_event(
+                room_id=ROOM,
+                sender_id="mallory@example.com",
+                event_type=event_type,
+                content=content,
+                timestamp_ms=1_780_000_000_000 + len(rows),
+                unique=f"u{len(rows)}",
+                prev_event_hash=prev,
+                signing_key=key,
+            )
+            prev = ev.hash
+            rows.append(Assessed(ev, TrustState.VERIFIED, "", "p", len(rows) + 1))
+            return ev.event_id
+
+        target = add(MESSAGE, {"msgtype": "m.text", "body": "target"})
+        for i in range(n):
+            add(REACTION, {"relates_to": target, "reaction": f"k{i}"})
+        rel = relations.build(ROOM, rows)
+        said: list[str] = []
+        printer = LivePrinter(said.append)
+        lines = 0
+
+        def trace(frame: object, event: str, arg: object) -> object:
+            nonlocal lines
+            lines += event == "line"
+            return trace
+
+        sys.settrace(trace)
+        try:
+            printer.arrived(rows, rows, rel, echo_own=True)
+        finally:
+            sys.settrace(None)
+        assert len(said) == n + 1 and said[-1].endswith(f"reacted k{n - 1} to {_MALLORY}: target")
+        return lines
+
+    small, large = flood(400), flood(1600)
+    assert large < 5 * small, (small, large)  # quadratic work would be 16 times
+
+
+_MALLORY = "mallory@example.com"
