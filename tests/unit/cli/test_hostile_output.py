@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import unicodedata
 import uuid
+from typing import Any
 
 import pytest
 from nacl.signing import SigningKey
@@ -136,34 +137,41 @@ def test_each_finding_is_said_once_whatever_order_the_audits_list_them_in() -> N
     assert kinds == ["! gap", "! segment-unreadable", "! bad-json", "! key-changed"], said
 
 
+class _Chain:
+    """One member's signed chain of rows, as an audit shows them (all verified)."""
+
+    def __init__(self, seed: int) -> None:
+        self.key = SigningKey(bytes([seed]) * 32)
+        self.rows: list[Any] = []
+        self.prev: str | None = None
+
+    def add(self, event_type: str, content: dict[str, object]) -> str:
+        from bucket_chat_desktop.protocol.audit import Assessed, TrustState
+
+        ev = build_event(
+            room_id=ROOM,
+            sender_id=_MALLORY,
+            event_type=event_type,
+            content=content,
+            timestamp_ms=1_780_000_000_000 + len(self.rows) * 1000,
+            unique=str(uuid.uuid4()),
+            prev_event_hash=self.prev,
+            signing_key=self.key,
+        )
+        self.prev = ev.hash
+        self.rows.append(Assessed(ev, TrustState.VERIFIED, "", "p", len(self.rows) + 1))
+        return ev.event_id
+
+
 def test_follow_notices_name_an_edit_of_an_edit_and_what_a_deletion_took_back() -> None:
     """Red team: an edit of an edit (applied to the message) printed no notice, so
     ``chat`` and ``sync --follow`` showed the older text as the latest; deleting that
     edit printed "deleted a message" though no message was deleted."""
     from bucket_chat_desktop.cli.live import LivePrinter
-    from bucket_chat_desktop.protocol.audit import Assessed, TrustState
     from bucket_chat_desktop.protocol.relations import EDIT, REDACTION
 
-    key = SigningKey(b"\x07" * 32)
-    rows: list[Assessed] = []
-    prev = None
-
-    def add(event_type: str, content: dict[str, object]) -> str:
-        nonlocal prev
-        ev = build_event(
-            room_id=ROOM,
-            sender_id="mallory@example.com",
-            event_type=event_type,
-            content=content,
-            timestamp_ms=1_780_000_000_000 + len(rows) * 1000,
-            unique=str(uuid.uuid4()),
-            prev_event_hash=prev,
-            signing_key=key,
-        )
-        prev = ev.hash
-        rows.append(Assessed(ev, TrustState.VERIFIED, "", "p", len(rows) + 1))
-        return ev.event_id
-
+    chain = _Chain(7)
+    add, rows = chain.add, chain.rows
     said: list[str] = []
     printer = LivePrinter(said.append)
 
@@ -198,31 +206,11 @@ def test_a_flood_of_reactions_is_printed_in_linear_work() -> None:
     import sys
 
     from bucket_chat_desktop.cli.live import LivePrinter
-    from bucket_chat_desktop.protocol.audit import Assessed, TrustState
     from bucket_chat_desktop.protocol.relations import REACTION
 
-    key = SigningKey(b"\x4d" * 32)
-
     def flood(n: int) -> int:
-        rows: list[Assessed] = []
-        prev = None
-
-        def add(event_type: str, content: dict[str, object]) -> str:
-            nonlocal prev
-            ev = build_event(
-                room_id=ROOM,
-                sender_id="mallory@example.com",
-                event_type=event_type,
-                content=content,
-                timestamp_ms=1_780_000_000_000 + len(rows),
-                unique=f"u{len(rows)}",
-                prev_event_hash=prev,
-                signing_key=key,
-            )
-            prev = ev.hash
-            rows.append(Assessed(ev, TrustState.VERIFIED, "", "p", len(rows) + 1))
-            return ev.event_id
-
+        chain = _Chain(0x4D)
+        add, rows = chain.add, chain.rows
         target = add(MESSAGE, {"msgtype": "m.text", "body": "target"})
         for i in range(n):
             add(REACTION, {"relates_to": target, "reaction": f"k{i}"})
