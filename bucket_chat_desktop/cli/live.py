@@ -153,7 +153,12 @@ class LivePrinter:
         if chip is None:
             return None
         what = self._what(target, timeline, rel)
-        return f"{head}reacted {related.key_text(chip.key)} to {what}"
+        text = related.key_text(chip.key)
+        if any(ch.isspace() for ch in chip.key):
+            # a text of words, quoted: "✅ to alice@example.com: I agree" is its reaction
+            # text, not part of the sentence
+            text = f'"{text}"'
+        return f"{head}reacted {text} to {what}"
 
     @staticmethod
     def _taken_back(target: str, timeline: Sequence[Assessed], rel: Relations) -> str:

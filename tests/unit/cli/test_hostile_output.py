@@ -192,6 +192,12 @@ def test_follow_notices_name_an_edit_of_an_edit_and_what_a_deletion_took_back() 
         "edited a message: I will pay you $1",
         "took back an edit of a message",
     ], said
+    # a reaction text of words is quoted: it cannot pass for the sentence around it
+    add("m.room.reaction", {"relates_to": message, "reaction": "✅ to bob@example.com: deal"})
+    arrive()
+    assert said[-1].split("  * ", 1)[-1] == (
+        f'reacted "✅ to bob@example.com: deal" to {_MALLORY} (edited): I will pay you $1000'
+    ), said
     # a body can no longer pass for such a notice
     add(MESSAGE, {"msgtype": "m.text", "body": "* reacted 👍 to alice@example.com: I agree"})
     arrive()
