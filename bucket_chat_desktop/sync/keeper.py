@@ -509,18 +509,12 @@ class RoomKeeper:
         kept in its index, and a read that differs from it (other metadata, none, none
         usable) is a ``metadata-changed`` error, the kept one staying in use."""
         index = self._engine.index
-        if index is not None:
-            kept_bytes = index.kept_metadata(room.room_id)
-            if kept_bytes is not None and (metadata is None or kept_form(metadata) != kept_bytes):
-                kept, kept_findings = parse_metadata(
-                    kept_bytes,
-                    room.room_id,
-                    metadata_path(room.room_id),
-                    limit=MAX_KEPT_METADATA_BYTES,
-                )
-                if kept is not None:
-                    findings = [*kept_findings, changed_finding(kept, metadata, findings)]
-                    metadata = kept
+        kept_bytes = index.kept_metadata(room.room_id) if index is not None else None
+        if kept_bytes is not None and (metadata is None or kept_form(metadata) != kept_bytes):
+            kept, kept_findings = self._kept_metadata(room.room_id, kept_bytes)
+            if kept is not None:
+                findings = [*kept_findings, changed_finding(kept, metadata, findings)]
+                metadata = kept
         room.metadata, room.metadata_findings = metadata, findings
         if index is not None and metadata is not None:
             index.set_room_info(room.room_id, metadata.name, metadata.signed, kept_form(metadata))
@@ -529,9 +523,8 @@ class RoomKeeper:
     def metadata_unread(self, room: RoomState, why: str) -> None:
         """State thread: the storage answered, but the room's metadata could not be read
         (refused: a file made unreadable, a permission; or it kept changing while read).
-        Not "no metadata": an
-        ``unread`` error, so no verdict on the room is final, and the metadata this
-        device kept (its first read) stays in use, not a bare room id."""
+        Not "no metadata": an ``unread`` error, so no verdict on the room is final, and
+        the metadata this device kept (its first read) stays in use, not a bare room id."""
         finding = Finding(
             Kind.UNREAD,
             f"metadata.json could not be read ({why}): the room's name and creator are not"
@@ -543,15 +536,19 @@ class RoomKeeper:
         if metadata is None and index is not None:
             kept_bytes = index.kept_metadata(room.room_id)
             if kept_bytes is not None:
-                metadata, kept_findings = parse_metadata(
-                    kept_bytes,
-                    room.room_id,
-                    metadata_path(room.room_id),
-                    limit=MAX_KEPT_METADATA_BYTES,
-                )
+                metadata, kept_findings = self._kept_metadata(room.room_id, kept_bytes)
                 findings = [*kept_findings, finding]
         room.metadata, room.metadata_findings = metadata, findings
         self._publish(room)
+
+    @staticmethod
+    def _kept_metadata(
+        room_id: str, kept_bytes: bytes
+    ) -> tuple[RoomMetadata | None, list[Finding]]:
+        """The metadata this device kept for the room (its first read), parsed again."""
+        return parse_metadata(
+            kept_bytes, room_id, metadata_path(room_id), limit=MAX_KEPT_METADATA_BYTES
+        )
 
     def tell_loaded(self, room: RoomState) -> None:
         """Loop: the room's audit told again as a ``RoomLoaded``, for what changed beside
