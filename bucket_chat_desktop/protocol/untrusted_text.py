@@ -339,10 +339,12 @@ def _labels(text: str) -> list[str]:
     return out
 
 
-def _describe(chars: Iterable[str], limit: int = 2) -> str:
+def _describe(chars: Iterable[str], limit: int = 2, *, unique: bool = True) -> str:
+    """Characters by code point and name (never themselves: they may be invisible or look
+    like others), each once unless ``unique`` is off, ``limit`` of them and how many more."""
     seen: list[str] = []
     for ch in chars:
-        if ch not in seen:
+        if not unique or ch not in seen:
             seen.append(ch)
     shown = ", ".join(
         f"U+{ord(c):04X} {unicodedata.name(c)}" if unicodedata.name(c, "") else f"U+{ord(c):04X}"
@@ -435,14 +437,8 @@ def id_warning(sender_id: str) -> str | None:
 
 
 def _named(chars: str) -> str:
-    """Characters by code point and name (never themselves: they may be invisible or
-    look like others), or "nothing"."""
-    if not chars:
-        return "nothing"
-    return ", ".join(
-        f"U+{ord(c):04X} {unicodedata.name(c)}" if unicodedata.name(c, "") else f"U+{ord(c):04X}"
-        for c in chars[:3]
-    ) + (f" and {len(chars) - 3} more" if len(chars) > 3 else "")
+    """The characters where two ids differ, in order (``_describe``), or "nothing"."""
+    return _describe(chars, limit=3, unique=False) if chars else "nothing"
 
 
 @lru_cache(maxsize=4096)
