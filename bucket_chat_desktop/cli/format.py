@@ -133,6 +133,11 @@ def event_line(item: Assessed, ids: RoomIds | None = None) -> str:
     )
 
 
+def finding_said(f: Finding) -> str:
+    """A finding on one line, as ``chat``, ``sync --follow`` and ``members`` say it."""
+    return f"! {f.kind.value}: {terminal_safe(f.message)} ({terminal_safe(f.where())})"
+
+
 def finding_line(f: Finding) -> str:
     head = f"  {f.severity.value.upper():6} {f.kind.value:22} {terminal_safe(f.where())}"
     return f"{head}\n         {terminal_safe(f.message)}"

@@ -19,12 +19,12 @@ from . import format as fmt
 from . import related
 
 
-def room_findings(view: Any, result: AuditResult | None = None) -> list[Finding]:
+def room_findings(view: Any) -> list[Finding]:
     """Every finding of a room as ``history`` and ``verify`` count them: its metadata's
     (a rewritten, unreadable or foreign-signed ``metadata.json``), the audit's and the
-    forged or malformed relations'. ``view``: a ``RoomView`` (or an engine event with
-    the same fields); ``result``: its audit, unless another is given."""
-    result = result if result is not None else view.result
+    forged or malformed relations'. ``view``: a ``RoomView``, or an engine event with
+    the same fields (an append's has no metadata)."""
+    result = view.result
     if result is None:
         return list(getattr(view, "metadata_findings", ()))
     meta = getattr(view, "metadata", None)
@@ -96,7 +96,7 @@ class LivePrinter:
             if f.severity is not Severity.ERROR or key in self.reported:
                 continue
             self.reported.add(key)
-            self.say(f"! {f.kind.value}: {terminal_safe(f.message)} ({terminal_safe(f.where())})")
+            self.say(fmt.finding_said(f))
 
     def _notice(
         self,

@@ -1059,7 +1059,7 @@ async def cmd_members(args: argparse.Namespace) -> int:
         for line in notes:
             print(line)
     for f in unread:  # why the list may be short
-        print(f"! {f.kind.value}: {terminal_safe(f.message)} ({terminal_safe(f.where())})")
+        print(fmt.finding_said(f))
     if result.errors:
         print(
             f"\nThis room has {len(result.errors)} finding(s); "
