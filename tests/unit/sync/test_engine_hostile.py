@@ -830,6 +830,7 @@ def test_a_metadata_file_that_keeps_changing_is_unread_not_none(tmp_path: Path) 
     meta = root / "rooms" / ROOM / "metadata.json"
     written = meta.read_bytes()
     stop = threading.Event()
+    rewritten = threading.Event()
 
     def keep_rewriting() -> None:
         n = 0
@@ -837,6 +838,7 @@ def test_a_metadata_file_that_keeps_changing_is_unread_not_none(tmp_path: Path) 
             part = meta.with_name(f".m{n % 2}")
             part.write_bytes(b'{"name": "Evil')  # never finished
             os.replace(part, meta)
+            rewritten.set()
             n += 1
             stop.wait(0.3)
 
@@ -871,6 +873,8 @@ def test_a_metadata_file_that_keeps_changing_is_unread_not_none(tmp_path: Path) 
 
     writer = threading.Thread(target=keep_rewriting, daemon=True)
     writer.start()
+    # a loaded machine may start the thread late: read only what it has rewritten
+    assert rewritten.wait(30)
     try:
         fresh = asyncio.run(read(False))
         kept = asyncio.run(read(True))
