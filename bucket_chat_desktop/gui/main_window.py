@@ -413,6 +413,7 @@ class MainWindow(QMainWindow):
         self.room_list.setModel(self.controller.rooms)
         self.room_list.setItemDelegate(RoomDelegate(self.room_list))
         self.room_list.setFrameShape(QFrame.Shape.NoFrame)
+        self.room_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.room_list.setMouseTracking(True)
         self.room_list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.room_list.customContextMenuRequested.connect(self._room_menu)

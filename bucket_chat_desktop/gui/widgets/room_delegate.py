@@ -20,7 +20,10 @@ class RoomDelegate(SafeDelegate):
     failure_text = "This room could not be shown"
 
     def row_size(self, option: QStyleOptionViewItem, index: Index) -> QSize:
-        return QSize(option.rect.width(), ROW_H)
+        # No width of its own: the list gives each row the viewport's width. The width of
+        # the option was the viewport's before a resize, and kept the rows that wide: a
+        # narrowed window scrolled the room list sideways, its times cut off.
+        return QSize(1, ROW_H)
 
     def paint_row(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
         # SafeDelegate.paint saves the painter before and restores it after.
