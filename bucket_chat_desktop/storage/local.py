@@ -480,9 +480,15 @@ class LocalStorage(Storage):
                         continue  # missing (or vanished): lists as empty
                     out.extend(self._scan(folder, parts, pending))
             except NotRegularFileError as exc:
-                # A linked folder on the way: report the link itself, do not follow it.
-                if exc.kind != "file":  # a plain object where a folder would be: empty
-                    out.append(ObjectInfo(exc.path, 0, special=exc.kind))
+                if exc.kind == "file":  # a plain object where a folder would be: empty
+                    continue
+                if parts is start:
+                    # The folder asked for is a link (or one on its way): not followed,
+                    # and not an empty folder either: a day of history swapped for a
+                    # link cannot be listed, as a folder nobody may read cannot.
+                    raise
+                # A folder found by the scan swapped for a link since: named, not followed.
+                out.append(ObjectInfo(exc.path, 0, special=exc.kind))
             except NotADirectoryError:
                 continue
             except OSError as exc:  # named in full: relative to its folder, it was "x"
@@ -546,12 +552,19 @@ class LocalStorage(Storage):
                         elif kind is None and stat.S_ISDIR(st.st_mode):
                             names.append(e.name)
                         elif kind is not None:
-                            log.info("not following %s/%s: a %s", rel, e.name, kind)
+                            # Named, not followed: listing what is under it reports the
+                            # link (or FIFO, ...) itself, so that the audit names it. Left
+                            # out, a day folder swapped for a link was a day with nothing
+                            # in it, and a new device verified the room clean.
+                            names.append(e.name)
                 return sorted(names)
         except NotRegularFileError as exc:
             if exc.kind != "file":
-                log.warning("%s", exc)
-            return []
+                # A link (or FIFO, ...) where the folder is: not followed, and not
+                # an empty folder either. Listed as empty, a room whose logs/ folder
+                # was swapped for a link read as a room with no history, verified clean.
+                raise
+            return []  # a plain file where a folder would be: no folder, nothing in it
         except (FileNotFoundError, NotADirectoryError):
             return []
         except OSError as exc:

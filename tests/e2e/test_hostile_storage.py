@@ -78,7 +78,7 @@ def test_verify_history_and_send_finish_and_name_a_fifo(alice: Device) -> None:
 
 @pytest.mark.parametrize("linked", ["logs", "date"])
 def test_a_linked_folder_never_leads_a_send_out_of_the_storage(
-    alice: Device, tmp_path: Path, linked: str
+    alice: Device, tmp_path: Path, linked: str, device
 ) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -99,8 +99,15 @@ def test_a_linked_folder_never_leads_a_send_out_of_the_storage(
     assert f"{rel} is a symbolic link" in sent.stderr
     assert list(outside.rglob("*")) == []  # no folder, no temp file, no segment
     verify = alice.run("verify", "--room-id", ROOM, check=False)
-    assert verify.returncode in (0, 1)  # finishes, and does not read through the link
+    assert verify.returncode == 1  # finishes, and does not read through the link
     assert list(outside.rglob("*")) == []
+    # A device that never read the room: the link is no empty history. Listed as
+    # nothing, the room (or the day) verified clean with nothing in it.
+    bob = device("bob", "bob@example.com")
+    (folder,) = [f for f in bob.json("verify", "--room-id", ROOM, check=False)["findings"]]
+    assert folder["kind"] == "unread" and folder["path"] == f"{rel}/"
+    assert f"{rel} is a symbolic link" in folder["message"]
+    assert bob.run("verify", "--room-id", ROOM, check=False).returncode == 1
 
 
 def test_oversized_metadata_is_a_finding_not_a_read(alice: Device) -> None:

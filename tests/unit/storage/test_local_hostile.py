@@ -115,11 +115,22 @@ def test_linked_folders_never_lead_writes_out_of_the_storage(
     assert not any(i.path.endswith("y.jsonl") for i in listed)
 
 
-def test_a_linked_room_is_not_listed_as_a_room(root: Path, outside: Path) -> None:
+def test_a_linked_folder_is_named_and_never_followed(root: Path, outside: Path) -> None:
+    """A link where a room or a day folder would be is named by ``list_dirs`` (so that
+    reading it reports the link) and listing under it raises: left out of the names,
+    a day folder swapped for a link was a day with nothing in it, and a new device
+    verified the room clean."""
+    (outside / "secret").mkdir()
     (root / "rooms" / "evil").symlink_to(outside, target_is_directory=True)
     store = LocalStorage(root)
-    assert run(store.list_dirs("rooms/")) == ["r"]
-    assert run(store.list_dirs("rooms/evil/logs/")) == []
+    assert run(store.list_dirs("rooms/")) == ["evil", "r"]
+    for prefix in ("rooms/evil/", "rooms/evil/logs/"):
+        with pytest.raises(NotRegularFileError) as caught:
+            run(store.list_dirs(prefix))
+        assert caught.value.kind == "symbolic link" and "rooms/evil" in str(caught.value)
+        with pytest.raises(NotRegularFileError):
+            run(store.list_objects(prefix))
+    assert run(store.list_dirs("rooms/r/")) == ["logs"]  # the real room is listed as before
 
 
 def test_a_file_larger_than_the_cap_is_not_read_whole(root: Path) -> None:
