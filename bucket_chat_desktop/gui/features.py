@@ -20,6 +20,7 @@ from PySide6.QtGui import QColor, QKeySequence, QShortcut
 from PySide6.QtWidgets import QMessageBox
 
 from ..protocol.audit import Assessed, AuditResult, Timeline
+from ..protocol.room_state import Confirmed
 from ..sync.client import RoomRef
 from .audit.dialog import AuditDialog
 from .audit.view import AuditView
@@ -51,7 +52,7 @@ class Features(QObject):
         self.window = window
         self.controller = controller
         identity = controller.identity
-        self._confirmed: dict[str, frozenset[str]] = {}  # storage id -> confirmed keys
+        self._confirmed: dict[str, Confirmed] = {}  # storage id -> confirmed pairs
         self._confirmed_loading: set[str] = set()  # storages whose keys are being read
         self._audit_asked = 0  # newest audit-view request: older answers are dropped
         self._audit_open_pending = False  # the user asked to open the dialog: the answer does
@@ -97,10 +98,10 @@ class Features(QObject):
 
     # -- confirmed keys (per storage, from its index) ----------------------------------------
 
-    def confirmed_keys(self, storage_id: str) -> frozenset[str]:
-        """The storage's confirmed keys as known so far. The first call starts reading them
-        (on the engine's worker, never blocking the GUI); when they arrive, the timelines and
-        the members panel get them."""
+    def confirmed_keys(self, storage_id: str) -> Confirmed:
+        """The storage's confirmed (sender id, key) pairs as known so far. The first
+        call starts reading them (on the engine's worker, never blocking the GUI); when
+        they arrive, the timelines and the members panel get them."""
         keys = self._confirmed.get(storage_id)
         if keys is not None:
             return keys
@@ -188,7 +189,8 @@ class Features(QObject):
             log.warning("could not record the confirmation of %s: %s", device.sender_id, exc)
             QMessageBox.warning(self.window, "Verify device", f"Could not save it: {exc}")
             return False
-        self._confirmed[storage_id] = self.confirmed_keys(storage_id) | {device.key}
+        pair = (device.sender_id, device.key)
+        self._confirmed[storage_id] = self.confirmed_keys(storage_id) | {pair}
         self._push_confirmed(storage_id)
         self.controller.reaudit(room_key)  # the new pin takes effect now
         return True

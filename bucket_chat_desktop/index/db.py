@@ -1195,8 +1195,9 @@ class Index:
             )
 
     @_locked
-    def user_verified_keys(self) -> set[str]:
-        return {k for (k,) in self._db.execute("SELECT sender_key FROM pins WHERE source = 'user'")}
+    def user_verified_keys(self) -> set[tuple[str, str]]:
+        """What the person confirmed: (sender id, key) pairs, for every room."""
+        return set(self._db.execute("SELECT sender_id, sender_key FROM pins WHERE source = 'user'"))
 
     @_locked
     def confirmed_keys(self, sender_id: str) -> set[str]:

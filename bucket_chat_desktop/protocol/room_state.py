@@ -42,6 +42,11 @@ from .untrusted_text import NAME_LIMIT, RoomIds, display_name_safe, one_line, sk
 # Memberships that take a sender out of the member list.
 GONE = frozenset({"leave", "ban", "kick"})
 
+Confirmed = frozenset[tuple[str, str]]
+"""What the user confirmed out of band (compared fingerprints): (sender id, key) pairs.
+A confirmation is of a key *as someone's*: the same key signing as someone else, or
+named as someone else's device, is not what the user compared."""
+
 # What a membership event says, as a phrase after the sender's name or id.
 _PHRASES = {
     "join": "joined the room",
@@ -368,19 +373,21 @@ class Roster:
     disputed: frozenset[str] = frozenset()  # ``RoomState.disputed`` when it was made
 
     def members(
-        self, confirmed: Iterable[str] = frozenset(), *, everyone: bool = False
+        self, confirmed: Iterable[tuple[str, str]] = frozenset(), *, everyone: bool = False
     ) -> list[MemberRecord]:
         """Current members (``everyone``: also those who left or were removed), sorted
-        by what is shown for them; ``confirmed`` are the keys the user verified out of
-        band: their devices say so, whatever the audit said."""
+        by what is shown for them; ``confirmed`` are the (sender id, key) pairs the user
+        verified out of band: those devices say so, whatever the audit said. A key
+        confirmed as another person's confirms nothing here (``Confirmed``)."""
         confirmed = frozenset(confirmed)
         out: list[MemberRecord] = []
         for member in self.everyone:
             if not everyone and not member.present:
                 continue
-            if confirmed and any(d.key in confirmed for d in member.devices if d.key):
+            mine = {key for user, key in confirmed if user == member.user_id}
+            if mine and any(d.key in mine for d in member.devices if d.key):
                 devices = tuple(
-                    replace(d, state=DeviceState.CONFIRMED) if d.key and d.key in confirmed else d
+                    replace(d, state=DeviceState.CONFIRMED) if d.key and d.key in mine else d
                     for d in member.devices
                 )
                 member = replace(member, devices=devices)
@@ -635,11 +642,11 @@ class RoomState:
         return out
 
     def members(
-        self, confirmed: Iterable[str] = frozenset(), *, everyone: bool = False
+        self, confirmed: Iterable[tuple[str, str]] = frozenset(), *, everyone: bool = False
     ) -> list[MemberRecord]:
         """Current members (``everyone``: also those who left or were removed), sorted
-        by what is shown for them; ``confirmed`` are the keys the user verified out of
-        band (``Roster.members``)."""
+        by what is shown for them; ``confirmed`` are the (sender id, key) pairs the user
+        verified out of band (``Roster.members``)."""
         return self.roster().members(confirmed, everyone=everyone)
 
     def _member(self, user_id: str, sender: _SenderStats, names: Names) -> MemberRecord:

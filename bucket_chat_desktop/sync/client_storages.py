@@ -25,6 +25,7 @@ from ..index.search import SearchPage
 from ..protocol.attachments import FileInfo
 from ..protocol.audit import AuditResult
 from ..protocol.relations import Relations
+from ..protocol.room_state import Confirmed
 from ..protocol.unread import ReadMarker, UnreadCount
 from ..settings import StorageSettings
 from ..storage.base import Storage, StorageError
@@ -387,8 +388,9 @@ class AttachedStorages:
             return None
         return await attached.engine.count_unread(ref.room_id, result, relations, marker, own_key)
 
-    async def confirmed_keys(self, storage_id: str) -> frozenset[str]:
-        """The keys the person confirmed in one storage (its index's ``user`` pins)."""
+    async def confirmed_keys(self, storage_id: str) -> Confirmed:
+        """The (sender id, key) pairs the person confirmed in one storage (its index's
+        ``user`` pins)."""
         attached = self._storages.get(storage_id)
         if attached is None:
             return frozenset()

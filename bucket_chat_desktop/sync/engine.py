@@ -51,6 +51,7 @@ from ..protocol.audit import HOLD_AHEAD_MS, AuditResult, RoomLedger
 from ..protocol.chain import Draft
 from ..protocol.event import Event
 from ..protocol.relations import Relations
+from ..protocol.room_state import Confirmed
 from ..protocol.unread import ReadMarker, UnreadCount, count_unread
 from ..protocol.untrusted_text import terminal_safe
 from ..storage.base import Storage, StorageError, StorageOfflineError, StorageThrottledError
@@ -904,8 +905,8 @@ class SyncEngine:
             return None
         return room.view or RoomView(room_id, None, None, (), False, False)
 
-    async def user_confirmed_keys(self) -> frozenset[str]:
-        """Every key the person confirmed (compared fingerprints), whoever's it is."""
+    async def user_confirmed_keys(self) -> Confirmed:
+        """Every (sender id, key) pair the person confirmed (compared fingerprints)."""
         index = self.index
         if index is None:
             return frozenset()

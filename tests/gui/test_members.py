@@ -278,7 +278,7 @@ def test_mark_as_verified_asks_then_pins_the_key_in_the_index(
     assert dialog.fingerprint.text() == expected
     assert not dialog.confirm_button.isDefault() and not dialog.cancel_button.isDefault()
     dialog.cancel_button.click()
-    assert key_text(BOB_PHONE) not in app.index.user_verified_keys()
+    assert app.index.user_verified_keys() == set()
 
     # Confirm Bob's laptop
     row_for(key_text(BOB)).confirm_button.click()
@@ -287,7 +287,7 @@ def test_mark_as_verified_asks_then_pins_the_key_in_the_index(
     qtbot.waitUntil(dialog.isVisible)
     shot(dialog, "verify_device_dialog", tmp_path)
     dialog.confirm_button.click()
-    qtbot.waitUntil(lambda: app.index.user_verified_keys() == {key_text(BOB)})
+    qtbot.waitUntil(lambda: app.index.user_verified_keys() == {("bob@example.com", key_text(BOB))})
     assert key_text(BOB) in app.index.pins(ROOM)["bob@example.com"]
     qtbot.waitUntil(lambda: row_for(key_text(BOB)).confirm_button is None)
     assert row_for(key_text(BOB)).device.state is DeviceState.CONFIRMED
@@ -298,7 +298,7 @@ def test_mark_as_verified_asks_then_pins_the_key_in_the_index(
     assert path is not None
     again = Index.open(path)
     try:
-        assert again.user_verified_keys() == {key_text(BOB)}
+        assert again.user_verified_keys() == {("bob@example.com", key_text(BOB))}
     finally:
         again.close()
     shot(app.window, "members_panel_confirmed", tmp_path)

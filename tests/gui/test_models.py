@@ -454,11 +454,11 @@ def test_members_model_fold_and_updates(qtmodeltester: Any, room: Room, force_py
     assert alice.data(MemberRoles.DeviceCount) == 1
 
     # the user confirms Bob's laptop: one row changes
-    model.confirm(key_text(BOB))
+    model.confirm("bob@example.com", key_text(BOB))
     bob = model.member(model.row_of("bob@example.com"))
     assert {d.key: d.state for d in bob.devices}[key_text(BOB)] is DeviceState.CONFIRMED
     assert bob.state is DeviceState.VERIFIED  # the phone is not confirmed yet
-    model.confirm(key_text(BOB_PHONE))
+    model.confirm("bob@example.com", key_text(BOB_PHONE))
     assert model.member(model.row_of("bob@example.com")).state is DeviceState.CONFIRMED
 
     # Carol leaves: her row is removed

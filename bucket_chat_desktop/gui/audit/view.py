@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ...protocol.audit import AuditResult
 from ...protocol.findings import Finding, Severity, vanished_only
@@ -34,7 +34,6 @@ class AuditView:
     # Part of the history could not be read (a segment unreadable, vanished or changed,
     # a listing that failed): what is shown is what could be read, no verdict is final.
     partial: bool = False
-    confirmed_keys: frozenset[str] = field(default_factory=frozenset)
 
     @property
     def signer(self) -> tuple[Signer, list[Finding]]:

@@ -21,6 +21,7 @@ from PySide6.QtCore import QAbstractListModel, QByteArray, QModelIndex, QPersist
 from ...keys.identity import display_fingerprint, fingerprint_of
 from ...protocol.room_state import (
     NO_ONE,
+    Confirmed,
     DeviceRecord,
     DeviceState,
     MemberRecord,
@@ -149,7 +150,7 @@ class MembersModel(QAbstractListModel):
         self.own_user = own_user
         self.own_key = own_key
         self._state = NO_ONE
-        self._confirmed: frozenset[str] = frozenset()
+        self._confirmed: Confirmed = frozenset()
         self._members: list[Member] = []
 
     # -- Qt model API ---------------------------------------------------------------------
@@ -213,15 +214,15 @@ class MembersModel(QAbstractListModel):
             self._state = state
             self._publish()
 
-    def set_confirmed(self, keys: Iterable[str]) -> None:
-        """The keys the user confirmed (``Index.user_verified_keys``)."""
-        keys = frozenset(keys)
-        if keys != self._confirmed:
-            self._confirmed = keys
+    def set_confirmed(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """The (sender id, key) pairs the user confirmed (``Index.user_verified_keys``)."""
+        pairs = frozenset(pairs)
+        if pairs != self._confirmed:
+            self._confirmed = pairs
             self._publish()
 
-    def confirm(self, key: str) -> None:
-        self.set_confirmed(self._confirmed | {key})
+    def confirm(self, sender_id: str, key: str) -> None:
+        self.set_confirmed(self._confirmed | {(sender_id, key)})
 
     def _publish(self) -> None:
         own_user, own_key = self.own_user, self.own_key

@@ -45,7 +45,7 @@ from ...protocol.attachments import announced_name
 from ...protocol.audit import Assessed, TrustState
 from ...protocol.event import MEMBER, MESSAGE, Event, Malformed
 from ...protocol.relations import HIDDEN_TYPES, Aggregate, ReactionChip, Relations
-from ...protocol.room_state import NO_NAMES, Names, membership_text
+from ...protocol.room_state import NO_NAMES, Confirmed, Names, membership_text
 from ...protocol.untrusted_text import one_line
 from ...sync.events import ShownEvent, TimelineRow
 from ..room_preview import DELETED
@@ -296,7 +296,7 @@ class TimelineModel(QAbstractListModel):
         # order (look-alikes are marked): made on the engine's state thread with the
         # audit (``Roster.names``), never folded here.
         self.names: Names = NO_NAMES
-        self.confirmed_keys: frozenset[str] = frozenset()  # Index.user_verified_keys()
+        self.confirmed_keys: Confirmed = frozenset()  # Index.user_verified_keys()
         self._busy = 0  # > 0 while a change is being signalled: no fetchMore then
         self._ids: set[str] | None = None  # ids of confirmed rows, built when first needed
 
@@ -377,7 +377,7 @@ class TimelineModel(QAbstractListModel):
                 return (
                     self._trust(row) == TrustState.VERIFIED.value
                     and bool(row.sender_key)
-                    and row.sender_key in self.confirmed_keys
+                    and (row.sender_id, row.sender_key) in self.confirmed_keys
                 )
             case Roles.Version:
                 return _version(self.aggregate(row))
@@ -766,8 +766,9 @@ class TimelineModel(QAbstractListModel):
 
     # -- feeding it -----------------------------------------------------------------------
 
-    def set_confirmed_keys(self, keys: frozenset[str]) -> None:
-        """Keys the user confirmed out of band: their verified events show "confirmed"."""
+    def set_confirmed_keys(self, keys: Confirmed) -> None:
+        """(Sender id, key) pairs the user confirmed out of band: their verified events
+        show "confirmed"; the key signing as someone else does not."""
         if keys == self.confirmed_keys:
             return
         self.confirmed_keys = keys

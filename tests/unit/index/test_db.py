@@ -281,9 +281,9 @@ def test_pins_tofu_and_user_verified(db_path: Path) -> None:
         assert index.user_verified_keys() == set()
         index.mark_verified("alice@x", "K2")  # a tofu pin is promoted
         index.mark_verified("carol@x", "K4")  # a new one is added
-        assert index.user_verified_keys() == {"K2", "K4"}
+        assert index.user_verified_keys() == {("alice@x", "K2"), ("carol@x", "K4")}
         index.add_pins([("carol@x", "K4")], room_id="r")  # never demotes a user verification
-        assert index.user_verified_keys() == {"K2", "K4"}
+        assert index.user_verified_keys() == {("alice@x", "K2"), ("carol@x", "K4")}
         assert index.pins("r")["carol@x"] == {"K4"}
     finally:
         index.close()
@@ -326,7 +326,7 @@ def test_pins_of_the_storage_wide_kind_are_migrated(db_path: Path) -> None:
     index = Index.open(db_path)
     try:
         assert index.pins("any-room") == {"bob@x": {"K-bob"}, "me@x": {"K"}}
-        assert index.user_verified_keys() == {"K-bob"}
+        assert index.user_verified_keys() == {("bob@x", "K-bob")}
     finally:
         index.close()
 

@@ -247,7 +247,10 @@ def test_devices_introductions_and_repeated_appends() -> None:
     state = RoomState()
     state.add(result.timeline[:2])
     state.add(result.timeline)  # the engine may hand events again: folded once
-    (member,) = state.members(confirmed={phone.public})
+    # a key confirmed as someone else's confirms nothing of hers (a key is public)
+    (other,) = state.members(confirmed={(BOB, phone.public)})
+    assert all(d.state is not DeviceState.CONFIRMED for d in other.devices)
+    (member,) = state.members(confirmed={(ALICE, phone.public)})
     assert [(d.number, d.key, d.events) for d in member.devices] == [
         (1, phone.public, 2),
         (2, laptop.public, 1),

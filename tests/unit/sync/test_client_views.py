@@ -33,7 +33,7 @@ def test_room_view_confirmed_keys_and_mark_verified_hand_back_values(tmp_path: P
             before = await client.confirmed_keys(entry.id)
             await client.mark_verified(entry.id, "bob@example.com", bob_key)
             after = await client.confirmed_keys(entry.id)
-            assert before == frozenset() and after == frozenset({bob_key})
+            assert before == frozenset() and after == frozenset({("bob@example.com", bob_key)})
             assert isinstance(after, frozenset)
             assert await client.confirmed_keys("no-such-storage") == frozenset()
             with pytest.raises(KeyError):
@@ -67,7 +67,7 @@ def test_room_view_confirmed_keys_and_mark_verified_hand_back_values(tmp_path: P
     # the confirmation is in the storage's index file, as a pin the user made
     index = Index.open(index_path_for(tmp_path / "data", entry.spec))
     try:
-        assert index.user_verified_keys() == {bob_key}
+        assert index.user_verified_keys() == {("bob@example.com", bob_key)}
     finally:
         index.close()
 
