@@ -115,7 +115,12 @@ async def run_chat(storage: Storage, room_id: str, identity: Any, displayname: s
         result = room.result
         # as ``history`` titles it: whose signature the name carries, and whether it is
         # the creator's (a member can rewrite metadata.json under the creator's id)
-        title = fmt.room_title(room.metadata, room_id, result.authorized if result else None)
+        title = fmt.room_title(
+            room.metadata,
+            room_id,
+            result.authorized if result else None,
+            room.roster.names.lookalikes if room.roster else None,
+        )
         print(f"# {title} — type a message and press Enter; /quit or Ctrl-D to leave")
         if result is not None and room.relations is not None:
             screen.opening(result, room.relations, OPENING_LINES)

@@ -147,13 +147,16 @@ def room_title(
     meta: RoomMetadata | None,
     room_id: str,
     authorized: Mapping[str, frozenset[str]] | None = None,
+    ids: RoomIds | None = None,
 ) -> str:
     """``describe(meta, authorized)`` for a terminal: the name is cleaned, the creator id
-    escaped and marked when it may imitate another (the check uses the real id)."""
+    escaped and marked when it may imitate another — with ``ids`` (the room's senders),
+    also when it looks like a sender's id there: ``aIice@…`` signing a room where
+    ``alice@…`` writes (the check uses the real id)."""
     if meta is None:
         return f"{room_id} (no metadata)"
     signer = check_signer(meta, authorized)[0]
-    shown = dataclasses.replace(meta, creator_id=shown_id(meta.creator_id or "?"))
+    shown = dataclasses.replace(meta, creator_id=shown_id(meta.creator_id or "?", ids))
     name = display_name_safe(meta.name, TITLE_LIMIT) or room_id
     return f"{terminal_safe(name)} ({signer_text(shown, signer)})"
 

@@ -1019,7 +1019,12 @@ async def cmd_search(args: argparse.Namespace) -> int:
 
 def _print_title(view: Any, result: AuditResult) -> None:
     title = (
-        fmt.room_title(view.metadata, view.room_id, result.authorized)
+        fmt.room_title(
+            view.metadata,
+            view.room_id,
+            result.authorized,
+            view.roster.names.lookalikes if view.roster else None,
+        )
         if view.metadata
         else view.room_id
     )
@@ -1091,7 +1096,12 @@ async def cmd_verify(args: argparse.Namespace) -> int:
         }
         print(fmt.json_text(doc))
         return status
-    title = fmt.room_title(view.metadata, view.room_id, result.authorized)
+    title = fmt.room_title(
+        view.metadata,
+        view.room_id,
+        result.authorized,
+        view.roster.names.lookalikes if view.roster else None,
+    )
     total = len(result.timeline) + len(result.invalid)
     print(f"Room {view.room_id}: {title}")
     print(f"{total:,} events in {result.segments:,} segments")

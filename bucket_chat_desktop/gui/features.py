@@ -220,6 +220,7 @@ class Features(QObject):
             item.storage_name if item is not None else "",
             # from the result shown itself: it says what could not be read
             partial=any(f.kind in PARTIAL_READ for f in result.findings),
+            ids=roster.names.lookalikes if (roster := self.controller.roster(key)) else None,
         )
 
     def open_audit(self) -> None:

@@ -236,3 +236,43 @@ def test_a_backdated_plain_look_alike_does_not_make_the_real_sender_the_impostor
     out = reader.run("verify", "--room-id", ROOM, check=False).stdout
     assert "Ids that may imitate someone else" in out
     assert f"looks like {ALICE}" in out and f"looks like {BACKDATER}" in out
+
+
+def test_a_room_signed_by_a_look_alike_of_a_member_is_marked_in_its_title(
+    tmp_path: Path,
+) -> None:
+    """Red team: ``aIice@example.com`` signed the room's metadata with a key of their own
+    (and joined), while the real alice writes in the room. Her rows were marked, but
+    ``history`` and ``verify`` titled the room "Payments (signed by aIice@example.com)"
+    without a mark: the title checked the creator's id alone, not against the room's
+    senders. It is checked against them now, as every row is."""
+    store = tmp_path / "store"
+    room = store / "rooms" / ROOM
+    room.mkdir(parents=True)
+    alice, impostor = SigningKey(b"\x01" * 32), SigningKey(b"\x02" * 32)
+    (room / "metadata.json").write_bytes(
+        build_metadata(
+            room_id=ROOM,
+            name="Payments",
+            created_at="2026-06-01T00:00:00.000Z",
+            creator_id=BACKDATER,
+            signing_key=impostor,
+        )
+    )
+    text = {"msgtype": "m.text"}
+    join = (MEMBER, {"membership": "join", "displayname": "Alice"})
+    _write(
+        store,
+        BACKDATER,
+        impostor,
+        _events(impostor, BACKDATER, [join, (MESSAGE, {**text, "body": "new account: X"})], T0),
+    )
+    _write(store, ALICE, alice, _events(alice, ALICE, [(MESSAGE, {**text, "body": "hi"})], T0 + 9))
+    home = tmp_path / "reader"
+    home.mkdir()
+    reader = Device(home, store, "reader@example.com")
+
+    title = reader.run("history", "--room-id", ROOM).stdout.splitlines()[0]
+    assert title == f"# Payments (signed by {BACKDATER} [!LOOK-ALIKE ID])", title
+    out = reader.run("verify", "--room-id", ROOM, check=False).stdout
+    assert out.splitlines()[0] == f"Room {ROOM}: Payments (signed by {BACKDATER} [!LOOK-ALIKE ID])"

@@ -404,3 +404,37 @@ def test_every_kind_of_finding_is_explained() -> None:
     assert set(EXPLANATIONS) == set(Kind)
     for explanation in EXPLANATIONS.values():
         assert explanation.title and explanation.meaning and explanation.action
+
+
+def test_a_creator_id_alike_a_members_is_marked_beside_the_name(
+    qtbot: Any, qloop: Any, tmp_path: Path
+) -> None:
+    """Red team: ``aIice@example.com`` (capital I) signed the room's metadata while the
+    real alice writes there. The dialog checked the creator id alone (plain ASCII: no
+    mark); it is checked against the room's senders, as the rows are."""
+    from bucket_chat_desktop.protocol.metadata import build_metadata, parse_metadata
+    from bucket_chat_desktop.protocol.untrusted_text import RoomIds
+
+    fake = "aIice@example.com"
+    raw = build_metadata(
+        room_id=ROOM,
+        name="Payments",
+        created_at="2026-06-01T00:00:00.000Z",
+        creator_id=fake,
+        signing_key=SigningKey(b"\x0d" * 32),
+    )
+    metadata, _ = parse_metadata(raw, ROOM, f"rooms/{ROOM}/metadata.json")
+    assert metadata is not None
+    ids = RoomIds()
+    ids.update([fake, "alice@example.com"])
+    result = AuditResult(ROOM, Timeline.empty(), [], [], 1)
+    dialog = AuditDialog()
+    qtbot.addWidget(dialog)
+    alone = AuditView(ROOM, result, metadata, (), complete=True)
+    dialog.set_view(alone)
+    assert "⚠" not in dialog.metadata_label.text()  # alone, nothing in it is suspect
+    dialog.set_view(dataclasses.replace(alone, ids=ids.sealed_copy()))
+    label = dialog.metadata_label.text()
+    assert "⚠" in label and "looks like alice@example.com" in label
+    assert "LATIN CAPITAL LETTER I" in label
+    shot(dialog, "audit_dialog_lookalike_creator", tmp_path)

@@ -50,7 +50,6 @@ from ...protocol.metadata import Signer
 from ...protocol.room_state import key_bytes
 from ...protocol.untrusted_text import (
     html_escape,
-    id_warning,
     isolate,
     one_line,
     spell_marks,
@@ -411,7 +410,7 @@ class AuditDialog(QDialog):
             mark = "✔ " if signer is Signer.CONFIRMED else ""
             phrase = html_escape(view.signer_phrase)
             state = f"<span style='color:{color}'>{mark}{phrase}</span>"
-            lookalike = id_warning(meta.creator_id or "")
+            lookalike = view.creator_warning
             if lookalike:
                 state += f" <span style='color:{warn}'>⚠ {html_escape(lookalike)}</span>"
             fp = ""

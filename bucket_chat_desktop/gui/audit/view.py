@@ -12,7 +12,9 @@ from ...protocol.audit import AuditResult
 from ...protocol.findings import Finding, Severity, vanished_only
 from ...protocol.metadata import RoomMetadata, Signer, check_signer, signer_text
 from ...protocol.untrusted_text import (
+    RoomIds,
     display_name_safe,
+    id_warning,
     shown_id,
     terminal_safe,
 )
@@ -34,6 +36,9 @@ class AuditView:
     # Part of the history could not be read (a segment unreadable, vanished or changed,
     # a listing that failed): what is shown is what could be read, no verdict is final.
     partial: bool = False
+    # The room's sender ids (``Names.lookalikes``): a creator id that looks like one of
+    # them is marked (None: the id is checked alone).
+    ids: RoomIds | None = None
 
     @property
     def signer(self) -> tuple[Signer, list[Finding]]:
@@ -80,6 +85,15 @@ class AuditView:
             self.metadata, creator_id=shown_id(self.metadata.creator_id or "?")
         )
         return signer_text(shown, self.signer[0])
+
+    @property
+    def creator_warning(self) -> str | None:
+        """Why the metadata's creator id may imitate another (a sender of the room, with
+        ``ids``), or None."""
+        creator = self.metadata.creator_id if self.metadata is not None else None
+        if not creator:
+            return None
+        return self.ids.warning(creator) if self.ids is not None else id_warning(creator)
 
     @property
     def name(self) -> str:
