@@ -111,7 +111,8 @@ async def run_chat(storage: Storage, room_id: str, identity: Any, displayname: s
                 "this device verified before; what you send is queued until it answers"
             )
             reading = asyncio.create_task(_read_on(client, ref))
-        assert room is not None
+        if room is None:
+            raise StorageError(f"room {room_id!r} could not be read: the log above says why")
         result = room.result
         # as ``history`` titles it: whose signature the name carries, and whether it is
         # the creator's (a member can rewrite metadata.json under the creator's id)

@@ -30,10 +30,12 @@ from ..protocol.event import MEMBER, MESSAGE, Event, has_lone_surrogate
 from ..protocol.findings import NOT_READ, Kind, Severity
 from ..protocol.ids import InvalidRoomIdError, check_room_id
 from ..protocol.metadata import check_signer
+from ..protocol.relations import Relations
 from ..protocol.untrusted_text import RoomIds, terminal_safe
 from ..storage import Storage, StorageError, open_storage
 from ..sync.client import ChatClient, RoomRef
 from ..sync.events import EventsAppended, RoomLoaded
+from ..sync.room_state import RoomView
 from ..sync.rooms import join_content
 from ..sync.stopping import stop_tasks
 from ..sync.watched import (
@@ -529,8 +531,7 @@ async def _read_target(client: ChatClient, ref: RoomRef, event_id: str) -> draft
                 f"{event_id!r} in, so nothing was done"
             ) from exc
         print(f"bucket-chat: {_stale_note(exc, await client.last_read(ref))}", file=sys.stderr)
-    assert view is not None and view.result is not None and view.relations is not None
-    result = view.result
+    view, result, rel = _read_whole(view, room_id)
     try:
         shown = await client.event_by_id(ref, result, event_id)  # as the app finds it
     except drafting.Refused as exc:  # an id shown more than once: names no one row
@@ -540,7 +541,6 @@ async def _read_target(client: ChatClient, ref: RoomRef, event_id: str) -> draft
         raise UsageError(f"no event {event_id!r} in room {room_id!r}{note}; nothing was sent")
     if not isinstance(shown.event, Event):
         raise UsageError(f"this device cannot read {event_id!r} now; nothing was sent")
-    rel = view.relations
     return drafting.Target(event_id, shown.event, rel, result.timeline, result.authorized)
 
 
@@ -774,8 +774,7 @@ async def cmd_sync(args: argparse.Namespace) -> int:
                     "next 'bucket-chat sync' (or any command that sends, or the app).",
                     file=sys.stderr,
                 )
-            result = view.result if view is not None else None
-            assert result is not None
+            view, result, _ = _read_whole(view, ref.room_id)
             total = len(result.timeline)
             # as ``history`` and ``verify`` count them: the metadata's findings too
             errors = [f for f in room_findings(view) if f.severity is Severity.ERROR]
@@ -884,11 +883,20 @@ async def _audited(
                 what = "has no copy of the room to show" if cached else "verified nothing"
                 raise StorageError(f"{exc}; this device {what}") from exc
             room, stale = snapshot, _stale_note(exc, await client.last_read(ref))
-    assert room is not None and room.result is not None and room.relations is not None
+    room, read, _ = _read_whole(room, room_id)
     # The metadata's findings first; a new result: the engine's is never changed.
     # Relation findings (forged edits or deletions, cross-room or malformed relations,
     # PROTOCOL.md section 18) count like every other finding.
-    return room, replace(room.result, findings=room_findings(room)), stale
+    return room, replace(read, findings=room_findings(room)), stale
+
+
+def _read_whole(view: RoomView | None, room_id: str) -> tuple[RoomView, AuditResult, Relations]:
+    """``view`` and its audit and relations once the room was read, else a message: a
+    read that failed in a way no storage error names (the log says how) ends the command
+    with status 1, never with a traceback."""
+    if view is None or view.result is None or view.relations is None:
+        raise StorageError(f"room {room_id!r} could not be read: the log above says why")
+    return view, view.result, view.relations
 
 
 async def cmd_history(args: argparse.Namespace) -> int:

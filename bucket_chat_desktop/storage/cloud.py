@@ -172,6 +172,9 @@ LIST_PAGE_BYTES = 1024 * 1024
 """What one page of a listing is allowed to weigh, for its deadline (1,000 names and
 their sizes are ~300 KB of XML)."""
 
+MAX_LISTED_SIZE = 2**63 - 1
+"""The largest size a listing may give (SQLite's largest integer; no object is near it)."""
+
 
 class _ListingDeadline(Exception):
     """A page of a listing was not received within its deadline (``_page``)."""
@@ -871,6 +874,15 @@ class FsspecStorage(Storage, abc.ABC):
             and (start is None or key > start)
             and (stop is None or key < stop)
         ]
+        for item in items:
+            if not 0 <= item.size <= MAX_LISTED_SIZE:
+                # Only the service itself writes a listing's sizes: one past what any
+                # object can be (2**64 made the index's insert fail, and the room's
+                # read with it) says the listing cannot be believed at all.
+                raise StorageError(
+                    f"{what}: the service listed {item.path[:200]!r} "
+                    f"with an impossible size ({item.size}): a broken or hostile service"
+                )
         items.sort(key=lambda i: i.path)
         return items
 

@@ -34,6 +34,7 @@ from ..protocol.segment import MAX_SEGMENT_BYTES, DecodedSegment, newness
 from ..storage.base import (
     NotRegularFileError,
     ObjectInfo,
+    ObjectTooLargeError,
     StorageError,
     StorageNotFoundError,
     UnreadableObjectError,
@@ -518,9 +519,14 @@ class Backfill:
         not_read = not_read_finding(room_id, item)
         if not_read is not None:
             return finding_only(not_read)
+        # A listed segment is read up to its listed size: the service said how long it
+        # is, and a body that goes on past it (an answer that never ends) is no copy of
+        # it. A hint has no listed size: up to the limit.
+        listed = not hint and 0 < item.size <= MAX_SEGMENT_BYTES
+        cap = item.size if listed else MAX_SEGMENT_BYTES
         self._engine.requests += 1
         try:
-            data = await self._engine.storage.get(item.path, max_bytes=MAX_SEGMENT_BYTES)
+            data = await self._engine.storage.get(item.path, max_bytes=cap)
             if segment_named and unfinished(data):  # or still being written?
                 data = await read_once_written(
                     self._engine.storage,
@@ -534,6 +540,13 @@ class Backfill:
             log.info("%s", exc)
             not_now(f"not a regular file: {exc.kind}")
             return None
+        except ObjectTooLargeError as exc:
+            if exc.limit < MAX_SEGMENT_BYTES:  # longer than listed: not this read's copy
+                log.info("%s: more than its listed %s bytes (will retry)", item.path, cap)
+                not_now(_not_as_listed(None, cap))
+                return None
+            log.warning("%s", exc)
+            return finding_only(unreadable_finding(exc, Kind.SEGMENT_TOO_LARGE))
         except UnreadableObjectError as exc:
             log.warning("%s", exc)
             return finding_only(unreadable_finding(exc, Kind.SEGMENT_TOO_LARGE))
@@ -543,6 +556,13 @@ class Backfill:
                 return None
             log.info("could not read %s: %s (will retry)", item.path, exc)
             not_now(str(exc))
+            return None
+        if listed and len(data) != item.size:
+            # An answer of another length than listed (an error page sent as the object,
+            # a body cut short) is not kept as the copy checked here: kept, every later
+            # honest read of the segment was reported as a change in storage.
+            log.info("%s: %d bytes read, %d listed (will retry)", item.path, len(data), cap)
+            not_now(_not_as_listed(len(data), cap))
             return None
         async with self._verify_slots if background else contextlib.nullcontext():
             if background:
@@ -659,6 +679,16 @@ def _note_unlisted(room: RoomState, folder: str, why: str) -> None:
     """State thread: a day folder of the room that could not be listed (an error: the
     room is not completely read until it can be)."""
     room.unlisted[folder] = why
+
+
+def _not_as_listed(sent: int | None, listed: int) -> str:
+    """Why a segment read is not kept: the service's answer was longer (``sent`` None)
+    or shorter than its listing gave (read again when it is as listed)."""
+    said = f"more bytes than the {listed:,}" if sent is None else f"{sent:,} bytes where"
+    return (
+        f"the service sent {said} its listing gives{'' if sent is None else f' {listed:,}'}"
+        ": not kept, read again at the next listing"
+    )
 
 
 def _note_vanished(

@@ -16,6 +16,8 @@ import re
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -27,7 +29,7 @@ from bucket_chat_desktop.storage.url import StorageLocation
 from bucket_chat_desktop.sync.watched import NoAnswerError, WatchedStorage, answer_within
 
 from . import _emulators as emu
-from ._stall_proxy import HALFWAY, PACED, TRICKLE, Request, StallProxy, http_answer
+from ._stall_proxy import HALFWAY, PACED, PASS, TRICKLE, Request, Rule, StallProxy, http_answer
 from .conftest import Emulators, Stores
 
 GUARD = 120  # seconds: only so that a read that never ends fails instead of hanging
@@ -66,18 +68,19 @@ def proxied(cloud_stores: Stores, emulators: Emulators) -> Iterator[Proxied]:
 
 
 def endless_pages(
-    kind: str, per_page: int, *, same_token: bool = False
+    kind: str, per_page: int, *, same_token: bool = False, size: int = 10, more: bool = True
 ) -> Callable[[Request], bytes]:
-    """A forged answer to every listing request: ``per_page`` objects under the prefix
-    asked, and a next page named — a new token each time, or always the same one."""
+    """A forged answer to every listing request: ``per_page`` objects of ``size`` bytes
+    under the prefix asked, and a next page named — a new token each time, or always the
+    same one (``more=False``: none, the listing's last page)."""
 
     def answer(request: Request) -> bytes:
         query = parse_qs(urlsplit(request.target).query)
-        token = "again" if same_token else uuid.uuid4().hex
+        token = ("again" if same_token else uuid.uuid4().hex) if more else ""
         if kind == "s3":
             prefix = query.get("prefix", [""])[0]
             items = "".join(
-                f"<Contents><Key>{prefix}{uuid.uuid4().hex}.jsonl</Key><Size>10</Size>"
+                f"<Contents><Key>{prefix}{uuid.uuid4().hex}.jsonl</Key><Size>{size}</Size>"
                 f'<ETag>"e"</ETag></Contents>'
                 for _ in range(per_page)
             )
@@ -85,8 +88,9 @@ def endless_pages(
                 '<?xml version="1.0" encoding="UTF-8"?><ListBucketResult '
                 'xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>b</Name>'
                 f"<Prefix>{prefix}</Prefix><KeyCount>{per_page}</KeyCount>"
-                "<MaxKeys>1000</MaxKeys><IsTruncated>true</IsTruncated>"
-                f"<NextContinuationToken>{token}</NextContinuationToken>{items}"
+                f"<MaxKeys>1000</MaxKeys><IsTruncated>{str(more).lower()}</IsTruncated>"
+                + (f"<NextContinuationToken>{token}</NextContinuationToken>" if more else "")
+                + f"{items}"
                 "</ListBucketResult>"
             )
             return http_answer("200 OK", body.encode(), "application/xml")
@@ -95,15 +99,15 @@ def endless_pages(
             names = [f"{prefix}{uuid.uuid4().hex}.jsonl" for _ in range(per_page)]
             page = {
                 "kind": "storage#objects",
-                "items": [{"name": n, "size": "10", "etag": "e"} for n in names],
-                "nextPageToken": token,
+                "items": [{"name": n, "size": str(size), "etag": "e"} for n in names],
+                **({"nextPageToken": token} if more else {}),
             }
             return http_answer("200 OK", json.dumps(page).encode(), "application/json")
         prefix = query.get("prefix", [""])[0]
         blobs = "".join(
             f"<Blob><Name>{prefix}{uuid.uuid4().hex}.jsonl</Name><Properties>"
             "<Last-Modified>Mon, 05 Jan 2026 09:00:00 GMT</Last-Modified><Etag>0x1</Etag>"
-            "<Content-Length>10</Content-Length><BlobType>BlockBlob</BlobType>"
+            f"<Content-Length>{size}</Content-Length><BlobType>BlockBlob</BlobType>"
             "</Properties></Blob>"
             for _ in range(per_page)
         )
@@ -153,6 +157,32 @@ async def test_a_listing_that_never_ends_is_refused_and_the_storage_works_after(
     listed = await asyncio.wait_for(store.list_objects("rooms/r/logs/2026-01-05/"), GUARD)
     assert [i.path for i in listed] == ["rooms/r/logs/2026-01-05/one.jsonl"]
     assert await asyncio.wait_for(store.list_dirs("rooms/"), GUARD) == ["r"]
+
+
+async def test_a_listing_with_an_impossible_size_is_refused(proxied: Proxied) -> None:
+    """Red team: a listing gave one segment a size of 10**20 bytes. Only the service
+    writes sizes; the index's insert failed on it (past SQLite's largest integer), and
+    with it the room's read: ``sync`` and ``history`` ended with two tracebacks, and a
+    device that had read the room before silently showed nothing newer. Such a listing
+    is refused with a reason (the room says its day could not be listed); the real
+    listing works once the service behaves."""
+    kind = proxied.stores.kind
+    real = proxied.stores.new()
+    await real.put_if_absent("rooms/r/logs/2026-01-05/one.jsonl", b"x")
+    store = proxied.storage()
+    for size in (10**20, 2**63, -5):
+        rule = proxied.proxy.stall(
+            LIST_REQUEST[kind], answer=endless_pages(kind, 2, size=size, more=False)
+        )
+        with pytest.raises(StorageError) as caught:
+            await asyncio.wait_for(store.list_objects("rooms/r/logs/2026-01-05/"), GUARD)
+        assert not isinstance(caught.value, StorageOfflineError)  # it answered
+        assert f"with an impossible size ({size})" in str(caught.value)
+        assert "broken or hostile" in str(caught.value)
+        assert len(rule.hits) == 1
+        proxied.proxy.release()
+    listed = await asyncio.wait_for(store.list_objects("rooms/r/logs/2026-01-05/"), GUARD)
+    assert [(i.path, i.size) for i in listed] == [("rooms/r/logs/2026-01-05/one.jsonl", 1)]
 
 
 async def test_empty_pages_without_end_are_followed_to_a_bound(stores_for: object) -> None:
@@ -416,3 +446,77 @@ async def test_junk_sorting_after_every_marker_costs_one_page_a_round(proxied: P
             assert len(rule.hits) == rounds  # one page a round
     finally:
         await engine.close()
+
+
+@pytest.mark.parametrize("answer", ["error page", "longer than listed"])
+async def test_a_read_not_as_listed_is_not_kept_and_an_honest_one_is(
+    proxied: Proxied, tmp_path: Path, answer: str
+) -> None:
+    """Red team: one GET of a segment listed at 422 bytes was answered ``200 OK`` with a
+    37-byte HTML page (or with a body that never ended). The page was kept as "the copy
+    checked here": the room showed its creator unverified (a truncated chain) on that
+    device for good, and every later honest read was reported as a change in storage
+    ("37 bytes then, 422 now"); the endless body gave a lasting "larger than the
+    64 MiB limit" for a 422-byte segment. An answer of another length than listed is
+    not kept now: the segment is unread for now, with the reason, and read again."""
+    from nacl.signing import SigningKey
+
+    from bucket_chat_desktop.index import Index
+    from bucket_chat_desktop.protocol.event import MESSAGE
+    from bucket_chat_desktop.protocol.findings import Kind
+    from bucket_chat_desktop.sync.engine import SyncEngine
+    from bucket_chat_desktop.sync.writer import Draft, RoomWriter
+
+    room_id, key = "r", SigningKey(b"\x01" * 32)
+    writer = RoomWriter(proxied.stores.new(), room_id, "alice@example.com", key)
+    await writer.create_room("Team", "2026-01-05T09:00:00.000Z")
+    await writer.send([Draft.text("hello one")])
+    listed = await proxied.stores.new().list_objects(f"rooms/{room_id}/logs/")
+    store = proxied.stores.new()
+    held = {i.path: await store.get(i.path) for i in listed}
+    message = next(i for i in listed if b"hello one" in held[i.path])
+    name = message.path.rsplit("/", 1)[1]
+    if answer == "error page":
+        body = b"<html><body>Service error</body></html>"
+    else:
+        body = b"A" * (message.size + 100_000)
+    rule = proxied.proxy.add(
+        Rule(
+            re.escape(name),
+            PASS,
+            method="GET",
+            answer=lambda _r: http_answer("200 OK", body, "text/html"),
+        )
+    )
+    db = tmp_path / "index.sqlite3"
+
+    async def read() -> tuple[Any, ...]:
+        index = Index.open(db)
+        engine = SyncEngine(proxied.storage(), index=index)
+        try:
+            room = await asyncio.wait_for(engine.open_room(room_id, background=False), GUARD)
+            result = room.result
+            assert result is not None
+            bodies = [a.event.body for a in result.timeline if a.event.type == MESSAGE]
+            kinds = {f.kind for f in result.findings}
+            return bodies, kinds, dict(room.unread), dict(room.vanished), result.clean
+        finally:
+            await engine.close()
+            index.close()
+
+    bodies, kinds, unread, vanished, clean = await read()
+    assert rule.hits and not clean and bodies == []
+    assert list(unread) == [message.path] and not vanished
+    why = unread[message.path]
+    if proxied.stores.kind == "az":  # its SDK asks a range and refuses an answer without
+        assert "Content-Range" in why, why
+    elif answer == "error page":
+        assert f"sent {len(body)} bytes where its listing gives {message.size:,}" in why, why
+    else:
+        assert f"sent more bytes than the {message.size:,} its listing gives" in why, why
+    assert Kind.SEGMENT_TOO_LARGE not in kinds and Kind.TRUNCATED not in kinds
+
+    proxied.proxy.release()  # the service answers honestly again
+    bodies, kinds, unread, vanished, clean = await read()
+    assert bodies == ["hello one"] and clean, kinds
+    assert not unread and not vanished  # no change in storage is reported

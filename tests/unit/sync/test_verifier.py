@@ -297,10 +297,21 @@ def test_a_back_fill_downloads_a_bounded_number_of_bytes_ahead(
             await engine.close()
 
     result = asyncio.run(go())
-    assert result.clean
-    assert sum(a.event.type == MESSAGE for a in result.timeline) == 120
     # At most the allowance, the chunk just started, and the download in progress.
     assert storage.most_ahead <= 6 * segment + 3 * segment + segment, storage.most_ahead
+    if not lying:
+        assert result.clean
+        assert sum(a.event.type == MESSAGE for a in result.timeline) == 120
+        return
+    # Listed 1 byte long, each segment is read up to that and no further: none is kept
+    # (each is unread, said why, and read again at the next listing) and no byte of
+    # them was downloaded past what the listing announced.
+    assert storage.fetched == 0
+    assert not any(a.event.type == MESSAGE for a in result.timeline)
+    unread = [f for f in result.findings if f.kind is Kind.SEGMENT_UNREADABLE]
+    assert len(unread) == 120 and not result.clean  # one segment per message here
+    why = "the service sent more bytes than the 1 its listing gives: not kept, read again"
+    assert all(why in f.message for f in unread), unread[0].message
 
 
 def test_a_result_that_does_not_unpack_leaves_only_its_segment_unread(tmp_path: Path) -> None:
