@@ -36,7 +36,12 @@ def add_export_parser(command: Any) -> None:
     p.add_argument("--room-id", required=True, help="the room's id")
     p.add_argument("--format", choices=FORMATS, default="html", help="default: %(default)s")
     p.add_argument("-o", "--output", required=True, metavar="PATH", help="the file to write")
-    p.add_argument("--force", action="store_true", help="overwrite an existing export")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing output file once the export is complete (attachments "
+        "never overwrite a file: a folder that holds files makes them go to another)",
+    )
     p.add_argument(
         "--max-attachment-mb",
         type=int,
@@ -60,7 +65,7 @@ class _Progress:
 async def run_export(args: argparse.Namespace, storage: Storage, room_id: str) -> int:
     """0 when written (also for a room with findings: the export says so), 2 otherwise
     (raised as ``ExportError``/``StorageError`` to ``main``)."""
-    from ..export.runner import export_room  # the writers: only for this command
+    from ..export.runner import export_room, files_dir_for  # the writers: only here
     from ..export.snapshot import snapshot_of
     from .main import _require_room  # the command's shared checks
 
@@ -121,6 +126,12 @@ async def run_export(args: argparse.Namespace, storage: Storage, room_id: str) -
     if summary.copied or summary.not_copied:
         where = f" to {terminal_safe(str(summary.files_dir))}" if summary.files_dir else ""
         print(f"  attachments: {summary.copied:,} copied{where}")
+        usual = files_dir_for(summary.path)
+        if summary.files_dir is not None and summary.files_dir != usual:
+            print(
+                f"  ({terminal_safe(usual.name)} already holds other files: left as it was)",
+                file=sys.stderr,
+            )
     for name, why in summary.not_copied:
         print(f"  NOT COPIED: {terminal_safe(name)}: {terminal_safe(why)}", file=sys.stderr)
     if summary.damaged:

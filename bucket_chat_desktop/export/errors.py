@@ -12,4 +12,5 @@ class ExportError(Exception):
 
 
 class ExportExistsError(ExportError):
-    """The output (or its attachments folder) exists and overwriting was not asked for."""
+    """The output file exists and overwriting it was not asked for. (Its attachments
+    folder is never overwritten: a folder holding files makes the export pick another.)"""

@@ -87,23 +87,26 @@ def _check_destination(path: Path, fmt: str, force: bool) -> None:
         raise ExportError(f"{path} is a folder: name a file to write")
     if path.exists() and not force:
         raise ExportExistsError(f"{path} exists: choose another name, or overwrite it (--force)")
-    if fmt == "html":
-        folder = files_dir_for(path)
-        if folder.exists() and not folder.is_dir():
-            raise ExportError(f"{folder} exists and is not a folder")
-        if folder.is_dir() and any(folder.iterdir()) and not force:
-            raise ExportExistsError(
-                f"{folder} exists and is not empty: choose another name, or overwrite (--force)"
-            )
+
+
+MAX_FOLDER_TRIES = 100  # "report_files (100)": past it, the folder is not written
 
 
 class _Files:
     """The attachments folder of an HTML export: each blob checked against its signed
     hash and size before it is written, names made safe and unique, a blob announced
-    twice copied once. Remembers what it created, to remove it on failure."""
+    twice copied once. Remembers what it created, to remove it on failure.
+
+    It never writes into a folder that holds anything, nor over a file: the user's
+    ``report_files`` (a browser's "Save page, complete" makes one) stays as it was, the
+    attachments go to ``report_files (2)`` instead, and every file is created
+    exclusively (a name taken meanwhile gets the next unique one). So what ``remove``
+    deletes on a cancel or a failure is only what this export made."""
 
     def __init__(self, folder: Path, read_blob: BlobReader, max_bytes: int) -> None:
+        self.wanted = folder  # ``files_dir_for(path)``; ``folder`` once one is chosen
         self.folder = folder
+        self.chosen = False
         self.read_blob = read_blob
         self.max_bytes = max_bytes
         self.created_folder = False
@@ -174,8 +177,11 @@ class _Files:
             att = Attachment(info.name, info.size, problem=problem or "not read")
             self.not_copied.append((info.name, att.problem or ""))
             return att
-        name = self._unique(info.name)
-        await _off_loop(self._write, name, data)
+        name = await _off_loop(self._write, info.name, data)
+        if name is None:
+            att = Attachment(info.name, info.size, problem="no free name to write it under")
+            self.not_copied.append((info.name, att.problem or ""))
+            return att
         image = info.msgtype == "m.image" and any(data.startswith(m) for m, _ in _INLINE_IMAGES)
         href = attachment_href(self.folder.name, name)
         # Not linked when its name or its bytes run code: a browser sniffs a local file
@@ -186,13 +192,43 @@ class _Files:
         self.copied += 1
         return att
 
-    def _write(self, name: str, data: bytes) -> None:
-        if not self.folder.is_dir():
-            self.folder.mkdir()
-            self.created_folder = True
-        path = self.folder / name
-        write_atomic(path, data, mode=0o644)
-        self.created.append(path)
+    def _choose_folder(self) -> None:
+        """The first of ``report_files``, ``report_files (2)``… that this export can
+        create, or that is an empty folder already (not a link): chosen at the first
+        file written, before any link to it is, and kept for the whole export."""
+        for n in range(1, MAX_FOLDER_TRIES + 1):
+            candidate = self.wanted if n == 1 else _numbered(self.wanted, n)
+            try:
+                candidate.mkdir()
+            except FileExistsError:
+                if not candidate.is_symlink() and candidate.is_dir():
+                    with os.scandir(candidate) as entries:
+                        if next(entries, None) is None:
+                            self.folder, self.chosen = candidate, True
+                            return
+                continue
+            self.folder, self.chosen, self.created_folder = candidate, True, True
+            return
+        raise ExportError(
+            f"{self.wanted} and the next {MAX_FOLDER_TRIES - 1} names beside it exist: "
+            "choose another name for the export"
+        )
+
+    def _write(self, wanted: str, data: bytes) -> str | None:
+        """``data`` written as a new file named ``wanted`` (made unique); the name it
+        got, None when every variant tried exists (files put there meanwhile)."""
+        if not self.chosen:
+            self._choose_folder()
+        for _ in range(MAX_FOLDER_TRIES):
+            name = self._unique(wanted)
+            path = self.folder / name
+            try:
+                write_atomic(path, data, mode=0o644, overwrite=False)
+            except FileExistsError:
+                continue  # not ours: never replaced; the next unique name
+            self.created.append(path)
+            return name
+        return None
 
     def remove(self) -> None:
         for path in self.created:
@@ -201,6 +237,14 @@ class _Files:
         if self.created_folder:
             with contextlib.suppress(OSError):
                 self.folder.rmdir()
+
+
+def _numbered(folder: Path, n: int) -> Path:
+    """``report_files (n)``, the name shortened to keep the counter within 255 bytes."""
+    tail = f" ({n})"
+    room = MAX_NAME_BYTES - len(tail.encode("utf-8"))
+    short = folder.name.encode("utf-8")[:room].decode("utf-8", "ignore")
+    return folder.with_name(short + tail)
 
 
 async def export_room(
@@ -224,7 +268,12 @@ async def export_room(
     with an ``ExportError``, the file not written; ``read_blob``:
     an attachment's verified bytes (HTML only; None copies nothing). ``progress(done,
     total)`` after each page. Raises ``ExportExistsError`` when the output exists and
-    not ``force``, ``ExportError`` for anything else the user must know."""
+    not ``force``, ``ExportError`` for anything else the user must know.
+
+    ``force`` replaces the output file only (when the export is complete): attachments
+    never go into a folder that holds anything (``summary.files_dir`` says where they
+    went: ``report_files (2)`` when ``report_files`` was taken), no file is ever
+    overwritten, and a cancel or a failure removes only what this export created."""
     path = Path(os.path.abspath(path))
     _check_destination(path, fmt, force)
     summary = ExportSummary(path, fmt)
@@ -256,8 +305,7 @@ async def export_room(
             await _off_loop(files.remove)
     if files is not None:
         summary.copied, summary.not_copied = files.copied, files.not_copied
-        if not files.folder.is_dir():
-            summary.files_dir = None
+        summary.files_dir = files.folder if files.created else None
     with contextlib.suppress(OSError):
         summary.bytes = path.stat().st_size
     return summary

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Qt, QUrl
 from PySide6.QtGui import QAction, QDesktopServices
 from PySide6.QtWidgets import (
+    QDialog,
     QFileDialog,
     QLabel,
     QMenu,
@@ -29,7 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..export import ExportError
-from ..export.runner import ExportSummary, export_room, suggested_file_name
+from ..export.runner import ExportSummary, export_room, files_dir_for, suggested_file_name
 from ..export.snapshot import RoomSnapshot, snapshot_of
 from ..protocol.attachments import FileInfo
 from ..protocol.untrusted_text import html_escape, one_line
@@ -78,16 +80,43 @@ class RoomExport(QObject):
     # -- choosing ---------------------------------------------------------------------------
 
     def _choose(self, suggested: str, room_name: str) -> tuple[str, str] | None:
-        dialog_filters = ";;".join(FILTERS)
-        path, chosen = QFileDialog.getSaveFileName(
-            self.window, f"Export “{room_name}”", suggested, dialog_filters
-        )
-        if not path:
-            return None
+        """The save dialog, with the format's suffix as its default: a name typed without
+        one ("Q4") is the ``Q4.html`` the dialog asks about before replacing it. The suffix
+        was added after the dialog, which had asked about ``Q4`` (nothing there), and an
+        existing ``Q4.html`` was replaced unasked."""
+        where = Path(suggested)
+        dialog = QFileDialog(self.window, f"Export “{room_name}”", str(where.parent))
+        dialog.setNameFilters(list(FILTERS))
+        dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
+        dialog.setFileMode(QFileDialog.FileMode.AnyFile)
+        dialog.setDefaultSuffix("html")
+        dialog.filterSelected.connect(lambda f: dialog.setDefaultSuffix(FILTERS.get(f, "html")))
+        dialog.selectFile(where.name)
+        try:
+            if dialog.exec() != QDialog.DialogCode.Accepted or not dialog.selectedFiles():
+                return None
+            path, chosen = dialog.selectedFiles()[0], dialog.selectedNameFilter()
+        finally:
+            dialog.deleteLater()
         fmt = FILTERS.get(chosen) or ("jsonl" if path.lower().endswith(".jsonl") else "html")
         if not path.lower().endswith(f".{fmt}"):
+            # A name with another suffix ("Q4.v2"), which the dialog leaves as it is, or a
+            # dialog that ignores the default suffix: the file written is not the one the
+            # dialog asked about, so ask here.
             path += f".{fmt}"
+            if os.path.lexists(path) and not self._replace(Path(path)):
+                return None
         return path, fmt
+
+    def _replace(self, path: Path) -> bool:
+        answer = QMessageBox.warning(
+            self.window,
+            "Export room",
+            f"{path.name} already exists.\nDo you want to replace it?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
+        return answer == QMessageBox.StandardButton.Yes
 
     def _suggested(self, key: str) -> tuple[str, str]:
         item = self.controller.rooms.item(key)
@@ -107,10 +136,13 @@ class RoomExport(QObject):
         if chosen is None:
             return None
         path, fmt = chosen
+        # The save dialog asked before replacing a file: a file chosen that exists now may
+        # be replaced. One that did not is never replaced (created meanwhile: the export
+        # fails). The attachments never replace anything (``export.runner``).
+        force = os.path.lexists(path)
         self.progress = self._show_progress(shown)
-        # The save dialog asked before replacing a file: what is chosen may be overwritten.
         task = self.controller.tasks.start(
-            self._export(key, Path(path), fmt, shown, self.progress),
+            self._export(key, Path(path), fmt, shown, self.progress, force),
             f"Exporting {one_line(shown, 80)}",
         )
         task.add_done_callback(self._finished)
@@ -158,7 +190,7 @@ class RoomExport(QObject):
             self.task.cancel()
 
     async def _export(
-        self, key: str, path: Path, fmt: str, shown: str, progress: QProgressDialog
+        self, key: str, path: Path, fmt: str, shown: str, progress: QProgressDialog, force: bool
     ) -> ExportSummary | None:
         ref = RoomRef.from_key(key)
         try:
@@ -189,7 +221,7 @@ class RoomExport(QObject):
                 )
 
             summary = await export_room(
-                snapshot, read_page, read_blob, fmt=fmt, path=path, force=True, progress=step
+                snapshot, read_page, read_blob, fmt=fmt, path=path, force=force, progress=step
             )
         except (ExportError, StorageError, OSError, ValueError) as exc:
             log.warning("export of %s failed: %s", key, exc)
@@ -215,6 +247,12 @@ class RoomExport(QObject):
                 f"<b>{html_escape(summary.files_dir.name)}</b>, each checked against its "
                 "signed hash.</p>"
             )
+            usual = files_dir_for(summary.path)
+            if summary.files_dir != usual:
+                lines.append(
+                    f"<p>{html_escape(usual.name)} already held other files: it was left as "
+                    "it was.</p>"
+                )
         if summary.not_copied:
             items = "".join(
                 f"<li>{html_escape(name)}: {html_escape(why)}</li>"

@@ -18,9 +18,16 @@ import pytest
 from conftest import wait_for
 from nacl.signing import SigningKey
 from PySide6 import QtGui
-from PySide6.QtCore import Qt, QUrl
+from PySide6.QtCore import Qt, QTimer, QUrl
 from PySide6.QtGui import QTextDocument
-from PySide6.QtWidgets import QApplication, QLabel, QMessageBox, QPushButton
+from PySide6.QtWidgets import (
+    QApplication,
+    QFileDialog,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QPushButton,
+)
 
 from bucket_chat_desktop.gui import room_export
 from bucket_chat_desktop.gui.controller import Controller
@@ -52,7 +59,16 @@ class App:
 
 
 @pytest.fixture
-def app(qtbot: Any, qloop: Any, home: Path, tmp_path: Path, qapp: QApplication) -> Iterator[App]:
+def app(
+    request: pytest.FixtureRequest,
+    qtbot: Any,
+    qloop: Any,
+    home: Path,
+    tmp_path: Path,
+    qapp: QApplication,
+) -> Iterator[App]:
+    """The room; ``request.param`` (indirect): more files Bob sends after the report,
+    as (name, bytes)."""
     store = tmp_path / "store"
     identity, _ = load_or_create_identity(open_key_store(user_id=ALICE), ALICE, create=True)
     storage = LocalStorage(store)
@@ -64,6 +80,11 @@ def app(qtbot: Any, qloop: Any, home: Path, tmp_path: Path, qapp: QApplication) 
     wait_for(qtbot, storage.put_if_absent(blob_path(ROOM, sha), REPORT))
     content = file_content("report.pdf", len(REPORT), "application/pdf", sha)
     wait_for(qtbot, bob.send([Draft(MESSAGE, content)]))
+    for name, data in getattr(request, "param", ()):
+        sha = hashlib.sha256(data).hexdigest()
+        wait_for(qtbot, storage.put_if_absent(blob_path(ROOM, sha), data))
+        more = file_content(name, len(data), "application/octet-stream", sha)
+        wait_for(qtbot, bob.send([Draft(MESSAGE, more)]))
     entry = StorageSettings(str(store), "Team share", [ROOM])
     settings = Settings(user_id=ALICE, displayname="Alice", storages=[entry])
     settings.last_room = f"{entry.id}/{ROOM}"
@@ -250,3 +271,132 @@ def test_the_progress_shows_a_room_name_as_written(app: App, tmp_path: Path) -> 
     app.qtbot.waitUntil(lambda: " events" in label.text(), timeout=10000)
     assert "“Design <i>review</i>”: " in _shown_text(label)
     app.qtbot.waitUntil(task.done, timeout=20000)
+
+
+# -- the save dialog and the user's own files ----------------------------------------------
+
+
+def _windows(kind: type[Any]) -> list[Any]:
+    return [w for w in QApplication.topLevelWidgets() if isinstance(w, kind) and w.isVisible()]
+
+
+def _save_as(app: App, typed: str, replace: bool) -> tuple[Any, list[str]]:
+    """``feature.start`` through the real save dialog: ``typed`` typed as the file name,
+    then Save; a "replace it?" question answered ``replace`` (its text kept). A dialog
+    still open after the question (answered No) is then cancelled, as a person would."""
+    asked: list[str] = []
+    answer = QMessageBox.StandardButton.Yes if replace else QMessageBox.StandardButton.No
+
+    def on_question() -> None:
+        boxes = [b for b in _windows(QMessageBox) if b is not app.feature.notice]
+        if boxes:
+            question.stop()
+            asked.append(boxes[0].text())
+            boxes[0].button(answer).click()
+
+    def on_dialog() -> None:
+        dialogs = _windows(QFileDialog)
+        if not dialogs:
+            return
+        typing.stop()
+        dialog = dialogs[0]
+        edit = dialog.findChild(QLineEdit, "fileNameEdit")
+        assert isinstance(edit, QLineEdit)
+        edit.setText(typed)
+        question.start()  # a question comes up inside accept(), in a loop of its own
+        dialog.accept()  # what Save does
+        if dialog.isVisible():
+            dialog.reject()
+
+    question, typing = QTimer(), QTimer()
+    question.setInterval(20)
+    question.timeout.connect(on_question)
+    typing.setInterval(20)
+    typing.timeout.connect(on_dialog)
+    typing.start()
+    try:
+        task = app.feature.start(app.key)
+    finally:
+        typing.stop()
+        question.stop()
+    return task, asked
+
+
+def test_a_name_typed_without_html_is_asked_about_before_it_replaces_one(
+    app: App, tmp_path: Path
+) -> None:
+    """Red team (F4): "Q4" typed in the save dialog was made "Q4.html" after the dialog
+    had asked about "Q4" (nothing there), and the user's Q4.html was replaced unasked.
+    Now the dialog's default suffix makes its own question name Q4.html; No keeps it."""
+    docs = tmp_path / "Documents"
+    docs.mkdir()
+    (docs / "Q4.html").write_bytes(b"ALICE'S EARLIER REPORT")
+    task, asked = _save_as(app, str(docs / "Q4"), replace=False)
+    assert task is None
+    assert len(asked) == 1 and "Q4.html already exists" in asked[0], asked
+    assert (docs / "Q4.html").read_bytes() == b"ALICE'S EARLIER REPORT"
+    assert sorted(p.name for p in docs.iterdir()) == ["Q4.html"]
+
+
+def test_a_name_with_another_suffix_is_asked_about_too(app: App, tmp_path: Path) -> None:
+    """ "Q4.v2" has a suffix: the dialog leaves it as it is and asks about nothing there;
+    the export writes "Q4.v2.html", so the app asks before replacing that one."""
+    (tmp_path / "Q4.v2.html").write_bytes(b"ALICE'S EARLIER REPORT")
+    task, asked = _save_as(app, str(tmp_path / "Q4.v2"), replace=False)
+    assert task is None
+    assert len(asked) == 1 and "Q4.v2.html already exists" in asked[0], asked
+    assert (tmp_path / "Q4.v2.html").read_bytes() == b"ALICE'S EARLIER REPORT"
+
+
+def test_an_export_beside_the_users_files_folder_leaves_it_alone(app: App, tmp_path: Path) -> None:
+    """Red team (F4): beside a ``Q4_files`` the user already had (a browser's "Save page,
+    complete"), the export replaced the user's ``report.pdf`` with a member's file of
+    that name. Replacing Q4.html is what the user agreed to; their folder stays as it
+    was, the attachments go to ``Q4_files (2)``, and the notice says so."""
+    docs = tmp_path / "Documents"
+    (docs / "Q4_files").mkdir(parents=True)
+    (docs / "Q4_files" / "report.pdf").write_bytes(b"ALICE'S REAL REPORT")
+    (docs / "Q4.html").write_bytes(b"ALICE'S EARLIER REPORT")
+    task, asked = _save_as(app, str(docs / "Q4"), replace=True)
+    assert task is not None and len(asked) == 1 and "Q4.html" in asked[0]
+    app.qtbot.waitUntil(lambda: app.feature.notice is not None, timeout=20000)
+    box = app.feature.notice
+    assert box is not None and box.windowTitle() == "Room exported", box.text()
+    assert (docs / "Q4_files" / "report.pdf").read_bytes() == b"ALICE'S REAL REPORT"
+    assert sorted(p.name for p in (docs / "Q4_files").iterdir()) == ["report.pdf"]
+    assert (docs / "Q4_files (2)" / "report.pdf").read_bytes() == REPORT
+    html = (docs / "Q4.html").read_text("utf-8")
+    assert 'href="Q4_files%20%282%29/report.pdf"' in html
+    assert "<b>Q4_files (2)</b>" in box.text()
+    assert "Q4_files already held other files: it was left as it was" in box.text()
+    app.qtbot.waitUntil(lambda: app.feature.task is None)
+
+
+@pytest.mark.parametrize("app", [[("zz-later.bin", b"x" * 10)]], indirect=True)
+def test_a_cancelled_export_leaves_the_users_files(app: App, tmp_path: Path) -> None:
+    """Red team (F4): cancelled after it had replaced the user's ``report.pdf`` in their
+    ``Q4_files``, the export deleted every file it had written: the user's was gone."""
+    docs = tmp_path / "Documents"
+    (docs / "Q4_files").mkdir(parents=True)
+    (docs / "Q4_files" / "report.pdf").write_bytes(b"ALICE'S REAL REPORT")
+    client = app.controller.client
+    original = client.download_blob
+    asked: list[str] = []
+
+    async def second_file_waits(ref: Any, info: Any, *args: Any, **kwargs: Any) -> bytes:
+        asked.append(info.name)  # report.pdf is written before the next is asked for
+        if info.name == "zz-later.bin":
+            await asyncio.Event().wait()  # cancelled while it waits
+        return await original(ref, info, *args, **kwargs)
+
+    client.download_blob = second_file_waits  # type: ignore[method-assign]
+    app.feature.choose = lambda _s, _n: (str(docs / "Q4.html"), "html")
+    task = app.feature.start(app.key)
+    assert task is not None
+    app.qtbot.waitUntil(lambda: "zz-later.bin" in asked, timeout=20000)
+    assert asked == ["report.pdf", "zz-later.bin"]
+    app.feature.cancel()
+    app.qtbot.waitUntil(task.done, timeout=10000)
+    assert task.cancelled()
+    assert (docs / "Q4_files" / "report.pdf").read_bytes() == b"ALICE'S REAL REPORT"
+    assert sorted(p.name for p in docs.iterdir()) == ["Q4_files"]

@@ -10,6 +10,7 @@ import itertools
 import json
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -154,9 +155,16 @@ async def build_room(store: Path) -> dict[str, Event]:
 
 
 async def run_export(
-    store: Path, data: Path, fmt: str, path: Path, **kw: Any
+    store: Path,
+    data: Path,
+    fmt: str,
+    path: Path,
+    before_blob: Callable[[FileInfo], Awaitable[None]] | None = None,
+    **kw: Any,
 ) -> tuple[ExportSummary, Any]:
-    """As ``bucket-chat export`` reads: the app's read path, bodies from the index."""
+    """As ``bucket-chat export`` reads: the app's read path, bodies from the index.
+    ``before_blob(info)``: awaited before each attachment is read (what else happens
+    on the disk meanwhile)."""
     storage = LocalStorage(store)
     async with engine_session(
         storage, outbox=False, config=SyncConfig(keep_bodies=False), data_dir=data
@@ -171,6 +179,8 @@ async def run_export(
             return await engine.timeline_page(ROOM, result, start, stop)
 
         async def blob(info: FileInfo, event_id: str) -> bytes:
+            if before_blob is not None:
+                await before_blob(info)
             return await blobs.download(engine.storage, ROOM, info, event_id=event_id)
 
         summary = await export_room(snap, page, blob, fmt=fmt, path=path, page_rows=4, **kw)
@@ -894,3 +904,151 @@ def test_an_id_two_devices_signed_says_so_in_the_html_export(tmp_path: Path) -> 
     for row in rows:
         assert "Another device signed a message under this id" in row, row
     assert "account 555" in raw and "account 777" not in raw
+
+
+# -- never over the user's files ------------------------------------------------------------
+
+USERS = b"ALICE'S REAL SPREADSHEET"
+FORGED = b"BOB'S FORGED BUDGET"
+
+
+def _files_room(store: Path) -> None:
+    """Bob's two files: ``budget.xlsx`` (a name the user has a file of) and ``notes.txt``."""
+
+    async def build() -> None:
+        storage = LocalStorage(store)
+        clock = itertools.count(1_790_000_000_000, 1000).__next__
+        bob = RoomWriter(storage, ROOM, BOB, SigningKey(b"\x02" * 32), clock=clock)
+        await bob.create_room("Q4", "2026-09-21T10:00:00.000Z")
+        for name, data in (("budget.xlsx", FORGED), ("notes.txt", b"bob's notes")):
+            sha = hashlib.sha256(data).hexdigest()
+            await storage.put_if_absent(blob_path(ROOM, sha), data)
+            await _say(bob, (MESSAGE, file_content(name, len(data), "text/plain", sha)))
+
+    asyncio.run(build())
+
+
+def _hrefs(path: Path) -> list[str]:
+    _, page = parse(path)
+    return [str(a["href"]) for tag, a in page.tags if tag == "a" and "_files" in (a["href"] or "")]
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_a_files_folder_holding_the_users_files_is_left_alone(tmp_path: Path, force: bool) -> None:
+    """Red team (F4): exporting to ``Q4.html`` beside a ``Q4_files`` folder the user
+    already had (a browser's "Save page, complete" makes one) replaced the user's
+    ``budget.xlsx`` with a member's file of that name (the app always passed ``force``).
+    Now the attachments go to ``Q4_files (2)``, the page links those, and the summary
+    says where they are."""
+    store = tmp_path / "store"
+    _files_room(store)
+    docs = tmp_path / "docs"
+    (docs / "Q4_files").mkdir(parents=True)
+    (docs / "Q4_files" / "budget.xlsx").write_bytes(USERS)
+    path = docs / "Q4.html"
+    summary, _ = asyncio.run(run_export(store, tmp_path / "d", "html", path, force=force))
+    assert (docs / "Q4_files" / "budget.xlsx").read_bytes() == USERS
+    assert sorted(p.name for p in (docs / "Q4_files").iterdir()) == ["budget.xlsx"]
+    fresh = docs / "Q4_files (2)"
+    assert summary.files_dir == fresh and summary.copied == 2
+    assert (fresh / "budget.xlsx").read_bytes() == FORGED
+    assert sorted(_hrefs(path)) == [
+        "Q4_files%20%282%29/budget.xlsx",
+        "Q4_files%20%282%29/notes.txt",
+    ]
+
+
+def test_an_empty_files_folder_is_used_and_kept(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    _files_room(store)
+    (tmp_path / "Q4_files").mkdir()
+    path = tmp_path / "Q4.html"
+    summary, _ = asyncio.run(run_export(store, tmp_path / "d", "html", path))
+    assert summary.files_dir == tmp_path / "Q4_files" and summary.copied == 2
+    assert not (tmp_path / "Q4_files (2)").exists()
+
+
+def test_a_cancelled_export_deletes_none_of_the_users_files(tmp_path: Path) -> None:
+    """Red team (F4): after the user's ``budget.xlsx`` was replaced, a cancel removed
+    every file the export had "created", that one included: the user's file was gone.
+    Now a cancel removes what this export made (its folder, its files) and nothing else."""
+    store = tmp_path / "store"
+    _files_room(store)
+    (tmp_path / "Q4_files").mkdir()
+    (tmp_path / "Q4_files" / "budget.xlsx").write_bytes(USERS)
+    path = tmp_path / "Q4.html"
+    read: list[str] = []
+
+    async def cancel_at_the_second(info: FileInfo) -> None:
+        read.append(info.name)
+        if len(read) == 2:  # the first file is written by now
+            raise asyncio.CancelledError
+
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(run_export(store, tmp_path / "d", "html", path, cancel_at_the_second))
+    assert read == ["budget.xlsx", "notes.txt"]
+    assert (tmp_path / "Q4_files" / "budget.xlsx").read_bytes() == USERS
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["Q4_files", "d", "store"]
+
+
+def test_a_file_put_in_the_folder_meanwhile_is_not_overwritten_nor_removed(
+    tmp_path: Path,
+) -> None:
+    """The folder is the export's, but a file of an attachment's name appears in it while
+    the export runs (a sync client, the user): attachments are created exclusively, so
+    that file stays and the attachment gets the next name, which the page links. A
+    failure after it removes the export's files only."""
+    store = tmp_path / "store"
+    _files_room(store)
+    path = tmp_path / "Q4.html"
+    folder = files_dir_for(path)
+
+    async def plant(info: FileInfo) -> None:
+        if info.name == "notes.txt":
+            (folder / "notes.txt").write_bytes(b"mine")
+
+    summary, _ = asyncio.run(run_export(store, tmp_path / "d", "html", path, plant))
+    assert summary.files_dir == folder and summary.copied == 2
+    assert (folder / "notes.txt").read_bytes() == b"mine"
+    assert (folder / "notes (2).txt").read_bytes() == b"bob's notes"
+    assert sorted(_hrefs(path)) == ["Q4_files/budget.xlsx", "Q4_files/notes%20%282%29.txt"]
+
+    again = tmp_path / "again.html"
+    mine = files_dir_for(again) / "notes.txt"
+
+    async def plant_then_cancel(info: FileInfo) -> None:
+        if info.name == "notes.txt":
+            mine.write_bytes(b"mine")
+            raise asyncio.CancelledError
+
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(run_export(store, tmp_path / "d2", "html", again, plant_then_cancel))
+    assert not again.exists()
+    assert sorted(p.name for p in mine.parent.iterdir()) == ["notes.txt"]
+    assert mine.read_bytes() == b"mine"
+
+
+def test_the_cli_with_force_keeps_the_users_files_and_says_where_it_wrote(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``bucket-chat export --force``: the page is replaced (asked for), the user's
+    ``Q4_files`` is not touched, and the command says where the attachments went."""
+    import argparse
+
+    from bucket_chat_desktop.cli import export_cmd
+
+    store = tmp_path / "store"
+    _files_room(store)
+    monkeypatch.setenv("BUCKET_CHAT_HOME", str(tmp_path / "home"))
+    (tmp_path / "Q4_files").mkdir()
+    (tmp_path / "Q4_files" / "budget.xlsx").write_bytes(USERS)
+    path = tmp_path / "Q4.html"
+    path.write_bytes(b"an earlier export")
+    args = argparse.Namespace(output=str(path), format="html", force=True, max_attachment_mb=10)
+    assert asyncio.run(export_cmd.run_export(args, LocalStorage(store), ROOM)) == 0
+    assert path.read_bytes().startswith(b"<!DOCTYPE html>")
+    assert (tmp_path / "Q4_files" / "budget.xlsx").read_bytes() == USERS
+    assert (tmp_path / "Q4_files (2)" / "budget.xlsx").read_bytes() == FORGED
+    out = capsys.readouterr()
+    assert f"2 copied to {tmp_path / 'Q4_files (2)'}" in out.out
+    assert "Q4_files already holds other files: left as it was" in out.err
