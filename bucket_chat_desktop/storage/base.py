@@ -55,6 +55,14 @@ class StorageThrottledError(StorageError):
     transient = True
 
 
+class WriteNotConfirmedError(StorageError):
+    """The service answered a write as done, with what says it did not store these
+    bytes (an S3 ETag that is the MD5 of other bytes). Not taken as written: tried
+    again later, when the object is found (and its bytes compared) or written again."""
+
+    transient = True
+
+
 class StorageAuthError(StorageError):
     """Credentials are missing, wrong or expired."""
 

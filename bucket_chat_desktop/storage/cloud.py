@@ -49,6 +49,7 @@ from .base import (
     StorageOfflineError,
     StoragePermissionError,
     StorageThrottledError,
+    WriteNotConfirmedError,
     check_object_path,
     md5_tag,
     tell_received,
@@ -738,6 +739,8 @@ class FsspecStorage(Storage, abc.ABC):
             await self._create(fs, target, data)
         except FileExistsError:
             return await self._same_or_raise(path, data)
+        except WriteNotConfirmedError as exc:  # answered, with what says it is not so
+            raise WriteNotConfirmedError(f"{what}: {exc}") from exc
         except Exception as exc:
             raise await self._translated(fs, exc, what) from exc
         self._bucket_seen = True

@@ -17,7 +17,9 @@ from .base import (
     StorageError,
     StorageOfflineError,
     StoragePermissionError,
+    WriteNotConfirmedError,
     content_tag,
+    md5_tag,
 )
 from .cloud import (
     FsspecStorage,
@@ -30,6 +32,8 @@ from .cloud import (
     service_code,
 )
 from .feed import ChangeFeed
+
+_MD5_ETAG = re.compile(r'"?[0-9a-fA-F]{32}"?')
 
 AUTH_CODES = {
     "InvalidAccessKeyId",
@@ -134,6 +138,29 @@ class S3Storage(FsspecStorage):
         client = getattr(fs, "_s3", None)
         if client is not None:
             await client.close()
+
+    async def _create(self, fs: Any, target: str, data: bytes) -> None:
+        answer = await fs._pipe_file(target, data, mode="create")
+        # Red team: a service answered the create-only PUT "200 OK" and stored nothing;
+        # the sender was told "Sent", the outbox forgot the message, and it was lost.
+        # S3 names the MD5 of what it stored as the ETag of a single PUT (not with
+        # KMS or customer keys, which give other ETags): another one says the bytes it
+        # took are not these. The write is then not taken as done: it stays queued, and
+        # its next try finds the object (and compares its bytes) or writes it again.
+        if not isinstance(answer, dict) or answer.get("SSECustomerAlgorithm"):
+            return
+        if str(answer.get("ServerSideEncryption", "")).startswith("aws:kms"):
+            return
+        etag = answer.get("ETag")
+        if not isinstance(etag, str) or not _MD5_ETAG.fullmatch(etag):
+            return  # a multipart ETag, or a service that names none: nothing to compare
+        ours = md5_tag(data, S3_MD5).partition(":")[2]
+        if etag.strip('"').lower() != ours:
+            raise WriteNotConfirmedError(
+                f"the service answered the write with "
+                f"the checksum of other bytes (ETag {etag[:40]!r}, not {ours}): not taken "
+                "as written, it is tried again (a broken or hostile service?)"
+            )
 
     async def _cat(self, fs: Any, target: str, max_bytes: int, meter: Meter) -> bytes:
         # One ranged GET, its body read in pieces and dropped after max_bytes + 1 bytes:

@@ -520,3 +520,39 @@ async def test_a_read_not_as_listed_is_not_kept_and_an_honest_one_is(
     bodies, kinds, unread, vanished, clean = await read()
     assert bodies == ["hello one"] and clean, kinds
     assert not unread and not vanished  # no change in storage is reported
+
+
+async def test_a_write_answered_with_another_checksum_stays_to_be_done(stores_for: object) -> None:
+    """Red team: a service answered the create-only PUT of a segment "200 OK" and stored
+    nothing. ``send`` said "Sent", the outbox forgot the message, and it was lost (the
+    sender's next message showed a gap to everyone). S3 names the MD5 of the bytes it
+    stored as a PUT's ETag: another one means the write is not taken as done (a transient
+    error: the outbox keeps it); a service that stores it later gets it written."""
+    from bucket_chat_desktop.storage.base import WriteNotConfirmedError
+
+    from .conftest import StoresMaker
+
+    assert isinstance(stores_for, StoresMaker)
+    stores = stores_for("s3")
+    assert stores.emulators is not None
+    proxy = StallProxy(stores.emulators.get("s3").port).start()
+    try:
+        store = Proxied(stores, proxy).storage()
+        path, data = "rooms/r/logs/2026-01-05/messages_1_1_a-00000000.jsonl", b'{"x": 1}\n'
+        zeros = '"' + "0" * 32 + '"'
+        answer = (
+            f"HTTP/1.1 200 OK\r\nETag: {zeros}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        ).encode()
+        rule = proxy.add(Rule(r"messages_1_1", PASS, method="PUT", answer=lambda _r: answer))
+        with pytest.raises(WriteNotConfirmedError) as caught:
+            await asyncio.wait_for(store.put_if_absent(path, data), GUARD)
+        assert caught.value.transient and rule.hits
+        assert "the checksum of other bytes" in str(caught.value)
+        assert f"cannot write s3://{stores.bucket}/" in str(caught.value)
+        assert not await stores.new().exists(path)  # nothing was stored: nothing is lost
+        proxy.release()
+        assert await asyncio.wait_for(store.put_if_absent(path, data), GUARD) is True
+        assert await stores.new().get(path) == data
+    finally:
+        proxy.release()
+        proxy.close()
