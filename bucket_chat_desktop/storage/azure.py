@@ -24,7 +24,9 @@ from .base import (
     StorageError,
     StorageOfflineError,
     StoragePermissionError,
+    confirm_write,
     content_tag,
+    md5_tag,
 )
 from .cloud import (
     FsspecStorage,
@@ -210,6 +212,15 @@ class AzureStorage(FsspecStorage):
         except Exception as exc:
             await self._close_credential()
             raise self._error(exc, f"cannot open {self.display()}") from exc
+
+    async def _create(self, fs: Any, target: str, data: bytes) -> None:
+        answer = await fs._pipe_file(target, data, mode="create")
+        # Put Blob answers with the Content-MD5 of what it stored: another one says the
+        # bytes it took are not these (``confirm_write``).
+        named = answer.get("content_md5") if isinstance(answer, dict) else None
+        if isinstance(named, (bytes, bytearray)) and len(named) == 16:
+            ours = md5_tag(data).partition(":")[2]
+            confirm_write(base64.b64encode(bytes(named)).decode("ascii"), ours)
 
     async def _cat(self, fs: Any, target: str, max_bytes: int, meter: Meter) -> bytes:
         """The object's first ``max_bytes + 1`` bytes, in ranged requests of

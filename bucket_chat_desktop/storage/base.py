@@ -63,6 +63,18 @@ class WriteNotConfirmedError(StorageError):
     transient = True
 
 
+def confirm_write(named: str | None, ours: str) -> None:
+    """Raise ``WriteNotConfirmedError`` when a write's answer names a checksum of other
+    bytes than were sent (``named``; None: it names none, nothing to compare). Both in
+    one spelling: lower-case hex on S3, base64 on GCS and Azure."""
+    if named is not None and named != ours:
+        raise WriteNotConfirmedError(
+            f"the service answered the write with the checksum of other bytes ({named[:48]!r}, "
+            f"not {ours}): not taken as written, it is tried again (a broken or hostile "
+            "service?)"
+        )
+
+
 class StorageAuthError(StorageError):
     """Credentials are missing, wrong or expired."""
 

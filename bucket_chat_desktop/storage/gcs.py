@@ -25,7 +25,9 @@ from .base import (
     StorageError,
     StorageOfflineError,
     StoragePermissionError,
+    confirm_write,
     content_tag,
+    md5_tag,
 )
 from .cloud import FsspecStorage, Listing, Meter, busy, exception_chain, one_line
 
@@ -129,7 +131,13 @@ class GCSStorage(FsspecStorage):
     async def _create(self, fs: Any, target: str, data: bytes) -> None:
         # One simple upload whatever the size (segments stay below 64 MiB): gcsfs would
         # switch to a resumable upload above 50 MiB, a path emulators handle differently.
-        await fs._pipe_file(target, data, mode="create", chunksize=max(len(data) + 1, 2**20))
+        answer = await fs._pipe_file(
+            target, data, mode="create", chunksize=max(len(data) + 1, 2**20)
+        )
+        # The object's resource: its md5Hash is of the bytes GCS stored (a service that
+        # answered and stored nothing, or other bytes, lost the message: ``confirm_write``).
+        named = answer.get("md5Hash") if isinstance(answer, dict) else None
+        confirm_write(named if isinstance(named, str) else None, md5_tag(data).partition(":")[2])
 
     async def _cat(self, fs: Any, target: str, max_bytes: int, meter: Meter) -> bytes:
         """One GET of the object's media, streamed and cut after ``max_bytes + 1`` bytes

@@ -17,7 +17,7 @@ from .base import (
     StorageError,
     StorageOfflineError,
     StoragePermissionError,
-    WriteNotConfirmedError,
+    confirm_write,
     content_tag,
     md5_tag,
 )
@@ -154,13 +154,7 @@ class S3Storage(FsspecStorage):
         etag = answer.get("ETag")
         if not isinstance(etag, str) or not _MD5_ETAG.fullmatch(etag):
             return  # a multipart ETag, or a service that names none: nothing to compare
-        ours = md5_tag(data, S3_MD5).partition(":")[2]
-        if etag.strip('"').lower() != ours:
-            raise WriteNotConfirmedError(
-                f"the service answered the write with "
-                f"the checksum of other bytes (ETag {etag[:40]!r}, not {ours}): not taken "
-                "as written, it is tried again (a broken or hostile service?)"
-            )
+        confirm_write(etag.strip('"').lower(), md5_tag(data, S3_MD5).partition(":")[2])
 
     async def _cat(self, fs: Any, target: str, max_bytes: int, meter: Meter) -> bytes:
         # One ranged GET, its body read in pieces and dropped after max_bytes + 1 bytes:

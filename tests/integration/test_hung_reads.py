@@ -11,6 +11,7 @@ test from hanging the suite; nothing is proven by time.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import re
 import uuid
@@ -522,37 +523,46 @@ async def test_a_read_not_as_listed_is_not_kept_and_an_honest_one_is(
     assert not unread and not vanished  # no change in storage is reported
 
 
-async def test_a_write_answered_with_another_checksum_stays_to_be_done(stores_for: object) -> None:
+def _stored_nothing(kind: str, path: str) -> tuple[str, str, bytes]:
+    """A forged answer to a create-only upload: "done", with the checksum of other bytes
+    (all zeros), and nothing stored. (Rule pattern, method, answer.)"""
+    if kind == "s3":
+        zeros = '"' + "0" * 32 + '"'
+        head = f"HTTP/1.1 200 OK\r\nETag: {zeros}\r\nContent-Length: 0\r\n"
+        return re.escape(path), "PUT", (head + "Connection: close\r\n\r\n").encode()
+    zeros = base64.b64encode(bytes(16)).decode()
+    if kind == "gs":
+        resource = {"kind": "storage#object", "name": path, "bucket": "b", "size": "9"}
+        body = json.dumps({**resource, "md5Hash": zeros, "generation": "1"}).encode()
+        return r"uploadType=multipart", "POST", http_answer("200 OK", body, "application/json")
+    head = (
+        f'HTTP/1.1 201 Created\r\nContent-MD5: {zeros}\r\nETag: "0x8D"\r\n'
+        "Last-Modified: Mon, 05 Jan 2026 09:00:00 GMT\r\nx-ms-request-server-encrypted: true"
+        "\r\nContent-Length: 0\r\n"
+    )
+    return re.escape(path), "PUT", (head + "Connection: close\r\n\r\n").encode()
+
+
+async def test_a_write_answered_with_another_checksum_stays_to_be_done(proxied: Proxied) -> None:
     """Red team: a service answered the create-only PUT of a segment "200 OK" and stored
     nothing. ``send`` said "Sent", the outbox forgot the message, and it was lost (the
-    sender's next message showed a gap to everyone). S3 names the MD5 of the bytes it
-    stored as a PUT's ETag: another one means the write is not taken as done (a transient
-    error: the outbox keeps it); a service that stores it later gets it written."""
+    sender's next message showed a gap to everyone). Each service names the MD5 of the
+    bytes it stored in its answer (S3's ETag of a single PUT, GCS's md5Hash, Azure's
+    Content-MD5): another one means the write is not taken as done (a transient error:
+    the outbox keeps it); once the service stores it, it is written."""
     from bucket_chat_desktop.storage.base import WriteNotConfirmedError
 
-    from .conftest import StoresMaker
-
-    assert isinstance(stores_for, StoresMaker)
-    stores = stores_for("s3")
-    assert stores.emulators is not None
-    proxy = StallProxy(stores.emulators.get("s3").port).start()
-    try:
-        store = Proxied(stores, proxy).storage()
-        path, data = "rooms/r/logs/2026-01-05/messages_1_1_a-00000000.jsonl", b'{"x": 1}\n'
-        zeros = '"' + "0" * 32 + '"'
-        answer = (
-            f"HTTP/1.1 200 OK\r\nETag: {zeros}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-        ).encode()
-        rule = proxy.add(Rule(r"messages_1_1", PASS, method="PUT", answer=lambda _r: answer))
-        with pytest.raises(WriteNotConfirmedError) as caught:
-            await asyncio.wait_for(store.put_if_absent(path, data), GUARD)
-        assert caught.value.transient and rule.hits
-        assert "the checksum of other bytes" in str(caught.value)
-        assert f"cannot write s3://{stores.bucket}/" in str(caught.value)
-        assert not await stores.new().exists(path)  # nothing was stored: nothing is lost
-        proxy.release()
-        assert await asyncio.wait_for(store.put_if_absent(path, data), GUARD) is True
-        assert await stores.new().get(path) == data
-    finally:
-        proxy.release()
-        proxy.close()
+    kind = proxied.stores.kind
+    store = proxied.storage()
+    path, data = "rooms/r/logs/2026-01-05/messages_1_1_a-00000000.jsonl", b'{"x": 1}\n'
+    pattern, method, answer = _stored_nothing(kind, path)
+    rule = proxied.proxy.add(Rule(pattern, PASS, method=method, answer=lambda _r: answer))
+    with pytest.raises(WriteNotConfirmedError) as caught:
+        await asyncio.wait_for(store.put_if_absent(path, data), GUARD)
+    assert caught.value.transient and rule.hits
+    assert "the checksum of other bytes" in str(caught.value)
+    assert f"cannot write {kind}://" in str(caught.value)
+    assert not await proxied.stores.new().exists(path)  # nothing stored: nothing lost
+    proxied.proxy.release()
+    assert await asyncio.wait_for(store.put_if_absent(path, data), GUARD) is True
+    assert await proxied.stores.new().get(path) == data
