@@ -468,7 +468,6 @@ def announced_name(content: object) -> str:
     return safe_file_name(raw)
 
 
-
 def message_text(content: object) -> str:
     """What a message says, as every view shows, copies, searches or reads it aloud:
     ``📎 `` and its announced name (``announced_name``) for a file or image message,
@@ -494,7 +493,8 @@ def middle_cut(text: str, limit: int) -> str:
         return "…"[:limit]
     tail = (limit - 1) // 2
     head = limit - 1 - tail
-    return f"{text[:head]}…{text[len(text) - tail:]}"
+    return f"{text[:head]}…{text[len(text) - tail :]}"
+
 
 def parse_file_content(content: object) -> FileInfo | str:
     """Check an untrusted message content that announces a file.

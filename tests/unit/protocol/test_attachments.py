@@ -124,7 +124,6 @@ def test_long_names_are_cut_to_255_bytes_keeping_the_extension() -> None:
     assert name == "x" * 255
 
 
-
 @pytest.mark.parametrize(
     ("raw", "safe"),
     [
@@ -173,6 +172,7 @@ def test_a_file_message_says_its_name_never_its_body() -> None:
     assert message_text({"msgtype": "m.text", "body": owes}) == owes
     assert message_text({"msgtype": "m.text", "body": 5}) == ""
     assert message_text(None) == ""
+
 
 def test_non_strings_get_the_fallback_name() -> None:
     assert safe_file_name(None) == "file"
