@@ -642,6 +642,13 @@ class _Slimmer:
         )
 
 
+def is_slim_copy(ev: Event) -> bool:
+    """True for a slim ledger's copy of an event (``RoomLedger(keep_bodies=False)``): its
+    ``raw`` holds at most the witness and its content only what the rules read (a file
+    message's ``msgtype``, a relation's target), so an empty content no longer tells."""
+    return "event_id" not in ev.raw
+
+
 def _kept_content(ev: Event) -> Mapping[str, Any]:
     if ev.type == MEMBER:
         return ev.content
