@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import NamedTuple, ParamSpec, TypeVar
 
 from ..osfiles import ensure_private_dir, open_fd
+from ..protocol.attachments import message_text
 from ..protocol.audit import Assessed, AuditResult, PreparedSegment, TrustState, is_slim_copy
 from ..protocol.event import Event, Malformed, parse_line
 from ..protocol.findings import Finding, Kind
@@ -735,7 +736,7 @@ class Index:
                 (
                     room_id,
                     last.timestamp_ms if last else 0,
-                    (last.body or "")[:200] if last else None,
+                    message_text(last.content)[:200] if last else None,
                     len(result.errors),
                     int(history_complete),
                 ),
