@@ -15,6 +15,7 @@ from typing import Any
 
 from .. import timestamps
 from ..keys.identity import display_fingerprint, fingerprint_of
+from ..protocol.attachments import message_text
 from ..protocol.audit import Assessed, AuditResult, TrustState
 from ..protocol.event import MEMBER, MESSAGE
 from ..protocol.findings import Finding
@@ -86,8 +87,8 @@ def _escaped_line(line: str) -> str:
 
 def describe_event(item: Assessed) -> str:
     ev = item.event
-    if ev.type == MESSAGE:
-        text = body_text(ev.body or "")
+    if ev.type == MESSAGE:  # a file message says its name, never its body
+        text = body_text(message_text(ev.content))
     elif ev.type == MEMBER:
         text = f"* {terminal_safe(membership_text(ev.content, with_name=True))}"
     elif ev.type in (REACTION, EDIT, REDACTION) and (target := target_of(ev)) is not None:

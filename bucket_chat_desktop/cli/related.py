@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from ..protocol.attachments import message_text
 from ..protocol.audit import Assessed, TrustState
 from ..protocol.event import MESSAGE
 from ..protocol.relations import (
@@ -76,12 +77,15 @@ def _first_line(text: str) -> str:
 
 def shown_body(item: Assessed, agg: Aggregate | None) -> str | None:
     """The text a client following the protocol shows: the latest applied edit, the
-    original body, or None for a deleted event (or one without a text body)."""
+    original text (``message_text``: a file message's is its name, never its body), or
+    None for a deleted event (or one without a text body)."""
     if agg is not None and agg.redacted is not None:
         return None
     if agg is not None and agg.latest is not None:
         return agg.latest.body
-    return item.event.body
+    if item.event.type != MESSAGE:
+        return item.event.body
+    return message_text(item.event.content)
 
 
 def quote(parent_id: str, timeline: Sequence[Assessed], rel: Relations, ids: RoomIds) -> str:
@@ -178,7 +182,7 @@ def event_lines(item: Assessed, timeline: Sequence[Assessed], rel: Relations, id
     elif agg is not None and agg.latest is not None:
         lines.append(f"{fmt.body_text(agg.latest.body)} {EDITED}")
     elif ev.type == MESSAGE:  # indented below with the rest
-        lines.append(fmt.body_text(ev.body or ""))
+        lines.append(fmt.body_text(message_text(ev.content)))
     else:
         lines.append(fmt.describe_event(item))  # one line
     if ev.type == MESSAGE and ev.event_id in rel.repeated:

@@ -19,7 +19,7 @@ from typing import BinaryIO
 from urllib.parse import quote
 
 from .. import __version__, timestamps
-from ..protocol.attachments import parse_file_content
+from ..protocol.attachments import message_text, parse_file_content
 from ..protocol.audit import Assessed
 from ..protocol.event import MEMBER, MESSAGE, Event, Malformed
 from ..protocol.relations import HIDDEN_TYPES, Aggregate, Edit, ReactionChip
@@ -339,10 +339,7 @@ class HtmlWriter:
             return "(message deleted)"
         if agg is not None and agg.latest is not None:
             return agg.latest.body
-        if ev.content.get("msgtype") in ("m.file", "m.image"):
-            info = parse_file_content(ev.content)
-            return f"📎 {info.name}" if not isinstance(info, str) else "📎 (a file)"
-        return ev.body or ""
+        return message_text(ev.content)  # a file message: its name, as its card shows
 
     def _quote(self, ev: Event) -> str:
         parent = ev.parent_event_id

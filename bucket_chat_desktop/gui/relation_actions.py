@@ -34,7 +34,7 @@ from PySide6.QtGui import QCursor, QGuiApplication, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import QMenu, QWidget
 from shiboken6 import isValid as alive
 
-from ..protocol.attachments import announced_name
+from ..protocol.attachments import message_text
 from ..protocol.audit import Assessed, TrustState
 from ..protocol.event import Event, Malformed
 from ..protocol.relations import EDITABLE_MSGTYPES, Aggregate, Relations
@@ -192,7 +192,7 @@ class RelationActions(QObject):
         msgtype = content.get("msgtype", "m.text") if hasattr(content, "get") else None
         quoted = ""
         if kind in ("file", "image") and (agg is None or agg.latest is None):
-            quoted = f"📎 {announced_name(content)}"  # as its card and menu name the file
+            quoted = message_text(content)  # "📎 name", as its card and menu name the file
         return Target(
             event_id=event_id,
             sender_id=sender,

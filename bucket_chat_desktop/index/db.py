@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import NamedTuple, ParamSpec, TypeVar
 
 from ..osfiles import ensure_private_dir, open_fd
-from ..protocol.audit import Assessed, AuditResult, PreparedSegment, TrustState
+from ..protocol.attachments import message_text
+from ..protocol.audit import Assessed, AuditResult, PreparedSegment, TrustState, is_slim_copy
 from ..protocol.event import Event, Malformed, parse_line
 from ..protocol.findings import Finding, Kind
 from .search import Query, SearchHit, SearchPage, build_query, make_snippet, search_text
@@ -721,7 +722,7 @@ class Index:
                 ],
             )
             last = result.timeline[-1].event if result.timeline else None
-            if last is not None and not last.content and result.timeline:
+            if last is not None and is_slim_copy(last) and result.timeline:
                 # A ledger that keeps no bodies: the preview comes from the cached line.
                 item = result.timeline[-1]
                 (whole,) = self.events_at(room_id, [(item.path, item.line)])
@@ -735,7 +736,7 @@ class Index:
                 (
                     room_id,
                     last.timestamp_ms if last else 0,
-                    (last.body or "")[:200] if last else None,
+                    message_text(last.content)[:200] if last else None,
                     len(result.errors),
                     int(history_complete),
                 ),

@@ -1,8 +1,9 @@
 """Full-text search over the index: what is indexed, how a typed query becomes SQL, and
 how a hit's snippet is cut and marked.
 
-What is indexed (``search_text``): the body of each ``m.room.message`` event under its
-own id, and the new body of each ``m.room.edit`` under the id of the event it replaces,
+What is indexed (``search_text``): what each ``m.room.message`` event says
+(``attachments.message_text``: a file message's name, never its body) under its own id,
+and the new body of each ``m.room.edit`` under the id of the event it replaces,
 so an edited message is found by its new text (and still by its old). Nothing else:
 reactions, redactions, typing and membership events carry no message text.
 
@@ -30,6 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..protocol.attachments import message_text
 from ..protocol.audit import TrustState
 from ..protocol.event import MESSAGE, Event
 from ..protocol.relations import EDIT, target_of
@@ -44,11 +46,13 @@ SNIPPET_LENGTH = 200  # characters of a snippet at most
 def search_text(event: Event) -> tuple[str, str] | None:
     """What of ``event`` is searchable, as (the id of the message it is found under, its
     text), or None. A message's body under its own id; an edit's new body under the id
-    of the message it replaces. Anything else, or a field of the wrong type: None."""
+    of the message it replaces. Anything else, or a field of the wrong type: None. A
+    file message is found by its name as every view shows it ("📎 notes.txt"), not by a
+    body no card shows."""
     content: Mapping[str, Any] = event.content
     if event.type == MESSAGE:
-        body = content.get("body")
-        return (event.event_id, body) if isinstance(body, str) and body else None
+        text = message_text(content)
+        return (event.event_id, text) if text else None
     if event.type == EDIT:  # the target as the relation rules read it (section 18)
         target, new = target_of(event), content.get("new_content")
         if target is not None and isinstance(new, Mapping):

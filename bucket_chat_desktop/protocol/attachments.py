@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, TypeGuard
 
 from .ids import check_room_id
+from .untrusted_text import BLANK_LETTERS
 
 FILE = "m.file"
 IMAGE = "m.image"
@@ -42,6 +43,8 @@ MAX_DIMENSION = 1_000_000
 """Readers ignore ``w``/``h`` outside 1 … this."""
 DEFAULT_MIMETYPE = "application/octet-stream"
 FALLBACK_NAME = "file"
+ATTACHMENT_MARK = "📎"
+"""What every view puts before a file's name when it says what a file message says."""
 
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
 _MIME_RE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")
@@ -126,12 +129,23 @@ def _keep(ch: str) -> bool:
     return unicodedata.category(ch) not in ("Cc", "Cf", "Cs", "Zl", "Zp")
 
 
+def _blank_as_space(ch: str) -> bool:
+    # The letters that render as nothing (untrusted_text.BLANK_LETTERS): sixty Hangul
+    # fillers or braille blanks between "invoice.pdf" and ".exe" push the real extension
+    # out of every view that cuts the name. The spacing ones (Hangul fillers, the braille
+    # blank) count as white space, so a run of them is one visible space; the combining
+    # ones (grapheme joiner, Khmer vowels, Mongolian selectors) are dropped.
+    return ch in BLANK_LETTERS and not unicodedata.category(ch).startswith("M")
+
+
 def safe_file_name(name: object, fallback: str = FALLBACK_NAME) -> str:
     """A file name that is safe to display and to create in any folder on any desktop OS.
 
     Path separators and the characters Windows forbids become ``_``; controls, format
-    characters (bidi overrides, zero-width characters) and separators are dropped;
-    whitespace runs become one space; leading dots and spaces (hidden files, ``..``) and
+    characters (bidi overrides, zero-width characters), separators and the combining
+    letters that render as nothing are dropped; whitespace, and the spacing letters that
+    render as nothing (Hangul fillers, the braille blank), count as spaces and each run of
+    them becomes one space; leading dots and spaces (hidden files, ``..``) and
     trailing dots and spaces (which Windows strips) are removed; Windows device names
     (``CON``, ``nul.txt``, ``COM1``…) get a ``_`` prefix; the result is cut to 255 UTF-8
     bytes keeping the extension. Never empty: ``fallback`` when nothing is left.
@@ -143,9 +157,9 @@ def safe_file_name(name: object, fallback: str = FALLBACK_NAME) -> str:
     for ch in text:
         if ch in _UNSAFE_CHARS:
             out.append("_")
-        elif ch.isspace():
+        elif ch.isspace() or _blank_as_space(ch):
             out.append(" ")
-        elif _keep(ch):
+        elif _keep(ch) and ch not in BLANK_LETTERS:
             out.append(ch)
     text = re.sub(r" {2,}", " ", "".join(out))
     text = text.lstrip(". ").rstrip(". ")
@@ -452,6 +466,34 @@ def announced_name(content: object) -> str:
     if not isinstance(raw, str) or not raw.strip():
         raw = content.get("body")
     return safe_file_name(raw)
+
+
+def message_text(content: object) -> str:
+    """What a message says, as every view shows, copies, searches or reads it aloud:
+    ``📎 `` and its announced name (``announced_name``) for a file or image message,
+    its body for any other ("" when that is not a string).
+
+    A file message's ``body`` is never its text: a card shows only the file, so a body
+    such as "I, Bob, confirm Alice owes me $5000" would be a statement one view hides
+    and another (the terminal, search, a screen reader, "Copy text") shows as said."""
+    if not isinstance(content, Mapping):
+        return ""
+    if content.get("msgtype") in MSGTYPES:
+        return f"{ATTACHMENT_MARK} {announced_name(content)}"
+    body = content.get("body")
+    return body if isinstance(body, str) else ""
+
+
+def middle_cut(text: str, limit: int) -> str:
+    """``text`` in at most ``limit`` characters, cut in the middle (``…``) so that its end,
+    a file's extension, always shows: "Q4_financial…final_version.pdf.scr"."""
+    if len(text) <= limit:
+        return text
+    if limit <= 1:
+        return "…"[:limit]
+    tail = (limit - 1) // 2
+    head = limit - 1 - tail
+    return f"{text[:head]}…{text[len(text) - tail :]}"
 
 
 def parse_file_content(content: object) -> FileInfo | str:

@@ -20,6 +20,7 @@ from operator import attrgetter, itemgetter
 from types import MappingProxyType
 from typing import Any, NamedTuple, overload
 
+from .attachments import MSGTYPES as ATTACHMENT_MSGTYPES
 from .event import MEMBER, MESSAGE, Event
 from .findings import Finding, Kind, Severity
 from .heap import gc_paused
@@ -562,6 +563,9 @@ _NOTHING: Mapping[str, Any] = MappingProxyType({})
 # A slim ledger keeps the content of these: the audit reads member events', and the
 # relation rules (``relations.py``) read relations' (small, except an edit's new text).
 _KEEPS_CONTENT = frozenset({MEMBER, REACTION, EDIT, REDACTION})
+# and of a file or image message its msgtype alone: the rules refuse an edit of one. One
+# shared mapping per msgtype, so a room of files costs no memory for it.
+_FILE_CONTENT = {t: MappingProxyType({"msgtype": t}) for t in ATTACHMENT_MSGTYPES}
 
 
 class _Slimmer:
@@ -638,11 +642,22 @@ class _Slimmer:
         )
 
 
+def is_slim_copy(ev: Event) -> bool:
+    """True for a slim ledger's copy of an event (``RoomLedger(keep_bodies=False)``): its
+    ``raw`` holds at most the witness and its content only what the rules read (a file
+    message's ``msgtype``, a relation's target), so an empty content no longer tells."""
+    return "event_id" not in ev.raw
+
+
 def _kept_content(ev: Event) -> Mapping[str, Any]:
     if ev.type == MEMBER:
         return ev.content
     if ev.type in _KEEPS_CONTENT:  # only the fields the rules read (``relation_content``)
         return MappingProxyType(relation_content(ev.type, ev.content))
+    if ev.type == MESSAGE:
+        msgtype = ev.content.get("msgtype")
+        if isinstance(msgtype, str) and msgtype in _FILE_CONTENT:
+            return _FILE_CONTENT[msgtype]
     return _NOTHING
 
 

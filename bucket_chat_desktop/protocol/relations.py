@@ -13,14 +13,17 @@ that follows PROTOCOL.md section 18 comes to the same result from the same rows:
   (their other device). An unsigned or unintroduced key cannot speak for a signed
   message. Otherwise it is ignored and reported (``relation-not-sender``).
 - An edit of an edit applies to the original; the latest applied edit (display order)
-  gives the text. A redacted event's edits and reactions go with it.
+  gives the text. A redacted event's edits and reactions go with it. An edit of a file or
+  image message (``m.file``, ``m.image``) is refused (``relation-invalid``): its card shows
+  the file, which no edit's text may replace.
 - A reaction counts once per sender and reaction text. Every aggregate keeps the trust
   state of each event it is made of: a chip says which of its senders are unverified, an
   edited message is no more trusted than its least trusted applied edit.
 - ``m.room.typing`` is never a row and never a finding (section 18.6).
 
 Content is never encrypted today; the rules read only ``type``, the target id, the
-sender and the trust state, plus the reaction text and the edit's ``new_content``, so a
+sender and the trust state, plus the reaction text, the edit's ``new_content`` and the
+``msgtype`` of the message an edit targets, so a
 later encrypted form can keep the target id in the clear and carry the rest sealed.
 """
 
@@ -36,6 +39,7 @@ from dataclasses import dataclass, field, replace
 from heapq import merge
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
+from .attachments import MSGTYPES as ATTACHMENT_MSGTYPES
 from .event import MAX_ID_CHARS, MEMBER, MESSAGE, Event
 from .findings import Finding, Kind
 from .heap import gc_paused
@@ -55,6 +59,7 @@ MAX_REACTION_CHARS = 64  # one emoji sequence or a short word, not a message
 MAX_EDIT_HOPS = 16  # an edit of an edit of ... (a loop or a very long chain stops here)
 MAX_THREAD_HOPS = 64  # a reply's way up to its thread root
 EDITABLE_MSGTYPES = frozenset({"m.text", "m.notice", "m.emote"})
+EDIT_OF_FILE = "an edit of a file or image message (a file is sent again, never edited)"
 MAX_REASON_CHARS = 1_000  # of a redaction's reason: what is kept and shown
 
 # Trust states as they come from the audit, ordered from best to worst.
@@ -257,8 +262,14 @@ def relation_content(event_type: str, content: Mapping[str, Any]) -> dict[str, A
     keeps no bodies (``audit.RoomLedger(keep_bodies=False)``). Writers MAY add fields,
     so a hostile one pads a reaction to the line limit (256 KiB); kept whole, 800 such
     reactions held 200 MB in the app that keeps no message body at all. ``build`` comes
-    to the same result from this as from the whole content."""
+    to the same result from this as from the whole content. Of a message, the rules read
+    only whether it announces a file (an edit of one is refused): its ``msgtype`` then."""
     kept: dict[str, Any] = {}
+    if event_type == MESSAGE:
+        msgtype = content.get("msgtype")
+        if isinstance(msgtype, str) and msgtype in ATTACHMENT_MSGTYPES:
+            kept["msgtype"] = msgtype
+        return kept
     name = TARGET_FIELD.get(event_type)
     if name is None:
         return kept
@@ -333,6 +344,7 @@ class _Target(NamedTuple):
     target: str | None  # for an edit: what it replaces
     parent: str | None
     key: str | None  # the signing key (None: unsigned)
+    attachment: bool = False  # a file or image message: its edits are refused
 
 
 @runtime_checkable
@@ -1109,6 +1121,7 @@ def _target(r: Row) -> _Target:
         target_of(ev) if ev.type == EDIT else None,
         ev.parent_event_id if ev.type not in HIDDEN_TYPES else None,
         ev.sender_key,
+        ev.type == MESSAGE and ev.content.get("msgtype") in ATTACHMENT_MSGTYPES,
     )
 
 
@@ -1255,6 +1268,8 @@ def _judge_edit(
         return _finding(Kind.RELATION_INVALID, r, "an edit whose original is not there")
     if original.type != MESSAGE:
         return _finding(Kind.RELATION_INVALID, r, "an edit of something that is not a message")
+    if original.attachment:  # its card shows the file; an edit's text would replace it
+        return _finding(Kind.RELATION_INVALID, r, EDIT_OF_FILE)
     if not _speaks_for(r, original):
         return _not_sender(r, "an edit", original)
     if edit_content(r.event) is None:

@@ -27,6 +27,7 @@ from ..protocol.audit import (
     PreparedSegment,
     RoomLedger,
     TrustState,
+    is_slim_copy,
 )
 from ..protocol.event import MEMBER, Event, Malformed
 from ..protocol.findings import Finding, Kind
@@ -384,7 +385,7 @@ class RoomKeeper:
     ) -> list[Any]:
         """Appended items with their whole events (a ledger without bodies judged slim
         copies): the segments just read still hold them."""
-        if not items or all(a.event.content or a.event.type == MEMBER for a in items):
+        if not items or all(not is_slim_copy(a.event) or a.event.type == MEMBER for a in items):
             return items
         whole = {
             (loc.path, loc.line): loc.event

@@ -206,7 +206,7 @@ def test_files_dropped_on_the_timeline_become_blobs_and_messages(
         "mimetype": "application/pdf",
         "sha256": spec_sha,
     }
-    assert f.body == "spec v2.pdf" and f.trust == "verified"
+    assert f.body == "📎 spec v2.pdf" and f.trust == "verified"  # what the row says
     assert i.content["msgtype"] == "m.image" and i.trust == "verified"
     assert (i.content["info"]["w"], i.content["info"]["h"]) == (640, 480)
     assert chat.rows().index(f) < chat.rows().index(i)  # sent in the order dropped
@@ -285,7 +285,7 @@ def test_the_attach_button_uploads_the_chosen_files(chat: Chat, tmp_path: Path) 
     chat.feature.choose_files = lambda: [str(a), str(b)]
     QTest.mouseClick(chat.window.attach_button, Qt.MouseButton.LeftButton)
     rows = chat.wait_for("file", 2)
-    assert [r.body for r in rows[-2:]] == ["a.csv", "b.csv"]
+    assert [r.body for r in rows[-2:]] == ["📎 a.csv", "📎 b.csv"]
 
 
 def test_a_file_over_the_limit_is_refused_with_the_reason(chat: Chat, tmp_path: Path) -> None:
@@ -301,7 +301,7 @@ def test_a_file_over_the_limit_is_refused_with_the_reason(chat: Chat, tmp_path: 
     small = tmp_path / "note.txt"
     small.write_text("fits")
     chat.window.files_chosen.emit(chat.key, [str(small)])
-    assert [r.body for r in chat.wait_for("file")] == ["note.txt"]
+    assert [r.body for r in chat.wait_for("file")] == ["📎 note.txt"]
     assert len(chat.blobs()) == 1
     row = chat.feature.strip.rows[0]
     QTest.mouseClick(row.button, Qt.MouseButton.LeftButton)  # Dismiss
@@ -341,7 +341,7 @@ def test_cancel_in_the_strip_stops_the_upload_and_the_queue(chat: Chat, tmp_path
     third = tmp_path / "third.bin"
     third.write_bytes(b"3" * 1000)
     chat.window.files_chosen.emit(chat.key, [str(third)])
-    assert [r.body for r in chat.wait_for("file")] == ["third.bin"]
+    assert [r.body for r in chat.wait_for("file")] == ["📎 third.bin"]
     assert slow.puts == 1
 
 
@@ -605,7 +605,8 @@ def test_thumbnails_of_hostile_size_are_not_decoded(chat: Chat) -> None:
 def test_a_message_whose_info_is_not_an_object_is_painted_as_text(chat: Chat) -> None:
     """Any member can sign ``"info": "oops"``: nothing may raise while painting it."""
     chat.controller.send_content(chat.key, {"msgtype": "m.file", "body": "x", "info": "oops"})
-    chat.qtbot.waitUntil(lambda: chat.rows()[-1].body == "x" and not chat.rows()[-1].echo)
+    # its text is the name it announces (info unusable: its body), as the card shows it
+    chat.qtbot.waitUntil(lambda: chat.rows()[-1].body == "📎 x" and not chat.rows()[-1].echo)
     index = chat.index_of(chat.rows()[-1].event_id)
     assert chat.feature.card_rect(index) is not None  # ours copes with it
     option = QStyleOptionViewItem()

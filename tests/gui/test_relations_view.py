@@ -592,7 +592,9 @@ def test_a_quote_of_a_file_names_the_file_its_card_names() -> None:
     """Red team: Bob's file message says "Invoice.pdf" in its body and announces
     "Invoice.pdf.lnk" (a shortcut): its card, menu and saved copy said the latter, a
     reply's quote the former. The quote now names the file as the card (and the HTML
-    export's quote) does; an applied edit's text still wins, as for any message."""
+    export's quote) does. An edit of a file is refused (red team round 27: the card kept
+    the file while the terminal and the export showed the edit's text): the quote keeps
+    naming the file."""
     scene = Scene()
     for who in (ALICE, BOB, CAROL):
         scene.join(who)
@@ -610,7 +612,7 @@ def test_a_quote_of_a_file_names_the_file_its_card_names() -> None:
     reply2 = scene.msg(CAROL, "thanks", parent=parent.event_id)
     model = model_of(scene)
     quote = model.index(row_of(model, reply2.event_id)).data(Roles.Quote)
-    assert quote.text == "the March invoice"
+    assert quote.text == "📎 Invoice.pdf.lnk" and not quote.edited
 
 
 def test_replying_to_an_unverified_message_says_so_in_the_composer(qtbot: Any) -> None:

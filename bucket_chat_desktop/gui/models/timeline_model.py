@@ -41,7 +41,7 @@ from PySide6.QtCore import (
 
 from ... import timestamps
 from ...protocol import relations as relation_rules
-from ...protocol.attachments import announced_name
+from ...protocol.attachments import message_text, middle_cut
 from ...protocol.audit import Assessed, TrustState
 from ...protocol.event import MEMBER, MESSAGE, Event, Malformed
 from ...protocol.relations import HIDDEN_TYPES, Aggregate, ReactionChip, Relations
@@ -181,10 +181,11 @@ class Row:
 
     @property
     def body(self) -> str:
+        """What the row says: its DisplayRole (a screen reader), "Copy text", a quote. A
+        file or image row says "📎 " and its name as its card shows it, never its body."""
         if self.type == MEMBER:
             return membership_text(self.content)
-        body = self.content.get("body")
-        return body if isinstance(body, str) else ""
+        return message_text(self.content)
 
     @property
     def day(self) -> dt.date | None:
@@ -518,16 +519,17 @@ class TimelineModel(QAbstractListModel):
         name, warning = self.names.shown(sender), self.names.warning(sender)
         if deleted:
             return Quote(parent_id, name, "", "deleted", sender_id=sender, warning=warning)
-        if agg is not None and agg.latest is not None:
-            text = agg.latest.body
-        elif parent.kind in ("file", "image"):  # the file as its card and menu name it
-            text = f"📎 {announced_name(parent.content)}"
-        else:
-            text = parent.body
+        text = agg.latest.body if agg is not None and agg.latest is not None else parent.body
         first = next((line for line in text.splitlines() if line.strip()), "")
         trust = agg.state(parent.trust) if agg is not None else parent.trust
         edited = agg is not None and agg.latest is not None
-        return Quote(parent_id, name, one_line(first, 160), "ok", trust, sender, warning, edited)
+        # a file's name is cut in the middle: its extension always shows
+        shown = (
+            middle_cut(one_line(first), 160)
+            if parent.kind in ("file", "image")
+            else one_line(first, 160)
+        )
+        return Quote(parent_id, name, shown, "ok", trust, sender, warning, edited)
 
     def _held(self, event_id: str) -> Row | None:
         """A confirmed row held (exposed or fetched ahead) by its event id."""

@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from ... import timestamps
-from ...protocol.attachments import announced_name
+from ...protocol.attachments import ATTACHMENT_MARK, announced_name
 from ...protocol.mentions import mention_spans, mentions_me
 from ...protocol.untrusted_text import display_name_safe, html_escape, one_line, shown_id
 from ..markdown import is_plain, shown_text, to_html
@@ -602,7 +602,7 @@ class MessageDelegate(SafeDelegate):
         if status == "ok":
             x += 8
             rest = max(0, right - x)
-            put("text", fm.elidedText(quote.text, Qt.TextElideMode.ElideRight, rest), rest)
+            put("text", fm.elidedText(quote.text, _elide_mode(quote.text), rest), rest)
         return tuple(out)
 
     def _paint_deleted(
@@ -949,7 +949,12 @@ class MessageDelegate(SafeDelegate):
         name = announced_name(content)  # as its menu, Open and Save name it
         size = info.get("size")
         painter.setPen(option.palette.color(option.palette.ColorRole.Text))
-        painter.drawText(box.adjusted(44, 6, -8, -26), Qt.AlignmentFlag.AlignLeft, name)
+        name_box = box.adjusted(44, 6, -8, -26)
+        # cut in the middle: the end of a long name ("….pdf.scr") is what the file is
+        name = painter.fontMetrics().elidedText(
+            name, Qt.TextElideMode.ElideMiddle, name_box.width()
+        )
+        painter.drawText(name_box, Qt.AlignmentFlag.AlignLeft, name)
         painter.setPen(muted)
         detail = _human_size(size) if isinstance(size, int) else ""
         painter.drawText(box.adjusted(44, 26, -8, -6), Qt.AlignmentFlag.AlignLeft, detail)
@@ -990,6 +995,14 @@ class MessageDelegate(SafeDelegate):
         if regions.thread is not None and regions.thread.contains(pos):
             return "Open this thread"
         return None
+
+
+def _elide_mode(text: str) -> Qt.TextElideMode:
+    """A file's name ("📎 name", as every view says it) is cut in the middle, so its
+    extension always shows; any other text at its end."""
+    if text.startswith(ATTACHMENT_MARK):
+        return Qt.TextElideMode.ElideMiddle
+    return Qt.TextElideMode.ElideRight
 
 
 def tooltip_html(index: Index) -> str:

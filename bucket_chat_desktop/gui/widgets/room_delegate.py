@@ -7,6 +7,7 @@ from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter
 from PySide6.QtWidgets import QStyle, QStyleOptionViewItem
 
 from ... import timestamps
+from ...protocol.attachments import ATTACHMENT_MARK
 from ...protocol.unread import unread_label
 from ..models.rooms_model import RoomRoles
 from ..safe import SafeDelegate
@@ -106,7 +107,8 @@ class RoomDelegate(SafeDelegate):
             painter.drawText(QRect(x, rect.top() + 31, mark_w, 20), 0, f"{WARNING_MARK} ")
             painter.setPen(muted)
             x, width = x + mark_w, max(0, width - mark_w)
-        elided = painter.fontMetrics().elidedText(
-            preview.replace("\n", " "), Qt.TextElideMode.ElideRight, width
-        )
+        # a file's preview ("📎 name") is cut in the middle, so its extension shows
+        file_preview = str(index.data(RoomRoles.Preview) or "").startswith(ATTACHMENT_MARK)
+        mode = Qt.TextElideMode.ElideMiddle if file_preview else Qt.TextElideMode.ElideRight
+        elided = painter.fontMetrics().elidedText(preview.replace("\n", " "), mode, width)
         painter.drawText(QRect(x, rect.top() + 31, width, 20), 0, elided)

@@ -722,3 +722,37 @@ def test_a_body_that_imitates_a_reply_quote_is_told_apart(cli: Cli, room: dict[s
     assert lines[fake + 2] == "      \\> and this", lines
     real = next(line for line in lines if line.endswith("> alice@example.com: hi all"))
     assert "\\>" not in real
+
+
+def test_a_file_message_says_its_name_and_an_edit_of_it_is_refused(
+    cli: Cli, room: dict[str, str], store: Path
+) -> None:
+    """Red team (round 27): a file message whose body is a statement ("I, Bob, confirm
+    Alice owes me $5000") showed that statement in ``history`` and ``search`` while the
+    card showed only "notes.txt"; an edit of a file replaced it with text in ``history``
+    while the card kept the file. Now every view says "📎 notes.txt" and the edit is
+    refused (a finding)."""
+    info = {"name": "notes.txt", "size": 3, "mimetype": "text/plain", "sha256": "0" * 64}
+    owes = "I, Bob, confirm Alice owes me $5000. Signed."
+    contract = dict(info, name="contract.pdf")
+    file_1 = planted(1, "m.room.message", {"msgtype": "m.file", "body": owes, "info": info})
+    file_2 = planted(2, "m.room.message", {"msgtype": "m.file", "body": "c", "info": contract})
+    new = {"body": "Here is the FINAL signed contract (v2)", "msgtype": "m.text"}
+    change = planted(3, "m.room.edit", {"replaces": file_2["event_id"], "new_content": new})
+    plant(store, [file_1, file_2, change])
+
+    text = cli(None, "history", "--room-id", ROOM).out
+    assert "📎 notes.txt" in text and "📎 contract.pdf" in text
+    assert "owes" not in text and "FINAL" not in text and "(edited)" not in text
+    doc = history(cli)
+    shown = {e["event_id"]: e for e in doc["events"]}
+    assert shown[file_1["event_id"]]["body"] == "📎 notes.txt"
+    assert shown[file_2["event_id"]]["body"] == "📎 contract.pdf"
+    assert shown[file_2["event_id"]]["edited"] is None
+    refused_edit = [f for f in doc["findings"] if f["event_id"] == change["event_id"]]
+    assert [f["kind"] for f in refused_edit] == ["relation-invalid"]
+    assert "file" in refused_edit[0]["message"]
+
+    assert "No messages found." in cli(None, "search", "owes").out
+    found = cli(None, "search", "notes").out
+    assert ">>notes<<.txt" in found and "owes" not in found

@@ -149,7 +149,8 @@ def check_rows(
         ev = read[(a.path, a.line)]
         if slim:
             assert set(a.event.raw) <= {WITNESS_FIELD}
-            # a member event's content whole, a relation's the fields its rules read
+            # a member event's content whole, a relation's the fields its rules read, a file
+            # message's msgtype (an edit of one is refused)
             assert a.event.content in ({}, ev.content, relation_content(ev.type, ev.content))
             assert a.event.signature == ""  # only a digest is kept (``signature_id``)
             assert a.event._replace(raw=ev.raw, content=ev.content, signature=ev.signature) == ev

@@ -25,6 +25,8 @@ from bucket_chat_desktop.protocol.attachments import (
     clean_mimetype,
     file_content,
     is_risky_to_open,
+    message_text,
+    middle_cut,
     parse_file_content,
     quarantine_attribute,
     safe_file_name,
@@ -34,6 +36,7 @@ from bucket_chat_desktop.protocol.attachments import (
 from bucket_chat_desktop.protocol.event import MAX_LINE_BYTES, MESSAGE, parse_line
 from bucket_chat_desktop.protocol.ids import InvalidRoomIdError
 from bucket_chat_desktop.protocol.signing import build_event
+from bucket_chat_desktop.protocol.untrusted_text import BLANK_LETTERS
 
 DATA = b"hello attachments\n"
 SHA = hashlib.sha256(DATA).hexdigest()
@@ -119,6 +122,56 @@ def test_long_names_are_cut_to_255_bytes_keeping_the_extension() -> None:
     assert name.endswith(".gz") and len(name.encode("utf-8")) <= 255
     name = safe_file_name("x" * 1000)
     assert name == "x" * 255
+
+
+@pytest.mark.parametrize(
+    ("raw", "safe"),
+    [
+        ("photo.jpg" + "\u2800" * 60 + ".zip", "photo.jpg .zip"),  # braille blanks
+        ("invoice.pdf" + "\u3164" * 60 + ".exe", "invoice.pdf .exe"),  # Hangul fillers
+        ("a" + "\u115f\u1160\uffa0 \u2800" + "b.txt", "a b.txt"),  # one run, one space
+        ("report.pdf" + "\u2800" * 200, "report.pdf"),  # trailing blanks go like spaces
+        ("notes\u034f\u17b4\u180b.txt", "notes.txt"),  # combining blanks are dropped
+        ("\u3164" * 10, "file"),
+    ],
+)
+def test_letters_that_render_as_nothing_cannot_pad_a_name(raw: str, safe: str) -> None:
+    """Sixty invisible letters between "invoice.pdf" and ".exe" pushed the real extension
+    out of every view that cuts a name; now they are one visible space (or nothing)."""
+    name = safe_file_name(raw)
+    assert name == safe
+    assert not set(name) & BLANK_LETTERS
+    assert announced_name({"msgtype": FILE, "body": "x", "info": {"name": raw}}) == safe
+
+
+def test_a_padded_program_is_still_risky_to_open() -> None:
+    assert is_risky_to_open("invoice.pdf" + "\u3164" * 60 + ".exe")
+    assert not is_risky_to_open("photo.jpg" + "\u2800" * 60 + ".zip")
+
+
+@pytest.mark.parametrize("limit", [3, 10, 40, 71])
+def test_a_middle_cut_keeps_the_end_of_a_name(limit: int) -> None:
+    name = "Q4_financial_summary_for_the_accounting_department_final_version.pdf.scr"
+    cut = middle_cut(name, limit)
+    head, _, tail = cut.partition("…")
+    assert len(cut) == limit and name.startswith(head) and name.endswith(tail)
+    assert len(tail) >= (limit - 1) // 2
+    if limit >= 20:
+        assert tail.endswith(".pdf.scr")
+    assert middle_cut(name, len(name)) == name
+
+
+def test_a_file_message_says_its_name_never_its_body() -> None:
+    """One rule for what a file or image message says (cards, terminal, search, copy)."""
+    info = {"name": "notes.txt", "size": 1, "sha256": SHA}
+    owes = "I, Bob, confirm Alice owes me $5000. Signed."
+    assert message_text({"msgtype": FILE, "body": owes, "info": info}) == "📎 notes.txt"
+    assert message_text({"msgtype": IMAGE, "body": owes, "info": info}) == "📎 notes.txt"
+    # no usable info.name: the (safe) body is the name, still marked as a file
+    assert message_text({"msgtype": FILE, "body": "a\u202e.txt"}) == "📎 a.txt"
+    assert message_text({"msgtype": "m.text", "body": owes}) == owes
+    assert message_text({"msgtype": "m.text", "body": 5}) == ""
+    assert message_text(None) == ""
 
 
 def test_non_strings_get_the_fallback_name() -> None:

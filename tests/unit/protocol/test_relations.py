@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from bucket_chat_desktop.protocol.attachments import file_content
 from bucket_chat_desktop.protocol.audit import AuditResult, RoomLedger
-from bucket_chat_desktop.protocol.event import MEMBER, Event, parse_event
+from bucket_chat_desktop.protocol.event import MEMBER, MESSAGE, Event, parse_event
 from bucket_chat_desktop.protocol.relations import (
     EDIT,
+    EDIT_OF_FILE,
     REACTION,
     REDACTION,
     TYPING,
@@ -159,6 +161,30 @@ def test_edit_by_the_sender_applies_and_the_latest_wins_edit_of_edit_goes_to_ori
     assert agg is not None and [e.body for e in agg.edits] == ["the plan", "the plan (v2)"]
     assert agg.latest.body == "the plan (v2)" and agg.state("verified") == "verified"  # type: ignore[union-attr]
     assert rel.of(e1.event_id) is None and rel.findings == ()
+
+
+def test_an_edit_of_a_file_or_image_message_is_refused() -> None:
+    """A file's card shows the file: an edit's text would replace it in one view (the
+    terminal, the export) and not in another (the card). Refused, however it is aimed:
+    at the file, or at an edit of it; the sender's own edit of a text still applies."""
+    a = alice()
+    doc = a.emit(T0 + 10, MESSAGE, file_content("contract.pdf", 3, "application/pdf", "0" * 64))
+    img = file_content("p.png", 3, "image/png", "1" * 64, width=2, height=2)
+    pic = a.emit(T0 + 11, MESSAGE, img)
+    e1 = edit(a, T0 + 20, doc.event_id, "Here is the FINAL signed contract (v2)")
+    e2 = edit(a, T0 + 21, e1.event_id, "v3")  # an edit of the refused edit
+    e3 = edit(a, T0 + 22, pic.event_id, "a picture of something else")
+    msg = a.say(T0 + 30, "teh plan")
+    e4 = edit(a, T0 + 31, msg.event_id, "the plan")
+    result = run((a, [a.join(T0), doc, pic, e1, e2, e3, msg, e4]))
+    rel = relations(result)
+    assert rel.of(doc.event_id) is None and rel.of(pic.event_id) is None
+    refused = {f.event_id: f for f in rel.findings}
+    assert set(refused) == {e1.event_id, e2.event_id, e3.event_id}
+    assert all(f.kind.value == "relation-invalid" for f in refused.values())
+    assert all(EDIT_OF_FILE in f.message for f in refused.values())
+    assert rel.of(msg.event_id).latest.body == "the plan"  # type: ignore[union-attr]
+    assert rel.edit_of == {e4.event_id: msg.event_id}
 
 
 def test_edit_or_redaction_by_another_sender_is_ignored_and_reported() -> None:

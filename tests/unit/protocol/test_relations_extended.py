@@ -49,6 +49,10 @@ def _row(position: int, spec: tuple[Any, ...]) -> Row:
     elif kind == "reply":
         content = {"body": f"r{position}", "msgtype": "m.text"}
         parent = aim
+    elif kind == "file":  # its edits are refused (an edit of an edit of it too)
+        info = {"name": f"f{position}.pdf", "size": 1, "sha256": "0" * 64}
+        msgtype = ("m.file", "m.image", "m.file", "m.file")[variant]
+        content = {"body": f"f{position}", "msgtype": msgtype, "info": info}
     elif kind == "reaction":
         event_type = REACTION
         content = {"relates_to": aim, "reaction": ("👍", "🎉", "", "\u202e")[variant]}
@@ -83,7 +87,10 @@ def _row(position: int, spec: tuple[Any, ...]) -> Row:
     return Row(position, ev, state)
 
 
-KINDS = ("message", "message", "reply", "reaction", "reaction", "edit", "redaction", "typing")
+KINDS = (
+    *("message", "message", "file", "reply", "reaction", "reaction", "edit", "edit"),
+    *("redaction", "typing"),
+)
 specs = st.lists(
     st.tuples(
         st.sampled_from((*KINDS, "member")),
@@ -156,7 +163,9 @@ def test_extending_at_any_splits_equals_a_full_build(
 # something waited for, and the rows that waited meet the threads and edits of others.
 ahead = st.lists(
     st.tuples(
-        st.sampled_from(("reply", "reply", "reaction", "edit", "edit", "redaction", "message")),
+        st.sampled_from(
+            ("reply", "reply", "reaction", "edit", "edit", "redaction", "message", "file")
+        ),
         st.integers(0, 11),  # which row it names
         st.sampled_from((SENDERS[0], SENDERS[0], SENDERS[0], SENDERS[1])),  # mostly alice,
         st.sampled_from((KEYS[1], KEYS[1], KEYS[1], None)),  # whose edits mostly apply
