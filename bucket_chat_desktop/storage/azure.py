@@ -213,14 +213,16 @@ class AzureStorage(FsspecStorage):
             await self._close_credential()
             raise self._error(exc, f"cannot open {self.display()}") from exc
 
-    async def _create(self, fs: Any, target: str, data: bytes) -> None:
+    async def _create(self, fs: Any, target: str, data: bytes) -> bool:
         answer = await fs._pipe_file(target, data, mode="create")
         # Put Blob answers with the Content-MD5 of what it stored: another one says the
         # bytes it took are not these (``confirm_write``).
         named = answer.get("content_md5") if isinstance(answer, dict) else None
-        if isinstance(named, (bytes, bytearray)) and len(named) == 16:
-            ours = md5_tag(data).partition(":")[2]
-            confirm_write(base64.b64encode(bytes(named)).decode("ascii"), ours)
+        if not isinstance(named, (bytes, bytearray)) or len(named) != 16:
+            return False  # nothing to compare: ``put_if_absent`` reads it back
+        ours = md5_tag(data).partition(":")[2]
+        confirm_write(base64.b64encode(bytes(named)).decode("ascii"), ours)
+        return True
 
     async def _cat(self, fs: Any, target: str, max_bytes: int, meter: Meter) -> bytes:
         """The object's first ``max_bytes + 1`` bytes, in ranged requests of

@@ -736,7 +736,7 @@ class FsspecStorage(Storage, abc.ABC):
         what = f"cannot write {self.display(path)}"
         fs = await self._filesystem()
         try:
-            await self._create(fs, target, data)
+            confirmed = await self._create(fs, target, data)
         except FileExistsError:
             return await self._same_or_raise(path, data)
         except WriteNotConfirmedError as exc:  # answered, with what says it is not so
@@ -744,11 +744,39 @@ class FsspecStorage(Storage, abc.ABC):
         except Exception as exc:
             raise await self._translated(fs, exc, what) from exc
         self._bucket_seen = True
+        if not confirmed:
+            await self._read_back(path, data, what)
         return True
 
-    async def _create(self, fs: Any, target: str, data: bytes) -> None:
-        """Write ``data`` only if ``target`` does not exist; ``FileExistsError`` if it does."""
+    async def _create(self, fs: Any, target: str, data: bytes) -> bool:
+        """Write ``data`` only if ``target`` does not exist; ``FileExistsError`` if it does.
+        True when the service's answer names the checksum of these bytes;
+        ``WriteNotConfirmedError`` when it names another's; False when it names none
+        (``put_if_absent`` then reads the object back)."""
         await fs._pipe_file(target, data, mode="create")
+        return False
+
+    async def _read_back(self, path: str, data: bytes, what: str) -> None:
+        """A write whose answer named no checksum to compare (an S3 ETag under KMS, a
+        service that sends none) is done when the object reads back as these bytes: a
+        service that answered "200 OK" and stored nothing lost the message silently."""
+        try:
+            stored = await self.get(path, max_bytes=len(data))
+        except StorageNotFoundError as exc:
+            raise WriteNotConfirmedError(
+                f"{what}: the service answered the write as done, and the object is not "
+                "there: not taken as written, it is tried again (a broken or hostile "
+                "service?)"
+            ) from exc
+        except ObjectTooLargeError as exc:
+            stored = b""  # more than was written: not these bytes
+            log.info("%s", exc)
+        if stored != data:
+            raise WriteNotConfirmedError(
+                f"{what}: the service answered the write as done, and the object holds "
+                "other bytes: not taken as written, it is tried again (a broken or hostile "
+                "service?)"
+            )
 
     async def _same_or_raise(self, path: str, data: bytes) -> bool:
         existing = await self.get(path)

@@ -128,7 +128,7 @@ class GCSStorage(FsspecStorage):
         fs.attempts = self.retries
         return fs
 
-    async def _create(self, fs: Any, target: str, data: bytes) -> None:
+    async def _create(self, fs: Any, target: str, data: bytes) -> bool:
         # One simple upload whatever the size (segments stay below 64 MiB): gcsfs would
         # switch to a resumable upload above 50 MiB, a path emulators handle differently.
         answer = await fs._pipe_file(
@@ -137,7 +137,10 @@ class GCSStorage(FsspecStorage):
         # The object's resource: its md5Hash is of the bytes GCS stored (a service that
         # answered and stored nothing, or other bytes, lost the message: ``confirm_write``).
         named = answer.get("md5Hash") if isinstance(answer, dict) else None
-        confirm_write(named if isinstance(named, str) else None, md5_tag(data).partition(":")[2])
+        if not isinstance(named, str):
+            return False  # nothing to compare: ``put_if_absent`` reads it back
+        confirm_write(named, md5_tag(data).partition(":")[2])
+        return True
 
     async def _cat(self, fs: Any, target: str, max_bytes: int, meter: Meter) -> bytes:
         """One GET of the object's media, streamed and cut after ``max_bytes + 1`` bytes

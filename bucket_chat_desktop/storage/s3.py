@@ -139,7 +139,7 @@ class S3Storage(FsspecStorage):
         if client is not None:
             await client.close()
 
-    async def _create(self, fs: Any, target: str, data: bytes) -> None:
+    async def _create(self, fs: Any, target: str, data: bytes) -> bool:
         answer = await fs._pipe_file(target, data, mode="create")
         # Red team: a service answered the create-only PUT "200 OK" and stored nothing;
         # the sender was told "Sent", the outbox forgot the message, and it was lost.
@@ -147,14 +147,17 @@ class S3Storage(FsspecStorage):
         # KMS or customer keys, which give other ETags): another one says the bytes it
         # took are not these. The write is then not taken as done: it stays queued, and
         # its next try finds the object (and compares its bytes) or writes it again.
+        # Nothing to compare (a multipart ETag, encryption with KMS or customer keys,
+        # a service that names none): ``put_if_absent`` reads the object back.
         if not isinstance(answer, dict) or answer.get("SSECustomerAlgorithm"):
-            return
+            return False
         if str(answer.get("ServerSideEncryption", "")).startswith("aws:kms"):
-            return
+            return False
         etag = answer.get("ETag")
         if not isinstance(etag, str) or not _MD5_ETAG.fullmatch(etag):
-            return  # a multipart ETag, or a service that names none: nothing to compare
+            return False
         confirm_write(etag.strip('"').lower(), md5_tag(data, S3_MD5).partition(":")[2])
+        return True
 
     async def _cat(self, fs: Any, target: str, max_bytes: int, meter: Meter) -> bytes:
         # One ranged GET, its body read in pieces and dropped after max_bytes + 1 bytes:

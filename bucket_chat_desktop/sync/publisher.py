@@ -53,6 +53,7 @@ from ..storage.base import (
     ObjectInfo,
     StorageError,
     UnreadableObjectError,
+    WriteNotConfirmedError,
 )
 from . import keeper as room_keeper
 from .events import IntroductionOffered, OutboxChanged
@@ -557,9 +558,11 @@ class Publisher:
                 await self._engine.storage.put_if_absent(marker, b"")
             except AlreadyExistsError:
                 pass
-            except UnreadableObjectError as exc:  # e.g. a linked activity folder
+            except (UnreadableObjectError, WriteNotConfirmedError) as exc:
                 # Markers are only hints (readers list rooms anyway): the message is
-                # stored, and a booby-trapped marker folder must not make it look unsent.
+                # stored, and a booby-trapped marker folder (a link), or a service whose
+                # answers name other checksums, must not make it look unsent. (Retried,
+                # each try wrote a marker of a new name: thousands, and "queued" for ever.)
                 log.warning("activity marker not written: %s", exc)
             await self._engine._outboxed(outbox.mark_done, seg.id)
         except StorageError as exc:

@@ -566,3 +566,73 @@ async def test_a_write_answered_with_another_checksum_stays_to_be_done(proxied: 
     proxied.proxy.release()
     assert await asyncio.wait_for(store.put_if_absent(path, data), GUARD) is True
     assert await proxied.stores.new().get(path) == data
+
+
+async def test_a_write_answered_with_no_checksum_is_read_back(proxied: Proxied) -> None:
+    """Red team: "200 OK" with no checksum at all (no ETag, no md5Hash, no Content-MD5)
+    and nothing stored was taken as written: "Sent", and the message was lost. An answer
+    that names no checksum has the object read back: not there, it is not written; there
+    with these bytes (an honest service that names none), it is."""
+    from bucket_chat_desktop.storage.base import WriteNotConfirmedError
+
+    kind = proxied.stores.kind
+    store = proxied.storage()
+    path, data = "rooms/r/logs/2026-01-05/messages_1_1_a-00000000.jsonl", b'{"x": 1}\n'
+    pattern, method, _ = _stored_nothing(kind, path)
+    if kind == "gs":
+        body = json.dumps({"kind": "storage#object", "name": path, "bucket": "b"}).encode()
+        bare = http_answer("200 OK", body, "application/json")
+    else:
+        status = "200 OK" if kind == "s3" else "201 Created"
+        bare = f"HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode()
+    rule = proxied.proxy.add(Rule(pattern, PASS, method=method, answer=lambda _r: bare))
+    with pytest.raises(WriteNotConfirmedError) as caught:
+        await asyncio.wait_for(store.put_if_absent(path, data), GUARD)
+    assert rule.hits and "the object is not there" in str(caught.value)
+    # The same answer from a service that did store the bytes: read back, written.
+    assert await proxied.stores.new().put_if_absent(path, data) is True
+    assert await asyncio.wait_for(store.put_if_absent(path, data), GUARD) is True
+    assert len(rule.hits) == 2
+
+
+async def test_markers_whose_writes_are_not_confirmed_do_not_hold_a_message(
+    stores_for: object,
+) -> None:
+    """Red team: a service answered every PUT with an ETag that is not the MD5 (some
+    encrypting gateways do) but stored the bytes. The segment was confirmed by its next
+    try (found, its bytes compared); its activity marker — an empty object under a new
+    name at each try — never was: the message stayed "queued" for ever and every retry
+    wrote one more marker (741 in one CLI run). A marker is a hint: one that cannot be
+    confirmed is let go, as one in a linked folder was."""
+    from nacl.signing import SigningKey
+
+    from bucket_chat_desktop.sync.engine import SyncEngine
+    from bucket_chat_desktop.sync.outbox import Outbox
+    from bucket_chat_desktop.sync.writer import RoomWriter
+
+    from .conftest import StoresMaker
+    from .test_conformance import _send
+
+    assert isinstance(stores_for, StoresMaker)
+    stores = stores_for("s3")
+    assert stores.emulators is not None
+    proxy = StallProxy(stores.emulators.get("s3").port).start()
+    engine: SyncEngine | None = None
+    try:
+        key = SigningKey(b"\x01" * 32)
+        await RoomWriter(stores.new(), "team", "alice@example.com", key).create_room(
+            "Team room", "2025-01-01T12:00:00.000Z"
+        )
+        _, method, answer = _stored_nothing("s3", "/activity/")
+        rule = proxy.add(Rule("/activity/", PASS, method=method, answer=lambda _r: answer))
+        engine = SyncEngine(Proxied(stores, proxy).storage(), outbox=Outbox(None))
+        await _send(engine, "alice@example.com", key, "hello")  # delivered: flushed
+        assert engine.outbox is not None and engine.outbox.is_empty()
+        assert len(rule.hits) == 1  # one marker tried, not one a retry
+    finally:
+        if engine is not None:
+            await engine.close()
+            assert engine.outbox is not None
+            engine.outbox.close()
+        proxy.release()
+        proxy.close()
