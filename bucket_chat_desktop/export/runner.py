@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import stat
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,7 +111,10 @@ class _Files:
         self.read_blob = read_blob
         self.max_bytes = max_bytes
         self.created_folder = False
-        self.created: list[Path] = []
+        # What this export made, each with its identity (device, inode) when made:
+        # ``remove`` deletes a path only while it is still that very file.
+        self.created: list[tuple[Path, tuple[int, int]]] = []
+        self._folder_id: tuple[int, int] | None = None
         self._names: set[str] = set()
         self._by_hash: dict[str, Attachment] = {}
         self.copied = 0
@@ -205,9 +209,11 @@ class _Files:
                     with os.scandir(candidate) as entries:
                         if next(entries, None) is None:
                             self.folder, self.chosen = candidate, True
+                            self._folder_id = _folder_identity(candidate)
                             return
                 continue
             self.folder, self.chosen, self.created_folder = candidate, True, True
+            self._folder_id = _folder_identity(candidate)
             return
         raise ExportError(
             f"{self.wanted} and the next {MAX_FOLDER_TRIES - 1} names beside it exist: "
@@ -222,21 +228,52 @@ class _Files:
         for _ in range(MAX_FOLDER_TRIES):
             name = self._unique(wanted)
             path = self.folder / name
+            self._same_folder()
             try:
                 write_atomic(path, data, mode=0o644, overwrite=False)
             except FileExistsError:
                 continue  # not ours: never replaced; the next unique name
-            self.created.append(path)
+            self.created.append((path, _identity(os.lstat(path))))
             return name
         return None
 
+    def _same_folder(self) -> None:
+        """Stop the export when the folder chosen is no longer that folder (renamed,
+        and a link or another folder put in its place while the export ran): what is
+        written next would go into whatever is there now."""
+        if self._folder_id is None or _folder_identity(self.folder) != self._folder_id:
+            raise ExportError(
+                f"{self.folder} was moved or replaced while the export ran: nothing more "
+                "is written into it"
+            )
+
     def remove(self) -> None:
-        for path in self.created:
+        """Delete what this export made, and only that: a path is unlinked while it is
+        still the file made there (a folder swapped for a link since leads elsewhere,
+        to files of the same name that are not ours)."""
+        if self._folder_id is None or _folder_identity(self.folder) != self._folder_id:
+            return  # not the folder written into any more: nothing in it is known ours
+        for path, made in self.created:
             with contextlib.suppress(OSError):
-                path.unlink()
+                if _identity(os.lstat(path)) == made:
+                    path.unlink()
         if self.created_folder:
             with contextlib.suppress(OSError):
                 self.folder.rmdir()
+
+
+def _identity(st: os.stat_result) -> tuple[int, int]:
+    return st.st_dev, st.st_ino
+
+
+def _folder_identity(folder: Path) -> tuple[int, int] | None:
+    """The folder's identity, None when it is gone or no longer a folder (a link is
+    not followed: a link in its place is not it)."""
+    try:
+        st = os.lstat(folder)
+    except OSError:
+        return None
+    return _identity(st) if stat.S_ISDIR(st.st_mode) else None
 
 
 def _numbered(folder: Path, n: int) -> Path:

@@ -8,6 +8,7 @@ import asyncio
 import hashlib
 import itertools
 import json
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -1026,6 +1027,45 @@ def test_a_file_put_in_the_folder_meanwhile_is_not_overwritten_nor_removed(
     assert not again.exists()
     assert sorted(p.name for p in mine.parent.iterdir()) == ["notes.txt"]
     assert mine.read_bytes() == b"mine"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="symbolic links need privileges")
+@pytest.mark.parametrize("then", ["go on", "cancel"])
+def test_a_folder_swapped_for_a_link_while_the_export_runs_is_not_written_through(
+    tmp_path: Path, then: str
+) -> None:
+    """Red team: once the first attachment was written, someone who can write beside
+    the export renamed ``Q4_files`` and put a link to another folder in its place. The
+    next attachment was written through the link, and a cancel then unlinked, through
+    it, a file of the same name there that the export never made. The export now stops
+    when its folder is not the folder it chose, and a cleanup removes a path only while
+    it is still the file the export made."""
+    store = tmp_path / "store"
+    _files_room(store)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "budget.xlsx").write_bytes(USERS)  # the user's own file, elsewhere
+    path = tmp_path / "docs" / "Q4.html"
+    path.parent.mkdir()
+    folder = files_dir_for(path)
+    read: list[str] = []
+
+    async def swap(info: FileInfo) -> None:
+        read.append(info.name)
+        if len(read) == 2:  # the first file is written by now
+            folder.rename(folder.with_name("moved away"))
+            folder.symlink_to(elsewhere, target_is_directory=True)
+            if then == "cancel":
+                raise asyncio.CancelledError
+
+    failure: type[BaseException] = asyncio.CancelledError if then == "cancel" else ExportError
+    with pytest.raises(failure) as caught:
+        asyncio.run(run_export(store, tmp_path / "d", "html", path, swap))
+    if then == "go on":
+        assert "was moved or replaced while the export ran" in str(caught.value)
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["budget.xlsx"]
+    assert (elsewhere / "budget.xlsx").read_bytes() == USERS
+    assert not path.exists()
 
 
 def test_the_cli_with_force_keeps_the_users_files_and_says_where_it_wrote(
