@@ -52,8 +52,6 @@ from ..storage.base import (
     AlreadyExistsError,
     ObjectInfo,
     StorageError,
-    UnreadableObjectError,
-    WriteNotConfirmedError,
 )
 from . import keeper as room_keeper
 from .events import IntroductionOffered, OutboxChanged
@@ -558,11 +556,12 @@ class Publisher:
                 await self._engine.storage.put_if_absent(marker, b"")
             except AlreadyExistsError:
                 pass
-            except (UnreadableObjectError, WriteNotConfirmedError) as exc:
+            except StorageError as exc:
                 # Markers are only hints (readers list rooms anyway): the message is
-                # stored, and a booby-trapped marker folder (a link), or a service whose
-                # answers name other checksums, must not make it look unsent. (Retried,
-                # each try wrote a marker of a new name: thousands, and "queued" for ever.)
+                # stored, and a booby-trapped marker folder (a link), a service whose
+                # answers name other checksums, or one that refuses to read a marker
+                # back, must not make it look unsent. Retried, each try wrote a marker of
+                # a new name (hundreds a minute), and the message said "queued" for ever.
                 log.warning("activity marker not written: %s", exc)
             await self._engine._outboxed(outbox.mark_done, seg.id)
         except StorageError as exc:

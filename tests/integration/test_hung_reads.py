@@ -595,8 +595,9 @@ async def test_a_write_answered_with_no_checksum_is_read_back(proxied: Proxied) 
     assert len(rule.hits) == 2
 
 
+@pytest.mark.parametrize("how", ["other checksum", "read back refused"])
 async def test_markers_whose_writes_are_not_confirmed_do_not_hold_a_message(
-    stores_for: object,
+    stores_for: object, how: str
 ) -> None:
     """Red team: a service answered every PUT with an ETag that is not the MD5 (some
     encrypting gateways do) but stored the bytes. The segment was confirmed by its next
@@ -624,6 +625,14 @@ async def test_markers_whose_writes_are_not_confirmed_do_not_hold_a_message(
             "Team room", "2025-01-01T12:00:00.000Z"
         )
         _, method, answer = _stored_nothing("s3", "/activity/")
+        if how == "read back refused":  # no checksum named: read back, and that refused
+            answer = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            denied = (
+                b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code>'
+                b"<Message>Access Denied</Message></Error>"
+            )
+            refusal = http_answer("403 Forbidden", denied, "application/xml")
+            proxy.add(Rule("/activity/", PASS, method="GET", answer=lambda _r: refusal))
         rule = proxy.add(Rule("/activity/", PASS, method=method, answer=lambda _r: answer))
         engine = SyncEngine(Proxied(stores, proxy).storage(), outbox=Outbox(None))
         await _send(engine, "alice@example.com", key, "hello")  # delivered: flushed
