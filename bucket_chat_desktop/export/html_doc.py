@@ -19,7 +19,7 @@ from typing import BinaryIO
 from urllib.parse import quote
 
 from .. import __version__, timestamps
-from ..protocol.attachments import message_text, parse_file_content
+from ..protocol.attachments import is_file_message, message_text, parse_file_content
 from ..protocol.audit import Assessed
 from ..protocol.event import MEMBER, MESSAGE, Event, Malformed
 from ..protocol.relations import HIDDEN_TYPES, Aggregate, Edit, ReactionChip
@@ -493,14 +493,13 @@ class HtmlWriter:
         return "".join(parts)
 
     def _content(self, ev: Event, edited: str | None, attachment: Attachment | None) -> str:
-        msgtype = ev.content.get("msgtype")
-        if edited is None and msgtype in ("m.file", "m.image"):
+        if edited is None and is_file_message(ev.content):
             return self._attachment(ev, attachment)
         text = edited if edited is not None else ev.body
         if text is None:
             return '<div class="body note">(a message without text)</div>'
         html_body = body_html(text)
-        if msgtype == "m.emote" and edited is None:
+        if ev.content.get("msgtype") == "m.emote" and edited is None:
             html_body = f"<p><i>* {self._short_who(ev.sender_id)}</i></p>{html_body}"
         return f'<div class="body" dir="auto">{html_body}</div>'
 

@@ -25,6 +25,7 @@ from ..protocol.attachments import (
     MAX_NAME_BYTES,
     FileInfo,
     active_content,
+    is_file_message,
     parse_file_content,
     safe_file_name,
     verify_blob,
@@ -408,7 +409,7 @@ async def _off_loop(fn: Callable[..., T], *args: Any) -> T:
 def _is_file(ev: Event, snapshot: RoomSnapshot) -> bool:
     if ev.type != MESSAGE:
         return False
-    if ev.content.get("msgtype") not in ("m.file", "m.image"):
+    if not is_file_message(ev.content):
         return False
     agg = snapshot.relations.of(ev.event_id)
     # A deleted message's file is not copied; an edited one shows its new text instead.

@@ -13,7 +13,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from .. import settings as settings_store
 from ..keys import Identity
-from ..protocol.attachments import MSGTYPES, message_text
+from ..protocol.attachments import is_file_message, message_text
 from ..protocol.audit import Assessed, AuditResult
 from ..protocol.event import MEMBER, MESSAGE, Event
 from ..protocol.findings import NOT_READ, Finding, Kind, Severity, vanished_only
@@ -88,7 +88,7 @@ def _preview(ev: Event) -> str:
     list marks it as a row does (``RoomItem.preview_warning``)."""
     if ev.type == MEMBER:
         return f"{shown_id(ev.sender_id)} {membership_text(ev.content)}"
-    if ev.content.get("msgtype") in MSGTYPES:  # the room list cuts it in the middle
+    if is_file_message(ev.content):  # the room list cuts it in the middle
         return message_text(ev.content)
     return to_plain(ev.body or "")
 

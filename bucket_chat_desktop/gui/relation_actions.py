@@ -200,7 +200,10 @@ class RelationActions(QObject):
             text=str(index.data(Roles.Body) or ""),  # the latest edit's text
             quoted=quoted,
             kind=kind,
-            can_edit=mine and kind == "text" and msgtype in EDITABLE_MSGTYPES,
+            can_edit=mine
+            and kind == "text"
+            and isinstance(msgtype, str)
+            and msgtype in EDITABLE_MSGTYPES,
             can_delete=mine,
             edited=agg is not None and bool(agg.edits),
             trust=str(index.data(Roles.Trust) or TrustState.INVALID.value),

@@ -29,6 +29,15 @@ FILE = "m.file"
 IMAGE = "m.image"
 MSGTYPES = frozenset({FILE, IMAGE})
 
+
+def is_file_message(content: Mapping[str, Any]) -> bool:
+    """Whether a message's content says it is a file or an image. Its ``msgtype`` is
+    whatever its writer put there (a list or an object is no error: asked ``in`` a set,
+    it raised, and one such message broke ``history``, search and the export)."""
+    msgtype = content.get("msgtype")
+    return isinstance(msgtype, str) and msgtype in MSGTYPES
+
+
 MAX_NAME_BYTES = 255
 """UTF-8 bytes in a file name: the common limit of ext4, APFS and NTFS (in practice)."""
 MAX_SIZE = 2**53 - 1
@@ -478,7 +487,7 @@ def message_text(content: object) -> str:
     and another (the terminal, search, a screen reader, "Copy text") shows as said."""
     if not isinstance(content, Mapping):
         return ""
-    if content.get("msgtype") in MSGTYPES:
+    if is_file_message(content):
         return f"{ATTACHMENT_MARK} {announced_name(content)}"
     body = content.get("body")
     return body if isinstance(body, str) else ""
@@ -508,8 +517,7 @@ def parse_file_content(content: object) -> FileInfo | str:
     """
     if not isinstance(content, Mapping):
         return "content is not an object"
-    msgtype = content.get("msgtype")
-    if msgtype not in MSGTYPES:
+    if not is_file_message(content):
         return f"msgtype is not {FILE} or {IMAGE}"
     info = content.get("info")
     if not isinstance(info, Mapping):
@@ -535,7 +543,7 @@ def parse_file_content(content: object) -> FileInfo | str:
         if fmt is None:
             thumb = None
     return FileInfo(
-        msgtype=str(msgtype),
+        msgtype=str(content["msgtype"]),
         name=announced_name(content),
         size=size,
         mimetype=clean_mimetype(info.get("mimetype")),

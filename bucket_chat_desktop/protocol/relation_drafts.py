@@ -179,7 +179,7 @@ def edit(target: Target, user_id: str, public_key: str, text: str) -> Plan:
     latest = agg.latest if agg is not None else None
     # The msgtype shown now: the latest applied edit's, else the message's own.
     msgtype = latest.msgtype if latest is not None else ev.content.get("msgtype") if ev else None
-    if msgtype not in EDITABLE_MSGTYPES:
+    if not isinstance(msgtype, str) or msgtype not in EDITABLE_MSGTYPES:
         msgtype = "m.text"
     now = latest.body if latest is not None else None
     if (now if now is not None else ev.body if ev is not None else None) == text:

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field, replace
 from heapq import merge
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
-from .attachments import MSGTYPES as ATTACHMENT_MSGTYPES
+from .attachments import is_file_message
 from .event import MAX_ID_CHARS, MEMBER, MESSAGE, Event
 from .findings import Finding, Kind
 from .heap import gc_paused
@@ -266,9 +266,8 @@ def relation_content(event_type: str, content: Mapping[str, Any]) -> dict[str, A
     only whether it announces a file (an edit of one is refused): its ``msgtype`` then."""
     kept: dict[str, Any] = {}
     if event_type == MESSAGE:
-        msgtype = content.get("msgtype")
-        if isinstance(msgtype, str) and msgtype in ATTACHMENT_MSGTYPES:
-            kept["msgtype"] = msgtype
+        if is_file_message(content):
+            kept["msgtype"] = content["msgtype"]
         return kept
     name = TARGET_FIELD.get(event_type)
     if name is None:
@@ -1121,7 +1120,7 @@ def _target(r: Row) -> _Target:
         target_of(ev) if ev.type == EDIT else None,
         ev.parent_event_id if ev.type not in HIDDEN_TYPES else None,
         ev.sender_key,
-        ev.type == MESSAGE and ev.content.get("msgtype") in ATTACHMENT_MSGTYPES,
+        ev.type == MESSAGE and is_file_message(ev.content),
     )
 
 

@@ -276,3 +276,45 @@ def test_a_room_signed_by_a_look_alike_of_a_member_is_marked_in_its_title(
     assert title == f"# Payments (signed by {BACKDATER} [!LOOK-ALIKE ID])", title
     out = reader.run("verify", "--room-id", ROOM, check=False).stdout
     assert out.splitlines()[0] == f"Room {ROOM}: Payments (signed by {BACKDATER} [!LOOK-ALIKE ID])"
+
+
+def test_a_msgtype_that_is_a_list_or_an_object_breaks_no_command(tmp_path: Path) -> None:
+    """Red team: one member's signed message with ``"msgtype": {"x": 1}`` (and one with
+    a list) made ``history``, ``search`` and the HTML export of the room end with a
+    traceback (``unhashable type``), while ``verify`` said CLEAN. Such a message is no
+    file: its body is what it says, in every command."""
+    store = tmp_path / "store"
+    room = store / "rooms" / ROOM
+    room.mkdir(parents=True)
+    alice, mallory = SigningKey(b"\x01" * 32), SigningKey(b"\x07" * 32)
+    (room / "metadata.json").write_bytes(
+        build_metadata(
+            room_id=ROOM,
+            name="Team",
+            created_at="2026-06-01T00:00:00.000Z",
+            creator_id=ALICE,
+            signing_key=alice,
+        )
+    )
+    text = {"msgtype": "m.text"}
+    _write(store, ALICE, alice, _events(alice, ALICE, [(MESSAGE, {**text, "body": "hello"})], T0))
+    odd = [
+        (MESSAGE, {"msgtype": ["m.file"], "body": "listed type"}),
+        (MESSAGE, {"msgtype": {"x": 1}, "body": "object type", "info": {"name": "a.exe"}}),
+    ]
+    _write(
+        store, "mallory@example.com", mallory, _events(mallory, "mallory@example.com", odd, T0 + 5)
+    )
+    home = tmp_path / "reader"
+    home.mkdir()
+    reader = Device(home, store, "reader@example.com")
+
+    history = reader.run("history", "--room-id", ROOM)
+    assert history.stdout.splitlines()[-2:][0].endswith("listed type"), history.stdout
+    assert history.stdout.splitlines()[-1].endswith("object type")
+    assert "Traceback" not in history.stderr
+    found = reader.run("search", "type")
+    assert found.stdout.count(">>type<<") == 2, found.stdout
+    page = tmp_path / "room.html"
+    exported = reader.run("export", "--room-id", ROOM, "-o", str(page))
+    assert "Traceback" not in exported.stderr and "object type" in page.read_text("utf-8")

@@ -24,6 +24,7 @@ from bucket_chat_desktop.protocol.attachments import (
     blob_path,
     clean_mimetype,
     file_content,
+    is_file_message,
     is_risky_to_open,
     message_text,
     middle_cut,
@@ -172,6 +173,18 @@ def test_a_file_message_says_its_name_never_its_body() -> None:
     assert message_text({"msgtype": "m.text", "body": owes}) == owes
     assert message_text({"msgtype": "m.text", "body": 5}) == ""
     assert message_text(None) == ""
+
+
+@pytest.mark.parametrize("msgtype", [{"x": 1}, ["m.file"], 5, None, 1.5, True])
+def test_a_msgtype_of_any_json_type_is_no_file_and_no_error(msgtype: object) -> None:
+    """Red team: ``"msgtype": {"x": 1}`` in one signed message. Asked ``in`` a set, a
+    list or an object raised (unhashable): ``history``, search and the HTML export of
+    the room failed, and the app showed a blank row, or no rows at all when it was the
+    newest. It is no file, its body is what it says."""
+    content = {"msgtype": msgtype, "body": "hello", "info": {"name": "x.txt"}}
+    assert not is_file_message(content)
+    assert message_text(content) == "hello"
+    assert parse_file_content(content) == "msgtype is not m.file or m.image"
 
 
 def test_non_strings_get_the_fallback_name() -> None:
