@@ -115,6 +115,50 @@ def atomic_output(
     fsync_dir(folder)
 
 
+DIR_FDS = _POSIX and {os.open, os.link, os.unlink, os.stat} <= os.supports_dir_fd
+"""Whether files can be made and removed relative to an open folder (POSIX): nothing is
+looked up by its path again, so a folder swapped for a link meanwhile cannot redirect
+a write or a removal."""
+
+
+def open_folder(folder: Path) -> int:
+    """An open descriptor of ``folder`` itself, never through a link (``DIR_FDS``)."""
+    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _NOFOLLOW | _CLOEXEC
+    return os.open(folder, flags)
+
+
+def write_new_at(dir_fd: int, name: str, data: bytes, *, mode: int = 0o644) -> os.stat_result:
+    """``write_atomic(..., overwrite=False)`` for ``name`` in the open folder ``dir_fd``:
+    a new temporary file there, flushed, then linked to ``name`` (``FileExistsError``
+    when it exists), all relative to ``dir_fd``. Returns what ``name`` is then."""
+    base = name.encode("utf-8", "surrogateescape")[:200].decode("utf-8", "ignore")
+    temp = f".{base}.{secrets.token_hex(6)}.tmp"
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, mode,
+                 dir_fd=dir_fd)  # fmt: skip
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
+        except FileExistsError:
+            raise
+        except OSError:  # no hard links here (FAT, SMB): check, then rename
+            try:
+                os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+            except FileNotFoundError:
+                os.rename(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            else:
+                raise FileExistsError(name) from None
+        made = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp, dir_fd=dir_fd)
+    os.fsync(dir_fd)
+    return made
+
+
 def _replace(temp: Path, path: Path) -> None:
     if _POSIX:
         os.replace(temp, path)

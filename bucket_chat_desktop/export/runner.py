@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
-from ..osfiles import atomic_output, write_atomic
+from ..osfiles import DIR_FDS, atomic_output, open_folder, write_atomic, write_new_at
 from ..protocol.attachments import (
     MAX_NAME_BYTES,
     FileInfo,
@@ -116,6 +116,9 @@ class _Files:
         # ``remove`` deletes a path only while it is still that very file.
         self.created: list[tuple[Path, tuple[int, int]]] = []
         self._folder_id: tuple[int, int] | None = None
+        # The chosen folder, open (POSIX): files are made and removed relative to it,
+        # never by a path looked up again (``osfiles.write_new_at``).
+        self._dir_fd: int | None = None
         self._names: set[str] = set()
         self._by_hash: dict[str, Attachment] = {}
         self.copied = 0
@@ -210,16 +213,24 @@ class _Files:
                     with os.scandir(candidate) as entries:
                         if next(entries, None) is None:
                             self.folder, self.chosen = candidate, True
-                            self._folder_id = _folder_identity(candidate)
+                            self._hold(candidate)
                             return
                 continue
             self.folder, self.chosen, self.created_folder = candidate, True, True
-            self._folder_id = _folder_identity(candidate)
+            self._hold(candidate)
             return
         raise ExportError(
             f"{self.wanted} and the next {MAX_FOLDER_TRIES - 1} names beside it exist: "
             "choose another name for the export"
         )
+
+    def _hold(self, folder: Path) -> None:
+        """Keep the chosen folder's identity, and (POSIX) the folder itself open."""
+        self._folder_id = _folder_identity(folder)
+        if DIR_FDS:
+            self._dir_fd = open_folder(folder)
+            if _identity(os.fstat(self._dir_fd)) != self._folder_id:  # between the looks
+                raise ExportError(f"{folder} was replaced while the export chose it")
 
     def _write(self, wanted: str, data: bytes) -> str | None:
         """``data`` written as a new file named ``wanted`` (made unique); the name it
@@ -231,10 +242,14 @@ class _Files:
             path = self.folder / name
             self._same_folder()
             try:
-                write_atomic(path, data, mode=0o644, overwrite=False)
+                if self._dir_fd is not None:  # into the folder held open, whatever its path
+                    made = write_new_at(self._dir_fd, name, data, mode=0o644)
+                else:
+                    write_atomic(path, data, mode=0o644, overwrite=False)
+                    made = os.lstat(path)
             except FileExistsError:
                 continue  # not ours: never replaced; the next unique name
-            self.created.append((path, _identity(os.lstat(path))))
+            self.created.append((path, _identity(made)))
             return name
         return None
 
@@ -249,18 +264,30 @@ class _Files:
             )
 
     def remove(self) -> None:
-        """Delete what this export made, and only that: a path is unlinked while it is
+        """Delete what this export made, and only that: a file is unlinked while it is
         still the file made there (a folder swapped for a link since leads elsewhere,
-        to files of the same name that are not ours)."""
-        if self._folder_id is None or _folder_identity(self.folder) != self._folder_id:
+        to files of the same name that are not ours). POSIX: in the folder held open,
+        wherever it was moved; elsewhere, only while the folder is still at its path."""
+        fd = self._dir_fd
+        if fd is None and (
+            self._folder_id is None or _folder_identity(self.folder) != self._folder_id
+        ):
             return  # not the folder written into any more: nothing in it is known ours
         for path, made in self.created:
             with contextlib.suppress(OSError):
-                if _identity(os.lstat(path)) == made:
+                if fd is not None:
+                    if _identity(os.stat(path.name, dir_fd=fd, follow_symlinks=False)) == made:
+                        os.unlink(path.name, dir_fd=fd)
+                elif _identity(os.lstat(path)) == made:
                     path.unlink()
-        if self.created_folder:
+        if self.created_folder and _folder_identity(self.folder) == self._folder_id:
             with contextlib.suppress(OSError):
-                self.folder.rmdir()
+                self.folder.rmdir()  # only ever an empty folder
+
+    def close(self) -> None:
+        if self._dir_fd is not None:
+            os.close(self._dir_fd)
+            self._dir_fd = None
 
 
 def _identity(st: os.stat_result) -> tuple[int, int]:
@@ -341,6 +368,8 @@ async def export_room(
     finally:
         if not ok and files is not None:
             await _off_loop(files.remove)
+        if files is not None:
+            files.close()
     if files is not None:
         summary.copied, summary.not_copied = files.copied, files.not_copied
         summary.files_dir = files.folder if files.created else None

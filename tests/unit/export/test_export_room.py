@@ -28,6 +28,7 @@ from bucket_chat_desktop.export.runner import (
     suggested_file_name,
 )
 from bucket_chat_desktop.export.snapshot import snapshot_of
+from bucket_chat_desktop.osfiles import DIR_FDS
 from bucket_chat_desktop.protocol.attachments import FileInfo, blob_path, file_content
 from bucket_chat_desktop.protocol.chain import continue_chain
 from bucket_chat_desktop.protocol.event import MEMBER, MESSAGE, Event
@@ -1066,6 +1067,45 @@ def test_a_folder_swapped_for_a_link_while_the_export_runs_is_not_written_throug
     assert sorted(p.name for p in elsewhere.iterdir()) == ["budget.xlsx"]
     assert (elsewhere / "budget.xlsx").read_bytes() == USERS
     assert not path.exists()
+
+
+@pytest.mark.skipif(not DIR_FDS, reason="files made relative to an open folder (POSIX)")
+def test_a_swap_between_the_check_and_the_write_still_writes_into_the_folder_chosen(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Red team: the check that the folder is the one chosen, then the write by its path,
+    left a gap a racing swap (``renameat2``) could win: attachments of a member's names
+    ("evil.desktop") landed in the folder the link led to (an autostart folder, say).
+    Files are made relative to the folder held open: a swap at the worst moment still
+    leaves the link's target untouched, and a cancel cleans the folder chosen."""
+    from bucket_chat_desktop.export import runner
+
+    store = tmp_path / "store"
+    _files_room(store)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    path = tmp_path / "docs" / "Q4.html"
+    path.parent.mkdir()
+    folder = files_dir_for(path)
+    moved = folder.with_name("moved away")
+    checked = runner._Files._same_folder
+
+    def checked_then_swapped(self: Any) -> None:
+        checked(self)  # the check passes; the swap wins the race right after it
+        if not moved.exists():
+            folder.rename(moved)
+            folder.symlink_to(elsewhere, target_is_directory=True)
+
+    monkeypatch.setattr(runner._Files, "_same_folder", checked_then_swapped)
+
+    async def cancel_at_the_second(info: FileInfo) -> None:
+        if info.name == "notes.txt":
+            raise asyncio.CancelledError
+
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(run_export(store, tmp_path / "d", "html", path, cancel_at_the_second))
+    assert list(elsewhere.iterdir()) == []  # nothing through the link
+    assert list(moved.iterdir()) == []  # what it wrote, in the folder chosen, is removed
 
 
 def test_the_cli_with_force_keeps_the_users_files_and_says_where_it_wrote(
