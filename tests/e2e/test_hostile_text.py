@@ -75,21 +75,34 @@ def _write(store: Path, sender: str, key: SigningKey, events: list[Event]) -> No
     path.write_bytes(encode_segment(events))
 
 
-@pytest.fixture
-def planted(tmp_path: Path) -> Device:
+def _room_signed_by(tmp_path: Path, creator: str, key: SigningKey, name: str) -> Path:
+    """A store holding room ``ROOM`` whose metadata ``key`` signed for ``creator``."""
     store = tmp_path / "store"
     room = store / "rooms" / ROOM
     room.mkdir(parents=True)
-    alice, impostor, eve = (SigningKey(bytes([n]) * 32) for n in (1, 2, 3))
     (room / "metadata.json").write_bytes(
         build_metadata(
             room_id=ROOM,
-            name=ROOM_NAME,
+            name=name,
             created_at="2026-06-01T00:00:00.000Z",
-            creator_id=ALICE,
-            signing_key=alice,
+            creator_id=creator,
+            signing_key=key,
         )
     )
+    return store
+
+
+def _reader(tmp_path: Path, store: Path) -> Device:
+    home = tmp_path / "reader"
+    home.mkdir()
+    return Device(home, store, "reader@example.com")
+
+
+@pytest.fixture
+def planted(tmp_path: Path) -> Device:
+    alice, impostor, eve = (SigningKey(bytes([n]) * 32) for n in (1, 2, 3))
+    store = _room_signed_by(tmp_path, ALICE, alice, ROOM_NAME)
+    room = store / "rooms" / ROOM
     text = {"msgtype": "m.text"}
     _write(
         store,
@@ -197,19 +210,8 @@ def test_a_backdated_plain_look_alike_does_not_make_the_real_sender_the_impostor
     took "who wrote first" as the owner of a look, so ``history`` marked the real alice
     as imitating the impostor, and the impostor's lines carried no mark. Neither id has
     suspect letters, and dates are the writer's to choose: both are marked now."""
-    store = tmp_path / "store"
-    room = store / "rooms" / ROOM
-    room.mkdir(parents=True)
     alice, impostor = SigningKey(b"\x01" * 32), SigningKey(b"\x02" * 32)
-    (room / "metadata.json").write_bytes(
-        build_metadata(
-            room_id=ROOM,
-            name="Team",
-            created_at="2026-06-01T00:00:00.000Z",
-            creator_id=ALICE,
-            signing_key=alice,
-        )
-    )
+    store = _room_signed_by(tmp_path, ALICE, alice, "Team")
     text = {"msgtype": "m.text"}
     _write(store, ALICE, alice, _events(alice, ALICE, [(MESSAGE, {**text, "body": "hi"})], T0))
     backdated = 946_684_800_000  # 2000-01-01
@@ -219,9 +221,7 @@ def test_a_backdated_plain_look_alike_does_not_make_the_real_sender_the_impostor
         impostor,
         _events(impostor, BACKDATER, [(MESSAGE, {**text, "body": "new bank details"})], backdated),
     )
-    home = tmp_path / "reader"
-    home.mkdir()
-    reader = Device(home, store, "reader@example.com")
+    reader = _reader(tmp_path, store)
 
     lines = reader.run("history", "--room-id", ROOM).stdout.splitlines()
     real = [line for line in lines if ALICE in line and line.endswith("  hi")]
@@ -246,19 +246,8 @@ def test_a_room_signed_by_a_look_alike_of_a_member_is_marked_in_its_title(
     ``history`` and ``verify`` titled the room "Payments (signed by aIice@example.com)"
     without a mark: the title checked the creator's id alone, not against the room's
     senders. It is checked against them now, as every row is."""
-    store = tmp_path / "store"
-    room = store / "rooms" / ROOM
-    room.mkdir(parents=True)
     alice, impostor = SigningKey(b"\x01" * 32), SigningKey(b"\x02" * 32)
-    (room / "metadata.json").write_bytes(
-        build_metadata(
-            room_id=ROOM,
-            name="Payments",
-            created_at="2026-06-01T00:00:00.000Z",
-            creator_id=BACKDATER,
-            signing_key=impostor,
-        )
-    )
+    store = _room_signed_by(tmp_path, BACKDATER, impostor, "Payments")
     text = {"msgtype": "m.text"}
     join = (MEMBER, {"membership": "join", "displayname": "Alice"})
     _write(
@@ -268,9 +257,7 @@ def test_a_room_signed_by_a_look_alike_of_a_member_is_marked_in_its_title(
         _events(impostor, BACKDATER, [join, (MESSAGE, {**text, "body": "new account: X"})], T0),
     )
     _write(store, ALICE, alice, _events(alice, ALICE, [(MESSAGE, {**text, "body": "hi"})], T0 + 9))
-    home = tmp_path / "reader"
-    home.mkdir()
-    reader = Device(home, store, "reader@example.com")
+    reader = _reader(tmp_path, store)
 
     title = reader.run("history", "--room-id", ROOM).stdout.splitlines()[0]
     assert title == f"# Payments (signed by {BACKDATER} [!LOOK-ALIKE ID])", title
@@ -283,19 +270,8 @@ def test_a_msgtype_that_is_a_list_or_an_object_breaks_no_command(tmp_path: Path)
     a list) made ``history``, ``search`` and the HTML export of the room end with a
     traceback (``unhashable type``), while ``verify`` said CLEAN. Such a message is no
     file: its body is what it says, in every command."""
-    store = tmp_path / "store"
-    room = store / "rooms" / ROOM
-    room.mkdir(parents=True)
     alice, mallory = SigningKey(b"\x01" * 32), SigningKey(b"\x07" * 32)
-    (room / "metadata.json").write_bytes(
-        build_metadata(
-            room_id=ROOM,
-            name="Team",
-            created_at="2026-06-01T00:00:00.000Z",
-            creator_id=ALICE,
-            signing_key=alice,
-        )
-    )
+    store = _room_signed_by(tmp_path, ALICE, alice, "Team")
     text = {"msgtype": "m.text"}
     _write(store, ALICE, alice, _events(alice, ALICE, [(MESSAGE, {**text, "body": "hello"})], T0))
     odd = [
@@ -305,9 +281,7 @@ def test_a_msgtype_that_is_a_list_or_an_object_breaks_no_command(tmp_path: Path)
     _write(
         store, "mallory@example.com", mallory, _events(mallory, "mallory@example.com", odd, T0 + 5)
     )
-    home = tmp_path / "reader"
-    home.mkdir()
-    reader = Device(home, store, "reader@example.com")
+    reader = _reader(tmp_path, store)
 
     history = reader.run("history", "--room-id", ROOM)
     assert history.stdout.splitlines()[-2:][0].endswith("listed type"), history.stdout

@@ -8,29 +8,18 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QImage, QPainter
+from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QListView, QStyleOptionViewItem
+from test_models import Recording, room_list
 from test_relations_view import ALICE, BOB, CAROL, Scene, _view, model_of, row_of
 
 from bucket_chat_desktop.gui import safe
-from bucket_chat_desktop.gui.models.rooms_model import RoomItem, RoomsModel
 from bucket_chat_desktop.gui.models.timeline_model import Roles
-from bucket_chat_desktop.gui.widgets.room_delegate import RoomDelegate
 from bucket_chat_desktop.protocol.event import MESSAGE
 from bucket_chat_desktop.protocol.relations import EDIT_OF_FILE
 
 LONG = "Q4_financial_summary_for_the_accounting_department_approved_by_alice_final.pdf.scr"
 OWES = "I, Bob, confirm Alice owes me $5000. Signed."
-
-
-class Recording(QPainter):  # paints as usual, and keeps the texts drawn
-    def __init__(self, device: QImage) -> None:
-        super().__init__(device)
-        self.texts: list[str] = []
-
-    def drawText(self, *args: Any) -> None:
-        self.texts.append(str(args[-1]))
-        super().drawText(*args)
 
 
 def file_content(name: str, body: str | None = None) -> dict[str, Any]:
@@ -127,15 +116,7 @@ def test_the_room_list_cuts_a_file_preview_in_the_middle(qtbot: Any) -> None:
     """The room list's preview of a file ("📎 " and its name) lost its end to the cut;
     it is now cut in the middle, so ".pdf.scr" shows. A text preview is still cut at
     its end."""
-    model = RoomsModel()
-    model.add(RoomItem("s0/falcon", "Project Falcon", "Storage 0"))
-    view = QListView()
-    qtbot.addWidget(view)
-    view.setModel(model)
-    delegate = RoomDelegate(view)
-    view.setItemDelegate(delegate)
-    view.resize(300, 200)
-    view.show()
+    model, view, delegate = room_list(qtbot, 300)
 
     def texts(preview: str) -> list[str]:
         model.update("s0/falcon", preview=preview)

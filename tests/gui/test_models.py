@@ -16,6 +16,7 @@ import pytest
 from conftest import roster_of
 from nacl.signing import SigningKey
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex
+from PySide6.QtGui import QImage, QPainter
 
 from bucket_chat_desktop.gui.models.members_model import DeviceState, MemberRoles, MembersModel
 from bucket_chat_desktop.gui.models.rooms_model import RoomItem, RoomRoles, RoomsModel
@@ -142,24 +143,21 @@ def test_rooms_model(qtmodeltester: Any, force_py: bool) -> None:
     assert model.index(5).data(RoomRoles.Name) is None
 
 
-def test_the_room_list_badge_shows_counts_as_the_count_rule_caps_them(qtbot: Any) -> None:
-    """One rule for the unread badge: numbers up to 99, then "99+"; a count stops at
-    ``UNREAD_CAP`` (100), the first count the badge shows as "99+". Painted by the room
-    list's own delegate in a real list view."""
-    from PySide6.QtGui import QImage, QPainter
-    from PySide6.QtWidgets import QListView, QStyleOptionViewItem
+class Recording(QPainter):  # paints as usual, and keeps the texts drawn
+    def __init__(self, device: QImage) -> None:
+        super().__init__(device)
+        self.texts: list[str] = []
+
+    def drawText(self, *args: Any) -> None:
+        self.texts.append(str(args[-1]))
+        super().drawText(*args)
+
+
+def room_list(qtbot: Any, width: int) -> tuple[RoomsModel, Any, Any]:
+    """One room ("s0/falcon") in a real list view with the room list's own delegate."""
+    from PySide6.QtWidgets import QListView
 
     from bucket_chat_desktop.gui.widgets.room_delegate import RoomDelegate
-    from bucket_chat_desktop.protocol.unread import UNREAD_CAP
-
-    class Recording(QPainter):  # paints as usual, and keeps the texts drawn
-        def __init__(self, device: QImage) -> None:
-            super().__init__(device)
-            self.texts: list[str] = []
-
-        def drawText(self, *args: Any) -> None:
-            self.texts.append(str(args[-1]))
-            super().drawText(*args)
 
     model = RoomsModel()
     model.add(RoomItem("s0/falcon", "Project Falcon", "Storage 0"))
@@ -168,8 +166,21 @@ def test_the_room_list_badge_shows_counts_as_the_count_rule_caps_them(qtbot: Any
     view.setModel(model)
     delegate = RoomDelegate(view)
     view.setItemDelegate(delegate)
-    view.resize(320, 200)
+    view.resize(width, 200)
     view.show()
+    return model, view, delegate
+
+
+def test_the_room_list_badge_shows_counts_as_the_count_rule_caps_them(qtbot: Any) -> None:
+    """One rule for the unread badge: numbers up to 99, then "99+"; a count stops at
+    ``UNREAD_CAP`` (100), the first count the badge shows as "99+". Painted by the room
+    list's own delegate in a real list view."""
+    from PySide6.QtGui import QImage
+    from PySide6.QtWidgets import QStyleOptionViewItem
+
+    from bucket_chat_desktop.protocol.unread import UNREAD_CAP
+
+    model, view, delegate = room_list(qtbot, 320)
 
     def texts(unread: int) -> list[str]:
         model.update("s0/falcon", unread=unread)
