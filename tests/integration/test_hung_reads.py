@@ -645,3 +645,40 @@ async def test_markers_whose_writes_are_not_confirmed_do_not_hold_a_message(
             engine.outbox.close()
         proxy.release()
         proxy.close()
+
+
+async def test_a_service_that_keeps_refusing_is_not_called_silent(stores_for: object) -> None:
+    """Red team: every request answered "503 SlowDown" (or a redirect loop). botocore
+    retried each by itself, so nothing reached the app, and ``send`` and ``sync`` said
+    "no answer from the storage within 1.2 s" although the service answered at once,
+    every time. The refusal it retried is noted and named instead."""
+    from .conftest import StoresMaker
+
+    assert isinstance(stores_for, StoresMaker)
+    stores = stores_for("s3")
+    assert stores.emulators is not None
+    proxy = StallProxy(stores.emulators.get("s3").port).start()
+    try:
+        path = "rooms/r/logs/2026-01-05/messages_1_1_a-00000000.jsonl"
+        await stores.new().put_if_absent(path, b"{}\n")
+        slow_down = http_answer(
+            "503 Slow Down",
+            b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code>'
+            b"<Message>Please reduce your request rate.</Message></Error>",
+            "application/xml",
+        )
+        rule = proxy.add(Rule(r"messages_1_1", PASS, method="GET", answer=lambda _r: slow_down))
+        store = WatchedStorage(Proxied(stores, proxy).storage(retries="20"))
+        with pytest.raises(NoAnswerError) as caught:
+            await asyncio.wait_for(answer_within(store, store.get(path), 1.5), GUARD)
+        said = str(caught.value)
+        assert "kept refusing" in said and "HTTP 503 SlowDown" in said, said
+        assert "no answer" not in said and len(rule.hits) >= 2  # asked again by botocore
+        # A silent service is still called silent.
+        proxy.release()
+        proxy.stall(r"messages_1_1", method="GET")
+        with pytest.raises(NoAnswerError, match="no answer from"):
+            await asyncio.wait_for(answer_within(store, store.get(path), 1.5), GUARD)
+    finally:
+        proxy.release()
+        proxy.close()
