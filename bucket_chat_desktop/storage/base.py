@@ -287,13 +287,6 @@ class Storage(abc.ABC):
         ``AlreadyExistsError`` when different bytes are there.
         """
 
-    def retried_answer(self, since: float) -> str | None:
-        """The latest refusal the service's SDK answered with and asked again for by
-        itself since ``since`` (``time.monotonic()``), e.g. "HTTP 503 SlowDown", or None.
-        A request retried so never looks answered to the app: "no answer" would be
-        untrue."""
-        return None
-
     def tag_of_written(self, data: bytes) -> str | None:
         """The content tag (``ObjectInfo.content_tag``) to keep for ``data`` this
         device wrote itself, computed from the bytes (``tag_of_bytes``): so a segment of

@@ -8,9 +8,7 @@ says otherwise: ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``/``AWS_SESSION_TO
 
 from __future__ import annotations
 
-import logging
 import re
-import time
 from typing import Any
 
 from .base import (
@@ -34,8 +32,6 @@ from .cloud import (
     service_code,
 )
 from .feed import ChangeFeed
-
-log = logging.getLogger("bucket_chat.storage")
 
 _MD5_ETAG = re.compile(r'"?[0-9a-fA-F]{32}"?')
 
@@ -91,28 +87,6 @@ class S3Storage(FsspecStorage):
     def create_only_mechanism(self) -> str:
         return "S3 refuses the write: PutObject with If-None-Match: * (conditional write)"
 
-    _retried: tuple[float, str] | None = None  # (monotonic, what) of the latest retry
-
-    def retried_answer(self, since: float) -> str | None:
-        retried = self._retried
-        return retried[1] if retried is not None and retried[0] >= since else None
-
-    def _note_retry(self, response: Any = None, **_: Any) -> None:
-        """botocore's ``needs-retry`` event, before its own handler decides: an answer
-        that is a refusal (a status of 400 or more) is noted, whether or not it is then
-        retried. Returns None, so botocore's retry rules decide as before."""
-        try:
-            http, parsed = response if response is not None else (None, None)
-            status = int(getattr(http, "status_code", 0) or 0)
-            if status < 400:
-                return
-            error = parsed.get("Error", {}) if isinstance(parsed, dict) else {}
-            code = error.get("Code") if isinstance(error, dict) else None
-            said = f"HTTP {status}" + (f" {one_line(code, 60)}" if isinstance(code, str) else "")
-            self._retried = (time.monotonic(), said)
-        except Exception:  # a note for a message: never in the way of the request
-            log.debug("could not note a retried answer", exc_info=True)
-
     async def _open_fs(self) -> Any:
         from s3fs import S3FileSystem  # type: ignore[import-untyped]
 
@@ -156,10 +130,6 @@ class S3Storage(FsspecStorage):
         # waits for the "100 Continue" with no timeout at all: a service that stops
         # answering would hang the write for ever. Our objects are small; send them whole.
         from botocore.handlers import add_expect_header  # type: ignore[import-untyped]
-
-        # What botocore retries by itself (503 SlowDown, 500…) never reaches the app,
-        # which would call a service answering "busy" silent: noted for the messages.
-        client.meta.events.register_first("needs-retry.s3", self._note_retry)
 
         client.meta.events.unregister("before-call.s3", add_expect_header)
         return fs

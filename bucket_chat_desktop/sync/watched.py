@@ -297,9 +297,6 @@ class WatchedStorage(Storage):
     def describe(self) -> str:
         return self.inner.describe()
 
-    def retried_answer(self, since: float) -> str | None:
-        return self.inner.retried_answer(since)
-
     def tag_of_written(self, data: bytes) -> str | None:
         return self.inner.tag_of_written(data)
 
@@ -356,13 +353,6 @@ async def answer_within(
             if since is None:
                 continue
             if time.monotonic() - since[0] >= seconds:
-                retried = storage.retried_answer(since[0])
-                if retried is not None:  # it answered: refusals its SDK asked again for
-                    raise NoAnswerError(
-                        f"{what} kept refusing for {seconds:g} s (since "
-                        f"{clock_text(since[1])}): {retried}, asked again each time",
-                        since=since[1],
-                    )
                 raise NoAnswerError(
                     f"no answer from {what} within {seconds:g} s "
                     f"(waiting since {clock_text(since[1])})",
