@@ -155,7 +155,7 @@ def write_new_at(dir_fd: int, name: str, data: bytes, *, mode: int = 0o644) -> o
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp, dir_fd=dir_fd)
-    os.fsync(dir_fd)
+    fsync_dir(dir_fd)  # a folder that cannot be synced is no failure (the data was)
     return made
 
 

@@ -366,10 +366,12 @@ async def export_room(
     except OSError as exc:
         raise ExportError(f"cannot write {path}: {exc.strerror or exc}") from exc
     finally:
-        if not ok and files is not None:
-            await _off_loop(files.remove)
-        if files is not None:
-            files.close()
+        try:
+            if not ok and files is not None:
+                await _off_loop(files.remove)
+        finally:  # also when a cancel arrives while it removes
+            if files is not None:
+                files.close()
     if files is not None:
         summary.copied, summary.not_copied = files.copied, files.not_copied
         summary.files_dir = files.folder if files.created else None

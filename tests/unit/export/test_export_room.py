@@ -5,9 +5,11 @@ the JSONL say, and what they never let through."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import itertools
 import json
+import os
 import sys
 import threading
 import time
@@ -1106,6 +1108,65 @@ def test_a_swap_between_the_check_and_the_write_still_writes_into_the_folder_cho
         asyncio.run(run_export(store, tmp_path / "d", "html", path, cancel_at_the_second))
     assert list(elsewhere.iterdir()) == []  # nothing through the link
     assert list(moved.iterdir()) == []  # what it wrote, in the folder chosen, is removed
+
+
+@pytest.mark.skipif(not DIR_FDS, reason="files made relative to an open folder (POSIX)")
+def test_a_folder_that_cannot_be_synced_fails_no_export(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Red team: a file system that refuses to sync a folder (EINVAL) made the export
+    fail after an attachment was linked, and left that file behind: a folder's sync
+    is no failure, the data itself was synced."""
+    import errno
+    import stat
+
+    from bucket_chat_desktop import osfiles
+
+    synced = osfiles.os.fsync
+
+    def no_folder_sync(fd: int) -> None:
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "Invalid argument")
+        synced(fd)
+
+    monkeypatch.setattr(osfiles.os, "fsync", no_folder_sync)
+    store = tmp_path / "store"
+    _files_room(store)
+    path = tmp_path / "Q4.html"
+    summary, _ = asyncio.run(run_export(store, tmp_path / "d", "html", path))
+    assert summary.copied == 2 and path.exists()
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts open descriptors")
+def test_a_cancel_during_the_clean_up_leaves_no_folder_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Red team: a cancel arriving while a cancelled export removed its files skipped
+    closing the attachments folder it held open."""
+    from bucket_chat_desktop.export import runner
+
+    def cancelled_while_removing(self: Any) -> None:
+        raise asyncio.CancelledError
+
+    monkeypatch.setattr(runner._Files, "remove", cancelled_while_removing)
+    store = tmp_path / "store"
+    _files_room(store)
+    path = tmp_path / "Q4.html"
+
+    async def cancel_at_the_second(info: FileInfo) -> None:
+        if info.name == "notes.txt":
+            raise asyncio.CancelledError
+
+    before = len(os.listdir("/proc/self/fd"))
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(run_export(store, tmp_path / "d", "html", path, cancel_at_the_second))
+    folder = str(files_dir_for(path))
+    held = []
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(FileNotFoundError):  # the listing's own, closed since
+            held.append(os.readlink(f"/proc/self/fd/{fd}"))
+    assert not [h for h in held if h.startswith(folder)], held
+    assert len(held) <= before
 
 
 def test_the_cli_with_force_keeps_the_users_files_and_says_where_it_wrote(
