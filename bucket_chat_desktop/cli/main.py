@@ -417,8 +417,8 @@ async def _send_and_deliver(
             )
         except NoAnswerError as exc:
             delivered, error = False, str(exc)
-        if not delivered:
-            waiting = await client.pending(ref.storage_id)
+        waiting = [] if delivered else await _unsent(client, ref.storage_id)
+        if waiting:
             error = error or next((p.error for p in waiting if p.error), None)
             print(
                 f"bucket-chat: queued, not delivered yet ({terminal_safe(error or 'no answer')})."
@@ -770,7 +770,7 @@ async def cmd_sync(args: argparse.Namespace) -> int:
             if unanswered is not None:
                 print(
                     f"bucket-chat: queued, not delivered yet ({terminal_safe(str(unanswered))})."
-                    f" {len(await client.pending(sid))} event(s) wait in the outbox for the "
+                    f" {len(await _unsent(client, sid))} event(s) wait in the outbox for the "
                     "next 'bucket-chat sync' (or any command that sends, or the app).",
                     file=sys.stderr,
                 )
@@ -805,9 +805,17 @@ async def _deliver_outbox(
         flush = client.flush(storage_id, SEND_TIMEOUT, give_up_offline=True)
         return await client.within(storage_id, flush, seconds), None
     except NoAnswerError as exc:
-        if not await client.pending(storage_id):  # given up with nothing to deliver
+        if not await _unsent(client, storage_id):  # given up with nothing to deliver
             return True, None
         return False, exc
+
+
+async def _unsent(client: ChatClient, storage_id: str) -> list[Any]:
+    """What the outbox still has to store: a message stored whose activity marker is
+    not written yet is sent (readers find it by listing; the marker is tried again).
+    Counted as queued, a service that refused marker writes made every ``send`` say
+    "queued, not delivered yet" for messages others read."""
+    return [m for m in await client.pending(storage_id) if m.state != "sent"]
 
 
 async def _sync_unanswered(
@@ -827,7 +835,7 @@ async def _sync_unanswered(
     Returns ``EXIT_NO_ANSWER``."""
     sid = ref.storage_id
     delivered, _ = await _deliver_outbox(client, sid, seconds)
-    waiting = 0 if delivered else len(await client.pending(sid))
+    waiting = 0 if delivered else len(await _unsent(client, sid))
     queued = (
         f"; {waiting} event(s) stay queued in the outbox for the next 'bucket-chat sync' "
         "(or any command that sends, or the app)"
