@@ -140,17 +140,7 @@ def write_new_at(dir_fd: int, name: str, data: bytes, *, mode: int = 0o644) -> o
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        try:
-            os.link(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
-        except FileExistsError:
-            raise
-        except OSError:  # no hard links here (FAT, SMB): check, then rename
-            try:
-                os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-            except FileNotFoundError:
-                os.rename(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-            else:
-                raise FileExistsError(name) from None
+        _publish_new(temp, name, dir_fd)
         made = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -173,16 +163,25 @@ def _replace(temp: Path, path: Path) -> None:
             time.sleep(_WINDOWS_REPLACE_PAUSE * attempt)
 
 
-def _publish_new(temp: Path, path: Path) -> None:
+def _publish_new(temp: str | Path, path: str | Path, dir_fd: int | None = None) -> None:
+    """``temp`` takes the new name ``path`` (both in the folder ``dir_fd`` when given);
+    ``FileExistsError`` when ``path`` exists."""
     try:
-        os.link(temp, path)
+        os.link(temp, path, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     except FileExistsError:
         raise
     except OSError:
         # A file system without hard links (FAT, many SMB shares): check, then rename.
-        if os.path.lexists(path):
+        try:
+            os.stat(path, dir_fd=dir_fd, follow_symlinks=False)
+        except OSError:
+            pass  # not there (as ``os.path.lexists`` says of any failure)
+        else:
             raise FileExistsError(path) from None
-        _replace(temp, path)
+        if dir_fd is None:
+            _replace(Path(temp), Path(path))
+        else:
+            os.rename(temp, path, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
 
 
 def fsync_dir(folder: Path | int) -> None:
