@@ -21,6 +21,7 @@ from types import MappingProxyType
 from typing import Any, NamedTuple, overload
 
 from .attachments import MSGTYPES as ATTACHMENT_MSGTYPES
+from .attachments import is_file_message
 from .event import MEMBER, MESSAGE, Event
 from .findings import Finding, Kind, Severity
 from .heap import gc_paused
@@ -654,10 +655,8 @@ def _kept_content(ev: Event) -> Mapping[str, Any]:
         return ev.content
     if ev.type in _KEEPS_CONTENT:  # only the fields the rules read (``relation_content``)
         return MappingProxyType(relation_content(ev.type, ev.content))
-    if ev.type == MESSAGE:
-        msgtype = ev.content.get("msgtype")
-        if isinstance(msgtype, str) and msgtype in _FILE_CONTENT:
-            return _FILE_CONTENT[msgtype]
+    if ev.type == MESSAGE and is_file_message(ev.content):
+        return _FILE_CONTENT[ev.content["msgtype"]]
     return _NOTHING
 
 
