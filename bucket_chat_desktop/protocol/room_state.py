@@ -379,12 +379,14 @@ class Roster:
         by what is shown for them; ``confirmed`` are the (sender id, key) pairs the user
         verified out of band: those devices say so, whatever the audit said. A key
         confirmed as another person's confirms nothing here (``Confirmed``)."""
-        confirmed = frozenset(confirmed)
+        by_user: dict[str, set[str]] = {}
+        for user, key in confirmed:
+            by_user.setdefault(user, set()).add(key)
         out: list[MemberRecord] = []
         for member in self.everyone:
             if not everyone and not member.present:
                 continue
-            mine = {key for user, key in confirmed if user == member.user_id}
+            mine = by_user.get(member.user_id)
             if mine and any(d.key in mine for d in member.devices if d.key):
                 devices = tuple(
                     replace(d, state=DeviceState.CONFIRMED) if d.key and d.key in mine else d
