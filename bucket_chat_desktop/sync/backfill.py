@@ -540,14 +540,12 @@ class Backfill:
             log.info("%s", exc)
             not_now(f"not a regular file: {exc.kind}")
             return None
-        except ObjectTooLargeError as exc:
-            if exc.limit < MAX_SEGMENT_BYTES:  # longer than listed: not this read's copy
+        except UnreadableObjectError as exc:
+            if isinstance(exc, ObjectTooLargeError) and exc.limit < MAX_SEGMENT_BYTES:
+                # longer than listed: not this read's copy
                 log.info("%s: more than its listed %s bytes (will retry)", item.path, cap)
                 not_now(_not_as_listed(None, cap))
                 return None
-            log.warning("%s", exc)
-            return finding_only(unreadable_finding(exc, Kind.SEGMENT_TOO_LARGE))
-        except UnreadableObjectError as exc:
             log.warning("%s", exc)
             return finding_only(unreadable_finding(exc, Kind.SEGMENT_TOO_LARGE))
         except StorageError as exc:
@@ -684,11 +682,11 @@ def _note_unlisted(room: RoomState, folder: str, why: str) -> None:
 def _not_as_listed(sent: int | None, listed: int) -> str:
     """Why a segment read is not kept: the service's answer was longer (``sent`` None)
     or shorter than its listing gave (read again when it is as listed)."""
-    said = f"more bytes than the {listed:,}" if sent is None else f"{sent:,} bytes where"
-    return (
-        f"the service sent {said} its listing gives{'' if sent is None else f' {listed:,}'}"
-        ": not kept, read again at the next listing"
-    )
+    if sent is None:
+        what = f"more bytes than the {listed:,} its listing gives"
+    else:
+        what = f"{sent:,} bytes where its listing gives {listed:,}"
+    return f"the service sent {what}: not kept, read again at the next listing"
 
 
 def _note_vanished(
