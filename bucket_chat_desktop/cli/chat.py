@@ -26,8 +26,7 @@ from ..sync.events import (
 )
 from ..sync.stopping import stop_tasks
 from ..sync.watched import NoAnswerError, interactive_deadline
-from . import format as fmt
-from .live import LivePrinter, room_findings
+from .live import LivePrinter, room_findings, room_title_of
 
 PROMPT = "> "
 OPENING_LINES = 20  # messages of the room printed when the chat opens
@@ -116,12 +115,7 @@ async def run_chat(storage: Storage, room_id: str, identity: Any, displayname: s
         result = room.result
         # as ``history`` titles it: whose signature the name carries, and whether it is
         # the creator's (a member can rewrite metadata.json under the creator's id)
-        title = fmt.room_title(
-            room.metadata,
-            room_id,
-            result.authorized if result else None,
-            room.roster.names.lookalikes if room.roster else None,
-        )
+        title = room_title_of(room)
         print(f"# {title} — type a message and press Enter; /quit or Ctrl-D to leave")
         if result is not None and room.relations is not None:
             screen.opening(result, room.relations, OPENING_LINES)

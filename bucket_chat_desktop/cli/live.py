@@ -19,6 +19,18 @@ from . import format as fmt
 from . import related
 
 
+def room_title_of(view: Any) -> str:
+    """A room view's title as ``history``, ``verify`` and ``chat`` print it: the creator
+    id checked against the room's senders (``fmt.room_title``)."""
+    result, roster = view.result, view.roster
+    return fmt.room_title(
+        view.metadata,
+        view.room_id,
+        result.authorized if result is not None else None,
+        roster.names.lookalikes if roster is not None else None,
+    )
+
+
 def room_findings(view: Any) -> list[Finding]:
     """Every finding of a room as ``history`` and ``verify`` count them: its metadata's
     (a rewritten, unreadable or foreign-signed ``metadata.json``), the audit's and the

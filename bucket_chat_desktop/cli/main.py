@@ -49,7 +49,7 @@ from ..sync.writer import RoomError
 from . import format as fmt
 from . import related
 from .export_cmd import add_export_parser, run_export
-from .live import LivePrinter, finding_key, room_findings
+from .live import LivePrinter, finding_key, room_findings, room_title_of
 from .storage_cmd import add_storage_parser, cmd_storage
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR, EXIT_QUEUED, EXIT_NO_ANSWER = 0, 1, 2, 3, 4
@@ -1034,16 +1034,7 @@ async def cmd_search(args: argparse.Namespace) -> int:
 
 
 def _print_title(view: Any, result: AuditResult) -> None:
-    title = (
-        fmt.room_title(
-            view.metadata,
-            view.room_id,
-            result.authorized,
-            view.roster.names.lookalikes if view.roster else None,
-        )
-        if view.metadata
-        else view.room_id
-    )
+    title = room_title_of(view) if view.metadata else view.room_id
     print(f"# {title}")
 
 
@@ -1112,12 +1103,7 @@ async def cmd_verify(args: argparse.Namespace) -> int:
         }
         print(fmt.json_text(doc))
         return status
-    title = fmt.room_title(
-        view.metadata,
-        view.room_id,
-        result.authorized,
-        view.roster.names.lookalikes if view.roster else None,
-    )
+    title = room_title_of(view)
     total = len(result.timeline) + len(result.invalid)
     print(f"Room {view.room_id}: {title}")
     print(f"{total:,} events in {result.segments:,} segments")
