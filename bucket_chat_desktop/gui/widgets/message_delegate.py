@@ -602,7 +602,7 @@ class MessageDelegate(SafeDelegate):
         if status == "ok":
             x += 8
             rest = max(0, right - x)
-            put("text", fm.elidedText(quote.text, _elide_mode(quote.text), rest), rest)
+            put("text", fm.elidedText(quote.text, elide_mode(quote.text), rest), rest)
         return tuple(out)
 
     def _paint_deleted(
@@ -997,7 +997,7 @@ class MessageDelegate(SafeDelegate):
         return None
 
 
-def _elide_mode(text: str) -> Qt.TextElideMode:
+def elide_mode(text: str) -> Qt.TextElideMode:
     """A file's name ("📎 name", as every view says it) is cut in the middle, so its
     extension always shows; any other text at its end."""
     if text.startswith(ATTACHMENT_MARK):

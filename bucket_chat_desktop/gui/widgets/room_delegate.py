@@ -7,11 +7,11 @@ from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter
 from PySide6.QtWidgets import QStyle, QStyleOptionViewItem
 
 from ... import timestamps
-from ...protocol.attachments import ATTACHMENT_MARK
 from ...protocol.unread import unread_label
 from ..models.rooms_model import RoomRoles
 from ..safe import SafeDelegate
 from ..style import ACCENT, TRUST_COLORS, WARNING_MARK, initials, key_color
+from .message_delegate import elide_mode
 
 Index = QModelIndex | QPersistentModelIndex
 ROW_H = 58
@@ -108,7 +108,6 @@ class RoomDelegate(SafeDelegate):
             painter.setPen(muted)
             x, width = x + mark_w, max(0, width - mark_w)
         # a file's preview ("📎 name") is cut in the middle, so its extension shows
-        file_preview = str(index.data(RoomRoles.Preview) or "").startswith(ATTACHMENT_MARK)
-        mode = Qt.TextElideMode.ElideMiddle if file_preview else Qt.TextElideMode.ElideRight
+        mode = elide_mode(str(index.data(RoomRoles.Preview) or ""))
         elided = painter.fontMetrics().elidedText(preview.replace("\n", " "), mode, width)
         painter.drawText(QRect(x, rect.top() + 31, width, 20), 0, elided)
