@@ -102,7 +102,7 @@ class Timeline(Sequence[Assessed]):
     a million rows read one by one never holds a million ``Assessed`` at once). Never
     changed after it was made: an append makes a new one (``extended``)."""
 
-    __slots__ = ("_codes", "_copies", "_late", "_pairs", "_tally", "repeated")
+    __slots__ = ("_codes", "_copies", "_late", "_pairs", "_tally", "complete", "repeated")
 
     def __init__(
         self,
@@ -112,6 +112,7 @@ class Timeline(Sequence[Assessed]):
         tally: Counter[int] | None = None,
         late: Mapping[_Copy, int] = _NOTHING_LATE,
         repeated: frozenset[str] = frozenset(),
+        complete: bool = True,
     ) -> None:
         self._copies = copies
         # Event ids whose good copies were signed by more than one device key: each
@@ -120,6 +121,10 @@ class Timeline(Sequence[Assessed]):
         # front end asked for "the" row of one of them refuses. Carried by slices and
         # appends: only a full audit finds a new one (an append never adds a replay).
         self.repeated = repeated
+        # The audit's ``complete``: False while older history is still being read, when
+        # a key first seen for a sender is taken provisionally (its rows say verified).
+        # The relation rules then let no other key act for a message's sender (18.4).
+        self.complete = complete
         self._codes = codes
         self._pairs = pairs
         # Where rows placed later than their own date are placed (``placed_by``), by
@@ -156,6 +161,7 @@ class Timeline(Sequence[Assessed]):
                 self._pairs,
                 late=self._late,
                 repeated=self.repeated,
+                complete=self.complete,
             )
         c = self._copies[index]
         state, reason = self._pairs[self._codes[index]]
@@ -329,7 +335,7 @@ class Timeline(Sequence[Assessed]):
             rows, row_codes = old + copies, old_codes + codes
         else:
             rows, row_codes = old[:at] + copies + old[at:], old_codes[:at] + codes + old_codes[at:]
-        return Timeline(rows, row_codes, self._pairs, tally, late, self.repeated)
+        return Timeline(rows, row_codes, self._pairs, tally, late, self.repeated, self.complete)
 
 
 def _rows(
@@ -1023,7 +1029,12 @@ class RoomLedger:
             rows, authorized, reported, findings, complete, trust, self._verdicts
         )
         timeline = Timeline(
-            copies, codes, self._verdicts.pairs, late=late, repeated=frozenset(repeated)
+            copies,
+            codes,
+            self._verdicts.pairs,
+            late=late,
+            repeated=frozenset(repeated),
+            complete=complete,
         )
         for c in held:
             findings.append(_held_finding(c))
@@ -1419,6 +1430,9 @@ class RoomLedger:
         good = code(TrustState.VERIFIED, _GOOD)
         impersonation = code(changed, _IMPERSONATION)
         unsettled = code(TrustState.UNVERIFIED, _UNSETTLED)
+        # Keys taken provisionally while loading, and those they introduced: every row of
+        # theirs says so (not "key pinned"), not only the first.
+        taken: set[tuple[str, str]] = set()
         for _, c, signed in rows:
             ev = c
             sender = ev.sender_id
@@ -1475,6 +1489,7 @@ class RoomLedger:
                 keys = authorized[sender] = {trust.roots.get(sender, key)}
             if key not in keys and not complete:
                 keys.add(key)
+                taken.add((sender, key))
                 copies.append(c)
                 codes.append(provisional)
                 continue
@@ -1505,7 +1520,8 @@ class RoomLedger:
                 codes.append(code(TrustState.UNVERIFIED, reason))
             else:
                 copies.append(c)
-                codes.append(good)
+                on_trial = (sender, key) in taken
+                codes.append(provisional if on_trial else good)
                 if _is_join(ev):
                     added = ev.content.get(DEVICE_ADD_FIELD)
                     # An introduction counts once the new key accepted it (its own join
@@ -1513,6 +1529,8 @@ class RoomLedger:
                     if isinstance(added, str) and (
                         not complete or (sender, key, added) in trust.edges
                     ):
+                        if on_trial and added not in keys:
+                            taken.add((sender, added))
                         keys.add(added)
         return copies, codes
 

@@ -52,6 +52,10 @@ TYPING = "m.room.typing"
 
 # Types that never make a row of their own in a timeline.
 HIDDEN_TYPES = frozenset({REACTION, EDIT, REDACTION, TYPING})
+# Relations that still act when another key signed something under their own id: each
+# acts only for its own sender's message (section 18.4), so the copies cannot be
+# confused. A reaction counts for whoever signed it and is ignored then (18.1).
+_OWN_ID_MAY_REPEAT = frozenset({EDIT, REDACTION})
 # The content field naming the target, per relation type.
 TARGET_FIELD = {REACTION: "relates_to", EDIT: "replaces", REDACTION: "redacts"}
 
@@ -366,6 +370,12 @@ class Source(Protocol):
         """The event ids shown more than once (``audit.Timeline.repeated``)."""
         ...
 
+    @property
+    def complete(self) -> bool:
+        """False while older history is still being read (``audit.Timeline.complete``):
+        a row's "verified" may then be a key taken provisionally."""
+        ...
+
     def row(self, position: int) -> Row:
         """The row at ``position``."""
         ...
@@ -375,7 +385,8 @@ class RowList:
     """A plain list of rows as a ``Source`` (tests, callers with rows at hand): ``Row``s,
     or ``audit.Assessed`` rows in display order (numbered here)."""
 
-    def __init__(self, rows: Iterable[Any]) -> None:
+    def __init__(self, rows: Iterable[Any], complete: bool = True) -> None:
+        self.complete = complete
         self.rows = [
             r
             if isinstance(r, Row)
@@ -437,16 +448,24 @@ class _Read:
     # in ``repeated``, never read as related rows): where a decision goes in display
     # order is found from its id.
     distinct: bool = True
-    # Ids shown more than once (``Source.repeated``): no relation names or is one of them.
+    # Ids shown more than once (``Source.repeated``): no relation names one of them, and
+    # only an edit or a redaction is one of them (judged copy by copy, ``_Pass.read``).
     repeated: frozenset[str] = frozenset()
+    complete: bool = True  # ``Source.complete``: see ``_speaks_for``
 
 
 class _Pass:
     """The first pass over related rows, in display order (``_Read`` in the making);
     ``rows``: the rows it read, by position (at hand for the second pass)."""
 
-    def __init__(self, read: _Read | None = None, repeated: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        read: _Read | None = None,
+        repeated: frozenset[str] = frozenset(),
+        complete: bool = True,
+    ) -> None:
         self.repeated = read.repeated if read else repeated
+        self.complete = read.complete if read else complete
         self.related: dict[str, int] = dict(read.related) if read else {}
         self.relations: array[int] = array("q", read.relations) if read else array("q")
         self.replies: array[int] = array("q", read.replies) if read else array("q")
@@ -478,9 +497,15 @@ class _Pass:
                 if not _in_room(room_id, target):
                     self.early.append(_cross_room(r, target))
                     continue
-                if own or target in repeated:
-                    self.early.append(_ambiguous(r, own))
+                # Its own id shown twice: an edit or a redaction still acts, copy by copy,
+                # for the one sender it can act for (``_speaks_for``); another member who
+                # signs anything under its id cannot take it back (section 18.1). Nothing
+                # can name it: its id is on no related row, and naming it is ambiguous.
+                if target in repeated or (own and ev.type not in _OWN_ID_MAY_REPEAT):
+                    self.early.append(_ambiguous(r, own and target not in repeated))
                     continue
+                if own:
+                    self.distinct = False  # decided in full (``_decide``), never appended to
                 self.relations.append(r.position)
                 self.wanted.add(target)
             elif ev.parent_event_id is not None:
@@ -508,6 +533,7 @@ class _Pass:
             frozenset(wanted - self.related.keys() - outside.keys()),
             distinct=self.distinct,
             repeated=self.repeated,
+            complete=self.complete,
         )
 
 
@@ -534,7 +560,7 @@ def build(room_id: str, source: Source | Iterable[Any]) -> Relations:
 
 def _build(room_id: str, source: Source | Iterable[Any]) -> Relations:
     src = source if isinstance(source, Source) else RowList(source)
-    first = _Pass(repeated=src.repeated)
+    first = _Pass(repeated=src.repeated, complete=src.complete)
     first.read(room_id, src.related_rows())
     # The targets: those that are related rows themselves (an edited edit, a reply's
     # parent that is a reply) are at hand; the rest is one look-up. Every related row's
@@ -559,7 +585,7 @@ def extended(old: Relations, source: Source | Iterable[Any]) -> Relations:
 def _extended(old: Relations, source: Source | Iterable[Any]) -> Relations:
     src = source if isinstance(source, Source) else RowList(source)
     read = old.read
-    if read is None or len(src) < read.length:
+    if read is None or len(src) < read.length or src.complete != read.complete:
         return _build(old.room_id, src)
     room_id = old.room_id
     added = list(src.related_rows(read.length))
@@ -748,7 +774,7 @@ def _added(
         if found is None:
             wait(target_id, p)
         elif ev.type == REDACTION:
-            if (refused := _refused_redaction(r, found)) is not None:
+            if (refused := _refused_redaction(r, found, read.complete)) is not None:
                 out.append(refused)
                 return
             if redacted(target_id):
@@ -773,7 +799,7 @@ def _added(
                 if reacted is not None and key is not None and not redacted(reacted):
                     draft(reacted).chip_set().remove(key, reaction.sender_id, target_id, read, rows)
         elif ev.type == EDIT:
-            verdict = _judge_edit(old.room_id, r, target_id, known, read.repeated)
+            verdict = _judge_edit(old.room_id, r, target_id, known, read.repeated, read.complete)
             if isinstance(verdict, Finding):
                 out.append(verdict)
             elif verdict.waits:
@@ -1086,7 +1112,7 @@ def _refused_reaction(r: Row, target: _Target) -> Finding | None:
     return None
 
 
-def _refused_redaction(r: Row, target: _Target) -> Finding | None:
+def _refused_redaction(r: Row, target: _Target, complete: bool = True) -> Finding | None:
     """Why the redaction ``r`` of ``target`` takes nothing back, or None when it does."""
     if target.type == MEMBER:
         return _finding(
@@ -1096,8 +1122,8 @@ def _refused_redaction(r: Row, target: _Target) -> Finding | None:
         )
     if target.type in (REDACTION, TYPING):
         return _finding(Kind.RELATION_INVALID, r, "a redaction of a redaction (nothing to undo)")
-    if not _speaks_for(r, target):
-        return _not_sender(r, "a redaction", target)
+    if not _speaks_for(r, target, complete):
+        return _not_sender(r, "a redaction", target, complete)
     return None
 
 
@@ -1153,7 +1179,7 @@ def _decide(room_id: str, read: _Read, rows: _Rows) -> Relations:
                 reactions.append((target_id, r))
             continue
         if ev.type == EDIT:
-            verdict = _judge_edit(room_id, r, target_id, known, read.repeated)
+            verdict = _judge_edit(room_id, r, target_id, known, read.repeated, read.complete)
             if isinstance(verdict, Finding):
                 findings.append(verdict)
             elif verdict.waits:  # the edited edit is here, its original not yet
@@ -1162,7 +1188,7 @@ def _decide(room_id: str, read: _Read, rows: _Rows) -> Relations:
                 edits.append((verdict.original, r))
             continue
         # a redaction
-        refused = _refused_redaction(r, found)
+        refused = _refused_redaction(r, found, read.complete)
         if refused is not None:
             findings.append(refused)
         elif target_id not in redactions:  # the first applies; later ones change nothing
@@ -1254,6 +1280,7 @@ def _judge_edit(
     target_id: str,
     known: Mapping[str, _Target],
     repeated: frozenset[str] = frozenset(),
+    complete: bool = True,
 ) -> _Original | Finding:
     """What the edit ``r`` of ``target_id`` (known) comes to, but for redactions: the
     message it applies to, the original it waits for (an edit of an edit read before its
@@ -1269,8 +1296,8 @@ def _judge_edit(
         return _finding(Kind.RELATION_INVALID, r, "an edit of something that is not a message")
     if original.attachment:  # its card shows the file; an edit's text would replace it
         return _finding(Kind.RELATION_INVALID, r, EDIT_OF_FILE)
-    if not _speaks_for(r, original):
-        return _not_sender(r, "an edit", original)
+    if not _speaks_for(r, original, complete):
+        return _not_sender(r, "an edit", original, complete)
     if edit_content(r.event) is None:
         return _finding(Kind.RELATION_INVALID, r, _why_invalid(r.event))
     return _Original(original_id)
@@ -1414,15 +1441,20 @@ class _Roots:
         return current
 
 
-def _speaks_for(r: Row, target: _Target) -> bool:
+def _speaks_for(r: Row, target: _Target, complete: bool = True) -> bool:
     """An edit or redaction acts only for the target's own sender: the same sender id,
     and for a signed target the same key or a key verified for that sender (another
-    device of theirs). An unsigned event can only act on an unsigned one."""
+    device of theirs). An unsigned event can only act on an unsigned one.
+
+    While older history is still read (``complete`` False) only the same key: a key
+    first seen then is taken provisionally (its rows say verified), and an impostor's
+    key would act for the sender until the history that tells them apart was read — as
+    long as the storage, which decides how long reading takes, liked."""
     if r.event.sender_id != target.sender_id:
         return False
     if target.key is None:
         return True
-    return r.event.sender_key == target.key or r.state == "verified"
+    return r.event.sender_key == target.key or (complete and r.state == "verified")
 
 
 def _ambiguous(r: Row, own: bool) -> Finding:
@@ -1464,9 +1496,15 @@ def _cross_room(r: Row, target: str) -> Finding:
     )
 
 
-def _not_sender(r: Row, what: str, target: _Target) -> Finding:
+def _not_sender(r: Row, what: str, target: _Target, complete: bool = True) -> Finding:
     if r.event.sender_id != target.sender_id:
         who = f"{r.event.sender_id!r}, not the message's sender {target.sender_id!r}"
+    elif not complete and r.state == "verified":
+        who = (
+            f"{r.event.sender_id!r} with another key than the message's; ignored until "
+            "older history is read and shows whether that key is theirs"
+        )
+        return _finding(Kind.RELATION_NOT_SENDER, r, f"{what} by {who}")
     else:
         who = (
             f"{r.event.sender_id!r} with another key than the message's, "
