@@ -58,6 +58,7 @@ from ..style import (
     initials,
     is_dark,
     key_color,
+    trust_label,
 )
 from .members_panel import paint_trust_badge
 
@@ -1009,9 +1010,8 @@ def tooltip_html(index: Index) -> str:
     """The trust badge's tooltip: what was checked, who sent it (the real id, and why it
     may imitate another), where it was read. Every piece from storage is escaped."""
     trust = str(index.data(Roles.Trust))
-    label = TRUST_LABELS.get(trust, trust) if trust else "Sending"  # a local echo
-    if trust == "key-changed" and not index.data(Roles.SenderKey):
-        label = "Not from them"  # unsigned under a signing person's name: no key changed
+    # a local echo is not checked yet: "Sending"
+    label = trust_label(trust, signed=bool(index.data(Roles.SenderKey))) if trust else "Sending"
     if index.data(Roles.Confirmed):
         label += " · device confirmed by you"
     if index.data(Roles.Cached):  # not this session's verdict: the audit replaces it
