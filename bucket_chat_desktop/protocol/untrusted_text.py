@@ -237,7 +237,14 @@ def html_escape(text: object) -> str:
 
 # -- ids ------------------------------------------------------------------------------------
 
-# Look-alikes of ASCII letters and digits (case-sensitive, applied after NFKC).
+# Look-alikes of ASCII letters and digits (case-sensitive, applied after NFKC, before
+# case folding). Case-sensitive because a capital and its small letter may imitate
+# different letters (Greek "Η" passes for "H", its "η" for "n"): folding first would
+# lose those. So a capital that looks like what its small letter imitates needs its own
+# entry ("Ү" for "Y" as "ү" for "y"): without one, "Үes" was not taken for "Yes".
+# Capitals that look like nothing their small letter imitates (Cyrillic "П", "Г", Greek
+# "Γ", Armenian "Հ", "Ո", "Ց", "Զ", "Ա") have none: ``tests/unit/protocol``
+# checks that every case partner of an entry is listed or named as such.
 _LOOKALIKES: dict[str, str] = {
     # Cyrillic
     "а": "a", "А": "A", "В": "B", "в": "b", "Ь": "b", "ь": "b", "с": "c", "С": "C",
@@ -245,18 +252,20 @@ _LOOKALIKES: dict[str, str] = {
     "ј": "j", "Ј": "J", "к": "k", "К": "K", "ӏ": "l", "Ӏ": "l", "м": "m", "М": "M",
     "п": "n", "о": "o", "О": "O", "р": "p", "Р": "P", "ԛ": "q", "г": "r", "ѕ": "s",
     "Ѕ": "S", "т": "t", "Т": "T", "у": "y", "У": "Y", "ү": "y", "ԝ": "w", "Ԝ": "W",
-    "х": "x", "Х": "X", "З": "3", "з": "3", "Ꙇ": "l",
+    "х": "x", "Х": "X", "З": "3", "з": "3", "Ꙇ": "l", "ꙇ": "i", "Ү": "Y", "Һ": "h",
+    "Ԁ": "d", "Ԛ": "Q",
     # Greek
     "α": "a", "Α": "A", "Β": "B", "β": "b", "Ε": "E", "ε": "e", "Ζ": "Z", "Η": "H",
     "η": "n", "Ι": "I", "ι": "i", "Κ": "K", "κ": "k", "Μ": "M", "Ν": "N", "ν": "v",
     "Ο": "O", "ο": "o", "Ρ": "P", "ρ": "p", "Τ": "T", "τ": "t", "Υ": "Y", "υ": "u",
-    "Χ": "X", "χ": "x", "γ": "y", "ϲ": "c", "Ϲ": "C", "ϳ": "j",
+    "Χ": "X", "χ": "x", "γ": "y", "ϲ": "c", "Ϲ": "C", "ϳ": "j", "Ϳ": "J",
     # Armenian
     "օ": "o", "Օ": "O", "ս": "u", "Ս": "U", "հ": "h", "ո": "n", "ց": "g", "զ": "q",
     "ա": "w", "Տ": "S", "Լ": "L",
     # Latin letters that pass for others
     "ı": "i", "ɑ": "a", "ɡ": "g", "ɩ": "i", "ʋ": "u", "ȷ": "j", "ǀ": "l", "ɪ": "i",
     "ʟ": "l", "ᴀ": "a", "ᴄ": "c", "ᴏ": "o", "ᴠ": "v", "ᴡ": "w", "ᴢ": "z", "ꜱ": "s",
+    "Ɑ": "a", "Ɡ": "G", "Ɩ": "l", "Ʋ": "U", "Ɪ": "I",
 }  # fmt: skip
 # ASCII that passes for other ASCII, folded after case folding (so "ALICE" ~ "alice").
 # "i" is the case folding of "I", which passes for "l" in most sans-serif faces (the
