@@ -333,6 +333,35 @@ def _skeleton_part(ch: str) -> str:
     return "" if unicodedata.category(mapped) == "Zs" else mapped.casefold()
 
 
+_UNSEEN = ("Mn", "Me", "Cf")  # what ``text_look`` drops before its skeleton
+
+
+def text_look(text: str) -> str:
+    """What a short text counted as written (a reaction's) looks like: without its
+    invisible parts (variation selectors, joiners, combining marks), look-alike letters
+    made one and case folded (``skeleton``: a Cyrillic "о" for a Latin "o", "Ү" for "Y")."""
+    return skeleton("".join(ch for ch in text if unicodedata.category(ch) not in _UNSEEN))
+
+
+def lookalike_texts(texts: Iterable[str]) -> frozenset[str]:
+    """The texts among ``texts`` (each counted apart: reaction chips) that look like
+    another of them: one ``text_look``, written differently. One member reacting "Yes",
+    "Yеs", "Үes" and "Yeѕ" (Cyrillic letters) showed as four "Yes 1" chips, every one
+    verified: each front end marks these (the command line follows them with their code
+    points, the desktop app marks the chip and spells them in its tooltip). ASCII texts
+    that differ only in case ("OK", "ok") are told apart at a glance: not look-alikes of
+    each other (a Kelvin sign for "K" is, it is not ASCII)."""
+    groups: dict[str, list[str]] = {}
+    writings: dict[str, set[str]] = {}
+    for text in texts:
+        look = text_look(text)
+        groups.setdefault(look, []).append(text)
+        writings.setdefault(look, set()).add(text.lower() if text.isascii() else text)
+    return frozenset(
+        text for look, group in groups.items() if len(writings[look]) > 1 for text in group
+    )
+
+
 def _labels(text: str) -> list[str]:
     out: list[str] = []
     word: list[str] = []
@@ -668,10 +697,12 @@ __all__ = [
     "html_escape",
     "id_warning",
     "isolate",
+    "lookalike_texts",
     "one_line",
     "shown_id",
     "shown_id_ends",
     "skeleton",
     "spell_marks",
     "terminal_safe",
+    "text_look",
 ]

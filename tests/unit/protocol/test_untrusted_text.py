@@ -14,6 +14,7 @@ from bucket_chat_desktop.protocol.untrusted_text import (
     html_escape,
     id_warning,
     isolate,
+    lookalike_texts,
     skeleton,
     spell_marks,
     terminal_safe,
@@ -180,6 +181,17 @@ def test_every_case_partner_of_a_look_alike_is_listed_or_named_unlike() -> None:
         and partner not in UNLIKE_PARTNERS
     )
     assert not forgotten, [f"U+{ord(c):04X} {unicodedata.name(c)}" for c in forgotten]
+
+
+def test_lookalike_texts_are_those_written_differently_that_look_the_same() -> None:
+    """The rule both front ends mark reaction chips by."""
+    texts = ["No", "Yes", "Y\u0435s", "\u04aees", "Ye\u0455", "👍", "👍\ufe0f", "❤\ufe0f"]
+    assert lookalike_texts(texts) == {"Yes", "Y\u0435s", "\u04aees", "Ye\u0455", "👍", "👍\ufe0f"}
+    # ASCII that differs only in case is told apart at a glance; a Kelvin sign is not
+    assert lookalike_texts(["OK", "ok", "Ok"]) == frozenset()
+    assert lookalike_texts(["OK", "O\u212a"]) == {"OK", "O\u212a"}
+    assert lookalike_texts(["lol", "Iol"]) == {"lol", "Iol"}  # a capital I for the l
+    assert lookalike_texts(["Yes"]) == frozenset()
 
 
 def test_room_ids_mark_the_suspect_look_alike_and_both_plain_ones() -> None:
