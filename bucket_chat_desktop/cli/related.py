@@ -12,9 +12,7 @@ verified message look verified. Every string from storage goes through ``termina
 
 from __future__ import annotations
 
-import unicodedata
 from bisect import bisect_right
-from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -27,7 +25,7 @@ from ..protocol.relations import (
     ReactionChip,
     Relations,
 )
-from ..protocol.untrusted_text import RoomIds, skeleton, terminal_safe
+from ..protocol.untrusted_text import RoomIds, lookalike_texts, terminal_safe
 from . import format as fmt
 
 QUOTE_LIMIT = 80  # characters of a quoted parent's first line
@@ -134,25 +132,19 @@ def chip_text(chip: ReactionChip) -> str:
     return text
 
 
-def _look(key: str) -> str:
-    """What two chips that count apart may both look like: the text without its
-    invisible parts (variation selectors, joiners, combining marks), look-alike letters
-    made one (``skeleton``: a Cyrillic "о" for a Latin "o")."""
-    return skeleton("".join(ch for ch in key if unicodedata.category(ch) not in ("Mn", "Me", "Cf")))
-
-
 def chips_line(chips: Sequence[ReactionChip]) -> str:
     """The first ``CHIPS_SHOWN`` chips and how many more: a member can write thousands of
     distinct reaction texts under one message, which would print as one endless line.
-    Chips that look alike ("👍", "👍" + U+FE0F, "👍" + a joiner: each counted apart, so
-    one member can show several "👍 1") are followed by their code points."""
+    Chips that look alike ("👍", "👍" + U+FE0F, "👍" + a joiner, "Yes" and "Үes": each
+    counted apart, so one member can show several "👍 1"; ``lookalike_texts``, the rule
+    the desktop app marks chips by) are followed by their code points."""
     shown = chips[:CHIPS_SHOWN]
-    looks = Counter(_look(c.key) for c in shown)
+    alike = lookalike_texts(c.key for c in shown)
     line = "  ".join(
         chip_text(c)
         + (
             f" [{' '.join(f'U+{ord(ch):04X}' for ch in c.key[:MAX_SPELLED])}]"
-            if looks[_look(c.key)] > 1
+            if c.key in alike
             else ""
         )
         for c in shown

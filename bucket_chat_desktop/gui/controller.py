@@ -14,7 +14,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from .. import settings as settings_store
 from ..keys import Identity
 from ..protocol.attachments import is_file_message, message_text
-from ..protocol.audit import Assessed, AuditResult
+from ..protocol.audit import Assessed, AuditResult, TrustState
 from ..protocol.event import MEMBER, MESSAGE, Event
 from ..protocol.findings import NOT_READ, Finding, Kind, Severity, vanished_only
 from ..protocol.mentions import mentions_in, mentions_me
@@ -47,7 +47,7 @@ from .models.rooms_model import RoomItem, RoomsModel
 from .models.timeline_model import Pager, Reply, TimelineModel
 from .room_preview import DELETED, as_shown, last_shown
 from .room_session import Behind, RoomSession
-from .style import WARNING_MARK
+from .style import WARNING_MARK, trust_label
 from .tasks import TaskRunner
 
 log = logging.getLogger("bucket_chat.gui")
@@ -91,6 +91,15 @@ def _preview(ev: Event) -> str:
     if is_file_message(ev.content):  # the room list cuts it in the middle
         return message_text(ev.content)
     return to_plain(ev.body or "")
+
+
+def not_verified(row: Assessed) -> str:
+    """What a row's badge calls its verdict when it is not verified ("Key changed", "Not
+    from them", "Unverified", "Invalid"), "" when it is: the words of ``trust_label``, so a
+    notification and the room list's preview say what the row says."""
+    if row.state is TrustState.VERIFIED:
+        return ""
+    return trust_label(row.state.value, signed=row.event.sender_key is not None)
 
 
 def _arrived(
@@ -534,16 +543,22 @@ class Controller(QObject):
         names = (self.settings.displayname, self.names(key).name(own))
         return mentions_me(ev.content, own, names)
 
-    def _notification_title(self, key: str, ev: Event, room: str) -> str:
+    def _notification_title(self, key: str, row: Assessed, room: str) -> str:
         """Who wrote, by display name with the real id beside it (spelled out, and
         shortened in its middle: the tray cuts a long title at its end), after the
-        look-alike mark ⚠ when it may imitate another, and where."""
+        look-alike mark ⚠ when it may imitate another, and where. A message that is not
+        verified says so first, in its badge's words ("⚠ Key changed: "): an impostor's
+        message under a member's id and name is marked on its row, and its notification
+        read exactly as one of theirs."""
+        ev = row.event
         names = self.names(key)
         name = names.name(ev.sender_id)
         ident = shown_id_ends(ev.sender_id)  # the title is cut: both ends of the id stay
         who = f"{name} ({ident})" if name and name != ev.sender_id else ident
         mark = f"{WARNING_MARK} " if names.warning(ev.sender_id) else ""
-        return f"{mark}{who} in {room}"
+        doubt = not_verified(row)
+        trust = f"{WARNING_MARK} {doubt}: " if doubt else ""
+        return f"{trust}{mark}{who} in {room}"
 
     def send_content(self, key: str, content: dict[str, Any]) -> None:
         self.tasks.start(self.client.send_content(RoomRef.from_key(key), content), "Sending")
@@ -812,13 +827,14 @@ class Controller(QObject):
         room: RoomSession,
         result: AuditResult,
         new: list[Assessed],
-        last: Event | None,
+        last: Assessed | None,
         *,
         placed: bool = False,
     ) -> None:
         """``last``: the newest shown event with its body (a slim audit's events have
-        none); None when only relation events came (reactions, edits, deletions): the
-        preview stays, redone with the room's relations in case they are about it.
+        none) and its verdict; None when only relation events came (reactions, edits,
+        deletions): the preview stays, redone with the room's relations in case they are
+        about it.
         ``placed``: ``new`` may sort before rows already there (not only appended)."""
         key = room.ref.key
         item = self.rooms.item(key)
@@ -830,18 +846,17 @@ class Controller(QObject):
             "vanished": self.history_vanished(key),
         }
         rel = room.relations[1] if room.relations else None
-        if last is not None and last.type not in (MESSAGE, MEMBER):
+        if last is not None and last.event.type not in (MESSAGE, MEMBER):
             last = None  # another shown type is no room's news either
         if last is not None:
             room.previewed = last
-            changes.update(last_ts=last.timestamp_ms)
+            changes.update(last_ts=last.event.timestamp_ms)
         shown = last or room.previewed
         if shown is not None:  # an edit or deletion of the previewed message changes it
-            current = as_shown(shown, rel)
-            warning = self.names(key).warning(shown.sender_id) if shown.type == MEMBER else None
+            current = as_shown(shown.event, rel)
             changes.update(
                 preview=DELETED if current is None else _preview(current),
-                preview_warning=warning or "",
+                preview_warning=self._preview_warning(key, shown),
             )
         own = self.identity.public_key_b64
         # Messages only: a join, a reaction, an edit, a deletion or a typing notice is not
@@ -866,16 +881,29 @@ class Controller(QObject):
             changes["unread"] = min(UNREAD_CAP, item.unread + len(incoming))
             level = self.settings.notify_level(key)
             if not item.muted and level != "none" and self.settings.notifications:
-                events = [a.event for a in incoming]
+                rows = incoming
                 if level == "mentions":
-                    events = [e for e in events if self._mentions_me(key, e)]
-                if events:
-                    ev = events[-1]
-                    title = self._notification_title(key, ev, item.shown_name)
+                    rows = [a for a in rows if self._mentions_me(key, a.event)]
+                if rows:
+                    row = rows[-1]
+                    ev = row.event
+                    title = self._notification_title(key, row, item.shown_name)
                     self.notify.emit(key, title, _preview(as_shown(ev, rel) or ev))
         self.rooms.update(key, **changes)
         if incoming and not focused:
             self.unread_changed.emit(self.rooms.total_unread())
+
+    def _preview_warning(self, key: str, row: Assessed) -> str:
+        """Why the room list marks its preview (⚠), or "": the row is not verified (in
+        its badge's words, as the notification says it), and a member event's sender id,
+        shown in the preview, may imitate another."""
+        warnings = []
+        doubt = not_verified(row)
+        if doubt:
+            warnings.append(f"The last message is not verified: {doubt}")
+        if row.event.type == MEMBER:
+            warnings.append(self.names(key).warning(row.event.sender_id) or "")
+        return "; ".join(w for w in warnings if w)
 
     def room_errors(self, key: str) -> list[Finding]:
         """Every error-level finding about a room, as ``verify`` lists them: its metadata's

@@ -26,16 +26,19 @@ def is_message_row(ev: Event) -> bool:
     return ev.type not in HIDDEN_TYPES
 
 
-def last_shown(rows: Iterable[ShownEvent | Assessed]) -> Event | None:
-    """The newest of ``rows`` (oldest first) that is a row of its own, with its body;
+def last_shown(rows: Iterable[ShownEvent | Assessed]) -> Assessed | None:
+    """The newest of ``rows`` (oldest first) that is a row of its own, with its body and
+    its verdict (the preview marks a row that is not verified, as the row is marked);
     None when there is none, or when that row's body is not at hand (a damaged cached
     line): then the preview keeps what it said."""
     for row in reversed(list(rows)):
-        judged = row.verdict.event if isinstance(row, ShownEvent) else row.event
-        if judged.type in HIDDEN_TYPES:
+        verdict = row.verdict if isinstance(row, ShownEvent) else row
+        if verdict.event.type in HIDDEN_TYPES:
             continue
         ev = row.event
-        return ev if isinstance(ev, Event) and is_message_row(ev) else None
+        if not isinstance(ev, Event) or not is_message_row(ev):
+            return None
+        return verdict._replace(event=ev)
     return None
 
 

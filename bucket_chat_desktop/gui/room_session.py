@@ -13,7 +13,6 @@ import time
 from dataclasses import dataclass, field
 
 from ..protocol.audit import Assessed, AuditResult
-from ..protocol.event import Event
 from ..protocol.findings import Finding
 from ..protocol.metadata import RoomMetadata
 from ..protocol.relations import Relations
@@ -59,9 +58,9 @@ class RoomSession:
     # A large room's new audit that arrived while another room was shown: its model is
     # brought up to date when the room is shown, not while the person reads elsewhere.
     behind: Behind | None = None
-    # The newest shown event (with its body): the room list's preview, redone when an
-    # edit or a deletion of it arrives later.
-    previewed: Event | None = None
+    # The newest shown event (with its body) and its verdict: the room list's preview,
+    # redone when an edit or a deletion of it arrives later.
+    previewed: Assessed | None = None
     # members, devices and display names as the engine's state thread made them for the
     # latest result (the GUI thread never folds a timeline)
     roster: Roster | None = None

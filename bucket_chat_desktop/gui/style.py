@@ -27,6 +27,18 @@ TRUST_LABELS = {
     "confirmed": "Confirmed by you",
     "disputed": "Disputed",
 }
+
+
+def trust_label(state: str, *, signed: bool = True) -> str:
+    """What a verdict is called wherever one row's is shown (its badge's tooltip, the
+    tray's notification, the room list's preview): ``TRUST_LABELS``, except that lines
+    without a signature under a signing person's name are "Not from them" (no key of theirs
+    changed: none of their devices wrote them)."""
+    if state == "key-changed" and not signed:
+        return "Not from them"
+    return TRUST_LABELS.get(state, state)
+
+
 ACCENT = "#3a7bd5"
 
 

@@ -237,7 +237,14 @@ def html_escape(text: object) -> str:
 
 # -- ids ------------------------------------------------------------------------------------
 
-# Look-alikes of ASCII letters and digits (case-sensitive, applied after NFKC).
+# Look-alikes of ASCII letters and digits (case-sensitive, applied after NFKC, before
+# case folding). Case-sensitive because a capital and its small letter may imitate
+# different letters (Greek "Η" passes for "H", its "η" for "n"): folding first would
+# lose those. So a capital that looks like what its small letter imitates needs its own
+# entry ("Ү" for "Y" as "ү" for "y"): without one, "Үes" was not taken for "Yes".
+# Capitals that look like nothing their small letter imitates (Cyrillic "П", "Г", Greek
+# "Γ", Armenian "Հ", "Ո", "Ց", "Զ", "Ա") have none: ``tests/unit/protocol``
+# checks that every case partner of an entry is listed or named as such.
 _LOOKALIKES: dict[str, str] = {
     # Cyrillic
     "а": "a", "А": "A", "В": "B", "в": "b", "Ь": "b", "ь": "b", "с": "c", "С": "C",
@@ -245,18 +252,20 @@ _LOOKALIKES: dict[str, str] = {
     "ј": "j", "Ј": "J", "к": "k", "К": "K", "ӏ": "l", "Ӏ": "l", "м": "m", "М": "M",
     "п": "n", "о": "o", "О": "O", "р": "p", "Р": "P", "ԛ": "q", "г": "r", "ѕ": "s",
     "Ѕ": "S", "т": "t", "Т": "T", "у": "y", "У": "Y", "ү": "y", "ԝ": "w", "Ԝ": "W",
-    "х": "x", "Х": "X", "З": "3", "з": "3", "Ꙇ": "l",
+    "х": "x", "Х": "X", "З": "3", "з": "3", "Ꙇ": "l", "ꙇ": "i", "Ү": "Y", "Һ": "h",
+    "Ԁ": "d", "Ԛ": "Q",
     # Greek
     "α": "a", "Α": "A", "Β": "B", "β": "b", "Ε": "E", "ε": "e", "Ζ": "Z", "Η": "H",
     "η": "n", "Ι": "I", "ι": "i", "Κ": "K", "κ": "k", "Μ": "M", "Ν": "N", "ν": "v",
     "Ο": "O", "ο": "o", "Ρ": "P", "ρ": "p", "Τ": "T", "τ": "t", "Υ": "Y", "υ": "u",
-    "Χ": "X", "χ": "x", "γ": "y", "ϲ": "c", "Ϲ": "C", "ϳ": "j",
+    "Χ": "X", "χ": "x", "γ": "y", "ϲ": "c", "Ϲ": "C", "ϳ": "j", "Ϳ": "J",
     # Armenian
     "օ": "o", "Օ": "O", "ս": "u", "Ս": "U", "հ": "h", "ո": "n", "ց": "g", "զ": "q",
     "ա": "w", "Տ": "S", "Լ": "L",
     # Latin letters that pass for others
     "ı": "i", "ɑ": "a", "ɡ": "g", "ɩ": "i", "ʋ": "u", "ȷ": "j", "ǀ": "l", "ɪ": "i",
     "ʟ": "l", "ᴀ": "a", "ᴄ": "c", "ᴏ": "o", "ᴠ": "v", "ᴡ": "w", "ᴢ": "z", "ꜱ": "s",
+    "Ɑ": "a", "Ɡ": "G", "Ɩ": "l", "Ʋ": "U", "Ɪ": "I",
 }  # fmt: skip
 # ASCII that passes for other ASCII, folded after case folding (so "ALICE" ~ "alice").
 # "i" is the case folding of "I", which passes for "l" in most sans-serif faces (the
@@ -322,6 +331,35 @@ def _skeleton_part(ch: str) -> str:
         return ""
     mapped = _LOOKALIKES.get(ch, ch)
     return "" if unicodedata.category(mapped) == "Zs" else mapped.casefold()
+
+
+_UNSEEN = ("Mn", "Me", "Cf")  # what ``text_look`` drops before its skeleton
+
+
+def text_look(text: str) -> str:
+    """What a short text counted as written (a reaction's) looks like: without its
+    invisible parts (variation selectors, joiners, combining marks), look-alike letters
+    made one and case folded (``skeleton``: a Cyrillic "о" for a Latin "o", "Ү" for "Y")."""
+    return skeleton("".join(ch for ch in text if unicodedata.category(ch) not in _UNSEEN))
+
+
+def lookalike_texts(texts: Iterable[str]) -> frozenset[str]:
+    """The texts among ``texts`` (each counted apart: reaction chips) that look like
+    another of them: one ``text_look``, written differently. One member reacting "Yes",
+    "Yеs", "Үes" and "Yeѕ" (Cyrillic letters) showed as four "Yes 1" chips, every one
+    verified: each front end marks these (the command line follows them with their code
+    points, the desktop app marks the chip and spells them in its tooltip). ASCII texts
+    that differ only in case ("OK", "ok") are told apart at a glance: not look-alikes of
+    each other (a Kelvin sign for "K" is, it is not ASCII)."""
+    groups: dict[str, list[str]] = {}
+    writings: dict[str, set[str]] = {}
+    for text in texts:
+        look = text_look(text)
+        groups.setdefault(look, []).append(text)
+        writings.setdefault(look, set()).add(text.lower() if text.isascii() else text)
+    return frozenset(
+        text for look, group in groups.items() if len(writings[look]) > 1 for text in group
+    )
 
 
 def _labels(text: str) -> list[str]:
@@ -659,10 +697,12 @@ __all__ = [
     "html_escape",
     "id_warning",
     "isolate",
+    "lookalike_texts",
     "one_line",
     "shown_id",
     "shown_id_ends",
     "skeleton",
     "spell_marks",
     "terminal_safe",
+    "text_look",
 ]

@@ -543,19 +543,21 @@ def test_a_reaction_planted_under_ones_id_is_not_shown_as_ones_own() -> None:
 
 def test_lookalike_reaction_texts_are_told_apart_in_their_tooltips() -> None:
     """Red team: "👍", "👍" + U+FE0E (text presentation) and "👍" + a combining mark
-    count apart and can look the same on a chip; each tooltip spells the invisible parts,
-    a plain emoji's says nothing more."""
+    count apart and can look the same on a chip; each tooltip spells the code points
+    (the plain one's too: it looks like the others), a chip like no other's says nothing
+    more."""
     scene = Scene()
     scene.join(ALICE)
     scene.join(BOB)
     msg = scene.msg(BOB, "react to me")
-    for key in ("👍", "👍\ufe0e", "👍\u0334"):
+    for key in ("👍", "👍\ufe0e", "👍\u0334", "🎉"):
         scene.react(CAROL, msg, key)
     model = model_of(scene)
     chips = model.index(row_of(model, msg.event_id)).data(Roles.Reactions)
     tips = [chip_tooltip(c) for c in chips]
-    assert "written as" not in tips[0]
+    assert "written as U+1F44D<" in tips[0]
     assert "written as U+1F44D U+FE0E" in tips[1] and "written as U+1F44D U+0334" in tips[2]
+    assert "written as" not in tips[3]
 
 
 def test_a_quote_of_an_unverified_message_carries_its_mark(qtbot: Any) -> None:

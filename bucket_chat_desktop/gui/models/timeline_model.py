@@ -46,7 +46,7 @@ from ...protocol.audit import Assessed, TrustState
 from ...protocol.event import MEMBER, MESSAGE, Event, Malformed
 from ...protocol.relations import HIDDEN_TYPES, Aggregate, ReactionChip, Relations
 from ...protocol.room_state import NO_NAMES, Confirmed, Names, membership_text
-from ...protocol.untrusted_text import one_line
+from ...protocol.untrusted_text import lookalike_texts, one_line
 from ...sync.events import ShownEvent, TimelineRow
 from ..room_preview import DELETED
 from ..safe import guard
@@ -152,6 +152,9 @@ class Chip(NamedTuple):
     all_verified: bool  # False: at least one reactor is not verified (marked)
     # (display name, sender id, trust state, why the id may imitate another or None)
     who: tuple[tuple[str, str, str, str | None], ...]
+    # its text looks like another chip's of the message, written differently
+    # (``lookalike_texts``: "Yes" and "Үes"): marked, and spelled out in its tooltip
+    lookalike: bool = False
 
 
 @dataclass(slots=True)
@@ -448,7 +451,10 @@ class TimelineModel(QAbstractListModel):
             grouped,
             row.echo,
             _version(agg),
-            (len(chips), tuple((c.key, c.number, c.all_verified) for c in chips[:MAX_CHIPS])),
+            (
+                len(chips),
+                tuple((c.key, c.number, c.all_verified, c.lookalike) for c in chips[:MAX_CHIPS]),
+            ),
             self._quoted(row) is not None and not deleted,
             0 if thread is None else thread.replies,
             repeated,
@@ -462,10 +468,13 @@ class TimelineModel(QAbstractListModel):
             return ()
         got = self._chip_cache.get(row.event_id)
         if got is None:
-            got = self._chip_cache[row.event_id] = tuple(self._chip(c) for c in agg.reactions)
+            # compared with every chip of the message: the "+n" chip's tooltip lists more
+            alike = lookalike_texts(c.key for c in agg.reactions)
+            got = tuple(self._chip(c, c.key in alike) for c in agg.reactions)
+            self._chip_cache[row.event_id] = got
         return got
 
-    def _chip(self, chip: ReactionChip) -> Chip:
+    def _chip(self, chip: ReactionChip, lookalike: bool) -> Chip:
         names = self.names
         who = tuple(
             (names.shown(r.sender_id), r.sender_id, r.state, names.warning(r.sender_id))
@@ -473,7 +482,7 @@ class TimelineModel(QAbstractListModel):
         )
         # a reaction under this user's id that no key of theirs wrote is not theirs
         mine = bool(self.own_user) and relation_rules.own_reaction(chip, self.own_user) is not None
-        return Chip(chip.key, chip.count, mine, chip.all_verified, who)
+        return Chip(chip.key, chip.count, mine, chip.all_verified, who, lookalike)
 
     def _thread(self, row: Row) -> ThreadSummary | None:
         agg = self.aggregate(row)

@@ -58,6 +58,7 @@ from ..style import (
     initials,
     is_dark,
     key_color,
+    trust_label,
 )
 from .members_panel import paint_trust_badge
 
@@ -655,7 +656,8 @@ class MessageDelegate(SafeDelegate):
     ) -> None:
         """The "(edited)" marker and the reaction chips: the count after each text, this
         user's own highlighted, one with an unverified reactor outlined in the warning
-        colour with a "!" badge."""
+        colour with a "!" badge, one whose text looks like another chip's (written
+        differently: "Yes", "Үes") with the look-alike mark ⚠ after its count."""
         small = _small(option.font)
         fm = QFontMetrics(option.font)  # reactions are read at the text's size
         palette = option.palette
@@ -696,13 +698,18 @@ class MessageDelegate(SafeDelegate):
             count = str(chip.number)
             count_w = fm.horizontalAdvance(count)
             badge = 14 if warn else 0
-            inner = r.adjusted(8, 0, -8 - badge, 0)
+            alike_w = _alike_w(fm, chip)
+            inner = r.adjusted(8, 0, -8 - badge - alike_w, 0)
             key_r = QRect(inner.left(), r.top(), max(0, inner.width() - count_w - 5), r.height())
             painter.drawText(key_r, int(Qt.AlignmentFlag.AlignVCenter), key)
             ltr = int(Qt.AlignmentFlag.AlignVCenter | Qt.TextFlag.TextForceLeftToRight)
             painter.drawText(
                 QRect(inner.right() - count_w, r.top(), count_w + 1, r.height()), ltr, count
             )
+            if alike_w:
+                painter.setPen(QColor(TRUST_COLORS["key-changed"]))
+                mark_r = QRect(inner.right() + 4, r.top(), alike_w - 3, r.height())
+                painter.drawText(mark_r, ltr, WARNING_MARK)
             if warn:
                 dot = QRect(r.right() - 8 - 12, r.top() + (CHIP_H - 12) // 2, 12, 12)
                 painter.setPen(Qt.PenStyle.NoPen)
@@ -1009,9 +1016,8 @@ def tooltip_html(index: Index) -> str:
     """The trust badge's tooltip: what was checked, who sent it (the real id, and why it
     may imitate another), where it was read. Every piece from storage is escaped."""
     trust = str(index.data(Roles.Trust))
-    label = TRUST_LABELS.get(trust, trust) if trust else "Sending"  # a local echo
-    if trust == "key-changed" and not index.data(Roles.SenderKey):
-        label = "Not from them"  # unsigned under a signing person's name: no key changed
+    # a local echo is not checked yet: "Sending"
+    label = trust_label(trust, signed=bool(index.data(Roles.SenderKey))) if trust else "Sending"
     if index.data(Roles.Confirmed):
         label += " · device confirmed by you"
     if index.data(Roles.Cached):  # not this session's verdict: the audit replaces it
@@ -1073,7 +1079,12 @@ def chip_tooltip(chip: Chip) -> str:
     """Who reacted so: each by display name and real id, with their trust state, and a
     look-alike id marked as a row's header marks it (why, on the line below)."""
     lines = [f"<b>{html_escape(chip.key)}</b> · {chip.number}"]
-    spelled = spelled_key(chip.key)
+    if chip.lookalike:  # the code points, as the command line prints them
+        lines.append(
+            f"<span style='color:{TRUST_COLORS['key-changed']}'>{WARNING_MARK} {LOOKALIKE_CHIP}"
+            "</span>"
+        )
+    spelled = spelled_key(chip.key, lookalike=chip.lookalike)
     if spelled:
         lines.append(f"<small>written as {spelled}</small>")
     warn = TRUST_COLORS["key-changed"]
@@ -1098,12 +1109,15 @@ def chip_tooltip(chip: Chip) -> str:
     return "<br>".join(lines)
 
 
-def spelled_key(key: str) -> str:
-    """The code points of a reaction text that holds invisible parts (variation
-    selectors, joiners, combining marks), else "". Such texts make chips that look
-    alike but count apart ("👍" and "👍" + U+FE0E, a letter under 30 combining marks):
-    the tooltip tells them apart."""
-    if not any(unicodedata.category(ch) in ("Mn", "Me", "Cf") for ch in key):
+LOOKALIKE_CHIP = "looks like another reaction here, written differently"
+
+
+def spelled_key(key: str, *, lookalike: bool = False) -> str:
+    """The code points of a reaction text that looks like another chip's (``lookalike``:
+    "Yes" and "Үes", "👍" and "👍" + U+FE0E) or holds invisible parts (variation
+    selectors, joiners, combining marks), else "": chips that look alike but count apart
+    are told apart in their tooltips."""
+    if not lookalike and not any(unicodedata.category(ch) in ("Mn", "Me", "Cf") for ch in key):
         return ""
     return " ".join(f"U+{ord(ch):04X}" for ch in key)
 
@@ -1119,6 +1133,8 @@ def more_tooltip(chips: Sequence[Chip]) -> str:
     lines = []
     for chip in chips[:MORE_IN_TOOLTIP]:
         mark = "" if chip.all_verified else " ⚠ not all verified"
+        if chip.lookalike:
+            mark += f" {WARNING_MARK} {LOOKALIKE_CHIP}: {spelled_key(chip.key, lookalike=True)}"
         lines.append(f"<b>{html_escape(chip.key)}</b> · {chip.number}{mark}")
     rest = len(chips) - MORE_IN_TOOLTIP
     if rest > 0:
@@ -1165,7 +1181,13 @@ def _small(font: QFont) -> QFont:
 def _chip_w(fm: QFontMetrics, chip: Chip) -> int:
     key = fm.elidedText(chip.key, Qt.TextElideMode.ElideRight, CHIP_KEY_W)
     badge = 14 if not chip.all_verified else 0
-    return fm.horizontalAdvance(key) + fm.horizontalAdvance(str(chip.number)) + 21 + badge
+    count_w = fm.horizontalAdvance(str(chip.number))
+    return fm.horizontalAdvance(key) + count_w + 21 + badge + _alike_w(fm, chip)
+
+
+def _alike_w(fm: QFontMetrics, chip: Chip) -> int:
+    """The room the look-alike mark takes after a chip's count (none when not marked)."""
+    return fm.horizontalAdvance(WARNING_MARK) + 4 if chip.lookalike else 0
 
 
 def _deleted_h(index: Index, font: QFont) -> int:

@@ -6,6 +6,7 @@ import unicodedata
 
 import pytest
 
+from bucket_chat_desktop.protocol import untrusted_text as ut
 from bucket_chat_desktop.protocol.untrusted_text import (
     NAME_LIMIT,
     RoomIds,
@@ -13,6 +14,7 @@ from bucket_chat_desktop.protocol.untrusted_text import (
     html_escape,
     id_warning,
     isolate,
+    lookalike_texts,
     skeleton,
     spell_marks,
     terminal_safe,
@@ -129,6 +131,67 @@ def test_skeletons_match_look_alikes() -> None:
     assert skeleton("rnallory@x") == skeleton("mallory@x")
     assert skeleton("ǀaura@x") == skeleton("laura@x")
     assert skeleton("bob@example.com") != base
+
+
+@pytest.mark.parametrize(
+    ("capital", "latin"),
+    [
+        ("\u04ae", "Y"),  # CYRILLIC CAPITAL LETTER STRAIGHT U
+        ("\u04ba", "h"),  # CYRILLIC CAPITAL LETTER SHHA
+        ("\u037f", "J"),  # GREEK CAPITAL LETTER YOT
+        ("\u051a", "Q"),  # CYRILLIC CAPITAL LETTER QA
+        ("\u0500", "d"),  # CYRILLIC CAPITAL LETTER KOMI DE
+    ],
+)
+def test_a_capital_look_alike_matches_the_letter_it_imitates(capital: str, latin: str) -> None:
+    """Red team: the table held only the small letters ("ү" for "y"), and look-alikes
+    are mapped before case folding, so their capitals matched nothing: "Үes" was not
+    taken for "Yes" (four reaction chips of one member read "Yes 1"), nor "Үvonne@…" for
+    "yvonne@…"."""
+    assert skeleton(f"{capital}es") == skeleton(f"{latin}es")
+    assert skeleton(f"{capital}vonne@example.com") == skeleton(f"{latin}vonne@example.com")
+    warning = id_warning(f"{capital}{capital}{capital}@example.com")
+    assert warning is not None and "only look like Latin" in warning
+
+
+def test_a_capital_keeps_the_letter_it_imitates_itself() -> None:
+    """Folding case before the look-alike table would weaken it: Greek "Η" passes for
+    "H" (its small "η" for "n"), "Ν" for "N" ("ν" for "v"), "Υ" for "Y" ("υ" for "u")."""
+    assert skeleton("\u0397elen@x") == skeleton("helen@x") != skeleton("nelen@x")
+    assert skeleton("\u039ded@x") == skeleton("ned@x") != skeleton("ved@x")
+    assert skeleton("\u03a5uri@x") == skeleton("yuri@x") != skeleton("uuri@x")
+
+
+# Case partners of look-alikes that imitate no letter their partner imitates (a Cyrillic
+# "П" is no "n", a Greek "ζ" no "Z"): left out of the table on purpose.
+UNLIKE_PARTNERS = frozenset("ПГζμΓՀՈՑԶԱտլ")
+
+
+def test_every_case_partner_of_a_look_alike_is_listed_or_named_unlike() -> None:
+    """A capital (or small letter) whose partner is in the look-alike table is listed
+    too, or named here as one that does not look like it: none is forgotten again."""
+    forgotten = sorted(
+        partner
+        for ch in ut._LOOKALIKES
+        for partner in {ch.upper(), ch.lower()}
+        if len(partner) == 1
+        and partner != ch
+        and not partner.isascii()
+        and partner not in ut._LOOKALIKES
+        and partner not in UNLIKE_PARTNERS
+    )
+    assert not forgotten, [f"U+{ord(c):04X} {unicodedata.name(c)}" for c in forgotten]
+
+
+def test_lookalike_texts_are_those_written_differently_that_look_the_same() -> None:
+    """The rule both front ends mark reaction chips by."""
+    texts = ["No", "Yes", "Y\u0435s", "\u04aees", "Ye\u0455", "👍", "👍\ufe0f", "❤\ufe0f"]
+    assert lookalike_texts(texts) == {"Yes", "Y\u0435s", "\u04aees", "Ye\u0455", "👍", "👍\ufe0f"}
+    # ASCII that differs only in case is told apart at a glance; a Kelvin sign is not
+    assert lookalike_texts(["OK", "ok", "Ok"]) == frozenset()
+    assert lookalike_texts(["OK", "O\u212a"]) == {"OK", "O\u212a"}
+    assert lookalike_texts(["lol", "Iol"]) == {"lol", "Iol"}  # a capital I for the l
+    assert lookalike_texts(["Yes"]) == frozenset()
 
 
 def test_room_ids_mark_the_suspect_look_alike_and_both_plain_ones() -> None:
