@@ -27,7 +27,7 @@ from .findings import Finding, Kind, Severity
 from .heap import gc_paused
 from .ids import iso_utc_ms
 from .relations import EDIT, HIDDEN_TYPES, REACTION, REDACTION, Row, relation_content
-from .segment import DecodedSegment, decode_segment
+from .segment import DecodedSegment, Located, decode_segment
 from .signing import SignatureChecker
 
 DEVICE_ADD_FIELD = "add_device_key"
@@ -733,8 +733,9 @@ class RoomLedger:
         # Per event id its copy, or a list of its distinct copies (a replay): most ids
         # have one, and a one-item list per event was 10 MB per 100,000 events.
         self._copies: dict[str, _Copy | list[_Copy]] = {}
-        # Only for event ids read more than once: the (hash, signature) of each copy.
-        self._distinct: dict[str, set[tuple[str, str | int]]] = {}
+        # Only for event ids with distinct copies: where in its list of copies the
+        # copy of each (hash, signature) is.
+        self._distinct: dict[str, dict[tuple[str, str | int], int]] = {}
         self._seen_paths: set[str] = set()
         self._refused: set[str] = set()  # of those, objects over the size limit: not read
         self._findings: list[Finding] = []
@@ -819,15 +820,25 @@ class RoomLedger:
                 self._copies[ev.event_id] = copy
                 added.append(copy)
                 continue
+            # An identical copy is de-duplicated to the first in (path, line) order, not
+            # the first read (section 6 step 1): a cold read goes newest names first, in
+            # any order of workers, a rebuild from the index in path order, and a copy
+            # planted elsewhere must not move a row (or a replay finding) on a restart.
+            if not isinstance(got, list) and got.hash == ev.hash and got.sig == sig:
+                if (located.path, located.line) < (got.path, got.line):
+                    self._copies[ev.event_id] = self._moved(got, located, ok, why, ev, sig)
+                continue
             copies = got if isinstance(got, list) else [got]
-            # An identical copy is just de-duplicated. Distinct copies of one id are
-            # looked up in a set: unsigned copies cost nothing to write, and comparing
-            # each with all before it was quadratic (20,000 copies: 10 s).
+            # Distinct copies of one id are looked up in a mapping: unsigned copies cost
+            # nothing to write, and comparing each with all before it was quadratic
+            # (20,000 copies: 10 s).
             seen = self._distinct.get(ev.event_id)
             if seen is None:
-                seen = self._distinct[ev.event_id] = {(c.hash, c.sig) for c in copies}
-            if (ev.hash, sig) not in seen:
-                seen.add((ev.hash, sig))
+                first = copies[0]  # the only one so far
+                seen = self._distinct[ev.event_id] = {(first.hash, first.sig): 0}
+            at = seen.get((ev.hash, sig))
+            if at is None:
+                seen[(ev.hash, sig)] = len(copies)
                 copy = _Copy(
                     located.path, slim.number(located.line), ok, slim.share(why), slim(ev), sig
                 )
@@ -835,8 +846,30 @@ class RoomLedger:
                 self._copies[ev.event_id] = copies
                 added.append(copy)
                 self._replayed = True
+            elif (located.path, located.line) < (copies[at].path, copies[at].line):
+                copies[at] = self._moved(copies[at], located, ok, why, ev, sig)
         slim.segment_done()
         return added
+
+    def _moved(
+        self,
+        kept: _Copy,
+        located: Located,
+        ok: bool | None,
+        why: str,
+        ev: Event,
+        sig: str | int,
+    ) -> _Copy:
+        """The copy to keep instead of ``kept``: the identical one read at ``located``,
+        which comes first in (path, line) order. A new object: the last audit's results
+        hold ``kept`` (never changed once handed out), and what it derived from ``kept``
+        (its row, its place, a chain tip, a replay finding) names ``kept``'s place; only
+        a full audit says it anew, so no append is made on top of that audit."""
+        slim = self._slim
+        self._replayed = True  # ``try_place``: None, a full audit
+        copy = _Copy(located.path, slim.number(located.line), ok, slim.share(why), slim(ev), sig)
+        assert copy.hash == kept.hash and copy.sig == kept.sig
+        return copy
 
     @property
     def keeps_bodies(self) -> bool:
@@ -927,7 +960,8 @@ class RoomLedger:
                 else:
                     choice = copies
             else:
-                copies.sort(key=lambda c: (c.path, c.line))
+                # sorted anew, not in place: ``_distinct`` holds positions in the list
+                copies = sorted(copies, key=lambda c: (c.path, c.line))
                 for c in copies:
                     if c.sig_ok is False:
                         self._invalid(c, invalid, findings)

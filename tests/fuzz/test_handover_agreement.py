@@ -112,12 +112,25 @@ def test_every_vector_and_hostile_segment_agrees_through_worker_processes() -> N
         (ROOM, PATH, many_bad),  # segment-abandoned at line 1,001
         (ROOM, PATH, b""),  # empty-segment
         (ROOM, PATH, b'{"a":1.5}\n{"b":' + b"[" * 40 + b"\n" + b"x" * 300_000),
+        # runs of blank lines, skipped at once: the same lines and findings
+        (ROOM, PATH, b"\n" * 3_000_000 + b" \r\n" * 1000 + b"{}\n" + b"\t\n" * 5 + b"[]"),
+        (ROOM, PATH, (b"\n" * 300 + b"{}\r\n") * (MAX_BAD_LINES + 5)),
+        (ROOM, PATH, b"\r\n" * 1_000_000),  # empty-segment
     ]
     fast = _through_workers(cases)
     for (room_id, path, data), got in zip(cases, fast, strict=True):
         assert_same(got, prepare_segment(path, data, room_id))
-    abandoned = fast[-3].decoded.findings
+    abandoned = fast[-6].decoded.findings
     assert abandoned[-1].kind.value == "segment-abandoned" and abandoned[-1].line == 1001
+    flood = fast[-3].decoded.findings
+    assert [(f.kind.value, f.line) for f in flood] == [
+        ("bad-schema", 3_001_001),
+        ("bad-schema", 3_001_007),
+    ]
+    abandoned = fast[-2].decoded.findings
+    assert abandoned[-1].kind.value == "segment-abandoned"
+    assert abandoned[-1].line == 301 * (MAX_BAD_LINES + 1)
+    assert [f.kind.value for f in fast[-1].decoded.findings] == ["empty-segment"]
 
 
 # -- generated ------------------------------------------------------------------------------

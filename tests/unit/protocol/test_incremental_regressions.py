@@ -41,14 +41,23 @@ def _said(result: AuditResult | None) -> tuple[object, ...]:
 def test_a_segment_of_copies_read_before_is_counted() -> None:
     """A retried write: a new segment holding only exact copies of events read before.
     It adds no row, and the result stayed the very same object — with one segment fewer
-    than a full audit counts (the audit view's "events in N segments")."""
+    than a full audit counts (the audit view's "events in N segments"). Copies that come
+    first in (path, line) order are kept instead of the rows shown (section 6 step 1):
+    their places are a full audit's to say."""
     a = alice()
     first = [a.join(T0), a.say(T0 + 1, "hi")]
-    fed = [seg(first, "c1"), seg(first[:1], "c2")]
+    fed = [seg(first, "c1"), seg(first, "c2")]
+    assert fed[0][0] < fed[1][0]
     led, cheap = _feed(fed, T0)
     assert cheap == [False, True]
     assert led.result is not None and led.result.segments == 2
     assert _said(led.result) == _said(_fresh(fed, T0))
+    for fed in ([seg(first, "c2"), seg(first, "c1")], [seg(first, "c1"), seg(first[:1], "c2")]):
+        assert fed[1][0] < fed[0][0]
+        led, cheap = _feed(fed, T0)
+        assert cheap == [False, False]
+        assert led.result is not None and led.result.segments == 2
+        assert _said(led.result) == _said(_fresh(fed, T0)) == _said(_fresh(fed[::-1], T0))
 
 
 def test_a_witnessed_device_that_arrives_is_named_in_the_finding() -> None:

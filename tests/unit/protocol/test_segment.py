@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import random
+import time
+from dataclasses import replace
+
 import pytest
 
+from bucket_chat_desktop.protocol import segment
 from bucket_chat_desktop.protocol.audit import RoomLedger
 from bucket_chat_desktop.protocol.event import Event
-from bucket_chat_desktop.protocol.findings import Kind
+from bucket_chat_desktop.protocol.findings import Finding, Kind
 from bucket_chat_desktop.protocol.ids import CLIENT_ID_RE, parse_segment_path
 from bucket_chat_desktop.protocol.segment import (
     MAX_BAD_LINES,
+    MAX_SEGMENT_BYTES,
     decode_segment,
     encode_segment,
     newness,
@@ -195,3 +201,113 @@ def test_newness_orders_a_writers_segments_of_one_millisecond_as_written() -> No
     # What is no segment's name keeps its place among the names as text.
     litter = "rooms/r/logs/2025-09-14/notes.txt"
     assert sorted([litter, second, first], key=newness) == [first, second, litter]
+
+
+# -- blank lines ------------------------------------------------------------------------
+
+
+def _one_by_one(path: str, data: bytes) -> tuple[list[tuple[int, str]], list[Finding]]:
+    """What ``decode_segment`` says, as it said it splitting every line and skipping each
+    blank one by itself (PROTOCOL.md section 3): the lines read and the findings."""
+    out: list[tuple[int, str]] = []
+    bad = 0
+    findings: list[Finding] = []
+    pieces = data.split(b"\n")
+    for index, raw in enumerate(pieces):
+        line = raw[:-1] if raw.endswith(b"\r") else raw
+        if not line.strip():
+            continue
+        decoded = decode_segment(path, line + (b"\n" if index < len(pieces) - 1 else b""), ROOM)
+        if decoded.events:
+            out.append((index + 1, decoded.events[0].event.event_id))
+            continue
+        if bad == MAX_BAD_LINES:
+            findings.append(
+                Finding(
+                    Kind.SEGMENT_ABANDONED,
+                    f"more than {MAX_BAD_LINES:,} bad lines: not read from here on",
+                    path,
+                    index + 1,
+                )
+            )
+            break
+        bad += 1
+        (f,) = decoded.findings
+        findings.append(replace(f, line=index + 1))
+    return out, findings
+
+
+BLANKS = [b"", b"\r", b" ", b"\t", b" \r", b"\x0b\x0c", b"   \t  "]
+
+
+@pytest.mark.parametrize("seed", range(40))
+@pytest.mark.parametrize("looks", [(1, 1), (1, 4), (256, 1 << 22)])
+def test_blank_lines_skipped_in_runs_count_as_one_by_one(
+    three: list[Event], seed: int, looks: tuple[int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Runs of blank lines are skipped at once (``segment._pieces``), in chunks that grow:
+    every line read, every finding and its line number are what a reader splitting and
+    skipping line by line finds, wherever a run starts and ends and however the chunks
+    fall (the smallest looks cut every run)."""
+    monkeypatch.setattr(segment, "_FIRST_LOOK", looks[0])
+    monkeypatch.setattr(segment, "_LONGEST_LOOK", looks[1])
+    rng = random.Random(seed)
+    good = _lines(three)
+    junk = [b"{}", b"x", b"  {oops", b'{"a":1.5}', b"\xff"]
+    parts: list[bytes] = []
+    for _ in range(rng.randrange(1, 30)):
+        roll = rng.random()
+        if roll < 0.5:
+            parts.extend(rng.choice(BLANKS) for _ in range(rng.choice([1, 2, 3, 50, 700])))
+        elif roll < 0.8:
+            parts.append(rng.choice(good) + rng.choice([b"", b"\r"]))
+        else:
+            parts.append(rng.choice(junk))
+    data = b"\n".join(parts) + rng.choice([b"", b"\n", b"\r\n", b" ", b"\n\n \t"])
+    path = "somewhere/else.jsonl"  # no name check
+    decoded = decode_segment(path, data, ROOM)
+    lines, findings = _one_by_one(path, data)
+    assert [(x.line, x.event.event_id) for x in decoded.events] == lines
+    if not lines and not findings:
+        assert kinds(decoded.findings) == ["empty-segment"]
+    else:
+        assert decoded.findings == findings
+
+
+def test_a_run_of_blank_lines_is_read_as_many_lines(three: list[Event]) -> None:
+    a, b, c = _lines(three)
+    run = b"\n" * 5_000_000 + b" \r\n\t\n" * 100_000
+    decoded = decode_segment(path_for(three, "c"), a + b"\n" + run + b + b"\r\n" + run + c, ROOM)
+    assert decoded.findings == []
+    assert [x.line for x in decoded.events] == [1, 5_200_002, 10_400_003]
+
+
+@pytest.mark.parametrize("blank", [b"\n", b"\r\n", b" \t\n"])
+def test_an_object_of_blank_lines_is_read_at_once(blank: bytes) -> None:
+    """64 MiB of blank lines (no bad lines: the cap never stopped them) was ~30 s of a
+    worker's time on each device's first read, skipped line by line; 64 MiB of ``{}``
+    lines took 5 ms (abandoned after MAX_BAD_LINES). It is one notice now, in well under
+    a second."""
+    data = blank * (MAX_SEGMENT_BYTES // len(blank))
+    path = named_path(T0, T0)
+    started = time.perf_counter()
+    decoded = decode_segment(path, data, ROOM)
+    took = time.perf_counter() - started
+    assert took < 3.0, f"{took:.1f} s for {len(data):,} bytes of blank lines"
+    assert [(f.kind, f.path, f.line) for f in decoded.findings] == [
+        (Kind.EMPTY_SEGMENT, path, None)
+    ]
+    assert "blank lines" in decoded.findings[0].message
+    # and events after such a flood are read, at their lines
+    ev = alice().join(T0)
+    decoded = decode_segment(path, data + ev.line(), ROOM)
+    assert [(x.line, x.event) for x in decoded.events] == [(data.count(b"\n") + 1, ev)]
+
+
+def test_blank_lines_between_bad_lines_still_count_toward_their_line_numbers() -> None:
+    data = (b"\n" * 1000 + b"{}\n") * (MAX_BAD_LINES + 5)
+    decoded = decode_segment(named_path(T0, T0), data, ROOM)
+    assert len(decoded.findings) == MAX_BAD_LINES + 1
+    assert [f.line for f in decoded.findings[:2]] == [1001, 2002]
+    last = decoded.findings[-1]
+    assert last.kind is Kind.SEGMENT_ABANDONED and last.line == 1001 * (MAX_BAD_LINES + 1)

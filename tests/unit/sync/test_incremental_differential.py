@@ -18,7 +18,6 @@ equal a full build and a full fold of that audit.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -323,26 +322,15 @@ def _said(result: AuditResult, led: RoomLedger, now: int) -> tuple[Any, ...]:
 
 
 def _rows(result: AuditResult) -> tuple[Any, ...]:
-    """What an audit says of each row and finding, wherever the copies were read."""
-    rows = [(a.event.event_id, a.event.hash, a.state, a.reason) for a in result.timeline]
-    invalid = sorted((a.event.event_id, a.event.hash, a.reason) for a in result.invalid)
-    kinds = Counter((f.kind, f.event_id) for f in result.findings)
+    """What an audit says of each row and finding, and the places it names."""
+    rows = [
+        (a.event.event_id, a.event.hash, a.state, a.reason, a.path, a.line) for a in result.timeline
+    ]
+    invalid = sorted(
+        (a.event.event_id, a.event.hash, a.reason, a.path, a.line) for a in result.invalid
+    )
+    kinds = Counter((f.kind, f.event_id, f.path, f.line) for f in result.findings)
     return rows, invalid, kinds, result.pending_gaps, result.authorized
-
-
-def _read_order_decides(fed: list[tuple[str, bytes]]) -> bool:
-    """Whether an event id has distinct copies and one of them was stored twice: the
-    rule reduces identical copies to the first *read* (section 6 step 1), so which
-    copy is first in (path, line) order, and shown, may hang on the order of reading."""
-    seen: dict[str, Counter[bytes]] = {}
-    for _, data in fed:
-        for line in data.splitlines():
-            try:
-                event_id = json.loads(line).get("event_id")
-            except (ValueError, AttributeError):
-                continue
-            seen.setdefault(str(event_id), Counter())[line] += 1
-    return any(len(lines) > 1 and max(lines.values()) > 1 for lines in seen.values())
 
 
 def _same_relations(a: Relations, b: Relations) -> None:
@@ -428,14 +416,13 @@ class _Feed:
         assert got is not None
         assert _said(got, room.ledger, now) == _said(expected, fresh, now)
         # Read in another order (a cold read lists segments by name), the room says the
-        # same of each row: only which of identical copies is shown may differ (the
-        # first read, section 6 step 1), and with it the places findings name.
-        if not _read_order_decides(self.fed):
-            listed = RoomLedger(ROOM, keep_bodies=not self.slim)
-            for path, data in sorted(self.fed):
-                listed.add_prepared(prepare_segment(path, data, ROOM))
-            cold = listed.audit(self.used, complete=complete, partial=partial, now_ms=now)
-            assert _rows(cold) == _rows(expected)
+        # same of each row, at the same places: of identical copies the first in (path,
+        # line) order is kept, whatever was read first (section 6 step 1).
+        listed = RoomLedger(ROOM, keep_bodies=not self.slim)
+        for path, data in sorted(self.fed):
+            listed.add_prepared(prepare_segment(path, data, ROOM))
+        cold = listed.audit(self.used, complete=complete, partial=partial, now_ms=now)
+        assert _rows(cold) == _rows(expected)
         rel = room.relations()
         assert rel is not None
         _same_relations(rel, build_relations(ROOM, expected.timeline))
