@@ -45,6 +45,7 @@ from ..protocol.room_state import Roster
 from ..protocol.segment import DecodedSegment, Located
 from ..storage.base import ObjectInfo
 from .events import EventsAppended, RoomLoaded, ShownEvent, WarmTimeline
+from .memory import release_freed_heap
 from .room_state import RoomState, RoomView, unread_findings
 
 if TYPE_CHECKING:
@@ -371,6 +372,7 @@ class RoomKeeper:
         whole = complete and not partial
         if complete:
             room.result.findings.extend(unread_findings(room))
+            release_freed_heap(room.ledger.event_count)  # a whole read's garbage
         if self._engine.index is not None and (complete or first):
             self._engine.index.save_audit(room.room_id, room.result, history_complete=whole)
             room.saved_audit = room.result.audit_number
@@ -595,6 +597,7 @@ class RoomKeeper:
         if cached is None:
             cached = read_cached(index, room.room_id, eager=False)
         complete = self._apply_cached(room, cached, index.pins(room.room_id))
+        release_freed_heap(room.ledger.event_count)
         if room is self._engine.rooms.get(room.room_id):
             if room.result is not None:
                 room.complete = complete
