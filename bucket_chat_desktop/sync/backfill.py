@@ -700,20 +700,18 @@ def _note_unlisted(room: RoomState, folder: str, why: str) -> None:
 
 def _relist(room: RoomState, folder: str, listed: Sequence[ObjectInfo]) -> bool:
     """State thread: ``Backfill.relist``."""
+    refused = room.refused_in(folder)
+    if not refused:
+        return False
     now_of = {it.path for it in listed}
-    gone = [path for path in room.refused if path.startswith(folder) and path not in now_of]
-    for path in gone:
-        del room.refused[path]
-    return bool(gone)
+    return any([room.forget_refused(path) for path in refused if path not in now_of])
 
 
 def _drop_refused_days(room: RoomState, dates: set[str]) -> bool:
     """State thread: forget what was refused unread in a day folder no longer listed at
     all (``Backfill.relist``; an object store has no empty folders). True when any was."""
-    gone = [p for p in room.refused if p.count("/") == 4 and p.split("/")[3] not in dates]
-    for path in gone:
-        del room.refused[path]
-    return bool(gone)
+    gone = [f for f in room.refused_folders if f.count("/") == 4 and f.split("/")[3] not in dates]
+    return any([room.forget_refused(p) for folder in gone for p in room.refused_in(folder)])
 
 
 def _not_as_listed(sent: int | None, listed: int) -> str:

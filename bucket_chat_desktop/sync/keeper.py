@@ -316,13 +316,10 @@ class RoomKeeper:
             if refusal is not None:
                 # Refused unread: a note of what the listing shows, not a segment held
                 # (``RoomState.refused``); the next listing of its day decides again.
-                if info.path not in room.known:
-                    before = room.refused.get(info.path)
-                    if before is None or before[1] != refusal:
-                        force_audit = True  # a finding new or changed
-                    room.refused[info.path] = (info.size, refusal)
+                if info.path not in room.known and room.note_refused(info.path, info.size, refusal):
+                    force_audit = True  # a finding new or changed
                 continue
-            if room.refused.pop(info.path, None) is not None:
+            if room.forget_refused(info.path):
                 force_audit = True  # read at last: its refusal goes
             if info.path in room.known and room.ledger.has_segment(info.path):
                 continue

@@ -776,8 +776,8 @@ class Poller:
         where the notes change)."""
 
         def days() -> list[str]:
-            noted = [*room.vanished, *room.refused]
-            found = {p.split("/")[3] for p in noted if p.count("/") == 4}
+            found = {p.split("/")[3] for p in room.vanished if p.count("/") == 4}
+            found.update(f.split("/")[3] for f in room.refused_folders if f.count("/") == 4)
             return sorted(found - listed, reverse=True)[:NOTED_DAYS]
 
         return await self._engine._serially(days, room=room.room_id)

@@ -70,7 +70,13 @@ class RoomState:
     # gone, the finding goes; listed at another size, read again (kept if it reads);
     # listed as refused, not read again. One over the size limit keeps the room from
     # being final (``partial``), as a segment that could not be read does.
+    # Changed only by ``note_refused`` and ``forget_refused``, which keep the two below.
     refused: dict[str, tuple[int, Finding]] = field(default_factory=dict)
+    # ``refused`` by day folder (a listing of one day looks at its own: a member who
+    # litters thousands of days must not make each listing a walk over all of them),
+    # and how many of them are errors (``partial`` is asked after every job).
+    refused_folders: dict[str, set[str]] = field(default_factory=dict)
+    refused_errors: int = 0
     metadata: RoomMetadata | None = None
     metadata_findings: list[Finding] = field(default_factory=list)
     # Reads of ``metadata`` that failed in a row (a timeout, a server error; the loop's),
@@ -111,7 +117,39 @@ class RoomState:
     def refused_history(self) -> bool:
         """Whether an object refused unread stands where history could be (over the
         size limit at a segment's name: an error; litter is a notice)."""
-        return any(f.severity is Severity.ERROR for _, f in self.refused.values())
+        return self.refused_errors > 0
+
+    def note_refused(self, path: str, size: int, finding: Finding) -> bool:
+        """State thread: ``path`` refused unread at ``size`` (``RoomState.refused``).
+        True when its finding is new or another than before."""
+        before = self.refused.get(path)
+        if before is None:
+            self.refused_folders.setdefault(_folder_of(path), set()).add(path)
+        elif before[1].severity is Severity.ERROR:
+            self.refused_errors -= 1
+        if finding.severity is Severity.ERROR:
+            self.refused_errors += 1
+        self.refused[path] = (size, finding)
+        return before is None or before[1] != finding
+
+    def forget_refused(self, path: str) -> bool:
+        """State thread: ``path`` is no longer refused (gone, read, or unread for now).
+        True when it was."""
+        got = self.refused.pop(path, None)
+        if got is None:
+            return False
+        folder = _folder_of(path)
+        paths = self.refused_folders[folder]
+        paths.discard(path)
+        if not paths:
+            del self.refused_folders[folder]
+        if got[1].severity is Severity.ERROR:
+            self.refused_errors -= 1
+        return True
+
+    def refused_in(self, folder: str) -> list[str]:
+        """State thread: what is refused in day folder ``folder``."""
+        return list(self.refused_folders.get(folder, ()))
 
     @property
     def vanished_only(self) -> bool:
@@ -130,7 +168,7 @@ class RoomState:
         for path, why in notes.items():
             if path not in self.known and self.unread.get(path) != why:
                 self.unread[path] = why
-                self.refused.pop(path, None)  # a refusal's finding is for what is there now
+                self.forget_refused(path)  # a refusal's finding is for what is there now
                 noted = True
         return noted
 
@@ -510,6 +548,10 @@ def unread_findings(room: RoomState) -> list[Finding]:
     )
     out.extend(Finding(kind, text, path) for path, kind, text in sorted(notes))
     return out
+
+
+def _folder_of(path: str) -> str:
+    return path.rsplit("/", 1)[0] + "/"
 
 
 def refused_findings(room: RoomState) -> list[Finding]:

@@ -266,3 +266,22 @@ def test_a_refusal_an_older_version_cached_as_read_is_decided_again(tmp_path: Pa
     finally:
         index.close()
     assert asyncio.run(open_once()) == ([], True)
+
+
+def test_refusals_are_filed_by_day_and_counted_as_errors_or_notices() -> None:
+    """``RoomState.note_refused`` / ``forget_refused`` keep the day index and the error
+    count that listings and ``partial`` use (a walk over every refusal was the cost)."""
+    from bucket_chat_desktop.protocol.audit import RoomLedger
+
+    room = RoomState(ROOM, RoomLedger(ROOM))
+    day = f"rooms/{ROOM}/logs/2025-09-14/"
+    big, junk = f"{day}messages_1_1_x.jsonl", f"{day}junk.txt"
+    too_large = Finding(Kind.SEGMENT_TOO_LARGE, "over", big)
+    assert room.note_refused(big, MAX_SEGMENT_BYTES + 1, too_large)
+    assert not room.note_refused(big, MAX_SEGMENT_BYTES + 2, too_large)  # the same finding
+    assert room.note_refused(junk, 3, Finding(Kind.UNEXPECTED_OBJECT, "ignored", junk))
+    assert sorted(room.refused_in(day)) == [junk, big] and room.partial
+    assert room.forget_refused(big) and not room.forget_refused(big)
+    assert room.refused_in(day) == [junk] and not room.partial  # litter is a notice
+    assert room.forget_refused(junk) and room.refused_folders == {}
+    assert room.refused_errors == 0
