@@ -728,8 +728,9 @@ class Poller:
         # Older days where a segment read here is noted as gone or changed (or an object
         # was refused unread: gone or at another size since?): compared too, so one put
         # back there (a sync tool's delete and download) is no alarm until the room's
-        # next opening. The newest few: a member who removes a segment
-        # from each of many days does not make every round list them all.
+        # next opening, and a segment listed once over the size limit is read when it is
+        # listed as it is. The newest few: a member who removes a segment from each of
+        # many days does not make every round list them all.
         older = await self._noted_days(room, set(dates)) if room.vanished or room.refused else []
         items: list[ObjectInfo] = []
         vanished = False
