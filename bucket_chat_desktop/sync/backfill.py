@@ -62,10 +62,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("bucket_chat.sync")
 
 FETCH_CONCURRENCY = 16
-# The size a segment named by a hint is kept with when it could not be read (a finding
-# only: over the size limit): a hint has no listed size, and 0 made the next listing of
-# its day take it for a segment rewritten since. A listing's size replaces it
-# (``_note_vanished``).
+# The size a segment named by a hint is refused at when it could not be read (over the
+# size limit; ``RoomState.refused``): a hint has no listed size. The next listing of its
+# day gives one, and the object is judged by it (``RoomState.holds``): over the limit,
+# refused again without a download; within it, read.
 UNKNOWN_SIZE = -1
 FIRST_CHUNK = 8  # segments fetched before the first screen is shown
 CHUNK = 64  # segments in each later chunk
@@ -215,6 +215,10 @@ class Backfill:
         held = len(room.known)  # what the listing must show: kept before it was asked
         dates = sorted(await self.list_dirs(logs_prefix(room.room_id)), reverse=True)
         self._engine._set_online(True, "")
+        # Whether a refusal's finding went (``relist``): the room's verdict changed.
+        relisted = bool(dates and room.refused) and await self._engine._serially(
+            _drop_refused_days, room, set(dates), room=room.room_id
+        )
         if gone := sorted(cached_dates.difference(dates)):
             # A day read before that is no longer listed at all: an object store has no
             # folders, a day whose every object was removed (or moved into another day)
@@ -251,6 +255,7 @@ class Backfill:
             dates = [d for d in dates if d in newest or d not in cached_dates or d == again]
 
         async def chunks() -> AsyncIterator[list[ObjectInfo]]:
+            nonlocal relisted
             size = FIRST_CHUNK
             for date in dates:
                 folder = f"{logs_prefix(room.room_id)}{date}/"
@@ -270,8 +275,10 @@ class Backfill:
                     continue
                 if held and date in cached_dates:  # else nothing was read from it to lose
                     await self.compare_listing(room, folder, items, held)
+                if await self.relist(room, folder, items):
+                    relisted = True
                 todo = sorted(
-                    (it for it in items if it.path not in room.known),
+                    (it for it in items if not room.holds(it)),
                     key=lambda it: newness(it.path),  # newest first: the first screen
                     reverse=True,
                 )
@@ -370,7 +377,7 @@ class Backfill:
                 task.cancel()
             for read in left:
                 read.cancel()
-        return bool(next_audit)
+        return bool(next_audit) or relisted
 
     async def _backfill_step(
         self,
@@ -571,6 +578,18 @@ class Backfill:
             return None
         return ObjectInfo(item.path, len(data), tag_of_bytes(item.content_tag, data)), prepared
 
+    async def relist(self, room: RoomState, folder: str, items: Sequence[ObjectInfo]) -> bool:
+        """What a listing of date folder ``folder`` says of the objects refused unread
+        there (``RoomState.refused``): one no longer listed is forgotten, its finding
+        with it, as a reader that never saw it would have none. One listed at another
+        size (or as a link, a FIFO) is read again by the caller (``RoomState.holds``):
+        kept if it reads, refused again by what it is now if not; one listed at the size
+        refused stays refused, not downloaded. True when a finding went: the room's
+        verdict is no longer what was shown."""
+        if not room.refused:  # one look (the loop's): most rooms have none
+            return False
+        return await self._engine._serially(_relist, room, folder, items, room=room.room_id)
+
     async def compare_listing(
         self, room: RoomState, folder: str, items: Sequence[ObjectInfo], held: int
     ) -> bool:
@@ -679,6 +698,22 @@ def _note_unlisted(room: RoomState, folder: str, why: str) -> None:
     room.unlisted[folder] = why
 
 
+def _relist(room: RoomState, folder: str, listed: Sequence[ObjectInfo]) -> bool:
+    """State thread: ``Backfill.relist``."""
+    refused = room.refused_in(folder)
+    if not refused:
+        return False
+    now_of = {it.path for it in listed}
+    return any([room.forget_refused(path) for path in refused if path not in now_of])
+
+
+def _drop_refused_days(room: RoomState, dates: set[str]) -> bool:
+    """State thread: forget what was refused unread in a day folder no longer listed at
+    all (``Backfill.relist``; an object store has no empty folders). True when any was."""
+    gone = [f for f in room.refused_folders if f.count("/") == 4 and f.split("/")[3] not in dates]
+    return any([room.forget_refused(p) for folder in gone for p in room.refused_in(folder)])
+
+
 def _not_as_listed(sent: int | None, listed: int) -> str:
     """Why a segment read is not kept: the service's answer was longer (``sent`` None)
     or shorter than its listing gave (read again when it is as listed)."""
@@ -714,14 +749,10 @@ def _note_vanished(
     tags: dict[str, str] = {}
     recheck: dict[str, tuple[str, str | None]] = {}
     for path in room.known_in(folder, held):  # not a walk over all kept: KnownFolders
-        if not is_segment_of(room.room_id, path):
-            # Litter (kept only for its notice) is no history: a sync tool's temporary
-            # file (Resilio's ``<name>.!sync``) grows, then goes, and nobody tampered.
-            continue
-        if room.ledger.refused(path):
-            # Refused unread (over the size limit): nothing of it was read or checked
-            # here, so its removal or change takes none of that; its finding keeps the
-            # room from being final. "Read and checked on this device" would be false.
+        if not is_segment_of(room.room_id, path) or room.ledger.refused(path):
+            # Refused unread (litter, over the size limit) is not held (it is in
+            # ``RoomState.refused``; ``relist`` compares it), and nothing of it was read
+            # or checked here: "read and checked on this device" would be false.
             continue
         size = room.known[path]
         now = now_of.get(path)

@@ -46,7 +46,8 @@ from ..protocol.segment import DecodedSegment, Located
 from ..storage.base import ObjectInfo
 from .events import EventsAppended, RoomLoaded, ShownEvent, WarmTimeline
 from .memory import release_freed_heap
-from .room_state import RoomState, RoomView, unread_findings
+from .room_objects import refusal_of
+from .room_state import RoomState, RoomView, refused_findings, unread_findings
 
 if TYPE_CHECKING:
     from .engine import SyncEngine
@@ -311,6 +312,16 @@ class RoomKeeper:
         for info, prepared in fetched:
             if room.unread.pop(info.path, None) is not None:
                 force_audit = True  # its unreadable-finding must go
+            decoded = prepared.decoded
+            refusal = refusal_of(info.path, len(decoded.events), decoded.findings)
+            if refusal is not None:
+                # Refused unread: a note of what the listing shows, not a segment held
+                # (``RoomState.refused``); the next listing of its day decides again.
+                if info.path not in room.known and room.note_refused(info.path, info.size, refusal):
+                    force_audit = True  # a finding new or changed
+                continue
+            if room.forget_refused(info.path):
+                force_audit = True  # read at last: its refusal goes
             if info.path in room.known and room.ledger.has_segment(info.path):
                 continue
             added.extend(room.ledger.add_prepared(prepared))
@@ -370,6 +381,7 @@ class RoomKeeper:
         )
         room.complete = complete
         whole = complete and not partial
+        room.result.findings.extend(refused_findings(room))
         if complete:
             room.result.findings.extend(unread_findings(room))
             release_freed_heap(room.ledger.event_count)  # a whole read's garbage
@@ -624,7 +636,13 @@ class RoomKeeper:
     def _apply_cached(room: RoomState, cached: CachedCopy, pins: dict[str, set[str]]) -> bool:
         count = 0
         damaged: set[str] = set()
+        refused: set[str] = set()
         for path, items, findings in cached.segments:
+            if refusal_of(path, len(items), findings) is not None:
+                # Cached by an earlier version as if read: not held, the next listing
+                # decides again (``RoomState.refused``).
+                refused.add(path)
+                continue
             events: list[Located] = []
             verdicts: list[tuple[bool | None, str]] = []
             for item in items:
@@ -641,8 +659,9 @@ class RoomKeeper:
         damaged |= cached.damaged
         # A segment whose cached copy is damaged is not known: it is read (and checked)
         # again from storage, which also repairs the cache; until then it is unread.
-        room.known.update({p: size for p, size in cached.known.items() if p not in damaged})
-        room.tags.update({p: tag for p, tag in cached.tags.items() if p not in damaged})
+        unheld = damaged | refused
+        room.known.update({p: size for p, size in cached.known.items() if p not in unheld})
+        room.tags.update({p: tag for p, tag in cached.tags.items() if p not in unheld})
         for path in damaged:
             room.unread[path] = "this device's cached copy of it is damaged; it is read again"
         if count == 0:

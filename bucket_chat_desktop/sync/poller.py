@@ -379,8 +379,8 @@ class Poller:
         when there is nothing to read (a room not open here, a segment it holds or that
         is being read)."""
         room = self._engine.rooms.get(room_id)
-        if self._engine._closed or room is None or path in room.known:
-            return None
+        if self._engine._closed or room is None or path in room.known or path in room.refused:
+            return None  # held, or refused unread: the next listing of its day decides
         if path in self._reading:  # read again if that read gets nothing (``fetch_segment``)
             self._named_again.add(path)
             return None
@@ -725,11 +725,13 @@ class Poller:
         held = len(room.known)  # what the listings must show: kept before they were asked
         listed_days = await self._backfill.list_dirs(logs_prefix(room_id))
         dates = newest_days(listed_days, int(time.time() * 1000))
-        # Older days where a segment read here is noted as gone or changed: compared
-        # too, so one put back there (a sync tool's delete and download) is no alarm
-        # until the room's next opening. The newest few: a member who removes a segment
-        # from each of many days does not make every round list them all.
-        older = await self._noted_days(room, set(dates)) if room.vanished else []
+        # Older days where a segment read here is noted as gone or changed (or an object
+        # was refused unread: gone or at another size since?): compared too, so one put
+        # back there (a sync tool's delete and download) is no alarm until the room's
+        # next opening, and a segment listed once over the size limit is read when it is
+        # listed as it is. The newest few: a member who removes a segment from each of
+        # many days does not make every round list them all.
+        older = await self._noted_days(room, set(dates)) if room.vanished or room.refused else []
         items: list[ObjectInfo] = []
         vanished = False
         unlisted: dict[str, str] = {}
@@ -752,8 +754,14 @@ class Poller:
             # while the app runs, not only at the room's next opening.
             if held and await self._backfill.compare_listing(room, folder, listed, held):
                 vanished = True
+            # Objects refused unread there: one gone is forgotten (its finding goes), one
+            # listed at another size is read again (below, or by the next pass).
+            if await self._backfill.relist(room, folder, listed):
+                vanished = True
+            if date not in dates:
+                items.extend(it for it in listed if it.path in room.refused)
         # What a hint reads now is its to keep (or to note as unread).
-        new = [it for it in items if it.path not in room.known and it.path not in self._reading]
+        new = [it for it in items if not room.holds(it) and it.path not in self._reading]
         failed: dict[str, str] = {}
         fetched = await self._backfill.download(room, new, failed) if new else []
         async with room.lock:
@@ -764,10 +772,13 @@ class Poller:
 
     async def _noted_days(self, room: RoomState, listed: set[str]) -> list[str]:
         """The newest ``NOTED_DAYS`` days, besides ``listed``, that hold a segment noted
-        in ``room.vanished`` (read on the state thread, where the notes change)."""
+        in ``room.vanished`` or an object refused unread (``room.refused``: read again
+        when listed at another size, forgotten when gone) (read on the state thread,
+        where the notes change)."""
 
         def days() -> list[str]:
             found = {p.split("/")[3] for p in room.vanished if p.count("/") == 4}
+            found.update(f.split("/")[3] for f in room.refused_folders if f.count("/") == 4)
             return sorted(found - listed, reverse=True)[:NOTED_DAYS]
 
         return await self._engine._serially(days, room=room.room_id)
@@ -783,6 +794,8 @@ class Poller:
         else that close was dropped and the honest message waited for the next full pass."""
         room = self._engine.rooms.get(room_id)
         if room is None or path in room.known or path in self._reading:
+            return False
+        if path in room.refused:  # refused unread: the next listing of its day decides
             return False
         self._reading.add(path)
         failed: dict[str, str] = {}

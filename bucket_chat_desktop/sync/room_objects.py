@@ -14,7 +14,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ..protocol.audit import HOLD_AHEAD_MS
@@ -195,6 +195,21 @@ def not_read_finding(room_id: str, item: ObjectInfo) -> Finding | None:
             item.path,
         )
     return None
+
+
+# What a read of an object that is not read gives (``backfill.read_segment``): a segment
+# with no events and one finding of these kinds. Reading bytes never gives them.
+_NOT_READ = frozenset({Kind.UNEXPECTED_OBJECT, Kind.SEGMENT_TOO_LARGE})
+
+
+def refusal_of(path: str, events: int, findings: Sequence[Finding]) -> Finding | None:
+    """The finding of an object refused unread (over the size limit, or litter: not a
+    segment's name) when that is what a read gave — ``events`` events and ``findings``
+    of segment ``path`` — else None (bytes were read and checked). Such an object is no
+    segment held: it is not kept as read (``RoomState.refused``)."""
+    if events or len(findings) != 1 or findings[0].kind not in _NOT_READ:
+        return None
+    return findings[0] if findings[0].path == path else None
 
 
 def _not_regular(path: str, kind: str) -> Finding:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from ..protocol.audit import AuditResult, IntroductionScan, RoomLedger
 from ..protocol.event import MEMBER, Event
-from ..protocol.findings import Finding, Kind
+from ..protocol.findings import Finding, Kind, Severity
 from ..protocol.metadata import RoomMetadata
 from ..protocol.relations import Relations
 from ..protocol.relations import build as build_relations
@@ -31,6 +31,7 @@ from ..protocol.relations import extended as extended_relations
 from ..protocol.relations import inserted as inserted_relations
 from ..protocol.room_state import RoomState as MemberFold
 from ..protocol.room_state import Roster, conflicted_senders
+from ..storage.base import ObjectInfo
 from .events import ShownEvent
 
 
@@ -61,6 +62,21 @@ class RoomState:
     # None if none). Not read again while listings show the same; another tag (a
     # restore of the same bytes in parts, composed, from blocks) has them read again.
     judged: dict[str, str | None] = field(default_factory=dict)
+    # Objects in the room's day folders refused unread (``room_objects.refusal_of``: over
+    # the size limit, or litter under another name than a segment's): path -> (the size
+    # refused at, ``backfill.UNKNOWN_SIZE`` for a hint's; the finding, in every audit).
+    # Not segments held: never in ``known``, the ledger or the index, so a refusal is
+    # never for good. Each listing of their day decides again (``backfill.relist``):
+    # gone, the finding goes; listed at another size, read again (kept if it reads);
+    # listed as refused, not read again. One over the size limit keeps the room from
+    # being final (``partial``), as a segment that could not be read does.
+    # Changed only by ``note_refused`` and ``forget_refused``, which keep the two below.
+    refused: dict[str, tuple[int, Finding]] = field(default_factory=dict)
+    # ``refused`` by day folder (a listing of one day looks at its own: a member who
+    # litters thousands of days must not make each listing a walk over all of them),
+    # and how many of them are errors (``partial`` is asked after every job).
+    refused_folders: dict[str, set[str]] = field(default_factory=dict)
+    refused_errors: int = 0
     metadata: RoomMetadata | None = None
     metadata_findings: list[Finding] = field(default_factory=list)
     # Reads of ``metadata`` that failed in a row (a timeout, a server error; the loop's),
@@ -89,7 +105,51 @@ class RoomState:
     @property
     def partial(self) -> bool:
         """Part of the room could not be read: no final verdict, no trust on first use."""
-        return bool(self.unread or self.unlisted or self.vanished or self.ledger.has_unreadable)
+        return bool(
+            self.unread
+            or self.unlisted
+            or self.vanished
+            or self.ledger.has_unreadable
+            or self.refused_history
+        )
+
+    @property
+    def refused_history(self) -> bool:
+        """Whether an object refused unread stands where history could be (over the
+        size limit at a segment's name: an error; litter is a notice)."""
+        return self.refused_errors > 0
+
+    def note_refused(self, path: str, size: int, finding: Finding) -> bool:
+        """State thread: ``path`` refused unread at ``size`` (``RoomState.refused``).
+        True when its finding is new or another than before."""
+        before = self.refused.get(path)
+        if before is None:
+            self.refused_folders.setdefault(_folder_of(path), set()).add(path)
+        elif before[1].severity is Severity.ERROR:
+            self.refused_errors -= 1
+        if finding.severity is Severity.ERROR:
+            self.refused_errors += 1
+        self.refused[path] = (size, finding)
+        return before is None or before[1] != finding
+
+    def forget_refused(self, path: str) -> bool:
+        """State thread: ``path`` is no longer refused (gone, read, or unread for now).
+        True when it was."""
+        got = self.refused.pop(path, None)
+        if got is None:
+            return False
+        folder = _folder_of(path)
+        paths = self.refused_folders[folder]
+        paths.discard(path)
+        if not paths:
+            del self.refused_folders[folder]
+        if got[1].severity is Severity.ERROR:
+            self.refused_errors -= 1
+        return True
+
+    def refused_in(self, folder: str) -> list[str]:
+        """State thread: what is refused in day folder ``folder``."""
+        return list(self.refused_folders.get(folder, ()))
 
     @property
     def vanished_only(self) -> bool:
@@ -97,7 +157,7 @@ class RoomState:
         read (removed or rewritten), not because a read or a listing failed or an object
         was refused unread: the words front ends use then (``findings.vanished_only``)."""
         return bool(self.vanished) and not (
-            self.unread or self.unlisted or self.ledger.has_unreadable
+            self.unread or self.unlisted or self.ledger.has_unreadable or self.refused_history
         )
 
     def note_unread(self, notes: Mapping[str, str]) -> bool:
@@ -108,6 +168,7 @@ class RoomState:
         for path, why in notes.items():
             if path not in self.known and self.unread.get(path) != why:
                 self.unread[path] = why
+                self.forget_refused(path)  # a refusal's finding is for what is there now
                 noted = True
         return noted
 
@@ -153,6 +214,15 @@ class RoomState:
     def note_of(self, path: str) -> str | None:
         """State thread: what is noted of ``path`` (either kind), or None."""
         return self.vanished.get(path) or self.unread.get(path)
+
+    def holds(self, item: ObjectInfo) -> bool:
+        """Whether listed ``item`` needs no read: kept, or refused unread at the size
+        listed (over the limit: never downloaded again while listed so). One look (the
+        loop asks: may be one job old)."""
+        if item.path in self.known:
+            return True
+        refused = self.refused.get(item.path)
+        return refused is not None and refused[0] == item.size
 
     def known_in(self, folder: str, held: int) -> list[str]:
         """State thread: the segments of date folder ``folder`` (``.../logs/<date>/``)
@@ -478,6 +548,17 @@ def unread_findings(room: RoomState) -> list[Finding]:
     )
     out.extend(Finding(kind, text, path) for path, kind, text in sorted(notes))
     return out
+
+
+def _folder_of(path: str) -> str:
+    return path.rsplit("/", 1)[0] + "/"
+
+
+def refused_findings(room: RoomState) -> list[Finding]:
+    """State thread: the findings of the objects refused unread (``RoomState.refused``),
+    in every audit of the room (an object over the size limit: an error, so the room is
+    not clean; litter: a notice)."""
+    return [room.refused[path][1] for path in sorted(room.refused)]
 
 
 def _unread_message(why: str) -> str:

@@ -523,6 +523,79 @@ async def test_a_read_not_as_listed_is_not_kept_and_an_honest_one_is(
     assert not unread and not vanished  # no change in storage is reported
 
 
+async def test_a_segment_listed_once_over_the_size_limit_is_read_when_listed_honestly(
+    proxied: Proxied, tmp_path: Path
+) -> None:
+    """Red team: S3 listed a real segment once with a size over the 64 MiB limit. It was
+    refused unread (rightly: the listing decides, nothing is downloaded) but kept as if
+    read, in the index too: that device never showed its messages again, and the room
+    was never final. A refusal is not remembered as read: the next start's listing,
+    honest, has it read."""
+    if proxied.stores.kind != "s3":
+        pytest.skip("the forged listing is S3's (ListObjectsV2)")
+    from nacl.signing import SigningKey
+
+    from bucket_chat_desktop.index import Index
+    from bucket_chat_desktop.protocol.event import MESSAGE
+    from bucket_chat_desktop.protocol.findings import Kind
+    from bucket_chat_desktop.protocol.segment import MAX_SEGMENT_BYTES
+    from bucket_chat_desktop.sync.engine import SyncEngine
+    from bucket_chat_desktop.sync.writer import Draft, RoomWriter
+
+    room_id, key, day = "r", SigningKey(b"\x01" * 32), 1_767_603_600_000  # 2026-01-05 09:00
+    created = RoomWriter(proxied.stores.new(), room_id, "alice@example.com", key, clock=lambda: day)
+    await created.create_room("Team", "2026-01-05T09:00:00.000Z")
+    later = RoomWriter(  # the message alone in its day folder: the one listing forged
+        proxied.stores.new(), room_id, "alice@example.com", key, clock=lambda: day + 86_400_000
+    )
+    await later.send([Draft.text("hello one")])
+    (message,) = await proxied.stores.new().list_objects(f"rooms/{room_id}/logs/2026-01-06/")
+    etag = (message.content_tag or "").split(":", 1)[1]
+    name = message.path.rsplit("/", 1)[1]
+
+    def listing(request: Request) -> bytes:  # the day's one object, over the limit
+        prefix = parse_qs(urlsplit(request.target).query)["prefix"][0]  # the bucket's
+        body = (
+            '<?xml version="1.0" encoding="UTF-8"?><ListBucketResult '
+            'xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>b</Name>'
+            f"<Prefix>{prefix}</Prefix><KeyCount>1</KeyCount><MaxKeys>1000</MaxKeys>"
+            f"<IsTruncated>false</IsTruncated><Contents><Key>{prefix}{name}</Key>"
+            f'<Size>{MAX_SEGMENT_BYTES + 1}</Size><ETag>"{etag}"</ETag></Contents>'
+            "</ListBucketResult>"
+        )
+        return http_answer("200 OK", body.encode(), "application/xml")
+
+    rule = proxied.proxy.add(
+        Rule(r"^(?=.*list-type=2)(?=.*2026-01-06)", PASS, method="GET", answer=listing)
+    )
+    db = tmp_path / "index.sqlite3"
+
+    async def read() -> tuple[list[str | None], list[Kind], bool]:
+        index = Index.open(db)
+        engine = SyncEngine(proxied.storage(), index=index)
+        try:
+            room = await asyncio.wait_for(engine.open_room(room_id, background=False), GUARD)
+            result = room.result
+            assert result is not None
+            bodies = [a.event.body for a in result.timeline if a.event.type == MESSAGE]
+            final = room.complete and not room.partial
+            return bodies, [f.kind for f in result.findings], final
+        finally:
+            await engine.close()
+            index.close()
+
+    bodies, kinds, final = await read()
+    assert rule.hits and bodies == [] and not final
+    assert Kind.SEGMENT_TOO_LARGE in kinds
+    segment_reads = [r for r in proxied.proxy.requests if r.method == "GET" and name in r.target]
+    assert segment_reads == []  # refused by its listed size: never downloaded
+
+    proxied.proxy.release()  # listed honestly from now on
+    bodies, kinds, final = await read()
+    assert bodies == ["hello one"] and final, kinds
+    assert Kind.SEGMENT_TOO_LARGE not in kinds
+
+
 def _stored_nothing(kind: str, path: str) -> tuple[str, str, bytes]:
     """A forged answer to a create-only upload: "done", with the checksum of other bytes
     (all zeros), and nothing stored. (Rule pattern, method, answer.)"""

@@ -442,11 +442,11 @@ def test_a_segment_a_safety_listing_could_not_read_puts_the_verdict_in_doubt_at_
 def test_a_segment_too_large_read_from_a_hint_is_not_taken_for_changed_later(
     tmp_path: Path, slow_audit: bool
 ) -> None:
-    """A hint names a segment over the size limit (a member's flood): it is kept as a
-    finding without being read. A hint has no listed size, and the finding was kept with
-    size 0: the next pass listing that day took the real size for a segment "changed in
-    storage after this device read and checked it" — a false tampering claim, and the
-    room never completely read again.
+    """A hint names a segment over the size limit (a member's flood): it is refused
+    unread (``RoomState.refused``), a finding only. A hint has no listed size, and the
+    finding was once kept with size 0: the next pass listing that day took the real size
+    for a segment "changed in storage after this device read and checked it" — a false
+    tampering claim, and the room never completely read again.
 
     ``slow_audit``: on a busy machine an audit takes long, and the pacing
     (``REAUDIT_SHARE``) puts off the audit the hint's segment asks for (kept; its audit
@@ -467,7 +467,7 @@ def test_a_segment_too_large_read_from_a_hint_is_not_taken_for_changed_later(
             if slow_audit:
                 room.audit_ended, room.audit_cost = time.monotonic(), 3600.0
             await engine.fetch_segment(ROOM, big)
-            assert big in room.known
+            assert big in room.refused and big not in room.known  # refused, not held
             if slow_audit:  # kept; its audit put off
                 assert room.audit_owed
                 assert room.result is not None and room.result.findings == []
