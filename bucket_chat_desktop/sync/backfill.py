@@ -576,6 +576,20 @@ class Backfill:
         if isinstance(prepared, str):  # a worker process could not check it
             not_now(prepared)
             return None
+        if hint and segment_named and self._engine._local is None:
+            # A hinted read has no listed size to hold the answer to: a service that sends
+            # an error page or an empty body as the object would otherwise be kept as the
+            # copy checked here, for good (the message lost, the sender's next one shown
+            # with a gap). Only a whole, clean segment is kept from a hint; anything else
+            # is read again at the next listing, which gives its size.
+            doubt = _hinted_doubt(prepared, len(data))
+            if doubt is not None:
+                log.info("%s: read on a notice, not kept: %s", item.path, doubt)
+                not_now(
+                    f"read on a notice, the service sent {doubt}: not kept, read again "
+                    "at the next listing"
+                )
+                return None
         return ObjectInfo(item.path, len(data), tag_of_bytes(item.content_tag, data)), prepared
 
     async def relist(self, room: RoomState, folder: str, items: Sequence[ObjectInfo]) -> bool:
@@ -686,6 +700,17 @@ class Backfill:
                 self._engine._pool, prepare_segment, path, data, room_id
             )
         return packed
+
+
+def _hinted_doubt(got: PreparedSegment | PackedSegment, size: int) -> str | None:
+    """Why a segment read on a hint (no listed size) may not be what is stored, or None
+    when it is whole and clean: events, and no finding of any kind."""
+    findings = got.decoded.findings if isinstance(got, PreparedSegment) else got[2]
+    if findings:
+        return f"{size:,} bytes that are not a clean segment ({findings[0].kind.value})"
+    if _event_count(got) == 0:
+        return f"{size:,} bytes holding no event"
+    return None
 
 
 def _event_count(got: PreparedSegment | PackedSegment) -> int:

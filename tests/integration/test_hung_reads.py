@@ -523,6 +523,72 @@ async def test_a_read_not_as_listed_is_not_kept_and_an_honest_one_is(
     assert not unread and not vanished  # no change in storage is reported
 
 
+@pytest.mark.parametrize("answer", ["error page", "empty"])
+async def test_a_hinted_read_is_kept_only_whole_and_clean(
+    proxied: Proxied, tmp_path: Path, answer: str
+) -> None:
+    """Red team: a segment named by an activity marker (a hint: no listed size to hold
+    the answer to; on the S3 push path every new message is read so) was answered once
+    with ``200 OK`` and an error page, or an empty body. The answer was kept as the copy
+    checked here: the message was lost on that device for good (an empty body even left
+    the room clean), and the sender's next message was shown with a gap. A hinted read
+    is now kept only when it is a whole, clean segment; otherwise it is unread, with the
+    reason, until a listing (which gives the size) reads it again."""
+    from nacl.signing import SigningKey
+
+    from bucket_chat_desktop.index import Index
+    from bucket_chat_desktop.protocol.event import MESSAGE
+    from bucket_chat_desktop.sync.engine import SyncEngine
+    from bucket_chat_desktop.sync.outbox import Outbox
+    from bucket_chat_desktop.sync.writer import RoomWriter
+
+    room_id, key = "r", SigningKey(b"\x01" * 32)
+    await RoomWriter(proxied.stores.new(), room_id, "alice@example.com", key).create_room(
+        "Team", "2026-01-05T09:00:00.000Z"
+    )
+    writer = SyncEngine(proxied.stores.new(), outbox=Outbox(tmp_path / "outbox.sqlite3"))
+    (tmp_path / "follower").mkdir()
+    index = Index.open(tmp_path / "follower" / "index.sqlite3")
+    follower = SyncEngine(proxied.storage(), index=index)
+    try:
+        room = await asyncio.wait_for(follower.open_room(room_id, background=False), GUARD)
+        await asyncio.wait_for(follower.poll_once(), GUARD)
+        text = [("m.room.message", {"body": "hello two"})]
+        await writer.send(room_id, "alice@example.com", key, text)
+        assert await writer.flush(30)
+        listed = await proxied.stores.new().list_objects(f"rooms/{room_id}/logs/")
+        [new] = [i for i in listed if i.path not in room.known]
+        body = b"<html><body>Service error</body></html>" if answer == "error page" else b""
+        rule = proxied.proxy.add(
+            Rule(
+                re.escape(new.path.rsplit("/", 1)[1]),
+                PASS,
+                method="GET",
+                answer=lambda _r: http_answer("200 OK", body, "text/html"),
+            )
+        )
+        await asyncio.wait_for(follower.poll_once(), GUARD)
+        assert rule.hits, "the marker led to no read of the new segment"
+        result = room.result
+        assert result is not None and not result.clean
+        assert new.path not in room.known
+        why = room.unread[new.path]
+        if proxied.stores.kind == "az":  # its SDK asks a range and refuses an answer without
+            assert "Content-Range" in why, why
+        else:
+            assert "read on a notice" in why, why
+        proxied.proxy.release()  # honest again: the next listing reads it whole
+        await asyncio.wait_for(follower.refresh(room_id), GUARD)
+        result = room.result
+        assert result is not None and result.clean, [f.message for f in result.findings]
+        bodies = [a.event.body for a in result.timeline if a.event.type == MESSAGE]
+        assert bodies == ["hello two"] and not room.unread and not room.vanished
+    finally:
+        await follower.close()
+        await writer.close()
+        index.close()
+
+
 async def test_a_segment_listed_once_over_the_size_limit_is_read_when_listed_honestly(
     proxied: Proxied, tmp_path: Path
 ) -> None:
