@@ -129,6 +129,15 @@ ATTEMPT_SLACK = 2.0
 """Seconds a read's deadline allows each attempt beyond the service's ``timeout``
 (``FsspecStorage.read_base``)."""
 
+MIN_WRITE_RATE = 64 * 1024
+"""Bytes per second a write's upload must keep up once the service's own time is used
+up (``FsspecStorage.write_deadline``): a quarter of the read's rate, as a home link's
+upstream is often a tenth of its downstream (a 64 MiB segment may take 17 minutes)."""
+
+WRITE_ANSWER_BYTES = 64 * 1024
+"""What the service's answer to a write is allowed to weigh, for the write's deadline
+(S3 and Azure answer with headers only, GCS with the object's resource: ~1 KB)."""
+
 
 class Meter:
     """The deadline of one object's read (``FsspecStorage.get``), moved by what arrives.
@@ -624,6 +633,15 @@ class FsspecStorage(Storage, abc.ABC):
         """Seconds one page of a listing may take (``Listing.page``)."""
         return self.read_base() + LIST_PAGE_BYTES / MIN_READ_RATE
 
+    def write_deadline(self, size: int) -> float:
+        """Seconds one create-only write of ``size`` bytes may take (``put_if_absent``):
+        the service's own time (``read_base``), plus what the bytes take to send at
+        ``MIN_WRITE_RATE`` and the answer to receive at ``MIN_READ_RATE``. The socket's
+        read timeout alone never ends a write whose answer trickles a byte now and then:
+        a service that took the upload and then answered a byte every half second held
+        the write — and the room's whole outbox lane behind it — for ever."""
+        return self.read_base() + size / MIN_WRITE_RATE + WRITE_ANSWER_BYTES / MIN_READ_RATE
+
     def _key(self, path: str) -> str:
         return f"{self.prefix}/{path}" if self.prefix else path
 
@@ -735,18 +753,38 @@ class FsspecStorage(Storage, abc.ABC):
         target = self._fs_path(path)
         what = f"cannot write {self.display(path)}"
         fs = await self._filesystem()
+        deadline = self.write_deadline(len(data))
         try:
-            confirmed = await self._create(fs, target, data)
+            confirmed = await asyncio.wait_for(self._create_within(fs, target, data), deadline)
         except FileExistsError:
             return await self._same_or_raise(path, data)
         except WriteNotConfirmedError as exc:  # answered, with what says it is not so
             raise WriteNotConfirmedError(f"{what}: {exc}") from exc
+        except _ServiceTimeoutError as exc:  # the service's own (per-request) timeout
+            cause = exc.__cause__ or exc
+            raise await self._translated(fs, cause, what) from cause
+        except TimeoutError as exc:  # only the write's deadline can raise it here
+            # The service may have stored the bytes before it stopped answering: the next
+            # try's create-only write then finds them, compares them (``_same_or_raise``)
+            # and takes the write as done, neither lost nor written twice.
+            raise StorageOfflineError(
+                f"{what}: the service did not answer the write within {deadline:.0f} s "
+                "(offline, or the service is very slow; it is tried again)"
+            ) from exc
         except Exception as exc:
             raise await self._translated(fs, exc, what) from exc
         self._bucket_seen = True
         if not confirmed:
             await self._read_back(path, data, what)
         return True
+
+    async def _create_within(self, fs: Any, target: str, data: bytes) -> bool:
+        """``_create``, with the service's own timeouts told apart from the write's
+        deadline."""
+        try:
+            return await self._create(fs, target, data)
+        except TimeoutError as exc:
+            raise _ServiceTimeoutError() from exc
 
     async def _create(self, fs: Any, target: str, data: bytes) -> bool:
         """Write ``data`` only if ``target`` does not exist; ``FileExistsError`` if it does.

@@ -64,6 +64,18 @@ MARKER_AHEAD_MS = HOLD_AHEAD_MS  # markers dated later than this are not listed
 JUNK_NAMED = 3  # junk names in the activity folder named in the log line that says them
 FEED_RETRY_MAX = 600.0  # seconds: the longest wait before a failed change feed is tried again
 MAX_HINTS = 50  # objects one wait on the change feed may make the engine read
+HINTS_PER_MINUTE = 120
+"""Objects the change feed's notifications may make the engine read a minute, per
+storage (``HintBudget``), in bursts of as many. A hostile or broken queue answered every
+wait at once with a hundred made-up segment names: ~50 reads of the bucket a second
+(180,000 an hour, each billed) while the queue itself was paced to a request a second.
+120 a minute is far above what real rooms write (a segment per send: twenty people
+each sending every ten seconds), and a queue that gathered notifications while the app
+was away names segments the markers' first listing has read already, which cost
+nothing. Past it a real message waits ``HINT_CATCH_UP`` s at most for the markers."""
+HINT_CATCH_UP = 15.0
+"""Seconds after the change feed named more than ``HINTS_PER_MINUTE`` allows within
+which the activity markers are listed (what the notifications dropped named, if real)."""
 HINTS_KEPT = 4096  # paths the change feed named lately: named again, they are not read again
 REREADS = 2  # a hint read that got nothing and was named again meanwhile: read again
 NOTED_DAYS = 4  # older days with a segment noted gone or changed that a refresh lists too
@@ -75,6 +87,38 @@ SAFETY_AT_ONCE = 8
 # fills today's activity folder with names would cost a full read every second or three;
 # past it, on the rescan's cadence, as before (the watch still names what it sees).
 WATCHED_LISTING_MAX = 2_000
+
+
+class HintBudget:
+    """The reads the change feed's notifications may cost the bucket: a token bucket of
+    ``per_minute`` reads, refilled evenly, full at first (``HINTS_PER_MINUTE``)."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.per_minute = max(1, per_minute)
+        self._tokens = float(self.per_minute)
+        self._at = time.monotonic()
+        self.dropped = 0  # reads refused (tests, the log)
+
+    def _refill(self) -> None:
+        now = time.monotonic()
+        self._tokens = min(
+            float(self.per_minute), self._tokens + (now - self._at) * self.per_minute / 60.0
+        )
+        self._at = now
+
+    def take(self) -> bool:
+        """One read, if the budget allows it now; else it is counted as dropped."""
+        self._refill()
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        self.dropped += 1
+        return False
+
+    def full(self) -> bool:
+        """Nothing of the budget used for a while (a minute since it was last spent)."""
+        self._refill()
+        return self._tokens >= self.per_minute
 
 
 class _Waited(NamedTuple):
@@ -145,6 +189,10 @@ class Poller:
         self._feed_backoff = engine.config.feed_retry
         self._feed_checked_at: float | None = None
         self._hinted: dict[str, None] = {}  # oldest first
+        # What the feed's hints may cost the bucket (``HINTS_PER_MINUTE``); whether the
+        # log said that the feed names more than it allows (once until it is full again).
+        self.hint_budget = HintBudget(HINTS_PER_MINUTE)
+        self._flood_told = False
         self._reading: set[str] = set()  # segments a hint is being read for (``fetch_segment``)
         self._named_again: set[str] = set()  # of those, named again while being read
         # Per room: its hint reader (``_hint``) and the segments named for it to read next,
@@ -372,12 +420,14 @@ class Poller:
                 self._safety_told.discard(room.room_id)
         return len(room.known) - before
 
-    def _hint(self, room_id: str, path: str) -> asyncio.Task[int] | None:
+    def _hint(
+        self, room_id: str, path: str, budget: HintBudget | None = None
+    ) -> asyncio.Task[int] | None:
         """Have the room's hint reader read ``path`` (named by a marker, the change feed
         or the folder watch): one task per room reads what is named for it, in order, so
         a read that gets no answer holds up that room's hints only. The reader, or None
-        when there is nothing to read (a room not open here, a segment it holds or that
-        is being read)."""
+        when there is nothing to read (a room not open here, a segment it holds, that is
+        being read or queued) or ``budget`` allows no read now (``HintBudget.take``)."""
         room = self._engine.rooms.get(room_id)
         if self._engine._closed or room is None or path in room.known or path in room.refused:
             return None  # held, or refused unread: the next listing of its day decides
@@ -385,6 +435,9 @@ class Poller:
             self._named_again.add(path)
             return None
         reader = self._hint_readers.get(room_id)
+        queued = reader is not None and not reader.done() and path in self._hints[room_id]
+        if not queued and budget is not None and not budget.take():
+            return None  # what it names is left to the listings
         if reader is None or reader.done():
             queue: dict[str, None] = {}
             reader = asyncio.create_task(
@@ -660,19 +713,19 @@ class Poller:
         """Have the segments that change notifications name read by their rooms' hint
         readers (only hints: each is read and verified like a listed one; a name that is
         no segment, or of a room not open here, is not read), waiting for them at most
-        ``wait`` seconds. At most ``MAX_HINTS``; more make the markers be listed. Returns
-        the segments read, and whether a name not seen before was another object of a
-        room (an attachment, metadata: the segment that needs it comes next)."""
-        if len(paths) > MAX_HINTS:
-            log.warning(
-                "%d objects named in one wait on the change feed: reading %d, the rest "
-                "from the activity markers",
-                len(paths),
-                MAX_HINTS,
-            )
-            self._feed_checked_at = None
+        ``wait`` seconds. At most ``MAX_HINTS`` a wait and ``HINTS_PER_MINUTE`` a
+        minute: what is named past either is not read, and the markers are listed within
+        ``HINT_CATCH_UP`` s (what a real one names is read then). Returns the segments
+        read, and whether a name not seen before was another object of a room (an
+        attachment, metadata: the segment that needs it comes next)."""
         readers: dict[asyncio.Task[int], None] = {}
         named = False
+        budget = self.hint_budget
+        if self._flood_told and budget.full():
+            self._flood_told = False  # a flood said is over: the next one is said again
+        dropped = budget.dropped
+        if len(paths) > MAX_HINTS:  # never honest: S3 sends one record a message
+            budget.dropped += len(paths) - MAX_HINTS
         for path in paths[:MAX_HINTS]:
             # Named again (SQS delivers at least once; a forger repeats itself): read
             # once. What could not be read then is the room's listings' job.
@@ -690,11 +743,38 @@ class Poller:
                 named = named or segment.startswith("rooms/")
                 continue
             self._engine.note_room(name.room_id)
-            reader = self._hint(name.room_id, segment)
+            reader = self._hint(name.room_id, segment, budget)
             if reader is not None:
                 readers[reader] = None
+        if budget.dropped > dropped:
+            self._over_budget(budget)
         found, _ = await self._wait_for(readers, wait)  # a hint's reader fails no round
         return found, named
+
+    def _over_budget(self, budget: HintBudget) -> None:
+        """The change feed named more new segments than ``HINTS_PER_MINUTE`` (or one wait
+        more than ``MAX_HINTS``) allows: the markers are listed within ``HINT_CATCH_UP``
+        s — not at each wait, as they were after a wait that named more than
+        ``MAX_HINTS``: a listing costs more than a read — and the log says so once while
+        it lasts (it said so at every wait)."""
+        config = self._engine.config
+        due = time.monotonic() - config.feed_check + HINT_CATCH_UP
+        if self._feed_checked_at is not None and self._feed_checked_at > due:
+            self._feed_checked_at = due
+        if self._flood_told:
+            return
+        self._flood_told = True
+        log.warning(
+            "change feed: %s names more new segments than the bucket's rooms write "
+            "(over %d a minute, or %d in one wait): a broken notification set-up, or "
+            "someone sending made-up ones to the queue? What it names past that is not "
+            "read; the activity markers are listed every %g s meanwhile, and find every "
+            "real new segment",
+            self.feed.describe() if self.feed is not None else "the feed",
+            budget.per_minute,
+            MAX_HINTS,
+            HINT_CATCH_UP,
+        )
 
     async def _read_again(self, room: RoomState) -> None:
         """Read a room with something unread all over again: the room's pass through its

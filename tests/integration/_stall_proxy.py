@@ -10,7 +10,8 @@ query) match:
 - ``HANG``: the request is read and nothing is answered (the emulator is not asked);
 - ``HALFWAY``: the answer's head and the first ``keep`` bytes of its body are sent, then
   nothing more;
-- ``TRICKLE``: the answer is sent one byte every ``every`` seconds;
+- ``TRICKLE``: the answer is sent one byte every ``every`` seconds (its body; its head
+  too with ``head=True``: an answer with no body, S3's and Azure's to a write);
 - ``PACED``: the answer is sent ``keep`` bytes every ``every`` seconds (a slow link that
   keeps delivering);
 - ``answer=``: a function of the request (method, target, body) gives the bytes of the
@@ -51,6 +52,7 @@ class Rule:
     method: str | None = None  # None: any
     keep: int = 0  # HALFWAY: body bytes sent before the stall; PACED: bytes a step
     every: float = 1.0  # TRICKLE, PACED: seconds between steps
+    head: bool = False  # TRICKLE, PACED: the answer's head is paced too
     answer: Callable[[Request], bytes] | None = None
     hits: list[Request] = field(default_factory=list)
 
@@ -204,10 +206,14 @@ class StallProxy:
             up_writer.write(_with_close(head) + body)
             await up_writer.drain()
             answer_head = (await up_reader.readuntil(b"\r\n\r\n"))[:-4]
-            writer.write(_with_close(answer_head))
+            paced_head = mode in (TRICKLE, PACED) and rule is not None and rule.head
+            if not paced_head:
+                writer.write(_with_close(answer_head))
             rest = await up_reader.read()
         finally:
             up_writer.close()
+        if paced_head:
+            rest = _with_close(answer_head) + rest
         if mode == HALFWAY:
             writer.write(rest[: rule.keep if rule else 0])
             await writer.drain()

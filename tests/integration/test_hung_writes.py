@@ -1,0 +1,105 @@
+"""Writes to a service that takes the upload and then never finishes its answer: the
+real emulators behind ``StallProxy``, whose ``TRICKLE`` sends the emulator's answer (its
+head too) a byte at a time, so the socket's read timeout never fires. The emulator
+stores the object as it would; only its answer is held. The write must end within its
+deadline as an offline error (tried again), and its next try must find its own bytes
+and take the write as done: nothing lost, nothing written twice. The
+``asyncio.wait_for`` around each write only keeps a failing test from hanging the
+suite."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from pathlib import Path
+
+import pytest
+from nacl.signing import SigningKey
+from waiting import until
+
+from bucket_chat_desktop.storage.base import AlreadyExistsError, StorageOfflineError
+from bucket_chat_desktop.storage.cloud import FsspecStorage
+from bucket_chat_desktop.sync.engine import SyncConfig, SyncEngine
+from bucket_chat_desktop.sync.outbox import Outbox
+from bucket_chat_desktop.sync.writer import RoomWriter
+
+from ._stall_proxy import TRICKLE, Rule, StallProxy
+from .conftest import StoresMaker
+from .test_hung_reads import Proxied, proxied  # noqa: F401 (a fixture)
+
+GUARD = 60  # seconds: only so that a write that never ends fails instead of hanging
+
+# How each service's upload of an object named ``…one.jsonl`` looks.
+UPLOAD = {"s3": ("PUT", r"one\.jsonl"), "az": ("PUT", r"one\.jsonl"), "gs": ("POST", "uploadType")}
+
+
+async def test_a_write_whose_answer_trickles_is_given_up_and_its_retry_is_its_own(
+    proxied: Proxied,  # noqa: F811
+) -> None:
+    """Red team: a service took a create-only upload, then answered a byte every half
+    second: the write was still waiting after 75 s (timeout 5 s, one try), and the room's
+    outbox lane with it. It ends now within ``write_deadline`` (3 s of the service's own
+    time here, and a little for the bytes) as an offline error; the object the service
+    stored meanwhile is this device's own, so the next try returns "already there"
+    (``False``), not "other contents"."""
+    kind = proxied.stores.kind
+    path = "rooms/r/logs/2026-01-05/one.jsonl"
+    data = b'{"body": "first"}\n'
+    store = proxied.storage(timeout="1", retries="1")
+    assert isinstance(store, FsspecStorage)
+    method, pattern = UPLOAD[kind]
+    rule = proxied.proxy.add(Rule(pattern, TRICKLE, method=method, every=0.5, head=True))
+    started = time.monotonic()
+    with pytest.raises(StorageOfflineError) as caught:
+        await asyncio.wait_for(store.put_if_absent(path, data), GUARD)
+    took = time.monotonic() - started
+    deadline = store.write_deadline(len(data))
+    assert deadline < 4
+    assert took < deadline + 2, took
+    assert re.search(rf"did not answer the write within {deadline:.0f} s", str(caught.value))
+    assert len(rule.hits) == 1
+    proxied.proxy.release()
+    assert await proxied.stores.new().get(path) == data  # stored all the same
+
+    assert await asyncio.wait_for(store.put_if_absent(path, data), GUARD) is False
+    with pytest.raises(AlreadyExistsError):  # other bytes are still refused
+        await asyncio.wait_for(store.put_if_absent(path, data + b"x"), GUARD)
+
+
+async def test_a_send_whose_upload_answer_trickles_is_delivered_once(
+    stores_for: StoresMaker, tmp_path: Path
+) -> None:
+    """Red team, in the app (GCS): the first message's upload was stored, its answer
+    trickled for ever; a minute later that message and the next one were both still
+    pending, the room's lane held. Now the write is given up after its deadline, the
+    outbox tries it again, finds it stored, and both messages are sent, each once."""
+    stores = stores_for("gs")
+    assert stores.emulators is not None
+    proxy = StallProxy(stores.emulators.get("gs").port).start()
+    key = SigningKey(b"\x02" * 32)
+    await RoomWriter(stores.new(), "r", "alice@example.com", key).create_room("Team", "now")
+    engine = SyncEngine(
+        Proxied(stores, proxy).storage(timeout="1", retries="1"),
+        outbox=Outbox(tmp_path / "outbox.sqlite3"),
+        config=SyncConfig(batch_window=0.02),
+    )
+    try:
+        await engine.open_room("r", background=False)
+        await engine.start()
+        rule = proxy.add(Rule("uploadType", TRICKLE, method="POST", every=0.5))
+        await engine.send("r", "alice@example.com", key, [("m.room.message", {"body": "first"})])
+        await until(lambda: rule.hits, GUARD)
+        proxy.rules.remove(rule)  # only the first upload trickles
+        await engine.send("r", "alice@example.com", key, [("m.room.message", {"body": "second"})])
+        assert await engine.flush(GUARD)
+        assert await engine.pending() == ()
+        bodies: list[str] = []
+        for item in await stores.new().list_objects("rooms/r/logs/"):
+            data = await stores.new().get(item.path)
+            bodies += [b for b in ("first", "second") if f'"{b}"'.encode() in data]
+        assert sorted(bodies) == ["first", "second"]  # each stored, once
+    finally:
+        proxy.release()
+        await engine.close()
+        proxy.close()
