@@ -564,6 +564,9 @@ class _Trust:
     signers: set[str]
     unsigned: set[str]  # sender ids with unsigned events (their verdict hangs on signers)
     settled: bool = True  # False after a partial read: no trust on first use
+    # (sender, key) taken provisionally while loading (``_assess``), and the keys they
+    # introduced: every row of theirs says so, also the rows an append adds.
+    taken: set[tuple[str, str]] = field(default_factory=set)
 
 
 _NOTHING: Mapping[str, Any] = MappingProxyType({})
@@ -1466,7 +1469,7 @@ class RoomLedger:
         unsettled = code(TrustState.UNVERIFIED, _UNSETTLED)
         # Keys taken provisionally while loading, and those they introduced: every row of
         # theirs says so (not "key pinned"), not only the first.
-        taken: set[tuple[str, str]] = set()
+        taken = trust.taken
         for _, c, signed in rows:
             ev = c
             sender = ev.sender_id

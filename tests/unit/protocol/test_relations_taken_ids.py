@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from bucket_chat_desktop.protocol.audit import _PROVISIONAL, AuditResult
+from bucket_chat_desktop.protocol.audit import _PROVISIONAL, AuditResult, prepare_segment
 from bucket_chat_desktop.protocol.event import MEMBER, Event
 from bucket_chat_desktop.protocol.findings import Kind
 from bucket_chat_desktop.protocol.relations import (
@@ -235,3 +235,24 @@ def test_every_row_of_these_rooms_is_verified() -> None:
     copy = taking(m, red, TYPING, {"typing": True})
     result = audit(seg([aj, secret, red], "a"), seg([mj, copy], "m"))
     assert {r.state.value for r in result.timeline} == {"verified"}
+
+
+def test_rows_appended_by_a_key_taken_while_loading_say_so_too() -> None:
+    """Found by the differential test: a full audit said every row of a key taken
+    provisionally was provisional, an append said "key pinned" of the rows it added."""
+    a = alice()
+    impostor = Device("alice@example.com", 4)
+    aj = a.join(T0)
+    msg = a.say(T0 + 10, "Invoice")
+    first = impostor.emit(T0 + 20, "m.room.message", {"body": "one", "msgtype": "m.text"})
+    second = impostor.emit(T0 + 30, "m.room.message", {"body": "two", "msgtype": "m.text"})
+    led = ledger(seg([aj, msg], "a"), seg([first], "i"))
+    pins = {a.sender_id: {a.public}}
+    before = led.audit(pins, complete=False)
+    assert before.timeline[-1].reason == _PROVISIONAL
+    path, data = seg([second], "j")
+    added = led.add_prepared(prepare_segment(path, data, ROOM))
+    rows = led.try_append(added)
+    assert rows is not None and [r.reason for r in rows] == [_PROVISIONAL]
+    again = ledger(seg([aj, msg], "a"), seg([first], "i"), (path, data))
+    assert [r.reason for r in again.audit(pins, complete=False).timeline][2:] == [_PROVISIONAL] * 2
