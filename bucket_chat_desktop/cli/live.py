@@ -13,7 +13,15 @@ from ..protocol.audit import Assessed, AuditResult
 from ..protocol.event import MESSAGE
 from ..protocol.findings import Finding, Severity
 from ..protocol.metadata import check_signer
-from ..protocol.relations import EDIT, REACTION, REDACTION, TYPING, ReactionChip, Relations
+from ..protocol.relations import (
+    EDIT,
+    REACTION,
+    REDACTION,
+    TYPING,
+    ReactionChip,
+    Relations,
+    applied,
+)
 from ..protocol.untrusted_text import RoomIds, terminal_safe
 from . import format as fmt
 from . import related
@@ -123,7 +131,12 @@ class LivePrinter:
         content = ev.content
         field = {EDIT: "replaces", REDACTION: "redacts", REACTION: "relates_to"}[ev.type]
         target = content.get(field)
-        if ev.type == EDIT:
+        if ev.event_id in rel.repeated:
+            # another key signed something under its id: judged as this copy, on the
+            # message it names (``edit_of`` holds no such id: whose copy would it be?)
+            if not applied(rel, ev):
+                return None
+        elif ev.type == EDIT:
             # an edit of an edit applies to the message: ``edit_of`` names it (applied only)
             target = rel.edit_of.get(ev.event_id)
         if not isinstance(target, str) or (agg := rel.of(target)) is None:

@@ -23,7 +23,8 @@ from ..protocol.relations import (
     TARGET_FIELD,
     TYPING,
     Aggregate,
-    Relations,
+    applied,
+    applied_ids,
     target_of,
 )
 from ..sync.events import ShownEvent
@@ -34,19 +35,6 @@ VERSION = 1
 RELATION_KINDS = {REACTION: "reaction", EDIT: "edit", REDACTION: "redaction"}
 
 
-def _applied(rel: Relations) -> frozenset[str]:
-    """The relation events that took effect (their target shows them)."""
-    out: set[str] = set()
-    for agg in rel.aggregates.values():
-        out.update(e.event_id for e in agg.edits)
-        if agg.redacted is not None:
-            out.add(agg.redacted.event_id)
-        for chip in agg.reactions:
-            for reactor in chip.reactors:
-                out.update(reactor.event_ids)
-    return frozenset(out)
-
-
 def _deleted_edits(snapshot: RoomSnapshot) -> frozenset[str]:
     """The edits whose text was taken back: the edit was deleted, or the message it
     edits (through edits of edits) was. Their new text is the deleted message's text."""
@@ -55,15 +43,24 @@ def _deleted_edits(snapshot: RoomSnapshot) -> frozenset[str]:
     if not deleted:
         return frozenset()
     timeline = snapshot.result.timeline
-    replaces: dict[str, str | None] = {}
+    # Each edit row as itself: two copies of one id (another key signed one under it,
+    # PROTOCOL.md 18.1) each name their own message, and one kept by id stood for both
+    # (a deleted message's edit text was then exported through the other copy).
+    edits: list[tuple[str, str | None]] = []
+    replaces: dict[str, str | None] = {}  # what an edit names, for edits of edits
     for position in rel.hidden:
         ev = timeline[position].event
         if ev.type == EDIT:
-            replaces[ev.event_id] = target_of(ev)
+            edits.append((ev.event_id, target_of(ev)))
+            if ev.event_id not in rel.repeated:
+                replaces[ev.event_id] = target_of(ev)
     out: set[str] = set()
-    for edit_id in replaces:
-        current: str | None = edit_id
-        for _ in range(MAX_EDIT_HOPS + 1):
+    for edit_id, named in edits:
+        if edit_id in deleted:
+            out.add(edit_id)
+            continue
+        current = named
+        for _ in range(MAX_EDIT_HOPS):
             if current is None:
                 break
             if current in deleted:
@@ -130,7 +127,7 @@ class JsonlWriter:
         self.out = out
         self.exported_at = time.time() if exported_at is None else exported_at
         self.rel = snapshot.relations
-        self._applied = _applied(snapshot.relations)
+        self._applied = applied_ids(snapshot.relations)
         self._deleted_edits = _deleted_edits(snapshot)
         self.written = 0
         self.damaged = 0
@@ -189,7 +186,7 @@ class JsonlWriter:
             line["relation"] = {
                 "kind": kind,
                 "target": target if isinstance(target, str) else None,
-                "applied": ev.event_id in self._applied,
+                "applied": applied(self.rel, ev, self._applied),
             }
             if ev.event_id in self._deleted_edits:  # it holds a text its sender took back
                 content = {k: v for k, v in ev.content.items() if k == "replaces"}

@@ -990,7 +990,7 @@ class RoomLedger:
                     )
                     shown_how = (
                         f"signed by {len(chosen)} devices ({names}); each device's copy is "
-                        "shown; relations to this id are ignored"
+                        "shown; relations that name this id are ignored"
                     )
                 else:
                     shown_how = "only one copy is shown"

@@ -217,6 +217,46 @@ class Relations:
         return position - i
 
 
+def applied(rel: Relations, ev: Event, ids: Collection[str] | None = None) -> bool:
+    """Whether this copy of a relation event took effect (its target shows it);
+    ``ids``: ``applied_ids(rel)``, made once by a caller that asks of many.
+
+    By id, but for an id shown more than once (another key signed something under it,
+    section 18.1): then each copy is judged as itself — an edit by its text on the message
+    it names, a redaction by the message it names — so a copy planted under the id of an
+    applied edit or deletion is never said to be applied, nor the other way round."""
+    if ev.type not in TARGET_FIELD:
+        return False
+    if ev.event_id not in rel.repeated:
+        return ev.event_id in (applied_ids(rel) if ids is None else ids)
+    target = target_of(ev)
+    agg = rel.of(target) if target is not None else None
+    if agg is None:
+        return False
+    if ev.type == REDACTION:
+        return agg.redacted is not None and agg.redacted.event_id == ev.event_id
+    if ev.type == EDIT:
+        text = edit_content(ev)
+        return text is not None and any(
+            e.event_id == ev.event_id and (e.body, e.msgtype) == text for e in agg.edits
+        )
+    return False  # a reaction under a taken id is ignored (section 18.1)
+
+
+def applied_ids(rel: Relations) -> frozenset[str]:
+    """The ids of the relation events that took effect (see ``applied`` for an id shown
+    more than once)."""
+    out: set[str] = set()
+    for agg in rel.aggregates.values():
+        out.update(e.event_id for e in agg.edits)
+        if agg.redacted is not None:
+            out.add(agg.redacted.event_id)
+        for chip in agg.reactions:
+            for reactor in chip.reactors:
+                out.update(reactor.event_ids)
+    return frozenset(out)
+
+
 def own_reaction(chip: ReactionChip, user_id: str) -> Reactor | None:
     """``user_id``'s reactions in ``chip`` when at least one of them is verified (written
     by a key verified for them): theirs to show as theirs and to take back. Anyone can
@@ -812,8 +852,9 @@ def _added(
                 body, msgtype = edit_content(ev)  # type: ignore[misc]
                 edit = Edit(ev.event_id, ev.timestamp_ms, r.state, body, msgtype)
                 insort(draft(verdict.original).edit_list(), edit, key=edit_position)
-                edit_of = dict(old.edit_of) if edit_of is None else edit_of
-                edit_of[ev.event_id] = verdict.original
+                if ev.event_id not in read.repeated:  # see ``_decide``
+                    edit_of = dict(old.edit_of) if edit_of is None else edit_of
+                    edit_of[ev.event_id] = verdict.original
         elif (refused := _refused_reaction(r, found)) is not None:
             out.append(refused)
         elif not redacted(target_id) and not redacted(ev.event_id):
@@ -1264,7 +1305,12 @@ def _decide(room_id: str, read: _Read, rows: _Rows) -> Relations:
         sum(map(len, waits.values())),
         {**read.related, **read.outside},
         frozenset(waits),
-        {e.event_id: target for target, a in aggregates.items() for e in a.get("edits", ())},
+        {
+            e.event_id: target
+            for target, a in aggregates.items()
+            for e in a.get("edits", ())
+            if e.event_id not in read.repeated  # whose copy? ``applied`` tells each
+        },
         replace(read, split=split, waits={k: tuple(v) for k, v in waits.items()}),
     )
 

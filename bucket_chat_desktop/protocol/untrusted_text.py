@@ -348,15 +348,17 @@ def lookalike_texts(texts: Iterable[str]) -> frozenset[str]:
     another of them: one ``text_look``, written differently. One member reacting "Yes",
     "Yеs", "Үes" and "Yeѕ" (Cyrillic letters) showed as four "Yes 1" chips, every one
     verified: each front end marks these (the command line follows them with their code
-    points, the desktop app marks the chip and spells them in its tooltip). ASCII texts
-    that differ only in case ("OK", "ok") are told apart at a glance: not look-alikes of
-    each other (a Kelvin sign for "K" is, it is not ASCII)."""
+    points, the desktop app marks the chip and spells them in its tooltip). Texts that
+    differ only in case ("OK", "ok"; "Да", "да"; "Schön", "SCHÖN") are told apart at a
+    glance: not look-alikes of each other. A text holding a compatibility character (a
+    Kelvin sign for "K", a fullwidth letter: NFKC changes it) is not read for its case."""
     groups: dict[str, list[str]] = {}
     writings: dict[str, set[str]] = {}
     for text in texts:
         look = text_look(text)
         groups.setdefault(look, []).append(text)
-        writings.setdefault(look, set()).add(text.lower() if text.isascii() else text)
+        plain = unicodedata.normalize("NFKC", text) == text
+        writings.setdefault(look, set()).add(text.casefold() if plain else text)
     return frozenset(
         text for look, group in groups.items() if len(writings[look]) > 1 for text in group
     )

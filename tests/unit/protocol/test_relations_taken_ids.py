@@ -25,6 +25,8 @@ from bucket_chat_desktop.protocol.relations import (
     TYPING,
     Relations,
     RowList,
+    applied,
+    applied_ids,
     build,
     extended,
 )
@@ -130,7 +132,8 @@ def test_an_edit_stays_though_another_member_signs_under_its_id(kind: str) -> No
     rel = built(result)
     agg = rel.of(msg.event_id)
     assert agg is not None and agg.latest is not None and agg.latest.body == "Do NOT transfer"
-    assert rel.edit_of.get(fix.event_id) in (msg.event_id, mine.event_id)
+    assert fix.event_id not in rel.edit_of  # whose copy? ``applied`` tells each
+    assert applied(rel, fix)
 
 
 def test_an_edit_of_her_message_under_its_own_edits_id_is_still_not_hers() -> None:
@@ -256,3 +259,25 @@ def test_rows_appended_by_a_key_taken_while_loading_say_so_too() -> None:
     assert rows is not None and [r.reason for r in rows] == [_PROVISIONAL]
     again = ledger(seg([aj, msg], "a"), seg([first], "i"), (path, data))
     assert [r.reason for r in again.audit(pins, complete=False).timeline][2:] == [_PROVISIONAL] * 2
+
+
+def test_whose_edit_an_id_is_is_never_answered_by_id_alone() -> None:
+    """Red team: with both copies applied, ``edit_of`` kept one of them for the id, so
+    the command line's live notice printed mallory's text as alice's edit and search
+    pointed alice's edit at mallory's message. A taken id is in no ``edit_of``, and
+    ``applied`` judges each copy as itself."""
+    a, m = alice(), bob()
+    aj, mj = a.join(T0), m.join(T0 + 1)
+    msg = a.say(T0 + 10, "Transfer $500")
+    mine = m.say(T0 + 5, "mallory's own")
+    fix = a.emit(
+        T0 + 20, EDIT, {"replaces": msg.event_id, "new_content": {"body": "Do NOT transfer"}}
+    )
+    copy = taking(m, fix, EDIT, {"replaces": mine.event_id, "new_content": {"body": "SEND IT"}})
+    forged = taking(m, fix, EDIT, {"replaces": msg.event_id, "new_content": {"body": "XX99"}})
+    result = audit(seg([aj, msg, fix], "a"), seg([mj, mine, copy, forged], "m"))
+    rel = built(result)
+    assert fix.event_id not in rel.edit_of
+    assert applied(rel, fix) and applied(rel, copy) and not applied(rel, forged)
+    ids = applied_ids(rel)
+    assert applied(rel, fix, ids) and not applied(rel, forged, ids)

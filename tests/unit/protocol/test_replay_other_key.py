@@ -72,7 +72,7 @@ def test_each_keys_copy_is_shown_in_its_own_chain() -> None:
     replay = result.findings[0]
     assert (replay.path, replay.line) == (first[0], 2)
     assert "signed by 2 devices (alice@example.com" in replay.message
-    assert "bob@example.com" in replay.message and "relations to this id are ignored" in (
+    assert "bob@example.com" in replay.message and "relations that name this id are ignored" in (
         replay.message
     )
     assert result.timeline.repeated == {ev["b2"].event_id}

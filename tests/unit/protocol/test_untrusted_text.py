@@ -194,6 +194,17 @@ def test_lookalike_texts_are_those_written_differently_that_look_the_same() -> N
     assert lookalike_texts(["Yes"]) == frozenset()
 
 
+def test_texts_that_differ_only_in_case_are_no_lookalikes_in_any_script() -> None:
+    """Red team: "Да"/"да", "Sí"/"SÍ", "Schön"/"SCHÖN", "Ναι"/"ΝΑΙ" were each marked
+    "looks like another reaction here, written differently"; only ASCII was read for its
+    case. A letter of another script in the same word still is a look-alike."""
+    for pair in (["Да", "да"], ["Sí", "SÍ"], ["Schön", "SCHÖN"], ["Ναι", "ΝΑΙ"]):
+        assert lookalike_texts(pair) == frozenset(), pair
+    assert lookalike_texts(["Да", "Дa"]) == {"Да", "Дa"}  # a Latin a in the Russian word
+    assert lookalike_texts(["ΝΑΙ", "NAI"]) == {"ΝΑΙ", "NAI"}  # Greek capitals, Latin ones
+    assert lookalike_texts(["ＯＫ", "ok"]) == {"ＯＫ", "ok"}  # fullwidth: not read for case
+
+
 def test_room_ids_mark_the_suspect_look_alike_and_both_plain_ones() -> None:
     ids = RoomIds()
     ids.update(["alice@example.com", "mallory@example.com"])
