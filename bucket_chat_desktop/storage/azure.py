@@ -35,6 +35,7 @@ from .cloud import (
     MissingError,
     busy,
     exception_chain,
+    listed_size,
     one_line,
     service_code,
 )
@@ -267,7 +268,13 @@ class AzureStorage(FsspecStorage):
         ).by_page()
         async for page in _pages(pages, listing):
             for blob in page:
-                out.append((blob.name, int(blob.size or 0), _content_tag(blob)))
+                name = getattr(blob, "name", None)
+                if not isinstance(name, str):
+                    raise listing.malformed("a blob without a name")
+                size = listed_size(getattr(blob, "size", None))
+                if size is None:
+                    raise listing.malformed(f"the blob {name[:200]!r} has no size")
+                out.append((name, size, _content_tag(blob)))
             if limit is not None and len(out) >= limit:
                 return out[:limit]
         return out
@@ -279,7 +286,11 @@ class AzureStorage(FsspecStorage):
         pages = container.walk_blobs(name_starts_with=key_prefix or None).by_page()
         out: list[str] = []
         async for page in _pages(pages, listing):
-            out.extend(item.name for item in page if isinstance(item, BlobPrefix))
+            for item in page:
+                if isinstance(item, BlobPrefix):
+                    if not isinstance(item.name, str):
+                        raise listing.malformed("a blob prefix without a name")
+                    out.append(item.name)
         return out
 
     def _service_error(self, exc: BaseException, what: str) -> StorageError | None:
@@ -330,11 +341,21 @@ class AzureStorage(FsspecStorage):
 async def _pages(pages: Any, listing: Listing) -> AsyncIterator[list[Any]]:
     """The items of each page of an Azure listing, a page at a time, within ``listing``'s
     bounds (its deadline per page, its caps on pages, items and repeated tokens)."""
+    from azure.core.exceptions import DecodeError, DeserializationError
+
     while True:
         try:
             page = await listing.page(anext(pages))
         except StopAsyncIteration:
             return
+        except (DecodeError, DeserializationError) as exc:  # not XML, or a field not its type
+            raise listing.malformed(f"it could not be parsed ({one_line(exc, 80)})") from exc
+        except (AttributeError, TypeError, KeyError) as exc:
+            # the SDK's own reading of the parsed page (a blob without a name: "'NoneType'
+            # object has no attribute 'encoded'"); no request raises these
+            raise listing.malformed(
+                f"an entry the SDK could not read ({type(exc).__name__}: {one_line(exc, 80)})"
+            ) from exc
         items = [item async for item in page]  # the page is in memory: no request here
         yield items
         last = getattr(items[-1], "name", None) if items else None
