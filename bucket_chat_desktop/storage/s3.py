@@ -31,6 +31,7 @@ from .cloud import (
     exception_chain,
     listed_size,
     one_line,
+    read_bounded,
     service_code,
 )
 from .feed import ChangeFeed
@@ -71,6 +72,47 @@ CREDENTIAL_HINT = (
     "set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE, or save keys with "
     "'bucket-chat storage add'"
 )
+
+
+def _bounded_sender(client: Any) -> Any:
+    """A ``before-send`` hook that sends each request whose answer botocore holds whole
+    (a listing page, an error; not an object's bytes) itself, and reads that answer
+    within ``read_bounded``'s cap: aiobotocore read it whole whatever its size (300 MB
+    pages were held, and parsed)."""
+    from aiohttp import ClientPayloadError, ServerDisconnectedError, ServerTimeoutError
+    from botocore.exceptions import (  # type: ignore[import-untyped]
+        ConnectionClosedError,
+        ReadTimeoutError,
+    )
+
+    async def send(request: Any, **_: Any) -> Any:
+        if request.stream_output:
+            return None  # an object's bytes: ``_cat`` reads them within its own cap
+        session = client._endpoint.http_session
+        request.stream_output = True
+        try:
+            response = await session.send(request)
+        finally:
+            request.stream_output = False
+        raw = response.raw
+        try:
+            # botocore decodes no Content-Encoding: the bytes as sent are what it parses
+            response._content = await read_bounded(raw.content.read, None)
+        except (ClientPayloadError, ServerDisconnectedError) as exc:
+            raw.close()
+            raise ConnectionClosedError(
+                error=exc, request=request, endpoint_url=request.url
+            ) from exc
+        except ServerTimeoutError as exc:
+            raw.close()
+            raise ReadTimeoutError(endpoint_url=request.url, error=exc) from exc
+        except BaseException:
+            raw.close()
+            raise
+        raw.release()
+        return response
+
+    return send
 
 
 class S3Storage(FsspecStorage):
@@ -134,6 +176,7 @@ class S3Storage(FsspecStorage):
         from botocore.handlers import add_expect_header  # type: ignore[import-untyped]
 
         client.meta.events.unregister("before-call.s3", add_expect_header)
+        client.meta.events.register("before-send.s3", _bounded_sender(client))
         return fs
 
     async def _close_fs(self, fs: Any) -> None:
