@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
+import json as json_module
 import os
 import random
 from typing import Any
@@ -62,15 +62,11 @@ def _filesystem_class() -> Any:
     from gcsfs.core import GCSFileSystem  # type: ignore[import-untyped]
     from gcsfs.retry import is_retriable, validate_response  # type: ignore[import-untyped]
 
-    undecorated = getattr(GCSFileSystem._request, "__wrapped__", None)
-
     class BoundedRetryGCSFileSystem(GCSFileSystem):  # type: ignore[misc]
         attempts = 3
 
         async def _request(self, method: str, path: str, *args: Any, **kwargs: Any) -> Any:
-            if undecorated is None:  # a gcsfs without the retry decorator's __wrapped__
-                return await super()._request(method, path, *args, **kwargs)
-            return await self._retrying(undecorated, self, method, path, *args, **kwargs)
+            return await self._retrying(self._bounded_request, method, path, *args, **kwargs)
 
         async def _retrying(self, call: Any, *args: Any, **kwargs: Any) -> Any:
             if self.credentials.credentials is not None:
@@ -84,32 +80,53 @@ def _filesystem_class() -> Any:
                 await asyncio.sleep(min(0.25 * 2**attempt, 4.0) * (0.5 + random.random()))
             raise AssertionError("unreachable")
 
-        async def _get_json_bounded(self, path: str, *args: Any, **kwargs: Any) -> Any:
-            """``_call("GET", path, *args, json_out=True, **kwargs)`` (a listing page),
-            its answer read within ``read_bounded``'s cap: gcsfs reads an answer whole,
-            and aiohttp inflated a gzip answer whole (a 1 MB page became 1,000 MiB)."""
-            body = await self._retrying(self._get_bounded, path, *args, **kwargs)
+        async def _bounded_request(
+            self,
+            method: str,
+            path: str,
+            *args: Any,
+            headers: dict[str, str] | None = None,
+            json: Any = None,
+            data: Any = None,
+            cache_type: Any = None,
+            cache_source: Any = None,
+            **kwargs: Any,
+        ) -> tuple[int, Any, Any, bytes]:
+            """gcsfs's ``_request`` (one attempt), its answer read within
+            ``read_bounded``'s cap and decoded there: gcsfs read every answer whole,
+            and aiohttp inflated a gzip one whole (a 1 MB listing page became
+            1,000 MiB). An object's bytes are not read here (``GCSStorage._cat``)."""
+            await self._set_session()
+            if hasattr(data, "seek"):
+                data.seek(0)
+            asked = {"Accept-Encoding": "identity", **(headers or {})}
+            async with self.session.request(
+                method=method,
+                url=self._format_path(path, args),
+                params=self._get_params(kwargs),
+                json=json,
+                headers=self._get_headers(asked, cache_type=cache_type, cache_source=cache_source),
+                data=data,
+                timeout=self.requests_timeout,
+                auto_decompress=False,  # decoded by ``read_bounded``, within its cap
+            ) as r:
+                if r.status >= 400:  # an error's first 64 KiB say what it is (raises)
+                    validate_response(r.status, await r.content.read(64 * 1024), path, args)
+                contents = await read_bounded(r.content.read, r.headers.get("Content-Encoding"))
+                return r.status, r.headers, r.request_info, contents
+
+        async def _get_json(self, path: str, *args: Any, **kwargs: Any) -> Any:
+            """``_call("GET", path, *args, json_out=True, **kwargs)``; an answer that is
+            not JSON is a ``BadAnswerError``."""
             try:
-                return json.loads(body)
-            except ValueError as exc:  # not JSON, or not UTF-8
+                return await self._call("GET", path, *args, json_out=True, **kwargs)
+            except ValueError as exc:  # not JSON, or not UTF-8 (JSONDecodeError...)
+                if not isinstance(exc, json_module.JSONDecodeError | UnicodeDecodeError):
+                    raise
                 raise BadAnswerError(
                     "the service's answer is not JSON",
                     listing_reason="the GCS listing answer is malformed: not JSON",
                 ) from exc
-
-        async def _get_bounded(self, path: str, *args: Any, **kwargs: Any) -> bytes:
-            await self._set_session()
-            async with self.session.request(
-                method="GET",
-                url=self._format_path(path, args),
-                params=self._get_params(kwargs),
-                headers=self._get_headers({"Accept-Encoding": "identity"}),
-                timeout=self.requests_timeout,
-                auto_decompress=False,  # decoded by ``read_bounded``, within its cap
-            ) as r:
-                if r.status >= 400:
-                    validate_response(r.status, await r.content.read(64 * 1024), path, args)
-                return await read_bounded(r.content.read, r.headers.get("Content-Encoding"))
 
     return BoundedRetryGCSFileSystem
 
@@ -226,7 +243,7 @@ class GCSStorage(FsspecStorage):
 
     async def _bucket_exists(self, fs: Any) -> bool | None:
         try:
-            await fs._call("GET", "b/{}", self.bucket, json_out=True)
+            await fs._get_json("b/{}", self.bucket)
         except FileNotFoundError:
             return False
         return True
@@ -244,7 +261,7 @@ class GCSStorage(FsspecStorage):
             params["startOffset"] = start_after  # inclusive: the caller drops the equal key
         out: list[tuple[str, int, str | None]] = []
         while True:
-            page = await listing.page(fs._get_json_bounded("b/{}/o", self.bucket, **params))
+            page = await listing.page(fs._get_json("b/{}/o", self.bucket, **params))
             items = _field(page, "items", listing)
             for item in items:
                 if not isinstance(item, dict):
@@ -270,7 +287,7 @@ class GCSStorage(FsspecStorage):
         params: dict[str, Any] = {"prefix": key_prefix or None, "delimiter": "/"}
         out: list[str] = []
         while True:
-            page = await listing.page(fs._get_json_bounded("b/{}/o", self.bucket, **params))
+            page = await listing.page(fs._get_json("b/{}/o", self.bucket, **params))
             prefixes = _field(page, "prefixes", listing)
             if not all(isinstance(prefix, str) for prefix in prefixes):
                 raise listing.malformed('an entry of "prefixes" that is not text')
