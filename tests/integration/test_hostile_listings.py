@@ -29,7 +29,7 @@ from bucket_chat_desktop.storage.base import StorageError, StorageOfflineError
 from bucket_chat_desktop.storage.cloud import ANSWER_MAX_BYTES, LIST_TOKEN_MAX
 
 from . import _stall_proxy
-from ._stall_proxy import Request
+from ._stall_proxy import Request, Rule
 from .conftest import Emulators, Stores
 from .test_hung_reads import GUARD, LIST_REQUEST, Proxied
 
@@ -358,3 +358,30 @@ def test_bucket_chat_rooms_says_the_listing_is_malformed(
     assert "cannot list the rooms" in err, err
     assert "the GCS listing answer is malformed" in err, err
     assert "Traceback" not in err
+
+
+UPLOAD_REQUEST = {"s3": ("PUT", r"/rooms/"), "gs": ("POST", r"/upload/"), "az": ("PUT", r"/rooms/")}
+
+
+async def test_an_answer_over_the_cap_to_a_write_is_refused(proxied: Proxied) -> None:
+    """The limit is on every answer a client holds whole, not only on listing pages: an
+    upload's answer of more than 16 MiB (plain for S3, whose client decodes nothing; a
+    gzip bomb for GCS and Azure) fails the write with the reason, and is not held."""
+    kind = proxied.stores.kind
+    store = proxied.storage()
+    if kind == "s3":
+        body, extra = b"<a>" + b"a" * (ANSWER_MAX_BYTES + 1) + b"</a>", ""
+    else:
+        body, extra = gzip.compress(b"a" * (128 * MIB), 9), "Content-Encoding: gzip\r\n"
+    answer = (
+        f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n{extra}"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode() + body
+    method, pattern = UPLOAD_REQUEST[kind]
+    proxied.proxy.add(Rule(pattern, method=method, answer=lambda _request: answer))
+    with pytest.raises(StorageError) as caught:
+        await asyncio.wait_for(store.put_if_absent(SEGMENT, b"x"), GUARD)
+    assert f"an answer of more than {ANSWER_MAX_BYTES // MIB} MiB" in str(caught.value)
+    proxied.proxy.release()
+    assert await asyncio.wait_for(store.put_if_absent(SEGMENT, b"x"), GUARD)
+    await _works_again(proxied, store)
