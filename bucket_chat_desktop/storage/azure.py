@@ -29,6 +29,7 @@ from .base import (
     md5_tag,
 )
 from .cloud import (
+    ANSWER_MAX_BYTES,
     FsspecStorage,
     Listing,
     Meter,
@@ -91,6 +92,16 @@ def _content_tag(blob: Any) -> str | None:
     return None
 
 
+def _range_length(header: str | None) -> int | None:
+    """The bytes an ``x-ms-range`` of ``bytes=A-B`` asks for (None: no such range)."""
+    if not header or not header.startswith("bytes="):
+        return None
+    first, _, last = header.removeprefix("bytes=").partition("-")
+    if not (first.isdigit() and last.isdigit()) or int(last) < int(first):
+        return None
+    return int(last) - int(first) + 1
+
+
 @functools.cache
 def _bounded_transport_class() -> Any:
     import aiohttp
@@ -103,20 +114,28 @@ def _bounded_transport_class() -> Any:
     from azure.core.pipeline.transport import AioHttpTransport
 
     class BoundedAioHttpTransport(AioHttpTransport):  # type: ignore[misc]
-        """The SDK's aiohttp transport, with each answer it holds whole (a listing page,
-        an error, an upload's answer; not a download, which streams) read within
-        ``read_bounded``'s cap, and decoded there: the SDK read a page whole and then
-        inflated it whole (0.3 MB of gzip made 1.5 GB of memory)."""
+        """The SDK's aiohttp transport, with each answer read whole within
+        ``read_bounded``'s cap, and decoded there: the SDK read a listing page whole
+        and then inflated it whole (0.3 MB of gzip made 1.5 GB of memory). Every answer
+        of this app's is small or a ranged piece of at most ``DOWNLOAD_PIECE`` bytes
+        (``_cat``), so streamed ones (downloads) are read so too: the SDK joined each
+        piece whole anyway."""
 
         async def send(self, request: Any, *, stream: bool = False, **config: Any) -> Any:
             response = await super().send(request, stream=True, **config)
-            if stream:
-                return response
+            limit = ANSWER_MAX_BYTES
+            ranged = _range_length(request.headers.get("x-ms-range"))
+            answered = 200 <= response.status_code < 300 and response.headers.get("Content-Range")
+            if ranged is not None and answered:
+                # A piece of a download (``_cat`` asks ranges): the SDK joins each piece
+                # whole and inflated it whole, so a service answering a 1,001-byte range
+                # with 300 MB (or a gzip bomb) was held whole. The range is the most a
+                # piece may be. (Answered without Content-Range, the SDK refuses it.)
+                limit = ranged
             internal = response.internal_response
             try:
-                body = await read_bounded(
-                    internal.content.read, response.headers.get("Content-Encoding")
-                )
+                encoding = response.headers.get("Content-Encoding")
+                body = await read_bounded(internal.content.read, encoding, limit)
             except aiohttp.ClientPayloadError as err:
                 internal.close()
                 raise IncompleteReadError(err, error=err) from err

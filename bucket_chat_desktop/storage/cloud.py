@@ -202,7 +202,7 @@ class BadAnswerError(Exception):
 
 class AnswerTooLargeError(BadAnswerError):
     def __init__(self, limit: int = ANSWER_MAX_BYTES) -> None:
-        mib = f"{limit / 2**20:g} MiB"
+        mib = f"{limit / 2**20:g} MiB" if limit % 2**20 == 0 else f"{limit:,} bytes"
         super().__init__(
             f"the service sent an answer of more than {mib}",
             listing_reason=f"the service sent a listing page of more than {mib}",
