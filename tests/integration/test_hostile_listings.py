@@ -385,3 +385,39 @@ async def test_an_answer_over_the_cap_to_a_write_is_refused(proxied: Proxied) ->
     proxied.proxy.release()
     assert await asyncio.wait_for(store.put_if_absent(SEGMENT, b"x"), GUARD)
     await _works_again(proxied, store)
+
+
+@pytest.mark.parametrize("cloud_kind", ["az"], indirect=True)
+@pytest.mark.parametrize("gzipped", [False, True], ids=["plain", "gzip"])
+async def test_an_azure_read_answered_past_its_range_is_refused(
+    proxied: Proxied, gzipped: bool
+) -> None:
+    """The Azure SDK joins each ranged piece of a download whole, and inflated it whole:
+    a read of at most 1,000 bytes answered with 32 MiB (or a gzip bomb of 128 MiB) was
+    held whole before the read's own cap cut it. The piece is read within the range it
+    asked for; more is refused with the reason."""
+    store = proxied.storage()
+    await proxied.stores.new().put_if_absent(SEGMENT, b"x")
+    if gzipped:
+        body, extra = gzip.compress(b"a" * (128 * MIB), 9), "Content-Encoding: gzip\r\n"
+    else:
+        body, extra = b"a" * (32 * MIB), ""
+    answer = (
+        f"HTTP/1.1 206 Partial Content\r\nContent-Type: application/octet-stream\r\n{extra}"
+        f"Content-Range: bytes 0-{len(body) - 1}/{len(body)}\r\nx-ms-blob-type: BlockBlob\r\n"
+        f"x-ms-version: 2021-08-06\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode() + body
+    proxied.proxy.add(Rule(r"/one\.jsonl", method="GET", answer=lambda _request: answer))
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        with pytest.raises(StorageError) as caught:
+            await asyncio.wait_for(store.get(SEGMENT, max_bytes=1000), GUARD)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert "the service sent an answer of more than 1,001 bytes" in str(caught.value)
+    if gzipped:  # (a plain answer's bytes are in the proxy's buffers, in this process too)
+        assert peak < 8 * MIB, f"{peak / MIB:.0f} MiB"
+    proxied.proxy.release()
+    assert await asyncio.wait_for(store.get(SEGMENT, max_bytes=1000), GUARD) == b"x"
