@@ -29,13 +29,16 @@ from .base import (
     md5_tag,
 )
 from .cloud import (
+    ANSWER_MAX_BYTES,
     FsspecStorage,
     Listing,
     Meter,
     MissingError,
     busy,
     exception_chain,
+    listed_size,
     one_line,
+    read_bounded,
     service_code,
 )
 
@@ -87,6 +90,76 @@ def _content_tag(blob: Any) -> str | None:
     if isinstance(md5, bytes | bytearray) and 0 < len(md5) <= 64:
         return content_tag("md5", base64.b64encode(bytes(md5)).decode("ascii"))
     return None
+
+
+def _range_length(header: str | None) -> int | None:
+    """The bytes an ``x-ms-range`` of ``bytes=A-B`` asks for (None: no such range)."""
+    if not header or not header.startswith("bytes="):
+        return None
+    first, _, last = header.removeprefix("bytes=").partition("-")
+    if not (first.isdigit() and last.isdigit()) or int(last) < int(first):
+        return None
+    return int(last) - int(first) + 1
+
+
+@functools.cache
+def _bounded_transport_class() -> Any:
+    import aiohttp
+    from azure.core.exceptions import (
+        IncompleteReadError,
+        ServiceRequestError,
+        ServiceResponseError,
+        ServiceResponseTimeoutError,
+    )
+    from azure.core.pipeline.transport import AioHttpTransport
+
+    class BoundedAioHttpTransport(AioHttpTransport):  # type: ignore[misc]
+        """The SDK's aiohttp transport, with each answer read whole within
+        ``read_bounded``'s cap, and decoded there: the SDK read a listing page whole
+        and then inflated it whole (0.3 MB of gzip made 1.5 GB of memory). Every answer
+        of this app's is small or a ranged piece of at most ``DOWNLOAD_PIECE`` bytes
+        (``_cat``), so streamed ones (downloads) are read so too: the SDK joined each
+        piece whole anyway."""
+
+        async def send(self, request: Any, *, stream: bool = False, **config: Any) -> Any:
+            response = await super().send(request, stream=True, **config)
+            limit = ANSWER_MAX_BYTES
+            ranged = _range_length(request.headers.get("x-ms-range"))
+            answered = 200 <= response.status_code < 300 and response.headers.get("Content-Range")
+            if ranged is not None and answered:
+                # A piece of a download (``_cat`` asks ranges): the SDK joins each piece
+                # whole and inflated it whole, so a service answering a 1,001-byte range
+                # with 300 MB (or a gzip bomb) was held whole. The range is the most a
+                # piece may be. (Answered without Content-Range, the SDK refuses it.)
+                limit = ranged
+            internal = response.internal_response
+            try:
+                encoding = response.headers.get("Content-Encoding")
+                body = await read_bounded(internal.content.read, encoding, limit)
+            except aiohttp.ClientPayloadError as err:
+                internal.close()
+                raise IncompleteReadError(err, error=err) from err
+            except aiohttp.ClientResponseError as err:
+                internal.close()
+                raise ServiceResponseError(err, error=err) from err
+            except TimeoutError as err:
+                internal.close()
+                raise ServiceResponseTimeoutError(err, error=err) from err
+            except aiohttp.ClientError as err:
+                internal.close()
+                raise ServiceRequestError(err, error=err) from err
+            except BaseException:
+                internal.close()
+                raise
+            response._content = body
+            response._decompressed_content = True  # decoded above
+            if hasattr(response, "_set_read_checks"):  # azure.core.rest's response
+                await response._set_read_checks()
+            else:
+                internal.release()
+            return response
+
+    return BoundedAioHttpTransport
 
 
 @functools.cache
@@ -199,6 +272,9 @@ class AzureStorage(FsspecStorage):
                 # request of 32 MiB showed no progress before all of it was there.
                 max_single_get_size=DOWNLOAD_PIECE,
                 max_chunk_get_size=DOWNLOAD_PIECE,
+                transport=_bounded_transport_class()(
+                    connection_timeout=self.timeout, read_timeout=self.timeout
+                ),
             )
             return _filesystem_class()(
                 account_name=account or DEV_ACCOUNT,
@@ -267,7 +343,13 @@ class AzureStorage(FsspecStorage):
         ).by_page()
         async for page in _pages(pages, listing):
             for blob in page:
-                out.append((blob.name, int(blob.size or 0), _content_tag(blob)))
+                name = getattr(blob, "name", None)
+                if not isinstance(name, str):
+                    raise listing.malformed("a blob without a name")
+                size = listed_size(getattr(blob, "size", None))
+                if size is None:
+                    raise listing.malformed(f"the blob {name[:200]!r} has no size")
+                out.append((name, size, _content_tag(blob)))
             if limit is not None and len(out) >= limit:
                 return out[:limit]
         return out
@@ -279,7 +361,11 @@ class AzureStorage(FsspecStorage):
         pages = container.walk_blobs(name_starts_with=key_prefix or None).by_page()
         out: list[str] = []
         async for page in _pages(pages, listing):
-            out.extend(item.name for item in page if isinstance(item, BlobPrefix))
+            for item in page:
+                if isinstance(item, BlobPrefix):
+                    if not isinstance(item.name, str):
+                        raise listing.malformed("a blob prefix without a name")
+                    out.append(item.name)
         return out
 
     def _service_error(self, exc: BaseException, what: str) -> StorageError | None:
@@ -330,11 +416,21 @@ class AzureStorage(FsspecStorage):
 async def _pages(pages: Any, listing: Listing) -> AsyncIterator[list[Any]]:
     """The items of each page of an Azure listing, a page at a time, within ``listing``'s
     bounds (its deadline per page, its caps on pages, items and repeated tokens)."""
+    from azure.core.exceptions import DecodeError, DeserializationError
+
     while True:
         try:
             page = await listing.page(anext(pages))
         except StopAsyncIteration:
             return
+        except (DecodeError, DeserializationError) as exc:  # not XML, or a field not its type
+            raise listing.malformed(f"it could not be parsed ({one_line(exc, 80)})") from exc
+        except (AttributeError, TypeError, KeyError) as exc:
+            # the SDK's own reading of the parsed page (a blob without a name: "'NoneType'
+            # object has no attribute 'encoded'"); no request raises these
+            raise listing.malformed(
+                f"an entry the SDK could not read ({type(exc).__name__}: {one_line(exc, 80)})"
+            ) from exc
         items = [item async for item in page]  # the page is in memory: no request here
         yield items
         last = getattr(items[-1], "name", None) if items else None

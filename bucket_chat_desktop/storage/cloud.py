@@ -29,10 +29,12 @@ import asyncio
 import contextvars
 import errno
 import functools
+import hashlib
 import logging
 import socket
 import ssl
 import weakref
+import zlib
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Iterator, Mapping
 from typing import Any, ClassVar, Concatenate, ParamSpec, TypeVar
 
@@ -84,6 +86,8 @@ def on_io_loop(
 
     return there
 
+
+SERVICE_NAMES = {"s3": "S3", "gs": "GCS", "az": "Azure Blob"}
 
 IMMUTABILITY_HINT = {
     "s3": "S3 Object Lock",
@@ -184,6 +188,100 @@ their sizes are ~300 KB of XML)."""
 
 MAX_LISTED_SIZE = 2**63 - 1
 """The largest size a listing may give (SQLite's largest integer; no object is near it)."""
+ANSWER_MAX_BYTES = 16 * 1024 * 1024
+"""The most one answer held whole may weigh, as sent and once decoded: a listing page
+(1,000 names and their sizes are well under 1 MiB), or any other answer of the service
+that is not an object's bytes. A broken or hostile service sent pages of 300 MB, and
+gzip pages of 1 MB that inflate to 1,000 MiB; each was held whole (3 GB of memory)."""
+LIST_TOKEN_MAX = 16 * 1024
+"""The longest next-page token a listing may name (real ones are under 1 KiB)."""
+
+
+class BadAnswerError(Exception):
+    """An answer of the service that cannot be used: too large, or not of the form asked
+    (raised below the SDKs, where the request's ``what`` is not known; ``Listing.page``
+    and ``FsspecStorage._error`` turn it into a ``StorageError`` that says what failed).
+    Not an SDK's error class, so no SDK retries it."""
+
+    def __init__(self, reason: str, *, listing_reason: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.listing_reason = listing_reason or reason
+
+
+class AnswerTooLargeError(BadAnswerError):
+    def __init__(self, limit: int = ANSWER_MAX_BYTES) -> None:
+        mib = f"{limit / 2**20:g} MiB" if limit % 2**20 == 0 else f"{limit:,} bytes"
+        super().__init__(
+            f"the service sent an answer of more than {mib}",
+            listing_reason=f"the service sent a listing page of more than {mib}",
+        )
+        self.limit = limit
+
+
+READ_PIECE = 64 * 1024
+
+
+async def read_bounded(
+    read: Callable[[int], Awaitable[bytes]],
+    encoding: str | None,
+    limit: int = ANSWER_MAX_BYTES,
+) -> bytes:
+    """A whole answer's body, read ``READ_PIECE`` bytes at a time through ``read(n)``
+    (``b""`` at its end) and decoded by its ``Content-Encoding`` (none, ``gzip`` or
+    ``deflate``) as it comes, never holding more than ``limit`` bytes as sent or as
+    decoded: ``AnswerTooLargeError`` past it (a decompression bomb of a page is
+    refused after ``limit`` bytes of its output), ``BadAnswerError`` for an encoding
+    that cannot be decoded."""
+    name = (encoding or "").strip().lower()
+    if name not in ("", "identity", "gzip", "x-gzip", "deflate"):
+        raise BadAnswerError(f"the service sent an answer in an unknown encoding ({name[:40]!r})")
+    inflate: Any = None
+    parts: list[bytes] = []
+    sent = decoded = 0
+    while True:
+        piece = await read(READ_PIECE)
+        if not piece:
+            break
+        sent += len(piece)
+        if sent > limit:
+            raise AnswerTooLargeError(limit)
+        if name in ("", "identity"):
+            data = piece
+        else:
+            if inflate is None:  # gzip; deflate is zlib's format, or raw as some send it
+                raw = name == "deflate" and piece[0] & 0x0F != 8
+                inflate = zlib.decompressobj(-zlib.MAX_WBITS if raw else 47)
+            try:
+                data = inflate.decompress(piece, limit - decoded + 1)
+            except zlib.error as exc:
+                raise BadAnswerError(f"the service sent an answer that is not {name}") from exc
+        decoded += len(data)
+        if decoded > limit:
+            raise AnswerTooLargeError(limit)
+        parts.append(data)
+    if inflate is not None:  # what the last pieces left (all of their input was taken)
+        try:
+            data = inflate.flush()
+        except zlib.error as exc:
+            raise BadAnswerError(f"the service sent an answer that is not {name}") from exc
+        decoded += len(data)
+        if decoded > limit:
+            raise AnswerTooLargeError(limit)
+        parts.append(data)
+    return b"".join(parts)
+
+
+def listed_size(value: object) -> int | None:
+    """A size as a listing gives it (an integer, or its decimal digits as JSON text does),
+    or None if it is not one. Its range is checked by the caller (``MAX_LISTED_SIZE``)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and 0 < len(value) <= 40 and value.isascii():
+        digits = value.removeprefix("-")
+        if digits.isdigit():
+            return int(value)
+    return None
 
 
 class _ListingDeadline(Exception):
@@ -201,7 +299,7 @@ class Listing:
         self.stop = stop  # a key: no page is asked once one ended at or past it
         self.pages = 0
         self.objects = 0
-        self._tokens: set[str] = set()
+        self._tokens: set[bytes] = set()  # digests of the tokens named so far
 
     async def page(self, call: Awaitable[T]) -> T:
         """The page ``call`` asks for, within ``read_base`` plus the time
@@ -219,11 +317,26 @@ class Listing:
             return await asyncio.wait_for(inner(), deadline)
         except _ServiceTimeoutError as exc:
             raise (exc.__cause__ or exc) from None
+        except BadAnswerError as exc:
+            raise self.refused(exc.listing_reason) from exc
         except TimeoutError as exc:  # only the page's deadline can raise it here
             raise StorageOfflineError(
                 f"{self.what}: a page of the listing was not received within "
                 f"{deadline:.0f} s (offline, or the service is very slow; retry later)"
             ) from exc
+
+    def refused(self, reason: str) -> StorageError:
+        """The error for a page that cannot be used: ``reason`` says why."""
+        return StorageError(
+            f"{self.what}: {reason}: the service is broken or hostile; "
+            "nothing of this listing was used"
+        )
+
+    def malformed(self, reason: str) -> StorageError:
+        """The error for a page that is not of the form the service's API gives:
+        ``reason`` says what is wrong, in words (``an item without a name``)."""
+        service = SERVICE_NAMES.get(self._storage.kind, self._storage.kind)
+        return self.refused(f"the {service} listing answer is malformed: {reason}")
 
     def more(self, objects: int, token: object, last: str | None = None) -> bool:
         """A page naming ``objects`` objects (or prefixes) was received, naming ``token``
@@ -240,10 +353,17 @@ class Listing:
             )
         if self.stop is not None and last is not None and last >= self.stop:
             return False  # the rest sorts after what the caller asked for
-        if not token:
+        if token is None or token == "":
             return False
-        text = str(token)
-        if text in self._tokens:
+        if not isinstance(token, str):
+            raise self.malformed("the next page's token is not text")
+        if len(token) > LIST_TOKEN_MAX:
+            raise self.refused(
+                f"the service named a next page with a token of more than "
+                f"{LIST_TOKEN_MAX // 1024} KiB"
+            )
+        digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+        if digest in self._tokens:
             raise StorageError(
                 f"{self.what}: the service's listing went back to a page it had already "
                 f"sent (after {self.pages:,} pages): it would never end, so the service is "
@@ -255,8 +375,24 @@ class Listing:
                 f"pages ({self.objects:,} objects); a folder of this chat takes far fewer, "
                 "so the service is broken or hostile: nothing of this listing was used"
             )
-        self._tokens.add(text)
+        self._tokens.add(digest)
         return True
+
+
+def checked_keys(
+    found: list[tuple[str, int, str | None]], listing: Listing
+) -> list[tuple[str, int, str | None]]:
+    """``found`` as a service adapter gave it, checked to be of the types it promises
+    (each adapter checks its service's answer; this is the last guard before the keys
+    are compared and cut)."""
+    for key, size, tag in found:
+        if not isinstance(key, str):
+            raise listing.malformed("an object name that is not text")
+        if not isinstance(size, int) or isinstance(size, bool):
+            raise listing.malformed("a size that is not a whole number")
+        if tag is not None and not isinstance(tag, str):
+            raise listing.malformed("a content tag that is not text")
+    return found
 
 
 def _range_not_satisfiable(exc: BaseException) -> bool:
@@ -673,6 +809,9 @@ class FsspecStorage(Storage, abc.ABC):
         """Map any failure to one ``StorageError`` with one line a user can act on."""
         if isinstance(exc, StorageError):
             return exc
+        for item in exception_chain(exc):
+            if isinstance(item, BadAnswerError):
+                return StorageError(f"{what}: {item.reason}: the service is broken or hostile")
         mapped = self._service_error(exc, what)
         if mapped is None:
             mapped = self._network_error(exc, what)
@@ -737,6 +876,7 @@ class FsspecStorage(Storage, abc.ABC):
         )
 
     def _visible(self, folder_key: str, key: str) -> bool:
+        """Whether a listed key (one below ``folder_key``) is shown: see the module."""
         rest = key[len(folder_key) :]
         if not rest or any(part.startswith(".") for part in rest.split("/")):
             return False
@@ -931,14 +1071,16 @@ class FsspecStorage(Storage, abc.ABC):
         stop = self._key(before) if before is not None else None
         fs = await self._filesystem()
         what = f"cannot list {self.display(prefix)}"
+        listing = Listing(self, what, stop)
         try:
-            found = await self._list_keys(fs, folder, start, None, Listing(self, what, stop))
+            found = checked_keys(await self._list_keys(fs, folder, start, None, listing), listing)
         except Exception as exc:
             raise await self._translated(fs, exc, what) from exc
         self._bucket_seen = True
+        inside = self._inside(folder, found, what, key=lambda entry: entry[0])
         items = [
             ObjectInfo(self._rel(key), size, tag)
-            for key, size, tag in found
+            for key, size, tag in inside
             if self._visible(folder, key)
             and (start is None or key > start)
             and (stop is None or key < stop)
@@ -960,13 +1102,34 @@ class FsspecStorage(Storage, abc.ABC):
         folder = self._folder_key(prefix)
         fs = await self._filesystem()
         what = f"cannot list {self.display(prefix)}"
+        listing = Listing(self, what)
         try:
-            found = await self._list_prefixes(fs, folder, Listing(self, what))
+            found = await self._list_prefixes(fs, folder, listing)
+            if not all(isinstance(name, str) for name in found):
+                raise listing.malformed("a folder name that is not text")
         except Exception as exc:
             raise await self._translated(fs, exc, what) from exc
         self._bucket_seen = True
-        names = {key[len(folder) :].strip("/") for key in found}
+        inside = self._inside(folder, found, what, key=lambda entry: entry)
+        names = {key[len(folder) :].strip("/") for key in inside}
         return sorted(n for n in names if usable_folder_name(n) and not n.startswith("."))
+
+    def _inside(
+        self, folder: str, found: list[T], what: str, *, key: Callable[[T], str]
+    ) -> list[T]:
+        """The entries of a listing of ``folder`` whose key is below it. The service is
+        asked for that folder only; one that names objects elsewhere (another room's
+        segment in this room's day) is broken or hostile: those are dropped, with one
+        line in the log, never taken for objects of this folder."""
+        inside = [entry for entry in found if key(entry).startswith(folder)]
+        if len(inside) < len(found):
+            log.warning(
+                "%s: the service listed %d object(s) outside the folder asked; ignored "
+                "(a broken or hostile service)",
+                what.removeprefix("cannot list "),
+                len(found) - len(inside),
+            )
+        return inside
 
     @on_io_loop
     async def remove_probe(self, path: str) -> None:

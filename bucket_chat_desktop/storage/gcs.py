@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json as json_module
 import os
 import random
 from typing import Any
@@ -29,7 +30,17 @@ from .base import (
     content_tag,
     md5_tag,
 )
-from .cloud import FsspecStorage, Listing, Meter, busy, exception_chain, one_line
+from .cloud import (
+    BadAnswerError,
+    FsspecStorage,
+    Listing,
+    Meter,
+    busy,
+    exception_chain,
+    listed_size,
+    one_line,
+    read_bounded,
+)
 
 CREDENTIAL_HINT = (
     "set GOOGLE_APPLICATION_CREDENTIALS, run 'gcloud auth application-default login', "
@@ -49,28 +60,87 @@ def _filesystem_class() -> Any:
     # The default gcsfs class probes buckets over gRPC (hangs ~60 s on an emulator).
     os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
     from gcsfs.core import GCSFileSystem  # type: ignore[import-untyped]
-    from gcsfs.retry import is_retriable  # type: ignore[import-untyped]
-
-    undecorated = getattr(GCSFileSystem._request, "__wrapped__", None)
+    from gcsfs.retry import is_retriable, validate_response  # type: ignore[import-untyped]
 
     class BoundedRetryGCSFileSystem(GCSFileSystem):  # type: ignore[misc]
         attempts = 3
 
         async def _request(self, method: str, path: str, *args: Any, **kwargs: Any) -> Any:
-            if undecorated is None:  # a gcsfs without the retry decorator's __wrapped__
-                return await super()._request(method, path, *args, **kwargs)
+            return await self._retrying(self._bounded_request, method, path, *args, **kwargs)
+
+        async def _retrying(self, call: Any, *args: Any, **kwargs: Any) -> Any:
             if self.credentials.credentials is not None:
                 await asyncio.to_thread(self.credentials.maybe_refresh)
             for attempt in range(self.attempts):
                 try:
-                    return await undecorated(self, method, path, *args, **kwargs)
+                    return await call(*args, **kwargs)
                 except Exception as exc:
                     if attempt + 1 >= self.attempts or not is_retriable(exc):
                         raise
                 await asyncio.sleep(min(0.25 * 2**attempt, 4.0) * (0.5 + random.random()))
             raise AssertionError("unreachable")
 
+        async def _bounded_request(
+            self,
+            method: str,
+            path: str,
+            *args: Any,
+            headers: dict[str, str] | None = None,
+            json: Any = None,
+            data: Any = None,
+            cache_type: Any = None,
+            cache_source: Any = None,
+            **kwargs: Any,
+        ) -> tuple[int, Any, Any, bytes]:
+            """gcsfs's ``_request`` (one attempt), its answer read within
+            ``read_bounded``'s cap and decoded there: gcsfs read every answer whole,
+            and aiohttp inflated a gzip one whole (a 1 MB listing page became
+            1,000 MiB). An object's bytes are not read here (``GCSStorage._cat``)."""
+            await self._set_session()
+            if hasattr(data, "seek"):
+                data.seek(0)
+            asked = {"Accept-Encoding": "identity", **(headers or {})}
+            async with self.session.request(
+                method=method,
+                url=self._format_path(path, args),
+                params=self._get_params(kwargs),
+                json=json,
+                headers=self._get_headers(asked, cache_type=cache_type, cache_source=cache_source),
+                data=data,
+                timeout=self.requests_timeout,
+                auto_decompress=False,  # decoded by ``read_bounded``, within its cap
+            ) as r:
+                if r.status >= 400:  # an error's first 64 KiB say what it is (raises)
+                    validate_response(r.status, await r.content.read(64 * 1024), path, args)
+                contents = await read_bounded(r.content.read, r.headers.get("Content-Encoding"))
+                return r.status, r.headers, r.request_info, contents
+
+        async def _get_json(self, path: str, *args: Any, **kwargs: Any) -> Any:
+            """``_call("GET", path, *args, json_out=True, **kwargs)``; an answer that is
+            not JSON is a ``BadAnswerError``."""
+            try:
+                return await self._call("GET", path, *args, json_out=True, **kwargs)
+            except ValueError as exc:  # not JSON, or not UTF-8 (JSONDecodeError...)
+                if not isinstance(exc, json_module.JSONDecodeError | UnicodeDecodeError):
+                    raise
+                raise BadAnswerError(
+                    "the service's answer is not JSON",
+                    listing_reason="the GCS listing answer is malformed: not JSON",
+                ) from exc
+
     return BoundedRetryGCSFileSystem
+
+
+def _field(page: object, name: str, listing: Listing) -> list[Any]:
+    """The list ``page[name]`` of a GCS listing page (none: an empty one)."""
+    if not isinstance(page, dict):
+        raise listing.malformed("the answer is not a JSON object")
+    value = page.get(name)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise listing.malformed(f'"{name}" is not a list')
+    return value
 
 
 class GCSStorage(FsspecStorage):
@@ -173,7 +243,7 @@ class GCSStorage(FsspecStorage):
 
     async def _bucket_exists(self, fs: Any) -> bool | None:
         try:
-            await fs._call("GET", "b/{}", self.bucket, json_out=True)
+            await fs._get_json("b/{}", self.bucket)
         except FileNotFoundError:
             return False
         return True
@@ -191,14 +261,24 @@ class GCSStorage(FsspecStorage):
             params["startOffset"] = start_after  # inclusive: the caller drops the equal key
         out: list[tuple[str, int, str | None]] = []
         while True:
-            page = await listing.page(
-                fs._call("GET", "b/{}/o", self.bucket, json_out=True, **params)
-            )
-            items = page.get("items", [])
+            page = await listing.page(fs._get_json("b/{}/o", self.bucket, **params))
+            items = _field(page, "items", listing)
             for item in items:
-                out.append((item["name"], int(item.get("size", 0)), _content_tag(item)))
+                if not isinstance(item, dict):
+                    raise listing.malformed('an entry of "items" that is not an object')
+                name = item.get("name")
+                if not isinstance(name, str):
+                    why = "without a name" if name is None else "whose name is not text"
+                    raise listing.malformed(f"an item {why}")
+                size = listed_size(item.get("size"))
+                if size is None:
+                    raise listing.malformed(
+                        f"the item {name[:200]!r} has no size, or one that is not a whole "
+                        f"number ({one_line(repr(item.get('size')), 40)})"
+                    )
+                out.append((name, size, _content_tag(item)))
             token = page.get("nextPageToken")
-            last = items[-1].get("name") if items else None
+            last = out[-1][0] if items else None
             if not listing.more(len(items), token, last) or limit is not None:
                 return out
             params["pageToken"] = token
@@ -207,10 +287,10 @@ class GCSStorage(FsspecStorage):
         params: dict[str, Any] = {"prefix": key_prefix or None, "delimiter": "/"}
         out: list[str] = []
         while True:
-            page = await listing.page(
-                fs._call("GET", "b/{}/o", self.bucket, json_out=True, **params)
-            )
-            prefixes = page.get("prefixes", [])
+            page = await listing.page(fs._get_json("b/{}/o", self.bucket, **params))
+            prefixes = _field(page, "prefixes", listing)
+            if not all(isinstance(prefix, str) for prefix in prefixes):
+                raise listing.malformed('an entry of "prefixes" that is not text')
             out.extend(prefixes)
             token = page.get("nextPageToken")
             if not listing.more(len(prefixes), token):

@@ -22,13 +22,16 @@ from .base import (
     md5_tag,
 )
 from .cloud import (
+    BadAnswerError,
     FsspecStorage,
     Listing,
     Meter,
     MissingError,
     busy,
     exception_chain,
+    listed_size,
     one_line,
+    read_bounded,
     service_code,
 )
 from .feed import ChangeFeed
@@ -69,6 +72,47 @@ CREDENTIAL_HINT = (
     "set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE, or save keys with "
     "'bucket-chat storage add'"
 )
+
+
+def _bounded_sender(client: Any) -> Any:
+    """A ``before-send`` hook that sends each request whose answer botocore holds whole
+    (a listing page, an error; not an object's bytes) itself, and reads that answer
+    within ``read_bounded``'s cap: aiobotocore read it whole whatever its size (300 MB
+    pages were held, and parsed)."""
+    from aiohttp import ClientPayloadError, ServerDisconnectedError, ServerTimeoutError
+    from botocore.exceptions import (  # type: ignore[import-untyped]
+        ConnectionClosedError,
+        ReadTimeoutError,
+    )
+
+    async def send(request: Any, **_: Any) -> Any:
+        if request.stream_output:
+            return None  # an object's bytes: ``_cat`` reads them within its own cap
+        session = client._endpoint.http_session
+        request.stream_output = True
+        try:
+            response = await session.send(request)
+        finally:
+            request.stream_output = False
+        raw = response.raw
+        try:
+            # botocore decodes no Content-Encoding: the bytes as sent are what it parses
+            response._content = await read_bounded(raw.content.read, None)
+        except (ClientPayloadError, ServerDisconnectedError) as exc:
+            raw.close()
+            raise ConnectionClosedError(
+                error=exc, request=request, endpoint_url=request.url
+            ) from exc
+        except ServerTimeoutError as exc:
+            raw.close()
+            raise ReadTimeoutError(endpoint_url=request.url, error=exc) from exc
+        except BaseException:
+            raw.close()
+            raise
+        raw.release()
+        return response
+
+    return send
 
 
 class S3Storage(FsspecStorage):
@@ -132,6 +176,7 @@ class S3Storage(FsspecStorage):
         from botocore.handlers import add_expect_header  # type: ignore[import-untyped]
 
         client.meta.events.unregister("before-call.s3", add_expect_header)
+        client.meta.events.register("before-send.s3", _bounded_sender(client))
         return fs
 
     async def _close_fs(self, fs: Any) -> None:
@@ -194,17 +239,22 @@ class S3Storage(FsspecStorage):
             params["MaxKeys"] = limit
         out: list[tuple[str, int, str | None]] = []
         while True:
-            page = await listing.page(fs._call_s3("list_objects_v2", **params))
+            page = await listing.page(_listed(fs, params))
             contents = page.get("Contents", [])
             for item in contents:
+                key = item.get("Key")
+                if not isinstance(key, str):
+                    raise listing.malformed("an entry (Contents) without a key")
                 etag = item.get("ETag")
-                size = int(item.get("Size", 0))
+                size = listed_size(item.get("Size"))
+                if size is None:
+                    raise listing.malformed(f"the entry {key[:200]!r} has no size")
                 # S3's ETag changes with the bytes only (metadata is changed by a copy,
                 # which keeps it): it is the content tag as it stands
                 tag = content_tag("s3-etag", etag.strip('"') if isinstance(etag, str) else None)
-                out.append((item["Key"], size, tag))
+                out.append((key, size, tag))
             token = page.get("NextContinuationToken") if page.get("IsTruncated") else None
-            last = contents[-1].get("Key") if contents else None
+            last = out[-1][0] if contents else None
             if not listing.more(len(contents), token, last) or limit is not None:
                 return out
             params["ContinuationToken"] = token
@@ -213,9 +263,12 @@ class S3Storage(FsspecStorage):
         params: dict[str, Any] = {"Bucket": self.bucket, "Prefix": key_prefix, "Delimiter": "/"}
         out: list[str] = []
         while True:
-            page = await listing.page(fs._call_s3("list_objects_v2", **params))
+            page = await listing.page(_listed(fs, params))
             prefixes = page.get("CommonPrefixes", [])
-            out.extend(p["Prefix"] for p in prefixes)
+            for entry in prefixes:
+                if not isinstance(entry.get("Prefix"), str):
+                    raise listing.malformed("an entry (CommonPrefixes) without a prefix")
+                out.append(entry["Prefix"])
             token = page.get("NextContinuationToken") if page.get("IsTruncated") else None
             if not listing.more(len(prefixes), token):
                 return out
@@ -259,3 +312,19 @@ class S3Storage(FsspecStorage):
                 return StorageOfflineError(f"{what}: service error {status} ({code}): {message}")
             return StorageError(f"{what}: {code or status}: {message}")
         return None
+
+
+async def _listed(fs: Any, params: dict[str, Any]) -> Any:
+    """One page of ``ListObjectsV2``; an answer botocore cannot parse as one (not XML, a
+    size that is not a number) is a ``BadAnswerError``."""
+    try:
+        return await fs._call_s3("list_objects_v2", **params)
+    except Exception as exc:
+        for item in exception_chain(exc):
+            if type(item).__name__ == "ResponseParserError" or type(item) is ValueError:
+                raise BadAnswerError(
+                    "the service's answer could not be parsed",
+                    listing_reason="the S3 listing answer is malformed: "
+                    f"it could not be parsed ({one_line(item, 80)})",
+                ) from exc
+        raise
