@@ -239,6 +239,19 @@ async def read_bounded(
     inflate: Any = None
     parts: list[bytes] = []
     sent = decoded = 0
+
+    def keep(step: Callable[[], bytes]) -> None:
+        """Keep what ``step`` decodes, within the limit."""
+        nonlocal decoded
+        try:
+            data = step()
+        except zlib.error as exc:
+            raise BadAnswerError(f"the service sent an answer that is not {name}") from exc
+        decoded += len(data)
+        if decoded > limit:
+            raise AnswerTooLargeError(limit)
+        parts.append(data)
+
     while True:
         piece = await read(READ_PIECE)
         if not piece:
@@ -247,28 +260,14 @@ async def read_bounded(
         if sent > limit:
             raise AnswerTooLargeError(limit)
         if name in ("", "identity"):
-            data = piece
-        else:
-            if inflate is None:  # gzip; deflate is zlib's format, or raw as some send it
-                raw = name == "deflate" and piece[0] & 0x0F != 8
-                inflate = zlib.decompressobj(-zlib.MAX_WBITS if raw else 47)
-            try:
-                data = inflate.decompress(piece, limit - decoded + 1)
-            except zlib.error as exc:
-                raise BadAnswerError(f"the service sent an answer that is not {name}") from exc
-        decoded += len(data)
-        if decoded > limit:
-            raise AnswerTooLargeError(limit)
-        parts.append(data)
+            keep(functools.partial(bytes, piece))  # the same object: nothing copied
+            continue
+        if inflate is None:  # gzip; deflate is zlib's format, or raw as some send it
+            raw = name == "deflate" and piece[0] & 0x0F != 8
+            inflate = zlib.decompressobj(-zlib.MAX_WBITS if raw else 47)
+        keep(functools.partial(inflate.decompress, piece, limit - decoded + 1))
     if inflate is not None:  # what the last pieces left (all of their input was taken)
-        try:
-            data = inflate.flush()
-        except zlib.error as exc:
-            raise BadAnswerError(f"the service sent an answer that is not {name}") from exc
-        decoded += len(data)
-        if decoded > limit:
-            raise AnswerTooLargeError(limit)
-        parts.append(data)
+        keep(inflate.flush)
     return b"".join(parts)
 
 
