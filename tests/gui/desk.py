@@ -104,6 +104,11 @@ class Desk:
             state is not None and state.complete and self.controller.result(key) is state.result
         )
 
+    def shows(self, room: str, event_id: str) -> bool:
+        """The room's latest audit has a row of ``event_id``."""
+        result = self.controller.result(self.key(room))
+        return result is not None and any(a.event.event_id == event_id for a in result.timeline)
+
     def wait_loaded(self, *rooms: str, timeout: int = 15_000) -> None:
         for room in rooms:
             self.qtbot.waitUntil(lambda r=room: self.loaded(r), timeout=timeout)

@@ -36,11 +36,6 @@ CAROL_ID = "carol@example.com"
 BAIT = "New bank details: please wire the $5,000 to XX99 9999 today"
 
 
-def _arrived(desk: Desk, room: str, event: Event) -> bool:
-    result = desk.controller.result(desk.key(room))
-    return result is not None and any(a.event.event_id == event.event_id for a in result.timeline)
-
-
 def test_an_impostors_message_is_marked_in_the_notification_and_the_preview(
     qtbot: Any,
     launch: Callable[..., Desk],  # noqa: F811
@@ -57,7 +52,7 @@ def test_an_impostors_message_is_marked_in_the_notification_and_the_preview(
 
     def plant(writer: RoomWriter, draft: Draft) -> Event:
         _, [*_, ev] = wait_for(qtbot, writer.send([draft]))
-        qtbot.waitUntil(lambda: _arrived(desk, "general", ev), timeout=15_000)
+        qtbot.waitUntil(lambda: desk.shows("general", ev.event_id), timeout=15_000)
         return ev
 
     plant(carol, Draft.text("Hi, Carol here."))

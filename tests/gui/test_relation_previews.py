@@ -35,11 +35,6 @@ DAVE_ID = "dave@example.com"
 BAIT = "TOP SECRET planted body"
 
 
-def _arrived(desk: Desk, room: str, event: Event) -> bool:
-    result = desk.controller.result(desk.key(room))
-    return result is not None and any(a.event.event_id == event.event_id for a in result.timeline)
-
-
 def test_relations_neither_notify_nor_leak_into_the_preview(
     qtbot: Any,
     launch: Callable[..., Desk],  # noqa: F811
@@ -58,7 +53,7 @@ def test_relations_neither_notify_nor_leak_into_the_preview(
 
     def plant(writer: RoomWriter, draft: Draft) -> Event:
         _, [*_, ev] = wait_for(qtbot, writer.send([draft]))
-        qtbot.waitUntil(lambda: _arrived(desk, "general", ev), timeout=15_000)
+        qtbot.waitUntil(lambda: desk.shows("general", ev.event_id), timeout=15_000)
         return ev
 
     def shown() -> list[str]:
@@ -147,9 +142,9 @@ def test_a_message_read_after_its_deletion_neither_notifies_nor_previews_its_tex
             target.write_bytes(path.read_bytes())
 
     publish(second)  # the deletion is listed first: it waits for its message
-    qtbot.waitUntil(lambda: _arrived(desk, "general", redaction), timeout=15_000)
+    qtbot.waitUntil(lambda: desk.shows("general", redaction.event_id), timeout=15_000)
     publish(first)
-    qtbot.waitUntil(lambda: _arrived(desk, "general", secret), timeout=15_000)
+    qtbot.waitUntil(lambda: desk.shows("general", secret.event_id), timeout=15_000)
     _, relations = desk.controller.relations(desk.key("general"))
     agg = relations.of(secret.event_id)
     assert agg is not None and agg.redacted is not None  # the rules applied it
