@@ -908,7 +908,8 @@ class FsspecStorage(Storage, abc.ABC):
             # and takes the write as done, neither lost nor written twice.
             raise StorageOfflineError(
                 f"{what}: the service did not answer the write within {deadline:.0f} s "
-                "(offline, or the service is very slow; it is tried again)"
+                "(offline, or the link or the service is too slow for "
+                f"{len(data):,} bytes in that time)"
             ) from exc
         except Exception as exc:
             raise await self._translated(fs, exc, what) from exc

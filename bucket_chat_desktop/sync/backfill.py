@@ -580,7 +580,7 @@ class Backfill:
             # A hinted read has no listed size to hold the answer to: a service that sends
             # an error page or an empty body as the object would otherwise be kept as the
             # copy checked here, for good (the message lost, the sender's next one shown
-            # with a gap). Only a whole, clean segment is kept from a hint; anything else
+            # with a gap). What does not look like the whole object (``_hinted_doubt``)
             # is read again at the next listing, which gives its size.
             doubt = _hinted_doubt(prepared, len(data))
             if doubt is not None:
@@ -703,14 +703,23 @@ class Backfill:
 
 
 def _hinted_doubt(got: PreparedSegment | PackedSegment, size: int) -> str | None:
-    """Why a segment read on a hint (no listed size) may not be what is stored, or None
-    when it is whole and clean: events, and no finding of any kind."""
-    findings = got.decoded.findings if isinstance(got, PreparedSegment) else got[2]
-    if findings:
-        return f"{size:,} bytes that are not a clean segment ({findings[0].kind.value})"
+    """Why a segment read on a hint (no listed size) may not be what is stored, or None.
+
+    What an answer that is not the object looks like: nothing that is an event (an error
+    page, an empty body), a last line cut off (a body cut short), or events that do not
+    span the segment's name (cut at a line's end, or another segment's bytes). A bad line
+    among good events is the object's own: kept with its finding, as a listed read
+    would keep the same bytes."""
     if _event_count(got) == 0:
         return f"{size:,} bytes holding no event"
+    findings = got.decoded.findings if isinstance(got, PreparedSegment) else got[2]
+    cut = next((f for f in findings if f.kind in _NOT_THE_OBJECT), None)
+    if cut is not None:
+        return f"{size:,} bytes that are not the whole segment ({cut.kind.value})"
     return None
+
+
+_NOT_THE_OBJECT = frozenset({Kind.TRUNCATED, Kind.SEGMENT_NAME_MISMATCH})
 
 
 def _event_count(got: PreparedSegment | PackedSegment) -> int:
