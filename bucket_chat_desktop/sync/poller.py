@@ -48,6 +48,7 @@ from ..storage.feed import ChangeFeed
 from ..storage.local import LocalStorage
 from .backfill import UNKNOWN_SIZE
 from .events import ChangeFeedStatus
+from .room_objects import Budget
 from .schedule import FEED_NAMED_GRACES, feed_rest, poll_delay, safety_period
 from .stopping import stop_tasks
 
@@ -89,36 +90,23 @@ SAFETY_AT_ONCE = 8
 WATCHED_LISTING_MAX = 2_000
 
 
-class HintBudget:
-    """The reads the change feed's notifications may cost the bucket: a token bucket of
-    ``per_minute`` reads, refilled evenly, full at first (``HINTS_PER_MINUTE``)."""
+class HintBudget(Budget):
+    """The reads the change feed's notifications may cost the bucket: ``per_minute``
+    reads, refilled evenly, full at first (``HINTS_PER_MINUTE``); ``dropped`` counts
+    those refused."""
+
+    __slots__ = ("dropped", "per_minute")
 
     def __init__(self, per_minute: int) -> None:
         self.per_minute = max(1, per_minute)
-        self._tokens = float(self.per_minute)
-        self._at = time.monotonic()
+        super().__init__(float(self.per_minute), self.per_minute / 60.0)
         self.dropped = 0  # reads refused (tests, the log)
 
-    def _refill(self) -> None:
-        now = time.monotonic()
-        self._tokens = min(
-            float(self.per_minute), self._tokens + (now - self._at) * self.per_minute / 60.0
-        )
-        self._at = now
-
-    def take(self) -> bool:
-        """One read, if the budget allows it now; else it is counted as dropped."""
-        self._refill()
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
+    def take(self, amount: float = 1.0) -> bool:
+        if super().take(amount):
             return True
         self.dropped += 1
         return False
-
-    def full(self) -> bool:
-        """Nothing of the budget used for a while (a minute since it was last spent)."""
-        self._refill()
-        return self._tokens >= self.per_minute
 
 
 class _Waited(NamedTuple):

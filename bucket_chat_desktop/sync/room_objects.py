@@ -68,7 +68,39 @@ class StillWritingError(StorageError):
     transient = True
 
 
-class WaitBudget:
+class Budget:
+    """A token bucket: ``capacity`` at most, refilled at ``per_second``, full at first.
+    What a hostile member or service may make the engine spend (seconds of waiting,
+    reads of the bucket) is drawn from one."""
+
+    __slots__ = ("_at", "_left", "capacity", "per_second")
+
+    def __init__(self, capacity: float, per_second: float) -> None:
+        self.capacity = capacity
+        self.per_second = per_second
+        self._left = capacity
+        self._at = time.monotonic()
+
+    def _refill(self) -> None:
+        now = time.monotonic()
+        self._left = min(self.capacity, self._left + (now - self._at) * self.per_second)
+        self._at = now
+
+    def take(self, amount: float = 1.0) -> bool:
+        """``amount`` of it, if that much is left now."""
+        self._refill()
+        if self._left < amount:
+            return False
+        self._left -= amount
+        return True
+
+    def full(self) -> bool:
+        """Nothing of it used for a while (refilled to its capacity)."""
+        self._refill()
+        return self._left >= self.capacity
+
+
+class WaitBudget(Budget):
     """The seconds one engine may spend waiting for writers of unfinished objects
     (``read_once_written``): ``UNFINISHED_WAIT`` at most, one more each ``WAIT_REFILL``
     seconds. An honest writer in place is done in milliseconds; someone who keeps
@@ -76,20 +108,10 @@ class WaitBudget:
     ``UNFINISHED_WAIT`` seconds, and the room's news queued behind them. Past the budget
     an unfinished object that changed lately is unread for now, read again later."""
 
-    __slots__ = ("_at", "_left")
+    __slots__ = ()
 
     def __init__(self) -> None:
-        self._left = UNFINISHED_WAIT
-        self._at = time.monotonic()
-
-    def take(self, seconds: float) -> bool:
-        now = time.monotonic()
-        self._left = min(UNFINISHED_WAIT, self._left + (now - self._at) / WAIT_REFILL)
-        self._at = now
-        if self._left < seconds:
-            return False
-        self._left -= seconds
-        return True
+        super().__init__(UNFINISHED_WAIT, 1 / WAIT_REFILL)
 
 
 def unfinished(data: bytes) -> bool:
