@@ -852,9 +852,9 @@ def _added(
                 body, msgtype = edit_content(ev)  # type: ignore[misc]
                 edit = Edit(ev.event_id, ev.timestamp_ms, r.state, body, msgtype)
                 insort(draft(verdict.original).edit_list(), edit, key=edit_position)
-                if ev.event_id not in read.repeated:  # see ``_decide``
-                    edit_of = dict(old.edit_of) if edit_of is None else edit_of
-                    edit_of[ev.event_id] = verdict.original
+                # (an edit whose own id is shown twice is never here: ``_decide`` only)
+                edit_of = dict(old.edit_of) if edit_of is None else edit_of
+                edit_of[ev.event_id] = verdict.original
         elif (refused := _refused_reaction(r, found)) is not None:
             out.append(refused)
         elif not redacted(target_id) and not redacted(ev.event_id):
