@@ -333,14 +333,14 @@ def _skeleton_part(ch: str) -> str:
     return "" if unicodedata.category(mapped) == "Zs" else mapped.casefold()
 
 
-_UNSEEN = ("Mn", "Me", "Cf")  # what ``text_look`` drops before its skeleton
+UNSEEN_CATEGORIES = ("Mn", "Me", "Cf")  # what ``text_look`` drops before its skeleton
 
 
 def text_look(text: str) -> str:
     """What a short text counted as written (a reaction's) looks like: without its
     invisible parts (variation selectors, joiners, combining marks), look-alike letters
     made one and case folded (``skeleton``: a Cyrillic "о" for a Latin "o", "Ү" for "Y")."""
-    return skeleton("".join(ch for ch in text if unicodedata.category(ch) not in _UNSEEN))
+    return skeleton("".join(ch for ch in text if unicodedata.category(ch) not in UNSEEN_CATEGORIES))
 
 
 def lookalike_texts(texts: Iterable[str]) -> frozenset[str]:
@@ -693,6 +693,7 @@ def body_safe(text: str) -> str:
 __all__ = [
     "ID_LIMIT",
     "NAME_LIMIT",
+    "UNSEEN_CATEGORIES",
     "RoomIds",
     "body_safe",
     "display_name_safe",

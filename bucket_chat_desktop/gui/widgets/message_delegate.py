@@ -36,7 +36,13 @@ from PySide6.QtWidgets import (
 from ... import timestamps
 from ...protocol.attachments import ATTACHMENT_MARK, announced_name
 from ...protocol.mentions import mention_spans, mentions_me
-from ...protocol.untrusted_text import display_name_safe, html_escape, one_line, shown_id
+from ...protocol.untrusted_text import (
+    UNSEEN_CATEGORIES,
+    display_name_safe,
+    html_escape,
+    one_line,
+    shown_id,
+)
 from ..markdown import is_plain, shown_text, to_html
 from ..models.timeline_model import (
     EARLIER_CHECK,
@@ -1117,7 +1123,7 @@ def spelled_key(key: str, *, lookalike: bool = False) -> str:
     "Yes" and "Үes", "👍" and "👍" + U+FE0E) or holds invisible parts (variation
     selectors, joiners, combining marks), else "": chips that look alike but count apart
     are told apart in their tooltips."""
-    if not lookalike and not any(unicodedata.category(ch) in ("Mn", "Me", "Cf") for ch in key):
+    if not lookalike and not any(unicodedata.category(ch) in UNSEEN_CATEGORIES for ch in key):
         return ""
     return " ".join(f"U+{ord(ch):04X}" for ch in key)
 
