@@ -36,7 +36,7 @@ from nacl.signing import SigningKey
 from bucket_chat_desktop.protocol.audit import RoomLedger, prepare_segment
 from bucket_chat_desktop.protocol.event import MEMBER, MESSAGE, Event
 from bucket_chat_desktop.protocol.ids import make_event_id
-from bucket_chat_desktop.protocol.relations import EDIT, REACTION, build, extended
+from bucket_chat_desktop.protocol.relations import EDIT, REACTION, REDACTION, build, extended
 from bucket_chat_desktop.protocol.segment import encode_segment, path_for
 from bucket_chat_desktop.protocol.signing import build_event
 from bucket_chat_desktop.sync.room_state import RoomState
@@ -318,6 +318,62 @@ def main() -> None:
             f"(a full build: {full_took * 1000:.0f} ms)"
         )
     timeline = ledger.result.timeline
+
+    # A planted copy (PROTOCOL.md 18.1): user1 signs a deletion under the id of user0's
+    # deletion of their own message. Such copies are judged one by one by a full decision;
+    # relations appended after it that do not touch what they bear on are decided alone.
+    own = next(a.event for a in reversed(timeline) if a.event.sender_id == "user0@example.com")
+    other = next(a.event for a in reversed(timeline) if a.event.sender_id == "user1@example.com")
+    at, _ = signers.reserve(1)
+    planted = [
+        signers.emit(0, REDACTION, {"redacts": own.event_id}, at=at),
+        signers.emit(1, REDACTION, {"redacts": other.event_id}, at=at),
+    ]
+    for who, ev in enumerate(planted):
+        ledger.add_prepared(
+            prepare_segment(path_for([ev], f"user{who}"), encode_segment([ev]), ROOM)
+        )
+    timeline = ledger.audit().timeline
+    assert planted[0].event_id in timeline.repeated
+    made = build(ROOM, timeline)
+    for label, who, content in [
+        ("a reaction", 2, {"relates_to": newest.event.event_id, "reaction": "🎉"}),
+        ("an edit", 3, None),
+    ]:
+        kind = REACTION
+        if content is None:  # an edit of the sender's own newest message
+            mine = next(
+                a
+                for a in reversed(timeline)
+                if a.event.sender_id == f"user{who}@example.com" and a.event.type == MESSAGE
+            )
+            kind, content = (
+                EDIT,
+                {
+                    "replaces": mine.event.event_id,
+                    "new_content": {"body": "fixed", "msgtype": "m.text"},
+                },
+            )
+        ev = signers.emit(who, kind, content)
+        added = ledger.add_prepared(
+            prepare_segment(path_for([ev], f"user{who}"), encode_segment([ev]), ROOM)
+        )
+        assert ledger.try_append(added) is not None and ledger.result is not None
+        longer = ledger.result.timeline
+        took = []
+        for _ in range(5):
+            c = time.process_time()
+            grown = extended(made, longer)
+            took.append(time.process_time() - c)
+        c = time.process_time()
+        full = build(ROOM, longer)
+        full_took = time.process_time() - c
+        assert grown == full and grown.findings == full.findings
+        made, timeline = grown, longer
+        print(
+            f"append of {label} after a planted copy of a deletion: extended in "
+            f"{statistics.median(took) * 1000:.2f} ms (a full build: {full_took * 1000:.0f} ms)"
+        )
 
     gc.collect()
     tracemalloc.start()

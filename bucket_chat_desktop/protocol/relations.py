@@ -492,6 +492,12 @@ class _Read:
     # only an edit or a redaction is one of them (judged copy by copy, ``_Pass.read``).
     repeated: frozenset[str] = frozenset()
     complete: bool = True  # ``Source.complete``: see ``_speaks_for``
+    # The events whose aggregates an edit or a redaction under an id in ``repeated`` may
+    # change (their targets and, for an edit, its original): ``_added`` leaves decisions
+    # about these to ``_decide``, which judges such copies one by one. Any other relation
+    # is appended to alone: a planted copy does not make every later reaction in the room
+    # a full second pass.
+    tangled: frozenset[str] = frozenset()
 
 
 class _Pass:
@@ -513,6 +519,7 @@ class _Pass:
         self.hidden: array[int] = array("q", read.hidden) if read else array("q")
         self.wanted: set[str] = set(read.wanted) if read else set()
         self.distinct = read.distinct if read else True
+        self.tangled: set[str] = set(read.tangled) if read else set()
         self.rows: dict[int, Row] = {}
 
     def read(self, room_id: str, rows: Iterable[Row]) -> None:
@@ -544,8 +551,8 @@ class _Pass:
                 if target in repeated or (own and ev.type not in _OWN_ID_MAY_REPEAT):
                     self.early.append(_ambiguous(r, own and target not in repeated))
                     continue
-                if own:
-                    self.distinct = False  # decided in full (``_decide``), never appended to
+                if own:  # decided copy by copy by ``_decide`` only (``_Read.tangled``)
+                    self.tangled.add(target)
                 self.relations.append(r.position)
                 self.wanted.add(target)
             elif ev.parent_event_id is not None:
@@ -574,6 +581,7 @@ class _Pass:
             distinct=self.distinct,
             repeated=self.repeated,
             complete=self.complete,
+            tangled=frozenset(self.tangled),
         )
 
 
@@ -647,15 +655,16 @@ def _extended(old: Relations, source: Source | Iterable[Any]) -> Relations:
         and not arrived
     ):  # typing notices or refused relations only: no decision changes
         positions = old.positions
-        if read.relations or read.replies:
-            positions = {**positions, **{r.event.event_id: r.position for r in added}}
+        done = more.done(len(src), read.outside)
+        if read.relations or read.replies:  # the new related rows (an id shown twice is not)
+            positions = {**positions, **dict(_new_rows(read, done))}
         late = old.findings[len(read.early) :]
         return replace(
             old,
             hidden=more.hidden,
             findings=(*more.early, *late),
             positions=positions,
-            read=replace(more.done(len(src), read.outside), split=read.split, waits=read.waits),
+            read=replace(done, split=read.split, waits=read.waits),
         )
     wanted = more.wanted - more.related.keys() - read.outside.keys()
     found = {k: r for k, r in arrived.items() if k in wanted}
@@ -666,12 +675,26 @@ def _extended(old: Relations, source: Source | Iterable[Any]) -> Relations:
     outside = {**read.outside, **{k: r.position for k, r in found.items()}}
     done = more.done(len(src), outside)
     rows = _Rows(more.rows, src)
-    if (read.relations or read.replies) and done.distinct:
+    if (
+        (read.relations or read.replies)
+        and done.distinct
+        and not any(r.event.event_id in read.repeated for r in added)
+    ):
         # An earlier decision changes only when a row it named arrives (it waited for
         # that row): those are decided again, the new relations and replies on top of
-        # them, and a redaction takes back only what its target was given.
-        return _added(old, done, rows, len(read.relations), len(read.replies), arrived)
+        # them, and a redaction takes back only what its target was given. Unless one of
+        # them touches what a copy under a repeated id was judged on (``_Read.tangled``).
+        try:
+            return _added(old, done, rows, len(read.relations), len(read.replies), arrived)
+        except _Tangled:
+            pass
     return _decide(room_id, done, rows)
+
+
+class _Tangled(Exception):
+    """``_added`` met a decision that an edit or a redaction under a repeated id bears
+    on (``_Read.tangled``): ``_decide`` makes it. Raised before anything was changed:
+    ``_added`` changes only copies of what ``old`` holds."""
 
 
 def inserted(old: Relations, source: Source | Iterable[Any], at: int, count: int) -> Relations:
@@ -769,6 +792,7 @@ def _added(
     old_read = old.read
     assert old_read is not None
     known = _Known(read, rows)
+    tangled = read.tangled
     related = read.related
     late = old.findings[len(old_read.early) :]
     by_relations, by_replies = list(late[: old_read.split]), list(late[old_read.split :])
@@ -810,10 +834,17 @@ def _added(
         ev = r.event
         target_id = target_of(ev)
         assert target_id is not None
+        if ev.event_id in read.repeated:
+            raise _Tangled  # a copy under a repeated id (woken): judged copy by copy
         found = known.get(target_id)
         if found is None:
             wait(target_id, p)
         elif ev.type == REDACTION:
+            if target_id in tangled or (
+                found.type == EDIT
+                and (old.edit_of if edit_of is None else edit_of).get(target_id, "") in tangled
+            ):
+                raise _Tangled  # what it takes back holds or held a copy's decision
             if (refused := _refused_redaction(r, found, read.complete)) is not None:
                 out.append(refused)
                 return
@@ -842,6 +873,8 @@ def _added(
             verdict = _judge_edit(old.room_id, r, target_id, known, read.repeated, read.complete)
             if isinstance(verdict, Finding):
                 out.append(verdict)
+            elif verdict.original in tangled or target_id in tangled:
+                raise _Tangled  # its place among edits a copy's decision may hold
             elif verdict.waits:
                 wait(verdict.original, p)
             elif not redacted(verdict.original) and not redacted(ev.event_id):
@@ -869,6 +902,8 @@ def _added(
     for p, r in woken_rows:
         if r.event.type in HIDDEN_TYPES:
             decide(p, r, found_again)
+    if found_again and tangled and any(f.event_id in read.repeated for f in by_relations):
+        raise _Tangled  # a copy's finding: where it goes among these, its id cannot say
     by_relations = _in_order(by_relations, found_again, related)
     for p in read.relations[had_relations:]:
         decide(p, rows(p), by_relations)
@@ -1204,10 +1239,14 @@ def _decide(room_id: str, read: _Read, rows: _Rows) -> Relations:
     redactions: dict[str, Redacted] = {}
     edits: list[tuple[str, Row]] = []
     reactions: list[tuple[str, Row]] = []
+    tangled = set(read.tangled)  # ``_Read.tangled``: here with the originals of edits
+    repeated = read.repeated
     for p, r in zip(read.relations, relations, strict=True):
         ev = r.event
         target_id = target_of(ev)
         assert target_id is not None
+        if ev.event_id in repeated:
+            tangled.add(target_id)
         found = known.get(target_id)
         if found is None:
             waits.setdefault(target_id, []).append(p)
@@ -1223,10 +1262,13 @@ def _decide(room_id: str, read: _Read, rows: _Rows) -> Relations:
             verdict = _judge_edit(room_id, r, target_id, known, read.repeated, read.complete)
             if isinstance(verdict, Finding):
                 findings.append(verdict)
-            elif verdict.waits:  # the edited edit is here, its original not yet
-                waits.setdefault(verdict.original, []).append(p)
             else:
-                edits.append((verdict.original, r))
+                if ev.event_id in repeated:
+                    tangled.add(verdict.original)
+                if verdict.waits:  # the edited edit is here, its original not yet
+                    waits.setdefault(verdict.original, []).append(p)
+                else:
+                    edits.append((verdict.original, r))
             continue
         # a redaction
         refused = _refused_redaction(r, found, read.complete)
@@ -1311,7 +1353,12 @@ def _decide(room_id: str, read: _Read, rows: _Rows) -> Relations:
             for e in a.get("edits", ())
             if e.event_id not in read.repeated  # whose copy? ``applied`` tells each
         },
-        replace(read, split=split, waits={k: tuple(v) for k, v in waits.items()}),
+        replace(
+            read,
+            split=split,
+            waits={k: tuple(v) for k, v in waits.items()},
+            tangled=frozenset(tangled),
+        ),
     )
 
 

@@ -556,3 +556,77 @@ def test_a_row_that_arrives_decides_only_what_waited_for_it(monkeypatch: Any) ->
     assert _id(10) not in rel.aggregates  # its only reaction was taken back
     # Relations' findings, then replies', each in display order.
     assert [f.event_id for f in rel.findings] == [_id(11), _id(12), _id(13), _id(14)]
+
+
+class _Slice(RowList):
+    """The first rows of a room whose ``repeated`` ids are the whole room's (what
+    ``audit.Timeline`` slices keep)."""
+
+    def __init__(self, rows: list[Row], repeated: frozenset[str]) -> None:
+        super().__init__(rows)
+        self._repeated = repeated
+
+
+def _copies(rows: list[Row], picks: list[tuple[int, int]]) -> list[Row]:
+    """``rows`` with some rows signed under an earlier row's id (``(row, earlier)``)."""
+    rows = list(rows)
+    for at, of in picks:
+        if rows and at % len(rows) > of % len(rows):
+            i, j = at % len(rows), of % len(rows)
+            rows[i] = rows[i]._replace(
+                event=rows[i].event._replace(event_id=rows[j].event.event_id)
+            )
+    return rows
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    specs,
+    st.lists(st.tuples(st.integers(0, 40), st.integers(0, 40)), min_size=1, max_size=4),
+    st.lists(st.integers(0, 40), max_size=6),
+)
+def test_rows_under_repeated_ids_extended_at_any_split_equal_a_full_build(
+    spec_list: list[tuple[Any, ...]], picks: list[tuple[int, int]], cuts: list[int]
+) -> None:
+    """Edits and redactions signed under an id shown twice are judged copy by copy
+    (PROTOCOL.md 18.1): appends that touch what they decided are decided in full, the
+    others alone; equal to a full build at every split either way."""
+    rows = _copies([_row(i, s) for i, s in enumerate(spec_list)], picks)
+    repeated = RowList(rows).repeated
+    ends = sorted({min(c, len(rows)) for c in cuts} | {len(rows)})
+    rel = build(ROOM, _Slice(rows[: ends[0]], repeated))
+    for end in ends[1:]:
+        rel = extended(rel, _Slice(rows[:end], repeated))
+        same(rel, build(ROOM, _Slice(rows[:end], repeated)))
+
+
+def test_a_planted_copy_does_not_make_every_later_reaction_a_full_decision() -> None:
+    """The red team's case: mallory signs a redaction under the id of alice's deletion of
+    a message. Reactions and edits of other messages appended after it are decided alone
+    (before: each made a full second pass over the room's relations, 651 ms at 100,000
+    relations); a new edit of the message the copies bear on is decided in full."""
+    alice = (SENDERS[0], KEYS[1], "verified")
+    mallory = (SENDERS[2], KEYS[2], "verified")
+    rows = [_row(i, ("message", 0, *alice, 0)) for i in range(20)]
+    rows.append(_row(20, ("redaction", 3, *alice, 0)))  # alice deletes row 3
+    planted = _row(21, ("redaction", 4, *mallory, 0))
+    rows.append(planted._replace(event=planted.event._replace(event_id=_id(20))))
+    rows += [_row(22, ("edit", 5, *alice, 0)), _row(23, ("reaction", 6, *alice, 0))]
+    repeated = RowList(rows).repeated
+    assert repeated == {_id(20)}
+    rel = build(ROOM, _Slice(rows, repeated))
+    assert rel.of(_id(3)) is not None and rel.of(_id(3)).redacted is not None  # type: ignore[union-attr]
+    for i, spec in enumerate(
+        [("reaction", 7, *alice, 1), ("edit", 5, *alice, 1), ("redaction", 23, *alice, 0)]
+    ):
+        rows.append(_row(24 + i, spec))
+        with counting_full_decisions() as decided:
+            rel = extended(rel, _Slice(rows, repeated))
+        assert not decided, spec
+        same(rel, build(ROOM, _Slice(rows, repeated)))
+    for spec in [("edit", 3, *alice, 1), ("edit", 4, *alice, 1), ("redaction", 4, *alice, 0)]:
+        rows.append(_row(len(rows), spec))
+        with counting_full_decisions() as decided:
+            rel = extended(rel, _Slice(rows, repeated))
+        assert decided, spec
+        same(rel, build(ROOM, _Slice(rows, repeated)))
