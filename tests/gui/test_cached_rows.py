@@ -221,3 +221,42 @@ def test_a_line_rewritten_with_a_good_signature_is_not_painted_under_the_saved_v
     view.scrollToBottom()
     shot(view, "rewritten-cached-row", tmp_path)
     assert not safe.failures()
+
+
+def test_a_cached_deletion_by_another_key_waits_for_the_audit(qtbot: Any) -> None:
+    """Red team: a key seen first while older history was read is taken provisionally,
+    and its rows are saved "verified". Mallory's key signing as bob had deleted bob's
+    message that way: the cached rows hid it on the next start until the audit came (on
+    a slow storage, as long as the storage liked). Before the audit only a deletion by
+    the message's own key takes it out of the cached rows."""
+    from bucket_chat_desktop.index.db import TimelineRow
+
+    bob, impostor = SigningKey(bytes([2]) * 32), SigningKey(bytes([66]) * 32)
+    made: list[Event] = []
+
+    def sign(key: SigningKey, kind: str, content: dict[str, Any]) -> Event:
+        ev = build_event(
+            room_id=ROOM,
+            sender_id="bob@example.com",
+            event_type=kind,
+            content=content,
+            timestamp_ms=1_767_225_600_000 + len(made),
+            unique=f"u{len(made)}",
+            prev_event_hash=made[-1].hash if made and key is bob else None,
+            signing_key=key,
+        )
+        made.append(ev)
+        return ev
+
+    kept = sign(bob, MESSAGE, {"body": "meet at noon", "msgtype": "m.text"})
+    gone = sign(bob, MESSAGE, {"body": "the password is hunter2", "msgtype": "m.text"})
+    sign(bob, REDACTION, {"redacts": gone.event_id})  # his own key: hidden at once
+    sign(impostor, REDACTION, {"redacts": kept.event_id})  # provisionally "verified"
+    rows = [
+        TimelineRow(i, ev, TrustState.VERIFIED, "", f"seg-{i}.jsonl", 1)
+        for i, ev in enumerate(made)
+    ]
+    model = TimelineModel(key_text(ALICE))
+    model.show_cached(rows)
+    bodies = [str(model.index(i).data(Roles.Body)) for i in range(model.rowCount())]
+    assert bodies == ["meet at noon"]

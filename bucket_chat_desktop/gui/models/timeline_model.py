@@ -1155,7 +1155,13 @@ def _find(haystack: list[str], needle: list[str]) -> int:
 def _deleted_among(rows: Sequence[TimelineRow]) -> frozenset[str]:
     """The cached rows a cached deletion among them takes back (the relation rules on
     these rows and their cached verdicts). Shown before the audit, such a row would show
-    the text its sender deleted until the audit's relations arrive: it is left out."""
+    the text its sender deleted until the audit's relations arrive: it is left out.
+
+    Read as history still loading (``relations.RowList(complete=False)``): only a
+    deletion signed by the message's own key counts here. A cached "verified" may be a
+    key the saving audit took provisionally (an impostor's, while older history was
+    read), and that key's deletion would hide someone's message until the audit came.
+    A deletion from the sender's other device waits for the audit."""
     events = [
         relation_rules.Row(i, x.event, x.state.value)
         for i, x in enumerate(rows)
@@ -1163,5 +1169,7 @@ def _deleted_among(rows: Sequence[TimelineRow]) -> frozenset[str]:
     ]
     if not any(r.event.type == relation_rules.REDACTION for r in events):
         return frozenset()
-    rel = relation_rules.build(events[0].event.room_id, events)
+    rel = relation_rules.build(
+        events[0].event.room_id, relation_rules.RowList(events, complete=False)
+    )
     return frozenset(k for k, agg in rel.aggregates.items() if agg.redacted is not None)
