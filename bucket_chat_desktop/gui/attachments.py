@@ -72,7 +72,7 @@ from ..protocol.attachments import (
     safe_file_name,
     zone_identifier,
 )
-from ..storage.base import StorageError
+from ..storage.base import StorageError, StorageOfflineError
 from ..sync import blobs
 from ..sync.client import RoomRef
 from .controller import Controller
@@ -251,22 +251,35 @@ class AttachmentsFeature(QObject):
         return list(paths)
 
     def attach_files(
-        self, key: str, paths: list[str], *, names: list[str] | None = None
+        self,
+        key: str,
+        paths: list[str],
+        *,
+        names: list[str] | None = None,
+        retry: bool = True,
     ) -> list[asyncio.Task[Any]]:
-        """Upload ``paths`` to room ``key`` in order, sending one message per file."""
+        """Upload ``paths`` to room ``key`` in order, sending one message per file. An
+        upload the storage did not take (offline, too slow) offers "Try again" unless
+        ``retry`` is False (a file that is gone by then: a pasted image's)."""
         tasks = []
         for i, path in enumerate(paths):
             name = names[i] if names else None
             shown = safe_file_name(name or Path(path).name)
             row = self.strip.add_row(shown, "Waiting…")
             cancel = asyncio.Event()
-            coro = self._upload(key, Path(path), row, cancel, name)
+            coro = self._upload(key, Path(path), row, cancel, name, retry)
             task = self.controller.tasks.start(coro, f"Attaching {shown}")
             row.cancel_requested.connect(
                 lambda t=task, c=cancel, r=row: self._cancel_upload(t, c, r)
             )
             tasks.append(task)
         return tasks
+
+    def _retry(self, key: str, path: Path, row: TransferRow, name: str | None) -> None:
+        """A failed upload's "Try again": its row goes, and the file is read and sent
+        anew (after any upload still queued: one at a time, in order)."""
+        self.strip.remove_row(row)
+        self.attach_files(key, [str(path)], names=[name] if name is not None else None)
 
     @staticmethod
     def _cancel_upload(task: asyncio.Task[Any], cancel: asyncio.Event, row: TransferRow) -> None:
@@ -290,13 +303,19 @@ class AttachmentsFeature(QObject):
                 row = self.strip.add_row(path.name, "")
                 row.set_error("The pasted image could not be converted to PNG")
                 return
-            tasks = self.attach_files(key, [str(path)])
+            tasks = self.attach_files(key, [str(path)], retry=False)  # the file goes below
             await asyncio.gather(*tasks, return_exceptions=True)
         finally:
             await asyncio.to_thread(shutil.rmtree, folder, True)
 
     async def _upload(
-        self, key: str, path: Path, row: TransferRow, cancel: asyncio.Event, name: str | None
+        self,
+        key: str,
+        path: Path,
+        row: TransferRow,
+        cancel: asyncio.Event,
+        name: str | None,
+        retry: bool = True,
     ) -> None:
         try:
             async with self._queue:
@@ -332,6 +351,11 @@ class AttachmentsFeature(QObject):
         except asyncio.CancelledError:
             self.strip.remove_row(row)
             raise
+        except StorageOfflineError as exc:  # no answer, or too slow: a later try may do
+            log.warning("could not attach %s: %s", path.name, exc)
+            row.set_error(str(exc), retry=retry)
+            if retry:
+                row.retry_requested.connect(lambda: self._retry(key, path, row, name))
         except (blobs.BlobError, StorageError, OSError, ValueError) as exc:
             log.warning("could not attach %s: %s", path.name, exc)
             row.set_error(str(exc))

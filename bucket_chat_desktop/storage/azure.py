@@ -290,7 +290,12 @@ class AzureStorage(FsspecStorage):
             raise self._error(exc, f"cannot open {self.display()}") from exc
 
     async def _create(self, fs: Any, target: str, data: bytes) -> bool:
-        answer = await fs._pipe_file(target, data, mode="create")
+        # The upload's read timeout (``FsspecStorage.write_read_timeout``): the
+        # transport's runs from the start of the request, so ``read_timeout`` ended any
+        # upload slower than it.
+        answer = await fs._pipe_file(
+            target, data, mode="create", read_timeout=self.write_read_timeout(len(data))
+        )
         # Put Blob answers with the Content-MD5 of what it stored: another one says the
         # bytes it took are not these (``confirm_write``).
         named = answer.get("content_md5") if isinstance(answer, dict) else None

@@ -33,6 +33,7 @@ import hashlib
 import logging
 import socket
 import ssl
+import time
 import weakref
 import zlib
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Iterator, Mapping
@@ -137,6 +138,12 @@ MIN_WRITE_RATE = 64 * 1024
 """Bytes per second a write's upload must keep up once the service's own time is used
 up (``FsspecStorage.write_deadline``): a quarter of the read's rate, as a home link's
 upstream is often a tenth of its downstream (a 64 MiB segment may take 17 minutes)."""
+
+MAX_WRITE_STRETCH = 16
+"""How many times longer than ``MIN_WRITE_RATE`` allows a storage's writes may come to
+take to send their bytes (``FsspecStorage.write_deadline``): each write that ran out of
+time doubles it, up to this (4 KiB/s: a 10 MB attachment in 41 minutes); a big write
+that went through quickly halves it again."""
 
 WRITE_ANSWER_BYTES = 64 * 1024
 """What the service's answer to a write is allowed to weigh, for the write's deadline
@@ -606,6 +613,9 @@ class FsspecStorage(Storage, abc.ABC):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._opening = asyncio.Lock()
         self._bucket_seen = False
+        # How many times ``MIN_WRITE_RATE``'s time this storage's writes allow for their
+        # bytes (``write_deadline``): more after writes that ran out of time.
+        self._write_stretch = 1
         # The safety net's generator, kept by the loop it belongs to (``_keep_guard``):
         # by weak reference here, since it holds that loop (its finaliser hook).
         self._guard: weakref.ref[AsyncGenerator[None, None]] | None = None
@@ -774,8 +784,40 @@ class FsspecStorage(Storage, abc.ABC):
         ``MIN_WRITE_RATE`` and the answer to receive at ``MIN_READ_RATE``. The socket's
         read timeout alone never ends a write whose answer trickles a byte now and then:
         a service that took the upload and then answered a byte every half second held
-        the write — and the room's whole outbox lane behind it — for ever."""
-        return self.read_base() + size / MIN_WRITE_RATE + WRITE_ANSWER_BYTES / MIN_READ_RATE
+        the write — and the room's whole outbox lane behind it — for ever.
+
+        The time for the bytes stretches after a write ran out of time (``_stretched``):
+        on an uplink slower than ``MIN_WRITE_RATE`` a big attachment's first try fails
+        and a later one (the next send of the outbox, the user's "Try again") gets the
+        time it needs. The service's own time never stretches: a service that stopped
+        answering still fails small writes as soon as before."""
+        sending = size * self._write_stretch / MIN_WRITE_RATE
+        return self.read_base() + sending + WRITE_ANSWER_BYTES / MIN_READ_RATE
+
+    def write_read_timeout(self, size: int) -> float:
+        """The SDK's own read timeout for a write of ``size`` bytes: past the write's
+        deadline, so that the deadline ends it. An SDK's read timer runs from the start
+        of the request, not from the last byte sent: with ``timeout`` (30 s) as the read
+        timeout, any upload that took longer than that to leave the machine failed as
+        "no answer", and a big attachment on a slow uplink failed on every try."""
+        return self.write_deadline(size) + ATTEMPT_SLACK
+
+    def _stretched(self, size: int, took: float | None) -> None:
+        """Learn from one write of ``size`` bytes: ``took`` seconds to go through, or
+        None when it ran out of time. Out of time: the next writes allow twice as long
+        for their bytes (up to ``MAX_WRITE_STRETCH``). A write whose bytes alone were
+        given more than the service's own time, and which took under a quarter of its
+        deadline, brings it halfway back: small writes (messages, markers) say nothing
+        of the link's rate, so they never undo what a slow attachment taught."""
+        stretch = self._write_stretch
+        if took is None:
+            self._write_stretch = min(MAX_WRITE_STRETCH, stretch * 2)
+        elif (
+            stretch > 1
+            and size * stretch / MIN_WRITE_RATE > self.read_base()
+            and took < self.write_deadline(size) / 4
+        ):
+            self._write_stretch = stretch // 2
 
     def _key(self, path: str) -> str:
         return f"{self.prefix}/{path}" if self.prefix else path
@@ -893,6 +935,7 @@ class FsspecStorage(Storage, abc.ABC):
         what = f"cannot write {self.display(path)}"
         fs = await self._filesystem()
         deadline = self.write_deadline(len(data))
+        started = time.monotonic()
         try:
             confirmed = await asyncio.wait_for(self._create_within(fs, target, data), deadline)
         except FileExistsError:
@@ -906,14 +949,17 @@ class FsspecStorage(Storage, abc.ABC):
             # The service may have stored the bytes before it stopped answering: the next
             # try's create-only write then finds them, compares them (``_same_or_raise``)
             # and takes the write as done, neither lost nor written twice.
+            self._stretched(len(data), None)
             raise StorageOfflineError(
                 f"{what}: the service did not answer the write within {deadline:.0f} s "
                 "(offline, or the link or the service is too slow for "
-                f"{len(data):,} bytes in that time)"
+                f"{len(data):,} bytes in that time; the next try allows "
+                f"{self.write_deadline(len(data)):.0f} s)"
             ) from exc
         except Exception as exc:
             raise await self._translated(fs, exc, what) from exc
         self._bucket_seen = True
+        self._stretched(len(data), time.monotonic() - started)
         if not confirmed:
             await self._read_back(path, data, what)
         return True

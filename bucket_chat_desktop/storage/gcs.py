@@ -18,6 +18,7 @@ import functools
 import json as json_module
 import os
 import random
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -59,11 +60,16 @@ def _content_tag(item: dict[str, Any]) -> str | None:
 def _filesystem_class() -> Any:
     # The default gcsfs class probes buckets over gRPC (hangs ~60 s on an emulator).
     os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+    import aiohttp
     from gcsfs.core import GCSFileSystem  # type: ignore[import-untyped]
     from gcsfs.retry import is_retriable, validate_response  # type: ignore[import-untyped]
 
     class BoundedRetryGCSFileSystem(GCSFileSystem):  # type: ignore[misc]
         attempts = 3
+        # An upload's read timeout, by its size (``FsspecStorage.write_read_timeout``):
+        # aiohttp's runs from the start of the request, so ``requests_timeout`` ended
+        # any upload slower than it. None: ``requests_timeout`` for every request.
+        write_read_timeout: Callable[[int], float] | None = None
 
         async def _request(self, method: str, path: str, *args: Any, **kwargs: Any) -> Any:
             return await self._retrying(self._bounded_request, method, path, *args, **kwargs)
@@ -100,6 +106,13 @@ def _filesystem_class() -> Any:
             if hasattr(data, "seek"):
                 data.seek(0)
             asked = {"Accept-Encoding": "identity", **(headers or {})}
+            timeout = self.requests_timeout
+            if isinstance(data, bytes | bytearray) and data and self.write_read_timeout:
+                timeout = aiohttp.ClientTimeout(
+                    total=None,
+                    connect=timeout.connect,
+                    sock_read=self.write_read_timeout(len(data)),
+                )
             async with self.session.request(
                 method=method,
                 url=self._format_path(path, args),
@@ -107,7 +120,7 @@ def _filesystem_class() -> Any:
                 json=json,
                 headers=self._get_headers(asked, cache_type=cache_type, cache_source=cache_source),
                 data=data,
-                timeout=self.requests_timeout,
+                timeout=timeout,
                 auto_decompress=False,  # decoded by ``read_bounded``, within its cap
             ) as r:
                 if r.status >= 400:  # an error's first 64 KiB say what it is (raises)
@@ -196,6 +209,7 @@ class GCSStorage(FsspecStorage):
                 ) from exc
             raise self._error(exc, f"cannot open {self.display()}") from exc
         fs.attempts = self.retries
+        fs.write_read_timeout = self.write_read_timeout
         return fs
 
     async def _create(self, fs: Any, target: str, data: bytes) -> bool:

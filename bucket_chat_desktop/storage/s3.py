@@ -8,7 +8,9 @@ says otherwise: ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``/``AWS_SESSION_TO
 
 from __future__ import annotations
 
+import io
 import re
+from collections.abc import Callable
 from typing import Any
 
 from .base import (
@@ -74,11 +76,22 @@ CREDENTIAL_HINT = (
 )
 
 
-def _bounded_sender(client: Any) -> Any:
+def _body_size(body: object) -> int:
+    """The bytes a request sends (botocore hands an upload's as a ``BytesIO``)."""
+    if isinstance(body, bytes | bytearray):
+        return len(body)
+    if isinstance(body, io.BytesIO):
+        return body.getbuffer().nbytes
+    return 0
+
+
+def _bounded_sender(client: Any, write_read_timeout: Callable[[int], float]) -> Any:
     """A ``before-send`` hook that sends each request whose answer botocore holds whole
     (a listing page, an error; not an object's bytes) itself, and reads that answer
     within ``read_bounded``'s cap: aiobotocore read it whole whatever its size (300 MB
-    pages were held, and parsed)."""
+    pages were held, and parsed). An upload's read timeout is ``write_read_timeout`` of
+    its size (``FsspecStorage.write_read_timeout``): aiobotocore's runs from the start
+    of the request, so the client's ``read_timeout`` ended any upload slower than it."""
     from aiohttp import ClientPayloadError, ServerDisconnectedError, ServerTimeoutError
     from botocore.exceptions import (  # type: ignore[import-untyped]
         ConnectionClosedError,
@@ -89,6 +102,10 @@ def _bounded_sender(client: Any) -> Any:
         if request.stream_output:
             return None  # an object's bytes: ``_cat`` reads them within its own cap
         session = client._endpoint.http_session
+        size = _body_size(request.body)
+        context = getattr(request, "context", None)
+        if size and context is not None:
+            context["read_timeout"] = write_read_timeout(size)
         request.stream_output = True
         try:
             response = await session.send(request)
@@ -176,7 +193,9 @@ class S3Storage(FsspecStorage):
         from botocore.handlers import add_expect_header  # type: ignore[import-untyped]
 
         client.meta.events.unregister("before-call.s3", add_expect_header)
-        client.meta.events.register("before-send.s3", _bounded_sender(client))
+        client.meta.events.register(
+            "before-send.s3", _bounded_sender(client, self.write_read_timeout)
+        )
         return fs
 
     async def _close_fs(self, fs: Any) -> None:

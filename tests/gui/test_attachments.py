@@ -39,6 +39,7 @@ from bucket_chat_desktop.gui.models.timeline_model import Roles, Row
 from bucket_chat_desktop.keys import load_or_create_identity, open_key_store
 from bucket_chat_desktop.protocol.attachments import blob_path
 from bucket_chat_desktop.settings import Settings, StorageSettings
+from bucket_chat_desktop.storage.base import StorageOfflineError
 from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync.writer import Draft, RoomWriter
 
@@ -644,3 +645,51 @@ def test_the_room_preview_names_the_file_its_menu_saves(name: object) -> None:
     assert not isinstance(info, str) and info.name == "minutes.exe"
     event = SimpleNamespace(type="m.room.message", content=content, body=content["body"])
     assert _preview(event) == "📎 minutes.exe"  # type: ignore[arg-type]
+
+
+class OfflineOnce(LocalStorage):
+    """The room's folder, which did not answer the first write (a network share that
+    stopped answering, a link too slow for the file): ``StorageOfflineError``."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.puts = 0
+
+    async def put_if_absent(self, path: str, data: bytes) -> bool:
+        self.puts += 1
+        if self.puts == 1:
+            raise StorageOfflineError(
+                f"cannot write {path}: the service did not answer the write within 7 s "
+                f"(offline, or the link or the service is too slow for {len(data):,} "
+                "bytes in that time; the next try allows 11 s)"
+            )
+        return await super().put_if_absent(path, data)
+
+
+def test_an_upload_the_storage_did_not_take_can_be_tried_again(chat: Chat, tmp_path: Path) -> None:
+    """A big attachment on a slow uplink failed, and the row said why and offered only
+    "Dismiss": the file had to be found and dropped again. An upload the storage did not
+    answer offers "Try again", which sends it; a refused one (over the limit) does not."""
+    flaky = OfflineOnce(chat.store)
+    chat.controller.client._storages[chat.storage_id].storage = flaky
+    spec = tmp_path / "spec.pdf"
+    spec.write_bytes(b"%PDF-1.4 " + b"x" * 5000)
+    chat.window.files_chosen.emit(chat.key, [str(spec)])
+    strip = chat.feature.strip
+    chat.qtbot.waitUntil(lambda: bool(strip.errors()))
+    (row,) = strip.rows
+    assert "the next try allows 11 s" in row.status_label.text()
+    assert row.retry_button.isVisible() and row.button.text() == "Dismiss"
+    chat.shot("attachments-try-again.png")
+    assert chat.confirmed("file") == [] and chat.blobs() == []
+    QTest.mouseClick(row.retry_button, Qt.MouseButton.LeftButton)
+    assert [r.body for r in chat.wait_for("file")] == ["📎 spec.pdf"]
+    assert flaky.puts >= 2 and len(chat.blobs()) == 1
+    chat.qtbot.waitUntil(lambda: not strip.rows)
+
+    chat.controller.settings.attachment_limit_mb = 1
+    big = tmp_path / "photo.raw"
+    big.write_bytes(b"\0" * (3 * MB))
+    chat.window.files_chosen.emit(chat.key, [str(big)])
+    chat.qtbot.waitUntil(lambda: bool(strip.errors()))
+    assert not strip.rows[0].retry_button.isVisible()  # refused: trying again cannot help

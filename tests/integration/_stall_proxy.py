@@ -14,6 +14,8 @@ query) match:
   too with ``head=True``: an answer with no body, S3's and Azure's to a write);
 - ``PACED``: the answer is sent ``keep`` bytes every ``every`` seconds (a slow link that
   keeps delivering);
+- ``SLOW_UPLOAD``: the request's body is read ``keep`` bytes every ``every`` seconds (a
+  slow uplink), then the request goes on to the emulator;
 - ``answer=``: a function of the request (method, target, body) gives the bytes of the
   whole HTTP answer instead of the emulator (a broken or hostile service).
 
@@ -35,6 +37,7 @@ HANG = "hang"
 HALFWAY = "halfway"
 TRICKLE = "trickle"
 PACED = "paced"
+SLOW_UPLOAD = "slow-upload"
 PASS = "pass"
 
 
@@ -50,7 +53,7 @@ class Rule:
     pattern: str  # a regex searched in the request's target (path and query)
     mode: str = HANG
     method: str | None = None  # None: any
-    keep: int = 0  # HALFWAY: body bytes sent before the stall; PACED: bytes a step
+    keep: int = 0  # HALFWAY: body bytes sent before the stall; PACED, SLOW_UPLOAD: a step
     every: float = 1.0  # TRICKLE, PACED: seconds between steps
     head: bool = False  # TRICKLE, PACED: the answer's head is paced too
     answer: Callable[[Request], bytes] | None = None
@@ -187,13 +190,29 @@ class StallProxy:
             name, _, value = line.partition(b":")
             if name.strip().lower() == b"content-length":
                 length = int(value.strip())
-        body = await reader.readexactly(length) if length else b""
+        slow = next(
+            (
+                r
+                for r in list(self.rules)
+                if r.mode == SLOW_UPLOAD and r.matches(Request(method, target, b""))
+            ),
+            None,
+        )
+        if slow is not None and length:
+            parts, left, step = [], length, max(slow.keep, 1)
+            while left:
+                await asyncio.sleep(slow.every)
+                parts.append(await reader.readexactly(min(step, left)))
+                left -= len(parts[-1])
+            body = b"".join(parts)
+        else:
+            body = await reader.readexactly(length) if length else b""
         request = Request(method, target, body)
         self.requests.append(request)
         rule = next((r for r in list(self.rules) if r.matches(request)), None)
         if rule is not None:
             rule.hits.append(request)
-        mode = rule.mode if rule is not None else PASS
+        mode = rule.mode if rule is not None and rule.mode != SLOW_UPLOAD else PASS
         if rule is not None and rule.answer is not None:
             writer.write(rule.answer(request))
             await writer.drain()

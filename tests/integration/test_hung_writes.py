@@ -24,7 +24,7 @@ from bucket_chat_desktop.sync.engine import SyncConfig, SyncEngine
 from bucket_chat_desktop.sync.outbox import Outbox
 from bucket_chat_desktop.sync.writer import RoomWriter
 
-from ._stall_proxy import TRICKLE, Rule, StallProxy
+from ._stall_proxy import SLOW_UPLOAD, TRICKLE, Rule, StallProxy
 from .conftest import StoresMaker
 from .test_hung_reads import Proxied, proxied  # noqa: F401 (a fixture)
 
@@ -103,3 +103,42 @@ async def test_a_send_whose_upload_answer_trickles_is_delivered_once(
         proxy.release()
         await engine.close()
         proxy.close()
+
+
+async def test_an_upload_slower_than_the_deadline_allows_goes_through_on_its_next_try(
+    proxied: Proxied,  # noqa: F811
+) -> None:
+    """Red team: on an uplink slower than the deadline allows (64 KiB/s), a big
+    attachment could never be sent: every try started again from the first byte and
+    stopped at the same deadline. A write that ran out of time now stretches the time
+    the storage's next writes allow for their bytes (twice as long, up to 16 times); a
+    big write that goes through quickly brings it back. Here 256 KiB at 28 KiB/s (9 s):
+    the first try's deadline is 7 s, the next one's 11 s."""
+    kind = proxied.stores.kind
+    path = "rooms/r/blobs/slow.bin"
+    data = bytes(range(256)) * 1024  # 256 KiB
+    store = proxied.storage(timeout="1", retries="1")
+    assert isinstance(store, FsspecStorage)
+    first = store.write_deadline(len(data))
+    assert 6 < first < 8
+    method, _ = UPLOAD[kind]
+    proxied.proxy.add(
+        Rule(r"slow\.bin|uploadType", SLOW_UPLOAD, method=method, keep=7 * 1024, every=0.25)
+    )
+    with pytest.raises(StorageOfflineError) as caught:
+        await asyncio.wait_for(store.put_if_absent(path, data), GUARD)
+    second = store.write_deadline(len(data))
+    assert 10 < second < 12
+    assert f"within {first:.0f} s" in str(caught.value)
+    assert f"the next try allows {second:.0f} s" in str(caught.value)
+    started = time.monotonic()
+    # Created, or (the first try's bytes had left this machine's socket buffers before
+    # it gave up, and the proxy passed them on) found stored as its own: both are sent.
+    assert await asyncio.wait_for(store.put_if_absent(path, data), GUARD) in (True, False)
+    assert time.monotonic() - started > first  # it needed the longer deadline
+    assert store.write_deadline(len(data)) == second  # slow: the stretch stays
+    assert await proxied.stores.new().get(path) == data
+
+    proxied.proxy.release()  # the link is fast again: one quick big write undoes it
+    assert await asyncio.wait_for(store.put_if_absent(path + ".2", data), GUARD) is True
+    assert store.write_deadline(len(data)) == first

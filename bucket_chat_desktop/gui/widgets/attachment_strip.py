@@ -1,10 +1,12 @@
 """The strip above the composer that shows file transfers: one row per upload or
 download with its name, what it is doing, a progress bar and Cancel; a failed transfer
-keeps its row, in red, with the reason, until dismissed."""
+keeps its row, in red, with the reason, until dismissed — or tried again, where the
+storage did not answer (offline, a slow link: a later try may go through)."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QResizeEvent
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -24,16 +26,20 @@ ERROR_COLOR = TRUST_COLORS["invalid"]
 
 
 class TransferRow(QFrame):
-    """One transfer. ``cancel_requested`` while it runs; ``dismissed`` once it has failed."""
+    """One transfer. ``cancel_requested`` while it runs; ``dismissed`` once it has failed,
+    ``retry_requested`` when it failed in a way a later try may not (``set_error``)."""
 
     cancel_requested = Signal()
     dismissed = Signal()
+    retry_requested = Signal()
+    grown = Signal()  # its text wraps onto more lines (``AttachmentStrip`` fits it)
 
     def __init__(self, name: str, status: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("transferRow")
         self.name = name
         self.failed = False
+        self.error = ""  # why it failed, as said (the label may break it for display)
         self.started = False  # set by the owner once the transfer left the queue
         layout = QHBoxLayout(self)
         layout.setContentsMargins(12, 4, 8, 4)
@@ -66,6 +72,10 @@ class TransferRow(QFrame):
         self.bar.setRange(0, 1000)
         self.bar.setValue(0)
         layout.addWidget(self.bar, 3)
+        self.retry_button = QPushButton("Try again")
+        self.retry_button.clicked.connect(self.retry_requested)
+        self.retry_button.hide()
+        layout.addWidget(self.retry_button)
         self.button = QPushButton("Cancel")
         self.button.clicked.connect(self._on_button)
         layout.addWidget(self.button)
@@ -102,15 +112,21 @@ class TransferRow(QFrame):
     def set_busy(self) -> None:
         self.bar.setRange(0, 0)
 
-    def set_error(self, message: str) -> None:
+    def set_error(self, message: str, *, retry: bool = False) -> None:
+        """Failed, for ``message``; with "Try again" beside "Dismiss" when ``retry``."""
         self.failed = True
+        self.error = message
+        self.retry_button.setVisible(retry)
         self.bar.hide()
         self.icon.setText("⚠")
         self.icon.setStyleSheet(f"color: {ERROR_COLOR}; font-size: 14pt;")
-        self.status_label.setText(message)
+        # A storage's message names the object (a long path): it may break after each
+        # "/" rather than run out of the row.
+        self.status_label.setText(message.replace("/", "/\u200b"))
         self.status_label.setStyleSheet(f"color: {ERROR_COLOR};")
         self.button.setText("Dismiss")
         self.button.setEnabled(True)
+        self.grown.emit()
 
 
 class AttachmentStrip(QScrollArea):
@@ -137,6 +153,8 @@ class AttachmentStrip(QScrollArea):
     def add_row(self, name: str, status: str) -> TransferRow:
         row = TransferRow(name, status, self.widget())
         row.dismissed.connect(lambda: self.remove_row(row))
+        # Once the row is laid out at its width (its wrapped lines are known then).
+        row.grown.connect(lambda: QTimer.singleShot(0, self._fit))
         self.rows.append(row)
         self._layout.insertWidget(self._layout.count() - 1, row)
         self._fit()
@@ -156,9 +174,23 @@ class AttachmentStrip(QScrollArea):
     def _fit(self) -> None:
         shown = self.rows[: self.MAX_VISIBLE_ROWS]
         margins = self._layout.contentsMargins()
-        height = sum(r.sizeHint().height() for r in shown) + self._layout.spacing() * len(shown)
+        width = self.viewport().width()
+        height = sum(_height(r, width) for r in shown) + self._layout.spacing() * len(shown)
         self.setFixedHeight(height + margins.top() + margins.bottom())
 
     def errors(self) -> list[str]:
         """The messages of the failed rows still shown (what a user reads)."""
-        return [r.status_label.text() for r in self.rows if r.failed]
+        return [r.error for r in self.rows if r.failed]
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        if self.rows:
+            self._fit()  # wrapped texts take more or fewer lines at another width
+
+
+def _height(row: TransferRow, width: int) -> int:
+    """The row's height at ``width``: a wrapped message's lines counted."""
+    layout = row.layout()
+    if width > 0 and layout is not None and layout.hasHeightForWidth():
+        return max(row.sizeHint().height(), layout.totalHeightForWidth(width))
+    return row.sizeHint().height()
