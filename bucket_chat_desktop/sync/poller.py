@@ -77,6 +77,12 @@ nothing. Past it a real message waits ``HINT_CATCH_UP`` s at most for the marker
 HINT_CATCH_UP = 15.0
 """Seconds after the change feed named more than ``HINTS_PER_MINUTE`` allows within
 which the activity markers are listed (what the notifications dropped named, if real)."""
+HINT_RETRY = 15.0
+"""Seconds after a read on a notice failed (no answer, a server error) or was not kept
+(an answer that is not the object, ``backfill._hinted_doubt``) within which the room's
+safety listing runs: the listing decides what the read could not. Before, that was the
+room's own period: 15 minutes in front, 4 hours behind other windows, while a message
+that had arrived waited for it."""
 HINTS_KEPT = 4096  # paths the change feed named lately: named again, they are not read again
 REREADS = 2  # a hint read that got nothing and was named again meanwhile: read again
 NOTED_DAYS = 4  # older days with a segment noted gone or changed that a refresh lists too
@@ -279,10 +285,14 @@ class Poller:
         rooms rescanned every ``local_rescan`` at the longest; unless the last listing
         held more than ``WATCHED_LISTING_MAX`` names (junk: each listing reads them all),
         then on the rescan's cadence."""
-        if not self.watching:
-            return self.next_poll_in
-        rescan = self._engine.config.local_rescan
-        return min(self.next_poll_in, rescan) if self.listed <= WATCHED_LISTING_MAX else rescan
+        wait = self.next_poll_in
+        if self.watching:
+            rescan = self._engine.config.local_rescan
+            wait = min(wait, rescan) if self.listed <= WATCHED_LISTING_MAX else rescan
+        owed = [r.listing_owed_at for r in self._engine.rooms.values() if r.listing_owed_at]
+        if owed:  # a listing a failed read on a notice left owed (``_owe_listing``)
+            wait = min(wait, max(0.0, min(owed) - time.monotonic()))
+        return wait
 
     async def poll_once(self, *, markers: bool = True, wait: float | None = None) -> int:
         """``SyncEngine.poll_once``: the activity markers (what they name is read by each
@@ -316,7 +326,8 @@ class Poller:
                 partial=room.complete and room.worth_reading_again,
                 local=self._local is not None,
             )
-            if room.complete and now - room.last_safety >= period:
+            owed = room.listing_owed_at is not None and now >= room.listing_owed_at
+            if room.complete and (owed or now - room.last_safety >= period):
                 asked = True
                 step = self._start_safety(room)
                 if step is not None:
@@ -385,6 +396,7 @@ class Poller:
             return None
         if self._engine._dropped(room):  # ``close`` may be past the passes it cancels
             return None
+        room.listing_owed_at = None  # this pass lists what a failed hint could not read
         task = asyncio.create_task(self._safety_pass(room), name=f"bc-safety-{room.room_id}")
         task.add_done_callback(self._step_ended)
         self._safety[room.room_id] = task
@@ -444,19 +456,39 @@ class Poller:
         try:
             while queue:
                 path = next(iter(queue))  # left queued until read and kept (``_save_cursor``)
+                kept = False
                 try:
                     if await self.fetch_segment(room_id, path):
                         found += 1
+                    kept = True
                 except StorageError as exc:
                     log.info("could not read %s: %s", path, exc)
                 except Exception:
                     log.exception("reading %s failed", path)
                 finally:
                     queue.pop(path, None)
+                    if not kept or self._left_unread(room_id, path):
+                        self._owe_listing(room_id)
         finally:
             if self._hint_readers.get(room_id) is asyncio.current_task():
                 del self._hint_readers[room_id], self._hints[room_id]
         return found
+
+    def _left_unread(self, room_id: str, path: str) -> bool:
+        """Whether a read on a notice left ``path`` noted as not read: failed (no answer,
+        a server error: ``RoomState.unread``) or refused (an answer that is not the
+        object, ``backfill._hinted_doubt``: ``RoomState.refused``). Not a segment that
+        is not there (a forged notice): that one costs its one read only."""
+        room = self._engine.rooms.get(room_id)
+        return room is not None and (path in room.unread or path in room.refused)
+
+    def _owe_listing(self, room_id: str) -> None:
+        """A read on a notice failed or was not kept: the room's safety listing runs
+        within ``HINT_RETRY`` s (at the next round from then), once for any number of
+        such reads meanwhile."""
+        room = self._engine.rooms.get(room_id)
+        if room is not None and room.listing_owed_at is None:
+            room.listing_owed_at = time.monotonic() + HINT_RETRY
 
     async def _poll_markers(self, steps: dict[asyncio.Task[int], None]) -> None:
         """List today's activity folder after the cursor and have what markers name read

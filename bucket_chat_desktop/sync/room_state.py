@@ -84,6 +84,10 @@ class RoomState:
     metadata_failures: int = 0
     metadata_retry_at: float = 0.0
     last_safety: float = 0.0
+    # A read on a notice that failed or was not kept (``Poller._read_hints``): the room's
+    # safety listing is owed by this time (monotonic), not at its own period (up to 4 h
+    # in the background on a bucket with a change feed). None: nothing owed.
+    listing_owed_at: float | None = None
     released: int = 0  # the date of the held-back row last audited for (``release_due``)
     # The older day a warm pass listed last, besides the newest (``backfill``: one more a
     # pass, in turn, so a segment removed from any day read before is found in time).

@@ -111,6 +111,7 @@ async def chat(
     config: SyncConfig,
     queue_url: str | None = None,
     follower_keys: emu.S3Keys | None = None,
+    follower_options: dict[str, str] | None = None,
 ) -> Chat:
     queue = queue_url or queue_for(stores)
     owner = SigningKey.generate()
@@ -130,7 +131,8 @@ async def chat(
         if keys is None
         else {"access_key_id": keys.access_key_id, "secret_access_key": keys.secret_access_key}
     )
-    storage: Storage = stores.new(options={"queue_url": queue}, secrets=secrets)
+    options = {"queue_url": queue, **(follower_options or {})}
+    storage: Storage = stores.new(options=options, secrets=secrets)
     follower = SyncEngine(
         storage, outbox=Outbox(tmp_path / "f.sqlite3"), listener=listener, config=config
     )
@@ -777,3 +779,46 @@ async def test_a_queue_service_cannot_make_the_waiting_count_a_huge_line(
             assert len(status.message) < 1_000, len(status.message)
         finally:
             await c.close()
+
+
+async def test_a_read_on_a_notice_that_failed_is_made_good_by_a_listing_soon(
+    stores_for: StoresMaker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Red team: the bucket answered the read of a segment that a notification named
+    with a server error once. What could not be read was left to the room's safety
+    listing: a minute later with the window in front, 4 hours behind other windows, and
+    the message waited for it. Now the room's listing runs within ``HINT_RETRY``
+    seconds (2 here) and reads it; here behind other windows. The follower reaches moto
+    through ``StallProxy``."""
+    from bucket_chat_desktop.sync import poller
+
+    from ._stall_proxy import Request, Rule, StallProxy, http_answer
+
+    monkeypatch.setattr(poller, "HINT_RETRY", 2.0)
+    stores = stores_for("s3")
+    assert stores.emulators is not None
+    proxy = StallProxy(stores.emulators.get("s3").port).start()
+    failed: list[str] = []
+
+    def busy_once(request: Request) -> bytes:
+        failed.append(request.target)
+        proxy.rules.clear()  # once
+        error = b"<Error><Code>InternalError</Code><Message>busy</Message></Error>"
+        return http_answer("500 Internal Server Error", error, "application/xml")
+
+    options = {"endpoint_url": proxy.endpoint, "retries": "1"}
+    c = await chat(stores, tmp_path, QUEUE_ONLY, follower_options=options)
+    try:
+        await until(lambda: c.follower.feed_active and c.follower.feed_rounds >= 1)
+        await until(lambda: c.waiting() == 0)
+        room = c.follower.rooms[ROOM]
+        listings, held = room.last_safety, len(room.known)
+        proxy.add(Rule(rf"/{ROOM}/logs/.*messages_.*\.jsonl", method="GET", answer=busy_once))
+        await c.say("read on the second try")
+        # Read again with the room (it had something unread): a new audit, not an append.
+        await until(lambda: len(room.known) > held and not room.unread, 20)
+        assert len(failed) == 1  # the notice's read failed; the listing read it
+        assert room.last_safety > listings and room.listing_owed_at is None
+    finally:
+        await c.close()
+        proxy.close()
