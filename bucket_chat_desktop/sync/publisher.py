@@ -72,6 +72,13 @@ WITNESS_ROWS = 500  # newest cached rows a send that did not open the room witne
 MAX_OFFERS_TOLD = 3  # keys one warning names when several offer to introduce this device
 # Rooms whose segments are written at once: one that hangs holds one place only.
 SEND_AT_ONCE = 8
+MARKER_RETRIES = (5.0, 20.0, 60.0)
+"""Seconds after which an activity marker whose write failed for a reason that may pass
+(no answer, a server error) is written again, each time under a name of that moment:
+at most this many more times, then it is let go (readers' next listing of the room
+finds the message). Let go at once, a message whose marker met a passing failure
+reached readers who poll the markers only with their safety listing: 15 minutes later
+with the window in front, 4 hours behind other windows."""
 
 Drafts = Sequence[Draft]  # (event type, content[, parent event id]) of each event to send
 
@@ -138,6 +145,7 @@ class Publisher:
         # round left to a lane still writing (the lane wakes the publisher when it ends).
         self._lanes: dict[str, asyncio.Task[int]] = {}
         self._left: set[str] = set()
+        self._markers: set[asyncio.Task[None]] = set()  # markers written again later
         self._send_slots = asyncio.Semaphore(SEND_AT_ONCE)
 
     async def send(
@@ -529,7 +537,7 @@ class Publisher:
     async def close(self) -> None:
         """Stop the rooms' lanes (``SyncEngine.close``). A write cut off is written
         again by the next start: the same bytes under the same name (``outbox.py``)."""
-        await stop_tasks(self._lanes.values())
+        await stop_tasks([*self._lanes.values(), *self._markers])
 
     async def _deliver(self, seg: OutSegment) -> _Delivery:
         outbox = self._engine.outbox
@@ -551,18 +559,17 @@ class Publisher:
                 stored = True
                 await self._engine._outboxed(outbox.mark_written, seg.id)
                 await self._ingest_own(seg.room_id, path, seg.data)
-            marker = marker_path(time.time_ns() // 1_000_000, path)
-            try:
-                await self._engine.storage.put_if_absent(marker, b"")
-            except AlreadyExistsError:
-                pass
-            except StorageError as exc:
+            failed = await self._mark(path)
+            if failed is not None and failed.transient:
                 # Markers are only hints (readers list rooms anyway): the message is
                 # stored, and a booby-trapped marker folder (a link), a service whose
                 # answers name other checksums, or one that refuses to read a marker
-                # back, must not make it look unsent. Retried, each try wrote a marker of
-                # a new name (hundreds a minute), and the message said "queued" for ever.
-                log.warning("activity marker not written: %s", exc)
+                # back, must not make it look unsent. Retried by the outbox, each try
+                # wrote a marker of a new name (hundreds a minute), and the message said
+                # "queued" for ever. A passing failure is tried again a few times.
+                task = asyncio.create_task(self._mark_later(path), name=f"bc-marker-{path}")
+                self._markers.add(task)
+                task.add_done_callback(self._markers.discard)
             await self._engine._outboxed(outbox.mark_done, seg.id)
         except StorageError as exc:
             error, transient = str(exc), exc.transient
@@ -586,6 +593,37 @@ class Publisher:
         if seg.state == "assigned":
             self._engine._emit(OutboxChanged(seg.room_id, seg.events(), "sent"))
         return _Delivery.DONE
+
+    async def _mark(self, path: str) -> StorageError | None:
+        """Write the activity marker of segment ``path``, named by this moment: None when
+        it is there, else why not (said in the log)."""
+        marker = marker_path(time.time_ns() // 1_000_000, path)
+        try:
+            await self._engine.storage.put_if_absent(marker, b"")
+        except AlreadyExistsError:
+            pass
+        except StorageError as exc:
+            log.warning("activity marker not written: %s", exc)
+            return exc
+        return None
+
+    async def _mark_later(self, path: str) -> None:
+        """``MARKER_RETRIES``: the marker of ``path`` written again, until it is there."""
+        for delay in MARKER_RETRIES:
+            await asyncio.sleep(delay)
+            if self._engine._closed:
+                return
+            failed = await self._mark(path)
+            if failed is None:
+                log.info("activity marker of %s written on a later try", path)
+                return
+            if not failed.transient:
+                return  # trying again cannot help (said)
+        log.warning(
+            "activity marker of %s let go: readers find the message with their next "
+            "listing of the room",
+            path,
+        )
 
     async def _ingest_own(self, room_id: str, path: str, data: bytes) -> None:
         room = self._engine.rooms.get(room_id)

@@ -142,3 +142,68 @@ async def test_an_upload_slower_than_the_deadline_allows_goes_through_on_its_nex
     proxied.proxy.release()  # the link is fast again: one quick big write undoes it
     assert await asyncio.wait_for(store.put_if_absent(path + ".2", data), GUARD) is True
     assert store.write_deadline(len(data)) == first
+
+
+async def test_a_marker_whose_write_met_a_passing_failure_is_written_on_a_later_try(
+    stores_for: StoresMaker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Red team: the bucket answered the write of a message's activity marker with a
+    server error once. The message was stored and said sent, and the marker let go:
+    followers that poll the markers got the message only with their safety listing (15
+    minutes in front, 4 hours behind other windows). The marker is now written again
+    (``publisher.MARKER_RETRIES``, 0.2 s here), once it is there not again."""
+    from bucket_chat_desktop.protocol.activity import activity_folder, parse_marker
+    from bucket_chat_desktop.protocol.ids import utc_date
+    from bucket_chat_desktop.sync import publisher
+
+    from ._stall_proxy import Request, http_answer
+
+    monkeypatch.setattr(publisher, "MARKER_RETRIES", (0.2, 0.2, 0.2))
+    stores = stores_for("s3")
+    assert stores.emulators is not None
+    proxy = StallProxy(stores.emulators.get("s3").port).start()
+    refused: list[str] = []
+
+    def busy_once(request: Request) -> bytes:
+        refused.append(request.target)
+        proxy.rules.clear()
+        error = b"<Error><Code>InternalError</Code><Message>busy</Message></Error>"
+        return http_answer("500 Internal Server Error", error, "application/xml")
+
+    key = SigningKey(b"\x02" * 32)
+    await RoomWriter(stores.new(), "r", "alice@example.com", key).create_room("Team", "now")
+    engine = SyncEngine(
+        Proxied(stores, proxy).storage(timeout="2", retries="1"),
+        outbox=Outbox(tmp_path / "outbox.sqlite3"),
+        config=SyncConfig(batch_window=0.02),
+    )
+    try:
+        await engine.open_room("r", background=False)
+        await engine.start()
+        proxy.add(Rule(r"/activity/", method="PUT", answer=busy_once))
+        await engine.send("r", "alice@example.com", key, [("m.room.message", {"body": "hi"})])
+        assert await engine.flush(GUARD)
+        assert await engine.pending() == () and len(refused) == 1  # sent; its marker failed
+
+        async def markers() -> list[str]:
+            named = []
+            today = activity_folder(utc_date(int(time.time() * 1000)))
+            for item in await stores.new().list_objects(today):
+                got = parse_marker(item.path)
+                if got is not None and got[1] == "r" and "/messages_" in got[2]:
+                    named.append(got[2])
+            return named
+
+        deadline = time.monotonic() + GUARD
+        while not await markers() and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        (segment,) = await markers()  # written on a later try
+        assert await stores.new().get(segment)
+        retries = engine._publisher._markers
+        while retries and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert not retries and len(await markers()) == 1  # ended: once written, not again
+    finally:
+        proxy.release()
+        await engine.close()
+        proxy.close()
