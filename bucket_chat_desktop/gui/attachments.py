@@ -184,6 +184,9 @@ class AttachmentsFeature(QObject):
         self.strip = AttachmentStrip()
         self._thumbs: OrderedDict[tuple[str, str, int], QPixmap] = OrderedDict()
         self._queue = asyncio.Lock()
+        # Failed uploads that offer "Try again": their rows -> the room each was for.
+        self._retryable: dict[TransferRow, str] = {}
+        controller.room_forgotten.connect(self._on_room_forgotten)
         self.mismatches: list[blobs.BlobMismatchError] = []
         # Blobs (by SHA-256) whose verified bytes run code whatever their name says
         # (``active_content``): what they are. Their menu offers only "Save as…".
@@ -278,8 +281,18 @@ class AttachmentsFeature(QObject):
     def _retry(self, key: str, path: Path, row: TransferRow, name: str | None) -> None:
         """A failed upload's "Try again": its row goes, and the file is read and sent
         anew (after any upload still queued: one at a time, in order)."""
+        if self._retryable.pop(row, None) != key or row not in self.strip.rows:
+            return  # tried again already, or its room was left meanwhile
         self.strip.remove_row(row)
         self.attach_files(key, [str(path)], names=[name] if name is not None else None)
+
+    def _on_room_forgotten(self, key: str) -> None:
+        """A room left (or its storage removed): its failed uploads can no longer be
+        tried again — "Try again" sent the file into the room left, after the leave."""
+        for row, room in list(self._retryable.items()):
+            if room == key:
+                del self._retryable[row]
+                row.set_error(f"{row.error} — not sent: you left the room", retry=False)
 
     @staticmethod
     def _cancel_upload(task: asyncio.Task[Any], cancel: asyncio.Event, row: TransferRow) -> None:
@@ -355,7 +368,9 @@ class AttachmentsFeature(QObject):
             log.warning("could not attach %s: %s", path.name, exc)
             row.set_error(str(exc), retry=retry)
             if retry:
+                self._retryable[row] = key
                 row.retry_requested.connect(lambda: self._retry(key, path, row, name))
+                row.dismissed.connect(lambda: self._retryable.pop(row, None))
         except (blobs.BlobError, StorageError, OSError, ValueError) as exc:
             log.warning("could not attach %s: %s", path.name, exc)
             row.set_error(str(exc))

@@ -131,6 +131,7 @@ class Controller(QObject):
     notify = Signal(str, str, str)  # room key, title, text
     error = Signal(str, str)  # what, message
     current_changed = Signal(str)  # room key ("" for none)
+    room_forgotten = Signal(str)  # room key: left, or its storage removed (``forget_room``)
     room_audit_changed = Signal(str)  # room key: its findings changed
     storage_status = Signal(str, bool, str)  # storage id, online, message
     unread_changed = Signal(int)
@@ -421,6 +422,7 @@ class Controller(QObject):
         if self.current == key:
             self.current = ""
             self.current_changed.emit("")
+        self.room_forgotten.emit(key)
 
     def forget_storage(self, storage_id: str, name: str) -> None:
         """Drop all that is held of a storage removed (taken out of the settings first):

@@ -791,33 +791,40 @@ class FsspecStorage(Storage, abc.ABC):
         and a later one (the next send of the outbox, the user's "Try again") gets the
         time it needs. The service's own time never stretches: a service that stopped
         answering still fails small writes as soon as before."""
-        sending = size * self._write_stretch / MIN_WRITE_RATE
-        return self.read_base() + sending + WRITE_ANSWER_BYTES / MIN_READ_RATE
+        return self.read_base() + self._sending_time(size) + WRITE_ANSWER_BYTES / MIN_READ_RATE
 
     def write_read_timeout(self, size: int) -> float:
-        """The SDK's own read timeout for a write of ``size`` bytes: past the write's
-        deadline, so that the deadline ends it. An SDK's read timer runs from the start
-        of the request, not from the last byte sent: with ``timeout`` (30 s) as the read
+        """The SDK's own read timeout for one try at a write of ``size`` bytes: the
+        service's ``timeout`` after the time the bytes may take to send (as
+        ``write_deadline`` allows them). An SDK's read timer runs from the start of the
+        request, not from the last byte sent: with ``timeout`` (30 s) as the read
         timeout, any upload that took longer than that to leave the machine failed as
-        "no answer", and a big attachment on a slow uplink failed on every try."""
-        return self.write_deadline(size) + ATTEMPT_SLACK
+        "no answer", and a big attachment on a slow uplink failed on every try. One try,
+        not the whole deadline: a request lost on the way (a dead pooled connection) is
+        still tried again by the SDK within the deadline."""
+        return self.timeout + self._sending_time(size) + ATTEMPT_SLACK
 
-    def _stretched(self, size: int, took: float | None) -> None:
+    def _sending_time(self, size: int) -> float:
+        """Seconds a write's deadline allows for its ``size`` bytes to leave."""
+        return size * self._write_stretch / MIN_WRITE_RATE
+
+    def _stretched(self, size: int, took: float | None) -> bool:
         """Learn from one write of ``size`` bytes: ``took`` seconds to go through, or
-        None when it ran out of time. Out of time: the next writes allow twice as long
-        for their bytes (up to ``MAX_WRITE_STRETCH``). A write whose bytes alone were
-        given more than the service's own time, and which took under a quarter of its
-        deadline, brings it halfway back: small writes (messages, markers) say nothing
-        of the link's rate, so they never undo what a slow attachment taught."""
+        None when it ran out of time. Only a write whose bytes were given more time than
+        the service's own (``read_base``) says anything of the link's rate: small writes
+        (messages, markers) that time out are a service that does not answer, and a
+        quick one says nothing of big ones. Such a write out of time: the next writes
+        allow twice as long for their bytes (up to ``MAX_WRITE_STRETCH``); through in
+        under a quarter of its deadline: half as long again. True when it stretched."""
         stretch = self._write_stretch
+        if self._sending_time(size) <= self.read_base():
+            return False
         if took is None:
             self._write_stretch = min(MAX_WRITE_STRETCH, stretch * 2)
-        elif (
-            stretch > 1
-            and size * stretch / MIN_WRITE_RATE > self.read_base()
-            and took < self.write_deadline(size) / 4
-        ):
+            return self._write_stretch > stretch
+        if stretch > 1 and took < self.write_deadline(size) / 4:
             self._write_stretch = stretch // 2
+        return False
 
     def _key(self, path: str) -> str:
         return f"{self.prefix}/{path}" if self.prefix else path
@@ -942,20 +949,23 @@ class FsspecStorage(Storage, abc.ABC):
             return await self._same_or_raise(path, data)
         except WriteNotConfirmedError as exc:  # answered, with what says it is not so
             raise WriteNotConfirmedError(f"{what}: {exc}") from exc
-        except _ServiceTimeoutError as exc:  # the service's own (per-request) timeout
+        except (_ServiceTimeoutError, TimeoutError) as exc:
+            # The SDK's read timeout on its last try (``write_read_timeout``), or the
+            # write's deadline. The service may have stored the bytes before it stopped
+            # answering: the next try's create-only write then finds them, compares them
+            # (``_same_or_raise``) and takes the write as done, neither lost nor written
+            # twice.
             cause = exc.__cause__ or exc
-            raise await self._translated(fs, cause, what) from cause
-        except TimeoutError as exc:  # only the write's deadline can raise it here
-            # The service may have stored the bytes before it stopped answering: the next
-            # try's create-only write then finds them, compares them (``_same_or_raise``)
-            # and takes the write as done, neither lost nor written twice.
-            self._stretched(len(data), None)
+            stretched = self._stretched(len(data), None)
+            if isinstance(exc, _ServiceTimeoutError) and not stretched:
+                raise await self._translated(fs, cause, what) from cause
+            took = deadline if isinstance(exc, TimeoutError) else time.monotonic() - started
             raise StorageOfflineError(
-                f"{what}: the service did not answer the write within {deadline:.0f} s "
+                f"{what}: the service did not answer the write within {took:.0f} s "
                 "(offline, or the link or the service is too slow for "
                 f"{len(data):,} bytes in that time; the next try allows "
                 f"{self.write_deadline(len(data)):.0f} s)"
-            ) from exc
+            ) from cause
         except Exception as exc:
             raise await self._translated(fs, exc, what) from exc
         self._bucket_seen = True
@@ -966,11 +976,19 @@ class FsspecStorage(Storage, abc.ABC):
 
     async def _create_within(self, fs: Any, target: str, data: bytes) -> bool:
         """``_create``, with the service's own timeouts told apart from the write's
-        deadline."""
+        deadline: a ``TimeoutError``, or an SDK's own kind of one (botocore's
+        ``ReadTimeoutError``, azure-core's ``ServiceResponseTimeoutError``)."""
         try:
             return await self._create(fs, target, data)
         except TimeoutError as exc:
             raise _ServiceTimeoutError() from exc
+        except Exception as exc:
+            if any(
+                isinstance(item, TimeoutError | socket.timeout) or "Timeout" in type(item).__name__
+                for item in exception_chain(exc)
+            ):
+                raise _ServiceTimeoutError() from exc
+            raise
 
     async def _create(self, fs: Any, target: str, data: bytes) -> bool:
         """Write ``data`` only if ``target`` does not exist; ``FileExistsError`` if it does.

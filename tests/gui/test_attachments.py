@@ -693,3 +693,26 @@ def test_an_upload_the_storage_did_not_take_can_be_tried_again(chat: Chat, tmp_p
     chat.window.files_chosen.emit(chat.key, [str(big)])
     chat.qtbot.waitUntil(lambda: bool(strip.errors()))
     assert not strip.rows[0].retry_button.isVisible()  # refused: trying again cannot help
+
+
+def test_a_failed_upload_of_a_room_left_cannot_be_tried_again(chat: Chat, tmp_path: Path) -> None:
+    """Red team: a failed upload's row stays in the strip, which every room shares; after
+    leaving its room (and opening another), "Try again" sent the file into the room left,
+    after the leave. Leaving a room takes "Try again" from its failed uploads and says
+    why; a retry asked anyway (a queued click) sends nothing."""
+    flaky = OfflineOnce(chat.store)
+    chat.controller.client._storages[chat.storage_id].storage = flaky
+    secret = tmp_path / "secret.pdf"
+    secret.write_bytes(b"%PDF-1.4 " + b"s" * 5000)
+    chat.window.files_chosen.emit(chat.key, [str(secret)])
+    strip = chat.feature.strip
+    chat.qtbot.waitUntil(lambda: bool(strip.errors()))
+    (row,) = strip.rows
+    assert row.retry_button.isVisible()
+    chat.controller.leave_room(chat.key)
+    chat.qtbot.waitUntil(lambda: not row.retry_button.isVisible(), timeout=15000)
+    assert row.error.endswith("not sent: you left the room")
+    puts = flaky.puts
+    row.retry_requested.emit()  # as a click already queued would
+    assert strip.rows == [row] and flaky.puts == puts and chat.blobs() == []
+    chat.shot("attachments-left-room.png")

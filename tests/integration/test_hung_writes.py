@@ -24,7 +24,7 @@ from bucket_chat_desktop.sync.engine import SyncConfig, SyncEngine
 from bucket_chat_desktop.sync.outbox import Outbox
 from bucket_chat_desktop.sync.writer import RoomWriter
 
-from ._stall_proxy import SLOW_UPLOAD, TRICKLE, Rule, StallProxy
+from ._stall_proxy import HANG, SLOW_UPLOAD, TRICKLE, Request, Rule, StallProxy
 from .conftest import StoresMaker
 from .test_hung_reads import Proxied, proxied  # noqa: F401 (a fixture)
 
@@ -129,7 +129,9 @@ async def test_an_upload_slower_than_the_deadline_allows_goes_through_on_its_nex
         await asyncio.wait_for(store.put_if_absent(path, data), GUARD)
     second = store.write_deadline(len(data))
     assert 10 < second < 12
-    assert f"within {first:.0f} s" in str(caught.value)
+    assert re.search(
+        r"did not answer the write within \d+ s .*too slow for 262,144 bytes", str(caught.value)
+    )
     assert f"the next try allows {second:.0f} s" in str(caught.value)
     started = time.monotonic()
     # Created, or (the first try's bytes had left this machine's socket buffers before
@@ -156,7 +158,7 @@ async def test_a_marker_whose_write_met_a_passing_failure_is_written_on_a_later_
     from bucket_chat_desktop.protocol.ids import utc_date
     from bucket_chat_desktop.sync import publisher
 
-    from ._stall_proxy import Request, http_answer
+    from ._stall_proxy import http_answer
 
     monkeypatch.setattr(publisher, "MARKER_RETRIES", (0.2, 0.2, 0.2))
     stores = stores_for("s3")
@@ -207,3 +209,57 @@ async def test_a_marker_whose_write_met_a_passing_failure_is_written_on_a_later_
         proxy.release()
         await engine.close()
         proxy.close()
+
+
+class _FirstOnly(Rule):
+    """A rule that applies to the first request it matches only."""
+
+    def matches(self, request: Request) -> bool:
+        return not self.hits and super().matches(request)
+
+
+async def test_a_write_whose_first_request_is_lost_is_tried_again_within_its_deadline(
+    proxied: Proxied,  # noqa: F811
+) -> None:
+    """Red team: with the SDK's read timeout set past the whole write deadline (so that
+    a slow upload could finish), one lost request — a dead pooled connection — was never
+    tried again: the write failed as offline after its deadline (12 s here) where the
+    SDK's own retry had it through in 3. Each try's read timeout is now the service's
+    ``timeout`` after the time its bytes may take: the SDK tries again, and a small
+    write that was never answered teaches nothing of the link (no stretch)."""
+    kind = proxied.stores.kind
+    path = "rooms/r/logs/2026-01-05/one.jsonl"
+    data = b'{"body": "first"}\n'
+    store = proxied.storage(timeout="2", retries="3")
+    assert isinstance(store, FsspecStorage)
+    before = store.write_deadline(len(data))
+    method, pattern = UPLOAD[kind]
+    lost = proxied.proxy.add(_FirstOnly(pattern, HANG, method=method))
+    started = time.monotonic()
+    assert await asyncio.wait_for(store.put_if_absent(path, data), GUARD) is True
+    assert time.monotonic() - started < before / 2  # one try's time, not the deadline
+    assert len(lost.hits) == 1
+    assert store.write_deadline(len(data)) == before
+    assert await proxied.stores.new().get(path) == data
+
+
+async def test_small_writes_that_get_no_answer_do_not_stretch_big_ones(
+    proxied: Proxied,  # noqa: F811
+) -> None:
+    """Red team: four small writes a hung or hostile service did not answer made every
+    later upload allow 16 times the time for its bytes (a 25 MB attachment: 1.8 hours),
+    and small writes never undid it. Only a write whose bytes were given more time than
+    the service's own stretches the deadline."""
+    kind = proxied.stores.kind
+    store = proxied.storage(timeout="1", retries="1")
+    assert isinstance(store, FsspecStorage)
+    big = 25 * 1024 * 1024
+    before = store.write_deadline(big)
+    method, _ = UPLOAD[kind]
+    proxied.proxy.add(Rule(r"hang\d|uploadType", HANG, method=method))
+    for i in range(4):
+        with pytest.raises(StorageOfflineError):
+            await asyncio.wait_for(
+                store.put_if_absent(f"rooms/r/logs/2026-01-05/hang{i}.jsonl", b"{}\n"), GUARD
+            )
+    assert store.write_deadline(big) == before
