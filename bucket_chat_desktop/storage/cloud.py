@@ -802,7 +802,7 @@ class FsspecStorage(Storage, abc.ABC):
         "no answer", and a big attachment on a slow uplink failed on every try. One try,
         not the whole deadline: a request lost on the way (a dead pooled connection) is
         still tried again by the SDK within the deadline."""
-        return self.timeout + self._sending_time(size) + ATTEMPT_SLACK
+        return self.timeout + self._sending_time(size)
 
     def _sending_time(self, size: int) -> float:
         """Seconds a write's deadline allows for its ``size`` bytes to leave."""

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from .. import icons
+from ..safe import guard
 from ..style import TRUST_COLORS
 
 ERROR_COLOR = TRUST_COLORS["invalid"]
@@ -182,6 +183,7 @@ class AttachmentStrip(QScrollArea):
         """The messages of the failed rows still shown (what a user reads)."""
         return [r.error for r in self.rows if r.failed]
 
+    @guard()
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
         if self.rows:
