@@ -130,6 +130,13 @@ READ_PROGRESS: ContextVar[Callable[[int], None] | None] = ContextVar(
 receiving is an answering storage, not a silent one."""
 
 
+READ_RATE_FLOOR: ContextVar[int | None] = ContextVar("bucket_chat_read_rate_floor", default=None)
+"""The least rate (bytes a second) a cloud ``get`` must keep once the service's own time
+is used up, when its caller shows the read's progress and lets a person cancel it (an
+attachment's download: ``sync.blobs.download``). None: ``cloud.MIN_READ_RATE``, which
+keeps a service that trickles from holding the app's own reads (segments, metadata)."""
+
+
 def tell_received(size: int) -> None:
     """A cloud ``get`` received ``size`` more bytes of its object (on the event loop)."""
     hook = READ_PROGRESS.get()

@@ -43,6 +43,7 @@ from .base import (
     DEFAULT_MAX_READ,
     PROBE_PREFIX,
     READ_PROGRESS,
+    READ_RATE_FLOOR,
     AlreadyExistsError,
     ObjectInfo,
     ObjectTooLargeError,
@@ -163,16 +164,19 @@ class Meter:
     that keeps the rate goes on as long as before. ``_cat`` tells each piece it receives
     to ``got``."""
 
-    def __init__(self, scope: asyncio.Timeout, base: float, cap: float) -> None:
+    def __init__(
+        self, scope: asyncio.Timeout, base: float, cap: float, rate: int = MIN_READ_RATE
+    ) -> None:
         self._scope = scope
         self._start = asyncio.get_running_loop().time()
         self.base = base
         self.cap = cap
+        self.rate = rate  # ``MIN_READ_RATE``, or a caller's floor (``READ_RATE_FLOOR``)
         self.received = 0
 
     def allowed(self) -> float:
         """Seconds the read may take, with what it received so far."""
-        return min(self.cap, self.base + self.received / MIN_READ_RATE)
+        return min(self.cap, self.base + self.received / self.rate)
 
     def got(self, size: int) -> None:
         self.received += size
@@ -1026,19 +1030,25 @@ class FsspecStorage(Storage, abc.ABC):
             return False
         raise AlreadyExistsError(f"{self.display(path)} already exists with other contents")
 
-    @on_io_loop
     async def get(self, path: str, *, max_bytes: int = DEFAULT_MAX_READ) -> bytes:
+        # The caller's floor for the read's rate (``READ_RATE_FLOOR``), read here: the
+        # read itself runs on the I/O loop, in a context of its own.
+        floor = READ_RATE_FLOOR.get() or MIN_READ_RATE
+        return await self._get(path, max_bytes, max(1, min(MIN_READ_RATE, floor)))
+
+    @on_io_loop
+    async def _get(self, path: str, max_bytes: int, rate: int) -> bytes:
         target = self._fs_path(path)
         fs = await self._filesystem()
         # One deadline for the whole read, moved by what arrives (``Meter``): the
         # per-socket read timeout alone lets a service that trickles a byte now and then
         # hold the read open for ever.
         base = self.read_base()
-        cap = base + max_bytes / MIN_READ_RATE
+        cap = base + max_bytes / rate
         meter: Meter | None = None
         try:
             async with asyncio.timeout(base) as scope:
-                meter = Meter(scope, base, cap)
+                meter = Meter(scope, base, cap, rate)
                 data: bytes = await self._cat_within(fs, target, max_bytes, meter)
         except _ServiceTimeoutError as exc:  # the service's own (per-request) timeout
             cause = exc.__cause__ or exc

@@ -51,6 +51,7 @@ from ..protocol.attachments import (
 )
 from ..protocol.canonical import b64encode
 from ..storage.base import (
+    READ_RATE_FLOOR,
     AlreadyExistsError,
     NotRegularFileError,
     Storage,
@@ -61,6 +62,13 @@ from ..storage.base import (
 log = logging.getLogger("bucket_chat.sync")
 
 CHUNK = 1024 * 1024
+DOWNLOAD_MIN_RATE = 8 * 1024
+"""Bytes a second an attachment's download must keep once the service's own time is
+used up (``storage.base.READ_RATE_FLOOR``). The app's own reads keep 256 KiB/s
+(``storage.cloud.MIN_READ_RATE``), so that a service that trickles cannot hold them;
+at that rate a 25 MB attachment could not be downloaded over a link under about
+2 Mbit/s at all (every try stopped at the same point). A person asked for this one,
+sees it come and can cancel it; a service sending less than this still ends it."""
 MAX_PREVIEW_PIXELS = 40_000_000
 """Images with more pixels are sent as plain files: decoding one would take too much
 memory (a 40-megapixel RGB image is 120 MB). Checked from the header, before decoding."""
@@ -446,7 +454,11 @@ async def download(
         try:
             # The signed size is the cap: a blob that holds more is refused after
             # info.size + 1 bytes, never read whole (nor a FIFO/link put in its place).
-            data = await storage.get(path, max_bytes=info.size)
+            floor = READ_RATE_FLOOR.set(DOWNLOAD_MIN_RATE)
+            try:
+                data = await storage.get(path, max_bytes=info.size)
+            finally:
+                READ_RATE_FLOOR.reset(floor)
         except StorageNotFoundError as exc:
             raise BlobMissingError(
                 f"{info.name} is not in the storage (yet): {path} does not exist"

@@ -31,7 +31,7 @@ from bucket_chat_desktop.sync.watched import NoAnswerError, WatchedStorage, answ
 
 from . import _emulators as emu
 from ._stall_proxy import HALFWAY, PACED, PASS, TRICKLE, Request, Rule, StallProxy, http_answer
-from .conftest import Emulators, Stores
+from .conftest import Emulators, Stores, StoresMaker
 
 GUARD = 120  # seconds: only so that a read that never ends fails instead of hanging
 
@@ -782,5 +782,42 @@ async def test_markers_whose_writes_are_not_confirmed_do_not_hold_a_message(
             await engine.close()
             assert engine.outbox is not None
             engine.outbox.close()
+        proxy.release()
+        proxy.close()
+
+
+@pytest.mark.parametrize("kind", ["s3", "gs"])
+async def test_an_attachment_comes_over_a_link_slower_than_the_apps_own_reads_keep(
+    stores_for: StoresMaker, kind: str
+) -> None:
+    """Red team: the app's reads keep 256 KiB/s once the service's own time is used up
+    (``MIN_READ_RATE``: a service that trickles must not hold them), and a download of
+    an attachment did too: over a link under about 2 Mbit/s a 25 MB file could never be
+    downloaded, every try stopped at the same point. A download a person asked for, sees
+    and can cancel keeps 8 KiB/s (``blobs.DOWNLOAD_MIN_RATE``). Here 512 KiB at 64 KiB/s
+    (8 s): the app's own read of it is given up after 4 s, the attachment comes whole.
+    (Azure hands a ranged piece of 1 MiB over whole: no progress shows before it, and
+    the service's own time covers it there.)"""
+    import hashlib
+
+    from bucket_chat_desktop.protocol.attachments import FileInfo, blob_path
+    from bucket_chat_desktop.sync import blobs
+
+    stores = stores_for(kind)
+    assert stores.emulators is not None
+    proxy = StallProxy(stores.emulators.get(kind).port).start()
+    try:
+        body = bytes(range(256)) * 2048  # 512 KiB
+        digest = hashlib.sha256(body).hexdigest()
+        path = blob_path("r", digest)
+        await stores.new().put_if_absent(path, body)
+        store = Proxied(stores, proxy).storage(timeout="1", retries="1")
+        proxy.stall(re.escape(digest), PACED, keep=16 * 1024, every=0.25)
+        with pytest.raises(StorageOfflineError, match="not read within"):
+            await asyncio.wait_for(store.get(path, max_bytes=len(body)), GUARD)
+        info = FileInfo("m.file", "plans.pdf", len(body), "application/pdf", digest)
+        got = await asyncio.wait_for(blobs.download(store, "r", info), GUARD)
+        assert got == body
+    finally:
         proxy.release()
         proxy.close()
