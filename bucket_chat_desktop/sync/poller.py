@@ -289,7 +289,11 @@ class Poller:
         if self.watching:
             rescan = self._engine.config.local_rescan
             wait = min(wait, rescan) if self.listed <= WATCHED_LISTING_MAX else rescan
-        owed = [r.listing_owed_at for r in self._engine.rooms.values() if r.listing_owed_at]
+        owed = [
+            r.listing_owed_at
+            for r in self._engine.rooms.values()
+            if r.listing_owed_at is not None and r.complete  # else its read lists it
+        ]
         if owed:  # a listing a failed read on a notice left owed (``_owe_listing``)
             wait = min(wait, max(0.0, min(owed) - time.monotonic()))
         return wait
@@ -302,6 +306,17 @@ class Poller:
         seconds (None: until they end); the segments those that ended found."""
         asked = markers  # whether the storage was asked anything (then it answered)
         steps: dict[asyncio.Task[int], None] = {}
+        # Listings owed by failed reads on notices (``_owe_listing``) that are due: taken
+        # now, whatever this round does (a round that ends early, or a room whose last
+        # pass still runs, must not make ``next_wait`` start a round at once, again and
+        # again): a pass this round starts lists them; else the room's own schedule.
+        started = time.monotonic()
+        owed_now: set[str] = set()
+        for room in self._engine.rooms.values():
+            due = room.listing_owed_at
+            if due is not None and room.complete and started >= due:
+                room.listing_owed_at = None
+                owed_now.add(room.room_id)
         listing: StorageError | None = None
         try:
             if markers:
@@ -326,7 +341,7 @@ class Poller:
                 partial=room.complete and room.worth_reading_again,
                 local=self._local is not None,
             )
-            owed = room.listing_owed_at is not None and now >= room.listing_owed_at
+            owed = room.room_id in owed_now
             if room.complete and (owed or now - room.last_safety >= period):
                 asked = True
                 step = self._start_safety(room)
@@ -396,7 +411,6 @@ class Poller:
             return None
         if self._engine._dropped(room):  # ``close`` may be past the passes it cancels
             return None
-        room.listing_owed_at = None  # this pass lists what a failed hint could not read
         task = asyncio.create_task(self._safety_pass(room), name=f"bc-safety-{room.room_id}")
         task.add_done_callback(self._step_ended)
         self._safety[room.room_id] = task

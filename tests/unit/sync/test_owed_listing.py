@@ -1,0 +1,59 @@
+"""A read on a notice that failed owes its room a listing soon (``poller.HINT_RETRY``);
+that debt must never make the poller start rounds back to back: a round that ends early
+(the storage does not answer its marker listing) and a room still being read take it
+as paid, and ``next_wait`` is the schedule's again."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from test_engine import ROOM, Recorder, create_room, write_history
+
+from bucket_chat_desktop.index import Index
+from bucket_chat_desktop.storage.base import ObjectInfo, StorageOfflineError
+from bucket_chat_desktop.storage.local import LocalStorage
+from bucket_chat_desktop.sync.engine import SyncConfig, SyncEngine
+
+QUIET = SyncConfig(batch_window=0.05, local_rescan=3600.0, active_interval=3600.0)
+
+
+class Unanswered(LocalStorage):
+    """The room's folder, whose activity folder stops answering while ``silent``."""
+
+    silent = False
+
+    async def list_objects(self, prefix: str) -> list[ObjectInfo]:
+        if self.silent and prefix.startswith("activity/"):
+            raise StorageOfflineError(f"cannot list {prefix}: no answer within 30 s")
+        return await super().list_objects(prefix)
+
+
+def test_a_listing_owed_never_starts_rounds_back_to_back(tmp_path: Path) -> None:
+    store = Unanswered(tmp_path / "store")
+    create_room(store)
+    write_history(store, days=1, per_day=2)
+
+    async def go() -> None:
+        index = Index.open(tmp_path / "db" / "i.sqlite3")
+        engine = SyncEngine(store, index=index, listener=Recorder(), config=QUIET)
+        try:
+            await engine.open_room(ROOM, background=False)
+            poller, room = engine._poller, engine.rooms[ROOM]
+            assert poller.next_wait() > 60
+
+            room.listing_owed_at = time.monotonic() - 1  # due
+            assert poller.next_wait() == 0  # a round now: the listing is due
+            store.silent = True
+            assert await poller.poll_once() == 0  # ended early: the markers got no answer
+            assert room.listing_owed_at is None  # taken as paid, not owed on
+            assert poller.next_wait() > 60  # the schedule's wait, not another round at once
+
+            room.complete = False  # still being read: that read lists what was unread
+            room.listing_owed_at = time.monotonic() - 1
+            assert poller.next_wait() > 60
+        finally:
+            await engine.close()
+
+    asyncio.run(go())
