@@ -33,10 +33,17 @@ from typing import Any
 
 from nacl.signing import SigningKey
 
-from bucket_chat_desktop.protocol.audit import RoomLedger, prepare_segment
+from bucket_chat_desktop.protocol.audit import RoomLedger, Timeline, prepare_segment
 from bucket_chat_desktop.protocol.event import MEMBER, MESSAGE, Event
 from bucket_chat_desktop.protocol.ids import make_event_id
-from bucket_chat_desktop.protocol.relations import EDIT, REACTION, REDACTION, build, extended
+from bucket_chat_desktop.protocol.relations import (
+    EDIT,
+    REACTION,
+    REDACTION,
+    Relations,
+    build,
+    extended,
+)
 from bucket_chat_desktop.protocol.segment import encode_segment, path_for
 from bucket_chat_desktop.protocol.signing import build_event
 from bucket_chat_desktop.sync.room_state import RoomState
@@ -142,6 +149,31 @@ def make_signers(n: int, reactions: int, edits: int, replies: int) -> Signers:
         parent = messages[(i * 15485863) % len(messages)]
         emit(i, MESSAGE, {"body": f"reply {i}", "msgtype": "m.text"}, parent=parent.event_id)
     return signers
+
+
+def appended(
+    ledger: RoomLedger, made: Relations, ev: Event, client: str, label: str
+) -> tuple[Relations, Timeline]:
+    """``ev`` appended to the ledger (its own segment) and the relations ``made`` of the
+    timeline before extended by it: timed (median of 5, process time) beside a full
+    build of the longer timeline, checked equal to it, and printed."""
+    added = ledger.add_prepared(prepare_segment(path_for([ev], client), encode_segment([ev]), ROOM))
+    assert ledger.try_append(added) is not None and ledger.result is not None
+    longer = ledger.result.timeline
+    took = []
+    for _ in range(5):
+        c = time.process_time()
+        grown = extended(made, longer)
+        took.append(time.process_time() - c)
+    c = time.process_time()
+    full = build(ROOM, longer)
+    full_took = time.process_time() - c
+    assert grown == full and grown.findings == full.findings
+    print(
+        f"append of {label}: extended in {statistics.median(took) * 1000:.2f} ms "
+        f"(a full build: {full_took * 1000:.0f} ms)"
+    )
+    return grown, longer
 
 
 def ledger_of(segments: list[tuple[str, bytes]]) -> RoomLedger:
@@ -298,25 +330,7 @@ def main() -> None:
     ]
     for label, who, kind, content, parent, at in steps:
         ev = signers.emit(who, kind, content, parent=parent, at=at)
-        added = ledger.add_prepared(
-            prepare_segment(path_for([ev], f"user{who}"), encode_segment([ev]), ROOM)
-        )
-        assert ledger.try_append(added) is not None and ledger.result is not None
-        longer = ledger.result.timeline
-        took = []
-        for _ in range(5):
-            c = time.process_time()
-            grown = extended(made, longer)
-            took.append(time.process_time() - c)
-        c = time.process_time()
-        full = build(ROOM, longer)
-        full_took = time.process_time() - c
-        assert grown == full and grown.findings == full.findings
-        made = grown
-        print(
-            f"append of {label}: extended in {statistics.median(took) * 1000:.2f} ms "
-            f"(a full build: {full_took * 1000:.0f} ms)"
-        )
+        made, _ = appended(ledger, made, ev, f"user{who}", label)
     timeline = ledger.result.timeline
 
     # A planted copy (PROTOCOL.md 18.1): user1 signs a deletion under the id of user0's
@@ -355,24 +369,8 @@ def main() -> None:
                 },
             )
         ev = signers.emit(who, kind, content)
-        added = ledger.add_prepared(
-            prepare_segment(path_for([ev], f"user{who}"), encode_segment([ev]), ROOM)
-        )
-        assert ledger.try_append(added) is not None and ledger.result is not None
-        longer = ledger.result.timeline
-        took = []
-        for _ in range(5):
-            c = time.process_time()
-            grown = extended(made, longer)
-            took.append(time.process_time() - c)
-        c = time.process_time()
-        full = build(ROOM, longer)
-        full_took = time.process_time() - c
-        assert grown == full and grown.findings == full.findings
-        made, timeline = grown, longer
-        print(
-            f"append of {label} after a planted copy of a deletion: extended in "
-            f"{statistics.median(took) * 1000:.2f} ms (a full build: {full_took * 1000:.0f} ms)"
+        made, timeline = appended(
+            ledger, made, ev, f"user{who}", f"{label} after a planted copy of a deletion"
         )
 
     gc.collect()

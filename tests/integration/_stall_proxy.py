@@ -73,6 +73,19 @@ def http_answer(status: str, body: bytes, content_type: str) -> bytes:
     return head.encode() + body
 
 
+def server_error_once(proxy: StallProxy, hits: list[str]) -> Callable[[Request], bytes]:
+    """An ``answer=`` for a rule: a 500 with S3's error body, once (it drops the proxy's
+    rules as it answers), each request it answers noted in ``hits``."""
+
+    def answer(request: Request) -> bytes:
+        hits.append(request.target)
+        proxy.rules.clear()
+        error = b"<Error><Code>InternalError</Code><Message>busy</Message></Error>"
+        return http_answer("500 Internal Server Error", error, "application/xml")
+
+    return answer
+
+
 def _with_close(head: bytes) -> bytes:
     """``head`` (request or answer, without its blank line) with ``Connection: close``."""
     lines = head.split(b"\r\n")

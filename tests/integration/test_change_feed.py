@@ -792,19 +792,14 @@ async def test_a_read_on_a_notice_that_failed_is_made_good_by_a_listing_soon(
     through ``StallProxy``."""
     from bucket_chat_desktop.sync import poller
 
-    from ._stall_proxy import Request, Rule, StallProxy, http_answer
+    from ._stall_proxy import Rule, StallProxy, server_error_once
 
     monkeypatch.setattr(poller, "HINT_RETRY", 2.0)
     stores = stores_for("s3")
     assert stores.emulators is not None
     proxy = StallProxy(stores.emulators.get("s3").port).start()
     failed: list[str] = []
-
-    def busy_once(request: Request) -> bytes:
-        failed.append(request.target)
-        proxy.rules.clear()  # once
-        error = b"<Error><Code>InternalError</Code><Message>busy</Message></Error>"
-        return http_answer("500 Internal Server Error", error, "application/xml")
+    busy_once = server_error_once(proxy, failed)
 
     options = {"endpoint_url": proxy.endpoint, "retries": "1"}
     c = await chat(stores, tmp_path, QUEUE_ONLY, follower_options=options)

@@ -158,19 +158,14 @@ async def test_a_marker_whose_write_met_a_passing_failure_is_written_on_a_later_
     from bucket_chat_desktop.protocol.ids import utc_date
     from bucket_chat_desktop.sync import publisher
 
-    from ._stall_proxy import http_answer
+    from ._stall_proxy import server_error_once
 
     monkeypatch.setattr(publisher, "MARKER_RETRIES", (0.2, 0.2, 0.2))
     stores = stores_for("s3")
     assert stores.emulators is not None
     proxy = StallProxy(stores.emulators.get("s3").port).start()
     refused: list[str] = []
-
-    def busy_once(request: Request) -> bytes:
-        refused.append(request.target)
-        proxy.rules.clear()
-        error = b"<Error><Code>InternalError</Code><Message>busy</Message></Error>"
-        return http_answer("500 Internal Server Error", error, "application/xml")
+    busy_once = server_error_once(proxy, refused)
 
     key = SigningKey(b"\x02" * 32)
     await RoomWriter(stores.new(), "r", "alice@example.com", key).create_room("Team", "now")
