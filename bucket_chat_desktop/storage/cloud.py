@@ -431,6 +431,14 @@ def _builtin_error(exc: BaseException, what: str) -> StorageError | None:
     return None
 
 
+def _connecting(exc: BaseException) -> bool:
+    """Whether a timeout came while connecting (botocore's ``ConnectTimeoutError``,
+    aiohttp's ``ConnectionTimeoutError``, azure-core's ``ServiceRequestTimeoutError``),
+    not while the request was sent or answered."""
+    names = [type(item).__name__ for item in exception_chain(exc)]
+    return any("Connect" in name or "ServiceRequest" in name for name in names)
+
+
 class _ServiceTimeoutError(Exception):
     """A timeout raised inside a request (socket read, connect), not the overall one."""
 
@@ -960,7 +968,8 @@ class FsspecStorage(Storage, abc.ABC):
             # (``_same_or_raise``) and takes the write as done, neither lost nor written
             # twice.
             cause = exc.__cause__ or exc
-            stretched = self._stretched(len(data), None)
+            # Not connecting in time: that says nothing of how fast bytes leave.
+            stretched = not _connecting(cause) and self._stretched(len(data), None)
             if isinstance(exc, _ServiceTimeoutError) and not stretched:
                 raise await self._translated(fs, cause, what) from cause
             took = deadline if isinstance(exc, TimeoutError) else time.monotonic() - started
