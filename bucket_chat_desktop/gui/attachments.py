@@ -268,7 +268,8 @@ class AttachmentsFeature(QObject):
         for i, path in enumerate(paths):
             name = names[i] if names else None
             shown = safe_file_name(name or Path(path).name)
-            row = self.strip.add_row(shown, "Waiting…")
+            item = self.controller.rooms.item(key)
+            row = self.strip.add_row(shown, "Waiting…", item.shown_name if item is not None else "")
             cancel = asyncio.Event()
             coro = self._upload(key, Path(path), row, cancel, name, retry)
             task = self.controller.tasks.start(coro, f"Attaching {shown}")

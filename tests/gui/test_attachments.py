@@ -679,6 +679,7 @@ def test_an_upload_the_storage_did_not_take_can_be_tried_again(chat: Chat, tmp_p
     chat.qtbot.waitUntil(lambda: bool(strip.errors()))
     (row,) = strip.rows
     assert "the next try allows 11 s" in row.status_label.text()
+    assert row.name_label.text() == "spec.pdf — Design review"  # the strip is every room's
     assert row.retry_button.isVisible() and row.button.text() == "Dismiss"
     chat.shot("attachments-try-again.png")
     assert chat.confirmed("file") == [] and chat.blobs() == []

@@ -35,10 +35,13 @@ class TransferRow(QFrame):
     retry_requested = Signal()
     grown = Signal()  # its text wraps onto more lines (``AttachmentStrip`` fits it)
 
-    def __init__(self, name: str, status: str, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, name: str, status: str, parent: QWidget | None = None, room: str = ""
+    ) -> None:
         super().__init__(parent)
         self.setObjectName("transferRow")
         self.name = name
+        self.room = room  # the room it is for: the strip is every room's
         self.failed = False
         self.error = ""  # why it failed, as said (the label may break it for display)
         self.started = False  # set by the owner once the transfer left the queue
@@ -83,9 +86,10 @@ class TransferRow(QFrame):
         self._set_name(name)
 
     def _set_name(self, name: str) -> None:
+        shown = f"{name} — {self.room}" if self.room else name
         metrics = self.name_label.fontMetrics()
-        self.name_label.setText(metrics.elidedText(name, Qt.TextElideMode.ElideMiddle, 320))
-        self.name_label.setToolTip(name)
+        self.name_label.setText(metrics.elidedText(shown, Qt.TextElideMode.ElideMiddle, 420))
+        self.name_label.setToolTip(f"{name}\nin {self.room}" if self.room else name)
 
     def _on_button(self) -> None:
         if self.failed:
@@ -151,8 +155,10 @@ class AttachmentStrip(QScrollArea):
         self.rows: list[TransferRow] = []
         self.hide()
 
-    def add_row(self, name: str, status: str) -> TransferRow:
-        row = TransferRow(name, status, self.widget())
+    def add_row(self, name: str, status: str, room: str = "") -> TransferRow:
+        """A row for a transfer of ``name``; ``room``: the room it is for, named on it
+        (the strip stays while another room is shown)."""
+        row = TransferRow(name, status, self.widget(), room)
         row.dismissed.connect(lambda: self.remove_row(row))
         # Once the row is laid out at its width (its wrapped lines are known then).
         row.grown.connect(lambda: QTimer.singleShot(0, self._fit))
