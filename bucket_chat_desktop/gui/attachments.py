@@ -186,7 +186,12 @@ class AttachmentsFeature(QObject):
         self._queue = asyncio.Lock()
         # Failed uploads that offer "Try again": their rows -> the room each was for.
         self._retryable: dict[TransferRow, str] = {}
+        # Uploads queued or running: their rows -> (room, cancel, task), so that leaving
+        # the room stops them (they sent into the room left, after the leave).
+        self._uploading: dict[TransferRow, tuple[str, asyncio.Event, asyncio.Task[Any]]] = {}
+        self._gone: set[str] = set()  # rooms left, or being left: nothing is sent there
         controller.room_forgotten.connect(self._on_room_forgotten)
+        controller.room_leaving.connect(self._on_room_forgotten)
         self.mismatches: list[blobs.BlobMismatchError] = []
         # Blobs (by SHA-256) whose verified bytes run code whatever their name says
         # (``active_content``): what they are. Their menu offers only "Save as…".
@@ -265,6 +270,7 @@ class AttachmentsFeature(QObject):
         upload the storage did not take (offline, too slow) offers "Try again" unless
         ``retry`` is False (a file that is gone by then: a pasted image's)."""
         tasks = []
+        self._gone.discard(key)  # attached to anew: a room joined again
         for i, path in enumerate(paths):
             name = names[i] if names else None
             shown = safe_file_name(name or Path(path).name)
@@ -273,6 +279,8 @@ class AttachmentsFeature(QObject):
             cancel = asyncio.Event()
             coro = self._upload(key, Path(path), row, cancel, name, retry)
             task = self.controller.tasks.start(coro, f"Attaching {shown}")
+            if not task.done():
+                self._uploading[row] = (key, cancel, task)
             row.cancel_requested.connect(
                 lambda t=task, c=cancel, r=row: self._cancel_upload(t, c, r)
             )
@@ -288,8 +296,13 @@ class AttachmentsFeature(QObject):
         self.attach_files(key, [str(path)], names=[name] if name is not None else None)
 
     def _on_room_forgotten(self, key: str) -> None:
-        """A room left (or its storage removed): its failed uploads can no longer be
-        tried again — "Try again" sent the file into the room left, after the leave."""
+        """A room left (or its storage removed): its uploads queued or running stop, and
+        its failed ones can no longer be tried again — either sent the file into the room
+        left, after the leave."""
+        self._gone.add(key)
+        for row, (room, cancel, task) in list(self._uploading.items()):
+            if room == key:
+                self._cancel_upload(task, cancel, row)
         for row, room in list(self._retryable.items()):
             if room == key:
                 del self._retryable[row]
@@ -357,6 +370,11 @@ class AttachmentsFeature(QObject):
                     name=name,
                     cache=self.cache,
                 )
+            if key in self._gone:  # left while it was stored
+                row.set_error(
+                    "Not sent: you left the room (the file may remain in the storage, unreferenced)"
+                )
+                return
             self.controller.send_content(key, content)
             self.strip.remove_row(row)
         except blobs.UploadCancelledError as exc:
@@ -367,6 +385,7 @@ class AttachmentsFeature(QObject):
             raise
         except StorageOfflineError as exc:  # no answer, or too slow: a later try may do
             log.warning("could not attach %s: %s", path.name, exc)
+            retry = retry and key not in self._gone  # not into a room left
             row.set_error(str(exc), retry=retry)
             if retry:
                 self._retryable[row] = key
@@ -378,6 +397,8 @@ class AttachmentsFeature(QObject):
         except Exception as exc:
             log.exception("attaching %s failed", path.name)
             row.set_error(f"Unexpected error ({type(exc).__name__}): {exc}")
+        finally:
+            self._uploading.pop(row, None)
 
     # -- thumbnails -----------------------------------------------------------------------------
 

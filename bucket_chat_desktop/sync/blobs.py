@@ -32,7 +32,8 @@ import logging
 import mimetypes
 import os
 import stat
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -69,6 +70,37 @@ used up (``storage.base.READ_RATE_FLOOR``). The app's own reads keep 256 KiB/s
 at that rate a 25 MB attachment could not be downloaded over a link under about
 2 Mbit/s at all (every try stopped at the same point). A person asked for this one,
 sees it come and can cancel it; a service sending less than this still ends it."""
+SLOW_DOWNLOADS = 3
+"""Downloads that may keep only ``DOWNLOAD_MIN_RATE`` at once (more keep the app's own
+256 KiB/s). They share the storage's connections with the app's own reads (botocore's
+pool holds 10): a service that sent ten attachments just over 8 KiB/s held every
+connection for most of an hour, and each segment read, listing and marker failed as
+"no answer" meanwhile."""
+_slow_downloads = 0
+_slow_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _slow_download_allowed() -> Iterator[None]:
+    """``DOWNLOAD_MIN_RATE`` for the reads inside, if fewer than ``SLOW_DOWNLOADS``
+    downloads have it now; else the app's own rate."""
+    global _slow_downloads
+    with _slow_lock:
+        allowed = _slow_downloads < SLOW_DOWNLOADS
+        if allowed:
+            _slow_downloads += 1
+    if not allowed:
+        yield
+        return
+    floor = READ_RATE_FLOOR.set(DOWNLOAD_MIN_RATE)
+    try:
+        yield
+    finally:
+        READ_RATE_FLOOR.reset(floor)
+        with _slow_lock:
+            _slow_downloads -= 1
+
+
 MAX_PREVIEW_PIXELS = 40_000_000
 """Images with more pixels are sent as plain files: decoding one would take too much
 memory (a 40-megapixel RGB image is 120 MB). Checked from the header, before decoding."""
@@ -454,11 +486,8 @@ async def download(
         try:
             # The signed size is the cap: a blob that holds more is refused after
             # info.size + 1 bytes, never read whole (nor a FIFO/link put in its place).
-            floor = READ_RATE_FLOOR.set(DOWNLOAD_MIN_RATE)
-            try:
+            with _slow_download_allowed():
                 data = await storage.get(path, max_bytes=info.size)
-            finally:
-                READ_RATE_FLOOR.reset(floor)
         except StorageNotFoundError as exc:
             raise BlobMissingError(
                 f"{info.name} is not in the storage (yet): {path} does not exist"

@@ -83,6 +83,13 @@ HINT_RETRY = 15.0
 safety listing runs: the listing decides what the read could not. Before, that was the
 room's own period: 15 minutes in front, 4 hours behind other windows, while a message
 that had arrived waited for it."""
+OWED_BACKOFF = 4  # each owed listing in a row waits this many times longer than the last
+OWED_MAX_STEPS = 3  # at most HINT_RETRY * 4**3 s: 16 minutes
+OWED_QUIET = 3600.0
+"""Seconds without an owed listing after which the next one waits ``HINT_RETRY`` again.
+A member who writes a junk segment and its marker every few seconds made every reader
+read the whole room again every 15 s (a read not kept leaves the room "worth reading
+again"), behind other windows too, where it used to be every 4 hours."""
 HINTS_KEPT = 4096  # paths the change feed named lately: named again, they are not read again
 REREADS = 2  # a hint read that got nothing and was named again meanwhile: read again
 NOTED_DAYS = 4  # older days with a segment noted gone or changed that a refresh lists too
@@ -316,6 +323,9 @@ class Poller:
             due = room.listing_owed_at
             if due is not None and room.complete and started >= due:
                 room.listing_owed_at = None
+                quiet = started - room.owed_taken_at >= OWED_QUIET
+                room.owed_streak = 1 if quiet else room.owed_streak + 1
+                room.owed_taken_at = started
                 owed_now.add(room.room_id)
         listing: StorageError | None = None
         try:
@@ -499,10 +509,14 @@ class Poller:
     def _owe_listing(self, room_id: str) -> None:
         """A read on a notice failed or was not kept: the room's safety listing runs
         within ``HINT_RETRY`` s (at the next round from then), once for any number of
-        such reads meanwhile."""
+        such reads meanwhile; each owed listing in a row waits ``OWED_BACKOFF`` times
+        longer (up to 16 minutes), until an hour passes without one."""
         room = self._engine.rooms.get(room_id)
-        if room is not None and room.listing_owed_at is None:
-            room.listing_owed_at = time.monotonic() + HINT_RETRY
+        if room is None or room.listing_owed_at is not None:
+            return
+        now = time.monotonic()
+        streak = room.owed_streak if now - room.owed_taken_at < OWED_QUIET else 0
+        room.listing_owed_at = now + HINT_RETRY * OWED_BACKOFF ** min(streak, OWED_MAX_STEPS)
 
     async def _poll_markers(self, steps: dict[asyncio.Task[int], None]) -> None:
         """List today's activity folder after the cursor and have what markers name read

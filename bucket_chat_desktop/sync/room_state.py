@@ -88,6 +88,10 @@ class RoomState:
     # safety listing is owed by this time (monotonic), not at its own period (up to 4 h
     # in the background on a bucket with a change feed). None: nothing owed.
     listing_owed_at: float | None = None
+    # How many owed listings were taken in a row, the last one when (monotonic): each
+    # next one waits four times longer (``Poller._owe_listing``), until a quiet spell.
+    owed_streak: int = 0
+    owed_taken_at: float = 0.0
     released: int = 0  # the date of the held-back row last audited for (``release_due``)
     # The older day a warm pass listed last, besides the newest (``backfill``: one more a
     # pass, in turn, so a segment removed from any day read before is found in time).

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -717,3 +718,59 @@ def test_a_failed_upload_of_a_room_left_cannot_be_tried_again(chat: Chat, tmp_pa
     row.retry_requested.emit()  # as a click already queued would
     assert strip.rows == [row] and flaky.puts == puts and chat.blobs() == []
     chat.shot("attachments-left-room.png")
+
+
+class Held(LocalStorage):
+    """The room's folder, whose blob writes wait for ``release`` and then fail with no
+    answer (``fail``) or go through."""
+
+    def __init__(self, root: Path, fail: bool) -> None:
+        super().__init__(root)
+        self.release = asyncio.Event()
+        self.fail = fail
+        self.blob_puts = 0
+
+    async def put_if_absent(self, path: str, data: bytes) -> bool:
+        if "/blobs/" not in path:
+            return await super().put_if_absent(path, data)
+        self.blob_puts += 1
+        await self.release.wait()
+        if self.fail:
+            raise StorageOfflineError(f"cannot write {path}: no answer within 30 s")
+        return await super().put_if_absent(path, data)
+
+
+def file_messages_in_storage(chat: Chat) -> list[str]:
+    """The bodies of the file messages the room's segments hold (what readers get)."""
+    bodies = []
+    for seg in (chat.store / "rooms" / ROOM / "logs").rglob("*.jsonl"):
+        for line in seg.read_text().splitlines():
+            content = json.loads(line).get("content", {})
+            if content.get("msgtype") == "m.file":
+                bodies.append(str(content.get("body")))
+    return bodies
+
+
+@pytest.mark.parametrize("fail", [False, True], ids=["goes-through", "fails"])
+def test_an_upload_under_way_when_its_room_is_left_is_not_sent_there(
+    chat: Chat, tmp_path: Path, fail: bool
+) -> None:
+    """Red team: leaving a room did not stop its uploads still running or queued. One
+    that went through afterwards was sent into the room left, after the leave event;
+    one that failed afterwards offered "Try again", which did the same. Leaving stops
+    them: nothing is sent there, nothing offered."""
+    held = Held(chat.store, fail)
+    chat.controller.client._storages[chat.storage_id].storage = held
+    secret, queued = tmp_path / "secret.pdf", tmp_path / "queued.pdf"
+    secret.write_bytes(b"%PDF-1.4 " + b"s" * 5000)
+    queued.write_bytes(b"%PDF-1.4 " + b"q" * 5000)
+    chat.window.files_chosen.emit(chat.key, [str(secret), str(queued)])
+    chat.qtbot.waitUntil(lambda: held.blob_puts == 1)  # the first is uploading
+    chat.controller.leave_room(chat.key)
+    chat.qtbot.waitUntil(lambda: chat.controller.rooms.item(chat.key) is None, timeout=15000)
+    held.release.set()
+    strip = chat.feature.strip
+    chat.qtbot.waitUntil(lambda: all(r.failed for r in strip.rows), timeout=15000)
+    assert not any(r.retry_button.isVisible() for r in strip.rows)
+    wait_for(chat.qtbot, chat.controller.client.flush(chat.storage_id, 10))
+    assert file_messages_in_storage(chat) == [] and held.blob_puts == 1

@@ -57,3 +57,40 @@ def test_a_listing_owed_never_starts_rounds_back_to_back(tmp_path: Path) -> None
             await engine.close()
 
     asyncio.run(go())
+
+
+def test_owed_listings_in_a_row_back_off(tmp_path: Path) -> None:
+    """Red team: a member who writes a junk segment and its marker every few seconds
+    made every reader read the whole room again every 15 s (a read not kept leaves the
+    room worth reading again), behind other windows too. Owed listings in a row now
+    wait 15 s, 1, 4, then 16 minutes; after a quiet hour, 15 s again."""
+    from bucket_chat_desktop.sync import poller as poller_module
+
+    store = Unanswered(tmp_path / "store")
+    create_room(store)
+    write_history(store, days=1, per_day=2)
+
+    async def go() -> None:
+        index = Index.open(tmp_path / "db" / "i.sqlite3")
+        engine = SyncEngine(store, index=index, listener=Recorder(), config=QUIET)
+        try:
+            await engine.open_room(ROOM, background=False)
+            poller, room = engine._poller, engine.rooms[ROOM]
+            store.silent = True  # rounds end early: only the debts are looked at
+            waits = []
+            for _ in range(5):
+                poller._owe_listing(ROOM)
+                assert room.listing_owed_at is not None
+                waits.append(round(room.listing_owed_at - time.monotonic()))
+                room.listing_owed_at = time.monotonic() - 1  # its time came
+                await poller.poll_once()
+                assert room.listing_owed_at is None
+            assert waits == [15, 60, 240, 960, 960]
+            room.owed_taken_at -= poller_module.OWED_QUIET  # an hour without one
+            poller._owe_listing(ROOM)
+            assert room.listing_owed_at is not None
+            assert round(room.listing_owed_at - time.monotonic()) == 15
+        finally:
+            await engine.close()
+
+    asyncio.run(go())
