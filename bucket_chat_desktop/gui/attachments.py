@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import hashlib
 import logging
 import os
@@ -190,8 +191,9 @@ class AttachmentsFeature(QObject):
         # the room stops them (they sent into the room left, after the leave).
         self._uploading: dict[TransferRow, tuple[str, asyncio.Event, asyncio.Task[Any]]] = {}
         self._gone: set[str] = set()  # rooms left, or being left: nothing is sent there
+        # Once the leave is queued (what is sent before it is the room's), not before: a
+        # leave that fails leaves the room and its uploads as they were.
         controller.room_forgotten.connect(self._on_room_forgotten)
-        controller.room_leaving.connect(self._on_room_forgotten)
         self.mismatches: list[blobs.BlobMismatchError] = []
         # Blobs (by SHA-256) whose verified bytes run code whatever their name says
         # (``active_content``): what they are. Their menu offers only "Save as…".
@@ -281,6 +283,7 @@ class AttachmentsFeature(QObject):
             task = self.controller.tasks.start(coro, f"Attaching {shown}")
             if not task.done():
                 self._uploading[row] = (key, cancel, task)
+                task.add_done_callback(functools.partial(self._upload_ended, row=row))
             row.cancel_requested.connect(
                 lambda t=task, c=cancel, r=row: self._cancel_upload(t, c, r)
             )
@@ -294,6 +297,13 @@ class AttachmentsFeature(QObject):
             return  # tried again already, or its room was left meanwhile
         self.strip.remove_row(row)
         self.attach_files(key, [str(path)], names=[name] if name is not None else None)
+
+    def _upload_ended(self, task: asyncio.Task[Any], *, row: TransferRow) -> None:
+        """An upload's task ended; cancelled before it first ran (a leave or a Cancel in
+        the same turn as the drop), ``_upload`` never removed its row."""
+        self._uploading.pop(row, None)
+        if task.cancelled() and not row.failed:
+            self.strip.remove_row(row)
 
     def _on_room_forgotten(self, key: str) -> None:
         """A room left (or its storage removed): its uploads queued or running stop, and

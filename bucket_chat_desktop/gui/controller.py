@@ -132,7 +132,6 @@ class Controller(QObject):
     error = Signal(str, str)  # what, message
     current_changed = Signal(str)  # room key ("" for none)
     room_forgotten = Signal(str)  # room key: left, or its storage removed (``forget_room``)
-    room_leaving = Signal(str)  # room key: its leave event is being written (``leave_room``)
     room_audit_changed = Signal(str)  # room key: its findings changed
     storage_status = Signal(str, bool, str)  # storage id, online, message
     unread_changed = Signal(int)
@@ -406,8 +405,6 @@ class Controller(QObject):
         return entered
 
     def leave_room(self, key: str) -> None:
-        self.room_leaving.emit(key)  # nothing more is sent there from now (attachments)
-
         async def run() -> None:
             await self.client.leave_room(RoomRef.from_key(key))
             self.settings.forget_read_marker(key)

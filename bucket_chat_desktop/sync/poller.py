@@ -314,18 +314,15 @@ class Poller:
         asked = markers  # whether the storage was asked anything (then it answered)
         steps: dict[asyncio.Task[int], None] = {}
         # Listings owed by failed reads on notices (``_owe_listing``) that are due: taken
-        # now, whatever this round does (a round that ends early, or a room whose last
-        # pass still runs, must not make ``next_wait`` start a round at once, again and
-        # again): a pass this round starts lists them; else the room's own schedule.
+        # now, so that ``next_wait`` never starts rounds back to back; a pass this round
+        # starts lists them, else (the round ends early, the room's last pass still
+        # runs) they are owed again ``HINT_RETRY`` s on (``_owed_taken``).
         started = time.monotonic()
         owed_now: set[str] = set()
         for room in self._engine.rooms.values():
             due = room.listing_owed_at
             if due is not None and room.complete and started >= due:
                 room.listing_owed_at = None
-                quiet = started - room.owed_taken_at >= OWED_QUIET
-                room.owed_streak = 1 if quiet else room.owed_streak + 1
-                room.owed_taken_at = started
                 owed_now.add(room.room_id)
         listing: StorageError | None = None
         try:
@@ -334,6 +331,10 @@ class Poller:
         except StorageError as exc:
             self._engine._set_online(False, str(exc))
             if not self._engine.answered(exc):
+                for room_id in owed_now:  # owed on: what could not be read still is
+                    owing = self._engine.rooms.get(room_id)
+                    if owing is not None:
+                        self._owed_taken(owing, listed=False)
                 return 0  # the rooms' listings would fail too
             # This listing cannot be used (junk a member put in the day's activity
             # folder, a folder there nobody may read): said, and the rooms' safety passes
@@ -357,6 +358,8 @@ class Poller:
                 step = self._start_safety(room)
                 if step is not None:
                     steps[step] = None
+                if owed:
+                    self._owed_taken(room, step is not None)
             # A metadata read that failed (a timeout, a server error) is made again here,
             # not only when the room is next opened; not waited for (it reports itself).
             asked = self._engine.retry_metadata(room) is not None or asked
@@ -505,6 +508,18 @@ class Poller:
         is not there (a forged notice): that one costs its one read only."""
         room = self._engine.rooms.get(room_id)
         return room is not None and (path in room.unread or path in room.refused)
+
+    def _owed_taken(self, room: RoomState, listed: bool) -> None:
+        """A round took the room's owed listing: a pass started (``listed``: the next
+        debt in a row waits longer), or its last one still runs — then owed again, not
+        dropped (the read that failed is still unread)."""
+        now = time.monotonic()
+        if listed:
+            quiet = now - room.owed_taken_at >= OWED_QUIET
+            room.owed_streak = 1 if quiet else room.owed_streak + 1
+            room.owed_taken_at = now
+        elif room.listing_owed_at is None:
+            room.listing_owed_at = now + HINT_RETRY
 
     def _owe_listing(self, room_id: str) -> None:
         """A read on a notice failed or was not kept: the room's safety listing runs

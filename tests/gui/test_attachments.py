@@ -774,3 +774,41 @@ def test_an_upload_under_way_when_its_room_is_left_is_not_sent_there(
     assert not any(r.retry_button.isVisible() for r in strip.rows)
     wait_for(chat.qtbot, chat.controller.client.flush(chat.storage_id, 10))
     assert file_messages_in_storage(chat) == [] and held.blob_puts == 1
+
+
+def test_a_leave_that_fails_stops_no_upload(
+    chat: Chat, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Red team: the room's uploads were stopped when the leave began, so a leave that
+    failed (this device's disk full: the leave event could not be queued) left them
+    stopped, their rows gone without a word, the room still listed. Uploads stop once
+    the leave is queued; one that fails before that keeps going."""
+    held = Held(chat.store, fail=False)
+    chat.controller.client._storages[chat.storage_id].storage = held
+    report = tmp_path / "report.pdf"
+    report.write_bytes(b"%PDF-1.4 " + b"r" * 5000)
+    chat.window.files_chosen.emit(chat.key, [str(report)])
+    chat.qtbot.waitUntil(lambda: held.blob_puts == 1)
+
+    async def disk_full(ref: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(chat.controller.client, "leave_room", disk_full)
+    with chat.qtbot.waitSignal(chat.controller.tasks.failed, timeout=15000) as failed:
+        chat.controller.leave_room(chat.key)
+    assert failed.args is not None and failed.args[0] == "Leaving the room"
+    assert chat.controller.rooms.item(chat.key) is not None  # still a member
+    held.release.set()
+    assert [r.body for r in chat.wait_for("file")] == ["📎 report.pdf"]
+
+
+def test_an_upload_stopped_before_it_ran_leaves_no_row(chat: Chat, tmp_path: Path) -> None:
+    """Red team: an upload cancelled in the same turn as its drop (its room left, its
+    storage removed) never ran, so nothing removed its row: "Waiting…" for good."""
+    note = tmp_path / "note.txt"
+    note.write_text("hello")
+    feature, strip = chat.feature, chat.feature.strip
+    feature.attach_files(chat.key, [str(note)])
+    feature._on_room_forgotten(chat.key)  # the same turn: the task has not run yet
+    chat.qtbot.waitUntil(lambda: not strip.rows, timeout=5000)
+    assert feature._uploading == {}

@@ -1,7 +1,8 @@
-"""A read on a notice that failed owes its room a listing soon (``poller.HINT_RETRY``);
-that debt must never make the poller start rounds back to back: a round that ends early
-(the storage does not answer its marker listing) and a room still being read take it
-as paid, and ``next_wait`` is the schedule's again."""
+"""A read on a notice that failed owes its room a listing soon (``poller.HINT_RETRY``).
+That debt must never make the poller start rounds back to back, nor be lost: a round
+that ends early (the storage does not answer its marker listing) owes it again
+``HINT_RETRY`` s on, a room still being read does not shorten the wait, and the
+listing runs once the storage answers."""
 
 from __future__ import annotations
 
@@ -46,9 +47,17 @@ def test_a_listing_owed_never_starts_rounds_back_to_back(tmp_path: Path) -> None
             room.listing_owed_at = time.monotonic() - 1  # due
             assert poller.next_wait() == 0  # a round now: the listing is due
             store.silent = True
+            listed = room.last_safety
             assert await poller.poll_once() == 0  # ended early: the markers got no answer
-            assert room.listing_owed_at is None  # taken as paid, not owed on
-            assert poller.next_wait() > 60  # the schedule's wait, not another round at once
+            assert room.last_safety == listed  # nothing listed the room
+            assert room.listing_owed_at is not None  # owed on (red team: it was dropped,
+            assert 10 < poller.next_wait() <= 15  # and the message waited 4 hours)
+
+            store.silent = False  # the storage answers again: the owed listing runs
+            room.listing_owed_at = time.monotonic() - 1
+            await poller.poll_once()
+            assert room.last_safety > listed and room.listing_owed_at is None
+            assert poller.next_wait() > 60  # the schedule's wait again
 
             room.complete = False  # still being read: that read lists what was unread
             room.listing_owed_at = time.monotonic() - 1
@@ -76,14 +85,13 @@ def test_owed_listings_in_a_row_back_off(tmp_path: Path) -> None:
         try:
             await engine.open_room(ROOM, background=False)
             poller, room = engine._poller, engine.rooms[ROOM]
-            store.silent = True  # rounds end early: only the debts are looked at
             waits = []
             for _ in range(5):
                 poller._owe_listing(ROOM)
                 assert room.listing_owed_at is not None
                 waits.append(round(room.listing_owed_at - time.monotonic()))
                 room.listing_owed_at = time.monotonic() - 1  # its time came
-                await poller.poll_once()
+                await poller.poll_once()  # its listing runs
                 assert room.listing_owed_at is None
             assert waits == [15, 60, 240, 960, 960]
             room.owed_taken_at -= poller_module.OWED_QUIET  # an hour without one
