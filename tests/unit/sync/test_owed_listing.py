@@ -7,7 +7,9 @@ listing runs once the storage answers."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from test_engine import ROOM, Recorder, create_room, write_history
@@ -31,16 +33,32 @@ class Unanswered(LocalStorage):
         return await super().list_objects(prefix)
 
 
-def test_a_listing_owed_never_starts_rounds_back_to_back(tmp_path: Path) -> None:
+def room_in(tmp_path: Path) -> Unanswered:
+    """A room with a little history, in ``Unanswered`` (written before any loop runs)."""
     store = Unanswered(tmp_path / "store")
     create_room(store)
     write_history(store, days=1, per_day=2)
+    return store
+
+
+@contextlib.asynccontextmanager
+async def following(store: Unanswered, tmp_path: Path) -> AsyncIterator[SyncEngine]:
+    """An engine that read the room of ``store``."""
+    engine = SyncEngine(
+        store, index=Index.open(tmp_path / "db" / "i.sqlite3"), listener=Recorder(), config=QUIET
+    )
+    try:
+        await engine.open_room(ROOM, background=False)
+        yield engine
+    finally:
+        await engine.close()
+
+
+def test_a_listing_owed_never_starts_rounds_back_to_back(tmp_path: Path) -> None:
+    store = room_in(tmp_path)
 
     async def go() -> None:
-        index = Index.open(tmp_path / "db" / "i.sqlite3")
-        engine = SyncEngine(store, index=index, listener=Recorder(), config=QUIET)
-        try:
-            await engine.open_room(ROOM, background=False)
+        async with following(store, tmp_path) as engine:
             poller, room = engine._poller, engine.rooms[ROOM]
             assert poller.next_wait() > 60
 
@@ -62,8 +80,6 @@ def test_a_listing_owed_never_starts_rounds_back_to_back(tmp_path: Path) -> None
             room.complete = False  # still being read: that read lists what was unread
             room.listing_owed_at = time.monotonic() - 1
             assert poller.next_wait() > 60
-        finally:
-            await engine.close()
 
     asyncio.run(go())
 
@@ -75,15 +91,10 @@ def test_owed_listings_in_a_row_back_off(tmp_path: Path) -> None:
     wait 15 s, 1, 4, then 16 minutes; after a quiet hour, 15 s again."""
     from bucket_chat_desktop.sync import poller as poller_module
 
-    store = Unanswered(tmp_path / "store")
-    create_room(store)
-    write_history(store, days=1, per_day=2)
+    store = room_in(tmp_path)
 
     async def go() -> None:
-        index = Index.open(tmp_path / "db" / "i.sqlite3")
-        engine = SyncEngine(store, index=index, listener=Recorder(), config=QUIET)
-        try:
-            await engine.open_room(ROOM, background=False)
+        async with following(store, tmp_path) as engine:
             poller, room = engine._poller, engine.rooms[ROOM]
             waits = []
             for _ in range(5):
@@ -98,7 +109,5 @@ def test_owed_listings_in_a_row_back_off(tmp_path: Path) -> None:
             poller._owe_listing(ROOM)
             assert room.listing_owed_at is not None
             assert round(room.listing_owed_at - time.monotonic()) == 15
-        finally:
-            await engine.close()
 
     asyncio.run(go())
