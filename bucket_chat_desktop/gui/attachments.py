@@ -594,6 +594,16 @@ class AttachmentsFeature(QObject):
         path, _ = QFileDialog.getSaveFileName(self.window, "Save attachment", start)
         return path or None
 
+    def _fetch_again(
+        self, key: str, event_id: str, info: FileInfo, dest: Path | None, row: TransferRow
+    ) -> None:
+        """A failed download's "Try again": its row goes, and it is fetched anew (once,
+        however often the button was pressed)."""
+        if row not in self.strip.rows:
+            return
+        self.strip.remove_row(row)
+        self._transfer(key, event_id, info, dest)
+
     def _transfer(
         self, key: str, event_id: str, info: FileInfo, dest: Path | None
     ) -> asyncio.Task[Any]:
@@ -646,6 +656,10 @@ class AttachmentsFeature(QObject):
         except asyncio.CancelledError:
             self.strip.remove_row(row)
             raise
+        except StorageOfflineError as exc:  # no answer, or too slow: a later try may do
+            log.warning("could not fetch %s: %s", info.name, exc)
+            row.set_error(str(exc), retry=True)
+            row.retry_requested.connect(lambda: self._fetch_again(key, event_id, info, dest, row))
         except (blobs.BlobError, StorageError, OSError, ValueError) as exc:
             log.warning("could not fetch %s: %s", info.name, exc)
             row.set_error(str(exc))

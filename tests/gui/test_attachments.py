@@ -40,7 +40,7 @@ from bucket_chat_desktop.gui.models.timeline_model import Roles, Row
 from bucket_chat_desktop.keys import load_or_create_identity, open_key_store
 from bucket_chat_desktop.protocol.attachments import blob_path
 from bucket_chat_desktop.settings import Settings, StorageSettings
-from bucket_chat_desktop.storage.base import StorageOfflineError
+from bucket_chat_desktop.storage.base import DEFAULT_MAX_READ, StorageOfflineError
 from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync.writer import Draft, RoomWriter
 
@@ -812,3 +812,46 @@ def test_an_upload_stopped_before_it_ran_leaves_no_row(chat: Chat, tmp_path: Pat
     feature._on_room_forgotten(chat.key)  # the same turn: the task has not run yet
     chat.qtbot.waitUntil(lambda: not strip.rows, timeout=5000)
     assert feature._uploading == {}
+
+
+class ReadOfflineOnce(LocalStorage):
+    """The room's folder, which did not answer the first read of a blob."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.blob_gets = 0
+
+    async def get(self, path: str, *, max_bytes: int = DEFAULT_MAX_READ) -> bytes:
+        if "/blobs/" in path:
+            self.blob_gets += 1
+            if self.blob_gets == 1:
+                raise StorageOfflineError(f"cannot read {path}: not read within 36 s")
+        return await super().get(path, max_bytes=max_bytes)
+
+
+def test_a_download_the_storage_did_not_answer_can_be_tried_again(
+    chat: Chat, tmp_path: Path
+) -> None:
+    """A download that got no answer (a slow or stopped link) kept its row with the
+    reason and "Dismiss" only: the message had to be found and opened again. It offers
+    "Try again", which fetches it; a second press changes nothing."""
+    saved: list[QUrl] = []
+    chat.feature.open_url = saved.append
+    report = tmp_path / "report.pdf"
+    report.write_bytes(b"%PDF-1.4 quarterly numbers")
+    _, actions = send_and_click(chat, report, "file")
+    sha = hashlib.sha256(report.read_bytes()).hexdigest()
+    chat.feature.cache.path_for(sha).unlink()  # from the storage, not this device's cache
+    watched = chat.controller.client._storages[chat.storage_id].engine.storage
+    flaky = ReadOfflineOnce(chat.store)
+    watched.inner = flaky
+    actions["Open"].trigger()
+    strip = chat.feature.strip
+    chat.qtbot.waitUntil(lambda: bool(strip.errors()))
+    (failed,) = strip.rows
+    assert failed.retry_button.isVisible() and "not read within" in failed.error
+    QTest.mouseClick(failed.retry_button, Qt.MouseButton.LeftButton)
+    failed.retry_requested.emit()  # a second press, already queued: nothing more
+    chat.qtbot.waitUntil(lambda: bool(saved))
+    assert Path(saved[0].toLocalFile()).read_bytes() == report.read_bytes()
+    assert flaky.blob_gets == 2 and strip.rows == []
