@@ -431,6 +431,16 @@ def _builtin_error(exc: BaseException, what: str) -> StorageError | None:
     return None
 
 
+def _timed_out(exc: BaseException) -> bool:
+    """Whether a timeout is anywhere in ``exc``'s chain: a ``TimeoutError``, or an SDK's
+    own kind of one (botocore's ``ReadTimeoutError``, azure-core's
+    ``ServiceResponseTimeoutError``), told by its name."""
+    return any(
+        isinstance(item, TimeoutError | socket.timeout) or "Timeout" in type(item).__name__
+        for item in exception_chain(exc)
+    )
+
+
 def _connecting(exc: BaseException) -> bool:
     """Whether a timeout came while connecting (botocore's ``ConnectTimeoutError``,
     aiohttp's ``ConnectionTimeoutError``, azure-core's ``ServiceRequestTimeoutError``),
@@ -910,7 +920,7 @@ class FsspecStorage(Storage, abc.ABC):
             return StorageError(
                 f"{what}: the TLS connection to {where} failed (check the endpoint)"
             )
-        if found(TimeoutError, socket.timeout, name_part="Timeout"):
+        if _timed_out(exc):
             return StorageOfflineError(
                 f"{what}: no answer from {where} within {self.timeout:g} s "
                 "(offline, or the service is slow; retry later)"
@@ -988,18 +998,12 @@ class FsspecStorage(Storage, abc.ABC):
         return True
 
     async def _create_within(self, fs: Any, target: str, data: bytes) -> bool:
-        """``_create``, with the service's own timeouts told apart from the write's
-        deadline: a ``TimeoutError``, or an SDK's own kind of one (botocore's
-        ``ReadTimeoutError``, azure-core's ``ServiceResponseTimeoutError``)."""
+        """``_create``, with the service's own timeouts (``_timed_out``) told apart from
+        the write's deadline."""
         try:
             return await self._create(fs, target, data)
-        except TimeoutError as exc:
-            raise _ServiceTimeoutError() from exc
         except Exception as exc:
-            if any(
-                isinstance(item, TimeoutError | socket.timeout) or "Timeout" in type(item).__name__
-                for item in exception_chain(exc)
-            ):
+            if _timed_out(exc):
                 raise _ServiceTimeoutError() from exc
             raise
 
