@@ -281,9 +281,8 @@ class AttachmentsFeature(QObject):
             cancel = asyncio.Event()
             coro = self._upload(key, Path(path), row, cancel, name, retry)
             task = self.controller.tasks.start(coro, f"Attaching {shown}")
-            if not task.done():
-                self._uploading[row] = (key, cancel, task)
-                task.add_done_callback(functools.partial(self._upload_ended, row=row))
+            self._uploading[row] = (key, cancel, task)
+            task.add_done_callback(functools.partial(self._upload_ended, row=row))
             row.cancel_requested.connect(
                 lambda t=task, c=cancel, r=row: self._cancel_upload(t, c, r)
             )
