@@ -154,33 +154,42 @@ class Backfill:
         What could not be read is noted in the room on the state thread, in the room's
         order (its unread notes are the state thread's, ``room_state.py``)."""
 
-        def begin() -> tuple[bool, bool, set[str]]:  # state thread
+        def begin() -> tuple[bool, bool, set[str], set[str] | None]:  # state thread
             was_partial = bool(room.unread or room.unlisted or room.vanished)
             had_final = room.complete and not was_partial
+            # A room read through before whose notes all name day folders (a segment a
+            # notice named that could not be read, a day that could not be listed): the
+            # warm listing, and those days. Read all over again, a year-old room was
+            # listed day by day each time a member's junk notice owed it a listing.
+            days = None if had_final or not room.complete else room.problem_days()
             room.unlisted.clear()
             if not had_final:
-                # Read it all again: what failed last time is retried (and re-noted if it
-                # fails again); what was removed since no longer counts as unread; every
-                # day is listed, so what storage no longer holds as read is noted again.
+                # What failed last time is retried (and re-noted if it fails again); what
+                # was removed since no longer counts as unread.
                 room.unread.clear()
-                room.vanished.clear()
-                room.judged.clear()
+                if days is None:
+                    # Every day is listed: what storage no longer holds as read is noted
+                    # again. (Listing only some, the notes of the others stand.)
+                    room.vanished.clear()
+                    room.judged.clear()
             cached_dates = {p.split("/")[3] for p in room.known if p.count("/") == 4}
             if not room.rechecked and self._engine.index is not None:
                 room.rechecked = self._engine.index.cursor(f"recheck:{room.room_id}") or ""
-            return was_partial, had_final, cached_dates
+            return was_partial, had_final, cached_dates, days
 
         def unlisted(why: str) -> None:  # state thread
             room.unlisted[logs_prefix(room.room_id)] = why
 
         # The room someone looks at waits for its first screen: not behind other rooms.
         interactive = room.room_id == self._engine.focused
-        was_partial, had_final, cached_dates = await self._engine._serially(
+        was_partial, had_final, cached_dates, days = await self._engine._serially(
             begin, room=room.room_id, interactive=interactive
         )
         try:
             with heap.gc_paused():  # see protocol/heap.py: a third of a cold read's time
-                progressed = await self._read_history(room, cached_dates, warm=had_final)
+                progressed = await self._read_history(
+                    room, cached_dates, warm=had_final or days is not None, also=days or set()
+                )
         except StorageError as exc:
             self._engine._set_online(False, str(exc))
             log.warning("reading room %s: %s", room.room_id, exc)
@@ -208,10 +217,13 @@ class Backfill:
                 self._engine.index.set_cursor, f"read:{room.room_id}", f"{time.time():.3f}"
             )  # background: nobody waits for it
 
-    async def _read_history(self, room: RoomState, cached_dates: set[str], *, warm: bool) -> bool:
+    async def _read_history(
+        self, room: RoomState, cached_dates: set[str], *, warm: bool, also: set[str]
+    ) -> bool:
         """Fetch what is new, newest first; True when anything was ingested.
         ``cached_dates``: the date folders the room held segments of when the pass began;
-        ``warm``: an earlier pass read everything, so only new days need listing."""
+        ``warm``: an earlier pass read everything, so only new days need listing, and the
+        days ``also`` names (where something could not be read)."""
         held = len(room.known)  # what the listing must show: kept before it was asked
         dates = sorted(await self.list_dirs(logs_prefix(room.room_id)), reverse=True)
         self._engine._set_online(True, "")
@@ -252,7 +264,9 @@ class Backfill:
                     await self._engine._serially(
                         self._engine.index.set_cursor, f"recheck:{room.room_id}", again
                     )
-            dates = [d for d in dates if d in newest or d not in cached_dates or d == again]
+            dates = [
+                d for d in dates if d in newest or d not in cached_dates or d == again or d in also
+            ]
 
         async def chunks() -> AsyncIterator[list[ObjectInfo]]:
             nonlocal relisted

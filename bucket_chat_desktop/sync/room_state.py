@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from ..protocol.audit import AuditResult, IntroductionScan, RoomLedger
 from ..protocol.event import MEMBER, Event
 from ..protocol.findings import Finding, Kind, Severity
+from ..protocol.ids import logs_prefix
 from ..protocol.metadata import RoomMetadata
 from ..protocol.relations import Relations
 from ..protocol.relations import build as build_relations
@@ -179,6 +180,23 @@ class RoomState:
                 self.forget_refused(path)  # a refusal's finding is for what is there now
                 noted = True
         return noted
+
+    def problem_days(self) -> set[str] | None:
+        """The day folders (``logs/<day>/``) of what is noted unread or unlisted: a pass
+        that lists those (and the days a warm pass lists) settles every note. None when
+        a note names no day folder: the room's list of days could not be read, or a
+        note is of another object, or nothing is noted but what storage no longer holds
+        (then the room is read all over again)."""
+        if not self.worth_reading_again:
+            return None
+        prefix = logs_prefix(self.room_id)
+        days: set[str] = set()
+        for path in (*self.unread, *self.unlisted):
+            day, sep, _ = path.removeprefix(prefix).partition("/")
+            if not path.startswith(prefix) or not day or not sep:
+                return None
+            days.add(day)
+        return days
 
     @property
     def worth_reading_again(self) -> bool:
