@@ -26,7 +26,7 @@ from ..sync.events import (
 )
 from ..sync.stopping import stop_tasks
 from ..sync.watched import NoAnswerError, interactive_deadline
-from .live import LivePrinter, room_findings, room_title_of
+from .live import LivePrinter, not_read, room_findings, room_title_of
 
 PROMPT = "> "
 OPENING_LINES = 20  # messages of the room printed when the chat opens
@@ -110,8 +110,8 @@ async def run_chat(storage: Storage, room_id: str, identity: Any, displayname: s
                 "this device verified before; what you send is queued until it answers"
             )
             reading = asyncio.create_task(_read_on(client, ref))
-        if room is None:
-            raise StorageError(f"room {room_id!r} could not be read: the log above says why")
+        if room is None or room.failure:
+            raise not_read(room_id, room)
         result = room.result
         # as ``history`` titles it: whose signature the name carries, and whether it is
         # the creator's (a member can rewrite metadata.json under the creator's id)

@@ -23,6 +23,8 @@ from ..protocol.relations import (
     applied,
 )
 from ..protocol.untrusted_text import RoomIds, terminal_safe
+from ..storage.base import StorageError
+from ..sync.room_state import RoomView
 from . import format as fmt
 from . import related
 
@@ -36,6 +38,20 @@ def room_title_of(view: Any) -> str:
         view.room_id,
         result.authorized if result is not None else None,
         roster.names.lookalikes if roster is not None else None,
+    )
+
+
+def not_read(room_id: str, view: RoomView | None) -> StorageError:
+    """The error a command ends with when reading ``room_id`` gave no audit although no
+    storage error said why: a fault of this program stopped the read (its type and text,
+    escaped; the log above has the details)."""
+    failure = view.failure if view is not None else ""
+    if not failure:
+        return StorageError(f"room {room_id!r} could not be read: the log above says why")
+    return StorageError(
+        f"room {room_id!r} could not be read: reading it stopped on a fault of this "
+        f"program ({terminal_safe(failure)}); the log above has the details — please "
+        "report it"
     )
 
 

@@ -49,7 +49,7 @@ from ..sync.writer import RoomError
 from . import format as fmt
 from . import related
 from .export_cmd import add_export_parser, run_export
-from .live import LivePrinter, finding_key, room_findings, room_title_of
+from .live import LivePrinter, finding_key, not_read, room_findings, room_title_of
 from .storage_cmd import add_storage_parser, cmd_storage
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR, EXIT_QUEUED, EXIT_NO_ANSWER = 0, 1, 2, 3, 4
@@ -902,8 +902,8 @@ def _read_whole(view: RoomView | None, room_id: str) -> tuple[RoomView, AuditRes
     """``view`` and its audit and relations once the room was read, else a message: a
     read that failed in a way no storage error names (the log says how) ends the command
     with status 1, never with a traceback."""
-    if view is None or view.result is None or view.relations is None:
-        raise StorageError(f"room {room_id!r} could not be read: the log above says why")
+    if view is None or view.result is None or view.relations is None or view.failure:
+        raise not_read(room_id, view)
     return view, view.result, view.relations
 
 

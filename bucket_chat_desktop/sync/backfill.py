@@ -131,7 +131,9 @@ class Backfill:
 
     async def fetch_history(self, room: RoomState) -> None:
         """A pass as a task of its own (``open_room``): a failure is reported and logged,
-        never raised into the loop."""
+        never raised into the loop; one no storage error names is also kept for front
+        ends to say (``RoomState.failure``)."""
+        room.failure = ""
         try:
             await self.fetch_newest_first(room)
         except StorageError as exc:
@@ -139,8 +141,30 @@ class Backfill:
             log.warning("reading room %s: %s", room.room_id, exc)
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as exc:
+            room.failure = f"{type(exc).__name__}: {exc}"
             log.exception("reading room %s failed", room.room_id)
+            await self._said_unread(room, room.failure)
+
+    async def _said_unread(self, room: RoomState, failure: str) -> None:
+        """A pass stopped by a fault of this program: the room is noted as not read
+        completely, with the fault (an error finding the window's banner, its audit
+        dialog and the command line show), and audited with the final rules: the
+        provisional verdict of a read begun must not stand. Read again at the next
+        safety round. A fault here too is only logged."""
+
+        def unlisted() -> None:  # state thread
+            room.unlisted[logs_prefix(room.room_id)] = (
+                f"reading it stopped on a fault of this program: {failure}"
+            )
+
+        try:
+            await self._engine._serially(unlisted, room=room.room_id)
+            await self._keeper.ingest(room, [], complete=True, force_audit=True)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("auditing room %s after a failed read failed", room.room_id)
 
     async def fetch_newest_first(self, room: RoomState) -> None:
         """Newest date folder first and, inside it, newest segments first. Downloading

@@ -903,7 +903,8 @@ class SyncEngine:
         room = self.rooms.get(room_id)
         if room is None:
             return None
-        return room.view or RoomView(room_id, None, None, (), False, False)
+        view = room.view or RoomView(room_id, None, None, (), False, False)
+        return dataclasses.replace(view, failure=room.failure) if room.failure else view
 
     async def user_confirmed_keys(self) -> Confirmed:
         """Every (sender id, key) pair the person confirmed (compared fingerprints)."""

@@ -259,6 +259,9 @@ class RoomState:
     # ``known`` by date folder (``known_in``; state thread only).
     folders: KnownFolders = field(default_factory=lambda: KnownFolders())
     backfill: asyncio.Task[None] | None = None
+    # Why the last pass through the room's history stopped on an error no storage error
+    # names (a fault of this program: its type and text), "" when it did not; loop only.
+    failure: str = ""
     # The audit showing rows held back as dated ahead whose time came (``release_due``).
     releasing: asyncio.Task[None] | None = None
     # The full audit put off for what arrived (``RoomKeeper._audit_later``).
@@ -453,6 +456,9 @@ class RoomView:
     # (``RoomState.vanished_only``), at the same moment as ``partial``: the audit's
     # findings may be older (an audit put off for a burst of arrivals).
     vanished: bool = False
+    # ``RoomState.failure``: why the last read of the room's history stopped on a fault
+    # of this program ("" when it did not), at the moment the view was asked for.
+    failure: str = ""
 
     def __post_init__(self) -> None:
         made = (self.relations is not None, self.roster is not None)

@@ -321,6 +321,29 @@ def test_a_segment_edited_before_opening_raises_the_banner_and_the_audit(
     assert not window.banner.isVisible()
 
 
+def test_a_read_stopped_by_a_fault_of_the_app_is_said_not_left_loading(
+    qtbot: Any, launch: Callable[..., Desk], store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pass through a room's history that stops on an error no storage error names (a
+    bug here: forced by making the pass raise) was only logged: the room's verdict stayed
+    the provisional one of a read begun. It is now a partial read with its reason."""
+    from bucket_chat_desktop.sync.backfill import Backfill
+
+    async def broken(*args: object, **kwargs: object) -> bool:
+        raise RuntimeError("list index out of range \x1b[2J")
+
+    monkeypatch.setattr(Backfill, "_read_history", broken)
+    desk = launch(settings_for(store, ["falcon"]))
+    window = desk.window
+    qtbot.waitUntil(window.banner.isVisible, timeout=15_000)
+    assert "could not be read completely" in window.banner_text.text()
+    window.banner_button.click()
+    dialog = _shown_audit(qtbot, window)
+    found = [dialog.model.finding(i) for i in range(dialog.model.rowCount())]
+    (unread,) = [f for f in found if f.kind.value == "unread"]
+    assert "fault of this program: RuntimeError: list index out of range" in unread.message
+
+
 def _features(window: MainWindow) -> Any:
     from bucket_chat_desktop.gui.features import Features
 

@@ -504,3 +504,25 @@ def test_a_file_refused_unread_then_removed_is_not_called_read_and_checked_here(
     page = out.read_text(encoding="utf-8")
     assert "removed or changed in storage" not in page
     assert "History not completely read" not in page
+
+
+def test_a_read_stopped_by_a_fault_of_the_program_says_so_in_one_line(
+    cli: Cli, room: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read that stops on an error no storage error names (a bug here: forced by
+    making the history pass raise) used to end with "the log above says why": the
+    command now names the fault, escaped, and never shows what it read as a verdict."""
+    from bucket_chat_desktop.sync.backfill import Backfill
+
+    async def broken(*args: object, **kwargs: object) -> bool:
+        raise RuntimeError("list index out of range \x1b[2J")
+
+    monkeypatch.setattr(Backfill, "_read_history", broken)
+    for command in (["verify"], ["history"], ["members"]):
+        r = cli(*command, "--room-id", room)
+        assert r.code == 2, r  # an error, not a verdict (1: not clean)
+        assert "Traceback" not in r.out and "CLEAN" not in r.out, r
+        last = r.err.strip().splitlines()[-1]
+        assert last.startswith("bucket-chat: room 'room-1' could not be read"), r
+        assert "fault of this program (RuntimeError: list index out of range" in last, r
+        assert "\x1b" not in r.err and "please report it" in last, r
