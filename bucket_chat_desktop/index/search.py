@@ -48,14 +48,17 @@ def search_text(event: Event) -> tuple[str, str] | None:
     text), or None. A message's body under its own id; an edit's new body under the id
     of the message it replaces. Anything else, or a field of the wrong type: None. A
     file message is found by its name as every view shows it ("📎 notes.txt"), not by a
-    body no card shows."""
+    body no card shows. An edit naming itself as what it replaces is never applied (no
+    message has its id): filed under its own id, its text was found as a message of its
+    own that no timeline shows (a row indexed so before is dropped when read: each row
+    is checked against this when found)."""
     content: Mapping[str, Any] = event.content
     if event.type == MESSAGE:
         text = message_text(content)
         return (event.event_id, text) if text else None
     if event.type == EDIT:  # the target as the relation rules read it (section 18)
         target, new = target_of(event), content.get("new_content")
-        if target is not None and isinstance(new, Mapping):
+        if target is not None and target != event.event_id and isinstance(new, Mapping):
             body = new.get("body")
             if isinstance(body, str) and body:
                 return target, body

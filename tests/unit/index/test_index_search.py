@@ -21,6 +21,7 @@ from bucket_chat_desktop.index.search import (
     TERM_LIMIT,
     build_query,
     make_snippet,
+    search_text,
 )
 from bucket_chat_desktop.protocol.audit import RoomLedger, TrustState
 from bucket_chat_desktop.protocol.event import MEMBER, MESSAGE, Event, parse_line
@@ -128,6 +129,40 @@ def test_only_message_text_is_indexed_and_edits_find_their_target(index: Index) 
     assert edit.edited and edit.source_id == more[1].event_id
     assert edit.trust is None  # not audited yet: said so, never shown as verified
     assert index.search("improved").hits[0].event_id == target
+
+
+def test_an_edit_naming_itself_finds_nothing(index: Index) -> None:
+    """An edit whose ``replaces`` is its own id is never applied (no message has that id):
+    filed under its own id, its text was found as a verified message of its own that no
+    timeline shows (red team rt40). Rows indexed so before are dropped when found."""
+    from bucket_chat_desktop.protocol.ids import make_event_id
+
+    mallory = "mallory@example.com"
+    key = SigningKey(bytes([9]) * 32)
+    (join,) = signed_chain(9, mallory, [])
+    ts, unique = T0 + 5_000, "00000000-0000-4000-8000-00000000beef"
+    self_id = make_event_id(ROOM, ts, unique)
+    edit = build_event(
+        room_id=ROOM,
+        sender_id=mallory,
+        event_type="m.room.edit",
+        content={"replaces": self_id, "new_content": {"body": "ghost text", "msgtype": "m.text"}},
+        timestamp_ms=ts,
+        unique=unique,
+        prev_event_hash=join.hash,
+        signing_key=key,
+    )
+    assert edit.event_id == self_id
+    assert search_text(edit) is None
+    path = _store(index, [join, edit], 9, mallory)
+    assert index.search("ghost").hits == ()
+    # a row the index filed under the edit's own id before (an older version): not a hit
+    index._db.execute(
+        "INSERT INTO search_docs (room_id, path, line, event_id, source_id, body) "
+        "VALUES (?, ?, 2, ?, ?, 'ghost text')",
+        (ROOM, path, self_id, self_id),
+    )
+    assert index.search("ghost").hits == ()
 
 
 def test_room_filter_and_paging(index: Index) -> None:
