@@ -405,7 +405,7 @@ async def _send_and_deliver(
         if callable(identity):
             identity = identity()
         if identity is not None:
-            client.sign_as(identity.user_id, identity.signing_key)
+            await client.sign_as(identity.user_id, identity.signing_key)
         if queue is not None:  # what to commit is more than drafts (a new room: sync.rooms)
             events = await queue(client, ref)
         else:
@@ -541,7 +541,14 @@ async def _read_target(client: ChatClient, ref: RoomRef, event_id: str) -> draft
         raise UsageError(f"no event {event_id!r} in room {room_id!r}{note}; nothing was sent")
     if not isinstance(shown.event, Event):
         raise UsageError(f"this device cannot read {event_id!r} now; nothing was sent")
-    return drafting.Target(event_id, shown.event, rel, result.timeline, result.authorized)
+    return drafting.Target(
+        event_id,
+        shown.event,
+        rel,
+        result.timeline,
+        result.authorized,
+        introductions=result.introductions,
+    )
 
 
 async def _relate(
@@ -563,7 +570,7 @@ async def _relate(
 
     async def queue(client: ChatClient, ref: RoomRef) -> list[Event]:
         identity = _identity(args.user_id)[0]
-        client.sign_as(identity.user_id, identity.signing_key)
+        await client.sign_as(identity.user_id, identity.signing_key)
         target = await _read_target(client, ref, target_id)
         try:
             plan = plan_for(target, identity)

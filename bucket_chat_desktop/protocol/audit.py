@@ -368,6 +368,10 @@ class AuditResult:
     # Rows placed before the last ones (``RoomLedger.try_place``) move those: such a
     # result has a number of its own.
     audit_number: int = 0
+    # The device introductions both sides signed (section 7), as (sender id, introducing
+    # key, introduced key): what every reader of the room can check, whatever keys this
+    # device pinned (``relation_drafts`` asks it before acting from another device).
+    introductions: frozenset[tuple[str, str, str]] = frozenset()
 
     @property
     def counts(self) -> dict[TrustState, int]:
@@ -1088,6 +1092,7 @@ class RoomLedger:
             pending[0],
             _frozen(authorized),
             next(_audit_numbers),
+            frozenset(trust.edges),
         )
         last_row = rows[-1][0] if rows else (-1, "", 0)
         tail = [r[0] for r in rows[-_TAIL_KEPT:]]

@@ -65,6 +65,8 @@ class Target:
     # position in ``relations``: without it, an edit of one's own edit still in the
     # outbox cannot know the message's msgtype (a notice would become a text).
     edited: Event | None = None
+    # ``AuditResult.introductions``: (sender id, introducing key, introduced key)
+    introductions: frozenset[tuple[str, str, str]] = frozenset()
 
     @property
     def aggregate(self) -> Aggregate | None:
@@ -215,7 +217,9 @@ def _edited(target: Target, edit_event: Event) -> Target:
     else:
         position = rel.positions.get(original)
         event = target.rows[position].event if position is not None else None
-    return Target(original, event, rel, target.rows, target.authorized)
+    return Target(
+        original, event, rel, target.rows, target.authorized, introductions=target.introductions
+    )
 
 
 def delete(target: Target, user_id: str, public_key: str, reason: str | None = None) -> Plan:
@@ -242,6 +246,28 @@ def delete(target: Target, user_id: str, public_key: str, reason: str | None = N
     return Plan(((REDACTION, content),))
 
 
+def _speaks_for(target: Target, user_id: str, sender_key: str, public_key: str) -> bool:
+    """Whether every reader lets ``public_key`` act for ``user_id``'s message sent with
+    ``sender_key``: verified for them here, and joined to that key by introductions both
+    sides signed. A key this device pinned as its own, or one the person confirmed here,
+    is verified on this device only: another reader who never pinned it would ignore
+    the edit (a second device never introduced, whose own pin made it "the" key here)."""
+    if public_key not in target.authorized.get(user_id, frozenset()):
+        return False
+    linked: dict[str, set[str]] = {}
+    for sender, by, new in target.introductions:
+        if sender == user_id:
+            linked.setdefault(by, set()).add(new)
+            linked.setdefault(new, set()).add(by)
+    seen, todo = {sender_key}, [sender_key]
+    while todo:
+        for key in linked.get(todo.pop(), ()):
+            if key not in seen:
+                seen.add(key)
+                todo.append(key)
+    return public_key in seen
+
+
 def _refuse_not_own(target: Target, user_id: str, public_key: str, verb: str) -> None:
     """Only the sender may edit or delete (anyone else's would be ignored and reported
     by every reader); from another device only once that device is verified for them."""
@@ -253,8 +279,8 @@ def _refuse_not_own(target: Target, user_id: str, public_key: str, verb: str) ->
             f"{target.describe()} is not yours: only its sender can {verb} it "
             "(anyone else's would be ignored and reported by every reader)"
         )
-    if ev.sender_key not in (None, public_key) and public_key not in target.authorized.get(
-        user_id, frozenset()
+    if ev.sender_key not in (None, public_key) and not _speaks_for(
+        target, user_id, ev.sender_key, public_key
     ):
         raise Refused(
             f"{target.describe()} was sent from another device, and this device's key is "

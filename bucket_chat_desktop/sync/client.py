@@ -134,7 +134,13 @@ class ChatClient(AttachedStorages):
         )
         try:
             await client._add(
-                entry, storage, index=index, outbox=outbox, config=config, owned=False
+                entry,
+                storage,
+                index=index,
+                outbox=outbox,
+                config=config,
+                owned=False,
+                pin_own=identity is not None,  # as the app does (``attach``)
             )
             if start:
                 await client._storages[entry.id].engine.start()
@@ -142,11 +148,15 @@ class ChatClient(AttachedStorages):
         finally:
             await client.close()
 
-    def sign_as(self, user_id: str, signing_key: SigningKey) -> None:
+    async def sign_as(self, user_id: str, signing_key: SigningKey) -> None:
         """Sign what this client sends from now on as ``user_id`` with ``signing_key`` (a
-        session whose key is loaded once the room is known to exist)."""
+        session whose key is loaded once the room is known to exist); the key is pinned
+        as this device's own in every attached storage's index (``SyncEngine.pin_own``)."""
         self.user_id, self.key = user_id, signing_key
         self.settings.user_id = user_id
+        key_text = b64encode(bytes(signing_key.verify_key))
+        for attached in list(self._storages.values()):
+            await attached.engine.pin_own(user_id, key_text)
 
     def _signer(self) -> tuple[str, SigningKey]:
         if self.key is None:
@@ -568,7 +578,14 @@ class ChatClient(AttachedStorages):
         result, rel = view.result, view.relations
         assert rel is not None  # made with every result (``RoomView``)
         event = await self._read_event(ref, result, event_id)
-        target = drafting.Target(event_id, event, rel, result.timeline, result.authorized)
+        target = drafting.Target(
+            event_id,
+            event,
+            rel,
+            result.timeline,
+            result.authorized,
+            introductions=result.introductions,
+        )
         if edit is None or event is None or event.type != EDIT:
             return target
         edit(target)  # what the audit refuses, refused before anything more is read

@@ -922,6 +922,14 @@ class SyncEngine:
             raise RuntimeError("this engine keeps no index: nowhere to record a confirmation")
         await self._serially(index.mark_verified, sender_id, sender_key, interactive=True)
 
+    async def pin_own(self, user_id: str, key_text: str) -> None:
+        """This device's own key is its user's: pinned for every room (source ``own``),
+        so an impostor who wrote first under the same id is "key changed" here, never a
+        conflict that puts this device's own messages in doubt. Nothing without an index."""
+        index = self.index
+        if index is not None:
+            await self._serially(index.add_pins, [(user_id, key_text)], "own", interactive=True)
+
     async def reaudit(self, room_id: str) -> None:
         """Audit a room again with the current pins (the user confirmed a device key):
         emits ``RoomLoaded``. Nothing is downloaded."""

@@ -526,3 +526,29 @@ def test_a_read_stopped_by_a_fault_of_the_program_says_so_in_one_line(
         assert last.startswith("bucket-chat: room 'room-1' could not be read"), r
         assert "fault of this program (RuntimeError: list index out of range" in last, r
         assert "\x1b" not in r.err and "please report it" in last, r
+
+
+def test_this_device_s_own_key_is_its_user_s_on_the_command_line_too(
+    cli: Cli, room: str, store: Path
+) -> None:
+    """An impostor wrote first under dave's id. The app pins its own device's key (an
+    impostor is then "key changed", dave's own messages verified); the command line did
+    not, so on dave's own device his fresh message showed as [KEY CHANGED] and both
+    keys as disputed (red team rt40)."""
+    import asyncio
+
+    from bucket_chat_desktop.storage.local import LocalStorage
+    from bucket_chat_desktop.sync.writer import Draft, RoomWriter
+
+    dave = "dave@example.com"
+    impostor = RoomWriter(LocalStorage(store), room, dave, SigningKey(bytes([66]) * 32))
+    path, _ = asyncio.run(impostor.send([Draft.text("I am dave (impostor)")]))
+    old = os.stat(store / path).st_mtime - 60  # not "still being written"
+    os.utime(store / path, (old, old))
+    assert cli("setup-keys", "--user-id", dave).code == 0
+    r = cli("send", "--room-id", room, "--user-id", dave, "real dave here")
+    assert r.code == 0, r
+    r = cli("history", "--room-id", room, "--json")
+    trust = {e["content"].get("body"): e["trust"] for e in json.loads(r.out)["events"]}
+    assert trust["real dave here"] == "verified", r
+    assert trust["I am dave (impostor)"] == "key-changed", r

@@ -378,6 +378,30 @@ def test_editing_from_a_device_not_verified_for_the_sender_is_refused(
     assert every_file(store) == before
 
 
+def test_a_device_introduced_both_ways_edits_and_every_reader_applies_it(
+    cli: Cli, room: dict[str, str]
+) -> None:
+    """The other side of the refusal above: once the phone is introduced (a statement by
+    the first device, accepted on the phone), its edit goes out, and a reader who never
+    pinned anything applies it. The phone's own key, pinned on the phone, is not enough
+    by itself (every other reader would ignore the edit)."""
+
+    def public_key(device: str) -> str:
+        out = cli(ALICE, "show-key", device=device).out
+        return next(x.split()[-1] for x in out.splitlines() if x.startswith("public key"))
+
+    assert cli(ALICE, "setup-keys", device="alice-phone").code == 0
+    phone, first = public_key("alice-phone"), public_key(ALICE)
+    assert cli(ALICE, "add-device", "--room-id", ROOM, "--key", phone).code == 0
+    r = cli(ALICE, "accept-device", "--room-id", ROOM, "--key", first, device="alice-phone")
+    assert r.code == 0, r
+    r = cli(ALICE, "edit", "--room-id", ROOM, room["alice"], "from the phone", device="alice-phone")
+    assert r.code == 0, r
+    alice = by_body(history(cli))["hi all"]
+    assert alice["edited"]["body"] == "from the phone", alice
+    assert [e["state"] for e in alice["edited"]["edits"]] == ["verified"], alice
+
+
 def test_editing_a_non_message_is_refused(cli: Cli, room: dict[str, str], store: Path) -> None:
     reaction = cli(ALICE, "react", "--room-id", ROOM, room["bob"], "👍").sent
     before = every_file(store)

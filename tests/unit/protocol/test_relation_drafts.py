@@ -59,10 +59,17 @@ def room() -> tuple[list[Row], dict[str, Event]]:
     return rows, events
 
 
-def target(name: str, *, authorized: frozenset[str] = frozenset({A_KEY})) -> drafting.Target:
+def target(
+    name: str,
+    *,
+    authorized: frozenset[str] = frozenset({A_KEY}),
+    introduced: frozenset[tuple[str, str, str]] = frozenset(),
+) -> drafting.Target:
     rows, events = room()
     ev = events[name]
-    return drafting.Target(ev.event_id, ev, build(ROOM, rows), rows, {ALICE: authorized})
+    return drafting.Target(
+        ev.event_id, ev, build(ROOM, rows), rows, {ALICE: authorized}, introductions=introduced
+    )
 
 
 def test_react_adds_once_and_takes_back_only_ones_own() -> None:
@@ -91,9 +98,28 @@ def test_edit_only_ones_own_message_keeping_its_msgtype() -> None:
         drafting.edit(target("bobs"), ALICE, A_KEY, "mine now")
     with pytest.raises(drafting.Refused, match="another device"):  # this key not verified
         drafting.edit(target("laptop", authorized=frozenset({A_OTHER})), ALICE, A_KEY, "here")
-    assert drafting.edit(
-        target("laptop", authorized=frozenset({A_KEY, A_OTHER})), ALICE, A_KEY, "ok"
-    ).drafts
+    # verified here only (pinned as this device's own, confirmed here): every other
+    # reader would ignore it, so it is refused
+    with pytest.raises(drafting.Refused, match="another device"):
+        drafting.edit(target("laptop", authorized=frozenset({A_KEY, A_OTHER})), ALICE, A_KEY, "x")
+    # introduced by the laptop (both sides signed), either way round: done
+    for edge in ((ALICE, A_OTHER, A_KEY), (ALICE, A_KEY, A_OTHER)):
+        both = frozenset({A_KEY, A_OTHER})
+        assert drafting.edit(
+            target("laptop", authorized=both, introduced=frozenset({edge})), ALICE, A_KEY, "ok"
+        ).drafts
+    # an introduction of this key by a third key the laptop never met: still refused
+    with pytest.raises(drafting.Refused, match="another device"):
+        drafting.edit(
+            target(
+                "laptop",
+                authorized=frozenset({A_KEY, A_OTHER}),
+                introduced=frozenset({(ALICE, "third", A_KEY), (BOB, A_OTHER, A_KEY)}),
+            ),
+            ALICE,
+            A_KEY,
+            "x",
+        )
     with pytest.raises(drafting.Refused, match="was deleted"):
         drafting.edit(target("gone"), ALICE, A_KEY, "back")
     # An edit's edit: the message's rules, and it names the message (no growing chain).

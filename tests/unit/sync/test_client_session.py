@@ -96,7 +96,7 @@ def test_a_reading_session_has_no_key_no_outbox_and_no_index(tmp_path: Path) -> 
             assert await client.cached_rooms(ref.storage_id) == ()
             assert not await client.knows_room(ref)
             assert not await client.room_exists(ref)
-            client.sign_as(ALICE, KEY)  # a key loaded later (the CLI's relation commands)
+            await client.sign_as(ALICE, KEY)  # a key loaded later (the CLI's relation commands)
             with pytest.raises(RuntimeError, match="no outbox"):  # signed, nowhere to queue
                 await client.send(ref, [(MESSAGE, {"body": "x", "msgtype": "m.text"})])
         assert not (tmp_path / "data").exists()  # nothing of this device was written
