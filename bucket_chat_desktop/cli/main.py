@@ -28,7 +28,7 @@ from ..protocol.audit import AuditResult
 from ..protocol.canonical import b64encode
 from ..protocol.event import MEMBER, MESSAGE, Event, has_lone_surrogate
 from ..protocol.findings import NOT_READ, Kind, Severity
-from ..protocol.ids import InvalidRoomIdError, check_room_id
+from ..protocol.ids import InvalidRoomIdError, check_room_id, room_option
 from ..protocol.metadata import check_signer
 from ..protocol.relations import Relations
 from ..protocol.untrusted_text import RoomIds, terminal_safe
@@ -279,7 +279,7 @@ async def _require_room(
 def _no_such_room(storage: Storage, room_id: str) -> RoomError:
     return RoomError(
         f"room {room_id!r} does not exist in {storage.describe()}: "
-        f"create it with 'bucket-chat create-room --room-id {room_id} --name ...'"
+        f"create it with 'bucket-chat create-room {room_option(room_id)} --name ...'"
     )
 
 
@@ -510,7 +510,7 @@ def _target_id(event_id: str, room_id: str) -> str:
     if not event_id.startswith(room_id + "::") or len(event_id) <= len(room_id) + 2:
         raise UsageError(
             f"{event_id!r} is not an event of room {room_id!r} (its event ids start with "
-            f"'{room_id}::'; 'bucket-chat history --room-id {room_id} --json' lists them)"
+            f"'{room_id}::'; 'bucket-chat history {room_option(room_id)} --json' lists them)"
         )
     return event_id
 
@@ -953,7 +953,7 @@ async def cmd_history(args: argparse.Namespace) -> int:
     if held:
         print(
             f"\n{held} event(s) dated more than an hour ahead of this device's clock are "
-            f"held back until then; 'bucket-chat verify --room-id {view.room_id}' lists them.",
+            f"held back until then; 'bucket-chat verify {room_option(view.room_id)}' lists them.",
             file=sys.stderr,
         )
     errors = result.errors
@@ -974,7 +974,7 @@ async def cmd_history(args: argparse.Namespace) -> int:
         print(
             f"\nThis room has {len(errors) - len(vanished)} "
             f"{'other ' if vanished else ''}finding(s); "
-            f"run 'bucket-chat verify --room-id {view.room_id}' for the audit.",
+            f"run 'bucket-chat verify {room_option(view.room_id)}' for the audit.",
             file=sys.stderr,
         )
     return EXIT_OK
@@ -1082,7 +1082,7 @@ async def cmd_members(args: argparse.Namespace) -> int:
     if result.errors:
         print(
             f"\nThis room has {len(result.errors)} finding(s); "
-            f"run 'bucket-chat verify --room-id {terminal_safe(view.room_id)}' for the audit."
+            f"run 'bucket-chat verify {terminal_safe(room_option(view.room_id))}' for the audit."
         )
     return EXIT_OK
 

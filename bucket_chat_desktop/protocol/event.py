@@ -217,6 +217,19 @@ def _plain(container: Any, depth: int) -> bool:
     return True
 
 
+SHOWN_NUMBER_CHARS = 24
+"""Characters of a refused number a finding quotes whole; a longer one is cut in the
+middle and its length said (one line of 200,000 digits was a 200 KB finding)."""
+
+
+def _shown_number(text: str) -> str:
+    """A refused number as a finding quotes it: whole when short, else its first and
+    last digits around "…" and how many characters it has (never a different value)."""
+    if len(text) <= SHOWN_NUMBER_CHARS:
+        return text
+    return f"{text[:12]}…{text[-6:]} ({len(text):,} characters)"
+
+
 def _decode_json_line_slow(line: bytes) -> Any | Malformed:
     """``decode_json_line`` with the json module alone: the exact finding for a bad
     line, and the value of any line the fast path leaves."""
@@ -232,10 +245,11 @@ def _decode_json_line_slow(line: bytes) -> Any | Malformed:
     try:
         value = _decode(text)
     except (_FloatFound, _BigInt) as exc:
+        number = _shown_number(exc.args[0])
         found = (
-            Malformed(Kind.FLOAT, f"number {exc.args[0]} is not an integer; floats are forbidden")
+            Malformed(Kind.FLOAT, f"number {number} is not an integer; floats are forbidden")
             if isinstance(exc, _FloatFound)
-            else Malformed(Kind.BAD_SCHEMA, f"integer {exc.args[0][:24]} is outside ±(2**53 - 1)")
+            else Malformed(Kind.BAD_SCHEMA, f"integer {number} is outside ±(2**53 - 1)")
         )
         # Only a number the line's value keeps counts: one under a key repeated later in
         # its object is replaced by the later value (as every decoder here, orjson's fast
@@ -249,6 +263,14 @@ def _decode_json_line_slow(line: bytes) -> Any | Malformed:
     except RecursionError:
         return Malformed(Kind.TOO_DEEP, "JSON nested too deeply to parse")
     except ValueError as exc:
+        if text.startswith("\ufeff"):  # the json module's words for it name no cause
+            return Malformed(
+                Kind.BAD_JSON,
+                "not JSON: it begins with a byte-order mark (EF BB BF), which "
+                "the protocol does not allow (PROTOCOL.md section 4.3)",
+            )
+        if not text.strip():
+            return Malformed(Kind.BAD_JSON, "not JSON: it is empty")
         return Malformed(Kind.BAD_JSON, f"not JSON: {exc}")
     # Counting brackets is C-fast; only a line with many of them needs the real walk.
     # With at most MAX_DEPTH - 1 brackets every value sits at depth MAX_DEPTH or less;

@@ -176,6 +176,13 @@ def room_prefix(room_id: str) -> str:
     return f"rooms/{check_room_id(room_id)}/"
 
 
+def room_option(room_id: str) -> str:
+    """The command line's ``--room-id`` option naming ``room_id``, as a suggested command
+    prints it: a room id may begin with ``-`` (``-dash``), which read as the option's
+    value only when joined to it with ``=``."""
+    return f"--room-id={room_id}" if room_id.startswith("-") else f"--room-id {room_id}"
+
+
 def logs_prefix(room_id: str) -> str:
     return f"rooms/{check_room_id(room_id)}/logs/"
 

@@ -81,13 +81,14 @@ def parse_metadata(
     if not isinstance(decoded, dict):
         return None, [Finding(Kind.METADATA_INVALID, "metadata must be a JSON object", path)]
     if decoded.get("room_id") != room_id:
-        return None, [
-            Finding(
-                Kind.METADATA_INVALID,
-                f"metadata names room {decoded.get('room_id')!r}, expected {room_id!r}",
-                path,
-            )
-        ]
+        named = decoded.get("room_id")
+        if named is None:
+            said = f"metadata names no room (it has no room_id), expected {room_id!r}"
+        elif not isinstance(named, str):
+            said = f"metadata's room_id must be a string, not {type(named).__name__}"
+        else:
+            said = f"metadata names room {named!r}, expected {room_id!r}"
+        return None, [Finding(Kind.METADATA_INVALID, said, path)]
     findings: list[Finding] = []
     text = {
         k: decoded.get(k) if isinstance(decoded.get(k), str) else None

@@ -46,7 +46,7 @@ from ..protocol.audit import (
 from ..protocol.canonical import b64encode
 from ..protocol.chain import Draft, chain_head
 from ..protocol.event import MEMBER, Event
-from ..protocol.ids import client_id_for
+from ..protocol.ids import client_id_for, room_option
 from ..protocol.untrusted_text import terminal_safe
 from ..storage.base import (
     AlreadyExistsError,
@@ -308,7 +308,7 @@ class Publisher:
         self._told.update((room_id, key_text, k) for k in new)  # said once is enough
         self._engine._emit(IntroductionOffered(room_id, user_id, tuple(new)))
         room, user = terminal_safe(room_id), terminal_safe(user_id)
-        command = f"bucket-chat accept-device --room-id {room} --key"
+        command = f"bucket-chat accept-device {room_option(room)} --key"
         if len(new) == 1:
             log.warning(
                 "device key %s… says it introduced this device as %s in %r. Not accepted: "

@@ -552,3 +552,22 @@ def test_this_device_s_own_key_is_its_user_s_on_the_command_line_too(
     trust = {e["content"].get("body"): e["trust"] for e in json.loads(r.out)["events"]}
     assert trust["real dave here"] == "verified", r
     assert trust["I am dave (impostor)"] == "key-changed", r
+
+
+def test_a_command_suggested_for_a_room_id_beginning_with_a_dash_runs(
+    cli: Cli, store: Path
+) -> None:
+    """``-dash`` is a valid room id; the command history suggested for it
+    ('bucket-chat verify --room-id -dash') was a usage error (red team rt40)."""
+    assert cli("setup-keys", "--user-id", ALICE).code == 0
+    assert cli("create-room", "--room-id=-dash", "--name", "D", "--user-id", ALICE).code == 0
+    assert cli("send", "--room-id=-dash", "--user-id", ALICE, "hello world").code == 0
+    (segment,) = [
+        store / p for p in every_file(store) if b"hello world" in (store / p).read_bytes()
+    ]
+    segment.write_bytes(segment.read_bytes().replace(b"hello world", b"HELLO WORLD"))
+    r = cli("history", "--room-id=-dash")
+    suggested = r.err.split("run 'bucket-chat ", 1)[1].split("'", 1)[0]
+    assert suggested == "verify --room-id=-dash", r
+    r = cli(*suggested.split())
+    assert r.code == 1 and "NOT CLEAN" in r.out, r  # the audit, not a usage error

@@ -337,6 +337,32 @@ def test_integers_beyond_2_53_are_refused(text: bytes) -> None:
     assert "outside" in result.reason
 
 
+def test_a_long_refused_number_is_quoted_cut_with_its_length() -> None:
+    """One line with a number of 200,000 digits made a 200 KB finding (a float), or
+    quoted 24 digits of it as if they were the number (an integer): red team rt40."""
+    reasons = {
+        text: result.reason
+        for text in (b"-" + b"9" * 200_000, b"1." + b"0" * 200_000, b"1" + b"0" * 31)
+        if isinstance(result := decode_json_line(text), Malformed)
+    }
+    assert list(reasons.values()) == [
+        "integer -99999999999…999999 (200,001 characters) is outside ±(2**53 - 1)",
+        "number 1.0000000000…000000 (200,002 characters) is not an integer; floats are forbidden",
+        "integer 100000000000…000000 (32 characters) is outside ±(2**53 - 1)",
+    ]
+    short = decode_json_line(b"9007199254740992")
+    assert isinstance(short, Malformed) and short.reason.startswith("integer 9007199254740992 is")
+
+
+def test_a_byte_order_mark_or_an_empty_line_is_named() -> None:
+    bom = decode_json_line(b"\xef\xbb\xbf{}")
+    assert isinstance(bom, Malformed) and bom.kind is Kind.BAD_JSON
+    assert "byte-order mark" in bom.reason
+    for empty in (b"", b"  "):
+        result = decode_json_line(empty)
+        assert isinstance(result, Malformed) and result.reason == "not JSON: it is empty"
+
+
 @pytest.mark.parametrize("text", [b"", b"{", b"{}x", b"{'a':1}", b"\xef\xbb\xbf{}", b'{"a":1,}'])
 def test_not_json(text: bytes) -> None:
     result = decode_json_line(text)

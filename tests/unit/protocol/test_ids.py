@@ -269,3 +269,10 @@ def test_readers_still_accept_ids_a_creator_may_not_use() -> None:
     """Rooms others made under such ids stay readable (PROTOCOL.md 2.1)."""
     for room_id in ("team.", "CON", "nul.txt"):
         assert check_room_id(room_id) == room_id and is_valid_room_id(room_id)
+
+
+def test_a_suggested_room_option_reads_as_its_value() -> None:
+    from bucket_chat_desktop.protocol.ids import room_option
+
+    assert room_option("team") == "--room-id team"
+    assert room_option("-dash") == "--room-id=-dash"

@@ -224,6 +224,22 @@ def test_garbage_never_raises(data: bytes) -> None:
     assert [(f.kind, f.path) for f in findings] == [(Kind.METADATA_INVALID, PATH)]
 
 
+def test_garbage_is_named_in_words_of_its_own() -> None:
+    """Red team rt40: "metadata names room None" for metadata without a room id, and the
+    json module's "Expecting value: line 1 column 1" for one that begins with a BOM."""
+    said = [
+        parse_metadata(data, ROOM, PATH)[1][0].message
+        for data in (b"{}", b'{"room_id": 5}', b"\xef\xbb\xbf" + reference(), b"")
+    ]
+    assert said == [
+        f"metadata names no room (it has no room_id), expected {ROOM!r}",
+        "metadata's room_id must be a string, not int",
+        "not JSON: it begins with a byte-order mark (EF BB BF), which the protocol does not "
+        "allow (PROTOCOL.md section 4.3)",
+        "not JSON: it is empty",
+    ]
+
+
 def test_too_large() -> None:
     data = reference(2, padding="x" * MAX_METADATA_BYTES)
     meta, findings = parse_metadata(data, ROOM, PATH)
