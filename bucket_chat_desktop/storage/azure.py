@@ -359,7 +359,7 @@ class AzureStorage(FsspecStorage):
                 return out[:limit]
         return out
 
-    async def _list_prefixes(self, fs: Any, key_prefix: str, listing: Listing) -> list[str]:
+    async def _list_level_keys(self, fs: Any, key_prefix: str, listing: Listing) -> list[str]:
         from azure.storage.blob.aio import BlobPrefix
 
         container = fs.service_client.get_container_client(self.bucket)
@@ -367,9 +367,11 @@ class AzureStorage(FsspecStorage):
         out: list[str] = []
         async for page in _pages(pages, listing):
             for item in page:
-                if isinstance(item, BlobPrefix):
-                    if not isinstance(item.name, str):
-                        raise listing.malformed("a blob prefix without a name")
+                if not isinstance(item.name, str):
+                    raise listing.malformed("a blob or blob prefix without a name")
+                if isinstance(item, BlobPrefix):  # a folder: its key ends with "/"
+                    out.append(item.name if item.name.endswith("/") else f"{item.name}/")
+                elif not item.name.endswith("/"):  # a blob ending with "/": no object's name
                     out.append(item.name)
         return out
 

@@ -267,6 +267,16 @@ def check_object_path(path: str) -> str:
     return path
 
 
+@dataclass(frozen=True, slots=True)
+class Level:
+    """What one listing of a folder's level gives (``Storage.list_level``): the names of
+    the folders right below it and of the objects right in it. A room's ``logs/`` holds
+    day folders only: an object in it is no segment's (PROTOCOL.md section 2.2)."""
+
+    folders: list[str]
+    objects: list[str]
+
+
 def usable_folder_name(name: str) -> bool:
     """Whether a folder name a listing gave (``Storage.list_dirs``) can be part of an
     object path (``check_object_path``). One that cannot (a backslash in it: S3 and GCS
@@ -323,9 +333,14 @@ class Storage(abc.ABC):
     async def list_objects(self, prefix: str) -> list[ObjectInfo]:
         """Every object under ``prefix`` (recursively), sorted by path."""
 
-    @abc.abstractmethod
     async def list_dirs(self, prefix: str) -> list[str]:
         """The immediate child "folders" of ``prefix`` (names only), sorted."""
+        return (await self.list_level(prefix)).folders
+
+    @abc.abstractmethod
+    async def list_level(self, prefix: str) -> Level:
+        """One listing of ``prefix``'s level: the names of the "folders" right below it
+        (as ``list_dirs``) and of the plain objects right in it, each sorted."""
 
     async def list_after(self, prefix: str, after: str | None) -> list[ObjectInfo]:
         """Objects under ``prefix`` whose path sorts after ``after``."""

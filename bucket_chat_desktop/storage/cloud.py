@@ -45,6 +45,7 @@ from .base import (
     READ_PROGRESS,
     READ_RATE_FLOOR,
     AlreadyExistsError,
+    Level,
     ObjectInfo,
     ObjectTooLargeError,
     Storage,
@@ -673,9 +674,10 @@ class FsspecStorage(Storage, abc.ABC):
         """
 
     @abc.abstractmethod
-    async def _list_prefixes(self, fs: Any, key_prefix: str, listing: Listing) -> list[str]:
-        """Full keys of the "folders" right below ``key_prefix`` (delimiter ``/``); pages
-        as for ``_list_keys``."""
+    async def _list_level_keys(self, fs: Any, key_prefix: str, listing: Listing) -> list[str]:
+        """Full keys of the "folders" right below ``key_prefix`` (delimiter ``/``: each
+        ends with ``/``) and of the objects right in it (none does); pages as for
+        ``_list_keys``."""
 
     @abc.abstractmethod
     def _service_error(self, exc: BaseException, what: str) -> StorageError | None:
@@ -1185,21 +1187,28 @@ class FsspecStorage(Storage, abc.ABC):
         return items
 
     @on_io_loop
-    async def list_dirs(self, prefix: str) -> list[str]:
+    async def list_level(self, prefix: str) -> Level:
         folder = self._folder_key(prefix)
         fs = await self._filesystem()
         what = f"cannot list {self.display(prefix)}"
         listing = Listing(self, what)
         try:
-            found = await self._list_prefixes(fs, folder, listing)
+            found = await self._list_level_keys(fs, folder, listing)
             if not all(isinstance(name, str) for name in found):
                 raise listing.malformed("a folder name that is not text")
         except Exception as exc:
             raise await self._translated(fs, exc, what) from exc
         self._bucket_seen = True
         inside = self._inside(folder, found, what, key=lambda entry: entry)
-        names = {key[len(folder) :].strip("/") for key in inside}
-        return sorted(n for n in names if usable_folder_name(n) and not n.startswith("."))
+        # A folder's key ends with "/"; the folder's own marker object (its key is the
+        # folder's) is no object in it.
+        folders = {key[len(folder) :].strip("/") for key in inside if key.endswith("/")}
+        objects = {key[len(folder) :] for key in inside if not key.endswith("/")}
+
+        def usable(names: set[str]) -> list[str]:
+            return sorted(n for n in names if usable_folder_name(n) and not n.startswith("."))
+
+        return Level(usable(folders), usable(objects))
 
     def _inside(
         self, folder: str, found: list[T], what: str, *, key: Callable[[T], str]

@@ -297,7 +297,7 @@ class GCSStorage(FsspecStorage):
                 return out
             params["pageToken"] = token
 
-    async def _list_prefixes(self, fs: Any, key_prefix: str, listing: Listing) -> list[str]:
+    async def _list_level_keys(self, fs: Any, key_prefix: str, listing: Listing) -> list[str]:
         params: dict[str, Any] = {"prefix": key_prefix or None, "delimiter": "/"}
         out: list[str] = []
         while True:
@@ -306,8 +306,13 @@ class GCSStorage(FsspecStorage):
             if not all(isinstance(prefix, str) for prefix in prefixes):
                 raise listing.malformed('an entry of "prefixes" that is not text')
             out.extend(prefixes)
+            items = _field(page, "items", listing)
+            for item in items:
+                if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+                    raise listing.malformed('an entry of "items" without a name')
+                out.append(item["name"])
             token = page.get("nextPageToken")
-            if not listing.more(len(prefixes), token):
+            if not listing.more(len(prefixes) + len(items), token):
                 return out
             params["pageToken"] = token
 

@@ -37,6 +37,7 @@ from ..osfiles import fsync_dir, open_fd
 from .base import (
     DEFAULT_MAX_READ,
     AlreadyExistsError,
+    Level,
     NotRegularFileError,
     ObjectInfo,
     ObjectTooLargeError,
@@ -527,17 +528,18 @@ class LocalStorage(Storage):
                     found.append(ObjectInfo(rel, 0, special=kind))
         return found
 
-    async def list_dirs(self, prefix: str) -> list[str]:
-        return await asyncio.to_thread(self._list_dirs, prefix)
+    async def list_level(self, prefix: str) -> Level:
+        return await asyncio.to_thread(self._list_level, prefix)
 
-    def _list_dirs(self, prefix: str) -> list[str]:
+    def _list_level(self, prefix: str) -> Level:
         rel = prefix.rstrip("/") if prefix.strip("/") else ""
         parts = check_object_path(rel).split("/") if rel else []
         try:
             with self._folder(parts, create=False, doing="cannot list") as folder:
                 if folder is None:
-                    return []
+                    return Level([], [])
                 names: list[str] = []
+                files: list[str] = []
                 with os.scandir(folder) as entries:
                     for e in entries:
                         if e.name.startswith("."):
@@ -551,22 +553,24 @@ class LocalStorage(Storage):
                             log.info("not listing %s/%r: not a name of this app's", rel, e.name)
                         elif kind is None and stat.S_ISDIR(st.st_mode):
                             names.append(e.name)
-                        elif kind is not None:
+                        elif kind is None:
+                            files.append(e.name)
+                        else:
                             # Named, not followed: listing what is under it reports the
                             # link (or FIFO, ...) itself, so that the audit names it. Left
                             # out, a day folder swapped for a link was a day with nothing
                             # in it, and a new device verified the room clean.
                             names.append(e.name)
-                return sorted(names)
+                return Level(sorted(names), sorted(files))
         except NotRegularFileError as exc:
             if exc.kind != "file":
                 # A link (or FIFO, ...) where the folder is: not followed, and not
                 # an empty folder either. Listed as empty, a room whose logs/ folder
                 # was swapped for a link read as a room with no history, verified clean.
                 raise
-            return []  # a plain file where a folder would be: no folder, nothing in it
+            return Level([], [])  # a plain file where a folder would be: nothing in it
         except (FileNotFoundError, NotADirectoryError):
-            return []
+            return Level([], [])
         except OSError as exc:
             raise self._error(exc, f"cannot list {self.root / rel}") from exc
 

@@ -278,7 +278,7 @@ class S3Storage(FsspecStorage):
                 return out
             params["ContinuationToken"] = token
 
-    async def _list_prefixes(self, fs: Any, key_prefix: str, listing: Listing) -> list[str]:
+    async def _list_level_keys(self, fs: Any, key_prefix: str, listing: Listing) -> list[str]:
         params: dict[str, Any] = {"Bucket": self.bucket, "Prefix": key_prefix, "Delimiter": "/"}
         out: list[str] = []
         while True:
@@ -288,8 +288,13 @@ class S3Storage(FsspecStorage):
                 if not isinstance(entry.get("Prefix"), str):
                     raise listing.malformed("an entry (CommonPrefixes) without a prefix")
                 out.append(entry["Prefix"])
+            objects = page.get("Contents", [])
+            for entry in objects:
+                if not isinstance(entry.get("Key"), str):
+                    raise listing.malformed("an entry (Contents) without a key")
+                out.append(entry["Key"])
             token = page.get("NextContinuationToken") if page.get("IsTruncated") else None
-            if not listing.more(len(prefixes), token):
+            if not listing.more(len(prefixes) + len(objects), token):
                 return out
             params["ContinuationToken"] = token
 

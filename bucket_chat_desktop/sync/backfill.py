@@ -67,6 +67,13 @@ FETCH_CONCURRENCY = 16
 # day gives one, and the object is judged by it (``RoomState.holds``): over the limit,
 # refused again without a download; within it, read.
 UNKNOWN_SIZE = -1
+LOOSE_NOTED = 50
+"""Objects right in a room's ``logs/`` folder noted one by one (``Backfill.list_days``);
+the rest in one notice: a member who puts thousands there makes no thousand findings."""
+LOOSE_OBJECT = (
+    "an object right in the room's logs folder, not in a day folder: no segment's place "
+    "(a segment there is not read); ignored"
+)
 FIRST_CHUNK = 8  # segments fetched before the first screen is shown
 CHUNK = 64  # segments in each later chunk
 CHUNK_BYTES = 16 << 20  # ... and at most this many bytes (but at least one segment)
@@ -249,11 +256,15 @@ class Backfill:
         ``warm``: an earlier pass read everything, so only new days need listing, and the
         days ``also`` names (where something could not be read)."""
         held = len(room.known)  # what the listing must show: kept before it was asked
-        dates = sorted(await self.list_dirs(logs_prefix(room.room_id)), reverse=True)
+        days, loose_noted = await self.list_days(room)
+        dates = sorted(days, reverse=True)
         self._engine._set_online(True, "")
-        # Whether a refusal's finding went (``relist``): the room's verdict changed.
-        relisted = bool(dates and room.refused) and await self._engine._serially(
-            _drop_refused_days, room, set(dates), room=room.room_id
+        # Whether a refusal's finding went (``relist``) or came: the room's verdict changed.
+        relisted = loose_noted or (
+            bool(dates and room.refused)
+            and await self._engine._serially(
+                _drop_refused_days, room, set(dates), room=room.room_id
+            )
         )
         if gone := sorted(cached_dates.difference(dates)):
             # A day read before that is no longer listed at all: an object store has no
@@ -467,6 +478,43 @@ class Backfill:
     async def list_dirs(self, prefix: str) -> list[str]:
         self._engine.requests += 1
         return await self._engine.storage.list_dirs(prefix)
+
+    async def list_days(self, room: RoomState) -> tuple[list[str], bool]:
+        """The room's day folders (``logs/<day>/``), in one listing that also shows the
+        objects right in ``logs/``: no segment's place (PROTOCOL.md section 2.2), each is
+        noted as refused unread with an ``unexpected-object`` notice (at most
+        ``LOOSE_NOTED``, then one for the rest); one no longer listed is forgotten. They
+        were ignored without a word: a segment put there, its messages never shown, and
+        ``verify`` said nothing. Also True when such a note changed (the verdict did)."""
+        prefix = logs_prefix(room.room_id)
+        self._engine.requests += 1
+        level = await self._engine.storage.list_level(prefix)
+        if not level.objects and not room.refused_in(prefix):  # one look: most rooms
+            return level.folders, False
+        loose = [f"{prefix}{name}" for name in level.objects]
+        notes = {path: Finding(Kind.UNEXPECTED_OBJECT, LOOSE_OBJECT, path) for path in loose}
+        if len(loose) > LOOSE_NOTED:
+            notes = {path: notes[path] for path in loose[:LOOSE_NOTED]}
+            more = len(loose) - LOOSE_NOTED
+            notes[prefix] = Finding(
+                Kind.UNEXPECTED_OBJECT,
+                f"{more:,} more objects right in the room's logs folder, not in a day "
+                "folder: no segment's place; ignored",
+                prefix,
+            )
+
+        def note() -> bool:  # state thread
+            changed = False
+            for path in room.refused_in(prefix):
+                if path not in notes:
+                    changed = room.forget_refused(path) or changed
+            for path, finding in notes.items():
+                kept = room.refused.get(path)
+                if kept is None or kept[1] != finding:
+                    changed = room.note_refused(path, UNKNOWN_SIZE, finding) or changed
+            return changed
+
+        return level.folders, await self._engine._serially(note, room=room.room_id)
 
     async def download(
         self,

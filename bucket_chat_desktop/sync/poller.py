@@ -866,7 +866,7 @@ class Poller:
         meanwhile is not noted for a segment kept meanwhile (``_keep``)."""
         room = self._engine._room(room_id)
         held = len(room.known)  # what the listings must show: kept before they were asked
-        listed_days = await self._backfill.list_dirs(logs_prefix(room_id))
+        listed_days, loose_noted = await self._backfill.list_days(room)
         dates = newest_days(listed_days, int(time.time() * 1000))
         # Older days where a segment read here is noted as gone or changed (or an object
         # was refused unread: gone or at another size since?): compared too, so one put
@@ -876,7 +876,7 @@ class Poller:
         # many days does not make every round list them all.
         older = await self._noted_days(room, set(dates)) if room.vanished or room.refused else []
         items: list[ObjectInfo] = []
-        vanished = False
+        vanished = loose_noted  # a note of an object right in logs/ came or went
         unlisted: dict[str, str] = {}
         for date in [*dates, *older]:
             folder = f"{logs_prefix(room_id)}{date}/"

@@ -36,6 +36,7 @@ from typing import Any, TypeVar
 from ..storage.base import (
     DEFAULT_MAX_READ,
     READ_PROGRESS,
+    Level,
     ObjectInfo,
     Storage,
     StorageError,
@@ -269,6 +270,9 @@ class WatchedStorage(Storage):
 
     async def list_dirs(self, prefix: str) -> list[str]:
         return await self._timed(self.inner.list_dirs(prefix))
+
+    async def list_level(self, prefix: str) -> Level:
+        return await self._timed(self.inner.list_level(prefix))
 
     async def list_after(self, prefix: str, after: str | None) -> list[ObjectInfo]:
         return await self._timed(self.inner.list_after(prefix, after))

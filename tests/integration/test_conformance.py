@@ -215,6 +215,12 @@ async def test_list_dirs(stores: Stores) -> None:
     assert await store.list_dirs("rooms/a/logs/2025-01-01/") == []
     assert await store.list_dirs("nothing/") == []
     assert await list_rooms(store) == ["a", "b"]
+    # one listing of a level: the folders below it and the objects right in it
+    level = await store.list_level("rooms/a/")
+    assert (level.folders, level.objects) == (["logs"], ["metadata.json"])
+    assert (await store.list_level("rooms/")).objects == []
+    top = await store.list_level("")
+    assert (top.folders, top.objects) == (["rooms"], ["top.json"])
 
 
 async def test_exists(stores: Stores) -> None:
@@ -336,6 +342,10 @@ async def test_objects_the_engine_does_not_read_are_findings(
         "rooms/team/logs/2025-01-01/messages_1_2_x.json",
         "rooms/team/logs/not-a-date/messages_1_2_x.jsonl",
         "rooms/team/logs/2025-01-01/deeper/messages_1_2_x.jsonl",
+        # right in logs/, no day folder's: a segment's name, and a day's (red team rt40:
+        # both were ignored without a word)
+        "rooms/team/logs/messages_1_2_x.jsonl",
+        "rooms/team/logs/2025-01-02",
     ]
     await store.put_if_absent(big, b"x" * 5000)
     for path in odd:

@@ -37,7 +37,7 @@ import pytest
 
 from bucket_chat_desktop.protocol.event import MESSAGE
 from bucket_chat_desktop.protocol.segment import decode_segment
-from bucket_chat_desktop.storage.base import ObjectInfo, Storage, StorageOfflineError
+from bucket_chat_desktop.storage.base import Level, ObjectInfo, Storage, StorageOfflineError
 from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.storage.url import StorageLocation
 from bucket_chat_desktop.sync.watched import (
@@ -236,9 +236,9 @@ async def test_answer_within_cuts_off_silence_but_not_a_slow_answering_storage(
     """Silence: given up after the deadline. Slow but answering: never cut off."""
 
     class Slow(LocalStorage):
-        async def list_dirs(self, prefix: str) -> list[str]:
+        async def list_level(self, prefix: str) -> Level:
             await asyncio.sleep(0.3)
-            return await super().list_dirs(prefix)
+            return await super().list_level(prefix)
 
     store = WatchedStorage(Slow(tmp_path / "store"))
 
@@ -268,11 +268,11 @@ async def test_a_request_hanging_from_before_a_step_counts_from_the_step_s_start
     deadline after it began."""
 
     class Mixed(LocalStorage):
-        async def list_dirs(self, prefix: str) -> list[str]:
+        async def list_level(self, prefix: str) -> Level:
             if prefix == "hung/":
                 await asyncio.sleep(3600)  # a request from before that never ends
             await asyncio.sleep(0.02)
-            return await super().list_dirs(prefix)
+            return await super().list_level(prefix)
 
     store = WatchedStorage(Mixed(tmp_path / "store"))
     background = asyncio.ensure_future(store.list_dirs("hung/"))
@@ -313,11 +313,11 @@ async def test_a_step_that_keeps_getting_answers_is_not_given_up_for_an_older_ha
     test above), whatever else the storage answers meanwhile."""
 
     class Mixed(LocalStorage):
-        async def list_dirs(self, prefix: str) -> list[str]:
+        async def list_level(self, prefix: str) -> Level:
             if prefix == "hung/":
                 await asyncio.sleep(3600)  # e.g. an attachment whose bytes stopped coming
             await asyncio.sleep(0.1)
-            return await super().list_dirs(prefix)
+            return await super().list_level(prefix)
 
     store = WatchedStorage(Mixed(tmp_path / "store"))
     background = asyncio.ensure_future(store.list_dirs("hung/"))
@@ -387,7 +387,7 @@ def test_a_device_that_read_the_room_whole_queues_without_any_network(tmp_path: 
         async def list_objects(self, prefix: str) -> list[ObjectInfo]:
             return await self._hang()  # type: ignore[no-any-return]
 
-        async def list_dirs(self, prefix: str) -> list[str]:
+        async def list_level(self, prefix: str) -> Level:
             return await self._hang()  # type: ignore[no-any-return]
 
         async def exists(self, path: str) -> bool:
@@ -462,9 +462,9 @@ async def test_a_slow_link_can_wait_longer_than_the_interactive_deadline(
     )
 
     class FirstAnswerSlow(LocalStorage):
-        async def list_dirs(self, prefix: str) -> list[str]:
+        async def list_level(self, prefix: str) -> Level:
             await asyncio.sleep(0.8)  # one answer, later than a 0.5 s deadline
-            return await super().list_dirs(prefix)
+            return await super().list_level(prefix)
 
     store = WatchedStorage(FirstAnswerSlow(tmp_path / "store"))
     monkeypatch.setenv("BUCKET_CHAT_INTERACTIVE_DEADLINE", "0.5")

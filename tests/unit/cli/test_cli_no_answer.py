@@ -15,7 +15,7 @@ import pytest
 from cli_run import Result, run_main
 
 from bucket_chat_desktop.cli import main as cli_main
-from bucket_chat_desktop.storage.base import ObjectInfo
+from bucket_chat_desktop.storage.base import Level, ObjectInfo
 from bucket_chat_desktop.storage.local import LocalStorage
 
 PASSPHRASE = "correct horse battery staple"
@@ -32,7 +32,7 @@ class Hung(LocalStorage):
         await asyncio.sleep(3600)
         raise AssertionError("never answered")
 
-    async def list_dirs(self, prefix: str) -> list[str]:
+    async def list_level(self, prefix: str) -> Level:
         await asyncio.sleep(3600)
         raise AssertionError("never answered")
 

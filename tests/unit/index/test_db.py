@@ -437,7 +437,7 @@ def _edit(db_path: Path, events: list[Event]) -> dict[int, str]:
         3: "the cached line is not the event its row names",
         4: "the cached line no longer parses: not valid UTF-8",
         5: "unknown cached trust state 'trust-me'",
-        6: "the cached line no longer parses: integer 100000000000000000000000 is outside",
+        6: "the cached line no longer parses: integer 100000000000…000000 (31 characters)",
         7: "the cached line no longer parses: timestamp_ms",
         8: "the cached line no longer parses: an event must be a JSON object, not int",
     }

@@ -13,6 +13,7 @@ from pathlib import Path
 from bucket_chat_desktop.storage.base import (
     DEFAULT_MAX_READ,
     AlreadyExistsError,
+    Level,
     ObjectInfo,
     Storage,
     StorageOfflineError,
@@ -99,9 +100,9 @@ class Held(LocalStorage):
         await self._ask("list_objects", prefix)
         return await super().list_objects(prefix)
 
-    async def list_dirs(self, prefix: str) -> list[str]:
+    async def list_level(self, prefix: str) -> Level:
         await self._ask("list_dirs", prefix)
-        return await super().list_dirs(prefix)
+        return await super().list_level(prefix)
 
     async def wait_held(self, count: int = 1) -> None:
         """Until ``count`` reads wait (a test's step that must hang has begun)."""
@@ -127,8 +128,8 @@ class AsBucket(Storage):
     async def list_objects(self, prefix: str) -> list[ObjectInfo]:
         return await self.inner.list_objects(prefix)
 
-    async def list_dirs(self, prefix: str) -> list[str]:
-        return await self.inner.list_dirs(prefix)
+    async def list_level(self, prefix: str) -> Level:
+        return await self.inner.list_level(prefix)
 
     async def list_after(self, prefix: str, after: str | None) -> list[ObjectInfo]:
         return await self.inner.list_after(prefix, after)

@@ -12,7 +12,7 @@ from nacl.signing import SigningKey
 from bucket_chat_desktop.protocol import relation_drafts as drafting
 from bucket_chat_desktop.protocol.attachments import FileInfo, parse_file_content
 from bucket_chat_desktop.protocol.event import MESSAGE
-from bucket_chat_desktop.storage.base import StorageError
+from bucket_chat_desktop.storage.base import Level, StorageError
 from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync.client import ChatClient, RoomRef
 from bucket_chat_desktop.sync.events import EngineEvent, RoomLoaded
@@ -135,9 +135,9 @@ def test_a_storage_that_is_not_attached_reads_as_empty_and_refuses_steps(
 
 def test_within_gives_up_a_step_the_storage_does_not_answer(tmp_path: Path) -> None:
     class Silent(LocalStorage):
-        async def list_dirs(self, prefix: str) -> list[str]:
+        async def list_level(self, prefix: str) -> Level:
             await asyncio.sleep(3600)
-            return []
+            return Level([], [])
 
     async def run() -> None:
         async with ChatClient.session(

@@ -29,7 +29,7 @@ from bucket_chat_desktop.protocol.findings import Kind
 from bucket_chat_desktop.protocol.ids import client_id_for, parse_segment_path, utc_date
 from bucket_chat_desktop.protocol.segment import decode_segment, encode_segment, path_for
 from bucket_chat_desktop.protocol.signing import build_event
-from bucket_chat_desktop.storage.base import DEFAULT_MAX_READ, ObjectInfo
+from bucket_chat_desktop.storage.base import DEFAULT_MAX_READ, Level, ObjectInfo
 from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync.engine import FIRST_CHUNK, WARM_ROWS, SyncConfig, SyncEngine
 from bucket_chat_desktop.sync.events import (
@@ -104,9 +104,9 @@ class CountingStorage(LocalStorage):
         self.calls.append(("list_objects", prefix))
         return await super().list_objects(prefix)
 
-    async def list_dirs(self, prefix: str) -> list[str]:
+    async def list_level(self, prefix: str) -> Level:
         self.calls.append(("list_dirs", prefix))
-        return await super().list_dirs(prefix)
+        return await super().list_level(prefix)
 
     async def list_after(self, prefix: str, after: str | None) -> list[ObjectInfo]:
         self.calls.append(("list_after", prefix))

@@ -21,7 +21,7 @@ from bucket_chat_desktop.index import Index
 from bucket_chat_desktop.protocol.event import MESSAGE
 from bucket_chat_desktop.protocol.findings import Kind
 from bucket_chat_desktop.protocol.segment import MAX_SEGMENT_BYTES
-from bucket_chat_desktop.storage.base import DEFAULT_MAX_READ, ObjectInfo, StorageError
+from bucket_chat_desktop.storage.base import DEFAULT_MAX_READ, Level, ObjectInfo, StorageError
 from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync.engine import SyncConfig, SyncEngine
 from bucket_chat_desktop.sync.events import EngineEvent, EventsAppended, RoomLoaded
@@ -363,10 +363,10 @@ class ListingFails(Held):
 
     failing = True
 
-    async def list_dirs(self, prefix: str) -> list[str]:
+    async def list_level(self, prefix: str) -> Level:
         if self.failing:
             raise StorageError("the listing failed")
-        return await super().list_dirs(prefix)
+        return await super().list_level(prefix)
 
 
 def test_closing_as_a_round_starts_a_rooms_read_again_leaves_no_read_running(

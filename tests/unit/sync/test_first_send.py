@@ -22,7 +22,7 @@ from bucket_chat_desktop.protocol.audit import TrustState
 from bucket_chat_desktop.protocol.event import MESSAGE
 from bucket_chat_desktop.protocol.findings import Kind
 from bucket_chat_desktop.protocol.signing import SignatureChecker
-from bucket_chat_desktop.storage.base import DEFAULT_MAX_READ, ObjectInfo
+from bucket_chat_desktop.storage.base import DEFAULT_MAX_READ, Level, ObjectInfo
 from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync.engine import NotQueuedError, SyncConfig, SyncEngine
 from bucket_chat_desktop.sync.outbox import Outbox
@@ -64,9 +64,9 @@ class CountingStorage(LocalStorage):
         self.calls.append(("list_objects", prefix))
         return await super().list_objects(prefix)
 
-    async def list_dirs(self, prefix: str) -> list[str]:
+    async def list_level(self, prefix: str) -> Level:
         self.calls.append(("list_dirs", prefix))
-        return await super().list_dirs(prefix)
+        return await super().list_level(prefix)
 
 
 @pytest.fixture

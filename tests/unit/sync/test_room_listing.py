@@ -11,7 +11,7 @@ from pathlib import Path
 from nacl.signing import SigningKey
 
 from bucket_chat_desktop.protocol.ids import segment_path
-from bucket_chat_desktop.storage.base import ObjectInfo
+from bucket_chat_desktop.storage.base import Level, ObjectInfo
 from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync.room_objects import storage_rooms
 from bucket_chat_desktop.sync.writer import Draft, RoomWriter
@@ -107,9 +107,9 @@ def test_names_without_activity_read_one_object_a_room(tmp_path: Path) -> None:
     listed: list[str] = []
 
     class Counting(LocalStorage):
-        async def list_dirs(self, prefix: str) -> list[str]:
+        async def list_level(self, prefix: str) -> Level:
             listed.append(prefix)
-            return await super().list_dirs(prefix)
+            return await super().list_level(prefix)
 
         async def list_objects(self, prefix: str) -> list[ObjectInfo]:
             listed.append(prefix)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from bucket_chat_desktop.storage.base import Level
 from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync import watched as watched_module
 from bucket_chat_desktop.sync.watched import NoAnswerError, WatchedStorage, answer_within
@@ -38,9 +39,9 @@ class SlowToOpen(LocalStorage):
                 await asyncio.sleep(self.seconds)
                 self.opened = True
 
-    async def list_dirs(self, prefix: str) -> list[str]:
+    async def list_level(self, prefix: str) -> Level:
         await self.open()
-        return await super().list_dirs(prefix)
+        return await super().list_level(prefix)
 
 
 async def _first_answer(store: WatchedStorage, deadline: float) -> list[str]:
