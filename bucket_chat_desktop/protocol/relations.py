@@ -1384,6 +1384,13 @@ def _judge_edit(
     if original is None or original_id is None:
         if original_id is not None and original_id not in known and _in_room(room_id, original_id):
             return _Original(original_id, waits=True)
+        if original_id is None:  # the edits it follows come back to one of them
+            return _finding(
+                Kind.RELATION_INVALID,
+                r,
+                "an edit that leads to no message: the edits it follows loop back (it "
+                f"edits itself, or an edit of it) or run deeper than {MAX_EDIT_HOPS}",
+            )
         return _finding(Kind.RELATION_INVALID, r, "an edit whose original is not there")
     if original.type != MESSAGE:
         return _finding(Kind.RELATION_INVALID, r, "an edit of something that is not a message")
@@ -1401,7 +1408,8 @@ def tuple_fields(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def _original(target_id: str, known: Mapping[str, _Target]) -> tuple[str | None, _Target | None]:
-    """Follow an edit of an edit down to the original (bounded; a loop finds nothing)."""
+    """Follow an edit of an edit down to the original (bounded): (its id, what is known
+    of it; None when not read); (None, None) for a loop of edits or too long a chain."""
     seen = set()
     current: str | None = target_id
     for _ in range(MAX_EDIT_HOPS):

@@ -486,3 +486,34 @@ def test_padded_relations_cost_the_slim_ledger_nothing_and_decide_the_same() -> 
         slim.add_segment(path, _data[path])
     kept = sum(len(json.dumps(dict(x.event.content))) for x in slim.audit().timeline)
     assert kept < 5_000, kept
+
+
+def test_an_edit_of_itself_or_in_a_loop_is_named_so() -> None:
+    """Red team rt40: an edit naming itself (or two naming each other) was "an edit whose
+    original is not there", the words for one whose message is missing."""
+
+    def edit_row(n: int, target: int) -> Row:
+        ev = parse_event(
+            {
+                "event_id": f"{ROOM}::2026-01-01T00:00:00.000Z::{n}",
+                "room_id": ROOM,
+                "timestamp_ms": T0 + n,
+                "sender_id": "mallory@example.com",
+                "type": EDIT,
+                "parent_event_id": None,
+                "prev_event_hash": None,
+                "signature": "",
+                "content": {
+                    "replaces": f"{ROOM}::2026-01-01T00:00:00.000Z::{target}",
+                    "new_content": {"body": "ghost"},
+                },
+            },
+            ROOM,
+        )
+        assert isinstance(ev, Event)
+        return Row(n, ev, "unverified")
+
+    rel = build(ROOM, [_plain(1), edit_row(2, 2), edit_row(3, 4), edit_row(4, 3)])
+    assert kinds(rel) == ["relation-invalid"] * 3
+    assert all("leads to no message" in f.message for f in rel.findings), rel.findings
+    assert rel.aggregates == {}
