@@ -24,7 +24,7 @@ from ..export import ExportError
 from ..keys import KeysError, load_or_create_identity, open_key_store
 from ..keys.passphrase import claim_env_passphrase
 from ..protocol import relation_drafts as drafting
-from ..protocol.audit import AuditResult
+from ..protocol.audit import AuditResult, TrustState
 from ..protocol.canonical import b64encode
 from ..protocol.event import MEMBER, MESSAGE, Event, has_lone_surrogate
 from ..protocol.findings import NOT_READ, Kind, Severity
@@ -970,6 +970,15 @@ async def cmd_history(args: argparse.Namespace) -> int:
         )
         for f in vanished:
             print(f"  {terminal_safe(f.where())}: {terminal_safe(f.message)}", file=sys.stderr)
+    not_read = sorted({f.kind.value for f in errors if f.kind in NOT_READ})
+    if not_read and result.counts[TrustState.UNVERIFIED]:
+        # Only ``--json`` said why every row was [UNVERIFIED] (a row's reason).
+        print(
+            f"\nPart of this room cannot be read ({', '.join(not_read)}): while it cannot, "
+            "nobody's key is trusted on first use, and rows with good signatures show as "
+            "[UNVERIFIED].",
+            file=sys.stderr,
+        )
     if len(errors) > len(vanished):
         print(
             f"\nThis room has {len(errors) - len(vanished)} "

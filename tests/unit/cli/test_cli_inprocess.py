@@ -571,3 +571,21 @@ def test_a_command_suggested_for_a_room_id_beginning_with_a_dash_runs(
     assert suggested == "verify --room-id=-dash", r
     r = cli(*suggested.split())
     assert r.code == 1 and "NOT CLEAN" in r.out, r  # the audit, not a usage error
+
+
+def test_history_says_why_rows_with_good_signatures_are_unverified(
+    cli: Cli, room: str, store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A member's segment of junk lines (segment-abandoned) leaves every row
+    [UNVERIFIED] for a reader (alice's own device knows her key); only ``--json`` said
+    why (red team rt40)."""
+    monkeypatch.setenv("BUCKET_CHAT_HOME", str(tmp_path / "reader"))
+    day = next(p for p in (store / "rooms" / room / "logs").iterdir() if p.is_dir())
+    junk = day / "messages_1_1_mallory-00000000.jsonl"
+    junk.write_bytes(b"not json\n" * 1001)
+    old = junk.stat().st_mtime - 60  # not "still being written"
+    os.utime(junk, (old, old))
+    r = cli("history", "--room-id", room)
+    assert r.code == 0 and "[UNVERIFIED]" in r.out, r
+    assert "Part of this room cannot be read (segment-abandoned)" in r.err, r
+    assert "nobody's key is trusted on first use" in r.err, r
