@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import functools
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from .base import (
@@ -365,7 +365,12 @@ class AzureStorage(FsspecStorage):
         container = fs.service_client.get_container_client(self.bucket)
         pages = container.walk_blobs(name_starts_with=key_prefix or None).by_page()
         out: list[str] = []
-        async for page in _pages(pages, listing):
+
+        # Folders count towards the listing's bounds, blobs right in it not (S3's).
+        def folders(items: list[Any]) -> int:
+            return sum(isinstance(item, BlobPrefix) for item in items)
+
+        async for page in _pages(pages, listing, counted=folders):
             for item in page:
                 if not isinstance(item.name, str):
                     raise listing.malformed("a blob or blob prefix without a name")
@@ -420,9 +425,12 @@ class AzureStorage(FsspecStorage):
         return None
 
 
-async def _pages(pages: Any, listing: Listing) -> AsyncIterator[list[Any]]:
+async def _pages(
+    pages: Any, listing: Listing, counted: Callable[[list[Any]], int] = len
+) -> AsyncIterator[list[Any]]:
     """The items of each page of an Azure listing, a page at a time, within ``listing``'s
-    bounds (its deadline per page, its caps on pages, items and repeated tokens)."""
+    bounds (its deadline per page, its caps on pages, items and repeated tokens);
+    ``counted``: how many of a page's items count towards its cap on items."""
     from azure.core.exceptions import DecodeError, DeserializationError
 
     while True:
@@ -441,5 +449,5 @@ async def _pages(pages: Any, listing: Listing) -> AsyncIterator[list[Any]]:
         items = [item async for item in page]  # the page is in memory: no request here
         yield items
         last = getattr(items[-1], "name", None) if items else None
-        if not listing.more(len(items), pages.continuation_token, last):
+        if not listing.more(counted(items), pages.continuation_token, last):
             return

@@ -11,7 +11,7 @@ import base64
 import hashlib
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from types import TracebackType
@@ -274,7 +274,42 @@ class Level:
     day folders only: an object in it is no segment's (PROTOCOL.md section 2.2)."""
 
     folders: list[str]
+    # The objects' names as text a finding can hold: bytes of a name that are not UTF-8
+    # (a Linux folder), or a name no object path can be (a backslash), escaped. At most
+    # ``LEVEL_OBJECTS_NAMED``; ``more`` counts the rest.
     objects: list[str]
+    more: int = 0
+
+
+LEVEL_OBJECTS_NAMED = 1_000
+"""Objects of one level a listing names (``Level``); past it, they are only counted: a
+member's 250,000 objects right in a room's ``logs/`` are no 250,000 names in memory."""
+
+
+def shown_object_name(name: str) -> str:
+    """``name`` as text that can be stored and printed: a lone surrogate (bytes that were
+    not UTF-8, a service's escape) as a backslash escape."""
+    return name.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def level_of(folders: Iterable[str], objects: Iterable[str]) -> Level:
+    """A ``Level`` of the names a listing gave: folders a path can name, sorted; every
+    other name (an object, a folder no path can name) shown as an object, sorted, at
+    most ``LEVEL_OBJECTS_NAMED`` of them. Names beginning with "." are left out (temp
+    files, OS and sync-tool litter)."""
+    usable: list[str] = []
+    other: set[str] = set()
+    for name in folders:
+        if not name.startswith("."):
+            if usable_folder_name(name):
+                usable.append(name)
+            else:
+                other.add(shown_object_name(name))
+    other.update(shown_object_name(n) for n in objects if not n.startswith("."))
+    named = sorted(other)
+    return Level(
+        sorted(set(usable)), named[:LEVEL_OBJECTS_NAMED], max(0, len(named) - LEVEL_OBJECTS_NAMED)
+    )
 
 
 def usable_folder_name(name: str) -> bool:
@@ -285,7 +320,8 @@ def usable_folder_name(name: str) -> bool:
     as the storage being offline, for every reader."""
     try:
         check_object_path(name)
-    except StorageError:
+        name.encode("utf-8")  # a lone surrogate: bytes that were not UTF-8
+    except (StorageError, UnicodeEncodeError):
         return False
     return "/" not in name
 

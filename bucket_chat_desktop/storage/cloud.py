@@ -56,9 +56,9 @@ from .base import (
     StorageThrottledError,
     WriteNotConfirmedError,
     check_object_path,
+    level_of,
     md5_tag,
     tell_received,
-    usable_folder_name,
 )
 from .url import StorageLocation
 
@@ -399,6 +399,10 @@ def checked_keys(
     for key, size, tag in found:
         if not isinstance(key, str):
             raise listing.malformed("an object name that is not text")
+        try:  # a lone surrogate a JSON escape made (no service stores one): no name
+            key.encode("utf-8")
+        except UnicodeEncodeError:
+            raise listing.malformed("an object name that is not UTF-8 text") from None
         if not isinstance(size, int) or isinstance(size, bool):
             raise listing.malformed("a size that is not a whole number")
         if tag is not None and not isinstance(tag, str):
@@ -1202,13 +1206,9 @@ class FsspecStorage(Storage, abc.ABC):
         inside = self._inside(folder, found, what, key=lambda entry: entry)
         # A folder's key ends with "/"; the folder's own marker object (its key is the
         # folder's) is no object in it.
-        folders = {key[len(folder) :].strip("/") for key in inside if key.endswith("/")}
-        objects = {key[len(folder) :] for key in inside if not key.endswith("/")}
-
-        def usable(names: set[str]) -> list[str]:
-            return sorted(n for n in names if usable_folder_name(n) and not n.startswith("."))
-
-        return Level(usable(folders), usable(objects))
+        folders = [key[len(folder) :].strip("/") for key in inside if key.endswith("/")]
+        objects = [key[len(folder) :] for key in inside if not key.endswith("/")]
+        return level_of([f for f in folders if f], [o for o in objects if o])
 
     def _inside(
         self, folder: str, found: list[T], what: str, *, key: Callable[[T], str]

@@ -312,7 +312,7 @@ class GCSStorage(FsspecStorage):
                     raise listing.malformed('an entry of "items" without a name')
                 out.append(item["name"])
             token = page.get("nextPageToken")
-            if not listing.more(len(prefixes) + len(items), token):
+            if not listing.more(len(prefixes), token):  # folders count, objects not (S3's)
                 return out
             params["pageToken"] = token
 

@@ -47,7 +47,7 @@ from .base import (
     StorageNotFoundError,
     StorageOfflineError,
     check_object_path,
-    usable_folder_name,
+    level_of,
 )
 
 log = logging.getLogger("bucket_chat.storage")
@@ -544,24 +544,24 @@ class LocalStorage(Storage):
                     for e in entries:
                         if e.name.startswith("."):
                             continue
+                        if not _utf8(e.name):  # as ``_scan`` shows it: never a folder here
+                            files.append(os.fsencode(e.name).decode("utf-8", "backslashreplace"))
+                            continue
                         try:
                             st = e.stat(follow_symlinks=False)
                         except FileNotFoundError:
                             continue
                         kind = kind_of(st.st_mode, _attributes(st))
-                        if not usable_folder_name(e.name):
-                            log.info("not listing %s/%r: not a name of this app's", rel, e.name)
-                        elif kind is None and stat.S_ISDIR(st.st_mode):
-                            names.append(e.name)
-                        elif kind is None:
+                        if kind is None and not stat.S_ISDIR(st.st_mode):
                             files.append(e.name)
                         else:
-                            # Named, not followed: listing what is under it reports the
-                            # link (or FIFO, ...) itself, so that the audit names it. Left
-                            # out, a day folder swapped for a link was a day with nothing
-                            # in it, and a new device verified the room clean.
+                            # A folder; or a link (or FIFO, ...) named, not followed:
+                            # listing what is under it reports the link itself, so that
+                            # the audit names it. Left out, a day folder swapped for a
+                            # link was a day with nothing in it, and a new device verified
+                            # the room clean. A name no path can be is an object's.
                             names.append(e.name)
-                return Level(sorted(names), sorted(files))
+                return level_of(names, files)
         except NotRegularFileError as exc:
             if exc.kind != "file":
                 # A link (or FIFO, ...) where the folder is: not followed, and not

@@ -294,7 +294,9 @@ class S3Storage(FsspecStorage):
                     raise listing.malformed("an entry (Contents) without a key")
                 out.append(entry["Key"])
             token = page.get("NextContinuationToken") if page.get("IsTruncated") else None
-            if not listing.more(len(prefixes) + len(objects), token):
+            # Folders count towards the listing's bounds, objects right in it not: a
+            # member's 200,000 objects in a room's logs/ made its days unreadable.
+            if not listing.more(len(prefixes), token):
                 return out
             params["ContinuationToken"] = token
 

@@ -53,6 +53,7 @@ from .room_objects import (
     unreadable_finding,
 )
 from .room_state import RoomState
+from .schedule import UNREAD_RETRY
 from .stopping import stop_tasks
 
 if TYPE_CHECKING:
@@ -67,6 +68,9 @@ FETCH_CONCURRENCY = 16
 # day gives one, and the object is judged by it (``RoomState.holds``): over the limit,
 # refused again without a download; within it, read.
 UNKNOWN_SIZE = -1
+FAULT_RETRY_MAX = 3600.0
+"""Seconds at most between passes through a room's history that a fault of this
+program stopped, in a row (``fetch_history``: 60 s, then twice as long each time)."""
 LOOSE_NOTED = 50
 """Objects right in a room's ``logs/`` folder noted one by one (``Backfill.list_days``);
 the rest in one notice: a member who puts thousands there makes no thousand findings."""
@@ -143,6 +147,7 @@ class Backfill:
         room.failure = ""
         try:
             await self.fetch_newest_first(room)
+            room.faults = 0
         except StorageError as exc:
             self._engine._set_online(False, str(exc))
             log.warning("reading room %s: %s", room.room_id, exc)
@@ -152,6 +157,12 @@ class Backfill:
             room.failure = f"{type(exc).__name__}: {exc}"
             log.exception("reading room %s failed", room.room_id)
             await self._said_unread(room, room.failure)
+            # A fault that repeats (what the room holds sets it off) must not have the
+            # room read all over again, and logged, at every safety round: each pass in
+            # a row that ends so waits twice as long as the last, up to an hour.
+            room.faults += 1
+            wait = min(FAULT_RETRY_MAX, UNREAD_RETRY * 2.0 ** (room.faults - 1))
+            room.last_safety = time.monotonic() + wait - UNREAD_RETRY
 
     async def _said_unread(self, room: RoomState, failure: str) -> None:
         """A pass stopped by a fault of this program: the room is noted as not read
@@ -491,11 +502,11 @@ class Backfill:
         level = await self._engine.storage.list_level(prefix)
         if not level.objects and not room.refused_in(prefix):  # one look: most rooms
             return level.folders, False
-        loose = [f"{prefix}{name}" for name in level.objects]
+        loose = [f"{prefix}{name}" for name in level.objects]  # names shown as text
         notes = {path: Finding(Kind.UNEXPECTED_OBJECT, LOOSE_OBJECT, path) for path in loose}
-        if len(loose) > LOOSE_NOTED:
+        if len(loose) + level.more > LOOSE_NOTED:
             notes = {path: notes[path] for path in loose[:LOOSE_NOTED]}
-            more = len(loose) - LOOSE_NOTED
+            more = len(loose) + level.more - LOOSE_NOTED
             notes[prefix] = Finding(
                 Kind.UNEXPECTED_OBJECT,
                 f"{more:,} more objects right in the room's logs folder, not in a day "

@@ -262,6 +262,7 @@ class RoomState:
     # Why the last pass through the room's history stopped on an error no storage error
     # names (a fault of this program: its type and text), "" when it did not; loop only.
     failure: str = ""
+    faults: int = 0  # passes in a row that such a fault stopped (their wait grows)
     # The audit showing rows held back as dated ahead whose time came (``release_due``).
     releasing: asyncio.Task[None] | None = None
     # The full audit put off for what arrived (``RoomKeeper._audit_later``).

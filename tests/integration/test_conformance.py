@@ -223,6 +223,27 @@ async def test_list_dirs(stores: Stores) -> None:
     assert (top.folders, top.objects) == (["rooms"], ["top.json"])
 
 
+async def test_objects_right_in_a_folder_never_make_its_folders_unlistable(
+    stores: Stores, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Red team rt41: objects right in a room's ``logs/`` counted towards a listing's cap
+    on names, so a member's 200,000 of them made the room's days unlistable ("the service
+    is broken or hostile") for every reader. Folders count, objects right in it not; past
+    ``LEVEL_OBJECTS_NAMED`` they are only counted."""
+    from bucket_chat_desktop.storage import base, cloud
+
+    monkeypatch.setattr(cloud, "LIST_MAX_OBJECTS", 5)
+    monkeypatch.setattr(base, "LEVEL_OBJECTS_NAMED", 4)
+    store = stores.new()
+    for day in ("2025-01-01", "2025-01-02"):
+        await store.put_if_absent(f"rooms/a/logs/{day}/messages_1_1_a.jsonl", b"x")
+    for n in range(9):
+        await store.put_if_absent(f"rooms/a/logs/junk-{n}", b"x")
+    level = await store.list_level("rooms/a/logs/")
+    assert level.folders == ["2025-01-01", "2025-01-02"]
+    assert level.objects == [f"junk-{n}" for n in range(4)] and level.more == 5
+
+
 async def test_exists(stores: Stores) -> None:
     store = stores.new()
     await store.put_if_absent("rooms/r/metadata.json", b"{}")

@@ -248,6 +248,12 @@ GCS_MALFORMED = {
         {"items": [{"name": "{p}a.jsonl", "size": 3.9}]},
         "not a whole number",
     ),
+    # a JSON escape of half a UTF-16 pair: no object's name; kept, it could not be saved
+    # in the index, and the room's every pass stopped on it (red team rt41)
+    "a name that is not UTF-8": (
+        {"items": [{"name": "{p}a\udcff.jsonl", "size": "5"}]},
+        "an object name that is not UTF-8 text",
+    ),
     "items not a list": ({"items": "abc"}, '"items" is not a list'),
     "an item not an object": ({"items": ["abc"]}, 'an entry of "items" that is not an object'),
     "a page that is a list": ([{"items": []}], "the answer is not a JSON object"),

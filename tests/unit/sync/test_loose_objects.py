@@ -7,8 +7,11 @@ segment put there was never shown and ``verify`` said nothing)."""
 from __future__ import annotations
 
 import asyncio
+import os
+import time
 from pathlib import Path
 
+import pytest
 from test_engine import ROOM, create_room, write_history
 
 from bucket_chat_desktop.protocol.audit import AuditResult
@@ -17,6 +20,7 @@ from bucket_chat_desktop.protocol.ids import logs_prefix
 from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync import backfill
 from bucket_chat_desktop.sync.engine import SyncConfig, SyncEngine
+from bucket_chat_desktop.sync.schedule import UNREAD_RETRY
 
 QUIET = SyncConfig(batch_window=0.05, local_rescan=3600.0, active_interval=3600.0)
 LOGS = logs_prefix(ROOM)
@@ -77,6 +81,72 @@ def test_a_flood_of_objects_in_logs_is_a_few_notices(tmp_path: Path) -> None:
             notes = loose_notes(room.result)
             assert len(notes) == backfill.LOOSE_NOTED + 1
             assert notes[LOGS].startswith("25 more objects right in the room's logs folder")
+        finally:
+            await engine.close()
+
+    asyncio.run(go())
+
+
+def test_names_that_are_not_utf8_right_in_logs_are_notices_under_escaped_names(
+    tmp_path: Path,
+) -> None:
+    """Red team rt41: a file (or a folder holding a copied segment) whose name is not
+    UTF-8, right in ``logs/``, stopped every reader's pass ("a fault of this program": the
+    lone surrogate could not be saved in the index), and the room was read all over again
+    at every round."""
+    from bucket_chat_desktop.index import Index
+
+    store = LocalStorage(tmp_path / "store")
+    create_room(store)
+    write_history(store, days=2, per_day=2)
+    logs = tmp_path / "store" / LOGS
+    segment = sorted(logs.rglob("*.jsonl"))[0]
+    os.mkdir(os.fsencode(logs) + b"/day\xfe")
+    with open(os.fsencode(logs) + b"/day\xfe/" + os.fsencode(segment.name), "wb") as fh:
+        fh.write(segment.read_bytes())
+    with open(os.fsencode(logs) + b"/junk\xff", "wb") as fh:
+        fh.write(b"x")
+
+    async def go() -> None:
+        engine = SyncEngine(store, index=Index.open(tmp_path / "i.sqlite3"), config=QUIET)
+        try:
+            room = await engine.open_room(ROOM, background=False)
+            assert set(loose_notes(room.result)) == {f"{LOGS}day\\xfe", f"{LOGS}junk\\xff"}
+            assert room.failure == "" and not room.partial and room.faults == 0
+            assert room.result is not None and room.result.clean
+            assert len([a for a in room.result.timeline if a.event.body]) == 4
+        finally:
+            await engine.close()
+
+    asyncio.run(go())
+
+
+def test_a_pass_a_fault_stops_again_and_again_waits_longer_each_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fault of this program that what the room holds sets off again at every pass
+    (forced here) had the room read all over again, and a traceback logged, at every
+    safety round: each pass in a row now waits twice as long, up to an hour."""
+    store = LocalStorage(tmp_path / "store")
+    create_room(store)
+
+    async def broken(*args: object, **kwargs: object) -> bool:
+        raise RuntimeError("a fault")
+
+    monkeypatch.setattr(backfill.Backfill, "_read_history", broken)
+
+    async def go() -> None:
+        engine = SyncEngine(store, config=QUIET)
+        try:
+            room = await engine.open_room(ROOM, background=False)
+            waits = []
+            for n in range(8):
+                if n:  # the open made the first pass
+                    await engine._backfill.fetch_history(room)
+                waits.append(round(room.last_safety - time.monotonic() + UNREAD_RETRY, -1))
+            assert room.faults == 8 and room.partial
+            assert waits == [60, 120, 240, 480, 960, 1920, 3600, 3600]
+            assert "fault of this program: RuntimeError: a fault" in room.unlisted[LOGS]
         finally:
             await engine.close()
 
