@@ -287,9 +287,18 @@ member's 250,000 objects right in a room's ``logs/`` are no 250,000 names in mem
 
 
 def shown_object_name(name: str) -> str:
-    """``name`` as text that can be stored and printed: a lone surrogate (bytes that were
-    not UTF-8, a service's escape) as a backslash escape."""
-    return name.encode("utf-8", "backslashreplace").decode("utf-8")
+    r"""``name`` as text that can be stored and printed, one for each name: bytes that are
+    not UTF-8 (a Linux folder's name, as ``os`` hands it: lone surrogates) as ``\xff``,
+    other lone surrogates (a service's JSON escape) as ``\udcff``, and a backslash as
+    two, so that a file literally named ``junk\xff`` is never shown as the same object
+    as one whose name holds the byte 0xff (two objects, one notice, flapping at every
+    round). A name with none of these is itself."""
+    escaped = name.replace("\\", "\\\\")
+    try:
+        raw = escaped.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate no file name's byte became
+        return escaped.encode("utf-8", "backslashreplace").decode("utf-8")
+    return raw.decode("utf-8", "backslashreplace")
 
 
 def level_of(folders: Iterable[str], objects: Iterable[str]) -> Level:

@@ -48,6 +48,7 @@ from .base import (
     StorageOfflineError,
     check_object_path,
     level_of,
+    shown_object_name,
 )
 
 log = logging.getLogger("bucket_chat.storage")
@@ -508,11 +509,14 @@ class LocalStorage(Storage):
                 if not _utf8(name):
                     # Object names are UTF-8 text; bytes that are not cannot be named,
                     # stored or shown as they are: reported under an escaped name.
-                    shown = os.fsencode(name).decode("utf-8", "backslashreplace")
+                    shown = shown_object_name(name)
                     shown = f"{rel_dir}/{shown}" if rel_dir else shown
                     found.append(ObjectInfo(shown, 0, special="name that is not UTF-8"))
                     continue
-                rel = f"{rel_dir}/{name}" if rel_dir else name
+                # A backslash: no object path holds one, so such a file is never read; it
+                # is shown escaped, never as the shown name of the one above.
+                shown = shown_object_name(name) if "\\" in name else name
+                rel = f"{rel_dir}/{shown}" if rel_dir else shown
                 try:
                     st = entry.stat(follow_symlinks=False)
                 except FileNotFoundError:
@@ -544,8 +548,8 @@ class LocalStorage(Storage):
                     for e in entries:
                         if e.name.startswith("."):
                             continue
-                        if not _utf8(e.name):  # as ``_scan`` shows it: never a folder here
-                            files.append(os.fsencode(e.name).decode("utf-8", "backslashreplace"))
+                        if not _utf8(e.name):  # shown escaped (``level_of``): no folder
+                            files.append(e.name)
                             continue
                         try:
                             st = e.stat(follow_symlinks=False)

@@ -151,3 +151,44 @@ def test_a_pass_a_fault_stops_again_and_again_waits_longer_each_time(
             await engine.close()
 
     asyncio.run(go())
+
+
+def test_a_name_not_utf8_and_one_written_as_its_escape_are_two_steady_notices(
+    tmp_path: Path,
+) -> None:
+    """Red team rt42: a file whose name holds the byte 0xff and one literally named
+    ``junk\\xff`` were shown under one path: one notice for two objects, and in a day
+    folder the two took turns, so the room was audited again at every round."""
+    store = LocalStorage(tmp_path / "store")
+    create_room(store)
+    write_history(store, days=1, per_day=1)
+    logs = tmp_path / "store" / LOGS
+    day = next(p for p in logs.iterdir() if p.is_dir())
+    for folder in (logs, day):
+        with open(os.fsencode(folder) + b"/junk\xff", "wb") as fh:
+            fh.write(b"x")
+        (folder / "junk\\xff").write_bytes(b"yyyy")
+        old = time.time() - 60
+        for name in (os.fsencode(folder) + b"/junk\xff", os.fsencode(folder / "junk\\xff")):
+            os.utime(name, (old, old))
+
+    async def go() -> None:
+        engine = SyncEngine(store, config=QUIET)
+        try:
+            room = await engine.open_room(ROOM, background=False)
+            shown = set(loose_notes(room.result))
+            assert shown == {
+                f"{LOGS}junk\\xff",
+                f"{LOGS}junk\\\\xff",
+                f"{LOGS}{day.name}/junk\\xff",
+                f"{LOGS}{day.name}/junk\\\\xff",
+            }
+            before, result = dict(room.refused), room.result
+            for _ in range(3):
+                await engine.refresh(ROOM)
+                assert dict(room.refused) == before
+            assert room.result is result  # nothing changed: no audit again
+        finally:
+            await engine.close()
+
+    asyncio.run(go())
