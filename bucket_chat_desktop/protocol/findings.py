@@ -50,6 +50,8 @@ class Kind(enum.StrEnum):
     DATED_AHEAD = "dated-ahead"
     # reading
     UNREAD = "unread"
+    # this reader stopped reading the room on a fault of its own (a bug): not final
+    READ_STOPPED = "read-stopped"
     # room metadata
     METADATA_MISSING = "metadata-missing"
     METADATA_UNSIGNED = "metadata-unsigned"
@@ -90,7 +92,13 @@ METADATA_KINDS = frozenset(
 # Findings that say part of the history was not read (a read failed or was refused):
 # nothing read later can be vouched for until it is.
 NOT_READ = frozenset(
-    {Kind.UNREAD, Kind.SEGMENT_UNREADABLE, Kind.SEGMENT_TOO_LARGE, Kind.SEGMENT_ABANDONED}
+    {
+        Kind.UNREAD,
+        Kind.READ_STOPPED,
+        Kind.SEGMENT_UNREADABLE,
+        Kind.SEGMENT_TOO_LARGE,
+        Kind.SEGMENT_ABANDONED,
+    }
 )
 
 

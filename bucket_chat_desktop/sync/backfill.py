@@ -31,6 +31,7 @@ from ..protocol.findings import Finding, Kind
 from ..protocol.handover import PackedSegment
 from ..protocol.ids import is_segment_of, logs_prefix, newest_days
 from ..protocol.segment import MAX_SEGMENT_BYTES, DecodedSegment, newness
+from ..protocol.untrusted_text import terminal_safe
 from ..storage.base import (
     NotRegularFileError,
     ObjectInfo,
@@ -52,7 +53,7 @@ from .room_objects import (
     unfinished,
     unreadable_finding,
 )
-from .room_state import RoomState
+from .room_state import FAULT_NOTE, RoomState
 from .schedule import UNREAD_RETRY
 from .stopping import stop_tasks
 
@@ -154,7 +155,8 @@ class Backfill:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            room.failure = f"{type(exc).__name__}: {exc}"
+            # Its text may quote what storage holds: kept escaped, for every front end.
+            room.failure = terminal_safe(f"{type(exc).__name__}: {exc}")
             log.exception("reading room %s failed", room.room_id)
             await self._said_unread(room, room.failure)
             # A fault that repeats (what the room holds sets it off) must not have the
@@ -172,9 +174,7 @@ class Backfill:
         safety round. A fault here too is only logged."""
 
         def unlisted() -> None:  # state thread
-            room.unlisted[logs_prefix(room.room_id)] = (
-                f"reading it stopped on a fault of this program: {failure}"
-            )
+            room.unlisted[logs_prefix(room.room_id)] = f"{FAULT_NOTE}: {failure}"
 
         try:
             await self._engine._serially(unlisted, room=room.room_id)

@@ -561,11 +561,23 @@ class SendScan:
         return scan
 
 
+FAULT_NOTE = "reading it stopped on a fault of this program"
+"""How the note of a pass a fault of this program stopped begins (``room.unlisted``, on
+the room's logs prefix: ``Backfill._said_unread``): its finding is ``read-stopped``."""
+
+
 def unread_findings(room: RoomState) -> list[Finding]:
     """State thread: what the last pass could not read: errors, so the room is not clean
     (a partial read is never a final verdict, PROTOCOL.md section 16)."""
     out = [
         Finding(
+            Kind.READ_STOPPED,
+            f"{why}; what is shown was checked, and the verdict is not final until the "
+            "room is read whole",
+            prefix,
+        )
+        if why.startswith(FAULT_NOTE)
+        else Finding(
             Kind.UNREAD,
             f"the room could not be listed completely ({why}): what is shown is what could "
             "be read, and the verdict is not final until it can",

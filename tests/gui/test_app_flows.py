@@ -340,8 +340,9 @@ def test_a_read_stopped_by_a_fault_of_the_app_is_said_not_left_loading(
     window.banner_button.click()
     dialog = _shown_audit(qtbot, window)
     found = [dialog.model.finding(i) for i in range(dialog.model.rowCount())]
-    (unread,) = [f for f in found if f.kind.value == "unread"]
-    assert "fault of this program: RuntimeError: list index out of range" in unread.message
+    (stopped,) = [f for f in found if f.kind.value == "read-stopped"]
+    assert "fault of this program: RuntimeError: list index out of range" in stopped.message
+    assert "\x1b" not in stopped.message and "\\x1b[2J" in stopped.message  # escaped
 
 
 def _features(window: MainWindow) -> Any:

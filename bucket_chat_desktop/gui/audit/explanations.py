@@ -191,6 +191,14 @@ EXPLANATIONS: dict[Kind, Explanation] = {
         "What is shown was checked, but the verdict is not final until everything is read.",
         "The app tries again by itself. If it persists, check the storage connection.",
     ),
+    Kind.READ_STOPPED: Explanation(
+        "Reading stopped on a fault of this app",
+        "This app stopped reading the room's history on an error of its own (a bug), not "
+        "one the storage reported. What is shown was checked, but the verdict is not final "
+        "until the room is read whole.",
+        "Please report it, with the app's log. The app tries again by itself, after a "
+        "minute and then less often.",
+    ),
     Kind.METADATA_SIGNER_UNKNOWN: Explanation(
         "Room metadata signed by someone else",
         "metadata.json is signed, but not by a key of the person it names as the room's "

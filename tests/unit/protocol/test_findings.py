@@ -45,6 +45,7 @@ def test_the_kinds_are_the_documented_ones() -> None:
         "impersonation",
         "truncated-chain",
         "unread",
+        "read-stopped",
         "metadata-signer-unknown",
         "metadata-changed",
         "missing-join",
