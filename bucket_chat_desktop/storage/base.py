@@ -292,7 +292,8 @@ def shown_object_name(name: str) -> str:
     other lone surrogates (a service's JSON escape) as ``\udcff``, and a backslash as
     two, so that a file literally named ``junk\xff`` is never shown as the same object
     as one whose name holds the byte 0xff (two objects, one notice, flapping at every
-    round). A name with none of these is itself."""
+    round). A name with none of these is itself. One-to-one for names as ``os`` gives
+    them; a cloud listing refuses names with lone surrogates before they get here."""
     escaped = name.replace("\\", "\\\\")
     try:
         raw = escaped.encode("utf-8", "surrogateescape")

@@ -287,6 +287,30 @@ async def test_a_malformed_gcs_page_is_refused_in_words(proxied: Proxied, varian
 
 
 @pytest.mark.parametrize("cloud_kind", ["gs"], indirect=True)
+@pytest.mark.parametrize(
+    "page",
+    [
+        {"items": [{"name": "rooms/r/logs/\udcc3\udca9", "size": "1"}]},
+        {"prefixes": ["rooms/r/logs/\udcc3\udca9/"]},
+    ],
+    ids=["object", "folder"],
+)
+async def test_a_level_listing_naming_lone_surrogates_is_refused(
+    proxied: Proxied, page: object
+) -> None:
+    """Red team rt43: a name of lone surrogates (a JSON escape; no service stores one)
+    in the listing of a room's ``logs/`` was shown as the name its bytes spell ("é"): one
+    notice for it and a real object "é", or a real-looking name for it alone. Refused,
+    as the listing of a day folder refuses one."""
+    await proxied.stores.new().put_if_absent(SEGMENT, b"x")
+    store = proxied.storage()
+    proxied.proxy.stall(LIST_REQUEST["gs"], answer=forged("gs", raw=json.dumps(page).encode()))
+    with pytest.raises(StorageError, match="name that is not UTF-8 text"):
+        await asyncio.wait_for(store.list_level("rooms/r/logs/"), GUARD)
+    await _works_again(proxied, store)
+
+
+@pytest.mark.parametrize("cloud_kind", ["gs"], indirect=True)
 @pytest.mark.parametrize("prefixes", [[None], [123], "rooms/abc/"])
 async def test_malformed_folders_of_a_gcs_page_are_refused(
     proxied: Proxied, prefixes: object
