@@ -548,6 +548,7 @@ async def _read_target(client: ChatClient, ref: RoomRef, event_id: str) -> draft
         result.timeline,
         result.authorized,
         introductions=result.introductions,
+        disputed=result.disputed,
     )
 
 

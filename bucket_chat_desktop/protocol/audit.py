@@ -372,6 +372,9 @@ class AuditResult:
     # key, introduced key): what every reader of the room can check, whatever keys this
     # device pinned (``relation_drafts`` asks it before acting from another device).
     introductions: frozenset[tuple[str, str, str]] = frozenset()
+    # Sender ids whose keys a reader that pinned nothing finds in conflict (section 7):
+    # for such a reader none of their keys speaks for them, whatever this device pinned.
+    disputed: frozenset[str] = frozenset()
 
     @property
     def counts(self) -> dict[TrustState, int]:
@@ -571,6 +574,9 @@ class _Trust:
     # (sender, key) taken provisionally while loading (``_assess``), and the keys they
     # introduced: every row of theirs says so, also the rows an append adds.
     taken: set[tuple[str, str]] = field(default_factory=set)
+    # Pinned sender ids whose keys would be a conflict for a reader that pinned nothing
+    # (``AuditResult.disputed``).
+    disputed: set[str] = field(default_factory=set)
 
 
 _NOTHING: Mapping[str, Any] = MappingProxyType({})
@@ -1063,6 +1069,7 @@ class RoomLedger:
                 c.eff, c.depth = _NO_ORDER, 0
         authorized: dict[str, set[str]] = {s: set(keys) for s, keys in (pinned or {}).items()}
         trust = _decide_trust(chained, bound, set(authorized), complete)
+        _vouched_back(authorized, trust.edges)
         trust.settled = not partial
         trust.unsigned.update(c.sender_id for c in unsigned)
         reported: set[tuple[str, str]] = set()
@@ -1093,6 +1100,7 @@ class RoomLedger:
             _frozen(authorized),
             next(_audit_numbers),
             frozenset(trust.edges),
+            frozenset(trust.conflicts.keys() | trust.disputed),
         )
         last_row = rows[-1][0] if rows else (-1, "", 0)
         tail = [r[0] for r in rows[-_TAIL_KEPT:]]
@@ -1737,19 +1745,41 @@ def _decide_trust(
         onward[(sender, by)].append(new)
     roots: dict[str, str] = {}
     conflicts: dict[str, list[str]] = {}
+    disputed: set[str] = set()
     for sender, keys in keys_of.items():
-        if sender in pinned:
-            continue  # what this device pinned decides; other keys are key-changed
         free = sorted(k for k in keys if (sender, k) not in introduced)
         # Keys that introduced each other in a cycle, out of reach of the free key, are
         # claimants too: otherwise a pair of real devices that introduced each other
         # would hand trust on first use to an impostor's one free key.
         stranded = sorted(keys - _reached(sender, free, onward))
-        if len(free) == 1 and not stranded:
+        settles = len(free) == 1 and not stranded
+        if sender in pinned:
+            # What this device pinned decides (other keys are key-changed); a reader
+            # that pinned nothing would have a conflict here.
+            if not settles and complete:
+                disputed.add(sender)
+        elif settles:
             roots[sender] = free[0]
         elif complete:
             conflicts[sender] = free + stranded
-    return _Trust(roots, conflicts, edges, set(keys_of), set())
+    return _Trust(roots, conflicts, edges, set(keys_of), set(), disputed=disputed)
+
+
+def _vouched_back(authorized: dict[str, set[str]], edges: Collection[tuple[str, str, str]]) -> None:
+    """Keys of a pinned sender that introduced one of its pinned keys (both sides signed):
+    pinned too, from the start of the walk. The introduced key's own join accepted them
+    ("introduced_by"): its owner says they are theirs. The walk grows a sender's keys only
+    forward (a key introduces the next); without this, a device that pinned its own key
+    (the app; the command line since it pins as the app does) showed the device that
+    introduced it, and everything that device wrote, as "key changed"."""
+    for sender, keys in authorized.items():
+        grew = True
+        while grew:
+            grew = False
+            for who, by, new in edges:
+                if who == sender and new in keys and by not in keys:
+                    keys.add(by)
+                    grew = True
 
 
 def _reached(

@@ -67,6 +67,8 @@ class Target:
     edited: Event | None = None
     # ``AuditResult.introductions``: (sender id, introducing key, introduced key)
     introductions: frozenset[tuple[str, str, str]] = frozenset()
+    # ``AuditResult.disputed``: sender ids whose keys a reader with no pins cannot settle
+    disputed: frozenset[str] = frozenset()
 
     @property
     def aggregate(self) -> Aggregate | None:
@@ -218,7 +220,13 @@ def _edited(target: Target, edit_event: Event) -> Target:
         position = rel.positions.get(original)
         event = target.rows[position].event if position is not None else None
     return Target(
-        original, event, rel, target.rows, target.authorized, introductions=target.introductions
+        original,
+        event,
+        rel,
+        target.rows,
+        target.authorized,
+        introductions=target.introductions,
+        disputed=target.disputed,
     )
 
 
@@ -279,9 +287,16 @@ def _refuse_not_own(target: Target, user_id: str, public_key: str, verb: str) ->
             f"{target.describe()} is not yours: only its sender can {verb} it "
             "(anyone else's would be ignored and reported by every reader)"
         )
-    if ev.sender_key not in (None, public_key) and not _speaks_for(
-        target, user_id, ev.sender_key, public_key
-    ):
+    if ev.sender_key in (None, public_key):
+        return
+    if user_id in target.disputed:
+        raise Refused(
+            f"{target.describe()} was sent from another device, and keys of more than one "
+            f"device claim {user_id!r} in this room: a reader who has not confirmed which "
+            f"are yours would ignore this {verb}. Do it from that device, or have members "
+            "confirm your fingerprint first."
+        )
+    if not _speaks_for(target, user_id, ev.sender_key, public_key):
         raise Refused(
             f"{target.describe()} was sent from another device, and this device's key is "
             f"not verified for {user_id!r} in this room: every reader would ignore this "

@@ -585,6 +585,7 @@ class ChatClient(AttachedStorages):
             result.timeline,
             result.authorized,
             introductions=result.introductions,
+            disputed=result.disputed,
         )
         if edit is None or event is None or event.type != EDIT:
             return target

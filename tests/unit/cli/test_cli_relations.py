@@ -400,6 +400,48 @@ def test_a_device_introduced_both_ways_edits_and_every_reader_applies_it(
     alice = by_body(history(cli))["hi all"]
     assert alice["edited"]["body"] == "from the phone", alice
     assert [e["state"] for e in alice["edited"]["edits"]] == ["verified"], alice
+    # On the phone itself, which pinned its own key: the device that introduced it is
+    # alice's too (red team rt44: it was "key changed" there, and its edits ignored).
+    r = cli(None, "history", "--room-id", ROOM, "--json", device="alice-phone")
+    on_phone = by_body(json.loads(r.out))
+    assert on_phone["hi all"]["trust"] == "verified", on_phone["hi all"]
+    assert on_phone["hi all"]["edited"]["body"] == "from the phone"
+
+
+def test_acting_from_another_device_is_refused_while_the_id_is_disputed(
+    cli: Cli, room: dict[str, str], store: Path
+) -> None:
+    """Red team rt44: a key nobody introduced claims alice too, so for a reader who pinned
+    nothing none of alice's keys speaks for her. Her introduced phone's edit of her
+    message was sent ("Edited with …") and applied on her two devices only; every other
+    reader ignored it. It is refused, saying why."""
+    import asyncio
+
+    from bucket_chat_desktop.storage.local import LocalStorage
+    from bucket_chat_desktop.sync.writer import Draft, RoomWriter
+
+    impostor = RoomWriter(LocalStorage(store), ROOM, ALICE, SigningKey(bytes([66]) * 32))
+    path, _ = asyncio.run(impostor.send([Draft.text("I am alice too")]))
+    old = os.stat(store / path).st_mtime - 60  # not "still being written"
+    os.utime(store / path, (old, old))
+
+    def public_key(device: str | None) -> str:
+        out = cli(ALICE, "show-key", device=device).out
+        return next(x.split()[-1] for x in out.splitlines() if x.startswith("public key"))
+
+    assert cli(ALICE, "setup-keys", device="alice-phone").code == 0
+    phone, first = public_key("alice-phone"), public_key(None)
+    assert cli(ALICE, "add-device", "--room-id", ROOM, "--key", phone).code == 0
+    r = cli(ALICE, "accept-device", "--room-id", ROOM, "--key", first, device="alice-phone")
+    assert r.code == 0, r
+    before = every_file(store)
+    r = cli(ALICE, "edit", "--room-id", ROOM, room["alice"], "x", device="alice-phone")
+    refused(r, "more than one device claim", "confirm your fingerprint")
+    r = cli(ALICE, "delete", "--room-id", ROOM, room["alice"], device="alice-phone")
+    refused(r, "more than one device claim")
+    assert every_file(store) == before
+    # from the device that sent it: its own key, no other reader's rule to meet
+    assert cli(ALICE, "edit", "--room-id", ROOM, room["alice"], "mine").code == 0
 
 
 def test_editing_a_non_message_is_refused(cli: Cli, room: dict[str, str], store: Path) -> None:

@@ -970,3 +970,21 @@ def test_a_signature_comes_back_as_it_was_spelled() -> None:
     result = audit((path, b"".join(lines)))  # also: each row is the event read there
     assert kinds(result.findings).count("invalid-signature") == 3
     assert "replay" in kinds(result.findings)
+
+
+def test_a_device_that_pinned_its_own_key_trusts_the_devices_that_introduced_it() -> None:
+    """Red team rt44: pins grew only forward (a pinned key introduces the next), so a
+    device that pinned its own key (the app; the command line since it pins as the app
+    does) showed the device that introduced it, and all it wrote, as "key changed", and
+    did not apply its edits. Its own join accepted that introduction: both are its
+    user's, and so is a third device the first introduced."""
+    a, b, c = alice(), alice_laptop(), Device("alice@example.com", 77)
+    first = [a.join(T0), a.say(T0 + 10, "from A"), add_device(a, b, T0 + 20)]
+    second = [accept(b, a, T0 + 30), b.say(T0 + 40, "from B"), add_device(b, c, T0 + 50)]
+    third = [accept(c, b, T0 + 60), c.say(T0 + 70, "from C")]
+    segments = (seg(first, "a"), seg(second, "b"), seg(third, "c"))
+    for pinned_key in (a.public, b.public, c.public):
+        result = audit(*segments, pinned={a.sender_id: [pinned_key]})
+        assert {x.state for x in result.timeline} == {TrustState.VERIFIED}, pinned_key
+        assert result.authorized[a.sender_id] == {a.public, b.public, c.public}
+        assert result.clean
