@@ -568,6 +568,7 @@ async def _relate(
     room_id = _room_id(args)
     sent: list[Event] = []
     noop: list[str] = []
+    notes: list[str] = []
 
     async def queue(client: ChatClient, ref: RoomRef) -> list[Event]:
         identity = _identity(args.user_id)[0]
@@ -577,6 +578,9 @@ async def _relate(
             plan = plan_for(target, identity)
         except drafting.Refused as exc:
             raise UsageError(str(exc)) from exc
+        note = drafting.disputed_note(target, identity.user_id)
+        if note is not None:
+            notes.append(note)
         if plan.unchanged is not None:
             print(
                 unchanged(plan.unchanged) if unchanged else f"Nothing sent: {plan.unchanged.value}."
@@ -594,6 +598,8 @@ async def _relate(
         mine = [e for e in sent if e.type != MEMBER] or sent
         what = mine[-1].event_id if len(mine) == 1 else f"{len(mine)} events"
         print(f"{say} {what}")
+    for note in notes:
+        print(f"bucket-chat: note: {terminal_safe(note)}", file=sys.stderr)
     return status
 
 

@@ -67,7 +67,9 @@ class Target:
     edited: Event | None = None
     # ``AuditResult.introductions``: (sender id, introducing key, introduced key)
     introductions: frozenset[tuple[str, str, str]] = frozenset()
-    # ``AuditResult.disputed``: sender ids whose keys a reader with no pins cannot settle
+    # ``AuditResult.disputed``: sender ids whose keys a reader with no pins cannot settle.
+    # Not a refusal: such a reader trusts neither the message nor its edit, one who
+    # confirmed the user's key applies the edit (a front end says so: ``disputed_note``).
     disputed: frozenset[str] = frozenset()
 
     @property
@@ -254,6 +256,18 @@ def delete(target: Target, user_id: str, public_key: str, reason: str | None = N
     return Plan(((REDACTION, content),))
 
 
+def disputed_note(target: Target, user_id: str) -> str | None:
+    """What to tell ``user_id`` acting in a room where keys of more than one device claim
+    their id (``Target.disputed``), else None."""
+    if user_id not in target.disputed:
+        return None
+    return (
+        f"keys of more than one device claim {user_id!r} in this room: a reader who has not "
+        "confirmed which are yours trusts neither your messages nor this (they show as key "
+        "changed); members who compared fingerprints with you see it"
+    )
+
+
 def _speaks_for(target: Target, user_id: str, sender_key: str, public_key: str) -> bool:
     """Whether every reader lets ``public_key`` act for ``user_id``'s message sent with
     ``sender_key``: verified for them here, and joined to that key by introductions both
@@ -289,13 +303,6 @@ def _refuse_not_own(target: Target, user_id: str, public_key: str, verb: str) ->
         )
     if ev.sender_key in (None, public_key):
         return
-    if user_id in target.disputed:
-        raise Refused(
-            f"{target.describe()} was sent from another device, and keys of more than one "
-            f"device claim {user_id!r} in this room: a reader who has not confirmed which "
-            f"are yours would ignore this {verb}. Do it from that device, or have members "
-            "confirm your fingerprint first."
-        )
     if not _speaks_for(target, user_id, ev.sender_key, public_key):
         raise Refused(
             f"{target.describe()} was sent from another device, and this device's key is "

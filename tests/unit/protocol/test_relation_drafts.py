@@ -242,3 +242,25 @@ def test_an_edit_of_an_edit_follows_the_rules_of_the_message_it_edits() -> None:
             A_KEY,
             "y",
         )
+
+
+def test_a_disputed_id_is_a_note_not_a_refusal() -> None:
+    """Red team rt45: refusing an introduced device's edit while another key claims the
+    id let one member's event stop it for good in the room; readers who confirmed the
+    user's key apply it. The front end says who sees it instead."""
+    edge = frozenset({(ALICE, A_OTHER, A_KEY)})
+    both = frozenset({A_KEY, A_OTHER})
+    disputed = target("laptop", authorized=both, introduced=edge)
+    disputed = drafting.Target(
+        disputed.event_id,
+        disputed.event,
+        disputed.relations,
+        disputed.rows,
+        disputed.authorized,
+        introductions=edge,
+        disputed=frozenset({ALICE}),
+    )
+    assert drafting.edit(disputed, ALICE, A_KEY, "ok").drafts
+    note = drafting.disputed_note(disputed, ALICE)
+    assert note is not None and "more than one device claim 'alice@example.com'" in note
+    assert drafting.disputed_note(target("laptop"), ALICE) is None
