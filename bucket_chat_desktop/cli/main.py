@@ -541,15 +541,7 @@ async def _read_target(client: ChatClient, ref: RoomRef, event_id: str) -> draft
         raise UsageError(f"no event {event_id!r} in room {room_id!r}{note}; nothing was sent")
     if not isinstance(shown.event, Event):
         raise UsageError(f"this device cannot read {event_id!r} now; nothing was sent")
-    return drafting.Target(
-        event_id,
-        shown.event,
-        rel,
-        result.timeline,
-        result.authorized,
-        introductions=result.introductions,
-        disputed=result.disputed,
-    )
+    return drafting.Target.of(event_id, shown.event, rel, result)
 
 
 async def _relate(

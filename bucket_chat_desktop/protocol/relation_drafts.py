@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from .audit import AuditResult
 from .chain import Draft
 from .event import MEMBER, MESSAGE, Event, has_lone_surrogate
 from .mentions import MAX_MENTIONS, MENTIONS_FIELD
@@ -71,6 +72,22 @@ class Target:
     # Not a refusal: such a reader trusts neither the message nor its edit, one who
     # confirmed the user's key applies the edit (a front end says so: ``disputed_note``).
     disputed: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(
+        cls, event_id: str, event: Event | None, relations: Relations, result: AuditResult
+    ) -> Target:
+        """The target ``event_id`` as the audit ``result`` (with its ``relations``) has
+        it: its rows, who speaks for whom, its introductions, its disputed ids."""
+        return cls(
+            event_id,
+            event,
+            relations,
+            result.timeline,
+            result.authorized,
+            introductions=result.introductions,
+            disputed=result.disputed,
+        )
 
     @property
     def aggregate(self) -> Aggregate | None:
@@ -221,15 +238,7 @@ def _edited(target: Target, edit_event: Event) -> Target:
     else:
         position = rel.positions.get(original)
         event = target.rows[position].event if position is not None else None
-    return Target(
-        original,
-        event,
-        rel,
-        target.rows,
-        target.authorized,
-        introductions=target.introductions,
-        disputed=target.disputed,
-    )
+    return replace(target, event_id=original, event=event, edited=None)
 
 
 def delete(target: Target, user_id: str, public_key: str, reason: str | None = None) -> Plan:

@@ -578,15 +578,7 @@ class ChatClient(AttachedStorages):
         result, rel = view.result, view.relations
         assert rel is not None  # made with every result (``RoomView``)
         event = await self._read_event(ref, result, event_id)
-        target = drafting.Target(
-            event_id,
-            event,
-            rel,
-            result.timeline,
-            result.authorized,
-            introductions=result.introductions,
-            disputed=result.disputed,
-        )
+        target = drafting.Target.of(event_id, event, rel, result)
         if edit is None or event is None or event.type != EDIT:
             return target
         edit(target)  # what the audit refuses, refused before anything more is read

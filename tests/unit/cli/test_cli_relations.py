@@ -378,13 +378,9 @@ def test_editing_from_a_device_not_verified_for_the_sender_is_refused(
     assert every_file(store) == before
 
 
-def test_a_device_introduced_both_ways_edits_and_every_reader_applies_it(
-    cli: Cli, room: dict[str, str]
-) -> None:
-    """The other side of the refusal above: once the phone is introduced (a statement by
-    the first device, accepted on the phone), its edit goes out, and a reader who never
-    pinned anything applies it. The phone's own key, pinned on the phone, is not enough
-    by itself (every other reader would ignore the edit)."""
+def introduce_phone(cli: Cli) -> None:
+    """Alice's phone, introduced by her first device and accepting it (both sides
+    signed): ``alice-phone`` speaks for her in the room."""
 
     def public_key(device: str) -> str:
         out = cli(ALICE, "show-key", device=device).out
@@ -395,6 +391,17 @@ def test_a_device_introduced_both_ways_edits_and_every_reader_applies_it(
     assert cli(ALICE, "add-device", "--room-id", ROOM, "--key", phone).code == 0
     r = cli(ALICE, "accept-device", "--room-id", ROOM, "--key", first, device="alice-phone")
     assert r.code == 0, r
+
+
+def test_a_device_introduced_both_ways_edits_and_every_reader_applies_it(
+    cli: Cli, room: dict[str, str]
+) -> None:
+    """The other side of the refusal above: once the phone is introduced (a statement by
+    the first device, accepted on the phone), its edit goes out, and a reader who never
+    pinned anything applies it. The phone's own key, pinned on the phone, is not enough
+    by itself (every other reader would ignore the edit)."""
+
+    introduce_phone(cli)
     r = cli(ALICE, "edit", "--room-id", ROOM, room["alice"], "from the phone", device="alice-phone")
     assert r.code == 0, r
     alice = by_body(history(cli))["hi all"]
@@ -427,15 +434,7 @@ def test_acting_from_another_device_while_the_id_is_disputed_says_who_will_see_i
     old = os.stat(store / path).st_mtime - 60  # not "still being written"
     os.utime(store / path, (old, old))
 
-    def public_key(device: str | None) -> str:
-        out = cli(ALICE, "show-key", device=device).out
-        return next(x.split()[-1] for x in out.splitlines() if x.startswith("public key"))
-
-    assert cli(ALICE, "setup-keys", device="alice-phone").code == 0
-    phone, first = public_key("alice-phone"), public_key(None)
-    assert cli(ALICE, "add-device", "--room-id", ROOM, "--key", phone).code == 0
-    r = cli(ALICE, "accept-device", "--room-id", ROOM, "--key", first, device="alice-phone")
-    assert r.code == 0, r
+    introduce_phone(cli)
     r = cli(ALICE, "edit", "--room-id", ROOM, room["alice"], "from the phone", device="alice-phone")
     assert r.code == 0 and r.out.startswith("Edited with"), r
     assert "note: keys of more than one device claim 'alice@example.com'" in r.err, r
