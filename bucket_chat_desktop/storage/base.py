@@ -286,6 +286,17 @@ LEVEL_OBJECTS_NAMED = 1_000
 member's 250,000 objects right in a room's ``logs/`` are no 250,000 names in memory."""
 
 
+def utf8_text(name: str) -> bool:
+    """Whether ``name`` is text that can be stored and printed as it is: no lone
+    surrogate (bytes of a file name that are not UTF-8, as ``os`` hands them back, or a
+    service's JSON escape)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def shown_object_name(name: str) -> str:
     r"""``name`` as text that can be stored and printed, one for each name: bytes that are
     not UTF-8 (a Linux folder's name, as ``os`` hands it: lone surrogates) as ``\xff``,
@@ -330,10 +341,9 @@ def usable_folder_name(name: str) -> bool:
     as the storage being offline, for every reader."""
     try:
         check_object_path(name)
-        name.encode("utf-8")  # a lone surrogate: bytes that were not UTF-8
-    except (StorageError, UnicodeEncodeError):
+    except StorageError:
         return False
-    return "/" not in name
+    return "/" not in name and utf8_text(name)
 
 
 class Storage(abc.ABC):

@@ -59,6 +59,7 @@ from .base import (
     level_of,
     md5_tag,
     tell_received,
+    utf8_text,
 )
 from .url import StorageLocation
 
@@ -390,16 +391,6 @@ class Listing:
         return True
 
 
-def _utf8_text(name: str) -> bool:
-    """Whether ``name`` is text every service stores (no lone surrogate, which a JSON
-    escape can make): else two names could show as one (``shown_object_name``)."""
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def checked_keys(
     found: list[tuple[str, int, str | None]], listing: Listing
 ) -> list[tuple[str, int, str | None]]:
@@ -409,7 +400,7 @@ def checked_keys(
     for key, size, tag in found:
         if not isinstance(key, str):
             raise listing.malformed("an object name that is not text")
-        if not _utf8_text(key):  # a lone surrogate a JSON escape made: no service's name
+        if not utf8_text(key):  # a lone surrogate a JSON escape made: no service's name
             raise listing.malformed("an object name that is not UTF-8 text")
         if not isinstance(size, int) or isinstance(size, bool):
             raise listing.malformed("a size that is not a whole number")
@@ -1208,7 +1199,7 @@ class FsspecStorage(Storage, abc.ABC):
             found = await self._list_level_keys(fs, folder, listing)
             if not all(isinstance(name, str) for name in found):
                 raise listing.malformed("a folder name that is not text")
-            if not all(_utf8_text(name) for name in found):  # as ``checked_keys``
+            if not all(utf8_text(name) for name in found):  # as ``checked_keys``
                 raise listing.malformed("a folder or object name that is not UTF-8 text")
         except Exception as exc:
             raise await self._translated(fs, exc, what) from exc

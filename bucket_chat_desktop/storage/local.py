@@ -49,6 +49,7 @@ from .base import (
     check_object_path,
     level_of,
     shown_object_name,
+    utf8_text,
 )
 
 log = logging.getLogger("bucket_chat.storage")
@@ -506,7 +507,7 @@ class LocalStorage(Storage):
                 name = entry.name
                 if name.startswith("."):
                     continue  # temp files, OS and sync-tool litter
-                if not _utf8(name):
+                if not utf8_text(name):
                     # Object names are UTF-8 text; bytes that are not cannot be named,
                     # stored or shown as they are: reported under an escaped name.
                     shown = shown_object_name(name)
@@ -548,7 +549,7 @@ class LocalStorage(Storage):
                     for e in entries:
                         if e.name.startswith("."):
                             continue
-                        if not _utf8(e.name):  # shown escaped (``level_of``): no folder
+                        if not utf8_text(e.name):  # shown escaped (``level_of``): no folder
                             files.append(e.name)
                             continue
                         try:
@@ -602,13 +603,3 @@ class LocalStorage(Storage):
         if exc.errno == errno.EROFS:
             return StorageError(f"{what}: the folder is read-only")
         return StorageError(f"{what}: {exc.strerror or exc}")
-
-
-def _utf8(name: str) -> bool:
-    """Whether a file name read from the system is proper UTF-8 (undecodable bytes come
-    back as lone surrogates, which cannot be stored in the index or printed)."""
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
