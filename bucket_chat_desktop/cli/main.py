@@ -969,11 +969,11 @@ async def cmd_history(args: argparse.Namespace) -> int:
         )
         for f in vanished:
             print(f"  {terminal_safe(f.where())}: {terminal_safe(f.message)}", file=sys.stderr)
-    not_read = sorted({f.kind.value for f in errors if f.kind in NOT_READ})
-    if not_read and result.counts[TrustState.UNVERIFIED]:
+    unread_kinds = sorted({f.kind.value for f in errors if f.kind in NOT_READ})
+    if unread_kinds and result.counts[TrustState.UNVERIFIED]:
         # Only ``--json`` said why every row was [UNVERIFIED] (a row's reason).
         print(
-            f"\nPart of this room cannot be read ({', '.join(not_read)}): while it cannot, "
+            f"\nPart of this room cannot be read ({', '.join(unread_kinds)}): while it cannot, "
             "nobody's key is trusted on first use, and rows with good signatures show as "
             "[UNVERIFIED].",
             file=sys.stderr,

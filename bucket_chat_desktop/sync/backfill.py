@@ -172,12 +172,11 @@ class Backfill:
         dialog and the command line show), and audited with the final rules: the
         provisional verdict of a read begun must not stand. Read again at the next
         safety round. A fault here too is only logged."""
-
-        def unlisted() -> None:  # state thread
-            room.unlisted[logs_prefix(room.room_id)] = f"{FAULT_NOTE}: {failure}"
-
+        why = f"{FAULT_NOTE}: {failure}"
         try:
-            await self._engine._serially(unlisted, room=room.room_id)
+            await self._engine._serially(
+                _note_unlisted, room, logs_prefix(room.room_id), why, room=room.room_id
+            )
             await self._keeper.ingest(room, [], complete=True, force_audit=True)
         except asyncio.CancelledError:
             raise
@@ -219,9 +218,6 @@ class Backfill:
                 room.rechecked = self._engine.index.cursor(f"recheck:{room.room_id}") or ""
             return was_partial, had_final, cached_dates, days
 
-        def unlisted(why: str) -> None:  # state thread
-            room.unlisted[logs_prefix(room.room_id)] = why
-
         # The room someone looks at waits for its first screen: not behind other rooms.
         interactive = room.room_id == self._engine.focused
         was_partial, had_final, cached_dates, days = await self._engine._serially(
@@ -236,7 +232,9 @@ class Backfill:
             self._engine._set_online(False, str(exc))
             log.warning("reading room %s: %s", room.room_id, exc)
             if not had_final:  # no earlier final verdict to stand on: say what is missing
-                await self._engine._serially(unlisted, str(exc), room=room.room_id)
+                await self._engine._serially(
+                    _note_unlisted, room, logs_prefix(room.room_id), str(exc), room=room.room_id
+                )
             await self._keeper.ingest(room, [], complete=True, force_audit=True)
             room.last_safety = time.monotonic()
             return
@@ -485,10 +483,6 @@ class Backfill:
     async def list_objects(self, prefix: str) -> list[ObjectInfo]:
         self._engine.requests += 1
         return await self._engine.storage.list_objects(prefix)
-
-    async def list_dirs(self, prefix: str) -> list[str]:
-        self._engine.requests += 1
-        return await self._engine.storage.list_dirs(prefix)
 
     async def list_days(self, room: RoomState) -> tuple[list[str], bool]:
         """The room's day folders (``logs/<day>/``), in one listing that also shows the
