@@ -920,6 +920,15 @@ class Controller(QObject):
             meta += check_signer(room.metadata, result.authorized)[1]
         return meta + errors
 
+    def others_as_me(self, key: str) -> int:
+        """How many device keys other than this device's wrote as this user in the room
+        and are trusted by nobody here (``Roster.others_as``): an impostor, or a device of
+        the user's own never introduced. The members panel lists them."""
+        roster = self.roster(key)
+        if roster is None:
+            return 0
+        return len(roster.others_as(self.identity.user_id, self.identity.public_key_b64))
+
     def history_partial(self, key: str) -> bool:
         """Whether part of the room could not be listed or read: its verdicts are then not
         final (PROTOCOL.md section 16), whatever else the audit says."""

@@ -51,6 +51,19 @@ from .widgets.room_delegate import RoomDelegate
 from .widgets.room_dialogs import RoomDialog
 
 
+def as_me_html(user_id: str, keys: int) -> str:
+    """The banner's first news when ``keys`` device keys nobody trusts wrote as the user
+    (``Controller.others_as_me``): what it means for their own messages."""
+    which = "a key" if keys == 1 else f"{keys} keys"
+    return (
+        f"<b>⚠ Someone wrote as you ({html_escape(user_id)}) in this room with {which} this "
+        "device does not trust.</b> Unless it is a device of yours that you never "
+        "introduced, someone is writing in your name: members who have not compared "
+        "fingerprints with you may trust neither those messages nor yours. Members lists "
+        "the key."
+    )
+
+
 def banner_html(errors: list[Finding]) -> str:
     """The room's warning: what kinds of problem its history has, in words and by their
     finding names (as ``verify`` prints them), worst news first — a partial read, because
@@ -672,10 +685,14 @@ class MainWindow(QMainWindow):
             return
         self._update_header()
         errors = self.controller.room_errors(key)
-        if not errors:
+        as_me = self.controller.others_as_me(key)
+        if not errors and not as_me:
             self.banner.hide()
             return
-        self.banner_text.setText(banner_html(errors))
+        news = [as_me_html(self.controller.identity.user_id, as_me)] if as_me else []
+        if errors:
+            news.append(banner_html(errors))
+        self.banner_text.setText("<br>".join(news))
         self.banner.show()
 
     def _on_storage_status(self, storage_id: str, online: bool, message: str) -> None:

@@ -399,6 +399,20 @@ class Roster:
     def display_name(self, user_id: str) -> str:
         return self.names.name(user_id)
 
+    def others_as(self, user_id: str, own_key: str) -> tuple[DeviceRecord, ...]:
+        """The devices that wrote as ``user_id`` with a key other than ``own_key`` and
+        that nobody vouched for: no key of theirs this device trusts introduced them,
+        nor did this device confirm them (an unsigned event's "device" too). For the user
+        of ``own_key``: someone writes as them here, or a device of theirs they never
+        introduced — members who have not compared fingerprints cannot tell which."""
+        trusted = (DeviceState.VERIFIED, DeviceState.CONFIRMED)
+        for member in self.everyone:
+            if member.user_id == user_id:
+                return tuple(
+                    d for d in member.devices if d.key != own_key and d.state not in trusted
+                )
+        return ()
+
 
 NO_ONE = Roster()
 

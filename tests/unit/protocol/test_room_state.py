@@ -20,6 +20,7 @@ from bucket_chat_desktop.protocol.room_state import (
     DeviceState,
     DisplayNames,
     RoomState,
+    conflicted_senders,
     display_name_set_by,
     membership_text,
 )
@@ -274,6 +275,31 @@ def test_a_conflict_marks_the_keys_disputed() -> None:
     result = audit(seg([a.join(T0)], "a"), seg([other.join(T0 + 1)], "o"))
     (member,) = RoomState.of(result).members()
     assert {d.state for d in member.devices} == {DeviceState.DISPUTED}
+
+
+def test_others_as_names_the_keys_nobody_vouched_for_that_wrote_as_a_user() -> None:
+    phone, laptop, other = alice(), alice_laptop(), Device(ALICE, 9)
+    events_phone = [
+        phone.join(T0),
+        phone.emit(T0 + 1, MEMBER, {"membership": "join", DEVICE_ADD_FIELD: laptop.public}),
+    ]
+    events_laptop = [laptop.join(T0 + 2, **{DEVICE_ACCEPT_FIELD: phone.public})]
+    introduced = audit(seg(events_phone, "p"), seg(events_laptop, "l"))
+    # a device of her own that she introduced is hers, whichever device asks
+    assert RoomState.of(introduced).roster().others_as(ALICE, phone.public) == ()
+    assert RoomState.of(introduced).roster().others_as(ALICE, laptop.public) == ()
+    assert RoomState.of(introduced).roster().others_as(BOB, phone.public) == ()
+    # read as the app and the command line read: with the device's own key pinned
+    segments = seg(events_phone, "p"), seg(events_laptop, "l"), seg([other.join(T0 + 3)], "o")
+    for own in (phone, laptop):
+        forged = audit(*segments, pinned={ALICE: [own.public]})
+        (claim,) = RoomState.of(forged).roster().others_as(ALICE, own.public)
+        assert claim.key == other.public and claim.state is DeviceState.KEY_CHANGED
+    # first in the room, the forger and she dispute the id: her own key is never listed
+    disputed = audit(seg([other.join(T0)], "o"), seg([phone.join(T0 + 1)], "p"))
+    assert conflicted_senders(disputed) == {ALICE}  # read with nothing pinned
+    (claim,) = RoomState.of(disputed).roster().others_as(ALICE, phone.public)
+    assert claim.key == other.public and claim.state is DeviceState.DISPUTED
 
 
 def test_invalid_events_are_never_counted() -> None:
