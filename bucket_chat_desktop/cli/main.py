@@ -15,7 +15,7 @@ import logging
 import os
 import sys
 from array import array
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -31,6 +31,7 @@ from ..protocol.findings import NOT_READ, Kind, Severity
 from ..protocol.ids import InvalidRoomIdError, check_room_id, room_option
 from ..protocol.metadata import check_signer
 from ..protocol.relations import Relations
+from ..protocol.room_state import others_as_note
 from ..protocol.untrusted_text import RoomIds, terminal_safe
 from ..storage import Storage, StorageError, open_storage
 from ..sync.client import ChatClient, RoomRef
@@ -873,17 +874,19 @@ async def _sync_unanswered(
 
 async def _audited(
     args: argparse.Namespace, *, cached: bool
-) -> tuple[Any, AuditResult, str | None]:
+) -> tuple[Any, AuditResult, str | None, frozenset[tuple[str, str]]]:
     """The room read from storage: with ``cached``, through this device's index (only new
     segments are downloaded) and, when the storage does not answer within
     ``INTERACTIVE_DEADLINE``, as the index knows it (the third value says so); without,
     every segment is downloaded and checked again, and a storage that does not answer
-    within ``VERIFY_NO_ANSWER`` fails the command: nothing unchecked is called clean."""
+    within ``VERIFY_NO_ANSWER`` fails the command: nothing unchecked is called clean.
+    The fourth value: the (user id, key) pairs this device writes as (its index's)."""
     storage = _storage(args)
     room_id = _room_id(args)
     stale: str | None = None
     async with ChatClient.session(storage, index=cached, outbox=False) as client:
         ref = client.room(room_id)
+        own = await client.own_keys(ref.storage_id)
         seconds = interactive_deadline() if cached else VERIFY_NO_ANSWER
         await _require_room(storage, room_id, client=client, seconds=seconds)
         try:
@@ -901,7 +904,7 @@ async def _audited(
     # The metadata's findings first; a new result: the engine's is never changed.
     # Relation findings (forged edits or deletions, cross-room or malformed relations,
     # PROTOCOL.md section 18) count like every other finding.
-    return room, replace(read, findings=room_findings(room)), stale
+    return room, replace(read, findings=room_findings(room)), stale, own
 
 
 def _read_whole(view: RoomView | None, room_id: str) -> tuple[RoomView, AuditResult, Relations]:
@@ -914,7 +917,7 @@ def _read_whole(view: RoomView | None, room_id: str) -> tuple[RoomView, AuditRes
 
 
 async def cmd_history(args: argparse.Namespace) -> int:
-    view, result, stale = await _audited(args, cached=True)
+    view, result, stale, own = await _audited(args, cached=True)
     if stale is not None:
         print(f"bucket-chat: {stale}", file=sys.stderr)
     if args.limit is not None and args.limit < 0:
@@ -948,6 +951,7 @@ async def cmd_history(args: argparse.Namespace) -> int:
         print(f"\nIds marked {fmt.LOOKALIKE_MARK} may imitate someone else:")
         for line in notes:
             print(line)
+    _say_others_as_you(view, own)
     held = result.held
     if held:
         print(
@@ -986,6 +990,28 @@ async def cmd_history(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return EXIT_OK
+
+
+def _say_others_as_you(
+    view: RoomView, own: Iterable[tuple[str, str]], *, where: str | None = None
+) -> None:
+    """Tell the user when keys nobody trusts here wrote under an id this device writes
+    as (``Roster.others_as``; as the app's banner does); ``where`` says where the keys
+    are listed (by default: the ``members`` command)."""
+    roster = view.roster
+    if roster is None:
+        return
+    keys: dict[str, set[str]] = {}
+    for user_id, key in own:
+        keys.setdefault(user_id, set()).add(key)
+    for user_id, mine in sorted(keys.items()):
+        others = [d for d in roster.others_as(user_id, next(iter(mine))) if d.key not in mine]
+        if others:
+            headline, meaning = others_as_note(user_id, len(others))
+            if where is None:
+                command = terminal_safe(f"bucket-chat members {room_option(view.room_id)}")
+                where = f"'{command}' lists the keys."
+            print(f"\n{terminal_safe(headline)} {meaning} {where}", file=sys.stderr)
 
 
 async def cmd_search(args: argparse.Namespace) -> int:
@@ -1061,7 +1087,7 @@ def _print_json(doc: dict[str, Any], stale: str | None) -> None:
 
 
 async def cmd_members(args: argparse.Namespace) -> int:
-    view, result, stale = await _audited(args, cached=True)
+    view, result, stale, own = await _audited(args, cached=True)
     if stale is not None:
         print(f"bucket-chat: {stale}", file=sys.stderr)
     members = view.roster.members(everyone=args.all)  # made by the engine with the audit
@@ -1087,6 +1113,7 @@ async def cmd_members(args: argparse.Namespace) -> int:
             print(line)
     for f in unread:  # why the list may be short
         print(fmt.finding_said(f))
+    _say_others_as_you(view, own, where="The keys are listed above, under your id.")
     if result.errors:
         print(
             f"\nThis room has {len(result.errors)} finding(s); "
@@ -1096,7 +1123,7 @@ async def cmd_members(args: argparse.Namespace) -> int:
 
 
 async def cmd_verify(args: argparse.Namespace) -> int:
-    view, result, _ = await _audited(args, cached=False)
+    view, result, *_ = await _audited(args, cached=False)
     status = EXIT_OK if result.clean else EXIT_FINDINGS
     if args.json:
         doc = {

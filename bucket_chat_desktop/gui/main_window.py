@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 
 from ..protocol.audit import TrustState
 from ..protocol.findings import METADATA_KINDS, Finding, vanished_only
+from ..protocol.room_state import others_as_note
 from ..protocol.untrusted_text import html_escape, one_line, shown_id
 from ..sync.client import RoomRef
 from ..sync.watched import clock_text
@@ -54,14 +55,8 @@ from .widgets.room_dialogs import RoomDialog
 def as_me_html(user_id: str, keys: int) -> str:
     """The banner's first news when ``keys`` device keys nobody trusts wrote as the user
     (``Controller.others_as_me``): what it means for their own messages."""
-    which = "a key" if keys == 1 else f"{keys} keys"
-    return (
-        f"<b>⚠ Someone wrote as you ({html_escape(user_id)}) in this room with {which} this "
-        "device does not trust.</b> Unless it is a device of yours that you never "
-        "introduced, someone is writing in your name: members who have not compared "
-        "fingerprints with you may trust neither those messages nor yours. Members lists "
-        "the key."
-    )
+    headline, meaning = others_as_note(user_id, keys)
+    return f"<b>⚠ {html_escape(headline)}</b> {html_escape(meaning)} Members lists the key."
 
 
 def banner_html(errors: list[Finding]) -> str:

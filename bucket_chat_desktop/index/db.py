@@ -1196,9 +1196,12 @@ class Index:
             )
 
     @_locked
-    def user_verified_keys(self) -> set[tuple[str, str]]:
-        """What the person confirmed: (sender id, key) pairs, for every room."""
-        return set(self._db.execute("SELECT sender_id, sender_key FROM pins WHERE source = 'user'"))
+    def user_verified_keys(self, source: str = "user") -> set[tuple[str, str]]:
+        """What the person confirmed: (sender id, key) pairs, for every room; with
+        ``source="own"`` this device's own keys (``add_pins``) instead."""
+        return set(
+            self._db.execute("SELECT sender_id, sender_key FROM pins WHERE source = ?", (source,))
+        )
 
     @_locked
     def confirmed_keys(self, sender_id: str) -> set[str]:

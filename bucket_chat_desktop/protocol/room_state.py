@@ -417,6 +417,19 @@ class Roster:
 NO_ONE = Roster()
 
 
+def others_as_note(user_id: str, keys: int) -> tuple[str, str]:
+    """What to tell the user of ``user_id`` when ``keys`` device keys nobody trusts wrote
+    as them (``Roster.others_as``), as a headline and what it means for their own
+    messages; the app's banner and ``history`` say the same."""
+    which = "a key" if keys == 1 else f"{keys} keys"
+    return (
+        f"Someone wrote as you ({user_id}) in this room with {which} this device does not trust.",
+        "Unless it is a device of yours that you never introduced, someone is writing in "
+        "your name: members who have not compared fingerprints with you may trust neither "
+        "those messages nor yours.",
+    )
+
+
 class RoomState:
     """The member fold over an audited timeline, in display order.
 

@@ -396,6 +396,14 @@ class AttachedStorages:
             return frozenset()
         return await attached.engine.user_confirmed_keys()
 
+    async def own_keys(self, storage_id: str) -> Confirmed:
+        """The (user id, key) pairs this device writes as in one storage (its index's
+        ``own`` pins: the app's identity, and the command line's once it signed)."""
+        attached = self._storages.get(storage_id)
+        if attached is None:
+            return frozenset()
+        return await attached.engine.own_keys()
+
     async def pending(self, storage_id: str) -> tuple[PendingMessage, ...]:
         """What waits in the storage's outbox, with the last error of each."""
         attached = self._storages.get(storage_id)

@@ -913,6 +913,13 @@ class SyncEngine:
             return frozenset()
         return frozenset(await self._read(Index.user_verified_keys))
 
+    async def own_keys(self) -> Confirmed:
+        """This device's own (user id, key) pairs (``pin_own``): who it writes as."""
+        index = self.index
+        if index is None:
+            return frozenset()
+        return frozenset(await self._read(Index.user_verified_keys, "own"))
+
     async def mark_verified(self, sender_id: str, sender_key: str) -> None:
         """Record the person's confirmation that ``sender_key`` is ``sender_id``'s (a pin
         with source ``user``). Raises ``sqlite3.Error`` when it cannot be saved; without an

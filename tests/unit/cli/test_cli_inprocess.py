@@ -552,6 +552,16 @@ def test_this_device_s_own_key_is_its_user_s_on_the_command_line_too(
     trust = {e["content"].get("body"): e["trust"] for e in json.loads(r.out)["events"]}
     assert trust["real dave here"] == "verified", r
     assert trust["I am dave (impostor)"] == "key-changed", r
+    # and the person is told, as the app's banner tells them (not in a JSON document)
+    claim = f"Someone wrote as you ({dave}) in this room with a key this device does not trust."
+    assert claim not in r.err, r
+    r = cli("history", "--room-id", room)
+    assert r.code == 0 and claim in r.err, r
+    assert f"'bucket-chat members --room-id {room}' lists the keys." in r.err, r
+    r = cli("members", "--room-id", room)
+    assert r.code == 0 and claim in r.err, r
+    assert "The keys are listed above, under your id." in r.err, r
+    assert r.err.count("Someone wrote as you") == 1, r
 
 
 def test_a_command_suggested_for_a_room_id_beginning_with_a_dash_runs(
