@@ -16,7 +16,7 @@ from typing import Any
 from .. import timestamps
 from ..keys.identity import display_fingerprint, fingerprint_of
 from ..protocol.attachments import message_text
-from ..protocol.audit import Assessed, AuditResult, TrustState
+from ..protocol.audit import PROVISIONAL_REASON, Assessed, AuditResult, TrustState
 from ..protocol.event import MEMBER, MESSAGE
 from ..protocol.findings import Finding
 from ..protocol.metadata import RoomMetadata, check_signer, signer_text
@@ -305,11 +305,23 @@ def marked_snippet(snippet: Snippet, mark: tuple[str, str]) -> str:
     return "".join(out)
 
 
+NOT_FINAL_BADGE = "[NOT FINAL YET]"  # verified on trial, older history not read then
+REPEATED_ID = (
+    "another device signed a message under this id: edits, a deletion and reactions of "
+    "it are not shown"
+)
+
+
 def search_line(hit: SearchHit, mark: tuple[str, str], room_label: str) -> str:
-    badge = BADGES[hit.trust] if hit.trust is not None else UNCHECKED_BADGE
+    if hit.trust is TrustState.VERIFIED and hit.trust_reason == PROVISIONAL_REASON:
+        badge = NOT_FINAL_BADGE  # an audit saved while older history loaded
+    else:
+        badge = BADGES[hit.trust] if hit.trust is not None else UNCHECKED_BADGE
     edited = " (edited)" if hit.edited else ""
     if hit.superseded:
         edited += " (an earlier version: edited since)"
+    if hit.copy is not None:  # as history says of it (PROTOCOL.md 18.1)
+        edited += f" ({REPEATED_ID})"
     return (
         f"{local_time(hit.timestamp_ms)}  {terminal_safe(room_label, limit=ID_LIMIT)}  "
         f"{shown_id(hit.sender_id)}  {badge}  {marked_snippet(hit.snippet, mark)}{edited}\n"
@@ -325,6 +337,7 @@ def search_json(hit: SearchHit) -> dict[str, Any]:
         "source_event_id": hit.source_id,
         "edited": hit.edited,
         "superseded": hit.superseded,
+        "repeated_id": hit.copy is not None,
         "sender_id": hit.sender_id,
         "timestamp_ms": hit.timestamp_ms,
         "trust": hit.trust.value if hit.trust is not None else None,

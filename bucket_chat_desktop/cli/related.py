@@ -62,10 +62,7 @@ def _state(item: Assessed, agg: Aggregate | None) -> TrustState:
     return item.state if agg is None else TrustState(agg.shown_state(item.state.value))
 
 
-REPEATED = (
-    "(another device signed a message under this id: edits, a deletion and reactions of "
-    "it are not shown)"
-)
+REPEATED = f"({fmt.REPEATED_ID})"
 
 
 def _first_line(text: str) -> str:

@@ -14,7 +14,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from .. import settings as settings_store
 from ..keys import Identity
 from ..protocol.attachments import is_file_message, message_text
-from ..protocol.audit import Assessed, AuditResult, TrustState
+from ..protocol.audit import Assessed, AuditResult, TrustState, provisional
 from ..protocol.event import MEMBER, MESSAGE, Event
 from ..protocol.findings import NOT_READ, Finding, Kind, Severity, vanished_only
 from ..protocol.mentions import mentions_in, mentions_me
@@ -47,7 +47,7 @@ from .models.rooms_model import RoomItem, RoomsModel
 from .models.timeline_model import Pager, Reply, TimelineModel
 from .room_preview import DELETED, as_shown, last_shown
 from .room_session import Behind, RoomSession
-from .style import WARNING_MARK, trust_label
+from .style import NOT_FINAL, REPEATED_ID_NOTE, WARNING_MARK, trust_label
 from .tasks import TaskRunner
 
 log = logging.getLogger("bucket_chat.gui")
@@ -96,7 +96,10 @@ def _preview(ev: Event) -> str:
 def not_verified(row: Assessed) -> str:
     """What a row's badge calls its verdict when it is not verified ("Key changed", "Not
     from them", "Unverified", "Invalid"), "" when it is: the words of ``trust_label``, so a
-    notification and the room list's preview say what the row says."""
+    notification and the room list's preview say what the row says. A row verified only
+    on trial while older history loads is "Not final yet" (its badge is a ring)."""
+    if provisional(row):
+        return NOT_FINAL
     if row.state is TrustState.VERIFIED:
         return ""
     return trust_label(row.state.value, signed=row.event.sender_key is not None)
@@ -903,6 +906,10 @@ class Controller(QObject):
         doubt = not_verified(row)
         if doubt:
             warnings.append(f"The last message is not verified: {doubt}")
+        result = self.result(key)
+        if result is not None and row.event.event_id in result.timeline.repeated:
+            # as its row says: its sender's edits and deletion of it are not applied
+            warnings.append(REPEATED_ID_NOTE)
         if row.event.type == MEMBER:
             warnings.append(self.names(key).warning(row.event.sender_id) or "")
         return "; ".join(w for w in warnings if w)

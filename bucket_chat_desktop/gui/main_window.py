@@ -657,6 +657,13 @@ class MainWindow(QMainWindow):
                 f"<span style='color:{TRUST_COLORS['key-changed']}'>{why}: nothing is "
                 "final</span>"
             )
+        elif result is not None and not self.controller.timeline(key).complete:
+            # Older history still loading: a key may be taken on trial (section 16).
+            parts.append(
+                f"{len(result.timeline):,} events read · "
+                f"<span style='color:{TRUST_COLORS['unverified']}'>older history still "
+                "loading: no verdict is final yet</span>"
+            )
         elif result is not None:
             verified = result.counts[TrustState.VERIFIED]
             total = len(result.timeline)

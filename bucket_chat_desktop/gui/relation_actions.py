@@ -584,6 +584,7 @@ class RelationActions(QObject):
             target.name if target else "",
             sender_id=target.sender_id if target else "",
             warning=target.warning if target else None,
+            trust=target.trust if target else "verified",
         )
         if not self.thread_panel.isVisible():
             self.thread_panel.show()

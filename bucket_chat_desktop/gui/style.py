@@ -29,6 +29,15 @@ TRUST_LABELS = {
 }
 
 
+# What every view says of a message whose event id another device signed too (PROTOCOL.md
+# 18.1): its row, its room list preview, its search hit.
+REPEATED_ID_NOTE = (
+    "Another device used this message's id: edits, deletion and reactions are not shown"
+)
+NOT_FINAL = "Not final yet"  # a row verified only on trial (``audit.provisional``)
+REPEATED_ID_SHORT = "id used twice: edits and deletion not shown"  # where room is short
+
+
 def trust_label(state: str, *, signed: bool = True) -> str:
     """What a verdict is called wherever one row's is shown (its badge's tooltip, the
     tray's notification, the room list's preview): ``TRUST_LABELS``, except that lines

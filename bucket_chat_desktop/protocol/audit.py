@@ -1476,8 +1476,8 @@ class RoomLedger:
         codes: array[int] = array("I")
         code = verdicts.code
         changed = TrustState.KEY_CHANGED
-        provisional = code(TrustState.VERIFIED, _PROVISIONAL)
-        good = code(TrustState.VERIFIED, _GOOD)
+        provisional = code(TrustState.VERIFIED, PROVISIONAL_REASON)
+        good = code(TrustState.VERIFIED, PINNED_REASON)
         impersonation = code(changed, _IMPERSONATION)
         unsettled = code(TrustState.UNVERIFIED, _UNSETTLED)
         # Keys taken provisionally while loading, and those they introduced: every row of
@@ -1535,8 +1535,12 @@ class RoomLedger:
                     codes.append(unsettled)
                     continue
                 # Trust on first use of the one key nobody introduced (while loading,
-                # of the first key seen).
-                keys = authorized[sender] = {trust.roots.get(sender, key)}
+                # of the first key seen, and only on trial: older history may hold
+                # another key of theirs, and this one is then an impostor's: section 16).
+                first = trust.roots.get(sender, key)
+                keys = authorized[sender] = {first}
+                if not complete:
+                    taken.add((sender, first))
             if key not in keys and not complete:
                 keys.add(key)
                 taken.add((sender, key))
@@ -1585,8 +1589,20 @@ class RoomLedger:
         return copies, codes
 
 
-_GOOD = "signature good, chain intact, key pinned for this sender"
-_PROVISIONAL = "signature good; chain and key continuity are confirmed as older history loads"
+# A verified row's reason: its key is pinned (or trusted on first use of a whole read), or
+# only taken on trial while older history loads (section 16: a front end shows that row as
+# not final, ``provisional``).
+PINNED_REASON = "signature good, chain intact, key pinned for this sender"
+PROVISIONAL_REASON = "signature good; chain and key continuity are confirmed as older history loads"
+
+
+def provisional(row: Assessed) -> bool:
+    """Whether ``row`` is verified only on trial, while older history loads (a key
+    nobody introduced yet: perhaps an impostor's whom older history shows): not a final
+    verdict, and no front end may present it as one."""
+    return row.state is TrustState.VERIFIED and row.reason == PROVISIONAL_REASON
+
+
 _UNSETTLED = (
     "signature good, but part of the room could not be read: which keys speak for this "
     "sender is not settled until it can"

@@ -42,7 +42,7 @@ from PySide6.QtCore import (
 from ... import timestamps
 from ...protocol import relations as relation_rules
 from ...protocol.attachments import message_text, middle_cut
-from ...protocol.audit import Assessed, TrustState
+from ...protocol.audit import PROVISIONAL_REASON, Assessed, TrustState
 from ...protocol.event import MEMBER, MESSAGE, Event, Malformed
 from ...protocol.relations import HIDDEN_TYPES, Aggregate, ReactionChip, Relations
 from ...protocol.room_state import NO_NAMES, Confirmed, Names, membership_text
@@ -54,6 +54,7 @@ from ..style import TRUST_LABELS
 
 PAGE = 200
 EARLIER_CHECK = "from this device's earlier check; the room is being read again"
+ON_TRIAL = "so far: older history is still being read, and may show another key of theirs"
 
 log = logging.getLogger("bucket_chat.gui")
 
@@ -83,6 +84,8 @@ class Roles(enum.IntEnum):
     Confirmed = enum.auto()  # verified, and the user confirmed its key out of band
     SenderWarning = enum.auto()  # why the sender id may imitate another, or None
     Cached = enum.auto()  # True: the verdict is the index's, from an earlier check
+    # True: verified only on trial while older history loads (``audit.provisional``)
+    Provisional = enum.auto()
     # Everything a row's height depends on, in one call (the delegate caches heights by it):
     # (event id, location, kind, day break, grouped under the row above, echo state,
     #  version, (chips, the first MAX_CHIPS as (key, number, all verified)), quoted,
@@ -375,6 +378,8 @@ class TimelineModel(QAbstractListModel):
                 return self.names.warning(row.sender_id)
             case Roles.Cached:
                 return row.cached
+            case Roles.Provisional:
+                return row.trust == TrustState.VERIFIED.value and row.reason == PROVISIONAL_REASON
             case Roles.Own:
                 return bool(self.own_key) and row.sender_key == self.own_key
             case Roles.Confirmed:

@@ -47,6 +47,7 @@ from ..markdown import is_plain, shown_text, to_html
 from ..models.timeline_model import (
     EARLIER_CHECK,
     MAX_CHIPS,
+    ON_TRIAL,
     Chip,
     Deleted,
     Edited,
@@ -57,6 +58,7 @@ from ..models.timeline_model import (
 from ..safe import SafeDelegate, painter_state
 from ..style import (
     ACCENT,
+    REPEATED_ID_NOTE,
     TRUST_COLORS,
     TRUST_LABELS,
     TRUST_SYMBOLS,
@@ -85,10 +87,7 @@ CHIP_GAP = 6
 CHIP_KEY_W = 120  # a reaction's text is elided past this (64 characters fit no layout)
 THREAD_H = 22
 NOTE_H = 20
-REPEATED = (
-    f"{WARNING_MARK} Another device used this message's id: edits, deletion and reactions "
-    "are not shown"
-)
+REPEATED = f"{WARNING_MARK} {REPEATED_ID_NOTE}"
 EDITED = "(edited)"
 BODY_SLACK = 3  # pixels a body may paint above and below its lines (accents, descenders)
 CLIP = Qt.ClipOperation.IntersectClip
@@ -460,7 +459,7 @@ class MessageDelegate(SafeDelegate):
                 painter,
                 QRect(rect.left() + 24, y + 1, 14, 14),
                 str(index.data(Roles.Trust)),
-                earlier=bool(index.data(Roles.Cached)),
+                earlier=_not_final(index),
             )
         regions = self.regions(index, rect, option.font)
         if regions.quote is not None:
@@ -838,9 +837,7 @@ class MessageDelegate(SafeDelegate):
             painter.drawText(head.mark_rect, flags, WARNING_MARK)
         painter.setPen(muted)
         painter.drawText(head.time_rect, ltr, head.when)
-        self._paint_badge(
-            painter, head.badge_rect, _badge(index), earlier=bool(index.data(Roles.Cached))
-        )
+        self._paint_badge(painter, head.badge_rect, _badge(index), earlier=_not_final(index))
 
     def _paint_day(self, painter: QPainter, rect: QRect, y: int, ts: int, muted: QColor) -> None:
         label = timestamps.day_label(ts)
@@ -874,7 +871,7 @@ class MessageDelegate(SafeDelegate):
         warning = index.data(Roles.SenderWarning)
         rest = f"{one_line(index.data(Roles.Body), 120)} · {when}"
         badge = QRect(rect.left() + LEFT - 22, rect.top() + 2, 14, 14)
-        self._paint_badge(painter, badge, _badge(index), earlier=bool(index.data(Roles.Cached)))
+        self._paint_badge(painter, badge, _badge(index), earlier=_not_final(index))
         painter.setFont(italic)
         # Name, id (and mark), then what happened: drawn as separate pieces, the id always
         # with at least 40% of the width, so neither a name nor bidi text can hide it.
@@ -910,8 +907,8 @@ class MessageDelegate(SafeDelegate):
 
     @staticmethod
     def _paint_badge(painter: QPainter, rect: QRect, trust: str, *, earlier: bool) -> None:
-        """``earlier``: the verdict is the index's, from an earlier check; it is drawn as a
-        ring, so it never looks like this session's verdict (the audit replaces it)."""
+        """``earlier``: the verdict is not final (``_not_final``); it is drawn as a ring,
+        so it never looks like a final verdict of this session's."""
         shown = "verified" if trust == "confirmed" else trust
         color = QColor(TRUST_COLORS.get(shown, "#8a8f98"))
         font = painter.font()
@@ -1028,6 +1025,8 @@ def tooltip_html(index: Index) -> str:
         label += " · device confirmed by you"
     if index.data(Roles.Cached):  # not this session's verdict: the audit replaces it
         label += f" · {EARLIER_CHECK}"
+    elif index.data(Roles.Provisional):
+        label += f" · {ON_TRIAL}"
     sender = shown_id(str(index.data(Roles.Sender) or ""))
     warning = index.data(Roles.SenderWarning)
     warn = (
@@ -1236,6 +1235,12 @@ def _rich_width(width: int) -> int:
     than the row): dragging the window's edge re-lays them out every few steps, not at
     every pixel."""
     return max(60, width - width % RICH_STEP)
+
+
+def _not_final(index: Index) -> bool:
+    """A verdict drawn as a ring: the index's, from an earlier check (the audit replaces
+    it), or one taken on trial while older history loads (``Roles.Provisional``)."""
+    return bool(index.data(Roles.Cached) or index.data(Roles.Provisional))
 
 
 def _badge(index: Index) -> str:

@@ -44,6 +44,7 @@ from PySide6.QtWidgets import (
 )
 
 from ... import timestamps
+from ...protocol.audit import PROVISIONAL_REASON, TrustState
 from ...protocol.untrusted_text import (
     display_name_safe,
     html_escape,
@@ -53,7 +54,17 @@ from ...protocol.untrusted_text import (
 )
 from ...sync.client import SearchHit
 from ..safe import SafeDelegate, guard
-from ..style import ACCENT, TRUST_COLORS, TRUST_LABELS, TRUST_SYMBOLS, WARNING_MARK, is_dark
+from ..style import (
+    ACCENT,
+    NOT_FINAL,
+    REPEATED_ID_NOTE,
+    REPEATED_ID_SHORT,
+    TRUST_COLORS,
+    TRUST_LABELS,
+    TRUST_SYMBOLS,
+    WARNING_MARK,
+    is_dark,
+)
 from .card_popup import CardPopup, paint_choice_background
 
 Index = QModelIndex | QPersistentModelIndex
@@ -92,17 +103,28 @@ def tooltip_html(shown: ShownHit) -> str:
     marked. Rich text (Qt would guess so of a plain string holding anything that looks
     like markup, and every piece here came from storage): each piece escaped."""
     hit = shown.hit
-    state = hit.trust.value if hit.trust is not None else ""
-    label = TRUST_LABELS.get(state, state) if state else "Not checked yet"
+    label = _verdict(hit)[1]
     warning = (
         f"<br>{WARNING_MARK} {html_escape(one_line(shown.sender_warning, 600))}"
         if shown.sender_warning
         else ""
     )
+    if hit.copy is not None:
+        warning += f"<br>{WARNING_MARK} {html_escape(REPEATED_ID_NOTE)}"
     return (
         f"<b>{html_escape(label)}</b><br>{html_escape(one_line(hit.trust_reason, 600))}"
         f"<br>Sender: {html_escape(shown_id(hit.sender_id))}{warning}"
     )
+
+
+def _verdict(hit: SearchHit) -> tuple[str, str]:
+    """A hit's verdict as its row's badge has it: the state its colour and symbol are
+    of, and its words. One verified only on trial while older history loads
+    (``audit.PROVISIONAL_REASON``) is not final, as its row's ring says."""
+    state = hit.trust.value if hit.trust is not None else ""
+    if hit.trust is TrustState.VERIFIED and hit.trust_reason == PROVISIONAL_REASON:
+        return "", NOT_FINAL
+    return state, TRUST_LABELS.get(state, state) if state else "Not checked yet"
 
 
 class HitRoles(enum.IntEnum):
@@ -185,8 +207,7 @@ class SearchDelegate(SafeDelegate):
         top = rect.top() + 7
 
         # trust state, right-aligned
-        state = hit.trust.value if hit.trust is not None else ""
-        word = TRUST_LABELS.get(state, state) if state else "Not checked yet"
+        state, word = _verdict(hit)
         label = f"{TRUST_SYMBOLS.get(state, '?')} {word}"
         painter.setFont(small)
         painter.setPen(QColor(TRUST_COLORS.get(state, TRUST_COLORS[""])))
@@ -197,10 +218,13 @@ class SearchDelegate(SafeDelegate):
         words = (["edited"] if hit.edited else []) + (
             ["an earlier version"] if hit.superseded else []
         )
+        if hit.copy is not None:  # as its row says (REPEATED_ID_NOTE), in short
+            words.append(f"{WARNING_MARK} {REPEATED_ID_SHORT}")
         if words:
             note = " · ".join(words)
             note_w = sfm.horizontalAdvance(note)
-            painter.setPen(muted)
+            warn = hit.copy is not None
+            painter.setPen(QColor(TRUST_COLORS["key-changed"]) if warn else muted)
             painter.drawText(right_of_header - note_w, top + sfm.ascent(), note)
             right_of_header -= note_w + 12
 

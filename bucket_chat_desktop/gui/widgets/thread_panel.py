@@ -32,7 +32,7 @@ from ...protocol.untrusted_text import html_escape
 from .. import icons
 from ..models.timeline_model import TimelineModel
 from ..safe import guard
-from ..style import muted_text, sender_html
+from ..style import TRUST_COLORS, WARNING_MARK, muted_text, sender_html, trust_label
 from .composer import Composer
 from .message_delegate import MessageDelegate
 
@@ -118,15 +118,23 @@ class ThreadPanel(QFrame):
         *,
         sender_id: str = "",
         warning: str | None = None,
+        trust: str = "verified",
     ) -> None:
         """A new thread: nothing shown until its rows arrive (``set_rows``). Its root's
-        sender is named as their row names them (``sender_html``)."""
+        sender is named as their row names them (``sender_html``), after the words of
+        its badge when the root is not verified (``trust``: its ``TrustState`` value):
+        "started by Carol" of an impostor's root read as Carol's thread."""
         if root_id != self.root_id:
             self.root_id = root_id
             self.model.set_timeline([], True)
             self.composer.clear()
         who = sender_html(name, sender_id, warning, muted_text(), 60)
-        self._started = f"started by {who}"
+        doubt = ""
+        if trust != "verified":
+            color = TRUST_COLORS.get(trust, TRUST_COLORS["invalid"])
+            words = html_escape(trust_label(trust))
+            doubt = f"<span style='color:{color}'>{WARNING_MARK} {words}:</span> "
+        self._started = f"{doubt}started by {who}"
         self.subtitle.setText(self._started)
         self.subtitle.setToolTip(f"⚠ {html_escape(warning)}" if warning else "")
         self.set_note(note)

@@ -213,6 +213,76 @@ def test_a_search_whose_newest_matches_are_all_hidden_does_not_say_nothing_match
     assert bad.code != 0 and "--before" in bad.err
 
 
+def test_search_says_when_another_device_used_a_found_messages_id(
+    cli: Cli, room: dict[str, str], store: Path
+) -> None:
+    """Red team rt47: a member signed a message of their own under the id of one alice
+    deleted. Her deletion no longer applies (PROTOCOL.md 18.1), and ``history`` says so
+    of the row; ``search`` showed her deleted text as her verified words, with no note."""
+    from bucket_chat_desktop.protocol.segment import encode_segment, path_for
+
+    secret = cli(ALICE, "send", "--room-id", ROOM, "the token is abc123").sent
+    assert cli(ALICE, "delete", "--room-id", ROOM, secret).code == 0
+    found = cli(None, "search", "abc123")
+    assert found.code == 0 and "No messages found." in found.out, found
+    mallory = SigningKey(b"\x4d" * 32)
+    ts = next(e["timestamp_ms"] for e in history(cli)["events"] if e["event_id"] == secret)
+    copy = build_event(
+        room_id=ROOM,
+        sender_id="mallory@example.com",
+        event_type="m.room.message",
+        content={"body": "mine", "msgtype": "m.text"},
+        timestamp_ms=ts,
+        unique=secret.rsplit("::", 1)[1],
+        prev_event_hash=None,
+        signing_key=mallory,
+    )
+    assert copy.event_id == secret
+    path = store / path_for([copy], "mallory")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(encode_segment([copy]))
+    assert (
+        "another device signed a message under this id"
+        in cli(None, "history", "--room-id", ROOM).out
+    )
+    found = cli(None, "search", "abc123")
+    assert found.code == 0, found
+    (line,) = [x for x in found.out.splitlines() if "abc123" in x]
+    assert "[verified]" in line and "another device signed a message under this id" in line
+    doc = json.loads(cli(None, "search", "abc123", "--json").out)
+    assert [h["repeated_id"] for h in doc["hits"]] == [True]
+
+
+def test_a_search_hit_whose_verdict_was_taken_on_trial_is_not_final() -> None:
+    """A search reads the verdicts this device saved; the first audit of a room is saved
+    before its older history is read (its first screen). A key taken on trial there
+    (perhaps an impostor's whom older history shows) is not "[verified]"."""
+    from bucket_chat_desktop.cli.format import NOT_FINAL_BADGE, search_line
+    from bucket_chat_desktop.index.search import SearchHit, Snippet
+    from bucket_chat_desktop.protocol.audit import PINNED_REASON, PROVISIONAL_REASON
+
+    def line(reason: str) -> str:
+        hit = SearchHit(
+            ROOM,
+            f"{ROOM}::2026-01-01T00:00:00.000Z::m",
+            f"{ROOM}::2026-01-01T00:00:00.000Z::m",
+            BOB,
+            1,
+            TrustState.VERIFIED,
+            reason,
+            Snippet("wire it to XX00", ((0, 4),), False, False),
+            "p",
+            1,
+            1,
+        )
+        return search_line(hit, ("", ""), ROOM)
+
+    assert NOT_FINAL_BADGE in line(PROVISIONAL_REASON) and "[verified]" not in line(
+        PROVISIONAL_REASON
+    )
+    assert "[verified]" in line(PINNED_REASON)
+
+
 def test_removing_a_reaction_and_doing_what_is_done_already(
     cli: Cli, room: dict[str, str], store: Path
 ) -> None:

@@ -11,11 +11,14 @@ from typing import Any
 from bucket_chat_desktop.protocol.audit import (
     DEVICE_ACCEPT_FIELD,
     DEVICE_ADD_FIELD,
+    PINNED_REASON,
+    PROVISIONAL_REASON,
     RoomLedger,
     TrustState,
     first_confirmed,
     offered_introductions,
     prepare_segment,
+    provisional,
 )
 from bucket_chat_desktop.protocol.event import MEMBER, Event
 from bucket_chat_desktop.protocol.findings import Finding, Kind, Severity
@@ -41,6 +44,7 @@ from ._support import (
 )
 
 V, U, K = "verified", "unverified", "key-changed"
+CAROL = "carol@example.com"
 
 
 def ids(events: list[Event]) -> list[str]:
@@ -576,6 +580,27 @@ def test_conflict_is_provisional_while_history_loads() -> None:
     led = ledger(seg([real.join(T0)], "r"), seg([impostor.join(T0 - 1)], "i"))
     assert led.audit(complete=False).findings == []
     assert kinds(led.audit(complete=True).findings) == ["key-conflict"]
+
+
+def test_the_first_key_seen_while_history_loads_is_on_trial_not_pinned() -> None:
+    """Red team rt47: an impostor wrote today as carol, whose history is older. A reader
+    opening the room reads today first: the impostor's key, the first seen, said
+    "signature good, chain intact, key pinned for this sender" until the older history
+    came. Section 16: rows shown meanwhile say their verdict is provisional."""
+    carol, impostor = Device(CAROL, 4), Device(CAROL, 9)
+    older = seg([carol.join(T0), carol.say(T0 + 1, "the invoice is attached")], "c")
+    today = seg([impostor.join(T0 + 86_400_000), impostor.say(T0 + 86_400_001, "wire it")], "i")
+    loading = ledger(today).audit(complete=False)
+    assert [(x.state.value, x.reason) for x in loading.timeline] == [(V, PROVISIONAL_REASON)] * 2
+    assert all(provisional(x) for x in loading.timeline) and loading.findings == []
+    settled = audit(older, today)
+    assert [x.state.value for x in settled.timeline] == [K, K, K, K]
+    assert kinds(settled.findings) == ["key-conflict"]
+    # what was pinned stays "key pinned" while loading, and a complete read pins it
+    pinned = ledger(today).audit({CAROL: {impostor.public}}, complete=False)
+    assert {x.reason for x in pinned.timeline} == {PINNED_REASON}
+    assert {x.reason for x in audit(older).timeline} == {PINNED_REASON}
+    assert not any(provisional(x) for x in audit(older).timeline)
 
 
 def test_unsigned_line_under_a_signing_users_name_is_impersonation() -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from bucket_chat_desktop.protocol.audit import _PROVISIONAL, AuditResult, prepare_segment
+from bucket_chat_desktop.protocol.audit import PROVISIONAL_REASON, AuditResult, prepare_segment
 from bucket_chat_desktop.protocol.event import MEMBER, Event
 from bucket_chat_desktop.protocol.findings import Kind
 from bucket_chat_desktop.protocol.relations import (
@@ -190,7 +190,7 @@ def test_an_impostors_edit_and_deletion_wait_for_history_while_it_loads() -> Non
     assert early.timeline.complete is False
     # the impostor's rows say "verified" while loading (a key taken provisionally) ...
     assert {r.state.value for r in early.timeline} == {"verified"}
-    assert [r.reason for r in early.timeline][2:] == [_PROVISIONAL] * 2
+    assert [r.reason for r in early.timeline][2:] == [PROVISIONAL_REASON] * 2
     rel = built(early)
     # ... yet they act for nobody: alice's text stands and her message is not deleted
     assert rel.of(msg.event_id) is None
@@ -252,13 +252,15 @@ def test_rows_appended_by_a_key_taken_while_loading_say_so_too() -> None:
     led = ledger(seg([aj, msg], "a"), seg([first], "i"))
     pins = {a.sender_id: {a.public}}
     before = led.audit(pins, complete=False)
-    assert before.timeline[-1].reason == _PROVISIONAL
+    assert before.timeline[-1].reason == PROVISIONAL_REASON
     path, data = seg([second], "j")
     added = led.add_prepared(prepare_segment(path, data, ROOM))
     rows = led.try_append(added)
-    assert rows is not None and [r.reason for r in rows] == [_PROVISIONAL]
+    assert rows is not None and [r.reason for r in rows] == [PROVISIONAL_REASON]
     again = ledger(seg([aj, msg], "a"), seg([first], "i"), (path, data))
-    assert [r.reason for r in again.audit(pins, complete=False).timeline][2:] == [_PROVISIONAL] * 2
+    assert [r.reason for r in again.audit(pins, complete=False).timeline][2:] == [
+        PROVISIONAL_REASON
+    ] * 2
 
 
 def test_whose_edit_an_id_is_is_never_answered_by_id_alone() -> None:
