@@ -39,6 +39,8 @@ from .cloud import (
     listed_size,
     one_line,
     read_bounded,
+    redirect_refused,
+    refuse_xml_declarations,
     service_code,
 )
 
@@ -151,6 +153,12 @@ def _bounded_transport_class() -> Any:
             except BaseException:
                 internal.close()
                 raise
+            if limit == ANSWER_MAX_BYTES:  # not an object's bytes: XML the SDK parses
+                try:
+                    refuse_xml_declarations(body)
+                except BaseException:
+                    internal.close()
+                    raise
             response._content = body
             response._decompressed_content = True  # decoded above
             if hasattr(response, "_set_read_checks"):  # azure.core.rest's response
@@ -272,6 +280,9 @@ class AzureStorage(FsspecStorage):
                 # request of 32 MiB showed no progress before all of it was there.
                 max_single_get_size=DOWNLOAD_PIECE,
                 max_chunk_get_size=DOWNLOAD_PIECE,
+                # The SDK followed a redirect to any address, with the request's body
+                # (``cloud.redirect_reason``): one is an answer like any other.
+                permit_redirects=False,
                 transport=_bounded_transport_class()(
                     connection_timeout=self.timeout, read_timeout=self.timeout
                 ),
@@ -354,7 +365,7 @@ class AzureStorage(FsspecStorage):
                 size = listed_size(getattr(blob, "size", None))
                 if size is None:
                     raise listing.malformed(f"the blob {name[:200]!r} has no size")
-                out.append((name, size, _content_tag(blob)))
+                out.append((listing.named(name), size, _content_tag(blob)))
             if limit is not None and len(out) >= limit:
                 return out[:limit]
         return out
@@ -374,6 +385,7 @@ class AzureStorage(FsspecStorage):
             for item in page:
                 if not isinstance(item.name, str):
                     raise listing.malformed("a blob or blob prefix without a name")
+                listing.named(item.name)
                 if isinstance(item, BlobPrefix):  # a folder: its key ends with "/"
                     out.append(item.name if item.name.endswith("/") else f"{item.name}/")
                 elif not item.name.endswith("/"):  # a blob ending with "/": no object's name
@@ -396,6 +408,15 @@ class AzureStorage(FsspecStorage):
             message = one_line(getattr(item, "reason", None) or item.message or code)
             if code == "ContainerNotFound":
                 return self._missing_bucket(what)
+            if isinstance(status, int) and 300 <= status < 400:
+                response = getattr(item, "response", None)
+                headers = getattr(response, "headers", None) or {}
+                return redirect_refused(what, status, headers.get("Location"))
+            if isinstance(status, int) and 200 <= status < 300:  # success, not the one asked
+                return StorageError(
+                    f"{what}: the service answered HTTP {status}, which Azure never answers "
+                    "to this request (a broken or hostile service)"
+                )
             if isinstance(item, az.ResourceNotFoundError) or status == 404:
                 return MissingError(f"{what}: not found")
             auth_text = "failed to authenticate" in str(item.message)

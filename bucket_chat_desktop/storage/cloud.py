@@ -31,6 +31,7 @@ import errno
 import functools
 import hashlib
 import logging
+import re
 import socket
 import ssl
 import time
@@ -208,6 +209,11 @@ that is not an object's bytes. A broken or hostile service sent pages of 300 MB,
 gzip pages of 1 MB that inflate to 1,000 MiB; each was held whole (3 GB of memory)."""
 LIST_TOKEN_MAX = 16 * 1024
 """The longest next-page token a listing may name (real ones are under 1 KiB)."""
+NAME_MAX = 1024
+"""The longest object name a listing may give, in characters: S3 and GCS allow 1,024
+bytes, Azure 1,024 characters. A hostile service named objects of 15 MB, one a page,
+and every page was kept (4.5 GB after 150 pages)."""
+_XML_DECLARATIONS = re.compile(rb"<!(?i:doctype|entity)")
 
 
 class BadAnswerError(Exception):
@@ -230,6 +236,40 @@ class AnswerTooLargeError(BadAnswerError):
             listing_reason=f"the service sent a listing page of more than {mib}",
         )
         self.limit = limit
+
+
+def refuse_xml_declarations(body: bytes) -> bytes:
+    """``body``, an XML answer of the service (S3, Azure), if it declares no document
+    type and no entity — no storage service's does. Python's parser expands internal
+    entities up to a hundredfold: an 11.8 MB listing page became one name of 1.1 billion
+    characters (4.3 GB of memory), which the 16 MiB cap on what is *sent* cannot see.
+    Else ``BadAnswerError``, before anything parses it."""
+    if _XML_DECLARATIONS.search(body) is not None:
+        raise BadAnswerError(
+            "the service sent an XML answer that declares a document type or entities "
+            "(no storage service does: such an answer can grow a hundredfold as it is read)",
+            listing_reason="the service sent a listing page that declares XML entities "
+            "(no storage service does: such a page can grow a hundredfold as it is read)",
+        )
+    return body
+
+
+def redirect_reason(status: int, location: object) -> str:
+    """Why an answer that sends the request elsewhere (HTTP 3xx) was not used. None is
+    followed: a hostile or misconfigured endpoint would have each request — its body,
+    and with S3 the session token — sent to an address of its choosing, and its
+    answers taken for the bucket's."""
+    where = f" to {one_line(location, 120)!r}" if isinstance(location, str) and location else ""
+    return (
+        f"the service answered with a redirect (HTTP {status}){where}; this app follows "
+        "none: check the storage's endpoint (or queue URL), or the service is broken or "
+        "hostile"
+    )
+
+
+def redirect_refused(what: str, status: int, location: object) -> StorageError:
+    """``redirect_reason`` as the error of the step ``what``."""
+    return StorageError(f"{what}: {redirect_reason(status, location)}")
 
 
 READ_PIECE = 64 * 1024
@@ -343,6 +383,16 @@ class Listing:
             f"{self.what}: {reason}: the service is broken or hostile; "
             "nothing of this listing was used"
         )
+
+    def named(self, name: str) -> str:
+        """``name``, an object or folder name the service listed, if it is no longer than
+        any service allows (``NAME_MAX``); else the listing is malformed. Checked as
+        each page comes, so no page's names are kept past it."""
+        if len(name) > NAME_MAX:
+            raise self.malformed(
+                f"a name of {len(name):,} characters (no service allows more than {NAME_MAX:,})"
+            )
+        return name
 
     def malformed(self, reason: str) -> StorageError:
         """The error for a page that is not of the form the service's API gives:
@@ -1125,8 +1175,11 @@ class FsspecStorage(Storage, abc.ABC):
         return error
 
     async def _safe_bucket_exists(self, fs: Any) -> bool | None:
+        """``_bucket_exists`` within a listing page's deadline (it runs after a read
+        failed, outside that read's own: a service trickling its answer held it for
+        ever), None when it cannot tell."""
         try:
-            return await self._bucket_exists(fs)
+            return await asyncio.wait_for(self._bucket_exists(fs), self.page_deadline())
         except Exception as exc:
             log.debug("bucket check failed: %s", exc)
             return None

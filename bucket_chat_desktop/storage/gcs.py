@@ -41,6 +41,7 @@ from .cloud import (
     listed_size,
     one_line,
     read_bounded,
+    redirect_reason,
 )
 
 CREDENTIAL_HINT = (
@@ -122,7 +123,10 @@ def _filesystem_class() -> Any:
                 data=data,
                 timeout=timeout,
                 auto_decompress=False,  # decoded by ``read_bounded``, within its cap
+                allow_redirects=False,  # followed by aiohttp by default (``redirect_reason``)
             ) as r:
+                if 300 <= r.status < 400:
+                    raise BadAnswerError(redirect_reason(r.status, r.headers.get("Location")))
                 if r.status >= 400:  # an error's first 64 KiB say what it is (raises)
                     validate_response(r.status, await r.content.read(64 * 1024), path, args)
                 contents = await read_bounded(r.content.read, r.headers.get("Content-Encoding"))
@@ -133,7 +137,18 @@ def _filesystem_class() -> Any:
             not JSON is a ``BadAnswerError``."""
             try:
                 return await self._call("GET", path, *args, json_out=True, **kwargs)
+            except RecursionError as exc:  # 200,000 nested lists: no answer of GCS's
+                raise BadAnswerError(
+                    "the service's answer is JSON nested too deeply",
+                    listing_reason="the GCS listing answer is malformed: JSON nested too deeply",
+                ) from exc
             except ValueError as exc:  # not JSON, or not UTF-8 (JSONDecodeError...)
+                if "integer string conversion" in str(exc):  # a number of 4,300+ digits
+                    raise BadAnswerError(
+                        "the service's answer holds a number of thousands of digits",
+                        listing_reason="the GCS listing answer is malformed: a number of "
+                        "thousands of digits",
+                    ) from exc
                 if not isinstance(exc, json_module.JSONDecodeError | UnicodeDecodeError):
                     raise
                 raise BadAnswerError(
@@ -235,8 +250,13 @@ class GCSStorage(FsspecStorage):
 
         await fs._set_session()
         async with fs.session.get(
-            fs.url(target), headers=fs._get_headers(None), timeout=fs.requests_timeout
+            fs.url(target),
+            headers=fs._get_headers(None),
+            timeout=fs.requests_timeout,
+            allow_redirects=False,
         ) as resp:
+            if 300 <= resp.status < 400:
+                raise BadAnswerError(redirect_reason(resp.status, resp.headers.get("Location")))
             if resp.status >= 400:
                 validate_response(resp.status, await resp.content.read(64 * 1024), target)
             chunks: list[bytes] = []
@@ -290,7 +310,7 @@ class GCSStorage(FsspecStorage):
                         f"the item {name[:200]!r} has no size, or one that is not a whole "
                         f"number ({one_line(repr(item.get('size')), 40)})"
                     )
-                out.append((name, size, _content_tag(item)))
+                out.append((listing.named(name), size, _content_tag(item)))
             token = page.get("nextPageToken")
             last = out[-1][0] if items else None
             if not listing.more(len(items), token, last) or limit is not None:
@@ -305,12 +325,12 @@ class GCSStorage(FsspecStorage):
             prefixes = _field(page, "prefixes", listing)
             if not all(isinstance(prefix, str) for prefix in prefixes):
                 raise listing.malformed('an entry of "prefixes" that is not text')
-            out.extend(prefixes)
+            out.extend(listing.named(prefix) for prefix in prefixes)
             items = _field(page, "items", listing)
             for item in items:
                 if not isinstance(item, dict) or not isinstance(item.get("name"), str):
                     raise listing.malformed('an entry of "items" without a name')
-                out.append(item["name"])
+                out.append(listing.named(item["name"]))
             token = page.get("nextPageToken")
             if not listing.more(len(prefixes), token):  # folders count, objects not (S3's)
                 return out

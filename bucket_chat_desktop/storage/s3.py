@@ -8,6 +8,7 @@ says otherwise: ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``/``AWS_SESSION_TO
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 from collections.abc import Callable
@@ -34,11 +35,15 @@ from .cloud import (
     listed_size,
     one_line,
     read_bounded,
+    redirect_reason,
+    redirect_refused,
+    refuse_xml_declarations,
     service_code,
 )
 from .feed import ChangeFeed
 
 _MD5_ETAG = re.compile(r'"?[0-9a-fA-F]{32}"?')
+_REGION = re.compile(r"[a-z]{2}(-[a-z0-9]+){1,4}")  # us-east-1, eu-central-2, us-gov-west-1
 
 AUTH_CODES = {
     "InvalidAccessKeyId",
@@ -85,13 +90,37 @@ def _body_size(body: object) -> int:
     return 0
 
 
+@functools.cache
+def _session_class() -> type:
+    """aiobotocore's HTTP session, sending every request with ``allow_redirects=False``:
+    aiohttp followed a redirect by default, so a hostile or misconfigured endpoint had
+    each list, read and write (with its body and the ``X-Amz-Security-Token``) sent to
+    an address of its choosing, and its answers taken for the bucket's. A redirect is
+    now an answer like any other (an error: ``S3Storage._service_error``)."""
+    from aiobotocore.httpsession import AIOHTTPSession  # type: ignore[import-untyped]
+
+    class NoRedirects:
+        def __init__(self, session: Any) -> None:
+            self._session = session
+
+        def request(self, *args: Any, **kwargs: Any) -> Any:
+            return self._session.request(*args, **kwargs, allow_redirects=False)
+
+    class Session(AIOHTTPSession):  # type: ignore[misc]
+        async def _get_session(self, proxy_url: Any) -> Any:
+            return NoRedirects(await super()._get_session(proxy_url))
+
+    return Session
+
+
 def _bounded_sender(client: Any, write_read_timeout: Callable[[int], float]) -> Any:
-    """A ``before-send`` hook that sends each request whose answer botocore holds whole
-    (a listing page, an error; not an object's bytes) itself, and reads that answer
-    within ``read_bounded``'s cap: aiobotocore read it whole whatever its size (300 MB
-    pages were held, and parsed). An upload's read timeout is ``write_read_timeout`` of
-    its size (``FsspecStorage.write_read_timeout``): aiobotocore's runs from the start
-    of the request, so the client's ``read_timeout`` ended any upload slower than it."""
+    """A ``before-send`` hook that sends each request itself, and reads each answer that
+    botocore holds whole (a listing page, an error; not an object's bytes) within
+    ``read_bounded``'s cap, refusing XML that declares entities: aiobotocore read it
+    whole whatever its size (300 MB pages were held, and parsed). An upload's read
+    timeout is ``write_read_timeout`` of its size (``FsspecStorage.write_read_timeout``):
+    aiobotocore's runs from the start of the request, so the client's ``read_timeout``
+    ended any upload slower than it."""
     from aiohttp import ClientPayloadError, ServerDisconnectedError, ServerTimeoutError
     from botocore.exceptions import (  # type: ignore[import-untyped]
         ConnectionClosedError,
@@ -99,22 +128,35 @@ def _bounded_sender(client: Any, write_read_timeout: Callable[[int], float]) -> 
     )
 
     async def send(request: Any, **_: Any) -> Any:
-        if request.stream_output:
-            return None  # an object's bytes: ``_cat`` reads them within its own cap
         session = client._endpoint.http_session
         size = _body_size(request.body)
         context = getattr(request, "context", None)
         if size and context is not None:
             context["read_timeout"] = write_read_timeout(size)
+        streamed = request.stream_output
         request.stream_output = True
         try:
             response = await session.send(request)
         finally:
-            request.stream_output = False
+            request.stream_output = streamed
+        if streamed and response.status_code < 300:
+            return response  # an object's bytes: ``_cat`` reads them within its own cap
         raw = response.raw
+        status = response.status_code
+        region = response.headers.get("x-amz-bucket-region") or ""
+        if 300 <= status < 400 and not (status == 301 and _REGION.fullmatch(region)):
+            # Not followed (``_session_class``), nor given to botocore, whose redirector
+            # asked again and again (a 307, or a 301 naming no region, for ever: a
+            # RecursionError). A 301 naming the bucket's region is S3's "bucket in another
+            # region": botocore asks that region once, at an address of its own rules.
+            raw.close()
+            raise BadAnswerError(
+                redirect_reason(response.status_code, response.headers.get("location"))
+            )
         try:
-            # botocore decodes no Content-Encoding: the bytes as sent are what it parses
-            response._content = await read_bounded(raw.content.read, None)
+            # botocore decodes no Content-Encoding: the bytes as sent are what it parses.
+            # An error of an object's read too: botocore read it whole, whatever its size.
+            response._content = refuse_xml_declarations(await read_bounded(raw.content.read, None))
         except (ClientPayloadError, ServerDisconnectedError) as exc:
             raw.close()
             raise ConnectionClosedError(
@@ -158,6 +200,7 @@ class S3Storage(FsspecStorage):
             "read_timeout": self.timeout,
             # botocore retries connection errors, 5xx and throttling with jittered backoff.
             "retries": {"total_max_attempts": self.retries, "mode": "standard"},
+            "http_session_cls": _session_class(),  # follows no redirect
         }
         if "region" in opts:
             client_kwargs["region_name"] = opts["region"]
@@ -271,7 +314,7 @@ class S3Storage(FsspecStorage):
                 # S3's ETag changes with the bytes only (metadata is changed by a copy,
                 # which keeps it): it is the content tag as it stands
                 tag = content_tag("s3-etag", etag.strip('"') if isinstance(etag, str) else None)
-                out.append((key, size, tag))
+                out.append((listing.named(key), size, tag))
             token = page.get("NextContinuationToken") if page.get("IsTruncated") else None
             last = out[-1][0] if contents else None
             if not listing.more(len(contents), token, last) or limit is not None:
@@ -287,12 +330,12 @@ class S3Storage(FsspecStorage):
             for entry in prefixes:
                 if not isinstance(entry.get("Prefix"), str):
                     raise listing.malformed("an entry (CommonPrefixes) without a prefix")
-                out.append(entry["Prefix"])
+                out.append(listing.named(entry["Prefix"]))
             objects = page.get("Contents", [])
             for entry in objects:
                 if not isinstance(entry.get("Key"), str):
                     raise listing.malformed("an entry (Contents) without a key")
-                out.append(entry["Key"])
+                out.append(listing.named(entry["Key"]))
             token = page.get("NextContinuationToken") if page.get("IsTruncated") else None
             # Folders count towards the listing's bounds, objects right in it not: a
             # member's 200,000 objects in a room's logs/ made its days unreadable.
@@ -314,6 +357,9 @@ class S3Storage(FsspecStorage):
             message = one_line(error.get("Message") or code)
             if code == "NoSuchBucket":
                 return self._missing_bucket(what)
+            if isinstance(status, int) and 300 <= status < 400 and status != 301:
+                headers = (response.get("ResponseMetadata") or {}).get("HTTPHeaders") or {}
+                return redirect_refused(what, status, headers.get("location"))
             if code in ("PermanentRedirect", "AuthorizationHeaderMalformed") or status == 301:
                 found = re.search(r"expecting '([a-z0-9-]+)'", str(error.get("Message", "")))
                 region = found.group(1) if found else service_code(error.get("Region")) or "…"

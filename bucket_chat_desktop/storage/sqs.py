@@ -34,7 +34,7 @@ from .base import (
     StoragePermissionError,
     check_object_path,
 )
-from .cloud import busy, exception_chain, one_line, service_code
+from .cloud import busy, exception_chain, one_line, redirect_refused, service_code
 from .feed import MAX_IGNORED_KEPT, ChangeBatch, ChangeFeed, FeedGoneError
 from .s3 import AUTH_CODES, CREDENTIAL_ERRORS, CREDENTIAL_HINT, THROTTLE_CODES
 from .url import StorageLocation
@@ -263,7 +263,13 @@ class SqsChangeFeed(ChangeFeed):
             )
         self.requests += 1
         headers = dict(request.headers.items())
-        async with self._http.post(self._endpoint, data=body, headers=headers) as reply:
+        # No redirect is followed (``cloud.redirect_reason``): aiohttp's default sent the
+        # signed request, its session token too, wherever a hostile endpoint named.
+        async with self._http.post(
+            self._endpoint, data=body, headers=headers, allow_redirects=False
+        ) as reply:
+            if 300 <= reply.status < 400:
+                raise redirect_refused(what, reply.status, reply.headers.get("Location"))
             declared = reply.content_length
             if declared is not None and declared > MAX_REPLY_BYTES:
                 raise StorageError(f"{what}: a reply of {declared:,} bytes (not read)")

@@ -262,6 +262,15 @@ GCS_MALFORMED = {
         "the next page's token is not text",
     ),
     "not JSON": (None, "not JSON"),
+    # red team rt48: a RecursionError and Python's advice on integer digits, in the text
+    "JSON nested too deeply": (
+        b'{"items": ' + b"[" * 200_000 + b"]" * 200_000 + b"}",
+        "JSON nested too deeply",
+    ),
+    "a size of 5,000 digits": (
+        b'{"items": [{"name": "team/rooms/r/logs/2026-01-05/a", "size": ' + b"9" * 5000 + b"}]}",
+        "a number of thousands of digits",
+    ),
 }
 
 
@@ -276,7 +285,12 @@ async def test_a_malformed_gcs_page_is_refused_in_words(proxied: Proxied, varian
     page, reason = GCS_MALFORMED[variant]
     await proxied.stores.new().put_if_absent(SEGMENT, b"x")
     store = proxied.storage()
-    body = b"<html>" if page is None else json.dumps(page).replace("{p}", "team/" + DAY).encode()
+    if isinstance(page, bytes):
+        body = page
+    else:
+        body = (
+            b"<html>" if page is None else json.dumps(page).replace("{p}", "team/" + DAY).encode()
+        )
     proxied.proxy.stall(LIST_REQUEST["gs"], answer=forged("gs", raw=body))
     with pytest.raises(StorageError) as caught:
         await asyncio.wait_for(store.list_objects(DAY), GUARD)
