@@ -33,7 +33,7 @@ from ..protocol.unread import (
     placed_by,
     position_of,
 )
-from ..protocol.untrusted_text import shown_id, shown_id_ends
+from ..protocol.untrusted_text import one_line, shown_id, shown_id_ends
 from ..settings import Settings, StorageSettings
 from ..storage.base import StorageError
 from ..sync.client import ChatClient, RoomRef
@@ -263,6 +263,7 @@ class Controller(QObject):
             return self._no_room
         if room.timeline is None:
             room.timeline = self._new_timeline()
+            room.timeline.set_doubted(self.doubted_elsewhere(key))
         return room.timeline
 
     def _new_timeline(self) -> TimelineModel:
@@ -560,7 +561,8 @@ class Controller(QObject):
         name = names.name(ev.sender_id)
         ident = shown_id_ends(ev.sender_id)  # the title is cut: both ends of the id stay
         who = f"{name} ({ident})" if name and name != ev.sender_id else ident
-        mark = f"{WARNING_MARK} " if names.warning(ev.sender_id) else ""
+        elsewhere = self._doubted_key(key, ev)
+        mark = f"{WARNING_MARK} " if names.warning(ev.sender_id) or elsewhere else ""
         doubt = not_verified(row)
         trust = f"{WARNING_MARK} {doubt}: " if doubt else ""
         return f"{trust}{mark}{who} in {room}"
@@ -812,6 +814,48 @@ class Controller(QObject):
         room = self._rooms.get(key)
         if room is not None and roster is not None:
             room.roster = roster
+            doubted = roster.doubted_keys()
+            if doubted != room.doubted:
+                room.doubted = doubted
+                self._push_doubts(room.ref.storage_id)
+
+    def doubted_elsewhere(self, key: str) -> dict[tuple[str, str], str]:
+        """(sender id, key) -> the name of another room of the same storage that does
+        not trust that key for that sender (``Roster.doubted_keys``). Trust on first use
+        is a room's own: an impostor's key that is "key changed" for Carol where she
+        writes is her only key, and verified, in a room the impostor made."""
+        ref = RoomRef.from_key(key)
+        out: dict[tuple[str, str], str] = {}
+        for other in self._rooms.values():
+            if other.ref.storage_id != ref.storage_id or other.ref.key == key:
+                continue
+            if not other.doubted:
+                continue
+            item = self.rooms.item(other.ref.key)
+            name = item.shown_name if item is not None else other.ref.room_id
+            for pair in other.doubted:
+                out.setdefault(pair, name)
+        return out
+
+    def _doubted_key(self, key: str, ev: Event) -> str | None:
+        """The other room of ``key``'s storage that does not trust the key that signed
+        ``ev`` for its sender (``doubted_elsewhere``), or None."""
+        if not ev.sender_key:
+            return None
+        return self.doubted_elsewhere(key).get((ev.sender_id, ev.sender_key))
+
+    def _push_doubts(self, storage_id: str) -> None:
+        """The storage's rooms learn what its other rooms now doubt: their timelines'
+        rows, and their previews (``_preview_warning``)."""
+        for ref, model in self.timelines():
+            if ref.storage_id == storage_id:
+                model.set_doubted(self.doubted_elsewhere(ref.key))
+        for room in self._rooms.values():
+            shown = room.previewed
+            if room.ref.storage_id == storage_id and shown is not None:
+                key = room.ref.key
+                if self.rooms.item(key) is not None:
+                    self.rooms.update(key, preview_warning=self._preview_warning(key, shown))
 
     def _on_relations_arrived(
         self, key: str, result: AuditResult, relations: Relations | None
@@ -906,6 +950,10 @@ class Controller(QObject):
         doubt = not_verified(row)
         if doubt:
             warnings.append(f"The last message is not verified: {doubt}")
+        elsewhere = self._doubted_key(key, row.event)
+        if elsewhere is not None:
+            where = one_line(elsewhere, 60)
+            warnings.append(f"The key that signed it is not trusted for this sender in {where!r}")
         result = self.result(key)
         if result is not None and row.event.event_id in result.timeline.repeated:
             # as its row says: its sender's edits and deletion of it are not applied

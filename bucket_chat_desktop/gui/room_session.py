@@ -64,6 +64,9 @@ class RoomSession:
     # members, devices and display names as the engine's state thread made them for the
     # latest result (the GUI thread never folds a timeline)
     roster: Roster | None = None
+    # ``Roster.doubted_keys`` of ``roster``: the keys this room does not trust for their
+    # senders (the other rooms of its storage say so of rows signed with them)
+    doubted: frozenset[tuple[str, str]] = frozenset()
     first_unread: str = ""  # its first unread event's id, "" for none
     # Its unread messages after the read marker were counted (or its marker first set)
     # this session: once, on its first audit with rows.

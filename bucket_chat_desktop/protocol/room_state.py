@@ -399,6 +399,18 @@ class Roster:
     def display_name(self, user_id: str) -> str:
         return self.names.name(user_id)
 
+    def doubted_keys(self) -> frozenset[tuple[str, str]]:
+        """The (sender id, key) pairs of devices this room does not trust for that sender
+        (key changed, or disputed): another room where the same key is the sender's
+        only one, and so trusted on first use there, is told so (``Controller``)."""
+        doubt = (DeviceState.KEY_CHANGED, DeviceState.DISPUTED)
+        return frozenset(
+            (member.user_id, d.key)
+            for member in self.everyone
+            for d in member.devices
+            if d.key and d.state in doubt
+        )
+
     def others_as(self, user_id: str, own_key: str) -> tuple[DeviceRecord, ...]:
         """The devices that wrote as ``user_id`` with a key other than ``own_key`` and
         that nobody vouched for: no key of theirs this device trusts introduced them,

@@ -46,7 +46,7 @@ from ...protocol.audit import PROVISIONAL_REASON, Assessed, TrustState
 from ...protocol.event import MEMBER, MESSAGE, Event, Malformed
 from ...protocol.relations import HIDDEN_TYPES, Aggregate, ReactionChip, Relations
 from ...protocol.room_state import NO_NAMES, Confirmed, Names, membership_text
-from ...protocol.untrusted_text import lookalike_texts, one_line
+from ...protocol.untrusted_text import lookalike_texts, one_line, shown_id
 from ...sync.events import ShownEvent, TimelineRow
 from ..room_preview import DELETED
 from ..safe import guard
@@ -304,6 +304,8 @@ class TimelineModel(QAbstractListModel):
         # audit (``Roster.names``), never folded here.
         self.names: Names = NO_NAMES
         self.confirmed_keys: Confirmed = frozenset()  # Index.user_verified_keys()
+        # (sender id, key) -> another room's name that does not trust it (``set_doubted``)
+        self.doubted: dict[tuple[str, str], str] = {}
         self._busy = 0  # > 0 while a change is being signalled: no fetchMore then
         self._ids: set[str] | None = None  # ids of confirmed rows, built when first needed
 
@@ -375,7 +377,7 @@ class TimelineModel(QAbstractListModel):
             case Roles.DisplayName:
                 return self.names.shown(row.sender_id)
             case Roles.SenderWarning:
-                return self.names.warning(row.sender_id)
+                return self._sender_warning(row)
             case Roles.Cached:
                 return row.cached
             case Roles.Provisional:
@@ -418,6 +420,30 @@ class TimelineModel(QAbstractListModel):
         if agg is None or not agg.edits or agg.redacted is not None:
             return row.trust
         return agg.state(row.trust)
+
+    def _sender_warning(self, row: Row) -> str | None:
+        """Why the row's sender may not be who they seem: their id may imitate another's
+        (``Names.warning``), or another room of this storage does not trust the key that
+        signed it for them (``set_doubted``)."""
+        warning = self.names.warning(row.sender_id)
+        where = self.doubted.get((row.sender_id, row.sender_key)) if self.doubted else None
+        if where is None:
+            return warning
+        elsewhere = (
+            f"the key that signed this is not trusted for {shown_id(row.sender_id)} in "
+            f"the room {one_line(where, 60)!r}: compare fingerprints in Members"
+        )
+        return f"{warning}; {elsewhere}" if warning else elsewhere
+
+    def set_doubted(self, doubted: Mapping[tuple[str, str], str]) -> None:
+        """(Sender id, key) pairs another room of this storage does not trust, with that
+        room's name (``Controller.doubted_elsewhere``): rows signed so get a warning."""
+        if doubted == self.doubted:
+            return
+        self.doubted = dict(doubted)
+        if self._rows:
+            last = self.index(len(self._rows) - 1)
+            self.dataChanged.emit(self.index(0), last, [int(Roles.SenderWarning)])
 
     def _trust_reason(self, row: Row) -> str:
         shown = self._trust(row)
