@@ -155,7 +155,7 @@ def _bounded_transport_class() -> Any:
                 raise
             if limit == ANSWER_MAX_BYTES:  # not an object's bytes: XML the SDK parses
                 try:
-                    refuse_xml_declarations(body)
+                    body = refuse_xml_declarations(body, response.status_code)
                 except BaseException:
                     internal.close()
                     raise
@@ -365,7 +365,8 @@ class AzureStorage(FsspecStorage):
                 size = listed_size(getattr(blob, "size", None))
                 if size is None:
                     raise listing.malformed(f"the blob {name[:200]!r} has no size")
-                out.append((listing.named(name), size, _content_tag(blob)))
+                if listing.named(name) is not None:
+                    out.append((name, size, _content_tag(blob)))
             if limit is not None and len(out) >= limit:
                 return out[:limit]
         return out
@@ -385,7 +386,8 @@ class AzureStorage(FsspecStorage):
             for item in page:
                 if not isinstance(item.name, str):
                     raise listing.malformed("a blob or blob prefix without a name")
-                listing.named(item.name)
+                if listing.named(item.name) is None:
+                    continue
                 if isinstance(item, BlobPrefix):  # a folder: its key ends with "/"
                     out.append(item.name if item.name.endswith("/") else f"{item.name}/")
                 elif not item.name.endswith("/"):  # a blob ending with "/": no object's name

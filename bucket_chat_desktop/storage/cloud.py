@@ -212,8 +212,9 @@ LIST_TOKEN_MAX = 16 * 1024
 NAME_MAX = 1024
 """The longest object name a listing may give, in characters: S3 and GCS allow 1,024
 bytes, Azure 1,024 characters. A hostile service named objects of 15 MB, one a page,
-and every page was kept (4.5 GB after 150 pages)."""
-_XML_DECLARATIONS = re.compile(rb"<!(?i:doctype|entity)")
+and every page was kept (4.5 GB after 150 pages); longer names are skipped."""
+_XML_ENTITY = re.compile(rb"<!(?i:entity)")
+_XML_ENCODING = re.compile(rb"(?:\xef\xbb\xbf)?\s*<\?xml[^>]*?encoding\s*=\s*[\"']([^\"']*)[\"']")
 
 
 class BadAnswerError(Exception):
@@ -238,20 +239,38 @@ class AnswerTooLargeError(BadAnswerError):
         self.limit = limit
 
 
-def refuse_xml_declarations(body: bytes) -> bytes:
-    """``body``, an XML answer of the service (S3, Azure), if it declares no document
-    type and no entity — no storage service's does. Python's parser expands internal
-    entities up to a hundredfold: an 11.8 MB listing page became one name of 1.1 billion
-    characters (4.3 GB of memory), which the 16 MiB cap on what is *sent* cannot see.
-    Else ``BadAnswerError``, before anything parses it."""
-    if _XML_DECLARATIONS.search(body) is not None:
-        raise BadAnswerError(
-            "the service sent an XML answer that declares a document type or entities "
-            "(no storage service does: such an answer can grow a hundredfold as it is read)",
-            listing_reason="the service sent a listing page that declares XML entities "
-            "(no storage service does: such a page can grow a hundredfold as it is read)",
-        )
-    return body
+def xml_safe(body: bytes) -> bool:
+    """Whether ``body``, an XML answer of the service's (S3, Azure), is one Python's
+    parser may read: in UTF-8 (no byte-order mark of UTF-16 or UTF-32, no NUL byte, no
+    other encoding declared) and declaring no entity. Both services answer so. The
+    parser expands internal entities up to a hundredfold: an 11.8 MB listing page
+    became one name of 1.1 billion characters (4.3 GB of memory), which the 16 MiB cap
+    on what is *sent* cannot see; and one in UTF-16 hid its declarations from a search
+    of its bytes. (A document type alone declares nothing: a proxy's HTML error page
+    has one.)"""
+    if b"\x00" in body or body.startswith((b"\xfe\xff", b"\xff\xfe")):
+        return False
+    declared = _XML_ENCODING.match(body)
+    if declared is not None and declared.group(1).lower() not in (b"utf-8", b"utf8"):
+        return False
+    return _XML_ENTITY.search(body) is None
+
+
+def refuse_xml_declarations(body: bytes, status: int = 200) -> bytes:
+    """``body`` if it is ``xml_safe``. Else an answer's body (status under 300) is a
+    ``BadAnswerError``, before anything parses it; an error's (a proxy's 503 page) is
+    dropped, so the error is judged by its status alone and retried as such."""
+    if xml_safe(body):
+        return body
+    if status >= 300:
+        return b""
+    raise BadAnswerError(
+        "the service sent an XML answer that declares entities or is not in UTF-8 (no "
+        "storage service's does: such an answer can grow a hundredfold as it is read)",
+        listing_reason="the service sent a listing page that declares XML entities or is "
+        "not in UTF-8 (no storage service's does: such a page can grow a hundredfold as "
+        "it is read)",
+    )
 
 
 def redirect_reason(status: int, location: object) -> str:
@@ -261,15 +280,17 @@ def redirect_reason(status: int, location: object) -> str:
     answers taken for the bucket's."""
     where = f" to {one_line(location, 120)!r}" if isinstance(location, str) and location else ""
     return (
-        f"the service answered with a redirect (HTTP {status}){where}; this app follows "
-        "none: check the storage's endpoint (or queue URL), or the service is broken or "
-        "hostile"
+        f"the service answered with a redirect (HTTP {status}){where}, which this app never "
+        "follows (check the storage's endpoint or queue URL)"
     )
 
 
 def redirect_refused(what: str, status: int, location: object) -> StorageError:
-    """``redirect_reason`` as the error of the step ``what``."""
-    return StorageError(f"{what}: {redirect_reason(status, location)}")
+    """``redirect_reason`` as the error of the step ``what``, worded as ``_error`` words
+    a ``BadAnswerError``."""
+    return StorageError(
+        f"{what}: {redirect_reason(status, location)}: the service is broken or hostile"
+    )
 
 
 READ_PIECE = 64 * 1024
@@ -351,6 +372,7 @@ class Listing:
         self.stop = stop  # a key: no page is asked once one ended at or past it
         self.pages = 0
         self.objects = 0
+        self.overlong = 0  # names over ``NAME_MAX`` skipped (``named``)
         self._tokens: set[bytes] = set()  # digests of the tokens named so far
 
     async def page(self, call: Awaitable[T]) -> T:
@@ -384,15 +406,25 @@ class Listing:
             "nothing of this listing was used"
         )
 
-    def named(self, name: str) -> str:
+    def named(self, name: str) -> str | None:
         """``name``, an object or folder name the service listed, if it is no longer than
-        any service allows (``NAME_MAX``); else the listing is malformed. Checked as
-        each page comes, so no page's names are kept past it."""
-        if len(name) > NAME_MAX:
-            raise self.malformed(
-                f"a name of {len(name):,} characters (no service allows more than {NAME_MAX:,})"
+        any service allows (``NAME_MAX``); else None: the caller skips it (checked as
+        each page comes, so no page's such names are kept past it). One line in the log
+        says so, once a listing. Such a name cannot be a segment's or a day's, so it is
+        ignored as a name that is not one would be; refusing the listing let one member's
+        junk object (on a service that allows long names) unlist a day for everyone."""
+        if len(name) <= NAME_MAX:
+            return name
+        if not self.overlong:
+            log.warning(
+                "%s: the service listed a name of %d characters (no service allows more "
+                "than %d); ignored, as any later one in this listing",
+                self.what.removeprefix("cannot list "),
+                len(name),
+                NAME_MAX,
             )
-        return name
+        self.overlong += 1
+        return None
 
     def malformed(self, reason: str) -> StorageError:
         """The error for a page that is not of the form the service's API gives:

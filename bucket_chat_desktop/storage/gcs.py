@@ -310,7 +310,8 @@ class GCSStorage(FsspecStorage):
                         f"the item {name[:200]!r} has no size, or one that is not a whole "
                         f"number ({one_line(repr(item.get('size')), 40)})"
                     )
-                out.append((listing.named(name), size, _content_tag(item)))
+                if listing.named(name) is not None:
+                    out.append((name, size, _content_tag(item)))
             token = page.get("nextPageToken")
             last = out[-1][0] if items else None
             if not listing.more(len(items), token, last) or limit is not None:
@@ -325,12 +326,13 @@ class GCSStorage(FsspecStorage):
             prefixes = _field(page, "prefixes", listing)
             if not all(isinstance(prefix, str) for prefix in prefixes):
                 raise listing.malformed('an entry of "prefixes" that is not text')
-            out.extend(listing.named(prefix) for prefix in prefixes)
+            out.extend(prefix for prefix in prefixes if listing.named(prefix) is not None)
             items = _field(page, "items", listing)
             for item in items:
                 if not isinstance(item, dict) or not isinstance(item.get("name"), str):
                     raise listing.malformed('an entry of "items" without a name')
-                out.append(listing.named(item["name"]))
+                if listing.named(item["name"]) is not None:
+                    out.append(item["name"])
             token = page.get("nextPageToken")
             if not listing.more(len(prefixes), token):  # folders count, objects not (S3's)
                 return out

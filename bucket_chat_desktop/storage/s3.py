@@ -156,7 +156,8 @@ def _bounded_sender(client: Any, write_read_timeout: Callable[[int], float]) -> 
         try:
             # botocore decodes no Content-Encoding: the bytes as sent are what it parses.
             # An error of an object's read too: botocore read it whole, whatever its size.
-            response._content = refuse_xml_declarations(await read_bounded(raw.content.read, None))
+            body = await read_bounded(raw.content.read, None)
+            response._content = refuse_xml_declarations(body, response.status_code)
         except (ClientPayloadError, ServerDisconnectedError) as exc:
             raw.close()
             raise ConnectionClosedError(
@@ -314,7 +315,8 @@ class S3Storage(FsspecStorage):
                 # S3's ETag changes with the bytes only (metadata is changed by a copy,
                 # which keeps it): it is the content tag as it stands
                 tag = content_tag("s3-etag", etag.strip('"') if isinstance(etag, str) else None)
-                out.append((listing.named(key), size, tag))
+                if listing.named(key) is not None:
+                    out.append((key, size, tag))
             token = page.get("NextContinuationToken") if page.get("IsTruncated") else None
             last = out[-1][0] if contents else None
             if not listing.more(len(contents), token, last) or limit is not None:
@@ -330,12 +332,14 @@ class S3Storage(FsspecStorage):
             for entry in prefixes:
                 if not isinstance(entry.get("Prefix"), str):
                     raise listing.malformed("an entry (CommonPrefixes) without a prefix")
-                out.append(listing.named(entry["Prefix"]))
+                if listing.named(entry["Prefix"]) is not None:
+                    out.append(entry["Prefix"])
             objects = page.get("Contents", [])
             for entry in objects:
                 if not isinstance(entry.get("Key"), str):
                     raise listing.malformed("an entry (Contents) without a key")
-                out.append(listing.named(entry["Key"]))
+                if listing.named(entry["Key"]) is not None:
+                    out.append(entry["Key"])
             token = page.get("NextContinuationToken") if page.get("IsTruncated") else None
             # Folders count towards the listing's bounds, objects right in it not: a
             # member's 200,000 objects in a room's logs/ made its days unreadable.

@@ -57,10 +57,13 @@ def test_the_first_screen_takes_the_first_key_seen_on_trial(
                 at[0] += 60_000
                 await carol.send([Draft.text(f"Carol's message {n}")])
             mallory = RoomWriter(storage, "general", CAROL, SigningKey(b"\x4d" * 32))
-            await mallory.send([Draft.text(BAIT)])
+            _, [*_, bait] = await mallory.send([Draft.text(BAIT)])
+            await mallory.send([Draft.text("reply here with the code", bait.event_id)])
+            root.append(bait.event_id)
         finally:
             await storage.close()
 
+    root: list[str] = []
     wait_for(qtbot, seed(), 30_000)
     # Carol's older day is not answered: the first screen is today's folder alone.
     held = proxy.stall(rf"/logs/{older}/", stall.HANG, method="GET")
@@ -69,7 +72,7 @@ def test_the_first_screen_takes_the_first_key_seen_on_trial(
     settings.last_room = f"{entry.id}/general"
     desk = launch(settings)
     row = desk.wait_row("general", BAIT, timeout=30_000)
-    assert held.hits, "the older day was never asked for"
+    qtbot.waitUntil(lambda: bool(held.hits), timeout=30_000)  # the older day: held
     assert not desk.loaded("general")
     assert row.trust == "verified"  # the protocol's verdict so far …
     model = desk.model("general")
@@ -79,10 +82,15 @@ def test_the_first_screen_takes_the_first_key_seen_on_trial(
     assert "key pinned" not in tooltip_html(index)
     subtitle = desk.window.room_subtitle.text()
     assert "older history still loading" in subtitle and "events verified" not in subtitle
-    assert desk.item("general").preview == BAIT
+    assert desk.item("general").preview == "reply here with the code"
     assert desk.item("general").preview_warning == (
         "The last message is not verified: Not final yet"
     )
+    # its thread is headed so too (red team rt49: "started by carol@…", no doubt)
+    panel = desk.window.relation_actions.thread_panel  # type: ignore[union-attr]
+    desk.window.open_thread(root[0])
+    qtbot.waitUntil(lambda: "1 reply" in panel.subtitle.text(), timeout=15_000)
+    assert "Not final yet:" in panel.subtitle.text(), panel.subtitle.text()
     shot(desk.window, "first-screen-on-trial", tmp_path)
 
     proxy.release()
@@ -93,3 +101,6 @@ def test_the_first_screen_takes_the_first_key_seen_on_trial(
     assert not index.data(Roles.Provisional)
     assert "events verified" in desk.window.room_subtitle.text()
     assert desk.item("general").preview_warning.startswith("The last message is not verified")
+    # the open thread's header follows the final audit, not only a thread opened anew
+    qtbot.waitUntil(lambda: "Key changed:" in panel.subtitle.text(), timeout=15_000)
+    assert "Not final" not in panel.subtitle.text()

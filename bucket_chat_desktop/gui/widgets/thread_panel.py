@@ -25,14 +25,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ...protocol.audit import Assessed
+from ...protocol.audit import Assessed, provisional
 from ...protocol.relations import Relations
 from ...protocol.room_state import Names
 from ...protocol.untrusted_text import html_escape
 from .. import icons
 from ..models.timeline_model import TimelineModel
 from ..safe import guard
-from ..style import TRUST_COLORS, WARNING_MARK, muted_text, sender_html, trust_label
+from ..style import NOT_FINAL, TRUST_COLORS, WARNING_MARK, muted_text, sender_html, trust_label
 from .composer import Composer
 from .message_delegate import MessageDelegate
 
@@ -51,6 +51,7 @@ class ThreadPanel(QFrame):
         self.setMinimumWidth(300)
         self.root_id = ""
         self._started = ""  # "started by <name> (<id>)": the subtitle before the count
+        self._who = ""  # the root's sender, as ``sender_html`` names them
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
@@ -128,13 +129,8 @@ class ThreadPanel(QFrame):
             self.root_id = root_id
             self.model.set_timeline([], True)
             self.composer.clear()
-        who = sender_html(name, sender_id, warning, muted_text(), 60)
-        doubt = ""
-        if trust != "verified":
-            color = TRUST_COLORS.get(trust, TRUST_COLORS["invalid"])
-            words = html_escape(trust_label(trust))
-            doubt = f"<span style='color:{color}'>{WARNING_MARK} {words}:</span> "
-        self._started = f"{doubt}started by {who}"
+        self._who = sender_html(name, sender_id, warning, muted_text(), 60)
+        self._started = f"{_doubt_html(trust)}started by {self._who}"
         self.subtitle.setText(self._started)
         self.subtitle.setToolTip(f"⚠ {html_escape(warning)}" if warning else "")
         self.set_note(note)
@@ -151,6 +147,11 @@ class ThreadPanel(QFrame):
         names (the room timeline's, so a sender reads the same in both); ``relations``:
         what the room's relations say of those rows (edits, deletions, reactions)."""
         self.model.set_timeline(rows, True, relations, names)
+        if rows and rows[0].event.event_id == self.root_id:  # the root as audited now
+            root = rows[0]
+            state = NOT_FINAL if provisional(root) else root.state.value
+            self._started = f"{_doubt_html(state, signed=bool(root.event.sender_key))}"
+            self._started += f"started by {self._who}"
         shown = max(0, len(rows) - 1)
         word = "reply" if replies == 1 else "replies"
         # Kept from ``start``, not cut from the label at its first " · ": a name holding
@@ -162,3 +163,18 @@ class ThreadPanel(QFrame):
     def set_note(self, text: str) -> None:
         self.note.setText(text)
         self.note.setVisible(bool(text))
+
+
+def _doubt_html(trust: str, *, signed: bool = True) -> str:
+    """What the thread's header says first when its root is not verified (``trust``: a
+    ``TrustState`` value, or ``NOT_FINAL`` for a root verified only on trial while older
+    history loads): its badge's words. "started by Carol" of an impostor's root read
+    as Carol's thread."""
+    if trust == "verified":
+        return ""
+    if trust == NOT_FINAL:
+        color, words = TRUST_COLORS["unverified"], NOT_FINAL
+    else:
+        color = TRUST_COLORS.get(trust, TRUST_COLORS["invalid"])
+        words = trust_label(trust, signed=signed)
+    return f"<span style='color:{color}'>{WARNING_MARK} {html_escape(words)}:</span> "
