@@ -1,3 +1,4 @@
+# ruff: noqa: F811 - ``proxied`` is test_hostile_listings' fixture, named by the tests
 """Answers a hostile storage provider (or whoever controls the endpoint) sends, beyond
 listings that are merely malformed: the real emulators behind ``StallProxy``.
 
@@ -18,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import time
 import tracemalloc
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -31,19 +32,16 @@ from bucket_chat_desktop.storage.cloud import ANSWER_MAX_BYTES, NAME_MAX
 
 from . import _stall_proxy
 from ._stall_proxy import Request, Rule
-from .conftest import Emulators, Stores
-from .test_hostile_listings import DAY, MIB, SEGMENT, _works_again, forged
+from .conftest import Emulators
+from .test_hostile_listings import (  # noqa: F401 (proxied: a fixture)
+    DAY,
+    MIB,
+    SEGMENT,
+    _works_again,
+    forged,
+    proxied,
+)
 from .test_hung_reads import GUARD, LIST_REQUEST, Proxied
-
-
-@pytest.fixture
-def proxied(cloud_stores: Stores, emulators: Emulators) -> Iterator[Proxied]:
-    proxy = _stall_proxy.StallProxy(emulators.get(cloud_stores.kind).port).start()
-    try:
-        yield Proxied(cloud_stores, proxy)
-    finally:
-        proxy.release()
-        proxy.close()
 
 
 def _entities(prefix: str, body: bytes) -> bytes:
