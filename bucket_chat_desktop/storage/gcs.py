@@ -313,7 +313,7 @@ class GCSStorage(FsspecStorage):
                 if listing.named(name) is not None:
                     out.append((name, size, _content_tag(item)))
             token = page.get("nextPageToken")
-            last = out[-1][0] if items else None
+            last = out[-1][0] if items and out else None  # (a skipped name is no last)
             if not listing.more(len(items), token, last) or limit is not None:
                 return out
             params["pageToken"] = token

@@ -318,7 +318,7 @@ class S3Storage(FsspecStorage):
                 if listing.named(key) is not None:
                     out.append((key, size, tag))
             token = page.get("NextContinuationToken") if page.get("IsTruncated") else None
-            last = out[-1][0] if contents else None
+            last = out[-1][0] if contents and out else None  # (a skipped name is no last)
             if not listing.more(len(contents), token, last) or limit is not None:
                 return out
             params["ContinuationToken"] = token

@@ -173,6 +173,10 @@ async def test_a_name_longer_than_any_service_allows_is_skipped(
     assert [i.path for i in listed] == [SEGMENT]
     assert f"no service allows more than {NAME_MAX}" in caplog.text
     proxied.proxy.release()
+    alone = forged(kind, names=lambda p: [(p + long, 1)])  # a page of nothing else
+    proxied.proxy.stall(LIST_REQUEST[kind], answer=alone)
+    assert await asyncio.wait_for(store.list_objects(DAY), GUARD) == []
+    proxied.proxy.release()
     folders = forged(kind, folders=lambda p: [p + long + "/", p + "2026-01-05/"])
     proxied.proxy.stall(LIST_REQUEST[kind], answer=folders)
     level = await asyncio.wait_for(store.list_level("rooms/r/logs/"), GUARD)
