@@ -132,6 +132,7 @@ class Features(QObject):
     def _push_confirmed(self, storage_id: str) -> None:
         """Give the timelines of a storage its confirmed keys (the "confirmed" badge)."""
         keys = self.confirmed_keys(storage_id)
+        self.controller.set_confirmed(storage_id, keys)  # no other room's doubt of them
         for ref, model in self.controller.timelines():
             if ref.storage_id == storage_id:
                 model.set_confirmed_keys(keys)

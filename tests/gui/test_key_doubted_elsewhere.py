@@ -17,6 +17,7 @@ from desk import Desk, settings_for
 from nacl.signing import SigningKey
 from test_app_flows import store  # noqa: F401 - fixtures
 
+from bucket_chat_desktop.gui.features import Features
 from bucket_chat_desktop.gui.models.timeline_model import Roles
 from bucket_chat_desktop.gui.widgets.message_delegate import tooltip_html
 from bucket_chat_desktop.storage.local import LocalStorage
@@ -49,15 +50,58 @@ def test_a_key_another_room_does_not_trust_is_marked_where_it_is_trusted(
     assert desk.wait_row("payroll", BAIT).trust == "verified"  # its own room's first key
     model = desk.model("payroll")
     index = model.index(desk.wait_index("payroll", BAIT))
-    said = "the key that signed this is not trusted for carol@example.com in the room 'General'"
+    said = (
+        "the key that signed this is not trusted for carol@example.com in the room "
+        "'General' (general)"  # its id too: any room may be named "General"
+    )
     qtbot.waitUntil(lambda: said in str(index.data(Roles.SenderWarning) or ""), timeout=15_000)
     assert html.escape(said) in tooltip_html(index)
     shot(desk.window, "key-doubted-elsewhere", tmp_path)
     # the room list's preview says so too (a notification's title gets the mark)
     assert desk.item("payroll").preview_warning == (
-        "The key that signed it is not trusted for this sender in 'General'"
+        "The key that signed it is not trusted for this sender in the room 'General' (general)"
     )
     # Carol's own key is doubted nowhere: her rows in General carry no such warning
     general = desk.model("general")
     welcome = general.index(desk.wait_index("general", "Welcome, everyone!"))
     assert "not trusted for" not in str(welcome.data(Roles.SenderWarning) or "")
+
+    # The user compares fingerprints and confirms this key as Carol's: it is doubted
+    # nowhere any more (red team rt50: the warning stayed, beside "Confirmed by you").
+    features = desk.window.findChild(Features)
+    desk.select("payroll")
+    desk.window.members_button.click()
+    members = features.members_model
+    qtbot.waitUntil(lambda: members.row_of(CAROL) >= 0, timeout=15_000)
+    (device,) = members.member(members.row_of(CAROL)).devices
+    assert wait_for(qtbot, features.mark_verified(desk.key("payroll"), device))
+    qtbot.waitUntil(lambda: index.data(Roles.Confirmed) is True, timeout=15_000)
+    assert "not trusted for" not in str(index.data(Roles.SenderWarning) or "")
+    assert desk.item("payroll").preview_warning == ""
+
+
+def test_a_room_left_takes_its_doubts_with_it(
+    qtbot: Any,
+    launch: Callable[..., Desk],
+    store: Path,  # noqa: F811
+) -> None:
+    """Red team rt50: after the doubting room was left, the warning still named it."""
+    storage = LocalStorage(store)
+    impostor = SigningKey(b"\x4d" * 32)
+
+    async def write() -> None:
+        general = RoomWriter(storage, "general", CAROL, impostor)
+        await general.send([Draft.text("Carol again, from a new laptop")])
+        payroll = RoomWriter(storage, "payroll", CAROL, impostor)
+        await payroll.create_room("Payroll", "2026-06-01T00:00:00.000Z")
+        await payroll.send([Draft.text(BAIT)])
+
+    wait_for(qtbot, write())
+    desk = launch(settings_for(store, ["payroll", "general"]))
+    desk.wait_loaded("payroll", "general")
+    index = desk.model("payroll").index(desk.wait_index("payroll", BAIT))
+    qtbot.waitUntil(lambda: "General" in str(index.data(Roles.SenderWarning) or ""), timeout=15_000)
+    desk.controller.leave_room(desk.key("general"))
+    qtbot.waitUntil(lambda: desk.controller.rooms.item(desk.key("general")) is None, timeout=15_000)
+    assert "not trusted for" not in str(index.data(Roles.SenderWarning) or "")
+    assert desk.item("payroll").preview_warning == ""

@@ -305,7 +305,7 @@ class TimelineModel(QAbstractListModel):
         self.names: Names = NO_NAMES
         self.confirmed_keys: Confirmed = frozenset()  # Index.user_verified_keys()
         # (sender id, key) -> another room's name that does not trust it (``set_doubted``)
-        self.doubted: dict[tuple[str, str], str] = {}
+        self.doubted: Mapping[tuple[str, str], str] = {}
         self._busy = 0  # > 0 while a change is being signalled: no fetchMore then
         self._ids: set[str] | None = None  # ids of confirmed rows, built when first needed
 
@@ -426,12 +426,13 @@ class TimelineModel(QAbstractListModel):
         (``Names.warning``), or another room of this storage does not trust the key that
         signed it for them (``set_doubted``)."""
         warning = self.names.warning(row.sender_id)
-        where = self.doubted.get((row.sender_id, row.sender_key)) if self.doubted else None
+        pair = (row.sender_id, row.sender_key)
+        where = self.doubted.get(pair) if pair not in self.confirmed_keys else None
         if where is None:
             return warning
         elsewhere = (
             f"the key that signed this is not trusted for {shown_id(row.sender_id)} in "
-            f"the room {one_line(where, 60)!r}: compare fingerprints in Members"
+            f"the room {where}: compare fingerprints in Members"
         )
         return f"{warning}; {elsewhere}" if warning else elsewhere
 
@@ -440,7 +441,7 @@ class TimelineModel(QAbstractListModel):
         room's name (``Controller.doubted_elsewhere``): rows signed so get a warning."""
         if doubted == self.doubted:
             return
-        self.doubted = dict(doubted)
+        self.doubted = doubted
         if self._rows:
             last = self.index(len(self._rows) - 1)
             self.dataChanged.emit(self.index(0), last, [int(Roles.SenderWarning)])
