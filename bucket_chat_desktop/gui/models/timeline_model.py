@@ -442,9 +442,13 @@ class TimelineModel(QAbstractListModel):
         if doubted == self.doubted:
             return
         self.doubted = doubted
+        self._every_row_changed(Roles.SenderWarning)
+
+    def _every_row_changed(self, role: Roles) -> None:
+        """``role`` of every row held may read otherwise now."""
         if self._rows:
             last = self.index(len(self._rows) - 1)
-            self.dataChanged.emit(self.index(0), last, [int(Roles.SenderWarning)])
+            self.dataChanged.emit(self.index(0), last, [int(role)])
 
     def _trust_reason(self, row: Row) -> str:
         shown = self._trust(row)
@@ -815,9 +819,8 @@ class TimelineModel(QAbstractListModel):
         if keys == self.confirmed_keys:
             return
         self.confirmed_keys = keys
-        if self._rows:
-            last = self.index(len(self._rows) - 1)
-            self.dataChanged.emit(self.index(0), last, [int(Roles.Confirmed)])
+        self._every_row_changed(Roles.Confirmed)
+        self._every_row_changed(Roles.SenderWarning)  # a confirmed key is doubted nowhere
 
     @property
     def total(self) -> int:
