@@ -59,6 +59,10 @@ log = logging.getLogger("bucket_chat.gui")
 
 Index = QModelIndex | QPersistentModelIndex
 MAX_THREAD_REPLIES = 500  # the newest replies a thread panel shows
+REPEATED_ROOT = (
+    "two devices used this message's id (see the room's audit): it has no thread, and "
+    "replies to it are not sent"
+)
 NARROW = 760  # px: a timeline narrower than this gets a shorter hover bar
 
 
@@ -569,11 +573,7 @@ class RelationActions(QObject):
         rel = self.relations()
         root = rel.thread_root.get(root_event_id, root_event_id) if rel else root_event_id
         if rel is not None and root in rel.repeated:  # which copy's thread: nobody can say
-            self.controller.error.emit(
-                "Opening the thread",
-                "two devices used this message's id (see the room's audit): it has no "
-                "thread, and replies to it are not sent",
-            )
+            self.controller.error.emit("Opening the thread", REPEATED_ROOT)
             return
         target = self.target_of(root)
         if self.thread_key != key:
@@ -616,6 +616,14 @@ class RelationActions(QObject):
             self.thread_panel.set_note("The room is still being read.")
             return
         result, rel = known
+        if root in rel.repeated:
+            # Another device signed a message under the root's id since the thread was
+            # opened: it is no one thread any more (as ``open_thread`` refuses it), and
+            # the panel showed "0 replies" with a composer whose replies were refused.
+            if key == self.thread_key and root == self.thread_panel.root_id:
+                self.close_thread()
+                self.controller.error.emit("The thread", REPEATED_ROOT)
+            return
         agg = rel.of(root)
         replies = list(agg.thread) if agg is not None else []
         ids = [root, *replies[-MAX_THREAD_REPLIES:]]

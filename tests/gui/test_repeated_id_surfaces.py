@@ -17,7 +17,7 @@ from desk import Desk, settings_for
 from hostile import EVE, EVE_KEY
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
-from test_app_flows import CAROL, store  # noqa: F401 - fixtures
+from test_app_flows import CAROL, DAVE, store  # noqa: F401 - fixtures
 
 from bucket_chat_desktop.gui.search import SearchFeature
 from bucket_chat_desktop.gui.style import REPEATED_ID_NOTE
@@ -107,3 +107,33 @@ def test_the_preview_and_search_say_an_id_was_used_twice(
         panel.list.viewport().repaint()  # painted with the note, without a failure
         shot(desk.window, f"repeated-id-search-{text}", tmp_path)
         QTest.keyClick(panel.field, Qt.Key.Key_Escape)
+
+
+def test_a_thread_whose_root_id_is_used_twice_meanwhile_closes_saying_why(
+    qtbot: Any,
+    launch: Callable[..., Desk],
+    store: Path,  # noqa: F811
+) -> None:
+    """Red team rt50: Eve's copy of the root's id arrived while its thread was open. The
+    panel went on with "0 replies", no reply shown and a composer whose replies were
+    refused; opening it anew is refused with the reason. It now closes with that reason."""
+    storage = LocalStorage(store)
+    carol = RoomWriter(storage, ROOM, "carol@example.com", CAROL, displayname="Carol")
+    dave = RoomWriter(storage, ROOM, "dave@example.com", DAVE, displayname="Dave")
+
+    async def write() -> Event:
+        _, (root,) = await carol.send([Draft.text("the plan, reply here")])
+        await dave.send([Draft.text("agreed", root.event_id)])
+        return root
+
+    root = wait_for(qtbot, write())
+    desk = launch(settings_for(store, [ROOM]))
+    desk.wait_loaded(ROOM)
+    errors: list[tuple[str, str]] = []
+    desk.controller.error.connect(lambda what, why: errors.append((what, why)))
+    panel = desk.window.relation_actions.thread_panel  # type: ignore[union-attr]
+    desk.window.open_thread(root.event_id)
+    qtbot.waitUntil(lambda: "1 reply" in panel.subtitle.text(), timeout=15_000)
+    eve_copies(store, [root])
+    qtbot.waitUntil(lambda: not panel.isVisible(), timeout=15_000)
+    assert errors and "two devices used this message's id" in errors[-1][1], errors
