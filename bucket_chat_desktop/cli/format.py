@@ -16,7 +16,7 @@ from typing import Any
 from .. import timestamps
 from ..keys.identity import display_fingerprint, fingerprint_of
 from ..protocol.attachments import message_text
-from ..protocol.audit import PROVISIONAL_REASON, Assessed, AuditResult, TrustState
+from ..protocol.audit import Assessed, AuditResult, TrustState, on_trial
 from ..protocol.event import MEMBER, MESSAGE
 from ..protocol.findings import Finding
 from ..protocol.metadata import RoomMetadata, check_signer, signer_text
@@ -313,7 +313,7 @@ REPEATED_ID = (
 
 
 def search_line(hit: SearchHit, mark: tuple[str, str], room_label: str) -> str:
-    if hit.trust is TrustState.VERIFIED and hit.trust_reason == PROVISIONAL_REASON:
+    if on_trial(hit.trust, hit.trust_reason):
         badge = NOT_FINAL_BADGE  # an audit saved while older history loaded
     else:
         badge = BADGES[hit.trust] if hit.trust is not None else UNCHECKED_BADGE

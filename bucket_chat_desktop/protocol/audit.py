@@ -1600,7 +1600,13 @@ def provisional(row: Assessed) -> bool:
     """Whether ``row`` is verified only on trial, while older history loads (a key
     nobody introduced yet: perhaps an impostor's whom older history shows): not a final
     verdict, and no front end may present it as one."""
-    return row.state is TrustState.VERIFIED and row.reason == PROVISIONAL_REASON
+    return on_trial(row.state, row.reason)
+
+
+def on_trial(state: str | None, reason: str) -> bool:
+    """``provisional`` of a verdict held apart from its row (a search hit's, a timeline
+    model's row: its state as ``TrustState`` or its value, and its reason)."""
+    return state == TrustState.VERIFIED and reason == PROVISIONAL_REASON
 
 
 _UNSETTLED = (

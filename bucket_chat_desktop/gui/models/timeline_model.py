@@ -42,7 +42,7 @@ from PySide6.QtCore import (
 from ... import timestamps
 from ...protocol import relations as relation_rules
 from ...protocol.attachments import message_text, middle_cut
-from ...protocol.audit import PROVISIONAL_REASON, Assessed, TrustState
+from ...protocol.audit import Assessed, TrustState, on_trial
 from ...protocol.event import MEMBER, MESSAGE, Event, Malformed
 from ...protocol.relations import HIDDEN_TYPES, Aggregate, ReactionChip, Relations
 from ...protocol.room_state import NO_NAMES, Confirmed, Names, membership_text
@@ -381,7 +381,7 @@ class TimelineModel(QAbstractListModel):
             case Roles.Cached:
                 return row.cached
             case Roles.Provisional:
-                return row.trust == TrustState.VERIFIED.value and row.reason == PROVISIONAL_REASON
+                return on_trial(row.trust, row.reason)
             case Roles.Own:
                 return bool(self.own_key) and row.sender_key == self.own_key
             case Roles.Confirmed:

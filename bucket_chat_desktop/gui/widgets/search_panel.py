@@ -44,7 +44,7 @@ from PySide6.QtWidgets import (
 )
 
 from ... import timestamps
-from ...protocol.audit import PROVISIONAL_REASON, TrustState
+from ...protocol.audit import on_trial
 from ...protocol.untrusted_text import (
     display_name_safe,
     html_escape,
@@ -120,9 +120,9 @@ def tooltip_html(shown: ShownHit) -> str:
 def _verdict(hit: SearchHit) -> tuple[str, str]:
     """A hit's verdict as its row's badge has it: the state its colour and symbol are
     of, and its words. One verified only on trial while older history loads
-    (``audit.PROVISIONAL_REASON``) is not final, as its row's ring says."""
+    (``audit.on_trial``) is not final, as its row's ring says."""
     state = hit.trust.value if hit.trust is not None else ""
-    if hit.trust is TrustState.VERIFIED and hit.trust_reason == PROVISIONAL_REASON:
+    if on_trial(hit.trust, hit.trust_reason):
         return "", NOT_FINAL
     return state, TRUST_LABELS.get(state, state) if state else "Not checked yet"
 
