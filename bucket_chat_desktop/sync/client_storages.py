@@ -391,18 +391,18 @@ class AttachedStorages:
     async def confirmed_keys(self, storage_id: str) -> Confirmed:
         """The (sender id, key) pairs the person confirmed in one storage (its index's
         ``user`` pins)."""
-        attached = self._storages.get(storage_id)
-        if attached is None:
-            return frozenset()
-        return await attached.engine.user_confirmed_keys()
+        return await self._storage_pins(storage_id, "user")
 
     async def own_keys(self, storage_id: str) -> Confirmed:
         """The (user id, key) pairs this device writes as in one storage (its index's
         ``own`` pins: the app's identity, and the command line's once it signed)."""
+        return await self._storage_pins(storage_id, "own")
+
+    async def _storage_pins(self, storage_id: str, source: str) -> Confirmed:
         attached = self._storages.get(storage_id)
         if attached is None:
             return frozenset()
-        return await attached.engine.own_keys()
+        return await attached.engine.storage_pins(source)
 
     async def pending(self, storage_id: str) -> tuple[PendingMessage, ...]:
         """What waits in the storage's outbox, with the last error of each."""

@@ -906,19 +906,14 @@ class SyncEngine:
         view = room.view or RoomView(room_id, None, None, (), False, False)
         return dataclasses.replace(view, failure=room.failure) if room.failure else view
 
-    async def user_confirmed_keys(self) -> Confirmed:
-        """Every (sender id, key) pair the person confirmed (compared fingerprints)."""
+    async def storage_pins(self, source: str = "user") -> Confirmed:
+        """The (sender id, key) pairs pinned for every room with ``source``: ``user``,
+        those the person confirmed (compared fingerprints); ``own``, this device's own
+        keys (``pin_own``: who it writes as). None without an index."""
         index = self.index
         if index is None:
             return frozenset()
-        return frozenset(await self._read(Index.user_verified_keys))
-
-    async def own_keys(self) -> Confirmed:
-        """This device's own (user id, key) pairs (``pin_own``): who it writes as."""
-        index = self.index
-        if index is None:
-            return frozenset()
-        return frozenset(await self._read(Index.user_verified_keys, "own"))
+        return frozenset(await self._read(Index.user_verified_keys, source))
 
     async def mark_verified(self, sender_id: str, sender_key: str) -> None:
         """Record the person's confirmation that ``sender_key`` is ``sender_id``'s (a pin
