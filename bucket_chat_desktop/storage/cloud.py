@@ -213,6 +213,11 @@ NAME_MAX = 1024
 """The longest object name a listing may give, in characters: S3 and GCS allow 1,024
 bytes, Azure 1,024 characters. A hostile service named objects of 15 MB, one a page,
 and every page was kept (4.5 GB after 150 pages); longer names are skipped."""
+XML_TAGS_MAX = 1_000_000
+"""The most tags (counted as its ``<`` characters) an XML answer may hold: a page of
+1,000 S3 objects holds about 16,000, one of 5,000 Azure blobs with every property
+under 500,000. Each tag is an element in memory while the answer is parsed (14 MB of
+nested tags took 560 MB and 2 s; a million take at most 140 MB and 0.7 s)."""
 _XML_ENTITY = re.compile(rb"<!(?i:entity)")
 _XML_ENCODING = re.compile(rb"(?:\xef\xbb\xbf)?\s*<\?xml[^>]*?encoding\s*=\s*[\"']([^\"']*)[\"']")
 
@@ -239,37 +244,45 @@ class AnswerTooLargeError(BadAnswerError):
         self.limit = limit
 
 
-def xml_safe(body: bytes) -> bool:
-    """Whether ``body``, an XML answer of the service's (S3, Azure), is one Python's
-    parser may read: in UTF-8 (no byte-order mark of UTF-16 or UTF-32, no NUL byte, no
-    other encoding declared) and declaring no entity. Both services answer so. The
-    parser expands internal entities up to a hundredfold: an 11.8 MB listing page
-    became one name of 1.1 billion characters (4.3 GB of memory), which the 16 MiB cap
-    on what is *sent* cannot see; and one in UTF-16 hid its declarations from a search
-    of its bytes. (A document type alone declares nothing: a proxy's HTML error page
-    has one.)"""
+def xml_refusal(body: bytes) -> str | None:
+    """Why ``body``, an XML answer of the service's (S3, Azure), may not be given to
+    Python's parser, or None when it may: it must be in UTF-8 (no byte-order mark of
+    UTF-16 or UTF-32, no NUL byte, no other encoding declared), declare no entity, and
+    hold at most ``XML_TAGS_MAX`` tags. Both services answer so. The parser expands
+    internal entities up to a hundredfold: an 11.8 MB listing page became one name of
+    1.1 billion characters (4.3 GB of memory), which the 16 MiB cap on what is *sent*
+    cannot see; one in UTF-16 hid its declarations from a search of its bytes; and 14
+    MB of nested tags took 560 MB while they were parsed. (A document type alone
+    declares nothing: a proxy's HTML error page has one.)"""
     if b"\x00" in body or body.startswith((b"\xfe\xff", b"\xff\xfe")):
-        return False
+        return "is not in UTF-8"
     declared = _XML_ENCODING.match(body)
     if declared is not None and declared.group(1).lower() not in (b"utf-8", b"utf8"):
-        return False
-    return _XML_ENTITY.search(body) is None
+        return "is not in UTF-8"
+    if _XML_ENTITY.search(body) is not None:
+        return "declares XML entities"
+    if body.count(b"<") > XML_TAGS_MAX:
+        return f"holds more than {XML_TAGS_MAX:,} XML tags"
+    return None
 
 
 def refuse_xml_declarations(body: bytes, status: int = 200) -> bytes:
-    """``body`` if it is ``xml_safe``. Else an answer's body (status under 300) is a
-    ``BadAnswerError``, before anything parses it; an error's (a proxy's 503 page) is
-    dropped, so the error is judged by its status alone and retried as such."""
-    if xml_safe(body):
+    """``body`` if ``xml_refusal`` finds nothing. Else an answer's body (status under
+    300) is a ``BadAnswerError``, before anything parses it; an error's (a proxy's 503
+    page) is dropped, so the error is judged by its status alone and retried as such."""
+    refusal = xml_refusal(body)
+    if refusal is None:
         return body
     if status >= 300:
         return b""
+    why = (
+        "no storage service's does: such an answer takes hundreds of MB to read"
+        if refusal.startswith("holds")
+        else "no storage service's does: such an answer can grow a hundredfold as it is read"
+    )
     raise BadAnswerError(
-        "the service sent an XML answer that declares entities or is not in UTF-8 (no "
-        "storage service's does: such an answer can grow a hundredfold as it is read)",
-        listing_reason="the service sent a listing page that declares XML entities or is "
-        "not in UTF-8 (no storage service's does: such a page can grow a hundredfold as "
-        "it is read)",
+        f"the service sent an XML answer that {refusal} ({why})",
+        listing_reason=f"the service sent a listing page that {refusal} ({why})",
     )
 
 
