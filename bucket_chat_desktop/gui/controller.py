@@ -45,7 +45,7 @@ from .bridge import EngineBridge
 from .markdown import to_plain
 from .models.rooms_model import RoomItem, RoomsModel
 from .models.timeline_model import Pager, Reply, TimelineModel
-from .room_preview import DELETED, as_shown, last_shown
+from .room_preview import DELETED, as_shown, last_shown, reassessed
 from .room_session import Behind, RoomSession
 from .style import NOT_FINAL, REPEATED_ID_NOTE, WARNING_MARK, trust_label
 from .tasks import TaskRunner
@@ -965,6 +965,11 @@ class Controller(QObject):
         if last is not None:
             room.previewed = last
             changes.update(last_ts=last.event.timestamp_ms)
+        elif room.previewed is not None:
+            # the preview stays, with this audit's verdict on it: a row verified on trial
+            # kept "Not final yet" after the final audit when that audit's newest rows held
+            # no message (only reactions, say), until the next message (red team rt49)
+            room.previewed = reassessed(result.timeline, room.previewed)
         shown = last or room.previewed
         if shown is not None:  # an edit or deletion of the previewed message changes it
             current = as_shown(shown.event, rel)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ..protocol.audit import Assessed
+from ..protocol.audit import Assessed, Timeline
 from ..protocol.event import Event
 from ..protocol.relations import HIDDEN_TYPES, Relations
 from ..sync.events import ShownEvent
@@ -40,6 +40,17 @@ def last_shown(rows: Iterable[ShownEvent | Assessed]) -> Assessed | None:
             return None
         return verdict._replace(event=ev)
     return None
+
+
+def reassessed(timeline: Timeline, row: Assessed) -> Assessed:
+    """``row`` (a preview's: with its body) with the verdict ``timeline`` gives the copy it
+    is, or as it was when that copy is not shown there: a later audit may settle what an
+    earlier one took on trial while older history loaded."""
+    at = timeline.position_of_copy(row.event.event_id, row.path, row.line)
+    if at is None:
+        return row
+    now = timeline[at]
+    return row._replace(state=now.state, reason=now.reason)
 
 
 def as_shown(ev: Event, relations: Relations | None) -> Event | None:
