@@ -73,7 +73,7 @@ from ..protocol.attachments import (
     safe_file_name,
     zone_identifier,
 )
-from ..storage.base import StorageError, StorageOfflineError
+from ..storage.base import StorageError
 from ..sync import blobs
 from ..sync.client import RoomRef
 from .controller import Controller
@@ -105,6 +105,12 @@ Index = Any  # QModelIndex | QPersistentModelIndex
 
 QUARANTINE_AGENT = "Bucket Chat"
 PLATFORM = sys.platform  # which mark ``mark_as_downloaded`` writes
+
+
+def passing(exc: BaseException) -> bool:
+    """Whether a transfer that failed with ``exc`` may work on a later try: the storage
+    did not answer, was busy, or its answer was cut off (``StorageError.transient``)."""
+    return isinstance(exc, StorageError) and exc.transient
 
 
 def mark_as_downloaded(path: Path, *, platform: str | None = None) -> bool:
@@ -392,17 +398,16 @@ class AttachmentsFeature(QObject):
         except asyncio.CancelledError:
             self.strip.remove_row(row)
             raise
-        except StorageOfflineError as exc:  # no answer, or too slow: a later try may do
+        except (blobs.BlobError, StorageError, OSError, ValueError) as exc:
             log.warning("could not attach %s: %s", path.name, exc)
-            retry = retry and key not in self._gone  # not into a room left
+            # A passing failure (no answer, too slow, busy, an answer cut off: red team
+            # rt52) may do on a later try; a refusal would only be refused again.
+            retry = retry and passing(exc) and key not in self._gone  # not into a room left
             row.set_error(str(exc), retry=retry)
             if retry:
                 self._retryable[row] = key
                 row.retry_requested.connect(lambda: self._retry(key, path, row, name))
                 row.dismissed.connect(lambda: self._retryable.pop(row, None))
-        except (blobs.BlobError, StorageError, OSError, ValueError) as exc:
-            log.warning("could not attach %s: %s", path.name, exc)
-            row.set_error(str(exc))
         except Exception as exc:
             log.exception("attaching %s failed", path.name)
             row.set_error(f"Unexpected error ({type(exc).__name__}): {exc}")
@@ -655,13 +660,13 @@ class AttachmentsFeature(QObject):
         except asyncio.CancelledError:
             self.strip.remove_row(row)
             raise
-        except StorageOfflineError as exc:  # no answer, or too slow: a later try may do
-            log.warning("could not fetch %s: %s", info.name, exc)
-            row.set_error(str(exc), retry=True)
-            row.retry_requested.connect(lambda: self._fetch_again(key, event_id, info, dest, row))
         except (blobs.BlobError, StorageError, OSError, ValueError) as exc:
             log.warning("could not fetch %s: %s", info.name, exc)
-            row.set_error(str(exc))
+            row.set_error(str(exc), retry=passing(exc))
+            if passing(exc):
+                row.retry_requested.connect(
+                    lambda: self._fetch_again(key, event_id, info, dest, row)
+                )
         except Exception as exc:
             log.exception("downloading %s failed", info.name)
             row.set_error(f"Unexpected error ({type(exc).__name__}): {exc}")

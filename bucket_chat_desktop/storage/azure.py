@@ -36,6 +36,7 @@ from .cloud import (
     MissingError,
     busy,
     exception_chain,
+    gave_up_waiting,
     listed_size,
     one_line,
     read_bounded,
@@ -439,6 +440,8 @@ class AzureStorage(FsspecStorage):
                 )
             if status in (429, 503) or code == "ServerBusy":
                 return busy(what, code or status)
+            if status == 408:
+                return gave_up_waiting(what, code or status)
             if status is not None and status >= 500:
                 return StorageOfflineError(f"{what}: service error {status} ({code}): {message}")
             return StorageError(f"{what}: {code or status or type(item).__name__}: {message}")

@@ -520,6 +520,29 @@ def busy(what: str, code: object) -> StorageThrottledError:
     return StorageThrottledError(f"{what}: the service is busy ({code}); retry later")
 
 
+def gave_up_waiting(what: str, code: object) -> StorageOfflineError:
+    """The service's "request timeout" (HTTP 408, S3's 400 ``RequestTimeout``): it stopped
+    waiting for the rest of the request (a slow or broken uplink). A later try may do:
+    refused for good as a plain error, a message waited for a person's click."""
+    return StorageOfflineError(
+        f"{what}: the service stopped waiting for the request ({code}): the connection is "
+        "slow or broke off; retry later"
+    )
+
+
+_CUT_ANSWERS = frozenset(
+    {
+        "ConnectionClosedError",  # botocore: the connection closed before a full answer
+        "ClientPayloadError",  # aiohttp: a body shorter than its length, or cut mid-chunk
+        "IncompleteReadError",  # azure-core: the same, as the Azure SDK says it
+        "ServiceResponseError",  # azure-core: the request went out, no answer came back
+    }
+)
+"""An answer cut off in the middle (by the network, a proxy or the service): not a
+refusal, so a later try may do. Called a plain error, a message whose write was cut so
+waited for a person's click, though the service had stored it (red team rt52)."""
+
+
 def _builtin_error(exc: BaseException, what: str) -> StorageError | None:
     """The fsspec libraries' own translations to built-in exceptions."""
     for item in exception_chain(exc):
@@ -982,6 +1005,13 @@ class FsspecStorage(Storage, abc.ABC):
         for item in exception_chain(exc):
             if isinstance(item, BadAnswerError):
                 return StorageError(f"{what}: {item.reason}: the service is broken or hostile")
+        for item in exception_chain(exc):
+            if type(item).__name__ in _CUT_ANSWERS:  # before the SDK's own classes:
+                # azure-core's is one of its HTTP errors, with the status the answer had
+                return StorageOfflineError(
+                    f"{what}: the connection to {self._endpoint_name()} broke off before "
+                    f"its answer was complete (retry later): {one_line(item, 160)}"
+                )
         mapped = self._service_error(exc, what)
         if mapped is None:
             mapped = self._network_error(exc, what)

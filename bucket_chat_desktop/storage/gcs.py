@@ -38,6 +38,7 @@ from .cloud import (
     Meter,
     busy,
     exception_chain,
+    gave_up_waiting,
     listed_size,
     one_line,
     read_bounded,
@@ -359,11 +360,18 @@ class GCSStorage(FsspecStorage):
                     )
                 if code == 403:
                     return self._forbidden(what, item)
-                if code in (408, 429):
+                if code == 429:
                     return busy(what, code)
+                if code == 408:
+                    return gave_up_waiting(what, code)
                 if code is not None and code >= 500:
                     return StorageOfflineError(f"{what}: service error {code}: {one_line(item)}")
                 return StorageError(f"{what}: {one_line(item)}")
+            if type(item).__name__ == "ProxyError":  # gcsfs's word for an HTTP 502
+                return StorageOfflineError(
+                    f"{what}: service error 502 (bad gateway): a proxy in front of the "
+                    "service got no answer from it; retry later"
+                )
             if type(item) is OSError and str(item).startswith("Forbidden"):
                 return self._forbidden(what, item)
             if isinstance(item, ValueError) and str(item).startswith("Bad Request"):

@@ -32,6 +32,7 @@ from .cloud import (
     MissingError,
     busy,
     exception_chain,
+    gave_up_waiting,
     listed_size,
     one_line,
     read_bounded,
@@ -384,6 +385,8 @@ class S3Storage(FsspecStorage):
                 )
             if code in THROTTLE_CODES or status in (429, 503):
                 return busy(what, code or status)
+            if code == "RequestTimeout" or status == 408:
+                return gave_up_waiting(what, code or status)
             if status is not None and status >= 500:
                 return StorageOfflineError(f"{what}: service error {status} ({code}): {message}")
             return StorageError(f"{what}: {code or status}: {message}")

@@ -16,6 +16,11 @@ query) match:
   keeps delivering);
 - ``SLOW_UPLOAD``: the request's body is read ``keep`` bytes every ``every`` seconds (a
   slow uplink), then the request goes on to the emulator;
+- ``CUT``: the request goes on to the emulator (a write is stored), then the answer's
+  head promises ``keep`` more bytes than its body has, the body is sent and the
+  connection is dropped: an answer cut off in the middle by the network or a proxy;
+- ``LOST``: the request goes on to the emulator (a write is stored), and ``answer``'s
+  bytes are sent instead of the emulator's answer: a success lost on its way back;
 - ``answer=``: a function of the request (method, target, body) gives the bytes of the
   whole HTTP answer instead of the emulator (a broken or hostile service).
 
@@ -38,6 +43,8 @@ HALFWAY = "halfway"
 TRICKLE = "trickle"
 PACED = "paced"
 SLOW_UPLOAD = "slow-upload"
+CUT = "cut"
+LOST = "lost"
 PASS = "pass"
 
 
@@ -57,10 +64,13 @@ class Rule:
     every: float = 1.0  # TRICKLE, PACED: seconds between steps
     head: bool = False  # TRICKLE, PACED: the answer's head is paced too
     answer: Callable[[Request], bytes] | None = None
+    times: int | None = None  # the rule applies to this many requests, then no more
     hits: list[Request] = field(default_factory=list)
 
     def matches(self, request: Request) -> bool:
         if self.method is not None and request.method != self.method:
+            return False
+        if self.times is not None and len(self.hits) >= self.times:
             return False
         return re.search(self.pattern, request.target) is not None
 
@@ -226,7 +236,7 @@ class StallProxy:
         if rule is not None:
             rule.hits.append(request)
         mode = rule.mode if rule is not None and rule.mode != SLOW_UPLOAD else PASS
-        if rule is not None and rule.answer is not None:
+        if rule is not None and rule.answer is not None and rule.mode != LOST:
             writer.write(rule.answer(request))
             await writer.drain()
             return
@@ -239,11 +249,29 @@ class StallProxy:
             await up_writer.drain()
             answer_head = (await up_reader.readuntil(b"\r\n\r\n"))[:-4]
             paced_head = mode in (TRICKLE, PACED) and rule is not None and rule.head
-            if not paced_head:
+            if not paced_head and mode not in (CUT, LOST):
                 writer.write(_with_close(answer_head))
             rest = await up_reader.read()
         finally:
             up_writer.close()
+        if mode == LOST and rule is not None and rule.answer is not None:
+            writer.write(rule.answer(request))
+            await writer.drain()
+            return
+        if mode == CUT:
+            promised = len(rest) + max(rule.keep if rule else 0, 1)
+            lines = [
+                line
+                for line in _with_close(answer_head).split(b"\r\n")
+                if line
+                and line.split(b":", 1)[0].strip().lower()
+                not in (b"content-length", b"transfer-encoding")
+            ]
+            lines.append(b"Content-Length: %d" % promised)
+            writer.write(b"\r\n".join(lines) + b"\r\n\r\n" + rest)
+            await writer.drain()
+            writer.transport.abort()
+            return
         if paced_head:
             rest = _with_close(answer_head) + rest
         if mode == HALFWAY:
