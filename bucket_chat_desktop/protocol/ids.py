@@ -236,6 +236,11 @@ def parse_segment_path(path: str) -> SegmentName | None:
     return SegmentName(path, room_id, date, int(m.group(1)), int(m.group(2)), m.group(3))
 
 
+def is_day_folder(name: str) -> bool:
+    """Whether a folder right in a room's ``logs/`` may hold segments (looks like a date)."""
+    return _DATE_RE.fullmatch(name) is not None
+
+
 def is_segment_of(room_id: str, path: str) -> bool:
     """Whether ``path`` is a segment's name in ``room_id``'s folder (anything else there
     is litter: a notice, never history)."""

@@ -319,11 +319,16 @@ class ChatClient(AttachedStorages):
             log.exception("opening room %s failed", room_id)
 
     async def start(self) -> None:
+        """Attach every storage in the settings. One that fails, for whatever reason (a
+        fault of the program too: a watch that raised RecursionError once ended the
+        start with a traceback), is logged and the others are attached all the same."""
         for entry in self.settings.storages:
             try:
                 await self.attach(entry)
             except StorageError as exc:
                 log.warning("storage %s is not available: %s", entry.name, exc)
+            except Exception:
+                log.exception("opening storage %s failed", entry.name)
 
     async def close(self) -> None:
         """Stop every storage's opens and engines (those detached before and still

@@ -109,6 +109,9 @@ class SyncConfig:
     focused_safety: float = 15 * 60.0  # full listing of the focused room, this often
     background_safety: float = 4 * 3600.0  # and of every other room (of all, unfocused)
     local_rescan: float = 30.0  # local folders: re-scan although watched
+    # Seconds a local folder's watch may take to set up, or to handle what it saw, before
+    # the person is told that it is polled meanwhile (``Poller.start_watch``).
+    watch_wait: float = 10.0
     # A room's metadata whose read failed is read again on a polling round this many
     # seconds later, doubling with each failure (``schedule.metadata_retry_delay``).
     metadata_retry: float = 5.0

@@ -27,9 +27,8 @@ import asyncio
 import contextlib
 import errno
 import logging
-import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..index import Index
@@ -48,6 +47,7 @@ from ..storage.feed import ChangeFeed
 from ..storage.local import LocalStorage
 from .backfill import UNKNOWN_SIZE
 from .events import ChangeFeedStatus
+from .folder_watch import NotWatchable, Watch, new_watch
 from .room_objects import Budget
 from .schedule import FEED_NAMED_GRACES, feed_rest, poll_delay, safety_period
 from .stopping import stop_tasks
@@ -162,7 +162,9 @@ class Poller:
         # (marker -> its room and segment), and that cursor (``_save_cursor``).
         self._named: dict[str, dict[str, tuple[str, str]]] = {}
         self._saved: dict[str, str | None] = {}
-        self._watch: Any = None
+        self._watch: Watch | None = None  # set up and reading (``start_watch``)
+        self._setting_up: Watch | None = None  # its thread still sets it up
+        self._watch_setup: asyncio.Task[None] | None = None
         # Why a local folder is not watched (``start_watch``), or "" while it is: it is
         # then polled like a bucket, on the same schedule.
         self.watch_problem = ""
@@ -223,14 +225,23 @@ class Poller:
 
     async def close(self) -> None:
         """End the rooms' hint readers and safety passes, close the feed's connection and
-        stop watching the folder (the engine cancelled its own tasks already)."""
-        await stop_tasks([*self._hint_readers.values(), *self._safety.values()])
+        stop watching the folder (the engine cancelled its own tasks already). A watch
+        still being set up is told to stop and never waited for: its thread may wait for
+        ever on a folder that does not answer (a daemon thread: it ends with the
+        process); one set up is waited for at most 5 s, on a worker thread."""
+        setup = [self._watch_setup] if self._watch_setup is not None else []
+        try:
+            await stop_tasks([*self._hint_readers.values(), *self._safety.values(), *setup])
+        finally:
+            if self._setting_up is not None:
+                self._setting_up.stop()
+                self._setting_up = None
         if self.feed is not None:
             await self.feed.close()
         if self._watch is not None:
-            self._watch.stop()
-            await asyncio.to_thread(self._watch.join, 5)
-            self._watch = None
+            watch, self._watch = self._watch, None
+            watch.stop()
+            await asyncio.to_thread(watch.join, 5)
 
     def room_steps(self, room_id: str) -> list[asyncio.Task[int]]:
         """The room's hint reader and safety pass, if running (``SyncEngine.drop_room``
@@ -248,6 +259,7 @@ class Poller:
         error (a client library meeting an answer it cannot parse, a bug) is logged and
         polling goes on: it ended this task, and nothing new arrived from then on."""
         while not self._engine._closed:
+            self.check_watch()
             feed = self.feed
             due = feed is not None and time.monotonic() >= self._feed_retry_at
             if feed is not None and due:
@@ -576,6 +588,14 @@ class Poller:
                 # markers costs as much as junk after them (``next_wait``).
                 items = await self._engine.storage.list_after(folder, None)
                 listed += len(items)
+                if self.watching:  # the only cadence the count sets (``next_wait``)
+                    # The listing walks every folder in the day's folder and names no
+                    # empty one: 50,000 of them cost 18 s of CPU every 30 s, read as an
+                    # empty day. No marker is a folder, and what is below one is walked
+                    # out of sight: any folder there counts the listing as past the limit.
+                    level = await self._engine.storage.list_level(folder)
+                    if level.folders:
+                        listed += WATCHED_LISTING_MAX + len(level.folders)
                 if after is not None:
                     items = [i for i in items if i.path > after]
             else:
@@ -991,60 +1011,124 @@ class Poller:
     # -- local folders -------------------------------------------------------------------------
 
     def start_watch(self, storage: LocalStorage) -> None:
-        try:
-            from watchdog.events import FileSystemEvent, FileSystemEventHandler
-            from watchdog.observers import Observer
-        except ImportError:  # pragma: no cover
-            return
+        """Start setting up the folder's watch (``folder_watch.py``) on a thread of its
+        own, and return at once: setting up opens folders (a folder on a mount that
+        stopped answering holds it for ever; a tree of 100,000 folders, seconds), and it
+        ran on the window's thread, which froze at every start. Until the watch is up,
+        and if it never comes up, fails or stops later, the folder is polled like a
+        bucket (``watching`` is false); the person is told why once it fails, stops or
+        takes over ``SyncConfig.watch_wait`` seconds, and again when it comes up after all."""
         loop = asyncio.get_running_loop()
-        root = storage.root
         queue = self._direct
 
-        class Handler(FileSystemEventHandler):
-            def on_any_event(self, event: FileSystemEvent) -> None:
-                if event.event_type not in ("created", "moved", "closed"):
-                    return
-                raw = getattr(event, "dest_path", "") or event.src_path
-                name = os.fsdecode(raw)
-                if not name.endswith(".jsonl"):
-                    return
-                try:
-                    rel = os.path.relpath(name, root).replace(os.sep, "/")
-                except ValueError:
-                    return
-                with contextlib.suppress(RuntimeError):  # the loop may be closing
-                    loop.call_soon_threadsafe(queue.put_nowait, rel)
+        def on_loop(fn: Callable[..., None], *args: Any) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop may be closing
+                loop.call_soon_threadsafe(fn, *args)
 
-        rooms = root / "rooms"
-        with contextlib.suppress(OSError):  # a link or file there: checked just below
-            rooms.mkdir(parents=True, exist_ok=True)
-        if rooms.is_symlink() or not rooms.is_dir():
-            # Never watch (or write) through a link: polling lists it as what it is.
-            log.warning("%s is not a folder of this storage; not watching it", rooms)
-            return
-        observer = Observer()
-        observer.daemon = True
+        ready: asyncio.Future[BaseException | None] = loop.create_future()
+
+        def set_ready(exc: BaseException | None) -> None:
+            if not ready.done():
+                ready.set_result(exc)
+
+        watch = new_watch(
+            storage.root,
+            named=lambda rel: on_loop(queue.put_nowait, rel),
+            ready=lambda exc: on_loop(set_ready, exc),
+            ended=lambda exc: on_loop(self._watch_lost, watch, exc),
+        )
         try:
-            observer.schedule(Handler(), str(root / "rooms"), recursive=True)
-            observer.start()
-        except OSError as exc:
-            # Linux allows a user 128 inotify instances by default (every program that
-            # watches files takes one) and a set number of watched folders; a full table
-            # made this raise out of the engine's start, and the storage did not open at
-            # all. Now the folder is polled like a bucket, and the person is told why.
-            with contextlib.suppress(Exception):
-                observer.stop()
-            config = self._engine.config
-            self.watch_problem = watch_problem(exc, config.focused_interval, config.idle_interval)
-            log.warning("%s is not watched for changes: %s", rooms, exc)
-            self._engine._emit(ChangeFeedStatus(False, self.watch_problem, folder=True))
+            watch.start()
+        except RuntimeError as exc:  # no thread could be started
+            self._not_watching(exc, log_as=f"{storage.root / 'rooms'} is not watched")
             return
-        self._watch = observer
+        self._setting_up = watch
+        self._watch_setup = asyncio.create_task(self._await_watch(watch, ready), name="bc-watch")
+
+    async def _await_watch(self, watch: Watch, ready: asyncio.Future[BaseException | None]) -> None:
+        """Wait for the watch's set-up (``start_watch``) without ever blocking: past
+        ``SyncConfig.watch_wait`` seconds the person is told that the folder is polled meanwhile."""
+        try:
+            wait = self._engine.config.watch_wait
+            failed = await asyncio.wait_for(asyncio.shield(ready), wait)
+        except TimeoutError:
+            self._not_watching(
+                f"setting up the watch has taken over {wait:g} s (a folder in it "
+                "on a network or FUSE mount that does not answer?)"
+            )
+            failed = await ready
+        if self._engine._closed:
+            watch.stop()
+            return
+        self._setting_up = None
+        if failed is not None:
+            self._not_watching(failed, log_as=f"{watch.root / 'rooms'} is not watched")
+            return
+        self._watch = watch
+        if self.watch_problem:  # told it was not watched: now it is
+            self._watched_again("Watching this folder for changes now.")
+
+    async def watch_settled(self) -> None:
+        """Until the watch's set-up (``start_watch``) is over, whichever way it went. For
+        tests: nothing in the app waits for it."""
+        if self._watch_setup is not None:
+            await asyncio.shield(self._watch_setup)
+
+    def _watch_lost(self, watch: Watch, exc: BaseException | None) -> None:
+        """The watch's thread stopped reading by itself (``FolderWatch``'s ``ended``):
+        polled from now on, and said."""
+        if self._watch is not watch or self._engine._closed:
+            return
+        self._watch = None
+        watch.stop()
+        self._not_watching(
+            exc or "the watch stopped", log_as=f"{watch.root / 'rooms'} is no longer watched"
+        )
+
+    def _not_watching(self, why: BaseException | str, *, log_as: str = "") -> None:
+        """Say that the folder is polled, and why (once per reason)."""
+        config = self._engine.config
+        message = watch_problem(why, config.focused_interval, config.idle_interval)
+        if message == self.watch_problem:
+            return
+        self.watch_problem = message
+        if isinstance(why, BaseException) and not isinstance(why, (OSError, NotWatchable)):
+            log.error("%s", log_as or "the folder watch failed", exc_info=why)
+        else:
+            log.warning("%s", message)
+        self._engine._emit(ChangeFeedStatus(False, message, folder=True))
+
+    def _watched_again(self, message: str) -> None:
+        self.watch_problem = ""
+        log.info("%s", message)
+        self._engine._emit(ChangeFeedStatus(True, message, folder=True))
+
+    def check_watch(self) -> None:
+        """Each round (``run``): a watch whose thread died (watchdog's observer elsewhere
+        than Linux says nothing) or that has been held over ``SyncConfig.watch_wait`` seconds by
+        what it handles (a new folder on a mount that stopped answering) tells nothing:
+        the folder is polled (``watching``), and that is said; said again when it is
+        over."""
+        watch = self._watch
+        if watch is None:
+            return
+        wait = self._engine.config.watch_wait
+        if not watch.alive():
+            self._watch_lost(watch, None)
+        elif watch.held(wait):
+            self._not_watching(
+                f"the watch has been held over {wait:g} s by a folder (on a network "
+                "or FUSE mount that does not answer?)"
+            )
+        elif self.watch_problem:
+            self._watched_again("Watching this folder for changes again.")
 
     @property
     def watching(self) -> bool:
-        """Whether a local folder is watched for changes (``start_watch``)."""
-        return self._watch is not None
+        """Whether a local folder is watched for changes (``start_watch``) and the watch
+        answers: else it is polled like a bucket."""
+        watch = self._watch
+        return watch is not None and not watch.held(self._engine.config.watch_wait)
 
     async def follow_folder(self) -> None:
         """The watched folder's task: have each segment file the watch names read by its
@@ -1058,16 +1142,21 @@ class Poller:
             self._hint(name.room_id, path)
 
 
-def watch_problem(exc: OSError, focused: float, idle: float) -> str:
-    """What the person is told when the folder cannot be watched (``start_watch``): why,
+def watch_problem(exc: BaseException | str, focused: float, idle: float) -> str:
+    """What the person is told when the folder is not watched (``start_watch``): why,
     and how often it is polled instead (``schedule.poll_delay``'s longest waits). Short
     enough for the status bar of a window 1,000 pixels wide."""
-    if exc.errno == errno.EMFILE:
+    errno_ = exc.errno if isinstance(exc, OSError) else None
+    if errno_ == errno.EMFILE:
         why = "the system's limit of file watchers is reached (fs.inotify.max_user_instances)"
-    elif exc.errno == errno.ENOSPC:
+    elif errno_ == errno.ENOSPC:
         why = "the system's limit of watched folders is reached (fs.inotify.max_user_watches)"
-    else:
+    elif isinstance(exc, (str, NotWatchable)):
+        why = terminal_safe(str(exc), limit=160)
+    elif isinstance(exc, OSError):
         why = terminal_safe(str(exc), limit=120)
+    else:  # a fault of the program: named, its text is in the log
+        why = f"the watch failed ({type(exc).__name__}; details in the log)"
     return (
         f"Not watching this folder: {why}. Checked every {focused:g} s, "
         f"{idle:g} s in the background."

@@ -276,6 +276,7 @@ def test_a_watched_folder_full_of_junk_markers_is_listed_on_the_rescan_cadence(
         try:
             await engine.start()
             poller = engine._poller
+            await poller.watch_settled()  # set up on a thread of its own
             assert poller.watching
             engine.set_window_focused(True)
             await engine.open_room(ROOM, background=False)
@@ -336,6 +337,7 @@ def test_junk_sorting_before_the_marker_cursor_counts_for_the_watched_listing_to
         try:
             await engine.start()
             poller = engine._poller
+            await poller.watch_settled()  # set up on a thread of its own
             assert poller.watching
             engine.set_window_focused(True)
             await until(lambda: engine.polls >= 1)

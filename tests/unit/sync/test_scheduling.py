@@ -280,6 +280,7 @@ def test_activity_ends_a_watched_folders_long_wait_as_a_buckets(tmp_path: Path) 
         try:
             await engine.start()
             poller = engine._poller
+            await poller.watch_settled()  # set up on a thread of its own
             assert poller.watching
             # As after a long lull: the next wait grows to the hour.
             poller.next_poll_in = 1800.0

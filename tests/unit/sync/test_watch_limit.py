@@ -93,6 +93,7 @@ def test_a_folder_that_cannot_be_watched_opens_and_news_still_arrives(tmp_path: 
         try:
             with no_free_descriptor():
                 await alice.start()  # raised out of here before: the storage never opened
+                await alice._poller.watch_settled()  # on its own thread, still in the block
             assert not alice._poller.watching
             assert Observer is not None
             told = [e for e in seen if isinstance(e, ChangeFeedStatus)]
@@ -103,6 +104,7 @@ def test_a_folder_that_cannot_be_watched_opens_and_news_still_arrives(tmp_path: 
             await alice.open_room(ROOM, background=False)
 
             await bob.start()
+            await bob._poller.watch_settled()
             assert bob._poller.watching  # the limit was this moment's only
             await bob.send(
                 ROOM, BOB, bob_key, [(MESSAGE, {"body": "found by polling", "msgtype": "m.text"})]
