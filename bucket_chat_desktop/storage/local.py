@@ -18,20 +18,32 @@ trust:
   most the caller's cap plus one byte.
 - Listings never descend into linked folders; links, FIFOs, sockets and devices are
   listed with ``ObjectInfo.special`` set so that callers report them.
+
+A folder may sit on a share or mount that stops answering (an sshfs or SMB mount, or a
+member's own FUSE mount inside the shared folder): a call into it then blocks its thread
+until the mount comes back, which may be never. Every call runs on the folder's own
+daemon threads (``_WORKERS``) within a deadline, past which it is "no answer" like a
+cloud storage's; a thread stuck in such a call is left behind, never waited for, so a
+command still ends (Python waits at exit for every thread of ``asyncio.to_thread``'s
+pool: red team rt51's ``verify`` never ended, nor after Ctrl-C).
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import errno
 import logging
 import os
+import queue
 import secrets
 import stat
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any, TypeVar
 
 from ..osfiles import fsync_dir, open_fd
 from .base import (
@@ -71,7 +83,69 @@ MAX_LIST_DEPTH = 12
 """Listings do not descend further (objects sit at most 4 folders deep): a hostile
 nesting of thousands of folders is reported as one entry, not walked."""
 READ_TIMEOUT = 120.0
-"""Seconds a single local read may take (a hung network share must not hang the app)."""
+"""Seconds a single local call (a read, a listing, a check) may take, and a write besides
+the time its bytes take at ``WRITE_BYTES_PER_S``: a hung network share must not hang the
+app."""
+WRITE_BYTES_PER_S = 64 * 1024
+"""The slowest share a write is given time for (as a cloud write's deadline assumes)."""
+WORKERS = 8
+"""Threads for every local folder's file calls: calls stuck on a hung mount hold at most
+these; the next calls wait their turn within their own deadline."""
+
+T = TypeVar("T")
+
+
+class _Workers:
+    """A few daemon threads that run file calls: ``asyncio.to_thread``'s threads are
+    waited for when Python exits, so one call stuck on a hung mount kept a command from
+    ending for ever. A thread here is started when a call finds none idle (up to
+    ``size``) and lives as long as the process."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._jobs: queue.SimpleQueue[tuple[concurrent.futures.Future[Any], Callable[[], Any]]]
+        self._forked()
+
+    def _forked(self) -> None:
+        """A new start, also in a forked child: it has none of its parent's threads, and
+        counting them as idle left its calls waiting for ever."""
+        self._jobs = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._threads = 0
+        self._idle = 0
+
+    def submit(self, call: Callable[[], T]) -> concurrent.futures.Future[T]:
+        done: concurrent.futures.Future[T] = concurrent.futures.Future()
+        self._jobs.put((done, call))
+        with self._lock:
+            start = self._idle == 0 and self._threads < self._size
+            if start:
+                self._threads += 1
+        if start:
+            # not "bc-…": no engine's (they serve every folder and outlive each, as
+            # asyncio's own pool's threads do)
+            name = f"local-folder-{self._threads}"
+            threading.Thread(target=self._work, name=name, daemon=True).start()
+        return done
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                self._idle += 1
+            done, call = self._jobs.get()
+            with self._lock:
+                self._idle -= 1
+            if not done.set_running_or_notify_cancel():
+                continue  # given up on before it began (its deadline passed)
+            try:
+                done.set_result(call())
+            except BaseException as exc:  # handed to the caller, as a thread pool does
+                done.set_exception(exc)
+
+
+_WORKERS = _Workers(WORKERS)
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_WORKERS._forked)
 WRITE_SETTLE = 2.0
 """Seconds after a file's last change within which its writer may still be at it
 (``written_lately``): a segment is written in one go, in milliseconds."""
@@ -133,6 +207,20 @@ class LocalStorage(Storage):
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).expanduser().absolute()
         self.url = str(self.root)
+
+    async def _within(self, call: Callable[[], T], what: str, extra: float = 0.0) -> T:
+        """``call`` on the folder's threads, within ``READ_TIMEOUT`` (and ``extra``
+        seconds): else "no answer", a passing failure, as for a cloud storage that does
+        not answer."""
+        seconds = READ_TIMEOUT + extra
+        running = _WORKERS.submit(call)
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(running), seconds)
+        except TimeoutError as exc:
+            raise StorageOfflineError(
+                f"{what}: no answer within {seconds:.0f} s (is the folder on a network share "
+                "or a mount that stopped answering?)"
+            ) from exc
 
     def _fs_path(self, path: str) -> Path:
         return self.root.joinpath(*check_object_path(path).split("/"))
@@ -244,7 +332,11 @@ class LocalStorage(Storage):
     # -- writing -----------------------------------------------------------------------------
 
     async def put_if_absent(self, path: str, data: bytes) -> bool:
-        return await asyncio.to_thread(self._put_if_absent, path, data)
+        return await self._within(
+            lambda: self._put_if_absent(path, data),
+            f"cannot write {self._fs_path(path)}",
+            len(data) / WRITE_BYTES_PER_S,
+        )
 
     def _put_if_absent(self, path: str, data: bytes) -> bool:
         parts = check_object_path(path).split("/")
@@ -339,15 +431,9 @@ class LocalStorage(Storage):
     # -- reading -----------------------------------------------------------------------------
 
     async def get(self, path: str, *, max_bytes: int = DEFAULT_MAX_READ) -> bytes:
-        try:
-            return await asyncio.wait_for(
-                asyncio.to_thread(self._get, path, max_bytes), READ_TIMEOUT
-            )
-        except TimeoutError as exc:
-            raise StorageOfflineError(
-                f"cannot read {self._fs_path(path)}: no answer within {READ_TIMEOUT:g} s "
-                "(is the folder on a network share that stopped answering?)"
-            ) from exc
+        return await self._within(
+            lambda: self._get(path, max_bytes), f"cannot read {self._fs_path(path)}"
+        )
 
     def _get(self, path: str, max_bytes: int) -> bytes:
         parts = check_object_path(path).split("/")
@@ -423,7 +509,9 @@ class LocalStorage(Storage):
         )
 
     async def written_lately(self, path: str) -> bool:
-        return await asyncio.to_thread(self._written_lately, path)
+        return await self._within(
+            lambda: self._written_lately(path), f"cannot check {self._fs_path(path)}"
+        )
 
     def _written_lately(self, path: str) -> bool:
         """Changed less than ``WRITE_SETTLE`` seconds ago (either way: a clock set back,
@@ -440,7 +528,7 @@ class LocalStorage(Storage):
         return stat.S_ISREG(st.st_mode) and abs(time.time() - st.st_mtime) < WRITE_SETTLE
 
     async def exists(self, path: str) -> bool:
-        return await asyncio.to_thread(self._exists, path)
+        return await self._within(lambda: self._exists(path), f"cannot check {self._fs_path(path)}")
 
     def _exists(self, path: str) -> bool:
         """Whether something that is not a folder occupies ``path`` (a FIFO counts: the
@@ -464,7 +552,7 @@ class LocalStorage(Storage):
 
     async def list_objects(self, prefix: str) -> list[ObjectInfo]:
         try:
-            return await asyncio.to_thread(self._list, prefix)
+            return await self._within(lambda: self._list(prefix), f"cannot list {prefix or '/'}")
         except StorageError:
             raise
         except OSError as exc:  # an unreadable folder must not look like an empty one
@@ -534,7 +622,7 @@ class LocalStorage(Storage):
         return found
 
     async def list_level(self, prefix: str) -> Level:
-        return await asyncio.to_thread(self._list_level, prefix)
+        return await self._within(lambda: self._list_level(prefix), f"cannot list {prefix or '/'}")
 
     def _list_level(self, prefix: str) -> Level:
         rel = prefix.rstrip("/") if prefix.strip("/") else ""
@@ -582,7 +670,7 @@ class LocalStorage(Storage):
     async def remove_probe(self, path: str) -> None:
         if not path.startswith(PROBE_PREFIX):
             raise StorageError(f"refusing to delete {path!r}: only self-test probes are removed")
-        await asyncio.to_thread(self._remove_probe, path)
+        await self._within(lambda: self._remove_probe(path), f"cannot remove {path}")
 
     def _remove_probe(self, path: str) -> None:
         parts = check_object_path(path).split("/")

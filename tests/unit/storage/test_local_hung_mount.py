@@ -1,0 +1,81 @@
+"""A local folder with a mount in it that never answers (red team rt51).
+
+Only a read had a deadline: a listing, a check or a write that reached the mount waited
+for ever, and ``verify`` printed nothing for as long as it ran. Its thread, one of
+``asyncio.to_thread``'s, was waited for when Python exited, so even a command that had
+given up (and Ctrl-C) never ended. Each call now has a deadline past which it is "no
+answer" (a passing failure), and its thread, left stuck, is never waited for."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hung_mount import HUNG_MOUNT, Lines, mountable, unshare
+
+DAY = "rooms/r/logs/2026-01-05"
+
+CHILD = r"""
+import asyncio
+from bucket_chat_desktop.storage import local
+from bucket_chat_desktop.storage.base import StorageError
+
+local.READ_TIMEOUT = 1.0  # seconds, not two minutes
+store = local.LocalStorage(sys.argv[2])
+day = "rooms/r/logs/2026-01-05"
+calls = {
+    "list": lambda: store.list_objects("rooms/r/logs/"),
+    "get": lambda: store.get(day + "/hung/a.jsonl"),
+    "exists": lambda: store.exists(day + "/hung/a.jsonl"),
+    "written_lately": lambda: store.written_lately(day + "/hung/a.jsonl"),
+    "put": lambda: store.put_if_absent(day + "/hung/b.jsonl", b"x"),
+}
+
+
+async def main() -> None:
+    for name, call in calls.items():
+        try:
+            await call()
+            print(name, "answered", flush=True)
+        except StorageError as exc:
+            print(name, "transient" if exc.transient else "final", exc, flush=True)
+
+
+asyncio.run(main())
+print("ending", flush=True)  # and Python exits, its calls' threads still stuck
+"""
+
+
+def test_every_call_into_a_mount_that_never_answers_ends_and_so_does_the_program(
+    tmp_path: Path,
+) -> None:
+    why = mountable()
+    if why:
+        pytest.skip(why)
+    root = tmp_path / "store"
+    (root / DAY / "hung").mkdir(parents=True)  # a mount point in the child
+    (root / DAY / "one.jsonl").write_bytes(b"{}\n")
+    script = tmp_path / "child.py"
+    script.write_text(HUNG_MOUNT + CHILD)
+    child = subprocess.Popen(
+        [*unshare(), sys.executable, str(script), str(root / DAY / "hung"), str(root)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None and child.stderr is not None
+    lines = Lines(child.stdout.fileno())
+    try:
+        for name in ("list", "get", "exists", "written_lately", "put"):
+            line = lines.next(timeout=30)
+            assert line.startswith(f"{name} transient "), line
+            assert "no answer within 1 s (is the folder on a network share or a mount that " in line
+        assert lines.next(timeout=30) == "ending"
+        assert child.wait(timeout=30) == 0
+    finally:
+        child.kill()
+        err = child.stderr.read()
+        child.wait()
+    assert "Traceback" not in err, err
