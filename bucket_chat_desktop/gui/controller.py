@@ -399,8 +399,8 @@ class Controller(QObject):
                 self._within(
                     storage_id,
                     making,
-                    "the room may have been made all the same: try again, and if it then "
-                    "exists, join it by its id",
+                    "the room may have been made all the same: try again (a room this "
+                    "device made is then opened)",
                 ),
             )
             self.rooms.update(ref.key, name=name or room_id)
@@ -435,6 +435,12 @@ class Controller(QObject):
         try:
             return await self.client.within(storage_id, step, TEST_NO_ANSWER)
         except NoAnswerError as exc:
+            raise StorageError(f"{exc}; {then}") from exc
+        except StorageError as exc:
+            if not exc.transient:
+                raise
+            # an answer cut off, a busy service: the step may have been done all the
+            # same, as when none came (red team rt52)
             raise StorageError(f"{exc}; {then}") from exc
 
     async def _enter(self, ref: RoomRef, entering: Awaitable[RoomRef]) -> RoomRef:

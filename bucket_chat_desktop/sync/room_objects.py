@@ -38,6 +38,7 @@ from ..storage.base import (
     StorageError,
     StorageNotFoundError,
     UnreadableObjectError,
+    shown_object_name,
 )
 
 log = logging.getLogger("bucket_chat.sync")
@@ -182,8 +183,16 @@ async def read_metadata(
     except StorageNotFoundError:
         return None, [Finding(Kind.METADATA_MISSING, "room has no metadata.json", path)]
     except NotRegularFileError as exc:
-        # Where the room's name and creator should be: an error, not litter.
-        why = f"metadata.json is not a regular file ({exc.kind}); not used"
+        # Where the room's name and creator should be: an error, not litter. The
+        # folder on the way may be what is not one (the room's own folder a link, or
+        # ``rooms/``): named, not blamed on metadata.json (red team rt51).
+        if exc.path in ("", path):
+            why = f"metadata.json is not a regular file ({exc.kind}); not used"
+        else:
+            why = (
+                f"metadata.json not read: {shown_object_name(exc.path)} is a {exc.kind}, not "
+                "a folder (links and special files in the storage are never followed)"
+            )
         return None, [Finding(Kind.METADATA_INVALID, why, path)]
     except UnreadableObjectError as exc:
         return None, [unreadable_finding(exc, Kind.METADATA_INVALID)]

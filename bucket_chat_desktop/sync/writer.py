@@ -30,8 +30,9 @@ from ..protocol.ids import (
     metadata_path,
     parse_segment_path,
 )
-from ..protocol.metadata import build_metadata
+from ..protocol.metadata import MAX_METADATA_BYTES, build_metadata, parse_metadata
 from ..protocol.segment import MAX_SEGMENT_BYTES, encode_segment, path_for
+from ..protocol.signing import public_key_text
 from ..storage.base import (
     AlreadyExistsError,
     ObjectInfo,
@@ -288,11 +289,33 @@ class RoomWriter:
             creator_id=self.user_id,
             signing_key=self.key,
         )
+        path = metadata_path(self.room_id)
         try:
-            await self.storage.put_if_absent(metadata_path(self.room_id), data)
+            await self.storage.put_if_absent(path, data)
         except AlreadyExistsError as exc:
-            raise RoomError(f"room {self.room_id!r} already exists") from exc
-        return metadata_path(self.room_id)
+            if not await self._made_here(path, name):
+                raise RoomError(f"room {self.room_id!r} already exists") from exc
+            # This device made it, under this name: a first try the service stored and
+            # whose answer was lost (red team rt52: the retry said only "already
+            # exists", as if someone else had the room). Made, as asked.
+            log.info("room %s: made by an earlier try of this device", self.room_id)
+        return path
+
+    async def _made_here(self, path: str, name: str) -> bool:
+        """Whether the room's metadata (there already) is signed by this device's key
+        for this user, under ``name``."""
+        try:
+            data = await self.storage.get(path, max_bytes=MAX_METADATA_BYTES)
+        except StorageError:
+            return False
+        meta, _ = parse_metadata(data, self.room_id, path)
+        return (
+            meta is not None
+            and meta.signed
+            and meta.creator_key == public_key_text(self.key)
+            and meta.creator_id == self.user_id
+            and meta.name == name
+        )
 
     async def create_room(self, name: str, created_at: str) -> str:
         """Signed metadata, then this device's join (published directly, no outbox)."""

@@ -82,3 +82,33 @@ def test_a_cut_download_and_a_busy_upload_can_be_tried_again(
 
     qtbot.waitUntil(sent, timeout=30_000)
     assert not feature.strip.rows
+
+
+def test_a_room_whose_making_was_answered_with_a_cut_is_made_on_a_second_try(
+    qtbot: Any,
+    launch: Callable[..., Desk],
+    s3: S3,  # noqa: F811
+    proxy: Any,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Red team rt52: the room's metadata was stored and its answer cut off; the app
+    showed the library's words, and the second try "room 'ops' already exists"."""
+    s3.emulators.s3_create_bucket(s3.endpoint, s3.keys, "bc-make-retry")
+    entry = StorageSettings(spec_of(s3, "bc-make-retry", proxy.endpoint), "Team bucket", [])
+    desk = launch(Settings(user_id=ALICE, displayname="Alice", storages=[entry]))
+    qtbot.waitUntil(lambda: desk.controller.client.is_attached(entry.id), timeout=30_000)
+    errors: list[str] = []
+    desk.controller.error.connect(lambda _what, message: errors.append(message))
+    proxy.add(stall.Rule(r"metadata\.json", stall.CUT, method="PUT", keep=100, times=1))
+    desk.controller.create_room(entry.id, "ops", "Ops on call")
+    qtbot.waitUntil(lambda: bool(errors), timeout=30_000)
+    assert "broke off before its answer was complete" in errors[0], errors
+    assert errors[0].endswith(
+        "the room may have been made all the same: try again (a room this device made is "
+        "then opened)"
+    )
+    desk.controller.create_room(entry.id, "ops", "Ops on call")
+    qtbot.waitUntil(lambda: desk.controller.current == f"{entry.id}/ops", timeout=30_000)
+    desk.wait_loaded("ops", timeout=30_000)
+    assert desk.item("ops").shown_name == "Ops on call"
+    assert len(errors) == 1, errors

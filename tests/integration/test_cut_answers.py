@@ -20,13 +20,14 @@ import pytest
 from nacl.signing import SigningKey
 from waiting import until
 
-from bucket_chat_desktop.protocol.event import MESSAGE
+from bucket_chat_desktop.protocol.event import MEMBER, MESSAGE
 from bucket_chat_desktop.storage.base import StorageError
 from bucket_chat_desktop.sync.engine import SyncConfig, SyncEngine
 from bucket_chat_desktop.sync.events import EngineEvent, OutboxChanged
 from bucket_chat_desktop.sync.outbox import Outbox
 from bucket_chat_desktop.sync.selfcheck import check_storage_use
-from bucket_chat_desktop.sync.writer import RoomWriter
+from bucket_chat_desktop.sync.session import read_room
+from bucket_chat_desktop.sync.writer import RoomError, RoomWriter
 
 from ._stall_proxy import CUT, LOST, Request, Rule, http_answer
 from .test_hostile_listings import SEGMENT
@@ -177,3 +178,29 @@ async def test_the_self_check_passes_when_a_probes_answer_was_lost(proxied: Prox
     assert result.level == "ok", result
     (step,) = [s for s in result.steps if s.label == "create-only write"]
     assert step.ok and "the first try's answer was lost" in step.detail
+
+
+@ALL
+async def test_making_a_room_again_after_its_answer_was_lost_makes_it(proxied: Proxied) -> None:  # noqa: F811
+    """Red team rt52: the room's metadata was stored and its answer lost; making the room
+    again said only "room 'team' already exists", as if it were someone else's. The
+    metadata there is this device's own, under the same name: the room is made, joined
+    once. Another key's room of that id is still refused."""
+    kind = proxied.stores.kind
+    key = SigningKey(b"\x05" * 32)
+    error = _server_error(kind)
+    metadata = r"metadata\.json" if kind != "gs" else WRITTEN["gs"]
+    proxied.proxy.add(Rule(metadata, LOST, method=WRITE[kind], answer=lambda _r: error, times=1))
+    first = RoomWriter(proxied.storage(), "team", "alice@example.com", key)
+    with pytest.raises(StorageError) as caught:
+        await asyncio.wait_for(first.create_room("Team", "2026-01-05T09:00:00.000Z"), GUARD)
+    assert caught.value.transient, caught.value
+    again = RoomWriter(proxied.storage(), "team", "alice@example.com", key)
+    await asyncio.wait_for(again.create_room("Team", "2026-01-05T09:00:07.000Z"), GUARD)
+    view = await read_room(proxied.stores.new(), "team")
+    assert view.result is not None and not view.result.errors
+    joins = [a for a in view.result.timeline if a.event.type == MEMBER]
+    assert [a.event.sender_id for a in joins] == ["alice@example.com"]
+    other = RoomWriter(proxied.storage(), "team", "alice@example.com", SigningKey(b"\x06" * 32))
+    with pytest.raises(RoomError, match="room 'team' already exists"):
+        await other.create_room("Team", "2026-01-05T09:00:09.000Z")
