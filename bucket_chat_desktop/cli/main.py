@@ -253,27 +253,34 @@ def _identity(user_id: str, *, create: bool = False) -> Any:
     return identity, created, store
 
 
-async def _room_found(client: ChatClient, room_id: str, seconds: float) -> bool:
+async def _room_found(
+    client: ChatClient, room_id: str, seconds: float, *, fresh: bool = False
+) -> bool:
     """Whether the room exists. A room this device knows (index, outbox) is not checked
     again; otherwise the storage is asked, giving up after ``seconds`` without an answer
-    (``StorageError``: the check could not be made, so nothing was done)."""
+    (``StorageError``: the check could not be made, so nothing was done). ``fresh``: the
+    command reads the storage only (``verify``), whatever this device kept."""
     ref = client.room(room_id)
     if await client.knows_room(ref):
         return True
     try:
         return await client.within(ref.storage_id, client.room_exists(ref), seconds)
     except NoAnswerError as exc:
-        raise StorageError(
-            f"cannot check that room {room_id!r} exists: {exc}; this device has no copy "
-            "of it, so nothing was done"
-        ) from exc
+        # ``verify`` keeps no copy open: "this device has no copy" was said right after
+        # ``history`` had shown this device's copy (red team rt52)
+        then = (
+            "nothing was verified (verify reads the storage, never this device's copy)"
+            if fresh
+            else "this device has no copy of it, so nothing was done"
+        )
+        raise StorageError(f"cannot check that room {room_id!r} exists: {exc}; {then}") from exc
 
 
 async def _require_room(
-    storage: Storage, room_id: str, *, client: ChatClient, seconds: float
+    storage: Storage, room_id: str, *, client: ChatClient, seconds: float, fresh: bool = False
 ) -> None:
     """The room must exist (``_room_found``)."""
-    if not await _room_found(client, room_id, seconds):
+    if not await _room_found(client, room_id, seconds, fresh=fresh):
         raise _no_such_room(storage, room_id)
 
 
@@ -888,7 +895,7 @@ async def _audited(
         ref = client.room(room_id)
         own = await client.own_keys(ref.storage_id)
         seconds = interactive_deadline() if cached else VERIFY_NO_ANSWER
-        await _require_room(storage, room_id, client=client, seconds=seconds)
+        await _require_room(storage, room_id, client=client, seconds=seconds, fresh=not cached)
         try:
             await client.within(ref.storage_id, client.open_room(ref, wait=True), seconds)
             room = await client.room_view(ref)

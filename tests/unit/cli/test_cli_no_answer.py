@@ -206,3 +206,18 @@ def test_sync_gives_up_within_the_deadline_with_this_devices_copy_and_keeps_the_
     assert r.code == 0 and r.out.startswith(f"{ROOM}: 3 events (1 new), 0 finding(s)"), r
     r = cli("history", "--room-id", ROOM)
     assert r.code == 0 and r.out.count("queued") == 1 and "said before" in r.out, r
+
+
+@pytest.mark.timeout(60)
+def test_verify_says_it_verified_nothing_not_that_there_is_no_copy(cli: Cli) -> None:
+    """Red team rt52: ``history`` showed this device's copy of a room whose storage did
+    not answer, and ``verify`` then said "this device has no copy of it": verify reads
+    the storage only, whatever this device kept."""
+    assert cli("setup-keys", "--user-id", ALICE).code == 0
+    made = cli("create-room", "--room-id", ROOM, "--name", "Quiet", "--user-id", ALICE)
+    assert made.code == 0, made
+    assert cli("sync", "--room-id", ROOM).code == 0  # read once: the index knows it
+    r = cli("verify", "--room-id", ROOM, frozen=True)
+    assert r.code == 2, r
+    assert "nothing was verified (verify reads the storage, never this device's copy)" in r.err
+    assert "no copy" not in r.err, r
