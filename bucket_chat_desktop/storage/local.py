@@ -21,8 +21,8 @@ trust:
 
 A folder may sit on a share or mount that stops answering (an sshfs or SMB mount, or a
 member's own FUSE mount inside the shared folder): a call into it then blocks its thread
-until the mount comes back, which may be never. Every call runs on the folder's own
-daemon threads (``_WORKERS``) within a deadline, past which it is "no answer" like a
+until the mount comes back, which may be never. Every call runs on the storage's own
+daemon threads (``_Workers``) within a deadline, past which it is "no answer" like a
 cloud storage's; a thread stuck in such a call is left behind, never waited for, so a
 command still ends (Python waits at exit for every thread of ``asyncio.to_thread``'s
 pool: red team rt51's ``verify`` never ended, nor after Ctrl-C).
@@ -40,6 +40,7 @@ import secrets
 import stat
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -89,8 +90,14 @@ app."""
 WRITE_BYTES_PER_S = 64 * 1024
 """The slowest share a write is given time for (as a cloud write's deadline assumes)."""
 WORKERS = 8
-"""Threads for every local folder's file calls: calls stuck on a hung mount hold at most
-these; the next calls wait their turn within their own deadline."""
+"""Threads for one local storage's file calls: calls stuck on a hung mount hold at most
+these; the next calls wait their turn within their own deadline. Each storage has its
+own (rt53: one set for every folder, filled by one room's hung mount, left every other
+storage's reads and its outbox's writes without an answer until the app restarted)."""
+
+IDLE_SECONDS = 30.0
+"""A storage's thread with nothing to do for this long ends (a storage opened for one
+command leaves none behind)."""
 
 T = TypeVar("T")
 
@@ -99,7 +106,7 @@ class _Workers:
     """A few daemon threads that run file calls: ``asyncio.to_thread``'s threads are
     waited for when Python exits, so one call stuck on a hung mount kept a command from
     ending for ever. A thread here is started when a call finds none idle (up to
-    ``size``) and lives as long as the process."""
+    ``size``) and ends once idle for ``IDLE_SECONDS``."""
 
     def __init__(self, size: int) -> None:
         self._size = size
@@ -132,7 +139,15 @@ class _Workers:
         while True:
             with self._lock:
                 self._idle += 1
-            done, call = self._jobs.get()
+            try:
+                done, call = self._jobs.get(timeout=IDLE_SECONDS)
+            except queue.Empty:
+                with self._lock:
+                    self._idle -= 1
+                    if self._jobs.empty():  # else a call came as it timed out: take it
+                        self._threads -= 1
+                        return
+                continue
             with self._lock:
                 self._idle -= 1
             if not done.set_running_or_notify_cancel():
@@ -143,9 +158,16 @@ class _Workers:
                 done.set_exception(exc)
 
 
-_WORKERS = _Workers(WORKERS)
+_EVERY_WORKERS: weakref.WeakSet[_Workers] = weakref.WeakSet()
+
+
+def _forked() -> None:
+    for workers in list(_EVERY_WORKERS):
+        workers._forked()
+
+
 if hasattr(os, "register_at_fork"):  # POSIX
-    os.register_at_fork(after_in_child=_WORKERS._forked)
+    os.register_at_fork(after_in_child=_forked)
 WRITE_SETTLE = 2.0
 """Seconds after a file's last change within which its writer may still be at it
 (``written_lately``): a segment is written in one go, in milliseconds."""
@@ -207,13 +229,15 @@ class LocalStorage(Storage):
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).expanduser().absolute()
         self.url = str(self.root)
+        self._workers = _Workers(WORKERS)
+        _EVERY_WORKERS.add(self._workers)
 
     async def _within(self, call: Callable[[], T], what: str, extra: float = 0.0) -> T:
         """``call`` on the folder's threads, within ``READ_TIMEOUT`` (and ``extra``
         seconds): else "no answer", a passing failure, as for a cloud storage that does
         not answer."""
         seconds = READ_TIMEOUT + extra
-        running = _WORKERS.submit(call)
+        running = self._workers.submit(call)
         try:
             return await asyncio.wait_for(asyncio.wrap_future(running), seconds)
         except TimeoutError as exc:

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from nacl.signing import SigningKey
@@ -45,6 +46,9 @@ from .room_objects import list_rooms
 log = logging.getLogger("bucket_chat.sync")
 
 MAX_NAME_ATTEMPTS = 20
+MADE_HERE_WITHIN_MS = 15 * 60_000
+"""How recent a room's metadata signed by this device must be to be its own earlier try
+whose answer was lost (``RoomWriter._made_here``)."""
 READ_CONCURRENCY = 8  # segments read at once while looking for this device's last event
 
 
@@ -302,20 +306,30 @@ class RoomWriter:
         return path
 
     async def _made_here(self, path: str, name: str) -> bool:
-        """Whether the room's metadata (there already) is signed by this device's key
-        for this user, under ``name``."""
+        """Whether the room's metadata (there already) is this device's first try:
+        signed by its key for this user, under ``name``, dated within
+        ``MADE_HERE_WITHIN_MS`` of now. The date too: the key is the same on every
+        storage, and a copy of a room this device made elsewhere long ago, put here with
+        someone's segments beside it, was taken for a room just made (red team rt53)."""
         try:
             data = await self.storage.get(path, max_bytes=MAX_METADATA_BYTES)
         except StorageError:
             return False
         meta, _ = parse_metadata(data, self.room_id, path)
-        return (
+        if not (
             meta is not None
             and meta.signed
             and meta.creator_key == public_key_text(self.key)
             and meta.creator_id == self.user_id
             and meta.name == name
-        )
+            and meta.created_at
+        ):
+            return False
+        try:
+            made = datetime.fromisoformat(meta.created_at).timestamp() * 1000
+        except (TypeError, ValueError, OverflowError):
+            return False
+        return abs(now_ms() - made) <= MADE_HERE_WITHIN_MS
 
     async def create_room(self, name: str, created_at: str) -> str:
         """Signed metadata, then this device's join (published directly, no outbox)."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -193,14 +194,35 @@ async def test_making_a_room_again_after_its_answer_was_lost_makes_it(proxied: P
     proxied.proxy.add(Rule(metadata, LOST, method=WRITE[kind], answer=lambda _r: error, times=1))
     first = RoomWriter(proxied.storage(), "team", "alice@example.com", key)
     with pytest.raises(StorageError) as caught:
-        await asyncio.wait_for(first.create_room("Team", "2026-01-05T09:00:00.000Z"), GUARD)
+        await asyncio.wait_for(first.create_room("Team", _now(-7)), GUARD)
     assert caught.value.transient, caught.value
     again = RoomWriter(proxied.storage(), "team", "alice@example.com", key)
-    await asyncio.wait_for(again.create_room("Team", "2026-01-05T09:00:07.000Z"), GUARD)
+    await asyncio.wait_for(again.create_room("Team", _now()), GUARD)
     view = await read_room(proxied.stores.new(), "team")
     assert view.result is not None and not view.result.errors
     joins = [a for a in view.result.timeline if a.event.type == MEMBER]
     assert [a.event.sender_id for a in joins] == ["alice@example.com"]
     other = RoomWriter(proxied.storage(), "team", "alice@example.com", SigningKey(b"\x06" * 32))
     with pytest.raises(RoomError, match="room 'team' already exists"):
-        await other.create_room("Team", "2026-01-05T09:00:09.000Z")
+        await other.create_room("Team", _now())
+
+
+def _now(seconds: float = 0) -> str:
+    """A room's creation time, as the app writes it, ``seconds`` from now."""
+    when = datetime.now(UTC) + timedelta(seconds=seconds)
+    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@ALL
+async def test_a_copy_of_a_room_made_here_long_ago_is_not_taken_for_one_just_made(
+    proxied: Proxied,  # noqa: F811
+) -> None:
+    """Red team rt53: a device's key is the same on every storage. A room it made
+    elsewhere a year ago, its metadata copied here with someone's segments beside it,
+    was taken for this device's own earlier try: "made", into a room another had set."""
+    key = SigningKey(b"\x05" * 32)
+    old = RoomWriter(proxied.stores.new(), "team", "alice@example.com", key)
+    await old.write_metadata("Team", _now(-365 * 86_400))  # as if copied from elsewhere
+    again = RoomWriter(proxied.storage(), "team", "alice@example.com", key)
+    with pytest.raises(RoomError, match="room 'team' already exists"):
+        await again.create_room("Team", _now())

@@ -79,3 +79,58 @@ def test_every_call_into_a_mount_that_never_answers_ends_and_so_does_the_program
         err = child.stderr.read()
         child.wait()
     assert "Traceback" not in err, err
+
+
+ANOTHER = r"""
+import asyncio
+from bucket_chat_desktop.storage import local
+from bucket_chat_desktop.storage.base import StorageError
+
+local.READ_TIMEOUT = 1.0
+hostile = local.LocalStorage(sys.argv[2])
+other = local.LocalStorage(sys.argv[3])  # another storage, with nothing hostile in it
+
+
+async def main() -> None:
+    for _ in range(local.WORKERS + 2):  # more rounds of polling into the mount than threads
+        try:
+            await hostile.exists("rooms/r/logs/2026-01-05/hung/a.jsonl")
+        except StorageError:
+            pass
+    print("stuck", flush=True)
+    print(await other.put_if_absent("rooms/x/logs/2026-01-05/a.jsonl", b"{}\n"), flush=True)
+    print(len(await other.list_objects("rooms/")), flush=True)
+
+
+asyncio.run(main())
+"""
+
+
+def test_a_mount_that_never_answers_in_one_storage_holds_up_no_other(tmp_path: Path) -> None:
+    """Red team rt53: one set of threads served every local storage; calls stuck on one
+    room's hung mount filled it, and another storage's reads and its outbox's writes got
+    "no answer" until the app restarted. Each storage has threads of its own."""
+    why = mountable()
+    if why:
+        pytest.skip(why)
+    root, other = tmp_path / "store", tmp_path / "other"
+    (root / DAY / "hung").mkdir(parents=True)
+    other.mkdir()
+    script = tmp_path / "child.py"
+    script.write_text(HUNG_MOUNT + ANOTHER)
+    command = [*unshare(), sys.executable, str(script), str(root / DAY / "hung"), str(root)]
+    child = subprocess.Popen(
+        [*command, str(other)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert child.stdout is not None and child.stderr is not None
+    lines = Lines(child.stdout.fileno())
+    try:
+        assert lines.next(timeout=60) == "stuck"
+        assert lines.next(timeout=30) == "True"  # written
+        assert lines.next(timeout=30) == "1"  # listed
+        assert child.wait(timeout=30) == 0
+    finally:
+        child.kill()
+        err = child.stderr.read()
+        child.wait()
+    assert "Traceback" not in err, err

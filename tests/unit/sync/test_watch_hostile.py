@@ -23,8 +23,9 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -47,6 +48,7 @@ from bucket_chat_desktop.sync.events import (
     RoomDiscovered,
     RoomLoaded,
 )
+from bucket_chat_desktop.sync.folder_watch import FolderWatch, NotWatchable
 from bucket_chat_desktop.sync.outbox import Outbox
 from bucket_chat_desktop.sync.poller import WATCHED_LISTING_MAX
 from bucket_chat_desktop.sync.writer import RoomWriter
@@ -445,3 +447,81 @@ def test_empty_folders_in_the_activity_folder_slow_a_watched_listing(tmp_path: P
             await engine.close()
 
     asyncio.run(go())
+
+
+# -- rt53: the watch's own bookkeeping ----------------------------------------------------------
+
+
+@contextmanager
+def folder_watch(root: Path, named: Callable[[str], None]) -> Iterator[tuple[FolderWatch, list]]:
+    """A ``FolderWatch`` set up on ``root``, and what it says (``ready``, ``ended``)."""
+    said: list[object] = []
+    watch = FolderWatch(root, named, said.append, lambda exc: said.append(("ended", exc)))
+    watch.start()
+    until_true(lambda: bool(said))
+    assert said[0] is None, said
+    try:
+        yield watch, said
+    finally:
+        watch.stop()
+        watch.join(5)
+
+
+def until_true(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "not within the time"
+        time.sleep(0.02)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the inotify watch")
+def test_folders_renamed_in_a_watched_folder_keep_the_watches_right(tmp_path: Path) -> None:
+    """Red team rt53: each rename of any folder, junk never watched too, scanned every
+    watch (60,000 watches: 10 ms of the watch thread's CPU a rename, 30 s for 3,000). A
+    junk folder renamed touches no watch; a room folder moved away and back is watched
+    again, its day folders with it."""
+    root = tmp_path / "store"
+    day = root / "rooms" / ROOM / "logs" / "2026-01-05"
+    day.mkdir(parents=True)
+    named: list[str] = []
+    with folder_watch(root, named.append) as (watch, said):
+        watched = watch.watches
+        junk = root / "rooms" / ".junk-a"
+        junk.mkdir()
+        for _ in range(50):
+            junk = junk.rename(junk.with_name(".junk-b" if junk.name == ".junk-a" else ".junk-a"))
+        room = root / "rooms" / ROOM
+        room.rename(tmp_path / "aside")
+        until_true(lambda: watch.watches == 1)  # rooms/ alone
+        (tmp_path / "aside").rename(room)
+        until_true(lambda: watch.watches == watched)
+        (day / "back.jsonl").write_bytes(b"{}\n")
+        until_true(lambda: f"rooms/{ROOM}/logs/2026-01-05/back.jsonl" in named)
+        assert said == [None]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the inotify watch")
+def test_a_watch_that_lost_changes_ends_so_the_folder_is_polled(tmp_path: Path) -> None:
+    """Red team rt53: when the kernel dropped changes (more than its queue holds, while
+    the watch's thread was busy), the watch went on, a day folder made meanwhile never
+    watched, and nobody was told. It ends, so the folder is polled, saying why."""
+    root = tmp_path / "store"
+    day = root / "rooms" / ROOM / "logs" / "2026-01-05"
+    day.mkdir(parents=True)
+    busy = threading.Event()
+    free = threading.Event()
+
+    def slow(path: str) -> None:  # the watch's thread, busy for a moment
+        busy.set()
+        free.wait(30)
+
+    with folder_watch(root, slow) as (_watch, said):
+        (day / "first.jsonl").write_bytes(b"{}\n")
+        assert busy.wait(30)
+        queued = int(Path("/proc/sys/fs/inotify/max_queued_events").read_text())
+        for i in range(queued + 100):
+            (day / f"junk{i}.tmp").touch()
+        free.set()
+        until_true(lambda: len(said) > 1)
+        ((_, why),) = said[1:]  # type: ignore[misc]
+        assert isinstance(why, NotWatchable) and "dropped changes" in str(why), said
