@@ -140,7 +140,7 @@ class _Workers:
             with self._lock:
                 self._idle += 1
             try:
-                done, call = self._jobs.get(timeout=IDLE_SECONDS)
+                job = self._jobs.get(timeout=IDLE_SECONDS)
             except queue.Empty:
                 with self._lock:
                     self._idle -= 1
@@ -150,12 +150,23 @@ class _Workers:
                 continue
             with self._lock:
                 self._idle -= 1
-            if not done.set_running_or_notify_cancel():
-                continue  # given up on before it began (its deadline passed)
-            try:
-                done.set_result(call())
-            except BaseException as exc:  # handed to the caller, as a thread pool does
-                done.set_exception(exc)
+            self._run(*job)
+            # Nothing of the job stays referenced by this thread while it waits: its
+            # future's callbacks hold the caller's event loop (in the app, Qt's). Held
+            # until the thread ended, 30 s later, they became garbage then and were
+            # collected on whichever thread ran the collector next, where a Qt object
+            # cannot be destroyed: a crash in a later test ("Timers cannot be stopped
+            # from another thread", ``gui/collector.py``).
+            del job
+
+    @staticmethod
+    def _run(done: concurrent.futures.Future[Any], call: Callable[[], Any]) -> None:
+        if not done.set_running_or_notify_cancel():
+            return  # given up on before it began (its deadline passed)
+        try:
+            done.set_result(call())
+        except BaseException as exc:  # handed to the caller, as a thread pool does
+            done.set_exception(exc)
 
 
 _EVERY_WORKERS: weakref.WeakSet[_Workers] = weakref.WeakSet()
