@@ -31,7 +31,7 @@ from ..protocol.ids import (
     metadata_path,
     parse_segment_path,
 )
-from ..protocol.metadata import MAX_METADATA_BYTES, build_metadata, parse_metadata
+from ..protocol.metadata import build_metadata
 from ..protocol.segment import MAX_SEGMENT_BYTES, encode_segment, path_for
 from ..protocol.signing import public_key_text
 from ..storage.base import (
@@ -41,7 +41,7 @@ from ..storage.base import (
     StorageError,
     UnreadableObjectError,
 )
-from .room_objects import list_rooms
+from .room_objects import list_rooms, read_metadata
 
 log = logging.getLogger("bucket_chat.sync")
 
@@ -297,7 +297,7 @@ class RoomWriter:
         try:
             await self.storage.put_if_absent(path, data)
         except AlreadyExistsError as exc:
-            if not await self._made_here(path, name):
+            if not await self._made_here(name):
                 raise RoomError(f"room {self.room_id!r} already exists") from exc
             # This device made it, under this name: a first try the service stored and
             # whose answer was lost (red team rt52: the retry said only "already
@@ -305,17 +305,16 @@ class RoomWriter:
             log.info("room %s: made by an earlier try of this device", self.room_id)
         return path
 
-    async def _made_here(self, path: str, name: str) -> bool:
+    async def _made_here(self, name: str) -> bool:
         """Whether the room's metadata (there already) is this device's first try:
         signed by its key for this user, under ``name``, dated within
         ``MADE_HERE_WITHIN_MS`` of now. The date too: the key is the same on every
         storage, and a copy of a room this device made elsewhere long ago, put here with
         someone's segments beside it, was taken for a room just made (red team rt53)."""
         try:
-            data = await self.storage.get(path, max_bytes=MAX_METADATA_BYTES)
+            meta, _ = await read_metadata(self.storage, self.room_id)
         except StorageError:
             return False
-        meta, _ = parse_metadata(data, self.room_id, path)
         if not (
             meta is not None
             and meta.signed
