@@ -12,7 +12,7 @@ from typing import Any
 from ..protocol.audit import Assessed, AuditResult
 from ..protocol.event import MESSAGE
 from ..protocol.findings import Finding, Severity
-from ..protocol.metadata import check_signer
+from ..protocol.metadata import UNUSABLE_TITLE, check_signer, unusable
 from ..protocol.relations import (
     EDIT,
     REACTION,
@@ -33,12 +33,20 @@ def room_title_of(view: Any) -> str:
     """A room view's title as ``history``, ``verify`` and ``chat`` print it: the creator
     id checked against the room's senders (``fmt.room_title``)."""
     result, roster = view.result, view.roster
+    if metadata_unusable(view):  # not "(no metadata)": it has some (red team rt52)
+        return f"{view.room_id} ({UNUSABLE_TITLE})"
     return fmt.room_title(
         view.metadata,
         view.room_id,
         result.authorized if result is not None else None,
         roster.names.lookalikes if roster is not None else None,
     )
+
+
+def metadata_unusable(view: Any) -> bool:
+    """``protocol.metadata.unusable`` of a room view (an engine event has no metadata)."""
+    findings = getattr(view, "metadata_findings", ())
+    return unusable(view.room_id, getattr(view, "metadata", None), findings)
 
 
 def not_read(room_id: str, view: RoomView | None) -> StorageError:

@@ -50,7 +50,14 @@ from ..sync.writer import RoomError
 from . import format as fmt
 from . import related
 from .export_cmd import add_export_parser, run_export
-from .live import LivePrinter, finding_key, not_read, room_findings, room_title_of
+from .live import (
+    LivePrinter,
+    finding_key,
+    metadata_unusable,
+    not_read,
+    room_findings,
+    room_title_of,
+)
 from .storage_cmd import add_storage_parser, cmd_storage
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR, EXIT_QUEUED, EXIT_NO_ANSWER = 0, 1, 2, 3, 4
@@ -1082,7 +1089,7 @@ async def cmd_search(args: argparse.Namespace) -> int:
 
 
 def _print_title(view: Any, result: AuditResult) -> None:
-    title = room_title_of(view) if view.metadata else view.room_id
+    title = room_title_of(view) if view.metadata or metadata_unusable(view) else view.room_id
     print(f"# {title}")
 
 

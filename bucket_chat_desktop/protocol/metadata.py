@@ -200,6 +200,19 @@ ASCII as six bytes (``\\u007f``, ``\\u00e9``; twelve for a pair of surrogates), 
 the reader took in raw UTF-8 grows up to six times when kept (a raw DEL is one byte)."""
 
 
+UNUSABLE_TITLE = "its metadata.json could not be used: name and creator unknown"
+
+
+def unusable(room_id: str, meta: RoomMetadata | None, findings: Sequence[Finding]) -> bool:
+    """Whether the room has a ``metadata.json`` that could not be used — not read (a
+    FIFO, too large, refused, changing while read) or not valid — as against none: a
+    title then says so, never "(no metadata)" (red team rt52)."""
+    if meta is not None:
+        return False
+    path = metadata_path(room_id)
+    return any(f.path == path and f.kind is not Kind.METADATA_MISSING for f in findings)
+
+
 def kept_form(meta: RoomMetadata) -> bytes:
     """What a reader keeps of metadata it used, to know it again: its canonical JSON
     (the same value re-indented or with its members reordered is the same metadata)."""

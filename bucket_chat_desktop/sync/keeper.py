@@ -683,12 +683,16 @@ class RoomKeeper:
             return None
         room = RoomState(room_id, RoomLedger(room_id))
 
-        def rebuild(index: Index) -> bool:  # a room nobody else holds: built where it is read
-            return self._apply_cached(room, read_cached(index, room_id, False), index.pins(room_id))
+        def rebuild(index: Index) -> tuple[bool, bytes | None]:  # a room nobody else holds
+            cached = read_cached(index, room_id, False)
+            complete = self._apply_cached(room, cached, index.pins(room_id))
+            return complete, index.kept_metadata(room_id)
 
-        room.complete = await self._engine._read(rebuild)
+        room.complete, kept_bytes = await self._engine._read(rebuild)
         if room.result is None:
             return None
+        if kept_bytes is not None:  # the name and creator checked at this device's first read
+            room.metadata, room.metadata_findings = self._kept_metadata(room_id, kept_bytes)
         self._publish(room)
         return room.view
 

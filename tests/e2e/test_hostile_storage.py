@@ -110,6 +110,27 @@ def test_a_linked_folder_never_leads_a_send_out_of_the_storage(
     assert bob.run("verify", "--room-id", ROOM, check=False).returncode == 1
 
 
+def test_a_room_whose_metadata_cannot_be_read_is_not_titled_as_one_without(
+    alice: Device, device
+) -> None:
+    """A FIFO planted as ``metadata.json``: a device that never read the room titles it
+    by its id and says its metadata could not be read (red team rt52: "(no metadata)",
+    as if the room had none)."""
+    meta = alice.store / "rooms" / ROOM / "metadata.json"
+    meta.unlink()
+    os.mkfifo(meta)
+    bob = device("bob", "bob@example.com")
+    history = bob.run("history", "--room-id", ROOM, check=False)
+    assert history.returncode == 0, history.stderr
+    title = history.stdout.splitlines()[0]
+    assert title == f"# {ROOM} (its metadata.json could not be used: name and creator unknown)"
+    assert "before the trap" in history.stdout
+    assert "1 finding(s)" in history.stderr
+    verify = bob.run("verify", "--room-id", ROOM, check=False)
+    assert verify.stdout.startswith(f"Room {ROOM}: {title[2:]}\n"), verify.stdout
+    assert "metadata.json is not a regular file (FIFO)" in verify.stdout
+
+
 def test_oversized_metadata_is_a_finding_not_a_read(alice: Device) -> None:
     meta = alice.store / "rooms" / ROOM / "metadata.json"
     meta.unlink()

@@ -357,6 +357,27 @@ def test_metadata_findings_come_first_like_verify(qtbot: Any, qapp: Any, tmp_pat
     assert text.endswith("NOT CLEAN: 1 finding(s) need attention.\n")
 
 
+def test_metadata_that_could_not_be_read_is_not_called_missing(
+    qtbot: Any, qapp: Any, tmp_path: Path
+) -> None:
+    """Refused or changing while read: the room has metadata this device could not read
+    (red team rt52: titled "(no metadata)", as a room without any)."""
+    result = AuditResult(ROOM, Timeline.empty(), [], [], 1)
+    unread = Finding(
+        Kind.UNREAD, "metadata.json could not be read (…)", f"rooms/{ROOM}/metadata.json"
+    )
+    view = AuditView(ROOM, result, None, (unread,), complete=False)
+    dialog = AuditDialog()
+    qtbot.addWidget(dialog)
+    dialog.set_view(view)
+    assert "metadata.json could not be read (see findings)" in dialog.metadata_label.text()
+    first = report_text(view).splitlines()[0]
+    assert (
+        first
+        == f"Room {ROOM}: {ROOM} (its metadata.json could not be used: name and creator unknown)"
+    )
+
+
 def test_forged_metadata_is_not_called_unsigned(qtbot: Any, qloop: Any, tmp_path: Path) -> None:
     """Metadata renamed after it was signed: the dialog said "unsigned (bad signature)",
     as if no signature had been written. It says the signature is invalid, and why."""

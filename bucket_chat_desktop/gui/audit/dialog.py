@@ -46,7 +46,7 @@ from PySide6.QtWidgets import (
 from ...keys.identity import display_fingerprint
 from ...protocol.audit import TrustState
 from ...protocol.findings import Finding, Kind, Severity, vanished_only
-from ...protocol.metadata import Signer
+from ...protocol.metadata import Signer, unusable
 from ...protocol.room_state import key_bytes
 from ...protocol.untrusted_text import (
     html_escape,
@@ -396,11 +396,12 @@ class AuditDialog(QDialog):
         warn = TRUST_COLORS["key-changed"]
         if meta is None:
             invalid = any(f.kind is Kind.METADATA_INVALID for f in view.metadata_findings)
-            what = (
-                "metadata.json was rejected (see findings)"
-                if invalid
-                else "this room has no metadata.json"
-            )
+            if invalid:
+                what = "metadata.json was rejected (see findings)"
+            elif unusable(view.room_id, meta, view.metadata_findings):  # refused, changing
+                what = "metadata.json could not be read (see findings)"
+            else:
+                what = "this room has no metadata.json"
             return f"<b>Room metadata:</b> <span style='color:{warn}'>{what}</span>."
         name = html_escape(isolate(view.name))
         created = _created(meta.created_at)

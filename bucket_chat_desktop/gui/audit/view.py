@@ -10,7 +10,14 @@ from dataclasses import dataclass
 
 from ...protocol.audit import AuditResult
 from ...protocol.findings import Finding, Severity, vanished_only
-from ...protocol.metadata import RoomMetadata, Signer, check_signer, signer_text
+from ...protocol.metadata import (
+    UNUSABLE_TITLE,
+    RoomMetadata,
+    Signer,
+    check_signer,
+    signer_text,
+    unusable,
+)
 from ...protocol.untrusted_text import (
     RoomIds,
     display_name_safe,
@@ -71,6 +78,8 @@ class AuditView:
     def title(self) -> str:
         """As ``verify`` prints it after "Room <id>: "."""
         meta = self.metadata
+        if unusable(self.room_id, meta, self.metadata_findings):
+            return f"{self.room_id} ({UNUSABLE_TITLE})"
         if meta is None:
             return f"{self.room_id} (no metadata)"
         return f"{self.name} ({self.signer_phrase})"

@@ -124,6 +124,8 @@ def test_chat_in_a_room_read_before_starts_from_this_devices_copy(
     r = cli("chat", "--room-id", ROOM, "--user-id", ALICE, hung=True)
     assert r.code == 0, r
     assert "said before" in r.out, r
+    # the name this device checked when it first read the room, not "(no metadata)"
+    assert r.out.startswith(f"# Quiet (signed by {ALICE})"), r
     assert "the storage does not answer (no answer from" in r.out, r
     assert "queued until it answers" in r.out, r
     assert r.took < DEADLINE + 12, r.took  # type: ignore[attr-defined]  # + the 10 s flush
@@ -221,3 +223,19 @@ def test_verify_says_it_verified_nothing_not_that_there_is_no_copy(cli: Cli) -> 
     assert r.code == 2, r
     assert "nothing was verified (verify reads the storage, never this device's copy)" in r.err
     assert "no copy" not in r.err, r
+
+
+@pytest.mark.timeout(30)
+def test_history_and_members_name_the_room_from_this_devices_copy(cli: Cli) -> None:
+    """Read from this device's copy while the storage does not answer, a room keeps the
+    name this device checked (red team rt52: its id alone was shown)."""
+    assert cli("setup-keys", "--user-id", ALICE).code == 0
+    r = cli("create-room", "--room-id", ROOM, "--name", "Quiet", "--user-id", ALICE)
+    assert r.code == 0, r
+    assert cli("send", "--room-id", ROOM, "--user-id", ALICE, "said before").code == 0
+    assert cli("history", "--room-id", ROOM).code == 0  # read once: the index knows it
+    for command in ("history", "members"):
+        r = cli(command, "--room-id", ROOM, hung=True)
+        assert r.code == 0, r
+        assert r.out.splitlines()[0].startswith(f"# Quiet (signed by {ALICE})"), r
+        assert "no answer from" in r.err, r
