@@ -95,6 +95,8 @@ these; the next calls wait their turn within their own deadline. Each storage ha
 own (rt53: one set for every folder, filled by one room's hung mount, left every other
 storage's reads and its outbox's writes without an answer until the app restarted)."""
 
+HUNG_HINT = "is the folder on a network share or a mount that stopped answering?"
+
 IDLE_SECONDS = 30.0
 """A storage's thread with nothing to do for this long ends (a storage opened for one
 command leaves none behind)."""
@@ -118,6 +120,9 @@ class _Workers:
         counting them as idle left its calls waiting for ever."""
         self._jobs = queue.SimpleQueue()
         self._lock = threading.Lock()
+        # calls given up on while a thread is still stuck in them, by the caller's name
+        # for them (``LocalStorage._within``'s ``what``): the call and when it began
+        self.stuck: dict[str, tuple[concurrent.futures.Future[Any], float]] = {}
         self._threads = 0
         self._idle = 0
 
@@ -246,16 +251,37 @@ class LocalStorage(Storage):
     async def _within(self, call: Callable[[], T], what: str, extra: float = 0.0) -> T:
         """``call`` on the folder's threads, within ``READ_TIMEOUT`` (and ``extra``
         seconds): else "no answer", a passing failure, as for a cloud storage that does
-        not answer."""
+        not answer. ``what`` (the call and its path) names the call: while an earlier
+        one of the same name is still stuck, another is not started (``_hung``)."""
+        stuck = self._workers.stuck.get(what)
+        if stuck is not None:
+            raise StorageOfflineError(
+                f"{what}: no answer (the same call, made {time.monotonic() - stuck[1]:.0f} s "
+                f"ago, has had none yet; {HUNG_HINT})"
+            )
         seconds = READ_TIMEOUT + extra
         running = self._workers.submit(call)
         try:
             return await asyncio.wait_for(asyncio.wrap_future(running), seconds)
         except TimeoutError as exc:
+            if running.running():  # begun and stuck: else it never began (cancelled)
+                self._hung(what, running, time.monotonic() - seconds)
             raise StorageOfflineError(
-                f"{what}: no answer within {seconds:.0f} s (is the folder on a network share "
-                "or a mount that stopped answering?)"
+                f"{what}: no answer within {seconds:.0f} s ({HUNG_HINT})"
             ) from exc
+
+    def _hung(self, what: str, running: concurrent.futures.Future[Any], since: float) -> None:
+        """Keep ``what`` from taking another thread until ``running`` ends: each round of
+        polling into a hung mount left one more thread stuck on the same listing, and
+        once all ``WORKERS`` were, every room of the storage had "no answer" (rt53)."""
+        entry, stuck = (running, since), self._workers.stuck
+        stuck[what] = entry
+
+        def ended(_: concurrent.futures.Future[Any]) -> None:  # on the thread, once unstuck
+            if stuck.get(what) is entry:
+                del stuck[what]
+
+        running.add_done_callback(ended)
 
     def _fs_path(self, path: str) -> Path:
         return self.root.joinpath(*check_object_path(path).split("/"))
