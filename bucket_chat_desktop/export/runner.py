@@ -150,7 +150,7 @@ class _Files:
         if isinstance(info, str):
             return None  # the page says why the message cannot be used
         known = self._by_hash.get(info.sha256)
-        if known is not None and known.href is not None:
+        if known is not None and known.href is not None and known.size == info.size:
             return Attachment(info.name, info.size, known.href, known.image, known.risky)
         problem: str | None = None
         data: bytes | None = None
@@ -162,10 +162,13 @@ class _Files:
             try:
                 data = await self.read_blob(info, ev.event_id)
             except BlobMismatchError as exc:
-                problem = (
-                    f"the file in the storage does not match the signed message ({exc.problem}); "
-                    "it was changed or damaged"
-                )
+                if exc.conclusion == BlobMismatchError.MESSAGE:  # the message lies (rt55)
+                    problem = f"the signed message does not describe its file ({exc.problem})"
+                else:
+                    problem = (
+                        "the file in the storage does not match the signed message "
+                        f"({exc.problem}); it was changed or damaged"
+                    )
             except StorageOfflineError as exc:  # a no answer within a deadline too
                 problem = str(exc) or type(exc).__name__
                 self.unreachable = problem

@@ -656,7 +656,7 @@ class AttachmentsFeature(QObject):
         except blobs.BlobMismatchError as exc:
             self.mismatches.append(exc)
             verb = "Not opened" if dest is None else "Not saved"
-            row.set_error(f"{verb}: {exc.problem}. The file in the storage was changed or damaged.")
+            row.set_error(f"{verb}: {exc.problem}. {exc.conclusion}.")
         except asyncio.CancelledError:
             self.strip.remove_row(row)
             raise

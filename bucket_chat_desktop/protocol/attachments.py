@@ -71,23 +71,23 @@ _THUMB_SIGNATURES = ((b"\xff\xd8\xff", "jpeg"), (b"\x89PNG\r\n\x1a\n", "png"))
 # kinds is only ever saved ("Save as"), never opened by a click. Grouped by what they do;
 # entries with a dot are compound extensions (checked against the name's last parts).
 _RISKY = """
-exe com scr pif cpl dll ocx sys drv vxd msi msp mst msix msixbundle appx appxbundle
-application appref-ms xbap gadget diagcab shb ppkg appinstaller
+exe com scr pif cpl dll ocx sys drv vxd msi msp mst msu msix msixbundle appx appxbundle
+application appref-ms xbap gadget diagcab shb shs ppkg appinstaller vsto xnk mcf wll
 bat cmd vb vbs vbe js jse mjs cjs wsf wsh wsc ws sct hta ps1 ps2 psm1 psd1 ps1xml ps2xml
 psc1 psc2 pssc cdxml msh msh1 msh2 mshxml msh1xml msh2xml ahk au3
 lnk url website scf inf ins isp reg rdp wsb job settingcontent-ms library-ms search-ms
 searchconnector-ms theme themepack deskthemepack desktopthemepackfile
 chm hlp msc mde mda mdb ade adp accdb accde accdr accdt one onepkg xll iqy slk
-docm dotm xlsm xltm xlam xla xlsb pptm potm ppam ppsm sldm
+docm dotm xlsm xltm xlam xla xlsb xlm pptm potm ppam ppsm sldm oxt
 html htm xhtml xht shtml mht mhtml svg svgz xml xsl xslt webarchive
 img iso vhd vhdx
-crt cer der p7b p7c mobileconfig
+crt cer der p7b p7c mobileconfig pfx p12 sst spc
 jar jnlp class swf
 app command terminal term tool workflow action scpt scptd applescript osax prefpane saver
 shortcut
 kext pkg mpkg dmg fileloc webloc inetloc afploc ftploc
 sh bash zsh csh ksh fish run bin appimage desktop kdelnk deb rpm snap flatpak
-flatpakref flatpakrepo apk so
+flatpakref flatpakrepo ymp apk so
 py pyc pyo pyw pyz pyzw pl rb
 xpi crx vsix
 pkg.tar.zst pkg.tar.xz pkg.tar.gz user.js
@@ -225,6 +225,12 @@ _PROGRAM_SIGNATURES = (
     b"\xca\xfe\xba\xbe",  # a universal Mach-O, or a Java class
 )
 _LAUNCHER_SIGNATURES = (b"[desktop entry]", b"[desktop action", b"[kde desktop entry]")
+# Installers shared-mime-info knows by their bytes (anywhere in the first 256): a
+# Flatpak reference or repository (GNOME Software installs from the sender's server) and
+# a Java Web Start descriptor (runs the sender's jar). A "vpn.conf" holding one opened
+# in GNOME Software (red team rt55); the same names with their own extensions are
+# save-only already.
+_INSTALLER_NEAR_START = (b"[flatpak ref]", b"[flatpak repo]", b"<jnlp")
 # Markup a browser runs, anywhere in the first 256 bytes, whatever the name: the marks
 # shared-mime-info and file(1) take for text/html, image/svg+xml and XML (which may
 # carry a stylesheet that runs), any case. Rare at the top of an honest text document.
@@ -286,10 +292,11 @@ def _is_java_archive(data: bytes) -> bool:
 
 def active_content(data: bytes, name: str = "") -> str | None:
     """What ``data`` is when a desktop that looks at the bytes would run it, else None:
-    "a program", "a Java program (a jar)", "a script (#!)", "a desktop launcher" or "a
-    web page or other markup a browser runs". Only the first ``SNIFFED_BYTES`` (after a
-    BOM and white space, for markup) are looked at, and for the tags file(1) searches
-    further, its first ``FILE_1_SEARCHED_BYTES``; a UTF-16 text is read as text. ``name``
+    "a program", "a Java program (a jar)", "a script (#!)", "a desktop launcher", "an
+    installer (…)" or "a web page or other markup a browser runs". Only the first
+    ``SNIFFED_BYTES`` (after a BOM and white space, for markup) are looked at, and for
+    the tags file(1) searches further, its first ``FILE_1_SEARCHED_BYTES``; a UTF-16
+    text is read as text. ``name``
     (the file's, made safe) decides whether the weaker marks of a web page count: only
     without an extension a desktop opens by its kind (none, or one it does not know).
 
@@ -313,6 +320,8 @@ def active_content(data: bytes, name: str = "") -> str | None:
     head = text[:SNIFFED_BYTES]
     if any(mark in head[:64] for mark in _LAUNCHER_SIGNATURES):
         return "a desktop launcher"
+    if any(mark in head for mark in _INSTALLER_NEAR_START):
+        return "an installer (a Flatpak reference or repository, or Java Web Start)"
     if any(mark in head for mark in _MARKUP_NEAR_START) or _MARKUP_FILE_1.search(text):
         return "a web page or other markup a browser runs"
     if not _opens_by_extension(name) and _MARKUP_FIRST.match(head.lstrip()):

@@ -48,6 +48,7 @@ from ..protocol.attachments import (
     file_content,
     is_sha256_hex,
     safe_file_name,
+    sha256_hex,
     verify_blob,
 )
 from ..protocol.canonical import b64encode
@@ -148,10 +149,20 @@ class BlobMismatchError(BlobError):
     caller passed one) the message that announced it.
     """
 
-    def __init__(self, problem: str, *, name: str, path: str, event_id: str | None = None) -> None:
-        super().__init__(
-            f"{name}: {problem}. The file in the storage was changed or damaged; it was not used."
-        )
+    STORED = "The file in the storage was changed or damaged"
+    MESSAGE = "The signed message does not describe the file it names"
+
+    def __init__(
+        self,
+        problem: str,
+        *,
+        name: str,
+        path: str,
+        event_id: str | None = None,
+        conclusion: str = STORED,
+    ) -> None:
+        super().__init__(f"{name}: {problem}. {conclusion}; it was not used.")
+        self.conclusion = conclusion  # whom the mismatch blames
         self.problem = problem
         self.name = name
         self.path = path
@@ -477,6 +488,10 @@ async def download(
     """
     path = blob_path(room_id, info.sha256)
     data = await asyncio.to_thread(cache.get, info) if cache is not None else None
+    if data is not None and len(data) != info.size:
+        # The file of that SHA-256 is this device's, verified: it is the message that
+        # lies about its size (red team rt55: the copy was deleted as "damaged").
+        raise _size_lie(info, len(data), path, event_id, "this device keeps its copy")
     if data is None:
         if max_bytes is not None and info.size > max_bytes:
             raise BlobTooLargeError(
@@ -499,6 +514,8 @@ async def download(
                 why = f"the stored object is larger than the announced {human_size(info.size)}"
             log.warning("blob %s does not match its message %s: %s", path, event_id, why)
             raise BlobMismatchError(why, name=info.name, path=path, event_id=event_id) from exc
+        if len(data) != info.size and await asyncio.to_thread(sha256_hex, data) == info.sha256:
+            raise _size_lie(info, len(data), path, event_id, "the storage holds it as named")
         problem = await asyncio.to_thread(verify_blob, data, info)
         if problem is not None:
             log.warning("blob %s does not match its message %s: %s", path, event_id, problem)
@@ -511,6 +528,21 @@ async def download(
     if dest is not None:
         await asyncio.to_thread(write_atomic, Path(dest), data, mode=0o644)
     return data
+
+
+def _size_lie(
+    info: FileInfo, size: int, path: str, event_id: str | None, kept: str
+) -> BlobMismatchError:
+    """The error for a message that names a file by its SHA-256 with another size: the
+    bytes are right, the message is wrong (nobody can store bytes that match it)."""
+    lie = (
+        f"the signed message says {info.size:,} bytes, but the file of its SHA-256 has "
+        f"{size:,} ({kept})"
+    )
+    log.warning("message %s does not match blob %s: %s", event_id, path, lie)
+    return BlobMismatchError(
+        lie, name=info.name, path=path, event_id=event_id, conclusion=BlobMismatchError.MESSAGE
+    )
 
 
 # -- cache -----------------------------------------------------------------------------------
@@ -543,12 +575,17 @@ class BlobCache:
         return self.root / sha256[:2] / sha256
 
     def get(self, info: FileInfo) -> bytes | None:
+        """The cached bytes of ``info.sha256`` (checked against it), or None. Their size
+        may differ from ``info.size``: the caller says so (``download``)."""
         path = self.path_for(info.sha256)
         try:
             data = path.read_bytes()
         except OSError:
             return None
-        if verify_blob(data, info) is not None:
+        # Damaged when its bytes are not those of its name's SHA-256. Not by the size a
+        # message names: any member can sign a message with the right hash and a wrong
+        # size, and the copy, deleted for it, may be the only one left (red team rt55).
+        if sha256_hex(data) != info.sha256:
             log.warning("cached blob %s is damaged; discarding it", path)
             with contextlib.suppress(OSError):
                 path.unlink()

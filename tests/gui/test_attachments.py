@@ -38,7 +38,8 @@ from bucket_chat_desktop.gui.controller import Controller
 from bucket_chat_desktop.gui.main_window import MainWindow
 from bucket_chat_desktop.gui.models.timeline_model import Roles, Row
 from bucket_chat_desktop.keys import load_or_create_identity, open_key_store
-from bucket_chat_desktop.protocol.attachments import blob_path
+from bucket_chat_desktop.protocol.attachments import blob_path, file_content
+from bucket_chat_desktop.protocol.event import MESSAGE
 from bucket_chat_desktop.settings import Settings, StorageSettings
 from bucket_chat_desktop.storage.base import DEFAULT_MAX_READ, StorageOfflineError
 from bucket_chat_desktop.storage.local import LocalStorage
@@ -442,6 +443,41 @@ def test_a_tampered_blob_is_reported_and_never_opened(chat: Chat, tmp_path: Path
     chat.shot("attachments-tampered.png")
 
 
+def test_a_message_that_lies_about_a_files_size_keeps_this_devices_copy(
+    chat: Chat, tmp_path: Path
+) -> None:
+    """Red team rt55: Bob names Alice's file by its SHA-256 with another size. Opening
+    his message deleted this device's verified copy as "damaged" (the only copy, once
+    the storage dropped it) and blamed the storage. His message is what does not match."""
+    opened: list[QUrl] = []
+    chat.feature.open_url = opened.append
+    report = tmp_path / "contract.pdf"
+    report.write_bytes(b"%PDF-1.4 the signed contract\n" * 40)
+    _row, actions = send_and_click(chat, report, "file")
+    sha = hashlib.sha256(report.read_bytes()).hexdigest()
+    assert chat.feature.cache.path_for(sha).exists()  # kept by the upload
+    (chat.store / blob_path(ROOM, sha)).unlink()  # the provider drops the blob
+    size = len(report.read_bytes()) + 1
+    lie = file_content("contract-v2.pdf", size, "application/pdf", sha)
+    bob = RoomWriter(chat.storage, ROOM, "bob@example.com", SigningKey(b"\x02" * 32))
+    lying = wait_for(chat.qtbot, bob.send([Draft(MESSAGE, lie)]))[1][-1]
+    chat.qtbot.waitUntil(lambda: any(r.event_id == lying.event_id for r in chat.rows()))
+    menu = chat.feature.show_menu(chat.index_of(lying.event_id), QPoint(0, 0))
+    assert menu is not None
+    next(a for a in menu.actions() if a.text() == "Open").trigger()
+    chat.qtbot.waitUntil(lambda: bool(chat.feature.strip.errors()))
+    [error] = chat.feature.strip.errors()
+    assert error == (
+        f"Not opened: the signed message says {size:,} bytes, but the file of its SHA-256 has "
+        f"{size - 1:,} (this device keeps its copy). The signed message does not describe "
+        "the file it names."
+    )
+    assert opened == [] and chat.feature.cache.path_for(sha).exists()
+    actions["Open"].trigger()  # Alice's own message still opens her file
+    chat.qtbot.waitUntil(lambda: bool(opened))
+    assert Path(opened[0].toLocalFile()).read_bytes() == report.read_bytes()
+
+
 def test_programs_are_never_opened_by_a_click(chat: Chat, tmp_path: Path) -> None:
     opened: list[QUrl] = []
     chat.feature.open_url = opened.append
@@ -481,8 +517,19 @@ def test_active_content_is_never_opened_by_a_click(chat: Chat, tmp_path: Path, n
         ("minutes", b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff" + b"\x00" * 64),
         ("agenda.zzz", b"<!DOCTYPE html><html><script>alert(1)</script></html>"),
         ("notes.txt", b"#!/bin/sh\nrm -rf ~\n"),  # xdg-mime's file(1) reads the bytes only
+        # red team rt55: GIO calls these application/vnd.flatpak.ref (GNOME Software
+        # installs from the sender's repository; also under a .conf name) and
+        # application/x-java-jnlp-file (Java Web Start runs the sender's jar)
+        ("vpn.conf", b"[Flatpak Ref]\nName=org.example.Notes\nUrl=https://x.example/r\n"),
+        ("meeting", b'<jnlp spec="1.0+" codebase="https://x.example/">\n'),
     ],
-    ids=["program-no-extension", "page-unknown-extension", "script-named-txt"],
+    ids=[
+        "program-no-extension",
+        "page-unknown-extension",
+        "script-named-txt",
+        "flatpakref-named-conf",
+        "jnlp-no-extension",
+    ],
 )
 def test_a_program_under_a_harmless_name_is_not_opened(
     chat: Chat, tmp_path: Path, name: str, data: bytes

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import html
 import itertools
 import json
 import os
@@ -373,6 +374,42 @@ def test_a_program_under_a_harmless_name_is_copied_but_not_linked(tmp_path: Path
     assert "plans_files/fine.txt" in hrefs
     assert "plans_files/agenda" not in hrefs and "plans_files/notes.zzz" not in hrefs
     assert "<code>plans_files/agenda</code>, not linked" in raw
+
+
+def test_a_message_that_lies_about_a_files_size_is_not_linked_to_it(tmp_path: Path) -> None:
+    """Red team rt55: a message naming another's file by its SHA-256 with a wrong size
+    was linked to that file (copied once, by hash) under the size it claims; and its
+    read blamed the storage. It is named as what does not match, and not linked."""
+    store = tmp_path / "store"
+    data = b"%PDF-1.4 the signed contract\n" * 40
+    sha = hashlib.sha256(data).hexdigest()
+
+    async def build() -> None:
+        storage = LocalStorage(store)
+        clock = itertools.count(1_790_000_000_000, 1000).__next__
+        alice = RoomWriter(
+            storage, ROOM, ALICE, SigningKey(b"\x01" * 32), displayname="Alice", clock=clock
+        )
+        await alice.create_room("Plans", "2026-09-21T10:00:00.000Z")
+        await storage.put_if_absent(blob_path(ROOM, sha), data)
+        await _say(alice, (MESSAGE, file_content("contract.pdf", len(data), "text/plain", sha)))
+        lie = file_content("contract-v2.pdf", len(data) + 1, "text/plain", sha)
+        await _say(alice, (MESSAGE, lie))
+
+    asyncio.run(build())
+    path = tmp_path / "out" / "plans.html"
+    path.parent.mkdir()
+    summary, _ = asyncio.run(run_export(store, tmp_path / "data", "html", path))
+    assert summary.copied == 1
+    raw, page = parse(path)
+    hrefs = [a.get("href") for t, a in page.tags if t == "a"]
+    assert hrefs.count("plans_files/contract.pdf") == 1
+    assert (
+        "the signed message does not describe its file (the signed message says "
+        f"{len(data) + 1:,} bytes, but the file of its SHA-256 has {len(data):,} (the "
+        "storage holds it as named))"
+    ) in html.unescape(raw)
+    assert "changed or damaged" not in raw
 
 
 # -- JSONL ------------------------------------------------------------------------------

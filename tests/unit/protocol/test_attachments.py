@@ -256,6 +256,17 @@ def test_programs_and_scripts_are_risky_to_open(name: str, risky: bool) -> None:
         "do.shortcut",
         "window.term",
         "page.webarchive",
+        # Red team rt55: certificates to import (a root CA: PKCS #12, a serialised store),
+        # a Windows update, Office and LibreOffice add-ins, an Excel 4.0 macro sheet, an
+        # openSUSE one-click install
+        "vpn-access.pfx",
+        "vpn-access.p12",
+        "roots.sst",
+        "security-update.msu",
+        "addin.vsto",
+        "toolbar.oxt",
+        "budget.xlm",
+        "codecs.ymp",
     ],
 )
 def test_more_kinds_that_run_code_are_risky_to_open(name: str) -> None:
@@ -297,6 +308,10 @@ PE = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00" + b"\x00" * 4
         (b"<?xml version='1.0'?><?xml-stylesheet href='x.xsl'?><r/>", "a web page"),
         ("<html><script>x()</script>".encode("utf-16"), "a web page"),
         (JAR, "a Java program"),
+        # Red team rt55: installers shared-mime-info knows by their bytes
+        (b"[Flatpak Ref]\nName=org.example.Notes\nUrl=https://x.example/repo\n", "an installer"),
+        (b"[Flatpak Repo]\nTitle=Notes\nUrl=https://x.example/repo\n", "an installer"),
+        (b'<jnlp spec="1.0+" codebase="https://x.example/">', "an installer"),
     ],
 )
 def test_contents_that_run_code_are_recognised_whatever_the_name(data: bytes, what: str) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import hashlib
 import io
 import os
@@ -390,6 +391,29 @@ def test_the_cache_serves_verified_blobs_and_drops_damaged_ones(
     with pytest.raises(BlobMissingError):  # not served from the cache, not in storage
         run(download(store, ROOM, info, cache=cache))
     assert not cache.path_for(info.sha256).exists()
+
+
+def test_a_message_that_lies_about_a_blobs_size_does_not_delete_the_cached_copy(
+    store: LocalStorage, files: Path, tmp_path: Path
+) -> None:
+    """Red team rt55: a message naming a blob by its right SHA-256 with a wrong size
+    had this device's verified copy deleted as damaged, the only copy left once the
+    storage had dropped the blob. The message is what does not match; the copy stays."""
+    (files / "contract.pdf").write_bytes(b"%PDF-1.4 the signed contract\n" * 40)
+    cache = BlobCache(tmp_path / "cache")
+    honest = info_of(run(upload(store, ROOM, files / "contract.pdf", limit_bytes=MB, cache=cache)))
+    blob_file(store, honest.sha256).unlink()  # the provider drops the blob
+    for size in (honest.size + 1, honest.size - 1):
+        lying = dataclasses.replace(honest, name="contract-v2.pdf", size=size)
+        with pytest.raises(BlobMismatchError) as caught:
+            run(download(store, ROOM, lying, cache=cache, event_id="$lie"))
+        assert str(caught.value) == (
+            f"contract-v2.pdf: the signed message says {size:,} bytes, but the file of its "
+            f"SHA-256 has {honest.size:,} (this device keeps its copy). The signed message "
+            "does not describe the file it names; it was not used."
+        )
+        assert caught.value.event_id == "$lie"
+    assert run(download(store, ROOM, honest, cache=cache)) == b"%PDF-1.4 the signed contract\n" * 40
 
 
 def test_open_copies_use_the_safe_name_and_are_not_executable(tmp_path: Path) -> None:
