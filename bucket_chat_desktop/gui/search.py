@@ -17,6 +17,7 @@ import logging
 from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtGui import QKeySequence, QShortcut
 
+from ..protocol.room_state import with_doubt
 from ..protocol.untrusted_text import one_line
 from ..sync.client import RoomRef, SearchResults
 from .controller import Controller
@@ -126,7 +127,11 @@ class SearchFeature(QObject):
             self._listed.add(listed)
             names = self.controller.names(key)  # the room's latest
             shown = names.shown(hit.sender_id)
-            rows.append(ShownHit(hit, key, item.shown_name, shown, names.warning(hit.sender_id)))
+            # a key another room doubts for the sender, as its row says (red team rt54)
+            pair = (hit.sender_id, hit.sender_key)
+            where = self.controller.doubted_elsewhere(key).get(pair) if hit.sender_key else None
+            warning = with_doubt(names.warning(hit.sender_id), hit.sender_id, where)
+            rows.append(ShownHit(hit, key, item.shown_name, shown, warning))
         problems = [
             f"{self.controller.storage_name(sid)}: {why}" for sid, why in self._failed.items()
         ]

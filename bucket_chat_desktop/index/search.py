@@ -207,6 +207,9 @@ class SearchHit:
     # With the room and event id, what tells two hits of one message apart (set by the
     # engine, which finds a message once; a front end paging on does the same).
     copy: tuple[str, int] | None = None
+    # The key that signed the source event (base64; "" when it names none): a front end
+    # marks a key another room does not trust for the sender, as the timeline does.
+    sender_key: str = ""
     # The text matched is not the message's current one (an applied edit replaced it):
     # set by the engine from the room's relations.
     superseded: bool = False

@@ -37,7 +37,14 @@ from .audit import (
 from .event import MEMBER, valid_key_text
 from .findings import Kind
 from .heap import gc_paused
-from .untrusted_text import NAME_LIMIT, RoomIds, display_name_safe, one_line, skeleton
+from .untrusted_text import (
+    NAME_LIMIT,
+    RoomIds,
+    display_name_safe,
+    one_line,
+    shown_id,
+    skeleton,
+)
 
 # Memberships that take a sender out of the member list.
 GONE = frozenset({"leave", "ban", "kick"})
@@ -440,6 +447,20 @@ def others_as_note(user_id: str, keys: int) -> tuple[str, str]:
         "your name: members who have not compared fingerprints with you may trust neither "
         "those messages nor yours.",
     )
+
+
+def with_doubt(warning: str | None, sender_id: str, where: str | None) -> str | None:
+    """A sender's warning (``Names.warning``: an id that may imitate another's), and what
+    a message signed by a key another room does not trust for its sender says
+    (``Roster.doubted_keys`` of that room; ``where``: its name and id as shown, None when
+    no room doubts it): the timeline's row and a search result say the same."""
+    if where is None:
+        return warning
+    elsewhere = (
+        f"the key that signed this is not trusted for {shown_id(sender_id)} in the room "
+        f"{where}: compare fingerprints in Members"
+    )
+    return f"{warning}; {elsewhere}" if warning else elsewhere
 
 
 class RoomState:

@@ -15,11 +15,15 @@ from typing import Any
 from conftest import shot, wait_for
 from desk import Desk, settings_for
 from nacl.signing import SigningKey
+from PySide6.QtTest import QTest
 from test_app_flows import store  # noqa: F401 - fixtures
 
 from bucket_chat_desktop.gui.features import Features
 from bucket_chat_desktop.gui.models.timeline_model import Roles
+from bucket_chat_desktop.gui.search import SearchFeature
 from bucket_chat_desktop.gui.widgets.message_delegate import tooltip_html
+from bucket_chat_desktop.gui.widgets.search_panel import HitRoles, ShownHit, sender_text
+from bucket_chat_desktop.gui.widgets.search_panel import tooltip_html as search_tip
 from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync.writer import Draft, RoomWriter
 
@@ -61,6 +65,11 @@ def test_a_key_another_room_does_not_trust_is_marked_where_it_is_trusted(
     assert desk.item("payroll").preview_warning == (
         "The key that signed it is not trusted for this sender in the room 'General' (general)"
     )
+    # a search result of the message says it too (red team rt54: "Verified", no ⚠)
+    found = searched(qtbot, desk, "IBAN")
+    assert found.sender_warning is not None and said in found.sender_warning
+    assert sender_text(found).startswith("⚠ ")
+    assert html.escape(said) in search_tip(found)
     # Carol's own key is doubted nowhere: her rows in General carry no such warning
     general = desk.model("general")
     welcome = general.index(desk.wait_index("general", "Welcome, everyone!"))
@@ -78,6 +87,23 @@ def test_a_key_another_room_does_not_trust_is_marked_where_it_is_trusted(
     qtbot.waitUntil(lambda: index.data(Roles.Confirmed) is True, timeout=15_000)
     assert "not trusted for" not in str(index.data(Roles.SenderWarning) or "")
     assert desk.item("payroll").preview_warning == ""
+    assert searched(qtbot, desk, "IBAN").sender_warning is None
+
+
+def searched(qtbot: Any, desk: Desk, text: str) -> ShownHit:
+    """The one result the window's search panel lists for ``text`` in every room."""
+    search = desk.window.findChild(SearchFeature)
+    assert search is not None
+    indexes = [a.index for a in desk.controller.client._storages.values()]
+    qtbot.waitUntil(lambda: not any(i.text_pending for i in indexes), timeout=15_000)
+    search.open(everywhere=True)
+    panel = search.panel
+    panel.field.clear()
+    qtbot.waitUntil(lambda: panel.model.rowCount() == 0, timeout=10_000)
+    QTest.keyClicks(panel.field, text)
+    qtbot.waitUntil(lambda: panel.model.rowCount() == 1, timeout=10_000)
+    shown: ShownHit = panel.model.index(0, 0).data(HitRoles.Hit)
+    return shown
 
 
 def test_a_room_left_takes_its_doubts_with_it(

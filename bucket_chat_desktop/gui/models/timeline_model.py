@@ -45,8 +45,14 @@ from ...protocol.attachments import message_text, middle_cut
 from ...protocol.audit import Assessed, TrustState, on_trial
 from ...protocol.event import MEMBER, MESSAGE, Event, Malformed
 from ...protocol.relations import HIDDEN_TYPES, Aggregate, ReactionChip, Relations
-from ...protocol.room_state import NO_NAMES, Confirmed, Names, membership_text
-from ...protocol.untrusted_text import lookalike_texts, one_line, shown_id
+from ...protocol.room_state import (
+    NO_NAMES,
+    Confirmed,
+    Names,
+    membership_text,
+    with_doubt,
+)
+from ...protocol.untrusted_text import lookalike_texts, one_line
 from ...sync.events import ShownEvent, TimelineRow
 from ..room_preview import DELETED
 from ..safe import guard
@@ -425,16 +431,9 @@ class TimelineModel(QAbstractListModel):
         """Why the row's sender may not be who they seem: their id may imitate another's
         (``Names.warning``), or another room of this storage does not trust the key that
         signed it for them (``set_doubted``)."""
-        warning = self.names.warning(row.sender_id)
         pair = (row.sender_id, row.sender_key)
         where = self.doubted.get(pair) if pair not in self.confirmed_keys else None
-        if where is None:
-            return warning
-        elsewhere = (
-            f"the key that signed this is not trusted for {shown_id(row.sender_id)} in "
-            f"the room {where}: compare fingerprints in Members"
-        )
-        return f"{warning}; {elsewhere}" if warning else elsewhere
+        return with_doubt(self.names.warning(row.sender_id), row.sender_id, where)
 
     def set_doubted(self, doubted: Mapping[tuple[str, str], str]) -> None:
         """(Sender id, key) pairs another room of this storage does not trust, with that
