@@ -82,7 +82,7 @@ from .safe import guard
 from .style import ACCENT
 from .widgets.attachment_strip import AttachmentStrip, TransferRow
 from .widgets.composer import local_files
-from .widgets.message_delegate import LEFT, RIGHT
+from .widgets.message_delegate import CAPTION_H, LEFT, RIGHT
 
 log = logging.getLogger("bucket_chat.gui")
 
@@ -498,7 +498,7 @@ class AttachmentsFeature(QObject):
             height, extra = FILE_CARD[1], 64
         else:
             width, height = display_size(index.data(Roles.Content))
-            extra = height + 8
+            extra = height + 8 + CAPTION_H  # the picture, then its name
         top = rect.top() + rect.height() - 4 - echo - extra + 4
         return QRect(rect.left() + LEFT, top, width, height)
 

@@ -6,6 +6,7 @@ Screenshots go to ``$BUCKET_CHAT_SHOTS`` when set (else the test's temp folder).
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import io
 import json
@@ -30,6 +31,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QStyleOptionViewItem
+from test_models import Recording
 
 from bucket_chat_desktop.gui import attachments as attachments_feature
 from bucket_chat_desktop.gui import theme
@@ -230,6 +232,76 @@ def test_files_dropped_on_the_timeline_become_blobs_and_messages(
     assert color_near(px(card.left() + 20, card.top() + 20), (220, 40, 40))
     assert color_near(px(card.right() - 20, card.top() + 20), (30, 30, 220))
     assert color_near(px(card.center().x(), card.center().y()), (250, 200, 40))
+
+
+def bob_sends(chat: Chat, data: bytes, name: str, **image: Any) -> str:
+    """Bob (any member) stores ``data`` as a blob and signs a message announcing it."""
+    sha = hashlib.sha256(data).hexdigest()
+    target = chat.store / blob_path(ROOM, sha)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)
+    content = file_content(name, len(data), "image/jpeg", sha, **image)
+    bob = RoomWriter(chat.storage, ROOM, "bob@example.com", SigningKey(b"\x02" * 32))
+    ev = wait_for(chat.qtbot, bob.send([Draft(MESSAGE, content)]))[1][-1]
+    chat.qtbot.waitUntil(lambda: any(r.event_id == ev.event_id for r in chat.rows()))
+    return ev.event_id
+
+
+def painted_texts(chat: Chat, event_id: str) -> list[str]:
+    """The texts the window's own delegate draws for a row."""
+    index = chat.index_of(event_id)
+    view = chat.window.timeline
+    option = QStyleOptionViewItem()
+    option.initFrom(view)
+    option.rect = view.visualRect(index)
+    option.rect.moveTop(0)
+    option.font = view.font()
+    image = QImage(option.rect.width(), option.rect.height(), QImage.Format.Format_ARGB32)
+    painter = Recording(image)
+    chat.window.delegate.paint(painter, option, index)
+    painter.end()
+    return painter.texts
+
+
+def test_a_picture_is_named_under_it_and_a_program_is_never_a_picture(
+    chat: Chat, tmp_path: Path
+) -> None:
+    """Red team rt55: an image row was its sender's thumbnail alone — a beach for
+    "holiday.jpg.exe", with nothing naming the file until its menu was opened. Every
+    picture is named under it (what Save and Open use), and an image message whose
+    name runs code is a file card, without its picture."""
+    photo = image_file(tmp_path / "beach.png", (400, 300))
+    thumb = base64.b64encode(photo.read_bytes()).decode("ascii")
+    shown = bob_sends(
+        chat,
+        b"\xff\xd8\xff" + b"\x00" * 300,
+        "beach.jpg",
+        width=400,
+        height=300,
+        thumbnail_b64=thumb,
+    )
+    program = bob_sends(
+        chat,
+        b"MZ\x90\x00" + b"\x00" * 200,
+        "holiday.jpg.exe",
+        width=400,
+        height=300,
+        thumbnail_b64=thumb,
+    )
+    chat.settle()
+    rows = {r.event_id: r for r in chat.rows()}
+    assert rows[shown].kind == "image" and rows[program].kind == "file"
+    assert any(t.startswith("beach.jpg") and "bytes" in t for t in painted_texts(chat, shown))
+    assert "holiday.jpg.exe" in painted_texts(chat, program)  # the card names it
+    menu = chat.feature.show_menu(chat.index_of(program), QPoint(0, 0))
+    assert menu is not None
+    texts = [a.text() for a in menu.actions()]
+    assert any(t.startswith("Open (this kind of file can run code") for t in texts)
+    card = chat.feature.card_rect(chat.index_of(program))
+    assert card is not None and (card.width(), card.height()) == attachments_feature.FILE_CARD
+    picture = chat.feature.card_rect(chat.index_of(shown))
+    assert picture is not None and (picture.width(), picture.height()) == (400 * 240 // 300, 240)
+    chat.shot("attachments-named-pictures.png")
 
 
 def test_dragging_files_over_the_timeline_says_where_they_go(chat: Chat, tmp_path: Path) -> None:
@@ -613,9 +685,9 @@ def test_no_mark_is_written_where_nothing_enforces_one(tmp_path: Path) -> None:
 def test_an_image_without_a_usable_thumbnail_gets_a_placeholder(chat: Chat) -> None:
     content = {
         "msgtype": "m.image",
-        "body": "\u202egnp.exe",
+        "body": "\u202egnp.jpg",
         "info": {
-            "name": "\u202egnp.exe",
+            "name": "\u202egnp.jpg",
             "size": 5,
             "sha256": "b" * 64,
             "w": 800,
@@ -633,8 +705,7 @@ def test_an_image_without_a_usable_thumbnail_gets_a_placeholder(chat: Chat) -> N
     menu = chat.feature.show_menu(index, QPoint(0, 0))
     assert menu is not None
     texts = [a.text() for a in menu.actions()]
-    assert texts[0].startswith("gnp.exe")  # bidi override removed from what is shown
-    assert any(t.startswith("Open (this kind of file can run code") for t in texts)
+    assert texts[0].startswith("gnp.jpg")  # bidi override removed from what is shown
 
 
 def test_thumbnails_of_hostile_size_are_not_decoded(chat: Chat) -> None:

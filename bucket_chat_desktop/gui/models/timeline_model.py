@@ -41,7 +41,12 @@ from PySide6.QtCore import (
 
 from ... import timestamps
 from ...protocol import relations as relation_rules
-from ...protocol.attachments import message_text, middle_cut
+from ...protocol.attachments import (
+    announced_name,
+    is_risky_to_open,
+    message_text,
+    middle_cut,
+)
 from ...protocol.audit import Assessed, TrustState, on_trial
 from ...protocol.event import MEMBER, MESSAGE, Event, Malformed
 from ...protocol.relations import HIDDEN_TYPES, Aggregate, ReactionChip, Relations
@@ -189,6 +194,10 @@ class Row:
         if self.type != MESSAGE:
             return "other"
         msgtype = self.content.get("msgtype")
+        if msgtype == "m.image" and is_risky_to_open(announced_name(self.content)):
+            # a file card, never its sender's picture: a thumbnail of a beach passed
+            # "holiday.jpg.exe" off as a photo (red team rt55)
+            return "file"
         return {"m.file": "file", "m.image": "image"}.get(str(msgtype), "text")
 
     @property

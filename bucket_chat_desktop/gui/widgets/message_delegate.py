@@ -87,6 +87,8 @@ CHIP_GAP = 6
 CHIP_KEY_W = 120  # a reaction's text is elided past this (64 characters fit no layout)
 THREAD_H = 22
 NOTE_H = 20
+CAPTION_H = 18  # an image's name and size, under its picture
+IMAGE_CAPTION_W = 360  # as wide as a file card
 REPEATED = f"{WARNING_MARK} {REPEATED_ID_NOTE}"
 EDITED = "(edited)"
 BODY_SLACK = 3  # pixels a body may paint above and below its lines (accents, descenders)
@@ -357,7 +359,7 @@ class MessageDelegate(SafeDelegate):
         if kind == "file":
             y += 64
         elif kind == "image":
-            y += self._image_h(index) + 8
+            y += self._image_h(index) + 8 + CAPTION_H
         parts: list[tuple[str, Any, QRect]] = []
         edited = index.data(Roles.Edited) if len(layout) > 6 and layout[6] else None
         chips = index.data(Roles.Reactions) if len(layout) > 7 and layout[7][0] else ()
@@ -951,7 +953,9 @@ class MessageDelegate(SafeDelegate):
             pix = self.thumbnail_provider(index)
             if pix is not None and not pix.isNull():
                 painter.drawPixmap(rect.left() + LEFT, y + 4, pix)
-                return y + self._image_h(index) + 8
+                image_h = self._image_h(index)
+                self._paint_caption(painter, index, rect, y + 4 + image_h + 2, muted)
+                return y + image_h + 8 + CAPTION_H
         box = QRect(rect.left() + LEFT, y + 4, min(360, rect.width() - LEFT - RIGHT), 52)
         painter.setPen(muted)
         painter.setBrush(Qt.BrushStyle.NoBrush)
@@ -970,6 +974,29 @@ class MessageDelegate(SafeDelegate):
         painter.drawText(box.adjusted(44, 26, -8, -6), Qt.AlignmentFlag.AlignLeft, detail)
         painter.drawText(box.adjusted(10, 0, 0, 0), Qt.AlignmentFlag.AlignVCenter, "📄")
         return y + 60
+
+    def _paint_caption(
+        self, painter: QPainter, index: Index, rect: QRect, y: int, muted: QColor
+    ) -> None:
+        """An image's name and size under its picture, as a file card names the file:
+        the picture is its sender's to choose, the name is what Save and Open use."""
+        content = index.data(Roles.Content) or {}
+        size = _info(content).get("size")
+        detail = f"  ·  {_human_size(size)}" if isinstance(size, int) else ""
+        small = _small(painter.font())
+        fm = QFontMetrics(small)
+        box = QRect(rect.left() + LEFT, y, min(IMAGE_CAPTION_W, rect.width() - LEFT - RIGHT), 16)
+        # cut in the middle: the end of a long name is what the file is
+        name = fm.elidedText(
+            announced_name(content),
+            Qt.TextElideMode.ElideMiddle,
+            max(0, box.width() - fm.horizontalAdvance(detail)),
+        )
+        with painter_state(painter):
+            painter.setFont(small)
+            painter.setPen(muted)
+            align = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
+            painter.drawText(box, align, name + detail)
 
     # -- tooltips: the trust badge says what was checked --------------------------------------
 
