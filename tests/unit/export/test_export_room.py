@@ -615,6 +615,53 @@ def test_a_link_says_where_it_goes(body: str, shown: str) -> None:
     assert shown in _seen(body_html(body))
 
 
+@pytest.mark.parametrize(
+    ("body", "shown"),
+    [
+        # RFC 6068: the address may be left out and given in a "to" header instead
+        ("[support@bank.example](mailto:?to=evil@evil.example)", "(evil@evil.example)"),
+        # ... or added to: the mail goes to both
+        (
+            "[support@bank.example](mailto:support@bank.example?to=evil@evil.example)",
+            "(support@bank.example, evil@evil.example)",
+        ),
+        # a copy, a blind copy, whatever the header's case; several in one header
+        (
+            "[write to support](mailto:support@bank.example?Cc=a@x.example,b@x.example"
+            "&BCC=evil@evil.example)",
+            "(support@bank.example, cc: a@x.example, cc: b@x.example, bcc: evil@evil.example)",
+        ),
+        # percent-decoded; a "+" is a plus; a look-alike letter stays encoded
+        (
+            "[support](mailto:sup%D1%80ort@bank.example?to=evil%40evil.example&cc=a+b@x.example)",
+            "(sup%D1%80ort@bank.example, evil@evil.example, cc: a+b@x.example)",
+        ),
+        ("[support](mailto:?subject=hello)", "(no address)"),
+        # a bidi control in a header is never written into the page
+        ("[support](mailto:?to=%E2%80%AEelpmaxe.live@evil)", "(%E2%80%AEelpmaxe.live@evil)"),
+    ],
+)
+def test_a_mailto_link_names_every_address_it_writes_to(body: str, shown: str) -> None:
+    """Red team rt54: the note after a mailto link named only what stands before its
+    "?": ``[support@bank.example](mailto:?to=evil@evil.example)`` read as going to
+    "()", and a "to", "cc" or "bcc" header added the attacker unseen to whatever the
+    reader writes to the bank. Every address of the path and of those headers is named."""
+    out = body_html(body)
+    assert shown in _seen(out), _seen(out)
+    assert "\u202e" not in out
+
+
+def test_a_mailto_link_with_many_addresses_says_how_many_more_and_where() -> None:
+    """Red team rt54: the note is bounded, and what it leaves out it counts, by header: a
+    blind copy pushed behind eight addresses is still said to be there; a long address
+    keeps its domain (cut in its middle)."""
+    many = ",".join(f"a{i}@x.example" for i in range(9))
+    seen = _seen(body_html(f"[support](mailto:{many}?bcc=evil@evil.example)"))
+    assert "and 2 more (to, bcc)" in seen, seen
+    seen = _seen(body_html(f"[support](mailto:support-{'x' * 200}@evil.example)"))
+    assert "…" in seen and seen.rstrip(")").endswith("@evil.example"), seen
+
+
 def test_a_plain_address_link_is_not_repeated() -> None:
     out = body_html("see <https://x.example/a> and **this**")
     assert _seen(out) == "see https://x.example/a and this"
