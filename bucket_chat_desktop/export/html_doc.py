@@ -24,7 +24,7 @@ from ..protocol.audit import Assessed
 from ..protocol.event import MEMBER, MESSAGE, Event, Malformed
 from ..protocol.relations import HIDDEN_TYPES, Aggregate, Edit, ReactionChip
 from ..protocol.room_state import DisplayNames, membership_text
-from ..protocol.untrusted_text import html_escape, one_line, shown_id
+from ..protocol.untrusted_text import html_escape, lookalike_texts, one_line, shown_id
 from ..sync.blobs import human_size
 from ..sync.events import ShownEvent
 from .body import body_html
@@ -33,6 +33,8 @@ from .snapshot import RoomSnapshot
 QUOTE_CHARS = 240  # of a quoted parent's text
 QUOTES_KEPT = 5_000  # recent messages whose quote is kept for replies to them
 WHO_KEPT = 10_000  # senders whose name, id and look-alike mark are rendered once
+SPELLED = 16  # code points spelled out of a reaction chip that looks like another
+LOOKALIKE_CHIP = "looks like another reaction here, written differently"
 
 BADGES = {
     "verified": ("✓ verified", "The signature checks out and the key is the sender's."),
@@ -548,6 +550,11 @@ class HtmlWriter:
         )
 
     def _reactions(self, chips: Sequence[ReactionChip]) -> str:
+        """The chips, each with who reacted so. Chips that look alike but count apart
+        ("Yes" and "Үes" with a Cyrillic "Ү": ``lookalike_texts``, as the app and
+        ``history`` mark them) are marked ⚠ and followed by their code points: drawn
+        alike, one counted the real votes and the other an impostor's."""
+        alike = lookalike_texts(c.key for c in chips)
         out = ['<div class="reactions">']
         for chip in chips:
             who = ", ".join(
@@ -561,6 +568,11 @@ class HtmlWriter:
             )
             cls = "chip" if chip.all_verified else "chip unverified"
             mark = "" if chip.all_verified else " ⚠"
+            if chip.key in alike:
+                mark += (
+                    f' <span class="lookalike" title="{LOOKALIKE_CHIP}">⚠ '
+                    f"{html_escape(spelled(chip.key))}</span>"
+                )
             out.append(
                 f'<span class="{cls}" title="{html_escape(chip.state)}">'
                 f"<bdi>{html_escape(chip.key)}</bdi> "
@@ -568,6 +580,13 @@ class HtmlWriter:
             )
         out.append("</div>")
         return "".join(out)
+
+
+def spelled(text: str) -> str:
+    """A reaction's text by its code points ("U+04AE U+0065 U+0073"), the first
+    ``SPELLED`` of them."""
+    out = " ".join(f"U+{ord(ch):04X}" for ch in text[:SPELLED])
+    return f"{out} …" if len(text) > SPELLED else out
 
 
 def attachment_href(folder_name: str, file_name: str) -> str:

@@ -24,6 +24,7 @@ from nacl.signing import SigningKey
 
 from bucket_chat_desktop.export import ExportError, ExportExistsError
 from bucket_chat_desktop.export.body import body_html
+from bucket_chat_desktop.export.html_doc import LOOKALIKE_CHIP
 from bucket_chat_desktop.export.runner import (
     ExportSummary,
     export_room,
@@ -992,6 +993,44 @@ def test_an_id_two_devices_signed_says_so_in_the_html_export(tmp_path: Path) -> 
     for row in rows:
         assert "Another device signed a message under this id" in row, row
     assert "account 555" in raw and "account 777" not in raw
+
+
+def test_reaction_chips_that_look_alike_are_marked_with_their_code_points(
+    tmp_path: Path,
+) -> None:
+    """Red team rt54: "Yes" and "\u04aees" (a Cyrillic "\u04ae") are counted apart. The app
+    and ``history`` mark such chips (``lookalike_texts``); the HTML export drew the two
+    side by side, one counting the real votes and one an impostor's, with nothing to
+    tell which is which. Each is now marked ⚠ and followed by its code points; a chip
+    that looks like no other is not."""
+    store = tmp_path / "store"
+
+    async def build() -> None:
+        storage = LocalStorage(store)
+        clock = itertools.count(1_790_000_000_000, 1000).__next__
+        writers = [
+            RoomWriter(storage, ROOM, who, SigningKey(bytes([n]) * 32), clock=clock)
+            for n, who in enumerate((ALICE, BOB, "carol@example.com"), start=1)
+        ]
+        alice, bob, carol = writers
+        await alice.create_room("Votes", "2026-09-21T10:00:00.000Z")
+        [ask] = await _say(alice, _text("Approve the new supplier? React Yes"))
+        votes = ((alice, "Yes"), (bob, "\u04aees"), (carol, "\u04aees"), (bob, "👍"))
+        for who, text in votes:
+            await _say(who, (REACTION, {"relates_to": ask.event_id, "reaction": text}))
+
+    asyncio.run(build())
+    path = tmp_path / "votes.html"
+    asyncio.run(run_export(store, tmp_path / "data", "html", path))
+    raw = path.read_text("utf-8")
+    chips = raw.split('<div class="reactions">', 1)[1].split("</div>", 1)[0]
+    shown = [_seen('<span class="chip' + c) for c in chips.split('<span class="chip')[1:]]
+    assert len(shown) == 3, shown
+    real, thumbs, impostor = sorted(shown, key=lambda c: ("\u04ae" in c, "👍" in c))
+    assert real.startswith("Yes 1 ⚠ U+0059 U+0065 U+0073"), real
+    assert impostor.startswith("\u04aees 2 ⚠ U+04AE U+0065 U+0073"), impostor
+    assert "⚠" not in thumbs and "U+" not in thumbs, thumbs
+    assert f'title="{LOOKALIKE_CHIP}"' in chips
 
 
 # -- never over the user's files ------------------------------------------------------------
