@@ -28,7 +28,7 @@ from ..protocol.untrusted_text import html_escape, lookalike_texts, one_line, sh
 from ..sync.blobs import human_size
 from ..sync.events import ShownEvent
 from .body import body_html
-from .snapshot import RoomSnapshot
+from .snapshot import REPEATED_ID, RoomSnapshot
 
 QUOTE_CHARS = 240  # of a quoted parent's text
 QUOTES_KEPT = 5_000  # recent messages whose quote is kept for replies to them
@@ -472,10 +472,7 @@ class HtmlWriter:
         if ev.event_id in self.rel.repeated:
             # a replay (PROTOCOL.md 18.1): this copy's edits and deletion, even those made
             # before the other copy appeared, no longer apply; its first text is shown
-            parts.append(
-                '<p class="why">Another device signed a message under this id too (see '
-                "the findings): edits, a deletion and reactions of it are not shown.</p>"
-            )
+            parts.append(f'<p class="why">{html_escape(REPEATED_ID)}</p>')
         for e in edits:
             if e.state != "verified":
                 parts.append(

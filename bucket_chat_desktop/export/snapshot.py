@@ -12,6 +12,13 @@ from ..protocol.relations import Relations, build
 from ..protocol.room_state import DisplayNames
 from ..sync.room_state import RoomView
 
+# What both formats say on a message whose id another device signed too, and the JSONL
+# on a relation naming such an id (PROTOCOL.md 18.1: the id takes no relations).
+REPEATED_ID = (
+    "Another device signed a message under this id too (see the findings): edits, a "
+    "deletion and reactions of it are not shown."
+)
+
 
 @dataclass(frozen=True, slots=True)
 class RoomSnapshot:

@@ -940,6 +940,48 @@ def snap_id(snap: Any) -> str:
     return str(event_id)
 
 
+async def _replayed_payment(store: Path) -> dict[str, Event]:
+    """Bob corrects an account number by an edit, then says "thanks"; Mallory signs a
+    message under the id of Bob's first (PROTOCOL.md section 6 step 1)."""
+    storage = LocalStorage(store)
+    clock = itertools.count(1_790_000_000_000, 1000).__next__
+    bob = RoomWriter(storage, ROOM, BOB, SigningKey(b"\x02" * 32), clock=clock)
+    await bob.create_room("Payments", "2026-09-21T10:00:00.000Z")
+    out: dict[str, Event] = {}
+    [out["pay"]] = await _say(bob, _text("Pay invoice 1234 to account 555"))
+    edit = {
+        "replaces": out["pay"].event_id,
+        "new_content": {"body": "Pay invoice 1234 to account 777", "msgtype": "m.text"},
+    }
+    [out["edit"]] = await _say(bob, (EDIT, edit))
+    [out["thanks"]] = await _say(bob, _text("thanks"))
+    key = SigningKey(b"\x09" * 32)
+    join = build_event(
+        room_id=ROOM,
+        sender_id="mallory@example.com",
+        event_type=MEMBER,
+        content={"membership": "join"},
+        timestamp_ms=1_000,
+        unique="00000000-0000-4000-8000-000000000009",
+        prev_event_hash=None,
+        signing_key=key,
+    )
+    copy = build_event(
+        room_id=ROOM,
+        sender_id="mallory@example.com",
+        event_type=MESSAGE,
+        content={"body": "ok", "msgtype": "m.text"},
+        timestamp_ms=out["pay"].timestamp_ms,
+        unique=out["pay"].event_id.rsplit("::", 1)[1],
+        prev_event_hash=join.hash,
+        signing_key=key,
+    )
+    path = store / path_for([join, copy], "a-mallory")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(encode_segment([join, copy]))
+    return out
+
+
 def test_an_id_two_devices_signed_says_so_in_the_html_export(tmp_path: Path) -> None:
     """Red team (round 16): Bob corrected an account number by an edit; Mallory signs a
     message under his id. The id takes no relations (PROTOCOL.md 18.1): the export
@@ -947,44 +989,7 @@ def test_an_id_two_devices_signed_says_so_in_the_html_export(tmp_path: Path) -> 
     nothing saying why. Each copy now carries a line that says edits, a deletion and
     reactions of it are not shown."""
     store = tmp_path / "store"
-
-    async def build() -> None:
-        storage = LocalStorage(store)
-        clock = itertools.count(1_790_000_000_000, 1000).__next__
-        bob = RoomWriter(storage, ROOM, BOB, SigningKey(b"\x02" * 32), clock=clock)
-        await bob.create_room("Payments", "2026-09-21T10:00:00.000Z")
-        [pay] = await _say(bob, _text("Pay invoice 1234 to account 555"))
-        edit = {
-            "replaces": pay.event_id,
-            "new_content": {"body": "Pay invoice 1234 to account 777", "msgtype": "m.text"},
-        }
-        await _say(bob, (EDIT, edit))
-        key = SigningKey(b"\x09" * 32)
-        join = build_event(
-            room_id=ROOM,
-            sender_id="mallory@example.com",
-            event_type=MEMBER,
-            content={"membership": "join"},
-            timestamp_ms=1_000,
-            unique="00000000-0000-4000-8000-000000000009",
-            prev_event_hash=None,
-            signing_key=key,
-        )
-        copy = build_event(
-            room_id=ROOM,
-            sender_id="mallory@example.com",
-            event_type=MESSAGE,
-            content={"body": "ok", "msgtype": "m.text"},
-            timestamp_ms=pay.timestamp_ms,
-            unique=pay.event_id.rsplit("::", 1)[1],
-            prev_event_hash=join.hash,
-            signing_key=key,
-        )
-        path = store / path_for([join, copy], "a-mallory")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(encode_segment([join, copy]))
-
-    asyncio.run(build())
+    asyncio.run(_replayed_payment(store))
     html = tmp_path / "payments.html"
     asyncio.run(run_export(store, tmp_path / "d", "html", html))
     raw = html.read_text("utf-8")
@@ -993,6 +998,36 @@ def test_an_id_two_devices_signed_says_so_in_the_html_export(tmp_path: Path) -> 
     for row in rows:
         assert "Another device signed a message under this id" in row, row
     assert "account 555" in raw and "account 777" not in raw
+
+
+def test_an_id_two_devices_signed_says_so_in_the_jsonl_export(tmp_path: Path) -> None:
+    """Red team rt54: the same room as JSONL. Bob's row was a plain verified message
+    saying "account 555" (no ``relations``, no note), and his edit's line said only
+    ``applied: false``, as a forged edit's does: a script reading the verified rows paid
+    the account Bob corrected. Each copy's row, and the line of a relation naming the
+    id, now carry ``repeated_id``: the HTML's sentence. Other rows do not."""
+    store = tmp_path / "store"
+    ev = asyncio.run(_replayed_payment(store))
+    out = tmp_path / "payments.jsonl"
+    asyncio.run(run_export(store, tmp_path / "d", "jsonl", out))
+    lines = [json.loads(x) for x in out.read_text("utf-8").splitlines()][1:]
+    by_id: dict[str, list[dict[str, Any]]] = {}
+    for line in lines:
+        by_id.setdefault(line["event"]["event_id"], []).append(line)
+    copies = by_id[ev["pay"].event_id]
+    assert sorted(c["event"]["sender_id"] for c in copies) == [BOB, "mallory@example.com"]
+    said = "Another device signed a message under this id too"
+    for row in copies:
+        assert row["trust"]["state"] == "verified"
+        assert row["repeated_id"].startswith(said), row
+    [bob] = [c for c in copies if c["event"]["sender_id"] == BOB]
+    assert bob["event"]["content"]["body"].endswith("account 555")
+    [edit] = by_id[ev["edit"].event_id]
+    assert edit["relation"] == {"kind": "edit", "target": ev["pay"].event_id, "applied": False}
+    assert edit["repeated_id"] == bob["repeated_id"]
+    [thanks] = by_id[ev["thanks"].event_id]
+    assert "repeated_id" not in thanks
+    assert not any("repeated_id" in x for x in lines if x["event"]["type"] == MEMBER)
 
 
 def test_reaction_chips_that_look_alike_are_marked_with_their_code_points(
