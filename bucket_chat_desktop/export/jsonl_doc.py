@@ -165,7 +165,7 @@ class JsonlWriter:
     def _line(self, position: int, row: ShownEvent) -> dict[str, Any] | None:
         verdict = row.verdict
         ev = row.event
-        trust = {"state": str(verdict.state), "reason": verdict.reason}
+        trust: dict[str, str] = {"state": str(verdict.state), "reason": verdict.reason}
         if isinstance(ev, Malformed):
             self.written += 1
             self.damaged += 1
@@ -179,6 +179,9 @@ class JsonlWriter:
         if ev.type == TYPING:
             return None  # never written here, read and ignored (PROTOCOL.md section 18)
         self.written += 1
+        doubt = self.snap.doubt(ev.sender_id, ev.sender_key)
+        if doubt:  # this room trusts the key; another room of the storage does not
+            trust["doubted_elsewhere"] = doubt
         line: dict[str, Any] = {"position": position, "event": _raw(ev), "trust": trust}
         kind = RELATION_KINDS.get(ev.type)
         if kind is not None:

@@ -37,7 +37,14 @@ from .audit import (
 from .event import MEMBER, valid_key_text
 from .findings import Kind
 from .heap import gc_paused
-from .untrusted_text import NAME_LIMIT, RoomIds, display_name_safe, one_line, skeleton
+from .untrusted_text import (
+    NAME_LIMIT,
+    RoomIds,
+    display_name_safe,
+    one_line,
+    shown_id,
+    skeleton,
+)
 
 # Memberships that take a sender out of the member list.
 GONE = frozenset({"leave", "ban", "kick"})
@@ -411,6 +418,13 @@ class Roster:
             if d.key and d.state in doubt
         )
 
+    def keys(self) -> frozenset[tuple[str, str]]:
+        """Every (sender id, key) pair that wrote in the room (each member's devices with
+        a key): what another room's doubts are looked up for (``doubted_elsewhere_note``)."""
+        return frozenset(
+            (member.user_id, d.key) for member in self.everyone for d in member.devices if d.key
+        )
+
     def others_as(self, user_id: str, own_key: str) -> tuple[DeviceRecord, ...]:
         """The devices that wrote as ``user_id`` with a key other than ``own_key`` and
         that nobody vouched for: no key of theirs this device trusts introduced them,
@@ -725,3 +739,13 @@ class RoomState:
             stats.introduced_by,
             stats.last_reason,
         )
+
+
+def doubted_elsewhere_note(sender_id: str, room: str) -> str:
+    """What a row signed by a key another room of the storage does not trust for its
+    sender says (``Roster.doubted_keys`` there; ``room``: that room's name and id, as
+    the app labels it): the timeline's words, and the app's export's."""
+    return (
+        f"the key that signed this is not trusted for {shown_id(sender_id)} in the room "
+        f"{room}: compare fingerprints in Members"
+    )

@@ -45,8 +45,14 @@ from ...protocol.attachments import message_text, middle_cut
 from ...protocol.audit import Assessed, TrustState, on_trial
 from ...protocol.event import MEMBER, MESSAGE, Event, Malformed
 from ...protocol.relations import HIDDEN_TYPES, Aggregate, ReactionChip, Relations
-from ...protocol.room_state import NO_NAMES, Confirmed, Names, membership_text
-from ...protocol.untrusted_text import lookalike_texts, one_line, shown_id
+from ...protocol.room_state import (
+    NO_NAMES,
+    Confirmed,
+    Names,
+    doubted_elsewhere_note,
+    membership_text,
+)
+from ...protocol.untrusted_text import lookalike_texts, one_line
 from ...sync.events import ShownEvent, TimelineRow
 from ..room_preview import DELETED
 from ..safe import guard
@@ -430,10 +436,7 @@ class TimelineModel(QAbstractListModel):
         where = self.doubted.get(pair) if pair not in self.confirmed_keys else None
         if where is None:
             return warning
-        elsewhere = (
-            f"the key that signed this is not trusted for {shown_id(row.sender_id)} in "
-            f"the room {where}: compare fingerprints in Members"
-        )
+        elsewhere = doubted_elsewhere_note(row.sender_id, where)
         return f"{warning}; {elsewhere}" if warning else elsewhere
 
     def set_doubted(self, doubted: Mapping[tuple[str, str], str]) -> None:
