@@ -312,7 +312,12 @@ REPEATED_ID = (
 )
 
 
-def search_line(hit: SearchHit, mark: tuple[str, str], room_label: str) -> str:
+def search_line(
+    hit: SearchHit, mark: tuple[str, str], room_label: str, ids: RoomIds | None = None
+) -> str:
+    """One hit; ``ids``: the senders of the hit's room (``SearchPage.senders``), so that
+    an id imitating another sender's there (``aIice@`` beside ``alice@``) is marked as
+    ``history`` marks it, not only an id suspect on its own."""
     if on_trial(hit.trust, hit.trust_reason):
         badge = NOT_FINAL_BADGE  # an audit saved while older history loaded
     else:
@@ -324,9 +329,29 @@ def search_line(hit: SearchHit, mark: tuple[str, str], room_label: str) -> str:
         edited += f" ({REPEATED_ID})"
     return (
         f"{local_time(hit.timestamp_ms)}  {terminal_safe(room_label, limit=ID_LIMIT)}  "
-        f"{shown_id(hit.sender_id)}  {badge}  {marked_snippet(hit.snippet, mark)}{edited}\n"
+        f"{shown_id(hit.sender_id, ids)}  {badge}  {marked_snippet(hit.snippet, mark)}{edited}\n"
         f"    event {terminal_safe(hit.event_id, limit=ID_LIMIT)}"
     )
+
+
+def search_id_notes(
+    hits: Iterable[SearchHit], senders: Mapping[str, RoomIds], room_labels: Mapping[str, str]
+) -> list[str]:
+    """Why each sender id marked in ``hits`` is marked (``id_notes``), per room: an id is
+    a look-alike of another in its own room only. With hits from several rooms, each
+    room's notes come under its name."""
+    by_room: dict[str, dict[str, None]] = {}
+    for hit in hits:
+        by_room.setdefault(hit.room_id, {})[hit.sender_id] = None
+    lines: list[str] = []
+    for room_id, ids in by_room.items():
+        notes = id_notes(ids, senders.get(room_id))
+        if notes and len(by_room) > 1:
+            label = room_labels.get(room_id, room_id)
+            lines.append(f"  in {terminal_safe(label, limit=ID_LIMIT)}:")
+            notes = [f"  {line}" for line in notes]
+        lines.extend(notes)
+    return lines
 
 
 def search_json(hit: SearchHit) -> dict[str, Any]:

@@ -1069,7 +1069,8 @@ async def cmd_search(args: argparse.Namespace) -> int:
     names = {r.room_id: r.name or r.room_id for r in known}
     mark = ("\x1b[1;4m", "\x1b[22;24m") if sys.stdout.isatty() else (">>", "<<")
     for hit in page.hits:
-        print(fmt.search_line(hit, mark, names.get(hit.room_id, hit.room_id)))
+        label = names.get(hit.room_id, hit.room_id)
+        print(fmt.search_line(hit, mark, label, page.senders.get(hit.room_id)))
     if not page.hits and page.more:
         # every match read was hidden (deleted, an edit that does not apply), and the
         # search stopped reading: a member can write that many newer ones on purpose
@@ -1085,6 +1086,11 @@ async def cmd_search(args: argparse.Namespace) -> int:
             f"(only the newest {len(page.hits)}; --limit shows more, "
             f"--before {page.next_before} the next older ones)"
         )
+    notes = fmt.search_id_notes(page.hits, page.senders, names)
+    if notes:  # as history lists them, per room (an id imitates another of its room)
+        print(f"\nIds marked {fmt.LOOKALIKE_MARK} may imitate someone else:")
+        for line in notes:
+            print(line)
     return EXIT_OK
 
 

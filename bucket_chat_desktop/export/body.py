@@ -14,8 +14,9 @@ from __future__ import annotations
 import functools
 import logging
 import re
+import string
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from markdown_it import MarkdownIt
 
@@ -38,7 +39,7 @@ def _render_image(self: Any, tokens: Any, idx: int, options: Any, env: Any) -> s
     alt = "".join(str(c.content) for c in children if c.type in ("text", "code_inline"))
     label = html_escape(alt or str(src))
     if isinstance(src, str) and src.strip().lower().startswith(SAFE_SCHEMES):
-        dest = f' <span class="dest">({html_escape(destination(src)[:200])})</span>'
+        dest = f' <span class="dest">({html_escape(destination(src))})</span>'
         return f'<a href="{html_escape(src)}" rel="{LINK_REL}">[image: {label}]</a>{dest}'
     return f"[image: {label}]"
 
@@ -48,17 +49,69 @@ def _render_link_open(self: Any, tokens: Any, idx: int, options: Any, env: Any) 
     return str(self.renderToken(tokens, idx, options, env))
 
 
+DEST_CHARS = 200  # of a link's host (or of a link that has none)
+MAIL_SHOWN = 8  # addresses a mailto's note names; then how many more
+ADDRESS_CHARS = 80  # of each
+MAIL_HEADERS = ("to", "cc", "bcc")  # the headers of a mailto that address the mail
+# Characters an address is shown with as they are: printable ASCII but "%". Any other
+# (a Cyrillic "р" in "supрort@…", a control) stays percent-encoded, as the browser
+# hands it over, so a look-alike address does not read as the real one.
+_ADDRESS_SHOWN = (
+    "".join(ch for ch in string.printable if ch not in string.whitespace and ch != "%") + " "
+)
+
+
 def destination(href: str) -> str:
     """Where a link goes, as a reader can judge it: the host of an http(s) address (as
-    the browser will ask for it: a look-alike name in its punycode form), the address
-    of a mailto."""
+    the browser will ask for it: a look-alike name in its punycode form), the addresses
+    of a mailto (``mail_recipients``)."""
     if href.lower().startswith("mailto:"):
-        return href[len("mailto:") :].split("?", 1)[0]
+        return mail_recipients(href)
     try:
         host = urlsplit(href).hostname
     except ValueError:
         host = None
-    return host or href
+    return (host or href)[:DEST_CHARS]
+
+
+def mail_recipients(href: str) -> str:
+    """Every address a mailto link writes to: those before its "?" and those of its
+    ``to``, ``cc`` and ``bcc`` headers, whatever their case (RFC 6068), percent-decoded
+    and shown safe (``_ADDRESS_SHOWN``); "no address" when there is none. Only the
+    part before "?" was shown: ``mailto:?to=evil@…`` read as going nowhere, and
+    ``mailto:support@bank.example?bcc=evil@…`` as going to the bank alone."""
+    path, _, query = href[len("mailto:") :].partition("?")
+    by_header: dict[str, list[str]] = {h: [] for h in MAIL_HEADERS}
+    by_header["to"].extend(unquote(path).split(","))
+    # "+" is a plus in a mailto (``a+tag@…``), not the space of a form's query
+    for key, value in parse_qsl(query.replace("+", "%2B"), keep_blank_values=False):
+        header = key.strip().lower()
+        if header in by_header:
+            by_header[header].extend(value.split(","))
+    shown: list[tuple[str, str]] = [
+        (header, _address(a)) for header in MAIL_HEADERS for a in by_header[header] if a.strip()
+    ]
+    if not shown:
+        return "no address"
+    parts: list[str] = []
+    for header, address in shown[:MAIL_SHOWN]:
+        label = "" if header == "to" else f"{header}: "
+        parts.append(f"{label}{address}")
+    rest = shown[MAIL_SHOWN:]
+    if rest:  # which headers they are in too: a bcc pushed out of the note is still named
+        kinds = ", ".join(h for h in MAIL_HEADERS if any(r[0] == h for r in rest))
+        parts.append(f"and {len(rest):,} more ({kinds})")
+    return ", ".join(parts)
+
+
+def _address(text: str) -> str:
+    """One decoded address for the note: percent-encoded but for plain ASCII, cut in
+    its middle when long (its domain, at the end, is what says where the mail goes)."""
+    address = quote(text.strip(), safe=_ADDRESS_SHOWN)
+    if len(address) > ADDRESS_CHARS:
+        half = ADDRESS_CHARS // 2
+        address = f"{address[:half]}…{address[-(ADDRESS_CHARS - half - 1) :]}"
+    return address
 
 
 def _render_link_close(self: Any, tokens: Any, idx: int, options: Any, env: Any) -> str:
@@ -75,7 +128,7 @@ def _render_link_close(self: Any, tokens: Any, idx: int, options: Any, env: Any)
     closed = str(self.renderToken(tokens, idx, options, env))
     if not href or text == href:
         return closed
-    return f'{closed} <span class="dest">({html_escape(destination(href)[:200])})</span>'
+    return f'{closed} <span class="dest">({html_escape(destination(href))})</span>'
 
 
 @functools.cache

@@ -24,15 +24,17 @@ from ..protocol.audit import Assessed
 from ..protocol.event import MEMBER, MESSAGE, Event, Malformed
 from ..protocol.relations import HIDDEN_TYPES, Aggregate, Edit, ReactionChip
 from ..protocol.room_state import DisplayNames, membership_text
-from ..protocol.untrusted_text import html_escape, one_line, shown_id
+from ..protocol.untrusted_text import html_escape, lookalike_texts, one_line, shown_id
 from ..sync.blobs import human_size
 from ..sync.events import ShownEvent
 from .body import body_html
-from .snapshot import RoomSnapshot
+from .snapshot import REPEATED_ID, RoomSnapshot
 
 QUOTE_CHARS = 240  # of a quoted parent's text
 QUOTES_KEPT = 5_000  # recent messages whose quote is kept for replies to them
 WHO_KEPT = 10_000  # senders whose name, id and look-alike mark are rendered once
+SPELLED = 16  # code points spelled out of a reaction chip that looks like another
+LOOKALIKE_CHIP = "looks like another reaction here, written differently"
 
 BADGES = {
     "verified": ("✓ verified", "The signature checks out and the key is the sender's."),
@@ -82,6 +84,8 @@ time { color: var(--muted); font-size: 0.85em; }
 .b-unverified, .b-key-changed, .b-invalid { color: #fff; background: var(--bad);
   border-color: var(--bad); }
 .lookalike { color: var(--warn); font-size: 0.85em; font-weight: 600; }
+li.doubted { border-left: 4px solid var(--warn); }
+.doubt { color: var(--warn); }
 .edited { color: var(--muted); font-size: 0.85em; font-style: italic; }
 .body { unicode-bidi: isolate; overflow-wrap: anywhere; margin-top: 2px; }
 .body p { margin: 4px 0; }
@@ -136,6 +140,20 @@ def _badge(state: str, reason: str = "") -> str:
     label, title = BADGES.get(state, (state.upper(), ""))
     tip = html_escape(reason or title)
     return f'<span class="badge b-{html_escape(state)}" title="{tip}">{html_escape(label)}</span>'
+
+
+def _doubt_mark(doubt: str | None) -> str:
+    """The ⚠ after a sender whose key another room does not trust for them (its
+    sentence as the tip; ``_doubt_note`` says it on the page)."""
+    if not doubt:
+        return ""
+    return f' <span class="lookalike" title="{html_escape(doubt)}">⚠ key doubted elsewhere</span>'
+
+
+def _doubt_note(doubt: str | None) -> str:
+    if not doubt:
+        return ""
+    return f'<p class="why doubt">⚠ {html_escape(doubt[:1].upper() + doubt[1:])}.</p>'
 
 
 def _time(ts: int) -> str:
@@ -407,23 +425,26 @@ class HtmlWriter:
             return ""
         self.written += 1
         anchor = row_anchor(position)
+        doubt = self.snap.doubt(ev.sender_id, ev.sender_key)
+        doubted = " doubted" if doubt else ""
         if ev.type == MEMBER:
             what = html_escape(membership_text(ev.content, with_name=True))
             return (
-                f'<li class="notice t-{state}" id="{anchor}"><div class="meta">'
-                f"{self._who(ev.sender_id)} <span>{what}</span> {_time(ev.timestamp_ms)} "
-                f"{_badge(state, verdict.reason)}</div>{self._why(state, verdict.reason)}</li>\n"
+                f'<li class="notice t-{state}{doubted}" id="{anchor}"><div class="meta">'
+                f"{self._who(ev.sender_id)}{_doubt_mark(doubt)} <span>{what}</span> "
+                f"{_time(ev.timestamp_ms)} {_badge(state, verdict.reason)}</div>"
+                f"{self._why(state, verdict.reason)}{_doubt_note(doubt)}</li>\n"
             )
         if ev.type != MESSAGE:
             kind = html_escape(one_line(ev.type, 120))
             return (
-                f'<li class="notice t-{state}" id="{anchor}"><div class="meta">'
-                f"{self._who(ev.sender_id)} <span>sent an event of type <code>{kind}</code> "
-                f"(not shown)</span> {_time(ev.timestamp_ms)} {_badge(state, verdict.reason)}"
-                f"</div></li>\n"
+                f'<li class="notice t-{state}{doubted}" id="{anchor}"><div class="meta">'
+                f"{self._who(ev.sender_id)}{_doubt_mark(doubt)} <span>sent an event of type "
+                f"<code>{kind}</code> (not shown)</span> {_time(ev.timestamp_ms)} "
+                f"{_badge(state, verdict.reason)}</div>{_doubt_note(doubt)}</li>\n"
             )
         agg = self.rel.of(ev.event_id)
-        return self._message(anchor, ev, state, verdict.reason, agg, attachment)
+        return self._message(anchor, ev, state, verdict.reason, agg, attachment, doubt)
 
     @staticmethod
     def _why(state: str, reason: str) -> str:
@@ -440,12 +461,18 @@ class HtmlWriter:
         reason: str,
         agg: Aggregate | None,
         attachment: Attachment | None,
+        doubt: str | None = None,
     ) -> str:
+        """A message's row. ``doubt``: why its key is marked though this room trusts it
+        (``RoomSnapshot.doubted``): the ⚠ beside its sender, and the sentence below it, as
+        the app's timeline has them."""
         redacted = agg.redacted if agg is not None else None
         edits = agg.edits if agg is not None and redacted is None else ()
         shown = agg.shown_state(own) if agg is not None else own
+        doubted = " doubted" if doubt else ""
         parts = [
-            f'<li class="msg t-{shown}" id="{anchor}"><div class="meta">{self._who(ev.sender_id)} ',
+            f'<li class="msg t-{shown}{doubted}" id="{anchor}"><div class="meta">'
+            f"{self._who(ev.sender_id)}{_doubt_mark(doubt)} ",
             f"{_time(ev.timestamp_ms)} {_badge(shown, reason)}",
         ]
         if edits:
@@ -463,17 +490,16 @@ class HtmlWriter:
                 f"{_time(redacted.timestamp_ms)} {_badge(redacted.state)}.{why}</div>"
             )
             parts.append(self._why(own, reason))
+            parts.append(_doubt_note(doubt))
             parts.append("</li>\n")
             return "".join(parts)
         parts.append(self._content(ev, edits[-1].body if edits else None, attachment))
         parts.append(self._why(own, reason))
+        parts.append(_doubt_note(doubt))
         if ev.event_id in self.rel.repeated:
             # a replay (PROTOCOL.md 18.1): this copy's edits and deletion, even those made
             # before the other copy appeared, no longer apply; its first text is shown
-            parts.append(
-                '<p class="why">Another device signed a message under this id too (see '
-                "the findings): edits, a deletion and reactions of it are not shown.</p>"
-            )
+            parts.append(f'<p class="why">{html_escape(REPEATED_ID)}</p>')
         for e in edits:
             if e.state != "verified":
                 parts.append(
@@ -548,6 +574,11 @@ class HtmlWriter:
         )
 
     def _reactions(self, chips: Sequence[ReactionChip]) -> str:
+        """The chips, each with who reacted so. Chips that look alike but count apart
+        ("Yes" and "Үes" with a Cyrillic "Ү": ``lookalike_texts``, as the app and
+        ``history`` mark them) are marked ⚠ and followed by their code points: drawn
+        alike, one counted the real votes and the other an impostor's."""
+        alike = lookalike_texts(c.key for c in chips)
         out = ['<div class="reactions">']
         for chip in chips:
             who = ", ".join(
@@ -561,6 +592,11 @@ class HtmlWriter:
             )
             cls = "chip" if chip.all_verified else "chip unverified"
             mark = "" if chip.all_verified else " ⚠"
+            if chip.key in alike:
+                mark += (
+                    f' <span class="lookalike" title="{LOOKALIKE_CHIP}">⚠ '
+                    f"{html_escape(spelled(chip.key))}</span>"
+                )
             out.append(
                 f'<span class="{cls}" title="{html_escape(chip.state)}">'
                 f"<bdi>{html_escape(chip.key)}</bdi> "
@@ -568,6 +604,13 @@ class HtmlWriter:
             )
         out.append("</div>")
         return "".join(out)
+
+
+def spelled(text: str) -> str:
+    """A reaction's text by its code points ("U+04AE U+0065 U+0073"), the first
+    ``SPELLED`` of them."""
+    out = " ".join(f"U+{ord(ch):04X}" for ch in text[:SPELLED])
+    return f"{out} …" if len(text) > SPELLED else out
 
 
 def attachment_href(folder_name: str, file_name: str) -> str:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any, BinaryIO
 
 from .. import __version__
-from ..protocol.event import Event, Malformed
+from ..protocol.event import MESSAGE, Event, Malformed
 from ..protocol.relations import (
     EDIT,
     MAX_EDIT_HOPS,
@@ -28,7 +28,7 @@ from ..protocol.relations import (
     target_of,
 )
 from ..sync.events import ShownEvent
-from .snapshot import RoomSnapshot
+from .snapshot import REPEATED_ID, RoomSnapshot
 
 FORMAT = "bucket-chat-export"
 VERSION = 1
@@ -165,7 +165,7 @@ class JsonlWriter:
     def _line(self, position: int, row: ShownEvent) -> dict[str, Any] | None:
         verdict = row.verdict
         ev = row.event
-        trust = {"state": str(verdict.state), "reason": verdict.reason}
+        trust: dict[str, str] = {"state": str(verdict.state), "reason": verdict.reason}
         if isinstance(ev, Malformed):
             self.written += 1
             self.damaged += 1
@@ -179,6 +179,9 @@ class JsonlWriter:
         if ev.type == TYPING:
             return None  # never written here, read and ignored (PROTOCOL.md section 18)
         self.written += 1
+        doubt = self.snap.doubt(ev.sender_id, ev.sender_key)
+        if doubt:  # this room trusts the key; another room of the storage does not
+            trust["doubted_elsewhere"] = doubt
         line: dict[str, Any] = {"position": position, "event": _raw(ev), "trust": trust}
         kind = RELATION_KINDS.get(ev.type)
         if kind is not None:
@@ -188,11 +191,19 @@ class JsonlWriter:
                 "target": target if isinstance(target, str) else None,
                 "applied": applied(self.rel, ev, self._applied),
             }
+            if isinstance(target, str) and target in self.rel.repeated:  # the HTML's words
+                line["repeated_id"] = REPEATED_ID
             if ev.event_id in self._deleted_edits:  # it holds a text its sender took back
                 content = {k: v for k, v in ev.content.items() if k == "replaces"}
                 line["event"] = {**line["event"], "content": content}
                 line["content_withheld"] = WITHHELD
             return line
+        if ev.type == MESSAGE and ev.event_id in self.rel.repeated:
+            # as the HTML's row says: this copy's edits, deletion and reactions, even
+            # those made before the other copy appeared, no longer apply (PROTOCOL.md
+            # 18.1); its first text is the one exported. Without it the row read as a
+            # plain verified message and the edit's line as any ignored (forged) edit.
+            line["repeated_id"] = REPEATED_ID
         agg = self.rel.of(ev.event_id)
         if agg is not None:
             line["relations"] = relations_json(agg)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from ..protocol.audit import AuditResult
 from ..protocol.findings import Finding, Severity
@@ -11,6 +13,13 @@ from ..protocol.metadata import check_signer
 from ..protocol.relations import Relations, build
 from ..protocol.room_state import DisplayNames
 from ..sync.room_state import RoomView
+
+# What both formats say on a message whose id another device signed too, and the JSONL
+# on a relation naming such an id (PROTOCOL.md 18.1: the id takes no relations).
+REPEATED_ID = (
+    "Another device signed a message under this id too (see the findings): edits, a "
+    "deletion and reactions of it are not shown."
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,7 +29,11 @@ class RoomSnapshot:
     reports, plus the relations). ``complete``: the whole history was read (else the
     export says that nothing in it is final). ``vanished``: not complete only because
     segments read and checked here are no longer in storage as read (removed or
-    rewritten), not because a read failed: the export says that instead."""
+    rewritten), not because a read failed: the export says that instead.
+    ``doubted``: (sender id, key) -> why rows signed so are marked although this room
+    trusts that key: another room of the storage does not (``doubted_elsewhere_note``,
+    the timeline's sentence). The app knows every room it shows; the command line reads
+    one room and gives none (docs/SECURITY.md)."""
 
     room_id: str
     name: str | None  # the metadata's name, untrusted (None: no metadata read)
@@ -30,6 +43,7 @@ class RoomSnapshot:
     findings: tuple[Finding, ...]
     complete: bool = True
     vanished: bool = False
+    doubted: Mapping[tuple[str, str], str] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def total(self) -> int:
@@ -64,10 +78,18 @@ class RoomSnapshot:
         names.update(self.result.timeline)
         return names
 
+    def doubt(self, sender_id: str, key: str | None) -> str | None:
+        """Why a row by ``sender_id`` signed with ``key`` is marked (``doubted``), or None."""
+        return self.doubted.get((sender_id, key)) if key else None
 
-def snapshot_of(view: RoomView, storage: str) -> RoomSnapshot:
-    """The snapshot of an engine's ``RoomView`` (CLI and app alike). Raises ValueError
-    for a view without an audit (nothing read yet)."""
+
+def snapshot_of(
+    view: RoomView, storage: str, doubted: Mapping[tuple[str, str], str] | None = None
+) -> RoomSnapshot:
+    """The snapshot of an engine's ``RoomView`` (CLI and app alike). ``doubted``: the
+    app's sentences for the keys another room doubts (``RoomSnapshot.doubted``), copied:
+    the export reads them on another thread. Raises ValueError for a view without an
+    audit (nothing read yet)."""
     result = view.result
     if result is None:
         raise ValueError(f"room {view.room_id!r} has not been read yet: nothing to export")
@@ -86,4 +108,5 @@ def snapshot_of(view: RoomView, storage: str) -> RoomSnapshot:
         # findings may be older (an audit put off), and a read that failed since must
         # not be called a removal, nor the reverse.
         vanished=view.complete and view.partial and view.vanished,
+        doubted=MappingProxyType(dict(doubted or {})),
     )

@@ -34,9 +34,11 @@ from ..export import ExportError
 from ..export.runner import ExportSummary, export_room, files_dir_for, suggested_file_name
 from ..export.snapshot import RoomSnapshot, snapshot_of
 from ..protocol.attachments import FileInfo
+from ..protocol.room_state import doubted_elsewhere_note
 from ..protocol.untrusted_text import html_escape, one_line
 from ..storage.base import StorageError
 from ..sync.client import RoomRef
+from ..sync.room_state import RoomView
 from .controller import Controller
 
 log = logging.getLogger("bucket_chat.gui")
@@ -202,7 +204,7 @@ class RoomExport(QObject):
             item = self.controller.rooms.item(key)
             name = item.storage_name if item is not None else ref.storage_id
             where = f"{name} ({described})"
-            snapshot = snapshot_of(view, where)
+            snapshot = snapshot_of(view, where, self._doubted(key, view))
             result = view.result
             progress.setMaximum(max(1, snapshot.total))
             cache = getattr(getattr(self.window, "attachments", None), "cache", None)
@@ -235,6 +237,20 @@ class RoomExport(QObject):
         self.last = summary
         self._done(summary, snapshot)
         return summary
+
+    def _doubted(self, key: str, view: RoomView) -> dict[tuple[str, str], str]:
+        """The sentence of the timeline's ⚠ for each key of the room that another room of
+        its storage does not trust for its sender (``Controller.doubted_elsewhere``), by
+        (sender id, key): marked wherever such a message appears (docs/SECURITY.md), the
+        export included. Looked up for the room's own keys (its roster, made with the
+        audit exported), not by a walk of every doubt of the storage."""
+        doubts = self.controller.doubted_elsewhere(key)
+        keys = view.roster.keys() if view.roster is not None else frozenset()
+        return {
+            pair: doubted_elsewhere_note(pair[0], where)
+            for pair in keys
+            if (where := doubts.get(pair)) is not None
+        }
 
     def _done(self, summary: ExportSummary, snapshot: RoomSnapshot) -> None:
         clean = snapshot.clean

@@ -28,13 +28,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from ..protocol.attachments import message_text
 from ..protocol.audit import TrustState
 from ..protocol.event import MESSAGE, Event
 from ..protocol.relations import EDIT, target_of
+from ..protocol.untrusted_text import RoomIds
 
 QUERY_LIMIT = 500  # characters of a query kept (a 10,000 character paste is cut)
 TERM_LIMIT = 16  # words or phrases kept from a query
@@ -230,7 +232,10 @@ class SearchPage:
     became a hit (a page of damaged or forged rows still moves the search on).
     ``unrelated``: rooms with an edit's text among the rows read that was left out because
     the room's relations were not known (set by the engine: a front end that reads no
-    rooms rebuilds theirs and searches again)."""
+    rooms rebuilds theirs and searches again). ``senders``: room id -> every sender id
+    of that room as the audit the hits were judged by saw them (sealed), for each room
+    with hits that a front end reading no rooms had rebuilt (``search_read_rooms``): an
+    id that imitates another sender's of its room is marked as ``history`` marks it."""
 
     hits: tuple[SearchHit, ...]
     more: bool = False
@@ -239,3 +244,4 @@ class SearchPage:
     backlog: int = 0
     next_before: int | None = None
     unrelated: frozenset[str] = frozenset()
+    senders: Mapping[str, RoomIds] = field(default_factory=lambda: MappingProxyType({}))

@@ -418,6 +418,13 @@ class Roster:
             if d.key and d.state in doubt
         )
 
+    def keys(self) -> frozenset[tuple[str, str]]:
+        """Every (sender id, key) pair that wrote in the room (each member's devices with
+        a key): what another room's doubts are looked up for (``doubted_elsewhere_note``)."""
+        return frozenset(
+            (member.user_id, d.key) for member in self.everyone for d in member.devices if d.key
+        )
+
     def others_as(self, user_id: str, own_key: str) -> tuple[DeviceRecord, ...]:
         """The devices that wrote as ``user_id`` with a key other than ``own_key`` and
         that nobody vouched for: no key of theirs this device trusts introduced them,
@@ -456,10 +463,7 @@ def with_doubt(warning: str | None, sender_id: str, where: str | None) -> str | 
     no room doubts it): the timeline's row and a search result say the same."""
     if where is None:
         return warning
-    elsewhere = (
-        f"the key that signed this is not trusted for {shown_id(sender_id)} in the room "
-        f"{where}: compare fingerprints in Members"
-    )
+    elsewhere = doubted_elsewhere_note(sender_id, where)
     return f"{warning}; {elsewhere}" if warning else elsewhere
 
 
@@ -746,3 +750,13 @@ class RoomState:
             stats.introduced_by,
             stats.last_reason,
         )
+
+
+def doubted_elsewhere_note(sender_id: str, room: str) -> str:
+    """What a row signed by a key another room of the storage does not trust for its
+    sender says (``Roster.doubted_keys`` there; ``room``: that room's name and id, as
+    the app labels it): the timeline's, a search result's and the app's export's words."""
+    return (
+        f"the key that signed this is not trusted for {shown_id(sender_id)} in the room "
+        f"{room}: compare fingerprints in Members"
+    )

@@ -39,6 +39,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Generic, TypeVar
 
 from nacl.signing import SigningKey
@@ -53,7 +54,7 @@ from ..protocol.event import Event
 from ..protocol.relations import Relations
 from ..protocol.room_state import Confirmed
 from ..protocol.unread import ReadMarker, UnreadCount, count_unread
-from ..protocol.untrusted_text import terminal_safe
+from ..protocol.untrusted_text import RoomIds, terminal_safe
 from ..storage.base import Storage, StorageError, StorageOfflineError, StorageThrottledError
 from ..storage.feed import ChangeFeed
 from ..storage.local import LocalStorage
@@ -817,6 +818,7 @@ class SyncEngine:
         room's and read on into the next) bring back a fourth room's hits without its
         relations: a deleted message, text and all."""
         related: dict[str, Relations] = {}
+        senders: dict[str, RoomIds] = {}
         looked: set[str] = set()
         page = await self.search(query, room_id=room_id, limit=limit, before=before)
         while True:
@@ -828,10 +830,15 @@ class SyncEngine:
                 view = await self.cached_room(rid)
                 if view is not None and view.relations is not None:
                     related[rid] = view.relations
+                if view is not None and view.roster is not None:
+                    # the room's every sender, folded with that audit (sealed): what
+                    # ``history`` compares an id with to mark a look-alike (``aIice@``
+                    # beside ``alice@``), at no cost beyond the rebuild just made
+                    senders[rid] = view.roster.names.lookalikes
             page = await self.search(
                 query, room_id=room_id, limit=limit, relations=related, before=before
             )
-        return page
+        return dataclasses.replace(page, senders=MappingProxyType(senders))
 
     async def locate(
         self, room_id: str, result: AuditResult, event_id: str, at: tuple[str, int] | None = None

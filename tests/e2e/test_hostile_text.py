@@ -190,8 +190,11 @@ def test_search_escapes_every_hit_and_marks_the_impostor(planted: Device) -> Non
     planted.run("history", "--room-id", ROOM)  # read: what search looks in
     out = planted.run("search", "CLEAN")
     assert _bad(out.stdout + out.stderr) == []
-    (hit, event_line) = out.stdout.splitlines()
+    (hit, event_line, blank, head, note) = out.stdout.splitlines()
     assert "\u0430lice@example.com [!LOOK-ALIKE ID]" in hit and ">>CLEAN<<" in hit
+    # why it is marked, after the results, as history says it (red team rt54)
+    assert blank == "" and head == "Ids marked [!LOOK-ALIKE ID] may imitate someone else:"
+    assert note.startswith("  \u0430lice@example.com: ") and "alice@example.com" in note[20:]
     assert "\\x1b]0;pwned\\x07\\x0d>>CLEAN<<" in hit and "Team\\x1b[8m" in hit
     assert event_line.strip().startswith("event hostile::")
     as_json = planted.run("search", "CLEAN", "--json").stdout

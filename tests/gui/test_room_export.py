@@ -7,15 +7,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import html
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import wait_for
+from desk import Desk, settings_for
 from nacl.signing import SigningKey
 from PySide6 import QtGui
 from PySide6.QtCore import Qt, QTimer, QUrl
@@ -28,10 +30,12 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QPushButton,
 )
+from test_app_flows import seed
 
 from bucket_chat_desktop.gui import room_export
 from bucket_chat_desktop.gui.controller import Controller
 from bucket_chat_desktop.gui.main_window import MainWindow
+from bucket_chat_desktop.gui.models.timeline_model import Roles
 from bucket_chat_desktop.gui.room_export import RoomExport
 from bucket_chat_desktop.keys import load_or_create_identity, open_key_store
 from bucket_chat_desktop.protocol.attachments import blob_path, file_content
@@ -400,3 +404,76 @@ def test_a_cancelled_export_leaves_the_users_files(app: App, tmp_path: Path) -> 
     assert task.cancelled()
     assert (docs / "Q4_files" / "report.pdf").read_bytes() == b"ALICE'S REAL REPORT"
     assert sorted(p.name for p in docs.iterdir()) == ["Q4_files"]
+
+
+# -- a key another room does not trust -----------------------------------------------------
+
+CAROL = "carol@example.com"
+BAIT = "PAYROLL: Carol here, the new IBAN is XX00 EVIL"
+
+
+def _export(desk: Desk, key: str, path: Path, fmt: str) -> str:
+    feature = desk.window.room_export
+    feature.choose = lambda _s, _n: (str(path), fmt)
+    assert feature.start(key) is not None
+    desk.qtbot.waitUntil(lambda: feature.task is None and path.exists(), timeout=20_000)
+    return path.read_text("utf-8")
+
+
+def test_the_export_marks_a_key_another_room_does_not_trust_as_the_timeline_does(
+    qtbot: Any, launch: Callable[..., Desk], tmp_path: Path
+) -> None:
+    """Red team rt54: an impostor's key that "General" marks "key changed" for Carol
+    made a room of its own, "Payroll", and wrote there as Carol (tests/gui/
+    test_key_doubted_elsewhere.py). The timeline marks those rows ⚠ and says which room
+    does not trust the key (docs/SECURITY.md: wherever such a message appears); the
+    room's export wrote "✓ verified" and nothing else. Both formats now carry the
+    timeline's own sentence; General's export, whose own doubt its rows show already,
+    carries none."""
+    store = tmp_path / "shared"
+    storage = LocalStorage(store)
+    impostor = SigningKey(b"\x4d" * 32)
+
+    async def write() -> None:
+        await seed(storage, "general", "General", ["Welcome, everyone!"])  # Carol's own key
+        general = RoomWriter(storage, "general", CAROL, impostor, displayname="Carol")
+        await general.send([Draft.text("Carol again, from a new laptop")])
+        payroll = RoomWriter(storage, "payroll", CAROL, impostor, displayname="Carol")
+        await payroll.create_room("Payroll", "2026-06-01T00:00:00.000Z")
+        await payroll.send([Draft.text(BAIT)])
+
+    wait_for(qtbot, write())
+    desk = launch(settings_for(store, ["payroll", "general"]))
+    desk.wait_loaded("payroll", "general")
+    index = desk.model("payroll").index(desk.wait_index("payroll", BAIT))
+    qtbot.waitUntil(
+        lambda: "not trusted for" in str(index.data(Roles.SenderWarning)), timeout=15_000
+    )
+    said = str(index.data(Roles.SenderWarning))  # the timeline's sentence
+    assert said.startswith("the key that signed this is not trusted for carol@example.com in")
+    assert "'General' (general)" in said
+
+    page = _export(desk, desk.key("payroll"), tmp_path / "payroll.html", "html")
+    start = page.rindex('<li class="msg', 0, page.index(BAIT))
+    row = page[start : page.index("</li>", start)]
+    assert "✓ verified" in row  # this room's verdict stays, and is not all it says
+    assert 'class="msg t-verified doubted"' in row
+    meta = row[: row.index("</div>")]
+    assert "⚠" in meta and f'title="{html.escape(said)}"' in meta, meta
+    assert html.escape(said[:1].upper() + said[1:]) in row, row
+    heads = [li.split(">", 1)[0] for li in page.split("<li ")[1:]]
+    assert len(heads) >= 2 and all(" doubted" in h for h in heads), heads  # its join too
+
+    lines = _export(desk, desk.key("payroll"), tmp_path / "payroll.jsonl", "jsonl")
+    rows = [json.loads(x) for x in lines.splitlines()[1:]]
+    [bait] = [r for r in rows if r["event"]["content"].get("body") == BAIT]
+    assert bait["trust"]["state"] == "verified"
+    assert bait["trust"]["doubted_elsewhere"] == said
+    # every row the impostor's key signed there (its join too), as the timeline has them
+    assert all(r["trust"].get("doubted_elsewhere") == said for r in rows), rows
+
+    # General does not trust the key itself (its rows say "key changed"): no room
+    # elsewhere doubts what signed there, Carol's real key included
+    general = _export(desk, desk.key("general"), tmp_path / "general.jsonl", "jsonl")
+    assert '"doubted_elsewhere"' not in general
+    assert "Carol again" in general

@@ -253,6 +253,45 @@ def test_search_says_when_another_device_used_a_found_messages_id(
     assert [h["repeated_id"] for h in doc["hits"]] == [True]
 
 
+def test_search_marks_a_sender_id_that_looks_like_another_of_its_room_as_history_does(
+    cli: Cli, room: dict[str, str]
+) -> None:
+    """Red team rt54: "aIice@example.com" (a capital I for the small l: ASCII only, so
+    suspect only beside alice's id) writes in alice's room. ``history`` compares the
+    room's senders and marks it; ``search`` marked only ids suspect on their own, and
+    printed the impostor's "new bank account" as a plain verified message of (what reads
+    as) alice. It now marks it as ``history`` does, lists why after the results, and
+    per room: in a room where nobody else looks like it, the same id is not marked."""
+    impostor = "aIice@example.com"
+    assert cli(impostor, "setup-keys").code == 0
+    r = cli(impostor, "send", "--room-id", ROOM, "new bank account for the invoice: 1234")
+    assert r.code == 0, r
+    assert cli(impostor, "create-room", "--room-id", "own", "--name", "Own").code == 0
+    assert cli(impostor, "send", "--room-id", "own", "bank holiday on monday").code == 0
+    assert cli(ALICE, "send", "--room-id", ROOM, "which bank?").code == 0
+    hist = cli(None, "history", "--room-id", ROOM)
+    assert any(
+        line.startswith(f"{impostor} [!LOOK-ALIKE ID]") or f"  {impostor} [!LOOK-ALIKE ID]" in line
+        for line in hist.out.splitlines()
+        if "bank account" in line
+    ), hist.out
+    assert cli(None, "history", "--room-id", "own").code == 0
+    found = cli(None, "search", "bank")
+    assert found.code == 0, found
+    lines = found.out.splitlines()
+    [fake] = [x for x in lines if "bank<< account" in x]
+    assert f"{impostor} [!LOOK-ALIKE ID]" in fake, found.out
+    [real] = [x for x in lines if "which >>bank<<" in x]  # two plain ids: both marked
+    assert f"{ALICE} [!LOOK-ALIKE ID]" in real, found.out
+    [own] = [x for x in lines if ">>bank<< holiday" in x]
+    assert impostor in own and "[!LOOK-ALIKE ID]" not in own, found.out
+    notes = found.out.split("Ids marked [!LOOK-ALIKE ID] may imitate someone else:\n", 1)
+    assert len(notes) == 2, found.out
+    assert notes[1].splitlines()[0] == "  in Rel:", notes[1]
+    assert f"    {impostor}: " in notes[1] and "alice@example.com" in notes[1], notes[1]
+    assert "in Own" not in notes[1]
+
+
 def test_a_search_hit_whose_verdict_was_taken_on_trial_is_not_final() -> None:
     """A search reads the verdicts this device saved; the first audit of a room is saved
     before its older history is read (its first screen). A key taken on trial there

@@ -24,6 +24,7 @@ from nacl.signing import SigningKey
 
 from bucket_chat_desktop.export import ExportError, ExportExistsError
 from bucket_chat_desktop.export.body import body_html
+from bucket_chat_desktop.export.html_doc import LOOKALIKE_CHIP
 from bucket_chat_desktop.export.runner import (
     ExportSummary,
     export_room,
@@ -615,6 +616,53 @@ def test_a_link_says_where_it_goes(body: str, shown: str) -> None:
     assert shown in _seen(body_html(body))
 
 
+@pytest.mark.parametrize(
+    ("body", "shown"),
+    [
+        # RFC 6068: the address may be left out and given in a "to" header instead
+        ("[support@bank.example](mailto:?to=evil@evil.example)", "(evil@evil.example)"),
+        # ... or added to: the mail goes to both
+        (
+            "[support@bank.example](mailto:support@bank.example?to=evil@evil.example)",
+            "(support@bank.example, evil@evil.example)",
+        ),
+        # a copy, a blind copy, whatever the header's case; several in one header
+        (
+            "[write to support](mailto:support@bank.example?Cc=a@x.example,b@x.example"
+            "&BCC=evil@evil.example)",
+            "(support@bank.example, cc: a@x.example, cc: b@x.example, bcc: evil@evil.example)",
+        ),
+        # percent-decoded; a "+" is a plus; a look-alike letter stays encoded
+        (
+            "[support](mailto:sup%D1%80ort@bank.example?to=evil%40evil.example&cc=a+b@x.example)",
+            "(sup%D1%80ort@bank.example, evil@evil.example, cc: a+b@x.example)",
+        ),
+        ("[support](mailto:?subject=hello)", "(no address)"),
+        # a bidi control in a header is never written into the page
+        ("[support](mailto:?to=%E2%80%AEelpmaxe.live@evil)", "(%E2%80%AEelpmaxe.live@evil)"),
+    ],
+)
+def test_a_mailto_link_names_every_address_it_writes_to(body: str, shown: str) -> None:
+    """Red team rt54: the note after a mailto link named only what stands before its
+    "?": ``[support@bank.example](mailto:?to=evil@evil.example)`` read as going to
+    "()", and a "to", "cc" or "bcc" header added the attacker unseen to whatever the
+    reader writes to the bank. Every address of the path and of those headers is named."""
+    out = body_html(body)
+    assert shown in _seen(out), _seen(out)
+    assert "\u202e" not in out
+
+
+def test_a_mailto_link_with_many_addresses_says_how_many_more_and_where() -> None:
+    """Red team rt54: the note is bounded, and what it leaves out it counts, by header: a
+    blind copy pushed behind eight addresses is still said to be there; a long address
+    keeps its domain (cut in its middle)."""
+    many = ",".join(f"a{i}@x.example" for i in range(9))
+    seen = _seen(body_html(f"[support](mailto:{many}?bcc=evil@evil.example)"))
+    assert "and 2 more (to, bcc)" in seen, seen
+    seen = _seen(body_html(f"[support](mailto:support-{'x' * 200}@evil.example)"))
+    assert "…" in seen and seen.rstrip(")").endswith("@evil.example"), seen
+
+
 def test_a_plain_address_link_is_not_repeated() -> None:
     out = body_html("see <https://x.example/a> and **this**")
     assert _seen(out) == "see https://x.example/a and this"
@@ -892,6 +940,48 @@ def snap_id(snap: Any) -> str:
     return str(event_id)
 
 
+async def _replayed_payment(store: Path) -> dict[str, Event]:
+    """Bob corrects an account number by an edit, then says "thanks"; Mallory signs a
+    message under the id of Bob's first (PROTOCOL.md section 6 step 1)."""
+    storage = LocalStorage(store)
+    clock = itertools.count(1_790_000_000_000, 1000).__next__
+    bob = RoomWriter(storage, ROOM, BOB, SigningKey(b"\x02" * 32), clock=clock)
+    await bob.create_room("Payments", "2026-09-21T10:00:00.000Z")
+    out: dict[str, Event] = {}
+    [out["pay"]] = await _say(bob, _text("Pay invoice 1234 to account 555"))
+    edit = {
+        "replaces": out["pay"].event_id,
+        "new_content": {"body": "Pay invoice 1234 to account 777", "msgtype": "m.text"},
+    }
+    [out["edit"]] = await _say(bob, (EDIT, edit))
+    [out["thanks"]] = await _say(bob, _text("thanks"))
+    key = SigningKey(b"\x09" * 32)
+    join = build_event(
+        room_id=ROOM,
+        sender_id="mallory@example.com",
+        event_type=MEMBER,
+        content={"membership": "join"},
+        timestamp_ms=1_000,
+        unique="00000000-0000-4000-8000-000000000009",
+        prev_event_hash=None,
+        signing_key=key,
+    )
+    copy = build_event(
+        room_id=ROOM,
+        sender_id="mallory@example.com",
+        event_type=MESSAGE,
+        content={"body": "ok", "msgtype": "m.text"},
+        timestamp_ms=out["pay"].timestamp_ms,
+        unique=out["pay"].event_id.rsplit("::", 1)[1],
+        prev_event_hash=join.hash,
+        signing_key=key,
+    )
+    path = store / path_for([join, copy], "a-mallory")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(encode_segment([join, copy]))
+    return out
+
+
 def test_an_id_two_devices_signed_says_so_in_the_html_export(tmp_path: Path) -> None:
     """Red team (round 16): Bob corrected an account number by an edit; Mallory signs a
     message under his id. The id takes no relations (PROTOCOL.md 18.1): the export
@@ -899,44 +989,7 @@ def test_an_id_two_devices_signed_says_so_in_the_html_export(tmp_path: Path) -> 
     nothing saying why. Each copy now carries a line that says edits, a deletion and
     reactions of it are not shown."""
     store = tmp_path / "store"
-
-    async def build() -> None:
-        storage = LocalStorage(store)
-        clock = itertools.count(1_790_000_000_000, 1000).__next__
-        bob = RoomWriter(storage, ROOM, BOB, SigningKey(b"\x02" * 32), clock=clock)
-        await bob.create_room("Payments", "2026-09-21T10:00:00.000Z")
-        [pay] = await _say(bob, _text("Pay invoice 1234 to account 555"))
-        edit = {
-            "replaces": pay.event_id,
-            "new_content": {"body": "Pay invoice 1234 to account 777", "msgtype": "m.text"},
-        }
-        await _say(bob, (EDIT, edit))
-        key = SigningKey(b"\x09" * 32)
-        join = build_event(
-            room_id=ROOM,
-            sender_id="mallory@example.com",
-            event_type=MEMBER,
-            content={"membership": "join"},
-            timestamp_ms=1_000,
-            unique="00000000-0000-4000-8000-000000000009",
-            prev_event_hash=None,
-            signing_key=key,
-        )
-        copy = build_event(
-            room_id=ROOM,
-            sender_id="mallory@example.com",
-            event_type=MESSAGE,
-            content={"body": "ok", "msgtype": "m.text"},
-            timestamp_ms=pay.timestamp_ms,
-            unique=pay.event_id.rsplit("::", 1)[1],
-            prev_event_hash=join.hash,
-            signing_key=key,
-        )
-        path = store / path_for([join, copy], "a-mallory")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(encode_segment([join, copy]))
-
-    asyncio.run(build())
+    asyncio.run(_replayed_payment(store))
     html = tmp_path / "payments.html"
     asyncio.run(run_export(store, tmp_path / "d", "html", html))
     raw = html.read_text("utf-8")
@@ -945,6 +998,74 @@ def test_an_id_two_devices_signed_says_so_in_the_html_export(tmp_path: Path) -> 
     for row in rows:
         assert "Another device signed a message under this id" in row, row
     assert "account 555" in raw and "account 777" not in raw
+
+
+def test_an_id_two_devices_signed_says_so_in_the_jsonl_export(tmp_path: Path) -> None:
+    """Red team rt54: the same room as JSONL. Bob's row was a plain verified message
+    saying "account 555" (no ``relations``, no note), and his edit's line said only
+    ``applied: false``, as a forged edit's does: a script reading the verified rows paid
+    the account Bob corrected. Each copy's row, and the line of a relation naming the
+    id, now carry ``repeated_id``: the HTML's sentence. Other rows do not."""
+    store = tmp_path / "store"
+    ev = asyncio.run(_replayed_payment(store))
+    out = tmp_path / "payments.jsonl"
+    asyncio.run(run_export(store, tmp_path / "d", "jsonl", out))
+    lines = [json.loads(x) for x in out.read_text("utf-8").splitlines()][1:]
+    by_id: dict[str, list[dict[str, Any]]] = {}
+    for line in lines:
+        by_id.setdefault(line["event"]["event_id"], []).append(line)
+    copies = by_id[ev["pay"].event_id]
+    assert sorted(c["event"]["sender_id"] for c in copies) == [BOB, "mallory@example.com"]
+    said = "Another device signed a message under this id too"
+    for row in copies:
+        assert row["trust"]["state"] == "verified"
+        assert row["repeated_id"].startswith(said), row
+    [bob] = [c for c in copies if c["event"]["sender_id"] == BOB]
+    assert bob["event"]["content"]["body"].endswith("account 555")
+    [edit] = by_id[ev["edit"].event_id]
+    assert edit["relation"] == {"kind": "edit", "target": ev["pay"].event_id, "applied": False}
+    assert edit["repeated_id"] == bob["repeated_id"]
+    [thanks] = by_id[ev["thanks"].event_id]
+    assert "repeated_id" not in thanks
+    assert not any("repeated_id" in x for x in lines if x["event"]["type"] == MEMBER)
+
+
+def test_reaction_chips_that_look_alike_are_marked_with_their_code_points(
+    tmp_path: Path,
+) -> None:
+    """Red team rt54: "Yes" and "\u04aees" (a Cyrillic "\u04ae") are counted apart. The app
+    and ``history`` mark such chips (``lookalike_texts``); the HTML export drew the two
+    side by side, one counting the real votes and one an impostor's, with nothing to
+    tell which is which. Each is now marked ⚠ and followed by its code points; a chip
+    that looks like no other is not."""
+    store = tmp_path / "store"
+
+    async def build() -> None:
+        storage = LocalStorage(store)
+        clock = itertools.count(1_790_000_000_000, 1000).__next__
+        writers = [
+            RoomWriter(storage, ROOM, who, SigningKey(bytes([n]) * 32), clock=clock)
+            for n, who in enumerate((ALICE, BOB, "carol@example.com"), start=1)
+        ]
+        alice, bob, carol = writers
+        await alice.create_room("Votes", "2026-09-21T10:00:00.000Z")
+        [ask] = await _say(alice, _text("Approve the new supplier? React Yes"))
+        votes = ((alice, "Yes"), (bob, "\u04aees"), (carol, "\u04aees"), (bob, "👍"))
+        for who, text in votes:
+            await _say(who, (REACTION, {"relates_to": ask.event_id, "reaction": text}))
+
+    asyncio.run(build())
+    path = tmp_path / "votes.html"
+    asyncio.run(run_export(store, tmp_path / "data", "html", path))
+    raw = path.read_text("utf-8")
+    chips = raw.split('<div class="reactions">', 1)[1].split("</div>", 1)[0]
+    shown = [_seen('<span class="chip' + c) for c in chips.split('<span class="chip')[1:]]
+    assert len(shown) == 3, shown
+    real, thumbs, impostor = sorted(shown, key=lambda c: ("\u04ae" in c, "👍" in c))
+    assert real.startswith("Yes 1 ⚠ U+0059 U+0065 U+0073"), real
+    assert impostor.startswith("\u04aees 2 ⚠ U+04AE U+0065 U+0073"), impostor
+    assert "⚠" not in thumbs and "U+" not in thumbs, thumbs
+    assert f'title="{LOOKALIKE_CHIP}"' in chips
 
 
 # -- never over the user's files ------------------------------------------------------------
