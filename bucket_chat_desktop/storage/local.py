@@ -97,6 +97,10 @@ storage's reads and its outbox's writes without an answer until the app restarte
 
 HUNG_HINT = "is the folder on a network share or a mount that stopped answering?"
 
+MAX_ABANDONED = 32
+"""Threads of one local storage stuck in calls it gave up on that are replaced by new
+ones (``_Workers.abandon``); past this, stuck threads take the places of working ones."""
+
 IDLE_SECONDS = 30.0
 """A storage's thread with nothing to do for this long ends (a storage opened for one
 command leaves none behind)."""
@@ -120,9 +124,11 @@ class _Workers:
         counting them as idle left its calls waiting for ever."""
         self._jobs = queue.SimpleQueue()
         self._lock = threading.Lock()
-        # calls given up on while a thread is still stuck in them, by the caller's name
-        # for them (``LocalStorage._within``'s ``what``): the call and when it began
+        # calls given up on while a thread is still stuck in them, by the folder they
+        # went into (``LocalStorage._within``): the call and when it began
         self.stuck: dict[str, tuple[concurrent.futures.Future[Any], float]] = {}
+        # the calls whose threads were let go (``abandon``): not counted in ``size``
+        self._abandoned: set[concurrent.futures.Future[Any]] = set()
         self._threads = 0
         self._idle = 0
 
@@ -156,6 +162,9 @@ class _Workers:
             with self._lock:
                 self._idle -= 1
             self._run(*job)
+            with self._lock:
+                let_go = job[0] in self._abandoned
+                self._abandoned.discard(job[0])
             # Nothing of the job stays referenced by this thread while it waits: its
             # future's callbacks hold the caller's event loop (in the app, Qt's). Held
             # until the thread ended, 30 s later, they became garbage then and were
@@ -163,6 +172,18 @@ class _Workers:
             # cannot be destroyed: a crash in a later test ("Timers cannot be stopped
             # from another thread", ``gui/collector.py``).
             del job
+            if let_go:
+                return  # another thread took its place meanwhile
+
+    def abandon(self, running: concurrent.futures.Future[Any]) -> None:
+        """``running`` is stuck (its caller gave up on it): its thread no longer counts
+        in ``size``, so the next call may start another in its place, up to
+        ``MAX_ABANDONED`` at a time; it ends once the call returns, if it ever does."""
+        with self._lock:
+            if running.done() or len(self._abandoned) >= MAX_ABANDONED:
+                return  # its thread is coming back; or too many let go already
+            self._abandoned.add(running)
+            self._threads -= 1
 
     @staticmethod
     def _run(done: concurrent.futures.Future[Any], call: Callable[[], Any]) -> None:
@@ -172,6 +193,12 @@ class _Workers:
             done.set_result(call())
         except BaseException as exc:  # handed to the caller, as a thread pool does
             done.set_exception(exc)
+
+
+def _folder_of(path: str) -> str:
+    """The folder a call on ``path`` goes into: an object's folder, or the one a listing
+    of ``path`` (a prefix, "rooms/r/logs/") reads; "" for the storage's own folder."""
+    return path[: path.rfind("/")] if "/" in path else ""
 
 
 _EVERY_WORKERS: weakref.WeakSet[_Workers] = weakref.WeakSet()
@@ -248,15 +275,17 @@ class LocalStorage(Storage):
         self._workers = _Workers(WORKERS)
         _EVERY_WORKERS.add(self._workers)
 
-    async def _within(self, call: Callable[[], T], what: str, extra: float = 0.0) -> T:
+    async def _within(self, call: Callable[[], T], what: str, folder: str, extra: float = 0.0) -> T:
         """``call`` on the folder's threads, within ``READ_TIMEOUT`` (and ``extra``
         seconds): else "no answer", a passing failure, as for a cloud storage that does
-        not answer. ``what`` (the call and its path) names the call: while an earlier
-        one of the same name is still stuck, another is not started (``_hung``)."""
-        stuck = self._workers.stuck.get(what)
+        not answer. ``what`` says what the call does (for the message), ``folder`` which
+        folder it goes into (an object's, or the one listed): while an earlier call into
+        that folder is stuck, another is not started (``_hung``)."""
+        stuck = self._workers.stuck.get(folder)
         if stuck is not None:
+            where = f"into {folder}/" if folder else "into the storage's folder"
             raise StorageOfflineError(
-                f"{what}: no answer (the same call, made {time.monotonic() - stuck[1]:.0f} s "
+                f"{what}: no answer (a call {where}, made {time.monotonic() - stuck[1]:.0f} s "
                 f"ago, has had none yet; {HUNG_HINT})"
             )
         seconds = READ_TIMEOUT + extra
@@ -265,21 +294,25 @@ class LocalStorage(Storage):
             return await asyncio.wait_for(asyncio.wrap_future(running), seconds)
         except TimeoutError as exc:
             if running.running():  # begun and stuck: else it never began (cancelled)
-                self._hung(what, running, time.monotonic() - seconds)
+                self._hung(folder, running, time.monotonic() - seconds)
             raise StorageOfflineError(
                 f"{what}: no answer within {seconds:.0f} s ({HUNG_HINT})"
             ) from exc
 
-    def _hung(self, what: str, running: concurrent.futures.Future[Any], since: float) -> None:
-        """Keep ``what`` from taking another thread until ``running`` ends: each round of
-        polling into a hung mount left one more thread stuck on the same listing, and
-        once all ``WORKERS`` were, every room of the storage had "no answer" (rt53)."""
+    def _hung(self, folder: str, running: concurrent.futures.Future[Any], since: float) -> None:
+        """Keep calls into ``folder`` from taking another thread until ``running`` ends,
+        and let its thread go (another may start in its place). Each round of polling
+        into a hung mount left one more thread stuck on the same listing; and a write
+        named by its moment (an activity marker, tried again under a new name) is never
+        the same call twice (rt56): once all ``WORKERS`` were stuck, every room of the
+        storage had "no answer" until the app restarted (rt53)."""
         entry, stuck = (running, since), self._workers.stuck
-        stuck[what] = entry
+        stuck[folder] = entry
+        self._workers.abandon(running)
 
         def ended(_: concurrent.futures.Future[Any]) -> None:  # on the thread, once unstuck
-            if stuck.get(what) is entry:
-                del stuck[what]
+            if stuck.get(folder) is entry:
+                del stuck[folder]
 
         running.add_done_callback(ended)
 
@@ -396,6 +429,7 @@ class LocalStorage(Storage):
         return await self._within(
             lambda: self._put_if_absent(path, data),
             f"cannot write {self._fs_path(path)}",
+            _folder_of(path),
             len(data) / WRITE_BYTES_PER_S,
         )
 
@@ -493,7 +527,9 @@ class LocalStorage(Storage):
 
     async def get(self, path: str, *, max_bytes: int = DEFAULT_MAX_READ) -> bytes:
         return await self._within(
-            lambda: self._get(path, max_bytes), f"cannot read {self._fs_path(path)}"
+            lambda: self._get(path, max_bytes),
+            f"cannot read {self._fs_path(path)}",
+            _folder_of(path),
         )
 
     def _get(self, path: str, max_bytes: int) -> bytes:
@@ -571,7 +607,9 @@ class LocalStorage(Storage):
 
     async def written_lately(self, path: str) -> bool:
         return await self._within(
-            lambda: self._written_lately(path), f"cannot check {self._fs_path(path)}"
+            lambda: self._written_lately(path),
+            f"cannot check {self._fs_path(path)}",
+            _folder_of(path),
         )
 
     def _written_lately(self, path: str) -> bool:
@@ -589,7 +627,9 @@ class LocalStorage(Storage):
         return stat.S_ISREG(st.st_mode) and abs(time.time() - st.st_mtime) < WRITE_SETTLE
 
     async def exists(self, path: str) -> bool:
-        return await self._within(lambda: self._exists(path), f"cannot check {self._fs_path(path)}")
+        return await self._within(
+            lambda: self._exists(path), f"cannot check {self._fs_path(path)}", _folder_of(path)
+        )
 
     def _exists(self, path: str) -> bool:
         """Whether something that is not a folder occupies ``path`` (a FIFO counts: the
@@ -613,7 +653,9 @@ class LocalStorage(Storage):
 
     async def list_objects(self, prefix: str) -> list[ObjectInfo]:
         try:
-            return await self._within(lambda: self._list(prefix), f"cannot list {prefix or '/'}")
+            return await self._within(
+                lambda: self._list(prefix), f"cannot list {prefix or '/'}", _folder_of(prefix)
+            )
         except StorageError:
             raise
         except OSError as exc:  # an unreadable folder must not look like an empty one
@@ -683,7 +725,9 @@ class LocalStorage(Storage):
         return found
 
     async def list_level(self, prefix: str) -> Level:
-        return await self._within(lambda: self._list_level(prefix), f"cannot list {prefix or '/'}")
+        return await self._within(
+            lambda: self._list_level(prefix), f"cannot list {prefix or '/'}", _folder_of(prefix)
+        )
 
     def _list_level(self, prefix: str) -> Level:
         rel = prefix.rstrip("/") if prefix.strip("/") else ""
@@ -731,7 +775,9 @@ class LocalStorage(Storage):
     async def remove_probe(self, path: str) -> None:
         if not path.startswith(PROBE_PREFIX):
             raise StorageError(f"refusing to delete {path!r}: only self-test probes are removed")
-        await self._within(lambda: self._remove_probe(path), f"cannot remove {path}")
+        await self._within(
+            lambda: self._remove_probe(path), f"cannot remove {path}", _folder_of(path)
+        )
 
     def _remove_probe(self, path: str) -> None:
         parts = check_object_path(path).split("/")
