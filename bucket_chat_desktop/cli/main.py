@@ -433,6 +433,18 @@ async def _send_and_deliver(
         except NoAnswerError as exc:
             delivered, error = False, str(exc)
         waiting = [] if delivered else await _unsent(client, ref.storage_id)
+        refused = [p for p in waiting if p.state == "failed"]
+        if refused:
+            # Refused, not unanswered: "will be delivered by the next sync" was not so
+            # (red team rt57: a file planted where a day's folder must be)
+            why = next((p.error for p in refused if p.error), None) or "refused"
+            print(
+                f"bucket-chat: not delivered: the storage refused it ({terminal_safe(why)})."
+                f" {len(waiting)} event(s) wait in the outbox; 'bucket-chat sync' (or the "
+                "app) tries again, and fails the same way until what refused it is fixed.",
+                file=sys.stderr,
+            )
+            return EXIT_QUEUED
         if waiting:
             error = error or next((p.error for p in waiting if p.error), None)
             print(

@@ -323,7 +323,13 @@ class LocalStorage(Storage):
 
     def _refuse(self, rel: str, kind: str, doing: str) -> NotRegularFileError:
         if kind == "file" and doing == "cannot write":
-            message = f"cannot create folder {self.root / rel}: a file has that name"
+            # said with what it takes (red team rt57: one file planted where a day's
+            # folder must be refused every message dated that day, for good)
+            message = (
+                f"cannot create folder {self.root / rel}: a file has that name (put there "
+                "by someone who can write to the folder?); nothing can be written there "
+                "until that file is moved away"
+            )
         elif kind == "file":
             message = f"{doing} under {self.root / rel}: {rel} is a file, not a folder"
         else:

@@ -29,7 +29,7 @@ from ..protocol import heap
 from ..protocol.audit import PreparedSegment, prepare_segment
 from ..protocol.findings import Finding, Kind
 from ..protocol.handover import PackedSegment
-from ..protocol.ids import is_segment_of, logs_prefix, newest_days
+from ..protocol.ids import is_day_folder, is_segment_of, logs_prefix, newest_days
 from ..protocol.segment import MAX_SEGMENT_BYTES, DecodedSegment, newness
 from ..protocol.untrusted_text import terminal_safe
 from ..storage.base import (
@@ -78,6 +78,13 @@ the rest in one notice: a member who puts thousands there makes no thousand find
 LOOSE_OBJECT = (
     "an object right in the room's logs folder, not in a day folder: no segment's place "
     "(a segment there is not read); ignored"
+)
+# A file where a day's folder must be: on a folder storage, one planted for tomorrow
+# refused every message dated then (red team rt57); said as what it does.
+DAY_TAKEN = (
+    "an object named like a day's folder, right in the room's logs folder: on a folder "
+    "storage, no message dated that day can be stored in this room until it is moved "
+    "away; ignored"
 )
 FIRST_CHUNK = 8  # segments fetched before the first screen is shown
 CHUNK = 64  # segments in each later chunk
@@ -497,7 +504,14 @@ class Backfill:
         if not level.objects and not room.refused_in(prefix):  # one look: most rooms
             return level.folders, False
         loose = [f"{prefix}{name}" for name in level.objects]  # names shown as text
-        notes = {path: Finding(Kind.UNEXPECTED_OBJECT, LOOSE_OBJECT, path) for path in loose}
+        notes = {
+            path: Finding(
+                Kind.UNEXPECTED_OBJECT,
+                DAY_TAKEN if is_day_folder(path.rpartition("/")[2]) else LOOSE_OBJECT,
+                path,
+            )
+            for path in loose
+        }
         if len(loose) + level.more > LOOSE_NOTED:
             notes = {path: notes[path] for path in loose[:LOOSE_NOTED]}
             more = len(loose) + level.more - LOOSE_NOTED

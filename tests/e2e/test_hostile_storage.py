@@ -131,6 +131,28 @@ def test_a_room_whose_metadata_cannot_be_read_is_not_titled_as_one_without(
     assert "metadata.json is not a regular file (FIFO)" in verify.stdout
 
 
+def test_a_file_where_todays_folder_must_be_is_said_by_send_and_verify(alice: Device) -> None:
+    """Red team rt57: ``send`` said "queued, … will be delivered by the next 'bucket-chat
+    sync'" for a message the folder refused (never so), and ``verify`` noted a stray
+    object. Both say what the file does; once it is moved away, ``sync`` delivers."""
+    day = alice.store / "rooms" / ROOM / "logs" / today()
+    if day.exists():
+        shutil.rmtree(day)
+    day.write_bytes(b"squat\n")
+    sent = alice.user("send", "--room-id", ROOM, "into the squat", check=False)
+    assert sent.returncode == 3, sent.stdout + sent.stderr
+    assert "not delivered: the storage refused it (cannot create folder" in sent.stderr
+    assert "a file has that name" in sent.stderr and "until what refused it is fixed" in sent.stderr
+    assert "will be delivered" not in sent.stderr
+    verify = alice.run("verify", "--room-id", ROOM, check=False)
+    assert f"rooms/{ROOM}/logs/{today()}" in verify.stdout
+    assert "no message dated that day can be stored in this room" in verify.stdout
+    day.unlink()
+    synced = alice.run("sync", "--room-id", ROOM, check=False)
+    assert synced.returncode == 0, synced.stdout + synced.stderr
+    assert "into the squat" in alice.run("history", "--room-id", ROOM).stdout
+
+
 def test_oversized_metadata_is_a_finding_not_a_read(alice: Device) -> None:
     meta = alice.store / "rooms" / ROOM / "metadata.json"
     meta.unlink()
