@@ -70,6 +70,7 @@ def test_a_key_another_room_does_not_trust_is_marked_where_it_is_trusted(
     assert found.sender_warning is not None and said in found.sender_warning
     assert sender_text(found).startswith("⚠ ")
     assert html.escape(said) in search_tip(found)
+    shot(desk.window, "key-doubted-elsewhere-search", tmp_path)
     # Carol's own key is doubted nowhere: her rows in General carry no such warning
     general = desk.model("general")
     welcome = general.index(desk.wait_index("general", "Welcome, everyone!"))
