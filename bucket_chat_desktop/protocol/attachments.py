@@ -225,6 +225,19 @@ _PROGRAM_SIGNATURES = (
     b"\xca\xfe\xba\xbe",  # a universal Mach-O, or a Java class
 )
 _LAUNCHER_SIGNATURES = (b"[desktop entry]", b"[desktop action", b"[kde desktop entry]")
+# Packages shared-mime-info (and file(1)) know by their first bytes, whatever the name:
+# GNOME Software, KDE Discover or gdebi offer to install a "minutes" or a "notes.txt"
+# that is one (red team rt56). Each is (offset, mark): all of a package's marks must be
+# there. The names (.deb, .rpm, .flatpak) are save-only already. An AppImage is an ELF
+# program (above); a snap is known only by its name (by content it is a squashfs image,
+# which nothing installs); a macOS package (xar) or an MSI (an OLE file, as a .doc is)
+# is opened by its name, never by its content.
+_PACKAGE_SIGNATURES = (
+    ("a Debian package", ((0, b"!<arch>"), (8, b"debian"))),  # not any ar archive (.a)
+    ("an RPM package", ((0, b"\xed\xab\xee\xdb"),)),
+    ("a Flatpak bundle", ((0, b"flatpak\x00\x01\x00\x89\xe5"),)),
+    ("a Flatpak bundle", ((0, b"xdg-app\x00\x01\x00\x89\xe5"),)),  # its older name
+)
 # Installers shared-mime-info knows by their bytes (anywhere in the first 256): a
 # Flatpak reference or repository (GNOME Software installs from the sender's server) and
 # a Java Web Start descriptor (runs the sender's jar). A "vpn.conf" holding one opened
@@ -290,10 +303,19 @@ def _is_java_archive(data: bytes) -> bool:
     return extra_len >= 2 and data[30 + name_len : 32 + name_len] == b"\xfe\xca"
 
 
+def _package(data: bytes) -> str | None:
+    """Which package ``data`` is by its first bytes (``_PACKAGE_SIGNATURES``), else None."""
+    for what, marks in _PACKAGE_SIGNATURES:
+        if all(data[at : at + len(mark)] == mark for at, mark in marks):
+            return what
+    return None
+
+
 def active_content(data: bytes, name: str = "") -> str | None:
     """What ``data`` is when a desktop that looks at the bytes would run it, else None:
     "a program", "a Java program (a jar)", "a script (#!)", "a desktop launcher", "an
-    installer (…)" or "a web page or other markup a browser runs". Only the first
+    installer (…)" (a Debian, RPM, Flatpak or macOS package; a Flatpak reference or
+    repository; Java Web Start) or "a web page or other markup a browser runs". Only the first
     ``SNIFFED_BYTES`` (after a BOM and white space, for markup) are looked at, and for
     the tags file(1) searches further, its first ``FILE_1_SEARCHED_BYTES``; a UTF-16
     text is read as text. ``name``
@@ -312,6 +334,9 @@ def active_content(data: bytes, name: str = "") -> str | None:
         return "a Java program (a jar)"
     if text.startswith(b"#!"):
         return "a script (#!)"
+    package = _package(text)
+    if package is not None:
+        return f"an installer ({package})"
     if text.startswith((b"\xff\xfe", b"\xfe\xff")):
         text = text.decode("utf-16", "ignore").encode("utf-8", "ignore")
     elif text.startswith(b"\xef\xbb\xbf"):

@@ -7,7 +7,10 @@ import base64
 import hashlib
 import io
 import json
+import shutil
+import subprocess
 import zipfile
+from pathlib import Path
 
 import pytest
 from nacl.signing import SigningKey
@@ -321,6 +324,56 @@ def test_contents_that_run_code_are_recognised_whatever_the_name(data: bytes, wh
     assert found is not None and found.startswith(what)
 
 
+# Red team rt56: packages shared-mime-info knows by their first bytes (what `gio info`
+# says of each under a name without an extension).
+DEB = b"!<arch>\ndebian-binary   1342943816  0     0     100644  4         `\n2.0\n"
+RPM = b"\xed\xab\xee\xdb\x03\x00\x00\x01\x00\x01hello-1.0-1" + b"\x00" * 100
+PACKAGES = {
+    "deb": (DEB, "application/vnd.debian.binary-package", "a Debian package"),
+    "rpm": (RPM, "application/x-rpm", "an RPM package"),
+    "flatpak": (
+        b"flatpak\x00\x01\x00\x89\xe5" + bytes(range(200)),
+        "application/vnd.flatpak",
+        "a Flatpak bundle",
+    ),
+    "xdg-app": (
+        b"xdg-app\x00\x01\x00\x89\xe5" + bytes(range(200)),
+        "application/vnd.flatpak",
+        "a Flatpak bundle",
+    ),
+}
+
+
+def gio_content_type(data: bytes, folder: Path) -> str | None:
+    """What GIO (GNOME's choice of handler) takes ``data`` for under the name "minutes",
+    or None without ``gio``."""
+    if shutil.which("gio") is None:
+        return None
+    path = folder / "minutes"
+    path.write_bytes(data)
+    out = subprocess.run(
+        ["gio", "info", "-a", "standard::content-type", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    return out.rsplit(":", 1)[-1].strip() if "content-type" in out else None
+
+
+@pytest.mark.parametrize("kind", sorted(PACKAGES))
+@pytest.mark.parametrize("name", ["minutes", "minutes.zzz", "notes.txt", "vpn.conf"])
+def test_a_package_under_a_harmless_name_is_an_installer(
+    kind: str, name: str, tmp_path: Path
+) -> None:
+    """Red team rt56: a Debian or RPM package or a Flatpak bundle named "minutes" or
+    "notes.txt" was opened: GIO and file(1) know them by their first bytes, and GNOME
+    Software, KDE Discover or gdebi offer to install them. Their names were save-only
+    already; their bytes are now too."""
+    data, mime, what = PACKAGES[kind]
+    assert gio_content_type(data, tmp_path) in (None, mime)
+    assert active_content(data, name) == f"an installer ({what})"
+
+
 @pytest.mark.parametrize(
     "data",
     [
@@ -355,6 +408,8 @@ def test_markup_file_1_finds_in_its_first_4096_bytes_is_a_web_page(data: bytes) 
         zip_of("word/document.xml", b"UT\x05\x00\x01\x00\x00\x00\x00"),  # a docx
         b"plain notes: a <b> is bold, 1 < 2\n",
         b"Mz is not a program",
+        b"!<arch>\nlibnotes.o/     0           0     0     644     12        `\n",  # a .a
+        b"flatpak\x00\x01 is not a bundle",
         b"# not a shebang\n",
         b"\n\n" + b"x" * 300 + b"<scripts>",  # not a tag file(1) takes for HTML
         b"notes " * 700 + b"<html><script>x()</script>",  # past file(1)'s 4096 bytes
