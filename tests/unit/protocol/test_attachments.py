@@ -375,6 +375,64 @@ def test_a_package_under_a_harmless_name_is_an_installer(
 
 
 @pytest.mark.parametrize(
+    ("data", "mime", "what"),
+    [
+        (
+            b"#" * 249 + b"\n[Flatpak Ref]\nName=org.evil.App\nUrl=https://evil.example/r\n",
+            "application/vnd.flatpak.ref",
+            "an installer",
+        ),
+        (b"x" * 256 + b"[Flatpak Ref]\nName=a\n", "application/vnd.flatpak.ref", "an installer"),
+        (
+            b" " * 254 + b'<jnlp spec="1.0+" codebase="https://evil.example/"></jnlp>\n',
+            "application/x-java-jnlp-file",
+            "an installer",
+        ),
+        (
+            b" " * 253 + b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"/>\n',
+            "image/svg+xml",
+            "a web page",
+        ),
+        (b"# notes\n" * 7 + b"[Desktop Entry]\nExec=x\n", None, "a desktop launcher"),
+    ],
+)
+def test_a_mark_that_begins_at_the_end_of_the_sniffed_window_counts(
+    data: bytes, mime: str | None, what: str, tmp_path: Path
+) -> None:
+    """Red team rt56: shared-mime-info's ``offset="0:256"`` is where a mark may BEGIN
+    (0 to 256): GIO takes a "minutes" whose ``[Flatpak Ref]`` starts at byte 250, or
+    256, for a Flatpak reference. Only marks wholly inside the first 256 bytes were
+    found; a launcher's header likewise where it begins in its first 64."""
+    if mime is not None:
+        assert gio_content_type(data, tmp_path) in (None, mime)
+    found = active_content(data, "minutes")
+    assert found is not None and found.startswith(what)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"x" * 257 + b"[Flatpak Ref]\nName=a\n",  # begins past the window: text to GIO
+        b" " * 257 + b"<jnlp spec='1.0+'>",
+        b"x" * 257 + b"<svg onload=x()>",
+        b"# notes\n" * 9 + b"[Desktop Entry]\nExec=x\n",
+        b" " * 257 + b"<h1>Agenda</h1>",
+    ],
+)
+def test_a_mark_that_begins_past_the_sniffed_window_does_not(data: bytes, tmp_path: Path) -> None:
+    if data.startswith(b"x"):
+        assert gio_content_type(data, tmp_path) in (None, "text/plain")
+    assert active_content(data, "minutes") is None
+
+
+def test_a_first_tag_that_begins_at_the_end_of_the_sniffed_window_counts() -> None:
+    """A browser sniffs a nameless file by its first tag after white space; it began
+    within the window, but the whole tag had to fit in it (red team rt56)."""
+    found = active_content(b" " * 254 + b"<h1>Agenda</h1><img src=x onerror=alert(1)>", "minutes")
+    assert found is not None and found.startswith("a web page")
+
+
+@pytest.mark.parametrize(
     "data",
     [
         b"\n\n" + b"x" * 300 + b"<script>",
