@@ -550,6 +550,34 @@ def test_a_message_that_lies_about_a_files_size_keeps_this_devices_copy(
     assert Path(opened[0].toLocalFile()).read_bytes() == report.read_bytes()
 
 
+def test_a_message_that_understates_a_files_size_blames_neither(chat: Chat, tmp_path: Path) -> None:
+    """Red team rt56: Bob names Alice's file by its SHA-256 with a SMALLER size, on a
+    device without a copy. The read, capped at his size, is refused as too large, and
+    the app said the storage's file was "changed or damaged". Unread, nothing says which
+    is wrong: the stored object and his message disagree."""
+    opened: list[QUrl] = []
+    chat.feature.open_url = opened.append
+    report = tmp_path / "contract.pdf"
+    report.write_bytes(b"%PDF-1.4 the signed contract\n" * 40)
+    send_and_click(chat, report, "file")
+    sha = hashlib.sha256(report.read_bytes()).hexdigest()
+    chat.feature.cache.path_for(sha).unlink()  # another device: no copy of its own
+    lie = file_content("contract-v2.pdf", len(report.read_bytes()) - 1, "application/pdf", sha)
+    bob = RoomWriter(chat.storage, ROOM, "bob@example.com", SigningKey(b"\x02" * 32))
+    lying = wait_for(chat.qtbot, bob.send([Draft(MESSAGE, lie)]))[1][-1]
+    chat.qtbot.waitUntil(lambda: any(r.event_id == lying.event_id for r in chat.rows()))
+    menu = chat.feature.show_menu(chat.index_of(lying.event_id), QPoint(0, 0))
+    assert menu is not None
+    next(a for a in menu.actions() if a.text() == "Open").trigger()
+    chat.qtbot.waitUntil(lambda: bool(chat.feature.strip.errors()))
+    [error] = chat.feature.strip.errors()
+    assert error == (
+        "Not opened: the stored object is larger than the announced 1.1 KB. The stored "
+        "object and the signed message that names it disagree."
+    )
+    assert opened == [] and "changed or damaged" not in error
+
+
 def test_programs_are_never_opened_by_a_click(chat: Chat, tmp_path: Path) -> None:
     opened: list[QUrl] = []
     chat.feature.open_url = opened.append
