@@ -32,7 +32,7 @@ from ..protocol.attachments import (
 )
 from ..protocol.event import MESSAGE, Event
 from ..storage.base import StorageError, StorageOfflineError
-from ..sync.blobs import BlobError, BlobMismatchError, human_size
+from ..sync.blobs import BlobError, BlobMismatchError, human_size, size_lie
 from ..sync.events import ShownEvent
 from .errors import FORMATS, ExportError, ExportExistsError
 from .html_doc import Attachment, HtmlWriter, attachment_href
@@ -154,7 +154,13 @@ class _Files:
             return Attachment(info.name, info.size, known.href, known.image, known.risky)
         problem: str | None = None
         data: bytes | None = None
-        if info.size > self.max_bytes:
+        if known is not None:
+            # The file of this SHA-256 was copied, verified, at another size: the message
+            # is wrong, whichever way (a smaller size than the file's would be refused as
+            # a larger stored object, blaming neither; red team rt56). Not read again.
+            lie = size_lie(info.size, known.size, "this export copied it")
+            problem = f"the signed message does not describe its file ({lie})"
+        elif info.size > self.max_bytes:
             problem = f"larger than this export copies ({human_size(self.max_bytes)})"
         elif self.unreachable:
             problem = f"not read: an earlier file got {self.unreachable}"
@@ -164,6 +170,11 @@ class _Files:
             except BlobMismatchError as exc:
                 if exc.conclusion == BlobMismatchError.MESSAGE:  # the message lies (rt55)
                     problem = f"the signed message does not describe its file ({exc.problem})"
+                elif exc.conclusion == BlobMismatchError.EITHER:  # which, unknown (rt56)
+                    problem = (
+                        "the file in the storage and the signed message disagree "
+                        f"({exc.problem}); either may be wrong"
+                    )
                 else:
                     problem = (
                         "the file in the storage does not match the signed message "

@@ -82,7 +82,7 @@ from .safe import guard
 from .style import ACCENT
 from .widgets.attachment_strip import AttachmentStrip, TransferRow
 from .widgets.composer import local_files
-from .widgets.message_delegate import CAPTION_H, LEFT, RIGHT
+from .widgets.message_delegate import MessageDelegate, image_box
 
 log = logging.getLogger("bucket_chat.gui")
 
@@ -91,9 +91,6 @@ MIN_DOWNLOAD_LIMIT = 256 * MB
 """Received files up to this size (or the send limit, if larger) are downloaded on
 request; larger announcements are refused before any byte is fetched."""
 THUMB_CACHE = 300
-IMAGE_BOX = (320, 240)  # as the delegate lays out image rows
-NO_SIZE_HEIGHT = 180  # the delegate's image row height when w/h are unknown
-FILE_CARD = (360, 52)
 STAGES = {
     blobs.READING: "Reading",
     blobs.PREVIEW: "Making a preview…",
@@ -153,18 +150,10 @@ def _set_xattr_darwin(path: Path, name: str, value: bytes) -> None:
 
 
 def display_size(content: Mapping[str, Any] | None) -> tuple[int, int]:
-    """Where an image row's picture goes: the box the delegate reserves for it.
-
-    Mirrors ``MessageDelegate._image_h`` (which reads ``info.w``/``info.h`` as sent) so the
-    pixmap fills exactly the space laid out for it.
-    """
-    info = (content or {}).get("info")
-    info = info if isinstance(info, Mapping) else {}
-    w, h = info.get("w"), info.get("h")
-    if isinstance(w, int) and isinstance(h, int) and w > 0 and h > 0:
-        scale = min(1.0, IMAGE_BOX[0] / w, IMAGE_BOX[1] / h)
-        return max(1, int(w * scale)), max(40, int(h * scale))
-    return IMAGE_BOX[0], NO_SIZE_HEIGHT
+    """Where an image row's picture goes: the box the delegate reserves for it
+    (``message_delegate.image_box``, the one size its layout and clicks take), so the
+    pixmap fills exactly the space laid out for it."""
+    return image_box(content)
 
 
 def decode_thumbnail(data: bytes, fmt: str) -> QImage | None:
@@ -487,20 +476,14 @@ class AttachmentsFeature(QObject):
 
     def card_rect(self, index: Index) -> QRect | None:
         """Where the delegate painted the file card or image of ``index``, in viewport
-        coordinates (it paints it at the bottom of the row, above an echo line)."""
-        kind = index.data(Roles.Kind)
-        if kind not in ("file", "image"):
+        coordinates: the rectangle its painting uses (``MessageDelegate.attachment_rect``).
+        Worked out from the bottom of the row, it was a line of reaction chips (or a
+        thread summary, a repeated-id note) too low: a click on the chips opened the
+        file's menu, one on the top of the picture nothing (red team rt56)."""
+        if index.data(Roles.Kind) not in ("file", "image"):
             return None
-        rect = self.view.visualRect(index)
-        echo = 18 if index.data(Roles.Echo) else 0
-        if kind == "file":
-            width = min(FILE_CARD[0], rect.width() - LEFT - RIGHT)
-            height, extra = FILE_CARD[1], 64
-        else:
-            width, height = display_size(index.data(Roles.Content))
-            extra = height + 8 + CAPTION_H  # the picture, then its name
-        top = rect.top() + rect.height() - 4 - echo - extra + 4
-        return QRect(rect.left() + LEFT, top, width, height)
+        delegate: MessageDelegate = self.window.delegate
+        return delegate.attachment_rect(index, self.view.visualRect(index), self.view.font())
 
     def _show_drop_hint(self, event: QDragEnterEvent) -> None:
         item = self.controller.rooms.item(self.controller.current)

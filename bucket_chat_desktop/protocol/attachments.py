@@ -225,15 +225,28 @@ _PROGRAM_SIGNATURES = (
     b"\xca\xfe\xba\xbe",  # a universal Mach-O, or a Java class
 )
 _LAUNCHER_SIGNATURES = (b"[desktop entry]", b"[desktop action", b"[kde desktop entry]")
-# Installers shared-mime-info knows by their bytes (anywhere in the first 256): a
-# Flatpak reference or repository (GNOME Software installs from the sender's server) and
-# a Java Web Start descriptor (runs the sender's jar). A "vpn.conf" holding one opened
-# in GNOME Software (red team rt55); the same names with their own extensions are
-# save-only already.
+# Packages shared-mime-info (and file(1)) know by their first bytes, whatever the name:
+# GNOME Software, KDE Discover or gdebi offer to install a "minutes" or a "notes.txt"
+# that is one (red team rt56). Each is (offset, mark): all of a package's marks must be
+# there. The names (.deb, .rpm, .flatpak) are save-only already. An AppImage is an ELF
+# program (above); a snap is known only by its name (by content it is a squashfs image,
+# which nothing installs); a macOS package (xar) or an MSI (an OLE file, as a .doc is)
+# is opened by its name, never by its content.
+_PACKAGE_SIGNATURES = (
+    ("a Debian package", ((0, b"!<arch>"), (8, b"debian"))),  # not any ar archive (.a)
+    ("an RPM package", ((0, b"\xed\xab\xee\xdb"),)),
+    ("a Flatpak bundle", ((0, b"flatpak\x00\x01\x00\x89\xe5"),)),
+    ("a Flatpak bundle", ((0, b"xdg-app\x00\x01\x00\x89\xe5"),)),  # its older name
+)
+# Installers shared-mime-info knows by a mark that begins anywhere in the first 256
+# bytes (``SNIFFED_BYTES``): a Flatpak reference or repository (GNOME Software installs
+# from the sender's server) and a Java Web Start descriptor (runs the sender's jar). A
+# "vpn.conf" holding one opened in GNOME Software (red team rt55); the same names with
+# their own extensions are save-only already.
 _INSTALLER_NEAR_START = (b"[flatpak ref]", b"[flatpak repo]", b"<jnlp")
-# Markup a browser runs, anywhere in the first 256 bytes, whatever the name: the marks
-# shared-mime-info and file(1) take for text/html, image/svg+xml and XML (which may
-# carry a stylesheet that runs), any case. Rare at the top of an honest text document.
+# Markup a browser runs, beginning anywhere in the first 256 bytes, whatever the name:
+# the marks shared-mime-info and file(1) take for text/html, image/svg+xml and XML
+# (which may carry a stylesheet that runs), any case. Rare at the top of an honest text.
 _MARKUP_NEAR_START = (
     b"<!doctype html",
     b"<html",
@@ -267,6 +280,12 @@ _MARKUP_FIRST = re.compile(
     rb"<(?:!--|a|b|br|p|h1|div|font|table|title|style|object|embed|form|img|meta|link)[\s>/]"
 )
 SNIFFED_BYTES = 256
+"""Where shared-mime-info looks for a mark "in the first 256 bytes" (``offset="0:256"``):
+the mark may BEGIN at any offset from 0 to 256, the range inclusive, and so end past
+them (red team rt56: a ``[Flatpak Ref]`` at byte 250, or 256, is one to GIO)."""
+LAUNCHER_BYTES = 64
+"""A launcher's group header may begin at any offset up to this one (shared-mime-info
+says 0 … 32 for ``[Desktop Entry]``; a few more lines of comments count too)."""
 # The tags file(1) (5.44) takes for HTML anywhere in a file's first 4096 bytes, after any
 # text, whatever the name: xdg-open's fallback then hands an "agenda.txt" whose <html>
 # follows 300 bytes of padding to a browser.
@@ -280,6 +299,14 @@ def _opens_by_extension(name: str) -> bool:
     return bool(dot and stem) and ext.strip().casefold() in _OPENS_BY_EXTENSION
 
 
+def _begins_within(text: bytes, marks: tuple[bytes, ...], last: int) -> bool:
+    """Whether one of ``marks`` begins at an offset from 0 to ``last`` (inclusive) of
+    ``text``, as shared-mime-info's ``offset="0:last"`` matches: each is searched in
+    the first ``last`` bytes plus its own length, so a mark that begins in the last
+    bytes of the window is found whole."""
+    return any(text.find(mark, 0, last + len(mark)) >= 0 for mark in marks)
+
+
 def _is_java_archive(data: bytes) -> bool:
     """A zip whose first entry's extra field begins with the 0xCAFE mark the jar tool
     writes: application/java-archive to file(1), which a JRE's desktop entry runs."""
@@ -290,14 +317,28 @@ def _is_java_archive(data: bytes) -> bool:
     return extra_len >= 2 and data[30 + name_len : 32 + name_len] == b"\xfe\xca"
 
 
+def _package(data: bytes) -> str | None:
+    """Which package ``data`` is by its first bytes (``_PACKAGE_SIGNATURES``), else None."""
+    for what, marks in _PACKAGE_SIGNATURES:
+        if all(data[at : at + len(mark)] == mark for at, mark in marks):
+            return what
+    return None
+
+
 def active_content(data: bytes, name: str = "") -> str | None:
     """What ``data`` is when a desktop that looks at the bytes would run it, else None:
     "a program", "a Java program (a jar)", "a script (#!)", "a desktop launcher", "an
-    installer (…)" or "a web page or other markup a browser runs". Only the first
-    ``SNIFFED_BYTES`` (after a BOM and white space, for markup) are looked at, and for
-    the tags file(1) searches further, its first ``FILE_1_SEARCHED_BYTES``; a UTF-16
-    text is read as text. ``name``
-    (the file's, made safe) decides whether the weaker marks of a web page count: only
+    installer (…)" (a Debian, RPM, Flatpak or macOS package; a Flatpak reference or
+    repository; Java Web Start) or "a web page or other markup a browser runs".
+
+    Signatures are looked for at the start of the file; the marks of an installer or of
+    markup where they BEGIN within the first ``SNIFFED_BYTES`` (offsets 0 to 256, as
+    shared-mime-info reads its ``0:256``: a mark that starts at byte 250 counts whole,
+    past the window's end), a launcher's header where it begins within the first
+    ``LAUNCHER_BYTES``, all after a BOM (a UTF-16 text is read as text); the tags
+    file(1) searches further, in its first ``FILE_1_SEARCHED_BYTES``. ``name`` (the
+    file's, made safe) decides whether the weaker marks of a web page (a first tag,
+    after white space, beginning within the first ``SNIFFED_BYTES``) count: only
     without an extension a desktop opens by its kind (none, or one it does not know).
 
     ``is_risky_to_open`` judges the name; this judges the bytes, for the desktops whose
@@ -312,19 +353,26 @@ def active_content(data: bytes, name: str = "") -> str | None:
         return "a Java program (a jar)"
     if text.startswith(b"#!"):
         return "a script (#!)"
+    package = _package(text)
+    if package is not None:
+        return f"an installer ({package})"
     if text.startswith((b"\xff\xfe", b"\xfe\xff")):
         text = text.decode("utf-16", "ignore").encode("utf-8", "ignore")
     elif text.startswith(b"\xef\xbb\xbf"):
         text = text[3:]
     text = text[:FILE_1_SEARCHED_BYTES].lower()
-    head = text[:SNIFFED_BYTES]
-    if any(mark in head[:64] for mark in _LAUNCHER_SIGNATURES):
+    if _begins_within(text, _LAUNCHER_SIGNATURES, LAUNCHER_BYTES):
         return "a desktop launcher"
-    if any(mark in head for mark in _INSTALLER_NEAR_START):
+    if _begins_within(text, _INSTALLER_NEAR_START, SNIFFED_BYTES):
         return "an installer (a Flatpak reference or repository, or Java Web Start)"
-    if any(mark in head for mark in _MARKUP_NEAR_START) or _MARKUP_FILE_1.search(text):
+    if _begins_within(text, _MARKUP_NEAR_START, SNIFFED_BYTES) or _MARKUP_FILE_1.search(text):
         return "a web page or other markup a browser runs"
-    if not _opens_by_extension(name) and _MARKUP_FIRST.match(head.lstrip()):
+    first = text.lstrip()  # the first tag, after white space, beginning within the window
+    if (
+        not _opens_by_extension(name)
+        and len(text) - len(first) <= SNIFFED_BYTES
+        and _MARKUP_FIRST.match(first)
+    ):
         return "a web page or other markup a browser runs"
     return None
 

@@ -146,11 +146,16 @@ class BlobMismatchError(BlobError):
     """The stored bytes are not the file the signed message announced: tampering or damage.
 
     Never comes with data. ``path`` is the blob's object path; ``event_id`` (when the
-    caller passed one) the message that announced it.
+    caller passed one) the message that announced it; ``conclusion`` whom the mismatch
+    blames: the storage (``STORED``: bytes of the announced size that do not hash
+    right), the message (``MESSAGE``: the file of its SHA-256 has another size), or
+    neither (``EITHER``: a stored object larger than the message says, refused unread,
+    may be a damaged file or the right one under a message that understates its size).
     """
 
     STORED = "The file in the storage was changed or damaged"
     MESSAGE = "The signed message does not describe the file it names"
+    EITHER = "The stored object and the signed message that names it disagree"
 
     def __init__(
         self,
@@ -508,12 +513,19 @@ async def download(
                 f"{info.name} is not in the storage (yet): {path} does not exist"
             ) from exc
         except UnreadableObjectError as exc:
+            conclusion = BlobMismatchError.STORED
             if isinstance(exc, NotRegularFileError):
                 why = f"the stored object is not a regular file: {exc.kind}"
             else:
+                # Not read past the signed size, so not hashed: the storage may hold a
+                # damaged file, or the right one under a message that understates its
+                # size (red team rt56). Neither is blamed.
                 why = f"the stored object is larger than the announced {human_size(info.size)}"
+                conclusion = BlobMismatchError.EITHER
             log.warning("blob %s does not match its message %s: %s", path, event_id, why)
-            raise BlobMismatchError(why, name=info.name, path=path, event_id=event_id) from exc
+            raise BlobMismatchError(
+                why, name=info.name, path=path, event_id=event_id, conclusion=conclusion
+            ) from exc
         if len(data) != info.size and await asyncio.to_thread(sha256_hex, data) == info.sha256:
             raise _size_lie(info, len(data), path, event_id, "the storage holds it as named")
         problem = await asyncio.to_thread(verify_blob, data, info)
@@ -530,15 +542,22 @@ async def download(
     return data
 
 
+def size_lie(announced: int, size: int, kept: str) -> str:
+    """What a message that names a file by its SHA-256 with another size gets wrong:
+    "the signed message says 1,201 bytes, but the file of its SHA-256 has 1,200 (…)",
+    ``kept`` saying where that file is."""
+    return (
+        f"the signed message says {announced:,} bytes, but the file of its SHA-256 has "
+        f"{size:,} ({kept})"
+    )
+
+
 def _size_lie(
     info: FileInfo, size: int, path: str, event_id: str | None, kept: str
 ) -> BlobMismatchError:
     """The error for a message that names a file by its SHA-256 with another size: the
     bytes are right, the message is wrong (nobody can store bytes that match it)."""
-    lie = (
-        f"the signed message says {info.size:,} bytes, but the file of its SHA-256 has "
-        f"{size:,} ({kept})"
-    )
+    lie = size_lie(info.size, size, kept)
     log.warning("message %s does not match blob %s: %s", event_id, path, lie)
     return BlobMismatchError(
         lie, name=info.name, path=path, event_id=event_id, conclusion=BlobMismatchError.MESSAGE

@@ -20,7 +20,7 @@ import pytest
 from conftest import wait_for
 from nacl.signing import SigningKey
 from PIL import Image
-from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtCore import QMimeData, QPoint, QPointF, QRect, QSize, Qt, QUrl
 from PySide6.QtGui import (
     QColor,
     QDragEnterEvent,
@@ -28,6 +28,7 @@ from PySide6.QtGui import (
     QDropEvent,
     QGuiApplication,
     QImage,
+    QPainter,
 )
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QStyleOptionViewItem
@@ -39,9 +40,11 @@ from bucket_chat_desktop.gui.attachments import AttachmentsFeature, install
 from bucket_chat_desktop.gui.controller import Controller
 from bucket_chat_desktop.gui.main_window import MainWindow
 from bucket_chat_desktop.gui.models.timeline_model import Roles, Row
+from bucket_chat_desktop.gui.widgets.message_delegate import FILE_CARD
 from bucket_chat_desktop.keys import load_or_create_identity, open_key_store
 from bucket_chat_desktop.protocol.attachments import blob_path, file_content
 from bucket_chat_desktop.protocol.event import MESSAGE
+from bucket_chat_desktop.protocol.relations import REACTION
 from bucket_chat_desktop.settings import Settings, StorageSettings
 from bucket_chat_desktop.storage.base import DEFAULT_MAX_READ, StorageOfflineError
 from bucket_chat_desktop.storage.local import LocalStorage
@@ -298,10 +301,145 @@ def test_a_picture_is_named_under_it_and_a_program_is_never_a_picture(
     texts = [a.text() for a in menu.actions()]
     assert any(t.startswith("Open (this kind of file can run code") for t in texts)
     card = chat.feature.card_rect(chat.index_of(program))
-    assert card is not None and (card.width(), card.height()) == attachments_feature.FILE_CARD
+    assert card is not None and (card.width(), card.height()) == FILE_CARD
     picture = chat.feature.card_rect(chat.index_of(shown))
     assert picture is not None and (picture.width(), picture.height()) == (400 * 240 // 300, 240)
     chat.shot("attachments-named-pictures.png")
+
+
+class Shapes(QPainter):  # paints as usual, and keeps where pictures and cards went
+    def __init__(self, device: QImage) -> None:
+        super().__init__(device)
+        self.pictures: list[QRect] = []
+        self.boxes: list[QRect] = []
+
+    def drawPixmap(self, *args: Any) -> None:
+        if len(args) == 2 and isinstance(args[0], QPoint):
+            pix = args[1]
+            dpr = pix.devicePixelRatio() or 1
+            size = QSize(round(pix.width() / dpr), round(pix.height() / dpr))
+            self.pictures.append(QRect(args[0], size))
+        super().drawPixmap(*args)
+
+    def drawRoundedRect(self, *args: Any) -> None:
+        self.boxes.append(QRect(args[0]))
+        super().drawRoundedRect(*args)
+
+
+def painted_attachment(chat: Chat, event_id: str) -> QRect:
+    """Where the window's own delegate paints a row's picture or file card, in viewport
+    coordinates, as its painting calls say (not as its layout says)."""
+    index = chat.index_of(event_id)
+    view = chat.window.timeline
+    row = view.visualRect(index)
+    option = QStyleOptionViewItem()
+    option.initFrom(view)
+    option.rect = QRect(row)
+    option.font = view.font()
+    image = QImage(row.right() + 1, row.bottom() + 1, QImage.Format.Format_ARGB32)
+    painter = Shapes(image)
+    chat.window.delegate.paint(painter, option, index)
+    painter.end()
+    cards = [b for b in painter.boxes if (b.width(), b.height()) == FILE_CARD]
+    [painted] = painter.pictures or cards
+    return painted
+
+
+def react(chat: Chat, event_id: str, count: int) -> None:
+    """``count`` members react to ``event_id``, each with their own long text: chips
+    over several lines."""
+    for i in range(count):
+        key = SigningKey(bytes([10 + i]) * 32)
+        w = RoomWriter(chat.storage, ROOM, f"member{i}@example.com", key)
+        draft = Draft(REACTION, {"relates_to": event_id, "reaction": f"reaction number {i}"})
+        wait_for(chat.qtbot, w.send([draft]))
+    chat.qtbot.waitUntil(
+        lambda: len(chat.index_of(event_id).data(Roles.Reactions) or ()) >= count, timeout=30000
+    )
+
+
+@pytest.mark.parametrize(("name", "kind"), [("beach.jpg", "image"), ("beach.jpg.exe", "file")])
+@pytest.mark.parametrize("below", ["chips", "thread", "both"])
+def test_the_click_area_of_a_card_is_where_it_is_painted(
+    chat: Chat, tmp_path: Path, name: str, kind: str, below: str
+) -> None:
+    """Red team rt56: the click area of a picture or a file card was worked out from the
+    bottom of its row, as if nothing were painted under it; reaction chips, a thread
+    summary or a repeated-id note are. With a line of chips it was 26 pixels low (the
+    top of the picture opened nothing), and a click on a chip under it opened the
+    file's menu too. It is now the rectangle the painting uses."""
+    photo = image_file(tmp_path / "beach.png", (400, 300))
+    thumb = base64.b64encode(photo.read_bytes()).decode("ascii")
+    ev = bob_sends(
+        chat, b"\xff\xd8\xff" + b"\x00" * 300, name, width=400, height=300, thumbnail_b64=thumb
+    )
+    if below in ("chips", "both"):
+        react(chat, ev, 14)
+    if below in ("thread", "both"):
+        bob = RoomWriter(chat.storage, ROOM, "bob@example.com", SigningKey(b"\x02" * 32))
+        wait_for(chat.qtbot, bob.send([Draft.text("and the sunset one?", parent=ev)]))
+        chat.qtbot.waitUntil(lambda: chat.index_of(ev).data(Roles.Thread) is not None)
+    chat.settle()
+    index = chat.index_of(ev)
+    view = chat.window.timeline
+    bar = view.verticalScrollBar()
+    bar.setValue(bar.value() + view.visualRect(index).top())  # the whole row in view
+    chat.qtbot.wait(100)
+    assert view.viewport().rect().contains(view.visualRect(index))
+    assert index.data(Roles.Kind) == kind
+    card = chat.feature.card_rect(index)
+    assert card is not None
+    assert card == painted_attachment(chat, ev)
+    regions = chat.window.delegate.regions(index, view.visualRect(index), view.font())
+    under = [r for _, _, r in regions.parts] + [r for r in (regions.thread,) if r is not None]
+    assert len({r.top() for r in under}) >= (1 if below == "thread" else 2)  # lines of them
+    assert not [r for r in under if r.intersects(card)]
+
+    shown: list[Any] = []
+    chat.feature.show_menu = lambda i, _pos: shown.append(i.data(Roles.EventId))  # type: ignore[method-assign]
+    viewport = view.viewport()
+    left = Qt.MouseButton.LeftButton
+    QTest.mouseClick(viewport, left, Qt.KeyboardModifier.NoModifier, card.topLeft() + QPoint(20, 3))
+    assert shown == [ev]  # the top of the picture (the card) opens its menu
+    QTest.mouseMove(viewport, card.topLeft() + QPoint(20, 3))
+    assert viewport.cursor().shape() == Qt.CursorShape.PointingHandCursor
+    for r in under:  # what is under the card is not the card
+        QTest.mouseMove(viewport, r.center())
+        assert viewport.cursor().shape() != Qt.CursorShape.PointingHandCursor
+    QTest.mouseClick(viewport, left, Qt.KeyboardModifier.NoModifier, under[-1].center())
+    assert shown == [ev]
+    image = chat.window.grab().toImage()  # as it is now (``shot`` scrolls)
+    image.save(str(chat.shots / f"attachments-click-area-{kind}-{below}.png"))
+    if kind == "image":  # the picture's own pixels are where the click area says
+        origin = viewport.mapTo(chat.window, QPoint(0, 0))
+        dpr = image.devicePixelRatio() or 1
+
+        def px(x: int, y: int) -> QColor:
+            return image.pixelColor(int((origin.x() + x) * dpr), int((origin.y() + y) * dpr))
+
+        assert color_near(px(card.left() + 20, card.top() + 2), (220, 40, 40))
+        assert color_near(px(card.left() + 20, card.bottom() - 2), (220, 40, 40))
+        assert not color_near(px(card.left() + 20, card.bottom() + 30), (220, 40, 40))
+
+
+def test_the_click_area_of_a_card_in_an_echo_row_is_where_it_is_painted(chat: Chat) -> None:
+    """A file this device failed to send is its card over a "Not sent" line: the card's
+    click area is where it is painted, above that line (red team rt56: one layout for
+    both, whatever follows the card)."""
+    data = b"%PDF-1.7 minutes\n"
+    content = file_content("minutes.pdf", len(data), "application/pdf", "a" * 64)
+    alice = RoomWriter(chat.storage, ROOM, "carol@example.com", SigningKey(b"\x05" * 32))
+    wait_for(chat.qtbot, alice.load_head())
+    [*_, ev] = alice.prepare([Draft(MESSAGE, content)])
+    chat.controller.timeline(chat.key).set_echo([ev], "failed", "no network")
+    chat.settle()
+    index = chat.index_of(ev.event_id)
+    assert index.data(Roles.Echo) == "failed" and index.data(Roles.Kind) == "file"
+    card = chat.feature.card_rect(index)
+    assert card is not None and card == painted_attachment(chat, ev.event_id)
+    view = chat.window.timeline
+    regions = chat.window.delegate.regions(index, view.visualRect(index), view.font())
+    assert card.bottom() < regions.bottom  # the "Not sent" line is under the card
 
 
 def test_dragging_files_over_the_timeline_says_where_they_go(chat: Chat, tmp_path: Path) -> None:
@@ -548,6 +686,34 @@ def test_a_message_that_lies_about_a_files_size_keeps_this_devices_copy(
     actions["Open"].trigger()  # Alice's own message still opens her file
     chat.qtbot.waitUntil(lambda: bool(opened))
     assert Path(opened[0].toLocalFile()).read_bytes() == report.read_bytes()
+
+
+def test_a_message_that_understates_a_files_size_blames_neither(chat: Chat, tmp_path: Path) -> None:
+    """Red team rt56: Bob names Alice's file by its SHA-256 with a SMALLER size, on a
+    device without a copy. The read, capped at his size, is refused as too large, and
+    the app said the storage's file was "changed or damaged". Unread, nothing says which
+    is wrong: the stored object and his message disagree."""
+    opened: list[QUrl] = []
+    chat.feature.open_url = opened.append
+    report = tmp_path / "contract.pdf"
+    report.write_bytes(b"%PDF-1.4 the signed contract\n" * 40)
+    send_and_click(chat, report, "file")
+    sha = hashlib.sha256(report.read_bytes()).hexdigest()
+    chat.feature.cache.path_for(sha).unlink()  # another device: no copy of its own
+    lie = file_content("contract-v2.pdf", len(report.read_bytes()) - 1, "application/pdf", sha)
+    bob = RoomWriter(chat.storage, ROOM, "bob@example.com", SigningKey(b"\x02" * 32))
+    lying = wait_for(chat.qtbot, bob.send([Draft(MESSAGE, lie)]))[1][-1]
+    chat.qtbot.waitUntil(lambda: any(r.event_id == lying.event_id for r in chat.rows()))
+    menu = chat.feature.show_menu(chat.index_of(lying.event_id), QPoint(0, 0))
+    assert menu is not None
+    next(a for a in menu.actions() if a.text() == "Open").trigger()
+    chat.qtbot.waitUntil(lambda: bool(chat.feature.strip.errors()))
+    [error] = chat.feature.strip.errors()
+    assert error == (
+        "Not opened: the stored object is larger than the announced 1.1 KB. The stored "
+        "object and the signed message that names it disagree."
+    )
+    assert opened == [] and "changed or damaged" not in error
 
 
 def test_programs_are_never_opened_by_a_click(chat: Chat, tmp_path: Path) -> None:

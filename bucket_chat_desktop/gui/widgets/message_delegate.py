@@ -88,7 +88,11 @@ CHIP_KEY_W = 120  # a reaction's text is elided past this (64 characters fit no 
 THREAD_H = 22
 NOTE_H = 20
 CAPTION_H = 18  # an image's name and size, under its picture
-IMAGE_CAPTION_W = 360  # as wide as a file card
+FILE_CARD = (360, 52)  # a file's card, at most (width, height)
+IMAGE_BOX = (320, 240)  # an image row's picture, at most (width, height)
+NO_SIZE_HEIGHT = 180  # an image row's picture when its message gives no usable w/h
+IMAGE_CAPTION_W = FILE_CARD[0]  # as wide as a file card
+ATTACHMENT_TOP = 2 + 4  # from a row's body_y down to its card or picture
 REPEATED = f"{WARNING_MARK} {REPEATED_ID_NOTE}"
 EDITED = "(edited)"
 BODY_SLACK = 3  # pixels a body may paint above and below its lines (accents, descenders)
@@ -281,12 +285,18 @@ class MessageDelegate(SafeDelegate):
         return bool(index.data(Roles.Layout)[4])
 
     def _image_h(self, index: Index) -> int:
-        info = _info(index.data(Roles.Content))
-        w, h = info.get("w"), info.get("h")
-        if isinstance(w, int) and isinstance(h, int) and w > 0 and h > 0:
-            scale = min(1.0, 320 / w, 240 / h)
-            return max(40, int(h * scale))
-        return 180
+        return image_box(index.data(Roles.Content))[1]
+
+    def _shows_picture(self, index: Index) -> bool:
+        """An image row is painted as its picture when a ``thumbnail_provider`` is set,
+        else as a file card (in the room the picture leaves)."""
+        return index.data(Roles.Kind) == "image" and self.thumbnail_provider is not None
+
+    def attachment_rect(self, index: Index, rect: QRect, font: QFont) -> QRect | None:
+        """Where the card or picture of a file or image row ``index`` is painted in
+        ``rect`` (its row), None for any other row: what a click on the attachment
+        means (``regions``, which painting uses too)."""
+        return self.regions(index, rect, font).attachment
 
     def row_size(self, option: QStyleOptionViewItem, index: Index) -> QSize:
         width = option.rect.width() or 600
@@ -356,6 +366,13 @@ class MessageDelegate(SafeDelegate):
         elif kind not in ("file", "image"):
             y += self._body_height(index, text_w, font)
         y += 2
+        attachment = None
+        if kind == "file" or (kind == "image" and not self._shows_picture(index)):
+            top = body_y + ATTACHMENT_TOP
+            attachment = QRect(left, top, min(FILE_CARD[0], text_w), FILE_CARD[1])
+        elif kind == "image":
+            w, h = image_box(index.data(Roles.Content))
+            attachment = QRect(left, body_y + ATTACHMENT_TOP, w, h)
         if kind == "file":
             y += 64
         elif kind == "image":
@@ -391,7 +408,7 @@ class MessageDelegate(SafeDelegate):
         if len(layout) > 10 and layout[10]:  # an id another device signed too
             note = QRect(left, y, text_w, NOTE_H)
             y += NOTE_H + 2
-        return Regions(quote, body_y, tuple(parts), thread, y, note)
+        return Regions(quote, body_y, tuple(parts), thread, y, note, attachment)
 
     def hit(self, index: Index, rect: QRect, font: QFont, pos: QPoint) -> tuple[str, Any] | None:
         """What a click at ``pos`` (view coordinates) on row ``rect`` lands on:
@@ -475,9 +492,8 @@ class MessageDelegate(SafeDelegate):
             y += self._paint_body(
                 painter, index, rect.left() + LEFT, y, text_w, option.font, text_color
             )
-        y += 2
-        if kind in ("file", "image"):
-            y = self._paint_attachment(painter, option, index, rect, y, muted)
+        if regions.attachment is not None:
+            self._paint_attachment(painter, option, index, rect, regions.attachment, muted)
         self._paint_parts(painter, option, regions, muted)
         focus = getattr(option.widget, "chip_focus", None)
         if focus and focus[0] == index.data(Roles.EventId):
@@ -944,19 +960,20 @@ class MessageDelegate(SafeDelegate):
         option: QStyleOptionViewItem,
         index: Index,
         rect: QRect,
-        y: int,
+        box: QRect,
         muted: QColor,
-    ) -> int:
+    ) -> None:
+        """The card or picture of a file or image row, in ``box`` (``Regions.attachment``:
+        where clicks on it land too)."""
         content = index.data(Roles.Content) or {}
         info = _info(content)
-        if index.data(Roles.Kind) == "image" and self.thumbnail_provider is not None:
+        if self._shows_picture(index) and self.thumbnail_provider is not None:
             pix = self.thumbnail_provider(index)
             if pix is not None and not pix.isNull():
-                painter.drawPixmap(rect.left() + LEFT, y + 4, pix)
-                image_h = self._image_h(index)
-                self._paint_caption(painter, index, rect, y + 4 + image_h + 2, muted)
-                return y + image_h + 8 + CAPTION_H
-        box = QRect(rect.left() + LEFT, y + 4, min(360, rect.width() - LEFT - RIGHT), 52)
+                painter.drawPixmap(box.topLeft(), pix)  # as large as the box (image_box)
+                self._paint_caption(painter, index, rect, box.bottom() + 1 + 2, muted)
+                return
+            box = QRect(box.topLeft(), QSize(min(FILE_CARD[0], box.width()), FILE_CARD[1]))
         painter.setPen(muted)
         painter.setBrush(Qt.BrushStyle.NoBrush)
         painter.drawRoundedRect(box, 6, 6)
@@ -973,7 +990,6 @@ class MessageDelegate(SafeDelegate):
         detail = _human_size(size) if isinstance(size, int) else ""
         painter.drawText(box.adjusted(44, 26, -8, -6), Qt.AlignmentFlag.AlignLeft, detail)
         painter.drawText(box.adjusted(10, 0, 0, 0), Qt.AlignmentFlag.AlignVCenter, "📄")
-        return y + 60
 
     def _paint_caption(
         self, painter: QPainter, index: Index, rect: QRect, y: int, muted: QColor
@@ -1202,6 +1218,21 @@ class Regions:
     bottom: int
     # the line that says the row's id was signed by another device too (``REPEATED``)
     note: QRect | None = None
+    # where a file's card or an image's picture is painted, and clicked
+    attachment: QRect | None = None
+
+
+def image_box(content: Any) -> tuple[int, int]:
+    """The (width, height) an image row's picture takes: its message's ``info.w`` and
+    ``info.h`` as sent, scaled down into ``IMAGE_BOX`` (never under 40 pixels high), or
+    ``IMAGE_BOX[0]`` × ``NO_SIZE_HEIGHT`` without them. The row's layout, its thumbnail
+    (``attachments.display_size``) and its click area all take this one size."""
+    info = _info(content)
+    w, h = info.get("w"), info.get("h")
+    if isinstance(w, int) and isinstance(h, int) and w > 0 and h > 0:
+        scale = min(1.0, IMAGE_BOX[0] / w, IMAGE_BOX[1] / h)
+        return max(1, int(w * scale)), max(40, int(h * scale))
+    return IMAGE_BOX[0], NO_SIZE_HEIGHT
 
 
 def _small(font: QFont) -> QFont:

@@ -377,13 +377,13 @@ def test_a_program_under_a_harmless_name_is_copied_but_not_linked(tmp_path: Path
     assert "<code>plans_files/agenda</code>, not linked" in raw
 
 
-def test_a_message_that_lies_about_a_files_size_is_not_linked_to_it(tmp_path: Path) -> None:
-    """Red team rt55: a message naming another's file by its SHA-256 with a wrong size
-    was linked to that file (copied once, by hash) under the size it claims; and its
-    read blamed the storage. It is named as what does not match, and not linked."""
-    store = tmp_path / "store"
-    data = b"%PDF-1.4 the signed contract\n" * 40
-    sha = hashlib.sha256(data).hexdigest()
+CONTRACT = b"%PDF-1.4 the signed contract\n" * 40
+
+
+def _contract_room(store: Path, sizes: list[tuple[str, int]]) -> None:
+    """A room whose storage holds ``CONTRACT``, with a file message naming it by its
+    SHA-256 under each (name, size) of ``sizes``, in order."""
+    sha = hashlib.sha256(CONTRACT).hexdigest()
 
     async def build() -> None:
         storage = LocalStorage(store)
@@ -392,12 +392,26 @@ def test_a_message_that_lies_about_a_files_size_is_not_linked_to_it(tmp_path: Pa
             storage, ROOM, ALICE, SigningKey(b"\x01" * 32), displayname="Alice", clock=clock
         )
         await alice.create_room("Plans", "2026-09-21T10:00:00.000Z")
-        await storage.put_if_absent(blob_path(ROOM, sha), data)
-        await _say(alice, (MESSAGE, file_content("contract.pdf", len(data), "text/plain", sha)))
-        lie = file_content("contract-v2.pdf", len(data) + 1, "text/plain", sha)
-        await _say(alice, (MESSAGE, lie))
+        await storage.put_if_absent(blob_path(ROOM, sha), CONTRACT)
+        for name, size in sizes:
+            await _say(alice, (MESSAGE, file_content(name, size, "text/plain", sha)))
 
     asyncio.run(build())
+
+
+@pytest.mark.parametrize("delta", [+1, -1])
+def test_a_message_that_lies_about_a_files_size_is_not_linked_to_it(
+    tmp_path: Path, delta: int
+) -> None:
+    """Red team rt55: a message naming another's file by its SHA-256 with a wrong size
+    was linked to that file (copied once, by hash) under the size it claims; and its
+    read blamed the storage. It is named as what does not match, and not linked.
+    Red team rt56: a size SMALLER than the file's still blamed the storage ("changed or
+    damaged": the read, capped at the size the message says, was refused as too large).
+    The file of that SHA-256 was copied, verified, already: the message is blamed, and
+    the storage is not read again."""
+    store = tmp_path / "store"
+    _contract_room(store, [("contract.pdf", len(CONTRACT)), ("v2.pdf", len(CONTRACT) + delta)])
     path = tmp_path / "out" / "plans.html"
     path.parent.mkdir()
     summary, _ = asyncio.run(run_export(store, tmp_path / "data", "html", path))
@@ -407,8 +421,26 @@ def test_a_message_that_lies_about_a_files_size_is_not_linked_to_it(tmp_path: Pa
     assert hrefs.count("plans_files/contract.pdf") == 1
     assert (
         "the signed message does not describe its file (the signed message says "
-        f"{len(data) + 1:,} bytes, but the file of its SHA-256 has {len(data):,} (the "
-        "storage holds it as named))"
+        f"{len(CONTRACT) + delta:,} bytes, but the file of its SHA-256 has {len(CONTRACT):,} "
+        "(this export copied it))"
+    ) in html.unescape(raw)
+    assert "changed or damaged" not in raw
+
+
+def test_a_message_that_understates_a_files_size_blames_neither(tmp_path: Path) -> None:
+    """Red team rt56: without an earlier copy, a message whose size is smaller than its
+    file's gets a stored object larger than it says, refused unread: either may be
+    wrong (a damaged file, or the right one under a wrong size), and neither is blamed."""
+    store = tmp_path / "store"
+    _contract_room(store, [("contract-v2.pdf", len(CONTRACT) - 1)])
+    path = tmp_path / "out" / "plans.html"
+    path.parent.mkdir()
+    summary, _ = asyncio.run(run_export(store, tmp_path / "data", "html", path))
+    assert summary.copied == 0
+    raw, _page = parse(path)
+    assert (
+        "the file in the storage and the signed message disagree (the stored object is "
+        f"larger than the announced {blobs.human_size(len(CONTRACT) - 1)}); either may be wrong"
     ) in html.unescape(raw)
     assert "changed or damaged" not in raw
 

@@ -7,7 +7,10 @@ import base64
 import hashlib
 import io
 import json
+import shutil
+import subprocess
 import zipfile
+from pathlib import Path
 
 import pytest
 from nacl.signing import SigningKey
@@ -321,6 +324,114 @@ def test_contents_that_run_code_are_recognised_whatever_the_name(data: bytes, wh
     assert found is not None and found.startswith(what)
 
 
+# Red team rt56: packages shared-mime-info knows by their first bytes (what `gio info`
+# says of each under a name without an extension).
+DEB = b"!<arch>\ndebian-binary   1342943816  0     0     100644  4         `\n2.0\n"
+RPM = b"\xed\xab\xee\xdb\x03\x00\x00\x01\x00\x01hello-1.0-1" + b"\x00" * 100
+PACKAGES = {
+    "deb": (DEB, "application/vnd.debian.binary-package", "a Debian package"),
+    "rpm": (RPM, "application/x-rpm", "an RPM package"),
+    "flatpak": (
+        b"flatpak\x00\x01\x00\x89\xe5" + bytes(range(200)),
+        "application/vnd.flatpak",
+        "a Flatpak bundle",
+    ),
+    "xdg-app": (
+        b"xdg-app\x00\x01\x00\x89\xe5" + bytes(range(200)),
+        "application/vnd.flatpak",
+        "a Flatpak bundle",
+    ),
+}
+
+
+def gio_content_type(data: bytes, folder: Path) -> str | None:
+    """What GIO (GNOME's choice of handler) takes ``data`` for under the name "minutes",
+    or None without ``gio``."""
+    if shutil.which("gio") is None:
+        return None
+    path = folder / "minutes"
+    path.write_bytes(data)
+    out = subprocess.run(
+        ["gio", "info", "-a", "standard::content-type", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    return out.rsplit(":", 1)[-1].strip() if "content-type" in out else None
+
+
+@pytest.mark.parametrize("kind", sorted(PACKAGES))
+@pytest.mark.parametrize("name", ["minutes", "minutes.zzz", "notes.txt", "vpn.conf"])
+def test_a_package_under_a_harmless_name_is_an_installer(
+    kind: str, name: str, tmp_path: Path
+) -> None:
+    """Red team rt56: a Debian or RPM package or a Flatpak bundle named "minutes" or
+    "notes.txt" was opened: GIO and file(1) know them by their first bytes, and GNOME
+    Software, KDE Discover or gdebi offer to install them. Their names were save-only
+    already; their bytes are now too."""
+    data, mime, what = PACKAGES[kind]
+    assert gio_content_type(data, tmp_path) in (None, mime)
+    assert active_content(data, name) == f"an installer ({what})"
+
+
+@pytest.mark.parametrize(
+    ("data", "mime", "what"),
+    [
+        (
+            b"#" * 249 + b"\n[Flatpak Ref]\nName=org.evil.App\nUrl=https://evil.example/r\n",
+            "application/vnd.flatpak.ref",
+            "an installer",
+        ),
+        (b"x" * 256 + b"[Flatpak Ref]\nName=a\n", "application/vnd.flatpak.ref", "an installer"),
+        (
+            b" " * 254 + b'<jnlp spec="1.0+" codebase="https://evil.example/"></jnlp>\n',
+            "application/x-java-jnlp-file",
+            "an installer",
+        ),
+        (
+            b" " * 253 + b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"/>\n',
+            "image/svg+xml",
+            "a web page",
+        ),
+        (b"# notes\n" * 7 + b"[Desktop Entry]\nExec=x\n", None, "a desktop launcher"),
+    ],
+)
+def test_a_mark_that_begins_at_the_end_of_the_sniffed_window_counts(
+    data: bytes, mime: str | None, what: str, tmp_path: Path
+) -> None:
+    """Red team rt56: shared-mime-info's ``offset="0:256"`` is where a mark may BEGIN
+    (0 to 256): GIO takes a "minutes" whose ``[Flatpak Ref]`` starts at byte 250, or
+    256, for a Flatpak reference. Only marks wholly inside the first 256 bytes were
+    found; a launcher's header likewise where it begins in its first 64."""
+    if mime is not None:
+        assert gio_content_type(data, tmp_path) in (None, mime)
+    found = active_content(data, "minutes")
+    assert found is not None and found.startswith(what)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"x" * 257 + b"[Flatpak Ref]\nName=a\n",  # begins past the window: text to GIO
+        b" " * 257 + b"<jnlp spec='1.0+'>",
+        b"x" * 257 + b"<svg onload=x()>",
+        b"# notes\n" * 9 + b"[Desktop Entry]\nExec=x\n",
+        b" " * 257 + b"<h1>Agenda</h1>",
+    ],
+)
+def test_a_mark_that_begins_past_the_sniffed_window_does_not(data: bytes, tmp_path: Path) -> None:
+    if data.startswith(b"x"):
+        assert gio_content_type(data, tmp_path) in (None, "text/plain")
+    assert active_content(data, "minutes") is None
+
+
+def test_a_first_tag_that_begins_at_the_end_of_the_sniffed_window_counts() -> None:
+    """A browser sniffs a nameless file by its first tag after white space; it began
+    within the window, but the whole tag had to fit in it (red team rt56)."""
+    found = active_content(b" " * 254 + b"<h1>Agenda</h1><img src=x onerror=alert(1)>", "minutes")
+    assert found is not None and found.startswith("a web page")
+
+
 @pytest.mark.parametrize(
     "data",
     [
@@ -355,6 +466,8 @@ def test_markup_file_1_finds_in_its_first_4096_bytes_is_a_web_page(data: bytes) 
         zip_of("word/document.xml", b"UT\x05\x00\x01\x00\x00\x00\x00"),  # a docx
         b"plain notes: a <b> is bold, 1 < 2\n",
         b"Mz is not a program",
+        b"!<arch>\nlibnotes.o/     0           0     0     644     12        `\n",  # a .a
+        b"flatpak\x00\x01 is not a bundle",
         b"# not a shebang\n",
         b"\n\n" + b"x" * 300 + b"<scripts>",  # not a tag file(1) takes for HTML
         b"notes " * 700 + b"<html><script>x()</script>",  # past file(1)'s 4096 bytes

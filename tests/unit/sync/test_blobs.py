@@ -342,6 +342,37 @@ def test_a_blob_larger_than_its_signed_size_is_refused_unread(
     assert sum(read) <= 11 and not dest.exists()
 
 
+def test_a_message_that_understates_a_blobs_size_blames_neither_unread(
+    store: LocalStorage, files: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Red team rt56: a message naming a blob by its right SHA-256 with a size SMALLER
+    than the file's was said to have found the storage's file "changed or damaged": the
+    read, capped at the size the message says, is refused as too large. Unread, nothing
+    says which is wrong (a damaged file, or the right one under a wrong size): neither
+    is blamed, and no more than the signed size (+1) is read to say so."""
+    (files / "contract.pdf").write_bytes(b"%PDF-1.4 the signed contract\n" * 40)
+    honest = info_of(run(upload(store, ROOM, files / "contract.pdf", limit_bytes=MB)))
+    lying = dataclasses.replace(honest, name="contract-v2.pdf", size=honest.size - 1)
+    read: list[int] = []
+    real_read = os.read
+
+    def counting(fd: int, n: int) -> bytes:
+        data = real_read(fd, n)
+        read.append(len(data))
+        return data
+
+    monkeypatch.setattr(os, "read", counting)
+    with pytest.raises(BlobMismatchError) as caught:
+        run(download(store, ROOM, lying, event_id="$lie"))
+    assert sum(read) <= honest.size
+    assert caught.value.conclusion == BlobMismatchError.EITHER
+    assert str(caught.value) == (
+        "contract-v2.pdf: the stored object is larger than the announced 1.1 KB. The stored "
+        "object and the signed message that names it disagree; it was not used."
+    )
+    assert "changed or damaged" not in str(caught.value)
+
+
 def test_a_fifo_at_the_blob_name_is_refused_without_hanging(
     store: LocalStorage, files: Path, tmp_path: Path
 ) -> None:
