@@ -888,3 +888,76 @@ def test_a_metadata_file_that_keeps_changing_is_unread_not_none(tmp_path: Path) 
         (unread,) = [m for k, m in findings if k == Kind.UNREAD.value]
         assert "still being written" in unread and "read again" in unread
     assert kept[2] == ("Payroll", [])
+
+
+# -- the name of this device's next segment taken (red team rt57) ----------------------------
+
+
+class Squatter(LocalStorage):
+    """Someone guessed the name of this device's next segment (its millisecond): before
+    its first write to a room's ``logs/``, ``plant(folder, name)`` is called for that
+    name. The planting is real (a folder, files in the storage's folder); only its timing,
+    which a planter would have to guess, is given."""
+
+    def __init__(self, root: Path, plant: Any) -> None:
+        super().__init__(root)
+        self.plant = plant
+        self.planted: list[str] = []
+        self.tried: list[str] = []
+
+    async def put_if_absent(self, path: str, data: bytes) -> bool:
+        if "/logs/" in path:
+            self.tried.append(path)
+            if not self.planted:
+                self.planted.append(path)
+                self.plant(self.root, path)
+        return await super().put_if_absent(path, data)
+
+
+def _sent_through(store: Squatter, tmp_path: Path, *, timeout: float = 5) -> list[EngineEvent]:
+    """One message sent through the engine and its outbox to ``store``: what the engine
+    said meanwhile. The message must go out (``flush`` True)."""
+    rec = Recorder()
+
+    async def go() -> None:
+        engine = SyncEngine(
+            store, outbox=Outbox(tmp_path / "a.sqlite3"), listener=rec, config=QUIET
+        )
+        try:
+            await engine.start()
+            await engine.send(ROOM, ALICE, key(1), text("hello"))
+            assert await engine.flush(timeout=timeout), [
+                (p.state, p.error) for p in await engine.pending()
+            ]
+        finally:
+            await asyncio.wait_for(engine.close(), 20)
+            assert engine.outbox is not None
+            engine.outbox.close()
+
+    asyncio.run(go())
+    return rec.events
+
+
+def _stored_as(root: Path, body: str) -> list[str]:
+    return [
+        p.name
+        for p in sorted((root / "rooms" / ROOM / "logs").rglob("*.jsonl"))
+        if p.is_file() and body in p.read_text()
+    ]
+
+
+def test_a_folder_at_the_segment_name_sends_the_message_under_the_next_name(
+    tmp_path: Path,
+) -> None:
+    """Red team rt57: a folder at the exact name of the next segment (empty, so no
+    listing shows it) failed the message for good ("a folder has that name"), and every
+    later message of the device in the room waited behind it; a FIFO or a link there
+    made the writer take the next name. Now a folder does the same."""
+    root = tmp_path / "store"
+    create_room(LocalStorage(root))
+    store = Squatter(root, lambda at, path: (at / path).mkdir(parents=True))
+    _sent_through(store, tmp_path)
+    (planted,) = store.planted
+    assert (root / planted).is_dir()
+    cid = planted.rsplit("_", 1)[1].removesuffix(".jsonl")
+    assert _stored_as(root, "hello") == [Path(planted).name.replace(cid, f"{cid}-r1")]
