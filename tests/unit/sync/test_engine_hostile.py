@@ -26,7 +26,12 @@ from bucket_chat_desktop.protocol.ids import utc_date
 from bucket_chat_desktop.storage.base import ObjectInfo
 from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync.engine import MARKER_SETTLE_MS, SyncConfig, SyncEngine
-from bucket_chat_desktop.sync.events import EngineEvent, EventsAppended, StorageStatus
+from bucket_chat_desktop.sync.events import (
+    EngineEvent,
+    EventsAppended,
+    OutboxChanged,
+    StorageStatus,
+)
 from bucket_chat_desktop.sync.outbox import Outbox
 from bucket_chat_desktop.sync.poller import WATCHED_LISTING_MAX
 from bucket_chat_desktop.sync.room_objects import storage_rooms
@@ -961,3 +966,55 @@ def test_a_folder_at_the_segment_name_sends_the_message_under_the_next_name(
     assert (root / planted).is_dir()
     cid = planted.rsplit("_", 1)[1].removesuffix(".jsonl")
     assert _stored_as(root, "hello") == [Path(planted).name.replace(cid, f"{cid}-r1")]
+
+
+def _take_names(count: int) -> Any:
+    """A planter that puts junk at the name and at the ``count - 1`` ``-r<n>`` names
+    after it."""
+
+    def plant(root: Path, path: str) -> None:
+        base = path.removesuffix(".jsonl")
+        for n in range(count):
+            taken = root / (f"{base}-r{n}.jsonl" if n else f"{base}.jsonl")
+            taken.parent.mkdir(parents=True, exist_ok=True)
+            taken.write_bytes(b"junk\n")
+
+    return plant
+
+
+def test_fifty_one_taken_names_cost_no_message(tmp_path: Path) -> None:
+    """Red team rt57: junk at the name of the next segment and at the 50 ``-r<n>`` names
+    after it. The publisher stopped after ``-r50`` with a final error, and every retry
+    (the user's too) started at the stored ``-r50`` and stopped there at once, though
+    ``-r51`` was free: the message, and every later one of the device in the room, could
+    never go out. Each try now has 50 names past the stored one: this one goes out."""
+    root = tmp_path / "store"
+    create_room(LocalStorage(root))
+    store = Squatter(root, _take_names(51))
+    events = _sent_through(store, tmp_path)
+    (planted,) = store.planted
+    cid = planted.rsplit("_", 1)[1].removesuffix(".jsonl")
+    assert _stored_as(root, "hello") == [Path(planted).name.replace(cid, f"{cid}-r51")]
+    assert not [e for e in events if isinstance(e, OutboxChanged) and e.state == "failed"]
+
+
+def test_names_taken_past_one_try_are_a_passing_failure(tmp_path: Path) -> None:
+    """Red team rt57: more names taken than one try may take (80: the name and ``-r1`` to
+    ``-r79``). The try ends in a passing failure that says how many names were taken, the
+    message stays "sending" (not "failed": no one needs to click), the storage is not
+    called offline (it answered every write), and the next try, counting from the last
+    name tried, finds ``-r80`` free."""
+    root = tmp_path / "store"
+    create_room(LocalStorage(root))
+    store = Squatter(root, _take_names(80))
+    events = _sent_through(store, tmp_path, timeout=15)
+    (planted,) = store.planted
+    cid = planted.rsplit("_", 1)[1].removesuffix(".jsonl")
+    assert _stored_as(root, "hello") == [Path(planted).name.replace(cid, f"{cid}-r80")]
+    said = [(e.state, e.error) for e in events if isinstance(e, OutboxChanged)]
+    assert [s for s, _ in said] == ["sending", "sending", "sent"], said
+    error = said[1][1]
+    assert error is not None and "51 names" in error and f"{cid}-r50" in error, error
+    assert not [e for e in events if isinstance(e, StorageStatus) and not e.online]
+    # Each try took at most 51 names: 0-50, then 50 (tried again: stored) to 80.
+    assert len(store.tried) == 51 + 31, len(store.tried)
