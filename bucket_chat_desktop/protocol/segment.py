@@ -42,11 +42,20 @@ def encode_segment(events: Sequence[Event]) -> bytes:
 
 
 def path_for(events: Sequence[Event], client_id: str, attempt: int = 0) -> str:
-    """The object name of a segment; ``attempt`` > 0 picks another name after a collision."""
+    """The object name of a segment; ``attempt`` > 0 picks another name after a collision:
+    ``<client id>-r<attempt>``, the client id cut to 56 characters, or to fewer once the
+    attempt has more than six digits, so that the whole stays within 64 (PROTOCOL.md
+    section 2.2). Attempts grow without bound while someone takes names (each delivery
+    try takes 50 more: ``publisher.NAMES_PER_TRY``); a fixed cut of 56 made the name of
+    attempt 1,000,000 one a writer may not write (red team rt57)."""
     start = min(e.timestamp_ms for e in events)
     end = max(e.timestamp_ms for e in events)
     room_id = events[0].room_id
-    cid = client_id if attempt == 0 else f"{client_id[:56]}-r{attempt}"
+    if attempt == 0:
+        cid = client_id
+    else:
+        suffix = f"-r{attempt}"
+        cid = f"{client_id[: min(56, 64 - len(suffix))]}{suffix}"
     return segment_path(room_id, start, end, cid)
 
 

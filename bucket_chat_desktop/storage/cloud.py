@@ -50,6 +50,7 @@ from .base import (
     ObjectInfo,
     ObjectTooLargeError,
     Storage,
+    StorageAuthError,
     StorageError,
     StorageNotFoundError,
     StorageOfflineError,
@@ -1168,10 +1169,30 @@ class FsspecStorage(Storage, abc.ABC):
             )
 
     async def _same_or_raise(self, path: str, data: bytes) -> bool:
-        existing = await self.get(path)
+        """The name is taken: False when it holds these very bytes (a retry meeting its
+        own earlier write), else ``AlreadyExistsError`` and the caller picks another
+        name. Read with a cap of ``len(data)``: a larger object is not ours (red team
+        rt57: read with the 64 MiB cap of any read, more than that at the name was a
+        final "too large" and the message failed for good, and each conflict could
+        download 64 MiB). An object that may not be read, or is gone again, cannot be
+        these bytes either. Passing failures, and credentials refused (no other name
+        would fare better), are raised as they are."""
+        shown = self.display(path)
+        try:
+            existing = await self.get(path, max_bytes=len(data))
+        except ObjectTooLargeError as exc:
+            raise AlreadyExistsError(f"{shown} already exists with other contents") from exc
+        except StorageAuthError:
+            raise
+        except StorageError as exc:
+            if exc.transient:
+                raise
+            raise AlreadyExistsError(
+                f"{shown} is taken by an object this write cannot compare with its own: {exc}"
+            ) from exc
         if existing == data:
             return False
-        raise AlreadyExistsError(f"{self.display(path)} already exists with other contents")
+        raise AlreadyExistsError(f"{shown} already exists with other contents")
 
     async def get(self, path: str, *, max_bytes: int = DEFAULT_MAX_READ) -> bytes:
         # The caller's floor for the read's rate (``READ_RATE_FLOOR``), read here: the

@@ -516,15 +516,24 @@ class LocalStorage(Storage):
         os.close(fd)
 
     def _same_or_raise(self, path: str, target: Path, data: bytes) -> bool:
+        """The name is taken: False when it holds these very bytes (a retry meeting its
+        own earlier write), else ``AlreadyExistsError`` and the caller picks another
+        name. Anything there that cannot be compared is not these bytes: a FIFO, a link,
+        a folder (red team rt57: "a folder has that name" was a final error, and the
+        message failed for good), a file larger than ``data`` or one that may not be
+        read. Only a passing failure of the read is raised as it is (tried again)."""
         try:
             existing = self._get(path, len(data))
-        except ObjectTooLargeError:
-            existing = None
         except NotRegularFileError as exc:
-            if exc.kind == "folder":
-                raise StorageError(f"cannot write {target}: a folder has that name") from exc
-            # A squatted name (FIFO, link): the caller picks another name.
             raise AlreadyExistsError(f"{target} is occupied by a {exc.kind}") from exc
+        except ObjectTooLargeError as exc:
+            raise AlreadyExistsError(f"{target} already exists with other contents") from exc
+        except StorageError as exc:
+            if exc.transient:
+                raise
+            raise AlreadyExistsError(
+                f"{target} is taken by an object this write cannot compare with its own: {exc}"
+            ) from exc
         if existing == data:
             return False
         raise AlreadyExistsError(f"{target} already exists with other contents")

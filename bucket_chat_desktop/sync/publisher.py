@@ -80,6 +80,13 @@ finds the message). Let go at once, a message whose marker met a passing failure
 reached readers who poll the markers only with their safety listing: 15 minutes later
 with the window in front, 4 hours behind other windows."""
 
+NAMES_PER_TRY = 50
+"""Names a delivery try may take past the segment's stored one (``-r<n>``, n counted from
+there; ``_deliver``). Beyond them the try ends in ``NamesTakenError``, a passing failure:
+the outbox tries again with its back-off (up to a minute), with 50 more. Red team rt57:
+one budget of 50 for the segment's whole life, with the 50th name stored, failed the
+message for good, and every later message of the device in the room behind it."""
+
 Drafts = Sequence[Draft]  # (event type, content[, parent event id]) of each event to send
 
 
@@ -89,6 +96,15 @@ class _Delivery(enum.Enum):
     DONE = "done"  # stored, its activity marker written: off the outbox
     STORED = "stored"  # stored, the marker failed: the chain may go on after it
     NOT_STORED = "not stored"  # the chain's later segments wait for it
+
+
+class NamesTakenError(AlreadyExistsError):
+    """A delivery try found ``NAMES_PER_TRY`` + 1 names in a row taken (someone guesses
+    this device's segment names and takes them, or many writers share its client id).
+    Passing: the next try takes the names after them. Said as "sending", with this
+    reason, never as the storage being offline (it answered every write)."""
+
+    transient = True
 
 
 class NotQueuedError(StorageError):
@@ -546,15 +562,24 @@ class Publisher:
         stored = seg.state != "assigned"
         try:
             if not stored:
+                # The name last chosen is stored (``Outbox.rename``): a try that was cut
+                # off, or met its own bytes there, goes on from it. Each try takes at
+                # most ``NAMES_PER_TRY`` more, counted from there (not from 0: then a
+                # segment that ever reached the cap could never be tried again).
                 attempt = seg.attempt
                 while True:
                     try:
                         await self._engine.storage.put_if_absent(path, seg.data)
                         break
-                    except AlreadyExistsError:
+                    except AlreadyExistsError as exc:
                         attempt += 1
-                        if attempt > 50:
-                            raise
+                        if attempt > seg.attempt + NAMES_PER_TRY:
+                            raise NamesTakenError(
+                                f"{attempt - seg.attempt} names in a row are taken for this "
+                                f"segment, up to {path}: someone may be taking this "
+                                "device's segment names; tried again later with the names "
+                                "after them"
+                            ) from exc
                         path = await self._engine._outboxed(outbox.rename, seg.id, attempt)
                 stored = True
                 await self._engine._outboxed(outbox.mark_written, seg.id)
@@ -576,7 +601,10 @@ class Publisher:
             retry = await self._engine._outboxed(
                 lambda: outbox.mark_failed(seg.id, error, transient=transient, now=time.time())
             )
-            self._engine._set_online(not exc.transient, str(exc))
+            # Names taken are no sign of a storage away: it answered every write.
+            self._engine._set_online(
+                not exc.transient or isinstance(exc, NamesTakenError), str(exc)
+            )
             events = seg.events() if seg.state == "assigned" else []
             if events:
                 state = "sending" if exc.transient else "failed"

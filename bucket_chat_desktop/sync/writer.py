@@ -38,6 +38,7 @@ from ..storage.base import (
     AlreadyExistsError,
     ObjectInfo,
     Storage,
+    StorageAuthError,
     StorageError,
     UnreadableObjectError,
 )
@@ -82,15 +83,28 @@ async def read_room_segments(
     Every segment is read, not only those named after this device: names are not
     signed, and a storage that moved this device's newest segment under another device's
     name would otherwise have the next event fork the chain (both of its events then
-    unverified, a fork finding blaming this device). What cannot be read under this
-    device's name, or cannot be read *now* under any name, raises: the head is asked for
-    again later rather than guessed."""
+    unverified, a fork finding blaming this device). What cannot be read *now* (a
+    passing failure) raises, and so do refused credentials: the head is asked for again
+    later rather than guessed.
+
+    An object that can never be read as it is (a FIFO, too large, one this device may
+    not read) is skipped, under this device's name too, with a warning naming it; the
+    room's read names it as unread as well. Red team rt57: raised for an object under
+    this device's name (its client id is public: it names its segments in every room),
+    one file of mode 000 planted there kept the device from ever joining the room or
+    sending its first message. The risk taken: if that object really is this device's
+    newest segment (made unreadable after it was written), the next event continues an
+    older head and forks the chain, which every reader reports (a fork finding naming
+    this device), where before nothing could be sent. Unless nothing at all could be
+    read: then the refusal says nothing about one object (credentials that may list but
+    not read, a folder nobody may read), and it raises."""
 
     def own(client: str) -> bool:
         return client == client_id or client.startswith(client_id + "-r")
 
     items = await storage.list_objects(logs_prefix(room_id))
     gate = asyncio.Semaphore(READ_CONCURRENCY)
+    refused: list[StorageError] = []  # this device's name, refused for good
 
     async def fetch(item: ObjectInfo) -> tuple[str, bytes] | None:
         name = parse_segment_path(item.path)
@@ -118,19 +132,32 @@ async def read_room_segments(
                 )
             return None
         except StorageError as exc:
-            if mine or exc.transient:
+            if exc.transient or isinstance(exc, StorageAuthError):
                 raise  # ask again later rather than guess the head
+            if mine:
+                refused.append(exc)  # said below, once it is known that others were read
+                return None
             log.info("could not read %s while looking for this device's events: %s", item.path, exc)
             return None
 
     tasks = [asyncio.ensure_future(fetch(item)) for item in items]
     try:
-        return [got for got in await asyncio.gather(*tasks) if got is not None]
+        got = [got for got in await asyncio.gather(*tasks) if got is not None]
     except BaseException:
         for task in tasks:
             task.cancel()  # one failed (or the step was given up): stop the others
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
+    if refused and not got:
+        raise refused[0]
+    for exc in refused:
+        log.warning(
+            "ignoring an object named like this device's segments while looking for its "
+            "last event: %s. If it is one of this device's (made unreadable), its next "
+            "event continues an older one and forks its chain, which readers report",
+            exc,
+        )
+    return got
 
 
 async def own_chain_off_loop(

@@ -5,6 +5,7 @@ the engine and its outbox and read by the engine: the paths the app and the CLI 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 
@@ -20,6 +21,11 @@ from bucket_chat_desktop.storage import (
     ObjectTooLargeError,
     StorageError,
     StorageNotFoundError,
+)
+from bucket_chat_desktop.storage.base import (
+    DEFAULT_MAX_READ,
+    READ_PROGRESS,
+    WriteNotConfirmedError,
 )
 from bucket_chat_desktop.sync import room_objects
 from bucket_chat_desktop.sync.engine import NotQueuedError, SyncEngine
@@ -49,6 +55,34 @@ async def test_create_only_write_never_overwrites(stores: Stores) -> None:
     with pytest.raises(AlreadyExistsError):
         await other.put_if_absent(SEG, b"third")
     assert await other.get(SEG) == b"first"
+
+
+async def test_an_object_too_large_to_compare_at_the_name_is_a_taken_name(
+    stores: Stores,
+) -> None:
+    """Red team rt57: more than a read takes (64 MiB) at the name a create-only write
+    wants. Its read-back for the comparison had no cap of its own: the object could not
+    be read ("holds more than 67,108,864 bytes"), a final error, and the message failed
+    for good (and each such conflict downloaded up to 64 MiB). A larger object is not
+    these bytes: the name is taken (the writer picks another), and the comparison reads
+    at most one byte more than was written."""
+    planter, store = stores.new(), stores.new()
+    # (Azure stores it in blocks, and its answer names the block list's MD5: a write
+    # taken as not confirmed, stored all the same.)
+    with contextlib.suppress(WriteNotConfirmedError):
+        await planter.put_if_absent(SEG, b"x" * (DEFAULT_MAX_READ + 1))
+    assert [o.size for o in await planter.list_objects("rooms/")] == [DEFAULT_MAX_READ + 1]
+    received: list[int] = []
+    token = READ_PROGRESS.set(received.append)
+    try:
+        with pytest.raises(AlreadyExistsError):
+            await store.put_if_absent(SEG, b"a segment of ours\n")
+    finally:
+        READ_PROGRESS.reset(token)
+    assert sum(received) < 2**20, sum(received)  # (Azure hands over 1 MiB pieces)
+    # These very bytes under a name are still a write that was done already.
+    assert await store.put_if_absent(SEG.replace("_a.", "_b."), b"ours\n") is True
+    assert await store.put_if_absent(SEG.replace("_a.", "_b."), b"ours\n") is False
 
 
 async def test_empty_and_larger_objects(stores: Stores) -> None:

@@ -63,6 +63,26 @@ def test_path_for_another_name_after_a_collision(three: list[Event]) -> None:
         assert name.client_id.endswith(f"-r{attempt}")
 
 
+def test_path_for_keeps_names_valid_however_many_names_were_taken(three: list[Event]) -> None:
+    """Red team rt57: each try at delivering a segment may now take 50 more names, so
+    ``n`` of ``-r<n>`` grows without bound while someone takes them. With the client id
+    always cut to 56, ``n`` of seven digits made a 65-character client id, which a writer
+    may not write (``path_for`` raised). The cut shrinks as ``n`` grows: 56 characters up
+    to six digits (every name as before), 62 minus the digits past that."""
+    ours = "alice-0123abcd"
+    for client_id in (ours, "x" * 56, "x" * 64):
+        for attempt in (999_999, 10**6, 10**9, 10**15, 10**40):
+            path = path_for(three, client_id, attempt)
+            name = parse_segment_path(path)  # what readers accept
+            assert name is not None, path
+            assert CLIENT_ID_RE.fullmatch(name.client_id), name.client_id  # what writers may write
+            assert name.client_id.endswith(f"-r{attempt}")
+            kept = 64 - len(f"-r{attempt}")
+            assert name.client_id.startswith(client_id[: min(56, kept)])
+    assert path_for(three, "x" * 64, 999_999).endswith(f"_{'x' * 56}-r999999.jsonl")
+    assert path_for(three, ours, 10**15).endswith(f"_{ours}-r{10**15}.jsonl")
+
+
 def test_round_trip(three: list[Event]) -> None:
     path = path_for(three, "c")
     decoded = decode_segment(path, encode_segment(three), ROOM)

@@ -137,11 +137,11 @@ def test_already_exists_is_a_storage_error() -> None:
     assert issubclass(StorageNotFoundError, StorageError)
 
 
-def test_a_folder_at_the_name_is_an_error_not_a_crash(store: LocalStorage, root: Path) -> None:
+def test_a_folder_at_the_name_is_a_taken_name_not_a_crash(store: LocalStorage, root: Path) -> None:
+    # A taken name (the writer picks another): not a final error (red team rt57).
     (root / "a" / "b").mkdir(parents=True)
-    with pytest.raises(StorageError) as info:
+    with pytest.raises(AlreadyExistsError, match="occupied by a folder"):
         run(store.put_if_absent("a/b", b"x"))
-    assert not isinstance(info.value, AlreadyExistsError | StorageFullError)
     assert (root / "a" / "b").is_dir() and temp_files(root) == []
 
 
@@ -493,6 +493,42 @@ def test_permission_denied_as_nobody() -> None:
         for dirpath, dirnames, _ in os.walk(base):
             for d in dirnames:
                 os.chmod(os.path.join(dirpath, d), 0o700)
+        subprocess.run(["rm", "-rf", str(base)], check=False)
+
+
+def _put_at_a_name_nobody_may_read(root: Path) -> list[str]:
+    store = LocalStorage(root)
+    out = []
+    for data in (b"ours", b"a planted file that nobody may read"):
+        try:
+            out.append(f"ok {run(store.put_if_absent('rooms/r/logs/d/x.jsonl', data))}")
+        except StorageError as exc:
+            out.append(f"{type(exc).__name__}: {exc}")
+    return out
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="file modes")
+def test_a_file_nobody_may_read_at_the_name_is_a_taken_name() -> None:
+    """Red team rt57: an object the create-only write cannot read back to compare (here
+    a file of mode 000 at the segment's name) is not these bytes: the name is taken and
+    the writer picks the next one. It was a plain error ("permission denied"), which
+    failed the message for good. (As ``nobody`` when run as root, which reads anything.)"""
+    base = Path(tempfile.mkdtemp(prefix="bc-perm-"))
+    try:
+        base.chmod(0o755)
+        root = base / "root"
+        (root / "rooms/r/logs/d").mkdir(parents=True)
+        (root / "rooms/r/logs/d/x.jsonl").write_bytes(b"a planted file that nobody may read")
+        (root / "rooms/r/logs/d/x.jsonl").chmod(0)
+        for folder in (root, root / "rooms", root / "rooms/r", root / "rooms/r/logs"):
+            folder.chmod(0o777)
+        (root / "rooms/r/logs/d").chmod(0o777)
+        run(LocalStorage(root).exists("rooms/warm-up"))  # load the thread pool before forking
+        out = as_someone_modes_apply_to(lambda: _put_at_a_name_nobody_may_read(root))
+        for said in out:  # other bytes, or even the very bytes there: it cannot tell
+            assert said.startswith("AlreadyExistsError: "), out
+            assert "permission denied" in said, out
+    finally:
         subprocess.run(["rm", "-rf", str(base)], check=False)
 
 

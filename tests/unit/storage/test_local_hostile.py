@@ -72,6 +72,17 @@ def test_a_fifo_at_the_name_makes_a_writer_pick_another_name(root: Path) -> None
         run(LocalStorage(root).put_if_absent(SEG, b"data"))
 
 
+def test_a_folder_at_the_name_makes_a_writer_pick_another_name(root: Path) -> None:
+    """Red team rt57: a folder at the exact name of the next segment (empty, so no
+    listing shows it) was a plain error, "a folder has that name", and the message
+    failed for good; a FIFO or a link there made the writer pick the next name. A name
+    held by anything that is not these very bytes is taken, whatever holds it."""
+    (root / SEG).mkdir()
+    with pytest.raises(AlreadyExistsError, match="folder"):
+        run(LocalStorage(root).put_if_absent(SEG, b"data"))
+    assert list((root / SEG).iterdir()) == []  # nothing written into it
+
+
 def test_a_link_named_like_a_segment_is_not_followed(root: Path, outside: Path) -> None:
     secret = outside / "secret.jsonl"
     secret.write_bytes(b"private bytes of another program\n")

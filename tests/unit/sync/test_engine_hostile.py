@@ -26,7 +26,12 @@ from bucket_chat_desktop.protocol.ids import utc_date
 from bucket_chat_desktop.storage.base import ObjectInfo
 from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync.engine import MARKER_SETTLE_MS, SyncConfig, SyncEngine
-from bucket_chat_desktop.sync.events import EngineEvent, EventsAppended, StorageStatus
+from bucket_chat_desktop.sync.events import (
+    EngineEvent,
+    EventsAppended,
+    OutboxChanged,
+    StorageStatus,
+)
 from bucket_chat_desktop.sync.outbox import Outbox
 from bucket_chat_desktop.sync.poller import WATCHED_LISTING_MAX
 from bucket_chat_desktop.sync.room_objects import storage_rooms
@@ -888,3 +893,128 @@ def test_a_metadata_file_that_keeps_changing_is_unread_not_none(tmp_path: Path) 
         (unread,) = [m for k, m in findings if k == Kind.UNREAD.value]
         assert "still being written" in unread and "read again" in unread
     assert kept[2] == ("Payroll", [])
+
+
+# -- the name of this device's next segment taken (red team rt57) ----------------------------
+
+
+class Squatter(LocalStorage):
+    """Someone guessed the name of this device's next segment (its millisecond): before
+    its first write to a room's ``logs/``, ``plant(folder, name)`` is called for that
+    name. The planting is real (a folder, files in the storage's folder); only its timing,
+    which a planter would have to guess, is given."""
+
+    def __init__(self, root: Path, plant: Any) -> None:
+        super().__init__(root)
+        self.plant = plant
+        self.planted: list[str] = []
+        self.tried: list[str] = []
+
+    async def put_if_absent(self, path: str, data: bytes) -> bool:
+        if "/logs/" in path:
+            self.tried.append(path)
+            if not self.planted:
+                self.planted.append(path)
+                self.plant(self.root, path)
+        return await super().put_if_absent(path, data)
+
+
+def _sent_through(store: Squatter, tmp_path: Path, *, timeout: float = 5) -> list[EngineEvent]:
+    """One message sent through the engine and its outbox to ``store``: what the engine
+    said meanwhile. The message must go out (``flush`` True)."""
+    rec = Recorder()
+
+    async def go() -> None:
+        engine = SyncEngine(
+            store, outbox=Outbox(tmp_path / "a.sqlite3"), listener=rec, config=QUIET
+        )
+        try:
+            await engine.start()
+            await engine.send(ROOM, ALICE, key(1), text("hello"))
+            assert await engine.flush(timeout=timeout), [
+                (p.state, p.error) for p in await engine.pending()
+            ]
+        finally:
+            await asyncio.wait_for(engine.close(), 20)
+            assert engine.outbox is not None
+            engine.outbox.close()
+
+    asyncio.run(go())
+    return rec.events
+
+
+def _stored_as(root: Path, body: str) -> list[str]:
+    return [
+        p.name
+        for p in sorted((root / "rooms" / ROOM / "logs").rglob("*.jsonl"))
+        if p.is_file() and body in p.read_text()
+    ]
+
+
+def test_a_folder_at_the_segment_name_sends_the_message_under_the_next_name(
+    tmp_path: Path,
+) -> None:
+    """Red team rt57: a folder at the exact name of the next segment (empty, so no
+    listing shows it) failed the message for good ("a folder has that name"), and every
+    later message of the device in the room waited behind it; a FIFO or a link there
+    made the writer take the next name. Now a folder does the same."""
+    root = tmp_path / "store"
+    create_room(LocalStorage(root))
+    store = Squatter(root, lambda at, path: (at / path).mkdir(parents=True))
+    _sent_through(store, tmp_path)
+    (planted,) = store.planted
+    assert (root / planted).is_dir()
+    cid = planted.rsplit("_", 1)[1].removesuffix(".jsonl")
+    assert _stored_as(root, "hello") == [Path(planted).name.replace(cid, f"{cid}-r1")]
+
+
+def _take_names(count: int) -> Any:
+    """A planter that puts junk at the name and at the ``count - 1`` ``-r<n>`` names
+    after it."""
+
+    def plant(root: Path, path: str) -> None:
+        base = path.removesuffix(".jsonl")
+        for n in range(count):
+            taken = root / (f"{base}-r{n}.jsonl" if n else f"{base}.jsonl")
+            taken.parent.mkdir(parents=True, exist_ok=True)
+            taken.write_bytes(b"junk\n")
+
+    return plant
+
+
+def test_fifty_one_taken_names_cost_no_message(tmp_path: Path) -> None:
+    """Red team rt57: junk at the name of the next segment and at the 50 ``-r<n>`` names
+    after it. The publisher stopped after ``-r50`` with a final error, and every retry
+    (the user's too) started at the stored ``-r50`` and stopped there at once, though
+    ``-r51`` was free: the message, and every later one of the device in the room, could
+    never go out. Each try now has 50 names past the stored one: this one goes out."""
+    root = tmp_path / "store"
+    create_room(LocalStorage(root))
+    store = Squatter(root, _take_names(51))
+    events = _sent_through(store, tmp_path)
+    (planted,) = store.planted
+    cid = planted.rsplit("_", 1)[1].removesuffix(".jsonl")
+    assert _stored_as(root, "hello") == [Path(planted).name.replace(cid, f"{cid}-r51")]
+    assert not [e for e in events if isinstance(e, OutboxChanged) and e.state == "failed"]
+
+
+def test_names_taken_past_one_try_are_a_passing_failure(tmp_path: Path) -> None:
+    """Red team rt57: more names taken than one try may take (80: the name and ``-r1`` to
+    ``-r79``). The try ends in a passing failure that says how many names were taken, the
+    message stays "sending" (not "failed": no one needs to click), the storage is not
+    called offline (it answered every write), and the next try, counting from the last
+    name tried, finds ``-r80`` free."""
+    root = tmp_path / "store"
+    create_room(LocalStorage(root))
+    store = Squatter(root, _take_names(80))
+    events = _sent_through(store, tmp_path, timeout=15)
+    (planted,) = store.planted
+    cid = planted.rsplit("_", 1)[1].removesuffix(".jsonl")
+    assert _stored_as(root, "hello") == [Path(planted).name.replace(cid, f"{cid}-r80")]
+    said = [(e.state, e.error) for e in events if isinstance(e, OutboxChanged)]
+    assert [s for s, _ in said] == ["sending", "sending", "sent"], said
+    error = said[1][1]
+    assert error is not None and "51 names" in error and f"{cid}-r50" in error, error
+    assert not [e for e in events if isinstance(e, StorageStatus) and not e.online]
+    # Each try took at most 51 names: 0-50, then 50 (tried again: stored) to 80.
+    assert len(store.tried) == 51 + 31, len(store.tried)

@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
+import subprocess
+import sys
+import tempfile
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Coroutine
@@ -16,11 +21,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from file_modes import as_someone_modes_apply_to
 from nacl.signing import SigningKey
 
 from bucket_chat_desktop.protocol.audit import TrustState
 from bucket_chat_desktop.protocol.event import MESSAGE
 from bucket_chat_desktop.protocol.findings import Kind
+from bucket_chat_desktop.protocol.ids import client_id_for, utc_date
 from bucket_chat_desktop.protocol.signing import SignatureChecker
 from bucket_chat_desktop.storage.base import DEFAULT_MAX_READ, Level, ObjectInfo
 from bucket_chat_desktop.storage.local import LocalStorage
@@ -283,3 +290,82 @@ def test_a_send_while_a_silent_storage_is_being_read_queues_nothing_and_keeps_re
 
     run(go())
     assert_linear_and_verified(store, ["one", "hi", "two", "three"])
+
+
+class _Said(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+def _first_send_of_bob(root: Path) -> dict[str, Any]:
+    """Bob's device, with nothing local (a fresh outbox, no index), sends its first
+    message: what became of it, and the warnings said meanwhile."""
+    said = _Said()
+    logging.getLogger("bucket_chat.sync").addHandler(said)
+
+    async def go() -> str:
+        box = Outbox(None)
+        engine = SyncEngine(LocalStorage(root), outbox=box, config=QUIET)
+        try:
+            await engine.send(ROOM, BOB, key(2), [(MESSAGE, {"body": "hi", "msgtype": "m.text"})])
+            return "sent" if await engine.flush(timeout=10) else "not sent"
+        except NotQueuedError as exc:
+            return f"not queued: {exc}"
+        finally:
+            await engine.close()
+            box.close()
+
+    try:
+        return {"outcome": run(go()), "said": said.lines}
+    finally:
+        logging.getLogger("bucket_chat.sync").removeHandler(said)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="file modes")
+def test_an_object_under_this_devices_name_it_may_not_read_stops_no_first_send() -> None:
+    """Red team rt57: a file named like this device's segments (its client id is public:
+    it names its segments in every room), which the device may not read, planted in a
+    room the device never read whole. Asking the storage where its chain continues
+    raised for it ("ask again later rather than guess"), for good, so the device could
+    never join nor send there ("nothing was queued … permission denied"). Now it is
+    skipped like any object that cannot be read, and said (a warning naming it, and the
+    room's read names it as unread); the device starts its chain. Unless nothing at all
+    could be read: a refusal of every read says nothing of that one object, and the
+    send is not queued, as before. (As ``nobody`` when run as root, which reads all.)"""
+    base = Path(tempfile.mkdtemp(prefix="bc-perm-"))
+    try:
+        base.chmod(0o755)
+        root = base / "store"
+        alice = RoomWriter(LocalStorage(root), ROOM, ALICE, key(1), unique=unique)
+        run(alice.create_room("r", CREATED))
+        theirs, _ = run(alice.send([Draft.text("welcome")]))
+        cid = client_id_for(BOB, bytes(key(2).verify_key))
+        day = utc_date(int(time.time() * 1000))
+        trap = root / "rooms" / ROOM / "logs" / day / f"messages_1_1_{cid}.jsonl"
+        trap.parent.mkdir(parents=True, exist_ok=True)
+        trap.write_bytes(b"not yours to read\n")
+        trap.chmod(0)
+        for folder in [root, *(p for p in root.rglob("*") if p.is_dir())]:
+            folder.chmod(0o777)
+        run(LocalStorage(root).exists("rooms/warm-up"))  # the thread pool, before forking
+        # Nothing can be read: not queued (the device cannot tell where its chain is).
+        for segment in (root / "rooms" / ROOM / "logs").rglob("*.jsonl"):
+            segment.chmod(0)
+        nothing = as_someone_modes_apply_to(lambda: _first_send_of_bob(root))
+        assert nothing["outcome"].startswith("not queued: "), nothing
+        assert "permission denied" in nothing["outcome"], nothing
+        # Alice's segments readable, the one under Bob's name not: sent.
+        for segment in (root / "rooms" / ROOM / "logs").rglob("*.jsonl"):
+            if segment != trap:
+                segment.chmod(0o644)
+        out = as_someone_modes_apply_to(lambda: _first_send_of_bob(root))
+        assert out["outcome"] == "sent", out
+        (warning,) = [w for w in out["said"] if trap.name in w]
+        assert "permission denied" in warning and "fork" in warning, warning
+    finally:
+        subprocess.run(["rm", "-rf", str(base)], check=False)
+    assert theirs
