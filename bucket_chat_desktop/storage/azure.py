@@ -45,6 +45,8 @@ from .cloud import (
     service_code,
 )
 
+SINGLE_PUT = 64 * 1024 * 1024
+"""The largest write sent as one Put Blob (the SDK's default); larger ones go as blocks."""
 DOWNLOAD_PIECE = 1024 * 1024
 """Bytes per ranged request of a read (``AzureStorage._cat``). The SDK hands a piece
 over whole, so this is also how often a download shows progress (``Meter``, and
@@ -280,6 +282,9 @@ class AzureStorage(FsspecStorage):
                 # moves the read's deadline as it arrives (``Meter``); the SDK's first
                 # request of 32 MiB showed no progress before all of it was there.
                 max_single_get_size=DOWNLOAD_PIECE,
+                # Larger writes go as blocks, whose answer names no checksum of the
+                # bytes (``_create``): the limit said here, not left to a default.
+                max_single_put_size=SINGLE_PUT,
                 max_chunk_get_size=DOWNLOAD_PIECE,
                 # The SDK followed a redirect to any address, with the request's body
                 # (``cloud.redirect_reason``): one is an answer like any other.
@@ -309,7 +314,12 @@ class AzureStorage(FsspecStorage):
             target, data, mode="create", read_timeout=self.write_read_timeout(len(data))
         )
         # Put Blob answers with the Content-MD5 of what it stored: another one says the
-        # bytes it took are not these (``confirm_write``).
+        # bytes it took are not these (``confirm_write``). A larger write is blocks and a
+        # Put Block List, whose Content-MD5 is the list's: compared with the bytes', every
+        # attachment over 64 MiB was "not confirmed" and tried again for ever (found by
+        # the helper that wrote rt57's fixes); it is read back instead.
+        if len(data) > SINGLE_PUT:
+            return False
         named = answer.get("content_md5") if isinstance(answer, dict) else None
         if not isinstance(named, (bytes, bytearray)) or len(named) != 16:
             return False  # nothing to compare: ``put_if_absent`` reads it back
