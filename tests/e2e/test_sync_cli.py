@@ -160,7 +160,9 @@ def test_a_send_to_a_read_only_store_is_queued_then_delivered_once(
     started = time.monotonic()
     queued = alice.user("send", "--room-id", ROOM, "while read-only", check=False)
     assert queued.returncode == 3, queued.stdout + queued.stderr
-    assert "queued" in queued.stderr and "read-only" in queued.stderr
+    # refused, not unanswered: said so, and that it waits in the outbox
+    assert "not delivered: the storage refused it" in queued.stderr, queued.stderr
+    assert "wait in the outbox" in queued.stderr and "read-only" in queued.stderr
     assert time.monotonic() - started < 15  # a read-only folder is not retried for 30 s
     assert bodies_on_disk(small_store) == ["before"]
 
