@@ -225,6 +225,23 @@ _PROGRAM_SIGNATURES = (
     b"\xca\xfe\xba\xbe",  # a universal Mach-O, or a Java class
 )
 _LAUNCHER_SIGNATURES = (b"[desktop entry]", b"[desktop action", b"[kde desktop entry]")
+# The other marks shared-mime-info gives a launcher, at the very start (red team rt58:
+# a "minutes" beginning "# KDE Config File" is application/x-desktop to Qt and KDE)
+_LAUNCHER_STARTS = (b"# config file", b"# kde config file")
+# A shell script without "#!", by its interpreter's path beginning at byte 2 … 16
+# (shared-mime-info's application/x-shellscript; GIO and Qt call ":\n/bin/sh -c id" one)
+_SHELL_PATHS = (
+    b"/bin/bash",
+    b"/bin/nawk",
+    b"/bin/zsh",
+    b"/bin/sh",
+    b"/bin/ksh",
+    b"/bin/dash",
+    b"/bin/env sh",
+    b"/bin/env bash",
+    b"/bin/env zsh",
+    b"/bin/env ksh",
+)
 # Packages shared-mime-info (and file(1)) know by their first bytes, whatever the name:
 # GNOME Software, KDE Discover or gdebi offer to install a "minutes" or a "notes.txt"
 # that is one (red team rt56). Each is (offset, mark): all of a package's marks must be
@@ -353,6 +370,8 @@ def active_content(data: bytes, name: str = "") -> str | None:
         return "a Java program (a jar)"
     if text.startswith(b"#!"):
         return "a script (#!)"
+    if any(text.find(path, 2, 16 + len(path)) >= 0 for path in _SHELL_PATHS):
+        return "a script (its interpreter named at its start)"
     package = _package(text)
     if package is not None:
         return f"an installer ({package})"
@@ -361,7 +380,9 @@ def active_content(data: bytes, name: str = "") -> str | None:
     elif text.startswith(b"\xef\xbb\xbf"):
         text = text[3:]
     text = text[:FILE_1_SEARCHED_BYTES].lower()
-    if _begins_within(text, _LAUNCHER_SIGNATURES, LAUNCHER_BYTES):
+    if _begins_within(text, _LAUNCHER_SIGNATURES, LAUNCHER_BYTES) or text.startswith(
+        _LAUNCHER_STARTS
+    ):
         return "a desktop launcher"
     if _begins_within(text, _INSTALLER_NEAR_START, SNIFFED_BYTES):
         return "an installer (a Flatpak reference or repository, or Java Web Start)"

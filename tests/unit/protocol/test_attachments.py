@@ -311,6 +311,13 @@ PE = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00" + b"\x00" * 4
         (b"<?xml version='1.0'?><?xml-stylesheet href='x.xsl'?><r/>", "a web page"),
         ("<html><script>x()</script>".encode("utf-16"), "a web page"),
         (JAR, "a Java program"),
+        # red team rt58: a launcher by shared-mime-info's other marks, and a shell script
+        # without "#!" (application/x-desktop, application/x-shellscript to GIO and Qt)
+        (b"# KDE Config File\n" + b"#" * 80 + b"\n[Desktop Entry]\nExec=id\n", "a desktop"),
+        (b"# Config File\n" + b"#" * 80 + b"\n[Desktop Entry]\nExec=id\n", "a desktop"),
+        (b':\n/bin/sh -c "id"\n', "a script"),
+        (b"# /bin/bash notes\nid\n", "a script"),
+        (b"  #/bin/env zsh\nid\n", "a script"),
         # Red team rt55: installers shared-mime-info knows by their bytes
         (b"[Flatpak Ref]\nName=org.example.Notes\nUrl=https://x.example/repo\n", "an installer"),
         (b"[Flatpak Repo]\nTitle=Notes\nUrl=https://x.example/repo\n", "an installer"),
