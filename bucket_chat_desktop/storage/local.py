@@ -124,9 +124,9 @@ class _Workers:
         counting them as idle left its calls waiting for ever."""
         self._jobs = queue.SimpleQueue()
         self._lock = threading.Lock()
-        # calls given up on while a thread is still stuck in them, by the folder they
-        # went into (``LocalStorage._within``): the call and when it began
-        self.stuck: dict[str, tuple[concurrent.futures.Future[Any], float]] = {}
+        # calls given up on while a thread is still stuck in them, by their key
+        # (``LocalStorage._within``): the call and when it began
+        self.stuck: dict[tuple[str, str], tuple[concurrent.futures.Future[Any], float]] = {}
         # the calls whose threads were let go (``abandon``): not counted in ``size``
         self._abandoned: set[concurrent.futures.Future[Any]] = set()
         self._threads = 0
@@ -199,6 +199,25 @@ def _folder_of(path: str) -> str:
     """The folder a call on ``path`` goes into: an object's folder, or the one a listing
     of ``path`` (a prefix, "rooms/r/logs/") reads; "" for the storage's own folder."""
     return path[: path.rfind("/")] if "/" in path else ""
+
+
+Key = tuple[str, str]
+"""Which calls wait on a stuck one (``LocalStorage._within``): ("into", folder) for calls
+on objects, ("walk" or "level", prefix) for listings."""
+
+
+def _into(path: str) -> Key:
+    """The key of a call on the object ``path``: its folder. Objects are named by a
+    moment (activity markers) or chosen by a member: calls into one folder wait on its
+    first stuck one, whatever the name."""
+    return ("into", _folder_of(path))
+
+
+def _listing(kind: str, prefix: str) -> Key:
+    """The key of a listing: the listing itself. A listing reads every entry's details,
+    so a mount among them holds it where a write beside the mount goes through (red team
+    rt58: keyed by folder, a stuck listing of a day refused every message into it)."""
+    return (kind, prefix)
 
 
 _EVERY_WORKERS: weakref.WeakSet[_Workers] = weakref.WeakSet()
@@ -275,17 +294,23 @@ class LocalStorage(Storage):
         self._workers = _Workers(WORKERS)
         _EVERY_WORKERS.add(self._workers)
 
-    async def _within(self, call: Callable[[], T], what: str, folder: str, extra: float = 0.0) -> T:
+    async def _within(self, call: Callable[[], T], what: str, key: Key, extra: float = 0.0) -> T:
         """``call`` on the folder's threads, within ``READ_TIMEOUT`` (and ``extra``
         seconds): else "no answer", a passing failure, as for a cloud storage that does
-        not answer. ``what`` says what the call does (for the message), ``folder`` which
-        folder it goes into (an object's, or the one listed): while an earlier call into
-        that folder is stuck, another is not started (``_hung``)."""
-        stuck = self._workers.stuck.get(folder)
+        not answer. ``what`` says what the call does (for the message); ``key`` which
+        calls wait on it once it is stuck (``_into``: any into the same folder;
+        ``_listing``: the same listing): while it is, they are not started (``_hung``)."""
+        stuck = self._workers.stuck.get(key)
         if stuck is not None:
-            where = f"into {folder}/" if folder else "into the storage's folder"
+            kind, where = key
+            if kind != "into":
+                earlier = "the same listing"
+            elif not where:
+                earlier = "a call into the storage's folder"
+            else:
+                earlier = f"a call into {where}/"
             raise StorageOfflineError(
-                f"{what}: no answer (a call {where}, made {time.monotonic() - stuck[1]:.0f} s "
+                f"{what}: no answer ({earlier}, made {time.monotonic() - stuck[1]:.0f} s "
                 f"ago, has had none yet; {HUNG_HINT})"
             )
         seconds = READ_TIMEOUT + extra
@@ -294,25 +319,25 @@ class LocalStorage(Storage):
             return await asyncio.wait_for(asyncio.wrap_future(running), seconds)
         except TimeoutError as exc:
             if running.running():  # begun and stuck: else it never began (cancelled)
-                self._hung(folder, running, time.monotonic() - seconds)
+                self._hung(key, running, time.monotonic() - seconds)
             raise StorageOfflineError(
                 f"{what}: no answer within {seconds:.0f} s ({HUNG_HINT})"
             ) from exc
 
-    def _hung(self, folder: str, running: concurrent.futures.Future[Any], since: float) -> None:
-        """Keep calls into ``folder`` from taking another thread until ``running`` ends,
+    def _hung(self, key: Key, running: concurrent.futures.Future[Any], since: float) -> None:
+        """Keep the calls of ``key`` from taking another thread until ``running`` ends,
         and let its thread go (another may start in its place). Each round of polling
         into a hung mount left one more thread stuck on the same listing; and a write
         named by its moment (an activity marker, tried again under a new name) is never
         the same call twice (rt56): once all ``WORKERS`` were stuck, every room of the
         storage had "no answer" until the app restarted (rt53)."""
         entry, stuck = (running, since), self._workers.stuck
-        stuck[folder] = entry
+        stuck[key] = entry
         self._workers.abandon(running)
 
         def ended(_: concurrent.futures.Future[Any]) -> None:  # on the thread, once unstuck
-            if stuck.get(folder) is entry:
-                del stuck[folder]
+            if stuck.get(key) is entry:
+                del stuck[key]
 
         running.add_done_callback(ended)
 
@@ -435,7 +460,7 @@ class LocalStorage(Storage):
         return await self._within(
             lambda: self._put_if_absent(path, data),
             f"cannot write {self._fs_path(path)}",
-            _folder_of(path),
+            _into(path),
             len(data) / WRITE_BYTES_PER_S,
         )
 
@@ -544,7 +569,7 @@ class LocalStorage(Storage):
         return await self._within(
             lambda: self._get(path, max_bytes),
             f"cannot read {self._fs_path(path)}",
-            _folder_of(path),
+            _into(path),
         )
 
     def _get(self, path: str, max_bytes: int) -> bytes:
@@ -624,7 +649,7 @@ class LocalStorage(Storage):
         return await self._within(
             lambda: self._written_lately(path),
             f"cannot check {self._fs_path(path)}",
-            _folder_of(path),
+            _into(path),
         )
 
     def _written_lately(self, path: str) -> bool:
@@ -643,7 +668,7 @@ class LocalStorage(Storage):
 
     async def exists(self, path: str) -> bool:
         return await self._within(
-            lambda: self._exists(path), f"cannot check {self._fs_path(path)}", _folder_of(path)
+            lambda: self._exists(path), f"cannot check {self._fs_path(path)}", _into(path)
         )
 
     def _exists(self, path: str) -> bool:
@@ -669,7 +694,9 @@ class LocalStorage(Storage):
     async def list_objects(self, prefix: str) -> list[ObjectInfo]:
         try:
             return await self._within(
-                lambda: self._list(prefix), f"cannot list {prefix or '/'}", _folder_of(prefix)
+                lambda: self._list(prefix),
+                f"cannot list {prefix or '/'}",
+                _listing("walk", prefix),
             )
         except StorageError:
             raise
@@ -741,7 +768,9 @@ class LocalStorage(Storage):
 
     async def list_level(self, prefix: str) -> Level:
         return await self._within(
-            lambda: self._list_level(prefix), f"cannot list {prefix or '/'}", _folder_of(prefix)
+            lambda: self._list_level(prefix),
+            f"cannot list {prefix or '/'}",
+            _listing("level", prefix),
         )
 
     def _list_level(self, prefix: str) -> Level:
@@ -790,9 +819,7 @@ class LocalStorage(Storage):
     async def remove_probe(self, path: str) -> None:
         if not path.startswith(PROBE_PREFIX):
             raise StorageError(f"refusing to delete {path!r}: only self-test probes are removed")
-        await self._within(
-            lambda: self._remove_probe(path), f"cannot remove {path}", _folder_of(path)
-        )
+        await self._within(lambda: self._remove_probe(path), f"cannot remove {path}", _into(path))
 
     def _remove_probe(self, path: str) -> None:
         parts = check_object_path(path).split("/")
