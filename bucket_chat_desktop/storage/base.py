@@ -84,7 +84,13 @@ class StoragePermissionError(StorageError):
 
 
 class AlreadyExistsError(StorageError):
-    """A create-only write met an existing object with other contents."""
+    """A create-only write met an existing object with other contents; ``compared``
+    False: with an object it could not compare with its own bytes (not read: a folder,
+    a FIFO, refused, gone again), which may hold the same ones."""
+
+    def __init__(self, message: str, *, compared: bool = True) -> None:
+        super().__init__(message)
+        self.compared = compared
 
 
 class UnreadableObjectError(StorageError):

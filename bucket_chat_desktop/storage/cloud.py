@@ -1188,7 +1188,8 @@ class FsspecStorage(Storage, abc.ABC):
             if exc.transient:
                 raise
             raise AlreadyExistsError(
-                f"{shown} is taken by an object this write cannot compare with its own: {exc}"
+                f"{shown} is taken by an object this write cannot compare with its own: {exc}",
+                compared=False,
             ) from exc
         if existing == data:
             return False

@@ -550,14 +550,17 @@ class LocalStorage(Storage):
         try:
             existing = self._get(path, len(data))
         except NotRegularFileError as exc:
-            raise AlreadyExistsError(f"{target} is occupied by a {exc.kind}") from exc
+            raise AlreadyExistsError(
+                f"{target} is occupied by a {exc.kind}", compared=False
+            ) from exc
         except ObjectTooLargeError as exc:
             raise AlreadyExistsError(f"{target} already exists with other contents") from exc
         except StorageError as exc:
             if exc.transient:
                 raise
             raise AlreadyExistsError(
-                f"{target} is taken by an object this write cannot compare with its own: {exc}"
+                f"{target} is taken by an object this write cannot compare with its own: {exc}",
+                compared=False,
             ) from exc
         if existing == data:
             return False

@@ -462,6 +462,11 @@ async def _put_cancellable(
     try:
         created = put.result()
     except AlreadyExistsError as exc:
+        if not exc.compared:  # an object that may be this very file, unreadable (rt58)
+            raise BlobError(
+                f"{shown} cannot be stored: its name is held by an object this device "
+                f"cannot compare with it ({exc})"
+            ) from exc
         raise BlobError(
             f"{shown} cannot be stored: a different object already occupies its name "
             f"{target} (the storage holds damaged or forged data)"

@@ -11,7 +11,9 @@ import hashlib
 import io
 import os
 import random
+import shutil
 import struct
+import tempfile
 import time
 import zlib
 from collections.abc import Coroutine
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from file_modes import as_someone_modes_apply_to
 from nacl.signing import SigningKey
 from PIL import Image
 
@@ -445,6 +448,46 @@ def test_a_message_that_lies_about_a_blobs_size_does_not_delete_the_cached_copy(
         )
         assert caught.value.event_id == "$lie"
     assert run(download(store, ROOM, honest, cache=cache)) == b"%PDF-1.4 the signed contract\n" * 40
+
+
+def test_an_unreadable_copy_of_the_same_file_is_not_called_a_different_object() -> None:
+    """Red team rt58: a file someone shared (same bytes, so the same blob name) whose
+    stored copy this device may not read (mode 000): sending it failed with "a different
+    object already occupies its name … (the storage holds damaged or forged data)".
+    Nothing different is there; what is there could not be compared, and it says so."""
+    base = Path(tempfile.mkdtemp(prefix="bc-blob-twin-", dir="/tmp"))
+    try:
+        os.chmod(base, 0o777)
+        root = base / "store"
+        data = b"minutes of the meeting\n" * 100
+        stored = root / blob_path(ROOM, hashlib.sha256(data).hexdigest())
+        stored.parent.mkdir(parents=True)
+        for p in (root, root / "rooms", root / "rooms" / ROOM, stored.parent):
+            os.chmod(p, 0o777)
+        stored.write_bytes(data)  # the very same file, shared before by a member ...
+        os.chmod(stored, 0)  # ... who then made their copy unreadable
+        source = base / "minutes.txt"
+        source.write_bytes(data)
+        os.chmod(source, 0o644)
+
+        def check() -> str:
+            try:
+                run(upload(LocalStorage(root), ROOM, source, limit_bytes=MB))
+            except BlobError as exc:
+                return str(exc)
+            return "uploaded"
+
+        # what the upload imports, imported here (the child may not read the venv)
+        run(upload(LocalStorage(base / "warm"), ROOM, source, limit_bytes=MB))
+        said = as_someone_modes_apply_to(check)
+        assert said.startswith(
+            "minutes.txt cannot be stored: its name is held by an object this device cannot "
+            f"compare with it ({stored} is taken by an object this write cannot compare"
+        ), said
+        assert said.endswith(": permission denied)"), said
+        assert "different object" not in said and "forged" not in said, said
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_open_copies_use_the_safe_name_and_are_not_executable(tmp_path: Path) -> None:
