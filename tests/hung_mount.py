@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 
 def mountable() -> str:
@@ -67,3 +68,27 @@ class Lines:
             self.buffer += more
         line, self.buffer = self.buffer.split(b"\n", 1)
         return line.decode().strip()
+
+
+def run_child(script: Path, *args: str, timeout: float = 60.0) -> tuple[list[str], str]:
+    """``script`` run under ``unshare()`` (where it may mount ``HUNG_MOUNT``) with
+    ``args``: its lines up to "ending" (or its end, or ``timeout`` seconds without a
+    line), and its standard error. The child is killed then: a thread stuck on the
+    mount ends with it."""
+    child = subprocess.Popen(
+        [*unshare(), sys.executable, str(script), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None and child.stderr is not None
+    lines = Lines(child.stdout.fileno())
+    out: list[str] = []
+    try:
+        while (line := lines.next(timeout=timeout)) not in ("ending", ""):
+            out.append(line)
+    finally:
+        child.kill()
+        err = child.stderr.read()
+        child.wait()
+    return out, err

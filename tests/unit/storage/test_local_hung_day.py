@@ -10,12 +10,10 @@ same folder."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from hung_mount import HUNG_MOUNT, Lines, mountable, unshare
+from hung_mount import HUNG_MOUNT, mountable, run_child
 
 DAY = "rooms/r/logs/2026-01-05"
 
@@ -61,22 +59,7 @@ def test_a_hung_mount_in_a_day_folder_does_not_refuse_writes_into_that_day(
     (root / DAY / "zz").mkdir(parents=True)  # the member's mount point
     script = tmp_path / "child.py"
     script.write_text(HUNG_MOUNT + CHILD)
-    child = subprocess.Popen(
-        [*unshare(), sys.executable, str(script), str(root / DAY / "zz"), str(root)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert child.stdout is not None and child.stderr is not None
-    lines = Lines(child.stdout.fileno())
-    out: list[str] = []
-    try:
-        while (line := lines.next(timeout=60)) not in ("ending", ""):
-            out.append(line)
-    finally:
-        child.kill()
-        err = child.stderr.read()
-        child.wait()
+    out, err = run_child(script, str(root / DAY / "zz"), str(root))
     assert "Traceback" not in err, err
     assert out[0] == "list transient", out
     assert "fresh put True" in out, out  # the write itself works
@@ -123,22 +106,7 @@ def test_a_hung_walk_of_logs_does_not_refuse_the_list_of_days(tmp_path: Path) ->
     (root / "rooms/r/logs/2026-01-04").mkdir(parents=True)
     script = tmp_path / "child.py"
     script.write_text(HUNG_MOUNT + LOGS_CHILD)
-    child = subprocess.Popen(
-        [*unshare(), sys.executable, str(script), str(root / DAY / "zz"), str(root)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert child.stdout is not None and child.stderr is not None
-    lines = Lines(child.stdout.fileno())
-    out: list[str] = []
-    try:
-        while (line := lines.next(timeout=60)) not in ("ending", ""):
-            out.append(line)
-    finally:
-        child.kill()
-        err = child.stderr.read()
-        child.wait()
+    out, err = run_child(script, str(root / DAY / "zz"), str(root))
     assert "Traceback" not in err, err
     assert out[0] == "walk transient", out
     assert "fresh level ['2026-01-04', '2026-01-05']" in out, out
@@ -198,8 +166,6 @@ def test_a_members_hung_mount_in_todays_folder_stops_no_message(tmp_path: Path) 
     folder; the poller's listing of the day gets no answer (rightly), and the next
     message of this device dated today is stored all the same (it stayed "sending", "no
     answer … is the folder on a network share", although writing it would succeed)."""
-    import time as _time
-
     from nacl.signing import SigningKey
 
     from bucket_chat_desktop.storage.local import LocalStorage
@@ -217,22 +183,6 @@ def test_a_members_hung_mount_in_todays_folder_stops_no_message(tmp_path: Path) 
     home.mkdir()
     script = tmp_path / "child.py"
     script.write_text(f"MOUNT = {HUNG_MOUNT!r}\n" + ENGINE_CHILD)
-    child = subprocess.Popen(
-        [*unshare(), sys.executable, str(script), str(root), str(home)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert child.stdout is not None and child.stderr is not None
-    lines = Lines(child.stdout.fileno())
-    out: list[str] = []
-    try:
-        while (line := lines.next(timeout=60)) not in ("ending", ""):
-            out.append(line)
-    finally:
-        child.kill()
-        err = child.stderr.read()
-        child.wait()
-    del _time
+    out, err = run_child(script, str(root), str(home))
     assert out[:2] == ["flushed True", "listing: StorageOfflineError"], (out, err[-2000:])
     assert out[2] == "flushed True", (out, err[-3000:])

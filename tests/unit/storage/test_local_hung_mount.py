@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from hung_mount import HUNG_MOUNT, Lines, mountable, unshare
+from hung_mount import HUNG_MOUNT, Lines, mountable, run_child, unshare
 from nacl.signing import SigningKey
 
 from bucket_chat_desktop.protocol.activity import activity_folder
@@ -292,22 +292,7 @@ def test_activity_markers_into_a_hung_mount_hold_up_no_room(tmp_path: Path) -> N
     home.mkdir()
     script = tmp_path / "child.py"
     script.write_text(HUNG_MOUNT + MARKERS)
-    child = subprocess.Popen(
-        [*unshare(), sys.executable, str(script), str(today), str(root), str(home)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert child.stdout is not None and child.stderr is not None
-    lines = Lines(child.stdout.fileno())
-    out: list[str] = []
-    try:
-        while (line := lines.next(timeout=90)) not in ("ending", ""):
-            out.append(line)
-    finally:
-        child.kill()
-        err = child.stderr.read()
-        child.wait()
+    out, err = run_child(script, str(today), str(root), str(home), timeout=90)
     assert out[:2] == ["flushed True", "flushed True"], (out, err[-2000:])  # both stored
     assert "stuck 1" in out, out  # one call stuck: into the activity folder
     assert "listed 2" in out and "written" in out, (out, err[-2000:])
