@@ -723,10 +723,13 @@ class Poller:
         None when the feed failed: the poller then polls the bucket, and tries the feed
         again after a backoff."""
         try:
+            # Said to be waited on once a receive has answered too: a queue that may be
+            # checked but not read (a reply refused, a receive denied) was said to work
+            # at every retry, then to fail.
+            checked = None
             if not self.feed_active:
                 checked = await feed.check()
                 self._feed_checked_at = None  # catch up on what came before
-                self._set_feed(True, f"waiting on the bucket's notifications in {checked}")
             now = time.monotonic()
             if self._feed_cycle is None:  # what the waits until the next rest cost
                 self._feed_cycle = (now, feed.requests)
@@ -744,6 +747,8 @@ class Poller:
             self._poll_wake.clear()  # what a wake would poll for, the feed tells
             batch = await feed.wait(self._engine.config.feed_wait)
             self.feed_rounds += 1
+            if checked is not None:
+                self._set_feed(True, f"waiting on the bucket's notifications in {checked}")
             if batch.ignored_count:
                 self.feed_ignored += batch.ignored_count
                 # A flood of junk is said once a minute, not at every answer.
