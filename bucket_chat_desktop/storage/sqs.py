@@ -54,7 +54,16 @@ MAX_KEY_CHARS = 3 * 1024  # a 1,024-byte key, every byte percent-encoded
 MAX_RECEIPT_CHARS = 8 * 1024
 MAX_REPLY_BYTES = 12 * 1024 * 1024
 """The most a reply is read: ten messages of SQS's largest size (1 MiB) and their
-attributes. What is larger is refused unread (the feed fails; the bucket is polled)."""
+attributes, as long as their bodies need little escaping. A larger reply is refused
+unread; a receive's is asked again one message at a time (``ONE_AT_A_TIME``)."""
+ONE_AT_A_TIME = 600.0
+"""Seconds after a reply to a receive was refused as too large during which the queue is
+read one message at a time. Ten messages of 1 MiB of ``"`` or control characters are
+escaped by SQS's JSON to 12-60 MiB: refused unread, none was deleted, and every retry got
+the same ten back for the queue's retention (days): the feed never worked again. One
+message of 1 MiB escapes to at most about 6 MiB: read, ignored as junk and deleted. The
+messages a refused reply held are hidden for the queue's visibility timeout (30 s by
+default), so the queue is read so for a while, not for one request."""
 GONE_CODES = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
 PERMISSION_CODES = {"AccessDenied", "AccessDeniedException", "KMS.AccessDeniedException"}
 _AWS_SQS_HOST = re.compile(r"sqs\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?")
@@ -180,6 +189,10 @@ def _short(value: object, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+class _Oversized(StorageError):
+    """A reply over ``MAX_REPLY_BYTES``, refused unread."""
+
+
 class SqsChangeFeed(ChangeFeed):
     """The queue named by an S3 location's ``queue_url`` option, read with long polls."""
 
@@ -197,6 +210,7 @@ class SqsChangeFeed(ChangeFeed):
         self.region = queue_region(self.queue_url) or location.options.get("region") or "us-east-1"
         self._http: Any = None  # an aiohttp session, opened on first use in the loop
         self._chain: Any = None  # botocore's credentials (they refresh themselves)
+        self._one_until = 0.0  # read one message at a time until then (``ONE_AT_A_TIME``)
 
     def describe(self) -> str:
         return f"queue {self.queue_url}"
@@ -272,12 +286,12 @@ class SqsChangeFeed(ChangeFeed):
                 raise redirect_refused(what, reply.status, reply.headers.get("Location"))
             declared = reply.content_length
             if declared is not None and declared > MAX_REPLY_BYTES:
-                raise StorageError(f"{what}: a reply of {declared:,} bytes (not read)")
+                raise _Oversized(f"{what}: a reply of {declared:,} bytes (not read)")
             data = bytearray()
             while chunk := await reply.content.read(64 * 1024):
                 data += chunk
                 if len(data) > MAX_REPLY_BYTES:
-                    raise StorageError(
+                    raise _Oversized(
                         f"{what}: a reply of more than {MAX_REPLY_BYTES:,} bytes (not read)"
                     )
             status, query = reply.status, reply.headers.get("x-amzn-query-error", "")
@@ -305,22 +319,39 @@ class SqsChangeFeed(ChangeFeed):
         return f"{self.describe()} ({count} message(s) waiting)"
 
     async def wait(self, seconds: float) -> ChangeBatch:
+        """One long poll. A reply refused as too large (``MAX_REPLY_BYTES``) is asked
+        again at once for one message, and so is every receive for ``ONE_AT_A_TIME`` s:
+        what it held is read, ignored as junk and deleted, not refused for ever. Only a
+        reply of one message that is too large fails the feed."""
         wait = max(0, min(MAX_WAIT, round(seconds)))
-        reply = await self._call(
+        one = asyncio.get_running_loop().time() < self._one_until
+        try:
+            reply = await self._receive(wait, 1 if one else MAX_MESSAGES)
+        except _Oversized as exc:
+            if one:
+                raise
+            self._one_until = asyncio.get_running_loop().time() + ONE_AT_A_TIME
+            log.warning("%s; reading the queue one message at a time", exc)
+            reply = await self._receive(0, 1)
+            return self._batch(reply, oversized=str(exc))
+        return self._batch(reply)
+
+    async def _receive(self, wait: int, count: int) -> dict[str, Any]:
+        return await self._call(
             "receive_message",
             wait + self.grace,
             WaitTimeSeconds=wait,
-            MaxNumberOfMessages=MAX_MESSAGES,
+            MaxNumberOfMessages=count,
         )
-        return self._batch(reply)
 
-    def _batch(self, reply: object) -> ChangeBatch:
+    def _batch(self, reply: object, oversized: str = "") -> ChangeBatch:
         messages = reply.get("Messages") if isinstance(reply, dict) else None
         if not isinstance(messages, list):
             messages = []
         paths: dict[str, None] = {}
-        ignored: list[str] = []
-        count = 0
+        # A reply refused as too large (``wait``): its messages come back one at a time.
+        ignored: list[str] = [f"{oversized} (read one message at a time)"] if oversized else []
+        count = len(ignored)
         receipts: list[str] = []
         connected = False
         for message in messages[:MAX_MESSAGES]:

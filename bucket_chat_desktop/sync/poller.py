@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import errno
 import logging
 import time
@@ -35,6 +36,7 @@ from ..index import Index
 from ..protocol.activity import activity_folder, parse_marker
 from ..protocol.audit import HOLD_AHEAD_MS
 from ..protocol.ids import (
+    SegmentName,
     is_valid_room_id,
     logs_prefix,
     newest_days,
@@ -73,10 +75,19 @@ wait at once with a hundred made-up segment names: ~50 reads of the bucket a sec
 120 a minute is far above what real rooms write (a segment per send: twenty people
 each sending every ten seconds), and a queue that gathered notifications while the app
 was away names segments the markers' first listing has read already, which cost
-nothing. Past it a real message waits ``HINT_CATCH_UP`` s at most for the markers."""
+nothing. Past it a real message waits ``HINT_CATCH_UP`` s at most for the markers and
+the listing of its day folder (``CATCH_UP_DAYS``)."""
 HINT_CATCH_UP = 15.0
 """Seconds after the change feed named more than ``HINTS_PER_MINUTE`` allows within
-which the activity markers are listed (what the notifications dropped named, if real)."""
+which the activity markers are listed, and the day folders of the segments it dropped
+(``CATCH_UP_DAYS``): what the notifications dropped named, if real."""
+CATCH_UP_DAYS = 4
+"""Day folders of rooms open here listed per ``HINT_CATCH_UP`` for the segments the
+feed's budget dropped, nearest today first. A writer that makes no activity markers
+(PROTOCOL.md section 15: the reference implementation, older clients) is announced by
+its notification only: the markers' listing alone left its dropped message to the room's
+safety listing, 15 minutes in front, 4 hours behind other windows."""
+CATCH_UP_KEPT = 256  # (room, day) pairs kept for those listings; the farthest from today go
 HINT_RETRY = 15.0
 """Seconds after a read on a notice failed (no answer, a server error) or was not kept
 (an answer that is not the object, ``backfill._hinted_doubt``) within which the room's
@@ -192,6 +203,10 @@ class Poller:
         self._feed_backoff = engine.config.feed_retry
         self._feed_checked_at: float | None = None
         self._hinted: dict[str, None] = {}  # oldest first
+        # Rooms' day folders of segments the budget dropped (``_follow``), listed from
+        # ``_catch_up_at`` on (``_catch_up``).
+        self._dropped_days: dict[tuple[str, str], None] = {}
+        self._catch_up_at: float | None = None
         # What the feed's hints may cost the bucket (``HINTS_PER_MINUTE``); whether the
         # log said that the feed names more than it allows (once until it is full again).
         self.hint_budget = HintBudget(HINTS_PER_MINUTE)
@@ -723,10 +738,13 @@ class Poller:
         None when the feed failed: the poller then polls the bucket, and tries the feed
         again after a backoff."""
         try:
+            # Said to be waited on once a receive has answered too: a queue that may be
+            # checked but not read (a reply refused, a receive denied) was said to work
+            # at every retry, then to fail.
+            checked = None
             if not self.feed_active:
                 checked = await feed.check()
                 self._feed_checked_at = None  # catch up on what came before
-                self._set_feed(True, f"waiting on the bucket's notifications in {checked}")
             now = time.monotonic()
             if self._feed_cycle is None:  # what the waits until the next rest cost
                 self._feed_cycle = (now, feed.requests)
@@ -741,9 +759,12 @@ class Poller:
                 self._in_poll = False
             if markers:
                 self.polls += 1
+            found += await self._catch_up()
             self._poll_wake.clear()  # what a wake would poll for, the feed tells
             batch = await feed.wait(self._engine.config.feed_wait)
             self.feed_rounds += 1
+            if checked is not None:
+                self._set_feed(True, f"waiting on the bucket's notifications in {checked}")
             if batch.ignored_count:
                 self.feed_ignored += batch.ignored_count
                 # A flood of junk is said once a minute, not at every answer.
@@ -797,8 +818,10 @@ class Poller:
         readers (only hints: each is read and verified like a listed one; a name that is
         no segment, or of a room not open here, is not read), waiting for them at most
         ``wait`` seconds. At most ``MAX_HINTS`` a wait and ``HINTS_PER_MINUTE`` a
-        minute: what is named past either is not read, and the markers are listed within
-        ``HINT_CATCH_UP`` s (what a real one names is read then). Returns the segments
+        minute: what is named past either is not read (nor noted as named), and the
+        markers and the day folders of the dropped segments are listed within
+        ``HINT_CATCH_UP`` s (what a real one names is read then, a writer's that makes no
+        markers too: ``_catch_up``). Returns the segments
         read, and whether a name not seen before was another object of a room (an
         attachment, metadata: the segment that needs it comes next)."""
         readers: dict[asyncio.Task[int], None] = {}
@@ -809,24 +832,29 @@ class Poller:
         dropped = budget.dropped
         if len(paths) > MAX_HINTS:  # never honest: S3 sends one record a message
             budget.dropped += len(paths) - MAX_HINTS
+            for path in paths[MAX_HINTS:]:
+                self._drop(self._segment_named(path)[1])
         for path in paths[:MAX_HINTS]:
             # Named again (SQS delivers at least once; a forger repeats itself): read
             # once. What could not be read then is the room's listings' job.
             if path in self._hinted:
                 continue
-            self._hinted[path] = None
-            if len(self._hinted) > HINTS_KEPT:
-                del self._hinted[next(iter(self._hinted))]
-            marker = parse_marker(path)  # a notification set-up that covers markers too
-            segment = marker[2] if marker is not None else path
-            name = parse_segment_path(segment)
+            segment, name = self._segment_named(path)
             if name is None:
+                self._note_hinted(path)
                 # Another object of the storage (room metadata, an attachment, a probe):
                 # of a room, the segment that needs it comes next (``schedule.feed_rest``).
                 named = named or segment.startswith("rooms/")
                 continue
             self._engine.note_room(name.room_id)
+            before = budget.dropped
             reader = self._hint(name.room_id, segment, budget)
+            if budget.dropped > before:
+                # Not noted as named: named again, it is read if the budget allows; and
+                # its day folder is listed within ``HINT_CATCH_UP`` s meanwhile.
+                self._drop(name)
+                continue
+            self._note_hinted(path)
             if reader is not None:
                 readers[reader] = None
         if budget.dropped > dropped:
@@ -834,12 +862,87 @@ class Poller:
         found, _ = await self._wait_for(readers, wait)  # a hint's reader fails no round
         return found, named
 
+    @staticmethod
+    def _segment_named(path: str) -> tuple[str, SegmentName | None]:
+        """The object a notification names (a marker's segment, for a notification
+        set-up that covers markers too), and its name if it is a segment."""
+        marker = parse_marker(path)
+        segment = marker[2] if marker is not None else path
+        return segment, parse_segment_path(segment)
+
+    def _note_hinted(self, path: str) -> None:
+        self._hinted[path] = None
+        if len(self._hinted) > HINTS_KEPT:
+            del self._hinted[next(iter(self._hinted))]
+
+    def _drop(self, name: SegmentName | None) -> None:
+        """A segment of a room open here that the budget dropped: its day folder is
+        listed within ``HINT_CATCH_UP`` s (``_catch_up``). At most ``CATCH_UP_KEPT``
+        folders are kept, the farthest from today dropped first: made-up names of a
+        thousand days cannot push out today's."""
+        if name is None:
+            return
+        room = self._engine.rooms.get(name.room_id)
+        if room is None or name.path in room.known:
+            return
+        self._dropped_days[(name.room_id, name.date)] = None
+        if len(self._dropped_days) > CATCH_UP_KEPT:
+            del self._dropped_days[max(self._dropped_days, key=_days_from_today)]
+        if self._catch_up_at is None:
+            self._catch_up_at = time.monotonic() + HINT_CATCH_UP
+
+    async def _catch_up(self) -> int:
+        """When due, list up to ``CATCH_UP_DAYS`` day folders of segments the budget
+        dropped, nearest today first (each room's day once however many it dropped), and
+        have what is new there read; the rest ``HINT_CATCH_UP`` s later. The segments
+        read (waited for at most ``SyncConfig.round_wait`` s; a listing still running
+        goes on by itself)."""
+        due = self._catch_up_at
+        if due is None or time.monotonic() < due:
+            return 0
+        days = sorted(self._dropped_days, key=_days_from_today)[:CATCH_UP_DAYS]
+        for day in days:
+            del self._dropped_days[day]
+        self._catch_up_at = time.monotonic() + HINT_CATCH_UP if self._dropped_days else None
+        steps: list[asyncio.Task[int]] = []
+        for room_id, date in days:
+            task = asyncio.create_task(
+                self._list_dropped(room_id, date), name=f"bc-catch-up-{room_id}"
+            )
+            task.add_done_callback(self._step_ended)
+            steps.append(task)
+        found, _ = await self._wait_for(steps, self._engine.config.round_wait)
+        return found
+
+    async def _list_dropped(self, room_id: str, date: str) -> int:
+        """List one day folder of a room where the budget dropped a segment, and read
+        what is new there (as ``refresh`` does, for that day only): the segments kept."""
+        room = self._engine.rooms.get(room_id)
+        if room is None or self._engine._dropped(room):
+            return 0
+        folder = f"{logs_prefix(room_id)}{date}/"
+        try:
+            listed = await self._backfill.list_objects(folder)
+        except StorageError as exc:
+            if not self._engine.answered(exc):
+                raise
+            log.info("change feed: cannot list %s for what it dropped: %s", folder, exc)
+            return 0
+        new = [it for it in listed if not room.holds(it) and it.path not in self._reading]
+        if not new:
+            return 0
+        failed: dict[str, str] = {}
+        fetched = await self._backfill.download(room, new, failed)
+        async with room.lock:
+            kept = await self._keep(room, fetched, failed, shown=room_id == self._engine.focused)
+        return len(fetched) if kept else 0
+
     def _over_budget(self, budget: HintBudget) -> None:
         """The change feed named more new segments than ``HINTS_PER_MINUTE`` (or one wait
         more than ``MAX_HINTS``) allows: the markers are listed within ``HINT_CATCH_UP``
-        s — not at each wait, as they were after a wait that named more than
-        ``MAX_HINTS``: a listing costs more than a read — and the log says so once while
-        it lasts (it said so at every wait)."""
+        s (and the dropped segments' day folders: ``_drop``) — not at each wait, as they
+        were after a wait that named more than ``MAX_HINTS``: a listing costs more than a
+        read — and the log says so once while it lasts (it said so at every wait)."""
         config = self._engine.config
         due = time.monotonic() - config.feed_check + HINT_CATCH_UP
         if self._feed_checked_at is not None and self._feed_checked_at > due:
@@ -851,8 +954,8 @@ class Poller:
             "change feed: %s names more new segments than the bucket's rooms write "
             "(over %d a minute, or %d in one wait): a broken notification set-up, or "
             "someone sending made-up ones to the queue? What it names past that is not "
-            "read; the activity markers are listed every %g s meanwhile, and find every "
-            "real new segment",
+            "read; the activity markers and the day folders of what it names are listed "
+            "every %g s meanwhile, and find every real new segment",
             self.feed.describe() if self.feed is not None else "the feed",
             budget.per_minute,
             MAX_HINTS,
@@ -1140,6 +1243,16 @@ class Poller:
                 continue
             self._engine.note_room(name.room_id)
             self._hint(name.room_id, path)
+
+
+def _days_from_today(key: tuple[str, str]) -> int:
+    """How far a (room, day folder) pair's day is from today (UTC); a folder named
+    otherwise than ``YYYY-MM-DD`` (a local date of the reference client) counts as far."""
+    try:
+        day = datetime.date.fromisoformat(key[1])
+    except ValueError:
+        return 1 << 30
+    return abs((day - datetime.datetime.now(datetime.UTC).date()).days)
 
 
 def watch_problem(exc: BaseException | str, focused: float, idle: float) -> str:

@@ -32,7 +32,7 @@ from bucket_chat_desktop.sync.events import ChangeFeedStatus, EngineEvent, Event
 from bucket_chat_desktop.sync.outbox import Outbox
 from bucket_chat_desktop.sync.schedule import FEED_FRONT_PACE
 from bucket_chat_desktop.sync.selfcheck import check_storage_use
-from bucket_chat_desktop.sync.writer import RoomWriter
+from bucket_chat_desktop.sync.writer import Draft, RoomWriter
 
 from . import _emulators as emu
 from .conftest import Stores, StoresMaker
@@ -623,6 +623,72 @@ async def test_a_queue_service_that_floods_its_reply_is_cut_off(
             assert MAX_REPLY_BYTES < 64 * 1024 * 1024
             await c.say("the bucket still works")
             await until(lambda: "the bucket still works" in c.bodies)
+        finally:
+            await c.close()
+
+
+async def test_ten_large_messages_of_quotes_are_read_one_at_a_time_not_a_jam(
+    stores_for: StoresMaker, tmp_path: Path
+) -> None:
+    """Red team rt59: ten 1 MiB messages of '"' (SQS's largest) escape in the reply's
+    JSON to 20 MiB, over ``MAX_REPLY_BYTES``: the reply was refused unread, nothing was
+    deleted, and every retry got the same ten back for the queue's retention; the status
+    went from "waiting on the bucket's notifications" to failing at each retry. Now the
+    queue is read one message at a time: each is ignored as junk and deleted, the feed is
+    never said to fail, and a real message still comes through the queue. The queue
+    below is SQS's model (moto caps a message at 256 KiB): ``MaxNumberOfMessages``
+    honoured, what a receive handed out hidden for a visibility timeout (1 s here) until
+    deleted."""
+    from aiohttp import web
+
+    from bucket_chat_desktop.storage.sqs import MAX_REPLY_BYTES
+
+    stores = stores_for("s3")
+    hidden_for = 1.0
+    queue: dict[str, tuple[str, float]] = {  # receipt -> body, visible from
+        f"junk-{i}": ('"' * (1024 * 1024), 0.0) for i in range(10)
+    }
+    counts = {"receive": 0, "deleted": 0, "largest": 0}
+
+    async def answer(request: web.Request) -> web.Response:
+        target = request.headers.get("X-Amz-Target", "")
+        asked = await request.json()
+        if target.endswith("GetQueueAttributes"):
+            doc: dict[str, Any] = {"Attributes": {"ApproximateNumberOfMessages": str(len(queue))}}
+        elif target.endswith("DeleteMessageBatch"):
+            for entry in asked["Entries"]:
+                if queue.pop(entry["ReceiptHandle"], None) is not None:
+                    counts["deleted"] += 1
+            doc = {"Successful": [{"Id": e["Id"]} for e in asked["Entries"]]}
+        else:
+            counts["receive"] += 1
+            now = time.monotonic()
+            ready = [r for r, (_, at) in queue.items() if at <= now]
+            given = ready[: int(asked["MaxNumberOfMessages"])]
+            for receipt in given:
+                queue[receipt] = (queue[receipt][0], now + hidden_for)
+            doc = {
+                "Messages": [
+                    {"MessageId": r, "ReceiptHandle": r, "Body": queue[r][0]} for r in given
+                ]
+            }
+        data = json.dumps(doc).encode()
+        counts["largest"] = max(counts["largest"], len(data))
+        return web.Response(body=data, content_type="application/x-amz-json-1.0")
+
+    async with fake_queue(answer, "quotes") as url:
+        c = await chat(stores, tmp_path, FALLBACK, queue_url=url)
+        try:
+            await until(lambda: counts["deleted"] == 10, timeout=LIVENESS)
+            assert counts["largest"] > MAX_REPLY_BYTES  # the first reply: refused unread
+            assert c.follower.feed_active
+            assert [s.active for s in c.statuses] == [True]  # never said to fail
+            writer = RoomWriter(stores.new(), ROOM, "alice@x", c.alice)  # writes no marker
+            path, _ = await writer.send([Draft.text("after the quotes")])
+            key = f"{stores.location.prefix}/{path}"
+            queue["real"] = (json.dumps({"Records": [notification(stores.bucket, key)]}), 0.0)
+            await until(lambda: "after the quotes" in c.bodies, timeout=LIVENESS)
+            await until(lambda: not queue, timeout=LIVENESS)
         finally:
             await c.close()
 

@@ -25,6 +25,7 @@ from waiting import until
 from bucket_chat_desktop.protocol.ids import utc_date
 from bucket_chat_desktop.sync import poller
 from bucket_chat_desktop.sync.engine import SyncConfig
+from bucket_chat_desktop.sync.writer import Draft, RoomWriter
 
 from .conftest import Stores, StoresMaker
 from .test_change_feed import ROOM, chat, fake_queue
@@ -146,5 +147,48 @@ async def test_a_notification_of_a_missing_segment_costs_one_read(
             room = c.follower.rooms[ROOM]
             assert missing[0] not in room.known
             assert not room.worth_reading_again  # nothing noted as unread
+        finally:
+            await c.close()
+
+
+async def test_a_marker_less_writers_message_dropped_by_the_budget_arrives_within_the_catch_up(
+    stores_for: StoresMaker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Red team rt59: a writer that makes no activity markers (PROTOCOL.md §15: the
+    reference implementation, older clients, this package's ``RoomWriter``) is announced
+    by its notification only. During a flood the budget dropped that notification, its
+    path was noted as seen all the same (named again, it was not read), and the catch-up
+    listed only the markers, which do not name it: the message waited for the room's
+    safety listing (15 minutes in front, 4 hours behind). Now the day folders of what
+    the budget dropped are listed within ``HINT_CATCH_UP`` s (1 s here; the budget 6 a
+    minute): the message arrives, and the room's safety listing never ran."""
+    monkeypatch.setattr(poller, "HINTS_PER_MINUTE", 6, raising=False)
+    monkeypatch.setattr(poller, "HINT_CATCH_UP", 1.0, raising=False)
+    stores = stores_for("s3")
+    flood = made_up(99)  # and the real one: ten messages of ten, all of them read
+    real: list[str] = []
+
+    def names() -> list[str]:
+        named = flood() + real
+        real.clear()  # S3 notifies once
+        return named
+
+    answer = queue_naming(stores, names)
+    async with fake_queue(answer, "flood") as queue:
+        c = await chat(stores, tmp_path, CONFIG, queue_url=queue)
+        try:
+            c.follower.set_window_focused(True)
+            await until(lambda: c.follower.feed_active)
+            await until(lambda: answer.counts["receive"] >= 3)
+            room = c.follower.rooms[ROOM]
+            safety = room.last_safety
+            dropped = c.follower._poller.hint_budget.dropped
+            writer = RoomWriter(stores.new(), ROOM, "alice@x", c.alice)  # writes no marker
+            path, _ = await writer.send([Draft.text("no marker from me")])
+            real.append(path)
+            await until(lambda: not real)  # named once, in a flood
+            await until(lambda: "no marker from me" in c.bodies, timeout=30)
+            assert c.follower._poller.hint_budget.dropped > dropped
+            assert room.last_safety == safety  # not the room's safety listing
         finally:
             await c.close()
