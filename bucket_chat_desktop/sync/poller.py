@@ -62,6 +62,15 @@ log = logging.getLogger("bucket_chat.sync")
 
 MARKER_SETTLE_MS = 2 * 60_000  # only markers at least this old move the marker cursor
 MARKER_AHEAD_MS = HOLD_AHEAD_MS  # markers dated later than this are not listed
+MARKER_NEAR_MS = 10_000
+"""A bucket's marker listing reaches this far ahead of now at every round; up to
+``MARKER_AHEAD_MS`` ahead while that part held at most ``AHEAD_LISTED_MAX`` names, else
+once every ``AHEAD_RELIST`` s. Names dated within the hour ahead (junk with a time in
+front, forged markers) were listed again at every round until they were two minutes old:
+10,000 of them cost 10 pages and a second of CPU every 3 s, for up to an hour (red team
+rt59). A marker dated ahead is read once its time comes within this reach."""
+AHEAD_LISTED_MAX = 500  # names dated past ``MARKER_NEAR_MS`` a wide listing may read each round
+AHEAD_RELIST = 300.0  # seconds between wide listings while they read more (``MARKER_NEAR_MS``)
 JUNK_NAMED = 3  # junk names in the activity folder named in the log line that says them
 FEED_RETRY_MAX = 600.0  # seconds: the longest wait before a failed change feed is tried again
 MAX_HINTS = 50  # objects one wait on the change feed may make the engine read
@@ -158,6 +167,9 @@ class Poller:
         # still to come (``_poll_markers``); listings start after it. Not kept: a listing
         # after a restart goes from the kept cursor.
         self._junk_floor: dict[str, str] = {}
+        # Per day: when the listing up to an hour ahead is due again, while the last one
+        # read more than ``AHEAD_LISTED_MAX`` names dated past ``MARKER_NEAR_MS``.
+        self._ahead_due: dict[str, float] = {}
         # Per day: the markers acted on that the cursor kept in the index has not passed
         # (marker -> its room and segment), and that cursor (``_save_cursor``).
         self._named: dict[str, dict[str, tuple[str, str]]] = {}
@@ -562,6 +574,8 @@ class Poller:
             del self._markers_seen[stale]
         for stale in set(self._junk_floor) - set(dates):
             del self._junk_floor[stale]
+        for stale in set(self._ahead_due) - set(dates):
+            del self._ahead_due[stale]
         for stale in set(self._named) - set(dates):
             del self._named[stale]
             self._saved.pop(stale, None)
@@ -604,10 +618,20 @@ class Poller:
                 # ahead that its messages are held back anyway (the rooms' safety
                 # listings find those). Junk named to sort last was listed again at
                 # every round, all day (100,000 names: 100 pages, each parsed on the
-                # app's thread).
-                before = f"{folder}{now_ms + MARKER_AHEAD_MS:013d}"
+                # app's thread). Past ``MARKER_NEAR_MS`` ahead only while that part is
+                # small, else every ``AHEAD_RELIST`` s: names dated within the hour were
+                # listed again at every round too, until two minutes old (red team rt59).
+                near = f"{folder}{now_ms + MARKER_NEAR_MS:013d}"
+                wide = time.monotonic() >= self._ahead_due.get(date, 0.0)
+                before = f"{folder}{now_ms + MARKER_AHEAD_MS:013d}" if wide else near
                 items = await self._engine.storage.list_between(folder, after, before)
                 listed += len(items)
+                if wide:
+                    ahead = sum(1 for item in items if item.path >= near)
+                    if ahead > AHEAD_LISTED_MAX:
+                        self._ahead_due[date] = time.monotonic() + AHEAD_RELIST
+                    else:
+                        self._ahead_due.pop(date, None)
             last: str | None = None
             # A marker still to come is named at least this late (see ``MARKER_SETTLE_MS``)
             settled = f"{folder}{now_ms - MARKER_SETTLE_MS:013d}"

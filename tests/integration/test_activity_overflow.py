@@ -14,7 +14,7 @@ import pytest
 from nacl.signing import SigningKey
 from waiting import until
 
-from bucket_chat_desktop.protocol.activity import activity_folder
+from bucket_chat_desktop.protocol.activity import activity_folder, marker_path
 from bucket_chat_desktop.protocol.ids import utc_date
 from bucket_chat_desktop.sync.engine import SyncConfig, SyncEngine
 from bucket_chat_desktop.sync.events import EngineEvent, EventsAppended, StorageStatus
@@ -113,6 +113,44 @@ async def test_junk_named_before_the_markers_to_come_is_listed_once(
     finally:
         await follower.close()
         await writer.close()
+
+
+async def test_names_dated_within_the_hour_ahead_are_not_listed_every_round(
+    stores_for: StoresMaker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Red team rt59: names dated half an hour ahead (junk with a time in front, or
+    forged markers) sort between the cursor and the hour's horizon: never settled, never
+    behind the junk floor, so each round listed them all again until they were two
+    minutes old (10,000 names: 10 pages and a second of CPU every 3 s). A wide listing
+    that finds more than ``AHEAD_LISTED_MAX`` of them is made only every
+    ``AHEAD_RELIST`` s; the rounds between list up to ``MARKER_NEAR_MS`` ahead, so a
+    marker from a clock a few seconds fast is still listed at once."""
+    from bucket_chat_desktop.sync import poller
+
+    monkeypatch.setattr(poller, "AHEAD_LISTED_MAX", 30, raising=False)
+    stores = stores_for("s3")
+    now = int(time.time() * 1000)
+    if utc_date(now + 31 * 60_000) != utc_date(now):
+        pytest.skip("too close to UTC midnight")
+    folder = activity_folder(utc_date(now))
+    junk = stores.new()
+    for n in range(60):
+        assert await junk.put_if_absent(f"{folder}{now + 30 * 60_000:013d}~junk-{n:03}", b"")
+    follower = SyncEngine(stores.new(), config=CONFIG)  # rounds by hand
+    try:
+        await follower.poll_once()
+        assert follower._poller.listed == 60  # the first round looks an hour ahead
+        await follower.poll_once()
+        assert follower._poller.listed == 0  # not again
+        fast = marker_path(
+            int(time.time() * 1000) + 5_000,
+            f"rooms/{ROOM}/logs/{utc_date(now)}/messages_{now}_{now}_fast.jsonl",
+        )
+        assert await junk.put_if_absent(fast, b"")
+        await follower.poll_once()
+        assert follower._poller.listed == 1  # a marker 5 s ahead: listed at once
+    finally:
+        await follower.close()
 
 
 async def test_a_day_folder_overfilled_with_junk_hides_only_itself(
