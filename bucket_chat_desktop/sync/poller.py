@@ -83,6 +83,13 @@ wait at once with a hundred made-up segment names: ~50 reads of the bucket a sec
 each sending every ten seconds), and a queue that gathered notifications while the app
 was away names segments the markers' first listing has read already, which cost
 nothing. Past it a real message waits ``HINT_CATCH_UP`` s at most for the markers."""
+MARKERS_QUEUED_MAX = 64
+"""Segments named by activity markers a room's hint reader keeps waiting at most (the
+newest): past it the oldest are left to the room's listing, owed (``_owe_listing``),
+which reads them if real. Reads named by markers are paced by ``Poller.marker_budget``
+(``HINTS_PER_MINUTE`` a minute per storage, as the feed's), newest first: 1,500 markers
+naming made-up segments of an open room cost every reader as many reads, one after
+another, and a real message announced after them waited 22-36 s (red team rt59)."""
 HINT_CATCH_UP = 15.0
 """Seconds after the change feed named more than ``HINTS_PER_MINUTE`` allows within
 which the activity markers are listed (what the notifications dropped named, if real)."""
@@ -213,7 +220,10 @@ class Poller:
         # Per room: its hint reader (``_hint``) and the segments named for it to read next,
         # oldest first; its safety pass in flight (``_start_safety``).
         self._hint_readers: dict[str, asyncio.Task[int]] = {}
-        self._hints: dict[str, dict[str, None]] = {}
+        # (a segment -> whether a marker named it: such reads are paced by
+        # ``marker_budget``, newest named first)
+        self._hints: dict[str, dict[str, bool]] = {}
+        self.marker_budget = Budget(float(HINTS_PER_MINUTE), HINTS_PER_MINUTE / 60.0)
         self._safety: dict[str, asyncio.Task[int]] = {}
         self._safety_told: set[str] = set()  # rooms whose pass was said to be left out
         self._safety_slots = asyncio.Semaphore(SAFETY_AT_ONCE)
@@ -472,13 +482,16 @@ class Poller:
         return len(room.known) - before
 
     def _hint(
-        self, room_id: str, path: str, budget: HintBudget | None = None
+        self, room_id: str, path: str, budget: HintBudget | None = None, *, marker: bool = False
     ) -> asyncio.Task[int] | None:
         """Have the room's hint reader read ``path`` (named by a marker, the change feed
-        or the folder watch): one task per room reads what is named for it, in order, so
-        a read that gets no answer holds up that room's hints only. The reader, or None
+        or the folder watch): one task per room reads what is named for it, newest named
+        first, so a read that gets no answer holds up that room's hints only, and what
+        was named before cannot hold up what is named now. The reader, or None
         when there is nothing to read (a room not open here, a segment it holds, that is
-        being read or queued) or ``budget`` allows no read now (``HintBudget.take``)."""
+        being read or queued) or ``budget`` allows no read now (``HintBudget.take``).
+        ``marker``: named by an activity marker, so its read is paced by
+        ``marker_budget``, and at most ``MARKERS_QUEUED_MAX`` such wait (red team rt59)."""
         room = self._engine.rooms.get(room_id)
         if self._engine._closed or room is None or path in room.known or path in room.refused:
             return None  # held, or refused unread: the next listing of its day decides
@@ -490,23 +503,37 @@ class Poller:
         if not queued and budget is not None and not budget.take():
             return None  # what it names is left to the listings
         if reader is None or reader.done():
-            queue: dict[str, None] = {}
+            queue: dict[str, bool] = {}
             reader = asyncio.create_task(
                 self._read_hints(room_id, queue), name=f"bc-hints-{room_id}"
             )
             reader.add_done_callback(self._step_ended)
             self._hint_readers[room_id], self._hints[room_id] = reader, queue
-        self._hints[room_id][path] = None
+        queue = self._hints[room_id]
+        paced = queue.pop(path, True) and marker  # named again: now the newest
+        queue[path] = paced
+        if paced and sum(queue.values()) > MARKERS_QUEUED_MAX:
+            oldest = next((p for p, m in queue.items() if m and p not in self._reading), path)
+            del queue[oldest]  # left to the room's listing, owed now
+            log.debug("room %s: markers name more than can be read: listed instead", room_id)
+            self._owe_listing(room_id)
         return reader
 
-    async def _read_hints(self, room_id: str, queue: dict[str, None]) -> int:
+    async def _read_hints(self, room_id: str, queue: dict[str, bool]) -> int:
         """A room's hint reader (``_hint``): reads what is named for the room until
-        nothing more is; the segments it kept. What could not be read is the room's
-        listings' job."""
+        nothing more is, newest named first (a read named by a marker when
+        ``marker_budget`` allows one, else one named otherwise, else it waits); the
+        segments it kept. What could not be read is the room's listings' job."""
         found = 0
         try:
             while queue:
-                path = next(iter(queue))  # left queued until read and kept (``_save_cursor``)
+                path = next(reversed(queue))  # left queued until read (``_save_cursor``)
+                if queue[path] and not self.marker_budget.take():
+                    other = next((p for p in reversed(queue) if not queue[p]), None)
+                    if other is None:
+                        await asyncio.sleep(60.0 / HINTS_PER_MINUTE)
+                        continue
+                    path = other
                 kept = False
                 try:
                     if await self.fetch_segment(room_id, path):
@@ -655,7 +682,7 @@ class Poller:
                     self._engine.note_room(room_id)
                 if self._engine.index is not None:  # where the cursor is kept
                     named[item.path] = (room_id, segment)
-                reader = self._hint(room_id, segment)
+                reader = self._hint(room_id, segment, marker=True)
                 if reader is not None:
                     steps[reader] = None
             if junk:  # one line a listing: a member's 100,000 names were as many lines

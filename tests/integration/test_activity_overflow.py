@@ -7,6 +7,7 @@ the real one, 200,000 junk objects a day, costs a member about a dollar.)"""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
@@ -151,6 +152,58 @@ async def test_names_dated_within_the_hour_ahead_are_not_listed_every_round(
         assert follower._poller.listed == 1  # a marker 5 s ahead: listed at once
     finally:
         await follower.close()
+
+
+async def test_markers_naming_made_up_segments_are_paced_and_read_newest_first(
+    stores_for: StoresMaker, tmp_path: Path
+) -> None:
+    """Red team rt59: markers naming made-up segments of an open room each cost every
+    reader a read, with no budget, one after another in the room's hint reader, and a
+    real message announced after them waited behind them all (1,500: 22-36 s). Reads
+    named by markers are paced (``HINTS_PER_MINUTE`` a minute per storage, at most
+    ``MARKERS_QUEUED_MAX`` waiting a room: the rest is left to its listing), newest
+    named first: the real message is read next."""
+    stores = stores_for("s3")
+    alice = SigningKey.generate()
+    await RoomWriter(stores.new(), ROOM, "alice@x", alice).create_room("Flooded", "now")
+    bodies: list[str] = []
+
+    def listener(event: EngineEvent) -> None:
+        if isinstance(event, EventsAppended):
+            bodies.extend(str(a.event.content.get("body")) for a in event.items)
+
+    writer = SyncEngine(stores.new(), outbox=Outbox(tmp_path / "w.sqlite3"), config=CONFIG)
+    follower = SyncEngine(stores.new(), listener=listener, config=CONFIG)  # rounds by hand
+    try:
+        await follower.open_room(ROOM, background=False)
+        now = int(time.time() * 1000)
+        day = utc_date(now)
+        junk = stores.new()
+        sem = asyncio.Semaphore(32)
+
+        async def put(n: int) -> None:
+            segment = f"rooms/{ROOM}/logs/{day}/messages_{now}_{now}_fake{n:04}.jsonl"
+            async with sem:
+                assert await junk.put_if_absent(marker_path(now - 1_000 + n % 1_000, segment), b"")
+
+        await asyncio.gather(*(put(n) for n in range(600)))
+        before = follower.requests
+        await follower._poller.poll_once(wait=0.2)
+        await writer.send(ROOM, "alice@x", alice, [("m.room.message", {"body": "real"})])
+        assert await writer.flush(60.0)
+        sent = time.monotonic()
+        while "real" not in bodies and time.monotonic() - sent < 30:
+            await follower._poller.poll_once(wait=0.2)
+            await asyncio.sleep(0.1)
+        late = time.monotonic() - sent
+        await asyncio.sleep(max(0.0, 5 - late))
+        spent = follower.requests - before
+    finally:
+        await follower.close()
+        await writer.close()
+    assert "real" in bodies
+    assert late < 3.0, late  # was: after every made-up segment's read
+    assert spent < 250, spent  # was: a read for each of the 600
 
 
 async def test_a_day_folder_overfilled_with_junk_hides_only_itself(
