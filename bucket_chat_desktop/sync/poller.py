@@ -137,6 +137,11 @@ class HintBudget(Budget):
         self.dropped += 1
         return False
 
+    def left(self) -> float:
+        """The reads it allows now."""
+        self._refill()
+        return self._left
+
 
 class _Waited(NamedTuple):
     """What one wait on the change feed brought (``_listen``), for the rest after it."""
@@ -223,7 +228,7 @@ class Poller:
         # (a segment -> whether a marker named it: such reads are paced by
         # ``marker_budget``, newest named first)
         self._hints: dict[str, dict[str, bool]] = {}
-        self.marker_budget = Budget(float(HINTS_PER_MINUTE), HINTS_PER_MINUTE / 60.0)
+        self.marker_budget = HintBudget(HINTS_PER_MINUTE)
         self._safety: dict[str, asyncio.Task[int]] = {}
         self._safety_told: set[str] = set()  # rooms whose pass was said to be left out
         self._safety_slots = asyncio.Semaphore(SAFETY_AT_ONCE)
@@ -663,6 +668,7 @@ class Poller:
             # A marker still to come is named at least this late (see ``MARKER_SETTLE_MS``)
             settled = f"{folder}{now_ms - MARKER_SETTLE_MS:013d}"
             junk: list[str] = []  # new this listing: said in one line below
+            readers: dict[str, asyncio.Task[int]] = {}
             for item in items:
                 parsed = parse_marker(item.path) if item.special is None else None
                 if parsed is None and item.path < settled:
@@ -684,6 +690,11 @@ class Poller:
                     named[item.path] = (room_id, segment)
                 reader = self._hint(room_id, segment, marker=True)
                 if reader is not None:
+                    readers[room_id] = reader
+            # A reader that must wait for the budget is not waited for: the next round's
+            # listing would wait too (``round_wait``), and a real marker with it.
+            for room_id, reader in readers.items():
+                if sum(self._hints.get(room_id, {}).values()) <= self.marker_budget.left():
                     steps[reader] = None
             if junk:  # one line a listing: a member's 100,000 names were as many lines
                 first = ", ".join(p[len(folder) :] for p in junk[:JUNK_NAMED])
