@@ -64,6 +64,15 @@ log = logging.getLogger("bucket_chat.sync")
 
 MARKER_SETTLE_MS = 2 * 60_000  # only markers at least this old move the marker cursor
 MARKER_AHEAD_MS = HOLD_AHEAD_MS  # markers dated later than this are not listed
+MARKER_NEAR_MS = 10_000
+"""A bucket's marker listing reaches this far ahead of now at every round; up to
+``MARKER_AHEAD_MS`` ahead while that part held at most ``AHEAD_LISTED_MAX`` names, else
+once every ``AHEAD_RELIST`` s. Names dated within the hour ahead (junk with a time in
+front, forged markers) were listed again at every round until they were two minutes old:
+10,000 of them cost 10 pages and a second of CPU every 3 s, for up to an hour (red team
+rt59). A marker dated ahead is read once its time comes within this reach."""
+AHEAD_LISTED_MAX = 500  # names dated past ``MARKER_NEAR_MS`` a wide listing may read each round
+AHEAD_RELIST = 300.0  # seconds between wide listings while they read more (``MARKER_NEAR_MS``)
 JUNK_NAMED = 3  # junk names in the activity folder named in the log line that says them
 FEED_RETRY_MAX = 600.0  # seconds: the longest wait before a failed change feed is tried again
 MAX_HINTS = 50  # objects one wait on the change feed may make the engine read
@@ -77,6 +86,13 @@ each sending every ten seconds), and a queue that gathered notifications while t
 was away names segments the markers' first listing has read already, which cost
 nothing. Past it a real message waits ``HINT_CATCH_UP`` s at most for the markers and
 the listing of its day folder (``CATCH_UP_DAYS``)."""
+MARKERS_QUEUED_MAX = 64
+"""Segments named by activity markers a room's hint reader keeps waiting at most (the
+newest): past it the oldest are left to the room's listing, owed (``_owe_listing``),
+which reads them if real. Reads named by markers are paced by ``Poller.marker_budget``
+(``HINTS_PER_MINUTE`` a minute per storage, as the feed's), newest first: 1,500 markers
+naming made-up segments of an open room cost every reader as many reads, one after
+another, and a real message announced after them waited 22-36 s (red team rt59)."""
 HINT_CATCH_UP = 15.0
 """Seconds after the change feed named more than ``HINTS_PER_MINUTE`` allows within
 which the activity markers are listed, and the day folders of the segments it dropped
@@ -132,6 +148,11 @@ class HintBudget(Budget):
         self.dropped += 1
         return False
 
+    def left(self) -> float:
+        """The reads it allows now."""
+        self._refill()
+        return self._left
+
 
 class _Waited(NamedTuple):
     """What one wait on the change feed brought (``_listen``), for the rest after it."""
@@ -169,6 +190,9 @@ class Poller:
         # still to come (``_poll_markers``); listings start after it. Not kept: a listing
         # after a restart goes from the kept cursor.
         self._junk_floor: dict[str, str] = {}
+        # Per day: when the listing up to an hour ahead is due again, while the last one
+        # read more than ``AHEAD_LISTED_MAX`` names dated past ``MARKER_NEAR_MS``.
+        self._ahead_due: dict[str, float] = {}
         # Per day: the markers acted on that the cursor kept in the index has not passed
         # (marker -> its room and segment), and that cursor (``_save_cursor``).
         self._named: dict[str, dict[str, tuple[str, str]]] = {}
@@ -216,7 +240,10 @@ class Poller:
         # Per room: its hint reader (``_hint``) and the segments named for it to read next,
         # oldest first; its safety pass in flight (``_start_safety``).
         self._hint_readers: dict[str, asyncio.Task[int]] = {}
-        self._hints: dict[str, dict[str, None]] = {}
+        # (a segment -> whether a marker named it: such reads are paced by
+        # ``marker_budget``, newest named first)
+        self._hints: dict[str, dict[str, bool]] = {}
+        self.marker_budget = HintBudget(HINTS_PER_MINUTE)
         self._safety: dict[str, asyncio.Task[int]] = {}
         self._safety_told: set[str] = set()  # rooms whose pass was said to be left out
         self._safety_slots = asyncio.Semaphore(SAFETY_AT_ONCE)
@@ -475,13 +502,16 @@ class Poller:
         return len(room.known) - before
 
     def _hint(
-        self, room_id: str, path: str, budget: HintBudget | None = None
+        self, room_id: str, path: str, budget: HintBudget | None = None, *, marker: bool = False
     ) -> asyncio.Task[int] | None:
         """Have the room's hint reader read ``path`` (named by a marker, the change feed
-        or the folder watch): one task per room reads what is named for it, in order, so
-        a read that gets no answer holds up that room's hints only. The reader, or None
+        or the folder watch): one task per room reads what is named for it, newest named
+        first, so a read that gets no answer holds up that room's hints only, and what
+        was named before cannot hold up what is named now. The reader, or None
         when there is nothing to read (a room not open here, a segment it holds, that is
-        being read or queued) or ``budget`` allows no read now (``HintBudget.take``)."""
+        being read or queued) or ``budget`` allows no read now (``HintBudget.take``).
+        ``marker``: named by an activity marker, so its read is paced by
+        ``marker_budget``, and at most ``MARKERS_QUEUED_MAX`` such wait (red team rt59)."""
         room = self._engine.rooms.get(room_id)
         if self._engine._closed or room is None or path in room.known or path in room.refused:
             return None  # held, or refused unread: the next listing of its day decides
@@ -493,23 +523,37 @@ class Poller:
         if not queued and budget is not None and not budget.take():
             return None  # what it names is left to the listings
         if reader is None or reader.done():
-            queue: dict[str, None] = {}
+            queue: dict[str, bool] = {}
             reader = asyncio.create_task(
                 self._read_hints(room_id, queue), name=f"bc-hints-{room_id}"
             )
             reader.add_done_callback(self._step_ended)
             self._hint_readers[room_id], self._hints[room_id] = reader, queue
-        self._hints[room_id][path] = None
+        queue = self._hints[room_id]
+        paced = queue.pop(path, True) and marker  # named again: now the newest
+        queue[path] = paced
+        if paced and sum(queue.values()) > MARKERS_QUEUED_MAX:
+            oldest = next((p for p, m in queue.items() if m and p not in self._reading), path)
+            del queue[oldest]  # left to the room's listing, owed now
+            log.debug("room %s: markers name more than can be read: listed instead", room_id)
+            self._owe_listing(room_id)
         return reader
 
-    async def _read_hints(self, room_id: str, queue: dict[str, None]) -> int:
+    async def _read_hints(self, room_id: str, queue: dict[str, bool]) -> int:
         """A room's hint reader (``_hint``): reads what is named for the room until
-        nothing more is; the segments it kept. What could not be read is the room's
-        listings' job."""
+        nothing more is, newest named first (a read named by a marker when
+        ``marker_budget`` allows one, else one named otherwise, else it waits); the
+        segments it kept. What could not be read is the room's listings' job."""
         found = 0
         try:
             while queue:
-                path = next(iter(queue))  # left queued until read and kept (``_save_cursor``)
+                path = next(reversed(queue))  # left queued until read (``_save_cursor``)
+                if queue[path] and not self.marker_budget.take():
+                    other = next((p for p in reversed(queue) if not queue[p]), None)
+                    if other is None:
+                        await asyncio.sleep(60.0 / HINTS_PER_MINUTE)
+                        continue
+                    path = other
                 kept = False
                 try:
                     if await self.fetch_segment(room_id, path):
@@ -577,6 +621,8 @@ class Poller:
             del self._markers_seen[stale]
         for stale in set(self._junk_floor) - set(dates):
             del self._junk_floor[stale]
+        for stale in set(self._ahead_due) - set(dates):
+            del self._ahead_due[stale]
         for stale in set(self._named) - set(dates):
             del self._named[stale]
             self._saved.pop(stale, None)
@@ -619,14 +665,25 @@ class Poller:
                 # ahead that its messages are held back anyway (the rooms' safety
                 # listings find those). Junk named to sort last was listed again at
                 # every round, all day (100,000 names: 100 pages, each parsed on the
-                # app's thread).
-                before = f"{folder}{now_ms + MARKER_AHEAD_MS:013d}"
+                # app's thread). Past ``MARKER_NEAR_MS`` ahead only while that part is
+                # small, else every ``AHEAD_RELIST`` s: names dated within the hour were
+                # listed again at every round too, until two minutes old (red team rt59).
+                near = f"{folder}{now_ms + MARKER_NEAR_MS:013d}"
+                wide = time.monotonic() >= self._ahead_due.get(date, 0.0)
+                before = f"{folder}{now_ms + MARKER_AHEAD_MS:013d}" if wide else near
                 items = await self._engine.storage.list_between(folder, after, before)
                 listed += len(items)
+                if wide:
+                    ahead = sum(1 for item in items if item.path >= near)
+                    if ahead > AHEAD_LISTED_MAX:
+                        self._ahead_due[date] = time.monotonic() + AHEAD_RELIST
+                    else:
+                        self._ahead_due.pop(date, None)
             last: str | None = None
             # A marker still to come is named at least this late (see ``MARKER_SETTLE_MS``)
             settled = f"{folder}{now_ms - MARKER_SETTLE_MS:013d}"
             junk: list[str] = []  # new this listing: said in one line below
+            readers: dict[str, asyncio.Task[int]] = {}
             for item in items:
                 parsed = parse_marker(item.path) if item.special is None else None
                 if parsed is None and item.path < settled:
@@ -646,8 +703,13 @@ class Poller:
                     self._engine.note_room(room_id)
                 if self._engine.index is not None:  # where the cursor is kept
                     named[item.path] = (room_id, segment)
-                reader = self._hint(room_id, segment)
+                reader = self._hint(room_id, segment, marker=True)
                 if reader is not None:
+                    readers[room_id] = reader
+            # A reader that must wait for the budget is not waited for: the next round's
+            # listing would wait too (``round_wait``), and a real marker with it.
+            for room_id, reader in readers.items():
+                if sum(self._hints.get(room_id, {}).values()) <= self.marker_budget.left():
                     steps[reader] = None
             if junk:  # one line a listing: a member's 100,000 names were as many lines
                 first = ", ".join(p[len(folder) :] for p in junk[:JUNK_NAMED])

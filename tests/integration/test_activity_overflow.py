@@ -7,6 +7,7 @@ the real one, 200,000 junk objects a day, costs a member about a dollar.)"""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 from nacl.signing import SigningKey
 from waiting import until
 
-from bucket_chat_desktop.protocol.activity import activity_folder
+from bucket_chat_desktop.protocol.activity import activity_folder, marker_path
 from bucket_chat_desktop.protocol.ids import utc_date
 from bucket_chat_desktop.sync.engine import SyncConfig, SyncEngine
 from bucket_chat_desktop.sync.events import EngineEvent, EventsAppended, StorageStatus
@@ -113,6 +114,99 @@ async def test_junk_named_before_the_markers_to_come_is_listed_once(
     finally:
         await follower.close()
         await writer.close()
+
+
+async def test_names_dated_within_the_hour_ahead_are_not_listed_every_round(
+    stores_for: StoresMaker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Red team rt59: names dated half an hour ahead (junk with a time in front, or
+    forged markers) sort between the cursor and the hour's horizon: never settled, never
+    behind the junk floor, so each round listed them all again until they were two
+    minutes old (10,000 names: 10 pages and a second of CPU every 3 s). A wide listing
+    that finds more than ``AHEAD_LISTED_MAX`` of them is made only every
+    ``AHEAD_RELIST`` s; the rounds between list up to ``MARKER_NEAR_MS`` ahead, so a
+    marker from a clock a few seconds fast is still listed at once."""
+    from bucket_chat_desktop.sync import poller
+
+    monkeypatch.setattr(poller, "AHEAD_LISTED_MAX", 30, raising=False)
+    stores = stores_for("s3")
+    now = int(time.time() * 1000)
+    if utc_date(now + 31 * 60_000) != utc_date(now):
+        pytest.skip("too close to UTC midnight")
+    folder = activity_folder(utc_date(now))
+    junk = stores.new()
+    for n in range(60):
+        assert await junk.put_if_absent(f"{folder}{now + 30 * 60_000:013d}~junk-{n:03}", b"")
+    follower = SyncEngine(stores.new(), config=CONFIG)  # rounds by hand
+    try:
+        await follower.poll_once()
+        assert follower._poller.listed == 60  # the first round looks an hour ahead
+        await follower.poll_once()
+        assert follower._poller.listed == 0  # not again
+        fast = marker_path(
+            int(time.time() * 1000) + 5_000,
+            f"rooms/{ROOM}/logs/{utc_date(now)}/messages_{now}_{now}_fast.jsonl",
+        )
+        assert await junk.put_if_absent(fast, b"")
+        await follower.poll_once()
+        assert follower._poller.listed == 1  # a marker 5 s ahead: listed at once
+    finally:
+        await follower.close()
+
+
+async def test_markers_naming_made_up_segments_are_paced_and_read_newest_first(
+    stores_for: StoresMaker, tmp_path: Path
+) -> None:
+    """Red team rt59: markers naming made-up segments of an open room each cost every
+    reader a read, with no budget, one after another in the room's hint reader, and a
+    real message announced after them waited behind them all (1,500: 22-36 s). Reads
+    named by markers are paced (``HINTS_PER_MINUTE`` a minute per storage, at most
+    ``MARKERS_QUEUED_MAX`` waiting a room: the rest is left to its listing), newest
+    named first: the real message is read next."""
+    stores = stores_for("s3")
+    alice = SigningKey.generate()
+    await RoomWriter(stores.new(), ROOM, "alice@x", alice).create_room("Flooded", "now")
+    bodies: list[str] = []
+
+    def listener(event: EngineEvent) -> None:
+        if isinstance(event, EventsAppended):
+            bodies.extend(str(a.event.content.get("body")) for a in event.items)
+
+    writer = SyncEngine(stores.new(), outbox=Outbox(tmp_path / "w.sqlite3"), config=CONFIG)
+    follower = SyncEngine(stores.new(), listener=listener, config=CONFIG)  # rounds by hand
+    try:
+        await follower.open_room(ROOM, background=False)
+        now = int(time.time() * 1000)
+        day = utc_date(now)
+        junk = stores.new()
+        sem = asyncio.Semaphore(32)
+
+        async def put(n: int) -> None:
+            segment = f"rooms/{ROOM}/logs/{day}/messages_{now}_{now}_fake{n:04}.jsonl"
+            async with sem:
+                assert await junk.put_if_absent(marker_path(now - 1_000 + n % 1_000, segment), b"")
+
+        before = follower.requests
+        for batch in range(3):  # listed over three rounds: the budget runs out
+            await asyncio.gather(*(put(n) for n in range(batch * 200, batch * 200 + 200)))
+            await follower._poller.poll_once(wait=0.2)
+        await writer.send(ROOM, "alice@x", alice, [("m.room.message", {"body": "real"})])
+        assert await writer.flush(60.0)
+        sent = time.monotonic()
+        while "real" not in bodies and time.monotonic() - sent < 30:
+            # as the app's rounds: a round that waited for the paced reader (2 s) held
+            # the next listing back, and a real message with it
+            await follower._poller.poll_once(wait=CONFIG.round_wait)
+            await asyncio.sleep(0.1)
+        late = time.monotonic() - sent
+        await asyncio.sleep(max(0.0, 5 - late))
+        spent = follower.requests - before
+    finally:
+        await follower.close()
+        await writer.close()
+    assert "real" in bodies
+    assert late < 1.5, late  # was: after every made-up segment's read
+    assert spent < 250, spent  # was: a read for each of the 600
 
 
 async def test_a_day_folder_overfilled_with_junk_hides_only_itself(
