@@ -48,7 +48,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bucket_chat_desktop.storage.base import DEFAULT_MAX_READ, ObjectInfo, Storage  # noqa: E402
+from bucket_chat_desktop.storage.base import DEFAULT_MAX_READ, Level, ObjectInfo, Storage  # noqa: E402
 
 WORK = Path(tempfile.gettempdir()) / "bucket-chat-sync-bench"
 REGION = "eu-west-1"
@@ -157,6 +157,12 @@ class CountingStorage(Storage):
     async def list_dirs(self, prefix: str) -> list[str]:
         self.counts["list"] += 1
         return await self.inner.list_dirs(prefix)
+
+    async def list_level(self, prefix: str) -> Level:
+        level = await self.inner.list_level(prefix)
+        names = len(level.folders) + len(level.objects) + level.more
+        self.counts["list"] += max(1, (names + 999) // 1000)
+        return level
 
     async def exists(self, path: str) -> bool:
         self.counts["get"] += 1
