@@ -976,19 +976,25 @@ class Poller:
         found, _ = await self._wait_for(steps, self._engine.config.round_wait)
         return found
 
+    async def _list_day(self, room_id: str, date: str) -> list[ObjectInfo] | StorageError:
+        """The objects of one day folder of a room, or why a storage that answered did
+        not list it; one that did not answer raises (the round is given up)."""
+        try:
+            return await self._backfill.list_objects(f"{logs_prefix(room_id)}{date}/")
+        except StorageError as exc:
+            if not self._engine.answered(exc):
+                raise
+            return exc
+
     async def _list_dropped(self, room_id: str, date: str) -> int:
         """List one day folder of a room where the budget dropped a segment, and read
         what is new there (as ``refresh`` does, for that day only): the segments kept."""
         room = self._engine.rooms.get(room_id)
         if room is None or self._engine._dropped(room):
             return 0
-        folder = f"{logs_prefix(room_id)}{date}/"
-        try:
-            listed = await self._backfill.list_objects(folder)
-        except StorageError as exc:
-            if not self._engine.answered(exc):
-                raise
-            log.info("change feed: cannot list %s for what it dropped: %s", folder, exc)
+        listed = await self._list_day(room_id, date)
+        if isinstance(listed, StorageError):
+            log.info("change feed: cannot list the day %s for what it dropped: %s", date, listed)
             return 0
         new = [it for it in listed if not room.holds(it) and it.path not in self._reading]
         if not new:
@@ -1065,16 +1071,13 @@ class Poller:
         unlisted: dict[str, str] = {}
         for date in [*dates, *older]:
             folder = f"{logs_prefix(room_id)}{date}/"
-            try:
-                listed = await self._backfill.list_objects(folder)
-            except StorageError as exc:
-                if not self._engine.answered(exc):
-                    raise
+            listed = await self._list_day(room_id, date)
+            if isinstance(listed, StorageError):
                 # A day that cannot be listed (a folder nobody may read put into it, a
                 # bucket's day overfilled with junk) is noted — the room is not
                 # completely read, and the next round reads it all again — and the
                 # other days are listed.
-                unlisted[folder] = str(exc)
+                unlisted[folder] = str(listed)
                 continue
             if date in dates:  # late deliveries land in the newest two days
                 items.extend(listed)
