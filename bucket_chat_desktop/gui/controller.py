@@ -613,7 +613,7 @@ class Controller(QObject):
         name = names.name(ev.sender_id)
         ident = shown_id_ends(ev.sender_id)  # the title is cut: both ends of the id stay
         who = f"{name} ({ident})" if name and name != ev.sender_id else ident
-        elsewhere = self._doubted_key(key, ev)
+        elsewhere = self.doubted_key(key, ev.sender_id, ev.sender_key)
         mark = f"{WARNING_MARK} " if names.warning(ev.sender_id) or elsewhere else ""
         doubt = not_verified(row)
         trust = f"{WARNING_MARK} {doubt}: " if doubt else ""
@@ -900,12 +900,13 @@ class Controller(QObject):
                 out.setdefault(pair, []).append((room.ref.key, label))
         return out
 
-    def _doubted_key(self, key: str, ev: Event) -> str | None:
-        """The other room of ``key``'s storage that does not trust the key that signed
-        ``ev`` for its sender (``doubted_elsewhere``), or None."""
-        if not ev.sender_key:
+    def doubted_key(self, key: str, sender_id: str, sender_key: str | None) -> str | None:
+        """The other room of ``key``'s storage that does not trust ``sender_key`` for
+        ``sender_id`` (``doubted_elsewhere``), or None: for a preview, a notification, a
+        search result."""
+        if not sender_key:
             return None
-        return self.doubted_elsewhere(key).get((ev.sender_id, ev.sender_key))
+        return self.doubted_elsewhere(key).get((sender_id, sender_key))
 
     def set_confirmed(self, storage_id: str, keys: Confirmed) -> None:
         """The (sender id, key) pairs the user confirmed in a storage (the features read
@@ -1026,7 +1027,7 @@ class Controller(QObject):
         doubt = not_verified(row)
         if doubt:
             warnings.append(f"The last message is not verified: {doubt}")
-        elsewhere = self._doubted_key(key, row.event)
+        elsewhere = self.doubted_key(key, row.event.sender_id, row.event.sender_key)
         if elsewhere is not None:
             warnings.append(
                 f"The key that signed it is not trusted for this sender in the room {elsewhere}"

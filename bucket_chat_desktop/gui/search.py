@@ -128,8 +128,7 @@ class SearchFeature(QObject):
             names = self.controller.names(key)  # the room's latest
             shown = names.shown(hit.sender_id)
             # a key another room doubts for the sender, as its row says (red team rt54)
-            pair = (hit.sender_id, hit.sender_key)
-            where = self.controller.doubted_elsewhere(key).get(pair) if hit.sender_key else None
+            where = self.controller.doubted_key(key, hit.sender_id, hit.sender_key)
             warning = with_doubt(names.warning(hit.sender_id), hit.sender_id, where)
             rows.append(ShownHit(hit, key, item.shown_name, shown, warning))
         problems = [

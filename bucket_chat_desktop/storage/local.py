@@ -195,12 +195,6 @@ class _Workers:
             done.set_exception(exc)
 
 
-def _folder_of(path: str) -> str:
-    """The folder a call on ``path`` goes into: an object's folder, or the one a listing
-    of ``path`` (a prefix, "rooms/r/logs/") reads; "" for the storage's own folder."""
-    return path[: path.rfind("/")] if "/" in path else ""
-
-
 Key = tuple[str, str]
 """Which calls wait on a stuck one (``LocalStorage._within``): ("into", folder) for calls
 on objects, ("walk" or "level", prefix) for listings."""
@@ -209,8 +203,8 @@ on objects, ("walk" or "level", prefix) for listings."""
 def _into(path: str) -> Key:
     """The key of a call on the object ``path``: its folder. Objects are named by a
     moment (activity markers) or chosen by a member: calls into one folder wait on its
-    first stuck one, whatever the name."""
-    return ("into", _folder_of(path))
+    first stuck one, whatever the name ("" for the storage's own folder)."""
+    return ("into", path.rpartition("/")[0])
 
 
 def _listing(kind: str, prefix: str) -> Key:
