@@ -105,12 +105,16 @@ def describe_event(item: Assessed) -> str:
     return text.replace("\n", "\n" + " " * 4)
 
 
+def _id_warning(sender_id: str, ids: RoomIds | None) -> str | None:
+    """Why ``sender_id`` may imitate another sender of ``ids`` (``None``: judged alone)."""
+    return (ids.warning(sender_id) if ids is not None else id_warning(sender_id)) or None
+
+
 def shown_id(sender_id: str, ids: RoomIds | None = None) -> str:
     """A sender id for a terminal: escaped, capped, and marked when it may imitate another
     (the reason is listed by ``id_notes``)."""
     text = terminal_safe(sender_id, limit=ID_LIMIT)
-    warned = ids.warning(sender_id) if ids is not None else id_warning(sender_id)
-    return f"{text} {LOOKALIKE_MARK}" if warned else text
+    return f"{text} {LOOKALIKE_MARK}" if _id_warning(sender_id, ids) else text
 
 
 LOOKALIKE_MARK = "[!LOOK-ALIKE ID]"
@@ -120,7 +124,7 @@ def id_notes(sender_ids: Iterable[str], ids: RoomIds | None = None) -> list[str]
     """One line per marked id saying why it is marked."""
     lines: list[str] = []
     for sender_id in dict.fromkeys(sender_ids):
-        warned = ids.warning(sender_id) if ids is not None else id_warning(sender_id)
+        warned = _id_warning(sender_id, ids)
         if warned:
             lines.append(f"  {terminal_safe(sender_id, limit=ID_LIMIT)}: {warned}")
     return lines
@@ -266,12 +270,15 @@ def member_json(member: MemberRecord) -> dict[str, Any]:
     }
 
 
-def event_json(item: Assessed) -> dict[str, Any]:
+def event_json(item: Assessed, ids: RoomIds | None = None) -> dict[str, Any]:
+    """``ids``: the room's senders, for ``sender_id_warning`` (the reason text marks
+    ``[!LOOK-ALIKE ID]``); ``None`` judges the id alone."""
     ev = item.event
     return {
         "event_id": ev.event_id,
         "timestamp_ms": ev.timestamp_ms,
         "sender_id": ev.sender_id,
+        "sender_id_warning": _id_warning(ev.sender_id, ids),
         "sender_key": ev.sender_key,
         "type": ev.type,
         "content": dict(ev.content),
@@ -354,7 +361,8 @@ def search_id_notes(
     return lines
 
 
-def search_json(hit: SearchHit) -> dict[str, Any]:
+def search_json(hit: SearchHit, ids: RoomIds | None = None) -> dict[str, Any]:
+    """``ids``: the senders of the hit's room (``SearchPage.senders``), as ``search_line``."""
     return {
         "storage_id": hit.storage_id,
         "room_id": hit.room_id,
@@ -364,6 +372,7 @@ def search_json(hit: SearchHit) -> dict[str, Any]:
         "superseded": hit.superseded,
         "repeated_id": hit.copy is not None,
         "sender_id": hit.sender_id,
+        "sender_id_warning": _id_warning(hit.sender_id, ids),
         "timestamp_ms": hit.timestamp_ms,
         "trust": hit.trust.value if hit.trust is not None else None,
         "trust_reason": hit.trust_reason,

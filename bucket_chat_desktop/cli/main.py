@@ -953,11 +953,13 @@ async def cmd_history(args: argparse.Namespace) -> int:
     everything, rel = result.timeline, view.relations
     # Positions, not rows: a row is made when it is printed (a room may hold a million).
     shown = array("q", related.shown_positions(rel, len(everything), args.limit))
+    ids = RoomIds()
+    ids.update(a.event.sender_id for a in everything)  # first seen in the whole room
     if args.json:
         doc = {
             "room_id": view.room_id,
             "events": [
-                {**fmt.event_json(a), **related.relations_json(a, everything, rel)}
+                {**fmt.event_json(a, ids), **related.relations_json(a, everything, rel)}
                 for a in (everything[p] for p in shown)
             ],
             "findings": [f.as_dict() for f in result.findings],
@@ -965,8 +967,6 @@ async def cmd_history(args: argparse.Namespace) -> int:
         _print_json(doc, stale)
         return EXIT_OK
     _print_title(view, result)
-    ids = RoomIds()
-    ids.update(a.event.sender_id for a in everything)  # first seen in the whole room
     senders: dict[str, None] = {}
     for p in shown:
         item = everything[p]
@@ -1065,7 +1065,7 @@ async def cmd_search(args: argparse.Namespace) -> int:
     if args.json:
         doc = {
             "query": query,
-            "hits": [fmt.search_json(h) for h in page.hits],
+            "hits": [fmt.search_json(h, page.senders.get(h.room_id)) for h in page.hits],
             "more": page.more,
             # --before this for the next older page (null: nothing older)
             "next": page.next_before,

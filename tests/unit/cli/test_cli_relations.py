@@ -292,6 +292,40 @@ def test_search_marks_a_sender_id_that_looks_like_another_of_its_room_as_history
     assert "in Own" not in notes[1]
 
 
+def test_history_and_search_json_say_why_a_sender_id_may_imitate_another(
+    cli: Cli, room: dict[str, str]
+) -> None:
+    """The text output marks "aIice@" beside "alice@" ``[!LOOK-ALIKE ID]`` and says why;
+    ``--json`` (what scripts and bots read) said nothing of it, in ``history`` nor in
+    ``search``. Each event and hit carries ``sender_id_warning``: the same reason, judged
+    among the senders of its own room (null where nobody there looks like it)."""
+    impostor = "aIice@example.com"
+    assert cli(impostor, "setup-keys").code == 0
+    assert cli(impostor, "send", "--room-id", ROOM, "new iban for the invoice").code == 0
+    assert cli(impostor, "create-room", "--room-id", "own", "--name", "Own").code == 0
+    assert cli(impostor, "send", "--room-id", "own", "iban of the club").code == 0
+    assert cli(ALICE, "send", "--room-id", ROOM, "which iban?").code == 0
+    hist = cli(None, "history", "--room-id", ROOM, "--json")
+    assert hist.code == 0, hist
+    by_body = {
+        e["body"]: e for e in json.loads(hist.out)["events"] if e["type"] == "m.room.message"
+    }
+    fake = by_body["new iban for the invoice"]["sender_id_warning"]
+    assert fake and "alice@example.com" in fake, by_body
+    assert by_body["which iban?"]["sender_id_warning"], by_body  # two plain ids: both
+    own = cli(None, "history", "--room-id", "own", "--json")
+    assert own.code == 0, own
+    [mine] = [e for e in json.loads(own.out)["events"] if e["type"] == "m.room.message"]
+    assert mine["sender_id_warning"] is None, mine
+    found = cli(None, "search", "iban", "--json")
+    assert found.code == 0, found
+    hits = {h["snippet"]: h for h in json.loads(found.out)["hits"]}
+    [fake_hit] = [h for s, h in hits.items() if "invoice" in s]
+    assert fake_hit["sender_id_warning"] == fake, hits
+    [own_hit] = [h for s, h in hits.items() if "club" in s]
+    assert own_hit["sender_id"] == impostor and own_hit["sender_id_warning"] is None, hits
+
+
 def test_a_search_hit_whose_verdict_was_taken_on_trial_is_not_final() -> None:
     """A search reads the verdicts this device saved; the first audit of a room is saved
     before its older history is read (its first screen). A key taken on trial there
