@@ -36,6 +36,12 @@ from ..protocol.segment import MAX_SEGMENT_BYTES, encode_segment, path_for
 
 log = logging.getLogger("bucket_chat.sync")
 
+# Seconds before a refused segment (an error only someone can fix, outside this app) is
+# tried again by itself, by its count of tries; then every hour. One write an hour costs
+# nothing, and the user need not notice the fix and click "Not sent — click to retry"
+# (red team rt57: a file planted where a day's folder must be, moved away).
+REFUSED_RETRY = (600.0, 1200.0, 2400.0, 3600.0)
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS heads (
     room_id TEXT NOT NULL,
@@ -279,21 +285,21 @@ class Outbox:
         assert seg_id is not None
         return seg_id
 
-    def due(self, now: float, *, include_permanent: bool = False) -> list[OutSegment]:
+    def due(self, now: float) -> list[OutSegment]:
         """Segments to (re)try now, oldest first.
 
         A segment waits while an older one of its chain (same room and device) is not
         stored and not due: a chain is written in its order. Readers would otherwise see
         a later segment without the one its first event links to — a gap in this
         device's chain (a ``truncated-chain`` finding at everyone's) for as long as the
-        older one backs off, or for good if it failed for a reason the user must fix."""
-        waiting = "next_try > :now" if include_permanent else "(next_try > :now OR permanent = 1)"
+        older one backs off, or for good if it failed for a reason the user must fix.
+        A refused one (``permanent``) is due again when its slow back-off ends
+        (``REFUSED_RETRY``), or at once when the user asks (``retry_now``)."""
         sql = (
             "SELECT id FROM segments s WHERE s.next_try <= :now"
-            + ("" if include_permanent else " AND s.permanent = 0")
-            + " AND NOT EXISTS (SELECT 1 FROM segments o WHERE o.room_id = s.room_id"
+            " AND NOT EXISTS (SELECT 1 FROM segments o WHERE o.room_id = s.room_id"
             " AND o.client_id = s.client_id AND o.id < s.id AND o.state = 'assigned'"
-            f" AND {waiting}) ORDER BY id"
+            " AND o.next_try > :now) ORDER BY id"
         )
         ids = [i for (i,) in self._db.execute(sql, {"now": now})]
         return [s for s in (self.segment(i) for i in ids) if s is not None]
@@ -366,10 +372,16 @@ class Outbox:
         db.execute("COMMIT")
 
     def mark_failed(self, seg_id: int, error: str, *, transient: bool, now: float) -> float:
-        """Record a failed try; returns the time of the next one (exponential back-off)."""
+        """Record a failed try; returns the time of the next one: exponential back-off up
+        to a minute for a passing failure; for a refusal (the user or whoever keeps the
+        storage must fix something: a permission, a file planted where a folder must
+        be), ``REFUSED_RETRY``: the message goes out by itself once that is fixed."""
         row = self._db.execute("SELECT tries FROM segments WHERE id = ?", (seg_id,)).fetchone()
         tries = (row[0] if row else 0) + 1
-        delay = min(60.0, 0.5 * 2 ** min(tries, 10)) if transient else 300.0
+        if transient:
+            delay = min(60.0, 0.5 * 2 ** min(tries, 10))
+        else:
+            delay = REFUSED_RETRY[min(tries, len(REFUSED_RETRY)) - 1]
         self._db.execute(
             "UPDATE segments SET tries = ?, next_try = ?, last_error = ?, permanent = ? "
             "WHERE id = ?",

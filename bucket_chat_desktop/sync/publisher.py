@@ -446,7 +446,8 @@ class Publisher:
     async def _say_parked(self) -> None:
         """Say once, at start, which messages an earlier run left "failed" (an error only
         the user can fix, or behind one in their chain: ``Outbox.pending``). No round
-        tries them again until the user asks (``retry_now``), so nothing else would: a
+        tries them again before their slow back-off ends (``outbox.REFUSED_RETRY``, up to
+        an hour) or the user asks (``retry_now``), so nothing else would soon: a
         window opened after a restart showed neither them nor their "Not sent — click to
         retry", and they went out only after the user sent another and clicked that."""
         outbox = self._engine.outbox

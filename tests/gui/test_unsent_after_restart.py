@@ -68,6 +68,7 @@ def test_messages_not_sent_for_good_are_shown_again_after_a_restart_and_go_on_re
     tip = tooltip_html(model.index(unsent))
     assert "Not sent: " in tip and html.escape(str(blocked[0])) in tip
     assert "a file has that name" in tip
+    assert "Tried again by itself" in tip and "Click to try now" in tip  # no need to watch
 
     for path in blocked:  # fixed; the user clicks a "Not sent" message
         path.unlink()

@@ -1085,6 +1085,7 @@ def tooltip_html(index: Index) -> str:
         f"<br><span style='color:{TRUST_COLORS['invalid']}'>"
         f"{'Not sent' if echo == 'failed' else 'Not sent yet'}: "
         f"{html_escape(one_line(error, 600))}</span>"
+        + (f"<br>{REFUSED_RETRY_NOTE}" if echo == "failed" else "")
         if echo and error
         else ""
     )
@@ -1093,6 +1094,13 @@ def tooltip_html(index: Index) -> str:
         f"<br>Sender: {html_escape(sender)}{warn}"
         f"<br><small>{html_escape(shown_id(str(index.data(Roles.Location) or '')))}</small>"
     )
+
+
+# the outbox tries a refused message again by itself (``outbox.REFUSED_RETRY``)
+REFUSED_RETRY_NOTE = (
+    "Tried again by itself after 10 minutes, then less often, at least hourly: it goes "
+    "out once what refused it is fixed. Click to try now."
+)
 
 
 def quote_tooltip(quote: Quote | None) -> str:

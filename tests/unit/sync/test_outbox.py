@@ -322,12 +322,20 @@ def test_mark_failed_backs_off_transient_errors_and_parks_permanent_ones(box: Ou
     delays = [box.mark_failed(t, "offline", transient=True, now=now) - now for _ in range(9)]
     assert delays == [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0, 60.0]
     assert box.segment(t).tries == 9  # type: ignore[union-attr]
-    assert box.mark_failed(p, "permission denied", transient=False, now=now) == now + 300.0
+    assert box.mark_failed(p, "permission denied", transient=False, now=now) == now + 600.0
 
     assert box.due(now) == []
     assert [s.id for s in box.due(now + 60)] == [t]
-    assert [s.id for s in box.due(now + 400)] == [t]  # a permanent failure waits for the user
-    assert {s.id for s in box.due(now + 400, include_permanent=True)} == {t, p}
+    assert [s.id for s in box.due(now + 400)] == [t]  # a refusal waits longer
+    assert {s.id for s in box.due(now + 600)} == {t, p}  # …but is tried again by itself
+    # ever more slowly, then hourly: the message goes out once someone fixed the cause
+    waits = [box.mark_failed(p, "permission denied", transient=False, now=now) - now]
+    waits += [box.mark_failed(p, "permission denied", transient=False, now=now) - now]
+    waits += [box.mark_failed(p, "permission denied", transient=False, now=now) - now]
+    waits += [box.mark_failed(p, "permission denied", transient=False, now=now) - now]
+    assert waits == [1200.0, 2400.0, 3600.0, 3600.0]
+    refused = [m.state for m in box.pending() if m.error == "permission denied"]
+    assert refused and set(refused) == {"failed"}  # the user sees it meanwhile
     box.retry_now()
     assert [s.id for s in box.due(now)] == [t, p]
 
@@ -351,8 +359,8 @@ def test_a_segment_waits_for_an_older_one_of_its_chain_that_is_not_stored(box: O
     assert [s.id for s in box.due(now + 1)] == [a1, a2, b1, c1]  # in the chain's order
 
     box.mark_failed(a1, "permission denied", transient=False, now=now)
-    assert [s.id for s in box.due(now + 400)] == [b1, c1]  # parked for the user: a2 too
-    assert [s.id for s in box.due(now + 400, include_permanent=True)] == [a1, a2, b1, c1]
+    assert [s.id for s in box.due(now + 400)] == [b1, c1]  # a refusal holds a2 too
+    assert [s.id for s in box.due(now + 1200)] == [a1, a2, b1, c1]  # tried again, in order
 
     box.mark_written(a1)  # stored; its marker failed: the chain may go on
     box.mark_failed(a1, "marker: offline", transient=True, now=now)
