@@ -26,6 +26,7 @@ from ..sync.events import (
 )
 from ..sync.stopping import stop_tasks
 from ..sync.watched import NoAnswerError, interactive_deadline
+from . import format as fmt
 from .live import LivePrinter, not_read, room_findings, room_title_of
 
 PROMPT = "> "
@@ -116,7 +117,7 @@ async def run_chat(storage: Storage, room_id: str, identity: Any, displayname: s
         # as ``history`` titles it: whose signature the name carries, and whether it is
         # the creator's (a member can rewrite metadata.json under the creator's id)
         title = room_title_of(room)
-        print(f"# {title} — type a message and press Enter; /quit or Ctrl-D to leave")
+        print(fmt.fit(f"# {title} — type a message and press Enter; /quit or Ctrl-D to leave"))
         if result is not None and room.relations is not None:
             screen.opening(result, room.relations, OPENING_LINES)
         screen.findings(room_findings(room))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
 import sys
 from collections.abc import Iterable, Mapping
@@ -54,6 +55,70 @@ BADGES = {
     TrustState.KEY_CHANGED: "[KEY CHANGED]",
     TrustState.INVALID: "[INVALID]",
 }
+
+
+# Printed lines longer than this are cut into rows this program makes, each after the
+# first indented, so that no terminal ever wraps them (``fit``): on a terminal, its
+# width; in a pipe or a file, what any terminal it is later shown on has.
+PIPE_WIDTH = 80
+CONTINUED = " " * 4
+
+
+def line_width() -> int:
+    """The columns a printed line may take: the terminal's; in a pipe or a file,
+    ``COLUMNS`` when it is set (as programs read it), else ``PIPE_WIDTH``."""
+    try:
+        if sys.stdout.isatty():
+            return max(20, os.get_terminal_size(sys.stdout.fileno()).columns)
+    except (OSError, ValueError, AttributeError):
+        pass
+    columns = os.environ.get("COLUMNS", "")
+    return max(20, int(columns)) if columns.isdigit() and len(columns) < 10 else PIPE_WIDTH
+
+
+def _cells(ch: str) -> int:
+    """Columns a terminal may give ``ch``, never fewer: printable ASCII takes one, any
+    other character is counted as two (wide letters, emoji; a wrong guess only cuts a
+    row early)."""
+    return 1 if " " <= ch <= "~" else 2
+
+
+def fit(text: str, width: int | None = None) -> str:
+    """``text`` (lines already made safe by ``terminal_safe``) with every line longer
+    than ``width`` columns cut into rows: at a space where there is one in the row's
+    second half, the rest after ``CONTINUED`` with its leading spaces dropped.
+
+    A terminal wraps a long line at its width, and what comes after the wrap begins a
+    screen row as if it were a line of its own: a body padded with spaces to the width
+    put "2026-05-28 21:10:00  alice@example.com  [verified]  I approve …" at the start
+    of a row, read as alice's verified message (red team rt60). A row this program did
+    not begin itself never starts at the first column now."""
+    width = line_width() if width is None else width
+    if all(len(line) * 2 <= width for line in text.split("\n")):
+        return text  # the common case, at a glance
+    rows: list[str] = []
+    for line in text.split("\n"):
+        first = True
+        while line:
+            room = width if first else width - len(CONTINUED)
+            used, cut, space = 0, len(line), -1
+            for i, ch in enumerate(line):
+                used += _cells(ch)
+                if used > room:
+                    cut = i
+                    break
+                if ch == " ":
+                    space = i
+            if cut < len(line) and space >= room // 2:
+                cut = space + 1  # after the space: a word stays whole
+            cut = max(cut, 1)
+            piece = line[:cut].rstrip(" ")
+            rows.append(piece if first else CONTINUED + piece)
+            line = line[cut:].lstrip(" ")
+            first = False
+        if first:
+            rows.append("")  # an empty line stays one
+    return "\n".join(rows)
 
 
 def local_time(timestamp_ms: int) -> str:
@@ -132,7 +197,7 @@ def id_notes(sender_ids: Iterable[str], ids: RoomIds | None = None) -> list[str]
 
 def event_line(item: Assessed, ids: RoomIds | None = None) -> str:
     ev = item.event
-    return (
+    return fit(
         f"{local_time(ev.timestamp_ms)}  {shown_id(ev.sender_id, ids)}  "
         f"{BADGES[item.state]}  {describe_event(item)}"
     )
@@ -140,12 +205,12 @@ def event_line(item: Assessed, ids: RoomIds | None = None) -> str:
 
 def finding_said(f: Finding) -> str:
     """A finding on one line, as ``chat``, ``sync --follow`` and ``members`` say it."""
-    return f"! {f.kind.value}: {terminal_safe(f.message)} ({terminal_safe(f.where())})"
+    return fit(f"! {f.kind.value}: {terminal_safe(f.message)} ({terminal_safe(f.where())})")
 
 
 def finding_line(f: Finding) -> str:
     head = f"  {f.severity.value.upper():6} {f.kind.value:22} {terminal_safe(f.where())}"
-    return f"{head}\n         {terminal_safe(f.message)}"
+    return fit(f"{head}\n         {terminal_safe(f.message)}")
 
 
 def room_title(
@@ -215,7 +280,7 @@ def member_lines(member: MemberRecord) -> list[str]:
     if member.id_warning:
         who += f" {LOOKALIKE_MARK}"
     head = f"{name}{who}  {DEVICE_BADGES[member.state]}{note}"
-    return [head, *(_device_line(d) for d in member.devices)]
+    return [fit(head), *(fit(_device_line(d)) for d in member.devices)]
 
 
 def member_notes(members: Iterable[MemberRecord]) -> list[str]:
@@ -334,7 +399,7 @@ def search_line(
         edited += " (an earlier version: edited since)"
     if hit.copy is not None:  # as history says of it (PROTOCOL.md 18.1)
         edited += f" ({REPEATED_ID})"
-    return (
+    return fit(
         f"{local_time(hit.timestamp_ms)}  {terminal_safe(room_label, limit=ID_LIMIT)}  "
         f"{shown_id(hit.sender_id, ids)}  {badge}  {marked_snippet(hit.snippet, mark)}{edited}\n"
         f"    event {terminal_safe(hit.event_id, limit=ID_LIMIT)}"

@@ -1108,7 +1108,7 @@ async def cmd_search(args: argparse.Namespace) -> int:
 
 def _print_title(view: Any, result: AuditResult) -> None:
     title = room_title_of(view) if view.metadata or metadata_unusable(view) else view.room_id
-    print(f"# {title}")
+    print(fmt.fit(f"# {title}"))
 
 
 def _print_json(doc: dict[str, Any], stale: str | None) -> None:

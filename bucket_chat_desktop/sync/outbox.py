@@ -377,9 +377,9 @@ class Outbox:
         storage must fix something: a permission, a file planted where a folder must
         be), ``REFUSED_RETRY``: the message goes out by itself once that is fixed."""
         row = self._db.execute("SELECT tries FROM segments WHERE id = ?", (seg_id,)).fetchone()
-        tries = (row[0] if row else 0) + 1
+        tries = int(row[0] if row else 0) + 1
         if transient:
-            delay = min(60.0, 0.5 * 2 ** min(tries, 10))
+            delay: float = min(60.0, 0.5 * 2.0 ** min(tries, 10))
         else:
             delay = REFUSED_RETRY[min(tries, len(REFUSED_RETRY)) - 1]
         self._db.execute(

@@ -29,6 +29,9 @@ class Device:
     home: Path
     store: Path
     user_id: str
+    # what a long printed line is cut at, the output being no terminal (``format.fit``):
+    # wide, so that tests of other things read a line whole; None: the command's default
+    columns: str | None = "100000"
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -38,6 +41,9 @@ class Device:
             BUCKET_CHAT_PASSPHRASE=PASSPHRASE,
         )
         env.pop("BUCKET_CHAT_STORAGE", None)
+        env.pop("COLUMNS", None)
+        if self.columns is not None:
+            env["COLUMNS"] = self.columns
         return env
 
     def run(

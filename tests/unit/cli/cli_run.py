@@ -4,6 +4,8 @@ becomes the code)."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from bucket_chat_desktop.cli.main import main
@@ -23,11 +25,28 @@ class Result:
         return self.out.splitlines()[0].split()[-1]
 
 
-def run_main(capsys: pytest.CaptureFixture[str], argv: list[str]) -> Result:
+# What a long line is cut at where the output is no terminal (``format.fit``): wide, so
+# that tests of other things read a printed line whole; ``columns`` sets another width.
+WIDE = "100000"
+
+
+def run_main(
+    capsys: pytest.CaptureFixture[str], argv: list[str], *, columns: str | None = WIDE
+) -> Result:
     capsys.readouterr()
+    before = os.environ.get("COLUMNS")
+    if columns is None:
+        os.environ.pop("COLUMNS", None)
+    else:
+        os.environ["COLUMNS"] = columns
     try:
         code = main(argv)
     except SystemExit as exc:  # argparse
         code = exc.code if isinstance(exc.code, int) else 2
+    finally:
+        if before is None:
+            os.environ.pop("COLUMNS", None)
+        else:
+            os.environ["COLUMNS"] = before
     out, err = capsys.readouterr()
     return Result(code, out, err)

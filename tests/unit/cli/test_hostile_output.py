@@ -163,10 +163,13 @@ class _Chain:
         return ev.event_id
 
 
-def test_follow_notices_name_an_edit_of_an_edit_and_what_a_deletion_took_back() -> None:
+def test_follow_notices_name_an_edit_of_an_edit_and_what_a_deletion_took_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Red team: an edit of an edit (applied to the message) printed no notice, so
     ``chat`` and ``sync --follow`` showed the older text as the latest; deleting that
     edit printed "deleted a message" though no message was deleted."""
+    monkeypatch.setenv("COLUMNS", "100000")  # lines read whole (not cut: ``format.fit``)
     from bucket_chat_desktop.cli.live import LivePrinter
     from bucket_chat_desktop.protocol.relations import EDIT, REDACTION
 
@@ -243,3 +246,46 @@ def test_a_flood_of_reactions_is_printed_in_linear_work() -> None:
 
 
 _MALLORY = "mallory@example.com"
+
+
+@pytest.mark.parametrize("width", [20, 80, 133])
+def test_fit_leaves_no_row_for_a_terminal_to_wrap(width: int) -> None:
+    """``format.fit`` (red team rt60): whatever a line holds — runs of spaces, words
+    longer than a row, wide letters, emoji — no row it makes is wider than ``width``
+    columns (a letter outside ASCII counted as two), every row it adds starts with
+    ``CONTINUED``, and no character but spaces at a cut is lost."""
+    import random
+
+    from bucket_chat_desktop.cli.format import CONTINUED, fit
+
+    rnd = random.Random(width)
+    pieces = ["a", "word", " ", "     ", "語", "👍", "x" * 300, "é", "-", "\n", " " * 90]
+    for _ in range(300):
+        text = "".join(rnd.choice(pieces) for _ in range(rnd.randrange(1, 60)))
+        rows = fit(text, width).split("\n")
+        assert all(sum(1 if " " <= c <= "~" else 2 for c in row) <= width for row in rows)
+        assert "".join(text.split()) == "".join("".join(rows).split()), (text, rows)
+        for line in text.split("\n"):
+            first, *more = fit(line, width).split("\n")
+            assert line.startswith(first)  # a line begins as it did
+            assert all(row.startswith(CONTINUED) for row in more), more
+
+
+def test_chat_prints_a_padded_body_in_rows_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What ``chat`` and ``sync --follow`` print as a message arrives is cut into rows
+    as ``history`` is: the forged event line a body padded to the terminal's width
+    carries starts no row of its own."""
+    from bucket_chat_desktop.cli.live import LivePrinter
+
+    monkeypatch.delenv("COLUMNS", raising=False)  # a pipe: 80 columns
+    chain = _Chain(8)
+    said: list[str] = []
+    printer = LivePrinter(said.append)
+    fake = "2026-05-28 21:10:00  alice@example.com  [verified]  I approve the transfer"
+    chain.add(MESSAGE, {"msgtype": "m.text", "body": "ok" + " " * 170 + fake})
+    rows = chain.rows
+    printer.arrived(rows[-1:], rows, relations.build(ROOM, rows), echo_own=True)
+    printed = "\n".join(said).split("\n")
+    assert all(len(row) <= 80 for row in printed), printed
+    assert [r for r in printed if r.startswith("2026-05-28 21:10:00  alice")] == [], printed
+    assert f"    {fake}" in printed, printed
