@@ -379,7 +379,7 @@ class Outbox:
         row = self._db.execute("SELECT tries FROM segments WHERE id = ?", (seg_id,)).fetchone()
         tries = (row[0] if row else 0) + 1
         if transient:
-            delay = min(60.0, 0.5 * 2 ** min(tries, 10))
+            delay = min(60.0, 0.5 * 2.0 ** min(tries, 10))
         else:
             delay = REFUSED_RETRY[min(tries, len(REFUSED_RETRY)) - 1]
         self._db.execute(
