@@ -47,6 +47,7 @@ from .models.timeline_model import Roles, TimelineModel
 from .safe import guard
 from .style import TRUST_COLORS
 from .widgets.composer import Composer, local_files
+from .widgets.elided_label import ElidedLabel, never_widens
 from .widgets.message_delegate import MessageDelegate
 from .widgets.room_delegate import RoomDelegate
 from .widgets.room_dialogs import RoomDialog
@@ -458,12 +459,19 @@ class MainWindow(QMainWindow):
         header.setContentsMargins(16, 10, 12, 10)
         header.setSpacing(8)
         titles = QVBoxLayout()
-        self.room_title = QLabel()
+        # The name comes from storage (up to 200 characters): cut with "…" to the width
+        # there is, never taking width from the room list; the whole name in its tooltip.
+        self.room_title = ElidedLabel()
         self.room_title.setObjectName("roomTitle")
-        self.room_title.setTextFormat(Qt.TextFormat.RichText)  # escaped names only
+        title_font = self.room_title.font()
+        title_font.setPointSize(15)
+        title_font.setBold(True)
+        self.room_title.setFont(title_font)
         self.room_subtitle = QLabel()
         self.room_subtitle.setObjectName("roomSubtitle")
         self.room_subtitle.setTextFormat(Qt.TextFormat.RichText)
+        self.room_subtitle.setWordWrap(True)  # a room id has up to 128 characters
+        never_widens(self.room_subtitle)
         titles.addWidget(self.room_title)
         titles.addWidget(self.room_subtitle)
         header.addLayout(titles, 1)
@@ -642,7 +650,7 @@ class MainWindow(QMainWindow):
         item = self.controller.rooms.item(key) if key else None
         if item is None:
             return
-        self.room_title.setText(f"<b style='font-size:15pt'>{html_escape(item.shown_name)}</b>")
+        self.room_title.set_full_text(item.shown_name)
         result = self.controller.result(key)
         parts = [f"{html_escape(item.room_id)} on {html_escape(one_line(item.storage_name))}"]
         if result is not None and self.controller.history_partial(key):

@@ -38,6 +38,12 @@ class Social(QObject):
         self.popup = MentionPopup(
             window.composer,
             lambda: controller.members(controller.current) if controller.current else [],
+            # the rule the room's rows are marked by: a look-alike id is marked in the list
+            lambda user_id: (
+                controller.names(controller.current).warning(user_id)
+                if controller.current
+                else None
+            ),
         )
         self.popup.own_user = controller.identity.user_id
         window.room_menu_hooks.append(self._add_to_room_menu)

@@ -27,10 +27,12 @@ from PySide6.QtWidgets import QApplication, QMenu
 
 from bucket_chat_desktop import settings as settings_store
 from bucket_chat_desktop.gui.models.rooms_model import RoomRoles
+from bucket_chat_desktop.gui.style import TRUST_COLORS, WARNING_MARK
 from bucket_chat_desktop.gui.tray import Notifier
 from bucket_chat_desktop.gui.widgets.message_delegate import MENTION_COLOR
 from bucket_chat_desktop.gui.widgets.room_dialogs import RoomDialog
 from bucket_chat_desktop.protocol.findings import Finding, Kind
+from bucket_chat_desktop.protocol.untrusted_text import html_escape, one_line
 from bucket_chat_desktop.settings import Settings
 from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync.room_objects import StorageRooms, storage_rooms
@@ -169,6 +171,56 @@ def test_a_member_whose_name_is_not_shown_as_written_is_inserted_by_id(
     assert popup.count() == 1
     tip = popup.item(0).toolTip()
     assert QtGui.Qt.mightBeRichText(tip) and "&lt;b&gt;eve&lt;/b&gt;@example.com" in tip
+
+
+# Red team rt60: a member whose id imitates Carol's (Cyrillic "с" and "а") and who calls
+# themself "Carol" is marked on their rows; the "@" list showed both entries alike.
+IMPOSTOR = ("\u0441\u0430rol@example.com", SigningKey(b"\x09" * 32), "Carol")
+
+
+def test_the_mention_list_marks_a_look_alike_id_and_never_offers_it_first(
+    qtbot: Any, launch: Callable[..., Desk], store: Path, people: People, tmp_path: Path
+) -> None:
+    # The impostor writes first: first seen, they were listed first and chosen by Enter.
+    wait_for(qtbot, people.writer(IMPOSTOR, "hangar").write_metadata("Hangar", "2026-01-05"))
+    wait_for(qtbot, people.say(IMPOSTOR, "hangar", "Checking it now."))
+    wait_for(qtbot, people.say(CAROL, "hangar", "The new build is up."))
+    desk = launch(settings_for(store, ["hangar"]))
+    desk.wait_row("hangar", "The new build is up.")
+    key = desk.key("hangar")
+    why = desk.controller.names(key).warning(IMPOSTOR[0])
+    assert why and not desk.controller.names(key).warning(CAROL[0])
+
+    composer, popup = desk.window.composer, desk.window.social.popup
+    composer.setFocus()
+    QTest.keyClicks(composer, "thanks @Car")
+    assert popup.isVisible() and popup.count() == 2
+    shot(desk.window, "mention-lookalike", tmp_path)
+    items = [popup.item(i) for i in range(popup.count())]
+    ids = [item.data(Qt.ItemDataRole.UserRole)[0] for item in items]
+    assert ids == [CAROL[0], IMPOSTOR[0]]  # the marked one last, whoever came first
+    real, fake = items
+    assert popup.currentRow() == 0
+    assert WARNING_MARK not in real.text() and WARNING_MARK not in real.toolTip()
+    # marked as the timeline marks them: the mark (first: a long entry is cut at its end),
+    # the warning colour, and why in the tooltip
+    assert fake.text().startswith(f"{WARNING_MARK} Carol") and IMPOSTOR[0] in fake.text()
+    assert fake.foreground().color() == QColor(TRUST_COLORS["key-changed"])
+    tip = fake.toolTip()
+    assert QtGui.Qt.mightBeRichText(tip) and WARNING_MARK in tip
+    assert html_escape(one_line(why, 600)) in tip
+
+    QTest.keyClick(composer, Qt.Key.Key_Return)  # the default: the real Carol
+    assert composer.toPlainText() == "thanks @carol@example.com "
+    QTest.keyClicks(composer, "!")
+    QTest.keyClick(composer, Qt.Key.Key_Return)
+    desk.wait_row("hangar", "thanks @carol@example.com !")
+    row = next(r for r in desk.rows("hangar") if r.body == "thanks @carol@example.com !")
+    assert row.content["mentions"] == [CAROL[0]]
+
+    # typed toward the impostor's id only, the impostor alone is listed: still marked
+    composer.insertPlainText("@\u0441\u0430r")  # QTest types ASCII only
+    assert popup.count() == 1 and popup.item(0).text().startswith(WARNING_MARK)
 
 
 # -- mentions: highlighted --------------------------------------------------------------------

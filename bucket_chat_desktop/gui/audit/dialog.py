@@ -57,6 +57,7 @@ from ...protocol.untrusted_text import (
 )
 from ..safe import guard
 from ..style import TRUST_COLORS, TRUST_LABELS, is_dark
+from ..widgets.elided_label import never_widens
 from ..widgets.members_panel import trust_badge
 from .explanations import explain
 from .findings_model import (
@@ -188,6 +189,7 @@ class AuditDialog(QDialog):
         self.subtitle.setTextFormat(Qt.TextFormat.RichText)  # holds escaped names
         self.subtitle.setObjectName("muted")
         self.subtitle.setWordWrap(True)
+        never_widens(self.subtitle)  # a 200-character name, a 128-character room id
         self.history = QLabel()
         self.history.setWordWrap(True)
         titles.addWidget(self.headline)
@@ -230,6 +232,7 @@ class AuditDialog(QDialog):
         meta_layout.setContentsMargins(14, 10, 14, 10)
         self.metadata_label = QLabel()
         self.metadata_label.setWordWrap(True)
+        never_widens(self.metadata_label)  # the room's name and its creator's id
         self.metadata_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         meta_layout.addWidget(self.metadata_label)
         layout.addWidget(meta)

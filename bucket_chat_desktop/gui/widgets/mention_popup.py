@@ -6,6 +6,12 @@ shown exactly as written and no other member goes by it, else ``@<user id>``. Th
 controller turns mentions in the text into the message's ``mentions`` field
 (``protocol/mentions.py``). Names and ids come from storage: the list shows each name
 cleaned (``display_name_safe``) with the real id beside it, always.
+
+An id that may imitate another member's (the room's ``Names.warning``, the rule that marks
+their rows) is marked as the timeline marks it: ⚠ before the entry, in the warning colour,
+and the warning in its tooltip. Marked members are listed after every unmarked one, so
+the entry chosen when the list opens is never an impostor when anyone else matches:
+"@Car" then Enter mentions Carol, not "саrol" (Cyrillic с and а) calling themself Carol.
 """
 
 from __future__ import annotations
@@ -13,16 +19,22 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from PySide6.QtCore import QEvent, QObject, QPoint, Qt
-from PySide6.QtGui import QKeyEvent, QTextCursor
+from PySide6.QtGui import QBrush, QColor, QKeyEvent, QTextCursor
 from PySide6.QtWidgets import QListWidget, QListWidgetItem, QPlainTextEdit
 
-from ...protocol.untrusted_text import display_name_safe, html_escape, shown_id
+from ...protocol.untrusted_text import display_name_safe, html_escape, one_line, shown_id
 from ..safe import guard
+from ..style import TRUST_COLORS, WARNING_MARK
 
 MAX_SHOWN = 8  # members listed at once
 MAX_QUERY = 48  # characters after "@" still read as a name being typed
 
 Members = Callable[[], Sequence[tuple[str, str]]]  # (user id, display name or "")
+Warning = Callable[[str], str | None]  # why a user id may imitate another's, or None
+
+
+def _no_warning(_user_id: str) -> str | None:
+    return None
 
 
 def mention_query(text: str, cursor: int) -> tuple[int, str] | None:
@@ -41,20 +53,24 @@ def mention_query(text: str, cursor: int) -> tuple[int, str] | None:
     return start, query
 
 
-def matches(members: Sequence[tuple[str, str]], query: str) -> list[tuple[str, str]]:
-    """Members whose name or id contains ``query`` (case-insensitive), those starting with
-    it first, then by name; at most ``MAX_SHOWN``."""
+def matches(
+    members: Sequence[tuple[str, str]], query: str, warning: Warning = _no_warning
+) -> list[tuple[str, str]]:
+    """Members whose name or id contains ``query`` (case-insensitive): those whose id
+    ``warning`` marks (may imitate another's) after all others, then those starting with
+    the query first, then by name; at most ``MAX_SHOWN``."""
     q = query.casefold()
-    ranked: list[tuple[int, str, tuple[str, str]]] = []
+    ranked: list[tuple[bool, int, str, tuple[str, str]]] = []
     for user_id, name in members:
         shown = display_name_safe(name)
         fields = [f.casefold() for f in (shown, user_id) if f]
         if not any(q in f for f in fields):
             continue
         rank = 0 if any(f.startswith(q) for f in fields) else 1
-        ranked.append((rank, (shown or user_id).casefold(), (user_id, name)))
-    ranked.sort(key=lambda r: (r[0], r[1]))
-    return [r[2] for r in ranked[:MAX_SHOWN]]
+        marked = bool(warning(user_id))
+        ranked.append((marked, rank, (shown or user_id).casefold(), (user_id, name)))
+    ranked.sort(key=lambda r: (r[0], r[1], r[2]))
+    return [r[3] for r in ranked[:MAX_SHOWN]]
 
 
 def inserted_text(user_id: str, name: str, members: Sequence[tuple[str, str]]) -> str:
@@ -72,10 +88,13 @@ class MentionPopup(QListWidget):
     """The completion list for one composer. It never takes the focus: the composer
     forwards the keys it uses (``handle_key``)."""
 
-    def __init__(self, editor: QPlainTextEdit, members: Members) -> None:
+    def __init__(
+        self, editor: QPlainTextEdit, members: Members, warning: Warning = _no_warning
+    ) -> None:
         super().__init__(editor.window())
         self.editor = editor
         self.members = members
+        self.warning = warning  # the room's look-alike rule: ``Names.warning``
         self.own_user = ""  # left out of the list
         self._dismissed: int | None = None  # "@" position the user closed the list for
         self._start = -1
@@ -115,7 +134,7 @@ class MentionPopup(QListWidget):
         if self._dismissed == start:
             return
         members = [m for m in self.members() if m[0] != self.own_user]
-        hits = matches(members, query)
+        hits = matches(members, query, self.warning)
         if not hits:
             self.hide()
             return
@@ -127,10 +146,16 @@ class MentionPopup(QListWidget):
         for user_id, name in hits:
             shown = display_name_safe(name)
             label = f"{shown}   {shown_id(user_id)}" if shown else shown_id(user_id)
-            item = QListWidgetItem(label)
+            why = self.warning(user_id)
+            # the mark first: a long entry is cut at its end, the mark must stay
+            item = QListWidgetItem(f"{WARNING_MARK} {label}" if why else label)
             item.setData(Qt.ItemDataRole.UserRole, (user_id, name))
             # rich text, escaped: Qt takes a tip that looks like markup as rich text
-            item.setToolTip(f"<p>{html_escape(shown_id(user_id))}</p>")
+            tip = f"<p>{html_escape(shown_id(user_id))}</p>"
+            if why:
+                item.setForeground(QBrush(QColor(TRUST_COLORS["key-changed"])))
+                tip += f"<p>{WARNING_MARK} {html_escape(one_line(why, 600))}</p>"
+            item.setToolTip(tip)
             self.addItem(item)
         rows = [self.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.count())]
         self.setCurrentRow(rows.index(chosen) if chosen in rows else 0)

@@ -34,6 +34,7 @@ from ..models.timeline_model import TimelineModel
 from ..safe import guard
 from ..style import NOT_FINAL, TRUST_COLORS, WARNING_MARK, muted_text, sender_html, trust_label
 from .composer import Composer
+from .elided_label import never_widens
 from .message_delegate import MessageDelegate
 
 PANEL_WIDTH = 380
@@ -65,6 +66,9 @@ class ThreadPanel(QFrame):
         self.subtitle = QLabel()
         self.subtitle.setObjectName("roomSubtitle")
         self.subtitle.setTextFormat(Qt.TextFormat.RichText)  # escaped parts only
+        # a sender's id can be long: wrapped at the panel's width, never widening it
+        self.subtitle.setWordWrap(True)
+        never_widens(self.subtitle)
         titles.addWidget(self.title)
         titles.addWidget(self.subtitle)
         header.addLayout(titles, 1)
