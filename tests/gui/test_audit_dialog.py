@@ -175,9 +175,12 @@ def table_rows(dialog: AuditDialog) -> list[dict[Column, str]]:
 
 
 def cli_verify(store: Path) -> subprocess.CompletedProcess[str]:
+    """``verify``'s output with its lines whole (as on a terminal wide enough: the
+    copied report is never cut into rows, ``format.fit``)."""
     cmd = [sys.executable, "-m", "bucket_chat_desktop.cli", "-s", str(store)]
+    env = {**os.environ, "COLUMNS": "100000"}
     return subprocess.run(
-        [*cmd, "verify", "--room-id", ROOM], capture_output=True, text=True, timeout=60
+        [*cmd, "verify", "--room-id", ROOM], capture_output=True, text=True, timeout=60, env=env
     )
 
 
