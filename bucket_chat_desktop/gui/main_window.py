@@ -45,7 +45,7 @@ from .controller import PARTIAL_READ, Controller
 from .models.rooms_model import RoomRoles
 from .models.timeline_model import Roles, TimelineModel
 from .safe import guard
-from .style import TRUST_COLORS
+from .style import TRUST_COLORS, WARNING_MARK
 from .widgets.composer import Composer, local_files
 from .widgets.message_delegate import MessageDelegate
 from .widgets.room_delegate import RoomDelegate
@@ -584,6 +584,7 @@ class MainWindow(QMainWindow):
             parent=self,
             lister=self.controller.list_storage_rooms,
             tasks=self.controller.tasks,
+            joined=self.controller.rooms.named_rooms,
         )
         if dialog.exec():
             storage_id, room_id, _ = dialog.values
@@ -642,7 +643,16 @@ class MainWindow(QMainWindow):
         item = self.controller.rooms.item(key) if key else None
         if item is None:
             return
-        self.room_title.setText(f"<b style='font-size:15pt'>{html_escape(item.shown_name)}</b>")
+        mark = (
+            f"<span style='color:{TRUST_COLORS['key-changed']}'>{WARNING_MARK}</span> "
+            if item.name_warning
+            else ""
+        )
+        self.room_title.setText(
+            f"<b style='font-size:15pt'>{mark}{html_escape(item.shown_name)}</b>"
+        )
+        # why its name is marked (the line below says which room it is: id and storage)
+        self.room_title.setToolTip(f"⚠ {item.name_warning}" if item.name_warning else "")
         result = self.controller.result(key)
         parts = [f"{html_escape(item.room_id)} on {html_escape(one_line(item.storage_name))}"]
         if result is not None and self.controller.history_partial(key):
