@@ -183,6 +183,8 @@ def shown_id(sender_id: str, ids: RoomIds | None = None) -> str:
 
 
 LOOKALIKE_MARK = "[!LOOK-ALIKE ID]"
+# a room's name that looks like another room's name or id (``room_names.name_lookalikes``)
+LOOKALIKE_NAME_MARK = "[!LOOK-ALIKE NAME]"
 
 
 def id_notes(sender_ids: Iterable[str], ids: RoomIds | None = None) -> list[str]:
@@ -218,17 +220,21 @@ def room_title(
     room_id: str,
     authorized: Mapping[str, frozenset[str]] | None = None,
     ids: RoomIds | None = None,
+    *,
+    mark: str = "",
 ) -> str:
     """``describe(meta, authorized)`` for a terminal: the name is cleaned, the creator id
     escaped and marked when it may imitate another — with ``ids`` (the room's senders),
     also when it looks like a sender's id there: ``aIice@…`` signing a room where
-    ``alice@…`` writes (the check uses the real id)."""
+    ``alice@…`` writes (the check uses the real id). ``mark`` follows the name
+    (``LOOKALIKE_NAME_MARK``)."""
     if meta is None:
         return f"{room_id} (no metadata)"
     signer = check_signer(meta, authorized)[0]
     shown = dataclasses.replace(meta, creator_id=shown_id(meta.creator_id or "?", ids))
     name = display_name_safe(meta.name, TITLE_LIMIT) or room_id
-    return f"{terminal_safe(name)} ({signer_text(shown, signer)})"
+    marked = f"{terminal_safe(name)} {mark}" if mark else terminal_safe(name)
+    return f"{marked} ({signer_text(shown, signer)})"
 
 
 TITLE_LIMIT = 200

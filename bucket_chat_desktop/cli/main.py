@@ -31,8 +31,9 @@ from ..protocol.findings import NOT_READ, Kind, Severity
 from ..protocol.ids import InvalidRoomIdError, check_room_id, room_option
 from ..protocol.metadata import check_signer
 from ..protocol.relations import Relations
+from ..protocol.room_names import NamedRoom, name_lookalikes
 from ..protocol.room_state import others_as_note
-from ..protocol.untrusted_text import RoomIds, terminal_safe
+from ..protocol.untrusted_text import RoomIds, display_name_safe, terminal_safe
 from ..storage import Storage, StorageError, open_storage
 from ..sync.client import ChatClient, RoomRef
 from ..sync.events import EventsAppended, RoomLoaded
@@ -475,12 +476,21 @@ async def cmd_rooms(args: argparse.Namespace) -> int:
         print(f"bucket-chat: {_stale_note(found.error, found.last_read)}", file=sys.stderr)
     elif not found.rooms:
         print(f"No rooms in {terminal_safe(storage.describe())}.")
+    # names that look like another room's name or id, as the app's join dialog marks them
+    looks = name_lookalikes(
+        NamedRoom(r.room_id, r.room_id, display_name_safe(r.name) if r.name else "")
+        for r in found.rooms
+    )
     for room in found.rooms:
+        mark = fmt.LOOKALIKE_NAME_MARK if room.room_id in looks else ""
         if found.from_cache:  # a name the index recorded, unchecked like every other
             label = terminal_safe(room.name, limit=fmt.TITLE_LIMIT) if room.name else ""
+            label += f" {mark}" if mark else ""
         else:
             label = (
-                fmt.room_title(room.metadata, room.room_id) if room.metadata else "(no metadata)"
+                fmt.room_title(room.metadata, room.room_id, mark=mark)
+                if room.metadata
+                else "(no metadata)"
             )
             # A borrowed or unreadable metadata file: as the join dialog says. Metadata that
             # was used says what is wrong with its signature in its title already.
@@ -488,6 +498,11 @@ async def cmd_rooms(args: argparse.Namespace) -> int:
                 why = terminal_safe(room.problem, limit=fmt.TITLE_LIMIT)
                 label += f"; its metadata could not be used: {why}"
         print(f"{terminal_safe(room.room_id):32} {label}".rstrip())
+    if looks:
+        print(f"\nNames marked {fmt.LOOKALIKE_NAME_MARK} may pass for another room:")
+        for room in found.rooms:
+            if room.room_id in looks:
+                print(f"  {terminal_safe(room.room_id)}: {terminal_safe(looks[room.room_id])}")
     return EXIT_OK
 
 

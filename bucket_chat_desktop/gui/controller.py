@@ -1013,7 +1013,8 @@ class Controller(QObject):
                 if rows:
                     row = rows[-1]
                     ev = row.event
-                    title = self._notification_title(key, row, item.shown_name)
+                    # a name like another room's: marked, with its id and storage
+                    title = self._notification_title(key, row, item.marked_name)
                     self.notify.emit(key, title, _preview(as_shown(ev, rel) or ev))
         self.rooms.update(key, **changes)
         if incoming and not focused:

@@ -45,7 +45,7 @@ from .controller import PARTIAL_READ, Controller
 from .models.rooms_model import RoomRoles
 from .models.timeline_model import Roles, TimelineModel
 from .safe import guard
-from .style import TRUST_COLORS
+from .style import TRUST_COLORS, WARNING_MARK
 from .widgets.composer import Composer, local_files
 from .widgets.elided_label import ElidedLabel, never_widens
 from .widgets.message_delegate import MessageDelegate
@@ -592,6 +592,7 @@ class MainWindow(QMainWindow):
             parent=self,
             lister=self.controller.list_storage_rooms,
             tasks=self.controller.tasks,
+            joined=self.controller.rooms.named_rooms,
         )
         if dialog.exec():
             storage_id, room_id, _ = dialog.values
@@ -650,7 +651,15 @@ class MainWindow(QMainWindow):
         item = self.controller.rooms.item(key) if key else None
         if item is None:
             return
-        self.room_title.set_full_text(item.shown_name)
+        # a name that looks like another room's is marked (the line below says which
+        # room it is: id and storage), and the tooltip says why
+        mark = f"{WARNING_MARK} " if item.name_warning else ""
+        self.room_title.set_full_text(f"{mark}{item.shown_name}")
+        if item.name_warning:
+            self.room_title.setToolTip(
+                f"<p>{html_escape(item.shown_name)}</p><p>{WARNING_MARK} "
+                f"{html_escape(item.name_warning)}</p>"
+            )
         result = self.controller.result(key)
         parts = [f"{html_escape(item.room_id)} on {html_escape(one_line(item.storage_name))}"]
         if result is not None and self.controller.history_partial(key):

@@ -30,6 +30,7 @@ from .conftest import Device
 ROOM = "hostile"
 T0 = 1_780_000_000_000
 ALICE = "alice@example.com"
+MALLORY = "mallory@example.com"
 IMPOSTOR = "\u0430lice@example.com"  # Cyrillic а
 EVE = "eve\x1b[8m\u202e@example.com"  # conceal + right-to-left override inside the id
 
@@ -266,6 +267,49 @@ def test_a_room_signed_by_a_look_alike_of_a_member_is_marked_in_its_title(
     assert title == f"# Payments (signed by {BACKDATER} [!LOOK-ALIKE ID])", title
     out = reader.run("verify", "--room-id", ROOM, check=False).stdout
     assert out.splitlines()[0] == f"Room {ROOM}: Payments (signed by {BACKDATER} [!LOOK-ALIKE ID])"
+
+
+def _named_room(store: Path, room_id: str, name: str, creator: str, key: SigningKey) -> None:
+    folder = store / "rooms" / room_id
+    (folder / "logs").mkdir(parents=True)
+    (folder / "metadata.json").write_bytes(
+        build_metadata(
+            room_id=room_id,
+            name=name,
+            created_at="2026-06-01T00:00:00.000Z",
+            creator_id=creator,
+            signing_key=key,
+        )
+    )
+
+
+def test_rooms_marks_a_name_that_looks_like_another_rooms_name_or_id(tmp_path: Path) -> None:
+    """Red team rt60: ``rooms`` printed every name cleaned but never compared them, while
+    the app's join dialog marks look-alikes: a member's room "announce" named "Gеneral"
+    (a Cyrillic "е") and a room "payroll-new" named "payroll" (another room's id) read as
+    the real ones. Both are marked ``[!LOOK-ALIKE NAME]`` (by the rule the dialog uses,
+    ``room_names.name_lookalikes``), the reasons listed below; the rooms they imitate
+    are not."""
+    alice, mallory = SigningKey(b"\x01" * 32), SigningKey(b"\x02" * 32)
+    store = tmp_path / "store"
+    _named_room(store, "general", "General", ALICE, alice)
+    _named_room(store, "payroll", "Payroll 2026", ALICE, alice)
+    _named_room(store, "announce", "G\u0435neral", MALLORY, mallory)
+    _named_room(store, "payroll-new", "payroll", MALLORY, mallory)
+    out = _reader(tmp_path, store).run("rooms").stdout
+    assert _bad(out) == []
+    listed, _, notes = out.partition("\n\n")
+    lines = {line.split()[0]: line for line in listed.splitlines()}
+    assert set(lines) == {"general", "payroll", "announce", "payroll-new"}, out
+    signed = f"(signed; claims to be created by {MALLORY}, not checked)"
+    assert lines["announce"] == f"{'announce':32} G\u0435neral [!LOOK-ALIKE NAME] {signed}"
+    assert lines["payroll-new"] == f"{'payroll-new':32} payroll [!LOOK-ALIKE NAME] {signed}"
+    assert "LOOK-ALIKE" not in lines["general"] + lines["payroll"]
+    assert notes.splitlines() == [
+        "Names marked [!LOOK-ALIKE NAME] may pass for another room:",
+        "  announce: Its name looks like the name of another room here (general).",
+        "  payroll-new: Its name looks like the id of another room here (payroll).",
+    ], out
 
 
 def test_a_msgtype_that_is_a_list_or_an_object_breaks_no_command(tmp_path: Path) -> None:

@@ -143,6 +143,57 @@ def test_rooms_model(qtmodeltester: Any, force_py: bool) -> None:
     assert model.index(5).data(RoomRoles.Name) is None
 
 
+def test_the_rooms_model_marks_names_that_look_like_another_rooms_as_they_change(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Red team rt60: two rooms the user is in, on two storages, both named "Payroll"
+    read the same in the room list. Each is marked (``NameWarning``), told apart by its
+    id and storage (``Place``, ``marked_name``); a rename or a room left judges again
+    only the rooms sharing the old or new look, never the whole list."""
+    import bucket_chat_desktop.gui.models.rooms_model as rooms_model
+
+    model = RoomsModel()
+    for n in range(2_000):  # a long list of rooms of other names
+        model.add(RoomItem(f"s0/room-{n}", f"Room {n}", "Company"))
+    model.add(RoomItem("s0/salaries", "Payroll", "Company"))
+    model.add(RoomItem("s1/pay-2", "", "Partner share"))  # its name is not known yet
+    assert model.item("s0/salaries").name_warning == ""
+    judged: list[int] = []
+    real = rooms_model.name_lookalikes
+
+    def counting(rooms: Any, judge: Any = None) -> dict[str, str]:
+        rooms = list(rooms)
+        judged.append(len(rooms))
+        return real(rooms, judge)
+
+    monkeypatch.setattr(rooms_model, "name_lookalikes", counting)
+    model.update("s1/pay-2", name="Payr\u043ell")  # a Cyrillic "о": only it is marked
+    assert judged == [2]
+    row = model.index(model.row_of("s1/pay-2"))
+    assert row.data(RoomRoles.NameWarning) == (
+        "Its name looks like the name of another room you are in (salaries on Company)."
+    )
+    assert row.data(RoomRoles.Place) == "pay-2 · Partner share"
+    assert "<br>⚠ Its name looks like the name of another room" in row.data(0x0003)
+    assert model.item("s1/pay-2").marked_name == "⚠ Payr\u043ell (pay-2 · Partner share)"
+    assert model.item("s0/salaries").name_warning == ""  # plain, imitated: not marked
+    model.update("s1/pay-2", name="Payroll")  # the same letters: both marked
+    assert model.item("s0/salaries").name_warning.endswith("(pay-2 on Partner share).")
+    assert model.item("s0/salaries").marked_name == "⚠ Payroll (salaries · Company)"
+    model.update("s1/pay-2", name="Partner payroll")
+    assert model.item("s1/pay-2").name_warning == model.item("s0/salaries").name_warning == ""
+    model.add(RoomItem("s1/payments", "Invoices", "Partner share"))  # the name of an id
+    model.update("s1/pay-2", name="Payments")
+    assert model.item("s1/pay-2").name_warning == (
+        "Its name looks like the id of another room you are in (payments on Partner share)."
+    )
+    model.remove("s1/payments")
+    assert model.item("s1/pay-2").name_warning == ""
+    assert max(judged) <= 3, judged  # the rooms of one look, never the 2,000 others
+    assert model.item("s0/room-7").name_warning == ""
+    assert [r.key for r in model.named_rooms()][-2:] == ["s0/salaries", "s1/pay-2"]
+
+
 class Recording(QPainter):  # paints as usual, and keeps the texts drawn
     def __init__(self, device: QImage) -> None:
         super().__init__(device)

@@ -1,14 +1,17 @@
 """The room list: every room of every storage, with preview, unread count and a warning
-mark for rooms whose audit has findings."""
+mark for rooms whose audit has findings, or whose name looks like another room's name or
+id (``room_names.name_lookalikes``, kept up to date as names change)."""
 
 from __future__ import annotations
 
 import enum
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
 from PySide6.QtCore import QAbstractListModel, QByteArray, QModelIndex, QPersistentModelIndex, Qt
 
+from ...protocol.room_names import NamedRoom, name_look, name_lookalikes
 from ...protocol.untrusted_text import display_name_safe, html_escape, one_line
 from ...sync.client import RoomRef
 from ..safe import guard
@@ -30,6 +33,8 @@ class RoomRoles(enum.IntEnum):
     Muted = enum.auto()
     Partial = enum.auto()  # its history could not be read completely
     PreviewWarning = enum.auto()  # why the preview's sender id may imitate another, or ""
+    NameWarning = enum.auto()  # why its name may pass for another room's, or ""
+    Place = enum.auto()  # "<room id> · <storage name>": what tells it from a look-alike
 
 
 @dataclass(slots=True)
@@ -49,12 +54,34 @@ class RoomItem:
     vanished: bool = False
     online: bool = True
     muted: bool = False
+    # its name looks like the name or id of another room the user is in: why (marked ⚠,
+    # told apart by its id and storage). Set by the model (``RoomsModel._judge``).
+    name_warning: str = ""
 
     @property
     def shown_name(self) -> str:
         """The name as every view shows it: read from the room's metadata (untrusted), so
         cleaned of invisible and bidi characters and capped; the room id when empty."""
         return display_name_safe(self.name, NAME_LIMIT) or self.room_id
+
+    @property
+    def place(self) -> str:
+        """Where the room is: its id and its storage's name."""
+        return f"{self.room_id} · {one_line(self.storage_name, 60)}"
+
+    @property
+    def marked_name(self) -> str:
+        """The name for a line of text (a notification's title): marked ⚠ and told apart
+        by its id and storage when it looks like another room's."""
+        if not self.name_warning:
+            return self.shown_name
+        return f"⚠ {self.shown_name} ({self.place})"
+
+    def named(self) -> NamedRoom:
+        """The room as ``name_lookalikes`` compares it with the others the user is in."""
+        name = display_name_safe(self.name, NAME_LIMIT)
+        where = f"{self.room_id} on {one_line(self.storage_name, 60)}"
+        return NamedRoom(self.key, self.room_id, name, where, here=False)
 
     @property
     def storage_id(self) -> str:
@@ -84,6 +111,15 @@ class RoomsModel(QAbstractListModel):
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
         self._items: list[RoomItem] = []
+        # What each room's name and id look like (``name_look``), and the rooms of each
+        # look: a change of name judges again only the rooms that share a look with it,
+        # so thousands of rooms cost no walk of them all per change, none per paint.
+        self._look: dict[str, str] = {}  # key -> its name's look ("" without a name)
+        self._by_name: dict[str, set[str]] = {}
+        self._by_id: dict[str, set[str]] = {}
+        self._keyed: dict[str, RoomItem] = {}
+        self._added: dict[str, int] = {}  # key -> when it was added: the order reasons name
+        self._adding = itertools.count()
 
     @guard(0)
     def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
@@ -106,6 +142,7 @@ class RoomsModel(QAbstractListModel):
                     f"<b>{html_escape(item.shown_name)}</b><br>{html_escape(item.room_id)} on "
                     f"{html_escape(one_line(item.storage_name))}{_problems(item)}"
                     + (f"<br>⚠ {html_escape(item.preview_warning)}" if item.preview_warning else "")
+                    + (f"<br>⚠ {html_escape(item.name_warning)}" if item.name_warning else "")
                 )
             case RoomRoles.Key:
                 return item.key
@@ -127,12 +164,16 @@ class RoomsModel(QAbstractListModel):
                 return item.partial
             case RoomRoles.PreviewWarning:
                 return item.preview_warning
+            case RoomRoles.NameWarning:
+                return item.name_warning
+            case RoomRoles.Place:
+                return item.place
         return None
 
     # -- feeding it -----------------------------------------------------------------------
 
     def item(self, key: str) -> RoomItem | None:
-        return next((i for i in self._items if i.key == key), None)
+        return self._keyed.get(key)
 
     def row_of(self, key: str) -> int:
         return next((n for n, i in enumerate(self._items) if i.key == key), -1)
@@ -147,13 +188,19 @@ class RoomsModel(QAbstractListModel):
         self.beginInsertRows(QModelIndex(), at, at)
         self._items.append(item)
         self.endInsertRows()
+        self._index(item)
+        self._judge({self._look[item.key], name_look(item.room_id)} - {""})
 
     def remove(self, key: str) -> None:
         row = self.row_of(key)
         if row >= 0:
             self.beginRemoveRows(QModelIndex(), row, row)
-            del self._items[row]
+            item = self._items.pop(row)
             self.endRemoveRows()
+            looks = {self._look[key], name_look(item.room_id)} - {""}
+            self._unindex(item)
+            del self._added[key]
+            self._judge(looks)
 
     def update(self, key: str, **changes: Any) -> None:
         row = self.row_of(key)
@@ -167,6 +214,54 @@ class RoomsModel(QAbstractListModel):
                 changed = True
         if changed:
             self.dataChanged.emit(self.index(row), self.index(row))
+        if changed and ("name" in changes or "storage_name" in changes):
+            old = self._look[key]
+            self._unindex(item)
+            self._index(item)
+            self._judge({old, self._look[key], name_look(item.room_id)} - {""})
+
+    def named_rooms(self) -> list[NamedRoom]:
+        """Every room, as ``name_lookalikes`` compares them (the join dialog's)."""
+        return [i.named() for i in self._items]
+
+    # -- names that look like another room's ----------------------------------------------
+
+    def _index(self, item: RoomItem) -> None:
+        self._keyed[item.key] = item
+        self._added.setdefault(item.key, next(self._adding))
+        named = item.named()
+        look = self._look[item.key] = name_look(named.name) if named.name else ""
+        if look:
+            self._by_name.setdefault(look, set()).add(item.key)
+        self._by_id.setdefault(name_look(item.room_id), set()).add(item.key)
+
+    def _unindex(self, item: RoomItem) -> None:
+        look = self._look.pop(item.key, "")
+        self._keyed.pop(item.key, None)
+        for groups, of in ((self._by_name, look), (self._by_id, name_look(item.room_id))):
+            group = groups.get(of)
+            if group is not None:
+                group.discard(item.key)
+                if not group:
+                    del groups[of]
+
+    def _judge(self, looks: set[str]) -> None:
+        """Judge again the rooms whose names have one of ``looks``, against the rooms
+        that share it (by name or id): what a verdict depends on."""
+        judged: set[str] = set()
+        compared: set[str] = set()
+        for look in looks:
+            names = self._by_name.get(look, set())
+            judged |= names
+            compared |= names | self._by_id.get(look, set())
+        if not judged:
+            return
+        ordered = sorted(compared, key=self._added.__getitem__)  # first added first
+        verdicts = name_lookalikes((self._keyed[k].named() for k in ordered), judge=judged)
+        for key in judged:
+            verdict = verdicts.get(key, "")
+            if self._keyed[key].name_warning != verdict:
+                self.update(key, name_warning=verdict)
 
     def set_storage_online(self, storage_id: str, online: bool) -> None:
         for item in self._items:

@@ -37,7 +37,7 @@ from ...protocol.unread import unread_label
 from ...sync.client import RoomRef
 from ..models.rooms_model import RoomRoles
 from ..safe import SafeDelegate, guard
-from ..style import ACCENT, TRUST_COLORS, initials, key_color
+from ..style import ACCENT, TRUST_COLORS, WARNING_MARK, initials, key_color
 from .card_popup import CardPopup, paint_choice_background
 
 Index = QModelIndex | QPersistentModelIndex
@@ -222,6 +222,12 @@ class SwitcherDelegate(SafeDelegate):
 
         # name: matched characters bold
         top = rect.top() + 6
+        if index.data(RoomRoles.NameWarning):  # it looks like another room's: its id below
+            painter.setFont(bold)
+            painter.setPen(QColor(TRUST_COLORS["key-changed"]))
+            mark = f"{WARNING_MARK} "
+            painter.drawText(x, top + QFontMetrics(bold).ascent(), mark)
+            x += QFontMetrics(bold).horizontalAdvance(mark)
         positions = set(match_positions(self.proxy.query, name) or [])
         normal = QFont(option.font)
         cx = x

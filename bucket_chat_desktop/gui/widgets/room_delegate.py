@@ -71,10 +71,38 @@ class RoomDelegate(SafeDelegate):
         findings = int(index.data(RoomRoles.Findings) or 0)
         if findings:
             title_w -= 20
-        title = QFontMetrics(name_font).elidedText(name, Qt.TextElideMode.ElideRight, title_w)
-        painter.drawText(QRect(left, rect.top() + 9, title_w, 20), 0, title)
+        name_fm = QFontMetrics(name_font)
+        x = left
+        if index.data(RoomRoles.NameWarning):
+            # its name looks like another room's: marked, and its id and storage beside
+            # it (the other one reads the same); each has half the width when both do not fit
+            mark = f"{WARNING_MARK} "
+            mark_w = name_fm.horizontalAdvance(mark)
+            painter.setPen(QColor(TRUST_COLORS["key-changed"]))
+            painter.drawText(QRect(x, rect.top() + 9, mark_w, 20), 0, mark)
+            x, title_w = x + mark_w, max(0, title_w - mark_w)
+            place = f" · {index.data(RoomRoles.Place) or ''}"
+            name_w = max(title_w // 2, title_w - QFontMetrics(option.font).horizontalAdvance(place))
+            if name_fm.horizontalAdvance(name) <= name_w:
+                title = name  # whole (eliding at its own width may cut its last letter)
+            else:
+                title = name_fm.elidedText(name, Qt.TextElideMode.ElideRight, name_w)
+            painter.setPen(text)
+            painter.drawText(QRect(x, rect.top() + 9, name_w, 20), 0, title)
+            painter.setFont(option.font)
+            painter.setPen(muted)
+            x += name_fm.horizontalAdvance(title)
+            place_w = max(0, title_w - name_fm.horizontalAdvance(title))
+            place = painter.fontMetrics().elidedText(place, Qt.TextElideMode.ElideRight, place_w)
+            painter.drawText(QRect(x, rect.top() + 9, place_w, 20), 0, place)
+            end = x + painter.fontMetrics().horizontalAdvance(place)
+            painter.setFont(name_font)
+        else:
+            title = name_fm.elidedText(name, Qt.TextElideMode.ElideRight, title_w)
+            painter.drawText(QRect(left, rect.top() + 9, title_w, 20), 0, title)
+            end = left + name_fm.horizontalAdvance(title)
         if findings:
-            x = left + QFontMetrics(name_font).horizontalAdvance(title) + 6
+            x = end + 6
             painter.setPen(QColor(TRUST_COLORS["key-changed"]))
             painter.drawText(QRect(x, rect.top() + 9, 18, 20), 0, "⚠")
         preview = str(index.data(RoomRoles.Preview) or "")

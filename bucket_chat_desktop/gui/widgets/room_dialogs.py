@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
 from PySide6.QtCore import QEvent, QObject, Qt
@@ -26,15 +26,18 @@ from PySide6.QtWidgets import (
 
 from ... import timestamps
 from ...protocol.ids import InvalidRoomIdError, check_room_id
-from ...protocol.untrusted_text import display_name_safe, id_warning, one_line, skeleton
+from ...protocol.room_names import NamedRoom, name_lookalikes
+from ...protocol.untrusted_text import display_name_safe, one_line
 from ...settings import Settings
-from ...sync.room_objects import RoomSummary, StorageRooms
+from ...sync.room_objects import StorageRooms
 from ..safe import guard
 from ..style import TRUST_COLORS
 from ..tasks import TaskRunner
 
 # storage id -> the rooms it holds (``Controller.list_storage_rooms``)
 Lister = Callable[[str], Coroutine[Any, Any, StorageRooms]]
+# the rooms the user is in, on every storage, by their names (``RoomsModel.named_rooms``)
+Joined = Callable[[], Iterable[NamedRoom]]
 ROOM_ROLE = Qt.ItemDataRole.UserRole
 
 
@@ -54,11 +57,13 @@ class RoomDialog(QDialog):
         parent: QWidget | None = None,
         lister: Lister | None = None,
         tasks: TaskRunner | None = None,
+        joined: Joined | None = None,
     ) -> None:
         super().__init__(parent)
         self.settings = settings
         self.creating = create
         self.lister = lister
+        self.joined = joined
         self.rooms_list: QTreeWidget | None = None
         self.listing_state = ""  # "loading", "done", "failed" ("" without a lister)
         self._asked = 0  # newest listing request: older answers are dropped
@@ -165,16 +170,28 @@ class RoomDialog(QDialog):
     def show_rooms(self, found: StorageRooms) -> None:
         """Fill the list. Names come from each room's metadata, which anyone with write
         access can set: cleaned (``display_name_safe``), always beside the room id, and
-        marked when a name looks like another listed room's name or id."""
+        marked when a name looks like the name or id of another listed room, or of a
+        room the user is in on any storage (``name_lookalikes``)."""
         assert self.rooms_list is not None
         tree = self.rooms_list
         tree.clear()
         joined = set(self._joined())
-        looks = _lookalikes(found.rooms)
+        storage_id = str(self.storage.currentData())
+        listed = [
+            NamedRoom(
+                f"{storage_id}/{r.room_id}",
+                r.room_id,
+                display_name_safe(r.name) if r.name else "",
+            )
+            for r in found.rooms
+        ]
+        # listed first: a room listed and joined is judged as listed
+        looks = name_lookalikes([*listed, *self._rooms_in()], judge=[r.key for r in listed])
         newest_first = sorted(found.rooms, key=lambda r: -(r.last_activity_ms or 0))
         for room in newest_first:
             name = display_name_safe(room.name) if room.name else ""
-            warnings = [looks[room.room_id]] if room.room_id in looks else []
+            look = looks.get(f"{storage_id}/{room.room_id}")
+            warnings = [look] if look else []
             if room.metadata is not None and room.metadata.bad_signature and name:
                 # a name its signature does not cover: rewritten by someone with write
                 # access, or damaged. Marked in the list, not only in its tip; beside
@@ -220,6 +237,17 @@ class RoomDialog(QDialog):
         if any(r.room_id in joined for r in found.rooms):
             text += " Greyed out: rooms you are in already."
         self.list_status.setText(text)
+
+    def _rooms_in(self) -> list[NamedRoom]:
+        """The rooms the user is in, on every storage: by their names when the app knows
+        them (``joined``), and by their ids in any case (the settings hold them)."""
+        rooms = list(self.joined()) if self.joined is not None else []
+        for entry in self.settings.storages:
+            rooms += (
+                NamedRoom(f"{entry.id}/{r}", r, "", f"{r} on {one_line(entry.name, 60)}", False)
+                for r in entry.rooms
+            )
+        return rooms
 
     def _joined(self) -> list[str]:
         entry = self.settings.storage(str(self.storage.currentData()))
@@ -280,41 +308,3 @@ class RoomDialog(QDialog):
             self.room_id.text().strip(),
             self.name.text().strip(),
         )
-
-
-def _lookalikes(rooms: tuple[RoomSummary, ...]) -> dict[str, str]:
-    """Room id -> why its name may pass for another room's: it looks the same as another
-    listed room's name, or as another room's id. Of two names that look the same, the one
-    whose own letters are suspect (``id_warning``: look-alike letters, mixed scripts) is
-    marked; when neither or both are, both are (rooms have no trustworthy order)."""
-    by_look: dict[str, list[str]] = {}
-    for room in rooms:
-        name = display_name_safe(room.name) if room.name else ""
-        if name:
-            by_look.setdefault(skeleton(name.casefold()), []).append(room.room_id)
-    ids = {skeleton(r.room_id.casefold()): r.room_id for r in rooms}
-    suspect = {  # names whose own letters may deceive (mixed scripts, look-alikes)
-        r.room_id: _suspect(display_name_safe(r.name)) for r in rooms if r.name
-    }
-    out: dict[str, str] = {}
-    for room in rooms:
-        name = display_name_safe(room.name) if room.name else ""
-        if not name:
-            continue
-        look = skeleton(name.casefold())
-        others = [r for r in by_look.get(look, []) if r != room.room_id]
-        if others and not suspect.get(room.room_id) and any(suspect.get(r) for r in others):
-            continue  # a plain name imitated by another's look-alike letters: that one is marked
-        if others:
-            out[room.room_id] = (
-                f"Its name looks like the name of another room here ({', '.join(others[:3])})."
-            )
-        elif ids.get(look, room.room_id) != room.room_id:
-            out[room.room_id] = f"Its name looks like the id of another room ({ids[look]})."
-    return out
-
-
-def _suspect(name: str) -> bool:
-    """Whether a name's own letters may deceive: ``id_warning``'s checks (look-alike
-    letters, mixed scripts, invisible characters), spaces allowed."""
-    return id_warning(name.replace(" ", "")) is not None
