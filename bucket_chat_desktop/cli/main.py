@@ -497,12 +497,16 @@ async def cmd_rooms(args: argparse.Namespace) -> int:
             if room.problem and room.metadata is None:
                 why = terminal_safe(room.problem, limit=fmt.TITLE_LIMIT)
                 label += f"; its metadata could not be used: {why}"
-        print(f"{terminal_safe(room.room_id):32} {label}".rstrip())
+        print(fmt.fit(f"{terminal_safe(room.room_id):32} {label}".rstrip()))
     if looks:
         print(f"\nNames marked {fmt.LOOKALIKE_NAME_MARK} may pass for another room:")
         for room in found.rooms:
             if room.room_id in looks:
-                print(f"  {terminal_safe(room.room_id)}: {terminal_safe(looks[room.room_id])}")
+                print(
+                    fmt.fit(
+                        f"  {terminal_safe(room.room_id)}: {terminal_safe(looks[room.room_id])}"
+                    )
+                )
     return EXIT_OK
 
 
