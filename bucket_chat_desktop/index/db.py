@@ -16,6 +16,7 @@ import contextlib
 import functools
 import hashlib
 import itertools
+import json
 import logging
 import os
 import sqlite3
@@ -318,6 +319,14 @@ def _timeline_rows(
 
 SEARCH_DEADLINE = 2.0  # seconds a search may run before it gives up
 TEXT_BATCH = 1000  # events whose text ``index_text`` indexes in one go (about 40 ms)
+# Bytes of stored event lines one ``index_text`` call reads at most (past its first
+# line): trigram indexing of text with many distinct trigrams costs about 0.5 µs a
+# character, so this is about 0.15 s at worst. A member's one segment of 64 bodies of
+# 250,000 random characters (16 MB) was one call of 6-11 s on the state thread, and a
+# send waited behind it (red team rt61); such a segment is now indexed a piece at a time.
+TEXT_BYTES = 256 * 1024
+# where a segment indexed in pieces goes on (``cursors``): [room id, path, next line]
+TEXT_RESUME = "search_text_resume"
 LOG_DAMAGED = 20  # damaged rows logged one by one per read; the rest are counted
 
 
@@ -901,11 +910,14 @@ class Index:
     # -- search (``search.py``) ------------------------------------------------------------------
 
     @_locked
-    def index_text(self, max_events: int = TEXT_BATCH) -> int:
+    def index_text(self, max_events: int = TEXT_BATCH, max_bytes: int = TEXT_BYTES) -> int:
         """Index the searchable text of cached segments not indexed yet, a few segments
-        at a time (at least one whole segment, then up to about ``max_events`` events),
-        in one transaction. Returns the segments done (0: nothing was waiting). Each line
-        re-enters through the parser; a damaged row is left out."""
+        at a time (whole segments up to about ``max_events`` events, and never more than
+        ``max_bytes`` of stored lines past the first), in one transaction. A segment
+        larger than that is indexed in pieces, one a call, going on from the line
+        ``TEXT_RESUME`` names. Returns the
+        segments done or begun (0: nothing was waiting). Each line re-enters through the
+        parser; a damaged row is left out."""
         try:
             waiting = self._db.execute(
                 "SELECT rowid, room_id, path FROM search_pending ORDER BY rowid LIMIT 64"
@@ -913,35 +925,69 @@ class Index:
             if not waiting:
                 self.text_pending = False
                 return 0
-            done = events = 0
+            resume = self._text_resume()
+            done = events = size = 0
             with self._db:
                 for rowid, room_id, path in waiting:
-                    if done and events >= max_events:
+                    if done and (events >= max_events or size >= max_bytes):
                         break
+                    start = 0
+                    if resume is not None and resume[:2] == (room_id, path):
+                        start = resume[2]  # its first lines are indexed
+                    else:
+                        self._drop_text(room_id, path)
                     rows = self._db.execute(
                         "SELECT line, event_id, timestamp_ms, CAST(raw AS BLOB) FROM events "
-                        "WHERE room_id = ? AND path = ?",
-                        (room_id, path),
-                    ).fetchall()
+                        "WHERE room_id = ? AND path = ? AND line >= ? ORDER BY line",
+                        (room_id, path, start),
+                    )
                     docs = []
+                    stopped_at = None
                     for line, event_id, ts, raw in rows:
+                        if events and size >= max_bytes:
+                            stopped_at = line
+                            break
+                        events += 1
+                        size += len(raw) if isinstance(raw, bytes) else 0
                         if not (isinstance(room_id, str) and type(line) is int):
                             continue
                         ev = _reenter(raw, room_id, event_id, ts)
                         if isinstance(ev, Event) and (d := _doc(room_id, path, line, ev)):
                             docs.append(d)
-                    self._drop_text(room_id, path)
                     self._db.executemany(_ADD_DOC, docs)
+                    if stopped_at is not None and type(stopped_at) is int:
+                        self._set_text_resume(room_id, path, stopped_at)
+                        return done + 1  # the rest of it next time
+                    if resume is not None and resume[:2] == (room_id, path):
+                        self._db.execute("DELETE FROM cursors WHERE name = ?", (TEXT_RESUME,))
                     # By its rowid: a row another program put there (a NULL, a number)
                     # goes too, instead of being looked at again forever.
                     self._db.execute("DELETE FROM search_pending WHERE rowid = ?", (rowid,))
                     done += 1
-                    events += len(rows)
             return done
         except sqlite3.DatabaseError as exc:  # a damaged file: search says so when asked
             log.warning("index: message text cannot be indexed for search (%s)", exc)
             self.text_pending = False
             return 0
+
+    def _text_resume(self) -> tuple[str, str, int] | None:
+        """The segment ``index_text`` indexed part of, and the line it goes on from."""
+        row = self._db.execute("SELECT value FROM cursors WHERE name = ?", (TEXT_RESUME,))
+        found = row.fetchone()
+        try:
+            room_id, path, line = json.loads(found[0]) if found is not None else (0, 0, 0)
+        except (TypeError, ValueError):
+            return None  # another program's value: the segment is indexed from its start
+        if isinstance(room_id, str) and isinstance(path, str) and type(line) is int:
+            return room_id, path, line
+        return None
+
+    def _set_text_resume(self, room_id: str, path: str, line: int) -> None:
+        value = json.dumps([room_id, path, line])
+        self._db.execute(
+            "INSERT INTO cursors VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = ?",
+            (TEXT_RESUME, value, value),
+        )
 
     def _drop_text(self, room_id: object, path: object) -> None:
         """Inside the caller's transaction: remove a segment's searchable text. The FTS
@@ -950,6 +996,10 @@ class Index:
         rebuilt from the stored text (consistent again) and the removal done then, so a
         damaged search index never stops a segment from being cached."""
         drop = "DELETE FROM search_docs WHERE room_id = ? AND path = ?"
+        resume = self._text_resume()
+        if resume is not None and resume[:2] == (room_id, path):
+            # its text is indexed again from its first line (new rows, or a fresh start)
+            self._db.execute("DELETE FROM cursors WHERE name = ?", (TEXT_RESUME,))
         self._db.execute("SAVEPOINT drop_text")
         try:
             self._db.execute(drop, (room_id, path))

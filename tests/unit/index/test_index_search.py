@@ -602,3 +602,49 @@ def test_text_changed_behind_the_search_index_never_stops_caching(
     _catch_up(index)
     assert _bodies(index.search("words")) == ["rewritten words here"]
     index._db.execute("INSERT INTO search_fts (search_fts) VALUES ('integrity-check')")
+
+
+def test_a_segment_of_huge_bodies_is_indexed_a_piece_at_a_time(index: Index) -> None:
+    """Red team rt61: one segment of 64 bodies of 250,000 random characters (16 MB) was
+    one ``index_text`` call of 6-11 s on the engine's state thread, and a send waited
+    behind it. A call now reads at most ``max_bytes`` of stored lines past its first
+    and goes on from there the next time; every body is found in the end, those before
+    a cut and after it, and a segment cached again meanwhile is indexed from its start."""
+    import random
+
+    alice = "alice@example.com"
+    rnd = random.Random(61)
+
+    def noise(n: int) -> str:
+        return "".join(rnd.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(n))
+
+    bodies = [f"word{i:02d}x {noise(20_000)}" for i in range(12)]
+    events = signed_chain(1, alice, [_msg(b) for b in bodies])
+    path = path_for(events, "big")
+    index.add_segment(ROOM, path, 1, None, indexed(path, events), [])
+    read: list[int] = []
+    calls = 0
+    while True:
+        before = index._db.execute("SELECT COUNT(*) FROM search_docs").fetchone()[0]
+        if not index.index_text(max_bytes=50_000):
+            break
+        calls += 1
+        read.append(index._db.execute("SELECT COUNT(*) FROM search_docs").fetchone()[0] - before)
+        assert calls < 50
+    # about 20 KB a line: 50,000 bytes is three lines a call (the third passes it)
+    assert calls >= 4 and max(read) <= 3, read
+    assert index.text_backlog() == 0 and not index.text_pending
+    for i in (0, 3, 11):
+        assert len(index.search(f"word{i:02d}x").hits) == 1, i
+
+    # cut off half way, then the segment is cached again with other text: from line 0
+    others = signed_chain(1, alice, [_msg(f"other{i:02d}y {noise(20_000)}") for i in range(6)])
+    path2 = path_for(others, "again")
+    index.add_segment(ROOM, path2, 1, None, indexed(path2, others), [])
+    assert index.index_text(max_bytes=50_000)
+    assert index.text_pending and index.text_backlog() == 1
+    changed = signed_chain(2, alice, [_msg(f"new{i:02d}z words") for i in range(6)])
+    index.add_segment(ROOM, path2, 1, None, indexed(path2, changed), [])
+    _catch_up(index)
+    assert [len(index.search(f"new{i:02d}z").hits) for i in range(6)] == [1] * 6
+    assert index.search("other00y").hits == ()
