@@ -165,6 +165,11 @@ def test_the_room_list_switcher_and_notifications_tell_apart_two_rooms_of_one_na
     assert "⚠ Its name looks like the name of another room" in data[theirs]["tip"]
     assert data[desk.key("lunch", 1)][RoomRoles.NameWarning] == ""
     desk.window.resize(1000, 600)
+    desk.select("salaries")  # its header is marked too, and says why
+    title = desk.window.room_title
+    assert title.full_text() == "⚠ Payroll", title.full_text()
+    assert "another room you are in (pay-2 on Partner share)" in title.toolTip()
+    assert "salaries on Company" in desk.window.room_subtitle.text()
     qtbot.wait(100)
     shot(desk.window, "room-list-two-payrolls", tmp_path)
 
