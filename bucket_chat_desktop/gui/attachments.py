@@ -272,7 +272,7 @@ class AttachmentsFeature(QObject):
             name = names[i] if names else None
             shown = safe_file_name(name or Path(path).name)
             item = self.controller.rooms.item(key)
-            row = self.strip.add_row(shown, "Waiting…", item.shown_name if item is not None else "")
+            row = self.strip.add_row(shown, "Waiting…", item.marked_name if item is not None else "")
             cancel = asyncio.Event()
             coro = self._upload(key, Path(path), row, cancel, name, retry)
             task = self.controller.tasks.start(coro, f"Attaching {shown}")
@@ -491,7 +491,7 @@ class AttachmentsFeature(QObject):
         if item is None or not files:
             return
         what = "this file" if len(files) == 1 else f"these {len(files)} files"
-        self.drop_hint.setText(f"Drop to send {what} to {item.shown_name}")
+        self.drop_hint.setText(f"Drop to send {what} to {item.marked_name}")
         self.drop_hint.setGeometry(self.view.viewport().rect().adjusted(12, 12, -12, -12))
         self.drop_hint.raise_()
         self.drop_hint.show()

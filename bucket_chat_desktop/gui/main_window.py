@@ -619,7 +619,7 @@ class MainWindow(QMainWindow):
 
     def _confirm_leave(self, key: str) -> None:
         item = self.controller.rooms.item(key)
-        name = item.shown_name if item else key
+        name = item.marked_name if item else key  # which of two alike: id, storage
         answer = QMessageBox.question(  # rich text, so the escaped name shows as written
             self,
             "Leave room",

@@ -71,7 +71,7 @@ class SearchFeature(QObject):
             self.panel.open("Search all rooms", None)
             return
         item = self.controller.rooms.item(key)
-        name = one_line(item.shown_name, 60) if item is not None else ""
+        name = one_line(item.marked_name, 90) if item is not None else ""
         self.panel.open(f"Search in {name or RoomRef.from_key(key).room_id}", key)
 
     # -- searching -------------------------------------------------------------------------------
@@ -130,7 +130,7 @@ class SearchFeature(QObject):
             # a key another room doubts for the sender, as its row says (red team rt54)
             where = self.controller.doubted_key(key, hit.sender_id, hit.sender_key)
             warning = with_doubt(names.warning(hit.sender_id), hit.sender_id, where)
-            rows.append(ShownHit(hit, key, item.shown_name, shown, warning))
+            rows.append(ShownHit(hit, key, item.marked_name, shown, warning))
         problems = [
             f"{self.controller.storage_name(sid)}: {why}" for sid, why in self._failed.items()
         ]

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from conftest import shot, wait_for
+from test_key_doubted_elsewhere import searched
 from desk import ALICE, Desk, answer_when_shown
 from nacl.signing import SigningKey
 from PySide6.QtCore import Qt
@@ -200,3 +201,8 @@ def test_the_room_list_switcher_and_notifications_tell_apart_two_rooms_of_one_na
     quick.hide()
     qtbot.wait(50)
     shot(desk.window.room_list, "room-list-two-payrolls-unread", tmp_path)
+
+    # a search result names which Payroll it comes from, as the notification does
+    found = searched(qtbot, desk, "confirm the new account")
+    assert found.room_name == "⚠ Payroll (pay-2 · Partner share)", found.room_name
+    shot(desk.window, "search-two-payrolls", tmp_path)
