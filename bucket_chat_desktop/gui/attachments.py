@@ -272,7 +272,9 @@ class AttachmentsFeature(QObject):
             name = names[i] if names else None
             shown = safe_file_name(name or Path(path).name)
             item = self.controller.rooms.item(key)
-            row = self.strip.add_row(shown, "Waiting…", item.marked_name if item is not None else "")
+            row = self.strip.add_row(
+                shown, "Waiting…", item.marked_name if item is not None else ""
+            )
             cancel = asyncio.Event()
             coro = self._upload(key, Path(path), row, cancel, name, retry)
             task = self.controller.tasks.start(coro, f"Attaching {shown}")

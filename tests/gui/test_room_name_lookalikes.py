@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from conftest import shot, wait_for
-from test_key_doubted_elsewhere import searched
 from desk import ALICE, Desk, answer_when_shown
 from nacl.signing import SigningKey
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QTreeWidgetItem
+from test_key_doubted_elsewhere import searched
 
 from bucket_chat_desktop.gui.models.rooms_model import RoomRoles
 from bucket_chat_desktop.gui.widgets.quick_switcher import QuickSwitcher
