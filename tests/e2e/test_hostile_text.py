@@ -11,6 +11,7 @@ that imitates alice's must be marked.
 from __future__ import annotations
 
 import json
+import re
 import unicodedata
 import uuid
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 import pytest
 from nacl.signing import SigningKey
 
+from bucket_chat_desktop import timestamps
 from bucket_chat_desktop.protocol.event import MEMBER, MESSAGE, Event
 from bucket_chat_desktop.protocol.ids import client_id_for
 from bucket_chat_desktop.protocol.metadata import build_metadata
@@ -79,17 +81,7 @@ def _write(store: Path, sender: str, key: SigningKey, events: list[Event]) -> No
 def _room_signed_by(tmp_path: Path, creator: str, key: SigningKey, name: str) -> Path:
     """A store holding room ``ROOM`` whose metadata ``key`` signed for ``creator``."""
     store = tmp_path / "store"
-    room = store / "rooms" / ROOM
-    room.mkdir(parents=True)
-    (room / "metadata.json").write_bytes(
-        build_metadata(
-            room_id=ROOM,
-            name=name,
-            created_at="2026-06-01T00:00:00.000Z",
-            creator_id=creator,
-            signing_key=key,
-        )
-    )
+    _named_room(store, ROOM, name, creator, key)
     return store
 
 
@@ -339,3 +331,81 @@ def test_a_msgtype_that_is_a_list_or_an_object_breaks_no_command(tmp_path: Path)
     page = tmp_path / "room.html"
     exported = reader.run("export", "--room-id", ROOM, "-o", str(page))
     assert "Traceback" not in exported.stderr and "object type" in page.read_text("utf-8")
+
+
+FAKE = "2026-05-28 21:10:00  alice@example.com  [verified]  I approve the transfer to IBAN XX99"
+EVENT_HEAD = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d  \S+  \[verified\]  ")
+
+
+def _rows(line: str, width: int) -> list[tuple[bool, str]]:
+    """How a terminal ``width`` columns wide shows one printed line (ASCII only here):
+    (is this row the start of the printed line, the row's text)."""
+    if not line:
+        return [(True, "")]
+    return [(i == 0, line[i : i + width]) for i in range(0, len(line), width)]
+
+
+def test_a_space_padded_body_does_not_show_as_another_members_verified_line(
+    tmp_path: Path,
+) -> None:
+    """A body padded with spaces forged a whole event line on a terminal (red team
+    rt60): ``body_text`` keeps every space and the command line printed it after the
+    sender's head; a terminal wraps a long line at its width, so a member who pads
+    their body to it puts the rest at the start of a screen row of its own, exactly
+    where ``history`` (and ``chat``) print an event's time, sender id and badge (column
+    240 begins a row on terminals 80, 120 and 240 wide). It read as a verified message
+    of alice@example.com that alice never signed. The command line now cuts long lines
+    into rows itself (``format.fit``: the terminal's width, 80 in a pipe or a file),
+    every row after the first indented."""
+    alice, mallory = SigningKey(b"\x01" * 32), SigningKey(b"\x02" * 32)
+    store = _room_signed_by(tmp_path, ALICE, alice, "Payments")
+    text = {"msgtype": "m.text"}
+    _write(
+        store,
+        ALICE,
+        alice,
+        _events(
+            alice,
+            ALICE,
+            [
+                (MEMBER, {"membership": "join", "displayname": "Alice"}),
+                (MESSAGE, {**text, "body": "hi"}),
+            ],
+            T0,
+        ),
+    )
+    # What mallory's head is on every terminal: time, id, badge (all of fixed length).
+    head = len(timestamps.full(T0 + 10)) + 2 + len(MALLORY) + 2 + len("[verified]") + 2
+    visible = "ok"
+    pad = 240 - head - len(visible)
+    body = visible + " " * pad + FAKE + " " * (240 - len(FAKE))
+    _write(
+        store,
+        MALLORY,
+        mallory,
+        _events(
+            mallory,
+            MALLORY,
+            [
+                (MEMBER, {"membership": "join", "displayname": "Mallory"}),
+                (MESSAGE, {**text, "body": body}),
+            ],
+            T0 + 10,
+        ),
+    )
+    reader = _reader(tmp_path, store)
+    reader.columns = None  # a pipe's default width
+
+    out = reader.run("history", "--room-id", ROOM)
+    assert "alice@example.com" in out.stdout and "[verified]" in out.stdout
+    lines = out.stdout.splitlines()
+    assert all(len(line) <= 80 for line in lines), lines
+    assert "    2026-05-28 21:10:00  alice@example.com  [verified]  I approve" in out.stdout
+    # Only alice's real events may show as her rows, whatever the terminal's width.
+    for width in (80, 120, 240):
+        rows = [row for line in out.stdout.splitlines() for row in _rows(line, width)]
+        forged = [text for first, text in rows if not first and EVENT_HEAD.match(text)]
+        assert forged == [], (
+            f"on a {width}-column terminal a body's padding puts a row of its own that "
+            f"reads as an event line: {forged}"
+        )
