@@ -85,6 +85,12 @@ def _room_signed_by(tmp_path: Path, creator: str, key: SigningKey, name: str) ->
     return store
 
 
+def _alice_joins_and_says_hi(store: Path, alice: SigningKey) -> None:
+    joined = (MEMBER, {"membership": "join", "displayname": "Alice"})
+    hi = (MESSAGE, {"msgtype": "m.text", "body": "hi"})
+    _write(store, ALICE, alice, _events(alice, ALICE, [joined, hi], T0))
+
+
 def _reader(tmp_path: Path, store: Path) -> Device:
     home = tmp_path / "reader"
     home.mkdir()
@@ -97,20 +103,7 @@ def planted(tmp_path: Path) -> Device:
     store = _room_signed_by(tmp_path, ALICE, alice, ROOM_NAME)
     room = store / "rooms" / ROOM
     text = {"msgtype": "m.text"}
-    _write(
-        store,
-        ALICE,
-        alice,
-        _events(
-            alice,
-            ALICE,
-            [
-                (MEMBER, {"membership": "join", "displayname": "Alice"}),
-                (MESSAGE, {**text, "body": "hi"}),
-            ],
-            T0,
-        ),
-    )
+    _alice_joins_and_says_hi(store, alice)
     _write(
         store,
         IMPOSTOR,
@@ -360,20 +353,7 @@ def test_a_space_padded_body_does_not_show_as_another_members_verified_line(
     alice, mallory = SigningKey(b"\x01" * 32), SigningKey(b"\x02" * 32)
     store = _room_signed_by(tmp_path, ALICE, alice, "Payments")
     text = {"msgtype": "m.text"}
-    _write(
-        store,
-        ALICE,
-        alice,
-        _events(
-            alice,
-            ALICE,
-            [
-                (MEMBER, {"membership": "join", "displayname": "Alice"}),
-                (MESSAGE, {**text, "body": "hi"}),
-            ],
-            T0,
-        ),
-    )
+    _alice_joins_and_says_hi(store, alice)
     # What mallory's head is on every terminal: time, id, badge (all of fixed length).
     head = len(timestamps.full(T0 + 10)) + 2 + len(MALLORY) + 2 + len("[verified]") + 2
     visible = "ok"
