@@ -117,7 +117,7 @@ async def run_chat(storage: Storage, room_id: str, identity: Any, displayname: s
         # as ``history`` titles it: whose signature the name carries, and whether it is
         # the creator's (a member can rewrite metadata.json under the creator's id)
         title = room_title_of(room)
-        print(fmt.fit(f"# {title} — type a message and press Enter; /quit or Ctrl-D to leave"))
+        fmt.out(f"# {title} — type a message and press Enter; /quit or Ctrl-D to leave")
         if result is not None and room.relations is not None:
             screen.opening(result, room.relations, OPENING_LINES)
         screen.findings(room_findings(room))
@@ -151,7 +151,7 @@ async def run_chat(storage: Storage, room_id: str, identity: Any, displayname: s
             if not text.strip():
                 continue
             if has_lone_surrogate(text):  # undecodable input bytes (surrogateescape)
-                print("Not sent: the line holds bytes that are not valid UTF-8 text.")
+                fmt.out("Not sent: the line holds bytes that are not valid UTF-8 text.")
                 continue
             await client.send(ref, [(MESSAGE, {"body": text, "msgtype": "m.text"})])
         if reading is not None:  # leaving: the room's read in the background is not needed
@@ -163,7 +163,7 @@ async def run_chat(storage: Storage, room_id: str, identity: Any, displayname: s
         except NoAnswerError:
             delivered = False
         if not delivered:
-            print("! some messages are still queued; they go out with the next session")
+            fmt.out("! some messages are still queued; they go out with the next session")
     if interactive:
         print()
     return 0

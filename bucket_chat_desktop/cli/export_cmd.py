@@ -21,6 +21,7 @@ from ..storage import Storage, StorageError
 from ..storage.base import StorageOfflineError
 from ..sync.client import ChatClient, SyncConfig
 from ..sync.watched import NoAnswerError, interactive_deadline
+from . import format as fmt
 
 # Seconds one request of the export (reading the room, then each attachment) may wait
 # without an answer: longer than the interactive deadline, an export reads much. A file
@@ -59,7 +60,7 @@ class _Progress:
         if total < PROGRESS_MIN_ROWS or (now - self.last < PROGRESS_EVERY and done < total):
             return
         self.last = now
-        print(f"exporting: {done:,} of {total:,} events", file=sys.stderr, flush=True)
+        fmt.out(f"exporting: {done:,} of {total:,} events", file=sys.stderr, flush=True)
 
 
 async def run_export(args: argparse.Namespace, storage: Storage, room_id: str) -> int:
@@ -120,26 +121,26 @@ async def run_export(args: argparse.Namespace, storage: Storage, room_id: str) -
             progress=_Progress(),
             max_blob_bytes=args.max_attachment_mb * 1024 * 1024,
         )
-    print(
+    fmt.out(
         f"Exported {summary.events:,} events of {room_id!r} to {terminal_safe(str(summary.path))}"
     )
     if summary.copied or summary.not_copied:
         where = f" to {terminal_safe(str(summary.files_dir))}" if summary.files_dir else ""
-        print(f"  attachments: {summary.copied:,} copied{where}")
+        fmt.out(f"  attachments: {summary.copied:,} copied{where}")
         usual = files_dir_for(summary.path)
         if summary.files_dir is not None and summary.files_dir != usual:
-            print(
+            fmt.out(
                 f"  ({terminal_safe(usual.name)} already holds other files: left as it was)",
                 file=sys.stderr,
             )
     for name, why in summary.not_copied:
-        print(f"  NOT COPIED: {terminal_safe(name)}: {terminal_safe(why)}", file=sys.stderr)
+        fmt.out(f"  NOT COPIED: {terminal_safe(name)}: {terminal_safe(why)}", file=sys.stderr)
     if summary.damaged:
-        print(f"  {summary.damaged:,} event(s) damaged in this device's cache", file=sys.stderr)
+        fmt.out(f"  {summary.damaged:,} event(s) damaged in this device's cache", file=sys.stderr)
     verdict = "clean" if snapshot.clean else f"{len(snapshot.errors):,} finding(s)"
     if snapshot.vanished:
         verdict += "; part of the history was removed or changed in storage after it was read"
     elif not snapshot.complete:
         verdict += "; history not completely read"
-    print(f"  audit: {verdict}")
+    fmt.out(f"  audit: {verdict}")
     return 0

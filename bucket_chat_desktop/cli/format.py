@@ -121,6 +121,12 @@ def fit(text: str, width: int | None = None) -> str:
     return "\n".join(rows)
 
 
+def out(text: object = "", *, file: Any = None, flush: bool = False) -> None:
+    """``print`` for every line a command shows a person (not ``--json``): cut into rows
+    by ``fit``, so no text from storage anywhere in it can begin a terminal's row."""
+    print(fit(str(text)), file=file, flush=flush)
+
+
 def local_time(timestamp_ms: int) -> str:
     """Never raises: a time past the year 9999 (the protocol allows up to 2^53-1 ms) is
     shown as a label, not a crash of ``history`` or ``sync --follow``."""

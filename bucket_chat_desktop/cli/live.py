@@ -6,7 +6,7 @@ the room (its metadata's too) once, whatever order the audits list them in."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from ..protocol.audit import Assessed, AuditResult
@@ -86,13 +86,18 @@ class LivePrinter:
     and ``findings`` with every audit (each finding said once). Output goes through
     ``say``; every string from storage is made terminal-safe."""
 
-    def __init__(self, say: Any, own_key: str = "") -> None:
-        self.say = say
+    def __init__(self, say: Callable[[str], object], own_key: str = "") -> None:
+        self._out = say
         self.own_key = own_key
         self.ids = RoomIds()
         # (event id, path, line): an id signed by two devices is two rows (section 6)
         self.shown: set[tuple[str, str, int]] = set()
         self.reported: set[tuple[str, str, str | None, int | None, str | None]] = set()
+
+    def say(self, text: str) -> None:
+        """A line out, cut into rows (``fmt.fit``): notices quote bodies, reasons and
+        errors, and a terminal's wrap of them could begin a row that forges a line."""
+        self._out(fmt.fit(text))
 
     def opening(self, result: AuditResult, rel: Relations, limit: int | None) -> None:
         """The room as ``history`` shows it (its newest ``limit`` messages, or all)."""

@@ -105,7 +105,7 @@ class _VersionAction(argparse.Action):
         super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
 
     def __call__(self, parser: argparse.ArgumentParser, *_args: Any, **_kw: Any) -> None:
-        print(_version())
+        fmt.out(_version())
         parser.exit()
 
 
@@ -315,9 +315,9 @@ def _stale_note(why: BaseException | str, last_read: float | None) -> str:
 
 def _print_findings(result: AuditResult, out: Any) -> None:
     if result.findings:
-        print(f"Findings ({len(result.findings)}):", file=out)
+        fmt.out(f"Findings ({len(result.findings)}):", file=out)
         for f in result.findings:
-            print(fmt.finding_line(f), file=out)
+            fmt.out(fmt.finding_line(f), file=out)
 
 
 # -- commands -----------------------------------------------------------------------------
@@ -340,26 +340,26 @@ async def cmd_setup_keys(args: argparse.Namespace) -> int:
     existing = store.load(args.user_id)
     if existing is not None and not args.force:
         identity, _, _ = _identity(args.user_id)
-        print(f"A key for {args.user_id} already exists on this device ({store.name}).")
-        print(f"  public key:  {identity.public_key_b64}")
-        print(f"  fingerprint: {identity.fingerprint}")
-        print("Use --force to replace it (messages signed with the old key stay valid).")
+        fmt.out(f"A key for {args.user_id} already exists on this device ({store.name}).")
+        fmt.out(f"  public key:  {identity.public_key_b64}")
+        fmt.out(f"  fingerprint: {identity.fingerprint}")
+        fmt.out("Use --force to replace it (messages signed with the old key stay valid).")
         return EXIT_OK
     if existing is not None:
         store.delete(args.user_id)
     identity, _, _ = _identity(args.user_id, create=True)
-    print(f"Created a signing key for {args.user_id}, stored in {store.name}.")
-    print(f"  public key:  {identity.public_key_b64}")
-    print(f"  fingerprint: {identity.fingerprint}")
+    fmt.out(f"Created a signing key for {args.user_id}, stored in {store.name}.")
+    fmt.out(f"  public key:  {identity.public_key_b64}")
+    fmt.out(f"  fingerprint: {identity.fingerprint}")
     return EXIT_OK
 
 
 async def cmd_show_key(args: argparse.Namespace) -> int:
     identity, _, store = _identity(args.user_id)
-    print(f"user:        {identity.user_id}")
-    print(f"public key:  {identity.public_key_b64}")
-    print(f"fingerprint: {identity.fingerprint}")
-    print(f"stored in:   {store.name}")
+    fmt.out(f"user:        {identity.user_id}")
+    fmt.out(f"public key:  {identity.public_key_b64}")
+    fmt.out(f"fingerprint: {identity.fingerprint}")
+    fmt.out(f"stored in:   {store.name}")
     return EXIT_OK
 
 
@@ -370,7 +370,7 @@ async def cmd_create_room(args: argparse.Namespace) -> int:
 
     async def create(client: ChatClient, ref: RoomRef) -> list[Event]:
         await _create_room(client, ref, args.name)
-        print(
+        fmt.out(
             f"Created room {room_id!r} ({terminal_safe(args.name, limit=fmt.TITLE_LIMIT)}) "
             f"in {terminal_safe(storage.describe())}."
         )
@@ -439,7 +439,7 @@ async def _send_and_deliver(
             # Refused, not unanswered: "will be delivered by the next sync" was not so
             # (red team rt57: a file planted where a day's folder must be)
             why = next((p.error for p in refused if p.error), None) or "refused"
-            print(
+            fmt.out(
                 f"bucket-chat: not delivered: the storage refused it ({terminal_safe(why)})."
                 f" {len(waiting)} event(s) wait in the outbox; 'bucket-chat sync' (or the "
                 "app) tries again, and fails the same way until what refused it is fixed.",
@@ -448,7 +448,7 @@ async def _send_and_deliver(
             return EXIT_QUEUED
         if waiting:
             error = error or next((p.error for p in waiting if p.error), None)
-            print(
+            fmt.out(
                 f"bucket-chat: queued, not delivered yet ({terminal_safe(error or 'no answer')})."
                 f" {len(waiting)} event(s) wait in the outbox and will be delivered by the "
                 "next 'bucket-chat sync' (or any command that sends) on this storage, or by "
@@ -459,7 +459,7 @@ async def _send_and_deliver(
     if not quiet:
         sent = [e for e in events if e.type == MESSAGE] or events
         what = sent[-1].event_id if len(sent) == 1 else f"{len(sent)} events"
-        print(f"Sent {what}")
+        fmt.out(f"Sent {what}")
     return EXIT_OK
 
 
@@ -473,9 +473,9 @@ async def cmd_rooms(args: argparse.Namespace) -> int:
     if found.from_cache and not found.no_answer:
         raise StorageError(f"cannot list the rooms: {found.error}")
     if found.from_cache:
-        print(f"bucket-chat: {_stale_note(found.error, found.last_read)}", file=sys.stderr)
+        fmt.out(f"bucket-chat: {_stale_note(found.error, found.last_read)}", file=sys.stderr)
     elif not found.rooms:
-        print(f"No rooms in {terminal_safe(storage.describe())}.")
+        fmt.out(f"No rooms in {terminal_safe(storage.describe())}.")
     # names that look like another room's name or id, as the app's join dialog marks them
     looks = name_lookalikes(
         NamedRoom(r.room_id, r.room_id, display_name_safe(r.name) if r.name else "")
@@ -497,12 +497,12 @@ async def cmd_rooms(args: argparse.Namespace) -> int:
             if room.problem and room.metadata is None:
                 why = terminal_safe(room.problem, limit=fmt.TITLE_LIMIT)
                 label += f"; its metadata could not be used: {why}"
-        print(fmt.fit(f"{terminal_safe(room.room_id):32} {label}".rstrip()))
+        fmt.out(f"{terminal_safe(room.room_id):32} {label}".rstrip())
     if looks:
-        print(f"\nNames marked {fmt.LOOKALIKE_NAME_MARK} may pass for another room:")
+        fmt.out(f"\nNames marked {fmt.LOOKALIKE_NAME_MARK} may pass for another room:")
         for room in found.rooms:
             if room.room_id in looks:
-                print(
+                fmt.out(
                     fmt.fit(
                         f"  {terminal_safe(room.room_id)}: {terminal_safe(looks[room.room_id])}"
                     )
@@ -576,7 +576,7 @@ async def _read_target(client: ChatClient, ref: RoomRef, event_id: str) -> draft
                 f"{exc}; this device has no copy of room {room_id!r} to find "
                 f"{event_id!r} in, so nothing was done"
             ) from exc
-        print(f"bucket-chat: {_stale_note(exc, await client.last_read(ref))}", file=sys.stderr)
+        fmt.out(f"bucket-chat: {_stale_note(exc, await client.last_read(ref))}", file=sys.stderr)
     view, result, rel = _read_whole(view, room_id)
     try:
         shown = await client.event_by_id(ref, result, event_id)  # as the app finds it
@@ -620,7 +620,7 @@ async def _relate(
         if note is not None:
             notes.append(note)
         if plan.unchanged is not None:
-            print(
+            fmt.out(
                 unchanged(plan.unchanged) if unchanged else f"Nothing sent: {plan.unchanged.value}."
             )
             noop.append(target_id)
@@ -635,9 +635,9 @@ async def _relate(
     if status == EXIT_OK and not noop:
         mine = [e for e in sent if e.type != MEMBER] or sent
         what = mine[-1].event_id if len(mine) == 1 else f"{len(mine)} events"
-        print(f"{say} {what}")
+        fmt.out(f"{say} {what}")
     for note in notes:
-        print(f"bucket-chat: note: {terminal_safe(note)}", file=sys.stderr)
+        fmt.out(f"bucket-chat: note: {terminal_safe(note)}", file=sys.stderr)
     return status
 
 
@@ -690,7 +690,7 @@ async def cmd_delete(args: argparse.Namespace) -> int:
 
     status = await _relate(args, target_id, plan, unchanged, say="Deleted with")
     if status == EXIT_OK:
-        print(
+        fmt.out(
             "Clients that follow the protocol now hide it; copies remain in the storage "
             "(it is write-once) and wherever the room was copied or exported."
         )
@@ -724,7 +724,7 @@ async def cmd_add_device(args: argparse.Namespace) -> int:
         storage, room_id, identity, [], None, quiet=True, check_room=True, queue=introduce
     )
     if status == EXIT_OK:
-        print(f"Introduced device key {args.key[:12]}… for {args.user_id} in {room_id!r}.")
+        fmt.out(f"Introduced device key {args.key[:12]}… for {args.user_id} in {room_id!r}.")
     return status
 
 
@@ -751,7 +751,7 @@ async def cmd_accept_device(args: argparse.Namespace) -> int:
         storage, room_id, identity, [(MEMBER, content)], None, quiet=True, check_room=True
     )
     if status == EXIT_OK:
-        print(f"Accepted the introduction by device key {args.key[:12]}… in {room_id!r}.")
+        fmt.out(f"Accepted the introduction by device key {args.key[:12]}… in {room_id!r}.")
     return status
 
 
@@ -820,7 +820,7 @@ async def cmd_sync(args: argparse.Namespace) -> int:
             delivered, unanswered = await _deliver_outbox(client, sid, seconds)
             view = await client.room_view(ref)  # with what was delivered (read as sent)
             if unanswered is not None:
-                print(
+                fmt.out(
                     f"bucket-chat: queued, not delivered yet ({terminal_safe(str(unanswered))})."
                     f" {len(await _unsent(client, sid))} event(s) wait in the outbox for the "
                     "next 'bucket-chat sync' (or any command that sends, or the app).",
@@ -830,7 +830,7 @@ async def cmd_sync(args: argparse.Namespace) -> int:
             total = len(result.timeline)
             # as ``history`` and ``verify`` count them: the metadata's findings too
             errors = [f for f in room_findings(view) if f.severity is Severity.ERROR]
-            print(
+            fmt.out(
                 f"{room_id}: {total:,} events ({max(0, total - before):,} new), "
                 f"{len(errors)} finding(s)"
                 + ("" if delivered else "; the outbox could not deliver everything yet"),
@@ -838,7 +838,7 @@ async def cmd_sync(args: argparse.Namespace) -> int:
             )
             if not args.follow:
                 return EXIT_OK if delivered else EXIT_QUEUED
-        print("Following; Ctrl-C to stop.", flush=True)
+        fmt.out("Following; Ctrl-C to stop.", flush=True)
         try:
             while True:
                 await asyncio.sleep(3600)
@@ -900,7 +900,7 @@ async def _sync_unanswered(
         result = cached.result
         total = len(result.timeline)
         forged = len(cached.relations.findings) if cached.relations else 0
-        print(
+        fmt.out(
             f"{room_id}: {total:,} events as this device verified them "
             f"(last read {_clock(last)}), {len(result.errors) + forged} finding(s)"
             + ("" if delivered else "; the outbox could not deliver everything yet"),
@@ -909,7 +909,7 @@ async def _sync_unanswered(
         copy = f"the counts are this device's copy, last read {_clock(last)}"
     else:
         copy = f"this device has no copy of room {ref.room_id!r} to show"
-    print(
+    fmt.out(
         f"bucket-chat: {terminal_safe(where)} has not answered since {clock_text(exc.since)}"
         f" (sync gives up after {seconds:g} s without an answer); {copy}{queued}.",
         file=sys.stderr,
@@ -964,7 +964,7 @@ def _read_whole(view: RoomView | None, room_id: str) -> tuple[RoomView, AuditRes
 async def cmd_history(args: argparse.Namespace) -> int:
     view, result, stale, own = await _audited(args, cached=True)
     if stale is not None:
-        print(f"bucket-chat: {stale}", file=sys.stderr)
+        fmt.out(f"bucket-chat: {stale}", file=sys.stderr)
     if args.limit is not None and args.limit < 0:
         raise UsageError("--limit must be 0 or more")
     # Relation events (reactions, edits, deletions) are not shown as events of their
@@ -990,16 +990,16 @@ async def cmd_history(args: argparse.Namespace) -> int:
     for p in shown:
         item = everything[p]
         senders.update(dict.fromkeys(related.named_senders(item, everything, rel)))
-        print(related.event_lines(item, everything, rel, ids))
+        fmt.out(related.event_lines(item, everything, rel, ids))
     notes = fmt.id_notes(senders, ids)
     if notes:
-        print(f"\nIds marked {fmt.LOOKALIKE_MARK} may imitate someone else:")
+        fmt.out(f"\nIds marked {fmt.LOOKALIKE_MARK} may imitate someone else:")
         for line in notes:
-            print(line)
+            fmt.out(line)
     _say_others_as_you(view, own)
     held = result.held
     if held:
-        print(
+        fmt.out(
             f"\n{held} event(s) dated more than an hour ahead of this device's clock are "
             f"held back until then; 'bucket-chat verify {room_option(view.room_id)}' lists them.",
             file=sys.stderr,
@@ -1009,7 +1009,7 @@ async def cmd_history(args: argparse.Namespace) -> int:
     # afresh, with no such copy, and would call the room clean. Said here, each.
     vanished = [f for f in errors if f.kind is Kind.SEGMENT_VANISHED]
     if vanished:
-        print(
+        fmt.out(
             f"\nThe storage no longer holds {len(vanished)} segment(s) as this device read "
             "and checked them (segment-vanished; the events read then are shown above, and "
             "no verdict is final until it does again; 'verify' reads the storage afresh "
@@ -1017,18 +1017,18 @@ async def cmd_history(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         for f in vanished:
-            print(f"  {terminal_safe(f.where())}: {terminal_safe(f.message)}", file=sys.stderr)
+            fmt.out(f"  {terminal_safe(f.where())}: {terminal_safe(f.message)}", file=sys.stderr)
     unread_kinds = sorted({f.kind.value for f in errors if f.kind in NOT_READ})
     if unread_kinds and result.counts[TrustState.UNVERIFIED]:
         # Only ``--json`` said why every row was [UNVERIFIED] (a row's reason).
-        print(
+        fmt.out(
             f"\nPart of this room cannot be read ({', '.join(unread_kinds)}): while it cannot, "
             "nobody's key is trusted on first use, and rows with good signatures show as "
             "[UNVERIFIED].",
             file=sys.stderr,
         )
     if len(errors) > len(vanished):
-        print(
+        fmt.out(
             f"\nThis room has {len(errors) - len(vanished)} "
             f"{'other ' if vanished else ''}finding(s); "
             f"run 'bucket-chat verify {room_option(view.room_id)}' for the audit.",
@@ -1056,7 +1056,7 @@ def _say_others_as_you(
             if where is None:
                 command = terminal_safe(f"bucket-chat members {room_option(view.room_id)}")
                 where = f"'{command}' lists the keys."
-            print(f"\n{terminal_safe(headline)} {meaning} {where}", file=sys.stderr)
+            fmt.out(f"\n{terminal_safe(headline)} {meaning} {where}", file=sys.stderr)
 
 
 async def cmd_search(args: argparse.Namespace) -> int:
@@ -1080,7 +1080,7 @@ async def cmd_search(args: argparse.Namespace) -> int:
     if page.error:
         raise StorageError(f"cannot search this device's copy: {page.error}")
     if page.query_cut:
-        print("bucket-chat: the query was too long and was shortened", file=sys.stderr)
+        fmt.out("bucket-chat: the query was too long and was shortened", file=sys.stderr)
     if args.json:
         doc = {
             "query": query,
@@ -1092,7 +1092,7 @@ async def cmd_search(args: argparse.Namespace) -> int:
         print(fmt.json_text(doc))
         return EXIT_OK
     if not known:
-        print(
+        fmt.out(
             "bucket-chat: this device has read no room of this storage yet; run "
             "'bucket-chat sync --room-id ROOM' first",
             file=sys.stderr,
@@ -1101,33 +1101,33 @@ async def cmd_search(args: argparse.Namespace) -> int:
     mark = ("\x1b[1;4m", "\x1b[22;24m") if sys.stdout.isatty() else (">>", "<<")
     for hit in page.hits:
         label = names.get(hit.room_id, hit.room_id)
-        print(fmt.search_line(hit, mark, label, page.senders.get(hit.room_id)))
+        fmt.out(fmt.search_line(hit, mark, label, page.senders.get(hit.room_id)))
     if not page.hits and page.more:
         # every match read was hidden (deleted, an edit that does not apply), and the
         # search stopped reading: a member can write that many newer ones on purpose
-        print(
+        fmt.out(
             "No messages shown: the newest matches are deleted messages or edits that do "
             "not apply; older messages may match (a larger --limit reads further; "
             f"--before {page.next_before} reads on from here)."
         )
     elif not page.hits:
-        print("No messages found.")
+        fmt.out("No messages found.")
     elif page.more:
-        print(
+        fmt.out(
             f"(only the newest {len(page.hits)}; --limit shows more, "
             f"--before {page.next_before} the next older ones)"
         )
     notes = fmt.search_id_notes(page.hits, page.senders, names)
     if notes:  # as history lists them, per room (an id imitates another of its room)
-        print(f"\nIds marked {fmt.LOOKALIKE_MARK} may imitate someone else:")
+        fmt.out(f"\nIds marked {fmt.LOOKALIKE_MARK} may imitate someone else:")
         for line in notes:
-            print(line)
+            fmt.out(line)
     return EXIT_OK
 
 
 def _print_title(view: Any, result: AuditResult) -> None:
     title = room_title_of(view) if view.metadata or metadata_unusable(view) else view.room_id
-    print(fmt.fit(f"# {title}"))
+    fmt.out(f"# {title}")
 
 
 def _print_json(doc: dict[str, Any], stale: str | None) -> None:
@@ -1140,7 +1140,7 @@ def _print_json(doc: dict[str, Any], stale: str | None) -> None:
 async def cmd_members(args: argparse.Namespace) -> int:
     view, result, stale, own = await _audited(args, cached=True)
     if stale is not None:
-        print(f"bucket-chat: {stale}", file=sys.stderr)
+        fmt.out(f"bucket-chat: {stale}", file=sys.stderr)
     members = view.roster.members(everyone=args.all)  # made by the engine with the audit
     if args.json:
         doc: dict[str, Any] = {
@@ -1152,21 +1152,21 @@ async def cmd_members(args: argparse.Namespace) -> int:
     _print_title(view, result)
     for member in members:
         for line in fmt.member_lines(member):
-            print(line)
+            fmt.out(line)
     unread = [f for f in result.findings if f.kind in NOT_READ]
     if not members:
         # a room whose logs could not be read is not a room nobody joined
-        print("No member could be read yet." if unread else "Nobody has joined yet.")
+        fmt.out("No member could be read yet." if unread else "Nobody has joined yet.")
     notes = fmt.member_notes(members)
     if notes:
-        print(f"\nIds marked {fmt.LOOKALIKE_MARK} may imitate someone else:")
+        fmt.out(f"\nIds marked {fmt.LOOKALIKE_MARK} may imitate someone else:")
         for line in notes:
-            print(line)
+            fmt.out(line)
     for f in unread:  # why the list may be short
-        print(fmt.finding_said(f))
+        fmt.out(fmt.finding_said(f))
     _say_others_as_you(view, own, where="The keys are listed above, under your id.")
     if result.errors:
-        print(
+        fmt.out(
             f"\nThis room has {len(result.errors)} finding(s); "
             f"run 'bucket-chat verify {terminal_safe(room_option(view.room_id))}' for the audit."
         )
@@ -1198,24 +1198,24 @@ async def cmd_verify(args: argparse.Namespace) -> int:
         return status
     title = room_title_of(view)
     total = len(result.timeline) + len(result.invalid)
-    print(f"Room {view.room_id}: {title}")
-    print(f"{total:,} events in {result.segments:,} segments")
+    fmt.out(f"Room {view.room_id}: {title}")
+    fmt.out(f"{total:,} events in {result.segments:,} segments")
     for line in fmt.counts_text(result):
-        print(line)
+        fmt.out(line)
     _print_findings(result, sys.stdout)
     ids = RoomIds()
     ids.update(a.event.sender_id for a in result.timeline)
     notes = fmt.id_notes((a.event.sender_id for a in result.timeline), ids)
     if notes:
-        print(f"Ids that may imitate someone else ({len(notes)}):")
+        fmt.out(f"Ids that may imitate someone else ({len(notes)}):")
         for line in notes:
-            print(line)
+            fmt.out(line)
     if result.clean:
         notices = len(result.findings)
         extra = f" ({notices} notice(s))" if notices else ""
-        print(f"CLEAN: every signature and chain checks out{extra}.")
+        fmt.out(f"CLEAN: every signature and chain checks out{extra}.")
     else:
-        print(f"NOT CLEAN: {len(result.errors)} finding(s) need attention.")
+        fmt.out(f"NOT CLEAN: {len(result.errors)} finding(s) need attention.")
     return status
 
 
@@ -1227,15 +1227,15 @@ async def cmd_chat(args: argparse.Namespace) -> int:
     room_id = _room_id(args)
     identity, created, store = _identity(args.user_id, create=True)
     if created:
-        print(f"Created a signing key for {identity.user_id} ({store.name}).")
-        print(f"  fingerprint: {identity.display_fingerprint}")
+        fmt.out(f"Created a signing key for {identity.user_id} ({store.name}).")
+        fmt.out(f"  fingerprint: {identity.display_fingerprint}")
     signer = (identity.user_id, identity.signing_key)
     async with ChatClient.session(storage, identity=signer, displayname=args.displayname) as client:
         created = not await _room_found(client, room_id, interactive_deadline())
         if created:  # the join goes out as the chat starts
             await _create_room(client, client.room(room_id), room_id)
     if created:
-        print(f"Created room {room_id!r} in {terminal_safe(storage.describe())}.")
+        fmt.out(f"Created room {room_id!r} in {terminal_safe(storage.describe())}.")
     return await run_chat(storage, room_id, identity, args.displayname)
 
 
@@ -1244,7 +1244,7 @@ async def cmd_export(args: argparse.Namespace) -> int:
 
 
 async def cmd_version(args: argparse.Namespace) -> int:
-    print(_version())
+    fmt.out(_version())
     return EXIT_OK
 
 
@@ -1303,7 +1303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return asyncio.run(COMMANDS[args.command](args))
     except (UsageError, KeysError, StorageError, RoomError, ExportError) as exc:
-        print(f"bucket-chat: {terminal_safe(str(exc))}", file=sys.stderr)
+        fmt.out(f"bucket-chat: {terminal_safe(str(exc))}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130

@@ -15,16 +15,17 @@ from ..protocol.signing import SignatureChecker, build_event
 from ..protocol.untrusted_text import terminal_safe
 from ..storage.base import Storage
 from ..sync.selfcheck import check_storage_use
+from . import format as fmt
 
 
 def _check(label: str, ok: bool, detail: str = "") -> bool:
     shown = f" ({terminal_safe(detail)})" if detail else ""
-    print(f"  {'ok  ' if ok else 'FAIL'} {label}{shown}")
+    fmt.out(f"  {'ok  ' if ok else 'FAIL'} {label}{shown}")
     return ok
 
 
 def crypto_selftest() -> int:
-    print("Cryptography self-test (Ed25519 via libsodium, SHA-256):")
+    fmt.out("Cryptography self-test (Ed25519 via libsodium, SHA-256):")
     key = SigningKey.generate()
     ts = time.time_ns() // 1_000_000
     ev = build_event(
@@ -74,14 +75,14 @@ def crypto_selftest() -> int:
     results.append(
         _check("keys differ per device", bytes(other.verify_key) != bytes(key.verify_key))
     )
-    print("All cryptography checks passed." if all(results) else "Cryptography self-test FAILED.")
+    fmt.out("All cryptography checks passed." if all(results) else "Cryptography self-test FAILED.")
     return 0 if all(results) else 1
 
 
 async def storage_selftest(storage: Storage, room_id: str) -> int:
     """The same self-check as the app's *Test connection* (`sync.selfcheck`), step by
     step; exit 0 only when everything holds, create-only writes included."""
-    print(f"Storage self-test on {terminal_safe(storage.describe())}:")
+    fmt.out(f"Storage self-test on {terminal_safe(storage.describe())}:")
     room_prefix(room_id)
     result = await check_storage_use(storage, room_id=room_id)
     for step in result.steps:
@@ -89,5 +90,7 @@ async def storage_selftest(storage: Storage, room_id: str) -> int:
     if result.level == "error" and all(step.ok for step in result.steps):
         _check("storage reachable", False, result.message)  # stopped before a step ended
     ok = result.level == "ok"
-    print("Storage works." if ok else f"Storage self-test FAILED: {terminal_safe(result.message)}")
+    fmt.out(
+        "Storage works." if ok else f"Storage self-test FAILED: {terminal_safe(result.message)}"
+    )
     return 0 if ok else 1

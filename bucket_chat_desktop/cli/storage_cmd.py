@@ -29,6 +29,7 @@ from ..storage.profiles import (
     check_profile_name,
 )
 from ..storage.url import StorageLocation, parse_storage_url
+from . import format as fmt
 from .format import json_text
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
@@ -194,10 +195,10 @@ async def _add(args: argparse.Namespace) -> int:
     values = _secrets(args, location.kind)
     store = ProfileStore()
     profile = store.add(args.name, location, values, replace=args.replace)
-    print(f"Saved storage {profile.name!r}: {terminal_safe(_shown_url(profile))}")
-    print(f"  credentials: {_credentials_text(profile)}")
-    print(f"  settings in: {store.path}")
-    print(f"Check it with: bucket-chat storage test {profile.name}")
+    fmt.out(f"Saved storage {profile.name!r}: {terminal_safe(_shown_url(profile))}")
+    fmt.out(f"  credentials: {_credentials_text(profile)}")
+    fmt.out(f"  settings in: {store.path}")
+    fmt.out(f"Check it with: bucket-chat storage test {profile.name}")
     return EXIT_OK
 
 
@@ -214,22 +215,22 @@ async def _list(args: argparse.Namespace) -> int:
         print(json_text(doc))
         return EXIT_OK
     if not profiles:
-        print("No named storages (add one with 'bucket-chat storage add NAME URL').")
+        fmt.out("No named storages (add one with 'bucket-chat storage add NAME URL').")
         return EXIT_OK
     width = max(len(terminal_safe(p.name)) for p in profiles)
     for p in profiles:
-        print(f"{terminal_safe(p.name):{width}}  {terminal_safe(_shown_url(p))}")
-        print(f"{'':{width}}  credentials: {terminal_safe(_credentials_text(p))}")
+        fmt.out(f"{terminal_safe(p.name):{width}}  {terminal_safe(_shown_url(p))}")
+        fmt.out(f"{'':{width}}  credentials: {terminal_safe(_credentials_text(p))}")
         queue = p.location.options.get("queue_url")
         if queue:
-            print(f"{'':{width}}  notifications from: {terminal_safe(queue)}")
+            fmt.out(f"{'':{width}}  notifications from: {terminal_safe(queue)}")
     return EXIT_OK
 
 
 async def _remove(args: argparse.Namespace) -> int:
     profile = ProfileStore().remove(args.name)
     keys = " and its keys in the OS keyring" if profile.secret_names else ""
-    print(f"Removed storage {profile.name!r}{keys}.")
+    fmt.out(f"Removed storage {profile.name!r}{keys}.")
     return EXIT_OK
 
 
@@ -238,7 +239,7 @@ async def _remove(args: argparse.Namespace) -> int:
 
 def _check(label: str, ok: bool, detail: str = "") -> bool:
     shown = f" ({terminal_safe(detail)})" if detail else ""
-    print(f"  {'ok  ' if ok else 'FAIL'} {label}{shown}")
+    fmt.out(f"  {'ok  ' if ok else 'FAIL'} {label}{shown}")
     return ok
 
 
@@ -259,7 +260,7 @@ async def _test(args: argparse.Namespace) -> int:
 async def storage_check(storage: Storage) -> int:
     """Exercise ``storage`` as the chat will and say what works; 0 ok, 1 not create-only,
     2 a storage error (printed as the failed step)."""
-    print(f"Testing {terminal_safe(storage.describe())}:")
+    fmt.out(f"Testing {terminal_safe(storage.describe())}:")
     probe = f"{PROBE_PREFIX}{uuid.uuid4().hex}"
     data = b"bucket-chat storage test " + secrets.token_hex(16).encode()
     step = "reach the storage and list its rooms"
@@ -281,14 +282,14 @@ async def storage_check(storage: Storage) -> int:
         honoured, how = await storage.probe_create_only()
     except StorageError as exc:
         _check(step, False, str(exc))
-        print("Storage test FAILED.")
+        fmt.out("Storage test FAILED.")
         return EXIT_ERROR
     finally:
         if wrote:
             await _quietly_remove(storage, probe)
     if not honoured:
         _check(OVERWRITE_STEP, False, "precondition ignored")
-        print(f"WARNING: {terminal_safe(how)}")
+        fmt.out(f"WARNING: {terminal_safe(how)}")
         return EXIT_FINDINGS
     _check(OVERWRITE_STEP, True, how)
     feed = storage.change_feed()
@@ -297,7 +298,7 @@ async def storage_check(storage: Storage) -> int:
             found = await feed.check()
         except StorageError as exc:
             _check(QUEUE_STEP, False, str(exc))
-            print(
+            fmt.out(
                 "Storage test FAILED: the bucket works, but the app will poll it instead "
                 "of waiting on the queue."
             )
@@ -305,7 +306,7 @@ async def storage_check(storage: Storage) -> int:
         finally:
             await feed.close()
         _check(QUEUE_STEP, True, found)
-    print("Storage works: create-only writes are enforced by the service.")
+    fmt.out("Storage works: create-only writes are enforced by the service.")
     return EXIT_OK
 
 
@@ -313,7 +314,7 @@ async def _quietly_remove(storage: Storage, probe: str) -> None:
     try:
         await storage.remove_probe(probe)
     except StorageError as exc:
-        print(
+        fmt.out(
             f"  note: the probe {probe} was not removed ({terminal_safe(str(exc))})",
             file=sys.stderr,
         )

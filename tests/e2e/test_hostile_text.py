@@ -389,3 +389,20 @@ def test_a_space_padded_body_does_not_show_as_another_members_verified_line(
             f"on a {width}-column terminal a body's padding puts a row of its own that "
             f"reads as an event line: {forged}"
         )
+
+
+def test_a_long_room_name_in_verifys_title_begins_no_row_of_its_own(tmp_path: Path) -> None:
+    """Red team rt62: ``verify`` printed "Room <id>: <title>" whole, and a room name of
+    up to 200 characters (anyone's) made a terminal wrap it so that its rest began a row
+    reading "2026-05-28 21:10:00 alice@example.com [verified] …". Every line a command
+    shows a person is cut into rows (``format.out``)."""
+    store = tmp_path / "store"
+    fake = FAKE.replace("  ", " ")  # a name's runs of spaces are made one
+    name = "Payments" + "x" * (80 - len("Room padded: ") - 8) + fake
+    _named_room(store, "padded", name, MALLORY, SigningKey(b"\x02" * 32))
+    reader = _reader(tmp_path, store)
+    reader.columns = None  # a pipe: 80 columns
+    out = reader.run("verify", "--room-id", "padded", check=False).stdout
+    lines = out.splitlines()
+    assert all(len(line) <= 80 for line in lines), lines
+    assert any(line.startswith("    2026-05-28 21:10:00 alice@example.com") for line in lines)

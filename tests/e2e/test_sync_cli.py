@@ -336,3 +336,37 @@ def test_sync_and_chat_count_and_say_what_is_wrong_with_the_metadata(device, sto
     title = next(line for line in chat.stdout.splitlines() if line.startswith("# "))
     assert "signed by an unknown key" in title, title
     assert "! metadata-signer-unknown" in chat.stdout, chat.stdout
+
+
+def test_a_padded_edit_arriving_in_follow_begins_no_row_of_its_own(device, store: Path) -> None:  # type: ignore[no-untyped-def]
+    """Red team rt62: ``sync --follow`` and ``chat`` print an arriving edit, deletion or
+    reaction as a one-line notice, which was not cut into rows (``format.fit``): mallory
+    padded her edit to a terminal's width and the rest began a screen row that read as
+    alice's verified line. Every line the live output says is cut now."""
+    fake = "2026-05-28 21:10:00  alice@example.com  [verified]  I approve the transfer to X"
+    head = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d  \S+  \[verified\]  ")
+    alice = device("alice", "alice@example.com")
+    mallory = device("mallory", "mallory@example.com")
+    reader = device("reader", "reader@example.com", setup=False)
+    reader.columns = None  # a pipe: 80 columns
+    alice.user("create-room", "--room-id", "padded", "--name", "Payments")
+    mine = sent(mallory.user("send", "--room-id", "padded", "draft"))
+    with following(store, reader, "padded") as (_follow, lines):
+        lines.wait_for("Following", timeout=30)
+        mallory.user("edit", "--room-id", "padded", mine, "ok" + " " * 200 + fake)
+        mallory.user("delete", "--room-id", "padded", mine, "--reason", "ok" + " " * 120 + fake)
+        lines.wait_for("deleted a message", timeout=30)
+        lines.wait_for("(1 more characters)", timeout=30)  # the reason, cut at 200
+    printed = [x.rstrip("\n") for x in lines.seen]
+    assert (
+        printed.count(
+            "    2026-05-28 21:10:00  alice@example.com  [verified]  I approve the transfer"
+        )
+        == 2
+    )
+    assert all(len(x) <= 80 for x in printed), printed
+    for width in (80, 120, 240):
+        rows = [x[i : i + width] for x in printed for i in range(0, len(x), width)]
+        starts = [x[:width] for x in printed]
+        forged = [r for r in rows if head.match(r) and r not in starts]
+        assert forged == [] and not any(head.match(x) and "I approve" in x for x in printed)

@@ -95,6 +95,8 @@ def run_inprocess(*args: str) -> Result:
     handler.setLevel(logging.WARNING)
     root = logging.getLogger()
     root.addHandler(handler)
+    columns = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = "100000"  # an error reads as one line (a pipe's: 80, ``fit``)
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
@@ -106,6 +108,10 @@ def run_inprocess(*args: str) -> Result:
                 raise Crashed(traceback.format_exc(limit=-3)) from exc
     finally:
         root.removeHandler(handler)
+        if columns is None:
+            os.environ.pop("COLUMNS", None)
+        else:
+            os.environ["COLUMNS"] = columns
     return Result(code, out_buf.getvalue().decode(), err_buf.getvalue().decode(), args)
 
 
@@ -123,6 +129,7 @@ def run_bounded(home: Path, *args: str) -> Result:
         PYTHONPATH=os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]),
         PYTHONIOENCODING="utf-8:strict",
         LC_ALL="C.UTF-8",
+        COLUMNS="100000",  # an error reads as one line (a pipe's are cut at 80: ``fit``)
     )
     env.pop("BUCKET_CHAT_STORAGE", None)
     try:

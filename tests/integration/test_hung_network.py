@@ -76,6 +76,7 @@ class Cli:
             BUCKET_CHAT_HOME=str(home),
             BUCKET_CHAT_KEY_STORE="file",
             BUCKET_CHAT_PASSPHRASE=PASSPHRASE,
+            COLUMNS="100000",  # its lines read whole (a pipe's are cut at 80: ``fit``)
         )
         if stores.kind == "s3":
             self.env["AWS_ACCESS_KEY_ID"] = stores.secrets["access_key_id"]

@@ -59,6 +59,8 @@ def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "home"
     monkeypatch.setenv("BUCKET_CHAT_HOME", str(home))
+    # the command's lines read whole (a pipe's are cut at 80 columns: ``format.fit``)
+    monkeypatch.setenv("COLUMNS", "100000")
     return home
 
 

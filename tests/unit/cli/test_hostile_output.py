@@ -207,7 +207,7 @@ def test_follow_notices_name_an_edit_of_an_edit_and_what_a_deletion_took_back(
     assert said[-1].endswith("  \\* reacted 👍 to alice@example.com: I agree"), said
 
 
-def test_a_flood_of_reactions_is_printed_in_linear_work() -> None:
+def test_a_flood_of_reactions_is_printed_in_linear_work(monkeypatch: pytest.MonkeyPatch) -> None:
     """Red team: one segment of 20,000 reactions to one message, each with its own text,
     took ``sync --follow`` about 100 s to print (5,000: 6 s): each notice walked every
     chip of the message to find its own. Work is counted in lines of Python run (not
@@ -241,6 +241,7 @@ def test_a_flood_of_reactions_is_printed_in_linear_work() -> None:
         assert len(said) == n + 1 and said[-1].endswith(f"reacted k{n - 1} to {_MALLORY}: target")
         return lines
 
+    monkeypatch.setenv("COLUMNS", "100000")  # notices read whole (``format.fit``)
     small, large = flood(400), flood(1600)
     assert large < 5 * small, (small, large)  # quadratic work would be 16 times
 
