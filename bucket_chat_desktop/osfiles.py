@@ -17,13 +17,20 @@ link planted at the final name is replaced, never written through. A test
 (tests/unit/test_one_helper.py) refuses ``os.replace`` and ``os.fsync`` of a written file
 anywhere else in the package except the local object store, whose create-only publish is
 its own protocol (``storage/local.py``).
+
+Small reads of files others may have shaped. `read_regular_file` reads a file a user
+picked or the app found in a folder (a key backup, a key file) without ever blocking on
+a FIFO, opening a device or swallowing a huge file whole; the local object store reads
+its objects the same way, relative to its folders (``storage/local.py``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
+import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,6 +42,14 @@ BINARY: int = getattr(os, "O_BINARY", 0)
 _POSIX = os.name == "posix"
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+_NOCTTY = getattr(os, "O_NOCTTY", 0)
+# Windows: symbolic links and junctions (mount points) lead elsewhere; other reparse
+# points (OneDrive/Dropbox "files on demand" placeholders, dedup) are ordinary files.
+_LINK_TAGS = {
+    getattr(stat, "IO_REPARSE_TAG_SYMLINK", 0xA000000C),
+    getattr(stat, "IO_REPARSE_TAG_MOUNT_POINT", 0xA0000003),
+}
 # On Windows a replace fails while another process (a virus scanner, the search indexer, a
 # sync client) holds the target open without delete sharing; it lets go within moments.
 _WINDOWS_REPLACE_TRIES = 10
@@ -50,6 +65,101 @@ def open_fd(
 ) -> int:
     """``os.open`` with ``O_BINARY`` added to ``flags`` (see the module's docstring)."""
     return os.open(path, flags | BINARY, mode, dir_fd=dir_fd)
+
+
+def kind_of(mode: int, reparse_tag: int = 0) -> str | None:
+    """What a non-regular, non-folder entry is (None for a regular file or a folder)."""
+    if stat.S_ISLNK(mode) or reparse_tag in _LINK_TAGS:
+        return "symbolic link"
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    if stat.S_ISFIFO(mode):
+        return "FIFO"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    if stat.S_ISCHR(mode):
+        return "character device"
+    if stat.S_ISBLK(mode):
+        return "block device"
+    return "special file"
+
+
+def reparse_tag(st: os.stat_result) -> int:
+    """The Windows reparse tag of an ``lstat`` result (0 elsewhere)."""
+    return int(getattr(st, "st_reparse_tag", 0))
+
+
+class SpecialFileError(OSError):
+    """`read_regular_file`: the path is not a regular file (``kind`` says what it is:
+    "FIFO", "character device", "folder", "symbolic link" when one appeared meanwhile...).
+    Nothing was read from it."""
+
+    def __init__(self, path: str, kind: str) -> None:
+        super().__init__(f"{path} is not a regular file ({kind})")
+        self.path = path
+        self.kind = kind
+
+
+class FileTooLargeError(OSError):
+    """`read_regular_file`: the file holds more than the bytes allowed; ``size`` is what
+    it holds as far as was seen (at least ``cap + 1``)."""
+
+    def __init__(self, path: str, size: int, cap: int) -> None:
+        super().__init__(f"{path} holds more than {cap:,} bytes")
+        self.path = path
+        self.size = size
+        self.cap = cap
+
+
+def read_regular_file(path: str | os.PathLike[str], cap: int) -> bytes:
+    """The bytes of the regular file at ``path``, which must hold at most ``cap``.
+
+    For a file a user picked or a folder the app reads may hold anything: a link in
+    ``path`` is resolved once (a user's own link to their file is fine), then what it
+    names is looked at without being opened (a device is never opened: opening some has
+    effects), opened without following a link (one swapped in meanwhile is refused),
+    with ``O_NONBLOCK`` (a FIFO put there meanwhile never blocks the open) and checked
+    again with ``fstat``. At most ``cap + 1`` bytes are ever read.
+
+    Raises `SpecialFileError` (a FIFO, a device, a socket, a folder),
+    `FileTooLargeError`, or the `OSError` of the failed call (`FileNotFoundError` ...).
+    """
+    real = os.path.realpath(path)
+    before = os.stat(real, follow_symlinks=False)
+    _check_regular(real, before)
+    try:
+        fd = open_fd(real, os.O_RDONLY | _NOFOLLOW | _NONBLOCK | _NOCTTY | _CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # a link swapped in after the look
+            raise SpecialFileError(real, "symbolic link") from exc
+        raise
+    try:
+        st = os.fstat(fd)  # what was opened, not what the name was a moment ago
+        _check_regular(real, st)
+        if st.st_size > cap:
+            raise FileTooLargeError(real, st.st_size, cap)
+        chunks: list[bytes] = []
+        left = cap + 1  # one more than allowed tells "too large" from "exactly cap"
+        while left > 0:
+            chunk = os.read(fd, min(left, 1024 * 1024))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    if len(data) > cap:  # it grew after fstat
+        raise FileTooLargeError(real, len(data), cap)
+    return data
+
+
+def _check_regular(path: str, st: os.stat_result) -> None:
+    kind = kind_of(st.st_mode, reparse_tag(st))
+    if kind is None and stat.S_ISDIR(st.st_mode):
+        kind = "folder"
+    if kind is not None:
+        raise SpecialFileError(path, kind)
 
 
 def ensure_private_dir(folder: Path) -> None:

@@ -33,6 +33,7 @@ from .store import (
     key_file_name,
     load_or_create_identity,
     open_key_store,
+    read_backup,
     select_keyring_backend,
 )
 
@@ -66,5 +67,6 @@ __all__ = [
     "key_file_name",
     "load_or_create_identity",
     "open_key_store",
+    "read_backup",
     "select_keyring_backend",
 ]

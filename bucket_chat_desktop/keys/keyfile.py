@@ -12,7 +12,10 @@ that they can be raised later without breaking old files. The user id and public
 are public and let a program list and show keys without the passphrase.
 
 Everything read here is untrusted: any defect becomes `KeyFileCorruptError` or
-`WrongPassphraseError`, never a raw JSON, base64 or nacl exception.
+`WrongPassphraseError`, never a raw JSON, base64 or nacl exception. That includes what
+Python's JSON parser refuses with other errors than its own (a number of thousands of
+digits: ``ValueError``; arrays nested a hundred thousand deep: ``RecursionError``), and
+anything over `MAX_KEY_FILE_BYTES`, refused before it is parsed.
 """
 
 from __future__ import annotations
@@ -50,6 +53,9 @@ DEFAULT_MEMLIMIT: int = argon2id.MEMLIMIT_INTERACTIVE
 # Files come from disk or from a backup someone hands us: cap the work they can demand.
 MAX_OPSLIMIT: int = argon2id.OPSLIMIT_SENSITIVE
 MAX_MEMLIMIT: int = argon2id.MEMLIMIT_SENSITIVE
+
+MAX_KEY_FILE_BYTES = 64 * 1024
+"""The most a key file or backup may hold: one is about 400 bytes."""
 
 _LIMITS_TEXT = (
     f"opslimit {argon2id.OPSLIMIT_MIN}..{MAX_OPSLIMIT}, "
@@ -120,10 +126,19 @@ def read_header(data: bytes, *, source: str) -> KeyFileHeader:
     def corrupt(why: str) -> KeyFileCorruptError:
         return KeyFileCorruptError(f"{source} is not a valid Bucket Chat key file: {why}")
 
+    if len(data) > MAX_KEY_FILE_BYTES:
+        raise corrupt(
+            f"it holds {len(data):,} bytes, and a key file never holds more than "
+            f"{MAX_KEY_FILE_BYTES:,}"
+        )
     try:
         document: Any = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise corrupt(f"it is not JSON ({exc}); the file may be truncated or damaged") from None
+    except ValueError:  # Python's words ("use sys.set_int_max_str_digits()") are no help
+        raise corrupt("it holds a number too long to be read") from None
+    except RecursionError:
+        raise corrupt("it is nested too deeply to be JSON this program reads") from None
     if not isinstance(document, dict):
         raise corrupt("it is not a JSON object")
     missing = [name for name in _FIELDS if name not in document]

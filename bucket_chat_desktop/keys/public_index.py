@@ -13,9 +13,11 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from ..osfiles import write_atomic
+from ..osfiles import read_regular_file, write_atomic
 
 FORMAT = "bucket-chat-identities-v1"
+MAX_INDEX_BYTES = 1024 * 1024
+"""The most the index is read of: an entry is about 150 bytes."""
 
 log = logging.getLogger("bucket_chat.keys")
 
@@ -54,7 +56,8 @@ class PublicIndex:
 
     def _read_entries(self) -> list[dict[str, str]]:
         try:
-            data = self.path.read_bytes()
+            # Never blocks on a FIFO there, never reads a device or a huge file (OSError).
+            data = read_regular_file(self.path, MAX_INDEX_BYTES)
         except FileNotFoundError:
             return []
         except OSError as exc:
@@ -64,6 +67,9 @@ class PublicIndex:
             document: Any = json.loads(data.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             log.warning("ignoring the damaged identity index %s: %s", self.path, exc)
+            return []
+        except (ValueError, RecursionError):  # a number of 5000 digits, [[[[... deep
+            log.warning("ignoring the damaged identity index %s: not JSON this reads", self.path)
             return []
         if not isinstance(document, dict) or document.get("format") != FORMAT:
             log.warning("ignoring the identity index %s: unknown format", self.path)

@@ -21,7 +21,13 @@ from typing import TYPE_CHECKING, ClassVar
 from nacl.signing import SigningKey
 
 from ..keyring_policy import KEY_SERVICE, failure, probe, select_keyring_backend
-from ..osfiles import ensure_private_dir, write_atomic
+from ..osfiles import (
+    FileTooLargeError,
+    SpecialFileError,
+    ensure_private_dir,
+    read_regular_file,
+    write_atomic,
+)
 from ..paths import config_dir, data_dir
 from .errors import (
     InvalidKeyStoreChoiceError,
@@ -33,7 +39,14 @@ from .errors import (
     StoredKeyCorruptError,
 )
 from .identity import Identity, check_user_id
-from .keyfile import DEFAULT_MEMLIMIT, DEFAULT_OPSLIMIT, decrypt_key, encrypt_key, read_header
+from .keyfile import (
+    DEFAULT_MEMLIMIT,
+    DEFAULT_OPSLIMIT,
+    MAX_KEY_FILE_BYTES,
+    decrypt_key,
+    encrypt_key,
+    read_header,
+)
 from .passphrase import DefaultPassphraseProvider, PassphraseProvider
 from .public_index import PublicIndex
 
@@ -227,9 +240,19 @@ class EncryptedFileStore(KeyStore):
     def load(self, user_id: str) -> SigningKey | None:
         path = self.path_for(user_id)
         try:
-            data = path.read_bytes()
+            data = read_regular_file(path, MAX_KEY_FILE_BYTES)
         except FileNotFoundError:
             return None
+        except SpecialFileError as exc:  # a FIFO there would block the app's start for good
+            raise KeyFileCorruptError(
+                f"The key file {path} is not a regular file ({exc.kind}); it was not read. "
+                "Remove it, or put the key file itself there."
+            ) from exc
+        except FileTooLargeError as exc:
+            raise KeyFileCorruptError(
+                f"The key file {path} is too large to be a key file (more than "
+                f"{MAX_KEY_FILE_BYTES:,} bytes); it was not read."
+            ) from exc
         except OSError as exc:
             raise KeyStoreUnavailableError(f"Cannot read the key file {path}: {exc}") from exc
         header = read_header(data, source=str(path))
@@ -280,7 +303,8 @@ class EncryptedFileStore(KeyStore):
             return []
         for path in paths:
             try:
-                header = read_header(path.read_bytes(), source=str(path))
+                # Never blocks on a FIFO, never reads a device or a huge file (OSError).
+                header = read_header(read_regular_file(path, MAX_KEY_FILE_BYTES), source=str(path))
             except (OSError, KeysError) as exc:
                 log.warning("skipping unreadable key file %s: %s", path, exc)
                 continue
@@ -399,6 +423,27 @@ def export_backup(
     return encrypt_key(identity, passphrase, opslimit=opslimit, memlimit=memlimit)
 
 
+def read_backup(path: Path) -> bytes:
+    """The bytes of the key backup file at ``path`` (one a user picked, perhaps one someone
+    sent them): a link to it is followed, but a FIFO, a device or a folder is refused
+    without blocking or reading, and so is a file over `MAX_KEY_FILE_BYTES`. Raises
+    `KeysError` with a message for the user."""
+    try:
+        return read_regular_file(path, MAX_KEY_FILE_BYTES)
+    except SpecialFileError as exc:
+        raise KeyFileCorruptError(
+            f"{path} is not a regular file ({exc.kind}), so it cannot be a key backup; "
+            "it was not read. Choose the backup file itself."
+        ) from exc
+    except FileTooLargeError as exc:
+        raise KeyFileCorruptError(
+            f"{path} is too large to be a key backup (more than {MAX_KEY_FILE_BYTES:,} "
+            "bytes; a backup is under 1 KB); it was not read."
+        ) from exc
+    except OSError as exc:
+        raise KeysError(f"Cannot read {path}: {exc.strerror or exc}") from exc
+
+
 def import_backup(data: bytes, passphrase: str) -> Identity:
     """Open a backup made by `export_backup` (or a key file); errors name "the backup"."""
     return decrypt_key(data, passphrase, source="the backup")
@@ -416,5 +461,6 @@ __all__ = [
     "key_file_name",
     "load_or_create_identity",
     "open_key_store",
+    "read_backup",
     "select_keyring_backend",
 ]

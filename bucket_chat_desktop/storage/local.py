@@ -46,7 +46,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..osfiles import fsync_dir, open_fd
+from ..osfiles import fsync_dir, kind_of, open_fd, reparse_tag
 from .base import (
     DEFAULT_MAX_READ,
     AlreadyExistsError,
@@ -234,13 +234,6 @@ _O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 _O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 _O_NOCTTY = getattr(os, "O_NOCTTY", 0)
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
-# Windows: symbolic links and junctions (mount points) lead elsewhere; other reparse
-# points (OneDrive/Dropbox "files on demand" placeholders, dedup) are ordinary files.
-_LINK_TAGS = {
-    getattr(stat, "IO_REPARSE_TAG_SYMLINK", 0xA000000C),
-    getattr(stat, "IO_REPARSE_TAG_MOUNT_POINT", 0xA0000003),
-}
-
 # Descriptor-relative calls make the "no links below the root" check race-free.
 _AT_CALLS = (
     bool(_O_NOFOLLOW and _O_DIRECTORY)
@@ -257,28 +250,6 @@ _AT_CALLS = (
 
 Folder = int | Path
 """An opened folder: a descriptor (POSIX, race-free) or a checked path (elsewhere)."""
-
-
-def kind_of(mode: int, reparse_tag: int = 0) -> str | None:
-    """What a non-regular, non-folder entry is (None for a regular file or a folder)."""
-    if stat.S_ISLNK(mode) or reparse_tag in _LINK_TAGS:
-        return "symbolic link"
-    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
-        return None
-    if stat.S_ISFIFO(mode):
-        return "FIFO"
-    if stat.S_ISSOCK(mode):
-        return "socket"
-    if stat.S_ISCHR(mode):
-        return "character device"
-    if stat.S_ISBLK(mode):
-        return "block device"
-    return "special file"
-
-
-def _attributes(st: os.stat_result) -> int:
-    """The Windows reparse tag of an ``lstat`` result (0 elsewhere)."""
-    return int(getattr(st, "st_reparse_tag", 0))
 
 
 class LocalStorage(Storage):
@@ -409,7 +380,7 @@ class LocalStorage(Storage):
                 with suppress(FileExistsError):
                     os.mkdir(folder / part)
                 st = os.lstat(folder / part)
-            kind = kind_of(st.st_mode, _attributes(st))
+            kind = kind_of(st.st_mode, reparse_tag(st))
             if kind is not None or not stat.S_ISDIR(st.st_mode):
                 raise self._refuse(rel, kind or "file", doing)
             folder = folder / part
@@ -620,7 +591,7 @@ class LocalStorage(Storage):
         return data
 
     def _check_regular(self, st: os.stat_result, path: str, target: Path) -> None:
-        kind = kind_of(st.st_mode, _attributes(st))
+        kind = kind_of(st.st_mode, reparse_tag(st))
         if kind is None and stat.S_ISDIR(st.st_mode):
             kind = "folder"
         if kind is not None:
@@ -752,7 +723,7 @@ class LocalStorage(Storage):
                     st = entry.stat(follow_symlinks=False)
                 except FileNotFoundError:
                     continue  # vanished between listing and stat
-                kind = kind_of(st.st_mode, _attributes(st))
+                kind = kind_of(st.st_mode, reparse_tag(st))
                 if kind is None and stat.S_ISDIR(st.st_mode) and len(parts) >= MAX_LIST_DEPTH:
                     found.append(ObjectInfo(rel, 0, special="folder nested too deep"))
                 elif kind is None and stat.S_ISDIR(st.st_mode):
@@ -790,7 +761,7 @@ class LocalStorage(Storage):
                             st = e.stat(follow_symlinks=False)
                         except FileNotFoundError:
                             continue
-                        kind = kind_of(st.st_mode, _attributes(st))
+                        kind = kind_of(st.st_mode, reparse_tag(st))
                         if kind is None and not stat.S_ISDIR(st.st_mode):
                             files.append(e.name)
                         else:

@@ -73,17 +73,22 @@ _LEGACY_HOST = re.compile(r"([a-z0-9-]+)\.queue\.amazonaws\.com(\.cn)?")
 def check_queue_url(value: str) -> str:
     """A queue URL as SQS shows it (``https://sqs.REGION.amazonaws.com/ACCOUNT/NAME``),
     or an S3-compatible service's; raises ``ValueError`` with what is wrong."""
+    from .url import address_shown
+
     parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"queue_url must look like https://host/account/queue, not {value!r}")
-    if parts.username is not None or parts.password is not None or parts.query or parts.fragment:
+    # First, and the value is never quoted whole: it may hold a password.
+    if "@" in value or parts.query or parts.fragment:
         raise ValueError("queue_url must not carry credentials, a query or a '#' part")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(
+            f"queue_url must look like https://host/account/queue, not {address_shown(value)}"
+        )
     try:
         parts.port  # noqa: B018 - raises on a bad port
     except ValueError:
-        raise ValueError(f"queue_url has a bad port: {value!r}") from None
+        raise ValueError(f"queue_url has a bad port (after {address_shown(value)})") from None
     if not parts.path.strip("/"):
-        raise ValueError(f"queue_url names no queue (no path): {value!r}")
+        raise ValueError(f"queue_url names no queue (no path): {address_shown(value)}")
     return value.rstrip("/")
 
 

@@ -12,6 +12,11 @@ come from the SDKs' own environment variables and credential files, or from the 
 of a named profile (see ``profiles``). Options the user does not give are not passed on, so
 the SDKs' defaults (``AWS_ENDPOINT_URL``, ``AWS_PROFILE``, ``STORAGE_EMULATOR_HOST``, …)
 still apply.
+
+An error about a URL never quotes a part of it that may hold a secret: user info is refused
+before anything else is looked at (a password holding ``#``, ``?`` or ``/`` splits the URL
+elsewhere than meant), and a message shows at most the scheme, bucket and prefix
+(`_redacted`), or an address's scheme and host.
 """
 
 from __future__ import annotations
@@ -123,15 +128,18 @@ class StorageLocation:
 
     def with_options(self, extra: Mapping[str, str]) -> StorageLocation:
         """This location with ``extra`` options added; giving one twice is an error."""
-        both = set(extra) & set(self.options)
-        clash = sorted(k for k in both if extra[k] != self.options[k])
+        # Checked first: a value that is refused (an endpoint with a password) is never
+        # quoted below.
+        added = _checked(self.kind, self.bucket, self.prefix, extra).options
+        both = set(added) & set(self.options)
+        clash = sorted(k for k in both if added[k] != self.options[k])
         if clash:
             raise StorageUrlError(
                 f"option {clash[0]!r} is given twice with different values "
-                f"({self.options[clash[0]]!r} and {extra[clash[0]]!r})"
+                f"({self.options[clash[0]]!r} and {added[clash[0]]!r})"
             )
         merged = dict(self.options)
-        merged.update(extra)
+        merged.update(added)
         return _checked(self.kind, self.bucket, self.prefix, merged)
 
     @property
@@ -169,19 +177,40 @@ def parse_storage_url(spec: str) -> StorageLocation:
             f"unknown storage URL scheme {scheme}:// — use a folder, s3://, gs:// or az://"
         )
     parts = urlsplit(spec)
+    # Before any other check, whose message might quote the URL: a bucket never holds
+    # ':' or '@', so either in the part after '://' is user info (or a port).
+    if _has_user_info(spec) or parts.username is not None or parts.password is not None:
+        raise StorageUrlError(
+            "storage URLs must not carry credentials ('user:secret@') or a port: "
+            "use the SDK's environment variables or 'bucket-chat storage add' "
+            "(and endpoint_url=https://host:port for another service)"
+        )
     if parts.fragment:
         raise StorageUrlError(f"storage URLs have no '#' part: {_redacted(spec)}")
-    if parts.username is not None or parts.password is not None:
-        raise StorageUrlError(
-            "storage URLs must not carry credentials ('user:secret@'): "
-            "use the SDK's environment variables or 'bucket-chat storage add'"
-        )
     options: dict[str, str] = {}
     for name, value in parse_qsl(parts.query, keep_blank_values=True):
         if name in options:
             raise StorageUrlError(f"option {name!r} is given twice in the URL")
         options[name] = value
-    return _checked(kind, unquote(parts.netloc), unquote(parts.path), options)
+    bucket = unquote(parts.netloc)
+    if ":" in bucket or "@" in bucket:  # written %3A or %40: not quoted either
+        raise StorageUrlError(
+            "storage URLs must not carry credentials ('user:secret@'), even %-encoded"
+        )
+    return _checked(kind, bucket, unquote(parts.path), options)
+
+
+def _authority(spec: str) -> str:
+    """The part of a URL between ``://`` and the first ``/``, ``?`` or ``#``."""
+    return re.split(r"[/?#]", spec.split("://", 1)[-1], maxsplit=1)[0]
+
+
+def _has_user_info(spec: str) -> bool:
+    """Whether the authority of a cloud URL holds ``@`` or ``:``: ``s3://KEY:pa#ss@bucket``
+    has no user info as ``urlsplit`` reads it (its netloc is ``KEY:pa``), yet ``pa`` is a
+    piece of a secret."""
+    authority = _authority(spec)
+    return "@" in authority or ":" in authority
 
 
 def _checked(kind: str, bucket: str, path: str, options: Mapping[str, str]) -> StorageLocation:
@@ -226,14 +255,19 @@ def _check_option(name: str, value: str) -> str:
         raise StorageUrlError(f"option {name!r} contains control characters")
     if name == "endpoint_url":
         parts = urlsplit(value)
+        # First, and the value is never quoted whole: it may hold a password.
+        if "@" in value or parts.query or parts.fragment:
+            raise StorageUrlError("endpoint_url must not carry credentials, a query or a '#' part")
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise StorageUrlError(f"endpoint_url must look like https://host[:port], not {value!r}")
-        if parts.username is not None or parts.password is not None or parts.query:
-            raise StorageUrlError("endpoint_url must not carry credentials or a query")
+            raise StorageUrlError(
+                f"endpoint_url must look like https://host[:port], not {address_shown(value)}"
+            )
         try:
             parts.port  # noqa: B018 - raises on a bad port
         except ValueError:
-            raise StorageUrlError(f"endpoint_url has a bad port: {value!r}") from None
+            raise StorageUrlError(
+                f"endpoint_url has a bad port (after {address_shown(value)})"
+            ) from None
         return value.rstrip("/")
     if name == "timeout":
         try:
@@ -267,11 +301,15 @@ def _file_url_path(spec: str) -> str:
     from urllib.request import url2pathname  # slow to import; file:// URLs are rare
 
     parts = urlsplit(spec)
+    if "@" in _authority(spec) or parts.username is not None:
+        raise StorageUrlError("file:// URLs must not carry credentials ('user:secret@')")
     if parts.query or parts.fragment:
-        raise StorageUrlError(f"file:// URLs take no options: {spec!r}")
+        raise StorageUrlError(
+            "file:// URLs take no options and no '#' part: write the folder's path alone"
+        )
     if parts.netloc not in ("", "localhost"):
         raise StorageUrlError(
-            f"file:// URL with host {parts.netloc!r}: mount the share and use its folder path"
+            f"file:// URL with host {parts.hostname!r}: mount the share and use its folder path"
         )
     path = url2pathname(parts.path)
     if not path:
@@ -280,4 +318,23 @@ def _file_url_path(spec: str) -> str:
 
 
 def _redacted(spec: str) -> str:
-    return spec.split("?", 1)[0]
+    """What of the storage URL ``spec`` a message may quote: no user info, no query, no
+    fragment; only ``scheme://`` when user info may be there at all."""
+    head = re.split(r"[?#]", spec, maxsplit=1)[0]
+    scheme = spec.split("://", 1)[0]
+    if "@" in spec or _has_user_info(spec):
+        return f"{scheme}://…"
+    return head
+
+
+def address_shown(value: str) -> str:
+    """An address (an endpoint or queue URL) as a message may quote it: its scheme and
+    host only (``'minio://127.0.0.1'``), never user info, a path or a query; a value
+    that is no URL at all is not quoted."""
+    parts = urlsplit(value)
+    if "://" not in value or not parts.scheme:
+        return "a value without a scheme (http:// or https://)"
+    host = parts.hostname or ""
+    if not re.fullmatch(r"[A-Za-z0-9._\[\]:-]*", host):
+        host = "…"
+    return repr(f"{parts.scheme}://{host}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
+import os
 import sys
 import uuid
 from collections.abc import Iterator
@@ -338,6 +339,91 @@ def test_a_backup_of_someone_else_is_refused(qtbot: Any, tmp_path: Path) -> None
     page.backup_pass.setText("backup passphrase")
     go_next(qtbot, wizard, 0)
     assert "holds the key of bob@example.org" in page.key_error.text()
+
+
+def wizard_importing(qtbot: Any, path: Path) -> SetupWizard:
+    wizard = SetupWizard(Settings())
+    qtbot.addWidget(wizard)
+    wizard.show()
+    page = wizard.identity_page
+    page.import_radio.setChecked(True)
+    page.backup_path.setText(str(path))
+    page.backup_pass.setText("backup passphrase")
+    return wizard
+
+
+def long_opslimit_backup(tmp_path: Path) -> Path:
+    """opslimit of 5000 digits: Python's parser says "Exceeds the limit (4300 digits) ...
+    use sys.set_int_max_str_digits()" (a ValueError the key step did not catch)."""
+    path, _ = write_backup(tmp_path, USER, "backup passphrase")
+    text = json.dumps(json.loads(path.read_bytes()))
+    path.write_text(text.replace('"opslimit": 2', '"opslimit": ' + "9" * 5000), "utf-8")
+    assert "9" * 5000 in path.read_text("utf-8")
+    return path
+
+
+def nested_backup(tmp_path: Path) -> Path:
+    """Small, but nested too deep for the parser (a RecursionError)."""
+    path = tmp_path / "alice-backup.key"
+    path.write_bytes(b"[" * 60_000)
+    return path
+
+
+def huge_backup(tmp_path: Path) -> Path:
+    path = tmp_path / "alice-backup.key"
+    with path.open("wb") as handle:
+        handle.truncate(1 << 30)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (long_opslimit_backup, "not a valid Bucket Chat key file: it holds a number too long"),
+        (nested_backup, "not a valid Bucket Chat key file: it is nested too deeply"),
+        (huge_backup, "is too large to be a key backup"),
+    ],
+    ids=["digits", "nested", "huge"],
+)
+def test_a_hostile_backup_is_explained_in_the_key_step(
+    qtbot: Any, tmp_path: Path, make: Any, expected: str
+) -> None:
+    """What the key step once let through showed as Python's own words on the status line
+    ("... use sys.set_int_max_str_digits()", "Unexpected error (RecursionError)")."""
+    wizard = wizard_importing(qtbot, make(tmp_path))
+    go_next(qtbot, wizard, 0)
+    page = wizard.identity_page
+    assert page.key_error.isVisible()
+    assert expected in page.key_error.text()
+    status = QTextDocumentFragment.fromHtml(wizard.status.text()).toPlainText()
+    assert "set_int_max_str_digits" not in status and "RecursionError" not in status, status
+    assert wizard.identity is None and stored_key(USER) is None
+    wizard.grab().save(str(SHOTS / f"bucket-chat-wizard-1-hostile-backup-{make.__name__}.png"))
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+def test_a_backup_that_is_a_named_pipe_does_not_hang_the_wizard(qtbot: Any, tmp_path: Path) -> None:
+    """A "backup" that is a FIFO was read whole in a worker thread that never came back:
+    the wizard stayed busy for good, and the thread kept the app from exiting."""
+    fifo = tmp_path / "alice-backup.key"
+    os.mkfifo(fifo)
+    wizard = wizard_importing(qtbot, fifo)
+    try:
+        click(qtbot, wizard.next_button)
+        qtbot.waitUntil(lambda: not wizard.busy, timeout=5000)
+    finally:
+        try:  # a reader still blocked on it reads end of file and lets go
+            fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError:
+            pass
+        else:
+            os.close(fd)
+        qtbot.waitUntil(lambda: not wizard.busy, timeout=10000)
+    page = wizard.identity_page
+    assert wizard.page == 0 and page.key_error.isVisible()
+    assert "is not a regular file (FIFO), so it cannot be a key backup" in page.key_error.text()
+    assert wizard.next_button.isEnabled(), "the wizard is usable again"
+    wizard.grab().save(str(SHOTS / "bucket-chat-wizard-1-fifo-backup.png"))
 
 
 def test_an_encrypted_backup_can_be_saved(qtbot: Any, tmp_path: Path) -> None:

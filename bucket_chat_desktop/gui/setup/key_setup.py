@@ -21,6 +21,7 @@ from ...keys import (
     key_file_name,
     load_or_create_identity,
     open_key_store,
+    read_backup,
 )
 from ...keys.passphrase import claim_env_passphrase
 
@@ -126,10 +127,9 @@ class KeySetup:
         if not backup_pass:
             raise KeysError("Enter the backup's passphrase.")
         path = Path(path_text).expanduser()
-        try:
-            data = await asyncio.to_thread(path.read_bytes)
-        except OSError as exc:
-            raise KeysError(f"Cannot read {path}: {exc.strerror or exc}") from exc
+        # Someone may have sent a "backup" that is a FIFO (reading it would wait forever,
+        # the wizard busy with no way out), /dev/zero or a huge file: refused unread.
+        data = await asyncio.to_thread(read_backup, path)
         identity = await asyncio.to_thread(import_backup, data, backup_pass)
         if form.user_id and identity.user_id != form.user_id:
             raise KeysError(

@@ -153,6 +153,25 @@ def test_an_unknown_storage_url_scheme(cli: Cli) -> None:
         assert_usage_error(cli("rooms", "-s", url, storage=False), "unknown storage URL")
 
 
+SECRET = "wJalrXUtnFEMIK7MDENG"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"s3://AKIAIOSFODNN7EXAMPLE:{SECRET[:6]}#{SECRET[6:]}@mybucket/rooms",
+        f"s3://mybucket/rooms?endpoint_url=minio://admin:{SECRET}@127.0.0.1:9000",
+        f"file:///srv/rooms?password={SECRET}",
+    ],
+    ids=["password-with-hash", "endpoint-other-scheme", "file-query"],
+)
+def test_a_storage_url_with_a_secret_is_refused_without_printing_it(cli: Cli, url: str) -> None:
+    r = cli("-s", url, "rooms", storage=False)
+    assert_usage_error(r)
+    for piece in (SECRET, SECRET[:6], SECRET[6:]):
+        assert piece not in r.out + r.err, r
+
+
 def test_history_limit_must_not_be_negative(cli: Cli, room: str) -> None:
     assert_usage_error(cli("history", "--room-id", room, "--limit", "-1"), "--limit")
     r = cli("history", "--room-id", room, "--limit", "1")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -123,6 +124,70 @@ def test_secrets_never_echo_in_errors() -> None:
     with pytest.raises(StorageUrlError) as caught:
         parse_storage_url("s3://bucket?secret_access_key=TOPSECRET")
     assert "TOPSECRET" not in str(caught.value)
+
+
+SECRET = "wJalrXUtnFEMIK7MDENG"
+# Where a secret can hide in a storage URL, and why each once reached an error message.
+SECRET_URLS = {
+    # a '#' in the password: urlsplit sees a fragment first, and the '#' check's message
+    # quoted everything before the first '?'
+    "password-with-hash": f"s3://AKIAIOSFODNN7EXAMPLE:{SECRET[:6]}#{SECRET[6:]}@mybucket/p",
+    # a '/' in the password (AWS secret keys hold '/'): the netloc is "KEY:wJalrX", quoted
+    # as a bad bucket name
+    "password-with-slash": f"s3://AKIAIOSFODNN7EXAMPLE:{SECRET[:6]}/{SECRET[6:]}@bkt/p",
+    "password-with-query-mark": f"gs://user:{SECRET[:6]}?{SECRET[6:]}@bucket/p",
+    "password-only": f"az://:{SECRET}@container",
+    "percent-encoded": f"s3://KEY%3A{SECRET}%40bucket/p",
+    "fragment": f"s3://bucket/p#{SECRET}",
+    # an endpoint other than http(s), or with a bad port, was quoted whole
+    "endpoint-other-scheme": f"s3://mybucket/p?endpoint_url=minio://admin:{SECRET}@127.0.0.1:9000",
+    "endpoint-hash-in-password": f"s3://b1/p?endpoint_url=http://admin:{SECRET[:6]}%23{SECRET[6:]}@h",
+    "endpoint-slash-in-password": f"s3://b1/p?endpoint_url=http://admin:{SECRET}/x@127.0.0.1",
+    "endpoint-fragment": f"s3://b1/p?endpoint_url=http://127.0.0.1%23{SECRET}",
+    "queue-other-scheme": f"s3://b1?queue_url=sqs://admin:{SECRET}@127.0.0.1/1/q",
+    "queue-slash-in-password": f"s3://b1?queue_url=http://admin:{SECRET}/x@127.0.0.1/1/q",
+    # file:// with a query or user info was quoted whole
+    "file-query": f"file:///srv/rooms?password={SECRET}",
+    "file-user-info": f"file://admin:{SECRET}@fileserver/srv/rooms",
+    "file-fragment": f"file:///srv/rooms#{SECRET}",
+}
+
+
+@pytest.mark.parametrize("url", list(SECRET_URLS.values()), ids=list(SECRET_URLS))
+def test_a_secret_in_a_storage_url_is_never_quoted(url: str) -> None:
+    with pytest.raises(StorageUrlError) as caught:
+        parse_storage_url(url)
+    text = str(caught.value)
+    for piece in (SECRET, SECRET[:6], SECRET[6:]):
+        assert piece not in text, text
+
+
+def test_user_info_is_refused_before_anything_else_is_looked_at() -> None:
+    for url in (SECRET_URLS["password-with-hash"], SECRET_URLS["password-with-slash"]):
+        with pytest.raises(StorageUrlError, match="must not carry credentials"):
+            parse_storage_url(url)
+
+
+def test_a_secret_given_as_an_extra_option_is_not_quoted_either() -> None:
+    """A profile's options are merged with ``with_options``: a clash once quoted both values
+    before either was checked."""
+    loc = parse_storage_url("s3://bucket/p?endpoint_url=http://127.0.0.1:9000")
+    for value in (f"http://admin:{SECRET}@127.0.0.1:9000", f"minio://admin:{SECRET}@h"):
+        with pytest.raises(StorageUrlError) as caught:
+            loc.with_options({"endpoint_url": value})
+        assert SECRET not in str(caught.value)
+    with pytest.raises(StorageUrlError, match="given twice") as caught:
+        loc.with_options({"endpoint_url": "http://127.0.0.1:9001"})
+    assert "127.0.0.1:9001" in str(caught.value), "a value that is no secret is still shown"
+
+
+def test_an_address_is_shown_by_its_scheme_and_host() -> None:
+    with pytest.raises(StorageUrlError, match=re.escape("not 'ftp://files.example.com'")):
+        parse_storage_url("s3://bucket?endpoint_url=ftp://files.example.com/x/y")
+    with pytest.raises(StorageUrlError, match="file:// URL with host 'server'"):
+        parse_storage_url("file://server/share")
+    with pytest.raises(StorageUrlError, match=r"no '#' part: s3://bucket/p$"):
+        parse_storage_url("s3://bucket/p?region=x#frag")
 
 
 def test_identity_names_the_data_not_the_tuning() -> None:
