@@ -27,7 +27,7 @@ from ..keys import (
 )
 from ..keys.passphrase import claim_env_passphrase
 from ..protocol.untrusted_text import html_escape
-from ..settings import Settings
+from ..settings import LoadReport, Settings
 
 log = logging.getLogger("bucket_chat.gui")
 
@@ -167,3 +167,59 @@ def show_safe_mode_notice(window: QWidget, report: Path | None) -> QMessageBox:
     box.setWindowModality(Qt.WindowModality.NonModal)
     box.show()
     return box
+
+
+NOTICE_ITEMS = 12  # dropped entries listed in the settings notice (the log has them all)
+
+
+def settings_notice(report: LoadReport, parent: QWidget | None) -> QMessageBox:
+    """Tell the user that the settings file was damaged: what was left out (or that none
+    of it could be used) and where the file as it was is kept. Not modal."""
+    path = html_escape(str(report.path))
+    if report.kept_aside is not None:
+        kept = (
+            "The file as it was is kept, untouched, as:<br><code>"
+            f"{html_escape(str(report.kept_aside))}</code>"
+        )
+    else:
+        kept = (
+            f"<b>It could not be set aside</b> ({html_escape(report.aside_problem)}): copy "
+            "it somewhere else now if you want to keep it, before Bucket Chat saves its "
+            "settings."
+        )
+    if report.unreadable:
+        title = "Your settings could not be read"
+        body = (
+            f"<b>Bucket Chat could not use its settings file</b><br><code>{path}</code><br>"
+            f"because {html_escape(report.unreadable)}.<br><br>It starts with default "
+            "settings: your storages, rooms and preferences are not lost, but you need to "
+            "set Bucket Chat up again, or mend the file kept aside and put it back in "
+            "its place while Bucket Chat is closed.<br><br>" + kept
+        )
+    else:
+        title = "Part of your settings was left out"
+        shown = report.dropped[:NOTICE_ITEMS]
+        more = len(report.dropped) - len(shown)
+        items = "".join(f"<li>{html_escape(line)}</li>" for line in shown)
+        if more:
+            items += f"<li>and {more} more (the log lists them)</li>"
+        body = (
+            "<b>Some entries of your settings file were not usable</b> and were left out; "
+            f"everything else was loaded.<br><code>{path}</code><ul>{items}</ul>" + kept
+        )
+    box = QMessageBox(QMessageBox.Icon.Warning, title, body, QMessageBox.StandardButton.Ok, parent)
+    box.setObjectName("settingsNotice")
+    box.setTextFormat(Qt.TextFormat.RichText)
+    box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    box.setModal(False)
+    box.setWindowModality(Qt.WindowModality.NonModal)
+    box.show()
+    return box
+
+
+async def until_closed(box: QDialog) -> None:
+    """Until ``box`` is closed (any button, Escape, the title bar's close)."""
+    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    box.finished.connect(lambda _code: None if done.done() else done.set_result(None))
+    if box.isVisible():
+        await done
