@@ -157,13 +157,20 @@ def _main(args: argparse.Namespace, last: LastRun) -> int:
     icon = _app_icon()
     if icon is not None:
         app.setWindowIcon(QIcon(icon))
-    settings = settings_store.load()
+    # Never raises: a damaged file is set aside and the report says so (run shows it).
+    settings, settings_report = settings_store.load_reporting()
     theme.apply(app, settings.theme)
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
     with loop:
         status: int = loop.run_until_complete(
-            run(app, settings, start_minimized=args.minimized, last_run=last)
+            run(
+                app,
+                settings,
+                start_minimized=args.minimized,
+                last_run=last,
+                settings_report=settings_report,
+            )
         )
         return status
 
@@ -187,13 +194,27 @@ async def run(
     *,
     start_minimized: bool,
     last_run: LastRun | None = None,
+    settings_report: settings_store.LoadReport | None = None,
 ) -> int:
     """The app until the user quits. ``last_run`` not clean: safe mode (no room opened,
-    a notice says why and where the crash report is)."""
+    a notice says why and where the crash report is). ``settings_report`` telling of a
+    damaged settings file: a notice says what was lost and where the file was kept (before
+    the first-run wizard, when nothing usable was left)."""
     from .gui.controller import Controller
     from .gui.main_window import MainWindow
-    from .gui.startup import first_run, load_identity, show_safe_mode_notice
+    from .gui.startup import (
+        first_run,
+        load_identity,
+        settings_notice,
+        show_safe_mode_notice,
+        until_closed,
+    )
 
+    tell = settings_report is not None and settings_report.needs_telling
+    if tell and settings_report is not None and not settings.configured:
+        # read before the wizard asks for everything again
+        await until_closed(settings_notice(settings_report, None))
+        tell = False
     if not settings.configured:
         settings_or_none = await first_run(settings)
         if settings_or_none is None:
@@ -234,6 +255,8 @@ async def run(
         window.show()
     if safe_mode and last_run is not None:
         show_safe_mode_notice(window, last_run.report)
+    if tell and settings_report is not None:
+        settings_notice(settings_report, window)
     controller.start()
     log.info("started; %s", f"opening {settings.last_room}" if settings.last_room else "no room")
 

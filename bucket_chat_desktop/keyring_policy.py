@@ -18,6 +18,11 @@
   before anything is saved and counts as unusable. An operation that meets a locked
   keyring later fails with the same words (`failure`).
 - **Messages** name the backend and say what could not be done and why.
+- **A keyring that does not answer** (a stuck Secret Service, an unlock prompt nobody
+  sees) would hold a call forever: the app makes its keyring calls on a thread of their
+  own (`in_daemon_thread`) and tells the user after `KEYRING_DEADLINE` seconds. Such a
+  thread is a daemon: one stuck in the keyring never keeps the app from exiting (the
+  default executor's threads are joined at exit).
 
 Keyring is imported when first used, not with this module: ``keyring`` looks up its
 backends through entry points, which the CLI's quick commands need not pay for.
@@ -25,9 +30,12 @@ backends through entry points, which the CLI's quick commands need not pay for.
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import sys
-from typing import TYPE_CHECKING
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:  # the type, for this package's annotations (keyring is imported late)
     from keyring.backend import KeyringBackend as KeyringBackend
@@ -38,6 +46,32 @@ STORAGE_SERVICE = "bucket-chat-storage"
 PROBE_USER = "bucket-chat-availability-probe"
 # Backends that keep secrets in plain files or ask for a password through getpass.
 REJECTED_MODULE_PREFIXES = ("keyrings.alt", "keyrings.cryptfile")
+# Seconds a person waits for the keyring to answer before being told it does not (an
+# answer takes well under 0.1 s; an unlock prompt shown by the keyring may take longer,
+# so the user is told, never cut off: the call goes on and Retry waits for it again).
+KEYRING_DEADLINE = 5.0
+
+T = TypeVar("T")
+
+
+def in_daemon_thread(call: Callable[[], T], name: str) -> concurrent.futures.Future[T]:
+    """Start ``call`` on a daemon thread of its own; its result (or exception) in the
+    future. Nothing waits for the thread: a call that never returns is left behind,
+    and the process still exits."""
+    future: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+    def work() -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            result = call()
+        except BaseException as exc:  # handed to whoever waits, as the call raised it
+            future.set_exception(exc)
+        else:
+            future.set_result(result)
+
+    threading.Thread(target=work, name=name, daemon=True).start()
+    return future
 
 
 def describe(exc: BaseException) -> str:

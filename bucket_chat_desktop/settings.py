@@ -3,6 +3,12 @@
 A small JSON file in the user config folder, written atomically (temp file + replace).
 It holds no secret: keys live in the key store, storage credentials in the keyring or the
 SDKs' own credential files.
+
+A file damaged by a sync tool or a hand edit never stops the app and is never lost:
+`load_reporting` keeps every well-formed field and drops the rest, and before the app
+starts from a file it could not read, or without something it dropped, the file is set
+aside as ``settings.json.broken-<date>-<time>`` (never over an earlier one). The
+`LoadReport` says what happened, for the app to tell the user.
 """
 
 from __future__ import annotations
@@ -10,6 +16,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,6 +26,7 @@ from typing import Any, NamedTuple
 from . import paths
 from .osfiles import write_atomic
 from .protocol.event import MAX_ID_CHARS
+from .protocol.ids import InvalidRoomIdError, check_room_id
 from .protocol.unread import UNREAD_CAP
 
 log = logging.getLogger("bucket_chat.settings")
@@ -162,32 +171,35 @@ class Settings:
         return data
 
     @classmethod
-    def from_json(cls, data: Any) -> Settings:
-        """Tolerant: unknown keys are ignored, wrong types fall back to defaults."""
+    def from_json(cls, data: Any, dropped: list[str] | None = None) -> Settings:
+        """Tolerant: unknown keys are ignored, a field of the wrong type falls back to its
+        default, a storage entry or room that is not well-formed is left out and the rest
+        kept. ``dropped`` receives a sentence for each such field, entry or room."""
+        notes: list[str] = dropped if dropped is not None else []
         out = cls()
         if not isinstance(data, dict):
+            notes.append(f"the file holds {_json_kind(data)}, not the settings")
             return out
         for name, default in asdict(cls()).items():
-            value = data.get(name, default)
-            if name == "storages":
+            if name == "storages" or name not in data:
                 continue
-            if isinstance(value, type(default)):
+            value = data[name]
+            if _same_type(value, default):
                 setattr(out, name, value)
-        storages = data.get("storages")
-        if isinstance(storages, list):
-            for item in storages:
-                if isinstance(item, dict) and isinstance(item.get("spec"), str):
-                    rooms = [r for r in item.get("rooms", []) if isinstance(r, str)]
-                    label = item.get("name")
-                    name = label if isinstance(label, str) else str(item["spec"])
-                    out.storages.append(StorageSettings(item["spec"], name, rooms))
+            elif name in _REPORTED_FIELDS:
+                notes.append(f"{name}: {_json_kind(value)} instead of {_kind(default)}")
+        out.storages = _storages(data.get("storages", []), notes)
         out.notify_levels = {
             k: v for k, v in out.notify_levels.items() if isinstance(k, str) and v == "mentions"
         }
         out.muted_rooms = [k for k in out.muted_rooms if isinstance(k, str)]
         if out.poll_speed not in POLL_SPEEDS:
+            notes.append(
+                f"poll_speed: {_shown(out.poll_speed)} is none of {', '.join(POLL_SPEEDS)}"
+            )
             out.poll_speed = "normal"
         if out.theme not in THEMES:
+            notes.append(f"theme: {_shown(out.theme)} is none of {', '.join(THEMES)}")
             out.theme = "system"
         out.attachment_limit_mb = max(1, min(out.attachment_limit_mb, 2048))
         out.read_markers = _read_markers(out.read_markers, out.room_keys())
@@ -196,6 +208,99 @@ class Settings:
             :RECENT_EMOJI
         ]
         return out
+
+
+# Fields whose loss the user would notice (a storage, a room, a preference): a value of
+# the wrong type is reported. Read markers, unread lists and recent emoji are app state:
+# a malformed one is dropped quietly (a room then counts as read, the picker forgets).
+_REPORTED_FIELDS = frozenset(
+    {
+        "user_id",
+        "displayname",
+        "storages",
+        "muted_rooms",
+        "notify_levels",
+        "notifications",
+        "poll_speed",
+        "attachment_limit_mb",
+        "theme",
+        "minimize_to_tray",
+        "start_minimized",
+        "last_room",
+    }
+)
+_SHOWN_CHARS = 60  # of a value quoted in a report
+
+
+def _same_type(value: Any, default: Any) -> bool:
+    """JSON's type of ``value`` is the field's (a bool is not a number here)."""
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    return isinstance(value, type(default))
+
+
+def _kind(value: Any) -> str:
+    for kind, name in ((bool, "true/false"), (int, "a number"), (str, "text")):
+        if isinstance(value, kind):
+            return name
+    return "a list" if isinstance(value, list) else "an object"
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return f"the text {_shown(value)}"
+    return "a list" if isinstance(value, list) else "an object"
+
+
+def _shown(value: str) -> str:
+    text = value if len(value) <= _SHOWN_CHARS else value[: _SHOWN_CHARS - 1] + "…"
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _storages(items: Any, notes: list[str]) -> list[StorageSettings]:
+    """The well-formed storage entries; a room id that is not valid (the protocol's check:
+    it would name a path) is left out of its storage, the storage kept."""
+    if not isinstance(items, list):
+        notes.append(f"storages: {_json_kind(items)} instead of a list (every storage dropped)")
+        return []
+    out: list[StorageSettings] = []
+    seen: set[str] = set()
+    for number, item in enumerate(items, 1):
+        spec = item.get("spec") if isinstance(item, dict) else None
+        if not isinstance(spec, str) or not spec.strip():
+            notes.append(f"storage entry {number}: no storage named (dropped)")
+            continue
+        label = item.get("name")
+        name = label if isinstance(label, str) and label.strip() else spec
+        which = f"storage {_shown(name)}"
+        if spec in seen:
+            notes.append(f"{which}: listed twice (the second entry dropped)")
+            continue
+        seen.add(spec)
+        rooms_value = item.get("rooms", [])
+        rooms: list[str] = []
+        if not isinstance(rooms_value, list):
+            notes.append(f"{which}: rooms is {_json_kind(rooms_value)}, not a list (no room kept)")
+            rooms_value = []
+        for room in rooms_value:
+            if not isinstance(room, str):
+                notes.append(f"{which}: a room given as {_json_kind(room)} dropped (not text)")
+                continue
+            try:
+                check_room_id(room)
+            except InvalidRoomIdError as exc:
+                notes.append(f"{which}: room {_shown(room)} dropped ({exc})")
+                continue
+            if room not in rooms:
+                rooms.append(room)
+        out.append(StorageSettings(spec, name, rooms))
+    return out
 
 
 def _read_markers(data: dict[Any, Any], rooms: set[str]) -> dict[str, tuple[str, int]]:
@@ -234,15 +339,108 @@ def settings_path() -> Path:
     return paths.config_dir() / "settings.json"
 
 
-def load(path: Path | None = None) -> Settings:
+BROKEN_SUFFIX = ".broken-"  # settings.json.broken-<date>-<time>[-<n>]: a file set aside
+
+
+@dataclass(slots=True)
+class LoadReport:
+    """What loading the settings file found, for the user: nothing when all is well.
+
+    ``unreadable``: why the file could not be used at all (the app starts from
+    defaults); ``dropped``: what was left out of a file that could be read;
+    ``kept_aside``: where the file as it was now is (None if it could not be set
+    aside: ``aside_problem`` says why)."""
+
+    path: Path
+    unreadable: str = ""
+    dropped: list[str] = field(default_factory=list)
+    kept_aside: Path | None = None
+    aside_problem: str = ""
+
+    @property
+    def needs_telling(self) -> bool:
+        return bool(self.unreadable or self.dropped)
+
+
+class Loaded(NamedTuple):
+    settings: Settings
+    report: LoadReport
+
+
+def load_reporting(path: Path | None = None) -> Loaded:
+    """The settings, and what was wrong with the file. Never raises: a file that cannot be
+    read or parsed gives the defaults; a file that loses anything in loading is first set
+    aside (``settings.json.broken-…``), so that the next save loses nothing for good."""
     path = path or settings_path()
+    report = LoadReport(path)
     try:
-        return Settings.from_json(json.loads(path.read_text(encoding="utf-8")))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        return Settings()
-    except (OSError, ValueError) as exc:
-        log.warning("settings file %s is unreadable (%s); starting with defaults", path, exc)
-        return Settings()
+        return Loaded(Settings(), report)
+    except OSError as exc:
+        report.unreadable = f"it could not be read ({exc.strerror or exc})"
+        data = None
+    except ValueError as exc:  # not JSON, or not UTF-8
+        report.unreadable = f"it is not valid JSON ({exc})"
+        data = None
+    except Exception as exc:  # e.g. RecursionError from a deeply nested file
+        report.unreadable = f"it could not be read ({type(exc).__name__}: {exc})"
+        data = None
+    settings = Settings()
+    if not report.unreadable:
+        if isinstance(data, dict):
+            try:
+                settings = Settings.from_json(data, report.dropped)
+            except Exception as exc:  # a bug here must not stop the app
+                log.exception("settings file %s could not be loaded", path)
+                report.unreadable = f"it could not be loaded ({type(exc).__name__}: {exc})"
+                report.dropped.clear()
+                settings = Settings()
+        else:
+            report.unreadable = f"it holds {_json_kind(data)}, not the settings"
+    if report.needs_telling:
+        try:
+            report.kept_aside = _set_aside(path, keep_original=not report.unreadable)
+        except OSError as exc:
+            report.aside_problem = str(exc.strerror or exc)
+        log.warning(
+            "settings file %s: %s; kept as %s",
+            path,
+            report.unreadable or "dropped: " + "; ".join(report.dropped),
+            report.kept_aside or f"nothing ({report.aside_problem})",
+        )
+    return Loaded(settings, report)
+
+
+def load(path: Path | None = None) -> Settings:
+    """The settings (`load_reporting` without the report: it is logged)."""
+    return load_reporting(path).settings
+
+
+def _set_aside(path: Path, *, keep_original: bool) -> Path:
+    """Move (or with ``keep_original`` copy) ``path`` to a new
+    ``<name>.broken-<date>-<time>[-<n>]`` beside it, never over an existing file."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for n in range(1, 1000):
+        target = path.with_name(f"{path.name}{BROKEN_SUFFIX}{stamp}" + (f"-{n}" if n > 1 else ""))
+        try:
+            if keep_original:
+                data = path.read_bytes()
+                with open(target, "xb") as out:
+                    out.write(data)
+            else:
+                os.link(path, target)  # fails if the target exists: nothing is overwritten
+                path.unlink()
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            if keep_original or target.exists():
+                raise
+            # no hard links here (some file systems): a rename checked just before
+            log.info("settings: no hard link for %s (%s); renaming it", path, exc)
+            os.rename(path, target)
+        return target
+    raise FileExistsError(f"too many files set aside beside {path}")
 
 
 def save(settings: Settings, path: Path | None = None) -> None:

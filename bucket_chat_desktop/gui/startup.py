@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 from pathlib import Path
 
@@ -18,16 +19,19 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..keyring_policy import in_daemon_thread
 from ..keys import (
     Identity,
     KeysError,
+    KeyStore,
     PassphraseRejectedError,
     load_or_create_identity,
     open_key_store,
 )
 from ..keys.passphrase import claim_env_passphrase
 from ..protocol.untrusted_text import html_escape
-from ..settings import Settings
+from ..settings import LoadReport, Settings
+from .keyring_wait import KeyringGaveUp, wait_for_keyring
 
 log = logging.getLogger("bucket_chat.gui")
 
@@ -105,17 +109,46 @@ def ask_passphrase(user_id: str, creating: bool) -> str:
     return dialog.passphrase
 
 
+# The key-store call of each user id still running (a keyring that did not answer): a
+# retry waits for it rather than asking again, so no key is ever created twice.
+_pending: dict[str, concurrent.futures.Future[tuple[KeyStore, Identity | None, bool]]] = {}
+
+
+def _open_in_keyring(user_id: str) -> tuple[KeyStore, Identity | None, bool]:
+    """On a worker thread: the key store for ``user_id``, and where that is the OS keyring,
+    the key from it (made if there is none). A key file is opened on the GUI thread,
+    which asks for its passphrase."""
+    store = open_key_store(user_id=user_id, passphrase_provider=ask_passphrase)
+    if store.kind == "file":
+        return store, None, False
+    identity, created = load_or_create_identity(store, user_id, create=True)
+    return store, identity, created
+
+
 async def load_identity(settings: Settings) -> Identity | None:
-    """The device key for ``settings.user_id``; a clear message if it cannot be had."""
-    unlocked = _unlocked.pop(settings.user_id, None)
+    """The device key for ``settings.user_id``; a clear message if it cannot be had.
+
+    The keyring is asked on a thread of its own, never on the GUI thread: a keyring that
+    does not answer shows a waiting window, then Retry and Quit (`keyring_wait`)."""
+    user_id = settings.user_id
+    unlocked = _unlocked.pop(user_id, None)
     if unlocked is not None:
         return unlocked
     for _attempt in range(3):
         try:
-            store = open_key_store(user_id=settings.user_id, passphrase_provider=ask_passphrase)
-            identity, created = load_or_create_identity(store, settings.user_id, create=True)
+            pending = _pending.get(user_id)
+            if pending is None or pending.done():
+                pending = in_daemon_thread(lambda: _open_in_keyring(user_id), name="bc-key-store")
+                _pending[user_id] = pending
+            try:
+                store, identity, created = await wait_for_keyring(pending, user_id=user_id)
+            except KeyringGaveUp:
+                log.warning("the system keyring did not answer; the user quit")
+                return None
+            if identity is None:  # a key file: its passphrase is asked here
+                identity, created = load_or_create_identity(store, user_id, create=True)
             if created:
-                log.info("created a new device key for %s in %s", settings.user_id, store.name)
+                log.info("created a new device key for %s in %s", user_id, store.name)
             return identity
         except KeysError as exc:
             answer = QMessageBox.warning(
@@ -167,3 +200,59 @@ def show_safe_mode_notice(window: QWidget, report: Path | None) -> QMessageBox:
     box.setWindowModality(Qt.WindowModality.NonModal)
     box.show()
     return box
+
+
+NOTICE_ITEMS = 12  # dropped entries listed in the settings notice (the log has them all)
+
+
+def settings_notice(report: LoadReport, parent: QWidget | None) -> QMessageBox:
+    """Tell the user that the settings file was damaged: what was left out (or that none
+    of it could be used) and where the file as it was is kept. Not modal."""
+    path = html_escape(str(report.path))
+    if report.kept_aside is not None:
+        kept = (
+            "The file as it was is kept, untouched, as:<br><code>"
+            f"{html_escape(str(report.kept_aside))}</code>"
+        )
+    else:
+        kept = (
+            f"<b>It could not be set aside</b> ({html_escape(report.aside_problem)}): copy "
+            "it somewhere else now if you want to keep it, before Bucket Chat saves its "
+            "settings."
+        )
+    if report.unreadable:
+        title = "Your settings could not be read"
+        body = (
+            f"<b>Bucket Chat could not use its settings file</b><br><code>{path}</code><br>"
+            f"because {html_escape(report.unreadable)}.<br><br>It starts with default "
+            "settings: your storages, rooms and preferences are not lost, but you need to "
+            "set Bucket Chat up again, or mend the file kept aside and put it back in "
+            "its place while Bucket Chat is closed.<br><br>" + kept
+        )
+    else:
+        title = "Part of your settings was left out"
+        shown = report.dropped[:NOTICE_ITEMS]
+        more = len(report.dropped) - len(shown)
+        items = "".join(f"<li>{html_escape(line)}</li>" for line in shown)
+        if more:
+            items += f"<li>and {more} more (the log lists them)</li>"
+        body = (
+            "<b>Some entries of your settings file were not usable</b> and were left out; "
+            f"everything else was loaded.<br><code>{path}</code><ul>{items}</ul>" + kept
+        )
+    box = QMessageBox(QMessageBox.Icon.Warning, title, body, QMessageBox.StandardButton.Ok, parent)
+    box.setObjectName("settingsNotice")
+    box.setTextFormat(Qt.TextFormat.RichText)
+    box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    box.setModal(False)
+    box.setWindowModality(Qt.WindowModality.NonModal)
+    box.show()
+    return box
+
+
+async def until_closed(box: QDialog) -> None:
+    """Until ``box`` is closed (any button, Escape, the title bar's close)."""
+    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    box.finished.connect(lambda _code: None if done.done() else done.set_result(None))
+    if box.isVisible():
+        await done

@@ -4,10 +4,12 @@ your rooms live (the storage form), and the summary with an optional first room.
 
 from __future__ import annotations
 
+import concurrent.futures
 import re
+import time
 from pathlib import Path
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
     QButtonGroup,
     QFileDialog,
@@ -20,6 +22,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ... import keyring_policy
+from ...keyring_policy import in_daemon_thread
 from ...keys import (
     PASSPHRASE_ENV,
     KeysError,
@@ -35,6 +39,14 @@ from ..storage.parts import ERROR_COLOR, FormGrid, help_label
 from .key_card import KeyCard
 from .key_setup import KeyForm, key_file_exists, uses_file_store
 from .parts import card_frame, password_edit, text_label
+
+STORE_CHECK_FIRST_WAIT = 0.25  # seconds the page waits for the keyring's answer at once
+STORE_CHECK_POLL_MS = 100  # then looks for it this often, the wizard usable meanwhile
+KEYRING_NO_ANSWER = (
+    "The system keyring has not answered for {seconds} seconds, so your key cannot be "
+    "kept there now. It may be waiting for you to unlock it in a window hidden behind this "
+    "one, or its service may be stuck: unlock or restart it, then choose Next again."
+)
 
 # -- pages ---------------------------------------------------------------------------------
 
@@ -134,17 +146,58 @@ class IdentityPage(Page):
 
         self.store: KeyStore | None = None
         self.store_error = ""
-        self._open_store()
-        self.update_store_hint()
+        # The check of which store keys go to asks the OS keyring: on a thread of its
+        # own (a keyring that does not answer must not freeze the wizard), watched here.
+        self._store_check: concurrent.futures.Future[KeyStore] | None = None
+        self._store_check_started = 0.0
+        self._store_watch = QTimer(self)
+        self._store_watch.setInterval(STORE_CHECK_POLL_MS)
+        self._store_watch.timeout.connect(self._watch_store_check)
+        self.check_store()
 
-    def _open_store(self) -> None:
-        """Which store keys go to (no user id yet): shown, so the user knows."""
-        try:
-            self.store = open_key_store(passphrase_provider=_no_passphrase)
-            self.store_error = ""
-        except KeysError as exc:
-            self.store = None
-            self.store_error = str(exc)
+    @property
+    def store_checking(self) -> bool:
+        """The keyring has not answered the check yet."""
+        return self._store_check is not None and not self._store_check.done()
+
+    def check_store(self) -> None:
+        """Which store keys go to (no user id yet): shown, so the user knows. A check
+        still waiting for the keyring is waited for, not made twice."""
+        if self.store_checking:
+            return
+        self._store_check = in_daemon_thread(
+            lambda: open_key_store(passphrase_provider=_no_passphrase), name="bc-store-check"
+        )
+        self._store_check_started = time.monotonic()
+        # a keyring answers in milliseconds: the page shows the answer from the start
+        concurrent.futures.wait([self._store_check], timeout=STORE_CHECK_FIRST_WAIT)
+        self._watch_store_check()
+        if self.store_checking:
+            self._store_watch.start()
+
+    def _watch_store_check(self) -> None:
+        check = self._store_check
+        if check is None:
+            return
+        if check.done():
+            self._store_watch.stop()
+            try:
+                self.store = check.result()
+                self.store_error = ""
+            except KeysError as exc:
+                self.store = None
+                self.store_error = str(exc)
+            except Exception as exc:  # a keyring backend's own error: said, not raised
+                self.store = None
+                self.store_error = f"The OS keyring could not be checked: {exc}"
+        else:
+            waited = time.monotonic() - self._store_check_started
+            self.store_error = (
+                KEYRING_NO_ANSWER.format(seconds=max(1, round(waited)))
+                if waited >= keyring_policy.KEYRING_DEADLINE
+                else ""
+            )
+        self.update_store_hint()
 
     def uses_file_store(self, user_id: str = "") -> bool:
         return uses_file_store(user_id, self.store is not None and self.store.kind == "file")
@@ -166,7 +219,9 @@ class IdentityPage(Page):
 
     def update_store_hint(self) -> None:
         user_id = self.user_id.text().strip()
-        if self.store_error:
+        if self.store_checking and not self.store_error:
+            self.store_label.setText("Checking the system keyring…")
+        elif self.store_error:
             self.store_label.setText(
                 f"<span style='color:{ERROR_COLOR}'>{html_escape(self.store_error)}</span>"
             )

@@ -246,6 +246,15 @@ class SetupWizard(QDialog):
         if self.identity is not None and self._identity_for == (user_id, importing):
             self._show_page(1)
             return
+        if page.store_checking and not page.existing_key_file(user_id):
+            # the keyring does not answer (yet): making the key would wait for it too
+            page.show_key_error(
+                "No key was made: the system keyring still does not answer."
+                if page.store_error
+                else "The system keyring has not answered yet: a moment, please."
+            )
+            self._show_status("")
+            return
         form = page.typed_key()
         try:
             identity, how = await (
