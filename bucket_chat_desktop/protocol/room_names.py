@@ -80,6 +80,10 @@ def name_lookalikes(
             by_name.setdefault(look, _Group()).add(each)
         by_id.setdefault(name_look(each.room_id), _Group()).add(each)
     out: dict[str, str] = {}
+    # per look, the rooms whose ids look so and whose names do not: a room's reason by
+    # id leaves out those its reason by name names (red team rt62: thousands of rooms
+    # whose ids differ in case only walked the whole group each, 4 s for 8,192)
+    unnamed: dict[str, _Group] = {}
     for key in kept if judge is None else judge:
         room = kept.get(key)
         if room is None or key not in looks:
@@ -95,12 +99,12 @@ def name_lookalikes(
             reasons += names.said("name", room)
         ids = by_id.get(look)
         if ids is not None:  # rooms whose ids look like it (said once: by name if so)
-            other = [
-                r
-                for r in (*ids.here, *ids.away)
-                if r.key != key and not (by_names and names.holds(r))
-            ]
-            reasons += _said("id", [r for r in other if r.here], [r for r in other if not r.here])
+            if by_names:  # those not named by name already: worked out once per look
+                if look not in unnamed:
+                    unnamed[look] = ids.without(names)
+                reasons += unnamed[look].said("id", room)
+            else:
+                reasons += ids.said("id", room)
         if reasons:
             out[key] = " ".join(reasons)
     return out
@@ -134,6 +138,14 @@ class _Group:
 
     def suspect(self, room: NamedRoom) -> bool:
         return self._suspect.get(room.key, False)
+
+    def without(self, other: _Group) -> _Group:
+        """The rooms of this group that ``other`` does not hold."""
+        rest = _Group()
+        for room in (*self.here, *self.away):
+            if not other.holds(room):
+                rest.add(room)
+        return rest
 
     def said(self, what: str, room: NamedRoom) -> list[str]:
         """The reasons, naming the group's rooms other than ``room`` (a fixed part of

@@ -326,8 +326,9 @@ def skeleton(text: str) -> str:
 
 @lru_cache(maxsize=8192)
 def _skeleton_part(ch: str) -> str:
-    """One letter of an NFKC-folded text as ``skeleton`` keeps it."""
-    if _hidden(ch):
+    """One letter of an NFKC-folded text as ``skeleton`` keeps it. A variation selector
+    draws nothing on a letter ("Payro\ufe0ell" reads "Payroll"; red team rt62): dropped."""
+    if _hidden(ch) or ch in _VARIATION_SELECTORS:
         return ""
     mapped = _LOOKALIKES.get(ch, ch)
     return "" if unicodedata.category(mapped) == "Zs" else mapped.casefold()

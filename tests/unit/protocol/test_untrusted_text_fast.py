@@ -18,7 +18,8 @@ from bucket_chat_desktop.protocol.untrusted_text import display_name_safe, id_wa
 
 def plain_skeleton(text: str) -> str:
     folded = unicodedata.normalize("NFKC", text)
-    kept = "".join(ut._LOOKALIKES.get(ch, ch) for ch in folded if not ut._hidden(ch))
+    shown = (ch for ch in folded if not ut._hidden(ch) and ch not in ut._VARIATION_SELECTORS)
+    kept = "".join(ut._LOOKALIKES.get(ch, ch) for ch in shown)
     kept = "".join(ch for ch in kept if unicodedata.category(ch) != "Zs")
     kept = kept.casefold()
     for old, new in ut._FOLDED_PAIRS:
