@@ -1088,6 +1088,9 @@ async def cmd_search(args: argparse.Namespace) -> int:
             "more": page.more,
             # --before this for the next older page (null: nothing older)
             "next": page.next_before,
+            # segments read whose text is not searchable yet (another program held the
+            # index while this one caught up): a later search finds what they hold
+            "not_searchable_yet": page.backlog,
         }
         print(fmt.json_text(doc))
         return EXIT_OK
@@ -1116,6 +1119,12 @@ async def cmd_search(args: argparse.Namespace) -> int:
         fmt.out(
             f"(only the newest {len(page.hits)}; --limit shows more, "
             f"--before {page.next_before} the next older ones)"
+        )
+    if page.backlog:
+        fmt.out(
+            f"bucket-chat: {page.backlog:,} segment(s) this device read are not searchable "
+            "yet (the app was using the index meanwhile): search again in a moment",
+            file=sys.stderr,
         )
     notes = fmt.search_id_notes(page.hits, page.senders, names)
     if notes:  # as history lists them, per room (an id imitates another of its room)

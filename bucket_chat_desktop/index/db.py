@@ -919,6 +919,28 @@ class Index:
         segments done or begun (0: nothing was waiting). Each line re-enters through the
         parser; a damaged row is left out."""
         try:
+            return self._index_text(max_events, max_bytes)
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                # the other program (the app, or ``bucket-chat search``) held the file
+                # past the wait: nothing was indexed, and what waits still does
+                log.info("index: search text not indexed this time (%s)", exc)
+                return 0
+            log.warning("index: message text cannot be indexed for search (%s)", exc)
+            self.text_pending = False
+            return 0
+        except sqlite3.DatabaseError as exc:  # a damaged file: search says so when asked
+            log.warning("index: message text cannot be indexed for search (%s)", exc)
+            self.text_pending = False
+            return 0
+
+    def _index_text(self, max_events: int, max_bytes: int) -> int:
+        """``index_text``'s work, in one IMMEDIATE transaction: the list of what waits,
+        the resume cursor and the rows are read under the write lock, so two programs
+        sharing the index (the app, ``bucket-chat search``) never index one piece twice,
+        nor find their read snapshot stale when they write (red team rt62)."""
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
             waiting = self._db.execute(
                 "SELECT rowid, room_id, path FROM search_pending ORDER BY rowid LIMIT 64"
             ).fetchall()
@@ -927,48 +949,43 @@ class Index:
                 return 0
             resume = self._text_resume()
             done = events = size = 0
-            with self._db:
-                for rowid, room_id, path in waiting:
-                    if done and (events >= max_events or size >= max_bytes):
+            for rowid, room_id, path in waiting:
+                if done and (events >= max_events or size >= max_bytes):
+                    break
+                start = 0
+                if resume is not None and resume[:2] == (room_id, path):
+                    start = resume[2]  # its first lines are indexed
+                else:
+                    self._drop_text(room_id, path)
+                rows = self._db.execute(
+                    "SELECT line, event_id, timestamp_ms, CAST(raw AS BLOB) FROM events "
+                    "WHERE room_id = ? AND path = ? AND line >= ? ORDER BY line",
+                    (room_id, path, start),
+                )
+                docs = []
+                stopped_at = None
+                for line, event_id, ts, raw in rows:
+                    if events and size >= max_bytes:
+                        stopped_at = line
                         break
-                    start = 0
-                    if resume is not None and resume[:2] == (room_id, path):
-                        start = resume[2]  # its first lines are indexed
-                    else:
-                        self._drop_text(room_id, path)
-                    rows = self._db.execute(
-                        "SELECT line, event_id, timestamp_ms, CAST(raw AS BLOB) FROM events "
-                        "WHERE room_id = ? AND path = ? AND line >= ? ORDER BY line",
-                        (room_id, path, start),
-                    )
-                    docs = []
-                    stopped_at = None
-                    for line, event_id, ts, raw in rows:
-                        if events and size >= max_bytes:
-                            stopped_at = line
-                            break
-                        events += 1
-                        size += len(raw) if isinstance(raw, bytes) else 0
-                        if not (isinstance(room_id, str) and type(line) is int):
-                            continue
-                        ev = _reenter(raw, room_id, event_id, ts)
-                        if isinstance(ev, Event) and (d := _doc(room_id, path, line, ev)):
-                            docs.append(d)
-                    self._db.executemany(_ADD_DOC, docs)
-                    if stopped_at is not None and type(stopped_at) is int:
-                        self._set_text_resume(room_id, path, stopped_at)
-                        return done + 1  # the rest of it next time
-                    if resume is not None and resume[:2] == (room_id, path):
-                        self._db.execute("DELETE FROM cursors WHERE name = ?", (TEXT_RESUME,))
-                    # By its rowid: a row another program put there (a NULL, a number)
-                    # goes too, instead of being looked at again forever.
-                    self._db.execute("DELETE FROM search_pending WHERE rowid = ?", (rowid,))
-                    done += 1
-            return done
-        except sqlite3.DatabaseError as exc:  # a damaged file: search says so when asked
-            log.warning("index: message text cannot be indexed for search (%s)", exc)
-            self.text_pending = False
-            return 0
+                    events += 1
+                    size += len(raw) if isinstance(raw, bytes) else 0
+                    if not (isinstance(room_id, str) and type(line) is int):
+                        continue
+                    ev = _reenter(raw, room_id, event_id, ts)
+                    if isinstance(ev, Event) and (d := _doc(room_id, path, line, ev)):
+                        docs.append(d)
+                self._db.executemany(_ADD_DOC, docs)
+                if stopped_at is not None and type(stopped_at) is int:
+                    self._set_text_resume(room_id, path, stopped_at)
+                    return done + 1  # the rest of it next time
+                if resume is not None and resume[:2] == (room_id, path):
+                    self._db.execute("DELETE FROM cursors WHERE name = ?", (TEXT_RESUME,))
+                # By its rowid: a row another program put there (a NULL, a number)
+                # goes too, instead of being looked at again forever.
+                self._db.execute("DELETE FROM search_pending WHERE rowid = ?", (rowid,))
+                done += 1
+        return done
 
     def _text_resume(self) -> tuple[str, str, int] | None:
         """The segment ``index_text`` indexed part of, and the line it goes on from."""

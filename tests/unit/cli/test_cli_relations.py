@@ -970,3 +970,19 @@ def test_a_file_message_says_its_name_and_an_edit_of_it_is_refused(
     assert "No messages found." in cli(None, "search", "owes").out
     found = cli(None, "search", "notes").out
     assert ">>notes<<.txt" in found and "owes" not in found
+
+
+def test_search_says_when_what_it_read_is_not_searchable_yet(
+    cli: Cli, room: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``search`` makes what this device read searchable first; when it cannot (the app
+    holds the index past the wait: ``Index.index_text`` indexes nothing, as here), it
+    says how much is left instead of a plain "No messages found." (red team rt62)."""
+    from bucket_chat_desktop.index import Index
+
+    monkeypatch.setattr(Index, "index_text", lambda self, *args, **kw: 0)
+    found = cli(None, "search", "hello")
+    assert found.code == 0, found
+    assert "not searchable yet" in found.err and "search again in a moment" in found.err
+    doc = json.loads(cli(None, "search", "hello", "--json").out)
+    assert doc["hits"] == [] and doc["not_searchable_yet"] >= 1

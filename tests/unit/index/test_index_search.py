@@ -648,3 +648,94 @@ def test_a_segment_of_huge_bodies_is_indexed_a_piece_at_a_time(index: Index) -> 
     _catch_up(index)
     assert [len(index.search(f"new{i:02d}z").hits) for i in range(6)] == [1] * 6
     assert index.search("other00y").hits == ()
+
+
+def _two_programs(tmp_path: Path) -> tuple[Index, Index, str]:
+    """One index file opened twice (the app, and ``bucket-chat search``), holding one
+    segment of 40 bodies of 30,000 random characters (about 1.2 MB: five pieces)."""
+    import random
+
+    rnd = random.Random(62)
+    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+    bodies = [f"word{i:03d}q {''.join(rnd.choices(alphabet, k=30_000))}" for i in range(40)]
+    events = signed_chain(1, "alice@example.com", [_msg(b) for b in bodies])
+    path = path_for(events, "big")
+    app, cli = Index.open(tmp_path / "index.sqlite3"), Index.open(tmp_path / "index.sqlite3")
+    app.add_segment(ROOM, path, 1, None, indexed(path, events), [])
+    assert app.index_text() == 1  # the first piece; the cursor names the next line
+    return app, cli, path
+
+
+def test_two_programs_indexing_one_segment_in_pieces_index_each_piece_once(
+    tmp_path: Path,
+) -> None:
+    """Red team rt62: the resume cursor was read before the transaction that wrote the
+    piece it names; the app indexing that piece in between made both insert it, and its
+    messages were found twice for good. The cursor and the rows are read under the write
+    lock now: the other program waits, then goes on from where this one stopped."""
+    import threading
+
+    app, cli, path = _two_programs(tmp_path)
+    try:
+        real = cli._text_resume
+        other: list[threading.Thread] = []
+
+        def cursor_read_while_the_app_starts_its_job() -> Any:
+            found = real()
+            if not other:
+                other.append(threading.Thread(target=app.index_text, daemon=True))
+                other[0].start()
+                other[0].join(0.5)
+                assert other[0].is_alive()  # it waits for this job's transaction
+            return found
+
+        cli._text_resume = cursor_read_while_the_app_starts_its_job  # type: ignore[method-assign]
+        assert cli.index_text() == 1
+        cli._text_resume = real  # type: ignore[method-assign]
+        other[0].join(30)
+        assert not other[0].is_alive()
+        while app.index_text():
+            pass
+        count, lines = app._db.execute(
+            "SELECT COUNT(*), COUNT(DISTINCT line) FROM search_docs WHERE path = ?", (path,)
+        ).fetchone()
+        assert (count, lines) == (40, 40)
+        assert [len(app.search(f"word{i:03d}q").hits) for i in range(40)] == [1] * 40
+    finally:
+        app.close()
+        cli.close()
+
+
+def test_a_write_by_the_other_program_during_a_piece_never_stops_indexing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Red team rt62: a resumed piece read its rows before writing anything, and a commit
+    by the other program meanwhile made its first write fail at once ("database is
+    locked": a stale snapshot is not waited for), taken for a damaged file: indexing
+    stopped, the rest of the segment unsearchable. The write lock is taken first now;
+    the other program's write waits for the piece."""
+    import threading
+
+    from bucket_chat_desktop.index import db as dbmod
+
+    app, cli, _path = _two_programs(tmp_path)
+    try:
+        real = dbmod._reenter
+        writer: list[threading.Thread] = []
+
+        def reenter(*args: Any) -> Any:
+            if not writer:  # the app writes something meanwhile (a cursor)
+                writer.append(threading.Thread(target=app.set_cursor, args=("x", "1")))
+                writer[0].start()
+                writer[0].join(0.3)
+            return real(*args)
+
+        monkeypatch.setattr(dbmod, "_reenter", reenter)
+        while cli.index_text():  # as ``SyncEngine.catch_up_text`` does
+            pass
+        writer[0].join(30)
+        assert cli.text_backlog() == 0 and app.cursor("x") == "1"
+        assert [len(cli.search(f"word{i:03d}q").hits) for i in range(40)] == [1] * 40
+    finally:
+        app.close()
+        cli.close()
