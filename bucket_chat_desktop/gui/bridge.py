@@ -95,10 +95,13 @@ class EngineBridge(QObject):
                 if len(keys) == 1
                 else f"{len(keys):,} device keys (first {_fingerprint(keys[0])}) say they"
             )
+            # The key writes as the user: another device of theirs, or someone writing in
+            # their name. Only they can tell, by comparing with that device's key card.
             self.warning_raised.emit(
                 storage_id,
                 f"{who} added this device in {one_line(event.room_id, 40)}; nothing was "
-                "accepted. Yours? Mark it as verified in Members",
+                "accepted. Yours? Compare on your card in Members. If not, someone writes "
+                "as you",
             )
 
 

@@ -164,9 +164,19 @@ class Features(QObject):
     def ask_confirm(self, device: Device) -> None:
         """Show the compare-out-of-band dialog; confirming it marks the device verified."""
         row = self.members_model.row_of(device.sender_id)
-        name = self.members_model.member(row).display_name if row >= 0 else device.sender_id
-        dialog = VerifyDeviceDialog(device, name, self.window)
+        member = self.members_model.member(row) if row >= 0 else None
+        name = member.display_name if member is not None else device.sender_id
+        yours = member is not None and member.own  # a key writing as the user
+        dialog = VerifyDeviceDialog(device, name, self.window, yours=yours)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.disowned.connect(
+            lambda: self.window.statusBar().showMessage(
+                "Not confirmed: that key stays untrusted and accepts nothing. If you did not "
+                "set up another device, someone is writing in your name: tell the room's "
+                "members another way than this chat",
+                30000,
+            )
+        )
         key = self.controller.current
         dialog.accepted.connect(
             lambda: self.controller.tasks.start(

@@ -464,6 +464,132 @@ def test_an_introduction_is_accepted_only_after_the_person_confirms_the_introduc
     assert alice_devices()[key_text(other)] is DeviceState.CONFIRMED
 
 
+def _fresh_reader_states(store: Path) -> dict[str, str]:
+    """What a reader who confirmed nothing sees: body -> trust state, from the files."""
+    from bucket_chat_desktop.protocol.audit import RoomLedger
+
+    ledger = RoomLedger(ROOM)
+    for path in sorted((store / "rooms" / ROOM / "logs").rglob("*.jsonl")):
+        ledger.add_segment(str(path.relative_to(store)), path.read_bytes())
+    return {
+        str(a.event.content.get("body")): a.state.value
+        for a in ledger.audit(None).timeline
+        if a.event.content.get("body")
+    }
+
+
+def test_a_key_writing_as_you_is_asked_about_as_yours_and_warns_what_confirming_does(
+    qtbot: Any, app: App, tmp_path: Path
+) -> None:
+    """An impostor key writes as alice (the user) and "introduces" her real key. The
+    status line, her own card and the dialog spoke of another person ("Ask them whether
+    it is theirs", "Is this really Alice?", "Contact Alice… ask them to read out their
+    device's fingerprint") and never said what confirming does (red team rt64 F4). Now
+    they ask whether it is another device of hers, send her to that device's key card
+    (``bucket-chat show-key``), warn before she confirms that her next message accepts
+    the key's introduction and everyone then trusts it as her, and "Not mine" is the
+    default: Enter confirms nothing. Confirming does what the warning says."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QLabel
+
+    impostor = SigningKey(b"\x99" * 32)
+    invoice = "new laptop, pay the invoice to account X"
+
+    async def impostor_writes_as_alice() -> None:
+        storage = LocalStorage(app.store)
+        writer = RoomWriter(storage, ROOM, "alice@example.com", impostor, displayname="Alice")
+        await writer.send([Draft.text(invoice)])
+        await writer.add_device(key_text(ALICE), device_name="phone")
+
+    wait_for(qtbot, impostor_writes_as_alice())
+
+    def offered() -> bool:
+        timeline = app.controller.result(app.key).timeline
+        return any(
+            a.event.sender_key == key_text(impostor) and DEVICE_ADD_FIELD in a.event.content
+            for a in timeline
+        )
+
+    qtbot.waitUntil(offered, timeout=20_000)
+    messages: list[str] = []
+    app.window.statusBar().messageChanged.connect(messages.append)
+    app.controller.send_text("still me")
+    qtbot.waitUntil(lambda: _shown(app, "still me"), timeout=20_000)
+    qtbot.waitUntil(lambda: any("added this device" in m for m in messages), timeout=20_000)
+    status = next(m for m in messages if "added this device" in m)
+    assert "nothing was accepted" in status
+    assert "Compare on your card in Members" in status and "someone writes as you" in status
+    shot(app.window, "own-key-status-line", tmp_path)
+
+    open_panel(qtbot, app)
+    own = next(c for c in app.features.members_panel.cards if c.member.own)
+    bob = next(c for c in app.features.members_panel.cards if c.member.user_id.startswith("bob"))
+    assert [r.explanation for r in bob.device_rows] == [None, None]  # others' as they were
+    qtbot.waitUntil(
+        lambda: any(
+            r.device.key == key_text(impostor)
+            for c in app.features.members_panel.cards
+            if c.member.own
+            for r in c.device_rows
+        ),
+        timeout=20_000,
+    )
+    own = next(c for c in app.features.members_panel.cards if c.member.own)
+    row = next(r for r in own.device_rows if r.device.key == key_text(impostor))
+    assert row.explanation is not None and row.confirm_button is not None
+    card = row.explanation.text()
+    assert "Is it another device of yours?" in card and "writing in your name" in card
+    assert "Ask them" not in card and "their" not in card
+    shot(app.window, "own-key-card", tmp_path)
+
+    row.confirm_button.click()
+    dialog = app.features.verify_dialog
+    assert dialog is not None and dialog.yours
+    qtbot.waitUntil(dialog.isVisible)
+    shot(dialog, "own-key-dialog", tmp_path)
+    text = " ".join(label.text() for label in dialog.findChildren(QLabel))
+    assert "Is this another device of yours?" in text and "bucket-chat show-key" in text
+    assert "your other device" in text and "Contact Alice" not in text
+    assert dialog.warning_label is not None
+    warning = dialog.warning_label.text()
+    assert "accept that key's introduction" in warning and "everyone" in warning
+    assert "someone is writing in your name" in warning and "do not confirm" in warning
+    # the warning comes before the button that confirms, in reading order
+    assert dialog.warning_label.geometry().bottom() < dialog.confirm_button.geometry().top()
+    assert dialog.cancel_button.text() == "Not mine" and dialog.cancel_button.isDefault()
+    assert not dialog.confirm_button.isDefault()
+
+    # Enter is "Not mine": nothing is recorded, and the status line says what to do
+    qtbot.keyClick(dialog, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: not dialog.isVisible())
+    assert app.index.user_verified_keys() == set()
+    assert "someone is writing in your name" in app.window.statusBar().currentMessage()
+    app.controller.send_text("not mine")
+    qtbot.waitUntil(lambda: _shown(app, "not mine"), timeout=20_000)
+    assert _fresh_reader_states(app.store)[invoice] != "verified"
+
+    # Confirming does what the warning said: the next message accepts the introduction,
+    # and a reader who confirmed nothing trusts the key as alice.
+    pair = ("alice@example.com", key_text(impostor))
+    row = next(
+        r
+        for c in app.features.members_panel.cards
+        if c.member.own
+        for r in c.device_rows
+        if r.device.key == key_text(impostor)
+    )
+    assert row.confirm_button is not None
+    row.confirm_button.click()
+    dialog = app.features.verify_dialog
+    assert dialog is not None
+    qtbot.waitUntil(dialog.isVisible)
+    dialog.confirm_button.click()
+    qtbot.waitUntil(lambda: pair in app.index.user_verified_keys(), timeout=20_000)
+    app.controller.send_text("and again")
+    qtbot.waitUntil(lambda: _shown(app, "and again"), timeout=20_000)
+    assert _fresh_reader_states(app.store)[invoice] == "verified"
+
+
 def test_many_keys_offering_to_introduce_this_device_make_one_status_message(
     qtbot: Any, app: App, tmp_path: Path
 ) -> None:

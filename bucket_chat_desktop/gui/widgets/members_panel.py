@@ -99,6 +99,30 @@ IMPERSONATION_TEXT = (
     "these lines are not from any of their devices, someone else may have written them."
 )
 
+# The same, on the user's own card: a key that writes as the user is either another
+# device of theirs or someone writing in their name, and only they can tell which, by
+# comparing with what that device shows (never by asking "them").
+OWN_DISPUTED_ROW_TEXT = "Not trusted: other keys claim to be you too."
+OWN_DISPUTED_TEXT = (
+    "Several keys claim to be you and none introduced the others: none of them is trusted. "
+    "Dates are each writer's own word, so the one that looks first proves nothing. If you "
+    "did not set up these devices, someone is writing in your name: tell the room's "
+    "members another way than this chat."
+)
+OWN_CHANGED_TEXT = (
+    "None of your devices introduced this key. Is it another device of yours? Compare its "
+    "fingerprint with the one that device shows before you confirm it. If you did not just "
+    "set up a device, someone is writing in your name."
+)
+OWN_CHANGED_HELP = (
+    "A new key writes as you and none of your devices introduced it. It may be a device "
+    "you set up, or someone writing in your name."
+)
+OWN_IMPERSONATION_TEXT = (
+    "Written without a signature under your name, though your devices sign everything: "
+    "these lines are not from any of your devices, someone else may have written them."
+)
+
 
 def device_label(device: Device) -> str:
     """The state as the row's pill says it. Unsigned lines under a signing person's name
@@ -108,12 +132,15 @@ def device_label(device: Device) -> str:
     return TRUST_LABELS[device.state]
 
 
-def device_explanation(device: Device) -> str:
+def device_explanation(device: Device, yours: bool = False) -> str:
     """Why the device is not trusted, for the row (plain text), or "" when it is. Past the
-    fixed sentences, it is the audit's own reason (e.g. part of the room was unreadable)."""
+    fixed sentences, it is the audit's own reason (e.g. part of the room was unreadable).
+    ``yours``: it is on the user's own card, and says so in the user's words."""
     if device.state is DeviceState.DISPUTED:
-        return DISPUTED_ROW_TEXT
+        return OWN_DISPUTED_ROW_TEXT if yours else DISPUTED_ROW_TEXT
     if device.state is DeviceState.KEY_CHANGED:
+        if yours:
+            return OWN_CHANGED_TEXT if device.signed else OWN_IMPERSONATION_TEXT
         return CHANGED_TEXT if device.signed else IMPERSONATION_TEXT
     if device.state is DeviceState.UNVERIFIED and device.reason:
         reason = one_line(device.reason, 300)
@@ -121,12 +148,15 @@ def device_explanation(device: Device) -> str:
     return ""
 
 
-def device_tooltip(device: Device) -> str:
+def device_tooltip(device: Device, yours: bool = False) -> str:
     """Rich text: the state's help, then the audit's reason (which may quote a sender id
     from storage, so escaped)."""
     help_text = DEVICE_STATE_HELP[device.state]
-    if device.state is DeviceState.KEY_CHANGED and not device.signed:
-        help_text = IMPERSONATION_TEXT
+    if device.state is DeviceState.KEY_CHANGED:
+        if not device.signed:
+            help_text = OWN_IMPERSONATION_TEXT if yours else IMPERSONATION_TEXT
+        elif yours:
+            help_text = OWN_CHANGED_HELP
     tip = f"<p>{html_escape(help_text)}</p>"
     if device.reason:
         tip += f"<p><small>Audit: {html_escape(one_line(device.reason, 300))}</small></p>"
@@ -259,7 +289,11 @@ def state_color(state: str) -> str:
 class DeviceRow(QFrame):
     confirm_clicked = Signal(object)  # Device
 
-    def __init__(self, device: Device, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, device: Device, parent: QWidget | None = None, *, yours: bool = False
+    ) -> None:
+        """``yours``: the row is on the user's own card (another device of theirs, or
+        someone writing in their name)."""
         super().__init__(parent)
         self.device = device
         self.setObjectName("device")
@@ -288,7 +322,7 @@ class DeviceRow(QFrame):
         )
         top.addWidget(self.state_label)
         layout.addLayout(top)
-        self.setToolTip(device_tooltip(device))
+        self.setToolTip(device_tooltip(device, yours))
         if device.signed:
             fp = QLabel(fingerprint_lines(device.fingerprint) or "not a valid key")
             fp.setObjectName("fingerprint")
@@ -312,7 +346,7 @@ class DeviceRow(QFrame):
         details.setWordWrap(True)
         layout.addWidget(details)
         self.explanation: QLabel | None = None
-        text = device_explanation(device)
+        text = device_explanation(device, yours)
         if text:
             warning = QLabel(text)
             warning.setObjectName("explanation")
@@ -326,7 +360,11 @@ class DeviceRow(QFrame):
             button = QPushButton("Mark as verified…")
             button.setObjectName("confirm")
             button.setCursor(Qt.CursorShape.PointingHandCursor)
-            button.setToolTip("Compare this fingerprint with its owner, then confirm it")
+            button.setToolTip(
+                "Compare this fingerprint with the one your other device shows, then confirm it"
+                if yours
+                else "Compare this fingerprint with its owner, then confirm it"
+            )
             button.clicked.connect(lambda: self.confirm_clicked.emit(self.device))
             row = QHBoxLayout()
             row.addWidget(button)
@@ -413,7 +451,7 @@ class MemberCard(QFrame):
         layout.addLayout(head)
         self.dispute_label: QLabel | None = None
         if member.state is DeviceState.DISPUTED:
-            dispute = QLabel(DISPUTED_TEXT)
+            dispute = QLabel(OWN_DISPUTED_TEXT if member.own else DISPUTED_TEXT)
             dispute.setObjectName("dispute")
             dispute.setTextFormat(Qt.TextFormat.PlainText)
             dispute.setWordWrap(True)
@@ -422,7 +460,7 @@ class MemberCard(QFrame):
             self.dispute_label = dispute
         self.device_rows: list[DeviceRow] = []
         for device in shown_devices(member.devices):
-            row = DeviceRow(device)
+            row = DeviceRow(device, yours=member.own)
             row.confirm_clicked.connect(self.confirm_requested)
             layout.addWidget(row)
             self.device_rows.append(row)
@@ -597,14 +635,30 @@ class MembersPanel(QFrame):
 
 
 class VerifyDeviceDialog(QDialog):
-    """Asks the user to compare a device's fingerprint out of band before confirming it."""
+    """Asks the user to compare a device's fingerprint out of band before confirming it.
 
-    def __init__(self, device: Device, display_name: str, parent: QWidget | None = None) -> None:
+    ``yours``: the key writes as the user. It is then another device of theirs or someone
+    writing in their name; the dialog says so, sends them to their other device's key card
+    (not to "them"), warns that confirming accepts the key's introduction of this device
+    (signed by it, trusted by every reader), and "Not mine" is the default button."""
+
+    disowned = Signal()  # "Not mine" (own keys only); the dialog is rejected as well
+
+    def __init__(
+        self,
+        device: Device,
+        display_name: str,
+        parent: QWidget | None = None,
+        *,
+        yours: bool = False,
+    ) -> None:
         super().__init__(parent)
         self.device = device
+        self.yours = yours
         plain = display_name_safe(display_name) or shown_id(device.sender_id)
         who = html_escape(plain)
-        self.setWindowTitle(f"Verify {plain}'s device")
+        title_text = "Is this another device of yours?" if yours else f"Is this really {who}?"
+        self.setWindowTitle(title_text if yours else f"Verify {plain}'s device")
         self.setMinimumWidth(500)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(22, 20, 22, 16)
@@ -616,7 +670,7 @@ class VerifyDeviceDialog(QDialog):
         badge.setFixedSize(40, 40)
         head.addWidget(badge, 0, Qt.AlignmentFlag.AlignTop)
         title = QLabel(
-            f"<span style='font-size:14pt'><b>Is this really {who}?</b></span><br>"
+            f"<span style='font-size:14pt'><b>{title_text}</b></span><br>"
             f"<span style='color:{_muted()}'>{html_escape(shown_id(device.sender_id))}</span>"
         )
         title.setTextFormat(Qt.TextFormat.RichText)
@@ -625,10 +679,15 @@ class VerifyDeviceDialog(QDialog):
         self.title_label = title
         layout.addLayout(head)
         intro = QLabel(
-            f"Contact {who} <b>another way than this chat</b> — in person, or on a phone or "
-            "video call where you recognise them — and ask them to read out their device's "
-            "fingerprint. In Bucket Chat they find it by pointing at their name at the top "
-            "left; on the command line, <code>bucket-chat show-key</code> prints it."
+            "This key writes as you. Compare the fingerprint below with the one "
+            "<b>your other device</b> shows: in Bucket Chat there, point at your name at the "
+            "top left (its key card); on the command line, <code>bucket-chat show-key</code> "
+            "prints it. Never go by what a message in a room says."
+            if yours
+            else f"Contact {who} <b>another way than this chat</b> — in person, or on a phone "
+            "or video call where you recognise them — and ask them to read out their "
+            "device's fingerprint. In Bucket Chat they find it by pointing at their name at "
+            "the top left; on the command line, <code>bucket-chat show-key</code> prints it."
         )
         intro.setWordWrap(True)
         intro.setTextFormat(Qt.TextFormat.RichText)
@@ -656,7 +715,28 @@ class VerifyDeviceDialog(QDialog):
         self.fingerprint.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         box_layout.addWidget(self.fingerprint)
         layout.addWidget(box)
-        if device.state in (DeviceState.KEY_CHANGED, DeviceState.DISPUTED):
+        self.warning_label: QLabel | None = None
+        if yours:
+            others = (
+                "Other keys also claim to be you, and none introduced the others. "
+                if device.state is DeviceState.DISPUTED
+                else ""
+            )
+            warn = QLabel(
+                f"<b>Careful:</b> {others}confirming makes this device <b>accept that key's "
+                "introduction</b>: your next message in a room where it says it added this "
+                "device signs the acceptance, and from then on everyone there trusts that "
+                "key as you — its messages, earlier ones too, show as yours and verified."
+                "<br><b>If you did not just set up another device, someone is writing in "
+                "your name:</b> do not confirm it; tell the room's members another way than "
+                "this chat."
+            )
+            warn.setWordWrap(True)
+            warn.setTextFormat(Qt.TextFormat.RichText)
+            warn.setStyleSheet(f"color: {STATE_COLORS[DeviceState.KEY_CHANGED.value]};")
+            layout.addWidget(warn)
+            self.warning_label = warn
+        elif device.state in (DeviceState.KEY_CHANGED, DeviceState.DISPUTED):
             warn = QLabel(
                 f"<b>Careful:</b> another key also claims to be {who}, and neither introduced "
                 "the other: one of them may be an impostor. Confirm this one only if they "
@@ -670,9 +750,14 @@ class VerifyDeviceDialog(QDialog):
             warn.setTextFormat(Qt.TextFormat.RichText)  # holds an escaped name
             warn.setStyleSheet(f"color: {STATE_COLORS[DeviceState.KEY_CHANGED.value]};")
             layout.addWidget(warn)
+            self.warning_label = warn
         steps = QLabel(
-            "Compare every group. <b>Only if all of them match</b>, mark the device as "
-            f"verified: its messages then show a double check. If anything differs, do not "
+            "Compare every group with your other device. <b>Only if all of them match</b>, "
+            "confirm it. If anything differs, or you have no other device, choose "
+            "<b>Not mine</b>."
+            if yours
+            else "Compare every group. <b>Only if all of them match</b>, mark the device as "
+            "verified: its messages then show a double check. If anything differs, do not "
             f"mark it — someone else may be writing as {who}; tell them."
         )
         steps.setWordWrap(True)
@@ -680,13 +765,20 @@ class VerifyDeviceDialog(QDialog):
         layout.addWidget(steps)
         buttons = QHBoxLayout()
         buttons.addStretch(1)
-        self.confirm_button = QPushButton("They match — mark as verified")
-        self.cancel_button = QPushButton("Cancel")
-        # Enter must not confirm by accident: no default button at all.
+        self.confirm_button = QPushButton(
+            "Mine — all digits match" if yours else "They match — mark as verified"
+        )
+        self.cancel_button = QPushButton("Not mine" if yours else "Cancel")
+        # Enter must not confirm by accident: no default button at all, or for a key that
+        # writes as the user, the safe "Not mine".
         for button in (self.confirm_button, self.cancel_button):
             button.setAutoDefault(False)
             button.setDefault(False)
             buttons.addWidget(button)
+        if yours:
+            self.cancel_button.setAutoDefault(True)
+            self.cancel_button.setDefault(True)
+            self.cancel_button.clicked.connect(self.disowned)
         self.confirm_button.setStyleSheet(
             f"QPushButton {{ background: {CONFIRMED_COLOR}; color: white; border: none;"
             " font-weight: bold; padding: 6px 14px; border-radius: 6px; }"
