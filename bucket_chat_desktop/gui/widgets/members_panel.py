@@ -779,10 +779,11 @@ class VerifyDeviceDialog(QDialog):
             self.cancel_button.setAutoDefault(True)
             self.cancel_button.setDefault(True)
             self.cancel_button.clicked.connect(self.disowned)
-        self.confirm_button.setStyleSheet(
-            f"QPushButton {{ background: {CONFIRMED_COLOR}; color: white; border: none;"
-            " font-weight: bold; padding: 6px 14px; border-radius: 6px; }"
-        )
+        if not yours:  # a key that writes as you: confirming is never drawn as the way on
+            self.confirm_button.setStyleSheet(
+                f"QPushButton {{ background: {CONFIRMED_COLOR}; color: white; border: none;"
+                " font-weight: bold; padding: 6px 14px; border-radius: 6px; }"
+            )
         self.confirm_button.clicked.connect(self.accept)
         self.cancel_button.clicked.connect(self.reject)
         layout.addLayout(buttons)
