@@ -1371,6 +1371,7 @@ def test_the_cli_with_force_keeps_the_users_files_and_says_where_it_wrote(
     store = tmp_path / "store"
     _files_room(store)
     monkeypatch.setenv("BUCKET_CHAT_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("COLUMNS", "100000")  # its lines read whole (``format.fit``)
     (tmp_path / "Q4_files").mkdir()
     (tmp_path / "Q4_files" / "budget.xlsx").write_bytes(USERS)
     path = tmp_path / "Q4.html"
