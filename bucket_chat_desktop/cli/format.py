@@ -292,7 +292,10 @@ def member_lines(member: MemberRecord) -> list[str]:
     if member.id_warning:
         who += f" {LOOKALIKE_MARK}"
     head = f"{name}{who}  {DEVICE_BADGES[member.state]}{note}"
-    return [fit(head), *(fit(_device_line(d)) for d in member.devices)]
+    lines = [fit(head), *(fit(_device_line(d)) for d in member.devices)]
+    if member.unlisted:
+        lines.append(fit(f"  and {member.unlisted:,} more named by statements alone (not listed)"))
+    return lines
 
 
 def member_notes(members: Iterable[MemberRecord]) -> list[str]:
@@ -318,7 +321,10 @@ def _device_line(device: DeviceRecord) -> str:
     elif device.introduced_by:
         seen += ", not accepted yet"  # a statement alone authorizes nothing (section 7)
     line = f"  device {device.number}{name}  {DEVICE_BADGES[device.state]}  {what}  {seen}"
-    if device.introduced_by:
+    if device.speaks_for:
+        owner = terminal_safe(device.speaks_for, limit=ID_LIMIT)
+        line += f"  (names {owner}'s key as theirs: not a device of theirs)"
+    elif device.introduced_by:
         line += f"  (added by key {terminal_safe(device.introduced_by[:12])}…)"
     return line
 
@@ -341,9 +347,13 @@ def member_json(member: MemberRecord) -> dict[str, Any]:
                 "first_seen": d.first_seen,
                 "last_seen": d.last_seen,
                 "introduced_by": d.introduced_by or None,
+                # another sender id this key writes as: their statement named it, it is
+                # not a device of theirs
+                "speaks_for": d.speaks_for or None,
             }
             for d in member.devices
         ],
+        "unlisted_devices": member.unlisted,  # named by statements alone past the cap
     }
 
 

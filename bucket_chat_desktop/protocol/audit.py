@@ -1793,15 +1793,27 @@ def _vouched_back(authorized: dict[str, set[str]], edges: Collection[tuple[str, 
     ("introduced_by"): its owner says they are theirs. The walk grows a sender's keys only
     forward (a key introduces the next); without this, a device that pinned its own key
     (the app; the command line since it pins as the app does) showed the device that
-    introduced it, and everything that device wrote, as "key changed"."""
+    introduced it, and everything that device wrote, as "key changed".
+
+    One pass over the introductions makes a map back (sender, new key) -> the keys that
+    introduced it, and each pinned sender's keys are walked back through it, each key
+    once: O(introductions) in all. A pass over every introduction per key added (red team
+    rt64) took 5 s for a chain of 10,000 one-event keys leading back to a pinned one."""
+    if not authorized or not edges:
+        return
+    back: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for sender, by, new in edges:
+        if sender in authorized:
+            back[(sender, new)].append(by)
+    if not back:
+        return
     for sender, keys in authorized.items():
-        grew = True
-        while grew:
-            grew = False
-            for who, by, new in edges:
-                if who == sender and new in keys and by not in keys:
+        todo = list(keys)
+        while todo:
+            for by in back.get((sender, todo.pop()), ()):
+                if by not in keys:
                     keys.add(by)
-                    grew = True
+                    todo.append(by)
 
 
 def _reached(

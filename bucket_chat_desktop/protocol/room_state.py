@@ -48,6 +48,10 @@ from .untrusted_text import (
 
 # Memberships that take a sender out of the member list.
 GONE = frozenset({"leave", "ban", "kick"})
+# Devices a member's statements alone (no acceptance: the key has not written) list per
+# member; the rest are counted (``MemberRecord.unlisted``). One key can sign 100,000
+# joins each naming a "device": listed, they froze the Members panel (red team rt64).
+STATEMENT_DEVICES = 16
 
 Confirmed = frozenset[tuple[str, str]]
 """What the user confirmed out of band (compared fingerprints): (sender id, key) pairs.
@@ -65,7 +69,9 @@ _PHRASES = {
 _UNKNOWN_LIMIT = 40  # characters of an unknown membership word that are shown
 
 
-def membership_text(content: Mapping[str, object], *, with_name: bool = False) -> str:
+def membership_text(
+    content: Mapping[str, object], *, with_name: bool = False, claim: str = ""
+) -> str:
     """The one wording of an ``m.room.member`` event, a phrase to put after who sent it
     ("joined the room", "left the room", "added a device (key AbCd…)"…).
 
@@ -73,7 +79,9 @@ def membership_text(content: Mapping[str, object], *, with_name: bool = False) -
     version does not know, or one that is not a string (only possible for what did not
     go through the parser, such as a cached row), is quoted, cleaned and capped.
     ``with_name`` adds the name a join claims (``as "Alice"``); that is the event's
-    claim, not the user's display name (see ``display_name_set_by``)."""
+    claim, not the user's display name (see ``display_name_set_by``). ``claim``: what
+    ``statement_claim`` says of a statement naming a key that is not the sender's ("names
+    your key as theirs"), said instead of "added a device"."""
     membership = content.get("membership")
     if not isinstance(membership, str):
         return "changed their membership (not readable)"
@@ -83,7 +91,8 @@ def membership_text(content: Mapping[str, object], *, with_name: bool = False) -
         return f"changed their membership to “{shown}”" if shown else "changed their membership"
     if membership == "join":
         if DEVICE_ADD_FIELD in content:
-            phrase = f"added a device ({_key_label(content.get(DEVICE_ADD_FIELD))})"
+            what = claim or "added a device"
+            phrase = f"{what} ({_key_label(content.get(DEVICE_ADD_FIELD))})"
         elif DEVICE_ACCEPT_FIELD in content:
             by = _key_label(content.get(DEVICE_ACCEPT_FIELD))
             phrase = f"accepted a new device (introduced by {by})"
@@ -100,6 +109,29 @@ def _key_label(value: object) -> str:
     if isinstance(value, str) and key_bytes(value) is not None:
         return f"key {value[:12]}…"
     return "a malformed key"
+
+
+def statement_claim(
+    sender_id: str,
+    content: Mapping[str, object],
+    claims: Mapping[str, str],
+    own_user: str = "",
+    own_key: str = "",
+) -> str:
+    """What a join naming a device (``add_device_key``) claims when the key is not the
+    sender's to name: "names your key as theirs" (this device's own key, on another
+    user's statement) or "names bob@…'s key as theirs" (``claims``: keys named by
+    statements that write as another id in the room, ``Names.claims``); "" otherwise.
+    Public keys can be copied from any room: such a statement makes no device of theirs."""
+    added = content.get(DEVICE_ADD_FIELD)
+    if content.get("membership") != "join" or not isinstance(added, str) or not added:
+        return ""
+    if own_key and added == own_key and sender_id != own_user:
+        return "names your key as theirs"
+    owner = claims.get(added)
+    if owner and owner != sender_id:
+        return f"names {shown_id(owner)}'s key as theirs"
+    return ""
 
 
 def key_bytes(key: str) -> bytes | None:
@@ -135,6 +167,9 @@ class Names:
     lookalikes: RoomIds = field(
         default_factory=lambda: RoomIds().sealed_copy(), compare=False, repr=False
     )
+    # Keys a member's statement named as a device of theirs that write as another id in
+    # the room: key -> that id (``statement_claim``; fed by ``RoomState``).
+    claims: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def size(self) -> tuple[int, int]:
@@ -175,6 +210,14 @@ class DisplayNames:
         # Senders whose latest verified membership event is a leave, kick or ban.
         self._left: set[str] = set()
         self._frozen: Names | None = None  # the last ``frozen``, while nothing changed
+        self._claims: dict[str, str] = {}  # ``Names.claims``
+
+    def claim(self, key: str, owner: str) -> None:
+        """A statement named ``key``, which writes as ``owner`` (not the statement's
+        sender): ``Names.claims``."""
+        if self._claims.get(key) != owner:
+            self._claims[key] = owner
+            self._frozen = None
 
     def add(self, item: Assessed) -> None:
         if item.state is TrustState.INVALID:
@@ -229,6 +272,7 @@ class DisplayNames:
                 tuple(self.ids.ids()),
                 frozenset(self._left),
                 self.ids.sealed_copy(),
+                MappingProxyType(dict(self._claims)),
             )
         return got
 
@@ -297,6 +341,9 @@ class DeviceRecord:
     name: str  # from the statement that introduced it ("device_name"), cleaned
     introduced_by: str  # the key whose verified statement introduced it
     reason: str  # the audit's sentence for the verdict on its newest event
+    # The other sender id this key writes as in the room: a statement named someone
+    # else's key as a device of this member's (public keys can be copied). Never theirs.
+    speaks_for: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,6 +356,9 @@ class MemberRecord:
     last_seen: int
     devices: tuple[DeviceRecord, ...]  # in order of first appearance
     id_warning: str | None  # why the id may imitate another (RoomIds.warning)
+    # Keys their statements named as devices past ``STATEMENT_DEVICES`` that have not
+    # written: counted, not listed ("and N more named by statements alone").
+    unlisted: int = 0
 
     @property
     def present(self) -> bool:
@@ -355,6 +405,7 @@ class _DeviceStats:
     name: str = ""
     introduced_by: str = ""
     order: int = 0  # first appearance, for a stable device order
+    named_only: bool = False  # listed by a statement alone: has not written yet
 
 
 @dataclass(slots=True)
@@ -364,6 +415,8 @@ class _SenderStats:
     membership: str = ""
     joined: bool = False
     devices: dict[str, _DeviceStats] = field(default_factory=dict)
+    named_only: int = 0  # devices listed by a statement alone (``_DeviceStats.named_only``)
+    unlisted: set[str] = field(default_factory=set)  # named past the cap, not written
 
 
 @dataclass(frozen=True, slots=True)
@@ -396,7 +449,9 @@ class Roster:
             mine = by_user.get(member.user_id)
             if mine and any(d.key in mine for d in member.devices if d.key):
                 devices = tuple(
-                    replace(d, state=DeviceState.CONFIRMED) if d.key and d.key in mine else d
+                    replace(d, state=DeviceState.CONFIRMED)
+                    if d.key and d.key in mine and not d.speaks_for
+                    else d
                     for d in member.devices
                 )
                 member = replace(member, devices=devices)
@@ -500,6 +555,11 @@ class RoomState:
         self._suspect: dict[str, list[str]] = {}
         self._named_like: dict[str, set[str]] = {}
         self._name_key: dict[str, str] = {}  # user id -> its display name's skeleton
+        # The sender id each key first wrote as (a shown row), and the members whose
+        # statements listed a key as their device: a key that writes as someone else is
+        # not theirs (``DeviceRecord.speaks_for``), also when it writes after the statement.
+        self._speaker: dict[str, str] = {}
+        self._named_by: dict[str, set[str]] = {}
 
     @classmethod
     def of(cls, result: AuditResult) -> RoomState:
@@ -564,6 +624,18 @@ class RoomState:
         sender.first_seen = min(sender.first_seen, ts)
         sender.last_seen = max(sender.last_seen, ts)
         device = self._device(sender, key or "")
+        if device.named_only:  # a statement listed it; now it writes
+            device.named_only = False
+            sender.named_only -= 1
+        if key:
+            if key not in self._speaker:
+                self._speaker[key] = sender_id
+                for named in self._named_by.get(key, ()):
+                    if named != sender_id:  # their statement named another's key
+                        self._touched.add(named)
+                        self.names.claim(key, sender_id)
+            if sender.unlisted:
+                sender.unlisted.discard(key)
         if device.events == 0:
             device.first_seen = ts
         device.events += 1
@@ -598,20 +670,34 @@ class RoomState:
         if item.state is not TrustState.VERIFIED or membership != "join":
             return
         added = ev.content.get(DEVICE_ADD_FIELD)
-        if isinstance(added, str) and added and added != ev.sender_key:
+        if not isinstance(added, str) or not added or added == ev.sender_key:
+            return
+        if key_bytes(added) is None:
+            return  # names no device: the timeline says "a malformed key"
+        owner = self._speaker.get(added)
+        if owner is not None and owner != ev.sender_id:
+            self.names.claim(added, owner)  # someone else's key, named as theirs
+        new = sender.devices.get(added)
+        if new is None:
+            if sender.named_only >= STATEMENT_DEVICES:
+                sender.unlisted.add(added)  # counted, not listed
+                return
             new = self._device(sender, added)
-            new.introduced_by = ev.sender_key or ""
-            device_name = display_name_safe(ev.content.get("device_name"), NAME_LIMIT)
-            if device_name:
-                new.name = device_name
-            # Its state comes from its own events only: a statement authorizes nothing
-            # until the new key accepts it (section 7), and anyone verified can name any
-            # key, another person's real one included.
-            if new.events == 0:
-                new.last_reason = (
-                    "named by a statement of another device of theirs; this key has not "
-                    "written yet, so it has not accepted"
-                )
+            new.named_only = True
+            sender.named_only += 1
+            self._named_by.setdefault(added, set()).add(ev.sender_id)
+        new.introduced_by = ev.sender_key or ""
+        device_name = display_name_safe(ev.content.get("device_name"), NAME_LIMIT)
+        if device_name:
+            new.name = device_name
+        # Its state comes from its own events only: a statement authorizes nothing
+        # until the new key accepts it (section 7), and anyone verified can name any
+        # key, another person's real one included.
+        if new.events == 0:
+            new.last_reason = (
+                "named by a statement of another device of theirs; this key has not "
+                "written yet, so it has not accepted"
+            )
 
     def display_name(self, user_id: str) -> str:
         return self.names.name(user_id)
@@ -729,6 +815,7 @@ class RoomState:
             sender.last_seen,
             tuple(devices),
             names.warning(user_id),
+            len(sender.unlisted),
         )
 
     def _record(self, user_id: str, key: str, stats: _DeviceStats, number: int) -> DeviceRecord:
@@ -739,6 +826,15 @@ class RoomState:
             state = DeviceState.VERIFIED
         else:
             state = DeviceState.UNVERIFIED
+        owner = self._speaker.get(key, user_id) if key else user_id
+        speaks_for = owner if owner != user_id else ""
+        reason = stats.last_reason
+        if speaks_for:
+            state = DeviceState.UNVERIFIED if state is DeviceState.VERIFIED else state
+            reason = (
+                f"named by a statement of theirs, but this key writes as "
+                f"{shown_id(speaks_for)} in this room: it is not a device of theirs"
+            )
         return DeviceRecord(
             key,
             number,
@@ -748,7 +844,8 @@ class RoomState:
             stats.last_seen,
             stats.name,
             stats.introduced_by,
-            stats.last_reason,
+            reason,
+            speaks_for,
         )
 
 

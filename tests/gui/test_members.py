@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,12 +14,12 @@ from typing import Any
 import pytest
 from conftest import wait_for
 from nacl.signing import SigningKey
-from PySide6.QtWidgets import QWidget
+from PySide6.QtWidgets import QLabel, QWidget
 
 from bucket_chat_desktop.gui.controller import Controller
 from bucket_chat_desktop.gui.features import Features, install
 from bucket_chat_desktop.gui.main_window import MainWindow
-from bucket_chat_desktop.gui.models.members_model import Device, DeviceState, Member
+from bucket_chat_desktop.gui.models.members_model import Device, DeviceState, Member, key_bytes
 from bucket_chat_desktop.gui.models.timeline_model import Roles
 from bucket_chat_desktop.gui.widgets.members_panel import (
     MAX_DEVICE_ROWS,
@@ -663,3 +664,213 @@ def test_a_person_claimed_by_thousands_of_keys_shows_a_bounded_card(qtbot: Any) 
     assert card.device_rows[-1].device.own  # listed, though the oldest
     assert [r.device for r in card.device_rows[:-1]] == claims[: MAX_DEVICE_ROWS - 1]
     assert card.more_label is not None and "171 more device keys" in card.more_label.text()
+
+
+MALLORY = SigningKey(b"\x66" * 32)
+
+
+async def _room_where_mallory_names_others_keys(root: Path) -> None:
+    """Alice and Bob write; Mallory (trusted as herself) names Alice's and Bob's public
+    keys (public anywhere) as devices of hers, and Carol's before Carol ever writes."""
+    storage = LocalStorage(root)
+    clock = Clock()
+    alice = RoomWriter(storage, ROOM, "alice@example.com", ALICE, displayname="Alice", clock=clock)
+    bob = RoomWriter(storage, ROOM, "bob@example.com", BOB, displayname="Bob", clock=clock)
+    mallory = RoomWriter(
+        storage, ROOM, "mallory@example.com", MALLORY, displayname="Mallory", clock=clock
+    )
+    carol = RoomWriter(storage, ROOM, "carol@example.com", CAROL, displayname="Carol", clock=clock)
+    await alice.send([Draft.text("Morning!")])
+    await bob.send([Draft.text("hi all")])
+    await mallory.send([Draft.text("hi")])
+    await mallory.add_device(key_text(ALICE), device_name="laptop")
+    await mallory.add_device(key_text(BOB), device_name="phone")
+    await mallory.add_device(key_text(CAROL), device_name="tablet")
+    await carol.send([Draft.text("carol here")])
+
+
+def test_a_statement_naming_someone_elses_key_makes_no_device_of_theirs(
+    qtbot: Any, qloop: Any, home: Path, tmp_path: Path
+) -> None:
+    """Red team rt64: Mallory's statement named alice's own public key, and her card in
+    Members listed "This device" with alice's fingerprint, "Added by another of their
+    devices"; the timeline said "Mallory added a device" and nothing more. This device is
+    the user's id *and* key; a key this device holds, or one that writes as another id
+    in the room (also when it writes after the statement), is said to be theirs on the
+    card and in the timeline, never a device of Mallory's in good standing."""
+    store = tmp_path / "store"
+    wait_for(qtbot, _room_where_mallory_names_others_keys(store))
+    entry = StorageSettings(str(store), "Team share", [ROOM])
+    key = f"{entry.id}/{ROOM}"
+    settings = Settings("alice@example.com", "Alice", [entry], last_room=key)
+    controller = Controller(settings, Identity("alice@example.com", ALICE))
+    window = MainWindow(controller)
+    qtbot.addWidget(window)
+    features = install(window, controller)
+    window.resize(1200, 760)
+    window.show()
+    controller.start()
+    app = App(controller, window, features, key, store)
+    try:
+        qtbot.waitUntil(lambda: _shown(app, "carol here"), timeout=20_000)
+        open_panel(qtbot, app)
+        panel = features.members_panel
+        qtbot.waitUntil(
+            lambda: any(
+                r.title_label.text() == "Key of carol@example.com"
+                for c in panel.cards
+                for r in c.device_rows
+            ),
+            timeout=10_000,
+        )
+        shot(window, "statement-names-others-keys", tmp_path)
+        cards = {c.member.user_id: c for c in panel.cards}
+        panel.scroll_area.ensureWidgetVisible(cards["mallory@example.com"])
+        shot(panel, "statement-names-others-keys-card", tmp_path)
+        rows = {r.device.key: r for r in cards["mallory@example.com"].device_rows}
+        titles = [r.title_label.text() for r in rows.values()]
+        assert "This device" not in titles
+        assert not any(r.device.own for r in rows.values())
+        expected = {
+            key_text(ALICE): ("Your key, not theirs", "names your key"),
+            key_text(BOB): ("Key of bob@example.com", "names the key of bob@example.com"),
+            key_text(CAROL): ("Key of carol@example.com", "names the key of carol@example.com"),
+        }
+        for named, (title, says) in expected.items():
+            row = rows[named]
+            assert row.title_label.text() == title
+            assert row.state_label.text() == "Not theirs"
+            assert row.explanation is not None and says in row.explanation.text()
+            assert row.confirm_button is None  # nothing of Mallory's to confirm
+            details = " ".join(label.text() for label in row.findChildren(QLabel))
+            assert "Added by another of their devices" not in details
+            assert row.device.state is not DeviceState.VERIFIED
+        # Mallory's own key is still hers; alice's own card still has "This device".
+        assert rows[key_text(MALLORY)].device.state is DeviceState.VERIFIED
+        mine = [r.title_label.text() for r in cards["alice@example.com"].device_rows]
+        assert mine == ["This device"]
+        model = controller.timeline(key)
+        notices = [
+            model.index(i).data(Roles.Body)
+            for i in range(model.rowCount())
+            if model.row(i).sender_id == "mallory@example.com" and model.row(i).type == MEMBER
+        ]
+        said = " | ".join(str(n) for n in notices)
+        assert f"names your key as theirs (key {key_text(ALICE)[:12]}…)" in notices, said
+        assert f"names bob@example.com's key as theirs (key {key_text(BOB)[:12]}…)" in notices
+        assert f"names carol@example.com's key as theirs (key {key_text(CAROL)[:12]}…)" in (notices)
+        assert not any("added a device" in str(n) for n in notices), said
+    finally:
+        wait_for(qtbot, controller.shutdown())
+
+
+def _flood_of_statements(store: Path, count: int) -> None:
+    """One segment of Mallory's verified joins, each naming another "device" (none
+    accepted: a statement alone is enough): every other one a text that is no key."""
+    events = []
+    prev = None
+    for i in range(count):
+        named = key_text_of(i) if i % 2 else f"device-{i}"
+        ev = build_event(
+            room_id=ROOM,
+            sender_id="mallory@example.com",
+            event_type=MEMBER,
+            content={"membership": "join", DEVICE_ADD_FIELD: named},
+            timestamp_ms=T0 + 3_600_000 + i,
+            unique=f"0000{i:04x}-0000-4000-8000-{i:012x}",
+            prev_event_hash=prev,
+            signing_key=MALLORY,
+        )
+        prev = ev.hash
+        events.append(ev)
+    path = store / path_for(events, "mallory-flood")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(encode_segment(events))
+
+
+def key_text_of(n: int) -> str:
+    return b64encode(n.to_bytes(4, "big") * 8)
+
+
+def test_a_flood_of_statements_lists_a_few_devices_and_remakes_only_who_changed(
+    qtbot: Any, qloop: Any, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Red team rt64: one key signed 100,000 joins each naming a "device" (any text).
+    The fold listed every one as a device of Mallory's, and with Members open each
+    message that arrived from anyone made every member's devices again and compared them
+    on the GUI thread (half a second a message). Texts that are no key name no device; a
+    member's statements alone list at most ``STATEMENT_DEVICES``, the rest counted; and a
+    message makes only its sender's member again. Counted (``Device.of``), not timed."""
+    from bucket_chat_desktop.protocol.room_state import STATEMENT_DEVICES
+
+    store = tmp_path / "store"
+
+    async def first() -> None:
+        storage = LocalStorage(store)
+        alice = RoomWriter(storage, ROOM, "alice@example.com", ALICE, displayname="Alice")
+        await alice.send([Draft.text("Morning!")])
+
+    wait_for(qtbot, first())
+    flood = 2_000
+    _flood_of_statements(store, flood)
+    entry = StorageSettings(str(store), "Team share", [ROOM])
+    key = f"{entry.id}/{ROOM}"
+    settings = Settings("alice@example.com", "Alice", [entry], last_room=key)
+    controller = Controller(settings, Identity("alice@example.com", ALICE))
+    window = MainWindow(controller)
+    qtbot.addWidget(window)
+    features = install(window, controller)
+    window.resize(1200, 760)
+    window.show()
+    controller.start()
+    app = App(controller, window, features, key, store)
+    try:
+        qtbot.waitUntil(lambda: _shown(app, "Morning!"), timeout=20_000)
+        model = features.members_model
+        open_panel(qtbot, app)
+        qtbot.waitUntil(
+            lambda: any(m.user_id == "mallory@example.com" for m in model.members),
+            timeout=20_000,
+        )
+        mallory = next(m for m in model.members if m.user_id == "mallory@example.com")
+        keys = [d.key for d in mallory.devices]
+        assert len(keys) == 1 + STATEMENT_DEVICES, len(keys)  # her own key, and the cap
+        assert all(key_bytes(k) is not None for k in keys)  # "device-3" names nothing
+        assert mallory.unlisted == flood // 2 - STATEMENT_DEVICES
+        card = next(c for c in features.members_panel.cards if c.member.user_id == mallory.user_id)
+        assert card.unlisted_label is not None
+        assert f"{flood // 2 - STATEMENT_DEVICES:,} more named by statements alone" in (
+            card.unlisted_label.text()
+        )
+        bar = features.members_panel.scroll_area.verticalScrollBar()
+        bar.setValue(bar.maximum())  # the end of Mallory's card: what is not listed
+        shot(features.members_panel, "statement-flood-card", tmp_path)
+
+        made: list[str] = []
+        of = Device.of
+
+        def counted(user_id: str, *args: Any) -> Device:
+            made.append(user_id)
+            return of(user_id, *args)
+
+        monkeypatch.setattr(Device, "of", staticmethod(counted))
+        carol = build_event(
+            room_id=ROOM,
+            sender_id="carol@example.com",
+            event_type=MEMBER,
+            content={"membership": "join", "displayname": "Carol"},
+            timestamp_ms=int(time.time() * 1000),
+            unique="cccc0001-0000-4000-8000-000000000001",
+            prev_event_hash=None,
+            signing_key=CAROL,
+        )
+        (store / path_for([carol], "carol")).write_bytes(encode_segment([carol]))
+        qtbot.waitUntil(
+            lambda: any(m.user_id == "carol@example.com" for m in model.members),
+            timeout=20_000,
+        )
+        qtbot.wait(200)
+        # Carol's one device, not Mallory's (nor Alice's) again.
+        assert "mallory@example.com" not in made and len(made) <= 3, len(made)
+    finally:
+        wait_for(qtbot, controller.shutdown())

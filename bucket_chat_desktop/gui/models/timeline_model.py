@@ -55,6 +55,7 @@ from ...protocol.room_state import (
     Confirmed,
     Names,
     membership_text,
+    statement_claim,
     with_doubt,
 )
 from ...protocol.untrusted_text import lookalike_texts, one_line
@@ -351,6 +352,13 @@ class TimelineModel(QAbstractListModel):
         return self.relations.aggregates.get(row.event_id)
 
     def _body(self, row: Row) -> str:
+        if row.type == MEMBER:
+            # A statement naming this device's key, or a key that writes as someone else
+            # in the room, says so ("names your key as theirs"), never "added a device".
+            claim = statement_claim(
+                row.sender_id, row.content, self.names.claims, self.own_user, self.own_key
+            )
+            return membership_text(row.content, claim=claim)
         agg = self.aggregate(row)
         if agg is not None:
             if agg.redacted is not None:

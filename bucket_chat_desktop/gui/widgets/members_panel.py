@@ -124,9 +124,27 @@ OWN_IMPERSONATION_TEXT = (
 )
 
 
+def not_theirs_text(device: Device) -> str:
+    """What a row says of a key a member's statement named as theirs when it is another's
+    (``Device.not_theirs``), or "" when nothing says so."""
+    if device.not_theirs == "you":
+        return (
+            "Their statement names your key — this device's — as theirs. Public keys can "
+            "be copied from any room: it gives them nothing, and it is not a device of theirs."
+        )
+    if device.not_theirs:
+        return (
+            f"Their statement names the key of {shown_id(device.not_theirs)} as theirs: that "
+            "key writes as them in this room. It is not a device of theirs."
+        )
+    return ""
+
+
 def device_label(device: Device) -> str:
     """The state as the row's pill says it. Unsigned lines under a signing person's name
     are not a changed key: they are not from any of their devices."""
+    if device.not_theirs:
+        return "Not theirs"
     if device.state is DeviceState.KEY_CHANGED and not device.signed:
         return "Not from them"
     return TRUST_LABELS[device.state]
@@ -136,6 +154,8 @@ def device_explanation(device: Device, yours: bool = False) -> str:
     """Why the device is not trusted, for the row (plain text), or "" when it is. Past the
     fixed sentences, it is the audit's own reason (e.g. part of the room was unreadable).
     ``yours``: it is on the user's own card, and says so in the user's words."""
+    if device.not_theirs:
+        return not_theirs_text(device)
     if device.state is DeviceState.DISPUTED:
         return OWN_DISPUTED_ROW_TEXT if yours else DISPUTED_ROW_TEXT
     if device.state is DeviceState.KEY_CHANGED:
@@ -157,6 +177,8 @@ def device_tooltip(device: Device, yours: bool = False) -> str:
             help_text = OWN_IMPERSONATION_TEXT if yours else IMPERSONATION_TEXT
         elif yours:
             help_text = OWN_CHANGED_HELP
+    if device.not_theirs:
+        help_text = not_theirs_text(device)
     tip = f"<p>{html_escape(help_text)}</p>"
     if device.reason:
         tip += f"<p><small>Audit: {html_escape(one_line(device.reason, 300))}</small></p>"
@@ -269,6 +291,10 @@ def _muted() -> str:
 def device_title(device: Device) -> str:
     if device.own:
         return "This device"
+    if device.not_theirs == "you":
+        return "Your key, not theirs"
+    if device.not_theirs:
+        return f"Key of {shown_id(device.not_theirs)}"
     if device.name:
         return device.name
     if not device.signed:
@@ -303,7 +329,8 @@ class DeviceRow(QFrame):
         top = QHBoxLayout()
         top.setSpacing(6)
         badge = QLabel()
-        badge.setPixmap(trust_badge(device.state.value, 16))
+        shown_state = DeviceState.KEY_CHANGED if device.not_theirs else device.state
+        badge.setPixmap(trust_badge(shown_state.value, 16))
         badge.setFixedSize(16, 16)
         top.addWidget(badge)
         title = QLabel(device_title(device))  # a device name comes from storage
@@ -316,7 +343,7 @@ class DeviceRow(QFrame):
         top.addStretch(1)
         self.state_label = QLabel(device_label(device))
         self.state_label.setObjectName("state")
-        color = state_color(device.state.value)
+        color = state_color(shown_state.value)
         self.state_label.setStyleSheet(
             f"color: {color}; border: 1px solid {color}; border-radius: 8px; padding: 0 6px;"
         )
@@ -331,7 +358,9 @@ class DeviceRow(QFrame):
             fp.setToolTip(f"SHA-256 of the device key:\n{device.full_fingerprint}")
             layout.addWidget(fp)
             self.fingerprint_label = fp
-        if device.events:
+        if device.not_theirs:
+            seen = "Named by a statement of theirs"
+        elif device.events:
             plural = "s" if device.events != 1 else ""
             seen = (
                 f"First seen {when(device.first_seen)}<br>"
@@ -339,7 +368,7 @@ class DeviceRow(QFrame):
             )
         else:
             seen = "Introduced; has not written yet"
-        if device.introduced_by:
+        if device.introduced_by and not device.not_theirs:
             seen += "<br>Added by another of their devices"
         details = QLabel(seen)
         details.setObjectName("muted")
@@ -380,6 +409,8 @@ def shown_devices(devices: Sequence[Device]) -> list[Device]:
     def rank(device: Device) -> int:
         if device.own:
             return 0
+        if device.not_theirs:
+            return 3
         return {DeviceState.CONFIRMED: 1, DeviceState.VERIFIED: 2}.get(device.state, 3)
 
     if len(devices) <= MAX_DEVICE_ROWS:
@@ -476,6 +507,16 @@ class MemberCard(QFrame):
             more.setWordWrap(True)
             layout.addWidget(more)
             self.more_label = more
+        self.unlisted_label: QLabel | None = None
+        if member.unlisted:
+            unlisted = QLabel(
+                f"…and {member.unlisted:,} more named by statements alone: none of those keys "
+                "has written or accepted, so none is a device of theirs. Not listed."
+            )
+            unlisted.setObjectName("muted")
+            unlisted.setWordWrap(True)
+            layout.addWidget(unlisted)
+            self.unlisted_label = unlisted
 
 
 class MembersPanel(QFrame):

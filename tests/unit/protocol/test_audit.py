@@ -1013,3 +1013,47 @@ def test_a_device_that_pinned_its_own_key_trusts_the_devices_that_introduced_it(
         assert {x.state for x in result.timeline} == {TrustState.VERIFIED}, pinned_key
         assert result.authorized[a.sender_id] == {a.public, b.public, c.public}
         assert result.clean
+
+
+def test_pinned_senders_walk_back_over_the_introductions_once_between_them(
+    monkeypatch: Any,
+) -> None:
+    """Red team rt64: the walk back from pinned keys (``_vouched_back``) went over every
+    introduction of the room once per pinned sender, and once more per key it added:
+    O(senders x introductions), and O(N^2) for a chain of N keys leading back to a pinned
+    one (5 s at 10,000). The same verdicts, from a map back made in one pass. Counted
+    (introductions a loop takes out of the audit's set), not timed."""
+    from nacl.signing import SigningKey
+
+    import bucket_chat_desktop.protocol.audit as audit_module
+
+    walked = [0]
+
+    class Counted(set[tuple[str, str, str]]):
+        def __iter__(self) -> Any:
+            for edge in super().__iter__():
+                walked[0] += 1
+                yield edge
+
+    decide = audit_module._decide_trust
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        trust = decide(*args, **kwargs)
+        trust.edges = Counted(trust.edges)
+        return trust
+
+    monkeypatch.setattr(audit_module, "_decide_trust", counted)
+    n = 150
+    segments, pinned = [], {}
+    for i in range(n):
+        old, new = Device(f"u{i}@example.com", 1), Device(f"u{i}@example.com", 2)
+        old.key = SigningKey(i.to_bytes(2, "big") * 16)
+        new.key = SigningKey((1000 + i).to_bytes(2, "big") * 16)
+        segments.append(seg([old.join(T0 + i), add_device(old, new, T0 + n + i)], f"o{i}"))
+        segments.append(seg([accept(new, old, T0 + 2 * n + i)], f"n{i}"))
+        pinned[old.sender_id] = [new.public]  # what introduced it is vouched for back
+    result = ledger(*segments).audit(pinned)
+    assert {x.state for x in result.timeline} == {TrustState.VERIFIED}
+    assert all(len(result.authorized[s]) == 2 for s in pinned)
+    # Once to make the map back, once more for the result's own copy: never per sender.
+    assert walked[0] <= 2 * n, walked[0]

@@ -361,3 +361,60 @@ def test_display_names_members_leave_out_who_left_but_the_mentions_list_keeps_th
     names.update(result.timeline)
     assert [uid for uid, _ in names.members()] == [ALICE, "carol@example.com"]
     assert [uid for uid, _ in names.members(with_left=True)] == [ALICE, BOB, "carol@example.com"]
+
+
+def _statement(dev: Device, ts: int, named: str) -> Any:
+    return dev.emit(ts, MEMBER, {"membership": "join", DEVICE_ADD_FIELD: named})
+
+
+def test_a_statement_naming_a_key_that_writes_as_someone_else_makes_no_device_of_theirs() -> None:
+    """Red team rt64: a member's verified join naming another member's public key listed it
+    as a device of theirs, "added by another of their devices". The key writes as bob (in
+    display order before the statement, or after it): the record says so, whatever
+    comes first, and the names the timeline reads say whose key it is."""
+    from bucket_chat_desktop.protocol.room_state import statement_claim
+
+    m, b, c = Device("mallory@example.com", 66), bob(), Device("carol@example.com", 3)
+    mine = [m.join(T0), _statement(m, T0 + 2, b.public), _statement(m, T0 + 3, c.public)]
+    result = audit(seg(mine, "m"), seg([b.join(T0 + 1)], "b"), seg([c.join(T0 + 4)], "c"))
+    state = RoomState.of(result)
+    (mallory,) = [x for x in state.members() if x.user_id == "mallory@example.com"]
+    by_key = {d.key: d for d in mallory.devices}
+    assert by_key[b.public].speaks_for == BOB
+    assert by_key[c.public].speaks_for == "carol@example.com"  # wrote after the statement
+    assert by_key[m.public].speaks_for == "" and by_key[m.public].state is DeviceState.VERIFIED
+    for key in (b.public, c.public):
+        assert by_key[key].state is not DeviceState.VERIFIED
+        assert "not a device of theirs" in by_key[key].reason
+    claims = state.roster().names.claims
+    assert claims == {b.public: BOB, c.public: "carol@example.com"}
+    text = membership_text(
+        mine[1].content, claim=statement_claim(m.sender_id, mine[1].content, claims)
+    )
+    assert text == f"names {BOB}'s key as theirs (key {b.public[:12]}…)"
+    # This device's own key on another user's statement; never on the user's own.
+    own = statement_claim(m.sender_id, mine[1].content, {}, ALICE, b.public)
+    assert own == "names your key as theirs"
+    assert statement_claim(BOB, mine[1].content, {}, BOB, b.public) == ""
+
+
+def test_statements_alone_list_a_few_devices_and_count_the_rest() -> None:
+    """Red team rt64: one key signed 100,000 joins each naming a "device" (any text), and
+    the fold listed every one. A text that is no key names nothing; statements alone (the
+    keys have not written) list ``STATEMENT_DEVICES`` per member, and count the rest; a
+    key that writes (accepts) is listed whatever came before."""
+    from bucket_chat_desktop.protocol.room_state import STATEMENT_DEVICES
+
+    m = Device("mallory@example.com", 66)
+    named = [Device("mallory@example.com", 100 + i) for i in range(STATEMENT_DEVICES + 5)]
+    events = [m.join(T0), _statement(m, T0 + 1, "device-1"), _statement(m, T0 + 2, "bm90IGEga2V5")]
+    events += [_statement(m, T0 + 10 + i, d.public) for i, d in enumerate(named)]
+    events.append(_statement(m, T0 + 50, named[0].public))  # named again: counted once
+    late = named[-1]  # past the cap: it accepts and writes
+    wrote = [late.join(T0 + 60, **{DEVICE_ACCEPT_FIELD: m.public})]
+    result = audit(seg(events, "m"), seg(wrote, "l"))
+    (mallory,) = RoomState.of(result).members()
+    keys = [d.key for d in mallory.devices]
+    assert keys == [m.public, *(d.public for d in named[:STATEMENT_DEVICES]), late.public]
+    assert mallory.unlisted == 4  # named[16..19]; named[20] wrote, so it is listed
+    assert "device-1" not in keys
