@@ -171,6 +171,23 @@ def ensure_private_dir(folder: Path) -> None:
             os.chmod(folder, 0o700)
 
 
+def move_aside(path: Path, target: Path) -> None:
+    """Move ``path`` to ``target`` without ever overwriting a file there: a hard link,
+    then the old name removed (`FileExistsError` if ``target`` exists); on a file system
+    without hard links, a rename checked just before (a file created at ``target`` in
+    between could still be replaced there)."""
+    try:
+        os.link(path, target, follow_symlinks=False)
+    except FileExistsError:
+        raise
+    except OSError:
+        if target.exists() or target.is_symlink():
+            raise FileExistsError(f"{target} exists") from None
+        os.rename(path, target)
+        return
+    path.unlink()
+
+
 def write_atomic(path: Path, data: bytes, *, mode: int = 0o600, overwrite: bool = True) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the whole new one.
 

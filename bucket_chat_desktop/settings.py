@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from . import paths
-from .osfiles import write_atomic
+from .osfiles import move_aside, write_atomic
 from .protocol.event import MAX_ID_CHARS
 from .protocol.ids import InvalidRoomIdError, check_room_id
 from .protocol.unread import UNREAD_CAP
@@ -429,16 +428,9 @@ def _set_aside(path: Path, *, keep_original: bool) -> Path:
                 with open(target, "xb") as out:
                     out.write(data)
             else:
-                os.link(path, target)  # fails if the target exists: nothing is overwritten
-                path.unlink()
+                move_aside(path, target)  # never over a file of that name
         except FileExistsError:
             continue
-        except OSError as exc:
-            if keep_original or target.exists():
-                raise
-            # no hard links here (some file systems): a rename checked just before
-            log.info("settings: no hard link for %s (%s); renaming it", path, exc)
-            os.rename(path, target)
         return target
     raise FileExistsError(f"too many files set aside beside {path}")
 

@@ -181,3 +181,23 @@ def test_atomic_output_names_the_file_only_when_complete(tmp_path: Path) -> None
             out.write(b"piece ")
     assert path.read_bytes() == b"piece piece piece "
     assert sorted(p.name for p in tmp_path.iterdir()) == ["room.html"]
+
+
+def test_move_aside_never_overwrites(tmp_path: Path) -> None:
+    """A broken file set aside (``settings.py``) takes a new name and never another
+    file's: a file or a link already at the target stays as it was."""
+    from bucket_chat_desktop.osfiles import move_aside
+
+    broken, taken = tmp_path / "settings.json", tmp_path / "settings.json.broken-1"
+    broken.write_bytes(b"{")
+    taken.write_bytes(b"kept")
+    with pytest.raises(FileExistsError):
+        move_aside(broken, taken)
+    assert taken.read_bytes() == b"kept" and broken.read_bytes() == b"{"
+    (tmp_path / "elsewhere").write_bytes(b"theirs")
+    (tmp_path / "link").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(FileExistsError):
+        move_aside(broken, tmp_path / "link")
+    assert (tmp_path / "elsewhere").read_bytes() == b"theirs"
+    move_aside(broken, tmp_path / "settings.json.broken-2")
+    assert not broken.exists() and (tmp_path / "settings.json.broken-2").read_bytes() == b"{"
