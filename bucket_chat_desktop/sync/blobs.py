@@ -31,14 +31,13 @@ import io
 import logging
 import mimetypes
 import os
-import stat
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from .. import paths
+from .. import osfiles, paths
 from ..osfiles import ensure_private_dir, write_atomic
 from ..protocol.attachments import (
     MAX_THUMBNAIL_BYTES,
@@ -52,6 +51,7 @@ from ..protocol.attachments import (
     verify_blob,
 )
 from ..protocol.canonical import b64encode
+from ..protocol.untrusted_text import one_line
 from ..storage.base import (
     READ_RATE_FLOOR,
     AlreadyExistsError,
@@ -206,18 +206,51 @@ class ImageFacts:
 
 
 def _open_regular(path: Path) -> tuple[BinaryIO, int]:
-    # Checked before opening too: opening a FIFO would block until someone writes to it.
-    if not stat.S_ISREG(os.stat(path).st_mode):
-        raise AttachmentRefusedError(f"{safe_file_name(path.name)} is not a regular file")
-    fh = open(path, "rb")  # noqa: SIM115 - closed by the caller
+    """The picked file, open, and its size when opened (``osfiles.open_regular``).
+
+    Opened with ``O_NONBLOCK`` and checked with ``fstat``: a FIFO swapped in after the
+    look (red team rt65) is refused, never waited on (a worker blocked in ``open`` held
+    the upload queue and the app's exit for good). A file of the kernel's own trees
+    (``/proc``, ``/sys``, ``/dev``), whatever link led there, is refused: procfs calls
+    ``/proc/self/environ`` a regular file of 0 bytes, and it reads as the app's
+    environment, cloud secrets included (rt65)."""
+    name = safe_file_name(path.name)
     try:
-        st = os.fstat(fh.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise AttachmentRefusedError(f"{safe_file_name(path.name)} is not a regular file")
-        return fh, st.st_size
+        fd, real, st = osfiles.open_regular(path)
+    except osfiles.SpecialFileError as exc:
+        if exc.kind == "folder":
+            raise AttachmentRefusedError(f"{name} is a folder; attach the files inside it") from exc
+        raise AttachmentRefusedError(
+            f"{name} is not a regular file ({_led_to(path, exc.path)}{exc.kind})"
+        ) from exc
+    try:
+        tree = osfiles.system_tree(real, st)
+        if tree is not None:
+            raise AttachmentRefusedError(
+                f"{name} is not a regular file ({_led_to(path, real)}a file the system "
+                f"shows in {tree}, not a document); nothing was sent"
+            )
+        return os.fdopen(fd, "rb"), st.st_size
     except BaseException:
-        fh.close()
+        os.close(fd)
         raise
+
+
+def link_target(path: Path) -> str | None:
+    """Where ``path`` really leads when a link in it leads elsewhere, else None: what
+    is read and sent under the picked name. Blocking (it looks at the disk)."""
+    try:
+        real = os.path.realpath(path)
+    except (OSError, ValueError):
+        return None
+    return None if real == os.path.abspath(path) else real
+
+
+def _led_to(path: Path, real: str) -> str:
+    """ "a link to /proc/42/environ: " when ``path`` is not ``real`` itself, else ""."""
+    if real == os.path.abspath(path):
+        return ""
+    return f"a link to {one_line(real)}: "
 
 
 async def read_file(
@@ -229,8 +262,11 @@ async def read_file(
 ) -> tuple[bytes, str]:
     """The file's bytes and SHA-256 hex, read a chunk at a time in a worker thread.
 
-    Refuses a file over ``limit_bytes`` before reading it (and stops reading one that
-    grows past the limit meanwhile). ``progress(done, total)`` is called on the loop.
+    Refuses a file over ``limit_bytes`` before reading it. Never reads more than the
+    size the file had when opened: one that yields more is refused (it grew meanwhile:
+    a file still being written, or a kernel file that calls itself empty and is not,
+    red team rt65), never sent as what it was named. ``progress(done, total)`` is
+    called on the loop.
     """
     name = safe_file_name(path.name)
     try:
@@ -256,7 +292,8 @@ async def read_file(
             if cancel is not None and cancel.is_set():
                 raise UploadCancelledError(f"{name}: cancelled; nothing was stored")
             try:
-                chunk = await asyncio.to_thread(_read_and_hash, fh, digest)
+                # One byte past the size tells a file that grew from one that did not.
+                chunk = await asyncio.to_thread(_read_and_hash, fh, digest, size + 1 - done)
             except OSError as exc:
                 raise AttachmentRefusedError(
                     f"{name} cannot be read: {exc.strerror or exc}"
@@ -265,9 +302,12 @@ async def read_file(
                 break
             parts.append(chunk)
             done += len(chunk)
-            refusal = refusal_for_size(name, done, limit_bytes)
-            if refusal:
-                raise AttachmentRefusedError(refusal)
+            if done > size:
+                raise AttachmentRefusedError(
+                    f"{name} changed while it was read: it holds more than the "
+                    f"{human_size(size)} it had when opened (still being written?); "
+                    "nothing was sent. Attach it again once it is complete"
+                )
             if progress:
                 progress(done, max(size, done))
     finally:
@@ -277,8 +317,8 @@ async def read_file(
     return data, digest.hexdigest()
 
 
-def _read_and_hash(fh: BinaryIO, digest: Any) -> bytes:
-    chunk = fh.read(CHUNK)
+def _read_and_hash(fh: BinaryIO, digest: Any, most: int) -> bytes:
+    chunk = fh.read(max(0, min(CHUNK, most)))
     digest.update(chunk)
     return chunk
 
