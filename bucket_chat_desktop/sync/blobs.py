@@ -642,9 +642,8 @@ class BlobCache:
         """The cached bytes of ``info.sha256`` (checked against it), or None. Their size
         may differ from ``info.size``: the caller says so (``download``)."""
         path = self.path_for(info.sha256)
-        try:
-            data = path.read_bytes()
-        except OSError:
+        data = self._read(path, max(info.size, self.max_bytes))
+        if data is None:
             return None
         # Damaged when its bytes are not those of its name's SHA-256. Not by the size a
         # message names: any member can sign a message with the right hash and a wrong
@@ -657,6 +656,29 @@ class BlobCache:
         with contextlib.suppress(OSError):
             os.utime(path)  # recently used: pruned last
         return data
+
+    @staticmethod
+    def _read(path: Path, cap: int) -> bytes | None:
+        """The bytes of the cache file ``path``, or None when it is not one to read.
+
+        Read with ``osfiles.read_regular_file``: a FIFO there (or a link to one, or to
+        ``/dev/zero``: a restored backup, a sync tool over the data folder) is refused
+        without blocking (it hung Open, Save as… and exports for good: red team rt65)
+        and removed, so the blob is fetched from the storage instead. ``cap``: more
+        than the cache holds at all (a message may understate the size of a file this
+        device keeps, rt55: the caller says so), never read whole."""
+        try:
+            return osfiles.read_regular_file(path, cap)
+        except osfiles.SpecialFileError as exc:
+            log.warning("cached blob %s is not a regular file (%s); discarding it", path, exc.kind)
+            with contextlib.suppress(OSError):  # a folder stays (and is never read)
+                path.unlink()
+            return None
+        except osfiles.FileTooLargeError:
+            log.warning("cached blob %s holds more than %s; not using it", path, human_size(cap))
+            return None
+        except OSError:
+            return None
 
     def put(self, sha256: str, data: bytes) -> Path:
         """Store bytes the caller has verified (or hashed itself) under their hash."""
@@ -672,12 +694,9 @@ class BlobCache:
         folder = self.root / "named" / info.sha256[:32]
         self._private(folder)
         path = folder / safe_file_name(info.name)
-        try:
-            if path.read_bytes() == data:
-                return path
-        except OSError:
-            pass
-        write_atomic(path, data)
+        if self._read(path, len(data)) == data:
+            return path
+        write_atomic(path, data)  # replaces whatever was there (a FIFO, a link), unread
         return path
 
     def prune(self) -> None:

@@ -661,6 +661,53 @@ def test_a_message_that_lies_about_a_blobs_size_does_not_delete_the_cached_copy(
     assert run(download(store, ROOM, honest, cache=cache)) == b"%PDF-1.4 the signed contract\n" * 40
 
 
+@pytest.mark.skipif(os.name != "posix", reason="FIFOs")
+@pytest.mark.parametrize("planted", ["FIFO", "link to a FIFO"])
+def test_a_fifo_in_the_blob_cache_is_fetched_from_the_storage_instead(
+    store: LocalStorage, tmp_path: Path, planted: str
+) -> None:
+    """Red team rt65: ``BlobCache.get`` read whatever sat at a blob's name, blocking: a
+    FIFO there (or a link to one, or to ``/dev/zero``: a restored backup, a sync tool
+    over the data folder) hung Open, Save as… and every export of the room for good.
+    It is not a cached file: it goes, and the blob comes from the storage."""
+    data = b"%PDF-1.7 the minutes"
+    sha = hashlib.sha256(data).hexdigest()
+    run(store.put_if_absent(blob_path(ROOM, sha), data))  # the storage is fine
+    cache = BlobCache(tmp_path / "cache")
+    at = cache.path_for(sha)
+    at.parent.mkdir(parents=True)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    if planted == "FIFO":
+        fifo.rename(at)
+        fifo = at
+    else:  # (a link to /dev/zero: test_osfiles; the old read never ended, filling memory)
+        at.symlink_to(fifo)
+    info = FileInfo("m.file", "minutes.pdf", len(data), "application/pdf", sha)
+    saved = tmp_path / "saved.pdf"
+    [got] = _in_thread(lambda: run(download(store, ROOM, info, saved, cache=cache)), fifo)
+    assert got == data
+    assert saved.read_bytes() == data
+    assert not at.is_symlink() and at.read_bytes() == data  # cached anew, a regular file
+
+
+@pytest.mark.skipif(os.name != "posix", reason="FIFOs")
+def test_a_fifo_at_an_open_copys_name_is_replaced_unread(tmp_path: Path) -> None:
+    """The named copy handed to the desktop ("Open") was compared by reading it: a FIFO
+    there blocked for good (rt65). It is replaced by the file, never opened."""
+    data = b"%PDF-1.7 the minutes"
+    info = FileInfo(
+        "m.file", "minutes.pdf", len(data), "application/pdf", hashlib.sha256(data).hexdigest()
+    )
+    cache = BlobCache(tmp_path / "cache")
+    path = cache.open_copy(info, data)
+    path.unlink()
+    os.mkfifo(path)
+    [got] = _in_thread(lambda: cache.open_copy(info, data), path)
+    assert got == path
+    assert path.read_bytes() == data
+
+
 def test_an_unreadable_copy_of_the_same_file_is_not_called_a_different_object() -> None:
     """Red team rt58: a file someone shared (same bytes, so the same blob name) whose
     stored copy this device may not read (mode 000): sending it failed with "a different
