@@ -46,6 +46,7 @@ from ..protocol.attachments import (
     blob_path,
     file_content,
     is_sha256_hex,
+    middle_cut,
     safe_file_name,
     sha256_hex,
     verify_blob,
@@ -246,11 +247,24 @@ def link_target(path: Path) -> str | None:
     return None if real == os.path.abspath(path) else real
 
 
+def link_note(path: Path) -> str:
+    """What the transfer row adds when a link in ``path`` leads elsewhere ("a link to
+    /home/…/report-v7.pdf", else ""): what is read and sent under the picked name.
+    Blocking (it looks at the disk)."""
+    real = link_target(path)
+    return "" if real is None else _link_to(real)
+
+
+def _link_to(real: str) -> str:
+    return f"a link to {middle_cut(one_line(real, 1000), 120)}"
+
+
 def _led_to(path: Path, real: str) -> str:
-    """ "a link to /proc/42/environ: " when ``path`` is not ``real`` itself, else ""."""
+    """The words before a refusal's reason: "a link to /proc/42/environ: " when ``path``
+    is not ``real`` itself, else ""."""
     if real == os.path.abspath(path):
         return ""
-    return f"a link to {one_line(real)}: "
+    return f"{_link_to(real)}: "
 
 
 async def read_file(
