@@ -21,7 +21,9 @@ its own protocol (``storage/local.py``).
 Small reads of files others may have shaped. `read_regular_file` reads a file a user
 picked or the app found in a folder (a key backup, a key file) without ever blocking on
 a FIFO, opening a device or swallowing a huge file whole; the local object store reads
-its objects the same way, relative to its folders (``storage/local.py``).
+its objects the same way, relative to its folders (``storage/local.py``). A file picked
+to attach is opened the same way (`open_regular`) and read in pieces by its caller, and
+refused when it belongs to the kernel's own trees (`system_tree`: ``/proc``...).
 """
 
 from __future__ import annotations
