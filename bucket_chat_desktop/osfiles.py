@@ -21,7 +21,9 @@ its own protocol (``storage/local.py``).
 Small reads of files others may have shaped. `read_regular_file` reads a file a user
 picked or the app found in a folder (a key backup, a key file) without ever blocking on
 a FIFO, opening a device or swallowing a huge file whole; the local object store reads
-its objects the same way, relative to its folders (``storage/local.py``).
+its objects the same way, relative to its folders (``storage/local.py``). A file picked
+to attach is opened the same way (`open_regular`) and read in pieces by its caller, and
+refused when it belongs to the kernel's own trees (`system_tree`: ``/proc``...).
 """
 
 from __future__ import annotations
@@ -35,6 +37,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
 
 BINARY: int = getattr(os, "O_BINARY", 0)
 """``os.O_BINARY`` on Windows, 0 elsewhere."""
@@ -124,18 +131,8 @@ def read_regular_file(path: str | os.PathLike[str], cap: int) -> bytes:
     Raises `SpecialFileError` (a FIFO, a device, a socket, a folder),
     `FileTooLargeError`, or the `OSError` of the failed call (`FileNotFoundError` ...).
     """
-    real = os.path.realpath(path)
-    before = os.stat(real, follow_symlinks=False)
-    _check_regular(real, before)
+    fd, real, st = open_regular(path)
     try:
-        fd = open_fd(real, os.O_RDONLY | _NOFOLLOW | _NONBLOCK | _NOCTTY | _CLOEXEC)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:  # a link swapped in after the look
-            raise SpecialFileError(real, "symbolic link") from exc
-        raise
-    try:
-        st = os.fstat(fd)  # what was opened, not what the name was a moment ago
-        _check_regular(real, st)
         if st.st_size > cap:
             raise FileTooLargeError(real, st.st_size, cap)
         chunks: list[bytes] = []
@@ -152,6 +149,66 @@ def read_regular_file(path: str | os.PathLike[str], cap: int) -> bytes:
     if len(data) > cap:  # it grew after fstat
         raise FileTooLargeError(real, len(data), cap)
     return data
+
+
+def open_regular(path: str | os.PathLike[str]) -> tuple[int, str, os.stat_result]:
+    """Open the regular file at ``path`` for reading as `read_regular_file` does (a link
+    in ``path`` resolved once, a device never opened, a FIFO or a link swapped in after
+    the look refused without blocking); returns the descriptor (blocking again: the
+    caller reads it and closes it), the resolved path and the ``fstat`` of what was opened.
+
+    Raises `SpecialFileError` or the `OSError` of the failed call.
+    """
+    real = os.path.realpath(path)
+    before = os.stat(real, follow_symlinks=False)
+    _check_regular(real, before)
+    try:
+        fd = open_fd(real, os.O_RDONLY | _NOFOLLOW | _NONBLOCK | _NOCTTY | _CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # a link swapped in after the look
+            raise SpecialFileError(real, "symbolic link") from exc
+        raise
+    try:
+        st = os.fstat(fd)  # what was opened, not what the name was a moment ago
+        _check_regular(real, st)
+        if fcntl is not None and _NONBLOCK:  # a regular file: reads may block again
+            flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+            fcntl.fcntl(fd, fcntl.F_SETFL, flags & ~_NONBLOCK)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, real, st
+
+
+SYSTEM_TREES = ("/proc", "/sys", "/dev")
+"""Where the kernel shows itself as files (POSIX): procfs, sysfs, device nodes. Their
+"regular files" are not documents: ``/proc/self/environ`` says it holds 0 bytes and
+reads as the process's environment (its secrets included)."""
+
+
+def system_tree(real: str, st: os.stat_result) -> str | None:
+    """The tree of `SYSTEM_TREES` that the file ``real`` (a resolved path) with the
+    ``fstat`` result ``st`` belongs to, else None: by its path, or by its file system
+    (the same device as the tree's own mount, whatever path led there: a folder in the
+    path swapped for a link after it was resolved). A tree that is no mount of its own
+    (``/proc`` an ordinary folder) is told by its path only. None on Windows."""
+    if not _POSIX:
+        return None
+    for top in SYSTEM_TREES:
+        if real == top or real.startswith(top + "/"):
+            return top
+    try:
+        root_dev = os.stat("/").st_dev
+    except OSError:
+        root_dev = None
+    for top in SYSTEM_TREES:
+        try:
+            dev = os.stat(top).st_dev
+        except OSError:
+            continue
+        if dev != root_dev and st.st_dev == dev:
+            return top
+    return None
 
 
 def _check_regular(path: str, st: os.stat_result) -> None:

@@ -353,17 +353,20 @@ class AttachmentsFeature(QObject):
         try:
             async with self._queue:
                 row.started = True
+                # What is read and sent under the picked name, when a link leads elsewhere.
+                link = await asyncio.to_thread(blobs.link_note, path)
+                via = f" ({link})" if link else ""
 
                 def progress(done: int, total: int) -> None:
                     row.set_progress(done, total)
                     if total:
                         row.set_status(
-                            f"Reading {done * 100 // total}% of {blobs.human_size(total)}"
+                            f"Reading {done * 100 // total}% of {blobs.human_size(total)}{via}"
                         )
 
                 def stage(what: str) -> None:
                     if what != blobs.READING:
-                        row.set_status(STAGES.get(what, what))
+                        row.set_status(STAGES.get(what, what) + via)
                         row.set_busy()
 
                 content = await self.controller.client.upload_blob(

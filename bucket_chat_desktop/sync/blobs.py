@@ -31,14 +31,13 @@ import io
 import logging
 import mimetypes
 import os
-import stat
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from .. import paths
+from .. import osfiles, paths
 from ..osfiles import ensure_private_dir, write_atomic
 from ..protocol.attachments import (
     MAX_THUMBNAIL_BYTES,
@@ -47,11 +46,13 @@ from ..protocol.attachments import (
     blob_path,
     file_content,
     is_sha256_hex,
+    middle_cut,
     safe_file_name,
     sha256_hex,
     verify_blob,
 )
 from ..protocol.canonical import b64encode
+from ..protocol.untrusted_text import one_line
 from ..storage.base import (
     READ_RATE_FLOOR,
     AlreadyExistsError,
@@ -206,18 +207,64 @@ class ImageFacts:
 
 
 def _open_regular(path: Path) -> tuple[BinaryIO, int]:
-    # Checked before opening too: opening a FIFO would block until someone writes to it.
-    if not stat.S_ISREG(os.stat(path).st_mode):
-        raise AttachmentRefusedError(f"{safe_file_name(path.name)} is not a regular file")
-    fh = open(path, "rb")  # noqa: SIM115 - closed by the caller
+    """The picked file, open, and its size when opened (``osfiles.open_regular``).
+
+    Opened with ``O_NONBLOCK`` and checked with ``fstat``: a FIFO swapped in after the
+    look (red team rt65) is refused, never waited on (a worker blocked in ``open`` held
+    the upload queue and the app's exit for good). A file of the kernel's own trees
+    (``/proc``, ``/sys``, ``/dev``), whatever link led there, is refused: procfs calls
+    ``/proc/self/environ`` a regular file of 0 bytes, and it reads as the app's
+    environment, cloud secrets included (rt65)."""
+    name = safe_file_name(path.name)
     try:
-        st = os.fstat(fh.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise AttachmentRefusedError(f"{safe_file_name(path.name)} is not a regular file")
-        return fh, st.st_size
+        fd, real, st = osfiles.open_regular(path)
+    except osfiles.SpecialFileError as exc:
+        if exc.kind == "folder":
+            raise AttachmentRefusedError(f"{name} is a folder; attach the files inside it") from exc
+        raise AttachmentRefusedError(
+            f"{name} is not a regular file ({_led_to(path, exc.path)}{exc.kind})"
+        ) from exc
+    try:
+        tree = osfiles.system_tree(real, st)
+        if tree is not None:
+            raise AttachmentRefusedError(
+                f"{name} is not a regular file ({_led_to(path, real)}a file the system "
+                f"shows in {tree}, not a document); nothing was sent"
+            )
+        return os.fdopen(fd, "rb"), st.st_size
     except BaseException:
-        fh.close()
+        os.close(fd)
         raise
+
+
+def link_target(path: Path) -> str | None:
+    """Where ``path`` really leads when a link in it leads elsewhere, else None: what
+    is read and sent under the picked name. Blocking (it looks at the disk)."""
+    try:
+        real = os.path.realpath(path)
+    except (OSError, ValueError):
+        return None
+    return None if real == os.path.abspath(path) else real
+
+
+def link_note(path: Path) -> str:
+    """What the transfer row adds when a link in ``path`` leads elsewhere ("a link to
+    /home/…/report-v7.pdf", else ""): what is read and sent under the picked name.
+    Blocking (it looks at the disk)."""
+    real = link_target(path)
+    return "" if real is None else _link_to(real)
+
+
+def _link_to(real: str) -> str:
+    return f"a link to {middle_cut(one_line(real, 1000), 120)}"
+
+
+def _led_to(path: Path, real: str) -> str:
+    """The words before a refusal's reason: "a link to /proc/42/environ: " when ``path``
+    is not ``real`` itself, else ""."""
+    if real == os.path.abspath(path):
+        return ""
+    return f"{_link_to(real)}: "
 
 
 async def read_file(
@@ -229,8 +276,11 @@ async def read_file(
 ) -> tuple[bytes, str]:
     """The file's bytes and SHA-256 hex, read a chunk at a time in a worker thread.
 
-    Refuses a file over ``limit_bytes`` before reading it (and stops reading one that
-    grows past the limit meanwhile). ``progress(done, total)`` is called on the loop.
+    Refuses a file over ``limit_bytes`` before reading it. Never reads more than the
+    size the file had when opened: one that yields more is refused (it grew meanwhile:
+    a file still being written, or a kernel file that calls itself empty and is not,
+    red team rt65), never sent as what it was named. ``progress(done, total)`` is
+    called on the loop.
     """
     name = safe_file_name(path.name)
     try:
@@ -256,7 +306,8 @@ async def read_file(
             if cancel is not None and cancel.is_set():
                 raise UploadCancelledError(f"{name}: cancelled; nothing was stored")
             try:
-                chunk = await asyncio.to_thread(_read_and_hash, fh, digest)
+                # One byte past the size tells a file that grew from one that did not.
+                chunk = await asyncio.to_thread(_read_and_hash, fh, digest, size + 1 - done)
             except OSError as exc:
                 raise AttachmentRefusedError(
                     f"{name} cannot be read: {exc.strerror or exc}"
@@ -265,9 +316,12 @@ async def read_file(
                 break
             parts.append(chunk)
             done += len(chunk)
-            refusal = refusal_for_size(name, done, limit_bytes)
-            if refusal:
-                raise AttachmentRefusedError(refusal)
+            if done > size:
+                raise AttachmentRefusedError(
+                    f"{name} changed while it was read: it holds more than the "
+                    f"{human_size(size)} it had when opened (still being written?); "
+                    "nothing was sent. Attach it again once it is complete"
+                )
             if progress:
                 progress(done, max(size, done))
     finally:
@@ -277,8 +331,8 @@ async def read_file(
     return data, digest.hexdigest()
 
 
-def _read_and_hash(fh: BinaryIO, digest: Any) -> bytes:
-    chunk = fh.read(CHUNK)
+def _read_and_hash(fh: BinaryIO, digest: Any, most: int) -> bytes:
+    chunk = fh.read(max(0, min(CHUNK, most)))
     digest.update(chunk)
     return chunk
 
@@ -602,9 +656,8 @@ class BlobCache:
         """The cached bytes of ``info.sha256`` (checked against it), or None. Their size
         may differ from ``info.size``: the caller says so (``download``)."""
         path = self.path_for(info.sha256)
-        try:
-            data = path.read_bytes()
-        except OSError:
+        data = self._read(path, max(info.size, self.max_bytes))
+        if data is None:
             return None
         # Damaged when its bytes are not those of its name's SHA-256. Not by the size a
         # message names: any member can sign a message with the right hash and a wrong
@@ -617,6 +670,29 @@ class BlobCache:
         with contextlib.suppress(OSError):
             os.utime(path)  # recently used: pruned last
         return data
+
+    @staticmethod
+    def _read(path: Path, cap: int) -> bytes | None:
+        """The bytes of the cache file ``path``, or None when it is not one to read.
+
+        Read with ``osfiles.read_regular_file``: a FIFO there (or a link to one, or to
+        ``/dev/zero``: a restored backup, a sync tool over the data folder) is refused
+        without blocking (it hung Open, Save as… and exports for good: red team rt65)
+        and removed, so the blob is fetched from the storage instead. ``cap``: more
+        than the cache holds at all (a message may understate the size of a file this
+        device keeps, rt55: the caller says so), never read whole."""
+        try:
+            return osfiles.read_regular_file(path, cap)
+        except osfiles.SpecialFileError as exc:
+            log.warning("cached blob %s is not a regular file (%s); discarding it", path, exc.kind)
+            with contextlib.suppress(OSError):  # a folder stays (and is never read)
+                path.unlink()
+            return None
+        except osfiles.FileTooLargeError:
+            log.warning("cached blob %s holds more than %s; not using it", path, human_size(cap))
+            return None
+        except OSError:
+            return None
 
     def put(self, sha256: str, data: bytes) -> Path:
         """Store bytes the caller has verified (or hashed itself) under their hash."""
@@ -632,12 +708,9 @@ class BlobCache:
         folder = self.root / "named" / info.sha256[:32]
         self._private(folder)
         path = folder / safe_file_name(info.name)
-        try:
-            if path.read_bytes() == data:
-                return path
-        except OSError:
-            pass
-        write_atomic(path, data)
+        if self._read(path, len(data)) == data:
+            return path
+        write_atomic(path, data)  # replaces whatever was there (a FIFO, a link), unread
         return path
 
     def prune(self) -> None:

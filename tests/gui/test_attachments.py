@@ -558,6 +558,41 @@ def test_cancel_in_the_strip_stops_the_upload_and_the_queue(chat: Chat, tmp_path
     assert slow.puts == 1
 
 
+def test_the_row_of_a_picked_link_says_where_it_leads(chat: Chat, tmp_path: Path) -> None:
+    """Red team rt65: what is read and sent under the picked name is what a link leads
+    to; the row says so while the file goes (a user's own link is fine)."""
+    slow = SlowStorage(chat.store)
+    chat.controller.client._storages[chat.storage_id].storage = slow
+    (tmp_path / "report-v7.pdf").write_bytes(b"%PDF-1.7 version 7")
+    picked = tmp_path / "report.pdf"
+    picked.symlink_to("report-v7.pdf")
+    chat.window.files_chosen.emit(chat.key, [str(picked)])
+    strip = chat.feature.strip
+    chat.qtbot.waitUntil(lambda: strip.rows and "Uploading" in strip.rows[0].status_label.text())
+    real = os.path.realpath(tmp_path / "report-v7.pdf")
+    assert strip.rows[0].status_label.text() == f"Uploading… (a link to {real})"
+    QTest.mouseClick(strip.rows[0].button, Qt.MouseButton.LeftButton)
+    chat.qtbot.waitUntil(lambda: not strip.rows)
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="procfs")
+def test_a_picked_link_to_the_apps_environment_is_refused_and_named(
+    chat: Chat, tmp_path: Path
+) -> None:
+    """Red team rt65: "invoice.pdf" linked to ``/proc/self/environ`` sent the app's
+    environment (cloud secrets) to the room as "invoice.pdf"; it is refused, naming
+    where the link leads, and nothing is stored."""
+    picked = tmp_path / "invoice.pdf"
+    picked.symlink_to("/proc/self/environ")
+    chat.window.files_chosen.emit(chat.key, [str(picked)])
+    chat.qtbot.waitUntil(lambda: bool(chat.feature.strip.errors()))
+    assert chat.feature.strip.errors() == [
+        f"invoice.pdf is not a regular file (a link to /proc/{os.getpid()}/environ: a file "
+        "the system shows in /proc, not a document); nothing was sent"
+    ]
+    assert chat.blobs() == []
+
+
 def test_many_files_scroll_in_a_strip_of_bounded_height(chat: Chat, tmp_path: Path) -> None:
     chat.controller.client._storages[chat.storage_id].storage = SlowStorage(chat.store)
     paths = []

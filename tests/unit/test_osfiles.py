@@ -201,3 +201,46 @@ def test_move_aside_never_overwrites(tmp_path: Path) -> None:
     assert (tmp_path / "elsewhere").read_bytes() == b"theirs"
     move_aside(broken, tmp_path / "settings.json.broken-2")
     assert not broken.exists() and (tmp_path / "settings.json.broken-2").read_bytes() == b"{"
+
+
+@pytest.mark.skipif(os.name != "posix", reason="FIFOs, O_NONBLOCK")
+def test_open_regular_never_blocks_on_a_fifo_and_hands_back_a_blocking_descriptor(
+    tmp_path: Path,
+) -> None:
+    """Red team rt65: attachments open the picked file with ``open_regular``; a FIFO is
+    refused unopened, and the file it does open reads as a plain blocking descriptor."""
+    import fcntl
+
+    (tmp_path / "real.txt").write_bytes(b"text")
+    (tmp_path / "link.txt").symlink_to("real.txt")  # the user's own link: fine
+    fd, real, st = osfiles.open_regular(tmp_path / "link.txt")
+    try:
+        assert real == os.path.realpath(tmp_path / "real.txt")
+        assert st.st_size == 4
+        assert not fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_NONBLOCK
+        assert os.read(fd, 10) == b"text"
+    finally:
+        os.close(fd)
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "to-fifo").symlink_to("fifo")
+    (tmp_path / "to-zero").symlink_to("/dev/zero")
+    for name, kind in [("fifo", "FIFO"), ("to-fifo", "FIFO"), ("to-zero", "character device")]:
+        with pytest.raises(osfiles.SpecialFileError) as caught:
+            osfiles.open_regular(tmp_path / name)
+        assert caught.value.kind == kind
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="procfs")
+def test_system_tree_tells_kernel_files_by_path_and_by_file_system(tmp_path: Path) -> None:
+    """``/proc/self/environ`` is a "regular file" of 0 bytes that reads as the process's
+    environment (rt65): told by its resolved path, and by its device whatever path led
+    there (a folder swapped for a link after the path was resolved)."""
+    environ = os.stat("/proc/self/environ")
+    assert osfiles.system_tree(os.path.realpath("/proc/self/environ"), environ) == "/proc"
+    assert osfiles.system_tree("/sys/kernel/mm/x", environ) == "/sys"
+    assert osfiles.system_tree("/dev/shm/x", environ) == "/dev"
+    assert osfiles.system_tree(str(tmp_path / "environ"), environ) == "/proc"
+    (tmp_path / "mine.txt").write_bytes(b"mine")
+    mine = os.stat(tmp_path / "mine.txt")
+    assert osfiles.system_tree(str(tmp_path / "mine.txt"), mine) is None
+    assert osfiles.system_tree("/procfiles/mine.txt", mine) is None

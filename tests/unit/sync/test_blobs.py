@@ -9,14 +9,19 @@ import base64
 import dataclasses
 import hashlib
 import io
+import json
 import os
 import random
+import re
 import shutil
 import struct
+import subprocess
+import sys
 import tempfile
+import threading
 import time
 import zlib
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -196,22 +201,28 @@ def test_a_file_over_the_limit_is_refused_with_the_reason(store: LocalStorage, f
     assert stored_blobs(store) == []
 
 
-def test_a_file_that_grows_past_the_limit_while_read_is_refused(
+def test_a_file_that_grows_while_read_is_refused_not_sent_cut_or_grown(
     store: LocalStorage, files: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Never more bytes than the size taken at open (red team rt65: procfs says 0 and
+    yields the environment); a file still being written says so and sends nothing."""
     path = files / "log.txt"
     path.write_bytes(b"x" * 100)
     real = blobs._open_regular
 
     def grown(p: Path) -> tuple[Any, int]:
-        fh, _ = real(p)
+        fh, size = real(p)
         with open(p, "ab") as more:
             more.write(b"y" * 2 * MB)
-        return fh, 100
+        return fh, size
 
     monkeypatch.setattr(blobs, "_open_regular", grown)
-    with pytest.raises(AttachmentRefusedError, match="the limit is 1 MB"):
-        run(upload(store, ROOM, path, limit_bytes=MB))
+    with pytest.raises(AttachmentRefusedError) as caught:
+        run(upload(store, ROOM, path, limit_bytes=25 * MB))
+    assert str(caught.value) == (
+        "log.txt changed while it was read: it holds more than the 100 bytes it had when "
+        "opened (still being written?); nothing was sent. Attach it again once it is complete"
+    )
     assert stored_blobs(store) == []
 
 
@@ -226,6 +237,206 @@ def test_things_that_are_not_regular_files_are_refused(
         os.mkfifo(path)  # opening it would block forever
     with pytest.raises(AttachmentRefusedError, match="thing"):
         run(asyncio.wait_for(upload(store, ROOM, path, limit_bytes=MB), 10))
+
+
+def _unblock(*fifos: Path) -> None:
+    """Give a reader blocked in open() on one of these FIFOs a writer (it then reads EOF)."""
+    for p in fifos:
+        try:
+            fd = os.open(p, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError:
+            continue
+        os.close(fd)
+
+
+def _in_thread(work: Callable[[], object], *fifos: Path, wait: float = 5) -> list[object]:
+    """``work()`` in a thread: its result (or exception) in the list. A thread still busy
+    after ``wait`` seconds is unblocked (its FIFOs get a writer) and the test fails: it
+    never hangs itself."""
+    result: list[object] = []
+
+    def body() -> None:
+        try:
+            result.append(work())
+        except BaseException as exc:  # what the row would say
+            result.append(exc)
+
+    worker = threading.Thread(target=body, daemon=True)
+    worker.start()
+    worker.join(wait)
+    stuck = worker.is_alive()
+    try:
+        assert not stuck, f"blocked for {wait} s on a FIFO"
+    finally:
+        for _ in range(40):
+            if not worker.is_alive():
+                break
+            _unblock(*fifos)
+            worker.join(0.25)
+    assert not worker.is_alive()
+    return result
+
+
+def test_a_fifo_swapped_in_between_the_look_and_the_open_is_refused_unopened(
+    store: LocalStorage, files: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Red team rt65: the file was looked at (regular), then another user swapped a FIFO
+    in; the blocking ``open`` waited for a writer for good, holding the upload queue (every
+    later upload "Waiting…") and the app's exit. The swap happens right after the look."""
+    picked = files / "report.pdf"
+    picked.write_bytes(b"%PDF-1.7 the report")
+    fifo = files / ".swap"
+    os.mkfifo(fifo)
+    real_stat = os.stat
+
+    def look_then_swap(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+        st = real_stat(path, *args, **kwargs)
+        if os.fspath(path) in (str(picked), os.path.realpath(picked)) and fifo.exists():
+            os.replace(fifo, picked)  # the FIFO takes the picked name
+        return st
+
+    monkeypatch.setattr(os, "stat", look_then_swap)
+    [outcome] = _in_thread(lambda: run(upload(store, ROOM, picked, limit_bytes=MB)), picked)
+    monkeypatch.undo()
+    assert isinstance(outcome, AttachmentRefusedError), outcome
+    assert str(outcome) == "report.pdf is not a regular file (FIFO)"
+    assert stored_blobs(store) == []
+
+
+SWAPPER = """
+import ctypes, sys
+libc = ctypes.CDLL(None, use_errno=True)
+a, b = sys.argv[1].encode(), sys.argv[2].encode()
+while True:
+    libc.renameat2(-100, a, -100, b, 2)  # RENAME_EXCHANGE: a and b trade places
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="renameat2")
+def test_an_attachment_swapped_for_a_fifo_by_another_process_never_hangs(
+    store: LocalStorage, files: Path
+) -> None:
+    """Red team rt65, for real: another process swaps a FIFO and the picked file back and
+    forth (``renameat2(RENAME_EXCHANGE)``) while the file is attached again and again.
+    Each attempt is sent or refused; none blocks."""
+    picked = files / "report.pdf"
+    picked.write_bytes(b"%PDF-1.7 the report")
+    swap = files / ".swap"
+    os.mkfifo(swap)
+    outcomes: list[str] = []
+    stop = threading.Event()
+
+    def attach_again_and_again() -> None:
+        while not stop.is_set() and len(outcomes) < 300:
+            try:
+                run(upload(store, ROOM, picked, limit_bytes=MB))
+                outcomes.append("sent")
+            except AttachmentRefusedError as exc:
+                outcomes.append(str(exc))
+
+    swapper = subprocess.Popen([sys.executable, "-c", SWAPPER, str(picked), str(swap)])
+    worker = threading.Thread(target=attach_again_and_again, daemon=True)
+    worker.start()
+    stalled = False
+    try:
+        seen = -1
+        while worker.is_alive():
+            worker.join(1.5)
+            if worker.is_alive() and len(outcomes) == seen:  # none ended for 1.5 s: stuck
+                stalled = True
+                break
+            seen = len(outcomes)
+    finally:
+        stop.set()
+        swapper.kill()
+        swapper.wait()
+        for _ in range(40):  # a stuck open() gets a writer, reads EOF and goes on
+            if not worker.is_alive():
+                break
+            _unblock(picked, swap)
+            worker.join(0.25)
+    assert not worker.is_alive()
+    assert not stalled, f"an upload blocked on a FIFO after {len(outcomes)} attempts"
+    refusals = {o for o in outcomes if o != "sent"}
+    assert refusals <= {"report.pdf is not a regular file (FIFO)"}, refusals
+
+
+ENVIRON_SECRET = "rt65-wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY"
+ENVIRON_PASSPHRASE = "rt65 correct horse battery staple"
+ENVIRON_CHILD = """
+import asyncio, json, os, sys
+from pathlib import Path
+from bucket_chat_desktop.keys.passphrase import claim_env_passphrase
+from bucket_chat_desktop.storage.local import LocalStorage
+from bucket_chat_desktop.sync import blobs
+claim_env_passphrase()  # as the app and the CLI do first thing
+assert "BUCKET_CHAT_PASSPHRASE" not in os.environ
+store, picked = Path(sys.argv[1]), Path(sys.argv[2])
+try:
+    content = asyncio.run(blobs.upload(LocalStorage(store), "general", picked,
+                                       limit_bytes=25 * 1024 * 1024))
+    print(json.dumps({"sent": content}))
+except blobs.BlobError as exc:
+    print(json.dumps({"refused": str(exc)}))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="procfs")
+@pytest.mark.parametrize("how", ["link", "folder link"])
+def test_a_link_to_the_apps_environment_is_refused_and_named(tmp_path: Path, how: str) -> None:
+    """Red team rt65: "invoice.pdf", extracted from a member's archive as a link to
+    ``/proc/self/environ``: procfs calls it a regular file of 0 bytes, and the upload
+    read on past that and stored the app's environment (the cloud secret, the key
+    passphrase even after ``claim_env_passphrase``) write-once, as "invoice.pdf". Run
+    in a child process with a made-up secret in its environment; the real upload."""
+    downloads = tmp_path / "Downloads"
+    downloads.mkdir()
+    if how == "link":
+        picked = downloads / "invoice.pdf"
+        picked.symlink_to("/proc/self/environ")  # as unzip or tar extracts it
+    else:
+        (downloads / "invoices").symlink_to("/proc/self")
+        picked = downloads / "invoices" / "environ"
+    store = tmp_path / "store"
+    env = {
+        **os.environ,
+        "AWS_SECRET_ACCESS_KEY": ENVIRON_SECRET,
+        "BUCKET_CHAT_PASSPHRASE": ENVIRON_PASSPHRASE,
+    }
+    child = subprocess.run(
+        [sys.executable, "-c", ENVIRON_CHILD, str(store), str(picked)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[3],
+    )
+    assert child.returncode == 0, child.stderr
+    told = json.loads(child.stdout.strip().splitlines()[-1])
+    stored = [p.read_bytes() for p in store.rglob("blobs/*") if p.is_file()]
+    assert not [data for data in stored if ENVIRON_SECRET.encode() in data], told
+    assert stored == [], told
+    assert "refused" in told, told
+    assert re.fullmatch(
+        rf"{picked.name} is not a regular file \(a link to /proc/\d+/environ: a file the "
+        r"system shows in /proc, not a document\); nothing was sent",
+        told["refused"],
+    ), told
+
+
+def test_a_link_to_the_users_own_file_is_sent_and_its_target_named(
+    store: LocalStorage, files: Path
+) -> None:
+    """A user's own link to their file is fine: what it leads to is sent, under the
+    picked name; ``link_target`` says where it leads (the transfer row shows it)."""
+    (files / "real-report-v7.pdf").write_bytes(b"%PDF-1.7 version 7")
+    picked = files / "report.pdf"
+    picked.symlink_to("real-report-v7.pdf")
+    content = run(upload(store, ROOM, picked, limit_bytes=MB))
+    assert content["info"]["name"] == "report.pdf"
+    assert run(download(store, ROOM, info_of(content))) == b"%PDF-1.7 version 7"
+    assert blobs.link_target(picked) == os.path.realpath(files / "real-report-v7.pdf")
+    assert blobs.link_target(files / "real-report-v7.pdf") is None
 
 
 # -- cancellation -----------------------------------------------------------------------------
@@ -448,6 +659,53 @@ def test_a_message_that_lies_about_a_blobs_size_does_not_delete_the_cached_copy(
         )
         assert caught.value.event_id == "$lie"
     assert run(download(store, ROOM, honest, cache=cache)) == b"%PDF-1.4 the signed contract\n" * 40
+
+
+@pytest.mark.skipif(os.name != "posix", reason="FIFOs")
+@pytest.mark.parametrize("planted", ["FIFO", "link to a FIFO"])
+def test_a_fifo_in_the_blob_cache_is_fetched_from_the_storage_instead(
+    store: LocalStorage, tmp_path: Path, planted: str
+) -> None:
+    """Red team rt65: ``BlobCache.get`` read whatever sat at a blob's name, blocking: a
+    FIFO there (or a link to one, or to ``/dev/zero``: a restored backup, a sync tool
+    over the data folder) hung Open, Save as… and every export of the room for good.
+    It is not a cached file: it goes, and the blob comes from the storage."""
+    data = b"%PDF-1.7 the minutes"
+    sha = hashlib.sha256(data).hexdigest()
+    run(store.put_if_absent(blob_path(ROOM, sha), data))  # the storage is fine
+    cache = BlobCache(tmp_path / "cache")
+    at = cache.path_for(sha)
+    at.parent.mkdir(parents=True)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    if planted == "FIFO":
+        fifo.rename(at)
+        fifo = at
+    else:  # (a link to /dev/zero: test_osfiles; the old read never ended, filling memory)
+        at.symlink_to(fifo)
+    info = FileInfo("m.file", "minutes.pdf", len(data), "application/pdf", sha)
+    saved = tmp_path / "saved.pdf"
+    [got] = _in_thread(lambda: run(download(store, ROOM, info, saved, cache=cache)), fifo)
+    assert got == data
+    assert saved.read_bytes() == data
+    assert not at.is_symlink() and at.read_bytes() == data  # cached anew, a regular file
+
+
+@pytest.mark.skipif(os.name != "posix", reason="FIFOs")
+def test_a_fifo_at_an_open_copys_name_is_replaced_unread(tmp_path: Path) -> None:
+    """The named copy handed to the desktop ("Open") was compared by reading it: a FIFO
+    there blocked for good (rt65). It is replaced by the file, never opened."""
+    data = b"%PDF-1.7 the minutes"
+    info = FileInfo(
+        "m.file", "minutes.pdf", len(data), "application/pdf", hashlib.sha256(data).hexdigest()
+    )
+    cache = BlobCache(tmp_path / "cache")
+    path = cache.open_copy(info, data)
+    path.unlink()
+    os.mkfifo(path)
+    [got] = _in_thread(lambda: cache.open_copy(info, data), path)
+    assert got == path
+    assert path.read_bytes() == data
 
 
 def test_an_unreadable_copy_of_the_same_file_is_not_called_a_different_object() -> None:
