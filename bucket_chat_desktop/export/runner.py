@@ -24,8 +24,8 @@ from ..osfiles import DIR_FDS, atomic_output, open_folder, write_atomic, write_n
 from ..protocol.attachments import (
     MAX_NAME_BYTES,
     FileInfo,
-    active_content,
     is_file_message,
+    not_to_open,
     parse_file_content,
     safe_file_name,
     verify_blob,
@@ -206,9 +206,10 @@ class _Files:
             return att
         image = info.msgtype == "m.image" and any(data.startswith(m) for m, _ in _INLINE_IMAGES)
         href = attachment_href(self.folder.name, name)
-        # Not linked when its name or its bytes run code: a browser sniffs a local file
-        # whose name has no known extension, and runs an HTML one's scripts.
-        risky = info.risky_to_open or active_content(data, info.name) is not None
+        # Not linked when its name or its bytes run code (the rule the app's Open
+        # follows): a browser runs a web page's scripts, and sniffs a local file whose
+        # name has no known extension.
+        risky = not_to_open(info.name, data) is not None
         att = Attachment(info.name, info.size, href, image=image, risky=risky)
         self._by_hash[info.sha256] = att
         self.copied += 1

