@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
+from ..download_mark import mark_as_downloaded
 from ..osfiles import DIR_FDS, atomic_output, open_folder, write_atomic, write_new_at
 from ..protocol.attachments import (
     MAX_NAME_BYTES,
@@ -265,6 +266,9 @@ class _Files:
             except FileExistsError:
                 continue  # not ours: never replaced; the next unique name
             self.created.append((path, _identity(made)))
+            # As Open and Save as… mark theirs: a program or a macro document double-
+            # clicked in this folder meets the system's warnings for downloads.
+            mark_as_downloaded(path, dir_fd=self._dir_fd)
             return name
         return None
 

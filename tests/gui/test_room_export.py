@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 )
 from test_app_flows import seed
 
+from bucket_chat_desktop import download_mark
 from bucket_chat_desktop.gui import room_export
 from bucket_chat_desktop.gui.controller import Controller
 from bucket_chat_desktop.gui.main_window import MainWindow
@@ -404,6 +405,35 @@ def test_a_cancelled_export_leaves_the_users_files(app: App, tmp_path: Path) -> 
     assert task.cancelled()
     assert (docs / "Q4_files" / "report.pdf").read_bytes() == b"ALICE'S REAL REPORT"
     assert sorted(p.name for p in docs.iterdir()) == ["Q4_files"]
+
+
+PROGRAM = b"MZ\x90\x00 a hostile member's program"
+
+
+@pytest.mark.parametrize("app", [[("setup.exe", PROGRAM)]], indirect=True)
+def test_the_files_an_export_copies_are_marked_as_downloaded(
+    app: App, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Red team rt65 (finding 4): Open and Save as… mark their copies as downloaded
+    (Mark-of-the-Web, macOS quarantine), the export's were not: double-clicked in the
+    folder **Open folder** shows, ``setup.exe`` ran without SmartScreen's prompt and a
+    PDF or Office file opened outside Protected View. As on Windows (the mark is the
+    stream ``<file>:Zone.Identifier``; on Linux a file of that name beside it)."""
+    monkeypatch.setattr(download_mark, "PLATFORM", "win32")
+    out = tmp_path / "out"
+    out.mkdir()
+    app.feature.choose = lambda _s, _n: (str(out / "design.html"), "html")
+    app.feature.start(app.key)
+    app.qtbot.waitUntil(lambda: app.feature.notice is not None, timeout=20000)
+    box = app.feature.notice
+    assert box is not None and box.windowTitle() == "Room exported", box.text()
+    files = out / "design_files"
+    assert (files / "report.pdf").read_bytes() == REPORT
+    assert (files / "setup.exe").read_bytes() == PROGRAM
+    for name in ("report.pdf", "setup.exe"):
+        mark = files / f"{name}:Zone.Identifier"
+        assert mark.read_bytes() == b"[ZoneTransfer]\r\nZoneId=3\r\n", name
+    app.qtbot.waitUntil(lambda: app.feature.task is None)
 
 
 WEB_PAGE = (

@@ -1383,3 +1383,28 @@ def test_the_cli_with_force_keeps_the_users_files_and_says_where_it_wrote(
     out = capsys.readouterr()
     assert f"2 copied to {tmp_path / 'Q4_files (2)'}" in out.out
     assert "Q4_files already holds other files: left as it was" in out.err
+
+
+# -- the files copied carry the "downloaded from the internet" mark ------------------------
+
+
+def test_every_file_an_export_copies_is_marked_as_downloaded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Red team rt65 (finding 4): Open and Save as… mark their copies (Mark-of-the-Web,
+    macOS quarantine), the export's copies were not: a program double-clicked in
+    ``Q4_files`` ran without the system's warning. As on Windows: the mark is the stream
+    ``<file>:Zone.Identifier`` (on Linux a file of that name beside it)."""
+    from bucket_chat_desktop import download_mark
+
+    monkeypatch.setattr(download_mark, "PLATFORM", "win32")
+    store = tmp_path / "store"
+    _files_room(store)
+    path = tmp_path / "Q4.html"
+    summary, _ = asyncio.run(run_export(store, tmp_path / "d", "html", path))
+    assert summary.copied == 2
+    folder = tmp_path / "Q4_files"
+    for name in ("budget.xlsx", "notes.txt"):
+        assert (
+            folder / f"{name}:Zone.Identifier"
+        ).read_bytes() == b"[ZoneTransfer]\r\nZoneId=3\r\n"
