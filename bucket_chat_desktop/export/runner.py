@@ -5,7 +5,8 @@ is awaited (the engine's worker and the storage do it), and every step that cost
 or disk (rendering a page, writing, hashing a blob) runs in a worker thread, so the
 event loop (the GUI's) only schedules. Cancelling the task stops it between steps: the
 output file never takes its name (``osfiles.atomic_output``) and the attachments copied
-so far are removed.
+so far are removed. Once the file has begun taking its name, a cancel is too late: the
+export completes, its attachments stay, and its summary says so (``cancelled_late``).
 """
 
 from __future__ import annotations
@@ -64,6 +65,9 @@ class ExportSummary:
     copied: int = 0
     not_copied: list[tuple[str, str]] = field(default_factory=list)  # (file name, why)
     bytes: int = 0
+    # A cancel (Cancel, Ctrl-C) came while the page was taking its name: too late, the
+    # export is complete and was not undone.
+    cancelled_late: bool = False
 
 
 def suggested_file_name(room_name: str, fmt: str) -> str:
@@ -378,7 +382,10 @@ async def export_room(
             # any more: ``_off_loop`` waited for the one that was running.)
             await _off_loop(output.__exit__, type(exc), exc, exc.__traceback__)
             raise
-        await _off_loop(output.__exit__, None, None, None)  # flushed, synced, named
+        # Flushed, synced, named: once it begins, the page takes its name (a file the
+        # user agreed to replace is gone), so a cancel that comes meanwhile is not
+        # honoured for this step; what the page links stays, and the export is done.
+        summary.cancelled_late = await _publish(output.__exit__, None, None, None)
         ok = True
     except FileExistsError as exc:
         raise ExportExistsError(f"{path} exists: choose another name, or overwrite it") from exc
@@ -441,6 +448,33 @@ async def _write(
             progress(stop, total)
     await _off_loop(writer.end)
     summary.events, summary.damaged = writer.written, writer.damaged
+
+
+async def _publish(fn: Callable[..., Any], *args: Any) -> bool:
+    """``fn(*args)`` in a worker thread, run to its end whatever cancels the task
+    meanwhile (the page taking its name: ``_off_loop`` would raise the cancel once the
+    name was taken, and the export be undone around a page that replaced the user's).
+    True when a cancel came and was absorbed: the step was done, so the export is. When
+    the step fails, a cancel that came is raised (nothing was published), else the
+    step's error."""
+    future = asyncio.get_running_loop().run_in_executor(None, fn, *args)
+    cancels = 0
+    while not future.done():
+        try:
+            await asyncio.wait([future])
+        except asyncio.CancelledError:
+            cancels += 1
+    try:
+        future.result()
+    except BaseException as exc:
+        if cancels:
+            raise asyncio.CancelledError from exc
+        raise
+    task = asyncio.current_task()
+    if task is not None:
+        for _ in range(cancels):
+            task.uncancel()  # too late to undo anything: the task goes on, done
+    return cancels > 0
 
 
 async def _off_loop(fn: Callable[..., T], *args: Any) -> T:
