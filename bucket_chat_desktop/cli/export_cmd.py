@@ -121,6 +121,12 @@ async def run_export(args: argparse.Namespace, storage: Storage, room_id: str) -
             progress=_Progress(),
             max_blob_bytes=args.max_attachment_mb * 1024 * 1024,
         )
+    if summary.cancelled_late:
+        fmt.out(
+            f"interrupted after {terminal_safe(str(summary.path))} was written: the export "
+            "is complete (not undone)",
+            file=sys.stderr,
+        )
     fmt.out(
         f"Exported {summary.events:,} events of {room_id!r} to {terminal_safe(str(summary.path))}"
     )

@@ -5,7 +5,8 @@ is awaited (the engine's worker and the storage do it), and every step that cost
 or disk (rendering a page, writing, hashing a blob) runs in a worker thread, so the
 event loop (the GUI's) only schedules. Cancelling the task stops it between steps: the
 output file never takes its name (``osfiles.atomic_output``) and the attachments copied
-so far are removed.
+so far are removed. Once the file has begun taking its name, a cancel is too late: the
+export completes, its attachments stay, and its summary says so (``cancelled_late``).
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
+from ..download_mark import mark_as_downloaded
 from ..osfiles import DIR_FDS, atomic_output, open_folder, write_atomic, write_new_at
 from ..protocol.attachments import (
     MAX_NAME_BYTES,
     FileInfo,
-    active_content,
     is_file_message,
+    not_to_open,
     parse_file_content,
     safe_file_name,
     verify_blob,
@@ -63,6 +65,9 @@ class ExportSummary:
     copied: int = 0
     not_copied: list[tuple[str, str]] = field(default_factory=list)  # (file name, why)
     bytes: int = 0
+    # A cancel (Cancel, Ctrl-C) came while the page was taking its name: too late, the
+    # export is complete and was not undone.
+    cancelled_late: bool = False
 
 
 def suggested_file_name(room_name: str, fmt: str) -> str:
@@ -206,9 +211,10 @@ class _Files:
             return att
         image = info.msgtype == "m.image" and any(data.startswith(m) for m, _ in _INLINE_IMAGES)
         href = attachment_href(self.folder.name, name)
-        # Not linked when its name or its bytes run code: a browser sniffs a local file
-        # whose name has no known extension, and runs an HTML one's scripts.
-        risky = info.risky_to_open or active_content(data, info.name) is not None
+        # Not linked when its name or its bytes run code (the rule the app's Open
+        # follows): a browser runs a web page's scripts, and sniffs a local file whose
+        # name has no known extension.
+        risky = not_to_open(info.name, data) is not None
         att = Attachment(info.name, info.size, href, image=image, risky=risky)
         self._by_hash[info.sha256] = att
         self.copied += 1
@@ -264,6 +270,9 @@ class _Files:
             except FileExistsError:
                 continue  # not ours: never replaced; the next unique name
             self.created.append((path, _identity(made)))
+            # As Open and Save as… mark theirs: a program or a macro document double-
+            # clicked in this folder meets the system's warnings for downloads.
+            mark_as_downloaded(path, dir_fd=self._dir_fd)
             return name
         return None
 
@@ -373,7 +382,10 @@ async def export_room(
             # any more: ``_off_loop`` waited for the one that was running.)
             await _off_loop(output.__exit__, type(exc), exc, exc.__traceback__)
             raise
-        await _off_loop(output.__exit__, None, None, None)  # flushed, synced, named
+        # Flushed, synced, named: once it begins, the page takes its name (a file the
+        # user agreed to replace is gone), so a cancel that comes meanwhile is not
+        # honoured for this step; what the page links stays, and the export is done.
+        summary.cancelled_late = await _publish(output.__exit__, None, None, None)
         ok = True
     except FileExistsError as exc:
         raise ExportExistsError(f"{path} exists: choose another name, or overwrite it") from exc
@@ -436,6 +448,33 @@ async def _write(
             progress(stop, total)
     await _off_loop(writer.end)
     summary.events, summary.damaged = writer.written, writer.damaged
+
+
+async def _publish(fn: Callable[..., Any], *args: Any) -> bool:
+    """``fn(*args)`` in a worker thread, run to its end whatever cancels the task
+    meanwhile (the page taking its name: ``_off_loop`` would raise the cancel once the
+    name was taken, and the export be undone around a page that replaced the user's).
+    True when a cancel came and was absorbed: the step was done, so the export is. When
+    the step fails, a cancel that came is raised (nothing was published), else the
+    step's error."""
+    future = asyncio.get_running_loop().run_in_executor(None, fn, *args)
+    cancels = 0
+    while not future.done():
+        try:
+            await asyncio.wait([future])
+        except asyncio.CancelledError:
+            cancels += 1
+    try:
+        future.result()
+    except BaseException as exc:
+        if cancels:
+            raise asyncio.CancelledError from exc
+        raise
+    task = asyncio.current_task()
+    if task is not None:
+        for _ in range(cancels):
+            task.uncancel()  # too late to undo anything: the task goes on, done
+    return cancels > 0
 
 
 async def _off_loop(fn: Callable[..., T], *args: Any) -> T:

@@ -18,7 +18,8 @@ edits no other module.
 - Programs, scripts, installers, shortcuts, macro documents and active web content
   (``is_risky_to_open``) are only saved, never opened by a click. Every copy handed
   out (opened or saved) carries the platform's "downloaded from the internet" mark
-  (``mark_as_downloaded``), so the desktop's own warnings apply to it.
+  (``download_mark.mark_as_downloaded``, which the export uses too), so the desktop's
+  own warnings apply to it.
 """
 
 from __future__ import annotations
@@ -29,11 +30,8 @@ import datetime as dt
 import functools
 import hashlib
 import logging
-import os
 import shutil
-import sys
 import tempfile
-import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -65,13 +63,12 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QBoxLayout, QFileDialog, QLabel, QMenu, QWidget
 
+from ..download_mark import mark_as_downloaded
 from ..protocol.attachments import (
     FileInfo,
     active_content,
     parse_file_content,
-    quarantine_attribute,
     safe_file_name,
-    zone_identifier,
 )
 from ..storage.base import StorageError
 from ..sync import blobs
@@ -100,53 +97,11 @@ STAGES = {
 
 Index = Any  # QModelIndex | QPersistentModelIndex
 
-QUARANTINE_AGENT = "Bucket Chat"
-PLATFORM = sys.platform  # which mark ``mark_as_downloaded`` writes
-
 
 def passing(exc: BaseException) -> bool:
     """Whether a transfer that failed with ``exc`` may work on a later try: the storage
     did not answer, was busy, or its answer was cut off (``StorageError.transient``)."""
     return isinstance(exc, StorageError) and exc.transient
-
-
-def mark_as_downloaded(path: Path, *, platform: str | None = None) -> bool:
-    """Mark a received file the way browsers mark downloads; True when it was marked.
-
-    Windows: the ``Zone.Identifier`` alternate data stream with ``ZoneId=3``
-    (Mark-of-the-Web: SmartScreen, Office's Protected View, script hosts). macOS: the
-    ``com.apple.quarantine`` extended attribute (Gatekeeper). No source URL is written:
-    the storage's address stays on this machine. Linux desktops have no such mark that
-    anything enforces, so nothing is written there. A file system without streams or
-    attributes (FAT, some network shares) leaves the file unmarked, which is logged.
-    """
-    platform = platform or PLATFORM
-    try:
-        if platform == "win32":
-            with open(f"{path}:Zone.Identifier", "wb") as stream:
-                stream.write(zone_identifier())
-            return True
-        if platform == "darwin":
-            _set_xattr_darwin(
-                path,
-                "com.apple.quarantine",
-                quarantine_attribute(QUARANTINE_AGENT, int(time.time())),
-            )
-            return True
-    except OSError as exc:
-        log.info("could not mark %s as downloaded: %s", path, exc)
-    return False
-
-
-def _set_xattr_darwin(path: Path, name: str, value: bytes) -> None:
-    """``setxattr(2)`` on macOS, where Python's ``os`` has no xattr calls."""
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    rc = libc.setxattr(os.fsencode(path), name.encode(), value, len(value), 0, 0)
-    if rc != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err), str(path))
 
 
 def display_size(content: Mapping[str, Any] | None) -> tuple[int, int]:

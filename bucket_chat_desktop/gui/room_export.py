@@ -5,7 +5,9 @@ shown) and to every room's context menu. The export itself is ``bucket_chat_desk
 fed through the client's read path (``ChatClient.room_view`` and ``timeline_page``, blobs
 through ``ChatClient.download_blob``): rendering and writing run in worker threads, the GUI
 thread only shows progress. A progress dialog can cancel (nothing is left behind); a
-notice says what was written, with "Open folder"; errors are shown as they are.
+notice says what was written, with "Open folder"; errors are shown as they are. A
+cancel that comes while the finished page takes its name is too late: the notice says
+the export finished.
 """
 
 from __future__ import annotations
@@ -257,6 +259,13 @@ class RoomExport(QObject):
         lines = [
             f"<p>{summary.events:,} events written to <b>{html_escape(summary.path.name)}</b>.</p>"
         ]
+        if summary.cancelled_late:
+            lines.insert(
+                0,
+                "<p>The export finished: the cancel came after the page was written "
+                "(over any file of its name), so it was kept whole, with its "
+                "attachments.</p>",
+            )
         if summary.files_dir is not None:
             lines.append(
                 f"<p>{summary.copied:,} attachment(s) copied to "

@@ -70,6 +70,13 @@ _THUMB_SIGNATURES = ((b"\xff\xd8\xff", "jpeg"), (b"\x89PNG\r\n\x1a\n", "png"))
 # software, trust or settings, or renders active content: a received file of one of these
 # kinds is only ever saved ("Save as"), never opened by a click. Grouped by what they do;
 # entries with a dot are compound extensions (checked against the name's last parts).
+# Web pages: every name a browser opens as a document that runs scripts — text/html,
+# application/xhtml+xml and image/svg+xml in Chromium's own table (``shtm``, ``xhtm``:
+# no platform overrides it, so every Chrome and Edge), in Firefox's (``ehtml``), in
+# mime.types and IIS's map (which fills Windows' registry: ``stm``, ``hxt``, ``htt``);
+# saved pages (``mht``, ``webarchive``); and the XML types browsers render as documents
+# (an XML file runs a script in the XHTML namespace, and an XSLT stylesheet's output):
+# ``xml``, ``xsl``, ``rss``, ``atom``, ``rdf``, Firefox's ``xul`` and ``xbl``.
 _RISKY = """
 exe com scr pif cpl dll ocx sys drv vxd msi msp mst msu msix msixbundle appx appxbundle
 application appref-ms xbap gadget diagcab shb shs ppkg appinstaller vsto xnk mcf wll
@@ -79,7 +86,8 @@ lnk url website scf inf ins isp reg rdp wsb job settingcontent-ms library-ms sea
 searchconnector-ms theme themepack deskthemepack desktopthemepackfile
 chm hlp msc mde mda mdb ade adp accdb accde accdr accdt one onepkg xll iqy slk
 docm dotm xlsm xltm xlam xla xlsb xlm pptm potm ppam ppsm sldm oxt
-html htm xhtml xht shtml mht mhtml svg svgz xml xsl xslt webarchive
+html htm shtml shtm stm ehtml hxt htt xhtml xht xhtm mht mhtml svg svgz webarchive
+xml xsl xslt xbl xul rss atom rdf
 img iso vhd vhdx
 crt cer der p7b p7c mobileconfig pfx p12 sst spc
 jar jnlp class swf
@@ -396,6 +404,16 @@ def active_content(data: bytes, name: str = "") -> str | None:
     ):
         return "a web page or other markup a browser runs"
     return None
+
+
+def not_to_open(name: str, data: bytes | None = None) -> str | None:
+    """Why a received file must not be opened by a click, nor linked from an export's
+    page: its name is of a kind that runs code (``is_risky_to_open``), or its bytes are
+    (``active_content``, when they are known); None when neither says so. The one rule
+    the app's Open and the export's links follow."""
+    if is_risky_to_open(name):
+        return "a kind of file that can run code when opened"
+    return None if data is None else active_content(data, name)
 
 
 ZONE_INTERNET = 3

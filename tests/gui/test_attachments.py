@@ -34,7 +34,7 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QStyleOptionViewItem
 from test_models import Recording
 
-from bucket_chat_desktop.gui import attachments as attachments_feature
+from bucket_chat_desktop import download_mark
 from bucket_chat_desktop.gui import theme
 from bucket_chat_desktop.gui.attachments import AttachmentsFeature, install
 from bucket_chat_desktop.gui.controller import Controller
@@ -855,7 +855,7 @@ def test_opened_and_saved_copies_carry_the_downloaded_mark(
 ) -> None:
     """As on Windows: the mark is an alternate data stream named ``<file>:Zone.Identifier``
     (on Linux that path is a plain sibling file, which lets the test read it)."""
-    monkeypatch.setattr(attachments_feature, "PLATFORM", "win32")
+    monkeypatch.setattr(download_mark, "PLATFORM", "win32")
     opened: list[QUrl] = []
     chat.feature.open_url = opened.append
     report = tmp_path / "report.pdf"
@@ -877,9 +877,9 @@ def test_opened_and_saved_copies_carry_the_downloaded_mark(
 def test_no_mark_is_written_where_nothing_enforces_one(tmp_path: Path) -> None:
     path = tmp_path / "x.pdf"
     path.write_bytes(b"x")
-    assert attachments_feature.mark_as_downloaded(path, platform="linux") is False
+    assert download_mark.mark_as_downloaded(path, platform="linux") is False
     assert [p.name for p in tmp_path.iterdir()] == ["x.pdf"]
-    assert attachments_feature.mark_as_downloaded(path, platform="win32") is True
+    assert download_mark.mark_as_downloaded(path, platform="win32") is True
     assert (tmp_path / "x.pdf:Zone.Identifier").read_bytes().startswith(b"[ZoneTransfer]")
 
 

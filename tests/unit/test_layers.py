@@ -5,8 +5,10 @@ Imports flow one way::
     protocol  <-  storage, keys, index, settings  <-  sync  <-  gui, cli  <-  app, smoke
 
 with plain helpers (``osfiles``, ``paths``, ``timestamps``, ``keyring_policy`` and the
-package root's ``__version__``) under everything but ``protocol``, and ``crashes`` (the
-desktop app's crash reports) for gui, cli and app. Siblings of one layer do not import each other.
+package root's ``__version__``) under everything but ``protocol``, ``crashes`` (the
+desktop app's crash reports) for gui, cli and app, and ``download_mark`` (the "downloaded
+from the internet" mark, over protocol and osfiles) for export, gui and cli. Siblings of
+one layer do not import each other.
 Qt (PySide6, shiboken6, qasync) appears only in ``gui/``, ``app.py`` and ``smoke.py``.
 ``protocol/`` is pure: it imports nothing of the package but itself, only pure modules from
 outside, and never reads the clock. Importing any module has no side effect: it writes no
@@ -46,6 +48,9 @@ ALLOWED: dict[str, set[str]] = {
     "paths": set(),
     "timestamps": set(),
     "keyring_policy": set(),
+    # the "downloaded from the internet" mark on every file copied out of a room: the
+    # app's Open and Save as…, and the export (app and CLI) alike
+    "download_mark": {"protocol", "osfiles"},
     "crashes": HELPERS,
     # storage, keys, index and settings sit side by side and do not lean on each other
     "storage": {"protocol"} | HELPERS,
@@ -54,9 +59,9 @@ ALLOWED: dict[str, set[str]] = {
     "settings": {"protocol"} | HELPERS,
     "sync": {"protocol"} | LOCAL_STATE | HELPERS,
     # a room's timeline turned into files (HTML, JSONL): for the CLI and the app alike
-    "export": {"protocol", "sync"} | LOCAL_STATE | HELPERS,
-    "cli": {"protocol", "sync", "export", "crashes"} | LOCAL_STATE | HELPERS,
-    "gui": {"protocol", "sync", "export", "crashes"} | LOCAL_STATE | HELPERS,
+    "export": {"protocol", "sync", "download_mark"} | LOCAL_STATE | HELPERS,
+    "cli": {"protocol", "sync", "export", "crashes", "download_mark"} | LOCAL_STATE | HELPERS,
+    "gui": {"protocol", "sync", "export", "crashes", "download_mark"} | LOCAL_STATE | HELPERS,
     "app": {"protocol", "sync", "crashes", "gui", "smoke"} | LOCAL_STATE | HELPERS,
     # the packaged app's self-test drives the real app
     "smoke": {"protocol", "sync", "crashes", "gui", "app"} | LOCAL_STATE | HELPERS,

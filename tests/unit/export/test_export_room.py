@@ -1384,3 +1384,181 @@ def test_the_cli_with_force_keeps_the_users_files_and_says_where_it_wrote(
     out = capsys.readouterr()
     assert f"2 copied to {tmp_path / 'Q4_files (2)'}" in out.out
     assert "Q4_files already holds other files: left as it was" in out.err
+
+
+# -- a cancel while the page takes its name -------------------------------------------------
+
+
+def _slow_folder_sync(
+    monkeypatch: pytest.MonkeyPatch, folder: Path, meanwhile: Callable[[], None]
+) -> list[Path]:
+    """The page's folder synced after the page took its name (``atomic_output``'s end)
+    takes its time, as on a slow disk: ``meanwhile()`` runs then, in the worker thread.
+    Returns what the page's name held at that moment (the new page, once)."""
+    from bucket_chat_desktop import osfiles
+
+    real = osfiles.fsync_dir
+    seen: list[Path] = []
+
+    def slow_disk(where: Path | int) -> None:
+        if isinstance(where, Path) and where == folder and not seen:
+            seen.append(where)
+            meanwhile()
+        real(where)
+
+    monkeypatch.setattr(osfiles, "fsync_dir", slow_disk)
+    return seen
+
+
+def _until(check: Callable[[], bool], seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+@pytest.mark.skipif(
+    sys.platform == "win32" or threading.current_thread() is not threading.main_thread(),
+    reason="a real SIGINT to this process, as Ctrl-C sends",
+)
+def test_ctrl_c_while_the_page_takes_its_name_leaves_a_whole_export(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Red team rt65 (finding 3): a cancel that came while the finished page was flushed,
+    renamed over the user's earlier page (``--force``) and synced was raised once the
+    rename was done: the export then removed every attachment the new page links, and
+    said it was interrupted. Now the step runs to its end, the export is complete (its
+    files stay) and ``bucket-chat export`` says the interrupt came too late (exit 0)."""
+    import argparse
+    import signal
+
+    from bucket_chat_desktop.cli import export_cmd
+
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        pytest.skip("SIGINT is not Python's default here: asyncio.run would not take it")
+    store = tmp_path / "store"
+    _files_room(store)
+    monkeypatch.setenv("BUCKET_CHAT_HOME", str(tmp_path / "home"))
+    path = tmp_path / "Q4.html"
+    path.write_bytes(b"ALICE'S EARLIER EXPORT, replaced on purpose")
+    main: list[asyncio.Task[Any]] = []
+
+    def ctrl_c() -> None:
+        os.kill(os.getpid(), signal.SIGINT)  # asyncio.run cancels the command's task
+        _until(lambda: main[0].cancelling() > 0)
+
+    _slow_folder_sync(monkeypatch, tmp_path, ctrl_c)
+    args = argparse.Namespace(output=str(path), format="html", force=True, max_attachment_mb=10)
+
+    async def command() -> int:
+        main.append(asyncio.current_task())  # type: ignore[arg-type]
+        return await export_cmd.run_export(args, LocalStorage(store), ROOM)
+
+    try:
+        code = asyncio.run(command())
+    except KeyboardInterrupt:
+        pytest.fail("the export was undone around the page that replaced the user's")
+    assert code == 0
+    assert path.read_bytes().startswith(b"<!DOCTYPE html>")
+    assert sorted(_hrefs(path)) == ["Q4_files/budget.xlsx", "Q4_files/notes.txt"]
+    assert (tmp_path / "Q4_files" / "budget.xlsx").read_bytes() == FORGED
+    assert (tmp_path / "Q4_files" / "notes.txt").read_bytes() == b"bob's notes"
+    out = capsys.readouterr()  # lines wrapped to the terminal: compared word by word
+    assert "was written: the export is complete (not undone)" in " ".join(out.err.split())
+    assert "attachments: 2 copied to" in " ".join(out.out.split())
+
+
+def test_a_cancel_while_the_page_takes_its_name_is_too_late(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same as the app's Cancel does it (the task cancelled, twice even): the export
+    is done, its summary says the cancel came late, nothing it wrote is removed."""
+    store = tmp_path / "store"
+    _files_room(store)
+    path = tmp_path / "Q4.html"
+    path.write_bytes(b"an earlier export")
+    task: list[asyncio.Task[Any]] = []
+    loop: list[asyncio.AbstractEventLoop] = []
+
+    def cancel_twice() -> None:
+        for n in (1, 2):
+            loop[0].call_soon_threadsafe(task[0].cancel)
+            _until(lambda n=n: task[0].cancelling() >= n)  # type: ignore[misc]
+
+    _slow_folder_sync(monkeypatch, tmp_path, cancel_twice)
+
+    async def go() -> tuple[ExportSummary, bool]:
+        loop.append(asyncio.get_running_loop())
+        task.append(
+            asyncio.create_task(run_export(store, tmp_path / "d", "html", path, force=True))
+        )
+        summary, _ = await task[0]
+        return summary, task[0].cancelling() == 0
+
+    summary, uncancelled = asyncio.run(go())
+    assert summary.cancelled_late and uncancelled
+    assert path.read_bytes().startswith(b"<!DOCTYPE html>")
+    assert sorted(p.name for p in (tmp_path / "Q4_files").iterdir()) == [
+        "budget.xlsx",
+        "notes.txt",
+    ]
+
+
+def test_a_cancel_before_a_failed_rename_leaves_the_earlier_page(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cancelled while the page was to take its name, and that failed (Windows: the old
+    page held open by another program): nothing was published, so the cancel stands and
+    the export's files go; the earlier page is as it was."""
+    from bucket_chat_desktop import osfiles
+
+    store = tmp_path / "store"
+    _files_room(store)
+    path = tmp_path / "Q4.html"
+    path.write_bytes(b"an earlier export")
+    task: list[asyncio.Task[Any]] = []
+    loop: list[asyncio.AbstractEventLoop] = []
+
+    def refused(temp: Path, final: Path) -> None:
+        loop[0].call_soon_threadsafe(task[0].cancel)
+        _until(lambda: task[0].cancelling() > 0)
+        raise PermissionError(13, "in use by another program", str(final))
+
+    monkeypatch.setattr(osfiles, "_replace", refused)
+
+    async def go() -> None:
+        loop.append(asyncio.get_running_loop())
+        task.append(
+            asyncio.create_task(run_export(store, tmp_path / "d", "html", path, force=True))
+        )
+        await task[0]
+
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(go())
+    assert path.read_bytes() == b"an earlier export"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["Q4.html", "d", "store"]
+
+
+# -- the files copied carry the "downloaded from the internet" mark ------------------------
+
+
+def test_every_file_an_export_copies_is_marked_as_downloaded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Red team rt65 (finding 4): Open and Save as… mark their copies (Mark-of-the-Web,
+    macOS quarantine), the export's copies were not: a program double-clicked in
+    ``Q4_files`` ran without the system's warning. As on Windows: the mark is the stream
+    ``<file>:Zone.Identifier`` (on Linux a file of that name beside it)."""
+    from bucket_chat_desktop import download_mark
+
+    monkeypatch.setattr(download_mark, "PLATFORM", "win32")
+    store = tmp_path / "store"
+    _files_room(store)
+    path = tmp_path / "Q4.html"
+    summary, _ = asyncio.run(run_export(store, tmp_path / "d", "html", path))
+    assert summary.copied == 2
+    folder = tmp_path / "Q4_files"
+    for name in ("budget.xlsx", "notes.txt"):
+        assert (
+            folder / f"{name}:Zone.Identifier"
+        ).read_bytes() == b"[ZoneTransfer]\r\nZoneId=3\r\n"

@@ -31,6 +31,7 @@ from bucket_chat_desktop.protocol.attachments import (
     is_risky_to_open,
     message_text,
     middle_cut,
+    not_to_open,
     parse_file_content,
     quarantine_attribute,
     safe_file_name,
@@ -274,6 +275,51 @@ def test_programs_and_scripts_are_risky_to_open(name: str, risky: bool) -> None:
 )
 def test_more_kinds_that_run_code_are_risky_to_open(name: str) -> None:
     assert is_risky_to_open(name)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        # Red team rt65: Chromium's own table (no platform overrides it) gives text/html
+        # to .shtm and application/xhtml+xml to .xhtm; mime.types gives .xhtm too
+        "agenda.shtm",
+        "minutes.xhtm",
+        "minutes.XHTM",
+        # Firefox's text/html; IIS's (and so Windows' registry where it is installed)
+        "page.ehtml",
+        "page.stm",
+        "page.hxt",
+        "folder.htt",
+        # the rest browsers show as web pages, SVG or XML documents, all of which run
+        # scripts (an XML file in the XHTML namespace, or through its stylesheet)
+        "page.shtml",
+        "page.xht",
+        "logo.svgz",
+        "saved.mht",
+        "saved.mhtml",
+        "data.xml",
+        "style.xsl",
+        "feed.rss",
+        "feed.atom",
+        "graph.rdf",
+        "app.xul",
+        "binding.xbl",
+    ],
+)
+def test_every_name_a_browser_opens_as_a_web_page_is_risky(name: str) -> None:
+    assert is_risky_to_open(name)
+    assert not_to_open(name) == "a kind of file that can run code when opened"
+
+
+def test_not_to_open_is_the_name_or_the_bytes() -> None:
+    """The one rule the app's Open and the export's links follow."""
+    assert not_to_open("notes.txt") is None
+    assert not_to_open("notes.txt", b"plain words") is None
+    assert not_to_open("notes.txt", b"<html><script>x()</script>") == (
+        "a web page or other markup a browser runs"
+    )
+    assert not_to_open("minutes", b"MZ\x90\x00") == "a program"
+    assert not_to_open("agenda.shtm", b"plain words") is not None
 
 
 def zip_of(first: str, extra: bytes = b"") -> bytes:
