@@ -69,6 +69,7 @@ def test_search_of_an_empty_index_is_not_an_error(tmp_path: Path, device) -> Non
         "hits": [],
         "more": False,
         "next": None,
+        "not_searchable_yet": 0,
     }
 
 

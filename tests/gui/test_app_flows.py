@@ -78,6 +78,7 @@ class Device:
             # can take longer than the 1.2 s a person waits; this device is not a test
             # of that deadline (tests/integration/test_hung_network.py is).
             BUCKET_CHAT_INTERACTIVE_DEADLINE="15",
+            COLUMNS="100000",  # its lines read whole (a pipe's are cut at 80: ``fit``)
         )
         return env
 
