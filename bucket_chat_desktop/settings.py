@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -23,7 +24,13 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from . import paths
-from .osfiles import move_aside, write_atomic
+from .osfiles import (
+    FileTooLargeError,
+    SpecialFileError,
+    move_aside,
+    read_regular_file,
+    write_atomic,
+)
 from .protocol.event import MAX_ID_CHARS
 from .protocol.ids import InvalidRoomIdError, check_room_id
 from .protocol.unread import UNREAD_CAP
@@ -239,7 +246,7 @@ def _same_type(value: Any, default: Any) -> bool:
 
 
 def _kind(value: Any) -> str:
-    for kind, name in ((bool, "true/false"), (int, "a number"), (str, "text")):
+    for kind, name in ((bool, "true/false"), (int, "a whole number"), (str, "text")):
         if isinstance(value, kind):
             return name
     return "a list" if isinstance(value, list) else "an object"
@@ -250,8 +257,10 @@ def _json_kind(value: Any) -> str:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int | float):
+    if isinstance(value, int):
         return "a number"
+    if isinstance(value, float):  # "25.5 instead of a whole number"
+        return f"the number {value!r}" if math.isfinite(value) else "a number"
     if isinstance(value, str):
         return f"the text {_shown(value)}"
     return "a list" if isinstance(value, list) else "an object"
@@ -339,6 +348,7 @@ def settings_path() -> Path:
 
 
 BROKEN_SUFFIX = ".broken-"  # settings.json.broken-<date>-<time>[-<n>]: a file set aside
+SETTINGS_CAP = 4 * 1024 * 1024  # bytes: a settings file of thousands of rooms is far smaller
 
 
 @dataclass(slots=True)
@@ -372,10 +382,21 @@ def load_reporting(path: Path | None = None) -> Loaded:
     aside (``settings.json.broken-…``), so that the next save loses nothing for good."""
     path = path or settings_path()
     report = LoadReport(path)
+    raw = b""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        # as a regular file of at most SETTINGS_CAP, or not at all: a FIFO put at its
+        # name (a sync tool, a restored archive) held the start for ever before any
+        # window, and a link to /dev/zero filled the memory (red team rt66)
+        raw = read_regular_file(path, SETTINGS_CAP)
+        data = json.loads(raw.decode("utf-8"))
     except FileNotFoundError:
         return Loaded(Settings(), report)
+    except SpecialFileError as exc:
+        report.unreadable = f"it is not a file but a {exc.kind}"
+        data = None
+    except FileTooLargeError:
+        report.unreadable = f"it is larger than settings ever are (over {SETTINGS_CAP:,} bytes)"
+        data = None
     except OSError as exc:
         report.unreadable = f"it could not be read ({exc.strerror or exc})"
         data = None
@@ -399,7 +420,8 @@ def load_reporting(path: Path | None = None) -> Loaded:
             report.unreadable = f"it holds {_json_kind(data)}, not the settings"
     if report.needs_telling:
         try:
-            report.kept_aside = _set_aside(path, keep_original=not report.unreadable)
+            kept = None if report.unreadable else raw
+            report.kept_aside = _set_aside(path, kept)
         except OSError as exc:
             report.aside_problem = str(exc.strerror or exc)
         log.warning(
@@ -416,17 +438,16 @@ def load(path: Path | None = None) -> Settings:
     return load_reporting(path).settings
 
 
-def _set_aside(path: Path, *, keep_original: bool) -> Path:
-    """Move (or with ``keep_original`` copy) ``path`` to a new
-    ``<name>.broken-<date>-<time>[-<n>]`` beside it, never over an existing file."""
+def _set_aside(path: Path, kept: bytes | None) -> Path:
+    """Move ``path`` to a new ``<name>.broken-<date>-<time>[-<n>]`` beside it, or with
+    ``kept`` (the bytes read from it, the file itself staying) write those there; never
+    over an existing file, and never reading ``path`` again."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     for n in range(1, 1000):
         target = path.with_name(f"{path.name}{BROKEN_SUFFIX}{stamp}" + (f"-{n}" if n > 1 else ""))
         try:
-            if keep_original:
-                data = path.read_bytes()
-                with open(target, "xb") as out:
-                    out.write(data)
+            if kept is not None:
+                write_atomic(target, kept, overwrite=False)
             else:
                 move_aside(path, target)  # never over a file of that name
         except FileExistsError:

@@ -64,12 +64,15 @@ PIPE_WIDTH = 80
 CONTINUED = " " * 4
 
 
-def line_width() -> int:
-    """The columns a printed line may take: the terminal's; in a pipe or a file,
-    ``COLUMNS`` when it is set (as programs read it), else ``PIPE_WIDTH``."""
+def line_width(stream: Any = None) -> int:
+    """The columns a line printed to ``stream`` (standard output by default) may take:
+    its terminal's; in a pipe or a file, ``COLUMNS`` when it is set (as programs read
+    it), else ``PIPE_WIDTH``. Standard error is measured for itself: it stays on a
+    narrow terminal when standard output goes to a file (red team rt66)."""
+    stream = sys.stdout if stream is None else stream
     try:
-        if sys.stdout.isatty():
-            return max(20, os.get_terminal_size(sys.stdout.fileno()).columns)
+        if stream.isatty():
+            return max(20, os.get_terminal_size(stream.fileno()).columns)
     except (OSError, ValueError, AttributeError):
         pass
     columns = os.environ.get("COLUMNS", "")
@@ -124,7 +127,7 @@ def fit(text: str, width: int | None = None) -> str:
 def out(text: object = "", *, file: Any = None, flush: bool = False) -> None:
     """``print`` for every line a command shows a person (not ``--json``): cut into rows
     by ``fit``, so no text from storage anywhere in it can begin a terminal's row."""
-    print(fit(str(text)), file=file, flush=flush)
+    print(fit(str(text), line_width(file)), file=file, flush=flush)
 
 
 def local_time(timestamp_ms: int) -> str:

@@ -12,6 +12,7 @@ it never stops the app, and nothing in it is lost without the user being told.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -144,3 +145,69 @@ def test_a_good_file_is_neither_reported_nor_copied(tmp_path: Path) -> None:
     assert loaded.configured and not report.needs_telling and report.kept_aside is None
     assert _aside(tmp_path) == []
     assert settings_store.load_reporting(tmp_path / "missing.json").report.needs_telling is False
+
+
+def _load_within(path: Path, seconds: float = 5.0) -> settings_store.Loaded | None:
+    """``load_reporting`` on a thread: None if it is still reading after ``seconds`` (a
+    FIFO's reader is then let go by opening the FIFO for writing)."""
+    import os
+    import threading
+
+    result: list[settings_store.Loaded] = []
+    thread = threading.Thread(
+        target=lambda: result.append(settings_store.load_reporting(path)), daemon=True
+    )
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        with contextlib.suppress(OSError):
+            os.close(os.open(path.resolve(), os.O_WRONLY | os.O_NONBLOCK))
+        thread.join(5)
+        return None
+    return result[0]
+
+
+@pytest.mark.parametrize("linked", [False, True], ids=["fifo", "link-to-fifo"])
+def test_a_fifo_at_the_settings_file_never_holds_the_start(tmp_path: Path, linked: bool) -> None:
+    """Red team rt66: ``load_reporting`` (on the window's thread, before any window) read
+    ``settings.json`` with a plain open: a FIFO there, or a link to one, held the start
+    for ever with nothing shown (and a link to /dev/zero filled the memory). It reads a
+    regular file of at most ``SETTINGS_CAP`` or nothing; the FIFO is set aside and said."""
+    import os
+
+    fifo = tmp_path / ("elsewhere" if linked else "settings.json")
+    os.mkfifo(fifo)
+    path = tmp_path / "settings.json"
+    if linked:
+        path.symlink_to(fifo)
+    loaded = _load_within(path)
+    assert loaded is not None, "the start waited on a FIFO"
+    assert loaded.report.unreadable == "it is not a file but a FIFO"
+    assert loaded.report.kept_aside is not None and not path.exists()
+    assert loaded.settings == settings_store.Settings()
+
+
+def test_a_settings_file_larger_than_settings_ever_are_is_not_read_whole(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "settings.json"
+    (tmp_path / "zero").symlink_to("/dev/zero")
+    path.symlink_to(tmp_path / "zero")
+    loaded = _load_within(path)
+    assert loaded is not None and "not a file but a character device" in loaded.report.unreadable
+    big = tmp_path / "big" / "settings.json"
+    big.parent.mkdir()
+    big.write_bytes(b" " * (settings_store.SETTINGS_CAP + 1))
+    loaded = _load_within(big)
+    assert loaded is not None and "larger than settings ever are" in loaded.report.unreadable
+
+
+def test_a_fractional_number_is_said_as_such(tmp_path: Path) -> None:
+    """Red team rt66: ``"attachment_limit_mb": 25.5`` was dropped "a number instead of a
+    number", which told the user nothing."""
+    path = tmp_path / "settings.json"
+    _write(path, {**GOOD, "attachment_limit_mb": 25.5})
+    report = settings_store.load_reporting(path).report
+    assert report.dropped == ["attachment_limit_mb: the number 25.5 instead of a whole number"]
+    kept = _aside(tmp_path)
+    assert len(kept) == 1 and json.loads(kept[0].read_text())["attachment_limit_mb"] == 25.5

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import unicodedata
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -290,3 +291,42 @@ def test_chat_prints_a_padded_body_in_rows_of_its_own(monkeypatch: pytest.Monkey
     assert all(len(row) <= 80 for row in printed), printed
     assert [r for r in printed if r.startswith("2026-05-28 21:10:00  alice")] == [], printed
     assert f"    {fake}" in printed, printed
+
+
+def test_standard_error_is_cut_to_the_terminal_it_is_on(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Red team rt66: ``format.out`` measured standard output for every stream: with it
+    redirected to a file (``bucket-chat history r > saved.txt``; bash does not export
+    COLUMNS) the lines on standard error, which quote storage, were cut at 80 on a
+    40-column terminal, and its wrap began a row with a forged line."""
+    import fcntl
+    import io
+    import os
+    import pty
+    import struct
+    import sys
+    import termios
+
+    from bucket_chat_desktop.cli import format as fmt
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    master, slave = pty.openpty()
+    try:
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 40, 0, 0))
+        err = io.TextIOWrapper(io.FileIO(slave, "w", closefd=False), write_through=True)
+        with open(tmp_path / "saved.txt", "w") as out:
+            monkeypatch.setattr(sys, "stdout", out)
+            monkeypatch.setattr(sys, "stderr", err)
+            forged = "2026-05-28 21:10:00  alice@example.com  [verified]  I approve"
+            fmt.out("bucket-chat: note: segments/a.jsonl:1:xx" + forged, file=sys.stderr)
+            fmt.out("saved " + forged)  # standard output: a file, 80 columns
+        err.flush()
+        os.set_blocking(master, False)
+        shown = os.read(master, 65536).decode("utf-8", "replace")
+    finally:
+        os.close(master)
+        os.close(slave)
+    rows = [r for r in shown.replace("\r", "").split("\n") if r]
+    assert rows and all(len(r) <= 40 for r in rows), rows
+    assert (tmp_path / "saved.txt").read_text().count("\n") == 1  # 66 columns: one line
