@@ -34,7 +34,14 @@ from .base import (
     StoragePermissionError,
     check_object_path,
 )
-from .cloud import busy, exception_chain, one_line, redirect_refused, service_code
+from .cloud import (
+    busy,
+    exception_chain,
+    hide_secrets,
+    one_line,
+    redirect_refused,
+    service_code,
+)
 from .feed import MAX_IGNORED_KEPT, ChangeBatch, ChangeFeed, FeedGoneError
 from .s3 import AUTH_CODES, CREDENTIAL_ERRORS, CREDENTIAL_HINT, THROTTLE_CODES
 from .url import StorageLocation
@@ -414,6 +421,10 @@ class SqsChangeFeed(ChangeFeed):
                 log.debug("closing %s: %s", self.describe(), exc)
 
     def _error(self, exc: BaseException, what: str) -> StorageError:
+        """``exc`` as one ``StorageError`` that quotes no secret (``hide_secrets``)."""
+        return hide_secrets(self._mapped_error(exc, what), self._secrets)
+
+    def _mapped_error(self, exc: BaseException, what: str) -> StorageError:
         if isinstance(exc, StorageError):
             return exc
         endpoint = urlsplit(self.queue_url).netloc
