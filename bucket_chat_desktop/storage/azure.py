@@ -16,8 +16,10 @@ from __future__ import annotations
 import base64
 import functools
 import os
+import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from .base import (
     StorageAuthError,
@@ -44,6 +46,7 @@ from .cloud import (
     refuse_xml_declarations,
     service_code,
 )
+from .url import address_shown
 
 SINGLE_PUT = 64 * 1024 * 1024
 """The largest write sent as one Put Blob (the SDK's default); larger ones go as blocks."""
@@ -84,6 +87,32 @@ def parse_connection_string(text: str) -> dict[str, str]:
         out.setdefault("accountkey", DEV_KEY)
         out.setdefault("blobendpoint", f"http://127.0.0.1:10000/{DEV_ACCOUNT}")
     return out
+
+
+_HOST = re.compile(r"[a-z0-9._-]+|[0-9a-f:.]+")
+
+
+def _checked_account_url(endpoint: str, what: str) -> str:
+    """The blob endpoint a connection string names (its ``BlobEndpoint``, or the one made
+    of its protocol, account name and suffix) as the SDK may be given it, or a
+    ``StorageAuthError`` that quotes none of it: the SDK's own errors quote it whole
+    (``Invalid URL: …``), and a connection string written without a ``;`` puts its
+    account key in it. Its query may be a SAS token, as the SDK reads it."""
+    wrong = StorageAuthError(
+        f"{what}: the Azure blob endpoint is no http(s) address: check the account name and the "
+        "connection string's BlobEndpoint, DefaultEndpointsProtocol and EndpointSuffix"
+    )
+    if "@" in endpoint or any(c.isspace() or ord(c) < 32 for c in endpoint):
+        raise wrong
+    try:
+        parts = urlsplit(endpoint)
+        host = parts.hostname or ""
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:  # its text quotes a piece of the endpoint
+        raise wrong from None
+    if parts.scheme not in ("http", "https") or not _HOST.fullmatch(host):
+        raise wrong
+    return endpoint
 
 
 def _content_tag(blob: Any) -> str | None:
@@ -236,6 +265,8 @@ class AzureStorage(FsspecStorage):
             protocol = conn.get("defaultendpointsprotocol", "https")
             suffix = conn.get("endpointsuffix", "core.windows.net")
             endpoint = f"{protocol}://{account}.blob.{suffix}"
+        if "endpoint_url" not in opts:  # the option is checked (url.py); this is not
+            endpoint = _checked_account_url(endpoint, f"cannot open {self.display()}")
         key = key or conn.get("accountkey")
         sas = sas or conn.get("sharedaccesssignature")
         credential: Any = None
@@ -252,7 +283,8 @@ class AzureStorage(FsspecStorage):
             credential = AzureSasCredential(sas.lstrip("?"))
         elif endpoint.startswith("http://"):
             raise StorageAuthError(
-                f"cannot open {self.display()}: the http:// endpoint {endpoint} (an emulator?) "
+                f"cannot open {self.display()}: the http:// endpoint {address_shown(endpoint)} "
+                "(an emulator?) "
                 "needs an account key, SAS token or connection string; "
                 "Azure sign-in tokens are only sent over https: " + CREDENTIAL_HINT
             )

@@ -31,6 +31,7 @@ import errno
 import functools
 import hashlib
 import logging
+import os
 import re
 import socket
 import ssl
@@ -39,6 +40,7 @@ import weakref
 import zlib
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Iterator, Mapping
 from typing import Any, ClassVar, Concatenate, ParamSpec, TypeVar
+from urllib.parse import quote, unquote
 
 from .base import (
     DEFAULT_MAX_READ,
@@ -112,10 +114,63 @@ def exception_chain(exc: BaseException) -> Iterator[BaseException]:
         current = current.__cause__ or current.__context__
 
 
+_URL_USER_INFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^\s/?#'\"<>@]*@")
+_URL_QUERY = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^\s?#'\"<>]*)[?#][^\s'\"<>]*")
+SECRET_ENV = (
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AZURE_STORAGE_ACCOUNT_KEY",
+    "AZURE_STORAGE_SAS_TOKEN",
+    "AZURE_STORAGE_CONNECTION_STRING",
+    "AZURE_CLIENT_SECRET",
+)
+"""Environment variables of the SDKs that hold a secret (``secret_texts``)."""
+_SECRET_FIELDS = ("accountkey", "sharedaccesssignature", "sig")
+_MIN_SECRET_CHARS = 6  # shorter values are no secret worth the name, and common words
+
+
+def without_url_secrets(text: str) -> str:
+    """``text`` with the user info and the query (or ``#`` part) of every URL in it left
+    out: an SDK's error quotes the request's URL, whose query holds an Azure SAS token
+    (``…&sig=…``), or the endpoint as given, which may hold a password."""
+    return _URL_QUERY.sub(r"\1?…", _URL_USER_INFO.sub(r"\1…@", text))
+
+
 def one_line(text: object, limit: int = 200) -> str:
-    """The first line of a service message, trimmed: error messages stay one line."""
+    """The first line of a service message, trimmed, without the secrets a URL in it may
+    hold (``without_url_secrets``): error messages stay one line and quote no secret."""
     line = str(text).strip().splitlines()[0] if str(text).strip() else ""
+    line = without_url_secrets(line)
     return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def secret_texts(secrets: Mapping[str, str]) -> set[str]:
+    """Every text a message must not quote: the secrets given (a profile's), those of the
+    SDKs' environment variables (``SECRET_ENV``), and the account key, SAS token and SAS
+    signature inside a connection string or SAS token, as written and %-encoded."""
+    found: set[str] = set()
+    values = [*secrets.values(), *(os.environ.get(name) or "" for name in SECRET_ENV)]
+    for value in values:
+        found.add(value.strip())
+        for part in re.split(r"[;&?]", value):
+            key, sep, field = part.partition("=")
+            if sep and key.strip().lower() in _SECRET_FIELDS:
+                found.update((field.strip(), unquote(field.strip())))
+    found.update([quote(text, safe="") for text in found] + [unquote(text) for text in found])
+    return {text for text in found if len(text) >= _MIN_SECRET_CHARS}
+
+
+def hide_secrets(error: StorageError, secrets: Mapping[str, str]) -> StorageError:
+    """``error`` with every secret (``secret_texts``) and every URL's user info and query
+    left out of its message: whatever an SDK's text quoted (a connection string's account
+    key in a URL it could not read, a SAS token in a request's URL) is never shown."""
+    text = str(error)
+    clean = without_url_secrets(text)
+    for secret in sorted(secret_texts(secrets), key=len, reverse=True):
+        clean = clean.replace(secret, "…")
+    if clean != text:
+        error.args = (clean, *error.args[1:])
+    return error
 
 
 CODE_CHARS = 80
@@ -1000,7 +1055,11 @@ class FsspecStorage(Storage, abc.ABC):
         return f"{self.location.root()} at {endpoint}" if endpoint else self.location.root()
 
     def _error(self, exc: BaseException, what: str) -> StorageError:
-        """Map any failure to one ``StorageError`` with one line a user can act on."""
+        """Map any failure to one ``StorageError`` with one line a user can act on, which
+        quotes no secret (``hide_secrets``)."""
+        return hide_secrets(self._mapped_error(exc, what), self._secrets)
+
+    def _mapped_error(self, exc: BaseException, what: str) -> StorageError:
         if isinstance(exc, StorageError):
             return exc
         for item in exception_chain(exc):

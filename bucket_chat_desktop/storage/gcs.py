@@ -20,7 +20,6 @@ import os
 import random
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 from .base import (
     StorageAuthError,
@@ -44,6 +43,7 @@ from .cloud import (
     read_bounded,
     redirect_reason,
 )
+from .url import split_url
 
 CREDENTIAL_HINT = (
     "set GOOGLE_APPLICATION_CREDENTIALS, run 'gcloud auth application-default login', "
@@ -203,7 +203,10 @@ class GCSStorage(FsspecStorage):
             os.path.expanduser(opts["credentials_file"]) if "credentials_file" in opts else None
         )
         if self.location.anonymous or (
-            key_file is None and endpoint and urlsplit(endpoint).scheme == "http"
+            key_file is None
+            and endpoint
+            # The option is checked; the variable may hold a '[' … ']' urlsplit quotes.
+            and split_url(endpoint, "the GCS endpoint (STORAGE_EMULATOR_HOST?)").scheme == "http"
         ):
             kwargs["token"] = "anon"
         elif key_file is not None:

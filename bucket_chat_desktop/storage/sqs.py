@@ -34,7 +34,14 @@ from .base import (
     StoragePermissionError,
     check_object_path,
 )
-from .cloud import busy, exception_chain, one_line, redirect_refused, service_code
+from .cloud import (
+    busy,
+    exception_chain,
+    hide_secrets,
+    one_line,
+    redirect_refused,
+    service_code,
+)
 from .feed import MAX_IGNORED_KEPT, ChangeBatch, ChangeFeed, FeedGoneError
 from .s3 import AUTH_CODES, CREDENTIAL_ERRORS, CREDENTIAL_HINT, THROTTLE_CODES
 from .url import StorageLocation
@@ -75,9 +82,18 @@ def check_queue_url(value: str) -> str:
     or an S3-compatible service's; raises ``ValueError`` with what is wrong."""
     from .url import address_shown
 
-    parts = urlsplit(value)
-    # First, and the value is never quoted whole: it may hold a password.
-    if "@" in value or parts.query or parts.fragment:
+    # First, before urlsplit (whose errors quote it), and the value is never quoted
+    # whole: it may hold a password.
+    if "@" in value:
+        raise ValueError("queue_url must not carry credentials, a query or a '#' part")
+    try:
+        parts = urlsplit(value)
+        parts.hostname  # noqa: B018 - read below
+    except ValueError:  # its text quotes the value's '[' … ']'
+        raise ValueError(
+            "queue_url cannot be read: '[' and ']' may only enclose an IPv6 address"
+        ) from None
+    if parts.query or parts.fragment:
         raise ValueError("queue_url must not carry credentials, a query or a '#' part")
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(
@@ -94,7 +110,10 @@ def check_queue_url(value: str) -> str:
 
 def queue_region(queue_url: str) -> str | None:
     """The AWS region in an AWS queue URL's host, else None."""
-    host = urlsplit(queue_url).hostname or ""
+    try:
+        host = urlsplit(queue_url).hostname or ""
+    except ValueError:  # not a checked queue URL
+        return None
     found = _AWS_SQS_HOST.fullmatch(host) or _LEGACY_HOST.fullmatch(host)
     return found.group(1) if found else None
 
@@ -402,6 +421,10 @@ class SqsChangeFeed(ChangeFeed):
                 log.debug("closing %s: %s", self.describe(), exc)
 
     def _error(self, exc: BaseException, what: str) -> StorageError:
+        """``exc`` as one ``StorageError`` that quotes no secret (``hide_secrets``)."""
+        return hide_secrets(self._mapped_error(exc, what), self._secrets)
+
+    def _mapped_error(self, exc: BaseException, what: str) -> StorageError:
         if isinstance(exc, StorageError):
             return exc
         endpoint = urlsplit(self.queue_url).netloc

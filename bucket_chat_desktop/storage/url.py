@@ -16,7 +16,9 @@ still apply.
 An error about a URL never quotes a part of it that may hold a secret: user info is refused
 before anything else is looked at (a password holding ``#``, ``?`` or ``/`` splits the URL
 elsewhere than meant), and a message shows at most the scheme, bucket and prefix
-(`_redacted`), or an address's scheme and host.
+(`_redacted`), or an address's scheme and host. A URL that ``urlsplit`` cannot read (a
+``[`` … ``]`` that is no IP address, as in a password ``pa[ss]word``) is refused with a
+fixed message (`split_url`): Python's own quotes the text between the brackets.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
+from urllib.parse import SplitResult, parse_qsl, quote, unquote, urlencode, urlsplit
 
 from .base import StorageError, check_object_path
 
@@ -155,6 +157,22 @@ class StorageLocation:
         return _BOOL[self.options.get("anonymous", "false").lower()]
 
 
+def split_url(value: str, what: str = "the storage URL") -> SplitResult:
+    """``urlsplit(value)``, or a ``StorageUrlError`` that quotes no part of ``value``.
+
+    ``urlsplit`` refuses a ``[`` … ``]`` in the authority that is no IP address (a
+    password ``pa[ss]word``) with a ``ValueError`` that quotes the bracketed text: a piece
+    of a secret. ``what`` names the value in the message (never the value itself)."""
+    try:
+        parts = urlsplit(value)
+        parts.hostname  # noqa: B018 - as every caller reads it
+    except ValueError:
+        raise StorageUrlError(
+            f"{what} cannot be read: '[' and ']' may only enclose an IPv6 address"
+        ) from None
+    return parts
+
+
 def is_url(spec: str) -> bool:
     return re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", spec) is not None
 
@@ -176,15 +194,19 @@ def parse_storage_url(spec: str) -> StorageLocation:
         raise StorageUrlError(
             f"unknown storage URL scheme {scheme}:// — use a folder, s3://, gs:// or az://"
         )
-    parts = urlsplit(spec)
-    # Before any other check, whose message might quote the URL: a bucket never holds
-    # ':' or '@', so either in the part after '://' is user info (or a port).
-    if _has_user_info(spec) or parts.username is not None or parts.password is not None:
-        raise StorageUrlError(
-            "storage URLs must not carry credentials ('user:secret@') or a port: "
-            "use the SDK's environment variables or 'bucket-chat storage add' "
-            "(and endpoint_url=https://host:port for another service)"
-        )
+    # Before any other check, whose message might quote the URL, and before urlsplit,
+    # whose errors do: a bucket never holds ':' or '@', so either in the part after
+    # '://' is user info (or a port).
+    credentials = StorageUrlError(
+        "storage URLs must not carry credentials ('user:secret@') or a port: "
+        "use the SDK's environment variables or 'bucket-chat storage add' "
+        "(and endpoint_url=https://host:port for another service)"
+    )
+    if _has_user_info(spec):
+        raise credentials
+    parts = split_url(spec)
+    if parts.username is not None or parts.password is not None:
+        raise credentials
     if parts.fragment:
         raise StorageUrlError(f"storage URLs have no '#' part: {_redacted(spec)}")
     options: dict[str, str] = {}
@@ -254,16 +276,19 @@ def _check_option(name: str, value: str) -> str:
     if any(ord(c) < 32 for c in value):
         raise StorageUrlError(f"option {name!r} contains control characters")
     if name == "endpoint_url":
-        parts = urlsplit(value)
-        # First, and the value is never quoted whole: it may hold a password.
-        if "@" in value or parts.query or parts.fragment:
+        # First, before urlsplit (whose errors quote it), and the value is never quoted
+        # whole: it may hold a password.
+        if "@" in value:
+            raise StorageUrlError("endpoint_url must not carry credentials, a query or a '#' part")
+        parts = split_url(value, "endpoint_url")
+        if parts.query or parts.fragment:
             raise StorageUrlError("endpoint_url must not carry credentials, a query or a '#' part")
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise StorageUrlError(
                 f"endpoint_url must look like https://host[:port], not {address_shown(value)}"
             )
         try:
-            parts.port  # noqa: B018 - raises on a bad port
+            parts.port  # noqa: B018 - raises on a bad port (quoting it: not re-raised)
         except ValueError:
             raise StorageUrlError(
                 f"endpoint_url has a bad port (after {address_shown(value)})"
@@ -290,7 +315,7 @@ def _check_option(name: str, value: str) -> str:
 
         try:
             return check_queue_url(value)
-        except ValueError as exc:
+        except ValueError as exc:  # its own messages, which quote no part of the value
             raise StorageUrlError(str(exc)) from None
     if name == "addressing_style" and value not in ("auto", "path", "virtual"):
         raise StorageUrlError("addressing_style must be auto, path or virtual")
@@ -300,16 +325,21 @@ def _check_option(name: str, value: str) -> str:
 def _file_url_path(spec: str) -> str:
     from urllib.request import url2pathname  # slow to import; file:// URLs are rare
 
-    parts = urlsplit(spec)
-    if "@" in _authority(spec) or parts.username is not None:
+    if "@" in _authority(spec):  # before urlsplit, whose errors quote the authority
+        raise StorageUrlError("file:// URLs must not carry credentials ('user:secret@')")
+    parts = split_url(spec, "the file:// URL")
+    if parts.username is not None:
         raise StorageUrlError("file:// URLs must not carry credentials ('user:secret@')")
     if parts.query or parts.fragment:
         raise StorageUrlError(
             "file:// URLs take no options and no '#' part: write the folder's path alone"
         )
     if parts.netloc not in ("", "localhost"):
+        host = parts.hostname or ""  # quoted when it can be no piece of a secret
+        plain = re.fullmatch(r"[a-z0-9.-]+", host) and ":" not in parts.netloc
+        shown = repr(host) if plain else "…"
         raise StorageUrlError(
-            f"file:// URL with host {parts.hostname!r}: mount the share and use its folder path"
+            f"file:// URL with host {shown}: mount the share and use its folder path"
         )
     path = url2pathname(parts.path)
     if not path:
@@ -331,10 +361,13 @@ def address_shown(value: str) -> str:
     """An address (an endpoint or queue URL) as a message may quote it: its scheme and
     host only (``'minio://127.0.0.1'``), never user info, a path or a query; a value
     that is no URL at all is not quoted."""
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname or ""
+    except ValueError:  # its text quotes a part of the value
+        return "a value that is no address"
     if "://" not in value or not parts.scheme:
         return "a value without a scheme (http:// or https://)"
-    host = parts.hostname or ""
     if not re.fullmatch(r"[A-Za-z0-9._\[\]:-]*", host):
         host = "…"
     return repr(f"{parts.scheme}://{host}")

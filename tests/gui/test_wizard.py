@@ -579,6 +579,41 @@ def test_the_form_builds_urls_and_keeps_secrets_out_of_them(qtbot: Any) -> None:
     assert "endpoint_url" in form.problem()
 
 
+def test_a_bracket_in_a_password_is_a_problem_that_quotes_none_of_it(qtbot: Any) -> None:
+    """A '[' … ']' in a password (MinIO's, pasted): urlsplit's ValueError, which quotes
+    the bracketed piece, escaped problem() (Next, Test connection) to the crash reporter
+    (red team rt66)."""
+    piece = "rXUtnFEMI"
+    form = StorageForm(profiles=ProfileStore(backend=fail.Keyring()))
+    qtbot.addWidget(form)
+    form.set_kind("s3")
+    form.bucket_edit.setText("team-chat")
+    form.s3_key_id.setText("AKIAEXAMPLE")
+    form.s3_secret.setText("s3cr3t")
+    assert form.problem() == ""
+    fields = [
+        (form.endpoint_edit, f"https://minio:pa[{piece}]word@127.0.0.1:9000", "credentials"),
+        (
+            form.queue_edit,
+            f"https://AKIA:pa[{piece}]@sqs.eu-west-1.amazonaws.com/1/q",
+            "credentials",
+        ),
+        (form.endpoint_edit, f"https://[{piece}", "cannot be read"),
+        (form.queue_edit, f"https://sqs[{piece}]/1/q", "cannot be read"),
+        (form.bucket_edit, f"team[{piece}]", "cannot be read"),
+    ]
+    for edit, text, said in fields:
+        before = edit.text()
+        edit.setText(text)
+        problem = form.problem()
+        assert said in problem and piece not in problem, problem
+        assert form.test_connection() is None  # the problem is shown instead
+        assert piece not in form.result_label.text()
+        assert piece not in form.describe()
+        edit.setText(before)
+    assert form.problem() == ""
+
+
 def test_a_closed_port_fails_fast_with_one_line(
     qtbot: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -223,3 +223,64 @@ async def test_a_service_error_code_of_any_length_is_quoted_in_one_short_line(
             assert message.startswith(("cannot read", "cannot list")), message[:300]
             assert "Evil" in message and "\n" not in message, message[:300]
             assert len(message) < 1_000, len(message)
+
+
+# -- secrets an SDK's words would quote (red team rt66) --------------------------------------
+
+SIG = "SeCrEtSiGnAtUrE0123456789abcdef%3D"
+KEY = "SeCrEtAcCoUnTkEy0123456789abcdefABCDEF=="
+SAS = f"sv=2022-11-02&ss=b&srt=co&sp=rwl&se=2030-01-01T00:00:00Z&sig={SIG}"
+
+
+@pytest.mark.parametrize(
+    "connection_string",
+    [
+        # one '/' short: the SDK's ValueError "Invalid URL: …" quoted the SAS in it
+        f"BlobEndpoint=https:/acct.blob.core.windows.net/?{SAS}",
+        # a ' ' for a ';': the account key became part of the endpoint, quoted so
+        f"DefaultEndpointsProtocol=https AccountKey={KEY};AccountName=acct",
+        f"AccountName=acct;EndpointSuffix=core.windows.net AccountKey={KEY}",
+        # a '[' … ']' in the endpoint's password: urlsplit's words quote the piece
+        f"BlobEndpoint=https://acct:{KEY[:6]}[{KEY[6:]}]@acct.blob.core.windows.net/",
+        # an emulator's endpoint without a key was quoted whole, SAS and all
+        f"BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1?{SAS}",
+    ],
+    ids=["endpoint-typo", "protocol-swallows-key", "suffix-swallows-key", "brackets", "http"],
+)
+async def test_an_azure_connection_string_is_never_quoted(connection_string: str) -> None:
+    from bucket_chat_desktop.storage.azure import AzureStorage
+    from bucket_chat_desktop.storage.url import parse_storage_url
+
+    location = parse_storage_url("az://chat/team?retries=1&timeout=3")
+    store = AzureStorage(location, {"connection_string": connection_string})
+    try:
+        message = await fails(store, "exists", StorageAuthError)
+    finally:
+        await store.close()
+    for piece in (SIG, KEY, KEY[:6], KEY[6:], "sig="):
+        assert piece not in message, message
+    assert message.startswith("cannot open az://chat/team: ")
+
+
+def test_an_sdk_error_quoting_a_secret_or_a_signed_url_is_said_without_it() -> None:
+    """Whatever an SDK's exception says is quoted in the error (``one_line``): a request's
+    URL holds an Azure SAS token, and a key the SDK could not use may be in its words."""
+    from bucket_chat_desktop.storage.azure import AzureStorage
+    from bucket_chat_desktop.storage.url import parse_storage_url
+
+    location = parse_storage_url("az://chat/team?account_name=acct")
+    sas = AzureStorage(location, {"sas_token": SAS})
+    keyed = AzureStorage(location, {"connection_string": f"AccountName=acct;AccountKey={KEY}"})
+    signed = f"https://acct.blob.core.windows.net/chat?restype=container&{SAS}"
+    cases = [
+        (sas, RuntimeError(f"request to {signed} failed")),
+        (sas, ValueError(f"400, message='Bad status line', url={signed!r}")),
+        (sas, KeyError(f"unexpected {SIG}")),
+        (keyed, ValueError(f"the key {KEY} is not valid")),
+        (keyed, OSError(f"https://user:{KEY}@acct.blob.core.windows.net refused")),
+    ]
+    for store, exc in cases:
+        message = str(store._error(exc, "cannot check az://chat/team"))
+        assert message.startswith("cannot check az://chat/team: "), message
+        for piece in (SIG, KEY, "sig="):
+            assert piece not in message, message

@@ -162,8 +162,22 @@ SECRET = "wJalrXUtnFEMIK7MDENG"
         f"s3://AKIAIOSFODNN7EXAMPLE:{SECRET[:6]}#{SECRET[6:]}@mybucket/rooms",
         f"s3://mybucket/rooms?endpoint_url=minio://admin:{SECRET}@127.0.0.1:9000",
         f"file:///srv/rooms?password={SECRET}",
+        # a '[' … ']' in a password: urlsplit's ValueError quoting the bracketed piece
+        # was a traceback (red team rt66)
+        f"s3://AKIAEXAMPLE:{SECRET[:6]}[{SECRET[6:]}]@mybucket/rooms",
+        f"s3://mybucket/rooms?endpoint_url=https://minio:{SECRET[:6]}[{SECRET[6:]}]@127.0.0.1",
+        f"s3://mybucket/rooms?endpoint_url=https://[{SECRET}",
+        f"file://[{SECRET}]/srv/rooms",
     ],
-    ids=["password-with-hash", "endpoint-other-scheme", "file-query"],
+    ids=[
+        "password-with-hash",
+        "endpoint-other-scheme",
+        "file-query",
+        "password-with-brackets",
+        "endpoint-brackets-in-password",
+        "endpoint-half-bracket",
+        "file-brackets",
+    ],
 )
 def test_a_storage_url_with_a_secret_is_refused_without_printing_it(cli: Cli, url: str) -> None:
     r = cli("-s", url, "rooms", storage=False)
