@@ -17,6 +17,8 @@ with no time limit: it never appeared and said nothing. Now:
   and the form usable, waits for the same call on Retry (one key, one thread) and goes on
   by itself once the keyring answers; Cancel or closing the wizard in the real app ends
   the process although that call is still stuck;
+- a named storage whose keys the keyring does not give is not opened, and said so after
+  the deadline, with the GUI thread free throughout (its keys were read on it);
 - a keyring that answers shows no window at all.
 
 A watchdog lets the daemon go after ``THAW_AFTER`` seconds whatever happens, and every
@@ -51,7 +53,11 @@ from bucket_chat_desktop import settings as settings_store
 from bucket_chat_desktop.gui import startup
 from bucket_chat_desktop.gui.setup.wizard import SetupWizard
 from bucket_chat_desktop.keys import passphrase
-from bucket_chat_desktop.settings import Settings
+from bucket_chat_desktop.settings import Settings, StorageSettings
+from bucket_chat_desktop.storage.base import StorageError
+from bucket_chat_desktop.storage.profiles import ProfileStore
+from bucket_chat_desktop.storage.url import parse_storage_url
+from bucket_chat_desktop.sync.client import ChatClient
 
 pytestmark = [pytest.mark.keyring, pytest.mark.usefixtures("qloop")]
 
@@ -430,3 +436,33 @@ def test_leaving_the_wizard_while_its_key_call_is_stuck_in_the_keyring_ends_the_
     out = proc.stdout.splitlines()
     assert out == ["FROZEN", said, "CANCEL", "main returned 0"], proc.stdout + proc.stderr
     assert proc.returncode == 0 and time.monotonic() - started < 15
+
+
+def test_a_named_storage_whose_keys_the_keyring_does_not_give_is_said_not_opened(
+    daemon: Daemon, qtbot: Any, tmp_path: Path
+) -> None:
+    profiles = ProfileStore()
+    keys = {"access_key_id": "AKIAEXAMPLE", "secret_access_key": "not-a-real-secret"}
+    profiles.add("work", parse_storage_url("s3://bucket/chat"), keys)
+    entry = StorageSettings("work", "Work")
+    client = ChatClient(_settings(), ALICE, None, lambda *_: None, data_dir=tmp_path / "data")
+    task = None
+    try:
+        daemon.freeze()
+        watcher = Watcher()
+        started = time.monotonic()
+        task = asyncio.ensure_future(client.attach(entry))
+        qtbot.waitUntil(task.done, timeout=int((DEADLINE + 5) * 1000))
+        watcher.stop()
+        assert DEADLINE - 0.2 <= time.monotonic() - started < DEADLINE + 3
+        error = task.exception()
+        assert isinstance(error, StorageError), error
+        assert "the system keyring has not answered" in str(error) and "'Work'" in str(error)
+        assert not client.is_attached(entry.id)
+        assert watcher.longest_gap < 1.0, f"the GUI thread was held {watcher.longest_gap:.1f} s"
+    finally:
+        daemon.thaw()
+        closing = asyncio.ensure_future(client.close())
+        qtbot.waitUntil(closing.done, timeout=10_000)
+        with contextlib.suppress(Exception):
+            profiles.remove("work")
