@@ -19,6 +19,9 @@ with no time limit: it never appeared and said nothing. Now:
   the process although that call is still stuck;
 - a named storage whose keys the keyring does not give is not opened, and said so after
   the deadline, with the GUI thread free throughout (its keys were read on it);
+- adding a storage with keys (the settings' Add storage) says the keyring does not answer
+  after the deadline rather than freezing the app for good, and Add again takes the same
+  call once the keyring answers (one profile, not two).
 - a keyring that answers shows no window at all.
 
 A watchdog lets the daemon go after ``THAW_AFTER`` seconds whatever happens, and every
@@ -52,6 +55,7 @@ from bucket_chat_desktop import keyring_policy
 from bucket_chat_desktop import settings as settings_store
 from bucket_chat_desktop.gui import startup
 from bucket_chat_desktop.gui.setup.wizard import SetupWizard
+from bucket_chat_desktop.gui.widgets.settings_dialog import AddStorageDialog
 from bucket_chat_desktop.keys import passphrase
 from bucket_chat_desktop.settings import Settings, StorageSettings
 from bucket_chat_desktop.storage.base import StorageError
@@ -376,6 +380,7 @@ from PySide6.QtWidgets import QApplication
 qapp = QApplication(sys.argv[:1])
 from bucket_chat_desktop import app, keyring_policy
 from bucket_chat_desktop.gui.setup.wizard import SetupWizard
+from bucket_chat_desktop.gui.widgets.settings_dialog import AddStorageDialog
 keyring_policy.KEYRING_DEADLINE = 1.5
 PID = int(os.environ["TEST_DAEMON_PID"])
 HOW, AFTER = sys.argv[1], float(sys.argv[2])
@@ -466,3 +471,39 @@ def test_a_named_storage_whose_keys_the_keyring_does_not_give_is_said_not_opened
         qtbot.waitUntil(closing.done, timeout=10_000)
         with contextlib.suppress(Exception):
             profiles.remove("work")
+
+
+def test_adding_a_storage_says_the_keyring_does_not_answer_and_add_again_takes_its_answer(
+    daemon: Daemon, qtbot: Any
+) -> None:
+    profiles = ProfileStore()
+    add = AddStorageDialog(_settings(), profiles=profiles)
+    qtbot.addWidget(add)
+    try:
+        add.show()
+        form = add.form
+        form.set_kind("s3")
+        form.bucket_edit.setText("team-chat")
+        form.name_edit.setText("Team")
+        form.s3_key_id.setText("AKIAEXAMPLE")
+        form.s3_secret.setText("not-a-real-secret")
+        assert form.keyring_usable()
+        daemon.freeze()
+        started = time.monotonic()
+        assert add.add() is None  # the GUI thread waits at most the deadline
+        took = time.monotonic() - started
+        assert DEADLINE - 0.2 <= took < DEADLINE + 2, f"Add storage held the app {took:.1f} s"
+        assert "has not answered for" in add.error.text() and add.isVisible()
+        assert add.entry is None
+        qtbot.wait(100)  # laid out
+        add.grab().save(str(SHOTS / "add-storage-keyring-no-answer.png"))
+        daemon.thaw()
+        qtbot.waitUntil(lambda: form._saving is not None and form._saving.future.done())
+        entry = add.add()  # the same call, answered meanwhile
+        assert entry is not None and (entry.spec, entry.name) == ("Team", "Team")
+        assert [p.name for p in profiles.list()] == ["Team"]
+        assert profiles.secrets(profiles.list()[0])["secret_access_key"] == "not-a-real-secret"
+    finally:
+        daemon.thaw()
+        with contextlib.suppress(Exception):
+            profiles.remove("Team")

@@ -415,7 +415,7 @@ class SetupWizard(QDialog):
                     await self._open_first_room(location, secrets, mode, room_id, room_name)
                     self._room_done = key
                 rooms.append(room_id)
-            entry = form.save()
+            entry = await form.save_async()
         except (StorageError, RoomError, KeysError) as exc:
             self._show_status(str(exc)[:1].upper() + str(exc)[1:], True)
             return
