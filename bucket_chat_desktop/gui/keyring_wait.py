@@ -104,6 +104,15 @@ def _retrieve(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
+async def answered_within(future: concurrent.futures.Future[Any], timeout: float) -> bool:
+    """Whether the keyring call in ``future`` is done within ``timeout`` seconds. The call
+    goes on either way (never cancelled): waiting again waits for the same call."""
+    wrapped: asyncio.Future[Any] = asyncio.wrap_future(future)
+    wrapped.add_done_callback(_retrieve)
+    await asyncio.wait({wrapped}, timeout=max(0.0, timeout))
+    return future.done()
+
+
 async def wait_for_keyring(future: concurrent.futures.Future[T], *, user_id: str) -> T:
     """The result of a keyring call running in ``future`` (it raises what the call
     raised); `KeyringGaveUp` if the user quits while it does not answer."""

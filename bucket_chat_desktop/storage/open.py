@@ -18,12 +18,27 @@ def open_storage(spec: str, *, profiles: ProfileStore | None = None) -> Storage:
     ``profiles`` is a ``ProfileStore`` (the user's own by default). Nothing is contacted
     until the storage is first used. Raises ``StorageError`` with what to fix.
     """
-    if not is_url(spec) and looks_like_profile_name(spec):
+    location, secrets = storage_keys(spec, profiles=profiles)
+    return open_location(location, secrets)
+
+
+def storage_keys(
+    spec: str, *, profiles: ProfileStore | None = None
+) -> tuple[StorageLocation, dict[str, str] | None]:
+    """What `open_storage` opens: the location ``spec`` names and, for a named storage,
+    its keys. Those come from the OS keyring, which may not answer (`names_profile`: a
+    window runs this on a thread of its own, ``sync.client``)."""
+    if names_profile(spec):
         store = profiles if profiles is not None else ProfileStore()
         profile = store.get(spec)
         if profile is not None:
-            return open_location(profile.location, store.secrets(profile))
-    return open_location(parse_storage_url(spec))
+            return profile.location, store.secrets(profile)
+    return parse_storage_url(spec), None
+
+
+def names_profile(spec: str) -> bool:
+    """True when ``spec`` may be a named storage (whose keys the OS keyring holds)."""
+    return not is_url(spec) and looks_like_profile_name(spec)
 
 
 def open_location(location: StorageLocation, secrets: Mapping[str, str] | None = None) -> Storage:

@@ -23,9 +23,10 @@ from typing import Any
 
 from nacl.signing import SigningKey
 
-from .. import paths
+from .. import keyring_policy, paths
 from ..index import Index, index_path_for
 from ..index.search import SearchHit, SearchPage, Snippet
+from ..keyring_policy import in_daemon_thread
 from ..protocol import relation_drafts as drafting
 from ..protocol.audit import AuditResult
 from ..protocol.canonical import b64encode
@@ -34,8 +35,9 @@ from ..protocol.event import MEMBER, MESSAGE, Event
 from ..protocol.ids import check_room_id
 from ..protocol.relations import EDIT, target_of
 from ..settings import Settings, StorageSettings
-from ..storage import open_storage
+from ..storage import open_location, open_storage
 from ..storage.base import Storage, StorageError
+from ..storage.open import names_profile, storage_keys
 from .client_storages import AttachedStorages, RoomRef, SearchResults, _Attached
 from .engine import SyncConfig, SyncEngine
 from .events import EngineEvent
@@ -45,6 +47,33 @@ from .session import outbox_path_for
 from .stopping import close_in_turn, stop_tasks
 
 log = logging.getLogger("bucket_chat.sync")
+
+
+async def _open_waiting_for_keyring(entry: StorageSettings) -> Storage:
+    """``entry``'s storage. A named storage's keys come from the OS keyring, which may
+    not answer (a stuck Secret Service, an unlock prompt nobody sees): they are read on
+    a daemon thread of their own, never on the loop (the GUI thread) nor in the default
+    executor (joined at exit), and past `KEYRING_DEADLINE` seconds a `StorageError` says
+    so (the read goes on; nothing waits for it)."""
+    spec = entry.spec
+    if not names_profile(spec):
+        return open_storage(spec)
+    future = in_daemon_thread(lambda: storage_keys(spec), name="bc-storage-keys")
+    wrapped = asyncio.wrap_future(future)
+    wrapped.add_done_callback(lambda f: None if f.cancelled() else f.exception())
+    deadline = keyring_policy.KEYRING_DEADLINE
+    await asyncio.wait({wrapped}, timeout=deadline)
+    if not future.done():
+        seconds = max(1, round(deadline))
+        raise StorageError(
+            f"the system keyring has not answered for {seconds} seconds when asked for the "
+            f"keys of storage {entry.name!r}: it may be waiting for you to unlock it in a "
+            "window hidden behind others, or its service may be stuck; unlock or restart "
+            "it, then start Bucket Chat again"
+        )
+    location, secrets = future.result()
+    return open_location(location, secrets)
+
 
 # Seconds ``attach`` waits for the engine of a storage detached under the same id to stop
 # and close its index and outbox before it opens them all the same.
@@ -284,7 +313,18 @@ class ChatClient(AttachedStorages):
         A storage attached under this id already is replaced; one detached before, whose
         engine still stops, is waited for (``_add``). The last of ``attach`` and
         ``detach`` of an id wins: detached before this returns, nothing is attached."""
-        storage = open_storage(entry.spec)
+        sid = entry.id
+        claim = self._claims[sid] = object()  # a detach while the keyring is asked wins
+        try:
+            storage = await _open_waiting_for_keyring(entry)
+        finally:
+            if self._claims.get(sid) is claim:
+                del self._claims[sid]
+            else:
+                claim = None
+        if claim is None:
+            log.info("storage %s was detached while its keys were being read", entry.name)
+            return
         # This device knows its own key is its user's: pinned, so an impostor claiming our
         # id is "key changed" here, never a conflict that puts our own messages in doubt.
         attached = await self._add(entry, storage, config=self._config(), pin_own=True)

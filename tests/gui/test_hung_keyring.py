@@ -12,6 +12,16 @@ with no time limit: it never appeared and said nothing. Now:
 - Quit in the real ``bucket-chat-desktop`` process ends it although a thread is still
   stuck in the keyring;
 - the first-run wizard opens at once and says the keyring does not answer;
+- the wizard's key step (Next on "Create a new key"), when the keyring stops answering
+  after the wizard's first check, says so on the key page with Retry, keeps Next, Cancel
+  and the form usable, waits for the same call on Retry (one key, one thread) and goes on
+  by itself once the keyring answers; Cancel or closing the wizard in the real app ends
+  the process although that call is still stuck;
+- a named storage whose keys the keyring does not give is not opened, and said so after
+  the deadline, with the GUI thread free throughout (its keys were read on it);
+- adding a storage with keys (the settings' Add storage) says the keyring does not answer
+  after the deadline rather than freezing the app for good, and Add again takes the same
+  call once the keyring answers (one profile, not two).
 - a keyring that answers shows no window at all.
 
 A watchdog lets the daemon go after ``THAW_AFTER`` seconds whatever happens, and every
@@ -45,8 +55,13 @@ from bucket_chat_desktop import keyring_policy
 from bucket_chat_desktop import settings as settings_store
 from bucket_chat_desktop.gui import startup
 from bucket_chat_desktop.gui.setup.wizard import SetupWizard
+from bucket_chat_desktop.gui.widgets.settings_dialog import AddStorageDialog
 from bucket_chat_desktop.keys import passphrase
-from bucket_chat_desktop.settings import Settings
+from bucket_chat_desktop.settings import Settings, StorageSettings
+from bucket_chat_desktop.storage.base import StorageError
+from bucket_chat_desktop.storage.profiles import ProfileStore
+from bucket_chat_desktop.storage.url import parse_storage_url
+from bucket_chat_desktop.sync.client import ChatClient
 
 pytestmark = [pytest.mark.keyring, pytest.mark.usefixtures("qloop")]
 
@@ -76,6 +91,10 @@ class Daemon:
 
     def freeze(self) -> None:
         os.kill(self.pid, signal.SIGSTOP)
+        self.watch()
+
+    def watch(self) -> None:
+        """The watchdog alone (for a process of the test's that freezes the daemon)."""
         self._watchdog = threading.Timer(THAW_AFTER, self.thaw)
         self._watchdog.daemon = True
         self._watchdog.start()
@@ -284,3 +303,207 @@ def test_the_real_app_says_so_and_quits_although_a_thread_is_stuck_in_the_keyrin
     assert "NO ANSWER SHOWN" in out, proc.stdout + proc.stderr
     assert out[-1] == "main returned 1" and proc.returncode == 1, proc.stderr
     assert "the system keyring did not answer; the user quit" in proc.stderr
+
+
+def _key_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name == "bc-wizard-key"]
+
+
+def test_the_wizard_key_step_says_the_keyring_does_not_answer_and_takes_its_late_answer(
+    daemon: Daemon, qtbot: Any
+) -> None:
+    wizard = SetupWizard(Settings())
+    task = None
+    try:
+        wizard.show()
+        page = wizard.identity_page
+        # the keyring answered the page's check: it is the store keys go to
+        qtbot.waitUntil(lambda: not page.store_checking, timeout=10_000)
+        assert page.store is not None and page.store.kind == "keyring"
+        page.user_id.setText(ALICE)
+        daemon.freeze()  # now it stops answering (an unlock prompt nobody sees)
+        watcher = Watcher()
+        started = time.monotonic()
+        task = wizard.next()
+        assert task is not None
+        qtbot.waitUntil(
+            lambda: "Waiting for the system keyring" in wizard.status.text(), timeout=3_000
+        )
+        qtbot.waitUntil(task.done, timeout=int((DEADLINE + 5) * 1000))
+        assert DEADLINE - 0.2 <= time.monotonic() - started < DEADLINE + 3
+        assert task.exception() is None
+        # said on the key page, with Retry; the wizard is usable, nothing was made
+        assert "has not answered for" in page.key_error.text() and page.key_error.isVisible()
+        assert page.keyring_retry.isVisible() and page.keyring_retry.isEnabled()
+        assert wizard.page == 0 and wizard.identity is None and not wizard.busy
+        assert wizard.next_button.isEnabled() and wizard.cancel_button.isEnabled()
+        assert page.isEnabled() and page.user_id.isEnabled()
+        assert keyring_policy.KEYRING_DEADLINE == DEADLINE
+        qtbot.wait(100)  # laid out
+        wizard.grab().save(str(SHOTS / "wizard-key-step-no-answer.png"))
+        assert _key_threads() == ["bc-wizard-key"]
+
+        # Retry waits again for the same call: no second one is made
+        page.keyring_retry.click()
+        assert wizard.busy
+        qtbot.waitUntil(lambda: not page.keyring_retry_shown, timeout=1_000)
+        task = wizard._task
+        assert task is not None
+        qtbot.waitUntil(task.done, timeout=int((DEADLINE + 5) * 1000))
+        assert page.keyring_retry_shown and wizard.page == 0
+        assert _key_threads() == ["bc-wizard-key"]
+
+        # the keyring answers: the step goes on by itself with the key the call made
+        daemon.thaw()
+        qtbot.waitUntil(lambda: wizard.page == 1, timeout=20_000)
+        watcher.stop()
+        assert wizard.identity is not None and wizard.identity.user_id == ALICE
+        store = wizard.keys.store
+        assert store is not None and store.kind == "keyring"
+        stored = store.load(ALICE)  # the one key made, the one the wizard holds
+        assert stored is not None and bytes(stored) == bytes(wizard.identity.signing_key)
+        assert _key_threads() == []
+        assert watcher.longest_gap < 1.0, f"the GUI thread was held {watcher.longest_gap:.1f} s"
+    finally:
+        daemon.thaw()
+        if wizard._task is not None:
+            qtbot.waitUntil(wizard._task.done, timeout=30_000)
+        wizard.cancel_tasks()
+        wizard.deleteLater()
+
+
+WIZARD_DRIVER = r"""
+import os, signal, sys
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+
+qapp = QApplication(sys.argv[:1])
+from bucket_chat_desktop import app, keyring_policy
+from bucket_chat_desktop.gui.setup.wizard import SetupWizard
+from bucket_chat_desktop.gui.widgets.settings_dialog import AddStorageDialog
+keyring_policy.KEYRING_DEADLINE = 1.5
+PID = int(os.environ["TEST_DAEMON_PID"])
+HOW, AFTER = sys.argv[1], float(sys.argv[2])
+
+def step():
+    wiz = next((w for w in QApplication.topLevelWidgets()
+                if isinstance(w, SetupWizard) and w.isVisible()), None)
+    if wiz is None or wiz.identity_page.store_checking:
+        QTimer.singleShot(50, step)
+        return
+    wiz.identity_page.user_id.setText("alice@example.com")
+    os.kill(PID, signal.SIGSTOP)
+    print("FROZEN", flush=True)
+    wiz.next()
+    def cancel():
+        said = getattr(wiz.identity_page, "keyring_retry_shown", False)  # (not before fix66a)
+        print("SAID" if said else "WAITING", flush=True)
+        print("CANCEL", flush=True)
+        wiz.reject() if HOW == "cancel" else wiz.close()
+    QTimer.singleShot(int(AFTER * 1000), cancel)
+
+QTimer.singleShot(0, step)
+status = app.main(["-v"])
+print("main returned", status, flush=True)
+sys.exit(status)
+"""
+
+
+@pytest.mark.parametrize(
+    ("how", "after", "said"), [("cancel", 0.8, "WAITING"), ("close", 3.0, "SAID")]
+)
+def test_leaving_the_wizard_while_its_key_call_is_stuck_in_the_keyring_ends_the_app(
+    daemon: Daemon, how: str, after: float, said: str
+) -> None:
+    home = Path(os.environ["BUCKET_CHAT_HOME"])
+    env = desktop_env(home)
+    env.pop("BUCKET_CHAT_KEY_STORE")
+    env.pop("BUCKET_CHAT_PASSPHRASE")
+    env["TEST_DAEMON_PID"] = str(daemon.pid)
+    daemon.watch()  # the app's driver freezes it
+    started = time.monotonic()
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", WIZARD_DRIVER, how, str(after)],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=20,  # below the watchdog's THAW_AFTER: a process that waits fails here
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise AssertionError(
+            f"the app did not end after {how} while the wizard's key call was stuck in the "
+            f"keyring; stdout: {exc.stdout!r}"
+        ) from exc
+    finally:
+        daemon.thaw()  # the daemon was frozen by the app's driver
+    out = proc.stdout.splitlines()
+    assert out == ["FROZEN", said, "CANCEL", "main returned 0"], proc.stdout + proc.stderr
+    assert proc.returncode == 0 and time.monotonic() - started < 15
+
+
+def test_a_named_storage_whose_keys_the_keyring_does_not_give_is_said_not_opened(
+    daemon: Daemon, qtbot: Any, tmp_path: Path
+) -> None:
+    profiles = ProfileStore()
+    keys = {"access_key_id": "AKIAEXAMPLE", "secret_access_key": "not-a-real-secret"}
+    profiles.add("work", parse_storage_url("s3://bucket/chat"), keys)
+    entry = StorageSettings("work", "Work")
+    client = ChatClient(_settings(), ALICE, None, lambda *_: None, data_dir=tmp_path / "data")
+    task = None
+    try:
+        daemon.freeze()
+        watcher = Watcher()
+        started = time.monotonic()
+        task = asyncio.ensure_future(client.attach(entry))
+        qtbot.waitUntil(task.done, timeout=int((DEADLINE + 5) * 1000))
+        watcher.stop()
+        assert DEADLINE - 0.2 <= time.monotonic() - started < DEADLINE + 3
+        error = task.exception()
+        assert isinstance(error, StorageError), error
+        assert "the system keyring has not answered" in str(error) and "'Work'" in str(error)
+        assert not client.is_attached(entry.id)
+        assert watcher.longest_gap < 1.0, f"the GUI thread was held {watcher.longest_gap:.1f} s"
+    finally:
+        daemon.thaw()
+        closing = asyncio.ensure_future(client.close())
+        qtbot.waitUntil(closing.done, timeout=10_000)
+        with contextlib.suppress(Exception):
+            profiles.remove("work")
+
+
+def test_adding_a_storage_says_the_keyring_does_not_answer_and_add_again_takes_its_answer(
+    daemon: Daemon, qtbot: Any
+) -> None:
+    profiles = ProfileStore()
+    add = AddStorageDialog(_settings(), profiles=profiles)
+    qtbot.addWidget(add)
+    try:
+        add.show()
+        form = add.form
+        form.set_kind("s3")
+        form.bucket_edit.setText("team-chat")
+        form.name_edit.setText("Team")
+        form.s3_key_id.setText("AKIAEXAMPLE")
+        form.s3_secret.setText("not-a-real-secret")
+        assert form.keyring_usable()
+        daemon.freeze()
+        started = time.monotonic()
+        assert add.add() is None  # the GUI thread waits at most the deadline
+        took = time.monotonic() - started
+        assert DEADLINE - 0.2 <= took < DEADLINE + 2, f"Add storage held the app {took:.1f} s"
+        assert "has not answered for" in add.error.text() and add.isVisible()
+        assert add.entry is None
+        qtbot.wait(100)  # laid out
+        add.grab().save(str(SHOTS / "add-storage-keyring-no-answer.png"))
+        daemon.thaw()
+        qtbot.waitUntil(lambda: form._saving is not None and form._saving.future.done())
+        entry = add.add()  # the same call, answered meanwhile
+        assert entry is not None and (entry.spec, entry.name) == ("Team", "Team")
+        assert [p.name for p in profiles.list()] == ["Team"]
+        assert profiles.secrets(profiles.list()[0])["secret_access_key"] == "not-a-real-secret"
+    finally:
+        daemon.thaw()
+        with contextlib.suppress(Exception):
+            profiles.remove("Team")

@@ -42,6 +42,14 @@ from .parts import card_frame, password_edit, text_label
 
 STORE_CHECK_FIRST_WAIT = 0.25  # seconds the page waits for the keyring's answer at once
 STORE_CHECK_POLL_MS = 100  # then looks for it this often, the wizard usable meanwhile
+KEY_STEP_NO_ANSWER = (
+    "The system keyring has not answered for {seconds}, so your key is not ready yet. It "
+    "may be waiting for you to unlock it in a window hidden behind this one, or its "
+    "service may be stuck: unlock or restart it (logging out and back in does), then "
+    "choose Retry. Bucket Chat goes on by itself when the keyring answers; nothing is "
+    "made twice. To keep your key in an encrypted key file instead, start Bucket Chat "
+    "with {env}=file."
+)
 KEYRING_NO_ANSWER = (
     "The system keyring has not answered for {seconds} seconds, so your key cannot be "
     "kept there now. It may be waiting for you to unlock it in a window hidden behind this "
@@ -134,6 +142,17 @@ class IdentityPage(Page):
         self.key_error = text_label("", "error")
         self.key_error.hide()
         box.addWidget(self.key_error)
+        # shown with the key error when the keyring did not answer the key step in time
+        self.keyring_retry = QPushButton("Retry")
+        self.keyring_retry.setObjectName("keyringRetry")
+        self.keyring_retry.setAutoDefault(False)
+        self.keyring_retry_row = QWidget()
+        retry_row = QHBoxLayout(self.keyring_retry_row)
+        retry_row.setContentsMargins(0, 0, 0, 0)
+        retry_row.addWidget(self.keyring_retry)
+        retry_row.addStretch(1)
+        self.keyring_retry_row.hide()
+        box.addWidget(self.keyring_retry_row)
         self.layout_.addWidget(card)
 
         self.key_card = KeyCard()
@@ -275,9 +294,16 @@ class IdentityPage(Page):
         self.user_error.setText(text)
         self.user_form.set_row_visible(self.user_error, bool(text))
 
-    def show_key_error(self, text: str) -> None:
+    def show_key_error(self, text: str, *, retry: bool = False) -> None:
+        """``text`` under the key's choices ("" hides it); ``retry``: with a Retry button
+        (the keyring did not answer, and its answer is still waited for)."""
         self.key_error.setText(text)
         self.key_error.setVisible(bool(text))
+        self.keyring_retry_row.setVisible(bool(text) and retry)
+
+    @property
+    def keyring_retry_shown(self) -> bool:
+        return not self.keyring_retry_row.isHidden()
 
 
 def _no_passphrase(user_id: str, creating: bool) -> str:

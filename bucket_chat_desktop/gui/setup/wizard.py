@@ -13,6 +13,7 @@ The pages are in `pages`, the key step's logic in `key_setup`, the look in `part
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -32,6 +33,7 @@ from PySide6.QtWidgets import (
 
 from ... import settings as settings_store
 from ...keys import (
+    KEY_STORE_ENV,
     Identity,
     KeysError,
     check_user_id,
@@ -49,13 +51,19 @@ from ...sync.writer import RoomError
 from ..safe import guard
 from ..storage.parts import ERROR_COLOR, OK_COLOR, WARN_COLOR, Spinner
 from ..tasks import TaskRunner
-from .key_setup import KeySetup
-from .pages import DonePage, IdentityPage, StoragePage
+from .key_setup import KeyringNoAnswer, KeySetup
+from .pages import KEY_STEP_NO_ANSWER, DonePage, IdentityPage, StoragePage
 from .parts import STEPS, StepsWidget, wizard_qss
 
 log = logging.getLogger("bucket_chat.gui")
 
 FIRST_ROOM_DELIVERY = 15.0  # seconds the wizard waits for the first room's join to go out
+
+
+def _seconds(waited: float) -> str:
+    n = max(1, round(waited))
+    return f"{n} second" + ("" if n == 1 else "s")
+
 
 # -- the wizard ----------------------------------------------------------------------------
 
@@ -78,6 +86,9 @@ class SetupWizard(QDialog):
         self.result_settings: Settings | None = None
         self._identity_for: tuple[str, bool] | None = None  # (user id, imported) of identity
         self.keys = KeySetup()  # makes or imports the key, and knows where it is kept
+        self.keys.on_waiting = lambda: self._show_status(
+            "Waiting for the system keyring… If it asks you to unlock it, do so in its window."
+        )
         self._room_done: tuple[str, str] | None = None  # (storage identity, room id) created
         self.tasks = TaskRunner(self)
         self.tasks.failed.connect(lambda what, msg: self._show_status(f"{what}: {msg}", True))
@@ -153,6 +164,7 @@ class SetupWizard(QDialog):
         self.cancel_button.clicked.connect(self.reject)
         self.back_button.clicked.connect(self.back)
         self.next_button.clicked.connect(self.next)
+        self.identity_page.keyring_retry.clicked.connect(self.next)
 
     # -- navigation ----------------------------------------------------------------------
 
@@ -260,6 +272,16 @@ class SetupWizard(QDialog):
             identity, how = await (
                 self.keys.import_key(form) if importing else self.keys.create(form)
             )
+        except KeyringNoAnswer as exc:
+            # the call goes on: Retry (or Next) waits for it again, and its answer, when
+            # it comes, is taken by itself while this still shows
+            page.show_key_error(
+                KEY_STEP_NO_ANSWER.format(seconds=_seconds(exc.waited), env=KEY_STORE_ENV),
+                retry=True,
+            )
+            self._show_status("")
+            self._take_late_answer(exc.future, page.user_id.text())
+            return
         except KeysError as exc:
             page.show_key_error(str(exc))
             self._show_status("")
@@ -274,6 +296,29 @@ class SetupWizard(QDialog):
         page.key_card.show()
         self.done_page.key_card.set_identity(identity, where, how)
         self._show_page(1)
+
+    def _take_late_answer(self, future: concurrent.futures.Future[Any], typed: str) -> None:
+        """When the keyring answers the key step's call while its no-answer message still
+        shows (and the user id is as it was), the step goes on by itself."""
+
+        def answered(_done: asyncio.Future[Any]) -> None:
+            if not _done.cancelled():
+                _done.exception()  # retrieved: the step reads it from the call
+            try:
+                page = self.identity_page
+                again = (
+                    self.isVisible()
+                    and self.page == 0
+                    and not self.busy
+                    and page.keyring_retry_shown
+                    and page.user_id.text() == typed
+                )
+            except RuntimeError:  # the wizard is gone
+                return
+            if again:
+                self.next()
+
+        asyncio.wrap_future(future).add_done_callback(answered)
 
     # -- page 2: the storage -------------------------------------------------------------
 
@@ -370,7 +415,7 @@ class SetupWizard(QDialog):
                     await self._open_first_room(location, secrets, mode, room_id, room_name)
                     self._room_done = key
                 rooms.append(room_id)
-            entry = form.save()
+            entry = await form.save_async()
         except (StorageError, RoomError, KeysError) as exc:
             self._show_status(str(exc)[:1].upper() + str(exc)[1:], True)
             return

@@ -13,8 +13,11 @@ The test itself is `check.check_storage`; the small widgets are in `parts`.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import re
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,21 +34,34 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ... import paths
+from ... import keyring_policy, paths
+from ...keyring_policy import in_daemon_thread
 from ...protocol.untrusted_text import html_escape
 from ...settings import StorageSettings
 from ...storage.base import StorageError
-from ...storage.profiles import ProfileStore
+from ...storage.profiles import ProfileStore, StorageProfile
 from ...storage.url import StorageLocation, StorageUrlError, parse_storage_url
 from ...sync.selfcheck import (
     CheckResult,
 )
+from ..keyring_wait import answered_within
 from ..tasks import TaskRunner
 from .check import KIND_LABELS, KIND_NAMES, KINDS, check_storage, folder_problem
 from .credentials import CredentialsForm
 from .parts import WARN_COLOR, FormGrid, Spinner, help_label, result_html, segment_qss
 
 log = logging.getLogger("bucket_chat.gui")
+
+
+@dataclass(slots=True)
+class _Saving:
+    """A named storage being saved: its keys go to the OS keyring, on a daemon thread."""
+
+    request: tuple[str, tuple[tuple[str, str], ...], str]  # (url, keys, display name)
+    future: concurrent.futures.Future[StorageProfile]
+    started: float
+    waited_from: float
+
 
 # -- the form -----------------------------------------------------------------------------
 
@@ -75,6 +91,7 @@ class StorageForm(CredentialsForm):
     ) -> None:
         super().__init__(parent)
         self.profiles = profiles if profiles is not None else ProfileStore()
+        self._saving: _Saving | None = None  # a save whose keys the keyring has not taken
         self.default_folder = default_folder or paths.default_store_dir()
         self.tasks = TaskRunner(self)
         self.tasks.failed.connect(lambda _what, msg: self._show_result(CheckResult("error", msg)))
@@ -423,7 +440,27 @@ class StorageForm(CredentialsForm):
     def save(self) -> StorageSettings:
         """The settings entry for this storage; bucket keys are saved as a named storage
         profile (keys in the OS keyring). Raises `StorageError` (`ProfileError`) if the
-        form is incomplete or the keys cannot be kept."""
+        form is incomplete or the keys cannot be kept.
+
+        The keyring is asked on a daemon thread of its own, and waited for here at most
+        `KEYRING_DEADLINE` seconds (the callers are synchronous); one that does not answer
+        is said so, and saving again waits for the same call (`save_async` on the loop)."""
+        saving = self._start_save()
+        if isinstance(saving, StorageSettings):
+            return saving
+        left = keyring_policy.KEYRING_DEADLINE - (time.monotonic() - saving.waited_from)
+        concurrent.futures.wait([saving.future], timeout=max(0.0, left))
+        return self._saved(saving)
+
+    async def save_async(self) -> StorageSettings:
+        """`save`, waiting for the keyring on the event loop."""
+        saving = self._start_save()
+        if isinstance(saving, StorageSettings):
+            return saving
+        await answered_within(saving.future, keyring_policy.KEYRING_DEADLINE)
+        return self._saved(saving)
+
+    def _start_save(self) -> StorageSettings | _Saving:
         location, values = self.location(), self.secrets()
         name = self.display_name()
         if location.kind == "file":
@@ -431,11 +468,35 @@ class StorageForm(CredentialsForm):
             return StorageSettings(str(Path(location.bucket).expanduser()), name)
         if not values:
             return StorageSettings(location.url(), name)
+        request = (location.url(), tuple(sorted(values.items())), name)
+        saving = self._saving
+        if saving is not None and saving.request == request:
+            saving.waited_from = time.monotonic()  # the same keys again: the same call
+            return saving
         existing = {p.name for p in self.profiles.list()}
         base = _slug(name)
         profile_name, n = base, 2
         while profile_name in existing:
             profile_name, n = f"{base}-{n}", n + 1
-        profile = self.profiles.add(profile_name, location, values)
-        log.info("saved storage profile %s (%s)", profile.name, location.root())
-        return StorageSettings(profile.name, name)
+        profiles = self.profiles
+        future = in_daemon_thread(
+            lambda: profiles.add(profile_name, location, values), name="bc-storage-save"
+        )
+        self._saving = _Saving(request, future, time.monotonic(), time.monotonic())
+        return self._saving
+
+    def _saved(self, saving: _Saving) -> StorageSettings:
+        if not saving.future.done():
+            waited = max(1, round(time.monotonic() - saving.started))
+            raise StorageError(
+                f"the system keyring has not answered for {waited} seconds, so this "
+                "storage's keys are not saved yet: it may be waiting for you to unlock it in "
+                "a window hidden behind others, or its service may be stuck; unlock or "
+                "restart it, then try again (the same request is waited for, nothing is "
+                "saved twice)"
+            )
+        if self._saving is saving:
+            self._saving = None
+        profile = saving.future.result()
+        log.info("saved storage profile %s (%s)", profile.name, profile.location.root())
+        return StorageSettings(profile.name, saving.request[2])

@@ -170,6 +170,8 @@ class AddStorageDialog(QDialog):
                 problem = str(exc)
         if problem:
             self.error.setText(problem[:1].upper() + problem[1:] + ".")
+            # a long message (several lines) must not squeeze the form's fields
+            self.resize(self.width(), max(self.height(), self.sizeHint().height()))
             return None
         self.accept()
         return self.entry
