@@ -118,6 +118,20 @@ class FileTooLargeError(OSError):
         self.cap = cap
 
 
+def read_capped(fd: int, cap: int) -> bytes:
+    """What the open file ``fd`` holds from where it stands, at most ``cap + 1`` bytes:
+    one more than allowed tells "too large" from "exactly ``cap``"."""
+    chunks: list[bytes] = []
+    left = cap + 1
+    while left > 0:
+        chunk = os.read(fd, min(left, 1024 * 1024))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
 def read_regular_file(path: str | os.PathLike[str], cap: int) -> bytes:
     """The bytes of the regular file at ``path``, which must hold at most ``cap``.
 
@@ -135,17 +149,9 @@ def read_regular_file(path: str | os.PathLike[str], cap: int) -> bytes:
     try:
         if st.st_size > cap:
             raise FileTooLargeError(real, st.st_size, cap)
-        chunks: list[bytes] = []
-        left = cap + 1  # one more than allowed tells "too large" from "exactly cap"
-        while left > 0:
-            chunk = os.read(fd, min(left, 1024 * 1024))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
+        data = read_capped(fd, cap)
     finally:
         os.close(fd)
-    data = b"".join(chunks)
     if len(data) > cap:  # it grew after fstat
         raise FileTooLargeError(real, len(data), cap)
     return data

@@ -184,16 +184,21 @@ def show_safe_mode_notice(window: QWidget, report: Path | None) -> QMessageBox:
         )
     else:
         where = "No crash report was written (the app may have been stopped from outside)."
-    box = QMessageBox(
-        QMessageBox.Icon.Warning,
+    return _notice(
+        "safeModeNotice",
         "Safe mode",
         "<b>Bucket Chat did not close properly last time.</b><br><br>"
         "To be safe it opened no room this time, in case the room that was open caused "
         "the problem. Choose a room from the list to open it as usual.<br><br>" + where,
-        QMessageBox.StandardButton.Ok,
         window,
     )
-    box.setObjectName("safeModeNotice")
+
+
+def _notice(name: str, title: str, body: str, parent: QWidget | None) -> QMessageBox:
+    """A warning shown beside the window, not in its way (not modal); ``body`` is rich
+    text whose pieces from elsewhere the caller escaped."""
+    box = QMessageBox(QMessageBox.Icon.Warning, title, body, QMessageBox.StandardButton.Ok, parent)
+    box.setObjectName(name)
     box.setTextFormat(Qt.TextFormat.RichText)
     box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
     box.setModal(False)
@@ -240,14 +245,7 @@ def settings_notice(report: LoadReport, parent: QWidget | None) -> QMessageBox:
             "<b>Some entries of your settings file were not usable</b> and were left out; "
             f"everything else was loaded.<br><code>{path}</code><ul>{items}</ul>" + kept
         )
-    box = QMessageBox(QMessageBox.Icon.Warning, title, body, QMessageBox.StandardButton.Ok, parent)
-    box.setObjectName("settingsNotice")
-    box.setTextFormat(Qt.TextFormat.RichText)
-    box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-    box.setModal(False)
-    box.setWindowModality(Qt.WindowModality.NonModal)
-    box.show()
-    return box
+    return _notice("settingsNotice", title, body, parent)
 
 
 async def until_closed(box: QDialog) -> None:

@@ -46,7 +46,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..osfiles import fsync_dir, kind_of, open_fd, reparse_tag
+from ..osfiles import fsync_dir, kind_of, open_fd, read_capped, reparse_tag
 from .base import (
     DEFAULT_MAX_READ,
     AlreadyExistsError,
@@ -575,17 +575,9 @@ class LocalStorage(Storage):
             self._check_regular(st, path, target)
             if st.st_size > cap:
                 raise self._too_large(path, target, st.st_size, cap)
-            chunks: list[bytes] = []
-            left = cap + 1  # one more than allowed tells "too large" from "exactly cap"
-            while left > 0:
-                chunk = os.read(fd, min(left, 1024 * 1024))
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                left -= len(chunk)
+            data = read_capped(fd, cap)
         finally:
             os.close(fd)
-        data = b"".join(chunks)
         if len(data) > cap:  # the file grew after fstat
             raise self._too_large(path, target, len(data), cap)
         return data
