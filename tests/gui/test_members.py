@@ -123,6 +123,27 @@ class App:
 def app(qtbot: Any, qloop: Any, home: Path, tmp_path: Path) -> Iterator[App]:
     store = tmp_path / "store"
     wait_for(qtbot, build_room(store))
+    app = launch(qtbot, store)
+    controller, entry_id, key = app.controller, app.key.split("/")[0], app.key
+
+    def loaded() -> bool:
+        attached = controller.client._storages.get(entry_id)
+        room = attached.engine.rooms.get(ROOM) if attached else None
+        return (
+            controller.current == key
+            and room is not None
+            and room.complete
+            and controller.result(key) is room.result
+        )
+
+    qtbot.waitUntil(loaded, timeout=15_000)
+    yield app
+    wait_for(qtbot, controller.shutdown())
+
+
+def launch(qtbot: Any, store: Path) -> App:
+    """The app of alice@example.com (this device's key ``ALICE``) on ``store``'s room
+    ``ROOM``, started, its window shown at 1200 × 760."""
     entry = StorageSettings(str(store), "Team share", [ROOM])
     key = f"{entry.id}/{ROOM}"
     settings = Settings("alice@example.com", "Alice", [entry], last_room=key)
@@ -133,20 +154,7 @@ def app(qtbot: Any, qloop: Any, home: Path, tmp_path: Path) -> Iterator[App]:
     window.resize(1200, 760)
     window.show()
     controller.start()
-
-    def loaded() -> bool:
-        attached = controller.client._storages.get(entry.id)
-        room = attached.engine.rooms.get(ROOM) if attached else None
-        return (
-            controller.current == key
-            and room is not None
-            and room.complete
-            and controller.result(key) is room.result
-        )
-
-    qtbot.waitUntil(loaded, timeout=15_000)
-    yield App(controller, window, features, key, store)
-    wait_for(qtbot, controller.shutdown())
+    return App(controller, window, features, key, store)
 
 
 def open_panel(qtbot: Any, app: App) -> None:
@@ -700,17 +708,8 @@ def test_a_statement_naming_someone_elses_key_makes_no_device_of_theirs(
     card and in the timeline, never a device of Mallory's in good standing."""
     store = tmp_path / "store"
     wait_for(qtbot, _room_where_mallory_names_others_keys(store))
-    entry = StorageSettings(str(store), "Team share", [ROOM])
-    key = f"{entry.id}/{ROOM}"
-    settings = Settings("alice@example.com", "Alice", [entry], last_room=key)
-    controller = Controller(settings, Identity("alice@example.com", ALICE))
-    window = MainWindow(controller)
-    qtbot.addWidget(window)
-    features = install(window, controller)
-    window.resize(1200, 760)
-    window.show()
-    controller.start()
-    app = App(controller, window, features, key, store)
+    app = launch(qtbot, store)
+    controller, window, features, key = app.controller, app.window, app.features, app.key
     try:
         qtbot.waitUntil(lambda: _shown(app, "carol here"), timeout=20_000)
         open_panel(qtbot, app)
@@ -813,17 +812,8 @@ def test_a_flood_of_statements_lists_a_few_devices_and_remakes_only_who_changed(
     wait_for(qtbot, first())
     flood = 2_000
     _flood_of_statements(store, flood)
-    entry = StorageSettings(str(store), "Team share", [ROOM])
-    key = f"{entry.id}/{ROOM}"
-    settings = Settings("alice@example.com", "Alice", [entry], last_room=key)
-    controller = Controller(settings, Identity("alice@example.com", ALICE))
-    window = MainWindow(controller)
-    qtbot.addWidget(window)
-    features = install(window, controller)
-    window.resize(1200, 760)
-    window.show()
-    controller.start()
-    app = App(controller, window, features, key, store)
+    app = launch(qtbot, store)
+    controller, features = app.controller, app.features
     try:
         qtbot.waitUntil(lambda: _shown(app, "Morning!"), timeout=20_000)
         model = features.members_model
