@@ -16,6 +16,7 @@ Pure: no I/O, no Qt.
 from __future__ import annotations
 
 import functools
+import importlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -39,28 +40,97 @@ def mentions_of(content: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(value))
 
 
+# How the ``re`` module compares characters case-insensitively (what the text match has
+# always meant): two characters are alike when their simple lowercase forms are, or are
+# the same letter written two ways (``s`` and long ``ſ``, ``k`` and the Kelvin sign...).
+_TOLOWER: Any = getattr(importlib.import_module("_sre"), "unicode_tolower", None)
+_ALIKE: dict[int, tuple[int, ...]] = getattr(
+    importlib.import_module("re._casefix"), "_EXTRA_CASES", {}
+)
+_WORD = re.compile(r"\w")  # a letter, digit or "_": what may not touch a mention
+_END = ""  # a trie node's key for "a name ends here" (no character is empty)
+MAX_STEPS = 100_000  # characters one search compares, all texts together; then it stops
+
+
+@functools.lru_cache(maxsize=4096)
+def _alike(char: str) -> str:
+    """One character standing for every character ``char`` matches case-insensitively."""
+    if _TOLOWER is None:  # pragma: no cover - CPython's re module has it
+        return char.lower() if len(char.lower()) == 1 else char
+    low = _TOLOWER(ord(char))
+    return chr(min((low, *_ALIKE.get(low, ()))))
+
+
+Trie = dict[str, Any]
+
+
 @functools.lru_cache(maxsize=256)
-def _pattern(targets: tuple[str, ...]) -> re.Pattern[str] | None:
-    """``@`` and one of ``targets`` (longest first, case-insensitive), not inside a word:
-    no letter or digit before the ``@``, none right after the name. Only the first
-    ``MAX_TARGETS`` targets count: callers list a room's members first seen first, so a
-    flood of later senders cannot push the room's early members out."""
+def _trie(targets: tuple[str, ...]) -> Trie | None:
+    """The targets, letter by letter (each letter as ``_alike`` stands for it), in a tree
+    whose nodes say where one ends. Only the first ``MAX_TARGETS`` targets count:
+    callers list a room's members first seen first, so a flood of later senders cannot
+    push the room's early members out."""
     kept = list(dict.fromkeys(t for t in targets if t.strip()))[:MAX_TARGETS]
-    names = sorted(kept, key=len, reverse=True)
-    if not names:
+    if not kept:
         return None
-    alternatives = "|".join(re.escape(n) for n in names)
-    return re.compile(rf"(?<![\w@])@(?:{alternatives})(?!\w)", re.IGNORECASE)
+    root: Trie = {}
+    for name in kept:
+        node = root
+        for char in name:
+            node = node.setdefault(_alike(char), {})
+        node[_END] = True
+    return root
+
+
+def mention_spans_each(texts: Sequence[str], targets: Iterable[str]) -> list[list[tuple[int, int]]]:
+    """``mention_spans`` of each of ``texts``, comparing at most ``MAX_STEPS`` characters
+    in all: a text past that budget has no more mentions found (a hostile body cannot
+    make the search long; a real one never comes near it)."""
+    trie = _trie(tuple(targets))
+    found: list[list[tuple[int, int]]] = [[] for _ in texts]
+    if trie is None:
+        return found
+    budget = MAX_STEPS
+    for spans, whole in zip(found, texts, strict=True):
+        text = whole[:MAX_SCANNED]
+        end = len(text)
+        at = text.find("@")
+        while at >= 0 and budget > 0:
+            # "@" not inside a word: no letter, digit, "_" or "@" right before it
+            if at and (text[at - 1] == "@" or _WORD.match(text, at - 1)):
+                at = text.find("@", at + 1)
+                continue
+            # the longest target after it that no letter or digit follows
+            node = trie
+            pos = at + 1
+            best = -1
+            while True:
+                if _END in node and (pos == end or not _WORD.match(text, pos)):
+                    best = pos
+                if pos == end or budget <= 0:
+                    break
+                budget -= 1
+                below = node.get(_alike(text[pos]))
+                if below is None:
+                    break
+                node, pos = below, pos + 1
+            if best >= 0:
+                spans.append((at, best))
+                at = text.find("@", best)
+            else:
+                at = text.find("@", at + 1)
+    return found
 
 
 def mention_spans(body: str, targets: Iterable[str]) -> list[tuple[int, int]]:
     """Where ``body`` mentions one of ``targets`` (names or ids, without the ``@``): the
-    (start, end) of each ``@name``, the ``@`` included, left to right, never overlapping.
-    Only the first ``MAX_SCANNED`` characters are searched."""
-    pattern = _pattern(tuple(targets))
-    if pattern is None or "@" not in body:
+    (start, end) of each ``@name``, the ``@`` included, left to right, never overlapping,
+    the longest name wherever several fit; case-insensitive, the way ``re.IGNORECASE``
+    compares. Only the first ``MAX_SCANNED`` characters are searched, comparing at most
+    ``MAX_STEPS`` characters: the work is linear in the body, whatever the names."""
+    if "@" not in body:
         return []
-    return [m.span() for m in pattern.finditer(body, 0, min(len(body), MAX_SCANNED))]
+    return mention_spans_each((body,), targets)[0]
 
 
 def mentions_in(text: str, members: Sequence[tuple[str, str]]) -> list[str]:
@@ -110,6 +180,7 @@ __all__ = [
     "MAX_MENTIONS",
     "MENTIONS_FIELD",
     "mention_spans",
+    "mention_spans_each",
     "mentions_in",
     "mentions_me",
     "mentions_of",

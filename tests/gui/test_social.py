@@ -20,7 +20,7 @@ from conftest import shot, wait_for
 from desk import ALICE, Desk, RecordingTray, answer_when_shown, settings_for
 from nacl.signing import SigningKey
 from PySide6 import QtGui
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QPoint, Qt, QTimer
 from PySide6.QtGui import QColor, QPixmap
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QMenu
@@ -281,6 +281,99 @@ def test_a_message_that_mentions_me_gets_an_accent_and_its_mentions_are_highligh
     assert (bar.red(), bar.green(), bar.blue()) == (accent.red(), accent.green(), accent.blue())
     image, rect = _row_image(view, other)
     assert image.pixelColor(1, rect.center().y()) != accent
+
+
+# Red team rt67: a hundred ids of 500 characters ("x @x @x ...#i", made-up senders who
+# joined) and a plain body of "@x @x @x ...": each search of the body took 0.7 s, and a
+# paint searched it two or three times (the room opened in 3.6 s, every hover 2.1 s).
+LONG_ID = ("x @" * 200)[:500]
+HOSTILE_BODY = "@Alice look " + ("@x " * 7000)[: 20_000 - 12]
+
+
+def _plant_long_ids_and_body(root: Path, room: str) -> None:
+    """Erin joins ``room`` with a hundred ids of hers (each its own key), then sends
+    ``HOSTILE_BODY``: one segment of hers, written as another device would."""
+    import uuid
+
+    from bucket_chat_desktop.protocol.event import MEMBER, MESSAGE
+    from bucket_chat_desktop.protocol.ids import client_id_for
+    from bucket_chat_desktop.protocol.segment import encode_segment, path_for
+    from bucket_chat_desktop.protocol.signing import build_event
+
+    now = int(time.time() * 1000)
+    senders = [(ERIN[0], ERIN[1], "Erin")]
+    senders += [
+        (f"{LONG_ID}#{i}", SigningKey(bytes([i + 1]) * 31 + b"\x7f"), "") for i in range(100)
+    ]
+    events = []
+    for i, (sender, key, name) in enumerate(senders):
+        content = {"membership": "join", "displayname": name}
+        events.append((sender, key, now + i, MEMBER, content))
+    events.append(
+        (ERIN[0], ERIN[1], now + 200, MESSAGE, {"body": HOSTILE_BODY, "msgtype": "m.text"})
+    )
+    chains: dict[str, str] = {}
+    signed = []
+    for sender, key, ts, kind, content in events:
+        event = build_event(
+            room_id=room,
+            sender_id=sender,
+            event_type=kind,
+            content=content,
+            timestamp_ms=ts,
+            unique=str(uuid.uuid4()),
+            prev_event_hash=chains.get(sender),
+            signing_key=key,
+        )
+        chains[sender] = event.hash
+        signed.append(event)
+    path = root / path_for(signed, client_id_for(ERIN[0], bytes(ERIN[1].verify_key)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(encode_segment(signed))
+
+
+def test_a_body_is_searched_for_mentions_once_not_at_every_paint(
+    qtbot: Any, launch: Callable[..., Desk], store: Path, monkeypatch: Any
+) -> None:
+    from bucket_chat_desktop.gui.widgets import message_delegate
+
+    searched: list[str] = []
+    spans, each = message_delegate.mention_spans, message_delegate.mention_spans_each
+
+    def counted(body: str, targets: Any) -> list[tuple[int, int]]:
+        searched.append(body)
+        return spans(body, targets)
+
+    def counted_each(texts: Any, targets: Any) -> list[list[tuple[int, int]]]:
+        searched.extend(texts)
+        return each(texts, targets)
+
+    monkeypatch.setattr(message_delegate, "mention_spans", counted)
+    monkeypatch.setattr(message_delegate, "mention_spans_each", counted_each)
+    _plant_long_ids_and_body(store, "falcon")
+    desk = launch(settings_for(store, ["falcon"]))
+    desk.window.resize(1000, 700)
+    row = desk.wait_index("falcon", HOSTILE_BODY)
+    view = desk.window.timeline
+    qtbot.waitUntil(lambda: len(view.model().names.members(with_left=True)) > 100)
+    image, rect = _row_image(view, row)  # painted once: searched once
+    assert any(body.startswith("@Alice look") for body in searched)
+    searched.clear()
+    # painting again, hovering it: the spans are remembered, never searched again
+    for dy in (10, 40, 80):
+        QTest.mouseMove(view.viewport(), rect.topLeft() + QPoint(200, dy))
+        qtbot.wait(20)
+        image, rect = _row_image(view, row)
+    assert searched == []
+    # the user's own mention is still highlighted (its background), the row accented
+    own_bg = {QColor("#dce8fb").rgb(), QColor("#3a4a6a").rgb()}
+    body_area = rect.adjusted(60, 20, -20, 0).intersected(image.rect())
+    assert any(
+        image.pixelColor(x, y).rgb() in own_bg
+        for y in range(body_area.top(), min(body_area.bottom(), body_area.top() + 60))
+        for x in range(body_area.left(), min(body_area.right(), body_area.left() + 200))
+    )
+    assert desk.window.delegate.mentions_me(view.model().index(row))
 
 
 # -- notification levels ----------------------------------------------------------------------

@@ -35,7 +35,7 @@ from PySide6.QtWidgets import (
 
 from ... import timestamps
 from ...protocol.attachments import ATTACHMENT_MARK, announced_name
-from ...protocol.mentions import mention_spans, mentions_me
+from ...protocol.mentions import mention_spans, mention_spans_each, mentions_me
 from ...protocol.untrusted_text import (
     UNSEEN_CATEGORIES,
     display_name_safe,
@@ -142,6 +142,13 @@ class MessageDelegate(SafeDelegate):
         self.first_unread = ""
         self._targets: tuple[Any, tuple[str, ...], tuple[str, ...]] | None = None
         self._mentioning: OrderedDict[tuple[str, str], bool] = OrderedDict()
+        # A body's mention spans by (event id, location, version, text), for the targets
+        # they were found with: a paint or a hover never searches a body again (red team
+        # rt67: two or three searches a paint of a hostile body held the window seconds).
+        self._span_targets: tuple[str, ...] = ()
+        self._span_cache: OrderedDict[tuple[str, str, str, str], list[tuple[int, int]]] = (
+            OrderedDict()
+        )
 
     # -- mentions ---------------------------------------------------------------------------
 
@@ -162,9 +169,28 @@ class MessageDelegate(SafeDelegate):
         return self._targets[1], self._targets[2]
 
     def _spans(self, index: Index, body: str) -> list[tuple[int, int]]:
+        """Where the row's ``body`` mentions a member: searched once per row and text."""
         if "@" not in body:
             return []
-        return mention_spans(body, self._mention_targets(index)[0])
+        targets = self._mention_targets(index)[0]
+        if targets is not self._span_targets:  # a new roster: spans kept if it names alike
+            if targets != self._span_targets:
+                self._span_cache.clear()
+            self._span_targets = targets
+        key = (
+            str(index.data(Roles.EventId)),
+            str(index.data(Roles.Location)),
+            str(index.data(Roles.Version) or ""),
+            body,
+        )
+        spans = self._span_cache.get(key)
+        if spans is None:
+            spans = self._span_cache[key] = mention_spans(body, targets)
+            if len(self._span_cache) > CACHE:
+                self._span_cache.popitem(last=False)
+        else:
+            self._span_cache.move_to_end(key)
+        return spans
 
     def mentions_me(self, index: Index) -> bool:
         """Whether the row's message names the user (field or text): it gets an accent."""
@@ -1363,12 +1389,16 @@ def _highlight(html: str, targets: tuple[str, ...], own: tuple[str, ...], dark: 
     color = "#8fb8ff" if dark else "#1f5fbf"
     own_bg = "#3a4a6a" if dark else "#dce8fb"
     out: list[str] = []
-    for part in re.split(r"(<[^>]*>)", html):
+    parts = re.split(r"(<[^>]*>)", html)
+    # the text between tags searched in one go: one bound on the work for the whole body
+    texts = [p for p in parts if not p.startswith("<")]
+    found = iter(mention_spans_each(texts, escaped))
+    for part in parts:
         if part.startswith("<"):
             out.append(part)
             continue
         last = 0
-        for start, end in mention_spans(part, escaped):
+        for start, end in next(found):
             out.append(part[last:start])
             text = part[start:end]
             if text[1:].casefold() in mine:

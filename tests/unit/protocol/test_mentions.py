@@ -3,6 +3,9 @@ writes (PROTOCOL.md section 19)."""
 
 from __future__ import annotations
 
+import random
+import re
+import sys
 from typing import Any
 
 import pytest
@@ -10,7 +13,11 @@ import pytest
 from bucket_chat_desktop.protocol.mentions import (
     MAX_ID_CHARS,
     MAX_MENTIONS,
+    MAX_SCANNED,
+    MAX_STEPS,
+    MAX_TARGETS,
     mention_spans,
+    mention_spans_each,
     mentions_in,
     mentions_me,
     mentions_of,
@@ -94,6 +101,77 @@ def test_a_huge_body_is_searched_only_at_its_start() -> None:
     assert mention_spans(body, ["Bob"]) == []
 
 
+def _by_regex(body: str, targets: list[str]) -> list[tuple[int, int]]:
+    """What a mention was before the search became linear (red team rt67): ``@`` and the
+    longest target, ``re.IGNORECASE``, not inside a word. The reference it must agree with."""
+    kept = list(dict.fromkeys(t for t in targets if t.strip()))[:MAX_TARGETS]
+    names = sorted(kept, key=len, reverse=True)
+    if not names or "@" not in body:
+        return []
+    alternatives = "|".join(re.escape(n) for n in names)
+    pattern = re.compile(rf"(?<![\w@])@(?:{alternatives})(?!\w)", re.IGNORECASE)
+    return [m.span() for m in pattern.finditer(body, 0, min(len(body), MAX_SCANNED))]
+
+
+def test_spans_are_what_the_case_insensitive_pattern_found() -> None:
+    """Case as ``re`` folds it (long s, Kelvin sign, dotted and dotless i, sigmas, sharp
+    s), words, "@" next to "@", names within names, blank and repeated names."""
+    letters = (
+        "aAbB@@  _.-\u017fsSkK\u212a\u0130iI\u0131\u00dfs\u03a3\u03c3\u03c2\u0345\u03b91\u00e9"
+    )
+    rng = random.Random(67)
+    for _ in range(20_000):
+        targets = [
+            "".join(rng.choice(letters) for _ in range(rng.randint(0, 5)))
+            for _ in range(rng.randint(0, 6))
+        ]
+        body = "".join(rng.choice(letters) for _ in range(rng.randint(0, 40)))
+        if targets and rng.random() < 0.5:
+            at = rng.randint(0, len(body))
+            body = f"{body[:at]}@{rng.choice(targets)}{body[at:]}"
+        assert mention_spans(body, targets) == _by_regex(body, targets), (body, targets)
+    assert mention_spans_each(["@bob x", "", "@BOB"], ["Bob"]) == [[(0, 4)], [], [(0, 4)]]
+
+
+# Red team rt67: a body of "@x @x @x ..." and a hundred member ids "x @x @x ...#i" of 500
+# characters each: every id matched almost whole at every "@" before failing, 0.7 s a
+# search, two or three searches a paint, the window frozen for seconds.
+LONG_ID = ("x @" * 200)[:500]
+HOSTILE_IDS = [f"{LONG_ID}#{i}" for i in range(100)]
+HOSTILE_BODY = ("@x " * 7000)[:MAX_SCANNED]
+
+
+def _work(body: str, targets: list[str]) -> int:
+    """Lines of Python ``mention_spans`` runs: work counted, not timed."""
+    lines = 0
+
+    def trace(frame: object, event: str, arg: object) -> object:
+        nonlocal lines
+        lines += event == "line"
+        return trace
+
+    sys.settrace(trace)
+    try:
+        mention_spans(body, targets)
+    finally:
+        sys.settrace(None)
+    return lines
+
+
+def test_the_search_is_bounded_whatever_the_names() -> None:
+    targets = [*HOSTILE_IDS, "Bob"]
+    hostile = _work(HOSTILE_BODY, targets)
+    plain = _work(("@Bob hi " * 3000)[:MAX_SCANNED], targets)  # 2,500 mentions
+    assert hostile < 10 * MAX_STEPS
+    assert hostile < 10 * plain
+    # the search stops there: a mention before the hostile part is found, one after not
+    body = f"@Bob {HOSTILE_BODY[:15_000]} @Bob"
+    assert mention_spans(body, targets) == [(0, 4)]
+    # an ordinary long message is searched to its end
+    ordinary = "@Bob, see @bob@example.com " * 700
+    assert len(mention_spans(ordinary, [*HOSTILE_IDS, "Bob", BOB])) == 1_400
+
+
 def test_protocol_md_states_the_limits_the_code_uses() -> None:
     from pathlib import Path
 
@@ -103,3 +181,4 @@ def test_protocol_md_states_the_limits_the_code_uses() -> None:
     section = doc[doc.index("## 19. Mentions") :]
     assert f"at\nmost {MAX_MENTIONS} strings of 1–{MAX_ID_CHARS} characters" in section
     assert f"first {mentions.MAX_SCANNED:,} characters" in section
+    assert f"at most\n{MAX_STEPS:,} of its characters" in section
