@@ -43,10 +43,16 @@ def mentions_of(content: Mapping[str, Any]) -> tuple[str, ...]:
 # How the ``re`` module compares characters case-insensitively (what the text match has
 # always meant): two characters are alike when their simple lowercase forms are, or are
 # the same letter written two ways (``s`` and long ``ſ``, ``k`` and the Kelvin sign...).
-_TOLOWER: Any = getattr(importlib.import_module("_sre"), "unicode_tolower", None)
-_ALIKE: dict[int, tuple[int, ...]] = getattr(
-    importlib.import_module("re._casefix"), "_EXTRA_CASES", {}
-)
+def _re_part(module: str, name: str, default: Any) -> Any:
+    """A piece of CPython's ``re`` machinery, or ``default`` where it has none."""
+    try:
+        return getattr(importlib.import_module(module), name, default)
+    except ImportError:  # pragma: no cover - another Python
+        return default
+
+
+_TOLOWER: Any = _re_part("_sre", "unicode_tolower", None)
+_ALIKE: dict[int, tuple[int, ...]] = _re_part("re._casefix", "_EXTRA_CASES", {})
 _WORD = re.compile(r"\w")  # a letter, digit or "_": what may not touch a mention
 _END = ""  # a trie node's key for "a name ends here" (no character is empty)
 MAX_STEPS = 100_000  # characters one search compares, all texts together; then it stops
