@@ -3,7 +3,13 @@ lay out than a bounded amount (past the limits: plain text with a note)."""
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
 import pytest
+from markdown_it import MarkdownIt
 
 from bucket_chat_desktop.gui import markdown
 from bucket_chat_desktop.gui.markdown import (
@@ -132,6 +138,128 @@ def test_code_blocks_do_not_count_towards_the_formatting_characters() -> None:
     assert markdown.inline_marks(body) < MAX_INLINE_MARKS < sum(map(code.count, "[]{}<>:"))
     html = to_html(body)
     assert "<pre><code>" in html and "<em>this</em>" in html
+
+
+# -- the parser's work: counted, not timed -----------------------------------------------------
+
+
+def filled(unit: str, size: int = MAX_RICH_CHARS - 1) -> str:
+    return (unit * (size // len(unit) + 1))[:size]
+
+
+@contextmanager
+def parses(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Every ``MarkdownIt.parse`` made inside (any parser instance): the texts parsed."""
+    calls: list[str] = []
+    original = MarkdownIt.parse
+
+    def parse(self: MarkdownIt, src: str, env: object = None) -> object:
+        calls.append(src)
+        return original(self, src, env)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(MarkdownIt, "parse", parse)
+    to_html.cache_clear()
+    try:
+        yield calls
+    finally:
+        monkeypatch.undo()
+        to_html.cache_clear()
+
+
+def parser_work(call: Callable[[], object]) -> int:
+    """Lines of Python run inside markdown-it by ``call``: the parser's work, less the
+    set-up of its state (one pass over the characters, linear and cheap)."""
+    lines = 0
+
+    def trace(frame: Any, event: str, arg: object) -> object:
+        nonlocal lines
+        if "markdown_it" in frame.f_code.co_filename and frame.f_code.co_name != "__init__":
+            lines += event == "line"
+        return trace
+
+    to_html.cache_clear()
+    sys.settrace(trace)
+    try:
+        call()
+    finally:
+        sys.settrace(None)
+        to_html.cache_clear()
+    return lines
+
+
+@pytest.mark.parametrize(
+    "unit",
+    [
+        "- - - - - - - 7\n",  # red team rt67: a page of these held the window 18.6 s
+        "- - - 7\n",
+        "* > * > 7\n",
+        "1. - 2) + 7\n",
+        "- item 7\n",
+    ],
+)
+def test_list_shaped_bodies_are_plain_text_without_being_parsed(
+    unit: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Red team rt67: 7,999 characters of list markers were parsed in full twice (0.15 s
+    each, ``inline_marks`` then ``to_html``) before MAX_TOKENS sent them to plain text;
+    the estimate of their list items refuses them before any parse."""
+    body = filled(unit)
+    assert markdown.block_elements(body) > markdown.MAX_TOKENS
+    with parses(monkeypatch) as calls:
+        html = to_html(body)
+    assert calls == []
+    assert "too many formatted parts" in html and "<li>" not in html
+    assert html.startswith("<p>" + markdown.html_escape(body[:40]).replace("\n", "<br>"))
+
+
+@pytest.mark.parametrize(
+    ("body", "estimate"),
+    [
+        ("- a\n- b\n\n1. c\n   - d", 2 + 4 + 2 + 4 + 2 + 4 + 2 + 4),  # item + paragraph
+        ("> quoted\n> - item", 2 + 4),  # the quote may go on: only the item counts
+        ("- - - x", 2 + 4 + 4 + 4),  # an item, two lists in it and a paragraph
+        ("- - -\n***\n* * *", 0),  # thematic breaks
+        ("```\n- a\n- b\n```\n~~~\n- c\n~~~", 0),  # code
+        ("-not a list\n2.x\n#- no", 0),
+    ],
+)
+def test_the_list_estimate_counts_items_and_what_they_open(body: str, estimate: int) -> None:
+    assert markdown.block_elements(body) == estimate
+
+
+def test_ordinary_lists_are_still_formatted_and_parsed_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    body = "Plan:\n\n- **one**\n- two\n  1. a\n  2. b\n\n> - quoted item\n\n---\n\n" * 20
+    with parses(monkeypatch) as calls:
+        html = to_html(body)
+    assert len(calls) == 1
+    assert "<li><strong>one</strong></li>" in html and "<ol>" in html and "<hr />" in html
+
+
+def test_a_body_past_a_limit_is_parsed_once_and_not_to_its_end(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past MAX_NESTING or MAX_TOKENS the parse stops where it passes it (the body was
+    parsed whole, twice): one parse, and a fraction of the work of a whole one."""
+    deep = filled("> - > - > - > - x\n", 2_000)  # past MAX_NESTING on its first line
+    headings = filled("# a\n", 7_900)  # no list: past MAX_TOKENS only once parsed
+    whole = MarkdownIt("commonmark", {"maxNesting": 20}).enable(["strikethrough", "table"])
+    for body, note in ((deep, "nested too deeply"), (headings, "too many formatted parts")):
+        assert markdown.block_elements(body) <= markdown.MAX_TOKENS
+        with parses(monkeypatch) as calls:
+            html = to_html(body)
+        assert calls == [body] and note in html and "<h1>" not in html
+    assert parser_work(lambda: to_html(deep)) < parser_work(lambda: whole.parse(deep)) / 10
+
+
+def test_a_body_is_parsed_once_when_dense_with_formatting_characters(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    body = "see [a](http://e.com) " * 350  # counted on the blocks, then not parsed inline
+    with parses(monkeypatch) as calls:
+        assert "formatting characters outside code" in to_html(body)
+    assert len(calls) == 1
 
 
 def test_a_renderer_failure_shows_the_text(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -38,7 +38,7 @@ from ..icons import (
     reply_icon,
     thread_icon,
 )
-from ..markdown import to_html
+from ..markdown import MAX_RICH_CHARS, is_plain, plain_html, to_html
 from ..safe import guard
 from ..style import ACCENT, TRUST_COLORS, TRUST_SYMBOLS, is_dark, muted_text, sender_html
 
@@ -332,6 +332,10 @@ class Version:
 
 
 MAX_SHOWN_EDITS = 50  # a message edited hundreds of times stays a page, not megabytes
+# Characters of Markdown the versions window formats in all (newest first): the window is
+# made on the GUI thread, and 50 versions each as costly as one body may be (~20 ms)
+# would hold it for a second. Versions past it are shown as plain text with a note.
+VERSIONS_RICH_CHARS = 2 * MAX_RICH_CHARS
 BODY_MARKS = 4
 """Combining marks drawn on one letter of a version's body; the rest are spelled out
 (``spell_marks``). The dialog's document has no per-body clip as the timeline's rows
@@ -344,9 +348,11 @@ def versions_html(versions: Sequence[Version]) -> str:
     """The versions, newest first, each with its time and trust state; bodies rendered
     as the timeline renders them (``markdown.to_html``: escaped, bounded; combining
     marks past ``BODY_MARKS`` on a letter spelled out). The original
-    (first) and the newest ``MAX_SHOWN_EDITS`` edits; a line says how many are left out."""
+    (first) and the newest ``MAX_SHOWN_EDITS`` edits; a line says how many are left out.
+    Past ``VERSIONS_RICH_CHARS`` of Markdown formatted, older versions are plain text."""
     parts = []
     muted = _muted()
+    budget = VERSIONS_RICH_CHARS  # characters of Markdown still to be formatted
     left_out = max(0, len(versions) - 1 - MAX_SHOWN_EDITS)
     if left_out:
         versions = [versions[0], *versions[len(versions) - MAX_SHOWN_EDITS :]]
@@ -366,11 +372,22 @@ def versions_html(versions: Sequence[Version]) -> str:
             f"</span> · <span style='color:{color}'>{symbol} {html_escape(word)}</span>"
             f"{current}</p>"
         )
-        body = (
-            to_html(spell_marks(v.body, BODY_MARKS))
-            if v.body is not None
-            else f"<i style='color:{muted}'>The original text is not loaded yet.</i>"
-        )
+        if v.body is None:
+            body = f"<i style='color:{muted}'>The original text is not loaded yet.</i>"
+        else:
+            text = spell_marks(v.body, BODY_MARKS)
+            # what to_html parses: not plain lines, nor bodies too long to format
+            cost = 0 if is_plain(text) or len(text) > MAX_RICH_CHARS else len(text)
+            if cost <= budget:
+                body = to_html(text)
+                budget -= cost
+            else:
+                budget = 0  # older versions: plain text too
+                body = plain_html(
+                    text,
+                    "Shown as plain text: this window formats the newest versions only "
+                    f"({VERSIONS_RICH_CHARS:,} characters of them).",
+                )
         parts.append(
             f"{head}<div style='margin: 4px 0 14px 10px'>{body}</div>"
             + ("<hr>" if i < len(versions) - 1 else "")
