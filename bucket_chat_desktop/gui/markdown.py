@@ -109,19 +109,6 @@ def _parser() -> MarkdownIt:
     return md
 
 
-@functools.cache
-def _block_parser() -> MarkdownIt:
-    """The same parser without its inline pass: the blocks and the text the inline pass
-    would read (a few ms for the longest body formatted)."""
-    md = MarkdownIt(
-        "commonmark",
-        {"html": False, "linkify": False, "typographer": False, "maxNesting": 20},
-    )
-    md.enable(["strikethrough", "table"])
-    md.disable("inline")
-    return md
-
-
 # What one message may cost to lay out. A body is written by any member of the room, so
 # its layout cost must be bounded: Qt lays out a rich-text table cell by cell, on the GUI
 # thread, again at every width, and a 256 KiB body of tables held the window for seconds
@@ -262,21 +249,6 @@ def to_html(text: str) -> str:
             text, f"Shown as plain text: it could not be formatted ({type(exc).__name__})."
         )
     return str(rendered).strip()
-
-
-def inline_marks(text: str) -> int:
-    """How many characters the inline parser stops at in ``text`` (its terminators),
-    outside code blocks (a pasted block of code is not parsed inline). Counted over the
-    blocks only when the whole text holds more than ``MAX_INLINE_MARKS``."""
-    stops = _block_parser().inline.terminator_re
-    count = sum(1 for _ in stops.finditer(text))
-    if count <= MAX_INLINE_MARKS:
-        return count
-    return sum(
-        sum(1 for _ in stops.finditer(str(token.content)))
-        for token in _block_parser().parse(text)
-        if token.type == "inline"
-    )
 
 
 def is_plain(text: str) -> bool:
