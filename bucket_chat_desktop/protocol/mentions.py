@@ -16,7 +16,6 @@ Pure: no I/O, no Qt.
 from __future__ import annotations
 
 import functools
-import importlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -42,17 +41,12 @@ def mentions_of(content: Mapping[str, Any]) -> tuple[str, ...]:
 
 # How the ``re`` module compares characters case-insensitively (what the text match has
 # always meant): two characters are alike when their simple lowercase forms are, or are
-# the same letter written two ways (``s`` and long ``ſ``, ``k`` and the Kelvin sign...).
-def _re_part(module: str, name: str, default: Any) -> Any:
-    """A piece of CPython's ``re`` machinery, or ``default`` where it has none."""
-    try:
-        return getattr(importlib.import_module(module), name, default)
-    except ImportError:  # pragma: no cover - another Python
-        return default
-
-
-_TOLOWER: Any = _re_part("_sre", "unicode_tolower", None)
-_ALIKE: dict[int, tuple[int, ...]] = _re_part("re._casefix", "_EXTRA_CASES", {})
+# the same letter written two ways (``s`` and long ``ſ``, ``k`` and the Kelvin sign...),
+# the pairs ``re`` itself adds (``re._casefix``).
+try:
+    from re._casefix import _EXTRA_CASES as _ALIKE  # type: ignore[import-not-found]
+except ImportError:  # pragma: no cover - another Python
+    _ALIKE = {}
 _WORD = re.compile(r"\w")  # a letter, digit or "_": what may not touch a mention
 _END = ""  # a trie node's key for "a name ends here" (no character is empty)
 MAX_STEPS = 100_000  # characters one search compares, all texts together; then it stops
@@ -61,9 +55,8 @@ MAX_STEPS = 100_000  # characters one search compares, all texts together; then 
 @functools.lru_cache(maxsize=4096)
 def _alike(char: str) -> str:
     """One character standing for every character ``char`` matches case-insensitively."""
-    if _TOLOWER is None:  # pragma: no cover - CPython's re module has it
-        return char.lower() if len(char.lower()) == 1 else char
-    low = _TOLOWER(ord(char))
+    # a letter's simple lowercase form: the first of its full one ("İ" -> "i" + a dot)
+    low = ord(char.lower()[0])
     return chr(min((low, *_ALIKE.get(low, ()))))
 
 
