@@ -44,7 +44,7 @@ from .cloud import (
 )
 from .feed import MAX_IGNORED_KEPT, ChangeBatch, ChangeFeed, FeedGoneError
 from .s3 import AUTH_CODES, CREDENTIAL_ERRORS, CREDENTIAL_HINT, THROTTLE_CODES
-from .url import StorageLocation
+from .url import StorageLocation, StorageUrlError, split_url
 
 log = logging.getLogger("bucket_chat.storage")
 
@@ -87,12 +87,9 @@ def check_queue_url(value: str) -> str:
     if "@" in value:
         raise ValueError("queue_url must not carry credentials, a query or a '#' part")
     try:
-        parts = urlsplit(value)
-        parts.hostname  # noqa: B018 - read below
-    except ValueError:  # its text quotes the value's '[' … ']'
-        raise ValueError(
-            "queue_url cannot be read: '[' and ']' may only enclose an IPv6 address"
-        ) from None
+        parts = split_url(value, "queue_url")
+    except StorageUrlError as exc:  # in words that quote no part of the value
+        raise ValueError(str(exc)) from None
     if parts.query or parts.fragment:
         raise ValueError("queue_url must not carry credentials, a query or a '#' part")
     if parts.scheme not in ("http", "https") or not parts.hostname:
