@@ -208,7 +208,7 @@ def id_notes(sender_ids: Iterable[str], ids: RoomIds | None = None) -> list[str]
 
 def event_line(item: Assessed, ids: RoomIds | None = None) -> str:
     ev = item.event
-    return fit(
+    return (
         f"{local_time(ev.timestamp_ms)}  {shown_id(ev.sender_id, ids)}  "
         f"{BADGES[item.state]}  {describe_event(item)}"
     )
@@ -216,12 +216,12 @@ def event_line(item: Assessed, ids: RoomIds | None = None) -> str:
 
 def finding_said(f: Finding) -> str:
     """A finding on one line, as ``chat``, ``sync --follow`` and ``members`` say it."""
-    return fit(f"! {f.kind.value}: {terminal_safe(f.message)} ({terminal_safe(f.where())})")
+    return f"! {f.kind.value}: {terminal_safe(f.message)} ({terminal_safe(f.where())})"
 
 
 def finding_line(f: Finding) -> str:
     head = f"  {f.severity.value.upper():6} {f.kind.value:22} {terminal_safe(f.where())}"
-    return fit(f"{head}\n         {terminal_safe(f.message)}")
+    return f"{head}\n         {terminal_safe(f.message)}"
 
 
 def room_title(
@@ -295,9 +295,9 @@ def member_lines(member: MemberRecord) -> list[str]:
     if member.id_warning:
         who += f" {LOOKALIKE_MARK}"
     head = f"{name}{who}  {DEVICE_BADGES[member.state]}{note}"
-    lines = [fit(head), *(fit(_device_line(d)) for d in member.devices)]
+    lines = [head, *(_device_line(d) for d in member.devices)]
     if member.unlisted:
-        lines.append(fit(f"  and {member.unlisted:,} more named by statements alone (not listed)"))
+        lines.append(f"  and {member.unlisted:,} more named by statements alone (not listed)")
     return lines
 
 
@@ -424,7 +424,7 @@ def search_line(
         edited += " (an earlier version: edited since)"
     if hit.copy is not None:  # as history says of it (PROTOCOL.md 18.1)
         edited += f" ({REPEATED_ID})"
-    return fit(
+    return (
         f"{local_time(hit.timestamp_ms)}  {terminal_safe(room_label, limit=ID_LIMIT)}  "
         f"{shown_id(hit.sender_id, ids)}  {badge}  {marked_snippet(hit.snippet, mark)}{edited}\n"
         f"    event {terminal_safe(hit.event_id, limit=ID_LIMIT)}"

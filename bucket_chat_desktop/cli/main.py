@@ -502,11 +502,7 @@ async def cmd_rooms(args: argparse.Namespace) -> int:
         fmt.out(f"\nNames marked {fmt.LOOKALIKE_NAME_MARK} may pass for another room:")
         for room in found.rooms:
             if room.room_id in looks:
-                fmt.out(
-                    fmt.fit(
-                        f"  {terminal_safe(room.room_id)}: {terminal_safe(looks[room.room_id])}"
-                    )
-                )
+                fmt.out(f"  {terminal_safe(room.room_id)}: {terminal_safe(looks[room.room_id])}")
     return EXIT_OK
 
 

@@ -185,9 +185,9 @@ def event_lines(item: Assessed, timeline: Sequence[Assessed], rel: Relations, id
             n = len(agg.thread)
             lines.append(f"[{n} repl{'y' if n == 1 else 'ies'} in thread]")
     text = "\n".join(lines)
-    # cut into rows here, not by the terminal: a body padded to its width would begin a
-    # row that reads as another event's line (``fmt.fit``)
-    return fmt.fit(head + text.replace("\n", "\n" + " " * 4))
+    # printed through ``fmt.out`` or ``LivePrinter.say``, which cut it into rows (a
+    # body padded to a terminal's width would begin a row of its own: ``fmt.fit``)
+    return head + text.replace("\n", "\n" + " " * 4)
 
 
 def named_senders(item: Assessed, timeline: Sequence[Assessed], rel: Relations) -> list[str]:
