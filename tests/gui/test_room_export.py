@@ -467,6 +467,19 @@ def test_cancel_while_the_page_takes_its_name_says_the_export_finished(
 PROGRAM = b"MZ\x90\x00 a hostile member's program"
 
 
+def exported(app: App, tmp_path: Path) -> Path:
+    """The room exported as ``<tmp>/out/design.html`` through the window's export, to
+    its notice "Room exported": the folder it is in."""
+    out = tmp_path / "out"
+    out.mkdir()
+    app.feature.choose = lambda _s, _n: (str(out / "design.html"), "html")
+    app.feature.start(app.key)
+    app.qtbot.waitUntil(lambda: app.feature.notice is not None, timeout=20000)
+    box = app.feature.notice
+    assert box is not None and box.windowTitle() == "Room exported", box.text()
+    return out
+
+
 @pytest.mark.parametrize("app", [[("setup.exe", PROGRAM)]], indirect=True)
 def test_the_files_an_export_copies_are_marked_as_downloaded(
     app: App, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -477,13 +490,7 @@ def test_the_files_an_export_copies_are_marked_as_downloaded(
     PDF or Office file opened outside Protected View. As on Windows (the mark is the
     stream ``<file>:Zone.Identifier``; on Linux a file of that name beside it)."""
     monkeypatch.setattr(download_mark, "PLATFORM", "win32")
-    out = tmp_path / "out"
-    out.mkdir()
-    app.feature.choose = lambda _s, _n: (str(out / "design.html"), "html")
-    app.feature.start(app.key)
-    app.qtbot.waitUntil(lambda: app.feature.notice is not None, timeout=20000)
-    box = app.feature.notice
-    assert box is not None and box.windowTitle() == "Room exported", box.text()
+    out = exported(app, tmp_path)
     files = out / "design_files"
     assert (files / "report.pdf").read_bytes() == REPORT
     assert (files / "setup.exe").read_bytes() == PROGRAM
@@ -509,13 +516,7 @@ def test_a_web_page_named_shtm_or_xhtm_is_copied_but_not_linked(app: App, tmp_pa
     was a web page to the app: the export linked ``design_files/agenda.shtm`` from the
     page read in that browser (one click ran the member's script) and the app offered
     Open. Now both are save-only, and the export copies them without a link."""
-    out = tmp_path / "out"
-    out.mkdir()
-    app.feature.choose = lambda _s, _n: (str(out / "design.html"), "html")
-    app.feature.start(app.key)
-    app.qtbot.waitUntil(lambda: app.feature.notice is not None, timeout=20000)
-    box = app.feature.notice
-    assert box is not None and box.windowTitle() == "Room exported", box.text()
+    out = exported(app, tmp_path)
     html = (out / "design.html").read_text("utf-8")
     assert (out / "design_files" / "agenda.shtm").read_bytes() == WEB_PAGE
     assert (out / "design_files" / "minutes.xhtm").read_bytes() == WEB_PAGE + b" "
