@@ -114,8 +114,7 @@ class ProfileStore:
             return {}
         except SpecialFileError as exc:
             raise ProfileError(
-                f"{self.path} is not a file but a {exc.kind}; remove it and add your "
-                "storages again"
+                f"{self.path} is not a file but a {exc.kind}; remove it and add your storages again"
             ) from exc
         except FileTooLargeError as exc:
             raise ProfileError(

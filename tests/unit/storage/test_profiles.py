@@ -210,7 +210,7 @@ def _get_within(profiles: ProfileStore, seconds: float = 10.0) -> BaseException 
     def run() -> None:
         try:
             profiles.get("w")
-        except BaseException as exc:  # noqa: BLE001 - handed to the test
+        except BaseException as exc:  # handed to the test
             caught.append(exc)
 
     thread = threading.Thread(target=run, daemon=True)
