@@ -42,8 +42,8 @@ except ImportError:  # pragma: no cover - Windows
 class _Screen(LivePrinter):
     """The chat's terminal: ``LivePrinter``'s lines, printed above the line being typed."""
 
-    def __init__(self, interactive: bool, own_key: str) -> None:
-        super().__init__(self._say, own_key)
+    def __init__(self, interactive: bool, own_key: str, own_user: str = "") -> None:
+        super().__init__(self._say, own_key, own_user)
         self.interactive = interactive
         self.ready = False
 
@@ -64,14 +64,20 @@ async def _read_on(client: ChatClient, ref: RoomRef) -> None:
 
 async def run_chat(storage: Storage, room_id: str, identity: Any, displayname: str | None) -> int:
     interactive = sys.stdin.isatty()
-    screen = _Screen(interactive, identity.public_key_b64)
+    screen = _Screen(interactive, identity.public_key_b64, identity.user_id)
 
     def listener(event: EngineEvent) -> None:
         if isinstance(event, RoomLoaded | EventsAppended) and event.room_id == room_id:
             if not screen.ready:
                 return  # the history is printed once the room is open
             items = event.result.timeline if isinstance(event, RoomLoaded) else event.items
-            screen.arrived(items, event.result.timeline, event.relations, echo_own=False)
+            screen.arrived(
+                items,
+                event.result.timeline,
+                event.relations,
+                echo_own=False,
+                roster=event.roster,
+            )
             screen.findings(room_findings(event))  # an append's: no metadata read
         elif isinstance(event, OutboxChanged) and event.state == "failed":
             screen.say(f"! not sent yet: {terminal_safe(event.error)} (will retry)")
@@ -119,7 +125,7 @@ async def run_chat(storage: Storage, room_id: str, identity: Any, displayname: s
         title = room_title_of(room)
         fmt.out(f"# {title} — type a message and press Enter; /quit or Ctrl-D to leave")
         if result is not None and room.relations is not None:
-            screen.opening(result, room.relations, OPENING_LINES)
+            screen.opening(result, room.relations, OPENING_LINES, room.roster)
         screen.findings(room_findings(room))
         if stale:
             screen.say(stale)

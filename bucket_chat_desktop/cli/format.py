@@ -28,6 +28,7 @@ from ..protocol.room_state import (
     MemberRecord,
     key_bytes,
     membership_text,
+    statement_claim,
 )
 from ..protocol.untrusted_text import (
     ID_LIMIT,
@@ -159,12 +160,38 @@ def _escaped_line(line: str) -> str:
     return line
 
 
-def describe_event(item: Assessed) -> str:
+@dataclasses.dataclass(frozen=True, slots=True)
+class KeyClaims:
+    """What to say of a statement naming a device key that is not its sender's
+    (``statement_claim``): "names your key as theirs" for one of this device's own keys
+    (``own``: the (user id, key) pairs it writes as), "names bob@…'s key as theirs" for a
+    key that writes as another id in the room (``claims``: ``Names.claims``). Such a
+    statement makes no device of theirs, and "added a device" would say it did."""
+
+    claims: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    own: tuple[tuple[str, str], ...] = ()
+
+    def of(self, item: Assessed) -> str:
+        ev = item.event
+        if ev.type != MEMBER:
+            return ""
+        for user_id, key in self.own or (("", ""),):
+            said = statement_claim(ev.sender_id, ev.content, self.claims, user_id, key)
+            if said:
+                return said
+        return ""
+
+
+NO_CLAIMS = KeyClaims()
+
+
+def describe_event(item: Assessed, claims: KeyClaims = NO_CLAIMS) -> str:
     ev = item.event
     if ev.type == MESSAGE:  # a file message says its name, never its body
         text = body_text(message_text(ev.content))
     elif ev.type == MEMBER:
-        text = f"* {terminal_safe(membership_text(ev.content, with_name=True))}"
+        said = membership_text(ev.content, with_name=True, claim=claims.of(item))
+        text = f"* {terminal_safe(said)}"
     elif ev.type in (REACTION, EDIT, REDACTION) and (target := target_of(ev)) is not None:
         # What the event asks, not whether it applies (``history`` applies the rules):
         # ``sync --follow`` and ``chat`` print each event as it arrives.
@@ -206,11 +233,11 @@ def id_notes(sender_ids: Iterable[str], ids: RoomIds | None = None) -> list[str]
     return lines
 
 
-def event_line(item: Assessed, ids: RoomIds | None = None) -> str:
+def event_line(item: Assessed, ids: RoomIds | None = None, claims: KeyClaims = NO_CLAIMS) -> str:
     ev = item.event
     return (
         f"{local_time(ev.timestamp_ms)}  {shown_id(ev.sender_id, ids)}  "
-        f"{BADGES[item.state]}  {describe_event(item)}"
+        f"{BADGES[item.state]}  {describe_event(item, claims)}"
     )
 
 
@@ -360,9 +387,13 @@ def member_json(member: MemberRecord) -> dict[str, Any]:
     }
 
 
-def event_json(item: Assessed, ids: RoomIds | None = None) -> dict[str, Any]:
+def event_json(
+    item: Assessed, ids: RoomIds | None = None, claims: KeyClaims = NO_CLAIMS
+) -> dict[str, Any]:
     """``ids``: the room's senders, for ``sender_id_warning`` (the reason text marks
-    ``[!LOOK-ALIKE ID]``); ``None`` judges the id alone."""
+    ``[!LOOK-ALIKE ID]``); ``None`` judges the id alone. ``statement_claim``: what a
+    statement naming a key that is not its sender's claims ("names your key as theirs",
+    ``KeyClaims``), null otherwise."""
     ev = item.event
     return {
         "event_id": ev.event_id,
@@ -372,6 +403,7 @@ def event_json(item: Assessed, ids: RoomIds | None = None) -> dict[str, Any]:
         "sender_key": ev.sender_key,
         "type": ev.type,
         "content": dict(ev.content),
+        "statement_claim": claims.of(item) or None,
         "trust": item.state.value,
         "reason": item.reason,
         "path": item.path,

@@ -22,6 +22,7 @@ from ..protocol.relations import (
     Relations,
     applied,
 )
+from ..protocol.room_state import Roster
 from ..protocol.untrusted_text import RoomIds, terminal_safe
 from ..storage.base import StorageError
 from ..sync.room_state import RoomView
@@ -86,9 +87,13 @@ class LivePrinter:
     and ``findings`` with every audit (each finding said once). Output goes through
     ``say``; every string from storage is made terminal-safe."""
 
-    def __init__(self, say: Callable[[str], object], own_key: str = "") -> None:
+    def __init__(self, say: Callable[[str], object], own_key: str = "", own_user: str = "") -> None:
         self._out = say
         self.own_key = own_key
+        self._own = ((own_user, own_key),) if own_key else ()
+        # what a statement naming another's key says (``fmt.KeyClaims``): the room's
+        # claims as of the last roster handed in
+        self.claims = fmt.KeyClaims(own=self._own)
         self.ids = RoomIds()
         # (event id, path, line): an id signed by two devices is two rows (section 6)
         self.shown: set[tuple[str, str, int]] = set()
@@ -99,12 +104,25 @@ class LivePrinter:
         errors, and a terminal's wrap of them could begin a row that forges a line."""
         self._out(fmt.fit(text))
 
-    def opening(self, result: AuditResult, rel: Relations, limit: int | None) -> None:
+    def use_roster(self, roster: Roster | None) -> None:
+        """The room's members and names as of the audit printed next (``KeyClaims``)."""
+        if roster is not None and roster.names.claims is not self.claims.claims:
+            self.claims = fmt.KeyClaims(roster.names.claims, self._own)
+
+    def opening(
+        self,
+        result: AuditResult,
+        rel: Relations,
+        limit: int | None,
+        roster: Roster | None = None,
+    ) -> None:
         """The room as ``history`` shows it (its newest ``limit`` messages, or all)."""
+        self.use_roster(roster)
         timeline = result.timeline
         self.ids.update(a.event.sender_id for a in timeline)
         for position in related.shown_positions(rel, len(timeline), limit):
-            self.say(related.event_lines(timeline[position], timeline, rel, self.ids))
+            line = related.event_lines(timeline[position], timeline, rel, self.ids, self.claims)
+            self.say(line)
         self.shown.update((a.event.event_id, a.path, a.line) for a in timeline)
 
     def arrived(
@@ -114,10 +132,12 @@ class LivePrinter:
         rel: Relations | None,
         *,
         echo_own: bool,
+        roster: Roster | None = None,
     ) -> None:
         """Rows new since the last call: messages as ``history`` prints them, relation
         events as what they did (only when applied: a forged one is a finding).
         ``timeline``: the audit's whole timeline, which ``rel`` was made of."""
+        self.use_roster(roster)
         counted: dict[str, dict[str, ReactionChip]] = {}  # per target: reaction -> chip
         for item in items:
             self.ids.add(item.event.sender_id)
@@ -131,13 +151,13 @@ class LivePrinter:
             if not echo_own and self.own_key and ev.sender_key == self.own_key:
                 continue
             if rel is None:
-                self.say(fmt.event_line(item, self.ids))
+                self.say(fmt.event_line(item, self.ids, self.claims))
             elif ev.type in (EDIT, REACTION, REDACTION):
                 line = self._notice(item, timeline, rel, counted)
                 if line is not None:
                     self.say(line)
             else:
-                self.say(related.event_lines(item, timeline, rel, self.ids))
+                self.say(related.event_lines(item, timeline, rel, self.ids, self.claims))
 
     def findings(self, found: Sequence[Finding]) -> None:
         for f in found:

@@ -774,12 +774,14 @@ async def cmd_sync(args: argparse.Namespace) -> int:
             return
         if not opened[0]:
             opened[0] = True
-            printer.opening(view.result, view.relations, None)
+            printer.opening(view.result, view.relations, None, view.roster)
             # what the count printed once the read is done says; said from then on
             printer.reported.update(map(finding_key, room_findings(view)))
             return
         new = view.result.timeline if items is None else items
-        printer.arrived(new, view.result.timeline, view.relations, echo_own=True)
+        printer.arrived(
+            new, view.result.timeline, view.relations, echo_own=True, roster=view.roster
+        )
         printer.findings(room_findings(view))  # each new finding, once
 
     def listener(event: Any) -> None:
@@ -970,11 +972,13 @@ async def cmd_history(args: argparse.Namespace) -> int:
     shown = array("q", related.shown_positions(rel, len(everything), args.limit))
     ids = RoomIds()
     ids.update(a.event.sender_id for a in everything)  # first seen in the whole room
+    room_claims = view.roster.names.claims if view.roster is not None else {}
+    claims = fmt.KeyClaims(room_claims, tuple(own))
     if args.json:
         doc = {
             "room_id": view.room_id,
             "events": [
-                {**fmt.event_json(a, ids), **related.relations_json(a, everything, rel)}
+                {**fmt.event_json(a, ids, claims), **related.relations_json(a, everything, rel)}
                 for a in (everything[p] for p in shown)
             ],
             "findings": [f.as_dict() for f in result.findings],
@@ -986,7 +990,7 @@ async def cmd_history(args: argparse.Namespace) -> int:
     for p in shown:
         item = everything[p]
         senders.update(dict.fromkeys(related.named_senders(item, everything, rel)))
-        fmt.out(related.event_lines(item, everything, rel, ids))
+        fmt.out(related.event_lines(item, everything, rel, ids, claims))
     notes = fmt.id_notes(senders, ids)
     if notes:
         fmt.out(f"\nIds marked {fmt.LOOKALIKE_MARK} may imitate someone else:")

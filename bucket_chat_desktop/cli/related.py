@@ -152,8 +152,15 @@ def chips_line(chips: Sequence[ReactionChip]) -> str:
     return line
 
 
-def event_lines(item: Assessed, timeline: Sequence[Assessed], rel: Relations, ids: RoomIds) -> str:
-    """One shown event, with what its relations say (several lines, indented)."""
+def event_lines(
+    item: Assessed,
+    timeline: Sequence[Assessed],
+    rel: Relations,
+    ids: RoomIds,
+    claims: fmt.KeyClaims = fmt.NO_CLAIMS,
+) -> str:
+    """One shown event, with what its relations say (several lines, indented).
+    ``claims``: what a statement naming another's key says instead of "added a device"."""
     ev = item.event
     agg = rel.of(ev.event_id)
     head = f"{fmt.local_time(ev.timestamp_ms)}  {fmt.shown_id(ev.sender_id, ids)}  "
@@ -173,7 +180,7 @@ def event_lines(item: Assessed, timeline: Sequence[Assessed], rel: Relations, id
     elif ev.type == MESSAGE:  # indented below with the rest
         lines.append(fmt.body_text(message_text(ev.content)))
     else:
-        lines.append(fmt.describe_event(item))  # one line
+        lines.append(fmt.describe_event(item, claims))  # one line
     if ev.type == MESSAGE and ev.event_id in rel.repeated:
         # a replay (PROTOCOL.md 18.1): even the edits and deletion made before it stop
         # applying, so this is its sender's first text

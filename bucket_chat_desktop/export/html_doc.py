@@ -23,7 +23,7 @@ from ..protocol.attachments import is_file_message, message_text, parse_file_con
 from ..protocol.audit import Assessed
 from ..protocol.event import MEMBER, MESSAGE, Event, Malformed
 from ..protocol.relations import HIDDEN_TYPES, Aggregate, Edit, ReactionChip
-from ..protocol.room_state import DisplayNames, membership_text
+from ..protocol.room_state import DisplayNames, membership_text, statement_claim
 from ..protocol.untrusted_text import html_escape, lookalike_texts, one_line, shown_id
 from ..sync.blobs import human_size
 from ..sync.events import ShownEvent
@@ -428,7 +428,8 @@ class HtmlWriter:
         doubt = self.snap.doubt(ev.sender_id, ev.sender_key)
         doubted = " doubted" if doubt else ""
         if ev.type == MEMBER:
-            what = html_escape(membership_text(ev.content, with_name=True))
+            claim = statement_claim(ev.sender_id, ev.content, self.snap.claims)
+            what = html_escape(membership_text(ev.content, with_name=True, claim=claim))
             return (
                 f'<li class="notice t-{state}{doubted}" id="{anchor}"><div class="meta">'
                 f"{self._who(ev.sender_id)}{_doubt_mark(doubt)} <span>{what}</span> "

@@ -44,6 +44,10 @@ class RoomSnapshot:
     complete: bool = True
     vanished: bool = False
     doubted: Mapping[tuple[str, str], str] = field(default_factory=lambda: MappingProxyType({}))
+    # Keys a member's statement named as theirs that write as another id in the room
+    # (``Names.claims``): such a statement says "names bob@…'s key as theirs", never
+    # "added a device" (``statement_claim``).
+    claims: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def total(self) -> int:
@@ -109,4 +113,5 @@ def snapshot_of(
         # not be called a removal, nor the reverse.
         vanished=view.complete and view.partial and view.vanished,
         doubted=MappingProxyType(dict(doubted or {})),
+        claims=view.roster.names.claims if view.roster is not None else MappingProxyType({}),
     )

@@ -20,7 +20,14 @@ from ..protocol.findings import NOT_READ, Finding, Kind, Severity, vanished_only
 from ..protocol.mentions import mentions_in, mentions_me
 from ..protocol.metadata import RoomMetadata, check_signer
 from ..protocol.relations import Relations, own_reaction
-from ..protocol.room_state import NO_NAMES, Confirmed, Names, Roster, membership_text
+from ..protocol.room_state import (
+    NO_NAMES,
+    Confirmed,
+    Names,
+    Roster,
+    membership_text,
+    statement_claim,
+)
 from ..protocol.unread import (
     FUTURE_SLACK_MS,
     UNREAD_CAP,
@@ -81,13 +88,14 @@ def _sorts_before(result: AuditResult, event_id: str, other_id: str) -> bool:
     return at is not None and (other is None or at < other)
 
 
-def _preview(ev: Event) -> str:
+def _preview(ev: Event, claim: str = "") -> str:
     """The room list's line for ``ev`` (a shown event, never a relation event; its
     latest text as ``room_preview.as_shown`` makes it). A member event's sender id is
     spelled out (``shown_id``: a zero-width space is shown, not cleaned away); the room
-    list marks it as a row does (``RoomItem.preview_warning``)."""
+    list marks it as a row does (``RoomItem.preview_warning``). ``claim``: what a
+    statement naming a key not its sender's says (``statement_claim``), as its row does."""
     if ev.type == MEMBER:
-        return f"{shown_id(ev.sender_id)} {membership_text(ev.content)}"
+        return f"{shown_id(ev.sender_id)} {membership_text(ev.content, claim=claim)}"
     if is_file_message(ev.content):  # the room list cuts it in the middle
         return message_text(ev.content)
     return to_plain(ev.body or "")
@@ -584,6 +592,15 @@ class Controller(QObject):
         completes."""
         return self.names(key).members()
 
+    def _claim(self, key: str, ev: Event) -> str:
+        """What a statement naming this device's key, or a key that writes as another id,
+        says instead of "added a device" (``statement_claim``, as its timeline row)."""
+        if ev.type != MEMBER:
+            return ""
+        me = self.identity
+        claims = self.names(key).claims
+        return statement_claim(ev.sender_id, ev.content, claims, me.user_id, me.public_key_b64)
+
     def names(self, key: str) -> Names:
         """The room's display names and sender ids (``Roster.names``) as last received."""
         roster = self.roster(key)
@@ -980,8 +997,9 @@ class Controller(QObject):
         shown = last or room.previewed
         if shown is not None:  # an edit or deletion of the previewed message changes it
             current = as_shown(shown.event, rel)
+            claim = "" if current is None else self._claim(key, current)
             changes.update(
-                preview=DELETED if current is None else _preview(current),
+                preview=DELETED if current is None else _preview(current, claim),
                 preview_warning=self._preview_warning(key, shown),
             )
         own = self.identity.public_key_b64

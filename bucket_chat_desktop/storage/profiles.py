@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import paths
 from ..keyring_policy import STORAGE_SERVICE, failure, select_keyring_backend
-from ..osfiles import write_atomic
+from ..osfiles import FileTooLargeError, SpecialFileError, read_regular_file, write_atomic
 from .base import StorageError
 from .url import StorageLocation, StorageUrlError, parse_storage_url
 
@@ -32,6 +32,7 @@ log = logging.getLogger("bucket_chat.storage")
 KEYRING_SERVICE = STORAGE_SERVICE  # see keyring_policy
 FILE_NAME = "storages.json"
 FORMAT_VERSION = 1
+PROFILES_CAP = 4 * 1024 * 1024  # bytes: thousands of storages are far smaller
 PROFILE_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
 SECRET_NAMES: Mapping[str, tuple[str, ...]] = {
@@ -104,16 +105,32 @@ class ProfileStore:
     # -- the file --------------------------------------------------------------------------
 
     def _read(self) -> dict[str, Any]:
+        # As a regular file of at most PROFILES_CAP, or not at all: a FIFO at its name
+        # held `bucket-chat` and the storage form for ever, a link to /dev/zero filled
+        # the memory (the same rule as settings.json's).
         try:
-            text = self.path.read_text(encoding="utf-8")
+            raw = read_regular_file(self.path, PROFILES_CAP)
         except FileNotFoundError:
             return {}
+        except SpecialFileError as exc:
+            raise ProfileError(
+                f"{self.path} is not a file but a {exc.kind}; remove it and add your storages again"
+            ) from exc
+        except FileTooLargeError as exc:
+            raise ProfileError(
+                f"{self.path} is larger than a list of storages ever is (over "
+                f"{PROFILES_CAP:,} bytes); fix or remove it"
+            ) from exc
         except OSError as exc:
             raise ProfileError(f"cannot read {self.path}: {exc.strerror or exc}") from exc
         try:
-            doc = json.loads(text)
-        except ValueError as exc:
+            doc = json.loads(raw.decode("utf-8"))
+        except ValueError as exc:  # not JSON, or not UTF-8
             raise ProfileError(f"{self.path} is not valid JSON ({exc}); fix or remove it") from exc
+        except RecursionError as exc:  # nested deeper than the parser goes
+            raise ProfileError(
+                f"{self.path} is not valid JSON (nested too deeply); fix or remove it"
+            ) from exc
         storages = doc.get("storages") if isinstance(doc, dict) else None
         if not isinstance(storages, dict):
             raise ProfileError(f"{self.path} has no 'storages' object; fix or remove it")

@@ -759,8 +759,24 @@ def test_a_statement_naming_someone_elses_key_makes_no_device_of_theirs(
         assert f"names bob@example.com's key as theirs (key {key_text(BOB)[:12]}…)" in notices
         assert f"names carol@example.com's key as theirs (key {key_text(CAROL)[:12]}…)" in (notices)
         assert not any("added a device" in str(n) for n in notices), said
+        # The room list's preview of the newest row says it too (it said "added a device").
+        wait_for(qtbot, _mallory_names_again(store, key_text(ALICE)))
+        qtbot.waitUntil(lambda: "names your key" in _preview_of(controller, key), timeout=20_000)
+        assert _preview_of(controller, key) == (
+            f"mallory@example.com names your key as theirs (key {key_text(ALICE)[:12]}…)"
+        )
     finally:
         wait_for(qtbot, controller.shutdown())
+
+
+async def _mallory_names_again(root: Path, named: str) -> None:
+    mallory = RoomWriter(LocalStorage(root), ROOM, "mallory@example.com", MALLORY)
+    await mallory.add_device(named, device_name="desk")
+
+
+def _preview_of(controller: Any, key: str) -> str:
+    item = controller.rooms.item(key)
+    return item.preview if item is not None else ""
 
 
 def _flood_of_statements(store: Path, count: int) -> None:

@@ -986,3 +986,48 @@ def test_search_says_when_what_it_read_is_not_searchable_yet(
     assert "not searchable yet" in found.err and "search again in a moment" in found.err
     doc = json.loads(cli(None, "search", "hello", "--json").out)
     assert doc["hits"] == [] and doc["not_searchable_yet"] >= 1
+
+
+def _public_key(cli: Cli, user: str) -> str:
+    shown = cli(user, "show-key")
+    assert shown.code == 0, shown
+    return next(line.split()[-1] for line in shown.out.splitlines() if "public key" in line)
+
+
+def test_a_statement_naming_anothers_key_is_said_so_in_history_chat_and_json(
+    cli: Cli, room: dict[str, str]
+) -> None:
+    """Mallory's statement naming Alice's own key, or Bob's (public anywhere), printed
+    "* added a device (key …)" in ``history`` and its ``--json`` said nothing, while the
+    app's timeline and Members say "names your key as theirs" (red team rt64). The
+    command line now says what the app says: to Alice, "names your key as theirs"; of
+    Bob's key, which writes as Bob here, "names bob@example.com's key as theirs"."""
+    mallory = "mallory@example.com"
+    assert cli(mallory, "setup-keys").code == 0
+    assert cli(mallory, "send", "--room-id", ROOM, "hi").code == 0
+    alice_key, bob_key = _public_key(cli, ALICE), _public_key(cli, BOB)
+    for named in (alice_key, bob_key):
+        added = cli(mallory, "add-device", "--room-id", ROOM, "--key", named)
+        assert added.code == 0, added
+    # Alice's own device reads the room (its key is hers): her key is named as "yours".
+    text = cli(None, "history", "--room-id", ROOM, device=ALICE)
+    assert text.code == 0, text
+    lines = [line for line in text.out.splitlines() if mallory in line and "key" in line]
+    said = "\n".join(lines)
+    assert f"names your key as theirs (key {alice_key[:12]}…)" in said, text.out
+    assert f"names bob@example.com's key as theirs (key {bob_key[:12]}…)" in said, text.out
+    assert "added a device" not in said, text.out
+    doc = json.loads(cli(None, "history", "--room-id", ROOM, "--json", device=ALICE).out)
+    claims = {
+        e["content"].get("add_device_key"): e["statement_claim"]
+        for e in doc["events"]
+        if e["sender_id"] == mallory and e["type"] != "m.room.message"
+    }
+    assert claims[alice_key] == "names your key as theirs", claims
+    assert claims[bob_key] == "names bob@example.com's key as theirs", claims
+    # A reader that holds neither key: Bob's is still Bob's; Alice's is not "yours".
+    other = cli(None, "history", "--room-id", ROOM)
+    assert f"names bob@example.com's key as theirs (key {bob_key[:12]}…)" in other.out
+    assert "names your key" not in other.out
+    plain = [e for e in doc["events"] if e["type"] == "m.room.message"]
+    assert all(e["statement_claim"] is None for e in plain)

@@ -5,6 +5,7 @@ the JSONL say, and what they never let through."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import hashlib
 import html
@@ -1562,3 +1563,34 @@ def test_every_file_an_export_copies_is_marked_as_downloaded(
         assert (
             folder / f"{name}:Zone.Identifier"
         ).read_bytes() == b"[ZoneTransfer]\r\nZoneId=3\r\n"
+
+
+def test_a_statement_naming_anothers_key_is_not_exported_as_their_device(
+    tmp_path: Path,
+) -> None:
+    """Mallory's statement naming Bob's key (which writes as Bob in the room) was
+    exported as "added a device (key …)"; the page says what the app's timeline says:
+    "names bob@example.com's key as theirs"."""
+    store = tmp_path / "store"
+    bob_key = SigningKey(b"\x02" * 32)
+    bob_text = base64.b64encode(bytes(bob_key.verify_key)).decode()
+
+    async def build() -> None:
+        storage = LocalStorage(store)
+        clock = itertools.count(1_790_000_000_000, 1000).__next__
+        alice = RoomWriter(storage, ROOM, ALICE, SigningKey(b"\x01" * 32), clock=clock)
+        await alice.create_room("Plans", "2026-09-21T10:00:00.000Z")
+        bob = RoomWriter(storage, ROOM, BOB, bob_key, clock=clock)
+        mallory = RoomWriter(
+            storage, ROOM, "mallory@example.com", SigningKey(b"\x05" * 32), clock=clock
+        )
+        await _say(bob, _text("hello"))
+        await _say(mallory, _text("hi"))
+        await mallory.add_device(bob_text, device_name="phone")
+
+    asyncio.run(build())
+    out = tmp_path / "out.html"
+    asyncio.run(run_export(store, tmp_path / "data", "html", out))
+    page = html.unescape(out.read_text(encoding="utf-8"))
+    assert f"names bob@example.com's key as theirs (key {bob_text[:12]}…)" in page
+    assert "added a device" not in page

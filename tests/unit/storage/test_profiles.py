@@ -196,3 +196,80 @@ def test_open_storage_by_name(profiles: ProfileStore, tmp_path: Path, monkeypatc
     assert isinstance(open_storage("elsewhere", profiles=profiles), LocalStorage)
     local = open_storage("./work", profiles=profiles)
     assert isinstance(local, LocalStorage) and local.root == tmp_path / "work"
+
+
+def _get_within(profiles: ProfileStore, seconds: float = 10.0) -> BaseException | None:
+    """``profiles.get("w")``'s error, on a thread that is let go if it waits on a FIFO
+    (then the FIFO's reader is released by opening it for writing, and this fails)."""
+    import contextlib
+    import os
+    import threading
+
+    caught: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            profiles.get("w")
+        except BaseException as exc:  # handed to the test
+            caught.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        with contextlib.suppress(OSError):
+            os.close(os.open(profiles.path.resolve(), os.O_WRONLY | os.O_NONBLOCK))
+        thread.join(seconds)
+        pytest.fail("reading storages.json waited on a FIFO")
+    return caught[0] if caught else None
+
+
+@pytest.mark.parametrize("linked", [False, True], ids=["fifo", "link-to-fifo"])
+def test_a_fifo_at_the_storages_file_is_refused_without_waiting(
+    profiles: ProfileStore, linked: bool
+) -> None:
+    """A FIFO at ``storages.json`` (or a link to one) held `bucket-chat -s work` and the
+    storage form's Save for ever: read as a regular file only, it is said what it is."""
+    import os
+
+    profiles.path.parent.mkdir(parents=True)
+    fifo = profiles.path.with_name("elsewhere") if linked else profiles.path
+    os.mkfifo(fifo)
+    if linked:
+        profiles.path.symlink_to(fifo)
+    error = _get_within(profiles)
+    assert isinstance(error, ProfileError)
+    assert "is not a file but a FIFO" in str(error)
+    assert fifo.exists()  # never rewritten nor removed: the user decides
+
+
+def test_a_storages_file_that_is_a_link_to_an_endless_device_is_not_read(
+    profiles: ProfileStore,
+) -> None:
+    profiles.path.parent.mkdir(parents=True)
+    profiles.path.symlink_to("/dev/zero")
+    error = _get_within(profiles)
+    assert isinstance(error, ProfileError) and "not a file but a character device" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("[" * 100_000, "nested too deeply"),
+        ('{"storages": {"w": {"url": "file:///x"}}, "pad": "' + "x" * (5 << 20) + '"}', "larger"),
+        (b"\xff\xfe{}", "not valid JSON"),
+    ],
+    ids=["nested", "huge", "not-utf8"],
+)
+def test_a_hostile_storages_file_is_refused_in_words(
+    profiles: ProfileStore, content: str | bytes, message: str
+) -> None:
+    """100,000 nested ``[`` ended `bucket-chat` with a ``RecursionError`` traceback (and
+    the storage form's Save in the crash reporter); a file of any size was read whole."""
+    profiles.path.parent.mkdir(parents=True)
+    data = content if isinstance(content, bytes) else content.encode()
+    profiles.path.write_bytes(data)
+    with pytest.raises(ProfileError, match=message) as caught:
+        profiles.list()
+    assert str(profiles.path) in str(caught.value)
+    assert profiles.path.read_bytes() == data  # kept as it was
