@@ -695,7 +695,23 @@ class Backfill:
                     "at the next listing"
                 )
                 return None
-        return ObjectInfo(item.path, len(data), tag_of_bytes(item.content_tag, data)), prepared
+        if hint:
+            # A hint gives no listed checksum: the MD5 of the bytes read, as the service
+            # lists it for an object put whole (``tag_of_written``, as this device's own
+            # writes keep it). The first listing then compares with what was read here,
+            # a rewrite before it included (red team rt70: that listing's ETag of the
+            # rewritten bytes was taken as the one to compare, and the rewrite was never
+            # reported). S3 (``s3-md5:``), GCS and Azure (``md5:``) list that MD5 for a
+            # segment put in one request; one listed with another tag or none (a
+            # multipart or KMS ETag, a GCS compose's CRC32C, an Azure blob put in blocks)
+            # is read again and its bytes compared (``_note_vanished``, ``_recheck``) —
+            # once where the listed tag is then kept with the MD5, at each listing of its
+            # day where none is listed. A folder lists no checksum: None, as for a listed
+            # read there (same-size rewrites in folders are a limit, docs/SECURITY.md).
+            tag = self._engine.storage.tag_of_written(data)
+        else:
+            tag = tag_of_bytes(item.content_tag, data)
+        return ObjectInfo(item.path, len(data), tag), prepared
 
     async def relist(self, room: RoomState, folder: str, items: Sequence[ObjectInfo]) -> bool:
         """What a listing of date folder ``folder`` says of the objects refused unread
@@ -877,12 +893,15 @@ def _note_vanished(
     full pass. Only the first ``held`` segments the room kept count (``known`` only
     grows, in the order kept): those kept before the listing was asked; one kept since
     (this device's own delivery, a hint) may be newer than the listing and is no sign of
-    anything. A segment kept without a size or a tag (from a hint, this device's own
-    write, a cache from before tags) takes them from its first listing: from then on they
-    are compared. Returns the tags so learnt, for the index, and the segments whose kept
-    tag is the MD5 of the bytes checked here (``storage.bytes_decide``) that the listing
-    does not confirm, with that tag and the listed one: read again by ``_recheck``, which
-    notes them if their bytes changed."""
+    anything. A segment kept without a size (a hint that could not read it) takes it
+    from its first listing, one kept without a tag (a cache from before tags, a read
+    whose listing gave none) the listing's: from then on they are compared. A hint's read
+    and this device's own write keep the MD5 of the bytes (``read_segment``,
+    ``tag_of_written``): the first listing is compared with it. Returns the tags so
+    learnt, for the index, and the segments whose kept tag is the MD5 of the bytes
+    checked here (``storage.bytes_decide``) that the listing does not confirm, with that
+    tag and the listed one: read again by ``_recheck``, which notes them if their bytes
+    changed."""
     now_of = {it.path: it for it in listed}
     learnt: dict[str, int] = {}
     tags: dict[str, str] = {}
@@ -942,9 +961,12 @@ def _note_vanished(
         elif same is False:
             room.note_vanished(path, CHANGED_SAME_SIZE)
         elif now.content_tag and not (then_tag and ":" in then_tag):
-            # none kept to compare (or a value cached before tags had schemes): compared
-            # from now on. A kept tag of another scheme stays: adopting the listing's
-            # would let one rewrite that changes the scheme set what is compared after.
+            # none kept to compare (a cache from before tags, or one that had schemes;
+            # a read whose listing gave none: an Azure blob put in blocks): compared
+            # from now on. Not a hint's read: that keeps the MD5 of the bytes read
+            # (``read_segment``), compared above. A kept tag of another scheme stays:
+            # adopting the listing's would let one rewrite that changes the scheme set
+            # what is compared after.
             tags[path] = now.content_tag
     room.known.update(learnt)  # the same places in the order kept: from now on compared
     room.tags.update(tags)
