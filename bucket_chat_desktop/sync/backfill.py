@@ -22,7 +22,7 @@ import logging
 import time
 from asyncio import FIRST_COMPLETED
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Sequence, Set
 from typing import TYPE_CHECKING
 
 from ..protocol import heap
@@ -278,26 +278,12 @@ class Backfill:
         # Whether a refusal's finding went (``relist``) or came: the room's verdict changed.
         relisted = loose_noted or (
             bool(dates and room.refused)
-            and await self._engine._serially(
-                _drop_refused_days, room, set(dates), room=room.room_id
-            )
+            and await self._engine._serially(drop_refused_days, room, set(dates), room=room.room_id)
         )
-        if gone := sorted(cached_dates.difference(dates)):
-            # A day read before that is no longer listed at all: an object store has no
-            # folders, a day whose every object was removed (or moved into another day)
-            # is no prefix any more, and no listing of it would ever be compared.
-            def note_gone() -> None:  # state thread
-                if not dates:  # not one day: one note, not one per segment ever read
-                    room.unlisted[logs_prefix(room.room_id)] = (
-                        f"it lists no day at all, though this device read {len(gone):,} "
-                        "days of it before: the storage is not the one it was (a folder "
-                        "not mounted or not synced yet?), or someone removed its history"
-                    )
-                    return
-                for date in gone:
-                    _note_vanished(room, f"{logs_prefix(room.room_id)}{date}/", (), held)
-
-            await self._engine._serially(note_gone, room=room.room_id)
+        if cached_dates.difference(dates):  # days read before, no longer listed
+            await self._engine._serially(
+                note_days_gone, room, cached_dates, set(dates), held, room=room.room_id
+            )
         if warm and cached_dates:
             # Warm: only the newest days and days never seen can hold anything new; late
             # deliveries into older days are announced by activity markers. One older
@@ -862,7 +848,7 @@ def _relist(room: RoomState, folder: str, listed: Sequence[ObjectInfo]) -> bool:
     return any([room.forget_refused(path) for path in refused if path not in now_of])
 
 
-def _drop_refused_days(room: RoomState, dates: set[str]) -> bool:
+def drop_refused_days(room: RoomState, dates: set[str]) -> bool:
     """State thread: forget what was refused unread in a day folder no longer listed at
     all (``Backfill.relist``; an object store has no empty folders). True when any was."""
     gone = [f for f in room.refused_folders if f.count("/") == 4 and f.split("/")[3] not in dates]
@@ -877,6 +863,43 @@ def _not_as_listed(sent: int | None, listed: int) -> str:
     else:
         what = f"{sent:,} bytes where its listing gives {listed:,}"
     return f"the service sent {what}: not kept, read again at the next listing"
+
+
+NO_DAY_LISTED = "it lists no day at all, though this device read "
+"""How the note of a room whose listing shows no day folder begins
+(``note_days_gone``; ``RoomState.unlisted``, under the room's ``logs/``)."""
+
+
+def note_days_gone(room: RoomState, read: Set[str], listed: Set[str], held: int) -> bool:
+    """State thread: the days of ``read`` (date folders this device read segments from,
+    among the first ``held`` the room kept) that the listing of the room's days
+    (``listed``) no longer shows. An object store has no folders: a day whose every
+    object was removed (or moved into another day) is no prefix any more, and no listing
+    of that day is ever compared with what was read from it — so each of its segments is
+    noted here as gone (``_note_vanished`` of an empty listing), and when not one day is
+    listed, one note for the room instead of one per segment ever read. A room's opening
+    (``_read_history``) and the running app's safety listing (``Poller.refresh``) note
+    them alike (red team rt70: the running app noted nothing, round after round, while
+    the next opening reported every segment). True when a note is new or changed: the
+    room's verdict is no longer what was shown."""
+    gone = sorted(read - listed)
+    if not gone:
+        return False
+    prefix = logs_prefix(room.room_id)
+    if not listed:  # not one day: one note, not one per segment ever read
+        why = (
+            f"{NO_DAY_LISTED}{len(gone):,} days of it before: the storage is not the one "
+            "it was (a folder not mounted or not synced yet?), or someone removed its "
+            "history"
+        )
+        changed = room.unlisted.get(prefix) != why
+        room.unlisted[prefix] = why
+        return changed
+    folders = [f"{prefix}{date}/" for date in gone]
+    before = {p: room.note_of(p) for folder in folders for p in room.known_in(folder, held)}
+    for folder in folders:
+        _note_vanished(room, folder, (), held)
+    return any(room.note_of(p) != note for p, note in before.items())
 
 
 def _note_vanished(
