@@ -22,7 +22,7 @@ import logging
 import time
 from asyncio import FIRST_COMPLETED
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Sequence, Set
 from typing import TYPE_CHECKING
 
 from ..protocol import heap
@@ -278,26 +278,12 @@ class Backfill:
         # Whether a refusal's finding went (``relist``) or came: the room's verdict changed.
         relisted = loose_noted or (
             bool(dates and room.refused)
-            and await self._engine._serially(
-                _drop_refused_days, room, set(dates), room=room.room_id
-            )
+            and await self._engine._serially(drop_refused_days, room, set(dates), room=room.room_id)
         )
-        if gone := sorted(cached_dates.difference(dates)):
-            # A day read before that is no longer listed at all: an object store has no
-            # folders, a day whose every object was removed (or moved into another day)
-            # is no prefix any more, and no listing of it would ever be compared.
-            def note_gone() -> None:  # state thread
-                if not dates:  # not one day: one note, not one per segment ever read
-                    room.unlisted[logs_prefix(room.room_id)] = (
-                        f"it lists no day at all, though this device read {len(gone):,} "
-                        "days of it before: the storage is not the one it was (a folder "
-                        "not mounted or not synced yet?), or someone removed its history"
-                    )
-                    return
-                for date in gone:
-                    _note_vanished(room, f"{logs_prefix(room.room_id)}{date}/", (), held)
-
-            await self._engine._serially(note_gone, room=room.room_id)
+        if cached_dates.difference(dates):  # days read before, no longer listed
+            await self._engine._serially(
+                note_days_gone, room, cached_dates, set(dates), held, room=room.room_id
+            )
         if warm and cached_dates:
             # Warm: only the newest days and days never seen can hold anything new; late
             # deliveries into older days are announced by activity markers. One older
@@ -695,7 +681,23 @@ class Backfill:
                     "at the next listing"
                 )
                 return None
-        return ObjectInfo(item.path, len(data), tag_of_bytes(item.content_tag, data)), prepared
+        if hint:
+            # A hint gives no listed checksum: the MD5 of the bytes read, as the service
+            # lists it for an object put whole (``tag_of_written``, as this device's own
+            # writes keep it). The first listing then compares with what was read here,
+            # a rewrite before it included (red team rt70: that listing's ETag of the
+            # rewritten bytes was taken as the one to compare, and the rewrite was never
+            # reported). S3 (``s3-md5:``), GCS and Azure (``md5:``) list that MD5 for a
+            # segment put in one request; one listed with another tag or none (a
+            # multipart or KMS ETag, a GCS compose's CRC32C, an Azure blob put in blocks)
+            # is read again and its bytes compared (``_note_vanished``, ``_recheck``) —
+            # once where the listed tag is then kept with the MD5, at each listing of its
+            # day where none is listed. A folder lists no checksum: None, as for a listed
+            # read there (same-size rewrites in folders are a limit, docs/SECURITY.md).
+            tag = self._engine.storage.tag_of_written(data)
+        else:
+            tag = tag_of_bytes(item.content_tag, data)
+        return ObjectInfo(item.path, len(data), tag), prepared
 
     async def relist(self, room: RoomState, folder: str, items: Sequence[ObjectInfo]) -> bool:
         """What a listing of date folder ``folder`` says of the objects refused unread
@@ -846,7 +848,7 @@ def _relist(room: RoomState, folder: str, listed: Sequence[ObjectInfo]) -> bool:
     return any([room.forget_refused(path) for path in refused if path not in now_of])
 
 
-def _drop_refused_days(room: RoomState, dates: set[str]) -> bool:
+def drop_refused_days(room: RoomState, dates: set[str]) -> bool:
     """State thread: forget what was refused unread in a day folder no longer listed at
     all (``Backfill.relist``; an object store has no empty folders). True when any was."""
     gone = [f for f in room.refused_folders if f.count("/") == 4 and f.split("/")[3] not in dates]
@@ -863,6 +865,43 @@ def _not_as_listed(sent: int | None, listed: int) -> str:
     return f"the service sent {what}: not kept, read again at the next listing"
 
 
+NO_DAY_LISTED = "it lists no day at all, though this device read "
+"""How the note of a room whose listing shows no day folder begins
+(``note_days_gone``; ``RoomState.unlisted``, under the room's ``logs/``)."""
+
+
+def note_days_gone(room: RoomState, read: Set[str], listed: Set[str], held: int) -> bool:
+    """State thread: the days of ``read`` (date folders this device read segments from,
+    among the first ``held`` the room kept) that the listing of the room's days
+    (``listed``) no longer shows. An object store has no folders: a day whose every
+    object was removed (or moved into another day) is no prefix any more, and no listing
+    of that day is ever compared with what was read from it — so each of its segments is
+    noted here as gone (``_note_vanished`` of an empty listing), and when not one day is
+    listed, one note for the room instead of one per segment ever read. A room's opening
+    (``_read_history``) and the running app's safety listing (``Poller.refresh``) note
+    them alike (red team rt70: the running app noted nothing, round after round, while
+    the next opening reported every segment). True when a note is new or changed: the
+    room's verdict is no longer what was shown."""
+    gone = sorted(read - listed)
+    if not gone:
+        return False
+    prefix = logs_prefix(room.room_id)
+    if not listed:  # not one day: one note, not one per segment ever read
+        why = (
+            f"{NO_DAY_LISTED}{len(gone):,} days of it before: the storage is not the one "
+            "it was (a folder not mounted or not synced yet?), or someone removed its "
+            "history"
+        )
+        changed = room.unlisted.get(prefix) != why
+        room.unlisted[prefix] = why
+        return changed
+    folders = [f"{prefix}{date}/" for date in gone]
+    before = {p: room.note_of(p) for folder in folders for p in room.known_in(folder, held)}
+    for folder in folders:
+        _note_vanished(room, folder, (), held)
+    return any(room.note_of(p) != note for p, note in before.items())
+
+
 def _note_vanished(
     room: RoomState, folder: str, listed: Sequence[ObjectInfo], held: int
 ) -> tuple[dict[str, str], dict[str, tuple[str, str | None]]]:
@@ -877,12 +916,15 @@ def _note_vanished(
     full pass. Only the first ``held`` segments the room kept count (``known`` only
     grows, in the order kept): those kept before the listing was asked; one kept since
     (this device's own delivery, a hint) may be newer than the listing and is no sign of
-    anything. A segment kept without a size or a tag (from a hint, this device's own
-    write, a cache from before tags) takes them from its first listing: from then on they
-    are compared. Returns the tags so learnt, for the index, and the segments whose kept
-    tag is the MD5 of the bytes checked here (``storage.bytes_decide``) that the listing
-    does not confirm, with that tag and the listed one: read again by ``_recheck``, which
-    notes them if their bytes changed."""
+    anything. A segment kept without a size (a hint that could not read it) takes it
+    from its first listing, one kept without a tag (a cache from before tags, a read
+    whose listing gave none) the listing's: from then on they are compared. A hint's read
+    and this device's own write keep the MD5 of the bytes (``read_segment``,
+    ``tag_of_written``): the first listing is compared with it. Returns the tags so
+    learnt, for the index, and the segments whose kept tag is the MD5 of the bytes
+    checked here (``storage.bytes_decide``) that the listing does not confirm, with that
+    tag and the listed one: read again by ``_recheck``, which notes them if their bytes
+    changed."""
     now_of = {it.path: it for it in listed}
     learnt: dict[str, int] = {}
     tags: dict[str, str] = {}
@@ -942,9 +984,12 @@ def _note_vanished(
         elif same is False:
             room.note_vanished(path, CHANGED_SAME_SIZE)
         elif now.content_tag and not (then_tag and ":" in then_tag):
-            # none kept to compare (or a value cached before tags had schemes): compared
-            # from now on. A kept tag of another scheme stays: adopting the listing's
-            # would let one rewrite that changes the scheme set what is compared after.
+            # none kept to compare (a cache from before tags, or one that had schemes;
+            # a read whose listing gave none: an Azure blob put in blocks): compared
+            # from now on. Not a hint's read: that keeps the MD5 of the bytes read
+            # (``read_segment``), compared above. A kept tag of another scheme stays:
+            # adopting the listing's would let one rewrite that changes the scheme set
+            # what is compared after.
             tags[path] = now.content_tag
     room.known.update(learnt)  # the same places in the order kept: from now on compared
     room.tags.update(tags)

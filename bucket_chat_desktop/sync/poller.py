@@ -47,7 +47,7 @@ from ..protocol.untrusted_text import terminal_safe
 from ..storage.base import ObjectInfo, StorageError
 from ..storage.feed import ChangeFeed
 from ..storage.local import LocalStorage
-from .backfill import UNKNOWN_SIZE
+from .backfill import NO_DAY_LISTED, UNKNOWN_SIZE, drop_refused_days, note_days_gone
 from .events import ChangeFeedStatus
 from .folder_watch import NotWatchable, Watch, new_watch
 from .room_objects import Budget
@@ -1058,16 +1058,27 @@ class Poller:
         room = self._engine._room(room_id)
         held = len(room.known)  # what the listings must show: kept before they were asked
         listed_days, loose_noted = await self._backfill.list_days(room)
+        day_names = set(listed_days)
+        # Days read before that are no longer listed at all (removed whole: an object
+        # store has no empty folders): noted as an opening notes them, from the listing
+        # of the days this round makes anyway — not listed one by one, there is nothing
+        # to list.
+        days_noted = await self._engine._serially(_days_listed, room, day_names, held, room=room_id)
         dates = newest_days(listed_days, int(time.time() * 1000))
         # Older days where a segment read here is noted as gone or changed (or an object
         # was refused unread: gone or at another size since?): compared too, so one put
         # back there (a sync tool's delete and download) is no alarm until the room's
         # next opening, and a segment listed once over the size limit is read when it is
         # listed as it is. The newest few: a member who removes a segment from each of
-        # many days does not make every round list them all.
-        older = await self._noted_days(room, set(dates)) if room.vanished or room.refused else []
+        # many days does not make every round list them all. Only days listed: one that
+        # is not holds nothing (``_days_listed`` noted what was read there).
+        older = (
+            await self._noted_days(room, set(dates), day_names)
+            if room.vanished or room.refused
+            else []
+        )
         items: list[ObjectInfo] = []
-        vanished = loose_noted  # a note of an object right in logs/ came or went
+        vanished = loose_noted or days_noted  # a note of an object in logs/, of a day
         unlisted: dict[str, str] = {}
         for date in [*dates, *older]:
             folder = f"{logs_prefix(room_id)}{date}/"
@@ -1101,16 +1112,17 @@ class Poller:
             await self._keep(room, fetched, failed, shown=False, audit=vanished or bool(unlisted))
             room.last_safety = time.monotonic()
 
-    async def _noted_days(self, room: RoomState, listed: set[str]) -> list[str]:
-        """The newest ``NOTED_DAYS`` days, besides ``listed``, that hold a segment noted
-        in ``room.vanished`` or an object refused unread (``room.refused``: read again
-        when listed at another size, forgotten when gone) (read on the state thread,
-        where the notes change)."""
+    async def _noted_days(self, room: RoomState, newest: set[str], listed: set[str]) -> list[str]:
+        """The newest ``NOTED_DAYS`` days of ``listed``, besides ``newest``, that hold a
+        segment noted in ``room.vanished`` or an object refused unread (``room.refused``:
+        read again when listed at another size, forgotten when gone) (read on the state
+        thread, where the notes change). A day not listed is not listed again: a round
+        after a day was removed would list it for nothing (``_days_listed``)."""
 
         def days() -> list[str]:
             found = {p.split("/")[3] for p in room.vanished if p.count("/") == 4}
             found.update(f.split("/")[3] for f in room.refused_folders if f.count("/") == 4)
-            return sorted(found - listed, reverse=True)[:NOTED_DAYS]
+            return sorted((found & listed) - newest, reverse=True)[:NOTED_DAYS]
 
         return await self._engine._serially(days, room=room.room_id)
 
@@ -1308,6 +1320,23 @@ class Poller:
                 continue
             self._engine.note_room(name.room_id)
             self._hint(name.room_id, path)
+
+
+def _days_listed(room: RoomState, listed: set[str], held: int) -> bool:
+    """State thread: what a safety listing of the room's days (``listed``) says of the
+    days read before (``Poller.refresh``). A day read here and no longer listed is noted
+    as a room's opening notes it (``backfill.note_days_gone``): its segments gone, or the
+    room's one "lists no day at all" note; that note goes once a day is listed again.
+    What was refused unread in a day no longer listed is forgotten (``relist``). True
+    when a note came or went: the room's verdict is no longer what was shown."""
+    changed = note_days_gone(room, room.known_days(held), listed, held)
+    prefix = logs_prefix(room.room_id)
+    if listed and room.unlisted.get(prefix, "").startswith(NO_DAY_LISTED):
+        del room.unlisted[prefix]
+        changed = True
+    if listed and room.refused:
+        changed = drop_refused_days(room, listed) or changed
+    return changed
 
 
 def _days_from_today(key: tuple[str, str]) -> int:

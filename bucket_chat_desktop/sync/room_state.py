@@ -255,6 +255,12 @@ class RoomState:
         among the first ``held`` the room kept, in the order kept."""
         return self.folders.known_in(self.known, folder, held)
 
+    def known_days(self, held: int) -> set[str]:
+        """State thread: the date folders' names (``<date>`` of ``.../logs/<date>/``)
+        holding any of the first ``held`` segments the room kept: the days a listing of
+        the room's days must show (``backfill.note_days_gone``). No walk over all kept."""
+        return {folder.split("/")[3] for folder in self.folders.folders(self.known, held)}
+
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     # ``known`` by date folder (``known_in``; state thread only).
     folders: KnownFolders = field(default_factory=lambda: KnownFolders())
@@ -403,7 +409,33 @@ class KnownFolders:
         self._filed = 0
         self._by_folder: dict[str, list[str]] = {}
 
+    def folders(self, known: dict[str, int], held: int) -> list[str]:
+        """The folders holding any of the first ``held`` kept, in the order first kept
+        into. A folder's list is in the order kept, so its first is the one kept there
+        earliest: the folder holds one of the first ``held`` when that one is."""
+        self._file(known)
+        count = len(known)
+        if held >= count:
+            return list(self._by_folder)
+        late = set(itertools.islice(reversed(known), count - held))
+        return [folder for folder, paths in self._by_folder.items() if paths[0] not in late]
+
     def known_in(self, known: dict[str, int], folder: str, held: int) -> list[str]:
+        self._file(known)
+        count = len(known)
+        paths = self._by_folder.get(folder, [])
+        # The first ``held`` kept: a folder's list is in the order kept, so those are a
+        # prefix of it, found by their positions among all kept (counted back from the end).
+        if held >= count:
+            return list(paths)
+        late = set(itertools.islice(reversed(known), count - held))
+        end = len(paths)
+        while end and paths[end - 1] in late:
+            end -= 1
+        return paths[:end]
+
+    def _file(self, known: dict[str, int]) -> None:
+        """File the segments kept since the last look (the last ones of ``known``)."""
         count = len(known)
         if count < self._filed:  # never happens (``known`` only grows): file them again
             self._filed, self._by_folder = 0, {}
@@ -416,16 +448,6 @@ class KnownFolders:
                     where = f"{parts[0]}/{parts[1]}/{parts[2]}/{parts[3]}/"
                     by_folder.setdefault(where, []).append(path)
             self._filed = count
-        paths = self._by_folder.get(folder, [])
-        # The first ``held`` kept: a folder's list is in the order kept, so those are a
-        # prefix of it, found by their positions among all kept (counted back from the end).
-        if held >= count:
-            return list(paths)
-        late = set(itertools.islice(reversed(known), count - held))
-        end = len(paths)
-        while end and paths[end - 1] in late:
-            end -= 1
-        return paths[:end]
 
 
 @dataclass(slots=True)

@@ -49,6 +49,13 @@ def test_the_segments_of_a_folder_are_those_the_walk_over_all_picks(
             held = int(len(known) * share)  # past the end too: all of them
             folder = f"{PREFIX}{d}/"
             assert folders.known_in(known, folder, held) == walk(known, folder, held)
+            # The days a listing of the room's days must show (``RoomState.known_days``,
+            # red team rt70): those holding one of the first ``held``, as the walk finds.
+            assert set(folders.folders(known, held)) == {
+                f"{'/'.join(p.split('/', 4)[:4])}/"
+                for p in itertools.islice(known, held)
+                if len(p.split("/", 4)) == 5
+            }
 
 
 def test_a_room_files_each_kept_segment_once_and_answers_per_folder() -> None:
@@ -62,3 +69,8 @@ def test_a_room_files_each_kept_segment_once_and_answers_per_folder() -> None:
     assert room.known_in(first, 3000)[-1] == f"{first}s02995.jsonl"
     assert room.known_in(first, 3001)[-1] == f"{first}late.jsonl"
     assert room.known_in(f"{PREFIX}2030-01-01/", 3001) == []
+    assert room.known_days(3000) == set(DATES)
+    assert room.known_days(3) == set(DATES[:3])
+    room.known[f"{PREFIX}2030-01-01/late.jsonl"] = 1  # kept after the listing was asked
+    assert "2030-01-01" not in room.known_days(3001)
+    assert "2030-01-01" in room.known_days(3002)
