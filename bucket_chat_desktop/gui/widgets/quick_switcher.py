@@ -190,12 +190,7 @@ class RoomFilter(QSortFilterProxyModel):
         for row in range(top.row(), bottom.row() + 1):
             self._places.pop(row, None)
 
-    def _score(self, source_row: int) -> int | None:
-        model = self.sourceModel()
-        index = model.index(source_row, 0)
-        name = str(index.data(RoomRoles.Name) or "")
-        key = str(index.data(RoomRoles.Key) or "")
-        room_id = RoomRef.from_key(key).room_id
+    def _score(self, name: str, room_id: str) -> int | None:
         by_name = match_score(self._query, name)
         by_id = match_score(self._query, room_id)
         if by_name is None and by_id is None:
@@ -205,14 +200,16 @@ class RoomFilter(QSortFilterProxyModel):
 
     def _place(self, source_row: int) -> Place:
         """Whether the room matches, and its sort key: the best score first, then the
-        most recent, then by name."""
+        most recent, then by name. Read from the model once per query and row."""
         place = self._places.get(source_row)
         if place is None:
-            score = self._score(source_row)
             index = self.sourceModel().index(source_row, 0)
+            name = index.data(RoomRoles.Name)
+            key = str(index.data(RoomRoles.Key) or "")
+            score = self._score(str(name or ""), RoomRef.from_key(key).room_id)
             last = int(index.data(RoomRoles.LastTs) or 0)
-            name = str(index.data(RoomRoles.Name)).casefold()
-            place = self._places[source_row] = (score is not None, (-(score or 0), -last, name))
+            place = (score is not None, (-(score or 0), -last, str(name).casefold()))
+            self._places[source_row] = place
         return place
 
     @guard()
