@@ -9,6 +9,8 @@ complaints are Qt warnings, which fail any test (``qt_log_level_fail`` in pyproj
 from __future__ import annotations
 
 import asyncio
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +121,24 @@ def _cached(items: list[Assessed]) -> list[TimelineRow]:
     ]
 
 
+def lines_run(fn: Callable[[], Any]) -> int:
+    """Python lines run while ``fn`` runs (``sys.settrace``): work counted, not timed."""
+    count = 0
+
+    def trace(_frame: Any, event: str, _arg: Any) -> Any:
+        nonlocal count
+        if event == "line":
+            count += 1
+        return trace
+
+    sys.settrace(trace)
+    try:
+        fn()
+    finally:
+        sys.settrace(None)
+    return count
+
+
 # -- rooms ------------------------------------------------------------------------------------
 
 
@@ -141,6 +161,34 @@ def test_rooms_model(qtmodeltester: Any, force_py: bool) -> None:
     model.remove("s1/room-1")
     assert model.room_keys() == ["s0/room-0", "s0/room-2"]
     assert model.index(5).data(RoomRoles.Name) is None
+
+
+def test_a_storage_going_offline_is_not_quadratic_in_its_rooms(qtbot: Any) -> None:
+    """Red team rt68: ``set_storage_online`` called ``update`` per room, and ``update``
+    found the room's row by walking the list (``row_of``): n²/2 steps each time the
+    storage's status flipped or its error text changed (every failed or recovered poll
+    of a flaky or hostile provider). 5,000 rooms: 0.6 s per flip; 20,000: 8 s. Counted as
+    Python lines run, not timed."""
+    rooms = 3_000
+    model = RoomsModel()
+    for i in range(rooms):
+        storage = "s1" if i % 3 else "s2"
+        model.add(RoomItem(f"{storage}/room-{i:05d}", f"Room {i}", "Team", last_ts=i))
+    changes: list[tuple[int, int]] = []
+    model.dataChanged.connect(lambda top, bottom, *_: changes.append((top.row(), bottom.row())))
+    lines = lines_run(lambda: model.set_storage_online("s1", False))
+    assert lines <= 200 * rooms, f"{lines:,} Python lines run to mark {rooms:,} rooms offline"
+    online = {k: model.item(k).online for k in model.room_keys()}  # type: ignore[union-attr]
+    assert online == {k: k.startswith("s2/") for k in model.room_keys()}
+    assert changes == [(1, rooms - 1)]  # one signal over the rooms marked
+    changes.clear()
+    model.set_storage_online("s1", False)  # no change, no signal
+    assert changes == []
+    # the rows stay known as rooms come and go
+    model.remove("s2/room-00000")
+    model.remove("s1/room-01000")
+    assert [model.row_of(k) for k in model.room_keys()] == list(range(rooms - 2))
+    assert model.row_of("s1/room-01000") == -1
 
 
 def test_the_rooms_model_marks_names_that_look_like_another_rooms_as_they_change(

@@ -376,8 +376,8 @@ def test_a_deleted_witnessed_message_raises_the_banner_and_is_explained(
     shot(app.window, "trust_truncated_window", tmp_path)
     app.window.banner_button.click()
     dialog = app.audit_dialog(qtbot)
-    proxy = dialog.proxy
-    kinds = [str(proxy.index(r, Column.KIND).data()) for r in range(proxy.rowCount())]
+    shown = dialog.table.model()
+    kinds = [str(shown.index(r, Column.KIND).data()) for r in range(shown.rowCount())]
     dialog.table.selectRow(kinds.index("truncated-chain"))
     detail = dialog.detail.toPlainText()
     explanation = EXPLANATIONS[Kind.TRUNCATED_CHAIN]
@@ -515,8 +515,8 @@ def test_metadata_signed_by_another_key_is_not_shown_as_the_creators(
     meta = dialog.metadata_label.text()
     assert f"signed by {ALICE_ID}" not in meta
     assert "unknown key" in meta
-    proxy = dialog.proxy
-    kinds = [str(proxy.index(r, Column.KIND).data()) for r in range(proxy.rowCount())]
+    shown = dialog.table.model()
+    kinds = [str(shown.index(r, Column.KIND).data()) for r in range(shown.rowCount())]
     assert kinds == ["metadata-signer-unknown"]
     shot(dialog, "trust_metadata_signer", tmp_path)
     shot(app.window, "trust_metadata_window", tmp_path)

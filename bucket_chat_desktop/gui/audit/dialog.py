@@ -16,7 +16,6 @@ from PySide6.QtCore import (
     QModelIndex,
     QPointF,
     QSize,
-    QSortFilterProxyModel,
     Qt,
 )
 from PySide6.QtGui import (
@@ -250,12 +249,11 @@ class AuditDialog(QDialog):
         bar.addWidget(self.filter)
         layout.addLayout(bar)
 
+        # The model filters and sorts its rows itself (keys made once per finding): no
+        # proxy comparing 100,000 findings through ``data`` on a click (red team rt68).
         self.model = FindingsModel(self)
-        self.proxy = QSortFilterProxyModel(self)
-        self.proxy.setSourceModel(self.model)
-        self.proxy.setFilterRole(FindingRoles.Severity)
         self.table = QTableView()
-        self.table.setModel(self.proxy)
+        self.table.setModel(self.model)
         self.table.setSortingEnabled(True)
         self.table.sortByColumn(-1, Qt.SortOrder.AscendingOrder)  # as reported
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -383,14 +381,12 @@ class AuditDialog(QDialog):
         self.filter.setCurrentIndex(max(0, found))
         self.filter.blockSignals(False)
         selected = self._selected()
+        # The same findings change nothing, new ones are inserted in their places: the
+        # selection stays on its finding (and is looked for only if the rows were made
+        # again), the table is not sorted again (red team rt68).
         self.model.set_findings(view.findings)
         self.table.setVisible(bool(total))
-        self._on_filter()
-        if selected is not None:  # a refresh keeps the finding being read
-            for row in range(self.proxy.rowCount()):
-                if self.proxy.index(row, 0).data(FindingRoles.Finding) == selected:
-                    self.table.selectRow(row)
-                    break
+        self._select(selected)  # a refresh keeps the finding being read
         self.checked.setText("<b>What was checked.</b> " + html_escape(checked_text(view)))
 
     def _metadata_html(self, view: AuditView) -> str:
@@ -450,13 +446,23 @@ class AuditDialog(QDialog):
         return found if isinstance(found, Finding) else None
 
     def _on_filter(self, *_args: Any) -> None:
-        severity = self.filter.currentData() or ""
-        self.proxy.setFilterFixedString(severity)
-        if self.proxy.rowCount():
-            self.table.selectRow(0)
-            self._show(self.proxy.index(0, 0))
+        self.model.set_severity(self.filter.currentData() or "")
+        self._select(None)
+
+    def _select(self, finding: Finding | None) -> None:
+        """Select and show ``finding`` if the table shows it, else the first row."""
+        current = self.table.currentIndex()
+        if finding is not None and current.isValid() and self._selected() == finding:
+            row = current.row()  # still on it (the rows were not made again)
         else:
+            row = self.model.row_of(finding) if finding is not None else -1
+            if row < 0 and self.model.rowCount():
+                row = 0
+        if row < 0:
             self._show(QModelIndex())
+            return
+        self.table.selectRow(row)
+        self._show(self.model.index(row, 0))
 
     def _on_current(self, current: QModelIndex, _previous: QModelIndex) -> None:
         self._show(current)
