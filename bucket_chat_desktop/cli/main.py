@@ -48,8 +48,8 @@ from ..sync.watched import (
     interactive_deadline,
 )
 from ..sync.writer import RoomError
+from . import devices, related
 from . import format as fmt
-from . import related
 from .export_cmd import add_export_parser, run_export
 from .live import (
     LivePrinter,
@@ -557,10 +557,12 @@ def _target_id(event_id: str, room_id: str) -> str:
     return event_id
 
 
-async def _read_target(client: ChatClient, ref: RoomRef, event_id: str) -> drafting.Target:
-    """Read what is new in the room (through this device's index) and find ``event_id``.
-    When the storage does not answer, the room as this device last read it decides
-    (what is sent waits in the outbox)."""
+async def _read_room(
+    client: ChatClient, ref: RoomRef, what: str
+) -> tuple[RoomView, AuditResult, Relations]:
+    """Read what is new in the room (through this device's index) and verify it. When the
+    storage does not answer, the room as this device last read it decides (what is sent
+    waits in the outbox); ``what`` says what the copy was needed for when there is none."""
     room_id = ref.room_id
     try:
         await client.within(ref.storage_id, client.open_room(ref, wait=True))
@@ -569,11 +571,16 @@ async def _read_target(client: ChatClient, ref: RoomRef, event_id: str) -> draft
         view = await client.cached_room(ref)
         if view is None or view.result is None:
             raise StorageError(
-                f"{exc}; this device has no copy of room {room_id!r} to find "
-                f"{event_id!r} in, so nothing was done"
+                f"{exc}; this device has no copy of room {room_id!r} {what}, so nothing was done"
             ) from exc
         fmt.out(f"bucket-chat: {_stale_note(exc, await client.last_read(ref))}", file=sys.stderr)
-    view, result, rel = _read_whole(view, room_id)
+    return _read_whole(view, room_id)
+
+
+async def _read_target(client: ChatClient, ref: RoomRef, event_id: str) -> drafting.Target:
+    """Read the room (``_read_room``) and find ``event_id`` in it."""
+    room_id = ref.room_id
+    view, result, rel = await _read_room(client, ref, f"to find {event_id!r} in")
     try:
         shown = await client.event_by_id(ref, result, event_id)  # as the app finds it
     except drafting.Refused as exc:  # an id shown more than once: names no one row
@@ -694,6 +701,8 @@ async def cmd_delete(args: argparse.Namespace) -> int:
 
 
 async def cmd_add_device(args: argparse.Namespace) -> int:
+    """A join naming the new device's key (PROTOCOL.md section 7), only for a key that can
+    be a new device of this user (``devices.add_device_refusal``, on the room as read)."""
     from ..protocol.audit import DEVICE_ADD_FIELD
     from ..protocol.event import valid_key_text
 
@@ -711,10 +720,19 @@ async def cmd_add_device(args: argparse.Namespace) -> int:
         who.append(_identity(args.user_id)[0])
         return who[0]
 
-    def introduce(client: ChatClient, ref: RoomRef) -> Awaitable[list[Event]]:
+    async def introduce(client: ChatClient, ref: RoomRef) -> list[Event]:
+        own = who[0]
+        own_key = b64encode(bytes(own.signing_key.verify_key))
+        if args.key == own_key:  # red team rt72: a restored backup, "introduced" as new
+            raise UsageError(devices.shared_key_text(own.user_id))
+        _, result, _ = await _read_room(client, ref, "to check that key against")
+        shown = [(a.event, a.state) for a in result.timeline]
+        why = devices.add_device_refusal(shown, own.user_id, own_key, args.key, room_id)
+        if why is not None:
+            raise UsageError(why)
         # Where this device's chain continues, as every send finds it (deadline-bound),
         # and only from a device that joined: the introduction continues its chain.
-        return client.send(ref, [(MEMBER, content)], require_joined=True)
+        return await client.send(ref, [(MEMBER, content)], require_joined=True)
 
     status = await _send_and_deliver(
         storage, room_id, identity, [], None, quiet=True, check_room=True, queue=introduce
@@ -726,7 +744,9 @@ async def cmd_add_device(args: argparse.Namespace) -> int:
 
 async def cmd_accept_device(args: argparse.Namespace) -> int:
     """A join naming the introducing key (PROTOCOL.md section 7): the second signature an
-    introduction needs. The person vouches for that key by running this."""
+    introduction needs. The person vouches for that key by running this; it is signed
+    only when the room, as this device read and verified it, holds that key's statement
+    for this user naming this device's key (``devices.accept_device_check``)."""
     from ..protocol.audit import DEVICE_ACCEPT_FIELD
     from ..protocol.event import valid_key_text
 
@@ -736,17 +756,37 @@ async def cmd_accept_device(args: argparse.Namespace) -> int:
         raise UsageError("--key must be the introducing device's public key (base64 of 32 bytes)")
     content = join_content(None)
     content[DEVICE_ACCEPT_FIELD] = args.key
+    who: list[Any] = []
+    done: list[bool] = []
 
     def identity() -> Any:  # asked for once the room is known to exist (within the deadline)
         own = _identity(args.user_id)[0]
         if args.key == b64encode(bytes(own.signing_key.verify_key)):
             raise UsageError("--key is this device's own key: name the device that introduced it")
+        who.append(own)
         return own
 
+    async def accept(client: ChatClient, ref: RoomRef) -> list[Event]:
+        own = who[0]
+        own_key = b64encode(bytes(own.signing_key.verify_key))
+        _, result, _ = await _read_room(client, ref, "to find the introduction in")
+        shown = [(a.event, a.state) for a in result.timeline]
+        verdict = devices.accept_device_check(shown, own.user_id, own_key, args.key, room_id)
+        if isinstance(verdict, str):
+            raise UsageError(verdict)
+        if verdict is devices.Accept.DONE:
+            done.append(True)
+            fmt.out(
+                f"This device already accepted the introduction by device key "
+                f"{args.key[:12]}… in {room_id!r}; nothing sent."
+            )
+            return []
+        return await client.send(ref, [(MEMBER, content)])
+
     status = await _send_and_deliver(
-        storage, room_id, identity, [(MEMBER, content)], None, quiet=True, check_room=True
+        storage, room_id, identity, [], None, quiet=True, check_room=True, queue=accept
     )
-    if status == EXIT_OK:
+    if status == EXIT_OK and not done:
         fmt.out(f"Accepted the introduction by device key {args.key[:12]}… in {room_id!r}.")
     return status
 
