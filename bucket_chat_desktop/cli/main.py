@@ -48,7 +48,7 @@ from ..sync.watched import (
     interactive_deadline,
 )
 from ..sync.writer import RoomError
-from . import devices, related
+from . import devices, key_use, related
 from . import format as fmt
 from .export_cmd import add_export_parser, run_export
 from .live import (
@@ -336,6 +336,11 @@ async def cmd_test_storage(args: argparse.Namespace) -> int:
 
 
 async def cmd_setup_keys(args: argparse.Namespace) -> int:
+    """Create this device's key. ``--force`` replaces one only if it wrote in no room this
+    device knows, and keeps a backup of it (red team rt72: replacing a key that wrote made
+    every reader show all its user's messages key-changed, for good; ``key_use``)."""
+    from ..keys import Identity
+
     store = open_key_store(user_id=args.user_id)
     existing = store.load(args.user_id)
     if existing is not None and not args.force:
@@ -343,15 +348,59 @@ async def cmd_setup_keys(args: argparse.Namespace) -> int:
         fmt.out(f"A key for {args.user_id} already exists on this device ({store.name}).")
         fmt.out(f"  public key:  {identity.public_key_b64}")
         fmt.out(f"  fingerprint: {identity.fingerprint}")
-        fmt.out("Use --force to replace it (messages signed with the old key stay valid).")
+        fmt.out(
+            "Keep it: it is what the rooms know you by. --force replaces it only if it "
+            "has written in no room this device knows (it keeps a backup of the old key); "
+            "for another key, set up another device and introduce it (add-device)."
+        )
         return EXIT_OK
+    backup: tuple[Any, str] | None = None
     if existing is not None:
+        old = Identity(args.user_id, existing)
+        _refuse_replacing_a_key_that_wrote(old)
+        backup = key_use.keep_backup(store, old, paths.data_dir() / "keys")
         store.delete(args.user_id)
     identity, _, _ = _identity(args.user_id, create=True)
     fmt.out(f"Created a signing key for {args.user_id}, stored in {store.name}.")
     fmt.out(f"  public key:  {identity.public_key_b64}")
     fmt.out(f"  fingerprint: {identity.fingerprint}")
+    if backup is not None:
+        path, opens = backup
+        fmt.out(
+            f"The old key was kept in {path} (it opens with {opens}): it wrote in no room "
+            "this device knows. If it wrote elsewhere (another device, a storage not used "
+            "here), readers there will take the new key for someone else writing as you: "
+            "import that backup on a device and introduce the new key from it (add-device)."
+        )
     return EXIT_OK
+
+
+def _refuse_replacing_a_key_that_wrote(old: Any) -> None:
+    """``UsageError`` when ``old`` wrote in a room this device knows, or when that cannot
+    be told: nothing is changed then."""
+    try:
+        used = key_use.rooms_written_by(paths.data_dir(), old.public_key_b64)
+    except key_use.KeyUseUnknown as exc:
+        raise UsageError(
+            f"not replacing the key of {old.user_id}: cannot tell where it wrote ({exc}). "
+            "Nothing was changed"
+        ) from exc
+    if not used:
+        return
+    listed = ", ".join(
+        f"{room!r}" + (f" in {terminal_safe(url)}" if url else "") for url, room in used[:5]
+    )
+    more = f" and {len(used) - 5} more" if len(used) > 5 else ""
+    raise UsageError(
+        f"not replacing the key of {old.user_id}: it wrote in {len(used)} room(s) this "
+        f"device knows ({terminal_safe(listed)}{more}). Readers would take a new key nobody "
+        "introduced for someone else writing as you and show all your messages there, old "
+        "and new, as KEY CHANGED; once this key is deleted nothing can introduce the new "
+        "one. Keep this key. To sign with another key, make it as another device (another "
+        "machine, or BUCKET_CHAT_HOME=<another folder>: setup-keys there), introduce it "
+        "from here in each room with 'bucket-chat add-device --room-id R --key <its key>' "
+        "and accept it there (accept-device). Nothing was changed"
+    )
 
 
 async def cmd_show_key(args: argparse.Namespace) -> int:

@@ -1,6 +1,6 @@
 """One user, several devices, and the life of a key, as ``bucket-chat`` does it
 (red team rt72): ``accept-device`` of an introduction that is not there, ``add-device``
-of a key that is no new device of this user.
+of a key that is no new device of this user, ``setup-keys --force`` of a key that wrote.
 
 ``bucket-chat`` runs in-process. Each device is its own BUCKET_CHAT_HOME (its own key
 file, index and outbox) over one shared folder; a restored key backup is the same
@@ -218,3 +218,54 @@ def test_add_device_of_a_key_already_introduced_is_refused(
     r = cli(ALICE, "add-device", "--room-id", ROOM, "--key", phone, device="laptop")
     refused(r, "already introduced", "accept-device")
     assert files_of(store) == before
+
+
+# -- setup-keys --force: never of a key that wrote ----------------------------------------------
+
+
+def test_replacing_a_key_that_wrote_is_refused_and_the_old_messages_stay_verified(
+    cli: Cli, store: Path, tmp_path: Path, alice_room: str
+) -> None:
+    """Red team rt72, finding 4: ``setup-keys`` said "Use --force to replace it (messages
+    signed with the old key stay valid)". --force deleted the old key with no backup and
+    no introduction: after one message with the new key every reader without an earlier
+    pin showed *all* of Alice's messages KEY CHANGED (two keys claimed her, neither
+    introduced the other), and the old key, gone, could never repair it. Now --force of a
+    key that wrote in a room this device knows is refused: the key stays, nothing is
+    written, the message says why and how to get another key (a second device), and no
+    command promises that old messages "stay valid"."""
+    shown = cli(ALICE, "setup-keys", device="laptop")
+    assert shown.code == 0 and "stay valid" not in shown.out, shown
+    keys_before = files_of(key_dir(tmp_path, "laptop"))
+    before = files_of(store)
+    r = cli(ALICE, "setup-keys", "--force", device="laptop")
+    refused(r, ROOM, "add-device")
+    assert "stay valid" not in r.out + r.err, r
+    assert files_of(store) == before
+    assert files_of(key_dir(tmp_path, "laptop")) == keys_before
+    assert key_of(cli, ALICE, "laptop") == alice_room
+    assert cli(ALICE, "send", "--room-id", ROOM, "after", device="laptop").code == 0
+    trust = trust_by_body(cli)
+    assert trust["one"] == trust["after"] == "verified", trust
+
+
+def test_replacing_a_key_that_wrote_nowhere_keeps_a_backup_of_the_old_one(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """A key that wrote in no room this device knows may be replaced, but the old one is
+    never simply deleted (it may have written elsewhere, from a restored backup): it is
+    kept in a backup file the command names, which opens with the same passphrase."""
+    from bucket_chat_desktop.keys import import_backup, read_backup
+
+    first = cli(ALICE, "setup-keys", device="laptop")
+    old = key_of(cli, ALICE, "laptop")
+    assert first.code == 0
+    r = cli(ALICE, "setup-keys", "--force", device="laptop")
+    assert r.code == 0 and "Created a signing key" in r.out, r
+    new = key_of(cli, ALICE, "laptop")
+    assert new != old
+    (line,) = [x for x in r.out.splitlines() if "old key was kept in" in x]
+    backup = Path(line.split("old key was kept in ", 1)[1].split()[0].rstrip(":;,"))
+    assert backup.is_file() and backup.parent == key_dir(tmp_path, "laptop")
+    restored = import_backup(read_backup(backup), PASSPHRASE)
+    assert restored.public_key_b64 == old and restored.user_id == ALICE
