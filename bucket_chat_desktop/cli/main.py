@@ -48,8 +48,8 @@ from ..sync.watched import (
     interactive_deadline,
 )
 from ..sync.writer import RoomError
+from . import devices, key_use, related
 from . import format as fmt
-from . import related
 from .export_cmd import add_export_parser, run_export
 from .live import (
     LivePrinter,
@@ -336,6 +336,11 @@ async def cmd_test_storage(args: argparse.Namespace) -> int:
 
 
 async def cmd_setup_keys(args: argparse.Namespace) -> int:
+    """Create this device's key. ``--force`` replaces one only if it wrote in no room this
+    device knows, and keeps a backup of it (red team rt72: replacing a key that wrote made
+    every reader show all its user's messages key-changed, for good; ``key_use``)."""
+    from ..keys import Identity
+
     store = open_key_store(user_id=args.user_id)
     existing = store.load(args.user_id)
     if existing is not None and not args.force:
@@ -343,15 +348,59 @@ async def cmd_setup_keys(args: argparse.Namespace) -> int:
         fmt.out(f"A key for {args.user_id} already exists on this device ({store.name}).")
         fmt.out(f"  public key:  {identity.public_key_b64}")
         fmt.out(f"  fingerprint: {identity.fingerprint}")
-        fmt.out("Use --force to replace it (messages signed with the old key stay valid).")
+        fmt.out(
+            "Keep it: it is what the rooms know you by. --force replaces it only if it "
+            "has written in no room this device knows (it keeps a backup of the old key); "
+            "for another key, set up another device and introduce it (add-device)."
+        )
         return EXIT_OK
+    backup: tuple[Any, str] | None = None
     if existing is not None:
+        old = Identity(args.user_id, existing)
+        _refuse_replacing_a_key_that_wrote(old)
+        backup = key_use.keep_backup(store, old, paths.data_dir() / "keys")
         store.delete(args.user_id)
     identity, _, _ = _identity(args.user_id, create=True)
     fmt.out(f"Created a signing key for {args.user_id}, stored in {store.name}.")
     fmt.out(f"  public key:  {identity.public_key_b64}")
     fmt.out(f"  fingerprint: {identity.fingerprint}")
+    if backup is not None:
+        path, opens = backup
+        fmt.out(
+            f"The old key was kept in {path} (it opens with {opens}): it wrote in no room "
+            "this device knows. If it wrote elsewhere (another device, a storage not used "
+            "here), readers there will take the new key for someone else writing as you: "
+            "import that backup on a device and introduce the new key from it (add-device)."
+        )
     return EXIT_OK
+
+
+def _refuse_replacing_a_key_that_wrote(old: Any) -> None:
+    """``UsageError`` when ``old`` wrote in a room this device knows, or when that cannot
+    be told: nothing is changed then."""
+    try:
+        used = key_use.rooms_written_by(paths.data_dir(), old.public_key_b64)
+    except key_use.KeyUseUnknown as exc:
+        raise UsageError(
+            f"not replacing the key of {old.user_id}: cannot tell where it wrote ({exc}). "
+            "Nothing was changed"
+        ) from exc
+    if not used:
+        return
+    listed = ", ".join(
+        f"{room!r}" + (f" in {terminal_safe(url)}" if url else "") for url, room in used[:5]
+    )
+    more = f" and {len(used) - 5} more" if len(used) > 5 else ""
+    raise UsageError(
+        f"not replacing the key of {old.user_id}: it wrote in {len(used)} room(s) this "
+        f"device knows ({terminal_safe(listed)}{more}). Readers would take a new key nobody "
+        "introduced for someone else writing as you and show all your messages there, old "
+        "and new, as KEY CHANGED; once this key is deleted nothing can introduce the new "
+        "one. Keep this key. To sign with another key, make it as another device (another "
+        "machine, or BUCKET_CHAT_HOME=<another folder>: setup-keys there), introduce it "
+        "from here in each room with 'bucket-chat add-device --room-id R --key <its key>' "
+        "and accept it there (accept-device). Nothing was changed"
+    )
 
 
 async def cmd_show_key(args: argparse.Namespace) -> int:
@@ -557,10 +606,12 @@ def _target_id(event_id: str, room_id: str) -> str:
     return event_id
 
 
-async def _read_target(client: ChatClient, ref: RoomRef, event_id: str) -> drafting.Target:
-    """Read what is new in the room (through this device's index) and find ``event_id``.
-    When the storage does not answer, the room as this device last read it decides
-    (what is sent waits in the outbox)."""
+async def _read_room(
+    client: ChatClient, ref: RoomRef, what: str
+) -> tuple[RoomView, AuditResult, Relations]:
+    """Read what is new in the room (through this device's index) and verify it. When the
+    storage does not answer, the room as this device last read it decides (what is sent
+    waits in the outbox); ``what`` says what the copy was needed for when there is none."""
     room_id = ref.room_id
     try:
         await client.within(ref.storage_id, client.open_room(ref, wait=True))
@@ -569,11 +620,16 @@ async def _read_target(client: ChatClient, ref: RoomRef, event_id: str) -> draft
         view = await client.cached_room(ref)
         if view is None or view.result is None:
             raise StorageError(
-                f"{exc}; this device has no copy of room {room_id!r} to find "
-                f"{event_id!r} in, so nothing was done"
+                f"{exc}; this device has no copy of room {room_id!r} {what}, so nothing was done"
             ) from exc
         fmt.out(f"bucket-chat: {_stale_note(exc, await client.last_read(ref))}", file=sys.stderr)
-    view, result, rel = _read_whole(view, room_id)
+    return _read_whole(view, room_id)
+
+
+async def _read_target(client: ChatClient, ref: RoomRef, event_id: str) -> drafting.Target:
+    """Read the room (``_read_room``) and find ``event_id`` in it."""
+    room_id = ref.room_id
+    view, result, rel = await _read_room(client, ref, f"to find {event_id!r} in")
     try:
         shown = await client.event_by_id(ref, result, event_id)  # as the app finds it
     except drafting.Refused as exc:  # an id shown more than once: names no one row
@@ -694,6 +750,8 @@ async def cmd_delete(args: argparse.Namespace) -> int:
 
 
 async def cmd_add_device(args: argparse.Namespace) -> int:
+    """A join naming the new device's key (PROTOCOL.md section 7), only for a key that can
+    be a new device of this user (``devices.add_device_refusal``, on the room as read)."""
     from ..protocol.audit import DEVICE_ADD_FIELD
     from ..protocol.event import valid_key_text
 
@@ -711,10 +769,19 @@ async def cmd_add_device(args: argparse.Namespace) -> int:
         who.append(_identity(args.user_id)[0])
         return who[0]
 
-    def introduce(client: ChatClient, ref: RoomRef) -> Awaitable[list[Event]]:
+    async def introduce(client: ChatClient, ref: RoomRef) -> list[Event]:
+        own = who[0]
+        own_key = b64encode(bytes(own.signing_key.verify_key))
+        if args.key == own_key:  # red team rt72: a restored backup, "introduced" as new
+            raise UsageError(devices.shared_key_text(own.user_id))
+        _, result, _ = await _read_room(client, ref, "to check that key against")
+        shown = [(a.event, a.state) for a in result.timeline]
+        why = devices.add_device_refusal(shown, own.user_id, own_key, args.key, room_id)
+        if why is not None:
+            raise UsageError(why)
         # Where this device's chain continues, as every send finds it (deadline-bound),
         # and only from a device that joined: the introduction continues its chain.
-        return client.send(ref, [(MEMBER, content)], require_joined=True)
+        return await client.send(ref, [(MEMBER, content)], require_joined=True)
 
     status = await _send_and_deliver(
         storage, room_id, identity, [], None, quiet=True, check_room=True, queue=introduce
@@ -726,7 +793,9 @@ async def cmd_add_device(args: argparse.Namespace) -> int:
 
 async def cmd_accept_device(args: argparse.Namespace) -> int:
     """A join naming the introducing key (PROTOCOL.md section 7): the second signature an
-    introduction needs. The person vouches for that key by running this."""
+    introduction needs. The person vouches for that key by running this; it is signed
+    only when the room, as this device read and verified it, holds that key's statement
+    for this user naming this device's key (``devices.accept_device_check``)."""
     from ..protocol.audit import DEVICE_ACCEPT_FIELD
     from ..protocol.event import valid_key_text
 
@@ -736,17 +805,37 @@ async def cmd_accept_device(args: argparse.Namespace) -> int:
         raise UsageError("--key must be the introducing device's public key (base64 of 32 bytes)")
     content = join_content(None)
     content[DEVICE_ACCEPT_FIELD] = args.key
+    who: list[Any] = []
+    done: list[bool] = []
 
     def identity() -> Any:  # asked for once the room is known to exist (within the deadline)
         own = _identity(args.user_id)[0]
         if args.key == b64encode(bytes(own.signing_key.verify_key)):
             raise UsageError("--key is this device's own key: name the device that introduced it")
+        who.append(own)
         return own
 
+    async def accept(client: ChatClient, ref: RoomRef) -> list[Event]:
+        own = who[0]
+        own_key = b64encode(bytes(own.signing_key.verify_key))
+        _, result, _ = await _read_room(client, ref, "to find the introduction in")
+        shown = [(a.event, a.state) for a in result.timeline]
+        verdict = devices.accept_device_check(shown, own.user_id, own_key, args.key, room_id)
+        if isinstance(verdict, str):
+            raise UsageError(verdict)
+        if verdict is devices.Accept.DONE:
+            done.append(True)
+            fmt.out(
+                f"This device already accepted the introduction by device key "
+                f"{args.key[:12]}… in {room_id!r}; nothing sent."
+            )
+            return []
+        return await client.send(ref, [(MEMBER, content)])
+
     status = await _send_and_deliver(
-        storage, room_id, identity, [(MEMBER, content)], None, quiet=True, check_room=True
+        storage, room_id, identity, [], None, quiet=True, check_room=True, queue=accept
     )
-    if status == EXIT_OK:
+    if status == EXIT_OK and not done:
         fmt.out(f"Accepted the introduction by device key {args.key[:12]}… in {room_id!r}.")
     return status
 

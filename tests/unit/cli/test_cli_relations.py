@@ -3,6 +3,7 @@ what ``history`` then shows, and every refusal (exit 2, one line, nothing writte
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import os
@@ -994,8 +995,31 @@ def _public_key(cli: Cli, user: str) -> str:
     return next(line.split()[-1] for line in shown.out.splitlines() if "public key" in line)
 
 
+def _statement(cli: Cli, store: Path, user: str, named: str) -> None:
+    """A statement by ``user``'s device (its key, its outbox) naming ``named``, sent
+    through the client with no check."""
+    from bucket_chat_desktop.keys import open_key_store
+    from bucket_chat_desktop.protocol.event import MEMBER
+    from bucket_chat_desktop.storage import open_storage
+    from bucket_chat_desktop.sync.client import ChatClient
+
+    assert cli(user, "show-key").code == 0  # BUCKET_CHAT_HOME: that user's device
+    key = open_key_store(user_id=user).load(user)
+    assert key is not None
+
+    async def write() -> None:
+        storage = open_storage(str(store))
+        async with ChatClient.session(storage, identity=(user, key)) as client:
+            ref = client.room(ROOM)
+            content = {"membership": "join", "add_device_key": named}
+            await client.send(ref, [(MEMBER, content)])
+            assert await client.flush(ref.storage_id, timeout=30)
+
+    asyncio.run(write())
+
+
 def test_a_statement_naming_anothers_key_is_said_so_in_history_chat_and_json(
-    cli: Cli, room: dict[str, str]
+    cli: Cli, room: dict[str, str], store: Path
 ) -> None:
     """Mallory's statement naming Alice's own key, or Bob's (public anywhere), printed
     "* added a device (key …)" in ``history`` and its ``--json`` said nothing, while the
@@ -1006,9 +1030,10 @@ def test_a_statement_naming_anothers_key_is_said_so_in_history_chat_and_json(
     assert cli(mallory, "setup-keys").code == 0
     assert cli(mallory, "send", "--room-id", ROOM, "hi").code == 0
     alice_key, bob_key = _public_key(cli, ALICE), _public_key(cli, BOB)
+    # ``add-device`` refuses a key that writes as someone else (red team rt72): Mallory
+    # writes her statements with a client of her own, as an attacker would.
     for named in (alice_key, bob_key):
-        added = cli(mallory, "add-device", "--room-id", ROOM, "--key", named)
-        assert added.code == 0, added
+        _statement(cli, store, mallory, named)
     # Alice's own device reads the room (its key is hers): her key is named as "yours".
     text = cli(None, "history", "--room-id", ROOM, device=ALICE)
     assert text.code == 0, text

@@ -1,0 +1,271 @@
+"""One user, several devices, and the life of a key, as ``bucket-chat`` does it
+(red team rt72): ``accept-device`` of an introduction that is not there, ``add-device``
+of a key that is no new device of this user, ``setup-keys --force`` of a key that wrote.
+
+``bucket-chat`` runs in-process. Each device is its own BUCKET_CHAT_HOME (its own key
+file, index and outbox) over one shared folder; a restored key backup is the same
+encrypted key file on a second device. Outcomes are checked as a fresh reader's
+``verify``/``history --json`` report them, and a refusal by what it wrote: nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cli_run import Result, run_main
+
+PASSPHRASE = "correct horse battery staple"
+ALICE, BOB = "alice@example.com", "bob@example.com"
+ROOM = "two-devices"
+
+Cli = Callable[..., Result]
+
+
+@pytest.fixture(autouse=True)
+def env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BUCKET_CHAT_KEY_STORE", "file")
+    monkeypatch.setenv("BUCKET_CHAT_PASSPHRASE", PASSPHRASE)
+    monkeypatch.delenv("BUCKET_CHAT_STORAGE", raising=False)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Path:
+    return tmp_path / "shared"
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], store: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> Cli:  # fmt: skip
+    def call(user: str | None, *args: str, device: str | None = None) -> Result:
+        name = device or user or "reader"
+        monkeypatch.setenv("BUCKET_CHAT_HOME", str(tmp_path / "devices" / name))
+        no_user = args[0] in ("history", "members", "verify", "sync", "rooms")
+        argv = ["-s", str(store), *args] + (["--user-id", user] if user and not no_user else [])
+        return run_main(capsys, argv)
+
+    return call
+
+
+def key_dir(tmp_path: Path, device: str) -> Path:
+    return tmp_path / "devices" / device / "data" / "keys"
+
+
+def restore_backup(tmp_path: Path, src: str, dst: str) -> None:
+    """The key file of device ``src`` copied to device ``dst`` (what importing a backup
+    made on ``src`` leaves there: the same encrypted key file)."""
+    b = key_dir(tmp_path, dst)
+    b.mkdir(parents=True, exist_ok=True)
+    for f in key_dir(tmp_path, src).iterdir():
+        shutil.copy(f, b / f.name)
+
+
+def verify(cli: Cli) -> tuple[int, dict[str, Any]]:
+    r = cli(None, "verify", "--room-id", ROOM, "--json", device="auditor")
+    return r.code, json.loads(r.out)
+
+
+def key_of(cli: Cli, user: str, device: str) -> str:
+    r = cli(user, "show-key", device=device)
+    assert r.code == 0, r
+    return next(x.split()[-1] for x in r.out.splitlines() if x.startswith("public key:"))
+
+
+def trust_by_body(cli: Cli, device: str = "fresh-reader") -> dict[str, str]:
+    r = cli(None, "history", "--room-id", ROOM, "--json", device=device)
+    assert r.code == 0, r
+    return {
+        (e["original_body"] or f"<{e['type']} {i}>"): e["trust"]
+        for i, e in enumerate(json.loads(r.out)["events"])
+    }
+
+
+def files_of(folder: Path) -> list[str]:
+    return sorted(str(Path(d, n)) for d, _, ns in os.walk(folder) for n in ns)
+
+
+def refused(r: Result, *words: str) -> None:
+    """Exit 2, one message on stderr naming ``words``, no traceback."""
+    assert r.code == 2, r
+    assert "Traceback" not in r.err and r.err.startswith("bucket-chat: "), r
+    for word in words:
+        assert word in r.err, r
+
+
+@pytest.fixture
+def alice_room(cli: Cli) -> str:
+    """Alice's room, made on her laptop, with her message "one"; her laptop's key."""
+    assert cli(ALICE, "setup-keys", device="laptop").code == 0
+    assert cli(ALICE, "create-room", "--room-id", ROOM, "--name", "R", device="laptop").code == 0
+    assert cli(ALICE, "send", "--room-id", ROOM, "one", device="laptop").code == 0
+    return key_of(cli, ALICE, "laptop")
+
+
+# -- accept-device: only an introduction that is there -----------------------------------------
+
+
+def test_accept_device_before_the_introduction_is_refused_and_writes_nothing(
+    cli: Cli, store: Path, alice_room: str
+) -> None:
+    """Red team rt72, finding 2 (a): out of order, the new phone ran accept-device before
+    the laptop ran add-device. It said "Accepted the introduction" although none existed;
+    the acceptance join then came before the statement, so every reader showed it KEY
+    CHANGED for good and verify reported "alice now signs with key …, which no earlier
+    key of theirs introduced" — while the phone's own view showed it verified. Now it is
+    refused, nothing written, and the message says what to do; in the right order
+    afterwards every reader trusts the phone."""
+    assert cli(ALICE, "setup-keys", device="phone").code == 0
+    phone = key_of(cli, ALICE, "phone")
+    before = files_of(store)
+    r = cli(ALICE, "accept-device", "--room-id", ROOM, "--key", alice_room, device="phone")
+    refused(r, "no introduction of this device", "add-device", "first")
+    assert files_of(store) == before, "a refused accept-device wrote something"
+    # The right order now: add-device on the laptop, accept-device on the phone.
+    assert cli(ALICE, "add-device", "--room-id", ROOM, "--key", phone, device="laptop").code == 0
+    r = cli(ALICE, "accept-device", "--room-id", ROOM, "--key", alice_room, device="phone")
+    assert r.code == 0 and "Accepted the introduction" in r.out, r
+    assert cli(ALICE, "send", "--room-id", ROOM, "from phone", device="phone").code == 0
+    code, doc = verify(cli)
+    assert code == 0 and doc["counts"]["key-changed"] == 0, doc
+    assert trust_by_body(cli)["from phone"] == "verified"
+    # Accepting again sends nothing more.
+    again = cli(ALICE, "accept-device", "--room-id", ROOM, "--key", alice_room, device="phone")
+    assert again.code == 0 and "already accepted" in again.out, again
+    assert "Accepted the introduction" not in again.out
+
+
+def test_accept_device_of_another_users_key_is_refused(
+    cli: Cli, store: Path, alice_room: str
+) -> None:
+    """Red team rt72, finding 2 (b): Bob ran accept-device with Alice's key. No statement
+    of Bob's id named his key, and the key is Alice's; the command said "Accepted the
+    introduction by device key …" and every reader showed Bob, verified, "accepted a new
+    device (introduced by key <Alice's>)"."""
+    assert cli(BOB, "setup-keys", device="bob").code == 0
+    assert cli(BOB, "send", "--room-id", ROOM, "bob says", device="bob").code == 0
+    before = files_of(store)
+    r = cli(BOB, "accept-device", "--room-id", ROOM, "--key", alice_room, device="bob")
+    refused(r, f"writes as {ALICE!r}", "not a device of yours")
+    assert files_of(store) == before
+
+
+def test_accept_device_of_a_statement_under_another_users_id_is_refused(
+    cli: Cli, store: Path, alice_room: str
+) -> None:
+    """A statement naming the phone's key made by Bob (anyone may copy a public key into
+    a statement) introduces nothing for Alice: her phone's accept-device names Bob's key
+    and is refused, nothing written."""
+    assert cli(ALICE, "setup-keys", device="phone").code == 0
+    phone = key_of(cli, ALICE, "phone")
+    assert cli(BOB, "setup-keys", device="bob").code == 0
+    assert cli(BOB, "send", "--room-id", ROOM, "bob says", device="bob").code == 0
+    assert cli(BOB, "add-device", "--room-id", ROOM, "--key", phone, device="bob").code == 0
+    bob = key_of(cli, BOB, "bob")
+    before = files_of(store)
+    r = cli(ALICE, "accept-device", "--room-id", ROOM, "--key", bob, device="phone")
+    refused(r, f"writes as {BOB!r}")
+    assert files_of(store) == before
+
+
+# -- add-device: only a new device of this user -----------------------------------------------
+
+
+def test_add_device_with_this_devices_own_key_is_refused(
+    cli: Cli, store: Path, tmp_path: Path, alice_room: str
+) -> None:
+    """Red team rt72, finding 3: after restoring her backup on the desktop, Alice followed
+    "Several devices": show-key there, add-device with that key on the laptop. It is the
+    laptop's own key: the command said "Introduced device key … for alice" and every
+    reader was shown "added a device" — no device was added, and the two machines went on
+    sharing one key. Refused now, saying the key is shared and what to do instead."""
+    restore_backup(tmp_path, "laptop", "desktop")
+    desktop = key_of(cli, ALICE, "desktop")
+    assert desktop == alice_room
+    before = files_of(store)
+    r = cli(ALICE, "add-device", "--room-id", ROOM, "--key", desktop, device="laptop")
+    refused(r, "this device already signs with that key", "setup-keys")
+    assert files_of(store) == before
+
+
+def test_add_device_of_a_key_that_writes_as_another_user_is_refused(
+    cli: Cli, store: Path, alice_room: str
+) -> None:
+    """Red team rt72, finding 3: a key that writes as Bob in the room is Bob's, not a new
+    device of Alice's: her statement naming it would only tell every reader that she
+    names Bob's key as hers. Refused, nothing written."""
+    assert cli(BOB, "setup-keys", device="bob").code == 0
+    assert cli(BOB, "send", "--room-id", ROOM, "bob says", device="bob").code == 0
+    bob = key_of(cli, BOB, "bob")
+    before = files_of(store)
+    r = cli(ALICE, "add-device", "--room-id", ROOM, "--key", bob, device="laptop")
+    refused(r, f"writes as {BOB!r}", "not a device of yours")
+    assert files_of(store) == before
+
+
+def test_add_device_of_a_key_already_introduced_is_refused(
+    cli: Cli, store: Path, alice_room: str
+) -> None:
+    """Red team rt72, finding 3: introducing the phone a second time adds nothing (the
+    first statement stands): refused, saying to accept it on the phone if it has not."""
+    assert cli(ALICE, "setup-keys", device="phone").code == 0
+    phone = key_of(cli, ALICE, "phone")
+    assert cli(ALICE, "add-device", "--room-id", ROOM, "--key", phone, device="laptop").code == 0
+    before = files_of(store)
+    r = cli(ALICE, "add-device", "--room-id", ROOM, "--key", phone, device="laptop")
+    refused(r, "already introduced", "accept-device")
+    assert files_of(store) == before
+
+
+# -- setup-keys --force: never of a key that wrote ----------------------------------------------
+
+
+def test_replacing_a_key_that_wrote_is_refused_and_the_old_messages_stay_verified(
+    cli: Cli, store: Path, tmp_path: Path, alice_room: str
+) -> None:
+    """Red team rt72, finding 4: ``setup-keys`` said "Use --force to replace it (messages
+    signed with the old key stay valid)". --force deleted the old key with no backup and
+    no introduction: after one message with the new key every reader without an earlier
+    pin showed *all* of Alice's messages KEY CHANGED (two keys claimed her, neither
+    introduced the other), and the old key, gone, could never repair it. Now --force of a
+    key that wrote in a room this device knows is refused: the key stays, nothing is
+    written, the message says why and how to get another key (a second device), and no
+    command promises that old messages "stay valid"."""
+    shown = cli(ALICE, "setup-keys", device="laptop")
+    assert shown.code == 0 and "stay valid" not in shown.out, shown
+    keys_before = files_of(key_dir(tmp_path, "laptop"))
+    before = files_of(store)
+    r = cli(ALICE, "setup-keys", "--force", device="laptop")
+    refused(r, ROOM, "add-device")
+    assert "stay valid" not in r.out + r.err, r
+    assert files_of(store) == before
+    assert files_of(key_dir(tmp_path, "laptop")) == keys_before
+    assert key_of(cli, ALICE, "laptop") == alice_room
+    assert cli(ALICE, "send", "--room-id", ROOM, "after", device="laptop").code == 0
+    trust = trust_by_body(cli)
+    assert trust["one"] == trust["after"] == "verified", trust
+
+
+def test_replacing_a_key_that_wrote_nowhere_keeps_a_backup_of_the_old_one(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """A key that wrote in no room this device knows may be replaced, but the old one is
+    never simply deleted (it may have written elsewhere, from a restored backup): it is
+    kept in a backup file the command names, which opens with the same passphrase."""
+    from bucket_chat_desktop.keys import import_backup, read_backup
+
+    first = cli(ALICE, "setup-keys", device="laptop")
+    old = key_of(cli, ALICE, "laptop")
+    assert first.code == 0
+    r = cli(ALICE, "setup-keys", "--force", device="laptop")
+    assert r.code == 0 and "Created a signing key" in r.out, r
+    new = key_of(cli, ALICE, "laptop")
+    assert new != old
+    (line,) = [x for x in r.out.splitlines() if "old key was kept in" in x]
+    backup = Path(line.split("old key was kept in ", 1)[1].split()[0].rstrip(":;,"))
+    assert backup.is_file() and backup.parent == key_dir(tmp_path, "laptop")
+    restored = import_backup(read_backup(backup), PASSPHRASE)
+    assert restored.public_key_b64 == old and restored.user_id == ALICE
