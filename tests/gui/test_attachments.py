@@ -35,6 +35,7 @@ from PySide6.QtWidgets import QApplication, QStyleOptionViewItem
 from test_models import Recording
 
 from bucket_chat_desktop import download_mark
+from bucket_chat_desktop.gui import attachments as attachments_module
 from bucket_chat_desktop.gui import theme
 from bucket_chat_desktop.gui.attachments import AttachmentsFeature, install
 from bucket_chat_desktop.gui.controller import Controller
@@ -42,7 +43,11 @@ from bucket_chat_desktop.gui.main_window import MainWindow
 from bucket_chat_desktop.gui.models.timeline_model import Roles, Row
 from bucket_chat_desktop.gui.widgets.message_delegate import FILE_CARD
 from bucket_chat_desktop.keys import load_or_create_identity, open_key_store
-from bucket_chat_desktop.protocol.attachments import blob_path, file_content
+from bucket_chat_desktop.protocol.attachments import (
+    MAX_THUMBNAIL_READ_BYTES,
+    blob_path,
+    file_content,
+)
 from bucket_chat_desktop.protocol.event import MESSAGE
 from bucket_chat_desktop.protocol.relations import REACTION
 from bucket_chat_desktop.settings import Settings, StorageSettings
@@ -921,6 +926,104 @@ def test_thumbnails_of_hostile_size_are_not_decoded(chat: Chat) -> None:
     assert image is not None and image.width() == 40
     assert decode_thumbnail(b"\x89PNG\r\n\x1a\n garbage", "png") is None
     assert Roles.Content  # the role the feature reads
+
+
+def bob_signs(chat: Chat, contents: list[dict[str, Any]]) -> list[str]:
+    """Bob (any member) signs each content as it is (no writer-side sanitising or caps),
+    and the ids once Alice's timeline shows them all."""
+    bob = RoomWriter(chat.storage, ROOM, "bob@example.com", SigningKey(b"\x02" * 32))
+    events = wait_for(chat.qtbot, bob.send([Draft(MESSAGE, c) for c in contents]), 60000)[1]
+    ids = [ev.event_id for ev in events[-len(contents) :]]
+    chat.qtbot.waitUntil(
+        lambda: set(ids) <= {r.event_id for r in chat.rows() if not r.echo}, timeout=60000
+    )
+    return ids
+
+
+def _jpeg_scans(data: bytes) -> list[tuple[int, int]]:
+    """Where each scan (SOS header and its entropy-coded data) of a clean JPEG is."""
+    out, i = [], 2
+    while i < len(data) and data[i + 1] != 0xD9:
+        length = int.from_bytes(data[i + 2 : i + 4], "big")
+        if data[i + 1] != 0xDA:
+            i += 2 + length
+            continue
+        j = i + 2 + length
+        while not (data[j] == 0xFF and data[j + 1] != 0 and not 0xD0 <= data[j + 1] <= 0xD7):
+            j += 1
+        out.append((i, j))
+        i = j
+    return out
+
+
+def scan_bomb(stray: bytes = b"\x00") -> bytes:
+    """A 1024 x 1024 progressive JPEG whose smallest scan is repeated to fill 32 KB
+    (about 2,300 scans), with ``stray`` put between its first segment (APP0) and the
+    next: libjpeg skips it ("extraneous bytes before marker") and decodes on."""
+    out = io.BytesIO()
+    Image.new("L", (1024, 1024), 128).save(out, "JPEG", quality=10, progressive=True)
+    real = out.getvalue()
+    scans = _jpeg_scans(real)
+    start, end = min(scans, key=lambda s: s[1] - s[0])
+    head = real[: scans[-1][1]]
+    n = (MAX_THUMBNAIL_READ_BYTES - len(head) - 2 - len(stray)) // (end - start)
+    bomb = head + real[start:end] * n + b"\xff\xd9"
+    after_app0 = 4 + int.from_bytes(bomb[4:6], "big")
+    bomb = bomb[:after_app0] + stray + bomb[after_app0:]
+    assert len(bomb) <= MAX_THUMBNAIL_READ_BYTES and n > 2000
+    return bomb
+
+
+def image_content(name: str, thumbnail: bytes | None = None, **info: Any) -> dict[str, Any]:
+    """An ``m.image`` content as any member may sign it."""
+    fields: dict[str, Any] = {"name": name, "size": 5, "sha256": "c" * 64, "w": 1024, "h": 1024}
+    if thumbnail is not None:
+        fields["thumbnail"] = base64.b64encode(thumbnail).decode("ascii")
+    return {"msgtype": "m.image", "body": name, "info": fields | info}
+
+
+@pytest.mark.qt_log_ignore("Corrupt JPEG data", "Inconsistent progression sequence")
+@pytest.mark.parametrize("stray", [b"\x00", b"\xff\xfe\x00\x00"])
+def test_qt_decodes_a_scan_bomb_behind_a_stray_byte_whole(stray: bytes) -> None:
+    """Red team rt69, what makes the finding real: Qt's JPEG reader goes past a stray
+    byte (or a comment of length 0) and decodes the picture of every scan behind it (a
+    flat grey 1024 × 1024), so the scans must be counted as it reads them."""
+    from bucket_chat_desktop.gui.attachments import decode_thumbnail
+
+    image = decode_thumbnail(scan_bomb(stray), "jpeg")
+    assert image is not None and (image.width(), image.height()) == (1024, 1024)
+    assert image.pixelColor(512, 512).red() in range(120, 137)
+
+
+def test_a_scan_bomb_behind_a_stray_byte_is_not_painted(
+    chat: Chat, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Red team rt69: the 100-scan cap on JPEG thumbnails counted scans with a walk that
+    gave up at the first byte between two segments that was not 0xFF and said "0".
+    libjpeg skips such bytes and decoded all ~2,300 scans of this 32 KB thumbnail:
+    0.3-0.5 s on the GUI thread for each such row painted. Its row now shows its
+    placeholder, and the bomb is never handed to the decoder; an honest thumbnail
+    signed with it still is."""
+    decoded: list[bool] = []
+    real = attachments_module.decode_thumbnail
+
+    def spy(data: bytes, fmt: str) -> QImage | None:
+        image = real(data, fmt)
+        decoded.append(image is not None)
+        return image
+
+    monkeypatch.setattr(attachments_module, "decode_thumbnail", spy)
+    honest = image_file(tmp_path / "beach.jpg", (160, 120)).read_bytes()  # a JPEG
+    bomb_id, honest_id = bob_signs(
+        chat, [image_content("holiday.jpg", scan_bomb()), image_content("beach.jpg", honest)]
+    )
+    chat.shot("attachments-scan-bomb.png")  # both rows painted
+    pix = chat.feature.thumbnail_for(chat.index_of(bomb_id))
+    assert pix is not None
+    chat.feature.thumbnail_for(chat.index_of(honest_id))
+    assert decoded == [True], "the scan bomb's thumbnail was handed to the decoder"
+    # The bomb is a flat grey picture (opaque); the placeholder is a faint fill.
+    assert pix.toImage().pixelColor(pix.width() // 2, pix.height() // 2).alpha() < 255
 
 
 def test_a_message_whose_info_is_not_an_object_is_painted_as_text(chat: Chat) -> None:
