@@ -40,6 +40,9 @@ def is_file_message(content: Mapping[str, Any]) -> bool:
 
 MAX_NAME_BYTES = 255
 """UTF-8 bytes in a file name: the common limit of ext4, APFS and NTFS (in practice)."""
+MAX_NAME_CHARS = 4 * MAX_NAME_BYTES
+"""Characters of a name ``safe_file_name`` goes over: a longer one (no writer sends
+one: theirs are cleaned to 255 bytes) is cut in the middle first, at ``…``."""
 MAX_SIZE = 2**53 - 1
 """The largest ``size`` an event can carry (every integer in an event is within ±2**53-1)."""
 THUMBNAIL_BOX = (320, 240)
@@ -166,9 +169,21 @@ def safe_file_name(name: object, fallback: str = FALLBACK_NAME) -> str:
     trailing dots and spaces (which Windows strips) are removed; Windows device names
     (``CON``, ``nul.txt``, ``COM1``…) get a ``_`` prefix; the result is cut to 255 UTF-8
     bytes keeping the extension. Never empty: ``fallback`` when nothing is left.
+
+    A name of more than ``MAX_NAME_CHARS`` characters is first cut in the middle, on
+    characters, to that many: its beginning and its last ``MAX_NAME_CHARS // 2`` around
+    a ``…`` (red team rt69: a 250,000-character name was cleaned whole, a Python step a
+    character, again and again while its row was painted). Its end is kept as it was,
+    so the extension is judged on the name as cleaned; the ``…`` shows where characters
+    were left out (when it is within the 255 bytes kept: a name of letters only is cut to
+    the same 255 bytes either way); and the name checked is the name shown, saved and
+    opened, since every use of a name goes through here.
     """
     if not isinstance(name, str):
         return fallback
+    if len(name) > MAX_NAME_CHARS:
+        half = MAX_NAME_CHARS // 2
+        name = f"{name[: half - 1]}…{name[-half:]}"
     text = unicodedata.normalize("NFC", name)
     out = []
     for ch in text:
@@ -595,10 +610,11 @@ def announced_name(content: object) -> str:
     return safe_file_name(raw)
 
 
-def message_text(content: object) -> str:
+def message_text(content: object, name: str | None = None) -> str:
     """What a message says, as every view shows, copies, searches or reads it aloud:
-    ``📎 `` and its announced name (``announced_name``) for a file or image message,
-    its body for any other ("" when that is not a string).
+    ``📎 `` and its announced name (``announced_name``, or ``name`` when the caller has
+    worked it out already) for a file or image message, its body for any other ("" when
+    that is not a string).
 
     A file message's ``body`` is never its text: a card shows only the file, so a body
     such as "I, Bob, confirm Alice owes me $5000" would be a statement one view hides
@@ -606,7 +622,7 @@ def message_text(content: object) -> str:
     if not isinstance(content, Mapping):
         return ""
     if is_file_message(content):
-        return f"{ATTACHMENT_MARK} {announced_name(content)}"
+        return f"{ATTACHMENT_MARK} {announced_name(content) if name is None else name}"
     body = content.get("body")
     return body if isinstance(body, str) else ""
 

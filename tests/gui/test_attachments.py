@@ -43,6 +43,7 @@ from bucket_chat_desktop.gui.main_window import MainWindow
 from bucket_chat_desktop.gui.models.timeline_model import Roles, Row
 from bucket_chat_desktop.gui.widgets.message_delegate import FILE_CARD
 from bucket_chat_desktop.keys import load_or_create_identity, open_key_store
+from bucket_chat_desktop.protocol import attachments as protocol_attachments
 from bucket_chat_desktop.protocol.attachments import (
     MAX_THUMBNAIL_READ_BYTES,
     blob_path,
@@ -1024,6 +1025,71 @@ def test_a_scan_bomb_behind_a_stray_byte_is_not_painted(
     assert decoded == [True], "the scan bomb's thumbnail was handed to the decoder"
     # The bomb is a flat grey picture (opaque); the placeholder is a faint fill.
     assert pix.toImage().pixelColor(pix.width() // 2, pix.height() // 2).alpha() < 255
+
+
+def paint_row(chat: Chat, event_id: str) -> QImage:
+    """The row as the window's own delegate paints it."""
+    index = chat.index_of(event_id)
+    view = chat.window.timeline
+    option = QStyleOptionViewItem()
+    option.initFrom(view)
+    option.rect = view.visualRect(index)
+    option.font = view.font()
+    image = QImage(option.rect.right() + 1, option.rect.bottom() + 1, QImage.Format.Format_ARGB32)
+    painter = QPainter(image)
+    chat.window.delegate.paint(painter, option, index)
+    painter.end()
+    return image
+
+
+class Tally:
+    """Characters ``safe_file_name`` is handed (the work each clean-up costs)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls = 0
+        self.chars = 0
+        real = protocol_attachments.safe_file_name
+
+        def counting(name: object, fallback: str = protocol_attachments.FALLBACK_NAME) -> str:
+            self.calls += 1
+            self.chars += len(name) if isinstance(name, str) else 0
+            return real(name, fallback)
+
+        monkeypatch.setattr(protocol_attachments, "safe_file_name", counting)
+
+
+@pytest.mark.parametrize("msgtype", ["m.image", "m.file"])
+def test_a_huge_file_name_is_not_cleaned_again_for_every_paint_and_mouse_move(
+    chat: Chat, monkeypatch: pytest.MonkeyPatch, msgtype: str
+) -> None:
+    """Red team rt69: ``info.name`` may be as long as the 256 KiB event line allows
+    (250,000 characters). The name shown is cut to 255 bytes, but ``announced_name``
+    cleaned the whole of it, a Python step a character (~0.1 s), and the row asked for
+    it again and again: ``Row.kind`` (every ``Roles.Kind`` query), ``Row.body``, the
+    card, the caption. One paint of the row cleaned it 17 times (2.25 million characters,
+    0.46 s), one mouse move over it 12: the window stuttered for as long as such a row
+    was on screen. The row now keeps its name, worked out once (``Roles.FileName``)."""
+    name = "a" * 250_000 + ".png"
+    info: dict[str, Any] = {"name": name, "size": 5, "sha256": "d" * 64}
+    if msgtype == "m.image":
+        info |= {"w": 320, "h": 240}
+    [eid] = bob_signs(chat, [{"msgtype": msgtype, "body": "x", "info": info}])
+    chat.settle()
+    paint_row(chat, eid)  # what is worked out once may be kept
+    tally = Tally(monkeypatch)
+    paint_row(chat, eid)
+    view = chat.window.timeline
+    chat.feature._hover(view.visualRect(chat.index_of(eid)).center())  # a mouse move
+    # Not one pass over the name for a repaint and a mouse move: the name shown is 255
+    # bytes whatever the name signed.
+    assert tally.chars < len(name), (
+        f"one repaint and one mouse move cleaned {tally.chars:,} characters "
+        f"({tally.calls} times a {len(name):,}-character name)"
+    )
+    texts = painted_texts(chat, eid)  # the card or caption names it, cut in the middle
+    assert any(
+        t.startswith("aaaa") and "…" in t and t.split("  ·  ")[0].endswith("a.png") for t in texts
+    ), texts
 
 
 def test_a_message_whose_info_is_not_an_object_is_painted_as_text(chat: Chat) -> None:

@@ -21,6 +21,7 @@ from bucket_chat_desktop.protocol.attachments import (
     IMAGE,
     MAX_JPEG_SCANS,
     MAX_NAME_BYTES,
+    MAX_NAME_CHARS,
     MAX_THUMBNAIL_BYTES,
     MAX_THUMBNAIL_READ_BYTES,
     FileInfo,
@@ -155,6 +156,79 @@ def test_letters_that_render_as_nothing_cannot_pad_a_name(raw: str, safe: str) -
 def test_a_padded_program_is_still_risky_to_open() -> None:
     assert is_risky_to_open("invoice.pdf" + "\u3164" * 60 + ".exe")
     assert not is_risky_to_open("photo.jpg" + "\u2800" * 60 + ".zip")
+
+
+HUGE = 250_000  # about what the 256 KiB line limit leaves for a name
+
+
+def test_a_huge_name_is_cleaned_in_bounded_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Red team rt69: ``info.name`` may be as long as the event line allows (250,000
+    characters); the name shown is 255 bytes, but every clean-up went over all of it, a
+    Python step a character (about 0.1 s), and a paint of its row asked 17 times. Counted
+    in characters looked at, not timed."""
+    from bucket_chat_desktop.protocol import attachments
+
+    looked_at = 0
+    keep = attachments._keep
+
+    def counting(ch: str) -> bool:
+        nonlocal looked_at
+        looked_at += 1
+        return keep(ch)
+
+    monkeypatch.setattr(attachments, "_keep", counting)
+    name = safe_file_name("a" * HUGE + ".png")
+    assert name == "a" * (MAX_NAME_BYTES - 4) + ".png"
+    assert looked_at <= MAX_NAME_CHARS
+    looked_at = 0
+    c = {"msgtype": IMAGE, "body": "x", "info": {"name": "b" * HUGE + ".exe"}}
+    assert is_risky_to_open(announced_name(c)) and is_risky_to_open("b" * HUGE + ".exe")
+    assert looked_at <= 3 * MAX_NAME_CHARS
+
+
+@pytest.mark.parametrize(
+    ("raw", "risky"),
+    [
+        ("invoice.pdf" + "\u200b" * HUGE + ".exe", True),  # zero-width: dropped
+        ("invoice.pdf" + "\u3164" * HUGE + ".exe", True),  # Hangul fillers: one space
+        ("invoice.pdf" + "\u034f" * HUGE + ".scr", True),  # combining blanks: dropped
+        ("report" + " " * HUGE + ".lnk", True),
+        ("photo" + "\u200b" * HUGE + ".jpg", False),
+        ("invoice.exe" + "\u200b" * HUGE + ".pdf", False),  # as the desktop sees it
+    ],
+)
+def test_cutting_a_huge_name_keeps_what_its_end_makes_it(raw: str, risky: bool) -> None:
+    """A name is cut before it is cleaned only in the middle, and its end is kept: the
+    extension the cleaned name ends in (shown, saved, opened, and judged) is the one
+    at the end of what was signed, however many letters pad it."""
+    name = safe_file_name(raw)
+    assert name.endswith(raw[-4:]) and len(name.encode("utf-8")) <= MAX_NAME_BYTES
+    assert is_risky_to_open(name) is risky and is_risky_to_open(raw) is risky
+    c = {"msgtype": FILE, "body": "x", "info": {"name": raw}}
+    assert announced_name(c) == name and message_text(c) == f"📎 {name}"
+    assert not_to_open(name) is not None if risky else not_to_open(name) is None
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "x" * (MAX_NAME_CHARS + 1),
+        "é" * 3000 + ".tar.gz",
+        "CON" + "a" * 5000 + ".txt",
+        "../" * 2000 + "passwd",
+        "a b" * 2000 + ".md",
+    ],
+)
+def test_a_name_of_letters_that_are_kept_is_cleaned_as_if_whole(
+    raw: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where no letter is dropped, the cut before cleaning changes nothing: the name is
+    cut to the same 255 bytes (and extension) as the whole name cleaned."""
+    from bucket_chat_desktop.protocol import attachments
+
+    cut = safe_file_name(raw)
+    monkeypatch.setattr(attachments, "MAX_NAME_CHARS", 10**9)
+    assert cut == safe_file_name(raw)
 
 
 @pytest.mark.parametrize("limit", [3, 10, 40, 71])
