@@ -37,7 +37,12 @@ from test_models import Recording
 from bucket_chat_desktop import download_mark
 from bucket_chat_desktop.gui import attachments as attachments_module
 from bucket_chat_desktop.gui import theme
-from bucket_chat_desktop.gui.attachments import AttachmentsFeature, install
+from bucket_chat_desktop.gui.attachments import (
+    THUMB_CACHE_BYTES,
+    AttachmentsFeature,
+    install,
+    pixmap_bytes,
+)
 from bucket_chat_desktop.gui.controller import Controller
 from bucket_chat_desktop.gui.main_window import MainWindow
 from bucket_chat_desktop.gui.models.timeline_model import Roles, Row
@@ -907,7 +912,7 @@ def test_an_image_without_a_usable_thumbnail_gets_a_placeholder(chat: Chat) -> N
     index = chat.index_of(row.event_id)
     pix = chat.feature.thumbnail_for(index)
     assert pix is not None and (pix.width(), pix.height()) == (320, 240)
-    assert chat.feature.thumbnail_for(index) is pix  # cached per event
+    assert chat.feature.thumbnail_for(index) is pix  # cached: one placeholder per size
     chat.shot("attachments-placeholder.png")
     menu = chat.feature.show_menu(index, QPoint(0, 0))
     assert menu is not None
@@ -1090,6 +1095,55 @@ def test_a_huge_file_name_is_not_cleaned_again_for_every_paint_and_mouse_move(
     assert any(
         t.startswith("aaaa") and "…" in t and t.split("  ·  ")[0].endswith("a.png") for t in texts
     ), texts
+
+
+def test_the_thumbnail_cache_is_bounded_in_bytes(
+    chat: Chat, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Red team rt69: the cache of painted thumbnails was bounded by count (300), not by
+    bytes, and kept a full box-sized pixmap for every image row, a placeholder for one
+    with no picture at all included. 300 image messages of about 300 bytes each, no
+    thumbnail, w 320 × h 240, scrolled past, held 300 × 614,400 bytes = 352 MiB on a 2×
+    screen (the cache's own ``_dpr``), for the whole session. Rows without a picture now
+    share one placeholder per size, and the cache is bounded in bytes."""
+    monkeypatch.setattr(chat.feature, "_dpr", lambda: 2.0)
+    contents = [
+        {
+            "msgtype": "m.image",
+            "body": f"p{i}.png",
+            "info": {"name": f"p{i}.png", "size": 5, "sha256": f"{i:064x}", "w": 320, "h": 240},
+        }
+        for i in range(300)
+    ]
+    ids = bob_signs(chat, contents)
+    shown = {id(chat.feature.thumbnail_for(chat.index_of(eid))) for eid in ids}
+    held = sum(pixmap_bytes(p) for p in chat.feature._thumbs.values())
+    assert held <= THUMB_CACHE_BYTES, f"the thumbnail cache holds {held / 2**20:.0f} MiB"
+    assert len(shown) == 1 and held == 640 * 480 * 4 == chat.feature._thumbs.held
+
+
+def test_painted_pictures_are_dropped_oldest_first_past_the_byte_bound(
+    chat: Chat, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Red team rt69: real pictures count in bytes too. With room for three boxes of
+    320 × 240, eight pictures painted leave the three painted last; one dropped is
+    decoded and painted again when its row is."""
+    box = 320 * 240 * 4
+    monkeypatch.setattr(chat.feature, "_dpr", lambda: 1.0)
+    monkeypatch.setattr(chat.feature._thumbs, "limit", 3 * box)
+    contents = []
+    for i in range(8):
+        photo = image_file(tmp_path / f"p{i}.jpg", (160 + i, 120)).read_bytes()
+        contents.append(image_content(f"p{i}.jpg", photo, w=320, h=240))
+    ids = bob_signs(chat, contents)
+    chat.feature._thumbs.clear()  # as painted for the first time
+    pictures = [chat.feature.thumbnail_for(chat.index_of(eid)) for eid in ids]
+    assert chat.feature._thumbs.held == 3 * box and len(chat.feature._thumbs) == 3
+    assert [chat.feature.thumbnail_for(chat.index_of(eid)) for eid in ids[-3:]] == pictures[-3:]
+    again = chat.feature.thumbnail_for(chat.index_of(ids[0]))
+    assert again is not None and again is not pictures[0]
+    assert again.toImage() == pictures[0].toImage()  # (the same picture, painted anew)
+    assert chat.feature._thumbs.held == 3 * box
 
 
 def test_a_message_whose_info_is_not_an_object_is_painted_as_text(chat: Chat) -> None:
