@@ -118,7 +118,8 @@ class Roles(enum.IntEnum):
     # is a row, and none takes edits, a deletion, reactions or replies (PROTOCOL.md 18.1).
     Repeated = enum.auto()
     # The file name a file or image message announces, made safe (``Row.file_name``):
-    # what its card, its caption and its menu say, worked out once per row.
+    # what its card, its caption and its menu say, worked out once per row. None for any
+    # other row, a deleted one included (its body is no one's to read).
     FileName = enum.auto()
 
 
@@ -407,8 +408,9 @@ class TimelineModel(QAbstractListModel):
                 return "deleted" if agg is not None and agg.redacted else row.kind
             case Roles.Content:
                 return row.content
-            case Roles.FileName:
-                return row.file_name
+            case Roles.FileName:  # None but for a file or image shown as one
+                shown = self._role(row, i, Roles.Kind) in ("file", "image")
+                return row.file_name if shown else None
             case Roles.Trust:
                 return self._trust(row)
             case Roles.TrustReason:
