@@ -10,7 +10,8 @@ edits no other module.
   with a row in a strip above the composer (progress, Cancel; refusals and errors stay
   in the row, in red, with the reason). When a blob is stored, the message is sent.
 - Image rows are painted from the thumbnail embedded in the signed event (never from the
-  blob), cached per event.
+  blob), cached per event within ``THUMB_CACHE_BYTES`` of pixels; a row with no usable
+  thumbnail gets a placeholder shared by every row of its size.
 - A click on a file card or image (or a double-click on its row) opens a menu: Open
   (download into the cache, verify, hand the verified copy to the desktop) or Save as…
   (a verified copy where the user says). A blob that does not match its message is
@@ -33,7 +34,7 @@ import logging
 import shutil
 import tempfile
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +88,14 @@ MB = 1024 * 1024
 MIN_DOWNLOAD_LIMIT = 256 * MB
 """Received files up to this size (or the send limit, if larger) are downloaded on
 request; larger announcements are refused before any byte is fetched."""
-THUMB_CACHE = 300
+THUMB_CACHE_BYTES = 64 * MB
+"""The pixels painted thumbnails and placeholders may hold (width × height × depth):
+the least recently painted go first. About fifty full-size pictures on a 2× screen; a
+screenful is a few. Red team rt69: a cache of 300 entries, whatever their size, held
+352 MiB at 2× for 300 tiny messages of no picture at all."""
+NO_PICTURE_ROWS = 4096
+"""Rows remembered to have no usable thumbnail (a few dozen bytes each), so that
+painting them again neither parses nor decodes anything."""
 STAGES = {
     blobs.READING: "Reading",
     blobs.PREVIEW: "Making a preview…",
@@ -124,6 +132,47 @@ def decode_thumbnail(data: bytes, fmt: str) -> QImage | None:
     return None if image.isNull() else image
 
 
+def pixmap_bytes(pix: QPixmap) -> int:
+    """The bytes a pixmap's pixels take."""
+    return pix.width() * pix.height() * pix.depth() // 8
+
+
+class PixmapCache:
+    """Pixmaps by key, bounded by the bytes of their pixels (``limit``): the least
+    recently used go first (the newest is kept whatever its size)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+        self._items: OrderedDict[Hashable, QPixmap] = OrderedDict()
+
+    def get(self, key: Hashable) -> QPixmap | None:
+        pix = self._items.get(key)
+        if pix is not None:
+            self._items.move_to_end(key)
+        return pix
+
+    def put(self, key: Hashable, pix: QPixmap) -> None:
+        old = self._items.pop(key, None)
+        if old is not None:
+            self.held -= pixmap_bytes(old)
+        self._items[key] = pix
+        self.held += pixmap_bytes(pix)
+        while self.held > self.limit and len(self._items) > 1:
+            _, gone = self._items.popitem(last=False)
+            self.held -= pixmap_bytes(gone)
+
+    def clear(self) -> None:
+        self._items.clear()
+        self.held = 0
+
+    def values(self) -> Iterator[QPixmap]:
+        return iter(list(self._items.values()))
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
 class AttachmentsFeature(QObject):
     def __init__(
         self, window: Any, controller: Controller, *, cache: blobs.BlobCache | None = None
@@ -133,7 +182,11 @@ class AttachmentsFeature(QObject):
         self.controller = controller
         self.cache = cache or blobs.BlobCache()
         self.strip = AttachmentStrip()
-        self._thumbs: OrderedDict[tuple[str, str, int], QPixmap] = OrderedDict()
+        # Painted pictures by (event id, thumbnail digest, pixel ratio), and the shared
+        # placeholders by ("placeholder", width, height, pixel ratio, kind).
+        self._thumbs = PixmapCache(THUMB_CACHE_BYTES)
+        # Rows with no usable picture -> the key of the placeholder they show.
+        self._no_picture: OrderedDict[tuple[str, str, int], tuple[Any, ...]] = OrderedDict()
         self._queue = asyncio.Lock()
         # Failed uploads that offer "Try again": their rows -> the room each was for.
         self._retryable: dict[TransferRow, str] = {}
@@ -366,70 +419,96 @@ class AttachmentsFeature(QObject):
     # -- thumbnails -----------------------------------------------------------------------------
 
     def thumbnail_for(self, index: Index) -> QPixmap | None:
-        """The picture for an image row: its embedded thumbnail, or a placeholder."""
+        """The picture for an image row: its embedded thumbnail, or a placeholder shared
+        by the rows of its size that have none (the row's caption names its file)."""
         content = index.data(Roles.Content)
         if not isinstance(content, Mapping):
             return None
         info = content.get("info")
         thumb_text = info.get("thumbnail") if isinstance(info, Mapping) else None
+        dpr = round(self._dpr() * 100)
         key = (
             str(index.data(Roles.EventId)),
             hashlib.sha256(str(thumb_text).encode("utf-8", "replace")).hexdigest()[:16],
-            round(self._dpr() * 100),
+            dpr,
         )
         pix = self._thumbs.get(key)
         if pix is not None:
-            self._thumbs.move_to_end(key)
             return pix
-        pix = self._render_thumbnail(content)
-        self._thumbs[key] = pix
-        if len(self._thumbs) > THUMB_CACHE:
-            self._thumbs.popitem(last=False)
-        return pix
+        shared = self._no_picture.get(key)
+        if shared is not None:
+            self._no_picture.move_to_end(key)
+            return self._placeholder(shared)
+        parsed = parse_file_content(content)
+        image = None
+        if isinstance(parsed, FileInfo) and parsed.thumbnail and parsed.thumbnail_format:
+            image = decode_thumbnail(parsed.thumbnail, parsed.thumbnail_format)
+        width, height = display_size(content)
+        if image is not None:
+            pix = self._render_thumbnail(image, width, height)
+            self._thumbs.put(key, pix)
+            return pix
+        shared = ("placeholder", width, height, dpr, isinstance(parsed, FileInfo))
+        self._no_picture[key] = shared
+        if len(self._no_picture) > NO_PICTURE_ROWS:
+            self._no_picture.popitem(last=False)
+        return self._placeholder(shared)
 
     def _dpr(self) -> float:
         return float(self.view.devicePixelRatioF()) or 1.0
 
-    def _render_thumbnail(self, content: Mapping[str, Any]) -> QPixmap:
-        width, height = display_size(content)
+    def _canvas(self, width: int, height: int) -> tuple[QPixmap, QPainter]:
+        """A transparent pixmap of the box at the view's pixel ratio, and a painter on
+        it clipped to the box's rounded corners."""
         dpr = self._dpr()
         pix = QPixmap(QSize(round(width * dpr), round(height * dpr)))
         pix.setDevicePixelRatio(dpr)
         pix.fill(Qt.GlobalColor.transparent)
-        info = parse_file_content(content)
-        image = None
-        if isinstance(info, FileInfo) and info.thumbnail and info.thumbnail_format:
-            image = decode_thumbnail(info.thumbnail, info.thumbnail_format)
         painter = QPainter(pix)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
         clip = QPainterPath()
         clip.addRoundedRect(0, 0, width, height, 8, 8)
         painter.setClipPath(clip)
-        if image is not None:
-            scaled = image.scaled(
-                round(width * dpr),
-                round(height * dpr),
-                Qt.AspectRatioMode.KeepAspectRatio,
-                Qt.TransformationMode.SmoothTransformation,
-            )
-            scaled.setDevicePixelRatio(dpr)
-            w = scaled.width() / dpr
-            h = scaled.height() / dpr
-            painter.drawImage(QPoint(round((width - w) / 2), round((height - h) / 2)), scaled)
-        else:
-            painter.fillRect(QRect(0, 0, width, height), QColor(128, 128, 128, 40))
-            painter.setPen(QColor(128, 128, 128))
-            font = QFont(self.view.font())
-            painter.setFont(font)
-            name = info.name if isinstance(info, FileInfo) else "unusable attachment"
-            text = f"{name}\nNo preview available"
-            painter.drawText(
-                QRect(8, 0, width - 16, height),
-                Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
-                text,
-            )
+        return pix, painter
+
+    def _render_thumbnail(self, image: QImage, width: int, height: int) -> QPixmap:
+        """``image`` scaled into the box, centred."""
+        dpr = self._dpr()
+        pix, painter = self._canvas(width, height)
+        scaled = image.scaled(
+            round(width * dpr),
+            round(height * dpr),
+            Qt.AspectRatioMode.KeepAspectRatio,
+            Qt.TransformationMode.SmoothTransformation,
+        )
+        scaled.setDevicePixelRatio(dpr)
+        w = scaled.width() / dpr
+        h = scaled.height() / dpr
+        painter.drawImage(QPoint(round((width - w) / 2), round((height - h) / 2)), scaled)
         painter.end()
+        return pix
+
+    def _placeholder(self, key: tuple[Any, ...]) -> QPixmap:
+        """The placeholder of a box (``key``: its width, height, pixel ratio and whether
+        the attachment is usable), one pixmap however many rows show it (red team rt69:
+        one per row, each as large as a picture)."""
+        pix = self._thumbs.get(key)
+        if pix is not None:
+            return pix
+        _, width, height, _, usable = key
+        pix, painter = self._canvas(width, height)
+        painter.fillRect(QRect(0, 0, width, height), QColor(128, 128, 128, 40))
+        painter.setPen(QColor(128, 128, 128))
+        painter.setFont(QFont(self.view.font()))
+        text = "No preview available" if usable else "Unusable attachment\nNo preview available"
+        painter.drawText(
+            QRect(8, 0, width - 16, height),
+            Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
+            text,
+        )
+        painter.end()
+        self._thumbs.put(key, pix)
         return pix
 
     # -- clicks ---------------------------------------------------------------------------------

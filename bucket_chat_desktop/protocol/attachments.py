@@ -40,6 +40,9 @@ def is_file_message(content: Mapping[str, Any]) -> bool:
 
 MAX_NAME_BYTES = 255
 """UTF-8 bytes in a file name: the common limit of ext4, APFS and NTFS (in practice)."""
+MAX_NAME_CHARS = 4 * MAX_NAME_BYTES
+"""Characters of a name ``safe_file_name`` goes over: a longer one (no writer sends
+one: theirs are cleaned to 255 bytes) is cut in the middle first, at ``…``."""
 MAX_SIZE = 2**53 - 1
 """The largest ``size`` an event can carry (every integer in an event is within ±2**53-1)."""
 THUMBNAIL_BOX = (320, 240)
@@ -166,9 +169,21 @@ def safe_file_name(name: object, fallback: str = FALLBACK_NAME) -> str:
     trailing dots and spaces (which Windows strips) are removed; Windows device names
     (``CON``, ``nul.txt``, ``COM1``…) get a ``_`` prefix; the result is cut to 255 UTF-8
     bytes keeping the extension. Never empty: ``fallback`` when nothing is left.
+
+    A name of more than ``MAX_NAME_CHARS`` characters is first cut in the middle, on
+    characters, to that many: its beginning and its last ``MAX_NAME_CHARS // 2`` around
+    a ``…`` (red team rt69: a 250,000-character name was cleaned whole, a Python step a
+    character, again and again while its row was painted). Its end is kept as it was,
+    so the extension is judged on the name as cleaned; the ``…`` shows where characters
+    were left out (when it is within the 255 bytes kept: a name of letters only is cut to
+    the same 255 bytes either way); and the name checked is the name shown, saved and
+    opened, since every use of a name goes through here.
     """
     if not isinstance(name, str):
         return fallback
+    if len(name) > MAX_NAME_CHARS:
+        half = MAX_NAME_CHARS // 2
+        name = f"{name[: half - 1]}…{name[-half:]}"
     text = unicodedata.normalize("NFC", name)
     out = []
     for ch in text:
@@ -454,41 +469,63 @@ MAX_JPEG_SCANS = 100
 """Readers ignore a JPEG thumbnail of more scans: each makes the decoder go over every
 block again (thousands fit in 32 KB); a real progressive JPEG has about ten."""
 
+# Up to the next marker, as libjpeg finds it (jdmarker.c ``next_marker``): bytes that
+# are not 0xFF are skipped ("extraneous bytes before marker"), and so is a 0xFF00, which
+# is no marker; the match ends after the fill bytes (0xFF), before the marker's code.
+# Possessive, so linear in the data whatever its bytes.
+_JPEG_TO_MARKER = re.compile(rb"(?:[^\xff]++|\xff++\x00)*+\xff++")
+# Up to the marker that ends a scan's entropy-coded data: neither a stuffed 0xFF00 nor a
+# restart (RST0-RST7), which the decoder reads as part of the scan.
+_JPEG_TO_SCAN_END = re.compile(rb"(?:[^\xff]++|\xff++[\x00\xd0-\xd7])*+\xff++")
+_JPEG_EOI, _JPEG_SOS = 0xD9, 0xDA
+# Markers libjpeg reads without a length: the restarts and TEM.
+_JPEG_NO_LENGTH = frozenset({0x01, *range(0xD0, 0xD8)})
+# Markers libjpeg reads as a segment with a length (jdmarker.c ``read_markers``): the
+# frame headers it decodes (SOF0-SOF3, SOF9-SOF11), DHT, DAC, DQT, DRI, DNL, the APPn,
+# COM and SOS. Any other marker (a second SOI, an unknown one) stops the walk.
+_JPEG_SEGMENTS = frozenset(
+    {0xC0, 0xC1, 0xC2, 0xC3, 0xC4, 0xC9, 0xCA, 0xCB, 0xCC, 0xDB, 0xDC, 0xDD, _JPEG_SOS, 0xFE}
+    | set(range(0xE0, 0xF0))
+)
 
-def jpeg_scans(data: bytes, most: int = MAX_JPEG_SCANS) -> int:
-    """How many scans (SOS segments) the JPEG ``data`` holds, counting stops past
-    ``most``. A walk over the marker segments, skipping each scan's entropy-coded bytes;
-    where the data is broken the count so far is returned (the decoder says the rest)."""
-    count, i, end = 0, 2, len(data)
-    while i + 1 < end and count <= most:
-        if data[i] != 0xFF:
+
+def jpeg_scans(data: bytes, most: int = MAX_JPEG_SCANS) -> int | None:
+    """How many scans (SOS segments) libjpeg decodes from the JPEG ``data``, counting
+    stops past ``most``; None when the walk cannot tell, and the thumbnail must not be
+    decoded.
+
+    The walk finds each marker as libjpeg does: bytes that are not a marker where one is
+    expected are skipped to the next 0xFF, as are fill bytes and a 0xFF00; a scan's
+    entropy-coded data runs to the next marker that is not a stuffed 0xFF00 or a restart.
+    Red team rt69: the walk gave up at the first stray byte, or at a segment of length 0,
+    and returned the count so far (0) while libjpeg skipped the byte, or took the segment
+    as empty, and decoded the ~2,300 scans behind it. So anything the walk cannot follow
+    exactly gives None: a segment whose length is under 2 or runs past the end, a marker
+    libjpeg does not read (a second SOI, an unknown one), data that ends before EOI.
+    A writer's thumbnail (Pillow's) is never like that. Pure, and linear in the data."""
+    if not data.startswith(b"\xff\xd8"):
+        return None
+    count, at, end = 0, 2, len(data)
+    pattern = _JPEG_TO_MARKER
+    while (found := pattern.match(data, at)) is not None and found.end() < end:
+        marker, at = data[found.end()], found.end() + 1
+        pattern = _JPEG_TO_MARKER
+        if marker == _JPEG_EOI:
             return count
-        marker = data[i + 1]
-        if marker == 0xFF:  # fill bytes before a marker
-            i += 1
+        if marker in _JPEG_NO_LENGTH:
             continue
-        if marker == 0xD9:  # end of image
-            return count
-        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # no length
-            i += 2
-            continue
-        if i + 4 > end:
-            return count
-        i += 2 + int.from_bytes(data[i + 2 : i + 4], "big")
-        if marker != 0xDA:
-            continue
-        count += 1
-        # the scan's data: up to the next marker that is not a stuffed 0xFF00 or a restart
-        while True:
-            j = data.find(b"\xff", i)
-            if j < 0 or j + 1 >= end:
+        if marker not in _JPEG_SEGMENTS or at + 2 > end:
+            return None
+        length = int.from_bytes(data[at : at + 2], "big")
+        if length < 2 or at + length > end:
+            return None
+        at += length
+        if marker == _JPEG_SOS:
+            count += 1
+            if count > most:
                 return count
-            if data[j + 1] == 0 or 0xD0 <= data[j + 1] <= 0xD7:
-                i = j + 2
-                continue
-            i = j
-            break
-    return count
+            pattern = _JPEG_TO_SCAN_END
+    return None  # no EOI
 
 
 def thumbnail_format(data: bytes) -> str | None:
@@ -573,10 +610,11 @@ def announced_name(content: object) -> str:
     return safe_file_name(raw)
 
 
-def message_text(content: object) -> str:
+def message_text(content: object, name: str | None = None) -> str:
     """What a message says, as every view shows, copies, searches or reads it aloud:
-    ``📎 `` and its announced name (``announced_name``) for a file or image message,
-    its body for any other ("" when that is not a string).
+    ``📎 `` and its announced name (``announced_name``, or ``name`` when the caller has
+    worked it out already) for a file or image message, its body for any other ("" when
+    that is not a string).
 
     A file message's ``body`` is never its text: a card shows only the file, so a body
     such as "I, Bob, confirm Alice owes me $5000" would be a statement one view hides
@@ -584,7 +622,7 @@ def message_text(content: object) -> str:
     if not isinstance(content, Mapping):
         return ""
     if is_file_message(content):
-        return f"{ATTACHMENT_MARK} {announced_name(content)}"
+        return f"{ATTACHMENT_MARK} {announced_name(content) if name is None else name}"
     body = content.get("body")
     return body if isinstance(body, str) else ""
 
@@ -634,8 +672,10 @@ def parse_file_content(content: object) -> FileInfo | str:
     if isinstance(text, str) and len(text) <= (MAX_THUMBNAIL_READ_BYTES + 2) // 3 * 4:
         thumb = _b64decode(text)
         fmt = thumbnail_format(thumb) if thumb else None
-        if fmt == "jpeg" and thumb is not None and jpeg_scans(thumb) > MAX_JPEG_SCANS:
-            fmt = None  # a decompression-time bomb
+        if fmt == "jpeg" and thumb is not None:
+            scans = jpeg_scans(thumb)
+            if scans is None or scans > MAX_JPEG_SCANS:
+                fmt = None  # a decompression-time bomb, or one whose scans cannot be counted
         if fmt is None:
             thumb = None
     return FileInfo(

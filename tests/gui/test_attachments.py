@@ -35,14 +35,25 @@ from PySide6.QtWidgets import QApplication, QStyleOptionViewItem
 from test_models import Recording
 
 from bucket_chat_desktop import download_mark
+from bucket_chat_desktop.gui import attachments as attachments_module
 from bucket_chat_desktop.gui import theme
-from bucket_chat_desktop.gui.attachments import AttachmentsFeature, install
+from bucket_chat_desktop.gui.attachments import (
+    THUMB_CACHE_BYTES,
+    AttachmentsFeature,
+    install,
+    pixmap_bytes,
+)
 from bucket_chat_desktop.gui.controller import Controller
 from bucket_chat_desktop.gui.main_window import MainWindow
 from bucket_chat_desktop.gui.models.timeline_model import Roles, Row
 from bucket_chat_desktop.gui.widgets.message_delegate import FILE_CARD
 from bucket_chat_desktop.keys import load_or_create_identity, open_key_store
-from bucket_chat_desktop.protocol.attachments import blob_path, file_content
+from bucket_chat_desktop.protocol import attachments as protocol_attachments
+from bucket_chat_desktop.protocol.attachments import (
+    MAX_THUMBNAIL_READ_BYTES,
+    blob_path,
+    file_content,
+)
 from bucket_chat_desktop.protocol.event import MESSAGE
 from bucket_chat_desktop.protocol.relations import REACTION
 from bucket_chat_desktop.settings import Settings, StorageSettings
@@ -901,7 +912,7 @@ def test_an_image_without_a_usable_thumbnail_gets_a_placeholder(chat: Chat) -> N
     index = chat.index_of(row.event_id)
     pix = chat.feature.thumbnail_for(index)
     assert pix is not None and (pix.width(), pix.height()) == (320, 240)
-    assert chat.feature.thumbnail_for(index) is pix  # cached per event
+    assert chat.feature.thumbnail_for(index) is pix  # cached: one placeholder per size
     chat.shot("attachments-placeholder.png")
     menu = chat.feature.show_menu(index, QPoint(0, 0))
     assert menu is not None
@@ -921,6 +932,218 @@ def test_thumbnails_of_hostile_size_are_not_decoded(chat: Chat) -> None:
     assert image is not None and image.width() == 40
     assert decode_thumbnail(b"\x89PNG\r\n\x1a\n garbage", "png") is None
     assert Roles.Content  # the role the feature reads
+
+
+def bob_signs(chat: Chat, contents: list[dict[str, Any]]) -> list[str]:
+    """Bob (any member) signs each content as it is (no writer-side sanitising or caps),
+    and the ids once Alice's timeline shows them all."""
+    bob = RoomWriter(chat.storage, ROOM, "bob@example.com", SigningKey(b"\x02" * 32))
+    events = wait_for(chat.qtbot, bob.send([Draft(MESSAGE, c) for c in contents]), 60000)[1]
+    ids = [ev.event_id for ev in events[-len(contents) :]]
+    chat.qtbot.waitUntil(
+        lambda: set(ids) <= {r.event_id for r in chat.rows() if not r.echo}, timeout=60000
+    )
+    return ids
+
+
+def _jpeg_scans(data: bytes) -> list[tuple[int, int]]:
+    """Where each scan (SOS header and its entropy-coded data) of a clean JPEG is."""
+    out, i = [], 2
+    while i < len(data) and data[i + 1] != 0xD9:
+        length = int.from_bytes(data[i + 2 : i + 4], "big")
+        if data[i + 1] != 0xDA:
+            i += 2 + length
+            continue
+        j = i + 2 + length
+        while not (data[j] == 0xFF and data[j + 1] != 0 and not 0xD0 <= data[j + 1] <= 0xD7):
+            j += 1
+        out.append((i, j))
+        i = j
+    return out
+
+
+def scan_bomb(stray: bytes = b"\x00") -> bytes:
+    """A 1024 x 1024 progressive JPEG whose smallest scan is repeated to fill 32 KB
+    (about 2,300 scans), with ``stray`` put between its first segment (APP0) and the
+    next: libjpeg skips it ("extraneous bytes before marker") and decodes on."""
+    out = io.BytesIO()
+    Image.new("L", (1024, 1024), 128).save(out, "JPEG", quality=10, progressive=True)
+    real = out.getvalue()
+    scans = _jpeg_scans(real)
+    start, end = min(scans, key=lambda s: s[1] - s[0])
+    head = real[: scans[-1][1]]
+    n = (MAX_THUMBNAIL_READ_BYTES - len(head) - 2 - len(stray)) // (end - start)
+    bomb = head + real[start:end] * n + b"\xff\xd9"
+    after_app0 = 4 + int.from_bytes(bomb[4:6], "big")
+    bomb = bomb[:after_app0] + stray + bomb[after_app0:]
+    assert len(bomb) <= MAX_THUMBNAIL_READ_BYTES and n > 2000
+    return bomb
+
+
+def image_content(name: str, thumbnail: bytes | None = None, **info: Any) -> dict[str, Any]:
+    """An ``m.image`` content as any member may sign it."""
+    fields: dict[str, Any] = {"name": name, "size": 5, "sha256": "c" * 64, "w": 1024, "h": 1024}
+    if thumbnail is not None:
+        fields["thumbnail"] = base64.b64encode(thumbnail).decode("ascii")
+    return {"msgtype": "m.image", "body": name, "info": fields | info}
+
+
+@pytest.mark.qt_log_ignore("Corrupt JPEG data", "Inconsistent progression sequence")
+@pytest.mark.parametrize("stray", [b"\x00", b"\xff\xfe\x00\x00"])
+def test_qt_decodes_a_scan_bomb_behind_a_stray_byte_whole(stray: bytes) -> None:
+    """Red team rt69, what makes the finding real: Qt's JPEG reader goes past a stray
+    byte (or a comment of length 0) and decodes the picture of every scan behind it (a
+    flat grey 1024 × 1024), so the scans must be counted as it reads them."""
+    from bucket_chat_desktop.gui.attachments import decode_thumbnail
+
+    image = decode_thumbnail(scan_bomb(stray), "jpeg")
+    assert image is not None and (image.width(), image.height()) == (1024, 1024)
+    assert image.pixelColor(512, 512).red() in range(120, 137)
+
+
+def test_a_scan_bomb_behind_a_stray_byte_is_not_painted(
+    chat: Chat, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Red team rt69: the 100-scan cap on JPEG thumbnails counted scans with a walk that
+    gave up at the first byte between two segments that was not 0xFF and said "0".
+    libjpeg skips such bytes and decoded all ~2,300 scans of this 32 KB thumbnail:
+    0.3-0.5 s on the GUI thread for each such row painted. Its row now shows its
+    placeholder, and the bomb is never handed to the decoder; an honest thumbnail
+    signed with it still is."""
+    decoded: list[bool] = []
+    real = attachments_module.decode_thumbnail
+
+    def spy(data: bytes, fmt: str) -> QImage | None:
+        image = real(data, fmt)
+        decoded.append(image is not None)
+        return image
+
+    monkeypatch.setattr(attachments_module, "decode_thumbnail", spy)
+    honest = image_file(tmp_path / "beach.jpg", (160, 120)).read_bytes()  # a JPEG
+    bomb_id, honest_id = bob_signs(
+        chat, [image_content("holiday.jpg", scan_bomb()), image_content("beach.jpg", honest)]
+    )
+    chat.shot("attachments-scan-bomb.png")  # both rows painted
+    pix = chat.feature.thumbnail_for(chat.index_of(bomb_id))
+    assert pix is not None
+    chat.feature.thumbnail_for(chat.index_of(honest_id))
+    assert decoded == [True], "the scan bomb's thumbnail was handed to the decoder"
+    # The bomb is a flat grey picture (opaque); the placeholder is a faint fill.
+    assert pix.toImage().pixelColor(pix.width() // 2, pix.height() // 2).alpha() < 255
+
+
+def paint_row(chat: Chat, event_id: str) -> QImage:
+    """The row as the window's own delegate paints it."""
+    index = chat.index_of(event_id)
+    view = chat.window.timeline
+    option = QStyleOptionViewItem()
+    option.initFrom(view)
+    option.rect = view.visualRect(index)
+    option.font = view.font()
+    image = QImage(option.rect.right() + 1, option.rect.bottom() + 1, QImage.Format.Format_ARGB32)
+    painter = QPainter(image)
+    chat.window.delegate.paint(painter, option, index)
+    painter.end()
+    return image
+
+
+class Tally:
+    """Characters ``safe_file_name`` is handed (the work each clean-up costs)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls = 0
+        self.chars = 0
+        real = protocol_attachments.safe_file_name
+
+        def counting(name: object, fallback: str = protocol_attachments.FALLBACK_NAME) -> str:
+            self.calls += 1
+            self.chars += len(name) if isinstance(name, str) else 0
+            return real(name, fallback)
+
+        monkeypatch.setattr(protocol_attachments, "safe_file_name", counting)
+
+
+@pytest.mark.parametrize("msgtype", ["m.image", "m.file"])
+def test_a_huge_file_name_is_not_cleaned_again_for_every_paint_and_mouse_move(
+    chat: Chat, monkeypatch: pytest.MonkeyPatch, msgtype: str
+) -> None:
+    """Red team rt69: ``info.name`` may be as long as the 256 KiB event line allows
+    (250,000 characters). The name shown is cut to 255 bytes, but ``announced_name``
+    cleaned the whole of it, a Python step a character (~0.1 s), and the row asked for
+    it again and again: ``Row.kind`` (every ``Roles.Kind`` query), ``Row.body``, the
+    card, the caption. One paint of the row cleaned it 17 times (2.25 million characters,
+    0.46 s), one mouse move over it 12: the window stuttered for as long as such a row
+    was on screen. The row now keeps its name, worked out once (``Roles.FileName``)."""
+    name = "a" * 250_000 + ".png"
+    info: dict[str, Any] = {"name": name, "size": 5, "sha256": "d" * 64}
+    if msgtype == "m.image":
+        info |= {"w": 320, "h": 240}
+    [eid] = bob_signs(chat, [{"msgtype": msgtype, "body": "x", "info": info}])
+    chat.settle()
+    paint_row(chat, eid)  # what is worked out once may be kept
+    tally = Tally(monkeypatch)
+    paint_row(chat, eid)
+    view = chat.window.timeline
+    chat.feature._hover(view.visualRect(chat.index_of(eid)).center())  # a mouse move
+    # Not one pass over the name for a repaint and a mouse move: the name shown is 255
+    # bytes whatever the name signed.
+    assert tally.chars < len(name), (
+        f"one repaint and one mouse move cleaned {tally.chars:,} characters "
+        f"({tally.calls} times a {len(name):,}-character name)"
+    )
+    texts = painted_texts(chat, eid)  # the card or caption names it, cut in the middle
+    assert any(
+        t.startswith("aaaa") and "…" in t and t.split("  ·  ")[0].endswith("a.png") for t in texts
+    ), texts
+
+
+def test_the_thumbnail_cache_is_bounded_in_bytes(
+    chat: Chat, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Red team rt69: the cache of painted thumbnails was bounded by count (300), not by
+    bytes, and kept a full box-sized pixmap for every image row, a placeholder for one
+    with no picture at all included. 300 image messages of about 300 bytes each, no
+    thumbnail, w 320 × h 240, scrolled past, held 300 × 614,400 bytes = 352 MiB on a 2×
+    screen (the cache's own ``_dpr``), for the whole session. Rows without a picture now
+    share one placeholder per size, and the cache is bounded in bytes."""
+    monkeypatch.setattr(chat.feature, "_dpr", lambda: 2.0)
+    contents = [
+        {
+            "msgtype": "m.image",
+            "body": f"p{i}.png",
+            "info": {"name": f"p{i}.png", "size": 5, "sha256": f"{i:064x}", "w": 320, "h": 240},
+        }
+        for i in range(300)
+    ]
+    ids = bob_signs(chat, contents)
+    shown = {id(chat.feature.thumbnail_for(chat.index_of(eid))) for eid in ids}
+    held = sum(pixmap_bytes(p) for p in chat.feature._thumbs.values())
+    assert held <= THUMB_CACHE_BYTES, f"the thumbnail cache holds {held / 2**20:.0f} MiB"
+    assert len(shown) == 1 and held == 640 * 480 * 4 == chat.feature._thumbs.held
+
+
+def test_painted_pictures_are_dropped_oldest_first_past_the_byte_bound(
+    chat: Chat, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Red team rt69: real pictures count in bytes too. With room for three boxes of
+    320 × 240, eight pictures painted leave the three painted last; one dropped is
+    decoded and painted again when its row is."""
+    box = 320 * 240 * 4
+    monkeypatch.setattr(chat.feature, "_dpr", lambda: 1.0)
+    monkeypatch.setattr(chat.feature._thumbs, "limit", 3 * box)
+    contents = []
+    for i in range(8):
+        photo = image_file(tmp_path / f"p{i}.jpg", (160 + i, 120)).read_bytes()
+        contents.append(image_content(f"p{i}.jpg", photo, w=320, h=240))
+    ids = bob_signs(chat, contents)
+    chat.feature._thumbs.clear()  # as painted for the first time
+    pictures = [chat.feature.thumbnail_for(chat.index_of(eid)) for eid in ids]
+    assert chat.feature._thumbs.held == 3 * box and len(chat.feature._thumbs) == 3
+    assert [chat.feature.thumbnail_for(chat.index_of(eid)) for eid in ids[-3:]] == pictures[-3:]
+    again = chat.feature.thumbnail_for(chat.index_of(ids[0]))
+    assert again is not None and again is not pictures[0]
+    assert again.toImage() == pictures[0].toImage()  # (the same picture, painted anew)
+    assert chat.feature._thumbs.held == 3 * box
 
 
 def test_a_message_whose_info_is_not_an_object_is_painted_as_text(chat: Chat) -> None:

@@ -1003,7 +1003,7 @@ class MessageDelegate(SafeDelegate):
         painter.setPen(muted)
         painter.setBrush(Qt.BrushStyle.NoBrush)
         painter.drawRoundedRect(box, 6, 6)
-        name = announced_name(content)  # as its menu, Open and Save name it
+        name = _file_name(index, content)  # as its menu, Open and Save name it
         size = info.get("size")
         painter.setPen(option.palette.color(option.palette.ColorRole.Text))
         name_box = box.adjusted(44, 6, -8, -26)
@@ -1030,7 +1030,7 @@ class MessageDelegate(SafeDelegate):
         box = QRect(rect.left() + LEFT, y, min(IMAGE_CAPTION_W, rect.width() - LEFT - RIGHT), 16)
         # cut in the middle: the end of a long name is what the file is
         name = fm.elidedText(
-            announced_name(content),
+            _file_name(index, content),
             Qt.TextElideMode.ElideMiddle,
             max(0, box.width() - fm.horizontalAdvance(detail)),
         )
@@ -1254,6 +1254,13 @@ class Regions:
     note: QRect | None = None
     # where a file's card or an image's picture is painted, and clicked
     attachment: QRect | None = None
+
+
+def _file_name(index: Index, content: Any) -> str:
+    """The row's file name made safe, as the model keeps it (``Roles.FileName``: once per
+    row, red team rt69), else worked out from its content."""
+    name = index.data(Roles.FileName)
+    return name if isinstance(name, str) else announced_name(content)
 
 
 def image_box(content: Any) -> tuple[int, int]:

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 from nacl.signing import SigningKey
@@ -18,7 +19,9 @@ from nacl.signing import SigningKey
 from bucket_chat_desktop.protocol.attachments import (
     FILE,
     IMAGE,
+    MAX_JPEG_SCANS,
     MAX_NAME_BYTES,
+    MAX_NAME_CHARS,
     MAX_THUMBNAIL_BYTES,
     MAX_THUMBNAIL_READ_BYTES,
     FileInfo,
@@ -29,6 +32,7 @@ from bucket_chat_desktop.protocol.attachments import (
     file_content,
     is_file_message,
     is_risky_to_open,
+    jpeg_scans,
     message_text,
     middle_cut,
     not_to_open,
@@ -152,6 +156,79 @@ def test_letters_that_render_as_nothing_cannot_pad_a_name(raw: str, safe: str) -
 def test_a_padded_program_is_still_risky_to_open() -> None:
     assert is_risky_to_open("invoice.pdf" + "\u3164" * 60 + ".exe")
     assert not is_risky_to_open("photo.jpg" + "\u2800" * 60 + ".zip")
+
+
+HUGE = 250_000  # about what the 256 KiB line limit leaves for a name
+
+
+def test_a_huge_name_is_cleaned_in_bounded_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Red team rt69: ``info.name`` may be as long as the event line allows (250,000
+    characters); the name shown is 255 bytes, but every clean-up went over all of it, a
+    Python step a character (about 0.1 s), and a paint of its row asked 17 times. Counted
+    in characters looked at, not timed."""
+    from bucket_chat_desktop.protocol import attachments
+
+    looked_at = 0
+    keep = attachments._keep
+
+    def counting(ch: str) -> bool:
+        nonlocal looked_at
+        looked_at += 1
+        return keep(ch)
+
+    monkeypatch.setattr(attachments, "_keep", counting)
+    name = safe_file_name("a" * HUGE + ".png")
+    assert name == "a" * (MAX_NAME_BYTES - 4) + ".png"
+    assert looked_at <= MAX_NAME_CHARS
+    looked_at = 0
+    c = {"msgtype": IMAGE, "body": "x", "info": {"name": "b" * HUGE + ".exe"}}
+    assert is_risky_to_open(announced_name(c)) and is_risky_to_open("b" * HUGE + ".exe")
+    assert looked_at <= 3 * MAX_NAME_CHARS
+
+
+@pytest.mark.parametrize(
+    ("raw", "risky"),
+    [
+        ("invoice.pdf" + "\u200b" * HUGE + ".exe", True),  # zero-width: dropped
+        ("invoice.pdf" + "\u3164" * HUGE + ".exe", True),  # Hangul fillers: one space
+        ("invoice.pdf" + "\u034f" * HUGE + ".scr", True),  # combining blanks: dropped
+        ("report" + " " * HUGE + ".lnk", True),
+        ("photo" + "\u200b" * HUGE + ".jpg", False),
+        ("invoice.exe" + "\u200b" * HUGE + ".pdf", False),  # as the desktop sees it
+    ],
+)
+def test_cutting_a_huge_name_keeps_what_its_end_makes_it(raw: str, risky: bool) -> None:
+    """A name is cut before it is cleaned only in the middle, and its end is kept: the
+    extension the cleaned name ends in (shown, saved, opened, and judged) is the one
+    at the end of what was signed, however many letters pad it."""
+    name = safe_file_name(raw)
+    assert name.endswith(raw[-4:]) and len(name.encode("utf-8")) <= MAX_NAME_BYTES
+    assert is_risky_to_open(name) is risky and is_risky_to_open(raw) is risky
+    c = {"msgtype": FILE, "body": "x", "info": {"name": raw}}
+    assert announced_name(c) == name and message_text(c) == f"📎 {name}"
+    assert not_to_open(name) is not None if risky else not_to_open(name) is None
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "x" * (MAX_NAME_CHARS + 1),
+        "é" * 3000 + ".tar.gz",
+        "CON" + "a" * 5000 + ".txt",
+        "../" * 2000 + "passwd",
+        "a b" * 2000 + ".md",
+    ],
+)
+def test_a_name_of_letters_that_are_kept_is_cleaned_as_if_whole(
+    raw: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where no letter is dropped, the cut before cleaning changes nothing: the name is
+    cut to the same 255 bytes (and extension) as the whole name cleaned."""
+    from bucket_chat_desktop.protocol import attachments
+
+    cut = safe_file_name(raw)
+    monkeypatch.setattr(attachments, "MAX_NAME_CHARS", 10**9)
+    assert cut == safe_file_name(raw)
 
 
 @pytest.mark.parametrize("limit", [3, 10, 40, 71])
@@ -633,7 +710,11 @@ def test_file_content_refuses_what_a_reader_would_not_accept(kwargs: dict[str, o
 
 
 def test_a_signed_image_event_stays_far_under_the_line_limit() -> None:
-    thumb = base64.b64encode(JPEG_MAGIC + b"\x01" * (MAX_THUMBNAIL_BYTES - 4)).decode()
+    # the largest thumbnail a writer sends, whole as a reader walks it: SOI, COM, EOI
+    pad = MAX_THUMBNAIL_BYTES - 6
+    jpeg = b"\xff\xd8\xff\xfe" + pad.to_bytes(2, "big") + b"\x01" * (pad - 2) + b"\xff\xd9"
+    assert len(jpeg) == MAX_THUMBNAIL_BYTES
+    thumb = base64.b64encode(jpeg).decode()
     c = file_content(
         "p" * 300, 2**40, "image/jpeg", SHA, width=9000, height=6000, thumbnail_b64=thumb
     )
@@ -776,6 +857,122 @@ def test_a_thumbnail_of_thousands_of_scans_is_not_decoded() -> None:
         info = parse_file_content(content(thumbnail=base64.b64encode(thumb).decode()))
         assert isinstance(info, FileInfo)
         assert (info.thumbnail is not None) is kept
+
+
+def scan_bomb(stray: bytes = b"") -> tuple[bytes, int]:
+    """A 1024 x 1024 progressive JPEG whose smallest scan is repeated to fill the 32 KB a
+    reader decodes (about 2,300 scans), with ``stray`` put between its first segment
+    (APP0) and the next; and how many scans libjpeg decodes from it."""
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("L", (1024, 1024), 128).save(out, "JPEG", quality=10, progressive=True)
+    real = out.getvalue()
+    scans = _jpeg_scans(real)
+    start, end = min(scans, key=lambda s: s[1] - s[0])
+    head = real[: scans[-1][1]]
+    n = (MAX_THUMBNAIL_READ_BYTES - len(head) - 2 - len(stray)) // (end - start)
+    bomb = head + real[start:end] * n + b"\xff\xd9"
+    after_app0 = 4 + int.from_bytes(bomb[4:6], "big")
+    bomb = bomb[:after_app0] + stray + bomb[after_app0:]
+    assert len(bomb) <= MAX_THUMBNAIL_READ_BYTES
+    return bomb, len(scans) - 1 + n
+
+
+@pytest.mark.parametrize(
+    "stray",
+    [
+        pytest.param(b"\x00", id="a-stray-byte"),
+        pytest.param(b"junk", id="stray-bytes"),
+        pytest.param(b"\xff\x00\xff\xff", id="a-stuffed-zero-and-fill-bytes"),
+        pytest.param(b"\xff\xfe\x00\x00", id="a-comment-of-length-0"),
+        pytest.param(b"\xff\xfe\x00\x01", id="a-comment-of-length-1"),
+    ],
+)
+def test_a_scan_bomb_behind_bytes_the_count_stopped_at_is_ignored(stray: bytes) -> None:
+    """Red team rt69: ``jpeg_scans`` gave up at the first byte between two segments that
+    was not 0xFF, and at a segment whose length field was under 2, and returned the
+    count so far: 0, for a bomb of ~2,300 scans behind one stray byte after its APP0.
+    libjpeg skips such bytes ("Corrupt JPEG data: 1 extraneous bytes before marker", a
+    warning) and takes such a segment as empty, then decodes every scan: 0.3-0.5 s on
+    the GUI thread for each row painted. The walk now skips what libjpeg skips, and a
+    structure it cannot follow is not decoded at all."""
+    bomb, scans = scan_bomb(stray)
+    assert scans > 20 * MAX_JPEG_SCANS
+    count = jpeg_scans(bomb)
+    assert count is None or count > MAX_JPEG_SCANS
+    info = parse_file_content(content(thumbnail=base64.b64encode(bomb).decode()))
+    assert isinstance(info, FileInfo)
+    assert info.thumbnail is None, f"a thumbnail of {scans:,} scans is kept for decoding"
+
+
+def _pillow_jpeg(**options: object) -> bytes:
+    from PIL import Image
+
+    image = Image.new("RGB", (320, 240), (30, 30, 220))
+    image.paste((220, 40, 40), (0, 0, 160, 240))
+    image.paste((250, 200, 40), (80, 60, 240, 180))
+    out = io.BytesIO()
+    image.save(out, "JPEG", **options)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("options", "scans"),
+    [
+        ({}, 1),
+        ({"optimize": True}, 1),
+        ({"progressive": True}, 10),
+        ({"quality": 95, "subsampling": 0}, 1),
+        ({"comment": b"a \xff\x00 comment \xff"}, 1),
+        ({"icc_profile": b"\xff" * 70_000}, 1),  # split over two APP2 segments
+        ({"restart_marker_blocks": 1}, 1),  # an RST after every block
+        ({"restart_marker_rows": 1, "progressive": True}, 10),
+    ],
+)
+def test_the_scans_of_a_writers_thumbnail_are_counted(
+    options: dict[str, object], scans: int
+) -> None:
+    """Whatever a writer (Pillow) puts in a JPEG, the walk follows it to EOI: the count
+    is the scans libjpeg decodes, and the thumbnail is kept."""
+    data = _pillow_jpeg(**options)
+    assert jpeg_scans(data) == scans
+    assert len(_jpeg_scans(data)) == scans
+    if len(data) <= MAX_THUMBNAIL_READ_BYTES:
+        info = parse_file_content(content(thumbnail=base64.b64encode(data).decode()))
+        assert isinstance(info, FileInfo) and info.thumbnail == data
+
+
+@pytest.mark.parametrize(
+    "cut",
+    [
+        pytest.param(lambda d: d[:-2], id="no-EOI"),
+        pytest.param(lambda d: d[: len(d) // 2], id="cut-in-a-scan"),
+        pytest.param(lambda d: d[:25], id="cut-in-a-segment"),
+        pytest.param(lambda d: d[:2] + b"\xff\xd8" + d[2:], id="a-second-SOI"),
+        pytest.param(lambda d: d[:2] + b"\xff\xc8\x00\x02" + d[2:], id="an-unsupported-SOF"),
+        pytest.param(lambda d: d[:2] + b"\xff\x02\x00\x02" + d[2:], id="an-unknown-marker"),
+        pytest.param(lambda d: d[:2] + b"\xff\xfe\xff\xff" + d[2:], id="a-length-past-the-end"),
+        pytest.param(lambda d: d[:2] + b"\xff\xe1\x00", id="half-a-length"),
+    ],
+)
+def test_a_jpeg_the_walk_cannot_follow_is_not_decoded(cut: Any) -> None:
+    """Red team rt69: where the walk cannot tell what libjpeg would make of the bytes,
+    it does not guess a count (the old walk returned the count so far): the thumbnail is
+    dropped, and the row shows its placeholder."""
+    data = cut(_pillow_jpeg(progressive=True))
+    assert jpeg_scans(data) is None
+    info = parse_file_content(content(thumbnail=base64.b64encode(data).decode()))
+    assert isinstance(info, FileInfo) and info.thumbnail is None
+
+
+def test_fill_bytes_and_stuffed_zeros_lead_to_no_marker() -> None:
+    """32 KB of fill bytes, stuffed zeros and junk, between segments or in a scan: no
+    marker, no EOI, so no count (the patterns that skip them are possessive: no
+    backtracking over a run of 0xFF)."""
+    for body in (b"\xff" * 32_000 + b"\x00", b"\xff\x00" * 16_000, b"\x00\xff" * 16_000):
+        assert jpeg_scans(b"\xff\xd8" + body) is None
+        assert jpeg_scans(b"\xff\xd8\xff\xda\x00\x02" + body) is None
 
 
 # -- verification -------------------------------------------------------------------------
