@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import secrets
-import string
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -58,24 +56,13 @@ _WINDOWS_DEVICE_NAMES = frozenset(
 )
 
 
-ROOM_ID_SUFFIX_LENGTH = 4
-"""Characters of the random tail the app gives a new room's id (``new_room_id``)."""
-
-
-def room_id_suffix() -> str:
-    """A random tail for a new room's id: 4 lower-case letters or digits (36**4, about
-    1.7 million)."""
-    alphabet = string.ascii_lowercase + string.digits
-    return "".join(secrets.choice(alphabet) for _ in range(ROOM_ID_SUFFIX_LENGTH))
-
-
 def new_room_id(name: str, suffix: str) -> str:
     """The id the app offers for a new room named ``name``: its name in lower case, runs
     of other characters as ``-``, at most 64 of them, then ``-`` and ``suffix`` ("" for
     a name with nothing usable). A room id is only a name within one storage, and
     events name their room by it (docs/SECURITY.md, "A room id is only a name within
-    a storage"): the random tail keeps two rooms named alike, here or in another
-    storage, from sharing an id by accident (red team rt73)."""
+    a storage"): the tail chosen by ``sync.rooms.room_id_suffix`` keeps two rooms named
+    alike, here or in another storage, from sharing an id by accident (red team rt73)."""
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name.strip().lower()).strip("-.")[:64]
     if not slug:
         return ""

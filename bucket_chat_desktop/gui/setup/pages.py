@@ -30,10 +30,11 @@ from ...keys import (
     open_key_store,
 )
 from ...keys.passphrase import claim_env_passphrase
-from ...protocol.ids import new_room_id, room_id_suffix
+from ...protocol.ids import new_room_id
 from ...protocol.untrusted_text import html_escape
 from ...settings import Settings
 from ...storage.profiles import ProfileStore
+from ...sync.rooms import room_id_suffix
 from ..storage.form import StorageForm
 from ..storage.parts import ERROR_COLOR, FormGrid, help_label
 from .key_card import KeyCard

@@ -31,12 +31,12 @@ from ...protocol.ids import (
     check_room_id,
     new_room_id,
     room_id_folded,
-    room_id_suffix,
 )
 from ...protocol.room_names import NamedRoom, name_lookalikes
 from ...protocol.untrusted_text import display_name_safe, one_line
 from ...settings import Settings
 from ...sync.room_objects import StorageRooms
+from ...sync.rooms import room_id_suffix
 from ..safe import guard
 from ..style import TRUST_COLORS
 from ..tasks import TaskRunner
