@@ -580,7 +580,13 @@ class MainWindow(QMainWindow):
             self.files_chosen.emit(self.controller.current, paths)
 
     def new_room(self) -> None:
-        dialog = RoomDialog(self.controller.settings, create=True, parent=self)
+        dialog = RoomDialog(
+            self.controller.settings,
+            create=True,
+            parent=self,
+            lister=self.controller.list_storage_rooms,  # ids it holds are said at once
+            tasks=self.controller.tasks,
+        )
         if dialog.exec():
             storage_id, room_id, name = dialog.values
             self.controller.create_room(storage_id, room_id, name)

@@ -56,6 +56,19 @@ _WINDOWS_DEVICE_NAMES = frozenset(
 )
 
 
+def new_room_id(name: str, suffix: str) -> str:
+    """The id the app offers for a new room named ``name``: its name in lower case, runs
+    of other characters as ``-``, at most 64 of them, then ``-`` and ``suffix`` ("" for
+    a name with nothing usable). A room id is only a name within one storage, and
+    events name their room by it (docs/SECURITY.md, "A room id is only a name within
+    a storage"): the tail chosen by ``sync.rooms.room_id_suffix`` keeps two rooms named
+    alike, here or in another storage, from sharing an id by accident (red team rt73)."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name.strip().lower()).strip("-.")[:64]
+    if not slug:
+        return ""
+    return f"{slug}-{suffix}" if suffix else slug
+
+
 def room_id_folded(room_id: str) -> str:
     """The form under which two room ids name the same folder on a file system that
     ignores case (Windows, macOS by default): ASCII case folded."""

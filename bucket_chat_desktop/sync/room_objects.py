@@ -45,9 +45,16 @@ log = logging.getLogger("bucket_chat.sync")
 
 
 async def room_exists(storage: Storage, room_id: str) -> bool:
-    """A room exists when it has metadata or at least one date folder of segments."""
+    """A room exists when it has metadata or at least one date folder of segments
+    (``has_history``): what joining and ``chat`` ask, and what creating refuses."""
     if await storage.exists(metadata_path(room_id)):
         return True
+    return await has_history(storage, room_id)
+
+
+async def has_history(storage: Storage, room_id: str) -> bool:
+    """Whether the room's ``logs/`` lists at least one date folder: someone wrote
+    segments there (the half of ``room_exists`` that is not its metadata)."""
     return bool(await storage.list_dirs(logs_prefix(room_id)))
 
 

@@ -6,8 +6,9 @@ A room is created in three steps, always the same:
 
 1. its id is checked (also against a room whose folder it would share on Windows or
    macOS, where folder names ignore case);
-2. its signed metadata is written create-only: a room that exists already is a
-   `RoomError`, never overwritten;
+2. its signed metadata is written create-only: a room that exists already — its
+   metadata, or only segments someone wrote under its id (red team rt73) — is a
+   `RoomError`, never overwritten or taken over;
 3. the creator's join (with the display name, if any) is signed and committed to this
    device's outbox, like every other event it sends. The app reads the new room first
    (it shows it); the command line and the wizard do not need to.
@@ -21,6 +22,8 @@ storage.
 
 from __future__ import annotations
 
+import secrets
+import string
 import time
 from collections.abc import Callable
 from typing import Any
@@ -32,6 +35,17 @@ from ..protocol.ids import check_room_id, iso_utc_ms
 from .engine import SyncEngine
 from .room_objects import room_exists
 from .writer import RoomError, RoomWriter
+
+ROOM_ID_SUFFIX_LENGTH = 4
+"""Characters of the random tail the app offers with a new room's id
+(``protocol.ids.new_room_id``)."""
+
+
+def room_id_suffix() -> str:
+    """A random tail for a new room's id: 4 lower-case letters or digits (36**4, about
+    1.7 million), so that rooms named alike rarely share an id (red team rt73)."""
+    alphabet = string.ascii_lowercase + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(ROOM_ID_SUFFIX_LENGTH))
 
 
 def join_content(displayname: str | None) -> dict[str, Any]:

@@ -42,7 +42,7 @@ from ..storage.base import (
     StorageError,
     UnreadableObjectError,
 )
-from .room_objects import list_rooms, read_metadata
+from .room_objects import has_history, list_rooms, read_metadata
 
 log = logging.getLogger("bucket_chat.sync")
 
@@ -307,12 +307,26 @@ class RoomWriter:
 
     async def write_metadata(self, name: str, created_at: str) -> str:
         """Create the room's signed metadata (create-only); RoomError if the room exists
-        or its id would share a folder with another room's on Windows or macOS."""
+        — its metadata, or only segments someone wrote under its id (``room_exists``'s
+        rule, the one joining uses) — or its id would share a folder with another
+        room's on Windows or macOS, or someone wrote in it while it was being made."""
         check_room_id(self.room_id)  # InvalidRoomIdError before any storage call
         try:
             check_new_room_id(self.room_id, await list_rooms(self.storage))
         except InvalidRoomIdError as exc:
             raise RoomError(str(exc)) from exc
+        path = metadata_path(self.room_id)
+        if await has_history(self.storage, self.room_id) and not await self.storage.exists(path):
+            # Red team rt73: a member wrote a join and "Welcome! Send the files here"
+            # under the id a moment before, no metadata; "Created room" made the user
+            # the signed creator of a room someone else opened and spoke in first.
+            # (Metadata there too: the create-only put below says so, or finds this
+            # device's own earlier try.)
+            raise RoomError(
+                f"a room with the id {self.room_id!r} already exists in this storage (it "
+                "has messages but no metadata): choose another id, or join it if you trust "
+                "who wrote there"
+            )
         data = build_metadata(
             room_id=self.room_id,
             name=name,
@@ -320,7 +334,6 @@ class RoomWriter:
             creator_id=self.user_id,
             signing_key=self.key,
         )
-        path = metadata_path(self.room_id)
         try:
             await self.storage.put_if_absent(path, data)
         except AlreadyExistsError as exc:
@@ -330,6 +343,17 @@ class RoomWriter:
             # whose answer was lost (red team rt52: the retry said only "already
             # exists", as if someone else had the room). Made, as asked.
             log.info("room %s: made by an earlier try of this device", self.room_id)
+            return path
+        if await has_history(self.storage, self.room_id):
+            # Segments written between the look above and the metadata: this device's
+            # own join is not written yet, so they are someone else's, there before the
+            # room was made. The metadata stays (written once); the join is not sent.
+            raise RoomError(
+                f"room {self.room_id!r} was created (its metadata is signed by you), but "
+                "someone else wrote messages in it at the same moment, before your join, "
+                "which was not sent: read the room before you trust it, and join it only "
+                "if you trust who wrote there"
+            )
         return path
 
     async def _made_here(self, name: str) -> bool:

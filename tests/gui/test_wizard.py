@@ -7,6 +7,7 @@ import asyncio
 import importlib.util
 import json
 import os
+import re
 import sys
 import uuid
 from collections.abc import Iterator
@@ -151,7 +152,9 @@ def test_the_wizard_sets_up_key_storage_and_a_first_room(qtbot: Any, tmp_path: P
     assert done.key_card.fingerprint.text() == fingerprint
     done.create_room.setChecked(True)
     qtbot.keyClicks(done.room_name, "General Chat")
-    assert done.room_id.text() == "general-chat"
+    # the name's slug and a random tail, as the New room dialog (red team rt73)
+    room = done.room_id.text()
+    assert re.fullmatch(r"general-chat-[a-z0-9]{4}", room), room
     wizard.grab().save(str(SHOTS / "bucket-chat-wizard-3.png"))
     assert wizard.next_button.text() == "Start chatting"
     click(qtbot, wizard.next_button)
@@ -161,21 +164,21 @@ def test_the_wizard_sets_up_key_storage_and_a_first_room(qtbot: Any, tmp_path: P
     assert result is settings
     assert (result.user_id, result.displayname) == (USER, "Alice")
     assert [(s.spec, s.name, s.rooms) for s in result.storages] == [
-        (str(shared), "Team share", ["general-chat"])
+        (str(shared), "Team share", [room])
     ]
-    assert result.last_room == f"{result.storages[0].id}/general-chat"
+    assert result.last_room == f"{result.storages[0].id}/{room}"
     saved = settings_store.load()
     assert saved.to_json() == result.to_json()
-    assert run(room_exists(LocalStorage(shared), "general-chat"), qtbot)
+    assert run(room_exists(LocalStorage(shared), room), qtbot)
     # made the one way every room is (sync.rooms): the join went through this device's
     # outbox, which the app opens for that storage, and is delivered
     outbox = outbox_path_for(settings_store.paths.data_dir(), LocalStorage(shared).url)
     assert outbox.exists() and Outbox(outbox).pending() == []
-    logs = shared / "rooms" / "general-chat" / "logs"
+    logs = shared / "rooms" / room / "logs"
     joins = [
         (at.event.sender_id, dict(at.event.content))
         for seg in sorted(logs.rglob("*.jsonl"))
-        for at in decode_segment(seg.name, seg.read_bytes(), "general-chat").events
+        for at in decode_segment(seg.name, seg.read_bytes(), room).events
     ]
     assert joins == [(USER, {"membership": "join", "displayname": "Alice"})]
     assert [i.user_id for i in remembered] == [USER]
@@ -713,7 +716,7 @@ def test_s3_storage_end_to_end_against_the_emulator(
     settings = wizard.result_settings
     assert settings is not None
     entry = settings.storages[0]
-    assert entry.rooms == ["general"]
+    assert entry.rooms == [wizard.done_page.room_id.text()]
     profile = profiles.get(entry.spec)
     assert profile is not None, "keys make a named storage profile"
     assert profile.location.root() == f"s3://{bucket}/chat"

@@ -97,4 +97,4 @@ def test_the_first_room_gives_up_on_a_storage_that_stops_answering(
     if wizard.result_settings is None:
         assert "join" in wizard.status.text().lower(), wizard.status.text()
     else:
-        assert wizard.result_settings.storages[0].rooms == ["general"]
+        assert wizard.result_settings.storages[0].rooms == [wizard.done_page.room_id.text()]

@@ -5,7 +5,6 @@ your rooms live (the storage form), and the summary with an optional first room.
 from __future__ import annotations
 
 import concurrent.futures
-import re
 import time
 from pathlib import Path
 
@@ -31,9 +30,11 @@ from ...keys import (
     open_key_store,
 )
 from ...keys.passphrase import claim_env_passphrase
+from ...protocol.ids import new_room_id
 from ...protocol.untrusted_text import html_escape
 from ...settings import Settings
 from ...storage.profiles import ProfileStore
+from ...sync.rooms import room_id_suffix
 from ..storage.form import StorageForm
 from ..storage.parts import ERROR_COLOR, FormGrid, help_label
 from .key_card import KeyCard
@@ -369,6 +370,7 @@ class DonePage(Page):
         self.layout_.addWidget(room_card)
         self.layout_.addStretch(1)
         self._auto_id = True
+        self._suffix = room_id_suffix()  # kept while the name is typed, and on a retry
         self.room_mode.idToggled.connect(lambda _i, _on: self._room_mode_changed())
         self.room_name.textChanged.connect(self._name_changed)
         self.room_id.textEdited.connect(lambda _t: setattr(self, "_auto_id", False))
@@ -378,6 +380,5 @@ class DonePage(Page):
         self.room_form.set_row_visible(self.room_name, self.create_room.isChecked())
 
     def _name_changed(self, text: str) -> None:
-        if self._auto_id:
-            slug = re.sub(r"[^A-Za-z0-9._-]+", "-", text.strip().lower()).strip("-.")
-            self.room_id.setText(slug[:64])
+        if self._auto_id:  # the name's slug and a random tail, as the New room dialog
+            self.room_id.setText(new_room_id(text, self._suffix))

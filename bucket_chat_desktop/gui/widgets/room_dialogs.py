@@ -1,10 +1,9 @@
-"""Small dialogs: create a room; join a room chosen from those found in the storage, or
-by its id."""
+"""Small dialogs: create a room (under a new id, never one the storage holds); join a
+room chosen from those found in the storage, or by its id."""
 
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
@@ -19,17 +18,25 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
+    QPushButton,
     QTreeWidget,
     QTreeWidgetItem,
     QWidget,
 )
 
 from ... import timestamps
-from ...protocol.ids import InvalidRoomIdError, check_room_id
+from ...protocol.ids import (
+    InvalidRoomIdError,
+    check_new_room_id,
+    check_room_id,
+    new_room_id,
+    room_id_folded,
+)
 from ...protocol.room_names import NamedRoom, name_lookalikes
 from ...protocol.untrusted_text import display_name_safe, one_line
 from ...settings import Settings
 from ...sync.room_objects import StorageRooms
+from ...sync.rooms import room_id_suffix
 from ..safe import guard
 from ..style import TRUST_COLORS
 from ..tasks import TaskRunner
@@ -41,13 +48,14 @@ Joined = Callable[[], Iterable[NamedRoom]]
 ROOM_ROLE = Qt.ItemDataRole.UserRole
 
 
-def _suggest_id(name: str) -> str:
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name.strip().lower()).strip("-.")
-    return slug[:64] or ""
-
-
 class RoomDialog(QDialog):
-    """Create (with a name) or join (by id) a room on one of the user's storages."""
+    """Create (with a name) or join (by id) a room on one of the user's storages.
+
+    Creating, the id offered is the name's slug and a random tail (``new_room_id``),
+    shown and editable: rooms named alike rarely share an id, here or in another storage
+    (red team rt73). With a ``lister`` the storage's rooms are listed too: an id one of
+    them holds (or holds but for case) is said at once, with a free one to use instead,
+    rather than refused only once Create is pressed."""
 
     def __init__(
         self,
@@ -70,6 +78,10 @@ class RoomDialog(QDialog):
         # the app's task runner (cancelled at shutdown), else one of the dialog's own
         self._tasks = tasks if tasks is not None else TaskRunner(self)
         self._listing: asyncio.Task[Any] | None = None
+        # creating: the random tail of the offered id (kept while the name is typed), and
+        # the ids the chosen storage holds, once listed
+        self._suffix = room_id_suffix()
+        self.taken: list[str] = []
         self.setWindowTitle("New room" if create else "Join a room")
         self.setMinimumWidth(420)
         form = QFormLayout(self)
@@ -83,6 +95,12 @@ class RoomDialog(QDialog):
         self.problem = QLabel()
         self.problem.setStyleSheet("color: #d64545;")
         self.problem.setWordWrap(True)
+        self.problem.setTextFormat(Qt.TextFormat.PlainText)  # quotes the typed id
+        self.free_id = ""  # creating: a free id offered instead of a taken one
+        self.use_free = QPushButton()
+        self.use_free.setObjectName("useFreeRoomId")
+        self.use_free.hide()
+        self.use_free.clicked.connect(self._use_free_id)
         form.addRow("Storage", self.storage)
         if create:
             form.addRow("Name", self.name)
@@ -91,6 +109,8 @@ class RoomDialog(QDialog):
             self._build_list(form)
         form.addRow("Room id", self.room_id)
         form.addRow(self.problem)
+        if create:
+            form.addRow(self.use_free)
         self.buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
         )
@@ -103,7 +123,7 @@ class RoomDialog(QDialog):
         self._auto_id = True
         self.room_id.textEdited.connect(lambda _t: setattr(self, "_auto_id", False))
         self._validate()
-        if self.rooms_list is not None:
+        if self.rooms_list is not None or (create and lister is not None):
             self.storage.currentIndexChanged.connect(lambda _i: self.refresh_rooms())
             self.refresh_rooms()
 
@@ -137,18 +157,25 @@ class RoomDialog(QDialog):
 
     def refresh_rooms(self) -> None:
         """List the chosen storage's rooms, off the GUI thread (the answer comes back
-        through the event loop); the list says it is loading until then."""
-        if self.rooms_list is None or self.lister is None:
+        through the event loop); the list says it is loading until then. Creating, there
+        is no list: the ids found are kept (``taken``) and the id is checked again."""
+        if self.lister is None or (self.rooms_list is None and not self.creating):
             return
         storage_id = self.storage.currentData()
-        self.rooms_list.clear()
+        self.taken = []
+        if self.rooms_list is not None:
+            self.rooms_list.clear()
+        else:
+            self._validate()
         if storage_id is None:
             self.listing_state = "failed"
-            self.list_status.setText("Add a storage first.")
+            if self.rooms_list is not None:
+                self.list_status.setText("Add a storage first.")
             return
         self._asked += 1
         self.listing_state = "loading"
-        self.list_status.setText("Looking for rooms in this storage…")
+        if self.rooms_list is not None:
+            self.list_status.setText("Looking for rooms in this storage…")
         if self._listing is not None:
             self._listing.cancel()  # another storage was chosen: that answer is not wanted
         self._listing = self._tasks.start(
@@ -162,10 +189,17 @@ class RoomDialog(QDialog):
         except Exception as exc:  # the lister answers with values; anything else is shown
             if asked == self._asked:
                 self.listing_state = "failed"
-                self.list_status.setText(f"The rooms could not be listed: {one_line(exc, 300)}")
+                if self.rooms_list is not None:
+                    self.list_status.setText(f"The rooms could not be listed: {one_line(exc, 300)}")
             raise
-        if asked == self._asked:
+        if asked != self._asked:
+            return
+        if self.rooms_list is not None:
             self.show_rooms(found)
+        else:  # creating: the storage refuses these ids anyway; say so before Create
+            self.taken = [r.room_id for r in found.rooms]
+            self.listing_state = "done"
+            self._validate()
 
     def show_rooms(self, found: StorageRooms) -> None:
         """Fill the list. Names come from each room's metadata, which anyone with write
@@ -286,19 +320,64 @@ class RoomDialog(QDialog):
 
     def _name_changed(self, text: str) -> None:
         if self._auto_id:
-            self.room_id.setText(_suggest_id(text))
+            self.room_id.setText(new_room_id(text, self._suffix))
 
     def _validate(self) -> None:
         text = self.room_id.text().strip()
         ok = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
+        self.free_id = ""
+        self.use_free.hide()
         try:
-            check_room_id(text)
+            if self.creating:
+                check_new_room_id(text, self.taken)  # also: Windows names, case clashes
+            else:
+                check_room_id(text)
         except InvalidRoomIdError as exc:
             self.problem.setText(str(exc) if text else "")
             ok.setEnabled(False)
+            self._fit_height()
+            return
+        if self.creating and room_id_folded(text) in {room_id_folded(r) for r in self.taken}:
+            # the storage would refuse it (rt73: "already exists", even with messages
+            # and no metadata): say so now, and offer an id that is free
+            self.free_id = self._free_id(text)
+            self.problem.setText(
+                f"A room with the id {text!r} already exists in this storage. Choose "
+                "another id, or join that room (Join a room…) if you trust who wrote there."
+            )
+            self.use_free.setText(f"Use {self.free_id!r} instead")
+            self.use_free.show()
+            ok.setEnabled(False)
+            self._fit_height()
             return
         self.problem.setText("")
         ok.setEnabled(self.storage.count() > 0)
+
+    def _fit_height(self) -> None:
+        """Grow to show the whole of a message set while shown (a wrapped label in a
+        form does not ask for the lines it gained: its last line was cut off)."""
+        layout = self.layout()
+        if self.isVisible() and layout is not None:
+            layout.activate()
+            needed = layout.totalHeightForWidth(self.width())
+            if needed > self.height():
+                self.resize(self.width(), needed)
+
+    def _free_id(self, taken_id: str) -> str:
+        """``taken_id`` with a random tail that no listed room holds (its first 64
+        characters: an id stays within 128)."""
+        held = {room_id_folded(r) for r in self.taken}
+        base = taken_id[:64].rstrip(".")
+        while True:
+            free = f"{base}-{room_id_suffix()}"
+            if room_id_folded(free) not in held:
+                return free
+
+    def _use_free_id(self) -> None:
+        if self.free_id:
+            self._auto_id = False  # chosen by hand, as if typed
+            self.room_id.setText(self.free_id)
+            self.room_id.setFocus()
 
     @property
     def values(self) -> tuple[str, str, str]:

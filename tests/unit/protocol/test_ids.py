@@ -276,3 +276,30 @@ def test_a_suggested_room_option_reads_as_its_value() -> None:
 
     assert room_option("team") == "--room-id team"
     assert room_option("-dash") == "--room-id=-dash"
+
+
+# -- the id the app offers for a new room (red team rt73) ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "offered"),
+    [
+        ("Project Falcon", "project-falcon-k3p9"),
+        ("  General!  ", "general-k3p9"),
+        ("CON", "con-k3p9"),  # no Windows device name with its tail
+        ("..team.", "team-k3p9"),
+        ("✨", ""),  # nothing usable: no id offered
+        ("x" * 200, "x" * 64 + "-k3p9"),
+    ],
+)
+def test_a_new_room_id_is_the_names_slug_and_a_tail(name: str, offered: str) -> None:
+    assert ids.new_room_id(name, "k3p9") == offered
+    if offered:
+        assert ids.check_new_room_id(offered) == offered
+
+
+def test_the_tail_is_random_lower_case_letters_and_digits() -> None:
+    from bucket_chat_desktop.sync.rooms import room_id_suffix
+
+    tails = {room_id_suffix() for _ in range(50)}
+    assert all(re.fullmatch(r"[a-z0-9]{4}", t) for t in tails) and len(tails) > 40
