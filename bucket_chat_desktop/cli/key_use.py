@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -63,9 +64,11 @@ def rooms_written_by(data_dir: Path, key_text: str) -> list[tuple[str, str]]:
             "UNION SELECT room_id FROM pending WHERE sender_key = ?",
             (key_text, key_text),
         ),
-        # A good signature by this key: its event, whoever's device wrote it.
+        # A good signature by this key: its event, whoever's device wrote it. The text
+        # search only picks candidates: a member's own event may quote the key anywhere
+        # in its content (red team rt74), so the event's own field is what counts.
         "index": (
-            "SELECT DISTINCT room_id FROM events WHERE sig_ok = 1 AND instr(raw, ?) > 0",
+            "SELECT room_id, raw FROM events WHERE sig_ok = 1 AND instr(raw, ?) > 0",
             (needle,),
         ),
     }
@@ -77,13 +80,27 @@ def rooms_written_by(data_dir: Path, key_text: str) -> list[tuple[str, str]]:
         for path in files:
             try:
                 with _db(path) as db:
-                    rooms = [str(r[0]) for r in db.execute(query, params)]
+                    rows = db.execute(query, params)
+                    if folder == "index":
+                        rooms = [str(r[0]) for r in rows if _signed_by(r[1], key_text)]
+                    else:
+                        rooms = [str(r[0]) for r in rows]
             except sqlite3.Error as exc:
                 raise KeyUseUnknown(f"cannot read {path}: {exc}") from exc
             if rooms:
                 url = _storage_url(data_dir / "index" / path.name)
                 found.update((url, room) for room in rooms)
     return sorted(found)
+
+
+def _signed_by(raw: object, key_text: str) -> bool:
+    """Whether the stored line ``raw`` is an event whose own ``sender_key`` is
+    ``key_text`` (not one that quotes it in its content)."""
+    try:
+        doc = json.loads(raw) if isinstance(raw, str) else None
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(doc, dict) and doc.get("sender_key") == key_text
 
 
 def keep_backup(store: KeyStore, identity: Identity, key_dir: Path) -> tuple[Path, str]:

@@ -269,3 +269,44 @@ def test_replacing_a_key_that_wrote_nowhere_keeps_a_backup_of_the_old_one(
     assert backup.is_file() and backup.parent == key_dir(tmp_path, "laptop")
     restored = import_backup(read_backup(backup), PASSPHRASE)
     assert restored.public_key_b64 == old and restored.user_id == ALICE
+
+
+def test_a_members_message_quoting_a_key_does_not_make_that_key_one_that_wrote(
+    cli: Cli, store: Path, alice_room: str
+) -> None:
+    """Red team rt74: whether a key wrote was a text search of the stored lines for
+    ``"sender_key":"K"``: Mallory's own message (her signature, good) whose content held
+    a ``sender_key`` field naming the phone's key made the phone's ``setup-keys --force``
+    refuse ("it wrote in 1 room(s) … Keep this key"), which was false, for good. Only an
+    event's own ``sender_key`` counts."""
+    import time
+    import uuid
+
+    from nacl.signing import SigningKey
+
+    from bucket_chat_desktop.protocol.ids import segment_path
+    from bucket_chat_desktop.protocol.signing import build_event
+
+    assert cli(ALICE, "setup-keys", device="phone").code == 0
+    phone = key_of(cli, ALICE, "phone")
+    ts = int(time.time() * 1000)
+    ev = build_event(
+        room_id=ROOM,
+        sender_id="mallory@example.com",
+        event_type="m.room.message",
+        content={"msgtype": "m.text", "body": "hello", "sender_key": phone},
+        timestamp_ms=ts,
+        unique=str(uuid.uuid4()),
+        prev_event_hash=None,
+        signing_key=SigningKey.generate(),
+    )
+    path = store / segment_path(ROOM, ts, ts, "mallory")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(ev.line())
+    read = cli(None, "history", "--room-id", ROOM, device="phone")
+    assert read.code == 0 and "hello" in read.out, read
+    r = cli(ALICE, "setup-keys", "--force", device="phone")
+    assert r.code == 0 and "wrote in" not in r.err, r
+    assert key_of(cli, ALICE, "phone") != phone
+    # The laptop's key, which did write there, is still refused.
+    refused(cli(ALICE, "setup-keys", "--force", device="laptop"), "wrote in")
