@@ -81,6 +81,10 @@ class Instance(QObject):
                 )
         log.info("this is the running instance for its config folder (%s)", name)
 
+    @property
+    def listening(self) -> bool:
+        return self._server.isListening()
+
     def _on_connection(self) -> None:
         while (sock := self._server.nextPendingConnection()) is not None:
             sock.readyRead.connect(lambda s=sock: self._on_request(s))
