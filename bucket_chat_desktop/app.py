@@ -1,5 +1,7 @@
 """``bucket-chat-desktop``: wiring and an explicit, ordered start-up and shutdown.
 
+0. one instance per config folder: a second start brings the running instance's window
+   to the front and ends (``gui/single_instance.py``);
 1. Qt application and a qasync event loop (asyncio runs inside Qt's loop);
 2. settings; the first-run wizard when nobody is set up yet;
 3. the device key from the key store (a passphrase dialog for encrypted key files);
@@ -20,13 +22,16 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from . import __version__, paths
 from . import settings as settings_store
 from .crashes import CrashReports, LastRun
 from .keys.passphrase import claim_env_passphrase
 from .protocol.untrusted_text import terminal_safe
+
+if TYPE_CHECKING:
+    from .gui.single_instance import Instance
 
 log = logging.getLogger("bucket_chat.app")
 
@@ -82,20 +87,46 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         handlers=[log_handler(sys.stderr)],
     )
-    reports = CrashReports(paths.crash_dir())
-    last = reports.start()
-    if args.safe_mode:
-        last = LastRun(clean=False, report=last.report)
+    # One instance per config folder, decided before the crash marker: a start that only
+    # brings the running instance's window to the front is no run of its own.
+    instance = _claim_instance()
+    if instance is None:
+        return 0
+    if isinstance(instance, int):
+        return instance
     try:
-        status = _main(args, last)
-    except (KeyboardInterrupt, SystemExit):
-        reports.clean_exit()  # the user stopped it: not a crash
-        raise
-    except BaseException as exc:  # the app ends abnormally: the next start is safe mode
-        reports.record_exception(exc)
-        raise
-    reports.clean_exit()
-    return status
+        reports = CrashReports(paths.crash_dir())
+        last = reports.start()
+        if args.safe_mode:
+            last = LastRun(clean=False, report=last.report)
+        try:
+            status = _main(args, last, instance)
+        except (KeyboardInterrupt, SystemExit):
+            reports.clean_exit()  # the user stopped it: not a crash
+            raise
+        except BaseException as exc:  # the app ends abnormally: the next start is safe mode
+            reports.record_exception(exc)
+            raise
+        reports.clean_exit()
+        return status
+    finally:
+        instance.release()  # after the settings were saved: the next start reads them
+
+
+def _claim_instance() -> Instance | int | None:
+    """This process as the config folder's one instance; None when the running one was
+    asked to show its window (this start ends, status 0); 1 when it does not answer
+    (said on standard error). See ``gui/single_instance.py``."""
+    from PySide6.QtWidgets import QApplication
+
+    from .gui.single_instance import AlreadyRunning, claim
+
+    QApplication.instance() or QApplication(sys.argv[:1])
+    try:
+        return claim(paths.config_dir())
+    except AlreadyRunning as exc:
+        log.error("%s", exc)
+        return 1
 
 
 def _log_unhandled(kind: type[BaseException], exc: BaseException, tb: object) -> None:
@@ -136,7 +167,7 @@ def prefer_the_gui_thread() -> None:
     sys.setswitchinterval(GUI_SWITCH_INTERVAL)
 
 
-def _main(args: argparse.Namespace, last: LastRun) -> int:
+def _main(args: argparse.Namespace, last: LastRun, instance: Instance | None = None) -> int:
     sys.excepthook = _log_unhandled
     set_app_user_model_id()  # before the first window or notification exists
     prefer_the_gui_thread()
@@ -170,6 +201,7 @@ def _main(args: argparse.Namespace, last: LastRun) -> int:
                 start_minimized=args.minimized,
                 last_run=last,
                 settings_report=settings_report,
+                instance=instance,
             )
         )
         return status
@@ -195,11 +227,14 @@ async def run(
     start_minimized: bool,
     last_run: LastRun | None = None,
     settings_report: settings_store.LoadReport | None = None,
+    instance: Instance | None = None,
 ) -> int:
     """The app until the user quits. ``last_run`` not clean: safe mode (no room opened,
     a notice says why and where the crash report is). ``settings_report`` telling of a
     damaged settings file: a notice says what was lost and where the file was kept (before
-    the first-run wizard, when nothing usable was left)."""
+    the first-run wizard, when nothing usable was left). ``instance``: this config
+    folder's single instance, which brings the main window to the front when the app is
+    started again."""
     from .gui.controller import Controller
     from .gui.main_window import MainWindow
     from .gui.startup import (
@@ -231,6 +266,9 @@ async def run(
     window = MainWindow(controller)
     closed = asyncio.Event()
     window.destroyed.connect(closed.set)
+    if instance is not None:  # a later start of the app brings this window to the front
+        instance.window = window
+        instance.quitting = lambda: window.quitting or closed.is_set()
     from .gui import tray as tray_feature
     from .gui.widgets import settings_dialog
 
@@ -274,6 +312,9 @@ async def run(
         await controller.shutdown()
     finally:
         _stop_watching(app, quit_filter)
+        if instance is not None:
+            instance.window = None
+            instance.quitting = lambda: True
     if tray is not None:
         tray.hide()
     return 0

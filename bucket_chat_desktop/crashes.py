@@ -9,7 +9,10 @@ both (the log only if it is empty).
 At the next start, a marker whose process is gone means the last run did not end cleanly:
 the app then starts in *safe mode* (it opens no room, since the last room may be what
 crashed it) and tells the user where the report is. Another instance that is still
-running is not mistaken for a crash (on POSIX, where that can be checked).
+running is not mistaken for a crash (on POSIX, where that can be checked): one app runs
+per config folder (``gui/single_instance.py``, decided before this module is used, so a
+start that only raises the running app's window leaves no marker), but two config folders
+may share a data folder.
 
 No Qt here: ``app.py`` uses it before the GUI exists.
 """

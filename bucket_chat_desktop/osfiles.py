@@ -24,12 +24,18 @@ a FIFO, opening a device or swallowing a huge file whole; the local object store
 its objects the same way, relative to its folders (``storage/local.py``). A file picked
 to attach is opened the same way (`open_regular`) and read in pieces by its caller, and
 refused when it belongs to the kernel's own trees (`system_tree`: ``/proc``...).
+
+A lock between processes. `exclusive_lock` holds a lock file beside a file several
+processes create (the per-storage SQLite files: the app and ``bucket-chat`` commands open
+them at once): ``flock`` on POSIX, ``msvcrt.locking`` on Windows, both let go by the
+operating system when the holder dies, so a crashed process never leaves it held.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 import secrets
 import stat
@@ -42,6 +48,12 @@ try:
     import fcntl
 except ImportError:  # Windows
     fcntl = None  # type: ignore[assignment]
+try:
+    import msvcrt
+except ImportError:  # POSIX
+    msvcrt = None  # type: ignore[assignment]
+
+_log = logging.getLogger("bucket_chat.files")
 
 BINARY: int = getattr(os, "O_BINARY", 0)
 """``os.O_BINARY`` on Windows, 0 elsewhere."""
@@ -392,5 +404,85 @@ def fsync_dir(folder: Path | int) -> None:
         os.fsync(fd)
     except OSError:
         pass
+    finally:
+        os.close(fd)
+
+
+class LockTimeout(OSError):
+    """`exclusive_lock` waited its whole bound: another process still holds the lock."""
+
+
+LOCK_POLL = 0.05  # seconds between tries while another process holds a lock
+LOCK_WARN_AFTER = 3.0  # seconds of waiting after which the wait is logged as a warning
+
+
+def _try_lock(fd: int) -> bool:
+    """Take the lock on ``fd`` without waiting: True if taken, False if another process
+    holds it. Raises OSError when the file system cannot lock at all."""
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        elif msvcrt is not None:
+            os.lseek(fd, 0, os.SEEK_SET)
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)  # byte 0; beyond the end is allowed
+        return True
+    except OSError as exc:
+        if exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES, errno.EDEADLK):
+            return False
+        raise
+
+
+def _unlock(fd: int) -> None:
+    with contextlib.suppress(OSError):
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        elif msvcrt is not None:
+            os.lseek(fd, 0, os.SEEK_SET)
+            msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+
+
+@contextlib.contextmanager
+def exclusive_lock(lock_path: Path, *, timeout: float, waiting: str = "") -> Iterator[None]:
+    """Hold an exclusive lock on ``lock_path`` (created, 0600, and left in place: removing
+    a lock file races with the next holder; its folder is made private) for the block.
+    Waits at most ``timeout`` seconds for another holder, logging ``waiting`` when it has
+    to wait (a warning after `LOCK_WARN_AFTER` seconds), then raises `LockTimeout`. The
+    lock is the open file's, not the process's: two threads (or two opens in one thread)
+    exclude each other like two processes. A file system that cannot lock (some network
+    mounts) gives the block without the lock, logged."""
+    ensure_private_dir(lock_path.parent)
+    fd = open_fd(lock_path, os.O_RDWR | os.O_CREAT | _NOFOLLOW | _CLOEXEC, 0o600)
+    try:
+        locked = False
+        start = time.monotonic()
+        told = 0  # 1: said that it waits (info), 2: said that it still waits (warning)
+        while not locked:
+            try:
+                locked = _try_lock(fd)
+            except OSError as exc:
+                _log.warning("cannot lock %s (%s); going on without the lock", lock_path, exc)
+                break
+            if locked:
+                break
+            waited = time.monotonic() - start
+            said = waiting or f"waiting for another process to let go of {lock_path}"
+            if told == 0:  # usually a matter of milliseconds: not worth a warning
+                told = 1
+                _log.info("%s", said)
+            elif told == 1 and waited >= LOCK_WARN_AFTER:
+                told = 2
+                _log.warning("still %s", said)
+            if waited >= timeout:
+                raise LockTimeout(
+                    errno.EAGAIN,
+                    f"another process held {lock_path} for over {timeout:g} seconds",
+                    str(lock_path),
+                )
+            time.sleep(LOCK_POLL)
+        try:
+            yield
+        finally:
+            if locked:
+                _unlock(fd)
     finally:
         os.close(fd)

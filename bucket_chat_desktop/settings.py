@@ -457,6 +457,12 @@ def _set_aside(path: Path, kept: bytes | None) -> Path:
 
 
 def save(settings: Settings, path: Path | None = None) -> None:
+    """Write ``settings`` whole (atomically). No re-read and merge: the one program that
+    writes this file is the app, and one app runs per config folder
+    (``gui/single_instance.py``); two instances saving the snapshots they loaded undid
+    each other's changes (red team rt71). The ``bucket-chat`` command line never writes
+    it (its storages are ``storages.json``, re-read on every use), and a hand edit while
+    the app runs is overwritten by design: the README says to quit the app first."""
     path = path or settings_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(settings.to_json(), indent=2, ensure_ascii=False)

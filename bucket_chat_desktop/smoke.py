@@ -58,6 +58,7 @@ def run_smoke() -> int:
     for module in ("s3fs", "gcsfs", "adlfs"):
         check(f"storage backend {module}", lambda m=module: _backend(m))  # type: ignore[misc]
     check("Qt + main window (offscreen) + local store", _gui)
+    check("single instance (Qt lock file, local server)", _single_instance)
     width = max(len(n) for n, _, _ in results)
     for name, ok, detail in results:
         print(f"{'ok  ' if ok else 'FAIL'} {name:<{width}}  {detail}")
@@ -216,6 +217,26 @@ def _backend(module: str) -> str:
     protocol = {"s3fs": "s3", "gcsfs": "gs", "adlfs": "az"}[module]
     cls = fsspec.get_filesystem_class(protocol)
     return f"{module} {getattr(mod, '__version__', '?')} -> {cls.__name__}"
+
+
+def _single_instance() -> str:
+    """``gui/single_instance.py`` in a temporary config folder: QtNetwork is in the bundle
+    and its local server listens (a second start of the app brings the first forward)."""
+    from PySide6.QtWidgets import QApplication
+
+    from .gui.single_instance import claim
+
+    QApplication.instance() or QApplication([])
+    with tempfile.TemporaryDirectory() as tmp:
+        instance = claim(Path(tmp))
+        if instance is None:
+            raise RuntimeError("a fresh config folder was taken for one in use")
+        try:
+            if not instance.listening:
+                raise RuntimeError("the local server does not listen")
+            return f"listening as {instance.name}"
+        finally:
+            instance.release()
 
 
 def _gui() -> str:

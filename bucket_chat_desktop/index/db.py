@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple, ParamSpec, TypeVar
 
-from ..osfiles import ensure_private_dir, open_fd
+from ..osfiles import LockTimeout, ensure_private_dir, exclusive_lock, open_fd
 from ..protocol.attachments import message_text
 from ..protocol.audit import Assessed, AuditResult, PreparedSegment, TrustState, is_slim_copy
 from ..protocol.event import Event, Malformed, parse_line
@@ -201,11 +201,76 @@ _MIGRATIONS: dict[int, str] = {
 _POSIX = os.name == "posix"
 
 
+OPEN_WAIT = 120.0  # seconds one opener waits for another to finish creating or migrating
+BUSY_TIMEOUT = 30.0  # seconds a statement waits for another connection's write
+
+
+class IndexBusy(sqlite3.OperationalError):
+    """The index could not be opened because other processes kept it busy (creating or
+    migrating it, or writing) for longer than the bounded wait: nothing is wrong with the
+    file, and it is left where it is."""
+
+
+def opening_lock_path(path: Path) -> Path:
+    """The lock file beside an SQLite file (``<name>.lock``): held while a process
+    creates, checks or migrates it (`database_opening`)."""
+    return path.with_name(f"{path.name}.lock")
+
+
+@contextlib.contextmanager
+def database_opening(path: Path, what: str = "database file") -> Iterator[None]:
+    """Hold ``path``'s opening lock for the block: processes that open one SQLite file
+    (the app, ``bucket-chat`` commands, several at once) create, check and migrate it one
+    after the other. Without it, one process read schema version 0 while the other was
+    creating the tables, met "table ... already exists", took the other's healthy new file
+    for a broken one and moved it aside under the other's open connection (red team
+    rt71). Waits at most `OPEN_WAIT` seconds, then raises `IndexBusy`."""
+    try:
+        with exclusive_lock(
+            opening_lock_path(path),
+            timeout=OPEN_WAIT,
+            waiting=f"waiting for another program to finish opening the {what} {path}",
+        ):
+            yield
+    except LockTimeout as exc:
+        raise IndexBusy(
+            f"the {what} {path} is busy: another Bucket Chat program (the app or a "
+            f"bucket-chat command) has been opening it for over {OPEN_WAIT:g} seconds; "
+            "try again when it has finished"
+        ) from exc
+
+
 def secure_database_file(path: Path) -> None:
-    """Make an SQLite file private before SQLite opens it: the index and the outbox hold
-    every message in clear text. The file is created 0600 (SQLite gives its -wal, -shm
-    and -journal files the database file's mode) and files left 0644 by older versions
-    are fixed, companions included. Links are not followed."""
+    """Make an SQLite file private before SQLite opens it, and a new one a WAL database,
+    under the file's opening lock (`database_opening`)."""
+    with database_opening(path):
+        _make_private(path)
+        _start_wal(path)
+
+
+def _start_wal(path: Path) -> None:
+    """Make a new (missing or empty) SQLite file a WAL database. Called under the opening
+    lock: switching the journal mode takes an exclusive lock that SQLite does not wait for
+    while another connection is switching too, and two processes creating one outbox at
+    once failed with "database is locked" (2 of 200, red team rt71). Once the file is in
+    WAL mode (kept in its header), every later switch to WAL is a no-op."""
+    try:
+        if path.stat().st_size > 0:
+            return
+    except FileNotFoundError:
+        pass
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+    finally:
+        conn.close()
+
+
+def _make_private(path: Path) -> None:
+    """The index and the outbox hold every message in clear text. The file is created
+    0600 (SQLite gives its -wal, -shm and -journal files the database file's mode) and
+    files left 0644 by older versions are fixed, companions included. Links are not
+    followed."""
     ensure_private_dir(path.parent)
     if not _POSIX:
         return
@@ -226,6 +291,31 @@ def secure_database_file(path: Path) -> None:
                 os.chmod(companion, 0o600)
         except FileNotFoundError:
             continue
+
+
+# What a failed open says about the file. Corrupt or not a database (or an unexpected
+# schema: "already exists", "no such table" are SQLITE_ERROR): the file is set aside and
+# rebuilt. Busy, locked, out of space, unreadable, read-only...: the file is fine or
+# moving it helps nothing; the error goes to the caller and the file stays.
+_SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
+_ENVIRONMENT_ERRORS = {
+    3,  # PERM
+    _SQLITE_BUSY,
+    _SQLITE_LOCKED,
+    7,  # NOMEM
+    8,  # READONLY
+    9,  # INTERRUPT
+    10,  # IOERR
+    13,  # FULL
+    14,  # CANTOPEN
+    15,  # PROTOCOL
+    23,  # AUTH
+}
+
+
+def _sets_aside(exc: sqlite3.DatabaseError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is None or (code & 0xFF) not in _ENVIRONMENT_ERRORS
 
 
 def index_path_for(data_dir: Path, storage_url: str) -> Path:
@@ -466,31 +556,46 @@ class Index:
 
     @classmethod
     def open(cls, path: Path | None, storage_url: str = "") -> Index:
-        """Open (creating or migrating) the index; a broken file is moved aside."""
+        """Open (creating or migrating) the index; a broken file is moved aside. Creating,
+        checking and migrating happen under the file's opening lock, so a file another
+        process is creating is never judged (`database_opening`); a busy file is never
+        moved aside (`IndexBusy` after a bounded wait)."""
         if path is None:
             return cls._open_conn(sqlite3.connect(":memory:", check_same_thread=False), None, "")
-        secure_database_file(path)
-        try:
-            return cls._open_conn(
-                sqlite3.connect(path, check_same_thread=False, timeout=30), path, storage_url
-            )
-        except sqlite3.DatabaseError as exc:
-            broken = path.with_name(f"{path.name}.broken-{int(time.time())}")
-            log.warning("index %s is unusable (%s); moved to %s and rebuilt", path, exc, broken)
-            path.replace(broken)
-            for extra in ("-wal", "-shm"):
-                Path(f"{path}{extra}").unlink(missing_ok=True)
-            secure_database_file(path)
-            return cls._open_conn(
-                sqlite3.connect(path, check_same_thread=False, timeout=30), path, storage_url
-            )
+        with database_opening(path, "index"):
+            _make_private(path)
+            try:
+                _start_wal(path)
+                return cls._open_conn(cls._connect(path), path, storage_url)
+            except sqlite3.DatabaseError as exc:
+                if not _sets_aside(exc):
+                    code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+                    if code in (_SQLITE_BUSY, _SQLITE_LOCKED):
+                        raise IndexBusy(
+                            f"the index {path} is busy: another Bucket Chat program (the "
+                            f"app or a bucket-chat command) kept it locked for over "
+                            f"{BUSY_TIMEOUT:g} seconds; try again when it has finished"
+                        ) from exc
+                    raise
+                broken = path.with_name(f"{path.name}.broken-{int(time.time())}")
+                log.warning("index %s is unusable (%s); moved to %s and rebuilt", path, exc, broken)
+                path.replace(broken)
+                for extra in ("-wal", "-shm"):
+                    Path(f"{path}{extra}").unlink(missing_ok=True)
+                _make_private(path)
+                _start_wal(path)
+                return cls._open_conn(cls._connect(path), path, storage_url)
+
+    @staticmethod
+    def _connect(path: Path) -> sqlite3.Connection:
+        return sqlite3.connect(path, check_same_thread=False, timeout=BUSY_TIMEOUT)
 
     @classmethod
     def open_reader(cls, path: Path) -> Index:
         """A second, read-only connection to an index another ``Index`` has opened (and
         migrated): WAL lets it read while the writer writes, and it sees only committed
         transactions, never half of one. Its methods that write fail (``query_only``)."""
-        conn = sqlite3.connect(path, check_same_thread=False, timeout=30)
+        conn = sqlite3.connect(path, check_same_thread=False, timeout=BUSY_TIMEOUT)
         try:
             conn.execute("PRAGMA query_only = ON")
         except sqlite3.Error:
