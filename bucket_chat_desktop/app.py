@@ -126,7 +126,24 @@ def _claim_instance() -> Instance | int | None:
         return claim(paths.config_dir())
     except AlreadyRunning as exc:
         log.error("%s", exc)
+        _say_not_answering(str(exc))
         return 1
+
+
+# How long the "already running but does not answer" message stays up by itself: a start
+# from a desktop menu has no terminal to read, and nothing should wait on it for ever.
+NOT_ANSWERING_SHOWN_MS = 120_000
+
+
+def _say_not_answering(text: str) -> None:
+    """Say in a window why this start ends (it is said on standard error too)."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QMessageBox
+
+    box = QMessageBox(QMessageBox.Icon.Warning, "Bucket Chat is already running", text)
+    box.setStandardButtons(QMessageBox.StandardButton.Close)
+    QTimer.singleShot(NOT_ANSWERING_SHOWN_MS, box.close)
+    box.exec()
 
 
 def _log_unhandled(kind: type[BaseException], exc: BaseException, tb: object) -> None:

@@ -136,3 +136,36 @@ def test_each_config_folder_has_its_own_instance(
     finally:
         for proc in procs:
             stop(proc)
+
+
+def test_a_running_instance_that_does_not_answer_is_said_in_a_window(
+    qtbot: Any, qapp: QApplication, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second start whose running instance holds the lock but never answers (hung)
+    ended with a line on standard error only: started from a desktop menu, the user saw
+    nothing happen. It now says so in a window too (and still ends, status 1)."""
+    from PySide6.QtCore import QLockFile, QTimer
+    from PySide6.QtWidgets import QMessageBox
+
+    from bucket_chat_desktop import app
+
+    paths.config_dir().mkdir(parents=True, exist_ok=True)
+    hung = QLockFile(str(paths.config_dir() / single_instance.LOCK_NAME))
+    assert hung.tryLock(0)  # held, and no server listens: it never answers
+    monkeypatch.setattr(single_instance, "GIVE_UP_AFTER", 0.2)
+    said: list[str] = []
+
+    def answer_the_box() -> None:
+        boxes = [w for w in qapp.topLevelWidgets() if isinstance(w, QMessageBox)]
+        if not boxes or not boxes[0].isVisible():
+            QTimer.singleShot(50, answer_the_box)
+            return
+        said.append(boxes[0].text())
+        boxes[0].close()
+
+    QTimer.singleShot(50, answer_the_box)
+    try:
+        assert app._claim_instance() == 1
+    finally:
+        hung.unlock()
+    assert said and "already running" in said[0] and "does not answer" in said[0], said
