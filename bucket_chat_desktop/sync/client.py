@@ -85,6 +85,7 @@ Listener = Callable[[str, EngineEvent], None]
 __all__ = [
     "ChatClient",
     "Listener",
+    "OutboxDamagedError",
     "RoomRef",
     "SearchHit",
     "SearchPage",
@@ -349,8 +350,9 @@ class ChatClient(AttachedStorages):
         attached = await self._add(entry, storage, config=self._config(), pin_own=True)
         if attached is None:
             return
-        if sid in self.outbox_set_aside:
-            log.warning("storage %s: %s", entry.name, self.outbox_set_aside[sid])
+        set_aside = self.outbox_set_aside.pop(sid, None)  # said once (``_add``), logged once
+        if set_aside is not None:
+            log.warning("storage %s: %s", entry.name, set_aside)
         engine = attached.engine
         if start:
             await engine.start()
