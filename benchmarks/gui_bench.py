@@ -172,7 +172,7 @@ def _index_file() -> Path:
     from bucket_chat_desktop.index import index_path_for
     from bucket_chat_desktop.storage import open_storage
 
-    return index_path_for(paths.data_dir(), open_storage(str(BENCH / "store")).url)
+    return index_path_for(paths.data_dir(), open_storage(str(BENCH / "store")).identity)
 
 
 def prepare(events: int) -> None:

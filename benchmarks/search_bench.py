@@ -241,7 +241,7 @@ def main() -> None:
         os.environ["BUCKET_CHAT_HOME"] = tmp  # the app's index of ``store`` is the one built
         store = Path(tmp) / "store"
         store.mkdir()
-        path = index_path_for(paths.data_dir(), LocalStorage(store).url)
+        path = index_path_for(paths.data_dir(), LocalStorage(store).identity)
         took, text = build(path, args.events, args.rooms)
         size = path.stat().st_size
         print(f"index of {args.events:,} events built in {took:.1f} s ({size / 1e6:.0f} MB)")

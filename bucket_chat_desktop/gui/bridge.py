@@ -17,6 +17,7 @@ from ..sync.events import (
     EventsAppended,
     IntroductionOffered,
     OutboxChanged,
+    OutboxSetAside,
     RoomDiscovered,
     RoomLoaded,
     StorageStatus,
@@ -83,6 +84,8 @@ class EngineBridge(QObject):
             self.room_discovered.emit(storage_id, event.room_id)
         elif isinstance(event, StorageStatus):
             self.storage_status_changed.emit(storage_id, event.online, event.message)
+        elif isinstance(event, OutboxSetAside):
+            self.warning_raised.emit(storage_id, one_line(event.message, 600))
         elif isinstance(event, ChangeFeedStatus):  # the status bar, when it changes
             state = "" if event.active or event.folder else "push notifications are off: "
             said = f"{state}{one_line(event.message, 300)}"

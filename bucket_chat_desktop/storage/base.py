@@ -357,6 +357,18 @@ class Storage(abc.ABC):
 
     url: str
 
+    @property
+    def identity(self) -> str:
+        """What this storage *is*, whatever way it was written: one storage, one
+        identity. This device's index and outbox for the storage are named after it
+        (``index_path_for``, ``outbox_path_for``), and the outbox keeps this device's
+        chain heads, so two spellings of one storage must never give two identities
+        (red team rt71: a folder reached through a link and by its own path had two
+        outboxes, and the device forked its own chain). A cloud storage's ``url`` is its
+        identity already (``StorageLocation.identity``); a folder's is its resolved path
+        (``LocalStorage``)."""
+        return self.url
+
     @abc.abstractmethod
     async def put_if_absent(self, path: str, data: bytes) -> bool:
         """Create ``path`` with ``data`` unless it exists.

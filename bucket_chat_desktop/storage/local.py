@@ -38,6 +38,7 @@ import os
 import queue
 import secrets
 import stat
+import sys
 import threading
 import time
 import weakref
@@ -252,12 +253,49 @@ Folder = int | Path
 """An opened folder: a descriptor (POSIX, race-free) or a checked path (elsewhere)."""
 
 
+def folder_identity(root: str | os.PathLike[str]) -> str:
+    """One folder, one name: ``root`` with links and ``..`` resolved (``realpath``; a part
+    that does not exist yet is kept as written), and its case folded where the file system
+    ignores case (Windows always; macOS when the volume does: ``_ignores_case``). The
+    same folder written as ``store``, ``link-to-store``, ``../x/store`` or ``STORE`` has
+    one identity (``Storage.identity``)."""
+    real = os.path.realpath(Path(root).expanduser())
+    if os.name == "nt":
+        return os.path.normcase(real)
+    if sys.platform == "darwin" and _ignores_case(real):
+        return real.lower()
+    return real
+
+
+def _ignores_case(path: str) -> bool:
+    """Whether the volume of ``path`` (its nearest existing folder) ignores case: the
+    same folder is found under the name with its case changed."""
+    probe = Path(path)
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    while probe != probe.parent and probe.name.lower() == probe.name.upper():
+        probe = probe.parent  # a name with no letters says nothing
+    other = probe.with_name(probe.name.swapcase()) if probe != probe.parent else probe
+    if other == probe:
+        return False
+    try:
+        return os.path.samefile(probe, other)
+    except OSError:
+        return False
+
+
 class LocalStorage(Storage):
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).expanduser().absolute()
         self.url = str(self.root)
+        self._identity = folder_identity(self.root)
         self._workers = _Workers(WORKERS)
         _EVERY_WORKERS.add(self._workers)
+
+    @property
+    def identity(self) -> str:
+        """The folder resolved (``folder_identity``), as when this storage was opened."""
+        return self._identity
 
     async def _within(self, call: Callable[[], T], what: str, key: Key, extra: float = 0.0) -> T:
         """``call`` on the folder's threads, within ``READ_TIMEOUT`` (and ``extra``

@@ -258,6 +258,8 @@ class Backfill:
             await self._background_turn(room.room_id)  # the longest job: not while answering
             await self._keeper.ingest(room, [], complete=True, force_audit=True)
         room.last_safety = time.monotonic()
+        if room.complete and not room.partial:
+            room.read_here = True  # where this device's chain continues is known here
         if self._engine.index is not None and room.complete and not room.partial:
             # When this device last saw the whole room: how stale an offline view is.
             await self._engine._serially(

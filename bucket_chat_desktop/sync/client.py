@@ -24,7 +24,7 @@ from typing import Any
 from nacl.signing import SigningKey
 
 from .. import keyring_policy, paths
-from ..index import Index, index_path_for
+from ..index import Index
 from ..index.search import SearchHit, SearchPage, Snippet
 from ..keyring_policy import in_daemon_thread
 from ..protocol import relation_drafts as drafting
@@ -39,11 +39,12 @@ from ..storage import open_location, open_storage
 from ..storage.base import Storage, StorageError
 from ..storage.open import names_profile, storage_keys
 from .client_storages import AttachedStorages, RoomRef, SearchResults, _Attached
+from .device_files import index_file, outbox_file
 from .engine import SyncConfig, SyncEngine
-from .events import EngineEvent
-from .outbox import Outbox
+from .events import EngineEvent, OutboxSetAside
+from .outbox import Outbox, open_outbox
+from .outbox import OutboxSetAside as SetAside
 from .rooms import create_room, join_room
-from .session import outbox_path_for
 from .stopping import close_in_turn, stop_tasks
 
 log = logging.getLogger("bucket_chat.sync")
@@ -84,6 +85,7 @@ Listener = Callable[[str, EngineEvent], None]
 __all__ = [
     "ChatClient",
     "Listener",
+    "OutboxDamagedError",
     "RoomRef",
     "SearchHit",
     "SearchPage",
@@ -91,6 +93,11 @@ __all__ = [
     "Snippet",
     "SyncConfig",
 ]
+
+
+class OutboxDamagedError(StorageError):
+    """``ChatClient.session``: this device's outbox for the storage was damaged and set
+    aside (``open_outbox``); the message says where the copy is. Nothing was done."""
 
 
 class ChatClient(AttachedStorages):
@@ -113,6 +120,9 @@ class ChatClient(AttachedStorages):
         self._listener = listener
         self._data_dir = data_dir or paths.data_dir()
         self._storages: dict[str, _Attached] = {}
+        # Per storage id: its outbox was damaged when attached, and set aside (said to
+        # the listener too: ``OutboxSetAside``).
+        self.outbox_set_aside: dict[str, SetAside] = {}
         self.window_focused = False  # see set_window_focused
         self._background: list[asyncio.Task[None]] = []
         # Attaching a storage opens its files off the loop: meanwhile its id maps to that
@@ -171,6 +181,14 @@ class ChatClient(AttachedStorages):
                 owned=False,
                 pin_own=identity is not None,  # as the app does (``attach``)
             )
+            set_aside = client.outbox_set_aside.get(entry.id)
+            if set_aside is not None:
+                # A command ends there, with one line (exit 2): run again, it goes on with
+                # the new outbox, whose head is read from the storage (no fork).
+                raise OutboxDamagedError(
+                    f"{set_aside}. Nothing was done: run the command again to go on with "
+                    "the new outbox"
+                )
             if start:
                 await client._storages[entry.id].engine.start()
             yield client
@@ -240,11 +258,8 @@ class ChatClient(AttachedStorages):
                 own = None
                 if pin_own and self.key is not None:
                     own = (self.user_id, b64encode(bytes(self.key.verify_key)))
-                url = storage.url
-                index_path = index_path_for(self._data_dir, url) if index else None
-                outbox_path = outbox_path_for(self._data_dir, url) if outbox else None
                 opening = asyncio.ensure_future(
-                    asyncio.to_thread(_open_files, url, index_path, outbox_path, own)
+                    asyncio.to_thread(_open_files, storage, self._data_dir, index, outbox, own)
                 )
                 try:
                     files = await asyncio.shield(opening)
@@ -286,6 +301,11 @@ class ChatClient(AttachedStorages):
         engine.set_window_focused(self.window_focused)
         attached = _Attached(entry, storage, engine, files.index, files.outbox, owned)
         self._storages[sid] = attached
+        if files.set_aside is not None:
+            # Said, never only logged: the storage is attached all the same (its index
+            # and reading are whole), with a new outbox (red team rt71).
+            self.outbox_set_aside[sid] = files.set_aside
+            self._listener(sid, OutboxSetAside(str(files.set_aside)))
         return attached
 
     async def _release(self, storage_id: str) -> None:
@@ -330,6 +350,9 @@ class ChatClient(AttachedStorages):
         attached = await self._add(entry, storage, config=self._config(), pin_own=True)
         if attached is None:
             return
+        set_aside = self.outbox_set_aside.pop(sid, None)  # said once (``_add``), logged once
+        if set_aside is not None:
+            log.warning("storage %s: %s", entry.name, set_aside)
         engine = attached.engine
         if start:
             await engine.start()
@@ -689,10 +712,12 @@ class ChatClient(AttachedStorages):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Files:
-    """A storage's index and outbox on this device, as ``_open_files`` opened them."""
+    """A storage's index and outbox on this device, as ``_open_files`` opened them;
+    ``set_aside``: the outbox was damaged, and a new one is used (``open_outbox``)."""
 
     index: Index | None
     outbox: Outbox | None
+    set_aside: SetAside | None = None
 
     def close(self) -> None:
         """Close both (blocking: on a thread, never the loop)."""
@@ -705,25 +730,32 @@ class _Files:
 
 
 def _open_files(
-    url: str,
-    index_path: Path | None,
-    outbox_path: Path | None,
+    storage: Storage,
+    data_dir: Path,
+    index: bool,
+    outbox: bool,
     own: tuple[str, str] | None,
 ) -> _Files:
-    """Open (creating) the index at ``index_path`` and the outbox at ``outbox_path`` (each
-    skipped for None), ``own`` (user id, key) pinned in the index. Blocking: SQLite may
-    wait up to its busy timeout for another connection's write, so it runs on a thread.
-    Nothing is left open when one of them cannot be opened."""
-    index = Index.open(index_path, url) if index_path is not None else None
+    """Open (creating) this device's index (with ``index``) and outbox (with ``outbox``)
+    of ``storage`` in ``data_dir``, named after the storage's identity
+    (``device_files``), ``own`` (user id, key) pinned in the index. A damaged outbox is
+    set aside and a new one opened (``open_outbox``). Blocking: SQLite may wait up to its
+    busy timeout for another connection's write, so it runs on a thread. Nothing is left
+    open when one of them cannot be opened."""
+    idx = Index.open(index_file(data_dir, storage), storage.url) if index else None
     try:
-        if index is not None and own is not None:
-            index.add_pins([own], source="own")
-        outbox = Outbox(outbox_path) if outbox_path is not None else None
+        if idx is not None and own is not None:
+            idx.add_pins([own], source="own")
+        box, set_aside = (
+            open_outbox(outbox_file(data_dir, storage), storage.describe())
+            if outbox
+            else (None, None)
+        )
     except BaseException:
-        if index is not None:
-            index.close()
+        if idx is not None:
+            idx.close()
         raise
-    return _Files(index, outbox)
+    return _Files(idx, box, set_aside)
 
 
 async def _close_when_open(opening: asyncio.Future[_Files], gate: asyncio.Lock) -> None:

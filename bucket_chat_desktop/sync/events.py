@@ -102,6 +102,15 @@ class StorageStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class OutboxSetAside:
+    """This device's outbox file for the storage was damaged: it was set aside (never
+    deleted), and a new one is used. ``message`` says where the copy is and whether
+    what waited in it was read back (``sync.outbox.OutboxSetAside``)."""
+
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
 class ChangeFeedStatus:
     """The storage's change feed (an SQS queue, ``storage/feed.py``) is waited on
     (``active``) or failed and the engine polls the bucket instead; ``message`` says
@@ -133,6 +142,7 @@ EngineEvent = (
     | RoomDiscovered
     | OutboxChanged
     | StorageStatus
+    | OutboxSetAside
     | ChangeFeedStatus
     | IntroductionOffered
 )

@@ -12,11 +12,16 @@ The device's chain head lives here too, so two processes of one device (the app 
 script) never fork its chain: every enqueue runs in an IMMEDIATE transaction.
 
 This file is not a cache: deleting it loses undelivered messages. It lives next to, not
-inside, the index.
+inside, the index. A damaged one is never overwritten nor deleted (``open_outbox``): it
+is set aside as ``<name>.broken-<time>``, what can still be read from it is kept, and the
+caller says where the copy is. The heads it held are then asked of the storage: a send
+with no head reads the room first (``Publisher._local_head``), so a new outbox never
+forks the chain.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 import time
@@ -28,6 +33,7 @@ from typing import Any
 from nacl.signing import SigningKey
 
 from ..index.db import secure_database_file
+from ..osfiles import move_aside
 from ..protocol.canonical import b64encode
 from ..protocol.chain import Draft, continue_chain
 from ..protocol.event import Event, Malformed, parse_line
@@ -126,9 +132,15 @@ class Outbox:
             isolation_level=None,  # explicit BEGIN IMMEDIATE / COMMIT
             check_same_thread=False,
         )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+            if path is not None:
+                _check_whole(self._db)
+        except BaseException:
+            self._db.close()
+            raise
 
     def close(self) -> None:
         self._db.close()
@@ -435,3 +447,145 @@ def _parse_own(line: str, room_id: str) -> Event:
     if isinstance(parsed, Malformed):
         raise ValueError(f"the outbox holds an unreadable event: {parsed.reason}")
     return parsed
+
+
+_COLUMNS = {
+    "heads": "room_id, sender_key, line",
+    "pending": "seq, room_id, sender_key, client_id, event_id, line, created, segment_id",
+    "segments": "id, room_id, client_id, path, data, attempt, state, tries, next_try, "
+    "last_error, permanent",
+}
+_DAMAGE_CODES = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
+
+
+class DamagedOutboxError(sqlite3.DatabaseError):
+    """The file is an SQLite database, but not a whole outbox (a table without the
+    columns this version writes, pages that do not check)."""
+
+
+def _check_whole(db: sqlite3.Connection) -> None:
+    """Raise ``DamagedOutboxError`` unless every table has its columns and the file's
+    pages check (``quick_check``: the outbox holds what waits, a few pages)."""
+    try:
+        for table, columns in _COLUMNS.items():
+            db.execute(f"SELECT {columns} FROM {table} LIMIT 0")
+    except sqlite3.OperationalError as exc:  # "no such column"
+        raise DamagedOutboxError(f"not an outbox of this version: {exc}") from exc
+    verdict = [row[0] for row in db.execute("PRAGMA quick_check(5)")]
+    if verdict != ["ok"]:
+        raise DamagedOutboxError("; ".join(str(v) for v in verdict))
+
+
+def is_damage(exc: sqlite3.Error) -> bool:
+    """Whether ``exc`` says the file is damaged (not a database, malformed, not an
+    outbox), not that it is busy: a file locked by another process, or one being made
+    by it, is never set aside (it is whole)."""
+    if isinstance(exc, DamagedOutboxError):
+        return True
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in _DAMAGE_CODES
+    return type(exc) is sqlite3.DatabaseError
+
+
+def aside_name(name: str, why: str) -> str:
+    """``<name>.<why>-<time>``: the name a file set aside takes (UTC, to the second)."""
+    return f"{name}.{why}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxSetAside:
+    """``open_outbox`` found the outbox damaged and set it aside as ``copy``."""
+
+    storage: str  # the storage as a person reads it (``Storage.describe``)
+    reason: str
+    copy: Path
+    kept: int | None  # messages read back from it and queued again; None: none readable
+
+    def __str__(self) -> str:
+        said = (
+            f"this device's outbox for {self.storage} was damaged ({self.reason}); the "
+            f"damaged file is kept as {self.copy}; "
+        )
+        if self.kept:
+            return said + f"the {self.kept} message(s) waiting in it were read back and stay queued"
+        if self.kept == 0:
+            return said + "nothing was waiting in it; a new outbox is used"
+        return said + (
+            "what was waiting in it could not be read back and was not sent (it is in "
+            "that copy); a new outbox is used"
+        )
+
+
+def open_outbox(path: Path, storage: str) -> tuple[Outbox, OutboxSetAside | None]:
+    """The outbox at ``path``. A damaged file (``is_damage``) is set aside, never
+    overwritten or deleted (``<name>.broken-<time>``, with its write-ahead log), a new
+    outbox takes its place, and what the old one held is copied into it when all of it
+    can still be read (``_salvage``: heads, messages and segments together, or nothing:
+    a part of a chain would fork it). The second value says what was done (None: the
+    file was whole). Errors that are not damage (busy, locked) are raised."""
+    try:
+        return Outbox(path), None
+    except sqlite3.Error as exc:
+        if not is_damage(exc):
+            raise
+        reason = str(exc) or type(exc).__name__
+    copy = path.with_name(aside_name(path.name, "broken"))
+    n = 0
+    while True:
+        try:
+            move_aside(path, copy)
+            break
+        except FileExistsError:
+            n += 1
+            copy = path.with_name(aside_name(path.name, "broken") + f"-{n}")
+    for extra in ("-wal", "-journal"):
+        with contextlib.suppress(FileNotFoundError):
+            move_aside(Path(f"{path}{extra}"), Path(f"{copy}{extra}"))
+    with contextlib.suppress(FileNotFoundError):
+        Path(f"{path}-shm").unlink()
+    box = Outbox(path)
+    kept = _salvage(copy, box)
+    log.info("outbox %s was damaged (%s): set aside as %s", path, reason, copy)
+    return box, OutboxSetAside(storage, reason, copy, kept)
+
+
+def _salvage(copy: Path, box: Outbox) -> int | None:
+    """Copy every row of the damaged outbox ``copy`` into the new, empty ``box``: the
+    messages waiting in it (then queued again), or None when any of it cannot be read.
+    The copy is only read, never written."""
+    try:
+        src = sqlite3.connect(f"{copy.absolute().as_uri()}?mode=ro", uri=True, timeout=5)
+    except sqlite3.Error:
+        return None
+    try:
+        rows = {
+            table: src.execute(f"SELECT {columns} FROM {table}").fetchall()
+            for table, columns in _COLUMNS.items()
+        }
+    except sqlite3.Error:
+        return None
+    finally:
+        src.close()
+    try:
+        for room, _key, line in rows["heads"]:
+            if line is not None:
+                _parse_own(line, room)
+        for _seq, room, _key, _client, _eid, line, *_ in rows["pending"]:
+            _parse_own(line, room)
+    except (ValueError, TypeError):
+        return None  # lines that are not this device's own events: nothing is taken
+    db = box._db
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        for table, columns in _COLUMNS.items():
+            marks = ", ".join("?" * len(columns.split(", ")))
+            db.executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks})", rows[table])
+    except sqlite3.Error:
+        db.execute("ROLLBACK")  # rows this version cannot take: nothing is taken
+        return None
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+    return len(rows["pending"])

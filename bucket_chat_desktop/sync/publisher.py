@@ -2,10 +2,12 @@
 
 ``send`` signs drafts and commits them to the outbox (``outbox.py``, on the engine's
 outbox thread) before any network access whenever this device knows where its own chain
-continues: from the room as read completely here (``_local_head``: the audit's verdicts,
-never a second download) or from the index. Only a device that never read the room
-whole asks the storage, and gives up in seconds if it does not answer (a guessed head
-forks the chain). What a send needs from the timeline (``send_context``: the verdict,
+continues: from its outbox, which keeps the head once a send seeded it. A first send
+in a room (or one after the outbox was lost) takes it from the room as this engine read
+it completely from storage (``_local_head``: the audit's verdicts, never a second
+download), else asks the storage, and gives up in seconds if it does not answer (a
+guessed head forks the chain; so does the index's, which may predate this device's own
+last sends). What a send needs from the timeline (``send_context``: the verdict,
 the introductions of this device on offer, each device's newest event for the witness)
 is read on the state thread in the room's order. The publisher's task batches what was
 composed within ``batch_window`` into one segment, writes it create-only, hands it to
@@ -188,10 +190,11 @@ class Publisher:
         if self._engine.index is not None:
             confirmed = await self._engine._read(Index.confirmed_keys, user_id)
         if not await self._engine._outboxed(outbox.has_head, room_id, key_text):
-            # The commit comes before any network access when this device knows where
-            # its chain continues: from the room as read completely here, or from the
-            # index. Only a device that never read the room whole asks the storage, and
-            # gives up in seconds if it does not answer (a guessed head forks the chain).
+            # No head in the outbox (a first send in the room, or the outbox was lost):
+            # where the chain continues comes from this engine's complete read of the
+            # room, else from the storage, which is given up in seconds when it does not
+            # answer (a guessed head forks the chain; so does the index's, which may
+            # predate this device's own last sends: ``_local_head``).
             known, head = await self._local_head(room_id, signing_key)
             reading = (
                 self._engine.rooms[room_id].backfill if room_id in self._engine.rooms else None
@@ -224,10 +227,10 @@ class Publisher:
                     )
                 except StorageError as exc:
                     raise NotQueuedError(
-                        f"nothing was queued: {exc}. This device has not read room "
-                        f"{room_id!r} completely, so it cannot know where its own chain "
-                        "continues (guessing would fork it); try again when the storage "
-                        "answers"
+                        f"nothing was queued: {exc}. This device's outbox does not know "
+                        f"where its own chain continues in room {room_id!r} (its first "
+                        "message here, or the outbox was lost), and only the storage can "
+                        "tell (guessing would fork it); try again when the storage answers"
                     ) from exc
                 # Decoded and checked once, on the pool (never on the loop); what every
                 # reader holds back as dated ahead is not offered (nor accepted) before
@@ -373,14 +376,24 @@ class Publisher:
         return out
 
     async def _local_head(self, room_id: str, signing_key: SigningKey) -> tuple[bool, Event | None]:
-        """``(True, this device's newest event)`` when a complete read of the room on this
-        device knows it (in memory, else the index); ``(False, None)`` when only the
-        storage can tell. Events count only with a good signature by this device's key."""
+        """``(True, this device's newest event)`` when this engine's complete read of the
+        room from storage knows it (in memory: ``RoomState.read_here``); ``(False,
+        None)`` when only the storage can tell. Events count only with a good signature
+        by this device's key.
+
+        Never the index alone (red team rt71): it holds the room as of its last read,
+        and a send of this device made since (a ``bucket-chat send``, which opens no room;
+        the messages of an outbox lost or damaged since) is not in it. With no head in
+        the outbox, its head taken from the index continued an older event: the device
+        forked its own chain, which every reader reports. Only a first send in a room (or
+        after the outbox was lost) gets here: the outbox keeps the head from then on."""
         key_text = b64encode(bytes(signing_key.verify_key))
         room = self._engine.rooms.get(room_id)
 
         def from_memory() -> tuple[bool, Event | None]:  # state thread: the room's owner
             if room is None or room.result is None or not room.complete or room.partial:
+                return False, None
+            if not room.read_here:  # rebuilt from the index, not read from storage yet
                 return False, None
             # The verifier's verdicts: the timeline never holds an event whose signature
             # failed (those are ``result.invalid``).
@@ -397,26 +410,7 @@ class Publisher:
             known, head = await self._engine._serially(from_memory, room=room_id, interactive=True)
             if known:
                 return True, head
-        if self._engine.index is None:
-            return False, None
-
-        def from_index(index: Index) -> tuple[bool, Event | None]:
-            info = index.room(room_id)
-            if not info or not info["history_complete"]:
-                return False, None
-            # Wherever they are stored: only this device can sign with its key, and a
-            # copy under another name must not hide the chain's newest event.
-            mine: list[Event] = []
-            for _path, cached, _ in index.room_segments(room_id):
-                for item in cached:
-                    ev = item.event
-                    if not item.sig_ok or not isinstance(ev, Event):
-                        continue
-                    if ev.sender_key == key_text:
-                        mine.append(ev)
-            return True, chain_head(mine)[0]
-
-        return await self._engine._read(from_index)
+        return False, None
 
     def _whole_head(self, room: RoomState, at: Any) -> Event | None:
         """Serial thread: this device's chain head as its whole cached event, or None."""

@@ -85,6 +85,11 @@ class RoomState:
     metadata_failures: int = 0
     metadata_retry_at: float = 0.0
     last_safety: float = 0.0
+    # A pass of this engine read the room from storage through, with nothing left unread
+    # (``Backfill``): only then is this device's newest event in memory its chain's head
+    # as stored; a room rebuilt from the index alone holds the room as of the index's
+    # last read, which may predate this device's own last sends (red team rt71).
+    read_here: bool = False
     # A read on a notice that failed or was not kept (``Poller._read_hints``): the room's
     # safety listing is owed by this time (monotonic), not at its own period (up to 4 h
     # in the background on a bucket with a change feed). None: nothing owed.

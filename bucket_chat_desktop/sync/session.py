@@ -7,22 +7,22 @@ a ``ChatClient.session`` (docs/design/front-end-seam.md)."""
 from __future__ import annotations
 
 import contextlib
-import hashlib
+import logging
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from .. import paths
-from ..index import Index, index_path_for
+from ..index import Index
 from ..protocol.ids import room_prefix
 from ..storage.base import Storage
+from .device_files import index_file, outbox_file, outbox_path_for
 from .engine import RoomView, SyncConfig, SyncEngine
 from .events import EngineEvent
-from .outbox import Outbox
+from .outbox import open_outbox
 
+__all__ = ["engine_session", "outbox_path_for", "read_room"]
 
-def outbox_path_for(data_dir: Path, storage_url: str) -> Path:
-    digest = hashlib.sha256(storage_url.encode("utf-8")).hexdigest()[:20]
-    return data_dir / "outbox" / f"{digest}.sqlite3"
+log = logging.getLogger("bucket_chat.sync")
 
 
 @contextlib.asynccontextmanager
@@ -38,8 +38,12 @@ async def engine_session(
 ) -> AsyncIterator[SyncEngine]:
     """An engine on ``storage`` using this device's cache and outbox; closed on exit."""
     base = data_dir or paths.data_dir()
-    idx = Index.open(index_path_for(base, storage.url), storage.url) if index else None
-    box = Outbox(outbox_path_for(base, storage.url)) if outbox else None
+    idx = Index.open(index_file(base, storage), storage.url) if index else None
+    box = None
+    if outbox:
+        box, set_aside = open_outbox(outbox_file(base, storage), storage.describe())
+        if set_aside is not None:
+            log.warning("%s", set_aside)
     engine = SyncEngine(storage, index=idx, outbox=box, listener=listener, config=config)
     try:
         if start:

@@ -298,6 +298,10 @@ class WatchedStorage(Storage):
     async def close(self) -> None:
         await self.inner.close()
 
+    @property
+    def identity(self) -> str:
+        return self.inner.identity
+
     def describe(self) -> str:
         return self.inner.describe()
 

@@ -172,7 +172,7 @@ def test_the_wizard_sets_up_key_storage_and_a_first_room(qtbot: Any, tmp_path: P
     assert run(room_exists(LocalStorage(shared), room), qtbot)
     # made the one way every room is (sync.rooms): the join went through this device's
     # outbox, which the app opens for that storage, and is delivered
-    outbox = outbox_path_for(settings_store.paths.data_dir(), LocalStorage(shared).url)
+    outbox = outbox_path_for(settings_store.paths.data_dir(), LocalStorage(shared).identity)
     assert outbox.exists() and Outbox(outbox).pending() == []
     logs = shared / "rooms" / room / "logs"
     joins = [
@@ -528,7 +528,7 @@ def test_joining_an_existing_room_by_id(qtbot: Any, tmp_path: Path) -> None:
     joins = [e for e in events if e["type"] == MEMBER and e["sender_id"] == USER]
     assert len(joins) == 1 and joins[0]["content"]["membership"] == "join"
     # joined the one way every room is joined (sync.rooms): through this device's outbox
-    outbox = outbox_path_for(settings_store.paths.data_dir(), LocalStorage(shared).url)
+    outbox = outbox_path_for(settings_store.paths.data_dir(), LocalStorage(shared).identity)
     assert outbox.exists() and Outbox(outbox).pending() == []
 
 

@@ -362,14 +362,18 @@ async def test_a_step_that_keeps_getting_answers_is_not_given_up_for_an_older_ha
             await background
 
 
-def test_a_device_that_read_the_room_whole_queues_without_any_network(tmp_path: Path) -> None:
-    """No outbox head (this outbox never wrote here), but the index holds a complete read:
-    the head comes from it — the device's own newest event — and nothing is asked of the
-    storage, which here would never answer."""
+def test_an_index_alone_never_gives_the_head_of_a_send(tmp_path: Path) -> None:
+    """No outbox head (this outbox never wrote here, or it was lost), but the index holds
+    a complete read: the head is not taken from it. Red team rt71: the index holds the
+    room as of its last read, and this device's sends since (a ``bucket-chat send``
+    opens no room, so they never reach the index) are not in it; continuing its newest
+    own event forked the chain. So the storage is asked, and when it does not answer
+    nothing is queued (as for a device that never read the room), within the deadline.
+    The storage's answer, once it comes, gives the real head (``test_first_send``)."""
     from nacl.signing import SigningKey
 
     from bucket_chat_desktop.index import Index
-    from bucket_chat_desktop.sync.engine import SyncEngine
+    from bucket_chat_desktop.sync.engine import NotQueuedError, SyncEngine
     from bucket_chat_desktop.sync.outbox import Outbox
     from bucket_chat_desktop.sync.writer import Draft, RoomWriter
 
@@ -402,23 +406,22 @@ def test_a_device_that_read_the_room_whole_queues_without_any_network(tmp_path: 
         me = RoomWriter(store, ROOM, "alice@example.com", mine)
         await me.write_metadata("Team", "2026-01-05T09:00:00.000Z")
         await me.send([Draft.text("one")])
-        _, last = await me.send([Draft.text("two")])
         await RoomWriter(store, ROOM, "bob@example.com", other).send([Draft.text("hi")])
         index = Index.open(tmp_path / "index.sqlite3")
         reading = SyncEngine(store, index=index)
         await reading.open_room(ROOM, background=False)  # a complete read, into the index
         await reading.close()
+        await me.send([Draft.text("two")])  # after the read: the index does not know it
 
         box = Outbox(tmp_path / "fresh-outbox.sqlite3")
         engine = SyncEngine(Hangs(root), index=index, outbox=box)
         try:
-            sent = await asyncio.wait_for(
-                engine.send(ROOM, "alice@example.com", mine, [(MESSAGE, {"body": "three"})]),
-                timeout=10,
-            )
-            assert [e.body for e in sent] == ["three"]  # no second join: it knew its chain
-            assert sent[0].prev_event_hash == last[-1].hash
-            assert [p.state for p in box.pending()] == ["queued"]
+            with pytest.raises(NotQueuedError, match="nothing was queued: no answer"):
+                await asyncio.wait_for(
+                    engine.send(ROOM, "alice@example.com", mine, [(MESSAGE, {"body": "three"})]),
+                    timeout=10,
+                )
+            assert box.pending() == []  # nothing signed onto the index's older head
         finally:
             await engine.close()
             box.close()

@@ -14,6 +14,7 @@ from nacl.signing import SigningKey
 
 from bucket_chat_desktop.index import Index, index_path_for
 from bucket_chat_desktop.protocol.canonical import b64encode
+from bucket_chat_desktop.storage.local import folder_identity
 from bucket_chat_desktop.sync.client import RoomRef
 from bucket_chat_desktop.sync.engine import CachedRoom, RoomView
 from bucket_chat_desktop.sync.events import RoomDiscovered, RoomLoaded, StorageStatus
@@ -65,7 +66,7 @@ def test_room_view_confirmed_keys_and_mark_verified_hand_back_values(tmp_path: P
     assert loaded[-1].metadata_findings == ()
 
     # the confirmation is in the storage's index file, as a pin the user made
-    index = Index.open(index_path_for(tmp_path / "data", entry.spec))
+    index = Index.open(index_path_for(tmp_path / "data", folder_identity(entry.spec)))
     try:
         assert index.user_verified_keys() == {("bob@example.com", bob_key)}
     finally:

@@ -462,7 +462,7 @@ def test_a_deleted_index_costs_only_a_resync(tmp_path: Path) -> None:
 
     first = run(session(Recorder(), "queued while the index is deleted"))
     assert len(store_segments(root)) == 6
-    index_dir = index_path_for(data, store.url).parent
+    index_dir = index_path_for(data, store.identity).parent
     assert any(index_dir.iterdir())
     for f in index_dir.iterdir():
         f.unlink()

@@ -80,7 +80,7 @@ def changed(view: RoomView) -> list[str]:
 
 
 def index_name(store: Path, data: Path) -> object:
-    index = Index.open(index_path_for(data, LocalStorage(store).url))
+    index = Index.open(index_path_for(data, LocalStorage(store).identity))
     try:
         row = index.room(ROOM)
         return row["name"] if row is not None else None

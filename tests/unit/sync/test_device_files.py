@@ -1,0 +1,155 @@
+"""Red team rt71: this device's index and outbox of a folder storage were named after the
+folder *as written* (``storage.url``): the same folder reached as ``store``,
+``link-to-store`` or ``../x/store`` had three outboxes, each with its own chain head, and
+the device forked its own chain (every reader reports it as equivocation). They are now
+named after the folder's identity (its resolved path); files an earlier version named
+after a spelling are taken over, so nothing queued in them is lost."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from pathlib import Path
+
+import pytest
+from nacl.signing import SigningKey
+
+from bucket_chat_desktop.protocol.event import MESSAGE
+from bucket_chat_desktop.storage.local import LocalStorage
+from bucket_chat_desktop.sync.client import ChatClient
+from bucket_chat_desktop.sync.device_files import index_file, outbox_file
+from bucket_chat_desktop.sync.outbox import Outbox
+from bucket_chat_desktop.sync.session import outbox_path_for, read_room
+
+ALICE = "alice@example.com"
+KEY = SigningKey(bytes(range(32)))
+ROOM = "plans"
+
+needs_links = pytest.mark.skipif(
+    not hasattr(os, "symlink") or os.name == "nt", reason="POSIX links"
+)
+
+
+@needs_links
+def test_every_spelling_of_one_folder_is_one_storage(tmp_path: Path) -> None:
+    real = tmp_path / "store"
+    real.mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    link = tmp_path / "chat-link"
+    link.symlink_to(real, target_is_directory=True)
+    spellings = [real, link, tmp_path / "elsewhere" / ".." / "store", Path(f"{real}/")]
+    data = tmp_path / "data"
+    stores = [LocalStorage(s) for s in spellings]
+    assert len({s.url for s in stores}) > 1  # written differently...
+    assert len({s.identity for s in stores}) == 1  # ...one folder
+    assert len({outbox_file(data, s) for s in stores}) == 1
+    assert len({index_file(data, s) for s in stores}) == 1
+    other = tmp_path / "other"
+    other.mkdir()
+    assert LocalStorage(other).identity != stores[0].identity
+
+
+def _queue_offline(store: LocalStorage, data: Path, body: str, *, create: bool = False) -> None:
+    async def go() -> None:
+        async with ChatClient.session(store, identity=(ALICE, KEY), data_dir=data) as client:
+            sid = client.session_storage
+            if create:
+                ref = await client.create_room(sid, ROOM, "Plans", show=False)
+                assert await client.within(sid, client.flush(sid, timeout=10))
+            else:
+                ref = client.room(ROOM)
+            await client.send(ref, [(MESSAGE, {"body": body, "msgtype": "m.text"})])
+
+    asyncio.run(go())
+
+
+def _deliver(store: LocalStorage, data: Path) -> None:
+    async def go() -> None:
+        async with ChatClient.session(store, identity=(ALICE, KEY), data_dir=data) as client:
+            sid = client.session_storage
+            assert await client.within(sid, client.flush(sid, timeout=10))
+
+    asyncio.run(go())
+
+
+def _bodies_and_forks(store: LocalStorage) -> tuple[list[str], list[str]]:
+    view = asyncio.run(read_room(store, ROOM))
+    assert view.result is not None
+    bodies = [a.event.body for a in view.result.timeline if a.event.type == MESSAGE]
+    return bodies, [f.kind for f in view.result.findings if f.kind == "fork"]
+
+
+def _rename_db(src: Path, dst: Path) -> None:
+    for extra in ("", "-wal", "-shm"):
+        if Path(f"{src}{extra}").exists():
+            os.replace(f"{src}{extra}", f"{dst}{extra}")
+
+
+@needs_links
+def test_an_earlier_versions_outbox_is_taken_over_with_what_waits_in_it(tmp_path: Path) -> None:
+    """An outbox an earlier version named after the spelling used (here a link), holding
+    a message not delivered yet: found under the identity's name, delivered once, and
+    the chain goes on from it (no fork)."""
+    real = tmp_path / "store"
+    real.mkdir()
+    link = tmp_path / "chat-link"
+    link.symlink_to(real, target_is_directory=True)
+    data = tmp_path / "data"
+    store = LocalStorage(link)
+    _queue_offline(store, data, "one", create=True)
+    _queue_offline(store, data, "queued")  # not delivered: waits in the outbox
+    canonical = outbox_path_for(data, store.identity)
+    legacy = outbox_path_for(data, store.url)
+    assert legacy != canonical
+    _rename_db(canonical, legacy)  # as the earlier version left it
+    _deliver(store, data)
+    assert canonical.is_file() and not legacy.exists()
+    _queue_offline(LocalStorage(real), data, "two")
+    _deliver(LocalStorage(real), data)
+    assert _bodies_and_forks(LocalStorage(real)) == (["one", "queued", "two"], [])
+
+
+@needs_links
+def test_an_earlier_outbox_of_another_spelling_is_set_aside_or_kept(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Both files exist: the identity's is used. The other spelling's, with nothing
+    waiting, is set aside (not deleted); with messages waiting it is kept and said."""
+    real = tmp_path / "store"
+    real.mkdir()
+    link = tmp_path / "chat-link"
+    link.symlink_to(real, target_is_directory=True)
+    data = tmp_path / "data"
+    store = LocalStorage(link)
+    canonical, legacy = outbox_file(data, store), outbox_path_for(data, store.url)
+    Outbox(canonical).close()
+    Outbox(legacy).close()
+    assert outbox_file(data, store) == canonical
+    assert not legacy.exists() and list(legacy.parent.glob(f"{legacy.name}.superseded-*"))
+
+    Outbox(legacy).close()  # another run of the earlier version, another message
+    with caplog.at_level(logging.WARNING, "bucket_chat.sync"):
+        _with_pending(legacy)
+        assert outbox_file(data, store) == canonical
+    assert legacy.is_file()
+    assert any("undelivered" in r.getMessage() for r in caplog.records)
+
+
+def _with_pending(path: Path) -> None:
+    """One message queued in the outbox at ``path``."""
+    from bucket_chat_desktop.protocol.canonical import b64encode
+
+    box = Outbox(path)
+    try:
+        box.seed_head(ROOM, b64encode(bytes(KEY.verify_key)), None)
+        box.enqueue(
+            room_id=ROOM,
+            user_id=ALICE,
+            signing_key=KEY,
+            drafts=[(MESSAGE, {"body": "old", "msgtype": "m.text"})],
+            clock=lambda: 1_700_000_000_000,
+            unique=lambda: "u",
+        )
+    finally:
+        box.close()
