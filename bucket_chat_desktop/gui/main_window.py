@@ -37,7 +37,7 @@ from ..protocol.audit import TrustState
 from ..protocol.findings import METADATA_KINDS, Finding, vanished_only
 from ..protocol.room_state import others_as_note
 from ..protocol.untrusted_text import html_escape, one_line, shown_id
-from ..sync.client import RoomRef
+from ..sync.client import NOT_OPENED, RoomRef
 from ..sync.watched import clock_text
 from . import icons
 from .audit.explanations import explain
@@ -758,6 +758,14 @@ class MainWindow(QMainWindow):
                 self.offline.setText(
                     f"{name} is {one_line(message, 300)}. You can keep writing: messages "
                     "wait in your outbox and are sent when it answers again."
+                )
+                self.offline.show()
+            elif message.startswith(NOT_OPENED):  # ``ChatClient.start``: no outbox either
+                name = one_line(self.controller.storage_name(storage_id), 80)
+                why = one_line(message.removeprefix(NOT_OPENED).strip(), 300)
+                self.offline.setText(
+                    f"{name} could not be opened: {why}. Nothing can be read from it or "
+                    "sent to it until it can: fix what is said, then start Bucket Chat again."
                 )
                 self.offline.show()
             else:

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import sqlite3
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,7 @@ from ..storage.open import names_profile, storage_keys
 from .client_storages import AttachedStorages, RoomRef, SearchResults, _Attached
 from .device_files import index_file, outbox_file
 from .engine import SyncConfig, SyncEngine
-from .events import EngineEvent, OutboxSetAside
+from .events import EngineEvent, OutboxSetAside, StorageStatus
 from .outbox import Outbox, open_outbox
 from .outbox import OutboxSetAside as SetAside
 from .rooms import create_room, join_room
@@ -83,6 +84,7 @@ CLOSE_WAIT = 10.0
 Listener = Callable[[str, EngineEvent], None]
 # The values the client hands out, for front ends (which never import ``index``).
 __all__ = [
+    "NOT_OPENED",
     "ChatClient",
     "Listener",
     "OutboxDamagedError",
@@ -390,8 +392,13 @@ class ChatClient(AttachedStorages):
                 await self.attach(entry)
             except StorageError as exc:
                 log.warning("storage %s is not available: %s", entry.name, exc)
+                # said where the storages' state is shown (the app's status line), not
+                # only logged: its rooms would look merely quiet
+                self._listener(entry.id, StorageStatus(False, f"{NOT_OPENED} {exc}"))
             except Exception:
                 log.exception("opening storage %s failed", entry.name)
+                said = f"{NOT_OPENED} a fault of this program (the log has the details)"
+                self._listener(entry.id, StorageStatus(False, said))
 
     async def close(self) -> None:
         """Stop every storage's opens and engines (those detached before and still
@@ -742,7 +749,10 @@ def _open_files(
     set aside and a new one opened (``open_outbox``). Blocking: SQLite may wait up to its
     busy timeout for another connection's write, so it runs on a thread. Nothing is left
     open when one of them cannot be opened."""
-    idx = Index.open(index_file(data_dir, storage), storage.url) if index else None
+    try:
+        idx = Index.open(index_file(data_dir, storage), storage.url) if index else None
+    except sqlite3.OperationalError as exc:  # busy (``IndexBusy``), unreadable, no room
+        raise DeviceFilesError(f"this device's index of {storage.describe()}", exc) from exc
     try:
         if idx is not None and own is not None:
             idx.add_pins([own], source="own")
@@ -751,11 +761,29 @@ def _open_files(
             if outbox
             else (None, None)
         )
+    except sqlite3.OperationalError as exc:
+        if idx is not None:
+            idx.close()
+        raise DeviceFilesError(f"this device's files of {storage.describe()}", exc) from exc
     except BaseException:
         if idx is not None:
             idx.close()
         raise
     return _Files(idx, box, set_aside)
+
+
+# How a ``StorageStatus`` of a storage ``start`` could not open begins (the app says so).
+NOT_OPENED = "not opened:"
+
+
+class DeviceFilesError(StorageError):
+    """This device's index or outbox of a storage could not be opened: busy past the
+    bounded wait (another Bucket Chat program creating or upgrading it), or not readable
+    or writable here. Nothing was changed or moved; the message says which and why (the
+    command line's exit status 2 and one line, never a traceback; the app's log)."""
+
+    def __init__(self, what: str, exc: sqlite3.OperationalError) -> None:
+        super().__init__(f"{what} could not be opened: {exc}")
 
 
 async def _close_when_open(opening: asyncio.Future[_Files], gate: asyncio.Lock) -> None:

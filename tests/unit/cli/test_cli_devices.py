@@ -310,3 +310,27 @@ def test_a_members_message_quoting_a_key_does_not_make_that_key_one_that_wrote(
     assert key_of(cli, ALICE, "phone") != phone
     # The laptop's key, which did write there, is still refused.
     refused(cli(ALICE, "setup-keys", "--force", device="laptop"), "wrote in")
+
+
+def test_an_index_kept_busy_by_another_program_is_one_line_not_a_traceback(
+    cli: Cli, tmp_path: Path, alice_room: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Red team rt71 (after its fix): an index another Bucket Chat program kept busy past
+    the bounded wait raised ``IndexBusy`` (an ``sqlite3`` error) through `bucket-chat`,
+    a traceback and exit 1. It is one line naming the index, exit 2, nothing moved."""
+    import sqlite3
+
+    from bucket_chat_desktop.index import db as index_db
+
+    [index] = (tmp_path / "devices" / "laptop").rglob("index/*.sqlite3")
+    writer = sqlite3.connect(index, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # another program in the middle of a long write
+    monkeypatch.setattr(index_db, "BUSY_TIMEOUT", 0.05)
+    try:
+        r = cli(ALICE, "send", "--room-id", ROOM, "two", device="laptop")
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    refused(r, "index", "could not be opened", "busy")
+    assert [p.name for p in index.parent.iterdir() if ".broken" in p.name] == []
+    assert cli(ALICE, "send", "--room-id", ROOM, "two", device="laptop").code == 0
