@@ -25,7 +25,7 @@ from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync.engine import SyncConfig, SyncEngine
 from bucket_chat_desktop.sync.outbox import Outbox
 from bucket_chat_desktop.sync.session import read_room
-from bucket_chat_desktop.sync.writer import RoomWriter
+from bucket_chat_desktop.sync.writer import Draft, RoomWriter
 
 ROOM = "room-1"
 ALICE = "alice@example.com"
@@ -165,3 +165,49 @@ def test_messages_queued_before_the_other_devices_write_are_said(
     asyncio.run(go())
     said = [r.getMessage() for r in caplog.records if "same key" in r.getMessage()]
     assert len(said) == 1 and repr(ROOM) in said[0], said
+
+
+def test_a_send_looks_only_at_the_rows_after_its_head(
+    store: LocalStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Looking for what the key wrote after the outbox's head made every row of the room
+    at each send (about a microsecond a row on the engine's state thread: a second per
+    message in a room of a million). Only the rows from the head on are made: here 400
+    rows of another member before the head, three after it."""
+    from bucket_chat_desktop.protocol import audit
+
+    bob = SigningKey(bytes([8]) * 32)
+
+    async def go() -> int:
+        box = Outbox(None)
+        engine = SyncEngine(store, outbox=box, config=QUIET)
+        try:
+            writer = RoomWriter(store, ROOM, "bob@example.com", bob, unique=unique)
+            for start in range(0, 400, 100):
+                await writer.send([Draft.text(f"bob {start + i}") for i in range(100)])
+            await engine.open_room(ROOM, background=False)
+            await engine.send(ROOM, ALICE, KEY, msg("one"))
+            assert await engine.flush(timeout=10)
+            await writer.send([Draft.text(f"after {i}") for i in range(3)])
+            await engine.refresh(ROOM)
+            await engine.poll_once()
+            made = [0]
+            real = audit._event_of
+
+            def counted(c: object) -> object:
+                made[0] += 1
+                return real(c)  # type: ignore[arg-type]
+
+            monkeypatch.setattr(audit, "_event_of", counted)
+            await engine.send(ROOM, ALICE, KEY, msg("two"))
+            monkeypatch.setattr(audit, "_event_of", real)
+            assert await engine.flush(timeout=10)
+            return made[0]
+        finally:
+            await engine.close()
+            box.close()
+
+    made = asyncio.run(go())
+    assert made < 50, made
+    states, kinds = states_and_findings(store)
+    assert Kind.FORK not in kinds and states["two"] is TrustState.VERIFIED, (states, kinds)
