@@ -197,6 +197,15 @@ class Timeline(Sequence[Assessed]):
                 return i
         return None
 
+    def position_of_hash(self, event_hash: str) -> int | None:
+        """Where the event whose hash is ``event_hash`` is shown (its newest row), or
+        None: looked for from the newest row back, no rows made."""
+        copies = self._copies
+        for i in range(len(copies) - 1, -1, -1):
+            if copies[i].hash == event_hash:
+                return i
+        return None
+
     def position_of_copy(self, event_id: str, path: str, line: int) -> int | None:
         """Where the copy of ``event_id`` read at (``path``, ``line``) is shown, or None:
         for a caller that knows which row it means (a search hit is one copy)."""

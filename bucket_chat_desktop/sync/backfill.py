@@ -260,6 +260,13 @@ class Backfill:
         room.last_safety = time.monotonic()
         if room.complete and not room.partial:
             room.read_here = True  # where this device's chain continues is known here
+            if self._engine.outbox is not None:
+                # Another device with this key may have written after this one's outbox
+                # head: continue from what was read (red team rt72; ``follow_read``).
+                try:
+                    await self._engine._publisher.follow_read(room.room_id)
+                except Exception:
+                    log.exception("room %s: following the read chain head failed", room.room_id)
         if self._engine.index is not None and room.complete and not room.partial:
             # When this device last saw the whole room: how stale an offline view is.
             await self._engine._serially(

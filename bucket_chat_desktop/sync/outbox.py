@@ -9,7 +9,9 @@ and counts as delivered; only if *another* writer's segment holds the name is th
 name (``-r1``, ``-r2``…) chosen, and that choice is committed before the next attempt.
 
 The device's chain head lives here too, so two processes of one device (the app and a
-script) never fork its chain: every enqueue runs in an IMMEDIATE transaction.
+script) never fork its chain: every enqueue runs in an IMMEDIATE transaction. The head is
+moved forward, never back, when the device reads events of its key that continue it
+(another device with the same key: ``follow_head``, ``Publisher.follow_read``).
 
 This file is not a cache: deleting it loses undelivered messages. It lives next to, not
 inside, the index. A damaged one is never overwritten nor deleted (``open_outbox``): it
@@ -173,6 +175,41 @@ class Outbox:
         self._db.execute(
             "INSERT OR IGNORE INTO heads VALUES (?, ?, ?)", (room_id, sender_key, line)
         )
+
+    def heads_in(self, room_id: str) -> list[tuple[str, Event | None]]:
+        """Each key this outbox keeps a head for in the room, with that head (None:
+        nothing written yet)."""
+        return [
+            (key, _parse_own(line, room_id) if line else None)
+            for key, line in self._db.execute(
+                "SELECT sender_key, line FROM heads WHERE room_id = ?", (room_id,)
+            )
+        ]
+
+    def unsent(self, room_id: str, sender_key: str) -> list[Event]:
+        """This device's events in the room not stored yet (queued, or in a segment not
+        written), oldest first: signed on the head they were queued on."""
+        return [
+            _parse_own(line, room_id)
+            for (line,) in self._db.execute(
+                "SELECT p.line FROM pending p LEFT JOIN segments s ON s.id = p.segment_id "
+                "WHERE p.room_id = ? AND p.sender_key = ? "
+                "AND (s.state IS NULL OR s.state = 'assigned') ORDER BY p.seq",
+                (room_id, sender_key),
+            )
+        ]
+
+    def follow_head(self, room_id: str, sender_key: str, old: Event | None, new: Event) -> bool:
+        """Move the head from ``old`` to ``new``, an event of this key that continues it
+        as this device read it from storage (another device holding the same key wrote
+        after it: ``Publisher.follow_read``). Only if the head is still ``old``: another
+        process of this device may have queued on it meanwhile. True when moved."""
+        old_line = old.line().decode("ascii").rstrip("\n") if old is not None else None
+        cur = self._db.execute(
+            "UPDATE heads SET line = ? WHERE room_id = ? AND sender_key = ? AND line IS ?",
+            (new.line().decode("ascii").rstrip("\n"), room_id, sender_key, old_line),
+        )
+        return cur.rowcount == 1
 
     # -- enqueue ------------------------------------------------------------------------------
 

@@ -248,6 +248,11 @@ class Publisher:
                 )
                 head, introducer, offered = chain.head, chain.introduced_by, list(chain.offered)
             await self._engine._outboxed(outbox.seed_head, room_id, key_text, head)
+        else:
+            # The outbox's head is this device's own last event; another device holding
+            # this key (a restored key backup) may have written after it since, and this
+            # engine may have read that (red team rt72): continue from there.
+            await self.follow_read(room_id, key_text, interactive=True)
         if require_joined and not await self._engine._outboxed(outbox.has_chain, room_id, key_text):
             raise RoomError(
                 f"this device has not joined {room_id!r} yet: it cannot introduce another device"
@@ -374,6 +379,133 @@ class Publisher:
         out = dict(list(out.items())[:MAX_WITNESS])
         told.update(out)
         return out
+
+    async def follow_read(
+        self, room_id: str, key_text: str | None = None, *, interactive: bool = False
+    ) -> None:
+        """Move the outbox's head of ``key_text`` (None: of every key it keeps a head for
+        in the room) to where this engine's complete read of the room from storage
+        (``RoomState.read_here``) shows that key's chain continues after it.
+
+        One key on two devices (a restored key backup, which the first-run wizard offers)
+        is two outboxes of one chain. Each outbox's head was only ever advanced by its own
+        sends, so a device that had read the other's newer event still continued its own
+        older one: a fork of the key's chain, reported by every reader for good, both
+        messages unverified (red team rt72). The head moves only forward: onto the newest
+        tip among the events that descend from it (signed by this key, in the verified
+        timeline), never onto one that does not (a read from before this device's last
+        send, a head that another process of this device queued). With none read, or no
+        read from storage in this run, the head stays (``README``: both devices sync
+        before writing). Messages still waiting in the outbox were signed on the old
+        head: if another device wrote on that same place meanwhile, delivering them forks
+        the chain whatever is done now; that is said (``_tell_taken``), not hidden.
+
+        Called by a send whose outbox has a head, and when a read of the room from storage
+        ends (``Backfill``): so ``bucket-chat sync`` then ``bucket-chat send`` continue what
+        the sync read."""
+        outbox = self._engine.outbox
+        room = self._engine.rooms.get(room_id)
+        if outbox is None or room is None or not room.read_here:
+            return
+        for key, head in await self._engine._outboxed(outbox.heads_in, room_id):
+            if key_text is not None and key != key_text:
+                continue
+            unsent = await self._engine._outboxed(outbox.unsent, room_id, key)
+            tip, taken = await self._engine._serially(
+                self._read_after, room, key, head, unsent, room=room_id, interactive=interactive
+            )
+            if taken:
+                self._tell_taken(room_id, key, len(unsent), taken)
+            if tip is None:
+                continue
+            if await self._engine._outboxed(outbox.follow_head, room_id, key, head, tip):
+                log.info(
+                    "room %r: key %s… wrote after this device's last event (another device "
+                    "with the same key): this device continues its chain from %s",
+                    terminal_safe(room_id),
+                    key[:12],
+                    terminal_safe(tip.event_id),
+                )
+
+    def _read_after(
+        self, room: RoomState, key_text: str, head: Event | None, unsent: Sequence[Event]
+    ) -> tuple[Event | None, list[Event]]:
+        """State thread: the newest tip of ``key_text``'s chain that descends from ``head``
+        (None: nothing of the key read; every event of the key is after it) in the room's
+        verified timeline, as a whole event (None: none, or not whole here); and the
+        events read that take the place of ``unsent``'s first (same previous event, not
+        one of them). Nothing unless the room was read completely from storage here. The
+        timeline never holds an event whose signature failed (those are
+        ``result.invalid``), so each counted is signed by this key.
+
+        Of two tips after the head (the chain already forked by two other writers), the
+        newest by date is continued, as ``chain_head`` does for a first send: readers
+        report that fork whichever is taken, and the newest is where the person last
+        wrote."""
+        result = room.result
+        if result is None or not room.complete or room.partial or not room.read_here:
+            return None, []
+        timeline = result.timeline
+        # What descends from the head (or shares the place of the first unsent event) is
+        # shown after it: a row never shows before its predecessor. Only the rows from
+        # there on are made (a row made is ~1 µs: a whole room of a million, at every
+        # send, held the state thread a second); the place is found from the newest row
+        # back by id alone. Not found (never read here): every row is looked at.
+        since = unsent[0].prev_event_hash if unsent else (head.hash if head else None)
+        at = timeline.position_of_hash(since) if since is not None else None
+        start = at if at is not None else 0
+        rows = timeline[start:] if start else timeline
+        items = [a for a in rows if a.event.sender_key == key_text]
+        if not items:
+            return None, []
+        taken: list[Event] = []
+        if unsent:
+            ours = {e.hash for e in unsent}
+            first = unsent[0].prev_event_hash
+            taken = [
+                a.event
+                for a in items
+                if a.event.prev_event_hash == first and a.event.hash not in ours
+            ]
+        if head is None:
+            after = items
+        else:
+            children: dict[str | None, list[Any]] = {}
+            for a in items:
+                children.setdefault(a.event.prev_event_hash, []).append(a)
+            reached = {head.hash}
+            after, frontier = [], [head.hash]
+            while frontier:
+                for a in children.get(frontier.pop(), ()):
+                    if a.event.hash not in reached:
+                        reached.add(a.event.hash)
+                        after.append(a)
+                        frontier.append(a.event.hash)
+        tip = chain_head(a.event for a in after)[0]
+        if tip is None:
+            return None, taken
+        if room.ledger.keeps_bodies:
+            return tip, taken
+        # The audit's copy is slim: the outbox continues the chain from the whole line.
+        at = next(a for a in reversed(after) if a.event is tip)
+        return self._whole_head(room, at), taken
+
+    def _tell_taken(self, room_id: str, key_text: str, waiting: int, taken: list[Event]) -> None:
+        """Messages queued here were signed on a place of the chain that another device
+        with this key has written on since: once delivered, readers see a fork. Said once
+        per room and key."""
+        if (room_id, key_text, "taken") in self._told:
+            return
+        self._told.add((room_id, key_text, "taken"))
+        log.warning(
+            "room %r: %d event(s) waiting in this device's outbox were signed before another "
+            "device using the same key wrote there (%s). Once delivered, every reader sees "
+            "this key's chain fork and marks both devices' messages unverified. Each device "
+            "should have its own key, or sync before writing: see README, 'Several devices'",
+            terminal_safe(room_id),
+            waiting,
+            ", ".join(terminal_safe(e.event_id) for e in taken[:3]),
+        )
 
     async def _local_head(self, room_id: str, signing_key: SigningKey) -> tuple[bool, Event | None]:
         """``(True, this device's newest event)`` when this engine's complete read of the

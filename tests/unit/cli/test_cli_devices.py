@@ -1,6 +1,7 @@
 """One user, several devices, and the life of a key, as ``bucket-chat`` does it
-(red team rt72): ``accept-device`` of an introduction that is not there, ``add-device``
-of a key that is no new device of this user, ``setup-keys --force`` of a key that wrote.
+(red team rt72): one key on two devices (a restored backup) taking turns, ``accept-device``
+of an introduction that is not there, ``add-device`` of a key that is no new device of
+this user, ``setup-keys --force`` of a key that wrote.
 
 ``bucket-chat`` runs in-process. Each device is its own BUCKET_CHAT_HOME (its own key
 file, index and outbox) over one shared folder; a restored key backup is the same
@@ -103,6 +104,30 @@ def alice_room(cli: Cli) -> str:
     assert cli(ALICE, "create-room", "--room-id", ROOM, "--name", "R", device="laptop").code == 0
     assert cli(ALICE, "send", "--room-id", ROOM, "one", device="laptop").code == 0
     return key_of(cli, ALICE, "laptop")
+
+
+# -- one key on two devices (a restored key backup) --------------------------------------------
+
+
+def test_a_device_that_read_its_keys_newer_event_continues_it_not_its_outbox_head(
+    cli: Cli, tmp_path: Path, alice_room: str
+) -> None:
+    """Red team rt72, finding 1: Alice restores her key backup on her desktop and writes
+    "two" there; back on the laptop she syncs (it reads "two", signed by this very key)
+    and writes "three". The laptop continued its outbox's head ("one") instead of the
+    chain's head it had read: every reader reported a fork of Alice's chain, both
+    messages UNVERIFIED, the audit suggesting her key "may be in someone else's hands".
+    The sync's read now moves the outbox's head forward to "two"."""
+    restore_backup(tmp_path, "laptop", "desktop")
+    assert cli(ALICE, "send", "--room-id", ROOM, "two", device="desktop").code == 0
+    r = cli(None, "sync", "--room-id", ROOM, device="laptop")
+    assert r.code == 0 and "0 finding(s)" in r.out, r
+    assert cli(ALICE, "send", "--room-id", ROOM, "three", device="laptop").code == 0
+    code, doc = verify(cli)
+    forks = [f["message"] for f in doc["findings"] if f["kind"] == "fork"]
+    assert forks == [] and code == 0, (code, doc["findings"])
+    trust = trust_by_body(cli)
+    assert trust["one"] == trust["two"] == trust["three"] == "verified", trust
 
 
 # -- accept-device: only an introduction that is there -----------------------------------------
