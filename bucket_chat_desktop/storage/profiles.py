@@ -107,7 +107,7 @@ class ProfileStore:
     def _read(self) -> dict[str, Any]:
         # As a regular file of at most PROFILES_CAP, or not at all: a FIFO at its name
         # held `bucket-chat` and the storage form for ever, a link to /dev/zero filled
-        # the memory (the same rule as settings.json's).
+        # the memory (the same rule as the app's settings file's).
         try:
             raw = read_regular_file(self.path, PROFILES_CAP)
         except FileNotFoundError:

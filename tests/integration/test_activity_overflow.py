@@ -192,12 +192,15 @@ async def test_markers_naming_made_up_segments_are_paced_and_read_newest_first(
             await follower._poller.poll_once(wait=0.2)
         await writer.send(ROOM, "alice@x", alice, [("m.room.message", {"body": "real"})])
         assert await writer.flush(60.0)
-        sent = time.monotonic()
+        sent, at_send = time.monotonic(), follower.requests
         while "real" not in bodies and time.monotonic() - sent < 30:
             # as the app's rounds: a round that waited for the paced reader (2 s) held
             # the next listing back, and a real message with it
             await follower._poller.poll_once(wait=CONFIG.round_wait)
             await asyncio.sleep(0.1)
+        # What the follower asked the storage for before the real message was read:
+        # counted, not timed (a loaded machine stretches the seconds, not the order).
+        until_real = follower.requests - at_send
         late = time.monotonic() - sent
         await asyncio.sleep(max(0.0, 5 - late))
         spent = follower.requests - before
@@ -205,7 +208,9 @@ async def test_markers_naming_made_up_segments_are_paced_and_read_newest_first(
         await follower.close()
         await writer.close()
     assert "real" in bodies
-    assert late < 1.5, late  # was: after every made-up segment's read
+    # was: after every made-up segment's read (hundreds); now its listing, its marker
+    # and its read, beside the few made-up ones the paced reader takes meanwhile
+    assert until_real < 60, until_real
     assert spent < 250, spent  # was: a read for each of the 600
 
 
