@@ -596,9 +596,10 @@ class MainWindow(QMainWindow):
             self.controller.settings,
             create=False,
             parent=self,
-            lister=self.controller.list_storage_rooms,
+            lister=self.controller.list_storage_rooms,  # every id (one listing)
             tasks=self.controller.tasks,
             joined=self.controller.rooms.named_rooms,
+            summariser=self.controller.client.summarise_rooms,  # names, as rooms are shown
         )
         if dialog.exec():
             storage_id, room_id, _ = dialog.values

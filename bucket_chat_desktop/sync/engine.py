@@ -109,6 +109,10 @@ class SyncConfig:
     active_window: float = 60.0  # "active" = something happened this recently
     focused_safety: float = 15 * 60.0  # full listing of the focused room, this often
     background_safety: float = 4 * 3600.0  # and of every other room (of all, unfocused)
+    # Rooms of one storage whose background listings fit ``background_safety`` in the idle
+    # budget (150 requests an hour: 80 marker listings, 22.5 rooms' listings of 2-3
+    # requests); with more, each room's period grows (``schedule.background_period``).
+    background_rooms: int = 90
     local_rescan: float = 30.0  # local folders: re-scan although watched
     # Seconds a local folder's watch may take to set up, or to handle what it saw, before
     # the person is told that it is polled meanwhile (``Poller.start_watch``).

@@ -297,6 +297,9 @@ class StorageRooms:
 
     rooms: tuple[RoomSummary, ...]
     more: int = 0  # rooms found but not summarised (past the limit, MAX_SUMMARISED)
+    # Their ids, in the listing's order: a person choosing a room sees every id the
+    # listing found (one request), and names are read for those shown (``summarise_rooms``).
+    unread: tuple[str, ...] = ()
     from_cache: bool = False
     note: str = ""
     # With ``from_cache``: why the storage could not be listed, whether it did not answer
@@ -376,10 +379,20 @@ async def storage_rooms(
     storage: Storage, now_ms: int, limit: int | None = MAX_SUMMARISED, *, activity: bool = True
 ) -> StorageRooms:
     """Every room of a storage (``list_rooms``), the first ``limit`` (None: all) with
-    their name and (``activity``) last activity, read a few at a time. Storage errors
-    propagate."""
+    their name and (``activity``) last activity, read a few at a time; the others' ids
+    in ``unread``. Storage errors propagate."""
     found = await list_rooms(storage)
-    chosen = found if limit is None else found[:limit]
+    chosen = found if limit is None else found[: max(limit, 0)]
+    rooms = await summarise_rooms(storage, now_ms, chosen, activity=activity)
+    rest = tuple(found[len(chosen) :])
+    return StorageRooms(rooms, more=len(rest), unread=rest)
+
+
+async def summarise_rooms(
+    storage: Storage, now_ms: int, room_ids: Sequence[str], *, activity: bool = True
+) -> tuple[RoomSummary, ...]:
+    """``summarise_room`` of each of ``room_ids``, ``_PARALLEL`` at a time, in their
+    order. Storage errors propagate."""
     gate = asyncio.Semaphore(_PARALLEL)
     budget = WaitBudget()  # for metadata still being written: a few seconds in all
 
@@ -387,5 +400,4 @@ async def storage_rooms(
         async with gate:
             return await summarise_room(storage, room_id, now_ms, activity=activity, budget=budget)
 
-    rooms = await asyncio.gather(*(one(r) for r in chosen))
-    return StorageRooms(tuple(rooms), more=len(found) - len(chosen))
+    return tuple(await asyncio.gather(*(one(r) for r in room_ids)))

@@ -15,7 +15,10 @@ Full listings of a room (the safety net for writers that make no markers, and th
 of a room that was read only partly) follow the same rule: their short periods apply
 only while the window is focused; in the background every room waits
 ``background_safety``, and coming to the front polls at once and catches up on what is
-due.
+due. Those background listings are the one cost that grows with the rooms, so they are
+paced per storage (``SafetyPace``): up to ``background_rooms`` rooms each is listed every
+``background_safety``; past it the period grows with the rooms (``background_period``),
+and the listings start spread over it, never all in one round (red team rt75).
 
 A room's metadata whose read failed is read again on a round, after a wait that doubles
 with each failure (``metadata_retry_delay``).
@@ -25,6 +28,7 @@ Nothing here reads a clock: the engine passes in how long it has been quiet.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 UNREAD_RETRY = 60.0  # seconds between new attempts at a room that was read only partly
@@ -40,6 +44,7 @@ class PollTimes(Protocol):
     active_window: float
     focused_safety: float
     background_safety: float
+    background_rooms: int
     local_rescan: float
     feed_wait: float
     feed_rest: float
@@ -147,6 +152,52 @@ def safety_period(
     elif not window_focused:
         return times.background_safety  # nobody looks; coming to the front catches up
     return min(period, UNREAD_RETRY) if partial else period
+
+
+SAFETY_BURST = 2
+"""Background safety listings of one storage that may start in one round (``SafetyPace``):
+after a lull the pace saved up at most this many."""
+
+
+def background_period(times: PollTimes, rooms: int) -> float:
+    """Seconds between the background safety listings of one room when the storage has
+    ``rooms`` rooms: ``background_safety`` up to ``background_rooms`` rooms, then that
+    many times longer as there are more (300 rooms at the defaults: 4 h x 300 / 90,
+    13 h 20 min), so that the storage's listings of all its rooms together never start
+    more often than ``background_rooms`` per ``background_safety`` (one every 160 s):
+    the share of the 150 requests an hour an idle storage may cost (docs/SCHEDULING.md,
+    "What an idle storage costs")."""
+    share = max(times.background_rooms, 1)
+    return max(times.background_safety, 0.0) * max(1.0, rooms / share)
+
+
+@dataclass(slots=True)
+class SafetyPace:
+    """When a storage's background safety listings may start (one pace per storage). A
+    listing takes a token; tokens come at ``rooms / background_period`` a second (the
+    rooms' listings spread evenly over their period), at most ``SAFETY_BURST`` saved up.
+    So a round starts at most ``SAFETY_BURST`` of them whatever is due: 300 rooms opened
+    together are due together, and all 600 requests fell in one round every 4 hours.
+    Nothing here reads a clock: the poller passes ``now``."""
+
+    tokens: float = SAFETY_BURST
+    at: float | None = None
+
+    def refill(self, times: PollTimes, *, now: float, rooms: int) -> None:
+        """Add what the time since the last refill earned (``rooms``: the storage's)."""
+        period = background_period(times, rooms)
+        if self.at is not None and now > self.at:
+            earned = (now - self.at) * rooms / period if period > 0 else float(SAFETY_BURST)
+            self.tokens = min(float(SAFETY_BURST), self.tokens + earned)
+        self.at = now if self.at is None else max(self.at, now)
+
+    def ready(self) -> bool:
+        """Whether one more listing may start now."""
+        return self.tokens >= 1.0
+
+    def spend(self) -> None:
+        """A listing started."""
+        self.tokens -= 1.0
 
 
 def metadata_retry_delay(first: float, failures: int) -> float:

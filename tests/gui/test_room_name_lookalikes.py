@@ -118,7 +118,11 @@ def test_the_join_dialog_compares_with_the_ids_of_the_rooms_the_user_is_in(
     partner_id = settings.storages[1].id
     qtbot.waitUntil(lambda: partner_id in desk.controller.client._storages, timeout=15_000)
     dialog = RoomDialog(
-        desk.settings, create=False, parent=desk.window, lister=desk.controller.list_storage_rooms
+        desk.settings,
+        create=False,
+        parent=desk.window,
+        lister=desk.controller.list_storage_rooms,  # the ids (red team rt75)
+        summariser=desk.controller.client.summarise_rooms,  # the names of those shown
     )
     dialog.show()
     dialog.storage.setCurrentIndex(1)

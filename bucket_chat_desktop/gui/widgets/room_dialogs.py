@@ -4,10 +4,10 @@ room chosen from those found in the storage, or by its id."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import Any
 
-from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 from PySide6.QtGui import QColor, QKeyEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -35,14 +35,18 @@ from ...protocol.ids import (
 from ...protocol.room_names import NamedRoom, name_lookalikes
 from ...protocol.untrusted_text import display_name_safe, one_line
 from ...settings import Settings
-from ...sync.room_objects import StorageRooms
+from ...sync.room_objects import RoomSummary, StorageRooms
 from ...sync.rooms import room_id_suffix
 from ..safe import guard
 from ..style import TRUST_COLORS
 from ..tasks import TaskRunner
 
-# storage id -> the rooms it holds (``Controller.list_storage_rooms``)
+# storage id -> the rooms it holds (``Controller.list_storage_rooms``): by default their
+# ids only (one listing), the names read as they are shown (``Summariser``)
 Lister = Callable[[str], Coroutine[Any, Any, StorageRooms]]
+# storage id, room ids -> their names and last activity (``ChatClient.summarise_rooms``)
+Summariser = Callable[[str, Sequence[str]], Coroutine[Any, Any, Sequence[RoomSummary]]]
+READ_AT_ONCE = 40  # rooms whose names one read asks for (those in view, then a page ahead)
 # the rooms the user is in, on every storage, by their names (``RoomsModel.named_rooms``)
 Joined = Callable[[], Iterable[NamedRoom]]
 ROOM_ROLE = Qt.ItemDataRole.UserRole
@@ -55,7 +59,14 @@ class RoomDialog(QDialog):
     shown and editable: rooms named alike rarely share an id, here or in another storage
     (red team rt73). With a ``lister`` the storage's rooms are listed too: an id one of
     them holds (or holds but for case) is said at once, with a free one to use instead,
-    rather than refused only once Create is pressed."""
+    rather than refused only once Create is pressed: every id the listing found, not only
+    the first 200 (red team rt75).
+
+    Joining, every room id the listing found is listed (one request, whatever their
+    number), and the name and last activity of a room (three requests) are read only once
+    it is in view (``summariser``); a filter box finds any room by its id, and by its name
+    once read. Before, the first 200 ids in name order were read and the rest only
+    counted: 200 rooms named to sort first (``0000-…``) hid every other (red team rt75)."""
 
     def __init__(
         self,
@@ -66,14 +77,26 @@ class RoomDialog(QDialog):
         lister: Lister | None = None,
         tasks: TaskRunner | None = None,
         joined: Joined | None = None,
+        summariser: Summariser | None = None,
     ) -> None:
         super().__init__(parent)
         self.settings = settings
         self.creating = create
         self.lister = lister
+        self.summariser = summariser
         self.joined = joined
         self.rooms_list: QTreeWidget | None = None
-        self.listing_state = ""  # "loading", "done", "failed" ("" without a lister)
+        # joining: the listed rooms' items by id, what was read of them, what is being read
+        self._items: dict[str, QTreeWidgetItem] = {}
+        self._summaries: dict[str, RoomSummary] = {}
+        self._reading: set[str] = set()
+        self._found = StorageRooms(())
+        self._read_timer = QTimer(self)
+        self._read_timer.setSingleShot(True)
+        self._read_timer.setInterval(60)  # a scroll or a typed filter settles first
+        self._read_timer.timeout.connect(self._read_shown)
+        # "loading", "naming" (the first rooms), "done", "failed" ("" without a lister)
+        self.listing_state = ""
         self._asked = 0  # newest listing request: older answers are dropped
         # the app's task runner (cancelled at shutdown), else one of the dialog's own
         self._tasks = tasks if tasks is not None else TaskRunner(self)
@@ -152,7 +175,14 @@ class RoomDialog(QDialog):
         tree.currentItemChanged.connect(self._on_room_chosen)
         tree.itemDoubleClicked.connect(lambda item, _col: self._join_item(item))
         tree.installEventFilter(self)
+        tree.verticalScrollBar().valueChanged.connect(lambda _v: self._read_timer.start())
+        self.filter = QLineEdit()
+        self.filter.setObjectName("roomFilter")
+        self.filter.setPlaceholderText("Filter by room id, or by name once shown")
+        self.filter.setClearButtonEnabled(True)
+        self.filter.textChanged.connect(lambda _t: self._apply_filter())
         form.addRow("Rooms here", self.list_status)
+        form.addRow("Filter", self.filter)
         form.addRow(tree)
 
     def refresh_rooms(self) -> None:
@@ -165,6 +195,9 @@ class RoomDialog(QDialog):
         self.taken = []
         if self.rooms_list is not None:
             self.rooms_list.clear()
+            self._items.clear()
+            self._summaries.clear()
+            self._reading.clear()
         else:
             self._validate()
         if storage_id is None:
@@ -196,33 +229,161 @@ class RoomDialog(QDialog):
             return
         if self.rooms_list is not None:
             self.show_rooms(found)
+            # the rooms at the top are named before the list is "done" (what a person
+            # sees first; the rest as they come into view)
+            first = list(found.unread[:READ_AT_ONCE])
+            if first and self.summariser is not None:
+                self.listing_state = "naming"
+                self._reading.update(first)
+                try:
+                    await self._read(asked, storage_id, first)
+                finally:
+                    if asked == self._asked:
+                        self.listing_state = "done"
         else:  # creating: the storage refuses these ids anyway; say so before Create
-            self.taken = [r.room_id for r in found.rooms]
+            self.taken = [*(r.room_id for r in found.rooms), *found.unread]  # every id found
             self.listing_state = "done"
             self._validate()
 
     def show_rooms(self, found: StorageRooms) -> None:
-        """Fill the list. Names come from each room's metadata, which anyone with write
-        access can set: cleaned (``display_name_safe``), always beside the room id, and
-        marked when a name looks like the name or id of another listed room, or of a
+        """Fill the list with every room found: those whose name and activity came with
+        the listing (from this device's cache when the storage did not answer) first,
+        newest activity first, then the others by id, their names read as they come into
+        view (``_read_shown``). Names come from each room's metadata, which anyone with
+        write access can set: cleaned (``display_name_safe``), always beside the room id,
+        and marked when a name looks like the name or id of another listed room, or of a
         room the user is in on any storage (``name_lookalikes``)."""
         assert self.rooms_list is not None
         tree = self.rooms_list
         tree.clear()
+        self._items.clear()
+        self._summaries = {r.room_id: r for r in found.rooms}
+        self._reading.clear()
+        self._found = found
         joined = set(self._joined())
+        newest_first = sorted(found.rooms, key=lambda r: -(r.last_activity_ms or 0))
+        order = [r.room_id for r in newest_first]
+        order += [r for r in found.unread if r not in self._summaries]
+        items = []
+        for room_id in order:
+            item = QTreeWidgetItem(["", room_id, ""])
+            item.setData(0, ROOM_ROLE, room_id)
+            if room_id in joined:
+                item.setForeground(0, tree.palette().placeholderText())
+                item.setForeground(1, tree.palette().placeholderText())
+            self._items[room_id] = item
+            items.append(item)
+        tree.addTopLevelItems(items)
+        self._render_read()
+        for room_id in order:
+            if room_id not in self._summaries:
+                self._render_unread(self._items[room_id])
+        self.listing_state = "done"
+        self._apply_filter()
+
+    def _status(self) -> None:
+        """What the list holds, in words (and how many rooms the filter lets through)."""
+        found = self._found
+        joined = set(self._joined())
+        count = len(self._items)
+        shown = sum(1 for it in self._items.values() if not it.isHidden())
+        if found.note:
+            text = found.note
+        elif count:
+            text = f"{count:,} room{'s' if count != 1 else ''} found. Double-click one to join it."
+        else:
+            text = "No rooms in this storage yet. Type an id below to join one that will exist."
+        if self.filter.text().strip():
+            text += f" {shown:,} match{'es' if shown == 1 else ''} the filter."
+        elif len(self._summaries) < count:
+            text += " Names are read for the rooms in view; the filter finds any by its id."
+        if any(r in joined for r in self._items):
+            text += " Greyed out: rooms you are in already."
+        self.list_status.setText(text)
+
+    def _apply_filter(self) -> None:
+        """Show the rooms whose id, or name once read, holds what is typed (any case);
+        then read the names of those that came into view."""
+        if self.rooms_list is None:
+            return
+        words = self.filter.text().strip().casefold()
+        for room_id, item in self._items.items():
+            summary = self._summaries.get(room_id)
+            name = display_name_safe(summary.name).casefold() if summary and summary.name else ""
+            item.setHidden(bool(words) and words not in room_id.casefold() and words not in name)
+        self._status()
+        self._read_timer.start()
+
+    def _in_view(self) -> list[str]:
+        """The ids of the rooms in the list's view, then as many again below it."""
+        assert self.rooms_list is not None
+        tree = self.rooms_list
+        item = tree.itemAt(0, 0)
+        if item is None:  # before the first layout: the first rows
+            item = next((it for it in self._items.values() if not it.isHidden()), None)
+        height = tree.viewport().height()
+        rows = max(10, 2 * height // max(1, tree.sizeHintForRow(0)))
+        ids: list[str] = []
+        while item is not None and len(ids) < rows:
+            ids.append(str(item.data(0, ROOM_ROLE)))
+            item = tree.itemBelow(item)
+        return ids
+
+    def _read_shown(self) -> None:
+        """Read the names and activity of the rooms in view not read yet (a few dozen at
+        a time; scrolling or filtering reads the next)."""
+        if self.summariser is None or self.rooms_list is None or not self._items:
+            return
+        wanted = [
+            r for r in self._in_view() if r not in self._summaries and r not in self._reading
+        ][:READ_AT_ONCE]
+        if not wanted:
+            return
+        self._reading.update(wanted)
         storage_id = str(self.storage.currentData())
+        self._tasks.start(
+            self._read(self._asked, storage_id, wanted), "Reading the names of a storage's rooms"
+        )
+
+    async def _read(self, asked: int, storage_id: str, room_ids: list[str]) -> None:
+        assert self.summariser is not None
+        try:
+            read = await self.summariser(storage_id, room_ids)
+        finally:
+            if asked == self._asked:
+                self._reading.difference_update(room_ids)
+        if asked != self._asked or self.rooms_list is None:
+            return  # another storage was chosen, or the dialog closed
+        for summary in read:
+            if summary.room_id in self._items:
+                self._summaries[summary.room_id] = summary
+        self._render_read()
+        self._apply_filter()  # a name read may match the filter; reads what is in view next
+
+    def _render_unread(self, item: QTreeWidgetItem) -> None:
+        item.setText(0, "…")
+        item.setText(2, "")
+        item.setToolTip(
+            0, f"Room id: {item.data(0, ROOM_ROLE)}\nIts name is read once it is shown."
+        )
+
+    def _render_read(self) -> None:
+        """Show the name, marks and last activity of every room read, the look-alikes
+        judged again over all of them (a name read later may look like one shown)."""
+        assert self.rooms_list is not None
+        tree = self.rooms_list
+        storage_id = str(self.storage.currentData())
+        joined = set(self._joined())
         listed = [
-            NamedRoom(
-                f"{storage_id}/{r.room_id}",
-                r.room_id,
-                display_name_safe(r.name) if r.name else "",
-            )
-            for r in found.rooms
+            NamedRoom(f"{storage_id}/{room_id}", room_id, self._clean_name(room_id))
+            for room_id in self._items
         ]
         # listed first: a room listed and joined is judged as listed
         looks = name_lookalikes([*listed, *self._rooms_in()], judge=[r.key for r in listed])
-        newest_first = sorted(found.rooms, key=lambda r: -(r.last_activity_ms or 0))
-        for room in newest_first:
+        for room in self._summaries.values():
+            item = self._items.get(room.room_id)
+            if item is None:
+                continue
             name = display_name_safe(room.name) if room.name else ""
             look = looks.get(f"{storage_id}/{room.room_id}")
             warnings = [look] if look else []
@@ -237,8 +398,8 @@ class RoomDialog(QDialog):
                 )
             shown = (f"⚠ {name}" if warnings else name) or "(no name)"
             when = timestamps.full(room.last_activity_ms) if room.last_activity_ms else "—"
-            item = QTreeWidgetItem([shown, room.room_id, when])
-            item.setData(0, ROOM_ROLE, room.room_id)
+            item.setText(0, shown)
+            item.setText(2, when)
             tips = [f"Room id: {room.room_id}", *warnings]
             if warnings:
                 item.setForeground(0, QColor(TRUST_COLORS["key-changed"]))
@@ -253,24 +414,13 @@ class RoomDialog(QDialog):
                 tips.append("Last activity as its newest segment names say (not checked).")
             for col in range(3):
                 item.setToolTip(col, "\n".join(tips))
-            if not name:
-                font = item.font(0)
-                font.setItalic(True)
-                item.setFont(0, font)
-            tree.addTopLevelItem(item)
-        self.listing_state = "done"
-        count = len(found.rooms)
-        if found.note:
-            text = found.note
-        elif count:
-            text = f"{count} room{'s' if count != 1 else ''} found. Double-click one to join it."
-        else:
-            text = "No rooms in this storage yet. Type an id below to join one that will exist."
-        if found.more:
-            text += f" {found.more:,} more are not listed: type the id of one of them."
-        if any(r.room_id in joined for r in found.rooms):
-            text += " Greyed out: rooms you are in already."
-        self.list_status.setText(text)
+            font = item.font(0)
+            font.setItalic(not name)
+            item.setFont(0, font)
+
+    def _clean_name(self, room_id: str) -> str:
+        summary = self._summaries.get(room_id)
+        return display_name_safe(summary.name) if summary is not None and summary.name else ""
 
     def _rooms_in(self) -> list[NamedRoom]:
         """The rooms the user is in, on every storage: by their names when the app knows

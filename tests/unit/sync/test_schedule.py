@@ -10,7 +10,10 @@ from bucket_chat_desktop.sync.schedule import (
     FEED_FRONT_PACE,
     FEED_NAMED_GRACES,
     FEED_REST_MAX_CYCLES,
+    SAFETY_BURST,
     UNREAD_RETRY,
+    SafetyPace,
+    background_period,
     feed_rest,
     poll_delay,
     safety_period,
@@ -189,3 +192,31 @@ def test_two_attachments_let_go_then_an_empty_poll_stay_within_the_budget() -> N
     per_hour = 5 * 3600 / (elapsed + rest)
     assert per_hour < 130
     assert per_hour + 3600 / NORMAL.feed_check + 2 * 3600 / NORMAL.background_safety <= 150
+
+
+def test_background_listings_stay_within_the_idle_budget_whatever_the_rooms() -> None:
+    """Red team rt75: each room's background listing every 4 hours made 300 rooms cost
+    about 230 requests an hour idle. Up to ``background_rooms`` rooms the period is
+    ``background_safety``; past it the period grows with the rooms, so that the markers
+    and the rooms' listings (3 requests each at most: the days, the newest two) stay
+    within 150 an hour, and the pace starts no more than ``SAFETY_BURST`` at once."""
+    idle = NORMAL.idle_interval
+    for rooms in (1, 50, NORMAL.background_rooms, NORMAL.background_rooms + 1, 300, 10_000):
+        period = background_period(NORMAL, rooms)
+        if rooms <= NORMAL.background_rooms:
+            assert period == NORMAL.background_safety
+        assert 3600 / idle + rooms * 3 * 3600 / period <= 150
+    assert background_period(NORMAL, 300) == 13 * 3600 + 20 * 60
+    pace = SafetyPace()
+    pace.refill(NORMAL, now=0.0, rooms=300)
+    pace.refill(NORMAL, now=1e9, rooms=300)  # however long since the last round
+    started = 0
+    while pace.ready():
+        pace.spend()
+        started += 1
+    assert started == SAFETY_BURST
+    pace.refill(NORMAL, now=1e9 + 160.0, rooms=300)  # one every 160 s at 300 rooms
+    assert pace.ready()
+    pace.spend()
+    pace.refill(NORMAL, now=1e9 + 300.0, rooms=300)
+    assert not pace.ready()

@@ -1,0 +1,228 @@
+"""What an idle storage costs a user in many rooms, window in the background (red team rt75).
+
+The budget (docs/SCHEDULING.md, docs/STORAGE.md, PROTOCOL.md section 15) is 150 requests
+an hour per storage, idle behind other windows: 80 marker listings (one each
+``idle_interval``, 45 s) plus the rooms' background safety listings (2-3 requests a room).
+Each room was listed every ``background_safety`` (4 h) whatever their number, and all of
+them in the same round: 300 rooms cost 600 requests in one round every four hours, about
+230 an hour in all. Now the listings are paced per storage (``schedule.SafetyPace``): a
+round starts at most ``SAFETY_BURST``, and past ``background_rooms`` rooms each room's
+period grows with the rooms (``schedule.background_period``).
+
+Counted, not timed: the poller's clock is a counter moved on by ``idle_interval`` each
+round (``Clock``), its rounds run back to back, and every request to the bucket counted."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import types
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from nacl.signing import SigningKey
+
+from bucket_chat_desktop.index import Index
+from bucket_chat_desktop.storage.base import DEFAULT_MAX_READ, Level, ObjectInfo, Storage
+from bucket_chat_desktop.storage.local import LocalStorage
+from bucket_chat_desktop.sync import poller
+from bucket_chat_desktop.sync.engine import SyncConfig, SyncEngine
+from bucket_chat_desktop.sync.outbox import Outbox
+from bucket_chat_desktop.sync.schedule import SAFETY_BURST, background_period
+from bucket_chat_desktop.sync.writer import Draft, RoomWriter
+
+BUDGET = 150  # requests an hour per storage, idle, window in the background
+CONFIG = SyncConfig()  # the app's "normal" speed
+
+
+class Bucket(Storage):
+    """A folder read as a bucket is (no watch), each listing or read counted."""
+
+    def __init__(self, inner: LocalStorage) -> None:
+        self.inner = inner
+        self.url = inner.url
+        self.requests = 0
+
+    async def put_if_absent(self, path: str, data: bytes) -> bool:
+        self.requests += 1
+        return await self.inner.put_if_absent(path, data)
+
+    async def get(self, path: str, *, max_bytes: int = DEFAULT_MAX_READ) -> bytes:
+        self.requests += 1
+        return await self.inner.get(path, max_bytes=max_bytes)
+
+    async def list_objects(self, prefix: str) -> list[ObjectInfo]:
+        items = await self.inner.list_objects(prefix)
+        self.requests += max(1, (len(items) + 999) // 1000)
+        return items
+
+    async def list_after(self, prefix: str, after: str | None) -> list[ObjectInfo]:
+        items = await self.inner.list_after(prefix, after)
+        self.requests += max(1, (len(items) + 999) // 1000)
+        return items
+
+    async def list_dirs(self, prefix: str) -> list[str]:
+        self.requests += 1
+        return await self.inner.list_dirs(prefix)
+
+    async def list_level(self, prefix: str) -> Level:
+        level = await self.inner.list_level(prefix)
+        names = len(level.folders) + len(level.objects) + level.more
+        self.requests += max(1, (names + 999) // 1000)
+        return level
+
+    async def exists(self, path: str) -> bool:
+        self.requests += 1
+        return await self.inner.exists(path)
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+class Clock:
+    """The poller's ``time`` module: its monotonic clock is ``now``, moved on by the test
+    (what it compares is only the differences); the wall clock is the real one."""
+
+    def __init__(self) -> None:
+        self.now = time.monotonic()
+        self.module = types.SimpleNamespace(monotonic=lambda: self.now, time=time.time)
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[Clock]:
+    moved = Clock()
+    monkeypatch.setattr(poller, "time", moved.module)
+    yield moved
+
+
+async def _rooms(store: Path, count: int) -> list[str]:
+    local = LocalStorage(store)
+    rooms = [f"room-{i:03d}" for i in range(count)]
+    key = SigningKey(b"\x07" * 32)
+    for room in rooms:
+        writer = RoomWriter(local, room, "bob@x", key)
+        await writer.create_room(f"Room {room}", "2026-01-01T00:00:00.000Z")
+        await writer.send([Draft.text(f"hello in {room}")])
+    return rooms
+
+
+class Idle:
+    """An engine idle behind other windows in ``rooms``, every room's background listing
+    due together (as a period after they were all opened at a start); ``round`` runs one
+    polling round one ``idle_interval`` later, and counts what it listed."""
+
+    def __init__(self, tmp_path: Path, clock: Clock, rooms: list[str]) -> None:
+        self.clock = clock
+        self.bucket = Bucket(LocalStorage(tmp_path / "store"))
+        self.engine = SyncEngine(
+            self.bucket,
+            index=Index.open(tmp_path / "index.sqlite3", self.bucket.url),
+            outbox=Outbox(tmp_path / "outbox.sqlite3"),
+            config=CONFIG,
+        )
+        self.rooms = rooms
+        self.listed: list[list[str]] = []  # per round, the rooms whose listing it started
+        self.listed_at: dict[str, list[float]] = {r: [] for r in rooms}
+        refresh = self.engine._poller.refresh
+
+        async def counted(room_id: str) -> None:
+            self.listed[-1].append(room_id)
+            self.listed_at[room_id].append(self.clock.now)
+            await refresh(room_id)
+
+        self.engine._poller.refresh = counted  # type: ignore[method-assign]
+
+    async def open(self) -> None:
+        self.engine.set_window_focused(False)
+        await asyncio.gather(
+            *(self.engine.open_room(r, focus=False, background=False) for r in self.rooms)
+        )
+        due = background_period(CONFIG, len(self.rooms))  # all due now, however many
+        for state in self.engine.rooms.values():
+            state.last_safety = self.clock.now - due
+
+    async def round(self) -> int:
+        """One round, ``idle_interval`` after the last: the requests it made."""
+        self.clock.now += CONFIG.idle_interval
+        self.listed.append([])
+        before = self.bucket.requests
+        await self.engine.poll_once()
+        return self.bucket.requests - before
+
+
+async def _idle_for(idle: Idle, hours: float) -> list[int]:
+    rounds = int(hours * 3600 / CONFIG.idle_interval)
+    return [await idle.round() for _ in range(rounds)]
+
+
+def test_an_idle_user_in_300_rooms_stays_within_the_request_budget(
+    tmp_path: Path, clock: Clock
+) -> None:
+    """Red team rt75: 300 rooms cost about 230 requests an hour idle (80 marker listings,
+    600 room listings every 4 hours, all in one round). Counted over one whole period of
+    the rooms' listings, from the round where all of them are due."""
+    period = background_period(CONFIG, 300)
+    assert period == CONFIG.background_safety * 300 / CONFIG.background_rooms  # 13 h 20 min
+
+    async def run() -> None:
+        rooms = await _rooms(tmp_path / "store", 300)
+        idle = Idle(tmp_path, clock, rooms)
+        try:
+            await idle.open()
+            counts = await _idle_for(idle, period / 3600 + 0.5)
+        finally:
+            await idle.engine.close()
+        hours = len(counts) * CONFIG.idle_interval / 3600
+        per_hour = sum(counts) / hours
+        assert per_hour <= BUDGET, f"{per_hour:.0f} requests an hour idle with 300 rooms"
+        # no hour costs more than the budget either (80 rounds of 45 s)
+        hourly = [sum(counts[i : i + 80]) for i in range(0, len(counts) - 79, 10)]
+        assert max(hourly) <= BUDGET, max(hourly)
+        # and every room was listed within its period (and the round it fell in)
+        assert all(idle.listed_at[r] for r in rooms), "a room never listed"
+        started = clock.now - len(counts) * CONFIG.idle_interval  # the round before the first
+        last = max(at[0] for at in idle.listed_at.values())
+        assert last - started <= period + CONFIG.idle_interval, (last - started) / 3600
+        assert max(len(r) for r in idle.listed) <= SAFETY_BURST  # never all in one round
+
+    asyncio.run(run())
+
+
+def test_the_rooms_listings_are_spread_over_their_period(tmp_path: Path, clock: Clock) -> None:
+    """Red team rt75: 50 rooms due together (opened together at a start, 4 hours ago)
+    are listed a few a round, not all in one; once spread, each is listed every 4 hours
+    (the period of up to ``background_rooms`` rooms) in rounds of its own. Meanwhile
+    the room on screen with the window in front is listed on its own short period,
+    whatever the pace has left."""
+
+    async def run() -> None:
+        rooms = await _rooms(tmp_path / "store", 50)
+        idle = Idle(tmp_path, clock, rooms)
+        try:
+            await idle.open()
+            await _idle_for(idle, 2 * CONFIG.background_safety / 3600)
+            per_round = [len(r) for r in idle.listed]
+            assert max(per_round) <= SAFETY_BURST  # before: all 50 in the first round
+            assert sum(per_round[:1]) == SAFETY_BURST  # what was saved up, then the pace
+            # every room listed twice in 8 hours, 4 hours apart (within a few rounds)
+            for room in rooms:
+                first, second, *_ = idle.listed_at[room]
+                gap = second - first
+                assert CONFIG.background_safety <= gap <= CONFIG.background_safety + 3 * 45
+            # the second time round, the listings fall in rounds of their own (but for
+            # one a slot found no room due left for a later round)
+            second_half = Counter(len(r) for r in idle.listed[len(idle.listed) // 2 :])
+            assert second_half[1] + second_half[2] >= 48 and second_half[2] <= 1, second_half
+            # in front, the room on screen is listed on its own period, not paced
+            idle.engine.set_window_focused(True)
+            idle.engine.focus(rooms[7])
+            idle.engine.rooms[rooms[7]].last_safety = clock.now - CONFIG.focused_safety
+            idle.engine._poller.safety_pace.tokens = 0.0  # nothing left for the others
+            await idle.round()
+            assert idle.listed[-1] == [rooms[7]]
+        finally:
+            await idle.engine.close()
+
+    asyncio.run(run())
