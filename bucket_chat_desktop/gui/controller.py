@@ -186,7 +186,9 @@ def _ahead(result: AuditResult, now_ms: int) -> int:
 
 
 class Controller(QObject):
-    notify = Signal(str, str, str)  # room key, title, text
+    # room key, title, text, the room's name as the list marks it, whether it mentions
+    # the user (the tray gathers a burst into one notification: ``tray.Notifier``)
+    notify = Signal(str, str, str, str, bool)
     error = Signal(str, str)  # what, message
     current_changed = Signal(str)  # room key ("" for none)
     room_forgotten = Signal(str)  # room key: left, or its storage removed (``forget_room``)
@@ -1104,7 +1106,9 @@ class Controller(QObject):
                     ev = row.event
                     # a name like another room's: marked, with its id and storage
                     title = self._notification_title(key, row, item.marked_name)
-                    self.notify.emit(key, title, _preview(as_shown(ev, rel) or ev))
+                    text = _preview(as_shown(ev, rel) or ev)
+                    mention = level == "mentions" or self._mentions_me(key, ev)
+                    self.notify.emit(key, title, text, item.marked_name, mention)
         self.rooms.update(key, **changes)
         if incoming and not focused:
             self.unread_changed.emit(self.rooms.total_unread())
