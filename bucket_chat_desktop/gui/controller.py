@@ -160,6 +160,7 @@ def _arrived(
     newest: tuple[ShownEvent, ...],
     now_ms: int,
     since_ms: int,
+    first_seen: bool = False,
 ) -> list[Assessed]:
     """``unread.arrived`` for a ``RoomLoaded``: the rows among ``newest`` come with their
     bodies (read from the index with the audit), the others as the audit holds them."""
@@ -168,9 +169,8 @@ def _arrived(
         for s in newest
         if isinstance(s.event, Event)
     }
-    return arrived(
-        old.timeline if old is not None else None, result.timeline, bodies, now_ms, since_ms
-    )
+    old_rows = old.timeline if old is not None else None
+    return arrived(old_rows, result.timeline, bodies, now_ms, since_ms, first_seen=first_seen)
 
 
 def _first_other(entries: list[tuple[str, str]], key: str) -> str | None:
@@ -694,7 +694,7 @@ class Controller(QObject):
         if room is None:
             return  # a room left: nothing of it is kept
         now_ms = int(time.time() * 1000)
-        arrived = _arrived(room.result, result, newest, now_ms, room.since_ms)
+        arrived = _arrived(room.result, result, newest, now_ms, room.since_ms, room.first_seen)
         marker = self.settings.read_marker(key)  # as before this audit is shown
         room.result = result
         room.metadata, room.metadata_findings = metadata, metadata_findings
@@ -719,10 +719,16 @@ class Controller(QObject):
         if joined and not room.marked and len(result.timeline):
             room.marked = True
             if marker is None:  # a room seen for the first time: nothing of it is news yet
+                room.first_seen = True  # nor what its first screen lacked (``arrived``)
                 self._mark_read(key)
             else:
                 read = ReadMarker(*marker, self.settings.unseen_before_marker(key))
                 self._count_after_marker(key, result, relations, read)
+        elif room.first_seen and (item := self.rooms.item(key)) is not None and not item.unread:
+            # Nothing unread: what this audit adds is history (``arrived``'s
+            # ``first_seen``) or not news. The marker follows, or a restart would count
+            # a late segment's old messages after the first screen's marker.
+            self._mark_read(key)
         self.room_audit_changed.emit(key)
 
     # -- read markers (the newest event seen in each room: unread counts survive a restart) --
@@ -850,6 +856,9 @@ class Controller(QObject):
             self.timeline(key).append(items, relations, self.names(key))
         # rows placed ahead of this device's clock are shown, not news yet (``_arrived``)
         news = items[: max(0, len(items) - _ahead(result, int(time.time() * 1000)))]
+        if room.first_seen:  # nor, in a room first seen this session, what is older
+            start = len(result.timeline) - len(items)  # appended: the newest rows
+            news = news[max(0, placed_by(result.timeline, room.since_ms - 1) - start) :]
         self._refresh_item(room, result, news, last_shown(news))
         # the first rows came appended to an empty audit: counted as they came, a count
         # after the marker on a later audit would count them twice
