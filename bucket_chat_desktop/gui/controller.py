@@ -103,7 +103,8 @@ def _preview(ev: Event, claim: str = "") -> str:
 
 class DoubtedElsewhere(Mapping[tuple[str, str], str]):
     """``Controller.doubted_elsewhere`` for one room: a view of its storage's doubts
-    (made once per change, ``Controller._push_doubts``) without that room's own and
+    (one map per storage, changed in place: ``Controller._doubts_changed``, whose
+    changes are signalled to the rooms they affect) without that room's own and
     without what the user confirmed. Looked up per row, per preview, per notification:
     building a map per look cost 41 ms at 100,000 doubted keys (rt50)."""
 
@@ -131,7 +132,7 @@ class DoubtedElsewhere(Mapping[tuple[str, str], str]):
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, DoubtedElsewhere):
             return NotImplemented
-        # the same doubts (one map per change), for the same room, the same confirmations
+        # the same doubts (one live map per storage), for the same room and confirmations
         return (
             self._doubts is other._doubts
             and self._own == other._own
@@ -159,6 +160,7 @@ def _arrived(
     newest: tuple[ShownEvent, ...],
     now_ms: int,
     since_ms: int,
+    first_seen: bool = False,
 ) -> list[Assessed]:
     """``unread.arrived`` for a ``RoomLoaded``: the rows among ``newest`` come with their
     bodies (read from the index with the audit), the others as the audit holds them."""
@@ -167,9 +169,14 @@ def _arrived(
         for s in newest
         if isinstance(s.event, Event)
     }
-    return arrived(
-        old.timeline if old is not None else None, result.timeline, bodies, now_ms, since_ms
-    )
+    old_rows = old.timeline if old is not None else None
+    return arrived(old_rows, result.timeline, bodies, now_ms, since_ms, first_seen=first_seen)
+
+
+def _first_other(entries: list[tuple[str, str]], key: str) -> str | None:
+    """The label of the first doubting room among ``entries`` that is not ``key``: what
+    ``DoubtedElsewhere`` says for that room."""
+    return next((label for k, label in entries if k != key), None)
 
 
 def _ahead(result: AuditResult, now_ms: int) -> int:
@@ -179,7 +186,9 @@ def _ahead(result: AuditResult, now_ms: int) -> int:
 
 
 class Controller(QObject):
-    notify = Signal(str, str, str)  # room key, title, text
+    # room key, title, text, the room's name as the list marks it, whether it mentions
+    # the user (the tray gathers a burst into one notification: ``tray.Notifier``)
+    notify = Signal(str, str, str, str, bool)
     error = Signal(str, str)  # what, message
     current_changed = Signal(str)  # room key ("" for none)
     room_forgotten = Signal(str)  # room key: left, or its storage removed (``forget_room``)
@@ -482,7 +491,8 @@ class Controller(QObject):
         self.rooms.remove(key)
         gone = self._rooms.pop(key, None)
         if gone is not None and gone.doubted:  # its doubts go with it (rt50)
-            self._push_doubts(gone.ref.storage_id)
+            was, gone.doubted = gone.doubted, frozenset()
+            self._doubts_changed(gone, was)
         if self.current == key:
             self.current = ""
             self.current_changed.emit("")
@@ -684,12 +694,15 @@ class Controller(QObject):
         if room is None:
             return  # a room left: nothing of it is kept
         now_ms = int(time.time() * 1000)
-        arrived = _arrived(room.result, result, newest, now_ms, room.since_ms)
+        arrived = _arrived(room.result, result, newest, now_ms, room.since_ms, room.first_seen)
         marker = self.settings.read_marker(key)  # as before this audit is shown
         room.result = result
         room.metadata, room.metadata_findings = metadata, metadata_findings
         if metadata is not None and metadata.name:
+            named = self._doubt_label(room) if room.doubted else ""
             self.rooms.update(key, name=metadata.name)
+            if room.doubted and self._doubt_label(room) != named:
+                self._doubts_changed(room, room.doubted)  # its rows elsewhere name it
         relations = room.take_arriving()
         if key != self.current and total > DEFER_ROWS:
             # Rebuilding a long timeline's model is work on the GUI thread: not now, for a
@@ -706,10 +719,16 @@ class Controller(QObject):
         if joined and not room.marked and len(result.timeline):
             room.marked = True
             if marker is None:  # a room seen for the first time: nothing of it is news yet
+                room.first_seen = True  # nor what its first screen lacked (``arrived``)
                 self._mark_read(key)
             else:
                 read = ReadMarker(*marker, self.settings.unseen_before_marker(key))
                 self._count_after_marker(key, result, relations, read)
+        elif room.first_seen and (item := self.rooms.item(key)) is not None and not item.unread:
+            # Nothing unread: what this audit adds is history (``arrived``'s
+            # ``first_seen``) or not news. The marker follows, or a restart would count
+            # a late segment's old messages after the first screen's marker.
+            self._mark_read(key)
         self.room_audit_changed.emit(key)
 
     # -- read markers (the newest event seen in each room: unread counts survive a restart) --
@@ -837,6 +856,9 @@ class Controller(QObject):
             self.timeline(key).append(items, relations, self.names(key))
         # rows placed ahead of this device's clock are shown, not news yet (``_arrived``)
         news = items[: max(0, len(items) - _ahead(result, int(time.time() * 1000)))]
+        if room.first_seen:  # nor, in a room first seen this session, what is older
+            start = len(result.timeline) - len(items)  # appended: the newest rows
+            news = news[max(0, placed_by(result.timeline, room.since_ms - 1) - start) :]
         self._refresh_item(room, result, news, last_shown(news))
         # the first rows came appended to an empty audit: counted as they came, a count
         # after the marker on a later audit would count them twice
@@ -885,8 +907,8 @@ class Controller(QObject):
             room.roster = roster
             doubted = roster.doubted_keys()
             if doubted != room.doubted:
-                room.doubted = doubted
-                self._push_doubts(room.ref.storage_id)
+                was, room.doubted = room.doubted, doubted
+                self._doubts_changed(room, was)
 
     def doubted_elsewhere(self, key: str) -> DoubtedElsewhere:
         """(sender id, key) -> another room of the same storage that does not trust that
@@ -904,18 +926,77 @@ class Controller(QObject):
 
     def _doubts_of(self, storage_id: str) -> dict[tuple[str, str], list[tuple[str, str]]]:
         """(sender id, key) -> [(room key, "'name' (room id)")] of the storage's rooms
-        that doubt that key for that sender."""
+        that doubt that key for that sender. Made once per storage, then kept up to date
+        room by room (``_doubts_changed``): the views handed out read through it."""
         out: dict[tuple[str, str], list[tuple[str, str]]] = {}
         for room in self._rooms.values():
             if room.ref.storage_id != storage_id or not room.doubted:
                 continue
-            item = self.rooms.item(room.ref.key)
-            name = one_line(item.shown_name, 40) if item is not None else ""
-            room_id = room.ref.room_id
-            label = f"{name!r} ({room_id})" if name and name != room_id else repr(room_id)
+            label = self._doubt_label(room)
             for pair in room.doubted:
                 out.setdefault(pair, []).append((room.ref.key, label))
         return out
+
+    def _doubt_label(self, room: RoomSession) -> str:
+        """How a room that doubts a key is named on the rows it warns about elsewhere."""
+        item = self.rooms.item(room.ref.key)
+        name = one_line(item.shown_name, 40) if item is not None else ""
+        room_id = room.ref.room_id
+        return f"{name!r} ({room_id})" if name and name != room_id else repr(room_id)
+
+    def _doubts_changed(self, room: RoomSession, was: frozenset[tuple[str, str]]) -> None:
+        """``room`` doubted ``was`` and doubts ``room.doubted`` now (or is named
+        otherwise): its storage's doubt map is changed in place for those pairs only, and
+        only the rooms whose view of one of them reads otherwise now are told: their rows
+        signed so, and their preview when signed so. A burst of doubts over N rooms (an
+        impostor's key in each) redid every room's previews and "every row changed" at
+        each room's change, N² of each (red team rt75); a room's change now costs work
+        for the rooms it affects."""
+        storage_id, key = room.ref.storage_id, room.ref.key
+        doubts = self._doubts.get(storage_id)
+        if doubts is None:
+            return  # not read yet: made from the rooms as they are when first read
+        now = room.doubted
+        label = self._doubt_label(room) if now else ""
+        # the pairs whose entry changes: added, removed, and relabelled (a name learnt)
+        pairs = set(was ^ now)
+        pairs.update(p for p in now & was if (key, label) not in doubts.get(p, ()))
+        if not pairs:
+            return
+        before = {pair: list(doubts.get(pair, ())) for pair in pairs}
+        for pair in pairs:
+            entries = [e for e in doubts.get(pair, ()) if e[0] != key]
+            if pair in now:
+                # kept where it was when only relabelled, last when new
+                at = next((i for i, e in enumerate(before[pair]) if e[0] == key), len(entries))
+                entries.insert(at, (key, label))
+            if entries:
+                doubts[pair] = entries
+            else:
+                doubts.pop(pair, None)
+        changed: dict[str, set[tuple[str, str]]] = {}
+        for pair in pairs:
+            old, new = before[pair], doubts.get(pair, [])
+            if (old[:1] or None) != (new[:1] or None):
+                # the label most rooms see changed: every room of the storage may read it
+                keys: Iterable[str] = (
+                    k for k, r in self._rooms.items() if r.ref.storage_id == storage_id
+                )
+            else:  # only the first doubting room's own view (the second entry) may change
+                keys = [old[0][0]] if old else []
+            for k in keys:
+                if _first_other(old, k) != _first_other(new, k):
+                    changed.setdefault(k, set()).add(pair)
+        for k, affected in changed.items():
+            other = self._rooms.get(k)
+            if other is None:
+                continue
+            if other.timeline is not None:
+                other.timeline.doubts_changed(affected)
+            shown = other.previewed
+            signed = (shown.event.sender_id, shown.event.sender_key) if shown else None
+            if shown is not None and signed in affected and self.rooms.item(k) is not None:
+                self.rooms.update(k, preview_warning=self._preview_warning(k, shown))
 
     def doubted_key(self, key: str, sender_id: str, sender_key: str | None) -> str | None:
         """The other room of ``key``'s storage that does not trust ``sender_key`` for
@@ -933,9 +1014,10 @@ class Controller(QObject):
             self._push_doubts(storage_id)
 
     def _push_doubts(self, storage_id: str) -> None:
-        """The storage's rooms learn what its other rooms now doubt: their timelines'
-        rows, and their previews (``_preview_warning``)."""
-        self._doubts.pop(storage_id, None)
+        """The storage's rooms learn what the user now confirmed there (no doubt from
+        another room is said of a confirmed key): their timelines' rows, and their
+        previews (``_preview_warning``). A change of one room's doubts tells only the
+        rooms it affects (``_doubts_changed``)."""
         for ref, model in self.timelines():
             if ref.storage_id == storage_id:
                 model.set_doubted(self.doubted_elsewhere(ref.key))
@@ -1033,7 +1115,9 @@ class Controller(QObject):
                     ev = row.event
                     # a name like another room's: marked, with its id and storage
                     title = self._notification_title(key, row, item.marked_name)
-                    self.notify.emit(key, title, _preview(as_shown(ev, rel) or ev))
+                    text = _preview(as_shown(ev, rel) or ev)
+                    mention = level == "mentions" or self._mentions_me(key, ev)
+                    self.notify.emit(key, title, text, item.marked_name, mention)
         self.rooms.update(key, **changes)
         if incoming and not focused:
             self.unread_changed.emit(self.rooms.total_unread())

@@ -71,6 +71,11 @@ class RoomSession:
     # Its unread messages after the read marker were counted (or its marker first set)
     # this session: once, on its first audit with rows.
     marked: bool = False
+    # Seen for the first time this session (no read marker before it): its first audit
+    # was marked read whole, and nothing of it placed before ``since_ms`` is news later
+    # either (``unread.arrived``'s ``first_seen``): a segment of that first screen read
+    # late (left behind, held by a slow or hostile provider) is history (red team rt75).
+    first_seen: bool = False
     # Not yet left after being shown this session: a message written before the app
     # started that is fetched while the room is shown (the first poll comes after the
     # first audit, which the index answers) still gets the "New messages" line.

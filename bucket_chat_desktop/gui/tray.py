@@ -6,8 +6,10 @@ attention."""
 from __future__ import annotations
 
 import logging
+from collections import deque
+from dataclasses import dataclass
 
-from PySide6.QtCore import QRect, Qt
+from PySide6.QtCore import QRect, Qt, QTimer
 from PySide6.QtGui import QColor, QFont, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import QApplication, QMenu, QSystemTrayIcon
 
@@ -76,26 +78,130 @@ def _no_markup(text: str) -> str:
     return text.replace("<", "‹").replace(">", "›").replace("&", "＆")
 
 
+# A burst of notifications (one message in each of 300 rooms, read in one round) popped
+# one desktop notification per room, burying a real one (red team rt75). In a window of
+# ``BURST_MS`` from the first: at most ``BURST_SHOWN`` pop, one a room, and one more for a
+# message that mentions the user; what else comes is gathered into one summary when the
+# window ends ("New messages in 297 rooms: …"), which starts the next window: a flood
+# that goes on pops one summary a window (and a mention).
+BURST_MS = 10_000
+BURST_SHOWN = 3
+MENTION_SHOWN = BURST_SHOWN + 1  # a mention may pop while fewer than this have
+SUMMARY_ROOMS = 4  # rooms a summary names; the others are counted
+SHOWN_KEPT = 20  # notifications remembered (``Notifier.shown``): never all of them
+
+
+@dataclass
+class _Gathered:
+    """A room's messages gathered into the next summary."""
+
+    name: str
+    count: int = 0
+    mention: bool = False
+
+
+def summary_text(rooms: list[_Gathered]) -> tuple[str, str]:
+    """The title and text of one notification for the messages of a burst, by room
+    (the first named first): how many messages in how many rooms, and the rooms' names
+    (spelled out as a title's are: a look-alike name shows its trick and its mark ⚠).
+    ``notification_text`` takes the markup out of both as for any notification."""
+    count = sum(g.count for g in rooms)
+    messages = f"{count} new message{'s' if count != 1 else ''}"
+    names = [
+        terminal_safe(g.name, limit=40) + (" (mentions you)" if g.mention else "")
+        for g in rooms[:SUMMARY_ROOMS]
+    ]
+    if len(rooms) == 1:
+        return f"{messages} in {names[0]}", ""
+    more = len(rooms) - len(names)
+    listed = ", ".join(names) + (f" and {more} more" if more else "")
+    return f"{messages} in {len(rooms)} rooms", listed
+
+
+def _room_id(room_key: str) -> str:
+    return room_key.partition("/")[2] or room_key
+
+
+def _badge(count: int) -> str:
+    return "" if not count else "9+" if count > 9 else str(count)
+
+
 class Notifier:
-    """Routes controller notifications to the tray, or to a window alert without one."""
+    """Routes controller notifications to the tray, or to a window alert without one;
+    bursts are gathered into one summary (``BURST_MS``)."""
 
     def __init__(self, window: MainWindow, controller: Controller, tray: QSystemTrayIcon | None):
         self.window = window
         self.controller = controller
         self.tray = tray
         self.last_room = ""
-        self.shown: list[tuple[str, str, str]] = []  # what was requested (tests read it)
+        # The last notifications asked for (tests read them): only the last few, as the
+        # memory they held grew with every message anyone wrote (red team rt75).
+        self._shown: deque[tuple[str, str, str]] = deque(maxlen=SHOWN_KEPT)
+        self._popped = 0  # notifications popped in this window
+        self._rooms_popped: set[str] = set()
+        # by room key, the room of the newest gathered message last: what the summary
+        # says (a room shown meanwhile is read: forgotten)
+        self._gathered: dict[str, _Gathered] = {}
+        self._window = QTimer(window)
+        self._window.setSingleShot(True)
+        self._window.setInterval(BURST_MS)
+        self._window.timeout.connect(self._window_over)
+        self._badge: int | None = None  # the unread count the tray icon shows
         controller.notify.connect(self.on_notify)
         controller.unread_changed.connect(self.on_unread)
+        controller.current_changed.connect(self._read)
         if tray is not None:
             tray.messageClicked.connect(self.open_last)
             tray.activated.connect(self.on_activated)
 
-    def on_notify(self, room_key: str, title: str, text: str) -> None:
+    @property
+    def shown(self) -> list[tuple[str, str, str]]:
+        """(room key, title, text) of the last notifications asked for, oldest first."""
+        return list(self._shown)
+
+    def on_notify(
+        self, room_key: str, title: str, text: str, room: str = "", mention: bool = False
+    ) -> None:
+        """A message in ``room_key`` (its list name ``room``; ``mention``: it mentions
+        the user) to notify: popped at once, or gathered into the window's summary."""
         if self.window.isActiveWindow() and self.controller.current == room_key:
             return
-        self.last_room = room_key
-        self.shown.append((room_key, title, text))
+        self._shown.append((room_key, title, text))
+        popping = self._popped < BURST_SHOWN and room_key not in self._rooms_popped
+        if popping or (mention and self._popped < MENTION_SHOWN):
+            self._popped += 1
+            self._rooms_popped.add(room_key)
+            self.last_room = room_key
+            self._pop(title, text)
+        else:
+            got = self._gathered.pop(room_key, None) or _Gathered(room or _room_id(room_key))
+            got.count += 1
+            got.mention = got.mention or mention
+            self._gathered[room_key] = got  # the newest last
+        if not self._window.isActive():
+            self._window.start()
+
+    def _window_over(self) -> None:
+        """The window ends: what was gathered pops as one summary, which starts the next
+        window (a burst that goes on pops nothing else in it but a mention)."""
+        self._rooms_popped.clear()
+        if not self._gathered:
+            self._popped = 0
+            return
+        gathered, self._gathered = self._gathered, {}
+        # the rooms that mention the user first, then the newest first
+        rooms = sorted(reversed(gathered.items()), key=lambda kv: not kv[1].mention)
+        self.last_room = rooms[0][0]  # what a click on the summary opens
+        self._popped = BURST_SHOWN
+        self._window.start()
+        self._pop(*summary_text([g for _key, g in rooms]))
+
+    def _read(self, room_key: str) -> None:
+        """A room shown is read: its gathered messages are no news for the summary."""
+        self._gathered.pop(room_key, None)
+
+    def _pop(self, title: str, text: str) -> None:
         if self.tray is not None and self.tray.isVisible():
             title, text = notification_text(title, text)
             self.tray.showMessage(title, text, QSystemTrayIcon.MessageIcon.Information, 6000)
@@ -103,9 +209,12 @@ class Notifier:
             QApplication.alert(self.window, 0)
 
     def on_unread(self, count: int) -> None:
-        if self.tray is not None:
+        if self.tray is None or count == self._badge:
+            return  # the icon is drawn again only when its count changes
+        if self._badge is None or _badge(count) != _badge(self._badge):
             self.tray.setIcon(tray_icon(count, QApplication.windowIcon()))
-            self.tray.setToolTip(f"Bucket Chat — {count} unread" if count else "Bucket Chat")
+        self._badge = count
+        self.tray.setToolTip(f"Bucket Chat — {count} unread" if count else "Bucket Chat")
 
     def open_last(self) -> None:
         self.show_window()

@@ -259,6 +259,8 @@ def arrived(
     bodies: Mapping[tuple[str, int], Assessed],
     now_ms: int,
     since_ms: int,
+    *,
+    first_seen: bool = False,
 ) -> list[Assessed]:
     """The rows of a full re-audit (``rows``) that the audit before it (``old``) did not
     have: new messages, counted unread and notified like appended ones (a newcomer's
@@ -278,7 +280,18 @@ def arrived(
     device's clock are passed over, in the old audit and the new. A row dated years ahead
     stays the newest row for good, and every message written since sorts before it (a
     full re-audit each time): taken as the anchor, it made every later message arrive
-    unseen — no unread count, no notification — while the app ran."""
+    unseen — no unread count, no notification — while the app ran.
+
+    ``first_seen``: the room was seen for the first time this session (it had no read
+    marker), and what it held then was marked read whole — "nothing of it is news yet".
+    Rows after the anchor placed before ``since_ms`` are history then too: the first
+    screen may have come without one of its segments (a read left behind when hundreds
+    of rooms open at once, or held on purpose by a hostile provider), and when that read
+    comes in, its old messages sort after the anchor. Counted as news, a provider that
+    delays a read made a room's old messages unread and notified (red team rt75). A
+    message written before then and delivered late (a member's outbox after an outage)
+    is passed over the same way in such a room: it is older than the person's first
+    look at the room, as everything else that screen held."""
     before = len(old) if old is not None else 0
     if old is None or not before or len(rows) <= before:
         return []
@@ -299,7 +312,10 @@ def arrived(
     # too: the anchor is placed there when it follows a row held back as dated ahead
     # that is shown at last (PROTOCOL.md section 9).
     picked = [i for i in range(low, min(at, cut)) if _copy(rows[i]) not in known]
-    picked += range(max(at + 1, cut - ARRIVED_ROWS), cut)
+    after = max(at + 1, cut - ARRIVED_ROWS)
+    if first_seen:  # display order follows place: those placed before since_ms come first
+        after = max(after, placed_by(rows, since_ms - 1))
+    picked += range(after, cut)
     return [bodies.get((rows[i].path, rows[i].line), rows[i]) for i in picked]
 
 

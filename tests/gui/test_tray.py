@@ -156,7 +156,7 @@ def test_with_a_system_tray_install_shows_an_icon_with_a_menu(
 def test_without_a_tray_a_notification_asks_for_attention(win: Window) -> None:
     notifier = tray.Notifier(win.window, win.controller, None)
     general = win.add_room("general", "General")
-    win.controller.notify.emit(general, "bob@example.com in General", "Lunch?")
+    win.controller.notify.emit(general, "bob@example.com in General", "Lunch?", "General", False)
     assert notifier.shown == [(general, "bob@example.com in General", "Lunch?")]
     assert win.alerts == [(win.window, 0)]
     assert notifier.last_room == general
@@ -168,7 +168,7 @@ def test_with_a_tray_a_notification_is_a_tray_message(win: Window) -> None:
     notifier = tray.Notifier(win.window, win.controller, icon)
     general = win.add_room("general", "General")
     long_text = "x" * 300
-    win.controller.notify.emit(general, "bob@example.com in General", long_text)
+    win.controller.notify.emit(general, "bob@example.com in General", long_text, "General", False)
     assert icon.messages == [
         (
             "bob@example.com in General",
@@ -194,7 +194,9 @@ def test_the_open_room_of_the_active_window_is_not_notified(win: Window, qtbot: 
     win.controller.select_room(falcon)
     win.window.activateWindow()
     qtbot.waitUntil(win.window.isActiveWindow)
-    win.controller.notify.emit(falcon, "bob@example.com in Project Falcon", "hi")
+    win.controller.notify.emit(
+        falcon, "bob@example.com in Project Falcon", "hi", "Project Falcon", False
+    )
     assert notifier.shown == [] and icon.messages == [] and win.alerts == []
 
 
@@ -205,7 +207,7 @@ def test_clicking_the_notification_opens_its_room(win: Window) -> None:
     general = win.add_room("general", "General")
     win.controller.select_room(falcon)
     win.controller.rooms.update(general, unread=2)
-    win.controller.notify.emit(general, "bob@example.com in General", "Lunch?")
+    win.controller.notify.emit(general, "bob@example.com in General", "Lunch?", "General", False)
     win.window.hide()
 
     icon.messageClicked.emit()

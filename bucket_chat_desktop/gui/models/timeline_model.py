@@ -26,7 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -488,6 +488,14 @@ class TimelineModel(QAbstractListModel):
             return
         self.doubted = doubted
         self._every_row_changed(Roles.SenderWarning)
+
+    def doubts_changed(self, pairs: Collection[tuple[str, str]]) -> None:
+        """Another room's doubt of these (sender id, key) pairs reads otherwise now (the
+        map ``doubted`` reads through is changed in place): the rows they signed change,
+        from the first of them to the last, not every row of every room (red team rt75)."""
+        at = [i for i, r in enumerate(self._rows) if (r.sender_id, r.sender_key) in pairs]
+        if at:
+            self.dataChanged.emit(self.index(at[0]), self.index(at[-1]), [int(Roles.SenderWarning)])
 
     def _every_row_changed(self, role: Roles) -> None:
         """``role`` of every row held may read otherwise now."""

@@ -425,3 +425,27 @@ def test_placed_before_finds_what_a_walk_per_id_finds_in_one_walk(
         assert walks == ["rows_by_id"]
         assert placed_before(list(rows), marker, asked) == expected
     assert one_by_one(ids[41]) == [ids[40], ids[3], ids[3], ids[20]]
+
+
+def test_a_first_screen_that_lacked_a_segment_gets_it_as_history_not_news() -> None:
+    """Red team rt75: a room seen for the first time is marked read as its first audit
+    shows it, but that audit lacked a segment (its read left behind: hundreds of rooms
+    opening at once, or a provider holding it on purpose). When the read came in, its
+    old messages sorted after the anchor and counted as news: unread and notified. With
+    ``first_seen``, what is placed before ``since_ms`` is history; what is placed from
+    then on is news as ever."""
+    a, b = alice(), bob()
+    since = T0 + 1_000  # the session began: the room was first seen then
+    first = [a.join(T0), a.say(T0 + 1, "the first screen")]
+    late = [b.join(T0 + 2), b.say(T0 + 3, "old, read late")]
+    old = audit(seg(first, "a")).timeline
+    new = audit(seg(first, "a"), seg(late, "b")).timeline
+    # as before: a room that had a marker gets a late delivery as news
+    got = arrived(old, new, {}, NOW, since)
+    assert [r.event.body for r in got] == [None, "old, read late"]  # Bob's join, his message
+    assert arrived(old, new, {}, NOW, since, first_seen=True) == []
+    # a message placed after the session began is news in such a room too
+    fresh = b.say(since + 5, "written during the session")
+    newer = audit(seg(first, "a"), seg([*late, fresh], "b")).timeline
+    got = arrived(old, newer, {}, NOW, since, first_seen=True)
+    assert [r.event.body for r in got] == ["written during the session"]
