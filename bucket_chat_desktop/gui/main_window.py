@@ -766,7 +766,7 @@ class MainWindow(QMainWindow):
                 why = one_line(message.removeprefix(NOT_OPENED).strip(), 300)
                 self.offline.setText(
                     f"{name} could not be opened: {why}. Nothing can be read from it or "
-                    "sent to it until it can: fix what is said, then start Bucket Chat again."
+                    "sent to it until it can; it is tried again by itself every few minutes."
                 )
                 self.offline.show()
             else:

@@ -14,8 +14,10 @@ and the first-run wizard open one around a single storage (``ChatClient.session`
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import dataclasses
+import itertools
 import logging
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
@@ -39,6 +41,7 @@ from ..settings import Settings, StorageSettings
 from ..storage import open_location, open_storage
 from ..storage.base import Storage, StorageError
 from ..storage.open import names_profile, storage_keys
+from ..storage.url import StorageLocation
 from .client_storages import AttachedStorages, RoomRef, SearchResults, _Attached
 from .device_files import index_file, outbox_file
 from .engine import SyncConfig, SyncEngine
@@ -56,11 +59,16 @@ async def _open_waiting_for_keyring(entry: StorageSettings) -> Storage:
     not answer (a stuck Secret Service, an unlock prompt nobody sees): they are read on
     a daemon thread of their own, never on the loop (the GUI thread) nor in the default
     executor (joined at exit), and past `KEYRING_DEADLINE` seconds a `StorageError` says
-    so (the read goes on; nothing waits for it)."""
+    so (the read goes on; nothing waits for it). A read still under way when the storage
+    is opened again (``ChatClient``'s retries) is waited for again, never asked twice:
+    a stuck keyring costs one thread per storage, not one per try."""
     spec = entry.spec
     if not names_profile(spec):
         return open_storage(spec)
-    future = in_daemon_thread(lambda: storage_keys(spec), name="bc-storage-keys")
+    future = _KEYS_ASKED.get(spec)
+    if future is None or future.done():  # an answer nobody took may be stale: ask anew
+        future = in_daemon_thread(lambda: storage_keys(spec), name="bc-storage-keys")
+        _KEYS_ASKED[spec] = future
     wrapped = asyncio.wrap_future(future)
     wrapped.add_done_callback(lambda f: None if f.cancelled() else f.exception())
     deadline = keyring_policy.KEYRING_DEADLINE
@@ -71,10 +79,23 @@ async def _open_waiting_for_keyring(entry: StorageSettings) -> Storage:
             f"the system keyring has not answered for {seconds} seconds when asked for the "
             f"keys of storage {entry.name!r}: it may be waiting for you to unlock it in a "
             "window hidden behind others, or its service may be stuck; unlock or restart "
-            "it, then start Bucket Chat again"
+            "it; Bucket Chat tries again by itself"
         )
+    if _KEYS_ASKED.get(spec) is future:
+        del _KEYS_ASKED[spec]  # answered: the next open asks anew
     location, secrets = future.result()
     return open_location(location, secrets)
+
+
+# A named storage's keys asked of the keyring and not taken yet, by storage spec
+# (``_open_waiting_for_keyring``).
+_KEYS_ASKED: dict[
+    str, concurrent.futures.Future[tuple[StorageLocation, dict[str, str] | None]]
+] = {}
+
+# Seconds between tries to open a storage that could not be opened at start (its keys
+# not read, its index busy...): then at most every ``REOPEN_WAITS[-1]`` seconds.
+REOPEN_WAITS = (30.0, 60.0, 120.0, 300.0, 600.0)
 
 
 # Seconds ``attach`` waits for the engine of a storage detached under the same id to stop
@@ -127,6 +148,8 @@ class ChatClient(AttachedStorages):
         self.outbox_set_aside: dict[str, SetAside] = {}
         self.window_focused = False  # see set_window_focused
         self._background: list[asyncio.Task[None]] = []
+        # storage id -> the task trying again to open it (``_reopen_later``)
+        self._reopening: dict[str, asyncio.Future[None]] = {}
         # Attaching a storage opens its files off the loop: meanwhile its id maps to that
         # attach's claim here. The last of ``attach`` and ``detach`` of an id wins: one that
         # no longer holds the claim when its files are open closes them and attaches nothing.
@@ -395,10 +418,42 @@ class ChatClient(AttachedStorages):
                 # said where the storages' state is shown (the app's status line), not
                 # only logged: its rooms would look merely quiet
                 self._listener(entry.id, StorageStatus(False, f"{NOT_OPENED} {exc}"))
+                self._reopen_later(entry)  # a keyring unlocked later, an index let go of
             except Exception:
                 log.exception("opening storage %s failed", entry.name)
                 said = f"{NOT_OPENED} a fault of this program (the log has the details)"
                 self._listener(entry.id, StorageStatus(False, said))
+
+    def _reopen_later(self, entry: StorageSettings) -> None:
+        """Try again to open a storage ``start`` could not (``REOPEN_WAITS``), until it
+        opens, is removed from the settings, is attached or detached otherwise, or the
+        client closes. Each failure is said again (its reason may have changed)."""
+        sid = entry.id
+        old = self._reopening.pop(sid, None)
+        if old is not None:
+            old.cancel()
+
+        async def run() -> None:
+            for n in itertools.count():
+                await asyncio.sleep(REOPEN_WAITS[min(n, len(REOPEN_WAITS) - 1)])
+                if self.settings.storage(sid) is not entry or sid in self._storages:
+                    return
+                try:
+                    await self.attach(entry)
+                except StorageError as exc:
+                    log.info("storage %s is still not available: %s", entry.name, exc)
+                    self._listener(sid, StorageStatus(False, f"{NOT_OPENED} {exc}"))
+                    continue
+                log.info("storage %s opened on a later try", entry.name)
+                self._listener(sid, StorageStatus(True, ""))
+                return
+
+        task = asyncio.ensure_future(run())
+        self._reopening[sid] = task
+        self._background.append(task)
+        task.add_done_callback(
+            lambda t: self._reopening.pop(sid, None) if self._reopening.get(sid) is t else None
+        )
 
     async def close(self) -> None:
         """Stop every storage's opens and engines (those detached before and still
@@ -426,6 +481,9 @@ class ChatClient(AttachedStorages):
         ``close`` waits for it too); the answer is awaited until they are closed. An
         awaiting caller cancelled stops waiting, not the closing."""
         self._claims.pop(storage_id, None)
+        reopening = self._reopening.pop(storage_id, None)
+        if reopening is not None:
+            reopening.cancel()
         attached = self._storages.pop(storage_id, None)
         return _until(self._close(attached) if attached is not None else None)
 

@@ -465,6 +465,13 @@ def test_a_named_storage_whose_keys_the_keyring_does_not_give_is_said_not_opened
         assert "the system keyring has not answered" in str(error) and "'Work'" in str(error)
         assert not client.is_attached(entry.id)
         assert watcher.longest_gap < 1.0, f"the GUI thread was held {watcher.longest_gap:.1f} s"
+        # Opened again (the client's own retry, or the user's) while the keyring still
+        # does not answer: the call under way is waited for again, never asked twice.
+        asking = [t for t in threading.enumerate() if t.name == "bc-storage-keys"]
+        again = asyncio.ensure_future(client.attach(entry))
+        qtbot.waitUntil(again.done, timeout=int((DEADLINE + 5) * 1000))
+        assert isinstance(again.exception(), StorageError)
+        assert [t for t in threading.enumerate() if t.name == "bc-storage-keys"] == asking
     finally:
         daemon.thaw()
         closing = asyncio.ensure_future(client.close())
