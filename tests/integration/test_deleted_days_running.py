@@ -14,6 +14,7 @@ from nacl.signing import SigningKey
 from bucket_chat_desktop.index import Index
 from bucket_chat_desktop.protocol.event import MESSAGE
 from bucket_chat_desktop.sync.engine import SyncEngine
+from bucket_chat_desktop.sync.schedule import SAFETY_BURST
 
 from . import _emulators as emu
 from .conftest import StoresMaker
@@ -47,7 +48,8 @@ async def test_a_days_segments_deleted_while_the_app_runs_are_reported_on_s3(
         assert await stores.new().list_objects(f"rooms/{ROOM}/logs/") == []
         requests = reader.requests
         for _ in range(30):
-            room.last_safety = -1e9  # due now
+            room.last_safety = -1e9  # due now,
+            reader._poller.safety_pace.tokens = SAFETY_BURST  # and the hours between passed
             await reader.poll_once(markers=False)
             if room.backfill is not None:
                 await room.backfill

@@ -20,7 +20,7 @@ from bucket_chat_desktop.protocol.event import MESSAGE
 from bucket_chat_desktop.protocol.findings import Kind
 from bucket_chat_desktop.sync.engine import SyncEngine
 from bucket_chat_desktop.sync.outbox import Outbox
-from bucket_chat_desktop.sync.schedule import UNREAD_RETRY
+from bucket_chat_desktop.sync.schedule import SAFETY_BURST, UNREAD_RETRY
 from bucket_chat_desktop.sync.writer import RoomWriter
 
 from . import _emulators as emu
@@ -239,7 +239,8 @@ async def test_a_rewrite_does_not_make_each_safety_round_read_the_room_again(
     engine = SyncEngine(stores.new(), index=(index := Index.open(tmp_path / "index.sqlite3")))
 
     async def round_() -> int:
-        room.last_safety = -1e9  # due now
+        room.last_safety = -1e9  # due now,
+        engine._poller.safety_pace.tokens = SAFETY_BURST  # and the hours between passed
         before = engine.requests
         await engine.poll_once(markers=False)
         if room.backfill is not None:
