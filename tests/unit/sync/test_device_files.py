@@ -153,3 +153,40 @@ def _with_pending(path: Path) -> None:
         )
     finally:
         box.close()
+
+
+def test_a_case_insensitive_volume_on_linux_is_one_storage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Red team rt76: a team folder on an SMB/CIFS share, a FAT/exFAT drive or an ext4
+    ``casefold`` folder on Linux ignores case: ``/mnt/share/Chat`` and ``/mnt/share/chat``
+    are one folder. Case was folded only on Windows, and on macOS when the volume said
+    so: on Linux the two spellings got two outboxes, two chain heads, and the device
+    forked its own chain. The volume is asked on every system now. It is emulated here
+    (this kernel has no casefold): both names exist and ``os.path.samefile`` says they
+    are one folder, as it does on such a volume."""
+    if os.name == "nt":
+        pytest.skip("Windows always folds")
+    (tmp_path / "share").mkdir()
+    lower, upper = tmp_path / "share" / "chat", tmp_path / "share" / "Chat"
+    lower.mkdir()
+    upper.mkdir()  # stands for the same folder found under another case
+    real_samefile = os.path.samefile
+
+    def samefile(x: object, y: object) -> bool:
+        sx, sy = os.fspath(x), os.fspath(y)  # type: ignore[call-overload]
+        if sx.lower() == sy.lower() and str(tmp_path) in sx:
+            return True
+        return real_samefile(sx, sy)
+
+    monkeypatch.setattr(os.path, "samefile", samefile)
+    data = tmp_path / "data"
+    a, b = LocalStorage(lower), LocalStorage(upper)
+    assert outbox_file(data, a) == outbox_file(data, b), (a.identity, b.identity)
+    # A volume that does not ignore case keeps two names two folders.
+    (tmp_path / "strict").mkdir()
+    (tmp_path / "strict" / "room").mkdir()
+    (tmp_path / "strict" / "Room").mkdir()
+    monkeypatch.setattr(os.path, "samefile", real_samefile)
+    one, two = LocalStorage(tmp_path / "strict" / "room"), LocalStorage(tmp_path / "strict" / "Room")
+    assert one.identity != two.identity
