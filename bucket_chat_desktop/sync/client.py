@@ -40,10 +40,10 @@ from ..storage import open_location, open_storage
 from ..storage.base import Storage, StorageError
 from ..storage.open import names_profile, storage_keys
 from .client_storages import AttachedStorages, RoomRef, SearchResults, _Attached
-from .device_files import index_file, outbox_file
+from .device_files import index_file, open_device_outbox
 from .engine import SyncConfig, SyncEngine
 from .events import EngineEvent, OutboxSetAside, StorageStatus
-from .outbox import Outbox, open_outbox
+from .outbox import Outbox
 from .outbox import OutboxSetAside as SetAside
 from .rooms import create_room, join_room
 from .stopping import close_in_turn, stop_tasks
@@ -757,7 +757,7 @@ def _open_files(
         if idx is not None and own is not None:
             idx.add_pins([own], source="own")
         box, set_aside = (
-            open_outbox(outbox_file(data_dir, storage), storage.describe())
+            open_device_outbox(data_dir, storage)
             if outbox
             else (None, None)
         )

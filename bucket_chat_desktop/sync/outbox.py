@@ -81,6 +81,12 @@ CREATE TABLE IF NOT EXISTS segments (
     last_error TEXT,
     permanent INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS names (
+    spec TEXT PRIMARY KEY,          -- the storage as the user wrote it (``Storage.url``)
+    identity TEXT NOT NULL,         -- what it named when this outbox last opened it
+    place TEXT,                     -- a folder's resolved path then (NULL: not a folder)
+    seen REAL NOT NULL
+);
 """
 
 
@@ -148,6 +154,16 @@ class Outbox:
 
     def close(self) -> None:
         self._db.close()
+
+    def note_name(self, spec: str, identity: str, place: str | None) -> None:
+        """Record that the storage written ``spec`` is, now, ``identity`` (a folder at
+        ``place``): when ``spec`` later names another folder (the data moved, a link
+        re-pointed, a drive mounted elsewhere), this outbox follows it
+        (``device_files``)."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO names (spec, identity, place, seen) VALUES (?, ?, ?, ?)",
+            (spec, identity, place, time.time()),
+        )
 
     # -- chain heads ------------------------------------------------------------------------
 
