@@ -756,11 +756,7 @@ def _open_files(
     try:
         if idx is not None and own is not None:
             idx.add_pins([own], source="own")
-        box, set_aside = (
-            open_device_outbox(data_dir, storage)
-            if outbox
-            else (None, None)
-        )
+        box, set_aside = open_device_outbox(data_dir, storage) if outbox else (None, None)
     except sqlite3.OperationalError as exc:
         if idx is not None:
             idx.close()

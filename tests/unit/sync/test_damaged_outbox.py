@@ -18,13 +18,12 @@ import pytest
 from nacl.signing import SigningKey
 
 from bucket_chat_desktop.protocol.canonical import b64encode
-
 from bucket_chat_desktop.protocol.event import MESSAGE
 from bucket_chat_desktop.settings import Settings, StorageSettings
 from bucket_chat_desktop.storage.local import LocalStorage
+from bucket_chat_desktop.sync import outbox as outbox_mod
 from bucket_chat_desktop.sync.client import ChatClient, RoomRef
 from bucket_chat_desktop.sync.events import EngineEvent, OutboxSetAside, RoomLoaded
-from bucket_chat_desktop.sync import outbox as outbox_mod
 from bucket_chat_desktop.sync.outbox import Outbox, open_outbox
 from bucket_chat_desktop.sync.session import outbox_path_for, read_room
 
@@ -216,7 +215,12 @@ def _paused_after_finding_damage(
 
     def is_damage(exc: sqlite3.Error) -> bool:
         damaged = real(exc)
-        if damaged and b_thread and threading.current_thread() is b_thread[0] and not found.is_set():
+        if (
+            damaged
+            and b_thread
+            and threading.current_thread() is b_thread[0]
+            and not found.is_set()
+        ):
             found.set()
             assert go_on.wait(10)
         return damaged
@@ -231,7 +235,7 @@ def _open_in_thread(path: Path, b_thread: list[threading.Thread]) -> dict[str, o
     def b() -> None:
         try:
             got["b"] = open_outbox(path, "store")[0]
-        except BaseException as exc:  # noqa: BLE001 - reported by the test
+        except BaseException as exc:
             got["b_error"] = exc
 
     b_thread.append(threading.Thread(target=b))

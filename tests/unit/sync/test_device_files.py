@@ -189,7 +189,10 @@ def test_a_case_insensitive_volume_on_linux_is_one_storage(
     (tmp_path / "strict" / "room").mkdir()
     (tmp_path / "strict" / "Room").mkdir()
     monkeypatch.setattr(os.path, "samefile", real_samefile)
-    one, two = LocalStorage(tmp_path / "strict" / "room"), LocalStorage(tmp_path / "strict" / "Room")
+    one, two = (
+        LocalStorage(tmp_path / "strict" / "room"),
+        LocalStorage(tmp_path / "strict" / "Room"),
+    )
     assert one.identity != two.identity
 
 
