@@ -8,11 +8,18 @@ was silently lost at the other's next save, at the latest when it quit (red team
 - Who is first: a ``QLockFile`` (``instance.lock`` in the config folder). A lock left by
   an instance that crashed or was killed is stale (its process is gone, which Qt checks)
   and is taken over: it never blocks a start.
-- The first instance listens on a ``QLocalServer`` whose name is made from its config
-  folder (a Unix socket in the temporary folder, readable by this user only; a named
-  pipe on Windows). A later start connects, asks it to show its window (``show``) and
+- The first instance listens on a ``QLocalServer`` (``server_names``): a Unix socket in
+  a folder only this user can use (``$XDG_RUNTIME_DIR``, else ``run/`` in the config
+  folder, else a folder of the user's own in the temporary folder: each checked to be a
+  real folder, the user's, mode 0700, before it is used); a named pipe restricted to the
+  user on Windows. A later start connects, asks it to show its window (``show``) and
   exits once it answered (``ok``). An instance that is quitting answers ``quitting``:
-  the new start waits for it to end, then starts itself.
+  the new start waits for it to end, then starts itself. The socket was a predictable
+  name in the shared ``/tmp``: another local user could make it first, the user's app
+  could then not listen, and every later start was answered ``ok`` by that user's
+  socket and ended with no window (red team rt76). A start asks no socket outside such
+  a folder; an instance that cannot listen runs on (logged), and later starts then say
+  that it does not answer.
 - One instance per *config folder*, not per user: ``BUCKET_CHAT_HOME`` (several devices on
   one machine, the tests) gives each folder its own instance.
 
@@ -22,8 +29,13 @@ and the per-storage files it shares with the app are guarded by their own locks.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+import os
+import stat
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -42,14 +54,64 @@ GIVE_UP_AFTER = 20.0  # seconds a new start keeps trying (a quitting instance en
 RETRY_PAUSE_MS = 100
 
 
-def server_name(config_dir: Path) -> str:
-    """The local server's name for ``config_dir`` (short: a Unix socket path is limited
-    to about 100 bytes; the same for every spelling of the folder)."""
+SOCKET_PATH_LIMIT = 100
+"""Bytes a Unix socket's path may have (``sun_path``: 108 on Linux, 104 on macOS)."""
+
+
+def _tag(config_dir: Path) -> str:
+    """The config folder's part of the server's name (the same for every spelling)."""
     try:
         where = str(config_dir.resolve())
     except OSError:
         where = str(config_dir.absolute())
     return "bucket-chat-" + hashlib.sha256(where.encode("utf-8")).hexdigest()[:24]
+
+
+def _own_private_dir(folder: Path) -> bool:
+    """Whether ``folder`` is a folder (not a link to one) of this user's, which no one
+    else may enter or write (mode 0700 or stricter)."""
+    try:
+        info = os.lstat(folder)
+    except OSError:
+        return False
+    return (
+        stat.S_ISDIR(info.st_mode)
+        and info.st_uid == os.geteuid()
+        and not info.st_mode & (stat.S_IRWXG | stat.S_IRWXO)
+    )
+
+
+def server_names(config_dir: Path) -> list[str]:
+    """Where the config folder's instance listens, best first: full socket paths in
+    folders only this user can use and short enough for a socket (at most
+    `SOCKET_PATH_LIMIT` bytes; a long config path falls back to the next), or, on
+    Windows, a pipe name (the server restricts the pipe to the user). Empty: nowhere
+    trusted (the instance runs without a server)."""
+    tag = _tag(config_dir)
+    if sys.platform == "win32":
+        return [tag]
+    found: list[Path] = []
+    runtime = os.environ.get("XDG_RUNTIME_DIR", "")
+    if runtime and os.path.isabs(runtime) and _own_private_dir(Path(runtime)):
+        found.append(Path(runtime, tag))
+    run = config_dir / "run"
+    with contextlib.suppress(OSError):  # never through a link: checked below
+        run.mkdir(mode=0o700)
+    if _own_private_dir(run):
+        found.append(run / "instance.sock")
+    mine = Path(tempfile.gettempdir(), f"bucket-chat-{os.geteuid()}")
+    with contextlib.suppress(OSError):  # there already (checked below), or cannot be
+        mine.mkdir(mode=0o700)
+    if _own_private_dir(mine):
+        found.append(mine / tag)
+    return [str(p) for p in found if len(os.fsencode(p)) <= SOCKET_PATH_LIMIT]
+
+
+def server_name(config_dir: Path) -> str:
+    """Where the config folder's instance listens (the first of `server_names`; "": no
+    trusted place)."""
+    names = server_names(config_dir)
+    return names[0] if names else ""
 
 
 class AlreadyRunning(Exception):
@@ -68,15 +130,23 @@ class Instance(QObject):
         self.window: QWidget | None = None
         self.quitting: Callable[[], bool] = lambda: False
         self._server = QLocalServer(self)
-        self._server.setSocketOptions(QLocalServer.SocketOption.UserAccessOption)
+        if sys.platform == "win32":  # elsewhere the socket's folder is the user's own
+            self._server.setSocketOptions(QLocalServer.SocketOption.UserAccessOption)
         self._server.newConnection.connect(self._on_connection)
-        if not self._server.listen(name):
+        if not name:
+            log.warning(
+                "no folder of this user's own to listen in for later starts (tried "
+                "$XDG_RUNTIME_DIR, the config folder and the temporary folder): they "
+                "will say this instance does not answer"
+            )
+        elif not self._server.listen(name):
             # the lock says no instance is running: a socket of that name is left over
             QLocalServer.removeServer(name)
             if not self._server.listen(name):
                 log.warning(
-                    "cannot listen for later starts (%s): they will say this instance "
-                    "does not answer",
+                    "cannot listen for later starts at %s (%s): they will say this "
+                    "instance does not answer",
+                    name,
                     self._server.errorString(),
                 )
         log.info("this is the running instance for its config folder (%s)", name)
@@ -135,13 +205,14 @@ def claim(config_dir: Path) -> Instance | None:
     ensure_private_dir(config_dir)
     lock = QLockFile(str(config_dir / LOCK_NAME))
     lock.setStaleLockTime(0)  # stale only when its process is gone, however long it ran
-    name = server_name(config_dir)
+    names = server_names(config_dir)
+    name = names[0] if names else ""
     deadline = time.monotonic() + GIVE_UP_AFTER
     said = ""
     while True:
         if lock.tryLock(0):
             return Instance(lock, name)
-        answer = _ask_to_show(name)
+        answer = next((a for a in map(_ask_to_show, names) if a), "")
         if answer == "ok":
             log.info(
                 "Bucket Chat is already running for %s: brought its window to the front", config_dir

@@ -240,9 +240,14 @@ def database_opening(path: Path, what: str = "database file") -> Iterator[None]:
         ) from exc
 
 
-def secure_database_file(path: Path) -> None:
+def secure_database_file(path: Path, *, opening_held: bool = False) -> None:
     """Make an SQLite file private before SQLite opens it, and a new one a WAL database,
-    under the file's opening lock (`database_opening`)."""
+    under the file's opening lock (`database_opening`; ``opening_held``: the caller
+    holds it already)."""
+    if opening_held:
+        _make_private(path)
+        _start_wal(path)
+        return
     with database_opening(path):
         _make_private(path)
         _start_wal(path)

@@ -38,7 +38,6 @@ import os
 import queue
 import secrets
 import stat
-import sys
 import threading
 import time
 import weakref
@@ -256,20 +255,28 @@ Folder = int | Path
 def folder_identity(root: str | os.PathLike[str]) -> str:
     """One folder, one name: ``root`` with links and ``..`` resolved (``realpath``; a part
     that does not exist yet is kept as written), and its case folded where the file system
-    ignores case (Windows always; macOS when the volume does: ``_ignores_case``). The
+    ignores case (Windows always; elsewhere when the volume does: ``_ignores_case``). The
     same folder written as ``store``, ``link-to-store``, ``../x/store`` or ``STORE`` has
     one identity (``Storage.identity``)."""
     real = os.path.realpath(Path(root).expanduser())
     if os.name == "nt":
         return os.path.normcase(real)
-    if sys.platform == "darwin" and _ignores_case(real):
+    if _ignores_case(real):
         return real.lower()
     return real
 
 
+_IGNORES_CASE: dict[tuple[str, int], bool] = {}
+"""``_ignores_case``'s answers, per folder probed and its volume (``st_dev``)."""
+
+
 def _ignores_case(path: str) -> bool:
     """Whether the volume of ``path`` (its nearest existing folder) ignores case: the
-    same folder is found under the name with its case changed."""
+    same folder is found under the name with its case changed. Asked of the disk on
+    every system, not decided by the platform: on Linux an SMB/CIFS share, a FAT/exFAT
+    drive or an ext4 ``casefold`` folder ignores case too, and ``/mnt/share/Chat`` and
+    ``/mnt/share/chat`` were two identities, two outboxes, and a fork of this device's
+    own chain (red team rt76). Cached per folder (a storage is opened often)."""
     probe = Path(path)
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
@@ -279,9 +286,18 @@ def _ignores_case(path: str) -> bool:
     if other == probe:
         return False
     try:
-        return os.path.samefile(probe, other)
+        key = (str(probe), os.stat(probe).st_dev)
     except OSError:
         return False
+    known = _IGNORES_CASE.get(key)
+    if known is not None:
+        return known
+    try:
+        found = os.path.samefile(probe, other)
+    except OSError:
+        found = False
+    _IGNORES_CASE[key] = found
+    return found
 
 
 class LocalStorage(Storage):

@@ -43,10 +43,10 @@ from ..storage.base import Storage, StorageError
 from ..storage.open import names_profile, storage_keys
 from ..storage.url import StorageLocation
 from .client_storages import AttachedStorages, RoomRef, SearchResults, _Attached
-from .device_files import index_file, outbox_file
+from .device_files import index_file, open_device_outbox
 from .engine import SyncConfig, SyncEngine
 from .events import EngineEvent, OutboxSetAside, StorageStatus
-from .outbox import Outbox, open_outbox
+from .outbox import Outbox
 from .outbox import OutboxSetAside as SetAside
 from .rooms import create_room, join_room
 from .stopping import close_in_turn, stop_tasks
@@ -814,11 +814,7 @@ def _open_files(
     try:
         if idx is not None and own is not None:
             idx.add_pins([own], source="own")
-        box, set_aside = (
-            open_outbox(outbox_file(data_dir, storage), storage.describe())
-            if outbox
-            else (None, None)
-        )
+        box, set_aside = open_device_outbox(data_dir, storage) if outbox else (None, None)
     except sqlite3.OperationalError as exc:
         if idx is not None:
             idx.close()

@@ -34,7 +34,7 @@ from typing import Any
 
 from nacl.signing import SigningKey
 
-from ..index.db import secure_database_file
+from ..index.db import database_opening, secure_database_file
 from ..osfiles import move_aside
 from ..protocol.canonical import b64encode
 from ..protocol.chain import Draft, continue_chain
@@ -81,6 +81,12 @@ CREATE TABLE IF NOT EXISTS segments (
     last_error TEXT,
     permanent INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS names (
+    spec TEXT PRIMARY KEY,          -- the storage as the user wrote it (``Storage.url``)
+    identity TEXT NOT NULL,         -- what it named when this outbox last opened it
+    place TEXT,                     -- a folder's resolved path then (NULL: not a folder)
+    seen REAL NOT NULL
+);
 """
 
 
@@ -124,10 +130,12 @@ class PendingMessage:
 
 
 class Outbox:
-    def __init__(self, path: Path | None) -> None:
+    def __init__(self, path: Path | None, *, opening_held: bool = False) -> None:
+        """``opening_held``: the caller holds ``path``'s opening lock (``open_outbox``)."""
         self.path = path
         if path is not None:
-            secure_database_file(path)  # every message in clear text: the user's only
+            # every message in clear text: the user's only
+            secure_database_file(path, opening_held=opening_held)
         self._db = sqlite3.connect(
             path if path is not None else ":memory:",
             timeout=30,
@@ -146,6 +154,16 @@ class Outbox:
 
     def close(self) -> None:
         self._db.close()
+
+    def note_name(self, spec: str, identity: str, place: str | None) -> None:
+        """Record that the storage written ``spec`` is, now, ``identity`` (a folder at
+        ``place``): when ``spec`` later names another folder (the data moved, a link
+        re-pointed, a drive mounted elsewhere), this outbox follows it
+        (``device_files``)."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO names (spec, identity, place, seen) VALUES (?, ?, ?, ?)",
+            (spec, identity, place, time.time()),
+        )
 
     # -- chain heads ------------------------------------------------------------------------
 
@@ -560,29 +578,51 @@ def open_outbox(path: Path, storage: str) -> tuple[Outbox, OutboxSetAside | None
     outbox takes its place, and what the old one held is copied into it when all of it
     can still be read (``_salvage``: heads, messages and segments together, or nothing:
     a part of a chain would fork it). The second value says what was done (None: the
-    file was whole). Errors that are not damage (busy, locked) are raised."""
+    file was whole). Errors that are not damage (busy, locked) are raised.
+
+    The check, the set-aside and the new file are made under the file's opening lock
+    (``database_opening``, as the index's), the file checked again once the lock is
+    held: two processes of this device (the app and a script) finding it damaged at
+    once set it aside once. Without the lock the second moved the first's new, whole
+    outbox aside under its open connection (what the first queued then went into a
+    ``.broken-…`` file nothing opens, and the two held two heads of one chain), or
+    failed with FileNotFoundError finding the file already moved (red team rt76)."""
     try:
         return Outbox(path), None
     except sqlite3.Error as exc:
         if not is_damage(exc):
             raise
-        reason = str(exc) or type(exc).__name__
-    copy = path.with_name(aside_name(path.name, "broken"))
-    n = 0
-    while True:
-        try:
-            move_aside(path, copy)
-            break
-        except FileExistsError:
-            n += 1
-            copy = path.with_name(aside_name(path.name, "broken") + f"-{n}")
-    for extra in ("-wal", "-journal"):
+    with database_opening(path, "outbox"):
+        try:  # another process may have set it aside and made a new one meanwhile
+            return Outbox(path, opening_held=True), None
+        except sqlite3.Error as exc:
+            if not is_damage(exc):
+                raise
+            reason = str(exc) or type(exc).__name__
+        copy = path.with_name(aside_name(path.name, "broken"))
+        n = 0
+        while True:
+            try:
+                move_aside(path, copy)
+                break
+            except FileExistsError:
+                n += 1
+                copy = path.with_name(aside_name(path.name, "broken") + f"-{n}")
+            except FileNotFoundError:
+                # Set aside by another process after all (a file system on which the
+                # lock cannot be taken): its new outbox, or a new one, is the outbox.
+                return Outbox(path, opening_held=True), None
+        for extra in ("-wal", "-journal"):
+            with contextlib.suppress(FileNotFoundError):
+                move_aside(Path(f"{path}{extra}"), Path(f"{copy}{extra}"))
         with contextlib.suppress(FileNotFoundError):
-            move_aside(Path(f"{path}{extra}"), Path(f"{copy}{extra}"))
-    with contextlib.suppress(FileNotFoundError):
-        Path(f"{path}-shm").unlink()
-    box = Outbox(path)
-    kept = _salvage(copy, box)
+            Path(f"{path}-shm").unlink()
+        box = Outbox(path, opening_held=True)
+        try:
+            kept = _salvage(copy, box)
+        except BaseException:
+            box.close()
+            raise
     log.info("outbox %s was damaged (%s): set aside as %s", path, reason, copy)
     return box, OutboxSetAside(storage, reason, copy, kept)
 

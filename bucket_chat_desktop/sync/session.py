@@ -15,10 +15,9 @@ from .. import paths
 from ..index import Index
 from ..protocol.ids import room_prefix
 from ..storage.base import Storage
-from .device_files import index_file, outbox_file, outbox_path_for
+from .device_files import index_file, open_device_outbox, outbox_path_for
 from .engine import RoomView, SyncConfig, SyncEngine
 from .events import EngineEvent
-from .outbox import open_outbox
 
 __all__ = ["engine_session", "outbox_path_for", "read_room"]
 
@@ -41,7 +40,7 @@ async def engine_session(
     idx = Index.open(index_file(base, storage), storage.url) if index else None
     box = None
     if outbox:
-        box, set_aside = open_outbox(outbox_file(base, storage), storage.describe())
+        box, set_aside = open_device_outbox(base, storage)
         if set_aside is not None:
             log.warning("%s", set_aside)
     engine = SyncEngine(storage, index=idx, outbox=box, listener=listener, config=config)

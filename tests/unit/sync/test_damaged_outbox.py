@@ -11,13 +11,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import threading
 from pathlib import Path
 
+import pytest
 from nacl.signing import SigningKey
 
+from bucket_chat_desktop.protocol.canonical import b64encode
 from bucket_chat_desktop.protocol.event import MESSAGE
 from bucket_chat_desktop.settings import Settings, StorageSettings
 from bucket_chat_desktop.storage.local import LocalStorage
+from bucket_chat_desktop.sync import outbox as outbox_mod
 from bucket_chat_desktop.sync.client import ChatClient, RoomRef
 from bucket_chat_desktop.sync.events import EngineEvent, OutboxSetAside, RoomLoaded
 from bucket_chat_desktop.sync.outbox import Outbox, open_outbox
@@ -164,3 +168,127 @@ def test_a_busy_outbox_is_never_set_aside(tmp_path: Path) -> None:
     box, set_aside = open_outbox(path, "a folder")
     box.close()
     assert set_aside is None and not list(tmp_path.glob("*.broken-*"))
+
+
+# -- two processes of this device setting one damaged outbox aside at once -----------------
+
+
+def _queue(box: Outbox, body: str) -> None:
+    box.seed_head(ROOM, b64encode(bytes(KEY.verify_key)), None)
+    box.enqueue(
+        room_id=ROOM,
+        user_id=ALICE,
+        signing_key=KEY,
+        drafts=[(MESSAGE, {"body": body, "msgtype": "m.text"})],
+        clock=lambda: 1_700_000_000_000,
+        unique=lambda: body,
+    )
+
+
+def _damaged(tmp_path: Path) -> Path:
+    path = tmp_path / "outbox" / "x.sqlite3"
+    path.parent.mkdir()
+    path.write_bytes(JUNK)
+    return path
+
+
+def _queued_bodies(path: Path) -> list[str]:
+    box = Outbox(path)
+    try:
+        return sorted(
+            e.content["body"]
+            for p in box.pending(ROOM)
+            if (e := p.event()) is not None and e.type == MESSAGE
+        )
+    finally:
+        box.close()
+
+
+def _paused_after_finding_damage(
+    monkeypatch: pytest.MonkeyPatch,
+) -> tuple[threading.Event, threading.Event, list[threading.Thread]]:
+    """``open_outbox`` of the thread put in the list (process B) stops once it has found
+    the file damaged, until the second event is set."""
+    real = outbox_mod.is_damage
+    found, go_on = threading.Event(), threading.Event()
+    b_thread: list[threading.Thread] = []
+
+    def is_damage(exc: sqlite3.Error) -> bool:
+        damaged = real(exc)
+        if (
+            damaged
+            and b_thread
+            and threading.current_thread() is b_thread[0]
+            and not found.is_set()
+        ):
+            found.set()
+            assert go_on.wait(10)
+        return damaged
+
+    monkeypatch.setattr(outbox_mod, "is_damage", is_damage)
+    return found, go_on, b_thread
+
+
+def _open_in_thread(path: Path, b_thread: list[threading.Thread]) -> dict[str, object]:
+    got: dict[str, object] = {}
+
+    def b() -> None:
+        try:
+            got["b"] = open_outbox(path, "store")[0]
+        except BaseException as exc:
+            got["b_error"] = exc
+
+    b_thread.append(threading.Thread(target=b))
+    b_thread[0].start()
+    return got
+
+
+def test_a_set_aside_racing_another_process_keeps_one_outbox(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Red team rt76: process B found the outbox damaged; process A then set it aside and
+    made the new outbox; B (no lock) then moved A's new, whole outbox aside too, under
+    A's open connection, and made a third: what A queued went into a ``.broken-…`` file
+    nothing opens again, and the two held two heads of one chain. B now checks again
+    under the opening lock and opens A's outbox: both queue into the one file."""
+    path = _damaged(tmp_path)
+    found, go_on, b_thread = _paused_after_finding_damage(monkeypatch)
+    got = _open_in_thread(path, b_thread)
+    assert found.wait(10)
+    box_a, said_a = open_outbox(path, "store")  # process A: sets aside, new outbox
+    assert said_a is not None
+    go_on.set()
+    b_thread[0].join(10)
+    box_b = got.get("b")
+    assert isinstance(box_b, Outbox), got
+    _queue(box_a, "from the app")
+    _queue(box_b, "from the script")
+    box_a.close()
+    box_b.close()
+    assert _queued_bodies(path) == ["from the app", "from the script"]
+    asides = [p.name for p in path.parent.iterdir() if p.name.startswith("x.sqlite3.broken-")]
+    assert [n for n in asides if not n.endswith(("-wal", "-shm", "-journal"))] == [
+        said_a.copy.name
+    ], asides
+
+
+def test_a_set_aside_finding_the_file_already_moved_does_not_fail(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Red team rt76: process B found the file damaged; another process then moved it
+    aside and had not made the new one yet. B's move found nothing to move and failed
+    with FileNotFoundError (the storage did not open, a command ended in a traceback).
+    B now opens an outbox at the place."""
+    path = _damaged(tmp_path)
+    found, go_on, b_thread = _paused_after_finding_damage(monkeypatch)
+    got = _open_in_thread(path, b_thread)
+    assert found.wait(10)
+    path.rename(path.with_name("x.sqlite3.broken-by-another"))  # that process's move
+    go_on.set()
+    b_thread[0].join(10)
+    assert "b_error" not in got, repr(got.get("b_error"))
+    box_b = got["b"]
+    assert isinstance(box_b, Outbox)
+    _queue(box_b, "after")
+    box_b.close()
+    assert _queued_bodies(path) == ["after"]

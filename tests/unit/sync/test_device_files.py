@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -153,3 +154,152 @@ def _with_pending(path: Path) -> None:
         )
     finally:
         box.close()
+
+
+def test_a_case_insensitive_volume_on_linux_is_one_storage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Red team rt76: a team folder on an SMB/CIFS share, a FAT/exFAT drive or an ext4
+    ``casefold`` folder on Linux ignores case: ``/mnt/share/Chat`` and ``/mnt/share/chat``
+    are one folder. Case was folded only on Windows, and on macOS when the volume said
+    so: on Linux the two spellings got two outboxes, two chain heads, and the device
+    forked its own chain. The volume is asked on every system now. It is emulated here
+    (this kernel has no casefold): both names exist and ``os.path.samefile`` says they
+    are one folder, as it does on such a volume."""
+    if os.name == "nt":
+        pytest.skip("Windows always folds")
+    (tmp_path / "share").mkdir()
+    lower, upper = tmp_path / "share" / "chat", tmp_path / "share" / "Chat"
+    lower.mkdir()
+    upper.mkdir()  # stands for the same folder found under another case
+    real_samefile = os.path.samefile
+
+    def samefile(x: object, y: object) -> bool:
+        sx, sy = os.fspath(x), os.fspath(y)  # type: ignore[call-overload]
+        if sx.lower() == sy.lower() and str(tmp_path) in sx:
+            return True
+        return real_samefile(sx, sy)
+
+    monkeypatch.setattr(os.path, "samefile", samefile)
+    data = tmp_path / "data"
+    a, b = LocalStorage(lower), LocalStorage(upper)
+    assert outbox_file(data, a) == outbox_file(data, b), (a.identity, b.identity)
+    # A volume that does not ignore case keeps two names two folders.
+    (tmp_path / "strict").mkdir()
+    (tmp_path / "strict" / "room").mkdir()
+    (tmp_path / "strict" / "Room").mkdir()
+    monkeypatch.setattr(os.path, "samefile", real_samefile)
+    one, two = (
+        LocalStorage(tmp_path / "strict" / "room"),
+        LocalStorage(tmp_path / "strict" / "Room"),
+    )
+    assert one.identity != two.identity
+
+
+# -- the folder a spelling names changes (red team rt76) ----------------------------------
+
+
+def _send(store: LocalStorage, data: Path, body: str, *, create: bool = False, flush: bool) -> None:
+    async def go() -> None:
+        async with ChatClient.session(store, identity=(ALICE, KEY), data_dir=data) as client:
+            sid = client.session_storage
+            if create:
+                ref = await client.create_room(sid, ROOM, "Plans", show=False)
+                assert await client.within(sid, client.flush(sid, timeout=10))
+            else:
+                ref = client.room(ROOM)
+            await client.send(ref, [(MESSAGE, {"body": body, "msgtype": "m.text"})])
+            if flush:
+                assert await client.within(sid, client.flush(sid, timeout=10))
+
+    asyncio.run(go())
+
+
+def _repoint(link: Path, to: Path) -> None:
+    link.unlink()
+    link.symlink_to(to, target_is_directory=True)
+
+
+def _move(src: Path, dst: Path, link: Path, *, leave_mount_point: bool = False) -> None:
+    """The data moved from ``src`` to ``dst`` and ``link`` re-pointed; with
+    ``leave_mount_point`` an empty ``src`` stays (a drive mounted elsewhere)."""
+    shutil.move(str(src), str(dst))
+    if leave_mount_point:
+        src.mkdir()
+    _repoint(link, dst)
+
+
+@needs_links
+@pytest.mark.parametrize("leave_mount_point", [False, True])
+def test_a_queued_message_follows_the_storage_when_its_link_is_repointed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, leave_mount_point: bool
+) -> None:
+    """Red team rt76: a message queued (not delivered) through ``link -> a``; the data
+    moved to ``b`` (or the drive mounted as ``b``, ``a`` left an empty mount point) and
+    the link re-pointed. The outbox was named after the resolved folder only: the next
+    run through the link opened a new, empty one, and "queued" was lost without a word.
+    The outbox now follows the storage as the user wrote it, with its queue and heads,
+    and says so; no file is left behind."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    link = tmp_path / "chat"
+    link.symlink_to(a, target_is_directory=True)
+    data = tmp_path / "data"
+    _send(LocalStorage(link), data, "one", create=True, flush=True)
+    _send(LocalStorage(link), data, "queued", flush=False)  # waits in the outbox
+    _move(a, b, link, leave_mount_point=leave_mount_point)
+    with caplog.at_level(logging.INFO, "bucket_chat.sync"):
+        _send(LocalStorage(link), data, "two", flush=True)
+    assert _bodies_and_forks(LocalStorage(link)) == (["one", "queued", "two"], [])
+    assert any("outbox follows it" in r.getMessage() for r in caplog.records)
+    assert sorted(p.name for p in (data / "outbox").glob("*.sqlite3")) == [
+        outbox_path_for(data, LocalStorage(link).identity).name
+    ]
+    assert index_file(data, LocalStorage(link)).is_file()
+
+
+@needs_links
+def test_the_device_does_not_fork_its_chain_when_the_folder_moves_back(tmp_path: Path) -> None:
+    """Red team rt76: as above, then the folder goes back where it was (the drive mounted
+    under its first name): the forgotten outbox delivered its message on the place the
+    send made meanwhile had taken, and every reader saw this device's chain fork."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    link = tmp_path / "chat"
+    link.symlink_to(a, target_is_directory=True)
+    data = tmp_path / "data"
+    _send(LocalStorage(link), data, "one", create=True, flush=True)
+    _send(LocalStorage(link), data, "queued", flush=False)
+    _move(a, b, link)
+    _send(LocalStorage(link), data, "two", flush=True)
+    _move(b, a, link)
+    _send(LocalStorage(link), data, "three", flush=True)
+    assert _bodies_and_forks(LocalStorage(link)) == (["one", "queued", "two", "three"], [])
+
+
+@needs_links
+def test_a_spelling_repointed_at_another_storage_leaves_the_outbox_with_its_own(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The link re-pointed at another storage while the first is still there: its
+    outbox is not taken (its heads are those of the first storage's rooms: continued
+    in the other storage's room of the same id they would break that chain); what
+    waits in it is said, and delivered, once, when the first storage is opened again.
+    Two spellings of one folder still share one outbox meanwhile."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    link = tmp_path / "chat"
+    link.symlink_to(a, target_is_directory=True)
+    data = tmp_path / "data"
+    _send(LocalStorage(b), tmp_path / "other-device", "b one", create=True, flush=True)
+    _send(LocalStorage(link), data, "one", create=True, flush=True)
+    _send(LocalStorage(link), data, "queued", flush=False)
+    _repoint(link, b)
+    with caplog.at_level(logging.WARNING, "bucket_chat.sync"):
+        _send(LocalStorage(link), data, "in b", flush=True)
+    assert any("1 undelivered event(s)" in r.getMessage() for r in caplog.records)
+    assert _bodies_and_forks(LocalStorage(b)) == (["b one", "in b"], [])
+    assert outbox_file(data, LocalStorage(b)) == outbox_file(data, LocalStorage(link))
+    _send(LocalStorage(a), data, "two", flush=True)  # the first storage, by its own path
+    assert _bodies_and_forks(LocalStorage(a)) == (["one", "queued", "two"], [])
