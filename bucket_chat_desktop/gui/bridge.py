@@ -20,6 +20,7 @@ from ..sync.events import (
     OutboxSetAside,
     RoomDiscovered,
     RoomLoaded,
+    SharedKeyQueued,
     StorageStatus,
     WarmTimeline,
 )
@@ -105,6 +106,15 @@ class EngineBridge(QObject):
                 f"{who} added this device in {one_line(event.room_id, 40)}; nothing was "
                 "accepted. Yours? Compare on your card in Members. If not, someone writes "
                 "as you",
+            )
+        elif isinstance(event, SharedKeyQueued):
+            self.warning_raised.emit(
+                storage_id,
+                f"{event.waiting:,} message(s) waiting to be sent in "
+                f"{one_line(event.room_id, 40)} were written before another device using "
+                "your key wrote there: once sent, everyone sees your key's chain fork and "
+                "both devices' messages unverified. Give each device its own key (see "
+                "'Several devices' in the README)",
             )
 
 

@@ -135,6 +135,17 @@ class IntroductionOffered:
     introducers: tuple[str, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class SharedKeyQueued:
+    """Messages waiting in this device's outbox for ``room_id`` were signed on a place
+    of its key's chain that another device using the same key (a restored key backup)
+    has written on since: once delivered, every reader sees the chain fork
+    (``Publisher.follow_read``). ``waiting``: how many."""
+
+    room_id: str
+    waiting: int
+
+
 EngineEvent = (
     WarmTimeline
     | RoomLoaded
@@ -145,4 +156,5 @@ EngineEvent = (
     | OutboxSetAside
     | ChangeFeedStatus
     | IntroductionOffered
+    | SharedKeyQueued
 )

@@ -56,7 +56,7 @@ from ..storage.base import (
     StorageError,
 )
 from . import keeper as room_keeper
-from .events import IntroductionOffered, OutboxChanged
+from .events import IntroductionOffered, OutboxChanged, SharedKeyQueued
 from .outbox import OutSegment
 from .room_state import RoomState, SendScan
 from .stopping import stop_tasks
@@ -506,6 +506,7 @@ class Publisher:
             waiting,
             ", ".join(terminal_safe(e.event_id) for e in taken[:3]),
         )
+        self._engine._emit(SharedKeyQueued(room_id, waiting))  # the app's status bar
 
     async def _local_head(self, room_id: str, signing_key: SigningKey) -> tuple[bool, Event | None]:
         """``(True, this device's newest event)`` when this engine's complete read of the

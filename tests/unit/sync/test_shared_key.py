@@ -23,6 +23,7 @@ from bucket_chat_desktop.protocol.event import MESSAGE
 from bucket_chat_desktop.protocol.findings import Kind
 from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync.engine import SyncConfig, SyncEngine
+from bucket_chat_desktop.sync.events import SharedKeyQueued
 from bucket_chat_desktop.sync.outbox import Outbox
 from bucket_chat_desktop.sync.session import read_room
 from bucket_chat_desktop.sync.writer import Draft, RoomWriter
@@ -140,7 +141,7 @@ def test_messages_queued_before_the_other_devices_write_are_said(
 
     async def go() -> None:
         laptop_box, desktop_box = Outbox(None), Outbox(None)
-        laptop = SyncEngine(store, outbox=laptop_box, config=QUIET)
+        laptop = SyncEngine(store, outbox=laptop_box, config=QUIET, listener=events.append)
         desktop = SyncEngine(store, outbox=desktop_box, config=QUIET)
         try:
             await laptop.open_room(ROOM, background=False)
@@ -162,9 +163,13 @@ def test_messages_queued_before_the_other_devices_write_are_said(
             laptop_box.close()
             desktop_box.close()
 
+    events: list[object] = []
     asyncio.run(go())
     said = [r.getMessage() for r in caplog.records if "same key" in r.getMessage()]
     assert len(said) == 1 and repr(ROOM) in said[0], said
+    # and to the app, which shows it in its status bar (``EngineBridge``)
+    queued = [e for e in events if isinstance(e, SharedKeyQueued)]
+    assert queued == [SharedKeyQueued(ROOM, 1)], queued
 
 
 def test_a_send_looks_only_at_the_rows_after_its_head(
