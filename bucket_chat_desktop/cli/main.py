@@ -25,7 +25,6 @@ from ..keys import KeysError, load_or_create_identity, open_key_store
 from ..keys.passphrase import claim_env_passphrase
 from ..protocol import relation_drafts as drafting
 from ..protocol.audit import AuditResult, TrustState
-from ..protocol.canonical import b64encode
 from ..protocol.event import MEMBER, MESSAGE, Event, has_lone_surrogate
 from ..protocol.findings import NOT_READ, Kind, Severity
 from ..protocol.ids import InvalidRoomIdError, check_room_id, room_option
@@ -771,7 +770,7 @@ async def cmd_add_device(args: argparse.Namespace) -> int:
 
     async def introduce(client: ChatClient, ref: RoomRef) -> list[Event]:
         own = who[0]
-        own_key = b64encode(bytes(own.signing_key.verify_key))
+        own_key = own.public_key_b64
         if args.key == own_key:  # red team rt72: a restored backup, "introduced" as new
             raise UsageError(devices.shared_key_text(own.user_id))
         _, result, _ = await _read_room(client, ref, "to check that key against")
@@ -810,14 +809,14 @@ async def cmd_accept_device(args: argparse.Namespace) -> int:
 
     def identity() -> Any:  # asked for once the room is known to exist (within the deadline)
         own = _identity(args.user_id)[0]
-        if args.key == b64encode(bytes(own.signing_key.verify_key)):
+        if args.key == own.public_key_b64:
             raise UsageError("--key is this device's own key: name the device that introduced it")
         who.append(own)
         return own
 
     async def accept(client: ChatClient, ref: RoomRef) -> list[Event]:
         own = who[0]
-        own_key = b64encode(bytes(own.signing_key.verify_key))
+        own_key = own.public_key_b64
         _, result, _ = await _read_room(client, ref, "to find the introduction in")
         shown = [(a.event, a.state) for a in result.timeline]
         verdict = devices.accept_device_check(shown, own.user_id, own_key, args.key, room_id)

@@ -118,9 +118,9 @@ class DoubtedElsewhere(Mapping[tuple[str, str], str]):
 
     def __getitem__(self, pair: tuple[str, str]) -> str:
         if pair not in self._confirmed:
-            for room_key, label in self._doubts.get(pair, ()):
-                if room_key != self._own:
-                    return label
+            label = _first_other(self._doubts.get(pair, []), self._own)
+            if label is not None:
+                return label
         raise KeyError(pair)
 
     def __iter__(self) -> Iterator[tuple[str, str]]:

@@ -107,13 +107,6 @@ def server_names(config_dir: Path) -> list[str]:
     return [str(p) for p in found if len(os.fsencode(p)) <= SOCKET_PATH_LIMIT]
 
 
-def server_name(config_dir: Path) -> str:
-    """Where the config folder's instance listens (the first of `server_names`; "": no
-    trusted place)."""
-    names = server_names(config_dir)
-    return names[0] if names else ""
-
-
 class AlreadyRunning(Exception):
     """Another instance holds the config folder and did not answer."""
 

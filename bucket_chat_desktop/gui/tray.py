@@ -51,7 +51,7 @@ def tray_icon(unread: int, base: QIcon | None = None) -> QIcon:
         p.drawText(
             QRect(size - 34, 0, 34, 34),
             Qt.AlignmentFlag.AlignCenter,
-            "9+" if unread > 9 else str(unread),
+            _badge(unread),
         )
     p.end()
     return QIcon(pix)
@@ -147,7 +147,7 @@ class Notifier:
         self._window.setSingleShot(True)
         self._window.setInterval(BURST_MS)
         self._window.timeout.connect(self._window_over)
-        self._badge: int | None = None  # the unread count the tray icon shows
+        self._shown_count: int | None = None  # the unread count the tray icon shows
         controller.notify.connect(self.on_notify)
         controller.unread_changed.connect(self.on_unread)
         controller.current_changed.connect(self._read)
@@ -209,11 +209,11 @@ class Notifier:
             QApplication.alert(self.window, 0)
 
     def on_unread(self, count: int) -> None:
-        if self.tray is None or count == self._badge:
+        if self.tray is None or count == self._shown_count:
             return  # the icon is drawn again only when its count changes
-        if self._badge is None or _badge(count) != _badge(self._badge):
+        if self._shown_count is None or _badge(count) != _badge(self._shown_count):
             self.tray.setIcon(tray_icon(count, QApplication.windowIcon()))
-        self._badge = count
+        self._shown_count = count
         self.tray.setToolTip(f"Bucket Chat — {count} unread" if count else "Bucket Chat")
 
     def open_last(self) -> None:

@@ -815,13 +815,11 @@ def _open_files(
         if idx is not None and own is not None:
             idx.add_pins([own], source="own")
         box, set_aside = open_device_outbox(data_dir, storage) if outbox else (None, None)
-    except sqlite3.OperationalError as exc:
+    except BaseException as exc:
         if idx is not None:
             idx.close()
-        raise DeviceFilesError(f"this device's files of {storage.describe()}", exc) from exc
-    except BaseException:
-        if idx is not None:
-            idx.close()
+        if isinstance(exc, sqlite3.OperationalError):
+            raise DeviceFilesError(f"this device's files of {storage.describe()}", exc) from exc
         raise
     return _Files(idx, box, set_aside)
 

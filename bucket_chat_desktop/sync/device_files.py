@@ -205,14 +205,8 @@ def _take_over(
 ) -> bool:
     """Move the outbox ``old`` (of the folder ``identity``, gone) to ``new``, and that
     folder's index to the storage's, unless it has one."""
-    _fold_log(old)
-    try:
-        move_aside(old, new)
-    except (FileNotFoundError, FileExistsError):
+    if not _adopt(new, old, "outbox"):
         return False  # another process moved it, or made the new one, meanwhile
-    for extra in _COMPANIONS:
-        with contextlib.suppress(FileNotFoundError):
-            Path(f"{old}{extra}").unlink()
     log.warning(
         "the storage %s is now the folder %s (it was %s, not there any more): this "
         "device's outbox follows it, with its %d undelivered event(s) and chain heads "
