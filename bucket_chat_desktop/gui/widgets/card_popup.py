@@ -10,6 +10,8 @@ keys typed in the field: Up/Down/PageUp/PageDown move in the list, Enter chooses
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from PySide6.QtCore import QEvent, QModelIndex, QObject, QPersistentModelIndex, QPoint, Qt
 from PySide6.QtGui import QColor, QKeyEvent, QMouseEvent, QPainter, QPaintEvent
 from PySide6.QtWidgets import (
@@ -27,6 +29,20 @@ from ..safe import guard
 from ..style import ACCENT, is_dark
 
 Index = QModelIndex | QPersistentModelIndex
+
+
+class ChoiceList(QListView):
+    """The card's list: rows of one fixed height (``uniformItemSizes``), painted by a
+    delegate that reads the model at each paint.
+
+    A row whose data changed is only repainted. ``QListView`` also walks every row of
+    the model for its list-mode layout at each change (two ``index()`` calls a row: 60 ms
+    a change at 20,000 rooms when the model's ``index`` is Python, as the quick switcher's
+    is), which rows of one fixed height never need."""
+
+    @guard()
+    def dataChanged(self, top_left: Index, bottom_right: Index, roles: Sequence[int] = ()) -> None:
+        QAbstractItemView.dataChanged(self, top_left, bottom_right, roles)
 
 
 class CardPopup(QWidget):
@@ -66,7 +82,7 @@ class CardPopup(QWidget):
         self.field = QLineEdit()
         self.field.setClearButtonEnabled(True)
         self.field.installEventFilter(self)
-        self.list = QListView()
+        self.list = ChoiceList()
         self.list.setUniformItemSizes(True)
         self.list.setMouseTracking(True)
         self.list.setFocusPolicy(Qt.FocusPolicy.NoFocus)
