@@ -656,6 +656,11 @@ class Controller(QObject):
     def retry_failed(self) -> None:
         self.client.retry_failed()
 
+    def reopen_storage(self, storage_id: str) -> bool:
+        """Try now to open a storage that could not be opened (``ChatClient.reopen_now``):
+        False when no try waits for it."""
+        return self.client.reopen_now(storage_id)
+
     def set_window_active(self, active: bool) -> None:
         self.window_active = active
         # Engines poll buckets often only while someone looks (they start believing

@@ -495,13 +495,24 @@ class MainWindow(QMainWindow):
         self.banner.hide()
         layout.addWidget(self.banner)
 
+        self.offline_bar = QFrame()
+        self.offline_bar.setObjectName("offline")
+        offline_layout = QHBoxLayout(self.offline_bar)
+        offline_layout.setContentsMargins(0, 0, 12, 0)
         self.offline = QLabel()
         self.offline.setTextFormat(Qt.TextFormat.PlainText)  # quotes storage errors
-        self.offline.setObjectName("offline")
         self.offline.setWordWrap(True)
         self.offline.setContentsMargins(16, 6, 16, 6)
-        self.offline.hide()
-        layout.addWidget(self.offline)
+        offline_layout.addWidget(self.offline, 1)
+        # A storage not opened is tried again by itself every few minutes; the user who
+        # just unlocked the keyring or fixed the file need not wait for it.
+        self.try_now = QPushButton("Try now")
+        self.try_now.setToolTip("Try to open this storage again now")
+        self.try_now.clicked.connect(self._try_now)
+        self.try_now.hide()
+        offline_layout.addWidget(self.try_now)
+        self.offline_bar.hide()
+        layout.addWidget(self.offline_bar)
 
         body = QHBoxLayout()
         body.setSpacing(0)
@@ -752,6 +763,9 @@ class MainWindow(QMainWindow):
         self.status.setToolTip("".join(f"<p>{html_escape(w)}</p>" for w in whole))
         key = self.controller.current
         if key and RoomRef.from_key(key).storage_id == storage_id:
+            self.try_now.setVisible(not online and message.startswith(NOT_OPENED))
+            self.try_now.setEnabled(True)
+            self.offline_bar.setVisible(not online)
             if online:
                 self.offline.hide()
             elif message.startswith("not answering"):
@@ -775,6 +789,16 @@ class MainWindow(QMainWindow):
                     "in your outbox and are sent when the storage is back."
                 )
                 self.offline.show()
+
+    def _try_now(self) -> None:
+        """Try again at once to open the shown room's storage (its status says how it
+        went: the button is enabled again then)."""
+        key = self.controller.current
+        if not key:
+            return
+        if self.controller.reopen_storage(RoomRef.from_key(key).storage_id):
+            self.try_now.setEnabled(False)
+            self.statusBar().showMessage("Trying to open the storage again…", 15000)
 
     def _on_error(self, what: str, message: str) -> None:
         self.statusBar().showMessage(f"{one_line(what)}: {one_line(message, 300)}", 15000)

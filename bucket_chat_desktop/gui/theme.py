@@ -13,7 +13,7 @@ QWidget#sidebar { background: %(side)s; }
 QLabel#roomSubtitle { color: %(muted)s; }
 QLabel#status { color: %(muted)s; }
 QFrame#banner { background: %(warn_bg)s; border-bottom: 1px solid %(warn)s; }
-QLabel#offline { background: %(off_bg)s; color: %(text)s; }
+QFrame#offline { background: %(off_bg)s; color: %(text)s; }
 QPlainTextEdit { border: 1px solid %(border)s; border-radius: 8px; background: %(base)s; }
 QPushButton { padding: 5px 12px; border-radius: 6px; border: 1px solid %(border)s;
               background: %(button)s; }

@@ -150,6 +150,7 @@ class ChatClient(AttachedStorages):
         self._background: list[asyncio.Task[None]] = []
         # storage id -> the task trying again to open it (``_reopen_later``)
         self._reopening: dict[str, asyncio.Future[None]] = {}
+        self._reopen_now: dict[str, asyncio.Event] = {}  # set: the next try is due now
         # Attaching a storage opens its files off the loop: meanwhile its id maps to that
         # attach's claim here. The last of ``attach`` and ``detach`` of an id wins: one that
         # no longer holds the claim when its files are open closes them and attaches nothing.
@@ -433,9 +434,13 @@ class ChatClient(AttachedStorages):
         if old is not None:
             old.cancel()
 
+        now = self._reopen_now[sid] = asyncio.Event()
+
         async def run() -> None:
             for n in itertools.count():
-                await asyncio.sleep(REOPEN_WAITS[min(n, len(REOPEN_WAITS) - 1)])
+                with contextlib.suppress(TimeoutError):  # the wait ends, or "Try now"
+                    await asyncio.wait_for(now.wait(), REOPEN_WAITS[min(n, len(REOPEN_WAITS) - 1)])
+                now.clear()
                 if self.settings.storage(sid) is not entry or sid in self._storages:
                     return
                 try:
@@ -451,9 +456,23 @@ class ChatClient(AttachedStorages):
         task = asyncio.ensure_future(run())
         self._reopening[sid] = task
         self._background.append(task)
-        task.add_done_callback(
-            lambda t: self._reopening.pop(sid, None) if self._reopening.get(sid) is t else None
-        )
+
+        def done(t: asyncio.Future[None]) -> None:
+            if self._reopening.get(sid) is t:
+                self._reopening.pop(sid, None)
+                self._reopen_now.pop(sid, None)
+
+        task.add_done_callback(done)
+
+    def reopen_now(self, storage_id: str) -> bool:
+        """Try now to open a storage that could not be opened (the user asked: "Try
+        now"), rather than at the end of its wait; the waits go on from there. False when
+        no try is waiting for it (it opened, or was never refused)."""
+        now = self._reopen_now.get(storage_id)
+        if now is None or storage_id not in self._reopening:
+            return False
+        now.set()  # a try already under way finishes first; the next follows at once
+        return True
 
     async def close(self) -> None:
         """Stop every storage's opens and engines (those detached before and still

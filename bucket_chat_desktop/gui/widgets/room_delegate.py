@@ -107,7 +107,7 @@ class RoomDelegate(SafeDelegate):
             painter.drawText(QRect(x, rect.top() + 9, 18, 20), 0, "⚠")
         preview = str(index.data(RoomRoles.Preview) or "")
         if not index.data(RoomRoles.Online):
-            preview = "offline · " + preview
+            preview = f"offline · {preview}" if preview else "offline"
         painter.setFont(option.font)
         painter.setPen(muted)
         badge_w = 0

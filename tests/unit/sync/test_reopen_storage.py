@@ -67,6 +67,7 @@ def test_a_storage_not_opened_at_start_opens_once_what_stopped_it_is_gone(
             ProfileStore().add("work", parse_storage_url(str(folder)))
             await _until(lambda: client.is_attached(entry.id))
             await _until(lambda: not client._reopening)  # opened: no try is left
+            assert not client.reopen_now(entry.id)  # "Try now": nothing waits to be tried
             assert any(isinstance(e, StorageStatus) and e.online for _, e in said), said
         finally:
             await client.close()
