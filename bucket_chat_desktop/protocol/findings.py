@@ -22,6 +22,7 @@ class Kind(enum.StrEnum):
     BAD_ENCODING = "bad-encoding"
     BAD_JSON = "bad-json"
     TOO_DEEP = "too-deep"
+    TOO_DENSE = "too-dense"
     FLOAT = "float-not-allowed"
     BAD_SCHEMA = "bad-schema"
     WRONG_ROOM = "wrong-room"

@@ -24,6 +24,8 @@ from .canonical import (
     signature_bytes,
 )
 from .event import (
+    BYTES_PER_VALUE,
+    DENSE_FROM_BYTES,
     MAX_DEPTH,
     MAX_ID_CHARS,
     MAX_LINE_BYTES,
@@ -34,6 +36,7 @@ from .event import (
     Event,
     event_of_parts,
     has_lone_surrogate,
+    json_values,
     nine_fields_json,
 )
 from .ids import check_room_id, make_event_id
@@ -144,6 +147,15 @@ def build_event(
         surrogate_possible = True
     if len(text) > MAX_LINE_BYTES - 200:
         raise ValueError("refusing to write an invalid event: it is too large")
+    # Readers refuse a line that packs too many values (``too-dense``); the line is this
+    # text and the signature's key and value (103 bytes more): counted without them.
+    if len(text) > DENSE_FROM_BYTES - 200 and (
+        (json_values(unsigned) + 2) * BYTES_PER_VALUE > len(text)
+    ):
+        raise ValueError(
+            "refusing to write an invalid event: it packs more than one JSON value per "
+            f"{BYTES_PER_VALUE} bytes, which readers reject (too-dense)"
+        )
     # Readers reject a lone surrogate (decode_json_line); the same test on the decoded
     # text, paid only by events with a \udXXX escape (emoji are such pairs).
     if surrogate_possible and "\\ud" in text and has_lone_surrogate(json.loads(text)):

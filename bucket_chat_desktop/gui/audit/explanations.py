@@ -47,6 +47,12 @@ EXPLANATIONS: dict[Kind, Explanation] = {
         "A line nests objects or lists more than 16 levels deep, which no event needs.",
         "That line is skipped. " + _TAMPER,
     ),
+    Kind.TOO_DENSE: Explanation(
+        "Too many values in one line",
+        "A long line packs more JSON values into its bytes than any event needs (more "
+        "than one per 16 bytes): shaped to use up this device's memory when read.",
+        "That line is skipped. " + _TAMPER,
+    ),
     Kind.FLOAT: Explanation(
         "Fractional number",
         "Events may only hold whole numbers; a fraction, NaN or Infinity makes the signed "

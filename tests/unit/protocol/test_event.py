@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from bucket_chat_desktop.protocol.canonical import canonical_bytes, event_hash
 from bucket_chat_desktop.protocol.event import (
+    DENSE_FROM_BYTES,
     MAX_DEPTH,
     MAX_ID_CHARS,
     MAX_LINE_BYTES,
@@ -302,8 +303,48 @@ def test_depth_with_arrays_and_empty_containers() -> None:
 
 
 def test_wide_but_shallow_is_fine() -> None:
-    wide = good(content={"body": "b", "list": [{"a": [1]} for _ in range(500)]})
+    wide = good(content={"body": "b", "list": [{"a": [1]} for _ in range(300)]})
+    assert len(_line(wide)) <= DENSE_FROM_BYTES  # dense, but short: read
     assert isinstance(parse_line(_line(wide), ROOM), Event)
+
+
+def test_a_long_line_packing_values_densely_is_refused_on_both_paths() -> None:
+    """Red team rt78: a 64 MiB segment of lines of ``[{},{},…]`` took 1.7 GB to read (24
+    times its size), in each worker and again where it was unpacked."""
+    dense = _line(good(content={"body": "b", "junk": [{} for _ in range(2_000)]}))
+    assert len(dense) > DENSE_FROM_BYTES
+    fast, slow = decode_json_line(dense), _decode_json_line_slow(dense)
+    assert isinstance(fast, Malformed) and fast == slow
+    assert fast.kind is Kind.TOO_DENSE
+    assert "packs 2,0" in fast.reason and "more than one per 16 bytes" in fast.reason
+    found = parse_line(dense, ROOM)
+    assert isinstance(found, Malformed) and found.kind is Kind.TOO_DENSE
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        {"body": "a, b: [c], {d}" * 2_000},  # structure in a text: one value
+        {"body": "x" * 5_000, "tags": ["abcdefghijklmnop"] * 200},  # 19 bytes a value
+        {"body": "x" * 5_000, "n": list(range(100))},  # dense part, long line overall
+    ],
+)
+def test_long_lines_that_are_not_dense_are_read(content: dict[str, Any]) -> None:
+    line = _line(good(content=content))
+    assert len(line) > DENSE_FROM_BYTES
+    assert decode_json_line(line) == _decode_json_line_slow(line) == json.loads(line)
+    assert isinstance(parse_line(line, ROOM), Event)
+
+
+def test_the_writer_refuses_to_sign_a_line_readers_would_find_too_dense() -> None:
+    writer = alice()
+    with pytest.raises(ValueError, match="too-dense"):
+        writer.emit(T0, "m.room.message", {"body": "b", "junk": [[] for _ in range(3_000)]})
+    near = {"body": "b", "tags": ["abcdefghijklmnopq"] * 300}  # just over 16 bytes a value
+    ev = writer.emit(T0, "m.room.message", near)
+    line = _line(dict(ev.raw))
+    assert len(line) > DENSE_FROM_BYTES
+    assert isinstance(parse_line(line, ROOM), Event)
 
 
 def test_brackets_inside_strings_do_not_count() -> None:

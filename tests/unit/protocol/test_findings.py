@@ -20,6 +20,7 @@ def test_the_kinds_are_the_documented_ones() -> None:
         "bad-encoding",
         "bad-json",
         "too-deep",
+        "too-dense",
         "float-not-allowed",
         "bad-schema",
         "wrong-room",
