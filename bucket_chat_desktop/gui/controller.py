@@ -187,8 +187,10 @@ def _ahead(result: AuditResult, now_ms: int) -> int:
 
 class Controller(QObject):
     # room key, title, text, the room's name as the list marks it, whether it mentions
-    # the user (the tray gathers a burst into one notification: ``tray.Notifier``)
-    notify = Signal(str, str, str, str, bool)
+    # the user, who wrote it (an opaque key: the sender id and the key that signed, so
+    # an impostor under a member's id is not that member; the tray gathers a burst into
+    # one notification and ranks its mentions by sender: ``tray.Notifier``)
+    notify = Signal(str, str, str, str, bool, str)
     error = Signal(str, str)  # what, message
     current_changed = Signal(str)  # room key ("" for none)
     room_forgotten = Signal(str)  # room key: left, or its storage removed (``forget_room``)
@@ -1122,7 +1124,8 @@ class Controller(QObject):
                     title = self._notification_title(key, row, item.marked_name)
                     text = _preview(as_shown(ev, rel) or ev)
                     mention = level == "mentions" or self._mentions_me(key, ev)
-                    self.notify.emit(key, title, text, item.marked_name, mention)
+                    sender = f"{ev.sender_id}\n{ev.sender_key or ''}"
+                    self.notify.emit(key, title, text, item.marked_name, mention, sender)
         self.rooms.update(key, **changes)
         if incoming and not focused:
             self.unread_changed.emit(self.rooms.total_unread())

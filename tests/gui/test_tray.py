@@ -156,7 +156,9 @@ def test_with_a_system_tray_install_shows_an_icon_with_a_menu(
 def test_without_a_tray_a_notification_asks_for_attention(win: Window) -> None:
     notifier = tray.Notifier(win.window, win.controller, None)
     general = win.add_room("general", "General")
-    win.controller.notify.emit(general, "bob@example.com in General", "Lunch?", "General", False)
+    win.controller.notify.emit(
+        general, "bob@example.com in General", "Lunch?", "General", False, "bob"
+    )
     assert notifier.shown == [(general, "bob@example.com in General", "Lunch?")]
     assert win.alerts == [(win.window, 0)]
     assert notifier.last_room == general
@@ -168,7 +170,9 @@ def test_with_a_tray_a_notification_is_a_tray_message(win: Window) -> None:
     notifier = tray.Notifier(win.window, win.controller, icon)
     general = win.add_room("general", "General")
     long_text = "x" * 300
-    win.controller.notify.emit(general, "bob@example.com in General", long_text, "General", False)
+    win.controller.notify.emit(
+        general, "bob@example.com in General", long_text, "General", False, "bob"
+    )
     assert icon.messages == [
         (
             "bob@example.com in General",
@@ -195,7 +199,7 @@ def test_the_open_room_of_the_active_window_is_not_notified(win: Window, qtbot: 
     win.window.activateWindow()
     qtbot.waitUntil(win.window.isActiveWindow)
     win.controller.notify.emit(
-        falcon, "bob@example.com in Project Falcon", "hi", "Project Falcon", False
+        falcon, "bob@example.com in Project Falcon", "hi", "Project Falcon", False, "bob"
     )
     assert notifier.shown == [] and icon.messages == [] and win.alerts == []
 
@@ -207,7 +211,9 @@ def test_clicking_the_notification_opens_its_room(win: Window) -> None:
     general = win.add_room("general", "General")
     win.controller.select_room(falcon)
     win.controller.rooms.update(general, unread=2)
-    win.controller.notify.emit(general, "bob@example.com in General", "Lunch?", "General", False)
+    win.controller.notify.emit(
+        general, "bob@example.com in General", "Lunch?", "General", False, "bob"
+    )
     win.window.hide()
 
     icon.messageClicked.emit()
