@@ -34,10 +34,11 @@ from PySide6.QtWidgets import (
 )
 
 from ..protocol.audit import TrustState
-from ..protocol.findings import METADATA_KINDS, Finding, vanished_only
+from ..protocol.findings import METADATA_KINDS, Finding, Kind, vanished_only
 from ..protocol.room_state import others_as_note
 from ..protocol.untrusted_text import html_escape, one_line, shown_id
 from ..sync.client import NOT_OPENED, RoomRef
+from ..sync.room_state import UNCHECKED_NOTE
 from ..sync.watched import clock_text
 from . import icons
 from .audit.explanations import explain
@@ -75,10 +76,16 @@ def banner_html(errors: list[Finding]) -> str:
             f"final. {n} problem{'s' if n != 1 else ''}: {named}."
         )
     if any(k in PARTIAL_READ for k in kinds):
+        # Its safety listing keeps failing (``RoomState.unchecked``): since when, and why.
+        unchecked = "".join(
+            f" {html_escape(one_line(f.message[0].upper() + f.message[1:], 400))}."
+            for f in errors
+            if f.kind is Kind.UNREAD and f.message.startswith(UNCHECKED_NOTE)
+        )
         return (
             "<b>⚠ This room's history could not be read completely.</b> Until it can, nobody's "
             "key is trusted on first use and no verdict is final; the app keeps trying. "
-            f"{n} problem{'s' if n != 1 else ''}: {named}."
+            f"{n} problem{'s' if n != 1 else ''}: {named}.{unchecked}"
         )
     if all(k in METADATA_KINDS for k in kinds):  # the room's name and creator only
         after = "It concerns the room's name and creator, not its messages."

@@ -58,6 +58,7 @@ from .schedule import (
     feed_rest,
     poll_delay,
     safety_period,
+    safety_wait,
 )
 from .stopping import stop_tasks
 
@@ -416,6 +417,7 @@ class Poller:
         # rt75). What someone waits for is not paced: the focused room, a room read only
         # partly while the window is in front, a listing owed by a failed read, a folder.
         stretched = background_period(config, len(rooms))
+        ceiling = config.background_safety  # how far a failed room's wait grows (at least)
         paced: list[RoomState] = []
         for room in rooms:
             period = safety_period(
@@ -429,9 +431,20 @@ class Poller:
             )
             owed = room.room_id in owed_now
             background = not owed and self._local is None and period >= config.background_safety > 0
-            if room.complete and background and now - room.last_safety >= stretched:
+            # A failed attempt counts (``_safety_pass``): the room waits its period again,
+            # longer after each failure in a row (``safety_wait``; red team rt77).
+            fails = room.safety_failures
+            if (
+                room.complete
+                and background
+                and now - room.last_safety >= safety_wait(stretched, fails, ceiling)
+            ):
                 paced.append(room)
-            elif room.complete and not background and (owed or now - room.last_safety >= period):
+            elif (
+                room.complete
+                and not background
+                and (owed or now - room.last_safety >= safety_wait(period, fails, ceiling))
+            ):
                 asked = True
                 step = self._start_safety(room)
                 if step is not None:
@@ -442,7 +455,10 @@ class Poller:
             # not only when the room is next opened; not waited for (it reports itself).
             asked = self._engine.retry_metadata(room) is not None or asked
         self.safety_pace.refill(config, now=now, rooms=len(rooms))
-        paced.sort(key=lambda r: r.last_safety)
+        # The room due longest ago first: one whose listing failed waits behind those
+        # that came due before its retry (it was sorted by its last success, always
+        # first, and took every token: red team rt77).
+        paced.sort(key=lambda r: r.last_safety + safety_wait(stretched, r.safety_failures, ceiling))
         for room in paced:
             if not self.safety_pace.ready():
                 break  # a later round: the pace spreads them over the period
@@ -527,13 +543,79 @@ class Poller:
             async with self._safety_slots:
                 if room.worth_reading_again:  # read it all again: the verdict waits
                     await self._read_again(room)
+                    await self._read_again_ended(room)
                 else:
-                    await self.refresh(room.room_id)
+                    try:
+                        await self.refresh(room.room_id)
+                    except StorageError as exc:
+                        if await self._refresh_failed(room, exc):
+                            return 0  # noted in the room, the storage's other rooms listed
+                        raise
         finally:
             if self._safety.get(room.room_id) is asyncio.current_task():
                 del self._safety[room.room_id]
                 self._safety_told.discard(room.room_id)
         return len(room.known) - before
+
+    async def _read_again_ended(self, room: RoomState) -> None:
+        """A room read all over again by a safety pass (``_read_again``): one that still
+        leaves something unread or unlisted (a listing refused, a download failed: said
+        in the room's findings by the pass) failed, and the room's next pass waits
+        longer after each such pass in a row (``schedule.safety_wait``), as a failed
+        ``refresh`` does: a room whose history cannot be listed (more names in its
+        ``logs/`` than a listing takes: 201 requests an attempt) was read all over again
+        every minute while the window was in front. One that read everything checked the
+        room's history again (``RoomState.unchecked`` goes)."""
+        if self._engine._dropped(room):
+            return
+        if room.worth_reading_again:
+            room.safety_failures += 1
+            # the pass set it (later, after a fault of this program: its own wait)
+            room.last_safety = max(room.last_safety, time.monotonic())
+            return
+        room.safety_failures = 0
+        if room.unchecked is not None:
+            async with room.lock:
+                if await self._engine._serially(_checked, room, room=room.room_id):
+                    await self._keep(room, [], {}, shown=False, audit=True)
+
+    async def _refresh_failed(self, room: RoomState, exc: StorageError) -> bool:
+        """A room's safety listing failed with ``exc``. It is an attempt all the same: the
+        room's next comes its period later, longer after each failure in a row
+        (``schedule.safety_wait``), so a room whose listing always fails takes no other
+        room's turn (red team rt77: it kept the first place in the pace's queue, and the
+        storage's other rooms were never listed again). The room says since when and why
+        its history could not be checked (``RoomState.unchecked``) when the storage
+        answered (``SyncEngine.answered``: a listing refused for this room, more names
+        than a listing takes) or the listing failed twice in a row; a single failure of
+        the whole storage (offline, busy) is the storage's status only. True when the
+        failure was the room's own: then not the storage's status too."""
+        room.last_safety = time.monotonic()
+        room.safety_failures += 1
+        own = self._engine.answered(exc)
+        log.log(
+            logging.INFO if room.safety_failures == 1 else logging.DEBUG,
+            "room %s: its safety listing failed (%d in a row): %s",
+            room.room_id,
+            room.safety_failures,
+            exc,
+        )
+        if not own and room.safety_failures < 2:
+            return False
+        since, why = time.time(), terminal_safe(str(exc), limit=300)
+
+        def note() -> bool:  # state thread
+            first = since if room.unchecked is None else room.unchecked[0]
+            changed = room.unchecked != (first, why)
+            room.unchecked = (first, why)
+            return changed
+
+        if self._engine._dropped(room):
+            return own
+        async with room.lock:
+            if await self._engine._serially(note, room=room.room_id):
+                await self._keep(room, [], {}, shown=False, audit=True)
+        return own
 
     def _hint(
         self, room_id: str, path: str, budget: HintBudget | None = None, *, marker: bool = False
@@ -1143,8 +1225,14 @@ class Poller:
         async with room.lock:
             if unlisted:
                 await self._engine._serially(room.unlisted.update, unlisted, room=room_id)
-            await self._keep(room, fetched, failed, shown=False, audit=vanished or bool(unlisted))
+            # one look at a state-thread note (only a job under this lock sets it)
+            checked = room.unchecked is not None and await self._engine._serially(
+                _checked, room, room=room_id
+            )
+            audit = vanished or bool(unlisted) or checked
+            await self._keep(room, fetched, failed, shown=False, audit=audit)
             room.last_safety = time.monotonic()
+            room.safety_failures = 0
 
     async def _noted_days(self, room: RoomState, newest: set[str], listed: set[str]) -> list[str]:
         """The newest ``NOTED_DAYS`` days of ``listed``, besides ``newest``, that hold a
@@ -1402,3 +1490,11 @@ def watch_problem(exc: BaseException | str, focused: float, idle: float) -> str:
         f"Not watching this folder: {why}. Checked every {focused:g} s, "
         f"{idle:g} s in the background."
     )
+
+
+def _checked(room: RoomState) -> bool:
+    """State thread: the room's safety listing succeeded; its history is checked again
+    (``RoomState.unchecked`` goes). True when it had been noted unchecked."""
+    was = room.unchecked is not None
+    room.unchecked = None
+    return was

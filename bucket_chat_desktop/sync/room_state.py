@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -84,7 +85,16 @@ class RoomState:
     # and when a polling round reads it again (monotonic; ``Poller.poll_once``).
     metadata_failures: int = 0
     metadata_retry_at: float = 0.0
-    last_safety: float = 0.0
+    last_safety: float = 0.0  # the last safety listing, or attempt at one (monotonic)
+    # Safety listings (``Poller.refresh``) that failed in a row: the next waits longer
+    # (``schedule.safety_wait``). Loop-side.
+    safety_failures: int = 0
+    # Since when (wall clock, seconds) and why the room's history could not be checked:
+    # its safety listing failed (refused by the storage for this room, or twice in a
+    # row). A segment removed or rewritten meanwhile is not noticed, so the verdict is
+    # not final (``partial``) and the room says so (``unread_findings``) until a listing
+    # succeeds. State thread.
+    unchecked: tuple[float, str] | None = None
     # A pass of this engine read the room from storage through, with nothing left unread
     # (``Backfill``): only then is this device's newest event in memory its chain's head
     # as stored; a room rebuilt from the index alone holds the room as of the index's
@@ -125,6 +135,7 @@ class RoomState:
             or self.vanished
             or self.ledger.has_unreadable
             or self.refused_history
+            or self.unchecked is not None
         )
 
     @property
@@ -171,7 +182,11 @@ class RoomState:
         read (removed or rewritten), not because a read or a listing failed or an object
         was refused unread: the words front ends use then (``findings.vanished_only``)."""
         return bool(self.vanished) and not (
-            self.unread or self.unlisted or self.ledger.has_unreadable or self.refused_history
+            self.unread
+            or self.unlisted
+            or self.ledger.has_unreadable
+            or self.refused_history
+            or self.unchecked is not None
         )
 
     def note_unread(self, notes: Mapping[str, str]) -> bool:
@@ -593,6 +608,20 @@ FAULT_NOTE = "reading it stopped on a fault of this program"
 the room's logs prefix: ``Backfill._said_unread``): its finding is ``read-stopped``."""
 
 
+UNCHECKED_NOTE = "its history could not be checked since "
+"""How the finding of a room whose safety listing keeps failing begins
+(``RoomState.unchecked``): the window's banner quotes it."""
+
+
+def unchecked_text(since: float, why: str) -> str:
+    """The finding's words for ``RoomState.unchecked``: since when (local time) and why."""
+    at = time.strftime("%Y-%m-%d %H:%M", time.localtime(since))
+    return (
+        f"{UNCHECKED_NOTE}{at} ({why}): a segment removed or rewritten since then is not "
+        "noticed until it can be; the app tries again, less often after each failure"
+    )
+
+
 def unread_findings(room: RoomState) -> list[Finding]:
     """State thread: what the last pass could not read: errors, so the room is not clean
     (a partial read is never a final verdict, PROTOCOL.md section 16)."""
@@ -612,6 +641,8 @@ def unread_findings(room: RoomState) -> list[Finding]:
         )
         for prefix, why in room.unlisted.items()
     ]
+    if room.unchecked is not None:
+        out.append(Finding(Kind.UNREAD, unchecked_text(*room.unchecked), logs_prefix(room.room_id)))
     notes = [
         (path, Kind.SEGMENT_UNREADABLE, _unread_message(why)) for path, why in room.unread.items()
     ]

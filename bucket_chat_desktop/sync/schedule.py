@@ -20,6 +20,11 @@ paced per storage (``SafetyPace``): up to ``background_rooms`` rooms each is lis
 ``background_safety``; past it the period grows with the rooms (``background_period``),
 and the listings start spread over it, never all in one round (red team rt75).
 
+A room's safety listing that fails is an attempt all the same: the room waits its period
+again, twice as long after each failure in a row (``safety_wait``), and goes behind the
+rooms that came due before it. One room whose listing always fails took every paced
+listing of its storage, and the others were never listed again (red team rt77).
+
 A room's metadata whose read failed is read again on a round, after a wait that doubles
 with each failure (``metadata_retry_delay``).
 
@@ -198,6 +203,28 @@ class SafetyPace:
     def spend(self) -> None:
         """A listing started."""
         self.tokens -= 1.0
+
+
+SAFETY_FAILED_STEPS = 3
+"""Doublings of a room's safety period after its listings failed in a row (``safety_wait``):
+up to 8 times the period (32 hours behind other windows, up to 90 rooms), and at least up
+to ``background_safety`` for the short periods (a room on screen, one read only partly)."""
+
+
+def safety_wait(period: float, failures: int, ceiling: float) -> float:
+    """Seconds from a room's last safety listing (or failed attempt) to its next, when
+    its period is ``period`` and its last ``failures`` attempts failed in a row: the
+    period, doubling from the second failure on, up to ``2 ** SAFETY_FAILED_STEPS``
+    times it or ``ceiling`` (``background_safety``), whichever is longer. A listing that
+    fails every time (refused for that room's prefix, a link in a folder, more names than
+    a listing takes: 201 requests each) costs no more than one that succeeds behind
+    other windows, and takes no other room's turn; in front, the room on screen (every
+    15 minutes) or one read only partly (every minute) is tried less often after each
+    failure, up to every 4 hours. One that failed once (a timeout) comes at its period."""
+    period = max(period, 0.0)
+    cap = max(period * 2.0**SAFETY_FAILED_STEPS, ceiling)
+    steps = min(max(failures - 1, 0), 64)  # bounded: 2.0 ** 1024 overflows
+    return min(period * 2.0**steps, max(cap, period))
 
 
 def metadata_retry_delay(first: float, failures: int) -> float:

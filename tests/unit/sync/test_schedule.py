@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from bucket_chat_desktop.settings import Settings
@@ -17,6 +19,7 @@ from bucket_chat_desktop.sync.schedule import (
     feed_rest,
     poll_delay,
     safety_period,
+    safety_wait,
 )
 
 NORMAL = SyncConfig()  # active 1 s, focused 3 s, idle 45 s, active window 60 s
@@ -220,3 +223,18 @@ def test_background_listings_stay_within_the_idle_budget_whatever_the_rooms() ->
     pace.spend()
     pace.refill(NORMAL, now=1e9 + 300.0, rooms=300)
     assert not pace.ready()
+
+
+def test_a_failed_room_listing_waits_its_period_then_longer_after_each_failure() -> None:
+    """Red team rt77: a failed safety listing is an attempt. The room waits its period
+    (one failure: a timeout comes at its period, as a success), then twice, four and eight
+    times it; a short period (the room on screen, one read only partly) grows on to
+    ``background_safety``. Never less than the period, never zero, never overflowing."""
+    four_h = NORMAL.background_safety
+    assert [safety_wait(four_h, n, four_h) / 3600 for n in range(6)] == [4, 4, 8, 16, 32, 32]
+    minute = [safety_wait(UNREAD_RETRY, n, four_h) for n in range(1, 12)]
+    assert minute[:4] == [60, 120, 240, 480] and minute[-1] == four_h
+    assert all(a <= b for a, b in itertools.pairwise(minute))
+    assert safety_wait(NORMAL.focused_safety, 10**9, four_h) == four_h
+    assert safety_wait(0.0, 3, four_h) == 0.0  # no period, no wait (a folder's rescan off)
+    assert safety_wait(four_h, -1, four_h) == four_h
