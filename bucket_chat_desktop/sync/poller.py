@@ -587,8 +587,9 @@ class Poller:
         storage's other rooms were never listed again). The room says since when and why
         its history could not be checked (``RoomState.unchecked``) when the storage
         answered (``SyncEngine.answered``: a listing refused for this room, more names
-        than a listing takes) or the listing failed twice in a row; a single failure of
-        the whole storage (offline, busy) is the storage's status only. True when the
+        than a listing takes) or the listing failed twice in a row while the storage
+        answered otherwise; the whole storage offline or busy is the storage's status
+        only. True when the
         failure was the room's own: then not the storage's status too."""
         room.last_safety = time.monotonic()
         room.safety_failures += 1
@@ -600,7 +601,10 @@ class Poller:
             room.safety_failures,
             exc,
         )
-        if not own and room.safety_failures < 2:
+        if not own and (room.safety_failures < 2 or not self._engine.online):
+            # The whole storage is offline: its status says so, and a laptop on a plane
+            # should not find every room marked unchecked. Only a room whose listing
+            # fails while the storage answers the rest is noted.
             return False
         since, why = time.time(), terminal_safe(str(exc), limit=300)
 

@@ -26,6 +26,7 @@ import asyncio
 import itertools
 import os
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 from test_idle_request_budget import BUDGET, CONFIG, Bucket, Clock, Idle, _idle_for, _rooms
@@ -33,7 +34,7 @@ from test_idle_request_budget import clock as clock
 
 from bucket_chat_desktop.protocol.findings import Kind
 from bucket_chat_desktop.protocol.ids import logs_prefix
-from bucket_chat_desktop.storage.base import Level, StorageError
+from bucket_chat_desktop.storage.base import Level, StorageError, StorageOfflineError
 from bucket_chat_desktop.storage.cloud import LIST_MAX_OBJECTS
 from bucket_chat_desktop.sync.room_state import UNCHECKED_NOTE, unread_findings
 from bucket_chat_desktop.sync.schedule import background_period, safety_wait
@@ -253,3 +254,42 @@ def test_a_room_overfilled_with_junk_starves_no_other_and_says_so(
             await idle.engine.close()
 
     asyncio.run(run())
+
+
+def test_a_whole_storage_offline_marks_no_room_unchecked(tmp_path: Path, clock: Clock) -> None:
+    """Every request fails because the bucket cannot be reached (a laptop on a plane):
+    the storage's status says so, and no room is marked "could not be checked" for it,
+    however many of its listings fail; once it is back, the rooms are listed again."""
+
+    async def run() -> None:
+        rooms = await _rooms(tmp_path / "store", 4)
+        idle = Idle(tmp_path, clock, rooms)
+        bucket = idle.bucket
+        real = {name: getattr(bucket, name) for name in _REQUESTS}
+
+        async def unreachable(*_args: object, **_kwargs: object) -> NoReturn:
+            bucket.requests += 1
+            raise StorageOfflineError("cannot reach the bucket (no network)")
+
+        try:
+            await idle.open()
+            for name in _REQUESTS:
+                setattr(bucket, name, unreachable)
+            period = background_period(CONFIG, len(rooms))
+            await _idle_for(idle, 6 * period / 3600)
+            for room in rooms:
+                assert _unchecked_finding(idle, room) is None, room
+            assert not idle.engine.online
+            for name, method in real.items():
+                setattr(bucket, name, method)
+            before = {r: len(idle.listed_at[r]) for r in rooms}
+            await _idle_for(idle, 8 * period / 3600)
+            assert all(len(idle.listed_at[r]) > before[r] for r in rooms)
+            assert idle.engine.online
+        finally:
+            await idle.engine.close()
+
+    asyncio.run(run())
+
+
+_REQUESTS = ("get", "list_objects", "list_after", "list_dirs", "list_level", "put_if_absent")
