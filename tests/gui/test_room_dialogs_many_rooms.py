@@ -21,6 +21,7 @@ from desk import settings_for
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QDialogButtonBox, QTreeWidgetItem
 
+from bucket_chat_desktop.gui.widgets import room_dialogs
 from bucket_chat_desktop.gui.widgets.room_dialogs import READ_AT_ONCE, RoomDialog
 from bucket_chat_desktop.sync.room_objects import RoomSummary, StorageRooms
 
@@ -149,4 +150,37 @@ def test_new_room_knows_every_id_the_storage_holds(qtbot: Any, qloop: Any, tmp_p
     assert "already exists" in dialog.problem.text()
     assert not dialog.buttons.button(QDialogButtonBox.StandardButton.Ok).isEnabled()
     assert storage.read == []  # the ids are all New room needs: no name was read
+    dialog.reject()
+
+
+def test_typing_in_the_filter_cleans_no_name_again(
+    qtbot: Any, qloop: Any, tmp_path: Path, monkeypatch: Any
+) -> None:
+    """A room's name is cleaned for showing once, when it is read: each keystroke in the
+    filter cleaned every name read again (and each batch of names read, all of them)."""
+    storage = Storage()
+    dialog = RoomDialog(
+        settings_for(tmp_path / "share", []),
+        create=False,
+        lister=storage.lister,
+        summariser=storage.summariser,
+    )
+    qtbot.addWidget(dialog)
+    dialog.resize(700, 520)
+    dialog.show()
+    cleaned: list[str] = []
+    real = room_dialogs.display_name_safe
+
+    def counted(text: str, *args: Any, **kwargs: Any) -> str:
+        cleaned.append(text)
+        return real(text, *args, **kwargs)
+
+    monkeypatch.setattr(room_dialogs, "display_name_safe", counted)
+    qtbot.waitUntil(lambda: dialog.listing_state == "done", timeout=10_000)
+    qtbot.waitUntil(lambda: _items(dialog)[0].text(0) == "⚠ Cheap", timeout=5_000)
+    read = len(storage.read)
+    assert len(cleaned) == read  # each name read, cleaned once
+    QTest.keyClicks(dialog.filter, "cheap")
+    assert len(cleaned) == len(storage.read)  # typing cleaned none again
+    assert _shown(dialog) and all(r.startswith("0000-") for r in _shown(dialog))
     dialog.reject()

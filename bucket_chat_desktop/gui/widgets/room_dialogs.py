@@ -52,6 +52,13 @@ Joined = Callable[[], Iterable[NamedRoom]]
 ROOM_ROLE = Qt.ItemDataRole.UserRole
 
 
+def _cleaned(summary: RoomSummary) -> str:
+    """A room's name as read from its metadata (anyone with write access sets it),
+    cleaned for showing (``display_name_safe``): once per name read, not at every
+    keystroke in the filter or every batch of names read."""
+    return display_name_safe(summary.name) if summary.name else ""
+
+
 class RoomDialog(QDialog):
     """Create (with a name) or join (by id) a room on one of the user's storages.
 
@@ -89,6 +96,7 @@ class RoomDialog(QDialog):
         # joining: the listed rooms' items by id, what was read of them, what is being read
         self._items: dict[str, QTreeWidgetItem] = {}
         self._summaries: dict[str, RoomSummary] = {}
+        self._names: dict[str, str] = {}  # room id -> its name as read, cleaned once
         self._reading: set[str] = set()
         self._found = StorageRooms(())
         self._read_timer = QTimer(self)
@@ -258,6 +266,7 @@ class RoomDialog(QDialog):
         tree.clear()
         self._items.clear()
         self._summaries = {r.room_id: r for r in found.rooms}
+        self._names = {r.room_id: _cleaned(r) for r in found.rooms}
         self._reading.clear()
         self._found = found
         joined = set(self._joined())
@@ -307,10 +316,13 @@ class RoomDialog(QDialog):
         if self.rooms_list is None:
             return
         words = self.filter.text().strip().casefold()
+        names = self._names
         for room_id, item in self._items.items():
-            summary = self._summaries.get(room_id)
-            name = display_name_safe(summary.name).casefold() if summary and summary.name else ""
-            item.setHidden(bool(words) and words not in room_id.casefold() and words not in name)
+            item.setHidden(
+                bool(words)
+                and words not in room_id.casefold()
+                and words not in names.get(room_id, "").casefold()
+            )
         self._status()
         self._read_timer.start()
 
@@ -357,6 +369,7 @@ class RoomDialog(QDialog):
         for summary in read:
             if summary.room_id in self._items:
                 self._summaries[summary.room_id] = summary
+                self._names[summary.room_id] = _cleaned(summary)
         self._render_read()
         self._apply_filter()  # a name read may match the filter; reads what is in view next
 
@@ -384,7 +397,7 @@ class RoomDialog(QDialog):
             item = self._items.get(room.room_id)
             if item is None:
                 continue
-            name = display_name_safe(room.name) if room.name else ""
+            name = self._names.get(room.room_id, "")
             look = looks.get(f"{storage_id}/{room.room_id}")
             warnings = [look] if look else []
             if room.metadata is not None and room.metadata.bad_signature and name:
@@ -419,8 +432,7 @@ class RoomDialog(QDialog):
             item.setFont(0, font)
 
     def _clean_name(self, room_id: str) -> str:
-        summary = self._summaries.get(room_id)
-        return display_name_safe(summary.name) if summary is not None and summary.name else ""
+        return self._names.get(room_id, "")
 
     def _rooms_in(self) -> list[NamedRoom]:
         """The rooms the user is in, on every storage: by their names when the app knows
