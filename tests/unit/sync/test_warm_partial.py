@@ -44,7 +44,7 @@ def test_a_cached_abandoned_segment_keeps_trust_on_first_use_off(tmp_path: Path)
         # the whole history was read once; then a pass cached an abandoned segment and
         # the app quit before its audit (a back-fill caches its slices before auditing)
         index.add_prepared(ROOM, [(good.path, 1, None, good)])
-        index.save_audit(ROOM, whole, history_complete=True)
+        index.save_audit(ROOM, whole, history_complete=True, history_partial=False)
         index.add_prepared(ROOM, [(bad_path, 1, None, bad)])
 
         room = RoomState(ROOM, RoomLedger(ROOM))
