@@ -201,7 +201,9 @@ _MIGRATIONS: dict[int, str] = {
     # a complete but partial read came back as not complete and a room rebuilt from it
     # was judged by the provisional rules, which take keys on first use: an impostor the
     # read showed as key-changed was shown verified (red team rt78). A row saved as not
-    # complete cannot say which it was: partial, so it is never taken as whole.
+    # complete cannot say which it was: partial, so it is never taken as whole (and the
+    # rebuild's check against the saved verdicts, ``Index.saved_below_verified``, catches
+    # a verdict warmer than the one saved).
     8: """
     ALTER TABLE rooms ADD COLUMN history_partial INTEGER NOT NULL DEFAULT 1;
     UPDATE rooms SET history_partial = 0 WHERE history_complete = 1;
@@ -1024,6 +1026,30 @@ class Index:
             log.warning("index: the timeline of room %r cannot be read (%s)", room_id, exc)
             return False
         return next(expected, None) is None
+
+    @_locked
+    def saved_below_verified(self, room_id: str) -> dict[str, TrustState] | None:
+        """The saved timeline's verdicts other than "verified", by the hash of the event
+        each judged (rows saved before verdicts named their event are left out): what a
+        room rebuilt from the index must not judge better (``keeper.warmer_than_saved``).
+        An unknown state counts as "invalid". None when the rows cannot be read: then
+        nothing says the rebuild is not warmer than the saved read."""
+        try:
+            rows = self._db.execute(
+                "SELECT hash, state FROM timeline WHERE room_id = ? AND state != ? AND hash != ''",
+                (room_id, TrustState.VERIFIED.value),
+            ).fetchall()
+        except sqlite3.OperationalError as exc:
+            log.warning("index: the timeline of room %r cannot be read (%s)", room_id, exc)
+            return None
+        out: dict[str, TrustState] = {}
+        for judged, state in rows:
+            try:
+                trust = TrustState(state)
+            except ValueError:
+                trust = TrustState.INVALID
+            out[str(judged)] = trust
+        return out
 
     @_locked
     def timeline_length(self, room_id: str) -> int:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -95,6 +95,9 @@ class CachedCopy:
     # use). A room the index knows only as "not complete" (an older version's) is partial.
     history_complete: bool
     history_partial: bool
+    # The saved timeline's verdicts below "verified", by event hash: a rebuilt verdict is
+    # never better (``warmer_than_saved``). None: they could not be read.
+    saved: Mapping[str, TrustState] | None
     damaged: set[str]  # listed segments the index could not hand back (once iterated)
 
 
@@ -130,8 +133,34 @@ def read_cached(index: Index, room_id: str, eager: bool = True) -> CachedCopy:
         tags,
         bool(info and info["history_complete"]),
         not info or bool(info["history_partial"]),
+        index.saved_below_verified(room_id),
         damaged,
     )
+
+
+# How far a verdict trusts its row, least first: a rebuilt row placed above the saved one
+# of the same event is judged better than the read the index saved.
+_WARMTH = {
+    TrustState.INVALID: 0,
+    TrustState.KEY_CHANGED: 1,
+    TrustState.UNVERIFIED: 2,
+    TrustState.VERIFIED: 3,
+}
+
+
+def warmer_than_saved(result: AuditResult, saved: Mapping[str, TrustState] | None) -> bool:
+    """Whether ``result`` (a room rebuilt from the index) judges an event better than the
+    saved timeline did (the same event: its hash). None for ``saved`` (the saved verdicts
+    could not be read): nothing says it does not, so it may."""
+    if saved is None:
+        return True
+    if not saved:
+        return False
+    for a in result.timeline:
+        judged = saved.get(a.event.hash)
+        if judged is not None and _WARMTH[a.state] > _WARMTH[judged]:
+            return True
+    return False
 
 
 def _next_paced_audit(room: RoomState) -> float:
@@ -697,6 +726,19 @@ class RoomKeeper:
         room.result = room.ledger.audit(
             pins, complete=complete, partial=complete and room.partial, now_ms=now_ms()
         )
+        if not (complete and room.partial) and warmer_than_saved(room.result, cached.saved):
+            # Better than the read the index saved (an index from before the rules were
+            # saved, where a complete but partial read was kept as "not complete"; a
+            # saved timeline that cannot be read): the coldest rules, never warmer. Keys
+            # pinned since (a person's confirmation) still count.
+            log.warning(
+                "%s: rebuilt from the index, an event was judged better than the saved "
+                "read judged it: audited as a partial read until the room is read whole",
+                room.room_id,
+            )
+            complete = True
+            note_saved_partial(room)
+            room.result = room.ledger.audit(pins, complete=True, partial=True, now_ms=now_ms())
         room.result.findings.extend(unread_findings(room))
         return complete
 

@@ -7,7 +7,8 @@ bad lines: the final rules, nobody trusted on first use) was saved as "not compl
 the rebuild applied the provisional rules, which take every key nobody introduced yet: an
 impostor writing as alice@ with her own key, ``key-changed`` (with a ``key-conflict``
 finding) in the read, came back "verified" and the finding was gone. The index now keeps
-both facts (``history_complete``, ``history_partial``)."""
+both facts (``history_complete``, ``history_partial``), and a rebuild judged better than
+the saved timeline is audited by the coldest rules."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from held_storage import Held, hold_all, until
 from nacl.signing import SigningKey
 
 from bucket_chat_desktop.index import Index
+from bucket_chat_desktop.index.db import _MIGRATIONS
 from bucket_chat_desktop.protocol.audit import TrustState
 from bucket_chat_desktop.protocol.event import MEMBER, MESSAGE, Event
 from bucket_chat_desktop.protocol.findings import Kind
@@ -245,3 +247,22 @@ def test_a_damaged_cached_segment_makes_the_rebuild_partial_not_provisional(
     assert _impostor_states(view.result)
     assert TrustState.VERIFIED not in _impostor_states(view.result)
     assert any(f.kind is Kind.SEGMENT_UNREADABLE for f in view.result.findings)
+
+
+def test_an_index_saved_before_the_rules_were_is_rebuilt_no_warmer(tmp_path: Path) -> None:
+    """An index of schema 7 kept a complete but partial read as "not complete" (as the
+    version before saved it): it cannot say which it was. Migrated, it is taken as
+    partial, and the rebuild's verdicts, which the provisional rules would make better
+    than the saved ones, are made by the coldest rules instead."""
+    store, db, _ = _prepared(tmp_path)
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE rooms SET history_complete = 0")
+    conn.execute("ALTER TABLE rooms DROP COLUMN history_partial")
+    conn.execute("PRAGMA user_version = 7")
+    conn.commit()
+    conn.close()
+    assert 8 in _MIGRATIONS
+    view = asyncio.run(_cached_view(store, db))
+    assert TrustState.VERIFIED not in _impostor_states(view.result)
+    assert any(f.kind is Kind.KEY_CONFLICT for f in view.result.findings)
+    assert view.partial and _saved_partial(view.result)
