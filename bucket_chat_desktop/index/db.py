@@ -39,7 +39,7 @@ log = logging.getLogger("bucket_chat.index")
 P = ParamSpec("P")
 R = TypeVar("R")
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -194,6 +194,19 @@ _MIGRATIONS: dict[int, str] = {
     DROP TABLE pins;
     ALTER TABLE pins_by_room RENAME TO pins;
     CREATE INDEX pins_room ON pins (room_id);
+    """,
+    # The last saved audit's rules, as two facts: ``history_complete`` (a pass read the
+    # whole history: the final rules) and ``history_partial`` (part of it could not be
+    # read: no trust on first use). Before, only "complete and not partial" was saved, so
+    # a complete but partial read came back as not complete and a room rebuilt from it
+    # was judged by the provisional rules, which take keys on first use: an impostor the
+    # read showed as key-changed was shown verified (red team rt78). A row saved as not
+    # complete cannot say which it was: partial, so it is never taken as whole (and the
+    # rebuild's check against the saved verdicts, ``Index.saved_below_verified``, catches
+    # a verdict warmer than the one saved).
+    8: """
+    ALTER TABLE rooms ADD COLUMN history_partial INTEGER NOT NULL DEFAULT 1;
+    UPDATE rooms SET history_partial = 0 WHERE history_complete = 1;
     """,
 }
 
@@ -827,8 +840,18 @@ class Index:
     # -- audits --------------------------------------------------------------------------------
 
     @_locked
-    def save_audit(self, room_id: str, result: AuditResult, *, history_complete: bool) -> None:
-        """Replace the room's cached timeline and findings with ``result``."""
+    def save_audit(
+        self,
+        room_id: str,
+        result: AuditResult,
+        *,
+        history_complete: bool,
+        history_partial: bool,
+    ) -> None:
+        """Replace the room's cached timeline and findings with ``result``, and say by which
+        rules it was made: ``history_complete`` (the final rules: a pass read through the
+        whole history) and ``history_partial`` (part of it could not be read: nobody
+        trusted on first use). A room rebuilt from the index is audited by the same."""
         with self._db:
             self._db.execute("DELETE FROM timeline WHERE room_id = ?", (room_id,))
             self._db.executemany(_ADD_TIMELINE, _timeline_rows(room_id, 0, result.timeline))
@@ -848,16 +871,18 @@ class Index:
                 if isinstance(whole, Event) and whole.hash == last.hash:
                     last = whole
             self._db.execute(
-                "INSERT INTO rooms (room_id, last_ts, last_preview, errors, history_complete) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (room_id) DO UPDATE SET "
+                "INSERT INTO rooms (room_id, last_ts, last_preview, errors, history_complete, "
+                "history_partial) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (room_id) DO UPDATE SET "
                 "last_ts = excluded.last_ts, last_preview = excluded.last_preview, "
-                "errors = excluded.errors, history_complete = excluded.history_complete",
+                "errors = excluded.errors, history_complete = excluded.history_complete, "
+                "history_partial = excluded.history_partial",
                 (
                     room_id,
                     last.timestamp_ms if last else 0,
                     message_text(last.content)[:200] if last else None,
                     len(result.errors),
                     int(history_complete),
+                    int(history_partial),
                 ),
             )
 
@@ -1001,6 +1026,30 @@ class Index:
             log.warning("index: the timeline of room %r cannot be read (%s)", room_id, exc)
             return False
         return next(expected, None) is None
+
+    @_locked
+    def saved_below_verified(self, room_id: str) -> dict[str, TrustState] | None:
+        """The saved timeline's verdicts other than "verified", by the hash of the event
+        each judged (rows saved before verdicts named their event are left out): what a
+        room rebuilt from the index must not judge better (``keeper.warmer_than_saved``).
+        An unknown state counts as "invalid". None when the rows cannot be read: then
+        nothing says the rebuild is not warmer than the saved read."""
+        try:
+            rows = self._db.execute(
+                "SELECT hash, state FROM timeline WHERE room_id = ? AND state != ? AND hash != ''",
+                (room_id, TrustState.VERIFIED.value),
+            ).fetchall()
+        except sqlite3.OperationalError as exc:
+            log.warning("index: the timeline of room %r cannot be read (%s)", room_id, exc)
+            return None
+        out: dict[str, TrustState] = {}
+        for judged, state in rows:
+            try:
+                trust = TrustState(state)
+            except ValueError:
+                trust = TrustState.INVALID
+            out[str(judged)] = trust
+        return out
 
     @_locked
     def timeline_length(self, room_id: str) -> int:
@@ -1325,6 +1374,7 @@ class Index:
         "last_preview",
         "errors",
         "history_complete",
+        "history_partial",
     )
 
     @_locked

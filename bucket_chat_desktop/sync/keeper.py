@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -47,7 +47,13 @@ from ..storage.base import ObjectInfo
 from .events import EventsAppended, RoomLoaded, ShownEvent, WarmTimeline
 from .memory import release_freed_heap
 from .room_objects import refusal_of
-from .room_state import RoomState, RoomView, refused_findings, unread_findings
+from .room_state import (
+    RoomState,
+    RoomView,
+    note_saved_partial,
+    refused_findings,
+    unread_findings,
+)
 
 if TYPE_CHECKING:
     from .engine import SyncEngine
@@ -84,7 +90,14 @@ class CachedCopy:
     segments: Iterable[tuple[str, list[Any], list[Finding]]]
     known: dict[str, int]
     tags: dict[str, str]  # content tags of ``known`` (``RoomState.tags``)
+    # The rules of the last saved audit (``Index.save_audit``): the final ones (a pass
+    # read the whole history), and of those, a partial read's (nobody trusted on first
+    # use). A room the index knows only as "not complete" (an older version's) is partial.
     history_complete: bool
+    history_partial: bool
+    # The saved timeline's verdicts below "verified", by event hash: a rebuilt verdict is
+    # never better (``warmer_than_saved``). None: they could not be read.
+    saved: Mapping[str, TrustState] | None
     damaged: set[str]  # listed segments the index could not hand back (once iterated)
 
 
@@ -119,8 +132,35 @@ def read_cached(index: Index, room_id: str, eager: bool = True) -> CachedCopy:
         known,
         tags,
         bool(info and info["history_complete"]),
+        not info or bool(info["history_partial"]),
+        index.saved_below_verified(room_id),
         damaged,
     )
+
+
+# How far a verdict trusts its row, least first: a rebuilt row placed above the saved one
+# of the same event is judged better than the read the index saved.
+_WARMTH = {
+    TrustState.INVALID: 0,
+    TrustState.KEY_CHANGED: 1,
+    TrustState.UNVERIFIED: 2,
+    TrustState.VERIFIED: 3,
+}
+
+
+def warmer_than_saved(result: AuditResult, saved: Mapping[str, TrustState] | None) -> bool:
+    """Whether ``result`` (a room rebuilt from the index) judges an event better than the
+    saved timeline did (the same event: its hash). None for ``saved`` (the saved verdicts
+    could not be read): nothing says it does not, so it may."""
+    if saved is None:
+        return True
+    if not saved:
+        return False
+    for a in result.timeline:
+        judged = saved.get(a.event.hash)
+        if judged is not None and _WARMTH[a.state] > _WARMTH[judged]:
+            return True
+    return False
 
 
 def _next_paced_audit(room: RoomState) -> float:
@@ -386,7 +426,10 @@ class RoomKeeper:
             room.result.findings.extend(unread_findings(room))
             release_freed_heap(room.ledger.event_count)  # a whole read's garbage
         if self._engine.index is not None and (complete or first):
-            self._engine.index.save_audit(room.room_id, room.result, history_complete=whole)
+            # the rules as they were, both: a rebuild from the index uses the same
+            self._engine.index.save_audit(
+                room.room_id, room.result, history_complete=complete, history_partial=partial
+            )
             room.saved_audit = room.result.audit_number
             if whole:  # trust on first use only from the whole history
                 self._pin(room.room_id, room.result.timeline)
@@ -629,7 +672,9 @@ class RoomKeeper:
         result = room.result
         assert result is not None
         if not index.timeline_is(room.room_id, result.timeline):
-            index.save_audit(room.room_id, result, history_complete=complete)
+            index.save_audit(
+                room.room_id, result, history_complete=complete, history_partial=room.partial
+            )
         room.saved_audit = result.audit_number
 
     @staticmethod
@@ -666,13 +711,34 @@ class RoomKeeper:
             room.unread[path] = "this device's cached copy of it is damaged; it is read again"
         if count == 0:
             return False
-        complete = cached.history_complete and not damaged
-        # as the keeper's full audits: a cached segment abandoned after too many bad
-        # lines is history not read (``RoomState.partial``): no trust on first use, and
-        # the rows placed on top of this audit keep to that (``try_place``)
+        # By the rules of the saved audit, exactly as the keeper's own full audits apply
+        # them: the final rules after a pass read the whole history; after a partial one
+        # (saved so, or a cached segment abandoned after too many bad lines, or one the
+        # cache cannot hand back: ``RoomState.partial``) nobody is trusted on first use,
+        # and the rows placed on top of this audit keep to that (``try_place``). What
+        # the saved read could not read is not kept: a note keeps the room partial
+        # until a pass reads it whole (``SAVED_PARTIAL_NOTE``). A damaged cached segment
+        # makes the room partial, not "not complete": the provisional rules take keys on
+        # first use, warmer than any final verdict (red team rt78).
+        complete = cached.history_complete
+        if complete and cached.history_partial:
+            note_saved_partial(room)
         room.result = room.ledger.audit(
             pins, complete=complete, partial=complete and room.partial, now_ms=now_ms()
         )
+        if not (complete and room.partial) and warmer_than_saved(room.result, cached.saved):
+            # Better than the read the index saved (an index from before the rules were
+            # saved, where a complete but partial read was kept as "not complete"; a
+            # saved timeline that cannot be read): the coldest rules, never warmer. Keys
+            # pinned since (a person's confirmation) still count.
+            log.warning(
+                "%s: rebuilt from the index, an event was judged better than the saved "
+                "read judged it: audited as a partial read until the room is read whole",
+                room.room_id,
+            )
+            complete = True
+            note_saved_partial(room)
+            room.result = room.ledger.audit(pins, complete=True, partial=True, now_ms=now_ms())
         room.result.findings.extend(unread_findings(room))
         return complete
 

@@ -622,25 +622,46 @@ def unchecked_text(since: float, why: str) -> str:
     )
 
 
-def unread_findings(room: RoomState) -> list[Finding]:
-    """State thread: what the last pass could not read: errors, so the room is not clean
-    (a partial read is never a final verdict, PROTOCOL.md section 16)."""
-    out = [
-        Finding(
+SAVED_PARTIAL_NOTE = "this device's last read of it could not read all of it"
+"""The note (``room.unlisted``, on the room's logs prefix) of a room rebuilt from the
+index whose saved audit was made by the final rules of a partial read (``keeper``): what
+that read could not read is not kept, so the room stays partial — nobody trusted on first
+use, nothing pinned — until a pass reads it whole, and that pass lists every day
+(``RoomState.problem_days``)."""
+
+
+def note_saved_partial(room: RoomState) -> None:
+    """State thread (or the one thread of a room no engine holds): ``SAVED_PARTIAL_NOTE``."""
+    room.unlisted.setdefault(logs_prefix(room.room_id), SAVED_PARTIAL_NOTE)
+
+
+def _unlisted_finding(prefix: str, why: str) -> Finding:
+    if why.startswith(FAULT_NOTE):
+        return Finding(
             Kind.READ_STOPPED,
             f"{why}; what is shown was checked, and the verdict is not final until the "
             "room is read whole",
             prefix,
         )
-        if why.startswith(FAULT_NOTE)
-        else Finding(
+    if why == SAVED_PARTIAL_NOTE:
+        return Finding(
             Kind.UNREAD,
-            f"the room could not be listed completely ({why}): what is shown is what could "
-            "be read, and the verdict is not final until it can",
+            f"{why} (shown as read then, from this device's cache): the verdict is not "
+            "final, and nobody is trusted on first use, until the room is read whole",
             prefix,
         )
-        for prefix, why in room.unlisted.items()
-    ]
+    return Finding(
+        Kind.UNREAD,
+        f"the room could not be listed completely ({why}): what is shown is what could "
+        "be read, and the verdict is not final until it can",
+        prefix,
+    )
+
+
+def unread_findings(room: RoomState) -> list[Finding]:
+    """State thread: what the last pass could not read: errors, so the room is not clean
+    (a partial read is never a final verdict, PROTOCOL.md section 16)."""
+    out = [_unlisted_finding(prefix, why) for prefix, why in room.unlisted.items()]
     if room.unchecked is not None:
         out.append(Finding(Kind.UNREAD, unchecked_text(*room.unchecked), logs_prefix(room.room_id)))
     notes = [

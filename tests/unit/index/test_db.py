@@ -95,7 +95,7 @@ def test_reopening_keeps_data(db_path: Path) -> None:
     path, data = segment(events, 1, "alice@example.com")
     index = Index.open(db_path, "url-1")
     index.add_segment(ROOM, path, len(data), "etag-1", indexed(path, events), [])
-    index.save_audit(ROOM, _audit((path, data)), history_complete=True)
+    index.save_audit(ROOM, _audit((path, data)), history_complete=True, history_partial=False)
     index.add_pins(
         [("alice@example.com", public_key_text(SigningKey(bytes([1]) * 32)))], room_id=ROOM
     )
@@ -193,7 +193,7 @@ def test_save_audit_newest_and_append_timeline(db_path: Path) -> None:
         assert index.timeline_length(ROOM) == 0 and index.newest(ROOM, 5) == []
         index.add_segment(ROOM, p1, len(d1), None, indexed(p1, first), [])
         result = _audit((p1, d1))
-        index.save_audit(ROOM, result, history_complete=False)
+        index.save_audit(ROOM, result, history_complete=False, history_partial=False)
         assert index.timeline_length(ROOM) == 6
         rows = index.newest(ROOM, 4)
         assert [r.pos for r in rows] == [2, 3, 4, 5]  # the newest, oldest first
@@ -216,7 +216,7 @@ def test_save_audit_newest_and_append_timeline(db_path: Path) -> None:
         assert [r.event for r in index.newest(ROOM, 3)] == later  # exactly the appended rows
 
         # A new full audit replaces the timeline instead of adding to it.
-        index.save_audit(ROOM, full, history_complete=True)
+        index.save_audit(ROOM, full, history_complete=True, history_partial=False)
         assert index.timeline_length(ROOM) == 9
         assert index.rooms()[0]["history_complete"] == 1
     finally:
@@ -233,7 +233,7 @@ def test_timeline_is_says_whether_the_saved_rows_are_an_audits(db_path: Path) ->
         index.add_segment(ROOM, path, len(data), None, indexed(path, events), [])
         result = _audit((path, data))
         assert not index.timeline_is(ROOM, result.timeline)  # nothing saved yet
-        index.save_audit(ROOM, result, history_complete=True)
+        index.save_audit(ROOM, result, history_complete=True, history_partial=False)
         assert index.timeline_is(ROOM, result.timeline)
         assert not index.timeline_is(ROOM, result.timeline[:-1])
         assert not index.timeline_is("room-2", result.timeline)
@@ -257,15 +257,15 @@ def test_findings_are_replaced_per_room(db_path: Path) -> None:
     result.findings[:] = [gap, notice]
     index = Index.open(db_path)
     try:
-        index.save_audit(ROOM, result, history_complete=True)
-        index.save_audit("room-2", _audit(), history_complete=True)
+        index.save_audit(ROOM, result, history_complete=True, history_partial=False)
+        index.save_audit("room-2", _audit(), history_complete=True, history_partial=False)
         assert index.findings(ROOM) == [gap, notice]
         assert index.findings("room-2") == []
         rooms = {r["room_id"]: r for r in index.rooms()}
         assert rooms[ROOM]["errors"] == 1  # the notice is not an error
         assert rooms["room-2"]["last_ts"] == 0 and rooms["room-2"]["last_preview"] is None
         result.findings[:] = []
-        index.save_audit(ROOM, result, history_complete=True)
+        index.save_audit(ROOM, result, history_complete=True, history_partial=False)
         assert index.findings(ROOM) == []
     finally:
         index.close()
@@ -331,6 +331,33 @@ def test_pins_of_the_storage_wide_kind_are_migrated(db_path: Path) -> None:
         index.close()
 
 
+def test_the_rules_of_a_saved_audit_are_migrated_never_taken_as_whole(db_path: Path) -> None:
+    """Schema 7 saved one fact, "complete and not partial": a complete but partial read
+    was kept as not complete. Migrated, a room saved whole stays whole, and one saved not
+    complete is partial (it cannot say which it was; never taken as whole). New saves
+    keep both facts as they are."""
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(db_path)
+    for version in range(1, 8):
+        conn.executescript(_MIGRATIONS[version])
+    conn.execute("PRAGMA user_version = 7")
+    conn.executemany(
+        "INSERT INTO rooms (room_id, history_complete) VALUES (?, ?)",
+        [("whole", 1), ("not-whole", 0)],
+    )
+    conn.commit()
+    conn.close()
+    index = Index.open(db_path)
+    try:
+        facts = {r["room_id"]: (r["history_complete"], r["history_partial"]) for r in index.rooms()}
+        assert facts == {"whole": (1, 0), "not-whole": (0, 1)}
+        index.save_audit("whole", _audit(), history_complete=True, history_partial=True)
+        assert index.room("whole") is not None
+        assert (index.room("whole") or {})["history_partial"] == 1
+    finally:
+        index.close()
+
+
 def test_cursors(db_path: Path) -> None:
     index = Index.open(db_path)
     try:
@@ -376,7 +403,7 @@ def test_room_info_and_audit_summary_share_a_row(db_path: Path) -> None:
     try:
         index.set_room_info("b-room", "B", signed=False)
         index.set_room_info(ROOM, "Room One", signed=True)
-        index.save_audit(ROOM, _audit((path, data)), history_complete=True)
+        index.save_audit(ROOM, _audit((path, data)), history_complete=True, history_partial=False)
         index.set_room_info(ROOM, "Renamed", signed=True)  # keeps the audit summary
         rooms = index.rooms()
         assert [r["room_id"] for r in rooms] == ["b-room", ROOM]
@@ -388,6 +415,7 @@ def test_room_info_and_audit_summary_share_a_row(db_path: Path) -> None:
             "last_preview": None,
             "errors": 0,
             "history_complete": 0,
+            "history_partial": 1,  # no audit saved: never taken as whole
         }
         assert rooms[1]["name"] == "Renamed" and rooms[1]["signed"] == 1
         assert rooms[1]["last_preview"] == "the last word"
@@ -408,7 +436,7 @@ def _cached_room(db_path: Path) -> tuple[list[Event], str]:
     path, data = segment(events, 1, "alice@example.com")
     index = Index.open(db_path)
     index.add_segment(ROOM, path, len(data), None, indexed(path, events), [])
-    index.save_audit(ROOM, _audit((path, data)), history_complete=True)
+    index.save_audit(ROOM, _audit((path, data)), history_complete=True, history_partial=False)
     index.close()
     return events, path
 
@@ -608,7 +636,7 @@ def test_a_cached_line_whose_signature_failed_never_comes_back_verified(db_path:
     index = Index.open(db_path)
     try:
         index.add_segment(ROOM, path, len(data), None, indexed(path, genuine), [])
-        index.save_audit(ROOM, _audit((path, data)), history_complete=True)
+        index.save_audit(ROOM, _audit((path, data)), history_complete=True, history_partial=False)
         assert [r.state for r in index.newest(ROOM, 10)] == [TrustState.VERIFIED] * 2
         forged = genuine[1].line().replace(b"ACME", b"EVIL").decode().rstrip("\n")
         rows = indexed(path, genuine)
@@ -653,7 +681,7 @@ def test_a_line_rewritten_with_a_good_signature_never_comes_back_under_the_saved
     index = Index.open(db_path)
     try:
         index.add_segment(ROOM, path, len(data), None, indexed(path, genuine), [])
-        index.save_audit(ROOM, _audit((path, data)), history_complete=True)
+        index.save_audit(ROOM, _audit((path, data)), history_complete=True, history_partial=False)
         assert {r.state for r in index.newest(ROOM, 10)} == {TrustState.VERIFIED}
         rows = indexed(path, genuine)
         swapped = _rewrite(genuine[1], "pay EVIL")
@@ -708,7 +736,7 @@ def test_an_index_without_event_hashes_is_migrated_and_its_verdicts_not_trusted(
         assert [r.event for r in rows] == genuine  # still painted at once
         assert {r.state for r in rows} == {TrustState.UNVERIFIED}
         assert all("not checked yet" in r.reason for r in rows)
-        index.save_audit(ROOM, _audit((seg, data)), history_complete=True)
+        index.save_audit(ROOM, _audit((seg, data)), history_complete=True, history_partial=False)
         assert {r.state for r in index.newest(ROOM, 10)} == {TrustState.VERIFIED}
     finally:
         index.close()

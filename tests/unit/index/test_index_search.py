@@ -37,7 +37,7 @@ def _store(index: Index, events: list[Event], seed: int, user: str, *, audit: bo
     if audit:
         ledger = RoomLedger(ROOM)
         ledger.add_segment(path, data)
-        index.save_audit(ROOM, ledger.audit({}), history_complete=True)
+        index.save_audit(ROOM, ledger.audit({}), history_complete=True, history_partial=False)
     return path
 
 
@@ -354,7 +354,7 @@ def test_copies_of_a_shown_event_id_that_are_not_shown_are_never_hits(index: Ind
     # of identical copies, the first in (path, line) order is shown (PROTOCOL.md 6.1)
     shown = min(a_path, again)
     assert [r.path for r in result.timeline if r.event.event_id == x.event_id] == [shown, b_path]
-    index.save_audit(ROOM, result, history_complete=True)
+    index.save_audit(ROOM, result, history_complete=True, history_partial=False)
     assert [(h.trust, h.path) for h in index.search("genuine").hits] == [
         (TrustState.VERIFIED, shown)
     ]
@@ -475,7 +475,7 @@ def test_a_line_signed_by_one_member_under_anothers_name_is_never_a_hit(
     _catch_up(db)
     result = ledger.audit({})
     assert [a.event.event_id for a in result.invalid] == [claim.event_id]
-    db.save_audit(ROOM, result, history_complete=True)
+    db.save_audit(ROOM, result, history_complete=True, history_partial=False)
     assert db.search("money").hits == ()
     assert [h.sender_id for h in db.search("hello").hits] == [alice]
     db.close()
