@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Coroutine, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Collection, Coroutine, Iterable, Iterator, Mapping
 from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
@@ -33,6 +33,7 @@ from ..protocol.unread import (
     UNREAD_CAP,
     ReadMarker,
     UnreadCount,
+    anchor_position,
     arrived,
     is_news_placed,
     is_unread_news,
@@ -49,6 +50,7 @@ from ..sync.events import EngineEvent, ShownEvent
 from ..sync.room_objects import StorageRooms
 from ..sync.selfcheck import TEST_NO_ANSWER
 from ..sync.watched import NoAnswerError
+from ..timestamps import late_note
 from .bridge import EngineBridge
 from .markdown import to_plain
 from .models.rooms_model import RoomItem, RoomsModel
@@ -710,6 +712,12 @@ class Controller(QObject):
         )
         # where the rows that arrived far above the newest are: no walk to find them
         known = {s.verdict.event.event_id: i for i, s in late}
+        anchor = (
+            anchor_position(room.result.timeline if room.result else None, result.timeline, now_ms)
+            if late
+            else None
+        )
+        among = {e for e, i in known.items() if anchor is not None and i < anchor}
         marker = self.settings.read_marker(key)  # as before this audit is shown
         room.result = result
         room.metadata, room.metadata_findings = metadata, metadata_findings
@@ -729,7 +737,9 @@ class Controller(QObject):
         # the preview: the newest row not placed ahead of this device's clock, as for the
         # arrivals (a row dated years ahead would be the room's last message for good)
         shown = newest[: max(0, len(newest) - _ahead(result, now_ms))]
-        self._refresh_item(room, result, arrived, last_shown(shown), placed=True, known=known)
+        self._refresh_item(
+            room, result, arrived, last_shown(shown), placed=True, known=known, late=among
+        )
         joined = self.rooms.item(key) is not None  # not a room still being joined
         if joined and not room.marked and len(result.timeline):
             room.marked = True
@@ -930,6 +940,7 @@ class Controller(QObject):
             last_shown(items[: max(0, shown - at)]) if shown <= at + len(items) else None,
             placed=True,
             known=known,
+            late=known.keys(),
         )
         room.marked = True
 
@@ -1084,13 +1095,15 @@ class Controller(QObject):
         *,
         placed: bool = False,
         known: Mapping[str, int] | None = None,
+        late: Collection[str] | None = None,
     ) -> None:
         """``last``: the newest shown event with its body (a slim audit's events have
         none) and its verdict; None when only relation events came (reactions, edits,
         deletions): the preview stays, redone with the room's relations in case they are
         about it.
         ``placed``: ``new`` may sort before rows already there (not only appended);
-        ``known``: where some of them are (no walk to find them)."""
+        ``known``: where some of them are (no walk to find them); ``late``: the ids of
+        those placed among rows seen already (``_note_late``)."""
         key = room.ref.key
         item = self.rooms.item(key)
         if item is None:
@@ -1132,6 +1145,8 @@ class Controller(QObject):
         # already (its deletion was read first): its text is shown nowhere. The count
         # after a restart uses the same rule (``_count_after_marker``).
         incoming = [a for a in new if is_unread_news(a.event, own, rel)]
+        if late is not None:
+            self._note_late(room, [a for a in incoming if a.event.event_id in late])
         focused = key == self.current and self.window_active
         if focused:
             self._mark_read(key)
@@ -1163,6 +1178,19 @@ class Controller(QObject):
         self.rooms.update(key, **changes)
         if incoming and not focused:
             self.unread_changed.emit(self.rooms.total_unread())
+
+    def _note_late(self, room: RoomSession, incoming: list[Assessed]) -> None:
+        """New messages dated long before they arrived (``timestamps.late_note``): a
+        member's next message dated weeks back is news, but shown weeks up among older
+        rows; its row says when it arrived and that its date is earlier (red team rt79)."""
+        now_ms = int(time.time() * 1000)
+        notes = {
+            a.event.event_id: note
+            for a in incoming
+            if (note := late_note(a.event.timestamp_ms, now_ms)) is not None
+        }
+        if notes:
+            self.timeline(room.ref.key).note_late(notes)
 
     def _preview_warning(self, key: str, row: Assessed) -> str:
         """Why the room list marks its preview (⚠), or "": the row is not verified (in

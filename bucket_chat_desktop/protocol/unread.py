@@ -360,6 +360,16 @@ def is_news_placed(
     return arrived and not first_seen
 
 
+def anchor_position(old: Timeline | None, rows: Timeline, now_ms: int) -> int | None:
+    """Where ``rows`` (a new audit) shows the row that was newest in ``old`` (by place,
+    as ``arrived`` takes it), None when there is none: what is new before it was placed
+    among rows seen already. A walk from the newest back to it."""
+    if old is None:
+        return None
+    cut = placed_by(old, now_ms + FUTURE_SLACK_MS)
+    return _copy_position(rows, old[cut - 1]) if cut else None
+
+
 def _copy(row: Assessed) -> tuple[str, str | None]:
     """Which copy of an event id ``row`` is: its id and signing key (an id signed by two
     keys is shown once per key, PROTOCOL.md section 6 step 1)."""

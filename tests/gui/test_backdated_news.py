@@ -23,12 +23,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import wait_for
+from conftest import shot, wait_for
 from desk import Desk, settings_for
 from nacl.signing import SigningKey
+from PySide6.QtWidgets import QAbstractItemView
 
 from bucket_chat_desktop import settings as settings_store
 from bucket_chat_desktop.gui.models.rooms_model import RoomRoles
+from bucket_chat_desktop.gui.models.timeline_model import Roles
 from bucket_chat_desktop.gui.widgets.quick_switcher import RoomFilter
 from bucket_chat_desktop.protocol.event import MEMBER, MESSAGE, Event
 from bucket_chat_desktop.protocol.ids import client_id_for
@@ -36,6 +38,7 @@ from bucket_chat_desktop.protocol.segment import encode_segment, path_for
 from bucket_chat_desktop.protocol.signing import build_event
 from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync.writer import Draft, RoomWriter
+from bucket_chat_desktop.timestamps import full
 
 CAROL = ("carol@example.com", SigningKey(b"\x03" * 32))
 MALLORY = ("mallory@example.com", SigningKey(b"\x0d" * 32))
@@ -150,6 +153,18 @@ def test_a_message_backdated_weeks_into_history_is_counted_and_notified(
     assert behind == between
     assert counted == 1, f"placed {behind} rows above the newest, not counted unread"
     assert [body for _, _, body in notes] == [late.content["body"]], notes
+    # opened, the line and its row: it says it is dated long before it arrived
+    desk.select("c")
+    assert desk.window.delegate.first_unread == late.event_id  # the "New messages" line
+    if between == 10:  # the row among the newest paged in (300 up: not yet), its note
+        model = desk.model("c")
+        index = desk.wait_index("c", late.content["body"])
+        said = model.index(index).data(Roles.Late)
+        assert said.startswith("Arrived ") and "dated " in said, said
+        assert full(late.timestamp_ms)[:16] in said
+        view = desk.window.timeline
+        view.scrollTo(model.index(index), QAbstractItemView.ScrollHint.PositionAtCenter)
+        shot(desk.window, "backdated-news", tmp_path)
 
 
 def test_a_row_placed_after_its_date_does_not_date_the_room_back_to_1970(
