@@ -147,3 +147,21 @@ def members_when(timestamp_ms: object, today: dt.date | None = None) -> str:
     if moment.year == today.year:
         return _strftime(moment, "%d %b %H:%M", timestamp_ms)
     return _strftime(moment, "%d %b %Y", timestamp_ms)
+
+
+# A message read this long after its own date, as new words (not history read late), says
+# so on its row: placed among older ones, it would otherwise pass for a message seen then.
+LATE_NOTE_MS = 15 * 60_000
+
+
+def late_note(dated_ms: int, arrived_ms: int) -> str | None:
+    """What a message's row says when it arrived (was first read, as new words) at
+    ``arrived_ms``, more than ``LATE_NOTE_MS`` after the date it bears: "Arrived
+    2026-12-03 14:05, dated 2026-11-08 10:01: sent or delivered long after its date".
+    None when it came in time. Terminal-safe (digits and plain words only)."""
+    if arrived_ms - dated_ms <= LATE_NOTE_MS:
+        return None
+    return (
+        f"Arrived {full(arrived_ms)[:16]}, dated {full(dated_ms)[:16]}: "
+        "sent or delivered long after its date"
+    )

@@ -6,6 +6,7 @@ the room (its metadata's too) once, whatever order the audits list them in."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -26,6 +27,7 @@ from ..protocol.room_state import Roster
 from ..protocol.untrusted_text import RoomIds, terminal_safe
 from ..storage.base import StorageError
 from ..sync.room_state import RoomView
+from ..timestamps import LATE_NOTE_MS, late_note
 from . import format as fmt
 from . import related
 
@@ -97,6 +99,9 @@ class LivePrinter:
         self.ids = RoomIds()
         # (event id, path, line): an id signed by two devices is two rows (section 6)
         self.shown: set[tuple[str, str, int]] = set()
+        # the latest date among the rows printed or read so far: a message dated well
+        # before it came in among them (``arrived``'s note)
+        self.latest = 0
         self.reported: set[tuple[str, str, str | None, int | None, str | None]] = set()
 
     def say(self, text: str) -> None:
@@ -124,6 +129,7 @@ class LivePrinter:
             line = related.event_lines(timeline[position], timeline, rel, self.ids, self.claims)
             self.say(line)
         self.shown.update((a.event.event_id, a.path, a.line) for a in timeline)
+        self.latest = max((a.event.timestamp_ms for a in timeline), default=self.latest)
 
     def arrived(
         self,
@@ -133,10 +139,17 @@ class LivePrinter:
         *,
         echo_own: bool,
         roster: Roster | None = None,
+        now_ms: int | None = None,
     ) -> None:
         """Rows new since the last call: messages as ``history`` prints them, relation
         events as what they did (only when applied: a forged one is a finding).
-        ``timeline``: the audit's whole timeline, which ``rel`` was made of."""
+        ``timeline``: the audit's whole timeline, which ``rel`` was made of. A message
+        dated long before it arrived (``now_ms``, this device's clock: a member's next
+        message dated weeks back, an outbox sent long after) and before rows read already
+        is followed by the line the app's row shows ("Arrived …, dated …",
+        ``timestamps.late_note``): printed now, it would pass for one written now (red
+        team rt79)."""
+        now = int(time.time() * 1000) if now_ms is None else now_ms
         self.use_roster(roster)
         counted: dict[str, dict[str, ReactionChip]] = {}  # per target: reaction -> chip
         for item in items:
@@ -146,6 +159,7 @@ class LivePrinter:
                 continue
             self.shown.add(copy)
             ev = item.event
+            latest, self.latest = self.latest, max(self.latest, ev.timestamp_ms)
             if ev.type == TYPING:  # read and ignored (PROTOCOL.md 18.6), not printed
                 continue
             if not echo_own and self.own_key and ev.sender_key == self.own_key:
@@ -156,8 +170,13 @@ class LivePrinter:
                 line = self._notice(item, timeline, rel, counted)
                 if line is not None:
                     self.say(line)
+                continue
             else:
                 self.say(related.event_lines(item, timeline, rel, self.ids, self.claims))
+            before = ev.timestamp_ms + LATE_NOTE_MS < latest  # dated among rows read
+            note = late_note(ev.timestamp_ms, now) if ev.type == MESSAGE and before else None
+            if note is not None:
+                self.say(f"    ({note})")
 
     def findings(self, found: Sequence[Finding]) -> None:
         for f in found:

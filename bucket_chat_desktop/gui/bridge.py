@@ -29,14 +29,16 @@ from ..sync.events import (
 class EngineBridge(QObject):
     timeline_warmed = Signal(str, object, int)  # room key, rows, total
     # room key, AuditResult, complete, RoomMetadata | None, tuple of its findings,
-    # the audit's row count and its newest rows (tuple of ShownEvent)
-    room_loaded = Signal(str, object, bool, object, object, int, object)
+    # the audit's row count and its newest rows (tuple of ShownEvent), and the rows that
+    # arrived since the audit before wherever placed (``RoomLoaded.arrived``)
+    room_loaded = Signal(str, object, bool, object, object, int, object, object)
     events_appended = Signal(str, object, object)  # room key, [Assessed], AuditResult
     # room key, [Assessed], AuditResult, the timeline position they went to: events placed
     # before the newest rows (behind one dated a little ahead: ``EventsAppended.at``),
     # the rows from there on moved down. Its own signal, so slots of appends keep their
-    # shape (and none takes a placement for an append at the end).
-    events_placed = Signal(str, object, object, int)
+    # shape (and none takes a placement for an append at the end). Last, whether they
+    # arrived (``EventsAppended.arrived``: new words, not history, wherever placed).
+    events_placed = Signal(str, object, object, int, bool)
     # room key, AuditResult, the Relations of that result (PROTOCOL.md section 18; None:
     # none made), emitted just before the room_loaded or events_appended that carries the
     # result. Its own signal, so slots of the two above keep their shape.
@@ -61,7 +63,7 @@ class EngineBridge(QObject):
             if event.at is None:
                 self.events_appended.emit(key, event.items, event.result)
             else:
-                self.events_placed.emit(key, event.items, event.result, event.at)
+                self.events_placed.emit(key, event.items, event.result, event.at, event.arrived)
         elif isinstance(event, RoomLoaded):
             key = f"{storage_id}/{event.room_id}"
             self.state_arrived.emit(key, event.roster)
@@ -74,6 +76,7 @@ class EngineBridge(QObject):
                 event.metadata_findings,
                 event.total,
                 event.newest,
+                event.arrived,
             )
         elif isinstance(event, WarmTimeline):
             self.timeline_warmed.emit(f"{storage_id}/{event.room_id}", event.rows, event.total)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Coroutine, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Collection, Coroutine, Iterable, Iterator, Mapping
 from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
@@ -33,7 +33,9 @@ from ..protocol.unread import (
     UNREAD_CAP,
     ReadMarker,
     UnreadCount,
+    anchor_position,
     arrived,
+    is_news_placed,
     is_unread_news,
     marker_for,
     placed_before,
@@ -48,6 +50,7 @@ from ..sync.events import EngineEvent, ShownEvent
 from ..sync.room_objects import StorageRooms
 from ..sync.selfcheck import TEST_NO_ANSWER
 from ..sync.watched import NoAnswerError
+from ..timestamps import late_note
 from .bridge import EngineBridge
 from .markdown import to_plain
 from .models.rooms_model import RoomItem, RoomsModel
@@ -80,10 +83,14 @@ def _runs(positions: list[int], gap: int) -> list[tuple[int, int]]:
     return out
 
 
-def _sorts_before(result: AuditResult, event_id: str, other_id: str) -> bool:
+def _sorts_before(
+    result: AuditResult, event_id: str, other_id: str, known: Mapping[str, int]
+) -> bool:
     """Whether ``event_id`` is shown before ``other_id`` in ``result`` (also when
-    ``other_id`` is not shown any more)."""
-    at = position_of(result.timeline, event_id)
+    ``other_id`` is not shown any more). ``known``: positions already known (no walk)."""
+    at = known.get(event_id)
+    if at is None:
+        at = position_of(result.timeline, event_id)
     other = position_of(result.timeline, other_id)
     return at is not None and (other is None or at < other)
 
@@ -161,16 +168,21 @@ def _arrived(
     now_ms: int,
     since_ms: int,
     first_seen: bool = False,
+    late: tuple[tuple[int, ShownEvent], ...] = (),
 ) -> list[Assessed]:
     """``unread.arrived`` for a ``RoomLoaded``: the rows among ``newest`` come with their
-    bodies (read from the index with the audit), the others as the audit holds them."""
+    bodies (read from the index with the audit), the others as the audit holds them;
+    ``late``: the rows the engine says arrived (``RoomLoaded.arrived``), with bodies."""
     bodies = {
         (s.verdict.path, s.verdict.line): s.verdict._replace(event=s.event)
         for s in newest
         if isinstance(s.event, Event)
     }
     old_rows = old.timeline if old is not None else None
-    return arrived(old_rows, result.timeline, bodies, now_ms, since_ms, first_seen=first_seen)
+    came = [(i, s.verdict._replace(event=s.event)) for i, s in late if isinstance(s.event, Event)]
+    return arrived(
+        old_rows, result.timeline, bodies, now_ms, since_ms, first_seen=first_seen, late=came
+    )
 
 
 def _first_other(entries: list[tuple[str, str]], key: str) -> str | None:
@@ -696,12 +708,23 @@ class Controller(QObject):
         metadata_findings: tuple[Finding, ...],
         total: int,
         newest: tuple[ShownEvent, ...],
+        late: tuple[tuple[int, ShownEvent], ...] = (),
     ) -> None:
         room = self._rooms.get(key)
         if room is None:
             return  # a room left: nothing of it is kept
         now_ms = int(time.time() * 1000)
-        arrived = _arrived(room.result, result, newest, now_ms, room.since_ms, room.first_seen)
+        arrived = _arrived(
+            room.result, result, newest, now_ms, room.since_ms, room.first_seen, late
+        )
+        # where the rows that arrived far above the newest are: no walk to find them
+        known = {s.verdict.event.event_id: i for i, s in late}
+        anchor = (
+            anchor_position(room.result.timeline if room.result else None, result.timeline, now_ms)
+            if late
+            else None
+        )
+        among = {e for e, i in known.items() if anchor is not None and i < anchor}
         marker = self.settings.read_marker(key)  # as before this audit is shown
         room.result = result
         room.metadata, room.metadata_findings = metadata, metadata_findings
@@ -721,7 +744,9 @@ class Controller(QObject):
         # the preview: the newest row not placed ahead of this device's clock, as for the
         # arrivals (a row dated years ahead would be the room's last message for good)
         shown = newest[: max(0, len(newest) - _ahead(result, now_ms))]
-        self._refresh_item(room, result, arrived, last_shown(shown), placed=True)
+        self._refresh_item(
+            room, result, arrived, last_shown(shown), placed=True, known=known, late=among
+        )
         joined = self.rooms.item(key) is not None  # not a room still being joined
         if joined and not room.marked and len(result.timeline):
             room.marked = True
@@ -754,18 +779,26 @@ class Controller(QObject):
         if moved and not self._save_markers.isActive():
             self._save_markers.start()
 
-    def _note_unseen(self, key: str, result: AuditResult, incoming: list[Assessed]) -> None:
+    def _note_unseen(
+        self,
+        key: str,
+        result: AuditResult,
+        incoming: list[Assessed],
+        known: Mapping[str, int] | None = None,
+    ) -> None:
         """Unread messages that sort before the room's read marker: counted here as they
         arrive, but a count after a restart starts after the marker, so the settings keep
         them with it (``ReadMarker.unseen``) until the room is shown. Rows placed that way
         are near the newest (behind rows dated a little ahead, or read after a newer one):
-        they are looked for from the newest back, all in one walk."""
+        they are looked for from the newest back, all in one walk; those whose place is
+        ``known`` (a row that arrived far above the newest) are not looked for."""
         marker = self.settings.read_marker(key)
         if marker is None:
             return
         # One walk for all of them (``placed_before``); none when the marker is not shown
         # (the count after a restart goes by the marker's date then).
-        before = placed_before(result.timeline, marker[0], [a.event.event_id for a in incoming])
+        ids = [a.event.event_id for a in incoming]
+        before = placed_before(result.timeline, marker[0], ids, known)
         noted = self.settings.note_unseen_before_marker(key, before)
         if noted and not self._save_markers.isActive():
             self._save_markers.start()
@@ -872,13 +905,15 @@ class Controller(QObject):
         room.marked = True
 
     def _on_events_placed(
-        self, key: str, items: list[Assessed], result: AuditResult, at: int
+        self, key: str, items: list[Assessed], result: AuditResult, at: int, came: bool = False
     ) -> None:
         """New rows placed at timeline position ``at``, before the newest ones (behind a
         row dated a little ahead, which sorts last until its date): the rows from there on
         moved down, and ``result`` is a new audit. Inserted into the model where they go;
         a model that cannot take them there (a page in the middle shown, a re-audit still
-        being merged) is given the audit anew, its newest rows paged in."""
+        being merged) is given the audit anew, its newest rows paged in. ``came``: they
+        arrived (``EventsAppended.arrived``). News by the rule of a full re-audit's
+        (``unread.is_news_placed``): how many rows lie between does not decide."""
         adding = self._adding_to(key, result)
         if adding is None:
             return
@@ -892,18 +927,27 @@ class Controller(QObject):
             pager = self._pager(room.ref, result)
             if not model.place(at, items, relations, self.names(key), pager):
                 self._show_audit(room, result, total, (), model.complete, relations)
-        # news: those placed by this device's clock (with its slack), as for appends
+        # news: those placed by this device's clock (with its slack), as for appends, and
+        # by the rule a full re-audit's rows follow (history read late is not)
         now_ms = int(time.time() * 1000)
-        shown = placed_by(result.timeline, now_ms + FUTURE_SLACK_MS)
-        news = items[: max(0, shown - at)]
+        rows = result.timeline
+        shown = placed_by(rows, now_ms + FUTURE_SLACK_MS)
+        news = [
+            a
+            for i, a in enumerate(items, at)
+            if is_news_placed(rows.place_at(i), now_ms, room.since_ms, came, room.first_seen)
+        ]
+        known = {a.event.event_id: i for i, a in enumerate(items, at)}
         # The preview is the newest row not placed ahead, as after a full audit: a row
         # that moved down when one is (the placed rows are older), which it shows already.
         self._refresh_item(
             room,
             result,
             news,
-            last_shown(news) if shown <= at + len(items) else None,
+            last_shown(items[: max(0, shown - at)]) if shown <= at + len(items) else None,
             placed=True,
+            known=known,
+            late=known.keys(),
         )
         room.marked = True
 
@@ -1057,12 +1101,16 @@ class Controller(QObject):
         last: Assessed | None,
         *,
         placed: bool = False,
+        known: Mapping[str, int] | None = None,
+        late: Collection[str] | None = None,
     ) -> None:
         """``last``: the newest shown event with its body (a slim audit's events have
         none) and its verdict; None when only relation events came (reactions, edits,
         deletions): the preview stays, redone with the room's relations in case they are
         about it.
-        ``placed``: ``new`` may sort before rows already there (not only appended)."""
+        ``placed``: ``new`` may sort before rows already there (not only appended);
+        ``known``: where some of them are (no walk to find them); ``late``: the ids of
+        those placed among rows seen already (``_note_late``)."""
         key = room.ref.key
         item = self.rooms.item(key)
         if item is None:
@@ -1077,7 +1125,14 @@ class Controller(QObject):
             last = None  # another shown type is no room's news either
         if last is not None:
             room.previewed = last
-            changes.update(last_ts=last.event.timestamp_ms)
+            # When the room was last active: where its newest row not ahead of this clock
+            # is placed, not that row's own date (a member's next row dated 1970 is placed
+            # after their last one, and dated the room back to 1970: red team rt79), and
+            # never before the time shown already.
+            timeline = result.timeline
+            cut = placed_by(timeline, int(time.time() * 1000) + FUTURE_SLACK_MS)
+            placed_at = timeline.place_at(cut - 1) if cut else last.event.timestamp_ms
+            changes.update(last_ts=max(item.last_ts, placed_at))
         elif room.previewed is not None:
             # the preview stays, with this audit's verdict on it: a row verified on trial
             # kept "Not final yet" after the final audit when that audit's newest rows held
@@ -1097,17 +1152,19 @@ class Controller(QObject):
         # already (its deletion was read first): its text is shown nowhere. The count
         # after a restart uses the same rule (``_count_after_marker``).
         incoming = [a for a in new if is_unread_news(a.event, own, rel)]
+        if late is not None:
+            self._note_late(room, [a for a in incoming if a.event.event_id in late])
         focused = key == self.current and self.window_active
         if focused:
             self._mark_read(key)
             self._line_for_the_away(room, incoming)
         if incoming and not focused:
             if placed:
-                self._note_unseen(key, result, incoming)
+                self._note_unseen(key, result, incoming, known)
             first = incoming[0].event.event_id
             if not item.unread or not room.first_unread:
                 room.first_unread = first
-            elif placed and _sorts_before(result, first, room.first_unread):
+            elif placed and _sorts_before(result, first, room.first_unread, known or {}):
                 # placed above the first unread message (behind a row dated ahead, or
                 # read after a newer one): the line goes above it, not below it
                 room.first_unread = first
@@ -1129,6 +1186,19 @@ class Controller(QObject):
         self.rooms.update(key, **changes)
         if incoming and not focused:
             self.unread_changed.emit(self.rooms.total_unread())
+
+    def _note_late(self, room: RoomSession, incoming: list[Assessed]) -> None:
+        """New messages dated long before they arrived (``timestamps.late_note``): a
+        member's next message dated weeks back is news, but shown weeks up among older
+        rows; its row says when it arrived and that its date is earlier (red team rt79)."""
+        now_ms = int(time.time() * 1000)
+        notes = {
+            a.event.event_id: note
+            for a in incoming
+            if (note := late_note(a.event.timestamp_ms, now_ms)) is not None
+        }
+        if notes:
+            self.timeline(room.ref.key).note_late(notes)
 
     def _preview_warning(self, key: str, row: Assessed) -> str:
         """Why the room list marks its preview (⚠), or "": the row is not verified (in

@@ -292,7 +292,9 @@ class Features(QObject):
             self._load_members(key)
         self._refresh_audit(key)
 
-    def _on_events_placed(self, key: str, items: list[Assessed], result: Any, _at: int) -> None:
+    def _on_events_placed(
+        self, key: str, items: list[Assessed], result: Any, _at: int, _arrived: bool
+    ) -> None:
         self._on_events_appended(key, items, result)
 
     def _on_events_appended(self, key: str, items: list[Assessed], _result: Any) -> None:

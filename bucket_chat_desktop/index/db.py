@@ -873,12 +873,15 @@ class Index:
             self._db.execute(
                 "INSERT INTO rooms (room_id, last_ts, last_preview, errors, history_complete, "
                 "history_partial) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (room_id) DO UPDATE SET "
-                "last_ts = excluded.last_ts, last_preview = excluded.last_preview, "
+                "last_ts = MAX(rooms.last_ts, excluded.last_ts), "
+                "last_preview = excluded.last_preview, "
                 "errors = excluded.errors, history_complete = excluded.history_complete, "
                 "history_partial = excluded.history_partial",
                 (
                     room_id,
-                    last.timestamp_ms if last else 0,
+                    # where the newest row is placed, not its own date: a member's next
+                    # row dated 1970 is shown after their last one (red team rt79)
+                    result.timeline.place_at(len(result.timeline) - 1) if last else 0,
                     message_text(last.content)[:200] if last else None,
                     len(result.errors),
                     int(history_complete),

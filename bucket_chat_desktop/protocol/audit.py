@@ -13,7 +13,7 @@ import itertools
 from array import array
 from bisect import bisect_left, bisect_right
 from collections import Counter, defaultdict
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from hashlib import blake2b
 from operator import attrgetter, itemgetter
@@ -275,6 +275,32 @@ class Timeline(Sequence[Assessed]):
         if not late:
             return bisect_right(self._copies, latest_ms, key=_own_date)
         return bisect_right(self._copies, latest_ms, key=lambda c: late.get(c, c.timestamp_ms))
+
+    def place_at(self, position: int) -> int:
+        """Where the row at ``position`` is placed (``placed_by``): its own date, or its
+        chain predecessor's place when that is later (a row dated 1970 after one of today
+        is placed today)."""
+        c = self._copies[position]
+        return self._late.get(c, c.timestamp_ms)
+
+    def positions_of(self, copies: Iterable[_Copy]) -> list[int]:
+        """Where each of ``copies`` (the ledger's own, as ``RoomLedger.add_prepared``
+        returned them) is shown, in display order; those not shown are left out. Each is
+        found by its place (a binary search, as ``placed_by``), then among the rows placed
+        at the same time: no walk over the room, wherever the copy went."""
+        late, rows = self._late, self._copies
+        place: Callable[[_Copy], int] = (
+            (lambda c: late.get(c, c.timestamp_ms)) if late else _own_date
+        )
+        out = []
+        for c in copies:
+            when = place(c)
+            i = bisect_left(rows, when, key=place)
+            while i < len(rows) and rows[i] is not c and place(rows[i]) == when:
+                i += 1
+            if i < len(rows) and rows[i] is c:
+                out.append(i)
+        return sorted(out)
 
     def signature_ids(self) -> list[str | int]:
         """Each row's ``RoomLedger.signature_id`` (a slim ledger's rows carry no

@@ -217,14 +217,21 @@ def position_of(rows: Sequence[Assessed], event_id: str) -> int | None:
     return next((i for i, r in enumerate(rows) if r.event.event_id == event_id), None)
 
 
-def placed_before(rows: Sequence[Assessed], marker_id: str, ids: Sequence[str]) -> list[str]:
+def placed_before(
+    rows: Sequence[Assessed],
+    marker_id: str,
+    ids: Sequence[str],
+    known: Mapping[str, int] | None = None,
+) -> list[str]:
     """The ids among ``ids`` (in their order) shown before the row of ``marker_id``, each
-    where ``position_of`` finds it; [] when the marker is not shown. One walk from the
+    where ``known`` says (a row that arrived far above the newest: its place came with it)
+    or ``position_of`` finds it; [] when the marker is not shown. One walk from the
     newest row back for all of them (``Timeline.rows_by_id``), not one per id: the rows a
     full audit hands on as arrived (up to 2 x ``ARRIVED_ROWS``) can sit behind tens of
     thousands of rows placed ahead of the clock, and a walk for each held the GUI thread
     2.5 s in a room of 100,000."""
-    wanted = {marker_id, *ids}
+    known = known or {}
+    wanted = {marker_id, *(e for e in ids if e not in known)}
     if isinstance(rows, Timeline):
         found = {k: r.position for k, r in rows.rows_by_id(wanted).items()}
     else:
@@ -238,6 +245,7 @@ def placed_before(rows: Sequence[Assessed], marker_id: str, ids: Sequence[str]) 
     at = found.get(marker_id)
     if at is None:
         return []
+    found.update(known)
     return [e for e in ids if (where := found.get(e)) is not None and where < at]
 
 
@@ -261,6 +269,7 @@ def arrived(
     since_ms: int,
     *,
     first_seen: bool = False,
+    late: Sequence[tuple[int, Assessed]] = (),
 ) -> list[Assessed]:
     """The rows of a full re-audit (``rows``) that the audit before it (``old``) did not
     have: new messages, counted unread and notified like appended ones (a newcomer's
@@ -291,9 +300,16 @@ def arrived(
     delays a read made a room's old messages unread and notified (red team rt75). A
     message written before then and delivered late (a member's outbox after an outage)
     is passed over the same way in such a room: it is older than the person's first
-    look at the room, as everything else that screen held."""
+    look at the room, as everything else that screen held.
+
+    ``late``: the rows of ``rows`` (position, row with its body) the engine read for the
+    first time from segments first listed once the room was known whole
+    (``RoomLoaded.arrived``). They are new words wherever they are placed, and news like
+    the others (``is_news_placed``): a member's next message dated weeks back lands far
+    above the newest row, and whether it is news must not hang on the rows between (red
+    team rt79). Found by the engine (a binary search each), not by a walk here."""
     before = len(old) if old is not None else 0
-    if old is None or not before or len(rows) <= before:
+    if old is None or not before or (len(rows) <= before and not late):
         return []
     latest = now_ms + FUTURE_SLACK_MS
     old_cut = placed_by(old, latest)
@@ -316,7 +332,42 @@ def arrived(
     if first_seen:  # display order follows place: those placed before since_ms come first
         after = max(after, placed_by(rows, since_ms - 1))
     picked += range(after, cut)
-    return [bodies.get((rows[i].path, rows[i].line), rows[i]) for i in picked]
+    out = {i: bodies.get((rows[i].path, rows[i].line), rows[i]) for i in picked}
+    for i, row in late:
+        if i not in out and is_news_placed(rows.place_at(i), now_ms, since_ms, True, first_seen):
+            out[i] = row
+    return [out[i] for i in sorted(out)]
+
+
+def is_news_placed(
+    place_ms: int, now_ms: int, since_ms: int, arrived: bool, first_seen: bool
+) -> bool:
+    """Whether a new row placed at ``place_ms`` before the newest row seen (a message
+    among older ones) is news, by one rule for the rows placed there one by one
+    (``RoomLedger.try_place``) and those a full re-audit brings (``arrived``).
+
+    Not while placed past this device's clock (shown, not news yet). Else news when placed
+    since this session began (``since_ms``: read after a newer one, behind a row dated a
+    little ahead), or when it ``arrived``: read from a segment first listed once the
+    room was known whole (``RoomLoaded.arrived``), whatever its date. Not a row of
+    history read late (a back-fill, a first read), nor, in a room first seen this
+    session (``first_seen``), one placed before ``since_ms``: what its first screen
+    lacked is history (red team rt75)."""
+    if place_ms > now_ms + FUTURE_SLACK_MS:
+        return False
+    if place_ms >= since_ms:
+        return True
+    return arrived and not first_seen
+
+
+def anchor_position(old: Timeline | None, rows: Timeline, now_ms: int) -> int | None:
+    """Where ``rows`` (a new audit) shows the row that was newest in ``old`` (by place,
+    as ``arrived`` takes it), None when there is none: what is new before it was placed
+    among rows seen already. A walk from the newest back to it."""
+    if old is None:
+        return None
+    cut = placed_by(old, now_ms + FUTURE_SLACK_MS)
+    return _copy_position(rows, old[cut - 1]) if cut else None
 
 
 def _copy(row: Assessed) -> tuple[str, str | None]:

@@ -61,6 +61,11 @@ class RoomLoaded:
     # Members, devices and display names of ``result``, made on the engine's state
     # thread (a front end never folds a timeline). None: not made (no result).
     roster: Roster | None = None
+    # The rows of ``result`` first read since the audit before, from segments first listed
+    # once the room was known whole (``RoomState.arrivals``): new words,
+    # wherever their date placed them (a row dated weeks back lands far above the
+    # newest). (position in ``result``'s timeline, the row with its body), display order.
+    arrived: tuple[tuple[int, ShownEvent], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +83,9 @@ class EventsAppended:
     # timeline: the rows shown from there on moved ``len(items)`` down, and ``result``
     # is a new audit (``audit_number``: pages of the one before are refused).
     at: int | None = None
+    # The items came from segments first listed once the room was known whole
+    # (``RoomLoaded.arrived``): new words wherever they are placed, not history.
+    arrived: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,9 +23,11 @@ from typing import TYPE_CHECKING, Any
 from ..index import Index
 from ..protocol.audit import (
     HOLD_AHEAD_MS,
+    Assessed,
     AuditResult,
     PreparedSegment,
     RoomLedger,
+    Timeline,
     TrustState,
     is_slim_copy,
 )
@@ -43,6 +45,7 @@ from ..protocol.metadata import (
 from ..protocol.relations import Relations
 from ..protocol.room_state import Roster
 from ..protocol.segment import DecodedSegment, Located
+from ..protocol.unread import ARRIVED_ROWS
 from ..storage.base import ObjectInfo
 from .events import EventsAppended, RoomLoaded, ShownEvent, WarmTimeline
 from .memory import release_freed_heap
@@ -81,6 +84,9 @@ EAGER_ROWS = 20_000  # a cached room up to this long is parsed off the state thr
 # second kept the state thread busy for good, and every room's reads and the window's
 # requests waited behind it.
 REAUDIT_SHARE = 0.25
+# Copies read into a room known whole held for the next full audit to place (rows that
+# arrived: ``RoomLoaded.arrived``), at most: the newest ``ARRIVED_ROWS`` of them are told.
+ARRIVALS_KEPT = 10 * ARRIVED_ROWS
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +169,14 @@ def warmer_than_saved(result: AuditResult, saved: Mapping[str, TrustState] | Non
     return False
 
 
+def _keep_arrivals(room: RoomState, fresh: list[Any]) -> None:
+    """Hold ``fresh`` copies for the next full audit to place (``RoomState.arrivals``),
+    the last ``ARRIVALS_KEPT`` of them: a room read whole a month ago, read again, brings
+    a month of segments, and each held copy is one binary search after the audit."""
+    room.arrivals.extend(fresh)
+    del room.arrivals[:-ARRIVALS_KEPT]
+
+
 def _next_paced_audit(room: RoomState) -> float:
     """When an arrival may next force a full audit of ``room`` (``REAUDIT_SHARE``)."""
     return room.audit_ended + room.audit_cost * (1 / REAUDIT_SHARE - 1)
@@ -231,7 +245,7 @@ class RoomKeeper:
         complete rooms)."""
         if not fetched and not force_audit:
             return
-        appended, at, result, final, relations, roster = await self._engine._serially(
+        appended, at, result, final, relations, roster, arrived = await self._engine._serially(
             self._ingest_serial,
             room,
             fetched,
@@ -251,7 +265,7 @@ class RoomKeeper:
                 self._engine._note_activity()
             # also with no rows: a row held back as dated ahead changed only the findings
             self._engine._emit(
-                EventsAppended(room.room_id, appended, result, relations, roster, at)
+                EventsAppended(room.room_id, appended, result, relations, roster, at, arrived)
             )
         else:
             self._engine._emit(self._room_loaded(room, result, final, relations, roster))
@@ -288,19 +302,26 @@ class RoomKeeper:
         audit: bool = True,
         paced: bool = False,
     ) -> tuple[
-        list[Any] | None, int | None, AuditResult | None, bool, Relations | None, Roster | None
+        list[Any] | None,
+        int | None,
+        AuditResult | None,
+        bool,
+        Relations | None,
+        Roster | None,
+        bool,
     ]:
         """State thread: add segments, audit (incrementally when exact), update the index.
         Returns the appended items (None after a full audit) and where they went when not
         at the end (``EventsAppended.at``), the result, whether the final rules applied,
-        and the relations and room state (``Roster``) made for the result; publishes the
+        the relations and room state (``Roster``) made for the result, and whether the
+        items arrived (``EventsAppended.arrived``); publishes the
         room's view (``room_view``) when done.
 
         The cached timeline is rewritten only by a complete audit (or the first one), so a
         long back-fill does not rewrite 100,000 rows every few seconds."""
         began = time.monotonic()
         try:
-            appended, at, result, final = self._ingest_here(
+            appended, at, result, final, arrived = self._ingest_here(
                 room, self._unpacked(room, fetched), complete, force_audit, audit, paced
             )
         finally:
@@ -315,6 +336,7 @@ class RoomKeeper:
             final,
             room.relations_made_for(result),
             room.roster_made_for(result),
+            arrived,
         )
 
     @staticmethod
@@ -344,10 +366,14 @@ class RoomKeeper:
         force_audit: bool,
         audit: bool,
         paced: bool = False,
-    ) -> tuple[list[Any] | None, int | None, AuditResult | None, bool]:
+    ) -> tuple[list[Any] | None, int | None, AuditResult | None, bool, bool]:
         if complete is None:
             complete = room.complete
         added = []
+        # New words (``RoomState.arrivals``): read into a room already known whole (read
+        # through, or rebuilt complete from this device's index), not its first read
+        whole_before = room.result is not None and room.complete and not room.partial
+        fresh: list[Any] = []
         cache: list[tuple[str, int, str | None, PreparedSegment]] = []
         for info, prepared in fetched:
             if room.unread.pop(info.path, None) is not None:
@@ -364,7 +390,10 @@ class RoomKeeper:
                 force_audit = True  # read at last: its refusal goes
             if info.path in room.known and room.ledger.has_segment(info.path):
                 continue
-            added.extend(room.ledger.add_prepared(prepared))
+            copies = room.ledger.add_prepared(prepared)
+            added.extend(copies)
+            if whole_before and info.path not in room.known:
+                fresh.extend(copies)
             room.known[info.path] = info.size
             if info.content_tag:
                 room.tags[info.path] = info.content_tag
@@ -374,7 +403,8 @@ class RoomKeeper:
             # of the index sees them all or none (docs/SCHEDULING.md).
             self._engine.index.add_prepared(room.room_id, cache)
         if not audit:
-            return None, None, None, complete
+            _keep_arrivals(room, fresh)
+            return None, None, None, complete, False
         partial = room.partial
         # Appends stay incremental also while the history is partial: the last full audit
         # already applied those rules (no trust on first use), and whatever changes what is
@@ -386,7 +416,7 @@ class RoomKeeper:
                 result = room.result = room.ledger.result  # a new one: the old is handed out
                 assert result is not None
                 if result is shown:
-                    return [], None, None, complete  # nothing new (a segment read twice)
+                    return [], None, None, complete, False  # nothing new (a segment read twice)
                 new = placed.rows
                 if self._engine.index is not None and new:
                     if room.saved_audit == shown.audit_number:
@@ -402,15 +432,16 @@ class RoomKeeper:
                     if complete and not room.partial:
                         self._pin(room.room_id, new)
                 if not placed.inserted:
-                    return self._whole(new, fetched), None, result, complete
+                    return self._whole(new, fetched), None, result, complete, bool(fresh)
                 # Rows behind one dated a little ahead, exactly where a full audit puts
                 # them: the relations and the fold are carried over, and front ends are
                 # told where they go (the rows from there on moved down).
                 room.moved = (shown, result, placed.at, len(new))
-                return self._whole(new, fetched), placed.at, result, complete
+                return self._whole(new, fetched), placed.at, result, complete, bool(fresh)
+        _keep_arrivals(room, fresh)  # not handed out as placed: the full audit says where
         if paced and room.result is not None and time.monotonic() < _next_paced_audit(room):
             room.audit_owed = True  # kept (ledger, index); audited with what comes next
-            return None, None, None, complete
+            return None, None, None, complete, False
         room.audit_owed = False
         first = room.result is None
         pins = (
@@ -434,7 +465,8 @@ class RoomKeeper:
             if whole:  # trust on first use only from the whole history
                 self._pin(room.room_id, room.result.timeline)
         self._note_shown(room)
-        return None, None, room.result, complete
+        self._note_arrived(room)
+        return None, None, room.result, complete, False
 
     @staticmethod
     def _whole(
@@ -478,6 +510,9 @@ class RoomKeeper:
         shown, total, newest = room.shown
         if shown is not result:
             total, newest = len(result.timeline), ()
+        of, arrived = room.arrived
+        if of is not result:
+            arrived = ()
         if relations is None:  # those the state thread made for this result, if it did
             relations = room.relations_made_for(result)
         if roster is None:
@@ -492,6 +527,7 @@ class RoomKeeper:
             newest,
             relations,
             roster,
+            arrived,
         )
 
     @staticmethod
@@ -520,6 +556,22 @@ class RoomKeeper:
         total = len(result.timeline)
         room.shown = (result, total, self.page(room, result, total - NEWEST_ROWS, total) or ())
 
+    def _note_arrived(self, room: RoomState) -> None:
+        """Serial thread, after a full audit: where it shows the copies that arrived since
+        the last one (``RoomState.arrivals``), with their bodies. A binary search each
+        (``Timeline.positions_of``), no walk over the room."""
+        result, arrivals = room.result, room.arrivals
+        room.arrivals = []
+        if result is None or not arrivals:
+            room.arrived = (result, ())
+            return
+        timeline = result.timeline
+        positions = timeline.positions_of(arrivals)[
+            -ARRIVED_ROWS:
+        ]  # as many as a re-audit hands on after the newest
+        rows = self._with_bodies(room, [timeline[i] for i in positions], timeline, positions)
+        room.arrived = (result, tuple(zip(positions, rows, strict=True)))
+
     def page(
         self,
         room: RoomState,
@@ -540,12 +592,24 @@ class RoomKeeper:
         if not pinned and room.result.audit_number != result.audit_number:
             return None
         items = result.timeline[max(0, start) : max(0, stop)]
+        return self._with_bodies(room, items, items, range(len(items)))
+
+    def _with_bodies(
+        self,
+        room: RoomState,
+        items: Sequence[Assessed],
+        timeline: Timeline,
+        positions: Sequence[int],
+    ) -> tuple[ShownEvent, ...]:
+        """Serial thread: ``items`` (the rows of ``timeline`` at ``positions``) with
+        their bodies, from this device's index when the ledger keeps none."""
         if room.ledger.keeps_bodies or self._engine.index is None:
             return tuple(ShownEvent(a, a.event) for a in items)
         whole = self._engine.index.events_at(room.room_id, [(a.path, a.line) for a in items])
         signature_id = room.ledger.signature_id
+        signatures = timeline.signature_ids()
         out = []
-        for a, ev, sig in zip(items, whole, items.signature_ids(), strict=True):
+        for a, ev, sig in zip(items, whole, (signatures[i] for i in positions), strict=True):
             if isinstance(ev, Event) and (
                 ev.hash != a.event.hash or signature_id(ev.signature) != sig
             ):

@@ -21,6 +21,7 @@ import itertools
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..protocol.audit import AuditResult, IntroductionScan, RoomLedger
 from ..protocol.event import MEMBER, Event
@@ -120,6 +121,17 @@ class RoomState:
     # The last full audit's row count and newest rows with bodies, made on the serial
     # worker with it (``RoomLoaded.total`` / ``.newest``); the result says which audit.
     shown: tuple[AuditResult | None, int, tuple[ShownEvent, ...]] = (None, 0, ())
+    # Copies read for the first time into a room already known whole (read through, or
+    # rebuilt complete from this device's index; not its first read, nor while part of it
+    # could not be read), from segments first listed then, that no ``EventsAppended`` handed
+    # out: they wait for the next full audit (``keeper``), which says where it placed them
+    # (``arrived``). New words, wherever their date puts them: a member's next message
+    # dated weeks back lands far above the newest row, and it is news all the same (red
+    # team rt79).
+    arrivals: list[Any] = field(default_factory=list)
+    # Those of them the last full audit shows: (that audit, their rows with bodies and
+    # positions in its timeline, display order) for ``RoomLoaded.arrived``.
+    arrived: tuple[AuditResult | None, tuple[tuple[int, ShownEvent], ...]] = (None, ())
     # The audit whose rows the index's saved timeline holds (``AuditResult.audit_number``;
     # 0: none of this session's). Rows appended or placed are written there only while it
     # is the current result's: a progress audit is not saved, and rows written at its

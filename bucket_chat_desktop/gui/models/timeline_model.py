@@ -121,6 +121,9 @@ class Roles(enum.IntEnum):
     # what its card, its caption and its menu say, worked out once per row. None for any
     # other row, a deleted one included (its body is no one's to read).
     FileName = enum.auto()
+    # None, or what the row says of a message that arrived long after its date (new words
+    # placed among older ones: ``Controller``, red team rt79): "Arrived <when>, dated …".
+    Late = enum.auto()
 
 
 GROUP_GAP_MS = 5 * 60 * 1000  # a message within this of the one above, same sender: no header
@@ -311,6 +314,9 @@ class TimelineModel(QAbstractListModel):
         super().__init__(parent)
         self.own_key = own_key
         self.own_user = ""  # this user's id: their reactions are highlighted
+        # event id -> what its row says of a message that arrived long after its date
+        # (``note_late``): kept for the session, whatever audit shows the row
+        self._late: dict[str, str] = {}
         self._above: list[Row] = []  # older rows fetched ahead, not exposed yet
         self._rows: list[Row] = []  # exposed rows: confirmed events, then local echoes
         self._first = 0  # shown-row number of the first exposed row (rows above it: _first)
@@ -462,6 +468,8 @@ class TimelineModel(QAbstractListModel):
                 return self._chips(row)
             case Roles.Repeated:
                 return self._repeated(row)
+            case Roles.Late:
+                return None if row.echo else self._late.get(row.event_id)
         return None
 
     def _repeated(self, row: Row) -> bool:
@@ -529,7 +537,19 @@ class TimelineModel(QAbstractListModel):
         base = (row.event_id, row.location)
         repeated = self._repeated(row)
         if agg is None and self._quoted(row) is None:
-            return (*base, kind, day_break, grouped, row.echo, "", (0, ()), False, 0, repeated)
+            return (
+                *base,
+                kind,
+                day_break,
+                grouped,
+                row.echo,
+                "",
+                (0, ()),
+                False,
+                0,
+                repeated,
+                self._late.get(row.event_id),
+            )
         deleted = agg is not None and agg.redacted is not None
         chips = self._chips(row)
         thread = self._thread(row)
@@ -547,6 +567,7 @@ class TimelineModel(QAbstractListModel):
             self._quoted(row) is not None and not deleted,
             0 if thread is None else thread.replies,
             repeated,
+            self._late.get(row.event_id),
         )
 
     # -- relations of one row --------------------------------------------------------------
@@ -662,6 +683,19 @@ class TimelineModel(QAbstractListModel):
         for i, r in enumerate(self._rows):
             if r.parent == parent_id:
                 self.dataChanged.emit(self.index(i), self.index(i))
+
+    def note_late(self, notes: Mapping[str, str]) -> None:
+        """Messages that arrived long after their date (event id -> what their row says):
+        placed among older rows, where nobody looks, the row says so. The rows shown
+        among them change (their height too)."""
+        fresh = {k: v for k, v in notes.items() if self._late.get(k) != v}
+        if not fresh:
+            return
+        self._late.update(fresh)
+        for event_id in fresh:
+            row = self.locate(event_id)
+            if row is not None:
+                self.dataChanged.emit(self.index(row), self.index(row))
 
     def locate(self, event_id: str) -> int | None:
         """The exposed row showing ``event_id``, None when it is not exposed."""

@@ -431,7 +431,8 @@ class MessageDelegate(SafeDelegate):
             thread = QRect(left, y, min(text_w, 320), THREAD_H)
             y += THREAD_H + 2
         note = None
-        if len(layout) > 10 and layout[10]:  # an id another device signed too
+        if (len(layout) > 10 and layout[10]) or (len(layout) > 11 and layout[11]):
+            # an id another device signed too, a message that arrived long after its date
             note = QRect(left, y, text_w, NOTE_H)
             y += NOTE_H + 2
         return Regions(quote, body_y, tuple(parts), thread, y, note, attachment)
@@ -535,8 +536,11 @@ class MessageDelegate(SafeDelegate):
             small = _small(option.font)
             painter.setFont(small)
             painter.setPen(QColor(TRUST_COLORS["key-changed"]))
+            late = index.data(Roles.Late)
+            said = [REPEATED] if index.data(Roles.Repeated) else []
+            said += [late] if late else []
             note = QFontMetrics(small).elidedText(
-                REPEATED, Qt.TextElideMode.ElideRight, regions.note.width()
+                " · ".join(said), Qt.TextElideMode.ElideRight, regions.note.width()
             )
             painter.drawText(regions.note, int(Qt.AlignmentFlag.AlignVCenter), note)
         echo = index.data(Roles.Echo)

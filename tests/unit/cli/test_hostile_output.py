@@ -330,3 +330,35 @@ def test_standard_error_is_cut_to_the_terminal_it_is_on(
     rows = [r for r in shown.replace("\r", "").split("\n") if r]
     assert rows and all(len(r) <= 40 for r in rows), rows
     assert (tmp_path / "saved.txt").read_text().count("\n") == 1  # 66 columns: one line
+
+
+def test_follow_says_when_a_message_arrived_long_after_its_date(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Red team rt79: a member's next message dated weeks back, printed by ``sync
+    --follow`` as it arrives, read as one written now. It is followed by the note the
+    app's row shows: when it arrived, and the earlier date it bears (terminal-safe)."""
+    monkeypatch.setenv("COLUMNS", "100000")
+    from bucket_chat_desktop.cli.live import LivePrinter
+    from bucket_chat_desktop.timestamps import full
+
+    day = 24 * 3600 * 1000
+    chain = _Chain(9)
+    chain.add(MESSAGE, {"msgtype": "m.text", "body": "budget draft is in the folder"})
+    chain.add(MESSAGE, {"msgtype": "m.text", "body": "I do NOT approve"})
+    rows = chain.rows
+    said: list[str] = []
+    printer = LivePrinter(said.append)
+    dated = rows[-1].event.timestamp_ms
+    weeks = dated + 28 * day
+    rel = relations.build(ROOM, rows)
+    printer.arrived(rows[:1], rows, rel, echo_own=True, now_ms=weeks)
+    assert len(said) == 1  # dated after every row read: no note (nothing to slip among)
+    printer.latest = dated + 27 * day  # others wrote since, and were printed
+    printer.arrived(rows[1:], rows, rel, echo_own=True, now_ms=weeks)
+    assert "I do NOT approve" in said[1]
+    assert said[2].strip() == (
+        f"(Arrived {full(weeks)[:16]}, dated {full(dated)[:16]}: "
+        "sent or delivered long after its date)"
+    )
+    assert _raw(said[2]) == []

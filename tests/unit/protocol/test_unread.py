@@ -26,6 +26,7 @@ from bucket_chat_desktop.protocol.unread import (
     UnreadCount,
     arrived,
     count_unread,
+    is_news_placed,
     is_unread_news,
     marker_for,
     placed_before,
@@ -449,3 +450,62 @@ def test_a_first_screen_that_lacked_a_segment_gets_it_as_history_not_news() -> N
     newer = audit(seg(first, "a"), seg([*late, fresh], "b")).timeline
     got = arrived(old, newer, {}, NOW, since, first_seen=True)
     assert [r.event.body for r in got] == ["written during the session"]
+
+
+def test_a_row_that_arrived_far_above_the_newest_is_news_wherever_it_is_placed() -> None:
+    """Red team rt79: a member's next message dated weeks back lands far above the newest
+    row. Rows a re-audit hands on stop ``ARRIVED_ROWS`` above the anchor and before
+    ``since_ms``, so it came silently, while with a few rows between (placed one by one)
+    it was news. The engine says which rows arrived (``late``, found by
+    ``Timeline.positions_of``): they are news there too, save in a room first seen this
+    session (its first screen's missing segments are history, rt75)."""
+    a, b = alice(), bob()
+    since = NOW - 60_000  # the session began a minute ago
+    mallory = [b.join(T0), b.say(T0 + 1, "budget draft")]
+    talk = [a.join(T0 + 2), *(a.say(T0 + 10 + i, f"note {i}") for i in range(300))]
+    old_ledger = RoomLedger(ROOM)
+    for path, data in (seg(mallory, "b"), seg(talk, "a")):
+        old_ledger.add_segment(path, data)
+    old = old_ledger.audit().timeline
+    backdated = b.say(T0 + 2, "I do NOT approve")  # after her last, weeks before the rest
+    path, data = seg([backdated], "b2")
+    copies = old_ledger.add_prepared(prepare_segment(path, data, ROOM))
+    new = old_ledger.audit().timeline
+    (at,) = new.positions_of(copies)
+    assert new[at].event.body == "I do NOT approve" and len(new) - at > 300
+    assert arrived(old, new, {}, NOW, since) == []  # no one said it arrived: history
+    late = [(at, new[at])]
+    got = arrived(old, new, {}, NOW, since, late=late)
+    assert [r.event.body for r in got] == ["I do NOT approve"]
+    assert arrived(old, new, {}, NOW, since, first_seen=True, late=late) == []
+    # the rows placed one by one follow the same rule
+    assert is_news_placed(new.place_at(at), NOW, since, True, False)
+    assert not is_news_placed(new.place_at(at), NOW, since, False, False)
+    assert not is_news_placed(new.place_at(at), NOW, since, True, True)
+    assert is_news_placed(since, NOW, since, False, True)
+    assert not is_news_placed(NOW + FUTURE_SLACK_MS + 1, NOW, since, True, False)
+
+
+def test_positions_of_finds_copies_among_rows_placed_at_the_same_time() -> None:
+    """``Timeline.positions_of`` finds each copy by its place and then among the rows
+    placed with it (a row after a predecessor dated later is placed at that date)."""
+    a, b = alice(), bob()
+    ledger = RoomLedger(ROOM)
+    shared = T0 + 50
+    for path, data in (
+        seg([a.join(T0), *(a.say(shared, f"same {i}") for i in range(5))], "a"),
+        seg([b.join(T0 + 1), b.say(T0 + 100, "ahead")], "b"),
+    ):
+        ledger.add_segment(path, data)
+    path, data = seg([b.say(1, "dated 1970, placed after 'ahead'")], "b2")
+    copies = ledger.add_prepared(prepare_segment(path, data, ROOM))
+    path, data = seg([a.say(shared, "same too")], "a2")
+    copies += ledger.add_prepared(prepare_segment(path, data, ROOM))
+    rows = ledger.audit().timeline
+    got = rows.positions_of(copies)
+    assert sorted(rows[i].event.body for i in got) == [
+        "dated 1970, placed after 'ahead'",
+        "same too",
+    ]
+    assert rows.place_at(got[-1]) == T0 + 100
+    assert rows.positions_of([]) == []
