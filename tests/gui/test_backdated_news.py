@@ -162,6 +162,9 @@ def test_a_message_backdated_weeks_into_history_is_counted_and_notified(
         said = model.index(index).data(Roles.Late)
         assert said.startswith("Arrived ") and "dated " in said, said
         assert full(late.timestamp_ms)[:16] in said
+        # its own header (who wrote it, its trust mark), not grouped under her old row
+        # dated a minute before it
+        assert not model.index(index).data(Roles.Layout)[4]
         view = desk.window.timeline
         view.scrollTo(model.index(index), QAbstractItemView.ScrollHint.PositionAtCenter)
         shot(desk.window, "backdated-news", tmp_path)

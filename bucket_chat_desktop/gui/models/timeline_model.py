@@ -519,7 +519,8 @@ class TimelineModel(QAbstractListModel):
 
     def _layout(self, row: Row, i: int) -> tuple[Any, ...]:
         """``Roles.Layout``. Grouped: same sender as the row above, within
-        ``GROUP_GAP_MS``, same day, neither a membership row."""
+        ``GROUP_GAP_MS``, same day, neither a membership row, not a row that arrived long
+        after its date (``Roles.Late``)."""
         prev = self._rows[i - 1] if i else (self._above[-1] if self._above else None)
         day_break = prev is None or prev.day != row.day
         kind = row.kind
@@ -532,6 +533,9 @@ class TimelineModel(QAbstractListModel):
             and prev.sender_key == row.sender_key
             and prev.sender_id == row.sender_id
             and row.timestamp_ms - prev.timestamp_ms < GROUP_GAP_MS
+            # one that arrived long after its date stands alone: who wrote it, and its
+            # trust mark, not hidden under the sender's old row it was dated next to
+            and row.event_id not in self._late
         )
         agg = self.aggregate(row)
         base = (row.event_id, row.location)
