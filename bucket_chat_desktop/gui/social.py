@@ -17,6 +17,7 @@ from typing import Any
 from PySide6.QtCore import QEvent, QObject, QTimer
 from PySide6.QtWidgets import QAbstractItemView, QMenu, QPushButton
 
+from ..sync.client import RoomRef
 from .controller import Controller
 from .main_window import MainWindow
 from .models.timeline_model import TimelineModel
@@ -120,8 +121,15 @@ class Social(QObject):
             return
         row = self.marker_row()
         model = self._model()
-        if row < 0 or model is None:
+        if model is None:
             self.jump.hide()
+            return
+        if row < 0:
+            # Not in the pages held: a message that arrived dated long before what is
+            # shown (red team rt79) sits far above; the button pages to it.
+            self._place()
+            self.jump.show()
+            self.jump.raise_()
             return
         rect = self.view.visualRect(model.index(row))
         if rect.bottom() < 0:
@@ -142,10 +150,29 @@ class Social(QObject):
     def jump_to_unread(self) -> None:
         model = self._model()
         row = self.marker_row()
-        if model is None or row < 0:
+        if model is None:
             return
-        self.view.scrollTo(model.index(row), QAbstractItemView.ScrollHint.PositionAtTop)
-        self._check()
+        if row >= 0:
+            self.view.scrollTo(model.index(row), QAbstractItemView.ScrollHint.PositionAtTop)
+            self._check()
+            return
+        key, marker = self.controller.current, self.marker
+        result = self.controller.result(key) if key else None
+        if not key or not marker or result is None:
+            return
+
+        async def page_to_it() -> None:
+            # its place in the room's audit, found off the window's thread, then the page
+            # around it (as a search hit is shown: ``TimelineView.jump_to``)
+            pos = await self.controller.client.locate(RoomRef.from_key(key), result, marker)
+            shown = self._model()
+            if pos is None or shown is not model or self.controller.current != key:
+                return
+            at = model.relations.row_of(pos)
+            if at is not None:
+                self.view.jump_to(marker, at)
+
+        self.controller.tasks.start(page_to_it(), "Showing the first new message")
 
     @guard(False)
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:

@@ -156,6 +156,20 @@ def test_a_message_backdated_weeks_into_history_is_counted_and_notified(
     # opened, the line and its row: it says it is dated long before it arrived
     desk.select("c")
     assert desk.window.delegate.first_unread == late.event_id  # the "New messages" line
+    if between == 300:  # not in the page held: "Jump to new messages" pages to it
+        model = desk.model("c")
+        assert model.locate(late.event_id) is None
+        social = desk.window.social
+        qtbot.waitUntil(lambda: social.jump_visible, timeout=5_000)
+        social.jump.click()
+        qtbot.waitUntil(lambda: model.locate(late.event_id) is not None, timeout=15_000)
+        row = model.locate(late.event_id)
+        assert row is not None
+        view = desk.window.timeline
+        qtbot.waitUntil(lambda: view.currentIndex().row() == row, timeout=5_000)
+        rect = view.visualRect(model.index(row))
+        assert 0 <= rect.top() < view.viewport().height()  # on screen
+        qtbot.waitUntil(lambda: not social.jump_visible, timeout=5_000)
     if between == 10:  # the row among the newest paged in (300 up: not yet), its note
         model = desk.model("c")
         index = desk.wait_index("c", late.content["body"])
