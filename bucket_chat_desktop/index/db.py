@@ -257,11 +257,7 @@ def secure_database_file(path: Path, *, opening_held: bool = False) -> None:
     """Make an SQLite file private before SQLite opens it, and a new one a WAL database,
     under the file's opening lock (`database_opening`; ``opening_held``: the caller
     holds it already)."""
-    if opening_held:
-        _make_private(path)
-        _start_wal(path)
-        return
-    with database_opening(path):
+    with contextlib.nullcontext() if opening_held else database_opening(path):
         _make_private(path)
         _start_wal(path)
 
@@ -581,9 +577,8 @@ class Index:
         if path is None:
             return cls._open_conn(sqlite3.connect(":memory:", check_same_thread=False), None, "")
         with database_opening(path, "index"):
-            _make_private(path)
             try:
-                _start_wal(path)
+                secure_database_file(path, opening_held=True)
                 return cls._open_conn(cls._connect(path), path, storage_url)
             except sqlite3.DatabaseError as exc:
                 if not _sets_aside(exc):
@@ -600,8 +595,7 @@ class Index:
                 path.replace(broken)
                 for extra in ("-wal", "-shm"):
                     Path(f"{path}{extra}").unlink(missing_ok=True)
-                _make_private(path)
-                _start_wal(path)
+                secure_database_file(path, opening_held=True)
                 return cls._open_conn(cls._connect(path), path, storage_url)
 
     @staticmethod
