@@ -107,8 +107,8 @@ def test_at_lists_members_filters_and_inserts_a_mention_that_is_sent_with_its_fi
     assert listed[1].startswith("Dave") and "dave@example.com" in listed[1]
     shot(window, "mention-list", tmp_path)
 
-    members, asked = popup.members, []
-    popup.members = lambda: asked.append(1) or members()
+    names, asked = popup.names, []
+    popup.names = lambda: asked.append(1) or names()
     QTest.keyClicks(composer, "da")  # filtered as the user types
     assert [popup.item(i).text().split()[0] for i in range(popup.count())] == ["Dave"]
     # once a keystroke, though each brings textChanged and cursorPositionChanged
