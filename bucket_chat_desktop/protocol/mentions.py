@@ -108,12 +108,11 @@ class MentionTargets:
     id beats a display name written the same (a name cannot take over an id), and the
     user's own id and names (``own``) beat both."""
 
-    __slots__ = ("keys", "owners", "spelled")
+    __slots__ = ("keys", "owners")
 
-    def __init__(self, keys: Sequence[str], owners: Sequence[str], spelled: Sequence[str]):
+    def __init__(self, keys: Sequence[str], owners: Sequence[str]) -> None:
         self.keys = tuple(keys)  # folded, sorted, no repeats, none empty
         self.owners = tuple(owners)  # per key: the user id it names, or AMBIGUOUS
-        self.spelled = tuple(spelled)  # per key: one of the targets it stands for
 
     @classmethod
     def of(
@@ -126,18 +125,17 @@ class MentionTargets:
         """The targets of ``members`` ((user id, display name or "") pairs), with
         ``own_user``'s id and ``own_names`` recognised as theirs first. ``written`` is
         how a target appears in the text searched (``html_escape`` for rich text)."""
-        best: dict[str, tuple[int, str, str]] = {}  # key -> (rank, owner, spelled)
+        best: dict[str, tuple[int, str]] = {}  # key -> (rank, owner)
 
         def put(target: str, rank: int, owner: str) -> None:
             if not target.strip():
                 return
-            spelled = written(target) if written is not None else target
-            key = fold(spelled)
+            key = fold(written(target) if written is not None else target)
             held = best.get(key)
             if held is None or rank < held[0]:
-                best[key] = (rank, owner, spelled)
+                best[key] = (rank, owner)
             elif rank == held[0] and held[1] not in (owner, AMBIGUOUS) and rank != _OWN:
-                best[key] = (rank, AMBIGUOUS, held[2])
+                best[key] = (rank, AMBIGUOUS)
 
         if own_user:
             for target in (own_user, *own_names):
@@ -149,7 +147,7 @@ class MentionTargets:
             if name:
                 put(name, _NAME, user_id)
         keys = sorted(best)
-        return cls(keys, [best[k][1] for k in keys], [best[k][2] for k in keys])
+        return cls(keys, [best[k][1] for k in keys])
 
     def __len__(self) -> int:
         return len(self.keys)
