@@ -17,7 +17,7 @@ from ..protocol.attachments import is_file_message, message_text
 from ..protocol.audit import Assessed, AuditResult, TrustState, provisional
 from ..protocol.event import MEMBER, MESSAGE, Event
 from ..protocol.findings import NOT_READ, Finding, Kind, Severity, vanished_only
-from ..protocol.mentions import mentions_in, mentions_me
+from ..protocol.mentions import MentionTargets, mentions_in, mentions_me
 from ..protocol.metadata import RoomMetadata, check_signer
 from ..protocol.relations import Relations, own_reaction
 from ..protocol.room_state import (
@@ -242,6 +242,9 @@ class Controller(QObject):
         # when this session started: what was written before it arrived unread
         # (``_line_for_the_away``)
         self._started_ms = int(time.time() * 1000)
+        # The room's "@" targets (every member's id and name), made once per ``Names``: a
+        # send in a room of thousands does not sort them all again.
+        self._mentionable: tuple[Names, MentionTargets] | None = None
         self._save_markers = QTimer(self)
         self._save_markers.setSingleShot(True)
         self._save_markers.setInterval(MARKER_SAVE_MS)
@@ -536,7 +539,7 @@ class Controller(QObject):
         ref = RoomRef.from_key(self.current)
         what = "Sending your reply" if reply_to else "Sending your message"
         # the mentioned ids go in a field too (PROTOCOL.md 19)
-        mentioned = mentions_in(text, self.members(self.current))
+        mentioned = mentions_in(text, self.mention_targets(self.current))
         send = self.client.send_text(ref, text, reply_to=reply_to, mentions=mentioned)
         self.tasks.start(send, what)
 
@@ -615,6 +618,15 @@ class Controller(QObject):
         them (everyone who wrote, but those who left), first seen first: what "@"
         completes."""
         return self.names(key).members()
+
+    def mention_targets(self, key: str) -> MentionTargets:
+        """Whom "@..." names among the room's members (``members``): every id and display
+        name, however many, a name two members go by naming neither."""
+        names = self.names(key)
+        held = self._mentionable
+        if held is None or held[0] is not names:
+            held = self._mentionable = (names, MentionTargets.of(names.members()))
+        return held[1]
 
     def _claim(self, key: str, ev: Event) -> str:
         """What a statement naming this device's key, or a key that writes as another id,

@@ -17,6 +17,7 @@ from typing import Any
 from PySide6.QtCore import QEvent, QObject, QTimer
 from PySide6.QtWidgets import QAbstractItemView, QMenu, QPushButton
 
+from ..protocol.room_state import NO_NAMES
 from ..sync.client import RoomRef
 from .controller import Controller
 from .main_window import MainWindow
@@ -36,15 +37,11 @@ class Social(QObject):
         self.delegate = window.delegate
         self.delegate.own_user = controller.identity.user_id
         self.delegate.own_names = (controller.settings.displayname,)
+        # the room's members, and the rule its rows are marked by (``Names.warning``): a
+        # look-alike id is marked in the list
         self.popup = MentionPopup(
             window.composer,
-            lambda: controller.members(controller.current) if controller.current else [],
-            # the rule the room's rows are marked by: a look-alike id is marked in the list
-            lambda user_id: (
-                controller.names(controller.current).warning(user_id)
-                if controller.current
-                else None
-            ),
+            lambda: controller.names(controller.current) if controller.current else NO_NAMES,
         )
         self.popup.own_user = controller.identity.user_id
         window.room_menu_hooks.append(self._add_to_room_menu)

@@ -107,8 +107,8 @@ def test_at_lists_members_filters_and_inserts_a_mention_that_is_sent_with_its_fi
     assert listed[1].startswith("Dave") and "dave@example.com" in listed[1]
     shot(window, "mention-list", tmp_path)
 
-    members, asked = popup.members, []
-    popup.members = lambda: asked.append(1) or members()
+    names, asked = popup.names, []
+    popup.names = lambda: asked.append(1) or names()
     QTest.keyClicks(composer, "da")  # filtered as the user types
     assert [popup.item(i).text().split()[0] for i in range(popup.count())] == ["Dave"]
     # once a keystroke, though each brings textChanged and cursorPositionChanged
@@ -335,21 +335,16 @@ def _plant_long_ids_and_body(root: Path, room: str) -> None:
 def test_a_body_is_searched_for_mentions_once_not_at_every_paint(
     qtbot: Any, launch: Callable[..., Desk], store: Path, monkeypatch: Any
 ) -> None:
-    from bucket_chat_desktop.gui.widgets import message_delegate
+    from bucket_chat_desktop.protocol.mentions import MentionTargets
 
     searched: list[str] = []
-    spans, each = message_delegate.mention_spans, message_delegate.mention_spans_each
+    each = MentionTargets.spans_each  # what every search of the delegate's goes through
 
-    def counted(body: str, targets: Any) -> list[tuple[int, int]]:
-        searched.append(body)
-        return spans(body, targets)
-
-    def counted_each(texts: Any, targets: Any) -> list[list[tuple[int, int]]]:
+    def counted_each(self: MentionTargets, texts: Any) -> list[list[tuple[int, int, str]]]:
         searched.extend(texts)
-        return each(texts, targets)
+        return each(self, texts)
 
-    monkeypatch.setattr(message_delegate, "mention_spans", counted)
-    monkeypatch.setattr(message_delegate, "mention_spans_each", counted_each)
+    monkeypatch.setattr(MentionTargets, "spans_each", counted_each)
     _plant_long_ids_and_body(store, "falcon")
     desk = launch(settings_for(store, ["falcon"]))
     desk.window.resize(1000, 700)

@@ -12,16 +12,23 @@ their rows) is marked as the timeline marks it: ⚠ before the entry, in the war
 and the warning in its tooltip. Marked members are listed after every unmarked one, so
 the entry chosen when the list opens is never an impostor when anyone else matches:
 "@Car" then Enter mentions Carol, not "саrol" (Cyrillic с and а) calling themself Carol.
+
+A room may have tens of thousands of members: they are indexed once per roster
+(``MemberIndex``: names cleaned and casefolded, sorted), and a keystroke only filters and
+ranks them, asking the look-alike rule once about each member it gets to.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 from PySide6.QtCore import QEvent, QObject, QPoint, Qt
 from PySide6.QtGui import QBrush, QColor, QKeyEvent, QTextCursor
 from PySide6.QtWidgets import QListWidget, QListWidgetItem, QPlainTextEdit
 
+from ...protocol.mentions import MentionTargets
+from ...protocol.room_state import Names
 from ...protocol.untrusted_text import display_name_safe, html_escape, one_line, shown_id
 from ..safe import guard
 from ..style import TRUST_COLORS, WARNING_MARK
@@ -29,12 +36,7 @@ from ..style import TRUST_COLORS, WARNING_MARK
 MAX_SHOWN = 8  # members listed at once
 MAX_QUERY = 48  # characters after "@" still read as a name being typed
 
-Members = Callable[[], Sequence[tuple[str, str]]]  # (user id, display name or "")
-Warning = Callable[[str], str | None]  # why a user id may imitate another's, or None
-
-
-def _no_warning(_user_id: str) -> str | None:
-    return None
+RoomNames = Callable[[], Names]  # the room's display names and ids, as last received
 
 
 def mention_query(text: str, cursor: int) -> tuple[int, str] | None:
@@ -53,48 +55,89 @@ def mention_query(text: str, cursor: int) -> tuple[int, str] | None:
     return start, query
 
 
-def matches(
-    members: Sequence[tuple[str, str]], query: str, warning: Warning = _no_warning
-) -> list[tuple[str, str]]:
-    """Members whose name or id contains ``query`` (case-insensitive): those whose id
-    ``warning`` marks (may imitate another's) after all others, then those starting with
-    the query first, then by name; at most ``MAX_SHOWN``."""
-    q = query.casefold()
-    ranked: list[tuple[bool, int, str, tuple[str, str]]] = []
-    for user_id, name in members:
-        shown = display_name_safe(name)
-        fields = [f.casefold() for f in (shown, user_id) if f]
-        if not any(q in f for f in fields):
-            continue
-        rank = 0 if any(f.startswith(q) for f in fields) else 1
-        marked = bool(warning(user_id))
-        ranked.append((marked, rank, (shown or user_id).casefold(), (user_id, name)))
-    ranked.sort(key=lambda r: (r[0], r[1], r[2]))
-    return [r[3] for r in ranked[:MAX_SHOWN]]
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    user_id: str
+    name: str  # as the room has it
+    shown: str  # cleaned (``display_name_safe``), "" for none
+    folded_name: str  # ``shown`` casefolded
+    folded_id: str
 
 
-def inserted_text(user_id: str, name: str, members: Sequence[tuple[str, str]]) -> str:
-    """What choosing a member inserts (without the ``@``): the display name when it is
-    shown as written and names nobody else, else the user id."""
-    if name and display_name_safe(name) == name:
-        folded = name.casefold()
-        others = [u for u, n in members if u != user_id and folded in (n.casefold(), u.casefold())]
-        if not others:
-            return name
-    return user_id
+class MemberIndex:
+    """A room's members as the ``@`` list searches them, made once per ``Names`` (it is
+    immutable: a new roster is a new object): each name cleaned and casefolded once, the
+    members sorted by what is shown for them, then id. A keystroke only filters and ranks;
+    the look-alike rule (``Names.warning``) is asked about a member at most once, and
+    only for those the list gets as far as (``matches``)."""
+
+    def __init__(self, names: Names) -> None:
+        self.names = names
+        entries = []
+        for user_id, name in names.members():
+            shown = display_name_safe(name)
+            entries.append(_Entry(user_id, name, shown, shown.casefold(), user_id.casefold()))
+        entries.sort(key=lambda e: (e.folded_name or e.folded_id, e.user_id))
+        self.entries: tuple[_Entry, ...] = tuple(entries)
+        self._warnings: dict[str, str | None] = {}
+        self._targets: MentionTargets | None = None
+        # the last query and the entries it found: a query that extends it looks there
+        self._last: tuple[str, list[int]] = ("", list(range(len(entries))))
+
+    def warning(self, user_id: str) -> str | None:
+        """Why the id may imitate another member's (``Names.warning``), asked once."""
+        if user_id not in self._warnings:
+            self._warnings[user_id] = self.names.warning(user_id)
+        return self._warnings[user_id]
+
+    def matches(self, query: str, leave_out: str = "") -> list[_Entry]:
+        """Members whose name or id contains ``query`` (case-insensitive): those whose id
+        the look-alike rule marks after all others, then those starting with the query
+        first, then by name; at most ``MAX_SHOWN``. Never ``leave_out`` (the user)."""
+        q = query.casefold()
+        entries = self.entries
+        last, found = self._last
+        pool: Iterable[int] = found if q.startswith(last) else range(len(entries))
+        hits = [i for i in pool if q in entries[i].folded_name or q in entries[i].folded_id]
+        self._last = (q, hits)
+        starting = [
+            i
+            for i in hits
+            if entries[i].folded_name.startswith(q) or entries[i].folded_id.startswith(q)
+        ]
+        starts = set(starting)
+        plain: list[_Entry] = []
+        marked: list[_Entry] = []
+        for i in (*starting, *(i for i in hits if i not in starts)):
+            entry = entries[i]
+            if entry.user_id == leave_out:
+                continue
+            (marked if self.warning(entry.user_id) else plain).append(entry)
+            if len(plain) >= MAX_SHOWN:
+                break
+        return (plain + marked)[:MAX_SHOWN]
+
+    def inserted(self, user_id: str, name: str) -> str:
+        """What choosing a member inserts (without the ``@``): the display name when it is
+        shown as written and names this member alone (``MentionTargets``: the rule the
+        sent message's ``mentions`` field is made by), else the user id."""
+        if name and display_name_safe(name) == name:
+            if self._targets is None:
+                self._targets = MentionTargets.of(self.names.members())
+            if self._targets.owner(name) == user_id:
+                return name
+        return user_id
 
 
 class MentionPopup(QListWidget):
     """The completion list for one composer. It never takes the focus: the composer
     forwards the keys it uses (``handle_key``)."""
 
-    def __init__(
-        self, editor: QPlainTextEdit, members: Members, warning: Warning = _no_warning
-    ) -> None:
+    def __init__(self, editor: QPlainTextEdit, names: RoomNames) -> None:
         super().__init__(editor.window())
         self.editor = editor
-        self.members = members
-        self.warning = warning  # the room's look-alike rule: ``Names.warning``
+        self.names = names  # the room's members, and its look-alike rule (``warning``)
+        self._index: MemberIndex | None = None  # for the ``Names`` last listed
         self.own_user = ""  # left out of the list
         self._dismissed: int | None = None  # "@" position the user closed the list for
         self._start = -1
@@ -117,6 +160,13 @@ class MentionPopup(QListWidget):
 
     # -- following the text ------------------------------------------------------------------
 
+    def index(self) -> MemberIndex:
+        """The room's members as searched, made again only when its ``Names`` changed."""
+        names = self.names()
+        if self._index is None or self._index.names is not names:
+            self._index = MemberIndex(names)
+        return self._index
+
     @guard()
     def refresh(self) -> None:
         cursor = self.editor.textCursor()
@@ -133,8 +183,8 @@ class MentionPopup(QListWidget):
         start, query = found
         if self._dismissed == start:
             return
-        members = [m for m in self.members() if m[0] != self.own_user]
-        hits = matches(members, query, self.warning)
+        index = self.index()
+        hits = index.matches(query, self.own_user)
         if not hits:
             self.hide()
             return
@@ -143,13 +193,13 @@ class MentionPopup(QListWidget):
         chosen = current.data(Qt.ItemDataRole.UserRole) if same and current else None
         self._start = start
         self.clear()
-        for user_id, name in hits:
-            shown = display_name_safe(name)
+        for hit in hits:
+            user_id, shown = hit.user_id, hit.shown
             label = f"{shown}   {shown_id(user_id)}" if shown else shown_id(user_id)
-            why = self.warning(user_id)
+            why = index.warning(user_id)
             # the mark first: a long entry is cut at its end, the mark must stay
             item = QListWidgetItem(f"{WARNING_MARK} {label}" if why else label)
-            item.setData(Qt.ItemDataRole.UserRole, (user_id, name))
+            item.setData(Qt.ItemDataRole.UserRole, (user_id, hit.name))
             # rich text, escaped: Qt takes a tip that looks like markup as rich text
             tip = f"<p>{html_escape(shown_id(user_id))}</p>"
             if why:
@@ -213,7 +263,7 @@ class MentionPopup(QListWidget):
         if item is None:
             return
         user_id, name = item.data(Qt.ItemDataRole.UserRole)
-        text = "@" + inserted_text(user_id, name, self.members()) + " "
+        text = "@" + self.index().inserted(user_id, name) + " "
         cursor = self.editor.textCursor()
         end = cursor.position()
         cursor.setPosition(self._start)

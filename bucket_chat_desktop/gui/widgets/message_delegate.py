@@ -35,7 +35,7 @@ from PySide6.QtWidgets import (
 
 from ... import timestamps
 from ...protocol.attachments import ATTACHMENT_MARK, announced_name
-from ...protocol.mentions import mention_spans, mention_spans_each, mentions_me
+from ...protocol.mentions import MentionTargets, mentions_me
 from ...protocol.untrusted_text import (
     UNSEEN_CATEGORIES,
     display_name_safe,
@@ -140,41 +140,38 @@ class MessageDelegate(SafeDelegate):
         self.own_user = ""
         self.own_names: tuple[str, ...] = ()  # what the user calls themself (settings)
         self.first_unread = ""
-        self._targets: tuple[Any, tuple[str, ...], tuple[str, ...]] | None = None
+        self._targets: _Targets | None = None  # for the timeline's ``names`` last asked
         self._mentioning: OrderedDict[tuple[str, str], bool] = OrderedDict()
         # A body's mention spans by (event id, location, version, text), for the targets
         # they were found with: a paint or a hover never searches a body again (red team
         # rt67: two or three searches a paint of a hostile body held the window seconds).
-        self._span_targets: tuple[str, ...] = ()
-        self._span_cache: OrderedDict[tuple[str, str, str, str], list[tuple[int, int]]] = (
+        self._span_targets: MentionTargets | None = None
+        self._span_cache: OrderedDict[tuple[str, str, str, str], list[tuple[int, int, str]]] = (
             OrderedDict()
         )
 
     # -- mentions ---------------------------------------------------------------------------
 
-    def _mention_targets(self, index: Index) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        """(every member's id and display name, the user's own): what "@" may name in
-        this room, from the timeline's display names (cached while they stay the same)."""
+    def _mention_targets(self, index: Index) -> _Targets:
+        """What "@" may name in this room (every member's id and display name, also of
+        those who left: old mentions of them too), the user's own first: made once per
+        ``names`` (immutable, ``Roster.names``: a new one is a new object) and user."""
         names = getattr(index.model(), "names", None)
-        if names is None:
-            return (), ()
-        # ``names`` is immutable (``Roster.names``): a new one is a new object
-        if self._targets is None or self._targets[0] is not names:
-            members = names.members(with_left=True)  # old mentions of people who left too
-            targets = tuple(t for uid, name in members for t in (uid, name) if t)
-            own = (self.own_user, *self.own_names, names.name(self.own_user))
-            own = tuple(dict.fromkeys(t for t in own if t))
-            targets = tuple(dict.fromkeys(targets + own))
-            self._targets = (names, targets, own)
-        return self._targets[1], self._targets[2]
+        own = (self.own_user, *self.own_names)
+        held = self._targets
+        if held is None or held.names is not names or held.own != own:
+            held = self._targets = _Targets(names, own)
+        return held
 
-    def _spans(self, index: Index, body: str) -> list[tuple[int, int]]:
-        """Where the row's ``body`` mentions a member: searched once per row and text."""
+    def _spans(self, index: Index, body: str) -> list[tuple[int, int, str]]:
+        """Where the row's ``body`` mentions a member, and whom: searched once per row
+        and text."""
         if "@" not in body:
             return []
-        targets = self._mention_targets(index)[0]
-        if targets is not self._span_targets:  # a new roster: spans kept if it names alike
-            if targets != self._span_targets:
+        targets = self._mention_targets(index).plain()
+        before = self._span_targets
+        if targets is not before:  # a new roster: spans kept if it names alike
+            if before is None or (targets.keys, targets.owners) != (before.keys, before.owners):
                 self._span_cache.clear()
             self._span_targets = targets
         key = (
@@ -185,7 +182,7 @@ class MessageDelegate(SafeDelegate):
         )
         spans = self._span_cache.get(key)
         if spans is None:
-            spans = self._span_cache[key] = mention_spans(body, targets)
+            spans = self._span_cache[key] = targets.spans(body)
             if len(self._span_cache) > CACHE:
                 self._span_cache.popitem(last=False)
         else:
@@ -200,8 +197,8 @@ class MessageDelegate(SafeDelegate):
         known = self._mentioning.get(key)
         if known is None:
             content = index.data(Roles.Content)
-            own = self._mention_targets(index)[1]
-            known = isinstance(content, dict) and mentions_me(content, self.own_user, own[1:])
+            own = self._mention_targets(index).own_names()
+            known = isinstance(content, dict) and mentions_me(content, self.own_user, own)
             self._mentioning[key] = known
             if len(self._mentioning) > 20 * CACHE:
                 self._mentioning.popitem(last=False)
@@ -214,8 +211,8 @@ class MessageDelegate(SafeDelegate):
         spans = self._spans(index, body)
         if not spans:
             return html
-        targets, own = self._mention_targets(index)
-        return _highlight(html, targets, own, is_dark())
+        targets = self._mention_targets(index)
+        return _highlight(html, targets.escaped(), self.own_user, is_dark())
 
     # -- layout -----------------------------------------------------------------------------
 
@@ -1392,27 +1389,27 @@ def _paint_mention_accent(painter: QPainter, rect: QRect) -> None:
     painter.fillRect(QRect(rect.left(), rect.top(), 3, rect.height()), QColor(MENTION_COLOR))
 
 
-def _highlight(html: str, targets: tuple[str, ...], own: tuple[str, ...], dark: bool) -> str:
+def _highlight(html: str, targets: MentionTargets, own_user: str, dark: bool) -> str:
     """``html`` (rendered, escaped) with every ``@<member>`` in its text — never inside a
-    tag or an attribute — wrapped in a highlighting span."""
-    escaped = tuple(html_escape(t) for t in targets)
-    mine = {html_escape(t).casefold() for t in own}
+    tag or an attribute — wrapped in a highlighting span; ``targets`` are the members'
+    ids and names escaped as the text is (``_Targets.escaped``), the user's own
+    (``own_user``'s) more strongly."""
     color = "#8fb8ff" if dark else "#1f5fbf"
     own_bg = "#3a4a6a" if dark else "#dce8fb"
     out: list[str] = []
     parts = re.split(r"(<[^>]*>)", html)
     # the text between tags searched in one go: one bound on the work for the whole body
     texts = [p for p in parts if not p.startswith("<")]
-    found = iter(mention_spans_each(texts, escaped))
+    found = iter(targets.spans_each(texts))
     for part in parts:
         if part.startswith("<"):
             out.append(part)
             continue
         last = 0
-        for start, end in next(found):
+        for start, end, whom in next(found):
             out.append(part[last:start])
             text = part[start:end]
-            if text[1:].casefold() in mine:
+            if own_user and whom == own_user:
                 style = f"background-color:{own_bg}; color:{color}; font-weight:bold"
             else:
                 style = f"color:{color}; font-weight:bold"
@@ -1420,3 +1417,37 @@ def _highlight(html: str, targets: tuple[str, ...], own: tuple[str, ...], dark: 
             last = end
         out.append(part[last:])
     return "".join(out)
+
+
+class _Targets:
+    """A room's mention targets for one ``Names`` and user (``MentionTargets``, the
+    user's own id and names first), made when first asked: plain for bodies, escaped for
+    their rich text (each name escaped once, not for every message)."""
+
+    def __init__(self, names: Any, own: tuple[str, ...]) -> None:
+        self.names = names
+        self.own = own  # (the user's id, the names they gave themself)
+        self._plain: MentionTargets | None = None
+        self._escaped: MentionTargets | None = None
+
+    def own_names(self) -> tuple[str, ...]:
+        """What the user is called here: their own names, and the room's name for them."""
+        user, *names = self.own
+        room = self.names.name(user) if self.names is not None and user else ""
+        return tuple(dict.fromkeys(n for n in (*names, room) if n))
+
+    def _make(self, escaped: bool) -> MentionTargets:
+        members = self.names.members(with_left=True) if self.names is not None else []
+        return MentionTargets.of(
+            members, self.own[0], self.own_names(), html_escape if escaped else None
+        )
+
+    def plain(self) -> MentionTargets:
+        if self._plain is None:
+            self._plain = self._make(False)
+        return self._plain
+
+    def escaped(self) -> MentionTargets:
+        if self._escaped is None:
+            self._escaped = self._make(True)
+        return self._escaped

@@ -15,7 +15,6 @@ from bucket_chat_desktop.protocol.mentions import (
     MAX_MENTIONS,
     MAX_SCANNED,
     MAX_STEPS,
-    MAX_TARGETS,
     mention_spans,
     mention_spans_each,
     mentions_in,
@@ -104,7 +103,7 @@ def test_a_huge_body_is_searched_only_at_its_start() -> None:
 def _by_regex(body: str, targets: list[str]) -> list[tuple[int, int]]:
     """What a mention was before the search became linear (red team rt67): ``@`` and the
     longest target, ``re.IGNORECASE``, not inside a word. The reference it must agree with."""
-    kept = list(dict.fromkeys(t for t in targets if t.strip()))[:MAX_TARGETS]
+    kept = list(dict.fromkeys(t for t in targets if t.strip()))
     names = sorted(kept, key=len, reverse=True)
     if not names or "@" not in body:
         return []
