@@ -39,6 +39,10 @@ MAX_LISTED = 20  # places named in one finding's message (a finding stays one li
 # message written since and stay the room's last row for years. The reference reader
 # skips such a line (at one hour too).
 HOLD_AHEAD_MS = 60 * 60_000
+# How much earlier than a witness (section 6.1) the event after the one it names may be
+# dated before a ``dated-before-witness`` notice says so: two clocks an hour apart, or a
+# witness signed by a device that had not polled for a while, are ordinary.
+WITNESS_SLACK_MS = HOLD_AHEAD_MS
 # How many of the last shown rows a new row may be placed before without a full audit
 # (``RoomLedger.try_place``): a row dated a little ahead (within the hour, or a clock
 # a few seconds fast) is shown and sorts last until its date, and every message that
@@ -588,6 +592,12 @@ class _Tips:
     # The keys those findings name without a sender ("a device": none of its events was
     # in the room). The first event of one arriving names it: a full audit says whose.
     nameless: frozenset[str] = frozenset()
+    # Per key: the latest date of a shown witness that names its chain's tip (section
+    # 6.1). The next event of that chain dated ``WITNESS_SLACK_MS`` before it is a
+    # ``dated-before-witness`` notice, which only a full audit gives.
+    seen_at: dict[str, int] = field(default_factory=dict)
+    # The events those notices name: a witness of one arriving may take its notice away.
+    backdated: frozenset[str] = frozenset()
 
 
 @dataclass(slots=True)
@@ -1062,13 +1072,16 @@ class RoomLedger:
             else:
                 by_key[choice.sender_key or ""].append(choice)
 
+        # Once the whole history is read, the witnesses (section 6.1) are checked against
+        # every event's hash and the date of what follows it in its chain.
+        after: dict[str, int] | None = {} if complete else None
         chained: list[_Copy] = []
         tips: dict[str, _Copy | None] = {}
         bound: dict[str, str] = {}
         pending: list[int] = [0]
         for key, copies in by_key.items():
             kept, tip, sender = self._check_chain(
-                key, copies, findings, invalid, complete, pending, horizon
+                key, copies, findings, invalid, complete, pending, horizon, after
             )
             chained.extend(kept)
             tips[key] = tip
@@ -1121,8 +1134,10 @@ class RoomLedger:
         )
         for c in held:
             findings.append(_held_finding(c))
-        unseen, nameless = (
-            _check_witnesses(chained, bound, findings) if complete else (frozenset(), frozenset())
+        witnessed = (
+            _check_witnesses(chained, bound, tips, after, horizon, findings)
+            if after is not None
+            else _Witnessed()
         )
         invalid.sort(key=lambda a: (a.path, a.line))
         result = AuditResult(
@@ -1153,8 +1168,10 @@ class RoomLedger:
             horizon,
             held_from,
             late,
-            unseen,
-            nameless,
+            witnessed.unseen,
+            witnessed.nameless,
+            witnessed.seen_at,
+            witnessed.backdated,
         )
         return result
 
@@ -1222,6 +1239,12 @@ class RoomLedger:
         newcomers: set[str] = set()
         unsigned_from: set[str] = set()
         held: list[_Copy] = []
+        # Witnesses of chain tips (section 6.1) and what follows their tips now: a
+        # ``dated-before-witness`` notice is a full audit's (``_check_witnesses``).
+        watch = state.complete
+        seen_at = dict(state.seen_at) if watch else state.seen_at
+        named: list[tuple[_Copy, str, _Copy]] = []  # a witness, the key, the tip it names
+        following: dict[str, _Copy] = {}  # a tip's hash -> the new event after it
         for c in _parents_first(sorted(added, key=_order_key)):
             ev = c
             if c.sig_ok is False:
@@ -1229,8 +1252,11 @@ class RoomLedger:
                 continue
             if _introduces(ev):
                 return None  # introductions are decided by a full audit
-            if WITNESS_FIELD in ev.raw and not _witnessed_at_hand(c, state.tips, tips):
-                return None  # a witnessed event perhaps missing: a full audit says
+            if WITNESS_FIELD in ev.raw:
+                if not _witnessed_at_hand(c, state.tips, tips):
+                    return None  # a witnessed event perhaps missing: a full audit says
+                if watch and c.sig_ok and not _watch_witness(c, state, tips, horizon, named):
+                    return None  # it may take a dated-before-witness notice away
             own = (ev.timestamp_ms, ev.event_id)
             if c.sig_ok is None:
                 if ev.sender_id in newcomers:
@@ -1262,6 +1288,10 @@ class RoomLedger:
                     tip = tips[key]
                     if tip is None or ev.prev_event_hash != tip.hash or ev.sender_id != bound[key]:
                         return None
+                    if watch:
+                        if ev.timestamp_ms + WITNESS_SLACK_MS < seen_at.pop(key, -1):
+                            return None  # dated before a witness of its predecessor
+                        following[tip.hash] = c
                     if tip.timestamp_ms > horizon:  # a held predecessor does not place it
                         c.eff, c.depth = own, 0
                     else:
@@ -1277,6 +1307,13 @@ class RoomLedger:
             staged.append((row, c, c.sig_ok is not None))
         if newcomers & unsigned_from:
             return None
+        for w, key, event in named:
+            after = following.get(event.hash)
+            if after is not None:
+                if after.timestamp_ms + WITNESS_SLACK_MS < w.timestamp_ms:
+                    return None  # dated before this witness of its predecessor
+            elif tips.get(key) is event and w.timestamp_ms > seen_at.get(key, -1):
+                seen_at[key] = w.timestamp_ms
         at, moved = len(timeline), 0
         tail = state.tail
         if staged and staged[0][0] <= state.last_row:
@@ -1331,6 +1368,7 @@ class RoomLedger:
             audit_number=number,
         )
         state.tips, state.bound = tips, bound
+        state.seen_at = seen_at
         state.horizon = horizon
         state.held_from = min([state.held_from, *(c.timestamp_ms for c in held)])
         self._new_findings = []
@@ -1386,11 +1424,14 @@ class RoomLedger:
         complete: bool,
         pending: list[int],
         horizon: int,
+        after: dict[str, int] | None = None,
     ) -> tuple[list[_Copy], _Copy | None, str]:
         """Check one device key's chain; set each kept copy's effective order and depth.
 
         Returns the kept copies, the chain's single tip (None when it is not a simple
-        line) and the sender id the key is bound to.
+        line) and the sender id the key is bound to. ``after`` (None: not asked) gets the hash
+        of every kept event, with the earliest date among the events that follow it in the
+        chain (``_NOTHING_HELD``: none), for ``_check_witnesses``.
         """
         copies.sort(key=_order_key)
         for c in copies:  # verdicts of an earlier audit must not leak into this one
@@ -1417,7 +1458,11 @@ class RoomLedger:
                 kids.append(c)
         short = key[:12]
         for prev, kids in children.items():
+            if after is not None and prev in by_hash:
+                after[prev] = kids[0].timestamp_ms  # a fork's: the earliest, below
             if len(kids) > 1:
+                if after is not None and prev in by_hash:
+                    after[prev] = min(k.timestamp_ms for k in kids)
                 where = ", ".join(f"{k.event_id} ({k.where})" for k in kids[:MAX_LISTED])
                 if len(kids) > MAX_LISTED:
                     where += f" and {len(kids) - MAX_LISTED:,} more"
@@ -1487,6 +1532,9 @@ class RoomLedger:
                 item.eff = (item.timestamp_ms, item.event_id)
         forked = any(len(kids) > 1 for kids in children.values())
         ends = [c for c in kept if c.hash not in children]
+        if after is not None:
+            for c in ends:
+                after[c.hash] = _NOTHING_HELD
         tip = ends[0] if len(ends) == 1 and not forked else None
         return kept, tip, bound
 
@@ -1773,6 +1821,37 @@ def _witnessed_at_hand(c: _Copy, *tips: Mapping[str, _Copy | None]) -> bool:
     return True
 
 
+def _watch_witness(
+    c: _Copy,
+    state: _Tips,
+    tips: Mapping[str, _Copy | None],
+    horizon: int,
+    named: list[tuple[_Copy, str, _Copy]],
+) -> bool:
+    """For ``try_place``: the chain tips a new event ``c`` witnesses (each one is at hand,
+    ``_witnessed_at_hand``) as ``_check_witnesses`` counts them, added to ``named`` (a
+    witness held back as dated ahead, or dated before the event it names, counts for
+    nothing). False: it names an event that a ``dated-before-witness`` notice is about
+    (a full audit decides whether that notice stays)."""
+    witness = c.raw.get(WITNESS_FIELD)
+    if not isinstance(witness, dict):
+        return True
+    for key, seen in witness.items():
+        if not isinstance(seen, str) or key == c.sender_key:
+            continue
+        if seen in state.backdated:
+            return False
+        if c.timestamp_ms > horizon:
+            continue
+        for got in (tips, state.tips):
+            event = got.get(key)
+            if event is not None and event.hash == seen:
+                if c.timestamp_ms >= event.timestamp_ms:
+                    named.append((c, key, event))
+                break
+    return True
+
+
 def _decide_trust(
     chained: list[_Copy], bound: Mapping[str, str], pinned: set[str], complete: bool
 ) -> _Trust:
@@ -1865,29 +1944,78 @@ def _reached(
     return seen
 
 
-def _check_witnesses(
-    chained: list[_Copy], bound: Mapping[str, str], findings: list[Finding]
-) -> tuple[frozenset[str], frozenset[str]]:
-    """Section 6.1: an event another device witnessed must be in the room. Reports each
-    missing witnessed event once, at the first event that witnessed it in (path, line)
-    order (not the order segments were read in: every reader reports it at the same
-    place), naming who witnessed it and whose key it is (``bound``: the sender id each
-    key speaks for); returns their hashes, and the keys of those whose device is not in
-    the room (a finding says "a device" for each)."""
-    present = {c.hash for c in chained}
-    first: dict[str, tuple[_Copy, str]] = {}  # missing hash -> its first witness, key
+@dataclass(frozen=True, slots=True)
+class _Witnessed:
+    """What ``_check_witnesses`` leaves for cheap appends (``_Tips``)."""
+
+    unseen: frozenset[str] = frozenset()
+    nameless: frozenset[str] = frozenset()
+    seen_at: dict[str, int] = field(default_factory=dict)
+    backdated: frozenset[str] = frozenset()
+
+
+def _witnesses(chained: list[_Copy]) -> Iterator[tuple[_Copy, str, str]]:
+    """The entries of the ``witness`` of each event whose own chain link is intact
+    (section 6.1): the event, the key and the hash it names; but those that are not a
+    string mapped to a string, and a device's witness of itself."""
     for c in chained:
         witness = c.raw.get(WITNESS_FIELD)
         if not isinstance(witness, dict) or c.problems:
             continue
         for key, seen in witness.items():
-            if not isinstance(seen, str) or seen in present:
+            if isinstance(seen, str) and key != c.sender_key:
+                yield c, key, seen
+
+
+def _check_witnesses(
+    chained: list[_Copy],
+    bound: Mapping[str, str],
+    tips: Mapping[str, _Copy | None],
+    after: Mapping[str, int],
+    horizon: int,
+    findings: list[Finding],
+) -> _Witnessed:
+    """Section 6.1, for the witnesses of events whose own chain link is intact:
+
+    An event another device witnessed must be in the room. Reports each missing witnessed
+    event once, at the first event that witnessed it in (path, line) order (not the order
+    segments were read in: every reader reports it at the same place), naming who
+    witnessed it and whose key it is (``bound``: the sender id each key speaks for).
+
+    A witness says what its writer had read of a chain as of its own date: the event
+    that follows the one named, dated more than ``WITNESS_SLACK_MS`` before the witness,
+    was written or delivered later than its date, if the witness is true
+    (``_backdated``). ``after``: every event's hash, with the earliest date of what
+    follows it in its chain (``_check_chain``).
+
+    One look-up and a comparison of dates per witness entry; only witnesses that name an
+    event followed by one dated before them (a notice, perhaps) cost a pass over the
+    room (``_backdated``)."""
+    first: dict[str, tuple[_Copy, str]] = {}  # missing hash -> its first witness, key
+    suspect: list[tuple[_Copy, str, str]] = []  # a witness, the key and hash it names
+    at_tips: list[tuple[_Copy, str, str]] = []  # the same, naming the end of a chain
+    for c in chained:
+        witness = c.raw.get(WITNESS_FIELD)
+        if not isinstance(witness, dict) or c.problems:
+            continue
+        own = c.sender_key
+        when = c.timestamp_ms
+        shown = when <= horizon
+        late = when - WITNESS_SLACK_MS
+        for key, seen in witness.items():
+            if not isinstance(seen, str) or key == own:
+                continue  # not a hash, or a device's witness of itself
+            if seen not in after:
+                got = first.get(seen)
+                if got is None or (c.path, c.line) < (got[0].path, got[0].line):
+                    first[seen] = (c, key)
                 continue
-            if key == c.sender_key:
-                continue  # a device does not witness itself
-            got = first.get(seen)
-            if got is None or (c.path, c.line) < (got[0].path, got[0].line):
-                first[seen] = (c, key)
+            next_at = after[seen]
+            if next_at < late:
+                if shown:
+                    suspect.append((c, key, seen))
+            elif next_at == _NOTHING_HELD and shown:
+                at_tips.append((c, key, seen))
     nameless: set[str] = set()
     for seen, (c, key) in sorted(
         first.items(), key=lambda item: (item[1][0].path, item[1][0].line, item[0])
@@ -1907,4 +2035,84 @@ def _check_witnesses(
                 c.event_id,
             )
         )
-    return frozenset(first), frozenset(nameless)
+    seen_at: dict[str, int] = {}
+    for w, key, seen in at_tips:
+        tip = tips.get(key)
+        if tip is None or tip.hash != seen or w.timestamp_ms < tip.timestamp_ms:
+            continue
+        seen_at[key] = max(seen_at.get(key, -1), w.timestamp_ms)
+    backdated = _backdated(chained, bound, suspect, findings) if suspect else set()
+    return _Witnessed(frozenset(first), frozenset(nameless), seen_at, frozenset(backdated))
+
+
+def _backdated(
+    chained: list[_Copy],
+    bound: Mapping[str, str],
+    suspect: list[tuple[_Copy, str, str]],
+    findings: list[Finding],
+) -> set[str]:
+    """The ``dated-before-witness`` notices (section 6.1), from the witnesses that name an
+    event followed by one dated more than ``WITNESS_SLACK_MS`` before them (``suspect``);
+    returns the hashes of the events they are about.
+
+    One notice per key, at its earliest such event, naming the earliest witness that
+    says so. A witness is its writer's claim, and only a shown one counts (not one held
+    back as dated ahead: its date is not yet), not one dated before the event it names
+    (its date is false), and not against an event that another witness dated no later
+    names (that one had read it then)."""
+    named = {seen for _, _, seen in suspect}
+    events: dict[str, _Copy] = {}
+    following: dict[str, list[_Copy]] = defaultdict(list)
+    for c in chained:
+        if c.hash in named:
+            events[c.hash] = c
+        if c.prev_event_hash in named:
+            following[c.prev_event_hash].append(c)
+    claims: list[tuple[_Copy, _Copy, _Copy]] = []  # a witness, what it names, what follows
+    for w, key, seen in suspect:
+        event = events[seen]
+        if event.sender_key != key or w.timestamp_ms < event.timestamp_ms:
+            continue  # named under another key, or a witness dated before what it names
+        claims.extend(
+            (w, event, s)
+            for s in following[seen]
+            if s.sender_key == key and s.timestamp_ms + WITNESS_SLACK_MS < w.timestamp_ms
+        )
+    # When did a witness that counts first name each of those following events?
+    later = {s.hash: s for _, _, s in claims}
+    read_by: dict[str, int] = {}
+    for c, key, seen in _witnesses(chained):
+        s = later.get(seen)
+        when = c.timestamp_ms
+        if s is None or s.sender_key != key or when < s.timestamp_ms:
+            continue
+        if when < read_by.get(seen, _NOTHING_HELD):
+            read_by[seen] = when
+    earliest: dict[str, tuple[tuple[int, str, str, int, int, str, int], _Copy, _Copy]] = {}
+    for w, event, s in claims:
+        when = w.timestamp_ms
+        if read_by.get(s.hash, _NOTHING_HELD) <= when:
+            continue  # another witness had read it by then
+        key = event.sender_key or ""
+        rank = (s.timestamp_ms, s.event_id, s.path, s.line, when, w.path, w.line)
+        best = earliest.get(key)
+        if best is None or rank < best[0]:
+            earliest[key] = (rank, s, w)
+    backdated: set[str] = set()
+    for _, s, w in sorted(earliest.values(), key=lambda item: (item[1].path, item[1].line)):
+        backdated.add(s.hash)
+        sender, claimant = bound.get(s.sender_key or "", s.sender_id), w.sender_id
+        findings.append(
+            Finding(
+                Kind.DATED_BEFORE_WITNESS,
+                f"an event by {sender!r} dated {_utc_text(s.timestamp_ms)} follows the one "
+                f"{claimant!r} signed on {_utc_text(w.timestamp_ms)} as the newest by "
+                f"{sender!r} they had read: if that claim of {claimant!r} is true, this "
+                "event was written or delivered after then (as a message sent late, "
+                "after an outage, would be)",
+                s.path,
+                s.line,
+                s.event_id,
+            )
+        )
+    return backdated

@@ -49,6 +49,8 @@ class Kind(enum.StrEnum):
     TRUNCATED_CHAIN = "truncated-chain"
     MISSING_JOIN = "missing-join"
     DATED_AHEAD = "dated-ahead"
+    # an event dated before another device's witness that had not read it yet (section 6.1)
+    DATED_BEFORE_WITNESS = "dated-before-witness"
     # reading
     UNREAD = "unread"
     # this reader stopped reading the room on a fault of its own (a bug): not final
@@ -72,6 +74,7 @@ _NOTICES = {
     Kind.UNEXPECTED_OBJECT,
     Kind.MISSING_JOIN,
     Kind.DATED_AHEAD,
+    Kind.DATED_BEFORE_WITNESS,
     Kind.METADATA_UNSIGNED,
     Kind.METADATA_MISSING,
     Kind.EMPTY_SEGMENT,

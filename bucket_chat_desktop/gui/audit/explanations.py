@@ -227,6 +227,19 @@ EXPLANATIONS: dict[Kind, Explanation] = {
         "wrong (ask them to fix it), or someone wanted a message to stay at the bottom. "
         "It appears by itself an hour before its date.",
     ),
+    Kind.DATED_BEFORE_WITNESS: Explanation(
+        "Dated before it appeared",
+        "Another member's device signed that, as of a later date, the sender's previous "
+        "message was still the newest of theirs it had read. If that is true, this message "
+        "was written, or put in the storage, after that date, though it is dated earlier "
+        "and shown at its date among older messages. It is only that member's claim: a "
+        "message sent late from a device that was offline, or a member whose device had "
+        "not synced for a while, looks the same.",
+        "Read it as news, not as something said back then. If the sender did not say "
+        "they sent it late, ask them when they wrote it; if the member named has no "
+        "reason to lie, someone may have backdated it to look as if it had been said "
+        "earlier.",
+    ),
     Kind.METADATA_MISSING: Explanation(
         "No room metadata",
         "The room has no metadata.json, so its name and creator are unknown. The messages "
