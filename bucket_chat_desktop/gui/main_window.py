@@ -202,31 +202,43 @@ class TimelineView(QListView):
             bar = self.verticalScrollBar()
             bar.setValue(bar.value() + moved)
 
-    def jump_to(self, event_id: str, shown_row: int | None = None) -> bool:
+    def jump_to(
+        self,
+        event_id: str,
+        shown_row: int | None = None,
+        landed: Callable[[int], None] | None = None,
+    ) -> bool:
         """Show the row of ``event_id`` (loading the page around it when it is not held),
         scroll it to the middle and flash it. False when it is not known. ``shown_row``:
         its shown-row number when the caller knows it (a search hit: any message, not
-        only those the relations name)."""
+        only those the relations name). ``landed`` is told the row once it is shown (a
+        page asked for is dropped when a newer audit comes first: then never)."""
         model = self.model()
         if not isinstance(model, TimelineModel):
             return False
+
+        def land(row: int) -> None:
+            self._land(row)
+            if landed is not None:
+                landed(row)
+
         if event_id in model.relations.repeated:
             # Shown once per device that signed it: only a caller that knows which
             # copy (a search hit's own row) can go there; a quote names neither.
             if shown_row is None:
                 return False
             self._stick = False
-            model.show_around(shown_row, self._land)
+            model.show_around(shown_row, land)
             return True
         row = model.locate(event_id)
         if row is not None:
-            self._land(row)
+            land(row)
             return True
         shown = model.shown_row_of(event_id) if shown_row is None else shown_row
         if shown is None:
             return False
         self._stick = False
-        model.show_around(shown, self._land)
+        model.show_around(shown, land)
         return True
 
     def _land(self, row: int) -> None:

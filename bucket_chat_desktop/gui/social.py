@@ -12,6 +12,7 @@ once that message has been on screen, the line when another room is opened.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from PySide6.QtCore import QEvent, QObject, QTimer
@@ -26,6 +27,9 @@ from .safe import guard
 from .style import ACCENT
 from .widgets.mention_popup import MentionPopup
 from .widgets.notify_menu import add_notify_menu
+
+JUMP_TRIES = 3  # pages asked for the first new message, when newer audits drop them
+JUMP_WAIT = 5.0  # seconds a page asked for may take before it is asked for again
 
 
 class Social(QObject):
@@ -154,20 +158,35 @@ class Social(QObject):
             self._check()
             return
         key, marker = self.controller.current, self.marker
-        result = self.controller.result(key) if key else None
-        if not key or not marker or result is None:
+        if not key or not marker:
             return
 
         async def page_to_it() -> None:
             # its place in the room's audit, found off the window's thread, then the page
-            # around it (as a search hit is shown: ``TimelineView.jump_to``)
-            pos = await self.controller.client.locate(RoomRef.from_key(key), result, marker)
-            shown = self._model()
-            if pos is None or shown is not model or self.controller.current != key:
-                return
-            at = model.relations.row_of(pos)
-            if at is not None:
-                self.view.jump_to(marker, at)
+            # around it (as a search hit is shown: ``TimelineView.jump_to``); a page the
+            # model drops because a newer audit came first is asked for again
+            for _ in range(JUMP_TRIES):
+                result = self.controller.result(key)
+                if result is None:
+                    return
+                pos = await self.controller.client.locate(RoomRef.from_key(key), result, marker)
+                model = self._model()
+                if pos is None or model is None or self.controller.current != key:
+                    return
+                at = model.relations.row_of(pos)
+                came = asyncio.get_running_loop().create_future()
+
+                def landed(_row: int, came: asyncio.Future[None] = came) -> None:
+                    if not came.done():
+                        came.set_result(None)
+
+                if at is None or not self.view.jump_to(marker, at, landed):
+                    return
+                try:
+                    await asyncio.wait_for(came, JUMP_WAIT)
+                    return
+                except TimeoutError:
+                    continue
 
         self.controller.tasks.start(page_to_it(), "Showing the first new message")
 

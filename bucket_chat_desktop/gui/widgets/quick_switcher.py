@@ -127,6 +127,11 @@ Place = tuple[int, int, str]  # sorted by: best score, newest, name
 _UNSCORED = object()
 
 
+def _no_index(*_args: Any) -> QModelIndex:
+    """What a guarded look-up answers when it failed: no index."""
+    return QModelIndex()
+
+
 class RoomFilter(QAbstractProxyModel):
     """Rooms whose name or id holds the typed characters in order, best first.
 
@@ -300,28 +305,34 @@ class RoomFilter(QAbstractProxyModel):
 
     # -- the proxy's side of the model ----------------------------------------------------------
 
+    @guard(_no_index)
     def index(self, row: int, column: int = 0, parent: Index = QModelIndex()) -> QModelIndex:  # noqa: B008
         if parent.isValid() or not 0 <= row < len(self._rows) or column != 0:
             return QModelIndex()
         return self.createIndex(row, column)
 
+    @guard(lambda _self, *args: QModelIndex() if args else None)
     def parent(self, *args: Any) -> Any:
         if not args:  # QObject.parent()
             return super().parent()
         return QModelIndex()
 
+    @guard(0)
     def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(self._rows)
 
+    @guard(0)
     def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else 1
 
+    @guard(_no_index)
     def mapToSource(self, proxy_index: Index) -> QModelIndex:
         model = self.sourceModel()
         if model is None or not proxy_index.isValid() or proxy_index.row() >= len(self._rows):
             return QModelIndex()
         return model.index(self._rows[proxy_index.row()], proxy_index.column())
 
+    @guard(_no_index)
     def mapFromSource(self, source_index: Index) -> QModelIndex:
         if not source_index.isValid():
             return QModelIndex()
