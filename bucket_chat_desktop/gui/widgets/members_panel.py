@@ -349,22 +349,22 @@ class DeviceRow(QFrame):
         shown_state = DeviceState.KEY_CHANGED if device.not_theirs else device.state
         badge.setPixmap(trust_badge(shown_state.value, 16))
         badge.setFixedSize(16, 16)
-        top.addWidget(badge)
+        top.addWidget(badge, 0, Qt.AlignmentFlag.AlignTop)
         title = QLabel(device_title(device))  # a device name comes from storage
         title.setTextFormat(Qt.TextFormat.PlainText)
         bold = QFont(title.font())
         bold.setBold(True)
         title.setFont(bold)
         self.title_label = title
+        title.setWordWrap(True)  # "Key of <id>": the id in full, never cut at the card's edge
         top.addWidget(title, 1)
-        top.addStretch(1)
         self.state_label = QLabel(device_label(device))
         self.state_label.setObjectName("state")
         color = state_color(shown_state.value)
         self.state_label.setStyleSheet(
             f"color: {color}; border: 1px solid {color}; border-radius: 8px; padding: 0 6px;"
         )
-        top.addWidget(self.state_label)
+        top.addWidget(self.state_label, 0, Qt.AlignmentFlag.AlignTop)
         layout.addLayout(top)
         self.setToolTip(device_tooltip(device, yours))
         if device.signed:
