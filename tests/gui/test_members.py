@@ -642,7 +642,7 @@ def test_many_keys_offering_to_introduce_this_device_make_one_status_message(
     assert len(card.member.devices) == 201 and len(card.device_rows) == MAX_DEVICE_ROWS
     assert any(row.device.own for row in card.device_rows)
     assert card.more_label is not None and "171 more" in card.more_label.text()
-    app.features.members_panel.scroll_area.verticalScrollBar().setValue(10**6)
+    app.features.members_panel.view.verticalScrollBar().setValue(10**6)
     shot(app.window, "introduction-flood-members", tmp_path)
 
 
@@ -723,8 +723,9 @@ def test_a_statement_naming_someone_elses_key_makes_no_device_of_theirs(
             timeout=10_000,
         )
         shot(window, "statement-names-others-keys", tmp_path)
+        panel.show_member(features.members_model.row_of("mallory@example.com"))
+        qtbot.waitUntil(lambda: panel.view.viewport().isVisible())
         cards = {c.member.user_id: c for c in panel.cards}
-        panel.scroll_area.ensureWidgetVisible(cards["mallory@example.com"])
         shot(panel, "statement-names-others-keys-card", tmp_path)
         rows = {r.device.key: r for r in cards["mallory@example.com"].device_rows}
         titles = [r.title_label.text() for r in rows.values()]
@@ -848,7 +849,7 @@ def test_a_flood_of_statements_lists_a_few_devices_and_remakes_only_who_changed(
         assert f"{flood // 2 - STATEMENT_DEVICES:,} more named by statements alone" in (
             card.unlisted_label.text()
         )
-        bar = features.members_panel.scroll_area.verticalScrollBar()
+        bar = features.members_panel.view.verticalScrollBar()
         bar.setValue(bar.maximum())  # the end of Mallory's card: what is not listed
         shot(features.members_panel, "statement-flood-card", tmp_path)
 

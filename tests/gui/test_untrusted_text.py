@@ -187,12 +187,12 @@ def test_an_imitating_id_is_marked(
     panel.show()
     qtbot.waitExposed(panel)
     panel.grab().save(str(SHOTS / "hostile-members.png"))
-    card = panel.cards[row]
+    card = panel.card(row)
     assert card.warning_label is not None and card.warning_label.isVisible()
     assert f"looks like {ALICE_ID}" in card.warning_label.text()
     assert card.id_label.isVisible() and card.id_label.text() == IMPOSTOR_ID
     assert card.name_label.text() == "Alice ."  # the padding is gone
-    assert panel.cards[members.row_of(ALICE_ID)].warning_label is None
+    assert panel.card(members.row_of(ALICE_ID)).warning_label is None
 
 
 def _tooltip(view: QListView, row: int) -> str:
@@ -225,7 +225,7 @@ def test_tooltips_and_labels_show_html_in_ids_and_names_as_text(
     assert "<img" not in eve.data(Qt.ItemDataRole.ToolTipRole)
     panel = MembersPanel(members)
     qtbot.addWidget(panel)
-    card = panel.cards[members.row_of(HTML_ID)]
+    card = panel.card(members.row_of(HTML_ID))
     for label in (card.name_label, card.id_label):
         assert label.textFormat() == Qt.TextFormat.PlainText
     assert card.id_label.text() == HTML_ID

@@ -11,24 +11,40 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from PySide6.QtCore import QPointF, QRect, QRectF, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import (
+    QModelIndex,
+    QPersistentModelIndex,
+    QPoint,
+    QPointF,
+    QRect,
+    QRectF,
+    QSize,
+    Qt,
+    QTimer,
+    Signal,
+)
 from PySide6.QtGui import (
     QColor,
     QFont,
     QFontDatabase,
+    QHelpEvent,
     QPainter,
     QPainterPath,
     QPen,
     QPixmap,
+    QShowEvent,
 )
 from PySide6.QtWidgets import (
+    QAbstractItemView,
     QDialog,
     QFrame,
     QHBoxLayout,
     QLabel,
+    QListView,
     QPushButton,
-    QScrollArea,
     QSizePolicy,
+    QStyle,
+    QStyleOptionViewItem,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -43,9 +59,10 @@ from ...protocol.untrusted_text import (
     shown_id,
 )
 from ..models.members_model import Device, DeviceState, Member, MembersModel
-from ..safe import guard
-from ..style import TRUST_COLORS, TRUST_LABELS, initials, is_dark, key_color
+from ..safe import SafeDelegate, guard
+from ..style import ACCENT, TRUST_COLORS, TRUST_LABELS, initials, is_dark, key_color
 
+Index = QModelIndex | QPersistentModelIndex
 PANEL_WIDTH = 320
 # Device rows one card shows: anyone can make thousands of keys claim a person (2,000 rows
 # took 17 s and 700 MB to build, and a card is rebuilt on each of their messages).
@@ -332,22 +349,22 @@ class DeviceRow(QFrame):
         shown_state = DeviceState.KEY_CHANGED if device.not_theirs else device.state
         badge.setPixmap(trust_badge(shown_state.value, 16))
         badge.setFixedSize(16, 16)
-        top.addWidget(badge)
+        top.addWidget(badge, 0, Qt.AlignmentFlag.AlignTop)
         title = QLabel(device_title(device))  # a device name comes from storage
         title.setTextFormat(Qt.TextFormat.PlainText)
         bold = QFont(title.font())
         bold.setBold(True)
         title.setFont(bold)
         self.title_label = title
+        title.setWordWrap(True)  # "Key of <id>": the id in full, never cut at the card's edge
         top.addWidget(title, 1)
-        top.addStretch(1)
         self.state_label = QLabel(device_label(device))
         self.state_label.setObjectName("state")
         color = state_color(shown_state.value)
         self.state_label.setStyleSheet(
             f"color: {color}; border: 1px solid {color}; border-radius: 8px; padding: 0 6px;"
         )
-        top.addWidget(self.state_label)
+        top.addWidget(self.state_label, 0, Qt.AlignmentFlag.AlignTop)
         layout.addLayout(top)
         self.setToolTip(device_tooltip(device, yours))
         if device.signed:
@@ -519,8 +536,107 @@ class MemberCard(QFrame):
             self.unlisted_label = unlisted
 
 
+# Rows of cards built past each edge of what the list shows (scrolling a little finds them
+# ready), and how far out built cards are kept before they are let go.
+CARDS_AHEAD = 3
+CARDS_KEPT = 20
+CARD_MARGINS = (12, 5, 12, 5)  # around each card in its row: 10 px between two cards
+
+
+def estimated_height(member: Member, learned: dict[int, int]) -> int:
+    """A row's height before its card is built: what a built card with as many device
+    rows measured, else a rough sum. Only the scroll bar's length depends on it."""
+    shown = min(len(member.devices), MAX_DEVICE_ROWS)
+    if shown in learned:
+        return learned[shown]
+    return 76 + 130 * shown + (60 if member.id_warning else 0)
+
+
+class _CardSlot(QWidget):
+    """One row's widget in the list: the member's card with the row's margins around it."""
+
+    def __init__(self, card: MemberCard) -> None:
+        super().__init__()
+        self.card = card
+        self._layout = QVBoxLayout(self)
+        self._layout.setContentsMargins(*CARD_MARGINS)
+        self._layout.addWidget(card)
+
+    def fit(self, row_width: int, card_width: int) -> int:
+        """Make the card ``card_width`` wide in a row ``row_width`` wide (the scroll bar
+        takes the right margin, as it did in the panel's scroll area); its height then."""
+        left, top, right, bottom = CARD_MARGINS
+        right = max(0, min(right, row_width - left - card_width))
+        if self._layout.contentsMargins().right() != right:
+            self._layout.setContentsMargins(left, top, right, bottom)
+        self.ensurePolished()
+        if self.hasHeightForWidth():
+            return max(1, self.heightForWidth(row_width))
+        return max(1, self.sizeHint().height())
+
+
+class _CardDelegate(SafeDelegate):
+    """A row is as tall as its member's card (``MembersPanel.row_height``); the card
+    itself is a widget over the row, so the row paints only the keyboard's place: a ring
+    around the current member's card while the list has the focus."""
+
+    failure_text = "This member could not be shown"
+
+    def __init__(self, panel: MembersPanel) -> None:
+        super().__init__(panel)
+        self._panel = panel
+
+    def row_size(self, option: QStyleOptionViewItem, index: Index) -> QSize:
+        # No width of its own: the list gives each row the viewport's width.
+        return QSize(1, self._panel.row_height(index.row()))
+
+    def paint_row(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
+        state = option.state
+        if not (state & QStyle.StateFlag.State_HasFocus or state & QStyle.StateFlag.State_Selected):
+            return
+        left, top, right, bottom = CARD_MARGINS
+        ring = QRectF(option.rect.adjusted(left - 3, top - 3, 3 - right, 3 - bottom))
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        color = QColor(ACCENT)
+        if not state & QStyle.StateFlag.State_HasFocus:
+            color.setAlpha(110)
+        painter.setPen(QPen(color, 2))
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.drawRoundedRect(ring.adjusted(1, 1, -1, -1), 12, 12)
+
+    def row_help(
+        self,
+        event: QHelpEvent,
+        view: QAbstractItemView,
+        option: QStyleOptionViewItem,
+        index: Index,
+    ) -> bool:
+        return False  # the card's own widgets say what they are; the gaps say nothing
+
+
+class _MembersList(QListView):
+    """The list of members: rows as tall as their cards, scrolled by pixels. It tells the
+    panel whenever its rows were laid out again, so the cards can be put over their rows
+    and those in view made."""
+
+    laid_out = Signal()
+
+    @guard()
+    def updateGeometries(self) -> None:
+        super().updateGeometries()
+        self.laid_out.emit()
+
+
 class MembersPanel(QFrame):
-    """Shows a ``MembersModel``; rebuilt (coalesced) whenever the model changes."""
+    """Shows a ``MembersModel`` as a list with one card per member. Only the members in
+    view (and a few rows past each edge) have a card built: a room of 5,000 members built
+    5,000 cards when Members opened, 34 s and 2.6 GB on the GUI thread, and all of them
+    again for each member who joined or left (red team rt80). A member who comes, goes or
+    changes changes their own row; rows are measured from their cards once built.
+
+    The cards are children of the list's viewport that the panel puts over their rows,
+    not Qt's index widgets: setting an index widget lays every row out again (asking each
+    member's height, in Python), for each card made while scrolling."""
 
     confirm_requested = Signal(object)  # Device
     close_requested = Signal()
@@ -555,21 +671,41 @@ class MembersPanel(QFrame):
         hint.setWordWrap(True)
         hint.setContentsMargins(16, 0, 16, 8)
         layout.addWidget(hint)
-        self.scroll_area = QScrollArea()
-        self.scroll_area.setWidgetResizable(True)
-        self.scroll_area.setFrameShape(QFrame.Shape.NoFrame)
-        self.scroll_area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        layout.addWidget(self.scroll_area, 1)
-        self.cards: list[MemberCard] = []
+        self.empty_label = QLabel("Nobody has joined yet, or the room is still loading.")
+        self.empty_label.setObjectName("muted")
+        self.empty_label.setWordWrap(True)
+        self.empty_label.setContentsMargins(16, 4, 16, 8)
+        layout.addWidget(self.empty_label)
+        # user id -> (its row, the slot holding its card); only rows near the view
+        self._slots: dict[str, tuple[QPersistentModelIndex, _CardSlot]] = {}
+        # user id -> (the member measured, the width, the row's height)
+        self._measured: dict[str, tuple[Member, int, int]] = {}
+        self._learned: dict[int, int] = {}  # device rows shown -> a card's height
         self._pending = False
-        self._body_layout: QVBoxLayout | None = None
-        self._full = False  # a rebuild of every card is due
-        self._changed: set[int] = set()  # rows whose card is due for a refresh
-        for sig in (model.modelReset, model.rowsInserted, model.rowsRemoved, model.layoutChanged):
-            sig.connect(self._schedule)
+        view = _MembersList()
+        view.setObjectName("members")
+        view.setFrameShape(QFrame.Shape.NoFrame)
+        view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        view.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        view.verticalScrollBar().setSingleStep(24)
+        view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        view.setUniformItemSizes(False)
+        view.setMouseTracking(False)
+        self.delegate = _CardDelegate(self)
+        view.setItemDelegate(self.delegate)
+        view.setModel(model)
+        view.laid_out.connect(self._on_laid_out)
+        view.verticalScrollBar().valueChanged.connect(self._on_laid_out)
+        self.view = view
+        layout.addWidget(view, 1)
+        model.modelReset.connect(self._on_reset)
+        model.rowsAboutToBeRemoved.connect(self._on_rows_leaving)
+        for sig in (model.rowsInserted, model.rowsRemoved, model.layoutChanged):
+            sig.connect(self._on_count)
         model.dataChanged.connect(self._on_data_changed)
         self._apply_style()
-        self.rebuild()
+        self._on_count()
 
     def _apply_style(self) -> None:
         dark = is_dark()
@@ -594,7 +730,7 @@ class MembersPanel(QFrame):
             QToolButton#close {{ font-size: 11pt; color: {_muted()}; border: none;
                                  padding: 2px 8px; border-radius: 6px; }}
             QToolButton#close:hover {{ background: {border}; }}
-            QScrollArea, QScrollArea > QWidget > QWidget {{ background: transparent; }}
+            QListView#members {{ background: transparent; border: none; }}
             QScrollBar:vertical {{ background: transparent; width: 10px; margin: 2px; }}
             QScrollBar::handle:vertical {{ background: {border}; border-radius: 3px;
                                            min-height: 32px; }}
@@ -605,70 +741,170 @@ class MembersPanel(QFrame):
             """
         )
 
-    def _schedule(self, *_args: Any) -> None:
-        """Members came or went: every card is rebuilt, once, when control returns."""
-        self._full = True
+    # -- what the list asks -------------------------------------------------------------
+
+    def row_height(self, row: int) -> int:
+        """The row's height: its card's as measured at the list's width, else an estimate
+        (no card is built to answer: the list asks this of every row when it lays out)."""
+        member = self.model.member(row)
+        measured = self._measured.get(member.user_id)
+        if measured is not None and measured[0] is member and measured[1] == self._card_width():
+            return measured[2]
+        return estimated_height(member, self._learned)
+
+    def _card_width(self) -> int:
+        """As wide as the list less the margins, whether its scroll bar shows or not."""
+        left, _top, right, _bottom = CARD_MARGINS
+        return self.view.width() - left - right
+
+    # -- the model changed ----------------------------------------------------------------
+
+    def _on_count(self, *_args: Any) -> None:
+        count = self.model.rowCount()
+        self.title.setText(f"Members <span style='color:{_muted()}'>{count}</span>")
+        self.empty_label.setVisible(count == 0)
+        self._later()
+
+    def _on_reset(self) -> None:
+        """Members were reordered: every card is let go, those in view made again."""
+        for user_id in list(self._slots):
+            self._drop(user_id)
+        self._on_count()
+
+    def _on_rows_leaving(self, _parent: Any, first: int, last: int) -> None:
+        for user_id, (index, _slot) in list(self._slots.items()):
+            if first <= index.row() <= last:
+                self._drop(user_id)
+
+    def _on_laid_out(self, *_args: Any) -> None:
+        self._place()
         self._later()
 
     def _on_data_changed(self, top: Any, bottom: Any, *_args: Any) -> None:
         """Someone's devices or counts changed (a message arrived): only their card."""
-        self._changed.update(range(top.row(), bottom.row() + 1))
+        for row in range(top.row(), bottom.row() + 1):
+            if not 0 <= row < self.model.rowCount():
+                continue
+            member = self.model.member(row)
+            held = self._slots.get(member.user_id)
+            if held is not None and held[1].card.member != member:
+                self._build(row)
         self._later()
 
-    def _later(self) -> None:
+    def _later(self, *_args: Any) -> None:
         if not self._pending:
             self._pending = True
             QTimer.singleShot(0, self._flush)
 
-    def _flush(self) -> None:
-        self._pending = False
-        if self._full or self._body_layout is None:
-            self.rebuild()
-            return
-        layout = self._body_layout
-        for row in sorted(self._changed):
-            if not 0 <= row < min(len(self.cards), self.model.rowCount()):
-                continue
-            old = self.cards[row]
-            member = self.model.member(row)
-            if old.member == member:
-                continue
-            card = self._card(member)
-            layout.replaceWidget(old, card)
-            card.show()  # a layout shows a new child only on the next turn of the loop
-            old.hide()
-            old.deleteLater()
-            self.cards[row] = card
-        self._changed.clear()
+    # -- cards ----------------------------------------------------------------------------
 
-    def _card(self, member: Member) -> MemberCard:
+    def _build(self, row: int) -> MemberCard:
+        """Make the row's card (again) and put it over the row; measured at once."""
+        member = self.model.member(row)
+        self._drop(member.user_id)
         card = MemberCard(member)
         card.confirm_requested.connect(self.confirm_requested)
+        slot = _CardSlot(card)
+        slot.setParent(self.view.viewport())
+        index = self.model.index(row)
+        self._slots[member.user_id] = (QPersistentModelIndex(index), slot)
+        self._measure(member, slot)
+        slot.setGeometry(self.view.visualRect(index))
+        slot.show()
         return card
 
-    def rebuild(self) -> None:
-        self._pending = False
-        self._full = False
-        self._changed.clear()
+    def _drop(self, user_id: str) -> None:
+        held = self._slots.pop(user_id, None)
+        if held is not None:
+            held[1].hide()
+            held[1].deleteLater()
+
+    def _place(self) -> None:
+        """Put each card over its row (the rows were laid out or scrolled)."""
+        for index, slot in self._slots.values():
+            if index.isValid():
+                slot.setGeometry(self.view.visualRect(self.model.index(index.row())))
+
+    def _measure(self, member: Member, slot: _CardSlot) -> None:
+        """Note the card's height at the list's width (``row_height`` answers it)."""
+        width = self._card_width()
+        height = slot.fit(self.view.viewport().width(), width)
+        self._measured[member.user_id] = (member, width, height)
+        self._learned[min(len(member.devices), MAX_DEVICE_ROWS)] = height
+
+    def _rows_in_view(self) -> range:
+        view = self.view
         count = self.model.rowCount()
-        self.title.setText(f"Members <span style='color:{_muted()}'>{count}</span>")
-        keep = self.scroll_area.verticalScrollBar().value()
-        body = QWidget()
-        layout = QVBoxLayout(body)
-        layout.setContentsMargins(12, 4, 12, 12)
-        layout.setSpacing(10)
-        self.cards = [self._card(self.model.member(row)) for row in range(count)]
-        for card in self.cards:
-            layout.addWidget(card)
         if not count:
-            empty = QLabel("Nobody has joined yet, or the room is still loading.")
-            empty.setObjectName("muted")
-            empty.setWordWrap(True)
-            layout.addWidget(empty)
-        layout.addStretch(1)
-        self._body_layout = layout
-        self.scroll_area.setWidget(body)  # deletes the previous body
-        self.scroll_area.verticalScrollBar().setValue(keep)
+            return range(0)
+        top = view.indexAt(QPoint(1, 0))
+        first = top.row() if top.isValid() else 0
+        height = view.viewport().height()
+        last = first
+        while last + 1 < count:
+            rect = view.visualRect(self.model.index(last + 1))
+            if rect.isEmpty() or rect.top() >= height:
+                break
+            last += 1
+        return range(first, last + 1)
+
+    def _flush(self) -> None:
+        """Build the cards of the rows in view (and a few past them), measure them, let go
+        of cards far away; lay the rows out again if a height changed."""
+        self._pending = False
+        count = self.model.rowCount()
+        if not count or not self.view.isVisible():
+            return
+        self.view.executeDelayedItemsLayout()  # where the rows are now, not before
+        shown = self._rows_in_view()
+        build = range(max(0, shown.start - CARDS_AHEAD), min(count, shown.stop + CARDS_AHEAD))
+        keep = range(max(0, shown.start - CARDS_KEPT), min(count, shown.stop + CARDS_KEPT))
+        for user_id, (index, _slot) in list(self._slots.items()):
+            if index.row() not in keep:
+                self._drop(user_id)
+        changed = above = 0
+        for row in build:
+            member = self.model.member(row)
+            held = self._slots.get(member.user_id)
+            before = self.row_height(row)
+            if held is None or held[1].card.member != member:
+                self._build(row)
+            else:
+                self._measure(member, held[1])
+            grown = self.row_height(row) - before
+            if grown:
+                changed += 1
+                above += grown if row < shown.start else 0
+        if changed:  # every row is asked its height again: only when one changed
+            bar = self.view.verticalScrollBar()
+            value = bar.value()
+            self.view.doItemsLayout()
+            if above:  # the rows in view stay where they were
+                bar.setValue(value + above)
+
+    @property
+    def cards(self) -> list[MemberCard]:
+        """The cards built now, in row order: those in view and a few around them."""
+        held = sorted((index.row(), slot.card) for index, slot in self._slots.values())
+        return [card for _row, card in held]
+
+    def card(self, row: int) -> MemberCard:
+        """The card of ``row``, built if it is not (in view or not)."""
+        held = self._slots.get(self.model.member(row).user_id)
+        if held is not None and held[1].card.member == self.model.member(row):
+            return held[1].card
+        return self._build(row)
+
+    def show_member(self, row: int) -> None:
+        """Scroll the list to the top of ``row``'s card and make it current."""
+        index = self.model.index(row)
+        self.view.setCurrentIndex(index)
+        self.view.scrollTo(index, QAbstractItemView.ScrollHint.PositionAtTop)
+
+    @guard()
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        self._later()
 
     @guard()
     def sizeHint(self) -> QSize:
