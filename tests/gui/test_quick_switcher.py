@@ -301,10 +301,10 @@ def test_a_room_leaving_above_the_chosen_one_keeps_the_chosen_room_chosen(qtbot:
     """Red team rt81: the list kept the chosen room by reading its key through the rows'
     old numbers after the rooms had been renumbered, so a room above it leaving while
     Ctrl+K was open made Enter open the room below ("Finance" for "General")."""
-    model = RoomsModel()
-    for n, (room_id, name) in enumerate([("finance", "Finance"), ("general", "General")]):
-        model.add(RoomItem(f"s/{room_id}", name, "Team", last_ts=n + 1))
+    model = RoomsModel()  # the room list's rows: Payroll, General, Finance
     model.add(RoomItem("s/payroll", "Payroll", "Team", last_ts=3))
+    model.add(RoomItem("s/general", "General", "Team", last_ts=2))
+    model.add(RoomItem("s/finance", "Finance", "Team", last_ts=1))
     parent = QWidget()
     qtbot.addWidget(parent)
     parent.resize(900, 700)
