@@ -26,14 +26,24 @@ MEMBERSHIPS = frozenset({"join", "leave", "invite", "ban", "kick"})
 
 MAX_LINE_BYTES = 256 * 1024
 MAX_DEPTH = 16  # nesting allowed inside an event (the event object is depth 1)
-DENSE_FROM_BYTES = 4096
 BYTES_PER_VALUE = 16
-"""A line over ``DENSE_FROM_BYTES`` holds at most one JSON value or key per
-``BYTES_PER_VALUE`` of its bytes (``too-dense``). Once read, a value costs 50 to 70 bytes
-of memory whatever its text: a segment of lines of ``[{},{},…]`` (3 bytes a value) took
-24 times its size (1.7 GB for 64 MiB, in each worker reading one, and again in the
-process that unpacks it: red team rt78). No event needs more: its envelope alone is
-~400 bytes for ten values, and a text is one value whatever it holds."""
+MIN_VALUES = 128
+"""A line holds at most one JSON value or key per ``BYTES_PER_VALUE`` of its bytes, or
+``MIN_VALUES`` whatever its length (``too-dense``). Once read, a value costs 50 to 70
+bytes of memory whatever its text: a segment of lines of ``[{},{},…]`` (3 bytes a value)
+took 24 times its size (1.7 GB for 64 MiB, in each worker reading one, and again in the
+process that unpacks it: red team rt78), long lines or short (rt81). No event needs more:
+its envelope is about 400 bytes for some twenty values and keys, a text is one value
+whatever it holds, and ``MIN_VALUES`` leaves room for a message naming ``MAX_MENTIONS``
+people with short ids. A short line of ``{}`` now costs at most about 12 times its size
+(an honest one, 5 to 6 times)."""
+
+
+def allowed_values(size: int) -> int:
+    """How many JSON values and keys a line of ``size`` bytes may hold."""
+    return max(size // BYTES_PER_VALUE, MIN_VALUES)
+
+
 MAX_TIMESTAMP_MS = 2**53 - 1
 MAX_ID_CHARS = 512
 
@@ -201,9 +211,14 @@ def decode_json_line(line: bytes) -> Any | Malformed:
     except _FastLoadError:
         pass
     else:
-        if type(value) is dict and _plain(value, 2):
-            dense = _too_dense(line, value)
-            return value if dense is None else dense
+        if type(value) is dict:
+            inside = _plain(value, 2)
+            if inside >= 0:
+                # ``too-dense``: the walk counted the values and keys (a usual event
+                # holds some twenty, below ``MIN_VALUES``: one comparison)
+                if inside >= MIN_VALUES and (inside + 1) * BYTES_PER_VALUE > len(line):
+                    return _dense(line, inside + 1)
+                return value
     return _decode_json_line_slow(line)
 
 
@@ -217,31 +232,33 @@ def json_values(value: Any) -> int:
 
 
 def _too_dense(line: bytes, value: Any) -> Malformed | None:
-    """``too-dense`` when the line packs more values than ``BYTES_PER_VALUE`` allows.
-    Lines up to ``DENSE_FROM_BYTES`` (nearly every event) are not looked at; longer ones
-    are counted in C first: every value or key but the first follows one of ``, : [ {``
-    (inside texts too, so the count is a bound), and only a line over it is walked."""
-    size = len(line)
-    if size <= DENSE_FROM_BYTES:
-        return None
-    bound = line.count(b",") + line.count(b":") + line.count(b"[") + line.count(b"{") + 1
-    if bound * BYTES_PER_VALUE <= size:
-        return None
+    """``too-dense`` when the line packs more values than ``allowed_values`` (the slow
+    path's check: the fast one counts them in ``_plain``'s walk)."""
     count = json_values(value)
-    if count * BYTES_PER_VALUE <= size:
-        return None
+    return _dense(line, count) if count > allowed_values(len(line)) else None
+
+
+def _dense(line: bytes, count: int) -> Malformed:
     return Malformed(
         Kind.TOO_DENSE,
-        f"line packs {count:,} JSON values and keys into {size:,} bytes, more than one per "
-        f"{BYTES_PER_VALUE} bytes: not read (once read, each costs 50-70 bytes of memory)",
+        f"line packs {count:,} JSON values and keys into {len(line):,} bytes, more than one "
+        f"per {BYTES_PER_VALUE} bytes (or {MIN_VALUES}): not read (once read, each costs "
+        "50-70 bytes of memory)",
     )
 
 
-def _plain(container: Any, depth: int) -> bool:
-    """Whether ``container`` (decoded by orjson; its members sit at ``depth``) holds
-    only text, booleans, null, integers within ±(2**53 - 1) and containers whose
-    members sit at ``MAX_DEPTH`` or less. False sends the line to ``json``."""
-    values: Iterable[Any] = container.values() if type(container) is dict else container
+def _plain(container: Any, depth: int) -> int:
+    """How many values and keys ``container`` (decoded by orjson; its members sit at
+    ``depth``) holds, all levels down, when it holds only text, booleans, null, integers
+    within ±(2**53 - 1) and containers whose members sit at ``MAX_DEPTH`` or less; -1 sends
+    the line to ``json``. (The count is ``too-dense``'s, made by the walk this check
+    makes anyway.)"""
+    if type(container) is dict:
+        values: Iterable[Any] = container.values()
+        count = 2 * len(container)
+    else:
+        values = container
+        count = len(container)
     for value in values:
         kind = type(value)
         if kind is str or value is None or kind is bool:
@@ -249,11 +266,14 @@ def _plain(container: Any, depth: int) -> bool:
         if kind is int:
             if -MAX_TIMESTAMP_MS <= value <= MAX_TIMESTAMP_MS:
                 continue
-            return False
-        if (kind is dict or kind is list) and depth < MAX_DEPTH and _plain(value, depth + 1):
-            continue
-        return False  # a float, an integer out of range, or deep nesting
-    return True
+            return -1
+        if (kind is dict or kind is list) and depth < MAX_DEPTH:
+            inside = _plain(value, depth + 1)
+            if inside >= 0:
+                count += inside
+                continue
+        return -1  # a float, an integer out of range, or deep nesting
+    return count
 
 
 SHOWN_NUMBER_CHARS = 24

@@ -25,7 +25,6 @@ from .canonical import (
 )
 from .event import (
     BYTES_PER_VALUE,
-    DENSE_FROM_BYTES,
     MAX_DEPTH,
     MAX_ID_CHARS,
     MAX_LINE_BYTES,
@@ -34,6 +33,7 @@ from .event import (
     MEMBERSHIPS,
     MESSAGE,
     Event,
+    allowed_values,
     event_of_parts,
     has_lone_surrogate,
     json_values,
@@ -148,10 +148,12 @@ def build_event(
     if len(text) > MAX_LINE_BYTES - 200:
         raise ValueError("refusing to write an invalid event: it is too large")
     # Readers refuse a line that packs too many values (``too-dense``); the line is this
-    # text and the signature's key and value (103 bytes more): counted without them.
-    if len(text) > DENSE_FROM_BYTES - 200 and (
-        (json_values(unsigned) + 2) * BYTES_PER_VALUE > len(text)
-    ):
+    # text and the signature's key and value (two more, 103 bytes more): the allowance
+    # of the text alone, the stricter. Text-only content and witness of up to 40 entries
+    # hold fewer than ``MIN_VALUES`` (nine fields, two values and keys an entry): counted
+    # only otherwise (the signing hot path).
+    flat = len(body) + len(witness or ()) <= 40 and all(type(v) is str for v in body.values())
+    if not flat and json_values(unsigned) + 2 > allowed_values(len(text)):
         raise ValueError(
             "refusing to write an invalid event: it packs more than one JSON value per "
             f"{BYTES_PER_VALUE} bytes, which readers reject (too-dense)"

@@ -295,3 +295,32 @@ def test_a_room_changing_while_the_switcher_is_open_does_not_walk_every_row(
     model.add(RoomItem("s1/new", "A new room", "Team", last_ts=10**7))
     assert switcher.visible_keys()[0] == "s1/new"
     assert switcher.list.currentIndex().data(RoomRoles.Key) == chosen
+
+
+def test_a_room_leaving_above_the_chosen_one_keeps_the_chosen_room_chosen(qtbot: Any) -> None:
+    """Red team rt81: the list kept the chosen room by reading its key through the rows'
+    old numbers after the rooms had been renumbered, so a room above it leaving while
+    Ctrl+K was open made Enter open the room below ("Finance" for "General")."""
+    model = RoomsModel()  # the room list's rows: Payroll, General, Finance
+    model.add(RoomItem("s/payroll", "Payroll", "Team", last_ts=3))
+    model.add(RoomItem("s/general", "General", "Team", last_ts=2))
+    model.add(RoomItem("s/finance", "Finance", "Team", last_ts=1))
+    parent = QWidget()
+    qtbot.addWidget(parent)
+    parent.resize(900, 700)
+    parent.show()
+    switcher = QuickSwitcher(model, parent)
+    switcher.open()
+    assert switcher.visible_keys() == ["s/payroll", "s/general", "s/finance"]
+    switcher.list.setCurrentIndex(switcher.proxy.index(1, 0))
+    model.remove("s/payroll")  # the room above it leaves while the switcher is open
+    assert switcher.visible_keys() == ["s/general", "s/finance"]
+    chosen: list[str] = []
+    switcher.room_chosen.connect(chosen.append)
+    switcher.choose()  # Enter
+    assert chosen == ["s/general"]
+    switcher.open()
+    switcher.list.setCurrentIndex(switcher.proxy.index(1, 0))  # Finance
+    model.add(RoomItem("s/ops", "Ops", "Team", last_ts=0))  # a room joined below it
+    model.add(RoomItem("s/new", "New", "Team", last_ts=9))  # and one above it
+    assert switcher.list.currentIndex().data(RoomRoles.Key) == "s/finance"

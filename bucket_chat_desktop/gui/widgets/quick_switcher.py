@@ -153,6 +153,7 @@ class RoomFilter(QAbstractProxyModel):
         self._placed: list[tuple[Place, int]] = []  # the matches, in order, with their rows
         self._rows: list[int] = []  # shown row -> source row
         self._at: dict[int, int] = {}  # source row -> shown row
+        self._renewing = False  # the source is renumbering its rows: made anew after
 
     @property
     def query(self) -> str:
@@ -179,13 +180,15 @@ class RoomFilter(QAbstractProxyModel):
     def setSourceModel(self, model: QAbstractItemModel) -> None:
         old = self.sourceModel()
         if old is not None:
-            for signal in self._renumbering(old):
-                signal.disconnect(self._renumbered)
+            for before, after in self._renumbering(old):
+                before.disconnect(self._renumbering_starts)
+                after.disconnect(self._renumbered)
             old.dataChanged.disconnect(self._data_changed)
         self.beginResetModel()
         super().setSourceModel(model)
-        for signal in self._renumbering(model):
-            signal.connect(self._renumbered)
+        for before, after in self._renumbering(model):
+            before.connect(self._renumbering_starts)
+            after.connect(self._renumbered)
         model.dataChanged.connect(self._data_changed)
         self._facts.clear()
         self._places.clear()
@@ -194,20 +197,35 @@ class RoomFilter(QAbstractProxyModel):
         self._order(None)
 
     @staticmethod
-    def _renumbering(model: QAbstractItemModel) -> list[Any]:
-        """The source's signals after which its rows may have other numbers."""
+    def _renumbering(model: QAbstractItemModel) -> list[tuple[Any, Any]]:
+        """The source's signals before and after which its rows may have other numbers."""
         return [
-            model.rowsInserted,
-            model.rowsRemoved,
-            model.rowsMoved,
-            model.modelReset,
-            model.layoutChanged,
+            (model.rowsAboutToBeInserted, model.rowsInserted),
+            (model.rowsAboutToBeRemoved, model.rowsRemoved),
+            (model.rowsAboutToBeMoved, model.rowsMoved),
+            (model.modelAboutToBeReset, model.modelReset),
+            (model.layoutAboutToBeChanged, model.layoutChanged),
         ]
+
+    def _renumbering_starts(self, *_args: Any) -> None:
+        """Before the source renumbers its rows: the list is made anew around it, so
+        what reads it meanwhile (the chosen room, kept by its key: red team rt81) reads
+        the rows under their old numbers, not the source's new ones."""
+        if not self._renewing:
+            self._renewing = True
+            self.beginResetModel()
 
     def _renumbered(self, *_args: Any) -> None:
         self._facts.clear()
         self._places.clear()
-        self._order(None)
+        if not self._renewing:  # a change with no "about to" signal before it
+            self._order(None)
+            return
+        self._placed = self._scored(None)
+        self._rows = [row for _, row in self._placed]
+        self._at = {row: n for n, row in enumerate(self._rows)}
+        self._renewing = False
+        self.endResetModel()
 
     def _data_changed(
         self, top: QModelIndex, bottom: QModelIndex, roles: Sequence[int] = ()
@@ -229,6 +247,11 @@ class RoomFilter(QAbstractProxyModel):
 
     def _order(self, candidates: list[int] | None) -> None:
         """Score the rooms (those of ``candidates`` only, when given) and show the matches."""
+        self._placed = self._scored(candidates)
+        self._show()
+
+    def _scored(self, candidates: list[int] | None) -> list[tuple[Place, int]]:
+        """The matches among the rooms (those of ``candidates`` only), in order."""
         model = self.sourceModel()
         pool = range(model.rowCount() if model is not None else 0)
         placed = []
@@ -237,8 +260,7 @@ class RoomFilter(QAbstractProxyModel):
             if place is not None:
                 placed.append((place, row))
         placed.sort()
-        self._placed = placed
-        self._show()
+        return placed
 
     def _move(self, rows: list[int]) -> None:
         """Put the rooms of ``rows``, whose facts changed, in their new places."""

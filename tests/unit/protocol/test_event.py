@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import gc
 import json
+import tracemalloc
 from typing import Any
 
 import pytest
@@ -12,7 +14,6 @@ from hypothesis import strategies as st
 
 from bucket_chat_desktop.protocol.canonical import canonical_bytes, event_hash
 from bucket_chat_desktop.protocol.event import (
-    DENSE_FROM_BYTES,
     MAX_DEPTH,
     MAX_ID_CHARS,
     MAX_LINE_BYTES,
@@ -20,11 +21,14 @@ from bucket_chat_desktop.protocol.event import (
     Event,
     Malformed,
     _decode_json_line_slow,
+    allowed_values,
     decode_json_line,
+    json_values,
     parse_event,
     parse_line,
 )
 from bucket_chat_desktop.protocol.findings import Kind
+from bucket_chat_desktop.protocol.segment import decode_segment
 
 from ._support import ROOM, T0, alice
 
@@ -303,22 +307,45 @@ def test_depth_with_arrays_and_empty_containers() -> None:
 
 
 def test_wide_but_shallow_is_fine() -> None:
-    wide = good(content={"body": "b", "list": [{"a": [1]} for _ in range(300)]})
-    assert len(_line(wide)) <= DENSE_FROM_BYTES  # dense, but short: read
+    wide = good(content={"body": "b", "list": [{"note": "n" * 40} for _ in range(300)]})
     assert isinstance(parse_line(_line(wide), ROOM), Event)
 
 
-def test_a_long_line_packing_values_densely_is_refused_on_both_paths() -> None:
+@pytest.mark.parametrize("entries", [2_000, 200])
+def test_a_line_packing_values_densely_is_refused_on_both_paths(entries: int) -> None:
     """Red team rt78: a 64 MiB segment of lines of ``[{},{},…]`` took 1.7 GB to read (24
-    times its size), in each worker and again where it was unpacked."""
-    dense = _line(good(content={"body": "b", "junk": [{} for _ in range(2_000)]}))
-    assert len(dense) > DENSE_FROM_BYTES
+    times its size), in each worker and again where it was unpacked; rt81: so did lines
+    too short (under 4 KiB) for the first rule to look at."""
+    dense = _line(good(content={"body": "b", "junk": [{} for _ in range(entries)]}))
+    count = json_values(json.loads(dense))
+    assert count > allowed_values(len(dense))
     fast, slow = decode_json_line(dense), _decode_json_line_slow(dense)
     assert isinstance(fast, Malformed) and fast == slow
     assert fast.kind is Kind.TOO_DENSE
-    assert "packs 2,0" in fast.reason and "more than one per 16 bytes" in fast.reason
+    assert f"packs {count:,} JSON values and keys into {len(dense):,} bytes" in fast.reason
+    assert "more than one per 16 bytes (or 128)" in fast.reason
     found = parse_line(dense, ROOM)
     assert isinstance(found, Malformed) and found.kind is Kind.TOO_DENSE
+
+
+def test_a_segment_of_dense_short_lines_is_refused_and_costs_no_more_memory() -> None:
+    """Red team rt81: 300 signed events of just under 4 KiB, each ~1,150 ``{}``, took 23.6
+    times their size to read; each is refused now, and reading them costs little."""
+    writer = alice()
+    events = [writer.emit(T0 + i, "m.room.message", {"body": "b"}, prev=None) for i in range(300)]
+    lines = [_line({**dict(ev.raw), "content": {"body": "b", "x": [{}] * 1_150}}) for ev in events]
+    data = b"\n".join(lines) + b"\n"
+    assert max(len(line) for line in lines) < 4096
+    gc.collect()
+    tracemalloc.start()
+    try:
+        seg = decode_segment("logs/2025-09-14/messages_1_2_c.jsonl", data, ROOM)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert not seg.events
+    assert {f.kind for f in seg.findings} <= {Kind.TOO_DENSE, Kind.SEGMENT_ABANDONED}
+    assert peak < 3 * len(data), f"{peak:,} bytes of memory for {len(data):,} bytes read"
 
 
 @pytest.mark.parametrize(
@@ -327,24 +354,26 @@ def test_a_long_line_packing_values_densely_is_refused_on_both_paths() -> None:
         {"body": "a, b: [c], {d}" * 2_000},  # structure in a text: one value
         {"body": "x" * 5_000, "tags": ["abcdefghijklmnop"] * 200},  # 19 bytes a value
         {"body": "x" * 5_000, "n": list(range(100))},  # dense part, long line overall
+        {"body": "hi @all", "mentions": [f"u{n}@x.io" for n in range(64)]},  # short ids
     ],
 )
-def test_long_lines_that_are_not_dense_are_read(content: dict[str, Any]) -> None:
+def test_lines_that_are_not_dense_are_read(content: dict[str, Any]) -> None:
     line = _line(good(content=content))
-    assert len(line) > DENSE_FROM_BYTES
     assert decode_json_line(line) == _decode_json_line_slow(line) == json.loads(line)
     assert isinstance(parse_line(line, ROOM), Event)
 
 
 def test_the_writer_refuses_to_sign_a_line_readers_would_find_too_dense() -> None:
     writer = alice()
-    with pytest.raises(ValueError, match="too-dense"):
-        writer.emit(T0, "m.room.message", {"body": "b", "junk": [[] for _ in range(3_000)]})
+    for junk in ([[] for _ in range(3_000)], [{} for _ in range(200)]):
+        with pytest.raises(ValueError, match="too-dense"):
+            writer.emit(T0, "m.room.message", {"body": "b", "junk": junk})
     near = {"body": "b", "tags": ["abcdefghijklmnopq"] * 300}  # just over 16 bytes a value
     ev = writer.emit(T0, "m.room.message", near)
-    line = _line(dict(ev.raw))
-    assert len(line) > DENSE_FROM_BYTES
-    assert isinstance(parse_line(line, ROOM), Event)
+    assert isinstance(parse_line(_line(dict(ev.raw)), ROOM), Event)
+    mentions = {"body": "hi", "mentions": [f"u{n}@x.io" for n in range(64)]}
+    ev = writer.emit(T0, "m.room.message", mentions)
+    assert isinstance(parse_line(_line(dict(ev.raw)), ROOM), Event)
 
 
 def test_brackets_inside_strings_do_not_count() -> None:
