@@ -69,6 +69,7 @@ PARTIAL_READ = NOT_READ | {Kind.SEGMENT_VANISHED}
 MARKER_SAVE_MS = 10_000  # read markers that moved are saved this long after (and at quit)
 DEFER_ROWS = 2_000  # a room not shown with a longer timeline is redrawn when shown
 ROW_RUN_GAP = 32  # rows read by position (a thread's replies): nearer ones share a page
+MENTION_READINGS_KEPT = 16  # rooms whose "@" targets are kept for telling mentions of the user
 
 
 def _runs(positions: list[int], gap: int) -> list[tuple[int, int]]:
@@ -245,6 +246,10 @@ class Controller(QObject):
         # The room's "@" targets (every member's id and name), made once per ``Names``: a
         # send in a room of thousands does not sort them all again.
         self._mentionable: tuple[Names, MentionTargets] | None = None
+        # Per room, what "@..." names as the timeline highlights it (every member's, also
+        # of those who left, the user's own first): whether a message mentions the user,
+        # made once per ``Names`` and what the user is called there (``_mentions_me``).
+        self._reading: dict[str, tuple[Names, tuple[str, ...], MentionTargets]] = {}
         self._save_markers = QTimer(self)
         self._save_markers.setSingleShot(True)
         self._save_markers.setInterval(MARKER_SAVE_MS)
@@ -650,9 +655,27 @@ class Controller(QObject):
         self.save_settings()
 
     def _mentions_me(self, key: str, ev: Event) -> bool:
+        """Whether ``ev`` mentions the user (the "mentions" level, a notification's
+        accent): by the room's targets, the reading the timeline highlights, so
+        "@Alice Cooper", another member's name, is no mention of a user called "Alice"
+        (red team rt81)."""
+        return mentions_me(ev.content, self.identity.user_id, self._mention_reading(key))
+
+    def _mention_reading(self, key: str) -> MentionTargets:
+        """The room's "@" targets with the user's own id and names theirs first (what
+        the timeline's delegate highlights with), made once per roster and name."""
+        names = self.names(key)
         own = self.identity.user_id
-        names = (self.settings.displayname, self.names(key).name(own))
-        return mentions_me(ev.content, own, names)
+        called = tuple(n for n in (self.settings.displayname, names.name(own)) if n)
+        held = self._reading.get(key)
+        if held is None or held[0] is not names or held[1] != called:
+            members = names.members(with_left=True)
+            held = (names, called, MentionTargets.of(members, own, called))
+            self._reading.pop(key, None)  # the latest last: the oldest is dropped first
+            self._reading[key] = held
+            while len(self._reading) > MENTION_READINGS_KEPT:
+                del self._reading[next(iter(self._reading))]
+        return held[2]
 
     def _notification_title(self, key: str, row: Assessed, room: str) -> str:
         """Who wrote, by display name with the real id beside it (spelled out, and

@@ -254,17 +254,38 @@ def mentions_in(text: str, members: Sequence[tuple[str, str]] | MentionTargets) 
     return targets.named_in(text)
 
 
-def mentions_me(content: Mapping[str, Any], user_id: str, names: Iterable[str] = ()) -> bool:
+def mentions_me(
+    content: Mapping[str, Any], user_id: str, names: Iterable[str] | MentionTargets = ()
+) -> bool:
     """Whether a message names ``user_id``: in its ``mentions`` field, or as ``@<user
-    id>`` or ``@<one of names>`` in its body (for senders that do not write the field)."""
+    id>`` or ``@<one of names>`` in its body (for senders that do not write the field).
+
+    ``names``: what the user is called, or better the room's ``MentionTargets`` made with
+    the user's id and names (``MentionTargets.of(members, user_id, names)``): the reading
+    the timeline highlights and a sender's ``mentions`` field is made from, the longest
+    target at an ``@`` winning over every member's. Then ``@Alice Cooper``, another
+    member's name, is theirs and not a mention of the user called "Alice" (red team rt81:
+    it was highlighted as the other member's, yet accented and notified as the user's);
+    the user's own names win only over a target written the same. With names alone, only
+    the user's id and names are looked for. Linear in the body either way."""
     if not user_id:
         return False
     if user_id in mentions_of(content):
         return True
     body = content.get("body") if isinstance(content, Mapping) else None
-    if not isinstance(body, str):
+    if not isinstance(body, str) or "@" not in body:
         return False
-    return bool(mention_spans(body, (user_id, *(n for n in names if n))))
+    if isinstance(names, MentionTargets):
+        targets = names
+    else:
+        targets = _own_targets(user_id, tuple(dict.fromkeys(n for n in names if n)))
+    return any(whom == user_id for _, _, whom in targets.spans(body))
+
+
+@functools.lru_cache(maxsize=64)
+def _own_targets(user_id: str, names: tuple[str, ...]) -> MentionTargets:
+    """The user's own id and names alone as targets (``mentions_me`` without a room)."""
+    return MentionTargets.of((), user_id, names)
 
 
 def with_mentions(

@@ -285,3 +285,22 @@ def test_a_message_is_highlighted_without_going_over_every_member() -> None:
         sys.settrace(None)
     assert again == [first] * 3
     assert lines < 3 * 2_000, f"{lines:,} lines for 3 messages in a room of 20,001"
+
+
+def test_a_longer_name_of_another_member_gives_the_user_no_accent() -> None:
+    """Red team rt81: "@Alice Cooper" in a room where Frank goes by it is highlighted as
+    his; the row's accent ("mentions you") agrees, and follows a roster change."""
+    from bucket_chat_desktop.gui.widgets.message_delegate import MessageDelegate
+
+    alice = ("alice@example.com", "Alice")
+    frank = ("frank@example.com", "Alice Cooper")
+    delegate = MessageDelegate()
+    delegate.own_user, delegate.own_names = alice[0], ("Alice",)
+    body = "@Alice Cooper the deploy is yours"
+    row = _Row(_names([alice, frank]), body)
+    assert not delegate.mentions_me(row)
+    html = delegate._html(row, body)
+    assert ">@Alice Cooper</span>" in html and "background-color" not in html  # his
+    # in a room without Frank, the same body does name her (and the answer is not kept)
+    assert delegate.mentions_me(_Row(_names([alice]), body))
+    assert ">@Alice</span>" in delegate._html(_Row(_names([alice]), body), body)

@@ -454,6 +454,54 @@ def test_notification_level_mentions_lets_only_mentions_through_and_names_the_se
     assert notifier.last_room == general
 
 
+# Red team rt81: Frank goes by "Alice Cooper", the user's name and a word more. A mention
+# of him, "@Alice Cooper", was highlighted as his yet accented and notified as Alice's
+# ("mentions me" read only her own names, and "@Alice" starts it).
+FRANK = ("frank@example.com", SigningKey(b"\x0d" * 32), "Alice Cooper")
+
+
+def test_a_mention_of_a_member_named_like_the_user_with_a_word_more_is_not_theirs(
+    qtbot: Any, launch: Callable[..., Desk], store: Path, people: People
+) -> None:
+    desk = launch(settings_for(store, ["falcon", "general"]))
+    desk.wait_loaded("falcon", "general")
+    general, controller = desk.key("general"), desk.controller
+    wait_for(qtbot, people.say(FRANK, "general", "Hello, I am new here."))
+    qtbot.waitUntil(lambda: controller.names(general).name(FRANK[0]) == "Alice Cooper")
+    notified: list[tuple[str, bool]] = []
+    controller.notify.connect(
+        lambda _k, _t, text, _r, mention, _s: notified.append((text, mention))
+    )
+
+    def say(text: str) -> None:  # by Dave, and wait until General has read it
+        wait_for(qtbot, people.say(DAVE, "general", text))
+        qtbot.waitUntil(lambda: desk.item("general").preview == text, timeout=15_000)
+
+    # "Only when I am mentioned": his mention notifies nobody, hers does
+    controller.set_notify_level(general, "mentions")
+    say("@Alice Cooper the deploy is yours")
+    say("@Alice and this one is yours")
+    qtbot.waitUntil(lambda: len(notified) >= 1, timeout=15_000)
+    assert notified == [("@Alice and this one is yours", True)]  # his came first: none
+    # "All messages": his mention notifies as a plain message, hers as a mention
+    controller.set_notify_level(general, "all")
+    say("@Alice Cooper again, yours")
+    qtbot.waitUntil(lambda: len(notified) >= 2, timeout=15_000)
+    say("@alice, and yours")
+    qtbot.waitUntil(lambda: len(notified) >= 3, timeout=15_000)
+    assert notified[1:] == [("@Alice Cooper again, yours", False), ("@alice, and yours", True)]
+
+    # the rows: his mention is highlighted as his, with no accent; hers has one
+    desk.select("general")
+    his = desk.wait_index("general", "@Alice Cooper the deploy is yours")
+    hers = desk.wait_index("general", "@Alice and this one is yours")
+    model, delegate = desk.window.timeline.model(), desk.window.delegate
+    assert not delegate.mentions_me(model.index(his))
+    assert delegate.mentions_me(model.index(hers))
+    html = delegate._html(model.index(his), "@Alice Cooper the deploy is yours")
+    assert '<span style="color:' in html and "@Alice Cooper</span>" in html
+
+
 def test_a_message_planted_in_2100_does_not_silence_the_room(
     qtbot: Any,
     launch: Callable[..., Desk],

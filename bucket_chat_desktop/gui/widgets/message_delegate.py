@@ -142,6 +142,7 @@ class MessageDelegate(SafeDelegate):
         self.first_unread = ""
         self._targets: _Targets | None = None  # for the timeline's ``names`` last asked
         self._mentioning: OrderedDict[tuple[str, str], bool] = OrderedDict()
+        self._mentioning_targets: MentionTargets | None = None  # what it was told with
         # A body's mention spans by (event id, location, version, text), for the targets
         # they were found with: a paint or a hover never searches a body again (red team
         # rt67: two or three searches a paint of a hostile body held the window seconds).
@@ -193,12 +194,19 @@ class MessageDelegate(SafeDelegate):
         """Whether the row's message names the user (field or text): it gets an accent."""
         if not self.own_user or index.data(Roles.Kind) != "text":
             return False
+        # by the room's targets, as the highlight reads them: "@Alice Cooper", another
+        # member's name, is no mention of a user called "Alice" (red team rt81)
+        targets = self._mention_targets(index).plain()
+        before = self._mentioning_targets
+        if targets is not before:  # a new roster: answers kept if it names alike
+            if before is None or (targets.keys, targets.owners) != (before.keys, before.owners):
+                self._mentioning.clear()
+            self._mentioning_targets = targets
         key = (str(index.data(Roles.EventId)), str(index.data(Roles.Location)))
         known = self._mentioning.get(key)
         if known is None:
             content = index.data(Roles.Content)
-            own = self._mention_targets(index).own_names()
-            known = isinstance(content, dict) and mentions_me(content, self.own_user, own)
+            known = isinstance(content, dict) and mentions_me(content, self.own_user, targets)
             self._mentioning[key] = known
             if len(self._mentioning) > 20 * CACHE:
                 self._mentioning.popitem(last=False)

@@ -21,6 +21,7 @@ from bucket_chat_desktop.protocol.mentions import (
     AMBIGUOUS,
     MentionTargets,
     mentions_in,
+    mentions_me,
     with_mentions,
 )
 from bucket_chat_desktop.protocol.room_state import RoomState
@@ -148,3 +149,58 @@ def test_every_one_of_20000_members_counts_and_a_search_costs_what_the_text_does
     assert few.named_in(body) == expected
     # the members are looked up (bisect, in C), never walked: the same work for 3 or 20,001
     assert _lines(lambda: targets.named_in(body)) <= 2 * _lines(lambda: few.named_in(body))
+
+
+# Red team rt81: whom a mention names was decided twice, by two rules. The timeline
+# highlights "@Alice Cooper" as Carol's (``MentionTargets``: every member's names, the
+# longest wherever several fit), but whether a message mentions the user — its accent and
+# its notification — was ``mentions_me`` over the user's own names alone, so the "@Alice"
+# inside "@Alice Cooper" counted as the user's: a member who goes by the user's name with
+# a word more pinged the user with every mention of themself.
+ME = "alice@example.com"
+ROOM_OF_ALICES = [(ME, "Alice"), ("carol@example.com", "Alice Cooper"), ("bob@example.com", "Bob")]
+
+
+def _text(body: str, **more: Any) -> dict[str, Any]:
+    return {"body": body, "msgtype": "m.text", **more}
+
+
+def test_a_longer_name_of_another_member_is_not_a_mention_of_the_user() -> None:
+    body = "@Alice Cooper the deploy is yours"
+    targets = MentionTargets.of(ROOM_OF_ALICES, ME, ("Alice",))
+    spans = targets.spans(body)
+    assert [(body[a:b], whom) for a, b, whom in spans] == [("@Alice Cooper", "carol@example.com")]
+    # the row's accent and the notification follow the same reading as the highlight
+    assert not mentions_me(_text(body), ME, targets), (
+        "highlighted as Carol's mention, yet notified and accented as the user's"
+    )
+    # and what a sender puts in the field agrees
+    assert mentions_in(body, ROOM_OF_ALICES) == ["carol@example.com"]
+
+
+def test_the_user_is_still_mentioned_by_their_own_name_id_or_the_field() -> None:
+    targets = MentionTargets.of(ROOM_OF_ALICES, ME, ("Alice",))
+    assert mentions_me(_text("@Alice the deploy is yours"), ME, targets)
+    assert mentions_me(_text("@alice@example.com, see"), ME, targets)
+    assert mentions_me(_text("@Alice Coop, see"), ME, targets)  # not Carol's whole name
+    assert mentions_me(_text("@Alice Cooper and @Alice"), ME, targets)
+    # what the user calls themself beats another member's name written the same
+    twin = MentionTargets.of([*ROOM_OF_ALICES, ("m0@evil.example", "Alice")], ME, ("Alice",))
+    assert mentions_me(_text("@Alice see"), ME, twin)
+    # the field, when it is valid, names the user whatever the body says
+    assert mentions_me(_text("@Alice Cooper see", mentions=[ME]), ME, targets)
+    assert not mentions_me(_text("@Alice Cooper see", mentions=["carol@example.com"]), ME, targets)
+    assert not mentions_me(_text("@Bob see"), ME, targets)
+    assert not mentions_me(_text("@Alice see"), "", targets)
+
+
+def test_whether_the_user_is_mentioned_costs_what_the_text_does_not_the_members() -> None:
+    members = [(f"user{i:06d}@example.com", f"Alice {i}") for i in range(20_000)]
+    many = MentionTargets.of([*members, *ROOM_OF_ALICES], ME, ("Alice",))
+    few = MentionTargets.of(ROOM_OF_ALICES, ME, ("Alice",))
+    body = _text("@Alice 19999 and @Alice Cooper, then @Alice 5 " * 20)
+    assert not mentions_me(body, ME, many)
+    assert mentions_me(body, ME, few)  # "@Alice" before " 19999": no member goes by it here
+    assert _lines(lambda: mentions_me(body, ME, many)) <= 2 * _lines(
+        lambda: mentions_me(body, ME, few)
+    )
