@@ -49,8 +49,9 @@ EXPLANATIONS: dict[Kind, Explanation] = {
     ),
     Kind.TOO_DENSE: Explanation(
         "Too many values in one line",
-        "A long line packs more JSON values into its bytes than any event needs (more "
-        "than one per 16 bytes): shaped to use up this device's memory when read.",
+        "A line packs more JSON values into its bytes than any event needs (more than "
+        "one per 16 bytes, and more than 128): shaped to use up this device's memory "
+        "when read.",
         "That line is skipped. " + _TAMPER,
     ),
     Kind.FLOAT: Explanation(
