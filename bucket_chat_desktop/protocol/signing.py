@@ -87,7 +87,8 @@ def build_event(
             _good_room_ids.add(room_id)
     body = dict(content)
     problem = _write_problem(sender_id, event_type, body, timestamp_ms, prev_event_hash)
-    if problem:
+    nested = problem is _NESTED
+    if problem and not nested:
         raise ValueError(f"refusing to write an invalid event: {problem}")
     event_id = make_event_id(room_id, timestamp_ms, unique)
     if len(event_id) > MAX_ID_CHARS or not unique or "::" in unique:
@@ -152,7 +153,7 @@ def build_event(
     # of the text alone, the stricter. Text-only content and witness of up to 40 entries
     # hold fewer than ``MIN_VALUES`` (nine fields, two values and keys an entry): counted
     # only otherwise (the signing hot path).
-    flat = len(body) + len(witness or ()) <= 40 and all(type(v) is str for v in body.values())
+    flat = not nested and len(body) + len(witness or ()) <= 40
     if not flat and json_values(unsigned) + 2 > allowed_values(len(text)):
         raise ValueError(
             "refusing to write an invalid event: it packs more than one JSON value per "
@@ -243,6 +244,9 @@ def _canonical_text(value: Any) -> str:
 _quote = encode_basestring_ascii  # a JSON string, as canonical_json writes it
 
 
+_NESTED = " "  # ``_write_problem``: no problem, but the content holds more than texts
+
+
 def _write_problem(
     sender_id: str, event_type: str, content: dict[str, Any], ts: int, prev: str | None
 ) -> str | None:
@@ -264,7 +268,7 @@ def _write_problem(
         return "prev_event_hash must be base64 of 32 bytes"
     for key, value in content.items():
         if type(key) is not str or type(value) is not str:
-            return _content_problem(content, 2)
+            return _content_problem(content, 2) or _NESTED
     return None  # the usual content, text fields only: nothing to walk
 
 
