@@ -1810,12 +1810,7 @@ def _witnessed_at_hand(c: _Copy, *tips: Mapping[str, _Copy | None]) -> bool:
     ``c`` (a witness changes nothing else). Ours names the newest event of each chain
     that moved since its last witness, so in a live room this is every witness but one
     written while its chain moved on meanwhile. False: a full audit decides."""
-    witness = c.raw.get(WITNESS_FIELD)
-    if not isinstance(witness, dict):
-        return True
-    for key, seen in witness.items():
-        if not isinstance(seen, str) or key == c.sender_key:
-            continue
+    for key, seen in _entries(c):
         if not any((t := got.get(key)) is not None and t.hash == seen for got in tips):
             return False
     return True
@@ -1833,12 +1828,7 @@ def _watch_witness(
     witness held back as dated ahead, or dated before the event it names, counts for
     nothing). False: it names an event that a ``dated-before-witness`` notice is about
     (a full audit decides whether that notice stays)."""
-    witness = c.raw.get(WITNESS_FIELD)
-    if not isinstance(witness, dict):
-        return True
-    for key, seen in witness.items():
-        if not isinstance(seen, str) or key == c.sender_key:
-            continue
+    for key, seen in _entries(c):
         if seen in state.backdated:
             return False
         if c.timestamp_ms > horizon:
@@ -1959,12 +1949,19 @@ def _witnesses(chained: list[_Copy]) -> Iterator[tuple[_Copy, str, str]]:
     (section 6.1): the event, the key and the hash it names; but those that are not a
     string mapped to a string, and a device's witness of itself."""
     for c in chained:
-        witness = c.raw.get(WITNESS_FIELD)
-        if not isinstance(witness, dict) or c.problems:
-            continue
+        if not c.problems:
+            for key, seen in _entries(c):
+                yield c, key, seen
+
+
+def _entries(c: _Copy) -> Iterator[tuple[str, str]]:
+    """The entries of ``c``'s ``witness`` (section 6.1): each key and the hash it names;
+    but those that are not a string mapped to a string, and a device's witness of itself."""
+    witness = c.raw.get(WITNESS_FIELD)
+    if isinstance(witness, dict):
         for key, seen in witness.items():
             if isinstance(seen, str) and key != c.sender_key:
-                yield c, key, seen
+                yield key, seen
 
 
 def _check_witnesses(

@@ -117,6 +117,14 @@ def _body_key(index: Index, font: QFont) -> tuple[str, str, str]:
     )
 
 
+def _renamed(targets: MentionTargets, before: MentionTargets | None) -> bool:
+    """Whether ``targets`` (a new roster's) name anyone otherwise than ``before``: what
+    was kept of the rows' mentions for ``before`` goes then, not at every new roster."""
+    if targets is before:
+        return False
+    return before is None or (targets.keys, targets.owners) != (before.keys, before.owners)
+
+
 class MessageDelegate(SafeDelegate):
     """Stateless apart from a small cache of laid-out bodies (bodies never change).
 
@@ -170,11 +178,9 @@ class MessageDelegate(SafeDelegate):
         if "@" not in body:
             return []
         targets = self._mention_targets(index).plain()
-        before = self._span_targets
-        if targets is not before:  # a new roster: spans kept if it names alike
-            if before is None or (targets.keys, targets.owners) != (before.keys, before.owners):
-                self._span_cache.clear()
-            self._span_targets = targets
+        if _renamed(targets, self._span_targets):  # a new roster naming otherwise
+            self._span_cache.clear()
+        self._span_targets = targets
         key = (
             str(index.data(Roles.EventId)),
             str(index.data(Roles.Location)),
@@ -197,11 +203,9 @@ class MessageDelegate(SafeDelegate):
         # by the room's targets, as the highlight reads them: "@Alice Cooper", another
         # member's name, is no mention of a user called "Alice" (red team rt81)
         targets = self._mention_targets(index).plain()
-        before = self._mentioning_targets
-        if targets is not before:  # a new roster: answers kept if it names alike
-            if before is None or (targets.keys, targets.owners) != (before.keys, before.owners):
-                self._mentioning.clear()
-            self._mentioning_targets = targets
+        if _renamed(targets, self._mentioning_targets):  # a new roster naming otherwise
+            self._mentioning.clear()
+        self._mentioning_targets = targets
         key = (str(index.data(Roles.EventId)), str(index.data(Roles.Location)))
         known = self._mentioning.get(key)
         if known is None:
