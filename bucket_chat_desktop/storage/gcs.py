@@ -19,7 +19,8 @@ import json as json_module
 import os
 import random
 from collections.abc import Callable
-from typing import Any
+from http.client import responses as status_phrases
+from typing import Any, NoReturn
 
 from .base import (
     StorageAuthError,
@@ -58,13 +59,39 @@ def _content_tag(item: dict[str, Any]) -> str | None:
     return content_tag("md5", item.get("md5Hash")) or content_tag("crc32c", item.get("crc32c"))
 
 
+def _refuse_error_answer(status: int, body: bytes, path: str, args: Any = None) -> NoReturn:
+    """Raise gcsfs's exception for an error answer (HTTP 400 or more), judged by its
+    ``status`` first: gcsfs's ``validate_response`` reads the body, so any message with
+    the word "invalid" was its ``ValueError("Bad Request")`` (a refusal) whatever the
+    status, and a body nested deep or holding a number of thousands of digits raised
+    Python's own error; a GCS 503 was never retried, and an outbox write was marked
+    failed. A 5xx, 429 or 408 is passing whatever its body says (``HttpError``, or a 502's
+    ``ProxyError``, both retried); a 4xx whose body cannot be parsed is judged by its
+    status alone, as S3 and Azure drop such a body (``refuse_xml_declarations``)."""
+    from gcsfs.retry import HttpError, validate_response  # type: ignore[import-untyped]
+
+    phrase = status_phrases.get(status, "")
+    if status >= 500 or status in (408, 429):
+        if status != 502:  # gcsfs's ProxyError, below, is the word for a 502
+            raise HttpError({"code": status, "message": phrase})
+        body = b""
+    try:
+        validate_response(status, body, path, args)
+    except (RecursionError, ValueError) as exc:
+        if str(exc).startswith("Bad Request"):  # a 4xx whose message says "invalid"
+            raise
+        raise HttpError({"code": status, "message": phrase}) from None
+    # gcsfs lets a 499 pass (a resumable upload cancelled; this app makes none)
+    raise HttpError({"code": status, "message": phrase})
+
+
 @functools.cache
 def _filesystem_class() -> Any:
     # The default gcsfs class probes buckets over gRPC (hangs ~60 s on an emulator).
     os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
     import aiohttp
     from gcsfs.core import GCSFileSystem  # type: ignore[import-untyped]
-    from gcsfs.retry import is_retriable, validate_response  # type: ignore[import-untyped]
+    from gcsfs.retry import is_retriable
 
     class BoundedRetryGCSFileSystem(GCSFileSystem):  # type: ignore[misc]
         attempts = 3
@@ -129,7 +156,7 @@ def _filesystem_class() -> Any:
                 if 300 <= r.status < 400:
                     raise BadAnswerError(redirect_reason(r.status, r.headers.get("Location")))
                 if r.status >= 400:  # an error's first 64 KiB say what it is (raises)
-                    validate_response(r.status, await r.content.read(64 * 1024), path, args)
+                    _refuse_error_answer(r.status, await r.content.read(64 * 1024), path, args)
                 contents = await read_bounded(r.content.read, r.headers.get("Content-Encoding"))
                 return r.status, r.headers, r.request_info, contents
 
@@ -250,8 +277,6 @@ class GCSStorage(FsspecStorage):
         whatever the service sends. No Range header: GCS answers a ranged read of an
         empty object (an activity marker) with 416, and fake-gcs-server then drops the
         kept-alive connection under the next upload."""
-        from gcsfs.retry import validate_response
-
         await fs._set_session()
         async with fs.session.get(
             fs.url(target),
@@ -262,7 +287,7 @@ class GCSStorage(FsspecStorage):
             if 300 <= resp.status < 400:
                 raise BadAnswerError(redirect_reason(resp.status, resp.headers.get("Location")))
             if resp.status >= 400:
-                validate_response(resp.status, await resp.content.read(64 * 1024), target)
+                _refuse_error_answer(resp.status, await resp.content.read(64 * 1024), target)
             chunks: list[bytes] = []
             left = max_bytes + 1
             while left > 0:
