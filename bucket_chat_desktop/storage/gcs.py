@@ -85,6 +85,48 @@ def _refuse_error_answer(status: int, body: bytes, path: str, args: Any = None) 
     raise HttpError({"code": status, "message": phrase})
 
 
+JSON_MARKS_MAX = 1_000_000
+"""The most structural marks (``{``, ``[``, ``,`` and ``:``, counted in its bytes) a JSON
+answer of GCS's may hold: a page of 1,000 objects holds about 53,000. Each value is an
+object in memory once parsed: 16 MiB of ``{},{},…`` (16 KB gzip-compressed) were 5.6
+million dicts, 421 MiB while parsed; a million marks take at most about 80 MB. Counted
+before the answer is parsed, as ``XML_TAGS_MAX`` is for S3's and Azure's XML."""
+
+
+def _json_answer(body: bytes) -> Any:
+    """``body``, an answer of GCS's JSON API (a listing page, an upload's or a bucket's
+    resource), parsed; one that is not JSON, or is JSON no GCS answer is (more than
+    ``JSON_MARKS_MAX`` marks, nested deep, a number of thousands of digits), is a
+    ``BadAnswerError`` that says so (gcsfs's ``json.loads`` raised Python's own error)."""
+    marks = body.count(b"{") + body.count(b"[") + body.count(b",") + body.count(b":")
+    if marks > JSON_MARKS_MAX:
+        why = f"of more than {JSON_MARKS_MAX:,} JSON values (no GCS answer holds so many)"
+        raise BadAnswerError(
+            f"the service sent an answer {why}",
+            listing_reason=f"the GCS listing answer is malformed: a page {why}",
+        )
+    try:
+        return json_module.loads(body)
+    except RecursionError as exc:  # 200,000 nested lists: no answer of GCS's
+        raise BadAnswerError(
+            "the service's answer is JSON nested too deeply",
+            listing_reason="the GCS listing answer is malformed: JSON nested too deeply",
+        ) from exc
+    except ValueError as exc:  # not JSON, or not UTF-8 (JSONDecodeError...)
+        if "integer string conversion" in str(exc):  # a number of 4,300+ digits
+            raise BadAnswerError(
+                "the service's answer holds a number of thousands of digits",
+                listing_reason="the GCS listing answer is malformed: a number of "
+                "thousands of digits",
+            ) from exc
+        if not isinstance(exc, json_module.JSONDecodeError | UnicodeDecodeError):
+            raise
+        raise BadAnswerError(
+            "the service's answer is not JSON",
+            listing_reason="the GCS listing answer is malformed: not JSON",
+        ) from exc
+
+
 @functools.cache
 def _filesystem_class() -> Any:
     # The default gcsfs class probes buckets over gRPC (hangs ~60 s on an emulator).
@@ -160,29 +202,14 @@ def _filesystem_class() -> Any:
                 contents = await read_bounded(r.content.read, r.headers.get("Content-Encoding"))
                 return r.status, r.headers, r.request_info, contents
 
-        async def _get_json(self, path: str, *args: Any, **kwargs: Any) -> Any:
-            """``_call("GET", path, *args, json_out=True, **kwargs)``; an answer that is
-            not JSON is a ``BadAnswerError``."""
-            try:
-                return await self._call("GET", path, *args, json_out=True, **kwargs)
-            except RecursionError as exc:  # 200,000 nested lists: no answer of GCS's
-                raise BadAnswerError(
-                    "the service's answer is JSON nested too deeply",
-                    listing_reason="the GCS listing answer is malformed: JSON nested too deeply",
-                ) from exc
-            except ValueError as exc:  # not JSON, or not UTF-8 (JSONDecodeError...)
-                if "integer string conversion" in str(exc):  # a number of 4,300+ digits
-                    raise BadAnswerError(
-                        "the service's answer holds a number of thousands of digits",
-                        listing_reason="the GCS listing answer is malformed: a number of "
-                        "thousands of digits",
-                    ) from exc
-                if not isinstance(exc, json_module.JSONDecodeError | UnicodeDecodeError):
-                    raise
-                raise BadAnswerError(
-                    "the service's answer is not JSON",
-                    listing_reason="the GCS listing answer is malformed: not JSON",
-                ) from exc
+        async def _call(
+            self, method: str, path: str, *args: Any, json_out: bool = False, **kwargs: Any
+        ) -> Any:
+            """gcsfs's ``_call``, its JSON answers (listing pages, an upload's object
+            resource, a bucket's) parsed by ``_json_answer`` instead of ``json.loads``."""
+            if not json_out:
+                return await super()._call(method, path, *args, **kwargs)
+            return _json_answer((await self._request(method, path, *args, **kwargs))[3])
 
     return BoundedRetryGCSFileSystem
 
@@ -306,7 +333,7 @@ class GCSStorage(FsspecStorage):
 
     async def _bucket_exists(self, fs: Any) -> bool | None:
         try:
-            await fs._get_json("b/{}", self.bucket)
+            await fs._call("GET", "b/{}", self.bucket, json_out=True)
         except FileNotFoundError:
             return False
         return True
@@ -324,7 +351,9 @@ class GCSStorage(FsspecStorage):
             params["startOffset"] = start_after  # inclusive: the caller drops the equal key
         out: list[tuple[str, int, str | None]] = []
         while True:
-            page = await listing.page(fs._get_json("b/{}/o", self.bucket, **params))
+            page = await listing.page(
+                fs._call("GET", "b/{}/o", self.bucket, json_out=True, **params)
+            )
             items = _field(page, "items", listing)
             for item in items:
                 if not isinstance(item, dict):
@@ -351,7 +380,9 @@ class GCSStorage(FsspecStorage):
         params: dict[str, Any] = {"prefix": key_prefix or None, "delimiter": "/"}
         out: list[str] = []
         while True:
-            page = await listing.page(fs._get_json("b/{}/o", self.bucket, **params))
+            page = await listing.page(
+                fs._call("GET", "b/{}/o", self.bucket, json_out=True, **params)
+            )
             prefixes = _field(page, "prefixes", listing)
             if not all(isinstance(prefix, str) for prefix in prefixes):
                 raise listing.malformed('an entry of "prefixes" that is not text')
