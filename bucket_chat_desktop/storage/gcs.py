@@ -19,7 +19,8 @@ import json as json_module
 import os
 import random
 from collections.abc import Callable
-from typing import Any
+from http.client import responses as status_phrases
+from typing import Any, NoReturn
 
 from .base import (
     StorageAuthError,
@@ -58,13 +59,81 @@ def _content_tag(item: dict[str, Any]) -> str | None:
     return content_tag("md5", item.get("md5Hash")) or content_tag("crc32c", item.get("crc32c"))
 
 
+def _refuse_error_answer(status: int, body: bytes, path: str, args: Any = None) -> NoReturn:
+    """Raise gcsfs's exception for an error answer (HTTP 400 or more), judged by its
+    ``status`` first: gcsfs's ``validate_response`` reads the body, so any message with
+    the word "invalid" was its ``ValueError("Bad Request")`` (a refusal) whatever the
+    status, and a body nested deep or holding a number of thousands of digits raised
+    Python's own error; a GCS 503 was never retried, and an outbox write was marked
+    failed. A 5xx, 429 or 408 is passing whatever its body says (``HttpError``, or a 502's
+    ``ProxyError``, both retried); a 4xx whose body cannot be parsed is judged by its
+    status alone, as S3 and Azure drop such a body (``refuse_xml_declarations``)."""
+    from gcsfs.retry import HttpError, validate_response  # type: ignore[import-untyped]
+
+    phrase = status_phrases.get(status, "")
+    if status >= 500 or status in (408, 429):
+        if status != 502:  # gcsfs's ProxyError, below, is the word for a 502
+            raise HttpError({"code": status, "message": phrase})
+        body = b""
+    try:
+        validate_response(status, body, path, args)
+    except (RecursionError, ValueError) as exc:
+        if str(exc).startswith("Bad Request"):  # a 4xx whose message says "invalid"
+            raise
+        raise HttpError({"code": status, "message": phrase}) from None
+    # gcsfs lets a 499 pass (a resumable upload cancelled; this app makes none)
+    raise HttpError({"code": status, "message": phrase})
+
+
+JSON_MARKS_MAX = 1_000_000
+"""The most structural marks (``{``, ``[``, ``,`` and ``:``, counted in its bytes) a JSON
+answer of GCS's may hold: a page of 1,000 objects holds about 53,000. Each value is an
+object in memory once parsed: 16 MiB of ``{},{},…`` (16 KB gzip-compressed) were 5.6
+million dicts, 421 MiB while parsed; a million marks take at most about 80 MB. Counted
+before the answer is parsed, as ``XML_TAGS_MAX`` is for S3's and Azure's XML."""
+
+
+def _json_answer(body: bytes) -> Any:
+    """``body``, an answer of GCS's JSON API (a listing page, an upload's or a bucket's
+    resource), parsed; one that is not JSON, or is JSON no GCS answer is (more than
+    ``JSON_MARKS_MAX`` marks, nested deep, a number of thousands of digits), is a
+    ``BadAnswerError`` that says so (gcsfs's ``json.loads`` raised Python's own error)."""
+    marks = body.count(b"{") + body.count(b"[") + body.count(b",") + body.count(b":")
+    if marks > JSON_MARKS_MAX:
+        why = f"of more than {JSON_MARKS_MAX:,} JSON values (no GCS answer holds so many)"
+        raise BadAnswerError(
+            f"the service sent an answer {why}",
+            listing_reason=f"the GCS listing answer is malformed: a page {why}",
+        )
+    try:
+        return json_module.loads(body)
+    except RecursionError as exc:  # 200,000 nested lists: no answer of GCS's
+        raise BadAnswerError(
+            "the service's answer is JSON nested too deeply",
+            listing_reason="the GCS listing answer is malformed: JSON nested too deeply",
+        ) from exc
+    except ValueError as exc:  # not JSON, or not UTF-8 (JSONDecodeError...)
+        if "integer string conversion" in str(exc):  # a number of 4,300+ digits
+            raise BadAnswerError(
+                "the service's answer holds a number of thousands of digits",
+                listing_reason="the GCS listing answer is malformed: a number of "
+                "thousands of digits",
+            ) from exc
+        if not isinstance(exc, json_module.JSONDecodeError | UnicodeDecodeError):
+            raise
+        raise BadAnswerError(
+            "the service's answer is not JSON",
+            listing_reason="the GCS listing answer is malformed: not JSON",
+        ) from exc
+
+
 @functools.cache
 def _filesystem_class() -> Any:
     # The default gcsfs class probes buckets over gRPC (hangs ~60 s on an emulator).
     os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
     import aiohttp
     from gcsfs.core import GCSFileSystem  # type: ignore[import-untyped]
-    from gcsfs.retry import is_retriable, validate_response  # type: ignore[import-untyped]
+    from gcsfs.retry import is_retriable
 
     class BoundedRetryGCSFileSystem(GCSFileSystem):  # type: ignore[misc]
         attempts = 3
@@ -129,33 +198,18 @@ def _filesystem_class() -> Any:
                 if 300 <= r.status < 400:
                     raise BadAnswerError(redirect_reason(r.status, r.headers.get("Location")))
                 if r.status >= 400:  # an error's first 64 KiB say what it is (raises)
-                    validate_response(r.status, await r.content.read(64 * 1024), path, args)
+                    _refuse_error_answer(r.status, await r.content.read(64 * 1024), path, args)
                 contents = await read_bounded(r.content.read, r.headers.get("Content-Encoding"))
                 return r.status, r.headers, r.request_info, contents
 
-        async def _get_json(self, path: str, *args: Any, **kwargs: Any) -> Any:
-            """``_call("GET", path, *args, json_out=True, **kwargs)``; an answer that is
-            not JSON is a ``BadAnswerError``."""
-            try:
-                return await self._call("GET", path, *args, json_out=True, **kwargs)
-            except RecursionError as exc:  # 200,000 nested lists: no answer of GCS's
-                raise BadAnswerError(
-                    "the service's answer is JSON nested too deeply",
-                    listing_reason="the GCS listing answer is malformed: JSON nested too deeply",
-                ) from exc
-            except ValueError as exc:  # not JSON, or not UTF-8 (JSONDecodeError...)
-                if "integer string conversion" in str(exc):  # a number of 4,300+ digits
-                    raise BadAnswerError(
-                        "the service's answer holds a number of thousands of digits",
-                        listing_reason="the GCS listing answer is malformed: a number of "
-                        "thousands of digits",
-                    ) from exc
-                if not isinstance(exc, json_module.JSONDecodeError | UnicodeDecodeError):
-                    raise
-                raise BadAnswerError(
-                    "the service's answer is not JSON",
-                    listing_reason="the GCS listing answer is malformed: not JSON",
-                ) from exc
+        async def _call(
+            self, method: str, path: str, *args: Any, json_out: bool = False, **kwargs: Any
+        ) -> Any:
+            """gcsfs's ``_call``, its JSON answers (listing pages, an upload's object
+            resource, a bucket's) parsed by ``_json_answer`` instead of ``json.loads``."""
+            if not json_out:
+                return await super()._call(method, path, *args, **kwargs)
+            return _json_answer((await self._request(method, path, *args, **kwargs))[3])
 
     return BoundedRetryGCSFileSystem
 
@@ -250,8 +304,6 @@ class GCSStorage(FsspecStorage):
         whatever the service sends. No Range header: GCS answers a ranged read of an
         empty object (an activity marker) with 416, and fake-gcs-server then drops the
         kept-alive connection under the next upload."""
-        from gcsfs.retry import validate_response
-
         await fs._set_session()
         async with fs.session.get(
             fs.url(target),
@@ -262,7 +314,7 @@ class GCSStorage(FsspecStorage):
             if 300 <= resp.status < 400:
                 raise BadAnswerError(redirect_reason(resp.status, resp.headers.get("Location")))
             if resp.status >= 400:
-                validate_response(resp.status, await resp.content.read(64 * 1024), target)
+                _refuse_error_answer(resp.status, await resp.content.read(64 * 1024), target)
             chunks: list[bytes] = []
             left = max_bytes + 1
             while left > 0:
@@ -281,7 +333,7 @@ class GCSStorage(FsspecStorage):
 
     async def _bucket_exists(self, fs: Any) -> bool | None:
         try:
-            await fs._get_json("b/{}", self.bucket)
+            await fs._call("GET", "b/{}", self.bucket, json_out=True)
         except FileNotFoundError:
             return False
         return True
@@ -299,7 +351,9 @@ class GCSStorage(FsspecStorage):
             params["startOffset"] = start_after  # inclusive: the caller drops the equal key
         out: list[tuple[str, int, str | None]] = []
         while True:
-            page = await listing.page(fs._get_json("b/{}/o", self.bucket, **params))
+            page = await listing.page(
+                fs._call("GET", "b/{}/o", self.bucket, json_out=True, **params)
+            )
             items = _field(page, "items", listing)
             for item in items:
                 if not isinstance(item, dict):
@@ -326,7 +380,9 @@ class GCSStorage(FsspecStorage):
         params: dict[str, Any] = {"prefix": key_prefix or None, "delimiter": "/"}
         out: list[str] = []
         while True:
-            page = await listing.page(fs._get_json("b/{}/o", self.bucket, **params))
+            page = await listing.page(
+                fs._call("GET", "b/{}/o", self.bucket, json_out=True, **params)
+            )
             prefixes = _field(page, "prefixes", listing)
             if not all(isinstance(prefix, str) for prefix in prefixes):
                 raise listing.malformed('an entry of "prefixes" that is not text')
