@@ -705,6 +705,10 @@ class Controller(QObject):
     def retry_failed(self) -> None:
         self.client.retry_failed()
 
+    def reopening(self, storage_id: str) -> bool:
+        """Whether a try to open a storage not opened waits (``ChatClient.reopening``)."""
+        return self.client.reopening(storage_id)
+
     def reopen_storage(self, storage_id: str) -> bool:
         """Try now to open a storage that could not be opened (``ChatClient.reopen_now``):
         False when no try waits for it."""

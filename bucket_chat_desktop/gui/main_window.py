@@ -782,7 +782,12 @@ class MainWindow(QMainWindow):
         self.status.setToolTip("".join(f"<p>{html_escape(w)}</p>" for w in whole))
         key = self.controller.current
         if key and RoomRef.from_key(key).storage_id == storage_id:
-            self.try_now.setVisible(not online and message.startswith(NOT_OPENED))
+            # only while a try waits: a fault met at start is not tried again by itself
+            self.try_now.setVisible(
+                not online
+                and message.startswith(NOT_OPENED)
+                and self.controller.reopening(storage_id)
+            )
             self.try_now.setEnabled(True)
             self.offline_bar.setVisible(not online)
             if online:

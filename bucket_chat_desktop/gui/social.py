@@ -171,7 +171,11 @@ class Social(QObject):
                     return
                 pos = await self.controller.client.locate(RoomRef.from_key(key), result, marker)
                 model = self._model()
-                if pos is None or model is None or self.controller.current != key:
+                if model is None or self.controller.current != key:
+                    return
+                if pos is None:  # not shown in the room's audit (any more): no button
+                    self._pending = False
+                    self.jump.hide()
                     return
                 at = model.relations.row_of(pos)
                 came = asyncio.get_running_loop().create_future()
@@ -181,6 +185,8 @@ class Social(QObject):
                         came.set_result(None)
 
                 if at is None or not self.view.jump_to(marker, at, landed):
+                    self._pending = False
+                    self.jump.hide()
                     return
                 try:
                     await asyncio.wait_for(came, JUMP_WAIT)

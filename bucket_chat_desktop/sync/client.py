@@ -449,6 +449,11 @@ class ChatClient(AttachedStorages):
                     log.info("storage %s is still not available: %s", entry.name, exc)
                     self._listener(sid, StorageStatus(False, f"{NOT_OPENED} {exc}"))
                     continue
+                except Exception:  # a fault of this program: said, and tried again
+                    log.exception("opening storage %s failed", entry.name)
+                    said = f"{NOT_OPENED} a fault of this program (the log has the details)"
+                    self._listener(sid, StorageStatus(False, said))
+                    continue
                 log.info("storage %s opened on a later try", entry.name)
                 self._listener(sid, StorageStatus(True, ""))
                 return
@@ -463,6 +468,10 @@ class ChatClient(AttachedStorages):
                 self._reopen_now.pop(sid, None)
 
         task.add_done_callback(done)
+
+    def reopening(self, storage_id: str) -> bool:
+        """Whether a try to open ``storage_id`` waits (``reopen_now`` can hasten it)."""
+        return storage_id in self._reopening
 
     def reopen_now(self, storage_id: str) -> bool:
         """Try now to open a storage that could not be opened (the user asked: "Try
@@ -501,6 +510,7 @@ class ChatClient(AttachedStorages):
         awaiting caller cancelled stops waiting, not the closing."""
         self._claims.pop(storage_id, None)
         reopening = self._reopening.pop(storage_id, None)
+        self._reopen_now.pop(storage_id, None)
         if reopening is not None:
             reopening.cancel()
         attached = self._storages.pop(storage_id, None)

@@ -72,3 +72,25 @@ def test_try_now_opens_a_storage_not_opened_without_waiting_for_the_next_try(
     qtbot.waitUntil(lambda: not window.offline_bar.isVisible(), timeout=15_000)
     assert "All storages reachable" in window.status.text()
     assert not window.try_now.isVisible()
+
+
+def test_no_try_now_for_a_fault_of_the_program_that_nothing_tries_again(
+    launch: Any, qtbot: Any, home: Path, tmp_path: Path, monkeypatch: Any
+) -> None:
+    """A storage not opened because of a fault of this program (not the storage's) is
+    said, but no try of it waits: a "Try now" there did nothing when clicked."""
+
+    async def faulty(self: Any, entry: Any, **_kwargs: Any) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(client_module.ChatClient, "attach", faulty)
+    folder = tmp_path / "store"
+    folder.mkdir()
+    entry = StorageSettings(str(folder), "Team share", ["general"])
+    settings = Settings(user_id=ALICE, displayname="Alice", storages=[entry])
+    settings.last_room = f"{entry.id}/general"
+    desk = launch(settings)
+    window = desk.window
+    qtbot.waitUntil(lambda: "a fault of this program" in window.status.text(), timeout=15_000)
+    assert window.offline_bar.isVisible()
+    assert not window.try_now.isVisible()

@@ -27,6 +27,7 @@ from PySide6.QtGui import (
     QColor,
     QFont,
     QFontMetrics,
+    QHideEvent,
     QPainter,
 )
 from PySide6.QtWidgets import (
@@ -154,6 +155,11 @@ class RoomFilter(QAbstractProxyModel):
         self._rows: list[int] = []  # shown row -> source row
         self._at: dict[int, int] = {}  # source row -> shown row
         self._renewing = False  # the source is renumbering its rows: made anew after
+        # Only while shown (``set_query`` makes it so, ``rest`` ends it) is the list kept
+        # in order: hidden, a room's change costs a fact forgotten, nothing more — the app
+        # renames every room at start (20,000 rooms: 52 s of the window's time when each
+        # change re-placed a room in a list nobody saw: a review of this stop's change).
+        self._active = False
 
     @property
     def query(self) -> str:
@@ -161,7 +167,8 @@ class RoomFilter(QAbstractProxyModel):
 
     def set_query(self, text: str) -> None:
         query = text.strip()
-        narrower = bool(self._query) and query.startswith(self._query)
+        narrower = self._active and bool(self._query) and query.startswith(self._query)
+        self._active = True
         candidates = sorted(self._at) if narrower else None
         self._query = query
         self._places.clear()
@@ -207,19 +214,28 @@ class RoomFilter(QAbstractProxyModel):
             (model.layoutAboutToBeChanged, model.layoutChanged),
         ]
 
+    def rest(self) -> None:
+        """Hidden: the list is emptied and not kept in order until the next query."""
+        if not self._active:
+            return
+        self.beginResetModel()
+        self._active = False
+        self._rows, self._at, self._placed = [], {}, []
+        self._places.clear()
+        self.endResetModel()
+
     def _renumbering_starts(self, *_args: Any) -> None:
         """Before the source renumbers its rows: the list is made anew around it, so
         what reads it meanwhile (the chosen room, kept by its key: red team rt81) reads
         the rows under their old numbers, not the source's new ones."""
-        if not self._renewing:
+        if self._active and not self._renewing:
             self._renewing = True
             self.beginResetModel()
 
     def _renumbered(self, *_args: Any) -> None:
         self._facts.clear()
         self._places.clear()
-        if not self._renewing:  # a change with no "about to" signal before it
-            self._order(None)
+        if not self._renewing:  # resting: nothing shown, nothing to place
             return
         self._placed = self._scored(None)
         self._rows = [row for _, row in self._placed]
@@ -231,6 +247,11 @@ class RoomFilter(QAbstractProxyModel):
         self, top: QModelIndex, bottom: QModelIndex, roles: Sequence[int] = ()
     ) -> None:
         rows = range(top.row(), bottom.row() + 1)
+        if not self._active:  # resting: what is read again is read when next shown
+            if not roles or not PLACE_ROLES.isdisjoint(roles):
+                for row in rows:
+                    self._facts.pop(row, None)
+            return
         if not roles or not PLACE_ROLES.isdisjoint(roles):
             moved = []
             for row in rows:
@@ -483,6 +504,7 @@ class QuickSwitcher(CardPopup):
         self.hint.setObjectName("hint")
         self.layout_.addWidget(self.hint)
         self._kept: str | None = None  # the chosen room's key while the list is made anew
+        self._typing = False
         self.proxy.modelAboutToBeReset.connect(self._keep_choice)
         self.proxy.modelReset.connect(self._after_filter)
         self.proxy.layoutChanged.connect(self._after_filter)
@@ -490,8 +512,10 @@ class QuickSwitcher(CardPopup):
     # -- showing ---------------------------------------------------------------------------------
 
     def open(self) -> None:
-        self.search.clear()
-        self.proxy.set_query("")
+        if self.search.text():
+            self.search.clear()  # its textChanged sets the query
+        else:
+            self.proxy.set_query("")
         self.place()
         self.show()
         self.raise_()
@@ -507,14 +531,23 @@ class QuickSwitcher(CardPopup):
     # -- behaviour -------------------------------------------------------------------------------
 
     def _on_text(self, text: str) -> None:
-        self.proxy.set_query(text)
-        self._after_filter()
+        self._typing = True  # the best match is chosen, not the room chosen before
+        try:
+            self.proxy.set_query(text)
+        finally:
+            self._typing = False
         if self.proxy.rowCount():  # after typing, Enter opens the best match
             self.list.setCurrentIndex(self.proxy.index(0, 0))
 
     def _keep_choice(self) -> None:
         current = self.list.currentIndex()
-        self._kept = str(current.data(RoomRoles.Key)) if current.isValid() else None
+        keep = current.isValid() and not self._typing
+        self._kept = str(current.data(RoomRoles.Key)) if keep else None
+
+    @guard()
+    def hideEvent(self, event: QHideEvent) -> None:
+        self.proxy.rest()  # hidden: the list is not kept in order (``RoomFilter.rest``)
+        super().hideEvent(event)
 
     def _after_filter(self, *_args: Any) -> None:
         count = self.proxy.rowCount()
