@@ -8,8 +8,10 @@ member when Members opened, and all of them again whenever one member came or we
 now builds cards only for the rows in view (and a few past each edge), and a member who
 comes or goes changes their own row.
 
-Counted, not timed: cards built (``MemberCard.__init__``) and rows painted (the
-delegate's ``paint_row``, called from C++ through ``paint``: seen by ``sys.setprofile``).
+Counted, not timed: cards built (``MemberCard.__init__``), rows painted (the
+delegate's ``paint_row``, called from C++ through ``paint``: seen by ``sys.setprofile``)
+and rows asked their height (``MembersPanel.row_height``, which Qt asks through the
+delegate's ``sizeHint``: seen the same way).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 import itertools
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -89,33 +91,63 @@ def _leave(i: int, sender: str, after: Any) -> Any:
     )
 
 
+def _message(i: int, sender: str, after: Any, body: str) -> Any:
+    """Member ``i`` writes ``body``, chained to their last event ``after``."""
+    return build_event(
+        room_id=ROOM,
+        sender_id=sender,
+        event_type=MESSAGE,
+        content={"msgtype": "m.text", "body": body},
+        timestamp_ms=after.timestamp_ms + 60_000,
+        unique=_uuid(),
+        prev_event_hash=after.hash,
+        signing_key=_key(i),
+    )
+
+
 @dataclass
 class Room:
     ledger: RoomLedger
     state: RoomState
+    last: dict[str, Any] = field(default_factory=dict)  # sender -> their last event
 
     def roster(self) -> Roster:
         return self.state.roster()
 
     def add(self, events: list[Any], name: str) -> Roster:
         self.ledger.add_segment(path_for(events, name), encode_segment(events))
+        self.last.update((e.sender_id, e) for e in events)
         self.state.add(self.ledger.audit().timeline)
         return self.state.roster()
+
+    def says(self, sender: str, body: str) -> Roster:
+        """Member ``sender`` (``user{i:06d}@example.com``) writes a message."""
+        i = int(sender.removeprefix("user").split("@")[0])
+        return self.add([_message(i, sender, self.last[sender], body)], f"says{next(_n)}")
+
+
+def _make_room(members: int) -> Room:
+    ledger = RoomLedger(ROOM)
+    events: list[Any] = []
+    last: dict[str, Any] = {}
+    for i in range(members):
+        sender = f"user{i:06d}@example.com"
+        events += _member_events(i, sender, f"Member {i}", T0 + 2 * i)
+        last[sender] = events[-1]
+        if len(events) >= 1_000:
+            ledger.add_segment(path_for(events, f"c{i}"), encode_segment(events))
+            events = []
+    if events:
+        ledger.add_segment(path_for(events, "rest"), encode_segment(events))
+    state = RoomState()
+    state.add(ledger.audit().timeline)
+    assert len(state.roster().members()) == members
+    return Room(ledger, state, last)
 
 
 @pytest.fixture(scope="module")
 def room() -> Room:
-    ledger = RoomLedger(ROOM)
-    events: list[Any] = []
-    for i in range(MEMBERS):
-        events += _member_events(i, f"user{i:06d}@example.com", f"Member {i}", T0 + 2 * i)
-        if len(events) >= 1_000:
-            ledger.add_segment(path_for(events, f"c{i}"), encode_segment(events))
-            events = []
-    state = RoomState()
-    state.add(ledger.audit().timeline)
-    assert len(state.roster().members()) == MEMBERS
-    return Room(ledger, state)
+    return _make_room(MEMBERS)
 
 
 @pytest.fixture
@@ -144,6 +176,24 @@ def rows_painted() -> Iterator[list[int]]:
     sys.setprofile(profile)
     try:
         yield painted
+    finally:
+        sys.setprofile(None)
+
+
+@pytest.fixture
+def heights_asked() -> Iterator[list[int]]:
+    """Rows the panel was asked the height of (by the list, through the delegate's
+    ``sizeHint``, from C++; or by the panel itself)."""
+    asked: list[int] = []
+    code = MembersPanel.row_height.__code__
+
+    def profile(frame: Any, event: str, _arg: Any) -> None:
+        if event == "call" and frame.f_code is code:
+            asked.append(frame.f_locals["row"])
+
+    sys.setprofile(profile)
+    try:
+        yield asked
     finally:
         sys.setprofile(None)
 
@@ -277,3 +327,96 @@ def test_keyboard_and_scrolling_reach_any_member_with_a_bounded_number_of_cards(
     assert len(panel.cards) <= 2 * panel_module.CARDS_KEPT + 10
     assert len(cards_made) <= 40 * (len(_rows_in_view(panel)) + 1 + 2 * CARDS_AHEAD)
     QApplication.processEvents()
+
+
+def test_a_message_asks_no_row_its_height_but_the_few_near_the_view(
+    qtbot: Any, room: Room, cards_made: list[str], heights_asked: list[int]
+) -> None:
+    """Each message changes its sender's row (their last message's time). The list laid
+    out every row again for it, asking each of the 5,000 members their height in Python:
+    5,037 calls, 45-50 ms a message with Members open. Now the sender's card is made
+    again and only the rows near the view are asked; the others are laid out again only
+    if that card's height changed."""
+    model, panel = _panel(qtbot, room)
+    model.set_state(room.roster())
+    qtbot.waitUntil(lambda: _cards_ready(panel))
+    sender = model.member(1)
+    assert sender.user_id in {c.member.user_id for c in panel.cards}
+    roster = room.says(sender.user_id, "a message")
+    QApplication.processEvents()
+    cards_made.clear()
+    heights_asked.clear()
+
+    model.set_state(roster)
+    assert model.member(1) != sender  # their row changed (last seen)
+    QApplication.processEvents()  # the panel's own pass over the rows near the view
+    asked = len(heights_asked)
+    qtbot.waitUntil(lambda: _cards_ready(panel))
+    assert cards_made == [sender.user_id]
+    assert panel.card(1).member is model.member(1)
+    # each row near the view is asked a few times (``visualRect`` asks too), no other
+    near = len(_rows_in_view(panel)) + 2 * CARDS_AHEAD
+    assert asked <= 3 * near + 3, asked
+    assert set(heights_asked) <= set(range(near + 1))
+
+
+def test_a_message_while_members_is_closed_asks_no_height_and_builds_no_card(
+    qtbot: Any, room: Room, cards_made: list[str], heights_asked: list[int]
+) -> None:
+    """With Members closed, a message from a member whose card was still held made the
+    card again and laid out all 5,000 rows (29 ms a message). Now the card is let go
+    and made when Members opens again, showing the member as they are then."""
+    model, panel = _panel(qtbot, room)
+    model.set_state(room.roster())
+    qtbot.waitUntil(lambda: _cards_ready(panel))
+    sender = model.member(2)
+    assert sender.user_id in {c.member.user_id for c in panel.cards}
+    panel.hide()
+    roster = room.says(sender.user_id, "while closed")
+    QApplication.processEvents()
+    cards_made.clear()
+    heights_asked.clear()
+
+    model.set_state(roster)
+    assert model.member(2) != sender
+    QApplication.processEvents()
+    assert heights_asked == [] and cards_made == []
+    assert sender.user_id not in {c.member.user_id for c in panel.cards}
+
+    panel.show()
+    qtbot.waitUntil(lambda: _cards_ready(panel))
+    assert cards_made == [sender.user_id]
+    assert panel.card(2).member is model.member(2)
+
+
+def test_the_measured_heights_are_let_go_with_the_members_who_leave(qtbot: Any) -> None:
+    """The panel noted the member and height of every card it ever built, in every room
+    (one model serves them all), and kept them: those of members who leave, or of a
+    room left, are let go."""
+    small = _make_room(60)
+    model, panel = _panel(qtbot, small)
+    model.set_state(small.roster())
+    qtbot.waitUntil(lambda: _cards_ready(panel))
+    bar = panel.view.verticalScrollBar()
+    for step in range(1, 21):
+        bar.setValue(bar.maximum() * step // 20)
+        qtbot.waitUntil(lambda: _cards_ready(panel))
+    assert len(panel._measured) == 60  # every card was built once, scrolling by
+
+    leaving = [
+        _leave(i, f"user{i:06d}@example.com", small.last[f"user{i:06d}@example.com"])
+        for i in range(50)
+    ]
+    model.set_state(small.add(leaving, "leave"))
+    assert model.rowCount() == 10
+    qtbot.waitUntil(lambda: _cards_ready(panel))
+    assert set(panel._measured) <= {m.user_id for m in model.members}
+
+    model.beginResetModel()  # the model reset with fewer members (a reset names no rows)
+    model._members = model._members[:3]
+    model.endResetModel()
+    qtbot.waitUntil(lambda: _cards_ready(panel))
+    assert set(panel._measured) <= {m.user_id for m in model.members}
+
+    model.set_state(None)  # another room, or none
+    assert panel._measured == {}
