@@ -289,21 +289,24 @@ class Timeline(Sequence[Assessed]):
 
     def positions_of(self, copies: Iterable[_Copy]) -> list[int]:
         """Where each of ``copies`` (the ledger's own, as ``RoomLedger.add_prepared``
-        returned them) is shown, in display order; those not shown are left out. Each is
-        found by its place (a binary search, as ``placed_by``), then among the rows placed
-        at the same time: no walk over the room, wherever the copy went."""
+        returned them) is shown, in display order; those not shown are left out. The
+        copies are grouped by place; for each distinct place the block of rows placed
+        then is found by two binary searches (as ``placed_by``) and scanned once for all
+        the copies wanted there: no walk over the room, and no walk of a block per copy
+        (a member who wrote thousands of rows with one date, or a chain dated 1970 after
+        today's row, made 2,000 look-ups in a room of 100,000 rows take seconds)."""
         late, rows = self._late, self._copies
         place: Callable[[_Copy], int] = (
             (lambda c: late.get(c, c.timestamp_ms)) if late else _own_date
         )
-        out = []
+        by_place: defaultdict[int, set[_Copy]] = defaultdict(set)
         for c in copies:
-            when = place(c)
-            i = bisect_left(rows, when, key=place)
-            while i < len(rows) and rows[i] is not c and place(rows[i]) == when:
-                i += 1
-            if i < len(rows) and rows[i] is c:
-                out.append(i)
+            by_place[place(c)].add(c)
+        out: list[int] = []
+        for when, wanted in by_place.items():
+            lo = bisect_left(rows, when, key=place)
+            hi = bisect_right(rows, when, lo=lo, key=place)
+            out += [i for i in range(lo, hi) if rows[i] in wanted]
         return sorted(out)
 
     def signature_ids(self) -> list[str | int]:
