@@ -314,6 +314,16 @@ class Timeline(Sequence[Assessed]):
         signature text)."""
         return [c.sig for c in self._copies]
 
+    def sender_ids(self) -> list[str]:
+        """The senders of the rows, each once, in the order of their first row, without
+        making the rows."""
+        return list(dict.fromkeys(c.sender_id for c in self._copies))
+
+    def copy_keys(self) -> Iterator[tuple[str, str, int]]:
+        """Each row's event id, path and line (which copy it is: an id signed by two
+        devices is two rows), without making the rows."""
+        return ((c.event_id, c.path, c.line) for c in self._copies)
+
     def signed_count(self) -> int:
         """How many rows carry a sender key (were signed), without making the rows
         (a million rows made one by one took over a second on the GUI thread)."""
