@@ -1472,10 +1472,10 @@ class RoomLedger:
         short = key[:12]
         for prev, kids in children.items():
             if after is not None and prev in by_hash:
-                after[prev] = kids[0].timestamp_ms  # a fork's: the earliest, below
+                # kids are in date order (``copies`` sorted by ``_order_key`` above): a
+                # fork's first is its earliest
+                after[prev] = kids[0].timestamp_ms
             if len(kids) > 1:
-                if after is not None and prev in by_hash:
-                    after[prev] = min(k.timestamp_ms for k in kids)
                 where = ", ".join(f"{k.event_id} ({k.where})" for k in kids[:MAX_LISTED])
                 if len(kids) > MAX_LISTED:
                     where += f" and {len(kids) - MAX_LISTED:,} more"
@@ -2005,16 +2005,12 @@ def _check_witnesses(
     suspect: list[tuple[_Copy, str, str]] = []  # a witness, the key and hash it names
     at_tips: list[tuple[_Copy, str, str]] = []  # the same, naming the end of a chain
     for c in chained:
-        witness = c.raw.get(WITNESS_FIELD)
-        if not isinstance(witness, dict) or c.problems:
-            continue
-        own = c.sender_key
+        if not isinstance(c.raw.get(WITNESS_FIELD), dict) or c.problems:
+            continue  # most events: no witness, no generator made
         when = c.timestamp_ms
         shown = when <= horizon
         late = when - WITNESS_SLACK_MS
-        for key, seen in witness.items():
-            if not isinstance(seen, str) or key == own:
-                continue  # not a hash, or a device's witness of itself
+        for key, seen in _entries(c):
             if seen not in after:
                 got = first.get(seen)
                 if got is None or (c.path, c.line) < (got[0].path, got[0].line):
