@@ -309,10 +309,12 @@ class Timeline(Sequence[Assessed]):
             out += [i for i in range(lo, hi) if rows[i] in wanted]
         return sorted(out)
 
-    def signature_ids(self) -> list[str | int]:
-        """Each row's ``RoomLedger.signature_id`` (a slim ledger's rows carry no
-        signature text)."""
-        return [c.sig for c in self._copies]
+    def signature_ids_at(self, positions: Iterable[int]) -> list[str | int]:
+        """The ``RoomLedger.signature_id`` of the rows at ``positions`` (a slim ledger's
+        rows carry no signature text): those only, not a list of the whole room's to
+        read a few (the rows that arrived, in a room of a million)."""
+        copies = self._copies
+        return [copies[i].sig for i in positions]
 
     def sender_ids(self) -> list[str]:
         """The senders of the rows, each once, in the order of their first row, without
@@ -949,7 +951,7 @@ class RoomLedger:
 
     def signature_id(self, signature: str) -> str | int:
         """What this ledger keeps to tell ``signature`` from another (a row's
-        ``Timeline.signature_ids``): the text, or in a slim ledger its digest."""
+        ``Timeline.signature_ids_at``): the text, or in a slim ledger its digest."""
         return self._slim.signature_id(signature)
 
     def add_finding(self, finding: Finding) -> None:

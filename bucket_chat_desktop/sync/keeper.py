@@ -632,9 +632,9 @@ class RoomKeeper:
             return tuple(ShownEvent(a, a.event) for a in items)
         whole = self._engine.index.events_at(room.room_id, [(a.path, a.line) for a in items])
         signature_id = room.ledger.signature_id
-        signatures = timeline.signature_ids()
+        signatures = timeline.signature_ids_at(positions)  # not the whole room's
         out = []
-        for a, ev, sig in zip(items, whole, (signatures[i] for i in positions), strict=True):
+        for a, ev, sig in zip(items, whole, signatures, strict=True):
             if isinstance(ev, Event) and (
                 ev.hash != a.event.hash or signature_id(ev.signature) != sig
             ):

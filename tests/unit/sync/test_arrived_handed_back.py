@@ -7,6 +7,7 @@ arrivals it places): a member's new words were never told as news."""
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -90,6 +91,90 @@ def test_rows_that_arrived_are_told_though_another_full_audit_ran_before_the_loo
             assert loaded, "the arrival's full audit was not told"
             told = [row.event.content.get("body") for _, row in loaded[0].arrived]
             assert told == ["new words"]
+        finally:
+            await engine.close()
+            index.close()
+
+    asyncio.run(go())
+
+
+def _lines_run(call: Any) -> tuple[int, Any]:
+    """How many lines of Python ``call()`` runs (every frame), and what it returned."""
+    count = 0
+
+    def tracer(frame: Any, event: str, arg: Any) -> Any:
+        nonlocal count
+        if event == "line":
+            count += 1
+        return tracer
+
+    sys.settrace(tracer)
+    try:
+        got = call()
+    finally:
+        sys.settrace(None)
+    return count, got
+
+
+def test_the_rows_that_arrived_are_checked_without_listing_the_whole_rooms_signatures(
+    tmp_path: Path,
+) -> None:
+    """Reviewer: the bodies of the rows that arrived (a slim ledger's, read back from the
+    index) were checked against a list of every row's signature id, made after each full
+    audit to read a few of them. Only theirs are read now: the lines run to tell one
+    arrival in a room of 4,000 rows are far fewer than its rows."""
+    root = tmp_path / "store"
+
+    async def go() -> None:
+        await RoomWriter(LocalStorage(root), ROOM, ALICE, SigningKey(bytes([1]) * 32)).create_room(
+            "Arrivals", CREATED
+        )
+        k = SigningKey(bytes([9]) * 32)
+        prev: str | None = None
+        when = int(time.time() * 1000) - 3_600_000
+        for s in range(20):
+            events = []
+            for i in range(200):
+                ev = build_event(
+                    room_id=ROOM,
+                    sender_id=MALLORY,
+                    event_type=MESSAGE,
+                    content={"body": f"note {s}.{i}", "msgtype": "m.text"},
+                    timestamp_ms=when + 200 * s + i,
+                    unique=str(uuid.uuid4()),
+                    prev_event_hash=prev,
+                    signing_key=k,
+                )
+                prev = ev.hash
+                events.append(ev)
+            path = path_for(events, client_id_for(MALLORY, bytes(k.verify_key)))
+            (root / path).parent.mkdir(parents=True, exist_ok=True)
+            (root / path).write_bytes(encode_segment(events))
+        index = Index.open(tmp_path / "index.sqlite3")
+        config = SyncConfig(
+            batch_window=0.05, local_rescan=3600.0, active_interval=3600.0, keep_bodies=False
+        )
+        engine = SyncEngine(LocalStorage(root), index=index, config=config)
+        try:
+            await engine.open_room(ROOM, background=False)
+            room = engine.rooms[ROOM]
+            assert room.result is not None and not room.ledger.keeps_bodies
+            timeline = room.result.timeline
+            assert len(timeline) > 4_000
+            newest = timeline[len(timeline) - 1]
+
+            def tell_one() -> int:
+                room.arrivals = [timeline._copies[-1]]  # as if it had just arrived
+                lines, _ = _lines_run(lambda: engine._keeper._note_arrived(room))
+                return lines
+
+            lines = await engine._serially(tell_one, room=ROOM)
+            of, rows = room.arrived
+            assert of is room.result
+            assert [(at, row.event.content.get("body")) for at, row in rows] == [
+                (len(timeline) - 1, newest.event.content.get("body"))
+            ]
+            assert lines < 1_000, f"{lines} lines run to tell one row"
         finally:
             await engine.close()
             index.close()
