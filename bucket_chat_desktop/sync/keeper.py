@@ -102,7 +102,9 @@ class CachedCopy:
     history_complete: bool
     history_partial: bool
     # The saved timeline's verdicts below "verified", by event hash: a rebuilt verdict is
-    # never better (``warmer_than_saved``). None: they could not be read.
+    # never better (``warmer_than_saved``). None: they could not be read, or were not
+    # (a saved partial read of the whole history is rebuilt as one anyway): either way
+    # nothing says a rebuild is not warmer.
     saved: Mapping[str, TrustState] | None
     damaged: set[str]  # listed segments the index could not hand back (once iterated)
 
@@ -133,13 +135,18 @@ def read_cached(index: Index, room_id: str, eager: bool = True) -> CachedCopy:
             damaged.update(set(batch) - {path for path, _, _ in got})
             yield from got
 
+    complete = bool(info and info["history_complete"])
+    partial = not info or bool(info["history_partial"])
     return CachedCopy(
         list(batches()) if eager else batches(),
         known,
         tags,
-        bool(info and info["history_complete"]),
-        not info or bool(info["history_partial"]),
-        index.saved_below_verified(room_id),
+        complete,
+        partial,
+        # Saved a partial read of the whole history: the rebuild is audited as one (no
+        # trust on first use) whatever it would judge, so the saved verdicts are not read
+        # (``RoomKeeper._apply_cached``); None, as if unreadable, should they be used.
+        None if complete and partial else index.saved_below_verified(room_id),
         damaged,
     )
 
@@ -162,9 +169,10 @@ def warmer_than_saved(result: AuditResult, saved: Mapping[str, TrustState] | Non
         return True
     if not saved:
         return False
-    for a in result.timeline:
-        judged = saved.get(a.event.hash)
-        if judged is not None and _WARMTH[a.state] > _WARMTH[judged]:
+    warmth = _WARMTH
+    for event_hash, state in result.timeline.hash_states():  # no row made per event
+        judged = saved.get(event_hash)
+        if judged is not None and warmth[state] > warmth[judged]:
             return True
     return False
 
