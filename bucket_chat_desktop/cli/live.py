@@ -121,15 +121,18 @@ class LivePrinter:
         limit: int | None,
         roster: Roster | None = None,
     ) -> None:
-        """The room as ``history`` shows it (its newest ``limit`` messages, or all)."""
+        """The room as ``history`` shows it (its newest ``limit`` messages, or all). Only
+        the rows printed are made: a row made per event to list senders, copies and the
+        latest date took about a second at 1,000,000 events each."""
         self.use_roster(roster)
         timeline = result.timeline
-        self.ids.update(a.event.sender_id for a in timeline)
+        self.ids.update(timeline.sender_ids())
         for position in related.shown_positions(rel, len(timeline), limit):
             line = related.event_lines(timeline[position], timeline, rel, self.ids, self.claims)
             self.say(line)
-        self.shown.update((a.event.event_id, a.path, a.line) for a in timeline)
-        self.latest = max((a.event.timestamp_ms for a in timeline), default=self.latest)
+        self.shown.update(timeline.copy_keys())
+        if timeline:  # places never go down: the newest row's is the latest date read
+            self.latest = max(self.latest, timeline.place_at(len(timeline) - 1))
 
     def arrived(
         self,

@@ -102,7 +102,9 @@ class CachedCopy:
     history_complete: bool
     history_partial: bool
     # The saved timeline's verdicts below "verified", by event hash: a rebuilt verdict is
-    # never better (``warmer_than_saved``). None: they could not be read.
+    # never better (``warmer_than_saved``). None: they could not be read, or were not
+    # (a saved partial read of the whole history is rebuilt as one anyway): either way
+    # nothing says a rebuild is not warmer.
     saved: Mapping[str, TrustState] | None
     damaged: set[str]  # listed segments the index could not hand back (once iterated)
 
@@ -133,13 +135,18 @@ def read_cached(index: Index, room_id: str, eager: bool = True) -> CachedCopy:
             damaged.update(set(batch) - {path for path, _, _ in got})
             yield from got
 
+    complete = bool(info and info["history_complete"])
+    partial = not info or bool(info["history_partial"])
     return CachedCopy(
         list(batches()) if eager else batches(),
         known,
         tags,
-        bool(info and info["history_complete"]),
-        not info or bool(info["history_partial"]),
-        index.saved_below_verified(room_id),
+        complete,
+        partial,
+        # Saved a partial read of the whole history: the rebuild is audited as one (no
+        # trust on first use) whatever it would judge, so the saved verdicts are not read
+        # (``RoomKeeper._apply_cached``); None, as if unreadable, should they be used.
+        None if complete and partial else index.saved_below_verified(room_id),
         damaged,
     )
 
@@ -162,9 +169,10 @@ def warmer_than_saved(result: AuditResult, saved: Mapping[str, TrustState] | Non
         return True
     if not saved:
         return False
-    for a in result.timeline:
-        judged = saved.get(a.event.hash)
-        if judged is not None and _WARMTH[a.state] > _WARMTH[judged]:
+    warmth = _WARMTH
+    for event_hash, state in result.timeline.hash_states():  # no row made per event
+        judged = saved.get(event_hash)
+        if judged is not None and warmth[state] > warmth[judged]:
             return True
     return False
 
@@ -245,7 +253,16 @@ class RoomKeeper:
         complete rooms)."""
         if not fetched and not force_audit:
             return
-        appended, at, result, final, relations, roster, arrived = await self._engine._serially(
+        (
+            appended,
+            at,
+            result,
+            final,
+            relations,
+            roster,
+            arrived,
+            late,
+        ) = await self._engine._serially(
             self._ingest_serial,
             room,
             fetched,
@@ -268,7 +285,7 @@ class RoomKeeper:
                 EventsAppended(room.room_id, appended, result, relations, roster, at, arrived)
             )
         else:
-            self._engine._emit(self._room_loaded(room, result, final, relations, roster))
+            self._engine._emit(self._room_loaded(room, result, final, relations, roster, late))
 
     def _owe_audit(self, room: RoomState) -> None:
         """Loop: have the full audit an arrival was refused made when its time comes (one
@@ -309,13 +326,20 @@ class RoomKeeper:
         Relations | None,
         Roster | None,
         bool,
+        tuple[tuple[int, ShownEvent], ...],
     ]:
         """State thread: add segments, audit (incrementally when exact), update the index.
         Returns the appended items (None after a full audit) and where they went when not
         at the end (``EventsAppended.at``), the result, whether the final rules applied,
-        the relations and room state (``Roster``) made for the result, and whether the
-        items arrived (``EventsAppended.arrived``); publishes the
-        room's view (``room_view``) when done.
+        the relations and room state (``Roster``) made for the result, whether the
+        items arrived (``EventsAppended.arrived``), and the rows a full audit shows of
+        the copies that arrived since the one before (``RoomLoaded.arrived``); publishes
+        the room's view (``room_view``) when done.
+
+        Those rows are handed back from this job, as the relations and roster are: read
+        later on the loop from ``RoomState.arrived``, another full audit queued meanwhile
+        had replaced them (its ``_note_arrived`` empties the arrivals), and they were
+        never told as news.
 
         The cached timeline is rewritten only by a complete audit (or the first one), so a
         long back-fill does not rewrite 100,000 rows every few seconds."""
@@ -326,9 +350,13 @@ class RoomKeeper:
             )
         finally:
             self._publish(room)
+        late: tuple[tuple[int, ShownEvent], ...] = ()
         if appended is None and result is not None:  # a full audit: what it cost (pacing)
             room.audit_ended = time.monotonic()
             room.audit_cost = room.audit_ended - began
+            of, rows = room.arrived  # set by this job's ``_note_arrived``
+            if of is result:
+                late = rows
         return (
             appended,
             at,
@@ -337,6 +365,7 @@ class RoomKeeper:
             room.relations_made_for(result),
             room.roster_made_for(result),
             arrived,
+            late,
         )
 
     @staticmethod
@@ -503,16 +532,20 @@ class RoomKeeper:
         complete: bool,
         relations: Relations | None = None,
         roster: Roster | None = None,
+        arrived: tuple[tuple[int, ShownEvent], ...] | None = None,
     ) -> RoomLoaded:
         """The event, with the room's metadata as read so far (set on the loop thread, where
         this runs, so it is one consistent moment) and the audit's newest rows (when a
-        later audit replaced them already, none: the front end asks for a page)."""
+        later audit replaced them already, none: the front end asks for a page).
+        ``arrived``: the rows that arrived, as the job that made ``result`` handed them
+        back; None: as the room holds them now, if they are ``result``'s."""
         shown, total, newest = room.shown
         if shown is not result:
             total, newest = len(result.timeline), ()
-        of, arrived = room.arrived
-        if of is not result:
-            arrived = ()
+        if arrived is None:
+            of, arrived = room.arrived
+            if of is not result:
+                arrived = ()
         if relations is None:  # those the state thread made for this result, if it did
             relations = room.relations_made_for(result)
         if roster is None:
@@ -607,9 +640,9 @@ class RoomKeeper:
             return tuple(ShownEvent(a, a.event) for a in items)
         whole = self._engine.index.events_at(room.room_id, [(a.path, a.line) for a in items])
         signature_id = room.ledger.signature_id
-        signatures = timeline.signature_ids()
+        signatures = timeline.signature_ids_at(positions)  # not the whole room's
         out = []
-        for a, ev, sig in zip(items, whole, (signatures[i] for i in positions), strict=True):
+        for a, ev, sig in zip(items, whole, signatures, strict=True):
             if isinstance(ev, Event) and (
                 ev.hash != a.event.hash or signature_id(ev.signature) != sig
             ):

@@ -362,3 +362,47 @@ def test_follow_says_when_a_message_arrived_long_after_its_date(
         "sent or delivered long after its date)"
     )
     assert _raw(said[2]) == []
+
+
+def test_follow_opening_makes_only_the_rows_it_prints(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reviewer: ``opening`` made a row per event three times (its senders, its copies,
+    the latest date: about a second each at 1,000,000 events) to print the newest few,
+    and set the latest date read to the room's, dropping a later one already read. Rows
+    made are counted (``audit._event_of`` makes each row's event)."""
+    from bucket_chat_desktop.cli.live import LivePrinter
+    from bucket_chat_desktop.protocol import audit
+
+    chain = _Chain(9)
+    first = chain.add(MEMBER, {"membership": "join", "displayname": "Mallory"})
+    for i in range(2_000):
+        chain.add(MESSAGE, {"msgtype": "m.text", "body": f"note {i}"})
+    ledger = RoomLedger(ROOM)
+    events = [a.event for a in chain.rows]
+    path = path_for(events, client_id_for(_MALLORY, bytes(chain.key.verify_key)))
+    ledger.add_segment(path, encode_segment(events))
+    result = ledger.audit()
+    timeline = result.timeline
+    assert len(timeline) == 2_001 and timeline[0].event.event_id == first
+    rel = relations.build(ROOM, timeline)
+    made = [0]
+    real = audit._event_of
+
+    def counted(c: Any) -> Any:
+        made[0] += 1
+        return real(c)
+
+    said: list[str] = []
+    printer = LivePrinter(said.append)
+    monkeypatch.setattr(audit, "_event_of", counted)
+    printer.opening(result, rel, 5)
+    monkeypatch.setattr(audit, "_event_of", real)
+    assert [line.split()[-1] for line in said] == [f"{i}" for i in range(1_995, 2_000)]
+    assert made[0] < 50, f"{made[0]} rows made to print 5"
+    assert len(printer.shown) == 2_001
+    assert (first, path, 1) in printer.shown
+    newest = max(a.event.timestamp_ms for a in timeline)
+    assert printer.latest == newest
+    later = LivePrinter(said.append)
+    later.latest = newest + 60_000  # a later row read already: kept
+    later.opening(result, rel, 5)
+    assert later.latest == newest + 60_000

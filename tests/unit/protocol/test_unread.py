@@ -5,6 +5,7 @@ marker of another audit, a hostile timestamp): a sensible count, never the whole
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import pytest
@@ -509,3 +510,38 @@ def test_positions_of_finds_copies_among_rows_placed_at_the_same_time() -> None:
     ]
     assert rows.place_at(got[-1]) == T0 + 100
     assert rows.positions_of([]) == []
+
+
+class _TooMuchWork(Exception):
+    pass
+
+
+def test_positions_of_scans_a_block_of_tied_rows_once_not_once_per_copy() -> None:
+    """Reviewer: after the binary search each copy walked row by row through the rows
+    placed with it, so 2,000 arrivals among 20,000 rows of one date looked at millions of
+    rows (seconds on the state thread). The copies are grouped by place and each block
+    is scanned once: the lines run stay within a few per tied row."""
+    a = alice()
+    shared = T0 + 50
+    ledger = RoomLedger(ROOM)
+    ledger.add_segment(*seg([a.join(T0), *(a.say(shared, f"t{i}") for i in range(20_000))], "a"))
+    path, data = seg([a.say(shared, f"late {i}") for i in range(2_000)], "a2")
+    copies = ledger.add_prepared(prepare_segment(path, data, ROOM))
+    rows = ledger.audit().timeline
+    budget, count = 4 * 22_000, 0
+
+    def tracer(frame: Any, event: str, arg: Any) -> Any:
+        nonlocal count
+        if event == "line":
+            count += 1
+            if count > budget:  # the walk per copy ran tens of millions: stop it early
+                raise _TooMuchWork
+        return tracer
+
+    sys.settrace(tracer)
+    try:
+        got = rows.positions_of(copies)
+    finally:
+        sys.settrace(None)
+    assert len(got) == 2_000
+    assert {rows[i].event.body for i in got} == {f"late {i}" for i in range(2_000)}
