@@ -481,6 +481,7 @@ class QuickSwitcher(CardPopup):
     """Covers its parent window; the card in the middle holds the search and the list."""
 
     room_chosen = Signal(str)  # room key
+    _made = False  # set at the end of ``__init__``
     visible_rows = VISIBLE_ROWS
     row_height = ROW_H
     card_width = CARD_WIDTH
@@ -508,6 +509,7 @@ class QuickSwitcher(CardPopup):
         self.proxy.modelAboutToBeReset.connect(self._keep_choice)
         self.proxy.modelReset.connect(self._after_filter)
         self.proxy.layoutChanged.connect(self._after_filter)
+        self._made = True
 
     # -- showing ---------------------------------------------------------------------------------
 
@@ -546,7 +548,8 @@ class QuickSwitcher(CardPopup):
 
     @guard()
     def hideEvent(self, event: QHideEvent) -> None:
-        self.proxy.rest()  # hidden: the list is not kept in order (``RoomFilter.rest``)
+        if self._made:  # the frame hides itself while it is made, before the list is
+            self.proxy.rest()  # hidden: the list is not kept in order (``RoomFilter.rest``)
         super().hideEvent(event)
 
     def _after_filter(self, *_args: Any) -> None:
