@@ -69,7 +69,6 @@ PARTIAL_READ = NOT_READ | {Kind.SEGMENT_VANISHED}
 MARKER_SAVE_MS = 10_000  # read markers that moved are saved this long after (and at quit)
 DEFER_ROWS = 2_000  # a room not shown with a longer timeline is redrawn when shown
 ROW_RUN_GAP = 32  # rows read by position (a thread's replies): nearer ones share a page
-MENTION_READINGS_KEPT = 16  # rooms whose "@" targets are kept for telling mentions of the user
 
 
 def _runs(positions: list[int], gap: int) -> list[tuple[int, int]]:
@@ -243,13 +242,6 @@ class Controller(QObject):
         # when this session started: what was written before it arrived unread
         # (``_line_for_the_away``)
         self._started_ms = int(time.time() * 1000)
-        # The room's "@" targets (every member's id and name), made once per ``Names``: a
-        # send in a room of thousands does not sort them all again.
-        self._mentionable: tuple[Names, MentionTargets] | None = None
-        # Per room, what "@..." names as the timeline highlights it (every member's, also
-        # of those who left, the user's own first): whether a message mentions the user,
-        # made once per ``Names`` and what the user is called there (``_mentions_me``).
-        self._reading: dict[str, tuple[Names, tuple[str, ...], MentionTargets]] = {}
         self._save_markers = QTimer(self)
         self._save_markers.setSingleShot(True)
         self._save_markers.setInterval(MARKER_SAVE_MS)
@@ -625,13 +617,9 @@ class Controller(QObject):
         return self.names(key).members()
 
     def mention_targets(self, key: str) -> MentionTargets:
-        """Whom "@..." names among the room's members (``members``): every id and display
-        name, however many, a name two members go by naming neither."""
-        names = self.names(key)
-        held = self._mentionable
-        if held is None or held[0] is not names:
-            held = self._mentionable = (names, MentionTargets.of(names.members()))
-        return held[1]
+        """Whom "@..." names among the room's members (``Names.mention_targets``: every id
+        and display name, however many, a name two members go by naming neither)."""
+        return self.names(key).mention_targets()
 
     def _claim(self, key: str, ev: Event) -> str:
         """What a statement naming this device's key, or a key that writes as another id,
@@ -662,20 +650,11 @@ class Controller(QObject):
         return mentions_me(ev.content, self.identity.user_id, self._mention_reading(key))
 
     def _mention_reading(self, key: str) -> MentionTargets:
-        """The room's "@" targets with the user's own id and names theirs first (what
-        the timeline's delegate highlights with), made once per roster and name."""
+        """The room's "@" targets as the timeline's delegate reads them, the user's own id
+        and names theirs first (``Names.mention_targets``, made once per roster)."""
         names = self.names(key)
         own = self.identity.user_id
-        called = tuple(n for n in (self.settings.displayname, names.name(own)) if n)
-        held = self._reading.get(key)
-        if held is None or held[0] is not names or held[1] != called:
-            members = names.members(with_left=True)
-            held = (names, called, MentionTargets.of(members, own, called))
-            self._reading.pop(key, None)  # the latest last: the oldest is dropped first
-            self._reading[key] = held
-            while len(self._reading) > MENTION_READINGS_KEPT:
-                del self._reading[next(iter(self._reading))]
-        return held[2]
+        return names.mention_targets(own, names.called(own, (self.settings.displayname,)))
 
     def _notification_title(self, key: str, row: Assessed, room: str) -> str:
         """Who wrote, by display name with the real id beside it (spelled out, and

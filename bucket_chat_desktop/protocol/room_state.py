@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import bisect
 import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
+from typing import Any
 
 from .audit import (
     DEVICE_ACCEPT_FIELD,
@@ -37,6 +38,7 @@ from .audit import (
 from .event import MEMBER, valid_key_text
 from .findings import Kind
 from .heap import gc_paused
+from .mentions import MentionTargets
 from .untrusted_text import (
     NAME_LIMIT,
     RoomIds,
@@ -170,6 +172,10 @@ class Names:
     # Keys a member's statement named as a device of theirs that write as another id in
     # the room: key -> that id (``statement_claim``; fed by ``RoomState``).
     claims: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    # The mention targets made of these names, once per question (``mention_targets``).
+    _targets: dict[tuple[Any, ...], MentionTargets] = field(
+        default_factory=dict, init=False, compare=False, repr=False
+    )
 
     @property
     def size(self) -> tuple[int, int]:
@@ -187,6 +193,30 @@ class Names:
     def name(self, user_id: str) -> str:
         """The user's display name, "" when they have none."""
         return self.by_id.get(user_id, "")
+
+    def called(self, user_id: str, given: Iterable[str] = ()) -> tuple[str, ...]:
+        """What the user is called here: the names they gave themself, then this room's
+        name for them; each once."""
+        return tuple(dict.fromkeys(n for n in (*given, self.name(user_id)) if n))
+
+    def mention_targets(
+        self,
+        own_user: str = "",
+        own_names: tuple[str, ...] = (),
+        written: Callable[[str], str] | None = None,
+    ) -> MentionTargets:
+        """Whom "@..." names among these members (``MentionTargets``), made once per
+        question. Without ``own_user``: the members now (what a sent message's
+        ``mentions`` field is made of, and the "@" list's rule). With it: every sender,
+        those who left too, the user's own id and names (``own_names``) theirs first —
+        how a message is read (its highlight, and whether it mentions the user: one
+        reading, red team rt81); ``written``: as the text searched writes them."""
+        key = (own_user, own_names, written)
+        held = self._targets.get(key)
+        if held is None:
+            members = self.members(with_left=bool(own_user))
+            held = self._targets[key] = MentionTargets.of(members, own_user, own_names, written)
+        return held
 
     def shown(self, user_id: str) -> str:
         """What to show for the user: their display name, else their id."""

@@ -27,7 +27,6 @@ from PySide6.QtCore import QEvent, QObject, QPoint, Qt
 from PySide6.QtGui import QBrush, QColor, QKeyEvent, QTextCursor
 from PySide6.QtWidgets import QListWidget, QListWidgetItem, QPlainTextEdit
 
-from ...protocol.mentions import MentionTargets
 from ...protocol.room_state import Names
 from ...protocol.untrusted_text import display_name_safe, html_escape, one_line, shown_id
 from ..safe import guard
@@ -80,7 +79,6 @@ class MemberIndex:
         entries.sort(key=lambda e: (e.folded_name or e.folded_id, e.user_id))
         self.entries: tuple[_Entry, ...] = tuple(entries)
         self._warnings: dict[str, str | None] = {}
-        self._targets: MentionTargets | None = None
         # the last query and the entries it found: a query that extends it looks there
         self._last: tuple[str, list[int]] = ("", list(range(len(entries))))
 
@@ -121,11 +119,9 @@ class MemberIndex:
         """What choosing a member inserts (without the ``@``): the display name when it is
         shown as written and names this member alone (``MentionTargets``: the rule the
         sent message's ``mentions`` field is made by), else the user id."""
-        if name and display_name_safe(name) == name:
-            if self._targets is None:
-                self._targets = MentionTargets.of(self.names.members())
-            if self._targets.owner(name) == user_id:
-                return name
+        plain = name and display_name_safe(name) == name
+        if plain and self.names.mention_targets().owner(name) == user_id:
+            return name
         return user_id
 
 

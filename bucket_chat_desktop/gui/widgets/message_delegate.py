@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 from ... import timestamps
 from ...protocol.attachments import ATTACHMENT_MARK, announced_name
 from ...protocol.mentions import MentionTargets, mentions_me
+from ...protocol.room_state import NO_NAMES
 from ...protocol.untrusted_text import (
     UNSEEN_CATEGORIES,
     display_name_safe,
@@ -1444,14 +1445,14 @@ class _Targets:
 
     def own_names(self) -> tuple[str, ...]:
         """What the user is called here: their own names, and the room's name for them."""
-        user, *names = self.own
-        room = self.names.name(user) if self.names is not None and user else ""
-        return tuple(dict.fromkeys(n for n in (*names, room) if n))
+        user, *given = self.own
+        names = self.names if self.names is not None else NO_NAMES
+        return names.called(user, given)
 
     def _make(self, escaped: bool) -> MentionTargets:
-        members = self.names.members(with_left=True) if self.names is not None else []
-        return MentionTargets.of(
-            members, self.own[0], self.own_names(), html_escape if escaped else None
+        names = self.names if self.names is not None else NO_NAMES
+        return names.mention_targets(
+            self.own[0], self.own_names(), html_escape if escaped else None
         )
 
     def plain(self) -> MentionTargets:
