@@ -610,12 +610,6 @@ class Controller(QObject):
         storage error), for the join dialog."""
         return await self.client.storage_rooms(storage_id)
 
-    def members(self, key: str) -> list[tuple[str, str]]:
-        """(user id, display name or "") of the room's members as its timeline knows
-        them (everyone who wrote, but those who left), first seen first: what "@"
-        completes."""
-        return self.names(key).members()
-
     def mention_targets(self, key: str) -> MentionTargets:
         """Whom "@..." names among the room's members (``Names.mention_targets``: every id
         and display name, however many, a name two members go by naming neither)."""

@@ -212,7 +212,7 @@ def test_the_gui_thread_never_folds_a_timeline(
         for i in range(timeline.rowCount())
     }
     assert shown == {"alice@example.com": "Alice", "bob@example.com": "Bob"}
-    assert app.controller.members(app.key) == [
+    assert app.controller.names(app.key).members() == [
         ("alice@example.com", "Alice"),
         ("bob@example.com", "Bob"),
     ]
