@@ -1,5 +1,5 @@
 """What the app says of a message that arrived long after its date, wherever it leaves the
-timeline: a search result (red team rt83).
+timeline: an export made in the app, and a search result (red team rt83).
 
 Mallory last wrote four weeks ago. While Alice's app runs, Mallory signs the next event
 of her chain dated the day after her last one ("FYI: I do NOT approve the budget…").
@@ -12,11 +12,13 @@ it showed only the date Mallory chose and "Verified"."""
 from __future__ import annotations
 
 import html
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import shot, wait_for
 from desk import Desk, settings_for
 from test_backdated_news import CAROL, DAY, MALLORY, chain, store_segment, text
@@ -28,6 +30,7 @@ from bucket_chat_desktop.gui.widgets.search_panel import tooltip_html
 from bucket_chat_desktop.protocol.event import MEMBER, MESSAGE, Event
 from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync.writer import Draft, RoomWriter
+from bucket_chat_desktop.timestamps import with_zone
 
 BODY = "FYI: I do NOT approve the budget. Objections by Friday, or it is final."
 ON_TIME = "budget draft is in the shared folder"
@@ -82,6 +85,56 @@ def _late_room(
     # what the app's own row says of it
     assert said and said.startswith("Arrived ") and said.endswith("long after its date"), said
     return desk, late, said, before, after
+
+
+def _export(qtbot: Any, desk: Desk, path: Path, fmt: str) -> str:
+    """Export room "c" to ``path`` as the app does; the notice's text."""
+    feature = desk.window.room_export
+    feature.choose = lambda _suggested, _shown: (str(path), fmt)
+    task = feature.start(desk.key("c"))
+    assert task is not None
+    qtbot.waitUntil(task.done, timeout=30_000)
+    assert task.exception() is None and task.result() is not None, task
+    notice = feature.notice
+    assert notice is not None
+    said: str = notice.text()
+    notice.close()
+    return said
+
+
+@pytest.mark.parametrize("fmt", ["html", "jsonl"])
+def test_an_export_from_the_app_says_a_message_arrived_long_after_its_date(
+    qtbot: Any, launch: Callable[..., Desk], tmp_path: Path, fmt: str
+) -> None:
+    desk, late, said, before, after = _late_room(qtbot, launch, tmp_path / "store")
+    out = tmp_path / f"c.{fmt}"
+    notice = _export(qtbot, desk, out, fmt)
+    doc = out.read_text(encoding="utf-8")
+    if fmt == "html":
+        rows = doc.split("<li ")
+        (row,) = [r for r in rows if BODY in r]
+        assert "✓ verified" in row  # verified, four weeks back: and it says when it came
+        assert "long after its date" in row, "the HTML export drops the app's late note"
+        # the row's sentence, its times with their UTC offset as every time on the page
+        assert f"dated {with_zone(late.timestamp_ms)}: sent or delivered" in row, row
+        assert said.split(",")[0] in html.unescape(row)  # "Arrived <the row's minute>"
+        assert 'class="msg t-verified late"' in row
+        # the message she wrote then, and everyone else's, say nothing of the kind
+        assert [r for r in rows if "long after its date" in r] == [row]
+        assert "1 message arrived long after the date it bears" in doc  # the footer
+    else:
+        lines = [json.loads(x) for x in doc.splitlines()]
+        (line,) = [x for x in lines[1:] if (x.get("event") or {}).get("event_id") == late.event_id]
+        assert line["trust"]["state"] == "verified"
+        arrived = line["arrived_late"]
+        assert before <= arrived["arrived_ms"] <= after
+        assert arrived["note"].startswith(f"Arrived {with_zone(arrived['arrived_ms'])}, ")
+        assert arrived["note"].endswith(
+            f"dated {with_zone(late.timestamp_ms)}: sent or delivered long after its date"
+        )
+        assert [x for x in lines[1:] if "arrived_late" in x] == [line]
+    # and the notice says the export says it
+    assert "1 message in it arrived long after its date" in notice, notice
 
 
 def test_a_search_result_says_a_message_arrived_long_after_its_date(
