@@ -14,14 +14,18 @@ can both use it. ``today`` is passed in where a label depends on it, for tests.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 __all__ = [
     "FAR_FUTURE",
     "TOO_EARLY",
+    "LateArrival",
     "clock",
     "day_label",
     "full",
     "iso",
+    "late_arrival",
+    "late_note",
     "local",
     "local_day",
     "members_when",
@@ -154,14 +158,40 @@ def members_when(timestamp_ms: object, today: dt.date | None = None) -> str:
 LATE_NOTE_MS = 15 * 60_000
 
 
+@dataclass(frozen=True, slots=True)
+class LateArrival:
+    """A message first read, as new words, at ``arrived_ms`` (this device's clock), more
+    than ``LATE_NOTE_MS`` after the ``dated_ms`` it bears (``late_arrival``). ``note``:
+    what the app's row says of it."""
+
+    dated_ms: int
+    arrived_ms: int
+    note: str
+
+    def note_with_zone(self) -> str:
+        """The row's sentence with both times as an export writes times (with their UTC
+        offset: read later, maybe elsewhere): "Arrived 2026-12-03 14:05:10 +0100, dated
+        2026-11-08 10:01:00 +0100: sent or delivered long after its date"."""
+        return _late_sentence(with_zone(self.arrived_ms), with_zone(self.dated_ms))
+
+
+def _late_sentence(arrived: str, dated: str) -> str:
+    return f"Arrived {arrived}, dated {dated}: sent or delivered long after its date"
+
+
+def late_arrival(dated_ms: int, arrived_ms: int) -> LateArrival | None:
+    """The late arrival of a message dated ``dated_ms`` that arrived (was first read, as
+    new words) at ``arrived_ms``; None when it came in time (within ``LATE_NOTE_MS``)."""
+    if arrived_ms - dated_ms <= LATE_NOTE_MS:
+        return None
+    note = _late_sentence(full(arrived_ms)[:16], full(dated_ms)[:16])
+    return LateArrival(dated_ms, arrived_ms, note)
+
+
 def late_note(dated_ms: int, arrived_ms: int) -> str | None:
     """What a message's row says when it arrived (was first read, as new words) at
     ``arrived_ms``, more than ``LATE_NOTE_MS`` after the date it bears: "Arrived
     2026-12-03 14:05, dated 2026-11-08 10:01: sent or delivered long after its date".
     None when it came in time. Terminal-safe (digits and plain words only)."""
-    if arrived_ms - dated_ms <= LATE_NOTE_MS:
-        return None
-    return (
-        f"Arrived {full(arrived_ms)[:16]}, dated {full(dated_ms)[:16]}: "
-        "sent or delivered long after its date"
-    )
+    late = late_arrival(dated_ms, arrived_ms)
+    return late.note if late is not None else None

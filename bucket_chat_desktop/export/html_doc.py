@@ -84,7 +84,7 @@ time { color: var(--muted); font-size: 0.85em; }
 .b-unverified, .b-key-changed, .b-invalid { color: #fff; background: var(--bad);
   border-color: var(--bad); }
 .lookalike { color: var(--warn); font-size: 0.85em; font-weight: 600; }
-li.doubted { border-left: 4px solid var(--warn); }
+li.doubted, li.late { border-left: 4px solid var(--warn); }
 .doubt { color: var(--warn); }
 .edited { color: var(--muted); font-size: 0.85em; font-style: italic; }
 .body { unicode-bidi: isolate; overflow-wrap: anywhere; margin-top: 2px; }
@@ -93,6 +93,7 @@ li.doubted { border-left: 4px solid var(--warn); }
 .plain { white-space: pre-wrap; }
 .note, .why { color: var(--muted); font-size: 0.85em; font-style: italic; margin: 2px 0; }
 .why { color: var(--bad); }
+.why.late { color: var(--warn); }
 .deleted { color: var(--muted); font-style: italic; }
 blockquote.quote { margin: 4px 0; padding: 4px 10px; border-left: 3px solid var(--line);
   background: var(--card); color: var(--muted); font-size: 0.9em; unicode-bidi: isolate; }
@@ -156,6 +157,15 @@ def _doubt_note(doubt: str | None) -> str:
     return f'<p class="why doubt">⚠ {html_escape(doubt[:1].upper() + doubt[1:])}.</p>'
 
 
+def _late_note(late: str | None) -> str:
+    """The sentence the app's row shows under a message that arrived long after its
+    date (``RoomSnapshot.late_note``): the date is its sender's word, and the app that
+    made the export first read it long after (a member's new words dated weeks back)."""
+    if not late:
+        return ""
+    return f'<p class="why late">⚠ {html_escape(late)}.</p>'
+
+
 def _time(ts: int) -> str:
     stamp = timestamps.iso(ts)
     attr = f' datetime="{html_escape(stamp)}"' if stamp else ""
@@ -187,6 +197,7 @@ class HtmlWriter:
         self._short_cache: dict[str, str] = {}  # ... and inside a line (``_short_who``)
         self.written = 0  # rows shown as a message or a notice
         self.damaged = 0
+        self.late = 0  # messages written with a late-arrival note (``RoomSnapshot.late``)
 
     # -- who ---------------------------------------------------------------------------------
 
@@ -305,6 +316,17 @@ class HtmlWriter:
         return "".join(out)
 
     def end(self) -> None:
+        late = ""
+        if self.late == 1:
+            late = (
+                "<p>1 message arrived long after the date it bears, as the app that made "
+                "this export saw it arrive: it says so below it.</p>\n"
+            )
+        elif self.late:
+            late = (
+                f"<p>{self.late:,} messages arrived long after the dates they bear, as the "
+                "app that made this export saw them arrive: each says so below it.</p>\n"
+            )
         self._write(
             [
                 "</ol>\n</main>\n<footer>\n",
@@ -312,6 +334,7 @@ class HtmlWriter:
                 f"{html_escape(__version__)}. Trust states are this device's verdicts at export "
                 "time; a deleted message is hidden here, but copies can remain in the "
                 "storage.</p>\n",
+                late,
                 "</footer>\n</body>\n</html>\n",
             ]
         )
@@ -466,13 +489,17 @@ class HtmlWriter:
     ) -> str:
         """A message's row. ``doubt``: why its key is marked though this room trusts it
         (``RoomSnapshot.doubted``): the ⚠ beside its sender, and the sentence below it, as
-        the app's timeline has them."""
+        the app's timeline has them. A message the app saw arrive long after its date
+        says so below it (``RoomSnapshot.late``), as its row in the app does."""
         redacted = agg.redacted if agg is not None else None
         edits = agg.edits if agg is not None and redacted is None else ()
         shown = agg.shown_state(own) if agg is not None else own
-        doubted = " doubted" if doubt else ""
+        late = self.snap.late_note(ev.event_id)
+        if late is not None:
+            self.late += 1
+        marks = (" doubted" if doubt else "") + (" late" if late else "")
         parts = [
-            f'<li class="msg t-{shown}{doubted}" id="{anchor}"><div class="meta">'
+            f'<li class="msg t-{shown}{marks}" id="{anchor}"><div class="meta">'
             f"{self._who(ev.sender_id)}{_doubt_mark(doubt)} ",
             f"{_time(ev.timestamp_ms)} {_badge(shown, reason)}",
         ]
@@ -492,11 +519,13 @@ class HtmlWriter:
             )
             parts.append(self._why(own, reason))
             parts.append(_doubt_note(doubt))
+            parts.append(_late_note(late))
             parts.append("</li>\n")
             return "".join(parts)
         parts.append(self._content(ev, edits[-1].body if edits else None, attachment))
         parts.append(self._why(own, reason))
         parts.append(_doubt_note(doubt))
+        parts.append(_late_note(late))
         if ev.event_id in self.rel.repeated:
             # a replay (PROTOCOL.md 18.1): this copy's edits and deletion, even those made
             # before the other copy appeared, no longer apply; its first text is shown

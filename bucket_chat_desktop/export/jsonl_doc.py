@@ -131,6 +131,7 @@ class JsonlWriter:
         self._deleted_edits = _deleted_edits(snapshot)
         self.written = 0
         self.damaged = 0
+        self.late = 0  # message lines with ``arrived_late`` (``RoomSnapshot.late``)
 
     def header(self) -> dict[str, Any]:
         s = self.snap
@@ -214,6 +215,10 @@ class JsonlWriter:
         thread_root = self.rel.thread_root.get(ev.event_id)
         if thread_root is not None:
             line["thread_root"] = thread_root
+        late = self.snap.late.get(ev.event_id) if ev.type == MESSAGE else None
+        if late is not None:  # as the app's row (and the HTML) say it
+            self.late += 1
+            line["arrived_late"] = {"arrived_ms": late.arrived_ms, "note": late.note_with_zone()}
         return line
 
 

@@ -61,6 +61,7 @@ class ExportSummary:
     format: str
     events: int = 0  # lines (JSONL) or messages and notices (HTML) written
     damaged: int = 0  # rows whose cached copy was not the event the audit checked
+    late: int = 0  # messages written with a late-arrival note (``RoomSnapshot.late``)
     files_dir: Path | None = None
     copied: int = 0
     not_copied: list[tuple[str, str]] = field(default_factory=list)  # (file name, why)
@@ -447,7 +448,7 @@ async def _write(
         if progress is not None:
             progress(stop, total)
     await _off_loop(writer.end)
-    summary.events, summary.damaged = writer.written, writer.damaged
+    summary.events, summary.damaged, summary.late = writer.written, writer.damaged, writer.late
 
 
 async def _publish(fn: Callable[..., Any], *args: Any) -> bool:

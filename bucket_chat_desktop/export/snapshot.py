@@ -13,6 +13,7 @@ from ..protocol.metadata import check_signer
 from ..protocol.relations import Relations, build
 from ..protocol.room_state import DisplayNames
 from ..sync.room_state import RoomView
+from ..timestamps import LateArrival
 
 # What both formats say on a message whose id another device signed too, and the JSONL
 # on a relation naming such an id (PROTOCOL.md 18.1: the id takes no relations).
@@ -33,7 +34,11 @@ class RoomSnapshot:
     ``doubted``: (sender id, key) -> why rows signed so are marked although this room
     trusts that key: another room of the storage does not (``doubted_elsewhere_note``,
     the timeline's sentence). The app knows every room it shows; the command line reads
-    one room and gives none (docs/SECURITY.md)."""
+    one room and gives none (docs/SECURITY.md).
+    ``late``: event id -> when a message arrived long after the date it bears, as the
+    app's row says it ("Arrived …, dated …: sent or delivered long after its date"). Only
+    the app knows, for what it read while it ran (docs/EXPORT.md); the command line
+    gives none."""
 
     room_id: str
     name: str | None  # the metadata's name, untrusted (None: no metadata read)
@@ -48,6 +53,7 @@ class RoomSnapshot:
     # (``Names.claims``): such a statement says "names bob@…'s key as theirs", never
     # "added a device" (``statement_claim``).
     claims: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    late: Mapping[str, LateArrival] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def total(self) -> int:
@@ -86,14 +92,24 @@ class RoomSnapshot:
         """Why a row by ``sender_id`` signed with ``key`` is marked (``doubted``), or None."""
         return self.doubted.get((sender_id, key)) if key else None
 
+    def late_note(self, event_id: str) -> str | None:
+        """What an export says below a message that arrived long after its date (the
+        row's sentence, its times with their UTC offset), or None."""
+        late = self.late.get(event_id)
+        return late.note_with_zone() if late is not None else None
+
 
 def snapshot_of(
-    view: RoomView, storage: str, doubted: Mapping[tuple[str, str], str] | None = None
+    view: RoomView,
+    storage: str,
+    doubted: Mapping[tuple[str, str], str] | None = None,
+    late: Mapping[str, LateArrival] | None = None,
 ) -> RoomSnapshot:
     """The snapshot of an engine's ``RoomView`` (CLI and app alike). ``doubted``: the
-    app's sentences for the keys another room doubts (``RoomSnapshot.doubted``), copied:
-    the export reads them on another thread. Raises ValueError for a view without an
-    audit (nothing read yet)."""
+    app's sentences for the keys another room doubts (``RoomSnapshot.doubted``);
+    ``late``: the messages its rows say arrived long after their date
+    (``RoomSnapshot.late``); both copied: the export reads them on another thread.
+    Raises ValueError for a view without an audit (nothing read yet)."""
     result = view.result
     if result is None:
         raise ValueError(f"room {view.room_id!r} has not been read yet: nothing to export")
@@ -113,5 +129,6 @@ def snapshot_of(
         # not be called a removal, nor the reverse.
         vanished=view.complete and view.partial and view.vanished,
         doubted=MappingProxyType(dict(doubted or {})),
+        late=MappingProxyType(dict(late or {})),
         claims=view.roster.names.claims if view.roster is not None else MappingProxyType({}),
     )

@@ -50,7 +50,7 @@ from ..sync.events import EngineEvent, ShownEvent
 from ..sync.room_objects import StorageRooms
 from ..sync.selfcheck import TEST_NO_ANSWER
 from ..sync.watched import NoAnswerError
-from ..timestamps import late_note
+from ..timestamps import LateArrival, late_arrival
 from .bridge import EngineBridge
 from .markdown import to_plain
 from .models.rooms_model import RoomItem, RoomsModel
@@ -1200,17 +1200,31 @@ class Controller(QObject):
             self.unread_changed.emit(self.rooms.total_unread())
 
     def _note_late(self, room: RoomSession, incoming: list[Assessed]) -> None:
-        """New messages dated long before they arrived (``timestamps.late_note``): a
+        """New messages dated long before they arrived (``timestamps.late_arrival``): a
         member's next message dated weeks back is news, but shown weeks up among older
         rows; its row says when it arrived and that its date is earlier (red team rt79)."""
         now_ms = int(time.time() * 1000)
         notes = {
-            a.event.event_id: note
+            a.event.event_id: late
             for a in incoming
-            if (note := late_note(a.event.timestamp_ms, now_ms)) is not None
+            if (late := late_arrival(a.event.timestamp_ms, now_ms)) is not None
         }
         if notes:
             self.timeline(room.ref.key).note_late(notes)
+
+    def late_arrivals(self, key: str) -> dict[str, LateArrival]:
+        """The messages of room ``key`` noted this session as arrived long after their
+        date (``_note_late``), by event id: a copy, for what leaves the app (an export)
+        to say what their rows say. No timeline model is made for it."""
+        room = self._rooms.get(key)
+        model = room.timeline if room is not None else None
+        return model.late_arrivals() if model is not None else {}
+
+    def late_arrival(self, key: str, event_id: str) -> LateArrival | None:
+        """``late_arrivals`` of one message (a search result names it)."""
+        room = self._rooms.get(key)
+        model = room.timeline if room is not None else None
+        return model.late_arrival(event_id) if model is not None else None
 
     def _preview_warning(self, key: str, row: Assessed) -> str:
         """Why the room list marks its preview (⚠), or "": the row is not verified (in

@@ -206,7 +206,10 @@ class RoomExport(QObject):
             item = self.controller.rooms.item(key)
             name = item.storage_name if item is not None else ref.storage_id
             where = f"{name} ({described})"
-            snapshot = snapshot_of(view, where, self._doubted(key, view))
+            # what the rows say of messages that arrived long after their date: the app's
+            # for this session, which the export keeps (red team rt83)
+            late = self.controller.late_arrivals(key)
+            snapshot = snapshot_of(view, where, self._doubted(key, view), late)
             result = view.result
             progress.setMaximum(max(1, snapshot.total))
             cache = getattr(getattr(self.window, "attachments", None), "cache", None)
@@ -286,6 +289,13 @@ class RoomExport(QObject):
             more = len(summary.not_copied) - 10
             extra = f"<li>… and {more:,} more</li>" if more > 0 else ""
             lines.append(f"<p>Not copied:</p><ul>{items}{extra}</ul>")
+        if summary.late:
+            many = summary.late != 1
+            lines.append(
+                f"<p>{summary.late:,} message{'s' if many else ''} in it arrived long after "
+                f"{'their' if many else 'its'} date: the export says so below "
+                f"{'each' if many else 'it'}, as the timeline does.</p>"
+            )
         if not clean:
             lines.append("<p>The room's audit has findings: the export lists them at the top.</p>")
         if snapshot.vanished:

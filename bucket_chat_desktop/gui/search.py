@@ -130,7 +130,10 @@ class SearchFeature(QObject):
             # a key another room doubts for the sender, as its row says (red team rt54)
             where = self.controller.doubted_key(key, hit.sender_id, hit.sender_key)
             warning = with_doubt(names.warning(hit.sender_id), hit.sender_id, where)
-            rows.append(ShownHit(hit, key, item.marked_name, shown, warning))
+            # a message the app saw arrive long after its date, as its row says (rt83)
+            late = self.controller.late_arrival(key, hit.event_id)
+            note = late.note if late is not None else None
+            rows.append(ShownHit(hit, key, item.marked_name, shown, warning, note))
         problems = [
             f"{self.controller.storage_name(sid)}: {why}" for sid, why in self._failed.items()
         ]

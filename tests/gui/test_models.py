@@ -32,6 +32,7 @@ from bucket_chat_desktop.protocol.room_state import RoomState
 from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync.events import ShownEvent
 from bucket_chat_desktop.sync.writer import Draft, RoomWriter
+from bucket_chat_desktop.timestamps import late_arrival
 
 TESTERS = pytest.mark.parametrize("force_py", [False, True], ids=["qt-tester", "py-tester"])
 
@@ -782,3 +783,31 @@ def test_timeline_model_places_rows_before_the_newest(qtmodeltester: Any, room: 
     assert model.can_fetch_newer()
     other = [Assessed(ev, TrustState.VERIFIED, "good", "p", 2) for ev in _prepare(room, ["y"])]
     assert not model.place(len(after) - 1, other, None, None, fresh)
+
+
+def test_a_late_arrival_keeps_when_it_first_came(qtmodeltester: Any, room: Room) -> None:
+    """What a row says of a message that arrived long after its date (``note_late``),
+    and what an export and a search result take from it (``late_arrivals``): noted again
+    by a later audit, it keeps its first arrival, when this device first read it."""
+    items = _chatter(room, 5).timeline
+    model = TimelineModel(key_text(ALICE))
+    qtmodeltester.check(model)
+    model.set_timeline(items, complete=True)
+    ev = items[-1].event
+    first = late_arrival(ev.timestamp_ms, ev.timestamp_ms + 86_400_000)
+    again = late_arrival(ev.timestamp_ms, ev.timestamp_ms + 2 * 86_400_000)
+    assert first is not None and again is not None
+    changed: list[int] = []
+    model.dataChanged.connect(lambda top, _bottom, *_: changed.append(top.row()))
+    model.note_late({ev.event_id: first})
+    assert changed == [len(items) - 1]
+    model.note_late({ev.event_id: again})
+    assert changed == [len(items) - 1]  # nothing changed
+    assert model.index(len(items) - 1).data(Roles.Late) == first.note
+    assert (
+        model.late_arrivals()
+        == {ev.event_id: first}
+        == {ev.event_id: model.late_arrival(ev.event_id)}
+    )
+    model.late_arrivals().clear()  # a copy: what leaves the app cannot change the rows
+    assert model.late_arrival(ev.event_id) == first

@@ -21,6 +21,7 @@ from bucket_chat_desktop.gui.widgets.search_panel import (
     SearchPanel,
     SearchResultsModel,
     ShownHit,
+    tooltip_html,
 )
 from bucket_chat_desktop.index.search import SearchHit, make_snippet
 from bucket_chat_desktop.protocol.audit import TrustState
@@ -119,6 +120,30 @@ def test_an_earlier_version_is_said_however_long_the_sender(qtbot: Any) -> None:
         qtbot, ShownHit(_hit(sender, edited=True, superseded=False), "s/room", "Room", name)
     )
     assert _columns(earlier, latest)
+
+
+def test_a_message_that_arrived_long_after_its_date_says_so_beside_its_trust(
+    qtbot: Any,
+) -> None:
+    """Red team rt83: a result showed the date its sender chose and "Verified", though
+    the message's row says it arrived weeks after that date. Now the header says
+    "arrived late" beside the trust state, whatever the sender's name, and the tip
+    has the row's whole sentence (escaped, as every piece of it)."""
+    safe._reported.clear()
+    name = "Alice Anderson, Finance Director, CFO office, HQ"
+    sender = "finance.director.office.headquarters@evil.example.org"
+    said = "Arrived 2026-12-07 16:42, dated 2026-11-08 16:43: sent or delivered long after its date"
+    plain = ShownHit(_hit(sender), "s/room", "Room", name)
+    late = ShownHit(_hit(sender), "s/room", "Room", name, late=said)
+    drawn = _paint(qtbot, late)
+    changed = _columns(_paint(qtbot, plain), drawn)
+    assert changed and max(changed) > CARD_WIDTH // 2  # on the right, by the trust state
+    # the sender's id keeps its share of the line (its end, where an imitation differs)
+    other = ShownHit(_hit(sender.replace(".org", ".orc")), "s/room", "Room", name, late=said)
+    assert _columns(drawn, _paint(qtbot, other))
+    assert f"⚠ {said}" in tooltip_html(late)
+    assert "long after" not in tooltip_html(plain)
+    assert safe.failures() == {}
 
 
 def _panel_searching(qtbot: Any, text: str) -> tuple[QWidget, SearchPanel, list[tuple[str, str]]]:

@@ -99,3 +99,25 @@ def test_times_with_their_zone_for_an_export() -> None:
     assert text.startswith("2026-09-2") and text[-5] in "+-" and text[-4:].isdigit()
     iso = ts.iso(1_790_000_000_000)
     assert iso is not None and iso[:10] == text[:10] and iso[-6] in "+-"
+
+
+def test_a_late_arrival_says_the_rows_words_and_an_export_adds_the_zone() -> None:
+    """What the app's row says of a message that arrived long after its date, and what an
+    export made in the app writes of it (red team rt83): the same words, the export's
+    times with their UTC offset (read later, maybe elsewhere)."""
+    dated, arrived = 1_790_000_000_000, 1_790_000_000_000 + 28 * 86_400_000
+    assert ts.late_arrival(dated, dated + ts.LATE_NOTE_MS) is None  # in time
+    late = ts.late_arrival(dated, arrived)
+    assert late is not None and (late.dated_ms, late.arrived_ms) == (dated, arrived)
+    assert late.note == ts.late_note(dated, arrived)
+    assert late.note == (
+        f"Arrived {ts.full(arrived)[:16]}, dated {ts.full(dated)[:16]}: "
+        "sent or delivered long after its date"
+    )
+    assert late.note_with_zone() == (
+        f"Arrived {ts.with_zone(arrived)}, dated {ts.with_zone(dated)}: "
+        "sent or delivered long after its date"
+    )
+    assert ts.late_arrival(2**53 - 1, arrived) is None  # dated after it came: not late
+    zero = ts.late_arrival(0, arrived)  # the epoch: a date like any other
+    assert zero is not None and f"dated {ts.with_zone(0)}: " in zero.note_with_zone()

@@ -314,9 +314,9 @@ class TimelineModel(QAbstractListModel):
         super().__init__(parent)
         self.own_key = own_key
         self.own_user = ""  # this user's id: their reactions are highlighted
-        # event id -> what its row says of a message that arrived long after its date
+        # event id -> when a message arrived long after its date, and what its row says
         # (``note_late``): kept for the session, whatever audit shows the row
-        self._late: dict[str, str] = {}
+        self._late: dict[str, timestamps.LateArrival] = {}
         self._above: list[Row] = []  # older rows fetched ahead, not exposed yet
         self._rows: list[Row] = []  # exposed rows: confirmed events, then local echoes
         self._first = 0  # shown-row number of the first exposed row (rows above it: _first)
@@ -469,7 +469,7 @@ class TimelineModel(QAbstractListModel):
             case Roles.Repeated:
                 return self._repeated(row)
             case Roles.Late:
-                return None if row.echo else self._late.get(row.event_id)
+                return None if row.echo else self._late_note(row.event_id)
         return None
 
     def _repeated(self, row: Row) -> bool:
@@ -552,7 +552,7 @@ class TimelineModel(QAbstractListModel):
                 False,
                 0,
                 repeated,
-                self._late.get(row.event_id),
+                self._late_note(row.event_id),
             )
         deleted = agg is not None and agg.redacted is not None
         chips = self._chips(row)
@@ -571,7 +571,7 @@ class TimelineModel(QAbstractListModel):
             self._quoted(row) is not None and not deleted,
             0 if thread is None else thread.replies,
             repeated,
-            self._late.get(row.event_id),
+            self._late_note(row.event_id),
         )
 
     # -- relations of one row --------------------------------------------------------------
@@ -688,11 +688,12 @@ class TimelineModel(QAbstractListModel):
             if r.parent == parent_id:
                 self.dataChanged.emit(self.index(i), self.index(i))
 
-    def note_late(self, notes: Mapping[str, str]) -> None:
-        """Messages that arrived long after their date (event id -> what their row says):
-        placed among older rows, where nobody looks, the row says so. The rows shown
-        among them change (their height too)."""
-        fresh = {k: v for k, v in notes.items() if self._late.get(k) != v}
+    def note_late(self, notes: Mapping[str, timestamps.LateArrival]) -> None:
+        """Messages that arrived long after their date (event id -> when, and what their
+        row says): placed among older rows, where nobody looks, the row says so. The rows
+        shown among them change (their height too). A message noted already keeps its
+        first arrival: when this device first read it, which an export writes."""
+        fresh = {k: v for k, v in notes.items() if k not in self._late}
         if not fresh:
             return
         self._late.update(fresh)
@@ -700,6 +701,18 @@ class TimelineModel(QAbstractListModel):
             row = self.locate(event_id)
             if row is not None:
                 self.dataChanged.emit(self.index(row), self.index(row))
+
+    def _late_note(self, event_id: str) -> str | None:
+        late = self._late.get(event_id)
+        return late.note if late is not None else None
+
+    def late_arrivals(self) -> dict[str, timestamps.LateArrival]:
+        """A copy of the late arrivals noted this session (``note_late``), by event id:
+        what leaves the app (an export, a search result) says what the row says."""
+        return dict(self._late)
+
+    def late_arrival(self, event_id: str) -> timestamps.LateArrival | None:
+        return self._late.get(event_id)
 
     def locate(self, event_id: str) -> int | None:
         """The exposed row showing ``event_id``, None when it is not exposed."""

@@ -70,6 +70,9 @@ from .card_popup import CardPopup, paint_choice_background
 Index = QModelIndex | QPersistentModelIndex
 
 DEBOUNCE_MS = 150  # typing pauses this long before a search runs
+# A result's short word for a message that arrived long after its date (``ShownHit.late``:
+# its tip has the row's whole sentence)
+LATE_SHORT = "arrived late"
 CARD_WIDTH = 680
 ROW_H = 56
 VISIBLE_ROWS = 8
@@ -80,13 +83,16 @@ class ShownHit:
     """A search hit with what the GUI knows about it: the room's name and the sender's
     display name (both untrusted: made safe where drawn), the room's key, and why the
     sender's id (or the name it goes by) may imitate another's, as the timeline says it
-    (``Names.warning``; None: no reason)."""
+    (``Names.warning``; None: no reason). ``late``: what the message's row says when the
+    app saw it arrive long after its date ("Arrived …, dated …: sent or delivered long
+    after its date"), None otherwise: a result shows the date its sender chose."""
 
     hit: SearchHit
     room_key: str
     room_name: str
     sender_name: str
     sender_warning: str | None = None
+    late: str | None = None
 
 
 def sender_text(shown: ShownHit) -> str:
@@ -111,6 +117,8 @@ def tooltip_html(shown: ShownHit) -> str:
     )
     if hit.copy is not None:
         warning += f"<br>{WARNING_MARK} {html_escape(REPEATED_ID_NOTE)}"
+    if shown.late:
+        warning += f"<br>{WARNING_MARK} {html_escape(shown.late)}"
     return (
         f"<b>{html_escape(label)}</b><br>{html_escape(one_line(hit.trust_reason, 600))}"
         f"<br>Sender: {html_escape(shown_id(hit.sender_id))}{warning}"
@@ -220,10 +228,12 @@ class SearchDelegate(SafeDelegate):
         )
         if hit.copy is not None:  # as its row says (REPEATED_ID_NOTE), in short
             words.append(f"{WARNING_MARK} {REPEATED_ID_SHORT}")
+        if shown.late:  # its date is not when it came: as its row says, in short
+            words.append(f"{WARNING_MARK} {LATE_SHORT}")
         if words:
             note = " · ".join(words)
             note_w = sfm.horizontalAdvance(note)
-            warn = hit.copy is not None
+            warn = hit.copy is not None or bool(shown.late)
             painter.setPen(QColor(TRUST_COLORS["key-changed"]) if warn else muted)
             painter.drawText(right_of_header - note_w, top + sfm.ascent(), note)
             right_of_header -= note_w + 12

@@ -15,7 +15,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,7 @@ from bucket_chat_desktop.sync import blobs
 from bucket_chat_desktop.sync.engine import SyncConfig
 from bucket_chat_desktop.sync.session import engine_session
 from bucket_chat_desktop.sync.writer import RoomWriter
+from bucket_chat_desktop.timestamps import LateArrival, late_arrival, with_zone
 
 ROOM = "plans"
 ALICE, BOB = "alice@example.com", "bob@example.com"
@@ -167,11 +168,13 @@ async def run_export(
     fmt: str,
     path: Path,
     before_blob: Callable[[FileInfo], Awaitable[None]] | None = None,
+    late: Mapping[str, LateArrival] | None = None,
     **kw: Any,
 ) -> tuple[ExportSummary, Any]:
     """As ``bucket-chat export`` reads: the app's read path, bodies from the index.
     ``before_blob(info)``: awaited before each attachment is read (what else happens
-    on the disk meanwhile)."""
+    on the disk meanwhile); ``late``: what the app knows arrived long after its date
+    (``RoomSnapshot.late``; the command line knows none)."""
     storage = LocalStorage(store)
     async with engine_session(
         storage, outbox=False, config=SyncConfig(keep_bodies=False), data_dir=data
@@ -179,7 +182,7 @@ async def run_export(
         await engine.open_room(ROOM, background=False, focus=False)
         view = await engine.room_view(ROOM)
         assert view is not None and view.result is not None
-        snap = snapshot_of(view, storage.describe())
+        snap = snapshot_of(view, storage.describe(), late=late)
         result = view.result
 
         async def page(start: int, stop: int) -> Any:
@@ -481,6 +484,76 @@ def test_jsonl_header_lines_and_trust(room: tuple[Path, dict[str, Event]], tmp_p
     assert by_id[events["fake"].event_id]["trust"]["state"] == "key-changed"
     assert by_id[events["reply"].event_id]["thread_root"] == events["m2"].event_id
     assert "a secret taken back" not in path.read_text("ascii")
+
+
+# -- what the app knows: messages that arrived long after their date ---------------------
+
+
+def _arrived_late(events: dict[str, Event], *names: str) -> dict[str, LateArrival]:
+    """As the app notes them (``Controller._note_late``): each read four weeks after
+    its date; and an id no row of the room has."""
+    notes = {}
+    for name in names:
+        ev = events[name]
+        late = late_arrival(ev.timestamp_ms, ev.timestamp_ms + 28 * 86_400_000)
+        assert late is not None
+        notes[ev.event_id] = late
+    return {**notes, "plans::not-in-this-room": next(iter(notes.values()))}
+
+
+def test_the_html_says_below_a_message_that_it_arrived_long_after_its_date(
+    room: tuple[Path, dict[str, Event]], tmp_path: Path
+) -> None:
+    """Red team rt83: the app's row of such a message says so; its export said nothing.
+    Each row of a message the app saw arrive late (an edited one, a deleted one) carries
+    the row's sentence, its times with their UTC offset; a reaction under such an id is
+    no message and says nothing; the footer counts them."""
+    store, events = room
+    path = tmp_path / "plans.html"
+    notes = _arrived_late(events, "m1", "m3", "r_bob")
+    summary, _snap = asyncio.run(run_export(store, tmp_path / "d", "html", path, late=notes))
+    raw = path.read_text("utf-8")
+    rows = raw.split("<li ")
+    said = [r for r in rows if "long after its date" in r]
+    assert len(said) == 2 and summary.late == 2
+    for name, row in zip(("m1", "m3"), said, strict=True):
+        ev = events[name]
+        assert row.startswith('class="msg ') and row.split('"')[1].split()[-1] == "late"
+        note = notes[ev.event_id].note_with_zone()
+        assert f'<p class="why late">⚠ {html.escape(note)}.</p>' in row, row
+        assert f"dated {with_zone(ev.timestamp_ms)}" in note
+    assert "Message deleted by its sender" in said[1]  # its text stays out
+    assert "a secret taken back" not in raw
+    assert "2 messages arrived long after the dates they bear" in raw
+
+
+def test_the_jsonl_line_of_a_message_that_arrived_long_after_its_date_says_so(
+    room: tuple[Path, dict[str, Event]], tmp_path: Path
+) -> None:
+    """``arrived_late``: when this device first read it and the HTML's sentence; on the
+    message lines the app noted, on no relation line (a reaction's id noted by mistake
+    says nothing), and in no export of the command line (which knows none)."""
+    store, events = room
+    path = tmp_path / "plans.jsonl"
+    notes = _arrived_late(events, "m1", "m3", "r_bob")
+    summary, _snap = asyncio.run(run_export(store, tmp_path / "d", "jsonl", path, late=notes))
+    rows = [json.loads(line) for line in path.read_text("ascii").splitlines()][1:]
+    said = {r["event"]["event_id"]: r["arrived_late"] for r in rows if "arrived_late" in r}
+    assert set(said) == {events["m1"].event_id, events["m3"].event_id}
+    assert summary.late == 2
+    for name in ("m1", "m3"):
+        late = notes[events[name].event_id]
+        assert said[events[name].event_id] == {
+            "arrived_ms": late.arrived_ms,
+            "note": late.note_with_zone(),
+        }
+    plain = tmp_path / "cli.jsonl"
+    summary, snap = asyncio.run(run_export(store, tmp_path / "d2", "jsonl", plain))
+    assert not snap.late and summary.late == 0
+    assert "arrived_late" not in plain.read_text("ascii")
+    page = tmp_path / "cli.html"
+    asyncio.run(run_export(store, tmp_path / "d3", "html", page))
+    assert "long after" not in page.read_text("utf-8")
 
 
 # -- the output file ----------------------------------------------------------------------

@@ -1,0 +1,153 @@
+"""What the app says of a message that arrived long after its date, wherever it leaves the
+timeline: an export made in the app, and a search result (red team rt83).
+
+Mallory last wrote four weeks ago. While Alice's app runs, Mallory signs the next event
+of her chain dated the day after her last one ("FYI: I do NOT approve the budget…").
+The app's row says "Arrived …, dated …: sent or delivered long after its date" (rt79).
+Alice exports the room (Export room…, same session) to keep a record: the HTML page and
+the JSONL showed it as a plain verified message of four weeks ago, with no word of its
+late arrival — the very record "I told you all weeks ago" needs; and a search result for
+it showed only the date Mallory chose and "Verified"."""
+
+from __future__ import annotations
+
+import html
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import shot, wait_for
+from desk import Desk, settings_for
+from test_backdated_news import CAROL, DAY, MALLORY, chain, store_segment, text
+from test_key_doubted_elsewhere import searched
+
+from bucket_chat_desktop import settings as settings_store
+from bucket_chat_desktop.gui.models.timeline_model import Roles
+from bucket_chat_desktop.gui.widgets.search_panel import tooltip_html
+from bucket_chat_desktop.protocol.event import MEMBER, MESSAGE, Event
+from bucket_chat_desktop.storage.local import LocalStorage
+from bucket_chat_desktop.sync.writer import Draft, RoomWriter
+from bucket_chat_desktop.timestamps import with_zone
+
+BODY = "FYI: I do NOT approve the budget. Objections by Friday, or it is final."
+ON_TIME = "budget draft is in the shared folder"
+
+
+def _late_room(
+    qtbot: Any, launch: Callable[..., Desk], root: Path
+) -> tuple[Desk, Event, str, int, int]:
+    """The app running, with Mallory's backdated message read while it ran; the row's
+    sentence, and the moments (this device's clock) between which it arrived."""
+    storage = LocalStorage(root)
+    now = int(time.time() * 1000)
+    start = now - 30 * DAY
+    store_segment(
+        root,
+        CAROL,
+        chain(
+            "c",
+            CAROL,
+            [(start, MEMBER, {"membership": "join", "displayname": "Carol"})]
+            + [(start + 2 * DAY + i * 6_000_000, MESSAGE, text(f"note {i}")) for i in range(10)],
+        ),
+    )
+    mallory = chain(
+        "c",
+        MALLORY,
+        [
+            (start + 1000, MEMBER, {"membership": "join", "displayname": "Mallory"}),
+            (start + DAY, MESSAGE, text(ON_TIME)),
+        ],
+    )
+    store_segment(root, MALLORY, mallory)
+    wait_for(qtbot, RoomWriter(storage, "a", *CAROL).send([Draft.text("elsewhere")]))
+    # Alice's app has read the room before (it has a read marker): then it runs again
+    desk = launch(settings_for(root, ["a", "c"]))
+    desk.wait_loaded("a", "c")
+    c = desk.key("c")
+    qtbot.waitUntil(lambda: desk.settings.read_marker(c) is not None, timeout=15_000)
+    assert desk.quit() == 0
+    desk = launch(settings_store.load())
+    desk.wait_loaded("a", "c")
+    (late,) = chain(
+        "c", MALLORY, [(start + DAY + 60_000, MESSAGE, text(BODY))], prev=mallory[-1].hash
+    )
+    before = int(time.time() * 1000)
+    store_segment(root, MALLORY, [late])
+    qtbot.waitUntil(lambda: desk.shows("c", late.event_id), timeout=30_000)
+    desk.select("c")
+    index = desk.wait_index("c", BODY)
+    said = desk.model("c").index(index).data(Roles.Late)
+    after = int(time.time() * 1000)
+    # what the app's own row says of it
+    assert said and said.startswith("Arrived ") and said.endswith("long after its date"), said
+    return desk, late, said, before, after
+
+
+def _export(qtbot: Any, desk: Desk, path: Path, fmt: str) -> str:
+    """Export room "c" to ``path`` as the app does; the notice's text."""
+    feature = desk.window.room_export
+    feature.choose = lambda _suggested, _shown: (str(path), fmt)
+    task = feature.start(desk.key("c"))
+    assert task is not None
+    qtbot.waitUntil(task.done, timeout=30_000)
+    assert task.exception() is None and task.result() is not None, task
+    notice = feature.notice
+    assert notice is not None
+    said: str = notice.text()
+    notice.close()
+    return said
+
+
+@pytest.mark.parametrize("fmt", ["html", "jsonl"])
+def test_an_export_from_the_app_says_a_message_arrived_long_after_its_date(
+    qtbot: Any, launch: Callable[..., Desk], tmp_path: Path, fmt: str
+) -> None:
+    desk, late, said, before, after = _late_room(qtbot, launch, tmp_path / "store")
+    out = tmp_path / f"c.{fmt}"
+    notice = _export(qtbot, desk, out, fmt)
+    doc = out.read_text(encoding="utf-8")
+    if fmt == "html":
+        rows = doc.split("<li ")
+        (row,) = [r for r in rows if BODY in r]
+        assert "✓ verified" in row  # verified, four weeks back: and it says when it came
+        assert "long after its date" in row, "the HTML export drops the app's late note"
+        # the row's sentence, its times with their UTC offset as every time on the page
+        assert f"dated {with_zone(late.timestamp_ms)}: sent or delivered" in row, row
+        assert said.split(",")[0] in html.unescape(row)  # "Arrived <the row's minute>"
+        assert 'class="msg t-verified late"' in row
+        # the message she wrote then, and everyone else's, say nothing of the kind
+        assert [r for r in rows if "long after its date" in r] == [row]
+        assert "1 message arrived long after the date it bears" in doc  # the footer
+    else:
+        lines = [json.loads(x) for x in doc.splitlines()]
+        (line,) = [x for x in lines[1:] if (x.get("event") or {}).get("event_id") == late.event_id]
+        assert line["trust"]["state"] == "verified"
+        arrived = line["arrived_late"]
+        assert before <= arrived["arrived_ms"] <= after
+        assert arrived["note"].startswith(f"Arrived {with_zone(arrived['arrived_ms'])}, ")
+        assert arrived["note"].endswith(
+            f"dated {with_zone(late.timestamp_ms)}: sent or delivered long after its date"
+        )
+        assert [x for x in lines[1:] if "arrived_late" in x] == [line]
+    # and the notice says the export says it
+    assert "1 message in it arrived long after its date" in notice, notice
+
+
+def test_a_search_result_says_a_message_arrived_long_after_its_date(
+    qtbot: Any, launch: Callable[..., Desk], tmp_path: Path
+) -> None:
+    """The result showed the date Mallory chose and "Verified", nothing else: now it
+    says "arrived late" beside its trust state, and its tip has the row's sentence."""
+    desk, _late, said, _before, _after = _late_room(qtbot, launch, tmp_path / "store")
+    found = searched(qtbot, desk, "approve")
+    assert found.late == said
+    assert f"⚠ {html.escape(said)}" in tooltip_html(found)
+    shot(desk.window, "search-late-arrival", tmp_path)
+    # her message of four weeks ago, read then: no such word
+    on_time = searched(qtbot, desk, "shared folder")
+    assert on_time.late is None
+    assert "long after" not in tooltip_html(on_time)
