@@ -28,6 +28,7 @@ from ..sync.stopping import stop_tasks
 from ..sync.watched import NoAnswerError, interactive_deadline
 from . import format as fmt
 from .live import LivePrinter, not_read, room_findings, room_title_of
+from .outcome import EXIT_OK, EXIT_QUEUED, refusal, unsent, waiting_error
 
 PROMPT = "> "
 OPENING_LINES = 20  # messages of the room printed when the chat opens
@@ -162,14 +163,27 @@ async def run_chat(storage: Storage, room_id: str, identity: Any, displayname: s
             await client.send(ref, [(MESSAGE, {"body": text, "msgtype": "m.text"})])
         if reading is not None:  # leaving: the room's read in the background is not needed
             await stop_tasks([reading])  # its end, not a Ctrl-C meanwhile, is absorbed
+        error: str | None = None
         try:
             delivered = await client.within(
                 ref.storage_id, client.flush(ref.storage_id, timeout=10)
             )
-        except NoAnswerError:
-            delivered = False
-        if not delivered:
-            fmt.out("! some messages are still queued; they go out with the next session")
+        except NoAnswerError as exc:
+            delivered, error = False, str(exc)
+        # as ``send`` says it, with its exit status: refused is not "next time"
+        waiting = [] if delivered else await unsent(client, ref.storage_id)
+        why = refusal(waiting)
+        if why is not None:
+            fmt.out(
+                f"! some messages are still queued: the storage refused them ({why}); the "
+                "next session (or 'bucket-chat sync', or the app) tries again, and fails the "
+                "same way until what refused them is fixed"
+            )
+        elif waiting:
+            fmt.out(
+                f"! some messages are still queued ({waiting_error(waiting, error)}); they "
+                "go out with the next session (or 'bucket-chat sync', or the app)"
+            )
     if interactive:
         print()
-    return 0
+    return EXIT_QUEUED if waiting else EXIT_OK

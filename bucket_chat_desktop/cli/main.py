@@ -58,9 +58,18 @@ from .live import (
     room_findings,
     room_title_of,
 )
+from .outcome import (
+    EXIT_ERROR,
+    EXIT_FINDINGS,
+    EXIT_NO_ANSWER,
+    EXIT_OK,
+    EXIT_QUEUED,
+    refusal,
+    unsent,
+    waiting_error,
+)
 from .storage_cmd import add_storage_parser, cmd_storage
 
-EXIT_OK, EXIT_FINDINGS, EXIT_ERROR, EXIT_QUEUED, EXIT_NO_ANSWER = 0, 1, 2, 3, 4
 SEND_TIMEOUT = 30.0
 VERIFY_NO_ANSWER = 10.0  # verify reads everything fresh: it fails (exit 2) after this long
 MAX_BATCH = 1000
@@ -481,23 +490,21 @@ async def _send_and_deliver(
             )
         except NoAnswerError as exc:
             delivered, error = False, str(exc)
-        waiting = [] if delivered else await _unsent(client, ref.storage_id)
-        refused = [p for p in waiting if p.state == "failed"]
-        if refused:
+        waiting = [] if delivered else await unsent(client, ref.storage_id)
+        why = refusal(waiting)
+        if why is not None:
             # Refused, not unanswered: "will be delivered by the next sync" was not so
             # (red team rt57: a file planted where a day's folder must be)
-            why = next((p.error for p in refused if p.error), None) or "refused"
             fmt.out(
-                f"bucket-chat: not delivered: the storage refused it ({terminal_safe(why)})."
+                f"bucket-chat: not delivered: the storage refused it ({why})."
                 f" {len(waiting)} event(s) wait in the outbox; 'bucket-chat sync' (or the "
                 "app) tries again, and fails the same way until what refused it is fixed.",
                 file=sys.stderr,
             )
             return EXIT_QUEUED
         if waiting:
-            error = error or next((p.error for p in waiting if p.error), None)
             fmt.out(
-                f"bucket-chat: queued, not delivered yet ({terminal_safe(error or 'no answer')})."
+                f"bucket-chat: queued, not delivered yet ({waiting_error(waiting, error)})."
                 f" {len(waiting)} event(s) wait in the outbox and will be delivered by the "
                 "next 'bucket-chat sync' (or any command that sends) on this storage, or by "
                 "the app.",
@@ -908,7 +915,7 @@ async def cmd_sync(args: argparse.Namespace) -> int:
             if unanswered is not None:
                 fmt.out(
                     f"bucket-chat: queued, not delivered yet ({terminal_safe(str(unanswered))})."
-                    f" {len(await _unsent(client, sid))} event(s) wait in the outbox for the "
+                    f" {len(await unsent(client, sid))} event(s) wait in the outbox for the "
                     "next 'bucket-chat sync' (or any command that sends, or the app).",
                     file=sys.stderr,
                 )
@@ -950,17 +957,9 @@ async def _deliver_outbox(
         flush = client.flush(storage_id, SEND_TIMEOUT, give_up_offline=True)
         return await client.within(storage_id, flush, seconds), None
     except NoAnswerError as exc:
-        if not await _unsent(client, storage_id):  # given up with nothing to deliver
+        if not await unsent(client, storage_id):  # given up with nothing to deliver
             return True, None
         return False, exc
-
-
-async def _unsent(client: ChatClient, storage_id: str) -> list[Any]:
-    """What the outbox still has to store: a message stored whose activity marker is
-    not written yet is sent (readers find it by listing; the marker is tried again).
-    Counted as queued, a service that refused marker writes made every ``send`` say
-    "queued, not delivered yet" for messages others read."""
-    return [m for m in await client.pending(storage_id) if m.state != "sent"]
 
 
 async def _sync_unanswered(
@@ -980,7 +979,7 @@ async def _sync_unanswered(
     Returns ``EXIT_NO_ANSWER``."""
     sid = ref.storage_id
     delivered, _ = await _deliver_outbox(client, sid, seconds)
-    waiting = 0 if delivered else len(await _unsent(client, sid))
+    waiting = 0 if delivered else len(await unsent(client, sid))
     queued = (
         f"; {waiting} event(s) stay queued in the outbox for the next 'bucket-chat sync' "
         "(or any command that sends, or the app)"
