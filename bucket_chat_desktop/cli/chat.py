@@ -134,7 +134,7 @@ async def run_chat(storage: Storage, room_id: str, identity: Any, displayname: s
         await client.flush(ref.storage_id, timeout=0)
 
         loop = asyncio.get_running_loop()
-        lines: asyncio.Queue[str | None] = asyncio.Queue()
+        lines: asyncio.Queue[str | Exception | None] = asyncio.Queue()
 
         def read_stdin() -> None:
             while True:
@@ -142,6 +142,9 @@ async def run_chat(storage: Storage, room_id: str, identity: Any, displayname: s
                     line = input(PROMPT) if interactive else sys.stdin.readline()
                 except (EOFError, KeyboardInterrupt):
                     line = ""
+                except Exception as exc:  # said, and the chat ends: a dead thread hung it
+                    loop.call_soon_threadsafe(lines.put_nowait, exc)
+                    return
                 else:
                     if interactive:
                         line += "\n"  # input() strips it; "" alone means end of input
@@ -153,6 +156,13 @@ async def run_chat(storage: Storage, room_id: str, identity: Any, displayname: s
         threading.Thread(target=read_stdin, name="stdin", daemon=True).start()
         while True:
             text = await lines.get()
+            if isinstance(text, Exception):
+                fmt.out(
+                    f"bucket-chat: standard input could not be read ({terminal_safe(str(text))});"
+                    " leaving the chat",
+                    file=sys.stderr,
+                )
+                break
             if text is None or text.strip() in ("/quit", "/exit"):
                 break
             if not text.strip():

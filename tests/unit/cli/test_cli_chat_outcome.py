@@ -121,3 +121,28 @@ def test_chat_that_delivered_everything_exits_0_without_a_queued_line(cli: Cli) 
     assert r.code == 0, r
     assert "queued" not in r.out + r.err, r
     assert "typed into chat" in cli("history", "--room-id", ROOM).out
+
+
+class FailingInput(io.StringIO):
+    """Standard input that gives one line, then fails (a device error, a decoder's)."""
+
+    def readline(self, size: int | None = -1) -> str:
+        if self.tell():
+            raise OSError(5, "Input/output error")
+        return super().readline()
+
+
+@pytest.mark.timeout(60)
+def test_chat_whose_input_cannot_be_read_says_so_and_ends(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Red team rt84: an exception in the thread reading standard input killed it and
+    left the chat waiting for a line for ever."""
+    monkeypatch.setattr("sys.stdin", FailingInput("before it\n"))
+    r = run_main(capsys, ["-s", "unused", "chat", "--room-id", ROOM, "--user-id", ALICE])
+    assert r.code == 0, r
+    assert r.err == (
+        "bucket-chat: standard input could not be read ([Errno 5] Input/output error); "
+        "leaving the chat\n"
+    ), r
+    assert "before it" in cli("history", "--room-id", ROOM).out
