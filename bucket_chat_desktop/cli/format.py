@@ -58,6 +58,22 @@ def harden_streams() -> None:
         sys.stdin.reconfigure(errors="surrogateescape")
 
 
+def silence_stdout() -> None:
+    """Standard output's reader has gone (``| head`` has its lines): point it at the null
+    device, as the Python documentation advises for SIGPIPE, so that what is printed
+    after (and Python's own flush at exit) goes nowhere instead of failing again. A
+    stream that is no file (a test's capture) is left as it is."""
+    try:
+        fd = sys.stdout.fileno()
+    except (OSError, ValueError):
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, fd)
+    finally:
+        os.close(null)
+
+
 BADGES = {
     TrustState.VERIFIED: "[verified]",
     TrustState.UNVERIFIED: "[UNVERIFIED]",

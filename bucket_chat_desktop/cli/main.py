@@ -1,9 +1,11 @@
 """``bucket-chat``: a scriptable client for Bucket Chat rooms.
 
 Exit status: 0 success (for ``verify``: the room is clean), 1 the room has findings, 2 a
-usage, key or storage problem (one line on stderr), 3 a message is safely queued in the
-outbox but could not be delivered yet, 4 (``sync``) the storage did not answer in time:
-what is shown is this device's copy, and the outbox keeps what it could not deliver.
+usage, key or storage problem (one line on stderr), 3 a message (sent, or typed into
+``chat``) is safely queued in the outbox but could not be delivered yet, 4 (``sync``) the
+storage did not answer in time: what is shown is this device's copy, and the outbox keeps
+what it could not deliver. Output whose reader has gone (``| head``) ends a command
+quietly, with 0 (``chat``: as on ``/quit``).
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from . import devices, key_use, related
 from . import format as fmt
 from .export_cmd import add_export_parser, run_export
 from .live import (
+    LiveOutput,
     LivePrinter,
     finding_key,
     metadata_unusable,
@@ -856,7 +859,10 @@ async def cmd_sync(args: argparse.Namespace) -> int:
     status is 4 (``_sync_unanswered``); what is queued stays in the outbox."""
     storage = _storage(args)
     room_id = _room_id(args)
-    printer = LivePrinter(lambda text: print(text, flush=True))
+    loop = asyncio.get_running_loop()
+    output_gone = asyncio.Event()  # --follow: what it prints has no reader any more
+    output = LiveOutput(lambda: loop.call_soon_threadsafe(output_gone.set))
+    printer = LivePrinter(output.line)
     final = [False]  # whether the last audit was of the whole history
     opened = [False]
 
@@ -930,9 +936,9 @@ async def cmd_sync(args: argparse.Namespace) -> int:
             if not args.follow:
                 return EXIT_OK if delivered else EXIT_QUEUED
         fmt.out("Following; Ctrl-C to stop.", flush=True)
-        try:
-            while True:
-                await asyncio.sleep(3600)
+        try:  # until Ctrl-C, or until what it prints has no reader (``| head``)
+            await output_gone.wait()
+            return EXIT_OK
         finally:  # the background read stops before the client closes under it
             await stop_tasks(reading)
 
@@ -1408,7 +1414,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:
+    except BrokenPipeError:  # the reader of a pipe has what it wanted (``| head``)
+        fmt.silence_stdout()  # or Python's flush at exit fails on it once more
         return EXIT_OK
 
 
