@@ -27,7 +27,8 @@ from ..sync.events import (
 from ..sync.stopping import stop_tasks
 from ..sync.watched import NoAnswerError, interactive_deadline
 from . import format as fmt
-from .live import LivePrinter, not_read, room_findings, room_title_of
+from .live import LiveOutput, LivePrinter, not_read, room_findings, room_title_of
+from .outcome import EXIT_OK, EXIT_QUEUED, refusal, unsent, waiting_error
 
 PROMPT = "> "
 OPENING_LINES = 20  # messages of the room printed when the chat opens
@@ -40,20 +41,28 @@ except ImportError:  # pragma: no cover - Windows
 
 
 class _Screen(LivePrinter):
-    """The chat's terminal: ``LivePrinter``'s lines, printed above the line being typed."""
+    """The chat's terminal: ``LivePrinter``'s lines, printed above the line being typed
+    (while ``typing``), through ``output``: every line the chat prints."""
 
-    def __init__(self, interactive: bool, own_key: str, own_user: str = "") -> None:
+    def __init__(
+        self,
+        interactive: bool,
+        own_key: str,
+        own_user: str = "",
+        output: LiveOutput | None = None,
+    ) -> None:
         super().__init__(self._say, own_key, own_user)
+        self.output = LiveOutput(lambda: None) if output is None else output
         self.interactive = interactive
-        self.ready = False
+        self.ready = False  # the room's history is printed: arrivals print
+        self.typing = False
 
     def _say(self, text: str) -> None:
-        if self.interactive and readline is not None and self.ready:
+        if self.interactive and readline is not None and self.typing:
             typed = readline.get_line_buffer()
-            sys.stdout.write(f"\r\x1b[K{text}\n{PROMPT}{typed}")
+            self.output.write(f"\r\x1b[K{text}\n{PROMPT}{typed}")
         else:
-            sys.stdout.write(text + "\n")
-        sys.stdout.flush()
+            self.output.line(text)
 
 
 async def _read_on(client: ChatClient, ref: RoomRef) -> None:
@@ -64,7 +73,11 @@ async def _read_on(client: ChatClient, ref: RoomRef) -> None:
 
 async def run_chat(storage: Storage, room_id: str, identity: Any, displayname: str | None) -> int:
     interactive = sys.stdin.isatty()
-    screen = _Screen(interactive, identity.public_key_b64, identity.user_id)
+    loop = asyncio.get_running_loop()
+    lines: asyncio.Queue[str | Exception | None] = asyncio.Queue()  # None: leave
+    # what the chat prints has no reader any more (``| head``): it leaves as on /quit
+    output = LiveOutput(lambda: loop.call_soon_threadsafe(lines.put_nowait, None))
+    screen = _Screen(interactive, identity.public_key_b64, identity.user_id, output)
 
     def listener(event: EngineEvent) -> None:
         if isinstance(event, RoomLoaded | EventsAppended) and event.room_id == room_id:
@@ -123,17 +136,14 @@ async def run_chat(storage: Storage, room_id: str, identity: Any, displayname: s
         # as ``history`` titles it: whose signature the name carries, and whether it is
         # the creator's (a member can rewrite metadata.json under the creator's id)
         title = room_title_of(room)
-        fmt.out(f"# {title} — type a message and press Enter; /quit or Ctrl-D to leave")
+        screen.say(f"# {title} — type a message and press Enter; /quit or Ctrl-D to leave")
         if result is not None and room.relations is not None:
             screen.opening(result, room.relations, OPENING_LINES, room.roster)
         screen.findings(room_findings(room))
         if stale:
             screen.say(stale)
-        screen.ready = True
+        screen.ready = screen.typing = True
         await client.flush(ref.storage_id, timeout=0)
-
-        loop = asyncio.get_running_loop()
-        lines: asyncio.Queue[str | None] = asyncio.Queue()
 
         def read_stdin() -> None:
             while True:
@@ -141,6 +151,11 @@ async def run_chat(storage: Storage, room_id: str, identity: Any, displayname: s
                     line = input(PROMPT) if interactive else sys.stdin.readline()
                 except (EOFError, KeyboardInterrupt):
                     line = ""
+                except BrokenPipeError:  # input()'s prompt, into a pipe nobody reads
+                    line = ""
+                except Exception as exc:  # said, and the chat ends: a dead thread hung it
+                    loop.call_soon_threadsafe(lines.put_nowait, exc)
+                    return
                 else:
                     if interactive:
                         line += "\n"  # input() strips it; "" alone means end of input
@@ -152,24 +167,45 @@ async def run_chat(storage: Storage, room_id: str, identity: Any, displayname: s
         threading.Thread(target=read_stdin, name="stdin", daemon=True).start()
         while True:
             text = await lines.get()
+            if isinstance(text, Exception):
+                fmt.out(
+                    f"bucket-chat: standard input could not be read ({terminal_safe(str(text))});"
+                    " leaving the chat",
+                    file=sys.stderr,
+                )
+                break
             if text is None or text.strip() in ("/quit", "/exit"):
                 break
             if not text.strip():
                 continue
             if has_lone_surrogate(text):  # undecodable input bytes (surrogateescape)
-                fmt.out("Not sent: the line holds bytes that are not valid UTF-8 text.")
+                screen.say("Not sent: the line holds bytes that are not valid UTF-8 text.")
                 continue
             await client.send(ref, [(MESSAGE, {"body": text, "msgtype": "m.text"})])
+        screen.typing = False  # leaving: no line is typed any more
         if reading is not None:  # leaving: the room's read in the background is not needed
             await stop_tasks([reading])  # its end, not a Ctrl-C meanwhile, is absorbed
+        error: str | None = None
         try:
             delivered = await client.within(
                 ref.storage_id, client.flush(ref.storage_id, timeout=10)
             )
-        except NoAnswerError:
-            delivered = False
-        if not delivered:
-            fmt.out("! some messages are still queued; they go out with the next session")
+        except NoAnswerError as exc:
+            delivered, error = False, str(exc)
+        # as ``send`` says it, with its exit status: refused is not "next time"
+        waiting = [] if delivered else await unsent(client, ref.storage_id)
+        why = refusal(waiting)
+        if why is not None:
+            screen.say(
+                f"! some messages are still queued: the storage refused them ({why}); the "
+                "next session (or 'bucket-chat sync', or the app) tries again, and fails the "
+                "same way until what refused them is fixed"
+            )
+        elif waiting:
+            screen.say(
+                f"! some messages are still queued ({waiting_error(waiting, error)}); they "
+                "go out with the next session (or 'bucket-chat sync', or the app)"
+            )
     if interactive:
-        print()
-    return 0
+        output.write("\n")
+    return EXIT_QUEUED if waiting else EXIT_OK

@@ -7,6 +7,7 @@ error text quoting them) goes through ``terminal_safe`` before it is printed.
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import os
 import re
@@ -43,11 +44,34 @@ from ..sync.client import SearchHit, Snippet
 def harden_streams() -> None:
     """Text from storage that the terminal's encoding cannot show (an emoji on a Latin-1
     terminal, or on Windows when output goes to a file in the ANSI code page) is written
-    as a visible escape instead of ending the command with a traceback."""
+    as a visible escape instead of ending the command with a traceback. Bytes on
+    standard input that its encoding cannot read become lone surrogates
+    (``surrogateescape``), which ``chat``, ``send -`` and ``edit -`` refuse in one line
+    (``has_lone_surrogate``): Python does that by itself only under the POSIX locale, and
+    under a UTF-8 one (the usual desktop) a Latin-1 byte killed ``chat``'s reading of
+    its input, leaving the chat waiting for ever, and ended ``send -`` with a traceback
+    (red team rt84)."""
     for stream in (sys.stdout, sys.stderr):
-        reconfigure = getattr(stream, "reconfigure", None)
-        if reconfigure is not None:
-            reconfigure(errors="backslashreplace")
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
+    if isinstance(sys.stdin, io.TextIOWrapper):
+        sys.stdin.reconfigure(errors="surrogateescape")
+
+
+def silence_stdout() -> None:
+    """Standard output's reader has gone (``| head`` has its lines): point it at the null
+    device, as the Python documentation advises for SIGPIPE, so that what is printed
+    after (and Python's own flush at exit) goes nowhere instead of failing again. A
+    stream that is no file (a test's capture) is left as it is."""
+    try:
+        fd = sys.stdout.fileno()
+    except (OSError, ValueError):
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, fd)
+    finally:
+        os.close(null)
 
 
 BADGES = {

@@ -6,6 +6,7 @@ the room (its metadata's too) once, whatever order the audits list them in."""
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -30,6 +31,35 @@ from ..sync.room_state import RoomView
 from ..timestamps import LATE_NOTE_MS, late_note
 from . import format as fmt
 from . import related
+
+
+class LiveOutput:
+    """Standard output of a command that runs on (``chat``, ``sync --follow``), written
+    from the engine's listener as events arrive. Once its reader has gone (``| head``
+    has its lines) the first failed write points standard output at the null device
+    and calls ``closed``, once, which ends the command (promptly, and with the exit
+    status it would have had), and nothing is written after. The engine logs and swallows what a
+    listener raises (a listener's bug must not stop syncing): a ``BrokenPipeError``
+    left to it was one traceback on stderr per event for as long as the room lived,
+    and the command never ended (red team rt84)."""
+
+    def __init__(self, closed: Callable[[], object]) -> None:
+        self._closed = closed
+        self.gone = False
+
+    def write(self, text: str) -> None:
+        if self.gone:
+            return
+        try:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            self.gone = True
+            fmt.silence_stdout()
+            self._closed()
+
+    def line(self, text: str) -> None:
+        self.write(text + "\n")
 
 
 def room_title_of(view: Any) -> str:

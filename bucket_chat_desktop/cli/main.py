@@ -1,9 +1,11 @@
 """``bucket-chat``: a scriptable client for Bucket Chat rooms.
 
 Exit status: 0 success (for ``verify``: the room is clean), 1 the room has findings, 2 a
-usage, key or storage problem (one line on stderr), 3 a message is safely queued in the
-outbox but could not be delivered yet, 4 (``sync``) the storage did not answer in time:
-what is shown is this device's copy, and the outbox keeps what it could not deliver.
+usage, key or storage problem (one line on stderr), 3 a message (sent, or typed into
+``chat``) is safely queued in the outbox but could not be delivered yet, 4 (``sync``) the
+storage did not answer in time: what is shown is this device's copy, and the outbox keeps
+what it could not deliver. Output whose reader has gone (``| head``) ends a command
+quietly, with 0 (``chat``: as on ``/quit``).
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from . import devices, key_use, related
 from . import format as fmt
 from .export_cmd import add_export_parser, run_export
 from .live import (
+    LiveOutput,
     LivePrinter,
     finding_key,
     metadata_unusable,
@@ -58,9 +61,18 @@ from .live import (
     room_findings,
     room_title_of,
 )
+from .outcome import (
+    EXIT_ERROR,
+    EXIT_FINDINGS,
+    EXIT_NO_ANSWER,
+    EXIT_OK,
+    EXIT_QUEUED,
+    refusal,
+    unsent,
+    waiting_error,
+)
 from .storage_cmd import add_storage_parser, cmd_storage
 
-EXIT_OK, EXIT_FINDINGS, EXIT_ERROR, EXIT_QUEUED, EXIT_NO_ANSWER = 0, 1, 2, 3, 4
 SEND_TIMEOUT = 30.0
 VERIFY_NO_ANSWER = 10.0  # verify reads everything fresh: it fails (exit 2) after this long
 MAX_BATCH = 1000
@@ -481,23 +493,21 @@ async def _send_and_deliver(
             )
         except NoAnswerError as exc:
             delivered, error = False, str(exc)
-        waiting = [] if delivered else await _unsent(client, ref.storage_id)
-        refused = [p for p in waiting if p.state == "failed"]
-        if refused:
+        waiting = [] if delivered else await unsent(client, ref.storage_id)
+        why = refusal(waiting)
+        if why is not None:
             # Refused, not unanswered: "will be delivered by the next sync" was not so
             # (red team rt57: a file planted where a day's folder must be)
-            why = next((p.error for p in refused if p.error), None) or "refused"
             fmt.out(
-                f"bucket-chat: not delivered: the storage refused it ({terminal_safe(why)})."
+                f"bucket-chat: not delivered: the storage refused it ({why})."
                 f" {len(waiting)} event(s) wait in the outbox; 'bucket-chat sync' (or the "
                 "app) tries again, and fails the same way until what refused it is fixed.",
                 file=sys.stderr,
             )
             return EXIT_QUEUED
         if waiting:
-            error = error or next((p.error for p in waiting if p.error), None)
             fmt.out(
-                f"bucket-chat: queued, not delivered yet ({terminal_safe(error or 'no answer')})."
+                f"bucket-chat: queued, not delivered yet ({waiting_error(waiting, error)})."
                 f" {len(waiting)} event(s) wait in the outbox and will be delivered by the "
                 "next 'bucket-chat sync' (or any command that sends) on this storage, or by "
                 "the app.",
@@ -849,7 +859,10 @@ async def cmd_sync(args: argparse.Namespace) -> int:
     status is 4 (``_sync_unanswered``); what is queued stays in the outbox."""
     storage = _storage(args)
     room_id = _room_id(args)
-    printer = LivePrinter(lambda text: print(text, flush=True))
+    loop = asyncio.get_running_loop()
+    output_gone = asyncio.Event()  # --follow: what it prints has no reader any more
+    output = LiveOutput(lambda: loop.call_soon_threadsafe(output_gone.set))
+    printer = LivePrinter(output.line)
     final = [False]  # whether the last audit was of the whole history
     opened = [False]
 
@@ -908,28 +921,35 @@ async def cmd_sync(args: argparse.Namespace) -> int:
             if unanswered is not None:
                 fmt.out(
                     f"bucket-chat: queued, not delivered yet ({terminal_safe(str(unanswered))})."
-                    f" {len(await _unsent(client, sid))} event(s) wait in the outbox for the "
+                    f" {len(await unsent(client, sid))} event(s) wait in the outbox for the "
                     "next 'bucket-chat sync' (or any command that sends, or the app).",
                     file=sys.stderr,
                 )
             view, result, _ = _read_whole(view, ref.room_id)
             total = len(result.timeline)
-            # as ``history`` and ``verify`` count them: the metadata's findings too
-            errors = [f for f in room_findings(view) if f.severity is Severity.ERROR]
             fmt.out(
                 f"{room_id}: {total:,} events ({max(0, total - before):,} new), "
-                f"{len(errors)} finding(s)"
+                f"{_errors_counted(view)} finding(s)"
                 + ("" if delivered else "; the outbox could not deliver everything yet"),
                 flush=True,
             )
             if not args.follow:
                 return EXIT_OK if delivered else EXIT_QUEUED
         fmt.out("Following; Ctrl-C to stop.", flush=True)
-        try:
-            while True:
-                await asyncio.sleep(3600)
+        try:  # until Ctrl-C, or until what it prints has no reader (``| head``)
+            await output_gone.wait()
+            return EXIT_OK
         finally:  # the background read stops before the client closes under it
             await stop_tasks(reading)
+
+
+def _errors_counted(view: RoomView) -> int:
+    """The findings ``sync`` counts, as ``history`` and ``verify`` count them (the
+    metadata's too, and only errors), whether the storage answered or this device's copy
+    is shown: a copy counted otherwise said "0 finding(s)" of a room whose metadata a
+    member had rewritten, which ``history`` of the same copy said was wrong (red team
+    rt84)."""
+    return sum(1 for f in room_findings(view) if f.severity is Severity.ERROR)
 
 
 async def _deliver_outbox(
@@ -943,17 +963,9 @@ async def _deliver_outbox(
         flush = client.flush(storage_id, SEND_TIMEOUT, give_up_offline=True)
         return await client.within(storage_id, flush, seconds), None
     except NoAnswerError as exc:
-        if not await _unsent(client, storage_id):  # given up with nothing to deliver
+        if not await unsent(client, storage_id):  # given up with nothing to deliver
             return True, None
         return False, exc
-
-
-async def _unsent(client: ChatClient, storage_id: str) -> list[Any]:
-    """What the outbox still has to store: a message stored whose activity marker is
-    not written yet is sent (readers find it by listing; the marker is tried again).
-    Counted as queued, a service that refused marker writes made every ``send`` say
-    "queued, not delivered yet" for messages others read."""
-    return [m for m in await client.pending(storage_id) if m.state != "sent"]
 
 
 async def _sync_unanswered(
@@ -961,7 +973,7 @@ async def _sync_unanswered(
     ref: RoomRef,
     exc: NoAnswerError,
     seconds: float,
-    cached: Any,
+    cached: RoomView | None,
     where: str,
 ) -> int:
     """``sync`` when the storage did not answer in time: the outbox is then tried under
@@ -973,7 +985,7 @@ async def _sync_unanswered(
     Returns ``EXIT_NO_ANSWER``."""
     sid = ref.storage_id
     delivered, _ = await _deliver_outbox(client, sid, seconds)
-    waiting = 0 if delivered else len(await _unsent(client, sid))
+    waiting = 0 if delivered else len(await unsent(client, sid))
     queued = (
         f"; {waiting} event(s) stay queued in the outbox for the next 'bucket-chat sync' "
         "(or any command that sends, or the app)"
@@ -983,12 +995,10 @@ async def _sync_unanswered(
     room_id = terminal_safe(ref.room_id)
     if cached is not None and cached.result is not None:
         last = await client.last_read(ref)
-        result = cached.result
-        total = len(result.timeline)
-        forged = len(cached.relations.findings) if cached.relations else 0
+        total = len(cached.result.timeline)
         fmt.out(
             f"{room_id}: {total:,} events as this device verified them "
-            f"(last read {_clock(last)}), {len(result.errors) + forged} finding(s)"
+            f"(last read {_clock(last)}), {_errors_counted(cached)} finding(s)"
             + ("" if delivered else "; the outbox could not deliver everything yet"),
             flush=True,
         )
@@ -1404,7 +1414,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:
+    except BrokenPipeError:  # the reader of a pipe has what it wanted (``| head``)
+        fmt.silence_stdout()  # or Python's flush at exit fails on it once more
         return EXIT_OK
 
 

@@ -147,6 +147,24 @@ def test_undecodable_bytes_in_a_message_are_refused_and_the_room_stays_writable(
     assert "café" in cli("history", "--room-id", room).out
 
 
+@pytest.mark.parametrize("command", ["send", "edit"])
+def test_undecodable_bytes_on_standard_input_are_refused_in_one_line_under_a_utf8_locale(
+    cli: Cli, room: str, store: Path, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    """Red team rt84: under a UTF-8 locale Python reads standard input strictly (only the
+    POSIX locale gives ``surrogateescape``), and ``send -`` ended with a
+    UnicodeDecodeError's traceback instead of its one-line refusal."""
+    sent = cli("send", "--room-id", room, "--user-id", ALICE, "to be edited").sent
+    target = [sent] if command == "edit" else []
+    strict = io.TextIOWrapper(io.BytesIO(b"caf\xe9 latin-1\n"), encoding="utf-8")
+    assert strict.errors == "strict"  # what an en_US.UTF-8 locale gives Python's stdin
+    monkeypatch.setattr("sys.stdin", strict)
+    before = every_file(store)
+    r = cli(command, "--room-id", room, "--user-id", ALICE, *target, "-")
+    assert_usage_error(r, "bytes that are not valid UTF-8 text; nothing sent")
+    assert every_file(store) == before
+
+
 def test_an_unknown_storage_url_scheme(cli: Cli) -> None:
     for url in ["ftp://host/x", "webdav://host/x"]:
         assert_usage_error(cli("-s", url, "rooms", storage=False), "unknown storage URL")

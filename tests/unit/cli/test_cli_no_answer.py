@@ -13,8 +13,10 @@ from typing import Any
 
 import pytest
 from cli_run import Result, run_main
+from nacl.signing import SigningKey
 
 from bucket_chat_desktop.cli import main as cli_main
+from bucket_chat_desktop.protocol.metadata import build_metadata
 from bucket_chat_desktop.storage.base import Level, ObjectInfo
 from bucket_chat_desktop.storage.local import LocalStorage
 
@@ -239,3 +241,34 @@ def test_history_and_members_name_the_room_from_this_devices_copy(cli: Cli) -> N
         assert r.code == 0, r
         assert r.out.splitlines()[0].startswith(f"# Quiet (signed by {ALICE})"), r
         assert "no answer from" in r.err, r
+
+
+@pytest.mark.timeout(60)
+def test_sync_from_this_devices_copy_counts_the_findings_history_counts(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """Red team rt84: with the storage not answering, ``sync`` counted this device's copy
+    without its metadata's findings and said "0 finding(s)" of a room whose
+    ``metadata.json`` a member had rewritten under the creator's id, where ``history`` of
+    the same copy, and ``sync`` once the storage answered, said 1."""
+    assert cli("setup-keys", "--user-id", ALICE).code == 0
+    made = cli("create-room", "--room-id", ROOM, "--name", "Pay", "--user-id", ALICE)
+    assert made.code == 0, made
+    (tmp_path / "shared" / "rooms" / ROOM / "metadata.json").write_bytes(
+        build_metadata(  # a member's name for the room, signed by the member's own key
+            room_id=ROOM,
+            name="Alice's Official Payments Room",
+            created_at="2026-06-01T00:00:00.000Z",
+            creator_id=ALICE,
+            signing_key=SigningKey(b"\x4d" * 32),
+        )
+    )
+    answered = cli("sync", "--room-id", ROOM)
+    assert answered.code == 0 and answered.out.startswith(f"{ROOM}: 1 events"), answered
+    assert "), 1 finding(s)" in answered.out, answered  # metadata-signer-unknown
+    history = cli("history", "--room-id", ROOM, frozen=True)
+    assert history.code == 0 and "1 finding(s)" in history.err, history
+    stale = cli("sync", "--room-id", ROOM, frozen=True)
+    assert stale.code == 4, stale
+    assert stale.out.startswith(f"{ROOM}: 1 events as this device verified them"), stale
+    assert stale.out.rstrip().endswith(", 1 finding(s)"), stale

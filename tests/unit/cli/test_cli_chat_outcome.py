@@ -1,0 +1,148 @@
+"""How ``chat`` ends when what was typed could not be delivered: it says why as ``send``
+says it (refused, or not answered) and exits as ``send`` does (3: queued, not delivered;
+0: everything went out)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from cli_run import Result, run_main
+
+from bucket_chat_desktop.cli import main as cli_main
+from bucket_chat_desktop.storage.base import StoragePermissionError
+from bucket_chat_desktop.storage.local import LocalStorage
+
+PASSPHRASE = "correct horse battery staple"
+ALICE = "alice@example.com"
+ROOM = "outcome-room"
+
+
+class Writes(LocalStorage):
+    """The folder; once ``mode`` says so, every write is refused or never answered (reads
+    answer)."""
+
+    mode = "answers"
+
+    async def put_if_absent(self, path: str, data: bytes) -> bool:
+        if self.mode == "refuses":
+            raise StoragePermissionError(f"cannot write {path}: access denied (403)")
+        if self.mode == "hangs":
+            await asyncio.sleep(3600)
+            raise AssertionError("never answered")
+        return await super().put_if_absent(path, data)
+
+
+Cli = Callable[..., Result]
+
+
+@pytest.fixture
+def storage(tmp_path: Path) -> Writes:
+    (tmp_path / "shared").mkdir()
+    return Writes(tmp_path / "shared")
+
+
+@pytest.fixture
+def cli(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    storage: Writes,
+) -> Cli:
+    """``cli(*args, stdin=...)``: ``bucket-chat`` on this device, in a room it created."""
+    monkeypatch.setenv("BUCKET_CHAT_KEY_STORE", "file")
+    monkeypatch.setenv("BUCKET_CHAT_PASSPHRASE", PASSPHRASE)
+    monkeypatch.setenv("BUCKET_CHAT_HOME", str(tmp_path / "device"))
+    monkeypatch.setenv("BUCKET_CHAT_INTERACTIVE_DEADLINE", "0.5")
+    monkeypatch.delenv("BUCKET_CHAT_STORAGE", raising=False)
+    monkeypatch.setattr(cli_main, "open_storage", lambda spec: storage)
+
+    def call(*args: str, stdin: str = "") -> Result:
+        monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+        return run_main(capsys, ["-s", str(storage.root), *args])
+
+    assert call("setup-keys", "--user-id", ALICE).code == 0
+    assert call("create-room", "--room-id", ROOM, "--name", "R", "--user-id", ALICE).code == 0
+    return call
+
+
+def chat(cli: Cli, *lines: str) -> Result:
+    return cli(
+        "chat", "--room-id", ROOM, "--user-id", ALICE, stdin="".join(f"{t}\n" for t in lines)
+    )
+
+
+@pytest.mark.timeout(60)
+def test_chat_says_the_storage_refused_as_send_does(cli: Cli, storage: Writes) -> None:
+    """Red team rt84: ``chat`` left saying "they go out with the next session" of writes
+    the storage refused, which ``send`` (rightly) says fail the same way until what
+    refused them is fixed."""
+    storage.mode = "refuses"
+    sent = cli("send", "--room-id", ROOM, "--user-id", ALICE, "by send")
+    assert sent.code == 3 and "the storage refused it (cannot write" in sent.err, sent
+    r = chat(cli, "typed into chat")
+    leaving = r.out.splitlines()[-1]
+    assert leaving.startswith("! some messages are still queued: the storage refused them ("), r
+    assert "access denied (403)" in leaving, r
+    assert "fails the same way until what refused them is fixed" in leaving, r
+    assert "go out with the next session" not in r.out + r.err, r
+
+
+@pytest.mark.timeout(60)
+def test_chat_whose_lines_the_storage_refused_exits_as_queued(cli: Cli, storage: Writes) -> None:
+    """Red team rt84: exit 0 told a script piping lines into ``chat`` that they went out."""
+    storage.mode = "refuses"
+    r = chat(cli, "typed into chat")
+    assert r.code == 3, r
+
+
+@pytest.mark.timeout(60)
+def test_chat_whose_storage_does_not_answer_writes_says_they_go_out_next_time(
+    cli: Cli, storage: Writes
+) -> None:
+    storage.mode = "hangs"
+    r = chat(cli, "typed into chat")
+    assert r.code == 3, r
+    leaving = r.out.splitlines()[-1]
+    assert leaving.startswith("! some messages are still queued (no answer from "), r
+    assert leaving.endswith("they go out with the next session (or 'bucket-chat sync', or the app)")
+    assert "refused" not in leaving, r
+    storage.mode = "answers"  # the next session delivers it
+    assert cli("sync", "--room-id", ROOM).code == 0
+    assert "typed into chat" in cli("history", "--room-id", ROOM).out
+
+
+@pytest.mark.timeout(60)
+def test_chat_that_delivered_everything_exits_0_without_a_queued_line(cli: Cli) -> None:
+    r = chat(cli, "typed into chat")
+    assert r.code == 0, r
+    assert "queued" not in r.out + r.err, r
+    assert "typed into chat" in cli("history", "--room-id", ROOM).out
+
+
+class FailingInput(io.StringIO):
+    """Standard input that gives one line, then fails (a device error, a decoder's)."""
+
+    def readline(self, size: int | None = -1) -> str:
+        if self.tell():
+            raise OSError(5, "Input/output error")
+        return super().readline()
+
+
+@pytest.mark.timeout(60)
+def test_chat_whose_input_cannot_be_read_says_so_and_ends(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Red team rt84: an exception in the thread reading standard input killed it and
+    left the chat waiting for a line for ever."""
+    monkeypatch.setattr("sys.stdin", FailingInput("before it\n"))
+    r = run_main(capsys, ["-s", "unused", "chat", "--room-id", ROOM, "--user-id", ALICE])
+    assert r.code == 0, r
+    assert r.err == (
+        "bucket-chat: standard input could not be read ([Errno 5] Input/output error); "
+        "leaving the chat\n"
+    ), r
+    assert "before it" in cli("history", "--room-id", ROOM).out
