@@ -479,6 +479,76 @@ def test_a_flood_of_reactions_and_dangling_replies_stay_bounded(qtbot: Any) -> N
     assert odd.data(Roles.Quote) is None and odd.data(Roles.Layout)[8] is False
 
 
+class _CountingPositions(dict[str, int]):
+    """``Relations.positions`` that counts the look-ups made of it."""
+
+    def __init__(self, positions: Any) -> None:
+        super().__init__(positions)
+        self.gets = 0
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        self.gets += 1
+        return super().get(key, default)
+
+
+def test_a_thread_roots_unread_count_is_counted_once_per_relations_and_read_mark(
+    qtbot: Any,
+) -> None:
+    """Red team rt85: a member writes thousands of replies to one message, dated before
+    it (the root stays the newest row, on screen). With the "New messages" line set (as
+    ``Social`` sets it on opening a room with unread messages), every ``Thread`` and
+    ``Layout`` answer for the root counted its unread replies by walking the whole
+    thread: four walks a repaint (80,070 look-ups at 20,000 replies), more per hover; a
+    second of the GUI thread for 20 mouse moves at 100,000. Now one count per relations
+    and read mark: a repaint looks up nothing of the thread, a moved mark counts once,
+    and new relations count again (a reply arrives)."""
+    import dataclasses
+
+    scene = Scene()
+    for who in (BOB, CAROL):
+        scene.join(who)
+    root = scene.msg(BOB, "root")
+    replies = 5_000
+    for i in range(replies):
+        scene.msg(CAROL, f"r{i}", parent=root.event_id)
+    scene.items.append(scene.items.pop(2))  # the root last: its replies dated before it
+    plain = scene.relations()
+    counting = _CountingPositions(plain.positions)
+    rel = dataclasses.replace(plain, positions=counting)
+    model = TimelineModel()
+    model.set_timeline(scene.items, True, rel)
+    view, _delegate = _view(qtbot, model)
+    row = model.locate(root.event_id)
+    assert row is not None
+    index = model.index(row)
+
+    def unread(mark: int) -> int:
+        return sum(1 for r in plain.aggregates[root.event_id].thread if plain.positions[r] >= mark)
+
+    model.set_read_mark(model.row(model.rowCount() - 5).event_id)
+    view.scrollTo(index)
+    view.viewport().repaint()
+    assert index.data(Roles.Thread).unread == unread(model.read_position) == 4  # rows below
+    counting.gets = 0
+    view.viewport().repaint()
+    for _ in range(20):  # a hover asks the row's layout again
+        index.data(Roles.Layout)
+        index.data(Roles.Thread)
+    assert counting.gets < 100, f"{counting.gets:,} look-ups ({replies:,} replies)"
+    # the line moved up: counted once more, right
+    model.set_read_mark(model.row(model.rowCount() - 101).event_id)
+    counting.gets = 0
+    assert index.data(Roles.Thread).unread == unread(model.read_position) == 100
+    view.viewport().repaint()
+    assert replies <= counting.gets < replies + 100
+    # a reply arrives: the relations change, the count with them
+    start = len(scene.items)
+    scene.msg(CAROL, "one more", parent=root.event_id)
+    model.append(scene.items[start:], scene.relations())
+    assert index.data(Roles.Thread).unread == 101
+    assert index.data(Roles.Thread).replies == replies + 1
+
+
 def test_a_reply_to_itself_quotes_nothing_and_is_no_thread(qtbot: Any) -> None:
     """Red team: an event id is the writer's choice, so a reply can name itself as its
     parent. Before, it quoted itself and was the root of a thread holding itself ("1

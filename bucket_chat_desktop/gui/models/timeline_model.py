@@ -361,6 +361,11 @@ class TimelineModel(QAbstractListModel):
         self._quotes: dict[str, Row | str] = {}
         # Reaction chips by event id, made once per relations and display names.
         self._chip_cache: dict[str, tuple[Chip, ...]] = {}
+        # Unread replies by thread root, counted once per relations and read mark
+        # (``_unread_mark``): a root's summary is asked at every paint and size of its
+        # row, and a count walks every reply of the thread (a member writes 100,000).
+        self._unread: dict[str, int] = {}
+        self._unread_mark: int | None = None
         self._by_id: dict[str, Row] | None = None
         # Display names under the room-state rule, and every sender id in first-seen
         # order (look-alikes are marked): made on the engine's state thread with the
@@ -630,8 +635,13 @@ class TimelineModel(QAbstractListModel):
         unread: int | None = None
         if self.read_position is not None:
             mark = self.read_position
-            positions = self.relations.positions
-            unread = sum(1 for r in agg.thread if positions.get(r, -1) >= mark)
+            if mark != self._unread_mark:
+                self._unread, self._unread_mark = {}, mark
+            unread = self._unread.get(agg.event_id)
+            if unread is None:
+                positions = self.relations.positions
+                unread = sum(1 for r in agg.thread if positions.get(r, -1) >= mark)
+                self._unread[agg.event_id] = unread
         return ThreadSummary(len(agg.thread), unread)
 
     def _quoted(self, row: Row) -> str | None:
@@ -1028,6 +1038,7 @@ class TimelineModel(QAbstractListModel):
         self._wanted = False
         self._quotes = {}
         self._chip_cache = {}
+        self._unread = {}
         self.relations = relations if relations is not None else Relations("")
         rel = self.relations
         self.names = names if names is not None else NO_NAMES
@@ -1128,6 +1139,7 @@ class TimelineModel(QAbstractListModel):
         old = self.relations
         if relations is not None:
             self.relations = relations
+            self._unread = {}  # threads and their replies' positions as these relations say
         renamed = False
         if names is not None and names is not self.names:
             self.names, renamed = names, True
@@ -1187,6 +1199,7 @@ class TimelineModel(QAbstractListModel):
         if names is not None and names is not self.names:
             self.names = names
         self._chip_cache = {}
+        self._unread = {}  # positions from ``at`` on moved
         # a quoted parent asked of the audit before is asked again when next painted
         waiting = [k for k, v in self._quotes.items() if v == "loading"]
         for parent_id in waiting:
