@@ -119,13 +119,17 @@ def key_text(key: str) -> str:
 
 
 def chip_text(chip: ReactionChip) -> str:
-    """``👍 2``; ``👍 2 [1 UNVERIFIED]`` when some reactors are not verified. A zero-width
-    joiner (emoji sequences) is kept; every other control was refused by ``reaction_key``
-    and would be escaped here anyway."""
+    """``👍 2``; ``👍 2 [1 UNVERIFIED]`` when some reactors are not verified, ``[1 NOT FINAL
+    YET]`` when some are verified only on trial while older history loads (as the app
+    says it; what this command prints is read whole, so only a caller that prints an
+    audit made while loading meets one). A zero-width joiner (emoji sequences) is kept;
+    every other control was refused by ``reaction_key`` and would be escaped here anyway."""
     text = f"{key_text(chip.key)} {chip.count}"
     doubtful = sum(1 for r in chip.reactors if r.state != TrustState.VERIFIED.value)
     if doubtful:
         text += f" [{doubtful} UNVERIFIED]"
+    if not chip.final:
+        text += f" [{sum(1 for r in chip.reactors if r.provisional)} NOT FINAL YET]"
     return text
 
 

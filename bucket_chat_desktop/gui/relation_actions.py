@@ -532,15 +532,24 @@ class RelationActions(QObject):
         dialog.raise_()
         self._versions_asked += 1
         asked = self._versions_asked
-        position = known[1].positions.get(event_id)
-        if position is not None:
-            self.controller.tasks.start(
-                self._fill_original(key, position, asked, edits), "Reading the original text"
-            )
+        self.controller.tasks.start(
+            self._fill_original(key, event_id, asked, edits), "Reading the original text"
+        )
 
     async def _fill_original(
-        self, key: str, position: int, asked: int, edits: list[Version]
+        self, key: str, event_id: str, asked: int, edits: list[Version]
     ) -> None:
+        """The dialog's "Original": ``event_id``'s row, read where the relations of the
+        audit ``rows_at`` reads put it, and only if the row read there is that event (as
+        the thread panel and a reply's quote check theirs). A position taken when the
+        dialog opened could be another message's by the time it was read (a re-audit
+        between: a backdated row placed before it, the whole history read), whose text
+        and trust the dialog showed as this message's original. Else the original stays
+        "not loaded yet"."""
+        known = self.controller.relations(key)
+        position = known[1].positions.get(event_id) if known is not None else None
+        if position is None:
+            return
         try:
             rows = await self.controller.rows_at(key, [position])
         except (RuntimeError, sqlite3.Error) as exc:  # its engine closed meanwhile
@@ -550,7 +559,7 @@ class RelationActions(QObject):
         if dialog is None or asked != self._versions_asked:
             return
         shown = rows.get(position)
-        if shown is None:
+        if shown is None or shown.verdict.event.event_id != event_id:
             return
         ev = shown.event
         if isinstance(ev, Malformed):

@@ -30,6 +30,10 @@ from .relations import EDIT, HIDDEN_TYPES, REACTION, REDACTION, Row, relation_co
 from .segment import DecodedSegment, Located, decode_segment
 from .signing import SignatureChecker
 
+# Re-exported: front ends ask ``audit`` of a row's verdict (``provisional``, ``on_trial``).
+from .trial import PROVISIONAL_REASON as PROVISIONAL_REASON
+from .trial import on_trial as on_trial
+
 DEVICE_ADD_FIELD = "add_device_key"
 DEVICE_ACCEPT_FIELD = "introduced_by"
 WITNESS_FIELD = "witness"
@@ -348,7 +352,9 @@ class Timeline(Sequence[Assessed]):
         copies = self._copies if start <= 0 else self._copies[start:]
         for i, c in enumerate(copies, max(0, start)):
             if c.parent_event_id is not None or c.type in HIDDEN_TYPES:
-                yield Row(i, _event_of(c), pairs[codes[i]][0].value, c.path, c.line)
+                state, reason = pairs[codes[i]]
+                trial = on_trial(state, reason)
+                yield Row(i, _event_of(c), state.value, c.path, c.line, trial)
 
     def rows_by_id(self, wanted: Collection[str], start: int = 0) -> dict[str, Row]:
         """The rows at ``start`` or later whose event ids are in ``wanted``
@@ -363,9 +369,9 @@ class Timeline(Sequence[Assessed]):
             c = copies[i]
             if c.event_id in left:
                 left.discard(c.event_id)
-                out[c.event_id] = Row(
-                    i, _event_of(c), pairs[self._codes[i]][0].value, c.path, c.line
-                )
+                state, reason = pairs[self._codes[i]]
+                trial = on_trial(state, reason)
+                out[c.event_id] = Row(i, _event_of(c), state.value, c.path, c.line, trial)
                 if not left:
                     break
         return out
@@ -373,9 +379,8 @@ class Timeline(Sequence[Assessed]):
     def row(self, position: int) -> Row:
         """The row at ``position`` as the relation rules read it (``relations.Source``)."""
         c = self._copies[position]
-        return Row(
-            position, _event_of(c), self._pairs[self._codes[position]][0].value, c.path, c.line
-        )
+        state, reason = self._pairs[self._codes[position]]
+        return Row(position, _event_of(c), state.value, c.path, c.line, on_trial(state, reason))
 
     def extended(
         self, copies: list[_Copy], codes: array[int], late: Mapping[_Copy, int]
@@ -1680,8 +1685,8 @@ class RoomLedger:
                 codes.append(code(TrustState.UNVERIFIED, reason))
             else:
                 copies.append(c)
-                on_trial = (sender, key) in taken
-                codes.append(provisional if on_trial else good)
+                trial = (sender, key) in taken
+                codes.append(provisional if trial else good)
                 if _is_join(ev):
                     added = ev.content.get(DEVICE_ADD_FIELD)
                     # An introduction counts once the new key accepted it (its own join
@@ -1689,17 +1694,16 @@ class RoomLedger:
                     if isinstance(added, str) and (
                         not complete or (sender, key, added) in trust.edges
                     ):
-                        if on_trial and added not in keys:
+                        if trial and added not in keys:
                             taken.add((sender, added))
                         keys.add(added)
         return copies, codes
 
 
 # A verified row's reason: its key is pinned (or trusted on first use of a whole read), or
-# only taken on trial while older history loads (section 16: a front end shows that row as
-# not final, ``provisional``).
+# only taken on trial while older history loads (``PROVISIONAL_REASON``, section 16: a
+# front end shows that row as not final, ``provisional``).
 PINNED_REASON = "signature good, chain intact, key pinned for this sender"
-PROVISIONAL_REASON = "signature good; chain and key continuity are confirmed as older history loads"
 
 
 def provisional(row: Assessed) -> bool:
@@ -1707,12 +1711,6 @@ def provisional(row: Assessed) -> bool:
     nobody introduced yet: perhaps an impostor's whom older history shows): not a final
     verdict, and no front end may present it as one."""
     return on_trial(row.state, row.reason)
-
-
-def on_trial(state: str | None, reason: str) -> bool:
-    """``provisional`` of a verdict held apart from its row (a search hit's, a timeline
-    model's row: its state as ``TrustState`` or its value, and its reason)."""
-    return state == TrustState.VERIFIED and reason == PROVISIONAL_REASON
 
 
 _UNSETTLED = (

@@ -43,6 +43,7 @@ from .attachments import is_file_message
 from .event import MAX_ID_CHARS, MEMBER, MESSAGE, Event
 from .findings import Finding, Kind
 from .heap import gc_paused
+from .trial import on_trial
 from .untrusted_text import BLANK_LETTERS
 
 REACTION = "m.room.reaction"
@@ -75,6 +76,29 @@ def worst(*states: str) -> str:
     return max(states, key=lambda s: _RANK.get(s, 3))
 
 
+# A reaction row verified only on trial, while older history loads (``Row.trial``), as
+# the reaction rules rank a sender's reactions to pick their best: below a final
+# "verified", above "unverified". Never leaves this module: a ``Reactor`` says
+# "verified" and ``provisional`` (``_reactor``).
+_ON_TRIAL = "verified, on trial"
+_REACTOR_RANK = {"verified": 0, _ON_TRIAL: 1, "unverified": 2, "key-changed": 3, "invalid": 4}
+
+
+def _reacted(r: Row) -> str:
+    """A reaction row's verdict as a reactor's best is picked from."""
+    return _ON_TRIAL if r.trial else r.state
+
+
+def _reactor_rank(verdict: str) -> int:
+    return _REACTOR_RANK.get(verdict, 4)
+
+
+def _reactor(sender_id: str, verdict: str, event_ids: Sequence[str]) -> Reactor:
+    if verdict == _ON_TRIAL:
+        return Reactor(sender_id, "verified", tuple(event_ids), provisional=True)
+    return Reactor(sender_id, verdict, tuple(event_ids))
+
+
 class Row(NamedTuple):
     """What the rules read of one shown row."""
 
@@ -83,6 +107,9 @@ class Row(NamedTuple):
     state: str
     path: str | None = None  # where the shown copy was read (for findings)
     line: int | None = None
+    # Verified only on trial, while older history loads (``trial.on_trial``: a key
+    # nobody introduced yet, perhaps an impostor's): not a final verdict.
+    trial: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +117,11 @@ class Reactor:
     sender_id: str
     state: str  # the best trust state among this sender's reactions with this text
     event_ids: tuple[str, ...]  # their reaction events (removing ours redacts each)
+    # That best state is "verified" only on trial, while older history loads: none of
+    # these reactions was written by a key known to be this sender's (a key nobody
+    # introduced yet, perhaps an impostor's). Not final, and not theirs to show as
+    # theirs or to take back until the history is read (section 18.3).
+    provisional: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +139,14 @@ class ReactionChip:
 
     @property
     def all_verified(self) -> bool:
+        """Every reactor's state is verified (some perhaps only on trial: ``final``)."""
         return all(r.state == "verified" for r in self.reactors)
+
+    @property
+    def final(self) -> bool:
+        """No reactor is verified only on trial (``Reactor.provisional``): what the chip
+        says of them stands once older history is read, as a row's verdict does."""
+        return not any(r.provisional for r in self.reactors)
 
     def by(self, sender_id: str) -> Reactor | None:
         for r in self.reactors:
@@ -259,25 +298,33 @@ def applied_ids(rel: Relations) -> frozenset[str]:
 
 def own_reaction(chip: ReactionChip, user_id: str) -> Reactor | None:
     """``user_id``'s reactions in ``chip`` when at least one of them is verified (written
-    by a key verified for them): theirs to show as theirs and to take back. Anyone can
-    write an unsigned reaction, or one signed by a key of their own, under another's id:
-    it counts (marked unverified), but it is not that person's reaction."""
+    by a key verified for them) and not only on trial: theirs to show as theirs and to
+    take back. Anyone can write an unsigned reaction, or one signed by a key of their own,
+    under another's id: it counts (marked unverified), but it is not that person's
+    reaction. Nor, while older history loads, is one whose key is only taken on trial
+    (``Reactor.provisional``): an impostor's key is taken so until the history that
+    exposes it is read, and the app's own key and every key known to be the user's are
+    pinned, never on trial."""
     reactor = chip.by(user_id)
-    return reactor if reactor is not None and reactor.state == "verified" else None
+    if reactor is None or reactor.state != "verified" or reactor.provisional:
+        return None
+    return reactor
 
 
 def verified_reactions(reactor: Reactor, rel: Relations, timeline: Sequence[Any]) -> list[str]:
-    """The reaction events of ``reactor`` whose own verdict is verified (``timeline``: the
-    rows ``rel`` was built from). Taking back one's reaction redacts these only: a member
-    who planted 100,000 reactions under your id would otherwise have your one click
-    write 100,000 redactions."""
+    """The reaction events of ``reactor`` whose own verdict is verified, and final
+    (``timeline``: the rows ``rel`` was built from, ``audit.Assessed`` or ``Row``).
+    Taking back one's reaction redacts these only: a member who planted 100,000
+    reactions under your id would otherwise have your one click write 100,000
+    redactions — signed by an unintroduced key, or by one only on trial while older
+    history loads."""
     out = []
     for event_id in reactor.event_ids:
         position = rel.positions.get(event_id)
         if position is None:
             continue
-        state = timeline[position].state
-        if getattr(state, "value", state) == "verified":
+        row = as_row(position, timeline[position])
+        if row.state == "verified" and not row.trial:
             out.append(event_id)
     return out
 
@@ -421,18 +468,21 @@ class Source(Protocol):
         ...
 
 
+def as_row(position: int, r: Any) -> Row:
+    """``r`` as the rules read it: a ``Row`` as it is, an ``audit.Assessed`` row (at
+    ``position``) with its verdict's trial (``trial.on_trial``) worked out."""
+    if isinstance(r, Row):
+        return r
+    return Row(position, r.event, str(r.state), r.path, r.line, on_trial(r.state, r.reason))
+
+
 class RowList:
     """A plain list of rows as a ``Source`` (tests, callers with rows at hand): ``Row``s,
     or ``audit.Assessed`` rows in display order (numbered here)."""
 
     def __init__(self, rows: Iterable[Any], complete: bool = True) -> None:
         self.complete = complete
-        self.rows = [
-            r
-            if isinstance(r, Row)
-            else Row(i, r.event, str(r.state), getattr(r, "path", None), getattr(r, "line", None))
-            for i, r in enumerate(rows)
-        ]
+        self.rows = [as_row(i, r) for i, r in enumerate(rows)]
         seen: set[str] = set()
         twice: set[str] = set()
         for r in self.rows:
@@ -1052,7 +1102,10 @@ class _Chips:
 
     def __init__(self, chips: Iterable[ReactionChip]) -> None:
         self.by_key: dict[str, dict[str, list[Any]]] = {
-            c.key: {r.sender_id: [r.state, list(r.event_ids), None] for r in c.reactors}
+            c.key: {
+                r.sender_id: [_ON_TRIAL if r.provisional else r.state, list(r.event_ids), None]
+                for r in c.reactors
+            }
             for c in chips
         }
         self.moved = False  # a reactor's first reaction was taken back: order them again
@@ -1061,16 +1114,17 @@ class _Chips:
         """A reaction after every one counted (display order)."""
         per = self.by_key.setdefault(key, {})
         got = per.get(r.event.sender_id)
+        verdict = _reacted(r)
         if got is None:
-            per[r.event.sender_id] = [r.state, [r.event.event_id], None]
+            per[r.event.sender_id] = [verdict, [r.event.event_id], None]
             return
-        if _RANK.get(r.state, 3) < _RANK.get(got[0], 3):
-            got[0] = r.state
+        if _reactor_rank(verdict) < _reactor_rank(got[0]):
+            got[0] = verdict
         got[1].append(r.event.event_id)
         taken: _Taken | None = got[2]
         if taken is not None:
             taken.live.add(r.event.event_id)
-            taken.states[r.state] = taken.states.get(r.state, 0) + 1
+            taken.states[verdict] = taken.states.get(verdict, 0) + 1
 
     def remove(self, key: str, sender_id: str, event_id: str, read: _Read, rows: _Rows) -> None:
         """A counted reaction redacted: its sender's state is made again from the rest.
@@ -1084,11 +1138,11 @@ class _Chips:
         ids: list[str] = got[1]
         taken: _Taken | None = got[2]
         if taken is None:
-            taken = got[2] = _Taken(ids, [rows(read.related[i]).state for i in ids])
+            taken = got[2] = _Taken(ids, [_reacted(rows(read.related[i])) for i in ids])
         if event_id not in taken.live:
             return
         self.moved |= taken.first(ids) == event_id
-        taken.take(event_id, rows(read.related[event_id]).state)
+        taken.take(event_id, _reacted(rows(read.related[event_id])))
         if not taken.live:
             del per[sender_id]
             if not per:
@@ -1118,7 +1172,7 @@ class _Chips:
         return tuple(
             ReactionChip(
                 key,
-                tuple(Reactor(s, state, tuple(ids)) for s, (state, ids, _) in per.items()),
+                tuple(_reactor(s, verdict, ids) for s, (verdict, ids, _) in per.items()),
             )
             for key, per in by_key.items()
         )
@@ -1127,7 +1181,8 @@ class _Chips:
 class _Taken:
     """One sender's reactions with one text to one target, some taken back in this append:
     which are left (``live``; the list of ids keeps its order and is cleaned once, in
-    ``kept``), how many of them have each state, and where the first one left is."""
+    ``kept``), how many of them have each verdict (``_reacted``), and where the first one
+    left is."""
 
     __slots__ = ("gone", "head", "live", "states")
 
@@ -1152,16 +1207,16 @@ class _Taken:
             del self.states[state]
 
     def best(self, ids: list[str], read: _Read, rows: _Rows) -> str:
-        """The best state left: the one of lowest rank; were two left with that rank (no
+        """The best verdict left: the one of lowest rank; were two left with that rank (no
         audit's states are), the first of them in display order, as a walk finds it."""
-        rank = min(_RANK.get(s, 3) for s in self.states)
-        tied = [s for s in self.states if _RANK.get(s, 3) == rank]
+        rank = min(_reactor_rank(s) for s in self.states)
+        tied = [s for s in self.states if _reactor_rank(s) == rank]
         if len(tied) == 1:
             return tied[0]
         return next(
-            rows(read.related[i]).state
+            _reacted(rows(read.related[i]))
             for i in self.kept(ids)
-            if _RANK.get(rows(read.related[i]).state, 3) == rank
+            if _reactor_rank(_reacted(rows(read.related[i]))) == rank
         )
 
     def kept(self, ids: list[str]) -> list[str]:
@@ -1306,15 +1361,16 @@ def _decide(room_id: str, read: _Read, rows: _Rows) -> Relations:
         assert key is not None
         per_sender = chips.setdefault(target_id, {}).setdefault(key, {})
         got = per_sender.get(r.event.sender_id)
+        seen = _reacted(r)
         if got is None:
-            per_sender[r.event.sender_id] = [r.state, [r.event.event_id]]
+            per_sender[r.event.sender_id] = [seen, [r.event.event_id]]
         else:
-            if _RANK.get(r.state, 3) < _RANK.get(got[0], 3):
-                got[0] = r.state
+            if _reactor_rank(seen) < _reactor_rank(got[0]):
+                got[0] = seen
             got[1].append(r.event.event_id)
     for target_id, by_key in chips.items():
         slot(target_id)["reactions"] = tuple(
-            ReactionChip(key, tuple(Reactor(s, st, tuple(ids)) for s, (st, ids) in senders.items()))
+            ReactionChip(key, tuple(_reactor(s, v, ids) for s, (v, ids) in senders.items()))
             for key, senders in by_key.items()
         )
 

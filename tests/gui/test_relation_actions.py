@@ -574,6 +574,64 @@ def test_previous_versions_lists_the_original_and_each_edit(
     assert "not edited" in app.window.statusBar().currentMessage()
 
 
+def test_previous_versions_never_show_another_messages_text_as_the_original(
+    qtbot: Any, app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Red team rt85 (a lead): "View previous versions" read the original at the
+    timeline position taken when the dialog opened, and showed whatever row it found
+    there. A re-audit between the click and the read (here a row placed before the
+    message: every position from there on one further) put another message there, whose
+    text and trust the dialog showed as this one's original. Now the position is the one
+    of the audit read, and the row read must be the message, else it is not shown."""
+    target = app.event_id("Plan for today: ship the build at 3pm.")
+    app.controller.edit_message(target, "Plan for today: ship the build at 4pm.")
+
+    def edited() -> bool:
+        agg = app.aggregate(target)
+        return agg is not None and len(agg.edits) == 1
+
+    qtbot.waitUntil(edited, timeout=15_000)
+    known = app.controller.relations(app.key)
+    assert known is not None
+    result, rel = known
+    at = rel.positions[target]
+    moved = dataclasses.replace(rel, positions={**rel.positions, target: at + 1})
+    read = app.controller.rows_at
+    answered: list[int] = []
+
+    def before(p: int) -> int:  # where the row at ``p`` after the placing was before it
+        return p if p < at else (at - 1 if p == at else p - 1)  # at: the placed row
+
+    async def rows_after_placing(key: str, positions: Any) -> dict[int, Any]:
+        wanted = list(positions)
+        rows = await read(key, sorted({before(p) for p in wanted}))
+        answered.append(len(rows))
+        return {p: rows[before(p)] for p in wanted if before(p) in rows}
+
+    def versions() -> Any:
+        app.window.show_versions(target)  # the original is read at the loop's next turn
+        dialog = app.actions.versions_dialog
+        assert dialog is not None and dialog.versions[0].body is None
+        return dialog
+
+    # the audit with the placed row came before the read: the message read where it is now
+    dialog = versions()
+    monkeypatch.setattr(app.controller, "relations", lambda key: (result, moved))
+    monkeypatch.setattr(app.controller, "rows_at", rows_after_placing)
+    qtbot.waitUntil(lambda: dialog.versions[0].body is not None, timeout=10_000)
+    original = dialog.versions[0]
+    assert original.body == "Plan for today: ship the build at 3pm.", original
+    dialog.close()
+    # the audit changed while the row was read (its relations not here yet): the row
+    # read is another message's, and the original stays "not loaded yet"
+    monkeypatch.setattr(app.controller, "relations", lambda key: known)
+    answered.clear()
+    dialog = versions()
+    qtbot.waitUntil(lambda: answered == [1], timeout=10_000)
+    assert dialog.versions[0].body is None
+    assert "not loaded yet" in versions_html(dialog.versions)
+
+
 def test_versions_escape_hostile_text() -> None:
     from bucket_chat_desktop.gui.widgets.message_actions import Version
 

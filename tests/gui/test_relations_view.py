@@ -11,6 +11,7 @@ the relations the protocol's rules make of them (``relations.build``)."""
 
 from __future__ import annotations
 
+import os
 import uuid
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import pytest
 from conftest import roster_of
 from nacl.signing import SigningKey
 from PySide6.QtCore import QPoint, QRect, Qt
+from PySide6.QtGui import QColor, QFontMetrics
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QListView
 
@@ -36,9 +38,10 @@ from bucket_chat_desktop.gui.widgets.message_delegate import (
     WARNING_MARK,
     MessageDelegate,
     chip_tooltip,
+    more_tooltip,
 )
 from bucket_chat_desktop.protocol import relations
-from bucket_chat_desktop.protocol.audit import Assessed, TrustState
+from bucket_chat_desktop.protocol.audit import PROVISIONAL_REASON, Assessed, TrustState
 from bucket_chat_desktop.protocol.canonical import b64encode
 from bucket_chat_desktop.protocol.event import MEMBER, MESSAGE, Event
 from bucket_chat_desktop.protocol.findings import Kind
@@ -52,6 +55,8 @@ BOB = ("bob@example.com", SigningKey(b"\x02" * 32), "Bob")
 CAROL = ("carol@example.com", SigningKey(b"\x03" * 32), "Carol")
 # Bob's id with a Cyrillic "о", under a name that carries markup
 IMPOSTOR = ("b\u043eb@example.com", SigningKey(b"\x04" * 32), "Bob <b>CEO</b>")
+# Another key claiming Alice's own id (its rows: verified on trial while history loads)
+ALICE_ELSEWHERE = ("alice@example.com", SigningKey(b"\x05" * 32), "Alice")
 
 Who = tuple[str, SigningKey, str]
 
@@ -71,6 +76,7 @@ class Scene:
         content: dict[str, Any],
         parent: str | None = None,
         state: TrustState = TrustState.VERIFIED,
+        reason: str | None = None,
     ) -> Event:
         user, key, _ = who
         self.t += 30_000
@@ -86,7 +92,8 @@ class Scene:
             parent_event_id=parent,
         )
         self.heads[user] = ev.hash
-        reason = "signature and chain check out" if state is TrustState.VERIFIED else "not sure"
+        if reason is None:
+            reason = "signature and chain check out" if state is TrustState.VERIFIED else "not sure"
         path = f"rooms/{ROOM}/logs/{user}.jsonl"
         self.items.append(Assessed(ev, state, reason, path, len(self.items) + 1))
         return ev
@@ -472,6 +479,76 @@ def test_a_flood_of_reactions_and_dangling_replies_stay_bounded(qtbot: Any) -> N
     assert odd.data(Roles.Quote) is None and odd.data(Roles.Layout)[8] is False
 
 
+class _CountingPositions(dict[str, int]):
+    """``Relations.positions`` that counts the look-ups made of it."""
+
+    def __init__(self, positions: Any) -> None:
+        super().__init__(positions)
+        self.gets = 0
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        self.gets += 1
+        return super().get(key, default)
+
+
+def test_a_thread_roots_unread_count_is_counted_once_per_relations_and_read_mark(
+    qtbot: Any,
+) -> None:
+    """Red team rt85: a member writes thousands of replies to one message, dated before
+    it (the root stays the newest row, on screen). With the "New messages" line set (as
+    ``Social`` sets it on opening a room with unread messages), every ``Thread`` and
+    ``Layout`` answer for the root counted its unread replies by walking the whole
+    thread: four walks a repaint (80,070 look-ups at 20,000 replies), more per hover; a
+    second of the GUI thread for 20 mouse moves at 100,000. Now one count per relations
+    and read mark: a repaint looks up nothing of the thread, a moved mark counts once,
+    and new relations count again (a reply arrives)."""
+    import dataclasses
+
+    scene = Scene()
+    for who in (BOB, CAROL):
+        scene.join(who)
+    root = scene.msg(BOB, "root")
+    replies = 5_000
+    for i in range(replies):
+        scene.msg(CAROL, f"r{i}", parent=root.event_id)
+    scene.items.append(scene.items.pop(2))  # the root last: its replies dated before it
+    plain = scene.relations()
+    counting = _CountingPositions(plain.positions)
+    rel = dataclasses.replace(plain, positions=counting)
+    model = TimelineModel()
+    model.set_timeline(scene.items, True, rel)
+    view, _delegate = _view(qtbot, model)
+    row = model.locate(root.event_id)
+    assert row is not None
+    index = model.index(row)
+
+    def unread(mark: int) -> int:
+        return sum(1 for r in plain.aggregates[root.event_id].thread if plain.positions[r] >= mark)
+
+    model.set_read_mark(model.row(model.rowCount() - 5).event_id)
+    view.scrollTo(index)
+    view.viewport().repaint()
+    assert index.data(Roles.Thread).unread == unread(model.read_position) == 4  # rows below
+    counting.gets = 0
+    view.viewport().repaint()
+    for _ in range(20):  # a hover asks the row's layout again
+        index.data(Roles.Layout)
+        index.data(Roles.Thread)
+    assert counting.gets < 100, f"{counting.gets:,} look-ups ({replies:,} replies)"
+    # the line moved up: counted once more, right
+    model.set_read_mark(model.row(model.rowCount() - 101).event_id)
+    counting.gets = 0
+    assert index.data(Roles.Thread).unread == unread(model.read_position) == 100
+    view.viewport().repaint()
+    assert replies <= counting.gets < replies + 100
+    # a reply arrives: the relations change, the count with them
+    start = len(scene.items)
+    scene.msg(CAROL, "one more", parent=root.event_id)
+    model.append(scene.items[start:], scene.relations())
+    assert index.data(Roles.Thread).unread == 101
+    assert index.data(Roles.Thread).replies == replies + 1
+
+
 def test_a_reply_to_itself_quotes_nothing_and_is_no_thread(qtbot: Any) -> None:
     """Red team: an event id is the writer's choice, so a reply can name itself as its
     parent. Before, it quoted itself and was the root of a thread holding itself ("1
@@ -539,6 +616,99 @@ def test_a_reaction_planted_under_ones_id_is_not_shown_as_ones_own() -> None:
     chips = {c.key: c for c in model.index(row_of(model, msg.event_id)).data(Roles.Reactions)}
     assert not chips["👍"].mine and not chips["👍"].all_verified
     assert chips["🎉"].mine and chips["🎉"].all_verified
+
+
+def _on_trial_chips(scene: Scene) -> tuple[Event, TimelineModel]:
+    """While older history loads: a key nobody introduced yet reacts 👍 under Alice's
+    (the user's) id, and Carol's key, also on trial, 🎉 beside Bob's (pinned)."""
+    for who in (ALICE, BOB, CAROL):
+        scene.join(who)
+    ask = scene.msg(BOB, "Wire the 50k today? 👍 to approve")
+    scene.react(ALICE_ELSEWHERE, ask, "👍", reason=PROVISIONAL_REASON)
+    scene.react(BOB, ask, "🎉")
+    scene.react(CAROL, ask, "🎉", reason=PROVISIONAL_REASON)
+    model = model_of(scene)
+    return ask, model
+
+
+def test_a_reaction_under_ones_id_by_a_key_on_trial_is_not_ones_own_nor_final() -> None:
+    """Red team rt85: while history loaded, a reaction under the user's id by a key taken
+    on trial (an impostor's, perhaps) made a chip the app showed as the user's
+    (highlighted; a click "took it back", writing a redaction per planted reaction) and
+    as final ("alice — Verified"), when that key's own rows are drawn "not final". Now it
+    is not theirs, and the chip and its tooltip say which reactors are not final yet."""
+    ask, model = _on_trial_chips(Scene())
+    index = model.index(row_of(model, ask.event_id))
+    chips = {c.key: c for c in index.data(Roles.Reactions)}
+    thumbs, party = chips["👍"], chips["🎉"]
+    assert not thumbs.mine and thumbs.all_verified and not thumbs.final
+    assert [(w.sender_id, w.state, w.final) for w in thumbs.who] == [(ALICE[0], "verified", False)]
+    tip = chip_tooltip(thumbs)
+    assert (
+        f"Alice ({ALICE[0]}) — <span style='color:{TRUST_COLORS['unverified']}'>Not final yet"
+        in tip
+    )
+    assert "Verified" not in tip and "older history is still being read" in tip
+    assert [(w.sender_id, w.final) for w in party.who] == [(BOB[0], True), (CAROL[0], False)]
+    tip = chip_tooltip(party)
+    assert f"Bob ({BOB[0]}) — <span style='color:{TRUST_COLORS['verified']}'>Verified" in tip
+    assert f"Carol ({CAROL[0]}) — <span style='color:{TRUST_COLORS['unverified']}'>Not final" in tip
+    # the row's size is asked again when a chip's finality changes (its badge takes room)
+    assert all(c[4] is False for c in index.data(Roles.Layout)[7][1])
+    # a chip of final reactors only has no such line, nor a badge
+    scene = Scene()
+    for who in (ALICE, BOB):
+        scene.join(who)
+    msg = scene.msg(BOB, "lunch?")
+    scene.react(BOB, msg, "👍")
+    model = model_of(scene)
+    [final] = model.index(row_of(model, msg.event_id)).data(Roles.Reactions)
+    assert final.final and "Not final" not in chip_tooltip(final)
+
+
+def test_a_chip_not_final_is_drawn_with_a_ring(qtbot: Any, tmp_path: Path) -> None:
+    """A chip with a reactor on trial takes a badge's room and draws a ring there in the
+    verified colour, as a row whose key is on trial draws its verdict: not the orange
+    "!" of an unverified reactor. The "+n" chip's lines say "not final yet" too."""
+    ask, model = _on_trial_chips(Scene())
+    view, delegate = _view(qtbot, model)
+    index = model.index(row_of(model, ask.event_id))
+    rect = view.visualRect(index)
+    parts = delegate.regions(index, rect, view.font()).parts
+    chips = {p.key: (p, r) for what, p, r in parts if what == "chip"}
+    thumbs, box = chips["👍"]
+    wide = _chip_width(view, thumbs)
+    assert box.width() == wide == _chip_width(view, thumbs._replace(final=True)) + 14
+    image = view.grab().toImage()
+    assert image.save(str(tmp_path / "chips-on-trial.png"))
+    folder = os.environ.get("BUCKET_CHAT_GUI_SHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        image.save(str(Path(folder) / "chips-on-trial.png"))
+    ratio = image.devicePixelRatio()
+    badge = QRect(box.right() - 8 - 12, box.top() + (box.height() - 12) // 2, 12, 12)
+    colours = [
+        image.pixelColor(int(x * ratio), int(y * ratio))
+        for x in range(badge.left(), badge.right() + 1)
+        for y in range(badge.top(), badge.bottom() + 1)
+    ]
+    green, orange = QColor(TRUST_COLORS["verified"]), QColor(TRUST_COLORS["key-changed"])
+
+    def near(c: QColor, to: QColor) -> bool:
+        return (
+            abs(c.red() - to.red()) + abs(c.green() - to.green()) + abs(c.blue() - to.blue()) < 60
+        )
+
+    assert any(near(c, green) for c in colours)
+    assert not any(near(c, orange) for c in colours)
+    lines = more_tooltip([thumbs, thumbs._replace(key="👀", final=True)]).split("<br>")
+    assert "not final yet" in lines[0] and "not final" not in lines[1]
+
+
+def _chip_width(view: TimelineView, chip: Chip) -> int:
+    from bucket_chat_desktop.gui.widgets.message_delegate import _chip_w
+
+    return _chip_w(QFontMetrics(view.font()), chip)
 
 
 def test_lookalike_reaction_texts_are_told_apart_in_their_tooltips() -> None:

@@ -101,7 +101,8 @@ class Roles(enum.IntEnum):
     Provisional = enum.auto()
     # Everything a row's height depends on, in one call (the delegate caches heights by it):
     # (event id, location, kind, day break, grouped under the row above, echo state,
-    #  version, (chips, the first MAX_CHIPS as (key, number, all verified)), quoted,
+    #  version, (chips, the first MAX_CHIPS as (key, number, all verified, look-alike,
+    #  final)), quoted,
     #  thread replies, repeated)
     Layout = enum.auto()
     # Relations (section 18). The body (``Body``) of an edited message is its latest
@@ -113,7 +114,7 @@ class Roles(enum.IntEnum):
     Deleted = enum.auto()  # None, or Deleted(timestamp_ms, state, reason)
     Quote = enum.auto()  # None (not a reply), or Quote(parent id, name, text, status, ...)
     Thread = enum.auto()  # None, or ThreadSummary(replies, unread) on a thread root
-    Reactions = enum.auto()  # tuple of Chip (key, number, mine, all_verified, who)
+    Reactions = enum.auto()  # tuple of Chip (key, number, mine, all_verified, who, ...)
     # Its event id was signed by more than one device (``Relations.repeated``): each copy
     # is a row, and none takes edits, a deletion, reactions or replies (PROTOCOL.md 18.1).
     Repeated = enum.auto()
@@ -168,16 +169,30 @@ class ThreadSummary(NamedTuple):
     unread: int | None  # replies after the read marker (None: the app has none)
 
 
+class Reacted(NamedTuple):
+    """One reactor of a chip, as its tooltip lists them."""
+
+    name: str  # display name
+    sender_id: str
+    state: str  # trust state (``Reactor.state``)
+    warning: str | None  # why the id may imitate another, or None
+    # False: "verified" only on trial while older history loads (``Reactor.provisional``):
+    # said so, as a row of that key says it, never shown as a final verdict
+    final: bool = True
+
+
 class Chip(NamedTuple):
     key: str
     number: int  # people who reacted so
     mine: bool  # this user reacted so (clicking takes it back)
     all_verified: bool  # False: at least one reactor is not verified (marked)
-    # (display name, sender id, trust state, why the id may imitate another or None)
-    who: tuple[tuple[str, str, str, str | None], ...]
+    who: tuple[Reacted, ...]
     # its text looks like another chip's of the message, written differently
     # (``lookalike_texts``: "Yes" and "Үes"): marked, and spelled out in its tooltip
     lookalike: bool = False
+    # False: a reactor is verified only on trial while older history loads
+    # (``ReactionChip.final``): its badge is a ring, as such a row's is
+    final: bool = True
 
 
 @dataclass(slots=True)
@@ -346,6 +361,11 @@ class TimelineModel(QAbstractListModel):
         self._quotes: dict[str, Row | str] = {}
         # Reaction chips by event id, made once per relations and display names.
         self._chip_cache: dict[str, tuple[Chip, ...]] = {}
+        # Unread replies by thread root, counted once per relations and read mark
+        # (``_unread_mark``): a root's summary is asked at every paint and size of its
+        # row, and a count walks every reply of the thread (a member writes 100,000).
+        self._unread: dict[str, int] = {}
+        self._unread_mark: int | None = None
         self._by_id: dict[str, Row] | None = None
         # Display names under the room-state rule, and every sender id in first-seen
         # order (look-alikes are marked): made on the engine's state thread with the
@@ -566,7 +586,10 @@ class TimelineModel(QAbstractListModel):
             _version(agg),
             (
                 len(chips),
-                tuple((c.key, c.number, c.all_verified, c.lookalike) for c in chips[:MAX_CHIPS]),
+                tuple(
+                    (c.key, c.number, c.all_verified, c.lookalike, c.final)
+                    for c in chips[:MAX_CHIPS]
+                ),
             ),
             self._quoted(row) is not None and not deleted,
             0 if thread is None else thread.replies,
@@ -591,12 +614,19 @@ class TimelineModel(QAbstractListModel):
     def _chip(self, chip: ReactionChip, lookalike: bool) -> Chip:
         names = self.names
         who = tuple(
-            (names.shown(r.sender_id), r.sender_id, r.state, names.warning(r.sender_id))
+            Reacted(
+                names.shown(r.sender_id),
+                r.sender_id,
+                r.state,
+                names.warning(r.sender_id),
+                not r.provisional,
+            )
             for r in chip.reactors
         )
-        # a reaction under this user's id that no key of theirs wrote is not theirs
+        # a reaction under this user's id that no key of theirs wrote is not theirs, nor
+        # one of a key only on trial while older history loads (an impostor's, perhaps)
         mine = bool(self.own_user) and relation_rules.own_reaction(chip, self.own_user) is not None
-        return Chip(chip.key, chip.count, mine, chip.all_verified, who, lookalike)
+        return Chip(chip.key, chip.count, mine, chip.all_verified, who, lookalike, chip.final)
 
     def _thread(self, row: Row) -> ThreadSummary | None:
         agg = self.aggregate(row)
@@ -605,8 +635,13 @@ class TimelineModel(QAbstractListModel):
         unread: int | None = None
         if self.read_position is not None:
             mark = self.read_position
-            positions = self.relations.positions
-            unread = sum(1 for r in agg.thread if positions.get(r, -1) >= mark)
+            if mark != self._unread_mark:
+                self._unread, self._unread_mark = {}, mark
+            unread = self._unread.get(agg.event_id)
+            if unread is None:
+                positions = self.relations.positions
+                unread = sum(1 for r in agg.thread if positions.get(r, -1) >= mark)
+                self._unread[agg.event_id] = unread
         return ThreadSummary(len(agg.thread), unread)
 
     def _quoted(self, row: Row) -> str | None:
@@ -1016,6 +1051,7 @@ class TimelineModel(QAbstractListModel):
         self._wanted = False
         self._quotes = {}
         self._chip_cache = {}
+        self._unread = {}
         self.relations = relations if relations is not None else Relations("")
         rel = self.relations
         self.names = names if names is not None else NO_NAMES
@@ -1116,6 +1152,7 @@ class TimelineModel(QAbstractListModel):
         old = self.relations
         if relations is not None:
             self.relations = relations
+            self._unread = {}  # threads and their replies' positions as these relations say
         renamed = False
         if names is not None and names is not self.names:
             self.names, renamed = names, True
@@ -1175,6 +1212,7 @@ class TimelineModel(QAbstractListModel):
         if names is not None and names is not self.names:
             self.names = names
         self._chip_cache = {}
+        self._unread = {}  # positions from ``at`` on moved
         # a quoted parent asked of the audit before is asked again when next painted
         waiting = [k for k, v in self._quotes.items() if v == "loading"]
         for parent_id in waiting:

@@ -59,6 +59,7 @@ from ..models.timeline_model import (
 from ..safe import SafeDelegate, painter_state
 from ..style import (
     ACCENT,
+    NOT_FINAL,
     REPEATED_ID_NOTE,
     TRUST_COLORS,
     TRUST_LABELS,
@@ -719,8 +720,10 @@ class MessageDelegate(SafeDelegate):
     ) -> None:
         """The "(edited)" marker and the reaction chips: the count after each text, this
         user's own highlighted, one with an unverified reactor outlined in the warning
-        colour with a "!" badge, one whose text looks like another chip's (written
-        differently: "Yes", "Үes") with the look-alike mark ⚠ after its count."""
+        colour with a "!" badge, one with a reactor verified only on trial while older
+        history loads with a ring badge (as such a row's verdict is drawn), one whose text
+        looks like another chip's (written differently: "Yes", "Үes") with the look-alike
+        mark ⚠ after its count."""
         small = _small(option.font)
         fm = QFontMetrics(option.font)  # reactions are read at the text's size
         palette = option.palette
@@ -760,7 +763,7 @@ class MessageDelegate(SafeDelegate):
             key = fm.elidedText(chip.key, Qt.TextElideMode.ElideRight, CHIP_KEY_W)
             count = str(chip.number)
             count_w = fm.horizontalAdvance(count)
-            badge = 14 if warn else 0
+            badge = _badge_w(chip)
             alike_w = _alike_w(fm, chip)
             inner = r.adjusted(8, 0, -8 - badge - alike_w, 0)
             key_r = QRect(inner.left(), r.top(), max(0, inner.width() - count_w - 5), r.height())
@@ -773,8 +776,10 @@ class MessageDelegate(SafeDelegate):
                 painter.setPen(QColor(TRUST_COLORS["key-changed"]))
                 mark_r = QRect(inner.right() + 4, r.top(), alike_w - 3, r.height())
                 painter.drawText(mark_r, ltr, WARNING_MARK)
+            dot = QRect(r.right() - 8 - 12, r.top() + (CHIP_H - 12) // 2, 12, 12)
+            if not warn and not chip.final:  # verified so far: not final, a ring
+                self._paint_badge(painter, dot, "verified", earlier=True)
             if warn:
-                dot = QRect(r.right() - 8 - 12, r.top() + (CHIP_H - 12) // 2, 12, 12)
                 painter.setPen(Qt.PenStyle.NoPen)
                 painter.setBrush(QColor(TRUST_COLORS["key-changed"]))
                 painter.drawEllipse(dot)
@@ -1172,8 +1177,10 @@ def quote_tooltip(quote: Quote | None) -> str:
 
 
 def chip_tooltip(chip: Chip) -> str:
-    """Who reacted so: each by display name and real id, with their trust state, and a
-    look-alike id marked as a row's header marks it (why, on the line below)."""
+    """Who reacted so: each by display name and real id, with their trust state ("Not
+    final yet" for one verified only on trial while older history loads, as the thread
+    panel words such a root), and a look-alike id marked as a row's header marks it (why,
+    on the line below)."""
     lines = [f"<b>{html_escape(chip.key)}</b> · {chip.number}"]
     if chip.lookalike:  # the code points, as the command line prints them
         lines.append(
@@ -1184,15 +1191,18 @@ def chip_tooltip(chip: Chip) -> str:
     if spelled:
         lines.append(f"<small>written as {spelled}</small>")
     warn = TRUST_COLORS["key-changed"]
-    for name, sender, state, warning in chip.who[:50]:
+    for name, sender, state, warning, final in chip.who[:50]:
         clean = display_name_safe(name) if name and name != sender else ""
         who = (
             f"{html_escape(clean)} ({html_escape(shown_id(sender))})"
             if clean
             else html_escape(shown_id(sender))
         )
-        label = TRUST_LABELS.get(state, state)
-        color = TRUST_COLORS.get(state, TRUST_COLORS["invalid"])
+        if final:
+            label = TRUST_LABELS.get(state, state)
+            color = TRUST_COLORS.get(state, TRUST_COLORS["invalid"])
+        else:
+            label, color = NOT_FINAL, TRUST_COLORS["unverified"]
         if warning:
             who += f" <span style='color:{warn}'>{WARNING_MARK}</span>"
         lines.append(f"{who} — <span style='color:{color}'>{html_escape(label)}</span>")
@@ -1202,7 +1212,16 @@ def chip_tooltip(chip: Chip) -> str:
         lines.append(f"and {len(chip.who) - 50:,} more")
     if not chip.all_verified:
         lines.append("⚠ not every reaction here is verified")
+    if not chip.final:
+        lines.append(f"{NOT_FINAL}: {CHIP_ON_TRIAL}")
     return "<br>".join(lines)
+
+
+# What a chip's tooltip says of a reactor verified only on trial (``Chip.final``).
+CHIP_ON_TRIAL = (
+    "older history is still being read, and may show that a key here is not its "
+    "sender's. Until then, such a reaction under your own id is not counted as yours"
+)
 
 
 LOOKALIKE_CHIP = "looks like another reaction here, written differently"
@@ -1229,6 +1248,8 @@ def more_tooltip(chips: Sequence[Chip]) -> str:
     lines = []
     for chip in chips[:MORE_IN_TOOLTIP]:
         mark = "" if chip.all_verified else " ⚠ not all verified"
+        if not chip.final:
+            mark += f" · {NOT_FINAL.lower()}"
         if chip.lookalike:
             mark += f" {WARNING_MARK} {LOOKALIKE_CHIP}: {spelled_key(chip.key, lookalike=True)}"
         lines.append(f"<b>{html_escape(chip.key)}</b> · {chip.number}{mark}")
@@ -1298,9 +1319,14 @@ def _small(font: QFont) -> QFont:
 
 def _chip_w(fm: QFontMetrics, chip: Chip) -> int:
     key = fm.elidedText(chip.key, Qt.TextElideMode.ElideRight, CHIP_KEY_W)
-    badge = 14 if not chip.all_verified else 0
     count_w = fm.horizontalAdvance(str(chip.number))
-    return fm.horizontalAdvance(key) + count_w + 21 + badge + _alike_w(fm, chip)
+    return fm.horizontalAdvance(key) + count_w + 21 + _badge_w(chip) + _alike_w(fm, chip)
+
+
+def _badge_w(chip: Chip) -> int:
+    """The room a chip's badge takes: "!" (a reactor not verified) or a ring (one only
+    verified on trial while older history loads); none for a chip all verified, finally."""
+    return 14 if not chip.all_verified or not chip.final else 0
 
 
 def _alike_w(fm: QFontMetrics, chip: Chip) -> int:

@@ -420,6 +420,20 @@ def test_a_chip_with_an_unverified_reactor_says_so() -> None:
     assert chip_text(ReactionChip(family, (Reactor(ALICE, "verified", ("a",)),))) == family + " 1"
 
 
+def test_a_chip_with_a_reactor_on_trial_says_it_is_not_final() -> None:
+    """A reactor verified only on trial while older history loads is counted apart, as
+    the app marks it ("Not final yet"): never printed as a final verified one."""
+    chip = ReactionChip(
+        "👍",
+        (
+            Reactor(ALICE, "verified", ("a",)),
+            Reactor(BOB, "verified", ("b",), provisional=True),
+            Reactor("carol@example.com", "unverified", ("c",)),
+        ),
+    )
+    assert chip_text(chip) == "👍 3 [1 UNVERIFIED] [1 NOT FINAL YET]"
+
+
 def test_chips_that_look_alike_are_told_apart_by_their_code_points() -> None:
     """Red team: one member reacted "👍", "👍" + U+FE0F and "👍" + a joiner: three chips
     counted apart that all print as "👍 1" (and "ok" with a Cyrillic "о"). Chips that

@@ -1,5 +1,5 @@
 """Another member cannot take back someone's deletion or edit, and an impostor's key
-cannot act for a sender while history loads (PROTOCOL.md sections 18.1 and 18.4).
+cannot act for a sender while history loads (PROTOCOL.md sections 18.1, 18.3 and 18.4).
 
 Before: mallory signed anything of her own (a typing notice was enough, never a row)
 under the event id of alice's redaction or edit; the id was then "shown more than once",
@@ -11,10 +11,11 @@ as long as the storage, which decides how long that takes, liked."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
+from bucket_chat_desktop.protocol import relation_drafts as drafting
 from bucket_chat_desktop.protocol.audit import PROVISIONAL_REASON, AuditResult, prepare_segment
 from bucket_chat_desktop.protocol.event import MEMBER, Event
 from bucket_chat_desktop.protocol.findings import Kind
@@ -29,6 +30,8 @@ from bucket_chat_desktop.protocol.relations import (
     applied_ids,
     build,
     extended,
+    own_reaction,
+    verified_reactions,
 )
 from bucket_chat_desktop.protocol.signing import build_event
 
@@ -283,3 +286,126 @@ def test_whose_edit_an_id_is_is_never_answered_by_id_alone() -> None:
     assert applied(rel, fix) and applied(rel, copy) and not applied(rel, forged)
     ids = applied_ids(rel)
     assert applied(rel, fix, ids) and not applied(rel, forged, ids)
+
+
+# -- reactions while history loads (section 18.3) ----------------------------------------
+
+
+class Approval(NamedTuple):
+    alice: Device
+    ask: Event  # bob's question
+    segments: tuple[tuple[str, bytes], ...]
+    pins: dict[str, set[str]]  # alice's and bob's real keys, pinned on this device
+    hers: Event | None  # alice's own 👍, with her own key
+
+
+def approval(planted: int, *, hers: bool = False) -> Approval:
+    """Bob asks for an approval by 👍; a key nobody introduced signs ``planted`` 👍 under
+    alice's id (``hers``: alice reacts 👍 too, with her pinned key, after them)."""
+    a, b = alice(), bob()
+    impostor = Device("alice@example.com", 4)  # another key claiming to be alice
+    aj, bj = a.join(T0), b.join(T0 + 1)
+    ask = b.say(T0 + 10, "Shall we wire the 50k today? React 👍 to approve")
+    thumbs = {"relates_to": ask.event_id, "reaction": "👍"}
+    fakes = [impostor.emit(T0 + 20 + i, REACTION, thumbs) for i in range(planted)]
+    own = a.emit(T0 + 5_000_000, REACTION, thumbs) if hers else None
+    segments = (seg([aj, *([own] if own else [])], "a"), seg([bj, ask], "b"), seg(fakes, "i"))
+    return Approval(a, ask, segments, {a.sender_id: {a.public}, b.sender_id: {b.public}}, own)
+
+
+def test_a_reaction_by_a_key_on_trial_is_not_the_users_own_nor_final() -> None:
+    """Red team rt85: while history loaded, a key first seen for alice was taken on
+    trial (its rows say "verified") and its reaction under her id was called hers: the
+    app highlighted the chip as hers, ticked it in the React menu, and a click "took it
+    back". It counts, said to be not final, and is nobody's to take back; once the
+    history is read its key turns out an impostor's."""
+    room = approval(1)
+    me = room.alice.sender_id
+    early = loading(*room.segments, pinned=room.pins)
+    assert early.timeline[-1].reason == PROVISIONAL_REASON
+    chip = built(early).of(room.ask.event_id).reactions[0]  # type: ignore[union-attr]
+    reactor = chip.by(me)
+    assert reactor is not None and reactor.state == "verified" and reactor.provisional
+    assert chip.count == 1 and chip.all_verified and not chip.final
+    assert own_reaction(chip, me) is None
+
+    whole = built(audit(*room.segments, pinned=room.pins))
+    chip = whole.of(room.ask.event_id).reactions[0]  # type: ignore[union-attr]
+    reactor = chip.by(me)
+    assert reactor is not None and reactor.state == "key-changed" and not reactor.provisional
+    assert chip.final and not chip.all_verified and own_reaction(chip, me) is None
+
+
+def test_one_click_writes_no_redaction_per_reaction_planted_while_history_loads() -> None:
+    """Red team rt85: 1,000 reactions planted under alice's id by a key on trial made one
+    click on the chip plan 1,000 redactions, signed by alice's real key, of which not one
+    applies (another key's reactions). Now the click takes back nothing planted: with
+    none of hers, there is nothing of hers to take back; with hers, hers alone."""
+    room = approval(1_000)
+    me = room.alice.sender_id
+    early = loading(*room.segments, pinned=room.pins)
+    rel = build(ROOM, early.timeline)
+    target = drafting.Target.of(room.ask.event_id, room.ask, rel, early)
+    reactor = rel.of(room.ask.event_id).reactions[0].by(me)  # type: ignore[union-attr]
+    assert reactor is not None and len(reactor.event_ids) == 1_000
+    assert verified_reactions(reactor, rel, early.timeline) == []
+    plan = drafting.react(target, me, "👍", remove=True)
+    assert plan.drafts == () and plan.unchanged is drafting.Unchanged.NO_REACTION
+    # a click on the chip, not hers, adds her own reaction beside the planted ones
+    [(kind, _)] = drafting.react(target, me, "👍").drafts
+    assert kind == REACTION
+
+    room = approval(1_000, hers=True)
+    assert room.hers is not None
+    early = loading(*room.segments, pinned=room.pins)
+    rel = build(ROOM, early.timeline)
+    target = drafting.Target.of(room.ask.event_id, room.ask, rel, early)
+    mine = own_reaction(rel.of(room.ask.event_id).reactions[0], me)  # type: ignore[union-attr]
+    assert mine is not None and not mine.provisional and len(mine.event_ids) == 1_001
+    assert verified_reactions(mine, rel, early.timeline) == [room.hers.event_id]
+    assert drafting.react(target, me, "👍").unchanged is drafting.Unchanged.REACTED
+    plan = drafting.react(target, me, "👍", remove=True)
+    assert plan.drafts == ((REDACTION, {"redacts": room.hers.event_id}),)
+
+
+def test_taking_back_ones_reaction_leaves_the_planted_one_not_final() -> None:
+    """Alice's own 👍 beside one planted under her id while history loads: hers makes
+    the chip hers. Her redaction of it (appended: ``built`` also cuts the rows anywhere,
+    so the incremental path decides it too) leaves the planted one, not hers nor final."""
+    room = approval(1, hers=True)
+    assert room.hers is not None
+    me = room.alice.sender_id
+    take = room.alice.emit(T0 + 6_000_000, REDACTION, {"redacts": room.hers.event_id})
+    before = built(loading(*room.segments, pinned=room.pins))
+    chip = before.of(room.ask.event_id).reactions[0]  # type: ignore[union-attr]
+    assert own_reaction(chip, me) is not None and chip.final
+    after = built(loading(*room.segments, seg([take], "t"), pinned=room.pins))
+    chip = after.of(room.ask.event_id).reactions[0]  # type: ignore[union-attr]
+    reactor = chip.by(me)
+    assert reactor is not None and reactor.provisional and len(reactor.event_ids) == 1
+    assert own_reaction(chip, me) is None and not chip.final
+
+
+def test_a_second_devices_reaction_is_the_users_own_once_its_introduction_is_read() -> None:
+    """The cost of the rule, and its end: alice's laptop reacted, and her phone's
+    statement that introduces the laptop is in older history not read yet. Until it is,
+    the laptop's key is on trial and a click does not take its reaction back (an edit or
+    a deletion from it waits the same way, 18.4); once it is read, the reaction is hers."""
+    a, laptop = alice(), alice_laptop()
+    aj = a.join(T0)
+    add = a.emit(T0 + 1, MEMBER, {"membership": "join", "add_device_key": laptop.public})
+    acc = laptop.emit(T0 + 2, MEMBER, {"membership": "join", "introduced_by": a.public}, prev=None)
+    msg = a.say(T0 + 10, "lunch?")
+    thumbs = laptop.emit(T0 + 20, REACTION, {"relates_to": msg.event_id, "reaction": "👍"})
+    pins = {a.sender_id: {a.public}}
+    newest = (seg([msg], "m"), seg([acc, thumbs], "l"))  # alice's older segment not read yet
+    early = loading(*newest, pinned=pins)
+    on_trial = {r.event.event_id for r in early.timeline if r.reason == PROVISIONAL_REASON}
+    assert on_trial == {acc.event_id, thumbs.event_id}  # the laptop's key: on trial
+    chip = built(early).of(msg.event_id).reactions[0]  # type: ignore[union-attr]
+    assert not chip.final and own_reaction(chip, a.sender_id) is None
+    whole = audit(seg([aj, add], "a"), *newest, pinned=pins)
+    rel = built(whole)
+    mine = own_reaction(rel.of(msg.event_id).reactions[0], a.sender_id)  # type: ignore[union-attr]
+    assert mine is not None and not mine.provisional
+    assert verified_reactions(mine, rel, whole.timeline) == [thumbs.event_id]
