@@ -17,12 +17,12 @@ from desk import Desk, settings_for
 from hostile import eve_writes
 from PySide6.QtCore import QModelIndex, QRect
 from PySide6.QtGui import QFont, QTextDocument
-from PySide6.QtWidgets import QStyleOptionViewItem
+from PySide6.QtWidgets import QListView, QStyleOptionViewItem
 from test_app_flows import CAROL, store  # noqa: F401 - fixtures
 
 from bucket_chat_desktop.gui.controller import _preview, room_preview
 from bucket_chat_desktop.gui.markdown import MAX_SHOWN_LINES
-from bucket_chat_desktop.gui.models.rooms_model import RoomRoles
+from bucket_chat_desktop.gui.models.rooms_model import RoomItem, RoomRoles, RoomsModel
 from bucket_chat_desktop.gui.models.timeline_model import Roles
 from bucket_chat_desktop.gui.room_preview import DELETED
 from bucket_chat_desktop.gui.widgets.message_delegate import (
@@ -34,6 +34,7 @@ from bucket_chat_desktop.gui.widgets.message_delegate import (
     _rich_width,
     max_body_h,
 )
+from bucket_chat_desktop.gui.widgets.room_delegate import RoomDelegate
 from bucket_chat_desktop.protocol.event import MEMBER
 from bucket_chat_desktop.protocol.room_state import NO_NAMES
 from bucket_chat_desktop.protocol.signing import build_event
@@ -128,6 +129,7 @@ HIDDEN_TAIL = "NOT approved: pay account 6666 instead"
 WIDE_FENCE = "```\nApproved: pay invoice 12 to account 1234." + " " * 400 + HIDDEN_TAIL + "\n```"
 NBSP_PLAIN = "Approved: pay invoice 12." + "\u00a0" * 400 + HIDDEN_TAIL  # one long "word"
 LONG_WORD = "https://example.com/" + "a" * 400 + "/" + HIDDEN_TAIL.replace(" ", "-")
+INLINE_CODE = "see `" + "x" * 400 + HIDDEN_TAIL.replace(" ", "_") + "`"  # one long code word
 WIDE_TABLE = "|" + "|".join(f"c{i}" for i in range(120)) + f"|{HIDDEN_TAIL}|\n" + "|---" * 121 + "|"
 
 
@@ -149,10 +151,17 @@ def test_no_words_of_a_body_are_laid_out_past_the_rows_right_edge(
     run of spaces were painted thousands of pixels past the row's edge, never seen,
     while the command line and "Copy text" had them. Code blocks wrap now; so does a
     plain body's word wider than the row (``drawText`` did not break it: a run of
-    no-break spaces, a long link); a table too wide for the row is shown as plain text,
-    with a note saying why."""
+    no-break spaces, a long link) and inline code; a table too wide for the row is shown
+    as plain text, with a note saying why."""
     now = int(time.time() * 1000)
-    bodies = [WIDE_FENCE, NBSP_PLAIN, LONG_WORD, WIDE_TABLE]
+    tails = {
+        WIDE_FENCE: HIDDEN_TAIL,
+        NBSP_PLAIN: HIDDEN_TAIL,
+        LONG_WORD: HIDDEN_TAIL.replace(" ", "-"),
+        INLINE_CODE: HIDDEN_TAIL.replace(" ", "_"),
+        WIDE_TABLE: HIDDEN_TAIL,
+    }
+    bodies = list(tails)
     eve_writes(store, "falcon", [(now + i, b) for i, b in enumerate(bodies)])
     desk = launch(settings_for(store, ["falcon", "general"]))
     desk.wait_loaded("falcon")
@@ -168,8 +177,8 @@ def test_no_words_of_a_body_are_laid_out_past_the_rows_right_edge(
         assert not box.plain  # not drawText: it would not break the long word
         doc = delegate._doc(index, _rich_width(text_w), font)
         assert doc.size().width() <= text_w
-        tail = HIDDEN_TAIL if body != LONG_WORD else HIDDEN_TAIL.replace(" ", "-")[-12:]
-        assert _x_of(doc, tail[:12]) < text_w, body[:20]
+        tail = tails[body][-12:]  # the end of the body: laid out inside the row
+        assert _x_of(doc, tail) < text_w, body[:20]
         if body == WIDE_TABLE:  # said under it
             assert box.note == WIDE_NOTE and WIDE_NOTE not in doc.toPlainText()
     view.scrollToBottom()
@@ -251,7 +260,9 @@ def test_a_message_does_not_pass_for_a_notice_in_the_room_list(
     shot(room_list, "rt86-room-list", tmp_path)
 
 
-def test_the_app_s_own_notices_have_no_sender_and_messages_always_do() -> None:
+def test_the_app_s_own_notices_have_no_sender_and_messages_always_do(
+    qtbot: Any, tmp_path: Path
+) -> None:
     """``room_preview``: "Message deleted" as a message's text is "<sender>: Message
     deleted", the preview of a deletion is the notice alone; a member event's notice is
     its own wording, with no sender; a sender with no name is named by their id."""
@@ -271,3 +282,18 @@ def test_the_app_s_own_notices_have_no_sender_and_messages_always_do() -> None:
     line, sender = room_preview(said, NO_NAMES)
     assert line == f"carol@example.com: {DELETED}" and sender == "carol@example.com"
     assert line != room_preview(None, NO_NAMES)[0]
+    # drawn: the sender's name, then the text; a notice alone, in italics
+    model = RoomsModel()
+    for key, preview, by in (
+        ("s1/a", line, sender),
+        ("s1/b", DELETED, ""),
+        ("s1/c", "carol@example.com left the room", ""),
+        ("s1/d", "Eve: carol@example.com left the room", "Eve"),
+    ):
+        model.add(RoomItem(key, key[-1].upper(), "Team", preview=preview, preview_sender=by))
+    rooms = QListView()
+    qtbot.addWidget(rooms)
+    rooms.setModel(model)
+    rooms.setItemDelegate(RoomDelegate(rooms))
+    rooms.resize(360, 260)
+    shot(rooms, "rt86-notices", tmp_path)
