@@ -96,16 +96,34 @@ def _sorts_before(
 
 
 def _preview(ev: Event, claim: str = "") -> str:
-    """The room list's line for ``ev`` (a shown event, never a relation event; its
-    latest text as ``room_preview.as_shown`` makes it). A member event's sender id is
-    spelled out (``shown_id``: a zero-width space is shown, not cleaned away); the room
-    list marks it as a row does (``RoomItem.preview_warning``). ``claim``: what a
-    statement naming a key not its sender's says (``statement_claim``), as its row does."""
+    """What ``ev`` says in a line (a shown event, never a relation event; its latest text
+    as ``room_preview.as_shown`` makes it): a message's text, or a member event's notice
+    ("<id> left the room"). A member event's sender id is spelled out (``shown_id``: a
+    zero-width space is shown, not cleaned away); the room list marks it as a row does
+    (``RoomItem.preview_warning``). ``claim``: what a statement naming a key not its
+    sender's says (``statement_claim``), as its row does. A notification's text: its
+    title names the sender."""
     if ev.type == MEMBER:
         return f"{shown_id(ev.sender_id)} {membership_text(ev.content, claim=claim)}"
     if is_file_message(ev.content):  # the room list cuts it in the middle
         return message_text(ev.content)
     return to_plain(ev.body or "")
+
+
+def room_preview(ev: Event | None, names: Names, claim: str = "") -> tuple[str, str]:
+    """The room list's line for ``ev`` (None: a message deleted) and who it says wrote
+    it: a message's text after its sender's name, "Eve: …" (the display name, else
+    the id spelled out: ``shown_id``), as chat apps do; a notice of the app's own
+    (a member event's, a deletion's) as ``_preview`` and ``DELETED`` say it, with no
+    one (""), which the room list draws as a notice. A message's text can be anything
+    ("carol@example.com left the room", "Message deleted"): without its sender's name
+    it read as the notice it imitates (red team rt86)."""
+    if ev is None:
+        return DELETED, ""
+    if ev.type == MEMBER:
+        return _preview(ev, claim), ""
+    who = names.name(ev.sender_id) or shown_id(ev.sender_id)
+    return f"{who}: {_preview(ev)}", who
 
 
 class DoubtedElsewhere(Mapping[tuple[str, str], str]):
@@ -1154,8 +1172,10 @@ class Controller(QObject):
         if shown is not None:  # an edit or deletion of the previewed message changes it
             current = as_shown(shown.event, rel)
             claim = "" if current is None else self._claim(key, current)
+            preview, sender = room_preview(current, self.names(key), claim)
             changes.update(
-                preview=DELETED if current is None else _preview(current, claim),
+                preview=preview,
+                preview_sender=sender,
                 preview_warning=self._preview_warning(key, shown),
             )
         own = self.identity.public_key_b64
@@ -1228,8 +1248,9 @@ class Controller(QObject):
 
     def _preview_warning(self, key: str, row: Assessed) -> str:
         """Why the room list marks its preview (⚠), or "": the row is not verified (in
-        its badge's words, as the notification says it), and a member event's sender id,
-        shown in the preview, may imitate another."""
+        its badge's words, as the notification says it), and its sender's name or id,
+        shown in the preview (a member event's id, a message's name), may imitate
+        another."""
         warnings = []
         doubt = not_verified(row)
         if doubt:
@@ -1243,8 +1264,7 @@ class Controller(QObject):
         if result is not None and row.event.event_id in result.timeline.repeated:
             # as its row says: its sender's edits and deletion of it are not applied
             warnings.append(REPEATED_ID_NOTE)
-        if row.event.type == MEMBER:
-            warnings.append(self.names(key).warning(row.event.sender_id) or "")
+        warnings.append(self.names(key).warning(row.event.sender_id) or "")
         return "; ".join(w for w in warnings if w)
 
     def room_errors(self, key: str) -> list[Finding]:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import functools
 import logging
 import re
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from markdown_it import MarkdownIt
 
@@ -128,30 +129,102 @@ MAX_INLINE_MARKS = 1_000
 MAX_SHOWN_CHARS = 20_000  # what the timeline shows of one body...
 MAX_SHOWN_LINES = 400  # ...and of its lines (a row must not be a screen-sized blank)
 
+# How a body's document is styled, in the timeline's rows and in every window that shows
+# bodies as they do (the versions of a message). A code block wraps as a paragraph does:
+# unwrapped, its lines ran past a row's right edge, where nothing shows them (red team
+# rt86: "NOT approved: pay account 6666 instead", 400 spaces along a line).
+BODY_STYLE = (
+    "a { color: #3a7bd5; } code, pre { font-family: monospace; } pre { white-space: pre-wrap; }"
+    " p { margin: 0; } blockquote { color: #777; }"
+)
+
 NESTED_NOTE = "Shown as plain text: its quotes or lists are nested too deeply."
 TOKENS_NOTE = "Shown as plain text: the message has too many formatted parts to lay out."
 
 
-def shown_text(text: str) -> str:
-    """The part of a body the timeline lays out, with a note when it was shortened."""
-    cut = len(text)
-    if cut > MAX_SHOWN_CHARS:
-        cut = MAX_SHOWN_CHARS
-    if text.count("\n", 0, cut) >= MAX_SHOWN_LINES:
-        cut = -1
+# Every character Qt starts a new line at, in a plain body (``QPainter.drawText``) or a
+# formatted one (``QTextDocument``): "\n", "\r" (and "\r\n", one break), VT, FF, the
+# file/group/record separators, NEL, U+2028 LINE SEPARATOR and U+2029 PARAGRAPH
+# SEPARATOR: ``str.splitlines``'s. A body's lines are counted by all of them (red team
+# rt86: 19,990 U+2028, counted as no line at all, made a row 279,898 px tall).
+LINE_BREAKS = re.compile("\r\n|[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+_ODD_BREAKS = re.compile("[\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+
+
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """What of a body the timeline lays out: ``text``, its first ``MAX_SHOWN_LINES``
+    lines and at most ``MAX_SHOWN_CHARS`` characters, and what was left out: ``lines``
+    (the body was cut at a line break: the lines after it) or ``chars`` (it was cut in a
+    line: the characters after it)."""
+
+    text: str
+    lines: int = 0
+    chars: int = 0
+
+    @property
+    def note(self) -> str:
+        """What was left out, in the words every view uses; "" when nothing was."""
+        return cut_note(self.lines, self.chars)
+
+
+def cut_note(lines: int, chars: int = 0) -> str:
+    """ "[… 7,501 more lines not shown here]" (or characters, or both): what a body cut
+    for showing leaves out; "" when nothing."""
+    parts = []
+    if lines:
+        parts.append(f"{lines:,} more line{'s' if lines != 1 else ''}")
+    if chars:
+        parts.append(f"{chars:,} more character{'s' if chars != 1 else ''}")
+    return f"[… {' and '.join(parts)} not shown here]" if parts else ""
+
+
+def shown_part(text: str, *, plain: bool = True) -> Shown:
+    """The part of a body the timeline lays out: its first ``MAX_SHOWN_LINES`` lines,
+    counted by every line break Qt honours (``LINE_BREAKS``), and at most
+    ``MAX_SHOWN_CHARS`` characters. ``plain``: the body is shown as plain text, and
+    every line break in it becomes "\n" (``QPainter.drawText`` breaks at some of them
+    only, a document at all: one text, one layout). A formatted body keeps its own: the
+    parser reads them."""
+    if plain and _ODD_BREAKS.search(text) is not None:
+        text = LINE_BREAKS.sub("\n", text)
+    stop = min(len(text), MAX_SHOWN_CHARS)
+    breaks = "\n" if plain else LINE_BREAKS
+    cut = -1
+    if plain and text.count("\n", 0, stop) >= MAX_SHOWN_LINES:
         for _ in range(MAX_SHOWN_LINES):
             cut = text.index("\n", cut + 1)
-    if cut >= len(text):
-        return text
-    rest = len(text) - cut
-    return f"{text[:cut]}\n[… {rest:,} more characters not shown here]"
+    elif not plain:
+        for n, found in enumerate(LINE_BREAKS.finditer(text, 0, stop), 1):
+            if n == MAX_SHOWN_LINES:
+                cut = found.start()
+                break
+    if cut >= 0:  # at a line break: the lines after it
+        rest = text[cut:]
+        lines = rest.count("\n") if isinstance(breaks, str) else len(breaks.findall(rest))
+        return Shown(text[:cut], lines=lines)
+    if stop < len(text):
+        return Shown(text[:stop], chars=len(text) - stop)
+    return Shown(text)
+
+
+def shown_text(text: str) -> str:
+    """The part of a plain body the timeline lays out (``shown_part``), with a note when
+    it was shortened."""
+    part = shown_part(text)
+    return f"{part.text}\n{part.note}" if part.note else part.text
+
+
+def _escaped(text: str) -> str:
+    return html_escape(text).replace("\n", "<br>")
+
+
+def _with_note(html: str, note: str) -> str:
+    return f"<p>{html}</p><p><i>{html_escape(note)}</i></p>" if note else html
 
 
 def _plain_html(text: str, note: str = "") -> str:
-    out = html_escape(shown_text(text)).replace("\n", "<br>")
-    if note:
-        out = f"<p>{out}</p><p><i>{html_escape(note)}</i></p>"
-    return out
+    return _with_note(_escaped(shown_text(text)), note)
 
 
 def plain_html(text: str, note: str = "") -> str:
@@ -213,42 +286,79 @@ def block_elements(text: str) -> int:
     return count
 
 
-@functools.lru_cache(maxsize=4096)
-def to_html(text: str) -> str:
-    """Rich text for a message body (cached: bodies are immutable). Never raises: a body
-    that is too costly to format, or that the renderer fails on, is shown as plain text
-    with a note saying why."""
+class _Rendered(NamedTuple):
+    html: str  # the shown part (``part``) as rich text
+    part: Shown  # what of the body that is
+    why: str  # why it is shown as plain text, or ""
+    plain: bool  # shown as plain text: ``html`` is a run of escaped lines
+
+
+def _as_plain(text: str, why: str = "") -> _Rendered:
+    part = shown_part(text)
+    return _Rendered(_escaped(part.text), part, why, True)
+
+
+def _render(text: str) -> _Rendered:
+    """A body's shown part (``shown_part``: a formatted body is cut at its
+    ``MAX_SHOWN_LINES``th line before it is parsed, as a plain one is) as rich text.
+    Never raises: a body that is too costly to format, or that the renderer fails on, is
+    shown as plain text and ``why`` says why."""
     if is_plain(text):
-        return _plain_html(text)
+        return _as_plain(text)
     if len(text) > MAX_RICH_CHARS:
-        return _plain_html(
+        return _as_plain(
             text,
             f"Shown as plain text: the message is too long to format ({len(text):,} characters).",
         )
     if block_elements(text) > MAX_TOKENS:
-        return _plain_html(text, TOKENS_NOTE)
+        return _as_plain(text, TOKENS_NOTE)
+    part = shown_part(text, plain=False)
     try:
         md = _parser()
         # One parse, stopped at the first limit passed (_budget_block, _budget_core).
-        tokens = md.parse(text, {"limits": True})
+        tokens = md.parse(part.text, {"limits": True})
         elements = depth = 0
         for token in tokens:
             children = token.children or ()
             elements += 1 + len(children)
             depth = max(depth, token.level, *(token.level + c.level for c in children))
         if depth > MAX_NESTING:
-            return _plain_html(text, NESTED_NOTE)
+            return _as_plain(text, NESTED_NOTE)
         if elements > MAX_TOKENS:
-            return _plain_html(text, TOKENS_NOTE)
+            return _as_plain(text, TOKENS_NOTE)
         rendered = md.renderer.render(tokens, md.options, {})
     except _TooCostly as over:
-        return _plain_html(text, over.note)
+        return _as_plain(text, over.note)
     except Exception as exc:  # a renderer bug must not hide the message
         log.error("formatting a message failed", exc_info=exc)
-        return _plain_html(
+        return _as_plain(
             text, f"Shown as plain text: it could not be formatted ({type(exc).__name__})."
         )
-    return str(rendered).strip()
+    return _Rendered(str(rendered).strip(), part, "", False)
+
+
+@functools.lru_cache(maxsize=4096)
+def to_html(text: str) -> str:
+    """Rich text for a message body (cached: bodies are immutable), for a window that
+    shows it whole (the versions of a message): its shown part (``shown_part``) and, when
+    that is not all of it, a line saying what is left out (``Shown.note``). Never raises:
+    a body that is too costly to format, or that the renderer fails on, is shown as
+    plain text with a note saying why."""
+    out = _render(text)
+    html, note = out.html, out.part.note
+    if note:
+        html += f"<br>{html_escape(note)}" if out.plain else f"<p>{html_escape(note)}</p>"
+    return _with_note(html, out.why)
+
+
+@functools.lru_cache(maxsize=4096)
+def body_html(text: str) -> tuple[str, Shown, str]:
+    """What a timeline row lays out of a body (cached): the rich text of its shown part,
+    that part (``Shown``) and why it is shown as plain text ("" when it is not). The row
+    says under the body what is left out and why (``Shown.note``, ``why``), apart from
+    its lines: a cut of the row's height can add to what is left out, never hide that."""
+    out = _render(text)
+    return out.html, out.part, out.why
 
 
 def is_plain(text: str) -> bool:

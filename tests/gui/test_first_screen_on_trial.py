@@ -82,7 +82,7 @@ def test_the_first_screen_takes_the_first_key_seen_on_trial(
     assert "key pinned" not in tooltip_html(index)
     subtitle = desk.window.room_subtitle.text()
     assert "older history still loading" in subtitle and "events verified" not in subtitle
-    assert desk.item("general").preview == "reply here with the code"
+    assert desk.item("general").preview == "carol@example.com: reply here with the code"
     assert desk.item("general").preview_warning == (
         "The last message is not verified: Not final yet"
     )

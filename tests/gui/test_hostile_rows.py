@@ -91,7 +91,7 @@ def test_a_message_dated_at_the_top_of_the_allowed_range_shows_a_label(
     assert paint_every_row(window.timeline, tmp_path, "far-future-timeline") == len(rows)
     # a far date in the room list still paints (a clock that is right)
     item = desk.item("falcon")
-    assert item.last_ts < FAR - 1 and item.preview == "clock fixed"
+    assert item.last_ts < FAR - 1 and item.preview == "Eve: clock fixed"
     rooms = desk.controller.rooms
     rooms.update(desk.key("falcon"), last_ts=FAR)
     assert rooms.index(rooms.row_of(desk.key("falcon"))).data(RoomRoles.LastTs) == FAR

@@ -107,11 +107,42 @@ def test_long_bodies_are_not_parsed_and_very_long_ones_are_shortened() -> None:
     tall = "\n" * 100_000 + "end"
     shown = shown_text(tall)
     assert shown.count("\n") == MAX_SHOWN_LINES and shown.endswith(
-        "[… 99,604 more characters not shown here]"
+        "[… 99,601 more lines not shown here]"
     )
     assert "<br>" * (MAX_SHOWN_LINES + 1) not in to_html(tall)
     lines = "\n".join(f"line {i}" for i in range(MAX_SHOWN_LINES))
     assert shown_text(lines) == lines
+
+
+@pytest.mark.parametrize("brk", ["\n", "\r", "\r\n", "\x0b", "\x0c", "\x85", "\u2028", "\u2029"])
+def test_every_line_break_counts_against_the_line_cap(brk: str) -> None:
+    """Red team rt86: only "\n" was counted; Qt starts a line at each of these too."""
+    body = f"line{brk}" * (MAX_SHOWN_LINES + 50) + "end"
+    part = markdown.shown_part(body)
+    assert part.text.count("\n") == MAX_SHOWN_LINES - 1 and part.lines == 51
+    assert part.text == "line\n" * (MAX_SHOWN_LINES - 1) + "line"  # one break, "\n"
+    assert shown_text(body).endswith("\n[… 51 more lines not shown here]")
+    formatted = markdown.shown_part(body, plain=False)  # the parser reads its own breaks
+    assert formatted.lines == 51 and brk in formatted.text
+
+
+def test_a_formatted_body_is_cut_at_its_line_cap_before_it_is_parsed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fence = "```\n" + "\n" * 7_900 + "```\nafter the fence"
+    paragraphs = "x\u2029" * 3_990 + "*end*"
+    for body in (fence, paragraphs):
+        with parses(monkeypatch) as calls:
+            html = to_html(body)
+        (parsed,) = calls
+        assert len(markdown.LINE_BREAKS.findall(parsed)) == MAX_SHOWN_LINES - 1
+        assert "more lines not shown here]" in html
+    assert "[… 7,503 more lines not shown here]" in to_html(fence)
+    assert "<em>end</em>" not in to_html(paragraphs)
+    html, part, why = markdown.body_html(fence)  # a row says it under the body
+    assert "not shown here" not in html and part.lines == 7_503 and why == ""
+    short = "```\nsome code\n```"
+    assert markdown.body_html(short)[1] == markdown.Shown(short)
 
 
 def test_deep_nesting_is_plain_text_and_nothing_is_dropped() -> None:
@@ -124,7 +155,9 @@ def test_deep_nesting_is_plain_text_and_nothing_is_dropped() -> None:
     assert "item29" in html
 
 
-def test_too_many_elements_are_plain_text() -> None:
+def test_too_many_elements_are_plain_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the limit alone: no cut at MAX_SHOWN_LINES lines before the parse
+    monkeypatch.setattr(markdown, "MAX_SHOWN_LINES", 10**6)
     body = "a\n\n" * (markdown.MAX_TOKENS // 3)  # 4 elements per paragraph
     assert len(body) < MAX_RICH_CHARS and inline_marks(body) <= MAX_INLINE_MARKS
     html = to_html(body)
@@ -266,15 +299,19 @@ def test_a_body_past_a_limit_is_parsed_once_and_not_to_its_end(
 ) -> None:
     """Past MAX_NESTING or MAX_TOKENS the parse stops where it passes it (the body was
     parsed whole, twice): one parse, and a fraction of the work of a whole one."""
-    deep = filled("> - > - > - > - x\n", 2_000)  # past MAX_NESTING on its first line
-    headings = filled("# a\n", 7_900)  # no list: past MAX_TOKENS only once parsed
-    whole = MarkdownIt("commonmark", {"maxNesting": 20}).enable(["strikethrough", "table"])
-    for body, note in ((deep, "nested too deeply"), (headings, "too many formatted parts")):
-        assert markdown.block_elements(body) <= markdown.MAX_TOKENS
-        with parses(monkeypatch) as calls:
-            html = to_html(body)
-        assert calls == [body] and note in html and "<h1>" not in html
-    assert parser_work(lambda: to_html(deep)) < parser_work(lambda: whole.parse(deep)) / 10
+    # the limits alone: no cut at MAX_SHOWN_LINES lines before the parse (``parses``
+    # undoes ``monkeypatch``'s changes)
+    with pytest.MonkeyPatch.context() as lines:
+        lines.setattr(markdown, "MAX_SHOWN_LINES", 10**6)
+        deep = filled("> - > - > - > - x\n", 2_000)  # past MAX_NESTING on its first line
+        headings = filled("# a\n", 7_900)  # no list: past MAX_TOKENS only once parsed
+        whole = MarkdownIt("commonmark", {"maxNesting": 20}).enable(["strikethrough", "table"])
+        for body, note in ((deep, "nested too deeply"), (headings, "too many formatted parts")):
+            assert markdown.block_elements(body) <= markdown.MAX_TOKENS
+            with parses(monkeypatch) as calls:
+                html = to_html(body)
+            assert calls == [body] and note in html and "<h1>" not in html
+        assert parser_work(lambda: to_html(deep)) < parser_work(lambda: whole.parse(deep)) / 10
 
 
 def test_a_body_is_parsed_once_when_dense_with_formatting_characters(

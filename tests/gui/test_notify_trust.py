@@ -74,7 +74,7 @@ def test_an_impostors_message_is_marked_in_the_notification_and_the_preview(
     assert title != genuine
 
     item = desk.item("general")
-    assert item.preview == BAIT
+    assert item.preview == f"Carol: {BAIT}"
     assert item.preview_warning == "The last message is not verified: Key changed"
     rooms = desk.window.room_list
     index = rooms.model().index(desk.controller.rooms.row_of(desk.key("general")), 0)
@@ -86,7 +86,9 @@ def test_an_impostors_message_is_marked_in_the_notification_and_the_preview(
 
     # Carol's own next message: the preview is hers, unmarked again
     plant(carol, Draft.text("That was not me."))
-    qtbot.waitUntil(lambda: desk.item("general").preview == "That was not me.", timeout=15_000)
+    qtbot.waitUntil(
+        lambda: desk.item("general").preview == "Carol: That was not me.", timeout=15_000
+    )
     assert desk.item("general").preview_warning == ""
     assert notifier.shown[-1][1] == genuine
 

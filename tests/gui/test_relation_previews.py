@@ -68,7 +68,7 @@ def test_relations_neither_notify_nor_leak_into_the_preview(
 
     target = plant(carol, Draft.text("Lunch at noon?")).event_id
     qtbot.waitUntil(lambda: desk.item("general").unread == 1, timeout=15_000)
-    assert desk.item("general").preview == "Lunch at noon?" and shown() == ["Lunch at noon?"]
+    assert desk.item("general").preview == "Carol: Lunch at noon?" and shown() == ["Lunch at noon?"]
 
     # a reaction, a typing notice and a forged edit, each with a body of its own
     plant(dave, Draft(REACTION, {"relates_to": target, "reaction": "👍", "body": BAIT}))
@@ -76,7 +76,7 @@ def test_relations_neither_notify_nor_leak_into_the_preview(
     forged = {"replaces": target, "new_content": {"body": BAIT, "msgtype": "m.text"}}
     plant(forger, Draft(EDIT, {**forged, "body": BAIT}))
     item = desk.item("general")
-    assert item.preview == "Lunch at noon?"
+    assert item.preview == "Carol: Lunch at noon?"
     assert item.unread == 1 and shown() == ["Lunch at noon?"]
     _, relations = desk.controller.relations(desk.key("general"))
     assert [f.kind.value for f in relations.findings] == ["relation-not-sender"]
@@ -86,7 +86,9 @@ def test_relations_neither_notify_nor_leak_into_the_preview(
         carol,
         Draft(EDIT, {"replaces": target, "new_content": {"body": "Lunch at 12:30?"}, "body": BAIT}),
     )
-    qtbot.waitUntil(lambda: desk.item("general").preview == "Lunch at 12:30?", timeout=15_000)
+    qtbot.waitUntil(
+        lambda: desk.item("general").preview == "Carol: Lunch at 12:30?", timeout=15_000
+    )
     assert desk.item("general").unread == 1 and shown() == ["Lunch at noon?"]
 
     # Carol deletes it: no text of it is left in the preview
@@ -97,7 +99,7 @@ def test_relations_neither_notify_nor_leak_into_the_preview(
     # a real message still counts and notifies, with its own text
     plant(dave, Draft.text("Sure."))
     qtbot.waitUntil(lambda: desk.item("general").unread == 2, timeout=15_000)
-    assert desk.item("general").preview == "Sure."
+    assert desk.item("general").preview == "Dave: Sure."
     assert shown() == ["Lunch at noon?", "Sure."]
 
     # a restart reads the room whole: its newest rows are relations, the preview is the
@@ -106,7 +108,7 @@ def test_relations_neither_notify_nor_leak_into_the_preview(
     assert desk.quit() == 0
     again = launch(settings_for(store, ["falcon", "general"]))
     again.wait_loaded("general")
-    assert again.item("general").preview == "Sure."
+    assert again.item("general").preview == "Dave: Sure."
     assert BAIT not in again.item("general").preview
 
 

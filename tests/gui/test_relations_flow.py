@@ -408,7 +408,7 @@ def test_the_room_list_previews_shown_messages_and_counts_no_relation_events_as_
     carol = RoomWriter(LocalStorage(store), "general", "carol@example.com", CAROL)
 
     _, [*_, msg] = wait_for(qtbot, carol.send([Draft.text("Pizza or sushi?")]))
-    qtbot.waitUntil(lambda: desk.item("general").preview == "Pizza or sushi?", timeout=WAIT)
+    qtbot.waitUntil(lambda: desk.item("general").preview == "Carol: Pizza or sushi?", timeout=WAIT)
     assert desk.item("general").unread == 1 and len(notifier.shown) == 1
 
     relate = [
@@ -422,7 +422,9 @@ def test_the_room_list_previews_shown_messages_and_counts_no_relation_events_as_
         ),
     ]
     wait_for(qtbot, carol.send(relate))
-    qtbot.waitUntil(lambda: desk.item("general").preview == "Pizza, sushi or tacos?", timeout=WAIT)
+    qtbot.waitUntil(
+        lambda: desk.item("general").preview == "Carol: Pizza, sushi or tacos?", timeout=WAIT
+    )
     wait_for(qtbot, carol.send([Draft(REDACTION, {"redacts": msg.event_id})]))
     qtbot.waitUntil(lambda: desk.item("general").preview == DELETED_PREVIEW, timeout=WAIT)
     assert desk.item("general").unread == 1 and len(notifier.shown) == 1

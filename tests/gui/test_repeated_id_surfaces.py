@@ -85,7 +85,7 @@ def test_the_preview_and_search_say_an_id_was_used_twice(
     assert desk.item(ROOM).preview_warning == ""
     eve_copies(store, taken)
     desk.wait_row(ROOM, SECRET)  # her deletion no longer applies …
-    qtbot.waitUntil(lambda: desk.item(ROOM).preview == SECRET, timeout=15_000)
+    qtbot.waitUntil(lambda: desk.item(ROOM).preview == f"Carol: {SECRET}", timeout=15_000)
     assert desk.item(ROOM).preview_warning == REPEATED_ID_NOTE  # … and the preview says so
     (feature,) = desk.window.findChildren(SearchFeature)
     panel = feature.panel

@@ -33,6 +33,7 @@ class RoomRoles(enum.IntEnum):
     Muted = enum.auto()
     Partial = enum.auto()  # its history could not be read completely
     PreviewWarning = enum.auto()  # why the preview's sender id may imitate another, or ""
+    PreviewSender = enum.auto()  # who wrote the message previewed, "" for a notice
     NameWarning = enum.auto()  # why its name may pass for another room's, or ""
     Place = enum.auto()  # "<room id> · <storage name>": what tells it from a look-alike
 
@@ -43,7 +44,11 @@ class RoomItem:
     name: str
     storage_name: str
     preview: str = ""
-    # a member event's sender id in the preview may imitate another: why (marked ⚠)
+    # who wrote the message previewed: its preview starts with that name and ": "
+    # (``controller.room_preview``); "" when the preview is a notice of the app's own (a
+    # member event's, a deletion's), which is drawn as one (in italics)
+    preview_sender: str = ""
+    # the sender's name or id in the preview may imitate another: why (marked ⚠)
     preview_warning: str = ""
     last_ts: int = 0
     unread: int = 0
@@ -167,6 +172,8 @@ class RoomsModel(QAbstractListModel):
                 return item.partial
             case RoomRoles.PreviewWarning:
                 return item.preview_warning
+            case RoomRoles.PreviewSender:
+                return item.preview_sender
             case RoomRoles.NameWarning:
                 return item.name_warning
             case RoomRoles.Place:

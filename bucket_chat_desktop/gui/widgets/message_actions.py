@@ -38,7 +38,7 @@ from ..icons import (
     reply_icon,
     thread_icon,
 )
-from ..markdown import MAX_RICH_CHARS, is_plain, plain_html, to_html
+from ..markdown import BODY_STYLE, MAX_RICH_CHARS, is_plain, plain_html, to_html
 from ..safe import guard
 from ..style import ACCENT, TRUST_COLORS, TRUST_SYMBOLS, is_dark, muted_text, sender_html
 
@@ -422,9 +422,7 @@ class VersionsDialog(QDialog):
         self.browser.setOpenLinks(False)
         self.browser.setOpenExternalLinks(False)
         # as the timeline lays bodies out (message_delegate: no paragraph margins)
-        self.browser.document().setDefaultStyleSheet(
-            "p { margin: 0; } code, pre { font-family: monospace; } blockquote { color: #777; }"
-        )
+        self.browser.document().setDefaultStyleSheet(BODY_STYLE)
         layout.addWidget(self.browser, 1)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)

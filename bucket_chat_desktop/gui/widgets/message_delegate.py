@@ -12,7 +12,7 @@ import unicodedata
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from PySide6.QtCore import QEvent, QModelIndex, QPersistentModelIndex, QPoint, QRect, QSize, Qt
 from PySide6.QtGui import (
@@ -44,7 +44,16 @@ from ...protocol.untrusted_text import (
     one_line,
     shown_id,
 )
-from ..markdown import is_plain, shown_text, to_html
+from ..markdown import (
+    BODY_STYLE,
+    MAX_SHOWN_LINES,
+    Shown,
+    body_html,
+    cut_note,
+    is_plain,
+    plain_html,
+    shown_part,
+)
 from ..models.timeline_model import (
     EARLIER_CHECK,
     MAX_CHIPS,
@@ -137,8 +146,12 @@ class MessageDelegate(SafeDelegate):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._docs: OrderedDict[tuple[str, str, str], QTextDocument] = OrderedDict()
-        self._heights: dict[tuple[str, str, str, int], int] = {}
+        # a body's document, the part of the body it holds, why it holds it as plain
+        # text (or ""), and whether because formatted it was wider than the row (``_doc``)
+        self._docs: OrderedDict[tuple[str, str, str], tuple[QTextDocument, Shown, str, bool]] = (
+            OrderedDict()
+        )
+        self._heights: dict[tuple[str, str, str, int], BodyBox] = {}
         # Row sizes by (event id, location): a switch back to a room lays out its rows
         # again (the view asks every row's size), and under a back-fill's load that took
         # the GUI thread 100-160 ms for 300 rows. Valid while the row's layout, the width
@@ -219,9 +232,9 @@ class MessageDelegate(SafeDelegate):
         return known
 
     def _html(self, index: Index, body: str) -> str:
-        """The body's rich text, with each ``@mention`` of a member highlighted (the
-        user's own more strongly)."""
-        html = to_html(body)
+        """The rich text of the body's shown part (``markdown.body_html``), with each
+        ``@mention`` of a member highlighted (the user's own more strongly)."""
+        html = body_html(body)[0]
         spans = self._spans(index, body)
         if not spans:
             return html
@@ -230,29 +243,46 @@ class MessageDelegate(SafeDelegate):
 
     # -- layout -----------------------------------------------------------------------------
 
-    def _body_height(self, index: Index, width: int, font: QFont) -> int:
-        body = str(index.data(Roles.Body) or "")
-        if is_plain(body) and not self._spans(index, body):
-            body = shown_text(body)
-            key = (*_body_key(index, font), width)
-            h = self._heights.get(key)
-            if h is None:
-                flags = int(Qt.TextFlag.TextWordWrap)
-                h = (
-                    QFontMetrics(font)
-                    .boundingRect(QRect(0, 0, max(60, width), 10**6), flags, body)
-                    .height()
-                )
-                self._heights[key] = h
-                if len(self._heights) > 20 * CACHE:
-                    self._heights.clear()
-            return h
-        width = _rich_width(width)
+    def _body_box(self, index: Index, width: int, font: QFont) -> BodyBox:
+        """How the body is laid out at ``width`` (cached per width): drawn as plain text
+        when it is a plain body that fits (``QPainter.drawText``: no document), else as its
+        document; cut at ``max_body_h`` (``MAX_SHOWN_LINES`` lines of the body's font)
+        with a line under it saying what is not shown (``BodyBox.note``)."""
         key = (*_body_key(index, font), width)
-        h = self._heights.get(key)
-        if h is None:  # a scroll bar coming and going alternates two widths: no re-layout
-            h = self._heights[key] = int(self._doc(index, width, font).size().height())
-        return h
+        box = self._heights.get(key)
+        if box is not None:
+            return box
+        body = str(index.data(Roles.Body) or "")
+        width = max(60, width)
+        cap = max_body_h(font)
+        box = None
+        if is_plain(body) and not self._spans(index, body):
+            part = shown_part(body)
+            flags = int(Qt.TextFlag.TextWordWrap)
+            r = QFontMetrics(font).boundingRect(QRect(0, 0, width, 10**6), flags, part.text)
+            # A word wider than the row is not broken by drawText (words after it would be
+            # painted past the row's edge, unseen: red team rt86), nor is a body cut at
+            # a line: those are laid out as a document, which does both.
+            if r.width() <= width and r.height() <= cap:
+                note = f"{part.note} {NOTE_SUFFIX}" if part.note else ""
+                box = BodyBox(r.height(), r.height(), True, note)
+        if box is None:
+            doc, part, why = self._laid_out(index, _rich_width(width), font)
+            shown, hidden = cut_at(doc, cap)
+            said = [why] if why else []
+            cut = cut_note(part.lines + hidden, part.chars)
+            if cut:  # with how to have the whole message
+                said += [cut, NOTE_SUFFIX]
+            box = BodyBox(int(doc.size().height()), shown, False, " ".join(said))
+        if box.note:  # under the lines shown, never among them
+            box = box._replace(height=box.shown + _note_h(font, width, box.note))
+        self._heights[key] = box
+        if len(self._heights) > 20 * CACHE:
+            self._heights.clear()
+        return box
+
+    def _body_height(self, index: Index, width: int, font: QFont) -> int:
+        return self._body_box(index, width, font).height
 
     def _paint_body(
         self,
@@ -263,57 +293,72 @@ class MessageDelegate(SafeDelegate):
         width: int,
         font: QFont,
         color: QColor,
+        muted: QColor,
     ) -> int:
-        body = str(index.data(Roles.Body) or "")
+        box = self._body_box(index, width, font)
+        width = max(60, width)
         # The body is drawn only inside its own area (a few pixels of slack for accents
         # above a first line): combining marks stacked on a letter would otherwise cover
         # the sender's name, id and badge above it (the row's own rectangle clips the
-        # rest, ``SafeDelegate.paint``).
+        # rest, ``SafeDelegate.paint``), and lines past the cut (``max_body_h``) are not
+        # drawn over the note under them.
         with painter_state(painter):
-            if is_plain(body) and not self._spans(index, body):
-                body = shown_text(body)
-                h = self._body_height(index, width, font)
-                area = QRect(x, y, max(60, width), h)
-                painter.setClipRect(area.adjusted(-2, -BODY_SLACK, 2, BODY_SLACK), CLIP)
+            area = QRect(x, y, width, box.shown)
+            below = 0 if box.note else BODY_SLACK
+            painter.setClipRect(area.adjusted(-2, -BODY_SLACK, 2, below), CLIP)
+            if box.plain:
                 painter.setFont(font)
                 painter.setPen(color)
+                body = shown_part(str(index.data(Roles.Body) or "")).text
                 painter.drawText(area, int(Qt.TextFlag.TextWordWrap), body)
-                return h
-            doc = self._doc(index, _rich_width(width), font)
-            size = doc.size()
-            h = int(size.height())
-            area = QRect(x, y, int(max(size.width(), doc.textWidth())), h)
-            painter.setClipRect(area.adjusted(-2, -BODY_SLACK, 2, BODY_SLACK), CLIP)
-            painter.translate(x, y)
-            ctx = QAbstractTextDocumentLayout.PaintContext()
-            ctx.palette.setColor(ctx.palette.ColorRole.Text, color)
-            doc.documentLayout().draw(painter, ctx)
-            return h
+            else:
+                doc = self._doc(index, _rich_width(width), font)
+                painter.translate(x, y)
+                ctx = QAbstractTextDocumentLayout.PaintContext()
+                ctx.palette.setColor(ctx.palette.ColorRole.Text, color)
+                doc.documentLayout().draw(painter, ctx)
+        if box.note:  # what is not shown: under the lines shown, never in them
+            with painter_state(painter):
+                painter.setFont(_note_font(font))
+                painter.setPen(muted)
+                note = QRect(x, y + box.shown, width, box.height - box.shown)
+                painter.drawText(note, int(Qt.TextFlag.TextWordWrap), box.note)
+        return box.height
 
     def _doc(self, index: Index, width: int, font: QFont) -> QTextDocument:
-        """The body laid out at ``width``. One document per message, re-laid out when the
-        width changes (parsing the HTML again at every width of a resize cost more than
-        the layout); ``markdown.to_html`` bounds what one layout may cost."""
+        """The body's document laid out at ``width`` (``_laid_out``)."""
+        return self._laid_out(index, width, font)[0]
+
+    def _laid_out(self, index: Index, width: int, font: QFont) -> tuple[QTextDocument, Shown, str]:
+        """The body's shown part laid out at ``width``, what of the body that is, and why
+        it is shown as plain text ("" when it is not). One document per message, re-laid
+        out when the width changes (parsing the HTML again at every width of a resize cost
+        more than the layout); ``markdown.body_html`` bounds what one layout may cost. A
+        formatted body wider than ``width`` (a table of many columns: its last ones would
+        be painted past the row's edge, unseen) is laid out as plain text at that width
+        (``WIDE_NOTE``), and formatted again at another width."""
         key = _body_key(index, font)
-        doc = self._docs.get(key)
-        if doc is not None:
+        held = self._docs.get(key)
+        if held is not None:
             self._docs.move_to_end(key)
-            if doc.textWidth() != width:
+            doc, part, why, narrowed = held
+            if doc.textWidth() == width:
+                return doc, part, why
+            if not narrowed:
                 doc.setTextWidth(width)
-            return doc
-        doc = QTextDocument()
-        doc.setDefaultFont(font)
-        doc.setDocumentMargin(0)
-        doc.setDefaultStyleSheet(
-            "a { color: #3a7bd5; } code, pre { font-family: monospace; }"
-            " p { margin: 0; } blockquote { color: #777; }"
-        )
-        doc.setHtml(self._html(index, str(index.data(Roles.Body) or "")))
-        doc.setTextWidth(width)
-        self._docs[key] = doc
+                if not _too_wide(doc, width):
+                    return doc, part, why
+        body = str(index.data(Roles.Body) or "")
+        _, part, why = body_html(body)
+        doc = _new_doc(font, self._html(index, body), width)
+        narrowed = _too_wide(doc, width)
+        if narrowed:
+            part, why = shown_part(body), WIDE_NOTE
+            doc = _new_doc(font, plain_html(part.text), width)
+        self._docs[key] = (doc, part, why, narrowed)
         if len(self._docs) > CACHE:
             self._docs.popitem(last=False)
-        return doc
+        return doc, part, why
 
     @staticmethod
     def _grouped(index: Index) -> bool:
@@ -528,7 +573,7 @@ class MessageDelegate(SafeDelegate):
             y += self._paint_deleted(painter, option, index, rect.left() + LEFT, y, text_w, muted)
         elif kind not in ("file", "image"):  # the card names the file safely
             y += self._paint_body(
-                painter, index, rect.left() + LEFT, y, text_w, option.font, text_color
+                painter, index, rect.left() + LEFT, y, text_w, option.font, text_color, muted
             )
         if regions.attachment is not None:
             self._paint_attachment(painter, option, index, rect, regions.attachment, muted)
@@ -1367,6 +1412,80 @@ class Header:
     mark_rect: QRect
     time_rect: QRect
     badge_rect: QRect
+
+
+WIDE_NOTE = "Shown as plain text: formatted, it is wider than the window."
+NOTE_SUFFIX = "Copy text copies the whole message."
+
+
+class BodyBox(NamedTuple):
+    """How a row's body is laid out at one width (``MessageDelegate._body_box``)."""
+
+    height: int  # the body's area: the lines shown and the note under them
+    shown: int  # of it, the lines shown: nothing of the body is drawn below
+    plain: bool  # drawn as plain text (``drawText``), not as its document
+    note: str  # what of the body is not shown ("" when it is all shown)
+
+
+def max_body_h(font: QFont) -> int:
+    """How tall a row's body may be laid out: ``MAX_SHOWN_LINES`` lines of its font, in
+    a plain body or a formatted one alike (one rule: a row must not be a screen-sized
+    blank); the lines past it are cut and a note under them says how many."""
+    return MAX_SHOWN_LINES * QFontMetrics(font).lineSpacing()
+
+
+def cut_at(doc: QTextDocument, height: int) -> tuple[int, int]:
+    """Where ``doc`` is cut to be at most ``height`` tall: (the height shown, the lines
+    laid out past it). Cut under the last line that ends within ``height`` (lines side
+    by side in a table are each a line)."""
+    total = int(doc.size().height())
+    if total <= height:
+        return total, 0
+    layout = doc.documentLayout()
+    shown, hidden = 0, 0
+    block = doc.begin()
+    while block.isValid():
+        top = layout.blockBoundingRect(block).top()
+        lines = block.layout()
+        for i in range(lines.lineCount()):
+            line = lines.lineAt(i)
+            bottom = top + line.y() + line.height()
+            if bottom <= height:
+                shown = max(shown, int(bottom + 0.999))
+            else:
+                hidden += 1
+        block = block.next()
+    return min(shown, height), hidden
+
+
+def _note_font(font: QFont) -> QFont:
+    note = QFont(font)
+    note.setItalic(True)
+    return note
+
+
+def _note_h(font: QFont, width: int, note: str) -> int:
+    flags = int(Qt.TextFlag.TextWordWrap)
+    return (
+        QFontMetrics(_note_font(font)).boundingRect(QRect(0, 0, width, 10**6), flags, note).height()
+        + 2
+    )
+
+
+def _new_doc(font: QFont, html: str, width: int) -> QTextDocument:
+    doc = QTextDocument()
+    doc.setDefaultFont(font)
+    doc.setDocumentMargin(0)
+    doc.setDefaultStyleSheet(BODY_STYLE)
+    doc.setHtml(html)
+    doc.setTextWidth(width)
+    return doc
+
+
+def _too_wide(doc: QTextDocument, width: int) -> bool:
+    """Whether ``doc``, laid out at ``width``, is wider: the rest of its lines would be
+    painted past the row's edge, unseen."""
+    return doc.size().width() > width + 2  # the clip's slack (``_paint_body``)
 
 
 def _rich_width(width: int) -> int:
