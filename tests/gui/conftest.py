@@ -105,6 +105,16 @@ def qt_garbage_on_main_thread() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
+def _no_earlier_gui_faults() -> None:
+    """Each test starts with no failure of a Qt callback on record: tests that assert
+    ``safe.failures()`` is empty must not see what an earlier test in the same worker
+    provoked on purpose (``test_safe.py`` does)."""
+    from bucket_chat_desktop.gui import safe
+
+    safe._reported.clear()
+
+
+@pytest.fixture(autouse=True)
 def _no_claimed_passphrase(monkeypatch: pytest.MonkeyPatch) -> None:
     """The app moves $BUCKET_CHAT_PASSPHRASE out of the environment into memory when it
     reads it; an earlier test's value must not survive into the next test."""
