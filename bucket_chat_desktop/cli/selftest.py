@@ -1,4 +1,5 @@
-"""``test-crypto`` and ``test-storage``: quick checks a user can run to trust the setup."""
+"""``test-crypto``, and ``test-storage`` and ``storage test`` (one storage self-check, the
+app's): quick checks a user can run to trust the setup."""
 
 from __future__ import annotations
 
