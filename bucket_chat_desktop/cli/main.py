@@ -1,10 +1,13 @@
 """``bucket-chat``: a scriptable client for Bucket Chat rooms.
 
-Exit status: 0 success (for ``verify``: the room is clean), 1 the room has findings, 2 a
-usage, key or storage problem (one line on stderr), 3 a message (sent, or typed into
-``chat``) is safely queued in the outbox but could not be delivered yet, 4 (``sync``) the
-storage did not answer in time: what is shown is this device's copy, and the outbox keeps
-what it could not deliver. Output whose reader has gone (``| head``) ends a command
+Exit status: 0 success (for ``verify``: the room is clean), 1 the room has findings (for
+``test-storage`` and ``storage test``: the storage works with weaker guarantees, its
+service does not refuse overwrites or its notification queue does not answer), 2 a
+usage, key or storage problem (one line on stderr; for ``test-storage`` and ``storage
+test``: a step of the check failed, named in its FAIL line), 3 a message (sent, or typed
+into ``chat``) is safely queued in the outbox but could not be delivered yet, 4
+(``sync``) the storage did not answer in time: what is shown is this device's copy, and
+the outbox keeps what it could not deliver. Output whose reader has gone (``| head``) ends a command
 quietly, with 0 (``chat``: as on ``/quit``).
 """
 
@@ -71,6 +74,7 @@ from .outcome import (
     unsent,
     waiting_error,
 )
+from .selftest import CHECK_EXIT_STATUS
 from .storage_cmd import add_storage_parser, cmd_storage
 
 SEND_TIMEOUT = 30.0
@@ -143,7 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     command("version", "print the version")
     command("test-crypto", "self-test signing, verification and hashing")
-    p = command("test-storage", "check that the storage works (create-only write, read, list)")
+    p = command("test-storage", "check that the storage works, as the app's Test connection does")
+    p.epilog = CHECK_EXIT_STATUS
     room(p)
     p = command("setup-keys", "create this device's signing key for a user")
     user(p)

@@ -1,4 +1,5 @@
-"""``test-crypto`` and ``test-storage``: quick checks a user can run to trust the setup."""
+"""``test-crypto``, and ``test-storage`` and ``storage test`` (one storage self-check, the
+app's): quick checks a user can run to trust the setup."""
 
 from __future__ import annotations
 
@@ -14,8 +15,16 @@ from ..protocol.segment import encode_segment, path_for
 from ..protocol.signing import SignatureChecker, build_event
 from ..protocol.untrusted_text import terminal_safe
 from ..storage.base import Storage
-from ..sync.selfcheck import check_storage_use
+from ..sync.selfcheck import CheckResult, check_storage_use
 from . import format as fmt
+from .outcome import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK
+
+CHECK_EXIT_STATUS = (
+    "Exit status: 0 every step held; 1 the storage works with weaker guarantees (its "
+    "service does not refuse overwrites, or the bucket's notification queue does not "
+    "answer); 2 a step failed (its FAIL line says which and why): the storage cannot be "
+    "used as it is."
+)
 
 
 def _check(label: str, ok: bool, detail: str = "") -> bool:
@@ -79,18 +88,30 @@ def crypto_selftest() -> int:
     return 0 if all(results) else 1
 
 
-async def storage_selftest(storage: Storage, room_id: str) -> int:
-    """The same self-check as the app's *Test connection* (`sync.selfcheck`), step by
-    step; exit 0 only when everything holds, create-only writes included."""
-    fmt.out(f"Storage self-test on {terminal_safe(storage.describe())}:")
-    room_prefix(room_id)
+async def storage_selftest(storage: Storage, room_id: str | None = None) -> int:
+    """``storage test`` and ``test-storage``: the app's *Test connection* self-check
+    (`sync.selfcheck`), step by step, and its verdict as the exit status (`check_status`).
+    ``room_id``: also list that room."""
+    fmt.out(f"Testing {terminal_safe(storage.describe())}:")
+    if room_id is not None:
+        room_prefix(room_id)
     result = await check_storage_use(storage, room_id=room_id)
     for step in result.steps:
         _check(step.label, step.ok, step.detail)
-    if result.level == "error" and all(step.ok for step in result.steps):
-        _check("storage reachable", False, result.message)  # stopped before a step ended
-    ok = result.level == "ok"
-    fmt.out(
-        "Storage works." if ok else f"Storage self-test FAILED: {terminal_safe(result.message)}"
-    )
-    return 0 if ok else 1
+    if result.level == "ok":
+        fmt.out("Storage works: create-only writes are enforced by the service.")
+    elif result.level == "warning":
+        fmt.out(f"WARNING: {terminal_safe(result.message)}")
+    else:
+        fmt.out(f"Storage test FAILED: {terminal_safe(result.message)}")
+    return check_status(result)
+
+
+def check_status(result: CheckResult) -> int:
+    """The exit status of a storage self-check: ``EXIT_OK`` when every step held,
+    ``EXIT_FINDINGS`` when the storage works with weaker guarantees (the service does not
+    refuse overwrites, or the bucket's notification queue does not answer),
+    ``EXIT_ERROR`` when a step failed (the storage cannot be used as it is)."""
+    if result.level == "ok":
+        return EXIT_OK
+    return EXIT_FINDINGS if result.level == "warning" else EXIT_ERROR

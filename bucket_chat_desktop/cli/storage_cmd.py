@@ -10,16 +10,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import secrets
-import sys
-import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from .. import paths
 from ..protocol.untrusted_text import terminal_safe
-from ..storage.base import PROBE_PREFIX, Storage, StorageError
 from ..storage.open import open_storage
 from ..storage.profiles import (
     SECRET_NAMES,
@@ -31,10 +27,8 @@ from ..storage.profiles import (
 from ..storage.url import StorageLocation, parse_storage_url
 from . import format as fmt
 from .format import json_text
-
-EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
-OVERWRITE_STEP = "the service refuses to overwrite (probe)"
-QUEUE_STEP = "the queue of the bucket's notifications answers"
+from .outcome import EXIT_OK
+from .selftest import CHECK_EXIT_STATUS, storage_selftest
 
 # --flag -> (option name, kinds it applies to)
 OPTION_FLAGS: Mapping[str, tuple[str, tuple[str, ...]]] = {
@@ -110,8 +104,11 @@ def add_storage_parser(
     test = actions.add_parser(
         "test",
         help="check a storage: create-only write, read, list, and the overwrite probe",
-        description="Write a probe object create-only, read it back, list it, and check "
-        "that the service refuses to overwrite; the probe is removed afterwards.",
+        description="The app's Test connection, step by step (the same as test-storage): "
+        "list the rooms, write a probe object create-only, read it back, write it again "
+        "and over it, find it in a listing, and check that the service refuses to "
+        "overwrite; the probe is removed afterwards.",
+        epilog=CHECK_EXIT_STATUS,
     )
     test.add_argument(
         "target", nargs="?", metavar="NAME_OR_URL", help="default: -s, or the default store"
@@ -237,12 +234,6 @@ async def _remove(args: argparse.Namespace) -> int:
 # -- test ------------------------------------------------------------------------------------
 
 
-def _check(label: str, ok: bool, detail: str = "") -> bool:
-    shown = f" ({terminal_safe(detail)})" if detail else ""
-    fmt.out(f"  {'ok  ' if ok else 'FAIL'} {label}{shown}")
-    return ok
-
-
 async def _test(args: argparse.Namespace) -> int:
     spec = (
         args.target
@@ -252,69 +243,6 @@ async def _test(args: argparse.Namespace) -> int:
     )
     storage = open_storage(spec)
     try:
-        return await storage_check(storage)
+        return await storage_selftest(storage)
     finally:
         await storage.close()
-
-
-async def storage_check(storage: Storage) -> int:
-    """Exercise ``storage`` as the chat will and say what works; 0 ok, 1 not create-only,
-    2 a storage error (printed as the failed step)."""
-    fmt.out(f"Testing {terminal_safe(storage.describe())}:")
-    probe = f"{PROBE_PREFIX}{uuid.uuid4().hex}"
-    data = b"bucket-chat storage test " + secrets.token_hex(16).encode()
-    step = "reach the storage and list its rooms"
-    wrote = False
-    try:
-        rooms = await storage.list_dirs("rooms/")
-        _check(step, True, f"{len(rooms)} room folder(s)")
-        step = "create-only write"
-        wrote = await storage.put_if_absent(probe, data)
-        _check(step, wrote, probe)
-        step = "read back"
-        _check(step, await storage.get(probe) == data)
-        step = "a retried write is recognised"
-        _check(step, await storage.put_if_absent(probe, data) is False)
-        step = "the new object is listed"
-        listed = [o.path for o in await storage.list_objects(PROBE_PREFIX)]
-        _check(step, probe in listed)
-        step = OVERWRITE_STEP
-        honoured, how = await storage.probe_create_only()
-    except StorageError as exc:
-        _check(step, False, str(exc))
-        fmt.out("Storage test FAILED.")
-        return EXIT_ERROR
-    finally:
-        if wrote:
-            await _quietly_remove(storage, probe)
-    if not honoured:
-        _check(OVERWRITE_STEP, False, "precondition ignored")
-        fmt.out(f"WARNING: {terminal_safe(how)}")
-        return EXIT_FINDINGS
-    _check(OVERWRITE_STEP, True, how)
-    feed = storage.change_feed()
-    if feed is not None:
-        try:
-            found = await feed.check()
-        except StorageError as exc:
-            _check(QUEUE_STEP, False, str(exc))
-            fmt.out(
-                "Storage test FAILED: the bucket works, but the app will poll it instead "
-                "of waiting on the queue."
-            )
-            return EXIT_ERROR
-        finally:
-            await feed.close()
-        _check(QUEUE_STEP, True, found)
-    fmt.out("Storage works: create-only writes are enforced by the service.")
-    return EXIT_OK
-
-
-async def _quietly_remove(storage: Storage, probe: str) -> None:
-    try:
-        await storage.remove_probe(probe)
-    except StorageError as exc:
-        fmt.out(
-            f"  note: the probe {probe} was not removed ({terminal_safe(str(exc))})",
-            file=sys.stderr,
-        )

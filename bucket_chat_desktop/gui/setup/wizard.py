@@ -363,7 +363,7 @@ class SetupWizard(QDialog):
                 f"{html_escape(form.describe())} — shown as “{html_escape(form.display_name())}”",
             ),
         ]
-        result = form.last_result
+        result = form.result()  # only a test of the storage as the form says it now
         if result is not None:
             color = {"ok": OK_COLOR, "warning": WARN_COLOR}.get(result.level, ERROR_COLOR)
             rows.append(

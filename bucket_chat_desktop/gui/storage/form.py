@@ -63,6 +63,12 @@ class _Saving:
     waited_from: float
 
 
+STALE_NOTE = "The storage was changed during the test: test the connection again."
+
+# What a connection test tests: the location and the keys (sorted name, value pairs).
+_Fields = tuple[StorageLocation, tuple[tuple[str, str], ...]]
+
+
 # -- the form -----------------------------------------------------------------------------
 
 
@@ -97,6 +103,9 @@ class StorageForm(CredentialsForm):
         self.tasks.failed.connect(lambda _what, msg: self._show_result(CheckResult("error", msg)))
         self.last_result: CheckResult | None = None
         self._check_task: asyncio.Task[Any] | None = None
+        # The fields the running test, or ``last_result``, is about: a result is shown and
+        # kept only while the form still says exactly these (red team rt88).
+        self._tested: _Fields | None = None
         self._build()
         self.set_kind("file")
 
@@ -259,9 +268,20 @@ class StorageForm(CredentialsForm):
         self._on_edited()
 
     def _on_edited(self, *_args: Any) -> None:
-        self.last_result = None
-        if not self.testing:
-            self.result_label.clear()
+        """A location or key field changed. A test's result is about the fields it tested:
+        when they are not what the form says now, a running test is stopped and a result
+        is dropped (red team rt88: a test of bucket A finished after the user had typed
+        bucket B, and showed and kept "Connection works" for B, into the wizard's
+        summary). An edit that leaves them as they were (a kind clicked again, a space
+        typed and taken back) keeps the result."""
+        if self._tested is None or self._fields() != self._tested:
+            if self.testing:
+                self._stop_test()
+                self.result_label.setText(STALE_NOTE)
+            else:
+                self.result_label.clear()
+            self.last_result = None
+            self._tested = None
         self.name_edit.setPlaceholderText(self._default_name())
         self._update_keyring_note()
         self.changed.emit()
@@ -375,6 +395,21 @@ class StorageForm(CredentialsForm):
     def testing(self) -> bool:
         return self._check_task is not None and not self._check_task.done()
 
+    def _fields(self) -> _Fields | None:
+        """What a test tests: the location and the keys as filled in (None when
+        incomplete)."""
+        try:
+            return self.location(), tuple(sorted(self.secrets().items()))
+        except StorageError:
+            return None
+
+    def result(self) -> CheckResult | None:
+        """The test's result for the storage as the form says it now; None when it was
+        not tested (or was changed since)."""
+        if self.last_result is None or self._tested != self._fields():
+            return None
+        return self.last_result
+
     def test_connection(self) -> asyncio.Task[Any] | None:
         """Start the connection test on the running loop; the result shows below the
         button and is emitted as `checked`. Returns the task (None if the form is
@@ -384,26 +419,39 @@ class StorageForm(CredentialsForm):
         try:
             location, secrets = self.location(), self.secrets()
         except StorageError as exc:
+            self._tested = None  # about the form as it is: incomplete
             self._show_result(CheckResult("error", str(exc)))
             return None
         create = location.kind == "file" and self.is_default_folder(location)
+        tested: _Fields = (location, tuple(sorted(secrets.items())))
+        self._tested = tested
+        self.last_result = None
         self.test_button.setEnabled(False)
         self.spinner.start()
         self.result_label.setText("Testing the connection…")
-        self._check_task = self.tasks.start(
-            self._run_check(location, secrets, create), "Testing the connection"
+        task = self.tasks.start(
+            self._run_check(location, secrets, create, tested), "Testing the connection"
         )
-        return self._check_task
+        self._check_task = task
+        return task
 
     async def _run_check(
-        self, location: StorageLocation, secrets: dict[str, str], create: bool
+        self, location: StorageLocation, secrets: dict[str, str], create: bool, tested: _Fields
     ) -> CheckResult:
+        mine = asyncio.current_task()
         try:
             result = await check_storage(location, secrets, create_folder=create)
         finally:
-            self.spinner.stop()
-            self.test_button.setEnabled(True)
-        self._show_result(result)
+            if self._check_task is mine:  # not stopped and replaced by a newer test
+                self.spinner.stop()
+                self.test_button.setEnabled(True)
+        if self._check_task is not mine:
+            return result  # stopped: the fields changed, or the dialog closed
+        if self._fields() == tested:
+            self._show_result(result)
+        else:  # changed without an edit signal (set from code): not this storage's answer
+            self._tested = self.last_result = None
+            self.result_label.setText(STALE_NOTE)
         return result
 
     def _show_result(self, result: CheckResult) -> None:
@@ -411,12 +459,16 @@ class StorageForm(CredentialsForm):
         self.result_label.setText(result_html(result.level, result.message))
         self.checked.emit(result.level, result.message)
 
-    def cancel(self) -> None:
-        """Stop a running test (the dialog is closing)."""
+    def _stop_test(self) -> None:
         if self._check_task is not None and not self._check_task.done():
             self._check_task.cancel()
+        self._check_task = None
         self.spinner.stop()
         self.test_button.setEnabled(True)
+
+    def cancel(self) -> None:
+        """Stop a running test (the dialog is closing)."""
+        self._stop_test()
 
     def is_default_folder(self, location: StorageLocation) -> bool:
         return Path(location.bucket).expanduser().absolute() == self.default_folder.absolute()

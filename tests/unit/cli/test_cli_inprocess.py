@@ -389,7 +389,7 @@ def test_test_crypto(cli: Cli) -> None:
 def test_test_storage_leaves_no_probe_behind(cli: Cli, store: Path) -> None:
     r = cli("test-storage", "--room-id", ROOM)
     assert r.code == 0, r
-    assert "FAIL" not in r.out and "Storage works." in r.out
+    assert "FAIL" not in r.out and "Storage works:" in r.out
     assert store.is_dir()
     leftovers = [p for p in every_file(store) if "probe" in p or TEMP_PREFIX in p]
     assert leftovers == [] and every_file(store) == []
