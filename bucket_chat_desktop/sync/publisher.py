@@ -114,6 +114,11 @@ class NotQueuedError(StorageError):
     storage did not tell): nothing was signed, nothing is lost but the attempt."""
 
 
+class SendStoppedError(StorageError):
+    """The engine closed under a send that was not queued yet (its storage was removed,
+    or attached again): its message says whether the text is kept (``Outbox.hold``)."""
+
+
 def _merged(first: Sequence[str], second: Sequence[str]) -> list[str]:
     """Both lists of keys in order, each key once."""
     return list(dict.fromkeys([*first, *second]))
@@ -175,13 +180,114 @@ class Publisher:
         displayname: str | None,
         *,
         require_joined: bool = False,
+        keep: bool = False,
+        held: int | None = None,
     ) -> list[Event]:
         """``SyncEngine.send``: where this device's chain continues (see the module's
         docstring), what the timeline offers and asks (introductions, the witness), then
-        one commit on the outbox thread and a publish at the leading edge of the window."""
+        one commit on the outbox thread and a publish at the leading edge of the window.
+
+        With ``keep``, a send that must first learn where the chain continues (no head in
+        the outbox: it may wait for the room's whole read) is kept in the outbox first,
+        unsigned (``Outbox.hold``): a quit or a crash meanwhile loses nothing, the next
+        start sends it (``resume_held``). ``held``: such a hold, sent now. An engine
+        closed under the send (its storage removed) ends it with ``SendStoppedError``,
+        which says whether the text is kept."""
         outbox = self._engine.outbox
         if outbox is None:
             raise RuntimeError("this engine has no outbox")
+        key_text = b64encode(bytes(signing_key.verify_key))
+        hold = held
+        try:
+            if (
+                hold is None
+                and keep
+                and not require_joined
+                and not await self._engine._outboxed(outbox.has_head, room_id, key_text)
+            ):
+                hold = await self._engine._outboxed(
+                    outbox.hold, room_id, key_text, user_id, displayname, list(drafts)
+                )
+            try:
+                return await self._send(
+                    room_id, user_id, signing_key, drafts, displayname, require_joined, hold
+                )
+            except NotQueuedError:
+                if held is None and hold is not None:  # refused, and said: not kept
+                    await self._engine._outboxed(outbox.drop_held, hold)
+                raise
+        except asyncio.CancelledError:
+            # A job the closing engine's pools cancelled, not this send (a quit): said.
+            task = asyncio.current_task()
+            if not self._engine._closed or (task is not None and task.cancelling()):
+                raise
+            raise SendStoppedError(self._stopped(hold is not None)) from None
+        except Exception as exc:
+            if not self._engine._closed or isinstance(exc, SendStoppedError):
+                raise
+            raise SendStoppedError(self._stopped(hold is not None)) from exc
+
+    def _stopped(self, kept: bool) -> str:
+        """What a send cut off by the engine's close says (``SendStoppedError``)."""
+        said = (
+            f"not sent: {self._engine.storage.describe()} was closed (removed in Settings, "
+            "or opened again) before this message could be signed"
+        )
+        if kept:
+            return said + (
+                "; it is kept in this device's outbox for that storage and goes out the "
+                "next time it is opened"
+            )
+        return said + "; nothing of it was kept"
+
+    async def resume_held(self, user_id: str, signing_key: SigningKey, rooms: set[str]) -> None:
+        """Send what ``send`` kept (``Outbox.hold``) in ``rooms`` by this key and user,
+        oldest first in each room, the rooms at once. One that cannot be sent now stays
+        kept for the next start (said in the log)."""
+        outbox = self._engine.outbox
+        if outbox is None:
+            return
+        key_text = b64encode(bytes(signing_key.verify_key))
+        waiting: dict[str, list[Any]] = {}
+        for h in await self._engine._outboxed(outbox.held):
+            if h.sender_key == key_text and h.user_id == user_id and h.room_id in rooms:
+                waiting.setdefault(h.room_id, []).append(h)
+
+        async def room(holds: list[Any]) -> None:
+            for h in holds:
+                try:
+                    await self.send(
+                        h.room_id, user_id, signing_key, h.drafts, h.displayname, held=h.seq
+                    )
+                except (StorageError, RoomError) as exc:
+                    log.warning(
+                        "a message kept for room %r is not sent yet (tried again at the "
+                        "next start): %s",
+                        terminal_safe(h.room_id),
+                        exc,
+                    )
+                    return  # the later ones of the room stay behind it, in order
+                except Exception:
+                    log.exception(
+                        "sending a message kept for room %r failed", terminal_safe(h.room_id)
+                    )
+                    return
+
+        await asyncio.gather(*(room(holds) for holds in waiting.values()))
+
+    async def _send(
+        self,
+        room_id: str,
+        user_id: str,
+        signing_key: SigningKey,
+        drafts: Drafts,
+        displayname: str | None,
+        require_joined: bool,
+        held: int | None,
+    ) -> list[Event]:
+        """``send``, its drafts kept under ``held`` (None: not kept)."""
+        outbox = self._engine.outbox
+        assert outbox is not None
         self._engine.interacted()
         key_text = b64encode(bytes(signing_key.verify_key))
         introducer: str | None = None
@@ -304,8 +410,11 @@ class Publisher:
                 unique=lambda: str(uuid.uuid4()),
                 displayname=displayname,
                 witness=witness,
+                held=held,
             )
         )
+        if not events:  # its hold was queued already (another process of this device)
+            return events
         if acceptance is not None:  # queued: not again (a refused send left it to the next)
             self._accepted.add(acceptance)
         self._engine._emit(OutboxChanged(room_id, events, "sending"))
