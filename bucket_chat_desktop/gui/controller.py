@@ -46,7 +46,7 @@ from ..protocol.untrusted_text import one_line, shown_id, shown_id_ends
 from ..settings import Settings, StorageSettings
 from ..storage.base import StorageError
 from ..sync.client import ChatClient, RoomRef
-from ..sync.events import EngineEvent, ShownEvent
+from ..sync.events import EngineEvent, SendKept, ShownEvent
 from ..sync.room_objects import StorageRooms
 from ..sync.selfcheck import TEST_NO_ANSWER
 from ..sync.watched import NoAnswerError
@@ -254,6 +254,7 @@ class Controller(QObject):
         b.events_appended.connect(self._on_events_appended)
         b.events_placed.connect(self._on_events_placed)
         b.outbox_changed.connect(self._on_outbox_changed)
+        b.send_kept.connect(self._on_send_kept)
         b.storage_status_changed.connect(self._on_storage_status_changed)
         b.warning_raised.connect(self._on_warning)
         b.feed_changed.connect(self._on_feed_changed)
@@ -1284,6 +1285,10 @@ class Controller(QObject):
     def _on_outbox_changed(self, key: str, events: list[Event], state: str, error: str) -> None:
         if key in self._rooms:
             self.timeline(key).set_echo(events, state, error)
+
+    def _on_send_kept(self, key: str, kept: SendKept) -> None:
+        if key in self._rooms:
+            self.timeline(key).set_kept(kept)
 
     def _on_warning(self, storage_id: str, message: str) -> None:
         entry = self.settings.storage(storage_id)

@@ -56,7 +56,7 @@ from ..storage.base import (
     StorageError,
 )
 from . import keeper as room_keeper
-from .events import IntroductionOffered, OutboxChanged, SharedKeyQueued
+from .events import IntroductionOffered, OutboxChanged, SendKept, SharedKeyQueued
 from .outbox import OutSegment
 from .room_state import RoomState, SendScan
 from .stopping import stop_tasks
@@ -208,6 +208,7 @@ class Publisher:
                 hold = await self._engine._outboxed(
                     outbox.hold, room_id, key_text, user_id, displayname, list(drafts)
                 )
+                self._engine._emit(SendKept(room_id, hold, user_id, key_text, tuple(drafts), True))
             try:
                 return await self._send(
                     room_id, user_id, signing_key, drafts, displayname, require_joined, hold
@@ -215,6 +216,9 @@ class Publisher:
             except NotQueuedError:
                 if held is None and hold is not None:  # refused, and said: not kept
                     await self._engine._outboxed(outbox.drop_held, hold)
+                    self._engine._emit(
+                        SendKept(room_id, hold, user_id, key_text, tuple(drafts), False)
+                    )
                 raise
         except asyncio.CancelledError:
             # A job the closing engine's pools cancelled, not this send (a quit): said.
@@ -252,6 +256,7 @@ class Publisher:
         for h in await self._engine._outboxed(outbox.held):
             if h.sender_key == key_text and h.user_id == user_id and h.room_id in rooms:
                 waiting.setdefault(h.room_id, []).append(h)
+                self._engine._emit(SendKept(h.room_id, h.seq, user_id, key_text, h.drafts, True))
 
         async def room(holds: list[Any]) -> None:
             for h in holds:
@@ -414,10 +419,14 @@ class Publisher:
             )
         )
         if not events:  # its hold was queued already (another process of this device)
+            assert held is not None
+            self._engine._emit(SendKept(room_id, held, user_id, key_text, (), False))
             return events
         if acceptance is not None:  # queued: not again (a refused send left it to the next)
             self._accepted.add(acceptance)
         self._engine._emit(OutboxChanged(room_id, events, "sending"))
+        if held is not None:  # its row gives way to the events' own
+            self._engine._emit(SendKept(room_id, held, user_id, key_text, tuple(drafts), False))
         self._engine._note_activity()
         # Leading edge: a message after a quiet spell goes out at once; during a burst,
         # what arrives within the window after the last publish shares one segment.

@@ -24,6 +24,7 @@ from test_first_send import (
 from bucket_chat_desktop.protocol.canonical import b64encode
 from bucket_chat_desktop.protocol.event import MESSAGE
 from bucket_chat_desktop.sync.engine import NotQueuedError, SyncEngine
+from bucket_chat_desktop.sync.events import EngineEvent, SendKept
 from bucket_chat_desktop.sync.outbox import Outbox
 from bucket_chat_desktop.sync.publisher import SendStoppedError
 
@@ -197,13 +198,15 @@ def test_a_kept_send_the_storage_does_not_answer_for_is_refused_not_kept(
     tmp_path: Path,
 ) -> None:
     """The storage gives no answer in time: the send is refused ("nothing was queued"),
-    as before, and its hold goes with it (it is said, not sent later unasked)."""
+    as before, and its hold goes with it (it is said, not sent later unasked): its row,
+    shown "sending" while it waited, goes too."""
     store = GatedStorage(tmp_path / "store")
     a_room_with_history(store)
+    said: list[EngineEvent] = []
 
     async def go() -> None:
         box = Outbox(None)
-        engine = SyncEngine(store, outbox=box, config=QUIET)
+        engine = SyncEngine(store, outbox=box, config=QUIET, listener=said.append)
         store.gate = asyncio.Event()  # never opened before the send gives up
         try:
             await engine.open_room(ROOM)
@@ -216,6 +219,8 @@ def test_a_kept_send_the_storage_does_not_answer_for_is_refused_not_kept(
             box.close()
 
     run(go())
+    kept = [(e.seq, e.kept) for e in said if isinstance(e, SendKept)]
+    assert kept == [(1, True), (1, False)]
 
 
 def test_a_send_kept_is_resumed_only_for_its_rooms_user_and_key(tmp_path: Path) -> None:
