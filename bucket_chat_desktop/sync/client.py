@@ -654,6 +654,10 @@ class ChatClient(AttachedStorages):
         )
         ref = RoomRef(storage_id, room_id)
         self._follow(ref)
+        if self.keep_unsent:
+            # What was kept for this room and not sent when its storage was removed (or
+            # the room left): sent now that the room is joined again (``Outbox.hold``).
+            engine.resume_held(user_id, key, [room_id])
         return ref
 
     async def leave_room(self, ref: RoomRef) -> None:

@@ -225,13 +225,13 @@ class Publisher:
             task = asyncio.current_task()
             if not self._engine._closed or (task is not None and task.cancelling()):
                 raise
-            raise SendStoppedError(self._stopped(hold is not None)) from None
+            raise SendStoppedError(self._stopped(room_id, hold is not None)) from None
         except Exception as exc:
             if not self._engine._closed or isinstance(exc, SendStoppedError):
                 raise
-            raise SendStoppedError(self._stopped(hold is not None)) from exc
+            raise SendStoppedError(self._stopped(room_id, hold is not None)) from exc
 
-    def _stopped(self, kept: bool) -> str:
+    def _stopped(self, room_id: str, kept: bool) -> str:
         """What a send cut off by the engine's close says (``SendStoppedError``)."""
         said = (
             f"not sent: {self._engine.storage.describe()} was closed (removed in Settings, "
@@ -239,8 +239,8 @@ class Publisher:
         )
         if kept:
             return said + (
-                "; it is kept in this device's outbox for that storage and goes out the "
-                "next time it is opened"
+                "; it is kept on this device and goes out once the app opens room "
+                f"{terminal_safe(room_id)!r} on that storage again"
             )
         return said + "; nothing of it was kept"
 

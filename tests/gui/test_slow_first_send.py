@@ -158,4 +158,4 @@ def test_removing_a_storage_while_a_first_message_waits_says_what_became_of_it(
     qtbot.waitUntil(lambda: bool(errors), timeout=5_000)  # its done-callback said it
     [(what, said)] = errors
     assert what == "Sending your message"
-    assert said.startswith("not sent: ") and "kept in this device's outbox" in said, said
+    assert said.startswith("not sent: ") and "kept on this device" in said, said

@@ -10,6 +10,8 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from local_client import ALICE as LOCAL_ALICE
+from local_client import local_client
 from test_first_send import (
     ALICE,
     QUIET,
@@ -22,11 +24,13 @@ from test_first_send import (
 )
 
 from bucket_chat_desktop.protocol.canonical import b64encode
-from bucket_chat_desktop.protocol.event import MESSAGE
+from bucket_chat_desktop.protocol.event import MEMBER, MESSAGE
+from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync.engine import NotQueuedError, SyncEngine
 from bucket_chat_desktop.sync.events import EngineEvent, SendKept
 from bucket_chat_desktop.sync.outbox import Outbox
 from bucket_chat_desktop.sync.publisher import SendStoppedError
+from bucket_chat_desktop.sync.session import read_room
 
 ALICE_KEY = b64encode(bytes(key(1).verify_key))
 
@@ -35,9 +39,10 @@ def text(body: str) -> list[tuple[str, dict[str, str]]]:
     return [(MESSAGE, {"body": body, "msgtype": "m.text"})]
 
 
-async def until_held(box: Outbox, count: int) -> None:
-    """Until the outbox keeps ``count`` sends (each is kept before its send waits)."""
-    while len(box.held()) < count:
+async def until_held(box: Outbox, count: int, *, exactly: bool = False) -> None:
+    """Until the outbox keeps ``count`` sends (each is kept before its send waits); with
+    ``exactly``, no more either (the others were queued)."""
+    while len(box.held()) < count or (exactly and len(box.held()) != count):
         await asyncio.sleep(0.005)
 
 
@@ -175,7 +180,7 @@ def test_a_send_cut_off_by_the_storages_removal_says_so_and_keeps_the_text(
     said = run(removed(keep=False))
     assert said.startswith("not sent: ") and said.endswith("nothing of it was kept")
     said = run(removed(keep=True))
-    assert said.startswith("not sent: ") and "kept in this device's outbox" in said
+    assert said.startswith("not sent: ") and "kept on this device" in said
     store.gate = None
 
     async def added_again() -> None:
@@ -245,3 +250,43 @@ def test_a_send_kept_is_resumed_only_for_its_rooms_user_and_key(tmp_path: Path) 
         assert len(box.held()) == 3 and box.is_empty()
     finally:
         box.close()
+
+
+def test_a_send_kept_for_a_room_not_followed_goes_out_once_it_is_joined_again(
+    tmp_path: Path,
+) -> None:
+    """What was kept when its storage was removed (the app's message says it goes out
+    once the app opens the room there again): the storage added back without the room
+    sends nothing of it; joining the room again sends it, once, after the join."""
+    client, entry, _events = local_client(tmp_path)
+    me = b64encode(bytes(client._signer()[1].verify_key))
+
+    async def go() -> list[str]:
+        try:
+            return await scenario()
+        finally:
+            await client.close()
+
+    async def scenario() -> list[str]:
+        await client.attach(entry)
+        await client.create_room(entry.id, ROOM, "Plans")
+        box = client._storages[entry.id].outbox
+        assert box is not None
+        box.hold(ROOM, me, LOCAL_ALICE, "Alice", text("kept"))
+        await client.detach(entry.id)  # removed before it could be sent
+        entry.rooms.clear()  # added back, the room not joined
+        await client.attach(entry)
+        box = client._storages[entry.id].outbox
+        assert box is not None and len(box.held()) == 1
+        await client.join_room(entry.id, ROOM, show=False)
+        await until_held(box, 0, exactly=True)  # signed and queued
+        assert await client.flush(entry.id, timeout=10)
+        view = await read_room(LocalStorage(Path(entry.spec)), ROOM)
+        assert view.result is not None
+        return [
+            a.event.body or a.event.type for a in view.result.timeline if a.event.sender_key == me
+        ]
+
+    mine = run(go())
+    assert mine[-2:] == [MEMBER, "kept"]
+    assert mine.count("kept") == 1
