@@ -50,6 +50,7 @@ from ..sync.events import EngineEvent, SendKept, ShownEvent
 from ..sync.room_objects import StorageRooms
 from ..sync.selfcheck import TEST_NO_ANSWER
 from ..sync.watched import NoAnswerError
+from ..sync.writer import RoomError
 from ..timestamps import LateArrival, late_arrival
 from .bridge import EngineBridge
 from .markdown import to_plain
@@ -477,12 +478,21 @@ class Controller(QObject):
 
     async def _enter(self, ref: RoomRef, entering: Awaitable[RoomRef]) -> RoomRef:
         """Create or join a room: its record is held while that runs (the engine may
-        report its first audit before ``entering`` returns), dropped if it fails."""
+        report its first audit before ``entering`` returns), dropped if it fails. A
+        step that ends after its storage was removed in Settings (its last job was
+        done as the engine closed) lists nothing: the room of a storage gone came
+        back to the list, with a record nothing would ever drop."""
         fresh = ref.key not in self._rooms
         if fresh:
             self._rooms[ref.key] = RoomSession(ref)
         try:
             entered = await entering
+            if self.settings.storage(entered.storage_id) is None:
+                raise RoomError(
+                    f"{one_line(entered.room_id, 60)} is not in your rooms: its storage "
+                    "was removed meanwhile (add the storage again and join the room to "
+                    "open it)"
+                )
         except BaseException:
             if fresh and self.rooms.item(ref.key) is None:
                 self._rooms.pop(ref.key, None)
