@@ -7,11 +7,15 @@ in a room (or one after the outbox was lost) takes it from the room as this engi
 it completely from storage (``_local_head``: the audit's verdicts, never a second
 download), else asks the storage, and gives up in seconds if it does not answer (a
 guessed head forks the chain; so does the index's, which may predate this device's own
-last sends). What a send needs from the timeline (``send_context``: the verdict,
-the introductions of this device on offer, each device's newest event for the witness)
-is read on the state thread in the room's order. The publisher's task batches what was
-composed within ``batch_window`` into one segment, writes it create-only, hands it to
-the ``RoomKeeper`` as this device's own news, and leaves an activity marker.
+last sends). Such a send of the app (``keep``) is kept in the outbox first, unsigned
+(``Outbox.hold``, shown "sending" at once: ``SendKept``), so a quit while it waits for
+the room's read loses nothing: ``resume_held`` sends it at the next start (or when its
+room is joined again), through this same ``send``. What a send needs from the timeline
+(``send_context``: the verdict, the introductions of this device on offer, each device's
+newest event for the witness) is read on the state thread in the room's order. The
+publisher's task batches what was composed within ``batch_window`` into one segment,
+writes it create-only, hands it to the ``RoomKeeper`` as this device's own news, and
+leaves an activity marker.
 
 Each room's segments are written by a task of the room's own (``_lane``), one after the
 other in the outbox's order (one write in flight per room: its chain stays in order), at
