@@ -20,6 +20,7 @@ from ..sync.events import (
     OutboxSetAside,
     RoomDiscovered,
     RoomLoaded,
+    SendKept,
     SharedKeyQueued,
     StorageStatus,
     WarmTimeline,
@@ -48,6 +49,7 @@ class EngineBridge(QObject):
     state_arrived = Signal(str, object)
     room_discovered = Signal(str, str)  # storage id, room id
     outbox_changed = Signal(str, object, str, str)  # room key, [Event], state, error
+    send_kept = Signal(str, object)  # room key, SendKept (a send kept before it is signed)
     storage_status_changed = Signal(str, bool, str)  # storage id, online, message
     warning_raised = Signal(str, str)  # storage id, message
     # storage id, whether about a local folder's watch (else a bucket's queue), what was
@@ -84,6 +86,8 @@ class EngineBridge(QObject):
             self.outbox_changed.emit(
                 f"{storage_id}/{event.room_id}", event.events, event.state, event.error or ""
             )
+        elif isinstance(event, SendKept):
+            self.send_kept.emit(f"{storage_id}/{event.room_id}", event)
         elif isinstance(event, RoomDiscovered):
             self.room_discovered.emit(storage_id, event.room_id)
         elif isinstance(event, StorageStatus):

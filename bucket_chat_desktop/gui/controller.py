@@ -46,10 +46,11 @@ from ..protocol.untrusted_text import one_line, shown_id, shown_id_ends
 from ..settings import Settings, StorageSettings
 from ..storage.base import StorageError
 from ..sync.client import ChatClient, RoomRef
-from ..sync.events import EngineEvent, ShownEvent
+from ..sync.events import EngineEvent, SendKept, ShownEvent
 from ..sync.room_objects import StorageRooms
 from ..sync.selfcheck import TEST_NO_ANSWER
 from ..sync.watched import NoAnswerError
+from ..sync.writer import RoomError
 from ..timestamps import LateArrival, late_arrival
 from .bridge import EngineBridge
 from .markdown import to_plain
@@ -272,6 +273,7 @@ class Controller(QObject):
         b.events_appended.connect(self._on_events_appended)
         b.events_placed.connect(self._on_events_placed)
         b.outbox_changed.connect(self._on_outbox_changed)
+        b.send_kept.connect(self._on_send_kept)
         b.storage_status_changed.connect(self._on_storage_status_changed)
         b.warning_raised.connect(self._on_warning)
         b.feed_changed.connect(self._on_feed_changed)
@@ -494,12 +496,21 @@ class Controller(QObject):
 
     async def _enter(self, ref: RoomRef, entering: Awaitable[RoomRef]) -> RoomRef:
         """Create or join a room: its record is held while that runs (the engine may
-        report its first audit before ``entering`` returns), dropped if it fails."""
+        report its first audit before ``entering`` returns), dropped if it fails. A
+        step that ends after its storage was removed in Settings (its last job was
+        done as the engine closed) lists nothing: the room of a storage gone came
+        back to the list, with a record nothing would ever drop."""
         fresh = ref.key not in self._rooms
         if fresh:
             self._rooms[ref.key] = RoomSession(ref)
         try:
             entered = await entering
+            if self.settings.storage(entered.storage_id) is None:
+                raise RoomError(
+                    f"{one_line(entered.room_id, 60)} is not in your rooms: its storage "
+                    "was removed meanwhile (add the storage again and join the room to "
+                    "open it)"
+                )
         except BaseException:
             if fresh and self.rooms.item(ref.key) is None:
                 self._rooms.pop(ref.key, None)
@@ -1304,6 +1315,10 @@ class Controller(QObject):
     def _on_outbox_changed(self, key: str, events: list[Event], state: str, error: str) -> None:
         if key in self._rooms:
             self.timeline(key).set_echo(events, state, error)
+
+    def _on_send_kept(self, key: str, kept: SendKept) -> None:
+        if key in self._rooms:
+            self.timeline(key).set_kept(kept)
 
     def _on_warning(self, storage_id: str, message: str) -> None:
         entry = self.settings.storage(storage_id)

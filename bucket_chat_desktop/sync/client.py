@@ -165,6 +165,10 @@ class ChatClient(AttachedStorages):
         self._opening: dict[str, asyncio.Lock] = {}
         self._closes: set[asyncio.Task[None]] = set()  # detached storages still closing
         self.close_wait = CLOSE_WAIT
+        # Sends that wait to learn where this device's chain continues are kept in the
+        # outbox meanwhile and sent by the next start (the app: what left the composer is
+        # never lost to a quit). A command's send is awaited by its user (not kept).
+        self.keep_unsent = True
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -197,6 +201,7 @@ class ChatClient(AttachedStorages):
             lambda _sid, event: listener(event) if listener is not None else None,
             data_dir=data_dir,
         )
+        client.keep_unsent = False
         try:
             await client._add(
                 entry,
@@ -396,6 +401,10 @@ class ChatClient(AttachedStorages):
                 )
                 self._background.append(task)
                 attached.opening.append(task)
+            if self.keep_unsent and self.key is not None:
+                # What an earlier run took from the user but could not sign before it
+                # ended (``Outbox.hold``): sent now, once the rooms' reads are under way.
+                engine.resume_held(self.user_id, self.key, entry.rooms)
 
     @staticmethod
     async def _open_room(engine: SyncEngine, room_id: str, *, focus: bool) -> None:
@@ -645,6 +654,10 @@ class ChatClient(AttachedStorages):
         )
         ref = RoomRef(storage_id, room_id)
         self._follow(ref)
+        if self.keep_unsent:
+            # What was kept for this room and not sent when its storage was removed (or
+            # the room left): sent now that the room is joined again (``Outbox.hold``).
+            engine.resume_held(user_id, key, [room_id])
         return ref
 
     async def leave_room(self, ref: RoomRef) -> None:
@@ -784,6 +797,7 @@ class ChatClient(AttachedStorages):
             drafts,
             displayname=self.settings.displayname or None,
             require_joined=require_joined,
+            keep=self.keep_unsent,
         )
 
     async def send_content(self, ref: RoomRef, content: dict[str, Any]) -> list[Event]:

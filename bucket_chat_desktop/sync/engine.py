@@ -36,7 +36,7 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -999,16 +999,35 @@ class SyncEngine:
         *,
         displayname: str | None = None,
         require_joined: bool = False,
+        keep: bool = False,
     ) -> list[Event]:
         """Sign and durably queue ``drafts``; they are published within the batch window.
 
         Returns once the events are committed to the outbox (they survive a crash).
         Raises ``NotQueuedError`` when nothing could be queued (see there), and with
         ``require_joined`` a ``RoomError`` when this device has written nothing in the room
-        yet (an introduction of another device comes from a device that joined)."""
+        yet (an introduction of another device comes from a device that joined). With
+        ``keep`` (the app), a send that waits to learn where this device's chain
+        continues is kept in the outbox meanwhile and survives a quit (``Outbox.hold``;
+        ``resume_held`` sends it at the next start); ``SendStoppedError`` when the
+        engine closes under it."""
         return await self._publisher.send(
-            room_id, user_id, signing_key, drafts, displayname, require_joined=require_joined
+            room_id,
+            user_id,
+            signing_key,
+            drafts,
+            displayname,
+            require_joined=require_joined,
+            keep=keep,
         )
+
+    def resume_held(self, user_id: str, signing_key: SigningKey, rooms: Iterable[str]) -> None:
+        """Send, as a task of the engine (stopped by ``close``), what an earlier run kept
+        in the outbox for ``rooms`` and could not sign before it ended (``Outbox.hold``)."""
+        if self.outbox is None or self._closed:
+            return
+        resume = self._publisher.resume_held(user_id, signing_key, set(rooms))
+        self._tasks.append(asyncio.create_task(resume, name="bc-resume-held"))
 
     async def publish_round(self, *, everything: bool = False) -> int:
         """Batch what waits, then try every due segment once. Returns segments delivered."""

@@ -4,7 +4,7 @@ signals, the CLI prints them."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 # A cached row as ``WarmTimeline`` carries it: front ends import it from here (they never
 # import ``index``: tests/unit/test_layers.py).
@@ -104,6 +104,22 @@ class OutboxChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class SendKept:
+    """A send kept in the outbox before it can be signed (``Outbox.hold``: it waits to
+    learn where this device's chain continues, the room still being read): shown as
+    "sending" at once (``kept``), its row taken away once it is queued (then
+    ``OutboxChanged`` shows its events) or refused (``kept`` false). ``seq`` names the
+    hold; ``drafts`` are what was typed, not signed yet."""
+
+    room_id: str
+    seq: int
+    sender_id: str
+    sender_key: str
+    drafts: tuple[Any, ...]
+    kept: bool
+
+
+@dataclass(frozen=True, slots=True)
 class StorageStatus:
     online: bool
     message: str
@@ -160,6 +176,7 @@ EngineEvent = (
     | EventsAppended
     | RoomDiscovered
     | OutboxChanged
+    | SendKept
     | StorageStatus
     | OutboxSetAside
     | ChangeFeedStatus

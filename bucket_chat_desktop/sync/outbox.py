@@ -19,11 +19,18 @@ is set aside as ``<name>.broken-<time>``, what can still be read from it is kept
 caller says where the copy is. The heads it held are then asked of the storage: a send
 with no head reads the room first (``Publisher._local_head``), so a new outbox never
 forks the chain.
+
+A send that must wait for that read (a first send in a room still being read over a slow
+link) is kept here first, unsigned (``hold``), so what the user typed survives a quit or a
+crash meanwhile; it is signed and queued once the head is known, through the one path
+every send takes (``enqueue(held=...)``), by that send or by the next start's
+(``Publisher.resume_held``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import sqlite3
 import time
@@ -81,6 +88,15 @@ CREATE TABLE IF NOT EXISTS segments (
     last_error TEXT,
     permanent INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS held (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    room_id TEXT NOT NULL,
+    sender_key TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    displayname TEXT,
+    drafts TEXT NOT NULL,           -- JSON [[type, content(, parent)], ...]: not signed yet
+    created REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS names (
     spec TEXT PRIMARY KEY,          -- the storage as the user wrote it (``Storage.url``)
     identity TEXT NOT NULL,         -- what it named when this outbox last opened it
@@ -112,6 +128,19 @@ class OutSegment:
                 raise ValueError(f"outbox segment {self.id} holds a bad line: {parsed.reason}")
             out.append(parsed)
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class HeldSend:
+    """A send taken from the user and kept, not signed yet: it waits for this device's
+    chain head in the room (``Outbox.hold``)."""
+
+    seq: int
+    room_id: str
+    sender_key: str
+    user_id: str
+    displayname: str | None
+    drafts: tuple[Draft, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +258,43 @@ class Outbox:
         )
         return cur.rowcount == 1
 
+    # -- sends held for their chain head -----------------------------------------------------
+
+    def hold(
+        self,
+        room_id: str,
+        sender_key: str,
+        user_id: str,
+        displayname: str | None,
+        drafts: Sequence[Draft],
+    ) -> int:
+        """Keep ``drafts`` durably before they can be signed: this device does not know
+        yet where its chain continues in the room (a first send, the room still being
+        read). ``enqueue(held=...)`` signs them and takes them off in one transaction,
+        so a send is held or queued, never both nor neither. Returns the hold's number."""
+        text = json.dumps([list(d) for d in drafts], ensure_ascii=False)
+        cur = self._db.execute(
+            "INSERT INTO held (room_id, sender_key, user_id, displayname, drafts, created) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (room_id, sender_key, user_id, displayname, text, time.time()),
+        )
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    def held(self) -> list[HeldSend]:
+        """Every send held, oldest first (``hold``)."""
+        out = []
+        for seq, room, key, user, name, text in self._db.execute(
+            "SELECT seq, room_id, sender_key, user_id, displayname, drafts FROM held ORDER BY seq"
+        ):
+            drafts = tuple(_draft(d) for d in json.loads(text))
+            out.append(HeldSend(seq, room, key, user, name, drafts))
+        return out
+
+    def drop_held(self, seq: int) -> None:
+        """Let a hold go: its send was refused before anything was queued (and said)."""
+        self._db.execute("DELETE FROM held WHERE seq = ?", (seq,))
+
     # -- enqueue ------------------------------------------------------------------------------
 
     def enqueue(
@@ -242,10 +308,14 @@ class Outbox:
         unique: Callable[[], str],
         displayname: str | None = None,
         witness: Mapping[str, str] | None = None,
+        held: int | None = None,
     ) -> list[Event]:
         """Sign ``drafts`` (type, content) as the next events of this device's chain and
         commit them durably. A join comes first if the device never wrote in the room.
-        ``seed_head`` must have been called for this room and key."""
+        ``seed_head`` must have been called for this room and key. ``held``: the hold
+        these drafts were kept under (``hold``), taken off in the same transaction; when
+        it is gone already (queued by another process of this device), nothing is
+        queued and the answer is empty."""
         key_text = b64encode(bytes(signing_key.verify_key))
         client_id = client_id_for(user_id, bytes(signing_key.verify_key))
         db = self._db
@@ -257,6 +327,11 @@ class Outbox:
             ).fetchone()
             if row is None:
                 raise RuntimeError("seed_head() first: the device's chain head is unknown")
+            if held is not None:
+                cur = db.execute("DELETE FROM held WHERE seq = ?", (held,))
+                if cur.rowcount != 1:
+                    db.execute("ROLLBACK")
+                    return []
             head = _parse_own(row[0], room_id) if row[0] else None
             join: dict[str, Any] = {"membership": "join"}
             if displayname:
@@ -497,6 +572,15 @@ class Outbox:
         return self._db.execute("SELECT 1 FROM pending LIMIT 1").fetchone() is None
 
 
+def _draft(value: Any) -> Draft:
+    """One draft of a hold, as ``hold`` wrote it."""
+    if not isinstance(value, list) or len(value) not in (2, 3):
+        raise ValueError("the outbox holds an unreadable draft")
+    if len(value) == 2:
+        return (str(value[0]), dict(value[1]))
+    return (str(value[0]), dict(value[1]), value[2])
+
+
 def _parse_own(line: str, room_id: str) -> Event:
     parsed = parse_line(line.encode("ascii"), room_id)
     if isinstance(parsed, Malformed):
@@ -509,7 +593,9 @@ _COLUMNS = {
     "pending": "seq, room_id, sender_key, client_id, event_id, line, created, segment_id",
     "segments": "id, room_id, client_id, path, data, attempt, state, tries, next_try, "
     "last_error, permanent",
+    "held": "seq, room_id, sender_key, user_id, displayname, drafts, created",
 }
+_SINCE = {"held"}  # tables an outbox of an older version may lack (made when opened)
 _DAMAGE_CODES = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
 
 
@@ -636,8 +722,11 @@ def _salvage(copy: Path, box: Outbox) -> int | None:
     except sqlite3.Error:
         return None
     try:
+        present = {name for (name,) in src.execute("SELECT name FROM sqlite_master")}
         rows = {
             table: src.execute(f"SELECT {columns} FROM {table}").fetchall()
+            if table in present or table not in _SINCE
+            else []
             for table, columns in _COLUMNS.items()
         }
     except sqlite3.Error:
@@ -650,6 +739,9 @@ def _salvage(copy: Path, box: Outbox) -> int | None:
                 _parse_own(line, room)
         for _seq, room, _key, _client, _eid, line, *_ in rows["pending"]:
             _parse_own(line, room)
+        for *_, text, _created in rows["held"]:
+            for draft in json.loads(text):
+                _draft(draft)
     except (ValueError, TypeError):
         return None  # lines that are not this device's own events: nothing is taken
     db = box._db
@@ -665,4 +757,4 @@ def _salvage(copy: Path, box: Outbox) -> int | None:
         db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
-    return len(rows["pending"])
+    return len(rows["pending"]) + len(rows["held"])

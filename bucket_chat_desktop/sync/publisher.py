@@ -7,11 +7,15 @@ in a room (or one after the outbox was lost) takes it from the room as this engi
 it completely from storage (``_local_head``: the audit's verdicts, never a second
 download), else asks the storage, and gives up in seconds if it does not answer (a
 guessed head forks the chain; so does the index's, which may predate this device's own
-last sends). What a send needs from the timeline (``send_context``: the verdict,
-the introductions of this device on offer, each device's newest event for the witness)
-is read on the state thread in the room's order. The publisher's task batches what was
-composed within ``batch_window`` into one segment, writes it create-only, hands it to
-the ``RoomKeeper`` as this device's own news, and leaves an activity marker.
+last sends). Such a send of the app (``keep``) is kept in the outbox first, unsigned
+(``Outbox.hold``, shown "sending" at once: ``SendKept``), so a quit while it waits for
+the room's read loses nothing: ``resume_held`` sends it at the next start (or when its
+room is joined again), through this same ``send``. What a send needs from the timeline
+(``send_context``: the verdict, the introductions of this device on offer, each device's
+newest event for the witness) is read on the state thread in the room's order. The
+publisher's task batches what was composed within ``batch_window`` into one segment,
+writes it create-only, hands it to the ``RoomKeeper`` as this device's own news, and
+leaves an activity marker.
 
 Each room's segments are written by a task of the room's own (``_lane``), one after the
 other in the outbox's order (one write in flight per room: its chain stays in order), at
@@ -56,7 +60,7 @@ from ..storage.base import (
     StorageError,
 )
 from . import keeper as room_keeper
-from .events import IntroductionOffered, OutboxChanged, SharedKeyQueued
+from .events import IntroductionOffered, OutboxChanged, SendKept, SharedKeyQueued
 from .outbox import OutSegment
 from .room_state import RoomState, SendScan
 from .stopping import stop_tasks
@@ -112,6 +116,11 @@ class NamesTakenError(AlreadyExistsError):
 class NotQueuedError(StorageError):
     """A send could not even be queued (nothing local knows the chain's head and the
     storage did not tell): nothing was signed, nothing is lost but the attempt."""
+
+
+class SendStoppedError(StorageError):
+    """The engine closed under a send that was not queued yet (its storage was removed,
+    or attached again): its message says whether the text is kept (``Outbox.hold``)."""
 
 
 def _merged(first: Sequence[str], second: Sequence[str]) -> list[str]:
@@ -175,13 +184,119 @@ class Publisher:
         displayname: str | None,
         *,
         require_joined: bool = False,
+        keep: bool = False,
+        held: int | None = None,
     ) -> list[Event]:
         """``SyncEngine.send``: where this device's chain continues (see the module's
         docstring), what the timeline offers and asks (introductions, the witness), then
-        one commit on the outbox thread and a publish at the leading edge of the window."""
+        one commit on the outbox thread and a publish at the leading edge of the window.
+
+        With ``keep``, a send that must first learn where the chain continues (no head in
+        the outbox: it may wait for the room's whole read) is kept in the outbox first,
+        unsigned (``Outbox.hold``): a quit or a crash meanwhile loses nothing, the next
+        start sends it (``resume_held``). ``held``: such a hold, sent now. An engine
+        closed under the send (its storage removed) ends it with ``SendStoppedError``,
+        which says whether the text is kept."""
         outbox = self._engine.outbox
         if outbox is None:
             raise RuntimeError("this engine has no outbox")
+        key_text = b64encode(bytes(signing_key.verify_key))
+        hold = held
+        try:
+            if (
+                hold is None
+                and keep
+                and not require_joined
+                and not await self._engine._outboxed(outbox.has_head, room_id, key_text)
+            ):
+                hold = await self._engine._outboxed(
+                    outbox.hold, room_id, key_text, user_id, displayname, list(drafts)
+                )
+                self._engine._emit(SendKept(room_id, hold, user_id, key_text, tuple(drafts), True))
+            try:
+                return await self._send(
+                    room_id, user_id, signing_key, drafts, displayname, require_joined, hold
+                )
+            except NotQueuedError:
+                if held is None and hold is not None:  # refused, and said: not kept
+                    await self._engine._outboxed(outbox.drop_held, hold)
+                    self._engine._emit(
+                        SendKept(room_id, hold, user_id, key_text, tuple(drafts), False)
+                    )
+                raise
+        except asyncio.CancelledError:
+            # A job the closing engine's pools cancelled, not this send (a quit): said.
+            task = asyncio.current_task()
+            if not self._engine._closed or (task is not None and task.cancelling()):
+                raise
+            raise SendStoppedError(self._stopped(room_id, hold is not None)) from None
+        except Exception as exc:
+            if not self._engine._closed or isinstance(exc, SendStoppedError):
+                raise
+            raise SendStoppedError(self._stopped(room_id, hold is not None)) from exc
+
+    def _stopped(self, room_id: str, kept: bool) -> str:
+        """What a send cut off by the engine's close says (``SendStoppedError``)."""
+        said = (
+            f"not sent: {self._engine.storage.describe()} was closed (removed in Settings, "
+            "or opened again) before this message could be signed"
+        )
+        if kept:
+            return said + (
+                "; it is kept on this device and goes out once the app opens room "
+                f"{terminal_safe(room_id)!r} on that storage again"
+            )
+        return said + "; nothing of it was kept"
+
+    async def resume_held(self, user_id: str, signing_key: SigningKey, rooms: set[str]) -> None:
+        """Send what ``send`` kept (``Outbox.hold``) in ``rooms`` by this key and user,
+        oldest first in each room, the rooms at once. One that cannot be sent now stays
+        kept for the next start (said in the log)."""
+        outbox = self._engine.outbox
+        if outbox is None:
+            return
+        key_text = b64encode(bytes(signing_key.verify_key))
+        waiting: dict[str, list[Any]] = {}
+        for h in await self._engine._outboxed(outbox.held):
+            if h.sender_key == key_text and h.user_id == user_id and h.room_id in rooms:
+                waiting.setdefault(h.room_id, []).append(h)
+                self._engine._emit(SendKept(h.room_id, h.seq, user_id, key_text, h.drafts, True))
+
+        async def room(holds: list[Any]) -> None:
+            for h in holds:
+                try:
+                    await self.send(
+                        h.room_id, user_id, signing_key, h.drafts, h.displayname, held=h.seq
+                    )
+                except (StorageError, RoomError) as exc:
+                    log.warning(
+                        "a message kept for room %r is not sent yet (tried again at the "
+                        "next start): %s",
+                        terminal_safe(h.room_id),
+                        exc,
+                    )
+                    return  # the later ones of the room stay behind it, in order
+                except Exception:
+                    log.exception(
+                        "sending a message kept for room %r failed", terminal_safe(h.room_id)
+                    )
+                    return
+
+        await asyncio.gather(*(room(holds) for holds in waiting.values()))
+
+    async def _send(
+        self,
+        room_id: str,
+        user_id: str,
+        signing_key: SigningKey,
+        drafts: Drafts,
+        displayname: str | None,
+        require_joined: bool,
+        held: int | None,
+    ) -> list[Event]:
+        """``send``, its drafts kept under ``held`` (None: not kept)."""
+        outbox = self._engine.outbox
+        assert outbox is not None
         self._engine.interacted()
         key_text = b64encode(bytes(signing_key.verify_key))
         introducer: str | None = None
@@ -304,11 +419,18 @@ class Publisher:
                 unique=lambda: str(uuid.uuid4()),
                 displayname=displayname,
                 witness=witness,
+                held=held,
             )
         )
+        if not events:  # its hold was queued already (another process of this device)
+            assert held is not None
+            self._engine._emit(SendKept(room_id, held, user_id, key_text, (), False))
+            return events
         if acceptance is not None:  # queued: not again (a refused send left it to the next)
             self._accepted.add(acceptance)
         self._engine._emit(OutboxChanged(room_id, events, "sending"))
+        if held is not None:  # its row gives way to the events' own
+            self._engine._emit(SendKept(room_id, held, user_id, key_text, tuple(drafts), False))
         self._engine._note_activity()
         # Leading edge: a message after a quiet spell goes out at once; during a burst,
         # what arrives within the window after the last publish shares one segment.

@@ -26,11 +26,12 @@ from bucket_chat_desktop.gui.models.timeline_model import PAGE, Roles, TimelineM
 from bucket_chat_desktop.index import TimelineRow
 from bucket_chat_desktop.protocol.audit import Assessed, AuditResult, RoomLedger, TrustState
 from bucket_chat_desktop.protocol.canonical import b64encode
-from bucket_chat_desktop.protocol.event import MEMBER, Event, Malformed
+from bucket_chat_desktop.protocol.event import MEMBER, MESSAGE, Event, Malformed
 from bucket_chat_desktop.protocol.findings import Kind
+from bucket_chat_desktop.protocol.relations import REACTION
 from bucket_chat_desktop.protocol.room_state import RoomState
 from bucket_chat_desktop.storage.local import LocalStorage
-from bucket_chat_desktop.sync.events import ShownEvent
+from bucket_chat_desktop.sync.events import SendKept, ShownEvent
 from bucket_chat_desktop.sync.writer import Draft, RoomWriter
 from bucket_chat_desktop.timestamps import late_arrival
 
@@ -460,6 +461,35 @@ def test_timeline_model_holds_what_it_shows_and_pages_in_the_rest(
     assert last.data(Roles.Trust) == TrustState.INVALID.value
     assert "not the event the audit checked" in last.data(Roles.TrustReason)
     assert "could not be read" in last.data(Roles.Body)
+
+
+@TESTERS
+def test_a_kept_send_shows_sending_until_its_events_take_its_place(
+    qtmodeltester: Any, room: Room, force_py: bool
+) -> None:
+    """A send kept before it can be signed (the room still read: ``SendKept``) shows as
+    "sending" at once, one row per message (a reaction has none), never twice; once
+    queued, its events' echo takes its place; refused, its row goes."""
+    items = _chatter(room, 5).timeline
+    model = TimelineModel(key_text(ALICE))
+    qtmodeltester.check(model, force_py=force_py)
+    model.set_timeline(items, complete=False)
+    shown = model.rowCount()
+    me = ("alice@example.com", key_text(ALICE))
+    drafts = ((MESSAGE, {"body": "kept", "msgtype": "m.text"}), (REACTION, {"reaction": "+"}))
+    model.set_kept(SendKept(ROOM, 1, *me, drafts, True))
+    model.set_kept(SendKept(ROOM, 1, *me, drafts, True))  # said again (a restart): once
+    assert model.rowCount() == shown + 1
+    row = model.row(shown)
+    assert (row.body, row.echo, row.sender_id) == ("kept", "sending", me[0])
+    pending = _prepare(room, ["kept"])
+    model.set_echo(pending, "sending")
+    model.set_kept(SendKept(ROOM, 1, *me, (), False))
+    assert _ids(model)[shown:] == [pending[0].event_id]
+    assert model.row(shown).echo == "sending"
+    model.set_kept(SendKept(ROOM, 2, *me, drafts, True))
+    model.set_kept(SendKept(ROOM, 2, *me, drafts, False))  # refused: nothing queued
+    assert _ids(model)[shown:] == [pending[0].event_id]
 
 
 def _prepare(room: Room, texts: list[str]) -> list[Event]:

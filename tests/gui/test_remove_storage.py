@@ -120,3 +120,38 @@ def test_what_a_removed_engine_says_on_its_way_out_is_not_said_of_the_storage_ad
     assert "All storages reachable" in window.status.text(), window.status.text()
     assert controller.result(key) is shown
     assert [r.body for r in desk.rows("b")] == rows
+
+
+def test_a_join_that_ends_after_its_storage_was_removed_lists_no_room(
+    qtbot: Any, launch: Callable[..., Desk], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A join whose last step was done as the storage was removed in Settings (the
+    engine finished that job while it closed) put the room back in the list, for a
+    storage no longer in the settings, with a record nothing would ever drop. Now the
+    room is not listed, and the app says why in words (red team rt87's note)."""
+    store = tmp_path / "store"
+    carol = RoomWriter(LocalStorage(store), "b", *CAROL, displayname="Carol")
+    wait_for(qtbot, carol.send([Draft.text("hello")]))
+    desk = launch(settings_for(store, []))
+    controller = desk.controller
+    sid = desk.settings.storages[0].id
+    key = f"{sid}/b"
+    errors: list[tuple[str, str]] = []
+    controller.error.connect(lambda what, message: errors.append((what, message)))
+    real = controller.client.join_room
+
+    async def join_then_removed(storage_id: str, room_id: str, *, show: bool = True) -> Any:
+        ref = await real(storage_id, room_id, show=show)
+        remove_storage(controller, storage_id)  # removed as the join's last job ended
+        return ref
+
+    monkeypatch.setattr(controller.client, "join_room", join_then_removed)
+    qtbot.waitUntil(lambda: sid in controller.client._storages, timeout=15_000)
+    controller.join_room(sid, "b")
+    qtbot.waitUntil(lambda: bool(errors), timeout=15_000)
+    [(what, said)] = errors
+    assert what == "Joining room b"
+    assert said.startswith("b is not in your rooms: its storage was removed"), said
+    assert controller.rooms.item(key) is None
+    assert key not in controller._rooms
+    assert controller.current != key

@@ -60,7 +60,7 @@ from ...protocol.room_state import (
     with_doubt,
 )
 from ...protocol.untrusted_text import lookalike_texts, one_line
-from ...sync.events import ShownEvent, TimelineRow
+from ...sync.events import SendKept, ShownEvent, TimelineRow
 from ..room_preview import DELETED
 from ..safe import guard
 from ..style import TRUST_LABELS
@@ -1277,6 +1277,46 @@ class TimelineModel(QAbstractListModel):
                 del self._rows[i]
                 self.endRemoveRows()
             i -= 1
+
+    def set_kept(self, kept: SendKept) -> None:
+        """A send kept before it could be signed (``SendKept``): its drafts shown as
+        "sending" at once, as rows of their own (ids ``kept-<hold>-<n>``: no event
+        exists yet); taken away once it is queued (its events' echo follows) or
+        refused."""
+        prefix = f"kept-{kept.seq}-"
+        shown = [i for i, r in enumerate(self._rows) if r.echo and r.event_id.startswith(prefix)]
+        if not kept.kept:
+            for i in reversed(shown):
+                self.beginRemoveRows(QModelIndex(), i, i)
+                del self._rows[i]
+                self.endRemoveRows()
+            return
+        if shown:
+            return
+        now = dt.datetime.now(dt.UTC)
+        stamp = int(now.timestamp() * 1000)
+        fresh = [
+            Row(
+                f"{prefix}{n}",
+                kept.sender_id,
+                kept.sender_key,
+                stamp,
+                draft[0],
+                draft[1],
+                "",
+                "not yet sent",
+                "outbox",
+                "sending",
+                parent=draft[2] if len(draft) > 2 else None,
+            )
+            for n, draft in enumerate(kept.drafts)
+            if draft[0] not in HIDDEN_TYPES
+        ]
+        if fresh:
+            at = len(self._rows)
+            self.beginInsertRows(QModelIndex(), at, at + len(fresh) - 1)
+            self._rows.extend(fresh)
+            self.endInsertRows()
 
     def set_echo(self, events: Sequence[Event], state: str, error: str = "") -> None:
         """Local echo of this device's events: "sending", "failed" or "sent". Relation

@@ -292,3 +292,31 @@ def test_a_set_aside_finding_the_file_already_moved_does_not_fail(
     _queue(box_b, "after")
     box_b.close()
     assert _queued_bodies(path) == ["after"]
+
+
+def test_a_damaged_outbox_of_a_version_before_kept_sends_is_still_read_back(
+    tmp_path: Path,
+) -> None:
+    """An outbox written by a version that kept no sends (no ``held`` table), damaged:
+    what waits in it is read back all the same (the missing table is no reason to drop
+    every message in it)."""
+    store = LocalStorage(tmp_path / "store")
+    data = tmp_path / "data"
+    _first_run(store, data)
+    path = outbox_path_for(data, store.identity)
+
+    async def queue_offline() -> None:
+        async with ChatClient.session(store, identity=(ALICE, KEY), data_dir=data) as client:
+            ref = client.room(ROOM)
+            await client.send(ref, [(MESSAGE, {"body": "queued", "msgtype": "m.text"})])
+
+    asyncio.run(queue_offline())
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.execute("DROP TABLE held")
+    _break_an_index_page(path)
+    box, set_aside = open_outbox(path, store.describe())
+    try:
+        assert set_aside is not None and set_aside.kept == 1, set_aside
+        assert [p.state for p in box.pending()] == ["queued"]
+    finally:
+        box.close()

@@ -498,3 +498,21 @@ def test_a_lone_surrogate_is_refused_and_the_room_stays_writable(box: Outbox) ->
     events = enqueue(box, "after")
     assert [e.body for e in events] == [None, "after"]
     assert_one_chain(pending_events(box))
+
+
+def test_a_hold_is_taken_off_by_the_enqueue_that_signs_it(box: Outbox) -> None:
+    """A send kept before its chain head is known (``hold``) is signed and queued, and its
+    hold taken off, in one transaction: held or queued, never both nor neither. A hold
+    queued already (by another process of this device) is not queued twice."""
+    k = key(1)
+    seq = box.hold(ROOM, key_text(k), USER, "Alice", texts("kept"))
+    [held] = box.held()
+    assert (held.seq, held.room_id, held.user_id, held.displayname) == (seq, ROOM, USER, "Alice")
+    assert held.drafts == tuple(texts("kept"))
+    assert box.is_empty()  # kept, not queued for delivery
+    events = enqueue(box, drafts=list(held.drafts), held=seq)
+    assert [e.type for e in events] == [MEMBER, MESSAGE] and box.held() == []
+    assert enqueue(box, drafts=list(held.drafts), held=seq) == []
+    assert pending_events(box) == events
+    assert [e.body for e in enqueue(box, "next")] == ["next"]  # the head is where it was
+    assert_one_chain(pending_events(box))
