@@ -17,6 +17,7 @@ from typing import Any
 
 from .. import timestamps
 from ..keys.identity import display_fingerprint, fingerprint_of
+from ..osfiles import open_fd
 from ..protocol.attachments import message_text
 from ..protocol.audit import Assessed, AuditResult, TrustState, on_trial
 from ..protocol.event import MEMBER, MESSAGE
@@ -67,7 +68,7 @@ def silence_stdout() -> None:
         fd = sys.stdout.fileno()
     except (OSError, ValueError):
         return
-    null = os.open(os.devnull, os.O_WRONLY)
+    null = open_fd(os.devnull, os.O_WRONLY)
     try:
         os.dup2(null, fd)
     finally:
